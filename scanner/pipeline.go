@@ -1,0 +1,195 @@
+package scanner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
+
+// Stage is a check with the failure policy and deadline it runs under.
+type Stage struct {
+	Check   Check
+	OnError OnError
+	// Timeout bounds this check; zero means the pipeline's overall deadline.
+	Timeout time.Duration
+}
+
+// Pipeline runs the configured stages against every message. It is safe for
+// concurrent use; the stage list is fixed at construction.
+type Pipeline struct {
+	stages  []Stage
+	timeout time.Duration
+	log     *slog.Logger
+
+	checkDuration *prometheus.HistogramVec
+	checkErrors   *prometheus.CounterVec
+	verdicts      *prometheus.CounterVec
+}
+
+// SymbolCheckError is added, with zero weight, for every check that failed
+// and was skipped under on_error=accept, so the verdict explains itself.
+const SymbolCheckError = "CHECK_ERROR"
+
+// NewPipeline builds a pipeline. timeout bounds the whole scan of one message.
+func NewPipeline(stages []Stage, timeout time.Duration, log *slog.Logger, reg prometheus.Registerer) *Pipeline {
+	f := promauto.With(reg)
+	return &Pipeline{
+		stages:  stages,
+		timeout: timeout,
+		log:     log,
+		checkDuration: f.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "mxgrid_scanner_check_duration_seconds",
+			Help:    "Time one check took for one message, by check and result (ok, error).",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"check", "result"}),
+		checkErrors: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "mxgrid_scanner_check_errors_total",
+			Help: "Checks that could not run (error, timeout or panic), by check and the on_error action taken (accept, tempfail).",
+		}, []string{"check", "action"}),
+		verdicts: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "mxgrid_scanner_verdicts_total",
+			Help: "Scan verdicts by action (deliver, tag, reject, tempfail) and reason (clean, spam, virus, policy, check_error).",
+		}, []string{"action", "reason"}),
+	}
+}
+
+// Checks lists the names of the configured checks, in order.
+func (p *Pipeline) Checks() []string {
+	names := make([]string, len(p.stages))
+	for i, s := range p.stages {
+		names[i] = s.Check.Name()
+	}
+	return names
+}
+
+type stageOutcome struct {
+	res Result
+	err error
+}
+
+// Scan runs every check on msg and decides with policy. It never fails: a
+// check that cannot run is handled by its on_error setting.
+func (p *Pipeline) Scan(ctx context.Context, env *Envelope, msg *Message, policy Policy) Verdict {
+	if p.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, p.timeout)
+		defer cancel()
+	}
+	outcomes := make([]stageOutcome, len(p.stages))
+	var wg sync.WaitGroup
+	for i, st := range p.stages {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			outcomes[i] = p.runStage(ctx, st, env, msg)
+		}()
+	}
+	wg.Wait()
+
+	var v Verdict
+	if msg != nil {
+		v.Symbols = append(v.Symbols, msg.Symbols...)
+	}
+	for i, st := range p.stages {
+		o := outcomes[i]
+		name := st.Check.Name()
+		if o.err != nil {
+			action := st.OnError
+			if action == "" {
+				action = OnErrorAccept
+			}
+			p.checkErrors.WithLabelValues(name, string(action)).Inc()
+			p.log.Warn("check failed", "check", name, "queue_id", env.QueueID, "on_error", string(action), "err", o.err)
+			v.Incomplete = append(v.Incomplete, name)
+			v.Symbols = append(v.Symbols, Symbol{Name: SymbolCheckError, Detail: name})
+			if action == OnErrorTempfail && v.Action != Tempfail {
+				v.Action = Tempfail
+				v.Reason = "check_error"
+				v.Detail = name + " unavailable"
+			}
+			continue
+		}
+		v.Symbols = append(v.Symbols, o.res.Symbols...)
+		v.Headers = append(v.Headers, o.res.Headers...)
+		v.AuthResults = append(v.AuthResults, o.res.AuthResults...)
+		if o.res.Virus != "" && v.Reason != "virus" {
+			v.Reason = "virus"
+			v.Detail = o.res.Virus
+		}
+		if o.res.Reject != "" && v.Reason == "" {
+			v.Reason = "policy"
+			v.Detail = o.res.Reject
+		}
+	}
+	for _, s := range v.Symbols {
+		v.Score += s.Score
+	}
+	p.decide(&v, policy)
+	reason := v.Reason
+	if reason == "" {
+		reason = "clean"
+	}
+	p.verdicts.WithLabelValues(v.Action.String(), reason).Inc()
+	return v
+}
+
+// decide applies the policy. Order matters: a virus or a policy rejection
+// wins over a tempfail (we know enough to refuse), a tempfail wins over the
+// score (the verdict is incomplete), and the score decides the rest.
+func (p *Pipeline) decide(v *Verdict, policy Policy) {
+	switch {
+	case v.Reason == "virus" || v.Reason == "policy":
+		v.Action = Reject
+	case v.Action == Tempfail:
+	case policy.RejectScore > 0 && v.Score >= policy.RejectScore:
+		v.Action, v.Reason = Reject, "spam"
+	case policy.TagScore > 0 && v.Score >= policy.TagScore:
+		v.Action, v.Reason = Tag, "spam"
+	default:
+		v.Action = Deliver
+	}
+}
+
+func (p *Pipeline) runStage(ctx context.Context, st Stage, env *Envelope, msg *Message) (out stageOutcome) {
+	name := st.Check.Name()
+	start := time.Now()
+	defer func() {
+		if r := recover(); r != nil {
+			// A panicking check is an error finding, never a silent pass.
+			out = stageOutcome{err: fmt.Errorf("check %s panicked: %v\n%s", name, r, debug.Stack())}
+		}
+		result := "ok"
+		if out.err != nil {
+			result = "error"
+		}
+		p.checkDuration.WithLabelValues(name, result).Observe(time.Since(start).Seconds())
+	}()
+	if st.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, st.Timeout)
+		defer cancel()
+	}
+	res, err := st.Check.Check(ctx, env, msg)
+	if err == nil && ctx.Err() != nil {
+		err = ctx.Err()
+	}
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			err = fmt.Errorf("check %s: deadline exceeded: %w", name, err)
+		}
+		return stageOutcome{err: err}
+	}
+	return stageOutcome{res: res}
+}
+
+func formatScore(f float64) string {
+	return strconv.FormatFloat(f, 'f', 2, 64)
+}

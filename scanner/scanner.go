@@ -1,0 +1,158 @@
+// Package scanner decides what happens to one message: it parses the
+// message once, runs every check concurrently under a deadline, sums the
+// symbols the checks emit and applies the domain's policy to get an Action.
+//
+// Checks report findings (symbols with weights, extra headers, a virus
+// name); they never choose SMTP codes. The SMTP front end maps the Verdict's
+// Action to a reply in one place.
+package scanner
+
+import (
+	"context"
+	"net/netip"
+	"sort"
+	"strings"
+)
+
+// Action is what the node does with a message.
+type Action int
+
+const (
+	// Deliver relays the message unchanged apart from our trace headers.
+	Deliver Action = iota
+	// Tag relays the message with X-Spam-* headers and an optional subject prefix.
+	Tag
+	// Reject refuses the message with a 5xx during the SMTP session.
+	Reject
+	// Tempfail answers 4xx so the sender retries later (a check could not run
+	// and its on_error says tempfail).
+	Tempfail
+)
+
+func (a Action) String() string {
+	switch a {
+	case Deliver:
+		return "deliver"
+	case Tag:
+		return "tag"
+	case Reject:
+		return "reject"
+	case Tempfail:
+		return "tempfail"
+	}
+	return "unknown"
+}
+
+// Symbol is one named finding with the weight it adds to the score.
+type Symbol struct {
+	Name   string  `json:"name"`
+	Score  float64 `json:"score"`
+	Detail string  `json:"detail,omitempty"`
+}
+
+// Header is a header field a check wants added to the relayed message.
+type Header struct {
+	Name  string
+	Value string
+}
+
+// Envelope is what the SMTP session knows about a message before its content.
+type Envelope struct {
+	QueueID  string
+	ClientIP netip.Addr
+	HELO     string
+	MailFrom string
+	Rcpts    []string
+	Domain   string // the recipient domain the transaction routes for
+	TLS      bool
+}
+
+// Result is what one check found.
+type Result struct {
+	Symbols []Symbol
+	Headers []Header
+	// Virus names a malware signature; any non-empty Virus rejects the
+	// message with 554 whatever the score.
+	Virus string
+	// AuthResults are RFC 8601 resinfo strings ("spf=pass smtp.mailfrom=x")
+	// that go into our single Authentication-Results header.
+	AuthResults []string
+	// Reject forces a policy rejection (for example DMARC p=reject when the
+	// domain enforces it) with this reason, independent of the score.
+	Reject string
+}
+
+// Check is one test run against every message. Implementations must be safe
+// for concurrent use and must honour ctx: the pipeline cancels it at the
+// check's deadline and treats a late answer as an error.
+type Check interface {
+	Name() string
+	Check(ctx context.Context, env *Envelope, msg *Message) (Result, error)
+}
+
+// OnError says what to do when a check cannot run (infrastructure failure,
+// timeout, panic): accept keeps mail flowing with a symbol and a metric,
+// tempfail answers 451 so the sender retries.
+type OnError string
+
+const (
+	OnErrorAccept   OnError = "accept"
+	OnErrorTempfail OnError = "tempfail"
+)
+
+// Policy holds the per-domain thresholds the score is compared with.
+type Policy struct {
+	TagScore    float64
+	RejectScore float64
+	// SubjectTag is prefixed to the Subject of tagged mail when non-empty.
+	SubjectTag string
+}
+
+// Verdict is the pipeline's decision for one message.
+type Verdict struct {
+	Action  Action
+	Score   float64
+	Symbols []Symbol
+	// Reason is a short machine-readable cause: "spam", "virus", "policy",
+	// "check_error" or "" for a clean message.
+	Reason string
+	// Detail is safe to show the sender (signature name, policy reason).
+	Detail      string
+	Headers     []Header
+	AuthResults []string
+	// Incomplete lists checks that failed and were skipped under on_error=accept.
+	Incomplete []string
+}
+
+// TopSymbols returns up to n symbols with the largest absolute weight,
+// for logs and events.
+func (v *Verdict) TopSymbols(n int) []Symbol {
+	s := append([]Symbol(nil), v.Symbols...)
+	sort.SliceStable(s, func(i, j int) bool { return abs(s[i].Score) > abs(s[j].Score) })
+	if len(s) > n {
+		s = s[:n]
+	}
+	return s
+}
+
+// SymbolNames renders symbols as "NAME(1.50),OTHER(-0.20)" for headers and logs.
+func SymbolNames(syms []Symbol) string {
+	var b strings.Builder
+	for i, s := range syms {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(s.Name)
+		b.WriteByte('(')
+		b.WriteString(formatScore(s.Score))
+		b.WriteByte(')')
+	}
+	return b.String()
+}
+
+func abs(f float64) float64 {
+	if f < 0 {
+		return -f
+	}
+	return f
+}
