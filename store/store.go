@@ -1,0 +1,210 @@
+// Package store is mxgrid's persistence: tenants, events and maps. One
+// implementation over database/sql serves both the embedded SQLite file (the
+// default: nothing to install) and PostgreSQL (shared by a cluster); SQL that
+// differs between the two lives in per-dialect migrations, and queries use
+// only the common subset ($N placeholders work in both).
+//
+// Each subsystem owns its tables: it declares its migrations as a Component
+// and calls Migrate once at start. Versions are tracked per component so
+// subsystems evolve independently.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
+	_ "modernc.org/sqlite"             // registers the "sqlite" database/sql driver
+)
+
+// Driver names accepted in store.driver.
+const (
+	SQLite   = "sqlite"
+	Postgres = "postgres"
+)
+
+// Config is the `store:` section.
+type Config struct {
+	// Driver is sqlite (embedded, a file in data_dir) or postgres.
+	Driver string `yaml:"driver"`
+	// DSN is the PostgreSQL connection string, or for sqlite an optional
+	// file path (default data_dir/mxgrid.db).
+	DSN string `yaml:"dsn"`
+	// Timeout bounds every store call made on behalf of a request.
+	Timeout time.Duration `yaml:"timeout"`
+}
+
+// DefaultConfig is the embedded SQLite store.
+func DefaultConfig() Config {
+	return Config{Driver: SQLite, Timeout: 5 * time.Second}
+}
+
+// Validate checks the section; messages name the key.
+func (c Config) Validate() error {
+	switch c.Driver {
+	case SQLite:
+	case Postgres:
+		if c.DSN == "" {
+			return errors.New("dsn: required when driver is postgres")
+		}
+		if _, err := url.Parse(c.DSN); err != nil && !strings.Contains(c.DSN, "=") {
+			return fmt.Errorf("dsn: not a PostgreSQL URL or key=value string: %w", err)
+		}
+	default:
+		return fmt.Errorf("driver: %q is not sqlite or postgres", c.Driver)
+	}
+	if c.Timeout <= 0 {
+		return errors.New("timeout: must be positive")
+	}
+	return nil
+}
+
+// Store is an open database. It is safe for concurrent use.
+type Store struct {
+	DB      *sql.DB
+	Dialect string
+	Timeout time.Duration
+}
+
+// Open connects and checks the connection. For sqlite the file lives in
+// dataDir unless the DSN names one.
+func Open(ctx context.Context, cfg Config, dataDir string) (*Store, error) {
+	var (
+		db  *sql.DB
+		err error
+	)
+	switch cfg.Driver {
+	case SQLite:
+		path := cfg.DSN
+		if path == "" {
+			path = filepath.Join(dataDir, "mxgrid.db")
+		}
+		if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+			return nil, fmt.Errorf("store: create data directory: %w", err)
+		}
+		// WAL lets the map and the API read while events are written;
+		// busy_timeout turns writer contention into a short wait, not an error.
+		dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=busy_timeout(5000)&_pragma=foreign_keys(ON)"
+		db, err = sql.Open("sqlite", dsn)
+		if err != nil {
+			return nil, fmt.Errorf("store: open sqlite %s: %w", path, err)
+		}
+		// SQLite has one writer; one connection avoids SQLITE_BUSY storms
+		// and keeps transactions serialised.
+		db.SetMaxOpenConns(1)
+	case Postgres:
+		db, err = sql.Open("pgx", cfg.DSN)
+		if err != nil {
+			return nil, fmt.Errorf("store: open postgres: %w", err)
+		}
+		db.SetMaxOpenConns(16)
+		db.SetConnMaxIdleTime(time.Minute)
+	default:
+		return nil, fmt.Errorf("store: unknown driver %q", cfg.Driver)
+	}
+	pctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	defer cancel()
+	if err := db.PingContext(pctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: connect %s: %w", cfg.Driver, err)
+	}
+	s := &Store{DB: db, Dialect: cfg.Driver, Timeout: cfg.Timeout}
+	if err := s.createMigrationTable(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error { return s.DB.Close() }
+
+// Ping reports whether the database answers within the store's timeout.
+func (s *Store) Ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
+	defer cancel()
+	return s.DB.PingContext(ctx)
+}
+
+// Migration is one schema step. SQLite and Postgres hold the statements for
+// each dialect; when the two are identical set only Common.
+type Migration struct {
+	Version  int
+	Common   string
+	SQLite   string
+	Postgres string
+}
+
+func (m Migration) sqlFor(dialect string) string {
+	switch {
+	case dialect == SQLite && m.SQLite != "":
+		return m.SQLite
+	case dialect == Postgres && m.Postgres != "":
+		return m.Postgres
+	}
+	return m.Common
+}
+
+func (s *Store) createMigrationTable(ctx context.Context) error {
+	_, err := s.DB.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		component TEXT NOT NULL,
+		version INTEGER NOT NULL,
+		applied_at TIMESTAMP NOT NULL,
+		PRIMARY KEY (component, version))`)
+	if err != nil {
+		return fmt.Errorf("store: create schema_migrations: %w", err)
+	}
+	return nil
+}
+
+// Migrate applies component's migrations that are not applied yet, each in
+// its own transaction, in version order. Versions must be increasing.
+func (s *Store) Migrate(ctx context.Context, component string, migrations []Migration) error {
+	var current int
+	err := s.DB.QueryRowContext(ctx,
+		`SELECT COALESCE(MAX(version), 0) FROM schema_migrations WHERE component = $1`, component).Scan(&current)
+	if err != nil {
+		return fmt.Errorf("store: read %s schema version: %w", component, err)
+	}
+	prev := 0
+	for _, m := range migrations {
+		if m.Version <= prev {
+			return fmt.Errorf("store: %s migration versions must increase (%d after %d)", component, m.Version, prev)
+		}
+		prev = m.Version
+		if m.Version <= current {
+			continue
+		}
+		if err := s.apply(ctx, component, m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Store) apply(ctx context.Context, component string, m Migration) error {
+	tx, err := s.DB.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: migrate %s v%d: %w", component, m.Version, err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, m.sqlFor(s.Dialect)); err != nil {
+		return fmt.Errorf("store: migrate %s v%d: %w", component, m.Version, err)
+	}
+	if _, err := tx.ExecContext(ctx,
+		`INSERT INTO schema_migrations (component, version, applied_at) VALUES ($1, $2, $3)`,
+		component, m.Version, time.Now().UTC()); err != nil {
+		return fmt.Errorf("store: record %s v%d: %w", component, m.Version, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store: commit %s v%d: %w", component, m.Version, err)
+	}
+	return nil
+}

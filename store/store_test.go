@@ -1,0 +1,66 @@
+package store
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+)
+
+func TestMigrateAppliesOnceAndInOrder(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, err := Open(ctx, DefaultConfig(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	migs := []Migration{
+		{Version: 1, Common: `CREATE TABLE t (id INTEGER PRIMARY KEY)`},
+		{Version: 2, SQLite: `ALTER TABLE t ADD COLUMN name TEXT`, Postgres: `ALTER TABLE t ADD COLUMN name TEXT`},
+	}
+	if err := s.Migrate(ctx, "test", migs); err != nil {
+		t.Fatal(err)
+	}
+	// A second run (a restarted node) must be a no-op, not a "table exists" error.
+	if err := s.Migrate(ctx, "test", migs); err != nil {
+		t.Fatalf("second migrate: %v", err)
+	}
+	if _, err := s.DB.ExecContext(ctx, `INSERT INTO t (id, name) VALUES ($1, $2)`, 1, "x"); err != nil {
+		t.Fatalf("schema not applied: %v", err)
+	}
+	s.Close()
+
+	s, err = Open(ctx, Config{Driver: SQLite, DSN: filepath.Join(dir, "mxgrid.db"), Timeout: DefaultConfig().Timeout}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var n int
+	if err := s.DB.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations WHERE component = 'test'`).Scan(&n); err != nil || n != 2 {
+		t.Fatalf("schema_migrations rows = %d, %v; want 2", n, err)
+	}
+	bad := []Migration{{Version: 2}, {Version: 1}}
+	if err := s.Migrate(ctx, "other", bad); err == nil {
+		t.Fatal("decreasing versions accepted")
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	tests := []struct {
+		name    string
+		cfg     Config
+		wantErr bool
+	}{
+		{"default", DefaultConfig(), false},
+		{"postgres needs dsn", Config{Driver: Postgres, Timeout: 1}, true},
+		{"postgres with dsn", Config{Driver: Postgres, DSN: "postgres://u@127.0.0.1/db", Timeout: 1}, false},
+		{"unknown driver", Config{Driver: "mysql", Timeout: 1}, true},
+		{"zero timeout", Config{Driver: SQLite}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := tt.cfg.Validate(); (err != nil) != tt.wantErr {
+				t.Fatalf("Validate() = %v, wantErr %v", err, tt.wantErr)
+			}
+		})
+	}
+}
