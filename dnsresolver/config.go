@@ -1,0 +1,62 @@
+package dnsresolver
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"time"
+)
+
+// Config is the `dns:` section. Every DNS lookup of the node (SPF, DKIM,
+// DMARC, DNSBL) goes through the one resolver built from it, so operators
+// and tests can point all of them at a chosen server.
+type Config struct {
+	// Server is the recursive resolver as host:port. Empty means the
+	// system's resolvers from /etc/resolv.conf.
+	Server string `yaml:"server"`
+	// Timeout bounds one lookup, retries included.
+	Timeout time.Duration `yaml:"timeout"`
+	// CacheSize is the number of answers kept; 0 disables the cache.
+	CacheSize int `yaml:"cache_size"`
+	// CacheTTL is how long an answer is kept. The standard library resolver
+	// does not expose record TTLs, so this is an upper bound chosen by the
+	// operator rather than the zone's TTL: keep it short (DNSBL listings and
+	// DKIM keys change).
+	CacheTTL time.Duration `yaml:"cache_ttl"`
+	// NegativeTTL is how long a "no such record" answer is kept (RFC 2308
+	// negative caching); usually shorter than CacheTTL.
+	NegativeTTL time.Duration `yaml:"negative_ttl"`
+}
+
+// DefaultConfig uses the system's resolvers with a small cache.
+func DefaultConfig() Config {
+	return Config{
+		Timeout:     2 * time.Second,
+		CacheSize:   10000,
+		CacheTTL:    5 * time.Minute,
+		NegativeTTL: time.Minute,
+	}
+}
+
+// Validate reports the first invalid key, named relative to the section.
+func (c Config) Validate() error {
+	if c.Server != "" {
+		host, port, err := net.SplitHostPort(c.Server)
+		if err != nil || host == "" || port == "" {
+			return fmt.Errorf("server: %q is not host:port", c.Server)
+		}
+	}
+	if c.Timeout <= 0 {
+		return errors.New("timeout: must be positive")
+	}
+	if c.CacheSize < 0 {
+		return errors.New("cache_size: must not be negative")
+	}
+	if c.CacheSize > 0 && c.CacheTTL <= 0 {
+		return errors.New("cache_ttl: must be positive when cache_size is set")
+	}
+	if c.NegativeTTL < 0 {
+		return errors.New("negative_ttl: must not be negative")
+	}
+	return nil
+}

@@ -1,0 +1,287 @@
+// Package dnsresolver is the node's one DNS client: every check that looks
+// something up (SPF, DKIM, DMARC, DNSBL) shares it, so a single setting
+// points all of them at the operator's recursive resolver (or a test's
+// loopback server), and a single cache and timeout apply.
+//
+// It wraps the standard library's pure-Go resolver. Errors are always
+// *net.DNSError, unwrapped: blitiri.com.ar/go/spf and go-msgauth classify
+// failures with type assertions (err.(*net.DNSError), err.(net.Error)), not
+// errors.As, so a wrapped error would turn "no such record" into permerror
+// and a timeout into a hard failure.
+package dnsresolver
+
+import (
+	"container/list"
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"golang.org/x/sync/singleflight"
+)
+
+// Resolver is the lookup surface the checks use. Its method set matches
+// *net.Resolver, so spf.WithResolver accepts it as is, and a test can pass a
+// plain *net.Resolver.
+type Resolver interface {
+	LookupTXT(ctx context.Context, name string) ([]string, error)
+	LookupMX(ctx context.Context, name string) ([]*net.MX, error)
+	LookupIPAddr(ctx context.Context, host string) ([]net.IPAddr, error)
+	LookupAddr(ctx context.Context, addr string) ([]string, error)
+	LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
+}
+
+var (
+	_ Resolver = (*Cached)(nil)
+	_ Resolver = (*net.Resolver)(nil)
+)
+
+// Cached is a Resolver with a timeout per lookup, an LRU cache and
+// deduplication of identical lookups in flight. Safe for concurrent use.
+type Cached struct {
+	res     *net.Resolver
+	timeout time.Duration
+	ttl     time.Duration
+	negTTL  time.Duration
+	now     func() time.Time
+
+	flight singleflight.Group
+
+	mu    sync.Mutex
+	size  int
+	lru   *list.List // of *entry, most recently used first
+	items map[string]*list.Element
+
+	lookups  *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+	cache    *prometheus.CounterVec
+}
+
+type entry struct {
+	key     string
+	val     any // the answer slice
+	err     *net.DNSError
+	expires time.Time
+}
+
+// New builds the resolver from a validated config. Metrics go to reg.
+func New(cfg Config, reg prometheus.Registerer) *Cached {
+	res := &net.Resolver{PreferGo: true}
+	if cfg.Server != "" {
+		server := cfg.Server
+		// The Go resolver dials the servers of /etc/resolv.conf; replacing
+		// the address (keeping udp or tcp, since it retries truncated answers
+		// over tcp) points every query at the configured server.
+		res.Dial = func(ctx context.Context, network, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, network, server)
+		}
+	}
+	f := promauto.With(reg)
+	return &Cached{
+		res:     res,
+		timeout: cfg.Timeout,
+		ttl:     cfg.CacheTTL,
+		negTTL:  cfg.NegativeTTL,
+		now:     time.Now,
+		size:    cfg.CacheSize,
+		lru:     list.New(),
+		items:   make(map[string]*list.Element),
+		lookups: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "mxgrid_dns_lookups_total",
+			Help: "DNS lookups sent to the server, by type (txt, mx, ip, ptr) and result (ok, not_found, timeout, error).",
+		}, []string{"type", "result"}),
+		duration: f.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "mxgrid_dns_lookup_duration_seconds",
+			Help:    "Time of DNS lookups sent to the server, by type (txt, mx, ip, ptr).",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+		}, []string{"type"}),
+		cache: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "mxgrid_dns_cache_requests_total",
+			Help: "DNS answers asked of the cache, by result (hit, miss).",
+		}, []string{"result"}),
+	}
+}
+
+// LookupTXT returns the TXT records of name, one string per record (the
+// record's character-strings concatenated, as RFC 7208 section 3.3 and
+// RFC 6376 section 3.6.2.2 want).
+func (c *Cached) LookupTXT(ctx context.Context, name string) ([]string, error) {
+	return lookup(ctx, c, "txt", rooted(name), func(ctx context.Context) ([]string, error) {
+		return c.res.LookupTXT(ctx, rooted(name))
+	})
+}
+
+// LookupMX returns the MX records of name.
+func (c *Cached) LookupMX(ctx context.Context, name string) ([]*net.MX, error) {
+	return lookup(ctx, c, "mx", rooted(name), func(ctx context.Context) ([]*net.MX, error) {
+		return c.res.LookupMX(ctx, rooted(name))
+	})
+}
+
+// LookupIPAddr returns the A and AAAA records of host.
+func (c *Cached) LookupIPAddr(ctx context.Context, host string) ([]net.IPAddr, error) {
+	return lookup(ctx, c, "ip", "ip\x00"+rooted(host), func(ctx context.Context) ([]net.IPAddr, error) {
+		return c.res.LookupIPAddr(ctx, rooted(host))
+	})
+}
+
+// LookupNetIP returns the addresses of host for network "ip", "ip4" or
+// "ip6"; DNSBL queries use "ip4" to send one A query instead of A and AAAA.
+func (c *Cached) LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error) {
+	return lookup(ctx, c, "ip", network+"\x00"+rooted(host), func(ctx context.Context) ([]netip.Addr, error) {
+		return c.res.LookupNetIP(ctx, network, rooted(host))
+	})
+}
+
+// LookupAddr returns the PTR names of addr.
+func (c *Cached) LookupAddr(ctx context.Context, addr string) ([]string, error) {
+	return lookup(ctx, c, "ptr", addr, func(ctx context.Context) ([]string, error) {
+		return c.res.LookupAddr(ctx, addr)
+	})
+}
+
+// rooted adds the trailing dot so the resolver never tries the search
+// domains of resolv.conf: "_dmarc.example.org" must not become
+// "_dmarc.example.org.corp.local". IP literals are left alone.
+func rooted(name string) string {
+	if name == "" || strings.HasSuffix(name, ".") {
+		return name
+	}
+	if _, err := netip.ParseAddr(name); err == nil {
+		return name
+	}
+	return name + "."
+}
+
+// lookup serves from the cache, or runs fn once for all concurrent callers
+// of the same key. The shared lookup runs under the resolver's own timeout,
+// detached from the first caller's cancellation so one impatient caller does
+// not fail the others; each caller still stops waiting at its own deadline.
+func lookup[T any](ctx context.Context, c *Cached, kind, key string, fn func(context.Context) ([]T, error)) ([]T, error) {
+	key = kind + "\x00" + key
+	if e, ok := c.get(key); ok {
+		c.cache.WithLabelValues("hit").Inc()
+		if e.err != nil {
+			errCopy := *e.err
+			return nil, &errCopy
+		}
+		return slices.Clone(e.val.([]T)), nil
+	}
+	if c.size > 0 {
+		c.cache.WithLabelValues("miss").Inc()
+	}
+	ch := c.flight.DoChan(key, func() (any, error) {
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.timeout)
+		defer cancel()
+		start := time.Now()
+		v, err := fn(lctx)
+		c.duration.WithLabelValues(kind).Observe(time.Since(start).Seconds())
+		derr := asDNSError(err, key)
+		c.lookups.WithLabelValues(kind, resultLabel(derr)).Inc()
+		switch {
+		case derr == nil:
+			c.put(key, v, nil, c.ttl)
+		case derr.IsNotFound:
+			c.put(key, nil, derr, c.negTTL)
+		}
+		if derr != nil {
+			return v, derr
+		}
+		return v, nil
+	})
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			errCopy := *r.Err.(*net.DNSError)
+			return nil, &errCopy
+		}
+		return slices.Clone(r.Val.([]T)), nil
+	case <-ctx.Done():
+		return nil, &net.DNSError{
+			Err:         "lookup abandoned: " + ctx.Err().Error(),
+			Name:        nameOf(key),
+			IsTimeout:   errors.Is(ctx.Err(), context.DeadlineExceeded),
+			IsTemporary: true,
+		}
+	}
+}
+
+// asDNSError makes every failure a *net.DNSError (see the package comment).
+func asDNSError(err error, key string) *net.DNSError {
+	if err == nil {
+		return nil
+	}
+	var derr *net.DNSError
+	if errors.As(err, &derr) {
+		return derr
+	}
+	return &net.DNSError{
+		Err:         err.Error(),
+		Name:        nameOf(key),
+		IsTimeout:   errors.Is(err, context.DeadlineExceeded),
+		IsTemporary: true,
+	}
+}
+
+func nameOf(key string) string {
+	return key[strings.LastIndexByte(key, 0)+1:]
+}
+
+func resultLabel(err *net.DNSError) string {
+	switch {
+	case err == nil:
+		return "ok"
+	case err.IsNotFound:
+		return "not_found"
+	case err.IsTimeout:
+		return "timeout"
+	}
+	return "error"
+}
+
+func (c *Cached) get(key string) (*entry, bool) {
+	if c.size == 0 {
+		return nil, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	el, ok := c.items[key]
+	if !ok {
+		return nil, false
+	}
+	e := el.Value.(*entry)
+	if !c.now().Before(e.expires) {
+		c.lru.Remove(el)
+		delete(c.items, key)
+		return nil, false
+	}
+	c.lru.MoveToFront(el)
+	return e, true
+}
+
+func (c *Cached) put(key string, val any, err *net.DNSError, ttl time.Duration) {
+	if c.size == 0 || ttl <= 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e := &entry{key: key, val: val, err: err, expires: c.now().Add(ttl)}
+	if el, ok := c.items[key]; ok {
+		el.Value = e
+		c.lru.MoveToFront(el)
+		return
+	}
+	c.items[key] = c.lru.PushFront(e)
+	for c.lru.Len() > c.size {
+		oldest := c.lru.Back()
+		c.lru.Remove(oldest)
+		delete(c.items, oldest.Value.(*entry).key)
+	}
+}

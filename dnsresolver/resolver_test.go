@@ -1,0 +1,223 @@
+package dnsresolver
+
+import (
+	"context"
+	"errors"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mxgrid/mxgrid/dnsresolver/dnstest"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+func newTest(t *testing.T, srv *dnstest.Server, mod func(*Config)) *Cached {
+	t.Helper()
+	cfg := DefaultConfig()
+	cfg.Server = srv.Addr
+	cfg.Timeout = 500 * time.Millisecond
+	if mod != nil {
+		mod(&cfg)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	return New(cfg, prometheus.NewRegistry())
+}
+
+func dnsErr(t *testing.T, err error) *net.DNSError {
+	t.Helper()
+	derr, ok := err.(*net.DNSError)
+	if !ok {
+		t.Fatalf("error %v (%T) is not an unwrapped *net.DNSError", err, err)
+	}
+	return derr
+}
+
+func TestLookups(t *testing.T) {
+	srv := dnstest.Start(t)
+	longKey := "v=DKIM1; k=rsa; p=" + strings.Repeat("A", 700)
+	srv.AddTXT("example.org", "v=spf1 -all")
+	srv.AddTXT("long.example.org", longKey)
+	srv.AddA("example.org", "192.0.2.1")
+	srv.AddA("example.org", "2001:db8::1")
+	srv.Add(t, "example.org. 300 IN MX 10 mx.example.org.")
+	srv.Add(t, "1.2.0.192.in-addr.arpa. 300 IN PTR mail.example.org.")
+	r := newTest(t, srv, nil)
+	ctx := context.Background()
+
+	txt, err := r.LookupTXT(ctx, "example.org")
+	if err != nil || len(txt) != 1 || txt[0] != "v=spf1 -all" {
+		t.Errorf("LookupTXT = %q, %v", txt, err)
+	}
+	// Longer than a UDP answer: needs the TCP retry and the string joining.
+	txt, err = r.LookupTXT(ctx, "long.example.org")
+	if err != nil || len(txt) != 1 || txt[0] != longKey {
+		t.Errorf("LookupTXT(long) = %d records, %v", len(txt), err)
+	}
+	mx, err := r.LookupMX(ctx, "example.org")
+	if err != nil || len(mx) != 1 || mx[0].Host != "mx.example.org." {
+		t.Errorf("LookupMX = %v, %v", mx, err)
+	}
+	ips, err := r.LookupIPAddr(ctx, "example.org")
+	if err != nil || len(ips) != 2 {
+		t.Errorf("LookupIPAddr = %v, %v", ips, err)
+	}
+	v4, err := r.LookupNetIP(ctx, "ip4", "example.org")
+	if err != nil || len(v4) != 1 || v4[0].String() != "192.0.2.1" {
+		t.Errorf("LookupNetIP(ip4) = %v, %v", v4, err)
+	}
+	names, err := r.LookupAddr(ctx, "192.0.2.1")
+	if err != nil || len(names) != 1 || names[0] != "mail.example.org." {
+		t.Errorf("LookupAddr = %v, %v", names, err)
+	}
+}
+
+func TestErrorsAreClassified(t *testing.T) {
+	srv := dnstest.Start(t)
+	srv.AddA("nodata.example.org", "192.0.2.1")
+	srv.ServFail("broken.example.org")
+	srv.Silent("slow.example.org")
+	r := newTest(t, srv, func(c *Config) { c.Timeout = 200 * time.Millisecond })
+	ctx := context.Background()
+
+	tests := []struct {
+		name                    string
+		notFound, temp, timeout bool
+	}{
+		{"missing.example.org", true, false, false},
+		{"nodata.example.org", true, false, false},
+		{"broken.example.org", false, true, false},
+		{"slow.example.org", false, true, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := r.LookupTXT(ctx, tt.name)
+			derr := dnsErr(t, err)
+			if derr.IsNotFound != tt.notFound || derr.Temporary() != tt.temp || derr.IsTimeout != tt.timeout {
+				t.Errorf("err = %+v, want notFound=%v temporary=%v timeout=%v", derr, tt.notFound, tt.temp, tt.timeout)
+			}
+		})
+	}
+}
+
+func TestCallerDeadlineWins(t *testing.T) {
+	srv := dnstest.Start(t)
+	srv.Silent("slow.example.org")
+	// The resolver would wait 10 s; the caller's deadline must end the wait.
+	r := newTest(t, srv, func(c *Config) { c.Timeout = 10 * time.Second })
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	_, err := r.LookupTXT(ctx, "slow.example.org")
+	derr := dnsErr(t, err)
+	if !derr.IsTimeout || !derr.Temporary() {
+		t.Errorf("err = %+v, want a temporary timeout", derr)
+	}
+	if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		t.Errorf("lookup returned before the caller's deadline: %v", err)
+	}
+}
+
+func TestCache(t *testing.T) {
+	srv := dnstest.Start(t)
+	for _, n := range []string{"a.example.org", "b.example.org", "c.example.org"} {
+		srv.AddTXT(n, "x")
+	}
+	srv.ServFail("broken.example.org")
+	now := time.Unix(1_000_000, 0)
+	r := newTest(t, srv, func(c *Config) {
+		c.CacheSize = 2
+		c.CacheTTL = time.Minute
+		c.NegativeTTL = 10 * time.Second
+	})
+	r.now = func() time.Time { return now }
+	ctx := context.Background()
+	look := func(name string) {
+		t.Helper()
+		_, _ = r.LookupTXT(ctx, name)
+	}
+
+	look("a.example.org")
+	look("a.example.org")
+	if n := srv.Queries("a.example.org"); n != 1 {
+		t.Errorf("second lookup of a cached answer sent %d queries, want 1", n)
+	}
+	look("missing.example.org")
+	look("missing.example.org")
+	if n := srv.Queries("missing.example.org"); n != 1 {
+		t.Errorf("negative answer not cached: %d queries", n)
+	}
+	look("broken.example.org")
+	look("broken.example.org")
+	if n := srv.Queries("broken.example.org"); n < 2 {
+		t.Errorf("SERVFAIL was cached: %d queries", n)
+	}
+
+	// Capacity 2: a and missing are cached; b and c push both out.
+	look("b.example.org")
+	look("c.example.org")
+	look("a.example.org")
+	if n := srv.Queries("a.example.org"); n != 2 {
+		t.Errorf("least recently used answer not evicted: %d queries", n)
+	}
+
+	// Expiry: the negative TTL is shorter than the positive one.
+	look("missing.example.org") // refill after eviction
+	q := srv.Queries("missing.example.org")
+	now = now.Add(11 * time.Second)
+	look("missing.example.org")
+	look("a.example.org")
+	if got := srv.Queries("missing.example.org"); got != q+1 {
+		t.Errorf("negative answer outlived negative_ttl: %d queries, want %d", got, q+1)
+	}
+	if n := srv.Queries("a.example.org"); n != 2 {
+		t.Errorf("positive answer expired before cache_ttl: %d queries", n)
+	}
+}
+
+func TestCachedAnswersAreCopies(t *testing.T) {
+	srv := dnstest.Start(t)
+	srv.AddTXT("example.org", "v=spf1 -all")
+	r := newTest(t, srv, nil)
+	txt, _ := r.LookupTXT(context.Background(), "example.org")
+	txt[0] = "mutated"
+	again, _ := r.LookupTXT(context.Background(), "example.org")
+	if again[0] != "v=spf1 -all" {
+		t.Errorf("a caller's change leaked into the cache: %q", again)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	tests := []struct {
+		name    string
+		mod     func(*Config)
+		wantErr string
+	}{
+		{"default", func(*Config) {}, ""},
+		{"server", func(c *Config) { c.Server = "127.0.0.1:53" }, ""},
+		{"server ipv6", func(c *Config) { c.Server = "[::1]:53" }, ""},
+		{"server without port", func(c *Config) { c.Server = "127.0.0.1" }, `server: "127.0.0.1" is not host:port`},
+		{"zero timeout", func(c *Config) { c.Timeout = 0 }, "timeout: must be positive"},
+		{"negative cache", func(c *Config) { c.CacheSize = -1 }, "cache_size: must not be negative"},
+		{"cache without ttl", func(c *Config) { c.CacheTTL = 0 }, "cache_ttl: must be positive"},
+		{"no cache, no ttl", func(c *Config) { c.CacheSize, c.CacheTTL = 0, 0 }, ""},
+		{"negative negative ttl", func(c *Config) { c.NegativeTTL = -time.Second }, "negative_ttl: must not be negative"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := DefaultConfig()
+			tt.mod(&c)
+			err := c.Validate()
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Errorf("Validate() = %v, want nil", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("Validate() = %v, want %q", err, tt.wantErr)
+			}
+		})
+	}
+}
