@@ -16,7 +16,7 @@
 # Environment knobs:
 #   MXGRID_TEST_SKIP_FUZZ=1      skip fuzzing
 #   MXGRID_TEST_FUZZ=1           fuzz even when go test flags were given
-#   MXGRID_TEST_FUZZTIME=10s     time per fuzz target (Go duration in seconds, e.g. 10s)
+#   MXGRID_TEST_FUZZTIME=10s     time per fuzz target, whole seconds
 #   MXGRID_TEST_FUZZ_BUDGET=180  upper bound, in seconds, for all fuzz targets together
 #   MXGRID_TEST_TIMEOUT=20m      go test -timeout
 #   MXGRID_TEST_KEEP=1           keep the run directory (service logs) after exit
@@ -235,7 +235,7 @@ start_memcached() {
 	port=$REPLY
 	args=(-l 127.0.0.1 -p "$port" -U 0 -m 64 -c 1024)
 	# memcached refuses to run as root without -u.
-	is_root && args+=(-u memcache)
+	if is_root; then args+=(-u memcache); fi
 	"$bin" "${args[@]}" >"$run_dir/memcached.log" 2>&1 &
 	memcached_pid=$!
 	wait_port memcached "$port" "$memcached_pid" "$run_dir/memcached.log" 10
@@ -342,7 +342,8 @@ start_services() {
 		export MXGRID_CORPUS
 		MXGRID_CORPUS=$(cd "$repo/../shared/corpus/train" && pwd)
 	fi
-	log "services up in $((($(date +%s%N) - t0) / 1000000)) ms (run dir $run_dir):"
+	services_ms=$((($(date +%s%N) - t0) / 1000000))
+	log "services up in ${services_ms} ms (run dir $run_dir):"
 	env | grep -E '^MXGRID_(TEST_|CORPUS=)' | sort | sed 's/^/    /' >&2
 }
 
@@ -370,6 +371,13 @@ elif [ "${#test_flags[@]}" -gt 0 ] && [ "${MXGRID_TEST_FUZZ:-}" != 1 ]; then
 	fuzz_wanted=0
 	fuzz_skip_reason="go test flags given (MXGRID_TEST_FUZZ=1 forces fuzzing)"
 fi
+
+# Check the fuzz knobs before starting anything.
+fuzztime=${MXGRID_TEST_FUZZTIME:-10s}
+fuzztime=${fuzztime%s}
+[[ "$fuzztime" =~ ^[0-9]+$ ]] || die "MXGRID_TEST_FUZZTIME must be whole seconds like 10s, got '${MXGRID_TEST_FUZZTIME}'"
+fuzz_budget=${MXGRID_TEST_FUZZ_BUDGET:-180}
+[[ "$fuzz_budget" =~ ^[0-9]+$ ]] || die "MXGRID_TEST_FUZZ_BUDGET must be a number of seconds, got '$fuzz_budget'"
 
 ensure_packages
 start_services
@@ -418,9 +426,8 @@ if [ "$fuzz_wanted" -eq 1 ]; then
 		fuzz_result="none found"
 	else
 		# Bound the total: each target gets FUZZTIME, or less when there are many.
-		per=${MXGRID_TEST_FUZZTIME:-10s}
-		per=${per%s}
-		budget=${MXGRID_TEST_FUZZ_BUDGET:-180}
+		per=$fuzztime
+		budget=$fuzz_budget
 		if [ $((per * fuzz_count)) -gt "$budget" ]; then
 			per=$((budget / fuzz_count))
 			if [ "$per" -lt 2 ]; then per=2; fi
@@ -448,7 +455,7 @@ fi
 
 elapsed=$(($(date +%s) - started_at))
 echo
-echo "== mxgrid test summary: vet=$vet_result test=$test_result (${t_test}s) fuzz=$fuzz_result total=${elapsed}s"
+echo "== mxgrid test summary: services=${services_ms}ms vet=$vet_result test=$test_result (${t_test}s) fuzz=$fuzz_result total=${elapsed}s"
 if [ "${#failures[@]}" -gt 0 ]; then
 	echo "== RESULT: FAIL (${failures[*]})"
 	exit 1

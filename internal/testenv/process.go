@@ -81,28 +81,51 @@ func (d *daemon) stop() {
 	})
 }
 
-// waitReady polls check until it succeeds, the daemon exits, or timeout.
-func (d *daemon) waitReady(t testing.TB, timeout time.Duration, check func() error) {
-	t.Helper()
+// errExited marks a daemon that died before becoming ready, typically
+// because another process took its port in the meantime; worth a retry on
+// another port.
+var errExited = errors.New("exited before becoming ready")
+
+// waitReady polls check until it succeeds, the daemon exits, or timeout. On
+// failure the daemon is stopped and the error carries the end of its log.
+func (d *daemon) waitReady(timeout time.Duration, check func() error) error {
 	deadline := time.Now().Add(timeout)
-	var lastErr error
 	for {
-		if lastErr = check(); lastErr == nil {
-			return
+		lastErr := check()
+		if lastErr == nil {
+			return nil
 		}
 		select {
 		case <-d.exited:
-			t.Fatalf("%s exited before becoming ready (%v); log %s:\n%s", d.name, d.waitErr, d.logPath, tail(d.logPath, 20))
-			return
+			return fmt.Errorf("%s %w (%v, last check: %v); log %s:\n%s", d.name, errExited, d.waitErr, lastErr, d.logPath, tail(d.logPath, 20))
 		default:
 		}
 		if time.Now().After(deadline) {
 			d.stop()
-			t.Fatalf("%s not ready after %v: %v; log %s:\n%s", d.name, timeout, lastErr, d.logPath, tail(d.logPath, 20))
-			return
+			return fmt.Errorf("%s not ready after %v: %v; log %s:\n%s", d.name, timeout, lastErr, d.logPath, tail(d.logPath, 20))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// startRetrying runs start on a fresh free port until it succeeds, retrying
+// (a few times) only when the daemon died early: FreePort's port can be taken
+// by someone else before the daemon binds it.
+func startRetrying(t testing.TB, start func(addr string) (func(), error)) (string, func()) {
+	t.Helper()
+	var err error
+	for attempt := 0; attempt < 3; attempt++ {
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(FreePort(t)))
+		var stop func()
+		if stop, err = start(addr); err == nil {
+			return addr, stop
+		}
+		if !errors.Is(err, errExited) {
+			break
+		}
+	}
+	t.Fatalf("%v", err)
+	return "", func() {}
 }
 
 // tail returns the last n lines of a file, for failure messages.
@@ -140,17 +163,41 @@ func findBin(key, name, debianPath string) (string, error) {
 // tests that make clamd fail; never stop the shared one.
 func StartClamd(t testing.TB) (addr string, stop func()) {
 	t.Helper()
-	return StartClamdAt(t, net.JoinHostPort("127.0.0.1", strconv.Itoa(FreePort(t))))
+	if !clamdAvailable(t) {
+		return "", func() {}
+	}
+	return startRetrying(t, func(addr string) (func(), error) { return startClamd(t, addr) })
 }
 
 // StartClamdAt is StartClamd on a given host:port, e.g. to bring a stopped
 // private clamd back on the address the code under test already uses.
 func StartClamdAt(t testing.TB, addr string) (string, func()) {
 	t.Helper()
+	if !clamdAvailable(t) {
+		return "", func() {}
+	}
+	stop, err := startClamd(t, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return addr, stop
+}
+
+// clamdAvailable skips (or fails, in CI) when there is no clamd binary.
+func clamdAvailable(t testing.TB) bool {
+	t.Helper()
+	if _, err := findBin(EnvClamdBin, "clamd", "/usr/sbin/clamd"); err != nil {
+		unavailable(t, "clamd", err.Error())
+		return false
+	}
+	return true
+}
+
+func startClamd(t testing.TB, addr string) (func(), error) {
+	t.Helper()
 	bin, err := findBin(EnvClamdBin, "clamd", "/usr/sbin/clamd")
 	if err != nil {
-		unavailable(t, "clamd", err.Error())
-		return "", func() {}
+		return nil, err
 	}
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -184,8 +231,10 @@ func StartClamdAt(t testing.TB, addr string) (string, func()) {
 	}
 	d := startDaemon(t, "clamd", filepath.Join(dir, "clamd.out"), bin, "-c", conf)
 	d.logPath = filepath.Join(dir, "clamd.log") // clamd's own log says why it failed
-	d.waitReady(t, clamdStartTimeout, func() error { return clamdPing(addr, time.Second) })
-	return addr, d.stop
+	if err := d.waitReady(clamdStartTimeout, func() error { return clamdPing(addr, time.Second) }); err != nil {
+		return nil, err
+	}
+	return d.stop, nil
 }
 
 // clamdPing sends zPING and expects PONG, the clamd readiness check.
@@ -215,16 +264,40 @@ func clamdPing(addr string, timeout time.Duration) error {
 // fail; never stop or flush the shared one.
 func StartMemcached(t testing.TB) (addr string, stop func()) {
 	t.Helper()
-	return StartMemcachedAt(t, net.JoinHostPort("127.0.0.1", strconv.Itoa(FreePort(t))))
+	if !memcachedAvailable(t) {
+		return "", func() {}
+	}
+	return startRetrying(t, func(addr string) (func(), error) { return startMemcached(t, addr) })
 }
 
 // StartMemcachedAt is StartMemcached on a given host:port (e.g. a restart).
 func StartMemcachedAt(t testing.TB, addr string) (string, func()) {
 	t.Helper()
+	if !memcachedAvailable(t) {
+		return "", func() {}
+	}
+	stop, err := startMemcached(t, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return addr, stop
+}
+
+// memcachedAvailable skips (or fails, in CI) when there is no memcached binary.
+func memcachedAvailable(t testing.TB) bool {
+	t.Helper()
+	if _, err := findBin(EnvMemcacheBin, "memcached", "/usr/bin/memcached"); err != nil {
+		unavailable(t, "memcached", err.Error())
+		return false
+	}
+	return true
+}
+
+func startMemcached(t testing.TB, addr string) (func(), error) {
+	t.Helper()
 	bin, err := findBin(EnvMemcacheBin, "memcached", "/usr/bin/memcached")
 	if err != nil {
-		unavailable(t, "memcached", err.Error())
-		return "", func() {}
+		return nil, err
 	}
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -243,8 +316,10 @@ func StartMemcachedAt(t testing.TB, addr string) (string, func()) {
 	// SIGKILL: memcached spends about 0.7 s in its SIGTERM shutdown, and a
 	// crash is what failure-injection tests want to see anyway.
 	d.stopSig = syscall.SIGKILL
-	d.waitReady(t, memcachedStartTimeout, func() error { return memcachedVersion(addr, time.Second) })
-	return addr, d.stop
+	if err := d.waitReady(memcachedStartTimeout, func() error { return memcachedVersion(addr, time.Second) }); err != nil {
+		return nil, err
+	}
+	return d.stop, nil
 }
 
 // memcachedVersion sends `version` and expects `VERSION x`, the readiness check.

@@ -364,3 +364,42 @@ func TestExecutables(t *testing.T) {
 		}
 	})
 }
+
+func TestStartClamdOnTakenPortReportsExit(t *testing.T) {
+	if !clamdAvailable(t) {
+		return
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	_, err = startClamd(t, l.Addr().String())
+	if !errors.Is(err, errExited) {
+		t.Fatalf("startClamd on a taken port: %v, want errExited", err)
+	}
+}
+
+func TestStartRetryingRetriesOnlyEarlyExits(t *testing.T) {
+	calls := 0
+	addr, stop := startRetrying(t, func(string) (func(), error) {
+		calls++
+		if calls < 3 {
+			return nil, errExited
+		}
+		return func() {}, nil
+	})
+	if calls != 3 || addr == "" || stop == nil {
+		t.Errorf("calls=%d addr=%q, want success on the 3rd attempt", calls, addr)
+	}
+
+	f := &fakeTB{}
+	calls = 0
+	startRetrying(f, func(string) (func(), error) {
+		calls++
+		return nil, errors.New("bad config")
+	})
+	if calls != 1 || !f.failed {
+		t.Errorf("other error: calls=%d failed=%v, want 1 attempt then failure", calls, f.failed)
+	}
+}
