@@ -7,6 +7,11 @@
 # MXGRID_TEST_* variables (read by internal/testenv), then runs go vet, go test
 # and every fuzz target briefly. Whatever happens, the services are stopped on exit.
 #
+# The services are shared by all packages' tests, which run in parallel: a test
+# that stops or breaks a service must start its own instance with
+# testenv.StartClamd / testenv.StartMemcached, and a test that needs tables uses
+# testenv.PostgresDB (a private database), never the shared mxgrid_test schema.
+#
 # Usage:
 #   scripts/test.sh                       # vet + all tests + fuzz (each target briefly)
 #   scripts/test.sh -run TestX ./smtpd/   # extra args go to `go test`; fuzzing is skipped
