@@ -1,0 +1,287 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// StoredEvent is one refused or tagged message's source as stored: who sent
+// it, what we decided, and where the sender is, when the GeoIP database knew.
+type StoredEvent struct {
+	Time     time.Time
+	IP       netip.Addr
+	Node     string
+	Provider string
+	Domain   string
+	Verdict  string
+	Action   string
+	Score    float64
+	// Symbols are the top symbols, most significant first. Symbol names are
+	// identifiers (letters, digits, '_', '-', '.') and never contain spaces,
+	// which is what lets them be stored space-separated.
+	Symbols []string
+
+	// Located is false when the address was not looked up (private range, no
+	// database) or the database did not know it; the fields below are then
+	// zero.
+	Located     bool
+	Country     string // ISO 3166-1 alpha-2
+	CountryName string
+	City        string
+	Lat, Lon    float64
+	AccuracyKM  int
+	ASN         uint32
+	ASOrg       string
+}
+
+// eventsComponent names the events table's migrations in schema_migrations.
+const eventsComponent = "events"
+
+// eventMigrations create the events table. Time is stored as Unix
+// microseconds in a BIGINT in both dialects: SQLite has no timestamp type
+// (modernc writes time.Time as text whose order is not time order), and one
+// representation keeps every query common to both.
+//
+// One index on (at_us, id) serves both hot paths: RecentEvents walks it
+// backwards (newest first, id breaks ties so pages are stable) and
+// PruneEvents walks it forwards from the oldest row.
+var eventMigrations = []Migration{{
+	Version: 1,
+	SQLite: `CREATE TABLE events (
+		id INTEGER PRIMARY KEY,
+		at_us INTEGER NOT NULL,
+		ip TEXT NOT NULL,
+		node TEXT NOT NULL,
+		provider TEXT NOT NULL,
+		domain TEXT NOT NULL,
+		verdict TEXT NOT NULL,
+		action TEXT NOT NULL,
+		score REAL NOT NULL,
+		symbols TEXT NOT NULL,
+		located INTEGER NOT NULL,
+		country TEXT NOT NULL,
+		country_name TEXT NOT NULL,
+		city TEXT NOT NULL,
+		lat REAL NOT NULL,
+		lon REAL NOT NULL,
+		accuracy_km INTEGER NOT NULL,
+		asn INTEGER NOT NULL,
+		as_org TEXT NOT NULL);
+	CREATE INDEX events_at ON events (at_us, id);`,
+	Postgres: `CREATE TABLE events (
+		id BIGSERIAL PRIMARY KEY,
+		at_us BIGINT NOT NULL,
+		ip TEXT NOT NULL,
+		node TEXT NOT NULL,
+		provider TEXT NOT NULL,
+		domain TEXT NOT NULL,
+		verdict TEXT NOT NULL,
+		action TEXT NOT NULL,
+		score DOUBLE PRECISION NOT NULL,
+		symbols TEXT NOT NULL,
+		located BOOLEAN NOT NULL,
+		country TEXT NOT NULL,
+		country_name TEXT NOT NULL,
+		city TEXT NOT NULL,
+		lat DOUBLE PRECISION NOT NULL,
+		lon DOUBLE PRECISION NOT NULL,
+		accuracy_km INTEGER NOT NULL,
+		asn BIGINT NOT NULL,
+		as_org TEXT NOT NULL);
+	CREATE INDEX events_at ON events (at_us, id);`,
+}}
+
+// MigrateEvents creates or upgrades the events table.
+func (s *Store) MigrateEvents(ctx context.Context) error {
+	return s.Migrate(ctx, eventsComponent, eventMigrations)
+}
+
+const eventColumns = `at_us, ip, node, provider, domain, verdict, action, score, symbols,
+	located, country, country_name, city, lat, lon, accuracy_km, asn, as_org`
+
+// eventColumnCount must match eventColumns and eventArgs.
+const eventColumnCount = 18
+
+// eventsPerStatement bounds one multi-row INSERT: 500 rows x 18 columns =
+// 9000 parameters, under SQLite's 32766 and PostgreSQL's 65535 limits, and
+// large enough that per-statement overhead is amortised.
+const eventsPerStatement = 500
+
+// insertEventsSQL builds "INSERT ... VALUES ($1, ...), (...)" for n rows,
+// or with numbered is false "VALUES (?, ...), (...)". SQLite needs the
+// anonymous form here: for each bound parameter modernc asks SQLite for the
+// parameter's name, which SQLite finds by a linear scan of every named or
+// numbered parameter ("$N" and "?N" alike), so a 9000-parameter statement
+// spent 100+ ms binding; with bare "?" there are no names to scan.
+func insertEventsSQL(n int, numbered bool) string {
+	var b strings.Builder
+	b.Grow(64 + n*eventColumnCount*6)
+	b.WriteString("INSERT INTO events (")
+	b.WriteString(eventColumns)
+	b.WriteString(") VALUES ")
+	p := 1
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteByte('(')
+		for c := range eventColumnCount {
+			if c > 0 {
+				b.WriteByte(',')
+			}
+			if numbered {
+				b.WriteByte('$')
+				b.WriteString(strconv.Itoa(p))
+				p++
+			} else {
+				b.WriteByte('?')
+			}
+		}
+		b.WriteByte(')')
+	}
+	return b.String()
+}
+
+func eventArgs(args []any, e *StoredEvent) []any {
+	return append(args,
+		e.Time.UnixMicro(), e.IP.String(), e.Node, e.Provider, e.Domain, e.Verdict, e.Action, e.Score,
+		strings.Join(e.Symbols, " "), e.Located, e.Country, e.CountryName, e.City, e.Lat, e.Lon,
+		e.AccuracyKM, int64(e.ASN), e.ASOrg)
+}
+
+// InsertEvents writes evs in one transaction with multi-row INSERTs: either
+// the whole batch is stored or none of it is. The call is bounded by the
+// store's timeout unless ctx has an earlier deadline.
+func (s *Store) InsertEvents(ctx context.Context, evs []StoredEvent) error {
+	if len(evs) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
+	defer cancel()
+	tx, err := s.DB.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: insert %d events: begin: %w", len(evs), err)
+	}
+	defer tx.Rollback()
+	args := make([]any, 0, min(len(evs), eventsPerStatement)*eventColumnCount)
+	for start := 0; start < len(evs); start += eventsPerStatement {
+		chunk := evs[start:min(start+eventsPerStatement, len(evs))]
+		args = args[:0]
+		for i := range chunk {
+			args = eventArgs(args, &chunk[i])
+		}
+		// Building the text costs microseconds next to the insert itself.
+		query := insertEventsSQL(len(chunk), s.Dialect != SQLite)
+		if _, err := tx.ExecContext(ctx, query, args...); err != nil {
+			return fmt.Errorf("store: insert %d events: %w", len(evs), err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store: insert %d events: commit: %w", len(evs), err)
+	}
+	return nil
+}
+
+// RecentEvents calls fn for each event at or after since, newest first, at
+// most limit of them (limit <= 0: all). Rows are streamed, never held in a
+// slice, so 250,000 events cost one row of memory. fn must not call the
+// store: on SQLite the single connection is busy until RecentEvents returns
+// (writers wait meanwhile). An error from fn stops the scan and is returned.
+// The caller's ctx bounds the scan: it may legitimately take longer than the
+// store's per-request timeout.
+func (s *Store) RecentEvents(ctx context.Context, limit int, since time.Time, fn func(StoredEvent) error) error {
+	query := `SELECT ` + eventColumns + ` FROM events WHERE at_us >= $1 ORDER BY at_us DESC, id DESC`
+	args := []any{since.UnixMicro()}
+	if limit > 0 {
+		query += ` LIMIT $2`
+		args = append(args, limit)
+	}
+	rows, err := s.DB.QueryContext(ctx, query, args...)
+	if err != nil {
+		return fmt.Errorf("store: recent events: %w", err)
+	}
+	defer rows.Close()
+	var (
+		atUS    int64
+		ip      string
+		symbols string
+		asn     int64
+	)
+	for rows.Next() {
+		var e StoredEvent
+		if err := rows.Scan(&atUS, &ip, &e.Node, &e.Provider, &e.Domain, &e.Verdict, &e.Action, &e.Score,
+			&symbols, &e.Located, &e.Country, &e.CountryName, &e.City, &e.Lat, &e.Lon,
+			&e.AccuracyKM, &asn, &e.ASOrg); err != nil {
+			return fmt.Errorf("store: recent events: scan: %w", err)
+		}
+		e.Time = time.UnixMicro(atUS).UTC()
+		if e.IP, err = netip.ParseAddr(ip); err != nil {
+			return fmt.Errorf("store: recent events: bad ip %q: %w", ip, err)
+		}
+		if symbols != "" {
+			e.Symbols = strings.Split(symbols, " ")
+		}
+		e.ASN = uint32(asn)
+		if err := fn(e); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("store: recent events: %w", err)
+	}
+	return nil
+}
+
+// pruneChunk bounds one DELETE so that pruning a large backlog never holds
+// SQLite's single writer (or a PostgreSQL transaction) for long: event
+// inserts interleave between chunks.
+const pruneChunk = 5000
+
+// PruneEvents deletes events older than before, in chunks, and returns how
+// many it deleted. Each chunk is bounded by the store's timeout.
+func (s *Store) PruneEvents(ctx context.Context, before time.Time) (int64, error) {
+	var total int64
+	for {
+		n, err := s.pruneChunk(ctx, before.UnixMicro())
+		total += n
+		if err != nil {
+			return total, err
+		}
+		if n < pruneChunk {
+			return total, nil
+		}
+	}
+}
+
+func (s *Store) pruneChunk(ctx context.Context, beforeUS int64) (int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
+	defer cancel()
+	// The subquery walks events_at from the oldest row; DELETE ... LIMIT is
+	// not portable (PostgreSQL has none, SQLite only with a build option).
+	res, err := s.DB.ExecContext(ctx, `DELETE FROM events WHERE id IN (
+		SELECT id FROM events WHERE at_us < $1 ORDER BY at_us, id LIMIT $2)`, beforeUS, pruneChunk)
+	if err != nil {
+		return 0, fmt.Errorf("store: prune events: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("store: prune events: rows affected: %w", err)
+	}
+	return n, nil
+}
+
+// CountEvents returns how many events are stored; for tests and the admin
+// view, not for hot paths.
+func (s *Store) CountEvents(ctx context.Context) (int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
+	defer cancel()
+	var n int64
+	if err := s.DB.QueryRowContext(ctx, `SELECT COUNT(*) FROM events`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("store: count events: %w", err)
+	}
+	return n, nil
+}

@@ -1,0 +1,292 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mxgrid/mxgrid/internal/testenv"
+)
+
+// openSQLite opens a fresh SQLite store with the events table.
+func openSQLite(t testing.TB) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), DefaultConfig(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if err := s.MigrateEvents(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// openPostgres opens a private PostgreSQL database with the events table;
+// it skips locally (fails in CI) when no server is configured.
+func openPostgres(t testing.TB) *Store {
+	t.Helper()
+	dsn := testenv.PostgresDB(t)
+	s, err := Open(context.Background(), Config{Driver: Postgres, DSN: dsn, Timeout: 30 * time.Second}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if err := s.MigrateEvents(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// TestEventStore runs one contract against both dialects: what the hourly
+// map and the recorder rely on must hold on either.
+func TestEventStore(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		open func(testing.TB) *Store
+	}{{"sqlite", openSQLite}, {"postgres", openPostgres}} {
+		t.Run(tc.name, func(t *testing.T) {
+			testEventContract(t, tc.open(t))
+		})
+	}
+}
+
+func sampleEvent(i int, at time.Time) StoredEvent {
+	e := StoredEvent{
+		Time:     at,
+		IP:       netip.AddrFrom4([4]byte{81, 2, byte(i >> 8), byte(i)}),
+		Node:     "node-a",
+		Provider: "hetzner",
+		Domain:   "example.com",
+		Verdict:  "spam",
+		Action:   "reject",
+		Score:    12.5 + float64(i%7)/4,
+		Symbols:  []string{"BAYES_SPAM", "DNSBL_ZEN", fmt.Sprintf("SYM_%d", i%3)},
+	}
+	if i%2 == 0 {
+		e.Located = true
+		e.Country, e.CountryName, e.City = "DE", "Germany", "Berlin"
+		e.Lat, e.Lon, e.AccuracyKM = 52.5244, 13.4105, 20
+		e.ASN, e.ASOrg = 4294967295, "Big ASN ü GmbH" // max uint32 must survive both dialects
+	}
+	return e
+}
+
+func testEventContract(t *testing.T, s *Store) {
+	ctx := context.Background()
+	base := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+
+	// An empty batch is a no-op, not an error.
+	if err := s.InsertEvents(ctx, nil); err != nil {
+		t.Fatalf("empty batch: %v", err)
+	}
+
+	// 1203 events: spans several multi-row statements including a partial one.
+	const n = 1203
+	evs := make([]StoredEvent, n)
+	for i := range evs {
+		evs[i] = sampleEvent(i, base.Add(time.Duration(i)*time.Second))
+	}
+	// An IPv6 event with no symbols and an empty-but-located country.
+	evs[5].IP = netip.MustParseAddr("2a01:4f8::1")
+	evs[5].Symbols = nil
+	if err := s.InsertEvents(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := s.CountEvents(ctx); err != nil || c != n {
+		t.Fatalf("count = %d, %v; want %d", c, err, n)
+	}
+
+	t.Run("round trip and newest first", func(t *testing.T) {
+		var got []StoredEvent
+		err := s.RecentEvents(ctx, 0, time.Time{}, func(e StoredEvent) error {
+			got = append(got, e)
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != n {
+			t.Fatalf("got %d events, want %d", len(got), n)
+		}
+		for i, e := range got {
+			want := evs[n-1-i]
+			if !reflect.DeepEqual(e, want) {
+				t.Fatalf("event %d:\n got %+v\nwant %+v", i, e, want)
+			}
+		}
+	})
+
+	tests := []struct {
+		name      string
+		limit     int
+		since     time.Time
+		wantCount int
+		wantFirst time.Time
+	}{
+		{"limit", 10, time.Time{}, 10, base.Add((n - 1) * time.Second)},
+		{"since", 0, base.Add((n - 3) * time.Second), 3, base.Add((n - 1) * time.Second)},
+		{"since is inclusive", 0, base.Add((n - 1) * time.Second), 1, base.Add((n - 1) * time.Second)},
+		{"limit and since", 2, base.Add(100 * time.Second), 2, base.Add((n - 1) * time.Second)},
+		{"nothing newer", 0, base.Add(time.Hour), 0, time.Time{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var count int
+			var first, prev time.Time
+			err := s.RecentEvents(ctx, tt.limit, tt.since, func(e StoredEvent) error {
+				if count == 0 {
+					first = e.Time
+				} else if e.Time.After(prev) {
+					t.Errorf("not newest first: %v after %v", e.Time, prev)
+				}
+				prev = e.Time
+				count++
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if count != tt.wantCount || !first.Equal(tt.wantFirst) {
+				t.Fatalf("got %d events starting %v, want %d starting %v", count, first, tt.wantCount, tt.wantFirst)
+			}
+		})
+	}
+
+	t.Run("callback error stops the scan", func(t *testing.T) {
+		stop := errors.New("enough")
+		calls := 0
+		err := s.RecentEvents(ctx, 0, time.Time{}, func(StoredEvent) error {
+			calls++
+			if calls == 3 {
+				return stop
+			}
+			return nil
+		})
+		if !errors.Is(err, stop) || calls != 3 {
+			t.Fatalf("err = %v after %d calls; want %v after 3", err, calls, stop)
+		}
+	})
+
+	t.Run("a failing batch stores nothing", func(t *testing.T) {
+		bad := []StoredEvent{sampleEvent(1, base), sampleEvent(2, base)}
+		cctx, cancel := context.WithCancel(ctx)
+		cancel()
+		if err := s.InsertEvents(cctx, bad); err == nil {
+			t.Fatal("insert with a cancelled context succeeded")
+		}
+		if c, _ := s.CountEvents(ctx); c != n {
+			t.Fatalf("count = %d after failed batch, want %d", c, n)
+		}
+	})
+
+	t.Run("prune", func(t *testing.T) {
+		// More than one prune chunk goes: 1203 rows, cut at 1100 s.
+		cut := base.Add(1100 * time.Second)
+		deleted, err := s.PruneEvents(ctx, cut)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if deleted != 1100 {
+			t.Fatalf("deleted %d, want 1100", deleted)
+		}
+		var oldest time.Time
+		if err := s.RecentEvents(ctx, 0, time.Time{}, func(e StoredEvent) error { oldest = e.Time; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if !oldest.Equal(cut) {
+			t.Fatalf("oldest remaining %v, want %v (the cut is exclusive)", oldest, cut)
+		}
+		if again, err := s.PruneEvents(ctx, cut); err != nil || again != 0 {
+			t.Fatalf("second prune deleted %d, %v; want 0", again, err)
+		}
+	})
+
+	t.Run("migration is idempotent", func(t *testing.T) {
+		if err := s.MigrateEvents(ctx); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+func TestInsertEventsSQL(t *testing.T) {
+	if got := insertEventsSQL(2, false); !strings.HasSuffix(got, "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?),(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)") {
+		t.Fatalf("sqlite placeholders: %q", got)
+	}
+	got := insertEventsSQL(2, true)
+	if want := "($1,$2,"; !strings.Contains(got, want) {
+		t.Fatalf("first row placeholders missing in %q", got)
+	}
+	if want := ",($19,$20,"; !strings.Contains(got, want) {
+		t.Fatalf("second row must start at $19 in %q", got)
+	}
+	if want := "$36)"; got[len(got)-4:] != want {
+		t.Fatalf("last placeholder: %q", got[len(got)-4:])
+	}
+}
+
+// BenchmarkInsertEvents reports sustained events/s into each dialect in
+// batches of 500 (what the recorder writes).
+func BenchmarkInsertEvents(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		open func(testing.TB) *Store
+	}{{"sqlite", openSQLite}, {"postgres", openPostgres}} {
+		b.Run(tc.name, func(b *testing.B) {
+			s := tc.open(b)
+			const batch = 500
+			evs := make([]StoredEvent, batch)
+			base := time.Now()
+			for i := range evs {
+				evs[i] = sampleEvent(i, base)
+			}
+			ctx := context.Background()
+			b.ResetTimer()
+			for b.Loop() {
+				if err := s.InsertEvents(ctx, evs); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "events/s")
+		})
+	}
+}
+
+// BenchmarkRecentEvents250k reads the map's hourly working set.
+func BenchmarkRecentEvents250k(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		open func(testing.TB) *Store
+	}{{"sqlite", openSQLite}, {"postgres", openPostgres}} {
+		b.Run(tc.name, func(b *testing.B) {
+			s := tc.open(b)
+			ctx := context.Background()
+			const total = 300_000
+			evs := make([]StoredEvent, 5000)
+			base := time.Now().Add(-time.Hour)
+			for off := 0; off < total; off += len(evs) {
+				for i := range evs {
+					evs[i] = sampleEvent(off+i, base.Add(time.Duration(off+i)*time.Millisecond))
+				}
+				if err := s.InsertEvents(ctx, evs); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ResetTimer()
+			for b.Loop() {
+				n := 0
+				if err := s.RecentEvents(ctx, 250_000, time.Time{}, func(StoredEvent) error { n++; return nil }); err != nil {
+					b.Fatal(err)
+				}
+				if n != 250_000 {
+					b.Fatalf("read %d", n)
+				}
+			}
+		})
+	}
+}
