@@ -1,0 +1,42 @@
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+
+	"github.com/mxgrid/mxgrid/config"
+	"github.com/mxgrid/mxgrid/node"
+)
+
+// runServe runs a node until SIGTERM/SIGINT. The wiring of the node's parts
+// lives in package node (node/node.go, node/pipeline.go), shared with the
+// end-to-end tests and `mxgrid demo`; this file only handles flags.
+func runServe(ctx context.Context, args []string, _ io.Writer) error {
+	fs := newFlagSet("serve")
+	path := fs.String("config", "", "YAML configuration `file` (defaults: a loopback node, data in ./data)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg.Log, os.Stderr)
+	n, err := node.New(ctx, cfg, node.Options{Log: log})
+	if err != nil {
+		return err
+	}
+	return n.Run(ctx)
+}
+
+func newLogger(c config.Log, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(c.Level)) // validated by config
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

@@ -1,0 +1,242 @@
+// Package config loads the node's YAML file. Every key has a default, so an
+// empty or absent file gives a working loopback node; an unknown key or a
+// bad value is an error that names the key, and the node does not start.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"reflect"
+	"strings"
+
+	"github.com/mxgrid/mxgrid/relay"
+	"github.com/mxgrid/mxgrid/scanner"
+	"github.com/mxgrid/mxgrid/smtpd"
+	"github.com/mxgrid/mxgrid/store"
+	"github.com/mxgrid/mxgrid/tenant"
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the whole file. Each section belongs to the package it
+// configures; this struct only gathers them.
+type Config struct {
+	Node    Node                  `yaml:"node"`
+	SMTP    smtpd.Config          `yaml:"smtp"`
+	HTTP    HTTP                  `yaml:"http"`
+	DataDir string                `yaml:"data_dir"`
+	Log     Log                   `yaml:"log"`
+	Domains []tenant.StaticDomain `yaml:"domains"`
+	Relay   relay.Config          `yaml:"relay"`
+	Scanner scanner.Config        `yaml:"scanner"`
+	Store   store.Config          `yaml:"store"`
+}
+
+// Node identifies this node in the cluster, in events and in metrics.
+type Node struct {
+	Name     string `yaml:"name"`
+	Provider string `yaml:"provider"`
+	Region   string `yaml:"region"`
+}
+
+// HTTP is the listener for the map, the API, metrics and health.
+type HTTP struct {
+	Listen string `yaml:"listen"`
+}
+
+// Log selects the log format and level.
+type Log struct {
+	Format string `yaml:"format"` // text or json
+	Level  string `yaml:"level"`  // debug, info, warn, error
+}
+
+// Default is the configuration of `mxgrid serve` without a file.
+func Default() Config {
+	smtp := smtpd.DefaultConfig()
+	return Config{
+		Node:    Node{Name: smtp.Hostname, Provider: "local", Region: "local"},
+		SMTP:    smtp,
+		HTTP:    HTTP{Listen: "127.0.0.1:8025"},
+		DataDir: "./data",
+		Log:     Log{Format: "text", Level: "info"},
+		Relay:   relay.DefaultConfig(),
+		Scanner: scanner.DefaultConfig(),
+		Store:   store.DefaultConfig(),
+	}
+}
+
+// Load reads path over the defaults. An empty path means defaults only.
+func Load(path string) (Config, error) {
+	cfg := Default()
+	if path == "" {
+		return cfg, cfg.Validate()
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return cfg, fmt.Errorf("config: %w", err)
+	}
+	if err := Parse(data, &cfg); err != nil {
+		return cfg, fmt.Errorf("config %s: %w", path, err)
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, fmt.Errorf("config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// Parse decodes YAML data over cfg, refusing unknown keys with their full
+// dotted path (yaml.v3's KnownFields names only the Go type).
+func Parse(data []byte, cfg *Config) error {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return fmt.Errorf("invalid YAML: %w", err)
+	}
+	if len(root.Content) == 0 {
+		return nil // an empty file: all defaults
+	}
+	if err := checkKeys(root.Content[0], reflect.TypeOf(*cfg), ""); err != nil {
+		return err
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("invalid value: %s", strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	return nil
+}
+
+// checkKeys walks a YAML mapping against a struct type.
+func checkKeys(n *yaml.Node, t reflect.Type, path string) error {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch {
+	case t.Kind() == reflect.Struct && n.Kind == yaml.MappingNode:
+		fields := yamlFields(t)
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			key := n.Content[i].Value
+			ft, ok := fields[key]
+			if !ok {
+				return fmt.Errorf("line %d: unknown key %q", n.Content[i].Line, join(path, key))
+			}
+			if err := checkKeys(n.Content[i+1], ft, join(path, key)); err != nil {
+				return err
+			}
+		}
+	case t.Kind() == reflect.Slice && n.Kind == yaml.SequenceNode:
+		for i, c := range n.Content {
+			if err := checkKeys(c, t.Elem(), fmt.Sprintf("%s[%d]", path, i)); err != nil {
+				return err
+			}
+		}
+	case t.Kind() == reflect.Struct && n.Kind != yaml.MappingNode && !isScalarStruct(t):
+		return fmt.Errorf("line %d: %s must be a mapping", n.Line, path)
+	}
+	return nil
+}
+
+// isScalarStruct reports struct types that decode from a scalar.
+func isScalarStruct(t reflect.Type) bool {
+	return t.Implements(reflect.TypeOf((*yaml.Unmarshaler)(nil)).Elem()) ||
+		reflect.PointerTo(t).Implements(reflect.TypeOf((*yaml.Unmarshaler)(nil)).Elem())
+}
+
+// yamlFields maps YAML keys to field types, flattening ",inline" fields.
+func yamlFields(t reflect.Type) map[string]reflect.Type {
+	out := make(map[string]reflect.Type)
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		tag := f.Tag.Get("yaml")
+		name, opts, _ := strings.Cut(tag, ",")
+		if strings.Contains(opts, "inline") {
+			for k, v := range yamlFields(f.Type) {
+				out[k] = v
+			}
+			continue
+		}
+		if name == "-" {
+			continue
+		}
+		if name == "" {
+			name = strings.ToLower(f.Name)
+		}
+		out[name] = f.Type
+	}
+	return out
+}
+
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+// Validate checks every section; the first error names its key.
+func (c *Config) Validate() error {
+	check := func(section string, err error) error {
+		if err != nil {
+			return fmt.Errorf("%s.%w", section, err)
+		}
+		return nil
+	}
+	if c.Node.Name == "" {
+		return errors.New("node.name: must not be empty")
+	}
+	if len(c.Node.Name) > 64 {
+		return errors.New("node.name: at most 64 characters")
+	}
+	if err := check("smtp", c.SMTP.Validate()); err != nil {
+		return err
+	}
+	if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil {
+		return fmt.Errorf("http.listen: %q is not host:port", c.HTTP.Listen)
+	}
+	if c.DataDir == "" {
+		return errors.New("data_dir: must not be empty")
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		return fmt.Errorf("log.format: %q is not text or json", c.Log.Format)
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("log.level: %q is not debug, info, warn or error", c.Log.Level)
+	}
+	if _, err := c.StaticDomains(); err != nil {
+		return err
+	}
+	if err := check("relay", c.Relay.Validate()); err != nil {
+		return err
+	}
+	if err := check("scanner", c.Scanner.Validate()); err != nil {
+		return err
+	}
+	return check("store", c.Store.Validate())
+}
+
+// StaticDomains builds the `domains:` list; errors name the entry and key.
+func (c *Config) StaticDomains() ([]*tenant.Domain, error) {
+	out := make([]*tenant.Domain, 0, len(c.Domains))
+	seen := make(map[string]bool)
+	for i, sd := range c.Domains {
+		d, err := sd.Build()
+		if err != nil {
+			return nil, fmt.Errorf("domains[%d].%w", i, err)
+		}
+		if seen[d.Name] {
+			return nil, fmt.Errorf("domains[%d].name: %s is listed twice", i, d.Name)
+		}
+		seen[d.Name] = true
+		out = append(out, d)
+	}
+	return out, nil
+}

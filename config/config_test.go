@@ -1,0 +1,99 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestDefaultIsValidLoopbackNode(t *testing.T) {
+	cfg, err := Load("")
+	if err != nil {
+		t.Fatalf("defaults invalid: %v", err)
+	}
+	if cfg.SMTP.Listen != "127.0.0.1:2525" || cfg.HTTP.Listen != "127.0.0.1:8025" || cfg.DataDir != "./data" {
+		t.Fatalf("defaults = %s %s %s, want loopback 2525/8025 and ./data", cfg.SMTP.Listen, cfg.HTTP.Listen, cfg.DataDir)
+	}
+}
+
+func TestLoadFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "mxgrid.yaml")
+	os.WriteFile(path, []byte(`
+node: {name: node-a, provider: hetzner, region: fsn1}
+smtp:
+  listen: 127.0.0.1:2626
+  max_message_bytes: 1048576
+  trusted_proxies: [10.0.0.0/8]
+  command_timeout: 30s
+log: {format: json}
+domains:
+  - name: Example.ORG
+    route: 127.0.0.1:2500
+    recipients: [alice, bob@example.org]
+    tls: none
+    reject_score: 15
+`), 0o600)
+	cfg, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doms, _ := cfg.StaticDomains()
+	if len(doms) != 1 || doms[0].Name != "example.org" || !doms[0].AcceptsRecipient("Bob") || doms[0].AcceptsRecipient("carol") {
+		t.Fatalf("domains = %+v", doms[0])
+	}
+	if *doms[0].Policy.RejectScore != 15 || cfg.SMTP.CommandTimeout.Seconds() != 30 || cfg.Node.Provider != "hetzner" {
+		t.Fatalf("values not applied: %+v", cfg)
+	}
+}
+
+func TestBadConfigNamesTheKey(t *testing.T) {
+	tests := []struct {
+		name, yaml, want string
+	}{
+		{"unknown top-level key", "smtpp: {}\n", `unknown key "smtpp"`},
+		{"unknown nested key", "smtp:\n  lisen: 1.2.3.4:25\n", `unknown key "smtp.lisen"`},
+		{"unknown key in a domain", "domains:\n  - name: a.org\n    route: h:25\n    rout: x\n", `unknown key "domains[0].rout"`},
+		{"bad listen address", "smtp:\n  listen: nonsense\n", "smtp.listen:"},
+		{"bad http listen", "http:\n  listen: 8025\n", "http.listen:"},
+		{"bad route", "domains:\n  - name: a.org\n    route: mail.a.org\n", "domains[0].route:"},
+		{"bad port in route", "domains:\n  - name: a.org\n    route: mail.a.org:99999\n", "domains[0].route:"},
+		{"bad tls mode", "domains:\n  - name: a.org\n    route: h:25\n    tls: maybe\n", "domains[0].tls:"},
+		{"bad domain name", "domains:\n  - name: nodot\n    route: h:25\n", "domains[0].name:"},
+		{"duplicate domain", "domains:\n  - {name: a.org, route: 'h:25'}\n  - {name: A.org, route: 'h:26'}\n", "domains[1].name:"},
+		{"bad proxy cidr", "smtp:\n  trusted_proxies: [10.0.0.0/33]\n", "smtp.trusted_proxies[0]"},
+		{"wrong type", "smtp:\n  max_recipients: lots\n", "invalid value"},
+		{"bad duration", "smtp:\n  data_timeout: soon\n", "invalid value"},
+		{"bad log format", "log:\n  format: xml\n", "log.format:"},
+		{"not yaml", "smtp: [\n", "invalid YAML"},
+		{"section not a mapping", "smtp: 5\n", "smtp must be a mapping"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "bad.yaml")
+			os.WriteFile(path, []byte(tt.yaml), 0o600)
+			_, err := Load(path)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Load() error = %v, want it to contain %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestMissingFile(t *testing.T) {
+	_, err := Load(filepath.Join(t.TempDir(), "absent.yaml"))
+	if err == nil || !strings.Contains(err.Error(), "no such file") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add([]byte("smtp:\n  listen: 127.0.0.1:25\ndomains:\n  - {name: a.org, route: 'h:25'}\n"))
+	f.Add([]byte("node: {name: x}\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg := Default()
+		if Parse(data, &cfg) == nil {
+			_ = cfg.Validate()
+		}
+	})
+}

@@ -1,0 +1,193 @@
+// Package node assembles one scan node from its configuration: the store,
+// the tenant directory, the scan pipeline, the relay, the SMTP front end and
+// the HTTP side. It is the only place that knows every part; `mxgrid serve`,
+// `mxgrid demo` and the end-to-end tests all build nodes through it.
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+
+	"github.com/mxgrid/mxgrid/config"
+	"github.com/mxgrid/mxgrid/health"
+	"github.com/mxgrid/mxgrid/relay"
+	"github.com/mxgrid/mxgrid/scanner"
+	"github.com/mxgrid/mxgrid/smtpd"
+	"github.com/mxgrid/mxgrid/store"
+	"github.com/mxgrid/mxgrid/tenant"
+	"github.com/mxgrid/mxgrid/web"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/sync/errgroup"
+)
+
+// Options are what a caller may supply instead of the defaults.
+type Options struct {
+	Log *slog.Logger
+	// Registry receives every metric; a fresh one when nil.
+	Registry *prometheus.Registry
+	// Stages replaces the configured scan stages (tests inject failing or
+	// slow checks this way); nil means build them from the config.
+	Stages []scanner.Stage
+}
+
+// Node is one running scan node.
+type Node struct {
+	cfg      config.Config
+	log      *slog.Logger
+	registry *prometheus.Registry
+	health   *health.Registry
+	store    *store.Store
+
+	directory *tenant.Directory
+	pipeline  *scanner.Pipeline
+	smtp      *smtpd.Server
+	web       *web.Server
+
+	smtpListener net.Listener
+	httpListener net.Listener
+	// runners are the long-running parts started by Run besides the two
+	// servers, each returning when ctx is cancelled.
+	runners []func(ctx context.Context) error
+	closers []func() error
+}
+
+// New builds a node and binds its listeners, so the ports are known (and
+// taken) when it returns. Run starts serving.
+func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
+	n := &Node{cfg: cfg, log: opts.Log, registry: opts.Registry, health: health.New()}
+	if n.log == nil {
+		n.log = slog.Default()
+	}
+	if n.registry == nil {
+		n.registry = prometheus.NewRegistry()
+		n.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	n.log = n.log.With("node", cfg.Node.Name)
+	ok := false
+	defer func() {
+		if !ok {
+			for _, l := range []net.Listener{n.smtpListener, n.httpListener} {
+				if l != nil {
+					l.Close()
+				}
+			}
+			n.close()
+		}
+	}()
+
+	// The store holds tenants, events and maps, but mail flow must not
+	// depend on it: a node without its database keeps filtering from the
+	// configured domains and its snapshot.
+	st, err := store.Open(ctx, cfg.Store, cfg.DataDir)
+	if err != nil {
+		n.log.Error("store unavailable; mail keeps flowing, events and maps are not stored", "err", err)
+		n.health.Set("store", health.Degraded, err.Error())
+	} else {
+		n.store = st
+		n.closers = append(n.closers, st.Close)
+	}
+
+	domains, err := cfg.StaticDomains()
+	if err != nil {
+		return nil, err
+	}
+	snap, err := tenant.NewSnapshot(1, domains)
+	if err != nil {
+		return nil, err
+	}
+	n.directory = tenant.NewDirectory(snap)
+	if snap.Len() == 0 {
+		n.log.Warn("no domains configured: every recipient will be refused with 550 5.7.1")
+	}
+
+	stages := opts.Stages
+	if stages == nil {
+		stages, err = Stages(ctx, &n.cfg, StageEnv{Log: n.log, Registry: n.registry, Health: n.health})
+		if err != nil {
+			return nil, err
+		}
+	}
+	n.pipeline = scanner.NewPipeline(stages, cfg.Scanner.Timeout, n.log.With("component", "scanner"), n.registry)
+
+	rel := relay.New(cfg.Relay, cfg.SMTP.Hostname, n.log.With("component", "relay"), n.registry)
+	n.smtp, err = smtpd.New(cfg.SMTP, smtpd.Deps{
+		Directory: n.directory,
+		Scanner:   n.pipeline,
+		Relay:     rel,
+		Policy:    cfg.Scanner.Policy(),
+		Node:      cfg.Node.Name,
+		Provider:  cfg.Node.Provider,
+		Health:    n.health,
+		Log:       n.log,
+		Registry:  n.registry,
+	})
+	if err != nil {
+		return nil, err
+	}
+	n.web = web.New(n.health, n.registry, n.log.With("component", "http"))
+
+	if n.smtpListener, err = n.smtp.Listen(); err != nil {
+		return nil, err
+	}
+	if n.httpListener, err = n.web.Listen(cfg.HTTP.Listen); err != nil {
+		return nil, err
+	}
+	ok = true
+	return n, nil
+}
+
+// SMTPAddr and HTTPAddr are the bound listener addresses.
+func (n *Node) SMTPAddr() string { return n.smtpListener.Addr().String() }
+func (n *Node) HTTPAddr() string { return n.httpListener.Addr().String() }
+
+// Health is the node's readiness registry.
+func (n *Node) Health() *health.Registry { return n.health }
+
+// Run serves until ctx is cancelled, then drains: SMTP stops accepting,
+// in-flight transactions get smtp.shutdown_grace to finish, and the HTTP
+// side stays up until SMTP is done so /readyz keeps saying "draining" to
+// the load balancer. It returns nil on a clean shutdown.
+func (n *Node) Run(ctx context.Context) error {
+	defer n.close()
+	n.log.Info("node started", "smtp", n.SMTPAddr(), "http", n.HTTPAddr(), "provider", n.cfg.Node.Provider, "region", n.cfg.Node.Region)
+	httpCtx, stopHTTP := context.WithCancel(context.Background())
+	defer stopHTTP()
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return n.smtp.Serve(n.smtpListener) })
+	g.Go(func() error { return n.web.Serve(httpCtx, n.httpListener) })
+	for _, r := range n.runners {
+		g.Go(func() error { return r(gctx) })
+	}
+	g.Go(func() error {
+		<-gctx.Done()
+		n.log.Info("shutting down", "grace", n.cfg.SMTP.ShutdownGrace)
+		sctx, cancel := context.WithTimeout(context.Background(), n.cfg.SMTP.ShutdownGrace)
+		defer cancel()
+		err := n.smtp.Shutdown(sctx)
+		if errors.Is(err, context.DeadlineExceeded) {
+			n.log.Warn("shutdown grace expired, remaining sessions closed")
+			err = nil
+		}
+		stopHTTP()
+		return err
+	})
+	err := g.Wait()
+	if err != nil && ctx.Err() == nil {
+		return fmt.Errorf("node: %w", err)
+	}
+	n.log.Info("node stopped")
+	return nil
+}
+
+func (n *Node) close() {
+	for i := len(n.closers) - 1; i >= 0; i-- {
+		if err := n.closers[i](); err != nil {
+			n.log.Warn("close", "err", err)
+		}
+	}
+	n.closers = nil
+}

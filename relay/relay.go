@@ -1,0 +1,346 @@
+// Package relay delivers a message to the customer's own mail server during
+// the inbound SMTP session, so the sender hears the customer's answer: 250
+// only after the downstream 250, the downstream's own 4xx/5xx otherwise, and
+// 451 4.4.1 when the downstream cannot be reached. No node ever holds a
+// message.
+//
+// A Transaction mirrors the inbound one: it is opened at the first accepted
+// recipient, each recipient is forwarded as the sender gives it (so a
+// recipient the customer's server refuses is refused to the sender at RCPT
+// time, and no recipient is accepted that cannot be delivered), and DATA is
+// streamed once the scan has passed.
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-smtp"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
+
+// TLSMode is how a route uses STARTTLS.
+type TLSMode string
+
+const (
+	// TLSNone never starts TLS (a customer server on a private link).
+	TLSNone TLSMode = "none"
+	// TLSOpportunistic uses STARTTLS when offered, without verifying the
+	// certificate, like Postfix's "may" level: most customer servers have
+	// self-signed certificates, and encryption without authentication still
+	// defeats passive capture.
+	TLSOpportunistic TLSMode = "opportunistic"
+	// TLSRequired refuses to send in clear text (Postfix's "encrypt"):
+	// no STARTTLS or a failed handshake is a temporary failure.
+	TLSRequired TLSMode = "required"
+)
+
+// ParseTLSMode validates a configured mode; "" means opportunistic.
+func ParseTLSMode(s string) (TLSMode, error) {
+	switch TLSMode(s) {
+	case "":
+		return TLSOpportunistic, nil
+	case TLSNone, TLSOpportunistic, TLSRequired:
+		return TLSMode(s), nil
+	}
+	return "", fmt.Errorf("%q is not none, opportunistic or required", s)
+}
+
+// Route is where a domain's mail goes.
+type Route struct {
+	Addr string // host:port
+	TLS  TLSMode
+}
+
+// Config is the `relay:` section.
+type Config struct {
+	ConnectTimeout time.Duration `yaml:"connect_timeout"`
+	// CommandTimeout bounds each downstream command's reply. Shorter than
+	// RFC 5321's 5 minutes because the sender is waiting on the other side.
+	CommandTimeout time.Duration `yaml:"command_timeout"`
+	// DataTimeout bounds the downstream's final reply after the message.
+	DataTimeout time.Duration `yaml:"data_timeout"`
+}
+
+// DefaultConfig returns timeouts that keep the sender's own timeouts
+// (RFC 5321 §4.5.3.2: 5 min per command, 10 min after DATA) out of reach.
+func DefaultConfig() Config {
+	return Config{ConnectTimeout: 10 * time.Second, CommandTimeout: 60 * time.Second, DataTimeout: 5 * time.Minute}
+}
+
+// Validate checks the section; messages name the key.
+func (c Config) Validate() error {
+	switch {
+	case c.ConnectTimeout <= 0:
+		return errors.New("connect_timeout: must be positive")
+	case c.CommandTimeout <= 0:
+		return errors.New("command_timeout: must be positive")
+	case c.DataTimeout <= 0:
+		return errors.New("data_timeout: must be positive")
+	}
+	return nil
+}
+
+// Error is a delivery failure with the reply the sender should get.
+type Error struct {
+	Code     int
+	Enhanced [3]int
+	// Message is safe to show the sender.
+	Message string
+	// Err is the underlying cause, for logs only.
+	Err error
+}
+
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("%d %d.%d.%d %s: %v", e.Code, e.Enhanced[0], e.Enhanced[1], e.Enhanced[2], e.Message, e.Err)
+	}
+	return fmt.Sprintf("%d %d.%d.%d %s", e.Code, e.Enhanced[0], e.Enhanced[1], e.Enhanced[2], e.Message)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Temporary reports whether the sender should retry.
+func (e *Error) Temporary() bool { return e.Code >= 400 && e.Code < 500 }
+
+// Relay opens downstream transactions. It is safe for concurrent use.
+type Relay struct {
+	cfg      Config
+	hostname string
+	log      *slog.Logger
+
+	duration *prometheus.HistogramVec
+	results  *prometheus.CounterVec
+}
+
+// New returns a Relay that introduces itself as hostname.
+func New(cfg Config, hostname string, log *slog.Logger, reg prometheus.Registerer) *Relay {
+	f := promauto.With(reg)
+	return &Relay{
+		cfg:      cfg,
+		hostname: hostname,
+		log:      log,
+		duration: f.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "mxgrid_relay_duration_seconds",
+			Help:    "Time from the DATA hand-off to the downstream's final reply, by outcome (delivered, tempfail, permfail).",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"outcome"}),
+		results: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "mxgrid_relay_results_total",
+			Help: "Downstream results by stage (connect, mail, rcpt, data) and outcome (ok, tempfail, permfail).",
+		}, []string{"stage", "outcome"}),
+	}
+}
+
+// MailOptions carries the sender's MAIL parameters that matter downstream.
+type MailOptions struct {
+	Size int64
+	UTF8 bool
+}
+
+// Transaction is one downstream SMTP transaction. It is not safe for
+// concurrent use: the inbound session drives it step by step.
+type Transaction struct {
+	r      *Relay
+	route  Route
+	client *smtp.Client
+	conn   net.Conn
+	stop   func() bool
+	rcpts  int
+	closed bool
+}
+
+// Begin connects to route, says EHLO, negotiates TLS per the route and sends
+// MAIL FROM. ctx bounds the whole transaction: cancelling it closes the
+// connection, which unblocks any command in flight.
+func (r *Relay) Begin(ctx context.Context, route Route, from string, opts MailOptions) (*Transaction, error) {
+	t, err := r.connect(ctx, route)
+	if err != nil {
+		r.results.WithLabelValues("connect", "tempfail").Inc()
+		return nil, err
+	}
+	if opts.UTF8 {
+		if ok, _ := t.client.Extension("SMTPUTF8"); !ok {
+			t.Close()
+			r.results.WithLabelValues("mail", "permfail").Inc()
+			// RFC 6531 §3.2: a message that needs SMTPUTF8 cannot be
+			// downgraded by a relay; refusing is the only honest answer.
+			return nil, &Error{Code: 550, Enhanced: [3]int{5, 6, 7}, Message: "customer server does not support SMTPUTF8"}
+		}
+	}
+	if err := t.client.Mail(from, &smtp.MailOptions{Size: opts.Size, UTF8: opts.UTF8}); err != nil {
+		t.Close()
+		e := downstreamError(route, "MAIL", err)
+		r.results.WithLabelValues("mail", outcome(e)).Inc()
+		return nil, e
+	}
+	return t, nil
+}
+
+// connect opens the session per the route's TLS mode. Like Postfix's "may"
+// level, opportunistic TLS falls back to a fresh clear-text connection when
+// the handshake fails: refusing would block mail to servers with broken
+// TLS, and the fallback is no worse than TLSNone.
+func (r *Relay) connect(ctx context.Context, route Route) (*Transaction, error) {
+	t, err := r.session(ctx, route, route.TLS != TLSNone)
+	if err == nil || route.TLS != TLSOpportunistic || errors.Is(err, errUnreachable) {
+		return t, err
+	}
+	r.log.Info("opportunistic TLS failed, relaying in clear text", "route", route.Addr, "err", err)
+	return r.session(ctx, route, false)
+}
+
+var errUnreachable = errors.New("unreachable")
+
+func (r *Relay) session(ctx context.Context, route Route, tryTLS bool) (*Transaction, error) {
+	d := net.Dialer{Timeout: r.cfg.ConnectTimeout}
+	conn, err := d.DialContext(ctx, "tcp", route.Addr)
+	if err != nil {
+		return nil, unreachable(route, fmt.Errorf("%w: %w", errUnreachable, err))
+	}
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	fail := func(e *Error) (*Transaction, error) {
+		stop()
+		conn.Close()
+		return nil, e
+	}
+	if tryTLS {
+		tlsConn, err := startTLS(conn, r.hostname, route, r.cfg.CommandTimeout)
+		switch {
+		case errors.Is(err, errNoStartTLS) && route.TLS == TLSOpportunistic:
+			// The server said it has no TLS; its greeting is used up, so
+			// continue on this connection through a replayed greeting.
+		case err != nil:
+			return fail(&Error{Code: 451, Enhanced: [3]int{4, 7, 5}, Message: "TLS with customer mail server failed, try again later",
+				Err: fmt.Errorf("relay to %s: STARTTLS: %w", route.Addr, err)})
+		}
+		conn = tlsConn
+	}
+	t := &Transaction{r: r, route: route, conn: conn, stop: stop}
+	t.client = smtp.NewClient(conn)
+	t.client.CommandTimeout = r.cfg.CommandTimeout
+	t.client.SubmissionTimeout = r.cfg.DataTimeout
+	if err := t.client.Hello(r.hostname); err != nil {
+		return fail(unreachable(route, err))
+	}
+	return t, nil
+}
+
+// Rcpt forwards one recipient. A refusal is returned as *Error carrying the
+// downstream's own code, so "550 5.1.1 no such user" reaches the sender.
+func (t *Transaction) Rcpt(to string) error {
+	if err := t.client.Rcpt(to, nil); err != nil {
+		e := downstreamError(t.route, "RCPT", err)
+		t.r.results.WithLabelValues("rcpt", outcome(e)).Inc()
+		return e
+	}
+	t.r.results.WithLabelValues("rcpt", "ok").Inc()
+	t.rcpts++
+	return nil
+}
+
+// Recipients is how many recipients the downstream accepted.
+func (t *Transaction) Recipients() int { return t.rcpts }
+
+// Data streams the message and returns the downstream's final reply text.
+// Only a nil error means the customer's server took responsibility.
+func (t *Transaction) Data(msg io.Reader) (string, error) {
+	start := time.Now()
+	reply, err := t.data(msg)
+	o, stage := "delivered", "ok"
+	if err != nil {
+		o = outcome(err)
+		stage = o
+	}
+	t.r.duration.WithLabelValues(o).Observe(time.Since(start).Seconds())
+	t.r.results.WithLabelValues("data", stage).Inc()
+	if err != nil {
+		return "", err
+	}
+	return reply, nil
+}
+
+func (t *Transaction) data(msg io.Reader) (string, *Error) {
+	w, err := t.client.Data()
+	if err != nil {
+		return "", downstreamError(t.route, "DATA", err)
+	}
+	if _, err := io.Copy(w, msg); err != nil {
+		w.Close()
+		return "", downstreamError(t.route, "DATA", err)
+	}
+	resp, err := w.CloseWithResponse()
+	if err != nil {
+		return "", downstreamError(t.route, "end of DATA", err)
+	}
+	return resp.StatusText, nil
+}
+
+// Close ends the downstream session politely when it can; it is safe to
+// call more than once.
+func (t *Transaction) Close() {
+	if t.closed {
+		return
+	}
+	t.closed = true
+	t.stop()
+	// QUIT is a courtesy: its failure changes nothing for the sender.
+	_ = t.conn.SetDeadline(time.Now().Add(2 * time.Second))
+	_ = t.client.Quit()
+	t.client.Close()
+}
+
+func unreachable(route Route, err error) *Error {
+	return &Error{Code: 451, Enhanced: [3]int{4, 4, 1}, Message: "customer mail server unreachable, try again later",
+		Err: fmt.Errorf("relay to %s: %w", route.Addr, err)}
+}
+
+// downstreamError maps a client error to the sender's reply: the
+// downstream's own SMTP reply when it gave one, 451 4.4.2 for a connection
+// lost mid-transaction (the sender must retry: nothing was accepted).
+func downstreamError(route Route, stage string, err error) *Error {
+	var se *smtp.SMTPError
+	if errors.As(err, &se) && se.Code >= 400 && se.Code < 600 {
+		e := &Error{Code: se.Code, Message: sanitize(se.Message), Err: fmt.Errorf("relay to %s: %s: %w", route.Addr, stage, err)}
+		if se.EnhancedCode != smtp.NoEnhancedCode && se.EnhancedCode != smtp.EnhancedCodeNotSet && se.EnhancedCode[0] == se.Code/100 {
+			e.Enhanced = [3]int(se.EnhancedCode)
+		} else {
+			e.Enhanced = [3]int{se.Code / 100, 0, 0}
+		}
+		if e.Message == "" {
+			e.Message = "customer mail server refused"
+		}
+		return e
+	}
+	return &Error{Code: 451, Enhanced: [3]int{4, 4, 2}, Message: "connection to customer mail server lost, try again later",
+		Err: fmt.Errorf("relay to %s: %s: %w", route.Addr, stage, err)}
+}
+
+// sanitize keeps a downstream reply printable and on one line so it can be
+// passed on to the sender verbatim.
+func sanitize(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, s)
+	if len(s) > 400 {
+		s = s[:400]
+	}
+	return strings.TrimSpace(s)
+}
+
+func outcome(e *Error) string {
+	if e.Temporary() {
+		return "tempfail"
+	}
+	return "permfail"
+}

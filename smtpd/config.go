@@ -1,0 +1,116 @@
+package smtpd
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"time"
+)
+
+// Config is the `smtp:` section.
+type Config struct {
+	// Listen is the SMTP listener, host:port.
+	Listen string `yaml:"listen"`
+	// Hostname is our name in the greeting, EHLO downstream and Received.
+	Hostname string `yaml:"hostname"`
+	// MaxMessageBytes is advertised in SIZE and enforced while reading DATA
+	// (552 5.3.4 above it).
+	MaxMessageBytes int64 `yaml:"max_message_bytes"`
+	// MaxRecipients per transaction; more get 452 4.5.3 (RFC 5321 §4.5.3.1.10).
+	MaxRecipients int `yaml:"max_recipients"`
+	// TrustedProxies are CIDRs allowed to send a HAProxy PROXY header (v1 or
+	// v2); a header from anywhere else gets the connection closed.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	// MaxConnections caps concurrent connections; more get 421 4.7.0.
+	MaxConnections int `yaml:"max_connections"`
+	// MaxConnectionsPerIP caps concurrent connections from one client IP,
+	// like Postfix's smtpd_client_connection_count_limit.
+	MaxConnectionsPerIP int `yaml:"max_connections_per_ip"`
+	// CommandTimeout is how long a client may stay silent between commands
+	// or between reads of the message body.
+	CommandTimeout time.Duration `yaml:"command_timeout"`
+	// DataTimeout bounds the transfer of a whole message body.
+	DataTimeout time.Duration `yaml:"data_timeout"`
+	// ProxyHeaderTimeout bounds the wait for a PROXY header from a trusted proxy.
+	ProxyHeaderTimeout time.Duration `yaml:"proxy_header_timeout"`
+	// ShutdownGrace is how long in-flight transactions may run after SIGTERM.
+	ShutdownGrace time.Duration `yaml:"shutdown_grace"`
+	// TLSCert and TLSKey enable STARTTLS; without both it is not offered.
+	TLSCert string `yaml:"tls_cert"`
+	TLSKey  string `yaml:"tls_key"`
+}
+
+// DefaultConfig is a working loopback listener.
+func DefaultConfig() Config {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "localhost"
+	}
+	return Config{
+		Listen:              "127.0.0.1:2525",
+		Hostname:            host,
+		MaxMessageBytes:     25 << 20,
+		MaxRecipients:       100,
+		MaxConnections:      2000,
+		MaxConnectionsPerIP: 50,
+		CommandTimeout:      2 * time.Minute,
+		DataTimeout:         10 * time.Minute,
+		ProxyHeaderTimeout:  5 * time.Second,
+		ShutdownGrace:       30 * time.Second,
+	}
+}
+
+// Validate checks the section; messages name the key.
+func (c Config) Validate() error {
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		return fmt.Errorf("listen: %q is not host:port: %w", c.Listen, err)
+	}
+	if c.Hostname == "" {
+		return errors.New("hostname: must not be empty")
+	}
+	if c.MaxMessageBytes < 1024 {
+		return fmt.Errorf("max_message_bytes: %d is too small (at least 1024)", c.MaxMessageBytes)
+	}
+	if c.MaxRecipients < 1 {
+		return errors.New("max_recipients: must be at least 1")
+	}
+	if _, err := c.proxyPrefixes(); err != nil {
+		return err
+	}
+	if c.MaxConnections < 1 {
+		return errors.New("max_connections: must be at least 1")
+	}
+	if c.MaxConnectionsPerIP < 1 {
+		return errors.New("max_connections_per_ip: must be at least 1")
+	}
+	for key, d := range map[string]time.Duration{
+		"command_timeout": c.CommandTimeout, "data_timeout": c.DataTimeout,
+		"proxy_header_timeout": c.ProxyHeaderTimeout, "shutdown_grace": c.ShutdownGrace,
+	} {
+		if d <= 0 {
+			return fmt.Errorf("%s: must be positive", key)
+		}
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return errors.New("tls_cert, tls_key: set both or neither")
+	}
+	return nil
+}
+
+func (c Config) proxyPrefixes() ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for i, s := range c.TrustedProxies {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			a, aerr := netip.ParseAddr(s)
+			if aerr != nil {
+				return nil, fmt.Errorf("trusted_proxies[%d]: %q is not a CIDR or an IP address", i, s)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}

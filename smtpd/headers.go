@@ -1,0 +1,151 @@
+package smtpd
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-message/textproto"
+	"github.com/mxgrid/mxgrid/scanner"
+)
+
+// ownedHeaders are fields only we may set: inbound copies are removed so a
+// sender cannot pre-label its spam "X-Spam-Status: No" for the customer's
+// filters.
+var ownedHeaders = []string{"X-Spam-Status", "X-Spam-Score", "X-Spam-Symbols", "X-Spam-Flag", "X-Mxgrid-Virus-Scan", "X-Mxgrid-Scan"}
+
+// compose returns the message as relayed: our fields prepended (newest
+// first, as RFC 5321 §4.4 wants trace fields) and the original bytes after
+// them. The original header is re-serialised only when something in it had
+// to change, so a clean message arrives byte-identical below our fields.
+func (ss *session) compose(msg *scanner.Message, v scanner.Verdict, policy scanner.Policy) []byte {
+	var top bytes.Buffer
+	ss.writeReceived(&top)
+	authServID := ss.srv.deps.AuthServID
+	if authServID == "" {
+		authServID = ss.srv.cfg.Hostname
+	}
+	if len(v.AuthResults) > 0 {
+		writeField(&top, "Authentication-Results", authServID+"; "+strings.Join(v.AuthResults, "; "))
+	}
+	for _, h := range v.Headers {
+		writeField(&top, h.Name, h.Value)
+	}
+	if v.Action == scanner.Tag {
+		writeField(&top, "X-Spam-Flag", "YES")
+		writeField(&top, "X-Spam-Status", fmt.Sprintf("Yes, score=%.2f required=%.2f", v.Score, policy.TagScore))
+		writeField(&top, "X-Spam-Score", fmt.Sprintf("%.2f", v.Score))
+		writeField(&top, "X-Spam-Symbols", scanner.SymbolNames(v.TopSymbols(len(v.Symbols))))
+	}
+
+	h := msg.Header.Copy()
+	changed := false
+	for _, k := range ownedHeaders {
+		if h.Has(k) {
+			h.Del(k)
+			changed = true
+		}
+	}
+	if ss.srv.deps.PrepareHeader != nil && ss.srv.deps.PrepareHeader(&h) {
+		changed = true
+	}
+	if v.Action == scanner.Tag && policy.SubjectTag != "" {
+		subj := h.Get("Subject")
+		if !strings.HasPrefix(subj, policy.SubjectTag) {
+			h.Set("Subject", strings.TrimSpace(policy.SubjectTag+" "+subj))
+			changed = true
+		}
+	}
+	out := make([]byte, 0, top.Len()+len(msg.Raw)+64)
+	out = append(out, top.Bytes()...)
+	if !changed {
+		return append(out, msg.Raw...)
+	}
+	var hb bytes.Buffer
+	if err := textproto.WriteHeader(&hb, h); err != nil {
+		// The parser accepted these fields; if one cannot be written back,
+		// relaying the original header is better than losing the message.
+		ss.log.Warn("could not rewrite header, relaying it unchanged", "queue_id", ss.queueID, "err", err)
+		return append(out, msg.Raw...)
+	}
+	out = append(out, hb.Bytes()...)
+	return append(out, msg.Raw[msg.BodyOffset:]...)
+}
+
+// writeReceived writes our trace field (RFC 5321 §4.4). No reverse DNS:
+// mail flow must not depend on DNS, so only the address is given.
+func (ss *session) writeReceived(w *bytes.Buffer) {
+	with := "ESMTP"
+	if _, ok := ss.conn.TLSConnectionState(); ok {
+		with = "ESMTPS"
+	}
+	helo := sanitizeHeaderText(ss.conn.Hostname())
+	if helo == "" {
+		helo = "unknown"
+	}
+	ip := ss.clientIP.String()
+	if ss.clientIP.Is6() {
+		ip = "IPv6:" + ip
+	}
+	v := fmt.Sprintf("from %s ([%s])\r\n\tby %s (mxgrid) with %s id %s", helo, ip, ss.srv.cfg.Hostname, with, ss.queueID)
+	if len(ss.rcpts) == 1 {
+		// Naming recipients of a multi-recipient message would disclose Bcc.
+		v += "\r\n\tfor <" + sanitizeHeaderText(ss.rcpts[0]) + ">"
+	}
+	v += "; " + time.Now().Format(time.RFC1123Z)
+	fmt.Fprintf(w, "Received: %s\r\n", v)
+}
+
+// writeField writes one field, folding long values at spaces or commas so
+// lines stay under RFC 5322 §2.1.1's 78-character recommendation.
+func writeField(w *bytes.Buffer, name, value string) {
+	value = sanitizeHeaderText(value)
+	line := name + ": "
+	width := len(line)
+	w.WriteString(line)
+	sc := bufio.NewScanner(strings.NewReader(value))
+	sc.Split(splitFoldable)
+	first := true
+	for sc.Scan() {
+		tok := sc.Text()
+		if !first && width+len(tok) > 78 {
+			w.WriteString("\r\n\t")
+			width = 1
+			tok = strings.TrimLeft(tok, " ")
+		}
+		w.WriteString(tok)
+		width += len(tok)
+		first = false
+	}
+	w.WriteString("\r\n")
+}
+
+// splitFoldable yields tokens that each start at a fold opportunity: a
+// space, or just after a comma.
+func splitFoldable(data []byte, atEOF bool) (int, []byte, error) {
+	if len(data) == 0 {
+		return 0, nil, nil
+	}
+	for i := 1; i < len(data); i++ {
+		if data[i] == ' ' || data[i-1] == ',' {
+			return i, data[:i], nil
+		}
+	}
+	if atEOF {
+		return len(data), data, nil
+	}
+	return 0, nil, nil
+}
+
+// sanitizeHeaderText keeps client-supplied text (HELO, addresses) from
+// injecting header lines.
+func sanitizeHeaderText(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '\r' || r == '\n' || r == 0 {
+			return ' '
+		}
+		return r
+	}, s)
+}

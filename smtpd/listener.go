@@ -1,0 +1,156 @@
+package smtpd
+
+import (
+	"bufio"
+	"bytes"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pires/go-proxyproto"
+)
+
+// proxyV2Sig starts every PROXY v2 header; "PROXY " starts every v1 header.
+var proxyV2Sig = []byte("\r\n\r\n\x00\r\nQUIT\n")
+
+// gateListener admits connections under the global and per-IP limits and
+// wraps each in a gateConn that owns its read deadlines.
+type gateListener struct {
+	net.Listener
+	srv *Server
+}
+
+func (l *gateListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	_, viaProxy := c.(*proxyproto.Conn)
+	gc := &gateConn{Conn: c, srv: l.srv, viaProxy: viaProxy, br: bufio.NewReaderSize(c, 4096)}
+	gc.idle.Store(true)
+	return gc, nil
+}
+
+// gateConn enforces the connection limits before the greeting, refuses a
+// PROXY header from an untrusted peer, and manages deadlines itself:
+// go-smtp's ReadTimeout is one deadline for a whole DATA body and cannot
+// tell an idle client from a slow one, so every Read here extends a
+// per-read idle deadline, capped by an absolute deadline during DATA.
+type gateConn struct {
+	net.Conn
+	srv      *Server
+	viaProxy bool
+	br       *bufio.Reader
+
+	once     sync.Once
+	admitErr error
+	ip       netip.Addr
+	counted  bool
+
+	firstRead    atomic.Bool
+	dataDeadline atomic.Int64 // unix nanos; 0 outside DATA
+	idle         atomic.Bool  // no transaction in progress
+	closed       atomic.Bool
+}
+
+// admit runs once, at the greeting: by then a trusted proxy's header has
+// been read, so RemoteAddr is the real client.
+func (c *gateConn) admit() error {
+	c.once.Do(func() {
+		c.ip = addrIP(c.Conn.RemoteAddr())
+		ok, reason := c.srv.acquire(c)
+		if !ok {
+			c.srv.metrics.connections.WithLabelValues(reason).Inc()
+			c.Conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+			c.Conn.Write([]byte("421 4.7.0 " + c.srv.cfg.Hostname + " too many connections, try again later\r\n"))
+			c.admitErr = net.ErrClosed
+			c.Conn.Close()
+			return
+		}
+		c.counted = true
+		c.srv.metrics.connections.WithLabelValues("accepted").Inc()
+	})
+	return c.admitErr
+}
+
+func (c *gateConn) Write(p []byte) (int, error) {
+	if err := c.admit(); err != nil {
+		return 0, err
+	}
+	return c.Conn.Write(p)
+}
+
+func (c *gateConn) Read(p []byte) (int, error) {
+	if err := c.admit(); err != nil {
+		return 0, err
+	}
+	deadline := time.Now().Add(c.srv.cfg.CommandTimeout)
+	if dd := c.dataDeadline.Load(); dd != 0 && time.Unix(0, dd).Before(deadline) {
+		deadline = time.Unix(0, dd)
+	}
+	c.Conn.SetReadDeadline(deadline)
+	if !c.firstRead.Swap(true) && !c.viaProxy {
+		// An untrusted peer that opens with a PROXY header is trying to
+		// choose the client IP we record and judge; refuse it outright.
+		if head, _ := c.br.Peek(len(proxyV2Sig)); bytes.HasPrefix(head, []byte("PROXY ")) || bytes.Equal(head, proxyV2Sig) {
+			c.srv.metrics.connections.WithLabelValues("refused_proxy").Inc()
+			c.srv.log.Warn("PROXY header from untrusted address refused", "client_ip", c.ip.String())
+			c.Conn.Write([]byte("554 5.7.0 PROXY protocol not accepted from your address\r\n"))
+			c.Close()
+			return 0, net.ErrClosed
+		}
+	}
+	return c.br.Read(p)
+}
+
+// SetReadDeadline is ours alone (see gateConn); go-smtp's calls are ignored.
+func (c *gateConn) SetReadDeadline(time.Time) error { return nil }
+
+// SetDeadline keeps the write half for go-smtp's WriteTimeout.
+func (c *gateConn) SetDeadline(t time.Time) error { return c.Conn.SetWriteDeadline(t) }
+
+func (c *gateConn) Close() error {
+	if c.closed.Swap(true) {
+		return nil
+	}
+	if c.counted {
+		c.srv.release(c)
+	}
+	return c.Conn.Close()
+}
+
+func addrIP(a net.Addr) netip.Addr {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		ip, _ := netip.AddrFromSlice(ta.IP)
+		return ip.Unmap()
+	}
+	ap, err := netip.ParseAddrPort(a.String())
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
+}
+
+// newProxyListener lets trusted proxies send a PROXY header (and waits for
+// it before the greeting, as load balancers send it at once), and hands
+// every other connection over untouched so normal senders never wait.
+func newProxyListener(l net.Listener, trusted []netip.Prefix, timeout time.Duration) net.Listener {
+	if len(trusted) == 0 {
+		return l
+	}
+	return &proxyproto.Listener{
+		Listener:          l,
+		ReadHeaderTimeout: timeout,
+		ConnPolicy: func(o proxyproto.ConnPolicyOptions) (proxyproto.Policy, error) {
+			ip := addrIP(o.Upstream)
+			for _, p := range trusted {
+				if p.Contains(ip) {
+					return proxyproto.USE, nil
+				}
+			}
+			return proxyproto.SKIP, nil
+		},
+	}
+}

@@ -1,0 +1,52 @@
+package smtpd
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
+
+type metrics struct {
+	connections  *prometheus.CounterVec
+	active       prometheus.Gauge
+	sessions     prometheus.Counter
+	rcpts        *prometheus.CounterVec
+	transactions *prometheus.CounterVec
+	size         prometheus.Histogram
+	duration     *prometheus.HistogramVec
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	f := promauto.With(reg)
+	return &metrics{
+		connections: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "mxgrid_smtp_connections_total",
+			Help: "Connections by result: accepted, refused_total_limit, refused_ip_limit, refused_proxy.",
+		}, []string{"result"}),
+		active: f.NewGauge(prometheus.GaugeOpts{
+			Name: "mxgrid_smtp_connections_active",
+			Help: "Connections open now.",
+		}),
+		sessions: f.NewCounter(prometheus.CounterOpts{
+			Name: "mxgrid_smtp_sessions_total",
+			Help: "SMTP sessions started (EHLO/HELO received).",
+		}),
+		rcpts: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "mxgrid_smtp_recipients_total",
+			Help: "RCPT commands by result: accepted, unknown_domain, unknown_user, other_route, downstream_refused, downstream_tempfail, draining.",
+		}, []string{"result"}),
+		transactions: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "mxgrid_smtp_transactions_total",
+			Help: "Finished DATA transactions by outcome (delivered, tagged, rejected_spam, rejected_virus, rejected_policy, tempfail_scan, relay_tempfail, relay_permfail, too_large, read_error) and reply class (2xx, 4xx, 5xx).",
+		}, []string{"outcome", "class"}),
+		size: f.NewHistogram(prometheus.HistogramOpts{
+			Name:    "mxgrid_smtp_message_size_bytes",
+			Help:    "Size of received messages.",
+			Buckets: prometheus.ExponentialBuckets(1024, 4, 10),
+		}),
+		duration: f.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "mxgrid_smtp_transaction_duration_seconds",
+			Help:    "Time from the end of DATA to our reply (scan plus relay), by reply class.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"class"}),
+	}
+}

@@ -1,0 +1,51 @@
+package smtpd
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+
+	"github.com/emersion/go-smtp"
+	"github.com/mxgrid/mxgrid/relay"
+)
+
+// Replies the session gives of its own accord. Each is a bare *smtp.SMTPError:
+// go-smtp type-asserts (not errors.As) and turns anything else into a
+// permanent 554 that leaks internal text.
+var (
+	errUnknownDomain = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "relay access denied: we do not accept mail for this domain"}
+	errUnknownUser   = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "recipient address rejected: user unknown"}
+	errOtherRoute    = &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 5, 3}, Message: "recipient routed elsewhere, send it in another transaction"}
+	errShuttingDown  = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "service shutting down, try another MX"}
+	errBadAddress    = &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 1, 3}, Message: "bad recipient address syntax"}
+	errTempScan      = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 7, 1}, Message: "message could not be fully scanned, try again later"}
+)
+
+// toSMTP is the one place an internal error becomes a reply. Anything we
+// did not classify is temporary: a sender retrying is always safe, a wrong
+// permanent refusal loses mail.
+func toSMTP(log *slog.Logger, err error) *smtp.SMTPError {
+	var se *smtp.SMTPError
+	if errors.As(err, &se) {
+		return se
+	}
+	var re *relay.Error
+	if errors.As(err, &re) {
+		return &smtp.SMTPError{Code: re.Code, EnhancedCode: smtp.EnhancedCode(re.Enhanced), Message: re.Message}
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 4, 5}, Message: "timed out, try again later"}
+	}
+	log.Error("unclassified error answered with 451", "err", err)
+	return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "local error, try again later"}
+}
+
+func replyClass(code int) string {
+	switch {
+	case code < 300:
+		return "2xx"
+	case code < 500:
+		return "4xx"
+	}
+	return "5xx"
+}

@@ -1,0 +1,232 @@
+// Package smtpd is mxgrid's SMTP front end: it accepts mail only for
+// provisioned domains and recipients, scans it, and relays it to the
+// customer's server before answering the sender, so the sender's 250 is the
+// customer's 250 and no node ever queues a message.
+package smtpd
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emersion/go-message/textproto"
+	"github.com/emersion/go-smtp"
+	"github.com/mxgrid/mxgrid/events"
+	"github.com/mxgrid/mxgrid/health"
+	"github.com/mxgrid/mxgrid/relay"
+	"github.com/mxgrid/mxgrid/scanner"
+	"github.com/mxgrid/mxgrid/tenant"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Directory finds the domain a recipient belongs to.
+type Directory interface {
+	Lookup(domain string) (*tenant.Domain, bool)
+}
+
+// Scanner decides what happens to a message.
+type Scanner interface {
+	Scan(ctx context.Context, env *scanner.Envelope, msg *scanner.Message, policy scanner.Policy) scanner.Verdict
+}
+
+// Relayer opens downstream transactions.
+type Relayer interface {
+	Begin(ctx context.Context, route relay.Route, from string, opts relay.MailOptions) (*relay.Transaction, error)
+}
+
+// Recorder takes spam and virus sources; Record must never block.
+type Recorder interface {
+	Record(events.Event)
+}
+
+// Deps are the parts a Server talks to.
+type Deps struct {
+	Directory Directory
+	Scanner   Scanner
+	Relay     Relayer
+	// Recorder may be nil (no events recorded).
+	Recorder Recorder
+	// Policy is the node default, overridden per domain.
+	Policy scanner.Policy
+	// Node and Provider label recorded events.
+	Node, Provider string
+	// PrepareHeader, when set, edits the inbound header before our fields
+	// are added (for example removing forged Authentication-Results that
+	// claim our authserv-id). It reports whether it changed anything.
+	PrepareHeader func(h *textproto.Header) bool
+	// AuthServID names us in Authentication-Results (RFC 8601 §2.5);
+	// defaults to the SMTP hostname.
+	AuthServID string
+	Health        *health.Registry
+	Log           *slog.Logger
+	Registry      prometheus.Registerer
+}
+
+// Server is one SMTP listener with its sessions.
+type Server struct {
+	cfg     Config
+	deps    Deps
+	log     *slog.Logger
+	metrics *metrics
+	smtp    *smtp.Server
+	trusted []netip.Prefix
+
+	mu       sync.Mutex
+	perIP    map[netip.Addr]int
+	conns    map[*gateConn]struct{}
+	draining atomic.Bool
+	inflight sync.WaitGroup
+	addr     net.Addr
+}
+
+// New builds a server; Serve starts it.
+func New(cfg Config, deps Deps) (*Server, error) {
+	trusted, err := cfg.proxyPrefixes()
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg:     cfg,
+		deps:    deps,
+		log:     deps.Log.With("component", "smtp"),
+		metrics: newMetrics(deps.Registry),
+		trusted: trusted,
+		perIP:   make(map[netip.Addr]int),
+		conns:   make(map[*gateConn]struct{}),
+	}
+	srv := smtp.NewServer(smtp.BackendFunc(s.newSession))
+	srv.Domain = cfg.Hostname
+	srv.MaxMessageBytes = cfg.MaxMessageBytes
+	srv.MaxRecipients = cfg.MaxRecipients
+	srv.WriteTimeout = cfg.CommandTimeout
+	srv.EnableSMTPUTF8 = true
+	srv.ErrorLog = slogAdapter{s.log}
+	if cfg.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			return nil, fmt.Errorf("smtp.tls_cert: %w", err)
+		}
+		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	s.smtp = srv
+	return s, nil
+}
+
+// Listen binds the configured address; separate from Serve so the caller
+// knows the port is open (and which, for ":0") before it reports ready.
+func (s *Server) Listen() (net.Listener, error) {
+	l, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("smtp listen %s: %w", s.cfg.Listen, err)
+	}
+	s.addr = l.Addr()
+	return l, nil
+}
+
+// Addr is the bound address once Listen has run.
+func (s *Server) Addr() net.Addr { return s.addr }
+
+// Serve accepts connections on l until Shutdown.
+func (s *Server) Serve(l net.Listener) error {
+	l = newProxyListener(l, s.trusted, s.cfg.ProxyHeaderTimeout)
+	if s.deps.Health != nil {
+		s.deps.Health.Set("smtp", health.OK, "")
+	}
+	err := s.smtp.Serve(&gateListener{Listener: l, srv: s})
+	if errors.Is(err, smtp.ErrServerClosed) || errors.Is(err, net.ErrClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops accepting connections, answers 421 4.3.2 to idle clients
+// and new transactions, and waits up to ctx for transactions in flight to
+// finish (their sender gets the downstream's real answer), then closes
+// everything that is left.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.draining.Store(true)
+	if s.deps.Health != nil {
+		s.deps.Health.Set("smtp", health.NotReady, "shutting down")
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.smtp.Shutdown(ctx) }()
+	s.closeIdle()
+	waited := make(chan struct{})
+	go func() { s.inflight.Wait(); close(waited) }()
+	select {
+	case <-waited:
+		// Sessions that finished their transaction get 421 at their next
+		// MAIL; close what remains rather than wait for their QUIT.
+		s.closeIdle()
+	case <-ctx.Done():
+	}
+	err := s.smtp.Close()
+	<-done
+	if errors.Is(err, smtp.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
+
+// closeIdle tells every connection that is between transactions that we are
+// going away (RFC 5321 §3.8: 421 before closing) and closes it.
+func (s *Server) closeIdle() {
+	s.mu.Lock()
+	idle := make([]*gateConn, 0, len(s.conns))
+	for c := range s.conns {
+		if c.idle.Load() {
+			idle = append(idle, c)
+		}
+	}
+	s.mu.Unlock()
+	for _, c := range idle {
+		c.Conn.SetWriteDeadline(time.Now().Add(time.Second))
+		c.Conn.Write([]byte("421 4.3.2 " + s.cfg.Hostname + " shutting down, try another MX\r\n"))
+		c.Close()
+	}
+}
+
+func (s *Server) acquire(c *gateConn) (bool, string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.conns) >= s.cfg.MaxConnections {
+		return false, "refused_total_limit"
+	}
+	if s.perIP[c.ip] >= s.cfg.MaxConnectionsPerIP {
+		return false, "refused_ip_limit"
+	}
+	s.perIP[c.ip]++
+	s.conns[c] = struct{}{}
+	s.metrics.active.Inc()
+	return true, ""
+}
+
+func (s *Server) release(c *gateConn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.conns[c]; !ok {
+		return
+	}
+	delete(s.conns, c)
+	if s.perIP[c.ip]--; s.perIP[c.ip] <= 0 {
+		delete(s.perIP, c.ip)
+	}
+	s.metrics.active.Dec()
+}
+
+type slogAdapter struct{ log *slog.Logger }
+
+func (a slogAdapter) Printf(format string, v ...interface{}) {
+	a.log.Warn("smtp server", "detail", fmt.Sprintf(format, v...))
+}
+
+func (a slogAdapter) Println(v ...interface{}) {
+	a.log.Warn("smtp server", "detail", fmt.Sprint(v...))
+}

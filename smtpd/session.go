@@ -1,0 +1,322 @@
+package smtpd
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-smtp"
+	"github.com/mxgrid/mxgrid/events"
+	"github.com/mxgrid/mxgrid/relay"
+	"github.com/mxgrid/mxgrid/scanner"
+	"github.com/mxgrid/mxgrid/tenant"
+)
+
+// session is one SMTP connection after EHLO. go-smtp gives its methods no
+// context, so each transaction carries its own, cancelled at Reset.
+type session struct {
+	srv      *Server
+	conn     *smtp.Conn
+	gate     *gateConn
+	clientIP netip.Addr
+	log      *slog.Logger
+
+	// transaction state, cleared by Reset
+	ctx      context.Context
+	cancel   context.CancelFunc
+	queueID  string
+	from     string
+	mailOpts relay.MailOptions
+	rcpts    []string
+	domain   *tenant.Domain
+	tx       *relay.Transaction
+}
+
+func (s *Server) newSession(c *smtp.Conn) (smtp.Session, error) {
+	nc := c.Conn()
+	if tc, ok := nc.(*tls.Conn); ok {
+		nc = tc.NetConn()
+	}
+	gate, _ := nc.(*gateConn)
+	ip := addrIP(nc.RemoteAddr())
+	s.metrics.sessions.Inc()
+	return &session{
+		srv:      s,
+		conn:     c,
+		gate:     gate,
+		clientIP: ip,
+		log:      s.log.With("client_ip", ip.String()),
+	}, nil
+}
+
+func (ss *session) begin() {
+	if ss.ctx != nil {
+		return
+	}
+	ss.srv.inflight.Add(1)
+	if ss.gate != nil {
+		ss.gate.idle.Store(false)
+	}
+	ss.ctx, ss.cancel = context.WithCancel(context.Background())
+	ss.queueID = newQueueID()
+}
+
+// Reset ends the transaction: a downstream transaction still open gets QUIT,
+// so nothing is delivered that the sender was not told about.
+func (ss *session) Reset() {
+	if ss.tx != nil {
+		ss.tx.Close()
+		ss.tx = nil
+	}
+	if ss.ctx != nil {
+		ss.cancel()
+		ss.ctx, ss.cancel = nil, nil
+		ss.srv.inflight.Done()
+		if ss.gate != nil {
+			ss.gate.dataDeadline.Store(0)
+			ss.gate.idle.Store(true)
+		}
+	}
+	ss.queueID, ss.from, ss.rcpts, ss.domain = "", "", nil, nil
+	ss.mailOpts = relay.MailOptions{}
+}
+
+func (ss *session) Logout() error {
+	ss.Reset()
+	return nil
+}
+
+func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
+	if ss.srv.draining.Load() {
+		return errShuttingDown
+	}
+	ss.Reset()
+	ss.begin()
+	ss.from = from
+	if opts != nil {
+		ss.mailOpts = relay.MailOptions{Size: opts.Size, UTF8: opts.UTF8}
+	}
+	return nil
+}
+
+func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+	if ss.srv.draining.Load() {
+		ss.srv.metrics.rcpts.WithLabelValues("draining").Inc()
+		return errShuttingDown
+	}
+	local, domainName, ok := splitAddress(to)
+	if !ok {
+		return errBadAddress
+	}
+	dom, found := ss.srv.deps.Directory.Lookup(domainName)
+	if !found {
+		ss.srv.metrics.rcpts.WithLabelValues("unknown_domain").Inc()
+		ss.log.Info("recipient refused: unknown domain", "queue_id", ss.queueID, "rcpt", to)
+		return errUnknownDomain
+	}
+	if !dom.AcceptsRecipient(local) {
+		ss.srv.metrics.rcpts.WithLabelValues("unknown_user").Inc()
+		return errUnknownUser
+	}
+	if ss.domain != nil && dom.Route != ss.domain.Route {
+		// RFC 5321 §3.3: one transaction, one destination for us; the
+		// sender's MTA retries this recipient in its own transaction.
+		ss.srv.metrics.rcpts.WithLabelValues("other_route").Inc()
+		return errOtherRoute
+	}
+	if ss.tx == nil {
+		tx, err := ss.srv.deps.Relay.Begin(ss.ctx, dom.Route, ss.from, ss.mailOpts)
+		if err != nil {
+			return ss.rcptFailed(to, err)
+		}
+		ss.tx = tx
+	}
+	if err := ss.tx.Rcpt(to); err != nil {
+		return ss.rcptFailed(to, err)
+	}
+	ss.domain = dom
+	ss.rcpts = append(ss.rcpts, to)
+	ss.srv.metrics.rcpts.WithLabelValues("accepted").Inc()
+	return nil
+}
+
+func (ss *session) rcptFailed(to string, err error) error {
+	reply := toSMTP(ss.log, err)
+	result := "downstream_refused"
+	if reply.Code < 500 {
+		result = "downstream_tempfail"
+		// A broken downstream connection cannot take more recipients.
+		if ss.tx != nil && ss.tx.Recipients() == 0 {
+			ss.tx.Close()
+			ss.tx = nil
+		}
+	}
+	ss.srv.metrics.rcpts.WithLabelValues(result).Inc()
+	ss.log.Info("recipient refused by downstream", "queue_id", ss.queueID, "rcpt", to, "reply", reply.Error(), "err", err)
+	return reply
+}
+
+func (ss *session) Data(r io.Reader) error {
+	if ss.gate != nil {
+		ss.gate.dataDeadline.Store(time.Now().Add(ss.srv.cfg.DataTimeout).UnixNano())
+	}
+	raw, err := io.ReadAll(r)
+	if ss.gate != nil {
+		ss.gate.dataDeadline.Store(0)
+	}
+	if err != nil {
+		if errors.Is(err, smtp.ErrDataTooLarge) {
+			ss.srv.metrics.transactions.WithLabelValues("too_large", "5xx").Inc()
+			return &smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 3, 4}, Message: "message exceeds the size limit"}
+		}
+		ss.srv.metrics.transactions.WithLabelValues("read_error", "4xx").Inc()
+		return toSMTP(ss.log, fmt.Errorf("read DATA: %w", err))
+	}
+	start := time.Now()
+	reply, outcome, verdict := ss.deliver(raw)
+	class := replyClass(reply.Code)
+	ss.srv.metrics.transactions.WithLabelValues(outcome, class).Inc()
+	ss.srv.metrics.duration.WithLabelValues(class).Observe(time.Since(start).Seconds())
+	ss.srv.metrics.size.Observe(float64(len(raw)))
+	ss.log.Info("transaction",
+		"queue_id", ss.queueID, "helo", ss.conn.Hostname(), "from", ss.from, "rcpts", ss.rcpts,
+		"size", len(raw), "action", verdict.Action.String(), "score", verdict.Score,
+		"symbols", scanner.SymbolNames(verdict.TopSymbols(8)), "outcome", outcome,
+		"reply", fmt.Sprintf("%d %d.%d.%d %s", reply.Code, reply.EnhancedCode[0], reply.EnhancedCode[1], reply.EnhancedCode[2], reply.Message),
+		"duration", time.Since(start))
+	return reply
+}
+
+// deliver scans and relays one message and returns the sender's reply.
+func (ss *session) deliver(raw []byte) (*smtp.SMTPError, string, scanner.Verdict) {
+	msg := scanner.Parse(raw)
+	env := &scanner.Envelope{
+		QueueID:  ss.queueID,
+		ClientIP: ss.clientIP,
+		HELO:     ss.conn.Hostname(),
+		MailFrom: ss.from,
+		Rcpts:    ss.rcpts,
+		Domain:   ss.domain.Name,
+	}
+	_, env.TLS = ss.conn.TLSConnectionState()
+	policy := ss.policy()
+	v := ss.srv.deps.Scanner.Scan(ss.ctx, env, msg, policy)
+	ref := " [ref " + ss.queueID + "]"
+	switch v.Action {
+	case scanner.Reject:
+		ss.record(v)
+		ss.abortDownstream()
+		switch v.Reason {
+		case "virus":
+			return &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "message contains a virus (" + oneLine(v.Detail) + ")" + ref}, "rejected_virus", v
+		case "policy":
+			return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "message refused by policy (" + oneLine(v.Detail) + ")" + ref}, "rejected_policy", v
+		}
+		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "message rejected as spam" + ref}, "rejected_spam", v
+	case scanner.Tempfail:
+		ss.abortDownstream()
+		return errTempScan, "tempfail_scan", v
+	}
+	if v.Action == scanner.Tag {
+		ss.record(v)
+	}
+	out := ss.compose(msg, v, policy)
+	reply, err := ss.tx.Data(bytes.NewReader(out))
+	if err != nil {
+		r := toSMTP(ss.log, err)
+		ss.log.Warn("downstream refused message", "queue_id", ss.queueID, "err", err)
+		if r.Code < 500 {
+			return r, "relay_tempfail", v
+		}
+		return r, "relay_permfail", v
+	}
+	outcome := "delivered"
+	if v.Action == scanner.Tag {
+		outcome = "tagged"
+	}
+	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0},
+		Message: "ok, delivered as " + ss.queueID + " (customer server: " + truncate(oneLine(reply), 200) + ")"}, outcome, v
+}
+
+func (ss *session) abortDownstream() {
+	if ss.tx != nil {
+		ss.tx.Close()
+		ss.tx = nil
+	}
+}
+
+func (ss *session) policy() scanner.Policy {
+	p := ss.srv.deps.Policy
+	dp := ss.domain.Policy
+	if dp.TagScore != nil {
+		p.TagScore = *dp.TagScore
+	}
+	if dp.RejectScore != nil {
+		p.RejectScore = *dp.RejectScore
+	}
+	if dp.SubjectTag != nil {
+		p.SubjectTag = *dp.SubjectTag
+	}
+	return p
+}
+
+func (ss *session) record(v scanner.Verdict) {
+	if ss.srv.deps.Recorder == nil {
+		return
+	}
+	top := v.TopSymbols(5)
+	names := make([]string, len(top))
+	for i, s := range top {
+		names[i] = s.Name
+	}
+	ss.srv.deps.Recorder.Record(events.Event{
+		Time:     time.Now().UTC(),
+		ClientIP: ss.clientIP,
+		Node:     ss.srv.deps.Node,
+		Provider: ss.srv.deps.Provider,
+		Domain:   ss.domain.Name,
+		Verdict:  v.Reason,
+		Action:   v.Action.String(),
+		Score:    v.Score,
+		Symbols:  names,
+	})
+}
+
+// splitAddress splits local@domain; the domain part is what routes.
+func splitAddress(addr string) (local, domain string, ok bool) {
+	i := strings.LastIndexByte(addr, '@')
+	if i <= 0 || i == len(addr)-1 {
+		return "", "", false
+	}
+	return addr[:i], strings.ToLower(addr[i+1:]), true
+}
+
+var queueIDEncoding = base32.NewEncoding("0123456789BCDFGHJKLMNPQRSTVWXYZA").WithPadding(base32.NoPadding)
+
+// newQueueID is the reference id given to the sender and logged, so a
+// customer's complaint can be matched to one log line.
+func newQueueID() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return queueIDEncoding.EncodeToString(b[:])
+}
+
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}

@@ -1,0 +1,167 @@
+// Package tenant answers, on the SMTP hot path, "do we take mail for this
+// domain and recipient, and where does it go?" from an in-memory snapshot
+// swapped atomically, so lookups never wait for a database.
+package tenant
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"sync/atomic"
+
+	"github.com/mxgrid/mxgrid/relay"
+	"golang.org/x/net/idna"
+)
+
+// Policy is a domain's filtering policy. Nil fields inherit the node's
+// defaults from the `scanner:` section.
+type Policy struct {
+	TagScore    *float64 `yaml:"tag_score" json:"tag_score,omitempty"`
+	RejectScore *float64 `yaml:"reject_score" json:"reject_score,omitempty"`
+	SubjectTag  *string  `yaml:"subject_tag" json:"subject_tag,omitempty"`
+}
+
+// Domain is one provisioned domain as the SMTP session needs it.
+type Domain struct {
+	Name  string
+	Route relay.Route
+	// Recipients holds lower-cased local parts; empty accepts any.
+	Recipients map[string]struct{}
+	Policy     Policy
+	// Source says where the domain was defined ("config" or "store"),
+	// for logs and the API.
+	Source string
+}
+
+// AcceptsRecipient reports whether local (the part before @) is known.
+func (d *Domain) AcceptsRecipient(local string) bool {
+	if len(d.Recipients) == 0 {
+		return true
+	}
+	_, ok := d.Recipients[strings.ToLower(local)]
+	return ok
+}
+
+// Snapshot is an immutable view of every domain.
+type Snapshot struct {
+	Version uint64
+	domains map[string]*Domain
+}
+
+// NewSnapshot indexes domains by normalised name. A later duplicate is an
+// error: one domain has one route.
+func NewSnapshot(version uint64, domains []*Domain) (*Snapshot, error) {
+	s := &Snapshot{Version: version, domains: make(map[string]*Domain, len(domains))}
+	for _, d := range domains {
+		name, err := NormalizeDomain(d.Name)
+		if err != nil {
+			return nil, err
+		}
+		if _, dup := s.domains[name]; dup {
+			return nil, fmt.Errorf("domain %s is defined twice", name)
+		}
+		s.domains[name] = d
+	}
+	return s, nil
+}
+
+// Len is the number of domains.
+func (s *Snapshot) Len() int { return len(s.domains) }
+
+// Directory serves lookups from the current snapshot.
+type Directory struct {
+	cur atomic.Pointer[Snapshot]
+}
+
+// NewDirectory starts with snap.
+func NewDirectory(snap *Snapshot) *Directory {
+	d := &Directory{}
+	d.cur.Store(snap)
+	return d
+}
+
+// Swap replaces the snapshot; lookups in flight finish on the old one.
+func (d *Directory) Swap(snap *Snapshot) { d.cur.Store(snap) }
+
+// Snapshot returns the current snapshot.
+func (d *Directory) Snapshot() *Snapshot { return d.cur.Load() }
+
+// Lookup finds the domain for name (any case, Unicode or punycode).
+func (d *Directory) Lookup(name string) (*Domain, bool) {
+	n, err := NormalizeDomain(name)
+	if err != nil {
+		return nil, false
+	}
+	dom, ok := d.cur.Load().domains[n]
+	return dom, ok
+}
+
+// NormalizeDomain lower-cases and converts to the ASCII (punycode) form, so
+// "Exämple.ORG" and "xn--exmple-cua.org" are the same domain.
+func NormalizeDomain(name string) (string, error) {
+	name = strings.TrimSuffix(strings.TrimSpace(name), ".")
+	if name == "" {
+		return "", errors.New("empty domain name")
+	}
+	ascii, err := idna.Lookup.ToASCII(name)
+	if err != nil {
+		return "", fmt.Errorf("invalid domain name %q: %w", name, err)
+	}
+	if !strings.Contains(ascii, ".") {
+		return "", fmt.Errorf("invalid domain name %q: not fully qualified", name)
+	}
+	return strings.ToLower(ascii), nil
+}
+
+// StaticDomain is a domain from the node's YAML config (`domains:`).
+type StaticDomain struct {
+	Name       string   `yaml:"name"`
+	Route      string   `yaml:"route"`
+	Recipients []string `yaml:"recipients"`
+	TLS        string   `yaml:"tls"`
+	Policy     `yaml:",inline"`
+}
+
+// Build validates s and turns it into a Domain; errors name the key.
+func (s StaticDomain) Build() (*Domain, error) {
+	name, err := NormalizeDomain(s.Name)
+	if err != nil {
+		return nil, fmt.Errorf("name: %w", err)
+	}
+	if err := ValidateRoute(s.Route); err != nil {
+		return nil, fmt.Errorf("route: %w", err)
+	}
+	mode, err := relay.ParseTLSMode(s.TLS)
+	if err != nil {
+		return nil, fmt.Errorf("tls: %w", err)
+	}
+	d := &Domain{Name: name, Route: relay.Route{Addr: s.Route, TLS: mode}, Policy: s.Policy, Source: "config"}
+	if len(s.Recipients) > 0 {
+		d.Recipients = make(map[string]struct{}, len(s.Recipients))
+		for i, r := range s.Recipients {
+			local, dom, hasAt := strings.Cut(strings.ToLower(strings.TrimSpace(r)), "@")
+			if local == "" || (hasAt && !strings.EqualFold(dom, name)) {
+				return nil, fmt.Errorf("recipients[%d]: %q is not a local part or an address at %s", i, r, name)
+			}
+			d.Recipients[local] = struct{}{}
+		}
+	}
+	return d, nil
+}
+
+// ValidateRoute checks a host:port route.
+func ValidateRoute(route string) error {
+	host, port, err := net.SplitHostPort(route)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port: %w", route, err)
+	}
+	if host == "" {
+		return fmt.Errorf("%q has no host", route)
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
+		return fmt.Errorf("%q has no valid port", route)
+	}
+	return nil
+}
