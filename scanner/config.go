@@ -1,0 +1,83 @@
+package scanner
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+	"time"
+)
+
+// Config is the scanner's part of the node configuration (YAML key
+// `scanner:`). Zero values are not meaningful: start from DefaultConfig.
+type Config struct {
+	// TagScore is the global default score at or above which mail is tagged
+	// (X-Spam-* headers, optional subject prefix). Domains may override it.
+	TagScore float64 `yaml:"tag_score"`
+	// RejectScore is the global default score at or above which mail is
+	// refused with 550 5.7.1. It must be above TagScore.
+	RejectScore float64 `yaml:"reject_score"`
+	// SubjectTag is prefixed to the Subject of tagged mail; empty disables it.
+	SubjectTag string `yaml:"subject_tag"`
+	// Timeout bounds the scan of one message (all checks together).
+	Timeout time.Duration `yaml:"timeout"`
+	// ModelFile is a model written by `mxgrid train`. Empty means the model
+	// embedded in the binary. The file is reloaded when it changes on disk.
+	ModelFile string `yaml:"model_file"`
+	// Weights overrides the default weight of any symbol by name
+	// (for example MODEL_SPAM: 9, HTML_HIDDEN_TEXT: 0 to disable it).
+	Weights map[string]float64 `yaml:"weights"`
+}
+
+// Default thresholds. They are rspamd-like: the statistical model alone can
+// tag confidently spammy mail, while a reject needs the model and at least
+// one rule (or an overwhelming model score) to agree. See scanner/model and
+// scanner/rules for the weights that sum against them.
+const (
+	DefaultTagScore    = 6
+	DefaultRejectScore = 12
+)
+
+// DefaultConfig returns the configuration used when the YAML says nothing.
+func DefaultConfig() Config {
+	return Config{
+		TagScore:    DefaultTagScore,
+		RejectScore: DefaultRejectScore,
+		SubjectTag:  "[SPAM]",
+		Timeout:     20 * time.Second,
+	}
+}
+
+// Policy returns the global default policy these settings describe.
+func (c Config) Policy() Policy {
+	return Policy{TagScore: c.TagScore, RejectScore: c.RejectScore, SubjectTag: c.SubjectTag}
+}
+
+// Validate reports the first invalid setting, naming its key.
+func (c Config) Validate() error {
+	var errs []error
+	if c.TagScore <= 0 || math.IsNaN(c.TagScore) || math.IsInf(c.TagScore, 0) {
+		errs = append(errs, fmt.Errorf("tag_score: must be a positive number, got %v", c.TagScore))
+	}
+	if !(c.RejectScore > c.TagScore) || math.IsInf(c.RejectScore, 0) {
+		errs = append(errs, fmt.Errorf("reject_score: must be greater than tag_score (%v), got %v", c.TagScore, c.RejectScore))
+	}
+	if c.Timeout <= 0 {
+		errs = append(errs, fmt.Errorf("timeout: must be positive, got %v", c.Timeout))
+	}
+	names := make([]string, 0, len(c.Weights))
+	for name := range c.Weights {
+		names = append(names, name)
+	}
+	sort.Strings(names) // a stable error order for operators and tests
+	for _, name := range names {
+		w := c.Weights[name]
+		if name == "" {
+			errs = append(errs, errors.New("weights: empty symbol name"))
+		}
+		if math.IsNaN(w) || math.IsInf(w, 0) {
+			errs = append(errs, fmt.Errorf("weights.%s: must be a finite number, got %v", name, w))
+		}
+	}
+	return errors.Join(errs...)
+}

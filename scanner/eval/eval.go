@@ -1,0 +1,442 @@
+// Package eval measures the scanner's verdict by k-fold cross-validation:
+// the model is trained on k-1 folds and the whole verdict (parser symbols,
+// rules, model) is scored on the held-out fold, k times.
+//
+// With RoutingBlind the model sees every test message without its
+// delivery-path headers (Received, Message-ID, To, List-*, ...). Those
+// headers identify the mailboxes a corpus was collected in; a model that
+// scores the same with and without them has learnt content, which is what
+// carries over to mail from servers the corpus never saw.
+package eval
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-message/textproto"
+
+	"github.com/mxgrid/mxgrid/scanner"
+	"github.com/mxgrid/mxgrid/scanner/model"
+)
+
+// DeliveryPathHeaders are hidden from the model in routing-blind mode:
+// they describe how a message travelled and where it was collected, not
+// what it says. Field names ending in "*" are prefixes.
+var DeliveryPathHeaders = []string{
+	"Received", "Return-Path", "Delivered-To", "X-Original-To", "Message-ID",
+	"To", "Cc", "List-*", "X-Loop", "Sender", "Errors-To", "Precedence",
+	"X-BeenThere", "X-Mailman-Version", "Mailing-List", "X-Mailing-List",
+}
+
+// StripRouting returns raw without the DeliveryPathHeaders fields.
+func StripRouting(raw []byte) []byte {
+	start := 0
+	if bytes.HasPrefix(raw, []byte("From ")) {
+		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
+			start = i + 1
+		}
+	}
+	rd := bytes.NewReader(raw[start:])
+	br := bufio.NewReader(rd)
+	h, err := textproto.ReadHeader(br)
+	if err != nil {
+		return raw // the parser will flag it; nothing reliable to strip
+	}
+	body := raw[len(raw)-rd.Len()-br.Buffered():]
+	var drop []string
+	for f := h.Fields(); f.Next(); {
+		if isRouting(f.Key()) {
+			drop = append(drop, f.Key())
+		}
+	}
+	for _, k := range drop {
+		h.Del(k)
+	}
+	var out bytes.Buffer
+	if err := textproto.WriteHeader(&out, h); err != nil {
+		return raw
+	}
+	out.Write(body)
+	return out.Bytes()
+}
+
+func isRouting(key string) bool {
+	for _, name := range DeliveryPathHeaders {
+		if p, ok := strings.CutSuffix(name, "*"); ok {
+			if len(key) >= len(p) && strings.EqualFold(key[:len(p)], p) {
+				return true
+			}
+		} else if strings.EqualFold(key, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// Sample is one labelled message file.
+type Sample struct {
+	Path string
+	Spam bool
+	Raw  []byte
+}
+
+// LoadDir reads every regular file under dir (recursively), labelled spam
+// or not, in lexical path order.
+func LoadDir(dir string, spam bool) ([]Sample, error) {
+	var out []Sample
+	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.Type().IsRegular() || strings.HasPrefix(d.Name(), ".") {
+			return nil
+		}
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		out = append(out, Sample{Path: path, Spam: spam, Raw: raw})
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read corpus %s: %w", dir, err)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("read corpus %s: no messages", dir)
+	}
+	return out, nil
+}
+
+// Options configure a cross-validation run.
+type Options struct {
+	Folds        int
+	RoutingBlind bool
+	Train        model.TrainConfig
+	Policy       scanner.Policy
+	// Weights overrides symbol weights, as in the node's config.
+	Weights map[string]float64
+	// Rules is the content of the verdict besides the model (nil: none).
+	Rules scanner.Check
+	// Workers parallelises parsing; 0 means GOMAXPROCS.
+	Workers int
+}
+
+// Outcome is the cross-validated verdict on one message.
+type Outcome struct {
+	Path    string
+	Spam    bool
+	Fold    int
+	Margin  float64 // model log-odds
+	Score   float64 // verdict score
+	Action  scanner.Action
+	Symbols []scanner.Symbol
+}
+
+// Report is the result of a cross-validation run.
+type Report struct {
+	Options   Options
+	Outcomes  []Outcome
+	ScanTime  time.Duration // summed single-thread time of parse+rules+features+model
+	Scanned   int
+	TrainTime time.Duration
+}
+
+type prepared struct {
+	feats     []uint32 // for training (whole message)
+	testFeats []uint32 // for testing (routing-stripped when blind)
+	symbols   []scanner.Symbol
+	rules     float64
+}
+
+// Run cross-validates. Folds are stratified and assigned in path order, so
+// a run is reproducible.
+func Run(ctx context.Context, samples []Sample, opts Options) (*Report, error) {
+	if opts.Folds < 2 {
+		return nil, errors.New("folds: need at least 2")
+	}
+	if err := opts.Train.Validate(); err != nil {
+		return nil, err
+	}
+	samples = slices.Clone(samples)
+	sort.SliceStable(samples, func(i, j int) bool { return samples[i].Path < samples[j].Path })
+	x := model.NewExtractor(opts.Train.Bits, opts.Train.Window)
+	parser := scanner.NewParser(opts.Weights)
+	prep := make([]prepared, len(samples))
+	rep := &Report{Options: opts, Scanned: len(samples)}
+
+	workers := opts.Workers
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	var mu sync.Mutex
+	var firstErr error
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				start := time.Now()
+				msg := parser.Parse(samples[i].Raw)
+				p := prepared{feats: x.Features(msg), symbols: slices.Clone(msg.Symbols)}
+				if opts.Rules != nil {
+					res, err := opts.Rules.Check(ctx, &scanner.Envelope{}, msg)
+					if err != nil {
+						mu.Lock()
+						firstErr = cmp(firstErr, fmt.Errorf("%s: %w", samples[i].Path, err))
+						mu.Unlock()
+					}
+					p.symbols = append(p.symbols, res.Symbols...)
+				}
+				for _, s := range p.symbols {
+					p.rules += s.Score
+				}
+				elapsed := time.Since(start)
+				p.testFeats = p.feats
+				if opts.RoutingBlind {
+					p.testFeats = x.Features(parser.Parse(StripRouting(samples[i].Raw)))
+				}
+				prep[i] = p
+				mu.Lock()
+				rep.ScanTime += elapsed
+				mu.Unlock()
+			}
+		}()
+	}
+	for i := range samples {
+		if ctx.Err() != nil {
+			break
+		}
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+
+	folds := assignFolds(samples, opts.Folds)
+	check := model.NewCheck(nil, opts.Weights)
+	rep.Outcomes = make([]Outcome, len(samples))
+	for k := 0; k < opts.Folds; k++ {
+		var train []model.Example
+		for i, s := range samples {
+			if folds[i] != k {
+				train = append(train, model.Example{Features: prep[i].feats, Spam: s.Spam})
+			}
+		}
+		start := time.Now()
+		m, err := model.Train(train, opts.Train)
+		if err != nil {
+			return nil, fmt.Errorf("fold %d: %w", k, err)
+		}
+		rep.TrainTime += time.Since(start)
+		for i, s := range samples {
+			if folds[i] != k {
+				continue
+			}
+			t0 := time.Now()
+			z := m.Margin(prep[i].testFeats)
+			syms := append(slices.Clone(prep[i].symbols), check.Symbols(z)...)
+			rep.ScanTime += time.Since(t0)
+			score := 0.0
+			for _, sy := range syms {
+				score += sy.Score
+			}
+			rep.Outcomes[i] = Outcome{Path: s.Path, Spam: s.Spam, Fold: k, Margin: z, Score: score,
+				Action: decide(score, opts.Policy), Symbols: syms}
+		}
+	}
+	return rep, nil
+}
+
+func cmp(a, b error) error {
+	if a != nil {
+		return a
+	}
+	return b
+}
+
+// decide mirrors scanner.Pipeline's score policy (there is no virus or
+// policy rejection in a content evaluation).
+func decide(score float64, p scanner.Policy) scanner.Action {
+	switch {
+	case p.RejectScore > 0 && score >= p.RejectScore:
+		return scanner.Reject
+	case p.TagScore > 0 && score >= p.TagScore:
+		return scanner.Tag
+	}
+	return scanner.Deliver
+}
+
+// assignFolds deals spam and ham separately round-robin in path order, so
+// every fold has the corpus' class balance.
+func assignFolds(samples []Sample, k int) []int {
+	folds := make([]int, len(samples))
+	var ns, nh int
+	for i, s := range samples {
+		if s.Spam {
+			folds[i] = ns % k
+			ns++
+		} else {
+			folds[i] = nh % k
+			nh++
+		}
+	}
+	return folds
+}
+
+// Metrics are the summary numbers of a report.
+type Metrics struct {
+	Spam, Ham            int
+	TP, FP, FN, TN       int
+	Rejected, Tagged     int // of spam
+	HamTagged, HamReject int
+	Recall, FPRate       float64
+	Precision, F1        float64
+	RecallAt1FP          float64
+	RecallAt5FP          float64
+	OneMinusROCA         float64 // (1-ROCA)% of the verdict score
+	OneMinusROCAModel    float64 // (1-ROCA)% of the model margin alone
+}
+
+// Metrics computes the summary of r.
+func (r *Report) Metrics() Metrics {
+	var m Metrics
+	var spamScores, hamScores, spamZ, hamZ []float64
+	for _, o := range r.Outcomes {
+		flagged := o.Action == scanner.Tag || o.Action == scanner.Reject
+		if o.Spam {
+			m.Spam++
+			spamScores = append(spamScores, o.Score)
+			spamZ = append(spamZ, o.Margin)
+			if flagged {
+				m.TP++
+			} else {
+				m.FN++
+			}
+			if o.Action == scanner.Reject {
+				m.Rejected++
+			} else if o.Action == scanner.Tag {
+				m.Tagged++
+			}
+		} else {
+			m.Ham++
+			hamScores = append(hamScores, o.Score)
+			hamZ = append(hamZ, o.Margin)
+			if flagged {
+				m.FP++
+			} else {
+				m.TN++
+			}
+			if o.Action == scanner.Reject {
+				m.HamReject++
+			} else if o.Action == scanner.Tag {
+				m.HamTagged++
+			}
+		}
+	}
+	m.Recall = ratio(m.TP, m.Spam)
+	m.FPRate = ratio(m.FP, m.Ham)
+	m.Precision = ratio(m.TP, m.TP+m.FP)
+	if m.Precision+m.Recall > 0 {
+		m.F1 = 2 * m.Precision * m.Recall / (m.Precision + m.Recall)
+	}
+	m.RecallAt1FP = recallAtFP(spamScores, hamScores, 1)
+	m.RecallAt5FP = recallAtFP(spamScores, hamScores, 5)
+	m.OneMinusROCA = 100 * (1 - auc(spamScores, hamScores))
+	m.OneMinusROCAModel = 100 * (1 - auc(spamZ, hamZ))
+	return m
+}
+
+func ratio(a, b int) float64 {
+	if b == 0 {
+		return 0
+	}
+	return float64(a) / float64(b)
+}
+
+// recallAtFP is the spam recall at the lowest threshold that lets at most
+// n ham through as spam (threshold swept over the observed scores).
+func recallAtFP(spam, ham []float64, n int) float64 {
+	if len(spam) == 0 {
+		return 0
+	}
+	h := slices.Clone(ham)
+	sort.Sort(sort.Reverse(sort.Float64Slice(h)))
+	thr := math.Inf(-1)
+	if n < len(h) {
+		thr = h[n] // flag only what scores above the (n+1)-th highest ham
+	}
+	caught := 0
+	for _, s := range spam {
+		if s > thr {
+			caught++
+		}
+	}
+	return float64(caught) / float64(len(spam))
+}
+
+// auc is the area under the ROC curve: the probability that a random spam
+// scores above a random ham, ties counting half.
+func auc(spam, ham []float64) float64 {
+	if len(spam) == 0 || len(ham) == 0 {
+		return 0
+	}
+	h := slices.Sorted(slices.Values(ham))
+	var sum float64
+	for _, s := range spam {
+		below := sort.SearchFloat64s(h, s) // ham < s
+		upto := sort.Search(len(h), func(i int) bool { return h[i] > s })
+		sum += float64(below) + 0.5*float64(upto-below)
+	}
+	return sum / float64(len(spam)*len(ham))
+}
+
+// Write prints the report as text.
+func (r *Report) Write(w io.Writer) error {
+	m := r.Metrics()
+	o := r.Options
+	mode := "full message"
+	if o.RoutingBlind {
+		mode = "routing-blind (delivery-path headers hidden from the model on test messages)"
+	}
+	perCore := 0.0
+	if r.ScanTime > 0 {
+		perCore = float64(r.Scanned) / r.ScanTime.Seconds()
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "mxgrid eval: %d-fold cross-validation, %s\n", o.Folds, mode)
+	fmt.Fprintf(&b, "corpus: %d spam, %d ham\n", m.Spam, m.Ham)
+	fmt.Fprintf(&b, "thresholds: tag %.2f, reject %.2f (verdict = parser symbols + rules + model)\n", o.Policy.TagScore, o.Policy.RejectScore)
+	fmt.Fprintf(&b, "model: bits %d, window %d, epochs %d, dropout %.2f\n", o.Train.Bits, o.Train.Window, o.Train.Epochs, o.Train.Dropout)
+	fmt.Fprintf(&b, "\n")
+	fmt.Fprintf(&b, "spam recall            %7.2f%%  (%d/%d caught: %d rejected, %d tagged)\n", 100*m.Recall, m.TP, m.Spam, m.Rejected, m.Tagged)
+	fmt.Fprintf(&b, "ham false positives    %7.2f%%  (%d/%d: %d rejected, %d tagged)\n", 100*m.FPRate, m.FP, m.Ham, m.HamReject, m.HamTagged)
+	fmt.Fprintf(&b, "precision              %7.2f%%\n", 100*m.Precision)
+	fmt.Fprintf(&b, "F1                     %7.2f%%\n", 100*m.F1)
+	fmt.Fprintf(&b, "recall at <= 1 FP      %7.2f%%  (threshold swept over the verdict score)\n", 100*m.RecallAt1FP)
+	fmt.Fprintf(&b, "recall at <= 5 FP      %7.2f%%\n", 100*m.RecallAt5FP)
+	fmt.Fprintf(&b, "(1-ROCA)%%              %7.4f   (verdict score); model margin alone: %.4f\n", m.OneMinusROCA, m.OneMinusROCAModel)
+	fmt.Fprintf(&b, "throughput             %7.0f msgs/s per core (parse + rules + features + model; %d msgs in %s CPU)\n", perCore, r.Scanned, r.ScanTime.Round(time.Millisecond))
+	fmt.Fprintf(&b, "training               %s for %d folds\n", r.TrainTime.Round(time.Millisecond), o.Folds)
+	_, err := io.WriteString(w, b.String())
+	return err
+}

@@ -1,0 +1,439 @@
+package scanner
+
+import (
+	"bytes"
+	"net/netip"
+	"strings"
+
+	"golang.org/x/net/html"
+	"golang.org/x/net/html/atom"
+	"golang.org/x/net/publicsuffix"
+)
+
+// HTMLInfo is what the text/html parts of a message show and hide.
+type HTMLInfo struct {
+	Parts int // text/html parts seen
+	Bytes int // HTML source bytes seen
+	// Text is the visible text (entities decoded, tags, scripts and
+	// styles removed), capped at maxHTMLText bytes.
+	Text string
+	// Hidden is text a reader cannot see: display:none, visibility:hidden,
+	// zero-size fonts, white on white. Spammers hide random words there to
+	// poison statistical filters.
+	Hidden       string
+	Tags         int
+	Images       int
+	Links        int
+	Forms        int
+	Scripts      int
+	CommentBytes int // bytes inside <!-- comments -->, another hiding place
+}
+
+// URL is one link found in the message.
+type URL struct {
+	Raw string
+	// Host is the lower-case host without userinfo or port.
+	Host string
+	// Domain is the registrable domain (eTLD+1) of Host, or Host itself for
+	// IP literals and names without a public suffix.
+	Domain   string
+	IP       bool // host is an IP literal (or a decimal/hex encoded address)
+	UserInfo bool // "user@" before the host, a classic way to fake a host
+	Encoded  bool // %-escapes in the host
+	// Text is the anchor text of an HTML link, trimmed and capped.
+	Text  string
+	Image bool // from <img src>
+	Plain bool // found in plain text rather than in HTML markup
+}
+
+const (
+	maxHTMLText  = 256 << 10
+	maxAnchorLen = 200
+	maxStack     = 256
+)
+
+// htmlExtractor accumulates HTMLInfo and links over the HTML parts of one
+// message, in one pass of the x/net/html tokenizer per part.
+type htmlExtractor struct {
+	info   HTMLInfo
+	urls   []URL
+	text   strings.Builder
+	hidden strings.Builder
+}
+
+type htmlFrame struct {
+	tag    atom.Atom
+	name   string
+	hidden bool // this element or an ancestor hides its content
+	bgDark bool // the nearest background is not white
+	fgWhte bool // the nearest font colour is white
+}
+
+var voidElements = map[atom.Atom]bool{
+	atom.Area: true, atom.Base: true, atom.Br: true, atom.Col: true, atom.Embed: true, atom.Hr: true,
+	atom.Img: true, atom.Input: true, atom.Link: true, atom.Meta: true, atom.Param: true,
+	atom.Source: true, atom.Track: true, atom.Wbr: true,
+}
+
+// blockElements separate words; inline ones (b, span, font) may split a
+// word in two, which spammers use to break up trigger words.
+var blockElements = map[atom.Atom]bool{
+	atom.P: true, atom.Div: true, atom.Br: true, atom.Tr: true, atom.Td: true, atom.Th: true,
+	atom.Li: true, atom.Table: true, atom.H1: true, atom.H2: true, atom.H3: true, atom.H4: true,
+	atom.Title: true, atom.Blockquote: true, atom.Hr: true, atom.Center: true, atom.Pre: true,
+}
+
+func (x *htmlExtractor) extract(src []byte) {
+	x.info.Parts++
+	x.info.Bytes += len(src)
+	z := html.NewTokenizer(bytes.NewReader(src))
+	stack := []htmlFrame{{}}
+	skip := 0    // depth inside script/style/head-like elements whose text is not shown
+	anchor := -1 // index in x.urls of the open <a>, if any
+	var anchorText strings.Builder
+	for {
+		tt := z.Next()
+		switch tt {
+		case html.ErrorToken:
+			x.finish()
+			return
+		case html.CommentToken:
+			x.info.CommentBytes += len(z.Raw())
+		case html.TextToken:
+			if skip > 0 {
+				continue
+			}
+			t := z.Text()
+			if len(bytes.TrimSpace(t)) == 0 {
+				continue
+			}
+			top := stack[len(stack)-1]
+			if top.hidden || (top.fgWhte && !top.bgDark) {
+				appendCapped(&x.hidden, t)
+			} else {
+				appendCapped(&x.text, t)
+				if anchor >= 0 && anchorText.Len() < maxAnchorLen {
+					anchorText.Write(t)
+				}
+			}
+		case html.StartTagToken, html.SelfClosingTagToken:
+			x.info.Tags++
+			name, hasAttr := z.TagName()
+			a := atom.Lookup(name)
+			fr := stack[len(stack)-1]
+			fr.tag, fr.name = a, ""
+			if a == 0 {
+				fr.name = string(name)
+			}
+			var href, src, style, color, bg, size string
+			for hasAttr {
+				var k, v []byte
+				k, v, hasAttr = z.TagAttr()
+				switch string(k) {
+				case "href":
+					href = string(v)
+				case "src":
+					src = string(v)
+				case "style":
+					style = string(v)
+				case "color":
+					color = string(v)
+				case "bgcolor":
+					bg = string(v)
+				case "size":
+					size = string(v)
+				}
+			}
+			if blockElements[a] {
+				x.text.WriteByte(' ')
+			}
+			switch a {
+			case atom.Script:
+				x.info.Scripts++
+			case atom.Form:
+				x.info.Forms++
+			case atom.Img:
+				x.info.Images++
+				if src != "" {
+					x.addURL(src, true)
+				}
+			case atom.A, atom.Area:
+				if href != "" {
+					x.info.Links++
+					if x.addURL(href, false) && a == atom.A {
+						anchor = len(x.urls) - 1
+						anchorText.Reset()
+					}
+				}
+			}
+			applyStyle(&fr, style, color, bg, size)
+			if tt == html.SelfClosingTagToken || voidElements[a] {
+				continue
+			}
+			if a == atom.Script || a == atom.Style || a == atom.Head || a == atom.Noscript || a == atom.Svg {
+				skip++
+			}
+			if len(stack) < maxStack {
+				stack = append(stack, fr)
+			}
+		case html.EndTagToken:
+			name, _ := z.TagName()
+			a := atom.Lookup(name)
+			if blockElements[a] {
+				x.text.WriteByte(' ')
+			}
+			if a == atom.A && anchor >= 0 {
+				x.urls[anchor].Text = strings.TrimSpace(anchorText.String())
+				anchor = -1
+			}
+			// Pop to the matching open element; a stray end tag closes nothing.
+			for i := len(stack) - 1; i > 0; i-- {
+				if stack[i].tag == a && (a != 0 || stack[i].name == string(name)) {
+					for _, f := range stack[i:] {
+						if f.tag == atom.Script || f.tag == atom.Style || f.tag == atom.Head || f.tag == atom.Noscript || f.tag == atom.Svg {
+							skip--
+						}
+					}
+					stack = stack[:i]
+					break
+				}
+			}
+		}
+	}
+}
+
+func (x *htmlExtractor) finish() {
+	x.info.Text = x.text.String()
+	x.info.Hidden = x.hidden.String()
+}
+
+func appendCapped(b *strings.Builder, t []byte) {
+	if b.Len() >= maxHTMLText {
+		return
+	}
+	if b.Len() > 0 {
+		b.WriteByte(' ')
+	}
+	if len(t) > maxHTMLText-b.Len() {
+		t = t[:maxHTMLText-b.Len()]
+	}
+	b.Write(t)
+}
+
+// applyStyle updates a frame with what an element's attributes say about
+// the visibility of its content.
+func applyStyle(fr *htmlFrame, style, color, bg, size string) {
+	if style != "" {
+		s := strings.ToLower(strings.ReplaceAll(style, " ", ""))
+		if strings.Contains(s, "display:none") || strings.Contains(s, "visibility:hidden") ||
+			strings.Contains(s, "font-size:0") || strings.Contains(s, "font-size:1px") ||
+			strings.Contains(s, "opacity:0;") || strings.HasSuffix(s, "opacity:0") {
+			fr.hidden = true
+		}
+		if v, ok := cssValue(s, "background-color:"); ok {
+			fr.bgDark = !isWhite(v)
+		} else if v, ok := cssValue(s, "background:"); ok {
+			fr.bgDark = !isWhite(v)
+		}
+		if v, ok := cssValue(s, ";color:"); ok {
+			fr.fgWhte = isWhite(v)
+		} else if strings.HasPrefix(s, "color:") {
+			v, _ := cssValue(";"+s, ";color:")
+			fr.fgWhte = isWhite(v)
+		}
+	}
+	if bg != "" {
+		fr.bgDark = !isWhite(strings.ToLower(strings.TrimSpace(bg)))
+	}
+	if color != "" {
+		fr.fgWhte = isWhite(strings.ToLower(strings.TrimSpace(color)))
+	}
+	if s := strings.TrimSpace(size); s == "0" || s == "-2" || s == "-3" {
+		fr.hidden = true
+	}
+}
+
+func cssValue(s, key string) (string, bool) {
+	i := strings.Index(s, key)
+	if i < 0 {
+		return "", false
+	}
+	v := s[i+len(key):]
+	if j := strings.IndexByte(v, ';'); j >= 0 {
+		v = v[:j]
+	}
+	return v, true
+}
+
+func isWhite(v string) bool {
+	v = strings.TrimPrefix(strings.TrimSpace(v), "#")
+	switch v {
+	case "fff", "ffffff", "white", "fefefe", "fffffe":
+		return true
+	}
+	return false
+}
+
+// addURL records a link and reports whether it was kept.
+func (x *htmlExtractor) addURL(raw string, image bool) bool {
+	if len(x.urls) >= maxURLs {
+		return false
+	}
+	u, ok := parseURL(strings.TrimSpace(raw))
+	if !ok {
+		return false
+	}
+	u.Image = image
+	x.urls = append(x.urls, u)
+	return true
+}
+
+// parseURL extracts the host of an absolute http(s) or scheme-less www.
+// link. It is deliberately lenient and cheap: spam URLs are often not
+// valid RFC 3986, and net/url rejects what a mail client would still open.
+func parseURL(raw string) (URL, bool) {
+	rest := raw
+	lower := strings.ToLower(raw)
+	switch {
+	case strings.HasPrefix(lower, "http://"):
+		rest = rest[7:]
+	case strings.HasPrefix(lower, "https://"):
+		rest = rest[8:]
+	case strings.HasPrefix(lower, "www."):
+	default:
+		return URL{}, false
+	}
+	if len(raw) > 2048 {
+		raw = raw[:2048]
+	}
+	u := URL{Raw: raw}
+	if i := strings.IndexAny(rest, "/?#\\"); i >= 0 {
+		rest = rest[:i]
+	}
+	if i := strings.LastIndexByte(rest, '@'); i >= 0 {
+		u.UserInfo = true
+		rest = rest[i+1:]
+	}
+	if strings.HasPrefix(rest, "[") { // IPv6 literal
+		if i := strings.IndexByte(rest, ']'); i > 0 {
+			rest = rest[1:i]
+		}
+	} else if i := strings.LastIndexByte(rest, ':'); i >= 0 {
+		rest = rest[:i]
+	}
+	if strings.Contains(rest, "%") {
+		u.Encoded = true
+		rest = percentDecode(rest)
+	}
+	host := strings.TrimSuffix(strings.ToLower(rest), ".")
+	if host == "" {
+		return URL{}, false
+	}
+	u.Host = host
+	u.Domain = host
+	if isNumericHost(host) {
+		u.IP = true
+		return u, true
+	}
+	if d, err := publicsuffix.EffectiveTLDPlusOne(host); err == nil {
+		u.Domain = d
+	}
+	return u, true
+}
+
+// isNumericHost recognises dotted IPs and the decimal/hex single-number
+// forms (http://3232235777/) browsers accept.
+func isNumericHost(h string) bool {
+	if _, err := netip.ParseAddr(h); err == nil {
+		return true
+	}
+	for rest := h; ; {
+		label, tail, more := strings.Cut(rest, ".")
+		digits := label
+		hex := strings.HasPrefix(label, "0x")
+		if hex {
+			digits = label[2:]
+		}
+		if digits == "" {
+			return false
+		}
+		for i := 0; i < len(digits); i++ {
+			if !(digits[i] >= '0' && digits[i] <= '9' || hex && isHex(digits[i])) {
+				return false
+			}
+		}
+		if !more {
+			return true
+		}
+		rest = tail
+	}
+}
+
+func percentDecode(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]) {
+			b.WriteByte(unhex(s[i+1])<<4 | unhex(s[i+2]))
+			i += 2
+			continue
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+func isHex(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
+}
+
+func unhex(c byte) byte {
+	switch {
+	case c >= '0' && c <= '9':
+		return c - '0'
+	case c >= 'a' && c <= 'f':
+		return c - 'a' + 10
+	}
+	return c - 'A' + 10
+}
+
+// FindURLs finds at most limit http(s):// and www. links in plain text
+// with a cheap scan (a full URL grammar such as xurls costs milliseconds per
+// message).
+func FindURLs(text string, limit int) []URL {
+	var out []URL
+	for i := 0; i < len(text) && len(out) < limit; {
+		j := indexURLStart(text[i:])
+		if j < 0 {
+			break
+		}
+		start := i + j
+		end := start
+		for end < len(text) && !isURLStop(text[end]) {
+			end++
+		}
+		if u, ok := parseURL(strings.TrimRight(text[start:end], ".,;:!?)'\"")); ok {
+			u.Plain = true
+			out = append(out, u)
+		}
+		if end == start {
+			end++
+		}
+		i = end
+	}
+	return out
+}
+
+func indexURLStart(s string) int {
+	best := -1
+	for _, p := range [...]string{"http://", "https://", "www.", "HTTP://", "HTTPS://", "WWW.", "Http://", "Www."} {
+		if k := strings.Index(s, p); k >= 0 && (best < 0 || k < best) {
+			best = k
+			s = s[:k+len(p)] // later candidates need only search before best
+		}
+	}
+	return best
+}
+
+func isURLStop(c byte) bool {
+	return c <= ' ' || c == '<' || c == '>' || c == '"' || c == '\'' || c == '(' || c == ')' || c == '[' || c == ']' || c >= 0x7f
+}

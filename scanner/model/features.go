@@ -1,0 +1,495 @@
+package model
+
+import (
+	"math/bits"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"unicode"
+	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
+
+	"github.com/mxgrid/mxgrid/scanner"
+)
+
+// The model sees content only. Every feature below comes from what the
+// author of a message wrote: subject, body text (plain and visible HTML),
+// hidden HTML text, link targets, the MIME shape, the From display name.
+// Nothing comes from delivery-path headers (Received, Return-Path,
+// Message-ID, To/Cc, List-*, ...): in a public corpus those identify the
+// mailboxes it was collected in, not spam, and a model leaning on them
+// fails on anyone else's mail.
+
+// Feature namespaces keep, say, the word "free" in a subject apart from
+// the word "free" in a body.
+const (
+	nsWord = iota + 1
+	nsPair
+	nsSubject
+	nsSubjectPair
+	nsHidden
+	nsFromName
+	nsURLDomain
+	nsURLHost
+	nsURLTLD
+	nsMIME
+	nsShape
+	nsAnchor
+	nsChar
+)
+
+// FeatureVersion changes whenever the extraction below changes in a way
+// that makes older models meaningless; Load refuses a model trained with
+// another version.
+const FeatureVersion = 1
+
+const (
+	maxWords     = 3000 // words of body text used; the rest adds little but time
+	maxTokenLen  = 24
+	maxChars     = 4000 // bytes of text turned into character 4-grams
+	maxFeatures  = 1 << 15
+	wordHashSeed = 0xcbf29ce484222325
+)
+
+// Extractor turns messages into sets of hashed feature indices. It is safe
+// for concurrent use.
+type Extractor struct {
+	bits   uint8
+	window int
+	pool   sync.Pool // *scratch
+}
+
+type scratch struct {
+	seen []uint64 // bitset over the hashed space, cleared after each use
+	out  []uint32
+	ring []uint64
+	word []byte
+}
+
+// NewExtractor returns an extractor hashing into 2^bits buckets and pairing
+// each word with the window-1 words before it (orthogonal sparse bigrams).
+func NewExtractor(bits uint8, window int) *Extractor {
+	x := &Extractor{bits: bits, window: window}
+	x.pool.New = func() any {
+		return &scratch{seen: make([]uint64, (1<<bits+63)/64), ring: make([]uint64, window)}
+	}
+	return x
+}
+
+// Features returns the sorted, distinct feature indices of msg. The result
+// is a new slice owned by the caller.
+func (x *Extractor) Features(msg *scanner.Message) []uint32 {
+	s := x.pool.Get().(*scratch)
+	defer x.pool.Put(s)
+	s.out = s.out[:0]
+	e := emitter{x: x, s: s}
+	e.message(msg)
+	out := make([]uint32, len(s.out))
+	copy(out, s.out)
+	for _, i := range s.out {
+		s.seen[i/64] = 0
+	}
+	slices.Sort(out) // sequential memory access when scoring and training
+	return out
+}
+
+type emitter struct {
+	x *Extractor
+	s *scratch
+}
+
+func (e *emitter) add(h uint64) {
+	i := uint32(mix(h) >> (64 - e.x.bits))
+	if e.s.seen[i/64]&(1<<(i%64)) != 0 || len(e.s.out) >= maxFeatures {
+		return
+	}
+	e.s.seen[i/64] |= 1 << (i % 64)
+	e.s.out = append(e.s.out, i)
+}
+
+func (e *emitter) addString(ns uint64, s string) {
+	e.add(ns<<56 ^ hashString(s))
+}
+
+func (e *emitter) message(m *scanner.Message) {
+	e.textTokens(stripListTag(m.Subject), nsSubject, nsSubjectPair, 200)
+	body := bodyText(m.Text)
+	e.textTokens(body, nsWord, nsPair, maxWords)
+	e.textTokens(m.HTML.Text, nsWord, nsPair, maxWords)
+	e.chars(body, maxChars)
+	e.chars(m.HTML.Text, maxChars)
+	e.textTokens(m.HTML.Hidden, nsHidden, 0, 500)
+	e.textTokens(m.FromName, nsFromName, 0, 20)
+	e.urls(m, body)
+	e.mime(m)
+	e.shape(m, body)
+}
+
+// textTokens emits a unigram per word and, when pair != 0, orthogonal
+// sparse bigrams: the word with each of the window-1 words before it, each
+// distance its own feature (CRM114/rspamd OSB), which captures phrases
+// while tolerating inserted filler words.
+func (e *emitter) textTokens(text string, uni, pair uint64, limit int) {
+	if text == "" {
+		return
+	}
+	if !isASCII(text) {
+		// NFKC folds full-width letters, ligatures and other look-alike
+		// compatibility forms spammers use to dodge word matches.
+		text = norm.NFKC.String(text)
+	}
+	ring := e.s.ring
+	for i := range ring {
+		ring[i] = 0
+	}
+	n := 0
+	emit := func(h uint64) {
+		e.add(uni<<56 ^ h)
+		if pair != 0 {
+			for d := 1; d < len(ring) && d <= n; d++ {
+				prev := ring[(n-d)%len(ring)]
+				e.add(pair<<56 ^ prev*0x9e3779b97f4a7c15 ^ h ^ uint64(d)<<48)
+			}
+			ring[n%len(ring)] = h
+		}
+		n++
+	}
+	word := e.s.word[:0]
+	letters, digits, runes := 0, 0, 0
+	flush := func() {
+		if runes == 0 {
+			return
+		}
+		switch {
+		case digits == runes && runes > 2:
+			emit(hashString("#num" + strconv.Itoa(min(runes, 8))))
+		case runes == 1 && !isCJK(word):
+		case runes > maxTokenLen:
+			emit(hashString("#long"))
+		case digits > 0 && letters > 0 && runes > 6:
+			emit(hashString("#mixed"))
+		default:
+			emit(hashBytes(word))
+		}
+		word = word[:0]
+		letters, digits, runes = 0, 0, 0
+	}
+	for _, r := range text {
+		if n >= limit {
+			break
+		}
+		switch {
+		case unicode.IsLetter(r):
+			if isCJKRune(r) {
+				// CJK has no spaces: each ideograph is a word and the pairs
+				// give the bigrams.
+				flush()
+				word = utf8.AppendRune(word, r)
+				runes = 1
+				flush()
+				continue
+			}
+			word = utf8.AppendRune(word, unicode.ToLower(r))
+			letters++
+			runes++
+		case unicode.IsDigit(r):
+			word = utf8.AppendRune(word, r)
+			digits++
+			runes++
+		case r == '$' || r == '€' || r == '£':
+			flush()
+			emit(hashString("#money"))
+		case r == '!':
+			flush()
+			emit(hashString("!"))
+		default:
+			flush()
+		}
+	}
+	flush()
+	e.s.word = word
+}
+
+// chars emits character 4-grams of the lower-cased text with white space
+// collapsed (the TREC 2007 spam track leaders' features). They catch
+// obfuscated words, inflections and languages without spaces that the word
+// features miss.
+func (e *emitter) chars(text string, limit int) {
+	var win uint32
+	n := 0
+	space := true
+	for i := 0; i < len(text) && i < limit; i++ {
+		c := text[i]
+		switch {
+		case c <= ' ':
+			if space {
+				continue
+			}
+			c, space = ' ', true
+		case c >= 'A' && c <= 'Z':
+			c += 'a' - 'A'
+			space = false
+		default:
+			space = false
+		}
+		win = win<<8 | uint32(c)
+		if n++; n >= 4 {
+			e.add(nsChar<<56 ^ uint64(win))
+		}
+	}
+}
+
+func (e *emitter) urls(m *scanner.Message, body string) {
+	urls := make([]scanner.URL, 0, len(m.URLs))
+	for _, u := range m.URLs {
+		if !u.Plain {
+			urls = append(urls, u)
+		}
+	}
+	// Plain-text links again, but only from the body without its list
+	// footer: footers carry the collecting list's own URLs.
+	urls = append(urls, scanner.FindURLs(body, 200)...)
+	domains := 0
+	for i, u := range urls {
+		if i >= 100 {
+			break
+		}
+		e.addString(nsURLDomain, u.Domain)
+		e.addString(nsURLHost, u.Host)
+		if j := strings.LastIndexByte(u.Host, '.'); j >= 0 && !u.IP {
+			e.addString(nsURLTLD, u.Host[j+1:])
+		}
+		if u.IP {
+			e.addString(nsShape, "url:ip")
+		}
+		if u.UserInfo {
+			e.addString(nsShape, "url:userinfo")
+		}
+		if u.Image {
+			e.addString(nsShape, "url:img")
+		}
+		if u.Text != "" && !u.Image {
+			e.textTokens(u.Text, nsAnchor, 0, 20)
+		}
+		if i == 0 || urls[i-1].Domain != u.Domain {
+			domains++
+		}
+	}
+	e.addString(nsShape, "urls:"+bucket(len(urls)))
+	e.addString(nsShape, "domains:"+bucket(domains))
+}
+
+func (e *emitter) mime(m *scanner.Message) {
+	e.addString(nsMIME, "shape:"+m.Structure)
+	for _, p := range m.Parts {
+		e.addString(nsMIME, "ct:"+p.ContentType)
+		if p.Charset != "" {
+			e.addString(nsMIME, "cs:"+p.Charset)
+		}
+		if p.Encoding != "" {
+			e.addString(nsMIME, "cte:"+p.ContentType+":"+p.Encoding)
+		}
+		if p.IsAttachment() {
+			e.addString(nsMIME, "att:"+p.ContentType)
+			if ext := strings.ToLower(path.Ext(p.Filename)); ext != "" {
+				e.addString(nsMIME, "ext:"+ext)
+			}
+			e.addString(nsMIME, "attsize:"+bucket(p.Size>>10))
+		}
+	}
+	for _, s := range m.Symbols {
+		e.addString(nsMIME, "sym:"+s.Name)
+	}
+}
+
+// shape emits coarse, language-independent facts about the message. They
+// generalise across mailboxes better than words do.
+func (e *emitter) shape(m *scanner.Message, body string) {
+	h := &m.HTML
+	e.addString(nsShape, "text:"+bucket(len(body)>>6))
+	e.addString(nsShape, "html:"+bucket(len(h.Text)>>6))
+	if h.Parts > 0 && m.Text == "" {
+		e.addString(nsShape, "htmlonly")
+	}
+	if h.Hidden != "" {
+		e.addString(nsShape, "hidden:"+bucket(len(h.Hidden)>>4))
+	}
+	e.addString(nsShape, "img:"+bucket(h.Images))
+	if h.Images > 0 && len(h.Text)+len(body) < 200 {
+		e.addString(nsShape, "imgonly")
+	}
+	if h.Forms > 0 {
+		e.addString(nsShape, "form")
+	}
+	if h.Scripts > 0 {
+		e.addString(nsShape, "script")
+	}
+	if h.CommentBytes > 0 {
+		e.addString(nsShape, "comments:"+bucket(h.CommentBytes>>5))
+	}
+	e.addString(nsShape, "caps:"+bucket(capsPercent(body+h.Text)/10))
+	e.addString(nsShape, "subjcaps:"+bucket(capsPercent(m.Subject)/25))
+	if m.FromName == "" {
+		e.addString(nsShape, "fromname:none")
+	} else if strings.Contains(m.FromName, "@") {
+		e.addString(nsShape, "fromname:addr")
+	}
+	subj := strings.ToLower(strings.TrimSpace(stripListTag(m.Subject)))
+	switch {
+	case subj == "":
+		e.addString(nsShape, "subj:empty")
+	case strings.HasPrefix(subj, "re:"):
+		e.addString(nsShape, "subj:re")
+	case strings.HasPrefix(subj, "fw"):
+		e.addString(nsShape, "subj:fwd")
+	}
+}
+
+// stripListTag removes leading "[listname]" tags: they name the mailing
+// list a corpus was collected from, a delivery-path fact in disguise.
+func stripListTag(s string) string {
+	t := strings.TrimSpace(s)
+	for strings.HasPrefix(t, "[") {
+		i := strings.IndexByte(t, ']')
+		if i < 0 || i > 40 {
+			break
+		}
+		t = strings.TrimSpace(t[i+1:])
+	}
+	// "Re: [list] ..." is the same tag after a reply prefix.
+	lower := strings.ToLower(t)
+	for _, p := range [...]string{"re:", "aw:", "fw:", "fwd:"} {
+		if strings.HasPrefix(lower, p) {
+			rest := strings.TrimSpace(t[len(p):])
+			if strings.HasPrefix(rest, "[") {
+				return t[:len(p)] + " " + stripListTag(rest)
+			}
+		}
+	}
+	return t
+}
+
+// listFooterMarkers start the footers mailing-list software appends. Like
+// list tags they identify where a corpus was collected, not what the
+// author wrote, so the model does not see them.
+var listFooterMarkers = [...]string{
+	"mailing list\n", "/mailman/listinfo", "to unsubscribe from this group",
+	"yahoo! groups sponsor", "your use of yahoo! groups", "this sf.net email is sponsored",
+	"this sf.net e-mail is sponsored", "to unsubscribe, e-mail:", "to unsubscribe, send",
+}
+
+// bodyText returns text without a trailing mailing-list footer.
+func bodyText(text string) string {
+	const tail = 3000
+	from := max(0, len(text)-tail)
+	lower := strings.ToLower(text[from:])
+	cut := -1
+	for _, mk := range listFooterMarkers {
+		if i := strings.Index(lower, mk); i >= 0 && (cut < 0 || i < cut) {
+			cut = i
+		}
+	}
+	if cut < 0 {
+		return text
+	}
+	// Back up to the separator line (____ or ----) that usually precedes
+	// the footer, if it is close; else to the start of the marker's line.
+	region := lower[max(0, cut-600):cut]
+	if i := lastSeparator(region); i >= 0 {
+		return text[:from+max(0, cut-600)+i]
+	}
+	if i := strings.LastIndexByte(lower[:cut], '\n'); i >= 0 {
+		return text[:from+i]
+	}
+	return text[:from]
+}
+
+func lastSeparator(s string) int {
+	for end := len(s); end > 0; {
+		start := strings.LastIndexByte(s[:end], '\n') + 1
+		line := strings.TrimSpace(s[start:end])
+		if len(line) >= 10 && strings.Trim(line, "_-=~*") == "" {
+			return start
+		}
+		end = start - 1
+	}
+	return -1
+}
+
+func capsPercent(s string) int {
+	var upper, letters int
+	for _, r := range s {
+		if r < 128 {
+			if r >= 'A' && r <= 'Z' {
+				upper++
+				letters++
+			} else if r >= 'a' && r <= 'z' {
+				letters++
+			}
+		}
+	}
+	if letters < 10 {
+		return 0
+	}
+	return upper * 100 / letters
+}
+
+// bucket maps a count to a small log2 class name: 0, 1, 2, 4, 8, ...
+func bucket(n int) string {
+	if n <= 0 {
+		return "0"
+	}
+	return strconv.Itoa(1 << (bits.Len(uint(n)) - 1))
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
+func isCJKRune(r rune) bool {
+	return r >= 0x2e80 && (unicode.Is(unicode.Han, r) || unicode.Is(unicode.Hiragana, r) ||
+		unicode.Is(unicode.Katakana, r) || unicode.Is(unicode.Hangul, r))
+}
+
+func isCJK(word []byte) bool {
+	r, _ := utf8.DecodeRune(word)
+	return isCJKRune(r)
+}
+
+// FNV-1a, inlined so hashing a word allocates nothing.
+func hashBytes(b []byte) uint64 {
+	h := uint64(wordHashSeed)
+	for _, c := range b {
+		h ^= uint64(c)
+		h *= 0x100000001b3
+	}
+	return h
+}
+
+func hashString(s string) uint64 {
+	h := uint64(wordHashSeed)
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
+		h *= 0x100000001b3
+	}
+	return h
+}
+
+// mix is the splitmix64 finaliser: it spreads FNV's weak high bits so the
+// top bits index the table uniformly.
+func mix(h uint64) uint64 {
+	h ^= h >> 30
+	h *= 0xbf58476d1ce4e5b9
+	h ^= h >> 27
+	h *= 0x94d049bb133111eb
+	h ^= h >> 31
+	return h
+}
