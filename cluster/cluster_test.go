@@ -1,0 +1,453 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mxgrid/mxgrid/health"
+)
+
+// fastTimers makes an in-process cluster converge in well under a second
+// while staying tolerant of a busy 2-core machine.
+func fastTimers(c *memberlist.Config) {
+	c.ProbeInterval = 200 * time.Millisecond
+	c.ProbeTimeout = 100 * time.Millisecond
+	c.GossipInterval = 50 * time.Millisecond
+	c.PushPullInterval = 2 * time.Second
+	c.SuspicionMult = 3
+	c.TCPTimeout = time.Second
+	c.GossipToTheDeadTime = 2 * time.Second
+}
+
+type testNode struct {
+	*Cluster
+	name   string
+	health *health.Registry
+	reg    *prometheus.Registry
+	logs   *syncBuffer
+	stop   func() // cancels Run and waits for it: a graceful exit
+	kill   func() // shuts memberlist down without leaving: a crash
+}
+
+type nodeOpts struct {
+	bind    string // default 127.0.0.1:0
+	key     string
+	join    []*testNode
+	tune    func(*memberlist.Config)
+	now     func() time.Time
+	profile string
+}
+
+func startNode(t *testing.T, name, provider string, o nodeOpts) *testNode {
+	t.Helper()
+	cfg := DefaultConfig()
+	cfg.Bind = "127.0.0.1:0"
+	if o.bind != "" {
+		cfg.Bind = o.bind
+	}
+	cfg.SecretKey = o.key
+	cfg.Profile = o.profile
+	for _, j := range o.join {
+		cfg.Join = append(cfg.Join, j.addr())
+	}
+	if o.tune == nil && o.profile == "" {
+		o.tune = fastTimers
+	}
+	n := &testNode{name: name, health: health.New(), reg: prometheus.NewRegistry(), logs: &syncBuffer{}}
+	logger := slog.New(slog.NewTextHandler(n.logs, &slog.HandlerOptions{Level: slog.LevelInfo})).With("node", name)
+	var err error
+	n.Cluster, err = newCluster(cfg, NodeInfo{Name: name, Provider: provider, Region: provider + "-1", Version: "test",
+		Started: time.Now()}, n.health, logger, n.reg, options{tune: o.tune, now: o.now})
+	if err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := n.Run(ctx); err != nil {
+			t.Errorf("%s: Run: %v", name, err)
+		}
+	}()
+	var once sync.Once
+	n.stop = func() { once.Do(func() { cancel(); <-done }) }
+	n.kill = func() {
+		once.Do(func() {
+			// Shutdown first, so Run's leave finds memberlist gone and
+			// the others see a failure, as with kill -9.
+			n.updMu.Lock()
+			n.stopped = true
+			_ = n.ml.Shutdown()
+			n.updMu.Unlock()
+			cancel()
+			<-done
+		})
+	}
+	t.Cleanup(func() {
+		n.stop()
+		if t.Failed() {
+			t.Logf("logs of %s:\n%s", name, n.logs.String())
+		}
+	})
+	return n
+}
+
+func (n *testNode) addr() string { return n.ml.LocalNode().Address() }
+
+func (n *testNode) member(name string) (Member, bool) {
+	for _, m := range n.Members() {
+		if m.Name == name {
+			return m, true
+		}
+	}
+	return Member{}, false
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %v: %s", within, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func stateOf(n *testNode, name string) State {
+	m, _ := n.member(name)
+	return m.State
+}
+
+// threeProviders starts a, b and c at three providers, b and c joining a.
+func threeProviders(t *testing.T, o nodeOpts) (a, b, c *testNode) {
+	t.Helper()
+	a = startNode(t, "a", "hetzner", o)
+	o.join = []*testNode{a}
+	b = startNode(t, "b", "ovh", o)
+	c = startNode(t, "c", "scaleway", o)
+	for _, n := range []*testNode{a, b, c} {
+		waitFor(t, 5*time.Second, n.name+" sees 3 ready members", func() bool {
+			s := n.Status()
+			ready := 0
+			for _, m := range s.Members {
+				if m.Ready && m.State == StateAlive {
+					ready++
+				}
+			}
+			return ready == 3
+		})
+	}
+	return a, b, c
+}
+
+func TestClusterFormsAcrossProviders(t *testing.T) {
+	a, b, c := threeProviders(t, nodeOpts{})
+	for _, n := range []*testNode{a, b, c} {
+		s := n.Status()
+		var got []string
+		for _, m := range s.Members {
+			got = append(got, fmt.Sprintf("%s/%s/%s/%s", m.Provider, m.Name, m.Region, m.State))
+		}
+		want := "hetzner/a/hetzner-1/alive ovh/b/ovh-1/alive scaleway/c/scaleway-1/alive"
+		if strings.Join(got, " ") != want {
+			t.Errorf("%s sees %v, want %s", n.name, got, want)
+		}
+		if s.Leader != "a" || n.IsLeader() != (n.name == "a") {
+			t.Errorf("%s: leader %q, IsLeader %v", n.name, s.Leader, n.IsLeader())
+		}
+	}
+	for _, tt := range []struct {
+		node *testNode
+		name string
+		want float64
+	}{
+		{a, `mxgrid_cluster_is_leader`, 1},
+		{b, `mxgrid_cluster_is_leader`, 0},
+		{a, `mxgrid_cluster_members{provider="hetzner",state="alive"}`, 1},
+		{a, `mxgrid_cluster_members{provider="ovh",state="alive"}`, 1},
+		{a, `mxgrid_cluster_members{provider="scaleway",state="alive"}`, 1},
+		{a, `mxgrid_cluster_broadcast_queue_messages`, 0},
+	} {
+		if got := metricValue(t, tt.node.reg, tt.name); got != tt.want {
+			t.Errorf("%s: %s = %v, want %v", tt.node.name, tt.name, got, tt.want)
+		}
+	}
+	if v := metricValue(t, a.reg, `mxgrid_cluster_gossip_bytes_total{direction="out"}`); v == 0 {
+		t.Error("no gossip bytes counted out")
+	}
+}
+
+func TestMetaFollowsHealthRegistry(t *testing.T) {
+	a, b, _ := threeProviders(t, nodeOpts{})
+	a.health.Set("tenant", health.NotReady, "snapshot older than 10m")
+	a.health.Set("clamd", health.Degraded, "connection refused")
+	waitFor(t, 5*time.Second, "b sees a not ready with reasons", func() bool {
+		m, _ := b.member("a")
+		return !m.Ready && strings.Join(m.Reasons, "|") == "clamd: connection refused|tenant: snapshot older than 10m"
+	})
+	if l := b.Leader(); l != "b" {
+		t.Errorf("leader with a not ready = %q, want b", l)
+	}
+	a.health.Set("tenant", health.OK, "")
+	waitFor(t, 5*time.Second, "b sees a ready again and leading", func() bool {
+		m, _ := b.member("a")
+		return m.Ready && b.Leader() == "a"
+	})
+}
+
+func TestBroadcastReachesEveryNode(t *testing.T) {
+	a, b, c := threeProviders(t, nodeOpts{})
+	type got struct{ payload, from string }
+	var mu sync.Mutex
+	received := map[string][]got{}
+	for _, n := range []*testNode{a, b, c} {
+		n.Subscribe("tenant.config", func(p []byte, from string) {
+			mu.Lock()
+			defer mu.Unlock()
+			received[n.name] = append(received[n.name], got{string(p), from})
+		})
+		n.Subscribe("other", func([]byte, string) { t.Error("delivered on the wrong topic") })
+	}
+	if err := b.Broadcast("tenant.config", []byte("version=42")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "every node got the broadcast", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(received) == 3
+	})
+	// Let retransmissions land, then check each node delivered it once.
+	time.Sleep(500 * time.Millisecond)
+	mu.Lock()
+	defer mu.Unlock()
+	for name, g := range received {
+		if len(g) != 1 || g[0] != (got{"version=42", "b"}) {
+			t.Errorf("%s received %v, want it once from b", name, g)
+		}
+	}
+}
+
+func TestBroadcastRejectsOversize(t *testing.T) {
+	n := startNode(t, "solo", "p", nodeOpts{})
+	tests := []struct {
+		topic   string
+		size    int
+		wantErr string
+	}{
+		{"t", 900, ""},
+		{"t", MaxBroadcastSize, "limit 1024"},
+		{"", 1, "want 1 to 64 bytes"},
+		{strings.Repeat("t", 65), 1, "want 1 to 64 bytes"},
+	}
+	for _, tt := range tests {
+		err := n.Broadcast(tt.topic, bytes.Repeat([]byte("x"), tt.size))
+		if (tt.wantErr == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tt.wantErr)) {
+			t.Errorf("Broadcast(%d-byte topic, %d bytes) = %v, want %q", len(tt.topic), tt.size, err, tt.wantErr)
+		}
+	}
+}
+
+func TestDrainThenLeaveIsNotAFailure(t *testing.T) {
+	a, b, c := threeProviders(t, nodeOpts{})
+	a.Drain()
+	if level, conds := a.health.Report(); level != health.NotReady || conds[0].Reason != "draining" {
+		t.Fatalf("a's readiness while draining: %v %v", level, conds)
+	}
+	waitFor(t, 5*time.Second, "b and c see a draining and elect b", func() bool {
+		mb, _ := b.member("a")
+		mc, _ := c.member("a")
+		return mb.Draining && !mb.Ready && mc.Draining && b.Leader() == "b" && c.Leader() == "b"
+	})
+	if a.Leader() != "b" {
+		t.Errorf("a's own view of the leader while draining: %q", a.Leader())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := a.Leave(ctx); err != nil {
+		t.Fatalf("Leave: %v", err)
+	}
+	a.stop()
+	waitFor(t, 5*time.Second, "b and c list a as left", func() bool {
+		return stateOf(b, "a") == StateLeft && stateOf(c, "a") == StateLeft
+	})
+	if v := metricValue(t, b.reg, `mxgrid_cluster_member_transitions_total{state="dead"}`); v > 0 {
+		t.Errorf("a graceful leave counted %v dead transitions", v)
+	}
+}
+
+func TestCrashedLeaderIsReplacedAndRejoins(t *testing.T) {
+	a, b, c := threeProviders(t, nodeOpts{})
+	var mu sync.Mutex
+	var events []string
+	b.Watch(func(e Event) {
+		mu.Lock()
+		defer mu.Unlock()
+		events = append(events, string(e.Type)+":"+e.Member.Name)
+	})
+	addr := a.addr()
+	a.kill()
+	for _, n := range []*testNode{b, c} {
+		waitFor(t, 10*time.Second, n.name+" sees a dead", func() bool { return stateOf(n, "a") == StateDead })
+	}
+	if b.Leader() != "b" || c.Leader() != "b" || !b.IsLeader() || c.IsLeader() {
+		t.Errorf("after a died: b says leader %q, c says %q", b.Leader(), c.Leader())
+	}
+	if v := metricValue(t, b.reg, "mxgrid_cluster_probe_failures_total") + metricValue(t, c.reg, "mxgrid_cluster_probe_failures_total"); v == 0 {
+		t.Error("no probe failure counted: has memberlist's \"Suspect ... has failed\" log line changed?")
+	}
+	if v := metricValue(t, b.reg, `mxgrid_cluster_member_transitions_total{state="dead"}`); v != 1 {
+		t.Errorf("b counted %v dead transitions, want 1", v)
+	}
+
+	// The same node restarts on the same address and joins again.
+	a2 := startNode(t, "a", "hetzner", nodeOpts{bind: addr, join: []*testNode{b}})
+	for _, n := range []*testNode{a2, b, c} {
+		waitFor(t, 5*time.Second, n.name+" sees a alive and leading again", func() bool {
+			return stateOf(n, "a") == StateAlive && n.Leader() == "a"
+		})
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !containsInOrder(events, "dead:a", "join:a") {
+		t.Errorf("b's events %v lack dead:a then join:a", events)
+	}
+}
+
+func containsInOrder(list []string, want ...string) bool {
+	for _, e := range list {
+		if len(want) > 0 && e == want[0] {
+			want = want[1:]
+		}
+	}
+	return len(want) == 0
+}
+
+func TestWrongKeyCannotJoin(t *testing.T) {
+	const otherKey = "ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA="
+	tests := []struct {
+		name     string
+		key      string
+		wantHint string
+	}{
+		{"different key", otherKey, "cluster.secret_key differs from the peer's"},
+		{"no key", "", "set cluster.secret_key"},
+	}
+	a := startNode(t, "a", "hetzner", nodeOpts{key: testKey})
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			x := startNode(t, "x", "rogue", nodeOpts{key: tt.key, join: []*testNode{a}})
+			waitFor(t, 5*time.Second, "x logs why it cannot join", func() bool {
+				return strings.Contains(x.logs.String(), tt.wantHint)
+			})
+			if _, ok := a.member("x"); ok {
+				t.Error("a lists x")
+			}
+			if len(x.Members()) != 1 {
+				t.Errorf("x sees %v", x.Members())
+			}
+			if level, conds := x.health.Report(); level != health.Degraded || conds[0].Component != componentPeers {
+				t.Errorf("x's readiness: %v %v", level, conds)
+			}
+			x.stop()
+		})
+	}
+}
+
+func TestNewRefusesBadConfig(t *testing.T) {
+	tests := []struct {
+		name    string
+		cfg     Config
+		self    NodeInfo
+		wantErr string
+	}{
+		{"public bind without key", Config{Bind: "0.0.0.0:0"}, NodeInfo{Name: "n"},
+			"cluster: secret_key: required when bind is not loopback (0.0.0.0:0)"},
+		{"no name", DefaultConfig(), NodeInfo{}, "cluster: node name is empty"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := New(tt.cfg, tt.self, health.New(), slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("New() = %v, want %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestForgetsGoneMembers(t *testing.T) {
+	var skew atomic.Int64
+	clock := func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
+	a := startNode(t, "a", "hetzner", nodeOpts{})
+	b := startNode(t, "b", "ovh", nodeOpts{join: []*testNode{a}, now: clock})
+	waitFor(t, 5*time.Second, "b sees a", func() bool { return stateOf(b, "a") == StateAlive })
+	a.kill()
+	waitFor(t, 10*time.Second, "b sees a dead", func() bool { return stateOf(b, "a") == StateDead })
+	skew.Store(int64(forgetAfter - time.Minute))
+	time.Sleep(1500 * time.Millisecond) // a refresh or two
+	if _, ok := b.member("a"); !ok {
+		t.Fatal("b forgot a before forgetAfter")
+	}
+	skew.Store(int64(forgetAfter + time.Minute))
+	waitFor(t, 3*time.Second, "b forgets a", func() bool { _, ok := b.member("a"); return !ok })
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// metricValue returns the value of one series, written as in the text
+// exposition (name{label="value",...}, labels sorted), or -1 if absent.
+func metricValue(t *testing.T, reg *prometheus.Registry, series string) float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			var labels []string
+			for _, l := range m.GetLabel() {
+				labels = append(labels, fmt.Sprintf("%s=%q", l.GetName(), l.GetValue()))
+			}
+			name := f.GetName()
+			if len(labels) > 0 {
+				name += "{" + strings.Join(labels, ",") + "}"
+			}
+			if name != series {
+				continue
+			}
+			switch {
+			case m.Counter != nil:
+				return m.Counter.GetValue()
+			case m.Gauge != nil:
+				return m.Gauge.GetValue()
+			}
+		}
+	}
+	return -1
+}

@@ -1,0 +1,162 @@
+package cluster
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// Config is the `cluster:` section of the node's configuration.
+type Config struct {
+	// Bind is the host:port memberlist listens on, UDP and TCP on the same
+	// port. The host must be an IP literal (0.0.0.0 for every interface).
+	// Default 127.0.0.1:7946, which forms a cluster of one machine only.
+	Bind string `yaml:"bind"`
+	// Advertise is the host:port other nodes use to reach this one, when it
+	// differs from Bind (NAT, 0.0.0.0 binds, a provider's private network).
+	// Empty means memberlist picks the bind address or the first private one.
+	Advertise string `yaml:"advertise"`
+	// Join lists host:port of existing members (DNS names allowed). They are
+	// tried in the background until one answers, and again whenever this
+	// node finds itself alone, so nodes can start in any order.
+	Join []string `yaml:"join"`
+	// SecretKey is the gossip encryption key, base64 of 16, 24 or 32 bytes
+	// (AES-128/192/256-GCM). Every node needs the same key. Required whenever
+	// Bind is not loopback: gossip carries readiness and announcements that
+	// an outsider must neither read nor forge.
+	SecretKey string `yaml:"secret_key"`
+	// SecretKeyFile holds the key (same format) instead of SecretKey, so the
+	// config file can be world-readable while the key is not.
+	SecretKeyFile string `yaml:"secret_key_file"`
+	// Profile selects memberlist's timing: "lan" (probe every 1 s, a dead
+	// node is noticed in about 7 s) or "wan" (every 5 s, about 40 s, for
+	// nodes that only talk over the internet with its higher latency).
+	Profile string `yaml:"profile"`
+}
+
+// DefaultConfig returns a loopback-only, LAN-timed cluster of one node.
+func DefaultConfig() Config {
+	return Config{Bind: "127.0.0.1:7946", Profile: "lan"}
+}
+
+// Validate checks the section without touching the file system or network.
+// Messages name the key relative to the section.
+func (c Config) Validate() error {
+	var errs []error
+	bind, err := parseIPPort(c.Bind)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("bind: %w", err))
+	}
+	if c.Advertise != "" {
+		if ap, err := parseIPPort(c.Advertise); err != nil {
+			errs = append(errs, fmt.Errorf("advertise: %w", err))
+		} else if ap.Addr().IsUnspecified() {
+			errs = append(errs, fmt.Errorf("advertise: %s is not an address other nodes can reach", c.Advertise))
+		}
+	}
+	for i, j := range c.Join {
+		host, port, err := net.SplitHostPort(j)
+		if err == nil && host == "" {
+			err = errors.New("missing host")
+		}
+		if err == nil {
+			_, err = parsePort(port)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("join[%d]: %q: want host:port: %w", i, j, err))
+		}
+	}
+	switch {
+	case c.SecretKey != "" && c.SecretKeyFile != "":
+		errs = append(errs, errors.New("secret_key and secret_key_file: set only one"))
+	case c.SecretKey != "":
+		if _, err := decodeKey(c.SecretKey); err != nil {
+			errs = append(errs, fmt.Errorf("secret_key: %w", err))
+		}
+	case c.SecretKeyFile == "" && err == nil && !bind.Addr().IsLoopback():
+		errs = append(errs, fmt.Errorf("secret_key: required when bind is not loopback (%s); generate one with `head -c 32 /dev/urandom | base64`", c.Bind))
+	}
+	if _, err := c.memberlistConfig(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// key returns the decoded gossip key, reading SecretKeyFile if set; nil
+// means no encryption (only allowed on loopback, see Validate).
+func (c Config) key() ([]byte, error) {
+	if c.SecretKeyFile == "" {
+		if c.SecretKey == "" {
+			return nil, nil
+		}
+		k, err := decodeKey(c.SecretKey)
+		if err != nil {
+			return nil, fmt.Errorf("secret_key: %w", err)
+		}
+		return k, nil
+	}
+	b, err := os.ReadFile(c.SecretKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("secret_key_file: %w", err)
+	}
+	k, err := decodeKey(string(b))
+	if err != nil {
+		return nil, fmt.Errorf("secret_key_file: %s: %w", c.SecretKeyFile, err)
+	}
+	return k, nil
+}
+
+func decodeKey(s string) ([]byte, error) {
+	k, err := base64.StdEncoding.DecodeString(strings.TrimSpace(s))
+	if err != nil {
+		return nil, fmt.Errorf("not base64: %w", err)
+	}
+	switch len(k) {
+	case 16, 24, 32:
+		return k, nil
+	}
+	return nil, fmt.Errorf("decodes to %d bytes, want 16, 24 or 32", len(k))
+}
+
+// memberlistConfig maps the profile to memberlist's tuned defaults; the
+// caller fills in names, addresses, delegates and the key.
+func (c Config) memberlistConfig() (*memberlist.Config, error) {
+	switch c.Profile {
+	case "", "lan":
+		return memberlist.DefaultLANConfig(), nil
+	case "wan":
+		return memberlist.DefaultWANConfig(), nil
+	}
+	return nil, fmt.Errorf("profile: %q: want lan or wan", c.Profile)
+}
+
+func parseIPPort(s string) (netip.AddrPort, error) {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("%q: want ip:port: %w", s, err)
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("%q: host must be an IP address: %w", s, err)
+	}
+	p, err := parsePort(port)
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("%q: %w", s, err)
+	}
+	return netip.AddrPortFrom(ip, p), nil
+}
+
+func parsePort(s string) (uint16, error) {
+	p, err := strconv.ParseUint(s, 10, 16)
+	if err != nil {
+		return 0, fmt.Errorf("bad port %q", s)
+	}
+	return uint16(p), nil
+}

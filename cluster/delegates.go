@@ -1,0 +1,119 @@
+package cluster
+
+import (
+	"time"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// One small adapter per memberlist callback interface, each forwarding to
+// Cluster (serf's layout). They run on memberlist's goroutines, some under
+// its locks: they only touch the member table and post work to the
+// dispatcher, and never call back into memberlist.
+
+type delegate struct{ c *Cluster }
+
+var _ memberlist.Delegate = delegate{}
+
+// NodeMeta returns the meta encoded by the last refresh, which encode kept
+// within memberlist.MetaMaxSize, the only limit memberlist ever passes (it
+// panics above it).
+func (d delegate) NodeMeta(int) []byte {
+	d.c.mu.Lock()
+	defer d.c.mu.Unlock()
+	return d.c.localMeta
+}
+
+func (d delegate) NotifyMsg(b []byte) { d.c.receive(b) }
+func (d delegate) GetBroadcasts(overhead, limit int) [][]byte {
+	return d.c.queue.GetBroadcasts(overhead, limit)
+}
+
+// LocalState and MergeRemoteState carry nothing: all shared state is in
+// node meta and broadcasts, and the store is the source of truth.
+func (d delegate) LocalState(join bool) []byte            { return nil }
+func (d delegate) MergeRemoteState(buf []byte, join bool) {}
+
+type eventDelegate struct{ c *Cluster }
+
+var _ memberlist.EventDelegate = eventDelegate{}
+
+func (e eventDelegate) NotifyJoin(n *memberlist.Node)   { e.c.nodeAlive(n, true) }
+func (e eventDelegate) NotifyUpdate(n *memberlist.Node) { e.c.nodeAlive(n, false) }
+func (e eventDelegate) NotifyLeave(n *memberlist.Node)  { e.c.nodeGone(n) }
+
+type pingDelegate struct{ c *Cluster }
+
+var _ memberlist.PingDelegate = pingDelegate{}
+
+func (p pingDelegate) AckPayload() []byte { return nil }
+
+func (p pingDelegate) NotifyPingComplete(n *memberlist.Node, rtt time.Duration, _ []byte) {
+	p.c.metrics.probeRTT.Observe(rtt.Seconds())
+	p.c.mu.Lock()
+	defer p.c.mu.Unlock()
+	if r, ok := p.c.members[n.Name]; ok && r.state == StateSuspect {
+		p.c.setStateLocked(n.Name, r, StateAlive, EventAlive)
+	}
+}
+
+// nodeAlive records a join (or rejoin) or a meta update.
+func (c *Cluster) nodeAlive(n *memberlist.Node, join bool) {
+	m, err := decodeMeta(n.Meta)
+	if err != nil {
+		// A node of an incompatible version: list it with what memberlist
+		// knows, and say why the rest is missing.
+		c.log.Warn("ignoring a member's meta", "member", n.Name, "addr", n.Address(), "err", err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r, ok := c.members[n.Name]
+	if !ok {
+		r = &record{}
+		c.members[n.Name] = r
+	}
+	r.addr, r.meta = n.Address(), m
+	switch {
+	case !ok || r.state == StateDead || r.state == StateLeft:
+		r.state = ""
+		c.setStateLocked(n.Name, r, StateAlive, EventJoin)
+	case join || r.state == StateSuspect:
+		// A refuted suspicion arrives as an alive message, sometimes
+		// reported as a join.
+		c.setStateLocked(n.Name, r, StateAlive, EventAlive)
+	default:
+		r.lastChange = c.now()
+		c.emit(EventUpdate, n.Name, r)
+	}
+}
+
+// nodeGone records memberlist's NotifyLeave, which fires alike for a node
+// that failed and one that left: the member's own "leaving" flag, gossiped
+// before its leave message, tells them apart.
+func (c *Cluster) nodeGone(n *memberlist.Node) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r, ok := c.members[n.Name]
+	if !ok {
+		return
+	}
+	if r.meta.Leaving {
+		c.setStateLocked(n.Name, r, StateLeft, EventLeft)
+		return
+	}
+	c.setStateLocked(n.Name, r, StateDead, EventDead)
+}
+
+// observeLog reads the one fact memberlist only logs: a failed probe.
+func (c *Cluster) observeLog(msg string) {
+	name, ok := probeFailedNode(msg)
+	if !ok {
+		return
+	}
+	c.metrics.probeFailures.Inc()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if r, ok := c.members[name]; ok && r.state == StateAlive {
+		c.setStateLocked(name, r, StateSuspect, EventSuspect)
+	}
+}
