@@ -69,6 +69,11 @@ type Deps struct {
 	Registry      prometheus.Registerer
 }
 
+// maxLineLength is far above RFC 5321's 1000 octets because real mail
+// (machine-generated HTML) breaks that limit and Postfix accepts it; it is
+// still bounded because go-smtp buffers a whole command line.
+const maxLineLength = 64 << 10
+
 // Server is one SMTP listener with its sessions.
 type Server struct {
 	cfg     Config
@@ -105,6 +110,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	srv.Domain = cfg.Hostname
 	srv.MaxMessageBytes = cfg.MaxMessageBytes
 	srv.MaxRecipients = cfg.MaxRecipients
+	srv.MaxLineLength = maxLineLength
 	srv.WriteTimeout = cfg.CommandTimeout
 	srv.EnableSMTPUTF8 = true
 	srv.ErrorLog = slogAdapter{s.log}

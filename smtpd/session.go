@@ -178,6 +178,12 @@ func (ss *session) Data(r io.Reader) error {
 			ss.srv.metrics.transactions.WithLabelValues("too_large", "5xx").Inc()
 			return &smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 3, 4}, Message: "message exceeds the size limit"}
 		}
+		if errors.Is(err, smtp.ErrTooLongLine) {
+			// go-smtp's line limit is sticky: the session cannot continue,
+			// and the same message would fail again, so refuse it for good.
+			ss.srv.metrics.transactions.WithLabelValues("line_too_long", "5xx").Inc()
+			return &smtp.SMTPError{Code: 500, EnhancedCode: smtp.EnhancedCode{5, 5, 2}, Message: fmt.Sprintf("message has a line longer than %d octets", maxLineLength)}
+		}
 		ss.srv.metrics.transactions.WithLabelValues("read_error", "4xx").Inc()
 		return toSMTP(ss.log, fmt.Errorf("read DATA: %w", err))
 	}

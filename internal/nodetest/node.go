@@ -1,0 +1,82 @@
+package nodetest
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/mxgrid/mxgrid/config"
+	"github.com/mxgrid/mxgrid/node"
+	"github.com/mxgrid/mxgrid/scanner"
+	"github.com/mxgrid/mxgrid/tenant"
+)
+
+// Node is a node running in the test process.
+type Node struct {
+	*node.Node
+	Config config.Config
+	done   chan error
+	cancel context.CancelFunc
+}
+
+// Config returns a loopback configuration with ports chosen by the OS and
+// data in a temporary directory.
+func Config(t testing.TB) config.Config {
+	cfg := config.Default()
+	cfg.Node.Name = "test-node"
+	cfg.SMTP.Listen = "127.0.0.1:0"
+	cfg.SMTP.Hostname = "mx.test"
+	cfg.HTTP.Listen = "127.0.0.1:0"
+	cfg.DataDir = t.TempDir()
+	cfg.SMTP.ShutdownGrace = 5 * time.Second
+	return cfg
+}
+
+// Domain is a static domain routed to addr with no TLS.
+func Domain(name, addr string, recipients ...string) tenant.StaticDomain {
+	return tenant.StaticDomain{Name: name, Route: addr, TLS: "none", Recipients: recipients}
+}
+
+// Start builds and runs a node from cfg; stages replaces the configured
+// checks when non-nil. The node is stopped at the end of the test.
+func Start(t testing.TB, cfg config.Config, stages []scanner.Stage) *Node {
+	t.Helper()
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("test config invalid: %v", err)
+	}
+	var logw io.Writer = io.Discard
+	if os.Getenv("MXGRID_TEST_LOG") != "" {
+		logw = os.Stderr
+	}
+	log := slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	ctx, cancel := context.WithCancel(context.Background())
+	n, err := node.New(ctx, cfg, node.Options{Log: log, Stages: stages})
+	if err != nil {
+		cancel()
+		t.Fatalf("start node: %v", err)
+	}
+	tn := &Node{Node: n, Config: cfg, done: make(chan error, 1), cancel: cancel}
+	go func() { tn.done <- n.Run(ctx) }()
+	t.Cleanup(func() { tn.Stop(t) })
+	return tn
+}
+
+// Stop shuts the node down and waits for Run to return.
+func (n *Node) Stop(t testing.TB) {
+	if n.cancel == nil {
+		return
+	}
+	n.cancel()
+	n.cancel = nil
+	select {
+	case err := <-n.done:
+		if err != nil {
+			t.Errorf("node Run: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Errorf("node did not stop within 30 s")
+	}
+}

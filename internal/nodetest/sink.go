@@ -1,0 +1,148 @@
+// Package nodetest runs real nodes and downstream mail servers in-process on
+// loopback for end-to-end tests: a test sends over real SMTP and checks
+// what the customer's server received.
+package nodetest
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"testing"
+
+	"github.com/emersion/go-smtp"
+)
+
+// Received is one message as the downstream server got it.
+type Received struct {
+	From  string
+	Rcpts []string
+	Data  []byte
+}
+
+// Sink is a downstream mail server (the customer's) that records every
+// message it accepts. Its replies can be changed to inject failures.
+type Sink struct {
+	Addr string
+
+	mu       sync.Mutex
+	received []Received
+	rcptErr  map[string]*smtp.SMTPError
+	dataErr  *smtp.SMTPError
+	srv      *smtp.Server
+}
+
+// StartSink starts a sink on 127.0.0.1:0, stopped at the end of the test.
+func StartSink(t testing.TB) *Sink {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Sink{Addr: l.Addr().String(), rcptErr: make(map[string]*smtp.SMTPError)}
+	s.srv = smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) { return &sinkSession{sink: s}, nil }))
+	s.srv.Domain = "sink.test"
+	s.srv.EnableSMTPUTF8 = true
+	s.srv.MaxMessageBytes = 64 << 20
+	s.srv.MaxLineLength = 1 << 20
+	s.srv.ErrorLog = discardLog{}
+	go s.srv.Serve(l)
+	t.Cleanup(func() { s.srv.Close() })
+	return s
+}
+
+// Stop closes the sink's listener and connections; later connections are
+// refused, which is what a downed customer server looks like.
+func (s *Sink) Stop() { s.srv.Close() }
+
+// RejectRcpt makes the sink answer err for recipient rcpt.
+func (s *Sink) RejectRcpt(rcpt string, err *smtp.SMTPError) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rcptErr[rcpt] = err
+}
+
+// RejectData makes the sink answer err at the end of every DATA (nil: accept).
+func (s *Sink) RejectData(err *smtp.SMTPError) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.dataErr = err
+}
+
+// Messages returns a copy of what was accepted so far.
+func (s *Sink) Messages() []Received {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Received(nil), s.received...)
+}
+
+type sinkSession struct {
+	sink  *Sink
+	from  string
+	rcpts []string
+}
+
+func (ss *sinkSession) Reset()        { ss.from, ss.rcpts = "", nil }
+func (ss *sinkSession) Logout() error { return nil }
+
+func (ss *sinkSession) Mail(from string, _ *smtp.MailOptions) error {
+	ss.from = from
+	return nil
+}
+
+func (ss *sinkSession) Rcpt(to string, _ *smtp.RcptOptions) error {
+	ss.sink.mu.Lock()
+	err := ss.sink.rcptErr[to]
+	ss.sink.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	ss.rcpts = append(ss.rcpts, to)
+	return nil
+}
+
+func (ss *sinkSession) Data(r io.Reader) error {
+	var b bytes.Buffer
+	if _, err := io.Copy(&b, r); err != nil {
+		return err
+	}
+	ss.sink.mu.Lock()
+	defer ss.sink.mu.Unlock()
+	if ss.sink.dataErr != nil {
+		return ss.sink.dataErr
+	}
+	ss.sink.received = append(ss.sink.received, Received{From: ss.from, Rcpts: ss.rcpts, Data: b.Bytes()})
+	return nil
+}
+
+type discardLog struct{}
+
+func (discardLog) Printf(string, ...interface{}) {}
+func (discardLog) Println(...interface{})        {}
+
+var errNoHeaderEnd = errors.New("message has no header/body separator")
+
+// StripPrepended removes the n header fields we prepended (each possibly
+// folded) from data, for byte-for-byte comparison with what was sent.
+func StripPrepended(data []byte, names ...string) ([]byte, error) {
+	if bytes.Index(data, []byte("\r\n\r\n")) < 0 {
+		return nil, errNoHeaderEnd
+	}
+	for _, name := range names {
+		prefix := []byte(name + ":")
+		if !bytes.HasPrefix(bytes.ToLower(data), bytes.ToLower(prefix)) {
+			return nil, errors.New("message does not start with " + name)
+		}
+		end := 0
+		for {
+			i := bytes.Index(data[end:], []byte("\r\n"))
+			end += i + 2
+			if end >= len(data) || (data[end] != ' ' && data[end] != '\t') {
+				break
+			}
+		}
+		data = data[end:]
+	}
+	return data, nil
+}

@@ -1,0 +1,313 @@
+package smtpd_test
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"net/textproto"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-smtp"
+	"github.com/mxgrid/mxgrid/config"
+	"github.com/mxgrid/mxgrid/internal/nodetest"
+	"github.com/pires/go-proxyproto"
+)
+
+const testMessage = "From: Alice <alice@sender.test>\r\n" +
+	"To: bob@example.org\r\n" +
+	"Subject: quarterly report\r\n" +
+	"Message-ID: <1@sender.test>\r\n" +
+	"Date: Sun, 22 Nov 2026 10:00:00 +0000\r\n" +
+	"\r\n" +
+	"Hello Bob,\r\n" +
+	"..a line that starts with a dot survives dot-stuffing.\r\n" +
+	"Regards\r\n"
+
+// client is a raw SMTP client: tests need the exact reply codes at each step.
+type client struct {
+	t *testing.T
+	c *textproto.Conn
+}
+
+func dial(t *testing.T, addr string) *client {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return greet(t, conn)
+}
+
+func greet(t *testing.T, conn net.Conn) *client {
+	t.Helper()
+	conn.SetDeadline(time.Now().Add(30 * time.Second))
+	c := &client{t: t, c: textproto.NewConn(conn)}
+	t.Cleanup(func() { c.c.Close() })
+	c.expect(220)
+	c.cmd(250, "EHLO client.sender.test")
+	return c
+}
+
+// cmd sends line and asserts the reply code; it returns the reply text.
+func (c *client) cmd(want int, format string, args ...any) string {
+	c.t.Helper()
+	if err := c.c.PrintfLine(format, args...); err != nil {
+		c.t.Fatalf("send %q: %v", fmt.Sprintf(format, args...), err)
+	}
+	return c.expect(want)
+}
+
+func (c *client) expect(want int) string {
+	c.t.Helper()
+	code, msg, err := c.c.ReadResponse(want)
+	if err != nil {
+		c.t.Fatalf("want %d, got %d %s (%v)", want, code, msg, err)
+	}
+	return msg
+}
+
+func (c *client) data(want int, msg string) string {
+	c.t.Helper()
+	c.cmd(354, "DATA")
+	w := c.c.DotWriter()
+	w.Write([]byte(strings.ReplaceAll(msg, "\r\n", "\n")))
+	w.Close()
+	return c.expect(want)
+}
+
+func startNode(t *testing.T, mutate func(*config.Config)) (*nodetest.Node, *nodetest.Sink) {
+	t.Helper()
+	sink := nodetest.StartSink(t)
+	cfg := nodetest.Config(t)
+	cfg.Domains = append(cfg.Domains, nodetest.Domain("example.org", sink.Addr))
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	return nodetest.Start(t, cfg, nil), sink
+}
+
+func TestDeliveryIsByteIdenticalApartFromReceived(t *testing.T) {
+	n, sink := startNode(t, nil)
+	c := dial(t, n.SMTPAddr())
+	c.cmd(250, "MAIL FROM:<alice@sender.test>")
+	c.cmd(250, "RCPT TO:<bob@example.org>")
+	reply := c.data(250, testMessage)
+	if !strings.Contains(reply, "customer server") {
+		t.Errorf("250 reply %q does not say the customer's server took it", reply)
+	}
+	msgs := sink.Messages()
+	if len(msgs) != 1 {
+		t.Fatalf("sink got %d messages, want 1", len(msgs))
+	}
+	got := msgs[0]
+	if got.From != "alice@sender.test" || len(got.Rcpts) != 1 || got.Rcpts[0] != "bob@example.org" {
+		t.Errorf("envelope = %s -> %v", got.From, got.Rcpts)
+	}
+	if !bytes.HasPrefix(got.Data, []byte("Received: from client.sender.test ([127.0.0.1])")) {
+		t.Fatalf("message does not start with our Received header:\n%s", got.Data)
+	}
+	body, err := nodetest.StripPrepended(got.Data, "Received")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(body) != testMessage {
+		t.Errorf("relayed message differs from the original:\n got %q\nwant %q", body, testMessage)
+	}
+}
+
+func TestRecipientRules(t *testing.T) {
+	other := nodetest.StartSink(t)
+	n, sink := startNode(t, func(c *config.Config) {
+		c.Domains = append(c.Domains,
+			nodetest.Domain("listed.example", "", "alice"),
+			nodetest.Domain("elsewhere.example", other.Addr))
+		c.Domains[1].Route = c.Domains[0].Route
+	})
+	c := dial(t, n.SMTPAddr())
+	c.cmd(250, "MAIL FROM:<x@sender.test>")
+	if msg := c.cmd(550, "RCPT TO:<victim@open-relay.test>"); !strings.HasPrefix(msg, "5.7.1") {
+		t.Errorf("unknown domain reply %q, want 5.7.1", msg)
+	}
+	if msg := c.cmd(550, "RCPT TO:<mallory@listed.example>"); !strings.HasPrefix(msg, "5.1.1") {
+		t.Errorf("unknown user reply %q, want 5.1.1", msg)
+	}
+	c.cmd(250, "RCPT TO:<ALICE@Listed.Example>")
+	c.cmd(250, "RCPT TO:<bob@example.org>") // same route as listed.example
+	if msg := c.cmd(452, "RCPT TO:<carol@elsewhere.example>"); !strings.HasPrefix(msg, "4.5.3") {
+		t.Errorf("other-route reply %q, want 4.5.3", msg)
+	}
+	c.data(250, testMessage)
+	if got := sink.Messages(); len(got) != 1 || len(got[0].Rcpts) != 2 {
+		t.Fatalf("sink got %+v, want one message for two recipients", got)
+	}
+	if len(other.Messages()) != 0 {
+		t.Fatal("the 452 recipient was delivered in the same transaction")
+	}
+	// The sender's retry in its own transaction reaches the other server.
+	c.cmd(250, "MAIL FROM:<x@sender.test>")
+	c.cmd(250, "RCPT TO:<carol@elsewhere.example>")
+	c.data(250, testMessage)
+	if len(other.Messages()) != 1 {
+		t.Fatal("retried recipient not delivered")
+	}
+}
+
+func TestDownstreamDownIsTempfailAndNothingDelivered(t *testing.T) {
+	n, sink := startNode(t, nil)
+	sink.Stop()
+	c := dial(t, n.SMTPAddr())
+	c.cmd(250, "MAIL FROM:<alice@sender.test>")
+	if msg := c.cmd(451, "RCPT TO:<bob@example.org>"); !strings.HasPrefix(msg, "4.4.1") {
+		t.Errorf("reply %q, want 4.4.1", msg)
+	}
+	c.cmd(502, "DATA") // no accepted recipient: nothing to send
+	if len(sink.Messages()) != 0 {
+		t.Fatal("message delivered although downstream was down")
+	}
+}
+
+func TestDownstreamRepliesArePassedThrough(t *testing.T) {
+	n, sink := startNode(t, nil)
+	sink.RejectRcpt("nobody@example.org", &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no mailbox here"})
+	c := dial(t, n.SMTPAddr())
+	c.cmd(250, "MAIL FROM:<alice@sender.test>")
+	if msg := c.cmd(550, "RCPT TO:<nobody@example.org>"); !strings.Contains(msg, "5.1.1 no mailbox here") {
+		t.Errorf("downstream RCPT refusal not passed through: %q", msg)
+	}
+	c.cmd(250, "RCPT TO:<bob@example.org>")
+	sink.RejectData(&smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 2, 2}, Message: "mailbox full"})
+	if msg := c.data(552, testMessage); !strings.Contains(msg, "5.2.2 mailbox full") {
+		t.Errorf("downstream DATA refusal not passed through: %q", msg)
+	}
+	sink.RejectData(&smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "try later"})
+	c.cmd(250, "MAIL FROM:<alice@sender.test>")
+	c.cmd(250, "RCPT TO:<bob@example.org>")
+	c.data(451, testMessage)
+	if len(sink.Messages()) != 0 {
+		t.Fatal("refused messages were recorded as delivered")
+	}
+}
+
+func TestSizeLimit(t *testing.T) {
+	n, sink := startNode(t, func(c *config.Config) { c.SMTP.MaxMessageBytes = 4096 })
+	c := dial(t, n.SMTPAddr())
+	c.cmd(552, "MAIL FROM:<alice@sender.test> SIZE=100000")
+	c.cmd(250, "MAIL FROM:<alice@sender.test>")
+	c.cmd(250, "RCPT TO:<bob@example.org>")
+	if msg := c.data(552, testMessage+strings.Repeat(strings.Repeat("x", 70)+"\r\n", 100)); !strings.HasPrefix(msg, "5.3.4") {
+		t.Errorf("oversized reply %q, want 5.3.4", msg)
+	}
+	if len(sink.Messages()) != 0 {
+		t.Fatal("oversized message delivered")
+	}
+}
+
+func TestProxyProtocol(t *testing.T) {
+	n, sink := startNode(t, func(c *config.Config) { c.SMTP.TrustedProxies = []string{"127.0.0.0/8"} })
+	conn, err := net.Dial("tcp", n.SMTPAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := &net.TCPAddr{IP: net.ParseIP("203.0.113.7"), Port: 40000}
+	dst := &net.TCPAddr{IP: net.ParseIP("192.0.2.1"), Port: 25}
+	if _, err := proxyproto.HeaderProxyFromAddrs(2, src, dst).WriteTo(conn); err != nil {
+		t.Fatal(err)
+	}
+	c := greet(t, conn)
+	c.cmd(250, "MAIL FROM:<alice@sender.test>")
+	c.cmd(250, "RCPT TO:<bob@example.org>")
+	c.data(250, testMessage)
+	if msgs := sink.Messages(); len(msgs) != 1 || !bytes.Contains(msgs[0].Data, []byte("([203.0.113.7])")) {
+		t.Fatalf("client IP from PROXY header not used: %q", msgs)
+	}
+}
+
+func TestProxyHeaderFromUntrustedAddressIsRefused(t *testing.T) {
+	n, _ := startNode(t, func(c *config.Config) { c.SMTP.TrustedProxies = []string{"10.0.0.0/8"} })
+	for _, version := range []byte{1, 2} {
+		conn, err := net.Dial("tcp", n.SMTPAddr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		src := &net.TCPAddr{IP: net.ParseIP("203.0.113.7"), Port: 40000}
+		dst := &net.TCPAddr{IP: net.ParseIP("192.0.2.1"), Port: 25}
+		proxyproto.HeaderProxyFromAddrs(version, src, dst).WriteTo(conn)
+		conn.SetDeadline(time.Now().Add(10 * time.Second))
+		tc := textproto.NewConn(conn)
+		tc.ReadResponse(220)
+		code, msg, _ := tc.ReadResponse(0)
+		if code != 554 {
+			t.Errorf("PROXY v%d from untrusted peer: got %d %s, want 554", version, code, msg)
+		}
+		if _, err := tc.ReadLine(); err == nil {
+			t.Errorf("PROXY v%d: connection still open after refusal", version)
+		}
+		conn.Close()
+	}
+}
+
+func TestPerIPConnectionLimit(t *testing.T) {
+	n, _ := startNode(t, func(c *config.Config) { c.SMTP.MaxConnectionsPerIP = 2 })
+	dial(t, n.SMTPAddr())
+	dial(t, n.SMTPAddr())
+	conn, err := net.Dial("tcp", n.SMTPAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	code, msg, _ := textproto.NewConn(conn).ReadResponse(0)
+	if code != 421 || !strings.HasPrefix(msg, "4.7.0") {
+		t.Fatalf("third connection from one IP got %d %s, want 421 4.7.0", code, msg)
+	}
+}
+
+func TestIdleClientIsDisconnected(t *testing.T) {
+	n, _ := startNode(t, func(c *config.Config) { c.SMTP.CommandTimeout = 300 * time.Millisecond })
+	c := dial(t, n.SMTPAddr())
+	start := time.Now()
+	if _, err := c.c.ReadLine(); err == nil {
+		// go-smtp may say goodbye first; the connection must then close.
+		if _, err := c.c.ReadLine(); err == nil {
+			t.Fatal("idle connection not closed")
+		}
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("idle connection closed after %v", d)
+	}
+}
+
+func TestSessionSurvivesBadCommands(t *testing.T) {
+	n, sink := startNode(t, nil)
+	c := dial(t, n.SMTPAddr())
+	c.cmd(501, "MAIL FROM:<unterminated")
+	c.cmd(502, "RCPT TO:<bob@example.org>") // before MAIL
+	c.cmd(501, "XYZZY")
+	c.cmd(250, "MAIL FROM:<alice@sender.test>")
+	c.cmd(501, "RCPT TO:<no-at-sign>")
+	c.cmd(250, "RCPT TO:<bob@example.org>")
+	c.data(250, testMessage)
+	if len(sink.Messages()) != 1 {
+		t.Fatal("message after bad commands not delivered")
+	}
+}
+
+func TestOverlongLineIsRefusedClearly(t *testing.T) {
+	n, sink := startNode(t, nil)
+	c := dial(t, n.SMTPAddr())
+	c.cmd(250, "MAIL FROM:<alice@sender.test>")
+	c.cmd(250, "RCPT TO:<bob@example.org>")
+	// A 10,000-octet line (machine-made HTML does this) is accepted...
+	c.data(250, testMessage+strings.Repeat("y", 10000)+"\r\n")
+	// ...a 100,000-octet one gets a permanent, explained refusal.
+	c.cmd(250, "MAIL FROM:<alice@sender.test>")
+	c.cmd(250, "RCPT TO:<bob@example.org>")
+	if msg := c.data(500, testMessage+strings.Repeat("z", 100000)+"\r\n"); !strings.Contains(msg, "line longer than") {
+		t.Errorf("reply %q does not explain the refusal", msg)
+	}
+	if len(sink.Messages()) != 1 {
+		t.Fatalf("sink got %d messages, want only the first", len(sink.Messages()))
+	}
+}
