@@ -1,0 +1,288 @@
+package spammap
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"math"
+	"net/netip"
+	"slices"
+	"time"
+)
+
+// Event is what the map needs of one stored spam or virus source.
+type Event struct {
+	Time    time.Time
+	IP      netip.Addr
+	Located bool
+	// Country is the ISO 3166-1 alpha-2 code; it can be set when Located is
+	// false (a country-only GeoIP answer).
+	Country, CountryName, City string
+	Lat, Lon                   float64
+	ASN                        uint32
+	ASOrg                      string
+}
+
+// EventSource streams the most recent events, newest first, at most limit of
+// them and none older than since (zero: no bound). The store implements it;
+// fn is called once per event so the map never holds the events themselves.
+type EventSource interface {
+	RecentEvents(ctx context.Context, limit int, since time.Time, fn func(Event) error) error
+}
+
+// Limits of what one map carries. They bound the JSON and SVG sizes, not the
+// aggregation: every event is counted.
+const (
+	maxLocations = 5000
+	maxNetworks  = 1000
+	// cellDegrees is the grid that merges nearby locations: a quarter of a
+	// degree (about 28 km) is finer than a circle on a 1000-unit world, and
+	// coarse enough that one city's GeoIP points fall in one cell.
+	cellDegrees = 0.25
+)
+
+// Aggregate is one generation of the map, and exactly what /map.json shows.
+// It never holds an address: locations are grid cells, networks are /24 or
+// /48 prefixes.
+type Aggregate struct {
+	Scope       string    `json:"scope"`
+	GeneratedAt time.Time `json:"generated_at"`
+	Window      Window    `json:"window"`
+	// Events counts every event aggregated; Located those with a position.
+	Events    int            `json:"events"`
+	Located   int            `json:"located"`
+	Locations []Location     `json:"locations"`
+	Countries []CountryCount `json:"countries"`
+	Networks  []Network      `json:"networks"`
+	// Attribution is the GeoIP data's credit, which travels with the data.
+	Attribution string `json:"attribution"`
+}
+
+// Window is the time the events span, and what was asked for.
+type Window struct {
+	// From and To are the oldest and newest event's times; absent when the
+	// map is empty.
+	From *time.Time `json:"from,omitempty"`
+	To   *time.Time `json:"to,omitempty"`
+	// Points is the configured event limit; Seconds the configured maximum
+	// age (0: none).
+	Points  int   `json:"points"`
+	Seconds int64 `json:"seconds"`
+}
+
+// Location is a grid cell with events: the weighted centre of its events,
+// and the country and city of the most recent one.
+type Location struct {
+	Lat     float64 `json:"lat"`
+	Lon     float64 `json:"lon"`
+	Count   int     `json:"count"`
+	Country string  `json:"country,omitempty"`
+	City    string  `json:"city,omitempty"`
+}
+
+// CountryCount is the number of events from one country.
+type CountryCount struct {
+	Code  string `json:"code"`
+	Name  string `json:"name"`
+	Count int    `json:"count"`
+}
+
+// Network is the number of events from one /24 (IPv4) or /48 (IPv6).
+type Network struct {
+	Prefix  string `json:"prefix"`
+	Count   int    `json:"count"`
+	Country string `json:"country,omitempty"`
+	ASN     uint32 `json:"asn,omitempty"`
+	ASOrg   string `json:"as_org,omitempty"`
+}
+
+type cellKey struct{ lat, lon int32 }
+
+type cellAcc struct {
+	count          int
+	sumLat, sumLon float64
+	country, city  string
+}
+
+type countryAcc struct {
+	count int
+	name  string
+}
+
+type netAcc struct {
+	count   int
+	country string
+	asn     uint32
+	asOrg   string
+}
+
+// aggregator accumulates counts per key; its memory grows with the number
+// of distinct cells, countries and networks, never with the events.
+type aggregator struct {
+	cells     map[cellKey]*cellAcc
+	countries map[string]*countryAcc
+	networks  map[netip.Prefix]*netAcc
+	events    int
+	located   int
+	newest    time.Time
+	oldest    time.Time
+}
+
+func newAggregator() *aggregator {
+	return &aggregator{
+		cells:     make(map[cellKey]*cellAcc),
+		countries: make(map[string]*countryAcc),
+		networks:  make(map[netip.Prefix]*netAcc),
+	}
+}
+
+// add counts one event. Events arrive newest first, so the first value seen
+// for a label (city, AS name) is the most recent one.
+func (a *aggregator) add(e Event) error {
+	a.events++
+	if a.newest.IsZero() || e.Time.After(a.newest) {
+		a.newest = e.Time
+	}
+	if a.oldest.IsZero() || e.Time.Before(a.oldest) {
+		a.oldest = e.Time
+	}
+	if e.Located && validLatLon(e.Lat, e.Lon) {
+		a.located++
+		k := cellKey{int32(math.Floor(e.Lat / cellDegrees)), int32(math.Floor(e.Lon / cellDegrees))}
+		c := a.cells[k]
+		if c == nil {
+			c = &cellAcc{country: e.Country, city: e.City}
+			a.cells[k] = c
+		}
+		c.count++
+		c.sumLat += e.Lat
+		c.sumLon += e.Lon
+	}
+	if e.Country != "" {
+		c := a.countries[e.Country]
+		if c == nil {
+			c = &countryAcc{name: e.CountryName}
+			a.countries[e.Country] = c
+		}
+		c.count++
+	}
+	if e.IP.IsValid() {
+		ip := e.IP.Unmap()
+		bits := 48
+		if ip.Is4() {
+			bits = 24
+		}
+		p, err := ip.Prefix(bits)
+		if err != nil {
+			return fmt.Errorf("spammap: network of event: %w", err)
+		}
+		n := a.networks[p]
+		if n == nil {
+			n = &netAcc{country: e.Country, asn: e.ASN, asOrg: e.ASOrg}
+			a.networks[p] = n
+		}
+		n.count++
+	}
+	return nil
+}
+
+func validLatLon(lat, lon float64) bool {
+	return lat >= -90 && lat <= 90 && lon >= -180 && lon <= 180
+}
+
+// result sorts and truncates. Ties break on the key so that the same events
+// always give the same bytes.
+func (a *aggregator) result(scope string, cfg Config, generated time.Time, names map[string]string) *Aggregate {
+	agg := &Aggregate{
+		Scope:       scope,
+		GeneratedAt: generated.UTC(),
+		Window:      Window{Points: cfg.Points, Seconds: int64(cfg.Window / time.Second)},
+		Events:      a.events,
+		Located:     a.located,
+		Locations:   []Location{},
+		Countries:   []CountryCount{},
+		Networks:    []Network{},
+		Attribution: cfg.Attribution,
+	}
+	if a.events > 0 {
+		from, to := a.oldest.UTC(), a.newest.UTC()
+		agg.Window.From, agg.Window.To = &from, &to
+	}
+
+	type cell struct {
+		k cellKey
+		v *cellAcc
+	}
+	cells := make([]cell, 0, len(a.cells))
+	for k, v := range a.cells {
+		cells = append(cells, cell{k, v})
+	}
+	slices.SortFunc(cells, func(x, y cell) int {
+		return cmp.Or(cmp.Compare(y.v.count, x.v.count), cmp.Compare(x.k.lat, y.k.lat), cmp.Compare(x.k.lon, y.k.lon))
+	})
+	for _, c := range cells[:min(len(cells), maxLocations)] {
+		n := float64(c.v.count)
+		agg.Locations = append(agg.Locations, Location{
+			// Two decimals (about 1 km) are more than the GeoIP data knows.
+			Lat:     math.Round(c.v.sumLat/n*100) / 100,
+			Lon:     math.Round(c.v.sumLon/n*100) / 100,
+			Count:   c.v.count,
+			Country: c.v.country,
+			City:    c.v.city,
+		})
+	}
+
+	for code, c := range a.countries {
+		name := c.name
+		if name == "" {
+			name = cmp.Or(names[code], code)
+		}
+		agg.Countries = append(agg.Countries, CountryCount{Code: code, Name: name, Count: c.count})
+	}
+	slices.SortFunc(agg.Countries, func(x, y CountryCount) int {
+		return cmp.Or(cmp.Compare(y.Count, x.Count), cmp.Compare(x.Code, y.Code))
+	})
+
+	type network struct {
+		p netip.Prefix
+		v *netAcc
+	}
+	nets := make([]network, 0, len(a.networks))
+	for p, v := range a.networks {
+		nets = append(nets, network{p, v})
+	}
+	slices.SortFunc(nets, func(x, y network) int {
+		return cmp.Or(cmp.Compare(y.v.count, x.v.count), x.p.Addr().Compare(y.p.Addr()))
+	})
+	for _, n := range nets[:min(len(nets), maxNetworks)] {
+		agg.Networks = append(agg.Networks, Network{
+			Prefix: n.p.String(), Count: n.v.count, Country: n.v.country, ASN: n.v.asn, ASOrg: n.v.asOrg,
+		})
+	}
+	return agg
+}
+
+// Collect streams the most recent events from src and aggregates them.
+func Collect(ctx context.Context, src EventSource, cfg Config, scope string, now time.Time, world *World) (*Aggregate, error) {
+	var since time.Time
+	if cfg.Window > 0 {
+		since = now.Add(-cfg.Window)
+	}
+	a := newAggregator()
+	if err := src.RecentEvents(ctx, cfg.Points, since, a.add); err != nil {
+		return nil, fmt.Errorf("spammap: read events: %w", err)
+	}
+	return a.result(scope, cfg, now, world.names()), nil
+}
+
+// names maps country codes to Natural Earth's short names, for events whose
+// GeoIP answer carried a code but no name.
+func (w *World) names() map[string]string {
+	m := make(map[string]string, len(w.Countries))
+	for _, c := range w.Countries {
+		if _, ok := m[c.Code]; !ok {
+			m[c.Code] = c.Name
+		}
+	}
+	return m
+}
