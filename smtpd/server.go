@@ -64,9 +64,9 @@ type Deps struct {
 	// AuthServID names us in Authentication-Results (RFC 8601 §2.5);
 	// defaults to the SMTP hostname.
 	AuthServID string
-	Health        *health.Registry
-	Log           *slog.Logger
-	Registry      prometheus.Registerer
+	Health     *health.Registry
+	Log        *slog.Logger
+	Registry   prometheus.Registerer
 }
 
 // maxLineLength is far above RFC 5321's 1000 octets because real mail
