@@ -47,7 +47,7 @@ func DefaultConfig() Config {
 }
 
 // Validate checks the section without touching the file system or network.
-// Messages name the key relative to the section.
+// The first problem is returned, naming its key relative to the section.
 func (c Config) Validate() error {
 	var errs []error
 	bind, err := parseIPPort(c.Bind)
@@ -67,7 +67,10 @@ func (c Config) Validate() error {
 			err = errors.New("missing host")
 		}
 		if err == nil {
-			_, err = parsePort(port)
+			var p uint16
+			if p, err = parsePort(port); err == nil && p == 0 {
+				err = errors.New("port 0")
+			}
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("join[%d]: %q: want host:port: %w", i, j, err))
@@ -86,7 +89,10 @@ func (c Config) Validate() error {
 	if _, err := c.memberlistConfig(); err != nil {
 		errs = append(errs, err)
 	}
-	return errors.Join(errs...)
+	if len(errs) > 0 {
+		return errs[0]
+	}
+	return nil
 }
 
 // key returns the decoded gossip key, reading SecretKeyFile if set; nil
