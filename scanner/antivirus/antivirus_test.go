@@ -1,0 +1,486 @@
+package antivirus
+
+import (
+	"archive/zip"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mxgrid/mxgrid/scanner"
+)
+
+// Fixtures are built in code: they stay small in the repository, and the
+// EICAR string is never stored whole.
+
+func peFile() []byte {
+	b := make([]byte, 0x80)
+	copy(b, "MZ")
+	binary.LittleEndian.PutUint32(b[0x3C:], 0x40)
+	copy(b[0x40:], "PE\x00\x00")
+	return b
+}
+
+func oleFile(withMacros bool) []byte {
+	b := append([]byte{}, magicOLE...)
+	b = append(b, make([]byte, 504)...)
+	b = append(b, utf16le("Root Entry")...)
+	if withMacros {
+		b = append(b, utf16le("Macros")...)
+		b = append(b, utf16le("_VBA_PROJECT")...)
+	}
+	return b
+}
+
+type member struct {
+	name      string
+	data      []byte
+	encrypted bool
+}
+
+func mem(name string, data []byte) member    { return member{name: name, data: data} }
+func locked(name string, data []byte) member { return member{name: name, data: data, encrypted: true} }
+
+func zipOf(t testing.TB, members ...member) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	for _, m := range members {
+		fh := &zip.FileHeader{Name: m.name, Method: zip.Deflate}
+		if m.encrypted {
+			fh.Flags |= 0x1
+		}
+		w, err := zw.CreateHeader(fh)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.Write(m.data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func b64(data []byte) string {
+	s := base64.StdEncoding.EncodeToString(data)
+	var b strings.Builder
+	for len(s) > 76 {
+		b.WriteString(s[:76] + "\r\n")
+		s = s[76:]
+	}
+	b.WriteString(s + "\r\n")
+	return b.String()
+}
+
+// withAttachment is a multipart/mixed message with a text part and one
+// base64 attachment.
+func withAttachment(name, ctype string, data []byte) string {
+	disp := "attachment"
+	if name != "" {
+		disp += fmt.Sprintf("; filename=\"%s\"", name)
+	}
+	return "From: a@example.org\r\nTo: b@example.net\r\nSubject: files\r\nMIME-Version: 1.0\r\n" +
+		"Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n" +
+		"--b1\r\nContent-Type: text/plain\r\n\r\nSee attached.\r\n" +
+		"--b1\r\nContent-Type: " + ctype + "\r\nContent-Disposition: " + disp + "\r\nContent-Transfer-Encoding: base64\r\n\r\n" +
+		b64(data) + "--b1--\r\n"
+}
+
+func newCheck(t testing.TB, mod func(*Config)) *Check {
+	t.Helper()
+	cfg := DefaultConfig()
+	if mod != nil {
+		mod(&cfg)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	c, err := New(cfg, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func run(t testing.TB, c *Check, raw string) scanner.Result {
+	t.Helper()
+	res, err := c.Check(context.Background(), &scanner.Envelope{}, scanner.Parse([]byte(strings.ReplaceAll(raw, "\r\n", "\r\n"))))
+	if err != nil {
+		t.Fatalf("Check: %v", err)
+	}
+	return res
+}
+
+func symbolNames(r scanner.Result) []string {
+	var names []string
+	for _, s := range r.Symbols {
+		names = append(names, s.Name)
+	}
+	return names
+}
+
+func TestCheck(t *testing.T) {
+	eicarZip := func(t testing.TB) []byte { return zipOf(t, mem("readme.txt", []byte("hi")), mem("eicar.com", eicar)) }
+	tests := []struct {
+		name        string
+		mod         func(*Config)
+		raw         func(t testing.TB) string
+		wantVirus   string
+		wantReject  string // substring
+		wantSymbols []string
+	}{
+		{
+			name: "clean text",
+			raw:  func(testing.TB) string { return "From: a@example.org\r\nSubject: hi\r\n\r\nHello there.\r\n" },
+		},
+		{
+			name:      "EICAR in a plain part",
+			raw:       func(testing.TB) string { return "Subject: t\r\n\r\n" + string(eicar) + "\r\n" },
+			wantVirus: VirusEICAR,
+		},
+		{
+			name:      "EICAR in a base64 attachment",
+			raw:       func(testing.TB) string { return withAttachment("test.txt", "text/plain", eicar) },
+			wantVirus: VirusEICAR,
+		},
+		{
+			name:      "EICAR in a zip",
+			raw:       func(t testing.TB) string { return withAttachment("files.zip", "application/zip", eicarZip(t)) },
+			wantVirus: VirusEICAR,
+		},
+		{
+			name: "EICAR in a zip in a zip",
+			raw: func(t testing.TB) string {
+				return withAttachment("outer.zip", "application/zip", zipOf(t, mem("inner.zip", eicarZip(t))))
+			},
+			wantVirus: VirusEICAR,
+		},
+		{
+			name: "EICAR nested past zip_max_depth is reported, not scanned",
+			mod:  func(c *Config) { c.ZipMaxDepth = 1 },
+			raw: func(t testing.TB) string {
+				return withAttachment("outer.zip", "application/zip", zipOf(t, mem("inner.zip", eicarZip(t))))
+			},
+			wantSymbols: []string{SymbolArchiveLimit},
+		},
+		{
+			name: "EICAR in an attached message",
+			raw: func(testing.TB) string {
+				inner := "Subject: inner\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n" + b64(eicar)
+				return "Subject: fwd\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\nContent-Type: message/rfc822\r\n\r\n" + inner + "--x--\r\n"
+			},
+			wantVirus: VirusEICAR,
+		},
+		{
+			name: "zip bomb by ratio",
+			raw: func(t testing.TB) string {
+				return withAttachment("logs.zip", "application/zip", zipOf(t, mem("zeros.bin", make([]byte, 8<<20))))
+			},
+			wantVirus: VirusZipBomb,
+		},
+		{
+			name: "expansion budget",
+			mod:  func(c *Config) { c.ZipMaxExpanded = 1000 },
+			raw: func(t testing.TB) string {
+				return withAttachment("data.zip", "application/zip", zipOf(t, mem("random.bin", randomBytes(5000))))
+			},
+			wantSymbols: []string{SymbolArchiveLimit},
+		},
+		{
+			name: "too many members",
+			mod:  func(c *Config) { c.ZipMaxFiles = 10 },
+			raw: func(t testing.TB) string {
+				var ms []member
+				for i := range 50 {
+					ms = append(ms, mem(fmt.Sprintf("f%d.txt", i), []byte("x")))
+				}
+				return withAttachment("many.zip", "application/zip", zipOf(t, ms...))
+			},
+			wantSymbols: []string{SymbolArchiveLimit},
+		},
+		{
+			name: "encrypted member",
+			raw: func(t testing.TB) string {
+				return withAttachment("secret.zip", "application/zip", zipOf(t, locked("doc.txt", []byte("xx"))))
+			},
+			wantSymbols: []string{SymbolEncrypted},
+		},
+		{
+			name: "encrypted executable is blocked by its name",
+			raw: func(t testing.TB) string {
+				return withAttachment("secret.zip", "application/zip", zipOf(t, locked("setup.exe", []byte("xx"))))
+			},
+			wantReject:  "setup.exe",
+			wantSymbols: []string{SymbolBlockedType, SymbolEncrypted},
+		},
+		{
+			name: "double extension",
+			raw: func(testing.TB) string {
+				return withAttachment("invoice.pdf.exe", "application/pdf", []byte("not really"))
+			},
+			wantReject:  "invoice.pdf.exe",
+			wantSymbols: []string{SymbolBlockedType},
+		},
+		{
+			name: "double extension hidden by spaces, name RFC 2047 encoded",
+			raw: func(testing.TB) string {
+				enc := "=?UTF-8?B?" + base64.StdEncoding.EncodeToString([]byte("Rechnung.pdf     .scr")) + "?="
+				return withAttachment(enc, "application/octet-stream", []byte("x"))
+			},
+			wantReject:  "Rechnung.pdf",
+			wantSymbols: []string{SymbolBlockedType},
+		},
+		{
+			name:        "PE named as a PDF: the name lies",
+			raw:         func(testing.TB) string { return withAttachment("invoice.pdf", "application/pdf", peFile()) },
+			wantReject:  "executable",
+			wantSymbols: []string{SymbolBlockedType, SymbolNameMismatch},
+		},
+		{
+			name:        "PE without a name",
+			raw:         func(testing.TB) string { return withAttachment("", "application/octet-stream", peFile()) },
+			wantReject:  "part 2",
+			wantSymbols: []string{SymbolBlockedType},
+		},
+		{
+			name: "PE inside a zip",
+			raw: func(t testing.TB) string {
+				return withAttachment("photos.zip", "application/zip", zipOf(t, mem("photo.jpg", peFile())))
+			},
+			wantReject:  "photo.jpg",
+			wantSymbols: []string{SymbolBlockedType, SymbolNameMismatch},
+		},
+		{
+			name:        "PE passes when executables are not blocked, but the lie still counts",
+			mod:         func(c *Config) { c.BlockedTypes = nil },
+			raw:         func(testing.TB) string { return withAttachment("invoice.pdf", "application/pdf", peFile()) },
+			wantSymbols: []string{SymbolNameMismatch},
+		},
+		{
+			name:        "OLE document with a VBA project",
+			raw:         func(testing.TB) string { return withAttachment("report.doc", "application/msword", oleFile(true)) },
+			wantReject:  "office macro",
+			wantSymbols: []string{SymbolBlockedType},
+		},
+		{
+			name: "OLE document without macros",
+			raw:  func(testing.TB) string { return withAttachment("report.doc", "application/msword", oleFile(false)) },
+		},
+		{
+			name: "OOXML with vbaProject.bin",
+			raw: func(t testing.TB) string {
+				doc := zipOf(t, mem("[Content_Types].xml", []byte("<Types/>")), mem("word/document.xml", []byte("<w/>")), mem("word/vbaProject.bin", oleFile(true)))
+				return withAttachment("report.docx", "application/vnd.openxmlformats-officedocument.wordprocessingml.document", doc)
+			},
+			wantReject:  "office macro",
+			wantSymbols: []string{SymbolBlockedType},
+		},
+		{
+			name: "OOXML without macros",
+			raw: func(t testing.TB) string {
+				doc := zipOf(t, mem("[Content_Types].xml", []byte("<Types/>")), mem("word/document.xml", []byte("<w/>")))
+				return withAttachment("report.docx", "application/vnd.openxmlformats-officedocument.wordprocessingml.document", doc)
+			},
+		},
+		{
+			name:        "script by name",
+			raw:         func(testing.TB) string { return withAttachment("invoice.js", "text/plain", []byte("var x = 1;")) },
+			wantReject:  "script",
+			wantSymbols: []string{SymbolBlockedType},
+		},
+		{
+			name: "shortcut by content",
+			raw: func(testing.TB) string {
+				return withAttachment("", "application/octet-stream", append(append([]byte{}, magicLNK...), 0, 0))
+			},
+			wantReject:  "shortcut",
+			wantSymbols: []string{SymbolBlockedType},
+		},
+		{
+			name: "truncated base64 part",
+			raw: func(testing.TB) string {
+				return "Subject: t\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: application/pdf\r\n" +
+					"Content-Disposition: attachment; filename=a.pdf\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQKJcfs\r\nj6IK\r\nMQ\r\n--b--\r\n"
+			},
+			wantSymbols: []string{SymbolPartUndecoded},
+		},
+		{
+			name: "multipart without its closing boundary",
+			raw: func(testing.TB) string {
+				return "Subject: t\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nhello\r\n"
+			},
+			// The open part is cut short too: both are true of a truncated message.
+			wantSymbols: []string{SymbolMIMEBroken, SymbolPartUndecoded},
+		},
+		{
+			name:        "1000-level nested MIME tree",
+			raw:         func(testing.TB) string { return nestedMIME(1000, "text/plain", "deep") },
+			wantSymbols: []string{SymbolMIMELimit},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newCheck(t, tt.mod)
+			res := run(t, c, tt.raw(t))
+			if res.Virus != tt.wantVirus {
+				t.Errorf("Virus = %q, want %q", res.Virus, tt.wantVirus)
+			}
+			if tt.wantReject == "" && res.Reject != "" || !strings.Contains(res.Reject, tt.wantReject) {
+				t.Errorf("Reject = %q, want it to contain %q", res.Reject, tt.wantReject)
+			}
+			if got := strings.Join(symbolNames(res), ","); got != strings.Join(tt.wantSymbols, ",") {
+				t.Errorf("symbols = %s (%+v), want %s", got, res.Symbols, strings.Join(tt.wantSymbols, ","))
+			}
+		})
+	}
+}
+
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return b
+}
+
+// nestedMIME builds depth levels of multipart/mixed around one leaf.
+func nestedMIME(depth int, leafType, leafBody string) string {
+	var head, tail strings.Builder
+	head.WriteString("Subject: deep\r\nMIME-Version: 1.0\r\n")
+	for i := range depth {
+		fmt.Fprintf(&head, "Content-Type: multipart/mixed; boundary=\"l%d\"\r\n\r\n--l%d\r\n", i, i)
+	}
+	head.WriteString("Content-Type: " + leafType + "\r\n\r\n" + leafBody + "\r\n")
+	for i := depth - 1; i >= 0; i-- {
+		fmt.Fprintf(&tail, "--l%d--\r\n", i)
+	}
+	return head.String() + tail.String()
+}
+
+func TestHashBlocklist(t *testing.T) {
+	bad := []byte("known bad payload\n")
+	sum := sha256.Sum256(bad)
+	other := sha256.Sum256([]byte("other"))
+	path := filepath.Join(t.TempDir(), "sha256.txt")
+	list := "# known bad attachments\n" + hex.EncodeToString(sum[:]) + " Acme.Dropper.1\n\n" + hex.EncodeToString(other[:]) + "\n"
+	if err := os.WriteFile(path, []byte(list), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := newCheck(t, func(c *Config) { c.HashBlocklist = path })
+	if res := run(t, c, withAttachment("a.bin", "application/octet-stream", bad)); res.Virus != "Acme.Dropper.1" {
+		t.Errorf("listed attachment: Virus = %q", res.Virus)
+	}
+	if res := run(t, c, withAttachment("o.bin", "application/octet-stream", []byte("other"))); res.Virus != virusHashPrefix+hex.EncodeToString(other[:])[:12] {
+		t.Errorf("unnamed listed attachment: Virus = %q", res.Virus)
+	}
+	if res := run(t, c, withAttachment("a.bin", "application/octet-stream", []byte("fine"))); res.Virus != "" {
+		t.Errorf("unlisted attachment: Virus = %q", res.Virus)
+	}
+
+	badPath := filepath.Join(t.TempDir(), "bad.txt")
+	_ = os.WriteFile(badPath, []byte("abc123 nope\n"), 0o644)
+	cfg := DefaultConfig()
+	cfg.HashBlocklist = badPath
+	if _, err := New(cfg, prometheus.NewRegistry()); err == nil || !strings.Contains(err.Error(), "bad.txt:1") {
+		t.Errorf("malformed list: err = %v, want it to name the line", err)
+	}
+}
+
+func TestExtensions(t *testing.T) {
+	tests := []struct {
+		name string
+		want string
+	}{
+		{"invoice.pdf.exe", "exe,pdf"},
+		{"Invoice.PDF .EXE", "exe,pdf"},
+		{"a.pdf   .scr.", "scr,pdf"},
+		{`C:\Users\x\doc.txt`, "txt"},
+		{".bashrc", ""},
+		{"noext", ""},
+	}
+	for _, tt := range tests {
+		if got := strings.Join(extensions(tt.name), ","); got != tt.want {
+			t.Errorf("extensions(%q) = %q, want %q", tt.name, got, tt.want)
+		}
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	tests := []struct {
+		name    string
+		mod     func(*Config)
+		wantErr string
+	}{
+		{"default", func(*Config) {}, ""},
+		{"unknown kind", func(c *Config) { c.BlockedTypes = []string{"exe"} }, `blocked_types: "exe" is not one of`},
+		{"zero depth", func(c *Config) { c.MIMEMaxDepth = 0 }, "mime_max_depth:"},
+		{"zero parts", func(c *Config) { c.MIMEMaxParts = 0 }, "mime_max_parts:"},
+		{"negative zip depth", func(c *Config) { c.ZipMaxDepth = -1 }, "zip_max_depth:"},
+		{"zero files", func(c *Config) { c.ZipMaxFiles = 0 }, "zip_max_files:"},
+		{"zero expanded", func(c *Config) { c.ZipMaxExpanded = 0 }, "zip_max_expanded:"},
+		{"ratio 1", func(c *Config) { c.ZipMaxRatio = 1 }, "zip_max_ratio:"},
+		{"unknown weight", func(c *Config) { c.Weights = map[string]float64{"NOPE": 1} }, `weights: unknown symbol "NOPE"`},
+		{"clamd key checked too", func(c *Config) { c.Clamd.Clamd = "foo" }, `clamd: "foo" is not tcp://host:port or unix:///path`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := DefaultConfig()
+			tt.mod(&c)
+			err := c.Validate()
+			if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Errorf("Validate() = %v, want %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+// FuzzCheck feeds arbitrary messages to the engine: it must neither panic
+// nor run away, whatever the MIME and archive structure.
+func FuzzCheck(f *testing.F) {
+	f.Add([]byte("Subject: x\r\n\r\nhello\r\n"))
+	f.Add([]byte(withAttachment("a.zip", "application/zip", zipOf(f, mem("a.txt", []byte("x")), mem("b.zip", zipOf(f, mem("c.exe", peFile())))))))
+	f.Add([]byte(withAttachment("r.doc", "application/msword", oleFile(true))))
+	f.Add([]byte(nestedMIME(30, "application/octet-stream", "eA==")))
+	c := newCheck(f, func(c *Config) { c.ZipMaxExpanded = 1 << 20 })
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		if _, err := c.Check(context.Background(), &scanner.Envelope{}, scanner.Parse(raw)); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// FuzzZipMember feeds arbitrary bytes as a zip attachment.
+func FuzzZipMember(f *testing.F) {
+	f.Add(zipOf(f, mem("a.txt", []byte("hello"))))
+	f.Add(zipOf(f, mem("x/", nil), locked("x/y.exe", peFile())))
+	c := newCheck(f, func(c *Config) { c.ZipMaxExpanded = 1 << 20 })
+	f.Fuzz(func(t *testing.T, data []byte) {
+		msg := scanner.Parse([]byte(withAttachment("f.zip", "application/zip", data)))
+		if _, err := c.Check(context.Background(), &scanner.Envelope{}, msg); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+func BenchmarkCheck100KB(b *testing.B) {
+	c := newCheck(b, nil)
+	att := zipOf(b, mem("report.txt", bytes.Repeat([]byte("quarterly numbers 1234\n"), 2000)), mem("photo.jpg", randomBytes(40<<10)))
+	msg := scanner.Parse([]byte(withAttachment("report.zip", "application/zip", att) + strings.Repeat("filler line of text\r\n", 1000)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := c.Check(context.Background(), &scanner.Envelope{}, msg); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

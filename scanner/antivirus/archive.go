@@ -1,0 +1,82 @@
+package antivirus
+
+import (
+	"archive/zip"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// bombFloor is the decompressed size below which no ratio counts as a bomb:
+// tiny members of repetitive text compress absurdly well and harm no one.
+const bombFloor = 1 << 20
+
+// errZipBomb stops the walk of an archive whose member expands beyond the
+// ratio limit.
+var errZipBomb = errors.New("zip bomb")
+
+// budget is what one message may cost in archive work, shared by every
+// archive in it, so many small archives cannot add up to a big one.
+type budget struct {
+	files    int   // members left to look at
+	expanded int64 // bytes left to decompress
+}
+
+// readMember decompresses f within the ratio and budget limits. It returns
+// errZipBomb when the member expands past maxRatio (measured on the bytes
+// actually produced, not on the sizes the archive declares, which lie), and
+// errBudget when the message's expansion budget is spent.
+func readMember(f *zip.File, b *budget, maxRatio int64) ([]byte, error) {
+	// The declared sizes are checked first: a bomb that admits it is one
+	// costs nothing to reject.
+	if f.UncompressedSize64 > bombFloor && f.CompressedSize64 > 0 &&
+		f.UncompressedSize64/f.CompressedSize64 > uint64(maxRatio) {
+		return nil, fmt.Errorf("%w: %s declares %d bytes from %d", errZipBomb, f.Name, f.UncompressedSize64, f.CompressedSize64)
+	}
+	rc, err := f.Open()
+	if err != nil {
+		return nil, fmt.Errorf("open member %s: %w", f.Name, err)
+	}
+	defer rc.Close()
+	ratioLimit := int64(f.CompressedSize64)*maxRatio + bombFloor
+	limit := min(ratioLimit, b.expanded)
+	data, err := io.ReadAll(io.LimitReader(rc, limit+1))
+	b.expanded -= min(int64(len(data)), b.expanded)
+	if int64(len(data)) > limit {
+		if limit == ratioLimit {
+			return nil, fmt.Errorf("%w: %s expands past %d:1", errZipBomb, f.Name, maxRatio)
+		}
+		return data[:limit], errBudget
+	}
+	if err != nil {
+		// A CRC mismatch or corrupt stream: scan what came out anyway.
+		return data, fmt.Errorf("read member %s: %w", f.Name, err)
+	}
+	return data, nil
+}
+
+var errBudget = errors.New("archive expansion budget spent")
+
+// openZip opens data as a zip archive. archive/zip reports names with ".."
+// or absolute paths as ErrInsecurePath but still returns a usable reader;
+// we never write members to disk, so such names are only scanned.
+func openZip(data []byte) (*zip.Reader, error) {
+	zr, err := zip.NewReader(bytes.NewReader(data), int64(len(data)))
+	if errors.Is(err, zip.ErrInsecurePath) {
+		return zr, nil
+	}
+	return zr, err
+}
+
+// ooxmlHasMacros reports an Office Open XML package carrying a VBA project:
+// macro-enabled documents store it as a vbaProject.bin part ([MS-OFFMACRO]).
+func ooxmlHasMacros(zr *zip.Reader) bool {
+	for _, f := range zr.File {
+		if strings.HasSuffix(strings.ToLower(f.Name), "vbaproject.bin") {
+			return true
+		}
+	}
+	return false
+}
