@@ -13,6 +13,7 @@ import (
 	"reflect"
 	"strings"
 
+	"github.com/mxgrid/mxgrid/cluster"
 	"github.com/mxgrid/mxgrid/relay"
 	"github.com/mxgrid/mxgrid/scanner"
 	"github.com/mxgrid/mxgrid/smtpd"
@@ -33,6 +34,7 @@ type Config struct {
 	Relay   relay.Config          `yaml:"relay"`
 	Scanner scanner.Config        `yaml:"scanner"`
 	Store   store.Config          `yaml:"store"`
+	Cluster cluster.Config        `yaml:"cluster"`
 }
 
 // Node identifies this node in the cluster, in events and in metrics.
@@ -65,6 +67,7 @@ func Default() Config {
 		Relay:   relay.DefaultConfig(),
 		Scanner: scanner.DefaultConfig(),
 		Store:   store.DefaultConfig(),
+		Cluster: cluster.DefaultConfig(),
 	}
 }
 
@@ -220,7 +223,10 @@ func (c *Config) Validate() error {
 	if err := check("scanner", c.Scanner.Validate()); err != nil {
 		return err
 	}
-	return check("store", c.Store.Validate())
+	if err := check("store", c.Store.Validate()); err != nil {
+		return err
+	}
+	return check("cluster", c.Cluster.Validate())
 }
 
 // StaticDomains builds the `domains:` list; errors name the entry and key.

@@ -10,7 +10,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"time"
 
+	"github.com/mxgrid/mxgrid/cluster"
 	"github.com/mxgrid/mxgrid/config"
 	"github.com/mxgrid/mxgrid/health"
 	"github.com/mxgrid/mxgrid/relay"
@@ -32,6 +34,8 @@ type Options struct {
 	// Stages replaces the configured scan stages (tests inject failing or
 	// slow checks this way); nil means build them from the config.
 	Stages []scanner.Stage
+	// Version is the build's version, gossiped to the other nodes.
+	Version string
 }
 
 // Node is one running scan node.
@@ -46,6 +50,7 @@ type Node struct {
 	pipeline  *scanner.Pipeline
 	smtp      *smtpd.Server
 	web       *web.Server
+	cluster   *cluster.Cluster
 
 	smtpListener net.Listener
 	httpListener net.Listener
@@ -136,6 +141,17 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 	if n.httpListener, err = n.web.Listen(cfg.HTTP.Listen); err != nil {
 		return nil, err
 	}
+	// Last, as nothing after it can fail: a started cluster must be left.
+	n.cluster, err = cluster.New(cfg.Cluster, cluster.NodeInfo{
+		Name: cfg.Node.Name, Provider: cfg.Node.Provider, Region: cfg.Node.Region,
+		Version: opts.Version, Started: time.Now(),
+		ConfigVersion: func() uint64 { return n.directory.Snapshot().Version },
+	}, n.health, n.log, n.registry)
+	if err != nil {
+		return nil, err
+	}
+	n.web.Handle("GET /api/v1/cluster", web.ClusterAPI(n.cluster))
+	n.web.Handle("GET /cluster", web.ClusterPage(n.cluster))
 	ok = true
 	return n, nil
 }
@@ -156,15 +172,21 @@ func (n *Node) Run(ctx context.Context) error {
 	n.log.Info("node started", "smtp", n.SMTPAddr(), "http", n.HTTPAddr(), "provider", n.cfg.Node.Provider, "region", n.cfg.Node.Region)
 	httpCtx, stopHTTP := context.WithCancel(context.Background())
 	defer stopHTTP()
+	// The cluster outlives SMTP too: the node leaves once its mail is done.
+	clusterCtx, stopCluster := context.WithCancel(context.Background())
+	defer stopCluster()
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return n.smtp.Serve(n.smtpListener) })
 	g.Go(func() error { return n.web.Serve(httpCtx, n.httpListener) })
+	g.Go(func() error { return n.cluster.Run(clusterCtx) })
 	for _, r := range n.runners {
 		g.Go(func() error { return r(gctx) })
 	}
 	g.Go(func() error {
 		<-gctx.Done()
 		n.log.Info("shutting down", "grace", n.cfg.SMTP.ShutdownGrace)
+		// Readiness 503 and "draining" in gossip before SMTP stops.
+		n.cluster.Drain()
 		sctx, cancel := context.WithTimeout(context.Background(), n.cfg.SMTP.ShutdownGrace)
 		defer cancel()
 		err := n.smtp.Shutdown(sctx)
@@ -172,6 +194,12 @@ func (n *Node) Run(ctx context.Context) error {
 			n.log.Warn("shutdown grace expired, remaining sessions closed")
 			err = nil
 		}
+		lctx, lcancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if lerr := n.cluster.Leave(lctx); lerr != nil {
+			n.log.Warn("leaving the cluster; the others will see this node fail instead", "err", lerr)
+		}
+		lcancel()
+		stopCluster()
 		stopHTTP()
 		return err
 	})

@@ -24,7 +24,7 @@ func runServe(ctx context.Context, args []string, _ io.Writer) error {
 		return err
 	}
 	log := newLogger(cfg.Log, os.Stderr)
-	n, err := node.New(ctx, cfg, node.Options{Log: log})
+	n, err := node.New(ctx, cfg, node.Options{Log: log, Version: version})
 	if err != nil {
 		return err
 	}
