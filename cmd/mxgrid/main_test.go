@@ -1,0 +1,184 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"net"
+	"net/textproto"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mxgrid/mxgrid/internal/nodetest"
+	"github.com/mxgrid/mxgrid/internal/testenv"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "mxgrid-bin")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "mxgrid")
+	out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "build mxgrid: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func writeConfig(t *testing.T, body string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "mxgrid.yaml")
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestBadConfigExitsWithOneClearError(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name, config, want string
+	}{
+		{"missing file", "", "no such file or directory"},
+		{"unknown key", "smtp:\n  listen: 127.0.0.1:0\n  colour: blue\n", `unknown key "smtp.colour"`},
+		{"bad listen address", "smtp:\n  listen: not-an-address\n", "smtp.listen:"},
+		{"bad route", "domains:\n  - name: example.org\n    route: mail.example.org\n", "domains[0].route:"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(dir, "absent.yaml")
+			if tt.config != "" {
+				path = writeConfig(t, tt.config)
+			}
+			cmd := exec.Command(binary, "serve", "--config", path)
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			err := cmd.Run()
+			if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() == 0 {
+				t.Fatalf("exit = %v, want non-zero", err)
+			}
+			lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+			if len(lines) != 1 || !strings.Contains(lines[0], tt.want) {
+				t.Fatalf("stderr = %q, want one line containing %q", stderr.String(), tt.want)
+			}
+		})
+	}
+}
+
+func TestVersion(t *testing.T) {
+	out, err := exec.Command(binary, "version").Output()
+	if err != nil || !strings.HasPrefix(string(out), "mxgrid ") {
+		t.Fatalf("version: %q, %v", out, err)
+	}
+	if err := exec.Command(binary, "no-such-command").Run(); err == nil {
+		t.Fatal("unknown command exited 0")
+	}
+}
+
+// TestServeDeliversAndDrainsOnSIGTERM runs the real binary: mail is
+// delivered, and a SIGTERM in the middle of a transaction lets it finish
+// (the sender gets the customer's 250) before the process exits 0.
+func TestServeDeliversAndDrainsOnSIGTERM(t *testing.T) {
+	sink := nodetest.StartSink(t)
+	smtpPort, httpPort := testenv.FreePort(t), testenv.FreePort(t)
+	path := writeConfig(t, fmt.Sprintf(`
+node: {name: bin-test, provider: test}
+smtp: {listen: "127.0.0.1:%d", hostname: mx.test, shutdown_grace: 10s}
+http: {listen: "127.0.0.1:%d"}
+data_dir: %s
+domains:
+  - {name: example.org, route: "%s", tls: none}
+`, smtpPort, httpPort, t.TempDir(), sink.Addr))
+	cmd := exec.Command(binary, "serve", "--config", path)
+	var logs bytes.Buffer
+	cmd.Stderr = &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	addr := fmt.Sprintf("127.0.0.1:%d", smtpPort)
+	var conn net.Conn
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		var err error
+		if conn, err = net.Dial("tcp", addr); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node did not listen: %v\n%s", err, logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(30 * time.Second))
+	c := textproto.NewConn(conn)
+	expect := func(want int) string {
+		t.Helper()
+		code, msg, err := c.ReadResponse(want)
+		if err != nil {
+			t.Fatalf("want %d, got %d %s: %v\n%s", want, code, msg, err, logs.String())
+		}
+		return msg
+	}
+	send := func(want int, line string) string {
+		t.Helper()
+		c.PrintfLine("%s", line)
+		return expect(want)
+	}
+	expect(220)
+	send(250, "EHLO client.test")
+	send(250, "MAIL FROM:<a@sender.test>")
+	send(250, "RCPT TO:<bob@example.org>")
+	send(354, "DATA")
+	w := bufio.NewWriter(conn)
+	w.WriteString("Subject: first half\r\n\r\nbody line one\r\n")
+	w.Flush()
+
+	// SIGTERM arrives while the body is still being sent.
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	// A new connection is no longer accepted.
+	if nc, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+		nc.SetDeadline(time.Now().Add(2 * time.Second))
+		if line, err := bufio.NewReader(nc).ReadString('\n'); err == nil && strings.HasPrefix(line, "220") {
+			t.Errorf("new connection greeted during shutdown: %q", line)
+		}
+		nc.Close()
+	}
+	w.WriteString("body line two\r\n.\r\n")
+	w.Flush()
+	expect(250)
+	// The next transaction is turned away with 421.
+	c.PrintfLine("MAIL FROM:<a@sender.test>")
+	if code, _, _ := c.ReadResponse(0); code != 421 {
+		t.Errorf("MAIL during shutdown got %d, want 421", code)
+	}
+
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("exit: %v\n%s", err, logs.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("process did not exit after SIGTERM\n%s", logs.String())
+	}
+	msgs := sink.Messages()
+	if len(msgs) != 1 || !bytes.Contains(msgs[0].Data, []byte("body line two")) {
+		t.Fatalf("sink got %d messages, want the whole in-flight message", len(msgs))
+	}
+}
