@@ -65,6 +65,10 @@ type Envelope struct {
 	Rcpts    []string
 	Domain   string // the recipient domain the transaction routes for
 	TLS      bool
+	// DMARCEnforce is the recipient domain's choice to refuse mail that
+	// fails DMARC under the sender's p=reject (RFC 7489 6.7); otherwise the
+	// failure only adds weight.
+	DMARCEnforce bool
 }
 
 // Result is what one check found.
