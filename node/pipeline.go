@@ -7,6 +7,8 @@ import (
 	"github.com/mxgrid/mxgrid/config"
 	"github.com/mxgrid/mxgrid/health"
 	"github.com/mxgrid/mxgrid/scanner"
+	"github.com/mxgrid/mxgrid/scanner/model"
+	"github.com/mxgrid/mxgrid/scanner/rules"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -28,5 +30,15 @@ type StageEnv struct {
 // verdict the node would give minus the network checks.
 func Stages(ctx context.Context, cfg *config.Config, env StageEnv) ([]scanner.Stage, error) {
 	var stages []scanner.Stage
+	// Content checks need no network: they run offline too. The model is
+	// the embedded default or cfg.Scanner.ModelFile, reloaded on change.
+	models, err := model.NewProvider(ctx, cfg.Scanner, env.Log)
+	if err != nil {
+		return nil, err
+	}
+	stages = append(stages,
+		scanner.Stage{Check: model.NewCheck(models, cfg.Scanner.Weights), OnError: scanner.OnErrorAccept},
+		scanner.Stage{Check: rules.New(cfg.Scanner.Weights), OnError: scanner.OnErrorAccept},
+	)
 	return stages, nil
 }

@@ -125,7 +125,7 @@ func (x *htmlExtractor) extract(src []byte) {
 			if a == 0 {
 				fr.name = string(name)
 			}
-			var href, src, style, color, bg, size string
+			var href, src, style, color, bg string
 			for hasAttr {
 				var k, v []byte
 				k, v, hasAttr = z.TagAttr()
@@ -140,8 +140,6 @@ func (x *htmlExtractor) extract(src []byte) {
 					color = string(v)
 				case "bgcolor":
 					bg = string(v)
-				case "size":
-					size = string(v)
 				}
 			}
 			if blockElements[a] {
@@ -166,7 +164,7 @@ func (x *htmlExtractor) extract(src []byte) {
 					}
 				}
 			}
-			applyStyle(&fr, style, color, bg, size)
+			applyStyle(&fr, style, color, bg)
 			if tt == html.SelfClosingTagToken || voidElements[a] {
 				continue
 			}
@@ -222,7 +220,7 @@ func appendCapped(b *strings.Builder, t []byte) {
 
 // applyStyle updates a frame with what an element's attributes say about
 // the visibility of its content.
-func applyStyle(fr *htmlFrame, style, color, bg, size string) {
+func applyStyle(fr *htmlFrame, style, color, bg string) {
 	if style != "" {
 		s := strings.ToLower(strings.ReplaceAll(style, " ", ""))
 		if strings.Contains(s, "display:none") || strings.Contains(s, "visibility:hidden") ||
@@ -247,9 +245,6 @@ func applyStyle(fr *htmlFrame, style, color, bg, size string) {
 	}
 	if color != "" {
 		fr.fgWhte = isWhite(strings.ToLower(strings.TrimSpace(color)))
-	}
-	if s := strings.TrimSpace(size); s == "0" || s == "-2" || s == "-3" {
-		fr.hidden = true
 	}
 }
 

@@ -24,6 +24,9 @@ type command struct {
 
 var commands = map[string]command{
 	"serve":   {"run a scan node (SMTP in, relay to customers' servers)", runServe},
+	"scan":    {"scan .eml files or folders offline and explain each verdict", runScan},
+	"train":   {"train a spam model file from spam and ham folders", runTrain},
+	"eval":    {"cross-validate the verdict on spam and ham folders", runEval},
 	"version": {"print the version", runVersion},
 }
 

@@ -440,3 +440,33 @@ func (r *Report) Write(w io.Writer) error {
 	_, err := io.WriteString(w, b.String())
 	return err
 }
+
+// Examples parses samples and extracts their model features with workers
+// goroutines (0: GOMAXPROCS). The result is in the order of samples, so
+// training on it is deterministic whatever the scheduling.
+func Examples(ctx context.Context, samples []Sample, x *model.Extractor, parser *scanner.Parser, workers int) ([]model.Example, error) {
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	out := make([]model.Example, len(samples))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				out[i] = model.Example{Features: x.Features(parser.Parse(samples[i].Raw)), Spam: samples[i].Spam}
+			}
+		}()
+	}
+	for i := range samples {
+		if ctx.Err() != nil {
+			break
+		}
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return out, ctx.Err()
+}

@@ -5,8 +5,11 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/mxgrid/mxgrid/scanner"
 )
 
 // Watcher serves a model file and reloads it when it changes on disk. A
@@ -14,6 +17,7 @@ import (
 // file never takes the node's classifier away. Scans in flight keep the
 // model they started with, so nothing is dropped during a swap.
 type Watcher struct {
+	mu       sync.Mutex // serialises reloads
 	path     string
 	interval time.Duration
 	log      *slog.Logger
@@ -65,6 +69,8 @@ func (w *Watcher) Run(ctx context.Context) error {
 // Reload loads the file if it changed since the last load and reports
 // whether a new model is now in force.
 func (w *Watcher) Reload() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	st, err := stamp(w.path)
 	if err != nil {
 		w.log.Warn("model file unreadable, keeping the loaded model", "path", w.path, "err", err)
@@ -94,4 +100,23 @@ func stamp(path string) (fileStamp, error) {
 		return fileStamp{}, err
 	}
 	return fileStamp{size: fi.Size(), mtime: fi.ModTime()}, nil
+}
+
+// ReloadInterval is how often a configured model file is checked for
+// changes.
+const ReloadInterval = 5 * time.Second
+
+// NewProvider returns the model named by the scanner config: the file at
+// cfg.ModelFile, watched for changes until ctx ends, or the embedded
+// default model when no file is configured.
+func NewProvider(ctx context.Context, cfg scanner.Config, log *slog.Logger) (Provider, error) {
+	if cfg.ModelFile == "" {
+		return Default()
+	}
+	w, err := NewWatcher(cfg.ModelFile, ReloadInterval, log)
+	if err != nil {
+		return nil, err
+	}
+	go w.Run(ctx)
+	return w, nil
 }

@@ -1,0 +1,231 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mxgrid/mxgrid/config"
+	"github.com/mxgrid/mxgrid/health"
+	"github.com/mxgrid/mxgrid/node"
+	"github.com/mxgrid/mxgrid/scanner"
+)
+
+// runScan scans message files with the pipeline a node would build from
+// the same config, minus the checks that need the network, and explains
+// every verdict.
+func runScan(ctx context.Context, args []string, stdout io.Writer) error {
+	fset := newFlagSet("scan")
+	format := fset.String("format", "text", "output `format`: text, json (one object per line) or tsv (path, verdict, score, symbols)")
+	cfgPath := fset.String("config", "", "YAML configuration `file` (default: built-in defaults)")
+	workers := fset.Int("workers", runtime.GOMAXPROCS(0), "messages scanned in parallel")
+	if err := fset.Parse(args); err != nil {
+		return err
+	}
+	if fset.NArg() == 0 || (*format != "text" && *format != "json" && *format != "tsv") {
+		return fmt.Errorf("%w: mxgrid scan [--format text|json|tsv] PATH...", errUsage)
+	}
+	cfg, err := config.Load(*cfgPath)
+	if err != nil {
+		return err
+	}
+	files, err := messageFiles(fset.Args())
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	reg := prometheus.NewRegistry()
+	var skipped []string
+	stages, err := node.Stages(ctx, &cfg, node.StageEnv{Log: log, Registry: reg, Health: health.New(), Offline: true, Skipped: &skipped})
+	if err != nil {
+		return err
+	}
+	p := scanner.NewPipeline(stages, cfg.Scanner.Timeout, log, reg)
+	parser := scanner.NewParser(cfg.Scanner.Weights)
+	policy := cfg.Scanner.Policy()
+	if len(skipped) > 0 {
+		// On stderr so tsv and json output stay machine-readable.
+		fmt.Fprintf(os.Stderr, "mxgrid scan: offline: skipped network checks: %s\n", strings.Join(skipped, ", "))
+	}
+
+	// Scan in parallel, print in input order: results are written as soon
+	// as every earlier file is done.
+	results := make([]chan scanResult, len(files))
+	for i := range results {
+		results[i] = make(chan scanResult, 1)
+	}
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range max(1, *workers) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				results[i] <- scanFile(ctx, p, parser, policy, files[i])
+			}
+		}()
+	}
+	go func() {
+		defer close(next)
+		for i := range files {
+			select {
+			case next <- i:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	w := newVerdictWriter(*format, stdout, skipped)
+	var werr error
+	for i := range files {
+		var r scanResult
+		select {
+		case r = <-results[i]:
+		case <-ctx.Done():
+			wg.Wait()
+			return ctx.Err()
+		}
+		if err := w.write(r); err != nil && werr == nil {
+			werr = err
+		}
+	}
+	wg.Wait()
+	return werr
+}
+
+type scanResult struct {
+	path    string
+	err     error
+	verdict scanner.Verdict
+}
+
+func scanFile(ctx context.Context, p *scanner.Pipeline, parser *scanner.Parser, policy scanner.Policy, path string) scanResult {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return scanResult{path: path, err: err}
+	}
+	// Offline there is no SMTP session: the envelope is empty and the
+	// checks that need it (HELO, SPF) have nothing to judge.
+	v := p.Scan(ctx, &scanner.Envelope{}, parser.Parse(raw), policy)
+	return scanResult{path: path, verdict: v}
+}
+
+// messageFiles expands directories (recursively, hidden files skipped)
+// and keeps files as given, in argument order.
+func messageFiles(paths []string) ([]string, error) {
+	var out []string
+	for _, root := range paths {
+		st, err := os.Stat(root)
+		if err != nil {
+			return nil, err
+		}
+		if !st.IsDir() {
+			out = append(out, root)
+			continue
+		}
+		err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if strings.HasPrefix(d.Name(), ".") && path != root {
+				if d.IsDir() {
+					return filepath.SkipDir
+				}
+				return nil
+			}
+			if d.Type().IsRegular() {
+				out = append(out, path)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("scan %s: %w", root, err)
+		}
+	}
+	return out, nil
+}
+
+// spamLabel is the tsv/json verdict: spam when the node would tag or
+// reject the message for its score.
+func spamLabel(v scanner.Verdict) string {
+	if v.Action == scanner.Tag || v.Action == scanner.Reject {
+		return "spam"
+	}
+	return "ham"
+}
+
+type verdictWriter struct {
+	format  string
+	w       io.Writer
+	skipped []string
+	enc     *json.Encoder
+}
+
+func newVerdictWriter(format string, w io.Writer, skipped []string) *verdictWriter {
+	return &verdictWriter{format: format, w: w, skipped: skipped, enc: json.NewEncoder(w)}
+}
+
+type jsonVerdict struct {
+	Path       string           `json:"path"`
+	Verdict    string           `json:"verdict,omitempty"`
+	Action     string           `json:"action,omitempty"`
+	Reason     string           `json:"reason,omitempty"`
+	Score      float64          `json:"score"`
+	Symbols    []scanner.Symbol `json:"symbols,omitempty"`
+	Incomplete []string         `json:"incomplete,omitempty"`
+	Skipped    []string         `json:"skipped,omitempty"`
+	Error      string           `json:"error,omitempty"`
+}
+
+func (vw *verdictWriter) write(r scanResult) error {
+	v := r.verdict
+	syms := v.TopSymbols(len(v.Symbols)) // strongest evidence first
+	switch vw.format {
+	case "json":
+		j := jsonVerdict{Path: r.path, Skipped: vw.skipped}
+		if r.err != nil {
+			j.Error = r.err.Error()
+		} else {
+			j.Verdict, j.Action, j.Reason, j.Score, j.Symbols, j.Incomplete = spamLabel(v), v.Action.String(), v.Reason, round2(v.Score), syms, v.Incomplete
+		}
+		return vw.enc.Encode(j)
+	case "tsv":
+		if r.err != nil {
+			_, err := fmt.Fprintf(vw.w, "%s\terror\t0\t%s\n", r.path, tsvField(r.err.Error()))
+			return err
+		}
+		_, err := fmt.Fprintf(vw.w, "%s\t%s\t%.2f\t%s\n", r.path, spamLabel(v), v.Score, scanner.SymbolNames(syms))
+		return err
+	}
+	if r.err != nil {
+		_, err := fmt.Fprintf(vw.w, "%s: error: %v\n", r.path, r.err)
+		return err
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: %s (%s) score %.2f\n", r.path, spamLabel(v), v.Action, v.Score)
+	for _, s := range syms {
+		fmt.Fprintf(&b, "  %-22s %7.2f  %s\n", s.Name, s.Score, s.Detail)
+	}
+	if len(v.Incomplete) > 0 {
+		fmt.Fprintf(&b, "  checks failed (skipped): %s\n", strings.Join(v.Incomplete, ", "))
+	}
+	_, err := io.WriteString(vw.w, b.String())
+	return err
+}
+
+func tsvField(s string) string {
+	return strings.NewReplacer("\t", " ", "\n", " ").Replace(s)
+}
+
+func round2(f float64) float64 { return math.Round(f*100) / 100 }

@@ -1,0 +1,101 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/mxgrid/mxgrid/scanner"
+	"github.com/mxgrid/mxgrid/scanner/eval"
+	"github.com/mxgrid/mxgrid/scanner/model"
+)
+
+// runTrain trains a model file from a spam and a ham folder. The embedded
+// default model is regenerated with:
+//
+//	go run ./cmd/mxgrid train --spam ../shared/corpus/train/spam --ham ../shared/corpus/train/ham -o scanner/model/default.model
+func runTrain(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := newFlagSet("train")
+	spamDir := fs.String("spam", "", "`folder` of spam messages (one message per file, searched recursively)")
+	hamDir := fs.String("ham", "", "`folder` of ham messages")
+	out := fs.String("o", "", "model `file` to write")
+	cfg := model.DefaultTrainConfig()
+	bits := fs.Uint("bits", uint(cfg.Bits), "log2 of the number of hashed feature buckets")
+	fs.IntVar(&cfg.Epochs, "epochs", cfg.Epochs, "training passes over the corpus")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *spamDir == "" || *hamDir == "" || *out == "" || fs.NArg() > 0 {
+		return fmt.Errorf("%w: mxgrid train --spam DIR --ham DIR -o FILE", errUsage)
+	}
+	cfg.Bits = uint8(min(*bits, 255))
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	start := time.Now()
+	samples, err := loadCorpus(*spamDir, *hamDir)
+	if err != nil {
+		return err
+	}
+	x := model.NewExtractor(cfg.Bits, cfg.Window)
+	examples, err := eval.Examples(ctx, samples, x, scanner.NewParser(nil), 0)
+	if err != nil {
+		return err
+	}
+	m, err := model.Train(examples, cfg)
+	if err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	if _, err := m.WriteTo(&buf); err != nil {
+		return err
+	}
+	if err := writeFileAtomic(*out, buf.Bytes()); err != nil {
+		return err
+	}
+	st := m.Stats()
+	fmt.Fprintf(stdout, "wrote %s: %d bytes (%.1f KiB), format %d, features v%d, 2^%d buckets (%d non-zero), window %d\n",
+		*out, buf.Len(), float64(buf.Len())/1024, model.FormatVersion, st.FeatureVersion, st.Bits, st.NonZero, st.Window)
+	fmt.Fprintf(stdout, "trained on %d spam and %d ham in %s\n", st.Spam, st.Ham, time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+func loadCorpus(spamDir, hamDir string) ([]eval.Sample, error) {
+	spam, err := eval.LoadDir(spamDir, true)
+	if err != nil {
+		return nil, err
+	}
+	ham, err := eval.LoadDir(hamDir, false)
+	if err != nil {
+		return nil, err
+	}
+	return append(spam, ham...), nil
+}
+
+// writeFileAtomic writes through a temporary file and a rename, so a node
+// watching path never loads a half-written model.
+func writeFileAtomic(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".model-*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name()) // no-op after a successful rename
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}

@@ -1,0 +1,470 @@
+// Package rules holds mxgrid's transparent heuristic checks: each rule
+// looks for one named sign of spam (a forged or missing header, a HELO that
+// lies, a disguised link, hidden HTML text, an executable attachment) and
+// emits a symbol with a weight from the config.
+//
+// Rules use the delivery path only where it has a meaning that holds on
+// any server (a HELO that is a bare IP, a Date in a timezone that does not
+// exist); they never reward or punish a particular list, host or mailbox,
+// which is what would overfit a corpus.
+//
+// No single rule reaches the default tag score: a rule adds evidence to the
+// statistical model's, it does not decide on its own. Exceptions are
+// executable attachments, which are never wanted in mail.
+package rules
+
+import (
+	"context"
+	"net/mail"
+	"net/netip"
+	"path"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/mxgrid/mxgrid/scanner"
+)
+
+// Symbol names. The default weight of each is in DefaultWeights.
+const (
+	MissingFrom        = "MISSING_FROM"
+	MissingDate        = "MISSING_DATE"
+	MissingMessageID   = "MISSING_MID"
+	DateInvalid        = "DATE_INVALID"
+	DateBadTimezone    = "DATE_BAD_TZ"
+	DateFuture         = "DATE_IN_FUTURE"
+	MessageIDMalformed = "MID_MALFORMED"
+	MailerBulk         = "MAILER_BULK"
+	FromDisplaySpoof   = "FROM_DISPLAY_SPOOF"
+	ReplyToFreemail    = "REPLYTO_FREEMAIL_DIFF"
+	HeaderRaw8bit      = "HEADER_8BIT"
+	MIMEMissingVersion = "MIME_NO_VERSION"
+	SubjectAllCaps     = "SUBJ_ALL_CAPS"
+	SubjectHashBuster  = "SUBJ_HASHBUSTER"
+	TextUndeclared8bit = "TEXT_UNDECLARED_8BIT"
+	TextUppercase      = "TEXT_UPPERCASE"
+	TextHTMLAsPlain    = "TEXT_HTML_AS_PLAIN"
+	BodyEmpty          = "BODY_EMPTY"
+	HTMLHiddenText     = "HTML_HIDDEN_TEXT"
+	HTMLImageOnly      = "HTML_IMAGE_ONLY"
+	HTMLScript         = "HTML_SCRIPT"
+	HTMLForm           = "HTML_FORM"
+	HTMLCommentFlood   = "HTML_COMMENT_FLOOD"
+	URLIPHost          = "URL_IP_HOST"
+	URLUserInfo        = "URL_USERINFO"
+	URLEncodedHost     = "URL_ENCODED_HOST"
+	URLTextMismatch    = "URL_TEXT_MISMATCH"
+	AttachExecutable   = "ATTACH_EXECUTABLE"
+	AttachDoubleExt    = "ATTACH_DOUBLE_EXT"
+	HELOBareIP         = "HELO_BARE_IP"
+	HELOIPMismatch     = "HELO_IP_MISMATCH"
+	HELONotFQDN        = "HELO_NOT_FQDN"
+	HELODynamic        = "HELO_DYNAMIC"
+)
+
+// DefaultWeights are the weights used when the config does not override
+// them. They were set by meaning first (how rarely would a legitimate
+// sender do this?) and then checked against routing-blind cross-validation
+// on the public corpus, where no rule may add false positives on ham.
+func DefaultWeights() map[string]float64 {
+	return map[string]float64{
+		MissingFrom:        2.0,
+		MissingDate:        1.5,
+		MissingMessageID:   0.5,
+		DateInvalid:        1.0,
+		DateBadTimezone:    2.0,
+		DateFuture:         1.0,
+		MessageIDMalformed: 1.0,
+		MailerBulk:         2.5,
+		FromDisplaySpoof:   2.0,
+		ReplyToFreemail:    1.0,
+		HeaderRaw8bit:      1.0,
+		MIMEMissingVersion: 1.0,
+		SubjectAllCaps:     1.0,
+		SubjectHashBuster:  2.0,
+		TextUndeclared8bit: 1.0,
+		TextUppercase:      1.0,
+		TextHTMLAsPlain:    0.5,
+		BodyEmpty:          1.0,
+		HTMLHiddenText:     0.5,
+		HTMLImageOnly:      2.0,
+		HTMLScript:         0.5,
+		HTMLForm:           0.3,
+		HTMLCommentFlood:   1.5,
+		URLIPHost:          2.0,
+		URLUserInfo:        2.0,
+		URLEncodedHost:     2.0,
+		URLTextMismatch:    1.0,
+		AttachExecutable:   6.0,
+		AttachDoubleExt:    4.0,
+		HELOBareIP:         1.5,
+		HELOIPMismatch:     2.0,
+		HELONotFQDN:        1.0,
+		HELODynamic:        1.0,
+	}
+}
+
+// Rules is the scanner.Check running every rule. It is stateless and safe
+// for concurrent use.
+type Rules struct {
+	weights map[string]float64
+	now     func() time.Time
+}
+
+var _ scanner.Check = (*Rules)(nil)
+
+// New returns the rules check with the default weights overridden by
+// overrides (other symbol names are ignored). A weight of 0 disables a rule.
+func New(overrides map[string]float64) *Rules {
+	w := DefaultWeights()
+	for k := range w {
+		if v, ok := overrides[k]; ok {
+			w[k] = v
+		}
+	}
+	return &Rules{weights: w, now: time.Now}
+}
+
+// Name implements scanner.Check.
+func (r *Rules) Name() string { return "rules" }
+
+// Check implements scanner.Check. Every rule is a cheap in-memory test, so
+// ctx is not consulted.
+func (r *Rules) Check(_ context.Context, env *scanner.Envelope, m *scanner.Message) (scanner.Result, error) {
+	f := findings{w: r.weights}
+	r.headers(&f, m)
+	subject(&f, m)
+	body(&f, m)
+	links(&f, m)
+	attachments(&f, m)
+	if env != nil {
+		helo(&f, env)
+	}
+	sort.SliceStable(f.syms, func(i, j int) bool { return f.syms[i].Score > f.syms[j].Score })
+	return scanner.Result{Symbols: f.syms}, nil
+}
+
+type findings struct {
+	w    map[string]float64
+	syms []scanner.Symbol
+}
+
+func (f *findings) hit(name, detail string) {
+	w := f.w[name]
+	if w == 0 {
+		return
+	}
+	for _, s := range f.syms {
+		if s.Name == name {
+			return
+		}
+	}
+	if len(detail) > 120 {
+		detail = detail[:120]
+	}
+	f.syms = append(f.syms, scanner.Symbol{Name: name, Score: w, Detail: detail})
+}
+
+func (r *Rules) headers(f *findings, m *scanner.Message) {
+	h := &m.Header
+	if strings.TrimSpace(h.Get("From")) == "" {
+		f.hit(MissingFrom, "")
+	}
+	if d := strings.TrimSpace(h.Get("Date")); d == "" {
+		f.hit(MissingDate, "")
+	} else {
+		checkDate(f, d, h.Get("Received"), r.now)
+	}
+	mid := strings.TrimSpace(h.Get("Message-Id"))
+	switch {
+	case mid == "":
+		f.hit(MissingMessageID, "")
+	case !strings.HasPrefix(mid, "<") || !strings.Contains(mid, "@") || !strings.HasSuffix(mid, ">"):
+		f.hit(MessageIDMalformed, mid)
+	}
+	mailer := h.Get("X-Mailer")
+	lm := strings.ToLower(mailer)
+	for _, b := range bulkMailers {
+		if strings.Contains(lm, b) {
+			f.hit(MailerBulk, mailer)
+			break
+		}
+	}
+	fromDisplay(f, m)
+	replyTo(f, m)
+	for _, k := range [...]string{"Subject", "From", "To"} {
+		if !isASCIIString(h.Get(k)) {
+			// RFC 5322 headers are ASCII; RFC 2047 encodes the rest.
+			// Real MUAs encode, bulk tools often paste raw bytes.
+			f.hit(HeaderRaw8bit, k)
+			break
+		}
+	}
+	ct := h.Get("Content-Type")
+	if strings.HasPrefix(strings.ToLower(strings.TrimSpace(ct)), "multipart/") && h.Get("Mime-Version") == "" {
+		f.hit(MIMEMissingVersion, "")
+	}
+}
+
+// bulkMailers are X-Mailer values of mass-mailing tools sold for spamming.
+var bulkMailers = []string{
+	"quicksender", "mass mailer", "massmail", "group mail", "bulk mail", "bulkmail",
+	"aristotle", "mailking", "gammadyne", "send-safe", "extractor pro", "stormpost",
+	"dm mailer", "jixing", "atomic mail", "advanced mass sender", "emailer pro",
+	"mach5 mailer", "floodgate", "superstar mailer", "easy mail pro",
+}
+
+var freemail = map[string]bool{
+	"hotmail.com": true, "yahoo.com": true, "msn.com": true, "aol.com": true, "mail.ru": true,
+	"bk.ru": true, "inbox.ru": true, "list.ru": true, "gmail.com": true, "outlook.com": true,
+	"excite.com": true, "lycos.com": true, "mail.com": true, "usa.net": true, "netscape.net": true,
+	"juno.com": true, "yandex.ru": true, "rediffmail.com": true, "163.com": true, "126.com": true,
+	"sina.com": true, "yahoo.co.uk": true, "gmx.net": true, "gmx.de": true, "web.de": true,
+	"libero.it": true, "tiscali.it": true, "email.com": true, "earthlink.net": true,
+}
+
+func checkDate(f *findings, d, received string, now func() time.Time) {
+	t, err := mail.ParseDate(d)
+	if err != nil {
+		// net/mail rejects impossible zones ("-1600") the same way as
+		// garbage; tell them apart, a bogus zone is a spamware signature.
+		if badZone.MatchString(d) {
+			f.hit(DateBadTimezone, d)
+		} else {
+			f.hit(DateInvalid, d)
+		}
+		return
+	}
+	_, off := t.Zone()
+	if off < -12*3600 || off > 14*3600 {
+		f.hit(DateBadTimezone, d)
+		return
+	}
+	// The newest Received stamp is when our side (or the last hop) got the
+	// message; a Date well after it was made up (bulk tools post-date mail
+	// to stay on top of the inbox). Without Received, compare with the
+	// clock: the SMTP session scans mail as it arrives. Old dates are not
+	// flagged: archives, resent and delayed mail have them legitimately.
+	ref := now()
+	if i := strings.LastIndexByte(received, ';'); i >= 0 {
+		if rt, err := mail.ParseDate(strings.TrimSpace(received[i+1:])); err == nil {
+			ref = rt
+		}
+	}
+	if t.After(ref.Add(24 * time.Hour)) {
+		f.hit(DateFuture, d)
+	}
+}
+
+var badZone = regexp.MustCompile(`[+-]([2-9]\d|1[5-9])\d\d\s*(\(.*\))?\s*$`)
+
+// fromDisplay flags a display name that shows an address other than the
+// one mail is really from ("support@bank.com" <x@elsewhere.ru>).
+func fromDisplay(f *findings, m *scanner.Message) {
+	if m.FromAddr == "" {
+		return
+	}
+	shown := addrInText.FindString(m.FromName)
+	if shown == "" {
+		return
+	}
+	if domainOf(strings.ToLower(shown)) != domainOf(m.FromAddr) {
+		f.hit(FromDisplaySpoof, m.FromName)
+	}
+}
+
+var addrInText = regexp.MustCompile(`[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}`)
+
+func replyTo(f *findings, m *scanner.Message) {
+	rt := m.Header.Get("Reply-To")
+	if rt == "" || m.FromAddr == "" {
+		return
+	}
+	a, err := mail.ParseAddress(rt)
+	if err != nil {
+		return
+	}
+	d := domainOf(strings.ToLower(a.Address))
+	if freemail[d] && d != domainOf(m.FromAddr) {
+		f.hit(ReplyToFreemail, a.Address)
+	}
+}
+
+func domainOf(addr string) string {
+	if i := strings.LastIndexByte(addr, '@'); i >= 0 {
+		return addr[i+1:]
+	}
+	return ""
+}
+
+func subject(f *findings, m *scanner.Message) {
+	s := m.Subject
+	letters, upper := 0, 0
+	for _, r := range s {
+		if r >= 'a' && r <= 'z' {
+			letters++
+		} else if r >= 'A' && r <= 'Z' {
+			letters++
+			upper++
+		}
+	}
+	if letters >= 12 && upper == letters {
+		f.hit(SubjectAllCaps, s)
+	}
+	// A subject padded with blanks and ending in a number or random letters
+	// is varied per recipient to defeat checksum filters.
+	if i := strings.Index(s, "     "); i > 0 {
+		tail := strings.TrimSpace(s[i:])
+		if tail != "" && len(tail) <= 12 && !strings.Contains(tail, " ") {
+			f.hit(SubjectHashBuster, tail)
+		}
+	}
+}
+
+func body(f *findings, m *scanner.Message) {
+	if !utf8.ValidString(m.Text) {
+		// Decoding gave invalid UTF-8: the part declared us-ascii (or no
+		// charset) but carries 8-bit text, which no standard MUA sends.
+		f.hit(TextUndeclared8bit, "")
+	}
+	text := m.Text + " " + m.HTML.Text
+	letters, upper := 0, 0
+	for i := 0; i < len(text); i++ {
+		c := text[i]
+		if c >= 'a' && c <= 'z' {
+			letters++
+		} else if c >= 'A' && c <= 'Z' {
+			letters++
+			upper++
+		}
+	}
+	if letters >= 200 && upper*2 > letters {
+		f.hit(TextUppercase, "")
+	}
+	if m.HTML.Parts == 0 {
+		lt := strings.ToLower(m.Text)
+		if strings.Contains(lt, "<html") || strings.Contains(lt, "<body") || strings.Contains(lt, "<a href") {
+			f.hit(TextHTMLAsPlain, "")
+		}
+	}
+	if len(strings.TrimSpace(text)) == 0 && !hasAttachment(m) {
+		f.hit(BodyEmpty, "")
+	}
+	h := &m.HTML
+	if words := len(strings.Fields(h.Hidden)); words >= 20 {
+		f.hit(HTMLHiddenText, "")
+	}
+	if h.Images > 0 && len(strings.TrimSpace(h.Text))+len(strings.TrimSpace(m.Text)) < 200 {
+		f.hit(HTMLImageOnly, "")
+	}
+	if h.Scripts > 0 {
+		f.hit(HTMLScript, "")
+	}
+	if h.Forms > 0 {
+		f.hit(HTMLForm, "")
+	}
+	if h.CommentBytes > 500 && h.CommentBytes*3 > h.Bytes {
+		f.hit(HTMLCommentFlood, "")
+	}
+}
+
+func links(f *findings, m *scanner.Message) {
+	for _, u := range m.URLs {
+		if u.IP {
+			f.hit(URLIPHost, u.Host)
+		}
+		if u.UserInfo {
+			f.hit(URLUserInfo, u.Host)
+		}
+		if u.Encoded {
+			f.hit(URLEncodedHost, u.Host)
+		}
+		if u.Text != "" && !u.Plain {
+			// Anchor text that is itself a link to somewhere else: the
+			// classic phishing disguise.
+			for _, shown := range scanner.FindURLs(u.Text, 1) {
+				if shown.Domain != u.Domain {
+					f.hit(URLTextMismatch, shown.Host+" -> "+u.Host)
+				}
+			}
+		}
+	}
+}
+
+var executable = map[string]bool{
+	".exe": true, ".scr": true, ".pif": true, ".bat": true, ".com": true, ".cmd": true, ".vbs": true,
+	".vbe": true, ".js": true, ".jse": true, ".wsf": true, ".wsh": true, ".hta": true, ".lnk": true,
+	".cpl": true, ".msi": true, ".jar": true, ".ps1": true,
+}
+
+func attachments(f *findings, m *scanner.Message) {
+	for _, p := range m.Parts {
+		if p.Filename == "" {
+			continue
+		}
+		name := strings.ToLower(strings.TrimSpace(p.Filename))
+		ext := path.Ext(name)
+		if executable[ext] {
+			f.hit(AttachExecutable, p.Filename)
+		}
+		// "invoice.pdf.exe", "photo.jpg   .scr": a harmless extension
+		// shown, a dangerous one used.
+		if inner := path.Ext(strings.TrimSpace(strings.TrimSuffix(name, ext))); inner != "" && executable[ext] && len(inner) <= 5 {
+			f.hit(AttachDoubleExt, p.Filename)
+		}
+	}
+}
+
+func hasAttachment(m *scanner.Message) bool {
+	for _, p := range m.Parts {
+		if p.IsAttachment() {
+			return true
+		}
+	}
+	return false
+}
+
+// helo judges the HELO/EHLO name against the connecting address. RFC 5321
+// section 4.1.4 wants the client's FQDN or an address literal in brackets.
+func helo(f *findings, env *scanner.Envelope) {
+	h := strings.TrimSuffix(strings.ToLower(strings.TrimSpace(env.HELO)), ".")
+	if h == "" {
+		return
+	}
+	if strings.HasPrefix(h, "[") && strings.HasSuffix(h, "]") {
+		lit := strings.TrimPrefix(h[1:len(h)-1], "ipv6:")
+		if a, err := netip.ParseAddr(lit); err == nil && env.ClientIP.IsValid() && a.Unmap() != env.ClientIP.Unmap() {
+			f.hit(HELOIPMismatch, env.HELO)
+		}
+		return
+	}
+	if a, err := netip.ParseAddr(h); err == nil {
+		f.hit(HELOBareIP, env.HELO)
+		if env.ClientIP.IsValid() && a.Unmap() != env.ClientIP.Unmap() {
+			f.hit(HELOIPMismatch, env.HELO)
+		}
+		return
+	}
+	if !strings.Contains(h, ".") {
+		f.hit(HELONotFQDN, env.HELO)
+		return
+	}
+	if dynamicHost.MatchString(h) {
+		f.hit(HELODynamic, env.HELO)
+	}
+}
+
+// dynamicHost matches names ISPs give to dial-up, DSL and cable customers:
+// the address spelled out in the name, or pool-type words.
+var dynamicHost = regexp.MustCompile(`(^|[.-])(\d{1,3}[.-]){3}\d{1,3}[.-]|(^|[.-])(dsl|adsl|dyn|dynamic|dhcp|dialup|dial-up|ppp|pool|cable|client|cust|broadband)[0-9.-]`)
+
+func isASCIIString(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
