@@ -121,18 +121,22 @@ type netAcc struct {
 type aggregator struct {
 	cells     map[cellKey]*cellAcc
 	countries map[string]*countryAcc
-	networks  map[netip.Prefix]*netAcc
-	events    int
-	located   int
-	newest    time.Time
-	oldest    time.Time
+	// networks is the largest map (one entry per /24 or /48). It holds
+	// values, not pointers, to halve its allocations, and is keyed by the
+	// masked address in 16 bytes (IPv4 mapped), which hashes several times
+	// faster than a netip.Prefix.
+	networks map[[16]byte]netAcc
+	events   int
+	located  int
+	newest   time.Time
+	oldest   time.Time
 }
 
 func newAggregator() *aggregator {
 	return &aggregator{
 		cells:     make(map[cellKey]*cellAcc),
 		countries: make(map[string]*countryAcc),
-		networks:  make(map[netip.Prefix]*netAcc),
+		networks:  make(map[[16]byte]netAcc),
 	}
 }
 
@@ -176,12 +180,13 @@ func (a *aggregator) add(e Event) error {
 		if err != nil {
 			return fmt.Errorf("spammap: network of event: %w", err)
 		}
-		n := a.networks[p]
-		if n == nil {
-			n = &netAcc{country: e.Country, asn: e.ASN, asOrg: e.ASOrg}
-			a.networks[p] = n
+		k := p.Addr().As16()
+		n, ok := a.networks[k]
+		if !ok {
+			n = netAcc{country: e.Country, asn: e.ASN, asOrg: e.ASOrg}
 		}
 		n.count++
+		a.networks[k] = n
 	}
 	return nil
 }
@@ -245,11 +250,16 @@ func (a *aggregator) result(scope string, cfg Config, generated time.Time, names
 
 	type network struct {
 		p netip.Prefix
-		v *netAcc
+		v netAcc
 	}
 	nets := make([]network, 0, len(a.networks))
-	for p, v := range a.networks {
-		nets = append(nets, network{p, v})
+	for k, v := range a.networks {
+		ip := netip.AddrFrom16(k).Unmap()
+		bits := 48
+		if ip.Is4() {
+			bits = 24
+		}
+		nets = append(nets, network{netip.PrefixFrom(ip, bits), v})
 	}
 	slices.SortFunc(nets, func(x, y network) int {
 		return cmp.Or(cmp.Compare(y.v.count, x.v.count), x.p.Addr().Compare(y.p.Addr()))

@@ -253,7 +253,7 @@ func renderBody(w *World, agg *Aggregate, svg []byte) ([]byte, error) {
 		Top                             []topRow
 	}{
 		Summary:     summary(agg),
-		Generated:   "Generated " + agg.GeneratedAt.UTC().Format("2 Jan 2006 15:04 UTC"),
+		Generated:   generated(agg.GeneratedAt),
 		Attribution: agg.Attribution,
 		W:           fmtFloat(w.Width),
 		H:           fmtFloat(w.Height),
@@ -266,6 +266,13 @@ func renderBody(w *World, agg *Aggregate, svg []byte) ([]byte, error) {
 		return nil, fmt.Errorf("spammap: render page: %w", err)
 	}
 	return b.Bytes(), nil
+}
+
+func generated(at time.Time) string {
+	if at.IsZero() {
+		return "Waiting for the first map"
+	}
+	return "Generated " + at.UTC().Format("2 Jan 2006 15:04 UTC")
 }
 
 // summary is the header's one line: how many events over what time.

@@ -122,9 +122,10 @@ func (c Corpus) RecentEvents(ctx context.Context, limit int, since time.Time, fn
 			ci++
 		}
 		city := Cities[ci]
-		// Each city's spam comes from a few hundred networks, most of it
-		// from a handful of them.
-		netIdx := int(math.Pow(rng.Float64(), 3) * 400)
+		// Each city's spam comes from up to 20,000 networks (/24s), most
+		// of it from a few hundred of them.
+		u := rng.Float64()
+		netIdx := int(u * u * u * 20000)
 		e := spammap.Event{
 			Time:        t,
 			Located:     true,
@@ -144,7 +145,7 @@ func (c Corpus) RecentEvents(ctx context.Context, limit int, since time.Time, fn
 			e.IP = netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, byte(ci), byte(netIdx >> 8), byte(netIdx), 0, 0, 0, 0, 0, 0, 0, byte(rng.IntN(256)), byte(rng.IntN(256))})
 		}
 		if !e.IP.IsValid() {
-			e.IP = netip.AddrFrom4([4]byte{byte(11 + ci*3 + netIdx/256), byte(netIdx), byte(rng.IntN(256)), byte(1 + rng.IntN(254))})
+			e.IP = netip.AddrFrom4([4]byte{byte(11 + ci*3), byte(netIdx >> 8), byte(netIdx), byte(1 + rng.IntN(254))})
 		}
 		if err := fn(e); err != nil {
 			return err

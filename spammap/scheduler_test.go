@@ -1,0 +1,201 @@
+package spammap_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/mxgrid/mxgrid/spammap"
+	"github.com/mxgrid/mxgrid/spammap/spammaptest"
+	"github.com/mxgrid/mxgrid/store"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// flag is a leadership that the test moves between nodes.
+type flag struct{ atomic.Bool }
+
+func (f *flag) IsLeader() bool { return f.Load() }
+
+type node struct {
+	sched  *spammap.Scheduler
+	leader *flag
+	reg    *prometheus.Registry
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// generations counts the generations this node rendered, from its metric.
+func (n *node) generations(t *testing.T) int {
+	return int(metric(t, n.reg, "mxgrid_map_generation_seconds"))
+}
+
+// metric reads a histogram's sample count or a gauge's value.
+func metric(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		m := mf.GetMetric()[0]
+		if h := m.GetHistogram(); h != nil {
+			return float64(h.GetSampleCount())
+		}
+		return m.GetGauge().GetValue()
+	}
+	t.Fatalf("%s not registered", name)
+	return 0
+}
+
+func openStore(t *testing.T) *store.Store {
+	t.Helper()
+	ctx := context.Background()
+	st, err := store.Open(ctx, store.DefaultConfig(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if err := st.MigrateMaps(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// eventually polls cond; a deadline, not a timed assertion: it only bounds
+// how long a broken scheduler makes the test wait.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestSchedulerLeaderOnly runs three nodes on one store: only the leader
+// renders each interval, all nodes serve the same bytes, and when the
+// leader dies the next one takes over at the next interval.
+func TestSchedulerLeaderOnly(t *testing.T) {
+	world, err := spammap.LoadWorld()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := openStore(t)
+	cfg := spammap.DefaultConfig()
+	cfg.Interval = 400 * time.Millisecond
+	src := spammaptest.Corpus{N: 2000, Seed: 7, End: time.Now(), Span: time.Hour}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+
+	var wg sync.WaitGroup
+	nodes := make([]*node, 3)
+	for i := range nodes {
+		n := &node{leader: &flag{}, reg: prometheus.NewRegistry(), done: make(chan struct{})}
+		n.sched, err = spammap.NewScheduler(cfg, world, src, st, n.leader, n.reg, log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nodes[i] = n
+	}
+	// Before any generation every node serves the same empty map.
+	placeholder := nodes[0].sched.Current()
+	if placeholder.Events != 0 || placeholder.ETag != nodes[2].sched.Current().ETag {
+		t.Fatal("placeholders differ between nodes")
+	}
+	nodes[0].leader.Store(true)
+	for _, n := range nodes {
+		ctx, cancel := context.WithCancel(context.Background())
+		n.cancel = cancel
+		wg.Go(func() {
+			defer close(n.done)
+			if err := n.sched.Run(ctx); err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		})
+	}
+	t.Cleanup(func() {
+		for _, n := range nodes {
+			n.cancel()
+		}
+		wg.Wait()
+	})
+
+	sameMap := func(ns ...*node) func() bool {
+		return func() bool {
+			m := ns[0].sched.Current()
+			for _, n := range ns[1:] {
+				if n.sched.Current().ETag != m.ETag {
+					return false
+				}
+			}
+			return m.Events > 0
+		}
+	}
+	// Three intervals under node 0.
+	eventually(t, "node 0 rendered three generations", func() bool { return nodes[0].generations(t) >= 3 })
+	eventually(t, "all nodes serve node 0's map", sameMap(nodes...))
+	if g1, g2 := nodes[1].generations(t), nodes[2].generations(t); g1 != 0 || g2 != 0 {
+		t.Fatalf("followers rendered: node 1 %d, node 2 %d generations", g1, g2)
+	}
+	if got := metric(t, nodes[2].reg, "mxgrid_map_points"); got != 2000 {
+		t.Errorf("follower mxgrid_map_points = %v, want 2000", got)
+	}
+	assertSameBytes(t, nodes...)
+
+	// Kill the leader; leadership moves to node 1.
+	nodes[0].cancel()
+	<-nodes[0].done
+	dead := nodes[0].generations(t)
+	before := nodes[1].sched.Current().ETag
+	nodes[1].leader.Store(true)
+	eventually(t, "node 1 rendered after the leader died", func() bool { return nodes[1].generations(t) >= 1 })
+	eventually(t, "survivors serve node 1's map", func() bool {
+		return sameMap(nodes[1], nodes[2])() && nodes[2].sched.Current().ETag != before
+	})
+	if g := nodes[2].generations(t); g != 0 {
+		t.Errorf("node 2 rendered %d generations without leading", g)
+	}
+	if g := nodes[0].generations(t); g != dead {
+		t.Errorf("dead node rendered %d more", g-dead)
+	}
+	assertSameBytes(t, nodes[1], nodes[2])
+
+	// The operator's regenerate works on any node and reaches the others.
+	m, err := nodes[2].sched.Regenerate(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "node 1 serves the operator's generation", func() bool {
+		return !nodes[1].sched.Current().GeneratedAt.Before(m.GeneratedAt)
+	})
+}
+
+// assertSameBytes checks that the nodes answer every variant identically,
+// which is what makes their ETags agree.
+func assertSameBytes(t *testing.T, ns ...*node) {
+	t.Helper()
+	views := []spammap.View{{}, {Width: 600, Height: 430, Theme: spammap.Dark}}
+	ref := ns[0].sched.Current()
+	for _, n := range ns[1:] {
+		m := n.sched.Current()
+		if m.ETag != ref.ETag || !bytes.Equal(m.JSON, ref.JSON) {
+			t.Fatalf("generation differs: %s vs %s", m.ETag, ref.ETag)
+		}
+		for _, v := range views {
+			a, _ := m.Page(v)
+			b, _ := ref.Page(v)
+			if !bytes.Equal(a, b) || !bytes.Equal(m.SVG(v), ref.SVG(v)) {
+				t.Fatalf("view %+v differs between nodes", v)
+			}
+		}
+	}
+}
