@@ -296,8 +296,8 @@ func (c *Cluster) Run(ctx context.Context) error {
 
 // Drain marks this node as draining: its readiness turns NotReady
 // ("draining"), so /readyz answers 503, and the other nodes see it in its
-// meta within a gossip round. It stays a member, and leader if it was, until
-// Leave. Safe to call more than once.
+// meta within a gossip round; it stops being the leader, since the leader
+// must be ready. It stays a member until Leave. Safe to call more than once.
 func (c *Cluster) Drain() {
 	c.mu.Lock()
 	c.draining = true
