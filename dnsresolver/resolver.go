@@ -46,6 +46,7 @@ var (
 // deduplication of identical lookups in flight. Safe for concurrent use.
 type Cached struct {
 	res     *net.Resolver
+	server  string
 	timeout time.Duration
 	ttl     time.Duration
 	negTTL  time.Duration
@@ -86,6 +87,7 @@ func New(cfg Config, reg prometheus.Registerer) *Cached {
 	f := promauto.With(reg)
 	return &Cached{
 		res:     res,
+		server:  cfg.Server,
 		timeout: cfg.Timeout,
 		ttl:     cfg.CacheTTL,
 		negTTL:  cfg.NegativeTTL,
@@ -184,6 +186,11 @@ func lookup[T any](ctx context.Context, c *Cached, kind, key string, fn func(con
 		v, err := fn(lctx)
 		c.duration.WithLabelValues(kind).Observe(time.Since(start).Seconds())
 		derr := asDNSError(err, key)
+		if derr != nil && c.server != "" {
+			// The Go resolver names the resolv.conf server it thought it
+			// dialled; say which one really answered.
+			derr.Server = c.server
+		}
 		c.lookups.WithLabelValues(kind, resultLabel(derr)).Inc()
 		switch {
 		case derr == nil:

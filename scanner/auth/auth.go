@@ -1,0 +1,267 @@
+// Package auth authenticates the sender: SPF for the client IP against
+// MAIL FROM and HELO (RFC 7208), every DKIM signature (RFC 6376), and DMARC
+// with identifier alignment (RFC 7489), which go-msgauth leaves to us.
+//
+// Results become weighted symbols and RFC 8601 resinfo strings; the SMTP
+// session writes them into our single Authentication-Results header after
+// removing forged ones with StripOurAuthResults. A DMARC failure under
+// p=reject refuses the message only where enforcement is on.
+package auth
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"blitiri.com.ar/go/spf"
+	"github.com/emersion/go-msgauth/dkim"
+
+	"github.com/mxgrid/mxgrid/scanner"
+)
+
+// Weights returns the default weight of every symbol the check emits. SPF
+// and DKIM alone prove little (forwarding breaks SPF, mailing lists break
+// DKIM); DMARC, which ties them to the visible From, carries the weight.
+func Weights() map[string]float64 {
+	return map[string]float64{
+		"SPF_PASS": -0.5, "SPF_FAIL": 2, "SPF_SOFTFAIL": 1, "SPF_NEUTRAL": 0, "SPF_NONE": 0.5,
+		"SPF_TEMPERROR": 0, "SPF_PERMERROR": 0.5,
+		"SPF_HELO_PASS": 0, "SPF_HELO_FAIL": 1, "SPF_HELO_SOFTFAIL": 0.3, "SPF_HELO_NEUTRAL": 0, "SPF_HELO_NONE": 0,
+		"SPF_HELO_TEMPERROR": 0, "SPF_HELO_PERMERROR": 0,
+		"DKIM_PASS": -0.5, "DKIM_FAIL": 1.5, "DKIM_TEMPERROR": 0, "DKIM_PERMERROR": 0.5, "DKIM_NONE": 0,
+		"DMARC_PASS": -1, "DMARC_FAIL_REJECT": 4, "DMARC_FAIL_QUARANTINE": 3, "DMARC_FAIL_NONE": 0.5,
+		"DMARC_NONE": 0, "DMARC_TEMPERROR": 0, "DMARC_PERMERROR": 0,
+	}
+}
+
+// Resolver is the DNS surface the check needs; *dnsresolver.Cached and
+// *net.Resolver satisfy it.
+type Resolver interface {
+	spf.DNSResolver
+}
+
+// Check is SPF, DKIM and DMARC as one scanner.Check: DMARC needs the other
+// two's results, and one check yields one set of Authentication-Results.
+// Safe for concurrent use.
+type Check struct {
+	cfg     Config
+	res     Resolver
+	weights map[string]float64
+	log     *slog.Logger
+}
+
+var _ scanner.Check = (*Check)(nil)
+
+// stageMargin lets the check's own timeout end slow lookups (as temperror
+// results) before the pipeline's stage deadline turns the whole check into
+// an error.
+const stageMargin = 500 * time.Millisecond
+
+// New builds the check from a validated config with AuthservID filled in.
+func New(cfg Config, res Resolver, log *slog.Logger) (*Check, error) {
+	if cfg.AuthservID == "" {
+		return nil, errors.New("auth: authserv_id is empty (set it, or fill in the SMTP hostname)")
+	}
+	w := Weights()
+	for k, v := range cfg.Weights {
+		w[k] = v
+	}
+	return &Check{cfg: cfg, res: res, weights: w, log: log.With("component", "auth")}, nil
+}
+
+// Name implements scanner.Check.
+func (c *Check) Name() string { return "auth" }
+
+// Stage is the pipeline stage for this check. Its failures (only a
+// cancelled context or a panic) accept: authentication adds evidence, its
+// absence is no reason to hold mail.
+func (c *Check) Stage() scanner.Stage {
+	return scanner.Stage{Check: c, OnError: scanner.OnErrorAccept, Timeout: c.cfg.Timeout + stageMargin}
+}
+
+// outcome is one method's result, in RFC 8601 terms.
+type outcome struct {
+	method string // spf, dkim, dmarc
+	result string // pass, fail, softfail, neutral, none, temperror, permerror
+	props  []prop // "smtp.mailfrom=..." etc.
+	reason string // reason= text, or a comment for DMARC's policy
+	symbol string
+	detail string
+}
+
+type prop struct{ key, value string }
+
+// spfResult is SPF for one identity: the domain checked, for alignment.
+type spfResult struct {
+	outcome
+	domain string
+}
+
+// dkimResult is one signature's verification.
+type dkimResult struct {
+	outcome
+	domain string
+}
+
+// Check implements scanner.Check.
+func (c *Check) Check(ctx context.Context, env *scanner.Envelope, msg *scanner.Message) (scanner.Result, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	defer cancel()
+
+	var (
+		wg               sync.WaitGroup
+		mailFrom, helo   *spfResult
+		dkims            []dkimResult
+		haveHELOIdentity = isDomain(env.HELO)
+	)
+	if c.cfg.SPF {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			mailFrom = c.checkSPF(ctx, env, env.MailFrom, "smtp.mailfrom", "SPF_")
+		}()
+		if haveHELOIdentity {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				// RFC 7208 2.3: the HELO identity is checked as
+				// postmaster@helo, separately from MAIL FROM.
+				helo = c.checkSPF(ctx, env, "postmaster@"+env.HELO, "smtp.helo", "SPF_HELO_")
+			}()
+		}
+	}
+	if c.cfg.DKIM {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			dkims = c.checkDKIM(ctx, msg)
+		}()
+	}
+	wg.Wait()
+
+	var outs []outcome
+	if mailFrom != nil {
+		outs = append(outs, mailFrom.outcome)
+	}
+	if helo != nil {
+		outs = append(outs, helo.outcome)
+	}
+	for _, d := range dkims {
+		outs = append(outs, d.outcome)
+	}
+	var res scanner.Result
+	if c.cfg.DMARC {
+		d := c.evaluateDMARC(ctx, msg, mailFrom, dkims)
+		outs = append(outs, d.outcome)
+		if d.disposition == "reject" && (c.cfg.DMARCEnforce || env.DMARCEnforce) {
+			// RFC 7489 6.7 and 7.3: say it is the domain's DMARC policy.
+			res.Reject = fmt.Sprintf("message from %s rejected by its domain's DMARC policy", d.fromDomain)
+		}
+	}
+	seen := map[string]int{}
+	for _, o := range outs {
+		res.AuthResults = append(res.AuthResults, o.resinfo())
+		// One symbol per name: two passing signatures are not twice the
+		// evidence. Details accumulate.
+		if i, ok := seen[o.symbol]; ok {
+			res.Symbols[i].Detail += ", " + o.detail
+			continue
+		}
+		seen[o.symbol] = len(res.Symbols)
+		res.Symbols = append(res.Symbols, scanner.Symbol{Name: o.symbol, Score: c.weights[o.symbol], Detail: o.detail})
+	}
+	return res, nil
+}
+
+// checkSPF runs check_host for one identity. A null MAIL FROM is checked as
+// postmaster@HELO (RFC 7208 2.4).
+func (c *Check) checkSPF(ctx context.Context, env *scanner.Envelope, sender, ptype, symbolPrefix string) *spfResult {
+	if sender == "" {
+		sender = "postmaster@" + env.HELO
+	}
+	_, domain, _ := strings.Cut(sender, "@")
+	domain = strings.ToLower(strings.TrimSuffix(domain, "."))
+	r := &spfResult{domain: domain}
+	r.method = "spf"
+	r.props = []prop{{ptype, sender}}
+	if ptype == "smtp.helo" {
+		r.props = []prop{{ptype, env.HELO}}
+	}
+	var (
+		result spf.Result
+		err    error
+	)
+	if !env.ClientIP.IsValid() || domain == "" {
+		result, err = spf.None, errors.New("no client IP or no domain to check")
+	} else {
+		// The library reports why in err even on pass ("matched ip");
+		// the Result alone is the verdict.
+		result, err = spf.CheckHostWithSender(net.IP(env.ClientIP.Unmap().AsSlice()), env.HELO, sender,
+			spf.WithResolver(c.res), spf.WithContext(ctx))
+	}
+	r.result = string(result)
+	r.symbol = symbolPrefix + strings.ToUpper(r.result)
+	r.detail = domain
+	if err != nil && result != spf.Pass && result != spf.Fail && result != spf.SoftFail && result != spf.Neutral {
+		r.reason = err.Error()
+	}
+	return r
+}
+
+// checkDKIM verifies every signature (up to max_signatures).
+func (c *Check) checkDKIM(ctx context.Context, msg *scanner.Message) []dkimResult {
+	lookup := func(name string) ([]string, error) { return c.res.LookupTXT(ctx, name) }
+	verifs, err := dkim.VerifyWithOptions(bytes.NewReader(msg.Raw), &dkim.VerifyOptions{
+		LookupTXT:        lookup,
+		MaxVerifications: c.cfg.MaxSignatures,
+	})
+	if err != nil && !errors.Is(err, dkim.ErrTooManySignatures) {
+		// The header could not be read at all: no signature can be judged.
+		return []dkimResult{{outcome: outcome{method: "dkim", result: "permerror", reason: err.Error(), symbol: "DKIM_PERMERROR"}}}
+	}
+	if len(verifs) == 0 {
+		return []dkimResult{{outcome: outcome{method: "dkim", result: "none", symbol: "DKIM_NONE"}}}
+	}
+	out := make([]dkimResult, 0, len(verifs))
+	for _, v := range verifs {
+		d := dkimResult{domain: strings.ToLower(v.Domain)}
+		d.method = "dkim"
+		// RFC 8601 2.7.1. A body hash mismatch is neither temp nor perm
+		// in go-msgauth's terms: any other error is a plain fail.
+		switch {
+		case v.Err == nil:
+			d.result = "pass"
+		case dkim.IsTempFail(v.Err):
+			d.result = "temperror"
+		case dkim.IsPermFail(v.Err):
+			d.result = "permerror"
+		default:
+			d.result = "fail"
+		}
+		if v.Err != nil {
+			d.reason = strings.TrimPrefix(v.Err.Error(), "dkim: ")
+		}
+		if v.Domain != "" {
+			d.props = append(d.props, prop{"header.d", v.Domain})
+		}
+		if v.Identifier != "" {
+			d.props = append(d.props, prop{"header.i", v.Identifier})
+		}
+		d.symbol = "DKIM_" + strings.ToUpper(d.result)
+		d.detail = d.domain
+		out = append(out, d)
+	}
+	return out
+}
+
+// isDomain reports whether a HELO argument is a domain name we can check,
+// not an address literal ("[192.0.2.1]") or garbage.
+func isDomain(s string) bool {
+	return s != "" && !strings.HasPrefix(s, "[") && strings.Contains(s, ".") && net.ParseIP(s) == nil
+}

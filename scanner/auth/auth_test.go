@@ -1,0 +1,403 @@
+package auth
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/base64"
+	"io"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-message/textproto"
+	"github.com/emersion/go-msgauth/dkim"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mxgrid/mxgrid/dnsresolver"
+	"github.com/mxgrid/mxgrid/dnsresolver/dnstest"
+	"github.com/mxgrid/mxgrid/scanner"
+)
+
+// world is a loopback DNS server with the records of a few test domains,
+// and the keys that sign for them.
+type world struct {
+	srv     *dnstest.Server
+	res     *dnsresolver.Cached
+	edKey   ed25519.PrivateKey
+	rsaKey  *rsa.PrivateKey
+	discard *slog.Logger
+}
+
+var (
+	rsaOnce sync.Once
+	rsaKey  *rsa.PrivateKey
+)
+
+func newWorld(t testing.TB) *world {
+	t.Helper()
+	srv := dnstest.Start(t)
+	_, ed, _ := ed25519.GenerateKey(rand.Reader)
+	rsaOnce.Do(func() { rsaKey, _ = rsa.GenerateKey(rand.Reader, 2048) })
+	w := &world{srv: srv, edKey: ed, rsaKey: rsaKey, discard: slog.New(slog.NewTextHandler(io.Discard, nil))}
+
+	srv.AddTXT("example.org", "v=spf1 ip4:192.0.2.10 a:mail.example.org -all")
+	srv.AddA("mail.example.org", "198.51.100.25")
+	srv.AddTXT("mail.example.org", "v=spf1 a -all")
+	srv.AddTXT("soft.example", "v=spf1 ip4:192.0.2.99 ~all")
+	srv.AddTXT("neutral.example", "v=spf1 ?all")
+	srv.AddTXT("broken-spf.example", "v=spf1 foo:bar -all")
+	srv.ServFail("servfail.example")
+	srv.Silent("slow.example")
+	srv.AddTXT("_dmarc.slow.example", "v=DMARC1; p=reject")
+
+	pub := base64.StdEncoding.EncodeToString(ed.Public().(ed25519.PublicKey))
+	srv.AddTXT("ed._domainkey.example.org", "v=DKIM1; k=ed25519; p="+pub)
+	der, _ := x509.MarshalPKIXPublicKey(&rsaKey.PublicKey)
+	srv.AddTXT("rsa._domainkey.example.org", "v=DKIM1; k=rsa; p="+base64.StdEncoding.EncodeToString(der))
+	srv.AddTXT("ed._domainkey.other.example", "v=DKIM1; k=ed25519; p="+pub)
+	srv.AddTXT("ed._domainkey.strict.example", "v=DKIM1; k=ed25519; p="+pub)
+	srv.ServFail("tmp._domainkey.example.org")
+
+	srv.AddTXT("_dmarc.example.org", "v=DMARC1; p=reject; sp=quarantine; adkim=r; aspf=r")
+	srv.AddTXT("_dmarc.strict.example", "v=DMARC1; p=reject; adkim=s; aspf=s")
+	srv.AddTXT("strict.example", "v=spf1 ip4:192.0.2.10 -all")
+	srv.AddTXT("_dmarc.soft.example", "v=DMARC1; p=none")
+	srv.ServFail("_dmarc.dmarcfail.example")
+	srv.AddTXT("dmarcfail.example", "v=spf1 ip4:192.0.2.10 -all")
+
+	cfg := dnsresolver.DefaultConfig()
+	cfg.Server = srv.Addr
+	cfg.Timeout = time.Second
+	w.res = dnsresolver.New(cfg, prometheus.NewRegistry())
+	return w
+}
+
+func (w *world) check(t testing.TB, mod func(*Config)) *Check {
+	t.Helper()
+	cfg := DefaultConfig()
+	cfg.AuthservID = "mx.mxgrid.test"
+	cfg.Timeout = 2 * time.Second
+	if mod != nil {
+		mod(&cfg)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	c, err := New(cfg, w.res, w.discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func testMessage(from string) []byte {
+	return []byte("From: Alice <" + from + ">\r\nTo: bob@example.net\r\nSubject: hello\r\nDate: Mon, 23 Nov 2026 10:00:00 +0000\r\n" +
+		"Message-ID: <1@example.org>\r\n\r\nHello Bob.\r\n")
+}
+
+func (w *world) sign(t testing.TB, raw []byte, domain, selector string) []byte {
+	t.Helper()
+	var signer crypto.Signer = w.edKey
+	if selector == "rsa" {
+		signer = w.rsaKey
+	}
+	var out bytes.Buffer
+	if err := dkim.Sign(&out, bytes.NewReader(raw), &dkim.SignOptions{Domain: domain, Selector: selector, Signer: signer}); err != nil {
+		t.Fatal(err)
+	}
+	return out.Bytes()
+}
+
+func TestCheck(t *testing.T) {
+	w := newWorld(t)
+	good := netip.MustParseAddr("192.0.2.10")
+	bad := netip.MustParseAddr("203.0.113.1")
+	tests := []struct {
+		name        string
+		env         scanner.Envelope
+		raw         func(t testing.TB) []byte
+		mod         func(*Config)
+		wantAR      []string // exact resinfo strings
+		wantSymbols []string
+		wantReject  bool
+	}{
+		{
+			name: "SPF pass, DKIM pass (ed25519), DMARC pass",
+			env:  scanner.Envelope{ClientIP: good, HELO: "mail.example.org", MailFrom: "alice@example.org"},
+			raw:  func(t testing.TB) []byte { return w.sign(t, testMessage("alice@example.org"), "example.org", "ed") },
+			wantAR: []string{
+				"spf=pass smtp.mailfrom=alice@example.org",
+				"spf=fail smtp.helo=mail.example.org",
+				"dkim=pass header.d=example.org header.i=@example.org",
+				"dmarc=pass (p=reject) header.from=example.org",
+			},
+			wantSymbols: []string{"SPF_PASS", "SPF_HELO_FAIL", "DKIM_PASS", "DMARC_PASS"},
+		},
+		{
+			name:        "SPF pass through a: mechanism, RSA-2048 signature (key over TCP)",
+			env:         scanner.Envelope{ClientIP: netip.MustParseAddr("198.51.100.25"), HELO: "mail.example.org", MailFrom: "alice@example.org"},
+			raw:         func(t testing.TB) []byte { return w.sign(t, testMessage("alice@example.org"), "example.org", "rsa") },
+			wantSymbols: []string{"SPF_PASS", "SPF_HELO_PASS", "DKIM_PASS", "DMARC_PASS"},
+		},
+		{
+			name: "SPF fail, unsigned, p=reject enforced",
+			env:  scanner.Envelope{ClientIP: bad, HELO: "[203.0.113.1]", MailFrom: "alice@example.org", DMARCEnforce: true},
+			raw:  func(testing.TB) []byte { return testMessage("alice@example.org") },
+			wantAR: []string{
+				"spf=fail smtp.mailfrom=alice@example.org",
+				"dkim=none",
+				"dmarc=fail (p=reject dis=reject) header.from=example.org",
+			},
+			wantSymbols: []string{"SPF_FAIL", "DKIM_NONE", "DMARC_FAIL_REJECT"},
+			wantReject:  true,
+		},
+		{
+			name:        "p=reject failure without enforcement only weighs",
+			env:         scanner.Envelope{ClientIP: bad, HELO: "[203.0.113.1]", MailFrom: "alice@example.org"},
+			raw:         func(testing.TB) []byte { return testMessage("alice@example.org") },
+			wantSymbols: []string{"SPF_FAIL", "DKIM_NONE", "DMARC_FAIL_REJECT"},
+		},
+		{
+			name:        "enforcement for every domain from config",
+			mod:         func(c *Config) { c.DMARCEnforce = true },
+			env:         scanner.Envelope{ClientIP: bad, HELO: "[203.0.113.1]", MailFrom: "alice@example.org"},
+			raw:         func(testing.TB) []byte { return testMessage("alice@example.org") },
+			wantSymbols: []string{"SPF_FAIL", "DKIM_NONE", "DMARC_FAIL_REJECT"},
+			wantReject:  true,
+		},
+		{
+			name: "subdomain without a record gets the organization's sp=",
+			env:  scanner.Envelope{ClientIP: bad, HELO: "[203.0.113.1]", MailFrom: "news@news.example.org", DMARCEnforce: true},
+			raw:  func(testing.TB) []byte { return testMessage("news@news.example.org") },
+			wantAR: []string{
+				"spf=none reason=\"no DNS record found\" smtp.mailfrom=news@news.example.org",
+				"dkim=none",
+				"dmarc=fail (p=quarantine dis=quarantine) header.from=news.example.org",
+			},
+			wantSymbols: []string{"SPF_NONE", "DKIM_NONE", "DMARC_FAIL_QUARANTINE"},
+		},
+		{
+			name:        "relaxed DKIM alignment: d=example.org signs for news.example.org",
+			env:         scanner.Envelope{ClientIP: bad, HELO: "[203.0.113.1]", MailFrom: "news@news.example.org"},
+			raw:         func(t testing.TB) []byte { return w.sign(t, testMessage("news@news.example.org"), "example.org", "ed") },
+			wantSymbols: []string{"SPF_NONE", "DKIM_PASS", "DMARC_PASS"},
+		},
+		{
+			name: "strict alignment: a parent-domain signature does not align",
+			env:  scanner.Envelope{ClientIP: bad, HELO: "[203.0.113.1]", MailFrom: "x@strict.example"},
+			raw: func(t testing.TB) []byte {
+				return w.sign(t, testMessage("a@sub.strict.example"), "strict.example", "ed")
+			},
+			wantSymbols: []string{"SPF_FAIL", "DKIM_PASS", "DMARC_FAIL_REJECT"},
+		},
+		{
+			name:        "unaligned DKIM pass and SPF fail: DMARC fails",
+			env:         scanner.Envelope{ClientIP: bad, HELO: "[203.0.113.1]", MailFrom: "alice@example.org"},
+			raw:         func(t testing.TB) []byte { return w.sign(t, testMessage("alice@example.org"), "other.example", "ed") },
+			wantSymbols: []string{"SPF_FAIL", "DKIM_PASS", "DMARC_FAIL_REJECT"},
+		},
+		{
+			name: "tampered body: DKIM fail",
+			env:  scanner.Envelope{ClientIP: good, HELO: "[192.0.2.10]", MailFrom: "alice@example.org"},
+			raw: func(t testing.TB) []byte {
+				return bytes.Replace(w.sign(t, testMessage("alice@example.org"), "example.org", "ed"), []byte("Hello Bob."), []byte("Hello Eve."), 1)
+			},
+			wantSymbols: []string{"SPF_PASS", "DKIM_FAIL", "DMARC_PASS"},
+		},
+		{
+			name:        "DKIM key lookup SERVFAIL: temperror",
+			env:         scanner.Envelope{ClientIP: good, HELO: "[192.0.2.10]", MailFrom: "alice@example.org"},
+			raw:         func(t testing.TB) []byte { return resign(t, w, "tmp") },
+			wantSymbols: []string{"SPF_PASS", "DKIM_TEMPERROR", "DMARC_PASS"},
+		},
+		{
+			name:        "SPF softfail, DMARC p=none",
+			env:         scanner.Envelope{ClientIP: bad, HELO: "[203.0.113.1]", MailFrom: "x@soft.example"},
+			raw:         func(testing.TB) []byte { return testMessage("x@soft.example") },
+			wantSymbols: []string{"SPF_SOFTFAIL", "DKIM_NONE", "DMARC_FAIL_NONE"},
+		},
+		{
+			name:        "SPF neutral",
+			env:         scanner.Envelope{ClientIP: bad, HELO: "[203.0.113.1]", MailFrom: "x@neutral.example"},
+			raw:         func(testing.TB) []byte { return testMessage("x@neutral.example") },
+			wantSymbols: []string{"SPF_NEUTRAL", "DKIM_NONE", "DMARC_NONE"},
+		},
+		{
+			name:        "SPF permerror",
+			env:         scanner.Envelope{ClientIP: bad, HELO: "[203.0.113.1]", MailFrom: "x@broken-spf.example"},
+			raw:         func(testing.TB) []byte { return testMessage("x@broken-spf.example") },
+			wantSymbols: []string{"SPF_PERMERROR", "DKIM_NONE", "DMARC_NONE"},
+		},
+		{
+			name:        "SPF temperror (SERVFAIL)",
+			env:         scanner.Envelope{ClientIP: bad, HELO: "[203.0.113.1]", MailFrom: "x@servfail.example"},
+			raw:         func(testing.TB) []byte { return testMessage("x@servfail.example") },
+			wantSymbols: []string{"SPF_TEMPERROR", "DKIM_NONE", "DMARC_NONE"},
+		},
+		{
+			name:        "DMARC temperror",
+			env:         scanner.Envelope{ClientIP: good, HELO: "[192.0.2.10]", MailFrom: "x@dmarcfail.example"},
+			raw:         func(testing.TB) []byte { return testMessage("x@dmarcfail.example") },
+			wantSymbols: []string{"SPF_PASS", "DKIM_NONE", "DMARC_TEMPERROR"},
+		},
+		{
+			name: "null MAIL FROM is checked as postmaster@HELO",
+			env:  scanner.Envelope{ClientIP: netip.MustParseAddr("198.51.100.25"), HELO: "mail.example.org"},
+			raw:  func(testing.TB) []byte { return testMessage("mailer-daemon@mail.example.org") },
+			wantAR: []string{
+				"spf=pass smtp.mailfrom=postmaster@mail.example.org",
+				"spf=pass smtp.helo=mail.example.org",
+				"dkim=none",
+				"dmarc=pass (p=reject) header.from=mail.example.org",
+			},
+			wantSymbols: []string{"SPF_PASS", "SPF_HELO_PASS", "DKIM_NONE", "DMARC_PASS"},
+		},
+		{
+			name: "two From addresses in different domains",
+			env:  scanner.Envelope{ClientIP: good, HELO: "[192.0.2.10]", MailFrom: "alice@example.org"},
+			raw: func(testing.TB) []byte {
+				return []byte("From: a@example.org, b@other.example\r\nSubject: x\r\n\r\nx\r\n")
+			},
+			wantSymbols: []string{"SPF_PASS", "DKIM_NONE", "DMARC_PERMERROR"},
+		},
+		{
+			name:        "methods switched off",
+			mod:         func(c *Config) { c.DMARC, c.DKIM = false, false },
+			env:         scanner.Envelope{ClientIP: good, HELO: "[192.0.2.10]", MailFrom: "alice@example.org"},
+			raw:         func(testing.TB) []byte { return testMessage("alice@example.org") },
+			wantAR:      []string{"spf=pass smtp.mailfrom=alice@example.org"},
+			wantSymbols: []string{"SPF_PASS"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := w.check(t, tt.mod)
+			res, err := c.Check(context.Background(), &tt.env, scanner.Parse(tt.raw(t)))
+			if err != nil {
+				t.Fatalf("Check: %v", err)
+			}
+			var names []string
+			for _, s := range res.Symbols {
+				names = append(names, s.Name)
+			}
+			if strings.Join(names, ",") != strings.Join(tt.wantSymbols, ",") {
+				t.Errorf("symbols = %v\nwant      %v\nresults: %q", names, tt.wantSymbols, res.AuthResults)
+			}
+			if tt.wantAR != nil && strings.Join(res.AuthResults, "\n") != strings.Join(tt.wantAR, "\n") {
+				t.Errorf("AuthResults =\n%s\nwant\n%s", strings.Join(res.AuthResults, "\n"), strings.Join(tt.wantAR, "\n"))
+			}
+			if (res.Reject != "") != tt.wantReject {
+				t.Errorf("Reject = %q, want rejection: %v", res.Reject, tt.wantReject)
+			}
+		})
+	}
+}
+
+// resign signs with the "tmp" selector, whose key lookup fails temporarily.
+func resign(t testing.TB, w *world, selector string) []byte {
+	var out bytes.Buffer
+	err := dkim.Sign(&out, bytes.NewReader(testMessage("alice@example.org")), &dkim.SignOptions{Domain: "example.org", Selector: selector, Signer: w.edKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out.Bytes()
+}
+
+// TestDNSTimeoutKeepsTheDeadline: a DNS server that never answers costs
+// temperror results, not the message's deadline. The pipeline's stage
+// deadline is the check's timeout plus its margin; a check still running
+// then would be reported incomplete.
+func TestDNSTimeoutKeepsTheDeadline(t *testing.T) {
+	w := newWorld(t)
+	c := w.check(t, func(c *Config) { c.Timeout = 300 * time.Millisecond })
+	p := scanner.NewPipeline([]scanner.Stage{c.Stage()}, 0, w.discard, prometheus.NewRegistry())
+	env := &scanner.Envelope{ClientIP: netip.MustParseAddr("203.0.113.1"), HELO: "[203.0.113.1]", MailFrom: "x@slow.example"}
+	v := p.Scan(context.Background(), env, scanner.Parse(testMessage("x@slow.example")), scanner.Policy{})
+	if len(v.Incomplete) != 0 {
+		t.Fatalf("check did not finish within its stage deadline: %v", v.Incomplete)
+	}
+	if got := strings.Join(v.AuthResults, "; "); !strings.Contains(got, "spf=temperror") {
+		t.Errorf("AuthResults = %q, want spf=temperror", got)
+	}
+}
+
+func TestStripOurAuthResults(t *testing.T) {
+	raw := "Authentication-Results: mx.mxgrid.test; spf=pass smtp.mailfrom=a@example.org\r\n" +
+		"Authentication-Results: MX.MXGRID.TEST 1; dkim=pass header.d=example.org\r\n" +
+		"Authentication-Results: (forged (nested)) mx.mxgrid.test;\r\n dmarc=pass header.from=example.org\r\n" +
+		"Authentication-Results: mx.mxgrid.test.evil; none\r\n" +
+		"Authentication-Results: upstream.example; spf=fail smtp.mailfrom=a@example.org\r\n" +
+		"Subject: hi\r\n\r\n"
+	h, err := textproto.ReadHeader(bufio.NewReader(strings.NewReader(raw)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := StripOurAuthResults(&h, "mx.mxgrid.test"); n != 3 {
+		t.Errorf("removed %d fields, want 3", n)
+	}
+	got := h.Values(HeaderField)
+	want := []string{"mx.mxgrid.test.evil; none", "upstream.example; spf=fail smtp.mailfrom=a@example.org"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("kept %q, want %q", got, want)
+	}
+}
+
+func TestFormatHeader(t *testing.T) {
+	if got := FormatHeader("mx.mxgrid.test", nil); got != "mx.mxgrid.test; none" {
+		t.Errorf("no results: %q", got)
+	}
+	got := FormatHeader("mx.mxgrid.test", []string{"spf=pass smtp.mailfrom=a@example.org", "dkim=none"})
+	if got != "mx.mxgrid.test; spf=pass smtp.mailfrom=a@example.org; dkim=none" {
+		t.Errorf("FormatHeader = %q", got)
+	}
+}
+
+func TestPvalue(t *testing.T) {
+	tests := map[string]string{
+		"alice@example.org":     "alice@example.org",
+		"@example.org":          "@example.org",
+		"example.org":           "example.org",
+		`"odd local"@x.example`: `"\"odd local\"@x.example"`,
+		"a b":                   `"a b"`,
+	}
+	for in, want := range tests {
+		if got := pvalue(in); got != want {
+			t.Errorf("pvalue(%q) = %s, want %s", in, got, want)
+		}
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	tests := []struct {
+		name    string
+		mod     func(*Config)
+		wantErr string
+	}{
+		{"default", func(*Config) {}, ""},
+		{"id with space", func(c *Config) { c.AuthservID = "mx example" }, "authserv_id:"},
+		{"dmarc without spf", func(c *Config) { c.SPF = false }, "dmarc: needs spf and dkim"},
+		{"no signatures", func(c *Config) { c.MaxSignatures = 0 }, "max_signatures:"},
+		{"zero timeout", func(c *Config) { c.Timeout = 0 }, "timeout:"},
+		{"unknown weight", func(c *Config) { c.Weights = map[string]float64{"SPF_MAYBE": 1} }, `weights: unknown symbol "SPF_MAYBE"`},
+		{"known weight", func(c *Config) { c.Weights = map[string]float64{"SPF_FAIL": 3} }, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := DefaultConfig()
+			tt.mod(&c)
+			err := c.Validate()
+			if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Errorf("Validate() = %v, want %q", err, tt.wantErr)
+			}
+		})
+	}
+}

@@ -1,0 +1,137 @@
+package auth
+
+import (
+	"strings"
+
+	"github.com/emersion/go-message/textproto"
+)
+
+// HeaderField is the header our results go in (RFC 8601).
+const HeaderField = "Authentication-Results"
+
+// resinfo renders an outcome as an RFC 8601 section 2.2 resinfo:
+// "method=result [reason=...] ptype.property=value ...". DMARC's policy
+// goes in a comment, as common practice does, since RFC 7489 registers no
+// property for it.
+func (o outcome) resinfo() string {
+	var b strings.Builder
+	b.WriteString(o.method)
+	b.WriteByte('=')
+	b.WriteString(o.result)
+	if o.reason != "" {
+		if o.method == "dmarc" && o.result != "temperror" && o.result != "permerror" {
+			b.WriteString(" (" + strings.NewReplacer("(", "", ")", "", "\\", "").Replace(o.reason) + ")")
+		} else {
+			b.WriteString(" reason=" + quote(o.reason))
+		}
+	}
+	for _, p := range o.props {
+		b.WriteString(" " + p.key + "=" + pvalue(p.value))
+	}
+	return b.String()
+}
+
+// FormatHeader builds the field value of our Authentication-Results header
+// from the verdict's resinfo strings: "authserv-id; resinfo; resinfo", or
+// "authserv-id; none" when no method ran (RFC 8601 2.2).
+func FormatHeader(authservID string, resinfos []string) string {
+	if len(resinfos) == 0 {
+		return authservID + "; none"
+	}
+	// One line: the header writer folds it (RFC 5322 2.2.3).
+	return authservID + "; " + strings.Join(resinfos, "; ")
+}
+
+// StripOurAuthResults removes every Authentication-Results field that
+// claims our authserv-id, which a sender may have added to forge results
+// (RFC 8601 5: such fields MUST be removed or renamed before ours is added).
+// Fields of other authserv-ids are kept. It returns how many were removed.
+func StripOurAuthResults(h *textproto.Header, authservID string) int {
+	removed := 0
+	fields := h.FieldsByKey(HeaderField)
+	for fields.Next() {
+		if strings.EqualFold(authservIDOf(fields.Value()), authservID) {
+			fields.Del()
+			removed++
+		}
+	}
+	return removed
+}
+
+// authservIDOf extracts the authserv-id from a field value: the first
+// token, after any comments and before an optional version and the ';'
+// (RFC 8601 2.2, with CFWS from RFC 5322 3.2.2).
+func authservIDOf(v string) string {
+	v = skipCFWS(v)
+	end := strings.IndexFunc(v, func(r rune) bool { return r == ';' || r == '(' || r == ' ' || r == '\t' || r == '\r' || r == '\n' })
+	if end >= 0 {
+		v = v[:end]
+	}
+	return v
+}
+
+// skipCFWS drops leading white space and (possibly nested) comments.
+func skipCFWS(v string) string {
+	for {
+		v = strings.TrimLeft(v, " \t\r\n")
+		if !strings.HasPrefix(v, "(") {
+			return v
+		}
+		depth := 0
+		i := 0
+		for ; i < len(v); i++ {
+			switch v[i] {
+			case '\\':
+				i++
+			case '(':
+				depth++
+			case ')':
+				depth--
+			}
+			if depth == 0 {
+				break
+			}
+		}
+		if i >= len(v) {
+			return ""
+		}
+		v = v[i+1:]
+	}
+}
+
+// pvalue writes a property value: a dot-atom address or token as is,
+// anything else as a quoted-string (RFC 8601 2.2 pvalue).
+func pvalue(s string) string {
+	local, domain, ok := strings.Cut(s, "@")
+	if ok && isToken(domain) && (local == "" || isToken(local)) {
+		return s
+	}
+	if isToken(s) {
+		return s
+	}
+	return quote(s)
+}
+
+// isToken reports an RFC 2045 token: printable ASCII without tspecials.
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c >= 0x7f || strings.IndexByte(`()<>@,;:\"/[]?=`, c) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func quote(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r == '\r' || r == '\n' {
+			return ' '
+		}
+		return r
+	}, s)
+	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`
+}

@@ -1,0 +1,58 @@
+package auth
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Config is the `auth:` section.
+type Config struct {
+	// AuthservID names us in Authentication-Results (RFC 8601 2.5). Empty
+	// means the SMTP hostname; the caller fills it in before New.
+	AuthservID string `yaml:"authserv_id"`
+	// SPF, DKIM and DMARC switch each method on. DMARC needs the other two.
+	SPF   bool `yaml:"spf"`
+	DKIM  bool `yaml:"dkim"`
+	DMARC bool `yaml:"dmarc"`
+	// DMARCEnforce refuses mail failing DMARC under p=reject for every
+	// recipient domain. Off, only domains whose Envelope.DMARCEnforce is set
+	// refuse it; the others just add the DMARC_FAIL_REJECT weight.
+	DMARCEnforce bool `yaml:"dmarc_enforce"`
+	// MaxSignatures bounds the DKIM signatures verified per message: each
+	// costs a DNS lookup and a public-key operation.
+	MaxSignatures int `yaml:"max_signatures"`
+	// Timeout bounds the whole check; lookups still out then give temperror.
+	Timeout time.Duration `yaml:"timeout"`
+	// Weights override the default weights of the symbols (see Weights).
+	Weights map[string]float64 `yaml:"weights"`
+}
+
+// DefaultConfig turns every method on, without enforcement.
+func DefaultConfig() Config {
+	return Config{SPF: true, DKIM: true, DMARC: true, MaxSignatures: 5, Timeout: 5 * time.Second}
+}
+
+// Validate reports the first invalid key, named relative to the section.
+func (c Config) Validate() error {
+	if strings.ContainsAny(c.AuthservID, " \t;()\"\r\n") {
+		return fmt.Errorf("authserv_id: %q is not a single token", c.AuthservID)
+	}
+	if c.DMARC && (!c.SPF || !c.DKIM) {
+		return errors.New("dmarc: needs spf and dkim on (DMARC is evaluated from their results)")
+	}
+	if c.MaxSignatures < 1 {
+		return errors.New("max_signatures: must be at least 1")
+	}
+	if c.Timeout <= 0 {
+		return errors.New("timeout: must be positive")
+	}
+	def := Weights()
+	for name := range c.Weights {
+		if _, ok := def[name]; !ok {
+			return fmt.Errorf("weights: unknown symbol %q", name)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,159 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+
+	"github.com/emersion/go-message"
+	"github.com/emersion/go-message/mail"
+	"github.com/emersion/go-msgauth/dmarc"
+	"golang.org/x/net/publicsuffix"
+
+	"github.com/mxgrid/mxgrid/scanner"
+)
+
+// dmarcResult is the DMARC evaluation: the outcome for the header, and the
+// disposition the domain asks for (none, quarantine, reject) when it fails.
+type dmarcResult struct {
+	outcome
+	fromDomain  string
+	disposition string
+}
+
+// evaluateDMARC implements RFC 7489 section 6.6: find the RFC5322.From
+// domain, its policy record (falling back to the organizational domain),
+// and pass when SPF or DKIM passed for an identifier aligned with it.
+func (c *Check) evaluateDMARC(ctx context.Context, msg *scanner.Message, spfRes *spfResult, dkims []dkimResult) dmarcResult {
+	r := dmarcResult{}
+	r.method = "dmarc"
+	from, err := fromDomain(msg)
+	if err != nil {
+		// RFC 7489 6.6.1: without exactly one author domain there is
+		// nothing to evaluate against.
+		r.result, r.symbol, r.reason = "permerror", "DMARC_PERMERROR", err.Error()
+		return r
+	}
+	r.fromDomain = from
+	r.detail = from
+	r.props = []prop{{"header.from", from}}
+
+	org := orgDomain(from)
+	lookup := &dmarc.LookupOptions{LookupTXT: func(name string) ([]string, error) { return c.res.LookupTXT(ctx, name) }}
+	rec, err := dmarc.LookupWithOptions(from, lookup)
+	atOrg := false
+	if errors.Is(err, dmarc.ErrNoPolicy) && org != from {
+		// RFC 7489 6.6.3: no record at the author domain, try the
+		// organizational domain, whose sp= then applies.
+		rec, err = dmarc.LookupWithOptions(org, lookup)
+		atOrg = true
+	}
+	switch {
+	case errors.Is(err, dmarc.ErrNoPolicy):
+		r.result, r.symbol = "none", "DMARC_NONE"
+		return r
+	case dmarc.IsTempFail(err):
+		r.result, r.symbol, r.reason = "temperror", "DMARC_TEMPERROR", err.Error()
+		return r
+	case err != nil:
+		r.result, r.symbol, r.reason = "permerror", "DMARC_PERMERROR", err.Error()
+		return r
+	}
+
+	if aligned(spfAuthenticated(spfRes), from, rec.SPFAlignment) || dkimAligned(dkims, from, rec.DKIMAlignment) {
+		r.result, r.symbol = "pass", "DMARC_PASS"
+		r.reason = "p=" + string(rec.Policy)
+		return r
+	}
+	policy := rec.Policy
+	if atOrg && rec.SubdomainPolicy != "" {
+		policy = rec.SubdomainPolicy
+	}
+	disposition := string(policy)
+	// RFC 7489 6.6.4: pct= applies the policy to that share of failing
+	// mail; the rest gets the next milder treatment.
+	if rec.Percent != nil && *rec.Percent < 100 && rand.IntN(100) >= *rec.Percent {
+		switch policy {
+		case dmarc.PolicyReject:
+			disposition = string(dmarc.PolicyQuarantine)
+		case dmarc.PolicyQuarantine:
+			disposition = string(dmarc.PolicyNone)
+		}
+	}
+	r.result = "fail"
+	r.disposition = disposition
+	r.symbol = "DMARC_FAIL_" + strings.ToUpper(disposition)
+	r.reason = fmt.Sprintf("p=%s dis=%s", policy, disposition)
+	return r
+}
+
+// spfAuthenticated is the domain SPF authenticated, "" unless it passed.
+func spfAuthenticated(r *spfResult) string {
+	if r == nil || r.result != "pass" {
+		return ""
+	}
+	return r.domain
+}
+
+func dkimAligned(dkims []dkimResult, from string, mode dmarc.AlignmentMode) bool {
+	for _, d := range dkims {
+		if d.result == "pass" && aligned(d.domain, from, mode) {
+			return true
+		}
+	}
+	return false
+}
+
+// aligned implements identifier alignment (RFC 7489 3.1): strict needs the
+// same domain, relaxed the same organizational domain. Relaxed is the
+// default when the record does not say.
+func aligned(authenticated, from string, mode dmarc.AlignmentMode) bool {
+	if authenticated == "" {
+		return false
+	}
+	a := strings.ToLower(strings.TrimSuffix(authenticated, "."))
+	if a == from {
+		return true
+	}
+	return mode != dmarc.AlignmentStrict && orgDomain(a) == orgDomain(from)
+}
+
+// orgDomain is the organizational domain (RFC 7489 3.2): one label below
+// the public suffix. A name that is itself a public suffix is its own.
+func orgDomain(domain string) string {
+	org, err := publicsuffix.EffectiveTLDPlusOne(domain)
+	if err != nil {
+		return domain
+	}
+	return org
+}
+
+// fromDomain returns the single author domain, lower-case.
+func fromDomain(msg *scanner.Message) (string, error) {
+	if msg == nil {
+		return "", errors.New("no message")
+	}
+	if n := len(msg.Header.Values("From")); n != 1 {
+		return "", fmt.Errorf("%d From fields", n)
+	}
+	h := mail.Header{Header: message.Header{Header: msg.Header}}
+	addrs, err := h.AddressList("From")
+	if err != nil {
+		return "", fmt.Errorf("unparsable From: %w", err)
+	}
+	domain := ""
+	for _, a := range addrs {
+		_, d, ok := strings.Cut(a.Address, "@")
+		d = strings.ToLower(strings.TrimSuffix(d, "."))
+		if !ok || d == "" || domain != "" && d != domain {
+			return "", errors.New("no single From domain")
+		}
+		domain = d
+	}
+	if domain == "" {
+		return "", errors.New("no From address")
+	}
+	return domain, nil
+}
