@@ -1,0 +1,223 @@
+package web
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mxgrid/mxgrid/spammap"
+)
+
+// MapSource is the map a node serves: *spammap.Scheduler.
+type MapSource interface {
+	// Current is the generation to serve; never nil.
+	Current() *spammap.Map
+	// Interval is how long a generation is meant to be served.
+	Interval() time.Duration
+	// Regenerate builds, stores and serves a new generation now.
+	Regenerate(ctx context.Context) (*spammap.Map, error)
+}
+
+// MapOptions configures the map's handlers.
+type MapOptions struct {
+	// FrameAncestors is map.frame_ancestors: the sites that may frame /map
+	// (CSP frame-ancestors). Empty allows any site.
+	FrameAncestors []string
+	// Operator guards POST /api/v1/map/regenerate (the admin API's operator
+	// authentication). Nil refuses every request, so the endpoint is never
+	// open before authentication is wired.
+	Operator func(http.Handler) http.Handler
+	Log      *slog.Logger
+}
+
+// Size bounds for ?width= and ?height=, in CSS pixels: below 160 nothing is
+// legible, above 4096 is no screen's business.
+const (
+	minMapSize = 160
+	maxMapSize = 4096
+)
+
+// MapRoutes are the patterns MapHandlers serves.
+func MapRoutes() []string {
+	return []string{"GET /map", "GET /map.svg", "GET /map.json", "POST /api/v1/map/regenerate"}
+}
+
+// MountMap mounts the map's handlers on the server.
+func (s *Server) MountMap(src MapSource, opts MapOptions) {
+	h := MapHandlers(src, opts)
+	for _, p := range MapRoutes() {
+		s.Handle(p, h)
+	}
+}
+
+// MapHandlers serves the public map: /map (the embeddable page), /map.svg,
+// /map.json, and the operator's POST /api/v1/map/regenerate.
+//
+// Every node serves the stored generation's bytes, and derives size and
+// theme variants from them deterministically, so a response's strong ETag
+// (a hash of its body) is the same on every node.
+func MapHandlers(src MapSource, opts MapOptions) http.Handler {
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	h := &mapHandler{src: src, opts: opts, ancestors: "*"}
+	if len(opts.FrameAncestors) > 0 {
+		h.ancestors = strings.Join(opts.FrameAncestors, " ")
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /map", h.page)
+	mux.HandleFunc("GET /map.svg", h.svg)
+	mux.HandleFunc("GET /map.json", h.json)
+	regen := http.Handler(http.HandlerFunc(h.regenerate))
+	if opts.Operator != nil {
+		regen = opts.Operator(regen)
+	} else {
+		regen = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			http.Error(w, "operator authentication is not configured", http.StatusForbidden)
+		})
+	}
+	mux.Handle("POST /api/v1/map/regenerate", regen)
+	return mux
+}
+
+type mapHandler struct {
+	src       MapSource
+	opts      MapOptions
+	ancestors string
+}
+
+func (h *mapHandler) page(w http.ResponseWriter, r *http.Request) {
+	v, err := parseView(r)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	m := h.src.Current()
+	body, styleSrc := m.Page(v)
+	// The page loads nothing: no script, no font, no image but itself.
+	// default-src 'none' makes the browser enforce it.
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src "+styleSrc+
+		"; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors "+h.ancestors)
+	h.serve(w, r, m, "text/html; charset=utf-8", body)
+}
+
+func (h *mapHandler) svg(w http.ResponseWriter, r *http.Request) {
+	v, err := parseView(r)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	m := h.src.Current()
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors "+h.ancestors)
+	// Dashboards elsewhere may fetch the image and the data.
+	w.Header().Set("Access-Control-Allow-Origin", "*")
+	h.serve(w, r, m, "image/svg+xml", m.SVG(v))
+}
+
+func (h *mapHandler) json(w http.ResponseWriter, r *http.Request) {
+	m := h.src.Current()
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+	w.Header().Set("Access-Control-Allow-Origin", "*")
+	h.serve(w, r, m, "application/json", m.JSON)
+}
+
+// serve answers with body, or 304 when the client has it. Caches may keep
+// it until the next generation is due.
+func (h *mapHandler) serve(w http.ResponseWriter, r *http.Request, m *spammap.Map, contentType string, body []byte) {
+	sum := sha256.Sum256(body)
+	etag := `"` + hex.EncodeToString(sum[:16]) + `"`
+	hdr := w.Header()
+	hdr.Set("ETag", etag)
+	hdr.Set("Cache-Control", "public, max-age="+strconv.Itoa(maxAge(m.GeneratedAt, h.src.Interval(), time.Now())))
+	hdr.Set("X-Content-Type-Options", "nosniff")
+	hdr.Set("Referrer-Policy", "no-referrer")
+	if etagMatch(r.Header.Get("If-None-Match"), etag) {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	hdr.Set("Content-Type", contentType)
+	hdr.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		w.Write(body)
+	}
+}
+
+// maxAge is the seconds until the next generation is due (generations fall
+// on multiples of the interval), at least a minute so that an overdue map
+// or the placeholder is not refetched on every view, at most the interval.
+func maxAge(generated time.Time, interval time.Duration, now time.Time) int {
+	const floor = 60
+	if generated.IsZero() || interval <= 0 {
+		return floor
+	}
+	next := generated.Truncate(interval).Add(interval)
+	secs := int(next.Sub(now) / time.Second)
+	return max(floor, min(secs, int(interval/time.Second)))
+}
+
+// etagMatch implements If-None-Match's weak comparison (RFC 9110 §13.1.2).
+func etagMatch(header, etag string) bool {
+	for c := range strings.SplitSeq(header, ",") {
+		c = strings.TrimSpace(c)
+		if c == "*" || strings.TrimPrefix(c, "W/") == etag {
+			return true
+		}
+	}
+	return false
+}
+
+type viewError string
+
+func (e viewError) Error() string { return string(e) }
+
+// parseView reads ?width=, ?height= (CSS pixels) and ?theme=light|dark.
+func parseView(r *http.Request) (spammap.View, error) {
+	q := r.URL.Query()
+	var v spammap.View
+	for _, p := range []struct {
+		key string
+		dst *int
+	}{{"width", &v.Width}, {"height", &v.Height}} {
+		s := q.Get(p.key)
+		if s == "" {
+			continue
+		}
+		n, err := strconv.Atoi(s)
+		if err != nil || n < minMapSize || n > maxMapSize {
+			return v, viewError(p.key + ": want a whole number of pixels from " + strconv.Itoa(minMapSize) + " to " + strconv.Itoa(maxMapSize))
+		}
+		*p.dst = n
+	}
+	switch t := spammap.Theme(q.Get("theme")); t {
+	case "", spammap.Light, spammap.Dark:
+		v.Theme = t
+	default:
+		return v, viewError("theme: want light or dark")
+	}
+	return v, nil
+}
+
+type regenerated struct {
+	GeneratedAt time.Time `json:"generated_at"`
+	ETag        string    `json:"etag"`
+	Events      int       `json:"events"`
+}
+
+func (h *mapHandler) regenerate(w http.ResponseWriter, r *http.Request) {
+	m, err := h.src.Regenerate(r.Context())
+	if err != nil {
+		h.opts.Log.Error("map: regenerate on request failed", "err", err)
+		http.Error(w, "map generation failed", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	json.NewEncoder(w).Encode(regenerated{GeneratedAt: m.GeneratedAt, ETag: m.ETag, Events: m.Events})
+}
