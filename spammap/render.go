@@ -69,17 +69,17 @@ var palettes = map[Theme]palette{
 		scheme: "light",
 		bg:     "#ffffff", fg: "#0f172a", muted: "#64748b", line: "#e2e8f0",
 		ocean: "#e8eff7", land: "#d3dae3", border: "#ffffff",
-		shades: [5]string{"#fde3cf", "#fcbf9b", "#f7925f", "#e7603a", "#c2331f"},
-		hot:    "#d7261e", hotStroke: "#7a1410", legendCircle: "#d7261e", accent: "#e7603a",
-		hotOpacity: ".62", emptyText: "#475569", legendTitle: "#475569",
+		shades: [5]string{"#fdebd9", "#fcd0aa", "#f9b07a", "#f48c4f", "#e8692e"},
+		hot:    "#c81e1e", hotStroke: "#6b0f0f", legendCircle: "#c81e1e", accent: "#e8692e",
+		hotOpacity: ".72", emptyText: "#475569", legendTitle: "#475569",
 	},
 	Dark: {
 		scheme: "dark",
 		bg:     "#0b1220", fg: "#e5e9f0", muted: "#8b98ad", line: "#1e293b",
 		ocean: "#0f1b2e", land: "#25344b", border: "#0b1220",
-		shades: [5]string{"#3d3149", "#5e3146", "#8a3443", "#bb3c3a", "#e8512f"},
-		hot:    "#ff5b3a", hotStroke: "#ffc2b0", legendCircle: "#ff5b3a", accent: "#e8512f",
-		hotOpacity: ".7", emptyText: "#cbd5e1", legendTitle: "#aab6c8",
+		shades: [5]string{"#3b2f4a", "#54304a", "#74334a", "#983a45", "#be463f"},
+		hot:    "#ffb347", hotStroke: "#ffe7c2", legendCircle: "#ffb347", accent: "#be463f",
+		hotOpacity: ".8", emptyText: "#cbd5e1", legendTitle: "#aab6c8",
 	},
 }
 
@@ -354,7 +354,7 @@ func mapCSS(p palette, standalone bool) string {
 	for i, s := range p.shades {
 		fmt.Fprintf(&b, `.land .s%d,.legend .s%d{fill:%s}`, i+1, i+1, s)
 	}
-	fmt.Fprintf(&b, `.hot circle{fill:%s;fill-opacity:%s;stroke:%s;stroke-width:.6;stroke-opacity:.8}`, p.hot, p.hotOpacity, p.hotStroke)
+	fmt.Fprintf(&b, `.hot circle{fill:%s;fill-opacity:%s;stroke:%s;stroke-width:.8;stroke-opacity:.9}`, p.hot, p.hotOpacity, p.hotStroke)
 	fmt.Fprintf(&b, `text{font-family:%s;fill:%s}`, fontStack, p.muted)
 	fmt.Fprintf(&b, `.legend text{font-size:16px}.legend .title{font-size:17px;font-weight:600;fill:%s}.legend circle{fill:%s;fill-opacity:%s;stroke:%s;stroke-width:.6}`, p.legendTitle, p.legendCircle, p.hotOpacity, p.hotStroke)
 	fmt.Fprintf(&b, `.empty text{text-anchor:middle;font-size:15px;fill:%s}.empty .big{font-size:24px;font-weight:600;fill:%s}`, p.emptyText, p.fg)
