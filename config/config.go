@@ -17,6 +17,7 @@ import (
 	"github.com/mxgrid/mxgrid/relay"
 	"github.com/mxgrid/mxgrid/scanner"
 	"github.com/mxgrid/mxgrid/smtpd"
+	"github.com/mxgrid/mxgrid/spammap"
 	"github.com/mxgrid/mxgrid/store"
 	"github.com/mxgrid/mxgrid/tenant"
 	"gopkg.in/yaml.v3"
@@ -35,6 +36,7 @@ type Config struct {
 	Scanner scanner.Config        `yaml:"scanner"`
 	Store   store.Config          `yaml:"store"`
 	Cluster cluster.Config        `yaml:"cluster"`
+	Map     spammap.Config        `yaml:"map"`
 }
 
 // Node identifies this node in the cluster, in events and in metrics.
@@ -68,6 +70,7 @@ func Default() Config {
 		Scanner: scanner.DefaultConfig(),
 		Store:   store.DefaultConfig(),
 		Cluster: cluster.DefaultConfig(),
+		Map:     spammap.DefaultConfig(),
 	}
 }
 
@@ -226,7 +229,10 @@ func (c *Config) Validate() error {
 	if err := check("store", c.Store.Validate()); err != nil {
 		return err
 	}
-	return check("cluster", c.Cluster.Validate())
+	if err := check("cluster", c.Cluster.Validate()); err != nil {
+		return err
+	}
+	return check("map", c.Map.Validate())
 }
 
 // StaticDomains builds the `domains:` list; errors name the entry and key.
