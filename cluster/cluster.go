@@ -18,6 +18,8 @@ import (
 	"fmt"
 	"log"
 	"log/slog"
+	"net"
+	"net/netip"
 	"sort"
 	"strings"
 	"sync"
@@ -74,6 +76,9 @@ type NodeInfo struct {
 	Load func() float64
 	// ConfigVersion returns the tenant config version this node serves.
 	ConfigVersion func() uint64
+	// HTTPAddr is the node's bound HTTP listener, gossiped so that any
+	// node can list every node's /metrics for Prometheus.
+	HTTPAddr string
 }
 
 // Member is a node as this node knows it.
@@ -95,11 +100,16 @@ type Member struct {
 	Reasons        []string `json:"reasons,omitempty"`
 	OmittedReasons int      `json:"omitted_reasons,omitempty"`
 	// Load is messages per second over the last minute.
-	Load          float64   `json:"load"`
-	ConfigVersion uint64    `json:"config_version"`
-	LastChange    time.Time `json:"last_change"`
-	Leader        bool      `json:"leader"`
-	Self          bool      `json:"self"`
+	Load          float64 `json:"load"`
+	ConfigVersion uint64  `json:"config_version"`
+	// HTTPAddr is where the member's HTTP side answers (/metrics,
+	// /readyz): its gossiped listener, with an unspecified host
+	// (0.0.0.0, ::) replaced by the member's gossip address. Empty when
+	// the member does not say (an older version).
+	HTTPAddr   string    `json:"http_addr,omitempty"`
+	LastChange time.Time `json:"last_change"`
+	Leader     bool      `json:"leader"`
+	Self       bool      `json:"self"`
 }
 
 // up says whether the member can take mail and lead. Suspect counts: a
@@ -397,9 +407,28 @@ func (c *Cluster) memberLocked(name string, r *record) Member {
 		OmittedReasons: r.meta.OmittedReason,
 		Load:           r.meta.Load,
 		ConfigVersion:  r.meta.ConfigVersion,
+		HTTPAddr:       reachableHTTP(r.meta.HTTPAddr, r.addr),
 		LastChange:     r.lastChange,
 		Self:           name == c.self.Name,
 	}
+}
+
+// reachableHTTP turns a member's HTTP listener into an address others can
+// dial: a wildcard bind (0.0.0.0:8025 in containers) takes the host of the
+// member's gossip address, which is what the other nodes reach it on.
+func reachableHTTP(listen, gossipAddr string) string {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return ""
+	}
+	if ip, perr := netip.ParseAddr(host); host != "" && (perr != nil || !ip.IsUnspecified()) {
+		return listen
+	}
+	gh, _, err := net.SplitHostPort(gossipAddr)
+	if err != nil {
+		return ""
+	}
+	return net.JoinHostPort(gh, port)
 }
 
 // Members returns the members as this node sees them, dead and left ones
@@ -439,6 +468,7 @@ func (c *Cluster) currentMeta() meta {
 		Draining: c.draining,
 		Leaving:  c.leaving,
 		Reasons:  reasons,
+		HTTPAddr: c.self.HTTPAddr,
 	}
 	c.mu.Unlock()
 	if c.self.Load != nil {

@@ -67,7 +67,7 @@ func startNode(t *testing.T, name, provider string, o nodeOpts) *testNode {
 	logger := slog.New(slog.NewTextHandler(n.logs, &slog.HandlerOptions{Level: slog.LevelInfo})).With("node", name)
 	var err error
 	n.Cluster, err = newCluster(cfg, NodeInfo{Name: name, Provider: provider, Region: provider + "-1", Version: "test",
-		Started: time.Now()}, n.health, logger, n.reg, options{tune: o.tune, now: o.now})
+		Started: time.Now(), HTTPAddr: "0.0.0.0:8025"}, n.health, logger, n.reg, options{tune: o.tune, now: o.now})
 	if err != nil {
 		t.Fatalf("start %s: %v", name, err)
 	}
@@ -158,9 +158,10 @@ func TestClusterFormsAcrossProviders(t *testing.T) {
 		s := n.Status()
 		var got []string
 		for _, m := range s.Members {
-			got = append(got, fmt.Sprintf("%s/%s/%s/%s", m.Provider, m.Name, m.Region, m.State))
+			got = append(got, fmt.Sprintf("%s/%s/%s/%s/%s", m.Provider, m.Name, m.Region, m.State, m.HTTPAddr))
 		}
-		want := "hetzner/a/hetzner-1/alive ovh/b/ovh-1/alive scaleway/c/scaleway-1/alive"
+		// The wildcard HTTP listener is reported on the gossip address's host.
+		want := "hetzner/a/hetzner-1/alive/127.0.0.1:8025 ovh/b/ovh-1/alive/127.0.0.1:8025 scaleway/c/scaleway-1/alive/127.0.0.1:8025"
 		if strings.Join(got, " ") != want {
 			t.Errorf("%s sees %v, want %s", n.name, got, want)
 		}

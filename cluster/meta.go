@@ -24,11 +24,14 @@ const (
 
 // Per-field caps applied before the overall limit; they keep one long value
 // from crowding out the others and make the worst case easy to reason about:
-// 3 capped strings and the fixed fields take at most 3*(2+64) + 2 + 4*10 = 240
+// 4 capped strings and the fixed fields take at most 4*(2+64) + 2 + 4*10 = 306
 // bytes, well under memberlist's 512.
 const (
 	maxLabelLen  = 64
 	maxReasonLen = 120
+	// maxAddrLen bounds HTTPAddr; a longer one is dropped, not truncated,
+	// since a cut address would point somewhere else.
+	maxAddrLen = 64
 )
 
 // meta is what a node says about itself in gossip (memberlist's node meta).
@@ -45,6 +48,9 @@ type meta struct {
 	OmittedReason int      // reasons dropped to fit the size limit
 	Load          float64  // messages per second over the last minute
 	ConfigVersion uint64
+	// HTTPAddr is the node's bound HTTP listener (host:port), for Prometheus
+	// service discovery. Appended after Reasons: older nodes ignore it.
+	HTTPAddr string
 }
 
 // encode returns m in at most limit bytes, truncating labels and reasons at
@@ -56,6 +62,9 @@ func (m meta) encode(limit int) []byte {
 	m.Provider = truncate(m.Provider, maxLabelLen)
 	m.Region = truncate(m.Region, maxLabelLen)
 	m.Version = truncate(m.Version, maxLabelLen)
+	if len(m.HTTPAddr) > maxAddrLen {
+		m.HTTPAddr = ""
+	}
 	reasons := make([]string, len(m.Reasons))
 	for i, r := range m.Reasons {
 		reasons[i] = truncate(r, maxReasonLen)
@@ -97,7 +106,7 @@ func (m meta) marshal() []byte {
 	for _, r := range m.Reasons {
 		b = appendString(b, r)
 	}
-	return b
+	return appendString(b, m.HTTPAddr)
 }
 
 func appendString(b []byte, s string) []byte {
@@ -138,6 +147,10 @@ func decodeMeta(b []byte) (meta, error) {
 	}
 	for range n {
 		m.Reasons = append(m.Reasons, d.string())
+	}
+	// Absent in metas from nodes that predate it.
+	if d.err == nil && len(d.b) > 0 {
+		m.HTTPAddr = d.string()
 	}
 	if d.err != nil {
 		return meta{}, fmt.Errorf("node meta: %w", d.err)

@@ -64,7 +64,7 @@ func TestMetaEncodeStaysUnderLimit(t *testing.T) {
 func TestMetaRoundTrip(t *testing.T) {
 	in := meta{Provider: "ovh", Region: "gra", Version: "v0.3.0", Started: time.Unix(1795000000, 0).UTC(),
 		Ready: false, Draining: true, Leaving: true, Reasons: []string{"cluster: draining", "smtp: not listening"},
-		Load: 3.5, ConfigVersion: 7}
+		Load: 3.5, ConfigVersion: 7, HTTPAddr: "[2001:db8::1]:8025"}
 	got, err := decodeMeta(in.encode(memberlist.MetaMaxSize))
 	if err != nil {
 		t.Fatal(err)
@@ -96,6 +96,50 @@ func TestMetaDecodeRejects(t *testing.T) {
 	// Fields appended by a newer version are ignored, not an error.
 	if _, err := decodeMeta(append(valid, 1, 2, 3)); err != nil {
 		t.Fatalf("trailing bytes: %v", err)
+	}
+}
+
+// HTTPAddr was appended to version 1: a meta from a node that predates it
+// (ending after the reasons) still decodes, and an address too long to fit
+// its cap is dropped rather than cut into another address.
+func TestMetaHTTPAddr(t *testing.T) {
+	withAddr := meta{Provider: "p", Reasons: []string{"a: b"}, HTTPAddr: "10.0.0.5:8025"}.encode(memberlist.MetaMaxSize)
+	tests := []struct {
+		name string
+		in   []byte
+		want string
+	}{
+		{"present", withAddr, "10.0.0.5:8025"},
+		{"older node without it", withAddr[:len(withAddr)-1-len("10.0.0.5:8025")], ""},
+		{"too long", meta{Provider: "p", HTTPAddr: strings.Repeat("h", maxAddrLen) + ":80"}.encode(memberlist.MetaMaxSize), ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := decodeMeta(tt.in)
+			if err != nil {
+				t.Fatalf("decodeMeta: %v", err)
+			}
+			if got.HTTPAddr != tt.want || got.Provider != "p" {
+				t.Fatalf("HTTPAddr = %q (provider %q), want %q", got.HTTPAddr, got.Provider, tt.want)
+			}
+		})
+	}
+}
+
+func TestReachableHTTP(t *testing.T) {
+	tests := []struct{ listen, gossip, want string }{
+		{"127.0.0.1:8025", "127.0.0.1:7946", "127.0.0.1:8025"},
+		{"0.0.0.0:8025", "172.18.0.3:7946", "172.18.0.3:8025"},
+		{"[::]:8025", "[2001:db8::7]:7946", "[2001:db8::7]:8025"},
+		{":8025", "10.1.2.3:7946", "10.1.2.3:8025"},
+		{"mx1.example.net:8025", "10.1.2.3:7946", "mx1.example.net:8025"},
+		{"", "10.1.2.3:7946", ""},
+		{"0.0.0.0:8025", "", ""},
+	}
+	for _, tt := range tests {
+		if got := reachableHTTP(tt.listen, tt.gossip); got != tt.want {
+			t.Errorf("reachableHTTP(%q, %q) = %q, want %q", tt.listen, tt.gossip, got, tt.want)
+		}
 	}
 }
 

@@ -146,12 +146,14 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 		Name: cfg.Node.Name, Provider: cfg.Node.Provider, Region: cfg.Node.Region,
 		Version: opts.Version, Started: time.Now(),
 		ConfigVersion: func() uint64 { return n.directory.Snapshot().Version },
+		HTTPAddr:      n.HTTPAddr(),
 	}, n.health, n.log, n.registry)
 	if err != nil {
 		return nil, err
 	}
 	n.web.Handle("GET /api/v1/cluster", web.ClusterAPI(n.cluster))
 	n.web.Handle("GET /cluster", web.ClusterPage(n.cluster))
+	n.web.Handle("GET /api/v1/cluster/prometheus-sd", web.PrometheusSD(n.cluster))
 	ok = true
 	return n, nil
 }
