@@ -18,6 +18,7 @@ import (
 	"github.com/mxgrid/mxgrid/relay"
 	"github.com/mxgrid/mxgrid/scanner"
 	"github.com/mxgrid/mxgrid/smtpd"
+	"github.com/mxgrid/mxgrid/spammap"
 	"github.com/mxgrid/mxgrid/store"
 	"github.com/mxgrid/mxgrid/tenant"
 	"github.com/mxgrid/mxgrid/web"
@@ -154,6 +155,9 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 	n.web.Handle("GET /api/v1/cluster", web.ClusterAPI(n.cluster))
 	n.web.Handle("GET /cluster", web.ClusterPage(n.cluster))
 	n.web.Handle("GET /api/v1/cluster/prometheus-sd", web.PrometheusSD(n.cluster))
+	if err := n.startMap(ctx); err != nil {
+		return nil, err
+	}
 	ok = true
 	return n, nil
 }
@@ -220,4 +224,31 @@ func (n *Node) close() {
 		}
 	}
 	n.closers = nil
+}
+
+// startMap serves the attack map. Only the cluster's leader renders it;
+// every node serves the stored bytes, so all answer with one ETag. Without a
+// store there is nothing to draw from, and the map is simply not served.
+func (n *Node) startMap(ctx context.Context) error {
+	world, err := spammap.LoadWorld()
+	if err != nil {
+		return fmt.Errorf("map: %w", err)
+	}
+	if n.store == nil {
+		return nil
+	}
+	for _, migrate := range []func(context.Context) error{n.store.MigrateEvents, n.store.MigrateMaps} {
+		if err := migrate(ctx); err != nil {
+			n.log.Error("map disabled: store migration failed", "err", err)
+			n.health.Set("map", health.Degraded, err.Error())
+			return nil
+		}
+	}
+	sched, err := spammap.NewScheduler(n.cfg.Map, world, spammap.StoreEvents{Store: n.store}, n.store, n.cluster, n.registry, n.log.With("component", "map"))
+	if err != nil {
+		return fmt.Errorf("map: %w", err)
+	}
+	n.runners = append(n.runners, sched.Run)
+	n.web.MountMap(sched, web.MapOptions{FrameAncestors: n.cfg.Map.FrameAncestors, Log: n.log.With("component", "map")})
+	return nil
 }
