@@ -10,8 +10,14 @@ import (
 
 // Event is one refused or tagged message's source.
 type Event struct {
-	Time     time.Time
+	Time time.Time
+	// ClientIP is the connecting address (after the PROXY protocol).
 	ClientIP netip.Addr
+	// Received are the message's Received field values, topmost first, as
+	// they arrived (before this node adds its own). Only used when ClientIP
+	// is one of events.trusted_relays: the recorded source is then the
+	// first untrusted hop (SourceIP), worked out off the SMTP path.
+	Received []string
 	Node     string
 	Provider string
 	Domain   string

@@ -54,6 +54,7 @@ type Options struct {
 // writes them in batches from Run. It is safe for concurrent use.
 type Recorder struct {
 	cfg     Config
+	trusted []netip.Prefix
 	store   Store
 	locator Locator
 	log     *slog.Logger
@@ -140,8 +141,10 @@ func NewRecorder(cfg Config, opts Options) (*Recorder, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	trusted, _ := cfg.Trusted() // checked by Validate
 	r := &Recorder{
 		cfg:     cfg,
+		trusted: trusted,
 		store:   opts.Store,
 		locator: opts.Locator,
 		log:     log.With("component", "events"),
@@ -155,12 +158,17 @@ func NewRecorder(cfg Config, opts Options) (*Recorder, error) {
 
 // Record queues ev and returns at once: it never blocks and never fails.
 // When the buffer is full the oldest queued event is dropped and counted.
-// A zero Time is set to now. ev.Symbols is copied (at most the first 10).
+// A zero Time is set to now. ev.Symbols is copied (at most the first 10);
+// ev.Received is kept only when ClientIP is a trusted relay, and must not be
+// modified afterwards.
 func (r *Recorder) Record(ev Event) {
 	if ev.Time.IsZero() {
 		ev.Time = time.Now()
 	}
 	ev.Symbols = cleanSymbols(ev.Symbols)
+	if !contains(r.trusted, ev.ClientIP.Unmap()) {
+		ev.Received = nil // not needed: don't hold the headers in the buffer
+	}
 	r.mu.Lock()
 	if r.n == len(r.buf) {
 		r.buf[r.head] = ev // overwrite the oldest
@@ -267,7 +275,7 @@ func (r *Recorder) locate(ctx context.Context, evs []Event) []store.StoredEvent 
 	out := make([]store.StoredEvent, len(evs))
 	for i, ev := range evs {
 		se := store.StoredEvent{
-			Time: ev.Time, IP: ev.ClientIP.Unmap(), Node: ev.Node, Provider: ev.Provider, Domain: ev.Domain,
+			Time: ev.Time, IP: SourceIP(ev.ClientIP, ev.Received, r.trusted), Node: ev.Node, Provider: ev.Provider, Domain: ev.Domain,
 			Verdict: ev.Verdict, Action: ev.Action, Score: ev.Score, Symbols: ev.Symbols,
 		}
 		if r.locator != nil {

@@ -177,6 +177,40 @@ func TestRecorderLocatesAndStores(t *testing.T) {
 	}
 }
 
+// TestTrustedRelaySource: mail from a trusted forwarder is recorded (and
+// located) as coming from the first untrusted hop of its Received chain.
+func TestTrustedRelaySource(t *testing.T) {
+	s := openStore(t, store.SQLite)
+	cfg := fastConfig()
+	cfg.TrustedRelays = []string{"198.18.0.0/15"}
+	rec, err := NewRecorder(cfg, Options{Store: s, Locator: newLocator(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	received := []string{
+		"from gw.fwd.example (gw.fwd.example [198.18.0.9]) by edge.fwd.example",
+		"from spammer.example (spammer.example [81.2.69.142]) by gw.fwd.example",
+	}
+	rec.Record(Event{ClientIP: netip.MustParseAddr("198.18.0.1"), Received: received})
+	rec.Record(Event{ClientIP: netip.MustParseAddr("89.160.20.112"), Received: received}) // untrusted: headers ignored
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := rec.Run(ctx); err != nil { // flushes at once
+		t.Fatal(err)
+	}
+	got := allEvents(t, s)
+	if len(got) != 2 {
+		t.Fatalf("%d events", len(got))
+	}
+	ips := map[string]string{}
+	for _, e := range got {
+		ips[e.IP.String()] = e.City
+	}
+	if ips["81.2.69.142"] != "London" || ips["89.160.20.112"] != "Linköping" {
+		t.Fatalf("sources %v, want the hop behind the relay and the untrusted client", ips)
+	}
+}
+
 // TestRecordNeverBlocksAndDropsOldest: with nobody writing, a full buffer
 // keeps the newest events and counts the rest.
 func TestRecordNeverBlocksAndDropsOldest(t *testing.T) {
