@@ -14,6 +14,8 @@ import (
 	"strings"
 
 	"github.com/mxgrid/mxgrid/cluster"
+	"github.com/mxgrid/mxgrid/events"
+	"github.com/mxgrid/mxgrid/geo"
 	"github.com/mxgrid/mxgrid/relay"
 	"github.com/mxgrid/mxgrid/scanner"
 	"github.com/mxgrid/mxgrid/smtpd"
@@ -37,6 +39,8 @@ type Config struct {
 	Store   store.Config          `yaml:"store"`
 	Cluster cluster.Config        `yaml:"cluster"`
 	Map     spammap.Config        `yaml:"map"`
+	Geo     geo.Config            `yaml:"geo"`
+	Events  events.Config         `yaml:"events"`
 }
 
 // Node identifies this node in the cluster, in events and in metrics.
@@ -71,6 +75,8 @@ func Default() Config {
 		Store:   store.DefaultConfig(),
 		Cluster: cluster.DefaultConfig(),
 		Map:     spammap.DefaultConfig(),
+		Geo:     geo.DefaultConfig(),
+		Events:  events.DefaultConfig(),
 	}
 }
 
@@ -230,6 +236,12 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := check("cluster", c.Cluster.Validate()); err != nil {
+		return err
+	}
+	if err := check("geo", c.Geo.Validate()); err != nil {
+		return err
+	}
+	if err := check("events", c.Events.Validate()); err != nil {
 		return err
 	}
 	return check("map", c.Map.Validate())
