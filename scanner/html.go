@@ -430,5 +430,5 @@ func indexURLStart(s string) int {
 }
 
 func isURLStop(c byte) bool {
-	return c <= ' ' || c == '<' || c == '>' || c == '"' || c == '\'' || c == '(' || c == ')' || c == '[' || c == ']' || c >= 0x7f
+	return c <= ' ' || c == '<' || c == '>' || c == '"' || c == '\'' || c == '(' || c == ')' || c >= 0x7f
 }

@@ -179,11 +179,14 @@ func (m *Message) parseFrom(mh mail.Header) {
 		m.FromAddr = strings.ToLower(addrs[0].Address)
 		return
 	}
-	// Unparsable From: keep what looks like a display name so the content
-	// model still sees it; the rules report the malformed header.
+	// Unparsable From (raw 8-bit names are common): keep what looks like
+	// a display name and an address so the model and rules still see them.
 	raw := mh.Get("From")
-	if i := strings.IndexByte(raw, '<'); i > 0 {
+	if i := strings.IndexByte(raw, '<'); i >= 0 {
 		m.FromName = strings.Trim(strings.TrimSpace(raw[:i]), `"`)
+		if j := strings.IndexByte(raw[i:], '>'); j > 0 {
+			m.FromAddr = strings.ToLower(strings.TrimSpace(raw[i+1 : i+j]))
+		}
 	}
 }
 

@@ -348,28 +348,39 @@ func (e *emitter) shape(m *scanner.Message, body string) {
 	}
 }
 
-// stripListTag removes leading "[listname]" tags: they name the mailing
-// list a corpus was collected from, a delivery-path fact in disguise.
+// stripListTag removes leading "[listname]" tags, also after a reply
+// prefix ("Re: [list] ..."): they name the mailing list a corpus was
+// collected from, a delivery-path fact in disguise. At most a few tags are
+// removed, so a hostile subject cannot make this quadratic.
 func stripListTag(s string) string {
 	t := strings.TrimSpace(s)
-	for strings.HasPrefix(t, "[") {
-		i := strings.IndexByte(t, ']')
-		if i < 0 || i > 40 {
+	prefix := ""
+	for range 4 {
+		if strings.HasPrefix(t, "[") {
+			i := strings.IndexByte(t, ']')
+			if i < 0 || i > 40 {
+				break
+			}
+			t = strings.TrimSpace(t[i+1:])
+			continue
+		}
+		p := replyPrefix(t)
+		if p == "" || !strings.HasPrefix(strings.TrimSpace(t[len(p):]), "[") {
 			break
 		}
-		t = strings.TrimSpace(t[i+1:])
+		prefix += t[:len(p)] + " "
+		t = strings.TrimSpace(t[len(p):])
 	}
-	// "Re: [list] ..." is the same tag after a reply prefix.
-	lower := strings.ToLower(t)
+	return prefix + t
+}
+
+func replyPrefix(t string) string {
 	for _, p := range [...]string{"re:", "aw:", "fw:", "fwd:"} {
-		if strings.HasPrefix(lower, p) {
-			rest := strings.TrimSpace(t[len(p):])
-			if strings.HasPrefix(rest, "[") {
-				return t[:len(p)] + " " + stripListTag(rest)
-			}
+		if len(t) >= len(p) && strings.EqualFold(t[:len(p)], p) {
+			return t[:len(p)]
 		}
 	}
-	return t
+	return ""
 }
 
 // listFooterMarkers start the footers mailing-list software appends. Like
@@ -385,7 +396,9 @@ var listFooterMarkers = [...]string{
 func bodyText(text string) string {
 	const tail = 3000
 	from := max(0, len(text)-tail)
-	lower := strings.ToLower(text[from:])
+	// ASCII-only lowering keeps byte offsets equal to text's (ToLower
+	// may change lengths on invalid UTF-8).
+	lower := lowerASCII(text[from:])
 	cut := -1
 	for _, mk := range listFooterMarkers {
 		if i := strings.Index(lower, mk); i >= 0 && (cut < 0 || i < cut) {
@@ -405,6 +418,16 @@ func bodyText(text string) string {
 		return text[:from+i]
 	}
 	return text[:from]
+}
+
+func lowerASCII(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c >= 'A' && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
 }
 
 func lastSeparator(s string) int {

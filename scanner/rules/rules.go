@@ -349,7 +349,8 @@ func body(f *findings, m *scanner.Message) {
 			f.hit(TextHTMLAsPlain, "")
 		}
 	}
-	if len(strings.TrimSpace(text)) == 0 && !hasAttachment(m) {
+	// Nothing to read, look at or open: (HTML_IMAGE_ONLY covers pictures).
+	if len(strings.TrimSpace(text)) == 0 && !hasAttachment(m) && m.HTML.Images == 0 && len(m.URLs) == 0 {
 		f.hit(BodyEmpty, "")
 	}
 	h := &m.HTML

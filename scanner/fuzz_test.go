@@ -1,0 +1,57 @@
+package scanner_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/mxgrid/mxgrid/scanner"
+	"github.com/mxgrid/mxgrid/scanner/model"
+	"github.com/mxgrid/mxgrid/scanner/rules"
+)
+
+// FuzzParse feeds arbitrary bytes through everything that reads a message
+// on the hot path: the MIME parser, the model's feature extraction and the
+// rules. None may panic, and the parser's outputs must stay within bounds.
+func FuzzParse(f *testing.F) {
+	for _, dir := range []string{"../testdata/corpus/spam", "../testdata/corpus/ham"} {
+		files, err := filepath.Glob(filepath.Join(dir, "*.eml"))
+		if err != nil {
+			f.Fatal(err)
+		}
+		for _, p := range files {
+			raw, err := os.ReadFile(p)
+			if err != nil {
+				f.Fatal(err)
+			}
+			f.Add(raw)
+		}
+	}
+	f.Add([]byte("Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: message/rfc822\r\n\r\nContent-Type: text/html\r\n\r\n<a href=http://[::1]:x@%zz/>x</a>\r\n--b--\r\n"))
+	f.Add([]byte("From x\nSubject: =?utf-8?b?invalid?=\n\n"))
+	m, err := model.Default()
+	if err != nil {
+		f.Fatal(err)
+	}
+	r := rules.New(nil)
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		msg := scanner.Parse(raw)
+		if msg.BodyOffset < 0 || msg.BodyOffset > len(raw) {
+			t.Fatalf("BodyOffset %d outside [0, %d]", msg.BodyOffset, len(raw))
+		}
+		if len(msg.URLs) > 500 {
+			t.Fatalf("%d URLs kept, limit is 500", len(msg.URLs))
+		}
+		for _, s := range msg.Symbols {
+			if s.Score <= 0 || !utf8.ValidString(s.Name) {
+				t.Fatalf("bad parser symbol %+v", s)
+			}
+		}
+		_ = m.Classify(msg)
+		if _, err := r.Check(context.Background(), &scanner.Envelope{HELO: string(raw[:min(len(raw), 64)])}, msg); err != nil {
+			t.Fatalf("rules: %v", err)
+		}
+	})
+}

@@ -1,0 +1,273 @@
+package scanner
+
+import (
+	"strings"
+	"testing"
+)
+
+func crlf(s string) []byte { return []byte(strings.ReplaceAll(s, "\n", "\r\n")) }
+
+func symbolNames(m *Message) []string {
+	var out []string
+	for _, s := range m.Symbols {
+		out = append(out, s.Name)
+	}
+	return out
+}
+
+func TestParseDecodesTextParts(t *testing.T) {
+	tests := []struct {
+		name      string
+		raw       []byte
+		subject   string
+		fromName  string
+		fromAddr  string
+		text      string // substring of Text
+		htmlText  string // substring of HTML.Text
+		structure string
+	}{
+		{
+			name: "quoted-printable latin-1 with mbox From line and LF endings",
+			raw: []byte("From someone@example.org  Thu Aug 22 13:17:22 2002\n" +
+				"From: \"Jos\xe9\" <Jose@Example.ORG>\nSubject: =?iso-8859-1?q?F=FCr_Sie?=\n" +
+				"Content-Type: text/plain; charset=iso-8859-1\nContent-Transfer-Encoding: quoted-printable\n\n" +
+				"Gr=FC=DFe aus K=F6ln\n"),
+			subject: "Für Sie", fromName: "Jos\xe9", fromAddr: "jose@example.org",
+			text: "Grüße aus Köln", structure: "text/plain",
+		},
+		{
+			name: "base64 windows-1251 HTML",
+			raw: crlf("From: a@example.org\nSubject: hi\nContent-Type: text/html; charset=windows-1251\n" +
+				"Content-Transfer-Encoding: base64\n\nPGI+z/Do4uXyPC9iPg==\n"),
+			subject: "hi", fromAddr: "a@example.org", htmlText: "Привет", structure: "text/html",
+		},
+		{
+			name: "no Content-Type means text/plain",
+			raw:  crlf("Subject: plain\n\nhello world\n"),
+			subject: "plain", text: "hello world", structure: "text/plain",
+		},
+		{
+			name: "multipart alternative and forwarded message",
+			raw: crlf(`From: Bob <bob@example.com>
+Subject: shapes
+MIME-Version: 1.0
+Content-Type: multipart/mixed; boundary="outer"
+
+--outer
+Content-Type: multipart/alternative; boundary="inner"
+
+--inner
+Content-Type: text/plain
+
+plain version
+--inner
+Content-Type: text/html
+
+<p>html version</p>
+--inner--
+--outer
+Content-Type: message/rfc822
+
+Subject: inner message
+
+forwarded text
+--outer--
+`),
+			subject: "shapes", fromName: "Bob", fromAddr: "bob@example.com", text: "forwarded text", htmlText: "html version",
+			structure: "multipart/mixed(multipart/alternative(text/plain,text/html),message/rfc822(text/plain))",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := Parse(tt.raw)
+			if len(m.Symbols) != 0 {
+				t.Errorf("symbols = %v, want none", m.Symbols)
+			}
+			if m.Subject != tt.subject || m.FromName != tt.fromName || m.FromAddr != tt.fromAddr {
+				t.Errorf("subject/from = %q, %q, %q; want %q, %q, %q", m.Subject, m.FromName, m.FromAddr, tt.subject, tt.fromName, tt.fromAddr)
+			}
+			if !strings.Contains(m.Text, tt.text) {
+				t.Errorf("Text = %q, want it to contain %q", m.Text, tt.text)
+			}
+			if !strings.Contains(m.HTML.Text, tt.htmlText) {
+				t.Errorf("HTML.Text = %q, want it to contain %q", m.HTML.Text, tt.htmlText)
+			}
+			if m.Structure != tt.structure {
+				t.Errorf("Structure = %q, want %q", m.Structure, tt.structure)
+			}
+		})
+	}
+}
+
+func TestParseBodyOffset(t *testing.T) {
+	for _, raw := range [][]byte{
+		crlf("Subject: x\nX-Long: a\n b\n\nbody here\n"),
+		[]byte("From x@y  Mon Jan  1 00:00:00 2002\nSubject: x\n\nbody here\n"),
+	} {
+		m := Parse(raw)
+		if got := string(raw[m.BodyOffset:]); !strings.HasPrefix(got, "body here") {
+			t.Errorf("body at offset %d = %q", m.BodyOffset, got)
+		}
+		if m.Header.Get("Subject") != "x" {
+			t.Errorf("Subject header = %q", m.Header.Get("Subject"))
+		}
+	}
+}
+
+func TestParseHTMLShowsWhatItHides(t *testing.T) {
+	raw := crlf(`From: shop@example.com
+Subject: offer
+Content-Type: text/html
+
+<html><head><title>t</title><style>p{color:red}</style></head><body>
+<p>Visible offer text</p>
+<div style="display: none">hidden poison words</div>
+<font color="#ffffff">white on white</font>
+<table bgcolor="#000000"><tr><td><font color="white">white on black</font></td></tr></table>
+<a href="http://evil.example.net/login">http://www.mybank.com/</a>
+<a href="http://3232235777/x">numeric</a>
+<a href="http://user@host.example.org:8080/p">userinfo</a>
+<img src="http://img.example.co.uk/a.gif">
+<form action="http://x.example/"></form><script>var x;</script>
+<!-- a comment -->
+</body></html>
+`)
+	m := Parse(raw)
+	h := m.HTML
+	if !strings.Contains(h.Text, "Visible offer text") || !strings.Contains(h.Text, "white on black") {
+		t.Errorf("visible text = %q", h.Text)
+	}
+	for _, bad := range []string{"hidden poison", "white on white", "color:red", "var x"} {
+		if strings.Contains(h.Text, bad) {
+			t.Errorf("visible text %q contains %q", h.Text, bad)
+		}
+	}
+	if !strings.Contains(h.Hidden, "hidden poison words") || !strings.Contains(h.Hidden, "white on white") {
+		t.Errorf("hidden text = %q", h.Hidden)
+	}
+	if h.Images != 1 || h.Links != 3 || h.Forms != 1 || h.Scripts != 1 || h.CommentBytes == 0 {
+		t.Errorf("counts = %+v", h)
+	}
+	want := []URL{
+		{Host: "evil.example.net", Domain: "example.net", Text: "http://www.mybank.com/"},
+		{Host: "3232235777", Domain: "3232235777", IP: true, Text: "numeric"},
+		{Host: "host.example.org", Domain: "example.org", UserInfo: true, Text: "userinfo"},
+		{Host: "img.example.co.uk", Domain: "example.co.uk", Image: true},
+	}
+	if len(m.URLs) != len(want) {
+		t.Fatalf("URLs = %+v", m.URLs)
+	}
+	for i, w := range want {
+		u := m.URLs[i]
+		u.Raw = ""
+		if u != w {
+			t.Errorf("URL %d = %+v, want %+v", i, u, w)
+		}
+	}
+}
+
+func TestFindURLs(t *testing.T) {
+	text := "see http://Example.COM/a?b, or www.test.org. Also (https://[2001:db8::1]/x) and http://%65vil.example/ end"
+	got := FindURLs(text, 10)
+	want := []struct {
+		host, domain string
+		ip, encoded  bool
+	}{
+		{"example.com", "example.com", false, false},
+		{"www.test.org", "test.org", false, false},
+		{"2001:db8::1", "2001:db8::1", true, false},
+		{"evil.example", "evil.example", false, true},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("FindURLs = %+v", got)
+	}
+	for i, w := range want {
+		if got[i].Host != w.host || got[i].Domain != w.domain || got[i].IP != w.ip || got[i].Encoded != w.encoded || !got[i].Plain {
+			t.Errorf("URL %d = %+v, want %+v", i, got[i], w)
+		}
+	}
+}
+
+func TestParseAttachments(t *testing.T) {
+	raw := crlf(`From: a@example.org
+Subject: files
+Content-Type: multipart/mixed; boundary=b
+
+--b
+Content-Type: text/plain
+
+see attached
+--b
+Content-Type: application/octet-stream; name="invoice.pdf.exe"
+Content-Transfer-Encoding: base64
+
+TVqQAAMAAAAEAAAA
+--b
+Content-Type: application/pdf
+Content-Disposition: attachment; filename="report.pdf"
+
+%PDF-1.4
+--b--
+`)
+	m := Parse(raw)
+	var atts []Part
+	for _, p := range m.Parts {
+		if p.IsAttachment() {
+			atts = append(atts, p)
+		}
+	}
+	if len(atts) != 2 {
+		t.Fatalf("attachments = %+v", atts)
+	}
+	if atts[0].Filename != "invoice.pdf.exe" || atts[0].ContentType != "application/octet-stream" || atts[0].Size != 12 {
+		t.Errorf("first attachment = %+v", atts[0])
+	}
+	if atts[1].Filename != "report.pdf" || atts[1].Disposition != "attachment" || atts[1].Size != len("%PDF-1.4") {
+		t.Errorf("second attachment = %+v", atts[1])
+	}
+	if m.Text != "see attached" {
+		t.Errorf("Text = %q", m.Text)
+	}
+}
+
+func TestParseBrokenMIMEBecomesSymbols(t *testing.T) {
+	tests := []struct {
+		name string
+		raw  []byte
+		want string
+	}{
+		{"multipart without boundary", crlf("Content-Type: multipart/mixed\n\n--x\n\nhi\n--x--\n"), SymbolMIMEBroken},
+		{"truncated multipart", crlf("Content-Type: multipart/mixed; boundary=x\n\n--x\nContent-Type: text/plain\n\nhi\n"), SymbolMIMEBroken},
+		{"bad base64", crlf("Content-Type: text/plain\nContent-Transfer-Encoding: base64\n\n!!!not base64***\n"), SymbolMIMEBroken},
+		{"unknown charset", crlf("Content-Type: text/plain; charset=x-klingon\n\nqapla\n"), SymbolUnknownCharset},
+		{"unknown encoding", crlf("Content-Type: text/plain\nContent-Transfer-Encoding: x-uuencode\n\nbegin\n"), SymbolUnknownEncoding},
+		{"header without colon", []byte("Subject ok\r\nnot a header line\r\n\r\nbody"), SymbolHeaderBroken},
+		{"nesting bomb", []byte(strings.Repeat("Content-Type: message/rfc822\r\n\r\n", 50) + "x"), SymbolMIMETooComplex},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := Parse(tt.raw)
+			names := symbolNames(m)
+			found := false
+			for _, n := range names {
+				found = found || n == tt.want
+			}
+			if !found {
+				t.Fatalf("symbols = %v, want %s", names, tt.want)
+			}
+			for _, s := range m.Symbols {
+				if s.Score <= 0 {
+					t.Errorf("%s has weight %v, want a positive default", s.Name, s.Score)
+				}
+			}
+		})
+	}
+}
+
+func TestNewParserOverridesWeights(t *testing.T) {
+	p := NewParser(map[string]float64{SymbolMIMEBroken: 4, "UNRELATED": 9})
+	m := p.Parse(crlf("Content-Type: multipart/mixed\n\nx\n"))
+	if len(m.Symbols) == 0 || m.Symbols[0].Name != SymbolMIMEBroken || m.Symbols[0].Score != 4 {
+		t.Fatalf("symbols = %v, want MIME_BROKEN with weight 4", m.Symbols)
+	}
+}

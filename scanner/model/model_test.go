@@ -1,0 +1,269 @@
+package model_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/mxgrid/mxgrid/scanner"
+	"github.com/mxgrid/mxgrid/scanner/eval"
+	"github.com/mxgrid/mxgrid/scanner/model"
+)
+
+// sampleDir is the small corpus committed with the repository.
+const sampleDir = "../../testdata/corpus"
+
+func loadSamples(t testing.TB, dir string) []eval.Sample {
+	t.Helper()
+	spam, err := eval.LoadDir(filepath.Join(dir, "spam"), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ham, err := eval.LoadDir(filepath.Join(dir, "ham"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append(spam, ham...)
+}
+
+func trainOn(t testing.TB, samples []eval.Sample, cfg model.TrainConfig) *model.Model {
+	t.Helper()
+	ex, err := eval.Examples(context.Background(), samples, model.NewExtractor(cfg.Bits, cfg.Window), scanner.NewParser(nil), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := model.Train(ex, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func encode(t testing.TB, m *model.Model) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	if _, err := m.WriteTo(&buf); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// smallConfig keeps unit tests fast: a small table is plenty for 40 messages.
+func smallConfig() model.TrainConfig {
+	cfg := model.DefaultTrainConfig()
+	cfg.Bits = 16
+	return cfg
+}
+
+func TestTrainIsDeterministicAndRoundTrips(t *testing.T) {
+	samples := loadSamples(t, sampleDir)
+	a := encode(t, trainOn(t, samples, smallConfig()))
+	b := encode(t, trainOn(t, samples, smallConfig()))
+	if !bytes.Equal(a, b) {
+		t.Fatal("two trainings on the same corpus gave different model files")
+	}
+	m, err := model.Read(bytes.NewReader(a))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := encode(t, m); !bytes.Equal(a, c) {
+		t.Fatal("read then write changed the model file")
+	}
+	st := m.Stats()
+	if st.Spam != 20 || st.Ham != 20 || st.Bits != 16 || st.NonZero == 0 {
+		t.Errorf("stats = %+v", st)
+	}
+	// Trained on them, the model must separate its own training messages.
+	for _, s := range samples {
+		z := m.Classify(scanner.Parse(s.Raw))
+		if (z > 0) != s.Spam {
+			t.Errorf("%s: margin %.2f on a training message labelled spam=%v", s.Path, z, s.Spam)
+		}
+	}
+}
+
+func TestReadRejectsBadFiles(t *testing.T) {
+	good := encode(t, trainOn(t, loadSamples(t, sampleDir), smallConfig()))
+	flip := func(i int) []byte {
+		b := bytes.Clone(good)
+		b[i] ^= 0xff
+		return b
+	}
+	tests := []struct {
+		name string
+		data []byte
+	}{
+		{"empty", nil},
+		{"not a model", []byte("hello world, this is not a model file at all")},
+		{"future format version", flip(8)},
+		{"other feature version", flip(10)},
+		{"bits out of range", flip(12)},
+		{"truncated", good[:len(good)/2]},
+		{"corrupt weights", flip(len(good) - 3)},
+		{"trailing garbage inside the stream", append(bytes.Clone(good[:len(good)-4]), 1, 2, 3, 4, 5)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := model.Read(bytes.NewReader(tt.data)); err == nil {
+				t.Fatal("Read accepted a bad model file")
+			}
+		})
+	}
+}
+
+func TestDefaultModelLoadsAndJudgesSamples(t *testing.T) {
+	m, err := model.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := m.Stats(); st.Spam < 100 || st.Ham < 100 {
+		t.Fatalf("embedded model trained on too little: %+v", st)
+	}
+	// The samples are part of the corpus the default model was trained on,
+	// so this only proves the embedded file is wired up and sane.
+	wrong := 0
+	for _, s := range loadSamples(t, sampleDir) {
+		if z := m.Classify(scanner.Parse(s.Raw)); (z > 0) != s.Spam {
+			wrong++
+		}
+	}
+	if wrong > 2 {
+		t.Errorf("embedded model misjudges %d of 40 training samples", wrong)
+	}
+}
+
+func TestCheckCalibration(t *testing.T) {
+	c := model.NewCheck(nil, map[string]float64{model.SymbolHam: -2})
+	tests := []struct {
+		z     float64
+		name  string
+		score float64
+	}{
+		{-10, model.SymbolHam, -2},
+		{-4.5, model.SymbolHam, -1},
+		{-3, "", 0},
+		{-2.5, "", 0},
+		{-0.5, model.SymbolSpam, 4.5},
+		{1.5, model.SymbolSpam, 9},
+		{8, model.SymbolSpam, 9},
+	}
+	for _, tt := range tests {
+		syms := c.Symbols(tt.z)
+		if tt.name == "" {
+			if len(syms) != 0 {
+				t.Errorf("margin %v: symbols %v, want none", tt.z, syms)
+			}
+			continue
+		}
+		if len(syms) != 1 || syms[0].Name != tt.name || syms[0].Score != tt.score {
+			t.Errorf("margin %v: symbols %v, want %s(%v)", tt.z, syms, tt.name, tt.score)
+		}
+	}
+}
+
+func TestCheckWithoutModelIsAnError(t *testing.T) {
+	c := model.NewCheck(nilProvider{}, nil)
+	if _, err := c.Check(context.Background(), &scanner.Envelope{}, scanner.Parse([]byte("Subject: x\r\n\r\nhi"))); err == nil {
+		t.Fatal("check without a model returned no error")
+	}
+}
+
+type nilProvider struct{}
+
+func (nilProvider) Model() *model.Model { return nil }
+
+func TestWatcherReloadsAndKeepsGoodModel(t *testing.T) {
+	samples := loadSamples(t, sampleDir)
+	first := encode(t, trainOn(t, samples, smallConfig()))
+	cfg := smallConfig()
+	cfg.Bits = 17
+	second := encode(t, trainOn(t, samples, cfg))
+
+	path := filepath.Join(t.TempDir(), "spam.model")
+	if err := os.WriteFile(path, first, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if _, err := model.NewWatcher(filepath.Join(t.TempDir(), "absent"), time.Hour, log); err == nil {
+		t.Fatal("NewWatcher accepted a missing file")
+	}
+	w, err := model.NewWatcher(path, time.Hour, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := w.Model()
+	if w.Reload() {
+		t.Fatal("Reload of an unchanged file reported a new model")
+	}
+
+	if err := os.WriteFile(path, []byte("garbage"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if w.Reload() || w.Model() != before {
+		t.Fatal("a corrupt file replaced the loaded model")
+	}
+
+	if err := os.WriteFile(path, second, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if !w.Reload() {
+		t.Fatal("Reload did not pick up the new file")
+	}
+	if got := w.Model().Stats().Bits; got != 17 {
+		t.Fatalf("model in force has %d bits, want the new file's 17", got)
+	}
+	// A scan that took the old model keeps using it safely.
+	if z := before.Classify(scanner.Parse(samples[0].Raw)); z == 0 {
+		t.Error("old model stopped working after a swap")
+	}
+}
+
+func TestNewProviderUsesDefaultWithoutFile(t *testing.T) {
+	p, err := model.NewProvider(context.Background(), scanner.DefaultConfig(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Model() == nil {
+		t.Fatal("no model")
+	}
+	cfg := scanner.DefaultConfig()
+	cfg.ModelFile = filepath.Join(t.TempDir(), "absent.model")
+	if _, err := model.NewProvider(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil))); err == nil {
+		t.Fatal("a missing model_file did not fail start-up")
+	}
+}
+
+// corpusOrSkip returns the full public corpus, skipping without it (a
+// fresh clone) but failing in CI, where it must be present.
+func corpusOrSkip(t *testing.T) string {
+	t.Helper()
+	dir, ok := eval.CorpusDir()
+	if !ok {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("corpus not found (set MXGRID_CORPUS or provide ../shared/corpus/train)")
+		}
+		t.Skip("corpus not found: set MXGRID_CORPUS or provide ../shared/corpus/train beside the repository")
+	}
+	return dir
+}
+
+// TestEmbeddedModelIsReproducible retrains on the full corpus exactly as
+// the documented command does and expects the embedded bytes.
+func TestEmbeddedModelIsReproducible(t *testing.T) {
+	dir := corpusOrSkip(t)
+	samples := loadSamples(t, dir)
+	got := encode(t, trainOn(t, samples, model.DefaultTrainConfig()))
+	want, err := os.ReadFile("default.model")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatal("scanner/model/default.model is not what the corpus trains to: regenerate it with\n" +
+			"go run ./cmd/mxgrid train --spam ../shared/corpus/train/spam --ham ../shared/corpus/train/ham -o scanner/model/default.model")
+	}
+}

@@ -1,0 +1,105 @@
+package rules
+
+import (
+	"context"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mxgrid/mxgrid/scanner"
+)
+
+func msg(s string) *scanner.Message {
+	return scanner.Parse([]byte(strings.ReplaceAll(s, "\n", "\r\n")))
+}
+
+const okHeaders = "From: Alice <alice@example.org>\nTo: bob@example.net\nDate: Mon, 9 Sep 2002 17:20:53 +0000\nMessage-ID: <1@example.org>\nSubject: lunch\n"
+
+func run(t *testing.T, env *scanner.Envelope, m *scanner.Message, overrides map[string]float64) map[string]float64 {
+	t.Helper()
+	r := New(overrides)
+	r.now = func() time.Time { return time.Date(2002, 9, 10, 0, 0, 0, 0, time.UTC) }
+	res, err := r.Check(context.Background(), env, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, s := range res.Symbols {
+		got[s.Name] = s.Score
+	}
+	return got
+}
+
+func TestRules(t *testing.T) {
+	tests := []struct {
+		name string
+		env  scanner.Envelope
+		raw  string
+		want []string // exactly these symbols
+	}{
+		{"clean personal mail", scanner.Envelope{}, okHeaders + "\nSee you at noon.\n", nil},
+		{"missing headers", scanner.Envelope{}, "Subject: x\n\nhello\n", []string{MissingFrom, MissingDate, MissingMessageID}},
+		{"impossible timezone", scanner.Envelope{}, strings.Replace(okHeaders, "+0000", "-1600", 1) + "\nhi\n", []string{DateBadTimezone}},
+		{"garbage date", scanner.Envelope{}, strings.Replace(okHeaders, "Mon, 9 Sep 2002 17:20:53 +0000", "yesterday", 1) + "\nhi\n", []string{DateInvalid}},
+		{"date far in the future", scanner.Envelope{}, strings.Replace(okHeaders, "2002", "2003", 1) + "\nhi\n", []string{DateFuture}},
+		{"malformed message-id", scanner.Envelope{}, strings.Replace(okHeaders, "<1@example.org>", "12345", 1) + "\nhi\n", []string{MessageIDMalformed}},
+		{"bulk mailer", scanner.Envelope{}, okHeaders + "X-Mailer: QuickSender 1.05\n\nhi\n", []string{MailerBulk}},
+		{"display name shows another address", scanner.Envelope{}, strings.Replace(okHeaders, "Alice <", "\"service@paypal.com\" <", 1) + "\nhi\n", []string{FromDisplaySpoof}},
+		{"display name shows the same address", scanner.Envelope{}, strings.Replace(okHeaders, "Alice <", "\"alice@example.org\" <", 1) + "\nhi\n", nil},
+		{"reply to a freemail elsewhere", scanner.Envelope{}, okHeaders + "Reply-To: <letmego@bk.ru>\n\nhi\n", []string{ReplyToFreemail}},
+		{"raw 8-bit subject", scanner.Envelope{}, strings.Replace(okHeaders, "lunch", "l\xfcnch", 1) + "\nhi\n", []string{HeaderRaw8bit}},
+		{"multipart without MIME-Version", scanner.Envelope{}, okHeaders + "Content-Type: multipart/mixed; boundary=b\n\n--b\n\nhi\n--b--\n", []string{MIMEMissingVersion}},
+		{"shouting subject", scanner.Envelope{}, strings.Replace(okHeaders, "lunch", "MAKE MONEY FAST NOW", 1) + "\nhi\n", []string{SubjectAllCaps}},
+		{"hash-buster subject", scanner.Envelope{}, strings.Replace(okHeaders, "lunch", "Lose weight now              26792", 1) + "\nhi\n", []string{SubjectHashBuster}},
+		{"undeclared 8-bit body", scanner.Envelope{}, okHeaders + "Content-Type: text/plain; charset=us-ascii\n\n\xe0\xb8\xa1\xff\xfe\n", []string{TextUndeclared8bit}},
+		{"shouting body", scanner.Envelope{}, okHeaders + "\n" + strings.Repeat("BUY THIS NOW AND GET RICH ", 12) + "\n", []string{TextUppercase}},
+		{"HTML sent as plain text", scanner.Envelope{}, okHeaders + "\n<html><body>hi</body></html>\n", []string{TextHTMLAsPlain}},
+		{"empty body", scanner.Envelope{}, okHeaders + "\n\n", []string{BodyEmpty}},
+		{"hidden text", scanner.Envelope{}, okHeaders + "Content-Type: text/html\n\n<p>" + strings.Repeat("visible ", 50) + "</p><div style=\"display:none\">" + strings.Repeat("poison ", 25) + "</div>\n", []string{HTMLHiddenText}},
+		{"image only", scanner.Envelope{}, okHeaders + "Content-Type: text/html\n\n<a href=\"http://shop.example.com/\"><img src=\"http://shop.example.com/offer.gif\"></a>\n", []string{HTMLImageOnly}},
+		{"script and form", scanner.Envelope{}, okHeaders + "Content-Type: text/html\n\n<p>" + strings.Repeat("text ", 60) + "</p><form action=\"http://x.example.com/\"></form><script>x()</script>\n", []string{HTMLScript, HTMLForm}},
+		{"comment flood", scanner.Envelope{}, okHeaders + "Content-Type: text/html\n\n<p>V<!--" + strings.Repeat("zq", 400) + "-->iagra " + strings.Repeat("text ", 40) + "</p>\n", []string{HTMLCommentFlood}},
+		{"link tricks", scanner.Envelope{}, okHeaders + "Content-Type: text/html\n\n<p>" + strings.Repeat("text ", 60) + "</p><a href=\"http://10.1.2.3/x\">a</a><a href=\"http://www.bank.com@evil.example/\">b</a><a href=\"http://%65vil.example/\">c</a><a href=\"http://evil.example/\">http://www.bank.com/</a>\n", []string{URLIPHost, URLUserInfo, URLEncodedHost, URLTextMismatch}},
+		{"anchor text naming its own domain", scanner.Envelope{}, okHeaders + "Content-Type: text/html\n\n<p>" + strings.Repeat("text ", 60) + "</p><a href=\"http://www.example.com/a\">http://example.com/</a>\n", nil},
+		{"executable attachment with a double extension", scanner.Envelope{}, okHeaders + "Content-Type: multipart/mixed; boundary=b\nMIME-Version: 1.0\n\n--b\n\nsee file\n--b\nContent-Type: application/octet-stream\nContent-Disposition: attachment; filename=\"invoice.pdf.exe\"\n\nMZ\n--b--\n", []string{AttachExecutable, AttachDoubleExt}},
+		{"HELO bare IP not the client's", scanner.Envelope{HELO: "10.0.0.1", ClientIP: netip.MustParseAddr("192.0.2.7")}, okHeaders + "\nhi\n", []string{HELOBareIP, HELOIPMismatch}},
+		{"HELO address literal matches", scanner.Envelope{HELO: "[192.0.2.7]", ClientIP: netip.MustParseAddr("192.0.2.7")}, okHeaders + "\nhi\n", nil},
+		{"HELO literal mismatch", scanner.Envelope{HELO: "[10.0.0.1]", ClientIP: netip.MustParseAddr("192.0.2.7")}, okHeaders + "\nhi\n", []string{HELOIPMismatch}},
+		{"HELO not a FQDN", scanner.Envelope{HELO: "dd_it7"}, okHeaders + "\nhi\n", []string{HELONotFQDN}},
+		{"HELO dynamic", scanner.Envelope{HELO: "adsl-67-121-10-5.dsl.example.net"}, okHeaders + "\nhi\n", []string{HELODynamic}},
+		{"HELO proper", scanner.Envelope{HELO: "mail.example.org"}, okHeaders + "\nhi\n", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := run(t, &tt.env, msg(tt.raw), nil)
+			if len(got) != len(tt.want) {
+				t.Errorf("symbols = %v, want exactly %v", got, tt.want)
+			}
+			for _, name := range tt.want {
+				if got[name] != DefaultWeights()[name] {
+					t.Errorf("%s = %v, want default weight %v (all: %v)", name, got[name], DefaultWeights()[name], got)
+				}
+			}
+		})
+	}
+}
+
+func TestWeightsOverrideAndDisable(t *testing.T) {
+	m := msg("Subject: x\n\nhello\n")
+	got := run(t, &scanner.Envelope{}, m, map[string]float64{MissingFrom: 3.5, MissingDate: 0})
+	if got[MissingFrom] != 3.5 {
+		t.Errorf("MISSING_FROM = %v, want the override 3.5", got[MissingFrom])
+	}
+	if _, ok := got[MissingDate]; ok {
+		t.Errorf("MISSING_DATE fired with weight 0: %v", got)
+	}
+}
+
+func TestNoRuleDecidesAlone(t *testing.T) {
+	for name, w := range DefaultWeights() {
+		if w >= scanner.DefaultTagScore && name != AttachExecutable {
+			t.Errorf("%s weighs %v, at or above the default tag score %v", name, w, scanner.DefaultTagScore)
+		}
+	}
+}
