@@ -15,12 +15,27 @@ import (
 	"golang.org/x/net/idna"
 )
 
-// Policy is a domain's filtering policy. Nil fields inherit the node's
-// defaults from the `scanner:` section.
+// Policy is a domain's filtering policy. It is set at each level of the
+// hierarchy (reseller, customer, domain); a nil field (or nil list) inherits
+// from the level above, and at the top from the node's defaults in the
+// `scanner:` and `smtp:` sections.
 type Policy struct {
 	TagScore    *float64 `yaml:"tag_score" json:"tag_score,omitempty"`
 	RejectScore *float64 `yaml:"reject_score" json:"reject_score,omitempty"`
 	SubjectTag  *string  `yaml:"subject_tag" json:"subject_tag,omitempty"`
+	// VirusAction is VirusReject (554 at DATA) or VirusTag (deliver with
+	// headers, for customers who quarantine themselves).
+	VirusAction *string `yaml:"virus_action" json:"virus_action,omitempty"`
+	// DMARCEnforce applies the sender domain's published p=reject/quarantine.
+	DMARCEnforce *bool `yaml:"dmarc_enforce" json:"dmarc_enforce,omitempty"`
+	// MaxMessageSize in bytes; it can only lower the node's smtp.max_message_size.
+	MaxMessageSize *int64 `yaml:"max_message_size" json:"max_message_size,omitempty"`
+	// Sender lists hold addresses ("a@b.example") or whole domains
+	// ("b.example"); IP lists hold addresses or CIDR prefixes.
+	SenderAllow []string `yaml:"sender_allow" json:"sender_allow,omitempty"`
+	SenderBlock []string `yaml:"sender_block" json:"sender_block,omitempty"`
+	IPAllow     []string `yaml:"ip_allow" json:"ip_allow,omitempty"`
+	IPBlock     []string `yaml:"ip_block" json:"ip_block,omitempty"`
 }
 
 // Domain is one provisioned domain as the SMTP session needs it.
@@ -136,6 +151,9 @@ func (s StaticDomain) Build() (*Domain, error) {
 	mode, err := relay.ParseTLSMode(s.TLS)
 	if err != nil {
 		return nil, fmt.Errorf("tls: %w", err)
+	}
+	if fe := s.Policy.Validate(""); len(fe) > 0 {
+		return nil, fe.first()
 	}
 	d := &Domain{Name: name, Route: relay.Route{Addr: s.Route, TLS: mode}, Policy: s.Policy, Source: "config"}
 	if len(s.Recipients) > 0 {

@@ -1,0 +1,771 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/mxgrid/mxgrid/tenant"
+)
+
+// tenantsComponent names the tenant tables' migrations in schema_migrations.
+const tenantsComponent = "tenants"
+
+// tenantMigrations create the hierarchy, tokens, the audit log and the
+// config version. Times are Unix microseconds (see eventMigrations for why);
+// policies are JSON text, read only by Go, so both dialects store them alike.
+// Audit rows carry no foreign key: the trail must outlive what it describes.
+var tenantMigrations = []Migration{{
+	Version: 1,
+	SQLite: `CREATE TABLE tenant_version (id INTEGER PRIMARY KEY, version INTEGER NOT NULL);
+	INSERT INTO tenant_version (id, version) VALUES (1, 0);
+	CREATE TABLE resellers (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, policy TEXT NOT NULL,
+		created_us INTEGER NOT NULL, updated_us INTEGER NOT NULL);
+	CREATE TABLE customers (id INTEGER PRIMARY KEY AUTOINCREMENT,
+		reseller_id INTEGER NOT NULL REFERENCES resellers (id),
+		name TEXT NOT NULL, policy TEXT NOT NULL, created_us INTEGER NOT NULL, updated_us INTEGER NOT NULL);
+	CREATE INDEX customers_reseller ON customers (reseller_id, id);
+	CREATE TABLE domains (id INTEGER PRIMARY KEY AUTOINCREMENT,
+		customer_id INTEGER NOT NULL REFERENCES customers (id),
+		name TEXT NOT NULL UNIQUE, route TEXT NOT NULL, tls TEXT NOT NULL, policy TEXT NOT NULL,
+		created_us INTEGER NOT NULL, updated_us INTEGER NOT NULL);
+	CREATE INDEX domains_customer ON domains (customer_id, id);
+	CREATE TABLE recipients (id INTEGER PRIMARY KEY AUTOINCREMENT,
+		domain_id INTEGER NOT NULL REFERENCES domains (id) ON DELETE CASCADE,
+		local TEXT NOT NULL, created_us INTEGER NOT NULL, UNIQUE (domain_id, local));
+	CREATE TABLE api_tokens (id INTEGER PRIMARY KEY AUTOINCREMENT,
+		reseller_id INTEGER REFERENCES resellers (id) ON DELETE CASCADE,
+		name TEXT NOT NULL, hash TEXT NOT NULL UNIQUE, created_us INTEGER NOT NULL);
+	CREATE TABLE tenant_audit (id INTEGER PRIMARY KEY AUTOINCREMENT, at_us INTEGER NOT NULL,
+		actor TEXT NOT NULL, reseller_id INTEGER, action TEXT NOT NULL, object TEXT NOT NULL, detail TEXT NOT NULL);
+	CREATE INDEX tenant_audit_reseller ON tenant_audit (reseller_id, id);`,
+	Postgres: `CREATE TABLE tenant_version (id INTEGER PRIMARY KEY, version BIGINT NOT NULL);
+	INSERT INTO tenant_version (id, version) VALUES (1, 0);
+	CREATE TABLE resellers (id BIGSERIAL PRIMARY KEY, name TEXT NOT NULL, policy TEXT NOT NULL,
+		created_us BIGINT NOT NULL, updated_us BIGINT NOT NULL);
+	CREATE TABLE customers (id BIGSERIAL PRIMARY KEY,
+		reseller_id BIGINT NOT NULL REFERENCES resellers (id),
+		name TEXT NOT NULL, policy TEXT NOT NULL, created_us BIGINT NOT NULL, updated_us BIGINT NOT NULL);
+	CREATE INDEX customers_reseller ON customers (reseller_id, id);
+	CREATE TABLE domains (id BIGSERIAL PRIMARY KEY,
+		customer_id BIGINT NOT NULL REFERENCES customers (id),
+		name TEXT NOT NULL UNIQUE, route TEXT NOT NULL, tls TEXT NOT NULL, policy TEXT NOT NULL,
+		created_us BIGINT NOT NULL, updated_us BIGINT NOT NULL);
+	CREATE INDEX domains_customer ON domains (customer_id, id);
+	CREATE TABLE recipients (id BIGSERIAL PRIMARY KEY,
+		domain_id BIGINT NOT NULL REFERENCES domains (id) ON DELETE CASCADE,
+		local TEXT NOT NULL, created_us BIGINT NOT NULL, UNIQUE (domain_id, local));
+	CREATE TABLE api_tokens (id BIGSERIAL PRIMARY KEY,
+		reseller_id BIGINT REFERENCES resellers (id) ON DELETE CASCADE,
+		name TEXT NOT NULL, hash TEXT NOT NULL UNIQUE, created_us BIGINT NOT NULL);
+	CREATE TABLE tenant_audit (id BIGSERIAL PRIMARY KEY, at_us BIGINT NOT NULL,
+		actor TEXT NOT NULL, reseller_id BIGINT, action TEXT NOT NULL, object TEXT NOT NULL, detail TEXT NOT NULL);
+	CREATE INDEX tenant_audit_reseller ON tenant_audit (reseller_id, id);`,
+}}
+
+// Tenants implements tenant.Store. It connects lazily: a node that started
+// while the database was down gets its tenant API and reloads back as soon
+// as the database answers, without a restart.
+type Tenants struct {
+	cfg     Config
+	dataDir string
+
+	mu     sync.Mutex
+	st     *Store
+	own    bool // st was opened here and is closed by Close
+	schema bool // migrations applied on st
+}
+
+var _ tenant.Store = (*Tenants)(nil)
+
+// NewTenants serves tenants from st, or when st is nil (the store was
+// unreachable at start) opens one from cfg on first use.
+func NewTenants(st *Store, cfg Config, dataDir string) *Tenants {
+	return &Tenants{st: st, cfg: cfg, dataDir: dataDir}
+}
+
+// Close closes the connection NewTenants had to open itself.
+func (t *Tenants) Close() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.own && t.st != nil {
+		return t.st.Close()
+	}
+	return nil
+}
+
+// db returns the connected, migrated store.
+func (t *Tenants) db(ctx context.Context) (*Store, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.st == nil {
+		st, err := Open(ctx, t.cfg, t.dataDir)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", tenant.ErrUnavailable, err)
+		}
+		t.st, t.own = st, true
+	}
+	if !t.schema {
+		ctx, cancel := context.WithTimeout(ctx, t.st.Timeout)
+		defer cancel()
+		if err := t.st.Migrate(ctx, tenantsComponent, tenantMigrations); err != nil {
+			return nil, fmt.Errorf("%w: %v", tenant.ErrUnavailable, err)
+		}
+		t.schema = true
+	}
+	return t.st, nil
+}
+
+// mapErr turns driver errors into the tenant.Store contract's errors.
+func mapErr(err error, what string) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		return tenant.ErrNotFound
+	}
+	if errors.Is(err, tenant.ErrNotFound) || errors.Is(err, tenant.ErrConflict) || errors.Is(err, tenant.ErrUnavailable) {
+		return err
+	}
+	var pgErr *pgconn.PgError
+	msg := err.Error()
+	switch {
+	case errors.As(err, &pgErr) && pgErr.Code == "23505", strings.Contains(msg, "UNIQUE constraint failed"):
+		return fmt.Errorf("%w: %s already exists", tenant.ErrConflict, what)
+	case errors.As(err, &pgErr) && pgErr.Code == "23503", strings.Contains(msg, "FOREIGN KEY constraint failed"):
+		return fmt.Errorf("%w: %s still has dependent objects (delete them first) or refers to a missing one", tenant.ErrConflict, what)
+	}
+	// Anything else is the database failing us, not the caller's input
+	// (which the service validated): a 503 says try again later.
+	return fmt.Errorf("%w: %s: %v", tenant.ErrUnavailable, what, err)
+}
+
+func micros(t time.Time) int64    { return t.UnixMicro() }
+func fromMicros(us int64) time.Time { return time.UnixMicro(us).UTC() }
+
+func nowUTC() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
+
+func encodePolicy(p tenant.Policy) (string, error) {
+	b, err := json.Marshal(p)
+	return string(b), err
+}
+
+func decodePolicy(s string) (tenant.Policy, error) {
+	var p tenant.Policy
+	err := json.Unmarshal([]byte(s), &p)
+	return p, err
+}
+
+func nullID(id int64) any {
+	if id == 0 {
+		return nil
+	}
+	return id
+}
+
+// write runs fn, appends the audit entry and bumps the config version, all
+// in one transaction, and returns the new version.
+func (t *Tenants) write(ctx context.Context, what string, a tenant.AuditEntry, fn func(tx *sql.Tx) error) (uint64, error) {
+	return t.writeTx(ctx, what, a, true, fn)
+}
+
+// writeTx is write, bumping the version only when bump is set.
+func (t *Tenants) writeTx(ctx context.Context, what string, a tenant.AuditEntry, bump bool, fn func(tx *sql.Tx) error) (uint64, error) {
+	st, err := t.db(ctx)
+	if err != nil {
+		return 0, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, st.Timeout)
+	defer cancel()
+	tx, err := st.DB.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, mapErr(err, what)
+	}
+	defer tx.Rollback()
+	if err := fn(tx); err != nil {
+		return 0, mapErr(err, what)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO tenant_audit (at_us, actor, reseller_id, action, object, detail)
+		VALUES ($1, $2, $3, $4, $5, $6)`, micros(nowUTC()), a.Actor, nullID(a.ResellerID), a.Action, a.Object, a.Detail); err != nil {
+		return 0, mapErr(err, "audit entry")
+	}
+	var v int64
+	if !bump {
+		return 0, mapErr(tx.Commit(), what)
+	}
+	if err := tx.QueryRowContext(ctx, `UPDATE tenant_version SET version = version + 1 WHERE id = 1 RETURNING version`).Scan(&v); err != nil {
+		return 0, mapErr(err, "config version")
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, mapErr(err, what)
+	}
+	return uint64(v), nil
+}
+
+// query runs a read with the store's timeout.
+func (t *Tenants) query(ctx context.Context, q string, args []any, scan func(*sql.Rows) error) error {
+	st, err := t.db(ctx)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, st.Timeout)
+	defer cancel()
+	rows, err := st.DB.QueryContext(ctx, q, args...)
+	if err != nil {
+		return mapErr(err, "query")
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := scan(rows); err != nil {
+			return mapErr(err, "scan")
+		}
+	}
+	return mapErr(rows.Err(), "query")
+}
+
+// where builds a WHERE clause; conditions use $N in order.
+type where struct {
+	conds []string
+	args  []any
+}
+
+func (w *where) add(cond string, arg any) {
+	w.args = append(w.args, arg)
+	w.conds = append(w.conds, strings.ReplaceAll(cond, "$?", "$"+strconv.Itoa(len(w.args))))
+}
+
+// nameLike matches a case-insensitive substring; LIKE's own metacharacters
+// in the filter are escaped so "50%" means the text "50%".
+func (w *where) nameLike(col, s string) {
+	if s == "" {
+		return
+	}
+	esc := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(strings.ToLower(s))
+	w.add("lower("+col+") LIKE $? ESCAPE '\\'", "%"+esc+"%")
+}
+
+func (w *where) page(col string, f tenant.Filter) string {
+	if f.After > 0 {
+		w.add(col+" > $?", f.After)
+	}
+	limit := f.Limit
+	if limit <= 0 || limit > tenant.MaxPageSize {
+		limit = tenant.DefaultPageSize
+	}
+	s := ""
+	if len(w.conds) > 0 {
+		s = " WHERE " + strings.Join(w.conds, " AND ")
+	}
+	return s + " ORDER BY " + col + " LIMIT " + strconv.Itoa(limit)
+}
+
+// --- resellers
+
+const resellerCols = `id, name, policy, created_us, updated_us`
+
+func scanReseller(sc interface{ Scan(...any) error }) (tenant.Reseller, error) {
+	var (
+		r        tenant.Reseller
+		pol      string
+		cre, upd int64
+	)
+	if err := sc.Scan(&r.ID, &r.Name, &pol, &cre, &upd); err != nil {
+		return r, err
+	}
+	r.Created, r.Updated = fromMicros(cre), fromMicros(upd)
+	p, err := decodePolicy(pol)
+	r.Policy = p
+	return r, err
+}
+
+func (t *Tenants) ListResellers(ctx context.Context, f tenant.Filter) ([]tenant.Reseller, error) {
+	var w where
+	if f.ResellerID > 0 {
+		w.add("id = $?", f.ResellerID)
+	}
+	w.nameLike("name", f.Name)
+	out := []tenant.Reseller{}
+	err := t.query(ctx, "SELECT "+resellerCols+" FROM resellers"+w.page("id", f), w.args, func(rows *sql.Rows) error {
+		r, err := scanReseller(rows)
+		out = append(out, r)
+		return err
+	})
+	return out, err
+}
+
+func (t *Tenants) GetReseller(ctx context.Context, id int64) (tenant.Reseller, error) {
+	return getOne(ctx, t, "SELECT "+resellerCols+" FROM resellers WHERE id = $1", id, scanReseller)
+}
+
+// getOne reads one row by key.
+func getOne[T any](ctx context.Context, t *Tenants, q string, key any, scan func(interface{ Scan(...any) error }) (T, error)) (T, error) {
+	var zero T
+	st, err := t.db(ctx)
+	if err != nil {
+		return zero, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, st.Timeout)
+	defer cancel()
+	v, err := scan(st.DB.QueryRowContext(ctx, q, key))
+	if err != nil {
+		return zero, mapErr(err, "get")
+	}
+	return v, nil
+}
+
+func (t *Tenants) CreateReseller(ctx context.Context, r *tenant.Reseller, a tenant.AuditEntry) (uint64, error) {
+	pol, err := encodePolicy(r.Policy)
+	if err != nil {
+		return 0, err
+	}
+	now := nowUTC()
+	return t.write(ctx, "reseller "+r.Name, a, func(tx *sql.Tx) error {
+		r.Created, r.Updated = now, now
+		return tx.QueryRowContext(ctx, `INSERT INTO resellers (name, policy, created_us, updated_us) VALUES ($1, $2, $3, $3) RETURNING id`,
+			r.Name, pol, micros(now)).Scan(&r.ID)
+	})
+}
+
+func (t *Tenants) UpdateReseller(ctx context.Context, r *tenant.Reseller, a tenant.AuditEntry) (uint64, error) {
+	pol, err := encodePolicy(r.Policy)
+	if err != nil {
+		return 0, err
+	}
+	now := nowUTC()
+	return t.write(ctx, "reseller "+r.Name, a, func(tx *sql.Tx) error {
+		r.Updated = now
+		return expectRow(tx.ExecContext(ctx, `UPDATE resellers SET name = $1, policy = $2, updated_us = $3 WHERE id = $4`,
+			r.Name, pol, micros(now), r.ID))
+	})
+}
+
+func (t *Tenants) DeleteReseller(ctx context.Context, id int64, a tenant.AuditEntry) (uint64, error) {
+	return t.write(ctx, "reseller "+strconv.FormatInt(id, 10), a, func(tx *sql.Tx) error {
+		return expectRow(tx.ExecContext(ctx, `DELETE FROM resellers WHERE id = $1`, id))
+	})
+}
+
+// expectRow turns "no row affected" into ErrNotFound.
+func expectRow(res sql.Result, err error) error {
+	if err != nil {
+		return err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return tenant.ErrNotFound
+	}
+	return nil
+}
+
+// --- customers
+
+const customerCols = `id, reseller_id, name, policy, created_us, updated_us`
+
+func scanCustomer(sc interface{ Scan(...any) error }) (tenant.Customer, error) {
+	var (
+		c        tenant.Customer
+		pol      string
+		cre, upd int64
+	)
+	if err := sc.Scan(&c.ID, &c.ResellerID, &c.Name, &pol, &cre, &upd); err != nil {
+		return c, err
+	}
+	c.Created, c.Updated = fromMicros(cre), fromMicros(upd)
+	p, err := decodePolicy(pol)
+	c.Policy = p
+	return c, err
+}
+
+func (t *Tenants) ListCustomers(ctx context.Context, f tenant.Filter) ([]tenant.Customer, error) {
+	var w where
+	if f.ResellerID > 0 {
+		w.add("reseller_id = $?", f.ResellerID)
+	}
+	if f.CustomerID > 0 {
+		w.add("id = $?", f.CustomerID)
+	}
+	w.nameLike("name", f.Name)
+	out := []tenant.Customer{}
+	err := t.query(ctx, "SELECT "+customerCols+" FROM customers"+w.page("id", f), w.args, func(rows *sql.Rows) error {
+		c, err := scanCustomer(rows)
+		out = append(out, c)
+		return err
+	})
+	return out, err
+}
+
+func (t *Tenants) GetCustomer(ctx context.Context, id int64) (tenant.Customer, error) {
+	return getOne(ctx, t, "SELECT "+customerCols+" FROM customers WHERE id = $1", id, scanCustomer)
+}
+
+func (t *Tenants) CreateCustomer(ctx context.Context, c *tenant.Customer, a tenant.AuditEntry) (uint64, error) {
+	pol, err := encodePolicy(c.Policy)
+	if err != nil {
+		return 0, err
+	}
+	now := nowUTC()
+	return t.write(ctx, "customer "+c.Name, a, func(tx *sql.Tx) error {
+		c.Created, c.Updated = now, now
+		return tx.QueryRowContext(ctx, `INSERT INTO customers (reseller_id, name, policy, created_us, updated_us) VALUES ($1, $2, $3, $4, $4) RETURNING id`,
+			c.ResellerID, c.Name, pol, micros(now)).Scan(&c.ID)
+	})
+}
+
+func (t *Tenants) UpdateCustomer(ctx context.Context, c *tenant.Customer, a tenant.AuditEntry) (uint64, error) {
+	pol, err := encodePolicy(c.Policy)
+	if err != nil {
+		return 0, err
+	}
+	now := nowUTC()
+	return t.write(ctx, "customer "+c.Name, a, func(tx *sql.Tx) error {
+		c.Updated = now
+		return expectRow(tx.ExecContext(ctx, `UPDATE customers SET reseller_id = $1, name = $2, policy = $3, updated_us = $4 WHERE id = $5`,
+			c.ResellerID, c.Name, pol, micros(now), c.ID))
+	})
+}
+
+func (t *Tenants) DeleteCustomer(ctx context.Context, id int64, a tenant.AuditEntry) (uint64, error) {
+	return t.write(ctx, "customer "+strconv.FormatInt(id, 10), a, func(tx *sql.Tx) error {
+		return expectRow(tx.ExecContext(ctx, `DELETE FROM customers WHERE id = $1`, id))
+	})
+}
+
+// --- domains
+
+const domainCols = `d.id, d.customer_id, c.reseller_id, d.name, d.route, d.tls, d.policy, d.created_us, d.updated_us`
+const domainFrom = ` FROM domains d JOIN customers c ON c.id = d.customer_id`
+
+func scanDomain(sc interface{ Scan(...any) error }) (tenant.DomainRecord, error) {
+	var (
+		d        tenant.DomainRecord
+		pol      string
+		cre, upd int64
+	)
+	if err := sc.Scan(&d.ID, &d.CustomerID, &d.ResellerID, &d.Name, &d.Route, &d.TLS, &pol, &cre, &upd); err != nil {
+		return d, err
+	}
+	d.Created, d.Updated = fromMicros(cre), fromMicros(upd)
+	p, err := decodePolicy(pol)
+	d.Policy = p
+	return d, err
+}
+
+func (t *Tenants) ListDomains(ctx context.Context, f tenant.Filter) ([]tenant.DomainRecord, error) {
+	var w where
+	if f.ResellerID > 0 {
+		w.add("c.reseller_id = $?", f.ResellerID)
+	}
+	if f.CustomerID > 0 {
+		w.add("d.customer_id = $?", f.CustomerID)
+	}
+	w.nameLike("d.name", f.Name)
+	out := []tenant.DomainRecord{}
+	err := t.query(ctx, "SELECT "+domainCols+domainFrom+w.page("d.id", f), w.args, func(rows *sql.Rows) error {
+		d, err := scanDomain(rows)
+		out = append(out, d)
+		return err
+	})
+	return out, err
+}
+
+func (t *Tenants) GetDomain(ctx context.Context, id int64) (tenant.DomainRecord, error) {
+	return getOne(ctx, t, "SELECT "+domainCols+domainFrom+" WHERE d.id = $1", id, scanDomain)
+}
+
+func (t *Tenants) CreateDomain(ctx context.Context, d *tenant.DomainRecord, a tenant.AuditEntry) (uint64, error) {
+	pol, err := encodePolicy(d.Policy)
+	if err != nil {
+		return 0, err
+	}
+	now := nowUTC()
+	return t.write(ctx, "domain "+d.Name, a, func(tx *sql.Tx) error {
+		d.Created, d.Updated = now, now
+		return tx.QueryRowContext(ctx, `INSERT INTO domains (customer_id, name, route, tls, policy, created_us, updated_us)
+			VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING id`,
+			d.CustomerID, d.Name, d.Route, d.TLS, pol, micros(now)).Scan(&d.ID)
+	})
+}
+
+func (t *Tenants) UpdateDomain(ctx context.Context, d *tenant.DomainRecord, a tenant.AuditEntry) (uint64, error) {
+	pol, err := encodePolicy(d.Policy)
+	if err != nil {
+		return 0, err
+	}
+	now := nowUTC()
+	return t.write(ctx, "domain "+d.Name, a, func(tx *sql.Tx) error {
+		d.Updated = now
+		return expectRow(tx.ExecContext(ctx, `UPDATE domains SET customer_id = $1, name = $2, route = $3, tls = $4, policy = $5, updated_us = $6 WHERE id = $7`,
+			d.CustomerID, d.Name, d.Route, d.TLS, pol, micros(now), d.ID))
+	})
+}
+
+func (t *Tenants) DeleteDomain(ctx context.Context, id int64, a tenant.AuditEntry) (uint64, error) {
+	return t.write(ctx, "domain "+strconv.FormatInt(id, 10), a, func(tx *sql.Tx) error {
+		return expectRow(tx.ExecContext(ctx, `DELETE FROM domains WHERE id = $1`, id))
+	})
+}
+
+// --- recipients
+
+func scanRecipient(sc interface{ Scan(...any) error }) (tenant.Recipient, error) {
+	var (
+		r   tenant.Recipient
+		cre int64
+	)
+	err := sc.Scan(&r.ID, &r.DomainID, &r.Local, &cre)
+	r.Created = fromMicros(cre)
+	return r, err
+}
+
+func (t *Tenants) ListRecipients(ctx context.Context, f tenant.Filter) ([]tenant.Recipient, error) {
+	var w where
+	w.add("domain_id = $?", f.DomainID)
+	w.nameLike("local", f.Name)
+	out := []tenant.Recipient{}
+	err := t.query(ctx, "SELECT id, domain_id, local, created_us FROM recipients"+w.page("id", f), w.args, func(rows *sql.Rows) error {
+		r, err := scanRecipient(rows)
+		out = append(out, r)
+		return err
+	})
+	return out, err
+}
+
+func (t *Tenants) GetRecipient(ctx context.Context, domainID int64, local string) (tenant.Recipient, error) {
+	st, err := t.db(ctx)
+	if err != nil {
+		return tenant.Recipient{}, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, st.Timeout)
+	defer cancel()
+	r, err := scanRecipient(st.DB.QueryRowContext(ctx,
+		`SELECT id, domain_id, local, created_us FROM recipients WHERE domain_id = $1 AND local = $2`, domainID, local))
+	return r, mapErr(err, "recipient "+local)
+}
+
+// recipientsPerStatement bounds a multi-row INSERT's parameters (3 each)
+// well under both dialects' limits.
+const recipientsPerStatement = 500
+
+func (t *Tenants) AddRecipients(ctx context.Context, domainID int64, locals []string, replace bool, a tenant.AuditEntry) (int, uint64, error) {
+	added := 0
+	now := micros(nowUTC())
+	v, err := t.write(ctx, "recipients", a, func(tx *sql.Tx) error {
+		if replace {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM recipients WHERE domain_id = $1`, domainID); err != nil {
+				return err
+			}
+		}
+		for start := 0; start < len(locals); start += recipientsPerStatement {
+			chunk := locals[start:min(start+recipientsPerStatement, len(locals))]
+			var b strings.Builder
+			// ON CONFLICT DO NOTHING (both dialects) makes a re-import
+			// idempotent; RowsAffected counts only the new rows.
+			b.WriteString("INSERT INTO recipients (domain_id, local, created_us) VALUES ")
+			args := make([]any, 0, 3*len(chunk))
+			for i, l := range chunk {
+				if i > 0 {
+					b.WriteByte(',')
+				}
+				fmt.Fprintf(&b, "($%d, $%d, $%d)", 3*i+1, 3*i+2, 3*i+3)
+				args = append(args, domainID, l, now)
+			}
+			b.WriteString(" ON CONFLICT (domain_id, local) DO NOTHING")
+			res, err := tx.ExecContext(ctx, b.String(), args...)
+			if err != nil {
+				return err
+			}
+			n, err := res.RowsAffected()
+			if err != nil {
+				return err
+			}
+			added += int(n)
+		}
+		return nil
+	})
+	return added, v, err
+}
+
+func (t *Tenants) DeleteRecipient(ctx context.Context, domainID int64, local string, a tenant.AuditEntry) (uint64, error) {
+	return t.write(ctx, "recipient "+local, a, func(tx *sql.Tx) error {
+		return expectRow(tx.ExecContext(ctx, `DELETE FROM recipients WHERE domain_id = $1 AND local = $2`, domainID, local))
+	})
+}
+
+// --- tokens
+
+const tokenCols = `id, reseller_id, name, hash, created_us`
+
+func scanToken(sc interface{ Scan(...any) error }) (tenant.Token, error) {
+	var (
+		tk  tenant.Token
+		rid sql.NullInt64
+		cre int64
+	)
+	err := sc.Scan(&tk.ID, &rid, &tk.Name, &tk.Hash, &cre)
+	tk.ResellerID = rid.Int64
+	tk.Created = fromMicros(cre)
+	return tk, err
+}
+
+func (t *Tenants) ListTokens(ctx context.Context, f tenant.Filter) ([]tenant.Token, error) {
+	var w where
+	if f.ResellerID > 0 {
+		w.add("reseller_id = $?", f.ResellerID)
+	}
+	w.nameLike("name", f.Name)
+	out := []tenant.Token{}
+	err := t.query(ctx, "SELECT "+tokenCols+" FROM api_tokens"+w.page("id", f), w.args, func(rows *sql.Rows) error {
+		tk, err := scanToken(rows)
+		out = append(out, tk)
+		return err
+	})
+	return out, err
+}
+
+func (t *Tenants) GetToken(ctx context.Context, id int64) (tenant.Token, error) {
+	return getOne(ctx, t, "SELECT "+tokenCols+" FROM api_tokens WHERE id = $1", id, scanToken)
+}
+
+func (t *Tenants) TokenByHash(ctx context.Context, hash string) (tenant.Token, error) {
+	return getOne(ctx, t, "SELECT "+tokenCols+" FROM api_tokens WHERE hash = $1", hash, scanToken)
+}
+
+// Tokens are not tenant config: they do not bump the version (nodes need
+// not reload for them), but they are audited like everything else.
+func (t *Tenants) CreateToken(ctx context.Context, tk *tenant.Token, a tenant.AuditEntry) error {
+	now := nowUTC()
+	_, err := t.writeTx(ctx, "token "+tk.Name, a, false, func(tx *sql.Tx) error {
+		tk.Created = now
+		return tx.QueryRowContext(ctx, `INSERT INTO api_tokens (reseller_id, name, hash, created_us) VALUES ($1, $2, $3, $4) RETURNING id`,
+			nullID(tk.ResellerID), tk.Name, tk.Hash, micros(now)).Scan(&tk.ID)
+	})
+	return err
+}
+
+func (t *Tenants) DeleteToken(ctx context.Context, id int64, a tenant.AuditEntry) error {
+	_, err := t.writeTx(ctx, "token "+strconv.FormatInt(id, 10), a, false, func(tx *sql.Tx) error {
+		return expectRow(tx.ExecContext(ctx, `DELETE FROM api_tokens WHERE id = $1`, id))
+	})
+	return err
+}
+
+// --- audit
+
+// ListAudit pages newest first: After is the smallest id already seen.
+func (t *Tenants) ListAudit(ctx context.Context, f tenant.Filter) ([]tenant.AuditEntry, error) {
+	var w where
+	if f.ResellerID > 0 {
+		w.add("reseller_id = $?", f.ResellerID)
+	}
+	if f.After > 0 {
+		w.add("id < $?", f.After)
+	}
+	limit := f.Limit
+	if limit <= 0 || limit > tenant.MaxPageSize {
+		limit = tenant.DefaultPageSize
+	}
+	q := "SELECT id, at_us, actor, reseller_id, action, object, detail FROM tenant_audit"
+	if len(w.conds) > 0 {
+		q += " WHERE " + strings.Join(w.conds, " AND ")
+	}
+	q += " ORDER BY id DESC LIMIT " + strconv.Itoa(limit)
+	out := []tenant.AuditEntry{}
+	err := t.query(ctx, q, w.args, func(rows *sql.Rows) error {
+		var (
+			e   tenant.AuditEntry
+			at  int64
+			rid sql.NullInt64
+		)
+		err := rows.Scan(&e.ID, &at, &e.Actor, &rid, &e.Action, &e.Object, &e.Detail)
+		e.Time, e.ResellerID = fromMicros(at), rid.Int64
+		out = append(out, e)
+		return err
+	})
+	return out, err
+}
+
+// --- snapshot
+
+// Load reads the version and every row a snapshot needs in one
+// transaction; on PostgreSQL at REPEATABLE READ, so the version matches the
+// rows even while others write. (SQLite's transactions are serializable.)
+func (t *Tenants) Load(ctx context.Context) (tenant.Data, error) {
+	var data tenant.Data
+	st, err := t.db(ctx)
+	if err != nil {
+		return data, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, st.Timeout)
+	defer cancel()
+	var opts *sql.TxOptions
+	if st.Dialect == Postgres {
+		opts = &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true}
+	}
+	tx, err := st.DB.BeginTx(ctx, opts)
+	if err != nil {
+		return data, mapErr(err, "load")
+	}
+	defer tx.Rollback()
+	var v int64
+	if err := tx.QueryRowContext(ctx, `SELECT version FROM tenant_version WHERE id = 1`).Scan(&v); err != nil {
+		return data, mapErr(err, "load version")
+	}
+	data.Version = uint64(v)
+	each := func(q string, fn func(*sql.Rows) error) error {
+		rows, err := tx.QueryContext(ctx, q)
+		if err != nil {
+			return mapErr(err, "load")
+		}
+		defer rows.Close()
+		for rows.Next() {
+			if err := fn(rows); err != nil {
+				return mapErr(err, "load")
+			}
+		}
+		return mapErr(rows.Err(), "load")
+	}
+	if err := each("SELECT "+resellerCols+" FROM resellers", func(rows *sql.Rows) error {
+		r, err := scanReseller(rows)
+		data.Resellers = append(data.Resellers, r)
+		return err
+	}); err != nil {
+		return data, err
+	}
+	if err := each("SELECT "+customerCols+" FROM customers", func(rows *sql.Rows) error {
+		c, err := scanCustomer(rows)
+		data.Customers = append(data.Customers, c)
+		return err
+	}); err != nil {
+		return data, err
+	}
+	if err := each("SELECT "+domainCols+domainFrom, func(rows *sql.Rows) error {
+		d, err := scanDomain(rows)
+		data.Domains = append(data.Domains, d)
+		return err
+	}); err != nil {
+		return data, err
+	}
+	data.Recipients = make(map[int64][]string)
+	if err := each("SELECT domain_id, local FROM recipients", func(rows *sql.Rows) error {
+		var (
+			id    int64
+			local string
+		)
+		err := rows.Scan(&id, &local)
+		data.Recipients[id] = append(data.Recipients[id], local)
+		return err
+	}); err != nil {
+		return data, err
+	}
+	return data, nil
+}

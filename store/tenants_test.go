@@ -1,0 +1,174 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/mxgrid/mxgrid/tenant"
+)
+
+// TestTenantStore is the tenant.Store contract, run on both dialects.
+func TestTenantStore(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		open func(testing.TB) *Store
+	}{{"sqlite", openSQLite}, {"postgres", openPostgres}} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := tc.open(t)
+			testTenantContract(t, NewTenants(st, Config{}, ""))
+		})
+	}
+}
+
+func testTenantContract(t *testing.T, ts *Tenants) {
+	ctx := context.Background()
+	audit := func(action string) tenant.AuditEntry {
+		return tenant.AuditEntry{Actor: "test", Action: action, Object: "x"}
+	}
+	version := func() uint64 {
+		t.Helper()
+		d, err := ts.Load(ctx)
+		if err != nil {
+			t.Fatalf("Load: %v", err)
+		}
+		return d.Version
+	}
+	if v := version(); v != 0 {
+		t.Fatalf("fresh store version %d, want 0", v)
+	}
+
+	tag := 4.5
+	evil := `x'); DROP TABLE domains; -- "%_\`
+	r := tenant.Reseller{Name: evil, Policy: tenant.Policy{TagScore: &tag}}
+	v1, err := ts.CreateReseller(ctx, &r, audit("create"))
+	if err != nil || r.ID == 0 || v1 != 1 {
+		t.Fatalf("CreateReseller: id %d version %d err %v", r.ID, v1, err)
+	}
+	r2 := tenant.Reseller{Name: "other"}
+	if _, err := ts.CreateReseller(ctx, &r2, audit("create")); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ts.GetReseller(ctx, r.ID)
+	if err != nil || got.Name != evil || got.Policy.TagScore == nil || *got.Policy.TagScore != tag {
+		t.Fatalf("GetReseller = %+v, %v; want the name verbatim and the policy", got, err)
+	}
+	if _, err := ts.GetReseller(ctx, 9999); !errors.Is(err, tenant.ErrNotFound) {
+		t.Fatalf("GetReseller(missing) err %v, want ErrNotFound", err)
+	}
+
+	c := tenant.Customer{ResellerID: r.ID, Name: "cust"}
+	if _, err := ts.CreateCustomer(ctx, &c, audit("create")); err != nil {
+		t.Fatal(err)
+	}
+	d := tenant.DomainRecord{CustomerID: c.ID, Name: "example.org", Route: "127.0.0.1:25", TLS: "none"}
+	if _, err := ts.CreateDomain(ctx, &d, audit("create")); err != nil {
+		t.Fatal(err)
+	}
+	dup := tenant.DomainRecord{CustomerID: c.ID, Name: "example.org", Route: "127.0.0.1:25", TLS: "none"}
+	if _, err := ts.CreateDomain(ctx, &dup, audit("create")); !errors.Is(err, tenant.ErrConflict) {
+		t.Fatalf("duplicate domain err %v, want ErrConflict", err)
+	}
+	if _, err := ts.DeleteCustomer(ctx, c.ID, audit("delete")); !errors.Is(err, tenant.ErrConflict) {
+		t.Fatalf("deleting a customer with domains: err %v, want ErrConflict", err)
+	}
+	gd, err := ts.GetDomain(ctx, d.ID)
+	if err != nil || gd.ResellerID != r.ID || gd.Name != "example.org" {
+		t.Fatalf("GetDomain = %+v, %v", gd, err)
+	}
+
+	// Recipients: import is idempotent, replace sets the list exactly.
+	added, _, err := ts.AddRecipients(ctx, d.ID, []string{"a", "b", "o'brien"}, false, audit("import"))
+	if err != nil || added != 3 {
+		t.Fatalf("AddRecipients = %d, %v; want 3", added, err)
+	}
+	added, _, err = ts.AddRecipients(ctx, d.ID, []string{"a", "c"}, false, audit("import"))
+	if err != nil || added != 1 {
+		t.Fatalf("re-import = %d, %v; want 1 new", added, err)
+	}
+	if _, err := ts.GetRecipient(ctx, d.ID, "o'brien"); err != nil {
+		t.Fatalf("GetRecipient with a quote: %v", err)
+	}
+	if _, err := ts.DeleteRecipient(ctx, d.ID, "zz", audit("delete")); !errors.Is(err, tenant.ErrNotFound) {
+		t.Fatalf("DeleteRecipient(missing) err %v", err)
+	}
+	if _, _, err := ts.AddRecipients(ctx, d.ID, []string{"x"}, true, audit("replace")); err != nil {
+		t.Fatal(err)
+	}
+
+	// Filters and keyset pages; LIKE metacharacters match literally.
+	for _, tc := range []struct {
+		f    tenant.Filter
+		want int
+	}{
+		{tenant.Filter{}, 2},
+		{tenant.Filter{Name: "OTH"}, 1},
+		{tenant.Filter{Name: "%"}, 1},
+		{tenant.Filter{Name: "_"}, 1},
+		{tenant.Filter{Name: "nomatch"}, 0},
+		{tenant.Filter{ResellerID: r2.ID}, 1},
+		{tenant.Filter{Limit: 1}, 1},
+		{tenant.Filter{After: r.ID}, 1},
+	} {
+		l, err := ts.ListResellers(ctx, tc.f)
+		if err != nil || len(l) != tc.want {
+			t.Errorf("ListResellers(%+v) = %d rows, %v; want %d", tc.f, len(l), err, tc.want)
+		}
+	}
+	if l, err := ts.ListDomains(ctx, tenant.Filter{ResellerID: r2.ID}); err != nil || len(l) != 0 {
+		t.Errorf("ListDomains(other reseller) = %v, %v; want none", l, err)
+	}
+
+	data, err := ts.Load(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(data.Domains) != 1 || len(data.Recipients[d.ID]) != 1 || data.Recipients[d.ID][0] != "x" {
+		t.Fatalf("Load = %+v", data)
+	}
+	if data.Version <= v1 {
+		t.Fatalf("version %d did not move past %d", data.Version, v1)
+	}
+
+	// Tokens: stored by hash, operator tokens have no reseller, and they
+	// do not bump the config version.
+	before := version()
+	tok := tenant.Token{Name: "ops", Hash: tenant.HashToken("secret")}
+	if err := ts.CreateToken(ctx, &tok, audit("create")); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := ts.TokenByHash(ctx, tenant.HashToken("secret")); err != nil || got.ID != tok.ID || got.ResellerID != 0 {
+		t.Fatalf("TokenByHash = %+v, %v", got, err)
+	}
+	if version() != before {
+		t.Fatalf("a token changed the tenant config version")
+	}
+
+	// Deleting a domain cascades its recipients; the reseller then goes
+	// once its customer has.
+	if _, err := ts.DeleteDomain(ctx, d.ID, audit("delete")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ts.DeleteCustomer(ctx, c.ID, audit("delete")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ts.DeleteReseller(ctx, r.ID, audit("delete")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ts.DeleteReseller(ctx, r.ID, audit("delete")); !errors.Is(err, tenant.ErrNotFound) {
+		t.Fatalf("second delete err %v, want ErrNotFound", err)
+	}
+	entries, err := ts.ListAudit(ctx, tenant.Filter{Limit: 1000})
+	if err != nil || len(entries) < 10 || entries[0].Action != "delete" {
+		t.Fatalf("ListAudit = %d entries (first %+v), %v", len(entries), entries, err)
+	}
+}
+
+// TestTenantsUnavailable: a store that cannot be reached answers
+// ErrUnavailable, the API's 503.
+func TestTenantsUnavailable(t *testing.T) {
+	ts := NewTenants(nil, Config{Driver: Postgres, DSN: "postgres://u@127.0.0.1:1/x?connect_timeout=1", Timeout: 2e9}, "")
+	if _, err := ts.Load(context.Background()); !errors.Is(err, tenant.ErrUnavailable) {
+		t.Fatalf("Load err %v, want ErrUnavailable", err)
+	}
+}

@@ -1,0 +1,349 @@
+package tenant
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net/netip"
+	"sort"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/mxgrid/mxgrid/relay"
+)
+
+// The hierarchy: the operator runs the cluster and has resellers; a
+// reseller has customers; a customer has domains; a domain optionally lists
+// its recipients. Each level carries a Policy whose set fields override the
+// level above.
+
+// Reseller sells filtering to customers.
+type Reseller struct {
+	ID      int64     `json:"id"`
+	Name    string    `json:"name"`
+	Policy  Policy    `json:"policy"`
+	Created time.Time `json:"created"`
+	Updated time.Time `json:"updated"`
+}
+
+// Customer belongs to one reseller.
+type Customer struct {
+	ID         int64     `json:"id"`
+	ResellerID int64     `json:"reseller_id"`
+	Name       string    `json:"name"`
+	Policy     Policy    `json:"policy"`
+	Created    time.Time `json:"created"`
+	Updated    time.Time `json:"updated"`
+}
+
+// DomainRecord is a provisioned domain as stored and edited. ResellerID is
+// the customer's, filled in by the store.
+type DomainRecord struct {
+	ID         int64     `json:"id"`
+	CustomerID int64     `json:"customer_id"`
+	ResellerID int64     `json:"reseller_id"`
+	Name       string    `json:"name"`
+	Route      string    `json:"route"`
+	TLS        string    `json:"tls"`
+	Policy     Policy    `json:"policy"`
+	Created    time.Time `json:"created"`
+	Updated    time.Time `json:"updated"`
+}
+
+// Recipient is one accepted local part of a domain.
+type Recipient struct {
+	ID       int64     `json:"id"`
+	DomainID int64     `json:"domain_id"`
+	Local    string    `json:"local"`
+	Created  time.Time `json:"created"`
+}
+
+// Token is an API bearer token. Only its SHA-256 is stored; Secret is set
+// once, in the answer to its creation.
+type Token struct {
+	ID int64 `json:"id"`
+	// ResellerID scopes the token; 0 is an operator token.
+	ResellerID int64     `json:"reseller_id,omitempty"`
+	Name       string    `json:"name"`
+	Hash       string    `json:"-"`
+	Created    time.Time `json:"created"`
+	Secret     string    `json:"token,omitempty"`
+}
+
+// AuditEntry is one change: who, what, when.
+type AuditEntry struct {
+	ID   int64     `json:"id"`
+	Time time.Time `json:"time"`
+	// Actor names the token ("token 3 (ci)") or "operator (token file)".
+	Actor string `json:"actor"`
+	// ResellerID is the reseller whose data changed, 0 for operator-level
+	// objects, so a reseller can read its own trail.
+	ResellerID int64  `json:"reseller_id,omitempty"`
+	Action     string `json:"action"` // create, update, delete, import
+	Object     string `json:"object"` // "domain 12 example.com"
+	Detail     string `json:"detail,omitempty"`
+}
+
+// Filter selects a page of a list. Zero fields do not filter.
+type Filter struct {
+	ResellerID int64
+	CustomerID int64
+	DomainID   int64
+	// Name matches a case-insensitive substring of the name (or local part).
+	Name string
+	// After is the last ID of the previous page (keyset pagination: stable
+	// under concurrent inserts, unlike offsets).
+	After int64
+	Limit int
+}
+
+// Page limits.
+const (
+	DefaultPageSize = 100
+	MaxPageSize     = 1000
+)
+
+// Data is everything a snapshot is built from, read in one consistent
+// transaction.
+type Data struct {
+	Version    uint64
+	Resellers  []Reseller
+	Customers  []Customer
+	Domains    []DomainRecord
+	Recipients map[int64][]string // domain id -> local parts
+}
+
+// Errors the store and the service return; the API maps them to statuses.
+var (
+	ErrNotFound        = errors.New("not found")
+	ErrConflict        = errors.New("conflict")
+	ErrForbidden       = errors.New("forbidden")
+	ErrUnauthenticated = errors.New("missing or invalid bearer token")
+	// ErrUnavailable wraps store failures: the database is down or
+	// unreachable, so writes cannot be committed now.
+	ErrUnavailable = errors.New("tenant database unavailable")
+)
+
+// FieldErrors maps a field (dotted path, "policy.tag_score") to what is
+// wrong with it.
+type FieldErrors map[string]string
+
+func (fe FieldErrors) Error() string {
+	keys := make([]string, 0, len(fe))
+	for k := range fe {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k + ": " + fe[k]
+	}
+	return "invalid input: " + strings.Join(parts, "; ")
+}
+
+// first returns the alphabetically first problem, for config errors that
+// name one key.
+func (fe FieldErrors) first() error {
+	var key string
+	for k := range fe {
+		if key == "" || k < key {
+			key = k
+		}
+	}
+	return fmt.Errorf("%s: %s", key, fe[key])
+}
+
+func (fe FieldErrors) orNil() error {
+	if len(fe) == 0 {
+		return nil
+	}
+	return fe
+}
+
+// Virus actions.
+const (
+	VirusReject = "reject"
+	VirusTag    = "tag"
+)
+
+// Bounds on free-text and list fields: they end up in every node's memory
+// and in gossip-triggered reloads, so nothing is unbounded.
+const (
+	maxNameLen       = 200
+	maxSubjectTagLen = 64
+	maxListLen       = 10000
+	maxListEntryLen  = 254
+	maxMessageSize   = 1 << 30
+)
+
+// Validate checks p; keys are prefixed with prefix ("policy." in the API).
+func (p Policy) Validate(prefix string) FieldErrors {
+	fe := FieldErrors{}
+	score := func(key string, v *float64) {
+		if v != nil && (math.IsNaN(*v) || math.IsInf(*v, 0) || math.Abs(*v) > 1e6) {
+			fe[prefix+key] = "must be a finite number"
+		}
+	}
+	score("tag_score", p.TagScore)
+	score("reject_score", p.RejectScore)
+	if p.TagScore != nil && p.RejectScore != nil && *p.RejectScore < *p.TagScore {
+		fe[prefix+"reject_score"] = "must not be below tag_score"
+	}
+	if p.SubjectTag != nil {
+		if len(*p.SubjectTag) > maxSubjectTagLen {
+			fe[prefix+"subject_tag"] = fmt.Sprintf("at most %d bytes", maxSubjectTagLen)
+		} else if hasControl(*p.SubjectTag) {
+			fe[prefix+"subject_tag"] = "must not contain control characters (it goes into a header)"
+		}
+	}
+	if p.VirusAction != nil && *p.VirusAction != VirusReject && *p.VirusAction != VirusTag {
+		fe[prefix+"virus_action"] = "must be reject or tag"
+	}
+	if p.MaxMessageSize != nil && (*p.MaxMessageSize < 1024 || *p.MaxMessageSize > maxMessageSize) {
+		fe[prefix+"max_message_size"] = fmt.Sprintf("must be between 1024 and %d bytes", maxMessageSize)
+	}
+	list := func(key string, l []string, check func(string) error) {
+		if len(l) > maxListLen {
+			fe[prefix+key] = fmt.Sprintf("at most %d entries", maxListLen)
+			return
+		}
+		for i, e := range l {
+			if err := check(e); err != nil {
+				fe[fmt.Sprintf("%s%s[%d]", prefix, key, i)] = err.Error()
+				return
+			}
+		}
+	}
+	list("sender_allow", p.SenderAllow, checkSender)
+	list("sender_block", p.SenderBlock, checkSender)
+	list("ip_allow", p.IPAllow, checkIP)
+	list("ip_block", p.IPBlock, checkIP)
+	return fe
+}
+
+// Over returns p with its unset fields taken from base: the domain's policy
+// over its customer's over its reseller's.
+func (p Policy) Over(base Policy) Policy {
+	if p.TagScore == nil {
+		p.TagScore = base.TagScore
+	}
+	if p.RejectScore == nil {
+		p.RejectScore = base.RejectScore
+	}
+	if p.SubjectTag == nil {
+		p.SubjectTag = base.SubjectTag
+	}
+	if p.VirusAction == nil {
+		p.VirusAction = base.VirusAction
+	}
+	if p.DMARCEnforce == nil {
+		p.DMARCEnforce = base.DMARCEnforce
+	}
+	if p.MaxMessageSize == nil {
+		p.MaxMessageSize = base.MaxMessageSize
+	}
+	if p.SenderAllow == nil {
+		p.SenderAllow = base.SenderAllow
+	}
+	if p.SenderBlock == nil {
+		p.SenderBlock = base.SenderBlock
+	}
+	if p.IPAllow == nil {
+		p.IPAllow = base.IPAllow
+	}
+	if p.IPBlock == nil {
+		p.IPBlock = base.IPBlock
+	}
+	return p
+}
+
+func checkSender(s string) error {
+	if s == "" || len(s) > maxListEntryLen || hasControl(s) || strings.ContainsAny(s, " \t") {
+		return fmt.Errorf("%q is not an address or a domain", s)
+	}
+	local, dom, hasAt := strings.Cut(s, "@")
+	if !hasAt {
+		dom = local
+	} else if local == "" {
+		return fmt.Errorf("%q has an empty local part", s)
+	}
+	if _, err := NormalizeDomain(dom); err != nil {
+		return fmt.Errorf("%q: %w", s, err)
+	}
+	return nil
+}
+
+func checkIP(s string) error {
+	if _, err := netip.ParsePrefix(s); err == nil {
+		return nil
+	}
+	if _, err := netip.ParseAddr(s); err == nil {
+		return nil
+	}
+	return fmt.Errorf("%q is not an IP address or CIDR prefix", s)
+}
+
+func hasControl(s string) bool {
+	return strings.ContainsFunc(s, unicode.IsControl)
+}
+
+// checkName validates a reseller's or customer's display name.
+func checkName(fe FieldErrors, key, name string) {
+	switch {
+	case strings.TrimSpace(name) == "":
+		fe[key] = "required"
+	case len(name) > maxNameLen:
+		fe[key] = fmt.Sprintf("at most %d bytes", maxNameLen)
+	case hasControl(name):
+		fe[key] = "must not contain control characters"
+	}
+}
+
+// normalizeRecord validates d in place (the name becomes its ASCII form).
+func (d *DomainRecord) normalize() error {
+	fe := FieldErrors{}
+	if name, err := NormalizeDomain(d.Name); err != nil {
+		fe["name"] = err.Error()
+	} else if len(name) > 253 {
+		fe["name"] = "longer than 253 bytes"
+	} else {
+		d.Name = name
+	}
+	if d.CustomerID <= 0 {
+		fe["customer_id"] = "required"
+	}
+	if err := ValidateRoute(d.Route); err != nil {
+		fe["route"] = err.Error()
+	}
+	if d.TLS == "" {
+		d.TLS = "opportunistic"
+	}
+	if _, err := relay.ParseTLSMode(d.TLS); err != nil {
+		fe["tls"] = err.Error()
+	}
+	for k, v := range d.Policy.Validate("policy.") {
+		fe[k] = v
+	}
+	return fe.orNil()
+}
+
+// NormalizeLocal validates a recipient's local part (or a full address at
+// domain) and returns it lower-cased, as AcceptsRecipient compares.
+func NormalizeLocal(s, domain string) (string, error) {
+	local, dom, hasAt := strings.Cut(strings.ToLower(strings.TrimSpace(s)), "@")
+	if hasAt && !strings.EqualFold(dom, domain) {
+		return "", fmt.Errorf("%q is not an address at %s", s, domain)
+	}
+	if local == "" || len(local) > 64 {
+		return "", fmt.Errorf("%q: a local part has 1 to 64 characters", s)
+	}
+	for _, r := range local {
+		// RFC 5322 atext plus '.', the dot-atom form; quoted local parts are
+		// not worth the trouble in a recipient list.
+		if r > 0x7e || r <= ' ' || strings.ContainsRune(`"(),:;<>@[\]`, r) {
+			return "", fmt.Errorf("%q: invalid character %q in a local part", s, r)
+		}
+	}
+	return local, nil
+}

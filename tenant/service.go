@@ -1,0 +1,565 @@
+package tenant
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+)
+
+// Store persists tenants. Every write commits the change, an audit entry
+// and a bump of the tenant config version in one transaction, and returns
+// the new version. Get/Update/Delete of a missing row return ErrNotFound; a
+// duplicate (domain name, recipient) or a delete of a parent that still has
+// children returns an error wrapping ErrConflict; a database that cannot be
+// reached returns an error wrapping ErrUnavailable. store.Tenants
+// implements it.
+type Store interface {
+	ListResellers(ctx context.Context, f Filter) ([]Reseller, error)
+	GetReseller(ctx context.Context, id int64) (Reseller, error)
+	CreateReseller(ctx context.Context, r *Reseller, a AuditEntry) (uint64, error)
+	UpdateReseller(ctx context.Context, r *Reseller, a AuditEntry) (uint64, error)
+	DeleteReseller(ctx context.Context, id int64, a AuditEntry) (uint64, error)
+
+	ListCustomers(ctx context.Context, f Filter) ([]Customer, error)
+	GetCustomer(ctx context.Context, id int64) (Customer, error)
+	CreateCustomer(ctx context.Context, c *Customer, a AuditEntry) (uint64, error)
+	UpdateCustomer(ctx context.Context, c *Customer, a AuditEntry) (uint64, error)
+	DeleteCustomer(ctx context.Context, id int64, a AuditEntry) (uint64, error)
+
+	ListDomains(ctx context.Context, f Filter) ([]DomainRecord, error)
+	GetDomain(ctx context.Context, id int64) (DomainRecord, error)
+	CreateDomain(ctx context.Context, d *DomainRecord, a AuditEntry) (uint64, error)
+	UpdateDomain(ctx context.Context, d *DomainRecord, a AuditEntry) (uint64, error)
+	DeleteDomain(ctx context.Context, id int64, a AuditEntry) (uint64, error)
+
+	// ListRecipients needs f.DomainID.
+	ListRecipients(ctx context.Context, f Filter) ([]Recipient, error)
+	GetRecipient(ctx context.Context, domainID int64, local string) (Recipient, error)
+	// AddRecipients inserts locals, skipping those already present, or with
+	// replace makes the list exactly locals. It returns how many were added.
+	AddRecipients(ctx context.Context, domainID int64, locals []string, replace bool, a AuditEntry) (int, uint64, error)
+	DeleteRecipient(ctx context.Context, domainID int64, local string, a AuditEntry) (uint64, error)
+
+	ListTokens(ctx context.Context, f Filter) ([]Token, error)
+	GetToken(ctx context.Context, id int64) (Token, error)
+	TokenByHash(ctx context.Context, hash string) (Token, error)
+	CreateToken(ctx context.Context, t *Token, a AuditEntry) error
+	DeleteToken(ctx context.Context, id int64, a AuditEntry) error
+
+	ListAudit(ctx context.Context, f Filter) ([]AuditEntry, error)
+
+	// Load reads everything a snapshot needs in one consistent read.
+	Load(ctx context.Context) (Data, error)
+}
+
+// Principal is who calls the service, from their token.
+type Principal struct {
+	Operator   bool
+	ResellerID int64
+	// Actor names the principal in the audit log.
+	Actor string
+}
+
+// Operator is the principal of the operator token file and of tools run on
+// a node (the token CLI).
+func Operator(actor string) Principal { return Principal{Operator: true, Actor: actor} }
+
+// Service validates and authorizes every tenant operation; the HTTP API and
+// a future web panel both go through it.
+type Service struct {
+	store        Store
+	operatorHash []byte
+	changed      func(version uint64)
+	log          *slog.Logger
+}
+
+// ServiceOptions configure a Service.
+type ServiceOptions struct {
+	// OperatorToken, when set, authenticates as the operator without the
+	// database, so the operator can still read the API during an outage.
+	OperatorToken string
+	// Changed is called after every committed change with the new config
+	// version (the node reloads and announces it on the cluster).
+	Changed func(version uint64)
+	Log     *slog.Logger
+}
+
+// NewService returns a service over st.
+func NewService(st Store, opts ServiceOptions) *Service {
+	s := &Service{store: st, changed: opts.Changed, log: opts.Log}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if opts.OperatorToken != "" {
+		h := sha256.Sum256([]byte(opts.OperatorToken))
+		s.operatorHash = h[:]
+	}
+	return s
+}
+
+// tokenPrefix marks mxgrid tokens so secret scanners and people recognise them.
+const tokenPrefix = "mxg_"
+
+// NewTokenSecret returns a fresh random token and its stored hash. 32 random
+// bytes make brute force hopeless, which is why a plain SHA-256 (no slow KDF)
+// is enough to keep a leaked database from yielding usable tokens.
+func NewTokenSecret() (secret, hash string, err error) {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", "", fmt.Errorf("token: random: %w", err)
+	}
+	secret = tokenPrefix + base64.RawURLEncoding.EncodeToString(b[:])
+	return secret, HashToken(secret), nil
+}
+
+// HashToken is the stored form of a token.
+func HashToken(secret string) string {
+	h := sha256.Sum256([]byte(secret))
+	return hex.EncodeToString(h[:])
+}
+
+// Authenticate maps a bearer token to its principal.
+func (s *Service) Authenticate(ctx context.Context, secret string) (Principal, error) {
+	if secret == "" {
+		return Principal{}, ErrUnauthenticated
+	}
+	h := sha256.Sum256([]byte(secret))
+	if s.operatorHash != nil && subtle.ConstantTimeCompare(h[:], s.operatorHash) == 1 {
+		return Operator("operator (token file)"), nil
+	}
+	if !strings.HasPrefix(secret, tokenPrefix) {
+		return Principal{}, ErrUnauthenticated
+	}
+	t, err := s.store.TokenByHash(ctx, hex.EncodeToString(h[:]))
+	if errors.Is(err, ErrNotFound) {
+		return Principal{}, ErrUnauthenticated
+	}
+	if err != nil {
+		return Principal{}, err
+	}
+	actor := fmt.Sprintf("token %d (%s)", t.ID, t.Name)
+	if t.ResellerID == 0 {
+		return Operator(actor), nil
+	}
+	return Principal{ResellerID: t.ResellerID, Actor: actor}, nil
+}
+
+// scope restricts a list to the principal's reseller.
+func (p Principal) scope(f Filter) Filter {
+	if !p.Operator {
+		f.ResellerID = p.ResellerID
+	}
+	if f.Limit <= 0 || f.Limit > MaxPageSize {
+		f.Limit = DefaultPageSize
+	}
+	return f
+}
+
+// owns reports whether p may see resellerID's data. Another reseller's
+// objects are reported as not found, so their existence does not leak.
+func (p Principal) owns(resellerID int64) error {
+	if p.Operator || p.ResellerID == resellerID {
+		return nil
+	}
+	return ErrNotFound
+}
+
+func (p Principal) operatorOnly() error {
+	if p.Operator {
+		return nil
+	}
+	return fmt.Errorf("%w: only the operator may do this", ErrForbidden)
+}
+
+func (s *Service) audit(p Principal, resellerID int64, action, object string, detail any) AuditEntry {
+	a := AuditEntry{Actor: p.Actor, ResellerID: resellerID, Action: action, Object: object}
+	if detail != nil {
+		b, err := json.Marshal(detail)
+		if err == nil {
+			a.Detail = string(b)
+		}
+	}
+	return a
+}
+
+// committed reports a change to the node (reload and announce).
+func (s *Service) committed(version uint64, err error) error {
+	if err == nil && s.changed != nil {
+		s.changed(version)
+	}
+	return err
+}
+
+func object(kind string, id int64, name string) string {
+	return kind + " " + strconv.FormatInt(id, 10) + " " + name
+}
+
+// --- resellers
+
+func (s *Service) ListResellers(ctx context.Context, p Principal, f Filter) ([]Reseller, error) {
+	f = p.scope(f)
+	if !p.Operator {
+		// A reseller lists itself only.
+		r, err := s.store.GetReseller(ctx, p.ResellerID)
+		if err != nil || r.ID <= f.After || !strings.Contains(strings.ToLower(r.Name), strings.ToLower(f.Name)) {
+			return []Reseller{}, ignoreNotFound(err)
+		}
+		return []Reseller{r}, nil
+	}
+	return s.store.ListResellers(ctx, f)
+}
+
+func (s *Service) GetReseller(ctx context.Context, p Principal, id int64) (Reseller, error) {
+	if err := p.owns(id); err != nil {
+		return Reseller{}, err
+	}
+	return s.store.GetReseller(ctx, id)
+}
+
+func (s *Service) CreateReseller(ctx context.Context, p Principal, r Reseller) (Reseller, error) {
+	if err := p.operatorOnly(); err != nil {
+		return Reseller{}, err
+	}
+	if err := validateReseller(&r); err != nil {
+		return Reseller{}, err
+	}
+	v, err := s.store.CreateReseller(ctx, &r, s.audit(p, 0, "create", "reseller "+r.Name, r))
+	return r, s.committed(v, err)
+}
+
+// UpdateReseller applies patch to the stored reseller and saves it.
+func (s *Service) UpdateReseller(ctx context.Context, p Principal, id int64, patch func(*Reseller)) (Reseller, error) {
+	if err := p.owns(id); err != nil {
+		return Reseller{}, err
+	}
+	if err := p.operatorOnly(); err != nil {
+		return Reseller{}, err
+	}
+	r, err := s.store.GetReseller(ctx, id)
+	if err != nil {
+		return Reseller{}, err
+	}
+	patch(&r)
+	r.ID = id
+	if err := validateReseller(&r); err != nil {
+		return Reseller{}, err
+	}
+	v, err := s.store.UpdateReseller(ctx, &r, s.audit(p, id, "update", object("reseller", id, r.Name), r))
+	return r, s.committed(v, err)
+}
+
+func (s *Service) DeleteReseller(ctx context.Context, p Principal, id int64) error {
+	if err := p.owns(id); err != nil {
+		return err
+	}
+	if err := p.operatorOnly(); err != nil {
+		return err
+	}
+	v, err := s.store.DeleteReseller(ctx, id, s.audit(p, id, "delete", object("reseller", id, ""), nil))
+	return s.committed(v, err)
+}
+
+func validateReseller(r *Reseller) error {
+	fe := r.Policy.Validate("policy.")
+	checkName(fe, "name", r.Name)
+	return fe.orNil()
+}
+
+// --- customers
+
+func (s *Service) ListCustomers(ctx context.Context, p Principal, f Filter) ([]Customer, error) {
+	return s.store.ListCustomers(ctx, p.scope(f))
+}
+
+func (s *Service) GetCustomer(ctx context.Context, p Principal, id int64) (Customer, error) {
+	c, err := s.store.GetCustomer(ctx, id)
+	if err != nil {
+		return Customer{}, err
+	}
+	if err := p.owns(c.ResellerID); err != nil {
+		return Customer{}, err
+	}
+	return c, nil
+}
+
+func (s *Service) CreateCustomer(ctx context.Context, p Principal, c Customer) (Customer, error) {
+	if !p.Operator {
+		if c.ResellerID != 0 && c.ResellerID != p.ResellerID {
+			return Customer{}, FieldErrors{"reseller_id": "must be your own reseller id or omitted"}
+		}
+		c.ResellerID = p.ResellerID
+	}
+	if err := s.validateCustomer(ctx, &c); err != nil {
+		return Customer{}, err
+	}
+	v, err := s.store.CreateCustomer(ctx, &c, s.audit(p, c.ResellerID, "create", "customer "+c.Name, c))
+	return c, s.committed(v, err)
+}
+
+func (s *Service) UpdateCustomer(ctx context.Context, p Principal, id int64, patch func(*Customer)) (Customer, error) {
+	c, err := s.GetCustomer(ctx, p, id)
+	if err != nil {
+		return Customer{}, err
+	}
+	owner := c.ResellerID
+	patch(&c)
+	c.ID = id
+	if !p.Operator && c.ResellerID != owner {
+		return Customer{}, FieldErrors{"reseller_id": "only the operator may move a customer to another reseller"}
+	}
+	if err := s.validateCustomer(ctx, &c); err != nil {
+		return Customer{}, err
+	}
+	v, err := s.store.UpdateCustomer(ctx, &c, s.audit(p, c.ResellerID, "update", object("customer", id, c.Name), c))
+	return c, s.committed(v, err)
+}
+
+func (s *Service) DeleteCustomer(ctx context.Context, p Principal, id int64) error {
+	c, err := s.GetCustomer(ctx, p, id)
+	if err != nil {
+		return err
+	}
+	v, err := s.store.DeleteCustomer(ctx, id, s.audit(p, c.ResellerID, "delete", object("customer", id, c.Name), nil))
+	return s.committed(v, err)
+}
+
+func (s *Service) validateCustomer(ctx context.Context, c *Customer) error {
+	fe := c.Policy.Validate("policy.")
+	checkName(fe, "name", c.Name)
+	if c.ResellerID <= 0 {
+		fe["reseller_id"] = "required"
+	} else if _, err := s.store.GetReseller(ctx, c.ResellerID); errors.Is(err, ErrNotFound) {
+		fe["reseller_id"] = "no such reseller"
+	} else if err != nil {
+		return err
+	}
+	return fe.orNil()
+}
+
+// --- domains
+
+func (s *Service) ListDomains(ctx context.Context, p Principal, f Filter) ([]DomainRecord, error) {
+	return s.store.ListDomains(ctx, p.scope(f))
+}
+
+func (s *Service) GetDomain(ctx context.Context, p Principal, id int64) (DomainRecord, error) {
+	d, err := s.store.GetDomain(ctx, id)
+	if err != nil {
+		return DomainRecord{}, err
+	}
+	if err := p.owns(d.ResellerID); err != nil {
+		return DomainRecord{}, err
+	}
+	return d, nil
+}
+
+func (s *Service) CreateDomain(ctx context.Context, p Principal, d DomainRecord) (DomainRecord, error) {
+	if err := s.validateDomain(ctx, p, &d); err != nil {
+		return DomainRecord{}, err
+	}
+	v, err := s.store.CreateDomain(ctx, &d, s.audit(p, d.ResellerID, "create", "domain "+d.Name, d))
+	return d, s.committed(v, err)
+}
+
+func (s *Service) UpdateDomain(ctx context.Context, p Principal, id int64, patch func(*DomainRecord)) (DomainRecord, error) {
+	d, err := s.GetDomain(ctx, p, id)
+	if err != nil {
+		return DomainRecord{}, err
+	}
+	patch(&d)
+	d.ID = id
+	if err := s.validateDomain(ctx, p, &d); err != nil {
+		return DomainRecord{}, err
+	}
+	v, err := s.store.UpdateDomain(ctx, &d, s.audit(p, d.ResellerID, "update", object("domain", id, d.Name), d))
+	return d, s.committed(v, err)
+}
+
+func (s *Service) DeleteDomain(ctx context.Context, p Principal, id int64) error {
+	d, err := s.GetDomain(ctx, p, id)
+	if err != nil {
+		return err
+	}
+	v, err := s.store.DeleteDomain(ctx, id, s.audit(p, d.ResellerID, "delete", object("domain", id, d.Name), nil))
+	return s.committed(v, err)
+}
+
+// validateDomain checks d and that its customer exists and belongs to p;
+// it sets d.ResellerID from the customer.
+func (s *Service) validateDomain(ctx context.Context, p Principal, d *DomainRecord) error {
+	var fe FieldErrors
+	if err := d.normalize(); err != nil {
+		fe = err.(FieldErrors)
+	} else {
+		fe = FieldErrors{}
+	}
+	if d.CustomerID > 0 {
+		c, err := s.store.GetCustomer(ctx, d.CustomerID)
+		switch {
+		case errors.Is(err, ErrNotFound) || (err == nil && p.owns(c.ResellerID) != nil):
+			fe["customer_id"] = "no such customer"
+		case err != nil:
+			return err
+		default:
+			d.ResellerID = c.ResellerID
+		}
+	}
+	return fe.orNil()
+}
+
+// --- recipients
+
+// MaxImport bounds one bulk import.
+const MaxImport = 100000
+
+func (s *Service) ListRecipients(ctx context.Context, p Principal, domainID int64, f Filter) ([]Recipient, error) {
+	if _, err := s.GetDomain(ctx, p, domainID); err != nil {
+		return nil, err
+	}
+	f = p.scope(f)
+	f.ResellerID = 0
+	f.DomainID = domainID
+	return s.store.ListRecipients(ctx, f)
+}
+
+func (s *Service) GetRecipient(ctx context.Context, p Principal, domainID int64, local string) (Recipient, error) {
+	d, err := s.GetDomain(ctx, p, domainID)
+	if err != nil {
+		return Recipient{}, err
+	}
+	l, err := NormalizeLocal(local, d.Name)
+	if err != nil {
+		return Recipient{}, ErrNotFound
+	}
+	return s.store.GetRecipient(ctx, domainID, l)
+}
+
+// AddRecipients adds (or with replace, sets) a domain's recipients; the
+// answer says how many were new. Every entry is checked before any is
+// stored, so a bad line rejects the whole import.
+func (s *Service) AddRecipients(ctx context.Context, p Principal, domainID int64, locals []string, replace bool) (int, error) {
+	d, err := s.GetDomain(ctx, p, domainID)
+	if err != nil {
+		return 0, err
+	}
+	if len(locals) > MaxImport {
+		return 0, FieldErrors{"recipients": fmt.Sprintf("at most %d per request", MaxImport)}
+	}
+	if len(locals) == 0 && !replace {
+		return 0, FieldErrors{"recipients": "required"}
+	}
+	norm := make([]string, 0, len(locals))
+	seen := make(map[string]bool, len(locals))
+	for i, l := range locals {
+		n, err := NormalizeLocal(l, d.Name)
+		if err != nil {
+			return 0, FieldErrors{fmt.Sprintf("recipients[%d]", i): err.Error()}
+		}
+		if !seen[n] {
+			seen[n] = true
+			norm = append(norm, n)
+		}
+	}
+	action := "import"
+	if replace {
+		action = "replace"
+	}
+	added, v, err := s.store.AddRecipients(ctx, domainID, norm, replace,
+		s.audit(p, d.ResellerID, action, object("domain", domainID, d.Name)+" recipients", map[string]int{"count": len(norm)}))
+	return added, s.committed(v, err)
+}
+
+func (s *Service) DeleteRecipient(ctx context.Context, p Principal, domainID int64, local string) error {
+	d, err := s.GetDomain(ctx, p, domainID)
+	if err != nil {
+		return err
+	}
+	l, err := NormalizeLocal(local, d.Name)
+	if err != nil {
+		return ErrNotFound
+	}
+	v, err := s.store.DeleteRecipient(ctx, domainID, l, s.audit(p, d.ResellerID, "delete", object("domain", domainID, d.Name)+" recipient "+l, nil))
+	return s.committed(v, err)
+}
+
+// --- tokens
+
+func (s *Service) ListTokens(ctx context.Context, p Principal, f Filter) ([]Token, error) {
+	return s.store.ListTokens(ctx, p.scope(f))
+}
+
+func (s *Service) GetToken(ctx context.Context, p Principal, id int64) (Token, error) {
+	t, err := s.store.GetToken(ctx, id)
+	if err != nil {
+		return Token{}, err
+	}
+	if !p.Operator && t.ResellerID != p.ResellerID {
+		return Token{}, ErrNotFound
+	}
+	return t, nil
+}
+
+// CreateToken makes a token scoped to t.ResellerID (0: operator, which only
+// the operator may create). The answer carries the secret, shown only once.
+func (s *Service) CreateToken(ctx context.Context, p Principal, t Token) (Token, error) {
+	if !p.Operator {
+		if t.ResellerID != 0 && t.ResellerID != p.ResellerID {
+			return Token{}, FieldErrors{"reseller_id": "must be your own reseller id or omitted"}
+		}
+		t.ResellerID = p.ResellerID
+	}
+	fe := FieldErrors{}
+	checkName(fe, "name", t.Name)
+	if t.ResellerID < 0 {
+		fe["reseller_id"] = "must be a reseller id, or 0 for an operator token"
+	} else if t.ResellerID > 0 {
+		if _, err := s.store.GetReseller(ctx, t.ResellerID); errors.Is(err, ErrNotFound) {
+			fe["reseller_id"] = "no such reseller"
+		} else if err != nil {
+			return Token{}, err
+		}
+	}
+	if len(fe) > 0 {
+		return Token{}, fe
+	}
+	secret, hash, err := NewTokenSecret()
+	if err != nil {
+		return Token{}, err
+	}
+	t.Hash = hash
+	t.ID = 0
+	if err := s.store.CreateToken(ctx, &t, s.audit(p, t.ResellerID, "create", "token "+t.Name, nil)); err != nil {
+		return Token{}, err
+	}
+	t.Secret = secret
+	return t, nil
+}
+
+func (s *Service) DeleteToken(ctx context.Context, p Principal, id int64) error {
+	t, err := s.GetToken(ctx, p, id)
+	if err != nil {
+		return err
+	}
+	return s.store.DeleteToken(ctx, id, s.audit(p, t.ResellerID, "delete", object("token", id, t.Name), nil))
+}
+
+// ListAudit returns the audit trail, newest first; a reseller sees its own.
+func (s *Service) ListAudit(ctx context.Context, p Principal, f Filter) ([]AuditEntry, error) {
+	return s.store.ListAudit(ctx, p.scope(f))
+}
+
+func ignoreNotFound(err error) error {
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	return err
+}
