@@ -1,0 +1,139 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/mxgrid/mxgrid/scanner/model"
+)
+
+const sampleCorpus = "../../testdata/corpus"
+
+func runBinary(t *testing.T, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	if ee, ok := err.(*exec.ExitError); ok {
+		return out.String(), errb.String(), ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return out.String(), errb.String(), 0
+}
+
+func TestScanTSV(t *testing.T) {
+	out, stderr, code := runBinary(t, "scan", "--format", "tsv", sampleCorpus)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	if len(lines) != 40 {
+		t.Fatalf("%d lines, want one per message (40):\n%s", len(lines), out)
+	}
+	right := 0
+	for _, line := range lines {
+		f := strings.Split(line, "\t")
+		if len(f) != 4 {
+			t.Fatalf("line %q: %d fields, want path, verdict, score, symbols", line, len(f))
+		}
+		if f[1] != "spam" && f[1] != "ham" {
+			t.Fatalf("line %q: verdict %q", line, f[1])
+		}
+		if _, err := strconv.ParseFloat(f[2], 64); err != nil {
+			t.Fatalf("line %q: score: %v", line, err)
+		}
+		if !strings.Contains(f[3], "MODEL_") {
+			t.Errorf("line %q: the model's symbol is missing", line)
+		}
+		if strings.Contains(f[0], "/spam/") == (f[1] == "spam") {
+			right++
+		}
+	}
+	// The embedded model was trained on these samples: a scan that gets
+	// many wrong is not using it.
+	if right < 38 {
+		t.Errorf("only %d of 40 sample verdicts right", right)
+	}
+}
+
+func TestScanExplainsVerdicts(t *testing.T) {
+	spam := filepath.Join(sampleCorpus, "spam", "spam-1.00001.7848dde101aa985090474a91ec93fcf0.eml")
+	out, stderr, code := runBinary(t, "scan", spam)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{spam + ": spam (", "MODEL_SPAM", "DATE_BAD_TZ", "2.00"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("text output lacks %q:\n%s", want, out)
+		}
+	}
+	out, _, code = runBinary(t, "scan", "--format", "json", spam)
+	var v jsonVerdict
+	if err := json.Unmarshal([]byte(out), &v); err != nil || code != 0 {
+		t.Fatalf("json output %q: %v", out, err)
+	}
+	if v.Verdict != "spam" || v.Score < 6 || len(v.Symbols) < 2 || v.Symbols[0].Score < v.Symbols[1].Score {
+		t.Errorf("json verdict = %+v", v)
+	}
+}
+
+func TestScanUsage(t *testing.T) {
+	for _, args := range [][]string{{"scan"}, {"scan", "--format", "xml", sampleCorpus}} {
+		if _, _, code := runBinary(t, args...); code != 2 {
+			t.Errorf("%v: exit %d, want 2", args, code)
+		}
+	}
+	if _, stderr, code := runBinary(t, "scan", "/nonexistent/dir"); code != 1 || !strings.Contains(stderr, "no such file") {
+		t.Errorf("missing path: exit %d, stderr %q", code, stderr)
+	}
+}
+
+func TestTrainThenScanWithModelFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "spam.model")
+	out, stderr, code := runBinary(t, "train", "--spam", sampleCorpus+"/spam", "--ham", sampleCorpus+"/ham", "-o", path, "--bits", "16")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(out, "wrote "+path) || !strings.Contains(out, "bytes") || !strings.Contains(out, "20 spam and 20 ham") {
+		t.Errorf("train output: %s", out)
+	}
+	m, err := model.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := m.Stats(); st.Bits != 16 || st.Spam != 20 {
+		t.Errorf("stats %+v", st)
+	}
+	cfg := writeConfig(t, "scanner:\n  model_file: "+path+"\n  weights:\n    MODEL_SPAM: 7\n")
+	out, stderr, code = runBinary(t, "scan", "--config", cfg, "--format", "tsv", sampleCorpus+"/spam")
+	if code != 0 {
+		t.Fatalf("scan with model_file: exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(out, "MODEL_SPAM(7.00)") {
+		t.Errorf("configured weight not applied:\n%s", out)
+	}
+	if _, _, code := runBinary(t, "train", "--spam", sampleCorpus+"/spam"); code != 2 {
+		t.Errorf("train without --ham: exit %d, want 2", code)
+	}
+}
+
+func TestEval(t *testing.T) {
+	out, stderr, code := runBinary(t, "eval", "--spam", sampleCorpus+"/spam", "--ham", sampleCorpus+"/ham", "--folds", "2", "--routing-blind")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{"2-fold", "routing-blind", "spam recall", "ham false positives", "precision", "F1",
+		"recall at <= 1 FP", "recall at <= 5 FP", "(1-ROCA)%", "msgs/s per core"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("eval output lacks %q:\n%s", want, out)
+		}
+	}
+}
