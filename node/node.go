@@ -14,6 +14,8 @@ import (
 
 	"github.com/mxgrid/mxgrid/cluster"
 	"github.com/mxgrid/mxgrid/config"
+	"github.com/mxgrid/mxgrid/events"
+	"github.com/mxgrid/mxgrid/geo"
 	"github.com/mxgrid/mxgrid/health"
 	"github.com/mxgrid/mxgrid/relay"
 	"github.com/mxgrid/mxgrid/scanner"
@@ -52,6 +54,8 @@ type Node struct {
 	smtp      *smtpd.Server
 	web       *web.Server
 	cluster   *cluster.Cluster
+	geo       *geo.Locator
+	recorder  *events.Recorder // nil without a store
 
 	smtpListener net.Listener
 	httpListener net.Listener
@@ -120,7 +124,12 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 	n.pipeline = scanner.NewPipeline(stages, cfg.Scanner.Timeout, n.log.With("component", "scanner"), n.registry)
 
 	rel := relay.New(cfg.Relay, cfg.SMTP.Hostname, n.log.With("component", "relay"), n.registry)
+	recorder, err := n.startEvents(ctx)
+	if err != nil {
+		return nil, err
+	}
 	n.smtp, err = smtpd.New(cfg.SMTP, smtpd.Deps{
+		Recorder:  recorder,
 		Directory: n.directory,
 		Scanner:   n.pipeline,
 		Relay:     rel,
@@ -181,12 +190,25 @@ func (n *Node) Run(ctx context.Context) error {
 	// The cluster outlives SMTP too: the node leaves once its mail is done.
 	clusterCtx, stopCluster := context.WithCancel(context.Background())
 	defer stopCluster()
+	// The recorder too: draining sessions still record their verdicts.
+	eventsCtx, stopEvents := context.WithCancel(context.Background())
+	defer stopEvents()
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return n.smtp.Serve(n.smtpListener) })
 	g.Go(func() error { return n.web.Serve(httpCtx, n.httpListener) })
 	g.Go(func() error { return n.cluster.Run(clusterCtx) })
 	for _, r := range n.runners {
 		g.Go(func() error { return r(gctx) })
+	}
+	if n.recorder != nil {
+		g.Go(func() error {
+			// Its only error is events lost at shutdown: worth a log line,
+			// not a failed exit.
+			if err := n.recorder.Run(eventsCtx); err != nil {
+				n.log.Error("events", "err", err)
+			}
+			return nil
+		})
 	}
 	g.Go(func() error {
 		<-gctx.Done()
@@ -200,6 +222,7 @@ func (n *Node) Run(ctx context.Context) error {
 			n.log.Warn("shutdown grace expired, remaining sessions closed")
 			err = nil
 		}
+		stopEvents() // the recorder writes what it holds, within events.shutdown_timeout
 		lctx, lcancel := context.WithTimeout(context.Background(), 5*time.Second)
 		if lerr := n.cluster.Leave(lctx); lerr != nil {
 			n.log.Warn("leaving the cluster; the others will see this node fail instead", "err", lerr)
@@ -251,4 +274,34 @@ func (n *Node) startMap(ctx context.Context) error {
 	n.runners = append(n.runners, sched.Run)
 	n.web.MountMap(sched, web.MapOptions{FrameAncestors: n.cfg.Map.FrameAncestors, Log: n.log.With("component", "map")})
 	return nil
+}
+
+// startEvents builds the spam-source path: the GeoIP Locator (it runs
+// without a database, saying so in the log and /readyz) and, when the store
+// is up, the Recorder the SMTP sessions hand events to. The result is nil
+// (no recording) without a store.
+func (n *Node) startEvents(ctx context.Context) (smtpd.Recorder, error) {
+	loc, err := geo.New(n.cfg.Geo, geo.Options{Registerer: n.registry, Logger: n.log, Health: n.health})
+	if err != nil {
+		return nil, err
+	}
+	n.geo = loc
+	n.closers = append(n.closers, loc.Close)
+	n.runners = append(n.runners, loc.Run)
+	if n.store == nil {
+		return nil, nil
+	}
+	if err := n.store.MigrateEvents(ctx); err != nil {
+		n.log.Error("spam sources not recorded: store migration failed", "err", err)
+		n.health.Set(events.HealthComponent, health.Degraded, err.Error())
+		return nil, nil
+	}
+	rec, err := events.NewRecorder(n.cfg.Events, events.Options{
+		Store: n.store, Locator: loc, Registerer: n.registry, Logger: n.log, Health: n.health,
+	})
+	if err != nil {
+		return nil, err
+	}
+	n.recorder = rec
+	return rec, nil
 }
