@@ -26,8 +26,9 @@ type StoredEvent struct {
 	Symbols []string
 
 	// Located is false when the address was not looked up (private range, no
-	// database) or the database did not know it; the fields below are then
-	// zero.
+	// database) or the location database did not know it; the location
+	// fields are then zero. ASN and ASOrg come from the ASN database and
+	// may be set either way.
 	Located     bool
 	Country     string // ISO 3166-1 alpha-2
 	CountryName string
