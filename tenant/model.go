@@ -305,8 +305,8 @@ func (d *DomainRecord) normalize() error {
 	fe := FieldErrors{}
 	if name, err := NormalizeDomain(d.Name); err != nil {
 		fe["name"] = err.Error()
-	} else if len(name) > 253 {
-		fe["name"] = "longer than 253 bytes"
+	} else if err := checkDNSName(name); err != nil {
+		fe["name"] = err.Error()
 	} else {
 		d.Name = name
 	}
@@ -346,4 +346,29 @@ func NormalizeLocal(s, domain string) (string, error) {
 		}
 	}
 	return local, nil
+}
+
+// checkDNSName enforces RFC 1035 host syntax on an ASCII name, which
+// idna.Lookup does not (it accepts empty and over-long labels): the API
+// must not store a domain no MX record can name.
+func checkDNSName(name string) error {
+	if len(name) > 253 {
+		return errors.New("longer than 253 bytes")
+	}
+	for _, label := range strings.Split(name, ".") {
+		switch {
+		case label == "":
+			return fmt.Errorf("%q has an empty label", name)
+		case len(label) > 63:
+			return fmt.Errorf("%q has a label longer than 63 bytes", name)
+		case label[0] == '-' || label[len(label)-1] == '-':
+			return fmt.Errorf("%q has a label starting or ending with '-'", name)
+		}
+		for _, r := range label {
+			if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+				return fmt.Errorf("%q: invalid character %q", name, r)
+			}
+		}
+	}
+	return nil
 }

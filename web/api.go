@@ -1,0 +1,258 @@
+package web
+
+import (
+	"context"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/mxgrid/mxgrid/tenant"
+)
+
+// The admin API: REST over JSON under /api/v1/, bearer tokens, every
+// decision in tenant.Service so a future web panel behaves the same.
+
+// Body limits: an object is small; a recipient import carries up to
+// tenant.MaxImport addresses of at most 254 bytes plus JSON quoting.
+const (
+	maxBody       = 64 << 10
+	maxImportBody = 32 << 20
+)
+
+//go:embed openapi.json
+var openAPIDoc []byte
+
+// AdminAPI serves /api/v1/ for resellers, customers, domains, recipients,
+// tokens and the audit log.
+type AdminAPI struct {
+	svc *tenant.Service
+	log *slog.Logger
+}
+
+// apiRoute is one pattern of the API; the OpenAPI test walks these.
+type apiRoute struct {
+	pattern string
+	handler http.Handler
+}
+
+// MountAdminAPI registers every route of the admin API with handle
+// (Server.Handle).
+func MountAdminAPI(handle func(pattern string, h http.Handler), svc *tenant.Service, log *slog.Logger) {
+	a := &AdminAPI{svc: svc, log: log}
+	for _, r := range a.routes() {
+		handle(r.pattern, r.handler)
+	}
+}
+
+func (a *AdminAPI) routes() []apiRoute {
+	h := func(pattern string, fn func(w http.ResponseWriter, r *http.Request, p tenant.Principal) error) apiRoute {
+		return apiRoute{pattern, a.authed(fn)}
+	}
+	return []apiRoute{
+		{"GET /api/v1/openapi.json", http.HandlerFunc(serveOpenAPI)},
+
+		h("GET /api/v1/resellers", a.listResellers),
+		h("POST /api/v1/resellers", a.createReseller),
+		h("GET /api/v1/resellers/{id}", a.getReseller),
+		h("PATCH /api/v1/resellers/{id}", a.updateReseller),
+		h("DELETE /api/v1/resellers/{id}", a.deleteReseller),
+
+		h("GET /api/v1/customers", a.listCustomers),
+		h("POST /api/v1/customers", a.createCustomer),
+		h("GET /api/v1/customers/{id}", a.getCustomer),
+		h("PATCH /api/v1/customers/{id}", a.updateCustomer),
+		h("DELETE /api/v1/customers/{id}", a.deleteCustomer),
+
+		h("GET /api/v1/domains", a.listDomains),
+		h("POST /api/v1/domains", a.createDomain),
+		h("GET /api/v1/domains/{id}", a.getDomain),
+		h("PATCH /api/v1/domains/{id}", a.updateDomain),
+		h("DELETE /api/v1/domains/{id}", a.deleteDomain),
+
+		h("GET /api/v1/domains/{id}/recipients", a.listRecipients),
+		h("POST /api/v1/domains/{id}/recipients", a.createRecipient),
+		h("POST /api/v1/domains/{id}/recipients/import", a.importRecipients),
+		h("GET /api/v1/domains/{id}/recipients/{local}", a.getRecipient),
+		h("DELETE /api/v1/domains/{id}/recipients/{local}", a.deleteRecipient),
+
+		h("GET /api/v1/tokens", a.listTokens),
+		h("POST /api/v1/tokens", a.createToken),
+		h("GET /api/v1/tokens/{id}", a.getToken),
+		h("DELETE /api/v1/tokens/{id}", a.deleteToken),
+
+		h("GET /api/v1/audit", a.listAudit),
+	}
+}
+
+func serveOpenAPI(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(openAPIDoc)
+}
+
+// apiError is the body of every error answer.
+type apiError struct {
+	Error  string            `json:"error"`
+	Fields map[string]string `json:"fields,omitempty"`
+}
+
+// errBodyTooLarge and errBadRequest are the handler-side input errors.
+var errBodyTooLarge = errors.New("request body too large")
+
+type badRequest struct{ msg string }
+
+func (e badRequest) Error() string { return e.msg }
+
+// authed authenticates the bearer token, runs fn and maps its error.
+func (a *AdminAPI) authed(fn func(w http.ResponseWriter, r *http.Request, p tenant.Principal) error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		secret, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok {
+			a.fail(w, r, tenant.ErrUnauthenticated)
+			return
+		}
+		p, err := a.svc.Authenticate(r.Context(), strings.TrimSpace(secret))
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		if err := fn(w, r, p); err != nil {
+			a.fail(w, r, err)
+		}
+	})
+}
+
+func (a *AdminAPI) fail(w http.ResponseWriter, r *http.Request, err error) {
+	var (
+		fe   tenant.FieldErrors
+		bad  badRequest
+		code int
+		body = apiError{Error: err.Error()}
+	)
+	switch {
+	case errors.As(err, &fe):
+		code, body = http.StatusBadRequest, apiError{Error: "invalid input", Fields: fe}
+	case errors.As(err, &bad):
+		code = http.StatusBadRequest
+	case errors.Is(err, errBodyTooLarge):
+		code = http.StatusRequestEntityTooLarge
+	case errors.Is(err, tenant.ErrUnauthenticated):
+		w.Header().Set("WWW-Authenticate", `Bearer realm="mxgrid"`)
+		code = http.StatusUnauthorized
+	case errors.Is(err, tenant.ErrForbidden):
+		code = http.StatusForbidden
+	case errors.Is(err, tenant.ErrNotFound):
+		code, body = http.StatusNotFound, apiError{Error: "not found"}
+	case errors.Is(err, tenant.ErrConflict):
+		code = http.StatusConflict
+	case errors.Is(err, tenant.ErrUnavailable):
+		// The node keeps filtering mail from its snapshot; only changes wait.
+		a.log.Warn("admin API: tenant store unavailable", "method", r.Method, "path", r.URL.Path, "err", err)
+		w.Header().Set("Retry-After", "5")
+		code, body = http.StatusServiceUnavailable, apiError{Error: "the tenant database is unavailable; mail keeps flowing from the last snapshot, but changes cannot be saved now: try again later"}
+	default:
+		a.log.Error("admin API", "method", r.Method, "path", r.URL.Path, "err", err)
+		code, body = http.StatusInternalServerError, apiError{Error: "internal error"}
+	}
+	writeJSON(w, code, body)
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(v)
+}
+
+// decode reads one JSON object into v: bounded, unknown fields refused,
+// nothing after it.
+func decode(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	if err == nil && dec.Decode(&struct{}{}) != io.EOF {
+		err = errors.New("one JSON object expected, found more data after it")
+	}
+	var mbe *http.MaxBytesError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &mbe):
+		return fmt.Errorf("%w: at most %d bytes", errBodyTooLarge, mbe.Limit)
+	case errors.Is(err, io.EOF):
+		return badRequest{"request body: a JSON object is required"}
+	}
+	return badRequest{"request body: " + err.Error()}
+}
+
+// pathID parses the {id} path segment; a malformed one names no object.
+func pathID(r *http.Request) (int64, error) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil || id <= 0 {
+		return 0, tenant.ErrNotFound
+	}
+	return id, nil
+}
+
+// page is a list answer. NextAfter, when set, is the `after` of the next page.
+type page[T any] struct {
+	Items     []T   `json:"items"`
+	NextAfter int64 `json:"next_after,omitempty"`
+}
+
+// filter parses the list query: limit, after, name, reseller_id, customer_id.
+func filter(r *http.Request) (tenant.Filter, error) {
+	q := r.URL.Query()
+	fe := tenant.FieldErrors{}
+	num := func(key string) int64 {
+		s := q.Get(key)
+		if s == "" {
+			return 0
+		}
+		v, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || v < 0 {
+			fe[key] = "must be a non-negative integer"
+		}
+		return v
+	}
+	f := tenant.Filter{
+		Limit: int(num("limit")), After: num("after"), Name: q.Get("name"),
+		ResellerID: num("reseller_id"), CustomerID: num("customer_id"),
+	}
+	if f.Limit > tenant.MaxPageSize {
+		fe["limit"] = fmt.Sprintf("at most %d", tenant.MaxPageSize)
+	}
+	if f.Limit == 0 {
+		f.Limit = tenant.DefaultPageSize
+	}
+	if len(f.Name) > 200 {
+		fe["name"] = "at most 200 bytes"
+	}
+	if len(fe) > 0 {
+		return f, fe
+	}
+	return f, nil
+}
+
+// list runs a list call and writes the page.
+func list[T any](w http.ResponseWriter, r *http.Request, fetch func(context.Context, tenant.Filter) ([]T, error), id func(T) int64) error {
+	f, err := filter(r)
+	if err != nil {
+		return err
+	}
+	items, err := fetch(r.Context(), f)
+	if err != nil {
+		return err
+	}
+	p := page[T]{Items: items}
+	if len(items) == f.Limit {
+		p.NextAfter = id(items[len(items)-1])
+	}
+	writeJSON(w, http.StatusOK, p)
+	return nil
+}

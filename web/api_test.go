@@ -1,0 +1,422 @@
+package web
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/mxgrid/mxgrid/store"
+	"github.com/mxgrid/mxgrid/tenant"
+)
+
+const operatorSecret = "operator-file-token-for-tests"
+
+type apiFixture struct {
+	t       *testing.T
+	srv     *httptest.Server
+	svc     *tenant.Service
+	op      tenant.Principal
+	tokens  map[string]string // principal -> bearer
+	resA    tenant.Reseller
+	resB    tenant.Reseller
+	custA   tenant.Customer
+	domA    tenant.DomainRecord
+	tokA    tenant.Token
+	changes atomic.Int64
+	seq     atomic.Int64
+}
+
+func newAPIFixture(t *testing.T) *apiFixture {
+	t.Helper()
+	ctx := context.Background()
+	st, err := store.Open(ctx, store.DefaultConfig(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	f := &apiFixture{t: t, op: tenant.Operator("test")}
+	f.svc = tenant.NewService(store.NewTenants(st, store.DefaultConfig(), ""), tenant.ServiceOptions{
+		OperatorToken: operatorSecret,
+		Changed:       func(uint64) { f.changes.Add(1) },
+		Log:           slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	mux := http.NewServeMux()
+	MountAdminAPI(mux.Handle, f.svc, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	f.srv = httptest.NewServer(mux)
+	t.Cleanup(f.srv.Close)
+
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.resA, err = f.svc.CreateReseller(ctx, f.op, tenant.Reseller{Name: "reseller A"})
+	must(err)
+	f.resB, err = f.svc.CreateReseller(ctx, f.op, tenant.Reseller{Name: "reseller B"})
+	must(err)
+	f.custA, err = f.svc.CreateCustomer(ctx, f.op, tenant.Customer{ResellerID: f.resA.ID, Name: "customer A"})
+	must(err)
+	f.domA, err = f.svc.CreateDomain(ctx, f.op, tenant.DomainRecord{CustomerID: f.custA.ID, Name: "a.example", Route: "127.0.0.1:2525"})
+	must(err)
+	_, err = f.svc.AddRecipients(ctx, f.op, f.domA.ID, []string{"alice"}, false)
+	must(err)
+	f.tokA, err = f.svc.CreateToken(ctx, f.op, tenant.Token{Name: "A", ResellerID: f.resA.ID})
+	must(err)
+	tokB, err := f.svc.CreateToken(ctx, f.op, tenant.Token{Name: "B", ResellerID: f.resB.ID})
+	must(err)
+	f.tokens = map[string]string{
+		"operator": operatorSecret,
+		"own":      f.tokA.Secret,
+		"other":    tokB.Secret,
+		"none":     "",
+		"bad":      "mxg_" + strings.Repeat("x", 43),
+	}
+	return f
+}
+
+func (f *apiFixture) next() int64 { return f.seq.Add(1) }
+
+// do sends a request as who and returns the status and body.
+func (f *apiFixture) do(who, method, path string, body any) (int, []byte) {
+	f.t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	case []byte:
+		rd = bytes.NewReader(b)
+	default:
+		j, err := json.Marshal(b)
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		rd = bytes.NewReader(j)
+	}
+	req, err := http.NewRequest(method, f.srv.URL+path, rd)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	if tok := f.tokens[who]; tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	resp, err := f.srv.Client().Do(req)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, out
+}
+
+// Fresh objects under reseller A, for destructive calls.
+func (f *apiFixture) freshCustomer() int64 {
+	c, err := f.svc.CreateCustomer(context.Background(), f.op, tenant.Customer{ResellerID: f.resA.ID, Name: "fresh"})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return c.ID
+}
+
+func (f *apiFixture) freshDomain() int64 {
+	d, err := f.svc.CreateDomain(context.Background(), f.op, tenant.DomainRecord{CustomerID: f.custA.ID, Name: fmt.Sprintf("fresh%d.example", f.next()), Route: "127.0.0.1:25"})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return d.ID
+}
+
+// TestAPIAuthorizationMatrix calls every route as the operator, the owning
+// reseller, another reseller, without a token and with a bad one.
+func TestAPIAuthorizationMatrix(t *testing.T) {
+	f := newAPIFixture(t)
+	A, cA, dA := f.resA.ID, f.custA.ID, f.domA.ID
+	type want struct{ operator, own, other int }
+	p := func(format string, a ...any) func() string { return func() string { return fmt.Sprintf(format, a...) } }
+	cases := []struct {
+		method string
+		path   func() string
+		body   func() any
+		want   want
+		public bool
+	}{
+		{"GET", p("/api/v1/openapi.json"), nil, want{200, 200, 200}, true},
+		{"GET", p("/api/v1/resellers"), nil, want{200, 200, 200}, false},
+		{"POST", p("/api/v1/resellers"), func() any { return map[string]any{"name": "new"} }, want{201, 403, 403}, false},
+		{"GET", p("/api/v1/resellers/%d", A), nil, want{200, 200, 404}, false},
+		{"PATCH", p("/api/v1/resellers/%d", A), func() any { return map[string]any{"name": "reseller A"} }, want{200, 403, 404}, false},
+		{"DELETE", p("/api/v1/resellers/%d", A), nil, want{409, 403, 404}, false},
+		{"DELETE", func() string {
+			r, err := f.svc.CreateReseller(context.Background(), f.op, tenant.Reseller{Name: "empty"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return fmt.Sprintf("/api/v1/resellers/%d", r.ID)
+		}, nil, want{204, 404, 404}, false},
+		{"GET", p("/api/v1/customers"), nil, want{200, 200, 200}, false},
+		{"POST", p("/api/v1/customers"), func() any { return map[string]any{"name": "c", "reseller_id": A} }, want{201, 201, 400}, false},
+		{"GET", p("/api/v1/customers/%d", cA), nil, want{200, 200, 404}, false},
+		{"PATCH", p("/api/v1/customers/%d", cA), func() any { return map[string]any{"name": "customer A"} }, want{200, 200, 404}, false},
+		{"DELETE", func() string { return fmt.Sprintf("/api/v1/customers/%d", f.freshCustomer()) }, nil, want{204, 204, 404}, false},
+		{"GET", p("/api/v1/domains"), nil, want{200, 200, 200}, false},
+		{"POST", p("/api/v1/domains"), func() any {
+			return map[string]any{"name": fmt.Sprintf("n%d.example", f.next()), "customer_id": cA, "route": "127.0.0.1:25"}
+		}, want{201, 201, 400}, false},
+		{"GET", p("/api/v1/domains/%d", dA), nil, want{200, 200, 404}, false},
+		{"PATCH", p("/api/v1/domains/%d", dA), func() any { return map[string]any{"route": "127.0.0.1:2525"} }, want{200, 200, 404}, false},
+		{"DELETE", func() string { return fmt.Sprintf("/api/v1/domains/%d", f.freshDomain()) }, nil, want{204, 204, 404}, false},
+		{"GET", p("/api/v1/domains/%d/recipients", dA), nil, want{200, 200, 404}, false},
+		{"POST", p("/api/v1/domains/%d/recipients", dA), func() any { return map[string]any{"local": fmt.Sprintf("u%d", f.next())} }, want{201, 201, 404}, false},
+		{"POST", p("/api/v1/domains/%d/recipients/import", dA), func() any { return map[string]any{"recipients": []string{"bob", "carol@a.example"}} }, want{200, 200, 404}, false},
+		{"GET", p("/api/v1/domains/%d/recipients/alice", dA), nil, want{200, 200, 404}, false},
+		{"DELETE", func() string {
+			l := fmt.Sprintf("gone%d", f.next())
+			if _, err := f.svc.AddRecipients(context.Background(), f.op, dA, []string{l}, false); err != nil {
+				t.Fatal(err)
+			}
+			return fmt.Sprintf("/api/v1/domains/%d/recipients/%s", dA, l)
+		}, nil, want{204, 204, 404}, false},
+		{"GET", p("/api/v1/tokens"), nil, want{200, 200, 200}, false},
+		{"POST", p("/api/v1/tokens"), func() any { return map[string]any{"name": "t"} }, want{201, 201, 201}, false},
+		{"GET", p("/api/v1/tokens/%d", f.tokA.ID), nil, want{200, 200, 404}, false},
+		{"DELETE", func() string {
+			tk, err := f.svc.CreateToken(context.Background(), f.op, tenant.Token{Name: "doomed", ResellerID: A})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return fmt.Sprintf("/api/v1/tokens/%d", tk.ID)
+		}, nil, want{204, 204, 404}, false},
+		{"GET", p("/api/v1/audit"), nil, want{200, 200, 200}, false},
+	}
+	covered := map[string]bool{}
+	for _, tc := range cases {
+		pattern := tc.method + " " + tc.path()
+		covered[routeKey(tc.method, tc.path())] = true
+		for _, who := range []string{"operator", "own", "other", "none", "bad"} {
+			want := map[string]int{"operator": tc.want.operator, "own": tc.want.own, "other": tc.want.other, "none": 401, "bad": 401}[who]
+			if tc.public {
+				want = 200
+			}
+			var body any
+			if tc.body != nil {
+				body = tc.body()
+			}
+			path := tc.path()
+			code, out := f.do(who, tc.method, path, body)
+			if code != want {
+				t.Errorf("%s as %s: status %d, want %d (%s)", pattern, who, code, want, out)
+			}
+		}
+	}
+	// Every API route is in the matrix.
+	a := &AdminAPI{svc: f.svc}
+	for _, r := range a.routes() {
+		if !covered[r.pattern] {
+			t.Errorf("route %s missing from the authorization matrix", r.pattern)
+		}
+	}
+
+	// Lists are scoped: reseller B sees none of A's objects.
+	for _, path := range []string{"/api/v1/customers", "/api/v1/domains", "/api/v1/resellers", "/api/v1/tokens", "/api/v1/audit"} {
+		_, out := f.do("other", "GET", path, nil)
+		var pg struct{ Items []map[string]any }
+		if err := json.Unmarshal(out, &pg); err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		for _, it := range pg.Items {
+			if rid, ok := it["reseller_id"]; ok && rid != float64(f.resB.ID) {
+				t.Errorf("reseller B's %s lists %v", path, it)
+			}
+			if id, ok := it["id"]; ok && path == "/api/v1/resellers" && id != float64(f.resB.ID) {
+				t.Errorf("reseller B's reseller list holds %v", it)
+			}
+		}
+	}
+}
+
+// routeKey maps a concrete request to the pattern that serves it, by
+// replacing numeric segments and recipient names with the path variables.
+func routeKey(method, path string) string {
+	segs := strings.Split(path, "/")
+	for i, s := range segs {
+		if i > 0 && segs[i-1] == "recipients" && s != "import" {
+			segs[i] = "{local}"
+		} else if s != "" && strings.Trim(s, "0123456789") == "" {
+			segs[i] = "{id}"
+		}
+	}
+	return method + " " + strings.Join(segs, "/")
+}
+
+// TestOpenAPIMatchesRoutes compares the mux's routes with the document's
+// paths and methods, both ways.
+func TestOpenAPIMatchesRoutes(t *testing.T) {
+	var doc struct {
+		Paths map[string]map[string]json.RawMessage `json:"paths"`
+	}
+	if err := json.Unmarshal(openAPIDoc, &doc); err != nil {
+		t.Fatalf("openapi.json: %v", err)
+	}
+	var documented []string
+	for path, ops := range doc.Paths {
+		for method := range ops {
+			if method == "parameters" {
+				continue
+			}
+			documented = append(documented, strings.ToUpper(method)+" "+path)
+		}
+	}
+	var routed []string
+	MountAdminAPI(func(pattern string, _ http.Handler) { routed = append(routed, pattern) }, nil, nil)
+	sort.Strings(documented)
+	sort.Strings(routed)
+	if strings.Join(documented, "\n") != strings.Join(routed, "\n") {
+		t.Errorf("openapi.json and the routes differ:\ndocumented:\n%s\nrouted:\n%s", strings.Join(documented, "\n"), strings.Join(routed, "\n"))
+	}
+}
+
+// TestAPIBadInput: each kind of bad input gets its status and, for
+// validation, the field that is wrong.
+func TestAPIBadInput(t *testing.T) {
+	f := newAPIFixture(t)
+	dom := func(name string) map[string]any {
+		return map[string]any{"name": name, "customer_id": f.custA.ID, "route": "127.0.0.1:25"}
+	}
+	cases := []struct {
+		name      string
+		method    string
+		path      string
+		body      any
+		wantCode  int
+		wantField string
+	}{
+		{"malformed JSON", "POST", "/api/v1/resellers", `{"name":`, 400, ""},
+		{"not an object", "POST", "/api/v1/resellers", `[1,2]`, 400, ""},
+		{"empty body", "POST", "/api/v1/resellers", ``, 400, ""},
+		{"trailing data", "POST", "/api/v1/resellers", `{"name":"x"} {"name":"y"}`, 400, ""},
+		{"unknown field", "POST", "/api/v1/resellers", `{"name":"x","bogus":1}`, 400, ""},
+		{"unknown policy field", "POST", "/api/v1/domains", `{"name":"u.example","customer_id":1,"route":"127.0.0.1:25","policy":{"tag":1}}`, 400, ""},
+		{"wrong type", "POST", "/api/v1/customers", `{"name":"x","reseller_id":"1"}`, 400, ""},
+		{"missing name", "POST", "/api/v1/resellers", `{}`, 400, "name"},
+		{"domain without dot", "POST", "/api/v1/domains", dom("localhost"), 400, "name"},
+		{"domain with space", "POST", "/api/v1/domains", dom("exa mple.com"), 400, "name"},
+		{"domain empty label", "POST", "/api/v1/domains", dom("a..example"), 400, "name"},
+		{"domain too long", "POST", "/api/v1/domains", dom(strings.Repeat("a", 64) + ".example"), 400, "name"},
+		{"domain empty", "POST", "/api/v1/domains", dom(""), 400, "name"},
+		{"route not host:port", "POST", "/api/v1/domains", map[string]any{"name": "r.example", "customer_id": f.custA.ID, "route": "mail.example"}, 400, "route"},
+		{"bad tls", "POST", "/api/v1/domains", map[string]any{"name": "r.example", "customer_id": f.custA.ID, "route": "h:25", "tls": "maybe"}, 400, "tls"},
+		{"missing customer", "POST", "/api/v1/domains", map[string]any{"name": "r.example", "route": "h:25"}, 400, "customer_id"},
+		{"bad policy", "POST", "/api/v1/domains", map[string]any{"name": "r.example", "customer_id": f.custA.ID, "route": "h:25",
+			"policy": map[string]any{"tag_score": 9, "reject_score": 5}}, 400, "policy.reject_score"},
+		{"bad ip list", "PATCH", fmt.Sprintf("/api/v1/domains/%d", f.domA.ID), map[string]any{"policy": map[string]any{"ip_block": []string{"10.0.0.0/33"}}}, 400, "policy.ip_block[0]"},
+		{"duplicate domain", "POST", "/api/v1/domains", dom("a.example"), 409, ""},
+		{"duplicate domain other case", "POST", "/api/v1/domains", dom("A.Example."), 409, ""},
+		{"duplicate via rename", "POST", "/api/v1/domains", dom("b.example"), 201, ""},
+		{"rename onto existing", "PATCH", fmt.Sprintf("/api/v1/domains/%d", f.domA.ID), map[string]any{"name": "b.example"}, 409, ""},
+		{"duplicate recipient", "POST", fmt.Sprintf("/api/v1/domains/%d/recipients", f.domA.ID), map[string]any{"local": "Alice"}, 409, ""},
+		{"recipient of another domain", "POST", fmt.Sprintf("/api/v1/domains/%d/recipients", f.domA.ID), map[string]any{"local": "x@b.example"}, 400, "local"},
+		{"import bad line", "POST", fmt.Sprintf("/api/v1/domains/%d/recipients/import", f.domA.ID), map[string]any{"recipients": []string{"ok", "bad local"}}, 400, "recipients[1]"},
+		{"oversized body", "POST", "/api/v1/resellers", `{"name":"` + strings.Repeat("x", maxBody) + `"}`, 413, ""},
+		{"oversized import", "POST", fmt.Sprintf("/api/v1/domains/%d/recipients/import", f.domA.ID), `{"recipients":["` + strings.Repeat("x", maxImportBody) + `"]}`, 413, ""},
+		{"bad limit", "GET", "/api/v1/domains?limit=-1", nil, 400, "limit"},
+		{"non-numeric id", "GET", "/api/v1/domains/abc", nil, 404, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out := f.do("operator", tc.method, tc.path, tc.body)
+			if code != tc.wantCode {
+				t.Fatalf("status %d, want %d: %s", code, tc.wantCode, out)
+			}
+			if code < 400 {
+				return
+			}
+			var e apiError
+			if err := json.Unmarshal(out, &e); err != nil || e.Error == "" {
+				t.Fatalf("error body %q is not {\"error\": ...}: %v", out, err)
+			}
+			if tc.wantField != "" && e.Fields[tc.wantField] == "" {
+				t.Errorf("fields %v lack %q", e.Fields, tc.wantField)
+			}
+		})
+	}
+}
+
+// TestAPISQLMetacharacters puts SQL metacharacters in every string field:
+// free text is stored verbatim, structured fields are refused, and the
+// tables survive.
+func TestAPISQLMetacharacters(t *testing.T) {
+	f := newAPIFixture(t)
+	const evil = `x'; DROP TABLE domains; -- "\%_`
+	roundTrip := []struct{ method, path, field string }{
+		{"POST", "/api/v1/resellers", "name"},
+		{"POST", "/api/v1/customers", "name"},
+		{"POST", "/api/v1/tokens", "name"},
+	}
+	for _, tc := range roundTrip {
+		body := map[string]any{tc.field: evil}
+		if tc.path == "/api/v1/customers" {
+			body["reseller_id"] = f.resA.ID
+		}
+		code, out := f.do("operator", tc.method, tc.path, body)
+		var got map[string]any
+		json.Unmarshal(out, &got)
+		if code != 201 || got[tc.field] != evil {
+			t.Errorf("%s %s: %d %s; want 201 and the text verbatim", tc.method, tc.path, code, out)
+		}
+	}
+	code, out := f.do("operator", "PATCH", fmt.Sprintf("/api/v1/domains/%d", f.domA.ID), map[string]any{"policy": map[string]any{"subject_tag": evil}})
+	if code != 200 || !strings.Contains(string(out), `DROP TABLE`) {
+		t.Errorf("subject_tag: %d %s", code, out)
+	}
+	refused := []struct {
+		path  string
+		body  map[string]any
+		field string
+	}{
+		{"/api/v1/domains", map[string]any{"name": evil, "customer_id": f.custA.ID, "route": "h:25"}, "name"},
+		{"/api/v1/domains", map[string]any{"name": "e.example", "customer_id": f.custA.ID, "route": evil}, "route"},
+		{"/api/v1/domains", map[string]any{"name": "e.example", "customer_id": f.custA.ID, "route": "h:25", "tls": evil}, "tls"},
+		{"/api/v1/domains", map[string]any{"name": "e.example", "customer_id": f.custA.ID, "route": "h:25", "policy": map[string]any{"virus_action": evil}}, "policy.virus_action"},
+		{"/api/v1/domains", map[string]any{"name": "e.example", "customer_id": f.custA.ID, "route": "h:25", "policy": map[string]any{"sender_allow": []string{evil}}}, "policy.sender_allow[0]"},
+		{"/api/v1/domains", map[string]any{"name": "e.example", "customer_id": f.custA.ID, "route": "h:25", "policy": map[string]any{"sender_block": []string{evil}}}, "policy.sender_block[0]"},
+		{"/api/v1/domains", map[string]any{"name": "e.example", "customer_id": f.custA.ID, "route": "h:25", "policy": map[string]any{"ip_allow": []string{evil}}}, "policy.ip_allow[0]"},
+		{"/api/v1/domains", map[string]any{"name": "e.example", "customer_id": f.custA.ID, "route": "h:25", "policy": map[string]any{"ip_block": []string{evil}}}, "policy.ip_block[0]"},
+		{fmt.Sprintf("/api/v1/domains/%d/recipients", f.domA.ID), map[string]any{"local": evil}, "local"},
+	}
+	for _, tc := range refused {
+		code, out := f.do("operator", "POST", tc.path, tc.body)
+		var e apiError
+		json.Unmarshal(out, &e)
+		if code != 400 || e.Fields[tc.field] == "" {
+			t.Errorf("POST %s with %s = %s: %d %s; want 400 naming it", tc.path, tc.field, evil, code, out)
+		}
+	}
+	// Filters and path segments too.
+	for _, path := range []string{
+		"/api/v1/domains?name=" + strings.ReplaceAll(evil, " ", "%20"),
+		"/api/v1/resellers?name=%25",
+		fmt.Sprintf("/api/v1/domains/%d/recipients/x'%%3B--", f.domA.ID),
+	} {
+		code, out := f.do("operator", "GET", path, nil)
+		if code != 200 && code != 404 {
+			t.Errorf("GET %s: %d %s", path, code, out)
+		}
+	}
+	_, out = f.do("operator", "GET", "/api/v1/resellers?name=%25", nil)
+	if strings.Count(string(out), `"id"`) != 1 {
+		t.Errorf("name=%% should match only the reseller whose name has a %%: %s", out)
+	}
+	if code, out := f.do("operator", "GET", fmt.Sprintf("/api/v1/domains/%d", f.domA.ID), nil); code != 200 {
+		t.Fatalf("domains table damaged: %d %s", code, out)
+	}
+}
