@@ -29,6 +29,7 @@ var commands = map[string]command{
 	"eval":    {"cross-validate the verdict on spam and ham folders", runEval},
 	"geoip":   {"look up IP addresses as a node would, and from which cache layer", runGeoIP},
 	"version": {"print the version", runVersion},
+	"demo":    {"run a three-node demo cluster on loopback with sample spam and ham", runDemo},
 }
 
 // errUsage marks errors whose message is the usage text itself.
