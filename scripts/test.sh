@@ -53,8 +53,9 @@ declare -A pkg_file=(
 	[postgresql]="/usr/lib/postgresql/*/bin/initdb"
 	[postfix]=/usr/sbin/smtp-sink
 	[swaks]=/usr/bin/swaks
+	[prometheus]=/usr/bin/prometheus
 )
-pkg_order=(memcached clamav-daemon clamav chromium postgresql postfix swaks)
+pkg_order=(memcached clamav-daemon clamav chromium postgresql postfix swaks prometheus)
 
 pkg_installed() {
 	local status
@@ -341,6 +342,9 @@ start_services() {
 	MXGRID_TEST_SMTP_SOURCE=$(find_bin smtp-source /usr/sbin/smtp-source)
 	export MXGRID_TEST_SWAKS
 	MXGRID_TEST_SWAKS=$(find_bin swaks /usr/bin/swaks)
+	# Started per test (testenv.StartPrometheus), not shared: each scrapes its own nodes.
+	export MXGRID_TEST_PROMETHEUS
+	MXGRID_TEST_PROMETHEUS=$(find_bin prometheus /usr/bin/prometheus)
 	export MXGRID_TEST_RUNDIR="$run_dir"
 	# The corpus sits beside the repo in CI (../shared); a clone elsewhere sets MXGRID_CORPUS.
 	if [ -z "${MXGRID_CORPUS:-}" ] && [ -d "$repo/../shared/corpus/train" ]; then
