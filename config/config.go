@@ -41,6 +41,16 @@ type Config struct {
 	Map     spammap.Config        `yaml:"map"`
 	Geo     geo.Config            `yaml:"geo"`
 	Events  events.Config         `yaml:"events"`
+	Admin   Admin                 `yaml:"admin"`
+	Tenants tenant.SyncConfig     `yaml:"tenants"`
+}
+
+// Admin configures the admin API.
+type Admin struct {
+	// OperatorTokenFile holds a bearer token with operator rights that works
+	// without the database (so the operator can read the API during an
+	// outage). Tokens made with `mxgrid token create` live in the store.
+	OperatorTokenFile string `yaml:"operator_token_file"`
 }
 
 // Node identifies this node in the cluster, in events and in metrics.
@@ -77,6 +87,7 @@ func Default() Config {
 		Map:     spammap.DefaultConfig(),
 		Geo:     geo.DefaultConfig(),
 		Events:  events.DefaultConfig(),
+		Tenants: tenant.DefaultSyncConfig(),
 	}
 }
 
@@ -242,6 +253,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := check("events", c.Events.Validate()); err != nil {
+		return err
+	}
+	if err := check("tenants", c.Tenants.Validate()); err != nil {
 		return err
 	}
 	return check("map", c.Map.Validate())
