@@ -219,7 +219,7 @@ func (ss *session) deliver(raw []byte) (*smtp.SMTPError, string, scanner.Verdict
 	ref := " [ref " + ss.queueID + "]"
 	switch v.Action {
 	case scanner.Reject:
-		ss.record(v)
+		ss.record(v, msg)
 		ss.abortDownstream()
 		switch v.Reason {
 		case "virus":
@@ -233,7 +233,7 @@ func (ss *session) deliver(raw []byte) (*smtp.SMTPError, string, scanner.Verdict
 		return errTempScan, "tempfail_scan", v
 	}
 	if v.Action == scanner.Tag {
-		ss.record(v)
+		ss.record(v, msg)
 	}
 	out := ss.compose(msg, v, policy)
 	reply, err := ss.tx.Data(bytes.NewReader(out))
@@ -275,7 +275,10 @@ func (ss *session) policy() scanner.Policy {
 	return p
 }
 
-func (ss *session) record(v scanner.Verdict) {
+// record hands a refused or tagged message's source to the recorder. The
+// Received fields go along so the recorder (off the hot path) can look past
+// trusted forwarders (events.trusted_relays).
+func (ss *session) record(v scanner.Verdict, msg *scanner.Message) {
 	if ss.srv.deps.Recorder == nil {
 		return
 	}
@@ -294,6 +297,7 @@ func (ss *session) record(v scanner.Verdict) {
 		Action:   v.Action.String(),
 		Score:    v.Score,
 		Symbols:  names,
+		Received: msg.Header.Values("Received"),
 	})
 }
 
