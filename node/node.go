@@ -6,6 +6,7 @@ package node
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -50,6 +51,8 @@ type Node struct {
 	store    *store.Store
 
 	directory *tenant.Directory
+	tenants   *store.Tenants
+	syncer    *tenant.Syncer
 	pipeline  *scanner.Pipeline
 	smtp      *smtpd.Server
 	web       *web.Server
@@ -105,13 +108,25 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	snap, err := tenant.NewSnapshot(1, domains)
+	// Tenants: the store's domains (or, while it is unreachable, the last
+	// snapshot file) with the config file's domains over them.
+	n.tenants = store.NewTenants(n.store, cfg.Store, cfg.DataDir)
+	n.closers = append(n.closers, n.tenants.Close)
+	n.syncer, err = tenant.NewSyncer(ctx, cfg.Tenants, tenant.SyncOptions{
+		Loader: n.tenants, Static: domains, DataDir: cfg.DataDir, Timeout: cfg.Store.Timeout,
+		Health: n.health, Log: n.log.With("component", "tenants"), Registry: n.registry,
+	})
 	if err != nil {
 		return nil, err
 	}
-	n.directory = tenant.NewDirectory(snap)
-	if snap.Len() == 0 {
+	n.directory = n.syncer.Directory()
+	n.runners = append(n.runners, n.syncer.Run)
+	if n.directory.Snapshot().Len() == 0 {
 		n.log.Warn("no domains configured: every recipient will be refused with 550 5.7.1")
+	}
+	operatorToken, err := tenant.ReadTokenFile(cfg.Admin.OperatorTokenFile)
+	if err != nil {
+		return nil, err
 	}
 
 	stages := opts.Stages
@@ -164,6 +179,19 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 	n.web.Handle("GET /api/v1/cluster", web.ClusterAPI(n.cluster))
 	n.web.Handle("GET /cluster", web.ClusterPage(n.cluster))
 	n.web.Handle("GET /api/v1/cluster/prometheus-sd", web.PrometheusSD(n.cluster))
+	// A committed change is announced to every node, this one included;
+	// each reloads from the store (the announcement is only a hint).
+	n.cluster.Subscribe(tenant.BroadcastTopic, func([]byte, string) { n.syncer.Trigger() })
+	web.MountAdminAPI(n.web.Handle, tenant.NewService(n.tenants, tenant.ServiceOptions{
+		OperatorToken: operatorToken,
+		Changed: func(version uint64) {
+			n.syncer.Trigger()
+			if err := n.cluster.Broadcast(tenant.BroadcastTopic, binary.AppendUvarint(nil, version)); err != nil {
+				n.log.Warn("announcing a tenant change; the other nodes pick it up at their next periodic reload", "err", err)
+			}
+		},
+		Log: n.log.With("component", "api"),
+	}), n.log.With("component", "api"))
 	if err := n.startMap(ctx); err != nil {
 		return nil, err
 	}
