@@ -27,6 +27,7 @@ var commands = map[string]command{
 	"scan":    {"scan .eml files or folders offline and explain each verdict", runScan},
 	"train":   {"train a spam model file from spam and ham folders", runTrain},
 	"eval":    {"cross-validate the verdict on spam and ham folders", runEval},
+	"loadgen": {"send mail to nodes like an MTA and report rates, or count arrivals (sink)", runLoadgen},
 	"geoip":   {"look up IP addresses as a node would, and from which cache layer", runGeoIP},
 	"version": {"print the version", runVersion},
 	"demo":    {"run a three-node demo cluster on loopback with sample spam and ham", runDemo},
