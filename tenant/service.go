@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"strconv"
 	"strings"
 )
@@ -563,3 +564,26 @@ func ignoreNotFound(err error) error {
 	}
 	return err
 }
+
+// ReadTokenFile reads the operator token file (admin.operator_token_file):
+// the token alone, surrounding whitespace ignored. An empty path means no
+// operator file token.
+func ReadTokenFile(path string) (string, error) {
+	if path == "" {
+		return "", nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("admin.operator_token_file: %w", err)
+	}
+	tok := strings.TrimSpace(string(b))
+	if len(tok) < 32 {
+		return "", fmt.Errorf("admin.operator_token_file: %s holds %d characters; use at least 32 random ones (mxgrid token create --operator prints one)", path, len(tok))
+	}
+	return tok, nil
+}
+
+// BroadcastTopic is the cluster topic of tenant change announcements; the
+// payload is the new version (uvarint), a hint only: receivers reload from
+// the store.
+const BroadcastTopic = "tenants"
