@@ -30,6 +30,7 @@ var commands = map[string]command{
 	"loadgen": {"send mail to nodes like an MTA and report rates, or count arrivals (sink)", runLoadgen},
 	"geoip":   {"look up IP addresses as a node would, and from which cache layer", runGeoIP},
 	"version": {"print the version", runVersion},
+	"token":   {"create an admin API token (operator or reseller) in the store", runToken},
 	"demo":    {"run a three-node demo cluster on loopback with sample spam and ham", runDemo},
 }
 
