@@ -147,7 +147,7 @@ func mapErr(err error, what string) error {
 	return fmt.Errorf("%w: %s: %v", tenant.ErrUnavailable, what, err)
 }
 
-func micros(t time.Time) int64    { return t.UnixMicro() }
+func micros(t time.Time) int64      { return t.UnixMicro() }
 func fromMicros(us int64) time.Time { return time.UnixMicro(us).UTC() }
 
 func nowUTC() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
