@@ -42,8 +42,8 @@ func TestParseDecodesTextParts(t *testing.T) {
 			subject: "hi", fromAddr: "a@example.org", htmlText: "Привет", structure: "text/html",
 		},
 		{
-			name: "no Content-Type means text/plain",
-			raw:  crlf("Subject: plain\n\nhello world\n"),
+			name:    "no Content-Type means text/plain",
+			raw:     crlf("Subject: plain\n\nhello world\n"),
 			subject: "plain", text: "hello world", structure: "text/plain",
 		},
 		{

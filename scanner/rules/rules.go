@@ -40,6 +40,9 @@ const (
 	FromDisplaySpoof   = "FROM_DISPLAY_SPOOF"
 	ReplyToFreemail    = "REPLYTO_FREEMAIL_DIFF"
 	HeaderRaw8bit      = "HEADER_8BIT"
+	HeaderEmptyAddr    = "HEADER_EMPTY_ADDR"
+	PriorityHigh       = "PRIORITY_HIGH"
+	ToUndisclosed      = "TO_UNDISCLOSED"
 	MIMEMissingVersion = "MIME_NO_VERSION"
 	SubjectAllCaps     = "SUBJ_ALL_CAPS"
 	SubjectHashBuster  = "SUBJ_HASHBUSTER"
@@ -81,6 +84,9 @@ func DefaultWeights() map[string]float64 {
 		FromDisplaySpoof:   2.0,
 		ReplyToFreemail:    1.0,
 		HeaderRaw8bit:      1.0,
+		HeaderEmptyAddr:    1.0,
+		PriorityHigh:       1.0,
+		ToUndisclosed:      0.5,
 		MIMEMissingVersion: 1.0,
 		SubjectAllCaps:     1.0,
 		SubjectHashBuster:  2.0,
@@ -201,6 +207,22 @@ func (r *Rules) headers(f *findings, m *scanner.Message) {
 			f.hit(HeaderRaw8bit, k)
 			break
 		}
+	}
+	// RFC 5322 section 3.6.3: an address field holds at least one address
+	// (only Bcc may be empty). Mass-mail templates leave "Cc:" blank.
+	for _, k := range [...]string{"To", "Cc", "Reply-To"} {
+		if h.Has(k) && strings.TrimSpace(h.Get(k)) == "" {
+			f.hit(HeaderEmptyAddr, k)
+			break
+		}
+	}
+	// Marketing mail marks itself urgent to stand out; people rarely do.
+	if p := strings.ToLower(h.Get("X-Priority")); strings.HasPrefix(strings.TrimSpace(p), "1") ||
+		strings.EqualFold(strings.TrimSpace(h.Get("X-MSMail-Priority")), "high") {
+		f.hit(PriorityHigh, "")
+	}
+	if strings.Contains(strings.ToLower(h.Get("To")), "undisclosed") {
+		f.hit(ToUndisclosed, "")
 	}
 	ct := h.Get("Content-Type")
 	if strings.HasPrefix(strings.ToLower(strings.TrimSpace(ct)), "multipart/") && h.Get("Mime-Version") == "" {
