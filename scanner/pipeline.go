@@ -141,14 +141,21 @@ func (p *Pipeline) Scan(ctx context.Context, env *Envelope, msg *Message, policy
 	return v
 }
 
-// decide applies the policy. Order matters: a virus or a policy rejection
-// wins over a tempfail (we know enough to refuse), a tempfail wins over the
-// score (the verdict is incomplete), and the score decides the rest.
+// decide applies the policy. Order matters: a virus wins over everything;
+// then a tempfail (a check that must run did not, and an allow list does
+// not excuse skipping the virus scan); then the allow list over spam and
+// policy verdicts; then a policy rejection; and the score decides the rest.
 func (p *Pipeline) decide(v *Verdict, policy Policy) {
 	switch {
-	case v.Reason == "virus" || v.Reason == "policy":
+	case v.Reason == "virus" && policy.TagViruses:
+		v.Action = Tag
+	case v.Reason == "virus":
 		v.Action = Reject
 	case v.Action == Tempfail:
+	case policy.Allowlisted:
+		v.Action, v.Reason, v.Detail = Deliver, "", ""
+	case v.Reason == "policy":
+		v.Action = Reject
 	case policy.RejectScore > 0 && v.Score >= policy.RejectScore:
 		v.Action, v.Reason = Reject, "spam"
 	case policy.TagScore > 0 && v.Score >= policy.TagScore:

@@ -110,6 +110,13 @@ type Policy struct {
 	RejectScore float64
 	// SubjectTag is prefixed to the Subject of tagged mail when non-empty.
 	SubjectTag string
+	// TagViruses delivers infected mail tagged instead of refusing it, for
+	// customers who quarantine downstream (virus_action: tag).
+	TagViruses bool
+	// Allowlisted (sender or client IP on the domain's allow list) skips
+	// the spam and policy verdicts, as in rspamd and Proxmox Mail Gateway;
+	// viruses are still caught.
+	Allowlisted bool
 }
 
 // Verdict is the pipeline's decision for one message.

@@ -14,7 +14,7 @@ import (
 // ownedHeaders are fields only we may set: inbound copies are removed so a
 // sender cannot pre-label its spam "X-Spam-Status: No" for the customer's
 // filters.
-var ownedHeaders = []string{"X-Spam-Status", "X-Spam-Score", "X-Spam-Symbols", "X-Spam-Flag", "X-Mxgrid-Virus-Scan", "X-Mxgrid-Scan"}
+var ownedHeaders = []string{"X-Spam-Status", "X-Spam-Score", "X-Spam-Symbols", "X-Spam-Flag", "X-Mxgrid-Virus-Scan", "X-Mxgrid-Virus"}
 
 // compose returns the message as relayed: our fields prepended (newest
 // first, as RFC 5321 §4.4 wants trace fields) and the original bytes after
@@ -32,6 +32,9 @@ func (ss *session) compose(msg *scanner.Message, v scanner.Verdict, policy scann
 	}
 	for _, h := range v.Headers {
 		writeField(&top, h.Name, h.Value)
+	}
+	if v.Action == scanner.Tag && v.Reason == "virus" {
+		writeField(&top, "X-Mxgrid-Virus", v.Detail)
 	}
 	if v.Action == scanner.Tag {
 		writeField(&top, "X-Spam-Flag", "YES")

@@ -127,6 +127,11 @@ func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 		ss.srv.metrics.rcpts.WithLabelValues("unknown_user").Inc()
 		return errUnknownUser
 	}
+	if ss.blocked(dom) {
+		ss.srv.metrics.rcpts.WithLabelValues("blocked").Inc()
+		ss.log.Info("recipient refused: sender on the domain's block list", "queue_id", ss.queueID, "from", ss.from, "rcpt", to)
+		return errBlocked
+	}
 	if ss.domain != nil && dom.Route != ss.domain.Route {
 		// RFC 5321 §3.3: one transaction, one destination for us; the
 		// sender's MTA retries this recipient in its own transaction.
@@ -169,7 +174,7 @@ func (ss *session) Data(r io.Reader) error {
 	if ss.gate != nil {
 		ss.gate.dataDeadline.Store(time.Now().Add(ss.srv.cfg.DataTimeout).UnixNano())
 	}
-	raw, err := io.ReadAll(r)
+	raw, err := readBody(r)
 	if ss.gate != nil {
 		ss.gate.dataDeadline.Store(0)
 	}
@@ -186,6 +191,10 @@ func (ss *session) Data(r io.Reader) error {
 		}
 		ss.srv.metrics.transactions.WithLabelValues("read_error", "4xx").Inc()
 		return toSMTP(ss.log, fmt.Errorf("read DATA: %w", err))
+	}
+	if max := ss.domain.Policy.MaxMessageSize; max != nil && int64(len(raw)) > *max {
+		ss.srv.metrics.transactions.WithLabelValues("too_large", "5xx").Inc()
+		return &smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 3, 4}, Message: fmt.Sprintf("message exceeds the size limit of %s (%d bytes)", ss.domain.Name, *max)}
 	}
 	start := time.Now()
 	reply, outcome, verdict := ss.deliver(raw)
@@ -212,6 +221,9 @@ func (ss *session) deliver(raw []byte) (*smtp.SMTPError, string, scanner.Verdict
 		MailFrom: ss.from,
 		Rcpts:    ss.rcpts,
 		Domain:   ss.domain.Name,
+	}
+	if enforce := ss.domain.Policy.DMARCEnforce; enforce != nil {
+		env.DMARCEnforce = *enforce
 	}
 	_, env.TLS = ss.conn.TLSConnectionState()
 	policy := ss.policy()
@@ -258,21 +270,6 @@ func (ss *session) abortDownstream() {
 		ss.tx.Close()
 		ss.tx = nil
 	}
-}
-
-func (ss *session) policy() scanner.Policy {
-	p := ss.srv.deps.Policy
-	dp := ss.domain.Policy
-	if dp.TagScore != nil {
-		p.TagScore = *dp.TagScore
-	}
-	if dp.RejectScore != nil {
-		p.RejectScore = *dp.RejectScore
-	}
-	if dp.SubjectTag != nil {
-		p.SubjectTag = *dp.SubjectTag
-	}
-	return p
 }
 
 // record hands a refused or tagged message's source to the recorder. The

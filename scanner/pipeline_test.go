@@ -1,0 +1,89 @@
+package scanner
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// fakeCheck injects results and failures; the pipeline's own logic is what
+// these tests exercise.
+type fakeCheck struct {
+	name  string
+	res   Result
+	err   error
+	panic bool
+	sleep time.Duration
+}
+
+func (f fakeCheck) Name() string { return f.name }
+
+func (f fakeCheck) Check(ctx context.Context, _ *Envelope, _ *Message) (Result, error) {
+	if f.panic {
+		panic("boom")
+	}
+	if f.sleep > 0 {
+		select {
+		case <-time.After(f.sleep):
+		case <-ctx.Done():
+			return Result{}, ctx.Err()
+		}
+	}
+	return f.res, f.err
+}
+
+func sym(name string, score float64) Result {
+	return Result{Symbols: []Symbol{{Name: name, Score: score}}}
+}
+
+func TestPipelineDecides(t *testing.T) {
+	policy := Policy{TagScore: 5, RejectScore: 10}
+	tests := []struct {
+		name       string
+		stages     []Stage
+		policy     Policy
+		wantAction Action
+		wantReason string
+		wantScore  float64
+	}{
+		{"clean", []Stage{{Check: fakeCheck{name: "a", res: sym("X", 1)}}}, policy, Deliver, "", 1},
+		{"scores add up to tag", []Stage{{Check: fakeCheck{name: "a", res: sym("X", 3)}}, {Check: fakeCheck{name: "b", res: sym("Y", 2.5)}}}, policy, Tag, "spam", 5.5},
+		{"reject score", []Stage{{Check: fakeCheck{name: "a", res: sym("X", 12)}}}, policy, Reject, "spam", 12},
+		{"virus rejects whatever the score", []Stage{{Check: fakeCheck{name: "av", res: Result{Virus: "EICAR"}}}, {Check: fakeCheck{name: "b", res: sym("HAM", -20)}}}, policy, Reject, "virus", -20},
+		{"virus tagged on request", []Stage{{Check: fakeCheck{name: "av", res: Result{Virus: "EICAR"}}}}, Policy{TagScore: 5, RejectScore: 10, TagViruses: true}, Tag, "virus", 0},
+		{"policy reject", []Stage{{Check: fakeCheck{name: "auth", res: Result{Reject: "DMARC"}}}}, policy, Reject, "policy", 0},
+		{"allow list beats spam", []Stage{{Check: fakeCheck{name: "a", res: sym("X", 50)}}}, Policy{TagScore: 5, RejectScore: 10, Allowlisted: true}, Deliver, "", 50},
+		{"allow list does not beat a virus", []Stage{{Check: fakeCheck{name: "av", res: Result{Virus: "EICAR"}}}}, Policy{TagScore: 5, RejectScore: 10, Allowlisted: true}, Reject, "virus", 0},
+		{"error with on_error accept delivers", []Stage{{Check: fakeCheck{name: "clamd", err: errors.New("down")}, OnError: OnErrorAccept}}, policy, Deliver, "", 0},
+		{"error with on_error tempfail", []Stage{{Check: fakeCheck{name: "clamd", err: errors.New("down")}, OnError: OnErrorTempfail}, {Check: fakeCheck{name: "a", res: sym("X", 20)}}}, policy, Tempfail, "check_error", 20},
+		{"tempfail beats the allow list", []Stage{{Check: fakeCheck{name: "clamd", err: errors.New("down")}, OnError: OnErrorTempfail}}, Policy{TagScore: 5, RejectScore: 10, Allowlisted: true}, Tempfail, "check_error", 0},
+		{"panic is an error, not a pass", []Stage{{Check: fakeCheck{name: "p", panic: true}, OnError: OnErrorTempfail}}, policy, Tempfail, "check_error", 0},
+		{"timeout is an error", []Stage{{Check: fakeCheck{name: "slow", sleep: time.Minute}, OnError: OnErrorTempfail, Timeout: 20 * time.Millisecond}}, policy, Tempfail, "check_error", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := NewPipeline(tt.stages, 5*time.Second, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
+			v := p.Scan(context.Background(), &Envelope{}, &Message{}, tt.policy)
+			if v.Action != tt.wantAction || v.Reason != tt.wantReason || v.Score != tt.wantScore {
+				t.Fatalf("got %v/%q/%.2f, want %v/%q/%.2f (symbols %v)", v.Action, v.Reason, v.Score, tt.wantAction, tt.wantReason, tt.wantScore, v.Symbols)
+			}
+		})
+	}
+}
+
+func TestFailedCheckIsExplained(t *testing.T) {
+	p := NewPipeline([]Stage{{Check: fakeCheck{name: "clamd", err: errors.New("connection refused")}}}, time.Second,
+		slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
+	v := p.Scan(context.Background(), &Envelope{}, &Message{}, Policy{TagScore: 5, RejectScore: 10})
+	if len(v.Incomplete) != 1 || v.Incomplete[0] != "clamd" {
+		t.Fatalf("Incomplete = %v", v.Incomplete)
+	}
+	if SymbolNames(v.Symbols) != "CHECK_ERROR(0.00)" {
+		t.Fatalf("symbols = %s", SymbolNames(v.Symbols))
+	}
+}

@@ -1,0 +1,75 @@
+package smtpd
+
+import (
+	"net/netip"
+	"strings"
+
+	"github.com/emersion/go-smtp"
+	"github.com/mxgrid/mxgrid/scanner"
+	"github.com/mxgrid/mxgrid/tenant"
+)
+
+var errBlocked = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "sender blocked by the recipient's policy"}
+
+// policy merges the node defaults with the transaction's domain policy.
+func (ss *session) policy() scanner.Policy {
+	p := ss.srv.deps.Policy
+	dp := ss.domain.Policy
+	if dp.TagScore != nil {
+		p.TagScore = *dp.TagScore
+	}
+	if dp.RejectScore != nil {
+		p.RejectScore = *dp.RejectScore
+	}
+	if dp.SubjectTag != nil {
+		p.SubjectTag = *dp.SubjectTag
+	}
+	p.TagViruses = dp.VirusAction != nil && *dp.VirusAction == "tag"
+	p.Allowlisted = matchesIP(dp.IPAllow, ss.clientIP) || matchesSender(dp.SenderAllow, ss.from)
+	return p
+}
+
+// blocked reports whether dom's block lists refuse this client or sender;
+// checked at RCPT so a blocked sender never sends its message.
+func (ss *session) blocked(dom *tenant.Domain) bool {
+	return matchesIP(dom.Policy.IPBlock, ss.clientIP) || matchesSender(dom.Policy.SenderBlock, ss.from)
+}
+
+// matchesIP reports whether ip is one of the addresses or CIDRs in list.
+// Entries were validated when the policy was saved; a bad one matches
+// nothing rather than everything.
+func matchesIP(list []string, ip netip.Addr) bool {
+	for _, e := range list {
+		if p, err := netip.ParsePrefix(e); err == nil {
+			if p.Contains(ip) {
+				return true
+			}
+		} else if a, err := netip.ParseAddr(e); err == nil && a.Unmap() == ip {
+			return true
+		}
+	}
+	return false
+}
+
+// matchesSender matches the envelope sender against addresses
+// ("alice@example.com") and domains ("example.com", which also covers its
+// subdomains), case-insensitively.
+func matchesSender(list []string, from string) bool {
+	if len(list) == 0 || from == "" {
+		return false
+	}
+	from = strings.ToLower(from)
+	_, domain, _ := strings.Cut(from, "@")
+	for _, e := range list {
+		e = strings.ToLower(strings.TrimSpace(e))
+		switch {
+		case strings.Contains(e, "@"):
+			if e == from {
+				return true
+			}
+		case domain == e || strings.HasSuffix(domain, "."+e):
+			return true
+		}
+	}
+	return false
+}

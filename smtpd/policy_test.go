@@ -1,0 +1,113 @@
+package smtpd_test
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/mxgrid/mxgrid/config"
+	"github.com/mxgrid/mxgrid/internal/nodetest"
+	"github.com/mxgrid/mxgrid/scanner"
+)
+
+// scoreCheck gives every message the same score, so policy is what varies.
+type scoreCheck struct {
+	score float64
+	virus string
+}
+
+func (scoreCheck) Name() string { return "fixed" }
+func (c scoreCheck) Check(context.Context, *scanner.Envelope, *scanner.Message) (scanner.Result, error) {
+	return scanner.Result{Symbols: []scanner.Symbol{{Name: "FIXED", Score: c.score}}, Virus: c.virus}, nil
+}
+
+func startWithScore(t *testing.T, check scoreCheck, mutate func(*config.Config)) (*nodetest.Node, *nodetest.Sink) {
+	t.Helper()
+	sink := nodetest.StartSink(t)
+	cfg := nodetest.Config(t)
+	cfg.Domains = append(cfg.Domains, nodetest.Domain("example.org", sink.Addr))
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	return nodetest.Start(t, cfg, []scanner.Stage{{Check: check}}), sink
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func TestVerdictsOverSMTP(t *testing.T) {
+	t.Run("spam above the reject score is refused and never relayed", func(t *testing.T) {
+		n, sink := startWithScore(t, scoreCheck{score: 30}, nil)
+		c := dial(t, n.SMTPAddr())
+		c.cmd(250, "MAIL FROM:<spammer@sender.test>")
+		c.cmd(250, "RCPT TO:<bob@example.org>")
+		if msg := c.data(550, testMessage); !strings.Contains(msg, "5.7.1") || !strings.Contains(msg, "[ref ") {
+			t.Errorf("reply %q lacks 5.7.1 or a reference id", msg)
+		}
+		if len(sink.Messages()) != 0 {
+			t.Fatal("rejected spam reached the customer")
+		}
+	})
+	t.Run("tagged mail carries headers and the subject prefix", func(t *testing.T) {
+		n, sink := startWithScore(t, scoreCheck{score: 8}, nil)
+		c := dial(t, n.SMTPAddr())
+		c.cmd(250, "MAIL FROM:<a@sender.test>")
+		c.cmd(250, "RCPT TO:<bob@example.org>")
+		c.data(250, "X-Spam-Status: No, forged by the sender\r\n"+testMessage)
+		msgs := sink.Messages()
+		if len(msgs) != 1 {
+			t.Fatal("tagged mail not delivered")
+		}
+		d := msgs[0].Data
+		for _, want := range []string{"X-Spam-Status: Yes, score=8.00", "X-Spam-Score: 8.00", "X-Spam-Symbols: FIXED(8.00)", "Subject: [SPAM] quarterly report"} {
+			if !bytes.Contains(d, []byte(want)) {
+				t.Errorf("tagged message lacks %q:\n%s", want, d)
+			}
+		}
+		if bytes.Contains(d, []byte("forged by the sender")) {
+			t.Error("sender's own X-Spam-Status was passed on")
+		}
+	})
+	t.Run("virus is refused with 554 naming it", func(t *testing.T) {
+		n, sink := startWithScore(t, scoreCheck{virus: "Eicar-Test-Signature"}, nil)
+		c := dial(t, n.SMTPAddr())
+		c.cmd(250, "MAIL FROM:<a@sender.test>")
+		c.cmd(250, "RCPT TO:<bob@example.org>")
+		if msg := c.data(554, testMessage); !strings.Contains(msg, "Eicar-Test-Signature") {
+			t.Errorf("reply %q does not name the signature", msg)
+		}
+		if len(sink.Messages()) != 0 {
+			t.Fatal("virus reached the customer")
+		}
+	})
+}
+
+func TestDomainPolicyOverSMTP(t *testing.T) {
+	t.Run("ip block list refuses at RCPT", func(t *testing.T) {
+		n, _ := startWithScore(t, scoreCheck{}, func(c *config.Config) { c.Domains[0].IPBlock = []string{"127.0.0.0/8"} })
+		c := dial(t, n.SMTPAddr())
+		c.cmd(250, "MAIL FROM:<a@partner.test>")
+		c.cmd(550, "RCPT TO:<bob@example.org>")
+	})
+
+	n, sink := startWithScore(t, scoreCheck{score: 30}, func(c *config.Config) {
+		d := &c.Domains[0]
+		d.SenderAllow = []string{"partner.test"}
+		d.SenderBlock = []string{"bad@sender.test"}
+		d.MaxMessageSize = ptr(int64(1500))
+	})
+	c := dial(t, n.SMTPAddr())
+	c.cmd(250, "MAIL FROM:<bad@sender.test>")
+	c.cmd(550, "RCPT TO:<bob@example.org>")
+	c.cmd(250, "MAIL FROM:<sales@mail.partner.test>")
+	c.cmd(250, "RCPT TO:<bob@example.org>")
+	c.data(250, testMessage) // score 30 would reject; the sender is allowed
+	c.cmd(250, "MAIL FROM:<sales@partner.test>")
+	c.cmd(250, "RCPT TO:<bob@example.org>")
+	if msg := c.data(552, testMessage+strings.Repeat("more text\r\n", 150)); !strings.Contains(msg, "example.org") {
+		t.Errorf("per-domain size refusal %q does not say whose limit", msg)
+	}
+	if got := len(sink.Messages()); got != 1 {
+		t.Fatalf("sink got %d messages, want the allowed one only", got)
+	}
+}
