@@ -46,16 +46,20 @@ func Start(t testing.TB) *Server {
 		t.Fatalf("dnstest: listen tcp: %v", err)
 	}
 	s.Addr = pc.LocalAddr().String()
-	udp := &dns.Server{PacketConn: pc, Handler: s}
-	tcp := &dns.Server{Listener: ln, Handler: s}
-	var wg sync.WaitGroup
+	// Shutdown of a server that has not started yet fails and leaves it
+	// running, so Start returns only once both serve.
+	var started, wg sync.WaitGroup
+	udp := &dns.Server{PacketConn: pc, Handler: s, NotifyStartedFunc: started.Done}
+	tcp := &dns.Server{Listener: ln, Handler: s, NotifyStartedFunc: started.Done}
 	for _, srv := range []*dns.Server{udp, tcp} {
+		started.Add(1)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			_ = srv.ActivateAndServe()
 		}()
 	}
+	started.Wait()
 	t.Cleanup(func() {
 		_ = udp.Shutdown()
 		_ = tcp.Shutdown()

@@ -1,0 +1,83 @@
+package dnsbl
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+)
+
+// Zone is one DNS blocklist.
+type Zone struct {
+	// Zone is the list's DNS zone, e.g. zen.spamhaus.org.
+	Zone string `yaml:"zone"`
+	// Symbol names the finding; default RBL_<ZONE> for IP zones and
+	// URIBL_<ZONE> for domain zones.
+	Symbol string `yaml:"symbol"`
+	// Weights maps return codes to weights, e.g. "127.0.0.2": 3.0. Codes
+	// not listed are ignored: lists use some (Spamhaus' 127.255.255.x) to
+	// say "query refused", not "listed".
+	Weights map[string]float64 `yaml:"weights"`
+}
+
+// Config is the `dnsbl:` section.
+type Config struct {
+	// IPZones are queried with the client IP (RFC 5782 2.1, 2.4).
+	IPZones []Zone `yaml:"ip_zones"`
+	// DomainZones are queried with the registrable domain of each URL in
+	// the body (RFC 5782 2.3).
+	DomainZones []Zone `yaml:"domain_zones"`
+	// Timeout bounds all lookups of one message; unanswered ones count as
+	// not listed.
+	Timeout time.Duration `yaml:"timeout"`
+	// MaxDomains bounds the URL domains looked up per message.
+	MaxDomains int `yaml:"max_domains"`
+	// MaxParallel bounds the lookups in flight per message.
+	MaxParallel int `yaml:"max_parallel"`
+}
+
+// DefaultConfig queries no zone: which lists may be used, and at what
+// volume without a paid feed, is the operator's decision.
+func DefaultConfig() Config {
+	return Config{Timeout: 2 * time.Second, MaxDomains: 20, MaxParallel: 16}
+}
+
+// Validate reports the first invalid key, named relative to the section.
+func (c Config) Validate() error {
+	for key, zones := range map[string][]Zone{"ip_zones": c.IPZones, "domain_zones": c.DomainZones} {
+		for i, z := range zones {
+			if err := z.validate(); err != nil {
+				return fmt.Errorf("%s[%d].%w", key, i, err)
+			}
+		}
+	}
+	switch {
+	case c.Timeout <= 0:
+		return errors.New("timeout: must be positive")
+	case c.MaxDomains < 0:
+		return errors.New("max_domains: must not be negative")
+	case c.MaxParallel < 1:
+		return errors.New("max_parallel: must be at least 1")
+	}
+	return nil
+}
+
+var loopback = netip.MustParsePrefix("127.0.0.0/8")
+
+func (z Zone) validate() error {
+	if z.Zone == "" || strings.ContainsAny(z.Zone, " /:@") || strings.HasPrefix(z.Zone, ".") || !strings.Contains(z.Zone, ".") {
+		return fmt.Errorf("zone: %q is not a DNS zone", z.Zone)
+	}
+	if len(z.Weights) == 0 {
+		return errors.New("weights: at least one return code is needed")
+	}
+	for code := range z.Weights {
+		a, err := netip.ParseAddr(code)
+		if err != nil || !loopback.Contains(a) {
+			// RFC 5782 2.1: answers are in 127.0.0.0/8.
+			return fmt.Errorf("weights: %q is not a return code in 127.0.0.0/8", code)
+		}
+	}
+	return nil
+}

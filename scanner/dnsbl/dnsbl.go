@@ -1,0 +1,224 @@
+// Package dnsbl looks the client IP and the domains of the message's URLs
+// up in DNS blocklists (RFC 5782), in parallel under one deadline, and
+// turns the return codes into weighted symbols. Caching is the shared
+// resolver's (dnsresolver), so a busy sender costs one lookup per TTL.
+package dnsbl
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/mxgrid/mxgrid/scanner"
+)
+
+// Resolver is the DNS surface the check needs; *dnsresolver.Cached and
+// *net.Resolver satisfy it.
+type Resolver interface {
+	LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
+}
+
+// stageMargin lets the check's own deadline end slow lookups before the
+// pipeline's stage deadline turns the check into an error.
+const stageMargin = 500 * time.Millisecond
+
+// Check is the DNSBL check. Safe for concurrent use.
+type Check struct {
+	cfg     Config
+	res     Resolver
+	log     *slog.Logger
+	lookups *prometheus.CounterVec
+	ip      []zone
+	domain  []zone
+}
+
+type zone struct {
+	name    string
+	symbol  string
+	weights map[string]float64
+}
+
+var _ scanner.Check = (*Check)(nil)
+
+// New builds the check from a validated config.
+func New(cfg Config, res Resolver, log *slog.Logger, reg prometheus.Registerer) *Check {
+	c := &Check{cfg: cfg, res: res, log: log.With("component", "dnsbl")}
+	for _, z := range cfg.IPZones {
+		c.ip = append(c.ip, zone{strings.TrimSuffix(z.Zone, "."), symbolFor(z, "RBL_"), z.Weights})
+	}
+	for _, z := range cfg.DomainZones {
+		c.domain = append(c.domain, zone{strings.TrimSuffix(z.Zone, "."), symbolFor(z, "URIBL_"), z.Weights})
+	}
+	c.lookups = promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
+		Name: "mxgrid_dnsbl_lookups_total",
+		Help: "DNSBL lookups by zone and result (listed, clean, error). Errors and timeouts count as not listed.",
+	}, []string{"zone", "result"})
+	return c
+}
+
+func symbolFor(z Zone, prefix string) string {
+	if z.Symbol != "" {
+		return z.Symbol
+	}
+	return prefix + strings.ToUpper(strings.NewReplacer(".", "_", "-", "_").Replace(strings.TrimSuffix(z.Zone, ".")))
+}
+
+// Name implements scanner.Check.
+func (c *Check) Name() string { return "dnsbl" }
+
+// Stage is the pipeline stage for this check; a blocklist being slow is
+// never a reason to hold mail.
+func (c *Check) Stage() scanner.Stage {
+	return scanner.Stage{Check: c, OnError: scanner.OnErrorAccept, Timeout: c.cfg.Timeout + stageMargin}
+}
+
+// query is one lookup: what is listed (IP or domain) in which zone.
+type query struct {
+	zone  *zone
+	item  string
+	name  string
+	codes []netip.Addr
+}
+
+// Check implements scanner.Check.
+func (c *Check) Check(ctx context.Context, env *scanner.Envelope, msg *scanner.Message) (scanner.Result, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	defer cancel()
+	queries := c.queries(env, msg)
+
+	var wg sync.WaitGroup
+	slots := make(chan struct{}, c.cfg.MaxParallel)
+	for i := range queries {
+		q := &queries[i]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case slots <- struct{}{}:
+				defer func() { <-slots }()
+			case <-ctx.Done():
+				c.lookups.WithLabelValues(q.zone.name, "error").Inc()
+				return
+			}
+			c.lookup(ctx, q)
+		}()
+	}
+	wg.Wait()
+	return c.result(queries), nil
+}
+
+// queries lists the lookups for a message: the client IP in each IP zone
+// unless it is not routable (a private or loopback address is never listed,
+// and leaks our network to the list), and each URL domain in each domain zone.
+func (c *Check) queries(env *scanner.Envelope, msg *scanner.Message) []query {
+	var qs []query
+	ip := env.ClientIP.Unmap()
+	if ip.IsValid() && !ip.IsPrivate() && !ip.IsLoopback() && !ip.IsLinkLocalUnicast() && !ip.IsUnspecified() {
+		rev := reverse(ip)
+		for i := range c.ip {
+			qs = append(qs, query{zone: &c.ip[i], item: ip.String(), name: rev + "." + c.ip[i].name})
+		}
+	}
+	if len(c.domain) == 0 || msg == nil {
+		return qs
+	}
+	seen := map[string]bool{}
+	for _, u := range msg.URLs {
+		d := strings.TrimSuffix(u.Domain, ".")
+		if u.IP || d == "" || !strings.Contains(d, ".") || seen[d] {
+			continue
+		}
+		if len(seen) >= c.cfg.MaxDomains {
+			break
+		}
+		seen[d] = true
+		for i := range c.domain {
+			qs = append(qs, query{zone: &c.domain[i], item: d, name: d + "." + c.domain[i].name})
+		}
+	}
+	return qs
+}
+
+// reverse writes an address in DNSBL order: octets reversed for IPv4
+// (RFC 5782 2.1), nibbles reversed for IPv6 (RFC 5782 2.4).
+func reverse(ip netip.Addr) string {
+	b := ip.AsSlice()
+	parts := make([]string, 0, 32)
+	if ip.Is4() {
+		for i := len(b) - 1; i >= 0; i-- {
+			parts = append(parts, fmt.Sprint(b[i]))
+		}
+		return strings.Join(parts, ".")
+	}
+	const hex = "0123456789abcdef"
+	for i := len(b) - 1; i >= 0; i-- {
+		parts = append(parts, string(hex[b[i]&0xf]), string(hex[b[i]>>4]))
+	}
+	return strings.Join(parts, ".")
+}
+
+func (c *Check) lookup(ctx context.Context, q *query) {
+	addrs, err := c.res.LookupNetIP(ctx, "ip4", q.name)
+	if err != nil {
+		if derr, ok := err.(*net.DNSError); ok && derr.IsNotFound {
+			c.lookups.WithLabelValues(q.zone.name, "clean").Inc()
+			return
+		}
+		c.lookups.WithLabelValues(q.zone.name, "error").Inc()
+		c.log.Debug("dnsbl lookup failed", "zone", q.zone.name, "item", q.item, "err", err)
+		return
+	}
+	for _, a := range addrs {
+		if a = a.Unmap(); loopback.Contains(a) {
+			q.codes = append(q.codes, a)
+		}
+	}
+	result := "clean"
+	if len(q.codes) > 0 {
+		result = "listed"
+	}
+	c.lookups.WithLabelValues(q.zone.name, result).Inc()
+}
+
+// result gives one symbol per zone and return code, naming what is listed:
+// several URL domains under the same code are one piece of evidence.
+func (c *Check) result(queries []query) scanner.Result {
+	type key struct{ symbol, code string }
+	items := map[key][]string{}
+	weights := map[key]float64{}
+	for _, q := range queries {
+		for _, code := range q.codes {
+			w, ok := q.zone.weights[code.String()]
+			if !ok {
+				continue
+			}
+			k := key{q.zone.symbol, code.String()}
+			items[k] = append(items[k], q.item)
+			weights[k] = w
+		}
+	}
+	keys := make([]key, 0, len(items))
+	for k := range items {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if keys[i].symbol != keys[j].symbol {
+			return keys[i].symbol < keys[j].symbol
+		}
+		return keys[i].code < keys[j].code
+	})
+	var res scanner.Result
+	for _, k := range keys {
+		res.Symbols = append(res.Symbols, scanner.Symbol{Name: k.symbol, Score: weights[k], Detail: strings.Join(items[k], ",") + " " + k.code})
+	}
+	return res
+}
