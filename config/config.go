@@ -14,10 +14,14 @@ import (
 	"strings"
 
 	"github.com/mxgrid/mxgrid/cluster"
+	"github.com/mxgrid/mxgrid/dnsresolver"
 	"github.com/mxgrid/mxgrid/events"
 	"github.com/mxgrid/mxgrid/geo"
 	"github.com/mxgrid/mxgrid/relay"
 	"github.com/mxgrid/mxgrid/scanner"
+	"github.com/mxgrid/mxgrid/scanner/antivirus"
+	"github.com/mxgrid/mxgrid/scanner/auth"
+	"github.com/mxgrid/mxgrid/scanner/dnsbl"
 	"github.com/mxgrid/mxgrid/smtpd"
 	"github.com/mxgrid/mxgrid/spammap"
 	"github.com/mxgrid/mxgrid/store"
@@ -43,6 +47,11 @@ type Config struct {
 	Events  events.Config         `yaml:"events"`
 	Admin   Admin                 `yaml:"admin"`
 	Tenants tenant.SyncConfig     `yaml:"tenants"`
+	// DNS is the one resolver every DNS-using check shares.
+	DNS       dnsresolver.Config `yaml:"dns"`
+	Auth      auth.Config        `yaml:"auth"`
+	DNSBL     dnsbl.Config       `yaml:"dnsbl"`
+	Antivirus antivirus.Config   `yaml:"antivirus"`
 }
 
 // Admin configures the admin API.
@@ -88,6 +97,11 @@ func Default() Config {
 		Geo:     geo.DefaultConfig(),
 		Events:  events.DefaultConfig(),
 		Tenants: tenant.DefaultSyncConfig(),
+
+		DNS:       dnsresolver.DefaultConfig(),
+		Auth:      auth.DefaultConfig(),
+		DNSBL:     dnsbl.DefaultConfig(),
+		Antivirus: antivirus.DefaultConfig(),
 	}
 }
 
@@ -256,6 +270,18 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := check("tenants", c.Tenants.Validate()); err != nil {
+		return err
+	}
+	if err := check("dns", c.DNS.Validate()); err != nil {
+		return err
+	}
+	if err := check("auth", c.Auth.Validate()); err != nil {
+		return err
+	}
+	if err := check("dnsbl", c.DNSBL.Validate()); err != nil {
+		return err
+	}
+	if err := check("antivirus", c.Antivirus.Validate()); err != nil {
 		return err
 	}
 	return check("map", c.Map.Validate())

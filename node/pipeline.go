@@ -3,10 +3,16 @@ package node
 import (
 	"context"
 	"log/slog"
+	"sort"
 
 	"github.com/mxgrid/mxgrid/config"
+	"github.com/mxgrid/mxgrid/dnsresolver"
 	"github.com/mxgrid/mxgrid/health"
 	"github.com/mxgrid/mxgrid/scanner"
+	"github.com/mxgrid/mxgrid/scanner/antivirus"
+	"github.com/mxgrid/mxgrid/scanner/auth"
+	"github.com/mxgrid/mxgrid/scanner/clamav"
+	"github.com/mxgrid/mxgrid/scanner/dnsbl"
 	"github.com/mxgrid/mxgrid/scanner/model"
 	"github.com/mxgrid/mxgrid/scanner/rules"
 	"github.com/prometheus/client_golang/prometheus"
@@ -40,5 +46,62 @@ func Stages(ctx context.Context, cfg *config.Config, env StageEnv) ([]scanner.St
 		scanner.Stage{Check: model.NewCheck(models, cfg.Scanner.Weights), OnError: scanner.OnErrorAccept},
 		scanner.Stage{Check: rules.New(cfg.Scanner.Weights), OnError: scanner.OnErrorAccept},
 	)
+	// The built-in antivirus needs no network either.
+	av, err := antivirus.New(cfg.Antivirus, env.Registry)
+	if err != nil {
+		return nil, err
+	}
+	stages = append(stages, scanner.Stage{Check: av, OnError: scanner.OnErrorAccept})
+	network, err := networkStages(ctx, cfg, env)
+	if err != nil {
+		return nil, err
+	}
+	return append(stages, network...), nil
+}
+
+// networkStages builds the checks that need the network: sender
+// authentication and DNS blocklists, sharing one resolver (dns:), and
+// clamd. Offline, they are only listed in env.Skipped.
+func networkStages(ctx context.Context, cfg *config.Config, env StageEnv) ([]scanner.Stage, error) {
+	authCfg := cfg.Auth
+	if authCfg.AuthservID == "" {
+		authCfg.AuthservID = cfg.SMTP.Hostname
+	}
+	wantAuth := authCfg.SPF || authCfg.DKIM || authCfg.DMARC
+	wantDNSBL := len(cfg.DNSBL.IPZones)+len(cfg.DNSBL.DomainZones) > 0
+	wantClamd := cfg.Antivirus.Clamd.Clamd != ""
+	if env.Offline {
+		if env.Skipped != nil {
+			for name, on := range map[string]bool{"auth": wantAuth, "dnsbl": wantDNSBL, "clamav": wantClamd} {
+				if on {
+					*env.Skipped = append(*env.Skipped, name)
+				}
+			}
+			sort.Strings(*env.Skipped)
+		}
+		return nil, nil
+	}
+	var stages []scanner.Stage
+	res := dnsresolver.New(cfg.DNS, env.Registry)
+	if wantAuth {
+		a, err := auth.New(authCfg, res, env.Log)
+		if err != nil {
+			return nil, err
+		}
+		stages = append(stages, a.Stage())
+	}
+	if wantDNSBL {
+		stages = append(stages, dnsbl.New(cfg.DNSBL, res, env.Log, env.Registry).Stage())
+	}
+	if wantClamd {
+		c, err := clamav.New(cfg.Antivirus.Clamd, env.Health, env.Log, env.Registry)
+		if err != nil {
+			return nil, err
+		}
+		// Probes clamd for /readyz for as long as the node runs (ctx is
+		// the node's, as for the model watcher).
+		go func() { _ = c.Run(ctx) }()
+		stages = append(stages, c.Stage())
+	}
 	return stages, nil
 }
