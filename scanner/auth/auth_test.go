@@ -84,6 +84,7 @@ func newWorld(t testing.TB) *world {
 func (w *world) check(t testing.TB, mod func(*Config)) *Check {
 	t.Helper()
 	cfg := DefaultConfig()
+	cfg.SPF, cfg.DKIM, cfg.DMARC = true, true, true
 	cfg.AuthservID = "mx.mxgrid.test"
 	cfg.Timeout = 2 * time.Second
 	if mod != nil {
@@ -384,7 +385,8 @@ func TestConfigValidate(t *testing.T) {
 	}{
 		{"default", func(*Config) {}, ""},
 		{"id with space", func(c *Config) { c.AuthservID = "mx example" }, "authserv_id:"},
-		{"dmarc without spf", func(c *Config) { c.SPF = false }, "dmarc: needs spf and dkim"},
+		{"all on", func(c *Config) { c.SPF, c.DKIM, c.DMARC = true, true, true }, ""},
+		{"dmarc without spf", func(c *Config) { c.DMARC, c.DKIM = true, true }, "dmarc: needs spf and dkim"},
 		{"no signatures", func(c *Config) { c.MaxSignatures = 0 }, "max_signatures:"},
 		{"zero timeout", func(c *Config) { c.Timeout = 0 }, "timeout:"},
 		{"unknown weight", func(c *Config) { c.Weights = map[string]float64{"SPF_MAYBE": 1} }, `weights: unknown symbol "SPF_MAYBE"`},

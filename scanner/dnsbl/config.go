@@ -45,11 +45,14 @@ func DefaultConfig() Config {
 
 // Validate reports the first invalid key, named relative to the section.
 func (c Config) Validate() error {
-	for key, zones := range map[string][]Zone{"ip_zones": c.IPZones, "domain_zones": c.DomainZones} {
-		for i, z := range zones {
-			if err := z.validate(); err != nil {
-				return fmt.Errorf("%s[%d].%w", key, i, err)
-			}
+	for i, z := range c.IPZones {
+		if err := z.validate(); err != nil {
+			return fmt.Errorf("ip_zones[%d].%w", i, err)
+		}
+	}
+	for i, z := range c.DomainZones {
+		if err := z.validate(); err != nil {
+			return fmt.Errorf("domain_zones[%d].%w", i, err)
 		}
 	}
 	switch {
