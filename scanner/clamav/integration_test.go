@@ -42,7 +42,17 @@ func attachment(name string, data []byte) []byte {
 		"Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n" +
 		"--b1\r\nContent-Type: text/plain\r\n\r\nSee attached.\r\n" +
 		"--b1\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename=\"" + name + "\"\r\n" +
-		"Content-Transfer-Encoding: base64\r\n\r\n" + base64.StdEncoding.EncodeToString(data) + "\r\n--b1--\r\n")
+		"Content-Transfer-Encoding: base64\r\n\r\n" + wrap76(base64.StdEncoding.EncodeToString(data)) + "--b1--\r\n")
+}
+
+// wrap76 breaks base64 into the 76-character lines of RFC 2045 6.8.
+func wrap76(s string) string {
+	var b strings.Builder
+	for len(s) > 76 {
+		b.WriteString(s[:76] + "\r\n")
+		s = s[76:]
+	}
+	return b.String() + s + "\r\n"
 }
 
 func zipped(t testing.TB, name string, data []byte) []byte {
