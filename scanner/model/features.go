@@ -309,11 +309,6 @@ func (e *emitter) mime(m *scanner.Message) {
 // generalise across mailboxes better than words do.
 func (e *emitter) shape(m *scanner.Message, body string) {
 	h := &m.HTML
-	e.addString(nsShape, "text:"+bucket(len(body)>>6))
-	e.addString(nsShape, "html:"+bucket(len(h.Text)>>6))
-	if h.Parts > 0 && m.Text == "" {
-		e.addString(nsShape, "htmlonly")
-	}
 	if h.Hidden != "" {
 		e.addString(nsShape, "hidden:"+bucket(len(h.Hidden)>>4))
 	}

@@ -147,8 +147,8 @@ func TestCheckCalibration(t *testing.T) {
 		{-10, model.SymbolHam, -2},
 		{-4.5, model.SymbolHam, -1},
 		{-3, "", 0},
-		{-2.5, "", 0},
-		{-0.5, model.SymbolSpam, 4.5},
+		{-1.5, model.SymbolSpam, 3},
+		{0, model.SymbolSpam, 6},
 		{1.5, model.SymbolSpam, 9},
 		{8, model.SymbolSpam, 9},
 	}

@@ -83,7 +83,7 @@ func DefaultWeights() map[string]float64 {
 		MailerBulk:         2.5,
 		FromDisplaySpoof:   2.0,
 		ReplyToFreemail:    1.0,
-		HeaderRaw8bit:      1.0,
+		HeaderRaw8bit:      1.5,
 		HeaderEmptyAddr:    1.0,
 		PriorityHigh:       1.0,
 		ToUndisclosed:      0.5,
@@ -201,9 +201,11 @@ func (r *Rules) headers(f *findings, m *scanner.Message) {
 	fromDisplay(f, m)
 	replyTo(f, m)
 	for _, k := range [...]string{"Subject", "From", "To"} {
-		if !isASCIIString(h.Get(k)) {
-			// RFC 5322 headers are ASCII; RFC 2047 encodes the rest.
-			// Real MUAs encode, bulk tools often paste raw bytes.
+		if v := h.Get(k); !utf8.ValidString(v) || strings.ContainsRune(v, utf8.RuneError) {
+			// Headers are ASCII with RFC 2047 encoded words, or UTF-8
+			// under RFC 6532. Raw bytes in a legacy charset are neither:
+			// real MUAs encode, bulk tools paste. U+FFFD is what such bytes
+			// become once some hop has "repaired" them.
 			f.hit(HeaderRaw8bit, k)
 			break
 		}
@@ -482,12 +484,3 @@ func helo(f *findings, env *scanner.Envelope) {
 // dynamicHost matches names ISPs give to dial-up, DSL and cable customers:
 // the address spelled out in the name, or pool-type words.
 var dynamicHost = regexp.MustCompile(`(^|[.-])(\d{1,3}[.-]){3}\d{1,3}[.-]|(^|[.-])(dsl|adsl|dyn|dynamic|dhcp|dialup|dial-up|ppp|pool|cable|client|cust|broadband)[0-9.-]`)
-
-func isASCIIString(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= utf8.RuneSelf {
-			return false
-		}
-	}
-	return true
-}

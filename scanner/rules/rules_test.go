@@ -48,6 +48,8 @@ func TestRules(t *testing.T) {
 		{"display name shows another address", scanner.Envelope{}, strings.Replace(okHeaders, "Alice <", "\"service@paypal.com\" <", 1) + "\nhi\n", []string{FromDisplaySpoof}},
 		{"display name shows the same address", scanner.Envelope{}, strings.Replace(okHeaders, "Alice <", "\"alice@example.org\" <", 1) + "\nhi\n", nil},
 		{"reply to a freemail elsewhere", scanner.Envelope{}, okHeaders + "Reply-To: <letmego@bk.ru>\n\nhi\n", []string{ReplyToFreemail}},
+		{"raw UTF-8 subject (RFC 6532)", scanner.Envelope{}, strings.Replace(okHeaders, "lunch", "Mittagessen für zwei", 1) + "\nhi\n", nil},
+		{"replacement characters in From", scanner.Envelope{}, strings.Replace(okHeaders, "Alice", "\uFFFD\uFFFD", 1) + "\nhi\n", []string{HeaderRaw8bit}},
 		{"raw 8-bit subject", scanner.Envelope{}, strings.Replace(okHeaders, "lunch", "l\xfcnch", 1) + "\nhi\n", []string{HeaderRaw8bit}},
 		{"empty Cc", scanner.Envelope{}, okHeaders + "Cc: \n\nhi\n", []string{HeaderEmptyAddr}},
 		{"urgent", scanner.Envelope{}, okHeaders + "X-Priority: 1 (Highest)\n\nhi\n", []string{PriorityHigh}},
