@@ -410,6 +410,40 @@ func auc(spam, ham []float64) float64 {
 	return sum / float64(len(spam)*len(ham))
 }
 
+type symbolHit struct {
+	name             string
+	spam, ham, hamFP int
+}
+
+// symbolHits counts, per symbol, the spam and ham it fired on and the
+// false positives it was part of: a rule that shows up in ham FPs is the
+// first suspect when tuning weights.
+func (r *Report) symbolHits() []symbolHit {
+	idx := map[string]int{}
+	var hits []symbolHit
+	for _, o := range r.Outcomes {
+		for _, s := range o.Symbols {
+			i, ok := idx[s.Name]
+			if !ok {
+				i = len(hits)
+				idx[s.Name] = i
+				hits = append(hits, symbolHit{name: s.Name})
+			}
+			switch {
+			case o.Spam:
+				hits[i].spam++
+			default:
+				hits[i].ham++
+				if o.Action == scanner.Tag || o.Action == scanner.Reject {
+					hits[i].hamFP++
+				}
+			}
+		}
+	}
+	sort.Slice(hits, func(i, j int) bool { return hits[i].name < hits[j].name })
+	return hits
+}
+
 // Write prints the report as text.
 func (r *Report) Write(w io.Writer) error {
 	m := r.Metrics()
@@ -435,8 +469,12 @@ func (r *Report) Write(w io.Writer) error {
 	fmt.Fprintf(&b, "recall at <= 1 FP      %7.2f%%  (threshold swept over the verdict score)\n", 100*m.RecallAt1FP)
 	fmt.Fprintf(&b, "recall at <= 5 FP      %7.2f%%\n", 100*m.RecallAt5FP)
 	fmt.Fprintf(&b, "(1-ROCA)%%              %7.4f   (verdict score); model margin alone: %.4f\n", m.OneMinusROCA, m.OneMinusROCAModel)
-	fmt.Fprintf(&b, "throughput             %7.0f msgs/s per core (parse + rules + features + model; %d msgs in %s CPU)\n", perCore, r.Scanned, r.ScanTime.Round(time.Millisecond))
+	fmt.Fprintf(&b, "throughput             %7.0f msgs/s per core (parse + rules + features + model; %d msgs in %s of worker time)\n", perCore, r.Scanned, r.ScanTime.Round(time.Millisecond))
 	fmt.Fprintf(&b, "training               %s for %d folds\n", r.TrainTime.Round(time.Millisecond), o.Folds)
+	fmt.Fprintf(&b, "\n%-22s %6s %6s %8s\n", "symbol", "spam", "ham", "ham FPs")
+	for _, h := range r.symbolHits() {
+		fmt.Fprintf(&b, "%-22s %6d %6d %8d\n", h.name, h.spam, h.ham, h.hamFP)
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }

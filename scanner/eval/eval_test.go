@@ -98,7 +98,7 @@ func TestRunOnSamples(t *testing.T) {
 	if err := rep.Write(&out); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"2-fold", "routing-blind", "spam recall", "ham false positives", "recall at <= 1 FP", "(1-ROCA)%", "msgs/s per core"} {
+	for _, want := range []string{"2-fold", "routing-blind", "spam recall", "ham false positives", "recall at <= 1 FP", "(1-ROCA)%", "msgs/s per core", "ham FPs", "MODEL_"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, out.String())
 		}
