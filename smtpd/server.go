@@ -53,6 +53,9 @@ type Deps struct {
 	Relay     Relayer
 	// Recorder may be nil (no events recorded).
 	Recorder Recorder
+	// Outcomes, when set, counts each transaction's outcome per domain
+	// (the reseller panel's statistics).
+	Outcomes interface{ Count(domain, outcome string) }
 	// Policy is the node default, overridden per domain.
 	Policy scanner.Policy
 	// Node and Provider label recorded events.

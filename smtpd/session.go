@@ -200,6 +200,9 @@ func (ss *session) Data(r io.Reader) error {
 	reply, outcome, verdict := ss.deliver(raw)
 	class := replyClass(reply.Code)
 	ss.srv.metrics.transactions.WithLabelValues(outcome, class).Inc()
+	if ss.srv.deps.Outcomes != nil {
+		ss.srv.deps.Outcomes.Count(ss.domain.Name, outcome)
+	}
 	ss.srv.metrics.duration.WithLabelValues(class).Observe(time.Since(start).Seconds())
 	ss.srv.metrics.size.Observe(float64(len(raw)))
 	ss.log.Info("transaction",

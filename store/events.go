@@ -94,6 +94,13 @@ var eventMigrations = []Migration{{
 		asn BIGINT NOT NULL,
 		as_org TEXT NOT NULL);
 	CREATE INDEX events_at ON events (at_us, id);`,
+}, {
+	// The panel lists a domain's latest refusals and draws per-reseller and
+	// per-customer maps: both read one domain's newest events, which
+	// events_at would find only by scanning every domain's.
+	Version:  2,
+	SQLite:   `CREATE INDEX events_domain ON events (domain, at_us)`,
+	Postgres: `CREATE INDEX events_domain ON events (domain, at_us)`,
 }}
 
 // MigrateEvents creates or upgrades the events table.

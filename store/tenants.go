@@ -68,6 +68,41 @@ var tenantMigrations = []Migration{{
 	CREATE TABLE tenant_audit (id BIGSERIAL PRIMARY KEY, at_us BIGINT NOT NULL,
 		actor TEXT NOT NULL, reseller_id BIGINT, action TEXT NOT NULL, object TEXT NOT NULL, detail TEXT NOT NULL);
 	CREATE INDEX tenant_audit_reseller ON tenant_audit (reseller_id, id);`,
+}, {
+	// Version 2 is the reseller panel's: white label (slug, display name,
+	// accent, logo), suspension, the customers' unguessable map keys, and
+	// panel users. Existing rows get a slug from their id and a random map
+	// key from the database's own CSPRNG. Logos live in their own table so
+	// that lists and snapshots never read the blobs.
+	Version: 2,
+	SQLite: `ALTER TABLE resellers ADD COLUMN slug TEXT;
+	UPDATE resellers SET slug = 'reseller-' || id;
+	CREATE UNIQUE INDEX resellers_slug ON resellers (slug);
+	ALTER TABLE resellers ADD COLUMN display_name TEXT NOT NULL DEFAULT '';
+	ALTER TABLE resellers ADD COLUMN accent TEXT NOT NULL DEFAULT '';
+	ALTER TABLE customers ADD COLUMN suspended INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE customers ADD COLUMN map_key TEXT;
+	UPDATE customers SET map_key = lower(hex(randomblob(16)));
+	CREATE UNIQUE INDEX customers_map_key ON customers (map_key);
+	CREATE TABLE reseller_logos (reseller_id INTEGER PRIMARY KEY REFERENCES resellers (id) ON DELETE CASCADE,
+		content_type TEXT NOT NULL, data BLOB NOT NULL, updated_us INTEGER NOT NULL);
+	CREATE TABLE panel_users (id INTEGER PRIMARY KEY AUTOINCREMENT,
+		reseller_id INTEGER NOT NULL REFERENCES resellers (id) ON DELETE CASCADE,
+		email TEXT NOT NULL UNIQUE, password TEXT NOT NULL, created_us INTEGER NOT NULL);`,
+	Postgres: `ALTER TABLE resellers ADD COLUMN slug TEXT;
+	UPDATE resellers SET slug = 'reseller-' || id;
+	CREATE UNIQUE INDEX resellers_slug ON resellers (slug);
+	ALTER TABLE resellers ADD COLUMN display_name TEXT NOT NULL DEFAULT '';
+	ALTER TABLE resellers ADD COLUMN accent TEXT NOT NULL DEFAULT '';
+	ALTER TABLE customers ADD COLUMN suspended BOOLEAN NOT NULL DEFAULT FALSE;
+	ALTER TABLE customers ADD COLUMN map_key TEXT;
+	UPDATE customers SET map_key = replace(gen_random_uuid()::text, '-', '');
+	CREATE UNIQUE INDEX customers_map_key ON customers (map_key);
+	CREATE TABLE reseller_logos (reseller_id BIGINT PRIMARY KEY REFERENCES resellers (id) ON DELETE CASCADE,
+		content_type TEXT NOT NULL, data BYTEA NOT NULL, updated_us BIGINT NOT NULL);
+	CREATE TABLE panel_users (id BIGSERIAL PRIMARY KEY,
+		reseller_id BIGINT NOT NULL REFERENCES resellers (id) ON DELETE CASCADE,
+		email TEXT NOT NULL UNIQUE, password TEXT NOT NULL, created_us BIGINT NOT NULL);`,
 }}
 
 // Tenants implements tenant.Store. It connects lazily: a node that started
@@ -118,6 +153,9 @@ func (t *Tenants) db(ctx context.Context) (*Store, error) {
 		if err := t.st.Migrate(ctx, tenantsComponent, tenantMigrations); err != nil {
 			return nil, fmt.Errorf("%w: %v", tenant.ErrUnavailable, err)
 		}
+		if err := t.st.Migrate(ctx, routesComponent, routeMigrations); err != nil {
+			return nil, fmt.Errorf("%w: %v", tenant.ErrUnavailable, err)
+		}
 		t.schema = true
 	}
 	return t.st, nil
@@ -161,6 +199,13 @@ func decodePolicy(s string) (tenant.Policy, error) {
 	var p tenant.Policy
 	err := json.Unmarshal([]byte(s), &p)
 	return p, err
+}
+
+func nullStr(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
 }
 
 func nullID(id int64) any {
@@ -268,7 +313,9 @@ func (w *where) page(col string, f tenant.Filter) string {
 
 // --- resellers
 
-const resellerCols = `id, name, policy, created_us, updated_us`
+// Slugs and map keys are NULL when unset (rows written by tools below the
+// service), which the unique indexes allow any number of.
+const resellerCols = `id, name, COALESCE(slug, ''), display_name, accent, policy, created_us, updated_us`
 
 func scanReseller(sc interface{ Scan(...any) error }) (tenant.Reseller, error) {
 	var (
@@ -276,7 +323,7 @@ func scanReseller(sc interface{ Scan(...any) error }) (tenant.Reseller, error) {
 		pol      string
 		cre, upd int64
 	)
-	if err := sc.Scan(&r.ID, &r.Name, &pol, &cre, &upd); err != nil {
+	if err := sc.Scan(&r.ID, &r.Name, &r.Slug, &r.DisplayName, &r.Accent, &pol, &cre, &upd); err != nil {
 		return r, err
 	}
 	r.Created, r.Updated = fromMicros(cre), fromMicros(upd)
@@ -328,8 +375,9 @@ func (t *Tenants) CreateReseller(ctx context.Context, r *tenant.Reseller, a tena
 	now := nowUTC()
 	return t.write(ctx, "reseller "+r.Name, a, func(tx *sql.Tx) error {
 		r.Created, r.Updated = now, now
-		return tx.QueryRowContext(ctx, `INSERT INTO resellers (name, policy, created_us, updated_us) VALUES ($1, $2, $3, $3) RETURNING id`,
-			r.Name, pol, micros(now)).Scan(&r.ID)
+		return tx.QueryRowContext(ctx, `INSERT INTO resellers (name, slug, display_name, accent, policy, created_us, updated_us)
+			VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING id`,
+			r.Name, nullStr(r.Slug), r.DisplayName, r.Accent, pol, micros(now)).Scan(&r.ID)
 	})
 }
 
@@ -341,8 +389,9 @@ func (t *Tenants) UpdateReseller(ctx context.Context, r *tenant.Reseller, a tena
 	now := nowUTC()
 	return t.write(ctx, "reseller "+r.Name, a, func(tx *sql.Tx) error {
 		r.Updated = now
-		return expectRow(tx.ExecContext(ctx, `UPDATE resellers SET name = $1, policy = $2, updated_us = $3 WHERE id = $4`,
-			r.Name, pol, micros(now), r.ID))
+		return expectRow(tx.ExecContext(ctx, `UPDATE resellers SET name = $1, slug = $2, display_name = $3, accent = $4,
+			policy = $5, updated_us = $6 WHERE id = $7`,
+			r.Name, nullStr(r.Slug), r.DisplayName, r.Accent, pol, micros(now), r.ID))
 	})
 }
 
@@ -369,7 +418,7 @@ func expectRow(res sql.Result, err error) error {
 
 // --- customers
 
-const customerCols = `id, reseller_id, name, policy, created_us, updated_us`
+const customerCols = `id, reseller_id, name, policy, suspended, COALESCE(map_key, ''), created_us, updated_us`
 
 func scanCustomer(sc interface{ Scan(...any) error }) (tenant.Customer, error) {
 	var (
@@ -377,7 +426,7 @@ func scanCustomer(sc interface{ Scan(...any) error }) (tenant.Customer, error) {
 		pol      string
 		cre, upd int64
 	)
-	if err := sc.Scan(&c.ID, &c.ResellerID, &c.Name, &pol, &cre, &upd); err != nil {
+	if err := sc.Scan(&c.ID, &c.ResellerID, &c.Name, &pol, &c.Suspended, &c.MapKey, &cre, &upd); err != nil {
 		return c, err
 	}
 	c.Created, c.Updated = fromMicros(cre), fromMicros(upd)
@@ -416,8 +465,9 @@ func (t *Tenants) CreateCustomer(ctx context.Context, c *tenant.Customer, a tena
 	now := nowUTC()
 	return t.write(ctx, "customer "+c.Name, a, func(tx *sql.Tx) error {
 		c.Created, c.Updated = now, now
-		return tx.QueryRowContext(ctx, `INSERT INTO customers (reseller_id, name, policy, created_us, updated_us) VALUES ($1, $2, $3, $4, $4) RETURNING id`,
-			c.ResellerID, c.Name, pol, micros(now)).Scan(&c.ID)
+		return tx.QueryRowContext(ctx, `INSERT INTO customers (reseller_id, name, policy, suspended, map_key, created_us, updated_us)
+			VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING id`,
+			c.ResellerID, c.Name, pol, c.Suspended, nullStr(c.MapKey), micros(now)).Scan(&c.ID)
 	})
 }
 
@@ -429,8 +479,10 @@ func (t *Tenants) UpdateCustomer(ctx context.Context, c *tenant.Customer, a tena
 	now := nowUTC()
 	return t.write(ctx, "customer "+c.Name, a, func(tx *sql.Tx) error {
 		c.Updated = now
-		return expectRow(tx.ExecContext(ctx, `UPDATE customers SET reseller_id = $1, name = $2, policy = $3, updated_us = $4 WHERE id = $5`,
-			c.ResellerID, c.Name, pol, micros(now), c.ID))
+		// The map key never changes: embeds already published keep working.
+		return expectRow(tx.ExecContext(ctx, `UPDATE customers SET reseller_id = $1, name = $2, policy = $3, suspended = $4,
+			updated_us = $5 WHERE id = $6`,
+			c.ResellerID, c.Name, pol, c.Suspended, micros(now), c.ID))
 	})
 }
 
@@ -442,21 +494,26 @@ func (t *Tenants) DeleteCustomer(ctx context.Context, id int64, a tenant.AuditEn
 
 // --- domains
 
-const domainCols = `d.id, d.customer_id, c.reseller_id, d.name, d.route, d.tls, d.policy, d.created_us, d.updated_us`
-const domainFrom = ` FROM domains d JOIN customers c ON c.id = d.customer_id`
+const domainCols = `d.id, d.customer_id, c.reseller_id, d.name, d.route, d.tls, d.policy, d.created_us, d.updated_us,
+	COALESCE(rt.rules, '[]')`
+const domainFrom = ` FROM domains d JOIN customers c ON c.id = d.customer_id LEFT JOIN domain_routes rt ON rt.domain_id = d.id`
 
 func scanDomain(sc interface{ Scan(...any) error }) (tenant.DomainRecord, error) {
 	var (
 		d        tenant.DomainRecord
-		pol      string
+		pol, rts string
 		cre, upd int64
 	)
-	if err := sc.Scan(&d.ID, &d.CustomerID, &d.ResellerID, &d.Name, &d.Route, &d.TLS, &pol, &cre, &upd); err != nil {
+	if err := sc.Scan(&d.ID, &d.CustomerID, &d.ResellerID, &d.Name, &d.Route, &d.TLS, &pol, &cre, &upd, &rts); err != nil {
 		return d, err
 	}
 	d.Created, d.Updated = fromMicros(cre), fromMicros(upd)
 	p, err := decodePolicy(pol)
+	if err != nil {
+		return d, err
+	}
 	d.Policy = p
+	d.Routes, err = decodeRoutes(rts)
 	return d, err
 }
 
@@ -490,9 +547,12 @@ func (t *Tenants) CreateDomain(ctx context.Context, d *tenant.DomainRecord, a te
 	now := nowUTC()
 	return t.write(ctx, "domain "+d.Name, a, func(tx *sql.Tx) error {
 		d.Created, d.Updated = now, now
-		return tx.QueryRowContext(ctx, `INSERT INTO domains (customer_id, name, route, tls, policy, created_us, updated_us)
+		if err := tx.QueryRowContext(ctx, `INSERT INTO domains (customer_id, name, route, tls, policy, created_us, updated_us)
 			VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING id`,
-			d.CustomerID, d.Name, d.Route, d.TLS, pol, micros(now)).Scan(&d.ID)
+			d.CustomerID, d.Name, d.Route, d.TLS, pol, micros(now)).Scan(&d.ID); err != nil {
+			return err
+		}
+		return putRoutes(ctx, tx, d.ID, d.Routes)
 	})
 }
 
@@ -504,8 +564,11 @@ func (t *Tenants) UpdateDomain(ctx context.Context, d *tenant.DomainRecord, a te
 	now := nowUTC()
 	return t.write(ctx, "domain "+d.Name, a, func(tx *sql.Tx) error {
 		d.Updated = now
-		return expectRow(tx.ExecContext(ctx, `UPDATE domains SET customer_id = $1, name = $2, route = $3, tls = $4, policy = $5, updated_us = $6 WHERE id = $7`,
-			d.CustomerID, d.Name, d.Route, d.TLS, pol, micros(now), d.ID))
+		if err := expectRow(tx.ExecContext(ctx, `UPDATE domains SET customer_id = $1, name = $2, route = $3, tls = $4, policy = $5, updated_us = $6 WHERE id = $7`,
+			d.CustomerID, d.Name, d.Route, d.TLS, pol, micros(now), d.ID)); err != nil {
+			return err
+		}
+		return putRoutes(ctx, tx, d.ID, d.Routes)
 	})
 }
 

@@ -20,35 +20,51 @@ import (
 
 // Reseller sells filtering to customers.
 type Reseller struct {
-	ID      int64     `json:"id"`
-	Name    string    `json:"name"`
-	Policy  Policy    `json:"policy"`
-	Created time.Time `json:"created"`
-	Updated time.Time `json:"updated"`
+	ID   int64  `json:"id"`
+	Name string `json:"name"`
+	// Slug names the reseller in public URLs (/map?reseller=SLUG); derived
+	// from the name at creation unless given.
+	Slug string `json:"slug"`
+	// DisplayName and Accent are the white label the panel and the
+	// reseller's map show (empty: the name and the default colour).
+	DisplayName string    `json:"display_name,omitempty"`
+	Accent      string    `json:"accent,omitempty"`
+	Policy      Policy    `json:"policy"`
+	Created     time.Time `json:"created"`
+	Updated     time.Time `json:"updated"`
 }
 
 // Customer belongs to one reseller.
 type Customer struct {
-	ID         int64     `json:"id"`
-	ResellerID int64     `json:"reseller_id"`
-	Name       string    `json:"name"`
-	Policy     Policy    `json:"policy"`
-	Created    time.Time `json:"created"`
-	Updated    time.Time `json:"updated"`
+	ID         int64  `json:"id"`
+	ResellerID int64  `json:"reseller_id"`
+	Name       string `json:"name"`
+	Policy     Policy `json:"policy"`
+	// Suspended customers' domains leave the snapshot: their mail is
+	// refused like an unknown domain's until they are resumed.
+	Suspended bool `json:"suspended,omitempty"`
+	// MapKey is the unguessable id of the customer's public map
+	// (/map?customer=KEY), set at creation.
+	MapKey  string    `json:"map_key,omitempty"`
+	Created time.Time `json:"created"`
+	Updated time.Time `json:"updated"`
 }
 
 // DomainRecord is a provisioned domain as stored and edited. ResellerID is
 // the customer's, filled in by the store.
 type DomainRecord struct {
-	ID         int64     `json:"id"`
-	CustomerID int64     `json:"customer_id"`
-	ResellerID int64     `json:"reseller_id"`
-	Name       string    `json:"name"`
-	Route      string    `json:"route"`
-	TLS        string    `json:"tls"`
-	Policy     Policy    `json:"policy"`
-	Created    time.Time `json:"created"`
-	Updated    time.Time `json:"updated"`
+	ID         int64  `json:"id"`
+	CustomerID int64  `json:"customer_id"`
+	ResellerID int64  `json:"reseller_id"`
+	Name       string `json:"name"`
+	Route      string `json:"route"`
+	TLS        string `json:"tls"`
+	// Routes send some recipients to other servers than Route; never nil
+	// once normalised, so the API always shows a list.
+	Routes  []RouteRule `json:"routes"`
+	Policy  Policy      `json:"policy"`
+	Created time.Time   `json:"created"`
+	Updated time.Time   `json:"updated"`
 }
 
 // Recipient is one accepted local part of a domain.
@@ -319,8 +335,16 @@ func (d *DomainRecord) normalize() error {
 	if d.TLS == "" {
 		d.TLS = "opportunistic"
 	}
-	if _, err := relay.ParseTLSMode(d.TLS); err != nil {
+	mode, err := relay.ParseTLSMode(d.TLS)
+	if err != nil {
 		fe["tls"] = err.Error()
+	}
+	rt, rfe := newRouteTable(d.Name, mode, d.Routes)
+	for k, v := range rfe {
+		fe[k] = v
+	}
+	if len(rfe) == 0 {
+		d.Routes = rt.normalized()
 	}
 	for k, v := range d.Policy.Validate("policy.") {
 		fe[k] = v

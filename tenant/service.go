@@ -81,6 +81,8 @@ type Service struct {
 	operatorHash []byte
 	changed      func(version uint64)
 	log          *slog.Logger
+	panel        PanelStore
+	activity     ActivityStore
 }
 
 // ServiceOptions configure a Service.
@@ -92,11 +94,15 @@ type ServiceOptions struct {
 	// version (the node reloads and announces it on the cluster).
 	Changed func(version uint64)
 	Log     *slog.Logger
+	// Panel and Activity serve the reseller panel and the scoped maps;
+	// without them those operations return ErrPanelUnconfigured.
+	Panel    PanelStore
+	Activity ActivityStore
 }
 
 // NewService returns a service over st.
 func NewService(st Store, opts ServiceOptions) *Service {
-	s := &Service{store: st, changed: opts.Changed, log: opts.Log}
+	s := &Service{store: st, changed: opts.Changed, log: opts.Log, panel: opts.Panel, activity: opts.Activity}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -230,11 +236,24 @@ func (s *Service) CreateReseller(ctx context.Context, p Principal, r Reseller) (
 	if err := p.operatorOnly(); err != nil {
 		return Reseller{}, err
 	}
+	derived := r.Slug == ""
+	if derived {
+		r.Slug = Slugify(r.Name)
+	}
 	if err := validateReseller(&r); err != nil {
 		return Reseller{}, err
 	}
-	v, err := s.store.CreateReseller(ctx, &r, s.audit(p, 0, "create", "reseller "+r.Name, r))
-	return r, s.committed(v, err)
+	base := r.Slug
+	for n := 2; ; n++ {
+		v, err := s.store.CreateReseller(ctx, &r, s.audit(p, 0, "create", "reseller "+r.Name, r))
+		// Names need not be unique, slugs must: a derived slug that is
+		// taken gets a number, a chosen one is the caller's conflict.
+		if derived && errors.Is(err, ErrConflict) && n < 100 {
+			r.Slug = base + "-" + strconv.Itoa(n)
+			continue
+		}
+		return r, s.committed(v, err)
+	}
 }
 
 // UpdateReseller applies patch to the stored reseller and saves it.
@@ -272,6 +291,7 @@ func (s *Service) DeleteReseller(ctx context.Context, p Principal, id int64) err
 func validateReseller(r *Reseller) error {
 	fe := r.Policy.Validate("policy.")
 	checkName(fe, "name", r.Name)
+	validateBrand(fe, r)
 	return fe.orNil()
 }
 
@@ -302,6 +322,11 @@ func (s *Service) CreateCustomer(ctx context.Context, p Principal, c Customer) (
 	if err := s.validateCustomer(ctx, &c); err != nil {
 		return Customer{}, err
 	}
+	key, err := newMapKey()
+	if err != nil {
+		return Customer{}, err
+	}
+	c.MapKey = key
 	v, err := s.store.CreateCustomer(ctx, &c, s.audit(p, c.ResellerID, "create", "customer "+c.Name, c))
 	return c, s.committed(v, err)
 }

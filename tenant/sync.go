@@ -255,18 +255,30 @@ func Resolve(data Data) ([]*Domain, error) {
 		resellers[r.ID] = r.Policy
 	}
 	customers := make(map[int64]Policy, len(data.Customers))
+	suspended := make(map[int64]bool)
 	for _, c := range data.Customers {
 		customers[c.ID] = c.Policy.Over(resellers[c.ResellerID])
+		suspended[c.ID] = c.Suspended
 	}
 	out := make([]*Domain, 0, len(data.Domains))
 	for _, dr := range data.Domains {
+		if suspended[dr.CustomerID] {
+			// Not in the snapshot: the sender gets 550 5.7.1 like for an
+			// unknown domain, and nothing reaches the customer's server.
+			continue
+		}
 		mode, err := relay.ParseTLSMode(dr.TLS)
 		if err != nil {
 			return nil, fmt.Errorf("domain %s: tls: %w", dr.Name, err)
 		}
+		routes, fe := newRouteTable(dr.Name, mode, dr.Routes)
+		if len(fe) > 0 {
+			return nil, fmt.Errorf("domain %s: %w", dr.Name, fe)
+		}
 		d := &Domain{
 			Name:   dr.Name,
 			Route:  relay.Route{Addr: dr.Route, TLS: mode},
+			Routes: routes,
 			Policy: dr.Policy.Over(customers[dr.CustomerID]),
 			Source: "store",
 		}
@@ -294,7 +306,10 @@ type fileDomain struct {
 	Route      string   `json:"route"`
 	TLS        string   `json:"tls"`
 	Recipients []string `json:"recipients,omitempty"`
-	Policy     Policy   `json:"policy"`
+	// Routes keep rules without tls as they are, so they follow TLS here
+	// as they do in the store.
+	Routes []RouteRule `json:"routes,omitempty"`
+	Policy Policy      `json:"policy"`
 }
 
 // writeFile replaces the snapshot file atomically (temp file, fsync,
@@ -302,7 +317,7 @@ type fileDomain struct {
 func (s *Syncer) writeFile(version uint64, domains []*Domain) error {
 	f := snapshotFile{Version: version, Saved: s.now().UTC(), Domains: make([]fileDomain, len(domains))}
 	for i, d := range domains {
-		fd := fileDomain{Name: d.Name, Route: d.Route.Addr, TLS: string(d.Route.TLS), Policy: d.Policy}
+		fd := fileDomain{Name: d.Name, Route: d.Route.Addr, TLS: string(d.Route.TLS), Routes: d.Routes.normalized(), Policy: d.Policy}
 		for l := range d.Recipients {
 			fd.Recipients = append(fd.Recipients, l)
 		}
@@ -352,7 +367,11 @@ func (s *Syncer) loadFile() error {
 		if err != nil {
 			return fmt.Errorf("%s: domain %s: %w", s.file, fd.Name, err)
 		}
-		d := &Domain{Name: fd.Name, Route: relay.Route{Addr: fd.Route, TLS: mode}, Policy: fd.Policy, Source: "store"}
+		routes, fe := newRouteTable(fd.Name, mode, fd.Routes)
+		if len(fe) > 0 {
+			return fmt.Errorf("%s: domain %s: %w", s.file, fd.Name, fe)
+		}
+		d := &Domain{Name: fd.Name, Route: relay.Route{Addr: fd.Route, TLS: mode}, Routes: routes, Policy: fd.Policy, Source: "store"}
 		if len(fd.Recipients) > 0 {
 			d.Recipients = make(map[string]struct{}, len(fd.Recipients))
 			for _, l := range fd.Recipients {

@@ -1,0 +1,131 @@
+// Package domainstats counts each domain's SMTP transaction outcomes per
+// hour for the reseller panel. The SMTP session calls Count on the hot path
+// (a map increment under a mutex); Run writes the sums to the store in
+// batches, so the database sees one upsert per domain and hour per flush,
+// not one per message.
+package domainstats
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/mxgrid/mxgrid/store"
+	"github.com/mxgrid/mxgrid/tenant"
+)
+
+// Sink stores the counters; *store.Store implements it.
+type Sink interface {
+	AddDomainStats(ctx context.Context, rows []store.DomainHour) error
+	PruneDomainStats(ctx context.Context, before time.Time) error
+}
+
+var _ Sink = (*store.Store)(nil)
+
+// Retention is how long counters are kept: the panel's longest view is 30
+// days, plus a day so the oldest hour of that view is still whole.
+const Retention = 31 * 24 * time.Hour
+
+type key struct {
+	domain string
+	hour   int64 // Unix seconds of the hour
+}
+
+// Counter accumulates counts between flushes.
+type Counter struct {
+	sink     Sink
+	interval time.Duration
+	log      *slog.Logger
+	now      func() time.Time
+
+	mu      sync.Mutex
+	pending map[key]*tenant.Counts
+}
+
+// New returns a counter flushing to sink every interval.
+func New(sink Sink, interval time.Duration, log *slog.Logger) *Counter {
+	return &Counter{sink: sink, interval: interval, log: log, now: time.Now, pending: make(map[key]*tenant.Counts)}
+}
+
+// Count records one transaction's outcome (smtpd's outcome labels).
+// Outcomes that are not about the message's content or delivery (a
+// downstream 5xx, which the customer's server decided) are not counted.
+func (c *Counter) Count(domain, outcome string) {
+	k := key{domain, c.now().Truncate(time.Hour).Unix()}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := c.pending[k]
+	if n == nil {
+		n = &tenant.Counts{}
+		c.pending[k] = n
+	}
+	switch outcome {
+	case "delivered":
+		n.Accepted++
+	case "tagged":
+		n.Tagged++
+	case "rejected_spam", "rejected_policy":
+		n.Rejected++
+	case "rejected_virus":
+		n.Virus++
+	case "tempfail_scan", "relay_tempfail":
+		n.Tempfail++
+	}
+}
+
+// Run flushes every interval until ctx ends, then once more, and prunes
+// counters past Retention once an hour.
+func (c *Counter) Run(ctx context.Context) error {
+	t := time.NewTicker(c.interval)
+	defer t.Stop()
+	lastPrune := time.Time{}
+	for {
+		select {
+		case <-ctx.Done():
+			// The store's own timeout bounds this last write.
+			c.Flush(context.WithoutCancel(ctx))
+			return nil
+		case <-t.C:
+		}
+		c.Flush(ctx)
+		if now := c.now(); now.Sub(lastPrune) >= time.Hour {
+			lastPrune = now
+			if err := c.sink.PruneDomainStats(ctx, now.Add(-Retention)); err != nil {
+				c.log.Warn("domain stats: prune", "err", err)
+			}
+		}
+	}
+}
+
+// Flush writes the pending counts. On failure they are merged back and
+// retried at the next flush; their number is bounded by domains x hours.
+func (c *Counter) Flush(ctx context.Context) {
+	c.mu.Lock()
+	batch := c.pending
+	c.pending = make(map[key]*tenant.Counts)
+	c.mu.Unlock()
+	if len(batch) == 0 {
+		return
+	}
+	rows := make([]store.DomainHour, 0, len(batch))
+	for k, n := range batch {
+		rows = append(rows, store.DomainHour{Domain: k.domain, Hour: time.Unix(k.hour, 0).UTC(), Counts: *n})
+	}
+	if err := c.sink.AddDomainStats(ctx, rows); err != nil {
+		c.log.Warn("domain stats: flush failed; retrying at the next flush", "rows", len(rows), "err", err)
+		c.mu.Lock()
+		for k, n := range batch {
+			if p := c.pending[k]; p != nil {
+				p.Accepted += n.Accepted
+				p.Tagged += n.Tagged
+				p.Rejected += n.Rejected
+				p.Virus += n.Virus
+				p.Tempfail += n.Tempfail
+			} else {
+				c.pending[k] = n
+			}
+		}
+		c.mu.Unlock()
+	}
+}

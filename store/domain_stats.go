@@ -1,0 +1,213 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/mxgrid/mxgrid/tenant"
+)
+
+// The events table holds only refused and tagged messages' sources; the
+// panel's per-domain counts also need the accepted and tempfailed ones.
+// Storing a row per message would grow with the mail; hourly counters per
+// domain grow with the domains (24 x 30 rows per domain for the panel's
+// longest view) and are incremented in batches by each node.
+
+// domainStatsComponent names the counters' migrations in schema_migrations.
+const domainStatsComponent = "domain_stats"
+
+var domainStatsMigrations = []Migration{{
+	Version: 1,
+	SQLite: `CREATE TABLE domain_stats (domain TEXT NOT NULL, hour_us INTEGER NOT NULL,
+		accepted INTEGER NOT NULL, tagged INTEGER NOT NULL, rejected INTEGER NOT NULL,
+		virus INTEGER NOT NULL, tempfail INTEGER NOT NULL, PRIMARY KEY (domain, hour_us))`,
+	Postgres: `CREATE TABLE domain_stats (domain TEXT NOT NULL, hour_us BIGINT NOT NULL,
+		accepted BIGINT NOT NULL, tagged BIGINT NOT NULL, rejected BIGINT NOT NULL,
+		virus BIGINT NOT NULL, tempfail BIGINT NOT NULL, PRIMARY KEY (domain, hour_us))`,
+}}
+
+// MigrateDomainStats creates or upgrades the counters table.
+func (s *Store) MigrateDomainStats(ctx context.Context) error {
+	return s.Migrate(ctx, domainStatsComponent, domainStatsMigrations)
+}
+
+// DomainHour is one domain's counts in one hour (Hour is truncated).
+type DomainHour struct {
+	Domain string
+	Hour   time.Time
+	tenant.Counts
+}
+
+// AddDomainStats adds each row's counts to the stored ones, in one
+// transaction: several nodes add to the same rows, so it is an upsert that
+// sums, never a replace.
+func (s *Store) AddDomainStats(ctx context.Context, rows []DomainHour) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
+	defer cancel()
+	tx, err := s.DB.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: add domain stats: %w", err)
+	}
+	defer tx.Rollback()
+	for _, r := range rows {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO domain_stats (domain, hour_us, accepted, tagged, rejected, virus, tempfail)
+			VALUES ($1, $2, $3, $4, $5, $6, $7)
+			ON CONFLICT (domain, hour_us) DO UPDATE SET accepted = domain_stats.accepted + excluded.accepted,
+				tagged = domain_stats.tagged + excluded.tagged, rejected = domain_stats.rejected + excluded.rejected,
+				virus = domain_stats.virus + excluded.virus, tempfail = domain_stats.tempfail + excluded.tempfail`,
+			r.Domain, r.Hour.Truncate(time.Hour).UnixMicro(), r.Accepted, r.Tagged, r.Rejected, r.Virus, r.Tempfail); err != nil {
+			return fmt.Errorf("store: add domain stats %s: %w", r.Domain, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store: add domain stats: commit: %w", err)
+	}
+	return nil
+}
+
+// DomainCounts sums a domain's counters from the hour holding since.
+func (s *Store) DomainCounts(ctx context.Context, domain string, since time.Time) (tenant.Counts, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
+	defer cancel()
+	var c tenant.Counts
+	err := s.DB.QueryRowContext(ctx, `SELECT COALESCE(SUM(accepted), 0), COALESCE(SUM(tagged), 0), COALESCE(SUM(rejected), 0),
+		COALESCE(SUM(virus), 0), COALESCE(SUM(tempfail), 0) FROM domain_stats WHERE domain = $1 AND hour_us >= $2`,
+		domain, since.Truncate(time.Hour).UnixMicro()).Scan(&c.Accepted, &c.Tagged, &c.Rejected, &c.Virus, &c.Tempfail)
+	if err != nil {
+		return c, fmt.Errorf("store: domain counts %s: %w", domain, err)
+	}
+	return c, nil
+}
+
+// PruneDomainStats deletes counters older than before.
+func (s *Store) PruneDomainStats(ctx context.Context, before time.Time) error {
+	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
+	defer cancel()
+	if _, err := s.DB.ExecContext(ctx, `DELETE FROM domain_stats WHERE hour_us < $1`, before.UnixMicro()); err != nil {
+		return fmt.Errorf("store: prune domain stats: %w", err)
+	}
+	return nil
+}
+
+// RefusedEvents returns a domain's most recent refused messages, newest
+// first, from the events table (events_domain index).
+func (s *Store) RefusedEvents(ctx context.Context, domain string, limit int) ([]tenant.Refused, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
+	defer cancel()
+	rows, err := s.DB.QueryContext(ctx, `SELECT at_us, ip, verdict, score, symbols, country FROM events
+		WHERE domain = $1 AND action = 'reject' ORDER BY at_us DESC, id DESC LIMIT $2`, domain, limit)
+	if err != nil {
+		return nil, fmt.Errorf("store: refused events %s: %w", domain, err)
+	}
+	defer rows.Close()
+	out := []tenant.Refused{}
+	for rows.Next() {
+		var (
+			r       tenant.Refused
+			us      int64
+			symbols string
+		)
+		if err := rows.Scan(&us, &r.ClientIP, &r.Verdict, &r.Score, &symbols, &r.Country); err != nil {
+			return nil, fmt.Errorf("store: refused events %s: scan: %w", domain, err)
+		}
+		r.Time = time.UnixMicro(us).UTC()
+		if symbols != "" {
+			r.Symbols = strings.Split(symbols, " ")
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: refused events %s: %w", domain, err)
+	}
+	return out, nil
+}
+
+// RecentDomainEvents is RecentEvents restricted to domains: the newest
+// events of any of them, at most limit, none before since. It walks each
+// domain's events_domain range, so a small customer's map costs its own
+// events, not the cluster's.
+func (s *Store) RecentDomainEvents(ctx context.Context, domains []string, limit int, since time.Time, fn func(StoredEvent) error) error {
+	if len(domains) == 0 {
+		return nil
+	}
+	// Bounded IN lists: a reseller with thousands of domains is split into
+	// chunks, whose results are merged by time below.
+	const chunk = 500
+	var all []StoredEvent
+	for start := 0; start < len(domains); start += chunk {
+		part := domains[start:min(start+chunk, len(domains))]
+		args := []any{since.UnixMicro()}
+		ph := make([]string, len(part))
+		for i, d := range part {
+			args = append(args, d)
+			ph[i] = fmt.Sprintf("$%d", i+2)
+		}
+		q := `SELECT ` + eventColumns + ` FROM events WHERE at_us >= $1 AND domain IN (` + strings.Join(ph, ",") + `) ORDER BY at_us DESC, id DESC`
+		if limit > 0 {
+			args = append(args, limit)
+			q += fmt.Sprintf(" LIMIT $%d", len(args))
+		}
+		if err := s.scanEvents(ctx, q, args, func(e StoredEvent) error { all = append(all, e); return nil }); err != nil {
+			return err
+		}
+	}
+	if len(domains) > chunk {
+		sortNewestFirst(all)
+	}
+	for i, e := range all {
+		if limit > 0 && i >= limit {
+			break
+		}
+		if err := fn(e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func sortNewestFirst(evs []StoredEvent) {
+	// Stable on equal times keeps each chunk's id order.
+	slices.SortStableFunc(evs, func(a, b StoredEvent) int { return b.Time.Compare(a.Time) })
+}
+
+// scanEvents runs an events query and decodes its rows.
+func (s *Store) scanEvents(ctx context.Context, q string, args []any, fn func(StoredEvent) error) error {
+	rows, err := s.DB.QueryContext(ctx, q, args...)
+	if err != nil {
+		return fmt.Errorf("store: domain events: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			e       StoredEvent
+			atUS    int64
+			ip      string
+			symbols string
+			asn     int64
+		)
+		if err := rows.Scan(&atUS, &ip, &e.Node, &e.Provider, &e.Domain, &e.Verdict, &e.Action, &e.Score,
+			&symbols, &e.Located, &e.Country, &e.CountryName, &e.City, &e.Lat, &e.Lon,
+			&e.AccuracyKM, &asn, &e.ASOrg); err != nil {
+			return fmt.Errorf("store: domain events: scan: %w", err)
+		}
+		e.Time = time.UnixMicro(atUS).UTC()
+		if e.IP, err = netip.ParseAddr(ip); err != nil {
+			return fmt.Errorf("store: domain events: bad ip %q: %w", ip, err)
+		}
+		if symbols != "" {
+			e.Symbols = strings.Split(symbols, " ")
+		}
+		e.ASN = uint32(asn)
+		if err := fn(e); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}

@@ -1,0 +1,84 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"strconv"
+
+	"github.com/mxgrid/mxgrid/tenant"
+)
+
+// The reseller panel's rows (tenants migration 2): logos, panel users, and
+// lookups by public keys.
+
+var _ tenant.PanelStore = (*Tenants)(nil)
+
+func (t *Tenants) ResellerBySlug(ctx context.Context, slug string) (tenant.Reseller, error) {
+	return getOne(ctx, t, "SELECT "+resellerCols+" FROM resellers WHERE slug = $1", slug, scanReseller)
+}
+
+func (t *Tenants) CustomerByMapKey(ctx context.Context, key string) (tenant.Customer, error) {
+	return getOne(ctx, t, "SELECT "+customerCols+" FROM customers WHERE map_key = $1", key, scanCustomer)
+}
+
+// PutLogo replaces a reseller's logo. Logos are not tenant config: no
+// version bump, nodes need not reload.
+func (t *Tenants) PutLogo(ctx context.Context, resellerID int64, l tenant.Logo, a tenant.AuditEntry) error {
+	now := nowUTC()
+	_, err := t.writeTx(ctx, "logo of reseller "+strconv.FormatInt(resellerID, 10), a, false, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO reseller_logos (reseller_id, content_type, data, updated_us) VALUES ($1, $2, $3, $4)
+			ON CONFLICT (reseller_id) DO UPDATE SET content_type = excluded.content_type, data = excluded.data, updated_us = excluded.updated_us`,
+			resellerID, l.ContentType, l.Data, micros(now))
+		return err
+	})
+	return err
+}
+
+func (t *Tenants) GetLogo(ctx context.Context, resellerID int64) (tenant.Logo, error) {
+	return getOne(ctx, t, `SELECT content_type, data, updated_us FROM reseller_logos WHERE reseller_id = $1`, resellerID,
+		func(sc interface{ Scan(...any) error }) (tenant.Logo, error) {
+			var (
+				l  tenant.Logo
+				us int64
+			)
+			err := sc.Scan(&l.ContentType, &l.Data, &us)
+			l.Updated = fromMicros(us)
+			return l, err
+		})
+}
+
+const userCols = `id, reseller_id, email, password, created_us`
+
+func scanUser(sc interface{ Scan(...any) error }) (tenant.User, error) {
+	var (
+		u   tenant.User
+		cre int64
+	)
+	err := sc.Scan(&u.ID, &u.ResellerID, &u.Email, &u.Hash, &cre)
+	u.Created = fromMicros(cre)
+	return u, err
+}
+
+func (t *Tenants) CreateUser(ctx context.Context, u *tenant.User, a tenant.AuditEntry) error {
+	now := nowUTC()
+	_, err := t.writeTx(ctx, "user "+u.Email, a, false, func(tx *sql.Tx) error {
+		u.Created = now
+		return tx.QueryRowContext(ctx, `INSERT INTO panel_users (reseller_id, email, password, created_us) VALUES ($1, $2, $3, $4) RETURNING id`,
+			u.ResellerID, u.Email, u.Hash, micros(now)).Scan(&u.ID)
+	})
+	return err
+}
+
+func (t *Tenants) UserByEmail(ctx context.Context, email string) (tenant.User, error) {
+	return getOne(ctx, t, "SELECT "+userCols+" FROM panel_users WHERE email = $1", email, scanUser)
+}
+
+func (t *Tenants) ListUsers(ctx context.Context, resellerID int64) ([]tenant.User, error) {
+	out := []tenant.User{}
+	err := t.query(ctx, "SELECT "+userCols+" FROM panel_users WHERE reseller_id = $1 ORDER BY id", []any{resellerID}, func(rows *sql.Rows) error {
+		u, err := scanUser(rows)
+		out = append(out, u)
+		return err
+	})
+	return out, err
+}

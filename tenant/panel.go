@@ -1,0 +1,409 @@
+package tenant
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// What the reseller panel needs beyond the API's objects: white label,
+// suspension, panel users, public map scopes and per-domain activity. The
+// same Principal rules apply: a reseller sees and changes only its own.
+
+// User is a panel login of a reseller. Only the argon2id hash of the
+// password is stored.
+type User struct {
+	ID         int64     `json:"id"`
+	ResellerID int64     `json:"reseller_id"`
+	Email      string    `json:"email"`
+	Hash       string    `json:"-"`
+	Created    time.Time `json:"created"`
+}
+
+// Logo is a reseller's uploaded logo.
+type Logo struct {
+	ContentType string
+	Data        []byte
+	Updated     time.Time
+}
+
+// Counts are one domain's SMTP transaction outcomes over a period.
+type Counts struct {
+	Accepted int64 `json:"accepted"`
+	Tagged   int64 `json:"tagged"`
+	// Rejected counts spam and policy refusals (5xx at DATA).
+	Rejected int64 `json:"rejected"`
+	Virus    int64 `json:"virus"`
+	Tempfail int64 `json:"tempfail"`
+}
+
+// Refused is one refused message as the panel shows it: never its body.
+type Refused struct {
+	Time     time.Time `json:"time"`
+	ClientIP string    `json:"client_ip"`
+	Verdict  string    `json:"verdict"`
+	Score    float64   `json:"score"`
+	Symbols  []string  `json:"symbols"`
+	Country  string    `json:"country,omitempty"`
+}
+
+// Activity is a domain's counts and its most recent refusals.
+type Activity struct {
+	Day, Month Counts
+	Refused    []Refused
+}
+
+// PanelStore persists the panel's objects; store.Tenants implements it.
+// Errors follow the Store contract.
+type PanelStore interface {
+	ResellerBySlug(ctx context.Context, slug string) (Reseller, error)
+	CustomerByMapKey(ctx context.Context, key string) (Customer, error)
+	PutLogo(ctx context.Context, resellerID int64, l Logo, a AuditEntry) error
+	GetLogo(ctx context.Context, resellerID int64) (Logo, error)
+	CreateUser(ctx context.Context, u *User, a AuditEntry) error
+	UserByEmail(ctx context.Context, email string) (User, error)
+	ListUsers(ctx context.Context, resellerID int64) ([]User, error)
+}
+
+// ActivityStore reads what happened to a domain's mail; store.Store
+// implements it.
+type ActivityStore interface {
+	DomainCounts(ctx context.Context, domain string, since time.Time) (Counts, error)
+	RefusedEvents(ctx context.Context, domain string, limit int) ([]Refused, error)
+}
+
+// ErrPanelUnconfigured is returned by panel operations on a service built
+// without a PanelStore or ActivityStore.
+var ErrPanelUnconfigured = errors.New("panel storage not configured")
+
+// Logo limits: raster formats only (SVG can carry script), small enough to
+// serve from the database on every page.
+const MaxLogoBytes = 256 << 10
+
+var logoTypes = map[string]bool{"image/png": true, "image/jpeg": true, "image/gif": true, "image/webp": true}
+
+// RefusedShown is how many recent refusals a domain's page lists.
+const RefusedShown = 100
+
+var (
+	slugRE   = regexp.MustCompile(`^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$`)
+	accentRE = regexp.MustCompile(`^#[0-9a-f]{6}$`)
+	mapKeyRE = regexp.MustCompile(`^[0-9a-f]{32}$`)
+)
+
+// Slugify derives a slug from a name: lower-case ASCII letters and digits,
+// runs of anything else become one '-'.
+func Slugify(name string) string {
+	var b strings.Builder
+	dash := false
+	for _, r := range strings.ToLower(name) {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
+			if dash && b.Len() > 0 {
+				b.WriteByte('-')
+			}
+			dash = false
+			b.WriteRune(r)
+			if b.Len() >= 60 {
+				break
+			}
+			continue
+		}
+		dash = true
+	}
+	if b.Len() == 0 {
+		return "reseller"
+	}
+	return b.String()
+}
+
+// newMapKey is 128 random bits: a customer's map URL is its only secret.
+func newMapKey() (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("map key: random: %w", err)
+	}
+	return hex.EncodeToString(b[:]), nil
+}
+
+// validateBrand checks and normalises the white-label fields.
+func validateBrand(fe FieldErrors, r *Reseller) {
+	r.Accent = strings.ToLower(strings.TrimSpace(r.Accent))
+	if r.Accent != "" && !accentRE.MatchString(r.Accent) {
+		fe["accent"] = "must be a colour like #1a7f64"
+	}
+	r.DisplayName = strings.TrimSpace(r.DisplayName)
+	if len(r.DisplayName) > maxNameLen {
+		fe["display_name"] = fmt.Sprintf("at most %d bytes", maxNameLen)
+	} else if hasControl(r.DisplayName) {
+		fe["display_name"] = "must not contain control characters"
+	}
+	if !slugRE.MatchString(r.Slug) {
+		fe["slug"] = "1 to 63 lower-case letters, digits and inner '-'"
+	}
+}
+
+func (s *Service) panelStore() (PanelStore, error) {
+	if s.panel == nil {
+		return nil, ErrPanelUnconfigured
+	}
+	return s.panel, nil
+}
+
+// UpdateBrand sets a reseller's display name and accent colour. Unlike the
+// reseller's name and policy, its white label is the reseller's own to edit.
+func (s *Service) UpdateBrand(ctx context.Context, p Principal, id int64, displayName, accent string) (Reseller, error) {
+	if err := p.owns(id); err != nil {
+		return Reseller{}, err
+	}
+	r, err := s.store.GetReseller(ctx, id)
+	if err != nil {
+		return Reseller{}, err
+	}
+	r.DisplayName, r.Accent = displayName, accent
+	if err := validateReseller(&r); err != nil {
+		return Reseller{}, err
+	}
+	v, err := s.store.UpdateReseller(ctx, &r, s.audit(p, id, "update", object("reseller", id, r.Name)+" brand",
+		map[string]string{"display_name": r.DisplayName, "accent": r.Accent}))
+	return r, s.committed(v, err)
+}
+
+// SetLogo stores a reseller's logo after checking what the bytes are, not
+// what the upload claimed.
+func (s *Service) SetLogo(ctx context.Context, p Principal, id int64, data []byte) error {
+	ps, err := s.panelStore()
+	if err != nil {
+		return err
+	}
+	if err := p.owns(id); err != nil {
+		return err
+	}
+	if _, err := s.store.GetReseller(ctx, id); err != nil {
+		return err
+	}
+	if len(data) > MaxLogoBytes {
+		return FieldErrors{"logo": fmt.Sprintf("at most %d KB", MaxLogoBytes>>10)}
+	}
+	if len(data) == 0 {
+		return FieldErrors{"logo": "required"}
+	}
+	ct := http.DetectContentType(data)
+	if !logoTypes[ct] {
+		return FieldErrors{"logo": "must be a PNG, JPEG, GIF or WebP image (got " + ct + ")"}
+	}
+	return ps.PutLogo(ctx, id, Logo{ContentType: ct, Data: data},
+		s.audit(p, id, "update", object("reseller", id, "")+" logo", map[string]any{"bytes": len(data), "type": ct}))
+}
+
+// LogoBySlug is a reseller's logo for public pages (the map, the login
+// page): logos are meant to be seen.
+func (s *Service) LogoBySlug(ctx context.Context, slug string) (Logo, error) {
+	ps, err := s.panelStore()
+	if err != nil {
+		return Logo{}, err
+	}
+	r, err := ps.ResellerBySlug(ctx, slug)
+	if err != nil {
+		return Logo{}, err
+	}
+	return ps.GetLogo(ctx, r.ID)
+}
+
+// SetSuspended suspends or resumes a customer: its domains leave or return
+// to every node's snapshot.
+func (s *Service) SetSuspended(ctx context.Context, p Principal, id int64, suspended bool) (Customer, error) {
+	return s.UpdateCustomer(ctx, p, id, func(c *Customer) { c.Suspended = suspended })
+}
+
+// NormalizeEmail validates a login name.
+func NormalizeEmail(s string) (string, error) {
+	e := strings.ToLower(strings.TrimSpace(s))
+	local, dom, ok := strings.Cut(e, "@")
+	if !ok || local == "" || len(e) > maxListEntryLen || hasControl(e) || strings.ContainsAny(e, " \t<>\"") {
+		return "", fmt.Errorf("%q is not an email address", s)
+	}
+	if _, err := NormalizeDomain(dom); err != nil {
+		return "", fmt.Errorf("%q is not an email address", s)
+	}
+	return e, nil
+}
+
+// CreateUser adds a panel login to a reseller: the operator for any, a
+// reseller for itself.
+func (s *Service) CreateUser(ctx context.Context, p Principal, resellerID int64, email, password string) (User, error) {
+	ps, err := s.panelStore()
+	if err != nil {
+		return User{}, err
+	}
+	if !p.Operator {
+		resellerID = p.ResellerID
+	}
+	fe := FieldErrors{}
+	e, err := NormalizeEmail(email)
+	if err != nil {
+		fe["email"] = err.Error()
+	}
+	if n := len(password); n < MinPasswordLen || n > MaxPasswordLen {
+		fe["password"] = fmt.Sprintf("%d to %d characters", MinPasswordLen, MaxPasswordLen)
+	}
+	if _, err := s.store.GetReseller(ctx, resellerID); errors.Is(err, ErrNotFound) {
+		fe["reseller_id"] = "no such reseller"
+	} else if err != nil {
+		return User{}, err
+	}
+	if len(fe) > 0 {
+		return User{}, fe
+	}
+	hash, err := HashPassword(password)
+	if err != nil {
+		return User{}, err
+	}
+	u := User{ResellerID: resellerID, Email: e, Hash: hash}
+	if err := ps.CreateUser(ctx, &u, s.audit(p, resellerID, "create", "user "+e, nil)); err != nil {
+		return User{}, err
+	}
+	return u, nil
+}
+
+// ListUsers lists a reseller's panel logins.
+func (s *Service) ListUsers(ctx context.Context, p Principal, resellerID int64) ([]User, error) {
+	ps, err := s.panelStore()
+	if err != nil {
+		return nil, err
+	}
+	if err := p.owns(resellerID); err != nil {
+		return nil, err
+	}
+	return ps.ListUsers(ctx, resellerID)
+}
+
+// dummyHash makes a login for an unknown address cost what a known one
+// costs, so response times do not tell which addresses exist.
+var dummyHash = func() string {
+	h, err := HashPassword("timing-equaliser")
+	if err != nil {
+		panic(err) // crypto/rand failing at start is not recoverable
+	}
+	return h
+}()
+
+// AuthenticatePassword maps a panel user's email and password to its
+// principal; every failure is ErrUnauthenticated.
+func (s *Service) AuthenticatePassword(ctx context.Context, email, password string) (Principal, error) {
+	ps, err := s.panelStore()
+	if err != nil {
+		return Principal{}, err
+	}
+	if len(password) > MaxPasswordLen {
+		return Principal{}, ErrUnauthenticated
+	}
+	e, _ := NormalizeEmail(email)
+	u, err := ps.UserByEmail(ctx, e)
+	hash := u.Hash
+	switch {
+	case errors.Is(err, ErrNotFound):
+		hash = dummyHash
+	case err != nil:
+		return Principal{}, err
+	}
+	ok, herr := CheckPassword(hash, password)
+	if herr != nil {
+		return Principal{}, fmt.Errorf("user %d: %w", u.ID, herr)
+	}
+	if !ok || err != nil {
+		return Principal{}, ErrUnauthenticated
+	}
+	return Principal{ResellerID: u.ResellerID, Actor: fmt.Sprintf("user %d (%s)", u.ID, u.Email)}, nil
+}
+
+// MapScope is what a public per-reseller or per-customer map covers.
+type MapScope struct {
+	// Key names the stored map: "reseller:SLUG" or "customer:KEY".
+	Key      string
+	Reseller Reseller
+	Domains  []string
+}
+
+// ResellerMap resolves /map?reseller=SLUG. Unknown slugs are ErrNotFound.
+func (s *Service) ResellerMap(ctx context.Context, slug string) (MapScope, error) {
+	ps, err := s.panelStore()
+	if err != nil {
+		return MapScope{}, err
+	}
+	if !slugRE.MatchString(slug) {
+		return MapScope{}, ErrNotFound
+	}
+	r, err := ps.ResellerBySlug(ctx, slug)
+	if err != nil {
+		return MapScope{}, err
+	}
+	doms, err := s.domainNames(ctx, Filter{ResellerID: r.ID})
+	return MapScope{Key: "reseller:" + r.Slug, Reseller: r, Domains: doms}, err
+}
+
+// CustomerMap resolves /map?customer=KEY.
+func (s *Service) CustomerMap(ctx context.Context, key string) (MapScope, error) {
+	ps, err := s.panelStore()
+	if err != nil {
+		return MapScope{}, err
+	}
+	if !mapKeyRE.MatchString(key) {
+		return MapScope{}, ErrNotFound
+	}
+	c, err := ps.CustomerByMapKey(ctx, key)
+	if err != nil {
+		return MapScope{}, err
+	}
+	r, err := s.store.GetReseller(ctx, c.ResellerID)
+	if err != nil {
+		return MapScope{}, err
+	}
+	doms, err := s.domainNames(ctx, Filter{CustomerID: c.ID})
+	return MapScope{Key: "customer:" + key, Reseller: r, Domains: doms}, err
+}
+
+// domainNames pages through every domain the filter selects.
+func (s *Service) domainNames(ctx context.Context, f Filter) ([]string, error) {
+	var out []string
+	f.Limit = MaxPageSize
+	for {
+		page, err := s.store.ListDomains(ctx, f)
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range page {
+			out = append(out, d.Name)
+		}
+		if len(page) < f.Limit {
+			return out, nil
+		}
+		f.After = page[len(page)-1].ID
+	}
+}
+
+// DomainActivity is a domain's counts over the last 24 hours and 30 days and
+// its most recent refusals, for its owner only.
+func (s *Service) DomainActivity(ctx context.Context, p Principal, domainID int64, now time.Time) (Activity, error) {
+	if s.activity == nil {
+		return Activity{}, ErrPanelUnconfigured
+	}
+	d, err := s.GetDomain(ctx, p, domainID)
+	if err != nil {
+		return Activity{}, err
+	}
+	var a Activity
+	if a.Day, err = s.activity.DomainCounts(ctx, d.Name, now.Add(-24*time.Hour)); err != nil {
+		return a, err
+	}
+	if a.Month, err = s.activity.DomainCounts(ctx, d.Name, now.Add(-30*24*time.Hour)); err != nil {
+		return a, err
+	}
+	a.Refused, err = s.activity.RefusedEvents(ctx, d.Name, RefusedShown)
+	return a, err
+}
