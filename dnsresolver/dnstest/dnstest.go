@@ -5,6 +5,7 @@
 package dnstest
 
 import (
+	"fmt"
 	"net"
 	"strings"
 	"sync"
@@ -34,16 +35,9 @@ func Start(t testing.TB) *Server {
 		silent:   make(map[string]bool),
 		queries:  make(map[string]int),
 	}
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	pc, ln, err := listenPair()
 	if err != nil {
-		t.Fatalf("dnstest: listen udp: %v", err)
-	}
-	// TCP on the same port: the Go resolver retries truncated answers
-	// (long DKIM keys) over TCP to the same address.
-	ln, err := net.Listen("tcp", pc.LocalAddr().String())
-	if err != nil {
-		pc.Close()
-		t.Fatalf("dnstest: listen tcp: %v", err)
+		t.Fatalf("dnstest: %v", err)
 	}
 	s.Addr = pc.LocalAddr().String()
 	// Shutdown of a server that has not started yet fails and leaves it
@@ -66,6 +60,26 @@ func Start(t testing.TB) *Server {
 		wg.Wait()
 	})
 	return s
+}
+
+// listenPair binds UDP and TCP on one loopback port: the Go resolver
+// retries truncated answers (long DKIM keys) over TCP to the same address.
+// The OS picks a free UDP port, which may be taken for TCP: try again then.
+func listenPair() (net.PacketConn, net.Listener, error) {
+	var lastErr error
+	for range 20 {
+		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			return nil, nil, fmt.Errorf("listen udp: %w", err)
+		}
+		ln, err := net.Listen("tcp", pc.LocalAddr().String())
+		if err == nil {
+			return pc, ln, nil
+		}
+		pc.Close()
+		lastErr = err
+	}
+	return nil, nil, fmt.Errorf("listen tcp: %w", lastErr)
 }
 
 // Add adds records in zone-file syntax, e.g.
