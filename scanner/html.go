@@ -62,11 +62,11 @@ type htmlExtractor struct {
 }
 
 type htmlFrame struct {
-	tag    atom.Atom
-	name   string
-	hidden bool // this element or an ancestor hides its content
-	bgDark bool // the nearest background is not white
-	fgWhte bool // the nearest font colour is white
+	tag     atom.Atom
+	name    string
+	hidden  bool // this element or an ancestor hides its content
+	bgDark  bool // the nearest background is not white
+	fgWhite bool // the nearest font colour is white
 }
 
 var voidElements = map[atom.Atom]bool{
@@ -108,7 +108,7 @@ func (x *htmlExtractor) extract(src []byte) {
 				continue
 			}
 			top := stack[len(stack)-1]
-			if top.hidden || (top.fgWhte && !top.bgDark) {
+			if top.hidden || (top.fgWhite && !top.bgDark) {
 				appendCapped(&x.hidden, t)
 			} else {
 				appendCapped(&x.text, t)
@@ -234,17 +234,17 @@ func applyStyle(fr *htmlFrame, style, color, bg string) {
 			fr.bgDark = !isWhite(v)
 		}
 		if v, ok := cssValue(s, ";color:"); ok {
-			fr.fgWhte = isWhite(v)
+			fr.fgWhite = isWhite(v)
 		} else if strings.HasPrefix(s, "color:") {
 			v, _ := cssValue(";"+s, ";color:")
-			fr.fgWhte = isWhite(v)
+			fr.fgWhite = isWhite(v)
 		}
 	}
 	if bg != "" {
 		fr.bgDark = !isWhite(strings.ToLower(strings.TrimSpace(bg)))
 	}
 	if color != "" {
-		fr.fgWhte = isWhite(strings.ToLower(strings.TrimSpace(color)))
+		fr.fgWhite = isWhite(strings.ToLower(strings.TrimSpace(color)))
 	}
 }
 

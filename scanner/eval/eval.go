@@ -197,7 +197,7 @@ func Run(ctx context.Context, samples []Sample, opts Options) (*Report, error) {
 					res, err := opts.Rules.Check(ctx, &scanner.Envelope{}, msg)
 					if err != nil {
 						mu.Lock()
-						firstErr = cmp(firstErr, fmt.Errorf("%s: %w", samples[i].Path, err))
+						firstErr = firstError(firstErr, fmt.Errorf("%s: %w", samples[i].Path, err))
 						mu.Unlock()
 					}
 					p.symbols = append(p.symbols, res.Symbols...)
@@ -267,7 +267,7 @@ func Run(ctx context.Context, samples []Sample, opts Options) (*Report, error) {
 	return rep, nil
 }
 
-func cmp(a, b error) error {
+func firstError(a, b error) error {
 	if a != nil {
 		return a
 	}
