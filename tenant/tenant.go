@@ -40,8 +40,13 @@ type Policy struct {
 
 // Domain is one provisioned domain as the SMTP session needs it.
 type Domain struct {
-	Name  string
+	Name string
+	// Route is where the domain's mail goes unless Routes sends a
+	// recipient elsewhere; RouteFor decides.
 	Route relay.Route
+	// Routes holds per-recipient rules (co-existence); nil when there are
+	// none.
+	Routes *RouteTable
 	// Recipients holds lower-cased local parts; empty accepts any.
 	Recipients map[string]struct{}
 	Policy     Policy
@@ -136,7 +141,9 @@ type StaticDomain struct {
 	Route      string   `yaml:"route"`
 	Recipients []string `yaml:"recipients"`
 	TLS        string   `yaml:"tls"`
-	Policy     `yaml:",inline"`
+	// Routes send some recipients to other servers (see RouteRule).
+	Routes []RouteRule `yaml:"routes"`
+	Policy `yaml:",inline"`
 }
 
 // Build validates s and turns it into a Domain; errors name the key.
@@ -155,7 +162,11 @@ func (s StaticDomain) Build() (*Domain, error) {
 	if fe := s.Policy.Validate(""); len(fe) > 0 {
 		return nil, fe.first()
 	}
-	d := &Domain{Name: name, Route: relay.Route{Addr: s.Route, TLS: mode}, Policy: s.Policy, Source: "config"}
+	routes, fe := newRouteTable(name, mode, s.Routes)
+	if len(fe) > 0 {
+		return nil, fe.first()
+	}
+	d := &Domain{Name: name, Route: relay.Route{Addr: s.Route, TLS: mode}, Routes: routes, Policy: s.Policy, Source: "config"}
 	if len(s.Recipients) > 0 {
 		d.Recipients = make(map[string]struct{}, len(s.Recipients))
 		for i, r := range s.Recipients {
