@@ -82,7 +82,10 @@ func networkStages(ctx context.Context, cfg *config.Config, env StageEnv) ([]sca
 		return nil, nil
 	}
 	var stages []scanner.Stage
-	res := dnsresolver.New(cfg.DNS, env.Registry)
+	var res *dnsresolver.Cached
+	if wantAuth || wantDNSBL {
+		res = dnsresolver.New(cfg.DNS, env.Registry)
+	}
 	if wantAuth {
 		a, err := auth.New(authCfg, res, env.Log)
 		if err != nil {
