@@ -87,7 +87,7 @@ func networkStages(ctx context.Context, cfg *config.Config, env StageEnv) ([]sca
 		res = dnsresolver.New(cfg.DNS, env.Registry)
 	}
 	if wantAuth {
-		a, err := auth.New(authCfg, res, env.Log)
+		a, err := auth.New(authCfg, res, env.Log, env.Registry)
 		if err != nil {
 			return nil, err
 		}

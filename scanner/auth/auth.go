@@ -21,6 +21,8 @@ import (
 
 	"blitiri.com.ar/go/spf"
 	"github.com/emersion/go-msgauth/dkim"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/mxgrid/mxgrid/scanner"
 )
@@ -54,6 +56,7 @@ type Check struct {
 	res     Resolver
 	weights map[string]float64
 	log     *slog.Logger
+	results *prometheus.CounterVec
 }
 
 var _ scanner.Check = (*Check)(nil)
@@ -64,7 +67,8 @@ var _ scanner.Check = (*Check)(nil)
 const stageMargin = 500 * time.Millisecond
 
 // New builds the check from a validated config with AuthservID filled in.
-func New(cfg Config, res Resolver, log *slog.Logger) (*Check, error) {
+// Metrics go to reg.
+func New(cfg Config, res Resolver, log *slog.Logger, reg prometheus.Registerer) (*Check, error) {
 	if cfg.AuthservID == "" {
 		return nil, errors.New("auth: authserv_id is empty (set it, or fill in the SMTP hostname)")
 	}
@@ -72,7 +76,11 @@ func New(cfg Config, res Resolver, log *slog.Logger) (*Check, error) {
 	for k, v := range cfg.Weights {
 		w[k] = v
 	}
-	return &Check{cfg: cfg, res: res, weights: w, log: log.With("component", "auth")}, nil
+	results := promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
+		Name: "mxgrid_auth_results_total",
+		Help: "Authentication results by method (spf, spf_helo, dkim, dmarc) and RFC 8601 result (pass, fail, softfail, neutral, none, temperror, permerror). DKIM counts every signature.",
+	}, []string{"method", "result"})
+	return &Check{cfg: cfg, res: res, weights: w, log: log.With("component", "auth"), results: results}, nil
 }
 
 // Name implements scanner.Check.
@@ -167,6 +175,11 @@ func (c *Check) Check(ctx context.Context, env *scanner.Envelope, msg *scanner.M
 	seen := map[string]int{}
 	for _, o := range outs {
 		res.AuthResults = append(res.AuthResults, o.resinfo())
+		method := o.method
+		if strings.HasPrefix(o.symbol, "SPF_HELO_") {
+			method = "spf_helo"
+		}
+		c.results.WithLabelValues(method, o.result).Inc()
 		// One symbol per name: two passing signatures are not twice the
 		// evidence. Details accumulate.
 		if i, ok := seen[o.symbol]; ok {

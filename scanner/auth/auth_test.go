@@ -10,6 +10,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/base64"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/netip"
@@ -93,7 +94,7 @@ func (w *world) check(t testing.TB, mod func(*Config)) *Check {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	c, err := New(cfg, w.res, w.discard)
+	c, err := New(cfg, w.res, w.discard, prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -401,5 +402,44 @@ func TestConfigValidate(t *testing.T) {
 				t.Errorf("Validate() = %v, want %q", err, tt.wantErr)
 			}
 		})
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	w := newWorld(t)
+	reg := prometheus.NewRegistry()
+	cfg := DefaultConfig()
+	cfg.SPF, cfg.DKIM, cfg.DMARC = true, true, true
+	cfg.AuthservID = "mx.mxgrid.test"
+	c, err := New(cfg, w.res, w.discard, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := &scanner.Envelope{ClientIP: netip.MustParseAddr("192.0.2.10"), HELO: "mail.example.org", MailFrom: "alice@example.org"}
+	if _, err := c.Check(context.Background(), env, scanner.Parse(testMessage("alice@example.org"))); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			var labels []string
+			for _, l := range m.GetLabel() {
+				labels = append(labels, l.GetValue())
+			}
+			got[mf.GetName()+"{"+strings.Join(labels, ",")+"}"] = m.GetCounter().GetValue()
+		}
+	}
+	want := map[string]float64{
+		"mxgrid_auth_results_total{dkim,none}":     1,
+		"mxgrid_auth_results_total{dmarc,pass}":    1,
+		"mxgrid_auth_results_total{spf,pass}":      1,
+		"mxgrid_auth_results_total{spf_helo,fail}": 1,
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("metrics = %v, want %v", got, want)
 	}
 }

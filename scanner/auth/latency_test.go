@@ -46,7 +46,7 @@ func BenchmarkAuthAndDNSBL(b *testing.B) {
 			acfg := DefaultConfig()
 			acfg.SPF, acfg.DKIM, acfg.DMARC = true, true, true
 			acfg.AuthservID = "mx.mxgrid.test"
-			a, err := New(acfg, res, w.discard)
+			a, err := New(acfg, res, w.discard, prometheus.NewRegistry())
 			if err != nil {
 				b.Fatal(err)
 			}
