@@ -53,9 +53,8 @@ type Options struct {
 	Interval time.Duration
 	// Out receives the URLs and one line per message sent.
 	Out io.Writer
-	// GeoIP is a GeoIP2/GeoLite2 or DB-IP City .mmdb file. Without one the
-	// events carry no location and the map stays empty: no database ships
-	// with the binary.
+	// GeoIP is a GeoIP2/GeoLite2 or DB-IP City .mmdb file; empty means the
+	// built-in excerpt that covers only the sample's networks.
 	GeoIP string
 	// Log receives the nodes' logs.
 	Log     *slog.Logger
@@ -116,6 +115,13 @@ func Run(ctx context.Context, opts Options) error {
 		return fmt.Errorf("demo: %w", err)
 	}
 	defer os.RemoveAll(dir)
+	if opts.GeoIP == "" {
+		// The built-in sample's networks, so the map has points out of the box.
+		opts.GeoIP = filepath.Join(dir, "demo-geoip.mmdb")
+		if err := os.WriteFile(opts.GeoIP, democorpus.GeoIP(), 0o600); err != nil {
+			return fmt.Errorf("demo: %w", err)
+		}
+	}
 
 	sink, err := startSink(loopback(sinkPort))
 	if err != nil {
@@ -144,9 +150,6 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	printURLs(opts.Out, running, nodes, sink.addr, len(msgs), opts.Interval)
-	if opts.GeoIP == "" {
-		fmt.Fprintf(opts.Out, "No GeoIP database: the map is drawn without points. Give one with --geoip FILE.mmdb\n(DB-IP City Lite or MaxMind GeoLite2 City).\n\n")
-	}
 	replay(dctx, opts, running, nodes, msgs)
 	if ctx.Err() != nil {
 		return nil // stopped by the caller
@@ -336,10 +339,6 @@ func replay(ctx context.Context, opts Options, running []*runningNode, specs []n
 	}
 }
 
-// trustedDemo is what the replay treats as its own relays: loopback only,
-// so the first public hop of the sample's Received chain is the source.
-var trustedDemo = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
-
 // sourceIP is the message's first external Received hop, the address the
 // replay claims through the PROXY protocol, or an invalid address when the
 // chain has none (the message then comes from loopback).
@@ -349,7 +348,7 @@ func sourceIP(data []byte) netip.Addr {
 		return netip.Addr{}
 	}
 	loop := netip.MustParseAddr("127.0.0.1")
-	src := events.SourceIP(loop, m.Header["Received"], trustedDemo)
+	src := events.SourceIP(loop, m.Header["Received"], democorpus.TrustedRelays())
 	if src == loop {
 		return netip.Addr{}
 	}

@@ -6,9 +6,11 @@
 package democorpus
 
 import (
+	"bytes"
 	"embed"
 	"fmt"
 	"io/fs"
+	"net/netip"
 	"path"
 	"sort"
 )
@@ -38,7 +40,7 @@ func Messages() ([]Message, error) {
 			if err != nil {
 				return nil, fmt.Errorf("democorpus: %w", err)
 			}
-			m := Message{Name: e.Name(), Spam: kind == "spam", Data: data}
+			m := Message{Name: e.Name(), Spam: kind == "spam", Data: stripMboxFrom(data)}
 			if m.Spam {
 				spam = append(spam, m)
 			} else {
@@ -56,4 +58,25 @@ func Messages() ([]Message, error) {
 		}
 	}
 	return out, nil
+}
+
+// stripMboxFrom removes the "From sender date" line that mail archives put
+// before each message: it is not a header field, and a real sender's MTA
+// would never send it.
+func stripMboxFrom(data []byte) []byte {
+	if !bytes.HasPrefix(data, []byte("From ")) {
+		return data
+	}
+	if i := bytes.IndexByte(data, '\n'); i >= 0 {
+		return data[i+1:]
+	}
+	return data
+}
+
+// TrustedRelays are the sample's own relays: loopback, and the POP server
+// the corpus's collector fetched its mail from (193.120.211.219,
+// webnote.net). Looking past them, a message's source is where it entered
+// the collector's mailbox, as the corpus defines it.
+func TrustedRelays() []netip.Prefix {
+	return []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128"), netip.MustParsePrefix("193.120.211.219/32")}
 }
