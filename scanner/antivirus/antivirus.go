@@ -32,19 +32,27 @@ import (
 
 // Symbols the engine emits.
 const (
-	SymbolBlockedType    = "AV_BLOCKED_TYPE"       // explains a Reject; the rejection does the work
-	SymbolNameMismatch   = "AV_NAME_TYPE_MISMATCH" // invoice.pdf that is a PE file
-	SymbolEncrypted      = "AV_ENCRYPTED_ARCHIVE"  // members we cannot read: a classic way past scanners
-	SymbolArchiveLimit   = "AV_ARCHIVE_LIMIT"      // archive nesting, member count or expansion limit reached
-	SymbolArchiveBroken  = "AV_ARCHIVE_BROKEN"     // an archive or member that does not decode
-	SymbolMIMELimit      = "AV_MIME_LIMIT"         // MIME nesting or part count limit reached
-	SymbolMIMEBroken     = "AV_MIME_BROKEN"        // a multipart that cannot be delimited
-	SymbolPartUndecoded  = "AV_PART_UNDECODABLE"   // a part whose transfer encoding is broken (truncated base64)
-	VirusEICAR           = "Mxgrid.Test.EICAR"
-	VirusZipBomb         = "Mxgrid.Heuristic.ZipBomb"
-	virusHashPrefix      = "Mxgrid.Hash."
-	maxDetailsPerSymbol  = 3
-	maxHashBlocklistLine = 4096
+	SymbolBlockedType   = "AV_BLOCKED_TYPE"       // explains a Reject; the rejection does the work
+	SymbolNameMismatch  = "AV_NAME_TYPE_MISMATCH" // invoice.pdf that is a PE file
+	SymbolEncrypted     = "AV_ENCRYPTED_ARCHIVE"  // members we cannot read: a classic way past scanners
+	SymbolArchiveLimit  = "AV_ARCHIVE_LIMIT"      // archive nesting, member count or expansion limit reached
+	SymbolArchiveBroken = "AV_ARCHIVE_BROKEN"     // an archive or member that does not decode
+	SymbolMIMELimit     = "AV_MIME_LIMIT"         // MIME nesting or part count limit reached
+	SymbolMIMEBroken    = "AV_MIME_BROKEN"        // a multipart that cannot be delimited
+	SymbolPartUndecoded = "AV_PART_UNDECODABLE"   // a part whose transfer encoding is broken (truncated base64)
+)
+
+// Virus names the engine reports; a hash blocklist entry without a name
+// is reported as virusHashPrefix plus the hash's first 12 hex digits.
+const (
+	VirusEICAR      = "Mxgrid.Test.EICAR"
+	VirusZipBomb    = "Mxgrid.Heuristic.ZipBomb"
+	virusHashPrefix = "Mxgrid.Hash."
+)
+
+const (
+	maxDetailsPerSymbol  = 3    // details kept per symbol: enough to explain, short enough for a header
+	maxHashBlocklistLine = 4096 // a longer line is not a hash entry
 )
 
 func defaultWeights() map[string]float64 {

@@ -117,7 +117,7 @@ func newCheck(t testing.TB, mod func(*Config)) *Check {
 
 func run(t testing.TB, c *Check, raw string) scanner.Result {
 	t.Helper()
-	res, err := c.Check(context.Background(), &scanner.Envelope{}, scanner.Parse([]byte(strings.ReplaceAll(raw, "\r\n", "\r\n"))))
+	res, err := c.Check(context.Background(), &scanner.Envelope{}, scanner.Parse([]byte(raw)))
 	if err != nil {
 		t.Fatalf("Check: %v", err)
 	}
