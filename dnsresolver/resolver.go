@@ -129,7 +129,7 @@ func (c *Cached) LookupMX(ctx context.Context, name string) ([]*net.MX, error) {
 
 // LookupIPAddr returns the A and AAAA records of host.
 func (c *Cached) LookupIPAddr(ctx context.Context, host string) ([]net.IPAddr, error) {
-	return lookup(ctx, c, "ip", "ip\x00"+rooted(host), func(ctx context.Context) ([]net.IPAddr, error) {
+	return lookup(ctx, c, "ip", "ipaddr\x00"+rooted(host), func(ctx context.Context) ([]net.IPAddr, error) {
 		return c.res.LookupIPAddr(ctx, rooted(host))
 	})
 }

@@ -221,3 +221,19 @@ func TestConfigValidate(t *testing.T) {
 		})
 	}
 }
+
+// LookupIPAddr and LookupNetIP("ip") ask the same question but return
+// different types: their cache entries must not be shared.
+func TestCacheKeysByResultType(t *testing.T) {
+	srv := dnstest.Start(t)
+	srv.AddA("example.org", "192.0.2.1")
+	r := newTest(t, srv, nil)
+	ctx := context.Background()
+	if _, err := r.LookupIPAddr(ctx, "example.org"); err != nil {
+		t.Fatal(err)
+	}
+	addrs, err := r.LookupNetIP(ctx, "ip", "example.org")
+	if err != nil || len(addrs) != 1 || addrs[0].String() != "192.0.2.1" {
+		t.Errorf("LookupNetIP after LookupIPAddr = %v, %v", addrs, err)
+	}
+}
