@@ -38,7 +38,10 @@ type session struct {
 	mailOpts relay.MailOptions
 	rcpts    []string
 	domain   *tenant.Domain
-	tx       *relay.Transaction
+	// route is the transaction's destination, its first recipient's: with
+	// per-recipient routes two recipients of one domain may differ.
+	route relay.Route
+	tx    *relay.Transaction
 }
 
 func (s *Server) newSession(c *smtp.Conn) (smtp.Session, error) {
@@ -87,6 +90,7 @@ func (ss *session) Reset() {
 		}
 	}
 	ss.queueID, ss.from, ss.rcpts, ss.domain = "", "", nil, nil
+	ss.route = relay.Route{}
 	ss.mailOpts = relay.MailOptions{}
 }
 
@@ -132,14 +136,15 @@ func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 		ss.log.Info("recipient refused: sender on the domain's block list", "queue_id", ss.queueID, "from", ss.from, "rcpt", to)
 		return errBlocked
 	}
-	if ss.domain != nil && dom.Route != ss.domain.Route {
+	route := dom.RouteFor(local)
+	if ss.domain != nil && route != ss.route {
 		// RFC 5321 §3.3: one transaction, one destination for us; the
 		// sender's MTA retries this recipient in its own transaction.
 		ss.srv.metrics.rcpts.WithLabelValues("other_route").Inc()
 		return errOtherRoute
 	}
 	if ss.tx == nil {
-		tx, err := ss.srv.deps.Relay.Begin(ss.ctx, dom.Route, ss.from, ss.mailOpts)
+		tx, err := ss.srv.deps.Relay.Begin(ss.ctx, route, ss.from, ss.mailOpts)
 		if err != nil {
 			return ss.rcptFailed(to, err)
 		}
@@ -149,6 +154,7 @@ func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 		return ss.rcptFailed(to, err)
 	}
 	ss.domain = dom
+	ss.route = route
 	ss.rcpts = append(ss.rcpts, to)
 	ss.srv.metrics.rcpts.WithLabelValues("accepted").Inc()
 	return nil

@@ -76,6 +76,7 @@ func testTenantContract(t *testing.T, ts *Tenants) {
 	if err != nil || gd.ResellerID != r.ID || gd.Name != "example.org" {
 		t.Fatalf("GetDomain = %+v, %v", gd, err)
 	}
+	testRouteRules(t, ts, d, audit("update"))
 
 	// Recipients: import is idempotent, replace sets the list exactly.
 	added, _, err := ts.AddRecipients(ctx, d.ID, []string{"a", "b", "o'brien"}, false, audit("import"))

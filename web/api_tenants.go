@@ -23,11 +23,13 @@ type customerBody struct {
 }
 
 type domainBody struct {
-	Name       *string        `json:"name"`
-	CustomerID *int64         `json:"customer_id"`
-	Route      *string        `json:"route"`
-	TLS        *string        `json:"tls"`
-	Policy     *tenant.Policy `json:"policy"`
+	Name       *string `json:"name"`
+	CustomerID *int64  `json:"customer_id"`
+	Route      *string `json:"route"`
+	TLS        *string `json:"tls"`
+	// Routes, when present, replace the whole list ([] removes every rule).
+	Routes *[]tenant.RouteRule `json:"routes"`
+	Policy *tenant.Policy      `json:"policy"`
 }
 
 type recipientBody struct {
@@ -72,6 +74,7 @@ func (b domainBody) apply(d *tenant.DomainRecord) {
 	set(&d.CustomerID, b.CustomerID)
 	set(&d.Route, b.Route)
 	set(&d.TLS, b.TLS)
+	set(&d.Routes, b.Routes)
 	set(&d.Policy, b.Policy)
 }
 

@@ -318,6 +318,11 @@ func TestAPIBadInput(t *testing.T) {
 		{"missing customer", "POST", "/api/v1/domains", map[string]any{"name": "r.example", "route": "h:25"}, 400, "customer_id"},
 		{"bad policy", "POST", "/api/v1/domains", map[string]any{"name": "r.example", "customer_id": f.custA.ID, "route": "h:25",
 			"policy": map[string]any{"tag_score": 9, "reject_score": 5}}, 400, "policy.reject_score"},
+		{"bad route rule", "POST", "/api/v1/domains", map[string]any{"name": "r.example", "customer_id": f.custA.ID, "route": "h:25",
+			"routes": []map[string]any{{"recipients": []string{"a"}, "route": "h:25"}, {"recipients": []string{"a"}, "route": "nope"}}}, 400, "routes[1].route"},
+		{"route rule claims a pattern twice", "PATCH", fmt.Sprintf("/api/v1/domains/%d", f.domA.ID), map[string]any{
+			"routes": []map[string]any{{"recipients": []string{"a"}, "route": "h:25"}, {"recipients": []string{"A"}, "route": "i:25"}}}, 400, "routes[1].recipients[0]"},
+		{"unknown route rule field", "PATCH", fmt.Sprintf("/api/v1/domains/%d", f.domA.ID), `{"routes":[{"recipients":["a"],"route":"h:25","via":"x"}]}`, 400, ""},
 		{"bad ip list", "PATCH", fmt.Sprintf("/api/v1/domains/%d", f.domA.ID), map[string]any{"policy": map[string]any{"ip_block": []string{"10.0.0.0/33"}}}, 400, "policy.ip_block[0]"},
 		{"duplicate domain", "POST", "/api/v1/domains", dom("a.example"), 409, ""},
 		{"duplicate domain other case", "POST", "/api/v1/domains", dom("A.Example."), 409, ""},
