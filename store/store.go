@@ -82,10 +82,7 @@ func Open(ctx context.Context, cfg Config, dataDir string) (*Store, error) {
 	)
 	switch cfg.Driver {
 	case SQLite:
-		path := cfg.DSN
-		if path == "" {
-			path = filepath.Join(dataDir, "mxgrid.db")
-		}
+		path := SQLitePath(cfg, dataDir)
 		if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 			return nil, fmt.Errorf("store: create data directory: %w", err)
 		}
