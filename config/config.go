@@ -304,3 +304,12 @@ func (c *Config) StaticDomains() ([]*tenant.Domain, error) {
 	}
 	return out, nil
 }
+
+// AuthServID is the name we sign Authentication-Results with (RFC 8601
+// §2.5): auth.authserv_id, or the SMTP hostname.
+func (c *Config) AuthServID() string {
+	if c.Auth.AuthservID != "" {
+		return c.Auth.AuthservID
+	}
+	return c.SMTP.Hostname
+}

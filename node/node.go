@@ -9,6 +9,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/emersion/go-message/textproto"
 	"log/slog"
 	"net"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"github.com/mxgrid/mxgrid/health"
 	"github.com/mxgrid/mxgrid/relay"
 	"github.com/mxgrid/mxgrid/scanner"
+	"github.com/mxgrid/mxgrid/scanner/auth"
 	"github.com/mxgrid/mxgrid/smtpd"
 	"github.com/mxgrid/mxgrid/spammap"
 	"github.com/mxgrid/mxgrid/store"
@@ -138,22 +140,28 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 	}
 	n.pipeline = scanner.NewPipeline(stages, cfg.Scanner.Timeout, n.log.With("component", "scanner"), n.registry)
 
+	// Inbound Authentication-Results fields that claim our name are forged
+	// and removed before relaying (RFC 8601 §5).
+	authServID := n.cfg.AuthServID()
 	rel := relay.New(cfg.Relay, cfg.SMTP.Hostname, n.log.With("component", "relay"), n.registry)
 	recorder, err := n.startEvents(ctx)
 	if err != nil {
 		return nil, err
 	}
 	n.smtp, err = smtpd.New(cfg.SMTP, smtpd.Deps{
-		Recorder:  recorder,
-		Directory: n.directory,
-		Scanner:   n.pipeline,
-		Relay:     rel,
-		Policy:    cfg.Scanner.Policy(),
-		Node:      cfg.Node.Name,
-		Provider:  cfg.Node.Provider,
-		Health:    n.health,
-		Log:       n.log,
-		Registry:  n.registry,
+		Recorder:      recorder,
+		Directory:     n.directory,
+		Parser:        scanner.NewParser(cfg.Scanner.Weights),
+		AuthServID:    authServID,
+		PrepareHeader: func(h *textproto.Header) bool { return auth.StripOurAuthResults(h, authServID) > 0 },
+		Scanner:       n.pipeline,
+		Relay:         rel,
+		Policy:        cfg.Scanner.Policy(),
+		Node:          cfg.Node.Name,
+		Provider:      cfg.Node.Provider,
+		Health:        n.health,
+		Log:           n.log,
+		Registry:      n.registry,
 	})
 	if err != nil {
 		return nil, err

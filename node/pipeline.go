@@ -64,9 +64,7 @@ func Stages(ctx context.Context, cfg *config.Config, env StageEnv) ([]scanner.St
 // clamd. Offline, they are only listed in env.Skipped.
 func networkStages(ctx context.Context, cfg *config.Config, env StageEnv) ([]scanner.Stage, error) {
 	authCfg := cfg.Auth
-	if authCfg.AuthservID == "" {
-		authCfg.AuthservID = cfg.SMTP.Hostname
-	}
+	authCfg.AuthservID = cfg.AuthServID()
 	wantAuth := authCfg.SPF || authCfg.DKIM || authCfg.DMARC
 	wantDNSBL := len(cfg.DNSBL.IPZones)+len(cfg.DNSBL.DomainZones) > 0
 	wantClamd := cfg.Antivirus.Clamd.Clamd != ""

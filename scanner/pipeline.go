@@ -20,6 +20,10 @@ type Stage struct {
 	OnError OnError
 	// Timeout bounds this check; zero means the pipeline's overall deadline.
 	Timeout time.Duration
+	// ErrorHeaders are added to the message when the check failed and was
+	// skipped under on_error=accept, so the customer can see what was not
+	// checked (X-Mxgrid-Virus-Scan: incomplete).
+	ErrorHeaders []Header
 }
 
 // Pipeline runs the configured stages against every message. It is safe for
@@ -110,6 +114,7 @@ func (p *Pipeline) Scan(ctx context.Context, env *Envelope, msg *Message, policy
 			p.log.Warn("check failed", "check", name, "queue_id", env.QueueID, "on_error", string(action), "err", o.err)
 			v.Incomplete = append(v.Incomplete, name)
 			v.Symbols = append(v.Symbols, Symbol{Name: SymbolCheckError, Detail: name})
+			v.Headers = append(v.Headers, st.ErrorHeaders...)
 			if action == OnErrorTempfail && v.Action != Tempfail {
 				v.Action = Tempfail
 				v.Reason = "check_error"

@@ -77,11 +77,15 @@ func TestPipelineDecides(t *testing.T) {
 }
 
 func TestFailedCheckIsExplained(t *testing.T) {
-	p := NewPipeline([]Stage{{Check: fakeCheck{name: "clamd", err: errors.New("connection refused")}}}, time.Second,
+	hdr := Header{Name: "X-Mxgrid-Virus-Scan", Value: "incomplete"}
+	p := NewPipeline([]Stage{{Check: fakeCheck{name: "clamd", err: errors.New("connection refused")}, ErrorHeaders: []Header{hdr}}}, time.Second,
 		slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
 	v := p.Scan(context.Background(), &Envelope{}, &Message{}, Policy{TagScore: 5, RejectScore: 10})
 	if len(v.Incomplete) != 1 || v.Incomplete[0] != "clamd" {
 		t.Fatalf("Incomplete = %v", v.Incomplete)
+	}
+	if len(v.Headers) != 1 || v.Headers[0] != hdr {
+		t.Fatalf("headers = %v, want the check's error header", v.Headers)
 	}
 	if SymbolNames(v.Symbols) != "CHECK_ERROR(0.00)" {
 		t.Fatalf("symbols = %s", SymbolNames(v.Symbols))

@@ -311,3 +311,24 @@ func TestOverlongLineIsRefusedClearly(t *testing.T) {
 		t.Fatalf("sink got %d messages, want only the first", len(sink.Messages()))
 	}
 }
+
+func TestForgedAuthenticationResultsAreRemoved(t *testing.T) {
+	n, sink := startNode(t, nil)
+	c := dial(t, n.SMTPAddr())
+	c.cmd(250, "MAIL FROM:<alice@sender.test>")
+	c.cmd(250, "RCPT TO:<bob@example.org>")
+	// mx.test is the node's hostname, hence its authserv-id; the other
+	// server's results are not ours to judge and stay.
+	c.data(250, "Authentication-Results: mx.test; spf=pass smtp.mailfrom=paypal.com\r\n"+
+		"Authentication-Results: other.example; dkim=pass\r\n"+testMessage)
+	msgs := sink.Messages()
+	if len(msgs) != 1 {
+		t.Fatal("not delivered")
+	}
+	if bytes.Contains(msgs[0].Data, []byte("paypal.com")) {
+		t.Error("forged Authentication-Results claiming our authserv-id was relayed")
+	}
+	if !bytes.Contains(msgs[0].Data, []byte("Authentication-Results: other.example; dkim=pass")) {
+		t.Error("another server's Authentication-Results was removed")
+	}
+}

@@ -56,6 +56,9 @@ type Deps struct {
 	// Outcomes, when set, counts each transaction's outcome per domain
 	// (the reseller panel's statistics).
 	Outcomes interface{ Count(domain, outcome string) }
+	// Parser parses messages once for every check; nil means default
+	// symbol weights.
+	Parser *scanner.Parser
 	// Policy is the node default, overridden per domain.
 	Policy scanner.Policy
 	// Node and Provider label recorded events.
@@ -87,6 +90,7 @@ type Server struct {
 	trusted []netip.Prefix
 
 	mu       sync.Mutex
+	parser   *scanner.Parser
 	perIP    map[netip.Addr]int
 	conns    map[*gateConn]struct{}
 	draining atomic.Bool
@@ -106,8 +110,12 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		log:     deps.Log.With("component", "smtp"),
 		metrics: newMetrics(deps.Registry),
 		trusted: trusted,
+		parser:  deps.Parser,
 		perIP:   make(map[netip.Addr]int),
 		conns:   make(map[*gateConn]struct{}),
+	}
+	if s.parser == nil {
+		s.parser = scanner.NewParser(nil)
 	}
 	srv := smtp.NewServer(smtp.BackendFunc(s.newSession))
 	srv.Domain = cfg.Hostname

@@ -222,7 +222,7 @@ func (ss *session) Data(r io.Reader) error {
 
 // deliver scans and relays one message and returns the sender's reply.
 func (ss *session) deliver(raw []byte) (*smtp.SMTPError, string, scanner.Verdict) {
-	msg := scanner.Parse(raw)
+	msg := ss.srv.parser.Parse(raw)
 	env := &scanner.Envelope{
 		QueueID:  ss.queueID,
 		ClientIP: ss.clientIP,

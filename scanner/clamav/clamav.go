@@ -93,7 +93,10 @@ func (c *Check) Name() string { return "clamav" }
 // Stage is the pipeline stage for this check: its on_error, and a deadline
 // a little past the check's own timeout (see stageMargin).
 func (c *Check) Stage() scanner.Stage {
-	return scanner.Stage{Check: c, OnError: c.cfg.OnError, Timeout: c.cfg.Timeout + stageMargin}
+	return scanner.Stage{Check: c, OnError: c.cfg.OnError, Timeout: c.cfg.Timeout + stageMargin,
+		// When the pipeline itself gives up on the check (its deadline, a
+		// panic), the check cannot add its header; the pipeline does.
+		ErrorHeaders: []scanner.Header{{Name: HeaderScan, Value: "incomplete"}}}
 }
 
 // Check implements scanner.Check.
