@@ -114,7 +114,9 @@ func (p *Pipeline) Scan(ctx context.Context, env *Envelope, msg *Message, policy
 			p.log.Warn("check failed", "check", name, "queue_id", env.QueueID, "on_error", string(action), "err", o.err)
 			v.Incomplete = append(v.Incomplete, name)
 			v.Symbols = append(v.Symbols, Symbol{Name: SymbolCheckError, Detail: name})
-			v.Headers = append(v.Headers, st.ErrorHeaders...)
+			if action == OnErrorAccept {
+				v.Headers = append(v.Headers, st.ErrorHeaders...)
+			}
 			if action == OnErrorTempfail && v.Action != Tempfail {
 				v.Action = Tempfail
 				v.Reason = "check_error"
