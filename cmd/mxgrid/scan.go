@@ -181,6 +181,7 @@ type jsonVerdict struct {
 	Verdict    string           `json:"verdict,omitempty"`
 	Action     string           `json:"action,omitempty"`
 	Reason     string           `json:"reason,omitempty"`
+	Detail     string           `json:"detail,omitempty"`
 	Score      float64          `json:"score"`
 	Symbols    []scanner.Symbol `json:"symbols,omitempty"`
 	Incomplete []string         `json:"incomplete,omitempty"`
@@ -197,7 +198,7 @@ func (vw *verdictWriter) write(r scanResult) error {
 		if r.err != nil {
 			j.Error = r.err.Error()
 		} else {
-			j.Verdict, j.Action, j.Reason, j.Score, j.Symbols, j.Incomplete = spamLabel(v), v.Action.String(), v.Reason, round2(v.Score), syms, v.Incomplete
+			j.Verdict, j.Action, j.Reason, j.Detail, j.Score, j.Symbols, j.Incomplete = spamLabel(v), v.Action.String(), v.Reason, v.Detail, round2(v.Score), syms, v.Incomplete
 		}
 		return vw.enc.Encode(j)
 	case "tsv":
@@ -213,7 +214,15 @@ func (vw *verdictWriter) write(r scanResult) error {
 		return err
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s: %s (%s) score %.2f\n", r.path, spamLabel(v), v.Action, v.Score)
+	// The reason says why: a virus or a policy refusal is not a spam score.
+	why := v.Action.String()
+	if v.Reason != "" && v.Reason != "spam" {
+		why += ": " + v.Reason
+		if v.Detail != "" {
+			why += " " + v.Detail
+		}
+	}
+	fmt.Fprintf(&b, "%s: %s (%s) score %.2f\n", r.path, spamLabel(v), why, v.Score)
 	for _, s := range syms {
 		fmt.Fprintf(&b, "  %-22s %7.2f  %s\n", s.Name, s.Score, s.Detail)
 	}
