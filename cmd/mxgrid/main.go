@@ -31,6 +31,8 @@ var commands = map[string]command{
 	"geoip":   {"look up IP addresses as a node would, and from which cache layer", runGeoIP},
 	"version": {"print the version", runVersion},
 	"token":   {"create an admin API token (operator or reseller) in the store", runToken},
+	"backup":  {"write a consistent backup of the embedded SQLite store, while the node runs", runBackup},
+	"restore": {"restore a backup into a data directory without a database", runRestore},
 	"demo":    {"run a three-node demo cluster on loopback with sample spam and ham", runDemo},
 }
 
