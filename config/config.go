@@ -17,6 +17,7 @@ import (
 	"github.com/mxgrid/mxgrid/dnsresolver"
 	"github.com/mxgrid/mxgrid/events"
 	"github.com/mxgrid/mxgrid/geo"
+	"github.com/mxgrid/mxgrid/panel"
 	"github.com/mxgrid/mxgrid/relay"
 	"github.com/mxgrid/mxgrid/scanner"
 	"github.com/mxgrid/mxgrid/scanner/antivirus"
@@ -47,6 +48,7 @@ type Config struct {
 	Events  events.Config         `yaml:"events"`
 	Admin   Admin                 `yaml:"admin"`
 	Tenants tenant.SyncConfig     `yaml:"tenants"`
+	Panel   panel.Config          `yaml:"panel"`
 	// DNS is the one resolver every DNS-using check shares.
 	DNS       dnsresolver.Config `yaml:"dns"`
 	Auth      auth.Config        `yaml:"auth"`
@@ -97,6 +99,7 @@ func Default() Config {
 		Geo:     geo.DefaultConfig(),
 		Events:  events.DefaultConfig(),
 		Tenants: tenant.DefaultSyncConfig(),
+		Panel:   panel.DefaultConfig(),
 
 		DNS:       dnsresolver.DefaultConfig(),
 		Auth:      auth.DefaultConfig(),
@@ -270,6 +273,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := check("tenants", c.Tenants.Validate()); err != nil {
+		return err
+	}
+	if err := check("panel", c.Panel.Validate()); err != nil {
 		return err
 	}
 	if err := check("dns", c.DNS.Validate()); err != nil {

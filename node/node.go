@@ -16,9 +16,11 @@ import (
 
 	"github.com/mxgrid/mxgrid/cluster"
 	"github.com/mxgrid/mxgrid/config"
+	"github.com/mxgrid/mxgrid/domainstats"
 	"github.com/mxgrid/mxgrid/events"
 	"github.com/mxgrid/mxgrid/geo"
 	"github.com/mxgrid/mxgrid/health"
+	"github.com/mxgrid/mxgrid/panel"
 	"github.com/mxgrid/mxgrid/relay"
 	"github.com/mxgrid/mxgrid/scanner"
 	"github.com/mxgrid/mxgrid/scanner/auth"
@@ -148,7 +150,18 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	var outcomes *domainstats.Counter
+	if n.store != nil {
+		if err := n.store.MigrateDomainStats(ctx); err != nil {
+			n.log.Error("panel statistics not counted: store migration failed", "err", err)
+		} else {
+			// Ten seconds of counts per batch: the panel is that far behind.
+			outcomes = domainstats.New(n.store, 10*time.Second, n.log.With("component", "domainstats"))
+			n.runners = append(n.runners, outcomes.Run)
+		}
+	}
 	n.smtp, err = smtpd.New(cfg.SMTP, smtpd.Deps{
+		Outcomes:      outcomeCounter(outcomes),
 		Recorder:      recorder,
 		Directory:     n.directory,
 		Parser:        scanner.NewParser(cfg.Scanner.Weights),
@@ -190,7 +203,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 	// A committed change is announced to every node, this one included;
 	// each reloads from the store (the announcement is only a hint).
 	n.cluster.Subscribe(tenant.BroadcastTopic, func([]byte, string) { n.syncer.Trigger() })
-	web.MountAdminAPI(n.web.Handle, tenant.NewService(n.tenants, tenant.ServiceOptions{
+	svcOpts := tenant.ServiceOptions{
 		OperatorToken: operatorToken,
 		Changed: func(version uint64) {
 			n.syncer.Trigger()
@@ -198,9 +211,21 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 				n.log.Warn("announcing a tenant change; the other nodes pick it up at their next periodic reload", "err", err)
 			}
 		},
-		Log: n.log.With("component", "api"),
-	}), n.log.With("component", "api"))
-	if err := n.startMap(ctx); err != nil {
+		Log:   n.log.With("component", "api"),
+		Panel: n.tenants,
+	}
+	if n.store != nil {
+		svcOpts.Activity = n.store
+	}
+	svc := tenant.NewService(n.tenants, svcOpts)
+	web.MountAdminAPI(n.web.Handle, svc, n.log.With("component", "api"))
+	pnl, err := panel.New(cfg.Panel, panel.Options{Service: svc, DataDir: cfg.DataDir, SMTPHostname: cfg.SMTP.Hostname,
+		Log: n.log.With("component", "panel")})
+	if err != nil {
+		return nil, err
+	}
+	pnl.Mount(n.web.Handle)
+	if err := n.startMap(ctx, svc); err != nil {
 		return nil, err
 	}
 	ok = true
@@ -288,7 +313,7 @@ func (n *Node) close() {
 // startMap serves the attack map. Only the cluster's leader renders it;
 // every node serves the stored bytes, so all answer with one ETag. Without a
 // store there is nothing to draw from, and the map is simply not served.
-func (n *Node) startMap(ctx context.Context) error {
+func (n *Node) startMap(ctx context.Context, svc *tenant.Service) error {
 	world, err := spammap.LoadWorld()
 	if err != nil {
 		return fmt.Errorf("map: %w", err)
@@ -308,8 +333,18 @@ func (n *Node) startMap(ctx context.Context) error {
 		return fmt.Errorf("map: %w", err)
 	}
 	n.runners = append(n.runners, sched.Run)
-	n.web.MountMap(sched, web.MapOptions{FrameAncestors: n.cfg.Map.FrameAncestors, Log: n.log.With("component", "map")})
+	n.web.MountMap(sched, web.MapOptions{FrameAncestors: n.cfg.Map.FrameAncestors, Log: n.log.With("component", "map"),
+		Scoped: panel.ScopedMaps(svc, sched)})
 	return nil
+}
+
+// outcomeCounter keeps a nil *Counter from becoming a non-nil interface
+// that smtpd would call.
+func outcomeCounter(c *domainstats.Counter) interface{ Count(domain, outcome string) } {
+	if c == nil {
+		return nil
+	}
+	return c
 }
 
 // startEvents builds the spam-source path: the GeoIP Locator (it runs

@@ -56,6 +56,19 @@ type Aggregate struct {
 	Networks  []Network      `json:"networks"`
 	// Attribution is the GeoIP data's credit, which travels with the data.
 	Attribution string `json:"attribution"`
+	// Brand is the white label of a reseller's or customer's map; absent
+	// on the global map.
+	Brand *Brand `json:"brand,omitempty"`
+}
+
+// Brand is a reseller's white label as its maps show it.
+type Brand struct {
+	Name string `json:"name"`
+	// Accent is a #rrggbb colour (validated by the tenant service; checked
+	// again where it enters CSS).
+	Accent string `json:"accent,omitempty"`
+	// Logo is the logo's URL path on this host, when there is one.
+	Logo string `json:"logo,omitempty"`
 }
 
 // Window is the time the events span, and what was asked for.

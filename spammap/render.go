@@ -10,6 +10,7 @@ import (
 	"html"
 	"html/template"
 	"math"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -36,6 +37,9 @@ type Map struct {
 	Body []byte
 	// view is the drawing's viewBox: the World's size.
 	viewW, viewH float64
+	// brand is the white label the page's stylesheet applies; nil on the
+	// global map, whose page is then exactly what it was before brands.
+	brand *Brand
 }
 
 // Theme is the colour scheme of a rendering.
@@ -109,7 +113,19 @@ func Render(w *World, agg *Aggregate) (*Map, error) {
 		Body:        body,
 		viewW:       w.Width,
 		viewH:       w.Height,
+		brand:       agg.Brand,
 	}, nil
+}
+
+var accentRE = regexp.MustCompile(`^#[0-9a-fA-F]{6}$`)
+
+// brandAccent is the brand's colour if it is one: it is written into CSS,
+// where anything but a colour could end the rule.
+func brandAccent(b *Brand) string {
+	if b == nil || !accentRE.MatchString(b.Accent) {
+		return ""
+	}
+	return b.Accent
 }
 
 // maxCircles bounds the drawing (and its bytes) to the busiest locations;
@@ -218,6 +234,7 @@ func writeLegend(b *bytes.Buffer, w *World, agg *Aggregate, maxCountry int) {
 
 var bodyTemplate = template.Must(template.New("body").Parse(
 	`<main id="map">` +
+		`{{with .Brand}}<div class="brand">{{if .Logo}}<img src="{{.Logo}}" alt="" height="22">{{end}}<span>{{.Name}}</span></div>{{end}}` +
 		`<header><h1>Where spam comes from</h1><p>{{.Summary}}</p></header>` +
 		`<figure><svg viewBox="0 0 {{.W}} {{.H}}" preserveAspectRatio="xMidYMid meet" role="img" aria-label="World map of spam and virus sources">{{.SVG}}</svg></figure>` +
 		`<section class="below">` +
@@ -251,7 +268,9 @@ func renderBody(w *World, agg *Aggregate, svg []byte) ([]byte, error) {
 		W, H                            string
 		SVG                             template.HTML
 		Top                             []topRow
+		Brand                           *Brand
 	}{
+		Brand:       agg.Brand,
 		Summary:     summary(agg),
 		Generated:   generated(agg.GeneratedAt),
 		Attribution: agg.Attribution,
@@ -307,7 +326,7 @@ func (m *Map) SVG(v View) []byte {
 // Page is the embeddable HTML document for a view, and the CSP source that
 // allows its one stylesheet (the page has no script and loads nothing).
 func (m *Map) Page(v View) (page []byte, styleSrc string) {
-	css := pageCSS(v)
+	css := pageCSS(v, m.brand)
 	sum := sha256.Sum256([]byte(css))
 	p := v.palette()
 	var b bytes.Buffer
@@ -366,8 +385,12 @@ func mapCSS(p palette, standalone bool) string {
 	return b.String()
 }
 
-func pageCSS(v View) string {
+func pageCSS(v View, brand *Brand) string {
 	p := v.palette()
+	accent := brandAccent(brand)
+	if accent != "" {
+		p.accent = accent
+	}
 	w, h := "100vw", "100vh"
 	if v.Width > 0 {
 		w = strconv.Itoa(v.Width) + "px"
@@ -392,6 +415,12 @@ func pageCSS(v View) string {
 	fmt.Fprintf(&b, `footer{display:flex;justify-content:space-between;gap:12px;color:%s;font-size:11px;white-space:nowrap}footer span{overflow:hidden;text-overflow:ellipsis}`, p.muted)
 	// Small frames drop the ranking first, then squeeze it to one column.
 	b.WriteString(`@media (max-height:330px){.below{display:none}}@media (max-width:440px){.top{grid-template-columns:1fr;grid-template-rows:none;grid-auto-flow:row}.top li:nth-child(n+6){display:none}header p{display:none}}`)
+	if brand != nil {
+		b.WriteString(`.brand{display:flex;align-items:center;gap:8px;font-weight:650;font-size:13px;min-height:22px}.brand img{display:block;max-width:160px;object-fit:contain}`)
+		if accent != "" {
+			fmt.Fprintf(&b, `#map{border-top:3px solid %s}`, accent)
+		}
+	}
 	b.WriteString(mapCSS(p, false))
 	return b.String()
 }

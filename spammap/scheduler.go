@@ -2,6 +2,7 @@ package spammap
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -11,6 +12,7 @@ import (
 	"github.com/mxgrid/mxgrid/store"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+	"golang.org/x/sync/singleflight"
 )
 
 // Leader tells whether this node is the cluster's leader now. The cluster
@@ -53,6 +55,11 @@ type Scheduler struct {
 	// mu serialises generations on this node (schedule and API).
 	mu      sync.Mutex
 	current atomic.Pointer[Map]
+
+	// Scoped maps (scope.go): renders in flight and the maps held.
+	scopes    singleflight.Group
+	scopeMu   sync.Mutex
+	scopeMaps map[string]*Map
 }
 
 // NewScheduler builds a scheduler for the global map. Metrics register on
@@ -66,13 +73,14 @@ func NewScheduler(cfg Config, world *World, events EventSource, maps MapStore, l
 	}
 	f := promauto.With(reg)
 	s := &Scheduler{
-		cfg:    cfg,
-		scope:  GlobalScope,
-		world:  world,
-		events: events,
-		maps:   maps,
-		leader: leader,
-		log:    log.With("component", "spammap"),
+		cfg:       cfg,
+		scope:     GlobalScope,
+		world:     world,
+		events:    events,
+		maps:      maps,
+		leader:    leader,
+		log:       log.With("component", "spammap"),
+		scopeMaps: make(map[string]*Map),
 		// A minute bounds how stale a follower's copy is and how long a
 		// missed generation waits for a new leader, at one cheap query.
 		poll: min(cfg.Interval, time.Minute),
@@ -201,6 +209,14 @@ func (m *Map) Record() store.MapRecord {
 
 // FromRecord is a stored generation, ready to serve over w.
 func FromRecord(r store.MapRecord, w *World) *Map {
-	return &Map{Scope: r.Scope, GeneratedAt: r.GeneratedAt, ETag: r.ETag, Events: r.Events,
+	m := &Map{Scope: r.Scope, GeneratedAt: r.GeneratedAt, ETag: r.ETag, Events: r.Events,
 		JSON: r.JSON, Drawing: r.Drawing, Body: r.Body, viewW: w.Width, viewH: w.Height}
+	if r.Scope != GlobalScope {
+		// Only scoped maps carry a brand; the global one skips the decode.
+		var b struct{ Brand *Brand }
+		if json.Unmarshal(r.JSON, &b) == nil {
+			m.brand = b.Brand
+		}
+	}
+	return m
 }

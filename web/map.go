@@ -33,7 +33,11 @@ type MapOptions struct {
 	// authentication). Nil refuses every request, so the endpoint is never
 	// open before authentication is wired.
 	Operator func(http.Handler) http.Handler
-	Log      *slog.Logger
+	// Scoped serves /map?reseller=SLUG and /map?customer=KEY: the scope's
+	// white-label map, found false when the scope does not exist. Nil
+	// answers 404 to scoped requests.
+	Scoped func(ctx context.Context, kind, key string) (m *spammap.Map, found bool, err error)
+	Log    *slog.Logger
 }
 
 // Size bounds for ?width= and ?height=, in CSS pixels: below 160 nothing is
@@ -98,12 +102,20 @@ func (h *mapHandler) page(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	m := h.src.Current()
+	m, scoped, ok := h.mapFor(w, r)
+	if !ok {
+		return
+	}
 	body, styleSrc := m.Page(v)
-	// The page loads nothing: no script, no font, no image but itself.
+	// The page loads nothing: no script, no font, no image but itself (and
+	// on a white-label map the reseller's logo from this host).
 	// default-src 'none' makes the browser enforce it.
+	img := "data:"
+	if scoped {
+		img = "data: 'self'"
+	}
 	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src "+styleSrc+
-		"; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors "+h.ancestors)
+		"; img-src "+img+"; base-uri 'none'; form-action 'none'; frame-ancestors "+h.ancestors)
 	h.serve(w, r, m, "text/html; charset=utf-8", body)
 }
 
@@ -113,7 +125,10 @@ func (h *mapHandler) svg(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	m := h.src.Current()
+	m, _, ok := h.mapFor(w, r)
+	if !ok {
+		return
+	}
 	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors "+h.ancestors)
 	// Dashboards elsewhere may fetch the image and the data.
 	w.Header().Set("Access-Control-Allow-Origin", "*")
@@ -121,10 +136,47 @@ func (h *mapHandler) svg(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *mapHandler) json(w http.ResponseWriter, r *http.Request) {
-	m := h.src.Current()
+	m, _, ok := h.mapFor(w, r)
+	if !ok {
+		return
+	}
 	w.Header().Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
 	w.Header().Set("Access-Control-Allow-Origin", "*")
 	h.serve(w, r, m, "application/json", m.JSON)
+}
+
+// mapFor is the global map, or with ?reseller= or ?customer= that scope's
+// map; scoped reports which. When ok is false the answer has been written.
+func (h *mapHandler) mapFor(w http.ResponseWriter, r *http.Request) (m *spammap.Map, scoped, ok bool) {
+	q := r.URL.Query()
+	kind, key := "", ""
+	for _, k := range []string{"reseller", "customer"} {
+		if q.Has(k) {
+			if kind != "" {
+				http.Error(w, "give reseller or customer, not both", http.StatusBadRequest)
+				return nil, false, false
+			}
+			kind, key = k, q.Get(k)
+		}
+	}
+	if kind == "" {
+		return h.src.Current(), false, true
+	}
+	if h.opts.Scoped == nil {
+		http.Error(w, "no such map", http.StatusNotFound)
+		return nil, true, false
+	}
+	m, found, err := h.opts.Scoped(r.Context(), kind, key)
+	switch {
+	case err != nil:
+		h.opts.Log.Error("map: scoped map", "kind", kind, "err", err)
+		http.Error(w, "map unavailable, try again later", http.StatusServiceUnavailable)
+		return nil, true, false
+	case !found:
+		http.Error(w, "no such map", http.StatusNotFound)
+		return nil, true, false
+	}
+	return m, true, true
 }
 
 // serve answers with body, or 304 when the client has it. Caches may keep

@@ -1,0 +1,789 @@
+package panel
+
+import (
+	"bufio"
+	"context"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/textproto"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mxgrid/mxgrid/tenant"
+)
+
+// --- login
+
+type loginData struct {
+	Email string
+}
+
+func (p *Panel) loginForm(w http.ResponseWriter, r *http.Request) {
+	if _, ok := p.sign.readSession(r, p.now()); ok {
+		http.Redirect(w, r, "/panel/", http.StatusSeeOther)
+		return
+	}
+	p.renderLogin(w, r, http.StatusOK, "", "")
+}
+
+func (p *Panel) renderLogin(w http.ResponseWriter, r *http.Request, code int, email, msg string) {
+	w.Header().Set("Cache-Control", "no-store")
+	req := &request{w: w, r: r, sess: session{CSRF: p.sign.preToken(w, r)}}
+	p.render(req, code, "login", page{Title: "Log in", Error: msg, Data: loginData{Email: email}})
+}
+
+// login accepts an email and password, or an API token in the password
+// field with the email left empty.
+func (p *Panel) login(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxForm)
+	if err := r.ParseForm(); err != nil {
+		http.Error(w, "bad form", http.StatusBadRequest)
+		return
+	}
+	if !p.sign.checkPre(r) {
+		p.log.Warn("panel: login form without a valid CSRF token refused")
+		http.Error(w, "this form has expired or did not come from the panel: reload the page and try again", http.StatusForbidden)
+		return
+	}
+	email := strings.TrimSpace(r.PostFormValue("email"))
+	secret := r.PostFormValue("password")
+	now := p.now()
+	ip, _, _ := net.SplitHostPort(r.RemoteAddr)
+	account := strings.ToLower(email)
+	if account == "" {
+		// Tokens are 256-bit random, unguessable; the lockout still
+		// slows a client that sprays them.
+		account = "token"
+	}
+	key := account + "|" + ip
+	if locked, until := p.lock.locked(key, now); locked {
+		p.renderLogin(w, r, http.StatusTooManyRequests, email,
+			fmt.Sprintf("Too many failed attempts. Try again after %s.", until.UTC().Format("15:04 UTC")))
+		return
+	}
+	var (
+		pr  tenant.Principal
+		err error
+	)
+	if email == "" {
+		pr, err = p.svc.Authenticate(r.Context(), strings.TrimSpace(secret))
+	} else {
+		pr, err = p.svc.AuthenticatePassword(r.Context(), email, secret)
+	}
+	if errors.Is(err, tenant.ErrUnauthenticated) {
+		p.lock.fail(key, now)
+		p.log.Info("panel: failed login", "account", account, "client_ip", ip)
+		p.renderLogin(w, r, http.StatusUnauthorized, email, "The email and password (or the API token) did not match.")
+		return
+	}
+	if err != nil {
+		p.log.Error("panel: login", "err", err)
+		p.renderLogin(w, r, http.StatusServiceUnavailable, email, "Logging in is not possible right now. Try again in a moment.")
+		return
+	}
+	p.lock.succeed(key)
+	sess := session{P: pr, Expires: now.Add(p.cfg.SessionTTL).Unix(), CSRF: randomToken()}
+	if err := p.sign.writeSession(w, r, sess, p.cfg.SessionTTL); err != nil {
+		p.log.Error("panel: login", "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	http.SetCookie(w, cookie(r, preCookie, "", -1))
+	p.log.Info("panel: login", "actor", pr.Actor, "client_ip", ip)
+	http.Redirect(w, r, "/panel/", http.StatusSeeOther)
+}
+
+func (p *Panel) logout(req *request) error {
+	http.SetCookie(req.w, cookie(req.r, sessionCookie, "", -1))
+	return redirect(req, "/panel/login", "")
+}
+
+func (p *Panel) home(req *request) error {
+	if req.sess.P.Operator {
+		return redirect(req, "/panel/resellers", "")
+	}
+	return redirect(req, "/panel/customers", "")
+}
+
+// --- resellers (operator)
+
+type resellersData struct {
+	Resellers []tenant.Reseller
+	Form      resellerForm
+}
+
+type resellerForm struct{ Name, Slug, Email string }
+
+func (p *Panel) resellers(req *request) error {
+	return p.renderResellers(req, http.StatusOK, resellerForm{}, "", nil)
+}
+
+func (p *Panel) renderResellers(req *request, code int, f resellerForm, msg string, fe tenant.FieldErrors) error {
+	list, err := p.svc.ListResellers(req.r.Context(), req.sess.P, tenant.Filter{Limit: tenant.MaxPageSize, Name: req.r.URL.Query().Get("q")})
+	if err != nil {
+		return err
+	}
+	p.render(req, code, "resellers", page{Title: "Resellers", Nav: "resellers", Error: msg, Fields: fe,
+		Data: resellersData{Resellers: list, Form: f}})
+	return nil
+}
+
+// createReseller makes a reseller and its first panel user.
+func (p *Panel) createReseller(req *request) error {
+	f := resellerForm{Name: req.r.PostFormValue("name"), Slug: req.r.PostFormValue("slug"), Email: req.r.PostFormValue("email")}
+	ctx := req.r.Context()
+	res, err := p.svc.CreateReseller(ctx, req.sess.P, tenant.Reseller{Name: f.Name, Slug: f.Slug})
+	if err == nil && f.Email != "" {
+		if _, uerr := p.svc.CreateUser(ctx, req.sess.P, res.ID, f.Email, req.r.PostFormValue("password")); uerr != nil {
+			// The reseller exists; say so, and what is wrong with the user.
+			return p.formError(req, uerr, func(msg string, fe tenant.FieldErrors) error {
+				return p.renderResellers(req, http.StatusBadRequest, f, "The reseller was created, but not its user: "+msg, fe)
+			})
+		}
+	}
+	if err != nil {
+		return p.formError(req, err, func(msg string, fe tenant.FieldErrors) error {
+			return p.renderResellers(req, http.StatusBadRequest, f, msg, fe)
+		})
+	}
+	return redirect(req, "/panel/resellers", "created")
+}
+
+// formError re-renders a form for input errors (FieldErrors, conflicts) and
+// passes others on.
+func (p *Panel) formError(req *request, err error, again func(msg string, fe tenant.FieldErrors) error) error {
+	var fe tenant.FieldErrors
+	switch {
+	case errors.As(err, &fe):
+		return again("Please correct the highlighted fields.", fe)
+	case errors.Is(err, tenant.ErrConflict):
+		return again(strings.TrimPrefix(err.Error(), "conflict: "), nil)
+	}
+	return err
+}
+
+// --- customers
+
+type customersData struct {
+	Query     string
+	Customers []customerRow
+	Resellers []tenant.Reseller
+	Form      customerForm
+}
+
+type customerRow struct {
+	tenant.Customer
+	Reseller string
+}
+
+type customerForm struct {
+	Name       string
+	ResellerID int64
+}
+
+func (p *Panel) customers(req *request) error {
+	return p.renderCustomers(req, http.StatusOK, customerForm{}, "", nil)
+}
+
+func (p *Panel) renderCustomers(req *request, code int, f customerForm, msg string, fe tenant.FieldErrors) error {
+	ctx := req.r.Context()
+	q := req.r.URL.Query().Get("q")
+	if len(q) > 200 {
+		q = q[:200]
+	}
+	list, err := p.svc.ListCustomers(ctx, req.sess.P, tenant.Filter{Name: q, Limit: tenant.MaxPageSize})
+	if err != nil {
+		return err
+	}
+	resellers, err := p.svc.ListResellers(ctx, req.sess.P, tenant.Filter{Limit: tenant.MaxPageSize})
+	if err != nil {
+		return err
+	}
+	names := make(map[int64]string, len(resellers))
+	for _, r := range resellers {
+		names[r.ID] = r.Name
+	}
+	rows := make([]customerRow, len(list))
+	for i, c := range list {
+		rows[i] = customerRow{c, names[c.ResellerID]}
+	}
+	p.render(req, code, "customers", page{Title: "Customers", Nav: "customers", Error: msg, Fields: fe,
+		Data: customersData{Query: q, Customers: rows, Resellers: resellers, Form: f}})
+	return nil
+}
+
+func (p *Panel) createCustomer(req *request) error {
+	f := customerForm{Name: req.r.PostFormValue("name")}
+	if req.sess.P.Operator {
+		f.ResellerID, _ = strconv.ParseInt(req.r.PostFormValue("reseller_id"), 10, 64)
+	}
+	c, err := p.svc.CreateCustomer(req.r.Context(), req.sess.P, tenant.Customer{Name: f.Name, ResellerID: f.ResellerID})
+	if err != nil {
+		return p.formError(req, err, func(msg string, fe tenant.FieldErrors) error {
+			return p.renderCustomers(req, http.StatusBadRequest, f, msg, fe)
+		})
+	}
+	return redirect(req, "/panel/customers/"+strconv.FormatInt(c.ID, 10), "created")
+}
+
+type customerData struct {
+	Customer tenant.Customer
+	Domains  []tenant.DomainRecord
+	Form     domainForm
+	MapURL   string
+}
+
+type domainForm struct {
+	Name, Route, TLS, TagScore, RejectScore, SubjectTag, VirusAction string
+}
+
+func (p *Panel) customer(req *request) error {
+	return p.renderCustomer(req, http.StatusOK, domainForm{TLS: "opportunistic"}, "", nil)
+}
+
+func (p *Panel) renderCustomer(req *request, code int, f domainForm, msg string, fe tenant.FieldErrors) error {
+	id, err := pathID(req.r)
+	if err != nil {
+		return err
+	}
+	ctx := req.r.Context()
+	c, err := p.svc.GetCustomer(ctx, req.sess.P, id)
+	if err != nil {
+		return err
+	}
+	doms, err := p.svc.ListDomains(ctx, req.sess.P, tenant.Filter{CustomerID: id, Limit: tenant.MaxPageSize})
+	if err != nil {
+		return err
+	}
+	p.render(req, code, "customer", page{Title: c.Name, Nav: "customers", Error: msg, Fields: fe,
+		Data: customerData{Customer: c, Domains: doms, Form: f, MapURL: baseURL(req.r) + "/map?customer=" + c.MapKey}})
+	return nil
+}
+
+func (p *Panel) updateCustomer(req *request) error {
+	id, err := pathID(req.r)
+	if err != nil {
+		return err
+	}
+	name := req.r.PostFormValue("name")
+	if _, err := p.svc.UpdateCustomer(req.r.Context(), req.sess.P, id, func(c *tenant.Customer) { c.Name = name }); err != nil {
+		return p.formError(req, err, func(msg string, fe tenant.FieldErrors) error {
+			return p.renderCustomer(req, http.StatusBadRequest, domainForm{TLS: "opportunistic"}, msg, fe)
+		})
+	}
+	return redirect(req, req.r.URL.Path, "saved")
+}
+
+func (p *Panel) suspendCustomer(req *request) error {
+	id, err := pathID(req.r)
+	if err != nil {
+		return err
+	}
+	suspend := req.r.PostFormValue("suspend") == "1"
+	if _, err := p.svc.SetSuspended(req.r.Context(), req.sess.P, id, suspend); err != nil {
+		return err
+	}
+	notice := "resumed"
+	if suspend {
+		notice = "suspended"
+	}
+	return redirect(req, "/panel/customers/"+strconv.FormatInt(id, 10), notice)
+}
+
+func (p *Panel) deleteCustomer(req *request) error {
+	id, err := pathID(req.r)
+	if err != nil {
+		return err
+	}
+	if err := p.svc.DeleteCustomer(req.r.Context(), req.sess.P, id); err != nil {
+		if errors.Is(err, tenant.ErrConflict) {
+			return badInput{"Delete the customer's domains first."}
+		}
+		return err
+	}
+	return redirect(req, "/panel/customers", "deleted")
+}
+
+// --- domains
+
+func (f domainForm) apply(d *tenant.DomainRecord) error {
+	d.Name, d.Route, d.TLS = f.Name, strings.TrimSpace(f.Route), f.TLS
+	fe := tenant.FieldErrors{}
+	num := func(key, s string) *float64 {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			return nil
+		}
+		v, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			fe["policy."+key] = "must be a number"
+			return nil
+		}
+		return &v
+	}
+	d.Policy.TagScore = num("tag_score", f.TagScore)
+	d.Policy.RejectScore = num("reject_score", f.RejectScore)
+	d.Policy.SubjectTag = nil
+	if f.SubjectTag != "" {
+		tag := f.SubjectTag
+		d.Policy.SubjectTag = &tag
+	}
+	d.Policy.VirusAction = nil
+	if f.VirusAction != "" {
+		va := f.VirusAction
+		d.Policy.VirusAction = &va
+	}
+	if len(fe) > 0 {
+		return fe
+	}
+	return nil
+}
+
+func readDomainForm(r *http.Request) domainForm {
+	v := r.PostFormValue
+	return domainForm{Name: v("name"), Route: v("route"), TLS: v("tls"), TagScore: v("tag_score"),
+		RejectScore: v("reject_score"), SubjectTag: v("subject_tag"), VirusAction: v("virus_action")}
+}
+
+func formOf(d tenant.DomainRecord) domainForm {
+	f := domainForm{Name: d.Name, Route: d.Route, TLS: d.TLS}
+	if d.Policy.TagScore != nil {
+		f.TagScore = strconv.FormatFloat(*d.Policy.TagScore, 'g', -1, 64)
+	}
+	if d.Policy.RejectScore != nil {
+		f.RejectScore = strconv.FormatFloat(*d.Policy.RejectScore, 'g', -1, 64)
+	}
+	if d.Policy.SubjectTag != nil {
+		f.SubjectTag = *d.Policy.SubjectTag
+	}
+	if d.Policy.VirusAction != nil {
+		f.VirusAction = *d.Policy.VirusAction
+	}
+	return f
+}
+
+func (p *Panel) createDomain(req *request) error {
+	cid, err := pathID(req.r)
+	if err != nil {
+		return err
+	}
+	f := readDomainForm(req.r)
+	d := tenant.DomainRecord{CustomerID: cid}
+	err = f.apply(&d)
+	if err == nil {
+		d, err = p.svc.CreateDomain(req.r.Context(), req.sess.P, d)
+	}
+	if err != nil {
+		return p.formError(req, err, func(msg string, fe tenant.FieldErrors) error {
+			return p.renderCustomer(req, http.StatusBadRequest, f, msg, fe)
+		})
+	}
+	return redirect(req, "/panel/domains/"+strconv.FormatInt(d.ID, 10), "created")
+}
+
+type domainData struct {
+	Domain     tenant.DomainRecord
+	Customer   tenant.Customer
+	Form       domainForm
+	Recipients []tenant.Recipient
+	Test       *routeTest
+	Import     *importReport
+}
+
+type routeTest struct {
+	OK         bool
+	Transcript []string
+}
+
+type importReport struct {
+	Added int
+	Good  int
+	Bad   []badRow
+}
+
+type badRow struct {
+	Line  int
+	Value string
+	Error string
+}
+
+func (p *Panel) domain(req *request) error {
+	return p.renderDomain(req, http.StatusOK, nil, "", nil, func(d *domainData) {})
+}
+
+func (p *Panel) renderDomain(req *request, code int, f *domainForm, msg string, fe tenant.FieldErrors, extra func(*domainData)) error {
+	id, err := pathID(req.r)
+	if err != nil {
+		return err
+	}
+	ctx := req.r.Context()
+	d, err := p.svc.GetDomain(ctx, req.sess.P, id)
+	if err != nil {
+		return err
+	}
+	c, err := p.svc.GetCustomer(ctx, req.sess.P, d.CustomerID)
+	if err != nil {
+		return err
+	}
+	rcpts, err := p.svc.ListRecipients(ctx, req.sess.P, id, tenant.Filter{Limit: tenant.MaxPageSize})
+	if err != nil {
+		return err
+	}
+	data := domainData{Domain: d, Customer: c, Form: formOf(d), Recipients: rcpts}
+	if f != nil {
+		data.Form = *f
+	}
+	extra(&data)
+	p.render(req, code, "domain", page{Title: d.Name, Nav: "customers", Error: msg, Fields: fe, Data: data})
+	return nil
+}
+
+func (p *Panel) updateDomain(req *request) error {
+	id, err := pathID(req.r)
+	if err != nil {
+		return err
+	}
+	f := readDomainForm(req.r)
+	var ferr error
+	_, err = p.svc.UpdateDomain(req.r.Context(), req.sess.P, id, func(d *tenant.DomainRecord) {
+		name := d.Name
+		ferr = f.apply(d)
+		if f.Name == "" {
+			d.Name = name
+		}
+	})
+	if err == nil {
+		err = ferr
+	}
+	if err != nil {
+		return p.formError(req, err, func(msg string, fe tenant.FieldErrors) error {
+			return p.renderDomain(req, http.StatusBadRequest, &f, msg, fe, func(*domainData) {})
+		})
+	}
+	return redirect(req, req.r.URL.Path, "saved")
+}
+
+func (p *Panel) deleteDomain(req *request) error {
+	id, err := pathID(req.r)
+	if err != nil {
+		return err
+	}
+	d, err := p.svc.GetDomain(req.r.Context(), req.sess.P, id)
+	if err != nil {
+		return err
+	}
+	if err := p.svc.DeleteDomain(req.r.Context(), req.sess.P, id); err != nil {
+		return err
+	}
+	return redirect(req, "/panel/customers/"+strconv.FormatInt(d.CustomerID, 10), "deleted")
+}
+
+// testRoute opens an SMTP session to the domain's route and shows what it
+// answered: the greeting and EHLO replies, then QUIT. Only lines that are
+// SMTP replies are shown, so pointing a route at some other service
+// reveals no more than "not an SMTP server".
+func (p *Panel) testRoute(req *request) error {
+	id, err := pathID(req.r)
+	if err != nil {
+		return err
+	}
+	d, err := p.svc.GetDomain(req.r.Context(), req.sess.P, id)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(req.r.Context(), 15*time.Second)
+	defer cancel()
+	test := p.smtpProbe(ctx, d.Route)
+	return p.renderDomain(req, http.StatusOK, nil, "", nil, func(dd *domainData) { dd.Test = &test })
+}
+
+func (p *Panel) smtpProbe(ctx context.Context, addr string) routeTest {
+	var t routeTest
+	note := func(s string) { t.Transcript = append(t.Transcript, s) }
+	note("connecting to " + addr)
+	conn, err := p.dialSMTP(ctx, addr)
+	if err != nil {
+		note("connection failed: " + shortErr(err))
+		return t
+	}
+	defer conn.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		conn.SetDeadline(dl)
+	}
+	tp := textproto.NewConn(conn)
+	reply := func() (int, bool) {
+		code, msg, err := tp.ReadResponse(0)
+		if err != nil && code == 0 {
+			note("no SMTP reply: " + shortErr(err))
+			return 0, false
+		}
+		for _, l := range strings.Split(msg, "\n") {
+			note(strconv.Itoa(code) + " " + truncate(l, 200))
+		}
+		return code, true
+	}
+	code, ok := reply()
+	if !ok || code != 220 {
+		return t
+	}
+	note("EHLO " + p.helo)
+	if err := tp.PrintfLine("EHLO %s", p.helo); err != nil {
+		note("write failed: " + shortErr(err))
+		return t
+	}
+	code, ok = reply()
+	t.OK = ok && code == 250
+	note("QUIT")
+	if tp.PrintfLine("QUIT") == nil {
+		reply()
+	}
+	return t
+}
+
+func shortErr(err error) string {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return "timed out"
+	}
+	return truncate(err.Error(), 200)
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+func (p *Panel) addRecipient(req *request) error {
+	id, err := pathID(req.r)
+	if err != nil {
+		return err
+	}
+	local := req.r.PostFormValue("local")
+	if _, err := p.svc.AddRecipients(req.r.Context(), req.sess.P, id, []string{local}, false); err != nil {
+		return p.formError(req, err, func(msg string, fe tenant.FieldErrors) error {
+			return p.renderDomain(req, http.StatusBadRequest, nil, msg, fe, func(*domainData) {})
+		})
+	}
+	return redirect(req, "/panel/domains/"+strconv.FormatInt(id, 10), "added")
+}
+
+func (p *Panel) deleteRecipient(req *request) error {
+	id, err := pathID(req.r)
+	if err != nil {
+		return err
+	}
+	if err := p.svc.DeleteRecipient(req.r.Context(), req.sess.P, id, req.r.PostFormValue("local")); err != nil {
+		return err
+	}
+	return redirect(req, "/panel/domains/"+strconv.FormatInt(id, 10), "removed")
+}
+
+// importRecipients reads a CSV upload (one address or local part in the
+// first column of each row). Rows that pass the same check the service
+// applies are imported; the others are reported with their line numbers.
+func (p *Panel) importRecipients(req *request) error {
+	id, err := pathID(req.r)
+	if err != nil {
+		return err
+	}
+	ctx := req.r.Context()
+	d, err := p.svc.GetDomain(ctx, req.sess.P, id)
+	if err != nil {
+		return err
+	}
+	file, _, err := req.r.FormFile("csv")
+	if err != nil {
+		return badInput{"Choose a CSV file to upload."}
+	}
+	defer file.Close()
+	good, bad, err := parseRecipientsCSV(file, d.Name)
+	if err != nil {
+		return badInput{err.Error()}
+	}
+	rep := &importReport{Good: len(good), Bad: bad}
+	if len(good) > 0 {
+		if rep.Added, err = p.svc.AddRecipients(ctx, req.sess.P, id, good, false); err != nil {
+			return err
+		}
+	}
+	code := http.StatusOK
+	if len(bad) > 0 {
+		code = http.StatusUnprocessableEntity
+	}
+	return p.renderDomain(req, code, nil, "", nil, func(dd *domainData) { dd.Import = rep })
+}
+
+// maxBadRows bounds the report of a file that is not a recipient list.
+const maxBadRows = 200
+
+func parseRecipientsCSV(r io.Reader, domain string) (good []string, bad []badRow, err error) {
+	cr := csv.NewReader(bufio.NewReader(r))
+	cr.FieldsPerRecord = -1
+	cr.TrimLeadingSpace = true
+	cr.ReuseRecord = true
+	for {
+		rec, err := cr.Read()
+		if err == io.EOF {
+			return good, bad, nil
+		}
+		line, _ := cr.FieldPos(0)
+		if err != nil {
+			var pe *csv.ParseError
+			if errors.As(err, &pe) {
+				if len(bad) < maxBadRows {
+					bad = append(bad, badRow{Line: pe.Line, Error: "not valid CSV: " + pe.Err.Error()})
+				}
+				continue
+			}
+			return nil, nil, fmt.Errorf("reading the CSV: %w", err)
+		}
+		v := strings.TrimSpace(rec[0])
+		if v == "" || line == 1 && isHeader(v) {
+			continue
+		}
+		if len(good) >= tenant.MaxImport {
+			return nil, nil, fmt.Errorf("at most %d recipients per file", tenant.MaxImport)
+		}
+		if _, nerr := tenant.NormalizeLocal(v, domain); nerr != nil {
+			if len(bad) < maxBadRows {
+				bad = append(bad, badRow{Line: line, Value: truncate(v, 100), Error: nerr.Error()})
+			}
+			continue
+		}
+		good = append(good, v)
+	}
+}
+
+func isHeader(v string) bool {
+	switch strings.ToLower(v) {
+	case "email", "address", "recipient", "local", "local_part", "e-mail":
+		return true
+	}
+	return false
+}
+
+// --- stats
+
+type statsData struct {
+	Domain   tenant.DomainRecord
+	Activity tenant.Activity
+}
+
+func (p *Panel) stats(req *request) error {
+	id, err := pathID(req.r)
+	if err != nil {
+		return err
+	}
+	ctx := req.r.Context()
+	d, err := p.svc.GetDomain(ctx, req.sess.P, id)
+	if err != nil {
+		return err
+	}
+	a, err := p.svc.DomainActivity(ctx, req.sess.P, id, p.now())
+	if err != nil {
+		return err
+	}
+	p.render(req, http.StatusOK, "stats", page{Title: d.Name + " · activity", Nav: "customers", Data: statsData{Domain: d, Activity: a}})
+	return nil
+}
+
+// --- brand and map
+
+type brandData struct {
+	Reseller tenant.Reseller
+	HasLogo  bool
+	MaxKB    int
+}
+
+func (p *Panel) brand(req *request) error {
+	return p.renderBrand(req, http.StatusOK, req.reseller, "", nil)
+}
+
+func (p *Panel) renderBrand(req *request, code int, r tenant.Reseller, msg string, fe tenant.FieldErrors) error {
+	if req.sess.P.Operator {
+		return badInput{"The white label belongs to a reseller: log in as one to edit it."}
+	}
+	p.render(req, code, "brand", page{Title: "White label", Nav: "brand", Error: msg, Fields: fe,
+		Data: brandData{Reseller: r, HasLogo: req.hasLogo, MaxKB: tenant.MaxLogoBytes >> 10}})
+	return nil
+}
+
+func (p *Panel) updateBrand(req *request) error {
+	if req.sess.P.Operator {
+		return badInput{"The white label belongs to a reseller: log in as one to edit it."}
+	}
+	name, accent := req.r.PostFormValue("display_name"), req.r.PostFormValue("accent")
+	if _, err := p.svc.UpdateBrand(req.r.Context(), req.sess.P, req.sess.P.ResellerID, name, accent); err != nil {
+		r := req.reseller
+		r.DisplayName, r.Accent = name, accent
+		return p.formError(req, err, func(msg string, fe tenant.FieldErrors) error {
+			return p.renderBrand(req, http.StatusBadRequest, r, msg, fe)
+		})
+	}
+	return redirect(req, "/panel/brand", "saved")
+}
+
+func (p *Panel) uploadLogo(req *request) error {
+	if req.sess.P.Operator {
+		return badInput{"The white label belongs to a reseller: log in as one to edit it."}
+	}
+	file, _, err := req.r.FormFile("logo")
+	if err != nil {
+		return badInput{"Choose an image to upload."}
+	}
+	defer file.Close()
+	data, err := io.ReadAll(io.LimitReader(file, tenant.MaxLogoBytes+1))
+	if err != nil {
+		return fmt.Errorf("reading the logo: %w", err)
+	}
+	if err := p.svc.SetLogo(req.r.Context(), req.sess.P, req.sess.P.ResellerID, data); err != nil {
+		return p.formError(req, err, func(msg string, fe tenant.FieldErrors) error {
+			return p.renderBrand(req, http.StatusBadRequest, req.reseller, msg, fe)
+		})
+	}
+	return redirect(req, "/panel/brand", "logo")
+}
+
+type mapData struct {
+	ResellerURL string
+	Customers   []customerMap
+}
+
+type customerMap struct {
+	Name string
+	URL  string
+}
+
+func (p *Panel) mapEmbed(req *request) error {
+	ctx := req.r.Context()
+	var data mapData
+	if !req.sess.P.Operator {
+		data.ResellerURL = baseURL(req.r) + "/map?reseller=" + req.reseller.Slug
+	}
+	list, err := p.svc.ListCustomers(ctx, req.sess.P, tenant.Filter{Limit: tenant.MaxPageSize})
+	if err != nil {
+		return err
+	}
+	for _, c := range list {
+		data.Customers = append(data.Customers, customerMap{Name: c.Name, URL: baseURL(req.r) + "/map?customer=" + c.MapKey})
+	}
+	p.render(req, http.StatusOK, "map", page{Title: "Map", Nav: "map", Data: data})
+	return nil
+}
+
+// baseURL is the panel's own origin as the browser reached it, for embed
+// codes that point back at this cluster.
+func baseURL(r *http.Request) string {
+	scheme := "http"
+	if r.TLS != nil || r.Header.Get("X-Forwarded-Proto") == "https" {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host
+}

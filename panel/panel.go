@@ -1,0 +1,468 @@
+// Package panel is the resellers' web control panel under /panel/:
+// server-rendered pages over tenant.Service, so every decision (validation,
+// who may see and change what) is the admin API's own. Sessions are signed
+// cookies, every form carries a CSRF token, and the pages run no inline
+// script or style (CSP without 'unsafe-inline').
+package panel
+
+import (
+	"bytes"
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mxgrid/mxgrid/spammap"
+	"github.com/mxgrid/mxgrid/tenant"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+//go:embed static
+var staticFS embed.FS
+
+// MapScoper renders white-label maps; *spammap.Scheduler implements it.
+type MapScoper interface {
+	Scoped(ctx context.Context, sc spammap.Scope) (*spammap.Map, error)
+}
+
+// Options are what the panel needs besides its config.
+type Options struct {
+	Service *tenant.Service
+	DataDir string
+	// SMTPHostname is the EHLO name of "test route" sessions.
+	SMTPHostname string
+	Log          *slog.Logger
+}
+
+// Panel serves /panel/.
+type Panel struct {
+	cfg      Config
+	svc      *tenant.Service
+	sign     signer
+	lock     *lockout
+	pages    map[string]*template.Template
+	helo     string
+	log      *slog.Logger
+	now      func() time.Time
+	dialSMTP func(ctx context.Context, addr string) (net.Conn, error)
+}
+
+// New builds the panel; it reads or creates the session key.
+func New(cfg Config, opts Options) (*Panel, error) {
+	key, err := loadKey(cfg.SessionKeyFile, opts.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	pages, err := parsePages()
+	if err != nil {
+		return nil, err
+	}
+	log := opts.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	d := &net.Dialer{Timeout: 10 * time.Second}
+	return &Panel{
+		cfg: cfg, svc: opts.Service, sign: signer{key}, lock: newLockout(cfg.LockoutFailures, cfg.LockoutDuration),
+		pages: pages, helo: opts.SMTPHostname, log: log, now: time.Now,
+		dialSMTP: func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) },
+	}, nil
+}
+
+var funcs = template.FuncMap{
+	"when": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") },
+	"join": strings.Join,
+	"num": func(n int64) string {
+		s := strconv.FormatInt(n, 10)
+		for i := len(s) - 3; i > 0; i -= 3 {
+			s = s[:i] + "," + s[i:]
+		}
+		return s
+	},
+}
+
+// parsePages builds one template set per page over the shared layout.
+func parsePages() (map[string]*template.Template, error) {
+	base, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/fields.html")
+	if err != nil {
+		return nil, fmt.Errorf("panel: templates: %w", err)
+	}
+	names, err := fs.Glob(templateFS, "templates/*.html")
+	if err != nil {
+		return nil, fmt.Errorf("panel: templates: %w", err)
+	}
+	pages := make(map[string]*template.Template)
+	for _, n := range names {
+		name := strings.TrimSuffix(strings.TrimPrefix(n, "templates/"), ".html")
+		if name == "layout" || name == "fields" {
+			continue
+		}
+		t, err := template.Must(base.Clone()).ParseFS(templateFS, n)
+		if err != nil {
+			return nil, fmt.Errorf("panel: template %s: %w", name, err)
+		}
+		pages[name] = t
+	}
+	return pages, nil
+}
+
+// Routes are the patterns Mount registers.
+func (p *Panel) routes() map[string]http.HandlerFunc {
+	a := p.authed
+	return map[string]http.HandlerFunc{
+		"GET /panel/{$}":         a(p.home),
+		"GET /panel/login":       p.loginForm,
+		"POST /panel/login":      p.login,
+		"POST /panel/logout":     a(p.logout),
+		"GET /panel/static/":     p.static,
+		"GET /panel/logo/{slug}": p.logo,
+
+		"GET /panel/resellers":  a(p.resellers),
+		"POST /panel/resellers": a(p.createReseller),
+
+		"GET /panel/customers":                   a(p.customers),
+		"POST /panel/customers":                  a(p.createCustomer),
+		"GET /panel/customers/{id}":              a(p.customer),
+		"POST /panel/customers/{id}":             a(p.updateCustomer),
+		"POST /panel/customers/{id}/suspend":     a(p.suspendCustomer),
+		"POST /panel/customers/{id}/delete":      a(p.deleteCustomer),
+		"POST /panel/customers/{id}/domains":     a(p.createDomain),
+		"GET /panel/domains/{id}":                a(p.domain),
+		"POST /panel/domains/{id}":               a(p.updateDomain),
+		"POST /panel/domains/{id}/delete":        a(p.deleteDomain),
+		"POST /panel/domains/{id}/test-route":    a(p.testRoute),
+		"POST /panel/domains/{id}/recipients":    a(p.addRecipient),
+		"POST /panel/domains/{id}/import":        a(p.importRecipients),
+		"POST /panel/domains/{id}/recipients/rm": a(p.deleteRecipient),
+		"GET /panel/domains/{id}/stats":          a(p.stats),
+
+		"GET /panel/brand":       a(p.brand),
+		"POST /panel/brand":      a(p.updateBrand),
+		"POST /panel/brand/logo": a(p.uploadLogo),
+		"GET /panel/map":         a(p.mapEmbed),
+	}
+}
+
+// Mount registers the panel's routes with handle (web.Server.Handle).
+func (p *Panel) Mount(handle func(pattern string, h http.Handler)) {
+	for pattern, h := range p.routes() {
+		handle(pattern, p.secure(h))
+	}
+}
+
+// secure sets the headers every panel answer carries.
+func (p *Panel) secure(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hdr := w.Header()
+		hdr.Set("X-Content-Type-Options", "nosniff")
+		hdr.Set("Referrer-Policy", "same-origin")
+		hdr.Set("X-Frame-Options", "DENY")
+		h.ServeHTTP(w, r)
+	})
+}
+
+// request is one authenticated request's context for handlers and pages.
+type request struct {
+	w    http.ResponseWriter
+	r    *http.Request
+	sess session
+	// reseller is the logged-in reseller (zero for the operator), for the
+	// white label.
+	reseller tenant.Reseller
+	hasLogo  bool
+}
+
+func (p *Panel) authed(fn func(*request) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		sess, ok := p.sign.readSession(r, p.now())
+		if !ok {
+			if r.Method == http.MethodGet {
+				http.Redirect(w, r, "/panel/login", http.StatusSeeOther)
+			} else {
+				http.Error(w, "your session has expired: log in again", http.StatusUnauthorized)
+			}
+			return
+		}
+		if r.Method == http.MethodPost {
+			// Multipart forms (uploads) are parsed by their handlers with
+			// their own limit; ParseMultipartForm reads the token then.
+			if err := p.parseForm(w, r); err != nil {
+				p.fail(&request{w: w, r: r, sess: sess}, err)
+				return
+			}
+			if !tokensEqual(sess.CSRF, r.PostFormValue("csrf")) {
+				p.log.Warn("panel: form without a valid CSRF token refused", "path", r.URL.Path, "actor", sess.P.Actor)
+				http.Error(w, "this form has expired or did not come from the panel: reload the page and try again", http.StatusForbidden)
+				return
+			}
+		}
+		req := &request{w: w, r: r, sess: sess}
+		if !sess.P.Operator {
+			res, err := p.svc.GetReseller(r.Context(), sess.P, sess.P.ResellerID)
+			if err != nil {
+				// The reseller was deleted, or the store is down.
+				p.fail(req, err)
+				return
+			}
+			req.reseller = res
+			_, lerr := p.svc.LogoBySlug(r.Context(), res.Slug)
+			req.hasLogo = lerr == nil
+		}
+		if err := fn(req); err != nil {
+			p.fail(req, err)
+		}
+	}
+}
+
+// Upload limits: a CSV of recipients, a logo with form overhead.
+const (
+	maxForm      = 64 << 10
+	maxCSV       = 8 << 20
+	maxLogoForm  = tenant.MaxLogoBytes + 16<<10
+	memoryBuffer = 1 << 20
+)
+
+var errTooLarge = errors.New("upload too large")
+
+func (p *Panel) parseForm(w http.ResponseWriter, r *http.Request) error {
+	limit := int64(maxForm)
+	switch {
+	case strings.HasSuffix(r.URL.Path, "/import"):
+		limit = maxCSV
+	case strings.HasSuffix(r.URL.Path, "/logo"):
+		// Over the logo limit by a margin, so a slightly larger file gets
+		// the logo's own message rather than a generic one.
+		limit = 2 * maxLogoForm
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, limit)
+	var err error
+	if strings.HasPrefix(r.Header.Get("Content-Type"), "multipart/form-data") {
+		err = r.ParseMultipartForm(memoryBuffer)
+	} else {
+		err = r.ParseForm()
+	}
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return fmt.Errorf("%w: at most %d KB", errTooLarge, limit>>10)
+	}
+	if err != nil {
+		return badInput{"the form could not be read: " + err.Error()}
+	}
+	return nil
+}
+
+type badInput struct{ msg string }
+
+func (e badInput) Error() string { return e.msg }
+
+// page is what every template gets.
+type page struct {
+	Title    string
+	Nav      string
+	CSRF     string
+	Nonce    string
+	Operator bool
+	Actor    string
+	Brand    brandView
+	Notice   string
+	Error    string
+	Fields   tenant.FieldErrors
+	Data     any
+}
+
+type brandView struct {
+	Name   string
+	Accent string
+	Logo   string
+}
+
+func (p *Panel) brandOf(req *request) brandView {
+	if req == nil || req.sess.P.Operator || req.reseller.ID == 0 {
+		return brandView{Name: "mxgrid"}
+	}
+	b := brandView{Name: req.reseller.DisplayName, Accent: req.reseller.Accent}
+	if b.Name == "" {
+		b.Name = req.reseller.Name
+	}
+	if req.hasLogo {
+		b.Logo = "/panel/logo/" + url.PathEscape(req.reseller.Slug) + "?v=" + strconv.FormatInt(req.reseller.Updated.Unix(), 10)
+	}
+	return b
+}
+
+// notices are the fixed messages a redirect may name (?ok=...): nothing
+// user-supplied travels in the URL.
+var notices = map[string]string{
+	"created":   "Created.",
+	"saved":     "Saved.",
+	"deleted":   "Deleted.",
+	"suspended": "Customer suspended: its mail is refused until you resume it.",
+	"resumed":   "Customer resumed: its mail flows again.",
+	"logo":      "Logo uploaded.",
+	"added":     "Recipient added.",
+	"removed":   "Recipient removed.",
+}
+
+// render writes a page with status code.
+func (p *Panel) render(req *request, code int, name string, pg page) {
+	t := p.pages[name]
+	nonce := randomToken()
+	pg.Nonce = nonce
+	if req != nil {
+		pg.CSRF = req.sess.CSRF
+		pg.Operator = req.sess.P.Operator
+		pg.Actor = req.sess.P.Actor
+		if pg.Notice == "" {
+			pg.Notice = notices[req.r.URL.Query().Get("ok")]
+		}
+	}
+	pg.Brand = p.brandOf(req)
+	var buf bytes.Buffer
+	if err := t.ExecuteTemplate(&buf, "layout.html", pg); err != nil {
+		p.log.Error("panel: render", "page", name, "err", err)
+		http.Error(req.w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	w := req.w
+	// The one inline <style> (the brand's colour) is allowed by its nonce;
+	// scripts only from our own static files.
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self' 'nonce-"+nonce+
+		"'; img-src 'self' data:; form-action 'self'; base-uri 'none'; frame-src 'self'; frame-ancestors 'none'")
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(code)
+	w.Write(buf.Bytes())
+}
+
+// fail maps a service error to a page, as the API maps it to a status.
+func (p *Panel) fail(req *request, err error) {
+	var (
+		fe   tenant.FieldErrors
+		bad  badInput
+		code int
+		msg  string
+	)
+	switch {
+	case errors.As(err, &fe):
+		code, msg = http.StatusBadRequest, "Please correct the fields below: "+fe.Error()
+	case errors.As(err, &bad):
+		code, msg = http.StatusBadRequest, bad.msg
+	case errors.Is(err, errTooLarge):
+		code, msg = http.StatusRequestEntityTooLarge, err.Error()
+	case errors.Is(err, tenant.ErrNotFound):
+		code, msg = http.StatusNotFound, "Not found."
+	case errors.Is(err, tenant.ErrForbidden):
+		code, msg = http.StatusForbidden, "Only the operator may do this."
+	case errors.Is(err, tenant.ErrConflict):
+		code, msg = http.StatusConflict, strings.TrimPrefix(err.Error(), "conflict: ")
+	case errors.Is(err, tenant.ErrUnavailable):
+		p.log.Warn("panel: tenant store unavailable", "path", req.r.URL.Path, "err", err)
+		code, msg = http.StatusServiceUnavailable, "The database is unavailable; mail keeps flowing, but changes cannot be saved now. Try again in a moment."
+	default:
+		p.log.Error("panel", "method", req.r.Method, "path", req.r.URL.Path, "err", err)
+		code, msg = http.StatusInternalServerError, "Something went wrong on our side."
+	}
+	if req.sess.CSRF == "" {
+		http.Error(req.w, msg, code)
+		return
+	}
+	p.render(req, code, "error", page{Title: "Error", Error: msg, Fields: fe})
+}
+
+func redirect(req *request, path, notice string) error {
+	if notice != "" {
+		path += "?ok=" + notice
+	}
+	http.Redirect(req.w, req.r, path, http.StatusSeeOther)
+	return nil
+}
+
+func pathID(r *http.Request) (int64, error) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil || id <= 0 {
+		return 0, tenant.ErrNotFound
+	}
+	return id, nil
+}
+
+func (p *Panel) static(w http.ResponseWriter, r *http.Request) {
+	name := strings.TrimPrefix(r.URL.Path, "/panel/")
+	b, err := staticFS.ReadFile(name)
+	if err != nil {
+		http.NotFound(w, r)
+		return
+	}
+	switch {
+	case strings.HasSuffix(name, ".css"):
+		w.Header().Set("Content-Type", "text/css; charset=utf-8")
+	case strings.HasSuffix(name, ".js"):
+		w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
+	default:
+		http.NotFound(w, r)
+		return
+	}
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	w.Write(b)
+}
+
+// logo serves a reseller's logo with the type sniffed at upload, never an
+// HTML or SVG type, and a CSP that forbids everything should a browser
+// render it as a document anyway.
+func (p *Panel) logo(w http.ResponseWriter, r *http.Request) {
+	l, err := p.svc.LogoBySlug(r.Context(), r.PathValue("slug"))
+	if err != nil {
+		if !errors.Is(err, tenant.ErrNotFound) {
+			p.log.Warn("panel: logo", "err", err)
+		}
+		http.NotFound(w, r)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", l.ContentType)
+	h.Set("Content-Security-Policy", "default-src 'none'; sandbox")
+	h.Set("Cache-Control", "public, max-age=3600")
+	h.Set("Content-Length", strconv.Itoa(len(l.Data)))
+	w.Write(l.Data)
+}
+
+// ScopedMaps resolves /map?reseller=SLUG and /map?customer=KEY to the
+// scope's white-label map (web.MapOptions.Scoped).
+func ScopedMaps(svc *tenant.Service, maps MapScoper) func(ctx context.Context, kind, key string) (*spammap.Map, bool, error) {
+	return func(ctx context.Context, kind, key string) (*spammap.Map, bool, error) {
+		var (
+			sc  tenant.MapScope
+			err error
+		)
+		if kind == "reseller" {
+			sc, err = svc.ResellerMap(ctx, key)
+		} else {
+			sc, err = svc.CustomerMap(ctx, key)
+		}
+		if errors.Is(err, tenant.ErrNotFound) {
+			return nil, false, nil
+		}
+		if err != nil {
+			return nil, false, err
+		}
+		brand := spammap.Brand{Name: sc.Reseller.DisplayName, Accent: sc.Reseller.Accent}
+		if brand.Name == "" {
+			brand.Name = sc.Reseller.Name
+		}
+		if _, err := svc.LogoBySlug(ctx, sc.Reseller.Slug); err == nil {
+			brand.Logo = "/panel/logo/" + url.PathEscape(sc.Reseller.Slug)
+		}
+		m, err := maps.Scoped(ctx, spammap.Scope{Key: sc.Key, Domains: sc.Domains, Brand: brand})
+		return m, err == nil, err
+	}
+}

@@ -1,0 +1,143 @@
+package spammap
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/mxgrid/mxgrid/store"
+)
+
+// Per-reseller and per-customer maps are drawn like the global one, from
+// the same most recent events filtered to the scope's domains, and fall on
+// the same wall-clock periods. They are rendered lazily: the first request
+// in a period renders and stores the scope's generation (any node may; the
+// store keeps the newest), later requests on every node serve it from the
+// store or this node's memory. A reseller nobody looks at costs nothing,
+// where rendering every reseller and customer each hour on the leader
+// would cost a full scan per scope whether or not anyone views it.
+
+// DomainEventSource streams the most recent events of some domains, with
+// EventSource's contract.
+type DomainEventSource interface {
+	RecentDomainEvents(ctx context.Context, domains []string, limit int, since time.Time, fn func(Event) error) error
+}
+
+// RecentDomainEvents streams the store's events of domains.
+func (s StoreEvents) RecentDomainEvents(ctx context.Context, domains []string, limit int, since time.Time, fn func(Event) error) error {
+	return s.Store.RecentDomainEvents(ctx, domains, limit, since, func(e store.StoredEvent) error {
+		return fn(toEvent(e))
+	})
+}
+
+var _ DomainEventSource = StoreEvents{}
+
+// Scope is one white-label map: its stored name, the domains it covers and
+// its brand.
+type Scope struct {
+	// Key names the stored map ("reseller:SLUG", "customer:KEY"); never
+	// GlobalScope.
+	Key     string
+	Domains []string
+	Brand   Brand
+}
+
+// maxScopesHeld bounds the scoped maps a node keeps in memory; past it, the
+// held maps are dropped and reloaded from the store on demand.
+const maxScopesHeld = 256
+
+// Scoped returns the scope's map for the current period, rendering and
+// storing it when no node has yet.
+func (s *Scheduler) Scoped(ctx context.Context, sc Scope) (*Map, error) {
+	if sc.Key == "" || sc.Key == GlobalScope {
+		return nil, errors.New("spammap: a scoped map needs its own key")
+	}
+	period := time.Now().Truncate(s.cfg.Interval)
+	if m := s.held(sc.Key); m != nil && !m.GeneratedAt.Before(period) {
+		return m, nil
+	}
+	// One render per scope at a time on this node: a burst of first views
+	// waits for the one render instead of each scanning the events.
+	v, err, _ := s.scopes.Do(sc.Key, func() (any, error) {
+		return s.scoped(ctx, sc, period)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(*Map), nil
+}
+
+func (s *Scheduler) scoped(ctx context.Context, sc Scope, period time.Time) (*Map, error) {
+	at, etag, ok, err := s.maps.MapVersion(ctx, sc.Key)
+	if err != nil {
+		return nil, err
+	}
+	if ok && !at.Before(period) {
+		if m := s.held(sc.Key); m != nil && m.ETag == etag {
+			return m, nil
+		}
+		rec, ok, err := s.maps.GetMap(ctx, sc.Key)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			m := FromRecord(rec, s.world)
+			s.hold(m)
+			return m, nil
+		}
+	}
+	src, ok := s.events.(DomainEventSource)
+	if !ok {
+		return nil, errors.New("spammap: the event source cannot filter by domain")
+	}
+	start := time.Now()
+	agg, err := collectFiltered(ctx, src, s.cfg, sc, start, s.world)
+	if err != nil {
+		return nil, err
+	}
+	m, err := Render(s.world, agg)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.maps.PutMap(ctx, m.Record()); err != nil {
+		return nil, fmt.Errorf("spammap: store %s: %w", sc.Key, err)
+	}
+	s.seconds.Observe(time.Since(start).Seconds())
+	s.hold(m)
+	return m, nil
+}
+
+// collectFiltered aggregates the scope's events; a scope without domains
+// has an empty map.
+func collectFiltered(ctx context.Context, src DomainEventSource, cfg Config, sc Scope, now time.Time, world *World) (*Aggregate, error) {
+	var since time.Time
+	if cfg.Window > 0 {
+		since = now.Add(-cfg.Window)
+	}
+	a := newAggregator()
+	if len(sc.Domains) > 0 {
+		if err := src.RecentDomainEvents(ctx, sc.Domains, cfg.Points, since, a.add); err != nil {
+			return nil, fmt.Errorf("spammap: read events of %s: %w", sc.Key, err)
+		}
+	}
+	agg := a.result(sc.Key, cfg, now, world.names())
+	brand := sc.Brand
+	agg.Brand = &brand
+	return agg, nil
+}
+
+func (s *Scheduler) held(key string) *Map {
+	s.scopeMu.Lock()
+	defer s.scopeMu.Unlock()
+	return s.scopeMaps[key]
+}
+
+func (s *Scheduler) hold(m *Map) {
+	s.scopeMu.Lock()
+	defer s.scopeMu.Unlock()
+	if len(s.scopeMaps) >= maxScopesHeld {
+		clear(s.scopeMaps)
+	}
+	s.scopeMaps[m.Scope] = m
+}
