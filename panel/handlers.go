@@ -633,7 +633,6 @@ func parseRecipientsCSV(r io.Reader, domain string) (good []string, bad []badRow
 		if err == io.EOF {
 			return good, bad, nil
 		}
-		line, _ := cr.FieldPos(0)
 		if err != nil {
 			var pe *csv.ParseError
 			if errors.As(err, &pe) {
@@ -644,6 +643,7 @@ func parseRecipientsCSV(r io.Reader, domain string) (good []string, bad []badRow
 			}
 			return nil, nil, fmt.Errorf("reading the CSV: %w", err)
 		}
+		line, _ := cr.FieldPos(0)
 		v := strings.TrimSpace(rec[0])
 		if v == "" || line == 1 && isHeader(v) {
 			continue

@@ -1,0 +1,267 @@
+package panel
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"image"
+	"image/png"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mxgrid/mxgrid/spammap"
+	"github.com/mxgrid/mxgrid/store"
+	"github.com/mxgrid/mxgrid/tenant"
+)
+
+type fixture struct {
+	st  *store.Store
+	svc *tenant.Service
+	p   *Panel
+	op  tenant.Principal
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := store.Open(ctx, store.DefaultConfig(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	for _, m := range []func(context.Context) error{st.MigrateEvents, st.MigrateMaps, st.MigrateDomainStats} {
+		if err := m(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ts := store.NewTenants(st, store.DefaultConfig(), dir)
+	svc := tenant.NewService(ts, tenant.ServiceOptions{Panel: ts, Activity: st})
+	p, err := New(DefaultConfig(), Options{Service: svc, DataDir: dir, SMTPHostname: "mx.test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &fixture{st: st, svc: svc, p: p, op: tenant.Operator("test")}
+}
+
+// get serves path to principal pr through the panel's routes.
+func (f *fixture) get(t *testing.T, pr tenant.Principal, path string) (int, string) {
+	t.Helper()
+	mux := http.NewServeMux()
+	f.p.Mount(mux.Handle)
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest("GET", path, nil)
+	if err := f.p.sign.writeSession(rec, req, session{P: pr, Expires: time.Now().Add(time.Hour).Unix(), CSRF: "tok"}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range rec.Result().Cookies() {
+		req.AddCookie(c)
+	}
+	rec = httptest.NewRecorder()
+	mux.ServeHTTP(rec, req)
+	return rec.Code, rec.Body.String()
+}
+
+func pngBytes(t *testing.T) []byte {
+	var b bytes.Buffer
+	if err := png.Encode(&b, image.NewRGBA(image.Rect(0, 0, 4, 4))); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+func TestLogoUpload(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	r, err := f.svc.CreateReseller(ctx, f.op, tenant.Reseller{Name: "R"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	me := tenant.Principal{ResellerID: r.ID, Actor: "r"}
+	big := append(pngBytes(t), make([]byte, tenant.MaxLogoBytes)...)
+	tests := []struct {
+		name    string
+		data    []byte
+		wantErr string
+	}{
+		{"png", pngBytes(t), ""},
+		{"oversized", big, "at most 256 KB"},
+		{"html", []byte("<html><script>alert(1)</script></html>"), "must be a PNG"},
+		{"svg", []byte(`<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>`), "must be a PNG"},
+		{"empty", nil, "required"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := f.svc.SetLogo(ctx, me, r.ID, tt.data)
+			var fe tenant.FieldErrors
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Fatalf("SetLogo: %v", err)
+			case tt.wantErr != "" && (!errors.As(err, &fe) || !strings.Contains(fe["logo"], tt.wantErr)):
+				t.Fatalf("SetLogo = %v, want a logo error containing %q", err, tt.wantErr)
+			}
+		})
+	}
+	// Another reseller cannot replace it.
+	other, _ := f.svc.CreateReseller(ctx, f.op, tenant.Reseller{Name: "Other"})
+	if err := f.svc.SetLogo(ctx, tenant.Principal{ResellerID: other.ID}, r.ID, pngBytes(t)); !errors.Is(err, tenant.ErrNotFound) {
+		t.Errorf("another reseller's SetLogo = %v, want not found", err)
+	}
+	rec := httptest.NewRecorder()
+	mux := http.NewServeMux()
+	f.p.Mount(mux.Handle)
+	mux.ServeHTTP(rec, httptest.NewRequest("GET", "/panel/logo/"+r.Slug, nil))
+	if rec.Code != 200 || rec.Header().Get("Content-Type") != "image/png" || !strings.Contains(rec.Header().Get("Content-Security-Policy"), "sandbox") {
+		t.Errorf("logo served %d %q %q", rec.Code, rec.Header().Get("Content-Type"), rec.Header().Get("Content-Security-Policy"))
+	}
+}
+
+func TestRecipientsCSV(t *testing.T) {
+	tests := []struct {
+		name     string
+		csv      string
+		wantGood []string
+		wantBad  []int // line numbers
+	}{
+		{"header and good rows", "email\nalice@d.example\nbob\n", []string{"alice@d.example", "bob"}, nil},
+		{"bad rows reported by line", "alice\nbad address\ncarol@other.example\n\"unterminated\ndave\n", []string{"alice"}, []int{2, 3, 4}},
+		{"extra columns and blanks", "alice,Alice A\n\n  ,x\nbob@d.example,Bob\n", []string{"alice", "bob@d.example"}, nil},
+		{"html in a row", "<script>alert(1)</script>\nok\n", []string{"ok"}, []int{1}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			good, bad, err := parseRecipientsCSV(strings.NewReader(tt.csv), "d.example")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Join(good, ",") != strings.Join(tt.wantGood, ",") {
+				t.Errorf("good = %q, want %q", good, tt.wantGood)
+			}
+			var lines []int
+			for _, b := range bad {
+				lines = append(lines, b.Line)
+			}
+			if len(lines) != len(tt.wantBad) || (len(lines) > 0 && lines[0] != tt.wantBad[0]) {
+				t.Errorf("bad lines = %v (%+v), want %v", lines, bad, tt.wantBad)
+			}
+		})
+	}
+}
+
+// Every text field a reseller can fill is shown escaped on every page.
+func TestTextFieldsEscaped(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	const evil = `<script>alert("x")</script><img src=x onerror=alert(1)>`
+	r, err := f.svc.CreateReseller(ctx, f.op, tenant.Reseller{Name: evil, Slug: "evil"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	me := tenant.Principal{ResellerID: r.ID, Actor: evil}
+	if _, err := f.svc.UpdateBrand(ctx, me, r.ID, evil, ""); err != nil {
+		t.Fatal(err)
+	}
+	c, err := f.svc.CreateCustomer(ctx, me, tenant.Customer{Name: evil})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tag := evil[:40]
+	d, err := f.svc.CreateDomain(ctx, me, tenant.DomainRecord{CustomerID: c.ID, Name: "evil.example", Route: "127.0.0.1:25", Policy: tenant.Policy{SubjectTag: &tag}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{"/panel/customers", "/panel/customers/" + itoa(c.ID), "/panel/domains/" + itoa(d.ID),
+		"/panel/domains/" + itoa(d.ID) + "/stats", "/panel/brand", "/panel/map", "/panel/customers?q=" + "%3Cscript%3E"} {
+		code, body := f.get(t, me, path)
+		if code != 200 {
+			t.Errorf("%s: status %d", path, code)
+		}
+		if strings.Contains(body, "<script>alert") || strings.Contains(body, "<img src=x") {
+			t.Errorf("%s shows unescaped markup", path)
+		}
+	}
+	code, body := f.get(t, f.op, "/panel/resellers")
+	if code != 200 || strings.Contains(body, "<script>alert") || !strings.Contains(body, "&lt;script&gt;") {
+		t.Errorf("resellers page: %d, escaped: %v", code, strings.Contains(body, "&lt;script&gt;"))
+	}
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+type alwaysLeader struct{}
+
+func (alwaysLeader) IsLeader() bool { return true }
+
+// A reseller's map shows its customers' attack sources only.
+func TestResellerMapShowsOnlyItsSources(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	now := time.Now().UTC()
+	var evs []store.StoredEvent
+	for _, rs := range []struct{ slug, domain, ip string }{{"alpha", "alpha.example", "192.0.2.7"}, {"beta", "beta.example", "198.51.100.9"}} {
+		r, err := f.svc.CreateReseller(ctx, f.op, tenant.Reseller{Name: rs.slug, Slug: rs.slug, Accent: "#aa3300"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := f.svc.CreateCustomer(ctx, f.op, tenant.Customer{Name: rs.slug + " customer", ResellerID: r.ID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.svc.CreateDomain(ctx, f.op, tenant.DomainRecord{CustomerID: c.ID, Name: rs.domain, Route: "127.0.0.1:25"}); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 3 {
+			evs = append(evs, store.StoredEvent{Time: now.Add(-time.Duration(i) * time.Minute), IP: netip.MustParseAddr(rs.ip),
+				Domain: rs.domain, Verdict: "spam", Action: "reject", Country: "DE", Located: true, Lat: 50, Lon: 8})
+		}
+	}
+	if err := f.st.InsertEvents(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	world, err := spammap.LoadWorld()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sched, err := spammap.NewScheduler(spammap.DefaultConfig(), world, spammap.StoreEvents{Store: f.st}, f.st, alwaysLeader{},
+		prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	scoped := ScopedMaps(f.svc, sched)
+	tests := []struct {
+		kind, key    string
+		want, absent string
+		found        bool
+	}{
+		{"reseller", "alpha", "192.0.2.0/24", "198.51.100.0/24", true},
+		{"reseller", "beta", "198.51.100.0/24", "192.0.2.0/24", true},
+		{"reseller", "nobody", "", "", false},
+		{"customer", strings.Repeat("0", 32), "", "", false},
+	}
+	for _, tt := range tests {
+		m, found, err := scoped(ctx, tt.kind, tt.key)
+		if err != nil || found != tt.found {
+			t.Fatalf("%s=%s: found %v, err %v", tt.kind, tt.key, found, err)
+		}
+		if !found {
+			continue
+		}
+		js := string(m.JSON)
+		if m.Events != 3 || !strings.Contains(js, tt.want) || strings.Contains(js, tt.absent) || !strings.Contains(js, `"accent":"#aa3300"`) {
+			t.Errorf("%s=%s: %d events, json %s", tt.kind, tt.key, m.Events, js)
+		}
+		// The same period serves the held generation: same ETag.
+		again, _, _ := scoped(ctx, tt.kind, tt.key)
+		if again.ETag != m.ETag {
+			t.Errorf("%s=%s regenerated within the period", tt.kind, tt.key)
+		}
+	}
+}
