@@ -270,8 +270,8 @@ func TestPanelInChromium(t *testing.T) {
 	}
 }
 
-// screenshotLogin captures the login page on a phone-sized screen: the
-// panel must be usable there.
+// screenshotLogin checks the login page's CSP (no inline script) and
+// captures it.
 func (b *browser) screenshotLogin() {
 	b.t.Helper()
 	b.do(chromedp.Navigate(b.base+"/panel/login"), chromedp.WaitVisible(chromedp.ID("login")))
