@@ -100,12 +100,13 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 	// depend on it: a node without its database keeps filtering from the
 	// configured domains and its snapshot.
 	st, err := store.Open(ctx, cfg.Store, cfg.DataDir)
-	if err != nil {
-		n.log.Error("store unavailable; mail keeps flowing, events and maps are not stored", "err", err)
-		n.health.Set("store", health.Degraded, err.Error())
-	} else {
+	if st != nil {
 		n.store = st
 		n.closers = append(n.closers, st.Close)
+		n.prepareStore(ctx)
+	} else {
+		n.log.Error("store unavailable; mail keeps flowing, events and maps are not stored", "err", err)
+		n.health.Set("store", health.Degraded, err.Error())
 	}
 
 	domains, err := cfg.StaticDomains()
@@ -152,13 +153,9 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 	}
 	var outcomes *domainstats.Counter
 	if n.store != nil {
-		if err := n.store.MigrateDomainStats(ctx); err != nil {
-			n.log.Error("panel statistics not counted: store migration failed", "err", err)
-		} else {
-			// Ten seconds of counts per batch: the panel is that far behind.
-			outcomes = domainstats.New(n.store, 10*time.Second, n.log.With("component", "domainstats"))
-			n.runners = append(n.runners, outcomes.Run)
-		}
+		// Ten seconds of counts per batch: the panel is that far behind.
+		outcomes = domainstats.New(n.store, 10*time.Second, n.log.With("component", "domainstats"))
+		n.runners = append(n.runners, outcomes.Run)
 	}
 	n.smtp, err = smtpd.New(cfg.SMTP, smtpd.Deps{
 		Outcomes:      outcomeCounter(outcomes),
@@ -321,20 +318,13 @@ func (n *Node) startMap(ctx context.Context, svc *tenant.Service) error {
 	if n.store == nil {
 		return nil
 	}
-	for _, migrate := range []func(context.Context) error{n.store.MigrateEvents, n.store.MigrateMaps} {
-		if err := migrate(ctx); err != nil {
-			n.log.Error("map disabled: store migration failed", "err", err)
-			n.health.Set("map", health.Degraded, err.Error())
-			return nil
-		}
-	}
 	sched, err := spammap.NewScheduler(n.cfg.Map, world, spammap.StoreEvents{Store: n.store}, n.store, n.cluster, n.registry, n.log.With("component", "map"))
 	if err != nil {
 		return fmt.Errorf("map: %w", err)
 	}
 	n.runners = append(n.runners, sched.Run)
 	n.web.MountMap(sched, web.MapOptions{FrameAncestors: n.cfg.Map.FrameAncestors, Log: n.log.With("component", "map"),
-		Scoped: panel.ScopedMaps(svc, sched)})
+		Scoped: panel.ScopedMaps(svc, sched), Operator: web.OperatorOnly(svc, n.log.With("component", "api"))})
 	return nil
 }
 
@@ -362,11 +352,6 @@ func (n *Node) startEvents(ctx context.Context) (smtpd.Recorder, error) {
 	if n.store == nil {
 		return nil, nil
 	}
-	if err := n.store.MigrateEvents(ctx); err != nil {
-		n.log.Error("spam sources not recorded: store migration failed", "err", err)
-		n.health.Set(events.HealthComponent, health.Degraded, err.Error())
-		return nil, nil
-	}
 	rec, err := events.NewRecorder(n.cfg.Events, events.Options{
 		Store: n.store, Locator: loc, Registerer: n.registry, Logger: n.log, Health: n.health,
 	})
@@ -376,3 +361,49 @@ func (n *Node) startEvents(ctx context.Context) (smtpd.Recorder, error) {
 	n.recorder = rec
 	return rec, nil
 }
+
+// prepareStore brings the schemas of events, maps and panel statistics up
+// to date. A database that is down now (a node started during an outage)
+// is retried in the background: their writers buffer and retry meanwhile,
+// so the node catches up instead of running without them until restarted.
+func (n *Node) prepareStore(ctx context.Context) {
+	migrate := func(ctx context.Context) error {
+		for _, m := range []func(context.Context) error{n.store.MigrateEvents, n.store.MigrateMaps, n.store.MigrateDomainStats} {
+			mctx, cancel := context.WithTimeout(ctx, n.store.Timeout)
+			err := m(mctx)
+			cancel()
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	err := migrate(ctx)
+	if err == nil {
+		return
+	}
+	n.log.Error("store unavailable; mail keeps flowing, events wait in their buffer, retrying", "err", err)
+	n.health.Set("store", health.Degraded, err.Error())
+	n.runners = append(n.runners, func(ctx context.Context) error {
+		t := time.NewTicker(storeRetryInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-t.C:
+			}
+			if err := migrate(ctx); err != nil {
+				n.health.Set("store", health.Degraded, err.Error())
+				continue
+			}
+			n.log.Info("store reachable again")
+			n.health.Set("store", health.OK, "")
+			return nil
+		}
+	})
+}
+
+// storeRetryInterval paces reconnection attempts to a database that was
+// down at start.
+const storeRetryInterval = 5 * time.Second

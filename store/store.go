@@ -73,6 +73,12 @@ type Store struct {
 	Timeout time.Duration
 }
 
+// ErrUnreachable is returned, wrapped, by Open when PostgreSQL did not
+// answer. The Store is returned all the same: database/sql reconnects by
+// itself, and a node that started while the database was down must pick it
+// up when it comes back rather than run without it until restarted.
+var ErrUnreachable = errors.New("database unreachable")
+
 // Open connects and checks the connection. For sqlite the file lives in
 // dataDir unless the DSN names one.
 func Open(ctx context.Context, cfg Config, dataDir string) (*Store, error) {
@@ -108,14 +114,13 @@ func Open(ctx context.Context, cfg Config, dataDir string) (*Store, error) {
 	}
 	pctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
+	s := &Store{DB: db, Dialect: cfg.Driver, Timeout: cfg.Timeout}
 	if err := db.PingContext(pctx); err != nil {
+		if cfg.Driver == Postgres {
+			return s, fmt.Errorf("store: connect %s: %w: %w", cfg.Driver, ErrUnreachable, err)
+		}
 		db.Close()
 		return nil, fmt.Errorf("store: connect %s: %w", cfg.Driver, err)
-	}
-	s := &Store{DB: db, Dialect: cfg.Driver, Timeout: cfg.Timeout}
-	if err := s.createMigrationTable(ctx); err != nil {
-		db.Close()
-		return nil, err
 	}
 	return s, nil
 }
@@ -164,6 +169,9 @@ func (s *Store) createMigrationTable(ctx context.Context) error {
 // Migrate applies component's migrations that are not applied yet, each in
 // its own transaction, in version order. Versions must be increasing.
 func (s *Store) Migrate(ctx context.Context, component string, migrations []Migration) error {
+	if err := s.createMigrationTable(ctx); err != nil {
+		return err
+	}
 	var current int
 	err := s.DB.QueryRowContext(ctx,
 		`SELECT COALESCE(MAX(version), 0) FROM schema_migrations WHERE component = $1`, component).Scan(&current)
@@ -192,6 +200,22 @@ func (s *Store) apply(ctx context.Context, component string, m Migration) error 
 		return fmt.Errorf("store: migrate %s v%d: %w", component, m.Version, err)
 	}
 	defer tx.Rollback()
+	if s.Dialect == Postgres {
+		// Nodes of a cluster start together against one database: the
+		// lock makes the second wait for the first, then find the version
+		// applied, instead of failing on a duplicate table.
+		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(7411923)`); err != nil {
+			return fmt.Errorf("store: lock for %s v%d: %w", component, m.Version, err)
+		}
+		var applied int
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations WHERE component = $1 AND version = $2`,
+			component, m.Version).Scan(&applied); err != nil {
+			return fmt.Errorf("store: migrate %s v%d: %w", component, m.Version, err)
+		}
+		if applied > 0 {
+			return nil
+		}
+	}
 	if _, err := tx.ExecContext(ctx, m.sqlFor(s.Dialect)); err != nil {
 		return fmt.Errorf("store: migrate %s v%d: %w", component, m.Version, err)
 	}

@@ -108,6 +108,21 @@ type badRequest struct{ msg string }
 
 func (e badRequest) Error() string { return e.msg }
 
+// OperatorOnly guards h with the operator's bearer token, for operator
+// actions that live outside the admin API (regenerating the map).
+func OperatorOnly(svc *tenant.Service, log *slog.Logger) func(http.Handler) http.Handler {
+	a := &AdminAPI{svc: svc, log: log}
+	return func(h http.Handler) http.Handler {
+		return a.authed(func(w http.ResponseWriter, r *http.Request, p tenant.Principal) error {
+			if !p.Operator {
+				return fmt.Errorf("%w: only the operator may do this", tenant.ErrForbidden)
+			}
+			h.ServeHTTP(w, r)
+			return nil
+		})
+	}
+}
+
 // authed authenticates the bearer token, runs fn and maps its error.
 func (a *AdminAPI) authed(fn func(w http.ResponseWriter, r *http.Request, p tenant.Principal) error) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -425,3 +425,21 @@ func TestAPISQLMetacharacters(t *testing.T) {
 		t.Fatalf("domains table damaged: %d %s", code, out)
 	}
 }
+
+func TestOperatorOnly(t *testing.T) {
+	f := newAPIFixture(t)
+	guarded := OperatorOnly(f.svc, slog.New(slog.NewTextHandler(io.Discard, nil)))(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	for who, want := range map[string]int{"operator": 202, "own": 403, "other": 403, "none": 401, "bad": 401} {
+		req := httptest.NewRequest("POST", "/api/v1/map/regenerate", nil)
+		if tok := f.tokens[who]; tok != "" {
+			req.Header.Set("Authorization", "Bearer "+tok)
+		}
+		rec := httptest.NewRecorder()
+		guarded.ServeHTTP(rec, req)
+		if rec.Code != want {
+			t.Errorf("%s: status %d, want %d", who, rec.Code, want)
+		}
+	}
+}
