@@ -4,61 +4,26 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mxgrid/mxgrid/internal/testenv"
 )
 
 // These tests run real `mxgrid serve` processes on loopback, each "at" its
 // own provider, and watch them through /api/v1/cluster as an operator would.
 
-var (
-	buildOnce sync.Once
-	binary    string
-	buildErr  error
-)
-
-// mxgridBinary builds cmd/mxgrid once per test binary, only when a process
-// test runs, so the package's unit tests do not pay for the build.
-func mxgridBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "mxgrid-cluster-bin")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binary = filepath.Join(dir, "mxgrid")
-		out, err := exec.Command("go", "build", "-o", binary, "github.com/mxgrid/mxgrid/cmd/mxgrid").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binary
-}
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if binary != "" {
-		os.RemoveAll(filepath.Dir(binary))
-	}
-	os.Exit(code)
-}
-
 const gossipKey = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
 
 type proc struct {
+	bin            string
 	name, provider string
 	http, smtp     string
 	gossip         string
@@ -68,36 +33,16 @@ type proc struct {
 	exited         chan struct{}
 }
 
-// freePort returns a loopback port free for both TCP and UDP (memberlist
-// binds both on the same number).
-func freePort(t *testing.T) int {
-	t.Helper()
-	for range 20 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		u, err := net.ListenPacket("udp", "127.0.0.1:"+strconv.Itoa(port))
-		l.Close()
-		if err == nil {
-			u.Close()
-			return port
-		}
-	}
-	t.Fatal("no free TCP+UDP port")
-	return 0
-}
-
 func newProcs(t *testing.T, profile string, names, providers []string) []*proc {
 	t.Helper()
 	ps := make([]*proc, len(names))
 	var join []string
+	bin := testenv.BuildMxgrid(t)
 	for i, name := range names {
-		ps[i] = &proc{name: name, provider: providers[i],
-			http:   fmt.Sprintf("127.0.0.1:%d", freePort(t)),
-			smtp:   fmt.Sprintf("127.0.0.1:%d", freePort(t)),
-			gossip: fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+		ps[i] = &proc{bin: bin, name: name, provider: providers[i],
+			http:   fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)),
+			smtp:   fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)),
+			gossip: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)),
 		}
 		join = append(join, ps[i].gossip)
 	}
@@ -143,7 +88,7 @@ func (p *proc) start(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.cmd = exec.Command(mxgridBinary(t), "serve", "-config", p.config)
+	p.cmd = exec.Command(p.bin, "serve", "-config", p.config)
 	p.cmd.Stderr, p.cmd.Stdout = logf, logf
 	// The kernel kills the node if the test binary dies (e.g. -timeout).
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

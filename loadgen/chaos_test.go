@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mxgrid/mxgrid/internal/testenv"
 	"github.com/mxgrid/mxgrid/loadgen"
 )
 
@@ -50,11 +51,11 @@ func TestChaos(t *testing.T) {
 		}
 		messages = n
 	}
-	bin := buildMxgrid(t)
+	bin := testenv.BuildMxgrid(t)
 	dir := t.TempDir()
 
 	report := filepath.Join(dir, "sink.ids")
-	sinkAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	sinkAddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	sink := &proc{name: "sink", logPath: filepath.Join(dir, "sink.log"),
 		args: []string{bin, "loadgen", "sink", "--listen", sinkAddr, "--report", report, "--grace", "5s"}}
 	sink.start(t)
@@ -63,11 +64,11 @@ func TestChaos(t *testing.T) {
 	nodes := make([]*proc, 3)
 	var gossip []string
 	for range nodes {
-		gossip = append(gossip, fmt.Sprintf("127.0.0.1:%d", freePort(t)))
+		gossip = append(gossip, fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)))
 	}
 	for i := range nodes {
 		p := &proc{name: fmt.Sprintf("node-%d", i),
-			smtp: fmt.Sprintf("127.0.0.1:%d", freePort(t)), http: fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+			smtp: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), http: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)),
 			logPath: filepath.Join(dir, fmt.Sprintf("node-%d.log", i))}
 		cfg := filepath.Join(dir, p.name+".yaml")
 		body := fmt.Sprintf(`node: {name: %s, provider: chaos%d}
@@ -258,37 +259,6 @@ func (p *proc) signal(sig syscall.Signal) {
 func tail(s string, n int) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
-}
-
-func buildMxgrid(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "mxgrid")
-	out, err := exec.Command("go", "build", "-o", bin, "github.com/mxgrid/mxgrid/cmd/mxgrid").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
-// freePort returns a loopback port free for TCP and UDP (memberlist binds
-// both on one number).
-func freePort(t *testing.T) int {
-	t.Helper()
-	for range 20 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		u, err := net.ListenPacket("udp", "127.0.0.1:"+strconv.Itoa(port))
-		l.Close()
-		if err == nil {
-			u.Close()
-			return port
-		}
-	}
-	t.Fatal("no free TCP+UDP port")
-	return 0
 }
 
 func waitSMTP(t *testing.T, p *proc, addr string) {

@@ -22,6 +22,7 @@ import (
 	"errors"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -149,18 +150,40 @@ func Swaks(t testing.TB) string {
 	return executable(t, EnvSwaks, "swaks")
 }
 
-// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago. Prefer
+// FreePort returns a port on 127.0.0.1 free for TCP and UDP a moment ago. Prefer
 // listening on 127.0.0.1:0 yourself when the code under test accepts a
 // listener; use this only for external processes that need a port number.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("FreePort: %v", err)
-		return 0
+	// Free for UDP too: memberlist binds both protocols on one number.
+	for range 20 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("FreePort: %v", err)
+			return 0
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		u, err := net.ListenPacket("udp", "127.0.0.1:"+strconv.Itoa(port))
+		l.Close()
+		if err == nil {
+			u.Close()
+			return port
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatal("FreePort: no port free for both TCP and UDP")
+	return 0
+}
+
+// BuildMxgrid builds the mxgrid binary into the test's temporary directory,
+// for tests that run real node processes.
+func BuildMxgrid(t testing.TB) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "mxgrid")
+	out, err := exec.Command("go", "build", "-o", bin, "github.com/mxgrid/mxgrid/cmd/mxgrid").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build mxgrid: %v\n%s", err, out)
+	}
+	return bin
 }
 
 // RepoRoot returns the directory holding this module's go.mod, found by walking
