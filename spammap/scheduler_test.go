@@ -149,7 +149,7 @@ func TestSchedulerLeaderOnly(t *testing.T) {
 	if got := metric(t, nodes[2].reg, "mxgrid_map_points"); got != 2000 {
 		t.Errorf("follower mxgrid_map_points = %v, want 2000", got)
 	}
-	assertSameBytes(t, nodes...)
+	eventually(t, "every node serves identical bytes", func() bool { return sameBytes(nodes...) })
 
 	// Kill the leader; leadership moves to node 1.
 	nodes[0].cancel()
@@ -167,7 +167,7 @@ func TestSchedulerLeaderOnly(t *testing.T) {
 	if g := nodes[0].generations(t); g != dead {
 		t.Errorf("dead node rendered %d more", g-dead)
 	}
-	assertSameBytes(t, nodes[1], nodes[2])
+	eventually(t, "every node serves identical bytes", func() bool { return sameBytes(nodes[1], nodes[2]) })
 
 	// The operator's regenerate works on any node and reaches the others.
 	m, err := nodes[2].sched.Regenerate(context.Background())
@@ -179,23 +179,25 @@ func TestSchedulerLeaderOnly(t *testing.T) {
 	})
 }
 
-// assertSameBytes checks that the nodes answer every variant identically,
-// which is what makes their ETags agree.
-func assertSameBytes(t *testing.T, ns ...*node) {
-	t.Helper()
+// sameBytes reports whether every node serves byte-identical artefacts in
+// every variant, which is what makes their ETags agree. The
+// leader renders every 400 ms and followers pick its map up a moment later,
+// so callers poll it rather than assert it once.
+func sameBytes(ns ...*node) bool {
 	views := []spammap.View{{}, {Width: 600, Height: 430, Theme: spammap.Dark}}
 	ref := ns[0].sched.Current()
 	for _, n := range ns[1:] {
 		m := n.sched.Current()
 		if m.ETag != ref.ETag || !bytes.Equal(m.JSON, ref.JSON) {
-			t.Fatalf("generation differs: %s vs %s", m.ETag, ref.ETag)
+			return false
 		}
 		for _, v := range views {
 			a, _ := m.Page(v)
 			b, _ := ref.Page(v)
 			if !bytes.Equal(a, b) || !bytes.Equal(m.SVG(v), ref.SVG(v)) {
-				t.Fatalf("view %+v differs between nodes", v)
+				return false
 			}
 		}
 	}
+	return true
 }
