@@ -346,6 +346,7 @@ start_services() {
 	export MXGRID_TEST_PROMETHEUS
 	MXGRID_TEST_PROMETHEUS=$(find_bin prometheus /usr/bin/prometheus)
 	export MXGRID_TEST_RUNDIR="$run_dir"
+	export MXGRID_CHAOS_REPORT="$run_dir/chaos-report.txt"
 	# The corpus sits beside the repo in CI (../shared); a clone elsewhere sets MXGRID_CORPUS.
 	if [ -z "${MXGRID_CORPUS:-}" ] && [ -d "$repo/../shared/corpus/train" ]; then
 		export MXGRID_CORPUS
@@ -409,6 +410,10 @@ if ! go test -count=1 -timeout="${MXGRID_TEST_TIMEOUT:-20m}" "${test_flags[@]}" 
 	failures+=(test)
 fi
 t_test=$(($(date +%s) - t_test))
+if [[ -n "${MXGRID_CHAOS_REPORT:-}" && -s "$MXGRID_CHAOS_REPORT" ]]; then
+	log "chaos test counts:"
+	cat "$MXGRID_CHAOS_REPORT"
+fi
 
 # fuzz_targets: lines "DIR NAME" for every fuzz target in the selected packages.
 # A cheap grep finds the candidate directories, then `go test -list` (the
