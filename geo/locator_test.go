@@ -251,6 +251,55 @@ func TestOpenRejectsWrongKind(t *testing.T) {
 	}
 }
 
+// TestMalformedDatabaseAtStart: a broken file never crashes the node. One
+// that cannot be opened is reported and lookups answer "unknown"; one whose
+// metadata is intact but whose tree is not (maxminddb's Verify rejects real
+// ip-location-db files over an empty description, so it cannot guard the
+// load) fails only the lookups that reach the damage, with an error the
+// recorder logs while it stores the event without a location.
+func TestMalformedDatabaseAtStart(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.mmdb")
+	geotest.WriteCity(t, good, geotest.Options{}, geotest.Known)
+	full, err := os.ReadFile(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name     string
+		data     []byte
+		reported bool
+	}{
+		{"empty", nil, true},
+		{"garbage", bytes.Repeat([]byte("not an mmdb file \x00\xff"), 500), true},
+		{"truncated", full[:len(full)/2], true},
+		{"metadata only", full[len(full)-200:], true},
+		{"corrupted tree", append(bytes.Repeat([]byte{0xff}, len(full)/2), full[len(full)/2:]...), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(dir, strings.ReplaceAll(tt.name, " ", "-")+".mmdb")
+			if err := os.WriteFile(path, tt.data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			cfg := DefaultConfig()
+			cfg.Database = path
+			reg := health.New()
+			l := newTestLocator(t, cfg, Options{Health: reg})
+			level, conds := reg.Report()
+			if tt.reported && (level != health.Degraded || len(conds) != 1 || conds[0].Reason == "") {
+				t.Fatalf("health %v %+v, want Degraded with a reason", level, conds)
+			}
+			for _, ip := range []string{"81.2.69.142", "8.8.8.8", "2001:4860::1"} {
+				_, layer, err := l.Lookup(context.Background(), netip.MustParseAddr(ip))
+				if tt.reported && (err != nil || layer != LayerNone) {
+					t.Errorf("lookup %s: layer %s, %v; want none, no error", ip, layer, err)
+				}
+			}
+		})
+	}
+}
+
 // TestNoDatabase: the node runs, says so once in the log and in /readyz.
 func TestNoDatabase(t *testing.T) {
 	var logs bytes.Buffer

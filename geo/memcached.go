@@ -249,6 +249,11 @@ func decodeLocation(b []byte) (Location, error) {
 		}
 		loc.Lat = float64(d.varint()) / coordScale
 		loc.Lon = float64(d.varint()) / coordScale
+		// No database holds a point off the globe: such a value is not
+		// ours, and the caller falls back to the file.
+		if math.Abs(loc.Lat) > 90 || math.Abs(loc.Lon) > 180 {
+			d.err = true
+		}
 		loc.AccuracyKM = int(d.uvarint())
 		loc.CountryName = d.string()
 		loc.City = d.string()
