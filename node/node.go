@@ -189,6 +189,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 		Name: cfg.Node.Name, Provider: cfg.Node.Provider, Region: cfg.Node.Region,
 		Version: opts.Version, Started: time.Now(),
 		ConfigVersion: func() uint64 { return n.directory.Snapshot().Version },
+		Load:          n.smtp.MessagesPerSecond,
 		HTTPAddr:      n.HTTPAddr(),
 	}, n.health, n.log, n.registry)
 	if err != nil {

@@ -91,6 +91,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	parser   *scanner.Parser
+	rate     rate
 	perIP    map[netip.Addr]int
 	conns    map[*gateConn]struct{}
 	draining atomic.Bool

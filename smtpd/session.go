@@ -203,6 +203,7 @@ func (ss *session) Data(r io.Reader) error {
 		return &smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 3, 4}, Message: fmt.Sprintf("message exceeds the size limit of %s (%d bytes)", ss.domain.Name, *max)}
 	}
 	start := time.Now()
+	ss.srv.rate.add(start)
 	reply, outcome, verdict := ss.deliver(raw)
 	class := replyClass(reply.Code)
 	ss.srv.metrics.transactions.WithLabelValues(outcome, class).Inc()
