@@ -55,10 +55,10 @@ func (c Config) Validate() error {
 	if c.Window < 0 {
 		return errors.New("window: must not be negative")
 	}
-	// Below a minute the leader would spend its time rescanning events, and
-	// caches would be told nothing useful.
-	if c.Interval < time.Minute {
-		return fmt.Errorf("interval: %s is shorter than 1m", c.Interval)
+	// Shorter, the leader would spend its time rescanning events; seconds
+	// are for tests and demos, production wants the default hour.
+	if c.Interval < 5*time.Second {
+		return fmt.Errorf("interval: %s is shorter than 5s", c.Interval)
 	}
 	for i, src := range c.FrameAncestors {
 		if err := validFrameAncestor(src); err != nil {
