@@ -122,10 +122,16 @@ func LoadDir(dir string, spam bool) ([]Sample, error) {
 
 // Options configure a cross-validation run.
 type Options struct {
-	Folds        int
-	RoutingBlind bool
-	Train        model.TrainConfig
-	Policy       scanner.Policy
+	Folds int
+	// HoldoutLatest, when positive, replaces cross-validation by one
+	// temporal split: the model is trained on the earliest messages of
+	// each class and tested on the latest HoldoutLatest fraction (ordered
+	// by MessageTime). Mail a filter meets comes after the mail it was
+	// trained on, and random folds hide how fast the spam it learnt ages.
+	HoldoutLatest float64
+	RoutingBlind  bool
+	Train         model.TrainConfig
+	Policy        scanner.Policy
 	// Weights overrides symbol weights, as in the node's config.
 	Weights map[string]float64
 	// Rules is the content of the verdict besides the model (nil: none).
@@ -139,7 +145,9 @@ type Outcome struct {
 	Path   string
 	Spam   bool
 	Fold   int
-	Margin float64 // model log-odds
+	Subset string    // corpus part, from the file name (see Subset)
+	Time   time.Time // MessageTime, in temporal holdout runs
+	Margin float64   // model log-odds
 	// SightedAction is, in routing-blind runs, the action had the model
 	// seen the whole message (same fold model, same rules): the other
 	// half of the comparison, from one training run.
@@ -156,6 +164,10 @@ type Report struct {
 	ScanTime  time.Duration // summed single-thread time of parse+rules+features+model
 	Scanned   int
 	TrainTime time.Duration
+	// TrainSpam and TrainHam count the training messages of a temporal
+	// holdout, and TrainEnd is the latest MessageTime among them.
+	TrainSpam, TrainHam int
+	TrainEnd            time.Time
 }
 
 type prepared struct {
@@ -165,10 +177,14 @@ type prepared struct {
 	rules     float64
 }
 
-// Run cross-validates. Folds are stratified and assigned in path order, so
-// a run is reproducible.
+// Run cross-validates, or with HoldoutLatest tests on the latest mail.
+// Folds are stratified and assigned in path order, so a run is
+// reproducible.
 func Run(ctx context.Context, samples []Sample, opts Options) (*Report, error) {
-	if opts.Folds < 2 {
+	switch {
+	case opts.HoldoutLatest != 0 && !(opts.HoldoutLatest > 0 && opts.HoldoutLatest < 1):
+		return nil, fmt.Errorf("holdout: fraction must be in (0, 1), got %v", opts.HoldoutLatest)
+	case opts.HoldoutLatest == 0 && opts.Folds < 2:
 		return nil, errors.New("folds: need at least 2")
 	}
 	if err := opts.Train.Validate(); err != nil {
@@ -236,14 +252,32 @@ func Run(ctx context.Context, samples []Sample, opts Options) (*Report, error) {
 		return nil, err
 	}
 
-	folds := assignFolds(samples, opts.Folds)
+	rounds := opts.Folds
+	var folds []int
+	var times []time.Time
+	if opts.HoldoutLatest > 0 {
+		rounds = 1
+		folds, times = temporalSplit(samples, opts.HoldoutLatest)
+	} else {
+		folds = assignFolds(samples, opts.Folds)
+	}
 	check := model.NewCheck(nil, opts.Weights)
-	rep.Outcomes = make([]Outcome, len(samples))
-	for k := 0; k < opts.Folds; k++ {
+	outcomes := make([]Outcome, len(samples))
+	for k := 0; k < rounds; k++ {
 		var train []model.Example
 		for i, s := range samples {
 			if folds[i] != k {
 				train = append(train, model.Example{Features: prep[i].feats, Spam: s.Spam})
+				if times != nil {
+					if s.Spam {
+						rep.TrainSpam++
+					} else {
+						rep.TrainHam++
+					}
+					if times[i].After(rep.TrainEnd) {
+						rep.TrainEnd = times[i]
+					}
+				}
 			}
 		}
 		start := time.Now()
@@ -264,8 +298,11 @@ func Run(ctx context.Context, samples []Sample, opts Options) (*Report, error) {
 			for _, sy := range syms {
 				score += sy.Score
 			}
-			o := Outcome{Path: s.Path, Spam: s.Spam, Fold: k, Margin: z, Score: score,
+			o := Outcome{Path: s.Path, Spam: s.Spam, Fold: k, Subset: Subset(s.Path), Margin: z, Score: score,
 				Action: decide(score, opts.Policy), Symbols: syms}
+			if times != nil {
+				o.Time = times[i]
+			}
 			o.SightedAction = o.Action
 			if opts.RoutingBlind {
 				sighted := prep[i].rules
@@ -274,7 +311,12 @@ func Run(ctx context.Context, samples []Sample, opts Options) (*Report, error) {
 				}
 				o.SightedAction = decide(sighted, opts.Policy)
 			}
-			rep.Outcomes[i] = o
+			outcomes[i] = o
+		}
+	}
+	for i := range outcomes {
+		if folds[i] >= 0 {
+			rep.Outcomes = append(rep.Outcomes, outcomes[i])
 		}
 	}
 	return rep, nil
@@ -332,6 +374,17 @@ type Metrics struct {
 	RecallAt5FP                  float64
 	OneMinusROCA                 float64 // (1-ROCA)% of the verdict score
 	OneMinusROCAModel            float64 // (1-ROCA)% of the model margin alone
+	// Subsets break the counts down by corpus part (see Subset), in name
+	// order; empty when no file name names one.
+	Subsets []SubsetMetrics
+}
+
+// SubsetMetrics are the counts of one corpus part.
+type SubsetMetrics struct {
+	Name       string
+	Spam       bool
+	N, Flagged int // messages, and those tagged or rejected
+	Rejected   int
 }
 
 // Metrics computes the summary of r.
@@ -370,6 +423,28 @@ func (r *Report) Metrics() Metrics {
 			}
 		}
 	}
+	subs := map[string]*SubsetMetrics{}
+	for _, o := range r.Outcomes {
+		if o.Subset == "" {
+			continue
+		}
+		sm := subs[o.Subset]
+		if sm == nil {
+			sm = &SubsetMetrics{Name: o.Subset, Spam: o.Spam}
+			subs[o.Subset] = sm
+		}
+		sm.N++
+		if o.Action == scanner.Tag || o.Action == scanner.Reject {
+			sm.Flagged++
+		}
+		if o.Action == scanner.Reject {
+			sm.Rejected++
+		}
+	}
+	for _, sm := range subs {
+		m.Subsets = append(m.Subsets, *sm)
+	}
+	sort.Slice(m.Subsets, func(i, j int) bool { return m.Subsets[i].Name < m.Subsets[j].Name })
 	var sightedTP, sightedFP int
 	for _, o := range r.Outcomes {
 		if o.SightedAction == scanner.Tag || o.SightedAction == scanner.Reject {
@@ -481,13 +556,28 @@ func (r *Report) Write(w io.Writer) error {
 	if o.RoutingBlind {
 		mode = "routing-blind (delivery-path headers hidden from the model on test messages)"
 	}
+	split := fmt.Sprintf("%d-fold cross-validation", o.Folds)
+	if o.HoldoutLatest > 0 {
+		split = fmt.Sprintf("temporal holdout, latest %.0f%% of each class by Date", 100*o.HoldoutLatest)
+	}
 	perCore := 0.0
 	if r.ScanTime > 0 {
 		perCore = float64(r.Scanned) / r.ScanTime.Seconds()
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "mxgrid eval: %d-fold cross-validation, %s\n", o.Folds, mode)
-	fmt.Fprintf(&b, "corpus: %d spam, %d ham\n", m.Spam, m.Ham)
+	fmt.Fprintf(&b, "mxgrid eval: %s, %s\n", split, mode)
+	if o.HoldoutLatest > 0 {
+		first := time.Time{}
+		for _, oc := range r.Outcomes {
+			if !oc.Time.IsZero() && (first.IsZero() || oc.Time.Before(first)) {
+				first = oc.Time
+			}
+		}
+		fmt.Fprintf(&b, "trained on %d spam, %d ham up to %s; tested on %d spam, %d ham from %s\n",
+			r.TrainSpam, r.TrainHam, r.TrainEnd.UTC().Format(time.DateOnly), m.Spam, m.Ham, first.UTC().Format(time.DateOnly))
+	} else {
+		fmt.Fprintf(&b, "corpus: %d spam, %d ham\n", m.Spam, m.Ham)
+	}
 	fmt.Fprintf(&b, "thresholds: tag %.2f, reject %.2f (verdict = parser symbols + rules + model)\n", o.Policy.TagScore, o.Policy.RejectScore)
 	fmt.Fprintf(&b, "model: bits %d, window %d, epochs %d, dropout %.2f\n", o.Train.Bits, o.Train.Window, o.Train.Epochs, o.Train.Dropout)
 	fmt.Fprintf(&b, "\n")
@@ -497,13 +587,41 @@ func (r *Report) Write(w io.Writer) error {
 		fmt.Fprintf(&b, "  same models, routing headers shown: recall %.2f%%, ham FP %.2f%% (difference %+.2f points)\n",
 			100*m.SightedRecall, 100*m.SightedFPRate, 100*(m.Recall-m.SightedRecall))
 	}
+	for _, sm := range m.Subsets {
+		what := "false positives"
+		if sm.Spam {
+			what = "caught"
+		}
+		fmt.Fprintf(&b, "  %-20s %7.2f%%  (%d/%d %s, %d rejected)\n", sm.Name, 100*ratio(sm.Flagged, sm.N), sm.Flagged, sm.N, what, sm.Rejected)
+	}
 	fmt.Fprintf(&b, "precision              %7.2f%%\n", 100*m.Precision)
 	fmt.Fprintf(&b, "F1                     %7.2f%%\n", 100*m.F1)
 	fmt.Fprintf(&b, "recall at <= 1 FP      %7.2f%%  (threshold swept over the verdict score)\n", 100*m.RecallAt1FP)
 	fmt.Fprintf(&b, "recall at <= 5 FP      %7.2f%%\n", 100*m.RecallAt5FP)
 	fmt.Fprintf(&b, "(1-ROCA)%%              %7.4f   (verdict score); model margin alone: %.4f\n", m.OneMinusROCA, m.OneMinusROCAModel)
 	fmt.Fprintf(&b, "throughput             %7.0f msgs/s per core (parse + rules + features + model; %d msgs in %s of worker time)\n", perCore, r.Scanned, r.ScanTime.Round(time.Millisecond))
-	fmt.Fprintf(&b, "training               %s for %d folds\n", r.TrainTime.Round(time.Millisecond), o.Folds)
+	if o.HoldoutLatest > 0 {
+		fmt.Fprintf(&b, "training               %s\n", r.TrainTime.Round(time.Millisecond))
+	} else {
+		fmt.Fprintf(&b, "training               %s for %d folds\n", r.TrainTime.Round(time.Millisecond), o.Folds)
+	}
+	var fps []Outcome
+	for _, oc := range r.Outcomes {
+		if !oc.Spam && (oc.Action == scanner.Tag || oc.Action == scanner.Reject) {
+			fps = append(fps, oc)
+		}
+	}
+	if len(fps) > 0 {
+		sort.SliceStable(fps, func(i, j int) bool { return fps[i].Score > fps[j].Score })
+		fmt.Fprintf(&b, "\nham false positives (score, model margin, file):\n")
+		for n, oc := range fps {
+			if n == 20 {
+				fmt.Fprintf(&b, "  ... and %d more\n", len(fps)-n)
+				break
+			}
+			fmt.Fprintf(&b, "  %6.2f %+6.2f  %s\n", oc.Score, oc.Margin, filepath.Base(oc.Path))
+		}
+	}
 	fmt.Fprintf(&b, "\n%-22s %6s %6s %8s\n", "symbol", "spam", "ham", "ham FPs")
 	for _, h := range r.symbolHits() {
 		fmt.Fprintf(&b, "%-22s %6d %6d %8d\n", h.name, h.spam, h.ham, h.hamFP)

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mxgrid/mxgrid/scanner"
 	"github.com/mxgrid/mxgrid/scanner/model"
@@ -135,5 +136,68 @@ func TestCorpusAcceptance(t *testing.T) {
 	}
 	if d := math.Abs(m.Recall - m.SightedRecall); d > 0.02 {
 		t.Errorf("recall differs by %.2f points with and without routing headers", 100*d)
+	}
+}
+
+func TestSubsetAndMessageTime(t *testing.T) {
+	for path, want := range map[string]string{
+		"/c/ham/easy-ham-1.00001.7c53.eml": "easy-ham", "hard-ham-1.00249.b9.eml": "hard-ham",
+		"spam-1.00001.78.eml": "spam", "msg.eml": "msg", "12345": "", ".x": "",
+	} {
+		if got := Subset(path); got != want {
+			t.Errorf("Subset(%q) = %q, want %q", path, got, want)
+		}
+	}
+	recv := "Received: from a by b; Tue, 10 Sep 2002 10:00:00 +0000\n"
+	tests := []struct {
+		raw  string
+		want string
+	}{
+		{recv + "Date: Mon, 9 Sep 2002 17:20:53 +0000\n\nx", "2002-09-09T17:20:53Z"},
+		{recv + "Date: Mon, 9 Sep 2030 17:20:53 +0000\n\nx", "2002-09-10T10:00:00Z"}, // forged: far from Received
+		{recv + "Date: garbage\n\nx", "2002-09-10T10:00:00Z"},
+		{"Date: Mon, 9 Sep 2030 17:20:53 +0000\n\nx", "2030-09-09T17:20:53Z"},
+	}
+	for _, tt := range tests {
+		got, ok := MessageTime([]byte(tt.raw))
+		if !ok || got.UTC().Format(time.RFC3339) != tt.want {
+			t.Errorf("MessageTime(%q) = %v, %v; want %s", tt.raw, got, ok, tt.want)
+		}
+	}
+	if _, ok := MessageTime([]byte("Subject: x\n\nbody")); ok {
+		t.Error("MessageTime without Date or Received reported a time")
+	}
+}
+
+func TestTemporalHoldout(t *testing.T) {
+	opts := options(true)
+	opts.HoldoutLatest = 0.3
+	opts.Train.Bits = 16
+	samples := loadSamples(t, "../../testdata/corpus")
+	rep, err := Run(context.Background(), samples, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := rep.Metrics()
+	if m.Spam != 6 || m.Ham != 6 || rep.TrainSpam != 14 || rep.TrainHam != 14 {
+		t.Fatalf("tested %d spam %d ham, trained %d spam %d ham; want 6/6 and 14/14", m.Spam, m.Ham, rep.TrainSpam, rep.TrainHam)
+	}
+	for _, o := range rep.Outcomes {
+		if o.Time.IsZero() {
+			t.Errorf("test message %s has no time", o.Path)
+		}
+	}
+	var out strings.Builder
+	if err := rep.Write(&out); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"temporal holdout", "trained on 14 spam, 14 ham", "easy-ham", "spam recall"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, out.String())
+		}
+	}
+	opts.HoldoutLatest = 1.5
+	if _, err := Run(context.Background(), samples, opts); err == nil {
+		t.Error("holdout fraction 1.5 accepted")
 	}
 }
