@@ -94,7 +94,7 @@ func (c *gateConn) Read(p []byte) (int, error) {
 	if !c.firstRead.Swap(true) && !c.viaProxy {
 		// An untrusted peer that opens with a PROXY header is trying to
 		// choose the client IP we record and judge; refuse it outright.
-		if head, _ := c.br.Peek(len(proxyV2Sig)); bytes.HasPrefix(head, []byte("PROXY ")) || bytes.Equal(head, proxyV2Sig) {
+		if c.startsWithProxyHeader() {
 			c.srv.metrics.connections.WithLabelValues("refused_proxy").Inc()
 			c.srv.log.Warn("PROXY header from untrusted address refused", "client_ip", c.ip.String())
 			c.Conn.Write([]byte("554 5.7.0 PROXY protocol not accepted from your address\r\n"))
@@ -103,6 +103,27 @@ func (c *gateConn) Read(p []byte) (int, error) {
 		}
 	}
 	return c.br.Read(p)
+}
+
+// startsWithProxyHeader peeks at the first bytes one at a time, and only
+// for as long as they could still begin a PROXY header: a client waits for
+// our reply after a short command ("HELO a.b\r\n" is 10 octets), so asking
+// for a whole v2 signature up front would stall it until the idle timeout.
+func (c *gateConn) startsWithProxyHeader() bool {
+	v1 := []byte("PROXY ")
+	for n := 1; n <= len(proxyV2Sig); n++ {
+		head, err := c.br.Peek(n)
+		if err != nil {
+			return false
+		}
+		if bytes.Equal(head, v1) || bytes.Equal(head, proxyV2Sig) {
+			return true
+		}
+		if !bytes.HasPrefix(v1, head) && !bytes.HasPrefix(proxyV2Sig, head) {
+			return false
+		}
+	}
+	return false
 }
 
 // SetReadDeadline is ours alone (see gateConn); go-smtp's calls are ignored.

@@ -1,0 +1,90 @@
+package smtpd_test
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mxgrid/mxgrid/internal/nodetest"
+	"github.com/mxgrid/mxgrid/relay"
+	"github.com/mxgrid/mxgrid/scanner"
+	"github.com/mxgrid/mxgrid/smtpd"
+	"github.com/mxgrid/mxgrid/tenant"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// slowScanner takes its time unless the transaction is cancelled, like a
+// check waiting on a slow network service.
+type slowScanner struct{ started chan struct{} }
+
+func (s slowScanner) Scan(ctx context.Context, _ *scanner.Envelope, _ *scanner.Message, _ scanner.Policy) scanner.Verdict {
+	close(s.started)
+	select {
+	case <-ctx.Done():
+		return scanner.Verdict{Action: scanner.Tempfail}
+	case <-time.After(10 * time.Second):
+		return scanner.Verdict{Action: scanner.Deliver}
+	}
+}
+
+// startServer runs a bare smtpd.Server relaying example.org to sink.
+func startServer(t *testing.T, sink *nodetest.Sink, sc smtpd.Scanner) (*smtpd.Server, string) {
+	t.Helper()
+	snap, err := tenant.NewSnapshot(1, []*tenant.Domain{{Name: "example.org", Route: relay.Route{Addr: sink.Addr, TLS: relay.TLSNone}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	reg := prometheus.NewRegistry()
+	cfg := smtpd.DefaultConfig()
+	cfg.Hostname = "mx.test"
+	cfg.Listen = "127.0.0.1:0"
+	srv, err := smtpd.New(cfg, smtpd.Deps{
+		Directory: tenant.NewDirectory(snap),
+		Scanner:   sc,
+		Relay:     relay.New(relay.DefaultConfig(), "mx.test", log, reg),
+		Log:       log,
+		Registry:  reg,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := srv.Listen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(l)
+	return srv, l.Addr().String()
+}
+
+// A short EHLO (under 16 octets) is answered at once: the check for a
+// PROXY header from an untrusted peer must not wait for more bytes than a
+// client sends before waiting for our reply.
+func TestShortFirstCommandIsAnsweredAtOnce(t *testing.T) {
+	sink := nodetest.StartSink(t)
+	srv, addr := startServer(t, sink, slowScanner{started: make(chan struct{})})
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	})
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(3 * time.Second))
+	br := bufio.NewReader(conn)
+	if line, err := br.ReadString('\n'); err != nil || !strings.HasPrefix(line, "220") {
+		t.Fatalf("greeting %q, %v", line, err)
+	}
+	conn.Write([]byte("HELO a.b\r\n"))
+	if line, err := br.ReadString('\n'); err != nil || !strings.HasPrefix(line, "250") {
+		t.Fatalf("reply to a short HELO: %q, %v", line, err)
+	}
+}
