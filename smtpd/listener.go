@@ -47,7 +47,6 @@ type gateConn struct {
 	once     sync.Once
 	admitErr error
 	ip       netip.Addr
-	counted  bool
 
 	firstRead    atomic.Bool
 	dataDeadline atomic.Int64 // unix nanos; 0 outside DATA
@@ -69,7 +68,6 @@ func (c *gateConn) admit() error {
 			c.Conn.Close()
 			return
 		}
-		c.counted = true
 		c.srv.metrics.connections.WithLabelValues("accepted").Inc()
 	})
 	return c.admitErr
@@ -136,9 +134,9 @@ func (c *gateConn) Close() error {
 	if c.closed.Swap(true) {
 		return nil
 	}
-	if c.counted {
-		c.srv.release(c)
-	}
+	// release does nothing for a connection that was never admitted;
+	// acquire, under the same lock, refuses one already closed here.
+	c.srv.release(c)
 	return c.Conn.Close()
 }
 

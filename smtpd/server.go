@@ -96,7 +96,11 @@ type Server struct {
 	conns    map[*gateConn]struct{}
 	draining atomic.Bool
 	inflight sync.WaitGroup
-	addr     net.Addr
+	// txBase parents every transaction's context; abortTx cancels them
+	// all when the shutdown grace runs out.
+	txBase  context.Context
+	abortTx context.CancelFunc
+	addr    net.Addr
 }
 
 // New builds a server; Serve starts it.
@@ -115,6 +119,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		perIP:   make(map[netip.Addr]int),
 		conns:   make(map[*gateConn]struct{}),
 	}
+	s.txBase, s.abortTx = context.WithCancel(context.Background())
 	if s.parser == nil {
 		s.parser = scanner.NewParser(nil)
 	}
@@ -185,12 +190,34 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.closeIdle()
 	case <-ctx.Done():
 	}
-	err := s.smtp.Close()
-	<-done
-	if errors.Is(err, smtp.ErrServerClosed) {
-		err = nil
+	// go-smtp's Shutdown returns once every connection has ended, or
+	// with ctx's error. Its Close is no help after it: it does nothing
+	// once Shutdown has begun, and would call Logout from this goroutine
+	// while the session's own goroutine may still be in Data.
+	err := <-done
+	if err != nil {
+		// Grace expired. Cancelling the transactions closes their
+		// downstream connections before the customer's 250, so nothing
+		// is delivered that the sender was not told about; the sender,
+		// its connection closed, retries another MX.
+		s.abortTx()
+		s.closeAll()
+		<-waited
 	}
 	return err
+}
+
+// closeAll closes every connection, idle or not.
+func (s *Server) closeAll() {
+	s.mu.Lock()
+	all := make([]*gateConn, 0, len(s.conns))
+	for c := range s.conns {
+		all = append(all, c)
+	}
+	s.mu.Unlock()
+	for _, c := range all {
+		c.Close()
+	}
 }
 
 // closeIdle tells every connection that is between transactions that we are
@@ -214,6 +241,11 @@ func (s *Server) closeIdle() {
 func (s *Server) acquire(c *gateConn) (bool, string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if c.closed.Load() {
+		// Closed (by Shutdown) before its greeting: counting it now
+		// would leak its slot, as its Close has already run.
+		return false, "refused_closed"
+	}
 	if len(s.conns) >= s.cfg.MaxConnections {
 		return false, "refused_total_limit"
 	}

@@ -69,7 +69,7 @@ func (ss *session) begin() {
 	if ss.gate != nil {
 		ss.gate.idle.Store(false)
 	}
-	ss.ctx, ss.cancel = context.WithCancel(context.Background())
+	ss.ctx, ss.cancel = context.WithCancel(ss.srv.txBase)
 	ss.queueID = newQueueID()
 }
 

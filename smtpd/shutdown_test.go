@@ -1,0 +1,62 @@
+package smtpd_test
+
+import (
+	"context"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mxgrid/mxgrid/internal/nodetest"
+)
+
+// A transaction still running when the shutdown grace expires is aborted:
+// its connection is closed and nothing reaches the customer, so the
+// sender's retry elsewhere is the only delivery.
+func TestShutdownGraceExpiredAbortsTransactions(t *testing.T) {
+	sink := nodetest.StartSink(t)
+	sc := slowScanner{started: make(chan struct{})}
+	srv, addr := startServer(t, sink, sc)
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := greet(t, conn)
+	c.cmd(250, "MAIL FROM:<alice@sender.test>")
+	c.cmd(250, "RCPT TO:<bob@example.org>")
+	c.cmd(354, "DATA")
+	w := c.c.DotWriter()
+	w.Write([]byte(strings.ReplaceAll(testMessage, "\r\n", "\n")))
+	w.Close()
+	<-sc.started
+
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	err = srv.Shutdown(ctx)
+	if err == nil {
+		t.Error("Shutdown reported a clean drain although the grace expired")
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("Shutdown took %v", d)
+	}
+	// The session was ended by Shutdown, not left running: the client
+	// sees its connection end (possibly after a 4xx), never a 250.
+	conn.SetDeadline(time.Now().Add(2 * time.Second))
+	for {
+		line, err := c.c.ReadLine()
+		if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			t.Fatal("connection still open after Shutdown returned")
+		}
+		if err != nil {
+			break
+		}
+		if strings.HasPrefix(line, "2") {
+			t.Fatalf("sender got %q after an aborted shutdown", line)
+		}
+	}
+	time.Sleep(100 * time.Millisecond)
+	if n := len(sink.Messages()); n != 0 {
+		t.Fatalf("%d message(s) delivered after the transaction was aborted", n)
+	}
+}
