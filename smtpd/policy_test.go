@@ -111,3 +111,27 @@ func TestDomainPolicyOverSMTP(t *testing.T) {
 		t.Fatalf("sink got %d messages, want the allowed one only", got)
 	}
 }
+
+// Two domains on one route but with different policies cannot share a
+// transaction: one verdict is given for all its recipients, so the other
+// domain's allow list (or scores, or virus action) would decide for it.
+func TestOtherPolicyIsAnotherTransaction(t *testing.T) {
+	n, sink := startWithScore(t, scoreCheck{score: 30}, func(c *config.Config) {
+		other := nodetest.Domain("lenient.example", c.Domains[0].Route)
+		other.SenderAllow = []string{"sender.test"}
+		c.Domains = append(c.Domains, other)
+	})
+	c := dial(t, n.SMTPAddr())
+	c.cmd(250, "MAIL FROM:<alice@sender.test>")
+	c.cmd(250, "RCPT TO:<bob@example.org>")
+	if msg := c.cmd(452, "RCPT TO:<carol@lenient.example>"); !strings.HasPrefix(msg, "4.5.3") {
+		t.Errorf("other-policy reply %q, want 4.5.3", msg)
+	}
+	c.data(550, testMessage) // score 30: spam for example.org
+	c.cmd(250, "MAIL FROM:<alice@sender.test>")
+	c.cmd(250, "RCPT TO:<carol@lenient.example>")
+	c.data(250, testMessage) // the allow list of lenient.example applies to its own recipient
+	if got := sink.Messages(); len(got) != 1 || len(got[0].Rcpts) != 1 || got[0].Rcpts[0] != "carol@lenient.example" {
+		t.Fatalf("sink got %+v, want one message for carol only", got)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"reflect"
 	"strings"
 	"time"
 
@@ -142,6 +143,13 @@ func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 		// sender's MTA retries this recipient in its own transaction.
 		ss.srv.metrics.rcpts.WithLabelValues("other_route").Inc()
 		return errOtherRoute
+	}
+	if ss.domain != nil && dom != ss.domain && !reflect.DeepEqual(dom.Policy, ss.domain.Policy) {
+		// One verdict answers for every recipient of the transaction, so
+		// they must share one policy: otherwise one domain's allow list,
+		// scores or virus action would decide for another's recipients.
+		ss.srv.metrics.rcpts.WithLabelValues("other_policy").Inc()
+		return errOtherPolicy
 	}
 	if ss.tx == nil {
 		tx, err := ss.srv.deps.Relay.Begin(ss.ctx, route, ss.from, ss.mailOpts)
