@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -87,16 +86,27 @@ func (p *Pipeline) Scan(ctx context.Context, env *Envelope, msg *Message, policy
 		ctx, cancel = context.WithTimeout(ctx, p.timeout)
 		defer cancel()
 	}
-	outcomes := make([]stageOutcome, len(p.stages))
-	var wg sync.WaitGroup
+	results := make([]chan stageOutcome, len(p.stages))
 	for i, st := range p.stages {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			outcomes[i] = p.runStage(ctx, st, env, msg)
-		}()
+		results[i] = make(chan stageOutcome, 1)
+		go func() { results[i] <- p.runStage(ctx, st, env, msg) }()
 	}
-	wg.Wait()
+	// A check that ignores its context (CPU-bound work, a library call
+	// without one) must not hold the sender past the deadline: it counts
+	// as failed, and its late result goes unread into the buffered channel.
+	outcomes := make([]stageOutcome, len(p.stages))
+	for i, st := range p.stages {
+		select {
+		case outcomes[i] = <-results[i]:
+			continue
+		default:
+		}
+		select {
+		case outcomes[i] = <-results[i]:
+		case <-ctx.Done():
+			outcomes[i] = stageOutcome{err: fmt.Errorf("check %s: did not return by the scan deadline: %w", st.Check.Name(), ctx.Err())}
+		}
+	}
 
 	var v Verdict
 	if msg != nil {

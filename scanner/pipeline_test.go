@@ -91,3 +91,35 @@ func TestFailedCheckIsExplained(t *testing.T) {
 		t.Fatalf("symbols = %s", SymbolNames(v.Symbols))
 	}
 }
+
+// stuckCheck ignores its context, like CPU-bound work or a library call
+// without one, until released.
+type stuckCheck struct{ release chan struct{} }
+
+func (stuckCheck) Name() string { return "stuck" }
+
+func (c stuckCheck) Check(context.Context, *Envelope, *Message) (Result, error) {
+	<-c.release
+	return Result{}, nil
+}
+
+// The scan deadline holds even for a check that ignores it: the sender is
+// answered by the check's on_error, not kept waiting for the check.
+func TestStuckCheckDoesNotOutliveTheDeadline(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	p := NewPipeline([]Stage{{Check: stuckCheck{release}, OnError: OnErrorTempfail}, {Check: fakeCheck{name: "a", res: sym("X", 1)}}},
+		100*time.Millisecond, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
+	done := make(chan Verdict, 1)
+	go func() {
+		done <- p.Scan(context.Background(), &Envelope{}, &Message{}, Policy{TagScore: 5, RejectScore: 10})
+	}()
+	select {
+	case v := <-done:
+		if v.Action != Tempfail || len(v.Incomplete) != 1 || v.Incomplete[0] != "stuck" || v.Score != 1 {
+			t.Fatalf("got %v incomplete=%v score=%.2f, want a tempfail for stuck and the other check's score", v.Action, v.Incomplete, v.Score)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("Scan waited for a check past the scan deadline")
+	}
+}
