@@ -332,3 +332,30 @@ func TestForgedAuthenticationResultsAreRemoved(t *testing.T) {
 		t.Error("another server's Authentication-Results was removed")
 	}
 }
+
+// A downstream that refuses at its greeting is unreachable for us (451
+// 4.4.1): its own 5xx, wrapped in the relay's error for the logs, must not
+// become the sender's answer.
+func TestDownstreamGreetingRefusalIsTempfail(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Write([]byte("554 5.3.2 not accepting connections\r\n"))
+			c.Close()
+		}
+	}()
+	n, _ := startNode(t, func(c *config.Config) { c.Domains[0].Route = l.Addr().String() })
+	c := dial(t, n.SMTPAddr())
+	c.cmd(250, "MAIL FROM:<alice@sender.test>")
+	if msg := c.cmd(451, "RCPT TO:<bob@example.org>"); !strings.HasPrefix(msg, "4.4.1") {
+		t.Errorf("reply %q, want 4.4.1", msg)
+	}
+}

@@ -26,13 +26,16 @@ var (
 // did not classify is temporary: a sender retrying is always safe, a wrong
 // permanent refusal loses mail.
 func toSMTP(log *slog.Logger, err error) *smtp.SMTPError {
-	var se *smtp.SMTPError
-	if errors.As(err, &se) {
-		return se
-	}
+	// The relay's error first: it wraps the downstream's raw reply for the
+	// logs (a 554 greeting, an unexpected 250), and its own code is what
+	// the sender must hear (451 4.4.1 for that greeting, not 554).
 	var re *relay.Error
 	if errors.As(err, &re) {
 		return &smtp.SMTPError{Code: re.Code, EnhancedCode: smtp.EnhancedCode(re.Enhanced), Message: re.Message}
+	}
+	var se *smtp.SMTPError
+	if errors.As(err, &se) {
+		return se
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 4, 5}, Message: "timed out, try again later"}
