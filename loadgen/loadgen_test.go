@@ -3,6 +3,7 @@ package loadgen
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -258,5 +259,45 @@ func TestCorpusMessagesCarryOneIDAndSurviveDots(t *testing.T) {
 	want := "X-Loadgen-Id: " + res.Records[0].ID + "\r\nSubject: hi\r\n\r\n.leading dot\r\nbare\r\ncr\r\n"
 	if string(got) != want {
 		t.Fatalf("node got %q, want %q", got, want)
+	}
+}
+
+// A transaction that outlives the sink's grace is refused when it ends: the
+// report file is closed by then, and a 250 for an id it does not hold would
+// show up as a lost message in the audit.
+func TestSinkStoppedRefusesLateTransactions(t *testing.T) {
+	report := filepath.Join(t.TempDir(), "ids")
+	s, err := NewSink(SinkConfig{Listen: "127.0.0.1:0", Report: report, Grace: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	c, err := smtp.Dial(s.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Mail("a@sender.test", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Rcpt("b@example.org", nil); err != nil {
+		t.Fatal(err)
+	}
+	w, err := c.Data()
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(w, IDHeader+": late\r\n\r\nbody\r\n")
+	cancel()
+	<-done // the grace expired with the transaction still open
+	err = w.Close()
+	var se *smtp.SMTPError
+	if !errors.As(err, &se) || se.Code/100 != 4 {
+		t.Fatalf("late transaction answered %v, want a 4xx", err)
+	}
+	if counts, _, _ := ReadReport(report); counts["late"] != 0 {
+		t.Fatal("late id in the report")
 	}
 }

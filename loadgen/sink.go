@@ -44,6 +44,9 @@ type Sink struct {
 	// that carried no id.
 	counts map[string]int
 	total  int
+	// stopped is set when Run returns: go-smtp cannot close the sessions
+	// that outlived the grace, so they are refused when they end.
+	stopped bool
 }
 
 // NewSink opens the report and binds the listener.
@@ -109,13 +112,12 @@ func (s *Sink) Run(ctx context.Context) error {
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.Grace)
 	defer cancel()
+	// An expired grace leaves sessions open (go-smtp's Close does nothing
+	// once Shutdown has begun); closeFile makes them refuse their message.
 	err := s.srv.Shutdown(sctx)
-	if errors.Is(err, context.DeadlineExceeded) {
-		err = s.srv.Close()
-	}
 	<-errc
 	s.closeFile()
-	if err != nil && !errors.Is(err, smtp.ErrServerClosed) {
+	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("sink shutdown: %w", err)
 	}
 	return nil
@@ -124,6 +126,7 @@ func (s *Sink) Run(ctx context.Context) error {
 func (s *Sink) closeFile() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.stopped = true
 	if s.file != nil {
 		s.file.Close()
 		s.file = nil
@@ -144,6 +147,9 @@ func (s *Sink) Counts() (map[string]int, int) {
 func (s *Sink) accept(id string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.stopped {
+		return &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "sink stopped"}
+	}
 	if s.file != nil {
 		line := id
 		if line == "" {
