@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"fmt"
-	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -154,7 +153,7 @@ func (s *Store) RecentDomainEvents(ctx context.Context, domains []string, limit 
 			args = append(args, limit)
 			q += fmt.Sprintf(" LIMIT $%d", len(args))
 		}
-		if err := s.scanEvents(ctx, q, args, func(e StoredEvent) error { all = append(all, e); return nil }); err != nil {
+		if err := s.scanEvents(ctx, "domain events", q, args, func(e StoredEvent) error { all = append(all, e); return nil }); err != nil {
 			return err
 		}
 	}
@@ -175,39 +174,4 @@ func (s *Store) RecentDomainEvents(ctx context.Context, domains []string, limit 
 func sortNewestFirst(evs []StoredEvent) {
 	// Stable on equal times keeps each chunk's id order.
 	slices.SortStableFunc(evs, func(a, b StoredEvent) int { return b.Time.Compare(a.Time) })
-}
-
-// scanEvents runs an events query and decodes its rows.
-func (s *Store) scanEvents(ctx context.Context, q string, args []any, fn func(StoredEvent) error) error {
-	rows, err := s.DB.QueryContext(ctx, q, args...)
-	if err != nil {
-		return fmt.Errorf("store: domain events: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var (
-			e       StoredEvent
-			atUS    int64
-			ip      string
-			symbols string
-			asn     int64
-		)
-		if err := rows.Scan(&atUS, &ip, &e.Node, &e.Provider, &e.Domain, &e.Verdict, &e.Action, &e.Score,
-			&symbols, &e.Located, &e.Country, &e.CountryName, &e.City, &e.Lat, &e.Lon,
-			&e.AccuracyKM, &asn, &e.ASOrg); err != nil {
-			return fmt.Errorf("store: domain events: scan: %w", err)
-		}
-		e.Time = time.UnixMicro(atUS).UTC()
-		if e.IP, err = netip.ParseAddr(ip); err != nil {
-			return fmt.Errorf("store: domain events: bad ip %q: %w", ip, err)
-		}
-		if symbols != "" {
-			e.Symbols = strings.Split(symbols, " ")
-		}
-		e.ASN = uint32(asn)
-		if err := fn(e); err != nil {
-			return err
-		}
-	}
-	return rows.Err()
 }

@@ -208,27 +208,33 @@ func (s *Store) RecentEvents(ctx context.Context, limit int, since time.Time, fn
 		query += ` LIMIT $2`
 		args = append(args, limit)
 	}
-	rows, err := s.DB.QueryContext(ctx, query, args...)
+	return s.scanEvents(ctx, "recent events", query, args, fn)
+}
+
+// scanEvents runs a query selecting eventColumns and calls fn for each
+// decoded row; what names the query in errors.
+func (s *Store) scanEvents(ctx context.Context, what, q string, args []any, fn func(StoredEvent) error) error {
+	rows, err := s.DB.QueryContext(ctx, q, args...)
 	if err != nil {
-		return fmt.Errorf("store: recent events: %w", err)
+		return fmt.Errorf("store: %s: %w", what, err)
 	}
 	defer rows.Close()
-	var (
-		atUS    int64
-		ip      string
-		symbols string
-		asn     int64
-	)
 	for rows.Next() {
-		var e StoredEvent
+		var (
+			e       StoredEvent
+			atUS    int64
+			ip      string
+			symbols string
+			asn     int64
+		)
 		if err := rows.Scan(&atUS, &ip, &e.Node, &e.Provider, &e.Domain, &e.Verdict, &e.Action, &e.Score,
 			&symbols, &e.Located, &e.Country, &e.CountryName, &e.City, &e.Lat, &e.Lon,
 			&e.AccuracyKM, &asn, &e.ASOrg); err != nil {
-			return fmt.Errorf("store: recent events: scan: %w", err)
+			return fmt.Errorf("store: %s: scan: %w", what, err)
 		}
 		e.Time = time.UnixMicro(atUS).UTC()
 		if e.IP, err = netip.ParseAddr(ip); err != nil {
-			return fmt.Errorf("store: recent events: bad ip %q: %w", ip, err)
+			return fmt.Errorf("store: %s: bad ip %q: %w", what, ip, err)
 		}
 		if symbols != "" {
 			e.Symbols = strings.Split(symbols, " ")
@@ -239,7 +245,7 @@ func (s *Store) RecentEvents(ctx context.Context, limit int, since time.Time, fn
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("store: recent events: %w", err)
+		return fmt.Errorf("store: %s: %w", what, err)
 	}
 	return nil
 }
