@@ -147,7 +147,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 	// and removed before relaying (RFC 8601 §5).
 	authServID := n.cfg.AuthServID()
 	rel := relay.New(cfg.Relay, cfg.SMTP.Hostname, n.log.With("component", "relay"), n.registry)
-	recorder, err := n.startEvents(ctx)
+	recorder, err := n.startEvents()
 	if err != nil {
 		return nil, err
 	}
@@ -223,7 +223,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 		return nil, err
 	}
 	pnl.Mount(n.web.Handle)
-	if err := n.startMap(ctx, svc); err != nil {
+	if err := n.startMap(svc); err != nil {
 		return nil, err
 	}
 	ok = true
@@ -311,7 +311,7 @@ func (n *Node) close() {
 // startMap serves the attack map. Only the cluster's leader renders it;
 // every node serves the stored bytes, so all answer with one ETag. Without a
 // store there is nothing to draw from, and the map is simply not served.
-func (n *Node) startMap(ctx context.Context, svc *tenant.Service) error {
+func (n *Node) startMap(svc *tenant.Service) error {
 	world, err := spammap.LoadWorld()
 	if err != nil {
 		return fmt.Errorf("map: %w", err)
@@ -342,7 +342,7 @@ func outcomeCounter(c *domainstats.Counter) interface{ Count(domain, outcome str
 // without a database, saying so in the log and /readyz) and, when the store
 // is up, the Recorder the SMTP sessions hand events to. The result is nil
 // (no recording) without a store.
-func (n *Node) startEvents(ctx context.Context) (smtpd.Recorder, error) {
+func (n *Node) startEvents() (smtpd.Recorder, error) {
 	loc, err := geo.New(n.cfg.Geo, geo.Options{Registerer: n.registry, Logger: n.log, Health: n.health})
 	if err != nil {
 		return nil, err

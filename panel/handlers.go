@@ -141,13 +141,13 @@ func (p *Panel) createReseller(req *request) error {
 	if err == nil && f.Email != "" {
 		if _, uerr := p.svc.CreateUser(ctx, req.sess.P, res.ID, f.Email, req.r.PostFormValue("password")); uerr != nil {
 			// The reseller exists; say so, and what is wrong with the user.
-			return p.formError(req, uerr, func(msg string, fe tenant.FieldErrors) error {
+			return p.formError(uerr, func(msg string, fe tenant.FieldErrors) error {
 				return p.renderResellers(req, http.StatusBadRequest, f, "The reseller was created, but not its user: "+msg, fe)
 			})
 		}
 	}
 	if err != nil {
-		return p.formError(req, err, func(msg string, fe tenant.FieldErrors) error {
+		return p.formError(err, func(msg string, fe tenant.FieldErrors) error {
 			return p.renderResellers(req, http.StatusBadRequest, f, msg, fe)
 		})
 	}
@@ -156,7 +156,7 @@ func (p *Panel) createReseller(req *request) error {
 
 // formError re-renders a form for input errors (FieldErrors, conflicts) and
 // passes others on.
-func (p *Panel) formError(req *request, err error, again func(msg string, fe tenant.FieldErrors) error) error {
+func (p *Panel) formError(err error, again func(msg string, fe tenant.FieldErrors) error) error {
 	var fe tenant.FieldErrors
 	switch {
 	case errors.As(err, &fe):
@@ -224,7 +224,7 @@ func (p *Panel) createCustomer(req *request) error {
 	}
 	c, err := p.svc.CreateCustomer(req.r.Context(), req.sess.P, tenant.Customer{Name: f.Name, ResellerID: f.ResellerID})
 	if err != nil {
-		return p.formError(req, err, func(msg string, fe tenant.FieldErrors) error {
+		return p.formError(err, func(msg string, fe tenant.FieldErrors) error {
 			return p.renderCustomers(req, http.StatusBadRequest, f, msg, fe)
 		})
 	}
@@ -272,7 +272,7 @@ func (p *Panel) updateCustomer(req *request) error {
 	}
 	name := req.r.PostFormValue("name")
 	if _, err := p.svc.UpdateCustomer(req.r.Context(), req.sess.P, id, func(c *tenant.Customer) { c.Name = name }); err != nil {
-		return p.formError(req, err, func(msg string, fe tenant.FieldErrors) error {
+		return p.formError(err, func(msg string, fe tenant.FieldErrors) error {
 			return p.renderCustomer(req, http.StatusBadRequest, domainForm{TLS: "opportunistic"}, msg, fe)
 		})
 	}
@@ -379,7 +379,7 @@ func (p *Panel) createDomain(req *request) error {
 		d, err = p.svc.CreateDomain(req.r.Context(), req.sess.P, d)
 	}
 	if err != nil {
-		return p.formError(req, err, func(msg string, fe tenant.FieldErrors) error {
+		return p.formError(err, func(msg string, fe tenant.FieldErrors) error {
 			return p.renderCustomer(req, http.StatusBadRequest, f, msg, fe)
 		})
 	}
@@ -461,7 +461,7 @@ func (p *Panel) updateDomain(req *request) error {
 		err = ferr
 	}
 	if err != nil {
-		return p.formError(req, err, func(msg string, fe tenant.FieldErrors) error {
+		return p.formError(err, func(msg string, fe tenant.FieldErrors) error {
 			return p.renderDomain(req, http.StatusBadRequest, &f, msg, fe, func(*domainData) {})
 		})
 	}
@@ -567,7 +567,7 @@ func (p *Panel) addRecipient(req *request) error {
 	}
 	local := req.r.PostFormValue("local")
 	if _, err := p.svc.AddRecipients(req.r.Context(), req.sess.P, id, []string{local}, false); err != nil {
-		return p.formError(req, err, func(msg string, fe tenant.FieldErrors) error {
+		return p.formError(err, func(msg string, fe tenant.FieldErrors) error {
 			return p.renderDomain(req, http.StatusBadRequest, nil, msg, fe, func(*domainData) {})
 		})
 	}
@@ -723,7 +723,7 @@ func (p *Panel) updateBrand(req *request) error {
 	if _, err := p.svc.UpdateBrand(req.r.Context(), req.sess.P, req.sess.P.ResellerID, name, accent); err != nil {
 		r := req.reseller
 		r.DisplayName, r.Accent = name, accent
-		return p.formError(req, err, func(msg string, fe tenant.FieldErrors) error {
+		return p.formError(err, func(msg string, fe tenant.FieldErrors) error {
 			return p.renderBrand(req, http.StatusBadRequest, r, msg, fe)
 		})
 	}
@@ -744,7 +744,7 @@ func (p *Panel) uploadLogo(req *request) error {
 		return fmt.Errorf("reading the logo: %w", err)
 	}
 	if err := p.svc.SetLogo(req.r.Context(), req.sess.P, req.sess.P.ResellerID, data); err != nil {
-		return p.formError(req, err, func(msg string, fe tenant.FieldErrors) error {
+		return p.formError(err, func(msg string, fe tenant.FieldErrors) error {
 			return p.renderBrand(req, http.StatusBadRequest, req.reseller, msg, fe)
 		})
 	}
