@@ -20,7 +20,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	return &metrics{
 		connections: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "mxgrid_smtp_connections_total",
-			Help: "Connections by result: accepted, refused_total_limit, refused_ip_limit, refused_proxy.",
+			Help: "Connections by result: accepted, refused_total_limit, refused_ip_limit, refused_proxy, refused_closed (closed by a shutdown before its greeting).",
 		}, []string{"result"}),
 		active: f.NewGauge(prometheus.GaugeOpts{
 			Name: "mxgrid_smtp_connections_active",
