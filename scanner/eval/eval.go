@@ -147,7 +147,8 @@ type Outcome struct {
 	Fold   int
 	Subset string    // corpus part, from the file name (see Subset)
 	Time   time.Time // MessageTime, in temporal holdout runs
-	Margin float64   // model log-odds
+	Margin float64   // regression log-odds
+	Bayes  float64   // naive Bayes probability
 	// SightedAction is, in routing-blind runs, the action had the model
 	// seen the whole message (same fold model, same rules): the other
 	// half of the comparison, from one training run.
@@ -291,14 +292,14 @@ func Run(ctx context.Context, samples []Sample, opts Options) (*Report, error) {
 				continue
 			}
 			t0 := time.Now()
-			z := m.Margin(prep[i].testFeats)
-			syms := append(slices.Clone(prep[i].symbols), check.Symbols(z)...)
+			z, p := m.Margin(prep[i].testFeats), m.NBScore(prep[i].testFeats)
+			syms := append(slices.Clone(prep[i].symbols), check.Symbols(z, p)...)
 			rep.ScanTime += time.Since(t0)
 			score := 0.0
 			for _, sy := range syms {
 				score += sy.Score
 			}
-			o := Outcome{Path: s.Path, Spam: s.Spam, Fold: k, Subset: Subset(s.Path), Margin: z, Score: score,
+			o := Outcome{Path: s.Path, Spam: s.Spam, Fold: k, Subset: Subset(s.Path), Margin: z, Bayes: p, Score: score,
 				Action: decide(score, opts.Policy), Symbols: syms}
 			if times != nil {
 				o.Time = times[i]
@@ -306,7 +307,7 @@ func Run(ctx context.Context, samples []Sample, opts Options) (*Report, error) {
 			o.SightedAction = o.Action
 			if opts.RoutingBlind {
 				sighted := prep[i].rules
-				for _, sy := range check.Symbols(m.Margin(prep[i].feats)) {
+				for _, sy := range check.Symbols(m.Margin(prep[i].feats), m.NBScore(prep[i].feats)) {
 					sighted += sy.Score
 				}
 				o.SightedAction = decide(sighted, opts.Policy)

@@ -43,8 +43,10 @@ const (
 
 // FeatureVersion changes whenever the extraction below changes in a way
 // that makes older models meaningless; Load refuses a model trained with
-// another version.
-const FeatureVersion = 1
+// another version. Version 2: the text/HTML size and HTML-only shape
+// features were dropped while the version stayed 1, so a version 1 file
+// may expect features this build no longer emits.
+const FeatureVersion = 2
 
 const (
 	maxWords     = 3000 // words of body text used; the rest adds little but time

@@ -2,14 +2,17 @@
 //
 // A message becomes a set of hashed binary features (words and orthogonal
 // sparse bigrams of the subject and visible text, hidden HTML text, link
-// domains, the MIME shape, the From display name; see features.go). A
-// logistic regression over those features, trained offline with several
-// shuffled passes and feature dropout, gives a margin z; the check turns
-// the margin into a MODEL_SPAM or MODEL_HAM symbol.
+// domains, the MIME shape, the From display name; see features.go). Two
+// differently biased classifiers judge those features: a logistic
+// regression, trained offline with several shuffled passes and feature
+// dropout, gives a margin z; naive Bayes with chi-square combining gives a
+// probability p (nb.go). The check turns z into a MODEL_SPAM or MODEL_HAM
+// symbol and p into MODEL_BAYES.
 //
-// The model is a fixed-size table of 2^bits int8 weights plus a bias and a
-// scale: memory does not grow with traffic and nodes keep no per-user
-// state. The file is the table, zlib-compressed, behind a small header.
+// The model is two fixed-size tables of 2^bits int8 values (regression
+// weights and Bayes log-odds) plus a bias and a scale: memory does not
+// grow with traffic and nodes keep no per-user state. The file is the
+// tables, zlib-compressed, behind a small header.
 package model
 
 import (
@@ -27,8 +30,9 @@ import (
 	"github.com/mxgrid/mxgrid/scanner"
 )
 
-// FormatVersion is the version of the model file layout.
-const FormatVersion = 1
+// FormatVersion is the version of the model file layout. Version 2 added
+// the naive Bayes table after the regression weights.
+const FormatVersion = 2
 
 const magic = "MXGRIDM\x00"
 
@@ -51,6 +55,7 @@ type Model struct {
 	bias      float32
 	scale     float32 // weight of one int8 step, dropout gain folded in
 	w         []int8
+	nb        []int8 // naive Bayes table, see nb.go
 	x         *Extractor
 }
 
@@ -89,9 +94,21 @@ func (m *Model) Margin(feats []uint32) float64 {
 	return float64(m.bias) + float64(m.scale)*float64(sum)/math.Sqrt(float64(len(feats)))
 }
 
-// Classify returns the margin of msg.
+// NBScore is the naive Bayes spam probability of a message with these
+// features (chi-square combined; 0.5 when it knows nothing about them).
+func (m *Model) NBScore(feats []uint32) float64 {
+	return nbScore(m.nb, feats)
+}
+
+// Classify returns the regression margin of msg.
 func (m *Model) Classify(msg *scanner.Message) float64 {
 	return m.Margin(m.x.Features(msg))
+}
+
+// Judge returns the regression margin and the Bayes probability of msg.
+func (m *Model) Judge(msg *scanner.Message) (z, p float64) {
+	feats := m.x.Features(msg)
+	return m.Margin(feats), m.NBScore(feats)
 }
 
 // WriteTo writes the model file. The output depends only on the model, so
@@ -110,6 +127,9 @@ func (m *Model) WriteTo(w io.Writer) (int64, error) {
 		return 0, fmt.Errorf("compress model: %w", err)
 	}
 	if err := binary.Write(zw, binary.LittleEndian, m.w); err != nil {
+		return 0, fmt.Errorf("compress model: %w", err)
+	}
+	if err := binary.Write(zw, binary.LittleEndian, m.nb); err != nil {
 		return 0, fmt.Errorf("compress model: %w", err)
 	}
 	if err := zw.Close(); err != nil {
@@ -137,9 +157,9 @@ func Read(r io.Reader) (*Model, error) {
 	}
 	switch {
 	case h.Format != FormatVersion:
-		return nil, fmt.Errorf("model file format %d, this build reads %d", h.Format, FormatVersion)
+		return nil, fmt.Errorf("model file format %d, this build reads only format %d: retrain it with this build's mxgrid train", h.Format, FormatVersion)
 	case h.Features != FeatureVersion:
-		return nil, fmt.Errorf("model trained with feature version %d, this build extracts %d: retrain it", h.Features, FeatureVersion)
+		return nil, fmt.Errorf("model trained with feature version %d, this build extracts version %d: retrain it with this build's mxgrid train", h.Features, FeatureVersion)
 	case h.Bits < minBits || h.Bits > maxBits || h.Window < 1 || h.Window > 8:
 		return nil, fmt.Errorf("model header: bits %d window %d out of range", h.Bits, h.Window)
 	case !finite(h.Bias) || !finite(h.Scale):
@@ -149,9 +169,13 @@ func Read(r io.Reader) (*Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("model weights: %w", err)
 	}
-	m := &Model{bits: h.Bits, window: h.Window, spam: h.Spam, ham: h.Ham, bias: h.Bias, scale: h.Scale, w: make([]int8, 1<<h.Bits)}
+	m := &Model{bits: h.Bits, window: h.Window, spam: h.Spam, ham: h.Ham, bias: h.Bias, scale: h.Scale,
+		w: make([]int8, 1<<h.Bits), nb: make([]int8, 1<<h.Bits)}
 	if err := binary.Read(zr, binary.LittleEndian, m.w); err != nil {
 		return nil, fmt.Errorf("model weights: %w", err)
+	}
+	if err := binary.Read(zr, binary.LittleEndian, m.nb); err != nil {
+		return nil, fmt.Errorf("model bayes table: %w", err)
 	}
 	// Reading to EOF makes zlib verify its checksum.
 	if n, err := io.Copy(io.Discard, zr); err != nil || n != 0 {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -80,7 +81,10 @@ func TestTrainIsDeterministicAndRoundTrips(t *testing.T) {
 	}
 	// Trained on them, the model must separate its own training messages.
 	for _, s := range samples {
-		z := m.Classify(scanner.Parse(s.Raw))
+		z, p := m.Judge(scanner.Parse(s.Raw))
+		if !(p >= 0 && p <= 1) {
+			t.Errorf("%s: bayes probability %v", s.Path, p)
+		}
 		if (z > 0) != s.Spam {
 			t.Errorf("%s: margin %.2f on a training message labelled spam=%v", s.Path, z, s.Spam)
 		}
@@ -139,29 +143,47 @@ func TestDefaultModelLoadsAndJudgesSamples(t *testing.T) {
 
 func TestCheckCalibration(t *testing.T) {
 	c := model.NewCheck(nil, map[string]float64{model.SymbolHam: -2})
-	tests := []struct {
-		z     float64
+	type sym struct {
 		name  string
 		score float64
+	}
+	tests := []struct {
+		z, p float64
+		want []sym
 	}{
-		{-10, model.SymbolHam, -2},
-		{-4.5, model.SymbolHam, -1},
-		{-3, "", 0},
-		{-1.5, model.SymbolSpam, 3},
-		{0, model.SymbolSpam, 6},
-		{1.5, model.SymbolSpam, 9},
-		{8, model.SymbolSpam, 9},
+		{-10, 0.5, []sym{{model.SymbolHam, -2}}},
+		{-5, 0, []sym{{model.SymbolHam, -1}}},
+		{-3.5, 0.5, nil},
+		{-1.25, 0.5, []sym{{model.SymbolSpam, 3}}},
+		{1, 0.2, []sym{{model.SymbolSpam, 6}}},
+		{8, 0.5, []sym{{model.SymbolSpam, 6}}},
+		{-1.25, 0.745, []sym{{model.SymbolSpam, 3}, {model.SymbolBayes, 2}}},
+		{8, 1, []sym{{model.SymbolSpam, 6}, {model.SymbolBayes, 4}}},
+		{-8, 0.99, []sym{{model.SymbolHam, -2}, {model.SymbolBayes, 4}}},
 	}
 	for _, tt := range tests {
-		syms := c.Symbols(tt.z)
-		if tt.name == "" {
-			if len(syms) != 0 {
-				t.Errorf("margin %v: symbols %v, want none", tt.z, syms)
-			}
-			continue
+		syms := c.Symbols(tt.z, tt.p)
+		ok := len(syms) == len(tt.want)
+		for i := 0; ok && i < len(syms); i++ {
+			ok = syms[i].Name == tt.want[i].name && syms[i].Score == tt.want[i].score
 		}
-		if len(syms) != 1 || syms[0].Name != tt.name || syms[0].Score != tt.score {
-			t.Errorf("margin %v: symbols %v, want %s(%v)", tt.z, syms, tt.name, tt.score)
+		if !ok {
+			t.Errorf("margin %v, bayes %v: symbols %v, want %v", tt.z, tt.p, syms, tt.want)
+		}
+	}
+}
+
+func TestReadRefusesOtherVersionsClearly(t *testing.T) {
+	good := encode(t, trainOn(t, loadSamples(t, sampleDir), smallConfig()))
+	for _, tt := range []struct {
+		off  int
+		want string
+	}{{8, "model file format 1"}, {10, "feature version 1"}} {
+		b := bytes.Clone(good)
+		b[tt.off], b[tt.off+1] = 1, 0 // a version 1 file
+		_, err := model.Read(bytes.NewReader(b))
+		if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), "retrain") {
+			t.Errorf("version 1 at offset %d: error %v, want one naming %q and asking to retrain", tt.off, err, tt.want)
 		}
 	}
 }

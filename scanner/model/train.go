@@ -124,7 +124,21 @@ func Train(examples []Example, cfg TrainConfig) (*Model, error) {
 			bias += g * 0.1 // the bias moves slowly: it only tracks the class prior
 		}
 	}
-	return quantize(w, bias, cfg, nspam, nham), nil
+	m := quantize(w, bias, cfg, nspam, nham)
+	cs, ch := make([]uint32, size), make([]uint32, size)
+	for _, ex := range examples {
+		c := ch
+		if ex.Spam {
+			c = cs
+		}
+		for _, f := range ex.Features {
+			if int(f) < size {
+				c[f]++
+			}
+		}
+	}
+	m.nb = nbTable(cs, ch, nspam, nham)
+	return m, nil
 }
 
 // quantize stores weights as int8 steps of a common scale. Training saw,
