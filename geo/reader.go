@@ -160,29 +160,27 @@ func (d *database) retire() error {
 	return nil
 }
 
-// lookupAddr adapts addr to the file: an IPv4-only database (ip-location-db
-// ships IPv4 and IPv6 in separate files) rejects IPv6 addresses with an
-// error, and an IPv4-mapped address must be looked up as IPv4.
-func (d *database) lookupAddr(addr netip.Addr) (netip.Addr, bool) {
+// find looks addr up; found is false when the file has no record for it.
+// An IPv4-mapped address is looked up as IPv4, and an IPv6 address is not
+// looked up at all in an IPv4-only database (ip-location-db ships IPv4 and
+// IPv6 in separate files), which would answer it with an error.
+func (d *database) find(addr netip.Addr) (res maxminddb.Result, found bool, err error) {
 	addr = addr.Unmap()
 	if addr.Is6() && d.db.Metadata.IPVersion == 4 {
-		return addr, false
+		return res, false, nil
 	}
-	return addr, true
+	res = d.db.Lookup(addr)
+	if err := res.Err(); err != nil {
+		return res, false, fmt.Errorf("look up %s in %s: %w", addr, d.path, err)
+	}
+	return res, res.Found(), nil
 }
 
 // locate fills loc's location fields; the caller holds d (acquire).
 func (d *database) locate(addr netip.Addr, loc *Location) error {
-	addr, ok := d.lookupAddr(addr)
-	if !ok {
-		return nil
-	}
-	res := d.db.Lookup(addr)
-	if err := res.Err(); err != nil {
-		return fmt.Errorf("look up %s in %s: %w", addr, d.path, err)
-	}
-	if !res.Found() {
-		return nil
+	res, found, err := d.find(addr)
+	if !found {
+		return err
 	}
 	switch d.schema {
 	case schemaGeoIP2:
@@ -225,16 +223,9 @@ func (d *database) locate(addr netip.Addr, loc *Location) error {
 
 // asn fills loc's ASN fields; the caller holds d (acquire).
 func (d *database) asn(addr netip.Addr, loc *Location) error {
-	addr, ok := d.lookupAddr(addr)
-	if !ok {
-		return nil
-	}
-	res := d.db.Lookup(addr)
-	if err := res.Err(); err != nil {
-		return fmt.Errorf("look up %s in %s: %w", addr, d.path, err)
-	}
-	if !res.Found() {
-		return nil
+	res, found, err := d.find(addr)
+	if !found {
+		return err
 	}
 	var r asnRecord
 	if err := res.Decode(&r); err != nil {
