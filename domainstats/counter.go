@@ -52,26 +52,39 @@ func New(sink Sink, interval time.Duration, log *slog.Logger) *Counter {
 // Outcomes that are not about the message's content or delivery (a
 // downstream 5xx, which the customer's server decided) are not counted.
 func (c *Counter) Count(domain, outcome string) {
+	var one tenant.Counts
+	switch outcome {
+	case "delivered":
+		one.Accepted = 1
+	case "tagged":
+		one.Tagged = 1
+	case "rejected_spam", "rejected_policy":
+		one.Rejected = 1
+	case "rejected_virus":
+		one.Virus = 1
+	case "tempfail_scan", "relay_tempfail":
+		one.Tempfail = 1
+	default:
+		return // no empty row to write at every flush
+	}
 	k := key{domain, c.now().Truncate(time.Hour).Unix()}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	n := c.pending[k]
-	if n == nil {
-		n = &tenant.Counts{}
+	c.addLocked(k, &one)
+}
+
+// addLocked adds n to k's pending counts; the caller holds c.mu.
+func (c *Counter) addLocked(k key, n *tenant.Counts) {
+	p := c.pending[k]
+	if p == nil {
 		c.pending[k] = n
+		return
 	}
-	switch outcome {
-	case "delivered":
-		n.Accepted++
-	case "tagged":
-		n.Tagged++
-	case "rejected_spam", "rejected_policy":
-		n.Rejected++
-	case "rejected_virus":
-		n.Virus++
-	case "tempfail_scan", "relay_tempfail":
-		n.Tempfail++
-	}
+	p.Accepted += n.Accepted
+	p.Tagged += n.Tagged
+	p.Rejected += n.Rejected
+	p.Virus += n.Virus
+	p.Tempfail += n.Tempfail
 }
 
 // Run flushes every interval until ctx ends, then once more, and prunes
@@ -116,15 +129,7 @@ func (c *Counter) Flush(ctx context.Context) {
 		c.log.Warn("domain stats: flush failed; retrying at the next flush", "rows", len(rows), "err", err)
 		c.mu.Lock()
 		for k, n := range batch {
-			if p := c.pending[k]; p != nil {
-				p.Accepted += n.Accepted
-				p.Tagged += n.Tagged
-				p.Rejected += n.Rejected
-				p.Virus += n.Virus
-				p.Tempfail += n.Tempfail
-			} else {
-				c.pending[k] = n
-			}
+			c.addLocked(k, n)
 		}
 		c.mu.Unlock()
 	}
