@@ -91,7 +91,7 @@ func startNode(t *testing.T, mutate func(*config.Config)) (*nodetest.Node, *node
 func TestDeliveryIsByteIdenticalApartFromReceived(t *testing.T) {
 	n, sink := startNode(t, nil)
 	c := dial(t, n.SMTPAddr())
-	c.cmd(250, "MAIL FROM:<alice@sender.test>")
+	c.cmd(250, "MAIL FROM:<alice@sender.test> SIZE=%d", len(testMessage))
 	c.cmd(250, "RCPT TO:<bob@example.org>")
 	reply := c.data(250, testMessage)
 	if !strings.Contains(reply, "customer server") {
@@ -104,6 +104,10 @@ func TestDeliveryIsByteIdenticalApartFromReceived(t *testing.T) {
 	got := msgs[0]
 	if got.From != "alice@sender.test" || len(got.Rcpts) != 1 || got.Rcpts[0] != "bob@example.org" {
 		t.Errorf("envelope = %s -> %v", got.From, got.Rcpts)
+	}
+	// The declared size leaves room for the fields we add on top.
+	if got.Size <= int64(len(testMessage)) || got.Size < int64(len(got.Data)) {
+		t.Errorf("relay declared SIZE=%d for a %d-byte message", got.Size, len(got.Data))
 	}
 	if !bytes.HasPrefix(got.Data, []byte("Received: from client.sender.test ([127.0.0.1])")) {
 		t.Fatalf("message does not start with our Received header:\n%s", got.Data)

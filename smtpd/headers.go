@@ -11,6 +11,10 @@ import (
 	"github.com/mxgrid/mxgrid/scanner"
 )
 
+// addedHeaderAllowance is what our prepended fields may add to a message's
+// size: Received, Authentication-Results, X-Spam-* and check headers.
+const addedHeaderAllowance = 4096
+
 // ownedHeaders are fields only we may set: inbound copies are removed so a
 // sender cannot pre-label its spam "X-Spam-Status: No" for the customer's
 // filters.

@@ -14,6 +14,7 @@ import (
 	"reflect"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/emersion/go-smtp"
 	"github.com/mxgrid/mxgrid/events"
@@ -109,6 +110,12 @@ func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
 	ss.from = from
 	if opts != nil {
 		ss.mailOpts = relay.MailOptions{Size: opts.Size, UTF8: opts.UTF8}
+		if opts.Size > 0 {
+			// The customer's server gets the message with our fields on
+			// top; declare room for them (RFC 1870 §5: SIZE is an estimate,
+			// but strict servers refuse a message larger than declared).
+			ss.mailOpts.Size += addedHeaderAllowance
+		}
 	}
 	return nil
 }
@@ -339,9 +346,13 @@ func oneLine(s string) string {
 	return strings.Join(strings.Fields(s), " ")
 }
 
+// truncate cuts s to at most n bytes without splitting a UTF-8 sequence.
 func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
+	if len(s) <= n {
+		return s
 	}
-	return s
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }

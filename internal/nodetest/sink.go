@@ -19,6 +19,8 @@ type Received struct {
 	From  string
 	Rcpts []string
 	Data  []byte
+	// Size is the SIZE parameter the relay declared at MAIL (0: none).
+	Size int64
 }
 
 // Sink is a downstream mail server (the customer's) that records every
@@ -80,14 +82,18 @@ func (s *Sink) Messages() []Received {
 type sinkSession struct {
 	sink  *Sink
 	from  string
+	size  int64
 	rcpts []string
 }
 
 func (ss *sinkSession) Reset()        { ss.from, ss.rcpts = "", nil }
 func (ss *sinkSession) Logout() error { return nil }
 
-func (ss *sinkSession) Mail(from string, _ *smtp.MailOptions) error {
+func (ss *sinkSession) Mail(from string, opts *smtp.MailOptions) error {
 	ss.from = from
+	if opts != nil {
+		ss.size = opts.Size
+	}
 	return nil
 }
 
@@ -112,7 +118,7 @@ func (ss *sinkSession) Data(r io.Reader) error {
 	if ss.sink.dataErr != nil {
 		return ss.sink.dataErr
 	}
-	ss.sink.received = append(ss.sink.received, Received{From: ss.from, Rcpts: ss.rcpts, Data: b.Bytes()})
+	ss.sink.received = append(ss.sink.received, Received{From: ss.from, Rcpts: ss.rcpts, Data: b.Bytes(), Size: ss.size})
 	return nil
 }
 
