@@ -231,7 +231,7 @@ func TestBadInputEightBitHeaders(t *testing.T) {
 	c.reply(250)
 	msgs := sink.Messages()
 	if len(msgs) != 1 || !bytes.HasSuffix(msgs[0].Data, []byte(msg)) {
-		t.Fatalf("8-bit header not relayed byte for byte: %q", msgs)
+		t.Fatalf("8-bit header not relayed byte for byte: %+v", msgs)
 	}
 }
 

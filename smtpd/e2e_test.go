@@ -224,7 +224,7 @@ func TestProxyProtocol(t *testing.T) {
 	c.cmd(250, "RCPT TO:<bob@example.org>")
 	c.data(250, testMessage)
 	if msgs := sink.Messages(); len(msgs) != 1 || !bytes.Contains(msgs[0].Data, []byte("([203.0.113.7])")) {
-		t.Fatalf("client IP from PROXY header not used: %q", msgs)
+		t.Fatalf("client IP from PROXY header not used: %+v", msgs)
 	}
 }
 

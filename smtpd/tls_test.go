@@ -50,7 +50,7 @@ func TestSTARTTLS(t *testing.T) {
 	}
 	msgs := sink.Messages()
 	if len(msgs) != 1 || !bytes.Contains(msgs[0].Data[:200], []byte("with ESMTPS")) {
-		t.Fatalf("Received header does not record TLS: %q", msgs)
+		t.Fatalf("Received header does not record TLS: %+v", msgs)
 	}
 
 	plain, _ := startNode(t, nil)
