@@ -51,6 +51,8 @@ type gateConn struct {
 	firstRead    atomic.Bool
 	dataDeadline atomic.Int64 // unix nanos; 0 outside DATA
 	idle         atomic.Bool  // no transaction in progress
+	goingAway    atomic.Bool  // shutdown: the next read says goodbye
+	tls          atomic.Bool  // STARTTLS done: no clear-text goodbye
 	closed       atomic.Bool
 }
 
@@ -89,6 +91,11 @@ func (c *gateConn) Read(p []byte) (int, error) {
 		deadline = time.Unix(0, dd)
 	}
 	c.Conn.SetReadDeadline(deadline)
+	// After the deadline is set, so that closeIdle's "now" cannot be
+	// overwritten unseen (it sets the flag first, then the deadline).
+	if c.goingAway.Load() {
+		return 0, c.sayGoodbye()
+	}
 	if !c.firstRead.Swap(true) && !c.viaProxy {
 		// An untrusted peer that opens with a PROXY header is trying to
 		// choose the client IP we record and judge; refuse it outright.
@@ -100,7 +107,23 @@ func (c *gateConn) Read(p []byte) (int, error) {
 			return 0, net.ErrClosed
 		}
 	}
-	return c.br.Read(p)
+	n, err := c.br.Read(p)
+	if err != nil && c.goingAway.Load() {
+		return n, c.sayGoodbye()
+	}
+	return n, err
+}
+
+// sayGoodbye answers an idle client during shutdown (RFC 5321 §3.8: 421
+// before closing). It runs in the session's own goroutine, inside Read,
+// where go-smtp is not writing a reply. Under TLS the clear-text line would
+// corrupt the stream, so the connection is only closed.
+func (c *gateConn) sayGoodbye() error {
+	if !c.tls.Load() {
+		c.Conn.SetWriteDeadline(time.Now().Add(time.Second))
+		c.Conn.Write([]byte("421 4.3.2 " + c.srv.cfg.Hostname + " shutting down, try another MX\r\n"))
+	}
+	return net.ErrClosed
 }
 
 // startsWithProxyHeader peeks at the first bytes one at a time, and only

@@ -221,7 +221,7 @@ func (s *Server) closeAll() {
 }
 
 // closeIdle tells every connection that is between transactions that we are
-// going away (RFC 5321 §3.8: 421 before closing) and closes it.
+// going away (RFC 5321 §3.8: 421 before closing); go-smtp then closes it.
 func (s *Server) closeIdle() {
 	s.mu.Lock()
 	idle := make([]*gateConn, 0, len(s.conns))
@@ -232,9 +232,10 @@ func (s *Server) closeIdle() {
 	}
 	s.mu.Unlock()
 	for _, c := range idle {
-		c.Conn.SetWriteDeadline(time.Now().Add(time.Second))
-		c.Conn.Write([]byte("421 4.3.2 " + s.cfg.Hostname + " shutting down, try another MX\r\n"))
-		c.Close()
+		// Wake the session's pending read: it says goodbye itself, so the
+		// 421 cannot interleave with a reply go-smtp is writing.
+		c.goingAway.Store(true)
+		c.Conn.SetReadDeadline(time.Now())
 	}
 }
 

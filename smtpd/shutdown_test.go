@@ -60,3 +60,32 @@ func TestShutdownGraceExpiredAbortsTransactions(t *testing.T) {
 		t.Fatalf("%d message(s) delivered after the transaction was aborted", n)
 	}
 }
+
+// Idle clients hear 421 4.3.2 when the node shuts down, and the line is
+// whole: the session writes it itself, so it cannot interleave with a reply.
+func TestShutdownSays421ToIdleClients(t *testing.T) {
+	sink := nodetest.StartSink(t)
+	srv, addr := startServer(t, sink, slowScanner{started: make(chan struct{})})
+	var clients []*client
+	for range 3 {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		clients = append(clients, greet(t, conn))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown with only idle clients: %v", err)
+	}
+	for i, c := range clients {
+		code, msg, err := c.c.ReadResponse(0)
+		if code != 421 || !strings.HasPrefix(msg, "4.3.2") {
+			t.Errorf("client %d got %d %q (%v), want 421 4.3.2", i, code, msg, err)
+		}
+		if _, err := c.c.ReadLine(); err == nil {
+			t.Errorf("client %d: connection still open after the goodbye", i)
+		}
+	}
+}
