@@ -23,17 +23,21 @@ type command struct {
 }
 
 var commands = map[string]command{
-	"serve":   {"run a scan node (SMTP in, relay to customers' servers)", runServe},
-	"scan":    {"scan .eml files or folders offline and explain each verdict", runScan},
-	"train":   {"train a spam model file from spam and ham folders", runTrain},
-	"eval":    {"cross-validate the verdict on spam and ham folders", runEval},
-	"loadgen": {"send mail to nodes like an MTA and report rates, or count arrivals (sink)", runLoadgen},
-	"geoip":   {"look up IP addresses as a node would, and from which cache layer", runGeoIP},
-	"version": {"print the version", runVersion},
-	"token":   {"create an admin API token (operator or reseller) in the store", runToken},
-	"backup":  {"write a consistent backup of the embedded SQLite store, while the node runs", runBackup},
-	"restore": {"restore a backup into a data directory without a database", runRestore},
-	"demo":    {"run a three-node demo cluster on loopback with sample spam and ham", runDemo},
+	"serve":     {"run a scan node (SMTP in, relay to customers' servers)", runServe},
+	"scan":      {"scan .eml files or folders offline and explain each verdict", runScan},
+	"train":     {"train a spam model file from spam and ham folders", runTrain},
+	"eval":      {"cross-validate the verdict on spam and ham folders", runEval},
+	"loadgen":   {"send mail to nodes like an MTA and report rates, or count arrivals (sink)", runLoadgen},
+	"geoip":     {"look up IP addresses as a node would, and from which cache layer", runGeoIP},
+	"version":   {"print the version", runVersion},
+	"token":     {"create an admin API token (operator or reseller) in the store", runToken},
+	"backup":    {"write a consistent backup of the embedded SQLite store, while the node runs", runBackup},
+	"restore":   {"restore a backup into a data directory without a database", runRestore},
+	"demo":      {"run a three-node demo cluster on loopback with sample spam and ham", runDemo},
+	"reseller":  {"list, create, show, change or delete resellers through a node's admin API", runReseller},
+	"customer":  {"list, create, show, change or delete customers through a node's admin API", runCustomer},
+	"domain":    {"list, create, show, change or delete domains through a node's admin API", runDomain},
+	"recipient": {"list, add, show, delete or import a domain's recipients through the admin API", runRecipient},
 }
 
 // errUsage marks errors whose message is the usage text itself.
