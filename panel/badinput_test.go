@@ -179,7 +179,8 @@ func TestTextFieldsEscaped(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, path := range []string{"/panel/customers", "/panel/customers/" + itoa(c.ID), "/panel/domains/" + itoa(d.ID),
-		"/panel/domains/" + itoa(d.ID) + "/stats", "/panel/brand", "/panel/map", "/panel/customers?q=" + "%3Cscript%3E"} {
+		"/panel/domains/" + itoa(d.ID) + "/stats", "/panel/brand", "/panel/map", "/panel/customers?q=" + "%3Cscript%3E",
+		"/panel/users", "/panel/account"} {
 		code, body := f.get(t, me, path)
 		if code != 200 {
 			t.Errorf("%s: status %d", path, code)

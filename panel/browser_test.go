@@ -146,7 +146,7 @@ func sendMail(t *testing.T, addr, rcpt, subject string) error {
 // operator creates two resellers; the first logs in, creates a customer
 // and a domain routed to a test SMTP server, whose mail then flows; the
 // second does not see the first's customer; a form without its CSRF token
-// is refused.
+// is refused. The second then adds a user and changes its own password.
 func TestPanelInChromium(t *testing.T) {
 	sink := nodetest.StartSink(t)
 	cfg := nodetest.Config(t)
@@ -268,6 +268,24 @@ func TestPanelInChromium(t *testing.T) {
 			t.Errorf("second reseller at %s sees %q", path, got)
 		}
 	}
+
+	// Reseller 2 adds a colleague, then changes its own password, which
+	// the next login needs.
+	b.do(chromedp.Navigate(base+"/panel/users"), chromedp.WaitVisible(chromedp.ID("new-user")),
+		fill(`#new-user [name=email]`, "colleague@contoso.example"),
+		fill(`#new-user [name=password]`, "a colleague's passphrase"),
+		chromedp.Click(chromedp.CSS(`#new-user button`)), chromedp.WaitVisible(chromedp.CSS(".notice")))
+	if got := b.text("#users"); !strings.Contains(got, "colleague@contoso.example") || strings.Contains(got, "northwind") {
+		t.Errorf("users list %q", got)
+	}
+	b.screenshot("users")
+	b.do(chromedp.Navigate(base+"/panel/account"), chromedp.WaitVisible(chromedp.ID("change-password")),
+		fill(`#change-password [name=current]`, "correct horse battery"),
+		fill(`#change-password [name=new]`, "staple battery horse correct"),
+		fill(`#change-password [name=confirm]`, "staple battery horse correct"),
+		chromedp.Click(chromedp.CSS(`#change-password button`)), chromedp.WaitVisible(chromedp.CSS(".notice")))
+	b.logout()
+	b.login("admin@contoso.example", "staple battery horse correct")
 }
 
 // screenshotLogin checks the login page's CSP (no inline script) and

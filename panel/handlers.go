@@ -88,6 +88,15 @@ func (p *Panel) login(w http.ResponseWriter, r *http.Request) {
 	}
 	p.lock.succeed(key)
 	sess := session{P: pr, Expires: now.Add(p.cfg.SessionTTL).Unix(), CSRF: randomToken()}
+	if pr.UserID != 0 {
+		u, err := p.svc.GetUser(r.Context(), pr, pr.UserID)
+		if err != nil {
+			p.log.Error("panel: login", "err", err)
+			p.renderLogin(w, r, http.StatusServiceUnavailable, email, "Logging in is not possible right now. Try again in a moment.")
+			return
+		}
+		sess.PW = p.sign.stamp(u.Hash)
+	}
 	if err := p.sign.writeSession(w, r, sess, p.cfg.SessionTTL); err != nil {
 		p.log.Error("panel: login", "err", err)
 		http.Error(w, "internal error", http.StatusInternalServerError)

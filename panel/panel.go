@@ -131,6 +131,16 @@ func (p *Panel) routes() map[string]http.HandlerFunc {
 		"GET /panel/resellers":  a(p.resellers),
 		"POST /panel/resellers": a(p.createReseller),
 
+		// A reseller's users: its own at /panel/users, any reseller's (for
+		// the operator) under the reseller.
+		"GET /panel/users":                 a(p.users),
+		"POST /panel/users":                a(p.addUser),
+		"GET /panel/resellers/{id}/users":  a(p.users),
+		"POST /panel/resellers/{id}/users": a(p.addUser),
+		"POST /panel/users/{id}/delete":    a(p.deleteUser),
+		"GET /panel/account":               a(p.account),
+		"POST /panel/account/password":     a(p.changePassword),
+
 		"GET /panel/customers":                   a(p.customers),
 		"POST /panel/customers":                  a(p.createCustomer),
 		"GET /panel/customers/{id}":              a(p.customer),
@@ -195,6 +205,23 @@ func (p *Panel) authed(fn func(*request) error) http.HandlerFunc {
 			}
 			return
 		}
+		if sess.P.UserID != 0 {
+			ok, err := p.passwordCurrent(r.Context(), sess)
+			if err != nil {
+				p.fail(&request{w: w, r: r, sess: sess}, err)
+				return
+			}
+			if !ok {
+				// Removed, or its password changed since this login.
+				http.SetCookie(w, cookie(r, sessionCookie, "", -1))
+				if r.Method == http.MethodGet {
+					http.Redirect(w, r, "/panel/login", http.StatusSeeOther)
+				} else {
+					http.Error(w, "your session has ended: log in again", http.StatusUnauthorized)
+				}
+				return
+			}
+		}
 		if r.Method == http.MethodPost {
 			// Multipart forms (uploads) are parsed by their handlers with
 			// their own limit; ParseMultipartForm reads the token then.
@@ -224,6 +251,19 @@ func (p *Panel) authed(fn func(*request) error) http.HandlerFunc {
 			p.fail(req, err)
 		}
 	}
+}
+
+// passwordCurrent reports whether a password session's user still exists
+// with the password it logged in with.
+func (p *Panel) passwordCurrent(ctx context.Context, sess session) (bool, error) {
+	u, err := p.svc.GetUser(ctx, sess.P, sess.P.UserID)
+	if errors.Is(err, tenant.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("checking the session's user: %w", err)
+	}
+	return tokensEqual(sess.PW, p.sign.stamp(u.Hash)), nil
 }
 
 // Upload limits: a CSV of recipients, a logo with form overhead.
@@ -313,6 +353,9 @@ var notices = map[string]string{
 	"logo":      "Logo uploaded.",
 	"added":     "Recipient added.",
 	"removed":   "Recipient removed.",
+	"user":      "User added.",
+	"unuser":    "User removed: their sessions end at their next request.",
+	"password":  "Password changed. Your other sessions have ended.",
 }
 
 // render writes a page with status code.

@@ -24,6 +24,12 @@ import (
 // and the session's CSRF token, signed with HMAC-SHA256 under a key every
 // node serving one hostname must share (panel.session_key_file). Nothing is
 // stored server-side, so any node with the key serves any session.
+//
+// A password login's session also carries a stamp of the user's password
+// hash, checked against the store on every request (one primary-key read
+// beside the reseller's): changing the password ends the user's other
+// sessions, and removing a user ends all of its sessions, at their next
+// request. Token sessions carry no stamp and last until they expire.
 
 const (
 	sessionCookie = "mxg_panel"
@@ -37,6 +43,8 @@ type session struct {
 	P       tenant.Principal `json:"p"`
 	Expires int64            `json:"e"`
 	CSRF    string           `json:"c"`
+	// PW is stamp(the user's password hash) for a password login.
+	PW string `json:"w,omitempty"`
 }
 
 type signer struct{ key []byte }
@@ -103,6 +111,17 @@ func (s signer) verify(purpose, v string) ([]byte, bool) {
 	mac.Write([]byte{0})
 	mac.Write(payload)
 	return payload, hmac.Equal(got, mac.Sum(nil))
+}
+
+// stamp is a short MAC of a password hash: it changes with the password,
+// and the cookie (signed, not encrypted) shows nothing derived from the
+// hash without the key.
+func (s signer) stamp(hash string) string {
+	mac := hmac.New(sha256.New, s.key)
+	mac.Write([]byte("password"))
+	mac.Write([]byte{0})
+	mac.Write([]byte(hash))
+	return base64.RawURLEncoding.EncodeToString(mac.Sum(nil)[:16])
 }
 
 func randomToken() string {

@@ -82,3 +82,42 @@ func (t *Tenants) ListUsers(ctx context.Context, resellerID int64) ([]tenant.Use
 	})
 	return out, err
 }
+
+func (t *Tenants) GetUser(ctx context.Context, id int64) (tenant.User, error) {
+	return getOne(ctx, t, "SELECT "+userCols+" FROM panel_users WHERE id = $1", id, scanUser)
+}
+
+// SetUserPassword replaces a user's hash. Panel users are not tenant config:
+// no version bump.
+func (t *Tenants) SetUserPassword(ctx context.Context, id int64, hash string, a tenant.AuditEntry) error {
+	_, err := t.writeTx(ctx, "user "+strconv.FormatInt(id, 10), a, false, func(tx *sql.Tx) error {
+		return expectRow(tx.ExecContext(ctx, `UPDATE panel_users SET password = $1 WHERE id = $2`, hash, id))
+	})
+	return err
+}
+
+func (t *Tenants) DeleteUser(ctx context.Context, id int64, keepLast bool, a tenant.AuditEntry) error {
+	_, err := t.writeTx(ctx, "user "+strconv.FormatInt(id, 10), a, false, func(tx *sql.Tx) error {
+		if keepLast {
+			// Writing first takes the lock before anything is read: a no-op
+			// update of the reseller's row locks it on PostgreSQL (and takes
+			// SQLite's write lock), so concurrent removals of one reseller's
+			// users count one after the other. Under READ COMMITTED, two
+			// removals of its last two users could otherwise both count two.
+			if err := expectRow(tx.ExecContext(ctx, `UPDATE resellers SET updated_us = updated_us
+				WHERE id = (SELECT reseller_id FROM panel_users WHERE id = $1)`, id)); err != nil {
+				return err
+			}
+			var n int
+			if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM panel_users
+				WHERE reseller_id = (SELECT reseller_id FROM panel_users WHERE id = $1)`, id).Scan(&n); err != nil {
+				return err
+			}
+			if n <= 1 {
+				return tenant.ErrLastUser
+			}
+		}
+		return expectRow(tx.ExecContext(ctx, `DELETE FROM panel_users WHERE id = $1`, id))
+	})
+	return err
+}

@@ -67,9 +67,20 @@ type PanelStore interface {
 	PutLogo(ctx context.Context, resellerID int64, l Logo, a AuditEntry) error
 	GetLogo(ctx context.Context, resellerID int64) (Logo, error)
 	CreateUser(ctx context.Context, u *User, a AuditEntry) error
+	GetUser(ctx context.Context, id int64) (User, error)
 	UserByEmail(ctx context.Context, email string) (User, error)
 	ListUsers(ctx context.Context, resellerID int64) ([]User, error)
+	// SetUserPassword replaces a user's password hash.
+	SetUserPassword(ctx context.Context, id int64, hash string, a AuditEntry) error
+	// DeleteUser removes a user. With keepLast it refuses, with ErrLastUser
+	// and in the same transaction, to remove the reseller's last user, so
+	// two concurrent removals cannot both pass a count taken before either.
+	DeleteUser(ctx context.Context, id int64, keepLast bool, a AuditEntry) error
 }
+
+// ErrLastUser refuses a reseller's removal of its own last panel user,
+// which would lock it out of the panel until the operator made another.
+var ErrLastUser = fmt.Errorf("%w: a reseller's last user can be removed only by the operator", ErrConflict)
 
 // ActivityStore reads what happened to a domain's mail; store.Store
 // implements it.
@@ -249,8 +260,8 @@ func (s *Service) CreateUser(ctx context.Context, p Principal, resellerID int64,
 	if err != nil {
 		fe["email"] = err.Error()
 	}
-	if n := len(password); n < MinPasswordLen || n > MaxPasswordLen {
-		fe["password"] = fmt.Sprintf("%d to %d characters", MinPasswordLen, MaxPasswordLen)
+	if msg := PasswordProblem(e, password); msg != "" {
+		fe["password"] = msg
 	}
 	if _, err := s.store.GetReseller(ctx, resellerID); errors.Is(err, ErrNotFound) {
 		fe["reseller_id"] = "no such reseller"
@@ -281,6 +292,81 @@ func (s *Service) ListUsers(ctx context.Context, p Principal, resellerID int64) 
 		return nil, err
 	}
 	return ps.ListUsers(ctx, resellerID)
+}
+
+// GetUser returns one panel user, if it belongs to p's reseller.
+func (s *Service) GetUser(ctx context.Context, p Principal, id int64) (User, error) {
+	ps, err := s.panelStore()
+	if err != nil {
+		return User{}, err
+	}
+	u, err := ps.GetUser(ctx, id)
+	if err != nil {
+		return User{}, err
+	}
+	if err := p.owns(u.ResellerID); err != nil {
+		return User{}, err
+	}
+	return u, nil
+}
+
+// DeleteUser removes a panel user. Nobody removes their own login (a
+// slip would lock them out mid-session), and only the operator removes a
+// reseller's last one: a reseller cannot lock itself out of the panel.
+func (s *Service) DeleteUser(ctx context.Context, p Principal, id int64) error {
+	ps, err := s.panelStore()
+	if err != nil {
+		return err
+	}
+	u, err := s.GetUser(ctx, p, id)
+	if err != nil {
+		return err
+	}
+	if p.UserID == id {
+		return fmt.Errorf("%w: you cannot remove your own login", ErrConflict)
+	}
+	return ps.DeleteUser(ctx, id, !p.Operator, s.audit(p, u.ResellerID, "delete", "user "+u.Email, nil))
+}
+
+// ChangePassword sets a password-logged-in user's own password after
+// checking the current one, and returns the user as stored (its new hash
+// is what ends the user's other panel sessions).
+func (s *Service) ChangePassword(ctx context.Context, p Principal, current, next string) (User, error) {
+	ps, err := s.panelStore()
+	if err != nil {
+		return User{}, err
+	}
+	if p.UserID == 0 || p.Operator {
+		return User{}, fmt.Errorf("%w: only a user who logged in with a password has one to change", ErrForbidden)
+	}
+	u, err := s.GetUser(ctx, p, p.UserID)
+	if err != nil {
+		return User{}, err
+	}
+	ok := false
+	if len(current) <= MaxPasswordLen {
+		if ok, err = CheckPassword(u.Hash, current); err != nil {
+			return User{}, fmt.Errorf("user %d: %w", u.ID, err)
+		}
+	}
+	if !ok {
+		return User{}, FieldErrors{"current": "does not match your current password"}
+	}
+	if msg := PasswordProblem(u.Email, next); msg != "" {
+		return User{}, FieldErrors{"new": msg}
+	}
+	if next == current {
+		return User{}, FieldErrors{"new": "must differ from the current password"}
+	}
+	hash, err := HashPassword(next)
+	if err != nil {
+		return User{}, err
+	}
+	if err := ps.SetUserPassword(ctx, u.ID, hash, s.audit(p, u.ResellerID, "update", "user "+u.Email+" password", nil)); err != nil {
+		return User{}, err
+	}
+	u.Hash = hash
+	return u, nil
 }
 
 // dummyHash makes a login for an unknown address cost what a known one
@@ -319,7 +405,7 @@ func (s *Service) AuthenticatePassword(ctx context.Context, email, password stri
 	if !ok || err != nil {
 		return Principal{}, ErrUnauthenticated
 	}
-	return Principal{ResellerID: u.ResellerID, Actor: fmt.Sprintf("user %d (%s)", u.ID, u.Email)}, nil
+	return Principal{ResellerID: u.ResellerID, UserID: u.ID, Actor: fmt.Sprintf("user %d (%s)", u.ID, u.Email)}, nil
 }
 
 // MapScope is what a public per-reseller or per-customer map covers.

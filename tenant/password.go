@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"golang.org/x/crypto/argon2"
 )
@@ -25,11 +26,29 @@ const (
 )
 
 // Password length bounds: short ones are guessable; the upper bound keeps
-// a login request from buying a long hash computation.
+// a login request from buying a long hash computation. The minimum counts
+// characters (a passphrase in any script), the maximum bytes (what the hash
+// costs).
 const (
-	MinPasswordLen = 10
+	MinPasswordLen = 12
 	MaxPasswordLen = 256
 )
+
+// PasswordProblem returns what is wrong with pw as the password of the
+// login email, or "" when it passes the policy. Length is the policy's
+// core; the email itself is refused because it is the first guess against
+// any account.
+func PasswordProblem(email, pw string) string {
+	switch {
+	case utf8.RuneCountInString(pw) < MinPasswordLen:
+		return fmt.Sprintf("at least %d characters", MinPasswordLen)
+	case len(pw) > MaxPasswordLen:
+		return fmt.Sprintf("at most %d bytes", MaxPasswordLen)
+	case email != "" && strings.EqualFold(strings.TrimSpace(pw), strings.TrimSpace(email)):
+		return "must not be the email address"
+	}
+	return ""
+}
 
 // HashPassword returns the PHC string of an argon2id hash of pw with a fresh
 // salt: $argon2id$v=19$m=...,t=...,p=...$salt$hash.

@@ -66,6 +66,10 @@ type Store interface {
 type Principal struct {
 	Operator   bool
 	ResellerID int64
+	// UserID is the panel user of a password login, 0 for tokens: only
+	// such a principal has a password to change, and a login to protect
+	// from removing itself.
+	UserID int64 `json:",omitempty"`
 	// Actor names the principal in the audit log.
 	Actor string
 }

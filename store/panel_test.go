@@ -1,0 +1,85 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/mxgrid/mxgrid/tenant"
+)
+
+// TestPanelUserStore is the panel users' part of the tenant.PanelStore
+// contract, run on both dialects.
+func TestPanelUserStore(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		open func(testing.TB) *Store
+	}{{"sqlite", openSQLite}, {"postgres", openPostgres}} {
+		t.Run(tc.name, func(t *testing.T) {
+			testPanelUsers(t, NewTenants(tc.open(t), Config{}, ""))
+		})
+	}
+}
+
+func testPanelUsers(t *testing.T, ts *Tenants) {
+	ctx := context.Background()
+	audit := tenant.AuditEntry{Actor: "test", Action: "x", Object: "user"}
+	r := tenant.Reseller{Name: "r", Slug: "r"}
+	if _, err := ts.CreateReseller(ctx, &r, audit); err != nil {
+		t.Fatal(err)
+	}
+	var users []tenant.User
+	for _, e := range []string{"a@r.example", "b@r.example"} {
+		u := tenant.User{ResellerID: r.ID, Email: e, Hash: "h-" + e}
+		if err := ts.CreateUser(ctx, &u, audit); err != nil || u.ID == 0 {
+			t.Fatalf("CreateUser(%s): id %d, %v", e, u.ID, err)
+		}
+		users = append(users, u)
+	}
+	dup := tenant.User{ResellerID: r.ID, Email: "a@r.example", Hash: "x"}
+	if err := ts.CreateUser(ctx, &dup, audit); !errors.Is(err, tenant.ErrConflict) {
+		t.Fatalf("duplicate email: %v, want ErrConflict", err)
+	}
+	if u, err := ts.GetUser(ctx, users[1].ID); err != nil || u.Email != "b@r.example" || u.ResellerID != r.ID || u.Created.IsZero() {
+		t.Fatalf("GetUser = %+v, %v", u, err)
+	}
+	if _, err := ts.GetUser(ctx, 9999); !errors.Is(err, tenant.ErrNotFound) {
+		t.Fatalf("GetUser(missing): %v, want ErrNotFound", err)
+	}
+
+	if err := ts.SetUserPassword(ctx, users[0].ID, "new-hash", audit); err != nil {
+		t.Fatal(err)
+	}
+	if u, _ := ts.UserByEmail(ctx, "a@r.example"); u.Hash != "new-hash" {
+		t.Fatalf("hash after SetUserPassword = %q", u.Hash)
+	}
+	if err := ts.SetUserPassword(ctx, 9999, "x", audit); !errors.Is(err, tenant.ErrNotFound) {
+		t.Fatalf("SetUserPassword(missing): %v, want ErrNotFound", err)
+	}
+
+	// keepLast removes all but the last; without it (the operator) the
+	// last goes too.
+	if err := ts.DeleteUser(ctx, users[0].ID, true, audit); err != nil {
+		t.Fatal(err)
+	}
+	if err := ts.DeleteUser(ctx, users[1].ID, true, audit); !errors.Is(err, tenant.ErrLastUser) || !errors.Is(err, tenant.ErrConflict) {
+		t.Fatalf("removing the last user with keepLast: %v, want ErrLastUser", err)
+	}
+	if l, err := ts.ListUsers(ctx, r.ID); err != nil || len(l) != 1 {
+		t.Fatalf("ListUsers = %+v, %v; want the last one", l, err)
+	}
+	if err := ts.DeleteUser(ctx, users[1].ID, false, audit); err != nil {
+		t.Fatal(err)
+	}
+	for _, keep := range []bool{true, false} {
+		if err := ts.DeleteUser(ctx, users[1].ID, keep, audit); !errors.Is(err, tenant.ErrNotFound) {
+			t.Fatalf("DeleteUser(gone, keepLast %v): %v, want ErrNotFound", keep, err)
+		}
+	}
+	if l, err := ts.ListUsers(ctx, r.ID); err != nil || len(l) != 0 {
+		t.Fatalf("ListUsers = %+v, %v; want none", l, err)
+	}
+	if d, err := ts.Load(ctx); err != nil || d.Version != 1 {
+		t.Fatalf("users changed the config version: %d, %v", d.Version, err)
+	}
+}
