@@ -1,0 +1,298 @@
+// Package mailaddr is the one SMTP mailbox type of mxgrid: envelope
+// addresses are parsed into it at MAIL and RCPT and written downstream only
+// from it, so no client text is ever pasted into another SMTP session.
+//
+// The grammar is RFC 5321 §4.1.2's Mailbox: a dot-string or quoted-string
+// local part, and a domain or an address literal, extended to UTF-8 by
+// RFC 6531 (SMTPUTF8). Control characters are refused everywhere, quoted
+// or not: no legitimate address needs them and they are how commands and
+// header lines get injected.
+package mailaddr
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"unicode/utf8"
+)
+
+// MaxLength caps a whole mailbox. RFC 5321 §4.5.3.1 allows 64 octets of
+// local part and 255 of domain; real SRS and VERP senders exceed the first,
+// so only the sum is bounded, by the 512-octet command line it must fit.
+const MaxLength = 480
+
+// Errors wrapped by every parse failure, so callers can pick a reply.
+var (
+	// ErrSyntax is an address that is not an RFC 5321 mailbox.
+	ErrSyntax = errors.New("invalid address syntax")
+	// ErrControl is an address holding a control character (NUL, CR, LF,
+	// any C0 or C1 control, DEL) or invalid UTF-8.
+	ErrControl = errors.New("control character in address")
+)
+
+// Address is a mailbox, or the null reverse-path (<>) when both fields are
+// empty. Local is the decoded local part (without quotes or backslashes);
+// Domain is as given, or an address literal with its brackets.
+type Address struct {
+	Local  string
+	Domain string
+}
+
+// IsNull reports the null reverse-path <> (bounces).
+func (a Address) IsNull() bool { return a.Local == "" && a.Domain == "" }
+
+// String is the wire form, without angle brackets: the local part quoted
+// only when it is not a dot-string. The null address is "".
+func (a Address) String() string {
+	if a.IsNull() {
+		return ""
+	}
+	return quoteLocal(a.Local) + "@" + a.Domain
+}
+
+// SourceRouted reports a local part that asks the next hop to route
+// further (%-hack, UUCP bang path, or an embedded @), like Postfix's
+// allow_untrusted_routing check.
+func (a Address) SourceRouted() bool {
+	return strings.ContainsAny(a.Local, "@%!")
+}
+
+// LookupDomain is the domain in the form the directory keys on.
+func (a Address) LookupDomain() string { return strings.ToLower(a.Domain) }
+
+// Parse parses a mailbox in wire form, without angle brackets.
+func Parse(s string) (Address, error) {
+	if err := checkText(s); err != nil {
+		return Address{}, err
+	}
+	var local, rest string
+	if strings.HasPrefix(s, `"`) {
+		l, n, err := unquote(s)
+		if err != nil {
+			return Address{}, err
+		}
+		local, rest = l, s[n:]
+	} else {
+		i := strings.IndexByte(s, '@')
+		if i < 0 {
+			return Address{}, fmt.Errorf("%w: no @", ErrSyntax)
+		}
+		local, rest = s[:i], s[i:]
+		if !isDotString(local) {
+			return Address{}, fmt.Errorf("%w: local part is not a dot-string", ErrSyntax)
+		}
+	}
+	if !strings.HasPrefix(rest, "@") {
+		return Address{}, fmt.Errorf("%w: no @ after the local part", ErrSyntax)
+	}
+	return build(local, rest[1:])
+}
+
+// ParseReversePath parses MAIL FROM's argument: "" or "<>" is the null
+// sender, anything else a mailbox.
+func ParseReversePath(s string) (Address, error) {
+	if s == "" || s == "<>" {
+		return Address{}, nil
+	}
+	return Parse(s)
+}
+
+// ParseDecoded parses an address whose local part has already been
+// unquoted, as go-smtp hands MAIL and RCPT arguments to its backend
+// (`"a b"@x` arrives as `a b@x`). The last @ separates the domain, since a
+// domain never holds one; the quoting String needs is derived again from
+// the decoded local part. The empty string is the null reverse-path.
+func ParseDecoded(s string) (Address, error) {
+	if s == "" {
+		return Address{}, nil
+	}
+	if err := checkText(s); err != nil {
+		return Address{}, err
+	}
+	i := strings.LastIndexByte(s, '@')
+	if i < 0 {
+		return Address{}, fmt.Errorf("%w: no @", ErrSyntax)
+	}
+	return build(s[:i], s[i+1:])
+}
+
+func build(local, domain string) (Address, error) {
+	if local == "" {
+		return Address{}, fmt.Errorf("%w: empty local part", ErrSyntax)
+	}
+	if !validQuotedContent(local) {
+		return Address{}, fmt.Errorf("%w: local part holds a character no quoting allows", ErrSyntax)
+	}
+	if err := checkDomain(domain); err != nil {
+		return Address{}, err
+	}
+	a := Address{Local: local, Domain: domain}
+	if len(a.String()) > MaxLength {
+		return Address{}, fmt.Errorf("%w: longer than %d octets", ErrSyntax, MaxLength)
+	}
+	return a, nil
+}
+
+// checkText refuses controls and invalid UTF-8 before any parsing, so the
+// reason given is the control character, not a derived syntax error.
+func checkText(s string) error {
+	if len(s) > 4*MaxLength {
+		return fmt.Errorf("%w: longer than %d octets", ErrSyntax, MaxLength)
+	}
+	for i, r := range s {
+		if r == utf8.RuneError {
+			if _, size := utf8.DecodeRuneInString(s[i:]); size <= 1 {
+				return fmt.Errorf("%w: invalid UTF-8 at offset %d", ErrControl, i)
+			}
+		}
+		if isControl(r) {
+			return fmt.Errorf("%w: %U at offset %d", ErrControl, r, i)
+		}
+	}
+	return nil
+}
+
+func isControl(r rune) bool {
+	return r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0)
+}
+
+// isAtext is RFC 5321's atext, with RFC 6531's UTF8-non-ascii.
+func isAtext(r rune) bool {
+	switch {
+	case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
+		return true
+	case r >= 0x80:
+		return !isControl(r)
+	}
+	return strings.ContainsRune("!#$%&'*+-/=?^_`{|}~", r)
+}
+
+func isDotString(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, atom := range strings.Split(s, ".") {
+		if atom == "" {
+			return false
+		}
+		for _, r := range atom {
+			if !isAtext(r) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// validQuotedContent reports whether every character can appear in a
+// quoted-string, directly (qtextSMTP) or as a quoted-pair: printable ASCII
+// and UTF-8, no controls.
+func validQuotedContent(s string) bool {
+	for _, r := range s {
+		if isControl(r) || r == utf8.RuneError {
+			return false
+		}
+	}
+	return true
+}
+
+// quoteLocal writes a local part as a dot-string when it is one, else as a
+// quoted-string escaping only `"` and `\` (RFC 5321 §4.1.2 asks senders to
+// quote only when needed).
+func quoteLocal(l string) string {
+	if isDotString(l) {
+		return l
+	}
+	var b strings.Builder
+	b.WriteByte('"')
+	for i := 0; i < len(l); i++ {
+		if l[i] == '"' || l[i] == '\\' {
+			b.WriteByte('\\')
+		}
+		b.WriteByte(l[i])
+	}
+	b.WriteByte('"')
+	return b.String()
+}
+
+// unquote reads a quoted-string at the start of s and returns its content
+// and the number of octets consumed.
+func unquote(s string) (string, int, error) {
+	var b strings.Builder
+	for i := 1; i < len(s); i++ {
+		switch s[i] {
+		case '"':
+			return b.String(), i + 1, nil
+		case '\\':
+			i++
+			if i == len(s) {
+				return "", 0, fmt.Errorf("%w: unterminated quoted-pair", ErrSyntax)
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return "", 0, fmt.Errorf("%w: unterminated quoted-string", ErrSyntax)
+}
+
+// checkDomain accepts a domain name (LDH labels, or U-labels under
+// SMTPUTF8) or an IPv4/IPv6 address literal.
+func checkDomain(d string) error {
+	if d == "" {
+		return fmt.Errorf("%w: empty domain", ErrSyntax)
+	}
+	if len(d) > 255 {
+		return fmt.Errorf("%w: domain longer than 255 octets", ErrSyntax)
+	}
+	if strings.HasPrefix(d, "[") {
+		return checkLiteral(d)
+	}
+	for _, label := range strings.Split(d, ".") {
+		if label == "" || len(label) > 63 {
+			return fmt.Errorf("%w: empty or over-long domain label", ErrSyntax)
+		}
+		if label[0] == '-' || label[len(label)-1] == '-' {
+			return fmt.Errorf("%w: domain label starts or ends with a hyphen", ErrSyntax)
+		}
+		for _, r := range label {
+			ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' ||
+				r >= 0x80 && !isControl(r) && r != utf8.RuneError && !isUnicodeSpaceOrPunct(r)
+			if !ok {
+				return fmt.Errorf("%w: %q in domain", ErrSyntax, r)
+			}
+		}
+	}
+	return nil
+}
+
+// isUnicodeSpaceOrPunct refuses the non-ASCII characters that would let a
+// domain look like it ends earlier than it does (spaces, full-width
+// brackets and stops are mapped to ASCII by some IDNA implementations).
+func isUnicodeSpaceOrPunct(r rune) bool {
+	switch r {
+	case 0xa0, 0x1680, 0x2028, 0x2029, 0x202f, 0x205f, 0x3000, 0xfeff,
+		0x3002, 0xff0e, 0xff61, // ideographic and full-width full stops
+		0xff1c, 0xff1e, 0xff20: // full-width <, >, @
+		return true
+	}
+	return r >= 0x2000 && r <= 0x200f
+}
+
+func checkLiteral(d string) error {
+	if !strings.HasSuffix(d, "]") {
+		return fmt.Errorf("%w: unterminated address literal", ErrSyntax)
+	}
+	inner := d[1 : len(d)-1]
+	if v6, ok := strings.CutPrefix(inner, "IPv6:"); ok {
+		a, err := netip.ParseAddr(v6)
+		if err != nil || !a.Is6() || a.Zone() != "" {
+			return fmt.Errorf("%w: bad IPv6 address literal", ErrSyntax)
+		}
+		return nil
+	}
+	a, err := netip.ParseAddr(inner)
+	if err != nil || !a.Is4() {
+		return fmt.Errorf("%w: bad address literal", ErrSyntax)
+	}
+	return nil
+}

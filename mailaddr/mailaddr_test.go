@@ -1,0 +1,124 @@
+package mailaddr
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestParse(t *testing.T) {
+	for _, tc := range []struct {
+		in, local, domain, str string
+	}{
+		{"alice@example.org", "alice", "example.org", "alice@example.org"},
+		{"a.b+tag@Example.ORG", "a.b+tag", "Example.ORG", "a.b+tag@Example.ORG"},
+		{`"a b"@example.org`, "a b", "example.org", `"a b"@example.org`},
+		{`"victim@evil.test> ORCPT=rfc822;x"@example.com`, "victim@evil.test> ORCPT=rfc822;x", "example.com", `"victim@evil.test> ORCPT=rfc822;x"@example.com`},
+		{`"q\"uo\\te"@x.test`, `q"uo\te`, "x.test", `"q\"uo\\te"@x.test`},
+		{`"plain"@x.test`, "plain", "x.test", "plain@x.test"},
+		{"user@[192.0.2.1]", "user", "[192.0.2.1]", "user@[192.0.2.1]"},
+		{"user@[IPv6:2001:db8::1]", "user", "[IPv6:2001:db8::1]", "user@[IPv6:2001:db8::1]"},
+		{"jürgen@bücher.example", "jürgen", "bücher.example", "jürgen@bücher.example"},
+	} {
+		a, err := Parse(tc.in)
+		if err != nil {
+			t.Errorf("Parse(%q): %v", tc.in, err)
+			continue
+		}
+		if a.Local != tc.local || a.Domain != tc.domain || a.String() != tc.str {
+			t.Errorf("Parse(%q) = %q @ %q (%s), want %q @ %q (%s)", tc.in, a.Local, a.Domain, a, tc.local, tc.domain, tc.str)
+		}
+	}
+}
+
+func TestParseRefuses(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want error
+	}{
+		{"@", ErrSyntax},
+		{"", ErrSyntax},
+		{"a@", ErrSyntax},
+		{"@b.test", ErrSyntax},
+		{`""@b.test`, ErrSyntax},
+		{"a b@c.test", ErrSyntax},
+		{"a..b@c.test", ErrSyntax},
+		{".a@c.test", ErrSyntax},
+		{"a@b@c.test", ErrSyntax},
+		{"a@-b.test", ErrSyntax},
+		{"a@b..test", ErrSyntax},
+		{"a@b.test>", ErrSyntax},
+		{"a@b.test ORCPT=x", ErrSyntax},
+		{"a@[300.1.1.1]", ErrSyntax},
+		{"a@[IPv6:1.2.3.4]", ErrSyntax},
+		{"a@[tag:content]", ErrSyntax},
+		{`"unterminated@b.test`, ErrSyntax},
+		{`"a"x@b.test`, ErrSyntax},
+		{"a@b\uff0etest", ErrSyntax},
+		{"a@" + strings.Repeat("b", 64) + ".test", ErrSyntax},
+		{strings.Repeat("a", MaxLength) + "@b.test", ErrSyntax},
+		{"a\x00@b.test", ErrControl},
+		{"\"a\rb\"@b.test", ErrControl},
+		{"\"a\nb\"@b.test", ErrControl},
+		{"a@b.test\r", ErrControl},
+		{"a\x0bb@c.test", ErrControl},
+		{"a\x7f@c.test", ErrControl},
+		{"a\u0085@c.test", ErrControl},
+		{"a\xff@c.test", ErrControl},
+	} {
+		if _, err := Parse(tc.in); !errors.Is(err, tc.want) {
+			t.Errorf("Parse(%q) = %v, want %v", tc.in, err, tc.want)
+		}
+	}
+}
+
+// TestParseDecoded covers the form go-smtp hands its backend: quotes and
+// backslashes already removed.
+func TestParseDecoded(t *testing.T) {
+	for _, tc := range []struct{ in, str string }{
+		{"victim@evil.test> ORCPT=rfc822;x@example.com", `"victim@evil.test> ORCPT=rfc822;x"@example.com`},
+		{"a> AUTH=admin@example.com X@evil.test", `"a> AUTH=admin@example.com X"@evil.test`},
+		{"victim%evil.test@example.com", "victim%evil.test@example.com"},
+		{`q"uo\te@x.test`, `"q\"uo\\te"@x.test`},
+		{"", ""},
+	} {
+		a, err := ParseDecoded(tc.in)
+		if err != nil || a.String() != tc.str {
+			t.Errorf("ParseDecoded(%q) = %s, %v; want %s", tc.in, a, err, tc.str)
+		}
+	}
+	for _, in := range []string{"@", "a@", "@b.test", "a\x00b@c.test", "a\rb@c.test", "nodomain"} {
+		if _, err := ParseDecoded(in); err == nil {
+			t.Errorf("ParseDecoded(%q) accepted", in)
+		}
+	}
+}
+
+func TestReversePath(t *testing.T) {
+	for _, in := range []string{"", "<>"} {
+		a, err := ParseReversePath(in)
+		if err != nil || !a.IsNull() || a.String() != "" {
+			t.Errorf("ParseReversePath(%q) = %+v, %v", in, a, err)
+		}
+	}
+	if a, err := ParseReversePath("a@b.test"); err != nil || a.IsNull() {
+		t.Errorf("ParseReversePath(a@b.test) = %+v, %v", a, err)
+	}
+}
+
+func TestSourceRouted(t *testing.T) {
+	for in, want := range map[string]bool{
+		"victim%evil.test@example.com":   true,
+		"evil.test!victim@example.com":   true,
+		`"victim@evil.test"@example.com`: true,
+		"alice@example.com":              false,
+	} {
+		a, err := Parse(in)
+		if err != nil {
+			t.Fatalf("Parse(%q): %v", in, err)
+		}
+		if a.SourceRouted() != want {
+			t.Errorf("%q: SourceRouted = %v, want %v", in, !want, want)
+		}
+	}
+}
