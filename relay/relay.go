@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
+	"github.com/mxgrid/mxgrid/mailaddr"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 )
@@ -160,7 +161,12 @@ type Transaction struct {
 // Begin connects to route, says EHLO, negotiates TLS per the route and sends
 // MAIL FROM. ctx bounds the whole transaction: cancelling it closes the
 // connection, which unblocks any command in flight.
-func (r *Relay) Begin(ctx context.Context, route Route, from string, opts MailOptions) (*Transaction, error) {
+//
+// MAIL FROM is written from the parsed address (quoted again where its
+// local part needs it) and carries only the parameters we decide: BODY
+// when the server offers 8BITMIME, SIZE and SMTPUTF8. Nothing the sender
+// typed reaches the customer's server as protocol text.
+func (r *Relay) Begin(ctx context.Context, route Route, from mailaddr.Address, opts MailOptions) (*Transaction, error) {
 	t, err := r.connect(ctx, route)
 	if err != nil {
 		r.results.WithLabelValues("connect", "tempfail").Inc()
@@ -175,7 +181,7 @@ func (r *Relay) Begin(ctx context.Context, route Route, from string, opts MailOp
 			return nil, &Error{Code: 550, Enhanced: [3]int{5, 6, 7}, Message: "customer server does not support SMTPUTF8"}
 		}
 	}
-	if err := t.client.Mail(from, &smtp.MailOptions{Size: opts.Size, UTF8: opts.UTF8}); err != nil {
+	if err := t.client.Mail(from.String(), &smtp.MailOptions{Size: opts.Size, UTF8: opts.UTF8}); err != nil {
 		t.Close()
 		e := downstreamError(route, "MAIL", err)
 		r.results.WithLabelValues("mail", outcome(e)).Inc()
@@ -233,10 +239,11 @@ func (r *Relay) session(ctx context.Context, route Route, tryTLS bool) (*Transac
 	return t, nil
 }
 
-// Rcpt forwards one recipient. A refusal is returned as *Error carrying the
-// downstream's own code, so "550 5.1.1 no such user" reaches the sender.
-func (t *Transaction) Rcpt(to string) error {
-	if err := t.client.Rcpt(to, nil); err != nil {
+// Rcpt forwards one recipient, written from the parsed address and with no
+// parameters. A refusal is returned as *Error carrying the downstream's own
+// code, so "550 5.1.1 no such user" reaches the sender.
+func (t *Transaction) Rcpt(to mailaddr.Address) error {
+	if err := t.client.Rcpt(to.String(), nil); err != nil {
 		e := downstreamError(t.route, "RCPT", err)
 		t.r.results.WithLabelValues("rcpt", outcome(e)).Inc()
 		return e

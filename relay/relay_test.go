@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
+	"github.com/mxgrid/mxgrid/mailaddr"
 	"io"
 	"log/slog"
 	"math/big"
@@ -90,12 +91,12 @@ func newRelay() *Relay {
 
 func send(t *testing.T, r *Relay, route Route) error {
 	t.Helper()
-	tx, err := r.Begin(context.Background(), route, "a@sender.test", MailOptions{})
+	tx, err := r.Begin(context.Background(), route, mailaddr.Address{Local: "a", Domain: "sender.test"}, MailOptions{})
 	if err != nil {
 		return err
 	}
 	defer tx.Close()
-	if err := tx.Rcpt("bob@customer.test"); err != nil {
+	if err := tx.Rcpt(mailaddr.Address{Local: "bob", Domain: "customer.test"}); err != nil {
 		return err
 	}
 	_, err = tx.Data(strings.NewReader("Subject: hi\r\n\r\nbody\r\n"))
@@ -148,7 +149,7 @@ func TestUnreachableAndCancelled(t *testing.T) {
 	l, _ := net.Listen("tcp", "127.0.0.1:0")
 	addr := l.Addr().String()
 	l.Close()
-	_, err := newRelay().Begin(context.Background(), Route{Addr: addr, TLS: TLSNone}, "a@b.test", MailOptions{})
+	_, err := newRelay().Begin(context.Background(), Route{Addr: addr, TLS: TLSNone}, mailaddr.Address{Local: "a", Domain: "b.test"}, MailOptions{})
 	var re *Error
 	if !errors.As(err, &re) || re.Code != 451 || re.Enhanced != [3]int{4, 4, 1} {
 		t.Fatalf("unreachable: %v, want 451 4.4.1", err)
@@ -170,7 +171,7 @@ func TestUnreachableAndCancelled(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	_, err = newRelay().Begin(ctx, Route{Addr: silent.Addr().String(), TLS: TLSNone}, "a@b.test", MailOptions{})
+	_, err = newRelay().Begin(ctx, Route{Addr: silent.Addr().String(), TLS: TLSNone}, mailaddr.Address{Local: "a", Domain: "b.test"}, MailOptions{})
 	if !errors.As(err, &re) || !re.Temporary() {
 		t.Fatalf("silent server: %v, want a temporary error", err)
 	}

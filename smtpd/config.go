@@ -40,7 +40,34 @@ type Config struct {
 	// TLSCert and TLSKey enable STARTTLS; without both it is not offered.
 	TLSCert string `yaml:"tls_cert"`
 	TLSKey  string `yaml:"tls_key"`
+
+	// AllowSourceRouting lets recipients whose local part holds @, % or !
+	// through (Postfix's allow_untrusted_routing); off, they get 550 5.7.1.
+	AllowSourceRouting bool `yaml:"allow_source_routing"`
+	// BareNewline is what a bare CR or LF in a message body gets, like
+	// Postfix's smtpd_forbid_bare_newline: "normalize" turns each into CRLF,
+	// "reject" refuses the message with 550 5.5.2.
+	BareNewline string `yaml:"bare_newline"`
+	// MaxHops refuses a message with more Received fields (554 5.4.6),
+	// like Postfix's hopcount_limit: it is looping.
+	MaxHops int `yaml:"max_hops"`
+	// MaxUnknownRecipients is how many refused recipients one session may
+	// try before 421 4.7.0 and close (dictionary attacks).
+	MaxUnknownRecipients int `yaml:"max_unknown_recipients"`
+	// NegativeCacheTTL is how long a recipient the customer's server
+	// refused as nonexistent is refused without asking it again; 0 disables.
+	NegativeCacheTTL time.Duration `yaml:"negative_cache_ttl"`
+	// NegativeCacheMemcached shares that cache between nodes (host:port list).
+	NegativeCacheMemcached []string `yaml:"negative_cache_memcached"`
+	// NegativeCacheTimeout bounds each memcached operation.
+	NegativeCacheTimeout time.Duration `yaml:"negative_cache_timeout"`
 }
+
+// Bare newline policies (smtp.bare_newline).
+const (
+	BareNewlineNormalize = "normalize"
+	BareNewlineReject    = "reject"
+)
 
 // DefaultConfig is a working loopback listener.
 func DefaultConfig() Config {
@@ -59,6 +86,12 @@ func DefaultConfig() Config {
 		DataTimeout:         10 * time.Minute,
 		ProxyHeaderTimeout:  5 * time.Second,
 		ShutdownGrace:       30 * time.Second,
+
+		BareNewline:          BareNewlineNormalize,
+		MaxHops:              50,
+		MaxUnknownRecipients: 20,
+		NegativeCacheTTL:     5 * time.Minute,
+		NegativeCacheTimeout: 50 * time.Millisecond,
 	}
 }
 
@@ -95,6 +128,26 @@ func (c Config) Validate() error {
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return errors.New("tls_cert, tls_key: set both or neither")
+	}
+	if c.BareNewline != BareNewlineNormalize && c.BareNewline != BareNewlineReject {
+		return fmt.Errorf("bare_newline: %q is not normalize or reject", c.BareNewline)
+	}
+	if c.MaxHops < 1 {
+		return errors.New("max_hops: must be at least 1")
+	}
+	if c.MaxUnknownRecipients < 1 {
+		return errors.New("max_unknown_recipients: must be at least 1")
+	}
+	if c.NegativeCacheTTL < 0 {
+		return errors.New("negative_cache_ttl: must not be negative")
+	}
+	if len(c.NegativeCacheMemcached) > 0 && c.NegativeCacheTimeout <= 0 {
+		return errors.New("negative_cache_timeout: must be positive")
+	}
+	for i, a := range c.NegativeCacheMemcached {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return fmt.Errorf("negative_cache_memcached[%d]: %q is not host:port", i, a)
+		}
 	}
 	return nil
 }

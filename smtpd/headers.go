@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/emersion/go-message/textproto"
 	"github.com/mxgrid/mxgrid/scanner"
@@ -82,13 +83,15 @@ func (ss *session) compose(msg *scanner.Message, v scanner.Verdict, policy scann
 }
 
 // writeReceived writes our trace field (RFC 5321 §4.4). No reverse DNS:
-// mail flow must not depend on DNS, so only the address is given.
+// mail flow must not depend on DNS, so only the address is given. It goes
+// through writeField like every field we write, so however long the HELO
+// or recipient, its lines stay within RFC 5322's 998 octets.
 func (ss *session) writeReceived(w *bytes.Buffer) {
 	with := "ESMTP"
 	if _, ok := ss.conn.TLSConnectionState(); ok {
 		with = "ESMTPS"
 	}
-	helo := sanitizeHeaderText(ss.conn.Hostname())
+	helo := ss.helo()
 	if helo == "" {
 		helo = "unknown"
 	}
@@ -96,31 +99,52 @@ func (ss *session) writeReceived(w *bytes.Buffer) {
 	if ss.clientIP.Is6() {
 		ip = "IPv6:" + ip
 	}
-	v := fmt.Sprintf("from %s ([%s])\r\n\tby %s (mxgrid) with %s id %s", helo, ip, ss.srv.cfg.Hostname, with, ss.queueID)
+	v := fmt.Sprintf("from %s ([%s]) by %s (mxgrid) with %s id %s", helo, ip, ss.srv.cfg.Hostname, with, ss.queueID)
 	if len(ss.rcpts) == 1 {
 		// Naming recipients of a multi-recipient message would disclose Bcc.
-		v += "\r\n\tfor <" + sanitizeHeaderText(ss.rcpts[0]) + ">"
+		v += " for <" + ss.rcpts[0] + ">"
 	}
 	v += "; " + time.Now().Format(time.RFC1123Z)
-	fmt.Fprintf(w, "Received: %s\r\n", v)
+	writeField(w, "Received", v)
 }
 
+// maxFieldLine is RFC 5322 §2.1.1's hard limit on a header line, CRLF
+// excluded.
+const maxFieldLine = 998
+
 // writeField writes one field, folding long values at spaces or commas so
-// lines stay under RFC 5322 §2.1.1's 78-character recommendation.
+// lines stay under RFC 5322 §2.1.1's 78-character recommendation. A run of
+// text with no fold opportunity that would pass 998 octets is broken
+// anyway: the fold adds a space to the unfolded value, but a longer line
+// is not a legal field and strict servers refuse the whole message.
 func writeField(w *bytes.Buffer, name, value string) {
 	value = sanitizeHeaderText(value)
 	line := name + ": "
 	width := len(line)
 	w.WriteString(line)
 	sc := bufio.NewScanner(strings.NewReader(value))
+	sc.Buffer(nil, len(value)+1)
 	sc.Split(splitFoldable)
 	first := true
 	for sc.Scan() {
 		tok := sc.Text()
 		if !first && width+len(tok) > 78 {
+			tok = strings.TrimLeft(tok, " ")
+			if tok == "" {
+				continue // a fold would leave a whitespace-only line
+			}
 			w.WriteString("\r\n\t")
 			width = 1
-			tok = strings.TrimLeft(tok, " ")
+		}
+		for width+len(tok) > maxFieldLine {
+			cut := max(maxFieldLine-width, 0)
+			for cut > 0 && !utf8.RuneStart(tok[cut]) {
+				cut--
+			}
+			w.WriteString(tok[:cut])
+			w.WriteString("\r\n\t")
+			width = 1
+			tok = tok[cut:]
 		}
 		w.WriteString(tok)
 		width += len(tok)
@@ -146,12 +170,18 @@ func splitFoldable(data []byte, atEOF bool) (int, []byte, error) {
 	return 0, nil, nil
 }
 
-// sanitizeHeaderText keeps client-supplied text (HELO, addresses) from
-// injecting header lines.
+// sanitizeHeaderText keeps client-supplied text (HELO, addresses, check
+// details) from injecting header lines: control characters other than tab
+// become spaces, invalid UTF-8 becomes '?'.
 func sanitizeHeaderText(s string) string {
 	return strings.Map(func(r rune) rune {
-		if r == '\r' || r == '\n' || r == 0 {
+		switch {
+		case r == '\t':
+			return r
+		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0):
 			return ' '
+		case r == utf8.RuneError:
+			return '?'
 		}
 		return r
 	}, s)

@@ -1,6 +1,7 @@
 package smtpd
 
 import (
+	"github.com/mxgrid/mxgrid/mailaddr"
 	"net/netip"
 	"strings"
 
@@ -53,18 +54,19 @@ func matchesIP(list []string, ip netip.Addr) bool {
 
 // matchesSender matches the envelope sender against addresses
 // ("alice@example.com") and domains ("example.com", which also covers its
-// subdomains), case-insensitively.
-func matchesSender(list []string, from string) bool {
-	if len(list) == 0 || from == "" {
+// subdomains), case-insensitively. The domain is the parsed one: a quoted
+// local part holding "@allowed.example" does not make the sender match.
+func matchesSender(list []string, from mailaddr.Address) bool {
+	if len(list) == 0 || from.IsNull() {
 		return false
 	}
-	from = strings.ToLower(from)
-	_, domain, _ := strings.Cut(from, "@")
+	domain := from.LookupDomain()
+	addr := strings.ToLower(from.Local) + "@" + domain
 	for _, e := range list {
 		e = strings.ToLower(strings.TrimSpace(e))
 		switch {
 		case strings.Contains(e, "@"):
-			if e == from {
+			if e == addr {
 				return true
 			}
 		case domain == e || strings.HasSuffix(domain, "."+e):

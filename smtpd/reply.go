@@ -6,6 +6,7 @@ import (
 	"log/slog"
 
 	"github.com/emersion/go-smtp"
+	"github.com/mxgrid/mxgrid/mailaddr"
 	"github.com/mxgrid/mxgrid/relay"
 )
 
@@ -13,14 +14,29 @@ import (
 // go-smtp type-asserts (not errors.As) and turns anything else into a
 // permanent 554 that leaks internal text.
 var (
-	errUnknownDomain = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "relay access denied: we do not accept mail for this domain"}
-	errUnknownUser   = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "recipient address rejected: user unknown"}
-	errOtherRoute    = &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 5, 3}, Message: "recipient routed elsewhere, send it in another transaction"}
-	errOtherPolicy   = &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 5, 3}, Message: "recipient's domain has another filtering policy, send it in another transaction"}
-	errShuttingDown  = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "service shutting down, try another MX"}
-	errBadAddress    = &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 1, 3}, Message: "bad recipient address syntax"}
-	errTempScan      = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 7, 1}, Message: "message could not be fully scanned, try again later"}
+	errUnknownDomain  = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "relay access denied: we do not accept mail for this domain"}
+	errUnknownUser    = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "recipient address rejected: user unknown"}
+	errOtherRoute     = &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 5, 3}, Message: "recipient routed elsewhere, send it in another transaction"}
+	errOtherPolicy    = &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 5, 3}, Message: "recipient's domain has another filtering policy, send it in another transaction"}
+	errShuttingDown   = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "service shutting down, try another MX"}
+	errBadAddress     = &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 1, 3}, Message: "bad recipient address syntax"}
+	errBadSender      = &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 1, 7}, Message: "bad sender address syntax"}
+	errControlChar    = &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 1, 3}, Message: "control character in address"}
+	errSourceRouted   = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "source routing (@, % or ! in the local part) is not accepted"}
+	errTooManyUnknown = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "too many unknown recipients, closing connection"}
+	errBareNewline    = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 5, 2}, Message: "message contains bare CR or LF, use CRLF line endings"}
+	errTooManyHops    = &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 4, 6}, Message: "too many hops (Received fields), mail loop?"}
+	errTempScan       = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 7, 1}, Message: "message could not be fully scanned, try again later"}
 )
+
+// addressError picks the reply to an address mailaddr refused: control
+// characters have their own, whichever command they came with.
+func addressError(err error, syntax *smtp.SMTPError) *smtp.SMTPError {
+	if errors.Is(err, mailaddr.ErrControl) {
+		return errControlChar
+	}
+	return syntax
+}
 
 // toSMTP is the one place an internal error becomes a reply. Anything we
 // did not classify is temporary: a sender retrying is always safe, a wrong

@@ -20,6 +20,8 @@ import (
 	"github.com/emersion/go-smtp"
 	"github.com/mxgrid/mxgrid/events"
 	"github.com/mxgrid/mxgrid/health"
+	"github.com/mxgrid/mxgrid/mailaddr"
+	"github.com/mxgrid/mxgrid/negcache"
 	"github.com/mxgrid/mxgrid/relay"
 	"github.com/mxgrid/mxgrid/scanner"
 	"github.com/mxgrid/mxgrid/tenant"
@@ -38,7 +40,7 @@ type Scanner interface {
 
 // Relayer opens downstream transactions.
 type Relayer interface {
-	Begin(ctx context.Context, route relay.Route, from string, opts relay.MailOptions) (*relay.Transaction, error)
+	Begin(ctx context.Context, route relay.Route, from mailaddr.Address, opts relay.MailOptions) (*relay.Transaction, error)
 }
 
 // Recorder takes spam and virus sources; Record must never block.
@@ -87,7 +89,9 @@ type Server struct {
 	log     *slog.Logger
 	metrics *metrics
 	smtp    *smtp.Server
-	trusted []netip.Prefix
+	// negCache answers repeats of recipients the customer's server refused.
+	negCache *negcache.Cache
+	trusted  []netip.Prefix
 
 	mu       sync.Mutex
 	parser   *scanner.Parser
@@ -119,6 +123,11 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		perIP:   make(map[netip.Addr]int),
 		conns:   make(map[*gateConn]struct{}),
 	}
+	s.negCache = negcache.New(negcache.Config{
+		TTL:       cfg.NegativeCacheTTL,
+		Memcached: cfg.NegativeCacheMemcached,
+		Timeout:   cfg.NegativeCacheTimeout,
+	}, deps.Health, s.log, deps.Registry)
 	s.txBase, s.abortTx = context.WithCancel(context.Background())
 	if s.parser == nil {
 		s.parser = scanner.NewParser(nil)

@@ -18,6 +18,8 @@ import (
 
 	"github.com/emersion/go-smtp"
 	"github.com/mxgrid/mxgrid/events"
+	"github.com/mxgrid/mxgrid/mailaddr"
+	"github.com/mxgrid/mxgrid/negcache"
 	"github.com/mxgrid/mxgrid/relay"
 	"github.com/mxgrid/mxgrid/scanner"
 	"github.com/mxgrid/mxgrid/tenant"
@@ -31,12 +33,15 @@ type session struct {
 	gate     *gateConn
 	clientIP netip.Addr
 	log      *slog.Logger
+	// unknown counts the recipients refused in this session (unknown
+	// domain or user, refused by the customer's server); it survives RSET.
+	unknown int
 
 	// transaction state, cleared by Reset
 	ctx      context.Context
 	cancel   context.CancelFunc
 	queueID  string
-	from     string
+	from     mailaddr.Address
 	mailOpts relay.MailOptions
 	rcpts    []string
 	domain   *tenant.Domain
@@ -94,7 +99,7 @@ func (ss *session) Reset() {
 			ss.gate.idle.Store(true)
 		}
 	}
-	ss.queueID, ss.from, ss.rcpts, ss.domain = "", "", nil, nil
+	ss.queueID, ss.from, ss.rcpts, ss.domain = "", mailaddr.Address{}, nil, nil
 	ss.route = relay.Route{}
 	ss.mailOpts = relay.MailOptions{}
 }
@@ -108,9 +113,14 @@ func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
 	if ss.srv.draining.Load() {
 		return errShuttingDown
 	}
+	addr, err := mailaddr.ParseDecoded(from)
+	if err != nil {
+		ss.log.Info("sender refused: bad address", "from", sanitizeClientText(from), "err", err)
+		return addressError(err, errBadSender)
+	}
 	ss.Reset()
 	ss.begin()
-	ss.from = from
+	ss.from = addr
 	if opts != nil {
 		ss.mailOpts = relay.MailOptions{Size: opts.Size, UTF8: opts.UTF8}
 		if opts.Size > 0 {
@@ -128,26 +138,44 @@ func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 		ss.srv.metrics.rcpts.WithLabelValues("draining").Inc()
 		return errShuttingDown
 	}
-	local, domainName, ok := splitAddress(to)
-	if !ok {
-		return errBadAddress
+	if ss.unknown >= ss.srv.cfg.MaxUnknownRecipients {
+		// A dictionary attack: stop answering questions about mailboxes.
+		ss.srv.metrics.rcpts.WithLabelValues("unknown_budget").Inc()
+		ss.log.Info("too many unknown recipients, closing", "queue_id", ss.queueID, "unknown", ss.unknown)
+		if ss.gate != nil {
+			ss.gate.hangUp.Store(true)
+		}
+		return errTooManyUnknown
 	}
-	dom, found := ss.srv.deps.Directory.Lookup(domainName)
+	rcpt, err := mailaddr.ParseDecoded(to)
+	if err != nil || rcpt.IsNull() {
+		ss.srv.metrics.rcpts.WithLabelValues("bad_address").Inc()
+		ss.log.Info("recipient refused: bad address", "queue_id", ss.queueID, "rcpt", sanitizeClientText(to), "err", err)
+		return addressError(err, errBadAddress)
+	}
+	if rcpt.SourceRouted() && !ss.srv.cfg.AllowSourceRouting {
+		ss.srv.metrics.rcpts.WithLabelValues("source_routed").Inc()
+		ss.log.Info("recipient refused: source routing", "queue_id", ss.queueID, "rcpt", rcpt.String())
+		return errSourceRouted
+	}
+	dom, found := ss.srv.deps.Directory.Lookup(rcpt.LookupDomain())
 	if !found {
+		ss.unknown++
 		ss.srv.metrics.rcpts.WithLabelValues("unknown_domain").Inc()
-		ss.log.Info("recipient refused: unknown domain", "queue_id", ss.queueID, "rcpt", to)
+		ss.log.Info("recipient refused: unknown domain", "queue_id", ss.queueID, "rcpt", rcpt.String())
 		return errUnknownDomain
 	}
-	if !dom.AcceptsRecipient(local) {
+	if !dom.AcceptsRecipient(rcpt.Local) {
+		ss.unknown++
 		ss.srv.metrics.rcpts.WithLabelValues("unknown_user").Inc()
 		return errUnknownUser
 	}
 	if ss.blocked(dom) {
 		ss.srv.metrics.rcpts.WithLabelValues("blocked").Inc()
-		ss.log.Info("recipient refused: sender on the domain's block list", "queue_id", ss.queueID, "from", ss.from, "rcpt", to)
+		ss.log.Info("recipient refused: sender on the domain's block list", "queue_id", ss.queueID, "from", ss.from.String(), "rcpt", rcpt.String())
 		return errBlocked
 	}
-	route := dom.RouteFor(local)
+	route := dom.RouteFor(rcpt.Local)
 	if ss.domain != nil && route != ss.route {
 		// RFC 5321 §3.3: one transaction, one destination for us; the
 		// sender's MTA retries this recipient in its own transaction.
@@ -161,26 +189,40 @@ func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 		ss.srv.metrics.rcpts.WithLabelValues("other_policy").Inc()
 		return errOtherPolicy
 	}
+	cacheKey := negcache.Key(route.Addr, rcpt.Local+"@"+rcpt.LookupDomain())
+	if r, ok := ss.srv.negCache.Get(cacheKey); ok {
+		ss.unknown++
+		ss.srv.metrics.rcpts.WithLabelValues("negative_cache").Inc()
+		ss.log.Info("recipient refused: customer server refused it recently", "queue_id", ss.queueID, "rcpt", rcpt.String())
+		return &smtp.SMTPError{Code: r.Code, EnhancedCode: smtp.EnhancedCode(r.Enhanced), Message: r.Message}
+	}
 	if ss.tx == nil {
 		tx, err := ss.srv.deps.Relay.Begin(ss.ctx, route, ss.from, ss.mailOpts)
 		if err != nil {
-			return ss.rcptFailed(to, err)
+			return ss.rcptFailed(rcpt, "", err)
 		}
 		ss.tx = tx
 	}
-	if err := ss.tx.Rcpt(to); err != nil {
-		return ss.rcptFailed(to, err)
+	if err := ss.tx.Rcpt(rcpt); err != nil {
+		return ss.rcptFailed(rcpt, cacheKey, err)
 	}
 	ss.domain = dom
 	ss.route = route
-	ss.rcpts = append(ss.rcpts, to)
+	ss.rcpts = append(ss.rcpts, rcpt.String())
 	ss.srv.metrics.rcpts.WithLabelValues("accepted").Inc()
 	return nil
 }
 
-func (ss *session) rcptFailed(to string, err error) error {
+// rcptFailed answers a recipient the relay could not open or the customer's
+// server refused. cacheKey is set when the refusal came from RCPT itself and
+// so speaks about the recipient (a refused MAIL speaks about the sender).
+func (ss *session) rcptFailed(to mailaddr.Address, cacheKey string, err error) error {
 	reply := toSMTP(ss.log, err)
 	result := "downstream_refused"
+	if reply.Code >= 500 && cacheKey != "" {
+		ss.unknown++
+		ss.srv.negCache.Add(cacheKey, negcache.Reply{Code: reply.Code, Enhanced: [3]int(reply.EnhancedCode), Message: reply.Message})
+	}
 	if reply.Code < 500 {
 		result = "downstream_tempfail"
 		// A broken downstream connection cannot take more recipients.
@@ -190,7 +232,7 @@ func (ss *session) rcptFailed(to string, err error) error {
 		}
 	}
 	ss.srv.metrics.rcpts.WithLabelValues(result).Inc()
-	ss.log.Info("recipient refused by downstream", "queue_id", ss.queueID, "rcpt", to, "reply", reply.Error(), "err", err)
+	ss.log.Info("recipient refused by downstream", "queue_id", ss.queueID, "rcpt", to.String(), "reply", reply.Error(), "err", err)
 	return reply
 }
 
@@ -216,6 +258,16 @@ func (ss *session) Data(r io.Reader) error {
 		ss.srv.metrics.transactions.WithLabelValues("read_error", "4xx").Inc()
 		return toSMTP(ss.log, fmt.Errorf("read DATA: %w", err))
 	}
+	raw, bare := normalizeNewlines(raw)
+	if bare > 0 {
+		if ss.srv.cfg.BareNewline == BareNewlineReject {
+			ss.abortDownstream()
+			ss.srv.metrics.transactions.WithLabelValues("bare_newline", "5xx").Inc()
+			ss.log.Info("message refused: bare CR or LF", "queue_id", ss.queueID, "bare_newlines", bare)
+			return errBareNewline
+		}
+		ss.log.Info("bare CR or LF normalised to CRLF", "queue_id", ss.queueID, "bare_newlines", bare)
+	}
 	if max := ss.domain.Policy.MaxMessageSize; max != nil && int64(len(raw)) > *max {
 		ss.srv.metrics.transactions.WithLabelValues("too_large", "5xx").Inc()
 		return &smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 3, 4}, Message: fmt.Sprintf("message exceeds the size limit of %s (%d bytes)", ss.domain.Name, *max)}
@@ -231,7 +283,7 @@ func (ss *session) Data(r io.Reader) error {
 	ss.srv.metrics.duration.WithLabelValues(class).Observe(time.Since(start).Seconds())
 	ss.srv.metrics.size.Observe(float64(len(raw)))
 	ss.log.Info("transaction",
-		"queue_id", ss.queueID, "helo", ss.conn.Hostname(), "from", ss.from, "rcpts", ss.rcpts,
+		"queue_id", ss.queueID, "helo", ss.helo(), "from", ss.from.String(), "rcpts", ss.rcpts,
 		"size", len(raw), "action", verdict.Action.String(), "score", verdict.Score,
 		"symbols", scanner.SymbolNames(verdict.TopSymbols(8)), "outcome", outcome,
 		"reply", fmt.Sprintf("%d %d.%d.%d %s", reply.Code, reply.EnhancedCode[0], reply.EnhancedCode[1], reply.EnhancedCode[2], reply.Message),
@@ -242,11 +294,18 @@ func (ss *session) Data(r io.Reader) error {
 // deliver scans and relays one message and returns the sender's reply.
 func (ss *session) deliver(raw []byte) (*smtp.SMTPError, string, scanner.Verdict) {
 	msg := ss.srv.parser.Parse(raw)
+	if hops := len(msg.Header.Values("Received")); hops > ss.srv.cfg.MaxHops {
+		// Counted before the scan: a looping message is refused without
+		// costing a scan on every turn, and never relayed.
+		ss.abortDownstream()
+		ss.log.Warn("message refused: too many hops, mail loop?", "queue_id", ss.queueID, "received_fields", hops)
+		return errTooManyHops, "too_many_hops", scanner.Verdict{}
+	}
 	env := &scanner.Envelope{
 		QueueID:  ss.queueID,
 		ClientIP: ss.clientIP,
-		HELO:     ss.conn.Hostname(),
-		MailFrom: ss.from,
+		HELO:     ss.helo(),
+		MailFrom: ss.from.String(),
 		Rcpts:    ss.rcpts,
 		Domain:   ss.domain.Name,
 	}
@@ -324,15 +383,6 @@ func (ss *session) record(v scanner.Verdict, msg *scanner.Message) {
 		Symbols:  names,
 		Received: msg.Header.Values("Received"),
 	})
-}
-
-// splitAddress splits local@domain; the domain part is what routes.
-func splitAddress(addr string) (local, domain string, ok bool) {
-	i := strings.LastIndexByte(addr, '@')
-	if i <= 0 || i == len(addr)-1 {
-		return "", "", false
-	}
-	return addr[:i], strings.ToLower(addr[i+1:]), true
 }
 
 var queueIDEncoding = base32.NewEncoding("0123456789BCDFGHJKLMNPQRSTVWXYZA").WithPadding(base32.NoPadding)

@@ -1,0 +1,62 @@
+package smtpd
+
+import (
+	"strings"
+	"unicode/utf8"
+)
+
+// maxClientText caps client-chosen text (HELO names, refused addresses)
+// in headers and logs: a domain is at most 255 octets (RFC 5321 §4.5.3.1.2).
+const maxClientText = 255
+
+// sanitizeClientText makes client-chosen text safe for headers and logs:
+// every control character (C0 including VT, DEL, C1 including U+0085 NEL)
+// and every invalid UTF-8 byte becomes '?', and the text is cut to
+// maxClientText octets on a character boundary.
+func sanitizeClientText(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == utf8.RuneError {
+			return '?'
+		}
+		return r
+	}, s)
+	return truncate(s, maxClientText)
+}
+
+// helo is the client's HELO/EHLO name, sanitised once for every use.
+func (ss *session) helo() string {
+	return sanitizeClientText(ss.conn.Hostname())
+}
+
+// normalizeNewlines turns every bare CR and bare LF into CRLF, as Postfix's
+// smtpd_forbid_bare_newline=normalize does, and counts them. A lenient
+// server downstream would take a bare newline as a line end and so could
+// see an end of data ("<LF>.<LF>") we did not: after this, the relay's dot
+// stuffing sees exactly the lines the downstream will.
+func normalizeNewlines(b []byte) ([]byte, int) {
+	bare := 0
+	for i := 0; i < len(b); i++ {
+		switch {
+		case b[i] == '\r' && (i+1 == len(b) || b[i+1] != '\n'):
+			bare++
+		case b[i] == '\n' && (i == 0 || b[i-1] != '\r'):
+			bare++
+		}
+	}
+	if bare == 0 {
+		return b, 0
+	}
+	out := make([]byte, 0, len(b)+bare)
+	for i := 0; i < len(b); i++ {
+		switch {
+		case b[i] == '\r' && i+1 < len(b) && b[i+1] == '\n':
+			out = append(out, '\r', '\n')
+			i++
+		case b[i] == '\r' || b[i] == '\n':
+			out = append(out, '\r', '\n')
+		default:
+			out = append(out, b[i])
+		}
+	}
+	return out, bare
+}
