@@ -1,0 +1,455 @@
+package smtpd_test
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/textproto"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mxgrid/mxgrid/config"
+	"github.com/mxgrid/mxgrid/internal/nodetest"
+	"github.com/mxgrid/mxgrid/mailaddr"
+)
+
+// startRawNode runs a node whose example.org routes to a rawSink.
+func startRawNode(t *testing.T, mutate func(*config.Config)) (*nodetest.Node, *rawSink) {
+	t.Helper()
+	sink := startRawSink(t)
+	cfg := nodetest.Config(t)
+	cfg.Domains = append(cfg.Domains, nodetest.Domain("example.org", sink.Addr))
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	return nodetest.Start(t, cfg, nil), sink
+}
+
+// raw sends s as is (it must hold its own line ending) and checks the reply.
+func (c *client) raw(want int, s string) string {
+	c.t.Helper()
+	if _, err := c.c.W.WriteString(s); err != nil {
+		c.t.Fatal(err)
+	}
+	if err := c.c.W.Flush(); err != nil {
+		c.t.Fatal(err)
+	}
+	return c.expect(want)
+}
+
+// envelopeLine is every MAIL/RCPT line the relay may write: one address in
+// brackets and only our parameters.
+var envelopeLine = regexp.MustCompile(`^(?:MAIL FROM|RCPT TO):<(.*)>((?: BODY=8BITMIME| SIZE=[0-9]+| SMTPUTF8)*)$`)
+
+// checkEnvelopeLine asserts that line carries exactly one well-formed
+// address, the one given.
+func checkEnvelopeLine(t *testing.T, line, want string) {
+	t.Helper()
+	m := envelopeLine.FindStringSubmatch(line)
+	if m == nil {
+		t.Errorf("downstream got %q: not one address with our parameters only", line)
+		return
+	}
+	if strings.HasPrefix(line, "RCPT") && m[2] != "" {
+		t.Errorf("downstream got %q: RCPT carries parameters", line)
+	}
+	a, err := mailaddr.Parse(m[1])
+	if err != nil || a.String() != m[1] {
+		t.Errorf("downstream got %q: address %q does not parse back (%v)", line, m[1], err)
+	}
+	if m[1] != want {
+		t.Errorf("downstream got address %q, want %q", m[1], want)
+	}
+}
+
+func TestEnvelopeInjectionIsQuotedNotPasted(t *testing.T) {
+	// Source routing is allowed here so that quoted local parts holding @
+	// are relayed, which is what shows they are quoted, not pasted.
+	n, sink := startRawNode(t, func(c *config.Config) { c.SMTP.AllowSourceRouting = true })
+	tests := []struct {
+		name, from, rcpt     string
+		wantFrom, wantRcpt   string
+		fromReply, rcptReply int
+	}{
+		{name: "rcpt ORCPT", from: "<alice@sender.test>", rcpt: `<"victim@evil.test> ORCPT=rfc822;x"@example.org>`,
+			wantFrom: "alice@sender.test", wantRcpt: `"victim@evil.test> ORCPT=rfc822;x"@example.org`},
+		{name: "rcpt NOTIFY", from: "<alice@sender.test>", rcpt: `<"bob> NOTIFY=SUCCESS,FAILURE"@example.org>`,
+			wantFrom: "alice@sender.test", wantRcpt: `"bob> NOTIFY=SUCCESS,FAILURE"@example.org`},
+		{name: "rcpt spaces", from: "<alice@sender.test>", rcpt: `<"bob smith"@example.org>`,
+			wantFrom: "alice@sender.test", wantRcpt: `"bob smith"@example.org`},
+		{name: "rcpt escaped quote", from: "<alice@sender.test>", rcpt: `<"bob\"> x"@example.org>`,
+			wantFrom: "alice@sender.test", wantRcpt: `"bob\"> x"@example.org`},
+		{name: "mail AUTH", from: `<"a> AUTH=admin@example.com X"@evil.test>`, rcpt: "<bob@example.org>",
+			wantFrom: `"a> AUTH=admin@example.com X"@evil.test`, wantRcpt: "bob@example.org"},
+		{name: "mail SIZE and BODY", from: `<"a> SIZE=1 BODY=7BIT"@evil.test>`, rcpt: "<bob@example.org>",
+			wantFrom: `"a> SIZE=1 BODY=7BIT"@evil.test`, wantRcpt: "bob@example.org"},
+		{name: "rcpt NUL", from: "<alice@sender.test>", rcpt: "<\"bob\x00x\"@example.org>", rcptReply: 501},
+		{name: "rcpt CR", from: "<alice@sender.test>", rcpt: "<\"bob\rRCPT TO:<x@evil.test>\"@example.org>", rcptReply: 501},
+		{name: "rcpt CR unquoted", from: "<alice@sender.test>", rcpt: "<bob@example.org\rRSET>", rcptReply: 501},
+		{name: "mail NUL", from: "<\"a\x00\"@evil.test>", fromReply: 501},
+		{name: "mail CR", from: "<\"a\rMAIL FROM:<x@evil.test>\"@evil.test>", fromReply: 501},
+		{name: "mail VT", from: "<a\x0bb@evil.test>", fromReply: 501},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.fromReply == 0 {
+				tc.fromReply = 250
+			}
+			if tc.rcptReply == 0 {
+				tc.rcptReply = 250
+			}
+			mails, rcpts := len(sink.commands("MAIL")), len(sink.commands("RCPT"))
+			c := dial(t, n.SMTPAddr())
+			msg := c.raw(tc.fromReply, "MAIL FROM:"+tc.from+"\r\n")
+			if tc.fromReply != 250 {
+				if !strings.HasPrefix(msg, "5.1.3") {
+					t.Errorf("MAIL reply %q, want 5.1.3", msg)
+				}
+				return
+			}
+			msg = c.raw(tc.rcptReply, "RCPT TO:"+tc.rcpt+"\r\n")
+			if tc.rcptReply != 250 {
+				if !strings.HasPrefix(msg, "5.1.3") {
+					t.Errorf("RCPT reply %q, want 5.1.3", msg)
+				}
+				if got := sink.commands("RCPT"); len(got) != rcpts {
+					t.Errorf("refused recipient reached the customer server: %q", got[rcpts:])
+				}
+				return
+			}
+			c.data(250, testMessage)
+			gotMail, gotRcpt := sink.commands("MAIL")[mails:], sink.commands("RCPT")[rcpts:]
+			if len(gotMail) != 1 || len(gotRcpt) != 1 {
+				t.Fatalf("downstream got MAIL %q and RCPT %q, want one of each", gotMail, gotRcpt)
+			}
+			checkEnvelopeLine(t, gotMail[0], tc.wantFrom)
+			checkEnvelopeLine(t, gotRcpt[0], tc.wantRcpt)
+		})
+	}
+	// Nothing but MAIL, RCPT, DATA and the session's own commands arrived.
+	for _, l := range sink.lines {
+		switch v := strings.ToUpper(l[:min(4, len(l))]); v {
+		case "EHLO", "MAIL", "RCPT", "DATA", "QUIT":
+		default:
+			t.Errorf("downstream got unexpected command line %q", l)
+		}
+	}
+}
+
+func TestSourceRoutedRecipientsAreRefused(t *testing.T) {
+	routed := []string{
+		"victim%evil.test@example.org",
+		"evil.test!victim@example.org",
+		"victim@evil.test@example.org",
+		`"victim@evil.test"@example.org`,
+		`"victim%evil.test"@example.org`,
+	}
+	t.Run("refused", func(t *testing.T) {
+		n, sink := startRawNode(t, nil)
+		c := dial(t, n.SMTPAddr())
+		c.cmd(250, "MAIL FROM:<alice@sender.test>")
+		for _, r := range routed {
+			if msg := c.cmd(550, "RCPT TO:<%s>", r); !strings.HasPrefix(msg, "5.7.1") {
+				t.Errorf("RCPT TO:<%s>: reply %q, want 5.7.1", r, msg)
+			}
+		}
+		if got := sink.commands("RCPT"); len(got) != 0 {
+			t.Errorf("source-routed recipients reached the customer server: %q", got)
+		}
+	})
+	t.Run("allowed", func(t *testing.T) {
+		n, sink := startRawNode(t, func(c *config.Config) { c.SMTP.AllowSourceRouting = true })
+		c := dial(t, n.SMTPAddr())
+		c.cmd(250, "MAIL FROM:<alice@sender.test>")
+		c.cmd(250, "RCPT TO:<victim@evil.test@example.org>")
+		if got := sink.commands("RCPT"); len(got) != 1 || got[0] != `RCPT TO:<"victim@evil.test"@example.org>` {
+			t.Errorf("downstream got %q, want the local part quoted", got)
+		}
+	})
+}
+
+// stripReceived removes our Received field (with its folded lines).
+func stripReceived(t *testing.T, b []byte) []byte {
+	t.Helper()
+	if !bytes.HasPrefix(b, []byte("Received: ")) {
+		t.Fatalf("message does not start with our Received field: %q", b[:min(len(b), 200)])
+	}
+	for {
+		i := bytes.Index(b, []byte("\r\n"))
+		if i < 0 {
+			t.Fatalf("unterminated field")
+		}
+		b = b[i+2:]
+		if len(b) == 0 || (b[0] != ' ' && b[0] != '\t') {
+			return b
+		}
+	}
+}
+
+// checkCRLFStuffed asserts that a body as received downstream has only
+// CRLF line ends and no line that a lenient server could take as the end.
+func checkCRLFStuffed(t *testing.T, body []byte) {
+	t.Helper()
+	for i, c := range body {
+		if c == '\r' && (i+1 == len(body) || body[i+1] != '\n') || c == '\n' && (i == 0 || body[i-1] != '\r') {
+			t.Errorf("bare CR or LF at offset %d of %q", i, body)
+			return
+		}
+	}
+	for _, l := range strings.Split(string(body), "\r\n") {
+		if l == "." {
+			t.Errorf("unstuffed dot line in %q", body)
+		}
+	}
+}
+
+const bareHeader = "From: a@sender.test\r\nSubject: bare\r\n\r\n"
+
+// TestBareNewlines: each variant either reaches the customer's server as
+// CRLF lines with dot-stuffing intact and nothing after it lost, or (with
+// bare_newline: reject) is refused and never relayed.
+func TestBareNewlines(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string // DATA body as sent, before the header and the final <CRLF>.<CRLF>
+		want string // body as the customer's server must receive it (still dot-stuffed)
+	}{
+		{"CR.CR", "a\r.\rb\r\n", "a\r\n..\r\nb\r\n"},
+		{"LF.LF", "a\n.\nb\r\n", "a\r\n..\r\nb\r\n"},
+		{"CRLF.LF", "a\r\n.\nb\r\n", "a\r\n\r\nb\r\n"},
+		{"LF.CRLF", "a\n.\r\nb\r\n", "a\r\n..\r\nb\r\n"},
+		{"CR.CRLF", "a\r.\r\nb\r\n", "a\r\n..\r\nb\r\n"},
+		{"CRLF.CR", "a\r\n.\rX\r\n", "a\r\n\r\nX\r\n"},
+		{"CRCRLF stuffed", "a\r\r\n..b\r\n", "a\r\n\r\n..b\r\n"},
+		{"LF.CR mix", "a\n.\rb\n..c\r\n", "a\r\n..\r\nb\r\n...c\r\n"},
+		{"bare LF lines", "one\ntwo\n.three\r\n", "one\r\ntwo\r\n..three\r\n"},
+	}
+	t.Run("normalize", func(t *testing.T) {
+		n, sink := startRawNode(t, nil)
+		for _, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				before := len(sink.messages())
+				c := dial(t, n.SMTPAddr())
+				c.cmd(250, "MAIL FROM:<alice@sender.test>")
+				c.cmd(250, "RCPT TO:<bob@example.org>")
+				c.cmd(354, "DATA")
+				c.raw(250, bareHeader+tc.in+".\r\n")
+				msgs := sink.messages()
+				if len(msgs) != before+1 {
+					t.Fatalf("customer server got %d messages, want 1", len(msgs)-before)
+				}
+				got := msgs[before]
+				checkCRLFStuffed(t, got)
+				if body := stripReceived(t, got); string(body) != bareHeader+tc.want {
+					t.Errorf("customer server got\n%q\nwant\n%q", body, bareHeader+tc.want)
+				}
+			})
+		}
+		t.Run("BDAT", func(t *testing.T) {
+			before := len(sink.messages())
+			c := dial(t, n.SMTPAddr())
+			c.cmd(250, "MAIL FROM:<alice@sender.test>")
+			c.cmd(250, "RCPT TO:<bob@example.org>")
+			chunk := bareHeader + "a\r.\rb\n.\nc\r\n.\r\nd\r\n"
+			c.raw(250, fmt.Sprintf("BDAT %d LAST\r\n%s", len(chunk), chunk))
+			msgs := sink.messages()
+			if len(msgs) != before+1 {
+				t.Fatalf("customer server got %d messages, want 1", len(msgs)-before)
+			}
+			checkCRLFStuffed(t, msgs[before])
+			want := bareHeader + "a\r\n..\r\nb\r\n..\r\nc\r\n..\r\nd\r\n"
+			if body := stripReceived(t, msgs[before]); string(body) != want {
+				t.Errorf("customer server got\n%q\nwant\n%q", body, want)
+			}
+		})
+	})
+	t.Run("reject", func(t *testing.T) {
+		n, sink := startRawNode(t, func(c *config.Config) { c.SMTP.BareNewline = "reject" })
+		for _, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				c := dial(t, n.SMTPAddr())
+				c.cmd(250, "MAIL FROM:<alice@sender.test>")
+				c.cmd(250, "RCPT TO:<bob@example.org>")
+				c.cmd(354, "DATA")
+				if msg := c.raw(550, bareHeader+tc.in+".\r\n"); !strings.HasPrefix(msg, "5.5.2") {
+					t.Errorf("reply %q, want 5.5.2", msg)
+				}
+			})
+		}
+		if got := sink.messages(); len(got) != 0 {
+			t.Errorf("refused messages reached the customer server: %q", got)
+		}
+		// A clean message still goes through.
+		c := dial(t, n.SMTPAddr())
+		c.cmd(250, "MAIL FROM:<alice@sender.test>")
+		c.cmd(250, "RCPT TO:<bob@example.org>")
+		c.data(250, testMessage)
+	})
+}
+
+func TestHostileHELOGivesCleanFoldedReceived(t *testing.T) {
+	n, sink := startRawNode(t, nil)
+	conn, err := net.DialTimeout("tcp", n.SMTPAddr(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &client{t: t, c: textproto.NewConn(conn)}
+	t.Cleanup(func() { c.c.Close() })
+	c.expect(220)
+	helo := "bad\x0b\x7f\u0085\x01host" + strings.Repeat("a", 5000)
+	c.raw(250, "EHLO "+helo+"\r\n")
+	c.cmd(250, "MAIL FROM:<alice@sender.test>")
+	c.cmd(250, "RCPT TO:<bob@example.org>")
+	c.data(250, testMessage)
+	msgs := sink.messages()
+	if len(msgs) != 1 {
+		t.Fatalf("customer server got %d messages", len(msgs))
+	}
+	head, _, _ := bytes.Cut(msgs[0], []byte("\r\nFrom: "))
+	field := string(head)
+	for i, line := range strings.Split(field, "\r\n") {
+		if len(line) > 998 {
+			t.Errorf("Received line %d is %d octets", i, len(line))
+		}
+		if i > 0 && !strings.HasPrefix(line, "\t") && !strings.HasPrefix(line, " ") {
+			t.Errorf("Received line %d is not a continuation: %q", i, line[:min(len(line), 40)])
+		}
+	}
+	for _, r := range strings.ReplaceAll(field, "\r\n", "") {
+		if r < 0x20 && r != '\t' || r == 0x7f || r >= 0x80 && r < 0xa0 {
+			t.Fatalf("control character %U in Received", r)
+		}
+	}
+	unfolded := strings.NewReplacer("\r\n\t", " ", "\r\n ", " ").Replace(field)
+	if !strings.Contains(unfolded, "from bad????host"+strings.Repeat("a", 255-len("bad????host"))+" ([127.0.0.1])") {
+		t.Errorf("Received does not name the sanitised, capped HELO:\n%s", field)
+	}
+}
+
+func TestTooManyHopsRefusedNotRelayed(t *testing.T) {
+	n, sink := startRawNode(t, func(c *config.Config) { c.SMTP.MaxHops = 5 })
+	hops := func(k int) string {
+		return strings.Repeat("Received: from a by b; Sun, 22 Nov 2026 10:00:00 +0000\r\n", k) + testMessage
+	}
+	c := dial(t, n.SMTPAddr())
+	c.cmd(250, "MAIL FROM:<alice@sender.test>")
+	c.cmd(250, "RCPT TO:<bob@example.org>")
+	if msg := c.data(554, hops(6)); !strings.HasPrefix(msg, "5.4.6") {
+		t.Errorf("reply %q, want 5.4.6", msg)
+	}
+	if got := sink.messages(); len(got) != 0 {
+		t.Fatalf("looping message relayed")
+	}
+	c.cmd(250, "MAIL FROM:<alice@sender.test>")
+	c.cmd(250, "RCPT TO:<bob@example.org>")
+	c.data(250, hops(5))
+	if got := sink.messages(); len(got) != 1 {
+		t.Fatalf("message at the hop limit not relayed")
+	}
+}
+
+func TestDefaultMaxHops(t *testing.T) {
+	if got := config.Default().SMTP.MaxHops; got != 50 {
+		t.Errorf("smtp.max_hops default %d, want 50", got)
+	}
+}
+
+func TestUnknownRecipientBudget(t *testing.T) {
+	n, sink := startRawNode(t, func(c *config.Config) { c.SMTP.MaxUnknownRecipients = 3 })
+	sink.refuseRcpt("gone@example.org", "550 5.1.1 no such user")
+	c := dial(t, n.SMTPAddr())
+	c.cmd(250, "MAIL FROM:<alice@sender.test>")
+	c.cmd(550, "RCPT TO:<a@unknown.test>")
+	c.cmd(550, "RCPT TO:<gone@example.org>")
+	c.cmd(250, "RSET") // the budget is per session, not per transaction
+	c.cmd(250, "MAIL FROM:<alice@sender.test>")
+	c.cmd(250, "RCPT TO:<bob@example.org>") // accepted recipients do not count
+	c.cmd(550, "RCPT TO:<b@unknown.test>")
+	if msg := c.cmd(421, "RCPT TO:<bob@example.org>"); !strings.HasPrefix(msg, "4.7.0") {
+		t.Errorf("reply %q, want 4.7.0", msg)
+	}
+	if _, err := c.c.R.ReadByte(); err != io.EOF {
+		t.Errorf("connection still open after 421 (read: %v)", err)
+	}
+}
+
+func TestNegativeCache(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		memcached func(t *testing.T) string
+	}{
+		{"local", nil},
+		{"memcached down", func(t *testing.T) string {
+			l, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			l.Close()
+			return l.Addr().String()
+		}},
+		{"memcached hung", func(t *testing.T) string {
+			l, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var conns []net.Conn // accepted, never answered
+			done := make(chan struct{})
+			t.Cleanup(func() {
+				l.Close()
+				<-done
+				for _, c := range conns {
+					c.Close()
+				}
+			})
+			go func() {
+				defer close(done)
+				for {
+					c, err := l.Accept()
+					if err != nil {
+						return
+					}
+					conns = append(conns, c)
+				}
+			}()
+			return l.Addr().String()
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n, sink := startRawNode(t, func(c *config.Config) {
+				if tc.memcached != nil {
+					c.SMTP.NegativeCacheMemcached = []string{tc.memcached(t)}
+				}
+			})
+			sink.refuseRcpt("gone@example.org", "550 5.1.1 no such user")
+			sink.refuseRcpt("policy@example.org", "550 5.7.1 not from you")
+			for i := range 3 {
+				c := dial(t, n.SMTPAddr())
+				c.cmd(250, "MAIL FROM:<alice@sender.test>")
+				start := time.Now()
+				if msg := c.cmd(550, "RCPT TO:<gone@example.org>"); !strings.Contains(msg, "5.1.1 no such user") {
+					t.Errorf("session %d: reply %q", i, msg)
+				}
+				if d := time.Since(start); d > time.Second {
+					t.Errorf("session %d: RCPT took %v", i, d)
+				}
+				c.cmd(550, "RCPT TO:<policy@example.org>")
+				c.cmd(250, "RCPT TO:<bob@example.org>")
+			}
+			if got := sink.commands("RCPT TO:<gone@"); len(got) != 1 {
+				t.Errorf("customer server asked %d times about a refused recipient, want 1", len(got))
+			}
+			if got := sink.commands("RCPT TO:<policy@"); len(got) != 3 {
+				t.Errorf("policy refusal was cached: customer server asked %d times, want 3", len(got))
+			}
+			if tc.memcached != nil {
+				lvl, conds := n.Health().Report()
+				if lvl.String() != "degraded" || !strings.Contains(fmt.Sprint(conds), "negative_cache") {
+					t.Errorf("health %v %+v, want degraded negative_cache", lvl, conds)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,130 @@
+package smtpd_test
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// rawSink is a customer server that records the exact bytes it receives.
+// Unlike nodetest.Sink (a go-smtp server, which parses and so normalises
+// what it sees), it lets a test assert what went over the wire: command
+// lines as sent, and message bodies still dot-stuffed. Its end of data is
+// strictly <CRLF>.<CRLF>.
+type rawSink struct {
+	Addr string
+	ln   net.Listener
+
+	mu     sync.Mutex
+	conns  int
+	lines  []string // every command line, CRLF removed
+	bodies [][]byte // each DATA body as received (dot-stuffed, terminator removed)
+	refuse map[string]string
+}
+
+func startRawSink(t *testing.T) *rawSink {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &rawSink{Addr: ln.Addr().String(), ln: ln, refuse: map[string]string{}}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s.mu.Lock()
+			s.conns++
+			s.mu.Unlock()
+			go s.serve(c)
+		}
+	}()
+	return s
+}
+
+// refuseRcpt makes "RCPT TO:<addr>" get reply (a full reply line).
+func (s *rawSink) refuseRcpt(addr, reply string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.refuse["RCPT TO:<"+addr+">"] = reply
+}
+
+func (s *rawSink) serve(c net.Conn) {
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	r := bufio.NewReader(c)
+	fmt.Fprint(c, "220 customer.test ESMTP\r\n")
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return
+		}
+		line = strings.TrimSuffix(line, "\r\n")
+		s.mu.Lock()
+		s.lines = append(s.lines, line)
+		reply, refused := s.refuse[line]
+		s.mu.Unlock()
+		verb := strings.ToUpper(line[:min(4, len(line))])
+		switch {
+		case verb == "EHLO":
+			fmt.Fprint(c, "250-customer.test\r\n250-8BITMIME\r\n250-SIZE 100000000\r\n250 SMTPUTF8\r\n")
+		case verb == "RCPT" && refused:
+			fmt.Fprint(c, reply+"\r\n")
+		case verb == "DATA":
+			fmt.Fprint(c, "354 go ahead\r\n")
+			var body bytes.Buffer
+			for {
+				l, err := r.ReadString('\n')
+				if err != nil {
+					return
+				}
+				if l == ".\r\n" && (body.Len() == 0 || bytes.HasSuffix(body.Bytes(), []byte("\r\n"))) {
+					break
+				}
+				body.WriteString(l)
+			}
+			s.mu.Lock()
+			s.bodies = append(s.bodies, body.Bytes())
+			s.mu.Unlock()
+			fmt.Fprint(c, "250 2.0.0 queued\r\n")
+		case verb == "QUIT":
+			fmt.Fprint(c, "221 bye\r\n")
+			return
+		default:
+			fmt.Fprint(c, "250 ok\r\n")
+		}
+	}
+}
+
+// commands returns the recorded lines that start with prefix.
+func (s *rawSink) commands(prefix string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for _, l := range s.lines {
+		if strings.HasPrefix(l, prefix) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+func (s *rawSink) messages() [][]byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([][]byte(nil), s.bodies...)
+}
+
+func (s *rawSink) connections() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.conns
+}
