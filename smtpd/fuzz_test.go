@@ -6,11 +6,11 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/mxgrid/mxgrid/internal/nodetest"
 	"github.com/mxgrid/mxgrid/relay"
 	"github.com/mxgrid/mxgrid/scanner"
 	"github.com/mxgrid/mxgrid/smtpd"
@@ -44,7 +44,9 @@ func (l *pipeListener) Addr() net.Addr { return &net.TCPAddr{IP: net.IPv4(192, 0
 
 // FuzzSession feeds arbitrary bytes to a full SMTP session (commands,
 // addresses, PROXY-looking prefixes, DATA bodies) and checks that every
-// session ends and that no reply leaks go-smtp's internal-error text.
+// session ends, that no reply leaks go-smtp's internal-error text, and that
+// the customer's server (a raw-byte recorder) only ever sees one
+// well-formed address per MAIL/RCPT line and CRLF, dot-stuffed bodies.
 func FuzzSession(f *testing.F) {
 	seeds := []string{
 		"EHLO a\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<u@example.org>\r\nDATA\r\nSubject: x\r\n\r\nhi\r\n.\r\nQUIT\r\n",
@@ -56,11 +58,13 @@ func FuzzSession(f *testing.F) {
 		"EHLO x\nMAIL FROM:<a@b.test>\rRCPT TO:<u@example.org>\n",
 		"EHLO x\r\nMAIL FROM:<a@b.test> SMTPUTF8\r\nRCPT TO:<ü@example.org>\r\nDATA\r\n\r\n.\r\n",
 		"EHLO x\r\nBDAT 5 LAST\r\nhello",
+		"EHLO x\r\nMAIL FROM:<\"a> AUTH=x\"@b.test>\r\nRCPT TO:<\"v@e.test> ORCPT=rfc822;x\"@example.org>\r\nDATA\r\na\r.\rb\n.\nc\r\n.\rd\r\n.\r\n",
+		"EHLO x\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<u@example.org>\r\nBDAT 9 LAST\r\na\n.\nb\r.\r",
 	}
 	for _, s := range seeds {
 		f.Add([]byte(s))
 	}
-	sink := nodetest.StartSink(f)
+	sink := startRawSink(f)
 	snap, err := tenant.NewSnapshot(1, []*tenant.Domain{{Name: "example.org", Route: relay.Route{Addr: sink.Addr, TLS: relay.TLSNone}}})
 	if err != nil {
 		f.Fatal(err)
@@ -90,6 +94,7 @@ func FuzzSession(f *testing.F) {
 	})
 
 	f.Fuzz(func(t *testing.T, input []byte) {
+		lines, bodies := len(sink.commands("")), len(sink.messages())
 		client, server := net.Pipe()
 		l.conns <- server
 		var out bytes.Buffer
@@ -110,6 +115,15 @@ func FuzzSession(f *testing.F) {
 		client.Close()
 		if bytes.Contains(out.Bytes(), []byte("transaction failed:")) {
 			t.Fatalf("internal error text leaked to the client:\n%s", out.String())
+		}
+		// Other inputs' sessions may still be closing; they are checked too.
+		for _, l := range sink.commands("")[lines:] {
+			if strings.HasPrefix(l, "MAIL") || strings.HasPrefix(l, "RCPT") {
+				checkEnvelopeLine(t, l)
+			}
+		}
+		for _, b := range sink.messages()[bodies:] {
+			checkCRLFStuffed(t, b)
 		}
 	})
 }

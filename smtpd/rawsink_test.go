@@ -27,7 +27,7 @@ type rawSink struct {
 	refuse map[string]string
 }
 
-func startRawSink(t *testing.T) *rawSink {
+func startRawSink(t testing.TB) *rawSink {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
