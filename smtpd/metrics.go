@@ -32,11 +32,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		rcpts: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "mxgrid_smtp_recipients_total",
-			Help: "RCPT commands by result: accepted, unknown_domain, unknown_user, blocked, other_route, other_policy, downstream_refused, downstream_tempfail, draining.",
+			Help: "RCPT commands by result: accepted, unknown_domain, unknown_user, blocked, other_route, other_policy, downstream_refused, downstream_tempfail, draining, bad_address, source_routed, negative_cache, unknown_budget.",
 		}, []string{"result"}),
 		transactions: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "mxgrid_smtp_transactions_total",
-			Help: "Finished DATA transactions by outcome (delivered, tagged, rejected_spam, rejected_virus, rejected_policy, tempfail_scan, relay_tempfail, relay_permfail, too_large, line_too_long, read_error) and reply class (2xx, 4xx, 5xx).",
+			Help: "Finished DATA transactions by outcome (delivered, tagged, rejected_spam, rejected_virus, rejected_policy, tempfail_scan, relay_tempfail, relay_permfail, too_large, line_too_long, read_error, bare_newline, too_many_hops) and reply class (2xx, 4xx, 5xx).",
 		}, []string{"outcome", "class"}),
 		size: f.NewHistogram(prometheus.HistogramOpts{
 			Name:    "mxgrid_smtp_message_size_bytes",
