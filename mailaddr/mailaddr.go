@@ -58,6 +58,21 @@ func (a Address) SourceRouted() bool {
 	return strings.ContainsAny(a.Local, "@%!")
 }
 
+// ASCII reports an address that needs no SMTPUTF8 (RFC 6531) to be sent.
+func (a Address) ASCII() bool {
+	for i := 0; i < len(a.Local); i++ {
+		if a.Local[i] >= 0x80 {
+			return false
+		}
+	}
+	for i := 0; i < len(a.Domain); i++ {
+		if a.Domain[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
 // LookupDomain is the domain in the form the directory keys on.
 func (a Address) LookupDomain() string { return strings.ToLower(a.Domain) }
 

@@ -122,3 +122,12 @@ func TestSourceRouted(t *testing.T) {
 		}
 	}
 }
+
+func TestASCII(t *testing.T) {
+	for in, want := range map[string]bool{"a@b.test": true, "jürgen@b.test": false, "a@bücher.example": false} {
+		a, err := Parse(in)
+		if err != nil || a.ASCII() != want {
+			t.Errorf("%q: ASCII = %v (%v), want %v", in, a.ASCII(), err, want)
+		}
+	}
+}

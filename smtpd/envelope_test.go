@@ -458,3 +458,23 @@ func TestNegativeCache(t *testing.T) {
 		})
 	}
 }
+
+func TestNonASCIIAddressNeedsSMTPUTF8(t *testing.T) {
+	n, sink := startRawNode(t, nil)
+	c := dial(t, n.SMTPAddr())
+	if msg := c.cmd(553, "MAIL FROM:<jürgen@sender.test>"); !strings.HasPrefix(msg, "5.6.7") {
+		t.Errorf("reply %q, want 5.6.7", msg)
+	}
+	c.cmd(250, "MAIL FROM:<alice@sender.test>")
+	c.cmd(553, "RCPT TO:<jürgen@example.org>")
+	c.cmd(250, "RSET")
+	c.cmd(250, "MAIL FROM:<jürgen@sender.test> SMTPUTF8")
+	c.cmd(250, "RCPT TO:<ü@example.org>")
+	mails := sink.commands("MAIL")
+	if len(mails) != 1 || mails[0] != "MAIL FROM:<jürgen@sender.test> BODY=8BITMIME SMTPUTF8" {
+		t.Errorf("downstream MAIL lines %q", mails)
+	}
+	if got := sink.commands("RCPT"); len(got) != 1 || got[0] != "RCPT TO:<ü@example.org>" {
+		t.Errorf("downstream RCPT lines %q", got)
+	}
+}

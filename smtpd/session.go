@@ -118,6 +118,11 @@ func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
 		ss.log.Info("sender refused: bad address", "from", sanitizeClientText(from), "err", err)
 		return addressError(err, errBadSender)
 	}
+	if !addr.ASCII() && (opts == nil || !opts.UTF8) {
+		// RFC 6531 §3.5: relaying it without SMTPUTF8 would hand the
+		// customer's server an address it was not told to expect.
+		return errNeedsUTF8
+	}
 	ss.Reset()
 	ss.begin()
 	ss.from = addr
@@ -152,6 +157,10 @@ func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 		ss.srv.metrics.rcpts.WithLabelValues("bad_address").Inc()
 		ss.log.Info("recipient refused: bad address", "queue_id", ss.queueID, "rcpt", sanitizeClientText(to), "err", err)
 		return addressError(err, errBadAddress)
+	}
+	if !rcpt.ASCII() && !ss.mailOpts.UTF8 {
+		ss.srv.metrics.rcpts.WithLabelValues("bad_address").Inc()
+		return errNeedsUTF8
 	}
 	if rcpt.SourceRouted() && !ss.srv.cfg.AllowSourceRouting {
 		ss.srv.metrics.rcpts.WithLabelValues("source_routed").Inc()
