@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"time"
 )
 
 // Resolver is the lookup the Guard needs; *net.Resolver and
@@ -17,6 +18,9 @@ type Resolver interface {
 
 // ErrRefused is matched (errors.Is) by a *RefusedError.
 var ErrRefused = errors.New("route refused")
+
+// ErrUnresolved is matched by a failure to resolve a route's host.
+var ErrUnresolved = errors.New("cannot resolve")
 
 // ErrLoop is matched (errors.Is) by a *LoopError.
 var ErrLoop = errors.New("route leads back to this cluster")
@@ -71,6 +75,23 @@ func New(res Resolver, allowed []netip.Prefix) *Guard {
 	}
 	return &Guard{res: res, allowed: allowed}
 }
+
+// CheckRoute vets a tenant route when it is set (admin API, panel): like
+// Check, except that a name that does not resolve (yet) is accepted, since
+// customers often set up DNS after the route; the check at connect time
+// covers whatever it resolves to later.
+func (g *Guard) CheckRoute(ctx context.Context, route string) error {
+	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
+	defer cancel()
+	if _, err := g.Check(ctx, route, false); err != nil && !errors.Is(err, ErrUnresolved) {
+		return err
+	}
+	return nil
+}
+
+// checkTimeout bounds CheckRoute's lookup, so an API call cannot hang on a
+// slow name server chosen by the tenant.
+const checkTimeout = 5 * time.Second
 
 // ParsePrefixes parses CIDR prefixes (a bare address is its /32 or /128),
 // naming the bad entry by index.
@@ -143,10 +164,10 @@ func (g *Guard) resolve(ctx context.Context, t Target) ([]netip.Addr, error) {
 	}
 	ips, err := g.res.LookupNetIP(ctx, "ip", t.Host)
 	if err != nil {
-		return nil, fmt.Errorf("resolving %s: %w", t.Host, err)
+		return nil, fmt.Errorf("%w %s: %w", ErrUnresolved, t.Host, err)
 	}
 	if len(ips) == 0 {
-		return nil, fmt.Errorf("resolving %s: no addresses", t.Host)
+		return nil, fmt.Errorf("%w %s: no addresses", ErrUnresolved, t.Host)
 	}
 	for i, ip := range ips {
 		ips[i] = ip.Unmap()

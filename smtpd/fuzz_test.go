@@ -74,7 +74,7 @@ func FuzzSession(f *testing.F) {
 	srv, err := smtpd.New(cfg, smtpd.Deps{
 		Directory: tenant.NewDirectory(snap),
 		Scanner:   scanner.NewPipeline(nil, time.Second, log, reg),
-		Relay:     relay.New(relay.DefaultConfig(), "mx.test", log, reg),
+		Relay:     relay.New(relay.DefaultConfig(), "mx.test", nodetest.Guard(), log, reg),
 		Log:       log,
 		Registry:  reg,
 	})
