@@ -234,7 +234,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 	}
 	svc := tenant.NewService(n.tenants, svcOpts)
 	web.MountAdminAPI(n.web.Handle, svc, n.log.With("component", "api"))
-	pnl, err := panel.New(cfg.Panel, panel.Options{Service: svc, DataDir: cfg.DataDir, SMTPHostname: cfg.SMTP.Hostname,
+	pnl, err := panel.New(cfg.Panel, panel.Options{Service: svc, DataDir: cfg.DataDir, SMTPHostname: cfg.SMTP.Hostname, Guard: n.guard,
 		Log: n.log.With("component", "panel")})
 	if err != nil {
 		return nil, err
