@@ -89,4 +89,3 @@ func wantField(t *testing.T, f *apiFixture, who, method, path string, body any, 
 		t.Fatalf("%s %s: %s does not name %q", method, path, out, field)
 	}
 }
-
