@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 )
@@ -65,6 +66,10 @@ type Guard struct {
 	mu      sync.RWMutex
 	self    []netip.AddrPort
 	members func() []netip.Addr
+
+	localMu sync.Mutex
+	local   []netip.Addr // this host's interface addresses
+	localAt time.Time
 }
 
 // New returns a Guard that resolves with res and lets tenant routes reach
@@ -196,11 +201,11 @@ func (g *Guard) isSelf(ap netip.AddrPort) bool {
 			continue
 		}
 		sip := Embedded(s.Addr())
-		if sip == ip || (sip.IsUnspecified() && (ip.IsLoopback() || ip.IsUnspecified() || isLocal(ip))) {
+		if sip == ip || (sip.IsUnspecified() && (ip.IsLoopback() || ip.IsUnspecified() || g.isLocal(ip))) {
 			return true
 		}
 		// 0.0.0.0 and :: as a destination reach the local host.
-		if ip.IsUnspecified() && (sip.IsLoopback() || isLocal(sip)) {
+		if ip.IsUnspecified() && (sip.IsLoopback() || g.isLocal(sip)) {
 			return true
 		}
 	}
@@ -221,20 +226,30 @@ func (g *Guard) isSelf(ap netip.AddrPort) bool {
 }
 
 // isLocal reports whether ip is assigned to one of this host's interfaces.
-func isLocal(ip netip.Addr) bool {
-	addrs, err := net.InterfaceAddrs()
-	if err != nil {
-		return false
-	}
-	for _, a := range addrs {
-		if n, ok := a.(*net.IPNet); ok {
-			if la, ok := netip.AddrFromSlice(n.IP); ok && la.Unmap() == ip {
-				return true
+// The list is refreshed at most every localTTL: it is consulted for every
+// relayed connection when the node listens on 0.0.0.0 or ::, and addresses
+// change rarely (a new cloud IP is seen within localTTL).
+func (g *Guard) isLocal(ip netip.Addr) bool {
+	g.localMu.Lock()
+	if time.Since(g.localAt) > localTTL {
+		g.local = g.local[:0]
+		if addrs, err := net.InterfaceAddrs(); err == nil {
+			for _, a := range addrs {
+				if n, ok := a.(*net.IPNet); ok {
+					if la, ok := netip.AddrFromSlice(n.IP); ok {
+						g.local = append(g.local, la.Unmap())
+					}
+				}
 			}
 		}
+		g.localAt = time.Now()
 	}
-	return false
+	local := slices.Contains(g.local, ip)
+	g.localMu.Unlock()
+	return local
 }
+
+const localTTL = 30 * time.Second
 
 // Dial checks route and connects to its checked addresses in turn (the
 // fallback over a name's several addresses never dials an unchecked one).

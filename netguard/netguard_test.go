@@ -169,6 +169,26 @@ func TestCheckRoute(t *testing.T) {
 			t.Errorf("Check(%s, trusted=%v) = %v, want %v", tc.route, tc.trusted, err, tc.want)
 		}
 	}
+	// Listening on every address, every local address at our port is us.
+	wild := New(nil, nil)
+	wild.SetSelf(netip.MustParseAddrPort("0.0.0.0:25"))
+	loops := []string{"127.0.0.5:25", "0.0.0.0:25", "localhost:25"}
+	if addrs, err := net.InterfaceAddrs(); err == nil {
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok && !n.IP.IsLoopback() {
+				loops = append(loops, net.JoinHostPort(n.IP.String(), "25"))
+			}
+		}
+	}
+	for _, route := range loops {
+		if _, err := wild.Check(ctx, route, true); !errors.Is(err, ErrLoop) {
+			t.Errorf("listening on 0.0.0.0:25, Check(%s) = %v, want a loop", route, err)
+		}
+	}
+	if _, err := wild.Check(ctx, "127.0.0.5:26", true); err != nil {
+		t.Errorf("another port of this host: %v", err)
+	}
+
 	// localhost never goes to DNS.
 	if n := dns.Queries("localhost."); n != 0 {
 		t.Errorf("localhost was looked up %d times", n)
