@@ -62,6 +62,8 @@ func TestBadConfigNamesTheKey(t *testing.T) {
 		{"bad domain name", "domains:\n  - name: nodot\n    route: h:25\n", "domains[0].name:"},
 		{"duplicate domain", "domains:\n  - {name: a.org, route: 'h:25'}\n  - {name: A.org, route: 'h:26'}\n", "domains[1].name:"},
 		{"bad proxy cidr", "smtp:\n  trusted_proxies: [10.0.0.0/33]\n", "smtp.trusted_proxies[0]"},
+		{"bad allowed route network", "relay:\n  allowed_route_networks: [10.0.0.0/8, lan]\n", "relay.allowed_route_networks[1]"},
+		{"bad route test burst", "panel:\n  route_test_burst: 0\n", "panel.route_test_burst"},
 		{"wrong type", "smtp:\n  max_recipients: lots\n", "invalid value"},
 		{"bad duration", "smtp:\n  data_timeout: soon\n", "invalid value"},
 		{"bad log format", "log:\n  format: xml\n", "log.format:"},

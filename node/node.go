@@ -12,14 +12,17 @@ import (
 	"github.com/emersion/go-message/textproto"
 	"log/slog"
 	"net"
+	"net/netip"
 	"time"
 
 	"github.com/mxgrid/mxgrid/cluster"
 	"github.com/mxgrid/mxgrid/config"
+	"github.com/mxgrid/mxgrid/dnsresolver"
 	"github.com/mxgrid/mxgrid/domainstats"
 	"github.com/mxgrid/mxgrid/events"
 	"github.com/mxgrid/mxgrid/geo"
 	"github.com/mxgrid/mxgrid/health"
+	"github.com/mxgrid/mxgrid/netguard"
 	"github.com/mxgrid/mxgrid/panel"
 	"github.com/mxgrid/mxgrid/relay"
 	"github.com/mxgrid/mxgrid/scanner"
@@ -63,6 +66,7 @@ type Node struct {
 	cluster   *cluster.Cluster
 	geo       *geo.Locator
 	recorder  *events.Recorder // nil without a store
+	guard     *netguard.Guard
 
 	smtpListener net.Listener
 	httpListener net.Listener
@@ -134,9 +138,17 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 		return nil, err
 	}
 
+	// One resolver for the checks and the relay's route guard.
+	res := dnsresolver.New(cfg.DNS, n.registry)
+	allowed, err := netguard.ParsePrefixes(cfg.Relay.AllowedRouteNetworks)
+	if err != nil {
+		return nil, fmt.Errorf("relay: allowed_route_networks%w", err)
+	}
+	n.guard = netguard.New(res, allowed)
+
 	stages := opts.Stages
 	if stages == nil {
-		stages, err = Stages(ctx, &n.cfg, StageEnv{Log: n.log, Registry: n.registry, Health: n.health})
+		stages, err = Stages(ctx, &n.cfg, StageEnv{Log: n.log, Registry: n.registry, Health: n.health, Resolver: res})
 		if err != nil {
 			return nil, err
 		}
@@ -146,7 +158,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 	// Inbound Authentication-Results fields that claim our name are forged
 	// and removed before relaying (RFC 8601 §5).
 	authServID := n.cfg.AuthServID()
-	rel := relay.New(cfg.Relay, cfg.SMTP.Hostname, n.log.With("component", "relay"), n.registry)
+	rel := relay.New(cfg.Relay, cfg.SMTP.Hostname, n.guard, n.log.With("component", "relay"), n.registry)
 	recorder, err := n.startEvents()
 	if err != nil {
 		return nil, err
@@ -181,6 +193,9 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 	if n.smtpListener, err = n.smtp.Listen(); err != nil {
 		return nil, err
 	}
+	if self, err := netip.ParseAddrPort(n.smtpListener.Addr().String()); err == nil {
+		n.guard.SetSelf(self)
+	}
 	if n.httpListener, err = n.web.Listen(cfg.HTTP.Listen); err != nil {
 		return nil, err
 	}
@@ -195,6 +210,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	n.guard.SetMembers(n.memberIPs)
 	n.web.Handle("GET /api/v1/cluster", web.ClusterAPI(n.cluster))
 	n.web.Handle("GET /cluster", web.ClusterPage(n.cluster))
 	n.web.Handle("GET /api/v1/cluster/prometheus-sd", web.PrometheusSD(n.cluster))
@@ -209,15 +225,16 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 				n.log.Warn("announcing a tenant change; the other nodes pick it up at their next periodic reload", "err", err)
 			}
 		},
-		Log:   n.log.With("component", "api"),
-		Panel: n.tenants,
+		Log:        n.log.With("component", "api"),
+		Panel:      n.tenants,
+		CheckRoute: n.guard.CheckRoute,
 	}
 	if n.store != nil {
 		svcOpts.Activity = n.store
 	}
 	svc := tenant.NewService(n.tenants, svcOpts)
 	web.MountAdminAPI(n.web.Handle, svc, n.log.With("component", "api"))
-	pnl, err := panel.New(cfg.Panel, panel.Options{Service: svc, DataDir: cfg.DataDir, SMTPHostname: cfg.SMTP.Hostname,
+	pnl, err := panel.New(cfg.Panel, panel.Options{Service: svc, DataDir: cfg.DataDir, SMTPHostname: cfg.SMTP.Hostname, Guard: n.guard,
 		Log: n.log.With("component", "panel")})
 	if err != nil {
 		return nil, err
@@ -228,6 +245,23 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 	}
 	ok = true
 	return n, nil
+}
+
+// memberIPs are the cluster members' addresses, for the loop check: a
+// route to one of them at our SMTP port leads back into the cluster.
+func (n *Node) memberIPs() []netip.Addr {
+	members := n.cluster.Members()
+	ips := make([]netip.Addr, 0, len(members))
+	for _, m := range members {
+		host, _, err := net.SplitHostPort(m.Addr)
+		if err != nil {
+			host = m.Addr
+		}
+		if ip, err := netip.ParseAddr(host); err == nil {
+			ips = append(ips, ip)
+		}
+	}
+	return ips
 }
 
 // SMTPAddr and HTTPAddr are the bound listener addresses.

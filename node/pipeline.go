@@ -29,6 +29,9 @@ type StageEnv struct {
 	Offline bool
 	// Skipped receives the names of checks left out in offline mode.
 	Skipped *[]string
+	// Resolver is the node's DNS client, shared with the relay's route
+	// guard; nil builds one from cfg.DNS.
+	Resolver *dnsresolver.Cached
 }
 
 // Stages builds the scan pipeline's checks from the config, the same way
@@ -80,8 +83,8 @@ func networkStages(ctx context.Context, cfg *config.Config, env StageEnv) ([]sca
 		return nil, nil
 	}
 	var stages []scanner.Stage
-	var res *dnsresolver.Cached
-	if wantAuth || wantDNSBL {
+	res := env.Resolver
+	if res == nil && (wantAuth || wantDNSBL) {
 		res = dnsresolver.New(cfg.DNS, env.Registry)
 	}
 	if wantAuth {

@@ -18,11 +18,18 @@ type Config struct {
 	// that pair out for LockoutDuration.
 	LockoutFailures int           `yaml:"lockout_failures"`
 	LockoutDuration time.Duration `yaml:"lockout_duration"`
+	// RouteTestBurst "Test route" runs a reseller may start at once, then
+	// one per RouteTestInterval: each opens a connection from the node, so
+	// without a bound the button is a slow port scanner.
+	RouteTestBurst    int           `yaml:"route_test_burst"`
+	RouteTestInterval time.Duration `yaml:"route_test_interval"`
 }
 
-// DefaultConfig: a working day's session, five tries per quarter hour.
+// DefaultConfig: a working day's session, five tries per quarter hour,
+// five route tests at once then five a minute.
 func DefaultConfig() Config {
-	return Config{SessionTTL: 12 * time.Hour, LockoutFailures: 5, LockoutDuration: 15 * time.Minute}
+	return Config{SessionTTL: 12 * time.Hour, LockoutFailures: 5, LockoutDuration: 15 * time.Minute,
+		RouteTestBurst: 5, RouteTestInterval: 12 * time.Second}
 }
 
 // Validate checks the section; messages name the key relative to it.
@@ -35,6 +42,12 @@ func (c Config) Validate() error {
 	}
 	if c.LockoutDuration < time.Second {
 		return errors.New("lockout_duration: at least 1s")
+	}
+	if c.RouteTestBurst < 1 || c.RouteTestBurst > 1000 {
+		return errors.New("route_test_burst: between 1 and 1000")
+	}
+	if c.RouteTestInterval < time.Second {
+		return errors.New("route_test_interval: at least 1s")
 	}
 	return nil
 }

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mxgrid/mxgrid/netguard"
 	"github.com/mxgrid/mxgrid/tenant"
 )
 
@@ -505,6 +506,12 @@ func (p *Panel) testRoute(req *request) error {
 	if err != nil {
 		return err
 	}
+	if wait := p.routeTests.take(req.sess.P.ResellerID, p.now()); wait > 0 {
+		secs := int((wait + time.Second - 1) / time.Second)
+		req.w.Header().Set("Retry-After", strconv.Itoa(secs))
+		return p.renderDomain(req, http.StatusTooManyRequests, nil,
+			fmt.Sprintf("Too many route tests. Try again in %d seconds.", secs), nil, func(*domainData) {})
+	}
 	ctx, cancel := context.WithTimeout(req.r.Context(), 15*time.Second)
 	defer cancel()
 	test := p.smtpProbe(ctx, d.Route)
@@ -516,7 +523,11 @@ func (p *Panel) smtpProbe(ctx context.Context, addr string) routeTest {
 	note := func(s string) { t.Transcript = append(t.Transcript, s) }
 	note("connecting to " + addr)
 	conn, err := p.dialSMTP(ctx, addr)
-	if err != nil {
+	switch {
+	case errors.Is(err, netguard.ErrRefused) || errors.Is(err, netguard.ErrLoop):
+		note("not tested: " + truncate(err.Error(), 200))
+		return t
+	case err != nil:
 		note("connection failed: " + shortErr(err))
 		return t
 	}

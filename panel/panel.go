@@ -21,6 +21,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mxgrid/mxgrid/netguard"
 	"github.com/mxgrid/mxgrid/spammap"
 	"github.com/mxgrid/mxgrid/tenant"
 )
@@ -42,7 +43,10 @@ type Options struct {
 	DataDir string
 	// SMTPHostname is the EHLO name of "test route" sessions.
 	SMTPHostname string
-	Log          *slog.Logger
+	// Guard vets "Test route" destinations like the relay's (tenant
+	// networks, loops); nil refuses every non-public network.
+	Guard *netguard.Guard
+	Log   *slog.Logger
 }
 
 // Panel serves /panel/.
@@ -56,6 +60,8 @@ type Panel struct {
 	log      *slog.Logger
 	now      func() time.Time
 	dialSMTP func(ctx context.Context, addr string) (net.Conn, error)
+	// routeTests limits "Test route" per reseller.
+	routeTests *limiter
 }
 
 // New builds the panel; it reads or creates the session key.
@@ -72,11 +78,17 @@ func New(cfg Config, opts Options) (*Panel, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	guard := opts.Guard
+	if guard == nil {
+		guard = netguard.New(nil, nil)
+	}
 	d := &net.Dialer{Timeout: 10 * time.Second}
 	return &Panel{
 		cfg: cfg, svc: opts.Service, sign: signer{key}, lock: newLockout(cfg.LockoutFailures, cfg.LockoutDuration),
 		pages: pages, helo: opts.SMTPHostname, log: log, now: time.Now,
-		dialSMTP: func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) },
+		// A route test is a tenant route: same check as the relay's.
+		dialSMTP:   func(ctx context.Context, addr string) (net.Conn, error) { return guard.Dial(ctx, d, addr, false) },
+		routeTests: newLimiter(cfg.RouteTestBurst, cfg.RouteTestInterval),
 	}, nil
 }
 

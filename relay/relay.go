@@ -23,6 +23,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 	"github.com/mxgrid/mxgrid/mailaddr"
+	"github.com/mxgrid/mxgrid/netguard"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 )
@@ -58,6 +59,11 @@ func ParseTLSMode(s string) (TLSMode, error) {
 type Route struct {
 	Addr string // host:port
 	TLS  TLSMode
+	// Trusted routes come from the operator's static configuration: they
+	// may reach any network, and only the loop checks apply. Tenant routes
+	// (from the store) may not reach non-public networks unless
+	// allowed_route_networks lists them.
+	Trusted bool
 }
 
 // Config is the `relay:` section.
@@ -68,6 +74,10 @@ type Config struct {
 	CommandTimeout time.Duration `yaml:"command_timeout"`
 	// DataTimeout bounds the downstream's final reply after the message.
 	DataTimeout time.Duration `yaml:"data_timeout"`
+	// AllowedRouteNetworks are CIDR prefixes tenant routes may reach even
+	// though they are loopback, private, link-local and so on (a customer
+	// server on the operator's private network).
+	AllowedRouteNetworks []string `yaml:"allowed_route_networks"`
 }
 
 // DefaultConfig returns timeouts that keep the sender's own timeouts
@@ -85,6 +95,9 @@ func (c Config) Validate() error {
 		return errors.New("command_timeout: must be positive")
 	case c.DataTimeout <= 0:
 		return errors.New("data_timeout: must be positive")
+	}
+	if _, err := netguard.ParsePrefixes(c.AllowedRouteNetworks); err != nil {
+		return fmt.Errorf("allowed_route_networks%w", err)
 	}
 	return nil
 }
@@ -115,19 +128,32 @@ func (e *Error) Temporary() bool { return e.Code >= 400 && e.Code < 500 }
 type Relay struct {
 	cfg      Config
 	hostname string
+	guard    *netguard.Guard
 	log      *slog.Logger
 
 	duration *prometheus.HistogramVec
 	results  *prometheus.CounterVec
+	refused  *prometheus.CounterVec
+	loops    *prometheus.CounterVec
 }
 
-// New returns a Relay that introduces itself as hostname.
-func New(cfg Config, hostname string, log *slog.Logger, reg prometheus.Registerer) *Relay {
+// New returns a Relay that introduces itself as hostname and connects
+// only where guard allows.
+func New(cfg Config, hostname string, guard *netguard.Guard, log *slog.Logger, reg prometheus.Registerer) *Relay {
 	f := promauto.With(reg)
 	return &Relay{
 		cfg:      cfg,
 		hostname: hostname,
+		guard:    guard,
 		log:      log,
+		refused: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "mxgrid_relay_refused_dials_total",
+			Help: "Tenant routes refused at connect time because they lead to a network tenants may not reach, by address class (loopback, private, link-local, ...).",
+		}, []string{"class"}),
+		loops: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "mxgrid_relay_loops_total",
+			Help: "Relays refused with 554 5.4.6 because the route leads back to the cluster, by how it was detected (address, greeting, ehlo).",
+		}, []string{"detected_by"}),
 		duration: f.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "mxgrid_relay_duration_seconds",
 			Help:    "Time from the DATA hand-off to the downstream's final reply, by outcome (delivered, tempfail, permfail).",
@@ -196,7 +222,7 @@ func (r *Relay) Begin(ctx context.Context, route Route, from mailaddr.Address, o
 // TLS, and the fallback is no worse than TLSNone.
 func (r *Relay) connect(ctx context.Context, route Route) (*Transaction, error) {
 	t, err := r.session(ctx, route, route.TLS != TLSNone)
-	if err == nil || route.TLS != TLSOpportunistic || errors.Is(err, errUnreachable) {
+	if err == nil || route.TLS != TLSOpportunistic || errors.Is(err, errUnreachable) || errors.Is(err, netguard.ErrLoop) {
 		return t, err
 	}
 	r.log.Info("opportunistic TLS failed, relaying in clear text", "route", route.Addr, "err", err)
@@ -207,9 +233,9 @@ var errUnreachable = errors.New("unreachable")
 
 func (r *Relay) session(ctx context.Context, route Route, tryTLS bool) (*Transaction, error) {
 	d := net.Dialer{Timeout: r.cfg.ConnectTimeout}
-	conn, err := d.DialContext(ctx, "tcp", route.Addr)
+	conn, err := r.guard.Dial(ctx, &d, route.Addr, route.Trusted)
 	if err != nil {
-		return nil, unreachable(route, fmt.Errorf("%w: %w", errUnreachable, err))
+		return nil, r.dialError(route, err)
 	}
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	fail := func(e *Error) (*Transaction, error) {
@@ -217,18 +243,21 @@ func (r *Relay) session(ctx context.Context, route Route, tryTLS bool) (*Transac
 		conn.Close()
 		return nil, e
 	}
-	if tryTLS {
-		tlsConn, err := startTLS(conn, r.hostname, route, r.cfg.CommandTimeout)
-		switch {
-		case errors.Is(err, errNoStartTLS) && route.TLS == TLSOpportunistic:
-			// The server said it has no TLS; its greeting is used up, so
-			// continue on this connection through a replayed greeting.
-		case err != nil:
-			return fail(&Error{Code: 451, Enhanced: [3]int{4, 7, 5}, Message: "TLS with customer mail server failed, try again later",
-				Err: fmt.Errorf("relay to %s: STARTTLS: %w", route.Addr, err)})
-		}
-		conn = tlsConn
+	hsConn, err := handshake(conn, r.hostname, route, r.cfg.CommandTimeout, tryTLS)
+	var loop *netguard.LoopError
+	switch {
+	case errors.As(err, &loop):
+		return fail(r.loopError(route, loop))
+	case errors.Is(err, errNoStartTLS) && route.TLS == TLSOpportunistic:
+		// The server said it has no TLS; its greeting is used up, so
+		// continue on this connection through a replayed greeting.
+	case err != nil && !tryTLS:
+		return fail(unreachable(route, err))
+	case err != nil:
+		return fail(&Error{Code: 451, Enhanced: [3]int{4, 7, 5}, Message: "TLS with customer mail server failed, try again later",
+			Err: fmt.Errorf("relay to %s: STARTTLS: %w", route.Addr, err)})
 	}
+	conn = hsConn
 	t := &Transaction{r: r, route: route, conn: conn, stop: stop}
 	t.client = smtp.NewClient(conn)
 	t.client.CommandTimeout = r.cfg.CommandTimeout
@@ -302,6 +331,32 @@ func (t *Transaction) Close() {
 	_ = t.conn.SetDeadline(time.Now().Add(2 * time.Second))
 	_ = t.client.Quit()
 	t.client.Close()
+}
+
+// dialError maps a failed guarded dial: a loop is permanent (554 5.4.6,
+// RFC 3463 "routing loop detected"), a refused network temporary (451
+// 4.4.4, so the sender retries while the operator, alerted by the metric,
+// fixes the route or allows the network), anything else unreachable.
+func (r *Relay) dialError(route Route, err error) *Error {
+	var loop *netguard.LoopError
+	var refused *netguard.RefusedError
+	switch {
+	case errors.As(err, &loop):
+		return r.loopError(route, loop)
+	case errors.As(err, &refused):
+		r.refused.WithLabelValues(string(refused.Class)).Inc()
+		r.log.Warn("tenant route refused at connect", "route", route.Addr, "addr", refused.Addr, "class", refused.Class)
+		return &Error{Code: 451, Enhanced: [3]int{4, 4, 4}, Message: "customer route not allowed, try again later",
+			Err: fmt.Errorf("relay to %s: %w: %w", route.Addr, errUnreachable, err)}
+	}
+	return unreachable(route, fmt.Errorf("%w: %w", errUnreachable, err))
+}
+
+func (r *Relay) loopError(route Route, loop *netguard.LoopError) *Error {
+	r.loops.WithLabelValues(loop.DetectedBy).Inc()
+	r.log.Warn("mail loop: route leads back to the cluster", "route", route.Addr, "addr", loop.Addr, "detected_by", loop.DetectedBy)
+	return &Error{Code: 554, Enhanced: [3]int{5, 4, 6}, Message: "routing loop detected",
+		Err: fmt.Errorf("relay to %s: %w", route.Addr, loop)}
 }
 
 func unreachable(route Route, err error) *Error {

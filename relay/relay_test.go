@@ -14,12 +14,14 @@ import (
 	"log/slog"
 	"math/big"
 	"net"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/emersion/go-smtp"
+	"github.com/mxgrid/mxgrid/netguard"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -85,8 +87,14 @@ func startDownstream(t *testing.T, withTLS bool) (*downstream, string) {
 	return d, l.Addr().String()
 }
 
+// loopbackGuard lets tenant routes reach the loopback downstreams of tests,
+// as relay.allowed_route_networks: [127.0.0.0/8] would.
+func loopbackGuard() *netguard.Guard {
+	return netguard.New(nil, []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")})
+}
+
 func newRelay() *Relay {
-	return New(DefaultConfig(), "mx1.mxgrid.test", slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
+	return New(DefaultConfig(), "mx1.mxgrid.test", loopbackGuard(), slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
 }
 
 func send(t *testing.T, r *Relay, route Route) error {

@@ -6,36 +6,50 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"strings"
 	"time"
+
+	"github.com/mxgrid/mxgrid/netguard"
 )
 
 var errNoStartTLS = errors.New("server does not offer STARTTLS")
 
-// startTLS runs greeting, EHLO and STARTTLS by hand and returns a connection
-// on which go-smtp's client can start as on a fresh one. go-smtp's own
-// NewClientStartTLS always introduces itself as "localhost", which customer
-// servers with HELO restrictions (Postfix reject_non_fqdn_helo_hostname)
-// refuse; doing the pre-TLS part here lets us say our real name.
+// handshake runs greeting, EHLO and (when tryTLS) STARTTLS by hand and
+// returns a connection on which go-smtp's client can start as on a fresh
+// one. go-smtp's own NewClientStartTLS always introduces itself as
+// "localhost", which customer servers with HELO restrictions (Postfix
+// reject_non_fqdn_helo_hostname) refuse; doing the first exchange here lets
+// us say our real name. It is also where a loop shows: a downstream that
+// greets or answers EHLO with our own host name is this node or another
+// running our configuration, and the answer is a *netguard.LoopError.
 //
 // After STARTTLS, RFC 3207 §4.2 says the client starts over with EHLO and
 // the server sends no new greeting, so the returned connection replays a
-// synthetic 220 for the client to read. When the server offers no STARTTLS,
-// the returned error is errNoStartTLS and the connection (still clear text)
-// is returned in the same replayable state.
-func startTLS(conn net.Conn, hostname string, route Route, timeout time.Duration) (net.Conn, error) {
+// synthetic 220 for the client to read; without TLS the client's EHLO is a
+// second one, which RFC 5321 §4.1.4 allows. When tryTLS is set and the
+// server offers no STARTTLS, the error is errNoStartTLS and the connection
+// (still clear text) is returned in the same replayable state.
+func handshake(conn net.Conn, hostname string, route Route, timeout time.Duration, tryTLS bool) (net.Conn, error) {
 	_ = conn.SetDeadline(time.Now().Add(timeout))
 	defer conn.SetDeadline(time.Time{})
 	br := bufio.NewReader(conn)
-	if _, err := readReply(br, 220); err != nil {
+	lines, err := readReply(br, 220)
+	if err != nil {
 		return nil, fmt.Errorf("greeting: %w", err)
+	}
+	if err := checkLoop(conn, lines, hostname, route, "greeting"); err != nil {
+		return nil, err
 	}
 	if _, err := fmt.Fprintf(conn, "EHLO %s\r\n", hostname); err != nil {
 		return nil, err
 	}
-	lines, err := readReply(br, 250)
+	lines, err = readReply(br, 250)
 	if err != nil {
 		return nil, fmt.Errorf("EHLO: %w", err)
+	}
+	if err := checkLoop(conn, lines, hostname, route, "ehlo"); err != nil {
+		return nil, err
 	}
 	offered := false
 	for _, l := range lines {
@@ -43,8 +57,12 @@ func startTLS(conn net.Conn, hostname string, route Route, timeout time.Duration
 			offered = true
 		}
 	}
-	if !offered {
-		return &replayConn{Conn: conn, r: bufio.NewReader(strings.NewReader("220 " + route.Addr + " ESMTP\r\n")), rest: br}, errNoStartTLS
+	replay := &replayConn{Conn: conn, r: bufio.NewReader(strings.NewReader("220 " + route.Addr + " ESMTP\r\n")), rest: br}
+	switch {
+	case !tryTLS:
+		return replay, nil
+	case !offered:
+		return replay, errNoStartTLS
 	}
 	if _, err := conn.Write([]byte("STARTTLS\r\n")); err != nil {
 		return nil, err
@@ -64,6 +82,21 @@ func startTLS(conn net.Conn, hostname string, route Route, timeout time.Duration
 		return nil, err
 	}
 	return &replayConn{Conn: tc, r: bufio.NewReader(strings.NewReader("220 " + route.Addr + " ESMTP\r\n"))}, nil
+}
+
+// checkLoop looks for our host name as the first word of a greeting or
+// EHLO reply, where RFC 5321 §4.2 puts the server's own name.
+func checkLoop(conn net.Conn, lines []string, hostname string, route Route, stage string) error {
+	if len(lines) == 0 || hostname == "" {
+		return nil
+	}
+	name, _, _ := strings.Cut(lines[0], " ")
+	if strings.EqualFold(strings.TrimSuffix(name, "."), strings.TrimSuffix(hostname, ".")) {
+		t, _ := netguard.ParseTarget(route.Addr)
+		peer, _ := netip.ParseAddrPort(conn.RemoteAddr().String())
+		return &netguard.LoopError{Target: t, Addr: peer, DetectedBy: stage}
+	}
+	return nil
 }
 
 // readReply reads one possibly multi-line reply and checks its code.

@@ -47,7 +47,7 @@ func startServer(t *testing.T, sink *nodetest.Sink, sc smtpd.Scanner) (*smtpd.Se
 	srv, err := smtpd.New(cfg, smtpd.Deps{
 		Directory: tenant.NewDirectory(snap),
 		Scanner:   sc,
-		Relay:     relay.New(relay.DefaultConfig(), "mx.test", log, reg),
+		Relay:     relay.New(relay.DefaultConfig(), "mx.test", nodetest.Guard(), log, reg),
 		Log:       log,
 		Registry:  reg,
 	})

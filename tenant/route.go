@@ -52,13 +52,16 @@ type prefixRoute struct {
 
 // RouteFor is where mail for local (the part before @) goes: its rule's
 // route, else the domain's.
+// Routes of static (config) domains are the operator's and so trusted.
 func (d *Domain) RouteFor(local string) relay.Route {
+	r := d.Route
 	if d.Routes != nil {
-		if r, ok := d.Routes.lookup(strings.ToLower(local)); ok {
-			return r
+		if rr, ok := d.Routes.lookup(strings.ToLower(local)); ok {
+			r = rr
 		}
 	}
-	return d.Route
+	r.Trusted = d.Source == "config"
+	return r
 }
 
 func (t *RouteTable) lookup(local string) (relay.Route, bool) {

@@ -87,6 +87,7 @@ type Service struct {
 	log          *slog.Logger
 	panel        PanelStore
 	activity     ActivityStore
+	checkRoute   func(ctx context.Context, route string) error
 }
 
 // ServiceOptions configure a Service.
@@ -102,11 +103,15 @@ type ServiceOptions struct {
 	// without them those operations return ErrPanelUnconfigured.
 	Panel    PanelStore
 	Activity ActivityStore
+	// CheckRoute vets a tenant route's destination (netguard's
+	// Guard.CheckRoute: no loopback, private, link-local... networks, no
+	// loop into the cluster); nil checks only the syntax.
+	CheckRoute func(ctx context.Context, route string) error
 }
 
 // NewService returns a service over st.
 func NewService(st Store, opts ServiceOptions) *Service {
-	s := &Service{store: st, changed: opts.Changed, log: opts.Log, panel: opts.Panel, activity: opts.Activity}
+	s := &Service{store: st, changed: opts.Changed, log: opts.Log, panel: opts.Panel, activity: opts.Activity, checkRoute: opts.CheckRoute}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -443,7 +448,28 @@ func (s *Service) validateDomain(ctx context.Context, p Principal, d *DomainReco
 			d.ResellerID = c.ResellerID
 		}
 	}
+	s.checkRoutes(ctx, d, fe)
 	return fe.orNil()
+}
+
+// checkRoutes vets the destinations of d's routes whose syntax passed,
+// naming the field ("route", "routes[1].route").
+func (s *Service) checkRoutes(ctx context.Context, d *DomainRecord, fe FieldErrors) {
+	if s.checkRoute == nil {
+		return
+	}
+	check := func(key, route string) {
+		if _, bad := fe[key]; bad {
+			return
+		}
+		if err := s.checkRoute(ctx, route); err != nil {
+			fe[key] = err.Error()
+		}
+	}
+	check("route", d.Route)
+	for i, r := range d.Routes {
+		check(fmt.Sprintf("routes[%d].route", i), r.Route)
+	}
 }
 
 // --- recipients

@@ -35,7 +35,9 @@ type apiFixture struct {
 	seq     atomic.Int64
 }
 
-func newAPIFixture(t *testing.T) *apiFixture {
+// newAPIFixture builds the API over a fresh store; opts adjust the service
+// (a route guard, for instance).
+func newAPIFixture(t *testing.T, opts ...func(*tenant.ServiceOptions)) *apiFixture {
 	t.Helper()
 	ctx := context.Background()
 	st, err := store.Open(ctx, store.DefaultConfig(), t.TempDir())
@@ -44,11 +46,15 @@ func newAPIFixture(t *testing.T) *apiFixture {
 	}
 	t.Cleanup(func() { st.Close() })
 	f := &apiFixture{t: t, op: tenant.Operator("test")}
-	f.svc = tenant.NewService(store.NewTenants(st, store.DefaultConfig(), ""), tenant.ServiceOptions{
+	so := tenant.ServiceOptions{
 		OperatorToken: operatorSecret,
 		Changed:       func(uint64) { f.changes.Add(1) },
 		Log:           slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
+	}
+	for _, o := range opts {
+		o(&so)
+	}
+	f.svc = tenant.NewService(store.NewTenants(st, store.DefaultConfig(), ""), so)
 	mux := http.NewServeMux()
 	MountAdminAPI(mux.Handle, f.svc, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	f.srv = httptest.NewServer(mux)

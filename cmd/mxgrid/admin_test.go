@@ -100,7 +100,7 @@ func TestAdminCommandsProvisionThroughTheAPI(t *testing.T) {
 	}
 	d := created[0][0]
 	ok("domain", "create", "-customer", c, "-name", "cakes.example", "-route", "mail.bakery.example:25", "-tls", "none")
-	ok("domain", "create", "-customer", c, "-name", "other.test", "-route", "10.0.0.1:2525")
+	ok("domain", "create", "-customer", c, "-name", "other.test", "-route", "127.0.0.1:2525")
 
 	listed := rows(ok("domain", "list", "-customer", c), domainHeader...)
 	if len(listed) != 3 || listed[0][1] != "bakery.example" || listed[1][1] != "cakes.example" || listed[2][1] != "other.test" {

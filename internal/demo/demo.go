@@ -226,6 +226,8 @@ func nodeConfig(s nodeSpec, join []nodeSpec, sinkAddr, dir, geoip string) (confi
 		cfg.Cluster.Join = append(cfg.Cluster.Join, loopback(o.gossip))
 	}
 	cfg.Domains = []tenant.StaticDomain{{Name: Domain, Route: sinkAddr, TLS: "none"}}
+	// Domains created in the demo's panel route to its loopback sink too.
+	cfg.Relay.AllowedRouteNetworks = []string{"127.0.0.0/8"}
 	// The shortest interval the map allows, so the replay shows within a
 	// minute instead of an hour.
 	cfg.Map.Interval = time.Minute

@@ -4,11 +4,13 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net/netip"
 	"os"
 	"testing"
 	"time"
 
 	"github.com/mxgrid/mxgrid/config"
+	"github.com/mxgrid/mxgrid/netguard"
 	"github.com/mxgrid/mxgrid/node"
 	"github.com/mxgrid/mxgrid/scanner"
 	"github.com/mxgrid/mxgrid/tenant"
@@ -33,8 +35,17 @@ func Config(t testing.TB) config.Config {
 	cfg.Cluster.Bind = "127.0.0.1:0"
 	cfg.DataDir = t.TempDir()
 	cfg.SMTP.ShutdownGrace = 5 * time.Second
+	// Test downstreams (sinks) listen on loopback, where tenant routes may
+	// not go by default.
+	cfg.Relay.AllowedRouteNetworks = []string{loopbackNet.String()}
 	return cfg
 }
+
+var loopbackNet = netip.MustParsePrefix("127.0.0.0/8")
+
+// Guard is a route guard that, like Config, lets tenant routes reach
+// loopback, for tests that build a relay without a node.
+func Guard() *netguard.Guard { return netguard.New(nil, []netip.Prefix{loopbackNet}) }
 
 // Domain is a static domain routed to addr with no TLS.
 func Domain(name, addr string, recipients ...string) tenant.StaticDomain {

@@ -1,0 +1,275 @@
+package netguard
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+)
+
+// Resolver is the lookup the Guard needs; *net.Resolver and
+// dnsresolver.Cached satisfy it.
+type Resolver interface {
+	LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
+}
+
+// ErrRefused is matched (errors.Is) by a *RefusedError.
+var ErrRefused = errors.New("route refused")
+
+// ErrUnresolved is matched by a failure to resolve a route's host.
+var ErrUnresolved = errors.New("cannot resolve")
+
+// ErrLoop is matched (errors.Is) by a *LoopError.
+var ErrLoop = errors.New("route leads back to this cluster")
+
+// RefusedError is a route whose address lies in a network tenants may not
+// reach.
+type RefusedError struct {
+	Target Target
+	Addr   netip.Addr
+	Class  Class
+}
+
+func (e *RefusedError) Error() string {
+	if e.Target.Host != "" {
+		return fmt.Sprintf("%s resolves to %s, a %s address; routes to %s networks are not allowed", e.Target.Host, e.Addr, e.Class, e.Class)
+	}
+	return fmt.Sprintf("%s is a %s address; routes to %s networks are not allowed", e.Addr, e.Class, e.Class)
+}
+
+func (e *RefusedError) Is(target error) bool { return target == ErrRefused }
+
+// LoopError is a route that leads back to this node or a cluster member.
+type LoopError struct {
+	Target Target
+	Addr   netip.AddrPort
+	// DetectedBy is "address" here; the relay also reports "greeting" and
+	// "ehlo" when the downstream introduces itself with our name.
+	DetectedBy string
+}
+
+func (e *LoopError) Error() string {
+	return fmt.Sprintf("%s leads to %s, this cluster's own SMTP service (detected by %s)", e.Target, e.Addr, e.DetectedBy)
+}
+
+func (e *LoopError) Is(target error) bool { return target == ErrLoop }
+
+// Guard checks routes and dials them. Safe for concurrent use.
+type Guard struct {
+	res     Resolver
+	allowed []netip.Prefix
+
+	mu      sync.RWMutex
+	self    []netip.AddrPort
+	members func() []netip.Addr
+
+	localMu sync.Mutex
+	local   []netip.Addr // this host's interface addresses
+	localAt time.Time
+}
+
+// New returns a Guard that resolves with res and lets tenant routes reach
+// the allowed networks (relay.allowed_route_networks) whatever their class.
+func New(res Resolver, allowed []netip.Prefix) *Guard {
+	if res == nil {
+		res = net.DefaultResolver
+	}
+	return &Guard{res: res, allowed: allowed}
+}
+
+// CheckRoute vets a tenant route when it is set (admin API, panel): like
+// Check, except that a name that does not resolve (yet) is accepted, since
+// customers often set up DNS after the route; the check at connect time
+// covers whatever it resolves to later.
+func (g *Guard) CheckRoute(ctx context.Context, route string) error {
+	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
+	defer cancel()
+	if _, err := g.Check(ctx, route, false); err != nil && !errors.Is(err, ErrUnresolved) {
+		return err
+	}
+	return nil
+}
+
+// checkTimeout bounds CheckRoute's lookup, so an API call cannot hang on a
+// slow name server chosen by the tenant.
+const checkTimeout = 5 * time.Second
+
+// ParsePrefixes parses CIDR prefixes (a bare address is its /32 or /128),
+// naming the bad entry by index.
+func ParsePrefixes(ss []string) ([]netip.Prefix, error) {
+	ps := make([]netip.Prefix, 0, len(ss))
+	for i, s := range ss {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			a, aerr := netip.ParseAddr(s)
+			if aerr != nil {
+				return nil, fmt.Errorf("[%d]: %q is not a CIDR prefix: %w", i, s, err)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		ps = append(ps, p.Masked())
+	}
+	return ps, nil
+}
+
+// SetSelf records the node's SMTP listen addresses. An unspecified listen
+// address (0.0.0.0, ::) stands for every local address at that port.
+func (g *Guard) SetSelf(addrs ...netip.AddrPort) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.self = append([]netip.AddrPort(nil), addrs...)
+}
+
+// SetMembers sets the source of the cluster members' IP addresses; a
+// member's address at our SMTP port is a loop.
+func (g *Guard) SetMembers(members func() []netip.Addr) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.members = members
+}
+
+// Check parses and resolves route and checks every address: a loop is
+// always refused, and an untrusted (tenant) route may not reach a
+// non-public network the operator has not allowed. One bad address
+// refuses the route, since the relay might use any of them. It returns
+// the addresses to dial, in the resolver's order.
+func (g *Guard) Check(ctx context.Context, route string, trusted bool) ([]netip.AddrPort, error) {
+	t, err := ParseTarget(route)
+	if err != nil {
+		return nil, err
+	}
+	ips, err := g.resolve(ctx, t)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]netip.AddrPort, 0, len(ips))
+	for _, ip := range ips {
+		ap := netip.AddrPortFrom(ip, t.Port)
+		if g.isSelf(ap) {
+			return nil, &LoopError{Target: t, Addr: ap, DetectedBy: "address"}
+		}
+		if c := Classify(ip); !trusted && c != Public && !g.isAllowed(ip) {
+			return nil, &RefusedError{Target: t, Addr: ip, Class: c}
+		}
+		out = append(out, ap)
+	}
+	return out, nil
+}
+
+func (g *Guard) resolve(ctx context.Context, t Target) ([]netip.Addr, error) {
+	switch {
+	case t.IP.IsValid():
+		return []netip.Addr{t.IP}, nil
+	case IsLocalhost(t.Host):
+		return []netip.Addr{netip.IPv6Loopback(), netip.AddrFrom4([4]byte{127, 0, 0, 1})}, nil
+	}
+	ips, err := g.res.LookupNetIP(ctx, "ip", t.Host)
+	if err != nil {
+		return nil, fmt.Errorf("%w %s: %w", ErrUnresolved, t.Host, err)
+	}
+	if len(ips) == 0 {
+		return nil, fmt.Errorf("%w %s: no addresses", ErrUnresolved, t.Host)
+	}
+	for i, ip := range ips {
+		ips[i] = ip.Unmap()
+	}
+	return ips, nil
+}
+
+func (g *Guard) isAllowed(ip netip.Addr) bool {
+	for _, p := range g.allowed {
+		if p.Contains(ip) || p.Contains(Embedded(ip)) {
+			return true
+		}
+	}
+	return false
+}
+
+// isSelf reports whether ap reaches this node's SMTP listener or a
+// member's.
+func (g *Guard) isSelf(ap netip.AddrPort) bool {
+	g.mu.RLock()
+	self, members := g.self, g.members
+	g.mu.RUnlock()
+	ip := Embedded(ap.Addr())
+	for _, s := range self {
+		if s.Port() != ap.Port() {
+			continue
+		}
+		sip := Embedded(s.Addr())
+		if sip == ip || (sip.IsUnspecified() && (ip.IsLoopback() || ip.IsUnspecified() || g.isLocal(ip))) {
+			return true
+		}
+		// 0.0.0.0 and :: as a destination reach the local host.
+		if ip.IsUnspecified() && (sip.IsLoopback() || g.isLocal(sip)) {
+			return true
+		}
+	}
+	if members == nil {
+		return false
+	}
+	for _, m := range members() {
+		if Embedded(m) != ip {
+			continue
+		}
+		for _, s := range self {
+			if s.Port() == ap.Port() {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// isLocal reports whether ip is assigned to one of this host's interfaces.
+// The list is refreshed at most every localTTL: it is consulted for every
+// relayed connection when the node listens on 0.0.0.0 or ::, and addresses
+// change rarely (a new cloud IP is seen within localTTL).
+func (g *Guard) isLocal(ip netip.Addr) bool {
+	g.localMu.Lock()
+	if time.Since(g.localAt) > localTTL {
+		g.local = g.local[:0]
+		if addrs, err := net.InterfaceAddrs(); err == nil {
+			for _, a := range addrs {
+				if n, ok := a.(*net.IPNet); ok {
+					if la, ok := netip.AddrFromSlice(n.IP); ok {
+						g.local = append(g.local, la.Unmap())
+					}
+				}
+			}
+		}
+		g.localAt = time.Now()
+	}
+	local := slices.Contains(g.local, ip)
+	g.localMu.Unlock()
+	return local
+}
+
+const localTTL = 30 * time.Second
+
+// Dial checks route and connects to its checked addresses in turn (the
+// fallback over a name's several addresses never dials an unchecked one).
+// Errors from the check are *RefusedError, *LoopError or a resolution
+// or parse error; a failure to connect wraps the last dial error.
+func (g *Guard) Dial(ctx context.Context, d *net.Dialer, route string, trusted bool) (net.Conn, error) {
+	addrs, err := g.Check(ctx, route, trusted)
+	if err != nil {
+		return nil, err
+	}
+	var errs []error
+	for _, ap := range addrs {
+		conn, err := d.DialContext(ctx, "tcp", ap.String())
+		if err == nil {
+			return conn, nil
+		}
+		errs = append(errs, err)
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, fmt.Errorf("connecting to %s: %w", route, errors.Join(errs...))
+}

@@ -1,0 +1,248 @@
+package netguard
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/mxgrid/mxgrid/dnsresolver/dnstest"
+)
+
+func TestClassify(t *testing.T) {
+	for _, tc := range []struct {
+		ip   string
+		want Class
+	}{
+		{"8.8.8.8", Public},
+		{"2a00:1450:4001::1", Public},
+		{"127.0.0.1", Loopback},
+		{"127.255.0.9", Loopback},
+		{"::1", Loopback},
+		{"::ffff:127.0.0.1", Loopback},
+		{"64:ff9b::7f00:1", Loopback},
+		{"2002:7f00:1::", Loopback},
+		{"10.1.2.3", Private},
+		{"172.16.0.1", Private},
+		{"192.168.1.1", Private},
+		{"fd00::1", Private},
+		{"::ffff:10.0.0.1", Private},
+		{"64:ff9b::a01:203", Private},
+		{"2002:c0a8:101::1", Private},
+		{"169.254.169.254", LinkLocal},
+		{"fe80::1", LinkLocal},
+		{"100.64.0.1", CGNAT},
+		{"100.127.255.254", CGNAT},
+		{"239.1.2.3", Multicast},
+		{"ff02::1", LinkLocal},
+		{"ff0e::1", Multicast},
+		{"0.0.0.0", Unspecified},
+		{"::", Unspecified},
+		{"255.255.255.255", Broadcast},
+		{"192.0.2.1", Reserved},
+		{"240.0.0.1", Reserved},
+		{"0.1.2.3", Reserved},
+		{"2001:db8::1", Reserved},
+		{"fec0::1", Reserved},
+		{"64:ff9b::808:808", Public},
+	} {
+		if got := Classify(netip.MustParseAddr(tc.ip)); got != tc.want {
+			t.Errorf("Classify(%s) = %s, want %s", tc.ip, got, tc.want)
+		}
+	}
+}
+
+func TestParseTarget(t *testing.T) {
+	for _, tc := range []struct {
+		in, want, err string
+	}{
+		{"mail.example.com:25", "mail.example.com:25", ""},
+		{"Mail.Example.COM.:2525", "mail.example.com:2525", ""},
+		{"127.0.0.1:25", "127.0.0.1:25", ""},
+		{"[::1]:25", "[::1]:25", ""},
+		{"localhost:25", "localhost:25", ""},
+		{"mail.example.com", "", "host:port"},
+		{":25", "", "no host"},
+		{"h.example:0", "", "port"},
+		{"h.example:65536", "", "port"},
+		{"h.example:+25", "", "port"},
+		{"2130706433:25", "", "numeric"},
+		{"0x7f.1:25", "", "numeric"},
+		{"0x7f000001:25", "", "numeric"},
+		{"127.1:25", "", "numeric"},
+		{"0177.0.0.1:25", "", "numeric"},
+		{"127.0.0.01:25", "", "numeric"},
+		{"[fe80::1%eth0]:25", "", "zone"},
+		{"a b.example:25", "", "contains"},
+		{"a..example:25", "", "label"},
+	} {
+		got, err := ParseTarget(tc.in)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("ParseTarget(%q) = %v, %v; want error containing %q", tc.in, got, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || got.String() != tc.want {
+			t.Errorf("ParseTarget(%q) = %v, %v; want %s", tc.in, got, err, tc.want)
+		}
+	}
+}
+
+func FuzzParseTarget(f *testing.F) {
+	for _, s := range []string{"mail.example.com:25", "[::1]:25", "0x7f.1:25", "127.1:25", "localhost:25", "[::ffff:127.0.0.1]:25"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		tg, err := ParseTarget(s)
+		if err != nil {
+			return
+		}
+		// A parsed target serialises to a form that parses to itself, and
+		// a name never hides a number.
+		again, err := ParseTarget(tg.String())
+		if err != nil || again != tg {
+			t.Fatalf("%q -> %v -> %v, %v", s, tg, again, err)
+		}
+		if tg.Host != "" {
+			if _, err := netip.ParseAddr(tg.Host); err == nil {
+				t.Fatalf("%q: host %q is an address", s, tg.Host)
+			}
+			if numeric(tg.Host[strings.LastIndexByte(tg.Host, '.')+1:]) {
+				t.Fatalf("%q: numeric host %q accepted", s, tg.Host)
+			}
+		}
+	})
+}
+
+func resolver(addr string) *net.Resolver {
+	return &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, network, addr)
+	}}
+}
+
+func TestCheckRoute(t *testing.T) {
+	dns := dnstest.Start(t)
+	dns.AddA("inward.example.", "127.0.0.1")
+	dns.AddA("meta.example.", "169.254.169.254")
+	dns.AddA("out.example.", "198.51.100.7") // reserved (documentation)
+	dns.AddA("public.example.", "8.8.4.4")
+	g := New(resolver(dns.Addr), []netip.Prefix{netip.MustParsePrefix("10.9.0.0/16")})
+	g.SetSelf(netip.MustParseAddrPort("192.0.2.10:25"))
+	g.SetMembers(func() []netip.Addr { return []netip.Addr{netip.MustParseAddr("8.8.8.8")} })
+	ctx := context.Background()
+	for _, tc := range []struct {
+		route   string
+		trusted bool
+		want    error // nil, ErrRefused or ErrLoop
+	}{
+		{"public.example:25", false, nil},
+		{"8.8.4.4:25", false, nil},
+		{"127.0.0.1:25", false, ErrRefused},
+		{"[::1]:25", false, ErrRefused},
+		{"[::ffff:127.0.0.1]:25", false, ErrRefused},
+		{"localhost:25", false, ErrRefused},
+		{"foo.localhost:25", false, ErrRefused},
+		{"10.1.2.3:25", false, ErrRefused},
+		{"169.254.169.254:80", false, ErrRefused},
+		{"100.64.1.1:25", false, ErrRefused},
+		{"inward.example:25", false, ErrRefused},
+		{"meta.example:25", false, ErrRefused},
+		{"out.example:25", false, ErrRefused},
+		{"10.9.3.4:25", false, nil},      // allowed by the operator
+		{"127.0.0.1:25", true, nil},      // static config route
+		{"192.0.2.10:25", true, ErrLoop}, // our own listener
+		{"192.0.2.10:2525", true, nil},   // another service on our host
+		{"8.8.8.8:25", false, ErrLoop},   // a member at our SMTP port
+		{"[::ffff:8.8.8.8]:25", true, ErrLoop},
+		{"8.8.8.8:587", false, nil},
+	} {
+		_, err := g.Check(ctx, tc.route, tc.trusted)
+		switch {
+		case tc.want == nil && err != nil:
+			t.Errorf("Check(%s, trusted=%v) = %v, want ok", tc.route, tc.trusted, err)
+		case tc.want != nil && !errors.Is(err, tc.want):
+			t.Errorf("Check(%s, trusted=%v) = %v, want %v", tc.route, tc.trusted, err, tc.want)
+		}
+	}
+	// Listening on every address, every local address at our port is us.
+	wild := New(nil, nil)
+	wild.SetSelf(netip.MustParseAddrPort("0.0.0.0:25"))
+	loops := []string{"127.0.0.5:25", "0.0.0.0:25", "localhost:25"}
+	if addrs, err := net.InterfaceAddrs(); err == nil {
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok && !n.IP.IsLoopback() {
+				loops = append(loops, net.JoinHostPort(n.IP.String(), "25"))
+			}
+		}
+	}
+	for _, route := range loops {
+		if _, err := wild.Check(ctx, route, true); !errors.Is(err, ErrLoop) {
+			t.Errorf("listening on 0.0.0.0:25, Check(%s) = %v, want a loop", route, err)
+		}
+	}
+	if _, err := wild.Check(ctx, "127.0.0.5:26", true); err != nil {
+		t.Errorf("another port of this host: %v", err)
+	}
+
+	// localhost never goes to DNS.
+	if n := dns.Queries("localhost."); n != 0 {
+		t.Errorf("localhost was looked up %d times", n)
+	}
+}
+
+// TestDial checks that the guarded dial connects to the address it checked:
+// a refused route makes no connection at all.
+func TestDial(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan struct{}, 10)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- struct{}{}
+			c.Close()
+		}
+	}()
+	dns := dnstest.Start(t)
+	dns.AddA("sneaky.example.", "127.0.0.1")
+	port := ln.Addr().(*net.TCPAddr).Port
+	route := "sneaky.example:" + itoa(port)
+	ctx := context.Background()
+	var d net.Dialer
+
+	if _, err := New(resolver(dns.Addr), nil).Dial(ctx, &d, route, false); !errors.Is(err, ErrRefused) {
+		t.Fatalf("tenant dial = %v, want refused", err)
+	}
+	if len(accepted) != 0 {
+		t.Fatal("a refused route was connected to")
+	}
+	allowed := New(resolver(dns.Addr), []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")})
+	c, err := allowed.Dial(ctx, &d, route, false)
+	if err != nil {
+		t.Fatalf("allowed dial: %v", err)
+	}
+	c.Close()
+	if got := c.RemoteAddr().String(); got != "127.0.0.1:"+itoa(port) {
+		t.Errorf("dialled %s", got)
+	}
+	allowed.SetSelf(netip.MustParseAddrPort(ln.Addr().String()))
+	if _, err := allowed.Dial(ctx, &d, route, true); !errors.Is(err, ErrLoop) {
+		t.Fatalf("dial to self = %v, want loop", err)
+	}
+	if len(accepted) != 1 {
+		t.Errorf("%d connections, want 1", len(accepted))
+	}
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }

@@ -1,0 +1,138 @@
+package panel
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/mxgrid/mxgrid/dnsresolver/dnstest"
+	"github.com/mxgrid/mxgrid/netguard"
+	"github.com/mxgrid/mxgrid/tenant"
+)
+
+// smtpListener greets every connection and counts them.
+func smtpListener(t *testing.T) (string, *atomic.Int32) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	n := new(atomic.Int32)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			n.Add(1)
+			fmt.Fprintf(c, "220 inner.test ESMTP secret-banner\r\n")
+			c.Close()
+		}
+	}()
+	return l.Addr().String(), n
+}
+
+// domainRoutedTo creates a domain of reseller A with route (the service
+// here checks syntax only, as for a route set before the guard existed).
+func (uf *userFixture) domainRoutedTo(t *testing.T, route string) int64 {
+	t.Helper()
+	ctx := context.Background()
+	c, err := uf.svc.CreateCustomer(ctx, uf.op, tenant.Customer{Name: "c", ResellerID: uf.a.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := uf.svc.CreateDomain(ctx, uf.op, tenant.DomainRecord{CustomerID: c.ID, Name: fmt.Sprintf("d%d.example", c.ID), Route: route, TLS: "none"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d.ID
+}
+
+func (uf *userFixture) withGuard(t *testing.T, g *netguard.Guard) {
+	t.Helper()
+	p, err := New(DefaultConfig(), Options{Service: uf.svc, DataDir: t.TempDir(), SMTPHostname: "mx.test", Guard: g})
+	if err != nil {
+		t.Fatal(err)
+	}
+	uf.p = p
+}
+
+// TestRouteTestObeysTheGuard: "Test route" to loopback, directly or by a
+// name that resolves there, makes no connection and shows no banner,
+// unless the operator allowed the network.
+func TestRouteTestObeysTheGuard(t *testing.T) {
+	addr, conns := smtpListener(t)
+	_, port, _ := net.SplitHostPort(addr)
+	dns := dnstest.Start(t)
+	dns.AddA("inward.test.", "127.0.0.1")
+	res := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, network, dns.Addr)
+	}}
+	uf := newUserFixture(t)
+	uf.withGuard(t, netguard.New(res, nil))
+	a := uf.client(t).as(uf.fixture, uf.aUser)
+	for _, route := range []string{addr, "localhost:" + port, "inward.test:" + port} {
+		id := uf.domainRoutedTo(t, route)
+		rec := a.post(fmt.Sprintf("/panel/domains/%d/test-route", id))
+		body := rec.Body.String()
+		if rec.Code != 200 || !strings.Contains(body, "not tested") || !strings.Contains(body, "loopback") || strings.Contains(body, "secret-banner") {
+			t.Errorf("test of %s: %d, body without the refusal or with the banner", route, rec.Code)
+		}
+	}
+	if n := conns.Load(); n != 0 {
+		t.Fatalf("refused route tests made %d connections", n)
+	}
+
+	uf.withGuard(t, netguard.New(res, []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}))
+	a = uf.client(t).as(uf.fixture, uf.aUser)
+	rec := a.post(fmt.Sprintf("/panel/domains/%d/test-route", uf.domainRoutedTo(t, "inward.test:"+port)))
+	if rec.Code != 200 || !strings.Contains(rec.Body.String(), "220 inner.test") || conns.Load() != 1 {
+		t.Errorf("allowed network: %d, %d connections", rec.Code, conns.Load())
+	}
+}
+
+// TestRouteTestRateLimited: route_test_burst tests at once, then one per
+// route_test_interval, per reseller; beyond that 429 with Retry-After.
+func TestRouteTestRateLimited(t *testing.T) {
+	uf := newUserFixture(t)
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	uf.p.now = func() time.Time { return now }
+	a := uf.client(t).as(uf.fixture, uf.aUser)
+	path := fmt.Sprintf("/panel/domains/%d/test-route", uf.domainRoutedTo(t, "127.0.0.1:9"))
+	cfg := DefaultConfig()
+	for i := range cfg.RouteTestBurst {
+		if rec := a.post(path); rec.Code != 200 {
+			t.Fatalf("test %d: %d", i+1, rec.Code)
+		}
+	}
+	rec := a.post(path)
+	if rec.Code != http.StatusTooManyRequests || rec.Header().Get("Retry-After") != "12" {
+		t.Fatalf("test %d: %d, Retry-After %q; want 429, 12", cfg.RouteTestBurst+1, rec.Code, rec.Header().Get("Retry-After"))
+	}
+	// Another reseller has its own budget.
+	ctx := context.Background()
+	c, _ := uf.svc.CreateCustomer(ctx, uf.op, tenant.Customer{Name: "b", ResellerID: uf.b.ID})
+	db, err := uf.svc.CreateDomain(ctx, uf.op, tenant.DomainRecord{CustomerID: c.ID, Name: "b.example", Route: "127.0.0.1:9"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := uf.client(t).as(uf.fixture, tenant.Principal{ResellerID: uf.b.ID, Actor: "b"})
+	if rec := b.post(fmt.Sprintf("/panel/domains/%d/test-route", db.ID)); rec.Code != 200 {
+		t.Errorf("reseller B: %d", rec.Code)
+	}
+	now = now.Add(cfg.RouteTestInterval)
+	if rec := a.post(path); rec.Code != 200 {
+		t.Errorf("after the interval: %d", rec.Code)
+	}
+	if rec := a.post(path); rec.Code != http.StatusTooManyRequests {
+		t.Errorf("right after: %d, want 429", rec.Code)
+	}
+}
