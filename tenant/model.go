@@ -63,8 +63,14 @@ type DomainRecord struct {
 	// once normalised, so the API always shows a list.
 	Routes  []RouteRule `json:"routes"`
 	Policy  Policy      `json:"policy"`
-	Created time.Time   `json:"created"`
-	Updated time.Time   `json:"updated"`
+	// Status is StatusPending until the reseller proves the name (see
+	// ownership.go); only active domains receive mail. The API shows
+	// VerifyToken so the reseller can publish it; both are set by the
+	// service, never taken from a request.
+	Status      string    `json:"status"`
+	VerifyToken string    `json:"verify_token,omitempty"`
+	Created     time.Time `json:"created"`
+	Updated     time.Time `json:"updated"`
 }
 
 // Recipient is one accepted local part of a domain.

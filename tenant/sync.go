@@ -267,6 +267,10 @@ func Resolve(data Data) ([]*Domain, error) {
 			// unknown domain, and nothing reaches the customer's server.
 			continue
 		}
+		if dr.Status == StatusPending {
+			// Unproven: refused at RCPT exactly like an unknown domain.
+			continue
+		}
 		mode, err := relay.ParseTLSMode(dr.TLS)
 		if err != nil {
 			return nil, fmt.Errorf("domain %s: tls: %w", dr.Name, err)

@@ -244,6 +244,23 @@ func (a *AdminAPI) createDomain(w http.ResponseWriter, r *http.Request, p tenant
 	return nil
 }
 
+// domainAction serves a POST that acts on one domain and answers with it
+// (verify, approve): 200 with its status, pending or active.
+func (a *AdminAPI) domainAction(act func(context.Context, tenant.Principal, int64) (tenant.DomainRecord, error)) func(http.ResponseWriter, *http.Request, tenant.Principal) error {
+	return func(w http.ResponseWriter, r *http.Request, p tenant.Principal) error {
+		id, err := pathID(r)
+		if err != nil {
+			return err
+		}
+		d, err := act(r.Context(), p, id)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, d)
+		return nil
+	}
+}
+
 func (a *AdminAPI) updateDomain(w http.ResponseWriter, r *http.Request, p tenant.Principal) error {
 	id, err := pathID(r)
 	if err != nil {
