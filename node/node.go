@@ -16,6 +16,7 @@ import (
 
 	"github.com/mxgrid/mxgrid/cluster"
 	"github.com/mxgrid/mxgrid/config"
+	"github.com/mxgrid/mxgrid/dnsresolver"
 	"github.com/mxgrid/mxgrid/domainstats"
 	"github.com/mxgrid/mxgrid/events"
 	"github.com/mxgrid/mxgrid/geo"
@@ -211,11 +212,20 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 		},
 		Log:   n.log.With("component", "api"),
 		Panel: n.tenants,
+		Ownership: tenant.OwnershipOptions{
+			DNS:      dnsresolver.Uncached(cfg.DNS),
+			MXHosts:  cfg.Cluster.MXHosts,
+			Reserved: reservedDomains(cfg, domains),
+		},
 	}
 	if n.store != nil {
 		svcOpts.Activity = n.store
 	}
 	svc := tenant.NewService(n.tenants, svcOpts)
+	n.runners = append(n.runners, func(ctx context.Context) error {
+		svc.RunVerifier(ctx, cfg.Tenants.VerifyInterval, cfg.Tenants.VerifyPerRound, n.cluster.IsLeader)
+		return nil
+	})
 	web.MountAdminAPI(n.web.Handle, svc, n.log.With("component", "api"))
 	pnl, err := panel.New(cfg.Panel, panel.Options{Service: svc, DataDir: cfg.DataDir, SMTPHostname: cfg.SMTP.Hostname,
 		Log: n.log.With("component", "panel")})
@@ -408,3 +418,13 @@ func (n *Node) prepareStore(ctx context.Context) {
 // storeRetryInterval paces reconnection attempts to a database that was
 // down at start.
 const storeRetryInterval = 5 * time.Second
+
+// reservedDomains are the names no reseller may claim: the configured ones,
+// the node's own hostname and the static config's domains.
+func reservedDomains(cfg config.Config, static []*tenant.Domain) []string {
+	out := append([]string{cfg.SMTP.Hostname}, cfg.Tenants.ReservedDomains...)
+	for _, d := range static {
+		out = append(out, d.Name)
+	}
+	return out
+}

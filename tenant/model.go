@@ -61,8 +61,8 @@ type DomainRecord struct {
 	TLS        string `json:"tls"`
 	// Routes send some recipients to other servers than Route; never nil
 	// once normalised, so the API always shows a list.
-	Routes  []RouteRule `json:"routes"`
-	Policy  Policy      `json:"policy"`
+	Routes []RouteRule `json:"routes"`
+	Policy Policy      `json:"policy"`
 	// Status is StatusPending until the reseller proves the name (see
 	// ownership.go); only active domains receive mail. The API shows
 	// VerifyToken so the reseller can publish it; both are set by the

@@ -26,11 +26,18 @@ type SyncConfig struct {
 	// StaleAfter is how many failed reload intervals make the snapshot
 	// stale (readiness degraded).
 	StaleAfter int `yaml:"stale_after"`
+	// VerifyInterval is how often the leader re-checks pending domains'
+	// DNS proof, at most VerifyPerRound of them each time.
+	VerifyInterval time.Duration `yaml:"verify_interval"`
+	VerifyPerRound int           `yaml:"verify_per_round"`
+	// ReservedDomains no reseller may create (nor their subdomains).
+	ReservedDomains []string `yaml:"reserved_domains"`
 }
 
-// DefaultSyncConfig reloads every 30 s and calls 3 missed reloads stale.
+// DefaultSyncConfig reloads every 30 s, calls 3 missed reloads stale and
+// re-checks up to 100 pending domains every 5 min.
 func DefaultSyncConfig() SyncConfig {
-	return SyncConfig{ReloadInterval: 30 * time.Second, StaleAfter: 3}
+	return SyncConfig{ReloadInterval: 30 * time.Second, StaleAfter: 3, VerifyInterval: 5 * time.Minute, VerifyPerRound: 100}
 }
 
 // Validate checks the section; messages name the key.
@@ -40,6 +47,12 @@ func (c SyncConfig) Validate() error {
 	}
 	if c.StaleAfter < 1 {
 		return errors.New("stale_after: at least 1")
+	}
+	if c.VerifyInterval < 100*time.Millisecond {
+		return errors.New("verify_interval: at least 100ms")
+	}
+	if c.VerifyPerRound < 1 {
+		return errors.New("verify_per_round: at least 1")
 	}
 	return nil
 }
