@@ -175,6 +175,8 @@ func TestAPIAuthorizationMatrix(t *testing.T) {
 		{"GET", p("/api/v1/domains/%d", dA), nil, want{200, 200, 404}, false},
 		{"PATCH", p("/api/v1/domains/%d", dA), func() any { return map[string]any{"route": "127.0.0.1:2525"} }, want{200, 200, 404}, false},
 		{"DELETE", func() string { return fmt.Sprintf("/api/v1/domains/%d", f.freshDomain()) }, nil, want{204, 204, 404}, false},
+		{"POST", p("/api/v1/domains/%d/verify", dA), nil, want{200, 200, 404}, false},
+		{"POST", p("/api/v1/domains/%d/approve", dA), nil, want{200, 403, 403}, false},
 		{"GET", p("/api/v1/domains/%d/recipients", dA), nil, want{200, 200, 404}, false},
 		{"POST", p("/api/v1/domains/%d/recipients", dA), func() any { return map[string]any{"local": fmt.Sprintf("u%d", f.next())} }, want{201, 201, 404}, false},
 		{"POST", p("/api/v1/domains/%d/recipients/import", dA), func() any { return map[string]any{"recipients": []string{"bob", "carol@a.example"}} }, want{200, 200, 404}, false},
