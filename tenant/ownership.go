@@ -28,6 +28,9 @@ const VerifyPrefix = "mxgrid-verify="
 // take: reserved, or held by another tenant. It says nothing about which.
 var ErrNotAvailable = errors.New("this domain name is not available")
 
+// ErrEmailNotAvailable is ErrNotAvailable's counterpart for panel logins.
+var ErrEmailNotAvailable = errors.New("this email address is not available")
+
 // ErrBusy means too many on-demand checks run at once (HTTP 429).
 var ErrBusy = errors.New("too many verifications in progress, retry later")
 

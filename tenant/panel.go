@@ -277,6 +277,10 @@ func (s *Service) CreateUser(ctx context.Context, p Principal, resellerID int64,
 	}
 	u := User{ResellerID: resellerID, Email: e, Hash: hash}
 	if err := ps.CreateUser(ctx, &u, s.audit(p, resellerID, "create", "user "+e, nil)); err != nil {
+		if errors.Is(err, ErrConflict) {
+			// Emails are unique across resellers: say nothing of whose it is.
+			return User{}, fmt.Errorf("%w: %w", ErrConflict, ErrEmailNotAvailable)
+		}
 		return User{}, err
 	}
 	return u, nil

@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/mxgrid/mxgrid/dnsresolver"
+	"github.com/mxgrid/mxgrid/dnsresolver/dnstest"
 	"github.com/mxgrid/mxgrid/store"
 	"github.com/mxgrid/mxgrid/tenant"
 )
@@ -33,6 +35,7 @@ type apiFixture struct {
 	tokA    tenant.Token
 	changes atomic.Int64
 	seq     atomic.Int64
+	dns     *dnstest.Server
 }
 
 func newAPIFixture(t *testing.T) *apiFixture {
@@ -43,11 +46,18 @@ func newAPIFixture(t *testing.T) *apiFixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	f := &apiFixture{t: t, op: tenant.Operator("test")}
-	f.svc = tenant.NewService(store.NewTenants(st, store.DefaultConfig(), ""), tenant.ServiceOptions{
+	f := &apiFixture{t: t, op: tenant.Operator("test"), dns: dnstest.Start(t)}
+	tn := store.NewTenants(st, store.DefaultConfig(), "")
+	f.svc = tenant.NewService(tn, tenant.ServiceOptions{
+		Panel:         tn,
 		OperatorToken: operatorSecret,
 		Changed:       func(uint64) { f.changes.Add(1) },
 		Log:           slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Ownership: tenant.OwnershipOptions{
+			DNS:      dnsresolver.Uncached(dnsresolver.Config{Server: f.dns.Addr}),
+			MXHosts:  []string{"mx1.mxgrid.test", "mx2.mxgrid.test"},
+			Reserved: []string{"reserved.test"},
+		},
 	})
 	mux := http.NewServeMux()
 	MountAdminAPI(mux.Handle, f.svc, slog.New(slog.NewTextHandler(io.Discard, nil)))
