@@ -147,6 +147,12 @@ func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 		ss.log.Info("recipient refused: sender on the domain's block list", "queue_id", ss.queueID, "from", ss.from, "rcpt", to)
 		return errBlocked
 	}
+	if ss.domain != nil && dom.CustomerID != ss.domain.CustomerID {
+		// A refusal or verdict books to one tenant; a recipient of
+		// another goes in its own transaction, so it never books to ours.
+		ss.srv.metrics.rcpts.WithLabelValues("other_tenant").Inc()
+		return errOtherTenant
+	}
 	route := dom.RouteFor(local)
 	if ss.domain != nil && route != ss.route {
 		// RFC 5321 §3.3: one transaction, one destination for us; the

@@ -100,3 +100,30 @@ func TestOwnershipOverSMTP(t *testing.T) {
 		})
 	}
 }
+
+// TestTransactionStaysWithOneCustomer: two customers' domains share a route
+// and a policy, yet a transaction never mixes them: the second customer's
+// recipient gets 452 4.5.3 and arrives in the sender's retry, alone.
+func TestTransactionStaysWithOneCustomer(t *testing.T) {
+	sink := nodetest.StartSink(t)
+	cfg := nodetest.Config(t)
+	tok := filepath.Join(t.TempDir(), "operator.token")
+	if err := os.WriteFile(tok, []byte(opToken), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Admin.OperatorTokenFile = tok
+	n := nodetest.Start(t, cfg, noChecks)
+	res := mustCreate(t, n, "/api/v1/resellers", map[string]any{"name": "R"})
+	for _, c := range []string{"one", "two"} {
+		cust := mustCreate(t, n, "/api/v1/customers", map[string]any{"name": c, "reseller_id": res})
+		mustCreate(t, n, "/api/v1/domains", map[string]any{"name": c + ".example", "customer_id": cust, "route": sink.Addr, "tls": "none"})
+		waitAccepted(t, n, "x@"+c+".example", 5*time.Second)
+	}
+	c := dialSMTP(t, n.SMTPAddr())
+	c.send(map[string]int{"alice@one.example": 250, "bob@two.example": 452, "carol@one.example": 250},
+		"alice@one.example", "bob@two.example", "carol@one.example")
+	c.send(map[string]int{"bob@two.example": 250}, "bob@two.example")
+	if got, want := rcptsOf(sink), [][]string{{"alice@one.example", "carol@one.example"}, {"bob@two.example"}}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("downstream received %v, want %v", got, want)
+	}
+}

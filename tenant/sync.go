@@ -293,11 +293,13 @@ func Resolve(data Data) ([]*Domain, error) {
 			return nil, fmt.Errorf("domain %s: %w", dr.Name, fe)
 		}
 		d := &Domain{
-			Name:   dr.Name,
-			Route:  relay.Route{Addr: dr.Route, TLS: mode},
-			Routes: routes,
-			Policy: dr.Policy.Over(customers[dr.CustomerID]),
-			Source: "store",
+			Name:       dr.Name,
+			ID:         dr.ID,
+			CustomerID: dr.CustomerID,
+			Route:      relay.Route{Addr: dr.Route, TLS: mode},
+			Routes:     routes,
+			Policy:     dr.Policy.Over(customers[dr.CustomerID]),
+			Source:     "store",
 		}
 		if locals := data.Recipients[dr.ID]; len(locals) > 0 {
 			d.Recipients = make(map[string]struct{}, len(locals))
@@ -320,6 +322,8 @@ type snapshotFile struct {
 
 type fileDomain struct {
 	Name       string   `json:"name"`
+	ID         int64    `json:"id,omitempty"`
+	CustomerID int64    `json:"customer_id,omitempty"`
 	Route      string   `json:"route"`
 	TLS        string   `json:"tls"`
 	Recipients []string `json:"recipients,omitempty"`
@@ -334,7 +338,7 @@ type fileDomain struct {
 func (s *Syncer) writeFile(version uint64, domains []*Domain) error {
 	f := snapshotFile{Version: version, Saved: s.now().UTC(), Domains: make([]fileDomain, len(domains))}
 	for i, d := range domains {
-		fd := fileDomain{Name: d.Name, Route: d.Route.Addr, TLS: string(d.Route.TLS), Routes: d.Routes.normalized(), Policy: d.Policy}
+		fd := fileDomain{Name: d.Name, ID: d.ID, CustomerID: d.CustomerID, Route: d.Route.Addr, TLS: string(d.Route.TLS), Routes: d.Routes.normalized(), Policy: d.Policy}
 		for l := range d.Recipients {
 			fd.Recipients = append(fd.Recipients, l)
 		}
@@ -388,7 +392,7 @@ func (s *Syncer) loadFile() error {
 		if len(fe) > 0 {
 			return fmt.Errorf("%s: domain %s: %w", s.file, fd.Name, fe)
 		}
-		d := &Domain{Name: fd.Name, Route: relay.Route{Addr: fd.Route, TLS: mode}, Routes: routes, Policy: fd.Policy, Source: "store"}
+		d := &Domain{Name: fd.Name, ID: fd.ID, CustomerID: fd.CustomerID, Route: relay.Route{Addr: fd.Route, TLS: mode}, Routes: routes, Policy: fd.Policy, Source: "store"}
 		if len(fd.Recipients) > 0 {
 			d.Recipients = make(map[string]struct{}, len(fd.Recipients))
 			for _, l := range fd.Recipients {
