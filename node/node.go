@@ -341,7 +341,9 @@ func (n *Node) startMap(svc *tenant.Service) error {
 
 // outcomeCounter keeps a nil *Counter from becoming a non-nil interface
 // that smtpd would call.
-func outcomeCounter(c *domainstats.Counter) interface{ Count(domain, outcome string) } {
+func outcomeCounter(c *domainstats.Counter) interface {
+	Count(domainID int64, outcome string)
+} {
 	if c == nil {
 		return nil
 	}

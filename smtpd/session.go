@@ -231,8 +231,9 @@ func (ss *session) Data(r io.Reader) error {
 	reply, outcome, verdict := ss.deliver(raw)
 	class := replyClass(reply.Code)
 	ss.srv.metrics.transactions.WithLabelValues(outcome, class).Inc()
-	if ss.srv.deps.Outcomes != nil {
-		ss.srv.deps.Outcomes.Count(ss.domain.Name, outcome)
+	// Config domains (id 0) belong to no tenant and have no panel page.
+	if ss.srv.deps.Outcomes != nil && ss.domain.ID != 0 {
+		ss.srv.deps.Outcomes.Count(ss.domain.ID, outcome)
 	}
 	ss.srv.metrics.duration.WithLabelValues(class).Observe(time.Since(start).Seconds())
 	ss.srv.metrics.size.Observe(float64(len(raw)))

@@ -85,7 +85,7 @@ var ErrLastUser = fmt.Errorf("%w: a reseller's last user can be removed only by 
 // ActivityStore reads what happened to a domain's mail; store.Store
 // implements it.
 type ActivityStore interface {
-	DomainCounts(ctx context.Context, domain string, since time.Time) (Counts, error)
+	DomainCounts(ctx context.Context, domainID int64, since time.Time) (Counts, error)
 	RefusedEvents(ctx context.Context, domain string, limit int) ([]Refused, error)
 }
 
@@ -488,10 +488,10 @@ func (s *Service) DomainActivity(ctx context.Context, p Principal, domainID int6
 		return Activity{}, err
 	}
 	var a Activity
-	if a.Day, err = s.activity.DomainCounts(ctx, d.Name, now.Add(-24*time.Hour)); err != nil {
+	if a.Day, err = s.activity.DomainCounts(ctx, d.ID, now.Add(-24*time.Hour)); err != nil {
 		return a, err
 	}
-	if a.Month, err = s.activity.DomainCounts(ctx, d.Name, now.Add(-30*24*time.Hour)); err != nil {
+	if a.Month, err = s.activity.DomainCounts(ctx, d.ID, now.Add(-30*24*time.Hour)); err != nil {
 		return a, err
 	}
 	a.Refused, err = s.activity.RefusedEvents(ctx, d.Name, RefusedShown)
