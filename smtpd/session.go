@@ -325,6 +325,7 @@ func (ss *session) record(v scanner.Verdict, msg *scanner.Message) {
 		Node:     ss.srv.deps.Node,
 		Provider: ss.srv.deps.Provider,
 		Domain:   ss.domain.Name,
+		DomainID: ss.domain.ID,
 		Verdict:  v.Reason,
 		Action:   v.Action.String(),
 		Score:    v.Score,

@@ -109,14 +109,14 @@ func (s *Store) PruneDomainStats(ctx context.Context, before time.Time) error {
 }
 
 // RefusedEvents returns a domain's most recent refused messages, newest
-// first, from the events table (events_domain index).
-func (s *Store) RefusedEvents(ctx context.Context, domain string, limit int) ([]tenant.Refused, error) {
+// first, from the events table (events_domain_id index).
+func (s *Store) RefusedEvents(ctx context.Context, domainID int64, limit int) ([]tenant.Refused, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
 	defer cancel()
 	rows, err := s.DB.QueryContext(ctx, `SELECT at_us, ip, verdict, score, symbols, country FROM events
-		WHERE domain = $1 AND action = 'reject' ORDER BY at_us DESC, id DESC LIMIT $2`, domain, limit)
+		WHERE domain_id = $1 AND action = 'reject' ORDER BY at_us DESC, id DESC LIMIT $2`, domainID, limit)
 	if err != nil {
-		return nil, fmt.Errorf("store: refused events %s: %w", domain, err)
+		return nil, fmt.Errorf("store: refused events %d: %w", domainID, err)
 	}
 	defer rows.Close()
 	out := []tenant.Refused{}
@@ -127,7 +127,7 @@ func (s *Store) RefusedEvents(ctx context.Context, domain string, limit int) ([]
 			symbols string
 		)
 		if err := rows.Scan(&us, &r.ClientIP, &r.Verdict, &r.Score, &symbols, &r.Country); err != nil {
-			return nil, fmt.Errorf("store: refused events %s: scan: %w", domain, err)
+			return nil, fmt.Errorf("store: refused events %d: scan: %w", domainID, err)
 		}
 		r.Time = time.UnixMicro(us).UTC()
 		if symbols != "" {
@@ -136,7 +136,7 @@ func (s *Store) RefusedEvents(ctx context.Context, domain string, limit int) ([]
 		out = append(out, r)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: refused events %s: %w", domain, err)
+		return nil, fmt.Errorf("store: refused events %d: %w", domainID, err)
 	}
 	return out, nil
 }

@@ -86,7 +86,7 @@ var ErrLastUser = fmt.Errorf("%w: a reseller's last user can be removed only by 
 // implements it.
 type ActivityStore interface {
 	DomainCounts(ctx context.Context, domainID int64, since time.Time) (Counts, error)
-	RefusedEvents(ctx context.Context, domain string, limit int) ([]Refused, error)
+	RefusedEvents(ctx context.Context, domainID int64, limit int) ([]Refused, error)
 }
 
 // ErrPanelUnconfigured is returned by panel operations on a service built
@@ -494,6 +494,6 @@ func (s *Service) DomainActivity(ctx context.Context, p Principal, domainID int6
 	if a.Month, err = s.activity.DomainCounts(ctx, d.ID, now.Add(-30*24*time.Hour)); err != nil {
 		return a, err
 	}
-	a.Refused, err = s.activity.RefusedEvents(ctx, d.Name, RefusedShown)
+	a.Refused, err = s.activity.RefusedEvents(ctx, d.ID, RefusedShown)
 	return a, err
 }
