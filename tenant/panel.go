@@ -55,8 +55,9 @@ type Refused struct {
 
 // Activity is a domain's counts and its most recent refusals.
 type Activity struct {
-	Day, Month Counts
-	Refused    []Refused
+	Day     Counts    `json:"day"`
+	Month   Counts    `json:"month"`
+	Refused []Refused `json:"refused"`
 }
 
 // PanelStore persists the panel's objects; store.Tenants implements it.

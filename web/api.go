@@ -74,6 +74,7 @@ func (a *AdminAPI) routes() []apiRoute {
 		h("GET /api/v1/domains/{id}", a.getDomain),
 		h("PATCH /api/v1/domains/{id}", a.updateDomain),
 		h("DELETE /api/v1/domains/{id}", a.deleteDomain),
+		h("GET /api/v1/domains/{id}/activity", a.domainActivity),
 		h("POST /api/v1/domains/{id}/verify", a.domainAction(a.svc.VerifyDomain)),
 		h("POST /api/v1/domains/{id}/approve", a.domainAction(a.svc.ApproveDomain)),
 

@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"net/http"
+	"time"
 
 	"github.com/mxgrid/mxgrid/tenant"
 )
@@ -241,6 +242,21 @@ func (a *AdminAPI) createDomain(w http.ResponseWriter, r *http.Request, p tenant
 		return err
 	}
 	writeJSON(w, http.StatusCreated, d)
+	return nil
+}
+
+// domainActivity answers the domain's counts and recent refusals: the
+// domain's own (keyed by its id), never an earlier holder's of its name.
+func (a *AdminAPI) domainActivity(w http.ResponseWriter, r *http.Request, p tenant.Principal) error {
+	id, err := pathID(r)
+	if err != nil {
+		return err
+	}
+	act, err := a.svc.DomainActivity(r.Context(), p, id, time.Now())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, act)
 	return nil
 }
 

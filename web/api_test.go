@@ -46,10 +46,17 @@ func newAPIFixture(t *testing.T) *apiFixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
+	if err := st.MigrateEvents(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.MigrateDomainStats(ctx); err != nil {
+		t.Fatal(err)
+	}
 	f := &apiFixture{t: t, op: tenant.Operator("test"), dns: dnstest.Start(t)}
 	tn := store.NewTenants(st, store.DefaultConfig(), "")
 	f.svc = tenant.NewService(tn, tenant.ServiceOptions{
 		Panel:         tn,
+		Activity:      st,
 		OperatorToken: operatorSecret,
 		Changed:       func(uint64) { f.changes.Add(1) },
 		Log:           slog.New(slog.NewTextHandler(io.Discard, nil)),
@@ -185,6 +192,7 @@ func TestAPIAuthorizationMatrix(t *testing.T) {
 		{"GET", p("/api/v1/domains/%d", dA), nil, want{200, 200, 404}, false},
 		{"PATCH", p("/api/v1/domains/%d", dA), func() any { return map[string]any{"route": "127.0.0.1:2525"} }, want{200, 200, 404}, false},
 		{"DELETE", func() string { return fmt.Sprintf("/api/v1/domains/%d", f.freshDomain()) }, nil, want{204, 204, 404}, false},
+		{"GET", p("/api/v1/domains/%d/activity", dA), nil, want{200, 200, 404}, false},
 		{"POST", p("/api/v1/domains/%d/verify", dA), nil, want{200, 200, 404}, false},
 		{"POST", p("/api/v1/domains/%d/approve", dA), nil, want{200, 403, 403}, false},
 		{"GET", p("/api/v1/domains/%d/recipients", dA), nil, want{200, 200, 404}, false},
