@@ -36,6 +36,7 @@ type apiFixture struct {
 	changes atomic.Int64
 	seq     atomic.Int64
 	dns     *dnstest.Server
+	st      *store.Store
 }
 
 func newAPIFixture(t *testing.T) *apiFixture {
@@ -52,7 +53,7 @@ func newAPIFixture(t *testing.T) *apiFixture {
 	if err := st.MigrateDomainStats(ctx); err != nil {
 		t.Fatal(err)
 	}
-	f := &apiFixture{t: t, op: tenant.Operator("test"), dns: dnstest.Start(t)}
+	f := &apiFixture{t: t, op: tenant.Operator("test"), dns: dnstest.Start(t), st: st}
 	tn := store.NewTenants(st, store.DefaultConfig(), "")
 	f.svc = tenant.NewService(tn, tenant.ServiceOptions{
 		Panel:         tn,

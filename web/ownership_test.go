@@ -4,9 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/mxgrid/mxgrid/store"
 	"github.com/mxgrid/mxgrid/tenant"
 )
 
@@ -168,5 +171,55 @@ func TestAPIConflictsRevealNothing(t *testing.T) {
 	_, err = f.svc.CreateUser(ctx, tenant.Principal{ResellerID: f.resA.ID, Actor: "a"}, f.resA.ID, "boss@b-secret.example", "a long enough password 2")
 	if err == nil || !strings.Contains(err.Error(), "this email address is not available") || strings.Contains(err.Error(), "boss@") {
 		t.Fatalf("duplicate email: %v, want neutral not available", err)
+	}
+}
+
+// TestAPIHistoryBelongsToTheDomain: reseller B's domain has statistics and
+// refusals; B deletes it and reseller A creates the same name: A's
+// activity shows none of B's history.
+func TestAPIHistoryBelongsToTheDomain(t *testing.T) {
+	f := newAPIFixture(t)
+	ctx := context.Background()
+	custB, err := f.svc.CreateCustomer(ctx, f.op, tenant.Customer{ResellerID: f.resB.ID, Name: "customer B"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := f.svc.CreateDomain(ctx, f.op, tenant.DomainRecord{CustomerID: custB.ID, Name: "reused.example", Route: "192.0.2.1:25"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	if err := f.st.AddDomainStats(ctx, []store.DomainHour{{DomainID: old.ID, Hour: now, Counts: tenant.Counts{Accepted: 5, Rejected: 3}}}); err != nil {
+		t.Fatal(err)
+	}
+	ev := store.StoredEvent{Time: now, IP: netip.MustParseAddr("198.51.100.7"), Node: "n", Domain: "reused.example", DomainID: old.ID,
+		Verdict: "spam", Action: "reject", Score: 20, Symbols: []string{"B_SECRET"}}
+	if err := f.st.InsertEvents(ctx, []store.StoredEvent{ev}); err != nil {
+		t.Fatal(err)
+	}
+	activity := func(who string, id int64) tenant.Activity {
+		t.Helper()
+		code, out := f.do(who, "GET", fmt.Sprintf("/api/v1/domains/%d/activity", id), nil)
+		var a tenant.Activity
+		if code != 200 || json.Unmarshal(out, &a) != nil {
+			t.Fatalf("activity of %d as %s: %d %s", id, who, code, out)
+		}
+		return a
+	}
+	if a := activity("other", old.ID); a.Month.Accepted != 5 || len(a.Refused) != 1 {
+		t.Fatalf("B's own activity: %+v, want its 5 accepted and 1 refusal", a)
+	}
+	if code, _ := f.do("other", "DELETE", fmt.Sprintf("/api/v1/domains/%d", old.ID), nil); code != 204 {
+		t.Fatalf("B deletes: %d", code)
+	}
+	code, renewed, body := f.createAs("own", "reused.example", f.custA.ID)
+	if code != 201 {
+		t.Fatalf("A re-creates: %d %s", code, body)
+	}
+	if code, got := f.status("operator", renewed.ID, "approve"); code != 200 || got.Status != tenant.StatusActive {
+		t.Fatalf("approve: %d", code)
+	}
+	if a := activity("own", renewed.ID); a.Month != (tenant.Counts{}) || a.Day != (tenant.Counts{}) || len(a.Refused) != 0 {
+		t.Fatalf("A sees %+v, want none of B's history", a)
 	}
 }
