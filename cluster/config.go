@@ -39,6 +39,10 @@ type Config struct {
 	// node is noticed in about 7 s) or "wan" (every 5 s, about 40 s, for
 	// nodes that only talk over the internet with its higher latency).
 	Profile string `yaml:"profile"`
+	// MXHosts are the host names the cluster's MX records name. A domain
+	// whose most-preferred MX records all point at them is proven to be
+	// its reseller's (see tenant/ownership.go).
+	MXHosts []string `yaml:"mx_hosts"`
 }
 
 // DefaultConfig returns a loopback-only, LAN-timed cluster of one node.

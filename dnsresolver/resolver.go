@@ -71,8 +71,10 @@ type entry struct {
 	expires time.Time
 }
 
-// New builds the resolver from a validated config. Metrics go to reg.
-func New(cfg Config, reg prometheus.Registerer) *Cached {
+// Uncached returns a resolver asking the configured server with no cache:
+// for answers that must be fresh (a domain's ownership proof just
+// published), where a cached "not found" would hide it for negative_ttl.
+func Uncached(cfg Config) *net.Resolver {
 	res := &net.Resolver{PreferGo: true}
 	if cfg.Server != "" {
 		server := cfg.Server
@@ -84,6 +86,12 @@ func New(cfg Config, reg prometheus.Registerer) *Cached {
 			return d.DialContext(ctx, network, server)
 		}
 	}
+	return res
+}
+
+// New builds the resolver from a validated config. Metrics go to reg.
+func New(cfg Config, reg prometheus.Registerer) *Cached {
+	res := Uncached(cfg)
 	f := promauto.With(reg)
 	return &Cached{
 		res:     res,

@@ -28,7 +28,7 @@ var _ Sink = (*store.Store)(nil)
 const Retention = 31 * 24 * time.Hour
 
 type key struct {
-	domain string
+	domain int64 // the stored domain's id
 	hour   int64 // Unix seconds of the hour
 }
 
@@ -51,7 +51,7 @@ func New(sink Sink, interval time.Duration, log *slog.Logger) *Counter {
 // Count records one transaction's outcome (smtpd's outcome labels).
 // Outcomes that are not about the message's content or delivery (a
 // downstream 5xx, which the customer's server decided) are not counted.
-func (c *Counter) Count(domain, outcome string) {
+func (c *Counter) Count(domainID int64, outcome string) {
 	var one tenant.Counts
 	switch outcome {
 	case "delivered":
@@ -67,7 +67,7 @@ func (c *Counter) Count(domain, outcome string) {
 	default:
 		return // no empty row to write at every flush
 	}
-	k := key{domain, c.now().Truncate(time.Hour).Unix()}
+	k := key{domainID, c.now().Truncate(time.Hour).Unix()}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.addLocked(k, &one)
@@ -123,7 +123,7 @@ func (c *Counter) Flush(ctx context.Context) {
 	}
 	rows := make([]store.DomainHour, 0, len(batch))
 	for k, n := range batch {
-		rows = append(rows, store.DomainHour{Domain: k.domain, Hour: time.Unix(k.hour, 0).UTC(), Counts: *n})
+		rows = append(rows, store.DomainHour{DomainID: k.domain, Hour: time.Unix(k.hour, 0).UTC(), Counts: *n})
 	}
 	if err := c.sink.AddDomainStats(ctx, rows); err != nil {
 		c.log.Warn("domain stats: flush failed; retrying at the next flush", "rows", len(rows), "err", err)

@@ -24,14 +24,14 @@ func (f *fakeSink) PruneDomainStats(context.Context, time.Time) error { return n
 func TestUncountedOutcomesWriteNothing(t *testing.T) {
 	sink := &fakeSink{}
 	c := New(sink, time.Minute, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	c.Count("example.org", "relay_permfail")
-	c.Count("example.org", "too_large")
+	c.Count(7, "relay_permfail")
+	c.Count(7, "too_large")
 	c.Flush(context.Background())
 	if len(sink.rows) != 0 {
 		t.Fatalf("flushed %+v for uncounted outcomes", sink.rows)
 	}
-	c.Count("example.org", "delivered")
-	c.Count("example.org", "rejected_virus")
+	c.Count(7, "delivered")
+	c.Count(7, "rejected_virus")
 	c.Flush(context.Background())
 	if len(sink.rows) != 1 || sink.rows[0].Accepted != 1 || sink.rows[0].Virus != 1 {
 		t.Fatalf("flushed %+v, want one row with one accepted and one virus", sink.rows)

@@ -21,6 +21,7 @@ type Event struct {
 	Node     string
 	Provider string
 	Domain   string
+	DomainID int64 // the stored domain's; 0 for config domains
 	// Verdict is "spam" (tagged or rejected on score), "virus" or "policy".
 	Verdict string
 	Action  string // tag or reject

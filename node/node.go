@@ -228,11 +228,20 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 		Log:        n.log.With("component", "api"),
 		Panel:      n.tenants,
 		CheckRoute: n.guard.CheckRoute,
+		Ownership: tenant.OwnershipOptions{
+			DNS:      dnsresolver.Uncached(cfg.DNS),
+			MXHosts:  cfg.Cluster.MXHosts,
+			Reserved: reservedDomains(cfg, domains),
+		},
 	}
 	if n.store != nil {
 		svcOpts.Activity = n.store
 	}
 	svc := tenant.NewService(n.tenants, svcOpts)
+	n.runners = append(n.runners, func(ctx context.Context) error {
+		svc.RunVerifier(ctx, cfg.Tenants.VerifyInterval, cfg.Tenants.VerifyPerRound, n.cluster.IsLeader)
+		return nil
+	})
 	web.MountAdminAPI(n.web.Handle, svc, n.log.With("component", "api"))
 	pnl, err := panel.New(cfg.Panel, panel.Options{Service: svc, DataDir: cfg.DataDir, SMTPHostname: cfg.SMTP.Hostname, Guard: n.guard,
 		Log: n.log.With("component", "panel")})
@@ -365,7 +374,9 @@ func (n *Node) startMap(svc *tenant.Service) error {
 
 // outcomeCounter keeps a nil *Counter from becoming a non-nil interface
 // that smtpd would call.
-func outcomeCounter(c *domainstats.Counter) interface{ Count(domain, outcome string) } {
+func outcomeCounter(c *domainstats.Counter) interface {
+	Count(domainID int64, outcome string)
+} {
 	if c == nil {
 		return nil
 	}
@@ -442,3 +453,13 @@ func (n *Node) prepareStore(ctx context.Context) {
 // storeRetryInterval paces reconnection attempts to a database that was
 // down at start.
 const storeRetryInterval = 5 * time.Second
+
+// reservedDomains are the names no reseller may claim: the configured ones,
+// the node's own hostname and the static config's domains.
+func reservedDomains(cfg config.Config, static []*tenant.Domain) []string {
+	out := append([]string{cfg.SMTP.Hostname}, cfg.Tenants.ReservedDomains...)
+	for _, d := range static {
+		out = append(out, d.Name)
+	}
+	return out
+}

@@ -478,6 +478,21 @@ func (p *Panel) updateDomain(req *request) error {
 	return redirect(req, req.r.URL.Path, "saved")
 }
 
+// domainAction runs verify ("Check now") or approve (operator) and shows
+// the domain again with its status.
+func (p *Panel) domainAction(act func(context.Context, tenant.Principal, int64) (tenant.DomainRecord, error)) func(*request) error {
+	return func(req *request) error {
+		id, err := pathID(req.r)
+		if err != nil {
+			return err
+		}
+		if _, err := act(req.r.Context(), req.sess.P, id); err != nil {
+			return err
+		}
+		return redirect(req, "/panel/domains/"+strconv.FormatInt(id, 10), "")
+	}
+}
+
 func (p *Panel) deleteDomain(req *request) error {
 	id, err := pathID(req.r)
 	if err != nil {

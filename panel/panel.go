@@ -163,6 +163,8 @@ func (p *Panel) routes() map[string]http.HandlerFunc {
 		"GET /panel/domains/{id}":                a(p.domain),
 		"POST /panel/domains/{id}":               a(p.updateDomain),
 		"POST /panel/domains/{id}/delete":        a(p.deleteDomain),
+		"POST /panel/domains/{id}/verify":        a(p.domainAction(p.svc.VerifyDomain)),
+		"POST /panel/domains/{id}/approve":       a(p.domainAction(p.svc.ApproveDomain)),
 		"POST /panel/domains/{id}/test-route":    a(p.testRoute),
 		"POST /panel/domains/{id}/recipients":    a(p.addRecipient),
 		"POST /panel/domains/{id}/import":        a(p.importRecipients),

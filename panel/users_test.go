@@ -265,7 +265,7 @@ func TestAddUserRefusals(t *testing.T) {
 		{"the email", "dan@alpha.example", "DAN@alpha.example", 400, "must not be the email address"},
 		{"too long", "dan@alpha.example", strings.Repeat("x", tenant.MaxPasswordLen+1), 400, "at most 256 bytes"},
 		{"bad email", "not an address", testPassword, 400, "is not an email address"},
-		{"taken", "bob@beta.example", testPassword, 400, "already exists"},
+		{"taken", "bob@beta.example", testPassword, 400, "this email address is not available"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rec := a.post("/panel/users", "email", tc.email, "password", tc.password)

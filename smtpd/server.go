@@ -57,7 +57,9 @@ type Deps struct {
 	Recorder Recorder
 	// Outcomes, when set, counts each transaction's outcome per domain
 	// (the reseller panel's statistics).
-	Outcomes interface{ Count(domain, outcome string) }
+	Outcomes interface {
+		Count(domainID int64, outcome string)
+	}
 	// Parser parses messages once for every check; nil means default
 	// symbol weights.
 	Parser *scanner.Parser

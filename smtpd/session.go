@@ -184,6 +184,12 @@ func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 		ss.log.Info("recipient refused: sender on the domain's block list", "queue_id", ss.queueID, "from", ss.from.String(), "rcpt", rcpt.String())
 		return errBlocked
 	}
+	if ss.domain != nil && dom.CustomerID != ss.domain.CustomerID {
+		// A refusal or verdict books to one tenant; a recipient of
+		// another goes in its own transaction, so it never books to ours.
+		ss.srv.metrics.rcpts.WithLabelValues("other_tenant").Inc()
+		return errOtherTenant
+	}
 	route := dom.RouteFor(rcpt.Local)
 	if ss.domain != nil && route != ss.route {
 		// RFC 5321 §3.3: one transaction, one destination for us; the
@@ -286,8 +292,9 @@ func (ss *session) Data(r io.Reader) error {
 	reply, outcome, verdict := ss.deliver(raw)
 	class := replyClass(reply.Code)
 	ss.srv.metrics.transactions.WithLabelValues(outcome, class).Inc()
-	if ss.srv.deps.Outcomes != nil {
-		ss.srv.deps.Outcomes.Count(ss.domain.Name, outcome)
+	// Config domains (id 0) belong to no tenant and have no panel page.
+	if ss.srv.deps.Outcomes != nil && ss.domain.ID != 0 {
+		ss.srv.deps.Outcomes.Count(ss.domain.ID, outcome)
 	}
 	ss.srv.metrics.duration.WithLabelValues(class).Observe(time.Since(start).Seconds())
 	ss.srv.metrics.size.Observe(float64(len(raw)))
@@ -386,6 +393,7 @@ func (ss *session) record(v scanner.Verdict, msg *scanner.Message) {
 		Node:     ss.srv.deps.Node,
 		Provider: ss.srv.deps.Provider,
 		Domain:   ss.domain.Name,
+		DomainID: ss.domain.ID,
 		Verdict:  v.Reason,
 		Action:   v.Action.String(),
 		Score:    v.Score,

@@ -27,6 +27,19 @@ var domainStatsMigrations = []Migration{{
 	Postgres: `CREATE TABLE domain_stats (domain TEXT NOT NULL, hour_us BIGINT NOT NULL,
 		accepted BIGINT NOT NULL, tagged BIGINT NOT NULL, rejected BIGINT NOT NULL,
 		virus BIGINT NOT NULL, tempfail BIGINT NOT NULL, PRIMARY KEY (domain, hour_us))`,
+}, {
+	// Version 2 keys the counters on the domain's id: keyed by name, a
+	// reseller re-creating a name another had deleted saw the old owner's
+	// statistics. Name-keyed counters cannot be attributed, so they go.
+	Version: 2,
+	SQLite: `DROP TABLE domain_stats;
+	CREATE TABLE domain_stats (domain_id INTEGER NOT NULL, hour_us INTEGER NOT NULL,
+		accepted INTEGER NOT NULL, tagged INTEGER NOT NULL, rejected INTEGER NOT NULL,
+		virus INTEGER NOT NULL, tempfail INTEGER NOT NULL, PRIMARY KEY (domain_id, hour_us))`,
+	Postgres: `DROP TABLE domain_stats;
+	CREATE TABLE domain_stats (domain_id BIGINT NOT NULL, hour_us BIGINT NOT NULL,
+		accepted BIGINT NOT NULL, tagged BIGINT NOT NULL, rejected BIGINT NOT NULL,
+		virus BIGINT NOT NULL, tempfail BIGINT NOT NULL, PRIMARY KEY (domain_id, hour_us))`,
 }}
 
 // MigrateDomainStats creates or upgrades the counters table.
@@ -36,8 +49,8 @@ func (s *Store) MigrateDomainStats(ctx context.Context) error {
 
 // DomainHour is one domain's counts in one hour (Hour is truncated).
 type DomainHour struct {
-	Domain string
-	Hour   time.Time
+	DomainID int64
+	Hour     time.Time
 	tenant.Counts
 }
 
@@ -56,13 +69,13 @@ func (s *Store) AddDomainStats(ctx context.Context, rows []DomainHour) error {
 	}
 	defer tx.Rollback()
 	for _, r := range rows {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO domain_stats (domain, hour_us, accepted, tagged, rejected, virus, tempfail)
+		if _, err := tx.ExecContext(ctx, `INSERT INTO domain_stats (domain_id, hour_us, accepted, tagged, rejected, virus, tempfail)
 			VALUES ($1, $2, $3, $4, $5, $6, $7)
-			ON CONFLICT (domain, hour_us) DO UPDATE SET accepted = domain_stats.accepted + excluded.accepted,
+			ON CONFLICT (domain_id, hour_us) DO UPDATE SET accepted = domain_stats.accepted + excluded.accepted,
 				tagged = domain_stats.tagged + excluded.tagged, rejected = domain_stats.rejected + excluded.rejected,
 				virus = domain_stats.virus + excluded.virus, tempfail = domain_stats.tempfail + excluded.tempfail`,
-			r.Domain, r.Hour.Truncate(time.Hour).UnixMicro(), r.Accepted, r.Tagged, r.Rejected, r.Virus, r.Tempfail); err != nil {
-			return fmt.Errorf("store: add domain stats %s: %w", r.Domain, err)
+			r.DomainID, r.Hour.Truncate(time.Hour).UnixMicro(), r.Accepted, r.Tagged, r.Rejected, r.Virus, r.Tempfail); err != nil {
+			return fmt.Errorf("store: add domain stats %d: %w", r.DomainID, err)
 		}
 	}
 	if err := tx.Commit(); err != nil {
@@ -72,15 +85,15 @@ func (s *Store) AddDomainStats(ctx context.Context, rows []DomainHour) error {
 }
 
 // DomainCounts sums a domain's counters from the hour holding since.
-func (s *Store) DomainCounts(ctx context.Context, domain string, since time.Time) (tenant.Counts, error) {
+func (s *Store) DomainCounts(ctx context.Context, domainID int64, since time.Time) (tenant.Counts, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
 	defer cancel()
 	var c tenant.Counts
 	err := s.DB.QueryRowContext(ctx, `SELECT COALESCE(SUM(accepted), 0), COALESCE(SUM(tagged), 0), COALESCE(SUM(rejected), 0),
-		COALESCE(SUM(virus), 0), COALESCE(SUM(tempfail), 0) FROM domain_stats WHERE domain = $1 AND hour_us >= $2`,
-		domain, since.Truncate(time.Hour).UnixMicro()).Scan(&c.Accepted, &c.Tagged, &c.Rejected, &c.Virus, &c.Tempfail)
+		COALESCE(SUM(virus), 0), COALESCE(SUM(tempfail), 0) FROM domain_stats WHERE domain_id = $1 AND hour_us >= $2`,
+		domainID, since.Truncate(time.Hour).UnixMicro()).Scan(&c.Accepted, &c.Tagged, &c.Rejected, &c.Virus, &c.Tempfail)
 	if err != nil {
-		return c, fmt.Errorf("store: domain counts %s: %w", domain, err)
+		return c, fmt.Errorf("store: domain counts %d: %w", domainID, err)
 	}
 	return c, nil
 }
@@ -96,14 +109,14 @@ func (s *Store) PruneDomainStats(ctx context.Context, before time.Time) error {
 }
 
 // RefusedEvents returns a domain's most recent refused messages, newest
-// first, from the events table (events_domain index).
-func (s *Store) RefusedEvents(ctx context.Context, domain string, limit int) ([]tenant.Refused, error) {
+// first, from the events table (events_domain_id index).
+func (s *Store) RefusedEvents(ctx context.Context, domainID int64, limit int) ([]tenant.Refused, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
 	defer cancel()
 	rows, err := s.DB.QueryContext(ctx, `SELECT at_us, ip, verdict, score, symbols, country FROM events
-		WHERE domain = $1 AND action = 'reject' ORDER BY at_us DESC, id DESC LIMIT $2`, domain, limit)
+		WHERE domain_id = $1 AND action = 'reject' ORDER BY at_us DESC, id DESC LIMIT $2`, domainID, limit)
 	if err != nil {
-		return nil, fmt.Errorf("store: refused events %s: %w", domain, err)
+		return nil, fmt.Errorf("store: refused events %d: %w", domainID, err)
 	}
 	defer rows.Close()
 	out := []tenant.Refused{}
@@ -114,7 +127,7 @@ func (s *Store) RefusedEvents(ctx context.Context, domain string, limit int) ([]
 			symbols string
 		)
 		if err := rows.Scan(&us, &r.ClientIP, &r.Verdict, &r.Score, &symbols, &r.Country); err != nil {
-			return nil, fmt.Errorf("store: refused events %s: scan: %w", domain, err)
+			return nil, fmt.Errorf("store: refused events %d: scan: %w", domainID, err)
 		}
 		r.Time = time.UnixMicro(us).UTC()
 		if symbols != "" {
@@ -123,7 +136,7 @@ func (s *Store) RefusedEvents(ctx context.Context, domain string, limit int) ([]
 		out = append(out, r)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: refused events %s: %w", domain, err)
+		return nil, fmt.Errorf("store: refused events %d: %w", domainID, err)
 	}
 	return out, nil
 }

@@ -17,6 +17,9 @@ type StoredEvent struct {
 	Node     string
 	Provider string
 	Domain   string
+	// DomainID is the stored domain's id, 0 for config domains and for
+	// events recorded before ids were.
+	DomainID int64
 	Verdict  string
 	Action   string
 	Score    float64
@@ -101,6 +104,13 @@ var eventMigrations = []Migration{{
 	Version:  2,
 	SQLite:   `CREATE INDEX events_domain ON events (domain, at_us)`,
 	Postgres: `CREATE INDEX events_domain ON events (domain, at_us)`,
+}, {
+	// A domain's history belongs to the stored domain, not its name: a
+	// reseller re-creating a name another deleted must not see the old
+	// owner's refusals. Older events cannot be attributed: domain id 0.
+	Version: 3,
+	Common: `ALTER TABLE events ADD COLUMN domain_id BIGINT NOT NULL DEFAULT 0;
+	CREATE INDEX events_domain_id ON events (domain_id, at_us)`,
 }}
 
 // MigrateEvents creates or upgrades the events table.
@@ -109,10 +119,10 @@ func (s *Store) MigrateEvents(ctx context.Context) error {
 }
 
 const eventColumns = `at_us, ip, node, provider, domain, verdict, action, score, symbols,
-	located, country, country_name, city, lat, lon, accuracy_km, asn, as_org`
+	located, country, country_name, city, lat, lon, accuracy_km, asn, as_org, domain_id`
 
 // eventColumnCount must match eventColumns and eventArgs.
-const eventColumnCount = 18
+const eventColumnCount = 19
 
 // eventsPerStatement bounds one multi-row INSERT: 500 rows x 18 columns =
 // 9000 parameters, under SQLite's 32766 and PostgreSQL's 65535 limits, and
@@ -158,7 +168,7 @@ func eventArgs(args []any, e *StoredEvent) []any {
 	return append(args,
 		e.Time.UnixMicro(), e.IP.String(), e.Node, e.Provider, e.Domain, e.Verdict, e.Action, e.Score,
 		strings.Join(e.Symbols, " "), e.Located, e.Country, e.CountryName, e.City, e.Lat, e.Lon,
-		e.AccuracyKM, int64(e.ASN), e.ASOrg)
+		e.AccuracyKM, int64(e.ASN), e.ASOrg, e.DomainID)
 }
 
 // InsertEvents writes evs in one transaction with multi-row INSERTs: either
@@ -229,7 +239,7 @@ func (s *Store) scanEvents(ctx context.Context, what, q string, args []any, fn f
 		)
 		if err := rows.Scan(&atUS, &ip, &e.Node, &e.Provider, &e.Domain, &e.Verdict, &e.Action, &e.Score,
 			&symbols, &e.Located, &e.Country, &e.CountryName, &e.City, &e.Lat, &e.Lon,
-			&e.AccuracyKM, &asn, &e.ASOrg); err != nil {
+			&e.AccuracyKM, &asn, &e.ASOrg, &e.DomainID); err != nil {
 			return fmt.Errorf("store: %s: scan: %w", what, err)
 		}
 		e.Time = time.UnixMicro(atUS).UTC()

@@ -215,17 +215,17 @@ func testEventContract(t *testing.T, s *Store) {
 }
 
 func TestInsertEventsSQL(t *testing.T) {
-	if got := insertEventsSQL(2, false); !strings.HasSuffix(got, "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?),(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)") {
+	if got := insertEventsSQL(2, false); !strings.HasSuffix(got, "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?),(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)") {
 		t.Fatalf("sqlite placeholders: %q", got)
 	}
 	got := insertEventsSQL(2, true)
 	if want := "($1,$2,"; !strings.Contains(got, want) {
 		t.Fatalf("first row placeholders missing in %q", got)
 	}
-	if want := ",($19,$20,"; !strings.Contains(got, want) {
-		t.Fatalf("second row must start at $19 in %q", got)
+	if want := ",($20,$21,"; !strings.Contains(got, want) {
+		t.Fatalf("second row must start at $20 in %q", got)
 	}
-	if want := "$36)"; got[len(got)-4:] != want {
+	if want := "$38)"; got[len(got)-4:] != want {
 		t.Fatalf("last placeholder: %q", got[len(got)-4:])
 	}
 }

@@ -103,6 +103,15 @@ var tenantMigrations = []Migration{{
 	CREATE TABLE panel_users (id BIGSERIAL PRIMARY KEY,
 		reseller_id BIGINT NOT NULL REFERENCES resellers (id) ON DELETE CASCADE,
 		email TEXT NOT NULL UNIQUE, password TEXT NOT NULL, created_us BIGINT NOT NULL);`,
+}, {
+	// Version 3 is domain ownership: a reseller's new domain is pending
+	// until its TXT token or MX records prove it. Domains that existed
+	// before already received mail under the old rules, so they stay active
+	// (the operator reviews them; see docs/security.md).
+	Version: 3,
+	Common: `ALTER TABLE domains ADD COLUMN status TEXT NOT NULL DEFAULT 'active';
+	ALTER TABLE domains ADD COLUMN verify_token TEXT NOT NULL DEFAULT '';
+	CREATE INDEX domains_status ON domains (status, id);`,
 }}
 
 // Tenants implements tenant.Store. It connects lazily: a node that started
@@ -495,7 +504,7 @@ func (t *Tenants) DeleteCustomer(ctx context.Context, id int64, a tenant.AuditEn
 // --- domains
 
 const domainCols = `d.id, d.customer_id, c.reseller_id, d.name, d.route, d.tls, d.policy, d.created_us, d.updated_us,
-	COALESCE(rt.rules, '[]')`
+	COALESCE(rt.rules, '[]'), d.status, d.verify_token`
 const domainFrom = ` FROM domains d JOIN customers c ON c.id = d.customer_id LEFT JOIN domain_routes rt ON rt.domain_id = d.id`
 
 func scanDomain(sc interface{ Scan(...any) error }) (tenant.DomainRecord, error) {
@@ -504,7 +513,7 @@ func scanDomain(sc interface{ Scan(...any) error }) (tenant.DomainRecord, error)
 		pol, rts string
 		cre, upd int64
 	)
-	if err := sc.Scan(&d.ID, &d.CustomerID, &d.ResellerID, &d.Name, &d.Route, &d.TLS, &pol, &cre, &upd, &rts); err != nil {
+	if err := sc.Scan(&d.ID, &d.CustomerID, &d.ResellerID, &d.Name, &d.Route, &d.TLS, &pol, &cre, &upd, &rts, &d.Status, &d.VerifyToken); err != nil {
 		return d, err
 	}
 	d.Created, d.Updated = fromMicros(cre), fromMicros(upd)
@@ -547,9 +556,9 @@ func (t *Tenants) CreateDomain(ctx context.Context, d *tenant.DomainRecord, a te
 	now := nowUTC()
 	return t.write(ctx, "domain "+d.Name, a, func(tx *sql.Tx) error {
 		d.Created, d.Updated = now, now
-		if err := tx.QueryRowContext(ctx, `INSERT INTO domains (customer_id, name, route, tls, policy, created_us, updated_us)
-			VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING id`,
-			d.CustomerID, d.Name, d.Route, d.TLS, pol, micros(now)).Scan(&d.ID); err != nil {
+		if err := tx.QueryRowContext(ctx, `INSERT INTO domains (customer_id, name, route, tls, policy, created_us, updated_us, status, verify_token)
+			VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8) RETURNING id`,
+			d.CustomerID, d.Name, d.Route, d.TLS, pol, micros(now), d.Status, d.VerifyToken).Scan(&d.ID); err != nil {
 			return err
 		}
 		return putRoutes(ctx, tx, d.ID, d.Routes)
@@ -564,8 +573,9 @@ func (t *Tenants) UpdateDomain(ctx context.Context, d *tenant.DomainRecord, a te
 	now := nowUTC()
 	return t.write(ctx, "domain "+d.Name, a, func(tx *sql.Tx) error {
 		d.Updated = now
-		if err := expectRow(tx.ExecContext(ctx, `UPDATE domains SET customer_id = $1, name = $2, route = $3, tls = $4, policy = $5, updated_us = $6 WHERE id = $7`,
-			d.CustomerID, d.Name, d.Route, d.TLS, pol, micros(now), d.ID)); err != nil {
+		if err := expectRow(tx.ExecContext(ctx, `UPDATE domains SET customer_id = $1, name = $2, route = $3, tls = $4, policy = $5, updated_us = $6,
+			status = $7, verify_token = $8 WHERE id = $9`,
+			d.CustomerID, d.Name, d.Route, d.TLS, pol, micros(now), d.Status, d.VerifyToken, d.ID)); err != nil {
 			return err
 		}
 		return putRoutes(ctx, tx, d.ID, d.Routes)

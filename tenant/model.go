@@ -61,10 +61,16 @@ type DomainRecord struct {
 	TLS        string `json:"tls"`
 	// Routes send some recipients to other servers than Route; never nil
 	// once normalised, so the API always shows a list.
-	Routes  []RouteRule `json:"routes"`
-	Policy  Policy      `json:"policy"`
-	Created time.Time   `json:"created"`
-	Updated time.Time   `json:"updated"`
+	Routes []RouteRule `json:"routes"`
+	Policy Policy      `json:"policy"`
+	// Status is StatusPending until the reseller proves the name (see
+	// ownership.go); only active domains receive mail. The API shows
+	// VerifyToken so the reseller can publish it; both are set by the
+	// service, never taken from a request.
+	Status      string    `json:"status"`
+	VerifyToken string    `json:"verify_token,omitempty"`
+	Created     time.Time `json:"created"`
+	Updated     time.Time `json:"updated"`
 }
 
 // Recipient is one accepted local part of a domain.

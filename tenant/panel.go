@@ -55,8 +55,9 @@ type Refused struct {
 
 // Activity is a domain's counts and its most recent refusals.
 type Activity struct {
-	Day, Month Counts
-	Refused    []Refused
+	Day     Counts    `json:"day"`
+	Month   Counts    `json:"month"`
+	Refused []Refused `json:"refused"`
 }
 
 // PanelStore persists the panel's objects; store.Tenants implements it.
@@ -85,8 +86,8 @@ var ErrLastUser = fmt.Errorf("%w: a reseller's last user can be removed only by 
 // ActivityStore reads what happened to a domain's mail; store.Store
 // implements it.
 type ActivityStore interface {
-	DomainCounts(ctx context.Context, domain string, since time.Time) (Counts, error)
-	RefusedEvents(ctx context.Context, domain string, limit int) ([]Refused, error)
+	DomainCounts(ctx context.Context, domainID int64, since time.Time) (Counts, error)
+	RefusedEvents(ctx context.Context, domainID int64, limit int) ([]Refused, error)
 }
 
 // ErrPanelUnconfigured is returned by panel operations on a service built
@@ -277,6 +278,10 @@ func (s *Service) CreateUser(ctx context.Context, p Principal, resellerID int64,
 	}
 	u := User{ResellerID: resellerID, Email: e, Hash: hash}
 	if err := ps.CreateUser(ctx, &u, s.audit(p, resellerID, "create", "user "+e, nil)); err != nil {
+		if errors.Is(err, ErrConflict) {
+			// Emails are unique across resellers: say nothing of whose it is.
+			return User{}, fmt.Errorf("%w: %w", ErrConflict, ErrEmailNotAvailable)
+		}
 		return User{}, err
 	}
 	return u, nil
@@ -484,12 +489,12 @@ func (s *Service) DomainActivity(ctx context.Context, p Principal, domainID int6
 		return Activity{}, err
 	}
 	var a Activity
-	if a.Day, err = s.activity.DomainCounts(ctx, d.Name, now.Add(-24*time.Hour)); err != nil {
+	if a.Day, err = s.activity.DomainCounts(ctx, d.ID, now.Add(-24*time.Hour)); err != nil {
 		return a, err
 	}
-	if a.Month, err = s.activity.DomainCounts(ctx, d.Name, now.Add(-30*24*time.Hour)); err != nil {
+	if a.Month, err = s.activity.DomainCounts(ctx, d.ID, now.Add(-30*24*time.Hour)); err != nil {
 		return a, err
 	}
-	a.Refused, err = s.activity.RefusedEvents(ctx, d.Name, RefusedShown)
+	a.Refused, err = s.activity.RefusedEvents(ctx, d.ID, RefusedShown)
 	return a, err
 }

@@ -88,6 +88,7 @@ type Service struct {
 	panel        PanelStore
 	activity     ActivityStore
 	checkRoute   func(ctx context.Context, route string) error
+	own          *ownership
 }
 
 // ServiceOptions configure a Service.
@@ -107,11 +108,14 @@ type ServiceOptions struct {
 	// Guard.CheckRoute: no loopback, private, link-local... networks, no
 	// loop into the cluster); nil checks only the syntax.
 	CheckRoute func(ctx context.Context, route string) error
+	// Ownership configures how resellers' domains are proven.
+	Ownership OwnershipOptions
 }
 
 // NewService returns a service over st.
 func NewService(st Store, opts ServiceOptions) *Service {
-	s := &Service{store: st, changed: opts.Changed, log: opts.Log, panel: opts.Panel, activity: opts.Activity, checkRoute: opts.CheckRoute}
+	s := &Service{store: st, changed: opts.Changed, log: opts.Log, panel: opts.Panel, activity: opts.Activity,
+		checkRoute: opts.CheckRoute, own: newOwnership(opts.Ownership)}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -397,12 +401,48 @@ func (s *Service) GetDomain(ctx context.Context, p Principal, id int64) (DomainR
 	return d, nil
 }
 
+// CreateDomain creates d: active at once for the operator, pending with a
+// fresh verification token for a reseller.
 func (s *Service) CreateDomain(ctx context.Context, p Principal, d DomainRecord) (DomainRecord, error) {
 	if err := s.validateDomain(ctx, p, &d); err != nil {
 		return DomainRecord{}, err
 	}
+	if err := s.setOwnership(p, &d, ""); err != nil {
+		return DomainRecord{}, err
+	}
 	v, err := s.store.CreateDomain(ctx, &d, s.audit(p, d.ResellerID, "create", "domain "+d.Name, d))
-	return d, s.committed(v, err)
+	return d, s.committed(v, neutralConflict(err))
+}
+
+// setOwnership sets d's status and token. A reseller's new name (oldName
+// differs) is refused when reserved and otherwise starts pending; an
+// unchanged name keeps the status it had.
+func (s *Service) setOwnership(p Principal, d *DomainRecord, oldName string) error {
+	if d.Name == oldName {
+		return nil
+	}
+	if p.Operator {
+		d.Status, d.VerifyToken = StatusActive, ""
+		return nil
+	}
+	if s.own.isReserved(d.Name) {
+		return neutralConflict(ErrConflict)
+	}
+	tok, err := newVerifyToken()
+	if err != nil {
+		return err
+	}
+	d.Status, d.VerifyToken = StatusPending, tok
+	return nil
+}
+
+// neutralConflict hides whose name a unique-name conflict is with: the
+// answer is the same for a reserved name, one's own and another tenant's.
+func neutralConflict(err error) error {
+	if errors.Is(err, ErrConflict) {
+		return fmt.Errorf("%w: %w", ErrConflict, ErrNotAvailable)
+	}
+	return err
 }
 
 func (s *Service) UpdateDomain(ctx context.Context, p Principal, id int64, patch func(*DomainRecord)) (DomainRecord, error) {
@@ -410,13 +450,19 @@ func (s *Service) UpdateDomain(ctx context.Context, p Principal, id int64, patch
 	if err != nil {
 		return DomainRecord{}, err
 	}
+	old := d
 	patch(&d)
 	d.ID = id
+	// Status and token are the service's, whatever the request said.
+	d.Status, d.VerifyToken = old.Status, old.VerifyToken
 	if err := s.validateDomain(ctx, p, &d); err != nil {
 		return DomainRecord{}, err
 	}
+	if err := s.setOwnership(p, &d, old.Name); err != nil {
+		return DomainRecord{}, err
+	}
 	v, err := s.store.UpdateDomain(ctx, &d, s.audit(p, d.ResellerID, "update", object("domain", id, d.Name), d))
-	return d, s.committed(v, err)
+	return d, s.committed(v, neutralConflict(err))
 }
 
 func (s *Service) DeleteDomain(ctx context.Context, p Principal, id int64) error {

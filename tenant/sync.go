@@ -26,11 +26,18 @@ type SyncConfig struct {
 	// StaleAfter is how many failed reload intervals make the snapshot
 	// stale (readiness degraded).
 	StaleAfter int `yaml:"stale_after"`
+	// VerifyInterval is how often the leader re-checks pending domains'
+	// DNS proof, at most VerifyPerRound of them each time.
+	VerifyInterval time.Duration `yaml:"verify_interval"`
+	VerifyPerRound int           `yaml:"verify_per_round"`
+	// ReservedDomains no reseller may create (nor their subdomains).
+	ReservedDomains []string `yaml:"reserved_domains"`
 }
 
-// DefaultSyncConfig reloads every 30 s and calls 3 missed reloads stale.
+// DefaultSyncConfig reloads every 30 s, calls 3 missed reloads stale and
+// re-checks up to 100 pending domains every 5 min.
 func DefaultSyncConfig() SyncConfig {
-	return SyncConfig{ReloadInterval: 30 * time.Second, StaleAfter: 3}
+	return SyncConfig{ReloadInterval: 30 * time.Second, StaleAfter: 3, VerifyInterval: 5 * time.Minute, VerifyPerRound: 100}
 }
 
 // Validate checks the section; messages name the key.
@@ -40,6 +47,12 @@ func (c SyncConfig) Validate() error {
 	}
 	if c.StaleAfter < 1 {
 		return errors.New("stale_after: at least 1")
+	}
+	if c.VerifyInterval < 100*time.Millisecond {
+		return errors.New("verify_interval: at least 100ms")
+	}
+	if c.VerifyPerRound < 1 {
+		return errors.New("verify_per_round: at least 1")
 	}
 	return nil
 }
@@ -267,6 +280,10 @@ func Resolve(data Data) ([]*Domain, error) {
 			// unknown domain, and nothing reaches the customer's server.
 			continue
 		}
+		if dr.Status == StatusPending {
+			// Unproven: refused at RCPT exactly like an unknown domain.
+			continue
+		}
 		mode, err := relay.ParseTLSMode(dr.TLS)
 		if err != nil {
 			return nil, fmt.Errorf("domain %s: tls: %w", dr.Name, err)
@@ -276,11 +293,13 @@ func Resolve(data Data) ([]*Domain, error) {
 			return nil, fmt.Errorf("domain %s: %w", dr.Name, fe)
 		}
 		d := &Domain{
-			Name:   dr.Name,
-			Route:  relay.Route{Addr: dr.Route, TLS: mode},
-			Routes: routes,
-			Policy: dr.Policy.Over(customers[dr.CustomerID]),
-			Source: "store",
+			Name:       dr.Name,
+			ID:         dr.ID,
+			CustomerID: dr.CustomerID,
+			Route:      relay.Route{Addr: dr.Route, TLS: mode},
+			Routes:     routes,
+			Policy:     dr.Policy.Over(customers[dr.CustomerID]),
+			Source:     "store",
 		}
 		if locals := data.Recipients[dr.ID]; len(locals) > 0 {
 			d.Recipients = make(map[string]struct{}, len(locals))
@@ -303,6 +322,8 @@ type snapshotFile struct {
 
 type fileDomain struct {
 	Name       string   `json:"name"`
+	ID         int64    `json:"id,omitempty"`
+	CustomerID int64    `json:"customer_id,omitempty"`
 	Route      string   `json:"route"`
 	TLS        string   `json:"tls"`
 	Recipients []string `json:"recipients,omitempty"`
@@ -317,7 +338,7 @@ type fileDomain struct {
 func (s *Syncer) writeFile(version uint64, domains []*Domain) error {
 	f := snapshotFile{Version: version, Saved: s.now().UTC(), Domains: make([]fileDomain, len(domains))}
 	for i, d := range domains {
-		fd := fileDomain{Name: d.Name, Route: d.Route.Addr, TLS: string(d.Route.TLS), Routes: d.Routes.normalized(), Policy: d.Policy}
+		fd := fileDomain{Name: d.Name, ID: d.ID, CustomerID: d.CustomerID, Route: d.Route.Addr, TLS: string(d.Route.TLS), Routes: d.Routes.normalized(), Policy: d.Policy}
 		for l := range d.Recipients {
 			fd.Recipients = append(fd.Recipients, l)
 		}
@@ -371,7 +392,7 @@ func (s *Syncer) loadFile() error {
 		if len(fe) > 0 {
 			return fmt.Errorf("%s: domain %s: %w", s.file, fd.Name, fe)
 		}
-		d := &Domain{Name: fd.Name, Route: relay.Route{Addr: fd.Route, TLS: mode}, Routes: routes, Policy: fd.Policy, Source: "store"}
+		d := &Domain{Name: fd.Name, ID: fd.ID, CustomerID: fd.CustomerID, Route: relay.Route{Addr: fd.Route, TLS: mode}, Routes: routes, Policy: fd.Policy, Source: "store"}
 		if len(fd.Recipients) > 0 {
 			d.Recipients = make(map[string]struct{}, len(fd.Recipients))
 			for _, l := range fd.Recipients {

@@ -41,6 +41,13 @@ type Policy struct {
 // Domain is one provisioned domain as the SMTP session needs it.
 type Domain struct {
 	Name string
+	// ID is the stored domain's id (0 for config domains): tenant data
+	// (statistics, history) keys on it, so a name deleted by one reseller
+	// and re-created by another starts with none of the old owner's data.
+	ID int64
+	// CustomerID is the tenant the domain belongs to (0 for config
+	// domains, the operator's): one transaction never mixes tenants.
+	CustomerID int64
 	// Route is where the domain's mail goes unless Routes sends a
 	// recipient elsewhere; RouteFor decides.
 	Route relay.Route

@@ -74,6 +74,9 @@ func (a *AdminAPI) routes() []apiRoute {
 		h("GET /api/v1/domains/{id}", a.getDomain),
 		h("PATCH /api/v1/domains/{id}", a.updateDomain),
 		h("DELETE /api/v1/domains/{id}", a.deleteDomain),
+		h("GET /api/v1/domains/{id}/activity", a.domainActivity),
+		h("POST /api/v1/domains/{id}/verify", a.domainAction(a.svc.VerifyDomain)),
+		h("POST /api/v1/domains/{id}/approve", a.domainAction(a.svc.ApproveDomain)),
 
 		h("GET /api/v1/domains/{id}/recipients", a.listRecipients),
 		h("POST /api/v1/domains/{id}/recipients", a.createRecipient),
@@ -166,6 +169,9 @@ func (a *AdminAPI) fail(w http.ResponseWriter, r *http.Request, err error) {
 		code, body = http.StatusNotFound, apiError{Error: "not found"}
 	case errors.Is(err, tenant.ErrConflict):
 		code = http.StatusConflict
+	case errors.Is(err, tenant.ErrBusy):
+		w.Header().Set("Retry-After", "5")
+		code = http.StatusTooManyRequests
 	case errors.Is(err, tenant.ErrUnavailable):
 		// The node keeps filtering mail from its snapshot; only changes wait.
 		a.log.Warn("admin API: tenant store unavailable", "method", r.Method, "path", r.URL.Path, "err", err)

@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"net/http"
+	"time"
 
 	"github.com/mxgrid/mxgrid/tenant"
 )
@@ -242,6 +243,38 @@ func (a *AdminAPI) createDomain(w http.ResponseWriter, r *http.Request, p tenant
 	}
 	writeJSON(w, http.StatusCreated, d)
 	return nil
+}
+
+// domainActivity answers the domain's counts and recent refusals: the
+// domain's own (keyed by its id), never an earlier holder's of its name.
+func (a *AdminAPI) domainActivity(w http.ResponseWriter, r *http.Request, p tenant.Principal) error {
+	id, err := pathID(r)
+	if err != nil {
+		return err
+	}
+	act, err := a.svc.DomainActivity(r.Context(), p, id, time.Now())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, act)
+	return nil
+}
+
+// domainAction serves a POST that acts on one domain and answers with it
+// (verify, approve): 200 with its status, pending or active.
+func (a *AdminAPI) domainAction(act func(context.Context, tenant.Principal, int64) (tenant.DomainRecord, error)) func(http.ResponseWriter, *http.Request, tenant.Principal) error {
+	return func(w http.ResponseWriter, r *http.Request, p tenant.Principal) error {
+		id, err := pathID(r)
+		if err != nil {
+			return err
+		}
+		d, err := act(r.Context(), p, id)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, d)
+		return nil
+	}
 }
 
 func (a *AdminAPI) updateDomain(w http.ResponseWriter, r *http.Request, p tenant.Principal) error {

@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/mxgrid/mxgrid/dnsresolver"
+	"github.com/mxgrid/mxgrid/dnsresolver/dnstest"
 	"github.com/mxgrid/mxgrid/store"
 	"github.com/mxgrid/mxgrid/tenant"
 )
@@ -33,6 +35,8 @@ type apiFixture struct {
 	tokA    tenant.Token
 	changes atomic.Int64
 	seq     atomic.Int64
+	dns     *dnstest.Server
+	st      *store.Store
 }
 
 // newAPIFixture builds the API over a fresh store; opts adjust the service
@@ -45,16 +49,30 @@ func newAPIFixture(t *testing.T, opts ...func(*tenant.ServiceOptions)) *apiFixtu
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	f := &apiFixture{t: t, op: tenant.Operator("test")}
+	if err := st.MigrateEvents(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.MigrateDomainStats(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f := &apiFixture{t: t, op: tenant.Operator("test"), dns: dnstest.Start(t), st: st}
+	tn := store.NewTenants(st, store.DefaultConfig(), "")
 	so := tenant.ServiceOptions{
+		Panel:         tn,
+		Activity:      st,
 		OperatorToken: operatorSecret,
 		Changed:       func(uint64) { f.changes.Add(1) },
 		Log:           slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Ownership: tenant.OwnershipOptions{
+			DNS:      dnsresolver.Uncached(dnsresolver.Config{Server: f.dns.Addr}),
+			MXHosts:  []string{"mx1.mxgrid.test", "mx2.mxgrid.test"},
+			Reserved: []string{"reserved.test"},
+		},
 	}
 	for _, o := range opts {
 		o(&so)
 	}
-	f.svc = tenant.NewService(store.NewTenants(st, store.DefaultConfig(), ""), so)
+	f.svc = tenant.NewService(tn, so)
 	mux := http.NewServeMux()
 	MountAdminAPI(mux.Handle, f.svc, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	f.srv = httptest.NewServer(mux)
@@ -181,6 +199,9 @@ func TestAPIAuthorizationMatrix(t *testing.T) {
 		{"GET", p("/api/v1/domains/%d", dA), nil, want{200, 200, 404}, false},
 		{"PATCH", p("/api/v1/domains/%d", dA), func() any { return map[string]any{"route": "127.0.0.1:2525"} }, want{200, 200, 404}, false},
 		{"DELETE", func() string { return fmt.Sprintf("/api/v1/domains/%d", f.freshDomain()) }, nil, want{204, 204, 404}, false},
+		{"GET", p("/api/v1/domains/%d/activity", dA), nil, want{200, 200, 404}, false},
+		{"POST", p("/api/v1/domains/%d/verify", dA), nil, want{200, 200, 404}, false},
+		{"POST", p("/api/v1/domains/%d/approve", dA), nil, want{200, 403, 403}, false},
 		{"GET", p("/api/v1/domains/%d/recipients", dA), nil, want{200, 200, 404}, false},
 		{"POST", p("/api/v1/domains/%d/recipients", dA), func() any { return map[string]any{"local": fmt.Sprintf("u%d", f.next())} }, want{201, 201, 404}, false},
 		{"POST", p("/api/v1/domains/%d/recipients/import", dA), func() any { return map[string]any{"recipients": []string{"bob", "carol@a.example"}} }, want{200, 200, 404}, false},

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -95,6 +96,8 @@ type resource struct {
 	fields     []field
 	filters    []filter
 	columns    []column
+	// actions are POSTs to ID/action answering the object (domain verify).
+	actions []string
 }
 
 var (
@@ -129,7 +132,10 @@ var (
 			{flag: "reseller", key: "reseller_id", isInt: true, usage: "only this reseller's domains (`id`)"},
 			{flag: "name", key: "name", usage: "only names containing `text` (any case)"},
 		},
-		columns: []column{{"ID", "id", "-"}, {"NAME", "name", "-"}, {"CUSTOMER", "customer_id", "-"}, {"RESELLER", "reseller_id", "-"}, {"ROUTE", "route", "-"}, {"TLS", "tls", "-"}, {"RULES", "routes", "0"}},
+		columns: []column{{"ID", "id", "-"}, {"NAME", "name", "-"}, {"CUSTOMER", "customer_id", "-"}, {"RESELLER", "reseller_id", "-"}, {"ROUTE", "route", "-"}, {"TLS", "tls", "-"}, {"RULES", "routes", "0"},
+			{"STATUS", "status", "-"}, {"TOKEN", "verify_token", "-"}},
+		// verify checks the DNS proof now; approve (operator) skips it.
+		actions: []string{"verify", "approve"},
 	}
 )
 
@@ -146,13 +152,13 @@ func runDomain(ctx context.Context, args []string, stdout io.Writer) error {
 }
 
 func (r resource) run(ctx context.Context, args []string, stdout io.Writer) error {
-	usage := fmt.Errorf("%w: mxgrid %s list|create|get|update|delete [flags] (mxgrid %[2]s ACTION -h for its flags)", errUsage, r.name)
+	usage := fmt.Errorf("%w: mxgrid %s list|create|get|update|delete%s [flags] (mxgrid %[2]s ACTION -h for its flags)", errUsage, r.name, strings.Join(append([]string{""}, r.actions...), "|"))
 	if len(args) == 0 {
 		return usage
 	}
 	action, args := args[0], args[1:]
 	synopsis := "[flags]"
-	if action == "get" || action == "update" || action == "delete" {
+	if action == "get" || action == "update" || action == "delete" || slices.Contains(r.actions, action) {
 		synopsis = "ID [flags]"
 	}
 	fs := newActionFlagSet(r.name, action, synopsis)
@@ -198,7 +204,13 @@ func (r resource) run(ctx context.Context, args []string, stdout io.Writer) erro
 		fmt.Fprintln(os.Stderr, strings.TrimPrefix(usage.Error(), errUsage.Error()+": "))
 		return flag.ErrHelp
 	default:
-		return usage
+		if !slices.Contains(r.actions, action) {
+			return usage
+		}
+		var id string
+		if id, err = parseID(fs, args); err == nil {
+			err = r.write(ctx, af, "POST", r.path+"/"+id+"/"+action, nil, false, stdout)
+		}
 	}
 	if err != nil && !errors.Is(err, flag.ErrHelp) && !errors.Is(err, errUsage) {
 		// The API's message follows: "mxgrid domain: create: invalid input".

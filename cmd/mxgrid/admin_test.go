@@ -70,7 +70,7 @@ func TestAdminCommandsProvisionThroughTheAPI(t *testing.T) {
 		}
 		return r
 	}
-	domainHeader := []string{"ID", "NAME", "CUSTOMER", "RESELLER", "ROUTE", "TLS", "RULES"}
+	domainHeader := []string{"ID", "NAME", "CUSTOMER", "RESELLER", "ROUTE", "TLS", "RULES", "STATUS", "TOKEN"}
 
 	reseller := strings.TrimSpace(ok("reseller", "create", "-name", "Acme IT", "-q"))
 	if !regexp.MustCompile(`^[1-9][0-9]*$`).MatchString(reseller) {
@@ -99,6 +99,13 @@ func TestAdminCommandsProvisionThroughTheAPI(t *testing.T) {
 		t.Fatalf("domain create printed %q", created)
 	}
 	d := created[0][0]
+	// The operator's domains are active at once; verify and approve
+	// answer the domain with its status.
+	for _, action := range []string{"verify", "approve"} {
+		if got := rows(ok("domain", action, d), domainHeader...); len(got) != 1 || got[0][7] != "active" {
+			t.Fatalf("domain %s printed %q, want active", action, got)
+		}
+	}
 	ok("domain", "create", "-customer", c, "-name", "cakes.example", "-route", "mail.bakery.example:25", "-tls", "none")
 	ok("domain", "create", "-customer", c, "-name", "other.test", "-route", "127.0.0.1:2525")
 

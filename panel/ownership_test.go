@@ -1,0 +1,71 @@
+package panel
+
+import (
+	"context"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mxgrid/mxgrid/store"
+	"github.com/mxgrid/mxgrid/tenant"
+)
+
+// TestPanelDomainHistoryAndProof: a pending domain's page shows the record
+// to publish and "Check now" (and Approve to the operator only); a name
+// deleted by reseller B and re-created by reseller A shows A none of B's
+// refusals.
+func TestPanelDomainHistoryAndProof(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	mk := func(name string) (tenant.Principal, tenant.Customer) {
+		r, err := f.svc.CreateReseller(ctx, f.op, tenant.Reseller{Name: name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := f.svc.CreateCustomer(ctx, f.op, tenant.Customer{ResellerID: r.ID, Name: name + " customer"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tenant.Principal{ResellerID: r.ID, Actor: name}, c
+	}
+	pa, ca := mk("alpha")
+	pb, cb := mk("beta")
+
+	old, err := f.svc.CreateDomain(ctx, f.op, tenant.DomainRecord{CustomerID: cb.ID, Name: "reused.example", Route: "192.0.2.1:25"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := store.StoredEvent{Time: time.Now().UTC(), IP: netip.MustParseAddr("198.51.100.7"), Node: "n", Domain: "reused.example",
+		DomainID: old.ID, Verdict: "spam", Action: "reject", Score: 20, Symbols: []string{"B_SECRET"}}
+	if err := f.st.InsertEvents(ctx, []store.StoredEvent{ev}); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := f.get(t, pb, "/panel/domains/"+itoa(old.ID)+"/stats"); code != 200 || !strings.Contains(body, "198.51.100.7") {
+		t.Fatalf("B's own history: %d, refusal shown: %v", code, strings.Contains(body, "198.51.100.7"))
+	}
+	if err := f.svc.DeleteDomain(ctx, pb, old.ID); err != nil {
+		t.Fatal(err)
+	}
+	d, err := f.svc.CreateDomain(ctx, pa, tenant.DomainRecord{CustomerID: ca.ID, Name: "reused.example", Route: "192.0.2.1:25"})
+	if err != nil || d.Status != tenant.StatusPending {
+		t.Fatalf("A re-creates: %+v, %v; want pending", d, err)
+	}
+	_, body := f.get(t, pa, "/panel/domains/"+itoa(d.ID))
+	if !strings.Contains(body, "mxgrid-verify="+d.VerifyToken) || !strings.Contains(body, `id="verify-button"`) || strings.Contains(body, `id="approve-button"`) {
+		t.Fatalf("reseller's pending page lacks the record or Check now, or offers Approve")
+	}
+	if _, body := f.get(t, f.op, "/panel/domains/"+itoa(d.ID)); !strings.Contains(body, `id="approve-button"`) {
+		t.Fatalf("operator's pending page lacks Approve")
+	}
+	if _, err := f.svc.ApproveDomain(ctx, f.op, d.ID); err != nil {
+		t.Fatal(err)
+	}
+	code, body := f.get(t, pa, "/panel/domains/"+itoa(d.ID)+"/stats")
+	if code != 200 || strings.Contains(body, "198.51.100.7") || strings.Contains(body, "B_SECRET") {
+		t.Fatalf("A's history: %d, shows B's refusal: %v", code, strings.Contains(body, "198.51.100.7"))
+	}
+	if _, body := f.get(t, pa, "/panel/domains/"+itoa(d.ID)); strings.Contains(body, `id="domain-pending"`) {
+		t.Fatalf("active domain still shows the pending card")
+	}
+}

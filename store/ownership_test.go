@@ -1,0 +1,59 @@
+package store
+
+import (
+	"context"
+	"testing"
+
+	"github.com/mxgrid/mxgrid/tenant"
+)
+
+// TestDomainOwnershipMigration: on both dialects, domains that existed
+// before migration 3 stay active (they already received mail), and status
+// and token round-trip through create and update.
+func TestDomainOwnershipMigration(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		open func(testing.TB) *Store
+	}{{"sqlite", openSQLite}, {"postgres", openPostgres}} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			st := tc.open(t)
+			if err := st.Migrate(ctx, tenantsComponent, tenantMigrations[:2]); err != nil {
+				t.Fatal(err)
+			}
+			for _, q := range []string{
+				`INSERT INTO resellers (name, policy, created_us, updated_us, slug) VALUES ('r', '{}', 0, 0, 'r')`,
+				`INSERT INTO customers (reseller_id, name, policy, created_us, updated_us, map_key) VALUES (1, 'c', '{}', 0, 0, 'k')`,
+				`INSERT INTO domains (customer_id, name, route, tls, policy, created_us, updated_us) VALUES (1, 'old.example', '192.0.2.1:25', 'opportunistic', '{}', 0, 0)`,
+			} {
+				if _, err := st.DB.ExecContext(ctx, q); err != nil {
+					t.Fatalf("%s: %v", q, err)
+				}
+			}
+			ts := NewTenants(st, Config{}, "")
+			old, err := ts.GetDomain(ctx, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if old.Status != tenant.StatusActive || old.VerifyToken != "" {
+				t.Fatalf("pre-existing domain: status %q token %q, want active without token", old.Status, old.VerifyToken)
+			}
+			d := tenant.DomainRecord{CustomerID: 1, Name: "new.example", Route: "192.0.2.1:25", TLS: "opportunistic",
+				Status: tenant.StatusPending, VerifyToken: "abc"}
+			if _, err := ts.CreateDomain(ctx, &d, tenant.AuditEntry{Actor: "t", Action: "create", Object: "x"}); err != nil {
+				t.Fatal(err)
+			}
+			got, err := ts.GetDomain(ctx, d.ID)
+			if err != nil || got.Status != tenant.StatusPending || got.VerifyToken != "abc" {
+				t.Fatalf("created: %+v, %v", got, err)
+			}
+			got.Status = tenant.StatusActive
+			if _, err := ts.UpdateDomain(ctx, &got, tenant.AuditEntry{Actor: "t", Action: "update", Object: "x"}); err != nil {
+				t.Fatal(err)
+			}
+			if got, _ = ts.GetDomain(ctx, d.ID); got.Status != tenant.StatusActive {
+				t.Fatalf("updated: status %q", got.Status)
+			}
+		})
+	}
+}

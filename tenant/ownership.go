@@ -1,0 +1,298 @@
+package tenant
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Domain status. A reseller could otherwise create any name (gmail.com, the
+// node's own hostname, another tenant's domain) and receive its mail at
+// once; a pending domain is left out of the snapshot, so RCPT refuses it
+// like an unknown one and nothing is relayed.
+const (
+	StatusPending = "pending"
+	StatusActive  = "active"
+)
+
+// VerifyPrefix starts the TXT record that proves a domain.
+const VerifyPrefix = "mxgrid-verify="
+
+// ErrNotAvailable is the neutral answer for a name the caller may not
+// take: reserved, or held by another tenant. It says nothing about which.
+var ErrNotAvailable = errors.New("this domain name is not available")
+
+// ErrEmailNotAvailable is ErrNotAvailable's counterpart for panel logins.
+var ErrEmailNotAvailable = errors.New("this email address is not available")
+
+// ErrBusy means too many on-demand checks run at once (HTTP 429).
+var ErrBusy = errors.New("too many verifications in progress, retry later")
+
+// DNS is the lookup surface ownership checks need; dnsresolver's uncached
+// resolver and *net.Resolver provide it.
+type DNS interface {
+	LookupTXT(ctx context.Context, name string) ([]string, error)
+	LookupMX(ctx context.Context, name string) ([]*net.MX, error)
+}
+
+// OwnershipOptions configure domain verification.
+type OwnershipOptions struct {
+	// DNS must not cache: a reseller who just published the record
+	// presses "Check now" and expects it to count.
+	DNS DNS
+	// MXHosts are the cluster's MX host names (cluster.mx_hosts).
+	MXHosts []string
+	// Reserved are names no reseller may create, exactly or as a parent
+	// (tenants.reserved_domains, the node's hostname, static domains).
+	Reserved []string
+	// MaxConcurrent bounds on-demand checks (default 4).
+	MaxConcurrent int
+	// Timeout bounds one check's lookups (default 10s).
+	Timeout time.Duration
+}
+
+// builtinReserved are large mail providers: a reseller claiming them could
+// only mean to capture mail of people who are no customer of ours.
+var builtinReserved = []string{
+	"gmail.com", "googlemail.com", "google.com", "outlook.com", "hotmail.com", "live.com",
+	"msn.com", "microsoft.com", "yahoo.com", "ymail.com", "aol.com", "icloud.com", "me.com",
+	"mac.com", "apple.com", "proton.me", "protonmail.com", "gmx.com", "gmx.net", "gmx.de",
+	"web.de", "mail.ru", "yandex.ru", "yandex.com", "qq.com", "163.com", "zoho.com",
+	"fastmail.com", "tutanota.com", "orange.fr", "free.fr", "t-online.de", "comcast.net",
+}
+
+// ownership holds the verification settings of a Service.
+type ownership struct {
+	dns      DNS
+	mxHosts  map[string]bool
+	reserved map[string]bool
+	sem      chan struct{}
+	timeout  time.Duration
+	mu       sync.Mutex // serialises status writes of concurrent checks
+}
+
+func newOwnership(o OwnershipOptions) *ownership {
+	ow := &ownership{dns: o.DNS, mxHosts: map[string]bool{}, reserved: map[string]bool{}, timeout: o.Timeout}
+	if ow.timeout <= 0 {
+		ow.timeout = 10 * time.Second
+	}
+	n := o.MaxConcurrent
+	if n <= 0 {
+		n = 4
+	}
+	ow.sem = make(chan struct{}, n)
+	for _, h := range o.MXHosts {
+		if n, err := NormalizeDomain(strings.TrimSuffix(h, ".")); err == nil {
+			ow.mxHosts[n] = true
+			// The MX hosts' registered domain (approximated by the last two
+			// labels) is ours too: a tenant must not capture its mail.
+			if reg := registered(n); reg != "" {
+				ow.reserved[reg] = true
+			}
+		}
+	}
+	for _, r := range append(append([]string{}, builtinReserved...), o.Reserved...) {
+		if n, err := NormalizeDomain(strings.TrimSuffix(r, ".")); err == nil {
+			ow.reserved[n] = true
+		}
+	}
+	return ow
+}
+
+// registered approximates the registrable domain by the last two labels.
+func registered(name string) string {
+	labels := strings.Split(name, ".")
+	if len(labels) < 2 {
+		return ""
+	}
+	return strings.Join(labels[len(labels)-2:], ".")
+}
+
+// isReserved reports whether name or one of its parents is reserved.
+func (ow *ownership) isReserved(name string) bool {
+	for n := name; n != ""; {
+		if ow.reserved[n] {
+			return true
+		}
+		_, rest, ok := strings.Cut(n, ".")
+		if !ok {
+			break
+		}
+		n = rest
+	}
+	return false
+}
+
+// newVerifyToken returns the random value of a domain's TXT proof.
+func newVerifyToken() (string, error) {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("verify token: %w", err)
+	}
+	return hex.EncodeToString(b), nil
+}
+
+// proven reports whether DNS proves d: its TXT token is published, or all
+// its most-preferred MX records point at the cluster's MX hosts. A lookup
+// error is returned only when neither proof could be read.
+func (ow *ownership) proven(ctx context.Context, d DomainRecord) (bool, error) {
+	if ow.dns == nil {
+		return false, errors.New("ownership: no resolver configured")
+	}
+	ctx, cancel := context.WithTimeout(ctx, ow.timeout)
+	defer cancel()
+	txts, txtErr := ow.dns.LookupTXT(ctx, d.Name)
+	for _, t := range txts {
+		if d.VerifyToken != "" && strings.TrimSpace(t) == VerifyPrefix+d.VerifyToken {
+			return true, nil
+		}
+	}
+	mxs, mxErr := ow.dns.LookupMX(ctx, d.Name)
+	if len(mxs) > 0 && len(ow.mxHosts) > 0 {
+		best := mxs[0].Pref
+		for _, mx := range mxs {
+			best = min(best, mx.Pref)
+		}
+		all := true
+		for _, mx := range mxs {
+			if mx.Pref != best {
+				continue
+			}
+			h, err := NormalizeDomain(strings.TrimSuffix(mx.Host, "."))
+			if err != nil || !ow.mxHosts[h] {
+				all = false
+			}
+		}
+		if all {
+			return true, nil
+		}
+	}
+	if notFound(txtErr) && notFound(mxErr) {
+		return false, nil
+	}
+	if txtErr != nil && mxErr != nil {
+		return false, fmt.Errorf("ownership: lookup %s: %w", d.Name, errors.Join(txtErr, mxErr))
+	}
+	return false, nil
+}
+
+func notFound(err error) bool {
+	var de *net.DNSError
+	return err == nil || (errors.As(err, &de) && de.IsNotFound)
+}
+
+// VerifyDomain checks DNS for p's pending domain now and activates it when
+// proven. Concurrent checks are bounded: beyond the bound, ErrBusy.
+func (s *Service) VerifyDomain(ctx context.Context, p Principal, id int64) (DomainRecord, error) {
+	d, err := s.GetDomain(ctx, p, id)
+	if err != nil {
+		return DomainRecord{}, err
+	}
+	if d.Status == StatusActive {
+		return d, nil
+	}
+	select {
+	case s.own.sem <- struct{}{}:
+		defer func() { <-s.own.sem }()
+	default:
+		return DomainRecord{}, ErrBusy
+	}
+	return s.verify(ctx, d)
+}
+
+func (s *Service) verify(ctx context.Context, d DomainRecord) (DomainRecord, error) {
+	ok, err := s.own.proven(ctx, d)
+	if err != nil || !ok {
+		return d, err
+	}
+	return s.activate(ctx, Operator("verify"), d, "verify")
+}
+
+// ApproveDomain activates a domain without proof; operator only.
+func (s *Service) ApproveDomain(ctx context.Context, p Principal, id int64) (DomainRecord, error) {
+	if err := p.operatorOnly(); err != nil {
+		return DomainRecord{}, err
+	}
+	d, err := s.GetDomain(ctx, p, id)
+	if err != nil {
+		return DomainRecord{}, err
+	}
+	if d.Status == StatusActive {
+		return d, nil
+	}
+	return s.activate(ctx, p, d, "approve")
+}
+
+func (s *Service) activate(ctx context.Context, p Principal, d DomainRecord, action string) (DomainRecord, error) {
+	s.own.mu.Lock()
+	defer s.own.mu.Unlock()
+	// Re-read: the domain may have been renamed or deleted meanwhile, and a
+	// proof of the old name proves nothing about the new one.
+	cur, err := s.store.GetDomain(ctx, d.ID)
+	if err != nil {
+		return DomainRecord{}, err
+	}
+	if cur.Name != d.Name || cur.VerifyToken != d.VerifyToken {
+		return cur, nil
+	}
+	cur.Status = StatusActive
+	v, err := s.store.UpdateDomain(ctx, &cur, s.audit(p, cur.ResellerID, action, object("domain", cur.ID, cur.Name), nil))
+	return cur, s.committed(v, err)
+}
+
+// VerifyPending re-checks up to limit pending domains, oldest first, and
+// returns how many it activated. The cluster leader runs it every
+// tenants.verify_interval.
+func (s *Service) VerifyPending(ctx context.Context, limit int) (int, error) {
+	all, err := s.store.ListDomains(ctx, Filter{})
+	if err != nil {
+		return 0, err
+	}
+	n, checked := 0, 0
+	for _, d := range all {
+		if d.Status != StatusPending {
+			continue
+		}
+		if checked >= limit {
+			break
+		}
+		checked++
+		got, err := s.verify(ctx, d)
+		if err != nil {
+			s.log.Debug("domain verification", "domain_id", d.ID, "err", err)
+			continue
+		}
+		if got.Status == StatusActive {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// RunVerifier re-checks pending domains every interval until ctx ends,
+// while leader reports true (one node checks, not all).
+func (s *Service) RunVerifier(ctx context.Context, interval time.Duration, perRound int, leader func() bool) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if leader != nil && !leader() {
+			continue
+		}
+		if n, err := s.VerifyPending(ctx, perRound); err != nil {
+			s.log.Warn("domain verification round", "err", err)
+		} else if n > 0 {
+			s.log.Info("domains verified", "count", n)
+		}
+	}
+}

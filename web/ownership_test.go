@@ -1,0 +1,225 @@
+package web
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mxgrid/mxgrid/store"
+	"github.com/mxgrid/mxgrid/tenant"
+)
+
+// createAs posts a domain as who and returns the status and the answer.
+func (f *apiFixture) createAs(who, name string, customerID int64) (int, tenant.DomainRecord, string) {
+	f.t.Helper()
+	code, body := f.do(who, "POST", "/api/v1/domains", map[string]any{"name": name, "customer_id": customerID, "route": "192.0.2.1:25"})
+	var d tenant.DomainRecord
+	if code == 201 {
+		if err := json.Unmarshal(body, &d); err != nil {
+			f.t.Fatal(err)
+		}
+	}
+	return code, d, string(body)
+}
+
+func (f *apiFixture) status(who string, id int64, action string) (int, tenant.DomainRecord) {
+	f.t.Helper()
+	code, body := f.do(who, "POST", fmt.Sprintf("/api/v1/domains/%d/%s", id, action), nil)
+	var d tenant.DomainRecord
+	if code == 200 {
+		if err := json.Unmarshal(body, &d); err != nil {
+			f.t.Fatal(err)
+		}
+	}
+	return code, d
+}
+
+// TestAPIDomainOwnership: a reseller's domain is pending until its TXT
+// token or its MX records (served by the loopback DNS server) or the
+// operator prove it; reserved names are refused neutrally.
+func TestAPIDomainOwnership(t *testing.T) {
+	f := newAPIFixture(t)
+
+	t.Run("operator-created is active", func(t *testing.T) {
+		code, d, body := f.createAs("operator", "op.example", f.custA.ID)
+		if code != 201 || d.Status != tenant.StatusActive {
+			t.Fatalf("create = %d %s, want 201 active", code, body)
+		}
+	})
+
+	t.Run("TXT token", func(t *testing.T) {
+		code, d, body := f.createAs("own", "txt.example", f.custA.ID)
+		if code != 201 || d.Status != tenant.StatusPending || len(d.VerifyToken) < 16 {
+			t.Fatalf("create = %d %s, want 201 pending with a token", code, body)
+		}
+		// The request cannot activate it itself.
+		if code, out := f.do("own", "PATCH", fmt.Sprintf("/api/v1/domains/%d", d.ID), map[string]any{"status": "active"}); code != 400 {
+			t.Fatalf("PATCH status = %d %s, want 400", code, out)
+		}
+		if code, out := f.do("own", "PATCH", fmt.Sprintf("/api/v1/domains/%d", d.ID), map[string]any{"route": "192.0.2.2:25"}); code != 200 || !strings.Contains(string(out), `"pending"`) {
+			t.Fatalf("PATCH route = %d %s, want 200 still pending", code, out)
+		}
+		if _, got := f.status("own", d.ID, "verify"); got.Status != tenant.StatusPending {
+			t.Fatalf("verify without a record: %s, want pending", got.Status)
+		}
+		f.dns.AddTXT("txt.example", "mxgrid-verify=wrong")
+		if _, got := f.status("own", d.ID, "verify"); got.Status != tenant.StatusPending {
+			t.Fatalf("verify with a wrong token: %s, want pending", got.Status)
+		}
+		f.dns.AddTXT("txt.example", tenant.VerifyPrefix+d.VerifyToken)
+		if code, got := f.status("own", d.ID, "verify"); code != 200 || got.Status != tenant.StatusActive {
+			t.Fatalf("verify with the token = %d %s, want 200 active", code, got.Status)
+		}
+		// Another reseller can neither see nor check it.
+		if code, _ := f.status("other", d.ID, "verify"); code != 404 {
+			t.Fatalf("verify as another reseller = %d, want 404", code)
+		}
+	})
+
+	t.Run("MX records", func(t *testing.T) {
+		for _, tc := range []struct {
+			name   string
+			mx     []string
+			active bool
+		}{
+			{"mx-all.example", []string{"10 MX1.mxgrid.test.", "10 mx2.mxgrid.test.", "20 backup.other.test."}, true},
+			{"mx-mixed.example", []string{"10 mx1.mxgrid.test.", "10 mx.other.test."}, false},
+			{"mx-backup.example", []string{"10 mx.other.test.", "20 mx1.mxgrid.test."}, false},
+		} {
+			_, d, body := f.createAs("own", tc.name, f.custA.ID)
+			if d.Status != tenant.StatusPending {
+				t.Fatalf("%s: create %s, want pending", tc.name, body)
+			}
+			for _, mx := range tc.mx {
+				f.dns.Add(t, tc.name+". 300 IN MX "+mx)
+			}
+			if _, got := f.status("own", d.ID, "verify"); (got.Status == tenant.StatusActive) != tc.active {
+				t.Errorf("%s: status %s, want active=%v", tc.name, got.Status, tc.active)
+			}
+		}
+	})
+
+	t.Run("operator approval", func(t *testing.T) {
+		_, d, _ := f.createAs("own", "approve.example", f.custA.ID)
+		if code, _ := f.status("own", d.ID, "approve"); code != 403 {
+			t.Fatalf("approve as the reseller = %d, want 403", code)
+		}
+		if code, got := f.status("operator", d.ID, "approve"); code != 200 || got.Status != tenant.StatusActive {
+			t.Fatalf("approve as operator = %d %s, want 200 active", code, got.Status)
+		}
+	})
+
+	t.Run("periodic re-check", func(t *testing.T) {
+		_, d, _ := f.createAs("own", "later.example", f.custA.ID)
+		f.dns.AddTXT("later.example", tenant.VerifyPrefix+d.VerifyToken)
+		n, err := f.svc.VerifyPending(context.Background(), 100)
+		if err != nil || n != 1 {
+			t.Fatalf("VerifyPending = %d, %v; want 1", n, err)
+		}
+	})
+
+	t.Run("reserved names", func(t *testing.T) {
+		for _, name := range []string{"gmail.com", "mail.outlook.com", "reserved.test", "mxgrid.test", "node.mxgrid.test"} {
+			code, _, body := f.createAs("own", name, f.custA.ID)
+			if code != 409 || !strings.Contains(body, "this domain name is not available") {
+				t.Errorf("%s: %d %s, want 409 not available", name, code, body)
+			}
+		}
+		// The operator may.
+		if code, _, body := f.createAs("operator", "reserved.test", f.custA.ID); code != 201 {
+			t.Errorf("operator reserved.test: %d %s", code, body)
+		}
+	})
+}
+
+// TestAPIConflictsRevealNothing: a name held by another reseller gets the
+// same answer as a reserved one, naming neither the holder nor the name.
+func TestAPIConflictsRevealNothing(t *testing.T) {
+	f := newAPIFixture(t)
+	ctx := context.Background()
+	custB, err := f.svc.CreateCustomer(ctx, f.op, tenant.Customer{ResellerID: f.resB.ID, Name: "customer B"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.CreateDomain(ctx, f.op, tenant.DomainRecord{CustomerID: custB.ID, Name: "b-secret.example", Route: "192.0.2.1:25"}); err != nil {
+		t.Fatal(err)
+	}
+	code, _, taken := f.createAs("own", "b-secret.example", f.custA.ID)
+	_, _, reserved := f.createAs("own", "gmail.com", f.custA.ID)
+	if code != 409 || taken != reserved {
+		t.Fatalf("taken name: %d %q; reserved name: %q; want the same 409", code, taken, reserved)
+	}
+	for _, leak := range []string{"b-secret", "reseller B", "customer B", "exists"} {
+		if strings.Contains(taken, leak) {
+			t.Errorf("answer %q reveals %q", taken, leak)
+		}
+	}
+	// Renaming onto it answers the same.
+	_, mine, _ := f.createAs("own", "mine.example", f.custA.ID)
+	code, out := f.do("own", "PATCH", fmt.Sprintf("/api/v1/domains/%d", mine.ID), map[string]any{"name": "b-secret.example"})
+	if code != 409 || string(out) != taken {
+		t.Fatalf("rename onto a taken name: %d %s, want %s", code, out, taken)
+	}
+	// Panel logins: an email of another reseller's user.
+	if _, err := f.svc.CreateUser(ctx, f.op, f.resB.ID, "boss@b-secret.example", "a long enough password 1"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.svc.CreateUser(ctx, tenant.Principal{ResellerID: f.resA.ID, Actor: "a"}, f.resA.ID, "boss@b-secret.example", "a long enough password 2")
+	if err == nil || !strings.Contains(err.Error(), "this email address is not available") || strings.Contains(err.Error(), "boss@") {
+		t.Fatalf("duplicate email: %v, want neutral not available", err)
+	}
+}
+
+// TestAPIHistoryBelongsToTheDomain: reseller B's domain has statistics and
+// refusals; B deletes it and reseller A creates the same name: A's
+// activity shows none of B's history.
+func TestAPIHistoryBelongsToTheDomain(t *testing.T) {
+	f := newAPIFixture(t)
+	ctx := context.Background()
+	custB, err := f.svc.CreateCustomer(ctx, f.op, tenant.Customer{ResellerID: f.resB.ID, Name: "customer B"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := f.svc.CreateDomain(ctx, f.op, tenant.DomainRecord{CustomerID: custB.ID, Name: "reused.example", Route: "192.0.2.1:25"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	if err := f.st.AddDomainStats(ctx, []store.DomainHour{{DomainID: old.ID, Hour: now, Counts: tenant.Counts{Accepted: 5, Rejected: 3}}}); err != nil {
+		t.Fatal(err)
+	}
+	ev := store.StoredEvent{Time: now, IP: netip.MustParseAddr("198.51.100.7"), Node: "n", Domain: "reused.example", DomainID: old.ID,
+		Verdict: "spam", Action: "reject", Score: 20, Symbols: []string{"B_SECRET"}}
+	if err := f.st.InsertEvents(ctx, []store.StoredEvent{ev}); err != nil {
+		t.Fatal(err)
+	}
+	activity := func(who string, id int64) tenant.Activity {
+		t.Helper()
+		code, out := f.do(who, "GET", fmt.Sprintf("/api/v1/domains/%d/activity", id), nil)
+		var a tenant.Activity
+		if code != 200 || json.Unmarshal(out, &a) != nil {
+			t.Fatalf("activity of %d as %s: %d %s", id, who, code, out)
+		}
+		return a
+	}
+	if a := activity("other", old.ID); a.Month.Accepted != 5 || len(a.Refused) != 1 {
+		t.Fatalf("B's own activity: %+v, want its 5 accepted and 1 refusal", a)
+	}
+	if code, _ := f.do("other", "DELETE", fmt.Sprintf("/api/v1/domains/%d", old.ID), nil); code != 204 {
+		t.Fatalf("B deletes: %d", code)
+	}
+	code, renewed, body := f.createAs("own", "reused.example", f.custA.ID)
+	if code != 201 {
+		t.Fatalf("A re-creates: %d %s", code, body)
+	}
+	if code, got := f.status("operator", renewed.ID, "approve"); code != 200 || got.Status != tenant.StatusActive {
+		t.Fatalf("approve: %d", code)
+	}
+	if a := activity("own", renewed.ID); a.Month != (tenant.Counts{}) || a.Day != (tenant.Counts{}) || len(a.Refused) != 0 {
+		t.Fatalf("A sees %+v, want none of B's history", a)
+	}
+}
