@@ -75,7 +75,7 @@ func TestChaos(t *testing.T) {
 log: {level: warn}
 data_dir: %s
 smtp: {listen: "%s", hostname: %s.test, shutdown_grace: 5s}
-http: {listen: "%s"}
+http: {listen: "127.0.0.1:0", management_listen: "%s"}
 cluster: {bind: "%s", join: ["%s"]}
 domains:
   - {name: example.org, route: "%s", tls: none}

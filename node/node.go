@@ -66,6 +66,7 @@ type Node struct {
 
 	smtpListener net.Listener
 	httpListener net.Listener
+	mgmtListener net.Listener
 	// runners are the long-running parts started by Run besides the two
 	// servers, each returning when ctx is cancelled.
 	runners []func(ctx context.Context) error
@@ -87,7 +88,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 	ok := false
 	defer func() {
 		if !ok {
-			for _, l := range []net.Listener{n.smtpListener, n.httpListener} {
+			for _, l := range []net.Listener{n.smtpListener, n.httpListener, n.mgmtListener} {
 				if l != nil {
 					l.Close()
 				}
@@ -176,12 +177,15 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n.web = web.New(n.health, n.registry, n.log.With("component", "http"))
+	n.web = web.New(n.health, n.registry, n.log.With("component", "http"), web.DefaultLimits())
 
 	if n.smtpListener, err = n.smtp.Listen(); err != nil {
 		return nil, err
 	}
 	if n.httpListener, err = n.web.Listen(cfg.HTTP.Listen); err != nil {
+		return nil, err
+	}
+	if n.mgmtListener, err = n.web.Listen(cfg.HTTP.ManagementListen); err != nil {
 		return nil, err
 	}
 	// Last, as nothing after it can fail: a started cluster must be left.
@@ -190,14 +194,15 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 		Version: opts.Version, Started: time.Now(),
 		ConfigVersion: func() uint64 { return n.directory.Snapshot().Version },
 		Load:          n.smtp.MessagesPerSecond,
-		HTTPAddr:      n.HTTPAddr(),
+		// Prometheus discovers the nodes' metrics through the cluster.
+		HTTPAddr: n.ManagementAddr(),
 	}, n.health, n.log, n.registry)
 	if err != nil {
 		return nil, err
 	}
-	n.web.Handle("GET /api/v1/cluster", web.ClusterAPI(n.cluster))
-	n.web.Handle("GET /cluster", web.ClusterPage(n.cluster))
-	n.web.Handle("GET /api/v1/cluster/prometheus-sd", web.PrometheusSD(n.cluster))
+	n.web.HandleManagement("GET /api/v1/cluster", web.ClusterAPI(n.cluster))
+	n.web.HandleManagement("GET /cluster", web.ClusterPage(n.cluster))
+	n.web.HandleManagement("GET /api/v1/cluster/prometheus-sd", web.PrometheusSD(n.cluster))
 	// A committed change is announced to every node, this one included;
 	// each reloads from the store (the announcement is only a hint).
 	n.cluster.Subscribe(tenant.BroadcastTopic, func([]byte, string) { n.syncer.Trigger() })
@@ -230,9 +235,10 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 	return n, nil
 }
 
-// SMTPAddr and HTTPAddr are the bound listener addresses.
-func (n *Node) SMTPAddr() string { return n.smtpListener.Addr().String() }
-func (n *Node) HTTPAddr() string { return n.httpListener.Addr().String() }
+// SMTPAddr, HTTPAddr and ManagementAddr are the bound listener addresses.
+func (n *Node) SMTPAddr() string       { return n.smtpListener.Addr().String() }
+func (n *Node) HTTPAddr() string       { return n.httpListener.Addr().String() }
+func (n *Node) ManagementAddr() string { return n.mgmtListener.Addr().String() }
 
 // Health is the node's readiness registry.
 func (n *Node) Health() *health.Registry { return n.health }
@@ -243,7 +249,7 @@ func (n *Node) Health() *health.Registry { return n.health }
 // the load balancer. It returns nil on a clean shutdown.
 func (n *Node) Run(ctx context.Context) error {
 	defer n.close()
-	n.log.Info("node started", "smtp", n.SMTPAddr(), "http", n.HTTPAddr(), "provider", n.cfg.Node.Provider, "region", n.cfg.Node.Region)
+	n.log.Info("node started", "smtp", n.SMTPAddr(), "http", n.HTTPAddr(), "management", n.ManagementAddr(), "provider", n.cfg.Node.Provider, "region", n.cfg.Node.Region)
 	httpCtx, stopHTTP := context.WithCancel(context.Background())
 	defer stopHTTP()
 	// The cluster outlives SMTP too: the node leaves once its mail is done.
@@ -254,7 +260,7 @@ func (n *Node) Run(ctx context.Context) error {
 	defer stopEvents()
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return n.smtp.Serve(n.smtpListener) })
-	g.Go(func() error { return n.web.Serve(httpCtx, n.httpListener) })
+	g.Go(func() error { return n.web.Serve(httpCtx, n.httpListener, n.mgmtListener) })
 	g.Go(func() error { return n.cluster.Run(clusterCtx) })
 	for _, r := range n.runners {
 		g.Go(func() error { return r(gctx) })
