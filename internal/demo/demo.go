@@ -63,7 +63,7 @@ type Options struct {
 
 // nodeSpec is one demo node: its identity and ports.
 type nodeSpec struct {
-	name, provider, region string
+	name, provider, region   string
 	smtp, http, mgmt, gossip int
 }
 
