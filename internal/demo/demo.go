@@ -28,6 +28,7 @@ import (
 	"github.com/emersion/go-smtp"
 	"github.com/pires/go-proxyproto"
 
+	"github.com/mxgrid/mxgrid/cluster"
 	"github.com/mxgrid/mxgrid/config"
 	"github.com/mxgrid/mxgrid/events"
 	"github.com/mxgrid/mxgrid/internal/democorpus"
@@ -77,6 +78,7 @@ func specs() []nodeSpec {
 }
 
 const (
+	gossipKeyFile   = "gossip.key"
 	defaultSinkPort = 2600
 	// formTimeout bounds the wait for the three nodes to see each other;
 	// on loopback they do within a second or two.
@@ -115,6 +117,15 @@ func Run(ctx context.Context, opts Options) error {
 		return fmt.Errorf("demo: %w", err)
 	}
 	defer os.RemoveAll(dir)
+	// A fresh gossip key per run: a key shipped with the demo would be
+	// everyone's, and the nodes' join lists need one.
+	key, err := cluster.NewKey()
+	if err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, gossipKeyFile), []byte(key+"\n"), 0o600); err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
 	if opts.GeoIP == "" {
 		// The built-in sample's networks, so the map has points out of the box.
 		opts.GeoIP = filepath.Join(dir, "demo-geoip.mmdb")
@@ -223,6 +234,7 @@ func nodeConfig(s nodeSpec, join []nodeSpec, sinkAddr, dir, geoip string) (confi
 	cfg.DataDir = filepath.Join(dir, s.name)
 	cfg.Store.DSN = filepath.Join(dir, "mxgrid.db")
 	cfg.Cluster.Bind = loopback(s.gossip)
+	cfg.Cluster.SecretKeyFile = filepath.Join(dir, gossipKeyFile)
 	for _, o := range join {
 		cfg.Cluster.Join = append(cfg.Cluster.Join, loopback(o.gossip))
 	}

@@ -32,6 +32,8 @@ func Config(t testing.TB) config.Config {
 	cfg.HTTP.Listen = "127.0.0.1:0"
 	cfg.HTTP.ManagementListen = "127.0.0.1:0"
 	cfg.Cluster.Bind = "127.0.0.1:0"
+	// Test nodes join each other on loopback without a gossip key.
+	cfg.Cluster.InsecureNoKey = true
 	cfg.DataDir = t.TempDir()
 	cfg.SMTP.ShutdownGrace = 5 * time.Second
 	return cfg
