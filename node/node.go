@@ -14,6 +14,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/mxgrid/mxgrid/clientip"
 	"github.com/mxgrid/mxgrid/cluster"
 	"github.com/mxgrid/mxgrid/config"
 	"github.com/mxgrid/mxgrid/domainstats"
@@ -222,8 +223,16 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 	}
 	svc := tenant.NewService(n.tenants, svcOpts)
 	web.MountAdminAPI(n.web.Handle, svc, n.log.With("component", "api"))
-	pnl, err := panel.New(cfg.Panel, panel.Options{Service: svc, DataDir: cfg.DataDir, SMTPHostname: cfg.SMTP.Hostname,
-		Log: n.log.With("component", "panel")})
+	trusted, err := clientip.ParseTrusted(cfg.HTTP.TrustedProxies)
+	if err != nil {
+		return nil, fmt.Errorf("http.trusted_proxies: %w", err)
+	}
+	pnlOpts := panel.Options{Service: svc, DataDir: cfg.DataDir, SMTPHostname: cfg.SMTP.Hostname,
+		Log: n.log.With("component", "panel"), ClientIP: clientip.New(trusted)}
+	if n.store != nil {
+		pnlOpts.Sessions = n.store.PanelSessions()
+	}
+	pnl, err := panel.New(cfg.Panel, pnlOpts)
 	if err != nil {
 		return nil, err
 	}
@@ -375,7 +384,7 @@ func (n *Node) startEvents() (smtpd.Recorder, error) {
 // so the node catches up instead of running without them until restarted.
 func (n *Node) prepareStore(ctx context.Context) {
 	migrate := func(ctx context.Context) error {
-		for _, m := range []func(context.Context) error{n.store.MigrateEvents, n.store.MigrateMaps, n.store.MigrateDomainStats} {
+		for _, m := range []func(context.Context) error{n.store.MigrateEvents, n.store.MigrateMaps, n.store.MigrateDomainStats, n.store.MigratePanelSessions} {
 			mctx, cancel := context.WithTimeout(ctx, n.store.Timeout)
 			err := m(mctx)
 			cancel()

@@ -12,17 +12,28 @@ type Config struct {
 	// works on the node that made it only. Nodes behind one hostname (a
 	// load balancer) must share one file.
 	SessionKeyFile string `yaml:"session_key_file"`
-	// SessionTTL is how long a login lasts.
+	// SessionTTL is how long a login lasts at most.
 	SessionTTL time.Duration `yaml:"session_ttl"`
-	// LockoutFailures failed logins of one account from one address lock
-	// that pair out for LockoutDuration.
+	// IdleTimeout ends a session not used for this long.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// LockoutFailures failed logins of one account are free; each further
+	// one makes the account wait twice as long as the last, from 1 s up to
+	// LockoutDuration.
 	LockoutFailures int           `yaml:"lockout_failures"`
 	LockoutDuration time.Duration `yaml:"lockout_duration"`
+	// AddressFailures failed logins from one client address (an IPv6 /64)
+	// block it for the rest of a LockoutDuration window.
+	AddressFailures int `yaml:"address_failures"`
+	// MaxPasswordHashes bounds the argon2id hashes computed at once (each
+	// takes tens of MiB); logins beyond it get 429.
+	MaxPasswordHashes int `yaml:"max_password_hashes"`
 }
 
-// DefaultConfig: a working day's session, five tries per quarter hour.
+// DefaultConfig: a working day's session ending after half an hour idle,
+// five free tries per account, twenty per address and quarter hour.
 func DefaultConfig() Config {
-	return Config{SessionTTL: 12 * time.Hour, LockoutFailures: 5, LockoutDuration: 15 * time.Minute}
+	return Config{SessionTTL: 12 * time.Hour, IdleTimeout: 30 * time.Minute, LockoutFailures: 5, LockoutDuration: 15 * time.Minute,
+		AddressFailures: 20, MaxPasswordHashes: 2}
 }
 
 // Validate checks the section; messages name the key relative to it.
@@ -35,6 +46,15 @@ func (c Config) Validate() error {
 	}
 	if c.LockoutDuration < time.Second {
 		return errors.New("lockout_duration: at least 1s")
+	}
+	if c.IdleTimeout < time.Minute || c.IdleTimeout > c.SessionTTL {
+		return errors.New("idle_timeout: between 1m and session_ttl")
+	}
+	if c.AddressFailures < 1 || c.AddressFailures > 10000 {
+		return errors.New("address_failures: between 1 and 10000")
+	}
+	if c.MaxPasswordHashes < 1 || c.MaxPasswordHashes > 64 {
+		return errors.New("max_password_hashes: between 1 and 64")
 	}
 	return nil
 }
