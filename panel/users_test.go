@@ -18,12 +18,15 @@ type client struct {
 	t       *testing.T
 	mux     *http.ServeMux
 	cookies map[string]*http.Cookie
+	// remote is the connection's address (RemoteAddr).
+	remote string
+	header http.Header
 }
 
 func (f *fixture) client(t *testing.T) *client {
 	mux := http.NewServeMux()
 	f.p.Mount(mux.Handle)
-	return &client{t: t, mux: mux, cookies: map[string]*http.Cookie{}}
+	return &client{t: t, mux: mux, cookies: map[string]*http.Cookie{}, remote: "192.0.2.1:1234", header: http.Header{}}
 }
 
 // as gives the client a session of pr, with the password stamp a real
@@ -65,7 +68,10 @@ func (c *client) do(method, path string, form url.Values) *httptest.ResponseReco
 	} else {
 		req = httptest.NewRequest(method, path, nil)
 	}
-	req.RemoteAddr = "192.0.2.1:1234"
+	req.RemoteAddr = c.remote
+	for k, v := range c.header {
+		req.Header[k] = v
+	}
 	for _, ck := range c.cookies {
 		req.AddCookie(ck)
 	}
