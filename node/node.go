@@ -12,6 +12,7 @@ import (
 	"github.com/emersion/go-message/textproto"
 	"log/slog"
 	"net"
+	"path/filepath"
 	"time"
 
 	"github.com/mxgrid/mxgrid/clientip"
@@ -19,6 +20,7 @@ import (
 	"github.com/mxgrid/mxgrid/config"
 	"github.com/mxgrid/mxgrid/domainstats"
 	"github.com/mxgrid/mxgrid/events"
+	"github.com/mxgrid/mxgrid/fsperm"
 	"github.com/mxgrid/mxgrid/geo"
 	"github.com/mxgrid/mxgrid/health"
 	"github.com/mxgrid/mxgrid/panel"
@@ -97,6 +99,15 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 			n.close()
 		}
 	}()
+
+	// The data directory and its files are the node's alone; a data
+	// directory from an older version is tightened, with a warning.
+	if err := fsperm.PrivateDir(cfg.DataDir, n.log); err != nil {
+		return nil, err
+	}
+	if err := n.privateFiles(); err != nil {
+		return nil, err
+	}
 
 	// The store holds tenants, events and maps, but mail flow must not
 	// depend on it: a node without its database keeps filtering from the
@@ -418,6 +429,18 @@ func (n *Node) prepareStore(ctx context.Context) {
 			return nil
 		}
 	})
+}
+
+// privateFiles restricts the database, the tenant snapshot and the panel
+// key to the node's user.
+func (n *Node) privateFiles() error {
+	var files []string
+	if n.cfg.Store.Driver == store.SQLite {
+		db := store.SQLitePath(n.cfg.Store, n.cfg.DataDir)
+		files = append(files, db, db+"-wal", db+"-shm")
+	}
+	files = append(files, filepath.Join(n.cfg.DataDir, tenant.SnapshotFile), filepath.Join(n.cfg.DataDir, panel.KeyFile))
+	return fsperm.PrivateFiles(n.log, files...)
 }
 
 // storeRetryInterval paces reconnection attempts to a database that was

@@ -34,7 +34,8 @@ const (
 	// preCookie carries the login form's CSRF token before there is a
 	// session (double submit, signed).
 	preCookie = "mxg_pre"
-	keyFile   = "panel-session.key"
+	// KeyFile is the node's own signing key in data_dir.
+	KeyFile = "panel-session.key"
 )
 
 // SessionStore keeps sessions by the hash of their cookie;
@@ -193,7 +194,7 @@ func loadKey(path, dataDir string) ([]byte, error) {
 		}
 		return []byte(k), nil
 	}
-	p := filepath.Join(dataDir, keyFile)
+	p := filepath.Join(dataDir, KeyFile)
 	b, err := os.ReadFile(p)
 	if err == nil && len(b) >= 64 {
 		return b, nil

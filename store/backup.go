@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/mxgrid/mxgrid/fsperm"
 	"io"
 	"os"
 	"path/filepath"
@@ -279,7 +280,7 @@ func Restore(ctx context.Context, in, dbPath string) (BackupManifest, error) {
 		return m, err
 	}
 	dir := filepath.Dir(dbPath)
-	if err := os.MkdirAll(dir, 0o750); err != nil {
+	if err := os.MkdirAll(dir, fsperm.DirMode); err != nil {
 		return m, fmt.Errorf("restore: create data directory: %w", err)
 	}
 	tmp, err := os.CreateTemp(dir, ".mxgrid-restore-*.db")
