@@ -62,11 +62,12 @@ type BackupManifest struct {
 func knownSchemas() map[string]int {
 	last := func(ms []Migration) int { return ms[len(ms)-1].Version }
 	return map[string]int{
-		tenantsComponent:     last(tenantMigrations),
-		routesComponent:      last(routeMigrations),
-		eventsComponent:      last(eventMigrations),
-		mapsComponent:        last(mapMigrations),
-		domainStatsComponent: last(domainStatsMigrations),
+		tenantsComponent:       last(tenantMigrations),
+		routesComponent:        last(routeMigrations),
+		eventsComponent:        last(eventMigrations),
+		mapsComponent:          last(mapMigrations),
+		domainStatsComponent:   last(domainStatsMigrations),
+		panelSessionsComponent: last(panelSessionsMigrations),
 	}
 }
 
