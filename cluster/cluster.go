@@ -207,6 +207,9 @@ func newCluster(cfg Config, self NodeInfo, reg *health.Registry, logger *slog.Lo
 	if err != nil {
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
+	if cfg.SecretKeyFile != "" {
+		warnKeyFileMode(cfg.SecretKeyFile, logger)
+	}
 	mc, err := cfg.memberlistConfig()
 	if err != nil {
 		return nil, fmt.Errorf("cluster: %w", err)

@@ -56,6 +56,7 @@ func startNode(t *testing.T, name, provider string, o nodeOpts) *testNode {
 		cfg.Bind = o.bind
 	}
 	cfg.SecretKey = o.key
+	cfg.InsecureNoKey = o.key == ""
 	cfg.Profile = o.profile
 	for _, j := range o.join {
 		cfg.Join = append(cfg.Join, j.addr())

@@ -35,6 +35,10 @@ type Config struct {
 	// SecretKeyFile holds the key (same format) instead of SecretKey, so the
 	// config file can be world-readable while the key is not.
 	SecretKeyFile string `yaml:"secret_key_file"`
+	// InsecureNoKey lets a loopback node join others without a key (tests,
+	// one-machine setups). Without it, a join list needs a key: on a shared
+	// machine any local user could otherwise join and become leader.
+	InsecureNoKey bool `yaml:"insecure_no_key"`
 	// Profile selects memberlist's timing: "lan" (probe every 1 s, a dead
 	// node is noticed in about 7 s) or "wan" (every 5 s, about 40 s, for
 	// nodes that only talk over the internet with its higher latency).
@@ -88,7 +92,19 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("secret_key: %w", err))
 		}
 	case c.SecretKeyFile == "" && err == nil && !bind.Addr().IsLoopback():
-		errs = append(errs, fmt.Errorf("secret_key: required when bind is not loopback (%s); generate one with `head -c 32 /dev/urandom | base64`", c.Bind))
+		errs = append(errs, fmt.Errorf("secret_key: required when bind is not loopback (%s); generate one with `mxgrid keygen`", c.Bind))
+	case c.SecretKeyFile == "" && len(c.Join) > 0 && !c.InsecureNoKey:
+		errs = append(errs, errors.New("secret_key: required when join lists nodes (or set insecure_no_key on loopback); generate one with `mxgrid keygen`"))
+	}
+	if c.InsecureNoKey && err == nil && !bind.Addr().IsLoopback() {
+		errs = append(errs, fmt.Errorf("insecure_no_key: only allowed with a loopback bind, not %s", c.Bind))
+	}
+	if c.SecretKey != "" && err == nil && !bind.Addr().IsLoopback() {
+		if k, kerr := decodeKey(c.SecretKey); kerr == nil {
+			if p := KeyProblem(k); p != nil {
+				errs = append(errs, fmt.Errorf("secret_key: %w", p))
+			}
+		}
 	}
 	if _, err := c.memberlistConfig(); err != nil {
 		errs = append(errs, err)
@@ -119,6 +135,11 @@ func (c Config) key() ([]byte, error) {
 	k, err := decodeKey(string(b))
 	if err != nil {
 		return nil, fmt.Errorf("secret_key_file: %s: %w", c.SecretKeyFile, err)
+	}
+	if bind, berr := parseIPPort(c.Bind); berr == nil && !bind.Addr().IsLoopback() {
+		if p := KeyProblem(k); p != nil {
+			return nil, fmt.Errorf("secret_key_file: %s: %w", c.SecretKeyFile, p)
+		}
 	}
 	return k, nil
 }

@@ -1,13 +1,15 @@
 package cluster
 
 import (
+	"bytes"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 )
 
-const testKey = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=" // 32 bytes
+const testKey = "7hD0kqjrD2tmCUmXO4AdJC/I0g9reiS9X1/fUDQGy4Y=" // 32 random bytes
 
 func TestConfigValidate(t *testing.T) {
 	tests := []struct {
@@ -30,7 +32,16 @@ func TestConfigValidate(t *testing.T) {
 		{"bind no port", func(c *Config) { c.Bind = "127.0.0.1" }, "bind: \"127.0.0.1\": want ip:port"},
 		{"advertise unspecified", func(c *Config) { c.Advertise = "0.0.0.0:7946" }, "advertise: 0.0.0.0:7946 is not an address"},
 		{"advertise public", func(c *Config) { c.Advertise = "203.0.113.7:7946" }, ""},
-		{"join dns names", func(c *Config) { c.Join = []string{"mx1.example.net:7946", "10.0.0.2:7946"} }, ""},
+		{"join dns names", func(c *Config) { c.Join = []string{"mx1.example.net:7946", "10.0.0.2:7946"}; c.SecretKey = testKey }, ""},
+		{"join without key", func(c *Config) { c.Join = []string{"10.0.0.2:7946"} }, "secret_key: required when join lists nodes"},
+		{"join without key on loopback, insecure_no_key", func(c *Config) { c.Join = []string{"127.0.0.1:7947"}; c.InsecureNoKey = true }, ""},
+		{"insecure_no_key beyond loopback", func(c *Config) { c.Bind = "0.0.0.0:7946"; c.SecretKey = testKey; c.InsecureNoKey = true },
+			"insecure_no_key: only allowed with a loopback bind"},
+		{"all-A key beyond loopback", func(c *Config) { c.Bind = "0.0.0.0:7946"; c.SecretKey = strings.Repeat("A", 43) + "=" },
+			"secret_key: weak gossip key: only 1 different bytes"},
+		{"published demo key beyond loopback", func(c *Config) { c.Bind = "10.0.0.1:7946"; c.SecretKey = publishedKeys[0] },
+			"secret_key: weak gossip key: this key is published"},
+		{"weak key on loopback is tolerated", func(c *Config) { c.SecretKey = strings.Repeat("A", 43) + "=" }, ""},
 		{"join without port", func(c *Config) { c.Join = []string{"ok:1", "mx2.example.net"} }, "join[1]: \"mx2.example.net\": want host:port"},
 		{"join bad port", func(c *Config) { c.Join = []string{"mx2:http"} }, "join[0]: \"mx2:http\": want host:port: bad port"},
 		{"wan profile", func(c *Config) { c.Profile = "wan" }, ""},
@@ -86,4 +97,101 @@ func TestConfigKey(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestKeyProblem(t *testing.T) {
+	decode := func(s string) []byte {
+		k, err := decodeKey(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	generated, err := NewKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		key  []byte
+		weak bool
+	}{
+		{"generated", decode(generated), false},
+		{"test key", decode(testKey), false},
+		{"all A", decode(strings.Repeat("A", 43) + "="), true},
+		{"one byte repeated", bytes.Repeat([]byte{0x9c}, 16), true},
+		{"pattern repeated", bytes.Repeat([]byte{1, 200, 3, 250, 5, 160, 7, 8}, 4), true},
+		{"hex digits", []byte("0123456789abcdef0123456789abcdef"), true},
+		{"passphrase", []byte("correct horse battery staple!!!!"), true},
+		{"published", decode(publishedKeys[0]), true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := KeyProblem(tt.key)
+			if (err != nil) != tt.weak {
+				t.Errorf("KeyProblem = %v, want weak=%v", err, tt.weak)
+			}
+		})
+	}
+}
+
+func TestKeyFileRefusedBeyondLoopback(t *testing.T) {
+	dir := t.TempDir()
+	weak := filepath.Join(dir, "weak.key")
+	if err := os.WriteFile(weak, []byte(publishedKeys[0]+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := Config{Bind: "0.0.0.0:7946", SecretKeyFile: weak}
+	if _, err := c.key(); err == nil || !strings.Contains(err.Error(), "published") {
+		t.Errorf("published key file beyond loopback: %v", err)
+	}
+	c.Bind = "127.0.0.1:7946"
+	if _, err := c.key(); err != nil {
+		t.Errorf("on loopback: %v", err)
+	}
+}
+
+func TestKeyFileModeWarning(t *testing.T) {
+	dir := t.TempDir()
+	for _, tt := range []struct {
+		mode os.FileMode
+		warn bool
+	}{{0o600, false}, {0o640, true}, {0o644, true}} {
+		p := filepath.Join(dir, tt.mode.String())
+		if err := os.WriteFile(p, []byte(testKey), tt.mode); err != nil {
+			t.Fatal(err)
+		}
+		os.Chmod(p, tt.mode)
+		var buf bytes.Buffer
+		warnKeyFileMode(p, slog.New(slog.NewTextHandler(&buf, nil)))
+		if got := strings.Contains(buf.String(), "readable by group or others"); got != tt.warn {
+			t.Errorf("mode %v: warned %v, want %v (%s)", tt.mode, got, tt.warn, buf.String())
+		}
+	}
+}
+
+// FuzzKeyProblem: a key that passes has at least half distinct bytes, no
+// repeating period and is not all printable; KeyProblem never panics.
+func FuzzKeyProblem(f *testing.F) {
+	f.Add([]byte("AAAAAAAAAAAAAAAA"))
+	f.Add([]byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 255})
+	f.Fuzz(func(t *testing.T, k []byte) {
+		if KeyProblem(k) != nil {
+			return
+		}
+		distinct := map[byte]bool{}
+		printable := true
+		for _, c := range k {
+			distinct[c] = true
+			printable = printable && c >= 0x20 && c <= 0x7e
+		}
+		if len(distinct) < len(k)/2 || printable {
+			t.Fatalf("weak key %x passed", k)
+		}
+		for p := 1; p <= len(k)/2; p++ {
+			if bytes.Equal(k[p:], k[:len(k)-p]) {
+				t.Fatalf("periodic key %x passed", k)
+			}
+		}
+	})
 }

@@ -52,7 +52,7 @@ func newProcs(t *testing.T, profile string, names, providers []string) []*proc {
 		p.logPath = filepath.Join(dir, "stderr.log")
 		cfg := fmt.Sprintf(`node: {name: %s, provider: %s, region: %s-1}
 smtp: {listen: "%s", hostname: %s.test, shutdown_grace: 2s}
-http: {listen: "%s"}
+http: {listen: "127.0.0.1:0", management_listen: "%s"}
 data_dir: %s
 cluster:
   bind: "%s"

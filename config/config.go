@@ -13,6 +13,7 @@ import (
 	"reflect"
 	"strings"
 
+	"github.com/mxgrid/mxgrid/clientip"
 	"github.com/mxgrid/mxgrid/cluster"
 	"github.com/mxgrid/mxgrid/dnsresolver"
 	"github.com/mxgrid/mxgrid/events"
@@ -71,9 +72,16 @@ type Node struct {
 	Region   string `yaml:"region"`
 }
 
-// HTTP is the listener for the map, the API, metrics and health.
+// HTTP is the public listener (map, panel, API, health) and the
+// management listener (metrics, cluster status).
 type HTTP struct {
 	Listen string `yaml:"listen"`
+	// ManagementListen serves /metrics, /cluster and /api/v1/cluster*;
+	// loopback by default, as they map the cluster for an attacker.
+	ManagementListen string `yaml:"management_listen"`
+	// TrustedProxies are the networks whose X-Forwarded-For is believed
+	// for the client address (login limits, logs).
+	TrustedProxies []string `yaml:"trusted_proxies"`
 }
 
 // Log selects the log format and level.
@@ -88,7 +96,7 @@ func Default() Config {
 	return Config{
 		Node:    Node{Name: smtp.Hostname, Provider: "local", Region: "local"},
 		SMTP:    smtp,
-		HTTP:    HTTP{Listen: "127.0.0.1:8025"},
+		HTTP:    HTTP{Listen: "127.0.0.1:8025", ManagementListen: "127.0.0.1:8026"},
 		DataDir: "./data",
 		Log:     Log{Format: "text", Level: "info"},
 		Relay:   relay.DefaultConfig(),
@@ -237,6 +245,12 @@ func (c *Config) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil {
 		return fmt.Errorf("http.listen: %q is not host:port", c.HTTP.Listen)
+	}
+	if _, _, err := net.SplitHostPort(c.HTTP.ManagementListen); err != nil {
+		return fmt.Errorf("http.management_listen: %q is not host:port", c.HTTP.ManagementListen)
+	}
+	if _, err := clientip.ParseTrusted(c.HTTP.TrustedProxies); err != nil {
+		return fmt.Errorf("http.trusted_proxies: %w", err)
 	}
 	if c.DataDir == "" {
 		return errors.New("data_dir: must not be empty")

@@ -75,8 +75,8 @@ func TestChaos(t *testing.T) {
 log: {level: warn}
 data_dir: %s
 smtp: {listen: "%s", hostname: %s.test, shutdown_grace: 5s}
-http: {listen: "%s"}
-cluster: {bind: "%s", join: ["%s"]}
+http: {listen: "127.0.0.1:0", management_listen: "%s"}
+cluster: {bind: "%s", join: ["%s"], insecure_no_key: true}
 domains:
   - {name: example.org, route: "%s", tls: none}
 `, p.name, i, filepath.Join(dir, p.name), p.smtp, p.name, p.http, gossip[i], strings.Join(gossip, `", "`), sinkAddr)

@@ -107,7 +107,7 @@ func mapState(t *testing.T, n *nodetest.Node) (string, int) {
 // renders is how many maps the node generated, from its metrics.
 func renders(t *testing.T, n *nodetest.Node) int {
 	t.Helper()
-	resp, err := http.Get("http://" + n.HTTPAddr() + "/metrics")
+	resp, err := http.Get("http://" + n.ManagementAddr() + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,13 +13,16 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"path/filepath"
 	"time"
 
+	"github.com/mxgrid/mxgrid/clientip"
 	"github.com/mxgrid/mxgrid/cluster"
 	"github.com/mxgrid/mxgrid/config"
 	"github.com/mxgrid/mxgrid/dnsresolver"
 	"github.com/mxgrid/mxgrid/domainstats"
 	"github.com/mxgrid/mxgrid/events"
+	"github.com/mxgrid/mxgrid/fsperm"
 	"github.com/mxgrid/mxgrid/geo"
 	"github.com/mxgrid/mxgrid/health"
 	"github.com/mxgrid/mxgrid/netguard"
@@ -70,6 +73,7 @@ type Node struct {
 
 	smtpListener net.Listener
 	httpListener net.Listener
+	mgmtListener net.Listener
 	// runners are the long-running parts started by Run besides the two
 	// servers, each returning when ctx is cancelled.
 	runners []func(ctx context.Context) error
@@ -91,7 +95,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 	ok := false
 	defer func() {
 		if !ok {
-			for _, l := range []net.Listener{n.smtpListener, n.httpListener} {
+			for _, l := range []net.Listener{n.smtpListener, n.httpListener, n.mgmtListener} {
 				if l != nil {
 					l.Close()
 				}
@@ -99,6 +103,15 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 			n.close()
 		}
 	}()
+
+	// The data directory and its files are the node's alone; a data
+	// directory from an older version is tightened, with a warning.
+	if err := fsperm.PrivateDir(cfg.DataDir, n.log); err != nil {
+		return nil, err
+	}
+	if err := n.privateFiles(); err != nil {
+		return nil, err
+	}
 
 	// The store holds tenants, events and maps, but mail flow must not
 	// depend on it: a node without its database keeps filtering from the
@@ -188,7 +201,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n.web = web.New(n.health, n.registry, n.log.With("component", "http"))
+	n.web = web.New(n.health, n.registry, n.log.With("component", "http"), web.DefaultLimits())
 
 	if n.smtpListener, err = n.smtp.Listen(); err != nil {
 		return nil, err
@@ -199,21 +212,25 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 	if n.httpListener, err = n.web.Listen(cfg.HTTP.Listen); err != nil {
 		return nil, err
 	}
+	if n.mgmtListener, err = n.web.Listen(cfg.HTTP.ManagementListen); err != nil {
+		return nil, err
+	}
 	// Last, as nothing after it can fail: a started cluster must be left.
 	n.cluster, err = cluster.New(cfg.Cluster, cluster.NodeInfo{
 		Name: cfg.Node.Name, Provider: cfg.Node.Provider, Region: cfg.Node.Region,
 		Version: opts.Version, Started: time.Now(),
 		ConfigVersion: func() uint64 { return n.directory.Snapshot().Version },
 		Load:          n.smtp.MessagesPerSecond,
-		HTTPAddr:      n.HTTPAddr(),
+		// Prometheus discovers the nodes' metrics through the cluster.
+		HTTPAddr: n.ManagementAddr(),
 	}, n.health, n.log, n.registry)
 	if err != nil {
 		return nil, err
 	}
 	n.guard.SetMembers(n.memberIPs)
-	n.web.Handle("GET /api/v1/cluster", web.ClusterAPI(n.cluster))
-	n.web.Handle("GET /cluster", web.ClusterPage(n.cluster))
-	n.web.Handle("GET /api/v1/cluster/prometheus-sd", web.PrometheusSD(n.cluster))
+	n.web.HandleManagement("GET /api/v1/cluster", web.ClusterAPI(n.cluster))
+	n.web.HandleManagement("GET /cluster", web.ClusterPage(n.cluster))
+	n.web.HandleManagement("GET /api/v1/cluster/prometheus-sd", web.PrometheusSD(n.cluster))
 	// A committed change is announced to every node, this one included;
 	// each reloads from the store (the announcement is only a hint).
 	n.cluster.Subscribe(tenant.BroadcastTopic, func([]byte, string) { n.syncer.Trigger() })
@@ -243,8 +260,16 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 		return nil
 	})
 	web.MountAdminAPI(n.web.Handle, svc, n.log.With("component", "api"))
-	pnl, err := panel.New(cfg.Panel, panel.Options{Service: svc, DataDir: cfg.DataDir, SMTPHostname: cfg.SMTP.Hostname, Guard: n.guard,
-		Log: n.log.With("component", "panel")})
+	trusted, err := clientip.ParseTrusted(cfg.HTTP.TrustedProxies)
+	if err != nil {
+		return nil, fmt.Errorf("http.trusted_proxies: %w", err)
+	}
+	pnlOpts := panel.Options{Service: svc, DataDir: cfg.DataDir, SMTPHostname: cfg.SMTP.Hostname, Guard: n.guard,
+		Log: n.log.With("component", "panel"), ClientIP: clientip.New(trusted)}
+	if n.store != nil {
+		pnlOpts.Sessions = n.store.PanelSessions()
+	}
+	pnl, err := panel.New(cfg.Panel, pnlOpts)
 	if err != nil {
 		return nil, err
 	}
@@ -273,9 +298,10 @@ func (n *Node) memberIPs() []netip.Addr {
 	return ips
 }
 
-// SMTPAddr and HTTPAddr are the bound listener addresses.
-func (n *Node) SMTPAddr() string { return n.smtpListener.Addr().String() }
-func (n *Node) HTTPAddr() string { return n.httpListener.Addr().String() }
+// SMTPAddr, HTTPAddr and ManagementAddr are the bound listener addresses.
+func (n *Node) SMTPAddr() string       { return n.smtpListener.Addr().String() }
+func (n *Node) HTTPAddr() string       { return n.httpListener.Addr().String() }
+func (n *Node) ManagementAddr() string { return n.mgmtListener.Addr().String() }
 
 // Health is the node's readiness registry.
 func (n *Node) Health() *health.Registry { return n.health }
@@ -286,7 +312,7 @@ func (n *Node) Health() *health.Registry { return n.health }
 // the load balancer. It returns nil on a clean shutdown.
 func (n *Node) Run(ctx context.Context) error {
 	defer n.close()
-	n.log.Info("node started", "smtp", n.SMTPAddr(), "http", n.HTTPAddr(), "provider", n.cfg.Node.Provider, "region", n.cfg.Node.Region)
+	n.log.Info("node started", "smtp", n.SMTPAddr(), "http", n.HTTPAddr(), "management", n.ManagementAddr(), "provider", n.cfg.Node.Provider, "region", n.cfg.Node.Region)
 	httpCtx, stopHTTP := context.WithCancel(context.Background())
 	defer stopHTTP()
 	// The cluster outlives SMTP too: the node leaves once its mail is done.
@@ -297,7 +323,7 @@ func (n *Node) Run(ctx context.Context) error {
 	defer stopEvents()
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return n.smtp.Serve(n.smtpListener) })
-	g.Go(func() error { return n.web.Serve(httpCtx, n.httpListener) })
+	g.Go(func() error { return n.web.Serve(httpCtx, n.httpListener, n.mgmtListener) })
 	g.Go(func() error { return n.cluster.Run(clusterCtx) })
 	for _, r := range n.runners {
 		g.Go(func() error { return r(gctx) })
@@ -414,7 +440,7 @@ func (n *Node) startEvents() (smtpd.Recorder, error) {
 // so the node catches up instead of running without them until restarted.
 func (n *Node) prepareStore(ctx context.Context) {
 	migrate := func(ctx context.Context) error {
-		for _, m := range []func(context.Context) error{n.store.MigrateEvents, n.store.MigrateMaps, n.store.MigrateDomainStats} {
+		for _, m := range []func(context.Context) error{n.store.MigrateEvents, n.store.MigrateMaps, n.store.MigrateDomainStats, n.store.MigratePanelSessions} {
 			mctx, cancel := context.WithTimeout(ctx, n.store.Timeout)
 			err := m(mctx)
 			cancel()
@@ -448,6 +474,18 @@ func (n *Node) prepareStore(ctx context.Context) {
 			return nil
 		}
 	})
+}
+
+// privateFiles restricts the database, the tenant snapshot and the panel
+// key to the node's user.
+func (n *Node) privateFiles() error {
+	var files []string
+	if n.cfg.Store.Driver == store.SQLite {
+		db := store.SQLitePath(n.cfg.Store, n.cfg.DataDir)
+		files = append(files, db, db+"-wal", db+"-shm")
+	}
+	files = append(files, filepath.Join(n.cfg.DataDir, tenant.SnapshotFile), filepath.Join(n.cfg.DataDir, panel.KeyFile))
+	return fsperm.PrivateFiles(n.log, files...)
 }
 
 // storeRetryInterval paces reconnection attempts to a database that was

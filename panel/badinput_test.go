@@ -38,14 +38,14 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	for _, m := range []func(context.Context) error{st.MigrateEvents, st.MigrateMaps, st.MigrateDomainStats} {
+	for _, m := range []func(context.Context) error{st.MigrateEvents, st.MigrateMaps, st.MigrateDomainStats, st.MigratePanelSessions} {
 		if err := m(ctx); err != nil {
 			t.Fatal(err)
 		}
 	}
 	ts := store.NewTenants(st, store.DefaultConfig(), dir)
 	svc := tenant.NewService(ts, tenant.ServiceOptions{Panel: ts, Activity: st})
-	p, err := New(DefaultConfig(), Options{Service: svc, DataDir: dir, SMTPHostname: "mx.test"})
+	p, err := New(DefaultConfig(), Options{Service: svc, DataDir: dir, SMTPHostname: "mx.test", Sessions: st.PanelSessions()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +59,7 @@ func (f *fixture) get(t *testing.T, pr tenant.Principal, path string) (int, stri
 	f.p.Mount(mux.Handle)
 	rec := httptest.NewRecorder()
 	req := httptest.NewRequest("GET", path, nil)
-	if err := f.p.sign.writeSession(rec, req, session{P: pr, Expires: time.Now().Add(time.Hour).Unix(), CSRF: "tok"}, time.Hour); err != nil {
+	if err := f.p.createSession(rec, req, session{P: pr, CSRF: "tok"}); err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range rec.Result().Cookies() {

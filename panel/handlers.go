@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mxgrid/mxgrid/clientip"
 	"github.com/mxgrid/mxgrid/netguard"
 	"github.com/mxgrid/mxgrid/tenant"
 )
@@ -25,7 +26,7 @@ type loginData struct {
 }
 
 func (p *Panel) loginForm(w http.ResponseWriter, r *http.Request) {
-	if _, ok := p.sign.readSession(r, p.now()); ok {
+	if _, ok, _ := p.readSession(r); ok {
 		http.Redirect(w, r, "/panel/", http.StatusSeeOther)
 		return
 	}
@@ -39,7 +40,9 @@ func (p *Panel) renderLogin(w http.ResponseWriter, r *http.Request, code int, em
 }
 
 // login accepts an email and password, or an API token in the password
-// field with the email left empty.
+// field with the email left empty. Nothing typed into the form is logged:
+// the account appears as a hash (people type passwords into the email
+// field), and a successful login by its actor.
 func (p *Panel) login(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, maxForm)
 	if err := r.ParseForm(); err != nil {
@@ -54,17 +57,19 @@ func (p *Panel) login(w http.ResponseWriter, r *http.Request) {
 	email := strings.TrimSpace(r.PostFormValue("email"))
 	secret := r.PostFormValue("password")
 	now := p.now()
-	ip, _, _ := net.SplitHostPort(r.RemoteAddr)
-	account := strings.ToLower(email)
-	if account == "" {
-		// Tokens are 256-bit random, unguessable; the lockout still
-		// slows a client that sprays them.
-		account = "token"
+	ip := p.clientIP.Of(r)
+	addr := clientip.LimitKey(ip)
+	// Token logins have no account to protect: their secrets are 256-bit
+	// random. Only the address limit counts them.
+	account := ""
+	if email != "" {
+		account = accountKey(strings.ToLower(email))
 	}
-	key := account + "|" + ip
-	if locked, until := p.lock.locked(key, now); locked {
-		p.renderLogin(w, r, http.StatusTooManyRequests, email,
-			fmt.Sprintf("Too many failed attempts. Try again after %s.", until.UTC().Format("15:04 UTC")))
+	if until := p.limits.wait(account, addr, now); !until.IsZero() {
+		p.log.Info("panel: login refused, too many failures", "account_hash", account, "client_ip", ip)
+		w.Header().Set("Retry-After", strconv.Itoa(int(until.Sub(now)/time.Second)+1))
+		p.renderLogin(w, r, http.StatusTooManyRequests, "",
+			fmt.Sprintf("Too many failed attempts. Try again after %s.", until.UTC().Format("15:04:05 UTC")))
 		return
 	}
 	var (
@@ -74,33 +79,41 @@ func (p *Panel) login(w http.ResponseWriter, r *http.Request) {
 	if email == "" {
 		pr, err = p.svc.Authenticate(r.Context(), strings.TrimSpace(secret))
 	} else {
+		if !p.limits.tryHash() {
+			w.Header().Set("Retry-After", "1")
+			p.renderLogin(w, r, http.StatusTooManyRequests, "", "Too many logins at once. Try again in a moment.")
+			return
+		}
 		pr, err = p.svc.AuthenticatePassword(r.Context(), email, secret)
+		p.limits.doneHash()
 	}
 	if errors.Is(err, tenant.ErrUnauthenticated) {
-		p.lock.fail(key, now)
-		p.log.Info("panel: failed login", "account", account, "client_ip", ip)
-		p.renderLogin(w, r, http.StatusUnauthorized, email, "The email and password (or the API token) did not match.")
+		p.limits.fail(account, addr, now)
+		p.log.Info("panel: failed login", "account_hash", account, "client_ip", ip)
+		// The email is not echoed back: it may be a password typed into
+		// the wrong field.
+		p.renderLogin(w, r, http.StatusUnauthorized, "", "The email and password (or the API token) did not match.")
 		return
 	}
 	if err != nil {
 		p.log.Error("panel: login", "err", err)
-		p.renderLogin(w, r, http.StatusServiceUnavailable, email, "Logging in is not possible right now. Try again in a moment.")
+		p.renderLogin(w, r, http.StatusServiceUnavailable, "", "Logging in is not possible right now. Try again in a moment.")
 		return
 	}
-	p.lock.succeed(key)
-	sess := session{P: pr, Expires: now.Add(p.cfg.SessionTTL).Unix(), CSRF: randomToken()}
+	p.limits.succeed(account)
+	sess := session{P: pr, CSRF: randomToken()}
 	if pr.UserID != 0 {
 		u, err := p.svc.GetUser(r.Context(), pr, pr.UserID)
 		if err != nil {
 			p.log.Error("panel: login", "err", err)
-			p.renderLogin(w, r, http.StatusServiceUnavailable, email, "Logging in is not possible right now. Try again in a moment.")
+			p.renderLogin(w, r, http.StatusServiceUnavailable, "", "Logging in is not possible right now. Try again in a moment.")
 			return
 		}
 		sess.PW = p.sign.stamp(u.Hash)
 	}
-	if err := p.sign.writeSession(w, r, sess, p.cfg.SessionTTL); err != nil {
+	if err := p.createSession(w, r, sess); err != nil {
 		p.log.Error("panel: login", "err", err)
-		http.Error(w, "internal error", http.StatusInternalServerError)
+		p.renderLogin(w, r, http.StatusServiceUnavailable, "", "Logging in is not possible right now. Try again in a moment.")
 		return
 	}
 	http.SetCookie(w, cookie(r, preCookie, "", -1))
@@ -109,6 +122,9 @@ func (p *Panel) login(w http.ResponseWriter, r *http.Request) {
 }
 
 func (p *Panel) logout(req *request) error {
+	if err := p.endSession(req.r.Context(), req.sess); err != nil {
+		return err
+	}
 	http.SetCookie(req.w, cookie(req.r, sessionCookie, "", -1))
 	return redirect(req, "/panel/login", "")
 }

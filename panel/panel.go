@@ -1,7 +1,7 @@
 // Package panel is the resellers' web control panel under /panel/:
 // server-rendered pages over tenant.Service, so every decision (validation,
-// who may see and change what) is the admin API's own. Sessions are signed
-// cookies, every form carries a CSRF token, and the pages run no inline
+// who may see and change what) is the admin API's own. Sessions are kept
+// server-side behind an opaque cookie, every form carries a CSRF token, and the pages run no inline
 // script or style (CSP without 'unsafe-inline').
 package panel
 
@@ -21,6 +21,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mxgrid/mxgrid/clientip"
 	"github.com/mxgrid/mxgrid/netguard"
 	"github.com/mxgrid/mxgrid/spammap"
 	"github.com/mxgrid/mxgrid/tenant"
@@ -47,6 +48,12 @@ type Options struct {
 	// networks, loops); nil refuses every non-public network.
 	Guard *netguard.Guard
 	Log   *slog.Logger
+	// Sessions stores logins (*store.PanelSessions); nil keeps them in
+	// memory, for a node without a database.
+	Sessions SessionStore
+	// ClientIP tells the client's address behind trusted proxies; nil
+	// trusts none.
+	ClientIP *clientip.Resolver
 }
 
 // Panel serves /panel/.
@@ -54,7 +61,9 @@ type Panel struct {
 	cfg      Config
 	svc      *tenant.Service
 	sign     signer
-	lock     *lockout
+	limits   *loginLimits
+	sessions SessionStore
+	clientIP *clientip.Resolver
 	pages    map[string]*template.Template
 	helo     string
 	log      *slog.Logger
@@ -83,8 +92,16 @@ func New(cfg Config, opts Options) (*Panel, error) {
 		guard = netguard.New(nil, nil)
 	}
 	d := &net.Dialer{Timeout: 10 * time.Second}
+	var sessions SessionStore = newMemorySessions()
+	if opts.Sessions != nil {
+		sessions = opts.Sessions
+	}
+	ips := opts.ClientIP
+	if ips == nil {
+		ips = clientip.New(nil)
+	}
 	return &Panel{
-		cfg: cfg, svc: opts.Service, sign: signer{key}, lock: newLockout(cfg.LockoutFailures, cfg.LockoutDuration),
+		cfg: cfg, svc: opts.Service, sign: signer{key}, limits: newLoginLimits(cfg), sessions: sessions, clientIP: ips,
 		pages: pages, helo: opts.SMTPHostname, log: log, now: time.Now,
 		// A route test is a tenant route: same check as the relay's.
 		dialSMTP:   func(ctx context.Context, addr string) (net.Conn, error) { return guard.Dial(ctx, d, addr, false) },
@@ -210,31 +227,24 @@ type request struct {
 func (p *Panel) authed(fn func(*request) error) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
-		sess, ok := p.sign.readSession(r, p.now())
+		sess, ok, err := p.readSession(r)
+		if err == nil && ok {
+			ok, err = p.sessionCurrent(r.Context(), sess)
+		}
+		if err != nil {
+			p.log.Warn("panel: session store unavailable", "err", err)
+			http.Error(w, "The database is unavailable; try again in a moment.", http.StatusServiceUnavailable)
+			return
+		}
 		if !ok {
+			// None, expired, idle, logged out, or revoked since.
+			http.SetCookie(w, cookie(r, sessionCookie, "", -1))
 			if r.Method == http.MethodGet {
 				http.Redirect(w, r, "/panel/login", http.StatusSeeOther)
 			} else {
-				http.Error(w, "your session has expired: log in again", http.StatusUnauthorized)
+				http.Error(w, "your session has ended: log in again", http.StatusUnauthorized)
 			}
 			return
-		}
-		if sess.P.UserID != 0 {
-			ok, err := p.passwordCurrent(r.Context(), sess)
-			if err != nil {
-				p.fail(&request{w: w, r: r, sess: sess}, err)
-				return
-			}
-			if !ok {
-				// Removed, or its password changed since this login.
-				http.SetCookie(w, cookie(r, sessionCookie, "", -1))
-				if r.Method == http.MethodGet {
-					http.Redirect(w, r, "/panel/login", http.StatusSeeOther)
-				} else {
-					http.Error(w, "your session has ended: log in again", http.StatusUnauthorized)
-				}
-				return
-			}
 		}
 		if r.Method == http.MethodPost {
 			// Multipart forms (uploads) are parsed by their handlers with
@@ -267,17 +277,32 @@ func (p *Panel) authed(fn func(*request) error) http.HandlerFunc {
 	}
 }
 
-// passwordCurrent reports whether a password session's user still exists
-// with the password it logged in with.
-func (p *Panel) passwordCurrent(ctx context.Context, sess session) (bool, error) {
-	u, err := p.svc.GetUser(ctx, sess.P, sess.P.UserID)
+// sessionCurrent reports whether what the session logged in with still
+// stands: the user with the same password, or the API token. A revoked
+// session is deleted.
+func (p *Panel) sessionCurrent(ctx context.Context, sess session) (bool, error) {
+	var err error
+	current := true
+	switch {
+	case sess.P.UserID != 0:
+		var u tenant.User
+		u, err = p.svc.GetUser(ctx, sess.P, sess.P.UserID)
+		if err == nil {
+			current = tokensEqual(sess.PW, p.sign.stamp(u.Hash))
+		}
+	case sess.P.TokenID != 0:
+		_, err = p.svc.GetToken(ctx, sess.P, sess.P.TokenID)
+	}
 	if errors.Is(err, tenant.ErrNotFound) {
-		return false, nil
+		current, err = false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("checking the session's user: %w", err)
+		return false, fmt.Errorf("checking the session's login: %w", err)
 	}
-	return tokensEqual(sess.PW, p.sign.stamp(u.Hash)), nil
+	if !current {
+		return false, p.endSession(ctx, sess)
+	}
+	return true, nil
 }
 
 // Upload limits: a CSV of recipients, a logo with form overhead.

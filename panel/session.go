@@ -1,6 +1,7 @@
 package panel
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -20,31 +21,161 @@ import (
 	"github.com/mxgrid/mxgrid/tenant"
 )
 
-// Sessions are stateless: the cookie carries the principal, its expiry
-// and the session's CSRF token, signed with HMAC-SHA256 under a key every
-// node serving one hostname must share (panel.session_key_file). Nothing is
-// stored server-side, so any node with the key serves any session.
-//
-// A password login's session also carries a stamp of the user's password
-// hash, checked against the store on every request (one primary-key read
-// beside the reseller's): changing the password ends the user's other
-// sessions, and removing a user ends all of its sessions, at their next
-// request. Token sessions carry no stamp and last until they expire.
+// Sessions live server-side (SessionStore: the panel_sessions table, shared
+// by a cluster on PostgreSQL): the cookie is an opaque random ID, and a
+// session ends at its next request once it is logged out, idle longer than
+// panel.idle_timeout, older than panel.session_ttl, its user removed or
+// its password changed (the row keeps a stamp of the password hash), or
+// the API token it logged in with deleted. The signing key only protects
+// the login form's CSRF cookie and the password stamps.
 
 const (
 	sessionCookie = "mxg_panel"
 	// preCookie carries the login form's CSRF token before there is a
-	// session (double submit, signed like the session).
+	// session (double submit, signed).
 	preCookie = "mxg_pre"
-	keyFile   = "panel-session.key"
+	// KeyFile is the node's own signing key in data_dir.
+	KeyFile = "panel-session.key"
 )
 
+// SessionStore keeps sessions by the hash of their cookie;
+// *store.PanelSessions implements it.
+type SessionStore interface {
+	PutSession(ctx context.Context, id string, data []byte, expires time.Time) error
+	// GetSession returns nil, nil for no (or no longer a) session.
+	GetSession(ctx context.Context, id string) ([]byte, error)
+	DeleteSession(ctx context.Context, id string) error
+}
+
+// session is what the store holds for one login.
 type session struct {
 	P       tenant.Principal `json:"p"`
-	Expires int64            `json:"e"`
-	CSRF    string           `json:"c"`
+	Created int64            `json:"t"`
+	// LastSeen is refreshed at most once per touchEvery, sparing the
+	// store a write per page view.
+	LastSeen int64  `json:"l"`
+	Expires  int64  `json:"e"`
+	CSRF     string `json:"c"`
 	// PW is stamp(the user's password hash) for a password login.
 	PW string `json:"w,omitempty"`
+	// id is the store key (hash of the cookie), not stored.
+	id string
+}
+
+// touchEvery bounds how stale LastSeen may be: an idle timeout is honoured
+// to within this.
+const touchEvery = time.Minute
+
+// sessionKey is the store key of a cookie value: a leaked table gives no
+// cookie that works.
+func sessionKey(cookieValue string) string {
+	h := sha256.Sum256([]byte(cookieValue))
+	return hex.EncodeToString(h[:])
+}
+
+// createSession stores sess (its times set from now) and sets its cookie.
+func (p *Panel) createSession(w http.ResponseWriter, r *http.Request, sess session) error {
+	now := p.now()
+	sess.Created, sess.LastSeen = now.Unix(), now.Unix()
+	sess.Expires = now.Add(p.cfg.SessionTTL).Unix()
+	value := randomToken() + randomToken() // 384 bits
+	sess.id = sessionKey(value)
+	if err := p.saveSession(r.Context(), sess); err != nil {
+		return err
+	}
+	http.SetCookie(w, cookie(r, sessionCookie, value, int(p.cfg.SessionTTL/time.Second)))
+	return nil
+}
+
+func (p *Panel) saveSession(ctx context.Context, sess session) error {
+	b, err := json.Marshal(sess)
+	if err != nil {
+		return fmt.Errorf("panel: encode session: %w", err)
+	}
+	if err := p.sessions.PutSession(ctx, sess.id, b, time.Unix(sess.Expires, 0)); err != nil {
+		return fmt.Errorf("panel: save session: %w", err)
+	}
+	return nil
+}
+
+// readSession returns the request's live session. A session past its idle
+// or absolute limit is deleted; ok is false for it as for none.
+func (p *Panel) readSession(r *http.Request) (sess session, ok bool, err error) {
+	c, cerr := r.Cookie(sessionCookie)
+	if cerr != nil || c.Value == "" || len(c.Value) > 256 {
+		return session{}, false, nil
+	}
+	id := sessionKey(c.Value)
+	b, err := p.sessions.GetSession(r.Context(), id)
+	if err != nil || b == nil {
+		return session{}, false, err
+	}
+	if err := json.Unmarshal(b, &sess); err != nil || sess.CSRF == "" {
+		return session{}, false, nil
+	}
+	sess.id = id
+	now := p.now()
+	if !now.Before(time.Unix(sess.Expires, 0)) || now.Sub(time.Unix(sess.LastSeen, 0)) > p.cfg.IdleTimeout {
+		return session{}, false, p.endSession(r.Context(), sess)
+	}
+	if now.Sub(time.Unix(sess.LastSeen, 0)) >= touchEvery {
+		sess.LastSeen = now.Unix()
+		if err := p.saveSession(r.Context(), sess); err != nil {
+			return session{}, false, err
+		}
+	}
+	return sess, true, nil
+}
+
+func (p *Panel) endSession(ctx context.Context, sess session) error {
+	if err := p.sessions.DeleteSession(ctx, sess.id); err != nil {
+		return fmt.Errorf("panel: end session: %w", err)
+	}
+	return nil
+}
+
+// memorySessions serves a node without a database: sessions last until
+// the process ends and work on that node only.
+type memorySessions struct {
+	mu sync.Mutex
+	m  map[string]memorySession
+}
+
+type memorySession struct {
+	data    []byte
+	expires time.Time
+}
+
+func newMemorySessions() *memorySessions { return &memorySessions{m: make(map[string]memorySession)} }
+
+func (s *memorySessions) PutSession(_ context.Context, id string, data []byte, expires time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := time.Now()
+	for k, v := range s.m {
+		if now.After(v.expires) {
+			delete(s.m, k)
+		}
+	}
+	s.m[id] = memorySession{data: data, expires: expires}
+	return nil
+}
+
+func (s *memorySessions) GetSession(_ context.Context, id string) ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := s.m[id]
+	if !ok || time.Now().After(v.expires) {
+		return nil, nil
+	}
+	return v.data, nil
+}
+
+func (s *memorySessions) DeleteSession(_ context.Context, id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.m, id)
+	return nil
 }
 
 type signer struct{ key []byte }
@@ -63,7 +194,7 @@ func loadKey(path, dataDir string) ([]byte, error) {
 		}
 		return []byte(k), nil
 	}
-	p := filepath.Join(dataDir, keyFile)
+	p := filepath.Join(dataDir, KeyFile)
 	b, err := os.ReadFile(p)
 	if err == nil && len(b) >= 64 {
 		return b, nil
@@ -140,31 +271,6 @@ func cookie(r *http.Request, name, value string, maxAge int) *http.Cookie {
 		SameSite: http.SameSiteLaxMode, Secure: r.TLS != nil || r.Header.Get("X-Forwarded-Proto") == "https"}
 }
 
-func (s signer) readSession(r *http.Request, now time.Time) (session, bool) {
-	c, err := r.Cookie(sessionCookie)
-	if err != nil {
-		return session{}, false
-	}
-	payload, ok := s.verify("session", c.Value)
-	if !ok {
-		return session{}, false
-	}
-	var sess session
-	if json.Unmarshal(payload, &sess) != nil || now.Unix() >= sess.Expires || sess.CSRF == "" {
-		return session{}, false
-	}
-	return sess, true
-}
-
-func (s signer) writeSession(w http.ResponseWriter, r *http.Request, sess session, ttl time.Duration) error {
-	b, err := json.Marshal(sess)
-	if err != nil {
-		return fmt.Errorf("panel: encode session: %w", err)
-	}
-	http.SetCookie(w, cookie(r, sessionCookie, s.sign("session", b), int(ttl/time.Second)))
-	return nil
-}
-
 // preToken returns the login form's CSRF token, setting its cookie when
 // the browser has none yet.
 func (s signer) preToken(w http.ResponseWriter, r *http.Request) string {
@@ -190,69 +296,4 @@ func (s signer) checkPre(r *http.Request) bool {
 
 func tokensEqual(a, b string) bool {
 	return a != "" && subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
-}
-
-// lockout counts failed logins per account and client address. It is in
-// memory on each node: behind a load balancer an attacker gets the limit
-// once per node, still a handful of guesses per window against argon2id.
-type lockout struct {
-	max    int
-	period time.Duration
-
-	mu    sync.Mutex
-	fails map[string]*failures
-}
-
-type failures struct {
-	n     int
-	first time.Time
-	until time.Time
-}
-
-// maxTracked bounds the table: past it, entries whose window has passed
-// are dropped, so a spray of addresses cannot grow memory without end.
-const maxTracked = 100000
-
-func newLockout(max int, period time.Duration) *lockout {
-	return &lockout{max: max, period: period, fails: make(map[string]*failures)}
-}
-
-// locked reports whether key may not try now, and until when.
-func (l *lockout) locked(key string, now time.Time) (bool, time.Time) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	f := l.fails[key]
-	if f == nil || !now.Before(f.until) {
-		return false, time.Time{}
-	}
-	return true, f.until
-}
-
-func (l *lockout) fail(key string, now time.Time) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if len(l.fails) >= maxTracked {
-		for k, f := range l.fails {
-			if now.Sub(f.first) > l.period && !now.Before(f.until) {
-				delete(l.fails, k)
-			}
-		}
-	}
-	f := l.fails[key]
-	if f == nil || now.Sub(f.first) > l.period {
-		f = &failures{first: now}
-		l.fails[key] = f
-	}
-	f.n++
-	if f.n >= l.max {
-		f.until = now.Add(l.period)
-		f.n = 0
-		f.first = now
-	}
-}
-
-func (l *lockout) succeed(key string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	delete(l.fails, key)
 }

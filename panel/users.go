@@ -3,11 +3,10 @@ package panel
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"strconv"
-	"time"
 
+	"github.com/mxgrid/mxgrid/clientip"
 	"github.com/mxgrid/mxgrid/tenant"
 )
 
@@ -156,19 +155,22 @@ func (p *Panel) renderAccount(req *request, code int, msg string, fe tenant.Fiel
 
 // changePassword checks the current password (with the login's lockout,
 // so a borrowed session cannot guess it at leisure), sets the new one, and
-// re-issues this session with the new password's stamp: every other
+// keeps this session with the new password's stamp: every other
 // session of the user then fails its check and ends.
 func (p *Panel) changePassword(req *request) error {
 	if req.sess.P.UserID == 0 {
 		return badInput{"You logged in with an API token: tokens have no password to change."}
 	}
 	r := req.r
-	ip, _, _ := net.SplitHostPort(r.RemoteAddr)
-	key := "password-change|" + strconv.FormatInt(req.sess.P.UserID, 10) + "|" + ip
+	ip := p.clientIP.Of(r)
+	// The login's per-account backoff, under a key of its own: a borrowed
+	// session cannot guess the current password at leisure.
+	key := accountKey("password-change|" + strconv.FormatInt(req.sess.P.UserID, 10))
+	addr := clientip.LimitKey(ip)
 	now := p.now()
-	if locked, until := p.lock.locked(key, now); locked {
+	if until := p.limits.wait(key, addr, now); !until.IsZero() {
 		return p.renderAccount(req, http.StatusTooManyRequests,
-			fmt.Sprintf("Too many wrong current passwords. Try again after %s.", until.UTC().Format("15:04 UTC")), nil)
+			fmt.Sprintf("Too many wrong current passwords. Try again after %s.", until.UTC().Format("15:04:05 UTC")), nil)
 	}
 	current, next := r.PostFormValue("current"), r.PostFormValue("new")
 	if next != r.PostFormValue("confirm") {
@@ -179,19 +181,18 @@ func (p *Panel) changePassword(req *request) error {
 	if err != nil {
 		var fe tenant.FieldErrors
 		if errors.As(err, &fe) && fe["current"] != "" {
-			p.lock.fail(key, now)
+			p.limits.fail(key, addr, now)
 			p.log.Info("panel: wrong current password", "actor", req.sess.P.Actor, "client_ip", ip)
 		}
 		return p.formError(err, func(msg string, fe tenant.FieldErrors) error {
 			return p.renderAccount(req, http.StatusBadRequest, msg, fe)
 		})
 	}
-	p.lock.succeed(key)
+	p.limits.succeed(key)
 	sess := req.sess
 	sess.PW = p.sign.stamp(u.Hash)
-	ttl := time.Unix(sess.Expires, 0).Sub(now)
-	if err := p.sign.writeSession(req.w, r, sess, ttl); err != nil {
-		return fmt.Errorf("re-issuing the session: %w", err)
+	if err := p.saveSession(r.Context(), sess); err != nil {
+		return fmt.Errorf("keeping this session: %w", err)
 	}
 	p.log.Info("panel: password changed", "actor", req.sess.P.Actor, "client_ip", ip)
 	return redirect(req, "/panel/account", "password")

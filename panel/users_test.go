@@ -18,19 +18,22 @@ type client struct {
 	t       *testing.T
 	mux     *http.ServeMux
 	cookies map[string]*http.Cookie
+	// remote is the connection's address (RemoteAddr).
+	remote string
+	header http.Header
 }
 
 func (f *fixture) client(t *testing.T) *client {
 	mux := http.NewServeMux()
 	f.p.Mount(mux.Handle)
-	return &client{t: t, mux: mux, cookies: map[string]*http.Cookie{}}
+	return &client{t: t, mux: mux, cookies: map[string]*http.Cookie{}, remote: "192.0.2.1:1234", header: http.Header{}}
 }
 
 // as gives the client a session of pr, with the password stamp a real
 // login would put in it.
 func (c *client) as(f *fixture, pr tenant.Principal) *client {
 	c.t.Helper()
-	sess := session{P: pr, Expires: time.Now().Add(time.Hour).Unix(), CSRF: "tok"}
+	sess := session{P: pr, CSRF: "tok"}
 	if pr.UserID != 0 {
 		u, err := f.svc.GetUser(context.Background(), pr, pr.UserID)
 		if err != nil {
@@ -39,7 +42,7 @@ func (c *client) as(f *fixture, pr tenant.Principal) *client {
 		sess.PW = f.p.sign.stamp(u.Hash)
 	}
 	rec := httptest.NewRecorder()
-	if err := f.p.sign.writeSession(rec, httptest.NewRequest("GET", "/", nil), sess, time.Hour); err != nil {
+	if err := f.p.createSession(rec, httptest.NewRequest("GET", "/", nil), sess); err != nil {
 		c.t.Fatal(err)
 	}
 	c.keep(rec.Result().Cookies())
@@ -65,7 +68,10 @@ func (c *client) do(method, path string, form url.Values) *httptest.ResponseReco
 	} else {
 		req = httptest.NewRequest(method, path, nil)
 	}
-	req.RemoteAddr = "192.0.2.1:1234"
+	req.RemoteAddr = c.remote
+	for k, v := range c.header {
+		req.Header[k] = v
+	}
 	for _, ck := range c.cookies {
 		req.AddCookie(ck)
 	}
@@ -362,12 +368,15 @@ func TestChangePassword(t *testing.T) {
 	}
 }
 
-// Repeated wrong current passwords lock the form like the login.
+// Repeated wrong current passwords lock the form like the login: the free
+// failures, then one more starts the backoff.
 func TestChangePasswordLockout(t *testing.T) {
 	uf := newUserFixture(t)
 	a := uf.client(t).as(uf.fixture, uf.aUser)
+	frozen := time.Now()
+	uf.p.now = func() time.Time { return frozen }
 	var rec *httptest.ResponseRecorder
-	for range uf.p.cfg.LockoutFailures + 1 {
+	for range uf.p.cfg.LockoutFailures + 2 {
 		rec = a.post("/panel/account/password", "current", "wrong guess", "new", "a brand new passphrase", "confirm", "a brand new passphrase")
 	}
 	if rec.Code != http.StatusTooManyRequests {

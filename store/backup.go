@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/mxgrid/mxgrid/fsperm"
 	"io"
 	"os"
 	"path/filepath"
@@ -61,11 +62,12 @@ type BackupManifest struct {
 func knownSchemas() map[string]int {
 	last := func(ms []Migration) int { return ms[len(ms)-1].Version }
 	return map[string]int{
-		tenantsComponent:     last(tenantMigrations),
-		routesComponent:      last(routeMigrations),
-		eventsComponent:      last(eventMigrations),
-		mapsComponent:        last(mapMigrations),
-		domainStatsComponent: last(domainStatsMigrations),
+		tenantsComponent:       last(tenantMigrations),
+		routesComponent:        last(routeMigrations),
+		eventsComponent:        last(eventMigrations),
+		mapsComponent:          last(mapMigrations),
+		domainStatsComponent:   last(domainStatsMigrations),
+		panelSessionsComponent: last(panelSessionsMigrations),
 	}
 }
 
@@ -279,7 +281,7 @@ func Restore(ctx context.Context, in, dbPath string) (BackupManifest, error) {
 		return m, err
 	}
 	dir := filepath.Dir(dbPath)
-	if err := os.MkdirAll(dir, 0o750); err != nil {
+	if err := os.MkdirAll(dir, fsperm.DirMode); err != nil {
 		return m, fmt.Errorf("restore: create data directory: %w", err)
 	}
 	tmp, err := os.CreateTemp(dir, ".mxgrid-restore-*.db")

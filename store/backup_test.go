@@ -31,7 +31,7 @@ func seededStore(t *testing.T) (*Store, string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	for _, migrate := range []func(context.Context) error{st.MigrateEvents, st.MigrateMaps, st.MigrateDomainStats} {
+	for _, migrate := range []func(context.Context) error{st.MigrateEvents, st.MigrateMaps, st.MigrateDomainStats, st.MigratePanelSessions} {
 		if err := migrate(ctx); err != nil {
 			t.Fatal(err)
 		}

@@ -20,6 +20,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mxgrid/mxgrid/fsperm"
+
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
 	_ "modernc.org/sqlite"             // registers the "sqlite" database/sql driver
 )
@@ -89,8 +91,13 @@ func Open(ctx context.Context, cfg Config, dataDir string) (*Store, error) {
 	switch cfg.Driver {
 	case SQLite:
 		path := SQLitePath(cfg, dataDir)
-		if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		if err := os.MkdirAll(filepath.Dir(path), fsperm.DirMode); err != nil {
 			return nil, fmt.Errorf("store: create data directory: %w", err)
+		}
+		// SQLite would create the file 0644, and its -wal and -shm files
+		// take the database's mode: made 0600 first, all three stay so.
+		if err := fsperm.CreatePrivate(path); err != nil {
+			return nil, fmt.Errorf("store: %w", err)
 		}
 		// WAL lets the map and the API read while events are written;
 		// busy_timeout turns writer contention into a short wait, not an error.

@@ -120,7 +120,7 @@ func waitMembers(t *testing.T, n *nodetest.Node, want int) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		resp, err := http.Get("http://" + n.HTTPAddr() + "/api/v1/cluster")
+		resp, err := http.Get("http://" + n.ManagementAddr() + "/api/v1/cluster")
 		if err == nil {
 			var out struct {
 				Members []struct{ Name string } `json:"members"`
@@ -193,7 +193,7 @@ func TestPropagationThreeNodes(t *testing.T) {
 		t.Fatal("domains list failed")
 	}
 	for _, n := range append(others, a) {
-		resp, err := http.Get("http://" + n.HTTPAddr() + "/metrics")
+		resp, err := http.Get("http://" + n.ManagementAddr() + "/metrics")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -70,6 +70,10 @@ type Principal struct {
 	// such a principal has a password to change, and a login to protect
 	// from removing itself.
 	UserID int64 `json:",omitempty"`
+	// TokenID is the stored API token a principal authenticated with (0
+	// for passwords and the operator token file): a panel session made
+	// from it ends when the token is deleted.
+	TokenID int64 `json:",omitempty"`
 	// Actor names the principal in the audit log.
 	Actor string
 }
@@ -168,9 +172,11 @@ func (s *Service) Authenticate(ctx context.Context, secret string) (Principal, e
 	}
 	actor := fmt.Sprintf("token %d (%s)", t.ID, t.Name)
 	if t.ResellerID == 0 {
-		return Operator(actor), nil
+		p := Operator(actor)
+		p.TokenID = t.ID
+		return p, nil
 	}
-	return Principal{ResellerID: t.ResellerID, Actor: actor}, nil
+	return Principal{ResellerID: t.ResellerID, TokenID: t.ID, Actor: actor}, nil
 }
 
 // scope restricts a list to the principal's reseller.

@@ -349,7 +349,7 @@ func (s *Syncer) writeFile(version uint64, domains []*Domain) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Dir(s.file), 0o750); err != nil {
+	if err := os.MkdirAll(filepath.Dir(s.file), 0o700); err != nil {
 		return err
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(s.file), SnapshotFile+".tmp*")

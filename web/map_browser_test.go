@@ -96,7 +96,7 @@ func browser(t *testing.T, width, height int) context.Context {
 // a page at / that embeds it as a third-party site would.
 func mapServer(t *testing.T, src MapSource, embed string) *httptest.Server {
 	t.Helper()
-	s := New(health.New(), prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
+	s := New(health.New(), prometheus.NewRegistry(), slog.New(slog.DiscardHandler), DefaultLimits())
 	s.MountMap(src, MapOptions{})
 	s.Handle("GET /{$}", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")

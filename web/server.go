@@ -1,6 +1,7 @@
-// Package web serves the node's HTTP side: health for load balancers,
-// Prometheus metrics, and the handlers other packages contribute (the map,
-// the admin API, the cluster page), mounted by cmd/mxgrid.
+// Package web serves the node's HTTP side: health for load balancers and
+// the handlers other packages contribute (the map, the admin API, the
+// panel) on the public listener; Prometheus metrics and the cluster page on
+// the management listener.
 package web
 
 import (
@@ -16,69 +17,144 @@ import (
 	"github.com/mxgrid/mxgrid/health"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/net/netutil"
 )
 
-// Server is the HTTP listener.
-type Server struct {
-	mux    *http.ServeMux
-	health *health.Registry
-	log    *slog.Logger
-	srv    *http.Server
-	addr   net.Addr
+// Limits bound what one client can hold of a listener: a slow or silent
+// client is cut off by the timeouts, a large one by the byte caps, and a
+// crowd by the connection cap (further connections wait in the kernel's
+// accept queue rather than costing a goroutine and buffers each).
+type Limits struct {
+	ReadHeaderTimeout time.Duration
+	// ReadTimeout covers the whole request, body included: a client that
+	// sends one byte every few seconds is cut off when it expires.
+	ReadTimeout    time.Duration
+	WriteTimeout   time.Duration
+	IdleTimeout    time.Duration
+	MaxHeaderBytes int
+	// MaxBodyBytes caps every request body; handlers may cap lower.
+	MaxBodyBytes int64
+	// MaxConns is the number of connections served at once per listener.
+	MaxConns int
 }
 
-// New builds the server with /healthz, /readyz and /metrics mounted.
-func New(h *health.Registry, gatherer prometheus.Gatherer, log *slog.Logger) *Server {
-	s := &Server{mux: http.NewServeMux(), health: h, log: log}
+// DefaultLimits fit the largest legitimate request (a recipient CSV import
+// or a backup upload over a slow link) with room to spare.
+func DefaultLimits() Limits {
+	return Limits{
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      90 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		MaxBodyBytes:      40 << 20,
+		MaxConns:          1024,
+	}
+}
+
+// Server is the node's two HTTP listeners: the public one (map, panel, API,
+// health) and the management one (metrics, cluster status), which binds to
+// loopback by default because what it shows helps an attacker map the
+// cluster.
+type Server struct {
+	mux    *http.ServeMux
+	mgmt   *http.ServeMux
+	health *health.Registry
+	log    *slog.Logger
+	limits Limits
+}
+
+// New builds the server with /healthz and /readyz on the public listener
+// and /metrics on the management one.
+func New(h *health.Registry, gatherer prometheus.Gatherer, log *slog.Logger, limits Limits) *Server {
+	s := &Server{mux: http.NewServeMux(), mgmt: http.NewServeMux(), health: h, log: log, limits: limits}
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.HandleFunc("GET /readyz", s.readyz)
-	s.mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{EnableOpenMetrics: true}))
+	s.mgmt.HandleFunc("GET /healthz", s.healthz)
+	s.mgmt.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{EnableOpenMetrics: true}))
 	return s
 }
 
-// Handle mounts h at pattern (http.ServeMux syntax, e.g. "GET /map").
+// Handle mounts h at pattern (http.ServeMux syntax, e.g. "GET /map") on the
+// public listener.
 func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
 
-// Handler returns the root handler, for tests.
+// HandleManagement mounts h on the management listener only.
+func (s *Server) HandleManagement(pattern string, h http.Handler) { s.mgmt.Handle(pattern, h) }
+
+// Handler returns the public root handler, for tests.
 func (s *Server) Handler() http.Handler { return s.mux }
 
-// Listen binds addr.
+// ManagementHandler returns the management root handler, for tests.
+func (s *Server) ManagementHandler() http.Handler { return s.mgmt }
+
+// Listen binds addr with the connection cap applied.
 func (s *Server) Listen(addr string) (net.Listener, error) {
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("http listen %s: %w", addr, err)
 	}
-	s.addr = l.Addr()
+	if s.limits.MaxConns > 0 {
+		l = netutil.LimitListener(l, s.limits.MaxConns)
+	}
 	return l, nil
 }
 
-// Addr is the bound address once Listen has run.
-func (s *Server) Addr() net.Addr { return s.addr }
-
-// Serve serves l until ctx is cancelled, then shuts down within 5 s.
-func (s *Server) Serve(ctx context.Context, l net.Listener) error {
-	s.srv = &http.Server{
-		Handler:           s.mux,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+// Serve serves the public listener l and the management listener mgmt
+// (nil: none) until ctx is cancelled, then shuts both down within 5 s.
+func (s *Server) Serve(ctx context.Context, l, mgmt net.Listener) error {
+	servers := []*http.Server{s.server(s.mux)}
+	listeners := []net.Listener{l}
+	if mgmt != nil {
+		servers = append(servers, s.server(s.mgmt))
+		listeners = append(listeners, mgmt)
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- s.srv.Serve(l) }()
+	errc := make(chan error, len(servers))
+	for i, srv := range servers {
+		go func() { errc <- srv.Serve(listeners[i]) }()
+	}
 	select {
 	case err := <-errc:
+		for _, srv := range servers {
+			srv.Close()
+		}
 		return err
 	case <-ctx.Done():
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := s.srv.Shutdown(sctx); err != nil {
-		return fmt.Errorf("http shutdown: %w", err)
+	var errs []error
+	for _, srv := range servers {
+		if err := srv.Shutdown(sctx); err != nil {
+			errs = append(errs, fmt.Errorf("http shutdown: %w", err))
+		}
 	}
-	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
-		return err
+	for range servers {
+		if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+			errs = append(errs, err)
+		}
 	}
-	return nil
+	return errors.Join(errs...)
+}
+
+func (s *Server) server(h http.Handler) *http.Server {
+	lim := s.limits
+	if lim.MaxBodyBytes > 0 {
+		inner := h
+		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			r.Body = http.MaxBytesReader(w, r.Body, lim.MaxBodyBytes)
+			inner.ServeHTTP(w, r)
+		})
+	}
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: lim.ReadHeaderTimeout,
+		ReadTimeout:       lim.ReadTimeout,
+		WriteTimeout:      lim.WriteTimeout,
+		IdleTimeout:       lim.IdleTimeout,
+		MaxHeaderBytes:    lim.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
 }
 
 // healthz is liveness only: the process answers. Restarting a node because

@@ -95,7 +95,7 @@ func TestServeDeliversAndDrainsOnSIGTERM(t *testing.T) {
 	path := writeConfig(t, fmt.Sprintf(`
 node: {name: bin-test, provider: test}
 smtp: {listen: "127.0.0.1:%d", hostname: mx.test, shutdown_grace: 10s}
-http: {listen: "127.0.0.1:%d"}
+http: {listen: "127.0.0.1:%d", management_listen: "127.0.0.1:0"}
 data_dir: %s
 domains:
   - {name: example.org, route: "%s", tls: none}

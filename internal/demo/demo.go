@@ -28,6 +28,7 @@ import (
 	"github.com/emersion/go-smtp"
 	"github.com/pires/go-proxyproto"
 
+	"github.com/mxgrid/mxgrid/cluster"
 	"github.com/mxgrid/mxgrid/config"
 	"github.com/mxgrid/mxgrid/events"
 	"github.com/mxgrid/mxgrid/internal/democorpus"
@@ -63,20 +64,21 @@ type Options struct {
 
 // nodeSpec is one demo node: its identity and ports.
 type nodeSpec struct {
-	name, provider, region string
-	smtp, http, gossip     int
+	name, provider, region   string
+	smtp, http, mgmt, gossip int
 }
 
 // specs returns the three nodes' identities with the fixed ports.
 func specs() []nodeSpec {
 	return []nodeSpec{
-		{name: "node-a", provider: "hetzner", region: "fsn1", smtp: 2525, http: 8025, gossip: 7946},
-		{name: "node-b", provider: "ovh", region: "gra", smtp: 2526, http: 8026, gossip: 7947},
-		{name: "node-c", provider: "scaleway", region: "par", smtp: 2527, http: 8027, gossip: 7948},
+		{name: "node-a", provider: "hetzner", region: "fsn1", smtp: 2525, http: 8025, mgmt: 8035, gossip: 7946},
+		{name: "node-b", provider: "ovh", region: "gra", smtp: 2526, http: 8026, mgmt: 8036, gossip: 7947},
+		{name: "node-c", provider: "scaleway", region: "par", smtp: 2527, http: 8027, mgmt: 8037, gossip: 7948},
 	}
 }
 
 const (
+	gossipKeyFile   = "gossip.key"
 	defaultSinkPort = 2600
 	// formTimeout bounds the wait for the three nodes to see each other;
 	// on loopback they do within a second or two.
@@ -101,12 +103,12 @@ func Run(ctx context.Context, opts Options) error {
 	nodes := specs()
 	sinkPort := defaultSinkPort
 	if opts.FreePorts {
-		ports, err := freePorts(3*len(nodes) + 1)
+		ports, err := freePorts(4*len(nodes) + 1)
 		if err != nil {
 			return err
 		}
 		for i := range nodes {
-			nodes[i].smtp, nodes[i].http, nodes[i].gossip = ports[3*i], ports[3*i+1], ports[3*i+2]
+			nodes[i].smtp, nodes[i].http, nodes[i].mgmt, nodes[i].gossip = ports[4*i], ports[4*i+1], ports[4*i+2], ports[4*i+3]
 		}
 		sinkPort = ports[len(ports)-1]
 	}
@@ -115,6 +117,15 @@ func Run(ctx context.Context, opts Options) error {
 		return fmt.Errorf("demo: %w", err)
 	}
 	defer os.RemoveAll(dir)
+	// A fresh gossip key per run: a key shipped with the demo would be
+	// everyone's, and the nodes' join lists need one.
+	key, err := cluster.NewKey()
+	if err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, gossipKeyFile), []byte(key+"\n"), 0o600); err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
 	if opts.GeoIP == "" {
 		// The built-in sample's networks, so the map has points out of the box.
 		opts.GeoIP = filepath.Join(dir, "demo-geoip.mmdb")
@@ -146,7 +157,7 @@ func Run(ctx context.Context, opts Options) error {
 			}
 		}()
 	}
-	if err := waitForCluster(dctx, running[0].HTTPAddr(), len(running)); err != nil {
+	if err := waitForCluster(dctx, running[0].ManagementAddr(), len(running)); err != nil {
 		return err
 	}
 	printURLs(opts.Out, running, nodes, sink.addr, len(msgs), opts.Interval)
@@ -219,9 +230,11 @@ func nodeConfig(s nodeSpec, join []nodeSpec, sinkAddr, dir, geoip string) (confi
 	cfg.SMTP.TrustedProxies = []string{"127.0.0.0/8"}
 	cfg.SMTP.ShutdownGrace = 2 * time.Second
 	cfg.HTTP.Listen = loopback(s.http)
+	cfg.HTTP.ManagementListen = loopback(s.mgmt)
 	cfg.DataDir = filepath.Join(dir, s.name)
 	cfg.Store.DSN = filepath.Join(dir, "mxgrid.db")
 	cfg.Cluster.Bind = loopback(s.gossip)
+	cfg.Cluster.SecretKeyFile = filepath.Join(dir, gossipKeyFile)
 	for _, o := range join {
 		cfg.Cluster.Join = append(cfg.Cluster.Join, loopback(o.gossip))
 	}
@@ -257,10 +270,10 @@ func freePorts(n int) ([]int, error) {
 
 // waitForCluster polls the first node's service discovery until it lists
 // every node, so the URLs are printed once the cluster page is complete.
-func waitForCluster(ctx context.Context, httpAddr string, want int) error {
+func waitForCluster(ctx context.Context, mgmtAddr string, want int) error {
 	ctx, cancel := context.WithTimeout(ctx, formTimeout)
 	defer cancel()
-	url := "http://" + httpAddr + "/api/v1/cluster/prometheus-sd"
+	url := "http://" + mgmtAddr + "/api/v1/cluster/prometheus-sd"
 	for {
 		n, err := countTargets(ctx, url)
 		if err == nil && n == want {
@@ -293,13 +306,14 @@ func countTargets(ctx context.Context, url string) (int, error) {
 
 func printURLs(w io.Writer, running []*runningNode, specs []nodeSpec, sinkAddr string, sample int, interval time.Duration) {
 	first := "http://" + running[0].HTTPAddr()
+	mgmt := "http://" + running[0].ManagementAddr()
 	fmt.Fprintf(w, "mxgrid demo: %d nodes on loopback, customer mail server for %s at %s\n\n", len(running), Domain, sinkAddr)
 	fmt.Fprintf(w, "  map:      %s/map\n", first)
-	fmt.Fprintf(w, "  cluster:  %s/cluster\n", first)
+	fmt.Fprintf(w, "  cluster:  %s/cluster\n", mgmt)
 	for i, n := range running {
-		fmt.Fprintf(w, "  metrics:  http://%s/metrics   (%s, %s, SMTP %s)\n", n.HTTPAddr(), specs[i].name, specs[i].provider, n.SMTPAddr())
+		fmt.Fprintf(w, "  metrics:  http://%s/metrics   (%s, %s, SMTP %s)\n", n.ManagementAddr(), specs[i].name, specs[i].provider, n.SMTPAddr())
 	}
-	fmt.Fprintf(w, "  prometheus service discovery: %s/api/v1/cluster/prometheus-sd\n\n", first)
+	fmt.Fprintf(w, "  prometheus service discovery: %s/api/v1/cluster/prometheus-sd\n\n", mgmt)
 	fmt.Fprintf(w, "Replaying %d sample messages, then one every %v; the map is redrawn every minute. Ctrl-C stops.\n", sample, interval)
 }
 

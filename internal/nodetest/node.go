@@ -32,7 +32,10 @@ func Config(t testing.TB) config.Config {
 	cfg.SMTP.Listen = "127.0.0.1:0"
 	cfg.SMTP.Hostname = "mx.test"
 	cfg.HTTP.Listen = "127.0.0.1:0"
+	cfg.HTTP.ManagementListen = "127.0.0.1:0"
 	cfg.Cluster.Bind = "127.0.0.1:0"
+	// Test nodes join each other on loopback without a gossip key.
+	cfg.Cluster.InsecureNoKey = true
 	cfg.DataDir = t.TempDir()
 	cfg.SMTP.ShutdownGrace = 5 * time.Second
 	// Test downstreams (sinks) listen on loopback, where tenant routes may

@@ -1,0 +1,107 @@
+// Package clientip tells the address of the client behind an HTTP request.
+// X-Forwarded-For is believed only when the connection comes from a
+// configured proxy: anyone else could write any address there, dodging
+// per-address limits or pinning them on a victim.
+package clientip
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+)
+
+// ParseTrusted parses http.trusted_proxies: CIDR networks or single
+// addresses.
+func ParseTrusted(list []string) ([]netip.Prefix, error) {
+	out := make([]netip.Prefix, 0, len(list))
+	for _, s := range list {
+		s = strings.TrimSpace(s)
+		if p, err := netip.ParsePrefix(s); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("%q is neither an address nor a CIDR network", s)
+		}
+		a = a.Unmap()
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
+}
+
+// Resolver finds client addresses given the trusted proxies.
+type Resolver struct{ trusted []netip.Prefix }
+
+// New returns a Resolver trusting the given networks.
+func New(trusted []netip.Prefix) *Resolver { return &Resolver{trusted: trusted} }
+
+func (r *Resolver) isTrusted(a netip.Addr) bool {
+	for _, p := range r.trusted {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// Of returns the client's address: the connection's peer, or, when that
+// peer is a trusted proxy, the right-most X-Forwarded-For entry that is not
+// itself a trusted proxy (entries left of it were written by the client
+// and prove nothing). The zero Addr when RemoteAddr is not an address
+// (never over a real socket).
+func (r *Resolver) Of(req *http.Request) netip.Addr {
+	peer := parseHost(req.RemoteAddr)
+	if !peer.IsValid() || !r.isTrusted(peer) {
+		return peer
+	}
+	client := peer
+	hops := req.Header.Values("X-Forwarded-For")
+	for i := len(hops) - 1; i >= 0; i-- {
+		parts := strings.Split(hops[i], ",")
+		for j := len(parts) - 1; j >= 0; j-- {
+			a := parseHost(strings.TrimSpace(parts[j]))
+			if !a.IsValid() {
+				// A garbled hop: what lies left of it cannot be trusted.
+				return client
+			}
+			client = a
+			if !r.isTrusted(a) {
+				return client
+			}
+		}
+	}
+	return client
+}
+
+// parseHost accepts "addr", "addr:port" and "[v6]:port".
+func parseHost(s string) netip.Addr {
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return ap.Addr().Unmap()
+	}
+	if h, _, err := net.SplitHostPort(s); err == nil {
+		s = h
+	}
+	s = strings.TrimSuffix(strings.TrimPrefix(s, "["), "]")
+	a, err := netip.ParseAddr(s)
+	if err != nil || a.Zone() != "" {
+		return netip.Addr{}
+	}
+	return a.Unmap()
+}
+
+// LimitKey is the unit that address-based limits count: an IPv4 address,
+// or an IPv6 /64, since one subscriber commonly holds a whole /64 and
+// would otherwise get 2^64 fresh budgets.
+func LimitKey(a netip.Addr) string {
+	if !a.IsValid() {
+		return "unknown"
+	}
+	if a.Is4() {
+		return a.String()
+	}
+	p, _ := a.Prefix(64)
+	return p.String()
+}

@@ -1,0 +1,62 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/mxgrid/mxgrid/cluster"
+)
+
+func TestKeygen(t *testing.T) {
+	seen := map[string]bool{}
+	for range 3 {
+		var out bytes.Buffer
+		if err := runKeygen(context.Background(), nil, &out); err != nil {
+			t.Fatal(err)
+		}
+		key := strings.TrimSpace(out.String())
+		raw, err := base64.StdEncoding.DecodeString(key)
+		if err != nil || len(raw) != 32 {
+			t.Fatalf("keygen printed %q: not base64 of 32 bytes (%v)", key, err)
+		}
+		if err := cluster.KeyProblem(raw); err != nil {
+			t.Errorf("a generated key is refused: %v", err)
+		}
+		if seen[key] {
+			t.Errorf("keygen repeated %s", key)
+		}
+		seen[key] = true
+	}
+
+	t.Run("out writes once, private", func(t *testing.T) {
+		p := filepath.Join(t.TempDir(), "gossip.key")
+		var out bytes.Buffer
+		if err := runKeygen(context.Background(), []string{"-out", p}, &out); err != nil {
+			t.Fatal(err)
+		}
+		first, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fi, _ := os.Stat(p)
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("key file mode %v, want 0600", fi.Mode().Perm())
+		}
+		if err := runKeygen(context.Background(), []string{"-out", p}, &out); err != nil {
+			t.Fatal(err)
+		}
+		again, _ := os.ReadFile(p)
+		if !bytes.Equal(first, again) {
+			t.Error("a second keygen -out replaced the existing key")
+		}
+		c := cluster.Config{Bind: "0.0.0.0:7946", SecretKeyFile: p}
+		if err := c.Validate(); err != nil {
+			t.Errorf("config with the generated file: %v", err)
+		}
+	})
+}

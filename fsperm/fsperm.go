@@ -1,0 +1,66 @@
+// Package fsperm keeps a node's files to itself. The data directory holds
+// the database (map keys, token and password hashes), the tenant snapshot
+// and the panel's signing key: nothing there is for other local users.
+package fsperm
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+)
+
+// Modes of the data directory and the files in it.
+const (
+	DirMode  fs.FileMode = 0o700
+	FileMode fs.FileMode = 0o600
+)
+
+// PrivateDir creates dir (and parents) with mode 0700, or tightens an
+// existing dir that others may read, saying so in the log.
+func PrivateDir(dir string, log *slog.Logger) error {
+	if err := os.MkdirAll(dir, DirMode); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	return tighten(dir, DirMode, log)
+}
+
+// PrivateFiles tightens each existing file that others may read to 0600,
+// saying so in the log; missing files are skipped.
+func PrivateFiles(log *slog.Logger, paths ...string) error {
+	var errs []error
+	for _, p := range paths {
+		if err := tighten(p, FileMode, log); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// CreatePrivate creates path with mode 0600 if it does not exist, so that a
+// program that then opens it (SQLite) finds it private from the start.
+func CreatePrivate(path string) error {
+	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE, FileMode)
+	if err != nil {
+		return fmt.Errorf("create %s: %w", path, err)
+	}
+	return f.Close()
+}
+
+func tighten(path string, mode fs.FileMode, log *slog.Logger) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	if fi.Mode().Perm()&^mode == 0 {
+		return nil
+	}
+	if err := os.Chmod(path, mode); err != nil {
+		return fmt.Errorf("restrict %s: %w", path, err)
+	}
+	if log != nil {
+		log.Warn("file was readable by other users; restricted", "path", path, "was", fi.Mode().Perm().String(), "now", mode.String())
+	}
+	return nil
+}

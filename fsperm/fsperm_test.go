@@ -1,0 +1,58 @@
+package fsperm
+
+import (
+	"bytes"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestPrivate(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "data")
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+
+	if err := PrivateDir(dir, log); err != nil {
+		t.Fatal(err)
+	}
+	mode := func(p string) os.FileMode {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Mode().Perm()
+	}
+	if m := mode(dir); m != DirMode {
+		t.Errorf("new dir %v, want %v", m, DirMode)
+	}
+	if logs.Len() != 0 {
+		t.Errorf("a new dir warned: %s", logs.String())
+	}
+
+	os.Chmod(dir, 0o755)
+	open := filepath.Join(dir, "open.db")
+	os.WriteFile(open, nil, 0o644)
+	os.Chmod(open, 0o644)
+	private := filepath.Join(dir, "private.db")
+	if err := CreatePrivate(private); err != nil {
+		t.Fatal(err)
+	}
+	if err := PrivateDir(dir, log); err != nil {
+		t.Fatal(err)
+	}
+	if err := PrivateFiles(log, open, private, filepath.Join(dir, "missing")); err != nil {
+		t.Fatal(err)
+	}
+	for p, want := range map[string]os.FileMode{dir: DirMode, open: FileMode, private: FileMode} {
+		if m := mode(p); m != want {
+			t.Errorf("%s: %v, want %v", p, m, want)
+		}
+	}
+	out := logs.String()
+	if strings.Count(out, "restricted") != 2 || !strings.Contains(out, open) || strings.Contains(out, private) {
+		t.Errorf("warnings: want one for the dir and one for open.db:\n%s", out)
+	}
+}

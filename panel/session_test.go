@@ -1,0 +1,466 @@
+package panel
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mxgrid/mxgrid/clientip"
+	"github.com/mxgrid/mxgrid/tenant"
+)
+
+// loggedIn asserts the client's session opens a page and returns the
+// page's CSRF token.
+func (c *client) loggedIn(what string) string {
+	c.t.Helper()
+	rec := c.get("/panel/account")
+	if rec.Code != http.StatusOK {
+		c.t.Fatalf("%s: account page %d (%s), want 200", what, rec.Code, rec.Header().Get("Location"))
+	}
+	m := csrfRE.FindStringSubmatch(rec.Body.String())
+	if m == nil {
+		c.t.Fatalf("%s: page without a CSRF token", what)
+	}
+	return m[1]
+}
+
+// loggedOut asserts the client gets the login page.
+func (c *client) loggedOut(what string) {
+	c.t.Helper()
+	if rec := c.get("/panel/account"); rec.Code != http.StatusSeeOther || rec.Header().Get("Location") != "/panel/login" {
+		c.t.Errorf("%s: %d %s, want the login page", what, rec.Code, rec.Header().Get("Location"))
+	}
+}
+
+// replay is a second browser holding a copy of c's session cookie, as an
+// attacker who stole it would.
+func (c *client) replay(f *fixture) *client {
+	r := f.client(c.t)
+	r.cookies[sessionCookie] = c.cookies[sessionCookie]
+	return r
+}
+
+func TestSessionEnds(t *testing.T) {
+	uf := newUserFixture(t)
+	ctx := context.Background()
+
+	t.Run("logout", func(t *testing.T) {
+		c := uf.client(t)
+		if rec := c.login("ann@alpha.example", testPassword); rec.Code != http.StatusSeeOther {
+			t.Fatalf("login: %d", rec.Code)
+		}
+		csrf := c.loggedIn("after login")
+		stolen := c.replay(uf.fixture)
+		stolen.loggedIn("copy before logout")
+		if rec := c.do("POST", "/panel/logout", url.Values{"csrf": {csrf}}); rec.Code != http.StatusSeeOther {
+			t.Fatalf("logout: %d", rec.Code)
+		}
+		stolen.loggedOut("cookie replayed after logout")
+	})
+
+	t.Run("token deleted", func(t *testing.T) {
+		tok, err := uf.svc.CreateToken(ctx, uf.op, tenant.Token{ResellerID: uf.a.ID, Name: "panel"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := uf.client(t)
+		if rec := c.login("", tok.Secret); rec.Code != http.StatusSeeOther {
+			t.Fatalf("token login: %d", rec.Code)
+		}
+		c.loggedIn("token session")
+		if err := uf.svc.DeleteToken(ctx, uf.op, tok.ID); err != nil {
+			t.Fatal(err)
+		}
+		c.loggedOut("cookie replayed after its token's deletion")
+	})
+
+	t.Run("user removed", func(t *testing.T) {
+		u, err := uf.svc.CreateUser(ctx, uf.op, uf.a.ID, "temp@alpha.example", testPassword)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := uf.client(t)
+		if rec := c.login("temp@alpha.example", testPassword); rec.Code != http.StatusSeeOther {
+			t.Fatalf("login: %d", rec.Code)
+		}
+		c.loggedIn("before removal")
+		if err := uf.svc.DeleteUser(ctx, uf.op, u.ID); err != nil {
+			t.Fatal(err)
+		}
+		c.loggedOut("cookie replayed after the user's removal")
+	})
+
+	t.Run("idle and absolute timeouts", func(t *testing.T) {
+		start := time.Now()
+		now := start
+		uf.p.now = func() time.Time { return now }
+		defer func() { uf.p.now = time.Now }()
+		idle := uf.p.cfg.IdleTimeout
+
+		c := uf.client(t)
+		if rec := c.login("ann@alpha.example", testPassword); rec.Code != http.StatusSeeOther {
+			t.Fatalf("login: %d", rec.Code)
+		}
+		// Used within the idle timeout, the session lives on.
+		for i := 1; i <= 3; i++ {
+			now = start.Add(time.Duration(i) * (idle - time.Minute))
+			c.loggedIn(fmt.Sprintf("used again after %v", now.Sub(start)))
+		}
+		now = now.Add(idle + time.Second)
+		c.replay(uf.fixture).loggedOut(fmt.Sprintf("cookie replayed after %v idle", idle+time.Second))
+		c.loggedOut("the idle session itself")
+
+		// The absolute lifetime ends even a busy session.
+		start = now
+		c = uf.client(t)
+		if rec := c.login("ann@alpha.example", testPassword); rec.Code != http.StatusSeeOther {
+			t.Fatalf("login: %d", rec.Code)
+		}
+		for now = start; now.Sub(start) < uf.p.cfg.SessionTTL; now = now.Add(idle - time.Minute) {
+			c.loggedIn(fmt.Sprintf("busy after %v", now.Sub(start)))
+		}
+		now = start.Add(uf.p.cfg.SessionTTL)
+		c.loggedOut("after session_ttl")
+	})
+}
+
+func TestSessionCookieIsOpaque(t *testing.T) {
+	uf := newUserFixture(t)
+	var values []string
+	for range 2 {
+		c := uf.client(t)
+		if rec := c.login("ann@alpha.example", testPassword); rec.Code != http.StatusSeeOther {
+			t.Fatalf("login: %d", rec.Code)
+		}
+		ck := c.cookies[sessionCookie]
+		if ck == nil || !ck.HttpOnly || ck.SameSite != http.SameSiteLaxMode {
+			t.Fatalf("session cookie %+v", ck)
+		}
+		values = append(values, ck.Value)
+		raw, err := base64.RawURLEncoding.DecodeString(ck.Value)
+		if err != nil || len(raw) != 48 {
+			t.Errorf("cookie %q: want base64url of 48 random bytes (%v)", ck.Value, err)
+		}
+		// Nothing of the principal, in clear or encoded, and no signed
+		// payload ("data.mac") to replay or tamper with.
+		for _, leak := range []string{"ann", "alpha", "user", `"p"`, "."} {
+			if strings.Contains(ck.Value, leak) || bytes.Contains(raw, []byte(leak)) && len(leak) > 2 {
+				t.Errorf("cookie %q shows %q", ck.Value, leak)
+			}
+		}
+		// A changed character is no session.
+		forged := c.replay(uf.fixture)
+		v := []byte(ck.Value)
+		v[5] ^= 1
+		forged.cookies[sessionCookie] = &http.Cookie{Name: sessionCookie, Value: string(v)}
+		forged.loggedOut("a cookie with one character changed")
+	}
+	if values[0] == values[1] {
+		t.Error("two logins got the same cookie")
+	}
+	// The store keeps a hash: its rows are no cookies.
+	rows, err := uf.st.DB.Query(`SELECT id FROM panel_sessions`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		var id string
+		rows.Scan(&id)
+		n++
+		for _, v := range values {
+			if id == v {
+				t.Errorf("panel_sessions holds the cookie value itself")
+			}
+		}
+	}
+	if n < 2 {
+		t.Errorf("%d stored sessions, want the 2 logins", n)
+	}
+}
+
+func TestLoginLimits(t *testing.T) {
+	t.Run("per account, from any address, doubling", func(t *testing.T) {
+		uf := newUserFixture(t)
+		start := time.Now()
+		now := start
+		uf.p.now = func() time.Time { return now }
+		free := uf.p.cfg.LockoutFailures
+		attempt := func(i int, password string) int {
+			c := uf.client(t)
+			c.remote = fmt.Sprintf("198.51.100.%d:999", i%250+1)
+			return c.login("ANN@alpha.example", password).Code
+		}
+		for i := range free + 1 {
+			if code := attempt(i, "wrong"); code != http.StatusUnauthorized {
+				t.Fatalf("failure %d: %d, want 401", i+1, code)
+			}
+		}
+		// The 6th failure started a 1 s wait: even the right password,
+		// from yet another address, waits.
+		if code := attempt(100, testPassword); code != http.StatusTooManyRequests {
+			t.Fatalf("right password during the backoff: %d, want 429", code)
+		}
+		now = now.Add(time.Second)
+		if code := attempt(101, "wrong"); code != http.StatusUnauthorized {
+			t.Fatalf("after 1 s: %d, want 401", code)
+		}
+		now = now.Add(time.Second) // the wait doubled to 2 s
+		if code := attempt(102, testPassword); code != http.StatusTooManyRequests {
+			t.Fatalf("1 s into a 2 s wait: %d, want 429", code)
+		}
+		now = now.Add(time.Second)
+		if code := attempt(103, testPassword); code != http.StatusSeeOther {
+			t.Fatalf("after the doubled wait, right password: %d, want 303", code)
+		}
+		// Another account is not held up by ann's failures.
+		if uf.p.limits.wait(accountKey("bob@beta.example"), "x", now) != (time.Time{}) {
+			t.Error("bob waits for ann's failures")
+		}
+		// The longest wait is lockout_duration.
+		for range 40 {
+			uf.p.limits.fail(accountKey("carol@x"), "y", now)
+		}
+		if w := uf.p.limits.wait(accountKey("carol@x"), "z", now).Sub(now); w != uf.p.cfg.LockoutDuration {
+			t.Errorf("longest wait %v, want %v", w, uf.p.cfg.LockoutDuration)
+		}
+	})
+
+	t.Run("per address, IPv6 by /64, X-Forwarded-For only from proxies", func(t *testing.T) {
+		uf := newUserFixture(t)
+		uf.p.cfg.AddressFailures = 4
+		uf.p.limits = newLoginLimits(uf.p.cfg)
+		from := func(remote, xff string, email, password string) int {
+			c := uf.client(t)
+			c.remote = remote
+			if xff != "" {
+				c.header.Set("X-Forwarded-For", xff)
+			}
+			return c.login(email, password).Code
+		}
+		for i := range 4 {
+			if code := from("[2001:db8:1:2::1]:5", "", fmt.Sprintf("nobody%d@x.example", i), "guess"); code != http.StatusUnauthorized {
+				t.Fatalf("failure %d: %d", i+1, code)
+			}
+		}
+		for _, tt := range []struct {
+			name, remote, xff string
+			want              int
+		}{
+			{"same address", "[2001:db8:1:2::1]:5", "", http.StatusTooManyRequests},
+			{"same /64", "[2001:db8:1:2:ffff::9]:5", "", http.StatusTooManyRequests},
+			{"same /64, forged X-Forwarded-For", "[2001:db8:1:2::1]:5", "203.0.113.9", http.StatusTooManyRequests},
+			{"another /64", "[2001:db8:1:3::1]:5", "", http.StatusSeeOther},
+		} {
+			if code := from(tt.remote, tt.xff, "ann@alpha.example", testPassword); code != tt.want {
+				t.Errorf("%s: %d, want %d", tt.name, code, tt.want)
+			}
+		}
+
+		// Behind a trusted proxy, each client has its own budget.
+		trusted, _ := clientip.ParseTrusted([]string{"10.0.0.0/8"})
+		uf.p.clientIP = clientip.New(trusted)
+		for i := range 4 {
+			from("10.0.0.1:1", "203.0.113.1", fmt.Sprintf("nobody%d@x.example", i), "guess")
+		}
+		if code := from("10.0.0.1:1", "203.0.113.1", "ann@alpha.example", testPassword); code != http.StatusTooManyRequests {
+			t.Errorf("limited client behind the proxy: %d, want 429", code)
+		}
+		if code := from("10.0.0.1:1", "203.0.113.2", "ann@alpha.example", testPassword); code != http.StatusSeeOther {
+			t.Errorf("another client behind the same proxy: %d, want 303", code)
+		}
+	})
+}
+
+func TestLoginLogsNothingTyped(t *testing.T) {
+	uf := newUserFixture(t)
+	var logs syncBuffer
+	uf.p.log = slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	const (
+		inEmail    = "Hunter2-Typed-In-Email"
+		inPassword = "S3cret-typed-in-password"
+	)
+	c := uf.client(t)
+	rec := c.login(inEmail, inPassword)
+	if rec.Code != http.StatusUnauthorized {
+		t.Fatalf("login: %d", rec.Code)
+	}
+	if body := rec.Body.String(); strings.Contains(body, inEmail) || strings.Contains(body, inPassword) {
+		t.Error("the failed login page shows what was typed")
+	}
+	c.login("ann@alpha.example", inPassword) // a known account, wrong password
+	c.login("", inPassword)                  // a token login
+	if rec := c.login("ann@alpha.example", testPassword); rec.Code != http.StatusSeeOther {
+		t.Fatalf("good login: %d", rec.Code)
+	}
+	out := logs.String()
+	if !strings.Contains(out, "failed login") || !strings.Contains(out, "account_hash") {
+		t.Fatalf("failed logins not logged:\n%s", out)
+	}
+	for _, typed := range []string{inEmail, strings.ToLower(inEmail), inPassword, testPassword} {
+		if strings.Contains(out, typed) {
+			t.Errorf("the log holds %q:\n%s", typed, out)
+		}
+	}
+	// Only a successful login names its account (as the actor).
+	for _, line := range strings.Split(out, "\n") {
+		if strings.Contains(line, "failed login") && strings.Contains(line, "ann@") {
+			t.Errorf("a failed login names the account: %s", line)
+		}
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// rssBytes reads the process's resident set from /proc.
+func rssBytes(t *testing.T) int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Skipf("no /proc: %v", err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return kb << 10
+		}
+	}
+	t.Skip("no VmRSS")
+	return 0
+}
+
+// TestParallelFailedLogins: 32 clients at once, over real sockets, with
+// unknown emails (each costs an argon2id hash) from 32 addresses behind a
+// trusted proxy, so only the hash limit stands between them and memory.
+func TestParallelFailedLogins(t *testing.T) {
+	const clients = 32
+	uf := newUserFixture(t)
+	trusted, _ := clientip.ParseTrusted([]string{"127.0.0.0/8", "::1"})
+	uf.p.clientIP = clientip.New(trusted)
+	mux := http.NewServeMux()
+	uf.p.Mount(mux.Handle)
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+
+	// Each client fetches its login form first, so the posts start together.
+	type prepared struct {
+		hc   *http.Client
+		form url.Values
+		ip   string
+	}
+	ps := make([]prepared, clients)
+	for i := range ps {
+		jar, _ := cookiejar.New(nil)
+		hc := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		resp, err := hc.Get(srv.URL + "/panel/login")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body bytes.Buffer
+		body.ReadFrom(resp.Body)
+		resp.Body.Close()
+		m := csrfRE.FindStringSubmatch(body.String())
+		if m == nil {
+			t.Fatal("no CSRF token")
+		}
+		ps[i] = prepared{hc: hc, ip: fmt.Sprintf("203.0.113.%d", i+1),
+			form: url.Values{"csrf": {m[1]}, "email": {fmt.Sprintf("nobody%d@unknown.example", i)}, "password": {"guess"}}}
+	}
+
+	runtimeGC()
+	base := rssBytes(t)
+	peak := base
+	stop := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		for {
+			if r := rssBytes(t); r > peak {
+				peak = r
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(2 * time.Millisecond):
+			}
+		}
+	}()
+	codes := make([]int, clients)
+	var wg sync.WaitGroup
+	startGun := make(chan struct{})
+	for i := range ps {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-startGun
+			req, _ := http.NewRequest("POST", srv.URL+"/panel/login", strings.NewReader(ps[i].form.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.Header.Set("X-Forwarded-For", ps[i].ip)
+			resp, err := ps[i].hc.Do(req)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			resp.Body.Close()
+			codes[i] = resp.StatusCode
+		}()
+	}
+	close(startGun)
+	wg.Wait()
+	close(stop)
+	<-sampled
+
+	count := map[int]int{}
+	for _, c := range codes {
+		count[c]++
+	}
+	grew := peak - base
+	t.Logf("%d parallel failed logins: %d × 401, %d × 429; RSS %d MiB before, peak %d MiB (+%d MiB)",
+		clients, count[http.StatusUnauthorized], count[http.StatusTooManyRequests], base>>20, peak>>20, grew>>20)
+	if count[http.StatusUnauthorized]+count[http.StatusTooManyRequests] != clients {
+		t.Errorf("answers %v, want only 401 and 429", count)
+	}
+	if count[http.StatusUnauthorized] < 1 || count[http.StatusTooManyRequests] < 1 {
+		t.Errorf("answers %v: want some hashed (401) and the rest refused (429) beyond max_password_hashes", count)
+	}
+	if grew >= 100<<20 {
+		t.Errorf("RSS grew by %d MiB, want < 100", grew>>20)
+	}
+}
+
+func runtimeGC() {
+	runtime.GC()
+	debug.FreeOSMemory()
+}

@@ -1,0 +1,189 @@
+package web
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mxgrid/mxgrid/health"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// serve starts a Server with lim on two loopback listeners and returns
+// their addresses.
+func serve(t *testing.T, lim Limits, setup func(*Server)) (public, mgmt string) {
+	t.Helper()
+	s := New(health.New(), prometheus.NewRegistry(), slog.New(slog.DiscardHandler), lim)
+	if setup != nil {
+		setup(s)
+	}
+	pl, err := s.Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ml, err := s.Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx, pl, ml) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	return pl.Addr().String(), ml.Addr().String()
+}
+
+func echoBody(s *Server) {
+	s.Handle("POST /echo", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusRequestEntityTooLarge)
+			return
+		}
+		fmt.Fprintf(w, "%d", len(b))
+	}))
+}
+
+func TestSlowClientsCutOff(t *testing.T) {
+	lim := DefaultLimits()
+	lim.ReadTimeout = 700 * time.Millisecond
+	addr, _ := serve(t, lim, echoBody)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n")
+	start := time.Now()
+	// One byte every 200 ms: never idle long, never done.
+	var werr error
+	for i := 0; i < 40 && werr == nil; i++ {
+		_, werr = c.Write([]byte("a"))
+		time.Sleep(200 * time.Millisecond)
+		c.SetReadDeadline(time.Now().Add(time.Millisecond))
+		if _, err := c.Read(make([]byte, 1)); err == io.EOF {
+			werr = err
+		}
+	}
+	if werr == nil {
+		t.Fatalf("a client sending one byte per 200 ms was still connected after %v", time.Since(start))
+	}
+	if took := time.Since(start); took > 3*time.Second {
+		t.Errorf("cut off after %v, want about the 700 ms read timeout", took)
+	}
+}
+
+func TestBodyCap(t *testing.T) {
+	lim := DefaultLimits()
+	lim.MaxBodyBytes = 1000
+	addr, _ := serve(t, lim, echoBody)
+	for _, tt := range []struct {
+		size int
+		want int
+	}{{1000, http.StatusOK}, {1001, http.StatusRequestEntityTooLarge}} {
+		resp, err := http.Post("http://"+addr+"/echo", "text/plain", strings.NewReader(strings.Repeat("x", tt.size)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tt.want {
+			t.Errorf("body of %d bytes: %d, want %d", tt.size, resp.StatusCode, tt.want)
+		}
+	}
+}
+
+func TestHeaderCap(t *testing.T) {
+	addr, _ := serve(t, DefaultLimits(), nil)
+	for _, tt := range []struct {
+		size int
+		want int
+	}{{1 << 10, http.StatusOK}, {200 << 10, http.StatusRequestHeaderFieldsTooLarge}} {
+		req, _ := http.NewRequest("GET", "http://"+addr+"/healthz", nil)
+		req.Header.Set("X-Big", strings.Repeat("b", tt.size))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tt.want {
+			t.Errorf("header of %d bytes: %d, want %d", tt.size, resp.StatusCode, tt.want)
+		}
+	}
+}
+
+func TestConnectionCap(t *testing.T) {
+	lim := DefaultLimits()
+	lim.MaxConns = 2
+	addr, _ := serve(t, lim, nil)
+	// Two connections that say nothing take both places.
+	var held []net.Conn
+	for range 2 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, c)
+		defer c.Close()
+	}
+	time.Sleep(100 * time.Millisecond) // let the server accept them
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+	c.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+	br := bufio.NewReader(c)
+	if line, err := br.ReadString('\n'); err == nil {
+		t.Fatalf("third connection served (%q) while the cap of 2 was taken", line)
+	}
+	held[0].Close()
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	line, err := br.ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "HTTP/1.1 200") {
+		t.Fatalf("after a place freed: %q, %v", line, err)
+	}
+}
+
+func TestListenersApart(t *testing.T) {
+	public, mgmt := serve(t, DefaultLimits(), func(s *Server) {
+		s.HandleManagement("GET /cluster", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "members") }))
+		s.Handle("GET /map", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "map") }))
+	})
+	tests := []struct {
+		addr, path string
+		want       int
+	}{
+		{public, "/metrics", http.StatusNotFound},
+		{public, "/cluster", http.StatusNotFound},
+		{public, "/map", http.StatusOK},
+		{public, "/healthz", http.StatusOK},
+		{public, "/readyz", http.StatusOK},
+		{mgmt, "/metrics", http.StatusOK},
+		{mgmt, "/cluster", http.StatusOK},
+		{mgmt, "/map", http.StatusNotFound},
+	}
+	for _, tt := range tests {
+		resp, err := http.Get("http://" + tt.addr + tt.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		which := "public"
+		if tt.addr == mgmt {
+			which = "management"
+		}
+		if resp.StatusCode != tt.want {
+			t.Errorf("%s %s: %d, want %d", which, tt.path, resp.StatusCode, tt.want)
+		}
+	}
+}
