@@ -1,7 +1,6 @@
 package deploy
 
 import (
-	"encoding/base64"
 	"encoding/json"
 	"net"
 	"os"
@@ -58,19 +57,24 @@ func mounts(root string, volumes []string) map[string]string {
 
 var nodeServices = []string{"node-a", "node-b", "node-c"}
 
+// secretsDir is where the services mount the generated secrets volume.
+const secretsDir = "/run/mxgrid-secrets"
+
 // TestComposeCluster checks docker-compose.yml statically (no Docker engine
 // is needed): the services are there, the three nodes' configs are valid
 // for this code and agree with each other and with the other services.
 func TestComposeCluster(t *testing.T) {
 	root, c := readCompose(t)
-	for _, s := range append([]string{"postgres", "memcached", "clamav", "prometheus", "grafana", "mailpit"}, nodeServices...) {
+	for _, s := range append([]string{"secrets", "postgres", "memcached", "clamav", "prometheus", "grafana", "mailpit"}, nodeServices...) {
 		if _, ok := c.Services[s]; !ok {
 			t.Errorf("service %s missing", s)
 		}
 	}
 	pg := c.Services["postgres"].Environment
+	if pg["POSTGRES_PASSWORD"] != "" || pg["POSTGRES_PASSWORD_FILE"] != secretsDir+"/db_password" {
+		t.Errorf("postgres: password %q from file %q, want only the generated %s/db_password", pg["POSTGRES_PASSWORD"], pg["POSTGRES_PASSWORD_FILE"], secretsDir)
+	}
 	providers := map[string]bool{}
-	var key string
 	cfgs := map[string]config.Config{}
 	for _, name := range nodeServices {
 		svc := c.Services[name]
@@ -98,22 +102,15 @@ func TestComposeCluster(t *testing.T) {
 		}
 		providers[cfg.Node.Provider] = true
 
-		// The same gossip key, through the file each container mounts.
-		keyFile := m[cfg.Cluster.SecretKeyFile]
-		if keyFile == "" {
-			t.Fatalf("%s: cluster.secret_key_file %q is not mounted from the repository", name, cfg.Cluster.SecretKeyFile)
+		// The gossip key and the database password come from the secrets
+		// volume the secrets service fills at first start, never from a
+		// committed file.
+		if !strings.HasPrefix(cfg.Cluster.SecretKeyFile, secretsDir+"/") || !slices.Contains(svc.Volumes, "secrets:"+secretsDir+":ro") {
+			t.Errorf("%s: cluster.secret_key_file %q is not in the secrets volume at %s (volumes %v)", name, cfg.Cluster.SecretKeyFile, secretsDir, svc.Volumes)
 		}
-		kb, err := os.ReadFile(keyFile)
-		if err != nil {
-			t.Fatal(err)
+		if cfg.Cluster.SecretKey != "" {
+			t.Errorf("%s: cluster.secret_key is committed in its config", name)
 		}
-		if raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(kb))); err != nil || len(raw) != 32 {
-			t.Errorf("%s: %s is not base64 of 32 bytes", name, keyFile)
-		}
-		if key != "" && string(kb) != key {
-			t.Errorf("%s: gossip key differs from the other nodes'", name)
-		}
-		key = string(kb)
 
 		// Routes to the demo mail server, the shared PostgreSQL and memcached.
 		for _, d := range cfg.Domains {
@@ -124,7 +121,7 @@ func TestComposeCluster(t *testing.T) {
 		if len(cfg.Domains) == 0 {
 			t.Errorf("%s: no domain routed to the demo mail server", name)
 		}
-		wantDSN := "postgres://" + pg["POSTGRES_USER"] + ":" + pg["POSTGRES_PASSWORD"] + "@postgres:5432/" + pg["POSTGRES_DB"] + "?sslmode=disable"
+		wantDSN := "postgres://" + pg["POSTGRES_USER"] + "@postgres:5432/" + pg["POSTGRES_DB"] + "?sslmode=disable&passfile=" + secretsDir + "/pgpass"
 		if cfg.Store.Driver != "postgres" || cfg.Store.DSN != wantDSN {
 			t.Errorf("%s: store %s %s, want postgres %s", name, cfg.Store.Driver, cfg.Store.DSN, wantDSN)
 		}

@@ -23,6 +23,9 @@ declare -A stage=(
 )
 mailpit_module=github.com/axllent/mailpit@v1.27.11
 
+# Debian's docker.io client has BuildKit built in; a newer client without
+# the buildx plugin (as some images ship in /usr/local/bin) refuses it.
+docker() { if [ -x /usr/bin/docker ]; then /usr/bin/docker "$@"; else command docker "$@"; fi; }
 have() { docker image inspect "$1" >/dev/null 2>&1; }
 # A registry that cannot be reached either refuses at once or hangs on
 # connect: bound the attempt.
