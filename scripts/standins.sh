@@ -23,9 +23,7 @@ declare -A stage=(
 )
 mailpit_module=github.com/axllent/mailpit@v1.27.11
 
-# Debian's docker.io client has BuildKit built in; a newer client without
-# the buildx plugin (as some images ship in /usr/local/bin) refuses it.
-docker() { if [ -x /usr/bin/docker ]; then /usr/bin/docker "$@"; else command docker "$@"; fi; }
+. scripts/docker-cli.sh
 have() { docker image inspect "$1" >/dev/null 2>&1; }
 # A registry that cannot be reached either refuses at once or hangs on
 # connect: bound the attempt.
@@ -53,6 +51,6 @@ for image in "${!stage[@]}"; do
 	if [ "$s" = mailpit ] && [ ! -x "$ctx/mailpit" ]; then
 		GOBIN="$ctx" CGO_ENABLED=0 go install -trimpath -ldflags "-s -w" "$mailpit_module"
 	fi
-	DOCKER_BUILDKIT=1 docker build -q -f "$ctx/Dockerfile.debian" --target "$s" -t "$image" "$ctx" >/dev/null
+	docker build -q -f "$ctx/Dockerfile.debian" --target "$s" -t "$image" "$ctx" >/dev/null
 done
 echo "standins: ready"
