@@ -22,6 +22,9 @@ import (
 // databases are about 130 MB; anything far beyond is not an mmdb.
 const maxDownload = 1 << 30
 
+// ErrNotFound is a 404 from the download server (a release not published yet).
+var ErrNotFound = errors.New("not found")
+
 // UpdateOptions say what Update fetches and where it puts it.
 type UpdateOptions struct {
 	// URL serves the database as .mmdb, .mmdb.gz, or a .tar.gz holding one
@@ -93,6 +96,8 @@ func Update(ctx context.Context, opts UpdateOptions) (UpdateResult, error) {
 	case http.StatusNotModified:
 		return UpdateResult{}, nil
 	case http.StatusOK:
+	case http.StatusNotFound:
+		return UpdateResult{}, fmt.Errorf("geoip update: GET %s: %w", opts.URL, ErrNotFound)
 	default:
 		return UpdateResult{}, fmt.Errorf("geoip update: GET %s: %s", opts.URL, resp.Status)
 	}
