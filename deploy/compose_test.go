@@ -195,7 +195,12 @@ func TestComposeStack(t *testing.T) {
 		var killed atomic.Bool
 		res := st.load(t, 600, func(final int) {
 			if final == 150 && killed.CompareAndSwap(false, true) {
-				go st.docker("kill", composeProject+"_node-b_1")
+				// SIGKILL: no graceful shutdown, like a host that dies.
+				go func() {
+					if out, err := st.compose("kill", "-s", "SIGKILL", "node-b"); err != nil {
+						t.Errorf("kill node-b: %v\n%s", err, out)
+					}
+				}()
 			}
 		})
 		if !killed.Load() {
