@@ -57,17 +57,23 @@ func mounts(root string, volumes []string) map[string]string {
 
 var nodeServices = []string{"node-a", "node-b", "node-c"}
 
+// secretsDir is where the services mount the generated secrets volume.
+const secretsDir = "/run/mxgrid-secrets"
+
 // TestComposeCluster checks docker-compose.yml statically (no Docker engine
 // is needed): the services are there, the three nodes' configs are valid
 // for this code and agree with each other and with the other services.
 func TestComposeCluster(t *testing.T) {
 	root, c := readCompose(t)
-	for _, s := range append([]string{"postgres", "memcached", "clamav", "prometheus", "grafana", "mailpit"}, nodeServices...) {
+	for _, s := range append([]string{"secrets", "postgres", "memcached", "clamav", "prometheus", "grafana", "mailpit"}, nodeServices...) {
 		if _, ok := c.Services[s]; !ok {
 			t.Errorf("service %s missing", s)
 		}
 	}
 	pg := c.Services["postgres"].Environment
+	if pg["POSTGRES_PASSWORD"] != "" || pg["POSTGRES_PASSWORD_FILE"] != secretsDir+"/db_password" {
+		t.Errorf("postgres: password %q from file %q, want only the generated %s/db_password", pg["POSTGRES_PASSWORD"], pg["POSTGRES_PASSWORD_FILE"], secretsDir)
+	}
 	providers := map[string]bool{}
 	cfgs := map[string]config.Config{}
 	for _, name := range nodeServices {
@@ -96,16 +102,14 @@ func TestComposeCluster(t *testing.T) {
 		}
 		providers[cfg.Node.Provider] = true
 
-		// The same gossip key for all, made at first start by the
-		// gossip-key service into a volume each node mounts; none is
-		// committed.
-		keyDir := filepath.Dir(cfg.Cluster.SecretKeyFile)
-		if !slices.Contains(svc.Volumes, "gossip-key:"+keyDir+":ro") {
-			t.Errorf("%s: cluster.secret_key_file %s is not in the gossip-key volume (volumes %v)", name, cfg.Cluster.SecretKeyFile, svc.Volumes)
+		// The gossip key and the database password come from the secrets
+		// volume the secrets service fills at first start, never from a
+		// committed file.
+		if !strings.HasPrefix(cfg.Cluster.SecretKeyFile, secretsDir+"/") || !slices.Contains(svc.Volumes, "secrets:"+secretsDir+":ro") {
+			t.Errorf("%s: cluster.secret_key_file %q is not in the secrets volume at %s (volumes %v)", name, cfg.Cluster.SecretKeyFile, secretsDir, svc.Volumes)
 		}
-		if kg := c.Services["gossip-key"]; !slices.Equal(kg.Command, []string{"keygen", "-out", cfg.Cluster.SecretKeyFile}) ||
-			!slices.Contains(kg.Volumes, "gossip-key:"+keyDir) {
-			t.Errorf("%s: gossip-key service %v %v does not write %s", name, kg.Command, kg.Volumes, cfg.Cluster.SecretKeyFile)
+		if cfg.Cluster.SecretKey != "" {
+			t.Errorf("%s: cluster.secret_key is committed in its config", name)
 		}
 
 		// Routes to the demo mail server, the shared PostgreSQL and memcached.
@@ -117,7 +121,7 @@ func TestComposeCluster(t *testing.T) {
 		if len(cfg.Domains) == 0 {
 			t.Errorf("%s: no domain routed to the demo mail server", name)
 		}
-		wantDSN := "postgres://" + pg["POSTGRES_USER"] + ":" + pg["POSTGRES_PASSWORD"] + "@postgres:5432/" + pg["POSTGRES_DB"] + "?sslmode=disable"
+		wantDSN := "postgres://" + pg["POSTGRES_USER"] + "@postgres:5432/" + pg["POSTGRES_DB"] + "?sslmode=disable&passfile=" + secretsDir + "/pgpass"
 		if cfg.Store.Driver != "postgres" || cfg.Store.DSN != wantDSN {
 			t.Errorf("%s: store %s %s, want postgres %s", name, cfg.Store.Driver, cfg.Store.DSN, wantDSN)
 		}

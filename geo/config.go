@@ -12,8 +12,8 @@ import (
 type Config struct {
 	// Database is the City or Country mmdb file: GeoIP2/GeoLite2 and DB-IP
 	// (MaxMind schema) or ip-location-db (flat schema), detected from the
-	// file's metadata. Empty: events are stored without location and
-	// /readyz says so.
+	// file's metadata. Empty: the embedded DB-IP Lite country database
+	// answers (country only; `mxgrid geoip update` fetches a city one).
 	Database string `yaml:"database"`
 	// ASNDatabase optionally adds the autonomous system number and
 	// organisation (GeoLite2-ASN, DB-IP ASN Lite or ip-location-db asn).
@@ -41,8 +41,8 @@ type Config struct {
 	NegativeTTL time.Duration `yaml:"negative_ttl"`
 }
 
-// DefaultConfig has no database (the operator must supply one: GeoLite2 and
-// DB-IP licences forbid shipping it) and sizes the caches for a busy node.
+// DefaultConfig uses the embedded country database and sizes the caches for
+// a busy node.
 func DefaultConfig() Config {
 	return Config{
 		ReloadInterval:   time.Minute,

@@ -35,6 +35,10 @@ type Options struct {
 	// Health, when set, hears about a missing database and memcached
 	// outages (both Degraded: mail flows, events lose their location).
 	Health *health.Registry
+	// NoEmbedded leaves a node without geo.database with no location at
+	// all instead of the embedded DB-IP country database (tests of that
+	// state).
+	NoEmbedded bool
 }
 
 // Locator answers Lookup through the LRU, memcached and the mmdb files. It
@@ -196,13 +200,36 @@ func New(cfg Config, opts Options) (*Locator, error) {
 		// recorder, the CLI and a burst of lookups would keep redialling.
 		l.mc.MaxIdleConns = 16
 	}
-	if cfg.Database == "" {
+	switch {
+	case cfg.Database != "":
+	case opts.NoEmbedded:
 		l.log.Warn("no GeoIP database configured (geo.database): spam sources are recorded without location")
+	default:
+		l.loadEmbedded()
 	}
 	l.location.load(l)
 	l.asn.load(l)
 	l.updateDatabaseHealth()
 	return l, nil
+}
+
+// loadEmbedded serves the built-in country database, so a node with no
+// configuration still locates spam sources (and is not degraded for it).
+func (l *Locator) loadEmbedded() {
+	d, err := openEmbedded()
+	if err != nil {
+		msg := err.Error()
+		l.location.lastErr.Store(&msg)
+		l.m.loads.WithLabelValues(l.location.kind, "error").Inc()
+		l.log.Error("embedded GeoIP database not loaded", "err", err)
+		return
+	}
+	l.location.cur.Store(d)
+	l.m.loads.WithLabelValues(l.location.kind, "ok").Inc()
+	l.m.buildTime.WithLabelValues(l.location.kind).Set(float64(d.db.Metadata.BuildEpoch))
+	l.log.Info("GeoIP database loaded", "database", l.location.kind, "path", EmbeddedPath,
+		"built", d.db.Metadata.BuildTime().UTC(), "attribution", EmbeddedAttribution,
+		"hint", "set geo.database (mxgrid geoip update) for city precision")
 }
 
 // Lookup locates addr. The Layer says where the answer came from. Non-public
@@ -400,7 +427,7 @@ func (l *Locator) updateDatabaseHealth() {
 	l.healthMu.Lock()
 	defer l.healthMu.Unlock()
 	var reasons []string
-	if l.cfg.Database == "" {
+	if l.cfg.Database == "" && l.location.cur.Load() == nil && l.location.lastErr.Load() == nil {
 		reasons = append(reasons, "no GeoIP database configured (geo.database): spam sources are recorded without location")
 	}
 	for _, f := range []*dbFile{&l.location, &l.asn} {
@@ -467,10 +494,13 @@ type DatabaseInfo struct {
 func (l *Locator) Databases() []DatabaseInfo {
 	var out []DatabaseInfo
 	for _, f := range []*dbFile{&l.location, &l.asn} {
-		if f.path == "" {
+		if f.path == "" && f.cur.Load() == nil {
 			continue
 		}
 		info := DatabaseInfo{Kind: f.kind, Path: f.path}
+		if f.path == "" {
+			info.Path = EmbeddedPath
+		}
 		if d := f.acquire(); d != nil {
 			info.Loaded = true
 			info.Type = d.db.Metadata.DatabaseType

@@ -308,7 +308,7 @@ func TestNoDatabase(t *testing.T) {
 	reg := health.New()
 	cfg := DefaultConfig()
 	cfg.ReloadInterval = time.Millisecond
-	l := newTestLocator(t, cfg, Options{Health: reg, Logger: log})
+	l := newTestLocator(t, cfg, Options{Health: reg, Logger: log, NoEmbedded: true})
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -2,7 +2,6 @@ package geo
 
 import (
 	"fmt"
-	"hash/fnv"
 	"net/netip"
 	"strings"
 	"sync"
@@ -111,6 +110,12 @@ func openDatabase(path string, wantASN bool, size int64) (*database, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
+	return newDatabase(db, path, wantASN, size)
+}
+
+// newDatabase detects db's schema and checks that it is the kind the caller
+// wants (location or asn); it closes db when it is not.
+func newDatabase(db *maxminddb.Reader, path string, wantASN bool, size int64) (*database, error) {
 	s, err := detectSchema(db.Metadata.DatabaseType)
 	if err == nil && (s == schemaASN) != wantASN {
 		if wantASN {
@@ -123,14 +128,11 @@ func openDatabase(path string, wantASN bool, size int64) (*database, error) {
 		db.Close()
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	h := fnv.New64a()
-	fmt.Fprintf(h, "%s|%d|%d|%d|%d", db.Metadata.DatabaseType, db.Metadata.BuildEpoch,
-		db.Metadata.NodeCount, db.Metadata.IPVersion, size)
 	return &database{
 		db:      db,
 		path:    path,
 		schema:  s,
-		version: fmt.Sprintf("%016x", h.Sum64())[:10],
+		version: versionOf(db, size),
 	}, nil
 }
 

@@ -25,6 +25,8 @@
 #   MXGRID_TEST_FUZZ_BUDGET=180  upper bound, in seconds, for all fuzz targets together
 #   MXGRID_TEST_TIMEOUT=20m      go test -timeout
 #   MXGRID_TEST_KEEP=1           keep the run directory (service logs) after exit
+#   MXGRID_COMPOSE_TEST=1        run the compose stack test (scripts/compose-test.sh)
+#                                outside CI too (CI=true always runs it)
 #   MXGRID_CORPUS=dir            training corpus (default: <repo>/../shared/corpus/train)
 set -euo pipefail
 
@@ -467,9 +469,22 @@ else
 	fuzz_result="skipped: $fuzz_skip_reason"
 fi
 
+# The compose stack end to end (Docker; minutes): in CI, or on request, and
+# only for a whole-suite run.
+compose_result=skipped
+if [[ ("${CI:-}" = true || "${MXGRID_COMPOSE_TEST:-}" = 1) && "${pkgs[*]}" = ./... && "${#test_flags[@]}" -eq 0 ]]; then
+	log "compose test (scripts/compose-test.sh)"
+	if bash scripts/compose-test.sh; then
+		compose_result=ok
+	else
+		compose_result=FAIL
+		failures+=(compose)
+	fi
+fi
+
 elapsed=$(($(date +%s) - started_at))
 echo
-echo "== mxgrid test summary: services=${services_ms}ms vet=$vet_result test=$test_result (${t_test}s) fuzz=$fuzz_result total=${elapsed}s"
+echo "== mxgrid test summary: services=${services_ms}ms vet=$vet_result test=$test_result (${t_test}s) fuzz=$fuzz_result compose=$compose_result total=${elapsed}s"
 if [ "${#failures[@]}" -gt 0 ]; then
 	echo "== RESULT: FAIL (${failures[*]})"
 	exit 1

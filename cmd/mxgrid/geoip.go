@@ -13,13 +13,16 @@ import (
 	"github.com/mxgrid/mxgrid/geo"
 )
 
-const geoipUsage = "mxgrid geoip lookup [--config FILE] [--json] IP..."
+const geoipUsage = "mxgrid geoip lookup [--config FILE] [--json] IP...\n       mxgrid geoip update [--config FILE] [--out FILE] [--url URL] [--account-id ID --license-key-file FILE] [--asn]"
 
 // runGeoIP is `mxgrid geoip lookup`: it builds the Locator exactly as a node
 // does (same config, same memcached, same files) and prints what the node
 // would record for each address, and which layer answered. Its lookups
 // fill the shared cache like a node's.
 func runGeoIP(ctx context.Context, args []string, stdout io.Writer) error {
+	if len(args) > 0 && args[0] == "update" {
+		return runGeoIPUpdate(ctx, args[1:], stdout)
+	}
 	if len(args) == 0 || args[0] != "lookup" {
 		return fmt.Errorf("%w: %s", errUsage, geoipUsage)
 	}
