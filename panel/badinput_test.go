@@ -216,12 +216,13 @@ func TestResellerMapShowsOnlyItsSources(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := f.svc.CreateDomain(ctx, f.op, tenant.DomainRecord{CustomerID: c.ID, Name: rs.domain, Route: "127.0.0.1:25"}); err != nil {
+		d, err := f.svc.CreateDomain(ctx, f.op, tenant.DomainRecord{CustomerID: c.ID, Name: rs.domain, Route: "127.0.0.1:25"})
+		if err != nil {
 			t.Fatal(err)
 		}
 		for i := range 3 {
 			evs = append(evs, store.StoredEvent{Time: now.Add(-time.Duration(i) * time.Minute), IP: netip.MustParseAddr(rs.ip),
-				Domain: rs.domain, Verdict: "spam", Action: "reject", Country: "DE", Located: true, Lat: 50, Lon: 8})
+				Domain: rs.domain, DomainID: d.ID, Verdict: "spam", Action: "reject", Country: "DE", Located: true, Lat: 50, Lon: 8})
 		}
 	}
 	if err := f.st.InsertEvents(ctx, evs); err != nil {

@@ -544,7 +544,7 @@ func ScopedMaps(svc *tenant.Service, maps MapScoper) func(ctx context.Context, k
 		if _, err := svc.LogoBySlug(ctx, sc.Reseller.Slug); err == nil {
 			brand.Logo = "/panel/logo/" + url.PathEscape(sc.Reseller.Slug)
 		}
-		m, err := maps.Scoped(ctx, spammap.Scope{Key: sc.Key, Domains: sc.Domains, Brand: brand})
+		m, err := maps.Scoped(ctx, spammap.Scope{Key: sc.Key, DomainIDs: sc.DomainIDs, Brand: brand})
 		return m, err == nil, err
 	}
 }

@@ -18,29 +18,29 @@ import (
 // where rendering every reseller and customer each hour on the leader
 // would cost a full scan per scope whether or not anyone views it.
 
-// DomainEventSource streams the most recent events of some domains, with
-// EventSource's contract.
+// DomainEventSource streams the most recent events of some domains (by
+// id), with EventSource's contract.
 type DomainEventSource interface {
-	RecentDomainEvents(ctx context.Context, domains []string, limit int, since time.Time, fn func(Event) error) error
+	RecentDomainEvents(ctx context.Context, domainIDs []int64, limit int, since time.Time, fn func(Event) error) error
 }
 
 // RecentDomainEvents streams the store's events of domains.
-func (s StoreEvents) RecentDomainEvents(ctx context.Context, domains []string, limit int, since time.Time, fn func(Event) error) error {
-	return s.Store.RecentDomainEvents(ctx, domains, limit, since, func(e store.StoredEvent) error {
+func (s StoreEvents) RecentDomainEvents(ctx context.Context, domainIDs []int64, limit int, since time.Time, fn func(Event) error) error {
+	return s.Store.RecentDomainEvents(ctx, domainIDs, limit, since, func(e store.StoredEvent) error {
 		return fn(toEvent(e))
 	})
 }
 
 var _ DomainEventSource = StoreEvents{}
 
-// Scope is one white-label map: its stored name, the domains it covers and
-// its brand.
+// Scope is one white-label map: its stored name, the ids of the domains it
+// covers and its brand.
 type Scope struct {
 	// Key names the stored map ("reseller:SLUG", "customer:KEY"); never
 	// GlobalScope.
-	Key     string
-	Domains []string
-	Brand   Brand
+	Key       string
+	DomainIDs []int64
+	Brand     Brand
 }
 
 // maxScopesHeld bounds the scoped maps a node keeps in memory; past it, the
@@ -116,8 +116,8 @@ func collectFiltered(ctx context.Context, src DomainEventSource, cfg Config, sc 
 		since = now.Add(-cfg.Window)
 	}
 	a := newAggregator()
-	if len(sc.Domains) > 0 {
-		if err := src.RecentDomainEvents(ctx, sc.Domains, cfg.Points, since, a.add); err != nil {
+	if len(sc.DomainIDs) > 0 {
+		if err := src.RecentDomainEvents(ctx, sc.DomainIDs, cfg.Points, since, a.add); err != nil {
 			return nil, fmt.Errorf("spammap: read events of %s: %w", sc.Key, err)
 		}
 	}

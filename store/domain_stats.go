@@ -142,10 +142,10 @@ func (s *Store) RefusedEvents(ctx context.Context, domainID int64, limit int) ([
 }
 
 // RecentDomainEvents is RecentEvents restricted to domains: the newest
-// events of any of them, at most limit, none before since. It walks each
-// domain's events_domain range, so a small customer's map costs its own
-// events, not the cluster's.
-func (s *Store) RecentDomainEvents(ctx context.Context, domains []string, limit int, since time.Time, fn func(StoredEvent) error) error {
+// events of any of them (by domain id), at most limit, none before since.
+// It walks each domain's events_domain_id range, so a small customer's map
+// costs its own events, not the cluster's.
+func (s *Store) RecentDomainEvents(ctx context.Context, domains []int64, limit int, since time.Time, fn func(StoredEvent) error) error {
 	if len(domains) == 0 {
 		return nil
 	}
@@ -161,7 +161,7 @@ func (s *Store) RecentDomainEvents(ctx context.Context, domains []string, limit 
 			args = append(args, d)
 			ph[i] = fmt.Sprintf("$%d", i+2)
 		}
-		q := `SELECT ` + eventColumns + ` FROM events WHERE at_us >= $1 AND domain IN (` + strings.Join(ph, ",") + `) ORDER BY at_us DESC, id DESC`
+		q := `SELECT ` + eventColumns + ` FROM events WHERE at_us >= $1 AND domain_id IN (` + strings.Join(ph, ",") + `) ORDER BY at_us DESC, id DESC`
 		if limit > 0 {
 			args = append(args, limit)
 			q += fmt.Sprintf(" LIMIT $%d", len(args))

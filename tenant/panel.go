@@ -418,7 +418,9 @@ type MapScope struct {
 	// Key names the stored map: "reseller:SLUG" or "customer:KEY".
 	Key      string
 	Reseller Reseller
-	Domains  []string
+	// DomainIDs, not names: a name deleted by one tenant and created by
+	// another must not carry the old owner's events into the new map.
+	DomainIDs []int64
 }
 
 // ResellerMap resolves /map?reseller=SLUG. Unknown slugs are ErrNotFound.
@@ -434,8 +436,8 @@ func (s *Service) ResellerMap(ctx context.Context, slug string) (MapScope, error
 	if err != nil {
 		return MapScope{}, err
 	}
-	doms, err := s.domainNames(ctx, Filter{ResellerID: r.ID})
-	return MapScope{Key: "reseller:" + r.Slug, Reseller: r, Domains: doms}, err
+	ids, err := s.domainIDs(ctx, Filter{ResellerID: r.ID})
+	return MapScope{Key: "reseller:" + r.Slug, Reseller: r, DomainIDs: ids}, err
 }
 
 // CustomerMap resolves /map?customer=KEY.
@@ -455,13 +457,13 @@ func (s *Service) CustomerMap(ctx context.Context, key string) (MapScope, error)
 	if err != nil {
 		return MapScope{}, err
 	}
-	doms, err := s.domainNames(ctx, Filter{CustomerID: c.ID})
-	return MapScope{Key: "customer:" + key, Reseller: r, Domains: doms}, err
+	ids, err := s.domainIDs(ctx, Filter{CustomerID: c.ID})
+	return MapScope{Key: "customer:" + key, Reseller: r, DomainIDs: ids}, err
 }
 
-// domainNames pages through every domain the filter selects.
-func (s *Service) domainNames(ctx context.Context, f Filter) ([]string, error) {
-	var out []string
+// domainIDs pages through every domain the filter selects.
+func (s *Service) domainIDs(ctx context.Context, f Filter) ([]int64, error) {
+	var out []int64
 	f.Limit = MaxPageSize
 	for {
 		page, err := s.store.ListDomains(ctx, f)
@@ -469,7 +471,7 @@ func (s *Service) domainNames(ctx context.Context, f Filter) ([]string, error) {
 			return nil, err
 		}
 		for _, d := range page {
-			out = append(out, d.Name)
+			out = append(out, d.ID)
 		}
 		if len(page) < f.Limit {
 			return out, nil
