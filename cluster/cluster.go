@@ -23,6 +23,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -171,6 +172,12 @@ type Cluster struct {
 	handlers  map[string][]func(payload []byte, from string)
 	watchers  []func(Event)
 	seen      map[uint64]time.Time // broadcast ids already delivered
+
+	// joinAttempted is set once the first join of cluster.join has been
+	// tried: before it, a starting node that sees only itself would claim
+	// leadership and run singleton work (the hourly map) beside the real
+	// leader. A node that finds nobody still leads itself after that try.
+	joinAttempted atomic.Bool
 }
 
 // record is the member table's entry: memberlist's view plus decoded meta.
@@ -444,7 +451,9 @@ func (c *Cluster) Leader() string { return c.Status().Leader }
 
 // IsLeader reports whether this node is the leader. Check it right before
 // each run of a periodic job: leadership moves when members come and go.
-func (c *Cluster) IsLeader() bool { return c.Leader() == c.self.Name }
+func (c *Cluster) IsLeader() bool {
+	return c.joinAttempted.Load() && c.Leader() == c.self.Name
+}
 
 // Watch registers fn for membership events. fn runs on the cluster's
 // dispatcher goroutine, one event at a time; a slow fn delays broadcasts.
@@ -551,6 +560,7 @@ func (c *Cluster) prune() {
 // memberlist forgot the dead), backing off while nobody answers.
 func (c *Cluster) joinLoop(ctx context.Context) {
 	if len(c.cfg.Join) == 0 {
+		c.joinAttempted.Store(true)
 		return
 	}
 	const (
@@ -571,6 +581,7 @@ func (c *Cluster) joinLoop(ctx context.Context) {
 			continue
 		}
 		n, err := c.ml.Join(c.cfg.Join)
+		c.joinAttempted.Store(true)
 		if err == nil && c.numUp() > 1 {
 			c.log.Info("joined the cluster", "answered", n, "members", c.numUp())
 			c.health.Set(componentPeers, health.OK, "")

@@ -20,11 +20,14 @@ import (
 // metric reads one sample of the node's /metrics, 0 when absent.
 func metric(t *testing.T, n *nodetest.Node, series string) float64 {
 	t.Helper()
-	resp, err := http.Get("http://" + n.HTTPAddr() + "/metrics")
+	resp, err := http.Get("http://" + n.ManagementAddr() + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("/metrics: %s", resp.Status)
+	}
 	body, _ := io.ReadAll(resp.Body)
 	for _, line := range strings.Split(string(body), "\n") {
 		if v, ok := strings.CutPrefix(line, series+" "); ok {
@@ -135,7 +138,7 @@ func TestRouteToAnotherNodeIs554(t *testing.T) {
 	}
 	a, b := nodes[0], nodes[1]
 	eventually(t, 20*time.Second, "a sees b", func() bool {
-		resp, err := http.Get("http://" + a.HTTPAddr() + "/api/v1/cluster")
+		resp, err := http.Get("http://" + a.ManagementAddr() + "/api/v1/cluster")
 		if err != nil {
 			return false
 		}
