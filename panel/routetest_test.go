@@ -103,7 +103,8 @@ func TestRouteTestObeysTheGuard(t *testing.T) {
 // route_test_interval, per reseller; beyond that 429 with Retry-After.
 func TestRouteTestRateLimited(t *testing.T) {
 	uf := newUserFixture(t)
-	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	// The session store keeps its own clock: start from the real one.
+	now := time.Now()
 	uf.p.now = func() time.Time { return now }
 	a := uf.client(t).as(uf.fixture, uf.aUser)
 	path := fmt.Sprintf("/panel/domains/%d/test-route", uf.domainRoutedTo(t, "127.0.0.1:9"))
