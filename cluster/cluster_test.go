@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/mxgrid/mxgrid/internal/testenv"
 	"log/slog"
 	"strings"
 	"sync"
@@ -34,7 +35,7 @@ type testNode struct {
 	name   string
 	health *health.Registry
 	reg    *prometheus.Registry
-	logs   *syncBuffer
+	logs   *testenv.SyncBuffer
 	stop   func() // cancels Run and waits for it: a graceful exit
 	kill   func() // shuts memberlist down without leaving: a crash
 }
@@ -64,7 +65,7 @@ func startNode(t *testing.T, name, provider string, o nodeOpts) *testNode {
 	if o.tune == nil && o.profile == "" {
 		o.tune = fastTimers
 	}
-	n := &testNode{name: name, health: health.New(), reg: prometheus.NewRegistry(), logs: &syncBuffer{}}
+	n := &testNode{name: name, health: health.New(), reg: prometheus.NewRegistry(), logs: &testenv.SyncBuffer{}}
 	logger := slog.New(slog.NewTextHandler(n.logs, &slog.HandlerOptions{Level: slog.LevelInfo})).With("node", name)
 	var err error
 	n.Cluster, err = newCluster(cfg, NodeInfo{Name: name, Provider: provider, Region: provider + "-1", Version: "test",
@@ -403,23 +404,6 @@ func TestForgetsGoneMembers(t *testing.T) {
 	}
 	skew.Store(int64(forgetAfter + time.Minute))
 	waitFor(t, 3*time.Second, "b forgets a", func() bool { _, ok := b.member("a"); return !ok })
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // metricValue returns the value of one series, written as in the text

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"github.com/mxgrid/mxgrid/internal/testenv"
 	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
@@ -289,7 +290,7 @@ func TestLoginLimits(t *testing.T) {
 
 func TestLoginLogsNothingTyped(t *testing.T) {
 	uf := newUserFixture(t)
-	var logs syncBuffer
+	var logs testenv.SyncBuffer
 	uf.p.log = slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	const (
 		inEmail    = "Hunter2-Typed-In-Email"
@@ -323,23 +324,6 @@ func TestLoginLogsNothingTyped(t *testing.T) {
 			t.Errorf("a failed login names the account: %s", line)
 		}
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // rssBytes reads the process's resident set from /proc.

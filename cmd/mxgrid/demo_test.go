@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,7 +10,6 @@ import (
 	"os/exec"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -30,7 +28,7 @@ const demoStartTimeout = 60 * time.Second
 // available, and stops the demo with SIGTERM.
 func TestDemo(t *testing.T) {
 	cmd := exec.Command(binary, "demo", "--free-ports", "--interval", "200ms")
-	var logs syncBuffer
+	var logs testenv.SyncBuffer
 	cmd.Stderr = &logs
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -40,7 +38,7 @@ func TestDemo(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cmd.Process.Kill()
-	out := &syncBuffer{}
+	out := &testenv.SyncBuffer{}
 	lines := make(chan string, 100)
 	go func() {
 		sc := bufio.NewScanner(stdout)
@@ -212,20 +210,4 @@ func containsAll(s string, subs []string) bool {
 	return true
 }
 
-// syncBuffer is a bytes.Buffer safe for the writer goroutine and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// testenv.SyncBuffer is a bytes.Buffer safe for the writer goroutine and the test.
