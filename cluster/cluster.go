@@ -242,6 +242,8 @@ func newCluster(cfg Config, self NodeInfo, reg *health.Registry, logger *slog.Lo
 		handlers:  make(map[string][]func([]byte, string)),
 		seen:      make(map[uint64]time.Time),
 	}
+	// A node with no one to join leads itself from the start.
+	c.joinAttempted.Store(len(cfg.Join) == 0)
 	c.queue = &memberlist.TransmitLimitedQueue{NumNodes: c.numUp, RetransmitMult: mc.RetransmitMult}
 	c.metrics = newMetrics(promReg, c)
 	reg.Set(componentDrain, health.OK, "")
@@ -560,7 +562,6 @@ func (c *Cluster) prune() {
 // memberlist forgot the dead), backing off while nobody answers.
 func (c *Cluster) joinLoop(ctx context.Context) {
 	if len(c.cfg.Join) == 0 {
-		c.joinAttempted.Store(true)
 		return
 	}
 	const (
