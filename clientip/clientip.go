@@ -76,6 +76,17 @@ func (r *Resolver) Of(req *http.Request) netip.Addr {
 	return client
 }
 
+// HTTPS reports whether the client reached us over TLS: on this
+// connection, or at a trusted proxy that says so in X-Forwarded-Proto.
+// From anyone else the header proves nothing.
+func (r *Resolver) HTTPS(req *http.Request) bool {
+	if req.TLS != nil {
+		return true
+	}
+	peer := parseHost(req.RemoteAddr)
+	return peer.IsValid() && r.isTrusted(peer) && strings.EqualFold(req.Header.Get("X-Forwarded-Proto"), "https")
+}
+
 // parseHost accepts "addr", "addr:port" and "[v6]:port".
 func parseHost(s string) netip.Addr {
 	if ap, err := netip.ParseAddrPort(s); err == nil {

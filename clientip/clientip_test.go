@@ -1,7 +1,9 @@
 package clientip
 
 import (
+	"crypto/tls"
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"strings"
 	"testing"
@@ -99,4 +101,39 @@ func FuzzOf(f *testing.F) {
 		}
 		_ = LimitKey(got)
 	})
+}
+
+func TestHTTPS(t *testing.T) {
+	trusted, err := ParseTrusted([]string{"10.0.0.0/8"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := New(trusted)
+	for _, tt := range []struct {
+		name, remote, proto string
+		tls                 bool
+		want                bool
+	}{
+		{"direct TLS", "203.0.113.9:5000", "", true, true},
+		{"plain, no header", "203.0.113.9:5000", "", false, false},
+		{"header from a stranger", "203.0.113.9:5000", "https", false, false},
+		{"header from the proxy", "10.1.2.3:5000", "https", false, true},
+		{"proxy says http", "10.1.2.3:5000", "http", false, false},
+		{"proxy, upper case", "10.1.2.3:5000", "HTTPS", false, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			req := httptest.NewRequest(http.MethodGet, "/panel/", nil)
+			req.RemoteAddr = tt.remote
+			req.TLS = nil
+			if tt.tls {
+				req.TLS = &tls.ConnectionState{}
+			}
+			if tt.proto != "" {
+				req.Header.Set("X-Forwarded-Proto", tt.proto)
+			}
+			if got := r.HTTPS(req); got != tt.want {
+				t.Errorf("HTTPS = %v, want %v", got, tt.want)
+			}
+		})
+	}
 }

@@ -35,7 +35,7 @@ func (p *Panel) loginForm(w http.ResponseWriter, r *http.Request) {
 
 func (p *Panel) renderLogin(w http.ResponseWriter, r *http.Request, code int, email, msg string) {
 	w.Header().Set("Cache-Control", "no-store")
-	req := &request{w: w, r: r, sess: session{CSRF: p.sign.preToken(w, r)}}
+	req := &request{w: w, r: r, sess: session{CSRF: p.preToken(w, r)}}
 	p.render(req, code, "login", page{Title: "Log in", Error: msg, Data: loginData{Email: email}})
 }
 
@@ -116,7 +116,7 @@ func (p *Panel) login(w http.ResponseWriter, r *http.Request) {
 		p.renderLogin(w, r, http.StatusServiceUnavailable, "", "Logging in is not possible right now. Try again in a moment.")
 		return
 	}
-	http.SetCookie(w, cookie(r, preCookie, "", -1))
+	http.SetCookie(w, p.cookie(r, preCookie, "", -1))
 	p.log.Info("panel: login", "actor", pr.Actor, "client_ip", ip)
 	http.Redirect(w, r, "/panel/", http.StatusSeeOther)
 }
@@ -125,7 +125,7 @@ func (p *Panel) logout(req *request) error {
 	if err := p.endSession(req.r.Context(), req.sess); err != nil {
 		return err
 	}
-	http.SetCookie(req.w, cookie(req.r, sessionCookie, "", -1))
+	http.SetCookie(req.w, p.cookie(req.r, sessionCookie, "", -1))
 	return redirect(req, "/panel/login", "")
 }
 
@@ -287,7 +287,7 @@ func (p *Panel) renderCustomer(req *request, code int, f domainForm, msg string,
 		return err
 	}
 	p.render(req, code, "customer", page{Title: c.Name, Nav: "customers", Error: msg, Fields: fe,
-		Data: customerData{Customer: c, Domains: doms, Form: f, MapURL: baseURL(req.r) + "/map?customer=" + c.MapKey}})
+		Data: customerData{Customer: c, Domains: doms, Form: f, MapURL: p.baseURL(req.r) + "/map?customer=" + c.MapKey}})
 	return nil
 }
 
@@ -816,14 +816,14 @@ func (p *Panel) mapEmbed(req *request) error {
 	ctx := req.r.Context()
 	var data mapData
 	if !req.sess.P.Operator {
-		data.ResellerURL = baseURL(req.r) + "/map?reseller=" + req.reseller.Slug
+		data.ResellerURL = p.baseURL(req.r) + "/map?reseller=" + req.reseller.Slug
 	}
 	list, err := p.svc.ListCustomers(ctx, req.sess.P, tenant.Filter{Limit: tenant.MaxPageSize})
 	if err != nil {
 		return err
 	}
 	for _, c := range list {
-		data.Customers = append(data.Customers, customerMap{Name: c.Name, URL: baseURL(req.r) + "/map?customer=" + c.MapKey})
+		data.Customers = append(data.Customers, customerMap{Name: c.Name, URL: p.baseURL(req.r) + "/map?customer=" + c.MapKey})
 	}
 	p.render(req, http.StatusOK, "map", page{Title: "Map", Nav: "map", Data: data})
 	return nil
@@ -831,9 +831,9 @@ func (p *Panel) mapEmbed(req *request) error {
 
 // baseURL is the panel's own origin as the browser reached it, for embed
 // codes that point back at this cluster.
-func baseURL(r *http.Request) string {
+func (p *Panel) baseURL(r *http.Request) string {
 	scheme := "http"
-	if r.TLS != nil || r.Header.Get("X-Forwarded-Proto") == "https" {
+	if p.clientIP.HTTPS(r) {
 		scheme = "https"
 	}
 	return scheme + "://" + r.Host

@@ -238,7 +238,7 @@ func (p *Panel) authed(fn func(*request) error) http.HandlerFunc {
 		}
 		if !ok {
 			// None, expired, idle, logged out, or revoked since.
-			http.SetCookie(w, cookie(r, sessionCookie, "", -1))
+			http.SetCookie(w, p.cookie(r, sessionCookie, "", -1))
 			if r.Method == http.MethodGet {
 				http.Redirect(w, r, "/panel/login", http.StatusSeeOther)
 			} else {

@@ -83,7 +83,7 @@ func (p *Panel) createSession(w http.ResponseWriter, r *http.Request, sess sessi
 	if err := p.saveSession(r.Context(), sess); err != nil {
 		return err
 	}
-	http.SetCookie(w, cookie(r, sessionCookie, value, int(p.cfg.SessionTTL/time.Second)))
+	http.SetCookie(w, p.cookie(r, sessionCookie, value, int(p.cfg.SessionTTL/time.Second)))
 	return nil
 }
 
@@ -263,24 +263,26 @@ func randomToken() string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-func cookie(r *http.Request, name, value string, maxAge int) *http.Cookie {
+// cookie marks itself Secure when the browser came over HTTPS (directly or
+// through a trusted proxy), so it is never sent back in clear text.
+func (p *Panel) cookie(r *http.Request, name, value string, maxAge int) *http.Cookie {
 	return &http.Cookie{Name: name, Value: value, Path: "/panel/", MaxAge: maxAge, HttpOnly: true,
 		// Lax, not Strict: a link to the panel from a mail still arrives
 		// logged in; cross-site POSTs are refused by SameSite and by the
 		// CSRF token besides.
-		SameSite: http.SameSiteLaxMode, Secure: r.TLS != nil || r.Header.Get("X-Forwarded-Proto") == "https"}
+		SameSite: http.SameSiteLaxMode, Secure: p.clientIP.HTTPS(r)}
 }
 
 // preToken returns the login form's CSRF token, setting its cookie when
 // the browser has none yet.
-func (s signer) preToken(w http.ResponseWriter, r *http.Request) string {
+func (p *Panel) preToken(w http.ResponseWriter, r *http.Request) string {
 	if c, err := r.Cookie(preCookie); err == nil {
-		if tok, ok := s.verify("pre", c.Value); ok {
+		if tok, ok := p.sign.verify("pre", c.Value); ok {
 			return string(tok)
 		}
 	}
 	tok := randomToken()
-	http.SetCookie(w, cookie(r, preCookie, s.sign("pre", []byte(tok)), 3600))
+	http.SetCookie(w, p.cookie(r, preCookie, p.sign.sign("pre", []byte(tok)), 3600))
 	return tok
 }
 
