@@ -3,9 +3,12 @@ package store
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -152,7 +155,7 @@ func (t *Tenants) db(ctx context.Context) (*Store, error) {
 	if t.st == nil {
 		st, err := Open(ctx, t.cfg, t.dataDir)
 		if err != nil {
-			return nil, fmt.Errorf("%w: %v", tenant.ErrUnavailable, err)
+			return nil, fmt.Errorf("%w: %w", tenant.ErrUnavailable, err)
 		}
 		t.st, t.own = st, true
 	}
@@ -160,10 +163,10 @@ func (t *Tenants) db(ctx context.Context) (*Store, error) {
 		ctx, cancel := context.WithTimeout(ctx, t.st.Timeout)
 		defer cancel()
 		if err := t.st.Migrate(ctx, tenantsComponent, tenantMigrations); err != nil {
-			return nil, fmt.Errorf("%w: %v", tenant.ErrUnavailable, err)
+			return nil, fmt.Errorf("%w: %w", tenant.ErrUnavailable, err)
 		}
 		if err := t.st.Migrate(ctx, routesComponent, routeMigrations); err != nil {
-			return nil, fmt.Errorf("%w: %v", tenant.ErrUnavailable, err)
+			return nil, fmt.Errorf("%w: %w", tenant.ErrUnavailable, err)
 		}
 		t.schema = true
 	}
@@ -189,9 +192,46 @@ func mapErr(err error, what string) error {
 	case errors.As(err, &pgErr) && pgErr.Code == "23503", strings.Contains(msg, "FOREIGN KEY constraint failed"):
 		return fmt.Errorf("%w: %s still has dependent objects (delete them first) or refers to a missing one", tenant.ErrConflict, what)
 	}
-	// Anything else is the database failing us, not the caller's input
-	// (which the service validated): a 503 says try again later.
-	return fmt.Errorf("%w: %s: %v", tenant.ErrUnavailable, what, err)
+	if unavailable(err) {
+		// The database failing us, not the caller's input (which the
+		// service validated): a 503 says try again later.
+		return fmt.Errorf("%w: %s: %w", tenant.ErrUnavailable, what, err)
+	}
+	// Anything else is a bug (a wrong query, a schema mismatch): it must
+	// surface as one (500, logged), not pass for an outage.
+	return fmt.Errorf("store: %s: %w", what, err)
+}
+
+// unavailable reports whether err means the database cannot serve now:
+// unreachable, timed out, shutting down, out of resources, busy or
+// closed, or a transaction to retry.
+func unavailable(err error) bool {
+	var (
+		pgErr   *pgconn.PgError
+		connErr *pgconn.ConnectError
+		netErr  net.Error
+	)
+	switch {
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled),
+		errors.Is(err, driver.ErrBadConn), errors.Is(err, sql.ErrConnDone),
+		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
+		errors.As(err, &connErr), errors.As(err, &netErr),
+		pgconn.Timeout(err), pgconn.SafeToRetry(err):
+		return true
+	case errors.As(err, &pgErr):
+		// Connection exception, insufficient resources, operator
+		// intervention (shutdown, cancel), serialization failure, deadlock.
+		class := pgErr.Code[:min(2, len(pgErr.Code))]
+		return class == "08" || class == "53" || class == "57" || pgErr.Code == "40001" || pgErr.Code == "40P01"
+	}
+	msg := err.Error()
+	for _, s := range []string{"database is closed", "database is locked", "database table is locked",
+		"SQLITE_BUSY", "disk I/O error", "unable to open database file", "database or disk is full", "conn closed"} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
 }
 
 func micros(t time.Time) int64      { return t.UnixMicro() }
