@@ -111,7 +111,7 @@ func Update(ctx context.Context, opts UpdateOptions) (UpdateResult, error) {
 		return UpdateResult{}, fmt.Errorf("geoip update: %w", err)
 	}
 	defer os.Remove(tmp.Name()) // after the rename, a no-op
-	n, err := unpackMMDB(bufio.NewReader(io.LimitReader(resp.Body, maxDownload)), tmp)
+	n, err := unpackMMDB(bufio.NewReader(io.LimitReader(resp.Body, maxDownload)), tmp, maxDownload)
 	if err == nil {
 		err = tmp.Sync()
 	}
@@ -153,25 +153,26 @@ func verifyMMDB(path string, wantASN bool) (string, error) {
 }
 
 // unpackMMDB copies the mmdb in r to w: r is the file itself, gzipped, or
-// a (gzipped) tar archive holding it.
-func unpackMMDB(r *bufio.Reader, w io.Writer) (int64, error) {
+// a (gzipped) tar archive holding it. More than limit unpacked bytes is an
+// error: a small download may expand (gzip, tar sparse holes) without end.
+func unpackMMDB(r *bufio.Reader, w io.Writer, limit int64) (int64, error) {
 	if magic, _ := r.Peek(2); bytes.Equal(magic, []byte{0x1f, 0x8b}) {
 		zr, err := gzip.NewReader(r)
 		if err != nil {
 			return 0, err
 		}
 		defer zr.Close()
-		r = bufio.NewReader(io.LimitReader(zr, maxDownload))
+		r = bufio.NewReader(io.LimitReader(zr, limit))
 	}
 	// A tar header has "ustar" at offset 257.
 	if h, _ := r.Peek(262); len(h) == 262 && string(h[257:262]) == "ustar" {
-		return untarMMDB(r, w)
+		return untarMMDB(r, w, limit)
 	}
-	return io.Copy(w, r)
+	return copyAtMost(w, r, limit)
 }
 
 // untarMMDB copies the first regular *.mmdb file of a tar archive.
-func untarMMDB(r io.Reader, w io.Writer) (int64, error) {
+func untarMMDB(r io.Reader, w io.Writer, limit int64) (int64, error) {
 	tr := tar.NewReader(r)
 	for {
 		h, err := tr.Next()
@@ -182,12 +183,21 @@ func untarMMDB(r io.Reader, w io.Writer) (int64, error) {
 			return 0, err
 		}
 		if h.Typeflag == tar.TypeReg && strings.HasSuffix(h.Name, ".mmdb") {
-			if h.Size > maxDownload {
+			if h.Size > limit {
 				return 0, fmt.Errorf("%s: %d bytes is too large", h.Name, h.Size)
 			}
-			return io.Copy(w, tr)
+			return copyAtMost(w, tr, limit)
 		}
 	}
+}
+
+// copyAtMost copies r to w, failing beyond limit bytes.
+func copyAtMost(w io.Writer, r io.Reader, limit int64) (int64, error) {
+	n, err := io.Copy(w, io.LimitReader(r, limit+1))
+	if err == nil && n > limit {
+		return n, fmt.Errorf("more than %d bytes unpacked", limit)
+	}
+	return n, err
 }
 
 func writeFileAtomic(path string, v any) error {

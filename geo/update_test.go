@@ -218,8 +218,9 @@ func FuzzUnpackMMDB(f *testing.F) {
 	f.Add(tarGz(f, [2]string{"README", "x"}))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var out bytes.Buffer
-		n, err := unpackMMDB(bufio.NewReader(bytes.NewReader(data)), &out)
-		if err == nil && n != int64(out.Len()) {
+		const limit = 1 << 20
+		n, err := unpackMMDB(bufio.NewReader(bytes.NewReader(data)), &out, limit)
+		if err == nil && (n != int64(out.Len()) || n > limit) {
 			t.Fatalf("reported %d bytes, wrote %d", n, out.Len())
 		}
 	})
