@@ -141,6 +141,11 @@ func writeField(w *bytes.Buffer, name, value string) {
 			for cut > 0 && !utf8.RuneStart(tok[cut]) {
 				cut--
 			}
+			if cut == 0 && width <= 1 {
+				// No rune boundary in a whole line (bytes that are not
+				// UTF-8): cut between bytes rather than fold forever.
+				cut = maxFieldLine - width
+			}
 			w.WriteString(tok[:cut])
 			w.WriteString("\r\n\t")
 			width = 1

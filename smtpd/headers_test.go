@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 )
 
@@ -86,4 +87,25 @@ func FuzzWriteField(f *testing.F) {
 			t.Fatalf("value altered:\n got %q\nwant %q", got, want)
 		}
 	})
+}
+
+// TestWriteFieldWithoutRuneBoundaries: a value of continuation bytes longer
+// than a line has nowhere to cut on a rune boundary; it must still end.
+func TestWriteFieldWithoutRuneBoundaries(t *testing.T) {
+	done := make(chan string, 1)
+	go func() {
+		var b bytes.Buffer
+		writeField(&b, "Received", strings.Repeat("\x80", 3000))
+		done <- b.String()
+	}()
+	select {
+	case out := <-done:
+		for i, line := range strings.Split(strings.TrimSuffix(out, "\r\n"), "\r\n") {
+			if len(line) > maxFieldLine {
+				t.Fatalf("line %d has %d octets", i, len(line))
+			}
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("writeField did not return")
+	}
 }
