@@ -433,6 +433,28 @@ fuzz_targets() {
 	done
 }
 
+# fuzz_one DIR NAME SECONDS fuzzes one target. A real finding is always saved
+# under DIR/testdata/fuzz/NAME/; a failure that saved nothing is the fuzzing
+# engine itself (a worker starved on a loaded machine, "context deadline
+# exceeded"), so it is retried once and only a second such failure counts.
+fuzz_one() {
+	local dir=$1 name=$2 per=$3 before after attempt
+	for attempt in 1 2; do
+		# Minimising a new input defaults to 60 s, longer than the whole run: the
+		# deadline then ends it mid-minimisation and Go reports a failure.
+		before=$(find "$dir/testdata/fuzz/$name" -type f 2>/dev/null | wc -l)
+		if go test -run='^$' -fuzz="^${name}\$" -fuzztime="${per}s" -fuzzminimizetime=1s -timeout="$((per + 300))s" "$dir"; then
+			return 0
+		fi
+		after=$(find "$dir/testdata/fuzz/$name" -type f 2>/dev/null | wc -l)
+		if [ "$after" -ne "$before" ]; then
+			return 1
+		fi
+		[ "$attempt" -eq 1 ] && log "fuzz $name failed without saving an input: retrying once"
+	done
+	return 1
+}
+
 fuzz_count=0
 fuzz_failed=()
 if [ "$fuzz_wanted" -eq 1 ]; then
@@ -454,9 +476,7 @@ if [ "$fuzz_wanted" -eq 1 ]; then
 			name=${tgt#* }
 			# One target per invocation: Go refuses -fuzz matching several.
 			log "fuzz $name in ${dir#"$repo"/}"
-			# Minimising a new input defaults to 60 s, longer than the whole run: the
-			# deadline then ends it mid-minimisation and Go reports a failure.
-			if ! go test -run='^$' -fuzz="^${name}\$" -fuzztime="${per}s" -fuzzminimizetime=1s -timeout="$((per + 300))s" "$dir"; then
+			if ! fuzz_one "$dir" "$name" "$per"; then
 				fuzz_failed+=("${dir#"$repo"/}.$name")
 			fi
 		done
