@@ -66,7 +66,7 @@ func FuzzSession(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	sink := startRawSink(f)
-	snap, err := tenant.NewSnapshot(1, []*tenant.Domain{{Name: "example.org", Route: relay.Route{Addr: sink.Addr, TLS: relay.TLSNone}}})
+	snap, err := tenant.NewSnapshot(1, []*tenant.Domain{{Name: "example.org", Route: tenant.Route{Addr: sink.Addr, TLS: tenant.TLSNone}}})
 	if err != nil {
 		f.Fatal(err)
 	}

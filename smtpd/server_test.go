@@ -35,7 +35,7 @@ func (s slowScanner) Scan(ctx context.Context, _ *scanner.Envelope, _ *scanner.M
 // startServer runs a bare smtpd.Server relaying example.org to sink.
 func startServer(t *testing.T, sink *nodetest.Sink, sc smtpd.Scanner) (*smtpd.Server, string) {
 	t.Helper()
-	snap, err := tenant.NewSnapshot(1, []*tenant.Domain{{Name: "example.org", Route: relay.Route{Addr: sink.Addr, TLS: relay.TLSNone}}})
+	snap, err := tenant.NewSnapshot(1, []*tenant.Domain{{Name: "example.org", Route: tenant.Route{Addr: sink.Addr, TLS: tenant.TLSNone}}})
 	if err != nil {
 		t.Fatal(err)
 	}

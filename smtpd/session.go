@@ -190,7 +190,7 @@ func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 		ss.srv.metrics.rcpts.WithLabelValues("other_tenant").Inc()
 		return errOtherTenant
 	}
-	route := dom.RouteFor(rcpt.Local)
+	route := relayRoute(dom.RouteFor(rcpt.Local))
 	if ss.domain != nil && route != ss.route {
 		// RFC 5321 §3.3: one transaction, one destination for us; the
 		// sender's MTA retries this recipient in its own transaction.

@@ -9,8 +9,6 @@ import (
 	"strings"
 	"time"
 	"unicode"
-
-	"github.com/mxgrid/mxgrid/relay"
 )
 
 // The hierarchy: the operator runs the cluster and has resellers; a
@@ -341,7 +339,7 @@ func (d *DomainRecord) normalize() error {
 	if d.TLS == "" {
 		d.TLS = "opportunistic"
 	}
-	mode, err := relay.ParseTLSMode(d.TLS)
+	mode, err := ParseTLSMode(d.TLS)
 	if err != nil {
 		fe["tls"] = err.Error()
 	}

@@ -4,9 +4,39 @@ import (
 	"fmt"
 	"sort"
 	"strings"
-
-	"github.com/mxgrid/mxgrid/relay"
 )
+
+// TLSMode is how a route's downstream connection uses TLS. The values are
+// relay's (smtpd converts with relayRoute): tenant names them itself so the
+// store and the admin side do not link the SMTP client.
+type TLSMode string
+
+// TLS modes, as in the `tls:` keys of config, API and snapshot file.
+const (
+	TLSNone          TLSMode = "none"
+	TLSOpportunistic TLSMode = "opportunistic"
+	TLSRequired      TLSMode = "required"
+)
+
+// ParseTLSMode validates a tls setting; empty means opportunistic.
+func ParseTLSMode(s string) (TLSMode, error) {
+	switch TLSMode(s) {
+	case "":
+		return TLSOpportunistic, nil
+	case TLSNone, TLSOpportunistic, TLSRequired:
+		return TLSMode(s), nil
+	}
+	return "", fmt.Errorf("%q is not none, opportunistic or required", s)
+}
+
+// Route is where a recipient's mail goes.
+type Route struct {
+	Addr string // host:port
+	TLS  TLSMode
+	// Trusted routes are the operator's (config domains): they may reach
+	// any network. Tenant routes are vetted by the relay's route guard.
+	Trusted bool
+}
 
 // RouteRule sends some of a domain's recipients to another server than the
 // domain's route. This is co-existence: one domain whose mailboxes live on
@@ -41,19 +71,19 @@ type RouteTable struct {
 	// rules are the normalised rules (lower-case local parts, TLS as given),
 	// kept for the snapshot file.
 	rules  []RouteRule
-	exact  map[string]relay.Route
+	exact  map[string]Route
 	prefix []prefixRoute // longest prefix first
 }
 
 type prefixRoute struct {
 	prefix string
-	route  relay.Route
+	route  Route
 }
 
 // RouteFor is where mail for local (the part before @) goes: its rule's
 // route, else the domain's.
 // Routes of static (config) domains are the operator's and so trusted.
-func (d *Domain) RouteFor(local string) relay.Route {
+func (d *Domain) RouteFor(local string) Route {
 	r := d.Route
 	if d.Routes != nil {
 		if rr, ok := d.Routes.lookup(strings.ToLower(local)); ok {
@@ -64,7 +94,7 @@ func (d *Domain) RouteFor(local string) relay.Route {
 	return r
 }
 
-func (t *RouteTable) lookup(local string) (relay.Route, bool) {
+func (t *RouteTable) lookup(local string) (Route, bool) {
 	if r, ok := t.exact[local]; ok {
 		return r, true
 	}
@@ -75,13 +105,13 @@ func (t *RouteTable) lookup(local string) (relay.Route, bool) {
 			return p.route, true
 		}
 	}
-	return relay.Route{}, false
+	return Route{}, false
 }
 
 // newRouteTable validates and compiles rules for domain, whose TLS mode
 // applies to rules without one. Keys in the errors are "routes[i].route",
 // "routes[i].recipients[j]" and so on. No rules give a nil table.
-func newRouteTable(domain string, domainTLS relay.TLSMode, rules []RouteRule) (*RouteTable, FieldErrors) {
+func newRouteTable(domain string, domainTLS TLSMode, rules []RouteRule) (*RouteTable, FieldErrors) {
 	fe := FieldErrors{}
 	if len(rules) == 0 {
 		return nil, fe
@@ -90,7 +120,7 @@ func newRouteTable(domain string, domainTLS relay.TLSMode, rules []RouteRule) (*
 		fe["routes"] = fmt.Sprintf("at most %d rules", maxRouteRules)
 		return nil, fe
 	}
-	t := &RouteTable{rules: make([]RouteRule, len(rules)), exact: make(map[string]relay.Route)}
+	t := &RouteTable{rules: make([]RouteRule, len(rules)), exact: make(map[string]Route)}
 	// owner records which rule claimed a pattern, to name it in a conflict.
 	owner := make(map[string]int)
 	total := 0
@@ -101,13 +131,13 @@ func newRouteTable(domain string, domainTLS relay.TLSMode, rules []RouteRule) (*
 		}
 		mode := domainTLS
 		if rule.TLS != "" {
-			m, err := relay.ParseTLSMode(rule.TLS)
+			m, err := ParseTLSMode(rule.TLS)
 			if err != nil {
 				fe[key+".tls"] = err.Error()
 			}
 			mode = m
 		}
-		route := relay.Route{Addr: rule.Route, TLS: mode}
+		route := Route{Addr: rule.Route, TLS: mode}
 		if len(rule.Recipients) == 0 {
 			fe[key+".recipients"] = "required: the local parts (or prefixes like sales-*) this route serves"
 		}

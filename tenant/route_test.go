@@ -4,8 +4,6 @@ import (
 	"errors"
 	"strings"
 	"testing"
-
-	"github.com/mxgrid/mxgrid/relay"
 )
 
 func TestRouteFor(t *testing.T) {
@@ -16,12 +14,12 @@ func TestRouteFor(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	suite := relay.Route{Addr: "suite.test:25", TLS: relay.TLSRequired}
-	onprem := relay.Route{Addr: "onprem.test:2525", TLS: relay.TLSOpportunistic} // the domain's tls
-	def := relay.Route{Addr: "default.test:25", TLS: relay.TLSOpportunistic}
+	suite := Route{Addr: "suite.test:25", TLS: TLSRequired}
+	onprem := Route{Addr: "onprem.test:2525", TLS: TLSOpportunistic} // the domain's tls
+	def := Route{Addr: "default.test:25", TLS: TLSOpportunistic}
 	for _, tc := range []struct {
 		local string
-		want  relay.Route
+		want  Route
 	}{
 		{"alice", suite},
 		{"ALICE", suite},       // local parts compare without case, as recipients do
@@ -105,7 +103,7 @@ func TestDomainRecordRoutes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := doms[0].RouteFor("sales-x"), (relay.Route{Addr: "s.test:25", TLS: relay.TLSNone}); got != want {
+	if got, want := doms[0].RouteFor("sales-x"), (Route{Addr: "s.test:25", TLS: TLSNone}); got != want {
 		t.Fatalf("resolved RouteFor = %v, want %v (the domain's tls)", got, want)
 	}
 }
@@ -122,10 +120,10 @@ func TestRoutesSurviveTheSnapshotFile(t *testing.T) {
 	if !ok {
 		t.Fatal("domain missing from the snapshot file")
 	}
-	for local, want := range map[string]relay.Route{
-		"bob":   {Addr: "s.test:25", TLS: relay.TLSRequired},
-		"x-1":   {Addr: "x.test:25", TLS: relay.TLSNone},
-		"alice": {Addr: "d.test:25", TLS: relay.TLSNone},
+	for local, want := range map[string]Route{
+		"bob":   {Addr: "s.test:25", TLS: TLSRequired},
+		"x-1":   {Addr: "x.test:25", TLS: TLSNone},
+		"alice": {Addr: "d.test:25", TLS: TLSNone},
 	} {
 		if got := d.RouteFor(local); got != want {
 			t.Errorf("from the file, RouteFor(%q) = %v, want %v", local, got, want)

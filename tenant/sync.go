@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/mxgrid/mxgrid/health"
-	"github.com/mxgrid/mxgrid/relay"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 )
@@ -284,7 +283,7 @@ func Resolve(data Data) ([]*Domain, error) {
 			// Unproven: refused at RCPT exactly like an unknown domain.
 			continue
 		}
-		mode, err := relay.ParseTLSMode(dr.TLS)
+		mode, err := ParseTLSMode(dr.TLS)
 		if err != nil {
 			return nil, fmt.Errorf("domain %s: tls: %w", dr.Name, err)
 		}
@@ -296,7 +295,7 @@ func Resolve(data Data) ([]*Domain, error) {
 			Name:       dr.Name,
 			ID:         dr.ID,
 			CustomerID: dr.CustomerID,
-			Route:      relay.Route{Addr: dr.Route, TLS: mode},
+			Route:      Route{Addr: dr.Route, TLS: mode},
 			Routes:     routes,
 			Policy:     dr.Policy.Over(customers[dr.CustomerID]),
 			Source:     "store",
@@ -384,7 +383,7 @@ func (s *Syncer) loadFile() error {
 	}
 	domains := make([]*Domain, 0, len(f.Domains))
 	for _, fd := range f.Domains {
-		mode, err := relay.ParseTLSMode(fd.TLS)
+		mode, err := ParseTLSMode(fd.TLS)
 		if err != nil {
 			return fmt.Errorf("%s: domain %s: %w", s.file, fd.Name, err)
 		}
@@ -392,7 +391,7 @@ func (s *Syncer) loadFile() error {
 		if len(fe) > 0 {
 			return fmt.Errorf("%s: domain %s: %w", s.file, fd.Name, fe)
 		}
-		d := &Domain{Name: fd.Name, ID: fd.ID, CustomerID: fd.CustomerID, Route: relay.Route{Addr: fd.Route, TLS: mode}, Routes: routes, Policy: fd.Policy, Source: "store"}
+		d := &Domain{Name: fd.Name, ID: fd.ID, CustomerID: fd.CustomerID, Route: Route{Addr: fd.Route, TLS: mode}, Routes: routes, Policy: fd.Policy, Source: "store"}
 		if len(fd.Recipients) > 0 {
 			d.Recipients = make(map[string]struct{}, len(fd.Recipients))
 			for _, l := range fd.Recipients {

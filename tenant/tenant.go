@@ -11,7 +11,6 @@ import (
 	"strings"
 	"sync/atomic"
 
-	"github.com/mxgrid/mxgrid/relay"
 	"golang.org/x/net/idna"
 )
 
@@ -50,7 +49,7 @@ type Domain struct {
 	CustomerID int64
 	// Route is where the domain's mail goes unless Routes sends a
 	// recipient elsewhere; RouteFor decides.
-	Route relay.Route
+	Route Route
 	// Routes holds per-recipient rules (co-existence); nil when there are
 	// none.
 	Routes *RouteTable
@@ -162,7 +161,7 @@ func (s StaticDomain) Build() (*Domain, error) {
 	if err := ValidateRoute(s.Route); err != nil {
 		return nil, fmt.Errorf("route: %w", err)
 	}
-	mode, err := relay.ParseTLSMode(s.TLS)
+	mode, err := ParseTLSMode(s.TLS)
 	if err != nil {
 		return nil, fmt.Errorf("tls: %w", err)
 	}
@@ -173,7 +172,7 @@ func (s StaticDomain) Build() (*Domain, error) {
 	if len(fe) > 0 {
 		return nil, fe.first()
 	}
-	d := &Domain{Name: name, Route: relay.Route{Addr: s.Route, TLS: mode}, Routes: routes, Policy: s.Policy, Source: "config"}
+	d := &Domain{Name: name, Route: Route{Addr: s.Route, TLS: mode}, Routes: routes, Policy: s.Policy, Source: "config"}
 	if len(s.Recipients) > 0 {
 		d.Recipients = make(map[string]struct{}, len(s.Recipients))
 		for i, r := range s.Recipients {
