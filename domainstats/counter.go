@@ -11,8 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mxgrid/mxgrid/admin"
 	"github.com/mxgrid/mxgrid/store"
-	"github.com/mxgrid/mxgrid/tenant"
 )
 
 // Sink stores the counters; *store.Store implements it.
@@ -40,19 +40,19 @@ type Counter struct {
 	now      func() time.Time
 
 	mu      sync.Mutex
-	pending map[key]*tenant.Counts
+	pending map[key]*admin.Counts
 }
 
 // New returns a counter flushing to sink every interval.
 func New(sink Sink, interval time.Duration, log *slog.Logger) *Counter {
-	return &Counter{sink: sink, interval: interval, log: log, now: time.Now, pending: make(map[key]*tenant.Counts)}
+	return &Counter{sink: sink, interval: interval, log: log, now: time.Now, pending: make(map[key]*admin.Counts)}
 }
 
 // Count records one transaction's outcome (smtpd's outcome labels).
 // Outcomes that are not about the message's content or delivery (a
 // downstream 5xx, which the customer's server decided) are not counted.
 func (c *Counter) Count(domainID int64, outcome string) {
-	var one tenant.Counts
+	var one admin.Counts
 	switch outcome {
 	case "delivered":
 		one.Accepted = 1
@@ -74,7 +74,7 @@ func (c *Counter) Count(domainID int64, outcome string) {
 }
 
 // addLocked adds n to k's pending counts; the caller holds c.mu.
-func (c *Counter) addLocked(k key, n *tenant.Counts) {
+func (c *Counter) addLocked(k key, n *admin.Counts) {
 	p := c.pending[k]
 	if p == nil {
 		c.pending[k] = n
@@ -116,7 +116,7 @@ func (c *Counter) Run(ctx context.Context) error {
 func (c *Counter) Flush(ctx context.Context) {
 	c.mu.Lock()
 	batch := c.pending
-	c.pending = make(map[key]*tenant.Counts)
+	c.pending = make(map[key]*admin.Counts)
 	c.mu.Unlock()
 	if len(batch) == 0 {
 		return

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/mxgrid/mxgrid/admin"
 	"github.com/mxgrid/mxgrid/clientip"
 	"github.com/mxgrid/mxgrid/cluster"
 	"github.com/mxgrid/mxgrid/config"
@@ -146,7 +147,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 	if n.directory.Snapshot().Len() == 0 {
 		n.log.Warn("no domains configured: every recipient will be refused with 550 5.7.1")
 	}
-	operatorToken, err := tenant.ReadTokenFile(cfg.Admin.OperatorTokenFile)
+	operatorToken, err := admin.ReadTokenFile(cfg.Admin.OperatorTokenFile)
 	if err != nil {
 		return nil, err
 	}
@@ -234,7 +235,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 	// A committed change is announced to every node, this one included;
 	// each reloads from the store (the announcement is only a hint).
 	n.cluster.Subscribe(tenant.BroadcastTopic, func([]byte, string) { n.syncer.Trigger() })
-	svcOpts := tenant.ServiceOptions{
+	svcOpts := admin.ServiceOptions{
 		OperatorToken: operatorToken,
 		Changed: func(version uint64) {
 			n.syncer.Trigger()
@@ -245,7 +246,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 		Log:        n.log.With("component", "api"),
 		Panel:      n.tenants,
 		CheckRoute: n.guard.CheckRoute,
-		Ownership: tenant.OwnershipOptions{
+		Ownership: admin.OwnershipOptions{
 			DNS:      dnsresolver.Uncached(cfg.DNS),
 			MXHosts:  cfg.Cluster.MXHosts,
 			Reserved: reservedDomains(cfg, domains),
@@ -254,7 +255,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 	if n.store != nil {
 		svcOpts.Activity = n.store
 	}
-	svc := tenant.NewService(n.tenants, svcOpts)
+	svc := admin.NewService(n.tenants, svcOpts)
 	n.runners = append(n.runners, func(ctx context.Context) error {
 		svc.RunVerifier(ctx, cfg.Tenants.VerifyInterval, cfg.Tenants.VerifyPerRound, n.cluster.IsLeader)
 		return nil
@@ -380,7 +381,7 @@ func (n *Node) close() {
 // startMap serves the attack map. Only the cluster's leader renders it;
 // every node serves the stored bytes, so all answer with one ETag. Without a
 // store there is nothing to draw from, and the map is simply not served.
-func (n *Node) startMap(svc *tenant.Service) error {
+func (n *Node) startMap(svc *admin.Service) error {
 	world, err := spammap.LoadWorld()
 	if err != nil {
 		return fmt.Errorf("map: %w", err)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/mxgrid/mxgrid/admin"
 	"github.com/mxgrid/mxgrid/spammap"
 	"github.com/mxgrid/mxgrid/store"
 	"github.com/mxgrid/mxgrid/tenant"
@@ -24,9 +25,9 @@ import (
 
 type fixture struct {
 	st  *store.Store
-	svc *tenant.Service
+	svc *admin.Service
 	p   *Panel
-	op  tenant.Principal
+	op  admin.Principal
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -44,16 +45,16 @@ func newFixture(t *testing.T) *fixture {
 		}
 	}
 	ts := store.NewTenants(st, store.DefaultConfig(), dir)
-	svc := tenant.NewService(ts, tenant.ServiceOptions{Panel: ts, Activity: st})
+	svc := admin.NewService(ts, admin.ServiceOptions{Panel: ts, Activity: st})
 	p, err := New(DefaultConfig(), Options{Service: svc, DataDir: dir, SMTPHostname: "mx.test", Sessions: st.PanelSessions()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{st: st, svc: svc, p: p, op: tenant.Operator("test")}
+	return &fixture{st: st, svc: svc, p: p, op: admin.Operator("test")}
 }
 
 // get serves path to principal pr through the panel's routes.
-func (f *fixture) get(t *testing.T, pr tenant.Principal, path string) (int, string) {
+func (f *fixture) get(t *testing.T, pr admin.Principal, path string) (int, string) {
 	t.Helper()
 	mux := http.NewServeMux()
 	f.p.Mount(mux.Handle)
@@ -85,8 +86,8 @@ func TestLogoUpload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	me := tenant.Principal{ResellerID: r.ID, Actor: "r"}
-	big := append(pngBytes(t), make([]byte, tenant.MaxLogoBytes)...)
+	me := admin.Principal{ResellerID: r.ID, Actor: "r"}
+	big := append(pngBytes(t), make([]byte, admin.MaxLogoBytes)...)
 	tests := []struct {
 		name    string
 		data    []byte
@@ -112,7 +113,7 @@ func TestLogoUpload(t *testing.T) {
 	}
 	// Another reseller cannot replace it.
 	other, _ := f.svc.CreateReseller(ctx, f.op, tenant.Reseller{Name: "Other"})
-	if err := f.svc.SetLogo(ctx, tenant.Principal{ResellerID: other.ID}, r.ID, pngBytes(t)); !errors.Is(err, tenant.ErrNotFound) {
+	if err := f.svc.SetLogo(ctx, admin.Principal{ResellerID: other.ID}, r.ID, pngBytes(t)); !errors.Is(err, tenant.ErrNotFound) {
 		t.Errorf("another reseller's SetLogo = %v, want not found", err)
 	}
 	rec := httptest.NewRecorder()
@@ -165,7 +166,7 @@ func TestTextFieldsEscaped(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	me := tenant.Principal{ResellerID: r.ID, Actor: evil}
+	me := admin.Principal{ResellerID: r.ID, Actor: evil}
 	if _, err := f.svc.UpdateBrand(ctx, me, r.ID, evil, ""); err != nil {
 		t.Fatal(err)
 	}

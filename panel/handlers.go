@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mxgrid/mxgrid/admin"
 	"github.com/mxgrid/mxgrid/clientip"
 	"github.com/mxgrid/mxgrid/netguard"
 	"github.com/mxgrid/mxgrid/tenant"
@@ -73,7 +74,7 @@ func (p *Panel) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var (
-		pr  tenant.Principal
+		pr  admin.Principal
 		err error
 	)
 	if email == "" {
@@ -87,7 +88,7 @@ func (p *Panel) login(w http.ResponseWriter, r *http.Request) {
 		pr, err = p.svc.AuthenticatePassword(r.Context(), email, secret)
 		p.limits.doneHash()
 	}
-	if errors.Is(err, tenant.ErrUnauthenticated) {
+	if errors.Is(err, admin.ErrUnauthenticated) {
 		p.limits.fail(account, addr, now)
 		p.log.Info("panel: failed login", "account_hash", account, "client_ip", ip)
 		// The email is not echoed back: it may be a password typed into
@@ -150,7 +151,7 @@ func (p *Panel) resellers(req *request) error {
 }
 
 func (p *Panel) renderResellers(req *request, code int, f resellerForm, msg string, fe tenant.FieldErrors) error {
-	list, err := p.svc.ListResellers(req.r.Context(), req.sess.P, tenant.Filter{Limit: tenant.MaxPageSize, Name: req.r.URL.Query().Get("q")})
+	list, err := p.svc.ListResellers(req.r.Context(), req.sess.P, admin.Filter{Limit: admin.MaxPageSize, Name: req.r.URL.Query().Get("q")})
 	if err != nil {
 		return err
 	}
@@ -222,11 +223,11 @@ func (p *Panel) renderCustomers(req *request, code int, f customerForm, msg stri
 	if len(q) > 200 {
 		q = q[:200]
 	}
-	list, err := p.svc.ListCustomers(ctx, req.sess.P, tenant.Filter{Name: q, Limit: tenant.MaxPageSize})
+	list, err := p.svc.ListCustomers(ctx, req.sess.P, admin.Filter{Name: q, Limit: admin.MaxPageSize})
 	if err != nil {
 		return err
 	}
-	resellers, err := p.svc.ListResellers(ctx, req.sess.P, tenant.Filter{Limit: tenant.MaxPageSize})
+	resellers, err := p.svc.ListResellers(ctx, req.sess.P, admin.Filter{Limit: admin.MaxPageSize})
 	if err != nil {
 		return err
 	}
@@ -282,7 +283,7 @@ func (p *Panel) renderCustomer(req *request, code int, f domainForm, msg string,
 	if err != nil {
 		return err
 	}
-	doms, err := p.svc.ListDomains(ctx, req.sess.P, tenant.Filter{CustomerID: id, Limit: tenant.MaxPageSize})
+	doms, err := p.svc.ListDomains(ctx, req.sess.P, admin.Filter{CustomerID: id, Limit: admin.MaxPageSize})
 	if err != nil {
 		return err
 	}
@@ -416,7 +417,7 @@ type domainData struct {
 	Domain     tenant.DomainRecord
 	Customer   tenant.Customer
 	Form       domainForm
-	Recipients []tenant.Recipient
+	Recipients []admin.Recipient
 	Test       *routeTest
 	Import     *importReport
 }
@@ -456,7 +457,7 @@ func (p *Panel) renderDomain(req *request, code int, f *domainForm, msg string, 
 	if err != nil {
 		return err
 	}
-	rcpts, err := p.svc.ListRecipients(ctx, req.sess.P, id, tenant.Filter{Limit: tenant.MaxPageSize})
+	rcpts, err := p.svc.ListRecipients(ctx, req.sess.P, id, admin.Filter{Limit: admin.MaxPageSize})
 	if err != nil {
 		return err
 	}
@@ -496,7 +497,7 @@ func (p *Panel) updateDomain(req *request) error {
 
 // domainAction runs verify ("Check now") or approve (operator) and shows
 // the domain again with its status.
-func (p *Panel) domainAction(act func(context.Context, tenant.Principal, int64) (tenant.DomainRecord, error)) func(*request) error {
+func (p *Panel) domainAction(act func(context.Context, admin.Principal, int64) (tenant.DomainRecord, error)) func(*request) error {
 	return func(req *request) error {
 		id, err := pathID(req.r)
 		if err != nil {
@@ -699,8 +700,8 @@ func parseRecipientsCSV(r io.Reader, domain string) (good []string, bad []badRow
 		if v == "" || line == 1 && isHeader(v) {
 			continue
 		}
-		if len(good) >= tenant.MaxImport {
-			return nil, nil, fmt.Errorf("at most %d recipients per file", tenant.MaxImport)
+		if len(good) >= admin.MaxImport {
+			return nil, nil, fmt.Errorf("at most %d recipients per file", admin.MaxImport)
 		}
 		if _, nerr := tenant.NormalizeLocal(v, domain); nerr != nil {
 			if len(bad) < maxBadRows {
@@ -724,7 +725,7 @@ func isHeader(v string) bool {
 
 type statsData struct {
 	Domain   tenant.DomainRecord
-	Activity tenant.Activity
+	Activity admin.Activity
 }
 
 func (p *Panel) stats(req *request) error {
@@ -762,7 +763,7 @@ func (p *Panel) renderBrand(req *request, code int, r tenant.Reseller, msg strin
 		return badInput{"The white label belongs to a reseller: log in as one to edit it."}
 	}
 	p.render(req, code, "brand", page{Title: "White label", Nav: "brand", Error: msg, Fields: fe,
-		Data: brandData{Reseller: r, HasLogo: req.hasLogo, MaxKB: tenant.MaxLogoBytes >> 10}})
+		Data: brandData{Reseller: r, HasLogo: req.hasLogo, MaxKB: admin.MaxLogoBytes >> 10}})
 	return nil
 }
 
@@ -790,7 +791,7 @@ func (p *Panel) uploadLogo(req *request) error {
 		return badInput{"Choose an image to upload."}
 	}
 	defer file.Close()
-	data, err := io.ReadAll(io.LimitReader(file, tenant.MaxLogoBytes+1))
+	data, err := io.ReadAll(io.LimitReader(file, admin.MaxLogoBytes+1))
 	if err != nil {
 		return fmt.Errorf("reading the logo: %w", err)
 	}
@@ -818,7 +819,7 @@ func (p *Panel) mapEmbed(req *request) error {
 	if !req.sess.P.Operator {
 		data.ResellerURL = p.baseURL(req.r) + "/map?reseller=" + req.reseller.Slug
 	}
-	list, err := p.svc.ListCustomers(ctx, req.sess.P, tenant.Filter{Limit: tenant.MaxPageSize})
+	list, err := p.svc.ListCustomers(ctx, req.sess.P, admin.Filter{Limit: admin.MaxPageSize})
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mxgrid/mxgrid/admin"
 	"github.com/mxgrid/mxgrid/store"
 	"github.com/mxgrid/mxgrid/tenant"
 )
@@ -18,7 +19,7 @@ import (
 func TestPanelDomainHistoryAndProof(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	mk := func(name string) (tenant.Principal, tenant.Customer) {
+	mk := func(name string) (admin.Principal, tenant.Customer) {
 		r, err := f.svc.CreateReseller(ctx, f.op, tenant.Reseller{Name: name})
 		if err != nil {
 			t.Fatal(err)
@@ -27,7 +28,7 @@ func TestPanelDomainHistoryAndProof(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return tenant.Principal{ResellerID: r.ID, Actor: name}, c
+		return admin.Principal{ResellerID: r.ID, Actor: name}, c
 	}
 	pa, ca := mk("alpha")
 	pb, cb := mk("beta")

@@ -1,5 +1,5 @@
 // Package panel is the resellers' web control panel under /panel/:
-// server-rendered pages over tenant.Service, so every decision (validation,
+// server-rendered pages over admin.Service, so every decision (validation,
 // who may see and change what) is the admin API's own. Sessions are kept
 // server-side behind an opaque cookie, every form carries a CSRF token, and the pages run no inline
 // script or style (CSP without 'unsafe-inline').
@@ -21,6 +21,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mxgrid/mxgrid/admin"
 	"github.com/mxgrid/mxgrid/clientip"
 	"github.com/mxgrid/mxgrid/netguard"
 	"github.com/mxgrid/mxgrid/spammap"
@@ -40,7 +41,7 @@ type MapScoper interface {
 
 // Options are what the panel needs besides its config.
 type Options struct {
-	Service *tenant.Service
+	Service *admin.Service
 	DataDir string
 	// SMTPHostname is the EHLO name of "test route" sessions.
 	SMTPHostname string
@@ -59,7 +60,7 @@ type Options struct {
 // Panel serves /panel/.
 type Panel struct {
 	cfg      Config
-	svc      *tenant.Service
+	svc      *admin.Service
 	sign     signer
 	limits   *loginLimits
 	sessions SessionStore
@@ -285,7 +286,7 @@ func (p *Panel) sessionCurrent(ctx context.Context, sess session) (bool, error) 
 	current := true
 	switch {
 	case sess.P.UserID != 0:
-		var u tenant.User
+		var u admin.User
 		u, err = p.svc.GetUser(ctx, sess.P, sess.P.UserID)
 		if err == nil {
 			current = tokensEqual(sess.PW, p.sign.stamp(u.Hash))
@@ -309,7 +310,7 @@ func (p *Panel) sessionCurrent(ctx context.Context, sess session) (bool, error) 
 const (
 	maxForm      = 64 << 10
 	maxCSV       = 8 << 20
-	maxLogoForm  = tenant.MaxLogoBytes + 16<<10
+	maxLogoForm  = admin.MaxLogoBytes + 16<<10
 	memoryBuffer = 1 << 20
 )
 
@@ -444,7 +445,7 @@ func (p *Panel) fail(req *request, err error) {
 		code, msg = http.StatusRequestEntityTooLarge, err.Error()
 	case errors.Is(err, tenant.ErrNotFound):
 		code, msg = http.StatusNotFound, "Not found."
-	case errors.Is(err, tenant.ErrForbidden):
+	case errors.Is(err, admin.ErrForbidden):
 		code, msg = http.StatusForbidden, "Only the operator may do this."
 	case errors.Is(err, tenant.ErrConflict):
 		code, msg = http.StatusConflict, strings.TrimPrefix(err.Error(), "conflict: ")
@@ -520,10 +521,10 @@ func (p *Panel) logo(w http.ResponseWriter, r *http.Request) {
 
 // ScopedMaps resolves /map?reseller=SLUG and /map?customer=KEY to the
 // scope's white-label map (web.MapOptions.Scoped).
-func ScopedMaps(svc *tenant.Service, maps MapScoper) func(ctx context.Context, kind, key string) (*spammap.Map, bool, error) {
+func ScopedMaps(svc *admin.Service, maps MapScoper) func(ctx context.Context, kind, key string) (*spammap.Map, bool, error) {
 	return func(ctx context.Context, kind, key string) (*spammap.Map, bool, error) {
 		var (
-			sc  tenant.MapScope
+			sc  admin.MapScope
 			err error
 		)
 		if kind == "reseller" {

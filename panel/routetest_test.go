@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mxgrid/mxgrid/admin"
 	"github.com/mxgrid/mxgrid/dnsresolver/dnstest"
 	"github.com/mxgrid/mxgrid/netguard"
 	"github.com/mxgrid/mxgrid/tenant"
@@ -125,7 +126,7 @@ func TestRouteTestRateLimited(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := uf.client(t).as(uf.fixture, tenant.Principal{ResellerID: uf.b.ID, Actor: "b"})
+	b := uf.client(t).as(uf.fixture, admin.Principal{ResellerID: uf.b.ID, Actor: "b"})
 	if rec := b.post(fmt.Sprintf("/panel/domains/%d/test-route", db.ID)); rec.Code != 200 {
 		t.Errorf("reseller B: %d", rec.Code)
 	}

@@ -18,7 +18,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/mxgrid/mxgrid/tenant"
+	"github.com/mxgrid/mxgrid/admin"
 )
 
 // Sessions live server-side (SessionStore: the panel_sessions table, shared
@@ -49,8 +49,8 @@ type SessionStore interface {
 
 // session is what the store holds for one login.
 type session struct {
-	P       tenant.Principal `json:"p"`
-	Created int64            `json:"t"`
+	P       admin.Principal `json:"p"`
+	Created int64           `json:"t"`
 	// LastSeen is refreshed at most once per touchEvery, sparing the
 	// store a write per page view.
 	LastSeen int64  `json:"l"`

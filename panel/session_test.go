@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"github.com/mxgrid/mxgrid/admin"
 	"github.com/mxgrid/mxgrid/internal/testenv"
 	"log/slog"
 	"net/http"
@@ -21,7 +22,6 @@ import (
 	"time"
 
 	"github.com/mxgrid/mxgrid/clientip"
-	"github.com/mxgrid/mxgrid/tenant"
 )
 
 // loggedIn asserts the client's session opens a page and returns the
@@ -74,7 +74,7 @@ func TestSessionEnds(t *testing.T) {
 	})
 
 	t.Run("token deleted", func(t *testing.T) {
-		tok, err := uf.svc.CreateToken(ctx, uf.op, tenant.Token{ResellerID: uf.a.ID, Name: "panel"})
+		tok, err := uf.svc.CreateToken(ctx, uf.op, admin.Token{ResellerID: uf.a.ID, Name: "panel"})
 		if err != nil {
 			t.Fatal(err)
 		}

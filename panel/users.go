@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/mxgrid/mxgrid/admin"
 	"github.com/mxgrid/mxgrid/clientip"
 	"github.com/mxgrid/mxgrid/tenant"
 )
@@ -21,7 +22,7 @@ type usersData struct {
 }
 
 type userRow struct {
-	tenant.User
+	admin.User
 	Self bool
 	// Removable says whether to offer the remove button; the service
 	// decides either way.

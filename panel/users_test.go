@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mxgrid/mxgrid/admin"
 	"github.com/mxgrid/mxgrid/tenant"
 )
 
@@ -31,7 +32,7 @@ func (f *fixture) client(t *testing.T) *client {
 
 // as gives the client a session of pr, with the password stamp a real
 // login would put in it.
-func (c *client) as(f *fixture, pr tenant.Principal) *client {
+func (c *client) as(f *fixture, pr admin.Principal) *client {
 	c.t.Helper()
 	sess := session{P: pr, CSRF: "tok"}
 	if pr.UserID != 0 {
@@ -109,10 +110,10 @@ const testPassword = "correct horse battery"
 type userFixture struct {
 	*fixture
 	a, b        tenant.Reseller
-	aUser       tenant.Principal // a password login of reseller A
-	bUser       tenant.User
-	aToken      tenant.Principal // a token login of reseller A
-	aUserRecord tenant.User
+	aUser       admin.Principal // a password login of reseller A
+	bUser       admin.User
+	aToken      admin.Principal // a token login of reseller A
+	aUserRecord admin.User
 }
 
 func newUserFixture(t *testing.T) *userFixture {
@@ -136,7 +137,7 @@ func newUserFixture(t *testing.T) *userFixture {
 	if uf.aUser, err = f.svc.AuthenticatePassword(ctx, "ann@alpha.example", testPassword); err != nil || uf.aUser.UserID != uf.aUserRecord.ID {
 		t.Fatalf("AuthenticatePassword = %+v, %v", uf.aUser, err)
 	}
-	uf.aToken = tenant.Principal{ResellerID: uf.a.ID, Actor: "token 1 (alpha)"}
+	uf.aToken = admin.Principal{ResellerID: uf.a.ID, Actor: "token 1 (alpha)"}
 	return uf
 }
 
@@ -224,7 +225,7 @@ func TestUsersAddRemove(t *testing.T) {
 	}
 	carl, _ := uf.svc.ListUsers(context.Background(), uf.op, uf.a.ID)
 	carlID := carl[1].ID
-	carlSession := uf.client(t).as(uf.fixture, tenant.Principal{ResellerID: uf.a.ID, UserID: carlID, Actor: "carl"})
+	carlSession := uf.client(t).as(uf.fixture, admin.Principal{ResellerID: uf.a.ID, UserID: carlID, Actor: "carl"})
 	if rec := carlSession.get("/panel/customers"); rec.Code != 200 {
 		t.Fatalf("carl's session before removal: %d", rec.Code)
 	}
@@ -269,7 +270,7 @@ func TestAddUserRefusals(t *testing.T) {
 		{"short", "dan@alpha.example", "elevenchars", 400, "at least 12 characters"},
 		{"short in runes", "dan@alpha.example", "ééééééééééé", 400, "at least 12 characters"},
 		{"the email", "dan@alpha.example", "DAN@alpha.example", 400, "must not be the email address"},
-		{"too long", "dan@alpha.example", strings.Repeat("x", tenant.MaxPasswordLen+1), 400, "at most 256 bytes"},
+		{"too long", "dan@alpha.example", strings.Repeat("x", admin.MaxPasswordLen+1), 400, "at most 256 bytes"},
 		{"bad email", "not an address", testPassword, 400, "is not an email address"},
 		{"taken", "bob@beta.example", testPassword, 400, "this email address is not available"},
 	} {
@@ -390,7 +391,7 @@ func TestChangePasswordLockout(t *testing.T) {
 // Token sessions have no password: a note, and a refusal if posted anyway.
 func TestAccountForTokens(t *testing.T) {
 	uf := newUserFixture(t)
-	for _, pr := range []tenant.Principal{uf.aToken, uf.op} {
+	for _, pr := range []admin.Principal{uf.aToken, uf.op} {
 		c := uf.client(t).as(uf.fixture, pr)
 		rec := c.get("/panel/account")
 		if body := rec.Body.String(); rec.Code != 200 || !strings.Contains(body, "tokens have no password") || strings.Contains(body, `id="change-password"`) {

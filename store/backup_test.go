@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mxgrid/mxgrid/admin"
 	"github.com/mxgrid/mxgrid/tenant"
 )
 
@@ -37,7 +38,7 @@ func seededStore(t *testing.T) (*Store, string) {
 		}
 	}
 	ts := NewTenants(st, DefaultConfig(), dir)
-	a := tenant.AuditEntry{Actor: "test", Action: "create", Object: "x"}
+	a := admin.AuditEntry{Actor: "test", Action: "create", Object: "x"}
 	r := tenant.Reseller{Name: "R", Slug: "r"}
 	if _, err := ts.CreateReseller(ctx, &r, a); err != nil {
 		t.Fatal(err)
@@ -51,7 +52,7 @@ func seededStore(t *testing.T) (*Store, string) {
 	if _, err := ts.CreateDomain(ctx, &d, a); err != nil {
 		t.Fatal(err)
 	}
-	if err := ts.CreateToken(ctx, &tenant.Token{Name: "ci", Hash: "abc"}, a); err != nil {
+	if err := ts.CreateToken(ctx, &admin.Token{Name: "ci", Hash: "abc"}, a); err != nil {
 		t.Fatal(err)
 	}
 	insertEvents(t, st, 0, 50)

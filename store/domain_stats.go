@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/mxgrid/mxgrid/tenant"
+	"github.com/mxgrid/mxgrid/admin"
 )
 
 // The events table holds only refused and tagged messages' sources; the
@@ -51,7 +51,7 @@ func (s *Store) MigrateDomainStats(ctx context.Context) error {
 type DomainHour struct {
 	DomainID int64
 	Hour     time.Time
-	tenant.Counts
+	admin.Counts
 }
 
 // AddDomainStats adds each row's counts to the stored ones, in one
@@ -85,10 +85,10 @@ func (s *Store) AddDomainStats(ctx context.Context, rows []DomainHour) error {
 }
 
 // DomainCounts sums a domain's counters from the hour holding since.
-func (s *Store) DomainCounts(ctx context.Context, domainID int64, since time.Time) (tenant.Counts, error) {
+func (s *Store) DomainCounts(ctx context.Context, domainID int64, since time.Time) (admin.Counts, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
 	defer cancel()
-	var c tenant.Counts
+	var c admin.Counts
 	err := s.DB.QueryRowContext(ctx, `SELECT COALESCE(SUM(accepted), 0), COALESCE(SUM(tagged), 0), COALESCE(SUM(rejected), 0),
 		COALESCE(SUM(virus), 0), COALESCE(SUM(tempfail), 0) FROM domain_stats WHERE domain_id = $1 AND hour_us >= $2`,
 		domainID, since.Truncate(time.Hour).UnixMicro()).Scan(&c.Accepted, &c.Tagged, &c.Rejected, &c.Virus, &c.Tempfail)
@@ -110,7 +110,7 @@ func (s *Store) PruneDomainStats(ctx context.Context, before time.Time) error {
 
 // RefusedEvents returns a domain's most recent refused messages, newest
 // first, from the events table (events_domain_id index).
-func (s *Store) RefusedEvents(ctx context.Context, domainID int64, limit int) ([]tenant.Refused, error) {
+func (s *Store) RefusedEvents(ctx context.Context, domainID int64, limit int) ([]admin.Refused, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
 	defer cancel()
 	rows, err := s.DB.QueryContext(ctx, `SELECT at_us, ip, verdict, score, symbols, country FROM events
@@ -119,10 +119,10 @@ func (s *Store) RefusedEvents(ctx context.Context, domainID int64, limit int) ([
 		return nil, fmt.Errorf("store: refused events %d: %w", domainID, err)
 	}
 	defer rows.Close()
-	out := []tenant.Refused{}
+	out := []admin.Refused{}
 	for rows.Next() {
 		var (
-			r       tenant.Refused
+			r       admin.Refused
 			us      int64
 			symbols string
 		)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"testing"
 
+	"github.com/mxgrid/mxgrid/admin"
 	"github.com/mxgrid/mxgrid/tenant"
 )
 
@@ -40,7 +41,7 @@ func TestDomainOwnershipMigration(t *testing.T) {
 			}
 			d := tenant.DomainRecord{CustomerID: 1, Name: "new.example", Route: "192.0.2.1:25", TLS: "opportunistic",
 				Status: tenant.StatusPending, VerifyToken: "abc"}
-			if _, err := ts.CreateDomain(ctx, &d, tenant.AuditEntry{Actor: "t", Action: "create", Object: "x"}); err != nil {
+			if _, err := ts.CreateDomain(ctx, &d, admin.AuditEntry{Actor: "t", Action: "create", Object: "x"}); err != nil {
 				t.Fatal(err)
 			}
 			got, err := ts.GetDomain(ctx, d.ID)
@@ -48,7 +49,7 @@ func TestDomainOwnershipMigration(t *testing.T) {
 				t.Fatalf("created: %+v, %v", got, err)
 			}
 			got.Status = tenant.StatusActive
-			if _, err := ts.UpdateDomain(ctx, &got, tenant.AuditEntry{Actor: "t", Action: "update", Object: "x"}); err != nil {
+			if _, err := ts.UpdateDomain(ctx, &got, admin.AuditEntry{Actor: "t", Action: "update", Object: "x"}); err != nil {
 				t.Fatal(err)
 			}
 			if got, _ = ts.GetDomain(ctx, d.ID); got.Status != tenant.StatusActive {

@@ -5,13 +5,14 @@ import (
 	"database/sql"
 	"strconv"
 
+	"github.com/mxgrid/mxgrid/admin"
 	"github.com/mxgrid/mxgrid/tenant"
 )
 
 // The reseller panel's rows (tenants migration 2): logos, panel users, and
 // lookups by public keys.
 
-var _ tenant.PanelStore = (*Tenants)(nil)
+var _ admin.PanelStore = (*Tenants)(nil)
 
 func (t *Tenants) ResellerBySlug(ctx context.Context, slug string) (tenant.Reseller, error) {
 	return getOne(ctx, t, "SELECT "+resellerCols+" FROM resellers WHERE slug = $1", slug, scanReseller)
@@ -23,7 +24,7 @@ func (t *Tenants) CustomerByMapKey(ctx context.Context, key string) (tenant.Cust
 
 // PutLogo replaces a reseller's logo. Logos are not tenant config: no
 // version bump, nodes need not reload.
-func (t *Tenants) PutLogo(ctx context.Context, resellerID int64, l tenant.Logo, a tenant.AuditEntry) error {
+func (t *Tenants) PutLogo(ctx context.Context, resellerID int64, l admin.Logo, a admin.AuditEntry) error {
 	now := nowUTC()
 	_, err := t.writeTx(ctx, "logo of reseller "+strconv.FormatInt(resellerID, 10), a, false, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO reseller_logos (reseller_id, content_type, data, updated_us) VALUES ($1, $2, $3, $4)
@@ -34,11 +35,11 @@ func (t *Tenants) PutLogo(ctx context.Context, resellerID int64, l tenant.Logo, 
 	return err
 }
 
-func (t *Tenants) GetLogo(ctx context.Context, resellerID int64) (tenant.Logo, error) {
+func (t *Tenants) GetLogo(ctx context.Context, resellerID int64) (admin.Logo, error) {
 	return getOne(ctx, t, `SELECT content_type, data, updated_us FROM reseller_logos WHERE reseller_id = $1`, resellerID,
-		func(sc interface{ Scan(...any) error }) (tenant.Logo, error) {
+		func(sc interface{ Scan(...any) error }) (admin.Logo, error) {
 			var (
-				l  tenant.Logo
+				l  admin.Logo
 				us int64
 			)
 			err := sc.Scan(&l.ContentType, &l.Data, &us)
@@ -49,9 +50,9 @@ func (t *Tenants) GetLogo(ctx context.Context, resellerID int64) (tenant.Logo, e
 
 const userCols = `id, reseller_id, email, password, created_us`
 
-func scanUser(sc interface{ Scan(...any) error }) (tenant.User, error) {
+func scanUser(sc interface{ Scan(...any) error }) (admin.User, error) {
 	var (
-		u   tenant.User
+		u   admin.User
 		cre int64
 	)
 	err := sc.Scan(&u.ID, &u.ResellerID, &u.Email, &u.Hash, &cre)
@@ -59,7 +60,7 @@ func scanUser(sc interface{ Scan(...any) error }) (tenant.User, error) {
 	return u, err
 }
 
-func (t *Tenants) CreateUser(ctx context.Context, u *tenant.User, a tenant.AuditEntry) error {
+func (t *Tenants) CreateUser(ctx context.Context, u *admin.User, a admin.AuditEntry) error {
 	now := nowUTC()
 	_, err := t.writeTx(ctx, "user "+u.Email, a, false, func(tx *sql.Tx) error {
 		u.Created = now
@@ -69,12 +70,12 @@ func (t *Tenants) CreateUser(ctx context.Context, u *tenant.User, a tenant.Audit
 	return err
 }
 
-func (t *Tenants) UserByEmail(ctx context.Context, email string) (tenant.User, error) {
+func (t *Tenants) UserByEmail(ctx context.Context, email string) (admin.User, error) {
 	return getOne(ctx, t, "SELECT "+userCols+" FROM panel_users WHERE email = $1", email, scanUser)
 }
 
-func (t *Tenants) ListUsers(ctx context.Context, resellerID int64) ([]tenant.User, error) {
-	out := []tenant.User{}
+func (t *Tenants) ListUsers(ctx context.Context, resellerID int64) ([]admin.User, error) {
+	out := []admin.User{}
 	err := t.query(ctx, "SELECT "+userCols+" FROM panel_users WHERE reseller_id = $1 ORDER BY id", []any{resellerID}, func(rows *sql.Rows) error {
 		u, err := scanUser(rows)
 		out = append(out, u)
@@ -83,20 +84,20 @@ func (t *Tenants) ListUsers(ctx context.Context, resellerID int64) ([]tenant.Use
 	return out, err
 }
 
-func (t *Tenants) GetUser(ctx context.Context, id int64) (tenant.User, error) {
+func (t *Tenants) GetUser(ctx context.Context, id int64) (admin.User, error) {
 	return getOne(ctx, t, "SELECT "+userCols+" FROM panel_users WHERE id = $1", id, scanUser)
 }
 
 // SetUserPassword replaces a user's hash. Panel users are not tenant config:
 // no version bump.
-func (t *Tenants) SetUserPassword(ctx context.Context, id int64, hash string, a tenant.AuditEntry) error {
+func (t *Tenants) SetUserPassword(ctx context.Context, id int64, hash string, a admin.AuditEntry) error {
 	_, err := t.writeTx(ctx, "user "+strconv.FormatInt(id, 10), a, false, func(tx *sql.Tx) error {
 		return expectRow(tx.ExecContext(ctx, `UPDATE panel_users SET password = $1 WHERE id = $2`, hash, id))
 	})
 	return err
 }
 
-func (t *Tenants) DeleteUser(ctx context.Context, id int64, keepLast bool, a tenant.AuditEntry) error {
+func (t *Tenants) DeleteUser(ctx context.Context, id int64, keepLast bool, a admin.AuditEntry) error {
 	_, err := t.writeTx(ctx, "user "+strconv.FormatInt(id, 10), a, false, func(tx *sql.Tx) error {
 		if keepLast {
 			// Writing first takes the lock before anything is read: a no-op
@@ -114,7 +115,7 @@ func (t *Tenants) DeleteUser(ctx context.Context, id int64, keepLast bool, a ten
 				return err
 			}
 			if n <= 1 {
-				return tenant.ErrLastUser
+				return admin.ErrLastUser
 			}
 		}
 		return expectRow(tx.ExecContext(ctx, `DELETE FROM panel_users WHERE id = $1`, id))

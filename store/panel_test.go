@@ -5,10 +5,11 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/mxgrid/mxgrid/admin"
 	"github.com/mxgrid/mxgrid/tenant"
 )
 
-// TestPanelUserStore is the panel users' part of the tenant.PanelStore
+// TestPanelUserStore is the panel users' part of the admin.PanelStore
 // contract, run on both dialects.
 func TestPanelUserStore(t *testing.T) {
 	for _, tc := range []struct {
@@ -23,20 +24,20 @@ func TestPanelUserStore(t *testing.T) {
 
 func testPanelUsers(t *testing.T, ts *Tenants) {
 	ctx := context.Background()
-	audit := tenant.AuditEntry{Actor: "test", Action: "x", Object: "user"}
+	audit := admin.AuditEntry{Actor: "test", Action: "x", Object: "user"}
 	r := tenant.Reseller{Name: "r", Slug: "r"}
 	if _, err := ts.CreateReseller(ctx, &r, audit); err != nil {
 		t.Fatal(err)
 	}
-	var users []tenant.User
+	var users []admin.User
 	for _, e := range []string{"a@r.example", "b@r.example"} {
-		u := tenant.User{ResellerID: r.ID, Email: e, Hash: "h-" + e}
+		u := admin.User{ResellerID: r.ID, Email: e, Hash: "h-" + e}
 		if err := ts.CreateUser(ctx, &u, audit); err != nil || u.ID == 0 {
 			t.Fatalf("CreateUser(%s): id %d, %v", e, u.ID, err)
 		}
 		users = append(users, u)
 	}
-	dup := tenant.User{ResellerID: r.ID, Email: "a@r.example", Hash: "x"}
+	dup := admin.User{ResellerID: r.ID, Email: "a@r.example", Hash: "x"}
 	if err := ts.CreateUser(ctx, &dup, audit); !errors.Is(err, tenant.ErrConflict) {
 		t.Fatalf("duplicate email: %v, want ErrConflict", err)
 	}
@@ -62,7 +63,7 @@ func testPanelUsers(t *testing.T, ts *Tenants) {
 	if err := ts.DeleteUser(ctx, users[0].ID, true, audit); err != nil {
 		t.Fatal(err)
 	}
-	if err := ts.DeleteUser(ctx, users[1].ID, true, audit); !errors.Is(err, tenant.ErrLastUser) || !errors.Is(err, tenant.ErrConflict) {
+	if err := ts.DeleteUser(ctx, users[1].ID, true, audit); !errors.Is(err, admin.ErrLastUser) || !errors.Is(err, tenant.ErrConflict) {
 		t.Fatalf("removing the last user with keepLast: %v, want ErrLastUser", err)
 	}
 	if l, err := ts.ListUsers(ctx, r.ID); err != nil || len(l) != 1 {

@@ -5,13 +5,14 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/mxgrid/mxgrid/admin"
 	"github.com/mxgrid/mxgrid/tenant"
 )
 
-// testRouteRules is the route rules' part of the tenant.Store contract:
+// testRouteRules is the route rules' part of the admin.Store contract:
 // they are written with the domain, read by Get, List and Load, replaced
 // whole, removed by an empty list, and leave with their domain.
-func testRouteRules(t *testing.T, ts *Tenants, d tenant.DomainRecord, a tenant.AuditEntry) {
+func testRouteRules(t *testing.T, ts *Tenants, d tenant.DomainRecord, a admin.AuditEntry) {
 	t.Helper()
 	ctx := context.Background()
 	if got, err := ts.GetDomain(ctx, d.ID); err != nil || got.Routes == nil || len(got.Routes) != 0 {
@@ -27,7 +28,7 @@ func testRouteRules(t *testing.T, ts *Tenants, d tenant.DomainRecord, a tenant.A
 		if err != nil || !reflect.DeepEqual(got.Routes, want) {
 			t.Fatalf("GetDomain routes = %#v, %v; want %#v", got.Routes, err, want)
 		}
-		list, err := ts.ListDomains(ctx, tenant.Filter{Name: d.Name})
+		list, err := ts.ListDomains(ctx, admin.Filter{Name: d.Name})
 		if err != nil || len(list) != 1 || !reflect.DeepEqual(list[0].Routes, want) {
 			t.Fatalf("ListDomains = %+v, %v", list, err)
 		}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/mxgrid/mxgrid/admin"
 	"github.com/mxgrid/mxgrid/tenant"
 )
 
@@ -117,7 +118,7 @@ var tenantMigrations = []Migration{{
 	CREATE INDEX domains_status ON domains (status, id);`,
 }}
 
-// Tenants implements tenant.Store. It connects lazily: a node that started
+// Tenants implements admin.Store. It connects lazily: a node that started
 // while the database was down gets its tenant API and reloads back as soon
 // as the database answers, without a restart.
 type Tenants struct {
@@ -130,7 +131,7 @@ type Tenants struct {
 	schema bool // migrations applied on st
 }
 
-var _ tenant.Store = (*Tenants)(nil)
+var _ admin.Store = (*Tenants)(nil)
 
 // NewTenants serves tenants from st, or when st is nil (the store was
 // unreachable at start) opens one from cfg on first use.
@@ -173,7 +174,7 @@ func (t *Tenants) db(ctx context.Context) (*Store, error) {
 	return t.st, nil
 }
 
-// mapErr turns driver errors into the tenant.Store contract's errors.
+// mapErr turns driver errors into the admin.Store contract's errors.
 func mapErr(err error, what string) error {
 	if err == nil {
 		return nil
@@ -266,12 +267,12 @@ func nullID(id int64) any {
 
 // write runs fn, appends the audit entry and bumps the config version, all
 // in one transaction, and returns the new version.
-func (t *Tenants) write(ctx context.Context, what string, a tenant.AuditEntry, fn func(tx *sql.Tx) error) (uint64, error) {
+func (t *Tenants) write(ctx context.Context, what string, a admin.AuditEntry, fn func(tx *sql.Tx) error) (uint64, error) {
 	return t.writeTx(ctx, what, a, true, fn)
 }
 
 // writeTx is write, bumping the version only when bump is set.
-func (t *Tenants) writeTx(ctx context.Context, what string, a tenant.AuditEntry, bump bool, fn func(tx *sql.Tx) error) (uint64, error) {
+func (t *Tenants) writeTx(ctx context.Context, what string, a admin.AuditEntry, bump bool, fn func(tx *sql.Tx) error) (uint64, error) {
 	st, err := t.db(ctx)
 	if err != nil {
 		return 0, err
@@ -345,13 +346,13 @@ func (w *where) nameLike(col, s string) {
 	w.add("lower("+col+") LIKE $? ESCAPE '\\'", "%"+esc+"%")
 }
 
-func (w *where) page(col string, f tenant.Filter) string {
+func (w *where) page(col string, f admin.Filter) string {
 	if f.After > 0 {
 		w.add(col+" > $?", f.After)
 	}
 	limit := f.Limit
-	if limit <= 0 || limit > tenant.MaxPageSize {
-		limit = tenant.DefaultPageSize
+	if limit <= 0 || limit > admin.MaxPageSize {
+		limit = admin.DefaultPageSize
 	}
 	s := ""
 	if len(w.conds) > 0 {
@@ -381,7 +382,7 @@ func scanReseller(sc interface{ Scan(...any) error }) (tenant.Reseller, error) {
 	return r, err
 }
 
-func (t *Tenants) ListResellers(ctx context.Context, f tenant.Filter) ([]tenant.Reseller, error) {
+func (t *Tenants) ListResellers(ctx context.Context, f admin.Filter) ([]tenant.Reseller, error) {
 	var w where
 	if f.ResellerID > 0 {
 		w.add("id = $?", f.ResellerID)
@@ -416,7 +417,7 @@ func getOne[T any](ctx context.Context, t *Tenants, q string, key any, scan func
 	return v, nil
 }
 
-func (t *Tenants) CreateReseller(ctx context.Context, r *tenant.Reseller, a tenant.AuditEntry) (uint64, error) {
+func (t *Tenants) CreateReseller(ctx context.Context, r *tenant.Reseller, a admin.AuditEntry) (uint64, error) {
 	pol, err := encodePolicy(r.Policy)
 	if err != nil {
 		return 0, err
@@ -430,7 +431,7 @@ func (t *Tenants) CreateReseller(ctx context.Context, r *tenant.Reseller, a tena
 	})
 }
 
-func (t *Tenants) UpdateReseller(ctx context.Context, r *tenant.Reseller, a tenant.AuditEntry) (uint64, error) {
+func (t *Tenants) UpdateReseller(ctx context.Context, r *tenant.Reseller, a admin.AuditEntry) (uint64, error) {
 	pol, err := encodePolicy(r.Policy)
 	if err != nil {
 		return 0, err
@@ -444,7 +445,7 @@ func (t *Tenants) UpdateReseller(ctx context.Context, r *tenant.Reseller, a tena
 	})
 }
 
-func (t *Tenants) DeleteReseller(ctx context.Context, id int64, a tenant.AuditEntry) (uint64, error) {
+func (t *Tenants) DeleteReseller(ctx context.Context, id int64, a admin.AuditEntry) (uint64, error) {
 	return t.write(ctx, "reseller "+strconv.FormatInt(id, 10), a, func(tx *sql.Tx) error {
 		return expectRow(tx.ExecContext(ctx, `DELETE FROM resellers WHERE id = $1`, id))
 	})
@@ -484,7 +485,7 @@ func scanCustomer(sc interface{ Scan(...any) error }) (tenant.Customer, error) {
 	return c, err
 }
 
-func (t *Tenants) ListCustomers(ctx context.Context, f tenant.Filter) ([]tenant.Customer, error) {
+func (t *Tenants) ListCustomers(ctx context.Context, f admin.Filter) ([]tenant.Customer, error) {
 	var w where
 	if f.ResellerID > 0 {
 		w.add("reseller_id = $?", f.ResellerID)
@@ -506,7 +507,7 @@ func (t *Tenants) GetCustomer(ctx context.Context, id int64) (tenant.Customer, e
 	return getOne(ctx, t, "SELECT "+customerCols+" FROM customers WHERE id = $1", id, scanCustomer)
 }
 
-func (t *Tenants) CreateCustomer(ctx context.Context, c *tenant.Customer, a tenant.AuditEntry) (uint64, error) {
+func (t *Tenants) CreateCustomer(ctx context.Context, c *tenant.Customer, a admin.AuditEntry) (uint64, error) {
 	pol, err := encodePolicy(c.Policy)
 	if err != nil {
 		return 0, err
@@ -520,7 +521,7 @@ func (t *Tenants) CreateCustomer(ctx context.Context, c *tenant.Customer, a tena
 	})
 }
 
-func (t *Tenants) UpdateCustomer(ctx context.Context, c *tenant.Customer, a tenant.AuditEntry) (uint64, error) {
+func (t *Tenants) UpdateCustomer(ctx context.Context, c *tenant.Customer, a admin.AuditEntry) (uint64, error) {
 	pol, err := encodePolicy(c.Policy)
 	if err != nil {
 		return 0, err
@@ -535,7 +536,7 @@ func (t *Tenants) UpdateCustomer(ctx context.Context, c *tenant.Customer, a tena
 	})
 }
 
-func (t *Tenants) DeleteCustomer(ctx context.Context, id int64, a tenant.AuditEntry) (uint64, error) {
+func (t *Tenants) DeleteCustomer(ctx context.Context, id int64, a admin.AuditEntry) (uint64, error) {
 	return t.write(ctx, "customer "+strconv.FormatInt(id, 10), a, func(tx *sql.Tx) error {
 		return expectRow(tx.ExecContext(ctx, `DELETE FROM customers WHERE id = $1`, id))
 	})
@@ -566,7 +567,7 @@ func scanDomain(sc interface{ Scan(...any) error }) (tenant.DomainRecord, error)
 	return d, err
 }
 
-func (t *Tenants) ListDomains(ctx context.Context, f tenant.Filter) ([]tenant.DomainRecord, error) {
+func (t *Tenants) ListDomains(ctx context.Context, f admin.Filter) ([]tenant.DomainRecord, error) {
 	var w where
 	if f.ResellerID > 0 {
 		w.add("c.reseller_id = $?", f.ResellerID)
@@ -588,7 +589,7 @@ func (t *Tenants) GetDomain(ctx context.Context, id int64) (tenant.DomainRecord,
 	return getOne(ctx, t, "SELECT "+domainCols+domainFrom+" WHERE d.id = $1", id, scanDomain)
 }
 
-func (t *Tenants) CreateDomain(ctx context.Context, d *tenant.DomainRecord, a tenant.AuditEntry) (uint64, error) {
+func (t *Tenants) CreateDomain(ctx context.Context, d *tenant.DomainRecord, a admin.AuditEntry) (uint64, error) {
 	pol, err := encodePolicy(d.Policy)
 	if err != nil {
 		return 0, err
@@ -605,7 +606,7 @@ func (t *Tenants) CreateDomain(ctx context.Context, d *tenant.DomainRecord, a te
 	})
 }
 
-func (t *Tenants) UpdateDomain(ctx context.Context, d *tenant.DomainRecord, a tenant.AuditEntry) (uint64, error) {
+func (t *Tenants) UpdateDomain(ctx context.Context, d *tenant.DomainRecord, a admin.AuditEntry) (uint64, error) {
 	pol, err := encodePolicy(d.Policy)
 	if err != nil {
 		return 0, err
@@ -622,7 +623,7 @@ func (t *Tenants) UpdateDomain(ctx context.Context, d *tenant.DomainRecord, a te
 	})
 }
 
-func (t *Tenants) DeleteDomain(ctx context.Context, id int64, a tenant.AuditEntry) (uint64, error) {
+func (t *Tenants) DeleteDomain(ctx context.Context, id int64, a admin.AuditEntry) (uint64, error) {
 	return t.write(ctx, "domain "+strconv.FormatInt(id, 10), a, func(tx *sql.Tx) error {
 		return expectRow(tx.ExecContext(ctx, `DELETE FROM domains WHERE id = $1`, id))
 	})
@@ -630,9 +631,9 @@ func (t *Tenants) DeleteDomain(ctx context.Context, id int64, a tenant.AuditEntr
 
 // --- recipients
 
-func scanRecipient(sc interface{ Scan(...any) error }) (tenant.Recipient, error) {
+func scanRecipient(sc interface{ Scan(...any) error }) (admin.Recipient, error) {
 	var (
-		r   tenant.Recipient
+		r   admin.Recipient
 		cre int64
 	)
 	err := sc.Scan(&r.ID, &r.DomainID, &r.Local, &cre)
@@ -640,11 +641,11 @@ func scanRecipient(sc interface{ Scan(...any) error }) (tenant.Recipient, error)
 	return r, err
 }
 
-func (t *Tenants) ListRecipients(ctx context.Context, f tenant.Filter) ([]tenant.Recipient, error) {
+func (t *Tenants) ListRecipients(ctx context.Context, f admin.Filter) ([]admin.Recipient, error) {
 	var w where
 	w.add("domain_id = $?", f.DomainID)
 	w.nameLike("local", f.Name)
-	out := []tenant.Recipient{}
+	out := []admin.Recipient{}
 	err := t.query(ctx, "SELECT id, domain_id, local, created_us FROM recipients"+w.page("id", f), w.args, func(rows *sql.Rows) error {
 		r, err := scanRecipient(rows)
 		out = append(out, r)
@@ -653,10 +654,10 @@ func (t *Tenants) ListRecipients(ctx context.Context, f tenant.Filter) ([]tenant
 	return out, err
 }
 
-func (t *Tenants) GetRecipient(ctx context.Context, domainID int64, local string) (tenant.Recipient, error) {
+func (t *Tenants) GetRecipient(ctx context.Context, domainID int64, local string) (admin.Recipient, error) {
 	st, err := t.db(ctx)
 	if err != nil {
-		return tenant.Recipient{}, err
+		return admin.Recipient{}, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, st.Timeout)
 	defer cancel()
@@ -669,7 +670,7 @@ func (t *Tenants) GetRecipient(ctx context.Context, domainID int64, local string
 // well under both dialects' limits.
 const recipientsPerStatement = 500
 
-func (t *Tenants) AddRecipients(ctx context.Context, domainID int64, locals []string, replace bool, a tenant.AuditEntry) (int, uint64, error) {
+func (t *Tenants) AddRecipients(ctx context.Context, domainID int64, locals []string, replace bool, a admin.AuditEntry) (int, uint64, error) {
 	added := 0
 	now := micros(nowUTC())
 	v, err := t.write(ctx, "recipients", a, func(tx *sql.Tx) error {
@@ -708,7 +709,7 @@ func (t *Tenants) AddRecipients(ctx context.Context, domainID int64, locals []st
 	return added, v, err
 }
 
-func (t *Tenants) DeleteRecipient(ctx context.Context, domainID int64, local string, a tenant.AuditEntry) (uint64, error) {
+func (t *Tenants) DeleteRecipient(ctx context.Context, domainID int64, local string, a admin.AuditEntry) (uint64, error) {
 	return t.write(ctx, "recipient "+local, a, func(tx *sql.Tx) error {
 		return expectRow(tx.ExecContext(ctx, `DELETE FROM recipients WHERE domain_id = $1 AND local = $2`, domainID, local))
 	})
@@ -718,9 +719,9 @@ func (t *Tenants) DeleteRecipient(ctx context.Context, domainID int64, local str
 
 const tokenCols = `id, reseller_id, name, hash, created_us`
 
-func scanToken(sc interface{ Scan(...any) error }) (tenant.Token, error) {
+func scanToken(sc interface{ Scan(...any) error }) (admin.Token, error) {
 	var (
-		tk  tenant.Token
+		tk  admin.Token
 		rid sql.NullInt64
 		cre int64
 	)
@@ -730,13 +731,13 @@ func scanToken(sc interface{ Scan(...any) error }) (tenant.Token, error) {
 	return tk, err
 }
 
-func (t *Tenants) ListTokens(ctx context.Context, f tenant.Filter) ([]tenant.Token, error) {
+func (t *Tenants) ListTokens(ctx context.Context, f admin.Filter) ([]admin.Token, error) {
 	var w where
 	if f.ResellerID > 0 {
 		w.add("reseller_id = $?", f.ResellerID)
 	}
 	w.nameLike("name", f.Name)
-	out := []tenant.Token{}
+	out := []admin.Token{}
 	err := t.query(ctx, "SELECT "+tokenCols+" FROM api_tokens"+w.page("id", f), w.args, func(rows *sql.Rows) error {
 		tk, err := scanToken(rows)
 		out = append(out, tk)
@@ -745,17 +746,17 @@ func (t *Tenants) ListTokens(ctx context.Context, f tenant.Filter) ([]tenant.Tok
 	return out, err
 }
 
-func (t *Tenants) GetToken(ctx context.Context, id int64) (tenant.Token, error) {
+func (t *Tenants) GetToken(ctx context.Context, id int64) (admin.Token, error) {
 	return getOne(ctx, t, "SELECT "+tokenCols+" FROM api_tokens WHERE id = $1", id, scanToken)
 }
 
-func (t *Tenants) TokenByHash(ctx context.Context, hash string) (tenant.Token, error) {
+func (t *Tenants) TokenByHash(ctx context.Context, hash string) (admin.Token, error) {
 	return getOne(ctx, t, "SELECT "+tokenCols+" FROM api_tokens WHERE hash = $1", hash, scanToken)
 }
 
 // Tokens are not tenant config: they do not bump the version (nodes need
 // not reload for them), but they are audited like everything else.
-func (t *Tenants) CreateToken(ctx context.Context, tk *tenant.Token, a tenant.AuditEntry) error {
+func (t *Tenants) CreateToken(ctx context.Context, tk *admin.Token, a admin.AuditEntry) error {
 	now := nowUTC()
 	_, err := t.writeTx(ctx, "token "+tk.Name, a, false, func(tx *sql.Tx) error {
 		tk.Created = now
@@ -765,7 +766,7 @@ func (t *Tenants) CreateToken(ctx context.Context, tk *tenant.Token, a tenant.Au
 	return err
 }
 
-func (t *Tenants) DeleteToken(ctx context.Context, id int64, a tenant.AuditEntry) error {
+func (t *Tenants) DeleteToken(ctx context.Context, id int64, a admin.AuditEntry) error {
 	_, err := t.writeTx(ctx, "token "+strconv.FormatInt(id, 10), a, false, func(tx *sql.Tx) error {
 		return expectRow(tx.ExecContext(ctx, `DELETE FROM api_tokens WHERE id = $1`, id))
 	})
@@ -775,7 +776,7 @@ func (t *Tenants) DeleteToken(ctx context.Context, id int64, a tenant.AuditEntry
 // --- audit
 
 // ListAudit pages newest first: After is the smallest id already seen.
-func (t *Tenants) ListAudit(ctx context.Context, f tenant.Filter) ([]tenant.AuditEntry, error) {
+func (t *Tenants) ListAudit(ctx context.Context, f admin.Filter) ([]admin.AuditEntry, error) {
 	var w where
 	if f.ResellerID > 0 {
 		w.add("reseller_id = $?", f.ResellerID)
@@ -784,18 +785,18 @@ func (t *Tenants) ListAudit(ctx context.Context, f tenant.Filter) ([]tenant.Audi
 		w.add("id < $?", f.After)
 	}
 	limit := f.Limit
-	if limit <= 0 || limit > tenant.MaxPageSize {
-		limit = tenant.DefaultPageSize
+	if limit <= 0 || limit > admin.MaxPageSize {
+		limit = admin.DefaultPageSize
 	}
 	q := "SELECT id, at_us, actor, reseller_id, action, object, detail FROM tenant_audit"
 	if len(w.conds) > 0 {
 		q += " WHERE " + strings.Join(w.conds, " AND ")
 	}
 	q += " ORDER BY id DESC LIMIT " + strconv.Itoa(limit)
-	out := []tenant.AuditEntry{}
+	out := []admin.AuditEntry{}
 	err := t.query(ctx, q, w.args, func(rows *sql.Rows) error {
 		var (
-			e   tenant.AuditEntry
+			e   admin.AuditEntry
 			at  int64
 			rid sql.NullInt64
 		)

@@ -5,10 +5,11 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/mxgrid/mxgrid/admin"
 	"github.com/mxgrid/mxgrid/tenant"
 )
 
-// TestTenantStore is the tenant.Store contract, run on both dialects.
+// TestTenantStore is the admin.Store contract, run on both dialects.
 func TestTenantStore(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -23,8 +24,8 @@ func TestTenantStore(t *testing.T) {
 
 func testTenantContract(t *testing.T, ts *Tenants) {
 	ctx := context.Background()
-	audit := func(action string) tenant.AuditEntry {
-		return tenant.AuditEntry{Actor: "test", Action: action, Object: "x"}
+	audit := func(action string) admin.AuditEntry {
+		return admin.AuditEntry{Actor: "test", Action: action, Object: "x"}
 	}
 	version := func() uint64 {
 		t.Helper()
@@ -99,24 +100,24 @@ func testTenantContract(t *testing.T, ts *Tenants) {
 
 	// Filters and keyset pages; LIKE metacharacters match literally.
 	for _, tc := range []struct {
-		f    tenant.Filter
+		f    admin.Filter
 		want int
 	}{
-		{tenant.Filter{}, 2},
-		{tenant.Filter{Name: "OTH"}, 1},
-		{tenant.Filter{Name: "%"}, 1},
-		{tenant.Filter{Name: "_"}, 1},
-		{tenant.Filter{Name: "nomatch"}, 0},
-		{tenant.Filter{ResellerID: r2.ID}, 1},
-		{tenant.Filter{Limit: 1}, 1},
-		{tenant.Filter{After: r.ID}, 1},
+		{admin.Filter{}, 2},
+		{admin.Filter{Name: "OTH"}, 1},
+		{admin.Filter{Name: "%"}, 1},
+		{admin.Filter{Name: "_"}, 1},
+		{admin.Filter{Name: "nomatch"}, 0},
+		{admin.Filter{ResellerID: r2.ID}, 1},
+		{admin.Filter{Limit: 1}, 1},
+		{admin.Filter{After: r.ID}, 1},
 	} {
 		l, err := ts.ListResellers(ctx, tc.f)
 		if err != nil || len(l) != tc.want {
 			t.Errorf("ListResellers(%+v) = %d rows, %v; want %d", tc.f, len(l), err, tc.want)
 		}
 	}
-	if l, err := ts.ListDomains(ctx, tenant.Filter{ResellerID: r2.ID}); err != nil || len(l) != 0 {
+	if l, err := ts.ListDomains(ctx, admin.Filter{ResellerID: r2.ID}); err != nil || len(l) != 0 {
 		t.Errorf("ListDomains(other reseller) = %v, %v; want none", l, err)
 	}
 
@@ -134,11 +135,11 @@ func testTenantContract(t *testing.T, ts *Tenants) {
 	// Tokens: stored by hash, operator tokens have no reseller, and they
 	// do not bump the config version.
 	before := version()
-	tok := tenant.Token{Name: "ops", Hash: tenant.HashToken("secret")}
+	tok := admin.Token{Name: "ops", Hash: admin.HashToken("secret")}
 	if err := ts.CreateToken(ctx, &tok, audit("create")); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := ts.TokenByHash(ctx, tenant.HashToken("secret")); err != nil || got.ID != tok.ID || got.ResellerID != 0 {
+	if got, err := ts.TokenByHash(ctx, admin.HashToken("secret")); err != nil || got.ID != tok.ID || got.ResellerID != 0 {
 		t.Fatalf("TokenByHash = %+v, %v", got, err)
 	}
 	if version() != before {
@@ -159,7 +160,7 @@ func testTenantContract(t *testing.T, ts *Tenants) {
 	if _, err := ts.DeleteReseller(ctx, r.ID, audit("delete")); !errors.Is(err, tenant.ErrNotFound) {
 		t.Fatalf("second delete err %v, want ErrNotFound", err)
 	}
-	entries, err := ts.ListAudit(ctx, tenant.Filter{Limit: 1000})
+	entries, err := ts.ListAudit(ctx, admin.Filter{Limit: 1000})
 	if err != nil || len(entries) < 10 || entries[0].Action != "delete" {
 		t.Fatalf("ListAudit = %d entries (first %+v), %v", len(entries), entries, err)
 	}

@@ -71,57 +71,13 @@ type DomainRecord struct {
 	Updated     time.Time `json:"updated"`
 }
 
-// Recipient is one accepted local part of a domain.
-type Recipient struct {
-	ID       int64     `json:"id"`
-	DomainID int64     `json:"domain_id"`
-	Local    string    `json:"local"`
-	Created  time.Time `json:"created"`
-}
-
-// Token is an API bearer token. Only its SHA-256 is stored; Secret is set
-// once, in the answer to its creation.
-type Token struct {
-	ID int64 `json:"id"`
-	// ResellerID scopes the token; 0 is an operator token.
-	ResellerID int64     `json:"reseller_id,omitempty"`
-	Name       string    `json:"name"`
-	Hash       string    `json:"-"`
-	Created    time.Time `json:"created"`
-	Secret     string    `json:"token,omitempty"`
-}
-
-// AuditEntry is one change: who, what, when.
-type AuditEntry struct {
-	ID   int64     `json:"id"`
-	Time time.Time `json:"time"`
-	// Actor names the token ("token 3 (ci)") or "operator (token file)".
-	Actor string `json:"actor"`
-	// ResellerID is the reseller whose data changed, 0 for operator-level
-	// objects, so a reseller can read its own trail.
-	ResellerID int64  `json:"reseller_id,omitempty"`
-	Action     string `json:"action"` // create, update, delete, import
-	Object     string `json:"object"` // "domain 12 example.com"
-	Detail     string `json:"detail,omitempty"`
-}
-
-// Filter selects a page of a list. Zero fields do not filter.
-type Filter struct {
-	ResellerID int64
-	CustomerID int64
-	DomainID   int64
-	// Name matches a case-insensitive substring of the name (or local part).
-	Name string
-	// After is the last ID of the previous page (keyset pagination: stable
-	// under concurrent inserts, unlike offsets).
-	After int64
-	Limit int
-}
-
-// Page limits.
+// Domain status. A reseller could otherwise create any name (gmail.com, the
+// node's own hostname, another tenant's domain) and receive its mail at
+// once; a pending domain is left out of the snapshot, so RCPT refuses it
+// like an unknown one and nothing is relayed.
 const (
-	DefaultPageSize = 100
-	MaxPageSize     = 1000
+	StatusPending = "pending"
+	StatusActive  = "active"
 )
 
 // Data is everything a snapshot is built from, read in one consistent
@@ -134,12 +90,11 @@ type Data struct {
 	Recipients map[int64][]string // domain id -> local parts
 }
 
-// Errors the store and the service return; the API maps them to statuses.
+// Errors of the tenant data's store (tenant.Loader and admin.Store); the
+// API maps them to statuses.
 var (
-	ErrNotFound        = errors.New("not found")
-	ErrConflict        = errors.New("conflict")
-	ErrForbidden       = errors.New("forbidden")
-	ErrUnauthenticated = errors.New("missing or invalid bearer token")
+	ErrNotFound = errors.New("not found")
+	ErrConflict = errors.New("conflict")
 	// ErrUnavailable wraps store failures: the database is down or
 	// unreachable, so writes cannot be committed now.
 	ErrUnavailable = errors.New("tenant database unavailable")
@@ -174,7 +129,8 @@ func (fe FieldErrors) first() error {
 	return fmt.Errorf("%s: %s", key, fe[key])
 }
 
-func (fe FieldErrors) orNil() error {
+// Err is fe as an error, nil when there is no problem.
+func (fe FieldErrors) Err() error {
 	if len(fe) == 0 {
 		return nil
 	}
@@ -190,7 +146,6 @@ const (
 // Bounds on free-text and list fields: they end up in every node's memory
 // and in gossip-triggered reloads, so nothing is unbounded.
 const (
-	maxNameLen       = 200
 	maxSubjectTagLen = 64
 	maxListLen       = 10000
 	maxListEntryLen  = 254
@@ -308,20 +263,8 @@ func hasControl(s string) bool {
 	return strings.ContainsFunc(s, unicode.IsControl)
 }
 
-// checkName validates a reseller's or customer's display name.
-func checkName(fe FieldErrors, key, name string) {
-	switch {
-	case strings.TrimSpace(name) == "":
-		fe[key] = "required"
-	case len(name) > maxNameLen:
-		fe[key] = fmt.Sprintf("at most %d bytes", maxNameLen)
-	case hasControl(name):
-		fe[key] = "must not contain control characters"
-	}
-}
-
-// normalizeRecord validates d in place (the name becomes its ASCII form).
-func (d *DomainRecord) normalize() error {
+// Normalize validates d in place (the name becomes its ASCII form).
+func (d *DomainRecord) Normalize() error {
 	fe := FieldErrors{}
 	if name, err := NormalizeDomain(d.Name); err != nil {
 		fe["name"] = err.Error()
@@ -353,7 +296,7 @@ func (d *DomainRecord) normalize() error {
 	for k, v := range d.Policy.Validate("policy.") {
 		fe[k] = v
 	}
-	return fe.orNil()
+	return fe.Err()
 }
 
 // NormalizeLocal validates a recipient's local part (or a full address at

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mxgrid/mxgrid/admin"
 	"github.com/mxgrid/mxgrid/dnsresolver/dnstest"
 	"github.com/mxgrid/mxgrid/internal/nodetest"
 	"github.com/mxgrid/mxgrid/tenant"
@@ -81,7 +82,7 @@ func TestOwnershipOverSMTP(t *testing.T) {
 
 			switch proof {
 			case "txt":
-				dns.AddTXT(domain, tenant.VerifyPrefix+token)
+				dns.AddTXT(domain, admin.VerifyPrefix+token)
 			case "mx":
 				dns.Add(t, domain+". 300 IN MX 10 mx1.mxgrid.test.", domain+". 300 IN MX 10 mx2.mxgrid.test.")
 			case "approve":

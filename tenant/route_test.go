@@ -83,18 +83,18 @@ func TestRouteRuleErrors(t *testing.T) {
 func TestDomainRecordRoutes(t *testing.T) {
 	d := DomainRecord{Name: "Split.Example", CustomerID: 1, Route: "d.test:25",
 		Routes: []RouteRule{{Recipients: []string{"Alice@split.example", "Sales-*"}, Route: "s.test:25"}}}
-	if err := d.normalize(); err != nil {
+	if err := d.Normalize(); err != nil {
 		t.Fatal(err)
 	}
 	if got := d.Routes[0].Recipients; strings.Join(got, ",") != "alice,sales-*" || d.Routes[0].TLS != "" {
 		t.Fatalf("normalised rule %+v", d.Routes[0])
 	}
 	none := DomainRecord{Name: "none.example", CustomerID: 1, Route: "d.test:25"}
-	if err := none.normalize(); err != nil || none.Routes == nil {
+	if err := none.Normalize(); err != nil || none.Routes == nil {
 		t.Fatalf("routes %v err %v, want an empty list", none.Routes, err)
 	}
 	bad := DomainRecord{Name: "bad.example", CustomerID: 1, Route: "d.test:25", Routes: []RouteRule{{Recipients: []string{"a"}, Route: "nope"}}}
-	fe, ok := bad.normalize().(FieldErrors)
+	fe, ok := bad.Normalize().(FieldErrors)
 	if !ok || fe["routes[0].route"] == "" {
 		t.Fatalf("errors %v, want routes[0].route", fe)
 	}

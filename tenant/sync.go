@@ -56,6 +56,11 @@ func (c SyncConfig) Validate() error {
 	return nil
 }
 
+// BroadcastTopic is the cluster topic of tenant change announcements; the
+// payload is the new version (uvarint), a hint only: receivers reload from
+// the store.
+const BroadcastTopic = "tenants"
+
 // SnapshotFile is the name of the local snapshot in data_dir.
 const SnapshotFile = "tenants.snapshot.json"
 

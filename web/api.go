@@ -12,14 +12,15 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/mxgrid/mxgrid/admin"
 	"github.com/mxgrid/mxgrid/tenant"
 )
 
 // The admin API: REST over JSON under /api/v1/, bearer tokens, every
-// decision in tenant.Service so a future web panel behaves the same.
+// decision in admin.Service so the reseller panel behaves the same.
 
 // Body limits: an object is small; a recipient import carries up to
-// tenant.MaxImport addresses of at most 254 bytes plus JSON quoting.
+// admin.MaxImport addresses of at most 254 bytes plus JSON quoting.
 const (
 	maxBody       = 64 << 10
 	maxImportBody = 32 << 20
@@ -31,7 +32,7 @@ var openAPIDoc []byte
 // AdminAPI serves /api/v1/ for resellers, customers, domains, recipients,
 // tokens and the audit log.
 type AdminAPI struct {
-	svc *tenant.Service
+	svc *admin.Service
 	log *slog.Logger
 }
 
@@ -43,7 +44,7 @@ type apiRoute struct {
 
 // MountAdminAPI registers every route of the admin API with handle
 // (Server.Handle).
-func MountAdminAPI(handle func(pattern string, h http.Handler), svc *tenant.Service, log *slog.Logger) {
+func MountAdminAPI(handle func(pattern string, h http.Handler), svc *admin.Service, log *slog.Logger) {
 	a := &AdminAPI{svc: svc, log: log}
 	for _, r := range a.routes() {
 		handle(r.pattern, r.handler)
@@ -51,7 +52,7 @@ func MountAdminAPI(handle func(pattern string, h http.Handler), svc *tenant.Serv
 }
 
 func (a *AdminAPI) routes() []apiRoute {
-	h := func(pattern string, fn func(w http.ResponseWriter, r *http.Request, p tenant.Principal) error) apiRoute {
+	h := func(pattern string, fn func(w http.ResponseWriter, r *http.Request, p admin.Principal) error) apiRoute {
 		return apiRoute{pattern, a.authed(fn)}
 	}
 	return []apiRoute{
@@ -113,12 +114,12 @@ func (e badRequest) Error() string { return e.msg }
 
 // OperatorOnly guards h with the operator's bearer token, for operator
 // actions that live outside the admin API (regenerating the map).
-func OperatorOnly(svc *tenant.Service, log *slog.Logger) func(http.Handler) http.Handler {
+func OperatorOnly(svc *admin.Service, log *slog.Logger) func(http.Handler) http.Handler {
 	a := &AdminAPI{svc: svc, log: log}
 	return func(h http.Handler) http.Handler {
-		return a.authed(func(w http.ResponseWriter, r *http.Request, p tenant.Principal) error {
+		return a.authed(func(w http.ResponseWriter, r *http.Request, p admin.Principal) error {
 			if !p.Operator {
-				return fmt.Errorf("%w: only the operator may do this", tenant.ErrForbidden)
+				return fmt.Errorf("%w: only the operator may do this", admin.ErrForbidden)
 			}
 			h.ServeHTTP(w, r)
 			return nil
@@ -127,12 +128,12 @@ func OperatorOnly(svc *tenant.Service, log *slog.Logger) func(http.Handler) http
 }
 
 // authed authenticates the bearer token, runs fn and maps its error.
-func (a *AdminAPI) authed(fn func(w http.ResponseWriter, r *http.Request, p tenant.Principal) error) http.Handler {
+func (a *AdminAPI) authed(fn func(w http.ResponseWriter, r *http.Request, p admin.Principal) error) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
 		secret, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok {
-			a.fail(w, r, tenant.ErrUnauthenticated)
+			a.fail(w, r, admin.ErrUnauthenticated)
 			return
 		}
 		p, err := a.svc.Authenticate(r.Context(), strings.TrimSpace(secret))
@@ -160,16 +161,16 @@ func (a *AdminAPI) fail(w http.ResponseWriter, r *http.Request, err error) {
 		code = http.StatusBadRequest
 	case errors.Is(err, errBodyTooLarge):
 		code = http.StatusRequestEntityTooLarge
-	case errors.Is(err, tenant.ErrUnauthenticated):
+	case errors.Is(err, admin.ErrUnauthenticated):
 		w.Header().Set("WWW-Authenticate", `Bearer realm="mxgrid"`)
 		code = http.StatusUnauthorized
-	case errors.Is(err, tenant.ErrForbidden):
+	case errors.Is(err, admin.ErrForbidden):
 		code = http.StatusForbidden
 	case errors.Is(err, tenant.ErrNotFound):
 		code, body = http.StatusNotFound, apiError{Error: "not found"}
 	case errors.Is(err, tenant.ErrConflict):
 		code = http.StatusConflict
-	case errors.Is(err, tenant.ErrBusy):
+	case errors.Is(err, admin.ErrBusy):
 		w.Header().Set("Retry-After", "5")
 		code = http.StatusTooManyRequests
 	case errors.Is(err, tenant.ErrUnavailable):
@@ -227,7 +228,7 @@ type page[T any] struct {
 }
 
 // filter parses the list query: limit, after, name, reseller_id, customer_id.
-func filter(r *http.Request) (tenant.Filter, error) {
+func filter(r *http.Request) (admin.Filter, error) {
 	q := r.URL.Query()
 	fe := tenant.FieldErrors{}
 	num := func(key string) int64 {
@@ -241,15 +242,15 @@ func filter(r *http.Request) (tenant.Filter, error) {
 		}
 		return v
 	}
-	f := tenant.Filter{
+	f := admin.Filter{
 		Limit: int(num("limit")), After: num("after"), Name: q.Get("name"),
 		ResellerID: num("reseller_id"), CustomerID: num("customer_id"),
 	}
-	if f.Limit > tenant.MaxPageSize {
-		fe["limit"] = fmt.Sprintf("at most %d", tenant.MaxPageSize)
+	if f.Limit > admin.MaxPageSize {
+		fe["limit"] = fmt.Sprintf("at most %d", admin.MaxPageSize)
 	}
 	if f.Limit == 0 {
-		f.Limit = tenant.DefaultPageSize
+		f.Limit = admin.DefaultPageSize
 	}
 	if len(f.Name) > 200 {
 		fe["name"] = "at most 200 bytes"
@@ -261,7 +262,7 @@ func filter(r *http.Request) (tenant.Filter, error) {
 }
 
 // list runs a list call and writes the page.
-func list[T any](w http.ResponseWriter, r *http.Request, fetch func(context.Context, tenant.Filter) ([]T, error), id func(T) int64) error {
+func list[T any](w http.ResponseWriter, r *http.Request, fetch func(context.Context, admin.Filter) ([]T, error), id func(T) int64) error {
 	f, err := filter(r)
 	if err != nil {
 		return err

@@ -7,9 +7,9 @@ import (
 	"net"
 	"testing"
 
+	"github.com/mxgrid/mxgrid/admin"
 	"github.com/mxgrid/mxgrid/dnsresolver/dnstest"
 	"github.com/mxgrid/mxgrid/netguard"
-	"github.com/mxgrid/mxgrid/tenant"
 )
 
 // guardedFixture is the API with a route guard that resolves through a
@@ -31,7 +31,7 @@ func guardedFixture(t *testing.T, allowed ...string) *apiFixture {
 	// The guard starts after the fixture's own setup, whose domain routes
 	// to loopback.
 	var g *netguard.Guard
-	f := newAPIFixture(t, func(o *tenant.ServiceOptions) {
+	f := newAPIFixture(t, func(o *admin.ServiceOptions) {
 		o.CheckRoute = func(ctx context.Context, route string) error {
 			if g == nil {
 				return nil

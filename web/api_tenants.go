@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/mxgrid/mxgrid/admin"
 	"github.com/mxgrid/mxgrid/tenant"
 )
 
@@ -81,13 +82,13 @@ func (b domainBody) apply(d *tenant.DomainRecord) {
 
 // --- resellers
 
-func (a *AdminAPI) listResellers(w http.ResponseWriter, r *http.Request, p tenant.Principal) error {
-	return list(w, r, func(ctx context.Context, f tenant.Filter) ([]tenant.Reseller, error) {
+func (a *AdminAPI) listResellers(w http.ResponseWriter, r *http.Request, p admin.Principal) error {
+	return list(w, r, func(ctx context.Context, f admin.Filter) ([]tenant.Reseller, error) {
 		return a.svc.ListResellers(ctx, p, f)
 	}, func(x tenant.Reseller) int64 { return x.ID })
 }
 
-func (a *AdminAPI) getReseller(w http.ResponseWriter, r *http.Request, p tenant.Principal) error {
+func (a *AdminAPI) getReseller(w http.ResponseWriter, r *http.Request, p admin.Principal) error {
 	id, err := pathID(r)
 	if err != nil {
 		return err
@@ -100,7 +101,7 @@ func (a *AdminAPI) getReseller(w http.ResponseWriter, r *http.Request, p tenant.
 	return nil
 }
 
-func (a *AdminAPI) createReseller(w http.ResponseWriter, r *http.Request, p tenant.Principal) error {
+func (a *AdminAPI) createReseller(w http.ResponseWriter, r *http.Request, p admin.Principal) error {
 	var b resellerBody
 	if err := decode(w, r, maxBody, &b); err != nil {
 		return err
@@ -115,7 +116,7 @@ func (a *AdminAPI) createReseller(w http.ResponseWriter, r *http.Request, p tena
 	return nil
 }
 
-func (a *AdminAPI) updateReseller(w http.ResponseWriter, r *http.Request, p tenant.Principal) error {
+func (a *AdminAPI) updateReseller(w http.ResponseWriter, r *http.Request, p admin.Principal) error {
 	id, err := pathID(r)
 	if err != nil {
 		return err
@@ -132,7 +133,7 @@ func (a *AdminAPI) updateReseller(w http.ResponseWriter, r *http.Request, p tena
 	return nil
 }
 
-func (a *AdminAPI) deleteReseller(w http.ResponseWriter, r *http.Request, p tenant.Principal) error {
+func (a *AdminAPI) deleteReseller(w http.ResponseWriter, r *http.Request, p admin.Principal) error {
 	id, err := pathID(r)
 	if err != nil {
 		return err
@@ -146,13 +147,13 @@ func (a *AdminAPI) deleteReseller(w http.ResponseWriter, r *http.Request, p tena
 
 // --- customers
 
-func (a *AdminAPI) listCustomers(w http.ResponseWriter, r *http.Request, p tenant.Principal) error {
-	return list(w, r, func(ctx context.Context, f tenant.Filter) ([]tenant.Customer, error) {
+func (a *AdminAPI) listCustomers(w http.ResponseWriter, r *http.Request, p admin.Principal) error {
+	return list(w, r, func(ctx context.Context, f admin.Filter) ([]tenant.Customer, error) {
 		return a.svc.ListCustomers(ctx, p, f)
 	}, func(x tenant.Customer) int64 { return x.ID })
 }
 
-func (a *AdminAPI) getCustomer(w http.ResponseWriter, r *http.Request, p tenant.Principal) error {
+func (a *AdminAPI) getCustomer(w http.ResponseWriter, r *http.Request, p admin.Principal) error {
 	id, err := pathID(r)
 	if err != nil {
 		return err
@@ -165,7 +166,7 @@ func (a *AdminAPI) getCustomer(w http.ResponseWriter, r *http.Request, p tenant.
 	return nil
 }
 
-func (a *AdminAPI) createCustomer(w http.ResponseWriter, r *http.Request, p tenant.Principal) error {
+func (a *AdminAPI) createCustomer(w http.ResponseWriter, r *http.Request, p admin.Principal) error {
 	var b customerBody
 	if err := decode(w, r, maxBody, &b); err != nil {
 		return err
@@ -180,7 +181,7 @@ func (a *AdminAPI) createCustomer(w http.ResponseWriter, r *http.Request, p tena
 	return nil
 }
 
-func (a *AdminAPI) updateCustomer(w http.ResponseWriter, r *http.Request, p tenant.Principal) error {
+func (a *AdminAPI) updateCustomer(w http.ResponseWriter, r *http.Request, p admin.Principal) error {
 	id, err := pathID(r)
 	if err != nil {
 		return err
@@ -197,7 +198,7 @@ func (a *AdminAPI) updateCustomer(w http.ResponseWriter, r *http.Request, p tena
 	return nil
 }
 
-func (a *AdminAPI) deleteCustomer(w http.ResponseWriter, r *http.Request, p tenant.Principal) error {
+func (a *AdminAPI) deleteCustomer(w http.ResponseWriter, r *http.Request, p admin.Principal) error {
 	id, err := pathID(r)
 	if err != nil {
 		return err
@@ -211,13 +212,13 @@ func (a *AdminAPI) deleteCustomer(w http.ResponseWriter, r *http.Request, p tena
 
 // --- domains
 
-func (a *AdminAPI) listDomains(w http.ResponseWriter, r *http.Request, p tenant.Principal) error {
-	return list(w, r, func(ctx context.Context, f tenant.Filter) ([]tenant.DomainRecord, error) {
+func (a *AdminAPI) listDomains(w http.ResponseWriter, r *http.Request, p admin.Principal) error {
+	return list(w, r, func(ctx context.Context, f admin.Filter) ([]tenant.DomainRecord, error) {
 		return a.svc.ListDomains(ctx, p, f)
 	}, func(x tenant.DomainRecord) int64 { return x.ID })
 }
 
-func (a *AdminAPI) getDomain(w http.ResponseWriter, r *http.Request, p tenant.Principal) error {
+func (a *AdminAPI) getDomain(w http.ResponseWriter, r *http.Request, p admin.Principal) error {
 	id, err := pathID(r)
 	if err != nil {
 		return err
@@ -230,7 +231,7 @@ func (a *AdminAPI) getDomain(w http.ResponseWriter, r *http.Request, p tenant.Pr
 	return nil
 }
 
-func (a *AdminAPI) createDomain(w http.ResponseWriter, r *http.Request, p tenant.Principal) error {
+func (a *AdminAPI) createDomain(w http.ResponseWriter, r *http.Request, p admin.Principal) error {
 	var b domainBody
 	if err := decode(w, r, maxBody, &b); err != nil {
 		return err
@@ -247,7 +248,7 @@ func (a *AdminAPI) createDomain(w http.ResponseWriter, r *http.Request, p tenant
 
 // domainActivity answers the domain's counts and recent refusals: the
 // domain's own (keyed by its id), never an earlier holder's of its name.
-func (a *AdminAPI) domainActivity(w http.ResponseWriter, r *http.Request, p tenant.Principal) error {
+func (a *AdminAPI) domainActivity(w http.ResponseWriter, r *http.Request, p admin.Principal) error {
 	id, err := pathID(r)
 	if err != nil {
 		return err
@@ -262,8 +263,8 @@ func (a *AdminAPI) domainActivity(w http.ResponseWriter, r *http.Request, p tena
 
 // domainAction serves a POST that acts on one domain and answers with it
 // (verify, approve): 200 with its status, pending or active.
-func (a *AdminAPI) domainAction(act func(context.Context, tenant.Principal, int64) (tenant.DomainRecord, error)) func(http.ResponseWriter, *http.Request, tenant.Principal) error {
-	return func(w http.ResponseWriter, r *http.Request, p tenant.Principal) error {
+func (a *AdminAPI) domainAction(act func(context.Context, admin.Principal, int64) (tenant.DomainRecord, error)) func(http.ResponseWriter, *http.Request, admin.Principal) error {
+	return func(w http.ResponseWriter, r *http.Request, p admin.Principal) error {
 		id, err := pathID(r)
 		if err != nil {
 			return err
@@ -277,7 +278,7 @@ func (a *AdminAPI) domainAction(act func(context.Context, tenant.Principal, int6
 	}
 }
 
-func (a *AdminAPI) updateDomain(w http.ResponseWriter, r *http.Request, p tenant.Principal) error {
+func (a *AdminAPI) updateDomain(w http.ResponseWriter, r *http.Request, p admin.Principal) error {
 	id, err := pathID(r)
 	if err != nil {
 		return err
@@ -294,7 +295,7 @@ func (a *AdminAPI) updateDomain(w http.ResponseWriter, r *http.Request, p tenant
 	return nil
 }
 
-func (a *AdminAPI) deleteDomain(w http.ResponseWriter, r *http.Request, p tenant.Principal) error {
+func (a *AdminAPI) deleteDomain(w http.ResponseWriter, r *http.Request, p admin.Principal) error {
 	id, err := pathID(r)
 	if err != nil {
 		return err
@@ -308,17 +309,17 @@ func (a *AdminAPI) deleteDomain(w http.ResponseWriter, r *http.Request, p tenant
 
 // --- recipients
 
-func (a *AdminAPI) listRecipients(w http.ResponseWriter, r *http.Request, p tenant.Principal) error {
+func (a *AdminAPI) listRecipients(w http.ResponseWriter, r *http.Request, p admin.Principal) error {
 	id, err := pathID(r)
 	if err != nil {
 		return err
 	}
-	return list(w, r, func(ctx context.Context, f tenant.Filter) ([]tenant.Recipient, error) {
+	return list(w, r, func(ctx context.Context, f admin.Filter) ([]admin.Recipient, error) {
 		return a.svc.ListRecipients(ctx, p, id, f)
-	}, func(x tenant.Recipient) int64 { return x.ID })
+	}, func(x admin.Recipient) int64 { return x.ID })
 }
 
-func (a *AdminAPI) getRecipient(w http.ResponseWriter, r *http.Request, p tenant.Principal) error {
+func (a *AdminAPI) getRecipient(w http.ResponseWriter, r *http.Request, p admin.Principal) error {
 	id, err := pathID(r)
 	if err != nil {
 		return err
@@ -331,7 +332,7 @@ func (a *AdminAPI) getRecipient(w http.ResponseWriter, r *http.Request, p tenant
 	return nil
 }
 
-func (a *AdminAPI) createRecipient(w http.ResponseWriter, r *http.Request, p tenant.Principal) error {
+func (a *AdminAPI) createRecipient(w http.ResponseWriter, r *http.Request, p admin.Principal) error {
 	id, err := pathID(r)
 	if err != nil {
 		return err
@@ -358,7 +359,7 @@ func (a *AdminAPI) createRecipient(w http.ResponseWriter, r *http.Request, p ten
 	return nil
 }
 
-func (a *AdminAPI) importRecipients(w http.ResponseWriter, r *http.Request, p tenant.Principal) error {
+func (a *AdminAPI) importRecipients(w http.ResponseWriter, r *http.Request, p admin.Principal) error {
 	id, err := pathID(r)
 	if err != nil {
 		return err
@@ -375,7 +376,7 @@ func (a *AdminAPI) importRecipients(w http.ResponseWriter, r *http.Request, p te
 	return nil
 }
 
-func (a *AdminAPI) deleteRecipient(w http.ResponseWriter, r *http.Request, p tenant.Principal) error {
+func (a *AdminAPI) deleteRecipient(w http.ResponseWriter, r *http.Request, p admin.Principal) error {
 	id, err := pathID(r)
 	if err != nil {
 		return err
@@ -389,13 +390,13 @@ func (a *AdminAPI) deleteRecipient(w http.ResponseWriter, r *http.Request, p ten
 
 // --- tokens and audit
 
-func (a *AdminAPI) listTokens(w http.ResponseWriter, r *http.Request, p tenant.Principal) error {
-	return list(w, r, func(ctx context.Context, f tenant.Filter) ([]tenant.Token, error) {
+func (a *AdminAPI) listTokens(w http.ResponseWriter, r *http.Request, p admin.Principal) error {
+	return list(w, r, func(ctx context.Context, f admin.Filter) ([]admin.Token, error) {
 		return a.svc.ListTokens(ctx, p, f)
-	}, func(x tenant.Token) int64 { return x.ID })
+	}, func(x admin.Token) int64 { return x.ID })
 }
 
-func (a *AdminAPI) getToken(w http.ResponseWriter, r *http.Request, p tenant.Principal) error {
+func (a *AdminAPI) getToken(w http.ResponseWriter, r *http.Request, p admin.Principal) error {
 	id, err := pathID(r)
 	if err != nil {
 		return err
@@ -408,12 +409,12 @@ func (a *AdminAPI) getToken(w http.ResponseWriter, r *http.Request, p tenant.Pri
 	return nil
 }
 
-func (a *AdminAPI) createToken(w http.ResponseWriter, r *http.Request, p tenant.Principal) error {
+func (a *AdminAPI) createToken(w http.ResponseWriter, r *http.Request, p admin.Principal) error {
 	var b tokenBody
 	if err := decode(w, r, maxBody, &b); err != nil {
 		return err
 	}
-	t, err := a.svc.CreateToken(r.Context(), p, tenant.Token{Name: b.Name, ResellerID: b.ResellerID})
+	t, err := a.svc.CreateToken(r.Context(), p, admin.Token{Name: b.Name, ResellerID: b.ResellerID})
 	if err != nil {
 		return err
 	}
@@ -421,7 +422,7 @@ func (a *AdminAPI) createToken(w http.ResponseWriter, r *http.Request, p tenant.
 	return nil
 }
 
-func (a *AdminAPI) deleteToken(w http.ResponseWriter, r *http.Request, p tenant.Principal) error {
+func (a *AdminAPI) deleteToken(w http.ResponseWriter, r *http.Request, p admin.Principal) error {
 	id, err := pathID(r)
 	if err != nil {
 		return err
@@ -433,10 +434,10 @@ func (a *AdminAPI) deleteToken(w http.ResponseWriter, r *http.Request, p tenant.
 	return nil
 }
 
-func (a *AdminAPI) listAudit(w http.ResponseWriter, r *http.Request, p tenant.Principal) error {
-	return list(w, r, func(ctx context.Context, f tenant.Filter) ([]tenant.AuditEntry, error) {
+func (a *AdminAPI) listAudit(w http.ResponseWriter, r *http.Request, p admin.Principal) error {
+	return list(w, r, func(ctx context.Context, f admin.Filter) ([]admin.AuditEntry, error) {
 		return a.svc.ListAudit(ctx, p, f)
-	}, func(x tenant.AuditEntry) int64 { return x.ID })
+	}, func(x admin.AuditEntry) int64 { return x.ID })
 }
 
 type conflictError string

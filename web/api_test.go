@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/mxgrid/mxgrid/admin"
 	"github.com/mxgrid/mxgrid/dnsresolver"
 	"github.com/mxgrid/mxgrid/dnsresolver/dnstest"
 	"github.com/mxgrid/mxgrid/store"
@@ -25,14 +26,14 @@ const operatorSecret = "operator-file-token-for-tests"
 type apiFixture struct {
 	t       *testing.T
 	srv     *httptest.Server
-	svc     *tenant.Service
-	op      tenant.Principal
+	svc     *admin.Service
+	op      admin.Principal
 	tokens  map[string]string // principal -> bearer
 	resA    tenant.Reseller
 	resB    tenant.Reseller
 	custA   tenant.Customer
 	domA    tenant.DomainRecord
-	tokA    tenant.Token
+	tokA    admin.Token
 	changes atomic.Int64
 	seq     atomic.Int64
 	dns     *dnstest.Server
@@ -41,7 +42,7 @@ type apiFixture struct {
 
 // newAPIFixture builds the API over a fresh store; opts adjust the service
 // (a route guard, for instance).
-func newAPIFixture(t *testing.T, opts ...func(*tenant.ServiceOptions)) *apiFixture {
+func newAPIFixture(t *testing.T, opts ...func(*admin.ServiceOptions)) *apiFixture {
 	t.Helper()
 	ctx := context.Background()
 	st, err := store.Open(ctx, store.DefaultConfig(), t.TempDir())
@@ -55,15 +56,15 @@ func newAPIFixture(t *testing.T, opts ...func(*tenant.ServiceOptions)) *apiFixtu
 	if err := st.MigrateDomainStats(ctx); err != nil {
 		t.Fatal(err)
 	}
-	f := &apiFixture{t: t, op: tenant.Operator("test"), dns: dnstest.Start(t), st: st}
+	f := &apiFixture{t: t, op: admin.Operator("test"), dns: dnstest.Start(t), st: st}
 	tn := store.NewTenants(st, store.DefaultConfig(), "")
-	so := tenant.ServiceOptions{
+	so := admin.ServiceOptions{
 		Panel:         tn,
 		Activity:      st,
 		OperatorToken: operatorSecret,
 		Changed:       func(uint64) { f.changes.Add(1) },
 		Log:           slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Ownership: tenant.OwnershipOptions{
+		Ownership: admin.OwnershipOptions{
 			DNS:      dnsresolver.Uncached(dnsresolver.Config{Server: f.dns.Addr}),
 			MXHosts:  []string{"mx1.mxgrid.test", "mx2.mxgrid.test"},
 			Reserved: []string{"reserved.test"},
@@ -72,7 +73,7 @@ func newAPIFixture(t *testing.T, opts ...func(*tenant.ServiceOptions)) *apiFixtu
 	for _, o := range opts {
 		o(&so)
 	}
-	f.svc = tenant.NewService(tn, so)
+	f.svc = admin.NewService(tn, so)
 	mux := http.NewServeMux()
 	MountAdminAPI(mux.Handle, f.svc, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	f.srv = httptest.NewServer(mux)
@@ -94,9 +95,9 @@ func newAPIFixture(t *testing.T, opts ...func(*tenant.ServiceOptions)) *apiFixtu
 	must(err)
 	_, err = f.svc.AddRecipients(ctx, f.op, f.domA.ID, []string{"alice"}, false)
 	must(err)
-	f.tokA, err = f.svc.CreateToken(ctx, f.op, tenant.Token{Name: "A", ResellerID: f.resA.ID})
+	f.tokA, err = f.svc.CreateToken(ctx, f.op, admin.Token{Name: "A", ResellerID: f.resA.ID})
 	must(err)
-	tokB, err := f.svc.CreateToken(ctx, f.op, tenant.Token{Name: "B", ResellerID: f.resB.ID})
+	tokB, err := f.svc.CreateToken(ctx, f.op, admin.Token{Name: "B", ResellerID: f.resB.ID})
 	must(err)
 	f.tokens = map[string]string{
 		"operator": operatorSecret,
@@ -217,7 +218,7 @@ func TestAPIAuthorizationMatrix(t *testing.T) {
 		{"POST", p("/api/v1/tokens"), func() any { return map[string]any{"name": "t"} }, want{201, 201, 201}, false},
 		{"GET", p("/api/v1/tokens/%d", f.tokA.ID), nil, want{200, 200, 404}, false},
 		{"DELETE", func() string {
-			tk, err := f.svc.CreateToken(context.Background(), f.op, tenant.Token{Name: "doomed", ResellerID: A})
+			tk, err := f.svc.CreateToken(context.Background(), f.op, admin.Token{Name: "doomed", ResellerID: A})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mxgrid/mxgrid/admin"
 	"github.com/mxgrid/mxgrid/store"
 	"github.com/mxgrid/mxgrid/tenant"
 )
@@ -70,7 +71,7 @@ func TestAPIDomainOwnership(t *testing.T) {
 		if _, got := f.status("own", d.ID, "verify"); got.Status != tenant.StatusPending {
 			t.Fatalf("verify with a wrong token: %s, want pending", got.Status)
 		}
-		f.dns.AddTXT("txt.example", tenant.VerifyPrefix+d.VerifyToken)
+		f.dns.AddTXT("txt.example", admin.VerifyPrefix+d.VerifyToken)
 		if code, got := f.status("own", d.ID, "verify"); code != 200 || got.Status != tenant.StatusActive {
 			t.Fatalf("verify with the token = %d %s, want 200 active", code, got.Status)
 		}
@@ -115,7 +116,7 @@ func TestAPIDomainOwnership(t *testing.T) {
 
 	t.Run("periodic re-check", func(t *testing.T) {
 		_, d, _ := f.createAs("own", "later.example", f.custA.ID)
-		f.dns.AddTXT("later.example", tenant.VerifyPrefix+d.VerifyToken)
+		f.dns.AddTXT("later.example", admin.VerifyPrefix+d.VerifyToken)
 		n, err := f.svc.VerifyPending(context.Background(), 100)
 		if err != nil || n != 1 {
 			t.Fatalf("VerifyPending = %d, %v; want 1", n, err)
@@ -168,7 +169,7 @@ func TestAPIConflictsRevealNothing(t *testing.T) {
 	if _, err := f.svc.CreateUser(ctx, f.op, f.resB.ID, "boss@b-secret.example", "a long enough password 1"); err != nil {
 		t.Fatal(err)
 	}
-	_, err = f.svc.CreateUser(ctx, tenant.Principal{ResellerID: f.resA.ID, Actor: "a"}, f.resA.ID, "boss@b-secret.example", "a long enough password 2")
+	_, err = f.svc.CreateUser(ctx, admin.Principal{ResellerID: f.resA.ID, Actor: "a"}, f.resA.ID, "boss@b-secret.example", "a long enough password 2")
 	if err == nil || !strings.Contains(err.Error(), "this email address is not available") || strings.Contains(err.Error(), "boss@") {
 		t.Fatalf("duplicate email: %v, want neutral not available", err)
 	}
@@ -189,7 +190,7 @@ func TestAPIHistoryBelongsToTheDomain(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Now().UTC()
-	if err := f.st.AddDomainStats(ctx, []store.DomainHour{{DomainID: old.ID, Hour: now, Counts: tenant.Counts{Accepted: 5, Rejected: 3}}}); err != nil {
+	if err := f.st.AddDomainStats(ctx, []store.DomainHour{{DomainID: old.ID, Hour: now, Counts: admin.Counts{Accepted: 5, Rejected: 3}}}); err != nil {
 		t.Fatal(err)
 	}
 	ev := store.StoredEvent{Time: now, IP: netip.MustParseAddr("198.51.100.7"), Node: "n", Domain: "reused.example", DomainID: old.ID,
@@ -197,10 +198,10 @@ func TestAPIHistoryBelongsToTheDomain(t *testing.T) {
 	if err := f.st.InsertEvents(ctx, []store.StoredEvent{ev}); err != nil {
 		t.Fatal(err)
 	}
-	activity := func(who string, id int64) tenant.Activity {
+	activity := func(who string, id int64) admin.Activity {
 		t.Helper()
 		code, out := f.do(who, "GET", fmt.Sprintf("/api/v1/domains/%d/activity", id), nil)
-		var a tenant.Activity
+		var a admin.Activity
 		if code != 200 || json.Unmarshal(out, &a) != nil {
 			t.Fatalf("activity of %d as %s: %d %s", id, who, code, out)
 		}
@@ -219,7 +220,7 @@ func TestAPIHistoryBelongsToTheDomain(t *testing.T) {
 	if code, got := f.status("operator", renewed.ID, "approve"); code != 200 || got.Status != tenant.StatusActive {
 		t.Fatalf("approve: %d", code)
 	}
-	if a := activity("own", renewed.ID); a.Month != (tenant.Counts{}) || a.Day != (tenant.Counts{}) || len(a.Refused) != 0 {
+	if a := activity("own", renewed.ID); a.Month != (admin.Counts{}) || a.Day != (admin.Counts{}) || len(a.Refused) != 0 {
 		t.Fatalf("A sees %+v, want none of B's history", a)
 	}
 }

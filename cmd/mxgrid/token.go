@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/mxgrid/mxgrid/admin"
 	"github.com/mxgrid/mxgrid/config"
 	"github.com/mxgrid/mxgrid/store"
 	"github.com/mxgrid/mxgrid/tenant"
@@ -39,8 +40,8 @@ func runToken(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	defer st.Close()
 	host, _ := os.Hostname()
-	svc := tenant.NewService(store.NewTenants(st, cfg.Store, cfg.DataDir), tenant.ServiceOptions{})
-	tok, err := svc.CreateToken(ctx, tenant.Operator("mxgrid token create on "+host), tenant.Token{Name: *name, ResellerID: *reseller})
+	svc := admin.NewService(store.NewTenants(st, cfg.Store, cfg.DataDir), admin.ServiceOptions{})
+	tok, err := svc.CreateToken(ctx, admin.Operator("mxgrid token create on "+host), admin.Token{Name: *name, ResellerID: *reseller})
 	var fe tenant.FieldErrors
 	if errors.As(err, &fe) {
 		return fmt.Errorf("%w: %v", errUsage, fe)

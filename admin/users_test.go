@@ -1,10 +1,11 @@
-package tenant_test
+package admin_test
 
 import (
 	"context"
 	"errors"
 	"testing"
 
+	"github.com/mxgrid/mxgrid/admin"
 	"github.com/mxgrid/mxgrid/store"
 	"github.com/mxgrid/mxgrid/tenant"
 )
@@ -20,8 +21,8 @@ func TestServiceUsers(t *testing.T) {
 	}
 	t.Cleanup(func() { st.Close() })
 	ts := store.NewTenants(st, store.DefaultConfig(), dir)
-	svc := tenant.NewService(ts, tenant.ServiceOptions{Panel: ts})
-	op := tenant.Operator("test")
+	svc := admin.NewService(ts, admin.ServiceOptions{Panel: ts})
+	op := admin.Operator("test")
 	a, err := svc.CreateReseller(ctx, op, tenant.Reseller{Name: "A"})
 	if err != nil {
 		t.Fatal(err)
@@ -56,11 +57,11 @@ func TestServiceUsers(t *testing.T) {
 	if err := svc.DeleteUser(ctx, pa, ua.ID); !errors.Is(err, tenant.ErrConflict) {
 		t.Errorf("DeleteUser(self) = %v, want ErrConflict", err)
 	}
-	token := tenant.Principal{ResellerID: a.ID, Actor: "token"}
-	if err := svc.DeleteUser(ctx, token, ua.ID); !errors.Is(err, tenant.ErrLastUser) {
+	token := admin.Principal{ResellerID: a.ID, Actor: "token"}
+	if err := svc.DeleteUser(ctx, token, ua.ID); !errors.Is(err, admin.ErrLastUser) {
 		t.Errorf("DeleteUser(last, as reseller) = %v, want ErrLastUser", err)
 	}
-	if _, err := svc.ChangePassword(ctx, token, pw, "another long passphrase"); !errors.Is(err, tenant.ErrForbidden) {
+	if _, err := svc.ChangePassword(ctx, token, pw, "another long passphrase"); !errors.Is(err, admin.ErrForbidden) {
 		t.Errorf("ChangePassword(token) = %v, want ErrForbidden", err)
 	}
 	var fe tenant.FieldErrors
@@ -70,7 +71,7 @@ func TestServiceUsers(t *testing.T) {
 	if _, err := svc.ChangePassword(ctx, pa, pw, "another long passphrase"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := svc.AuthenticatePassword(ctx, "ann@a.example", pw); !errors.Is(err, tenant.ErrUnauthenticated) {
+	if _, err := svc.AuthenticatePassword(ctx, "ann@a.example", pw); !errors.Is(err, admin.ErrUnauthenticated) {
 		t.Errorf("old password after change: %v", err)
 	}
 	if _, err := svc.AuthenticatePassword(ctx, "ann@a.example", "another long passphrase"); err != nil {

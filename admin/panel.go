@@ -1,4 +1,4 @@
-package tenant
+package admin
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/mxgrid/mxgrid/tenant"
 	"net/http"
 	"regexp"
 	"strings"
@@ -63,8 +64,8 @@ type Activity struct {
 // PanelStore persists the panel's objects; store.Tenants implements it.
 // Errors follow the Store contract.
 type PanelStore interface {
-	ResellerBySlug(ctx context.Context, slug string) (Reseller, error)
-	CustomerByMapKey(ctx context.Context, key string) (Customer, error)
+	ResellerBySlug(ctx context.Context, slug string) (tenant.Reseller, error)
+	CustomerByMapKey(ctx context.Context, key string) (tenant.Customer, error)
 	PutLogo(ctx context.Context, resellerID int64, l Logo, a AuditEntry) error
 	GetLogo(ctx context.Context, resellerID int64) (Logo, error)
 	CreateUser(ctx context.Context, u *User, a AuditEntry) error
@@ -81,7 +82,7 @@ type PanelStore interface {
 
 // ErrLastUser refuses a reseller's removal of its own last panel user,
 // which would lock it out of the panel until the operator made another.
-var ErrLastUser = fmt.Errorf("%w: a reseller's last user can be removed only by the operator", ErrConflict)
+var ErrLastUser = fmt.Errorf("%w: a reseller's last user can be removed only by the operator", tenant.ErrConflict)
 
 // ActivityStore reads what happened to a domain's mail; store.Store
 // implements it.
@@ -144,7 +145,7 @@ func newMapKey() (string, error) {
 }
 
 // validateBrand checks and normalises the white-label fields.
-func validateBrand(fe FieldErrors, r *Reseller) {
+func validateBrand(fe tenant.FieldErrors, r *tenant.Reseller) {
 	r.Accent = strings.ToLower(strings.TrimSpace(r.Accent))
 	if r.Accent != "" && !accentRE.MatchString(r.Accent) {
 		fe["accent"] = "must be a colour like #1a7f64"
@@ -169,17 +170,17 @@ func (s *Service) panelStore() (PanelStore, error) {
 
 // UpdateBrand sets a reseller's display name and accent colour. Unlike the
 // reseller's name and policy, its white label is the reseller's own to edit.
-func (s *Service) UpdateBrand(ctx context.Context, p Principal, id int64, displayName, accent string) (Reseller, error) {
+func (s *Service) UpdateBrand(ctx context.Context, p Principal, id int64, displayName, accent string) (tenant.Reseller, error) {
 	if err := p.owns(id); err != nil {
-		return Reseller{}, err
+		return tenant.Reseller{}, err
 	}
 	r, err := s.store.GetReseller(ctx, id)
 	if err != nil {
-		return Reseller{}, err
+		return tenant.Reseller{}, err
 	}
 	r.DisplayName, r.Accent = displayName, accent
 	if err := validateReseller(&r); err != nil {
-		return Reseller{}, err
+		return tenant.Reseller{}, err
 	}
 	v, err := s.store.UpdateReseller(ctx, &r, s.audit(p, id, "update", object("reseller", id, r.Name)+" brand",
 		map[string]string{"display_name": r.DisplayName, "accent": r.Accent}))
@@ -200,14 +201,14 @@ func (s *Service) SetLogo(ctx context.Context, p Principal, id int64, data []byt
 		return err
 	}
 	if len(data) > MaxLogoBytes {
-		return FieldErrors{"logo": fmt.Sprintf("at most %d KB", MaxLogoBytes>>10)}
+		return tenant.FieldErrors{"logo": fmt.Sprintf("at most %d KB", MaxLogoBytes>>10)}
 	}
 	if len(data) == 0 {
-		return FieldErrors{"logo": "required"}
+		return tenant.FieldErrors{"logo": "required"}
 	}
 	ct := http.DetectContentType(data)
 	if !logoTypes[ct] {
-		return FieldErrors{"logo": "must be a PNG, JPEG, GIF or WebP image (got " + ct + ")"}
+		return tenant.FieldErrors{"logo": "must be a PNG, JPEG, GIF or WebP image (got " + ct + ")"}
 	}
 	return ps.PutLogo(ctx, id, Logo{ContentType: ct, Data: data},
 		s.audit(p, id, "update", object("reseller", id, "")+" logo", map[string]any{"bytes": len(data), "type": ct}))
@@ -229,18 +230,18 @@ func (s *Service) LogoBySlug(ctx context.Context, slug string) (Logo, error) {
 
 // SetSuspended suspends or resumes a customer: its domains leave or return
 // to every node's snapshot.
-func (s *Service) SetSuspended(ctx context.Context, p Principal, id int64, suspended bool) (Customer, error) {
-	return s.UpdateCustomer(ctx, p, id, func(c *Customer) { c.Suspended = suspended })
+func (s *Service) SetSuspended(ctx context.Context, p Principal, id int64, suspended bool) (tenant.Customer, error) {
+	return s.UpdateCustomer(ctx, p, id, func(c *tenant.Customer) { c.Suspended = suspended })
 }
 
 // NormalizeEmail validates a login name.
 func NormalizeEmail(s string) (string, error) {
 	e := strings.ToLower(strings.TrimSpace(s))
 	local, dom, ok := strings.Cut(e, "@")
-	if !ok || local == "" || len(e) > maxListEntryLen || hasControl(e) || strings.ContainsAny(e, " \t<>\"") {
+	if !ok || local == "" || len(e) > maxEmailLen || hasControl(e) || strings.ContainsAny(e, " \t<>\"") {
 		return "", fmt.Errorf("%q is not an email address", s)
 	}
-	if _, err := NormalizeDomain(dom); err != nil {
+	if _, err := tenant.NormalizeDomain(dom); err != nil {
 		return "", fmt.Errorf("%q is not an email address", s)
 	}
 	return e, nil
@@ -256,7 +257,7 @@ func (s *Service) CreateUser(ctx context.Context, p Principal, resellerID int64,
 	if !p.Operator {
 		resellerID = p.ResellerID
 	}
-	fe := FieldErrors{}
+	fe := tenant.FieldErrors{}
 	e, err := NormalizeEmail(email)
 	if err != nil {
 		fe["email"] = err.Error()
@@ -264,7 +265,7 @@ func (s *Service) CreateUser(ctx context.Context, p Principal, resellerID int64,
 	if msg := PasswordProblem(e, password); msg != "" {
 		fe["password"] = msg
 	}
-	if _, err := s.store.GetReseller(ctx, resellerID); errors.Is(err, ErrNotFound) {
+	if _, err := s.store.GetReseller(ctx, resellerID); errors.Is(err, tenant.ErrNotFound) {
 		fe["reseller_id"] = "no such reseller"
 	} else if err != nil {
 		return User{}, err
@@ -278,9 +279,9 @@ func (s *Service) CreateUser(ctx context.Context, p Principal, resellerID int64,
 	}
 	u := User{ResellerID: resellerID, Email: e, Hash: hash}
 	if err := ps.CreateUser(ctx, &u, s.audit(p, resellerID, "create", "user "+e, nil)); err != nil {
-		if errors.Is(err, ErrConflict) {
+		if errors.Is(err, tenant.ErrConflict) {
 			// Emails are unique across resellers: say nothing of whose it is.
-			return User{}, fmt.Errorf("%w: %w", ErrConflict, ErrEmailNotAvailable)
+			return User{}, fmt.Errorf("%w: %w", tenant.ErrConflict, ErrEmailNotAvailable)
 		}
 		return User{}, err
 	}
@@ -328,7 +329,7 @@ func (s *Service) DeleteUser(ctx context.Context, p Principal, id int64) error {
 		return err
 	}
 	if p.UserID == id {
-		return fmt.Errorf("%w: you cannot remove your own login", ErrConflict)
+		return fmt.Errorf("%w: you cannot remove your own login", tenant.ErrConflict)
 	}
 	return ps.DeleteUser(ctx, id, !p.Operator, s.audit(p, u.ResellerID, "delete", "user "+u.Email, nil))
 }
@@ -355,13 +356,13 @@ func (s *Service) ChangePassword(ctx context.Context, p Principal, current, next
 		}
 	}
 	if !ok {
-		return User{}, FieldErrors{"current": "does not match your current password"}
+		return User{}, tenant.FieldErrors{"current": "does not match your current password"}
 	}
 	if msg := PasswordProblem(u.Email, next); msg != "" {
-		return User{}, FieldErrors{"new": msg}
+		return User{}, tenant.FieldErrors{"new": msg}
 	}
 	if next == current {
-		return User{}, FieldErrors{"new": "must differ from the current password"}
+		return User{}, tenant.FieldErrors{"new": "must differ from the current password"}
 	}
 	hash, err := HashPassword(next)
 	if err != nil {
@@ -398,7 +399,7 @@ func (s *Service) AuthenticatePassword(ctx context.Context, email, password stri
 	u, err := ps.UserByEmail(ctx, e)
 	hash := u.Hash
 	switch {
-	case errors.Is(err, ErrNotFound):
+	case errors.Is(err, tenant.ErrNotFound):
 		hash = dummyHash
 	case err != nil:
 		return Principal{}, err
@@ -417,7 +418,7 @@ func (s *Service) AuthenticatePassword(ctx context.Context, email, password stri
 type MapScope struct {
 	// Key names the stored map: "reseller:SLUG" or "customer:KEY".
 	Key      string
-	Reseller Reseller
+	Reseller tenant.Reseller
 	// DomainIDs, not names: a name deleted by one tenant and created by
 	// another must not carry the old owner's events into the new map.
 	DomainIDs []int64
@@ -430,7 +431,7 @@ func (s *Service) ResellerMap(ctx context.Context, slug string) (MapScope, error
 		return MapScope{}, err
 	}
 	if !slugRE.MatchString(slug) {
-		return MapScope{}, ErrNotFound
+		return MapScope{}, tenant.ErrNotFound
 	}
 	r, err := ps.ResellerBySlug(ctx, slug)
 	if err != nil {
@@ -447,7 +448,7 @@ func (s *Service) CustomerMap(ctx context.Context, key string) (MapScope, error)
 		return MapScope{}, err
 	}
 	if !mapKeyRE.MatchString(key) {
-		return MapScope{}, ErrNotFound
+		return MapScope{}, tenant.ErrNotFound
 	}
 	c, err := ps.CustomerByMapKey(ctx, key)
 	if err != nil {

@@ -1,4 +1,9 @@
-package tenant
+// Package admin is the tenant administration behind the HTTP API, the
+// reseller panel and the token CLI: it validates and authorizes every
+// change (resellers, customers, domains, recipients, tokens, panel users,
+// logos) and audits it. The SMTP hot path never calls it: nodes see a
+// change through tenant's snapshot reload.
+package admin
 
 import (
 	"context"
@@ -10,6 +15,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/mxgrid/mxgrid/tenant"
 	"log/slog"
 	"os"
 	"strconv"
@@ -24,22 +30,22 @@ import (
 // reached returns an error wrapping ErrUnavailable. store.Tenants
 // implements it.
 type Store interface {
-	ListResellers(ctx context.Context, f Filter) ([]Reseller, error)
-	GetReseller(ctx context.Context, id int64) (Reseller, error)
-	CreateReseller(ctx context.Context, r *Reseller, a AuditEntry) (uint64, error)
-	UpdateReseller(ctx context.Context, r *Reseller, a AuditEntry) (uint64, error)
+	ListResellers(ctx context.Context, f Filter) ([]tenant.Reseller, error)
+	GetReseller(ctx context.Context, id int64) (tenant.Reseller, error)
+	CreateReseller(ctx context.Context, r *tenant.Reseller, a AuditEntry) (uint64, error)
+	UpdateReseller(ctx context.Context, r *tenant.Reseller, a AuditEntry) (uint64, error)
 	DeleteReseller(ctx context.Context, id int64, a AuditEntry) (uint64, error)
 
-	ListCustomers(ctx context.Context, f Filter) ([]Customer, error)
-	GetCustomer(ctx context.Context, id int64) (Customer, error)
-	CreateCustomer(ctx context.Context, c *Customer, a AuditEntry) (uint64, error)
-	UpdateCustomer(ctx context.Context, c *Customer, a AuditEntry) (uint64, error)
+	ListCustomers(ctx context.Context, f Filter) ([]tenant.Customer, error)
+	GetCustomer(ctx context.Context, id int64) (tenant.Customer, error)
+	CreateCustomer(ctx context.Context, c *tenant.Customer, a AuditEntry) (uint64, error)
+	UpdateCustomer(ctx context.Context, c *tenant.Customer, a AuditEntry) (uint64, error)
 	DeleteCustomer(ctx context.Context, id int64, a AuditEntry) (uint64, error)
 
-	ListDomains(ctx context.Context, f Filter) ([]DomainRecord, error)
-	GetDomain(ctx context.Context, id int64) (DomainRecord, error)
-	CreateDomain(ctx context.Context, d *DomainRecord, a AuditEntry) (uint64, error)
-	UpdateDomain(ctx context.Context, d *DomainRecord, a AuditEntry) (uint64, error)
+	ListDomains(ctx context.Context, f Filter) ([]tenant.DomainRecord, error)
+	GetDomain(ctx context.Context, id int64) (tenant.DomainRecord, error)
+	CreateDomain(ctx context.Context, d *tenant.DomainRecord, a AuditEntry) (uint64, error)
+	UpdateDomain(ctx context.Context, d *tenant.DomainRecord, a AuditEntry) (uint64, error)
 	DeleteDomain(ctx context.Context, id int64, a AuditEntry) (uint64, error)
 
 	// ListRecipients needs f.DomainID.
@@ -57,9 +63,6 @@ type Store interface {
 	DeleteToken(ctx context.Context, id int64, a AuditEntry) error
 
 	ListAudit(ctx context.Context, f Filter) ([]AuditEntry, error)
-
-	// Load reads everything a snapshot needs in one consistent read.
-	Load(ctx context.Context) (Data, error)
 }
 
 // Principal is who calls the service, from their token.
@@ -83,7 +86,7 @@ type Principal struct {
 func Operator(actor string) Principal { return Principal{Operator: true, Actor: actor} }
 
 // Service validates and authorizes every tenant operation; the HTTP API and
-// a future web panel both go through it.
+// the reseller panel both go through it.
 type Service struct {
 	store        Store
 	operatorHash []byte
@@ -164,7 +167,7 @@ func (s *Service) Authenticate(ctx context.Context, secret string) (Principal, e
 		return Principal{}, ErrUnauthenticated
 	}
 	t, err := s.store.TokenByHash(ctx, hex.EncodeToString(h[:]))
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, tenant.ErrNotFound) {
 		return Principal{}, ErrUnauthenticated
 	}
 	if err != nil {
@@ -196,7 +199,7 @@ func (p Principal) owns(resellerID int64) error {
 	if p.Operator || p.ResellerID == resellerID {
 		return nil
 	}
-	return ErrNotFound
+	return tenant.ErrNotFound
 }
 
 func (p Principal) operatorOnly() error {
@@ -231,43 +234,43 @@ func object(kind string, id int64, name string) string {
 
 // --- resellers
 
-func (s *Service) ListResellers(ctx context.Context, p Principal, f Filter) ([]Reseller, error) {
+func (s *Service) ListResellers(ctx context.Context, p Principal, f Filter) ([]tenant.Reseller, error) {
 	f = p.scope(f)
 	if !p.Operator {
 		// A reseller lists itself only.
 		r, err := s.store.GetReseller(ctx, p.ResellerID)
 		if err != nil || r.ID <= f.After || !strings.Contains(strings.ToLower(r.Name), strings.ToLower(f.Name)) {
-			return []Reseller{}, ignoreNotFound(err)
+			return []tenant.Reseller{}, ignoreNotFound(err)
 		}
-		return []Reseller{r}, nil
+		return []tenant.Reseller{r}, nil
 	}
 	return s.store.ListResellers(ctx, f)
 }
 
-func (s *Service) GetReseller(ctx context.Context, p Principal, id int64) (Reseller, error) {
+func (s *Service) GetReseller(ctx context.Context, p Principal, id int64) (tenant.Reseller, error) {
 	if err := p.owns(id); err != nil {
-		return Reseller{}, err
+		return tenant.Reseller{}, err
 	}
 	return s.store.GetReseller(ctx, id)
 }
 
-func (s *Service) CreateReseller(ctx context.Context, p Principal, r Reseller) (Reseller, error) {
+func (s *Service) CreateReseller(ctx context.Context, p Principal, r tenant.Reseller) (tenant.Reseller, error) {
 	if err := p.operatorOnly(); err != nil {
-		return Reseller{}, err
+		return tenant.Reseller{}, err
 	}
 	derived := r.Slug == ""
 	if derived {
 		r.Slug = Slugify(r.Name)
 	}
 	if err := validateReseller(&r); err != nil {
-		return Reseller{}, err
+		return tenant.Reseller{}, err
 	}
 	base := r.Slug
 	for n := 2; ; n++ {
 		v, err := s.store.CreateReseller(ctx, &r, s.audit(p, 0, "create", "reseller "+r.Name, r))
 		// Names need not be unique, slugs must: a derived slug that is
 		// taken gets a number, a chosen one is the caller's conflict.
-		if derived && errors.Is(err, ErrConflict) && n < 100 {
+		if derived && errors.Is(err, tenant.ErrConflict) && n < 100 {
 			r.Slug = base + "-" + strconv.Itoa(n)
 			continue
 		}
@@ -276,21 +279,21 @@ func (s *Service) CreateReseller(ctx context.Context, p Principal, r Reseller) (
 }
 
 // UpdateReseller applies patch to the stored reseller and saves it.
-func (s *Service) UpdateReseller(ctx context.Context, p Principal, id int64, patch func(*Reseller)) (Reseller, error) {
+func (s *Service) UpdateReseller(ctx context.Context, p Principal, id int64, patch func(*tenant.Reseller)) (tenant.Reseller, error) {
 	if err := p.owns(id); err != nil {
-		return Reseller{}, err
+		return tenant.Reseller{}, err
 	}
 	if err := p.operatorOnly(); err != nil {
-		return Reseller{}, err
+		return tenant.Reseller{}, err
 	}
 	r, err := s.store.GetReseller(ctx, id)
 	if err != nil {
-		return Reseller{}, err
+		return tenant.Reseller{}, err
 	}
 	patch(&r)
 	r.ID = id
 	if err := validateReseller(&r); err != nil {
-		return Reseller{}, err
+		return tenant.Reseller{}, err
 	}
 	v, err := s.store.UpdateReseller(ctx, &r, s.audit(p, id, "update", object("reseller", id, r.Name), r))
 	return r, s.committed(v, err)
@@ -307,62 +310,62 @@ func (s *Service) DeleteReseller(ctx context.Context, p Principal, id int64) err
 	return s.committed(v, err)
 }
 
-func validateReseller(r *Reseller) error {
+func validateReseller(r *tenant.Reseller) error {
 	fe := r.Policy.Validate("policy.")
 	checkName(fe, "name", r.Name)
 	validateBrand(fe, r)
-	return fe.orNil()
+	return fe.Err()
 }
 
 // --- customers
 
-func (s *Service) ListCustomers(ctx context.Context, p Principal, f Filter) ([]Customer, error) {
+func (s *Service) ListCustomers(ctx context.Context, p Principal, f Filter) ([]tenant.Customer, error) {
 	return s.store.ListCustomers(ctx, p.scope(f))
 }
 
-func (s *Service) GetCustomer(ctx context.Context, p Principal, id int64) (Customer, error) {
+func (s *Service) GetCustomer(ctx context.Context, p Principal, id int64) (tenant.Customer, error) {
 	c, err := s.store.GetCustomer(ctx, id)
 	if err != nil {
-		return Customer{}, err
+		return tenant.Customer{}, err
 	}
 	if err := p.owns(c.ResellerID); err != nil {
-		return Customer{}, err
+		return tenant.Customer{}, err
 	}
 	return c, nil
 }
 
-func (s *Service) CreateCustomer(ctx context.Context, p Principal, c Customer) (Customer, error) {
+func (s *Service) CreateCustomer(ctx context.Context, p Principal, c tenant.Customer) (tenant.Customer, error) {
 	if !p.Operator {
 		if c.ResellerID != 0 && c.ResellerID != p.ResellerID {
-			return Customer{}, FieldErrors{"reseller_id": "must be your own reseller id or omitted"}
+			return tenant.Customer{}, tenant.FieldErrors{"reseller_id": "must be your own reseller id or omitted"}
 		}
 		c.ResellerID = p.ResellerID
 	}
 	if err := s.validateCustomer(ctx, &c); err != nil {
-		return Customer{}, err
+		return tenant.Customer{}, err
 	}
 	key, err := newMapKey()
 	if err != nil {
-		return Customer{}, err
+		return tenant.Customer{}, err
 	}
 	c.MapKey = key
 	v, err := s.store.CreateCustomer(ctx, &c, s.audit(p, c.ResellerID, "create", "customer "+c.Name, c))
 	return c, s.committed(v, err)
 }
 
-func (s *Service) UpdateCustomer(ctx context.Context, p Principal, id int64, patch func(*Customer)) (Customer, error) {
+func (s *Service) UpdateCustomer(ctx context.Context, p Principal, id int64, patch func(*tenant.Customer)) (tenant.Customer, error) {
 	c, err := s.GetCustomer(ctx, p, id)
 	if err != nil {
-		return Customer{}, err
+		return tenant.Customer{}, err
 	}
 	owner := c.ResellerID
 	patch(&c)
 	c.ID = id
 	if !p.Operator && c.ResellerID != owner {
-		return Customer{}, FieldErrors{"reseller_id": "only the operator may move a customer to another reseller"}
+		return tenant.Customer{}, tenant.FieldErrors{"reseller_id": "only the operator may move a customer to another reseller"}
 	}
 	if err := s.validateCustomer(ctx, &c); err != nil {
-		return Customer{}, err
+		return tenant.Customer{}, err
 	}
 	v, err := s.store.UpdateCustomer(ctx, &c, s.audit(p, c.ResellerID, "update", object("customer", id, c.Name), c))
 	return c, s.committed(v, err)
@@ -377,44 +380,44 @@ func (s *Service) DeleteCustomer(ctx context.Context, p Principal, id int64) err
 	return s.committed(v, err)
 }
 
-func (s *Service) validateCustomer(ctx context.Context, c *Customer) error {
+func (s *Service) validateCustomer(ctx context.Context, c *tenant.Customer) error {
 	fe := c.Policy.Validate("policy.")
 	checkName(fe, "name", c.Name)
 	if c.ResellerID <= 0 {
 		fe["reseller_id"] = "required"
-	} else if _, err := s.store.GetReseller(ctx, c.ResellerID); errors.Is(err, ErrNotFound) {
+	} else if _, err := s.store.GetReseller(ctx, c.ResellerID); errors.Is(err, tenant.ErrNotFound) {
 		fe["reseller_id"] = "no such reseller"
 	} else if err != nil {
 		return err
 	}
-	return fe.orNil()
+	return fe.Err()
 }
 
 // --- domains
 
-func (s *Service) ListDomains(ctx context.Context, p Principal, f Filter) ([]DomainRecord, error) {
+func (s *Service) ListDomains(ctx context.Context, p Principal, f Filter) ([]tenant.DomainRecord, error) {
 	return s.store.ListDomains(ctx, p.scope(f))
 }
 
-func (s *Service) GetDomain(ctx context.Context, p Principal, id int64) (DomainRecord, error) {
+func (s *Service) GetDomain(ctx context.Context, p Principal, id int64) (tenant.DomainRecord, error) {
 	d, err := s.store.GetDomain(ctx, id)
 	if err != nil {
-		return DomainRecord{}, err
+		return tenant.DomainRecord{}, err
 	}
 	if err := p.owns(d.ResellerID); err != nil {
-		return DomainRecord{}, err
+		return tenant.DomainRecord{}, err
 	}
 	return d, nil
 }
 
 // CreateDomain creates d: active at once for the operator, pending with a
 // fresh verification token for a reseller.
-func (s *Service) CreateDomain(ctx context.Context, p Principal, d DomainRecord) (DomainRecord, error) {
+func (s *Service) CreateDomain(ctx context.Context, p Principal, d tenant.DomainRecord) (tenant.DomainRecord, error) {
 	if err := s.validateDomain(ctx, p, &d); err != nil {
-		return DomainRecord{}, err
+		return tenant.DomainRecord{}, err
 	}
 	if err := s.setOwnership(p, &d, ""); err != nil {
-		return DomainRecord{}, err
+		return tenant.DomainRecord{}, err
 	}
 	v, err := s.store.CreateDomain(ctx, &d, s.audit(p, d.ResellerID, "create", "domain "+d.Name, d))
 	return d, s.committed(v, neutralConflict(err))
@@ -423,38 +426,38 @@ func (s *Service) CreateDomain(ctx context.Context, p Principal, d DomainRecord)
 // setOwnership sets d's status and token. A reseller's new name (oldName
 // differs) is refused when reserved and otherwise starts pending; an
 // unchanged name keeps the status it had.
-func (s *Service) setOwnership(p Principal, d *DomainRecord, oldName string) error {
+func (s *Service) setOwnership(p Principal, d *tenant.DomainRecord, oldName string) error {
 	if d.Name == oldName {
 		return nil
 	}
 	if p.Operator {
-		d.Status, d.VerifyToken = StatusActive, ""
+		d.Status, d.VerifyToken = tenant.StatusActive, ""
 		return nil
 	}
 	if s.own.isReserved(d.Name) {
-		return neutralConflict(ErrConflict)
+		return neutralConflict(tenant.ErrConflict)
 	}
 	tok, err := newVerifyToken()
 	if err != nil {
 		return err
 	}
-	d.Status, d.VerifyToken = StatusPending, tok
+	d.Status, d.VerifyToken = tenant.StatusPending, tok
 	return nil
 }
 
 // neutralConflict hides whose name a unique-name conflict is with: the
 // answer is the same for a reserved name, one's own and another tenant's.
 func neutralConflict(err error) error {
-	if errors.Is(err, ErrConflict) {
-		return fmt.Errorf("%w: %w", ErrConflict, ErrNotAvailable)
+	if errors.Is(err, tenant.ErrConflict) {
+		return fmt.Errorf("%w: %w", tenant.ErrConflict, ErrNotAvailable)
 	}
 	return err
 }
 
-func (s *Service) UpdateDomain(ctx context.Context, p Principal, id int64, patch func(*DomainRecord)) (DomainRecord, error) {
+func (s *Service) UpdateDomain(ctx context.Context, p Principal, id int64, patch func(*tenant.DomainRecord)) (tenant.DomainRecord, error) {
 	d, err := s.GetDomain(ctx, p, id)
 	if err != nil {
-		return DomainRecord{}, err
+		return tenant.DomainRecord{}, err
 	}
 	old := d
 	patch(&d)
@@ -462,10 +465,10 @@ func (s *Service) UpdateDomain(ctx context.Context, p Principal, id int64, patch
 	// Status and token are the service's, whatever the request said.
 	d.Status, d.VerifyToken = old.Status, old.VerifyToken
 	if err := s.validateDomain(ctx, p, &d); err != nil {
-		return DomainRecord{}, err
+		return tenant.DomainRecord{}, err
 	}
 	if err := s.setOwnership(p, &d, old.Name); err != nil {
-		return DomainRecord{}, err
+		return tenant.DomainRecord{}, err
 	}
 	v, err := s.store.UpdateDomain(ctx, &d, s.audit(p, d.ResellerID, "update", object("domain", id, d.Name), d))
 	return d, s.committed(v, neutralConflict(err))
@@ -482,17 +485,17 @@ func (s *Service) DeleteDomain(ctx context.Context, p Principal, id int64) error
 
 // validateDomain checks d and that its customer exists and belongs to p;
 // it sets d.ResellerID from the customer.
-func (s *Service) validateDomain(ctx context.Context, p Principal, d *DomainRecord) error {
-	var fe FieldErrors
-	if err := d.normalize(); err != nil {
-		fe = err.(FieldErrors)
+func (s *Service) validateDomain(ctx context.Context, p Principal, d *tenant.DomainRecord) error {
+	var fe tenant.FieldErrors
+	if err := d.Normalize(); err != nil {
+		fe = err.(tenant.FieldErrors)
 	} else {
-		fe = FieldErrors{}
+		fe = tenant.FieldErrors{}
 	}
 	if d.CustomerID > 0 {
 		c, err := s.store.GetCustomer(ctx, d.CustomerID)
 		switch {
-		case errors.Is(err, ErrNotFound) || (err == nil && p.owns(c.ResellerID) != nil):
+		case errors.Is(err, tenant.ErrNotFound) || (err == nil && p.owns(c.ResellerID) != nil):
 			fe["customer_id"] = "no such customer"
 		case err != nil:
 			return err
@@ -501,12 +504,12 @@ func (s *Service) validateDomain(ctx context.Context, p Principal, d *DomainReco
 		}
 	}
 	s.checkRoutes(ctx, d, fe)
-	return fe.orNil()
+	return fe.Err()
 }
 
 // checkRoutes vets the destinations of d's routes whose syntax passed,
 // naming the field ("route", "routes[1].route").
-func (s *Service) checkRoutes(ctx context.Context, d *DomainRecord, fe FieldErrors) {
+func (s *Service) checkRoutes(ctx context.Context, d *tenant.DomainRecord, fe tenant.FieldErrors) {
 	if s.checkRoute == nil {
 		return
 	}
@@ -544,9 +547,9 @@ func (s *Service) GetRecipient(ctx context.Context, p Principal, domainID int64,
 	if err != nil {
 		return Recipient{}, err
 	}
-	l, err := NormalizeLocal(local, d.Name)
+	l, err := tenant.NormalizeLocal(local, d.Name)
 	if err != nil {
-		return Recipient{}, ErrNotFound
+		return Recipient{}, tenant.ErrNotFound
 	}
 	return s.store.GetRecipient(ctx, domainID, l)
 }
@@ -560,17 +563,17 @@ func (s *Service) AddRecipients(ctx context.Context, p Principal, domainID int64
 		return 0, err
 	}
 	if len(locals) > MaxImport {
-		return 0, FieldErrors{"recipients": fmt.Sprintf("at most %d per request", MaxImport)}
+		return 0, tenant.FieldErrors{"recipients": fmt.Sprintf("at most %d per request", MaxImport)}
 	}
 	if len(locals) == 0 && !replace {
-		return 0, FieldErrors{"recipients": "required"}
+		return 0, tenant.FieldErrors{"recipients": "required"}
 	}
 	norm := make([]string, 0, len(locals))
 	seen := make(map[string]bool, len(locals))
 	for i, l := range locals {
-		n, err := NormalizeLocal(l, d.Name)
+		n, err := tenant.NormalizeLocal(l, d.Name)
 		if err != nil {
-			return 0, FieldErrors{fmt.Sprintf("recipients[%d]", i): err.Error()}
+			return 0, tenant.FieldErrors{fmt.Sprintf("recipients[%d]", i): err.Error()}
 		}
 		if !seen[n] {
 			seen[n] = true
@@ -591,9 +594,9 @@ func (s *Service) DeleteRecipient(ctx context.Context, p Principal, domainID int
 	if err != nil {
 		return err
 	}
-	l, err := NormalizeLocal(local, d.Name)
+	l, err := tenant.NormalizeLocal(local, d.Name)
 	if err != nil {
-		return ErrNotFound
+		return tenant.ErrNotFound
 	}
 	v, err := s.store.DeleteRecipient(ctx, domainID, l, s.audit(p, d.ResellerID, "delete", object("domain", domainID, d.Name)+" recipient "+l, nil))
 	return s.committed(v, err)
@@ -611,7 +614,7 @@ func (s *Service) GetToken(ctx context.Context, p Principal, id int64) (Token, e
 		return Token{}, err
 	}
 	if !p.Operator && t.ResellerID != p.ResellerID {
-		return Token{}, ErrNotFound
+		return Token{}, tenant.ErrNotFound
 	}
 	return t, nil
 }
@@ -621,16 +624,16 @@ func (s *Service) GetToken(ctx context.Context, p Principal, id int64) (Token, e
 func (s *Service) CreateToken(ctx context.Context, p Principal, t Token) (Token, error) {
 	if !p.Operator {
 		if t.ResellerID != 0 && t.ResellerID != p.ResellerID {
-			return Token{}, FieldErrors{"reseller_id": "must be your own reseller id or omitted"}
+			return Token{}, tenant.FieldErrors{"reseller_id": "must be your own reseller id or omitted"}
 		}
 		t.ResellerID = p.ResellerID
 	}
-	fe := FieldErrors{}
+	fe := tenant.FieldErrors{}
 	checkName(fe, "name", t.Name)
 	if t.ResellerID < 0 {
 		fe["reseller_id"] = "must be a reseller id, or 0 for an operator token"
 	} else if t.ResellerID > 0 {
-		if _, err := s.store.GetReseller(ctx, t.ResellerID); errors.Is(err, ErrNotFound) {
+		if _, err := s.store.GetReseller(ctx, t.ResellerID); errors.Is(err, tenant.ErrNotFound) {
 			fe["reseller_id"] = "no such reseller"
 		} else if err != nil {
 			return Token{}, err
@@ -666,7 +669,7 @@ func (s *Service) ListAudit(ctx context.Context, p Principal, f Filter) ([]Audit
 }
 
 func ignoreNotFound(err error) error {
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, tenant.ErrNotFound) {
 		return nil
 	}
 	return err
@@ -689,8 +692,3 @@ func ReadTokenFile(path string) (string, error) {
 	}
 	return tok, nil
 }
-
-// BroadcastTopic is the cluster topic of tenant change announcements; the
-// payload is the new version (uvarint), a hint only: receivers reload from
-// the store.
-const BroadcastTopic = "tenants"

@@ -1,4 +1,4 @@
-package tenant
+package admin
 
 import (
 	"context"
@@ -6,19 +6,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/mxgrid/mxgrid/tenant"
 	"net"
 	"strings"
 	"sync"
 	"time"
-)
-
-// Domain status. A reseller could otherwise create any name (gmail.com, the
-// node's own hostname, another tenant's domain) and receive its mail at
-// once; a pending domain is left out of the snapshot, so RCPT refuses it
-// like an unknown one and nothing is relayed.
-const (
-	StatusPending = "pending"
-	StatusActive  = "active"
 )
 
 // VerifyPrefix starts the TXT record that proves a domain.
@@ -88,7 +80,7 @@ func newOwnership(o OwnershipOptions) *ownership {
 	}
 	ow.sem = make(chan struct{}, n)
 	for _, h := range o.MXHosts {
-		if n, err := NormalizeDomain(strings.TrimSuffix(h, ".")); err == nil {
+		if n, err := tenant.NormalizeDomain(strings.TrimSuffix(h, ".")); err == nil {
 			ow.mxHosts[n] = true
 			// The MX hosts' registered domain (approximated by the last two
 			// labels) is ours too: a tenant must not capture its mail.
@@ -98,7 +90,7 @@ func newOwnership(o OwnershipOptions) *ownership {
 		}
 	}
 	for _, r := range append(append([]string{}, builtinReserved...), o.Reserved...) {
-		if n, err := NormalizeDomain(strings.TrimSuffix(r, ".")); err == nil {
+		if n, err := tenant.NormalizeDomain(strings.TrimSuffix(r, ".")); err == nil {
 			ow.reserved[n] = true
 		}
 	}
@@ -141,7 +133,7 @@ func newVerifyToken() (string, error) {
 // proven reports whether DNS proves d: its TXT token is published, or all
 // its most-preferred MX records point at the cluster's MX hosts. A lookup
 // error is returned only when neither proof could be read.
-func (ow *ownership) proven(ctx context.Context, d DomainRecord) (bool, error) {
+func (ow *ownership) proven(ctx context.Context, d tenant.DomainRecord) (bool, error) {
 	if ow.dns == nil {
 		return false, errors.New("ownership: no resolver configured")
 	}
@@ -164,7 +156,7 @@ func (ow *ownership) proven(ctx context.Context, d DomainRecord) (bool, error) {
 			if mx.Pref != best {
 				continue
 			}
-			h, err := NormalizeDomain(strings.TrimSuffix(mx.Host, "."))
+			h, err := tenant.NormalizeDomain(strings.TrimSuffix(mx.Host, "."))
 			if err != nil || !ow.mxHosts[h] {
 				all = false
 			}
@@ -189,24 +181,24 @@ func notFound(err error) bool {
 
 // VerifyDomain checks DNS for p's pending domain now and activates it when
 // proven. Concurrent checks are bounded: beyond the bound, ErrBusy.
-func (s *Service) VerifyDomain(ctx context.Context, p Principal, id int64) (DomainRecord, error) {
+func (s *Service) VerifyDomain(ctx context.Context, p Principal, id int64) (tenant.DomainRecord, error) {
 	d, err := s.GetDomain(ctx, p, id)
 	if err != nil {
-		return DomainRecord{}, err
+		return tenant.DomainRecord{}, err
 	}
-	if d.Status == StatusActive {
+	if d.Status == tenant.StatusActive {
 		return d, nil
 	}
 	select {
 	case s.own.sem <- struct{}{}:
 		defer func() { <-s.own.sem }()
 	default:
-		return DomainRecord{}, ErrBusy
+		return tenant.DomainRecord{}, ErrBusy
 	}
 	return s.verify(ctx, d)
 }
 
-func (s *Service) verify(ctx context.Context, d DomainRecord) (DomainRecord, error) {
+func (s *Service) verify(ctx context.Context, d tenant.DomainRecord) (tenant.DomainRecord, error) {
 	ok, err := s.own.proven(ctx, d)
 	if err != nil || !ok {
 		return d, err
@@ -215,33 +207,33 @@ func (s *Service) verify(ctx context.Context, d DomainRecord) (DomainRecord, err
 }
 
 // ApproveDomain activates a domain without proof; operator only.
-func (s *Service) ApproveDomain(ctx context.Context, p Principal, id int64) (DomainRecord, error) {
+func (s *Service) ApproveDomain(ctx context.Context, p Principal, id int64) (tenant.DomainRecord, error) {
 	if err := p.operatorOnly(); err != nil {
-		return DomainRecord{}, err
+		return tenant.DomainRecord{}, err
 	}
 	d, err := s.GetDomain(ctx, p, id)
 	if err != nil {
-		return DomainRecord{}, err
+		return tenant.DomainRecord{}, err
 	}
-	if d.Status == StatusActive {
+	if d.Status == tenant.StatusActive {
 		return d, nil
 	}
 	return s.activate(ctx, p, d, "approve")
 }
 
-func (s *Service) activate(ctx context.Context, p Principal, d DomainRecord, action string) (DomainRecord, error) {
+func (s *Service) activate(ctx context.Context, p Principal, d tenant.DomainRecord, action string) (tenant.DomainRecord, error) {
 	s.own.mu.Lock()
 	defer s.own.mu.Unlock()
 	// Re-read: the domain may have been renamed or deleted meanwhile, and a
 	// proof of the old name proves nothing about the new one.
 	cur, err := s.store.GetDomain(ctx, d.ID)
 	if err != nil {
-		return DomainRecord{}, err
+		return tenant.DomainRecord{}, err
 	}
 	if cur.Name != d.Name || cur.VerifyToken != d.VerifyToken {
 		return cur, nil
 	}
-	cur.Status = StatusActive
+	cur.Status = tenant.StatusActive
 	v, err := s.store.UpdateDomain(ctx, &cur, s.audit(p, cur.ResellerID, action, object("domain", cur.ID, cur.Name), nil))
 	return cur, s.committed(v, err)
 }
@@ -256,7 +248,7 @@ func (s *Service) VerifyPending(ctx context.Context, limit int) (int, error) {
 	}
 	n, checked := 0, 0
 	for _, d := range all {
-		if d.Status != StatusPending {
+		if d.Status != tenant.StatusPending {
 			continue
 		}
 		if checked >= limit {
@@ -268,7 +260,7 @@ func (s *Service) VerifyPending(ctx context.Context, limit int) (int, error) {
 			s.log.Debug("domain verification", "domain_id", d.ID, "err", err)
 			continue
 		}
-		if got.Status == StatusActive {
+		if got.Status == tenant.StatusActive {
 			n++
 		}
 	}

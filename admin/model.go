@@ -1,0 +1,93 @@
+package admin
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/mxgrid/mxgrid/tenant"
+)
+
+// Recipient is one accepted local part of a domain.
+type Recipient struct {
+	ID       int64     `json:"id"`
+	DomainID int64     `json:"domain_id"`
+	Local    string    `json:"local"`
+	Created  time.Time `json:"created"`
+}
+
+// Token is an API bearer token. Only its SHA-256 is stored; Secret is set
+// once, in the answer to its creation.
+type Token struct {
+	ID int64 `json:"id"`
+	// ResellerID scopes the token; 0 is an operator token.
+	ResellerID int64     `json:"reseller_id,omitempty"`
+	Name       string    `json:"name"`
+	Hash       string    `json:"-"`
+	Created    time.Time `json:"created"`
+	Secret     string    `json:"token,omitempty"`
+}
+
+// AuditEntry is one change: who, what, when.
+type AuditEntry struct {
+	ID   int64     `json:"id"`
+	Time time.Time `json:"time"`
+	// Actor names the token ("token 3 (ci)") or "operator (token file)".
+	Actor string `json:"actor"`
+	// ResellerID is the reseller whose data changed, 0 for operator-level
+	// objects, so a reseller can read its own trail.
+	ResellerID int64  `json:"reseller_id,omitempty"`
+	Action     string `json:"action"` // create, update, delete, import
+	Object     string `json:"object"` // "domain 12 example.com"
+	Detail     string `json:"detail,omitempty"`
+}
+
+// Filter selects a page of a list. Zero fields do not filter.
+type Filter struct {
+	ResellerID int64
+	CustomerID int64
+	DomainID   int64
+	// Name matches a case-insensitive substring of the name (or local part).
+	Name string
+	// After is the last ID of the previous page (keyset pagination: stable
+	// under concurrent inserts, unlike offsets).
+	After int64
+	Limit int
+}
+
+// Page limits.
+const (
+	DefaultPageSize = 100
+	MaxPageSize     = 1000
+)
+
+// Errors of authentication and authorization; the API maps them to 401 and
+// 403.
+var (
+	ErrForbidden       = errors.New("forbidden")
+	ErrUnauthenticated = errors.New("missing or invalid bearer token")
+)
+
+// Bounds on names: they end up in every page and audit entry.
+const (
+	maxNameLen  = 200
+	maxEmailLen = 254
+)
+
+// checkName validates a reseller's or customer's display name.
+func checkName(fe tenant.FieldErrors, key, name string) {
+	switch {
+	case strings.TrimSpace(name) == "":
+		fe[key] = "required"
+	case len(name) > maxNameLen:
+		fe[key] = fmt.Sprintf("at most %d bytes", maxNameLen)
+	case hasControl(name):
+		fe[key] = "must not contain control characters"
+	}
+}
+
+func hasControl(s string) bool {
+	return strings.ContainsFunc(s, unicode.IsControl)
+}
