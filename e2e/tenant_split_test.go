@@ -1,4 +1,4 @@
-package tenant_test
+package e2e
 
 import (
 	"fmt"
@@ -11,25 +11,24 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mxgrid/mxgrid/config"
 	"github.com/mxgrid/mxgrid/internal/nodetest"
 	"github.com/mxgrid/mxgrid/tenant"
 )
 
-// smtpClient is a raw SMTP client that checks each reply's code.
-type smtpClient struct {
+// tenantSMTPClient is a raw SMTP client that checks each reply's code.
+type tenantSMTPClient struct {
 	t *testing.T
 	c *textproto.Conn
 }
 
-func dialSMTP(t *testing.T, addr string) *smtpClient {
+func tenantDialSMTP(t *testing.T, addr string) *tenantSMTPClient {
 	t.Helper()
 	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
 		t.Fatalf("dial %s: %v", addr, err)
 	}
 	conn.SetDeadline(time.Now().Add(30 * time.Second))
-	c := &smtpClient{t: t, c: textproto.NewConn(conn)}
+	c := &tenantSMTPClient{t: t, c: textproto.NewConn(conn)}
 	t.Cleanup(func() { c.c.Close() })
 	c.cmd(220, "")
 	c.cmd(250, "EHLO client.test")
@@ -37,7 +36,7 @@ func dialSMTP(t *testing.T, addr string) *smtpClient {
 }
 
 // cmd sends line (none when empty) and wants code; it returns the reply text.
-func (c *smtpClient) cmd(want int, line string) string {
+func (c *tenantSMTPClient) cmd(want int, line string) string {
 	c.t.Helper()
 	if line != "" {
 		if err := c.c.PrintfLine("%s", line); err != nil {
@@ -56,7 +55,7 @@ func (c *smtpClient) cmd(want int, line string) string {
 
 // send runs one transaction whose recipients get the given RCPT codes and
 // whose DATA must be accepted.
-func (c *smtpClient) send(rcpts map[string]int, order ...string) {
+func (c *tenantSMTPClient) send(rcpts map[string]int, order ...string) {
 	c.t.Helper()
 	c.cmd(250, "MAIL FROM:<a@sender.test>")
 	for _, r := range order {
@@ -72,8 +71,8 @@ func (c *smtpClient) send(rcpts map[string]int, order ...string) {
 	c.cmd(250, "")
 }
 
-// rcptsOf lists each received message's recipients.
-func rcptsOf(s *nodetest.Sink) [][]string {
+// tenantRcptsOf lists each received message's recipients.
+func tenantRcptsOf(s *nodetest.Sink) [][]string {
 	var out [][]string
 	for _, m := range s.Messages() {
 		out = append(out, m.Rcpts)
@@ -98,26 +97,26 @@ func TestSplitDomainOverSMTP(t *testing.T) {
 				d := nodetest.Domain("split.example", suite.Addr)
 				d.Routes = rules
 				cfg.Domains = append(cfg.Domains, d)
-				n = nodetest.Start(t, cfg, noChecks)
+				n = nodetest.Start(t, cfg, tenantNoChecks)
 			case "api":
 				tok := filepath.Join(t.TempDir(), "operator.token")
-				if err := os.WriteFile(tok, []byte(opToken), 0o600); err != nil {
+				if err := os.WriteFile(tok, []byte(tenantOpToken), 0o600); err != nil {
 					t.Fatal(err)
 				}
 				cfg.Admin.OperatorTokenFile = tok
-				n = nodetest.Start(t, cfg, noChecks)
-				res := mustCreate(t, n, "/api/v1/resellers", map[string]any{"name": "R"})
-				cust := mustCreate(t, n, "/api/v1/customers", map[string]any{"name": "C", "reseller_id": res})
-				id := mustCreate(t, n, "/api/v1/domains", map[string]any{"name": "split.example", "customer_id": cust,
+				n = nodetest.Start(t, cfg, tenantNoChecks)
+				res := tenantMustCreate(t, n, "/api/v1/resellers", map[string]any{"name": "R"})
+				cust := tenantMustCreate(t, n, "/api/v1/customers", map[string]any{"name": "C", "reseller_id": res})
+				id := tenantMustCreate(t, n, "/api/v1/domains", map[string]any{"name": "split.example", "customer_id": cust,
 					"route": suite.Addr, "tls": "none", "routes": rules})
-				code, out := api(t, n, "GET", fmt.Sprintf("/api/v1/domains/%d", id), nil)
+				code, out := tenantAPI(t, n, "GET", fmt.Sprintf("/api/v1/domains/%d", id), nil)
 				if code != 200 || fmt.Sprint(out["routes"]) != fmt.Sprintf("[map[recipients:[bob sales-*] route:%s tls:none]]", onprem.Addr) {
 					t.Fatalf("GET domain: %d %v", code, out)
 				}
-				waitAccepted(t, n, "alice@split.example", 5*time.Second)
+				tenantWaitAccepted(t, n, "alice@split.example", 5*time.Second)
 			}
 
-			c := dialSMTP(t, n.SMTPAddr())
+			c := tenantDialSMTP(t, n.SMTPAddr())
 			// The first recipient sets the transaction's server; the other
 			// server's recipient is deferred, its own server's joins.
 			c.send(map[string]int{"alice@split.example": 250, "bob@split.example": 452, "carol@split.example": 250},
@@ -128,34 +127,12 @@ func TestSplitDomainOverSMTP(t *testing.T) {
 				"bob@split.example", "sales-eu@split.example", "dave@split.example")
 			c.send(map[string]int{"dave@split.example": 250}, "dave@split.example")
 
-			if got, want := rcptsOf(suite), [][]string{{"alice@split.example", "carol@split.example"}, {"dave@split.example"}}; !reflect.DeepEqual(got, want) {
+			if got, want := tenantRcptsOf(suite), [][]string{{"alice@split.example", "carol@split.example"}, {"dave@split.example"}}; !reflect.DeepEqual(got, want) {
 				t.Errorf("suite server received %v, want %v", got, want)
 			}
-			if got, want := rcptsOf(onprem), [][]string{{"bob@split.example", "sales-eu@split.example"}}; !reflect.DeepEqual(got, want) {
+			if got, want := tenantRcptsOf(onprem), [][]string{{"bob@split.example", "sales-eu@split.example"}}; !reflect.DeepEqual(got, want) {
 				t.Errorf("on-prem server received %v, want %v", got, want)
 			}
 		})
-	}
-}
-
-// TestSplitDomainConfigErrors: a bad rule stops the node's config with the
-// full key.
-func TestSplitDomainConfigErrors(t *testing.T) {
-	for _, tc := range []struct{ yaml, want string }{
-		{"domains:\n  - name: split.example\n    route: a.test:25\n    routes:\n      - recipients: [bob]\n        route: b.test:25\n      - recipients: [carol]\n        route: mail.example\n",
-			"domains[0].routes[1].route: "},
-		{"domains:\n  - name: split.example\n    route: a.test:25\n    routes:\n      - recipients: [bob, \"*\"]\n        route: b.test:25\n",
-			"domains[0].routes[0].recipients[1]: "},
-		{"domains:\n  - name: split.example\n    route: a.test:25\n    routes:\n      - recipients: [bob]\n        route: b.test:25\n        tsl: none\n",
-			`unknown key "domains[0].routes[0].tsl"`},
-	} {
-		cfg := config.Default()
-		err := config.Parse([]byte(tc.yaml), &cfg)
-		if err == nil {
-			err = cfg.Validate()
-		}
-		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("config error %v, want it to contain %q", err, tc.want)
-		}
 	}
 }

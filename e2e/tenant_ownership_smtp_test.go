@@ -1,4 +1,4 @@
-package tenant_test
+package e2e
 
 import (
 	"bytes"
@@ -16,8 +16,8 @@ import (
 	"github.com/mxgrid/mxgrid/tenant"
 )
 
-// apiAs calls n's admin API with bearer.
-func apiAs(t *testing.T, n *nodetest.Node, bearer, method, path string, body any) (int, map[string]any) {
+// tenantAPIAs calls n's admin API with bearer.
+func tenantAPIAs(t *testing.T, n *nodetest.Node, bearer, method, path string, body any) (int, map[string]any) {
 	t.Helper()
 	b, _ := json.Marshal(body)
 	if body == nil {
@@ -50,21 +50,21 @@ func TestOwnershipOverSMTP(t *testing.T) {
 			cfg.Cluster.MXHosts = []string{"mx1.mxgrid.test", "mx2.mxgrid.test"}
 			cfg.Tenants.VerifyInterval = interval
 			tok := filepath.Join(t.TempDir(), "operator.token")
-			if err := os.WriteFile(tok, []byte(opToken), 0o600); err != nil {
+			if err := os.WriteFile(tok, []byte(tenantOpToken), 0o600); err != nil {
 				t.Fatal(err)
 			}
 			cfg.Admin.OperatorTokenFile = tok
-			n := nodetest.Start(t, cfg, noChecks)
+			n := nodetest.Start(t, cfg, tenantNoChecks)
 
-			res := mustCreate(t, n, "/api/v1/resellers", map[string]any{"name": "R"})
-			cust := mustCreate(t, n, "/api/v1/customers", map[string]any{"name": "C", "reseller_id": res})
-			code, out := api(t, n, "POST", "/api/v1/tokens", map[string]any{"name": "r", "reseller_id": res})
+			res := tenantMustCreate(t, n, "/api/v1/resellers", map[string]any{"name": "R"})
+			cust := tenantMustCreate(t, n, "/api/v1/customers", map[string]any{"name": "C", "reseller_id": res})
+			code, out := tenantAPI(t, n, "POST", "/api/v1/tokens", map[string]any{"name": "r", "reseller_id": res})
 			if code != 201 {
 				t.Fatalf("token: %d %v", code, out)
 			}
 			reseller := out["token"].(string)
 			domain := proof + ".claimed.example"
-			code, out = apiAs(t, n, reseller, "POST", "/api/v1/domains", map[string]any{"name": domain, "customer_id": cust, "route": sink.Addr, "tls": "none"})
+			code, out = tenantAPIAs(t, n, reseller, "POST", "/api/v1/domains", map[string]any{"name": domain, "customer_id": cust, "route": sink.Addr, "tls": "none"})
 			if code != 201 || out["status"] != tenant.StatusPending {
 				t.Fatalf("create as reseller: %d %v, want 201 pending", code, out)
 			}
@@ -73,10 +73,10 @@ func TestOwnershipOverSMTP(t *testing.T) {
 
 			// Several re-check rounds pass: still refused, like an unknown domain.
 			time.Sleep(3 * interval)
-			if got := rcpt(t, n.SMTPAddr(), "alice@"+domain, false); got != 550 {
+			if got := tenantRcpt(t, n.SMTPAddr(), "alice@"+domain, false); got != 550 {
 				t.Fatalf("pending domain at RCPT: %d, want 550", got)
 			}
-			if got := rcpt(t, n.SMTPAddr(), "alice@unknown.example", false); got != 550 {
+			if got := tenantRcpt(t, n.SMTPAddr(), "alice@unknown.example", false); got != 550 {
 				t.Fatalf("unknown domain at RCPT: %d, want 550", got)
 			}
 
@@ -86,16 +86,16 @@ func TestOwnershipOverSMTP(t *testing.T) {
 			case "mx":
 				dns.Add(t, domain+". 300 IN MX 10 mx1.mxgrid.test.", domain+". 300 IN MX 10 mx2.mxgrid.test.")
 			case "approve":
-				if code, out := apiAs(t, n, reseller, "POST", fmt.Sprintf("/api/v1/domains/%d/approve", id), nil); code != 403 {
+				if code, out := tenantAPIAs(t, n, reseller, "POST", fmt.Sprintf("/api/v1/domains/%d/approve", id), nil); code != 403 {
 					t.Fatalf("approve as reseller: %d %v, want 403", code, out)
 				}
-				if code, out := api(t, n, "POST", fmt.Sprintf("/api/v1/domains/%d/approve", id), nil); code != 200 || out["status"] != tenant.StatusActive {
+				if code, out := tenantAPI(t, n, "POST", fmt.Sprintf("/api/v1/domains/%d/approve", id), nil); code != 200 || out["status"] != tenant.StatusActive {
 					t.Fatalf("approve as operator: %d %v", code, out)
 				}
 			}
-			took := waitAccepted(t, n, "alice@"+domain, interval+time.Second)
+			took := tenantWaitAccepted(t, n, "alice@"+domain, interval+time.Second)
 			t.Logf("%s: proof to RCPT 250 in %v (verify_interval %v)", proof, took.Round(time.Millisecond), interval)
-			if got := rcpt(t, n.SMTPAddr(), "alice@"+domain, true); got != 250 {
+			if got := tenantRcpt(t, n.SMTPAddr(), "alice@"+domain, true); got != 250 {
 				t.Fatalf("active domain: %d", got)
 			}
 		})
@@ -109,22 +109,22 @@ func TestTransactionStaysWithOneCustomer(t *testing.T) {
 	sink := nodetest.StartSink(t)
 	cfg := nodetest.Config(t)
 	tok := filepath.Join(t.TempDir(), "operator.token")
-	if err := os.WriteFile(tok, []byte(opToken), 0o600); err != nil {
+	if err := os.WriteFile(tok, []byte(tenantOpToken), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cfg.Admin.OperatorTokenFile = tok
-	n := nodetest.Start(t, cfg, noChecks)
-	res := mustCreate(t, n, "/api/v1/resellers", map[string]any{"name": "R"})
+	n := nodetest.Start(t, cfg, tenantNoChecks)
+	res := tenantMustCreate(t, n, "/api/v1/resellers", map[string]any{"name": "R"})
 	for _, c := range []string{"one", "two"} {
-		cust := mustCreate(t, n, "/api/v1/customers", map[string]any{"name": c, "reseller_id": res})
-		mustCreate(t, n, "/api/v1/domains", map[string]any{"name": c + ".example", "customer_id": cust, "route": sink.Addr, "tls": "none"})
-		waitAccepted(t, n, "x@"+c+".example", 5*time.Second)
+		cust := tenantMustCreate(t, n, "/api/v1/customers", map[string]any{"name": c, "reseller_id": res})
+		tenantMustCreate(t, n, "/api/v1/domains", map[string]any{"name": c + ".example", "customer_id": cust, "route": sink.Addr, "tls": "none"})
+		tenantWaitAccepted(t, n, "x@"+c+".example", 5*time.Second)
 	}
-	c := dialSMTP(t, n.SMTPAddr())
+	c := tenantDialSMTP(t, n.SMTPAddr())
 	c.send(map[string]int{"alice@one.example": 250, "bob@two.example": 452, "carol@one.example": 250},
 		"alice@one.example", "bob@two.example", "carol@one.example")
 	c.send(map[string]int{"bob@two.example": 250}, "bob@two.example")
-	if got, want := rcptsOf(sink), [][]string{{"alice@one.example", "carol@one.example"}, {"bob@two.example"}}; fmt.Sprint(got) != fmt.Sprint(want) {
+	if got, want := tenantRcptsOf(sink), [][]string{{"alice@one.example", "carol@one.example"}, {"bob@two.example"}}; fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("downstream received %v, want %v", got, want)
 	}
 }

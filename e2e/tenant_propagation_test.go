@@ -1,4 +1,4 @@
-package tenant_test
+package e2e
 
 import (
 	"bytes"
@@ -21,11 +21,11 @@ import (
 	"github.com/mxgrid/mxgrid/store"
 )
 
-const opToken = "operator-token-for-the-propagation-tests-0123456789"
+const tenantOpToken = "operator-token-for-the-propagation-tests-0123456789"
 
-// rcpt runs one SMTP transaction up to RCPT (or through DATA with send)
+// tenantRcpt runs one SMTP transaction up to RCPT (or through DATA with send)
 // and returns the RCPT reply code.
-func rcpt(t *testing.T, addr, to string, send bool) int {
+func tenantRcpt(t *testing.T, addr, to string, send bool) int {
 	t.Helper()
 	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
@@ -61,8 +61,8 @@ func rcpt(t *testing.T, addr, to string, send bool) int {
 	return code
 }
 
-// api calls node's admin API as the operator.
-func api(t *testing.T, n *nodetest.Node, method, path string, body any) (int, map[string]any) {
+// tenantAPI calls node's admin API as the operator.
+func tenantAPI(t *testing.T, n *nodetest.Node, method, path string, body any) (int, map[string]any) {
 	t.Helper()
 	var rd *bytes.Reader
 	if body != nil {
@@ -72,7 +72,7 @@ func api(t *testing.T, n *nodetest.Node, method, path string, body any) (int, ma
 		rd = bytes.NewReader(nil)
 	}
 	req, _ := http.NewRequest(method, "http://"+n.HTTPAddr()+path, rd)
-	req.Header.Set("Authorization", "Bearer "+opToken)
+	req.Header.Set("Authorization", "Bearer "+tenantOpToken)
 	resp, err := (&http.Client{Timeout: 15 * time.Second}).Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
@@ -83,18 +83,18 @@ func api(t *testing.T, n *nodetest.Node, method, path string, body any) (int, ma
 	return resp.StatusCode, out
 }
 
-func mustCreate(t *testing.T, n *nodetest.Node, path string, body any) int64 {
+func tenantMustCreate(t *testing.T, n *nodetest.Node, path string, body any) int64 {
 	t.Helper()
-	code, out := api(t, n, "POST", path, body)
+	code, out := tenantAPI(t, n, "POST", path, body)
 	if code != 201 {
 		t.Fatalf("POST %s: %d %v", path, code, out)
 	}
 	return int64(out["id"].(float64))
 }
 
-// clusterConfig is a node of a cluster sharing dsn; join is the first
+// tenantClusterConfig is a node of a cluster sharing dsn; join is the first
 // node's gossip address ("" for the first).
-func clusterConfig(t *testing.T, name, dsn, join string) config.Config {
+func tenantClusterConfig(t *testing.T, name, dsn, join string) config.Config {
 	cfg := nodetest.Config(t)
 	cfg.Node.Name = name
 	if join == "" {
@@ -104,19 +104,19 @@ func clusterConfig(t *testing.T, name, dsn, join string) config.Config {
 	}
 	cfg.Store = store.Config{Driver: store.Postgres, DSN: dsn, Timeout: 3 * time.Second}
 	tokFile := filepath.Join(t.TempDir(), "operator.token")
-	if err := os.WriteFile(tokFile, []byte(opToken+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(tokFile, []byte(tenantOpToken+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cfg.Admin.OperatorTokenFile = tokFile
 	return cfg
 }
 
-// noChecks keeps the scan pipeline out of these tests: they are about
+// tenantNoChecks keeps the scan pipeline out of these tests: they are about
 // which domains a node accepts.
-var noChecks = []scanner.Stage{}
+var tenantNoChecks = []scanner.Stage{}
 
-// waitMembers waits until n sees want members in the cluster.
-func waitMembers(t *testing.T, n *nodetest.Node, want int) {
+// tenantWaitMembers waits until n sees want members in the cluster.
+func tenantWaitMembers(t *testing.T, n *nodetest.Node, want int) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -142,11 +142,11 @@ func waitMembers(t *testing.T, n *nodetest.Node, want int) {
 	}
 }
 
-// waitAccepted polls until n accepts to and returns how long it took.
-func waitAccepted(t *testing.T, n *nodetest.Node, to string, bound time.Duration) time.Duration {
+// tenantWaitAccepted polls until n accepts to and returns how long it took.
+func tenantWaitAccepted(t *testing.T, n *nodetest.Node, to string, bound time.Duration) time.Duration {
 	t.Helper()
 	start := time.Now()
-	for rcpt(t, n.SMTPAddr(), to, false) != 250 {
+	for tenantRcpt(t, n.SMTPAddr(), to, false) != 250 {
 		if time.Since(start) > bound {
 			t.Fatalf("%s not accepted by %s within %v", to, n.Config.Node.Name, bound)
 		}
@@ -161,26 +161,26 @@ func waitAccepted(t *testing.T, n *nodetest.Node, to string, bound time.Duration
 func TestPropagationThreeNodes(t *testing.T) {
 	dsn := testenv.PostgresDB(t)
 	sink := nodetest.StartSink(t)
-	cfgA := clusterConfig(t, "node-a", dsn, "")
+	cfgA := tenantClusterConfig(t, "node-a", dsn, "")
 	cfgA.Tenants.ReloadInterval = 10 * time.Minute
-	a := nodetest.Start(t, cfgA, noChecks)
+	a := nodetest.Start(t, cfgA, tenantNoChecks)
 	var others []*nodetest.Node
 	for _, name := range []string{"node-b", "node-c"} {
-		cfg := clusterConfig(t, name, dsn, cfgA.Cluster.Bind)
+		cfg := tenantClusterConfig(t, name, dsn, cfgA.Cluster.Bind)
 		cfg.Tenants.ReloadInterval = 10 * time.Minute
-		others = append(others, nodetest.Start(t, cfg, noChecks))
+		others = append(others, nodetest.Start(t, cfg, tenantNoChecks))
 	}
-	waitMembers(t, a, 3)
+	tenantWaitMembers(t, a, 3)
 
-	res := mustCreate(t, a, "/api/v1/resellers", map[string]any{"name": "R"})
-	cust := mustCreate(t, a, "/api/v1/customers", map[string]any{"name": "C", "reseller_id": res})
+	res := tenantMustCreate(t, a, "/api/v1/resellers", map[string]any{"name": "R"})
+	cust := tenantMustCreate(t, a, "/api/v1/customers", map[string]any{"name": "C", "reseller_id": res})
 	var lat []time.Duration
 	for i := range 7 {
 		dom := fmt.Sprintf("prop%d.example", i)
-		mustCreate(t, a, "/api/v1/domains", map[string]any{"name": dom, "customer_id": cust, "route": sink.Addr, "tls": "none"})
+		tenantMustCreate(t, a, "/api/v1/domains", map[string]any{"name": dom, "customer_id": cust, "route": sink.Addr, "tls": "none"})
 		start := time.Now()
 		for _, n := range others {
-			waitAccepted(t, n, "x@"+dom, 5*time.Second)
+			tenantWaitAccepted(t, n, "x@"+dom, 5*time.Second)
 		}
 		lat = append(lat, time.Since(start))
 	}
@@ -188,7 +188,7 @@ func TestPropagationThreeNodes(t *testing.T) {
 	t.Logf("propagation to B and C over %d changes: p50 %v, max %v", len(lat), lat[len(lat)/2], lat[len(lat)-1])
 
 	// Every node reports the same config version in gossip and metrics.
-	_, out := api(t, a, "GET", "/api/v1/domains?limit=1", nil)
+	_, out := tenantAPI(t, a, "GET", "/api/v1/domains?limit=1", nil)
 	if out == nil {
 		t.Fatal("domains list failed")
 	}
@@ -214,27 +214,27 @@ func TestPropagationThreeNodes(t *testing.T) {
 func TestDatabaseOutage(t *testing.T) {
 	pg := testenv.StartPostgres(t)
 	sink := nodetest.StartSink(t)
-	cfgA := clusterConfig(t, "node-a", pg.DSN, "")
+	cfgA := tenantClusterConfig(t, "node-a", pg.DSN, "")
 	cfgA.Tenants.ReloadInterval = 200 * time.Millisecond
 	cfgA.Tenants.StaleAfter = 2
-	a := nodetest.Start(t, cfgA, noChecks)
-	cfgB := clusterConfig(t, "node-b", pg.DSN, cfgA.Cluster.Bind)
+	a := nodetest.Start(t, cfgA, tenantNoChecks)
+	cfgB := tenantClusterConfig(t, "node-b", pg.DSN, cfgA.Cluster.Bind)
 	cfgB.Tenants.ReloadInterval = 200 * time.Millisecond
-	b := nodetest.Start(t, cfgB, noChecks)
-	waitMembers(t, a, 2)
+	b := nodetest.Start(t, cfgB, tenantNoChecks)
+	tenantWaitMembers(t, a, 2)
 
-	res := mustCreate(t, a, "/api/v1/resellers", map[string]any{"name": "R"})
-	cust := mustCreate(t, a, "/api/v1/customers", map[string]any{"name": "C", "reseller_id": res})
-	mustCreate(t, a, "/api/v1/domains", map[string]any{"name": "known.example", "customer_id": cust, "route": sink.Addr, "tls": "none"})
-	waitAccepted(t, b, "x@known.example", 5*time.Second)
+	res := tenantMustCreate(t, a, "/api/v1/resellers", map[string]any{"name": "R"})
+	cust := tenantMustCreate(t, a, "/api/v1/customers", map[string]any{"name": "C", "reseller_id": res})
+	tenantMustCreate(t, a, "/api/v1/domains", map[string]any{"name": "known.example", "customer_id": cust, "route": sink.Addr, "tls": "none"})
+	tenantWaitAccepted(t, b, "x@known.example", 5*time.Second)
 
 	pg.Stop()
 	for _, n := range []*nodetest.Node{a, b} {
-		if code := rcpt(t, n.SMTPAddr(), "x@known.example", true); code != 250 {
+		if code := tenantRcpt(t, n.SMTPAddr(), "x@known.example", true); code != 250 {
 			t.Fatalf("%s with the database down: RCPT %d, want 250", n.Config.Node.Name, code)
 		}
 	}
-	code, out := api(t, a, "POST", "/api/v1/domains", map[string]any{"name": "new.example", "customer_id": cust, "route": sink.Addr})
+	code, out := tenantAPI(t, a, "POST", "/api/v1/domains", map[string]any{"name": "new.example", "customer_id": cust, "route": sink.Addr})
 	if code != 503 || !strings.Contains(fmt.Sprint(out["error"]), "database is unavailable") {
 		t.Fatalf("write with the database down: %d %v; want 503 saying why", code, out)
 	}
@@ -259,11 +259,11 @@ func TestDatabaseOutage(t *testing.T) {
 
 	// B restarts while the database is down: it serves its snapshot file.
 	b.Stop(t)
-	b2 := nodetest.Start(t, cfgB, noChecks)
-	if code := rcpt(t, b2.SMTPAddr(), "x@known.example", true); code != 250 {
+	b2 := nodetest.Start(t, cfgB, tenantNoChecks)
+	if code := tenantRcpt(t, b2.SMTPAddr(), "x@known.example", true); code != 250 {
 		t.Fatalf("restarted node: RCPT %d, want 250 from the snapshot file", code)
 	}
-	if code := rcpt(t, b2.SMTPAddr(), "x@unknown.example", false); code != 550 {
+	if code := tenantRcpt(t, b2.SMTPAddr(), "x@unknown.example", false); code != 550 {
 		t.Fatalf("restarted node: unknown domain RCPT %d, want 550", code)
 	}
 	if got := len(sink.Messages()); got != 3 {
@@ -273,7 +273,7 @@ func TestDatabaseOutage(t *testing.T) {
 	pg.Start()
 	deadline = time.Now().Add(15 * time.Second)
 	for {
-		code, out = api(t, a, "POST", "/api/v1/domains", map[string]any{"name": "new.example", "customer_id": cust, "route": sink.Addr, "tls": "none"})
+		code, out = tenantAPI(t, a, "POST", "/api/v1/domains", map[string]any{"name": "new.example", "customer_id": cust, "route": sink.Addr, "tls": "none"})
 		if code == 201 {
 			break
 		}
@@ -282,5 +282,5 @@ func TestDatabaseOutage(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	waitAccepted(t, b2, "x@new.example", 5*time.Second)
+	tenantWaitAccepted(t, b2, "x@new.example", 5*time.Second)
 }
