@@ -26,26 +26,21 @@ func (ss *session) policy() scanner.Policy {
 		p.SubjectTag = *dp.SubjectTag
 	}
 	p.TagViruses = dp.VirusAction != nil && *dp.VirusAction == "tag"
-	p.Allowlisted = matchesIP(dp.IPAllow, ss.clientIP) || matchesSender(dp.SenderAllow, ss.from)
+	p.Allowlisted = matchesIP(ss.domain.Lists.IPAllow, ss.clientIP) || matchesSender(ss.domain.Lists.SenderAllow, ss.from)
 	return p
 }
 
 // blocked reports whether dom's block lists refuse this client or sender;
 // checked at RCPT so a blocked sender never sends its message.
 func (ss *session) blocked(dom *tenant.Domain) bool {
-	return matchesIP(dom.Policy.IPBlock, ss.clientIP) || matchesSender(dom.Policy.SenderBlock, ss.from)
+	return matchesIP(dom.Lists.IPBlock, ss.clientIP) || matchesSender(dom.Lists.SenderBlock, ss.from)
 }
 
-// matchesIP reports whether ip is one of the addresses or CIDRs in list.
-// Entries were validated when the policy was saved; a bad one matches
-// nothing rather than everything.
-func matchesIP(list []string, ip netip.Addr) bool {
-	for _, e := range list {
-		if p, err := netip.ParsePrefix(e); err == nil {
-			if p.Contains(ip) {
-				return true
-			}
-		} else if a, err := netip.ParseAddr(e); err == nil && a.Unmap() == ip {
+// matchesIP reports whether ip is in one of the prefixes of list, parsed
+// once per snapshot (tenant.Lists).
+func matchesIP(list []netip.Prefix, ip netip.Addr) bool {
+	for _, p := range list {
+		if p.Contains(ip) {
 			return true
 		}
 	}
@@ -54,7 +49,8 @@ func matchesIP(list []string, ip netip.Addr) bool {
 
 // matchesSender matches the envelope sender against addresses
 // ("alice@example.com") and domains ("example.com", which also covers its
-// subdomains), case-insensitively. The domain is the parsed one: a quoted
+// subdomains), case-insensitively: list is lower-cased when the snapshot
+// is built (tenant.Lists). The domain is the parsed one: a quoted
 // local part holding "@allowed.example" does not make the sender match.
 func matchesSender(list []string, from mailaddr.Address) bool {
 	if len(list) == 0 || from.IsNull() {
@@ -63,7 +59,6 @@ func matchesSender(list []string, from mailaddr.Address) bool {
 	domain := from.LookupDomain()
 	addr := strings.ToLower(from.Local) + "@" + domain
 	for _, e := range list {
-		e = strings.ToLower(strings.TrimSpace(e))
 		switch {
 		case strings.Contains(e, "@"):
 			if e == addr {

@@ -3,6 +3,7 @@ package tenant
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"net/netip"
 	"sort"
@@ -200,37 +201,34 @@ func (p Policy) Validate(prefix string) FieldErrors {
 // Over returns p with its unset fields taken from base: the domain's policy
 // over its customer's over its reseller's.
 func (p Policy) Over(base Policy) Policy {
-	if p.TagScore == nil {
-		p.TagScore = base.TagScore
+	return Policy{
+		TagScore:       pick(p.TagScore, base.TagScore),
+		RejectScore:    pick(p.RejectScore, base.RejectScore),
+		SubjectTag:     pick(p.SubjectTag, base.SubjectTag),
+		VirusAction:    pick(p.VirusAction, base.VirusAction),
+		DMARCEnforce:   pick(p.DMARCEnforce, base.DMARCEnforce),
+		MaxMessageSize: pick(p.MaxMessageSize, base.MaxMessageSize),
+		SenderAllow:    pickList(p.SenderAllow, base.SenderAllow),
+		SenderBlock:    pickList(p.SenderBlock, base.SenderBlock),
+		IPAllow:        pickList(p.IPAllow, base.IPAllow),
+		IPBlock:        pickList(p.IPBlock, base.IPBlock),
 	}
-	if p.RejectScore == nil {
-		p.RejectScore = base.RejectScore
+}
+
+// pick is own when set, else base: nil inherits.
+func pick[T any](own, base *T) *T {
+	if own != nil {
+		return own
 	}
-	if p.SubjectTag == nil {
-		p.SubjectTag = base.SubjectTag
+	return base
+}
+
+// pickList is pick for lists: nil inherits, an empty list clears.
+func pickList[T any](own, base []T) []T {
+	if own != nil {
+		return own
 	}
-	if p.VirusAction == nil {
-		p.VirusAction = base.VirusAction
-	}
-	if p.DMARCEnforce == nil {
-		p.DMARCEnforce = base.DMARCEnforce
-	}
-	if p.MaxMessageSize == nil {
-		p.MaxMessageSize = base.MaxMessageSize
-	}
-	if p.SenderAllow == nil {
-		p.SenderAllow = base.SenderAllow
-	}
-	if p.SenderBlock == nil {
-		p.SenderBlock = base.SenderBlock
-	}
-	if p.IPAllow == nil {
-		p.IPAllow = base.IPAllow
-	}
-	if p.IPBlock == nil {
-		p.IPBlock = base.IPBlock
-	}
-	return p
+	return base
 }
 
 func checkSender(s string) error {
@@ -263,38 +261,28 @@ func hasControl(s string) bool {
 	return strings.ContainsFunc(s, unicode.IsControl)
 }
 
-// Normalize validates d in place (the name becomes its ASCII form).
+// Normalize validates d in place (the name becomes its ASCII form, the
+// rules their normalised form) as newDomain will build it.
 func (d *DomainRecord) Normalize() error {
-	fe := FieldErrors{}
-	if name, err := NormalizeDomain(d.Name); err != nil {
-		fe["name"] = err.Error()
-	} else if err := checkDNSName(name); err != nil {
-		fe["name"] = err.Error()
-	} else {
-		d.Name = name
+	if d.TLS == "" {
+		d.TLS = string(TLSOpportunistic)
+	}
+	dom, fe := newDomain(domainSpec{Name: d.Name, Route: d.Route, TLS: d.TLS, Routes: d.Routes})
+	if _, bad := fe["name"]; !bad {
+		// Stricter than config domains: the API must not store a domain
+		// no MX record can name.
+		if err := checkDNSName(dom.Name); err != nil {
+			fe["name"] = err.Error()
+		} else {
+			d.Name = dom.Name
+		}
 	}
 	if d.CustomerID <= 0 {
 		fe["customer_id"] = "required"
 	}
-	if err := ValidateRoute(d.Route); err != nil {
-		fe["route"] = err.Error()
-	}
-	if d.TLS == "" {
-		d.TLS = "opportunistic"
-	}
-	mode, err := ParseTLSMode(d.TLS)
-	if err != nil {
-		fe["tls"] = err.Error()
-	}
-	rt, rfe := newRouteTable(d.Name, mode, d.Routes)
-	for k, v := range rfe {
-		fe[k] = v
-	}
-	if len(rfe) == 0 {
-		d.Routes = rt.normalized()
-	}
-	for k, v := range d.Policy.Validate("policy.") {
-		fe[k] = v
+	maps.Copy(fe, d.Policy.Validate("policy."))
+	if len(fe) == 0 {
+		d.Routes = dom.Routes.normalized()
 	}
 	return fe.Err()
 }

@@ -288,29 +288,12 @@ func Resolve(data Data) ([]*Domain, error) {
 			// Unproven: refused at RCPT exactly like an unknown domain.
 			continue
 		}
-		mode, err := ParseTLSMode(dr.TLS)
-		if err != nil {
-			return nil, fmt.Errorf("domain %s: tls: %w", dr.Name, err)
-		}
-		routes, fe := newRouteTable(dr.Name, mode, dr.Routes)
+		d, fe := newDomain(domainSpec{Name: dr.Name, Route: dr.Route, TLS: dr.TLS, Routes: dr.Routes,
+			Recipients: data.Recipients[dr.ID], Policy: dr.Policy, Inherited: customers[dr.CustomerID]})
 		if len(fe) > 0 {
 			return nil, fmt.Errorf("domain %s: %w", dr.Name, fe)
 		}
-		d := &Domain{
-			Name:       dr.Name,
-			ID:         dr.ID,
-			CustomerID: dr.CustomerID,
-			Route:      Route{Addr: dr.Route, TLS: mode},
-			Routes:     routes,
-			Policy:     dr.Policy.Over(customers[dr.CustomerID]),
-			Source:     "store",
-		}
-		if locals := data.Recipients[dr.ID]; len(locals) > 0 {
-			d.Recipients = make(map[string]struct{}, len(locals))
-			for _, l := range locals {
-				d.Recipients[l] = struct{}{}
-			}
-		}
+		d.ID, d.CustomerID, d.Source = dr.ID, dr.CustomerID, "store"
 		out = append(out, d)
 	}
 	return out, nil
@@ -388,21 +371,12 @@ func (s *Syncer) loadFile() error {
 	}
 	domains := make([]*Domain, 0, len(f.Domains))
 	for _, fd := range f.Domains {
-		mode, err := ParseTLSMode(fd.TLS)
-		if err != nil {
-			return fmt.Errorf("%s: domain %s: %w", s.file, fd.Name, err)
-		}
-		routes, fe := newRouteTable(fd.Name, mode, fd.Routes)
+		// The file holds the effective policy, hence nothing inherited.
+		d, fe := newDomain(domainSpec{Name: fd.Name, Route: fd.Route, TLS: fd.TLS, Routes: fd.Routes, Recipients: fd.Recipients, Policy: fd.Policy})
 		if len(fe) > 0 {
 			return fmt.Errorf("%s: domain %s: %w", s.file, fd.Name, fe)
 		}
-		d := &Domain{Name: fd.Name, ID: fd.ID, CustomerID: fd.CustomerID, Route: Route{Addr: fd.Route, TLS: mode}, Routes: routes, Policy: fd.Policy, Source: "store"}
-		if len(fd.Recipients) > 0 {
-			d.Recipients = make(map[string]struct{}, len(fd.Recipients))
-			for _, l := range fd.Recipients {
-				d.Recipients[l] = struct{}{}
-			}
-		}
+		d.ID, d.CustomerID, d.Source = fd.ID, fd.CustomerID, "store"
 		domains = append(domains, d)
 	}
 	snap, err := s.build(f.Version, domains)

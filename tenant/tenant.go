@@ -6,7 +6,9 @@ package tenant
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -37,7 +39,47 @@ type Policy struct {
 	IPBlock     []string `yaml:"ip_block" json:"ip_block,omitempty"`
 }
 
-// Domain is one provisioned domain as the SMTP session needs it.
+// Lists are a policy's address lists, parsed.
+type Lists struct {
+	// IPAllow and IPBlock hold prefixes; an address is a full-length one.
+	IPAllow, IPBlock []netip.Prefix
+	// SenderAllow and SenderBlock hold lower-cased addresses and domains.
+	SenderAllow, SenderBlock []string
+}
+
+// lists parses p's lists. Entries were validated when the policy was
+// saved; one that does not parse (or an address with a zone, which no
+// client address carries) matches nothing rather than everything.
+func (p Policy) lists() Lists {
+	return Lists{
+		IPAllow: parseIPs(p.IPAllow), IPBlock: parseIPs(p.IPBlock),
+		SenderAllow: parseSenders(p.SenderAllow), SenderBlock: parseSenders(p.SenderBlock),
+	}
+}
+
+func parseIPs(list []string) []netip.Prefix {
+	var out []netip.Prefix
+	for _, e := range list {
+		if p, err := netip.ParsePrefix(e); err == nil {
+			out = append(out, p)
+		} else if a, err := netip.ParseAddr(e); err == nil && a.Zone() == "" {
+			a = a.Unmap()
+			out = append(out, netip.PrefixFrom(a, a.BitLen()))
+		}
+	}
+	return out
+}
+
+func parseSenders(list []string) []string {
+	var out []string
+	for _, e := range list {
+		out = append(out, strings.ToLower(strings.TrimSpace(e)))
+	}
+	return out
+}
+
+// Domain is one provisioned domain as the SMTP session needs it. Domains
+// are built by newDomain (StaticDomain.Build, Resolve, the snapshot file).
 type Domain struct {
 	Name string
 	// ID is the stored domain's id (0 for config domains): tenant data
@@ -55,7 +97,12 @@ type Domain struct {
 	Routes *RouteTable
 	// Recipients holds lower-cased local parts; empty accepts any.
 	Recipients map[string]struct{}
-	Policy     Policy
+	// Policy is the effective policy: the domain's over its customer's
+	// over its reseller's.
+	Policy Policy
+	// Lists are Policy's sender and IP lists, parsed when the domain was
+	// built (once per snapshot), for the checks at RCPT and DATA.
+	Lists Lists
 	// Source says where the domain was defined ("config" or "store"),
 	// for logs and the API.
 	Source string
@@ -154,36 +201,66 @@ type StaticDomain struct {
 
 // Build validates s and turns it into a Domain; errors name the key.
 func (s StaticDomain) Build() (*Domain, error) {
-	name, err := NormalizeDomain(s.Name)
-	if err != nil {
-		return nil, fmt.Errorf("name: %w", err)
-	}
-	if err := ValidateRoute(s.Route); err != nil {
-		return nil, fmt.Errorf("route: %w", err)
-	}
-	mode, err := ParseTLSMode(s.TLS)
-	if err != nil {
-		return nil, fmt.Errorf("tls: %w", err)
-	}
-	if fe := s.Policy.Validate(""); len(fe) > 0 {
-		return nil, fe.first()
-	}
-	routes, fe := newRouteTable(name, mode, s.Routes)
+	d, fe := newDomain(domainSpec{Name: s.Name, Route: s.Route, TLS: s.TLS, Routes: s.Routes, Recipients: s.Recipients, Policy: s.Policy})
+	maps.Copy(fe, s.Policy.Validate(""))
 	if len(fe) > 0 {
 		return nil, fe.first()
 	}
-	d := &Domain{Name: name, Route: Route{Addr: s.Route, TLS: mode}, Routes: routes, Policy: s.Policy, Source: "config"}
+	d.Source = "config"
+	return d, nil
+}
+
+// domainSpec is a domain as each source gives it: the config file, the
+// store (a row loaded for a snapshot, or API input being validated) and
+// the snapshot file.
+type domainSpec struct {
+	Name, Route, TLS string
+	Routes           []RouteRule
+	// Recipients are local parts, or addresses at Name.
+	Recipients []string
+	// Policy is the domain's own; Inherited is what it overrides (its
+	// customer's over its reseller's), empty where Policy is already the
+	// effective one.
+	Policy, Inherited Policy
+}
+
+// newDomain is the one place a domain is built, so every source yields the
+// same Domain: it checks the name, route, TLS mode, route rules and
+// recipients, and computes what the hot path reads (effective policy,
+// parsed lists) once, here, rather than per message. The policy itself is
+// checked where it is input (Policy.Validate): a stored policy merged with
+// its parents need not pass alone. Keys name the fields as the config file
+// and the API do. The Domain is never nil but complete only without errors.
+func newDomain(s domainSpec) (*Domain, FieldErrors) {
+	fe := FieldErrors{}
+	name, err := NormalizeDomain(s.Name)
+	if err != nil {
+		fe["name"] = err.Error()
+		name = s.Name
+	}
+	if err := ValidateRoute(s.Route); err != nil {
+		fe["route"] = err.Error()
+	}
+	mode, err := ParseTLSMode(s.TLS)
+	if err != nil {
+		fe["tls"] = err.Error()
+	}
+	routes, rfe := newRouteTable(name, mode, s.Routes)
+	maps.Copy(fe, rfe)
+	d := &Domain{Name: name, Route: Route{Addr: s.Route, TLS: mode}, Routes: routes, Policy: s.Policy.Over(s.Inherited)}
+	d.Lists = d.Policy.lists()
 	if len(s.Recipients) > 0 {
 		d.Recipients = make(map[string]struct{}, len(s.Recipients))
 		for i, r := range s.Recipients {
 			local, dom, hasAt := strings.Cut(strings.ToLower(strings.TrimSpace(r)), "@")
 			if local == "" || (hasAt && !strings.EqualFold(dom, name)) {
-				return nil, fmt.Errorf("recipients[%d]: %q is not a local part or an address at %s", i, r, name)
+				fe[fmt.Sprintf("recipients[%d]", i)] = fmt.Sprintf("%q is not a local part or an address at %s", r, name)
+				continue
 			}
 			d.Recipients[local] = struct{}{}
 		}
 	}
-	return d, nil
+	return d, fe
 }
 
 // ValidateRoute checks a host:port route.
