@@ -52,32 +52,33 @@ func MountAdminAPI(handle func(pattern string, h http.Handler), svc *admin.Servi
 }
 
 func (a *AdminAPI) routes() []apiRoute {
-	h := func(pattern string, fn func(w http.ResponseWriter, r *http.Request, p admin.Principal) error) apiRoute {
+	h := func(pattern string, fn apiHandler) apiRoute {
 		return apiRoute{pattern, a.authed(fn)}
 	}
 	return []apiRoute{
 		{"GET /api/v1/openapi.json", http.HandlerFunc(serveOpenAPI)},
 
 		h("GET /api/v1/resellers", a.listResellers),
-		h("POST /api/v1/resellers", a.createReseller),
-		h("GET /api/v1/resellers/{id}", a.getReseller),
-		h("PATCH /api/v1/resellers/{id}", a.updateReseller),
-		h("DELETE /api/v1/resellers/{id}", a.deleteReseller),
+		h("POST /api/v1/resellers", create[resellerBody](a.svc.CreateReseller)),
+		h("GET /api/v1/resellers/{id}", byID(a.svc.GetReseller)),
+		h("PATCH /api/v1/resellers/{id}", update[resellerBody](a.svc.UpdateReseller)),
+		h("DELETE /api/v1/resellers/{id}", remove(a.svc.DeleteReseller)),
 
 		h("GET /api/v1/customers", a.listCustomers),
-		h("POST /api/v1/customers", a.createCustomer),
-		h("GET /api/v1/customers/{id}", a.getCustomer),
-		h("PATCH /api/v1/customers/{id}", a.updateCustomer),
-		h("DELETE /api/v1/customers/{id}", a.deleteCustomer),
+		h("POST /api/v1/customers", create[customerBody](a.svc.CreateCustomer)),
+		h("GET /api/v1/customers/{id}", byID(a.svc.GetCustomer)),
+		h("PATCH /api/v1/customers/{id}", update[customerBody](a.svc.UpdateCustomer)),
+		h("DELETE /api/v1/customers/{id}", remove(a.svc.DeleteCustomer)),
 
 		h("GET /api/v1/domains", a.listDomains),
-		h("POST /api/v1/domains", a.createDomain),
-		h("GET /api/v1/domains/{id}", a.getDomain),
-		h("PATCH /api/v1/domains/{id}", a.updateDomain),
-		h("DELETE /api/v1/domains/{id}", a.deleteDomain),
-		h("GET /api/v1/domains/{id}/activity", a.domainActivity),
-		h("POST /api/v1/domains/{id}/verify", a.domainAction(a.svc.VerifyDomain)),
-		h("POST /api/v1/domains/{id}/approve", a.domainAction(a.svc.ApproveDomain)),
+		h("POST /api/v1/domains", create[domainBody](a.svc.CreateDomain)),
+		h("GET /api/v1/domains/{id}", byID(a.svc.GetDomain)),
+		h("PATCH /api/v1/domains/{id}", update[domainBody](a.svc.UpdateDomain)),
+		h("DELETE /api/v1/domains/{id}", remove(a.svc.DeleteDomain)),
+		h("GET /api/v1/domains/{id}/activity", byID(a.domainActivity)),
+		// verify and approve answer 200 with the domain, pending or active.
+		h("POST /api/v1/domains/{id}/verify", byID(a.svc.VerifyDomain)),
+		h("POST /api/v1/domains/{id}/approve", byID(a.svc.ApproveDomain)),
 
 		h("GET /api/v1/domains/{id}/recipients", a.listRecipients),
 		h("POST /api/v1/domains/{id}/recipients", a.createRecipient),
@@ -86,9 +87,9 @@ func (a *AdminAPI) routes() []apiRoute {
 		h("DELETE /api/v1/domains/{id}/recipients/{local}", a.deleteRecipient),
 
 		h("GET /api/v1/tokens", a.listTokens),
-		h("POST /api/v1/tokens", a.createToken),
-		h("GET /api/v1/tokens/{id}", a.getToken),
-		h("DELETE /api/v1/tokens/{id}", a.deleteToken),
+		h("POST /api/v1/tokens", create[tokenBody](a.svc.CreateToken)),
+		h("GET /api/v1/tokens/{id}", byID(a.svc.GetToken)),
+		h("DELETE /api/v1/tokens/{id}", remove(a.svc.DeleteToken)),
 
 		h("GET /api/v1/audit", a.listAudit),
 	}

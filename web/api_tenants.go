@@ -71,6 +71,10 @@ func (b customerBody) apply(c *tenant.Customer) {
 	set(&c.Policy, b.Policy)
 }
 
+func (b tokenBody) apply(t *admin.Token) {
+	t.Name, t.ResellerID = b.Name, b.ResellerID
+}
+
 func (b domainBody) apply(d *tenant.DomainRecord) {
 	set(&d.Name, b.Name)
 	set(&d.CustomerID, b.CustomerID)
@@ -80,7 +84,84 @@ func (b domainBody) apply(d *tenant.DomainRecord) {
 	set(&d.Policy, b.Policy)
 }
 
-// --- resellers
+// apiHandler is an authenticated handler; authed maps its error.
+type apiHandler func(w http.ResponseWriter, r *http.Request, p admin.Principal) error
+
+// applier is a request body that patches a T: the create and update
+// bodies above.
+type applier[T any] interface{ apply(*T) }
+
+// byID answers 200 with what fn returns for the path's {id}: a GET of one
+// object, or a POST acting on one (verify, approve).
+func byID[T any](fn func(context.Context, admin.Principal, int64) (T, error)) apiHandler {
+	return func(w http.ResponseWriter, r *http.Request, p admin.Principal) error {
+		id, err := pathID(r)
+		if err != nil {
+			return err
+		}
+		v, err := fn(r.Context(), p, id)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, v)
+		return nil
+	}
+}
+
+// create decodes a B, applies it to a zero T, and answers 201 with what fn
+// made of it.
+func create[B applier[T], T any](fn func(context.Context, admin.Principal, T) (T, error)) apiHandler {
+	return func(w http.ResponseWriter, r *http.Request, p admin.Principal) error {
+		var b B
+		if err := decode(w, r, maxBody, &b); err != nil {
+			return err
+		}
+		var v T
+		b.apply(&v)
+		v, err := fn(r.Context(), p, v)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusCreated, v)
+		return nil
+	}
+}
+
+// update decodes a B and has fn apply it to the object of the path's
+// {id}; it answers 200 with the result.
+func update[B applier[T], T any](fn func(context.Context, admin.Principal, int64, func(*T)) (T, error)) apiHandler {
+	return func(w http.ResponseWriter, r *http.Request, p admin.Principal) error {
+		id, err := pathID(r)
+		if err != nil {
+			return err
+		}
+		var b B
+		if err := decode(w, r, maxBody, &b); err != nil {
+			return err
+		}
+		v, err := fn(r.Context(), p, id, b.apply)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, v)
+		return nil
+	}
+}
+
+// remove deletes the object of the path's {id}: 204.
+func remove(fn func(context.Context, admin.Principal, int64) error) apiHandler {
+	return func(w http.ResponseWriter, r *http.Request, p admin.Principal) error {
+		id, err := pathID(r)
+		if err != nil {
+			return err
+		}
+		if err := fn(r.Context(), p, id); err != nil {
+			return err
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
+}
 
 func (a *AdminAPI) listResellers(w http.ResponseWriter, r *http.Request, p admin.Principal) error {
 	return list(w, r, func(ctx context.Context, f admin.Filter) ([]tenant.Reseller, error) {
@@ -88,129 +169,11 @@ func (a *AdminAPI) listResellers(w http.ResponseWriter, r *http.Request, p admin
 	}, func(x tenant.Reseller) int64 { return x.ID })
 }
 
-func (a *AdminAPI) getReseller(w http.ResponseWriter, r *http.Request, p admin.Principal) error {
-	id, err := pathID(r)
-	if err != nil {
-		return err
-	}
-	res, err := a.svc.GetReseller(r.Context(), p, id)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, res)
-	return nil
-}
-
-func (a *AdminAPI) createReseller(w http.ResponseWriter, r *http.Request, p admin.Principal) error {
-	var b resellerBody
-	if err := decode(w, r, maxBody, &b); err != nil {
-		return err
-	}
-	var res tenant.Reseller
-	b.apply(&res)
-	res, err := a.svc.CreateReseller(r.Context(), p, res)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusCreated, res)
-	return nil
-}
-
-func (a *AdminAPI) updateReseller(w http.ResponseWriter, r *http.Request, p admin.Principal) error {
-	id, err := pathID(r)
-	if err != nil {
-		return err
-	}
-	var b resellerBody
-	if err := decode(w, r, maxBody, &b); err != nil {
-		return err
-	}
-	res, err := a.svc.UpdateReseller(r.Context(), p, id, b.apply)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, res)
-	return nil
-}
-
-func (a *AdminAPI) deleteReseller(w http.ResponseWriter, r *http.Request, p admin.Principal) error {
-	id, err := pathID(r)
-	if err != nil {
-		return err
-	}
-	if err := a.svc.DeleteReseller(r.Context(), p, id); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
-}
-
-// --- customers
-
 func (a *AdminAPI) listCustomers(w http.ResponseWriter, r *http.Request, p admin.Principal) error {
 	return list(w, r, func(ctx context.Context, f admin.Filter) ([]tenant.Customer, error) {
 		return a.svc.ListCustomers(ctx, p, f)
 	}, func(x tenant.Customer) int64 { return x.ID })
 }
-
-func (a *AdminAPI) getCustomer(w http.ResponseWriter, r *http.Request, p admin.Principal) error {
-	id, err := pathID(r)
-	if err != nil {
-		return err
-	}
-	c, err := a.svc.GetCustomer(r.Context(), p, id)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, c)
-	return nil
-}
-
-func (a *AdminAPI) createCustomer(w http.ResponseWriter, r *http.Request, p admin.Principal) error {
-	var b customerBody
-	if err := decode(w, r, maxBody, &b); err != nil {
-		return err
-	}
-	var c tenant.Customer
-	b.apply(&c)
-	c, err := a.svc.CreateCustomer(r.Context(), p, c)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusCreated, c)
-	return nil
-}
-
-func (a *AdminAPI) updateCustomer(w http.ResponseWriter, r *http.Request, p admin.Principal) error {
-	id, err := pathID(r)
-	if err != nil {
-		return err
-	}
-	var b customerBody
-	if err := decode(w, r, maxBody, &b); err != nil {
-		return err
-	}
-	c, err := a.svc.UpdateCustomer(r.Context(), p, id, b.apply)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, c)
-	return nil
-}
-
-func (a *AdminAPI) deleteCustomer(w http.ResponseWriter, r *http.Request, p admin.Principal) error {
-	id, err := pathID(r)
-	if err != nil {
-		return err
-	}
-	if err := a.svc.DeleteCustomer(r.Context(), p, id); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
-}
-
-// --- domains
 
 func (a *AdminAPI) listDomains(w http.ResponseWriter, r *http.Request, p admin.Principal) error {
 	return list(w, r, func(ctx context.Context, f admin.Filter) ([]tenant.DomainRecord, error) {
@@ -218,93 +181,10 @@ func (a *AdminAPI) listDomains(w http.ResponseWriter, r *http.Request, p admin.P
 	}, func(x tenant.DomainRecord) int64 { return x.ID })
 }
 
-func (a *AdminAPI) getDomain(w http.ResponseWriter, r *http.Request, p admin.Principal) error {
-	id, err := pathID(r)
-	if err != nil {
-		return err
-	}
-	d, err := a.svc.GetDomain(r.Context(), p, id)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, d)
-	return nil
-}
-
-func (a *AdminAPI) createDomain(w http.ResponseWriter, r *http.Request, p admin.Principal) error {
-	var b domainBody
-	if err := decode(w, r, maxBody, &b); err != nil {
-		return err
-	}
-	var d tenant.DomainRecord
-	b.apply(&d)
-	d, err := a.svc.CreateDomain(r.Context(), p, d)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusCreated, d)
-	return nil
-}
-
-// domainActivity answers the domain's counts and recent refusals: the
-// domain's own (keyed by its id), never an earlier holder's of its name.
-func (a *AdminAPI) domainActivity(w http.ResponseWriter, r *http.Request, p admin.Principal) error {
-	id, err := pathID(r)
-	if err != nil {
-		return err
-	}
-	act, err := a.svc.DomainActivity(r.Context(), p, id, time.Now())
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, act)
-	return nil
-}
-
-// domainAction serves a POST that acts on one domain and answers with it
-// (verify, approve): 200 with its status, pending or active.
-func (a *AdminAPI) domainAction(act func(context.Context, admin.Principal, int64) (tenant.DomainRecord, error)) func(http.ResponseWriter, *http.Request, admin.Principal) error {
-	return func(w http.ResponseWriter, r *http.Request, p admin.Principal) error {
-		id, err := pathID(r)
-		if err != nil {
-			return err
-		}
-		d, err := act(r.Context(), p, id)
-		if err != nil {
-			return err
-		}
-		writeJSON(w, http.StatusOK, d)
-		return nil
-	}
-}
-
-func (a *AdminAPI) updateDomain(w http.ResponseWriter, r *http.Request, p admin.Principal) error {
-	id, err := pathID(r)
-	if err != nil {
-		return err
-	}
-	var b domainBody
-	if err := decode(w, r, maxBody, &b); err != nil {
-		return err
-	}
-	d, err := a.svc.UpdateDomain(r.Context(), p, id, b.apply)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, d)
-	return nil
-}
-
-func (a *AdminAPI) deleteDomain(w http.ResponseWriter, r *http.Request, p admin.Principal) error {
-	id, err := pathID(r)
-	if err != nil {
-		return err
-	}
-	if err := a.svc.DeleteDomain(r.Context(), p, id); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+// domainActivity is the domain's counts and recent refusals: the domain's
+// own (keyed by its id), never an earlier holder's of its name.
+func (a *AdminAPI) domainActivity(ctx context.Context, p admin.Principal, id int64) (admin.Activity, error) {
+	return a.svc.DomainActivity(ctx, p, id, time.Now())
 }
 
 // --- recipients
@@ -319,6 +199,7 @@ func (a *AdminAPI) listRecipients(w http.ResponseWriter, r *http.Request, p admi
 	}, func(x admin.Recipient) int64 { return x.ID })
 }
 
+// getRecipient answers the path's {local} recipient of domain {id}.
 func (a *AdminAPI) getRecipient(w http.ResponseWriter, r *http.Request, p admin.Principal) error {
 	id, err := pathID(r)
 	if err != nil {
@@ -394,44 +275,6 @@ func (a *AdminAPI) listTokens(w http.ResponseWriter, r *http.Request, p admin.Pr
 	return list(w, r, func(ctx context.Context, f admin.Filter) ([]admin.Token, error) {
 		return a.svc.ListTokens(ctx, p, f)
 	}, func(x admin.Token) int64 { return x.ID })
-}
-
-func (a *AdminAPI) getToken(w http.ResponseWriter, r *http.Request, p admin.Principal) error {
-	id, err := pathID(r)
-	if err != nil {
-		return err
-	}
-	t, err := a.svc.GetToken(r.Context(), p, id)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, t)
-	return nil
-}
-
-func (a *AdminAPI) createToken(w http.ResponseWriter, r *http.Request, p admin.Principal) error {
-	var b tokenBody
-	if err := decode(w, r, maxBody, &b); err != nil {
-		return err
-	}
-	t, err := a.svc.CreateToken(r.Context(), p, admin.Token{Name: b.Name, ResellerID: b.ResellerID})
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusCreated, t)
-	return nil
-}
-
-func (a *AdminAPI) deleteToken(w http.ResponseWriter, r *http.Request, p admin.Principal) error {
-	id, err := pathID(r)
-	if err != nil {
-		return err
-	}
-	if err := a.svc.DeleteToken(r.Context(), p, id); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
 }
 
 func (a *AdminAPI) listAudit(w http.ResponseWriter, r *http.Request, p admin.Principal) error {
