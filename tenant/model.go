@@ -63,9 +63,9 @@ type DomainRecord struct {
 	Routes []RouteRule `json:"routes"`
 	Policy Policy      `json:"policy"`
 	// Status is StatusPending until the reseller proves the name (see
-	// ownership.go); only active domains receive mail. The API shows
+	// admin/ownership.go); only active domains receive mail. The API shows
 	// VerifyToken so the reseller can publish it; both are set by the
-	// service, never taken from a request.
+	// admin service, never taken from a request.
 	Status      string    `json:"status"`
 	VerifyToken string    `json:"verify_token,omitempty"`
 	Created     time.Time `json:"created"`
