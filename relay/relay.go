@@ -44,17 +44,6 @@ const (
 	TLSRequired TLSMode = "required"
 )
 
-// ParseTLSMode validates a configured mode; "" means opportunistic.
-func ParseTLSMode(s string) (TLSMode, error) {
-	switch TLSMode(s) {
-	case "":
-		return TLSOpportunistic, nil
-	case TLSNone, TLSOpportunistic, TLSRequired:
-		return TLSMode(s), nil
-	}
-	return "", fmt.Errorf("%q is not none, opportunistic or required", s)
-}
-
 // Route is where a domain's mail goes.
 type Route struct {
 	Addr string // host:port
