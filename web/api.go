@@ -58,19 +58,19 @@ func (a *AdminAPI) routes() []apiRoute {
 	return []apiRoute{
 		{"GET /api/v1/openapi.json", http.HandlerFunc(serveOpenAPI)},
 
-		h("GET /api/v1/resellers", a.listResellers),
+		h("GET /api/v1/resellers", list(a.svc.ListResellers, func(x tenant.Reseller) int64 { return x.ID })),
 		h("POST /api/v1/resellers", create[resellerBody](a.svc.CreateReseller)),
 		h("GET /api/v1/resellers/{id}", byID(a.svc.GetReseller)),
 		h("PATCH /api/v1/resellers/{id}", update[resellerBody](a.svc.UpdateReseller)),
 		h("DELETE /api/v1/resellers/{id}", remove(a.svc.DeleteReseller)),
 
-		h("GET /api/v1/customers", a.listCustomers),
+		h("GET /api/v1/customers", list(a.svc.ListCustomers, func(x tenant.Customer) int64 { return x.ID })),
 		h("POST /api/v1/customers", create[customerBody](a.svc.CreateCustomer)),
 		h("GET /api/v1/customers/{id}", byID(a.svc.GetCustomer)),
 		h("PATCH /api/v1/customers/{id}", update[customerBody](a.svc.UpdateCustomer)),
 		h("DELETE /api/v1/customers/{id}", remove(a.svc.DeleteCustomer)),
 
-		h("GET /api/v1/domains", a.listDomains),
+		h("GET /api/v1/domains", list(a.svc.ListDomains, func(x tenant.DomainRecord) int64 { return x.ID })),
 		h("POST /api/v1/domains", create[domainBody](a.svc.CreateDomain)),
 		h("GET /api/v1/domains/{id}", byID(a.svc.GetDomain)),
 		h("PATCH /api/v1/domains/{id}", update[domainBody](a.svc.UpdateDomain)),
@@ -86,12 +86,12 @@ func (a *AdminAPI) routes() []apiRoute {
 		h("GET /api/v1/domains/{id}/recipients/{local}", a.getRecipient),
 		h("DELETE /api/v1/domains/{id}/recipients/{local}", a.deleteRecipient),
 
-		h("GET /api/v1/tokens", a.listTokens),
+		h("GET /api/v1/tokens", list(a.svc.ListTokens, func(x admin.Token) int64 { return x.ID })),
 		h("POST /api/v1/tokens", create[tokenBody](a.svc.CreateToken)),
 		h("GET /api/v1/tokens/{id}", byID(a.svc.GetToken)),
 		h("DELETE /api/v1/tokens/{id}", remove(a.svc.DeleteToken)),
 
-		h("GET /api/v1/audit", a.listAudit),
+		h("GET /api/v1/audit", list(a.svc.ListAudit, func(x admin.AuditEntry) int64 { return x.ID })),
 	}
 }
 
@@ -263,19 +263,21 @@ func filter(r *http.Request) (admin.Filter, error) {
 }
 
 // list runs a list call and writes the page.
-func list[T any](w http.ResponseWriter, r *http.Request, fetch func(context.Context, admin.Filter) ([]T, error), id func(T) int64) error {
-	f, err := filter(r)
-	if err != nil {
-		return err
+func list[T any](fetch func(context.Context, admin.Principal, admin.Filter) ([]T, error), id func(T) int64) apiHandler {
+	return func(w http.ResponseWriter, r *http.Request, p admin.Principal) error {
+		f, err := filter(r)
+		if err != nil {
+			return err
+		}
+		items, err := fetch(r.Context(), p, f)
+		if err != nil {
+			return err
+		}
+		pg := page[T]{Items: items}
+		if len(items) == f.Limit {
+			pg.NextAfter = id(items[len(items)-1])
+		}
+		writeJSON(w, http.StatusOK, pg)
+		return nil
 	}
-	items, err := fetch(r.Context(), f)
-	if err != nil {
-		return err
-	}
-	p := page[T]{Items: items}
-	if len(items) == f.Limit {
-		p.NextAfter = id(items[len(items)-1])
-	}
-	writeJSON(w, http.StatusOK, p)
-	return nil
 }

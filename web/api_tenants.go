@@ -163,24 +163,6 @@ func remove(fn func(context.Context, admin.Principal, int64) error) apiHandler {
 	}
 }
 
-func (a *AdminAPI) listResellers(w http.ResponseWriter, r *http.Request, p admin.Principal) error {
-	return list(w, r, func(ctx context.Context, f admin.Filter) ([]tenant.Reseller, error) {
-		return a.svc.ListResellers(ctx, p, f)
-	}, func(x tenant.Reseller) int64 { return x.ID })
-}
-
-func (a *AdminAPI) listCustomers(w http.ResponseWriter, r *http.Request, p admin.Principal) error {
-	return list(w, r, func(ctx context.Context, f admin.Filter) ([]tenant.Customer, error) {
-		return a.svc.ListCustomers(ctx, p, f)
-	}, func(x tenant.Customer) int64 { return x.ID })
-}
-
-func (a *AdminAPI) listDomains(w http.ResponseWriter, r *http.Request, p admin.Principal) error {
-	return list(w, r, func(ctx context.Context, f admin.Filter) ([]tenant.DomainRecord, error) {
-		return a.svc.ListDomains(ctx, p, f)
-	}, func(x tenant.DomainRecord) int64 { return x.ID })
-}
-
 // domainActivity is the domain's counts and recent refusals: the domain's
 // own (keyed by its id), never an earlier holder's of its name.
 func (a *AdminAPI) domainActivity(ctx context.Context, p admin.Principal, id int64) (admin.Activity, error) {
@@ -194,9 +176,9 @@ func (a *AdminAPI) listRecipients(w http.ResponseWriter, r *http.Request, p admi
 	if err != nil {
 		return err
 	}
-	return list(w, r, func(ctx context.Context, f admin.Filter) ([]admin.Recipient, error) {
+	return list(func(ctx context.Context, p admin.Principal, f admin.Filter) ([]admin.Recipient, error) {
 		return a.svc.ListRecipients(ctx, p, id, f)
-	}, func(x admin.Recipient) int64 { return x.ID })
+	}, func(x admin.Recipient) int64 { return x.ID })(w, r, p)
 }
 
 // getRecipient answers the path's {local} recipient of domain {id}.
@@ -267,20 +249,6 @@ func (a *AdminAPI) deleteRecipient(w http.ResponseWriter, r *http.Request, p adm
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
-}
-
-// --- tokens and audit
-
-func (a *AdminAPI) listTokens(w http.ResponseWriter, r *http.Request, p admin.Principal) error {
-	return list(w, r, func(ctx context.Context, f admin.Filter) ([]admin.Token, error) {
-		return a.svc.ListTokens(ctx, p, f)
-	}, func(x admin.Token) int64 { return x.ID })
-}
-
-func (a *AdminAPI) listAudit(w http.ResponseWriter, r *http.Request, p admin.Principal) error {
-	return list(w, r, func(ctx context.Context, f admin.Filter) ([]admin.AuditEntry, error) {
-		return a.svc.ListAudit(ctx, p, f)
-	}, func(x admin.AuditEntry) int64 { return x.ID })
 }
 
 type conflictError string
