@@ -6,11 +6,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/mxgrid/mxgrid/tenant"
 	"net"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/mxgrid/mxgrid/tenant"
 )
 
 // VerifyPrefix starts the TXT record that proves a domain.

@@ -6,11 +6,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/mxgrid/mxgrid/tenant"
 	"net/http"
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/mxgrid/mxgrid/tenant"
 )
 
 // What the reseller panel needs beyond the API's objects: white label,

@@ -15,11 +15,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/mxgrid/mxgrid/tenant"
 	"log/slog"
 	"os"
 	"strconv"
 	"strings"
+
+	"github.com/mxgrid/mxgrid/tenant"
 )
 
 // Store persists tenants. Every write commits the change, an audit entry
