@@ -288,12 +288,12 @@ func Resolve(data Data) ([]*Domain, error) {
 			// Unproven: refused at RCPT exactly like an unknown domain.
 			continue
 		}
-		d, fe := newDomain(domainSpec{Name: dr.Name, Route: dr.Route, TLS: dr.TLS, Routes: dr.Routes,
+		d, fe := newDomain(domainSpec{ID: dr.ID, CustomerID: dr.CustomerID, Source: "store",
+			Name: dr.Name, Route: dr.Route, TLS: dr.TLS, Routes: dr.Routes,
 			Recipients: data.Recipients[dr.ID], Policy: dr.Policy, Inherited: customers[dr.CustomerID]})
 		if len(fe) > 0 {
 			return nil, fmt.Errorf("domain %s: %w", dr.Name, fe)
 		}
-		d.ID, d.CustomerID, d.Source = dr.ID, dr.CustomerID, "store"
 		out = append(out, d)
 	}
 	return out, nil
@@ -372,11 +372,11 @@ func (s *Syncer) loadFile() error {
 	domains := make([]*Domain, 0, len(f.Domains))
 	for _, fd := range f.Domains {
 		// The file holds the effective policy, hence nothing inherited.
-		d, fe := newDomain(domainSpec{Name: fd.Name, Route: fd.Route, TLS: fd.TLS, Routes: fd.Routes, Recipients: fd.Recipients, Policy: fd.Policy})
+		d, fe := newDomain(domainSpec{ID: fd.ID, CustomerID: fd.CustomerID, Source: "store",
+			Name: fd.Name, Route: fd.Route, TLS: fd.TLS, Routes: fd.Routes, Recipients: fd.Recipients, Policy: fd.Policy})
 		if len(fe) > 0 {
 			return fmt.Errorf("%s: domain %s: %w", s.file, fd.Name, fe)
 		}
-		d.ID, d.CustomerID, d.Source = fd.ID, fd.CustomerID, "store"
 		domains = append(domains, d)
 	}
 	snap, err := s.build(f.Version, domains)

@@ -201,12 +201,11 @@ type StaticDomain struct {
 
 // Build validates s and turns it into a Domain; errors name the key.
 func (s StaticDomain) Build() (*Domain, error) {
-	d, fe := newDomain(domainSpec{Name: s.Name, Route: s.Route, TLS: s.TLS, Routes: s.Routes, Recipients: s.Recipients, Policy: s.Policy})
+	d, fe := newDomain(domainSpec{Source: "config", Name: s.Name, Route: s.Route, TLS: s.TLS, Routes: s.Routes, Recipients: s.Recipients, Policy: s.Policy})
 	maps.Copy(fe, s.Policy.Validate(""))
 	if len(fe) > 0 {
 		return nil, fe.first()
 	}
-	d.Source = "config"
 	return d, nil
 }
 
@@ -214,6 +213,10 @@ func (s StaticDomain) Build() (*Domain, error) {
 // store (a row loaded for a snapshot, or API input being validated) and
 // the snapshot file.
 type domainSpec struct {
+	// ID, CustomerID and Source are the Domain's (zero for config domains
+	// and API input).
+	ID, CustomerID   int64
+	Source           string
 	Name, Route, TLS string
 	Routes           []RouteRule
 	// Recipients are local parts, or addresses at Name.
@@ -247,7 +250,8 @@ func newDomain(s domainSpec) (*Domain, FieldErrors) {
 	}
 	routes, rfe := newRouteTable(name, mode, s.Routes)
 	maps.Copy(fe, rfe)
-	d := &Domain{Name: name, Route: Route{Addr: s.Route, TLS: mode}, Routes: routes, Policy: s.Policy.Over(s.Inherited)}
+	d := &Domain{Name: name, ID: s.ID, CustomerID: s.CustomerID, Source: s.Source,
+		Route: Route{Addr: s.Route, TLS: mode}, Routes: routes, Policy: s.Policy.Over(s.Inherited)}
 	d.Lists = d.Policy.lists()
 	if len(s.Recipients) > 0 {
 		d.Recipients = make(map[string]struct{}, len(s.Recipients))
