@@ -118,8 +118,8 @@ var tenantMigrations = []Migration{{
 	CREATE INDEX domains_status ON domains (status, id);`,
 }}
 
-// Tenants implements admin.Store (and PanelStore) for the admin side and
-// tenant.Loader for the snapshot. It connects lazily: a node that started
+// Tenants implements admin.Store (and PanelStore, panel.go) for the admin
+// side and tenant.Loader for the snapshot. It connects lazily: a node that started
 // while the database was down gets its tenant API and reloads back as soon
 // as the database answers, without a restart.
 type Tenants struct {
@@ -133,9 +133,8 @@ type Tenants struct {
 }
 
 var (
-	_ admin.Store      = (*Tenants)(nil)
-	_ admin.PanelStore = (*Tenants)(nil)
-	_ tenant.Loader    = (*Tenants)(nil)
+	_ admin.Store   = (*Tenants)(nil)
+	_ tenant.Loader = (*Tenants)(nil)
 )
 
 // NewTenants serves tenants from st, or when st is nil (the store was
