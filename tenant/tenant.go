@@ -1,6 +1,9 @@
 // Package tenant answers, on the SMTP hot path, "do we take mail for this
 // domain and recipient, and where does it go?" from an in-memory snapshot
-// swapped atomically, so lookups never wait for a database.
+// swapped atomically, so lookups never wait for a database. It also holds
+// the tenant data the snapshot is built from (resellers, customers, domain
+// records, policies) and their validation; changing that data, with its
+// authorization and audit, is package admin's.
 package tenant
 
 import (
