@@ -4,16 +4,27 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net/netip"
 	"os"
 	"testing"
 	"time"
 
 	"github.com/mxgrid/mxgrid/config"
-	"github.com/mxgrid/mxgrid/netguard"
+	"github.com/mxgrid/mxgrid/internal/smtptest"
 	"github.com/mxgrid/mxgrid/node"
 	"github.com/mxgrid/mxgrid/scanner"
-	"github.com/mxgrid/mxgrid/tenant"
+)
+
+// The downstream sink lives in smtptest so that leaf packages' tests can use
+// it without a node; these names keep an end-to-end test on one import.
+type (
+	Sink     = smtptest.Sink
+	Received = smtptest.Received
+)
+
+var (
+	StartSink      = smtptest.StartSink
+	StripPrepended = smtptest.StripPrepended
+	Domain         = smtptest.Domain
 )
 
 // Node is a node running in the test process.
@@ -40,19 +51,8 @@ func Config(t testing.TB) config.Config {
 	cfg.SMTP.ShutdownGrace = 5 * time.Second
 	// Test downstreams (sinks) listen on loopback, where tenant routes may
 	// not go by default.
-	cfg.Relay.AllowedRouteNetworks = []string{loopbackNet.String()}
+	cfg.Relay.AllowedRouteNetworks = []string{smtptest.Loopback.String()}
 	return cfg
-}
-
-var loopbackNet = netip.MustParsePrefix("127.0.0.0/8")
-
-// Guard is a route guard that, like Config, lets tenant routes reach
-// loopback, for tests that build a relay without a node.
-func Guard() *netguard.Guard { return netguard.New(nil, []netip.Prefix{loopbackNet}) }
-
-// Domain is a static domain routed to addr with no TLS.
-func Domain(name, addr string, recipients ...string) tenant.StaticDomain {
-	return tenant.StaticDomain{Name: name, Route: addr, TLS: "none", Recipients: recipients}
 }
 
 // Start builds and runs a node from cfg; stages replaces the configured
