@@ -79,7 +79,7 @@ func FuzzSession(f *testing.F) {
 	srv, err := smtpd.New(cfg, smtpd.Deps{
 		Directory: tenant.NewDirectory(snap),
 		Scanner:   scanner.NewPipeline(nil, time.Second, log, reg),
-		Relay:     relay.New(relay.DefaultConfig(), "mx.test", smtptest.Guard(), log, reg),
+		Relay:     smtpd.Relay{Relay: relay.New(relay.DefaultConfig(), "mx.test", smtptest.Guard(), log, reg)},
 		Log:       log,
 		Registry:  reg,
 	})

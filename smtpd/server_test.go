@@ -47,7 +47,7 @@ func startServer(t *testing.T, sink *smtptest.Sink, sc smtpd.Scanner) (*smtpd.Se
 	srv, err := smtpd.New(cfg, smtpd.Deps{
 		Directory: tenant.NewDirectory(snap),
 		Scanner:   sc,
-		Relay:     relay.New(relay.DefaultConfig(), "mx.test", smtptest.Guard(), log, reg),
+		Relay:     smtpd.Relay{Relay: relay.New(relay.DefaultConfig(), "mx.test", smtptest.Guard(), log, reg)},
 		Log:       log,
 		Registry:  reg,
 	})
