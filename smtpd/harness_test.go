@@ -50,6 +50,13 @@ func testConfig(t *testing.T) config.Config {
 // are the scan checks (nil: none, every message is delivered).
 func startConfigured(t *testing.T, cfg config.Config, stages []scanner.Stage) *testNode {
 	t.Helper()
+	return startWith(t, cfg, configDeps(t, cfg, stages))
+}
+
+// configDeps builds the server's collaborators from cfg; a test may replace
+// some (a fake relay) before startWith.
+func configDeps(t *testing.T, cfg config.Config, stages []scanner.Stage) smtpd.Deps {
+	t.Helper()
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("test config invalid: %v", err)
 	}
@@ -67,22 +74,28 @@ func startConfigured(t *testing.T, cfg config.Config, stages []scanner.Stage) *t
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	reg := prometheus.NewRegistry()
-	h := health.New()
-	srv, err := smtpd.New(cfg.SMTP, smtpd.Deps{
+	return smtpd.Deps{
 		Directory:  tenant.NewDirectory(snap),
 		Parser:     scanner.NewParser(cfg.Scanner.Weights),
 		AuthServID: cfg.AuthServID(),
 		Scanner:    scanner.NewPipeline(stages, cfg.Scanner.Timeout, log, reg),
 		Relay:      smtpd.Relay{Relay: relay.New(cfg.Relay, cfg.SMTP.Hostname, netguard.New(nil, allowed), log, reg)},
 		Policy:     cfg.Scanner.Policy(),
-		Health:     h,
+		Health:     health.New(),
 		Log:        log,
 		Registry:   reg,
-	})
+	}
+}
+
+// startWith serves an smtpd.Server made of cfg.SMTP and deps until the end
+// of the test.
+func startWith(t *testing.T, cfg config.Config, deps smtpd.Deps) *testNode {
+	t.Helper()
+	srv, err := smtpd.New(cfg.SMTP, deps)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &testNode{Config: cfg, addr: serve(t, srv, cfg.SMTP.ShutdownGrace), health: h}
+	return &testNode{Config: cfg, addr: serve(t, srv, cfg.SMTP.ShutdownGrace), health: deps.Health}
 }
 
 // serve runs srv until the end of the test, then shuts it down within grace
