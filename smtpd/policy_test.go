@@ -24,13 +24,7 @@ func (c scoreCheck) Check(context.Context, *scanner.Envelope, *scanner.Message) 
 
 func startWithScore(t *testing.T, check scoreCheck, mutate func(*config.Config)) (*testNode, *smtptest.Sink) {
 	t.Helper()
-	sink := smtptest.StartSink(t)
-	cfg := testConfig(t)
-	cfg.Domains = append(cfg.Domains, smtptest.Domain("example.org", sink.Addr))
-	if mutate != nil {
-		mutate(&cfg)
-	}
-	return startConfigured(t, cfg, []scanner.Stage{{Check: check}}), sink
+	return startStages(t, []scanner.Stage{{Check: check}}, mutate)
 }
 
 func ptr[T any](v T) *T { return &v }

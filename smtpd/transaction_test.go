@@ -12,6 +12,7 @@ import (
 	"github.com/emersion/go-smtp"
 	"github.com/mxgrid/mxgrid/config"
 	"github.com/mxgrid/mxgrid/internal/smtptest"
+	"github.com/mxgrid/mxgrid/scanner"
 	"github.com/pires/go-proxyproto"
 )
 
@@ -77,7 +78,14 @@ func (c *client) data(want int, msg string) string {
 	return c.expect(want)
 }
 
+// startNode serves example.org, routed to a sink, with no scan checks.
 func startNode(t *testing.T, mutate func(*config.Config)) (*testNode, *smtptest.Sink) {
+	t.Helper()
+	return startStages(t, nil, mutate)
+}
+
+// startStages serves example.org, routed to a sink, scanned by stages.
+func startStages(t *testing.T, stages []scanner.Stage, mutate func(*config.Config)) (*testNode, *smtptest.Sink) {
 	t.Helper()
 	sink := smtptest.StartSink(t)
 	cfg := testConfig(t)
@@ -85,7 +93,7 @@ func startNode(t *testing.T, mutate func(*config.Config)) (*testNode, *smtptest.
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	return startConfigured(t, cfg, nil), sink
+	return startConfigured(t, cfg, stages), sink
 }
 
 func TestDeliveryIsByteIdenticalApartFromReceived(t *testing.T) {
