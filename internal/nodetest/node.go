@@ -1,3 +1,8 @@
+// Package nodetest runs real nodes in-process on loopback for end-to-end
+// tests (package e2e, and the tests of node and cmd/mxgrid): a test sends
+// over real SMTP and checks what the customer's server received. Leaf
+// packages' tests must not use it (internal/archtest checks): they build
+// their own package with internal/smtptest's sinks.
 package nodetest
 
 import (
