@@ -10,6 +10,7 @@ import (
 
 	"github.com/emersion/go-msgauth/dkim"
 
+	"github.com/mxgrid/mxgrid/config"
 	"github.com/mxgrid/mxgrid/dnsresolver/dnstest"
 	"github.com/mxgrid/mxgrid/internal/nodetest"
 )
@@ -26,15 +27,14 @@ func TestAuthSMTP(t *testing.T) {
 	dns.AddTXT("forger.test", "v=spf1 -all")
 	dns.AddTXT("_dmarc.forger.test", "v=DMARC1; p=reject")
 
-	sink := nodetest.StartSink(t)
-	cfg := nodetest.Config(t)
-	enforce := true
-	strict := nodetest.Domain("strict.example", sink.Addr)
-	strict.DMARCEnforce = &enforce
-	cfg.Domains = append(cfg.Domains, nodetest.Domain("example.org", sink.Addr), strict)
-	cfg.DNS.Server = dns.Addr
-	cfg.Auth.SPF, cfg.Auth.DKIM, cfg.Auth.DMARC = true, true, true
-	n := nodetest.Start(t, cfg, nil)
+	n, sink := nodetest.StartWithSink(t, func(cfg *config.Config) {
+		enforce := true
+		strict := nodetest.Domain("strict.example", cfg.Domains[0].Route)
+		strict.DMARCEnforce = &enforce
+		cfg.Domains = append(cfg.Domains, strict)
+		cfg.DNS.Server = dns.Addr
+		cfg.Auth.SPF, cfg.Auth.DKIM, cfg.Auth.DMARC = true, true, true
+	})
 
 	signed := func(from string) string {
 		raw := "From: " + from + "\r\nTo: bob@example.org\r\nSubject: hi\r\nDate: Mon, 23 Nov 2026 10:00:00 +0000\r\nMessage-ID: <1@sender.test>\r\n\r\nHello.\r\n"

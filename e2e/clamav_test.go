@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mxgrid/mxgrid/config"
 	"github.com/mxgrid/mxgrid/internal/nodetest"
 	"github.com/mxgrid/mxgrid/internal/testenv"
 	"github.com/mxgrid/mxgrid/scanner"
@@ -19,13 +20,11 @@ import (
 
 func clamavNode(t *testing.T, clamd string, onError scanner.OnError) (*nodetest.Node, *nodetest.Sink) {
 	t.Helper()
-	sink := nodetest.StartSink(t)
-	cfg := nodetest.Config(t)
-	cfg.Domains = append(cfg.Domains, nodetest.Domain("example.org", sink.Addr))
-	cfg.Antivirus.Clamd.Clamd = clamd
-	cfg.Antivirus.Clamd.OnError = onError
-	cfg.Antivirus.Clamd.Timeout = 5 * time.Second
-	return nodetest.Start(t, cfg, nil), sink
+	return nodetest.StartWithSink(t, func(cfg *config.Config) {
+		cfg.Antivirus.Clamd.Clamd = clamd
+		cfg.Antivirus.Clamd.OnError = onError
+		cfg.Antivirus.Clamd.Timeout = 5 * time.Second
+	})
 }
 
 func clamavReadyz(t *testing.T, n *nodetest.Node) (int, string) {
@@ -122,10 +121,7 @@ func TestSMTPClamdDown(t *testing.T) {
 // The stage list the node builds from config has the clamav stage only
 // when clamd is configured.
 func TestNodeWithoutClamd(t *testing.T) {
-	sink := nodetest.StartSink(t)
-	cfg := nodetest.Config(t)
-	cfg.Domains = append(cfg.Domains, nodetest.Domain("example.org", sink.Addr))
-	n := nodetest.Start(t, cfg, nil)
+	n, _ := nodetest.StartWithSink(t, nil)
 	if code, text := smtpSend(t, n.SMTPAddr(), "alice@sender.test", "bob@example.org", "From: alice@sender.test\r\nSubject: t\r\n\r\n"+string(testenv.EICAR())+"\r\n"); code != 554 {
 		t.Errorf("built-in engine alone: reply %d %s, want 554", code, text)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/emersion/go-smtp"
 	"github.com/pires/go-proxyproto"
 
+	"github.com/mxgrid/mxgrid/config"
 	"github.com/mxgrid/mxgrid/events"
 	"github.com/mxgrid/mxgrid/geo"
 	"github.com/mxgrid/mxgrid/geo/geotest"
@@ -78,14 +79,13 @@ func TestReplaySpamCorpus(t *testing.T) {
 		t.Fatalf("only %d of %d corpus messages have an external hop", len(msgs), len(files))
 	}
 
-	sink := nodetest.StartSink(t)
-	cfg := nodetest.Config(t)
-	cfg.Domains = append(cfg.Domains, nodetest.Domain("example.org", sink.Addr))
-	cfg.SMTP.TrustedProxies = []string{"127.0.0.1/32"}
-	cfg.Geo.Database = filepath.Join(t.TempDir(), "city.mmdb")
-	geotest.WriteCity(t, cfg.Geo.Database, geotest.Options{}, records)
-	cfg.Events.FlushInterval = 10 * time.Millisecond
-	node := nodetest.Start(t, cfg, nil)
+	node, sink := nodetest.StartWithSink(t, func(cfg *config.Config) {
+		cfg.SMTP.TrustedProxies = []string{"127.0.0.1/32"}
+		cfg.Geo.Database = filepath.Join(t.TempDir(), "city.mmdb")
+		geotest.WriteCity(t, cfg.Geo.Database, geotest.Options{}, records)
+		cfg.Events.FlushInterval = 10 * time.Millisecond
+	})
+	cfg := node.Config
 
 	// Refused messages per source; tagged ones reach the sink, which cannot
 	// say which connection they came from, so they are only counted.

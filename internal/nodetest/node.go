@@ -84,6 +84,20 @@ func Start(t testing.TB, cfg config.Config, stages []scanner.Stage) *Node {
 	return tn
 }
 
+// StartWithSink runs a node that relays example.org to a new sink; mutate,
+// when set, edits the config first (the sink's address is
+// cfg.Domains[0].Route).
+func StartWithSink(t testing.TB, mutate func(*config.Config)) (*Node, *Sink) {
+	t.Helper()
+	sink := StartSink(t)
+	cfg := Config(t)
+	cfg.Domains = append(cfg.Domains, Domain("example.org", sink.Addr))
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	return Start(t, cfg, nil), sink
+}
+
 // Stop shuts the node down and waits for Run to return.
 func (n *Node) Stop(t testing.TB) {
 	if n.cancel == nil {
