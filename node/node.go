@@ -191,7 +191,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 		AuthServID:    authServID,
 		PrepareHeader: func(h *textproto.Header) bool { return auth.StripOurAuthResults(h, authServID) > 0 },
 		Scanner:       n.pipeline,
-		Relay:         rel,
+		Relay:         smtpd.Relay{Relay: rel},
 		Policy:        cfg.Scanner.Policy(),
 		Node:          cfg.Node.Name,
 		Provider:      cfg.Node.Provider,

@@ -22,7 +22,9 @@ import (
 // level. Each case must end in a clear SMTP reply or a closed connection,
 // never a crash, a goroutine left behind or memory growing with the input.
 // Session fuzzing is in fuzz_test.go; over-long body lines, bad commands
-// and the idle timeout of one client are in e2e_test.go.
+// and the idle timeout of one client are in transaction_test.go. These run
+// without scan checks; e2e.TestHostileContentGetsAVerdict sends the hostile
+// bodies through the checks a node builds.
 
 // noLeak runs fn and then checks that the goroutine count settles back to
 // where it was once fn's connections are closed. The node is started

@@ -12,20 +12,20 @@ import (
 	"time"
 
 	"github.com/mxgrid/mxgrid/config"
-	"github.com/mxgrid/mxgrid/internal/nodetest"
+	"github.com/mxgrid/mxgrid/internal/smtptest"
 	"github.com/mxgrid/mxgrid/mailaddr"
 )
 
 // startRawNode runs a node whose example.org routes to a rawSink.
-func startRawNode(t *testing.T, mutate func(*config.Config)) (*nodetest.Node, *rawSink) {
+func startRawNode(t *testing.T, mutate func(*config.Config)) (*testNode, *rawSink) {
 	t.Helper()
 	sink := startRawSink(t)
-	cfg := nodetest.Config(t)
-	cfg.Domains = append(cfg.Domains, nodetest.Domain("example.org", sink.Addr))
+	cfg := testConfig(t)
+	cfg.Domains = append(cfg.Domains, smtptest.Domain("example.org", sink.Addr))
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	return nodetest.Start(t, cfg, nil), sink
+	return startConfigured(t, cfg, nil), sink
 }
 
 // raw sends s as is (it must hold its own line ending) and checks the reply.

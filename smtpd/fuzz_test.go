@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mxgrid/mxgrid/internal/nodetest"
+	"github.com/mxgrid/mxgrid/internal/smtptest"
 	"github.com/mxgrid/mxgrid/relay"
 	"github.com/mxgrid/mxgrid/scanner"
 	"github.com/mxgrid/mxgrid/smtpd"
@@ -79,7 +79,7 @@ func FuzzSession(f *testing.F) {
 	srv, err := smtpd.New(cfg, smtpd.Deps{
 		Directory: tenant.NewDirectory(snap),
 		Scanner:   scanner.NewPipeline(nil, time.Second, log, reg),
-		Relay:     relay.New(relay.DefaultConfig(), "mx.test", nodetest.Guard(), log, reg),
+		Relay:     smtpd.Relay{Relay: relay.New(relay.DefaultConfig(), "mx.test", smtptest.Guard(), log, reg)},
 		Log:       log,
 		Registry:  reg,
 	})

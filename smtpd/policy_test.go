@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/mxgrid/mxgrid/config"
-	"github.com/mxgrid/mxgrid/internal/nodetest"
+	"github.com/mxgrid/mxgrid/internal/smtptest"
 	"github.com/mxgrid/mxgrid/scanner"
 )
 
@@ -22,15 +22,9 @@ func (c scoreCheck) Check(context.Context, *scanner.Envelope, *scanner.Message) 
 	return scanner.Result{Symbols: []scanner.Symbol{{Name: "FIXED", Score: c.score}}, Virus: c.virus}, nil
 }
 
-func startWithScore(t *testing.T, check scoreCheck, mutate func(*config.Config)) (*nodetest.Node, *nodetest.Sink) {
+func startWithScore(t *testing.T, check scoreCheck, mutate func(*config.Config)) (*testNode, *smtptest.Sink) {
 	t.Helper()
-	sink := nodetest.StartSink(t)
-	cfg := nodetest.Config(t)
-	cfg.Domains = append(cfg.Domains, nodetest.Domain("example.org", sink.Addr))
-	if mutate != nil {
-		mutate(&cfg)
-	}
-	return nodetest.Start(t, cfg, []scanner.Stage{{Check: check}}), sink
+	return startStages(t, []scanner.Stage{{Check: check}}, mutate)
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -117,7 +111,7 @@ func TestDomainPolicyOverSMTP(t *testing.T) {
 // domain's allow list (or scores, or virus action) would decide for it.
 func TestOtherPolicyIsAnotherTransaction(t *testing.T) {
 	n, sink := startWithScore(t, scoreCheck{score: 30}, func(c *config.Config) {
-		other := nodetest.Domain("lenient.example", c.Domains[0].Route)
+		other := smtptest.Domain("lenient.example", c.Domains[0].Route)
 		other.SenderAllow = []string{"sender.test"}
 		c.Domains = append(c.Domains, other)
 	})

@@ -12,7 +12,7 @@ import (
 )
 
 // rawSink is a customer server that records the exact bytes it receives.
-// Unlike nodetest.Sink (a go-smtp server, which parses and so normalises
+// Unlike smtptest.Sink (a go-smtp server, which parses and so normalises
 // what it sees), it lets a test assert what went over the wire: command
 // lines as sent, and message bodies still dot-stuffed. Its end of data is
 // strictly <CRLF>.<CRLF>.

@@ -9,6 +9,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -38,9 +39,40 @@ type Scanner interface {
 	Scan(ctx context.Context, env *scanner.Envelope, msg *scanner.Message, policy scanner.Policy) scanner.Verdict
 }
 
-// Relayer opens downstream transactions.
+// Relayer opens downstream transactions: the relay, or in tests a fake that
+// fails where the test wants. A failure is best a *relay.Error, which
+// carries the reply the sender should hear; any other error is a 451.
 type Relayer interface {
-	Begin(ctx context.Context, route relay.Route, from mailaddr.Address, opts relay.MailOptions) (*relay.Transaction, error)
+	Open(ctx context.Context, route relay.Route, from mailaddr.Address, opts relay.MailOptions) (Transaction, error)
+}
+
+// Transaction is one open downstream transaction, driven step by step by
+// the session: a recipient at each accepted RCPT, the message once the scan
+// has passed, Close when the inbound transaction ends (it must not deliver
+// anything the session has not sent).
+type Transaction interface {
+	Rcpt(to mailaddr.Address) error
+	// Recipients is how many recipients the downstream accepted.
+	Recipients() int
+	// Data returns the downstream's final reply text; only a nil error
+	// means the customer's server took the message.
+	Data(msg io.Reader) (reply string, err error)
+	Close()
+}
+
+// Relay adapts *relay.Relay to Relayer. Go has no covariant results, so
+// relay's Begin, which returns its concrete *relay.Transaction, cannot
+// satisfy Relayer by itself.
+type Relay struct{ *relay.Relay }
+
+// Open begins a downstream transaction through the relay.
+func (r Relay) Open(ctx context.Context, route relay.Route, from mailaddr.Address, opts relay.MailOptions) (Transaction, error) {
+	tx, err := r.Begin(ctx, route, from, opts)
+	if err != nil {
+		// Not tx: a nil *relay.Transaction in an interface is not nil.
+		return nil, err
+	}
+	return tx, nil
 }
 
 // Recorder takes spam and virus sources; Record must never block.

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mxgrid/mxgrid/internal/nodetest"
+	"github.com/mxgrid/mxgrid/internal/smtptest"
 	"github.com/mxgrid/mxgrid/relay"
 	"github.com/mxgrid/mxgrid/scanner"
 	"github.com/mxgrid/mxgrid/smtpd"
@@ -33,7 +33,7 @@ func (s slowScanner) Scan(ctx context.Context, _ *scanner.Envelope, _ *scanner.M
 }
 
 // startServer runs a bare smtpd.Server relaying example.org to sink.
-func startServer(t *testing.T, sink *nodetest.Sink, sc smtpd.Scanner) (*smtpd.Server, string) {
+func startServer(t *testing.T, sink *smtptest.Sink, sc smtpd.Scanner) (*smtpd.Server, string) {
 	t.Helper()
 	snap, err := tenant.NewSnapshot(1, []*tenant.Domain{{Name: "example.org", Route: tenant.Route{Addr: sink.Addr, TLS: tenant.TLSNone}}})
 	if err != nil {
@@ -47,7 +47,7 @@ func startServer(t *testing.T, sink *nodetest.Sink, sc smtpd.Scanner) (*smtpd.Se
 	srv, err := smtpd.New(cfg, smtpd.Deps{
 		Directory: tenant.NewDirectory(snap),
 		Scanner:   sc,
-		Relay:     relay.New(relay.DefaultConfig(), "mx.test", nodetest.Guard(), log, reg),
+		Relay:     smtpd.Relay{Relay: relay.New(relay.DefaultConfig(), "mx.test", smtptest.Guard(), log, reg)},
 		Log:       log,
 		Registry:  reg,
 	})
@@ -66,7 +66,7 @@ func startServer(t *testing.T, sink *nodetest.Sink, sc smtpd.Scanner) (*smtpd.Se
 // PROXY header from an untrusted peer must not wait for more bytes than a
 // client sends before waiting for our reply.
 func TestShortFirstCommandIsAnsweredAtOnce(t *testing.T) {
-	sink := nodetest.StartSink(t)
+	sink := smtptest.StartSink(t)
 	srv, addr := startServer(t, sink, slowScanner{started: make(chan struct{})})
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)

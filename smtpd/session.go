@@ -48,7 +48,7 @@ type session struct {
 	// route is the transaction's destination, its first recipient's: with
 	// per-recipient routes two recipients of one domain may differ.
 	route relay.Route
-	tx    *relay.Transaction
+	tx    Transaction
 }
 
 func (s *Server) newSession(c *smtp.Conn) (smtp.Session, error) {
@@ -212,7 +212,7 @@ func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 		return &smtp.SMTPError{Code: r.Code, EnhancedCode: smtp.EnhancedCode(r.Enhanced), Message: r.Message}
 	}
 	if ss.tx == nil {
-		tx, err := ss.srv.deps.Relay.Begin(ss.ctx, route, ss.from, ss.mailOpts)
+		tx, err := ss.srv.deps.Relay.Open(ss.ctx, route, ss.from, ss.mailOpts)
 		if err != nil {
 			return ss.rcptFailed(rcpt, "", err)
 		}

@@ -7,14 +7,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mxgrid/mxgrid/internal/nodetest"
+	"github.com/mxgrid/mxgrid/internal/smtptest"
 )
 
 // A transaction still running when the shutdown grace expires is aborted:
 // its connection is closed and nothing reaches the customer, so the
 // sender's retry elsewhere is the only delivery.
 func TestShutdownGraceExpiredAbortsTransactions(t *testing.T) {
-	sink := nodetest.StartSink(t)
+	sink := smtptest.StartSink(t)
 	sc := slowScanner{started: make(chan struct{})}
 	srv, addr := startServer(t, sink, sc)
 	conn, err := net.Dial("tcp", addr)
@@ -64,7 +64,7 @@ func TestShutdownGraceExpiredAbortsTransactions(t *testing.T) {
 // Idle clients hear 421 4.3.2 when the node shuts down, and the line is
 // whole: the session writes it itself, so it cannot interleave with a reply.
 func TestShutdownSays421ToIdleClients(t *testing.T) {
-	sink := nodetest.StartSink(t)
+	sink := smtptest.StartSink(t)
 	srv, addr := startServer(t, sink, slowScanner{started: make(chan struct{})})
 	var clients []*client
 	for range 3 {

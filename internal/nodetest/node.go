@@ -1,19 +1,35 @@
+// Package nodetest runs real nodes in-process on loopback for end-to-end
+// tests (package e2e, and the tests of node and cmd/mxgrid): a test sends
+// over real SMTP and checks what the customer's server received. Leaf
+// packages' tests must not use it (internal/archtest checks): they build
+// their own package with internal/smtptest's sinks.
 package nodetest
 
 import (
 	"context"
 	"io"
 	"log/slog"
-	"net/netip"
 	"os"
 	"testing"
 	"time"
 
 	"github.com/mxgrid/mxgrid/config"
-	"github.com/mxgrid/mxgrid/netguard"
+	"github.com/mxgrid/mxgrid/internal/smtptest"
 	"github.com/mxgrid/mxgrid/node"
 	"github.com/mxgrid/mxgrid/scanner"
-	"github.com/mxgrid/mxgrid/tenant"
+)
+
+// The downstream sink lives in smtptest so that leaf packages' tests can use
+// it without a node; these names keep an end-to-end test on one import.
+type (
+	Sink     = smtptest.Sink
+	Received = smtptest.Received
+)
+
+var (
+	StartSink      = smtptest.StartSink
+	StripPrepended = smtptest.StripPrepended
+	Domain         = smtptest.Domain
 )
 
 // Node is a node running in the test process.
@@ -40,19 +56,8 @@ func Config(t testing.TB) config.Config {
 	cfg.SMTP.ShutdownGrace = 5 * time.Second
 	// Test downstreams (sinks) listen on loopback, where tenant routes may
 	// not go by default.
-	cfg.Relay.AllowedRouteNetworks = []string{loopbackNet.String()}
+	cfg.Relay.AllowedRouteNetworks = []string{smtptest.Loopback.String()}
 	return cfg
-}
-
-var loopbackNet = netip.MustParsePrefix("127.0.0.0/8")
-
-// Guard is a route guard that, like Config, lets tenant routes reach
-// loopback, for tests that build a relay without a node.
-func Guard() *netguard.Guard { return netguard.New(nil, []netip.Prefix{loopbackNet}) }
-
-// Domain is a static domain routed to addr with no TLS.
-func Domain(name, addr string, recipients ...string) tenant.StaticDomain {
-	return tenant.StaticDomain{Name: name, Route: addr, TLS: "none", Recipients: recipients}
 }
 
 // Start builds and runs a node from cfg; stages replaces the configured
@@ -77,6 +82,20 @@ func Start(t testing.TB, cfg config.Config, stages []scanner.Stage) *Node {
 	go func() { tn.done <- n.Run(ctx) }()
 	t.Cleanup(func() { tn.Stop(t) })
 	return tn
+}
+
+// StartWithSink runs a node that relays example.org to a new sink; mutate,
+// when set, edits the config first (the sink's address is
+// cfg.Domains[0].Route).
+func StartWithSink(t testing.TB, mutate func(*config.Config)) (*Node, *Sink) {
+	t.Helper()
+	sink := StartSink(t)
+	cfg := Config(t)
+	cfg.Domains = append(cfg.Domains, Domain("example.org", sink.Addr))
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	return Start(t, cfg, nil), sink
 }
 
 // Stop shuts the node down and waits for Run to return.

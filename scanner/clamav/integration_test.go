@@ -1,10 +1,7 @@
 package clamav_test
 
 import (
-	"archive/zip"
-	"bytes"
 	"context"
-	"encoding/base64"
 	"io"
 	"log/slog"
 	"slices"
@@ -38,45 +35,6 @@ func newCheck(t testing.TB, addr string, onError scanner.OnError) (*clamav.Check
 	return c, h
 }
 
-func attachment(name string, data []byte) []byte {
-	return []byte("From: a@example.org\r\nTo: b@example.net\r\nSubject: files\r\nMIME-Version: 1.0\r\n" +
-		"Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n" +
-		"--b1\r\nContent-Type: text/plain\r\n\r\nSee attached.\r\n" +
-		"--b1\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename=\"" + name + "\"\r\n" +
-		"Content-Transfer-Encoding: base64\r\n\r\n" + wrap76(base64.StdEncoding.EncodeToString(data)) + "--b1--\r\n")
-}
-
-// wrap76 breaks base64 into the 76-character lines of RFC 2045 6.8.
-func wrap76(s string) string {
-	var b strings.Builder
-	for len(s) > 76 {
-		b.WriteString(s[:76] + "\r\n")
-		s = s[76:]
-	}
-	return b.String() + s + "\r\n"
-}
-
-func zipped(t testing.TB, name string, data []byte) []byte {
-	var buf bytes.Buffer
-	zw := zip.NewWriter(&buf)
-	w, _ := zw.Create(name)
-	_, _ = w.Write(data)
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
-}
-
-// message100KB is a realistic clean message of about 100 KB: text plus a
-// base64 attachment of incompressible-looking bytes.
-func message100KB() []byte {
-	att := make([]byte, 74<<10)
-	for i := range att {
-		att[i] = byte(i*7919 + i/13)
-	}
-	return attachment("data.bin", att)
-}
-
 func TestRealClamd(t *testing.T) {
 	addr := testenv.Clamd(t)
 	c, h := newCheck(t, addr, scanner.OnErrorAccept)
@@ -86,9 +44,9 @@ func TestRealClamd(t *testing.T) {
 		wantFound string // substring of the signature; "" for clean
 	}{
 		{"clean", []byte("Subject: hi\r\n\r\nHello.\r\n"), ""},
-		{"clean 100 KB", message100KB(), ""},
+		{"clean 100 KB", testenv.Message100KB(), ""},
 		{"EICAR in a plain part", []byte("Subject: t\r\n\r\n" + string(testenv.EICAR()) + "\r\n"), "EICAR"},
-		{"EICAR in a base64 zip attachment", attachment("files.zip", zipped(t, "eicar.com", testenv.EICAR())), "EICAR"},
+		{"EICAR in a base64 zip attachment", testenv.Attachment("files.zip", testenv.Zipped(t, "eicar.com", testenv.EICAR())), "EICAR"},
 		{"custom signature", []byte("Subject: t\r\n\r\n" + testenv.ClamdTestString + "\r\n"), "MxGrid.Test.String.UNOFFICIAL"},
 	}
 	for _, tt := range tests {
@@ -128,8 +86,8 @@ func TestPipeline(t *testing.T) {
 		wantAction scanner.Action
 		wantDetail string
 	}{
-		{"clean", message100KB(), scanner.Deliver, ""},
-		{"EICAR in a zip", attachment("files.zip", zipped(t, "eicar.com", testenv.EICAR())), scanner.Reject, "EICAR"},
+		{"clean", testenv.Message100KB(), scanner.Deliver, ""},
+		{"EICAR in a zip", testenv.Attachment("files.zip", testenv.Zipped(t, "eicar.com", testenv.EICAR())), scanner.Reject, "EICAR"},
 		{"clamd-only signature", []byte("Subject: t\r\n\r\n" + testenv.ClamdTestString + "\r\n"), scanner.Reject, "MxGrid.Test.String"},
 	}
 	for _, tt := range tests {
@@ -163,7 +121,7 @@ func TestClamdDown(t *testing.T) {
 			c, h := newCheck(t, "tcp://"+hostport, tt.onError)
 			p := scanner.NewPipeline([]scanner.Stage{c.Stage()}, 10*time.Second,
 				slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
-			msg := scanner.Parse(message100KB())
+			msg := scanner.Parse(testenv.Message100KB())
 			env := &scanner.Envelope{QueueID: "q1"}
 
 			if v := p.Scan(context.Background(), env, msg, scanner.Policy{}); v.Action != scanner.Deliver || len(v.Headers) != 0 {
@@ -207,7 +165,7 @@ func TestClamdDown(t *testing.T) {
 func BenchmarkScan100KB(b *testing.B) {
 	addr := testenv.Clamd(b)
 	c, _ := newCheck(b, addr, scanner.OnErrorAccept)
-	msg := scanner.Parse(message100KB())
+	msg := scanner.Parse(testenv.Message100KB())
 	env := &scanner.Envelope{}
 	durations := make([]time.Duration, 0, 1024)
 	for b.Loop() {

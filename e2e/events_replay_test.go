@@ -1,4 +1,4 @@
-package events_test
+package e2e
 
 import (
 	"bufio"
@@ -16,6 +16,7 @@ import (
 	"github.com/emersion/go-smtp"
 	"github.com/pires/go-proxyproto"
 
+	"github.com/mxgrid/mxgrid/config"
 	"github.com/mxgrid/mxgrid/events"
 	"github.com/mxgrid/mxgrid/geo"
 	"github.com/mxgrid/mxgrid/geo/geotest"
@@ -24,9 +25,9 @@ import (
 	"github.com/mxgrid/mxgrid/store"
 )
 
-// firstExternalHop is the corpus's sender address: the first public
+// replayFirstExternalHop is the corpus's sender address: the first public
 // address named by the Received chain, top down.
-func firstExternalHop(header textproto.MIMEHeader) (netip.Addr, bool) {
+func replayFirstExternalHop(header textproto.MIMEHeader) (netip.Addr, bool) {
 	for _, v := range header.Values("Received") {
 		if ip, ok := events.ReceivedFrom(v); ok && geo.Public(ip) {
 			return ip, true
@@ -60,7 +61,7 @@ func TestReplaySpamCorpus(t *testing.T) {
 			raw = raw[bytes.IndexByte(raw, '\n')+1:]
 		}
 		h, _ := textproto.NewReader(bufio.NewReader(bytes.NewReader(raw))).ReadMIMEHeader()
-		ip, ok := firstExternalHop(h)
+		ip, ok := replayFirstExternalHop(h)
 		if !ok {
 			continue
 		}
@@ -78,21 +79,20 @@ func TestReplaySpamCorpus(t *testing.T) {
 		t.Fatalf("only %d of %d corpus messages have an external hop", len(msgs), len(files))
 	}
 
-	sink := nodetest.StartSink(t)
-	cfg := nodetest.Config(t)
-	cfg.Domains = append(cfg.Domains, nodetest.Domain("example.org", sink.Addr))
-	cfg.SMTP.TrustedProxies = []string{"127.0.0.1/32"}
-	cfg.Geo.Database = filepath.Join(t.TempDir(), "city.mmdb")
-	geotest.WriteCity(t, cfg.Geo.Database, geotest.Options{}, records)
-	cfg.Events.FlushInterval = 10 * time.Millisecond
-	node := nodetest.Start(t, cfg, nil)
+	node, sink := nodetest.StartWithSink(t, func(cfg *config.Config) {
+		cfg.SMTP.TrustedProxies = []string{"127.0.0.1/32"}
+		cfg.Geo.Database = filepath.Join(t.TempDir(), "city.mmdb")
+		geotest.WriteCity(t, cfg.Geo.Database, geotest.Options{}, records)
+		cfg.Events.FlushInterval = 10 * time.Millisecond
+	})
+	cfg := node.Config
 
 	// Refused messages per source; tagged ones reach the sink, which cannot
 	// say which connection they came from, so they are only counted.
 	recorded := map[netip.Addr]int{}
 	var rejected, tagged, delivered int
 	for _, m := range msgs {
-		code := send(t, node.SMTPAddr(), m.ip, m.body)
+		code := replaySend(t, node.SMTPAddr(), m.ip, m.body)
 		switch {
 		case code >= 500:
 			rejected++
@@ -152,9 +152,9 @@ func TestReplaySpamCorpus(t *testing.T) {
 	}
 }
 
-// send delivers one message from src through a PROXY v2 header and returns
+// replaySend delivers one message from src through a PROXY v2 header and returns
 // the final reply code.
-func send(t *testing.T, addr string, src netip.Addr, body []byte) int {
+func replaySend(t *testing.T, addr string, src netip.Addr, body []byte) int {
 	t.Helper()
 	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {

@@ -1,14 +1,13 @@
-package clamav_test
+package e2e
 
 import (
 	"encoding/json"
-	"net"
 	"net/http"
-	"net/textproto"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/mxgrid/mxgrid/config"
 	"github.com/mxgrid/mxgrid/internal/nodetest"
 	"github.com/mxgrid/mxgrid/internal/testenv"
 	"github.com/mxgrid/mxgrid/scanner"
@@ -19,51 +18,16 @@ import (
 // config, relay) in front of a recording sink: what the sender hears and
 // what the customer's server gets are both checked.
 
-func startNode(t *testing.T, clamd string, onError scanner.OnError) (*nodetest.Node, *nodetest.Sink) {
+func clamavNode(t *testing.T, clamd string, onError scanner.OnError) (*nodetest.Node, *nodetest.Sink) {
 	t.Helper()
-	sink := nodetest.StartSink(t)
-	cfg := nodetest.Config(t)
-	cfg.Domains = append(cfg.Domains, nodetest.Domain("example.org", sink.Addr))
-	cfg.Antivirus.Clamd.Clamd = clamd
-	cfg.Antivirus.Clamd.OnError = onError
-	cfg.Antivirus.Clamd.Timeout = 5 * time.Second
-	return nodetest.Start(t, cfg, nil), sink
+	return nodetest.StartWithSink(t, func(cfg *config.Config) {
+		cfg.Antivirus.Clamd.Clamd = clamd
+		cfg.Antivirus.Clamd.OnError = onError
+		cfg.Antivirus.Clamd.Timeout = 5 * time.Second
+	})
 }
 
-// send runs one SMTP transaction and returns the reply to the message.
-func send(t *testing.T, addr string, msg []byte) (int, string) {
-	t.Helper()
-	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
-	c := textproto.NewConn(conn)
-	defer c.Close()
-	step := func(want int, line string) {
-		t.Helper()
-		if line != "" {
-			if err := c.PrintfLine("%s", line); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if code, text, err := c.ReadResponse(want); err != nil {
-			t.Fatalf("%q: got %d %s, want %d", line, code, text, want)
-		}
-	}
-	step(220, "")
-	step(250, "EHLO client.sender.test")
-	step(250, "MAIL FROM:<alice@sender.test>")
-	step(250, "RCPT TO:<bob@example.org>")
-	step(354, "DATA")
-	w := c.DotWriter()
-	_, _ = w.Write([]byte(strings.ReplaceAll(string(msg), "\r\n", "\n")))
-	_ = w.Close()
-	code, text, _ := c.ReadResponse(0)
-	return code, text
-}
-
-func readyz(t *testing.T, n *nodetest.Node) (int, string) {
+func clamavReadyz(t *testing.T, n *nodetest.Node) (int, string) {
 	t.Helper()
 	resp, err := http.Get("http://" + n.HTTPAddr() + "/readyz")
 	if err != nil {
@@ -88,7 +52,7 @@ func readyz(t *testing.T, n *nodetest.Node) (int, string) {
 }
 
 func TestSMTPVirusIsRefused(t *testing.T) {
-	n, sink := startNode(t, testenv.Clamd(t), scanner.OnErrorAccept)
+	n, sink := clamavNode(t, testenv.Clamd(t), scanner.OnErrorAccept)
 	tests := []struct {
 		name      string
 		msg       []byte
@@ -96,14 +60,14 @@ func TestSMTPVirusIsRefused(t *testing.T) {
 		wantReply string
 	}{
 		{"EICAR in a plain part", []byte("From: alice@sender.test\r\nSubject: t\r\n\r\n" + string(testenv.EICAR()) + "\r\n"), 554, "5.7.1 message contains a virus"},
-		{"EICAR in a zip", attachment("files.zip", zipped(t, "eicar.com", testenv.EICAR())), 554, "5.7.1 message contains a virus"},
+		{"EICAR in a zip", testenv.Attachment("files.zip", testenv.Zipped(t, "eicar.com", testenv.EICAR())), 554, "5.7.1 message contains a virus"},
 		{"clamd-only signature", []byte("From: alice@sender.test\r\nSubject: t\r\n\r\n" + testenv.ClamdTestString + "\r\n"), 554, "MxGrid.Test.String"},
-		{"clean", message100KB(), 250, "2.0.0"},
+		{"clean", testenv.Message100KB(), 250, "2.0.0"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			before := len(sink.Messages())
-			code, text := send(t, n.SMTPAddr(), tt.msg)
+			code, text := smtpSend(t, n.SMTPAddr(), "alice@sender.test", "bob@example.org", string(tt.msg))
 			if code != tt.wantCode || !strings.Contains(text, tt.wantReply) {
 				t.Errorf("reply %d %s, want %d containing %q", code, text, tt.wantCode, tt.wantReply)
 			}
@@ -128,12 +92,12 @@ func TestSMTPClamdDown(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(string(tt.onError), func(t *testing.T) {
 			addr, stop := testenv.StartClamd(t)
-			n, sink := startNode(t, "tcp://"+addr, tt.onError)
-			if code, text := send(t, n.SMTPAddr(), message100KB()); code != 250 {
+			n, sink := clamavNode(t, "tcp://"+addr, tt.onError)
+			if code, text := smtpSend(t, n.SMTPAddr(), "alice@sender.test", "bob@example.org", string(testenv.Message100KB())); code != 250 {
 				t.Fatalf("with clamd up: %d %s", code, text)
 			}
 			stop()
-			code, text := send(t, n.SMTPAddr(), message100KB())
+			code, text := smtpSend(t, n.SMTPAddr(), "alice@sender.test", "bob@example.org", string(testenv.Message100KB()))
 			if code != tt.wantCode {
 				t.Errorf("with clamd down: reply %d %s, want %d", code, text, tt.wantCode)
 			}
@@ -145,7 +109,7 @@ func TestSMTPClamdDown(t *testing.T) {
 			} else if len(msgs) != 1 {
 				t.Errorf("downstream got %d messages, want only the one sent while clamd was up", len(msgs))
 			}
-			status, cond := readyz(t, n)
+			status, cond := clamavReadyz(t, n)
 			if status != tt.wantReady || !strings.HasPrefix(cond, tt.wantHealth+": clamd at tcp://"+addr) {
 				t.Errorf("/readyz = %d %q, want %d %s naming clamd", status, cond, tt.wantReady, tt.wantHealth)
 			}
@@ -157,14 +121,11 @@ func TestSMTPClamdDown(t *testing.T) {
 // The stage list the node builds from config has the clamav stage only
 // when clamd is configured.
 func TestNodeWithoutClamd(t *testing.T) {
-	sink := nodetest.StartSink(t)
-	cfg := nodetest.Config(t)
-	cfg.Domains = append(cfg.Domains, nodetest.Domain("example.org", sink.Addr))
-	n := nodetest.Start(t, cfg, nil)
-	if code, text := send(t, n.SMTPAddr(), []byte("From: alice@sender.test\r\nSubject: t\r\n\r\n"+string(testenv.EICAR())+"\r\n")); code != 554 {
+	n, _ := nodetest.StartWithSink(t, nil)
+	if code, text := smtpSend(t, n.SMTPAddr(), "alice@sender.test", "bob@example.org", "From: alice@sender.test\r\nSubject: t\r\n\r\n"+string(testenv.EICAR())+"\r\n"); code != 554 {
 		t.Errorf("built-in engine alone: reply %d %s, want 554", code, text)
 	}
-	if _, cond := readyz(t, n); cond != "" {
+	if _, cond := clamavReadyz(t, n); cond != "" {
 		t.Errorf("clamd reported without clamd configured: %s", cond)
 	}
 }

@@ -1,26 +1,24 @@
-package auth_test
+package e2e
 
 import (
 	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
-	"net"
-	"net/textproto"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/emersion/go-msgauth/dkim"
 
+	"github.com/mxgrid/mxgrid/config"
 	"github.com/mxgrid/mxgrid/dnsresolver/dnstest"
 	"github.com/mxgrid/mxgrid/internal/nodetest"
 )
 
-// TestSMTP runs a node whose resolver points at a loopback DNS server: the
+// TestAuthSMTP runs a node whose resolver points at a loopback DNS server: the
 // relayed message carries our Authentication-Results, and a domain that
 // enforces DMARC refuses a p=reject failure while another only weighs it.
-func TestSMTP(t *testing.T) {
+func TestAuthSMTP(t *testing.T) {
 	dns := dnstest.Start(t)
 	_, key, _ := ed25519.GenerateKey(rand.Reader)
 	dns.AddTXT("sender.test", "v=spf1 ip4:127.0.0.1 -all")
@@ -29,15 +27,14 @@ func TestSMTP(t *testing.T) {
 	dns.AddTXT("forger.test", "v=spf1 -all")
 	dns.AddTXT("_dmarc.forger.test", "v=DMARC1; p=reject")
 
-	sink := nodetest.StartSink(t)
-	cfg := nodetest.Config(t)
-	enforce := true
-	strict := nodetest.Domain("strict.example", sink.Addr)
-	strict.DMARCEnforce = &enforce
-	cfg.Domains = append(cfg.Domains, nodetest.Domain("example.org", sink.Addr), strict)
-	cfg.DNS.Server = dns.Addr
-	cfg.Auth.SPF, cfg.Auth.DKIM, cfg.Auth.DMARC = true, true, true
-	n := nodetest.Start(t, cfg, nil)
+	n, sink := nodetest.StartWithSink(t, func(cfg *config.Config) {
+		enforce := true
+		strict := nodetest.Domain("strict.example", cfg.Domains[0].Route)
+		strict.DMARCEnforce = &enforce
+		cfg.Domains = append(cfg.Domains, strict)
+		cfg.DNS.Server = dns.Addr
+		cfg.Auth.SPF, cfg.Auth.DKIM, cfg.Auth.DMARC = true, true, true
+	})
 
 	signed := func(from string) string {
 		raw := "From: " + from + "\r\nTo: bob@example.org\r\nSubject: hi\r\nDate: Mon, 23 Nov 2026 10:00:00 +0000\r\nMessage-ID: <1@sender.test>\r\n\r\nHello.\r\n"
@@ -70,7 +67,7 @@ func TestSMTP(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			before := len(sink.Messages())
-			code, text := send(t, n.SMTPAddr(), tt.from, tt.rcpt, tt.msg)
+			code, text := smtpSend(t, n.SMTPAddr(), tt.from, tt.rcpt, tt.msg)
 			if code != tt.wantCode {
 				t.Fatalf("reply %d %s, want %d", code, text, tt.wantCode)
 			}
@@ -86,7 +83,7 @@ func TestSMTP(t *testing.T) {
 			}
 			got := string(msgs[len(msgs)-1].Data)
 			for _, ar := range tt.wantAR {
-				if !strings.Contains(unfold(got), ar) {
+				if !strings.Contains(authUnfold(got), ar) {
 					t.Errorf("relayed header lacks %q:\n%s", ar, got)
 				}
 			}
@@ -97,31 +94,4 @@ func TestSMTP(t *testing.T) {
 	}
 }
 
-func unfold(s string) string { return strings.ReplaceAll(s, "\r\n\t", " ") }
-
-func send(t *testing.T, addr, from, rcpt, msg string) (int, string) {
-	t.Helper()
-	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
-	c := textproto.NewConn(conn)
-	defer c.Close()
-	for _, step := range []struct {
-		line string
-		want int
-	}{{"", 220}, {"EHLO client.sender.test", 250}, {"MAIL FROM:<" + from + ">", 250}, {"RCPT TO:<" + rcpt + ">", 250}, {"DATA", 354}} {
-		if step.line != "" {
-			_ = c.PrintfLine("%s", step.line)
-		}
-		if code, text, err := c.ReadResponse(step.want); err != nil {
-			t.Fatalf("%q: %d %s", step.line, code, text)
-		}
-	}
-	w := c.DotWriter()
-	_, _ = w.Write([]byte(strings.ReplaceAll(msg, "\r\n", "\n")))
-	_ = w.Close()
-	code, text, _ := c.ReadResponse(0)
-	return code, text
-}
+func authUnfold(s string) string { return strings.ReplaceAll(s, "\r\n\t", " ") }

@@ -1,18 +1,34 @@
-// Package nodetest runs real nodes and downstream mail servers in-process on
-// loopback for end-to-end tests: a test sends over real SMTP and checks
-// what the customer's server received.
-package nodetest
+// Package smtptest runs downstream mail servers (the customer's) in-process on
+// loopback: a test sends over real SMTP and checks what the customer's
+// server received. It needs no node, so leaf packages' tests (smtpd, relay,
+// scanner) use it as well as the end-to-end tests.
+package smtptest
 
 import (
 	"bytes"
 	"errors"
 	"io"
 	"net"
+	"net/netip"
 	"sync"
 	"testing"
 
 	"github.com/emersion/go-smtp"
+	"github.com/mxgrid/mxgrid/netguard"
+	"github.com/mxgrid/mxgrid/tenant"
 )
+
+// Loopback is where sinks listen; tenant routes may not go there by default.
+var Loopback = netip.MustParsePrefix("127.0.0.0/8")
+
+// Guard is a route guard that lets tenant routes reach loopback, for tests
+// that build a relay without a node.
+func Guard() *netguard.Guard { return netguard.New(nil, []netip.Prefix{Loopback}) }
+
+// Domain is a static domain routed to addr with no TLS.
+func Domain(name, addr string, recipients ...string) tenant.StaticDomain {
+	return tenant.StaticDomain{Name: name, Route: addr, TLS: "none", Recipients: recipients}
+}
 
 // Received is one message as the downstream server got it.
 type Received struct {

@@ -1,0 +1,51 @@
+package testenv
+
+import (
+	"archive/zip"
+	"bytes"
+	"encoding/base64"
+	"strings"
+	"testing"
+)
+
+// Attachment is a multipart message carrying data as a base64 attachment
+// called name: the shape antivirus checks must look inside.
+func Attachment(name string, data []byte) []byte {
+	return []byte("From: a@example.org\r\nTo: b@example.net\r\nSubject: files\r\nMIME-Version: 1.0\r\n" +
+		"Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n" +
+		"--b1\r\nContent-Type: text/plain\r\n\r\nSee attached.\r\n" +
+		"--b1\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename=\"" + name + "\"\r\n" +
+		"Content-Transfer-Encoding: base64\r\n\r\n" + wrap76(base64.StdEncoding.EncodeToString(data)) + "--b1--\r\n")
+}
+
+// wrap76 breaks base64 into the 76-character lines of RFC 2045 6.8.
+func wrap76(s string) string {
+	var b strings.Builder
+	for len(s) > 76 {
+		b.WriteString(s[:76] + "\r\n")
+		s = s[76:]
+	}
+	return b.String() + s + "\r\n"
+}
+
+// Zipped is a zip archive holding data as name.
+func Zipped(t testing.TB, name string, data []byte) []byte {
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	w, _ := zw.Create(name)
+	_, _ = w.Write(data)
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// Message100KB is a realistic clean message of about 100 KB: text plus a
+// base64 attachment of incompressible-looking bytes.
+func Message100KB() []byte {
+	att := make([]byte, 74<<10)
+	for i := range att {
+		att[i] = byte(i*7919 + i/13)
+	}
+	return Attachment("data.bin", att)
+}
