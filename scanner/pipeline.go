@@ -129,7 +129,7 @@ func (p *Pipeline) Scan(ctx context.Context, env *Envelope, msg *Message, policy
 			}
 			if action == OnErrorTempfail && v.Action != Tempfail {
 				v.Action = Tempfail
-				v.Reason = "check_error"
+				v.Reason = ReasonCheckError
 				v.Detail = name + " unavailable"
 			}
 			continue
@@ -137,12 +137,12 @@ func (p *Pipeline) Scan(ctx context.Context, env *Envelope, msg *Message, policy
 		v.Symbols = append(v.Symbols, o.res.Symbols...)
 		v.Headers = append(v.Headers, o.res.Headers...)
 		v.AuthResults = append(v.AuthResults, o.res.AuthResults...)
-		if o.res.Virus != "" && v.Reason != "virus" {
-			v.Reason = "virus"
+		if o.res.Virus != "" && v.Reason != ReasonVirus {
+			v.Reason = ReasonVirus
 			v.Detail = o.res.Virus
 		}
-		if o.res.Reject != "" && v.Reason == "" {
-			v.Reason = "policy"
+		if o.res.Reject != "" && v.Reason == ReasonNone {
+			v.Reason = ReasonPolicy
 			v.Detail = o.res.Reject
 		}
 	}
@@ -150,8 +150,8 @@ func (p *Pipeline) Scan(ctx context.Context, env *Envelope, msg *Message, policy
 		v.Score += s.Score
 	}
 	p.decide(&v, policy)
-	reason := v.Reason
-	if reason == "" {
+	reason := string(v.Reason)
+	if v.Reason == ReasonNone {
 		reason = "clean"
 	}
 	p.verdicts.WithLabelValues(v.Action.String(), reason).Inc()
@@ -164,19 +164,19 @@ func (p *Pipeline) Scan(ctx context.Context, env *Envelope, msg *Message, policy
 // policy verdicts; then a policy rejection; and the score decides the rest.
 func (p *Pipeline) decide(v *Verdict, policy Policy) {
 	switch {
-	case v.Reason == "virus" && policy.TagViruses:
+	case v.Reason == ReasonVirus && policy.TagViruses:
 		v.Action = Tag
-	case v.Reason == "virus":
+	case v.Reason == ReasonVirus:
 		v.Action = Reject
 	case v.Action == Tempfail:
 	case policy.Allowlisted:
-		v.Action, v.Reason, v.Detail = Deliver, "", ""
-	case v.Reason == "policy":
+		v.Action, v.Reason, v.Detail = Deliver, ReasonNone, ""
+	case v.Reason == ReasonPolicy:
 		v.Action = Reject
 	case policy.RejectScore > 0 && v.Score >= policy.RejectScore:
-		v.Action, v.Reason = Reject, "spam"
+		v.Action, v.Reason = Reject, ReasonSpam
 	case policy.TagScore > 0 && v.Score >= policy.TagScore:
-		v.Action, v.Reason = Tag, "spam"
+		v.Action, v.Reason = Tag, ReasonSpam
 	default:
 		v.Action = Deliver
 	}

@@ -48,7 +48,7 @@ func TestPipelineDecides(t *testing.T) {
 		stages     []Stage
 		policy     Policy
 		wantAction Action
-		wantReason string
+		wantReason Reason
 		wantScore  float64
 	}{
 		{"clean", []Stage{{Check: fakeCheck{name: "a", res: sym("X", 1)}}}, policy, Deliver, "", 1},

@@ -38,7 +38,7 @@ func (ss *session) compose(msg *scanner.Message, v scanner.Verdict, policy scann
 	for _, h := range v.Headers {
 		writeField(&top, h.Name, h.Value)
 	}
-	if v.Action == scanner.Tag && v.Reason == "virus" {
+	if v.Action == scanner.Tag && v.Reason == scanner.ReasonVirus {
 		writeField(&top, "X-Mxgrid-Virus", v.Detail)
 	}
 	if v.Action == scanner.Tag {

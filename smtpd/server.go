@@ -58,7 +58,7 @@ type Deps struct {
 	// Outcomes, when set, counts each transaction's outcome per domain
 	// (the reseller panel's statistics).
 	Outcomes interface {
-		Count(domainID int64, outcome string)
+		Count(domainID int64, outcome Outcome)
 	}
 	// Parser parses messages once for every check; nil means default
 	// symbol weights.
