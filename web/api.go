@@ -16,7 +16,7 @@ import (
 )
 
 // The admin API: REST over JSON under /api/v1/, bearer tokens, every
-// decision in tenant.Service so a future web panel behaves the same.
+// decision in tenant.Service so the reseller panel behaves the same.
 
 // Body limits: an object is small; a recipient import carries up to
 // tenant.MaxImport addresses of at most 254 bytes plus JSON quoting.
