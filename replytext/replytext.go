@@ -1,7 +1,7 @@
 // Package replytext makes text from elsewhere (a customer server's reply, a
-// check's finding) safe to pass on inside an SMTP reply line. It is a leaf
-// so that smtpd and relay share one implementation without importing each
-// other.
+// check's finding, a client's HELO) safe to pass on inside an SMTP reply
+// line or a header field. It is a leaf so that smtpd, relay and the panel
+// share one implementation without importing each other.
 package replytext
 
 import (
@@ -15,8 +15,19 @@ import (
 // are trimmed, and the cut never splits a character, so the sender's MTA
 // gets one valid reply line whatever the downstream or a check said.
 func Sanitize(s string, max int) string {
-	s = strings.Map(func(r rune) rune {
+	s = strings.Join(strings.Fields(Printable(s)), " ")
+	return strings.TrimRight(Truncate(s, max), " ")
+}
+
+// Printable keeps text from elsewhere from injecting lines into a reply
+// or a header field: control characters other than tab (C0, DEL, C1)
+// become spaces, invalid UTF-8 becomes '?'. Unlike Sanitize it keeps the
+// text's spacing and length; a header field folds it later.
+func Printable(s string) string {
+	return strings.Map(func(r rune) rune {
 		switch {
+		case r == '\t':
+			return r
 		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0):
 			return ' '
 		case r == utf8.RuneError:
@@ -24,8 +35,6 @@ func Sanitize(s string, max int) string {
 		}
 		return r
 	}, s)
-	s = strings.Join(strings.Fields(s), " ")
-	return strings.TrimRight(Truncate(s, max), " ")
 }
 
 // Truncate cuts s to at most n bytes without splitting a UTF-8 sequence.

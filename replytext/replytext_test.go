@@ -34,6 +34,21 @@ func TestSanitize(t *testing.T) {
 	}
 }
 
+func TestPrintable(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"plain  text", "plain  text"},
+		{"a\tb", "a\tb"},
+		{"x\r\nInjected: yes", "x  Injected: yes"},
+		{"a\x00\x7f\u0085b", "a   b"},
+		{"a\xffb", "a?b"},
+	}
+	for _, tt := range tests {
+		if got := Printable(tt.in); got != tt.want {
+			t.Errorf("Printable(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
 func TestTruncateKeepsUTF8Whole(t *testing.T) {
 	tests := []struct {
 		in   string
