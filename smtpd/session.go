@@ -290,13 +290,12 @@ func (ss *session) Data(r io.Reader) error {
 	start := time.Now()
 	ss.srv.rate.add(start)
 	reply, outcome, verdict := ss.deliver(raw)
-	class := replyClass(reply.Code)
-	ss.srv.metrics.transactions.WithLabelValues(string(outcome), class).Inc()
+	ss.countTransaction(outcome, reply)
 	// Config domains (id 0) belong to no tenant and have no panel page.
 	if ss.srv.deps.Outcomes != nil && ss.domain.ID != 0 {
 		ss.srv.deps.Outcomes.Count(ss.domain.ID, outcome)
 	}
-	ss.srv.metrics.duration.WithLabelValues(class).Observe(time.Since(start).Seconds())
+	ss.srv.metrics.duration.WithLabelValues(replyClass(reply.Code)).Observe(time.Since(start).Seconds())
 	ss.srv.metrics.size.Observe(float64(len(raw)))
 	ss.log.Info("transaction",
 		"queue_id", ss.queueID, "helo", ss.helo(), "from", ss.from.String(), "rcpts", ss.rcpts,
@@ -352,8 +351,8 @@ func (ss *session) deliver(raw []byte) (*smtp.SMTPError, Outcome, scanner.Verdic
 	return delivered, outcome, v
 }
 
-// countTransaction counts a transaction refused before its scan; those
-// that reach the scan are counted with their duration in Data.
+// countTransaction counts one finished DATA transaction by its outcome and
+// its reply's class.
 func (ss *session) countTransaction(outcome Outcome, reply *smtp.SMTPError) {
 	ss.srv.metrics.transactions.WithLabelValues(string(outcome), replyClass(reply.Code)).Inc()
 }
