@@ -2,11 +2,11 @@
 // to clamd with INSTREAM (clamd decodes MIME and archives itself with
 // ScanMail and ScanArchive) and reports the signature it finds.
 //
-// clamd being down is an infrastructure failure, not a finding: with
-// on_error=accept the message goes on with X-Mxgrid-Virus-Scan: incomplete
-// and /readyz says degraded; with on_error=tempfail the check fails, the
-// pipeline answers 451, and /readyz takes the node out of rotation, since
-// it would refuse every message anyway.
+// clamd being down is an infrastructure failure, not a finding: the check
+// returns it and the pipeline applies on_error. With accept the message
+// goes on with X-Mxgrid-Virus-Scan: incomplete and /readyz says degraded;
+// with tempfail the pipeline answers 451, and /readyz takes the node out
+// of rotation, since it would refuse every message anyway.
 package clamav
 
 import (
