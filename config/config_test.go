@@ -5,6 +5,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/mxgrid/mxgrid/scanner"
 )
 
 func TestDefaultIsValidLoopbackNode(t *testing.T) {
@@ -69,6 +72,12 @@ func TestBadConfigNamesTheKey(t *testing.T) {
 		{"bad log format", "log:\n  format: xml\n", "log.format:"},
 		{"not yaml", "smtp: [\n", "invalid YAML"},
 		{"section not a mapping", "smtp: 5\n", "smtp must be a mapping"},
+		{"bad auth on_error", "auth:\n  on_error: reject\n", "auth.on_error:"},
+		{"bad dnsbl on_error", "dnsbl:\n  on_error: \"\"\n", "dnsbl.on_error:"},
+		{"bad clamd on_error", "antivirus:\n  on_error: maybe\n", "antivirus.on_error:"},
+		{"bad built-in antivirus on_error", "antivirus:\n  builtin: {on_error: maybe}\n", "antivirus.builtin.on_error:"},
+		{"negative model timeout", "scanner:\n  model: {timeout: -1s}\n", "scanner.model.timeout:"},
+		{"bad rules on_error", "scanner:\n  rules: {on_error: drop}\n", "scanner.rules.on_error:"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -98,4 +107,59 @@ func FuzzParse(f *testing.F) {
 			_ = cfg.Validate()
 		}
 	})
+}
+
+// Every check has on_error and timeout; the defaults are what the checks
+// did before the keys existed, and set values reach the stages' configs.
+func TestCheckStageKeys(t *testing.T) {
+	def := Default()
+	got := map[string]scanner.StageConfig{
+		"auth": def.Auth.StageConfig, "dnsbl": def.DNSBL.StageConfig, "clamd": def.Antivirus.Clamd.StageConfig,
+		"builtin": def.Antivirus.Builtin, "model": def.Scanner.Model, "rules": def.Scanner.Rules,
+	}
+	want := map[string]scanner.StageConfig{
+		"auth":    {OnError: scanner.OnErrorAccept, Timeout: 5 * time.Second},
+		"dnsbl":   {OnError: scanner.OnErrorAccept, Timeout: 2 * time.Second},
+		"clamd":   {OnError: scanner.OnErrorAccept, Timeout: 10 * time.Second},
+		"builtin": {OnError: scanner.OnErrorAccept},
+		"model":   {OnError: scanner.OnErrorAccept},
+		"rules":   {OnError: scanner.OnErrorAccept},
+	}
+	for name, w := range want {
+		if got[name] != w {
+			t.Errorf("default %s = %+v, want %+v", name, got[name], w)
+		}
+	}
+
+	path := filepath.Join(t.TempDir(), "mxgrid.yaml")
+	os.WriteFile(path, []byte(`
+scanner:
+  model: {on_error: tempfail, timeout: 3s}
+  rules: {on_error: tempfail}
+antivirus:
+  on_error: tempfail
+  timeout: 7s
+  builtin: {on_error: tempfail, timeout: 4s}
+auth: {on_error: tempfail, timeout: 6s}
+dnsbl: {on_error: tempfail, timeout: 1s}
+`), 0o600)
+	cfg, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tf := scanner.OnErrorTempfail
+	set := map[string]scanner.StageConfig{
+		"auth": cfg.Auth.StageConfig, "dnsbl": cfg.DNSBL.StageConfig, "clamd": cfg.Antivirus.Clamd.StageConfig,
+		"builtin": cfg.Antivirus.Builtin, "model": cfg.Scanner.Model, "rules": cfg.Scanner.Rules,
+	}
+	wantSet := map[string]scanner.StageConfig{
+		"auth": {OnError: tf, Timeout: 6 * time.Second}, "dnsbl": {OnError: tf, Timeout: time.Second},
+		"clamd": {OnError: tf, Timeout: 7 * time.Second}, "builtin": {OnError: tf, Timeout: 4 * time.Second},
+		"model": {OnError: tf, Timeout: 3 * time.Second}, "rules": {OnError: tf},
+	}
+	for name, w := range wantSet {
+		if set[name] != w {
+			t.Errorf("%s = %+v, want %+v", name, set[name], w)
+		}
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/mxgrid/mxgrid/admin"
+	"github.com/mxgrid/mxgrid/smtpd"
 	"github.com/mxgrid/mxgrid/store"
 )
 
@@ -48,21 +49,21 @@ func New(sink Sink, interval time.Duration, log *slog.Logger) *Counter {
 	return &Counter{sink: sink, interval: interval, log: log, now: time.Now, pending: make(map[key]*admin.Counts)}
 }
 
-// Count records one transaction's outcome (smtpd's outcome labels).
-// Outcomes that are not about the message's content or delivery (a
-// downstream 5xx, which the customer's server decided) are not counted.
-func (c *Counter) Count(domainID int64, outcome string) {
+// Count records one transaction's outcome. Outcomes that are not about
+// the message's content or delivery (a downstream 5xx, which the customer's
+// server decided) are not counted.
+func (c *Counter) Count(domainID int64, outcome smtpd.Outcome) {
 	var one admin.Counts
 	switch outcome {
-	case "delivered":
+	case smtpd.OutcomeDelivered:
 		one.Accepted = 1
-	case "tagged":
+	case smtpd.OutcomeTagged:
 		one.Tagged = 1
-	case "rejected_spam", "rejected_policy":
+	case smtpd.OutcomeRejectedSpam, smtpd.OutcomeRejectedPolicy:
 		one.Rejected = 1
-	case "rejected_virus":
+	case smtpd.OutcomeRejectedVirus:
 		one.Virus = 1
-	case "tempfail_scan", "relay_tempfail":
+	case smtpd.OutcomeTempfailScan, smtpd.OutcomeRelayTempfail:
 		one.Tempfail = 1
 	default:
 		return // no empty row to write at every flush

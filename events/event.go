@@ -6,6 +6,8 @@ package events
 import (
 	"net/netip"
 	"time"
+
+	"github.com/mxgrid/mxgrid/scanner"
 )
 
 // Event is one refused or tagged message's source.
@@ -22,8 +24,9 @@ type Event struct {
 	Provider string
 	Domain   string
 	DomainID int64 // the stored domain's; 0 for config domains
-	// Verdict is "spam" (tagged or rejected on score), "virus" or "policy".
-	Verdict string
+	// Verdict is the scanner's reason: spam (tagged or rejected on score),
+	// virus or policy.
+	Verdict scanner.Reason
 	Action  string // tag or reject
 	Score   float64
 	Symbols []string // the top symbols, most significant first

@@ -276,7 +276,7 @@ func (r *Recorder) locate(ctx context.Context, evs []Event) []store.StoredEvent 
 	for i, ev := range evs {
 		se := store.StoredEvent{
 			Time: ev.Time, IP: SourceIP(ev.ClientIP, ev.Received, r.trusted), Node: ev.Node, Provider: ev.Provider, Domain: ev.Domain, DomainID: ev.DomainID,
-			Verdict: ev.Verdict, Action: ev.Action, Score: ev.Score, Symbols: ev.Symbols,
+			Verdict: string(ev.Verdict), Action: ev.Action, Score: ev.Score, Symbols: ev.Symbols,
 		}
 		if r.locator != nil {
 			loc, _, err := r.locator.Lookup(ctx, se.IP)

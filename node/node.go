@@ -402,7 +402,7 @@ func (n *Node) startMap(svc *admin.Service) error {
 // outcomeCounter keeps a nil *Counter from becoming a non-nil interface
 // that smtpd would call.
 func outcomeCounter(c *domainstats.Counter) interface {
-	Count(domainID int64, outcome string)
+	Count(domainID int64, outcome smtpd.Outcome)
 } {
 	if c == nil {
 		return nil

@@ -46,15 +46,15 @@ func Stages(ctx context.Context, cfg *config.Config, env StageEnv) ([]scanner.St
 		return nil, err
 	}
 	stages = append(stages,
-		scanner.Stage{Check: model.NewCheck(models, cfg.Scanner.Weights), OnError: scanner.OnErrorAccept},
-		scanner.Stage{Check: rules.New(cfg.Scanner.Weights), OnError: scanner.OnErrorAccept},
+		scanner.NewStage(model.NewCheck(models, cfg.Scanner.Weights), cfg.Scanner.Model),
+		scanner.NewStage(rules.New(cfg.Scanner.Weights), cfg.Scanner.Rules),
 	)
 	// The built-in antivirus needs no network either.
 	av, err := antivirus.New(cfg.Antivirus, env.Registry)
 	if err != nil {
 		return nil, err
 	}
-	stages = append(stages, scanner.Stage{Check: av, OnError: scanner.OnErrorAccept})
+	stages = append(stages, scanner.NewStage(av, cfg.Antivirus.Builtin))
 	network, err := networkStages(ctx, cfg, env)
 	if err != nil {
 		return nil, err

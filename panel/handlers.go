@@ -17,6 +17,7 @@ import (
 	"github.com/mxgrid/mxgrid/admin"
 	"github.com/mxgrid/mxgrid/clientip"
 	"github.com/mxgrid/mxgrid/netguard"
+	"github.com/mxgrid/mxgrid/replytext"
 	"github.com/mxgrid/mxgrid/tenant"
 )
 
@@ -557,7 +558,7 @@ func (p *Panel) smtpProbe(ctx context.Context, addr string) routeTest {
 	conn, err := p.dialSMTP(ctx, addr)
 	switch {
 	case errors.Is(err, netguard.ErrRefused) || errors.Is(err, netguard.ErrLoop):
-		note("not tested: " + truncate(err.Error(), 200))
+		note("not tested: " + replytext.Truncate(err.Error(), 200))
 		return t
 	case err != nil:
 		note("connection failed: " + shortErr(err))
@@ -575,7 +576,7 @@ func (p *Panel) smtpProbe(ctx context.Context, addr string) routeTest {
 			return 0, false
 		}
 		for _, l := range strings.Split(msg, "\n") {
-			note(strconv.Itoa(code) + " " + truncate(l, 200))
+			note(strconv.Itoa(code) + " " + replytext.Sanitize(l, 200))
 		}
 		return code, true
 	}
@@ -602,14 +603,7 @@ func shortErr(err error) string {
 	if errors.As(err, &ne) && ne.Timeout() {
 		return "timed out"
 	}
-	return truncate(err.Error(), 200)
-}
-
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
-	}
-	return s
+	return replytext.Truncate(err.Error(), 200)
 }
 
 func (p *Panel) addRecipient(req *request) error {
@@ -705,7 +699,7 @@ func parseRecipientsCSV(r io.Reader, domain string) (good []string, bad []badRow
 		}
 		if _, nerr := tenant.NormalizeLocal(v, domain); nerr != nil {
 			if len(bad) < maxBadRows {
-				bad = append(bad, badRow{Line: line, Value: truncate(v, 100), Error: nerr.Error()})
+				bad = append(bad, badRow{Line: line, Value: replytext.Truncate(v, 100), Error: nerr.Error()})
 			}
 			continue
 		}

@@ -18,12 +18,12 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"strings"
 	"time"
 
 	"github.com/emersion/go-smtp"
 	"github.com/mxgrid/mxgrid/mailaddr"
 	"github.com/mxgrid/mxgrid/netguard"
+	"github.com/mxgrid/mxgrid/replytext"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 )
@@ -279,13 +279,15 @@ func (t *Transaction) Recipients() int { return t.rcpts }
 func (t *Transaction) Data(msg io.Reader) (string, error) {
 	start := time.Now()
 	reply, err := t.data(msg)
-	o, stage := "delivered", "ok"
+	// Both are outcomes; a success is "delivered" in the duration and "ok"
+	// in the per-stage results, like the other stages' successes.
+	durationOutcome, resultOutcome := "delivered", "ok"
 	if err != nil {
-		o = outcome(err)
-		stage = o
+		durationOutcome = outcome(err)
+		resultOutcome = durationOutcome
 	}
-	t.r.duration.WithLabelValues(o).Observe(time.Since(start).Seconds())
-	t.r.results.WithLabelValues("data", stage).Inc()
+	t.r.duration.WithLabelValues(durationOutcome).Observe(time.Since(start).Seconds())
+	t.r.results.WithLabelValues("data", resultOutcome).Inc()
 	if err != nil {
 		return "", err
 	}
@@ -353,13 +355,17 @@ func unreachable(route Route, err error) *Error {
 		Err: fmt.Errorf("relay to %s: %w", route.Addr, err)}
 }
 
+// maxReplyText bounds a downstream's reply text passed on to the sender,
+// well within RFC 5321's 512-octet reply line.
+const maxReplyText = 400
+
 // downstreamError maps a client error to the sender's reply: the
 // downstream's own SMTP reply when it gave one, 451 4.4.2 for a connection
 // lost mid-transaction (the sender must retry: nothing was accepted).
 func downstreamError(route Route, stage string, err error) *Error {
 	var se *smtp.SMTPError
 	if errors.As(err, &se) && se.Code >= 400 && se.Code < 600 {
-		e := &Error{Code: se.Code, Message: sanitize(se.Message), Err: fmt.Errorf("relay to %s: %s: %w", route.Addr, stage, err)}
+		e := &Error{Code: se.Code, Message: replytext.Sanitize(se.Message, maxReplyText), Err: fmt.Errorf("relay to %s: %s: %w", route.Addr, stage, err)}
 		if se.EnhancedCode != smtp.NoEnhancedCode && se.EnhancedCode != smtp.EnhancedCodeNotSet && se.EnhancedCode[0] == se.Code/100 {
 			e.Enhanced = [3]int(se.EnhancedCode)
 		} else {
@@ -372,21 +378,6 @@ func downstreamError(route Route, stage string, err error) *Error {
 	}
 	return &Error{Code: 451, Enhanced: [3]int{4, 4, 2}, Message: "connection to customer mail server lost, try again later",
 		Err: fmt.Errorf("relay to %s: %s: %w", route.Addr, stage, err)}
-}
-
-// sanitize keeps a downstream reply printable and on one line so it can be
-// passed on to the sender verbatim.
-func sanitize(s string) string {
-	s = strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return ' '
-		}
-		return r
-	}, s)
-	if len(s) > 400 {
-		s = s[:400]
-	}
-	return strings.TrimSpace(s)
 }
 
 func outcome(e *Error) string {

@@ -27,6 +27,11 @@ type Config struct {
 	// Weights overrides the default weight of any symbol by name
 	// (for example MODEL_SPAM: 9, HTML_HIDDEN_TEXT: 0 to disable it).
 	Weights map[string]float64 `yaml:"weights"`
+	// Model and Rules are the on_error and timeout of the statistical
+	// model's check and of the rules; the network checks and the
+	// antivirus have theirs in their own sections.
+	Model StageConfig `yaml:"model"`
+	Rules StageConfig `yaml:"rules"`
 }
 
 // Default thresholds. They are rspamd-like: the statistical model alone can
@@ -45,6 +50,10 @@ func DefaultConfig() Config {
 		RejectScore: DefaultRejectScore,
 		SubjectTag:  "[SPAM]",
 		Timeout:     20 * time.Second,
+		// Local CPU work: bounded by the scan's deadline, and a failure
+		// (no model loaded, a panic) should not hold mail.
+		Model: StageConfig{OnError: OnErrorAccept},
+		Rules: StageConfig{OnError: OnErrorAccept},
 	}
 }
 
@@ -64,6 +73,12 @@ func (c Config) Validate() error {
 	}
 	if c.Timeout <= 0 {
 		errs = append(errs, fmt.Errorf("timeout: must be positive, got %v", c.Timeout))
+	}
+	if err := c.Model.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("model.%w", err))
+	}
+	if err := c.Rules.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("rules.%w", err))
 	}
 	names := make([]string, 0, len(c.Weights))
 	for name := range c.Weights {

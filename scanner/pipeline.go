@@ -14,15 +14,54 @@ import (
 )
 
 // Stage is a check with the failure policy and deadline it runs under.
+// The pipeline alone applies both: checks return their errors and honour
+// the context they are given. Build stages with NewStage.
 type Stage struct {
 	Check   Check
 	OnError OnError
-	// Timeout bounds this check; zero means the pipeline's overall deadline.
+	// Timeout is the check's deadline (its context's); the pipeline waits
+	// StageMargin more for the answer. Zero means the scan's deadline.
 	Timeout time.Duration
 	// ErrorHeaders are added to the message when the check failed and was
 	// skipped under on_error=accept, so the customer can see what was not
 	// checked (X-Mxgrid-Virus-Scan: incomplete).
 	ErrorHeaders []Header
+}
+
+// StageConfig is one check's failure policy and time budget: the on_error
+// and timeout keys of every check's configuration section.
+type StageConfig struct {
+	// OnError is what happens to mail when the check cannot run (error,
+	// timeout, panic): accept goes on without its findings, tempfail
+	// answers 451.
+	OnError OnError `yaml:"on_error"`
+	// Timeout is the check's deadline; zero means the scan's (scanner.timeout).
+	Timeout time.Duration `yaml:"timeout"`
+}
+
+// Validate reports the first invalid key, named relative to the section.
+func (c StageConfig) Validate() error {
+	if c.OnError != OnErrorAccept && c.OnError != OnErrorTempfail {
+		return fmt.Errorf("on_error: %q is not accept or tempfail", c.OnError)
+	}
+	if c.Timeout < 0 {
+		return errors.New("timeout: must not be negative")
+	}
+	return nil
+}
+
+// StageMargin is how long past a check's deadline the pipeline waits for
+// its answer. A check that honours its context ends slow work at the
+// deadline and still reports what it has (auth's temperror results, the
+// blocklists that answered); the margin lets that answer arrive. A check
+// still running after it has failed, and its on_error decides.
+const StageMargin = time.Second
+
+// NewStage is the one way a check becomes a stage, from its section's
+// on_error and timeout. errorHeaders are added when the check fails under
+// on_error=accept.
+func NewStage(c Check, cfg StageConfig, errorHeaders ...Header) Stage {
+	return Stage{Check: c, OnError: cfg.OnError, Timeout: cfg.Timeout, ErrorHeaders: errorHeaders}
 }
 
 // Pipeline runs the configured stages against every message. It is safe for
@@ -87,12 +126,21 @@ func (p *Pipeline) Scan(ctx context.Context, env *Envelope, msg *Message, policy
 		defer cancel()
 	}
 	results := make([]chan stageOutcome, len(p.stages))
+	waits := make([]context.Context, len(p.stages))
 	for i, st := range p.stages {
+		// The stage's deadline: the check's own plus the margin for its
+		// answer, within the scan's.
+		waits[i] = ctx
+		if st.Timeout > 0 {
+			var cancel context.CancelFunc
+			waits[i], cancel = context.WithTimeout(ctx, st.Timeout+StageMargin)
+			defer cancel()
+		}
 		results[i] = make(chan stageOutcome, 1)
-		go func() { results[i] <- p.runStage(ctx, st, env, msg) }()
+		go func() { results[i] <- p.runStage(waits[i], st, env, msg) }()
 	}
 	// A check that ignores its context (CPU-bound work, a library call
-	// without one) must not hold the sender past the deadline: it counts
+	// without one) must not hold the sender past its deadline: it counts
 	// as failed, and its late result goes unread into the buffered channel.
 	outcomes := make([]stageOutcome, len(p.stages))
 	for i, st := range p.stages {
@@ -103,8 +151,8 @@ func (p *Pipeline) Scan(ctx context.Context, env *Envelope, msg *Message, policy
 		}
 		select {
 		case outcomes[i] = <-results[i]:
-		case <-ctx.Done():
-			outcomes[i] = stageOutcome{err: fmt.Errorf("check %s: did not return by the scan deadline: %w", st.Check.Name(), ctx.Err())}
+		case <-waits[i].Done():
+			outcomes[i] = stageOutcome{err: fmt.Errorf("check %s: did not return by its deadline: %w", st.Check.Name(), waits[i].Err())}
 		}
 	}
 
@@ -129,7 +177,7 @@ func (p *Pipeline) Scan(ctx context.Context, env *Envelope, msg *Message, policy
 			}
 			if action == OnErrorTempfail && v.Action != Tempfail {
 				v.Action = Tempfail
-				v.Reason = "check_error"
+				v.Reason = ReasonCheckError
 				v.Detail = name + " unavailable"
 			}
 			continue
@@ -137,12 +185,12 @@ func (p *Pipeline) Scan(ctx context.Context, env *Envelope, msg *Message, policy
 		v.Symbols = append(v.Symbols, o.res.Symbols...)
 		v.Headers = append(v.Headers, o.res.Headers...)
 		v.AuthResults = append(v.AuthResults, o.res.AuthResults...)
-		if o.res.Virus != "" && v.Reason != "virus" {
-			v.Reason = "virus"
+		if o.res.Virus != "" && v.Reason != ReasonVirus {
+			v.Reason = ReasonVirus
 			v.Detail = o.res.Virus
 		}
-		if o.res.Reject != "" && v.Reason == "" {
-			v.Reason = "policy"
+		if o.res.Reject != "" && v.Reason == ReasonNone {
+			v.Reason = ReasonPolicy
 			v.Detail = o.res.Reject
 		}
 	}
@@ -150,8 +198,8 @@ func (p *Pipeline) Scan(ctx context.Context, env *Envelope, msg *Message, policy
 		v.Score += s.Score
 	}
 	p.decide(&v, policy)
-	reason := v.Reason
-	if reason == "" {
+	reason := string(v.Reason)
+	if v.Reason == ReasonNone {
 		reason = "clean"
 	}
 	p.verdicts.WithLabelValues(v.Action.String(), reason).Inc()
@@ -164,24 +212,26 @@ func (p *Pipeline) Scan(ctx context.Context, env *Envelope, msg *Message, policy
 // policy verdicts; then a policy rejection; and the score decides the rest.
 func (p *Pipeline) decide(v *Verdict, policy Policy) {
 	switch {
-	case v.Reason == "virus" && policy.TagViruses:
+	case v.Reason == ReasonVirus && policy.TagViruses:
 		v.Action = Tag
-	case v.Reason == "virus":
+	case v.Reason == ReasonVirus:
 		v.Action = Reject
 	case v.Action == Tempfail:
 	case policy.Allowlisted:
-		v.Action, v.Reason, v.Detail = Deliver, "", ""
-	case v.Reason == "policy":
+		v.Action, v.Reason, v.Detail = Deliver, ReasonNone, ""
+	case v.Reason == ReasonPolicy:
 		v.Action = Reject
 	case policy.RejectScore > 0 && v.Score >= policy.RejectScore:
-		v.Action, v.Reason = Reject, "spam"
+		v.Action, v.Reason = Reject, ReasonSpam
 	case policy.TagScore > 0 && v.Score >= policy.TagScore:
-		v.Action, v.Reason = Tag, "spam"
+		v.Action, v.Reason = Tag, ReasonSpam
 	default:
 		v.Action = Deliver
 	}
 }
 
+// runStage runs one check under its deadline; ctx carries the stage's
+// (the check's plus StageMargin).
 func (p *Pipeline) runStage(ctx context.Context, st Stage, env *Envelope, msg *Message) (out stageOutcome) {
 	name := st.Check.Name()
 	start := time.Now()
@@ -196,13 +246,15 @@ func (p *Pipeline) runStage(ctx context.Context, st Stage, env *Envelope, msg *M
 		}
 		p.checkDuration.WithLabelValues(name, result).Observe(time.Since(start).Seconds())
 	}()
+	checkCtx := ctx
 	if st.Timeout > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, st.Timeout)
+		checkCtx, cancel = context.WithTimeout(ctx, st.Timeout)
 		defer cancel()
 	}
-	res, err := st.Check.Check(ctx, env, msg)
+	res, err := st.Check.Check(checkCtx, env, msg)
 	if err == nil && ctx.Err() != nil {
+		// Answered after the stage's deadline: too late to count.
 		err = ctx.Err()
 	}
 	if err != nil {

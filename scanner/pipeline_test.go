@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -48,7 +49,7 @@ func TestPipelineDecides(t *testing.T) {
 		stages     []Stage
 		policy     Policy
 		wantAction Action
-		wantReason string
+		wantReason Reason
 		wantScore  float64
 	}{
 		{"clean", []Stage{{Check: fakeCheck{name: "a", res: sym("X", 1)}}}, policy, Deliver, "", 1},
@@ -121,5 +122,58 @@ func TestStuckCheckDoesNotOutliveTheDeadline(t *testing.T) {
 		}
 	case <-time.After(3 * time.Second):
 		t.Fatal("Scan waited for a check past the scan deadline")
+	}
+}
+
+// lateCheck honours its deadline the way auth and dnsbl do: it stops at
+// ctx's end and reports what it has.
+type lateCheck struct{}
+
+func (lateCheck) Name() string { return "late" }
+
+func (lateCheck) Check(ctx context.Context, _ *Envelope, _ *Message) (Result, error) {
+	<-ctx.Done()
+	return sym("PARTIAL", 1), nil
+}
+
+// The pipeline alone applies a stage's timeout: the check's context ends
+// at Timeout, an answer within StageMargin after it counts, and a check
+// that ignores its deadline fails at Timeout+StageMargin, long before the
+// scan's own deadline.
+func TestStageDeadline(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	const timeout = 50 * time.Millisecond
+	p := NewPipeline([]Stage{
+		NewStage(lateCheck{}, StageConfig{OnError: OnErrorTempfail, Timeout: timeout}),
+		NewStage(stuckCheck{release}, StageConfig{OnError: OnErrorAccept, Timeout: timeout}),
+	}, time.Minute, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
+	start := time.Now()
+	v := p.Scan(context.Background(), &Envelope{}, &Message{}, Policy{TagScore: 5, RejectScore: 10})
+	took := time.Since(start)
+	if v.Action != Deliver || v.Score != 1 || len(v.Incomplete) != 1 || v.Incomplete[0] != "stuck" {
+		t.Fatalf("got %v score=%.2f incomplete=%v, want the late check's answer and stuck skipped", v.Action, v.Score, v.Incomplete)
+	}
+	if took < timeout+StageMargin || took > timeout+StageMargin+5*time.Second {
+		t.Errorf("scan took %v, want about %v (the stuck check's deadline plus the margin)", took, timeout+StageMargin)
+	}
+}
+
+func TestStageConfigValidate(t *testing.T) {
+	tests := []struct {
+		cfg  StageConfig
+		want string // error prefix; "" for valid
+	}{
+		{StageConfig{OnError: OnErrorAccept}, ""},
+		{StageConfig{OnError: OnErrorTempfail, Timeout: time.Second}, ""},
+		{StageConfig{}, "on_error:"},
+		{StageConfig{OnError: "reject"}, "on_error:"},
+		{StageConfig{OnError: OnErrorAccept, Timeout: -time.Second}, "timeout:"},
+	}
+	for _, tt := range tests {
+		err := tt.cfg.Validate()
+		if tt.want == "" && err != nil || tt.want != "" && (err == nil || !strings.HasPrefix(err.Error(), tt.want)) {
+			t.Errorf("%+v.Validate() = %v, want %q", tt.cfg, err, tt.want)
+		}
 	}
 }

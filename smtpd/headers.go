@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/emersion/go-message/textproto"
+	"github.com/mxgrid/mxgrid/replytext"
 	"github.com/mxgrid/mxgrid/scanner"
 )
 
@@ -38,7 +39,7 @@ func (ss *session) compose(msg *scanner.Message, v scanner.Verdict, policy scann
 	for _, h := range v.Headers {
 		writeField(&top, h.Name, h.Value)
 	}
-	if v.Action == scanner.Tag && v.Reason == "virus" {
+	if v.Action == scanner.Tag && v.Reason == scanner.ReasonVirus {
 		writeField(&top, "X-Mxgrid-Virus", v.Detail)
 	}
 	if v.Action == scanner.Tag {
@@ -179,15 +180,5 @@ func splitFoldable(data []byte, atEOF bool) (int, []byte, error) {
 // details) from injecting header lines: control characters other than tab
 // become spaces, invalid UTF-8 becomes '?'.
 func sanitizeHeaderText(s string) string {
-	return strings.Map(func(r rune) rune {
-		switch {
-		case r == '\t':
-			return r
-		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0):
-			return ' '
-		case r == utf8.RuneError:
-			return '?'
-		}
-		return r
-	}, s)
+	return replytext.Printable(s)
 }

@@ -5,28 +5,7 @@ import (
 	"strings"
 	"testing"
 	"time"
-	"unicode/utf8"
 )
-
-func TestTruncateKeepsUTF8Whole(t *testing.T) {
-	tests := []struct {
-		in   string
-		n    int
-		want string
-	}{
-		{"short", 10, "short"},
-		{"abcdef", 3, "abc"},
-		{"ab€cd", 4, "ab"}, // € is 3 bytes: cutting inside it keeps "ab"
-		{"ab€cd", 5, "ab€"},
-		{"€€", 1, ""},
-	}
-	for _, tt := range tests {
-		got := truncate(tt.in, tt.n)
-		if got != tt.want || !utf8.ValidString(got) {
-			t.Errorf("truncate(%q, %d) = %q, want %q", tt.in, tt.n, got, tt.want)
-		}
-	}
-}
 
 func TestWriteFieldFoldsLongValues(t *testing.T) {
 	var b bytes.Buffer

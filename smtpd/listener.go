@@ -66,7 +66,7 @@ func (c *gateConn) admit() error {
 		if !ok {
 			c.srv.metrics.connections.WithLabelValues(reason).Inc()
 			c.Conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
-			c.Conn.Write([]byte("421 4.7.0 " + c.srv.cfg.Hostname + " too many connections, try again later\r\n"))
+			c.Conn.Write(rawReply(errTooManyConnections, c.srv.cfg.Hostname))
 			c.admitErr = net.ErrClosed
 			c.Conn.Close()
 			return
@@ -108,7 +108,7 @@ func (c *gateConn) Read(p []byte) (int, error) {
 		if c.startsWithProxyHeader() {
 			c.srv.metrics.connections.WithLabelValues("refused_proxy").Inc()
 			c.srv.log.Warn("PROXY header from untrusted address refused", "client_ip", c.ip.String())
-			c.Conn.Write([]byte("554 5.7.0 PROXY protocol not accepted from your address\r\n"))
+			c.Conn.Write(rawReply(errProxyRefused, ""))
 			c.Close()
 			return 0, net.ErrClosed
 		}
@@ -127,7 +127,7 @@ func (c *gateConn) Read(p []byte) (int, error) {
 func (c *gateConn) sayGoodbye() error {
 	if !c.tls.Load() {
 		c.Conn.SetWriteDeadline(time.Now().Add(time.Second))
-		c.Conn.Write([]byte("421 4.3.2 " + c.srv.cfg.Hostname + " shutting down, try another MX\r\n"))
+		c.Conn.Write(rawReply(errGoingAway, c.srv.cfg.Hostname))
 	}
 	return net.ErrClosed
 }

@@ -5,12 +5,9 @@ import (
 	"net/netip"
 	"strings"
 
-	"github.com/emersion/go-smtp"
 	"github.com/mxgrid/mxgrid/scanner"
 	"github.com/mxgrid/mxgrid/tenant"
 )
-
-var errBlocked = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "sender blocked by the recipient's policy"}
 
 // policy merges the node defaults with the transaction's domain policy.
 func (ss *session) policy() scanner.Policy {
@@ -25,7 +22,7 @@ func (ss *session) policy() scanner.Policy {
 	if dp.SubjectTag != nil {
 		p.SubjectTag = *dp.SubjectTag
 	}
-	p.TagViruses = dp.VirusAction != nil && *dp.VirusAction == "tag"
+	p.TagViruses = dp.VirusAction != nil && *dp.VirusAction == tenant.VirusTag
 	p.Allowlisted = matchesIP(ss.domain.Lists.IPAllow, ss.clientIP) || matchesSender(ss.domain.Lists.SenderAllow, ss.from)
 	return p
 }

@@ -3,12 +3,21 @@ package smtpd
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 
 	"github.com/emersion/go-smtp"
 	"github.com/mxgrid/mxgrid/mailaddr"
+	"github.com/mxgrid/mxgrid/negcache"
 	"github.com/mxgrid/mxgrid/relay"
+	"github.com/mxgrid/mxgrid/replytext"
+	"github.com/mxgrid/mxgrid/scanner"
 )
+
+// This file is the one place a reply to the sender is written: the
+// session's own refusals, the mapping of a verdict to a reply, the success
+// reply, the translation of internal errors, and the lines written outside
+// go-smtp. reply_test.go lists every one of them.
 
 // Replies the session gives of its own accord. Each is a bare *smtp.SMTPError:
 // go-smtp type-asserts (not errors.As) and turns anything else into a
@@ -16,6 +25,7 @@ import (
 var (
 	errUnknownDomain  = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "relay access denied: we do not accept mail for this domain"}
 	errUnknownUser    = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "recipient address rejected: user unknown"}
+	errBlocked        = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "sender blocked by the recipient's policy"}
 	errOtherRoute     = &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 5, 3}, Message: "recipient routed elsewhere, send it in another transaction"}
 	errOtherTenant    = &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 5, 3}, Message: "recipient belongs to another customer, send it in another transaction"}
 	errOtherPolicy    = &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 5, 3}, Message: "recipient's domain has another filtering policy, send it in another transaction"}
@@ -26,10 +36,88 @@ var (
 	errNeedsUTF8      = &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 6, 7}, Message: "non-ASCII address without SMTPUTF8"}
 	errSourceRouted   = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "source routing (@, % or ! in the local part) is not accepted"}
 	errTooManyUnknown = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "too many unknown recipients, closing connection"}
+	errTooLarge       = &smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 3, 4}, Message: "message exceeds the size limit"}
+	errLineTooLong    = &smtp.SMTPError{Code: 500, EnhancedCode: smtp.EnhancedCode{5, 5, 2}, Message: fmt.Sprintf("message has a line longer than %d octets", maxLineLength)}
 	errBareNewline    = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 5, 2}, Message: "message contains bare CR or LF, use CRLF line endings"}
 	errTooManyHops    = &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 4, 6}, Message: "too many hops (Received fields), mail loop?"}
 	errTempScan       = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 7, 1}, Message: "message could not be fully scanned, try again later"}
+	errTimedOut       = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 4, 5}, Message: "timed out, try again later"}
+	errLocal          = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "local error, try again later"}
 )
+
+// Replies written straight to the connection, outside go-smtp: before its
+// greeting (the connection limits, a refused PROXY header) or to an idle
+// client at shutdown. rawReply renders them.
+var (
+	errTooManyConnections = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "too many connections, try again later"}
+	errProxyRefused       = &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 7, 0}, Message: "PROXY protocol not accepted from your address"}
+	errGoingAway          = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "shutting down, try another MX"}
+)
+
+// maxDetailText bounds text from a check or the customer's server inside
+// our replies, well within RFC 5321's 512-octet reply line.
+const maxDetailText = 200
+
+// rawReply renders e as one reply line; a non-empty hostname goes before
+// the text, as in a greeting.
+func rawReply(e *smtp.SMTPError, hostname string) []byte {
+	text := e.Message
+	if hostname != "" {
+		text = hostname + " " + text
+	}
+	return fmt.Appendf(nil, "%d %d.%d.%d %s\r\n", e.Code, e.EnhancedCode[0], e.EnhancedCode[1], e.EnhancedCode[2], text)
+}
+
+// errDomainTooLarge refuses a message over its domain's max_message_size.
+func errDomainTooLarge(domain string, max int64) *smtp.SMTPError {
+	return &smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 3, 4}, Message: fmt.Sprintf("message exceeds the size limit of %s (%d bytes)", domain, max)}
+}
+
+// cachedRefusal repeats the customer server's earlier refusal of a recipient.
+func cachedRefusal(r negcache.Reply) *smtp.SMTPError {
+	return &smtp.SMTPError{Code: r.Code, EnhancedCode: smtp.EnhancedCode(r.Enhanced), Message: r.Message}
+}
+
+// verdictReply is the verdict-to-reply mapping: for a verdict that refuses
+// the message (Reject, Tempfail) it returns the reply and the outcome, and
+// refused; anything else goes on to the customer's server. The reference
+// lets a sender's complaint find our log line.
+func verdictReply(v scanner.Verdict, queueID string) (reply *smtp.SMTPError, outcome Outcome, refused bool) {
+	ref := " [ref " + queueID + "]"
+	switch v.Action {
+	case scanner.Reject:
+		switch v.Reason {
+		case scanner.ReasonVirus:
+			return &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "message contains a virus (" + replytext.Sanitize(v.Detail, maxDetailText) + ")" + ref}, OutcomeRejectedVirus, true
+		case scanner.ReasonPolicy:
+			return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "message refused by policy (" + replytext.Sanitize(v.Detail, maxDetailText) + ")" + ref}, OutcomeRejectedPolicy, true
+		}
+		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "message rejected as spam" + ref}, OutcomeRejectedSpam, true
+	case scanner.Tempfail:
+		return errTempScan, OutcomeTempfailScan, true
+	}
+	return nil, "", false
+}
+
+// deliveredReply tells the sender the customer's server took the message,
+// quoting that server's reply.
+func deliveredReply(v scanner.Verdict, queueID, downstream string) (*smtp.SMTPError, Outcome) {
+	outcome := OutcomeDelivered
+	if v.Action == scanner.Tag {
+		outcome = OutcomeTagged
+	}
+	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0},
+		Message: "ok, delivered as " + queueID + " (customer server: " + replytext.Sanitize(downstream, maxDetailText) + ")"}, outcome
+}
+
+// relayRefused is the outcome of a message the customer's server refused
+// at DATA; the reply is its own (see toSMTP).
+func relayRefused(reply *smtp.SMTPError) Outcome {
+	if reply.Code < 500 {
+		return OutcomeRelayTempfail
+	}
+	return OutcomeRelayPermfail
+}
 
 // addressError picks the reply to an address mailaddr refused: control
 // characters have their own, whichever command they came with.
@@ -56,10 +144,10 @@ func toSMTP(log *slog.Logger, err error) *smtp.SMTPError {
 		return se
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
-		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 4, 5}, Message: "timed out, try again later"}
+		return errTimedOut
 	}
 	log.Error("unclassified error answered with 451", "err", err)
-	return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "local error, try again later"}
+	return errLocal
 }
 
 func replyClass(code int) string {

@@ -3,6 +3,8 @@ package smtpd
 import (
 	"strings"
 	"unicode/utf8"
+
+	"github.com/mxgrid/mxgrid/replytext"
 )
 
 // maxClientText caps client-chosen text (HELO names, refused addresses)
@@ -20,7 +22,7 @@ func sanitizeClientText(s string) string {
 		}
 		return r
 	}, s)
-	return truncate(s, maxClientText)
+	return replytext.Truncate(s, maxClientText)
 }
 
 // helo is the client's HELO/EHLO name, sanitised once for every use.

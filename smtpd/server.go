@@ -90,7 +90,7 @@ type Deps struct {
 	// Outcomes, when set, counts each transaction's outcome per domain
 	// (the reseller panel's statistics).
 	Outcomes interface {
-		Count(domainID int64, outcome string)
+		Count(domainID int64, outcome Outcome)
 	}
 	// Parser parses messages once for every check; nil means default
 	// symbol weights.
@@ -127,18 +127,24 @@ type Server struct {
 	negCache *negcache.Cache
 	trusted  []netip.Prefix
 
-	mu       sync.Mutex
-	parser   *scanner.Parser
+	// parser is set in New and only read after.
+	parser *scanner.Parser
+	// rate has its own lock; draining and inflight synchronise themselves.
 	rate     rate
-	perIP    map[netip.Addr]int
-	conns    map[*gateConn]struct{}
 	draining atomic.Bool
 	inflight sync.WaitGroup
 	// txBase parents every transaction's context; abortTx cancels them
-	// all when the shutdown grace runs out.
+	// all when the shutdown grace runs out. Both are set in New.
 	txBase  context.Context
 	abortTx context.CancelFunc
-	addr    net.Addr
+	// addr is set by Listen; Addr is for callers that have seen Listen
+	// return.
+	addr net.Addr
+
+	// mu guards perIP and conns, the connection accounting.
+	mu    sync.Mutex
+	perIP map[netip.Addr]int
+	conns map[*gateConn]struct{}
 }
 
 // New builds a server; Serve starts it.

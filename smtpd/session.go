@@ -12,9 +12,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"reflect"
-	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/emersion/go-smtp"
 	"github.com/mxgrid/mxgrid/events"
@@ -209,7 +207,7 @@ func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 		ss.unknown++
 		ss.srv.metrics.rcpts.WithLabelValues("negative_cache").Inc()
 		ss.log.Info("recipient refused: customer server refused it recently", "queue_id", ss.queueID, "rcpt", rcpt.String())
-		return &smtp.SMTPError{Code: r.Code, EnhancedCode: smtp.EnhancedCode(r.Enhanced), Message: r.Message}
+		return cachedRefusal(r)
 	}
 	if ss.tx == nil {
 		tx, err := ss.srv.deps.Relay.Open(ss.ctx, route, ss.from, ss.mailOpts)
@@ -261,61 +259,62 @@ func (ss *session) Data(r io.Reader) error {
 	}
 	if err != nil {
 		if errors.Is(err, smtp.ErrDataTooLarge) {
-			ss.srv.metrics.transactions.WithLabelValues("too_large", "5xx").Inc()
-			return &smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 3, 4}, Message: "message exceeds the size limit"}
+			ss.countTransaction(OutcomeTooLarge, errTooLarge)
+			return errTooLarge
 		}
 		if errors.Is(err, smtp.ErrTooLongLine) {
 			// go-smtp's line limit is sticky: the session cannot continue,
 			// and the same message would fail again, so refuse it for good.
-			ss.srv.metrics.transactions.WithLabelValues("line_too_long", "5xx").Inc()
-			return &smtp.SMTPError{Code: 500, EnhancedCode: smtp.EnhancedCode{5, 5, 2}, Message: fmt.Sprintf("message has a line longer than %d octets", maxLineLength)}
+			ss.countTransaction(OutcomeLineTooLong, errLineTooLong)
+			return errLineTooLong
 		}
-		ss.srv.metrics.transactions.WithLabelValues("read_error", "4xx").Inc()
-		return toSMTP(ss.log, fmt.Errorf("read DATA: %w", err))
+		reply := toSMTP(ss.log, fmt.Errorf("read DATA: %w", err))
+		ss.countTransaction(OutcomeReadError, reply)
+		return reply
 	}
 	raw, bare := normalizeNewlines(raw)
 	if bare > 0 {
 		if ss.srv.cfg.BareNewline == BareNewlineReject {
 			ss.abortDownstream()
-			ss.srv.metrics.transactions.WithLabelValues("bare_newline", "5xx").Inc()
+			ss.countTransaction(OutcomeBareNewline, errBareNewline)
 			ss.log.Info("message refused: bare CR or LF", "queue_id", ss.queueID, "bare_newlines", bare)
 			return errBareNewline
 		}
 		ss.log.Info("bare CR or LF normalised to CRLF", "queue_id", ss.queueID, "bare_newlines", bare)
 	}
 	if max := ss.domain.Policy.MaxMessageSize; max != nil && int64(len(raw)) > *max {
-		ss.srv.metrics.transactions.WithLabelValues("too_large", "5xx").Inc()
-		return &smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 3, 4}, Message: fmt.Sprintf("message exceeds the size limit of %s (%d bytes)", ss.domain.Name, *max)}
+		reply := errDomainTooLarge(ss.domain.Name, *max)
+		ss.countTransaction(OutcomeTooLarge, reply)
+		return reply
 	}
 	start := time.Now()
 	ss.srv.rate.add(start)
 	reply, outcome, verdict := ss.deliver(raw)
-	class := replyClass(reply.Code)
-	ss.srv.metrics.transactions.WithLabelValues(outcome, class).Inc()
+	ss.countTransaction(outcome, reply)
 	// Config domains (id 0) belong to no tenant and have no panel page.
 	if ss.srv.deps.Outcomes != nil && ss.domain.ID != 0 {
 		ss.srv.deps.Outcomes.Count(ss.domain.ID, outcome)
 	}
-	ss.srv.metrics.duration.WithLabelValues(class).Observe(time.Since(start).Seconds())
+	ss.srv.metrics.duration.WithLabelValues(replyClass(reply.Code)).Observe(time.Since(start).Seconds())
 	ss.srv.metrics.size.Observe(float64(len(raw)))
 	ss.log.Info("transaction",
 		"queue_id", ss.queueID, "helo", ss.helo(), "from", ss.from.String(), "rcpts", ss.rcpts,
 		"size", len(raw), "action", verdict.Action.String(), "score", verdict.Score,
-		"symbols", scanner.SymbolNames(verdict.TopSymbols(8)), "outcome", outcome,
+		"symbols", scanner.SymbolNames(verdict.TopSymbols(8)), "outcome", string(outcome),
 		"reply", fmt.Sprintf("%d %d.%d.%d %s", reply.Code, reply.EnhancedCode[0], reply.EnhancedCode[1], reply.EnhancedCode[2], reply.Message),
 		"duration", time.Since(start))
 	return reply
 }
 
 // deliver scans and relays one message and returns the sender's reply.
-func (ss *session) deliver(raw []byte) (*smtp.SMTPError, string, scanner.Verdict) {
+func (ss *session) deliver(raw []byte) (*smtp.SMTPError, Outcome, scanner.Verdict) {
 	msg := ss.srv.parser.Parse(raw)
 	if hops := len(msg.Header.Values("Received")); hops > ss.srv.cfg.MaxHops {
 		// Counted before the scan: a looping message is refused without
 		// costing a scan on every turn, and never relayed.
 		ss.abortDownstream()
 		ss.log.Warn("message refused: too many hops, mail loop?", "queue_id", ss.queueID, "received_fields", hops)
-		return errTooManyHops, "too_many_hops", scanner.Verdict{}
+		return errTooManyHops, OutcomeTooManyHops, scanner.Verdict{}
 	}
 	env := &scanner.Envelope{
 		QueueID:  ss.queueID,
@@ -331,21 +330,12 @@ func (ss *session) deliver(raw []byte) (*smtp.SMTPError, string, scanner.Verdict
 	_, env.TLS = ss.conn.TLSConnectionState()
 	policy := ss.policy()
 	v := ss.srv.deps.Scanner.Scan(ss.ctx, env, msg, policy)
-	ref := " [ref " + ss.queueID + "]"
-	switch v.Action {
-	case scanner.Reject:
-		ss.record(v, msg)
-		ss.abortDownstream()
-		switch v.Reason {
-		case "virus":
-			return &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "message contains a virus (" + oneLine(v.Detail) + ")" + ref}, "rejected_virus", v
-		case "policy":
-			return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "message refused by policy (" + oneLine(v.Detail) + ")" + ref}, "rejected_policy", v
+	if reply, outcome, refused := verdictReply(v, ss.queueID); refused {
+		if v.Action == scanner.Reject {
+			ss.record(v, msg)
 		}
-		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "message rejected as spam" + ref}, "rejected_spam", v
-	case scanner.Tempfail:
 		ss.abortDownstream()
-		return errTempScan, "tempfail_scan", v
+		return reply, outcome, v
 	}
 	if v.Action == scanner.Tag {
 		ss.record(v, msg)
@@ -355,17 +345,16 @@ func (ss *session) deliver(raw []byte) (*smtp.SMTPError, string, scanner.Verdict
 	if err != nil {
 		r := toSMTP(ss.log, err)
 		ss.log.Warn("downstream refused message", "queue_id", ss.queueID, "err", err)
-		if r.Code < 500 {
-			return r, "relay_tempfail", v
-		}
-		return r, "relay_permfail", v
+		return r, relayRefused(r), v
 	}
-	outcome := "delivered"
-	if v.Action == scanner.Tag {
-		outcome = "tagged"
-	}
-	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0},
-		Message: "ok, delivered as " + ss.queueID + " (customer server: " + truncate(oneLine(reply), 200) + ")"}, outcome, v
+	delivered, outcome := deliveredReply(v, ss.queueID, reply)
+	return delivered, outcome, v
+}
+
+// countTransaction counts one finished DATA transaction by its outcome and
+// its reply's class.
+func (ss *session) countTransaction(outcome Outcome, reply *smtp.SMTPError) {
+	ss.srv.metrics.transactions.WithLabelValues(string(outcome), replyClass(reply.Code)).Inc()
 }
 
 func (ss *session) abortDownstream() {
@@ -410,19 +399,4 @@ func newQueueID() string {
 	var b [8]byte
 	rand.Read(b[:])
 	return queueIDEncoding.EncodeToString(b[:])
-}
-
-func oneLine(s string) string {
-	return strings.Join(strings.Fields(s), " ")
-}
-
-// truncate cuts s to at most n bytes without splitting a UTF-8 sequence.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
 }

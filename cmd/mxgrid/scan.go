@@ -198,7 +198,7 @@ func (vw *verdictWriter) write(r scanResult) error {
 		if r.err != nil {
 			j.Error = r.err.Error()
 		} else {
-			j.Verdict, j.Action, j.Reason, j.Detail, j.Score, j.Symbols, j.Incomplete = spamLabel(v), v.Action.String(), v.Reason, v.Detail, round2(v.Score), syms, v.Incomplete
+			j.Verdict, j.Action, j.Reason, j.Detail, j.Score, j.Symbols, j.Incomplete = spamLabel(v), v.Action.String(), string(v.Reason), v.Detail, round2(v.Score), syms, v.Incomplete
 		}
 		return vw.enc.Encode(j)
 	case "tsv":
@@ -216,8 +216,8 @@ func (vw *verdictWriter) write(r scanResult) error {
 	var b strings.Builder
 	// The reason says why: a virus or a policy refusal is not a spam score.
 	why := v.Action.String()
-	if v.Reason != "" && v.Reason != "spam" {
-		why += ": " + v.Reason
+	if v.Reason != scanner.ReasonNone && v.Reason != scanner.ReasonSpam {
+		why += ": " + string(v.Reason)
 		if v.Detail != "" {
 			why += " " + v.Detail
 		}

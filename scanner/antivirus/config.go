@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/mxgrid/mxgrid/scanner"
 	"github.com/mxgrid/mxgrid/scanner/clamav"
 )
 
@@ -55,6 +56,9 @@ type Config struct {
 	ZipMaxRatio int64 `yaml:"zip_max_ratio"`
 	// Weights override the default weights of the engine's symbols.
 	Weights map[string]float64 `yaml:"weights"`
+	// Builtin is the built-in engine's on_error and timeout (on_error and
+	// timeout of the section itself are clamd's).
+	Builtin scanner.StageConfig `yaml:"builtin"`
 }
 
 // DefaultConfig blocks every known dangerous kind and bounds archives well
@@ -69,6 +73,8 @@ func DefaultConfig() Config {
 		ZipMaxFiles:    1000,
 		ZipMaxExpanded: 64 << 20,
 		ZipMaxRatio:    100,
+		// Local work bounded by the archive limits and the scan's deadline.
+		Builtin: scanner.StageConfig{OnError: scanner.OnErrorAccept},
 	}
 }
 
@@ -76,6 +82,9 @@ func DefaultConfig() Config {
 func (c Config) Validate() error {
 	if err := c.Clamd.Validate(); err != nil {
 		return err
+	}
+	if err := c.Builtin.Validate(); err != nil {
+		return fmt.Errorf("builtin.%w", err)
 	}
 	for _, k := range c.BlockedTypes {
 		if !slices.Contains(AllKinds(), k) {

@@ -17,7 +17,6 @@ import (
 	"net"
 	"strings"
 	"sync"
-	"time"
 
 	"blitiri.com.ar/go/spf"
 	"github.com/emersion/go-msgauth/dkim"
@@ -61,11 +60,6 @@ type Check struct {
 
 var _ scanner.Check = (*Check)(nil)
 
-// stageMargin lets the check's own timeout end slow lookups (as temperror
-// results) before the pipeline's stage deadline turns the whole check into
-// an error.
-const stageMargin = 500 * time.Millisecond
-
 // New builds the check from a validated config with AuthservID filled in.
 // Metrics go to reg.
 func New(cfg Config, res Resolver, log *slog.Logger, reg prometheus.Registerer) (*Check, error) {
@@ -86,11 +80,11 @@ func New(cfg Config, res Resolver, log *slog.Logger, reg prometheus.Registerer) 
 // Name implements scanner.Check.
 func (c *Check) Name() string { return "auth" }
 
-// Stage is the pipeline stage for this check. Its failures (only a
-// cancelled context or a panic) accept: authentication adds evidence, its
-// absence is no reason to hold mail.
+// Stage is the pipeline stage for this check, under auth.on_error
+// (accept by default: authentication adds evidence, its absence is no
+// reason to hold mail) and auth.timeout.
 func (c *Check) Stage() scanner.Stage {
-	return scanner.Stage{Check: c, OnError: scanner.OnErrorAccept, Timeout: c.cfg.Timeout + stageMargin}
+	return scanner.NewStage(c, c.cfg.StageConfig)
 }
 
 // outcome is one method's result, in RFC 8601 terms.
@@ -118,10 +112,9 @@ type dkimResult struct {
 }
 
 // Check implements scanner.Check.
+// The pipeline's deadline (auth.timeout) ends lookups still out, as
+// temperror results.
 func (c *Check) Check(ctx context.Context, env *scanner.Envelope, msg *scanner.Message) (scanner.Result, error) {
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
-	defer cancel()
-
 	var (
 		wg               sync.WaitGroup
 		mailFrom, helo   *spfResult

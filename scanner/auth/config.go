@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/mxgrid/mxgrid/scanner"
 )
 
 // Config is the `auth:` section.
@@ -23,8 +25,10 @@ type Config struct {
 	// MaxSignatures bounds the DKIM signatures verified per message: each
 	// costs a DNS lookup and a public-key operation.
 	MaxSignatures int `yaml:"max_signatures"`
-	// Timeout bounds the whole check; lookups still out then give temperror.
-	Timeout time.Duration `yaml:"timeout"`
+	// StageConfig holds on_error and timeout. The timeout bounds the whole
+	// check; lookups still out then give temperror. The check fails only
+	// on a panic or when the pipeline gives up on it.
+	scanner.StageConfig `yaml:",inline"`
 	// Weights override the default weights of the symbols (see Weights).
 	Weights map[string]float64 `yaml:"weights"`
 }
@@ -34,7 +38,7 @@ type Config struct {
 // a test or offline node never waits on a resolver it did not choose.
 // Production configs set spf, dkim and dmarc to true.
 func DefaultConfig() Config {
-	return Config{MaxSignatures: 5, Timeout: 5 * time.Second}
+	return Config{MaxSignatures: 5, StageConfig: scanner.StageConfig{OnError: scanner.OnErrorAccept, Timeout: 5 * time.Second}}
 }
 
 // Validate reports the first invalid key, named relative to the section.
@@ -47,6 +51,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxSignatures < 1 {
 		return errors.New("max_signatures: must be at least 1")
+	}
+	if err := c.StageConfig.Validate(); err != nil {
+		return err
 	}
 	if c.Timeout <= 0 {
 		return errors.New("timeout: must be positive")

@@ -2,11 +2,11 @@
 // to clamd with INSTREAM (clamd decodes MIME and archives itself with
 // ScanMail and ScanArchive) and reports the signature it finds.
 //
-// clamd being down is an infrastructure failure, not a finding: with
-// on_error=accept the message goes on with X-Mxgrid-Virus-Scan: incomplete
-// and /readyz says degraded; with on_error=tempfail the check fails, the
-// pipeline answers 451, and /readyz takes the node out of rotation, since
-// it would refuse every message anyway.
+// clamd being down is an infrastructure failure, not a finding: the check
+// returns it and the pipeline applies on_error. With accept the message
+// goes on with X-Mxgrid-Virus-Scan: incomplete and /readyz says degraded;
+// with tempfail the pipeline answers 451, and /readyz takes the node out
+// of rotation, since it would refuse every message anyway.
 package clamav
 
 import (
@@ -32,18 +32,11 @@ const (
 	// HeaderScan marks a message clamd could not scan; its value is
 	// "incomplete".
 	HeaderScan = "X-Mxgrid-Virus-Scan"
-	// SymbolUnavailable (zero weight) explains a message delivered unscanned.
-	SymbolUnavailable = "CLAMAV_UNAVAILABLE"
 	// SymbolTooLarge (zero weight) explains a message above max_size.
 	SymbolTooLarge = "CLAMAV_TOO_LARGE"
 	// SymbolVirus names clamd's signature among the symbols, for the logs.
 	SymbolVirus = "CLAMAV_VIRUS"
 )
-
-// stageMargin lets the check's own timeout fire before the pipeline's stage
-// deadline, so a slow clamd still gets the on_error=accept treatment
-// (header, metric) rather than the pipeline's generic check error.
-const stageMargin = time.Second
 
 // Check scans messages with clamd. Safe for concurrent use.
 type Check struct {
@@ -90,23 +83,24 @@ func New(cfg Config, h *health.Registry, log *slog.Logger, reg prometheus.Regist
 // Name implements scanner.Check.
 func (c *Check) Name() string { return "clamav" }
 
-// Stage is the pipeline stage for this check: its on_error, and a deadline
-// a little past the check's own timeout (see stageMargin).
+// Stage is the pipeline stage for this check, under antivirus.on_error and
+// antivirus.timeout. The pipeline adds the header to a message that goes
+// on unscanned (on_error=accept): the check cannot when it failed.
 func (c *Check) Stage() scanner.Stage {
-	return scanner.Stage{Check: c, OnError: c.cfg.OnError, Timeout: c.cfg.Timeout + stageMargin,
-		// When the pipeline itself gives up on the check (its deadline, a
-		// panic), the check cannot add its header; the pipeline does.
-		ErrorHeaders: []scanner.Header{{Name: HeaderScan, Value: "incomplete"}}}
+	return scanner.NewStage(c, c.cfg.StageConfig, incomplete)
 }
 
-// Check implements scanner.Check.
+// incomplete marks a message clamd did not scan.
+var incomplete = scanner.Header{Name: HeaderScan, Value: "incomplete"}
+
+// Check implements scanner.Check. clamd failing (down, ERROR, the
+// pipeline's deadline) is returned as an error: the pipeline applies
+// on_error. A message above max_size is no failure: it goes on unscanned.
 func (c *Check) Check(ctx context.Context, env *scanner.Envelope, msg *scanner.Message) (scanner.Result, error) {
 	if int64(len(msg.Raw)) > c.cfg.MaxSize {
 		c.scans.WithLabelValues("too_large").Inc()
 		return unscanned(SymbolTooLarge, fmt.Sprintf("%d bytes > max_size %d", len(msg.Raw), c.cfg.MaxSize)), nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
-	defer cancel()
 	start := time.Now()
 	virus, err := c.client.Scan(ctx, bytes.NewReader(msg.Raw))
 	c.duration.Observe(time.Since(start).Seconds())
@@ -124,10 +118,7 @@ func (c *Check) Check(ctx context.Context, env *scanner.Envelope, msg *scanner.M
 		}
 		c.scans.WithLabelValues(result).Inc()
 		c.markDown(err)
-		if c.cfg.OnError == scanner.OnErrorTempfail {
-			return scanner.Result{}, fmt.Errorf("clamav: %w", err)
-		}
-		return unscanned(SymbolUnavailable, err.Error()), nil
+		return scanner.Result{}, fmt.Errorf("clamav: %w", err)
 	}
 	c.markUp()
 	if virus == "" {
@@ -141,7 +132,7 @@ func (c *Check) Check(ctx context.Context, env *scanner.Envelope, msg *scanner.M
 func unscanned(symbol, detail string) scanner.Result {
 	return scanner.Result{
 		Symbols: []scanner.Symbol{{Name: symbol, Detail: detail}},
-		Headers: []scanner.Header{{Name: HeaderScan, Value: "incomplete"}},
+		Headers: []scanner.Header{incomplete},
 	}
 }
 

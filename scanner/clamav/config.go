@@ -15,15 +15,15 @@ type Config struct {
 	// Clamd is where clamd listens: tcp://host:port or unix:///path.
 	// Empty disables the clamd layer (the built-in engine still runs).
 	Clamd string `yaml:"clamd"`
-	// OnError is what happens to mail when clamd is down, times out or
-	// answers ERROR: accept delivers it with X-Mxgrid-Virus-Scan: incomplete
-	// (and a metric), tempfail answers 451 so the sender retries.
-	OnError scanner.OnError `yaml:"on_error"`
+	// StageConfig holds on_error and timeout. OnError is what happens to
+	// mail when clamd is down, times out or answers ERROR: accept delivers
+	// it with X-Mxgrid-Virus-Scan: incomplete (and a metric), tempfail
+	// answers 451 so the sender retries. Timeout bounds one scan, waiting
+	// for a connection slot included, and one readiness probe.
+	scanner.StageConfig `yaml:",inline"`
 	// MaxConns bounds concurrent scans on this node, so a burst of mail does
 	// not exceed clamd's MaxThreads and queue inside clamd past our deadline.
 	MaxConns int `yaml:"max_conns"`
-	// Timeout bounds one scan, waiting for a connection slot included.
-	Timeout time.Duration `yaml:"timeout"`
 	// MaxSize is the largest message sent to clamd. Keep it at or below
 	// clamd's StreamMaxLength (25M by default in clamd.conf): above it clamd
 	// answers "INSTREAM size limit exceeded" and closes the connection.
@@ -36,9 +36,8 @@ type Config struct {
 // DefaultConfig leaves clamd off; production configs set clamd.
 func DefaultConfig() Config {
 	return Config{
-		OnError:       scanner.OnErrorAccept,
+		StageConfig:   scanner.StageConfig{OnError: scanner.OnErrorAccept, Timeout: 10 * time.Second},
 		MaxConns:      8,
-		Timeout:       10 * time.Second,
 		MaxSize:       25 << 20,
 		ProbeInterval: 10 * time.Second,
 	}
@@ -51,9 +50,10 @@ func (c Config) Validate() error {
 			return fmt.Errorf("clamd: %w", err)
 		}
 	}
+	if err := c.StageConfig.Validate(); err != nil {
+		return err
+	}
 	switch {
-	case c.OnError != scanner.OnErrorAccept && c.OnError != scanner.OnErrorTempfail:
-		return fmt.Errorf("on_error: %q is not accept or tempfail", c.OnError)
 	case c.MaxConns < 1:
 		return errors.New("max_conns: must be at least 1")
 	case c.Timeout <= 0:

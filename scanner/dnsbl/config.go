@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"strings"
 	"time"
+
+	"github.com/mxgrid/mxgrid/scanner"
 )
 
 // Zone is one DNS blocklist.
@@ -28,9 +30,9 @@ type Config struct {
 	// DomainZones are queried with the registrable domain of each URL in
 	// the body (RFC 5782 2.3).
 	DomainZones []Zone `yaml:"domain_zones"`
-	// Timeout bounds all lookups of one message; unanswered ones count as
-	// not listed.
-	Timeout time.Duration `yaml:"timeout"`
+	// StageConfig holds on_error and timeout. The timeout bounds all
+	// lookups of one message; unanswered ones count as not listed.
+	scanner.StageConfig `yaml:",inline"`
 	// MaxDomains bounds the URL domains looked up per message.
 	MaxDomains int `yaml:"max_domains"`
 	// MaxParallel bounds the lookups in flight per message.
@@ -40,7 +42,7 @@ type Config struct {
 // DefaultConfig queries no zone: which lists may be used, and at what
 // volume without a paid feed, is the operator's decision.
 func DefaultConfig() Config {
-	return Config{Timeout: 2 * time.Second, MaxDomains: 20, MaxParallel: 16}
+	return Config{StageConfig: scanner.StageConfig{OnError: scanner.OnErrorAccept, Timeout: 2 * time.Second}, MaxDomains: 20, MaxParallel: 16}
 }
 
 // Validate reports the first invalid key, named relative to the section.
@@ -54,6 +56,9 @@ func (c Config) Validate() error {
 		if err := z.validate(); err != nil {
 			return fmt.Errorf("domain_zones[%d].%w", i, err)
 		}
+	}
+	if err := c.StageConfig.Validate(); err != nil {
+		return err
 	}
 	switch {
 	case c.Timeout <= 0:

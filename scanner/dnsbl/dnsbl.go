@@ -13,7 +13,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
@@ -26,10 +25,6 @@ import (
 type Resolver interface {
 	LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
 }
-
-// stageMargin lets the check's own deadline end slow lookups before the
-// pipeline's stage deadline turns the check into an error.
-const stageMargin = 500 * time.Millisecond
 
 // Check is the DNSBL check. Safe for concurrent use.
 type Check struct {
@@ -75,10 +70,11 @@ func symbolFor(z Zone, prefix string) string {
 // Name implements scanner.Check.
 func (c *Check) Name() string { return "dnsbl" }
 
-// Stage is the pipeline stage for this check; a blocklist being slow is
-// never a reason to hold mail.
+// Stage is the pipeline stage for this check, under dnsbl.on_error
+// (accept by default: a blocklist being slow is no reason to hold mail)
+// and dnsbl.timeout.
 func (c *Check) Stage() scanner.Stage {
-	return scanner.Stage{Check: c, OnError: scanner.OnErrorAccept, Timeout: c.cfg.Timeout + stageMargin}
+	return scanner.NewStage(c, c.cfg.StageConfig)
 }
 
 // query is one lookup: what is listed (IP or domain) in which zone.
@@ -90,9 +86,9 @@ type query struct {
 }
 
 // Check implements scanner.Check.
+// The pipeline's deadline (dnsbl.timeout) ends lookups still out; they
+// count as not listed.
 func (c *Check) Check(ctx context.Context, env *scanner.Envelope, msg *scanner.Message) (scanner.Result, error) {
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
-	defer cancel()
 	queries := c.queries(env, msg)
 
 	var wg sync.WaitGroup

@@ -1,0 +1,49 @@
+// Package replytext makes text from elsewhere (a customer server's reply, a
+// check's finding, a client's HELO) safe to pass on inside an SMTP reply
+// line or a header field. It is a leaf so that smtpd, relay and the panel
+// share one implementation without importing each other.
+package replytext
+
+import (
+	"strings"
+	"unicode/utf8"
+)
+
+// Sanitize returns s as one printable line of at most max bytes: control
+// characters (C0 including CR and LF, DEL, C1) become spaces and invalid
+// UTF-8 becomes '?', runs of white space collapse to one space, the ends
+// are trimmed, and the cut never splits a character, so the sender's MTA
+// gets one valid reply line whatever the downstream or a check said.
+func Sanitize(s string, max int) string {
+	s = strings.Join(strings.Fields(Printable(s)), " ")
+	return strings.TrimRight(Truncate(s, max), " ")
+}
+
+// Printable keeps text from elsewhere from injecting lines into a reply
+// or a header field: control characters other than tab (C0, DEL, C1)
+// become spaces, invalid UTF-8 becomes '?'. Unlike Sanitize it keeps the
+// text's spacing and length; a header field folds it later.
+func Printable(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r == '\t':
+			return r
+		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0):
+			return ' '
+		case r == utf8.RuneError:
+			return '?'
+		}
+		return r
+	}, s)
+}
+
+// Truncate cuts s to at most n bytes without splitting a UTF-8 sequence.
+func Truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}

@@ -1,0 +1,98 @@
+package replytext
+
+import (
+	"strings"
+	"testing"
+	"unicode"
+	"unicode/utf8"
+)
+
+func TestSanitize(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		max  int
+		want string
+	}{
+		{"plain", "5.1.1 user unknown", 400, "5.1.1 user unknown"},
+		{"CRLF injection becomes one line", "ok\r\n250 fake", 400, "ok 250 fake"},
+		{"white space runs collapse", "  a \t\t b  ", 400, "a b"},
+		{"C0, DEL and C1 controls", "a\x00b\x7fc\u0085d", 400, "a b c d"},
+		{"invalid UTF-8", "a\xffb", 400, "a?b"},
+		{"cut on a byte limit", "abcdef", 3, "abc"},
+		{"cut never splits a character", "ab€cd", 4, "ab"},
+		{"cut keeps a whole character", "ab€cd", 5, "ab€"},
+		{"cut leaves no trailing space", "ab cd", 3, "ab"},
+		{"empty", "", 10, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := Sanitize(tt.in, tt.max); got != tt.want {
+				t.Errorf("Sanitize(%q, %d) = %q, want %q", tt.in, tt.max, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestPrintable(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"plain  text", "plain  text"},
+		{"a\tb", "a\tb"},
+		{"x\r\nInjected: yes", "x  Injected: yes"},
+		{"a\x00\x7f\u0085b", "a   b"},
+		{"a\xffb", "a?b"},
+	}
+	for _, tt := range tests {
+		if got := Printable(tt.in); got != tt.want {
+			t.Errorf("Printable(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestTruncateKeepsUTF8Whole(t *testing.T) {
+	tests := []struct {
+		in   string
+		n    int
+		want string
+	}{
+		{"short", 10, "short"},
+		{"abcdef", 3, "abc"},
+		{"ab€cd", 4, "ab"}, // € is 3 bytes: cutting inside it keeps "ab"
+		{"ab€cd", 5, "ab€"},
+		{"€€", 1, ""},
+	}
+	for _, tt := range tests {
+		got := Truncate(tt.in, tt.n)
+		if got != tt.want || !utf8.ValidString(got) {
+			t.Errorf("Truncate(%q, %d) = %q, want %q", tt.in, tt.n, got, tt.want)
+		}
+	}
+}
+
+// FuzzSanitize: whatever the input, the result is one valid, printable,
+// trimmed line within the limit, and sanitising it again changes nothing.
+func FuzzSanitize(f *testing.F) {
+	for _, s := range []string{"ok", "a\r\n250 x", "ab€cd", "\xff\xfe", " \u0085 x ", "€€€€"} {
+		f.Add(s, 4)
+	}
+	f.Fuzz(func(t *testing.T, s string, max int) {
+		if max < 0 || max > 1000 {
+			return
+		}
+		got := Sanitize(s, max)
+		if len(got) > max || !utf8.ValidString(got) {
+			t.Fatalf("Sanitize(%q, %d) = %q: too long or invalid UTF-8", s, max, got)
+		}
+		if strings.TrimSpace(got) != got || strings.Contains(got, "  ") {
+			t.Fatalf("Sanitize(%q, %d) = %q: untrimmed or uncollapsed white space", s, max, got)
+		}
+		for _, r := range got {
+			if unicode.IsControl(r) {
+				t.Fatalf("Sanitize(%q, %d) = %q: control character %U", s, max, got, r)
+			}
+		}
+		if again := Sanitize(got, max); again != got {
+			t.Fatalf("not idempotent: %q then %q", got, again)
+		}
+	})
+}
