@@ -112,7 +112,6 @@ type builder struct {
 	static   []*tenant.Domain
 	resolver *dnsresolver.Cached
 	recorder smtpd.Recorder
-	outcomes *domainstats.Counter
 	service  *tenant.Service
 }
 
@@ -183,19 +182,18 @@ func (b *builder) prepareDataDir(context.Context) error {
 	return b.privateFiles()
 }
 
-// openStore opens the store, which holds tenants, events and maps. Mail
-// flow must not depend on it: a node without its database keeps filtering
-// from the configured domains and its snapshot.
+// openStore opens the store, which holds tenants, events and maps. It
+// connects lazily: mail flow must not depend on it, and a node whose
+// database is down keeps filtering from the configured domains and its
+// snapshot. Only a misconfigured store fails here.
 func (b *builder) openStore(ctx context.Context) error {
-	st, err := store.Open(ctx, b.cfg.Store, b.cfg.DataDir)
-	if st != nil {
-		b.store = st
-		b.onClose(st.Close)
-		b.prepareStore(ctx)
-	} else {
-		b.log.Error("store unavailable; mail keeps flowing, events and maps are not stored", "err", err)
-		b.health.Set("store", health.Degraded, err.Error())
+	st, err := store.Open(b.cfg.Store, b.cfg.DataDir)
+	if err != nil {
+		return err
 	}
+	b.store = st
+	b.onClose(st.Close)
+	b.prepareStore(ctx)
 	return nil
 }
 
@@ -206,8 +204,7 @@ func (b *builder) buildTenants(ctx context.Context) error {
 	if b.static, err = b.cfg.StaticDomains(); err != nil {
 		return err
 	}
-	b.tenants = store.NewTenants(b.store, b.cfg.Store, b.cfg.DataDir)
-	b.onClose(b.tenants.Close)
+	b.tenants = store.NewTenants(b.store)
 	b.syncer, err = tenant.NewSyncer(ctx, b.cfg.Tenants, tenant.SyncOptions{
 		Loader: b.tenants, Static: b.static, DataDir: b.cfg.DataDir, Timeout: b.cfg.Store.Timeout,
 		Health: b.health, Log: b.log.With("component", "tenants"), Registry: b.registry,
@@ -244,9 +241,8 @@ func (b *builder) buildScanner(context.Context) error {
 }
 
 // buildEvents builds the spam-source path: the GeoIP Locator (it runs
-// without a database, saying so in the log and /readyz) and, when the
-// store is up, the Recorder the SMTP sessions hand events to (none
-// without a store).
+// without a database, saying so in the log and /readyz) and the Recorder
+// the SMTP sessions hand events to (it buffers while the store is down).
 func (b *builder) buildEvents(context.Context) error {
 	loc, err := geo.New(b.cfg.Geo, geo.Options{Registerer: b.registry, Logger: b.log, Health: b.health})
 	if err != nil {
@@ -254,9 +250,6 @@ func (b *builder) buildEvents(context.Context) error {
 	}
 	b.onClose(loc.Close)
 	b.run("geo", loc)
-	if b.store == nil {
-		return nil
-	}
 	rec, err := events.NewRecorder(b.cfg.Events, events.Options{
 		Store: b.store, Locator: loc, Registerer: b.registry, Logger: b.log, Health: b.health,
 	})
@@ -277,17 +270,15 @@ func (b *builder) buildEvents(context.Context) error {
 
 // buildSMTP builds the relay and the SMTP front end.
 func (b *builder) buildSMTP(context.Context) error {
-	if b.store != nil {
-		// Ten seconds of counts per batch: the panel is that far behind.
-		b.outcomes = domainstats.New(b.store, 10*time.Second, b.log.With("component", "domainstats"))
-		b.run("domain stats", b.outcomes)
-	}
+	// Ten seconds of counts per batch: the panel is that far behind.
+	outcomes := domainstats.New(b.store, 10*time.Second, b.log.With("component", "domainstats"))
+	b.run("domain stats", outcomes)
 	// Inbound Authentication-Results fields that claim our name are forged
 	// and removed before relaying (RFC 8601 §5).
 	authServID := b.cfg.AuthServID()
 	var err error
 	b.smtp, err = smtpd.New(b.cfg.SMTP, smtpd.Deps{
-		Outcomes:      outcomeCounter(b.outcomes),
+		Outcomes:      outcomes,
 		Recorder:      b.recorder,
 		Directory:     b.directory,
 		Parser:        scanner.NewParser(b.cfg.Scanner.Weights),
@@ -383,15 +374,13 @@ func (b *builder) mountAdmin(context.Context) error {
 		},
 		Log:        b.log.With("component", "api"),
 		Panel:      b.tenants,
+		Activity:   b.store,
 		CheckRoute: b.guard.CheckRoute,
 		Ownership: tenant.OwnershipOptions{
 			DNS:      dnsresolver.Uncached(b.cfg.DNS),
 			MXHosts:  b.cfg.Cluster.MXHosts,
 			Reserved: reservedDomains(b.cfg, b.static),
 		},
-	}
-	if b.store != nil {
-		svcOpts.Activity = b.store
 	}
 	svc := tenant.NewService(b.tenants, svcOpts)
 	b.service = svc
@@ -411,10 +400,7 @@ func (b *builder) mountPanel(context.Context) error {
 		return fmt.Errorf("http.trusted_proxies: %w", err)
 	}
 	opts := panel.Options{Service: b.service, DataDir: b.cfg.DataDir, SMTPHostname: b.cfg.SMTP.Hostname, Guard: b.guard,
-		Log: b.log.With("component", "panel"), ClientIP: clientip.New(trusted)}
-	if b.store != nil {
-		opts.Sessions = b.store.PanelSessions()
-	}
+		Log: b.log.With("component", "panel"), ClientIP: clientip.New(trusted), Sessions: b.store.PanelSessions()}
 	pnl, err := panel.New(b.cfg.Panel, opts)
 	if err != nil {
 		return err
@@ -530,15 +516,11 @@ func (n *Node) close() {
 }
 
 // mountMap serves the attack map. Only the cluster's leader renders it;
-// every node serves the stored bytes, so all answer with one ETag. Without a
-// store there is nothing to draw from, and the map is simply not served.
+// every node serves the stored bytes, so all answer with one ETag.
 func (b *builder) mountMap(context.Context) error {
 	world, err := spammap.LoadWorld()
 	if err != nil {
 		return fmt.Errorf("map: %w", err)
-	}
-	if b.store == nil {
-		return nil
 	}
 	sched, err := spammap.NewScheduler(b.cfg.Map, world, spammap.StoreEvents{Store: b.store}, b.store, b.cluster, b.registry, b.log.With("component", "map"))
 	if err != nil {
@@ -548,17 +530,6 @@ func (b *builder) mountMap(context.Context) error {
 	b.web.MountMap(sched, web.MapOptions{FrameAncestors: b.cfg.Map.FrameAncestors, Log: b.log.With("component", "map"),
 		Scoped: panel.ScopedMaps(b.service, sched), Operator: web.OperatorOnly(b.service, b.log.With("component", "api"))})
 	return nil
-}
-
-// outcomeCounter keeps a nil *Counter from becoming a non-nil interface
-// that smtpd would call.
-func outcomeCounter(c *domainstats.Counter) interface {
-	Count(domainID int64, outcome string)
-} {
-	if c == nil {
-		return nil
-	}
-	return c
 }
 
 // prepareStore brings the schemas of events, maps and panel statistics up

@@ -33,7 +33,7 @@ func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
-	st, err := store.Open(ctx, store.DefaultConfig(), dir)
+	st, err := store.Open(store.DefaultConfig(), dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +43,7 @@ func newFixture(t *testing.T) *fixture {
 			t.Fatal(err)
 		}
 	}
-	ts := store.NewTenants(st, store.DefaultConfig(), dir)
+	ts := store.NewTenants(st)
 	svc := tenant.NewService(ts, tenant.ServiceOptions{Panel: ts, Activity: st})
 	p, err := New(DefaultConfig(), Options{Service: svc, DataDir: dir, SMTPHostname: "mx.test", Sessions: st.PanelSessions()})
 	if err != nil {

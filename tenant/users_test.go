@@ -14,12 +14,12 @@ import (
 func TestServiceUsers(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	st, err := store.Open(ctx, store.DefaultConfig(), dir)
+	st, err := store.Open(store.DefaultConfig(), dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	ts := store.NewTenants(st, store.DefaultConfig(), dir)
+	ts := store.NewTenants(st)
 	svc := tenant.NewService(ts, tenant.ServiceOptions{Panel: ts})
 	op := tenant.Operator("test")
 	a, err := svc.CreateReseller(ctx, op, tenant.Reseller{Name: "A"})

@@ -44,7 +44,7 @@ type apiFixture struct {
 func newAPIFixture(t *testing.T, opts ...func(*tenant.ServiceOptions)) *apiFixture {
 	t.Helper()
 	ctx := context.Background()
-	st, err := store.Open(ctx, store.DefaultConfig(), t.TempDir())
+	st, err := store.Open(store.DefaultConfig(), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +56,7 @@ func newAPIFixture(t *testing.T, opts ...func(*tenant.ServiceOptions)) *apiFixtu
 		t.Fatal(err)
 	}
 	f := &apiFixture{t: t, op: tenant.Operator("test"), dns: dnstest.Start(t), st: st}
-	tn := store.NewTenants(st, store.DefaultConfig(), "")
+	tn := store.NewTenants(st)
 	so := tenant.ServiceOptions{
 		Panel:         tn,
 		Activity:      st,

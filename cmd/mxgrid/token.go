@@ -33,13 +33,13 @@ func runToken(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	st, err := store.Open(ctx, cfg.Store, cfg.DataDir)
+	st, err := store.Open(cfg.Store, cfg.DataDir)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
 	host, _ := os.Hostname()
-	svc := tenant.NewService(store.NewTenants(st, cfg.Store, cfg.DataDir), tenant.ServiceOptions{})
+	svc := tenant.NewService(store.NewTenants(st), tenant.ServiceOptions{})
 	tok, err := svc.CreateToken(ctx, tenant.Operator("mxgrid token create on "+host), tenant.Token{Name: *name, ResellerID: *reseller})
 	var fe tenant.FieldErrors
 	if errors.As(err, &fe) {
