@@ -77,20 +77,12 @@ type part struct {
 // Node is one scan node: New builds it (nothing runs yet but the bound
 // sockets and memberlist), Run runs it.
 type Node struct {
-	cfg      config.Config
-	log      *slog.Logger
-	registry *prometheus.Registry
-	health   *health.Registry
-	store    *store.Store
-
-	directory *tenant.Directory
-	tenants   *store.Tenants
-	syncer    *tenant.Syncer
-	pipeline  *scanner.Pipeline
-	smtp      *smtpd.Server
-	web       *web.Server
-	cluster   *cluster.Cluster
-	guard     *netguard.Guard
+	cfg     config.Config
+	log     *slog.Logger
+	health  *health.Registry
+	smtp    *smtpd.Server
+	web     *web.Server
+	cluster *cluster.Cluster
 
 	smtpListener net.Listener
 	httpListener net.Listener
@@ -104,15 +96,23 @@ type Node struct {
 	closers []func() error
 }
 
-// builder carries what one build step makes for a later one; it is gone
-// once New returns.
+// builder carries what one build step makes for a later one, so that the
+// Node keeps only what Run and its accessors use.
 type builder struct {
 	*Node
 	opts     Options
+	registry *prometheus.Registry
+	store    *store.Store
 	static   []*tenant.Domain
-	resolver *dnsresolver.Cached
-	recorder smtpd.Recorder
-	service  *tenant.Service
+
+	directory *tenant.Directory
+	tenants   *store.Tenants
+	syncer    *tenant.Syncer
+	resolver  *dnsresolver.Cached
+	guard     *netguard.Guard
+	pipeline  *scanner.Pipeline
+	recorder  smtpd.Recorder
+	service   *tenant.Service
 }
 
 // buildSteps are New's steps in order. Each may add parts and closers;
@@ -142,7 +142,7 @@ var errInjected = errors.New("injected build failure")
 // taken) when it returns. Run starts serving. When New fails it releases
 // everything it made.
 func New(ctx context.Context, cfg config.Config, opts Options) (_ *Node, err error) {
-	b := &builder{Node: &Node{cfg: cfg, log: opts.Log, registry: opts.Registry, health: health.New()}, opts: opts}
+	b := &builder{Node: &Node{cfg: cfg, log: opts.Log, health: health.New()}, opts: opts, registry: opts.Registry}
 	if b.log == nil {
 		b.log = slog.Default()
 	}
@@ -536,10 +536,10 @@ func (b *builder) mountMap(context.Context) error {
 // to date. A database that is down now (a node started during an outage)
 // is retried in the background: their writers buffer and retry meanwhile,
 // so the node catches up instead of running without them until restarted.
-func (n *Node) prepareStore(ctx context.Context) {
+func (b *builder) prepareStore(ctx context.Context) {
 	migrate := func(ctx context.Context) error {
-		for _, m := range []func(context.Context) error{n.store.MigrateEvents, n.store.MigrateMaps, n.store.MigrateDomainStats, n.store.MigratePanelSessions} {
-			mctx, cancel := context.WithTimeout(ctx, n.store.Timeout)
+		for _, m := range []func(context.Context) error{b.store.MigrateEvents, b.store.MigrateMaps, b.store.MigrateDomainStats, b.store.MigratePanelSessions} {
+			mctx, cancel := context.WithTimeout(ctx, b.store.Timeout)
 			err := m(mctx)
 			cancel()
 			if err != nil {
@@ -552,9 +552,9 @@ func (n *Node) prepareStore(ctx context.Context) {
 	if err == nil {
 		return
 	}
-	n.log.Error("store unavailable; mail keeps flowing, events wait in their buffer, retrying", "err", err)
-	n.health.Set("store", health.Degraded, err.Error())
-	n.run("store reconnect", RunFunc(func(ctx context.Context) error {
+	b.log.Error("store unavailable; mail keeps flowing, events wait in their buffer, retrying", "err", err)
+	b.health.Set("store", health.Degraded, err.Error())
+	b.run("store reconnect", RunFunc(func(ctx context.Context) error {
 		t := time.NewTicker(storeRetryInterval)
 		defer t.Stop()
 		for {
@@ -564,11 +564,11 @@ func (n *Node) prepareStore(ctx context.Context) {
 			case <-t.C:
 			}
 			if err := migrate(ctx); err != nil {
-				n.health.Set("store", health.Degraded, err.Error())
+				b.health.Set("store", health.Degraded, err.Error())
 				continue
 			}
-			n.log.Info("store reachable again")
-			n.health.Set("store", health.OK, "")
+			b.log.Info("store reachable again")
+			b.health.Set("store", health.OK, "")
 			return nil
 		}
 	}))
@@ -576,14 +576,14 @@ func (n *Node) prepareStore(ctx context.Context) {
 
 // privateFiles restricts the database, the tenant snapshot and the panel
 // key to the node's user.
-func (n *Node) privateFiles() error {
+func (b *builder) privateFiles() error {
 	var files []string
-	if n.cfg.Store.Driver == store.SQLite {
-		db := store.SQLitePath(n.cfg.Store, n.cfg.DataDir)
+	if b.cfg.Store.Driver == store.SQLite {
+		db := store.SQLitePath(b.cfg.Store, b.cfg.DataDir)
 		files = append(files, db, db+"-wal", db+"-shm")
 	}
-	files = append(files, filepath.Join(n.cfg.DataDir, tenant.SnapshotFile), filepath.Join(n.cfg.DataDir, panel.KeyFile))
-	return fsperm.PrivateFiles(n.log, files...)
+	files = append(files, filepath.Join(b.cfg.DataDir, tenant.SnapshotFile), filepath.Join(b.cfg.DataDir, panel.KeyFile))
+	return fsperm.PrivateFiles(b.log, files...)
 }
 
 // storeRetryInterval paces reconnection attempts to a database that was
