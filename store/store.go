@@ -143,16 +143,6 @@ func Open(cfg Config, dataDir string) (*Store, error) {
 // Close closes the database.
 func (s *Store) Close() error { return s.DB.Close() }
 
-// Ping reports whether the database answers within the store's timeout.
-func (s *Store) Ping(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
-	defer cancel()
-	if err := s.DB.PingContext(ctx); err != nil {
-		return fail("ping", err)
-	}
-	return nil
-}
-
 // Migration is one schema step. SQLite and Postgres hold the statements for
 // each dialect; when the two are identical set only Common.
 type Migration struct {
