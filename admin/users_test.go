@@ -15,12 +15,12 @@ import (
 func TestServiceUsers(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	st, err := store.Open(ctx, store.DefaultConfig(), dir)
+	st, err := store.Open(store.DefaultConfig(), dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	ts := store.NewTenants(st, store.DefaultConfig(), dir)
+	ts := store.NewTenants(st)
 	svc := admin.NewService(ts, admin.ServiceOptions{Panel: ts})
 	op := admin.Operator("test")
 	a, err := svc.CreateReseller(ctx, op, tenant.Reseller{Name: "A"})

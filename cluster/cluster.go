@@ -307,8 +307,18 @@ func (c *Cluster) Run(ctx context.Context) error {
 	}
 	cancel()
 	wg.Wait()
+	return c.Close()
+}
+
+// Close stops memberlist and releases the gossip port. Run closes on its
+// way out; the owner of a cluster whose Run never ran (a node that failed
+// to build after New) must. Closing again is harmless.
+func (c *Cluster) Close() error {
 	c.updMu.Lock()
 	defer c.updMu.Unlock()
+	if c.stopped {
+		return nil
+	}
 	c.stopped = true
 	if err := c.ml.Shutdown(); err != nil {
 		return fmt.Errorf("cluster: shutdown: %w", err)

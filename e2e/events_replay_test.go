@@ -110,7 +110,7 @@ func TestReplaySpamCorpus(t *testing.T) {
 	}
 	node.Stop(t) // the recorder flushes what it holds
 
-	s, err := store.Open(context.Background(), store.Config{Driver: store.SQLite, DSN: filepath.Join(cfg.DataDir, "mxgrid.db"), Timeout: 10 * time.Second}, "")
+	s, err := store.Open(store.Config{Driver: store.SQLite, DSN: filepath.Join(cfg.DataDir, "mxgrid.db"), Timeout: 10 * time.Second}, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -65,7 +65,7 @@ func openStore(t testing.TB, driver string) *store.Store {
 	if driver == store.Postgres {
 		cfg = store.Config{Driver: store.Postgres, DSN: testenv.PostgresDB(t), Timeout: 30 * time.Second}
 	}
-	s, err := store.Open(ctx, cfg, t.TempDir())
+	s, err := store.Open(cfg, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -58,7 +58,7 @@ func TestDefaultNodeReadyAndLocatesSpam(t *testing.T) {
 		t.Fatalf("spam: %v, want a 550", err)
 	}
 
-	st, err := store.Open(context.Background(), cfg.Store, cfg.DataDir)
+	st, err := store.Open(cfg.Store, cfg.DataDir)
 	if err != nil {
 		t.Fatal(err)
 	}

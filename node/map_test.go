@@ -22,7 +22,7 @@ import (
 // and when the leader goes another node renders the next period.
 func TestMapLeaderRendersAndFailsOver(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "shared.db")
-	st, err := store.Open(context.Background(), store.Config{Driver: store.SQLite, DSN: db, Timeout: 5 * time.Second}, "")
+	st, err := store.Open(store.Config{Driver: store.SQLite, DSN: db, Timeout: 5 * time.Second}, "")
 	if err != nil {
 		t.Fatal(err)
 	}

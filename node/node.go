@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/mxgrid/mxgrid/admin"
@@ -38,7 +39,6 @@ import (
 	"github.com/mxgrid/mxgrid/web"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"golang.org/x/sync/errgroup"
 )
 
 // Options are what a caller may supply instead of the defaults.
@@ -51,235 +51,363 @@ type Options struct {
 	Stages []scanner.Stage
 	// Version is the build's version, gossiped to the other nodes.
 	Version string
+
+	// failAfter, when set, makes New fail right after the named build
+	// step: tests check that a failed New releases what it made.
+	failAfter string
 }
 
-// Node is one running scan node.
-type Node struct {
-	cfg      config.Config
-	log      *slog.Logger
-	registry *prometheus.Registry
-	health   *health.Registry
-	store    *store.Store
+// Runner is a long-running part of a node. Run blocks until ctx ends or
+// the part fails, and returns once the part has stopped.
+type Runner interface {
+	Run(ctx context.Context) error
+}
 
-	directory *tenant.Directory
-	tenants   *store.Tenants
-	syncer    *tenant.Syncer
-	pipeline  *scanner.Pipeline
-	smtp      *smtpd.Server
-	web       *web.Server
-	cluster   *cluster.Cluster
-	geo       *geo.Locator
-	recorder  *events.Recorder // nil without a store
-	guard     *netguard.Guard
+// RunFunc adapts a function to Runner.
+type RunFunc func(ctx context.Context) error
+
+// Run calls f.
+func (f RunFunc) Run(ctx context.Context) error { return f(ctx) }
+
+// part is a named Runner; the name is for logs.
+type part struct {
+	name string
+	Runner
+}
+
+// Node is one scan node: New builds it (nothing runs yet but the bound
+// sockets and memberlist), Run runs it.
+type Node struct {
+	cfg     config.Config
+	log     *slog.Logger
+	health  *health.Registry
+	smtp    *smtpd.Server
+	web     *web.Server
+	cluster *cluster.Cluster
 
 	smtpListener net.Listener
 	httpListener net.Listener
 	mgmtListener net.Listener
-	// runners are the long-running parts started by Run besides the two
-	// servers, each returning when ctx is cancelled.
-	runners []func(ctx context.Context) error
+	// parts are the background runners (syncer, watchers, recorders,
+	// schedulers…) in build order; Run starts the HTTP side and the
+	// cluster before them and SMTP after them, and stops all in reverse.
+	parts []part
+	// closers release what New acquired (sockets, memberlist, files, the
+	// database), in reverse order, when Run ends or New fails.
 	closers []func() error
 }
 
+// builder carries what one build step makes for a later one, so that the
+// Node keeps only what Run and its accessors use.
+type builder struct {
+	*Node
+	opts     Options
+	registry *prometheus.Registry
+	store    *store.Store
+	static   []*tenant.Domain
+
+	directory *tenant.Directory
+	tenants   *store.Tenants
+	syncer    *tenant.Syncer
+	resolver  *dnsresolver.Cached
+	guard     *netguard.Guard
+	pipeline  *scanner.Pipeline
+	recorder  smtpd.Recorder
+	service   *admin.Service
+}
+
+// buildSteps are New's steps in order. Each may add parts and closers;
+// none starts a goroutine (memberlist, started by the cluster step, is
+// the exception, and its closer stops it).
+var buildSteps = []struct {
+	name string
+	run  func(b *builder, ctx context.Context) error
+}{
+	{"data dir", (*builder).prepareDataDir},
+	{"store", (*builder).openStore},
+	{"tenants", (*builder).buildTenants},
+	{"scanner", (*builder).buildScanner},
+	{"events", (*builder).buildEvents},
+	{"smtp", (*builder).buildSMTP},
+	{"listen", (*builder).listen},
+	{"cluster", (*builder).startCluster},
+	{"admin", (*builder).mountAdmin},
+	{"panel", (*builder).mountPanel},
+	{"map", (*builder).mountMap},
+}
+
+// errInjected is the failure Options.failAfter injects.
+var errInjected = errors.New("injected build failure")
+
 // New builds a node and binds its listeners, so the ports are known (and
-// taken) when it returns. Run starts serving.
-func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
-	n := &Node{cfg: cfg, log: opts.Log, registry: opts.Registry, health: health.New()}
-	if n.log == nil {
-		n.log = slog.Default()
+// taken) when it returns. Run starts serving. When New fails it releases
+// everything it made.
+func New(ctx context.Context, cfg config.Config, opts Options) (_ *Node, err error) {
+	b := &builder{Node: &Node{cfg: cfg, log: opts.Log, health: health.New()}, opts: opts, registry: opts.Registry}
+	if b.log == nil {
+		b.log = slog.Default()
 	}
-	if n.registry == nil {
-		n.registry = prometheus.NewRegistry()
-		n.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if b.registry == nil {
+		b.registry = prometheus.NewRegistry()
+		b.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
-	n.log = n.log.With("node", cfg.Node.Name)
-	ok := false
+	b.log = b.log.With("node", cfg.Node.Name)
 	defer func() {
-		if !ok {
-			for _, l := range []net.Listener{n.smtpListener, n.httpListener, n.mgmtListener} {
-				if l != nil {
-					l.Close()
-				}
-			}
-			n.close()
+		if err != nil {
+			b.close()
 		}
 	}()
-
-	// The data directory and its files are the node's alone; a data
-	// directory from an older version is tightened, with a warning.
-	if err := fsperm.PrivateDir(cfg.DataDir, n.log); err != nil {
-		return nil, err
-	}
-	if err := n.privateFiles(); err != nil {
-		return nil, err
-	}
-
-	// The store holds tenants, events and maps, but mail flow must not
-	// depend on it: a node without its database keeps filtering from the
-	// configured domains and its snapshot.
-	st, err := store.Open(ctx, cfg.Store, cfg.DataDir)
-	if st != nil {
-		n.store = st
-		n.closers = append(n.closers, st.Close)
-		n.prepareStore(ctx)
-	} else {
-		n.log.Error("store unavailable; mail keeps flowing, events and maps are not stored", "err", err)
-		n.health.Set("store", health.Degraded, err.Error())
-	}
-
-	domains, err := cfg.StaticDomains()
-	if err != nil {
-		return nil, err
-	}
-	// Tenants: the store's domains (or, while it is unreachable, the last
-	// snapshot file) with the config file's domains over them.
-	n.tenants = store.NewTenants(n.store, cfg.Store, cfg.DataDir)
-	n.closers = append(n.closers, n.tenants.Close)
-	n.syncer, err = tenant.NewSyncer(ctx, cfg.Tenants, tenant.SyncOptions{
-		Loader: n.tenants, Static: domains, DataDir: cfg.DataDir, Timeout: cfg.Store.Timeout,
-		Health: n.health, Log: n.log.With("component", "tenants"), Registry: n.registry,
-	})
-	if err != nil {
-		return nil, err
-	}
-	n.directory = n.syncer.Directory()
-	n.runners = append(n.runners, n.syncer.Run)
-	if n.directory.Snapshot().Len() == 0 {
-		n.log.Warn("no domains configured: every recipient will be refused with 550 5.7.1")
-	}
-	operatorToken, err := admin.ReadTokenFile(cfg.Admin.OperatorTokenFile)
-	if err != nil {
-		return nil, err
-	}
-
-	// One resolver for the checks and the relay's route guard.
-	res := dnsresolver.New(cfg.DNS, n.registry)
-	allowed, err := netguard.ParsePrefixes(cfg.Relay.AllowedRouteNetworks)
-	if err != nil {
-		return nil, fmt.Errorf("relay: allowed_route_networks%w", err)
-	}
-	n.guard = netguard.New(res, allowed)
-
-	stages := opts.Stages
-	if stages == nil {
-		stages, err = Stages(ctx, &n.cfg, StageEnv{Log: n.log, Registry: n.registry, Health: n.health, Resolver: res})
-		if err != nil {
+	for _, step := range buildSteps {
+		if err := step.run(b, ctx); err != nil {
 			return nil, err
 		}
+		if step.name == opts.failAfter {
+			return nil, fmt.Errorf("after %s: %w", step.name, errInjected)
+		}
 	}
-	n.pipeline = scanner.NewPipeline(stages, cfg.Scanner.Timeout, n.log.With("component", "scanner"), n.registry)
+	return b.Node, nil
+}
 
-	// Inbound Authentication-Results fields that claim our name are forged
-	// and removed before relaying (RFC 8601 §5).
-	authServID := n.cfg.AuthServID()
-	rel := relay.New(cfg.Relay, cfg.SMTP.Hostname, n.guard, n.log.With("component", "relay"), n.registry)
-	recorder, err := n.startEvents()
+// run adds a background part.
+func (n *Node) run(name string, r Runner) { n.parts = append(n.parts, part{name, r}) }
+
+// onClose adds a closer.
+func (n *Node) onClose(fn func() error) { n.closers = append(n.closers, fn) }
+
+// prepareDataDir: the data directory and its files are the node's alone;
+// a data directory from an older version is tightened, with a warning.
+func (b *builder) prepareDataDir(context.Context) error {
+	if err := fsperm.PrivateDir(b.cfg.DataDir, b.log); err != nil {
+		return err
+	}
+	return b.privateFiles()
+}
+
+// openStore opens the store, which holds tenants, events and maps. It
+// connects lazily: mail flow must not depend on it, and a node whose
+// database is down keeps filtering from the configured domains and its
+// snapshot. Only a misconfigured store fails here.
+func (b *builder) openStore(ctx context.Context) error {
+	st, err := store.Open(b.cfg.Store, b.cfg.DataDir)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	var outcomes *domainstats.Counter
-	if n.store != nil {
-		// Ten seconds of counts per batch: the panel is that far behind.
-		outcomes = domainstats.New(n.store, 10*time.Second, n.log.With("component", "domainstats"))
-		n.runners = append(n.runners, outcomes.Run)
+	b.store = st
+	b.onClose(st.Close)
+	b.prepareStore(ctx)
+	return nil
+}
+
+// buildTenants builds the directory: the store's domains (or, while it is
+// unreachable, the last snapshot file) with the config file's over them.
+func (b *builder) buildTenants(ctx context.Context) error {
+	var err error
+	if b.static, err = b.cfg.StaticDomains(); err != nil {
+		return err
 	}
-	n.smtp, err = smtpd.New(cfg.SMTP, smtpd.Deps{
-		Outcomes:      outcomeCounter(outcomes),
-		Recorder:      recorder,
-		Directory:     n.directory,
-		Parser:        scanner.NewParser(cfg.Scanner.Weights),
-		AuthServID:    authServID,
-		PrepareHeader: func(h *textproto.Header) bool { return auth.StripOurAuthResults(h, authServID) > 0 },
-		Scanner:       n.pipeline,
-		Relay:         smtpd.Relay{Relay: rel},
-		Policy:        cfg.Scanner.Policy(),
-		Node:          cfg.Node.Name,
-		Provider:      cfg.Node.Provider,
-		Health:        n.health,
-		Log:           n.log,
-		Registry:      n.registry,
+	b.tenants = store.NewTenants(b.store)
+	b.syncer, err = tenant.NewSyncer(ctx, b.cfg.Tenants, tenant.SyncOptions{
+		Loader: b.tenants, Static: b.static, DataDir: b.cfg.DataDir, Timeout: b.cfg.Store.Timeout,
+		Health: b.health, Log: b.log.With("component", "tenants"), Registry: b.registry,
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
-	n.web = web.New(n.health, n.registry, n.log.With("component", "http"), web.DefaultLimits())
+	b.directory = b.syncer.Directory()
+	b.run("tenant syncer", b.syncer)
+	if b.directory.Snapshot().Len() == 0 {
+		b.log.Warn("no domains configured: every recipient will be refused with 550 5.7.1")
+	}
+	return nil
+}
 
-	if n.smtpListener, err = n.smtp.Listen(); err != nil {
-		return nil, err
-	}
-	if self, err := netip.ParseAddrPort(n.smtpListener.Addr().String()); err == nil {
-		n.guard.SetSelf(self)
-	}
-	if n.httpListener, err = n.web.Listen(cfg.HTTP.Listen); err != nil {
-		return nil, err
-	}
-	if n.mgmtListener, err = n.web.Listen(cfg.HTTP.ManagementListen); err != nil {
-		return nil, err
-	}
-	// Last, as nothing after it can fail: a started cluster must be left.
-	n.cluster, err = cluster.New(cfg.Cluster, cluster.NodeInfo{
-		Name: cfg.Node.Name, Provider: cfg.Node.Provider, Region: cfg.Node.Region,
-		Version: opts.Version, Started: time.Now(),
-		ConfigVersion: func() uint64 { return n.directory.Snapshot().Version },
-		Load:          n.smtp.MessagesPerSecond,
-		// Prometheus discovers the nodes' metrics through the cluster.
-		HTTPAddr: n.ManagementAddr(),
-	}, n.health, n.log, n.registry)
+// buildScanner builds the route guard and the scan pipeline, which share
+// one resolver.
+func (b *builder) buildScanner(context.Context) error {
+	b.resolver = dnsresolver.New(b.cfg.DNS, b.registry)
+	allowed, err := netguard.ParsePrefixes(b.cfg.Relay.AllowedRouteNetworks)
 	if err != nil {
-		return nil, err
+		return fmt.Errorf("relay: allowed_route_networks%w", err)
 	}
-	n.guard.SetMembers(n.memberIPs)
-	n.web.HandleManagement("GET /api/v1/cluster", web.ClusterAPI(n.cluster))
-	n.web.HandleManagement("GET /cluster", web.ClusterPage(n.cluster))
-	n.web.HandleManagement("GET /api/v1/cluster/prometheus-sd", web.PrometheusSD(n.cluster))
+	b.guard = netguard.New(b.resolver, allowed)
+	stages := b.opts.Stages
+	if stages == nil {
+		stages, err = Stages(&b.cfg, StageEnv{Log: b.log, Registry: b.registry, Health: b.health, Resolver: b.resolver, Run: b.run})
+		if err != nil {
+			return err
+		}
+	}
+	b.pipeline = scanner.NewPipeline(stages, b.cfg.Scanner.Timeout, b.log.With("component", "scanner"), b.registry)
+	return nil
+}
+
+// buildEvents builds the spam-source path: the GeoIP Locator (it runs
+// without a database, saying so in the log and /readyz) and the Recorder
+// the SMTP sessions hand events to (it buffers while the store is down).
+func (b *builder) buildEvents(context.Context) error {
+	loc, err := geo.New(b.cfg.Geo, geo.Options{Registerer: b.registry, Logger: b.log, Health: b.health})
+	if err != nil {
+		return err
+	}
+	b.onClose(loc.Close)
+	b.run("geo", loc)
+	rec, err := events.NewRecorder(b.cfg.Events, events.Options{
+		Store: b.store, Locator: loc, Registerer: b.registry, Logger: b.log, Health: b.health,
+	})
+	if err != nil {
+		return err
+	}
+	b.recorder = rec
+	b.run("events", RunFunc(func(ctx context.Context) error {
+		// Its only error is events lost at shutdown: worth a log line,
+		// not a failed exit.
+		if err := rec.Run(ctx); err != nil {
+			b.log.Error("events", "err", err)
+		}
+		return nil
+	}))
+	return nil
+}
+
+// buildSMTP builds the relay and the SMTP front end.
+func (b *builder) buildSMTP(context.Context) error {
+	// Ten seconds of counts per batch: the panel is that far behind.
+	outcomes := domainstats.New(b.store, 10*time.Second, b.log.With("component", "domainstats"))
+	b.run("domain stats", outcomes)
+	// Inbound Authentication-Results fields that claim our name are forged
+	// and removed before relaying (RFC 8601 §5).
+	authServID := b.cfg.AuthServID()
+	var err error
+	b.smtp, err = smtpd.New(b.cfg.SMTP, smtpd.Deps{
+		Outcomes:      outcomes,
+		Recorder:      b.recorder,
+		Directory:     b.directory,
+		Parser:        scanner.NewParser(b.cfg.Scanner.Weights),
+		AuthServID:    authServID,
+		PrepareHeader: func(h *textproto.Header) bool { return auth.StripOurAuthResults(h, authServID) > 0 },
+		Scanner:       b.pipeline,
+		Relay:         smtpd.Relay{Relay: relay.New(b.cfg.Relay, b.cfg.SMTP.Hostname, b.guard, b.log.With("component", "relay"), b.registry)},
+		Policy:        b.cfg.Scanner.Policy(),
+		Node:          b.cfg.Node.Name,
+		Provider:      b.cfg.Node.Provider,
+		Health:        b.health,
+		Log:           b.log,
+		Registry:      b.registry,
+	})
+	if err != nil {
+		return err
+	}
+	b.web = web.New(b.health, b.registry, b.log.With("component", "http"), web.DefaultLimits())
+	return nil
+}
+
+// listen binds the SMTP, public HTTP and management HTTP listeners.
+func (b *builder) listen(context.Context) error {
+	var err error
+	if b.smtpListener, err = b.smtp.Listen(); err != nil {
+		return err
+	}
+	b.onClose(closeListener(b.smtpListener))
+	if self, err := netip.ParseAddrPort(b.smtpListener.Addr().String()); err == nil {
+		b.guard.SetSelf(self)
+	}
+	if b.httpListener, err = b.web.Listen(b.cfg.HTTP.Listen); err != nil {
+		return err
+	}
+	b.onClose(closeListener(b.httpListener))
+	if b.mgmtListener, err = b.web.Listen(b.cfg.HTTP.ManagementListen); err != nil {
+		return err
+	}
+	b.onClose(closeListener(b.mgmtListener))
+	return nil
+}
+
+// closeListener closes l unless serving closed it already.
+func closeListener(l net.Listener) func() error {
+	return func() error {
+		if err := l.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+			return err
+		}
+		return nil
+	}
+}
+
+// startCluster binds the gossip port and starts memberlist (alone until
+// Run joins), and serves the cluster's management endpoints.
+func (b *builder) startCluster(context.Context) error {
+	var err error
+	b.cluster, err = cluster.New(b.cfg.Cluster, cluster.NodeInfo{
+		Name: b.cfg.Node.Name, Provider: b.cfg.Node.Provider, Region: b.cfg.Node.Region,
+		Version: b.opts.Version, Started: time.Now(),
+		ConfigVersion: func() uint64 { return b.directory.Snapshot().Version },
+		Load:          b.smtp.MessagesPerSecond,
+		// Prometheus discovers the nodes' metrics through the cluster.
+		HTTPAddr: b.ManagementAddr(),
+	}, b.health, b.log, b.registry)
+	if err != nil {
+		return err
+	}
+	b.onClose(b.cluster.Close)
+	b.guard.SetMembers(b.memberIPs)
+	b.web.HandleManagement("GET /api/v1/cluster", web.ClusterAPI(b.cluster))
+	b.web.HandleManagement("GET /cluster", web.ClusterPage(b.cluster))
+	b.web.HandleManagement("GET /api/v1/cluster/prometheus-sd", web.PrometheusSD(b.cluster))
 	// A committed change is announced to every node, this one included;
 	// each reloads from the store (the announcement is only a hint).
-	n.cluster.Subscribe(tenant.BroadcastTopic, func([]byte, string) { n.syncer.Trigger() })
+	b.cluster.Subscribe(tenant.BroadcastTopic, func([]byte, string) { b.syncer.Trigger() })
+	return nil
+}
+
+// mountAdmin builds the tenant service and serves its API; its domain
+// ownership verifier runs on the cluster's leader.
+func (b *builder) mountAdmin(context.Context) error {
+	operatorToken, err := admin.ReadTokenFile(b.cfg.Admin.OperatorTokenFile)
+	if err != nil {
+		return err
+	}
 	svcOpts := admin.ServiceOptions{
 		OperatorToken: operatorToken,
 		Changed: func(version uint64) {
-			n.syncer.Trigger()
-			if err := n.cluster.Broadcast(tenant.BroadcastTopic, binary.AppendUvarint(nil, version)); err != nil {
-				n.log.Warn("announcing a tenant change; the other nodes pick it up at their next periodic reload", "err", err)
+			b.syncer.Trigger()
+			if err := b.cluster.Broadcast(tenant.BroadcastTopic, binary.AppendUvarint(nil, version)); err != nil {
+				b.log.Warn("announcing a tenant change; the other nodes pick it up at their next periodic reload", "err", err)
 			}
 		},
-		Log:        n.log.With("component", "api"),
-		Panel:      n.tenants,
-		CheckRoute: n.guard.CheckRoute,
+		Log:        b.log.With("component", "api"),
+		Panel:      b.tenants,
+		Activity:   b.store,
+		CheckRoute: b.guard.CheckRoute,
 		Ownership: admin.OwnershipOptions{
-			DNS:      dnsresolver.Uncached(cfg.DNS),
-			MXHosts:  cfg.Cluster.MXHosts,
-			Reserved: reservedDomains(cfg, domains),
+			DNS:      dnsresolver.Uncached(b.cfg.DNS),
+			MXHosts:  b.cfg.Cluster.MXHosts,
+			Reserved: reservedDomains(b.cfg, b.static),
 		},
 	}
-	if n.store != nil {
-		svcOpts.Activity = n.store
-	}
-	svc := admin.NewService(n.tenants, svcOpts)
-	n.runners = append(n.runners, func(ctx context.Context) error {
-		svc.RunVerifier(ctx, cfg.Tenants.VerifyInterval, cfg.Tenants.VerifyPerRound, n.cluster.IsLeader)
+	svc := admin.NewService(b.tenants, svcOpts)
+	b.service = svc
+	cfg, isLeader := b.cfg.Tenants, b.cluster.IsLeader
+	b.run("domain verifier", RunFunc(func(ctx context.Context) error {
+		svc.RunVerifier(ctx, cfg.VerifyInterval, cfg.VerifyPerRound, isLeader)
 		return nil
-	})
-	web.MountAdminAPI(n.web.Handle, svc, n.log.With("component", "api"))
-	trusted, err := clientip.ParseTrusted(cfg.HTTP.TrustedProxies)
+	}))
+	web.MountAdminAPI(b.web.Handle, svc, b.log.With("component", "api"))
+	return nil
+}
+
+// mountPanel serves the reseller panel.
+func (b *builder) mountPanel(context.Context) error {
+	trusted, err := clientip.ParseTrusted(b.cfg.HTTP.TrustedProxies)
 	if err != nil {
-		return nil, fmt.Errorf("http.trusted_proxies: %w", err)
+		return fmt.Errorf("http.trusted_proxies: %w", err)
 	}
-	pnlOpts := panel.Options{Service: svc, DataDir: cfg.DataDir, SMTPHostname: cfg.SMTP.Hostname, Guard: n.guard,
-		Log: n.log.With("component", "panel"), ClientIP: clientip.New(trusted)}
-	if n.store != nil {
-		pnlOpts.Sessions = n.store.PanelSessions()
-	}
-	pnl, err := panel.New(cfg.Panel, pnlOpts)
+	opts := panel.Options{Service: b.service, DataDir: b.cfg.DataDir, SMTPHostname: b.cfg.SMTP.Hostname, Guard: b.guard,
+		Log: b.log.With("component", "panel"), ClientIP: clientip.New(trusted), Sessions: b.store.PanelSessions()}
+	pnl, err := panel.New(b.cfg.Panel, opts)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	pnl.Mount(n.web.Handle)
-	if err := n.startMap(svc); err != nil {
-		return nil, err
-	}
-	ok = true
-	return n, nil
+	pnl.Mount(b.web.Handle)
+	return nil
 }
 
 // memberIPs are the cluster members' addresses, for the loop check: a
@@ -307,66 +435,76 @@ func (n *Node) ManagementAddr() string { return n.mgmtListener.Addr().String() }
 // Health is the node's readiness registry.
 func (n *Node) Health() *health.Registry { return n.health }
 
-// Run serves until ctx is cancelled, then drains: SMTP stops accepting,
-// in-flight transactions get smtp.shutdown_grace to finish, and the HTTP
-// side stays up until SMTP is done so /readyz keeps saying "draining" to
-// the load balancer. It returns nil on a clean shutdown.
+// Run serves until ctx is cancelled or a part fails, then stops the parts
+// in reverse order of their start: SMTP first, draining (in-flight
+// transactions get smtp.shutdown_grace to finish) while the recorders,
+// counters and the HTTP side still run, so /readyz keeps saying
+// "draining" to the load balancer; the node leaves the cluster last. It
+// returns nil on a clean shutdown, and releases what New acquired.
 func (n *Node) Run(ctx context.Context) error {
 	defer n.close()
 	n.log.Info("node started", "smtp", n.SMTPAddr(), "http", n.HTTPAddr(), "management", n.ManagementAddr(), "provider", n.cfg.Node.Provider, "region", n.cfg.Node.Region)
-	httpCtx, stopHTTP := context.WithCancel(context.Background())
-	defer stopHTTP()
-	// The cluster outlives SMTP too: the node leaves once its mail is done.
-	clusterCtx, stopCluster := context.WithCancel(context.Background())
-	defer stopCluster()
-	// The recorder too: draining sessions still record their verdicts.
-	eventsCtx, stopEvents := context.WithCancel(context.Background())
-	defer stopEvents()
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return n.smtp.Serve(n.smtpListener) })
-	g.Go(func() error { return n.web.Serve(httpCtx, n.httpListener, n.mgmtListener) })
-	g.Go(func() error { return n.cluster.Run(clusterCtx) })
-	for _, r := range n.runners {
-		g.Go(func() error { return r(gctx) })
-	}
-	if n.recorder != nil {
-		g.Go(func() error {
-			// Its only error is events lost at shutdown: worth a log line,
-			// not a failed exit.
-			if err := n.recorder.Run(eventsCtx); err != nil {
-				n.log.Error("events", "err", err)
+	parts := slices.Concat(
+		[]part{{"http", RunFunc(func(ctx context.Context) error { return n.web.Serve(ctx, n.httpListener, n.mgmtListener) })},
+			{"cluster", n.cluster}},
+		n.parts,
+		[]part{{"smtp", RunFunc(n.serveSMTP)}})
+	failed := make(chan error, len(parts))
+	stops := make([]func(), len(parts))
+	for i, p := range parts {
+		// Each part has its own context, so that parts stop one by one,
+		// not all when ctx ends.
+		pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			if err := p.Run(pctx); err != nil {
+				if pctx.Err() == nil {
+					failed <- fmt.Errorf("%s: %w", p.name, err)
+				} else {
+					n.log.Warn("stopping", "part", p.name, "err", err)
+				}
 			}
-			return nil
-		})
+		}()
+		stops[i] = func() { cancel(); <-done }
 	}
-	g.Go(func() error {
-		<-gctx.Done()
-		n.log.Info("shutting down", "grace", n.cfg.SMTP.ShutdownGrace)
-		// Readiness 503 and "draining" in gossip before SMTP stops.
-		n.cluster.Drain()
-		sctx, cancel := context.WithTimeout(context.Background(), n.cfg.SMTP.ShutdownGrace)
-		defer cancel()
-		err := n.smtp.Shutdown(sctx)
-		if errors.Is(err, context.DeadlineExceeded) {
-			n.log.Warn("shutdown grace expired, remaining sessions closed")
-			err = nil
-		}
-		stopEvents() // the recorder writes what it holds, within events.shutdown_timeout
-		lctx, lcancel := context.WithTimeout(context.Background(), 5*time.Second)
-		if lerr := n.cluster.Leave(lctx); lerr != nil {
-			n.log.Warn("leaving the cluster; the others will see this node fail instead", "err", lerr)
-		}
-		lcancel()
-		stopCluster()
-		stopHTTP()
-		return err
-	})
-	err := g.Wait()
-	if err != nil && ctx.Err() == nil {
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-failed:
+		n.log.Error("node failing", "err", err)
+	}
+	n.log.Info("shutting down", "grace", n.cfg.SMTP.ShutdownGrace)
+	// Readiness 503 and "draining" in gossip before SMTP stops.
+	n.cluster.Drain()
+	for i := len(stops) - 1; i >= 0; i-- {
+		stops[i]()
+	}
+	if err != nil {
 		return fmt.Errorf("node: %w", err)
 	}
 	n.log.Info("node stopped")
 	return nil
+}
+
+// serveSMTP serves SMTP until ctx ends, then drains it within
+// smtp.shutdown_grace.
+func (n *Node) serveSMTP(ctx context.Context) error {
+	served := make(chan error, 1)
+	go func() { served <- n.smtp.Serve(n.smtpListener) }()
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), n.cfg.SMTP.ShutdownGrace)
+	defer cancel()
+	err := n.smtp.Shutdown(sctx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		n.log.Warn("shutdown grace expired, remaining sessions closed")
+		err = nil
+	}
+	return errors.Join(err, <-served)
 }
 
 func (n *Node) close() {
@@ -378,71 +516,31 @@ func (n *Node) close() {
 	n.closers = nil
 }
 
-// startMap serves the attack map. Only the cluster's leader renders it;
-// every node serves the stored bytes, so all answer with one ETag. Without a
-// store there is nothing to draw from, and the map is simply not served.
-func (n *Node) startMap(svc *admin.Service) error {
+// mountMap serves the attack map. Only the cluster's leader renders it;
+// every node serves the stored bytes, so all answer with one ETag.
+func (b *builder) mountMap(context.Context) error {
 	world, err := spammap.LoadWorld()
 	if err != nil {
 		return fmt.Errorf("map: %w", err)
 	}
-	if n.store == nil {
-		return nil
-	}
-	sched, err := spammap.NewScheduler(n.cfg.Map, world, spammap.StoreEvents{Store: n.store}, n.store, n.cluster, n.registry, n.log.With("component", "map"))
+	sched, err := spammap.NewScheduler(b.cfg.Map, world, spammap.StoreEvents{Store: b.store}, b.store, b.cluster, b.registry, b.log.With("component", "map"))
 	if err != nil {
 		return fmt.Errorf("map: %w", err)
 	}
-	n.runners = append(n.runners, sched.Run)
-	n.web.MountMap(sched, web.MapOptions{FrameAncestors: n.cfg.Map.FrameAncestors, Log: n.log.With("component", "map"),
-		Scoped: panel.ScopedMaps(svc, sched), Operator: web.OperatorOnly(svc, n.log.With("component", "api"))})
+	b.run("map", sched)
+	b.web.MountMap(sched, web.MapOptions{FrameAncestors: b.cfg.Map.FrameAncestors, Log: b.log.With("component", "map"),
+		Scoped: panel.ScopedMaps(b.service, sched), Operator: web.OperatorOnly(b.service, b.log.With("component", "api"))})
 	return nil
-}
-
-// outcomeCounter keeps a nil *Counter from becoming a non-nil interface
-// that smtpd would call.
-func outcomeCounter(c *domainstats.Counter) interface {
-	Count(domainID int64, outcome smtpd.Outcome)
-} {
-	if c == nil {
-		return nil
-	}
-	return c
-}
-
-// startEvents builds the spam-source path: the GeoIP Locator (it runs
-// without a database, saying so in the log and /readyz) and, when the store
-// is up, the Recorder the SMTP sessions hand events to. The result is nil
-// (no recording) without a store.
-func (n *Node) startEvents() (smtpd.Recorder, error) {
-	loc, err := geo.New(n.cfg.Geo, geo.Options{Registerer: n.registry, Logger: n.log, Health: n.health})
-	if err != nil {
-		return nil, err
-	}
-	n.geo = loc
-	n.closers = append(n.closers, loc.Close)
-	n.runners = append(n.runners, loc.Run)
-	if n.store == nil {
-		return nil, nil
-	}
-	rec, err := events.NewRecorder(n.cfg.Events, events.Options{
-		Store: n.store, Locator: loc, Registerer: n.registry, Logger: n.log, Health: n.health,
-	})
-	if err != nil {
-		return nil, err
-	}
-	n.recorder = rec
-	return rec, nil
 }
 
 // prepareStore brings the schemas of events, maps and panel statistics up
 // to date. A database that is down now (a node started during an outage)
 // is retried in the background: their writers buffer and retry meanwhile,
 // so the node catches up instead of running without them until restarted.
-func (n *Node) prepareStore(ctx context.Context) {
+func (b *builder) prepareStore(ctx context.Context) {
 	migrate := func(ctx context.Context) error {
-		for _, m := range []func(context.Context) error{n.store.MigrateEvents, n.store.MigrateMaps, n.store.MigrateDomainStats, n.store.MigratePanelSessions} {
-			mctx, cancel := context.WithTimeout(ctx, n.store.Timeout)
+		for _, m := range []func(context.Context) error{b.store.MigrateEvents, b.store.MigrateMaps, b.store.MigrateDomainStats, b.store.MigratePanelSessions} {
+			mctx, cancel := context.WithTimeout(ctx, b.store.Timeout)
 			err := m(mctx)
 			cancel()
 			if err != nil {
@@ -455,9 +553,9 @@ func (n *Node) prepareStore(ctx context.Context) {
 	if err == nil {
 		return
 	}
-	n.log.Error("store unavailable; mail keeps flowing, events wait in their buffer, retrying", "err", err)
-	n.health.Set("store", health.Degraded, err.Error())
-	n.runners = append(n.runners, func(ctx context.Context) error {
+	b.log.Error("store unavailable; mail keeps flowing, events wait in their buffer, retrying", "err", err)
+	b.health.Set("store", health.Degraded, err.Error())
+	b.run("store reconnect", RunFunc(func(ctx context.Context) error {
 		t := time.NewTicker(storeRetryInterval)
 		defer t.Stop()
 		for {
@@ -467,26 +565,26 @@ func (n *Node) prepareStore(ctx context.Context) {
 			case <-t.C:
 			}
 			if err := migrate(ctx); err != nil {
-				n.health.Set("store", health.Degraded, err.Error())
+				b.health.Set("store", health.Degraded, err.Error())
 				continue
 			}
-			n.log.Info("store reachable again")
-			n.health.Set("store", health.OK, "")
+			b.log.Info("store reachable again")
+			b.health.Set("store", health.OK, "")
 			return nil
 		}
-	})
+	}))
 }
 
 // privateFiles restricts the database, the tenant snapshot and the panel
 // key to the node's user.
-func (n *Node) privateFiles() error {
+func (b *builder) privateFiles() error {
 	var files []string
-	if n.cfg.Store.Driver == store.SQLite {
-		db := store.SQLitePath(n.cfg.Store, n.cfg.DataDir)
+	if b.cfg.Store.Driver == store.SQLite {
+		db := store.SQLitePath(b.cfg.Store, b.cfg.DataDir)
 		files = append(files, db, db+"-wal", db+"-shm")
 	}
-	files = append(files, filepath.Join(n.cfg.DataDir, tenant.SnapshotFile), filepath.Join(n.cfg.DataDir, panel.KeyFile))
-	return fsperm.PrivateFiles(n.log, files...)
+	files = append(files, filepath.Join(b.cfg.DataDir, tenant.SnapshotFile), filepath.Join(b.cfg.DataDir, panel.KeyFile))
+	return fsperm.PrivateFiles(b.log, files...)
 }
 
 // storeRetryInterval paces reconnection attempts to a database that was

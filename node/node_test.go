@@ -43,7 +43,7 @@ func TestStartsWhileDatabaseIsDown(t *testing.T) {
 	}
 
 	pg.Start()
-	st, err := store.Open(context.Background(), cfg.Store, "")
+	st, err := store.Open(cfg.Store, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,6 @@
 package node
 
 import (
-	"context"
 	"log/slog"
 	"sort"
 
@@ -32,18 +31,32 @@ type StageEnv struct {
 	// Resolver is the node's DNS client, shared with the relay's route
 	// guard; nil builds one from cfg.DNS.
 	Resolver *dnsresolver.Cached
+	// Run receives the checks' long-running parts (the model file's
+	// watcher, clamd's readiness probe) for the node to run; nil leaves
+	// them unstarted (mxgrid scan: one message, nothing to watch).
+	Run func(name string, r Runner)
+}
+
+// run hands r to env.Run, if any.
+func (env StageEnv) run(name string, r Runner) {
+	if env.Run != nil {
+		env.Run(name, r)
+	}
 }
 
 // Stages builds the scan pipeline's checks from the config, the same way
 // for a serving node and for `mxgrid scan`, so an offline verdict is the
 // verdict the node would give minus the network checks.
-func Stages(ctx context.Context, cfg *config.Config, env StageEnv) ([]scanner.Stage, error) {
+func Stages(cfg *config.Config, env StageEnv) ([]scanner.Stage, error) {
 	var stages []scanner.Stage
 	// Content checks need no network: they run offline too. The model is
 	// the embedded default or cfg.Scanner.ModelFile, reloaded on change.
-	models, err := model.NewProvider(ctx, cfg.Scanner, env.Log)
+	models, err := model.NewProvider(cfg.Scanner, env.Log)
 	if err != nil {
 		return nil, err
+	}
+	if w, ok := models.(*model.Watcher); ok {
+		env.run("model watcher", w)
 	}
 	stages = append(stages,
 		scanner.NewStage(model.NewCheck(models, cfg.Scanner.Weights), cfg.Scanner.Model),
@@ -55,7 +68,7 @@ func Stages(ctx context.Context, cfg *config.Config, env StageEnv) ([]scanner.St
 		return nil, err
 	}
 	stages = append(stages, scanner.NewStage(av, cfg.Antivirus.Builtin))
-	network, err := networkStages(ctx, cfg, env)
+	network, err := networkStages(cfg, env)
 	if err != nil {
 		return nil, err
 	}
@@ -65,7 +78,7 @@ func Stages(ctx context.Context, cfg *config.Config, env StageEnv) ([]scanner.St
 // networkStages builds the checks that need the network: sender
 // authentication and DNS blocklists, sharing one resolver (dns:), and
 // clamd. Offline, they are only listed in env.Skipped.
-func networkStages(ctx context.Context, cfg *config.Config, env StageEnv) ([]scanner.Stage, error) {
+func networkStages(cfg *config.Config, env StageEnv) ([]scanner.Stage, error) {
 	authCfg := cfg.Auth
 	authCfg.AuthservID = cfg.AuthServID()
 	wantAuth := authCfg.SPF || authCfg.DKIM || authCfg.DMARC
@@ -102,9 +115,8 @@ func networkStages(ctx context.Context, cfg *config.Config, env StageEnv) ([]sca
 		if err != nil {
 			return nil, err
 		}
-		// Probes clamd for /readyz for as long as the node runs (ctx is
-		// the node's, as for the model watcher).
-		go func() { _ = c.Run(ctx) }()
+		// Probes clamd for /readyz for as long as the node runs.
+		env.run("clamd probe", c)
 		stages = append(stages, c.Stage())
 	}
 	return stages, nil

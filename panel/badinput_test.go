@@ -34,7 +34,7 @@ func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
-	st, err := store.Open(ctx, store.DefaultConfig(), dir)
+	st, err := store.Open(store.DefaultConfig(), dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +44,7 @@ func newFixture(t *testing.T) *fixture {
 			t.Fatal(err)
 		}
 	}
-	ts := store.NewTenants(st, store.DefaultConfig(), dir)
+	ts := store.NewTenants(st)
 	svc := admin.NewService(ts, admin.ServiceOptions{Panel: ts, Activity: st})
 	p, err := New(DefaultConfig(), Options{Service: svc, DataDir: dir, SMTPHostname: "mx.test", Sessions: st.PanelSessions()})
 	if err != nil {

@@ -58,7 +58,7 @@ func metric(t *testing.T, reg *prometheus.Registry, name string) float64 {
 func openStore(t *testing.T) *store.Store {
 	t.Helper()
 	ctx := context.Background()
-	st, err := store.Open(ctx, store.DefaultConfig(), t.TempDir())
+	st, err := store.Open(store.DefaultConfig(), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

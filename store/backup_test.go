@@ -27,7 +27,7 @@ func seededStore(t *testing.T) (*Store, string) {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
-	st, err := Open(ctx, DefaultConfig(), dir)
+	st, err := Open(DefaultConfig(), dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +37,7 @@ func seededStore(t *testing.T) (*Store, string) {
 			t.Fatal(err)
 		}
 	}
-	ts := NewTenants(st, DefaultConfig(), dir)
+	ts := NewTenants(st)
 	a := admin.AuditEntry{Actor: "test", Action: "create", Object: "x"}
 	r := tenant.Reseller{Name: "R", Slug: "r"}
 	if _, err := ts.CreateReseller(ctx, &r, a); err != nil {
@@ -117,16 +117,16 @@ func TestBackupRestoreWhileWriting(t *testing.T) {
 	if rm.SHA256 != m.SHA256 {
 		t.Fatalf("restore read manifest %+v", rm)
 	}
-	got, err := Open(ctx, DefaultConfig(), filepath.Dir(target))
+	got, err := Open(DefaultConfig(), filepath.Dir(target))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer got.Close()
-	want, wantData := NewTenants(st, Config{}, ""), tenant.Data{}
+	want, wantData := NewTenants(st), tenant.Data{}
 	if wantData, err = want.Load(ctx); err != nil {
 		t.Fatal(err)
 	}
-	gotData, err := NewTenants(got, Config{}, "").Load(ctx)
+	gotData, err := NewTenants(got).Load(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

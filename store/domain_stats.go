@@ -65,7 +65,7 @@ func (s *Store) AddDomainStats(ctx context.Context, rows []DomainHour) error {
 	defer cancel()
 	tx, err := s.DB.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("store: add domain stats: %w", err)
+		return fail("add domain stats", err)
 	}
 	defer tx.Rollback()
 	for _, r := range rows {
@@ -75,11 +75,11 @@ func (s *Store) AddDomainStats(ctx context.Context, rows []DomainHour) error {
 				tagged = domain_stats.tagged + excluded.tagged, rejected = domain_stats.rejected + excluded.rejected,
 				virus = domain_stats.virus + excluded.virus, tempfail = domain_stats.tempfail + excluded.tempfail`,
 			r.DomainID, r.Hour.Truncate(time.Hour).UnixMicro(), r.Accepted, r.Tagged, r.Rejected, r.Virus, r.Tempfail); err != nil {
-			return fmt.Errorf("store: add domain stats %d: %w", r.DomainID, err)
+			return fail(fmt.Sprintf("add domain stats %d", r.DomainID), err)
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("store: add domain stats: commit: %w", err)
+		return fail("add domain stats: commit", err)
 	}
 	return nil
 }
@@ -93,7 +93,7 @@ func (s *Store) DomainCounts(ctx context.Context, domainID int64, since time.Tim
 		COALESCE(SUM(virus), 0), COALESCE(SUM(tempfail), 0) FROM domain_stats WHERE domain_id = $1 AND hour_us >= $2`,
 		domainID, since.Truncate(time.Hour).UnixMicro()).Scan(&c.Accepted, &c.Tagged, &c.Rejected, &c.Virus, &c.Tempfail)
 	if err != nil {
-		return c, fmt.Errorf("store: domain counts %d: %w", domainID, err)
+		return c, fail(fmt.Sprintf("domain counts %d", domainID), err)
 	}
 	return c, nil
 }
@@ -103,7 +103,7 @@ func (s *Store) PruneDomainStats(ctx context.Context, before time.Time) error {
 	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
 	defer cancel()
 	if _, err := s.DB.ExecContext(ctx, `DELETE FROM domain_stats WHERE hour_us < $1`, before.UnixMicro()); err != nil {
-		return fmt.Errorf("store: prune domain stats: %w", err)
+		return fail("prune domain stats", err)
 	}
 	return nil
 }
@@ -116,7 +116,7 @@ func (s *Store) RefusedEvents(ctx context.Context, domainID int64, limit int) ([
 	rows, err := s.DB.QueryContext(ctx, `SELECT at_us, ip, verdict, score, symbols, country FROM events
 		WHERE domain_id = $1 AND action = 'reject' ORDER BY at_us DESC, id DESC LIMIT $2`, domainID, limit)
 	if err != nil {
-		return nil, fmt.Errorf("store: refused events %d: %w", domainID, err)
+		return nil, fail(fmt.Sprintf("refused events %d", domainID), err)
 	}
 	defer rows.Close()
 	out := []admin.Refused{}
@@ -127,7 +127,7 @@ func (s *Store) RefusedEvents(ctx context.Context, domainID int64, limit int) ([
 			symbols string
 		)
 		if err := rows.Scan(&us, &r.ClientIP, &r.Verdict, &r.Score, &symbols, &r.Country); err != nil {
-			return nil, fmt.Errorf("store: refused events %d: scan: %w", domainID, err)
+			return nil, fail(fmt.Sprintf("refused events %d: scan", domainID), err)
 		}
 		r.Time = time.UnixMicro(us).UTC()
 		if symbols != "" {
@@ -136,7 +136,7 @@ func (s *Store) RefusedEvents(ctx context.Context, domainID int64, limit int) ([
 		out = append(out, r)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: refused events %d: %w", domainID, err)
+		return nil, fail(fmt.Sprintf("refused events %d", domainID), err)
 	}
 	return out, nil
 }

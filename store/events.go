@@ -182,7 +182,7 @@ func (s *Store) InsertEvents(ctx context.Context, evs []StoredEvent) error {
 	defer cancel()
 	tx, err := s.DB.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("store: insert %d events: begin: %w", len(evs), err)
+		return fail(fmt.Sprintf("insert %d events: begin", len(evs)), err)
 	}
 	defer tx.Rollback()
 	args := make([]any, 0, min(len(evs), eventsPerStatement)*eventColumnCount)
@@ -195,11 +195,11 @@ func (s *Store) InsertEvents(ctx context.Context, evs []StoredEvent) error {
 		// Building the text costs microseconds next to the insert itself.
 		query := insertEventsSQL(len(chunk), s.Dialect != SQLite)
 		if _, err := tx.ExecContext(ctx, query, args...); err != nil {
-			return fmt.Errorf("store: insert %d events: %w", len(evs), err)
+			return fail(fmt.Sprintf("insert %d events", len(evs)), err)
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("store: insert %d events: commit: %w", len(evs), err)
+		return fail(fmt.Sprintf("insert %d events: commit", len(evs)), err)
 	}
 	return nil
 }
@@ -226,7 +226,7 @@ func (s *Store) RecentEvents(ctx context.Context, limit int, since time.Time, fn
 func (s *Store) scanEvents(ctx context.Context, what, q string, args []any, fn func(StoredEvent) error) error {
 	rows, err := s.DB.QueryContext(ctx, q, args...)
 	if err != nil {
-		return fmt.Errorf("store: %s: %w", what, err)
+		return fail(what, err)
 	}
 	defer rows.Close()
 	for rows.Next() {
@@ -240,11 +240,11 @@ func (s *Store) scanEvents(ctx context.Context, what, q string, args []any, fn f
 		if err := rows.Scan(&atUS, &ip, &e.Node, &e.Provider, &e.Domain, &e.Verdict, &e.Action, &e.Score,
 			&symbols, &e.Located, &e.Country, &e.CountryName, &e.City, &e.Lat, &e.Lon,
 			&e.AccuracyKM, &asn, &e.ASOrg, &e.DomainID); err != nil {
-			return fmt.Errorf("store: %s: scan: %w", what, err)
+			return fail(fmt.Sprintf("%s: scan", what), err)
 		}
 		e.Time = time.UnixMicro(atUS).UTC()
 		if e.IP, err = netip.ParseAddr(ip); err != nil {
-			return fmt.Errorf("store: %s: bad ip %q: %w", what, ip, err)
+			return fail(fmt.Sprintf("%s: bad ip %q", what, ip), err)
 		}
 		if symbols != "" {
 			e.Symbols = strings.Split(symbols, " ")
@@ -255,7 +255,7 @@ func (s *Store) scanEvents(ctx context.Context, what, q string, args []any, fn f
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("store: %s: %w", what, err)
+		return fail(what, err)
 	}
 	return nil
 }
@@ -289,11 +289,11 @@ func (s *Store) pruneChunk(ctx context.Context, beforeUS int64) (int64, error) {
 	res, err := s.DB.ExecContext(ctx, `DELETE FROM events WHERE id IN (
 		SELECT id FROM events WHERE at_us < $1 ORDER BY at_us, id LIMIT $2)`, beforeUS, pruneChunk)
 	if err != nil {
-		return 0, fmt.Errorf("store: prune events: %w", err)
+		return 0, fail("prune events", err)
 	}
 	n, err := res.RowsAffected()
 	if err != nil {
-		return 0, fmt.Errorf("store: prune events: rows affected: %w", err)
+		return 0, fail("prune events: rows affected", err)
 	}
 	return n, nil
 }
@@ -305,7 +305,7 @@ func (s *Store) CountEvents(ctx context.Context) (int64, error) {
 	defer cancel()
 	var n int64
 	if err := s.DB.QueryRowContext(ctx, `SELECT COUNT(*) FROM events`).Scan(&n); err != nil {
-		return 0, fmt.Errorf("store: count events: %w", err)
+		return 0, fail("count events", err)
 	}
 	return n, nil
 }

@@ -16,7 +16,7 @@ import (
 // openSQLite opens a fresh SQLite store with the events table.
 func openSQLite(t testing.TB) *Store {
 	t.Helper()
-	s, err := Open(context.Background(), DefaultConfig(), t.TempDir())
+	s, err := Open(DefaultConfig(), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,7 +32,7 @@ func openSQLite(t testing.TB) *Store {
 func openPostgres(t testing.TB) *Store {
 	t.Helper()
 	dsn := testenv.PostgresDB(t)
-	s, err := Open(context.Background(), Config{Driver: Postgres, DSN: dsn, Timeout: 30 * time.Second}, "")
+	s, err := Open(Config{Driver: Postgres, DSN: dsn, Timeout: 30 * time.Second}, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -69,11 +69,11 @@ func (s *Store) PutMap(ctx context.Context, r MapRecord) (bool, error) {
 		WHERE maps.generated_us <= excluded.generated_us`,
 		r.Scope, r.GeneratedAt.UnixMicro(), r.ETag, r.Events, r.JSON, r.Drawing, r.Body)
 	if err != nil {
-		return false, fmt.Errorf("store: put map %s: %w", r.Scope, err)
+		return false, fail(fmt.Sprintf("put map %s", r.Scope), err)
 	}
 	n, err := res.RowsAffected()
 	if err != nil {
-		return false, fmt.Errorf("store: put map %s: %w", r.Scope, err)
+		return false, fail(fmt.Sprintf("put map %s", r.Scope), err)
 	}
 	return n > 0, nil
 }
@@ -90,7 +90,7 @@ func (s *Store) MapVersion(ctx context.Context, scope string) (generatedAt time.
 		return time.Time{}, "", false, nil
 	}
 	if err != nil {
-		return time.Time{}, "", false, fmt.Errorf("store: map version %s: %w", scope, err)
+		return time.Time{}, "", false, fail(fmt.Sprintf("map version %s", scope), err)
 	}
 	return time.UnixMicro(us).UTC(), etag, true, nil
 }
@@ -107,7 +107,7 @@ func (s *Store) GetMap(ctx context.Context, scope string) (r MapRecord, ok bool,
 		return MapRecord{}, false, nil
 	}
 	if err != nil {
-		return MapRecord{}, false, fmt.Errorf("store: get map %s: %w", scope, err)
+		return MapRecord{}, false, fail(fmt.Sprintf("get map %s", scope), err)
 	}
 	r.Scope = scope
 	r.GeneratedAt = time.UnixMicro(us).UTC()

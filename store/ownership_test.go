@@ -31,7 +31,7 @@ func TestDomainOwnershipMigration(t *testing.T) {
 					t.Fatalf("%s: %v", q, err)
 				}
 			}
-			ts := NewTenants(st, Config{}, "")
+			ts := NewTenants(st)
 			old, err := ts.GetDomain(ctx, 1)
 			if err != nil {
 				t.Fatal(err)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"fmt"
 	"time"
 )
 
@@ -46,13 +45,13 @@ func (p *PanelSessions) PutSession(ctx context.Context, id string, data []byte, 
 	defer cancel()
 	now := time.Now().UnixMicro()
 	if _, err := p.st.DB.ExecContext(ctx, `DELETE FROM panel_sessions WHERE expires_us < $1`, now); err != nil {
-		return fmt.Errorf("store: expire panel sessions: %w", err)
+		return fail("expire panel sessions", err)
 	}
 	_, err := p.st.DB.ExecContext(ctx, `INSERT INTO panel_sessions (id, data, expires_us) VALUES ($1, $2, $3)
 		ON CONFLICT (id) DO UPDATE SET data = excluded.data, expires_us = excluded.expires_us`,
 		id, string(data), expires.UnixMicro())
 	if err != nil {
-		return fmt.Errorf("store: save panel session: %w", err)
+		return fail("save panel session", err)
 	}
 	return nil
 }
@@ -69,7 +68,7 @@ func (p *PanelSessions) GetSession(ctx context.Context, id string) ([]byte, erro
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("store: read panel session: %w", err)
+		return nil, fail("read panel session", err)
 	}
 	return []byte(data), nil
 }
@@ -79,7 +78,7 @@ func (p *PanelSessions) DeleteSession(ctx context.Context, id string) error {
 	ctx, cancel := p.ctx(ctx)
 	defer cancel()
 	if _, err := p.st.DB.ExecContext(ctx, `DELETE FROM panel_sessions WHERE id = $1`, id); err != nil {
-		return fmt.Errorf("store: delete panel session: %w", err)
+		return fail("delete panel session", err)
 	}
 	return nil
 }

@@ -17,7 +17,7 @@ func TestPanelUserStore(t *testing.T) {
 		open func(testing.TB) *Store
 	}{{"sqlite", openSQLite}, {"postgres", openPostgres}} {
 		t.Run(tc.name, func(t *testing.T) {
-			testPanelUsers(t, NewTenants(tc.open(t), Config{}, ""))
+			testPanelUsers(t, NewTenants(tc.open(t)))
 		})
 	}
 }

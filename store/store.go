@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/mxgrid/mxgrid/fsperm"
+	"github.com/mxgrid/mxgrid/tenant"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
 	_ "modernc.org/sqlite"             // registers the "sqlite" database/sql driver
@@ -68,22 +69,39 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// Store is an open database. It is safe for concurrent use.
+// Store is the handle on the database: one per node, never nil, safe for
+// concurrent use. It connects lazily and reconnects by itself (database/sql
+// does), so a node started while its database was down picks it up when
+// it comes back, without a restart. Its methods return an error wrapping
+// ErrUnavailable when the database cannot serve now, and any other error
+// (a wrong query, a schema mismatch: a bug) wrapped with its cause.
 type Store struct {
 	DB      *sql.DB
 	Dialect string
 	Timeout time.Duration
 }
 
-// ErrUnreachable is returned, wrapped, by Open when PostgreSQL did not
-// answer. The Store is returned all the same: database/sql reconnects by
-// itself, and a node that started while the database was down must pick it
-// up when it comes back rather than run without it until restarted.
-var ErrUnreachable = errors.New("database unreachable")
+// ErrUnavailable wraps the errors of a database that cannot serve now:
+// unreachable, shutting down, timed out, closed. It is the admin
+// contract's tenant.ErrUnavailable, so a handler tells an outage (503, try
+// later) from a bug (500) with one errors.Is whichever store method failed.
+var ErrUnavailable = tenant.ErrUnavailable
 
-// Open connects and checks the connection. For sqlite the file lives in
-// dataDir unless the DSN names one.
-func Open(ctx context.Context, cfg Config, dataDir string) (*Store, error) {
+// fail wraps a database error with what was being done, adding
+// ErrUnavailable when the database cannot serve now.
+func fail(what string, err error) error {
+	if unavailable(err) {
+		return fmt.Errorf("%w: store: %s: %w", ErrUnavailable, what, err)
+	}
+	return fmt.Errorf("store: %s: %w", what, err)
+}
+
+// Open returns the store cfg describes, without connecting: the database
+// is reached on first use. For sqlite the file lives in dataDir unless the
+// DSN names one, and is created here. Its errors are configuration errors
+// (an unknown driver, a DSN that does not parse, a file that cannot be
+// created), never an outage.
+func Open(cfg Config, dataDir string) (*Store, error) {
 	var (
 		db  *sql.DB
 		err error
@@ -119,28 +137,11 @@ func Open(ctx context.Context, cfg Config, dataDir string) (*Store, error) {
 	default:
 		return nil, fmt.Errorf("store: unknown driver %q", cfg.Driver)
 	}
-	pctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
-	defer cancel()
-	s := &Store{DB: db, Dialect: cfg.Driver, Timeout: cfg.Timeout}
-	if err := db.PingContext(pctx); err != nil {
-		if cfg.Driver == Postgres {
-			return s, fmt.Errorf("store: connect %s: %w: %w", cfg.Driver, ErrUnreachable, err)
-		}
-		db.Close()
-		return nil, fmt.Errorf("store: connect %s: %w", cfg.Driver, err)
-	}
-	return s, nil
+	return &Store{DB: db, Dialect: cfg.Driver, Timeout: cfg.Timeout}, nil
 }
 
 // Close closes the database.
 func (s *Store) Close() error { return s.DB.Close() }
-
-// Ping reports whether the database answers within the store's timeout.
-func (s *Store) Ping(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
-	defer cancel()
-	return s.DB.PingContext(ctx)
-}
 
 // Migration is one schema step. SQLite and Postgres hold the statements for
 // each dialect; when the two are identical set only Common.
@@ -168,7 +169,7 @@ func (s *Store) createMigrationTable(ctx context.Context) error {
 		applied_at TIMESTAMP NOT NULL,
 		PRIMARY KEY (component, version))`)
 	if err != nil {
-		return fmt.Errorf("store: create schema_migrations: %w", err)
+		return fail("create schema_migrations", err)
 	}
 	return nil
 }
@@ -183,7 +184,7 @@ func (s *Store) Migrate(ctx context.Context, component string, migrations []Migr
 	err := s.DB.QueryRowContext(ctx,
 		`SELECT COALESCE(MAX(version), 0) FROM schema_migrations WHERE component = $1`, component).Scan(&current)
 	if err != nil {
-		return fmt.Errorf("store: read %s schema version: %w", component, err)
+		return fail(fmt.Sprintf("read %s schema version", component), err)
 	}
 	prev := 0
 	for _, m := range migrations {
@@ -204,7 +205,7 @@ func (s *Store) Migrate(ctx context.Context, component string, migrations []Migr
 func (s *Store) apply(ctx context.Context, component string, m Migration) error {
 	tx, err := s.DB.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("store: migrate %s v%d: %w", component, m.Version, err)
+		return fail(fmt.Sprintf("migrate %s v%d", component, m.Version), err)
 	}
 	defer tx.Rollback()
 	if s.Dialect == Postgres {
@@ -212,27 +213,27 @@ func (s *Store) apply(ctx context.Context, component string, m Migration) error 
 		// lock makes the second wait for the first, then find the version
 		// applied, instead of failing on a duplicate table.
 		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(7411923)`); err != nil {
-			return fmt.Errorf("store: lock for %s v%d: %w", component, m.Version, err)
+			return fail(fmt.Sprintf("lock for %s v%d", component, m.Version), err)
 		}
 		var applied int
 		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations WHERE component = $1 AND version = $2`,
 			component, m.Version).Scan(&applied); err != nil {
-			return fmt.Errorf("store: migrate %s v%d: %w", component, m.Version, err)
+			return fail(fmt.Sprintf("migrate %s v%d", component, m.Version), err)
 		}
 		if applied > 0 {
 			return nil
 		}
 	}
 	if _, err := tx.ExecContext(ctx, m.sqlFor(s.Dialect)); err != nil {
-		return fmt.Errorf("store: migrate %s v%d: %w", component, m.Version, err)
+		return fail(fmt.Sprintf("migrate %s v%d", component, m.Version), err)
 	}
 	if _, err := tx.ExecContext(ctx,
 		`INSERT INTO schema_migrations (component, version, applied_at) VALUES ($1, $2, $3)`,
 		component, m.Version, time.Now().UTC()); err != nil {
-		return fmt.Errorf("store: record %s v%d: %w", component, m.Version, err)
+		return fail(fmt.Sprintf("record %s v%d", component, m.Version), err)
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("store: commit %s v%d: %w", component, m.Version, err)
+		return fail(fmt.Sprintf("commit %s v%d", component, m.Version), err)
 	}
 	return nil
 }

@@ -9,7 +9,7 @@ import (
 func TestMigrateAppliesOnceAndInOrder(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	s, err := Open(ctx, DefaultConfig(), dir)
+	s, err := Open(DefaultConfig(), dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,7 +29,7 @@ func TestMigrateAppliesOnceAndInOrder(t *testing.T) {
 	}
 	s.Close()
 
-	s, err = Open(ctx, Config{Driver: SQLite, DSN: filepath.Join(dir, "mxgrid.db"), Timeout: DefaultConfig().Timeout}, "")
+	s, err = Open(Config{Driver: SQLite, DSN: filepath.Join(dir, "mxgrid.db"), Timeout: DefaultConfig().Timeout}, "")
 	if err != nil {
 		t.Fatal(err)
 	}

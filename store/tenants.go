@@ -119,17 +119,16 @@ var tenantMigrations = []Migration{{
 }}
 
 // Tenants implements admin.Store (and PanelStore, panel.go) for the admin
-// side and tenant.Loader for the snapshot. It connects lazily: a node that started
-// while the database was down gets its tenant API and reloads back as soon
-// as the database answers, without a restart.
+// side and tenant.Loader for the snapshot, over the store's handle. It
+// applies its migrations on first use, and again on the next use after they
+// failed (the database was down), so a node started during an outage gets
+// its tenant API and reloads back as soon as the database answers, without
+// a restart.
 type Tenants struct {
-	cfg     Config
-	dataDir string
+	st *Store
 
 	mu     sync.Mutex
-	st     *Store
-	own    bool // st was opened here and is closed by Close
-	schema bool // migrations applied on st
+	schema bool // migrations applied
 }
 
 var (
@@ -137,41 +136,23 @@ var (
 	_ tenant.Loader = (*Tenants)(nil)
 )
 
-// NewTenants serves tenants from st, or when st is nil (the store was
-// unreachable at start) opens one from cfg on first use.
-func NewTenants(st *Store, cfg Config, dataDir string) *Tenants {
-	return &Tenants{st: st, cfg: cfg, dataDir: dataDir}
+// NewTenants serves tenants from st.
+func NewTenants(st *Store) *Tenants {
+	return &Tenants{st: st}
 }
 
-// Close closes the connection NewTenants had to open itself.
-func (t *Tenants) Close() error {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.own && t.st != nil {
-		return t.st.Close()
-	}
-	return nil
-}
-
-// db returns the connected, migrated store.
+// db returns the store once the tenant tables are migrated.
 func (t *Tenants) db(ctx context.Context) (*Store, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.st == nil {
-		st, err := Open(ctx, t.cfg, t.dataDir)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %w", tenant.ErrUnavailable, err)
-		}
-		t.st, t.own = st, true
-	}
 	if !t.schema {
 		ctx, cancel := context.WithTimeout(ctx, t.st.Timeout)
 		defer cancel()
 		if err := t.st.Migrate(ctx, tenantsComponent, tenantMigrations); err != nil {
-			return nil, fmt.Errorf("%w: %w", tenant.ErrUnavailable, err)
+			return nil, err
 		}
 		if err := t.st.Migrate(ctx, routesComponent, routeMigrations); err != nil {
-			return nil, fmt.Errorf("%w: %w", tenant.ErrUnavailable, err)
+			return nil, err
 		}
 		t.schema = true
 	}
@@ -186,7 +167,7 @@ func mapErr(err error, what string) error {
 	if errors.Is(err, sql.ErrNoRows) {
 		return tenant.ErrNotFound
 	}
-	if errors.Is(err, tenant.ErrNotFound) || errors.Is(err, tenant.ErrConflict) || errors.Is(err, tenant.ErrUnavailable) {
+	if errors.Is(err, tenant.ErrNotFound) || errors.Is(err, tenant.ErrConflict) || errors.Is(err, ErrUnavailable) {
 		return err
 	}
 	var pgErr *pgconn.PgError
@@ -197,14 +178,11 @@ func mapErr(err error, what string) error {
 	case errors.As(err, &pgErr) && pgErr.Code == "23503", strings.Contains(msg, "FOREIGN KEY constraint failed"):
 		return fmt.Errorf("%w: %s still has dependent objects (delete them first) or refers to a missing one", tenant.ErrConflict, what)
 	}
-	if unavailable(err) {
-		// The database failing us, not the caller's input (which the
-		// service validated): a 503 says try again later.
-		return fmt.Errorf("%w: %s: %w", tenant.ErrUnavailable, what, err)
-	}
+	// The database failing us, not the caller's input (which the service
+	// validated), is ErrUnavailable, a 503 that says try again later.
 	// Anything else is a bug (a wrong query, a schema mismatch): it must
 	// surface as one (500, logged), not pass for an outage.
-	return fmt.Errorf("store: %s: %w", what, err)
+	return fail(what, err)
 }
 
 // unavailable reports whether err means the database cannot serve now:

@@ -17,7 +17,7 @@ func TestTenantStore(t *testing.T) {
 	}{{"sqlite", openSQLite}, {"postgres", openPostgres}} {
 		t.Run(tc.name, func(t *testing.T) {
 			st := tc.open(t)
-			testTenantContract(t, NewTenants(st, Config{}, ""))
+			testTenantContract(t, NewTenants(st))
 		})
 	}
 }
@@ -169,7 +169,12 @@ func testTenantContract(t *testing.T, ts *Tenants) {
 // TestTenantsUnavailable: a store that cannot be reached answers
 // ErrUnavailable, the API's 503.
 func TestTenantsUnavailable(t *testing.T) {
-	ts := NewTenants(nil, Config{Driver: Postgres, DSN: "postgres://u@127.0.0.1:1/x?connect_timeout=1", Timeout: 2e9}, "")
+	st, err := Open(Config{Driver: Postgres, DSN: "postgres://u@127.0.0.1:1/x?connect_timeout=1", Timeout: 2e9}, "")
+	if err != nil {
+		t.Fatalf("Open: %v (an unreachable database is not an error until used)", err)
+	}
+	defer st.Close()
+	ts := NewTenants(st)
 	if _, err := ts.Load(context.Background()); !errors.Is(err, tenant.ErrUnavailable) {
 		t.Fatalf("Load err %v, want ErrUnavailable", err)
 	}

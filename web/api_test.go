@@ -45,7 +45,7 @@ type apiFixture struct {
 func newAPIFixture(t *testing.T, opts ...func(*admin.ServiceOptions)) *apiFixture {
 	t.Helper()
 	ctx := context.Background()
-	st, err := store.Open(ctx, store.DefaultConfig(), t.TempDir())
+	st, err := store.Open(store.DefaultConfig(), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +57,7 @@ func newAPIFixture(t *testing.T, opts ...func(*admin.ServiceOptions)) *apiFixtur
 		t.Fatal(err)
 	}
 	f := &apiFixture{t: t, op: admin.Operator("test"), dns: dnstest.Start(t), st: st}
-	tn := store.NewTenants(st, store.DefaultConfig(), "")
+	tn := store.NewTenants(st)
 	so := admin.ServiceOptions{
 		Panel:         tn,
 		Activity:      st,

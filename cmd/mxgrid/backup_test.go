@@ -111,7 +111,7 @@ func smtpTry(addr, to string, data bool) (rcpt, dataCode int, err error) {
 func seedEvents(t *testing.T, dataDir string) {
 	t.Helper()
 	ctx := context.Background()
-	st, err := store.Open(ctx, store.DefaultConfig(), dataDir)
+	st, err := store.Open(store.DefaultConfig(), dataDir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +133,7 @@ func seedEvents(t *testing.T, dataDir string) {
 // storedMap reads the global map generation from dataDir's store.
 func storedMap(t *testing.T, dataDir string) (store.MapRecord, bool) {
 	t.Helper()
-	st, err := store.Open(context.Background(), store.DefaultConfig(), dataDir)
+	st, err := store.Open(store.DefaultConfig(), dataDir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +147,7 @@ func storedMap(t *testing.T, dataDir string) (store.MapRecord, bool) {
 
 func countEvents(t *testing.T, dataDir string) int64 {
 	t.Helper()
-	st, err := store.Open(context.Background(), store.DefaultConfig(), dataDir)
+	st, err := store.Open(store.DefaultConfig(), dataDir)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -47,7 +47,7 @@ func runScan(ctx context.Context, args []string, stdout io.Writer) error {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	reg := prometheus.NewRegistry()
 	var skipped []string
-	stages, err := node.Stages(ctx, &cfg, node.StageEnv{Log: log, Registry: reg, Health: health.New(), Offline: true, Skipped: &skipped})
+	stages, err := node.Stages(&cfg, node.StageEnv{Log: log, Registry: reg, Health: health.New(), Offline: true, Skipped: &skipped})
 	if err != nil {
 		return err
 	}

@@ -34,13 +34,13 @@ func runToken(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	st, err := store.Open(ctx, cfg.Store, cfg.DataDir)
+	st, err := store.Open(cfg.Store, cfg.DataDir)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
 	host, _ := os.Hostname()
-	svc := admin.NewService(store.NewTenants(st, cfg.Store, cfg.DataDir), admin.ServiceOptions{})
+	svc := admin.NewService(store.NewTenants(st), admin.ServiceOptions{})
 	tok, err := svc.CreateToken(ctx, admin.Operator("mxgrid token create on "+host), admin.Token{Name: *name, ResellerID: *reseller})
 	var fe tenant.FieldErrors
 	if errors.As(err, &fe) {

@@ -182,23 +182,66 @@ type prepared struct {
 // Folds are stratified and assigned in path order, so a run is
 // reproducible.
 func Run(ctx context.Context, samples []Sample, opts Options) (*Report, error) {
-	switch {
-	case opts.HoldoutLatest != 0 && !(opts.HoldoutLatest > 0 && opts.HoldoutLatest < 1):
-		return nil, fmt.Errorf("holdout: fraction must be in (0, 1), got %v", opts.HoldoutLatest)
-	case opts.HoldoutLatest == 0 && opts.Folds < 2:
-		return nil, errors.New("folds: need at least 2")
-	}
-	if err := opts.Train.Validate(); err != nil {
+	if err := opts.validate(); err != nil {
 		return nil, err
 	}
 	samples = slices.Clone(samples)
 	sort.SliceStable(samples, func(i, j int) bool { return samples[i].Path < samples[j].Path })
-	x := model.NewExtractor(opts.Train.Bits, opts.Train.Window)
-	parser := scanner.NewParser(opts.Weights)
-	prep := make([]prepared, len(samples))
-	rep := &Report{Options: opts, Scanned: len(samples)}
+	r := &run{
+		samples: samples, opts: opts,
+		x:      model.NewExtractor(opts.Train.Bits, opts.Train.Window),
+		parser: scanner.NewParser(opts.Weights),
+		rep:    &Report{Options: opts, Scanned: len(samples)},
+	}
+	if err := r.prepareAll(ctx); err != nil {
+		return nil, err
+	}
+	rounds := r.split()
+	r.check = model.NewCheck(nil, opts.Weights)
+	outcomes := make([]Outcome, len(samples))
+	for k := 0; k < rounds; k++ {
+		m, err := r.train(k)
+		if err != nil {
+			return nil, fmt.Errorf("fold %d: %w", k, err)
+		}
+		r.test(k, m, outcomes)
+	}
+	for i := range outcomes {
+		if r.folds[i] >= 0 {
+			r.rep.Outcomes = append(r.rep.Outcomes, outcomes[i])
+		}
+	}
+	return r.rep, nil
+}
 
-	workers := opts.Workers
+func (opts Options) validate() error {
+	switch {
+	case opts.HoldoutLatest != 0 && !(opts.HoldoutLatest > 0 && opts.HoldoutLatest < 1):
+		return fmt.Errorf("holdout: fraction must be in (0, 1), got %v", opts.HoldoutLatest)
+	case opts.HoldoutLatest == 0 && opts.Folds < 2:
+		return errors.New("folds: need at least 2")
+	}
+	return opts.Train.Validate()
+}
+
+// run is one evaluation's state, shared by its steps.
+type run struct {
+	samples []Sample // in path order
+	opts    Options
+	x       *model.Extractor
+	parser  *scanner.Parser
+	check   *model.Check
+	rep     *Report
+
+	prep  []prepared
+	folds []int       // each sample's test round; negative: never tested
+	times []time.Time // MessageTime, in temporal holdout runs only
+}
+
+// prepareAll parses every sample and runs the rules on it, in parallel.
+func (r *run) prepareAll(ctx context.Context) error {
+	r.prep = make([]prepared, len(r.samples))
+	workers := r.opts.Workers
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
@@ -207,38 +250,20 @@ func Run(ctx context.Context, samples []Sample, opts Options) (*Report, error) {
 	next := make(chan int)
 	var wg sync.WaitGroup
 	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for i := range next {
-				start := time.Now()
-				msg := parser.Parse(samples[i].Raw)
-				p := prepared{feats: x.Features(msg), symbols: slices.Clone(msg.Symbols)}
-				if opts.Rules != nil {
-					res, err := opts.Rules.Check(ctx, &scanner.Envelope{}, msg)
-					if err != nil {
-						mu.Lock()
-						firstErr = firstError(firstErr, fmt.Errorf("%s: %w", samples[i].Path, err))
-						mu.Unlock()
-					}
-					p.symbols = append(p.symbols, res.Symbols...)
-				}
-				for _, s := range p.symbols {
-					p.rules += s.Score
-				}
-				elapsed := time.Since(start)
-				p.testFeats = p.feats
-				if opts.RoutingBlind {
-					p.testFeats = x.Features(parser.Parse(StripRouting(samples[i].Raw)))
-				}
-				prep[i] = p
+				p, elapsed, err := r.prepare(ctx, i)
+				r.prep[i] = p
 				mu.Lock()
-				rep.ScanTime += elapsed
+				if err != nil {
+					firstErr = firstError(firstErr, err)
+				}
+				r.rep.ScanTime += elapsed
 				mu.Unlock()
 			}
-		}()
+		})
 	}
-	for i := range samples {
+	for i := range r.samples {
 		if ctx.Err() != nil {
 			break
 		}
@@ -247,80 +272,100 @@ func Run(ctx context.Context, samples []Sample, opts Options) (*Report, error) {
 	close(next)
 	wg.Wait()
 	if firstErr != nil {
-		return nil, firstErr
+		return firstErr
 	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
+	return ctx.Err()
+}
 
-	rounds := opts.Folds
-	var folds []int
-	var times []time.Time
-	if opts.HoldoutLatest > 0 {
-		rounds = 1
-		folds, times = temporalSplit(samples, opts.HoldoutLatest)
-	} else {
-		folds = assignFolds(samples, opts.Folds)
+// prepare parses sample i, runs the rules on it and extracts its
+// features; elapsed is the time a scan would spend on it (the
+// routing-blind extraction excluded).
+func (r *run) prepare(ctx context.Context, i int) (p prepared, elapsed time.Duration, err error) {
+	start := time.Now()
+	msg := r.parser.Parse(r.samples[i].Raw)
+	p = prepared{feats: r.x.Features(msg), symbols: slices.Clone(msg.Symbols)}
+	if r.opts.Rules != nil {
+		res, rerr := r.opts.Rules.Check(ctx, &scanner.Envelope{}, msg)
+		if rerr != nil {
+			err = fmt.Errorf("%s: %w", r.samples[i].Path, rerr)
+		}
+		p.symbols = append(p.symbols, res.Symbols...)
 	}
-	check := model.NewCheck(nil, opts.Weights)
-	outcomes := make([]Outcome, len(samples))
-	for k := 0; k < rounds; k++ {
-		var train []model.Example
-		for i, s := range samples {
-			if folds[i] != k {
-				train = append(train, model.Example{Features: prep[i].feats, Spam: s.Spam})
-				if times != nil {
-					if s.Spam {
-						rep.TrainSpam++
-					} else {
-						rep.TrainHam++
-					}
-					if times[i].After(rep.TrainEnd) {
-						rep.TrainEnd = times[i]
-					}
-				}
-			}
+	for _, s := range p.symbols {
+		p.rules += s.Score
+	}
+	elapsed = time.Since(start)
+	p.testFeats = p.feats
+	if r.opts.RoutingBlind {
+		p.testFeats = r.x.Features(r.parser.Parse(StripRouting(r.samples[i].Raw)))
+	}
+	return p, elapsed, err
+}
+
+// split assigns the samples to test rounds and returns how many rounds.
+func (r *run) split() int {
+	if r.opts.HoldoutLatest > 0 {
+		r.folds, r.times = temporalSplit(r.samples, r.opts.HoldoutLatest)
+		return 1
+	}
+	r.folds = assignFolds(r.samples, r.opts.Folds)
+	return r.opts.Folds
+}
+
+// train trains round k's model on the samples the round does not test.
+func (r *run) train(k int) (*model.Model, error) {
+	var train []model.Example
+	for i, s := range r.samples {
+		if r.folds[i] == k {
+			continue
 		}
-		start := time.Now()
-		m, err := model.Train(train, opts.Train)
-		if err != nil {
-			return nil, fmt.Errorf("fold %d: %w", k, err)
-		}
-		rep.TrainTime += time.Since(start)
-		for i, s := range samples {
-			if folds[i] != k {
-				continue
+		train = append(train, model.Example{Features: r.prep[i].feats, Spam: s.Spam})
+		if r.times != nil {
+			if s.Spam {
+				r.rep.TrainSpam++
+			} else {
+				r.rep.TrainHam++
 			}
-			t0 := time.Now()
-			z, p := m.Margin(prep[i].testFeats), m.NBScore(prep[i].testFeats)
-			syms := append(slices.Clone(prep[i].symbols), check.Symbols(z, p)...)
-			rep.ScanTime += time.Since(t0)
-			score := 0.0
-			for _, sy := range syms {
-				score += sy.Score
+			if r.times[i].After(r.rep.TrainEnd) {
+				r.rep.TrainEnd = r.times[i]
 			}
-			o := Outcome{Path: s.Path, Spam: s.Spam, Fold: k, Subset: Subset(s.Path), Margin: z, Bayes: p, Score: score,
-				Action: decide(score, opts.Policy), Symbols: syms}
-			if times != nil {
-				o.Time = times[i]
-			}
-			o.SightedAction = o.Action
-			if opts.RoutingBlind {
-				sighted := prep[i].rules
-				for _, sy := range check.Symbols(m.Margin(prep[i].feats), m.NBScore(prep[i].feats)) {
-					sighted += sy.Score
-				}
-				o.SightedAction = decide(sighted, opts.Policy)
-			}
-			outcomes[i] = o
 		}
 	}
-	for i := range outcomes {
-		if folds[i] >= 0 {
-			rep.Outcomes = append(rep.Outcomes, outcomes[i])
+	start := time.Now()
+	m, err := model.Train(train, r.opts.Train)
+	r.rep.TrainTime += time.Since(start)
+	return m, err
+}
+
+// test scores round k's samples with m into outcomes.
+func (r *run) test(k int, m *model.Model, outcomes []Outcome) {
+	for i, s := range r.samples {
+		if r.folds[i] != k {
+			continue
 		}
+		t0 := time.Now()
+		z, p := m.Margin(r.prep[i].testFeats), m.NBScore(r.prep[i].testFeats)
+		syms := append(slices.Clone(r.prep[i].symbols), r.check.Symbols(z, p)...)
+		r.rep.ScanTime += time.Since(t0)
+		score := 0.0
+		for _, sy := range syms {
+			score += sy.Score
+		}
+		o := Outcome{Path: s.Path, Spam: s.Spam, Fold: k, Subset: Subset(s.Path), Margin: z, Bayes: p, Score: score,
+			Action: decide(score, r.opts.Policy), Symbols: syms}
+		if r.times != nil {
+			o.Time = r.times[i]
+		}
+		o.SightedAction = o.Action
+		if r.opts.RoutingBlind {
+			sighted := r.prep[i].rules
+			for _, sy := range r.check.Symbols(m.Margin(r.prep[i].feats), m.NBScore(r.prep[i].feats)) {
+				sighted += sy.Score
+			}
+			o.SightedAction = decide(sighted, r.opts.Policy)
+		}
+		outcomes[i] = o
 	}
-	return rep, nil
 }
 
 func firstError(a, b error) error {

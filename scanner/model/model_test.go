@@ -246,7 +246,7 @@ func TestWatcherReloadsAndKeepsGoodModel(t *testing.T) {
 }
 
 func TestNewProviderUsesDefaultWithoutFile(t *testing.T) {
-	p, err := model.NewProvider(context.Background(), scanner.DefaultConfig(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	p, err := model.NewProvider(scanner.DefaultConfig(), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -255,7 +255,7 @@ func TestNewProviderUsesDefaultWithoutFile(t *testing.T) {
 	}
 	cfg := scanner.DefaultConfig()
 	cfg.ModelFile = filepath.Join(t.TempDir(), "absent.model")
-	if _, err := model.NewProvider(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil))); err == nil {
+	if _, err := model.NewProvider(cfg, slog.New(slog.NewTextHandler(io.Discard, nil))); err == nil {
 		t.Fatal("a missing model_file did not fail start-up")
 	}
 }

@@ -106,10 +106,10 @@ func stamp(path string) (fileStamp, error) {
 // changes.
 const ReloadInterval = 5 * time.Second
 
-// NewProvider returns the model named by the scanner config: the file at
-// cfg.ModelFile, watched for changes until ctx ends, or the embedded
-// default model when no file is configured.
-func NewProvider(ctx context.Context, cfg scanner.Config, log *slog.Logger) (Provider, error) {
+// NewProvider returns the model named by the scanner config: a Watcher of
+// the file at cfg.ModelFile (its owner runs it to pick up changes), or the
+// embedded default model when no file is configured.
+func NewProvider(cfg scanner.Config, log *slog.Logger) (Provider, error) {
 	if cfg.ModelFile == "" {
 		return Default()
 	}
@@ -117,6 +117,5 @@ func NewProvider(ctx context.Context, cfg scanner.Config, log *slog.Logger) (Pro
 	if err != nil {
 		return nil, err
 	}
-	go w.Run(ctx)
 	return w, nil
 }
