@@ -7,7 +7,7 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/mxgrid/mxgrid/scanner"
+	"github.com/mxgrid/mxgrid/verdict"
 )
 
 // Event is one refused or tagged message's source.
@@ -26,7 +26,7 @@ type Event struct {
 	DomainID int64 // the stored domain's; 0 for config domains
 	// Verdict is the scanner's reason: spam (tagged or rejected on score),
 	// virus or policy.
-	Verdict scanner.Reason
+	Verdict verdict.Reason
 	Action  string // tag or reject
 	Score   float64
 	Symbols []string // the top symbols, most significant first

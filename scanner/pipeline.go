@@ -11,6 +11,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/mxgrid/mxgrid/verdict"
 )
 
 // Stage is a check with the failure policy and deadline it runs under.
@@ -177,7 +179,7 @@ func (p *Pipeline) Scan(ctx context.Context, env *Envelope, msg *Message, policy
 			}
 			if action == OnErrorTempfail && v.Action != Tempfail {
 				v.Action = Tempfail
-				v.Reason = ReasonCheckError
+				v.Reason = verdict.ReasonCheckError
 				v.Detail = name + " unavailable"
 			}
 			continue
@@ -185,12 +187,12 @@ func (p *Pipeline) Scan(ctx context.Context, env *Envelope, msg *Message, policy
 		v.Symbols = append(v.Symbols, o.res.Symbols...)
 		v.Headers = append(v.Headers, o.res.Headers...)
 		v.AuthResults = append(v.AuthResults, o.res.AuthResults...)
-		if o.res.Virus != "" && v.Reason != ReasonVirus {
-			v.Reason = ReasonVirus
+		if o.res.Virus != "" && v.Reason != verdict.ReasonVirus {
+			v.Reason = verdict.ReasonVirus
 			v.Detail = o.res.Virus
 		}
-		if o.res.Reject != "" && v.Reason == ReasonNone {
-			v.Reason = ReasonPolicy
+		if o.res.Reject != "" && v.Reason == verdict.ReasonNone {
+			v.Reason = verdict.ReasonPolicy
 			v.Detail = o.res.Reject
 		}
 	}
@@ -199,7 +201,7 @@ func (p *Pipeline) Scan(ctx context.Context, env *Envelope, msg *Message, policy
 	}
 	p.decide(&v, policy)
 	reason := string(v.Reason)
-	if v.Reason == ReasonNone {
+	if v.Reason == verdict.ReasonNone {
 		reason = "clean"
 	}
 	p.verdicts.WithLabelValues(v.Action.String(), reason).Inc()
@@ -212,19 +214,19 @@ func (p *Pipeline) Scan(ctx context.Context, env *Envelope, msg *Message, policy
 // policy verdicts; then a policy rejection; and the score decides the rest.
 func (p *Pipeline) decide(v *Verdict, policy Policy) {
 	switch {
-	case v.Reason == ReasonVirus && policy.TagViruses:
+	case v.Reason == verdict.ReasonVirus && policy.TagViruses:
 		v.Action = Tag
-	case v.Reason == ReasonVirus:
+	case v.Reason == verdict.ReasonVirus:
 		v.Action = Reject
 	case v.Action == Tempfail:
 	case policy.Allowlisted:
-		v.Action, v.Reason, v.Detail = Deliver, ReasonNone, ""
-	case v.Reason == ReasonPolicy:
+		v.Action, v.Reason, v.Detail = Deliver, verdict.ReasonNone, ""
+	case v.Reason == verdict.ReasonPolicy:
 		v.Action = Reject
 	case policy.RejectScore > 0 && v.Score >= policy.RejectScore:
-		v.Action, v.Reason = Reject, ReasonSpam
+		v.Action, v.Reason = Reject, verdict.ReasonSpam
 	case policy.TagScore > 0 && v.Score >= policy.TagScore:
-		v.Action, v.Reason = Tag, ReasonSpam
+		v.Action, v.Reason = Tag, verdict.ReasonSpam
 	default:
 		v.Action = Deliver
 	}

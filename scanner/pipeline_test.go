@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mxgrid/mxgrid/verdict"
 )
 
 // fakeCheck injects results and failures; the pipeline's own logic is what
@@ -49,7 +51,7 @@ func TestPipelineDecides(t *testing.T) {
 		stages     []Stage
 		policy     Policy
 		wantAction Action
-		wantReason Reason
+		wantReason verdict.Reason
 		wantScore  float64
 	}{
 		{"clean", []Stage{{Check: fakeCheck{name: "a", res: sym("X", 1)}}}, policy, Deliver, "", 1},

@@ -12,6 +12,8 @@ import (
 	"net/netip"
 	"sort"
 	"strings"
+
+	"github.com/mxgrid/mxgrid/verdict"
 )
 
 // Action is what the node does with a message.
@@ -42,26 +44,6 @@ func (a Action) String() string {
 	}
 	return "unknown"
 }
-
-// Reason says why a message got its Action. Its values are a contract
-// with every consumer of a Verdict (SMTP replies and headers, events, the
-// metrics' reason label, mxgrid scan): compare with these constants, never
-// with string literals, so a rename is a compile error and not a silently
-// wrong branch.
-type Reason string
-
-const (
-	// ReasonNone is a clean message (counted as reason="clean").
-	ReasonNone Reason = ""
-	// ReasonSpam: tagged or rejected on its score.
-	ReasonSpam Reason = "spam"
-	// ReasonVirus: a check named a malware signature (Result.Virus).
-	ReasonVirus Reason = "virus"
-	// ReasonPolicy: a check forced a rejection (Result.Reject).
-	ReasonPolicy Reason = "policy"
-	// ReasonCheckError: a check could not run and its on_error said tempfail.
-	ReasonCheckError Reason = "check_error"
-)
 
 // Symbol is one named finding with the weight it adds to the score.
 type Symbol struct {
@@ -144,9 +126,9 @@ type Verdict struct {
 	Action  Action
 	Score   float64
 	Symbols []Symbol
-	// Reason is the short machine-readable cause (ReasonSpam, ReasonVirus,
-	// ReasonPolicy, ReasonCheckError), ReasonNone for a clean message.
-	Reason Reason
+	// Reason is the short machine-readable cause (verdict.ReasonSpam, verdict.ReasonVirus,
+	// verdict.ReasonPolicy, verdict.ReasonCheckError), verdict.ReasonNone for a clean message.
+	Reason verdict.Reason
 	// Detail is safe to show the sender (signature name, policy reason).
 	Detail      string
 	Headers     []Header

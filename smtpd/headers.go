@@ -11,6 +11,7 @@ import (
 	"github.com/emersion/go-message/textproto"
 	"github.com/mxgrid/mxgrid/replytext"
 	"github.com/mxgrid/mxgrid/scanner"
+	"github.com/mxgrid/mxgrid/verdict"
 )
 
 // addedHeaderAllowance is what our prepended fields may add to a message's
@@ -39,7 +40,7 @@ func (ss *session) compose(msg *scanner.Message, v scanner.Verdict, policy scann
 	for _, h := range v.Headers {
 		writeField(&top, h.Name, h.Value)
 	}
-	if v.Action == scanner.Tag && v.Reason == scanner.ReasonVirus {
+	if v.Action == scanner.Tag && v.Reason == verdict.ReasonVirus {
 		writeField(&top, "X-Mxgrid-Virus", v.Detail)
 	}
 	if v.Action == scanner.Tag {

@@ -12,6 +12,7 @@ import (
 	"github.com/mxgrid/mxgrid/relay"
 	"github.com/mxgrid/mxgrid/replytext"
 	"github.com/mxgrid/mxgrid/scanner"
+	"github.com/mxgrid/mxgrid/verdict"
 )
 
 // This file is the one place a reply to the sender is written: the
@@ -87,9 +88,9 @@ func verdictReply(v scanner.Verdict, queueID string) (reply *smtp.SMTPError, out
 	switch v.Action {
 	case scanner.Reject:
 		switch v.Reason {
-		case scanner.ReasonVirus:
+		case verdict.ReasonVirus:
 			return &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "message contains a virus (" + replytext.Sanitize(v.Detail, maxDetailText) + ")" + ref}, OutcomeRejectedVirus, true
-		case scanner.ReasonPolicy:
+		case verdict.ReasonPolicy:
 			return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "message refused by policy (" + replytext.Sanitize(v.Detail, maxDetailText) + ")" + ref}, OutcomeRejectedPolicy, true
 		}
 		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "message rejected as spam" + ref}, OutcomeRejectedSpam, true

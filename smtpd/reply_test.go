@@ -16,6 +16,7 @@ import (
 	"github.com/mxgrid/mxgrid/negcache"
 	"github.com/mxgrid/mxgrid/relay"
 	"github.com/mxgrid/mxgrid/scanner"
+	"github.com/mxgrid/mxgrid/verdict"
 )
 
 type replyCase struct {
@@ -31,7 +32,7 @@ type replyCase struct {
 // keeps it so.
 func replyTable() []replyCase {
 	discard := slog.New(slog.NewTextHandler(io.Discard, nil))
-	verdict := func(a scanner.Action, r scanner.Reason, detail string) replyCase {
+	verdictCase := func(a scanner.Action, r verdict.Reason, detail string) replyCase {
 		reply, outcome, refused := verdictReply(scanner.Verdict{Action: a, Reason: r, Detail: detail}, "Q1")
 		if !refused {
 			return replyCase{}
@@ -72,10 +73,10 @@ func replyTable() []replyCase {
 		{name: "cachedRefusal", reply: cachedRefusal(negcache.Reply{Code: 550, Enhanced: [3]int{5, 1, 1}, Message: "no such user"}), code: 550, enhanced: smtp.EnhancedCode{5, 1, 1}, prefix: "no such user"},
 		{name: "addressError", reply: addressError(errors.New("syntax"), errBadSender), code: 501, enhanced: smtp.EnhancedCode{5, 1, 7}, prefix: "bad sender address syntax"},
 		{name: "toSMTP relay error", reply: toSMTP(discard, fmt.Errorf("rcpt: %w", &relay.Error{Code: 451, Enhanced: [3]int{4, 4, 1}, Message: "customer mail server unreachable, try again later"})), code: 451, enhanced: smtp.EnhancedCode{4, 4, 1}, prefix: "customer mail server unreachable"},
-		with(verdict(scanner.Reject, scanner.ReasonVirus, "Eicar\r\nInjected"), "verdictReply virus", 554, smtp.EnhancedCode{5, 7, 1}, "message contains a virus (Eicar Injected) [ref Q1]"),
-		with(verdict(scanner.Reject, scanner.ReasonPolicy, "DMARC p=reject"), "verdictReply policy", 550, smtp.EnhancedCode{5, 7, 1}, "message refused by policy (DMARC p=reject) [ref Q1]"),
-		with(verdict(scanner.Reject, scanner.ReasonSpam, ""), "verdictReply spam", 550, smtp.EnhancedCode{5, 7, 1}, "message rejected as spam [ref Q1]"),
-		with(verdict(scanner.Tempfail, scanner.ReasonCheckError, "clamav unavailable"), "verdictReply tempfail", 451, smtp.EnhancedCode{4, 7, 1}, "message could not be fully scanned"),
+		with(verdictCase(scanner.Reject, verdict.ReasonVirus, "Eicar\r\nInjected"), "verdictReply virus", 554, smtp.EnhancedCode{5, 7, 1}, "message contains a virus (Eicar Injected) [ref Q1]"),
+		with(verdictCase(scanner.Reject, verdict.ReasonPolicy, "DMARC p=reject"), "verdictReply policy", 550, smtp.EnhancedCode{5, 7, 1}, "message refused by policy (DMARC p=reject) [ref Q1]"),
+		with(verdictCase(scanner.Reject, verdict.ReasonSpam, ""), "verdictReply spam", 550, smtp.EnhancedCode{5, 7, 1}, "message rejected as spam [ref Q1]"),
+		with(verdictCase(scanner.Tempfail, verdict.ReasonCheckError, "clamav unavailable"), "verdictReply tempfail", 451, smtp.EnhancedCode{4, 7, 1}, "message could not be fully scanned"),
 		{name: "deliveredReply", reply: delivered, code: 250, enhanced: smtp.EnhancedCode{2, 0, 0}, prefix: "ok, delivered as Q1 (customer server: 2.0.0 queued as X)", outcome: deliveredOutcome},
 		{name: "deliveredReply tagged", reply: tagged, code: 250, enhanced: smtp.EnhancedCode{2, 0, 0}, prefix: "ok, delivered as Q1 (customer server: ok)", outcome: taggedOutcome},
 	}
@@ -108,7 +109,7 @@ func TestReplies(t *testing.T) {
 // A verdict that lets the message through has no refusal reply.
 func TestVerdictReplyLetsDeliveriesThrough(t *testing.T) {
 	for _, a := range []scanner.Action{scanner.Deliver, scanner.Tag} {
-		if reply, outcome, refused := verdictReply(scanner.Verdict{Action: a, Reason: scanner.ReasonSpam}, "Q1"); refused {
+		if reply, outcome, refused := verdictReply(scanner.Verdict{Action: a, Reason: verdict.ReasonSpam}, "Q1"); refused {
 			t.Errorf("%v refused with %v (%s)", a, reply, outcome)
 		}
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/mxgrid/mxgrid/health"
 	"github.com/mxgrid/mxgrid/node"
 	"github.com/mxgrid/mxgrid/scanner"
+	"github.com/mxgrid/mxgrid/verdict"
 )
 
 // runScan scans message files with the pipeline a node would build from
@@ -216,7 +217,7 @@ func (vw *verdictWriter) write(r scanResult) error {
 	var b strings.Builder
 	// The reason says why: a virus or a policy refusal is not a spam score.
 	why := v.Action.String()
-	if v.Reason != scanner.ReasonNone && v.Reason != scanner.ReasonSpam {
+	if v.Reason != verdict.ReasonNone && v.Reason != verdict.ReasonSpam {
 		why += ": " + string(v.Reason)
 		if v.Detail != "" {
 			why += " " + v.Detail

@@ -27,7 +27,7 @@ type contract struct {
 }
 
 var contracts = []contract{
-	{dir: "scanner", typ: "Reason", names: []string{"reason", "verdict"}},
+	{dir: "verdict", typ: "Reason", names: []string{"reason", "verdict"}},
 	{dir: "smtpd", typ: "Outcome", names: []string{"outcome"}},
 	{dir: "tenant", constPrefix: "Virus", names: []string{"virusaction"}},
 }
@@ -91,7 +91,7 @@ func f() {
 	switch {
 	case v.Reason == "virus":
 	}
-	if v.Reason == scanner.ReasonVirus {}
+	if v.Reason == verdict.ReasonVirus {}
 	if kind == "spam" {}
 	if v.Reason == "ham" {}
 }`

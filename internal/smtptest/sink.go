@@ -49,6 +49,7 @@ type Sink struct {
 	rcptErr  map[string]*smtp.SMTPError
 	dataErr  *smtp.SMTPError
 	srv      *smtp.Server
+	listener net.Listener
 }
 
 // StartSink starts a sink on 127.0.0.1:0, stopped at the end of the test.
@@ -58,7 +59,7 @@ func StartSink(t testing.TB) *Sink {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Sink{Addr: l.Addr().String(), rcptErr: make(map[string]*smtp.SMTPError)}
+	s := &Sink{Addr: l.Addr().String(), listener: l, rcptErr: make(map[string]*smtp.SMTPError)}
 	s.srv = smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) { return &sinkSession{sink: s}, nil }))
 	s.srv.Domain = "sink.test"
 	s.srv.EnableSMTPUTF8 = true
@@ -72,7 +73,12 @@ func StartSink(t testing.TB) *Sink {
 
 // Stop closes the sink's listener and connections; later connections are
 // refused, which is what a downed customer server looks like.
-func (s *Sink) Stop() { s.srv.Close() }
+// The listener is closed here too: Serve runs in its own goroutine, and a
+// server closed before Serve registered the listener would go on accepting.
+func (s *Sink) Stop() {
+	s.srv.Close()
+	s.listener.Close()
+}
 
 // RejectRcpt makes the sink answer err for recipient rcpt.
 func (s *Sink) RejectRcpt(rcpt string, err *smtp.SMTPError) {
