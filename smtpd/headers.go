@@ -131,7 +131,7 @@ func writeField(w *bytes.Buffer, name, value string) {
 	for sc.Scan() {
 		tok := sc.Text()
 		if !first && width+len(tok) > 78 {
-			tok = strings.TrimLeft(tok, " ")
+			tok = strings.TrimLeft(tok, " \t")
 			if tok == "" {
 				continue // a fold would leave a whitespace-only line
 			}
