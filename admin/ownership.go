@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mxgrid/mxgrid/internal/periodic"
 	"github.com/mxgrid/mxgrid/tenant"
 )
 
@@ -271,21 +272,14 @@ func (s *Service) VerifyPending(ctx context.Context, limit int) (int, error) {
 // RunVerifier re-checks pending domains every interval until ctx ends,
 // while leader reports true (one node checks, not all).
 func (s *Service) RunVerifier(ctx context.Context, interval time.Duration, perRound int, leader func() bool) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	periodic.Every(ctx, interval, nil, func(ctx context.Context) {
 		if leader != nil && !leader() {
-			continue
+			return
 		}
 		if n, err := s.VerifyPending(ctx, perRound); err != nil {
 			s.log.Warn("domain verification round", "err", err)
 		} else if n > 0 {
 			s.log.Info("domains verified", "count", n)
 		}
-	}
+	})
 }

@@ -30,6 +30,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mxgrid/mxgrid/health"
+	"github.com/mxgrid/mxgrid/internal/periodic"
 )
 
 // State is a member's liveness as this node sees it.
@@ -533,20 +534,12 @@ func (c *Cluster) updateMetaLocked(timeout time.Duration, force bool) {
 }
 
 func (c *Cluster) refreshLoop(ctx context.Context) {
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		case <-c.kick:
-		}
+	periodic.Every(ctx, time.Second, c.kick, func(context.Context) {
 		c.updMu.Lock()
 		c.updateMetaLocked(updateTimeout, false)
 		c.updMu.Unlock()
 		c.prune()
-	}
+	})
 }
 
 // prune forgets members gone for longer than forgetAge and broadcast ids

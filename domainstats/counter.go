@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/mxgrid/mxgrid/admin"
+	"github.com/mxgrid/mxgrid/internal/periodic"
 	"github.com/mxgrid/mxgrid/smtpd"
 	"github.com/mxgrid/mxgrid/store"
 )
@@ -91,17 +92,8 @@ func (c *Counter) addLocked(k key, n *admin.Counts) {
 // Run flushes every interval until ctx ends, then once more, and prunes
 // counters past Retention once an hour.
 func (c *Counter) Run(ctx context.Context) error {
-	t := time.NewTicker(c.interval)
-	defer t.Stop()
 	lastPrune := time.Time{}
-	for {
-		select {
-		case <-ctx.Done():
-			// The store's own timeout bounds this last write.
-			c.Flush(context.WithoutCancel(ctx))
-			return nil
-		case <-t.C:
-		}
+	periodic.Every(ctx, c.interval, nil, func(ctx context.Context) {
 		c.Flush(ctx)
 		if now := c.now(); now.Sub(lastPrune) >= time.Hour {
 			lastPrune = now
@@ -109,7 +101,10 @@ func (c *Counter) Run(ctx context.Context) error {
 				c.log.Warn("domain stats: prune", "err", err)
 			}
 		}
-	}
+	})
+	// The store's own timeout bounds this last write.
+	c.Flush(context.WithoutCancel(ctx))
+	return nil
 }
 
 // Flush writes the pending counts. On failure they are merged back and

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/mxgrid/mxgrid/health"
+	"github.com/mxgrid/mxgrid/internal/periodic"
 )
 
 // Health components the Locator reports.
@@ -450,18 +451,12 @@ func (l *Locator) Run(ctx context.Context) error {
 		<-ctx.Done()
 		return nil
 	}
-	t := time.NewTicker(l.cfg.ReloadInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-			l.location.load(l)
-			l.asn.load(l)
-			l.updateDatabaseHealth()
-		}
-	}
+	periodic.Every(ctx, l.cfg.ReloadInterval, nil, func(context.Context) {
+		l.location.load(l)
+		l.asn.load(l)
+		l.updateDatabaseHealth()
+	})
+	return nil
 }
 
 // Close releases the databases (after in-flight lookups) and memcached

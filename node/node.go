@@ -27,6 +27,7 @@ import (
 	"github.com/mxgrid/mxgrid/fsperm"
 	"github.com/mxgrid/mxgrid/geo"
 	"github.com/mxgrid/mxgrid/health"
+	"github.com/mxgrid/mxgrid/internal/periodic"
 	"github.com/mxgrid/mxgrid/netguard"
 	"github.com/mxgrid/mxgrid/panel"
 	"github.com/mxgrid/mxgrid/relay"
@@ -556,22 +557,18 @@ func (b *builder) prepareStore(ctx context.Context) {
 	b.log.Error("store unavailable; mail keeps flowing, events wait in their buffer, retrying", "err", err)
 	b.health.Set("store", health.Degraded, err.Error())
 	b.run("store reconnect", RunFunc(func(ctx context.Context) error {
-		t := time.NewTicker(storeRetryInterval)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-t.C:
-			}
+		ctx, reached := context.WithCancel(ctx)
+		defer reached()
+		periodic.Every(ctx, storeRetryInterval, nil, func(ctx context.Context) {
 			if err := migrate(ctx); err != nil {
 				b.health.Set("store", health.Degraded, err.Error())
-				continue
+				return
 			}
 			b.log.Info("store reachable again")
 			b.health.Set("store", health.OK, "")
-			return nil
-		}
+			reached()
+		})
+		return nil
 	}))
 }
 

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mxgrid/mxgrid/internal/periodic"
 	"github.com/mxgrid/mxgrid/store"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
@@ -110,16 +111,9 @@ func (s *Scheduler) Interval() time.Duration { return s.cfg.Interval }
 // Run polls until ctx ends. Store errors are logged and retried at the next
 // poll: the node keeps serving the map it has.
 func (s *Scheduler) Run(ctx context.Context) error {
-	t := time.NewTicker(s.poll)
-	defer t.Stop()
-	for {
-		s.tick(ctx)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-	}
+	s.tick(ctx)
+	periodic.Every(ctx, s.poll, nil, s.tick)
+	return nil
 }
 
 func (s *Scheduler) tick(ctx context.Context) {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/mxgrid/mxgrid/health"
+	"github.com/mxgrid/mxgrid/internal/periodic"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 )
@@ -167,20 +168,13 @@ func (s *Syncer) Trigger() {
 
 // Run reloads on triggers and every ReloadInterval until ctx ends.
 func (s *Syncer) Run(ctx context.Context) error {
-	t := time.NewTicker(s.cfg.ReloadInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		case <-s.trigger:
-		}
+	periodic.Every(ctx, s.cfg.ReloadInterval, s.trigger, func(ctx context.Context) {
 		if err := s.Reload(ctx); err != nil && ctx.Err() == nil {
 			s.log.Warn("tenant reload failed; serving the previous snapshot", "err", err, "version", s.dir.Snapshot().Version)
 		}
 		s.report()
-	}
+	})
+	return nil
 }
 
 // Reload loads from the store and swaps the snapshot when the version

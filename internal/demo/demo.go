@@ -32,6 +32,7 @@ import (
 	"github.com/mxgrid/mxgrid/config"
 	"github.com/mxgrid/mxgrid/events"
 	"github.com/mxgrid/mxgrid/internal/democorpus"
+	"github.com/mxgrid/mxgrid/internal/periodic"
 	"github.com/mxgrid/mxgrid/node"
 	"github.com/mxgrid/mxgrid/tenant"
 )
@@ -343,16 +344,9 @@ func replay(ctx context.Context, opts Options, running []*runningNode, specs []n
 		}
 		send(i, m)
 	}
-	t := time.NewTicker(opts.Interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			send(rng.IntN(len(running)), msgs[rng.IntN(len(msgs))])
-		}
-	}
+	periodic.Every(ctx, opts.Interval, nil, func(context.Context) {
+		send(rng.IntN(len(running)), msgs[rng.IntN(len(msgs))])
+	})
 }
 
 // sourceIP is the message's first external Received hop, the address the

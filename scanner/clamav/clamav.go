@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/mxgrid/mxgrid/health"
+	"github.com/mxgrid/mxgrid/internal/periodic"
 	"github.com/mxgrid/mxgrid/scanner"
 )
 
@@ -139,16 +140,9 @@ func unscanned(symbol, detail string) scanner.Result {
 // Run PINGs clamd every probe_interval until ctx ends, so /readyz is right
 // between messages and notices when clamd comes back.
 func (c *Check) Run(ctx context.Context) error {
-	t := time.NewTicker(c.cfg.ProbeInterval)
-	defer t.Stop()
-	for {
-		c.probe(ctx)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-	}
+	c.probe(ctx)
+	periodic.Every(ctx, c.cfg.ProbeInterval, nil, c.probe)
+	return nil
 }
 
 func (c *Check) probe(ctx context.Context) {

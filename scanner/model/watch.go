@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mxgrid/mxgrid/internal/periodic"
 	"github.com/mxgrid/mxgrid/scanner"
 )
 
@@ -54,16 +55,8 @@ func (w *Watcher) Model() *Model { return w.cur.Load() }
 // Run polls the file until ctx ends. Polling (rather than inotify) also
 // works on network and container-mounted volumes, and costs one stat.
 func (w *Watcher) Run(ctx context.Context) error {
-	t := time.NewTicker(w.interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-			w.Reload()
-		}
-	}
+	periodic.Every(ctx, w.interval, nil, func(context.Context) { w.Reload() })
+	return nil
 }
 
 // Reload loads the file if it changed since the last load and reports
