@@ -119,8 +119,10 @@ const maxFieldLine = 998
 // text with no fold opportunity that would pass 998 octets is broken
 // anyway: the fold adds a space to the unfolded value, but a longer line
 // is not a legal field and strict servers refuse the whole message.
+// Runs of blanks become one space first (unfolding treats any run of
+// folding white space alike), so a cut can never leave a blank-only line.
 func writeField(w *bytes.Buffer, name, value string) {
-	value = sanitizeHeaderText(value)
+	value = collapseBlanks(sanitizeHeaderText(value))
 	line := name + ": "
 	width := len(line)
 	w.WriteString(line)
@@ -158,6 +160,25 @@ func writeField(w *bytes.Buffer, name, value string) {
 		first = false
 	}
 	w.WriteString("\r\n")
+}
+
+func collapseBlanks(s string) string {
+	var b strings.Builder
+	b.Grow(len(s))
+	blank := false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c == ' ' || c == '\t' {
+			if !blank {
+				b.WriteByte(' ')
+			}
+			blank = true
+			continue
+		}
+		blank = false
+		b.WriteByte(c)
+	}
+	return b.String()
 }
 
 // splitFoldable yields tokens that each start at a fold opportunity: a
