@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 
 	"github.com/mxgrid/mxgrid/geo"
 	"github.com/mxgrid/mxgrid/geo/geotest"
@@ -111,19 +110,6 @@ func allEvents(t testing.TB, s *store.Store) []store.StoredEvent {
 	return out
 }
 
-func counter(c prometheus.Collector) float64 {
-	ch := make(chan prometheus.Metric, 1)
-	c.Collect(ch)
-	var m dto.Metric
-	if err := (<-ch).Write(&m); err != nil {
-		panic(err)
-	}
-	if m.Counter != nil {
-		return m.GetCounter().GetValue()
-	}
-	return m.GetGauge().GetValue()
-}
-
 // TestRecorderLocatesAndStores: Recorder -> Locator -> Store, and a final
 // flush of what is still buffered when the node stops.
 func TestRecorderLocatesAndStores(t *testing.T) {
@@ -214,21 +200,29 @@ func TestTrustedRelaySource(t *testing.T) {
 // TestRecordNeverBlocksAndDropsOldest: with nobody writing, a full buffer
 // keeps the newest events and counts the rest.
 func TestRecordNeverBlocksAndDropsOldest(t *testing.T) {
-	cfg := DefaultConfig()
+	cfg := fastConfig()
 	cfg.Buffer = 3
 	cfg.BatchSize = 2
-	rec, err := NewRecorder(cfg, Options{Store: &fakeStore{}})
+	fs := &fakeStore{}
+	preg := prometheus.NewRegistry()
+	rec, err := NewRecorder(cfg, Options{Store: fs, Registerer: preg})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i := range 5 {
 		rec.Record(Event{Domain: fmt.Sprint(i)})
 	}
-	if d := counter(rec.m.droppedFull); d != 2 {
+	if d := gathered(t, preg, "mxgrid_events_dropped_total", "buffer_full"); d != 2 {
 		t.Fatalf("dropped %v, want 2", d)
 	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- rec.Run(ctx) }()
+	waitFor(t, "the kept events stored", func() bool { return fs.count() == 3 })
+	cancel()
+	<-done
 	var domains []string
-	for _, ev := range rec.take(10) {
+	for _, ev := range fs.stored {
 		domains = append(domains, ev.Domain)
 		if ev.Time.IsZero() {
 			t.Error("Record did not stamp the time")
@@ -237,6 +231,28 @@ func TestRecordNeverBlocksAndDropsOldest(t *testing.T) {
 	if strings.Join(domains, ",") != "2,3,4" {
 		t.Fatalf("kept %v, want the newest three", domains)
 	}
+}
+
+// gathered reads one sample of a counter family from reg, by its only
+// label's value ("" for a family without labels).
+func gathered(t testing.TB, reg *prometheus.Registry, name, label string) float64 {
+	t.Helper()
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fams {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			if label == "" || len(m.GetLabel()) == 1 && m.GetLabel()[0].GetValue() == label {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	t.Fatalf("no sample %s{%s} gathered", name, label)
+	return 0
 }
 
 // fakeStore injects failures; everything else is tested on real databases.
@@ -281,7 +297,8 @@ func (f *fakeStore) count() int {
 func TestStoreFailureIsRetried(t *testing.T) {
 	fs := &fakeStore{failFor: 3}
 	reg := health.New()
-	rec, err := NewRecorder(fastConfig(), Options{Store: fs, Health: reg})
+	preg := prometheus.NewRegistry()
+	rec, err := NewRecorder(fastConfig(), Options{Store: fs, Health: reg, Registerer: preg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -301,7 +318,7 @@ func TestStoreFailureIsRetried(t *testing.T) {
 			t.Fatalf("event %d is %q: order lost or duplicated", i, e.Domain)
 		}
 	}
-	if n := counter(rec.m.storeErrors); n != 3 {
+	if n := gathered(t, preg, "mxgrid_events_store_errors_total", ""); n != 3 {
 		t.Fatalf("store errors %v, want 3", n)
 	}
 	fs.mu.Lock()
@@ -315,7 +332,8 @@ func TestShutdownIsBounded(t *testing.T) {
 	cfg := fastConfig()
 	cfg.BatchSize = 100 // nothing is written before shutdown
 	cfg.ShutdownTimeout = 50 * time.Millisecond
-	rec, err := NewRecorder(cfg, Options{Store: &fakeStore{block: true}})
+	preg := prometheus.NewRegistry()
+	rec, err := NewRecorder(cfg, Options{Store: &fakeStore{block: true}, Registerer: preg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -330,7 +348,7 @@ func TestShutdownIsBounded(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "4 events not stored") {
 		t.Fatalf("Run = %v, want the loss reported", err)
 	}
-	if n := counter(rec.m.droppedStop); n != 4 {
+	if n := gathered(t, preg, "mxgrid_events_dropped_total", "shutdown"); n != 4 {
 		t.Fatalf("dropped at shutdown %v, want 4", n)
 	}
 }
@@ -343,14 +361,15 @@ func TestPruneOnRealStore(t *testing.T) {
 	if err := s.InsertEvents(context.Background(), []store.StoredEvent{old, fresh}); err != nil {
 		t.Fatal(err)
 	}
-	rec, err := NewRecorder(fastConfig(), Options{Store: s})
+	preg := prometheus.NewRegistry()
+	rec, err := NewRecorder(fastConfig(), Options{Store: s, Registerer: preg})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- rec.Run(ctx) }()
-	waitFor(t, "prune", func() bool { return counter(rec.m.pruned) == 1 })
+	waitFor(t, "prune", func() bool { return gathered(t, preg, "mxgrid_events_pruned_total", "") == 1 })
 	cancel()
 	<-done
 	if got := allEvents(t, s); len(got) != 1 || got[0].IP != fresh.IP {
@@ -378,7 +397,8 @@ func BenchmarkRecorderSustained(b *testing.B) {
 			cfg := DefaultConfig()
 			cfg.Buffer = b.N // nothing dropped: every event is timed into the store
 			cfg.ShutdownTimeout = 5 * time.Minute
-			rec, err := NewRecorder(cfg, Options{Store: s, Locator: newLocator(b)})
+			preg := prometheus.NewRegistry()
+			rec, err := NewRecorder(cfg, Options{Store: s, Locator: newLocator(b), Registerer: preg})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -395,7 +415,7 @@ func BenchmarkRecorderSustained(b *testing.B) {
 			if err := <-done; err != nil {
 				b.Fatal(err)
 			}
-			if got := counter(rec.m.stored); got != float64(b.N) {
+			if got := gathered(b, preg, "mxgrid_events_stored_total", ""); got != float64(b.N) {
 				b.Fatalf("stored %v of %d", got, b.N)
 			}
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")

@@ -1,0 +1,105 @@
+package batchq
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mxgrid/mxgrid/health"
+)
+
+// store fails its first failFor writes, then keeps what it is given.
+type store struct {
+	mu      sync.Mutex
+	failFor int
+	got     []string
+}
+
+func (s *store) write(_ context.Context, batch []string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.failFor > 0 {
+		s.failFor--
+		return errors.New("store down")
+	}
+	s.got = append(s.got, batch...)
+	return nil
+}
+
+func (s *store) stored() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.got...)
+}
+
+// TestRetriedBatchIsPreparedOnce: a batch whose write failed is written
+// again as it was prepared (events are geolocated once), in order, and the
+// health registry is degraded only while the store fails.
+func TestRetriedBatchIsPreparedOnce(t *testing.T) {
+	st := &store{failFor: 2}
+	h := health.New()
+	var prepared []int
+	prepare := func(_ context.Context, in []int) []string {
+		prepared = append(prepared, len(in))
+		out := make([]string, len(in))
+		for i, v := range in {
+			out[i] = strings.Repeat("x", v)
+		}
+		return out
+	}
+	q, err := New(Config{Subsystem: "t", Buffer: 10, BatchSize: 3, FlushInterval: 5 * time.Millisecond, ShutdownTimeout: time.Second},
+		prepare, st.write, nil, nil, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- q.Run(ctx) }()
+	for i := 1; i <= 3; i++ {
+		q.Put(i)
+	}
+	sawDegraded := false
+	deadline := time.Now().Add(5 * time.Second)
+	for len(st.stored()) < 3 {
+		if level, _ := h.Report(); level == health.Degraded {
+			sawDegraded = true
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("stored %v", st.stored())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(st.stored(), ","); got != "x,xx,xxx" {
+		t.Fatalf("stored %q", got)
+	}
+	if len(prepared) != 1 {
+		t.Fatalf("prepared %d times (%v), want once", len(prepared), prepared)
+	}
+	if !sawDegraded {
+		t.Error("health never degraded while the store failed")
+	}
+	if level, _ := h.Report(); level != health.OK {
+		t.Errorf("health after recovery: %v", level)
+	}
+}
+
+func TestConfigRequired(t *testing.T) {
+	id := func(_ context.Context, in []int) []int { return in }
+	w := func(context.Context, []int) error { return nil }
+	for _, cfg := range []Config{
+		{},
+		{Subsystem: "t", Buffer: 1, BatchSize: 1, FlushInterval: time.Second},
+		{Subsystem: "t", Buffer: 0, BatchSize: 1, FlushInterval: time.Second, ShutdownTimeout: time.Second},
+	} {
+		if _, err := New(cfg, id, w, nil, nil, nil); err == nil {
+			t.Errorf("New(%+v) accepted", cfg)
+		}
+	}
+}
