@@ -54,6 +54,8 @@ type Transaction interface {
 	Rcpt(to mailaddr.Address) error
 	// Recipients is how many recipients the downstream accepted.
 	Recipients() int
+	// TLS reports whether the downstream session is encrypted.
+	TLS() bool
 	// Data returns the downstream's final reply text; only a nil error
 	// means the customer's server took the message.
 	Data(msg io.Reader) (reply string, err error)

@@ -24,17 +24,17 @@ import (
 const trackingComponent = "tracking"
 
 const trackingColumns = `at_us, node, queue_id, client_ip, helo, sender, recipient, domain_id, customer_id,
-	reseller_id, size, message_id, subject, action, score, symbols, status, reply_code, reply, downstream,
+	size, message_id, subject, action, score, symbols, status, reply_code, reply, downstream,
 	reference, defer_reason, tls_in, tls_out, duration_ms`
 
-const trackingColumnCount = 25
+const trackingColumnCount = 24
 
 // The indexes serve the searches a support desk makes: by recipient, by
 // sender, by Message-ID, queue id or reference, each within a tenant and a
 // time range, newest first.
 const trackingIndexes = `
 	CREATE INDEX message_log_at ON message_log (at_us, id);
-	CREATE INDEX message_log_reseller ON message_log (reseller_id, at_us);
+	CREATE INDEX message_log_customer ON message_log (customer_id, at_us);
 	CREATE INDEX message_log_domain ON message_log (domain_id, at_us);
 	CREATE INDEX message_log_rcpt ON message_log (lower(recipient), at_us);
 	CREATE INDEX message_log_sender ON message_log (lower(sender), at_us);
@@ -51,7 +51,6 @@ const trackingTable = `
 		recipient TEXT NOT NULL,
 		domain_id BIGINT NOT NULL,
 		customer_id BIGINT NOT NULL,
-		reseller_id BIGINT NOT NULL,
 		size BIGINT NOT NULL,
 		message_id TEXT NOT NULL,
 		subject TEXT NOT NULL,
@@ -126,7 +125,7 @@ func trackingArgs(args []any, r *tracking.Record) []any {
 	}
 	return append(args,
 		r.Time.UnixMicro(), r.Node, r.QueueID, ip, r.HELO, r.Sender, r.Recipient, r.DomainID, r.CustomerID,
-		r.ResellerID, r.Size, r.MessageID, r.Subject, r.Action, r.Score, strings.Join(r.Symbols, " "), string(r.Status),
+		r.Size, r.MessageID, r.Subject, r.Action, r.Score, strings.Join(r.Symbols, " "), string(r.Status),
 		r.ReplyCode, r.Reply, r.Downstream, r.Reference, string(r.DeferReason), r.TLSIn, r.TLSOut, r.Duration.Milliseconds())
 }
 
@@ -192,6 +191,13 @@ func (s *Store) PruneTracking(ctx context.Context, before time.Time) (int64, err
 	return total, nil
 }
 
+// resellerScope keeps a reseller to its customers' records. Records carry
+// the customer, not the reseller: history follows a customer the operator
+// moves, as a domain's statistics follow the domain. Ids are never reused
+// (AUTOINCREMENT, sequences), so a new customer never inherits a deleted
+// one's records. Config domains (customer 0) are the operator's alone.
+const resellerScope = `customer_id IN (SELECT id FROM customers WHERE reseller_id = ?)`
+
 // SearchTracking returns a page of records matching f, newest first, and
 // the cursor of the next page (zero when this was the last).
 func (s *Store) SearchTracking(ctx context.Context, f tracking.Filter) ([]tracking.Record, tracking.Cursor, error) {
@@ -210,7 +216,7 @@ func (s *Store) SearchTracking(ctx context.Context, f tracking.Filter) ([]tracki
 		where = append(where, strings.ReplaceAll(cond, "?", "$"+strconv.Itoa(len(args))))
 	}
 	if !f.Scope.Operator {
-		add("reseller_id = ?", f.Scope.ResellerID)
+		add(resellerScope, f.Scope.ResellerID)
 	}
 	if f.DomainID != 0 {
 		add("domain_id = ?", f.DomainID)
@@ -267,7 +273,7 @@ func (s *Store) GetTracking(ctx context.Context, scope tracking.Scope, id int64)
 	q := `SELECT id, ` + trackingColumns + ` FROM message_log WHERE id = $1`
 	args := []any{id}
 	if !scope.Operator {
-		q += ` AND reseller_id = $2`
+		q += ` AND ` + strings.ReplaceAll(resellerScope, "?", "$2")
 		args = append(args, scope.ResellerID)
 	}
 	recs, err := s.scanTracking(ctx, q, args)
@@ -294,7 +300,7 @@ func (s *Store) scanTracking(ctx context.Context, q string, args []any) ([]track
 			ip, symbols, st, reason string
 		)
 		if err := rows.Scan(&r.ID, &atUS, &r.Node, &r.QueueID, &ip, &r.HELO, &r.Sender, &r.Recipient, &r.DomainID,
-			&r.CustomerID, &r.ResellerID, &r.Size, &r.MessageID, &r.Subject, &r.Action, &r.Score, &symbols, &st,
+			&r.CustomerID, &r.Size, &r.MessageID, &r.Subject, &r.Action, &r.Score, &symbols, &st,
 			&r.ReplyCode, &r.Reply, &r.Downstream, &r.Reference, &reason, &r.TLSIn, &r.TLSOut, &durMS); err != nil {
 			return nil, fail("search message log: scan", err)
 		}

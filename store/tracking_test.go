@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mxgrid/mxgrid/admin"
 	"github.com/mxgrid/mxgrid/tenant"
 	"github.com/mxgrid/mxgrid/tracking"
 )
@@ -33,21 +34,36 @@ func TestTrackingStore(t *testing.T) {
 func testTrackingContract(t *testing.T, s *Store) {
 	ctx := context.Background()
 	now := time.Now().UTC().Truncate(time.Microsecond)
+	ts := NewTenants(s)
+	a := admin.AuditEntry{Actor: "test", Action: "create", Object: "x"}
+	var customers, resellers [2]int64
+	for i := range customers {
+		r := tenant.Reseller{Name: fmt.Sprint("R", i), Slug: fmt.Sprint("r", i)}
+		if _, err := ts.CreateReseller(ctx, &r, a); err != nil {
+			t.Fatal(err)
+		}
+		c := tenant.Customer{ResellerID: r.ID, Name: "C"}
+		if _, err := ts.CreateCustomer(ctx, &c, a); err != nil {
+			t.Fatal(err)
+		}
+		customers[i], resellers[i] = c.ID, r.ID
+	}
+	reseller1, reseller2 := tracking.Scope{ResellerID: resellers[0]}, tracking.Scope{ResellerID: resellers[1]}
 	var recs []tracking.Record
-	// Reseller 1 (customer 10, domain 100) and reseller 2 (customer 20,
+	// Reseller 1 (its customer, domain 100) and reseller 2 (its customer,
 	// domain 200), 30 records each, one a minute; the same recipient name
 	// exists under both, as a re-created domain would.
 	for i := range 60 {
 		r := tracking.Record{
 			Time: now.Add(-time.Duration(i) * time.Minute), Node: "n1", QueueID: fmt.Sprintf("Q%03d", i),
 			ClientIP: netip.MustParseAddr("192.0.2.7"), HELO: "mx.sender.example", Sender: "Alice@Sender.example",
-			Recipient: "bob@shared.example", DomainID: 100, CustomerID: 10, ResellerID: 1, Size: 1234,
+			Recipient: "bob@shared.example", DomainID: 100, CustomerID: customers[0], Size: 1234,
 			MessageID: fmt.Sprintf("<m%d@sender.example>", i), Subject: "Invoice ü", Action: "deliver", Score: 1.5,
 			Symbols: []string{"A", "B"}, Status: tracking.StatusDelivered, ReplyCode: 250, Reply: "2.0.0 ok",
 			Downstream: "250 2.0.0 queued as ABC", TLSIn: true, Duration: 120 * time.Millisecond,
 		}
 		if i%2 == 1 {
-			r.DomainID, r.CustomerID, r.ResellerID = 200, 20, 2
+			r.DomainID, r.CustomerID = 200, customers[1]
 		}
 		if i%3 == 0 {
 			r.Status, r.ReplyCode, r.DeferReason, r.Downstream = tracking.StatusDeferred, 451, tracking.DeferUnreachable, ""
@@ -60,7 +76,6 @@ func testTrackingContract(t *testing.T, s *Store) {
 	if err := s.InsertTracking(ctx, recs); err != nil {
 		t.Fatal(err)
 	}
-	reseller1 := tracking.Scope{ResellerID: 1}
 	search := func(f tracking.Filter) []tracking.Record {
 		t.Helper()
 		got, _, err := s.SearchTracking(ctx, f)
@@ -75,8 +90,8 @@ func testTrackingContract(t *testing.T, s *Store) {
 		t.Fatalf("reseller 1 found %d records by recipient, want its 30", len(all))
 	}
 	for i, r := range all {
-		if r.ResellerID != 1 {
-			t.Fatalf("reseller 1 sees reseller %d's record", r.ResellerID)
+		if r.CustomerID != customers[0] {
+			t.Fatalf("reseller 1 sees customer %d's record", r.CustomerID)
 		}
 		if i > 0 && r.Time.After(all[i-1].Time) {
 			t.Fatal("not newest first")
@@ -103,8 +118,8 @@ func testTrackingContract(t *testing.T, s *Store) {
 		{"message id", tracking.Filter{MessageID: "<m8@sender.example>"}, 1},
 		{"reference of another tenant", tracking.Filter{Reference: "REF7"}, 0},
 		{"other tenant's domain", tracking.Filter{DomainID: 200}, 0},
-		{"other tenant's customer", tracking.Filter{CustomerID: 20}, 0},
-		{"customer", tracking.Filter{CustomerID: 10}, 30},
+		{"other tenant's customer", tracking.Filter{CustomerID: customers[1]}, 0},
+		{"customer", tracking.Filter{CustomerID: customers[0]}, 30},
 		{"time range", tracking.Filter{Since: now.Add(-10 * time.Minute), Until: now.Add(-time.Minute)}, 5},
 	} {
 		tc.f.Scope = reseller1
@@ -150,7 +165,10 @@ func testTrackingContract(t *testing.T, s *Store) {
 	if _, err := s.GetTracking(ctx, reseller1, all[0].ID); err != nil {
 		t.Fatal(err)
 	}
-	other := search(tracking.Filter{Scope: tracking.Scope{ResellerID: 2}, Limit: 1})
+	other := search(tracking.Filter{Scope: reseller2, Limit: 1})
+	if len(other) != 1 || other[0].CustomerID != customers[1] {
+		t.Fatalf("reseller 2 finds %+v", other)
+	}
 	if _, err := s.GetTracking(ctx, reseller1, other[0].ID); !errors.Is(err, tenant.ErrNotFound) {
 		t.Fatalf("reseller 1 reading reseller 2's record: %v, want not found", err)
 	}

@@ -68,11 +68,11 @@ type Record struct {
 	Sender   string
 	// Recipient is the full address as accepted.
 	Recipient string
-	// DomainID, CustomerID and ResellerID scope the record: a tenant finds
-	// only records of its own ids, whatever the names say.
+	// DomainID and CustomerID scope the record (a reseller through its
+	// customers): a tenant finds only records of its own ids, whatever the
+	// names say. Both are 0 for the config file's domains.
 	DomainID   int64
 	CustomerID int64
-	ResellerID int64
 	Size       int64
 	MessageID  string
 	// Subject is empty when tracking.store_subjects is off.
@@ -95,7 +95,7 @@ type Record struct {
 }
 
 // Scope is who is asking: the operator sees everything, a reseller only
-// records of its own id.
+// its customers' records.
 type Scope struct {
 	Operator   bool
 	ResellerID int64
