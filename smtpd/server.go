@@ -89,6 +89,8 @@ type Deps struct {
 	Relay     Relayer
 	// Recorder may be nil (no events recorded).
 	Recorder Recorder
+	// Tracker may be nil (no message tracking).
+	Tracker Tracker
 	// Outcomes, when set, counts each transaction's outcome per domain
 	// (the reseller panel's statistics).
 	Outcomes interface {
