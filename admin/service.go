@@ -95,6 +95,7 @@ type Service struct {
 	log          *slog.Logger
 	panel        PanelStore
 	activity     ActivityStore
+	messages     MessageLog
 	checkRoute   func(ctx context.Context, route string) error
 	own          *ownership
 }
@@ -112,6 +113,9 @@ type ServiceOptions struct {
 	// without them those operations return ErrPanelUnconfigured.
 	Panel    PanelStore
 	Activity ActivityStore
+	// Messages is message tracking's search; without it SearchMessages
+	// returns ErrPanelUnconfigured.
+	Messages MessageLog
 	// CheckRoute vets a tenant route's destination (netguard's
 	// Guard.CheckRoute: no loopback, private, link-local... networks, no
 	// loop into the cluster); nil checks only the syntax.
@@ -123,7 +127,7 @@ type ServiceOptions struct {
 // NewService returns a service over st.
 func NewService(st Store, opts ServiceOptions) *Service {
 	s := &Service{store: st, changed: opts.Changed, log: opts.Log, panel: opts.Panel, activity: opts.Activity,
-		checkRoute: opts.CheckRoute, own: newOwnership(opts.Ownership)}
+		messages: opts.Messages, checkRoute: opts.CheckRoute, own: newOwnership(opts.Ownership)}
 	if s.log == nil {
 		s.log = slog.Default()
 	}

@@ -393,6 +393,7 @@ func (b *builder) mountAdmin(context.Context) error {
 		Log:        b.log.With("component", "api"),
 		Panel:      b.tenants,
 		Activity:   b.store,
+		Messages:   b.store,
 		CheckRoute: b.guard.CheckRoute,
 		Ownership: admin.OwnershipOptions{
 			DNS:      dnsresolver.Uncached(b.cfg.DNS),

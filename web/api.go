@@ -92,6 +92,9 @@ func (a *AdminAPI) routes() []apiRoute {
 		h("DELETE /api/v1/tokens/{id}", remove(a.svc.DeleteToken)),
 
 		h("GET /api/v1/audit", list(a.svc.ListAudit, func(x admin.AuditEntry) int64 { return x.ID })),
+
+		h("GET /api/v1/messages", a.searchMessages),
+		h("GET /api/v1/messages/{id}", a.getMessage),
 	}
 }
 

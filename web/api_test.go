@@ -13,12 +13,14 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/mxgrid/mxgrid/admin"
 	"github.com/mxgrid/mxgrid/dnsresolver"
 	"github.com/mxgrid/mxgrid/dnsresolver/dnstest"
 	"github.com/mxgrid/mxgrid/store"
 	"github.com/mxgrid/mxgrid/tenant"
+	"github.com/mxgrid/mxgrid/tracking"
 )
 
 const operatorSecret = "operator-file-token-for-tests"
@@ -34,6 +36,7 @@ type apiFixture struct {
 	custA   tenant.Customer
 	domA    tenant.DomainRecord
 	tokA    admin.Token
+	msgA    int64 // a message record of customer A's
 	changes atomic.Int64
 	seq     atomic.Int64
 	dns     *dnstest.Server
@@ -56,11 +59,15 @@ func newAPIFixture(t *testing.T, opts ...func(*admin.ServiceOptions)) *apiFixtur
 	if err := st.MigrateDomainStats(ctx); err != nil {
 		t.Fatal(err)
 	}
+	if err := st.MigrateTracking(ctx); err != nil {
+		t.Fatal(err)
+	}
 	f := &apiFixture{t: t, op: admin.Operator("test"), dns: dnstest.Start(t), st: st}
 	tn := store.NewTenants(st)
 	so := admin.ServiceOptions{
 		Panel:         tn,
 		Activity:      st,
+		Messages:      st,
 		OperatorToken: operatorSecret,
 		Changed:       func(uint64) { f.changes.Add(1) },
 		Log:           slog.New(slog.NewTextHandler(io.Discard, nil)),
@@ -97,6 +104,11 @@ func newAPIFixture(t *testing.T, opts ...func(*admin.ServiceOptions)) *apiFixtur
 	must(err)
 	f.tokA, err = f.svc.CreateToken(ctx, f.op, admin.Token{Name: "A", ResellerID: f.resA.ID})
 	must(err)
+	must(st.InsertTracking(ctx, []tracking.Record{{Time: time.Now(), QueueID: "QA", Sender: "x@sender.example",
+		Recipient: "alice@a.example", DomainID: f.domA.ID, CustomerID: f.custA.ID, Status: tracking.StatusDelivered, ReplyCode: 250}}))
+	recs, _, err := st.SearchTracking(ctx, tracking.Filter{Scope: tracking.Scope{Operator: true}})
+	must(err)
+	f.msgA = recs[0].ID
 	tokB, err := f.svc.CreateToken(ctx, f.op, admin.Token{Name: "B", ResellerID: f.resB.ID})
 	must(err)
 	f.tokens = map[string]string{
@@ -225,6 +237,8 @@ func TestAPIAuthorizationMatrix(t *testing.T) {
 			return fmt.Sprintf("/api/v1/tokens/%d", tk.ID)
 		}, nil, want{204, 204, 404}, false},
 		{"GET", p("/api/v1/audit"), nil, want{200, 200, 200}, false},
+		{"GET", p("/api/v1/messages"), nil, want{200, 200, 200}, false},
+		{"GET", func() string { return fmt.Sprintf("/api/v1/messages/%d", f.msgA) }, nil, want{200, 200, 404}, false},
 	}
 	covered := map[string]bool{}
 	for _, tc := range cases {
@@ -255,13 +269,17 @@ func TestAPIAuthorizationMatrix(t *testing.T) {
 	}
 
 	// Lists are scoped: reseller B sees none of A's objects.
-	for _, path := range []string{"/api/v1/customers", "/api/v1/domains", "/api/v1/resellers", "/api/v1/tokens", "/api/v1/audit"} {
+	for _, path := range []string{"/api/v1/customers", "/api/v1/domains", "/api/v1/resellers", "/api/v1/tokens", "/api/v1/audit",
+		"/api/v1/messages", fmt.Sprintf("/api/v1/messages?customer_id=%d", cA), fmt.Sprintf("/api/v1/messages?domain_id=%d", dA), "/api/v1/messages?queue_id=QA"} {
 		_, out := f.do("other", "GET", path, nil)
 		var pg struct{ Items []map[string]any }
 		if err := json.Unmarshal(out, &pg); err != nil {
 			t.Fatalf("%s: %v", path, err)
 		}
 		for _, it := range pg.Items {
+			if strings.HasPrefix(path, "/api/v1/messages") {
+				t.Errorf("reseller B's %s lists %v", path, it)
+			}
 			if rid, ok := it["reseller_id"]; ok && rid != float64(f.resB.ID) {
 				t.Errorf("reseller B's %s lists %v", path, it)
 			}

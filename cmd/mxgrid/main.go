@@ -40,6 +40,7 @@ var commands = map[string]command{
 	"customer":  {"list, create, show, change or delete customers through a node's admin API", runCustomer},
 	"domain":    {"list, create, show, change or delete domains through a node's admin API", runDomain},
 	"recipient": {"list, add, show, delete or import a domain's recipients through the admin API", runRecipient},
+	"messages":  {"search message tracking (where is my mail?) through a node's admin API", runMessages},
 }
 
 // errUsage marks errors whose message is the usage text itself.

@@ -1,0 +1,94 @@
+package tracking
+
+import (
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// DefaultLimit is a page when the query names none.
+const DefaultLimit = 50
+
+// maxQueryText bounds each text filter: an address or a Message-ID.
+const maxQueryText = 998
+
+// QueryKeys are the search's URL parameters (API, panel and CLI share
+// them): recipient, sender, domain_id, customer_id, queue_id, message_id,
+// ref, status, since, until (RFC 3339 or a duration back from now, "24h"),
+// cursor, limit.
+var QueryKeys = []string{"recipient", "sender", "domain_id", "customer_id", "queue_id", "message_id", "ref", "status", "since", "until", "cursor", "limit"}
+
+// ParseQuery reads a search from URL parameters. Errors name the key. The
+// scope is not read from the query: the caller sets it from who asks.
+func ParseQuery(q url.Values, now time.Time) (Filter, map[string]string) {
+	errs := map[string]string{}
+	text := func(key string) string {
+		v := strings.TrimSpace(q.Get(key))
+		if len(v) > maxQueryText || strings.ContainsAny(v, "\x00\r\n") {
+			errs[key] = fmt.Sprintf("at most %d bytes on one line", maxQueryText)
+			return ""
+		}
+		return v
+	}
+	id := func(key string) int64 {
+		v := q.Get(key)
+		if v == "" {
+			return 0
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n <= 0 {
+			errs[key] = "must be a positive integer"
+			return 0
+		}
+		return n
+	}
+	when := func(key string) time.Time {
+		v := q.Get(key)
+		if v == "" {
+			return time.Time{}
+		}
+		if t, err := time.Parse(time.RFC3339, v); err == nil {
+			return t
+		}
+		if d, err := time.ParseDuration(v); err == nil && d > 0 && d < 100*365*24*time.Hour {
+			return now.Add(-d)
+		}
+		errs[key] = "must be an RFC 3339 time or a duration back from now (24h)"
+		return time.Time{}
+	}
+	f := Filter{
+		Recipient: text("recipient"), Sender: text("sender"),
+		DomainID: id("domain_id"), CustomerID: id("customer_id"),
+		QueueID: text("queue_id"), MessageID: text("message_id"), Reference: text("ref"),
+		Since: when("since"), Until: when("until"), Limit: DefaultLimit,
+	}
+	if s := q.Get("status"); s != "" {
+		st, ok := ParseStatus(s)
+		if !ok {
+			errs["status"] = "must be delivered, refused, deferred or quarantined"
+		}
+		f.Status = st
+	}
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n <= 0 || n > MaxLimit {
+			errs["limit"] = fmt.Sprintf("must be 1 to %d", MaxLimit)
+		} else {
+			f.Limit = n
+		}
+	}
+	c, err := ParseCursor(q.Get("cursor"))
+	if err != nil {
+		errs["cursor"] = "malformed: pass back the next_cursor of the previous page"
+	}
+	f.After = c
+	if !f.Since.IsZero() && !f.Until.IsZero() && !f.Since.Before(f.Until) {
+		errs["until"] = "must be after since"
+	}
+	if len(errs) > 0 {
+		return f, errs
+	}
+	return f, nil
+}

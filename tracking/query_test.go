@@ -1,0 +1,69 @@
+package tracking
+
+import (
+	"net/url"
+	"testing"
+	"time"
+)
+
+func TestParseQuery(t *testing.T) {
+	now := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	cur := Cursor{Time: now.Add(-time.Hour), ID: 9}
+	f, errs := ParseQuery(url.Values{
+		"recipient": {" bob@example.org "}, "sender": {"a@b.example"}, "domain_id": {"4"}, "customer_id": {"2"},
+		"queue_id": {"Q1"}, "message_id": {"<m@x>"}, "ref": {"R"}, "status": {"deferred"},
+		"since": {"24h"}, "until": {"2026-12-03T11:00:00Z"}, "cursor": {cur.String()}, "limit": {"20"},
+	}, now)
+	if errs != nil {
+		t.Fatal(errs)
+	}
+	want := Filter{Recipient: "bob@example.org", Sender: "a@b.example", DomainID: 4, CustomerID: 2, QueueID: "Q1",
+		MessageID: "<m@x>", Reference: "R", Status: StatusDeferred, Since: now.Add(-24 * time.Hour),
+		Until: time.Date(2026, 12, 3, 11, 0, 0, 0, time.UTC), After: cur, Limit: 20}
+	if !f.Since.Equal(want.Since) || !f.Until.Equal(want.Until) || !f.After.Time.Equal(cur.Time) {
+		t.Fatalf("times: %+v", f)
+	}
+	f.Since, f.Until, f.After.Time, want.Since, want.Until, want.After.Time = time.Time{}, time.Time{}, time.Time{}, time.Time{}, time.Time{}, time.Time{}
+	if f != want {
+		t.Fatalf("got %+v\nwant %+v", f, want)
+	}
+	if f, errs := ParseQuery(url.Values{}, now); errs != nil || f.Limit != DefaultLimit {
+		t.Fatalf("empty query: %+v %v", f, errs)
+	}
+}
+
+func TestParseQueryRefuses(t *testing.T) {
+	for key, v := range map[string]string{
+		"domain_id": "-1", "customer_id": "x", "status": "lost", "since": "yesterday", "until": "-5h",
+		"limit": "100000", "cursor": "abc", "recipient": "a\r\nb",
+	} {
+		if _, errs := ParseQuery(url.Values{key: {v}}, time.Now()); errs[key] == "" {
+			t.Errorf("%s=%q accepted", key, v)
+		}
+	}
+	if _, errs := ParseQuery(url.Values{"since": {"1h"}, "until": {"2h"}}, time.Now()); errs["until"] == "" {
+		t.Error("until before since accepted")
+	}
+}
+
+// FuzzParseQuery: any query string parses or names the keys it refused,
+// and a parsed filter is bounded.
+func FuzzParseQuery(f *testing.F) {
+	f.Add("recipient=bob%40example.org&since=24h&limit=10")
+	f.Add("cursor=c1.MTIzLjQ1&status=refused")
+	f.Fuzz(func(t *testing.T, raw string) {
+		q, err := url.ParseQuery(raw)
+		if err != nil {
+			return
+		}
+		flt, errs := ParseQuery(q, time.Now())
+		for k := range errs {
+			if _, ok := q[k]; !ok && k != "until" {
+				t.Fatalf("error on key %q not in the query %q", k, raw)
+			}
+		}
+		if errs == nil && (flt.Limit <= 0 || flt.Limit > MaxLimit || len(flt.Recipient) > maxQueryText) {
+			t.Fatalf("unbounded filter %+v", flt)
+		}
+	})
+}

@@ -1,0 +1,95 @@
+package web
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/mxgrid/mxgrid/admin"
+	"github.com/mxgrid/mxgrid/tenant"
+	"github.com/mxgrid/mxgrid/tracking"
+)
+
+// messageJSON is one message record in the API: the stored record with
+// stable JSON names, times in RFC 3339 and the duration in milliseconds.
+type messageJSON struct {
+	ID          int64     `json:"id"`
+	Time        time.Time `json:"time"`
+	Node        string    `json:"node"`
+	QueueID     string    `json:"queue_id"`
+	ClientIP    string    `json:"client_ip,omitempty"`
+	HELO        string    `json:"helo"`
+	Sender      string    `json:"sender"`
+	Recipient   string    `json:"recipient"`
+	DomainID    int64     `json:"domain_id"`
+	CustomerID  int64     `json:"customer_id"`
+	Size        int64     `json:"size"`
+	MessageID   string    `json:"message_id,omitempty"`
+	Subject     string    `json:"subject,omitempty"`
+	Action      string    `json:"action,omitempty"`
+	Score       float64   `json:"score"`
+	Symbols     []string  `json:"symbols,omitempty"`
+	Status      string    `json:"status"`
+	ReplyCode   int       `json:"reply_code"`
+	Reply       string    `json:"reply"`
+	Downstream  string    `json:"downstream_reply,omitempty"`
+	Reference   string    `json:"reference,omitempty"`
+	DeferReason string    `json:"defer_reason,omitempty"`
+	TLSIn       bool      `json:"tls_in"`
+	TLSOut      bool      `json:"tls_out"`
+	DurationMS  int64     `json:"duration_ms"`
+}
+
+func toMessageJSON(r tracking.Record) messageJSON {
+	m := messageJSON{
+		ID: r.ID, Time: r.Time, Node: r.Node, QueueID: r.QueueID, HELO: r.HELO, Sender: r.Sender,
+		Recipient: r.Recipient, DomainID: r.DomainID, CustomerID: r.CustomerID, Size: r.Size,
+		MessageID: r.MessageID, Subject: r.Subject, Action: r.Action, Score: r.Score, Symbols: r.Symbols,
+		Status: string(r.Status), ReplyCode: r.ReplyCode, Reply: r.Reply, Downstream: r.Downstream,
+		Reference: r.Reference, DeferReason: string(r.DeferReason), TLSIn: r.TLSIn, TLSOut: r.TLSOut,
+		DurationMS: r.Duration.Milliseconds(),
+	}
+	if r.ClientIP.IsValid() {
+		m.ClientIP = r.ClientIP.String()
+	}
+	return m
+}
+
+// messagePage is a search answer; NextCursor, when set, is the cursor of
+// the next (older) page.
+type messagePage struct {
+	Items      []messageJSON `json:"items"`
+	NextCursor string        `json:"next_cursor,omitempty"`
+}
+
+// searchMessages answers GET /api/v1/messages with the filters of
+// tracking.ParseQuery.
+func (a *AdminAPI) searchMessages(w http.ResponseWriter, r *http.Request, p admin.Principal) error {
+	f, errs := tracking.ParseQuery(r.URL.Query(), time.Now())
+	if errs != nil {
+		return tenant.FieldErrors(errs)
+	}
+	recs, next, err := a.svc.SearchMessages(r.Context(), p, f)
+	if err != nil {
+		return err
+	}
+	pg := messagePage{Items: make([]messageJSON, len(recs)), NextCursor: next.String()}
+	for i, rec := range recs {
+		pg.Items[i] = toMessageJSON(rec)
+	}
+	writeJSON(w, http.StatusOK, pg)
+	return nil
+}
+
+// getMessage answers GET /api/v1/messages/{id}.
+func (a *AdminAPI) getMessage(w http.ResponseWriter, r *http.Request, p admin.Principal) error {
+	id, err := pathID(r)
+	if err != nil {
+		return err
+	}
+	rec, err := a.svc.GetMessage(r.Context(), p, id)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, toMessageJSON(rec))
+	return nil
+}
