@@ -28,6 +28,7 @@ import (
 	"github.com/mxgrid/mxgrid/spammap"
 	"github.com/mxgrid/mxgrid/store"
 	"github.com/mxgrid/mxgrid/tenant"
+	"github.com/mxgrid/mxgrid/tracking"
 	"gopkg.in/yaml.v3"
 )
 
@@ -47,9 +48,11 @@ type Config struct {
 	Map     spammap.Config        `yaml:"map"`
 	Geo     geo.Config            `yaml:"geo"`
 	Events  events.Config         `yaml:"events"`
-	Admin   Admin                 `yaml:"admin"`
-	Tenants tenant.SyncConfig     `yaml:"tenants"`
-	Panel   panel.Config          `yaml:"panel"`
+	// Tracking is message tracking: one record per recipient outcome.
+	Tracking tracking.Config   `yaml:"tracking"`
+	Admin    Admin             `yaml:"admin"`
+	Tenants  tenant.SyncConfig `yaml:"tenants"`
+	Panel    panel.Config      `yaml:"panel"`
 	// DNS is the one resolver every DNS-using check shares.
 	DNS       dnsresolver.Config `yaml:"dns"`
 	Auth      auth.Config        `yaml:"auth"`
@@ -98,20 +101,21 @@ type Log struct {
 func Default() Config {
 	smtp := smtpd.DefaultConfig()
 	return Config{
-		Node:    Node{Name: smtp.Hostname, Provider: "local", Region: "local"},
-		SMTP:    smtp,
-		HTTP:    HTTP{Listen: "127.0.0.1:8025", ManagementListen: "127.0.0.1:8026"},
-		DataDir: "./data",
-		Log:     Log{Format: "text", Level: "info"},
-		Relay:   relay.DefaultConfig(),
-		Scanner: scanner.DefaultConfig(),
-		Store:   store.DefaultConfig(),
-		Cluster: cluster.DefaultConfig(),
-		Map:     spammap.DefaultConfig(),
-		Geo:     geo.DefaultConfig(),
-		Events:  events.DefaultConfig(),
-		Tenants: tenant.DefaultSyncConfig(),
-		Panel:   panel.DefaultConfig(),
+		Node:     Node{Name: smtp.Hostname, Provider: "local", Region: "local"},
+		SMTP:     smtp,
+		HTTP:     HTTP{Listen: "127.0.0.1:8025", ManagementListen: "127.0.0.1:8026"},
+		DataDir:  "./data",
+		Log:      Log{Format: "text", Level: "info"},
+		Relay:    relay.DefaultConfig(),
+		Scanner:  scanner.DefaultConfig(),
+		Store:    store.DefaultConfig(),
+		Cluster:  cluster.DefaultConfig(),
+		Map:      spammap.DefaultConfig(),
+		Geo:      geo.DefaultConfig(),
+		Events:   events.DefaultConfig(),
+		Tracking: tracking.DefaultConfig(),
+		Tenants:  tenant.DefaultSyncConfig(),
+		Panel:    panel.DefaultConfig(),
 
 		DNS:       dnsresolver.DefaultConfig(),
 		Auth:      auth.DefaultConfig(),
@@ -285,6 +289,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := check("geo", c.Geo.Validate()); err != nil {
+		return err
+	}
+	if err := check("tracking", c.Tracking.Validate()); err != nil {
 		return err
 	}
 	if err := check("events", c.Events.Validate()); err != nil {

@@ -1,75 +1,37 @@
 package events
 
 import (
-	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
-	"time"
+
+	"github.com/mxgrid/mxgrid/internal/batchq"
 )
 
-// Config is the `events:` section.
+// Config is the `events:` section: the queue's tuning and retention
+// (buffer, retention, batch_size, flush_interval, prune_interval,
+// shutdown_timeout) and the relays whose Received fields are believed.
 type Config struct {
-	// Buffer is how many events wait in memory for the writer. When it is
-	// full the oldest event is dropped (and counted): mail never waits.
-	Buffer int `yaml:"buffer"`
-	// Retention is how long events are kept ("720h" = 30 days); older ones
-	// are pruned in the background.
-	Retention time.Duration `yaml:"retention"`
+	batchq.Tuning `yaml:",inline"`
 	// TrustedRelays are CIDRs of forwarders whose Received headers are
 	// believed: for mail arriving from them the source is the first
 	// untrusted hop of the Received chain (see SourceIP). A single address
 	// may omit the prefix length.
 	TrustedRelays []string `yaml:"trusted_relays"`
-
-	// BatchSize bounds one store write.
-	BatchSize int `yaml:"batch_size"`
-	// FlushInterval is the longest an event waits before it is written
-	// when fewer than BatchSize are pending; also the retry period while
-	// the store fails.
-	FlushInterval time.Duration `yaml:"flush_interval"`
-	// PruneInterval is how often events older than Retention are deleted.
-	PruneInterval time.Duration `yaml:"prune_interval"`
-	// ShutdownTimeout bounds the final flush when the node stops.
-	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 }
 
 // DefaultConfig keeps 30 days and buffers a burst of 10,000 events.
 func DefaultConfig() Config {
-	return Config{
-		Buffer:          10_000,
-		Retention:       30 * 24 * time.Hour,
-		BatchSize:       500,
-		FlushInterval:   time.Second,
-		PruneInterval:   time.Hour,
-		ShutdownTimeout: 10 * time.Second,
-	}
+	return Config{Tuning: batchq.DefaultTuning()}
 }
 
 // Validate checks the section; messages name the key.
 func (c Config) Validate() error {
-	if c.Buffer <= 0 {
-		return errors.New("buffer: must be positive")
-	}
-	if c.Retention < time.Hour {
-		return errors.New("retention: must be at least 1h")
-	}
-	if _, err := c.Trusted(); err != nil {
+	if err := c.Tuning.Validate(); err != nil {
 		return err
 	}
-	if c.BatchSize <= 0 {
-		return errors.New("batch_size: must be positive")
-	}
-	if c.FlushInterval <= 0 {
-		return errors.New("flush_interval: must be positive")
-	}
-	if c.PruneInterval <= 0 {
-		return errors.New("prune_interval: must be positive")
-	}
-	if c.ShutdownTimeout <= 0 {
-		return errors.New("shutdown_timeout: must be positive")
-	}
-	return nil
+	_, err := c.Trusted()
+	return err
 }
 
 // Trusted parses TrustedRelays.

@@ -14,7 +14,6 @@ import (
 	"github.com/mxgrid/mxgrid/geo"
 	"github.com/mxgrid/mxgrid/health"
 	"github.com/mxgrid/mxgrid/internal/batchq"
-	"github.com/mxgrid/mxgrid/internal/periodic"
 	"github.com/mxgrid/mxgrid/store"
 )
 
@@ -61,7 +60,6 @@ type Recorder struct {
 	locator Locator
 	log     *slog.Logger
 	queue   *batchq.Queue[Event, store.StoredEvent]
-	pruned  prometheus.Counter
 	located *prometheus.CounterVec
 }
 
@@ -85,19 +83,12 @@ func NewRecorder(cfg Config, opts Options) (*Recorder, error) {
 		locator: opts.Locator,
 		log:     log.With("component", "events"),
 	}
-	q, err := batchq.New(batchq.Config{
-		Subsystem: HealthComponent, Noun: "events", Buffer: cfg.Buffer, BatchSize: cfg.BatchSize,
-		FlushInterval: cfg.FlushInterval, ShutdownTimeout: cfg.ShutdownTimeout,
-	}, r.locate, opts.Store.InsertEvents, opts.Registerer, r.log, opts.Health)
+	q, err := batchq.New(cfg.Queue(HealthComponent, "events"), r.locate, opts.Store.InsertEvents, opts.Store.PruneEvents, opts.Registerer, r.log, opts.Health)
 	if err != nil {
 		return nil, fmt.Errorf("events: %w", err)
 	}
 	r.queue = q
 	f := promauto.With(opts.Registerer)
-	r.pruned = f.NewCounter(prometheus.CounterOpts{
-		Name: "mxgrid_events_pruned_total",
-		Help: "Events deleted after the retention period.",
-	})
 	r.located = f.NewCounterVec(prometheus.CounterOpts{
 		Name: "mxgrid_events_geolocated_total",
 		Help: "Events by geolocation result (located, not_located, error).",
@@ -139,17 +130,7 @@ func cleanSymbols(in []string) []string {
 // Run writes queued events in batches and prunes old ones until ctx ends;
 // then it writes what it still holds, bounded by shutdown_timeout, and
 // returns an error only if events were lost that way.
-func (r *Recorder) Run(ctx context.Context) error {
-	pruneDone := make(chan struct{})
-	go func() {
-		defer close(pruneDone)
-		r.prune(ctx)
-		periodic.Every(ctx, r.cfg.PruneInterval, nil, r.prune)
-	}()
-	err := r.queue.Run(ctx)
-	<-pruneDone
-	return err
-}
+func (r *Recorder) Run(ctx context.Context) error { return r.queue.Run(ctx) }
 
 // locate turns events into rows, looking each source up. A failed lookup
 // stores the event without location rather than losing it.
@@ -177,19 +158,4 @@ func (r *Recorder) locate(ctx context.Context, evs []Event) []store.StoredEvent 
 		out[i] = se
 	}
 	return out
-}
-
-func (r *Recorder) prune(ctx context.Context) {
-	before := time.Now().Add(-r.cfg.Retention)
-	n, err := r.store.PruneEvents(ctx, before)
-	r.pruned.Add(float64(n))
-	if err != nil {
-		if ctx.Err() == nil {
-			r.log.Warn("pruning old events", "before", before, "err", err)
-		}
-		return
-	}
-	if n > 0 {
-		r.log.Info("pruned old events", "count", n, "before", before)
-	}
 }

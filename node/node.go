@@ -37,6 +37,7 @@ import (
 	"github.com/mxgrid/mxgrid/spammap"
 	"github.com/mxgrid/mxgrid/store"
 	"github.com/mxgrid/mxgrid/tenant"
+	"github.com/mxgrid/mxgrid/tracking"
 	"github.com/mxgrid/mxgrid/web"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -114,6 +115,7 @@ type builder struct {
 	guard     *netguard.Guard
 	pipeline  *scanner.Pipeline
 	recorder  smtpd.Recorder
+	tracker   smtpd.Tracker // nil when tracking is off
 	service   *admin.Service
 }
 
@@ -259,15 +261,28 @@ func (b *builder) buildEvents(context.Context) error {
 		return err
 	}
 	b.recorder = rec
-	b.run("events", RunFunc(func(ctx context.Context) error {
-		// Its only error is events lost at shutdown: worth a log line,
-		// not a failed exit.
-		if err := rec.Run(ctx); err != nil {
-			b.log.Error("events", "err", err)
+	b.run("events", logLoss("events", b.log, rec))
+	if !b.cfg.Tracking.Enabled {
+		return nil
+	}
+	trk, err := tracking.NewRecorder(b.cfg.Tracking, b.store, b.registry, b.log, b.health)
+	if err != nil {
+		return err
+	}
+	b.tracker = trk
+	b.run("tracking", logLoss("tracking", b.log, trk))
+	return nil
+}
+
+// logLoss runs a store writer whose only error is records lost at
+// shutdown: worth a log line, not a failed exit.
+func logLoss(what string, log *slog.Logger, r Runner) RunFunc {
+	return func(ctx context.Context) error {
+		if err := r.Run(ctx); err != nil {
+			log.Error(what, "err", err)
 		}
 		return nil
-	}))
-	return nil
+	}
 }
 
 // buildSMTP builds the relay and the SMTP front end.
@@ -286,6 +301,7 @@ func (b *builder) buildSMTP(context.Context) error {
 	b.smtp, err = smtpd.New(b.cfg.SMTP, smtpd.Deps{
 		Outcomes:      outcomes,
 		Recorder:      b.recorder,
+		Tracker:       b.tracker,
 		Directory:     b.directory,
 		Parser:        scanner.NewParser(b.cfg.Scanner.Weights),
 		AuthServID:    authServID,
@@ -547,7 +563,7 @@ func (b *builder) mountMap(context.Context) error {
 // so the node catches up instead of running without them until restarted.
 func (b *builder) prepareStore(ctx context.Context) {
 	migrate := func(ctx context.Context) error {
-		for _, m := range []func(context.Context) error{b.store.MigrateEvents, b.store.MigrateMaps, b.store.MigrateDomainStats, b.store.MigratePanelSessions} {
+		for _, m := range []func(context.Context) error{b.store.MigrateEvents, b.store.MigrateMaps, b.store.MigrateDomainStats, b.store.MigratePanelSessions, b.store.MigrateTracking} {
 			mctx, cancel := context.WithTimeout(ctx, b.store.Timeout)
 			err := m(mctx)
 			cancel()

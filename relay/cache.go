@@ -80,6 +80,8 @@ type session struct {
 	key    cacheKey
 	client *smtp.Client
 	conn   net.Conn
+	// tls: STARTTLS succeeded; a reused session keeps it.
+	tls bool
 	// uses counts the transactions begun on the session.
 	uses      int
 	idleSince time.Time

@@ -110,6 +110,15 @@ func TestCacheReuse(t *testing.T) {
 			if h, m := value(t, r.cacheM.hits), value(t, r.cacheM.misses); h != reused || m != float64(tt.wantConns) {
 				t.Errorf("hits %v misses %v, want %v and %d", h, m, reused, tt.wantConns)
 			}
+			// Message tracking asks the transaction, reused or not.
+			tx, err := r.Begin(context.Background(), Route{Addr: sink.Addr, TLS: tt.tls}, mailaddr.Address{Local: "a", Domain: "sender.test"}, MailOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tx.Close()
+			if tx.TLS() != tt.wantTLS {
+				t.Errorf("Transaction.TLS() = %v, want %v", tx.TLS(), tt.wantTLS)
+			}
 		})
 	}
 }

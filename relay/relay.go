@@ -96,8 +96,26 @@ func (c Config) Validate() error {
 	return nil
 }
 
+// ErrorKind says what went wrong, for message tracking and the deferral
+// view (the code says only what the sender hears).
+type ErrorKind int
+
+const (
+	// KindReplied: the customer's server answered with this reply.
+	KindReplied ErrorKind = iota
+	// KindUnreachable: no connection (refused, no route, TLS failed, the
+	// route not allowed at connect).
+	KindUnreachable
+	// KindLost: the connection broke or timed out mid-transaction.
+	KindLost
+	// KindRefusedLocally: we would not relay (a loop, a feature the
+	// customer's server lacks).
+	KindRefusedLocally
+)
+
 // Error is a delivery failure with the reply the sender should get.
 type Error struct {
+	Kind     ErrorKind
 	Code     int
 	Enhanced [3]int
 	// Message is safe to show the sender.
@@ -273,7 +291,7 @@ func (r *Relay) start(ctx context.Context, s *session, from mailaddr.Address, op
 		if ok, _ := s.client.Extension("SMTPUTF8"); !ok {
 			// RFC 6531 §3.2: a message that needs SMTPUTF8 cannot be
 			// downgraded by a relay; refusing is the only honest answer.
-			return fail(&Error{Code: 550, Enhanced: [3]int{5, 6, 7}, Message: "customer server does not support SMTPUTF8"})
+			return fail(&Error{Kind: KindRefusedLocally, Code: 550, Enhanced: [3]int{5, 6, 7}, Message: "customer server does not support SMTPUTF8"})
 		}
 	}
 	if err := s.client.Mail(from.String(), &smtp.MailOptions{Size: opts.Size, UTF8: opts.UTF8}); err != nil {
@@ -320,10 +338,12 @@ func (r *Relay) session(ctx context.Context, route Route, tryTLS bool) (*session
 	case err != nil && !tryTLS:
 		return fail(unreachable(route, err))
 	case err != nil:
-		return fail(&Error{Code: 451, Enhanced: [3]int{4, 7, 5}, Message: "TLS with customer mail server failed, try again later",
+		return fail(&Error{Kind: KindUnreachable, Code: 451, Enhanced: [3]int{4, 7, 5}, Message: "TLS with customer mail server failed, try again later",
 			Err: fmt.Errorf("relay to %s: STARTTLS: %w", route.Addr, err)})
 	}
-	s := &session{conn: hsConn, client: smtp.NewClient(hsConn)}
+	// The connection is wrapped (replayConn) whether or not TLS started,
+	// so it is recorded here rather than asked of the connection.
+	s := &session{conn: hsConn, client: smtp.NewClient(hsConn), tls: tryTLS && err == nil}
 	s.client.CommandTimeout = r.cfg.CommandTimeout
 	s.client.SubmissionTimeout = r.cfg.DataTimeout
 	if err := s.client.Hello(r.hostname); err != nil {
@@ -353,6 +373,9 @@ func (t *Transaction) Rcpt(to mailaddr.Address) error {
 
 // Recipients is how many recipients the downstream accepted.
 func (t *Transaction) Recipients() int { return t.rcpts }
+
+// TLS reports whether the session to the customer's server is encrypted.
+func (t *Transaction) TLS() bool { return t.s.tls }
 
 // Data streams the message and returns the downstream's final reply text.
 // Only a nil error means the customer's server took responsibility.
@@ -456,7 +479,7 @@ func (r *Relay) dialError(route Route, err error) *Error {
 	case errors.As(err, &refused):
 		r.refused.WithLabelValues(string(refused.Class)).Inc()
 		r.log.Warn("tenant route refused at connect", "route", route.Addr, "addr", refused.Addr, "class", refused.Class)
-		return &Error{Code: 451, Enhanced: [3]int{4, 4, 4}, Message: "customer route not allowed, try again later",
+		return &Error{Kind: KindUnreachable, Code: 451, Enhanced: [3]int{4, 4, 4}, Message: "customer route not allowed, try again later",
 			Err: fmt.Errorf("relay to %s: %w: %w", route.Addr, errUnreachable, err)}
 	}
 	return unreachable(route, fmt.Errorf("%w: %w", errUnreachable, err))
@@ -465,12 +488,12 @@ func (r *Relay) dialError(route Route, err error) *Error {
 func (r *Relay) loopError(route Route, loop *netguard.LoopError) *Error {
 	r.loops.WithLabelValues(loop.DetectedBy).Inc()
 	r.log.Warn("mail loop: route leads back to the cluster", "route", route.Addr, "addr", loop.Addr, "detected_by", loop.DetectedBy)
-	return &Error{Code: 554, Enhanced: [3]int{5, 4, 6}, Message: "routing loop detected",
+	return &Error{Kind: KindRefusedLocally, Code: 554, Enhanced: [3]int{5, 4, 6}, Message: "routing loop detected",
 		Err: fmt.Errorf("relay to %s: %w", route.Addr, loop)}
 }
 
 func unreachable(route Route, err error) *Error {
-	return &Error{Code: 451, Enhanced: [3]int{4, 4, 1}, Message: "customer mail server unreachable, try again later",
+	return &Error{Kind: KindUnreachable, Code: 451, Enhanced: [3]int{4, 4, 1}, Message: "customer mail server unreachable, try again later",
 		Err: fmt.Errorf("relay to %s: %w", route.Addr, err)}
 }
 
@@ -484,7 +507,7 @@ const maxReplyText = 400
 func downstreamError(route Route, stage string, err error) *Error {
 	var se *smtp.SMTPError
 	if errors.As(err, &se) && se.Code >= 400 && se.Code < 600 {
-		e := &Error{Code: se.Code, Message: replytext.Sanitize(se.Message, maxReplyText), Err: fmt.Errorf("relay to %s: %s: %w", route.Addr, stage, err)}
+		e := &Error{Kind: KindReplied, Code: se.Code, Message: replytext.Sanitize(se.Message, maxReplyText), Err: fmt.Errorf("relay to %s: %s: %w", route.Addr, stage, err)}
 		if se.EnhancedCode != smtp.NoEnhancedCode && se.EnhancedCode != smtp.EnhancedCodeNotSet && se.EnhancedCode[0] == se.Code/100 {
 			e.Enhanced = [3]int(se.EnhancedCode)
 		} else {
@@ -495,7 +518,7 @@ func downstreamError(route Route, stage string, err error) *Error {
 		}
 		return e
 	}
-	return &Error{Code: 451, Enhanced: [3]int{4, 4, 2}, Message: "connection to customer mail server lost, try again later",
+	return &Error{Kind: KindLost, Code: 451, Enhanced: [3]int{4, 4, 2}, Message: "connection to customer mail server lost, try again later",
 		Err: fmt.Errorf("relay to %s: %s: %w", route.Addr, stage, err)}
 }
 

@@ -64,6 +64,7 @@ type htmlExtractor struct {
 type htmlFrame struct {
 	tag     atom.Atom
 	name    string
+	skip    bool // this element or an ancestor is never rendered (head, svg)
 	hidden  bool // this element or an ancestor hides its content
 	bgDark  bool // the nearest background is not white
 	fgWhite bool // the nearest font colour is white
@@ -87,8 +88,16 @@ func (x *htmlExtractor) extract(src []byte) {
 	x.info.Parts++
 	x.info.Bytes += len(src)
 	z := html.NewTokenizer(bytes.NewReader(src))
+	// The element stack is bounded: past maxStack, elements are not pushed
+	// and their content belongs to the deepest element kept. Whether text is
+	// shown is a property of the frames (never a counter beside them), so an
+	// element that could not be pushed cannot leave a state behind that its
+	// end tag fails to undo: 300 <div> then <style>x</style> hide nothing.
 	stack := []htmlFrame{{}}
-	skip := 0    // depth inside script/style/head-like elements whose text is not shown
+	// rawSkip: the tokenizer returns the content of script, style and
+	// noscript as one raw text token up to their end tag (it cannot nest),
+	// and that text is never shown, whatever the stack's depth.
+	rawSkip := false
 	anchor := -1 // index in x.urls of the open <a>, if any
 	var anchorText strings.Builder
 	for {
@@ -100,14 +109,14 @@ func (x *htmlExtractor) extract(src []byte) {
 		case html.CommentToken:
 			x.info.CommentBytes += len(z.Raw())
 		case html.TextToken:
-			if skip > 0 {
+			top := stack[len(stack)-1]
+			if rawSkip || top.skip {
 				continue
 			}
 			t := z.Text()
 			if len(bytes.TrimSpace(t)) == 0 {
 				continue
 			}
-			top := stack[len(stack)-1]
 			if top.hidden || (top.fgWhite && !top.bgDark) {
 				appendCapped(&x.hidden, t)
 			} else {
@@ -117,6 +126,7 @@ func (x *htmlExtractor) extract(src []byte) {
 				}
 			}
 		case html.StartTagToken, html.SelfClosingTagToken:
+			rawSkip = false
 			x.info.Tags++
 			name, hasAttr := z.TagName()
 			a := atom.Lookup(name)
@@ -165,16 +175,23 @@ func (x *htmlExtractor) extract(src []byte) {
 				}
 			}
 			applyStyle(&fr, style, color, bg)
+			if a == atom.Script || a == atom.Style || a == atom.Noscript {
+				// Even written <script/>: the tokenizer still reads what
+				// follows as the element's raw text.
+				rawSkip = true
+				continue
+			}
 			if tt == html.SelfClosingTagToken || voidElements[a] {
 				continue
 			}
-			if a == atom.Script || a == atom.Style || a == atom.Head || a == atom.Noscript || a == atom.Svg {
-				skip++
+			if a == atom.Head || a == atom.Svg {
+				fr.skip = true
 			}
 			if len(stack) < maxStack {
 				stack = append(stack, fr)
 			}
 		case html.EndTagToken:
+			rawSkip = false
 			name, _ := z.TagName()
 			a := atom.Lookup(name)
 			if blockElements[a] {
@@ -187,11 +204,6 @@ func (x *htmlExtractor) extract(src []byte) {
 			// Pop to the matching open element; a stray end tag closes nothing.
 			for i := len(stack) - 1; i > 0; i-- {
 				if stack[i].tag == a && (a != 0 || stack[i].name == string(name)) {
-					for _, f := range stack[i:] {
-						if f.tag == atom.Script || f.tag == atom.Style || f.tag == atom.Head || f.tag == atom.Noscript || f.tag == atom.Svg {
-							skip--
-						}
-					}
 					stack = stack[:i]
 					break
 				}

@@ -271,3 +271,27 @@ func TestNewParserOverridesWeights(t *testing.T) {
 		t.Fatalf("symbols = %v, want MIME_BROKEN with weight 4", m.Symbols)
 	}
 }
+
+// TestHTMLStackOverflowHidesNothing: whatever the nesting, the text after
+// a closed non-rendered element is visible and its own content is not.
+func TestHTMLStackOverflowHidesNothing(t *testing.T) {
+	for _, tt := range []struct {
+		name, html string
+	}{
+		{"style past the stack", strings.Repeat("<div>", 300) + "<style>secret</style>"},
+		{"script past the stack", strings.Repeat("<b><i>", 200) + "<script>secret</script>"},
+		{"self-closed script", "<script/>secret</script>"},
+		{"svg nested past the stack", strings.Repeat("<svg>", 300) + "secret" + strings.Repeat("</svg>", 300)},
+		{"head then body", "<head><title>secret</title></head>"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			m := Parse(crlf("Content-Type: text/html\n\n" + tt.html + "<p>after text</p>\n"))
+			if !strings.Contains(m.HTML.Text, "after text") {
+				t.Errorf("text after the element is hidden: %.100q", m.HTML.Text)
+			}
+			if strings.Contains(m.HTML.Text, "secret") {
+				t.Errorf("content of a non-rendered element is shown: %.100q", m.HTML.Text)
+			}
+		})
+	}
+}

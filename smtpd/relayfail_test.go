@@ -77,6 +77,8 @@ func (tx *fakeTx) Recipients() int {
 	return len(tx.rcpts)
 }
 
+func (tx *fakeTx) TLS() bool { return false }
+
 func (tx *fakeTx) Data(msg io.Reader) (string, error) {
 	if _, err := io.Copy(io.Discard, msg); err != nil {
 		return "", err

@@ -54,6 +54,8 @@ type Transaction interface {
 	Rcpt(to mailaddr.Address) error
 	// Recipients is how many recipients the downstream accepted.
 	Recipients() int
+	// TLS reports whether the downstream session is encrypted.
+	TLS() bool
 	// Data returns the downstream's final reply text; only a nil error
 	// means the customer's server took the message.
 	Data(msg io.Reader) (reply string, err error)
@@ -87,6 +89,8 @@ type Deps struct {
 	Relay     Relayer
 	// Recorder may be nil (no events recorded).
 	Recorder Recorder
+	// Tracker may be nil (no message tracking).
+	Tracker Tracker
 	// Outcomes, when set, counts each transaction's outcome per domain
 	// (the reseller panel's statistics).
 	Outcomes interface {

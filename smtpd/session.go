@@ -47,6 +47,7 @@ type session struct {
 	// per-recipient routes two recipients of one domain may differ.
 	route relay.Route
 	tx    Transaction
+	note  trackNote
 }
 
 func (s *Server) newSession(c *smtp.Conn) (smtp.Session, error) {
@@ -100,6 +101,7 @@ func (ss *session) Reset() {
 	ss.queueID, ss.from, ss.rcpts, ss.domain = "", mailaddr.Address{}, nil, nil
 	ss.route = relay.Route{}
 	ss.mailOpts = relay.MailOptions{}
+	ss.note = trackNote{}
 }
 
 func (ss *session) Logout() error {
@@ -175,11 +177,13 @@ func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	if !dom.AcceptsRecipient(rcpt.Local) {
 		ss.unknown++
 		ss.srv.metrics.rcpts.WithLabelValues("unknown_user").Inc()
+		ss.trackRcpt(rcpt, dom, errUnknownUser, nil)
 		return errUnknownUser
 	}
 	if ss.blocked(dom) {
 		ss.srv.metrics.rcpts.WithLabelValues("blocked").Inc()
 		ss.log.Info("recipient refused: sender on the domain's block list", "queue_id", ss.queueID, "from", ss.from.String(), "rcpt", rcpt.String())
+		ss.trackRcpt(rcpt, dom, errBlocked, nil)
 		return errBlocked
 	}
 	if ss.domain != nil && dom.CustomerID != ss.domain.CustomerID {
@@ -207,17 +211,18 @@ func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 		ss.unknown++
 		ss.srv.metrics.rcpts.WithLabelValues("negative_cache").Inc()
 		ss.log.Info("recipient refused: customer server refused it recently", "queue_id", ss.queueID, "rcpt", rcpt.String())
+		ss.trackRcpt(rcpt, dom, cachedRefusal(r), nil)
 		return cachedRefusal(r)
 	}
 	if ss.tx == nil {
 		tx, err := ss.srv.deps.Relay.Open(ss.ctx, route, ss.from, ss.mailOpts)
 		if err != nil {
-			return ss.rcptFailed(rcpt, "", err)
+			return ss.rcptFailed(rcpt, dom, "", err)
 		}
 		ss.tx = tx
 	}
 	if err := ss.tx.Rcpt(rcpt); err != nil {
-		return ss.rcptFailed(rcpt, cacheKey, err)
+		return ss.rcptFailed(rcpt, dom, cacheKey, err)
 	}
 	ss.domain = dom
 	ss.route = route
@@ -229,8 +234,9 @@ func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 // rcptFailed answers a recipient the relay could not open or the customer's
 // server refused. cacheKey is set when the refusal came from RCPT itself and
 // so speaks about the recipient (a refused MAIL speaks about the sender).
-func (ss *session) rcptFailed(to mailaddr.Address, cacheKey string, err error) error {
+func (ss *session) rcptFailed(to mailaddr.Address, dom *tenant.Domain, cacheKey string, err error) error {
 	reply := toSMTP(ss.log, err)
+	ss.trackRcpt(to, dom, reply, err)
 	result := "downstream_refused"
 	if reply.Code >= 500 && cacheKey != "" {
 		ss.unknown++
@@ -249,7 +255,9 @@ func (ss *session) rcptFailed(to mailaddr.Address, cacheKey string, err error) e
 	return reply
 }
 
-func (ss *session) Data(r io.Reader) error {
+func (ss *session) Data(r io.Reader) (reply error) {
+	ss.note.start = time.Now()
+	defer func() { ss.trackData(reply) }()
 	if ss.gate != nil {
 		ss.gate.dataDeadline.Store(time.Now().Add(ss.srv.cfg.DataTimeout).UnixNano())
 	}
@@ -289,26 +297,28 @@ func (ss *session) Data(r io.Reader) error {
 	}
 	start := time.Now()
 	ss.srv.rate.add(start)
-	reply, outcome, verdict := ss.deliver(raw)
-	ss.countTransaction(outcome, reply)
+	ss.note.size = int64(len(raw))
+	sent, outcome, verdict := ss.deliver(raw)
+	ss.countTransaction(outcome, sent)
 	// Config domains (id 0) belong to no tenant and have no panel page.
 	if ss.srv.deps.Outcomes != nil && ss.domain.ID != 0 {
 		ss.srv.deps.Outcomes.Count(ss.domain.ID, outcome)
 	}
-	ss.srv.metrics.duration.WithLabelValues(replyClass(reply.Code)).Observe(time.Since(start).Seconds())
+	ss.srv.metrics.duration.WithLabelValues(replyClass(sent.Code)).Observe(time.Since(start).Seconds())
 	ss.srv.metrics.size.Observe(float64(len(raw)))
 	ss.log.Info("transaction",
 		"queue_id", ss.queueID, "helo", ss.helo(), "from", ss.from.String(), "rcpts", ss.rcpts,
 		"size", len(raw), "action", verdict.Action.String(), "score", verdict.Score,
 		"symbols", scanner.SymbolNames(verdict.TopSymbols(8)), "outcome", string(outcome),
-		"reply", fmt.Sprintf("%d %d.%d.%d %s", reply.Code, reply.EnhancedCode[0], reply.EnhancedCode[1], reply.EnhancedCode[2], reply.Message),
+		"reply", replyLine(sent),
 		"duration", time.Since(start))
-	return reply
+	return sent
 }
 
 // deliver scans and relays one message and returns the sender's reply.
 func (ss *session) deliver(raw []byte) (*smtp.SMTPError, Outcome, scanner.Verdict) {
 	msg := ss.srv.parser.Parse(raw)
+	ss.note.noteMessage(msg)
 	if hops := len(msg.Header.Values("Received")); hops > ss.srv.cfg.MaxHops {
 		// Counted before the scan: a looping message is refused without
 		// costing a scan on every turn, and never relayed.
@@ -330,6 +340,7 @@ func (ss *session) deliver(raw []byte) (*smtp.SMTPError, Outcome, scanner.Verdic
 	_, env.TLS = ss.conn.TLSConnectionState()
 	policy := ss.policy()
 	v := ss.srv.deps.Scanner.Scan(ss.ctx, env, msg, policy)
+	ss.note.verdict = v
 	if reply, outcome, refused := verdictReply(v, ss.queueID); refused {
 		if v.Action == scanner.Reject {
 			ss.record(v, msg)
@@ -342,6 +353,7 @@ func (ss *session) deliver(raw []byte) (*smtp.SMTPError, Outcome, scanner.Verdic
 	}
 	out := ss.compose(msg, v, policy)
 	reply, err := ss.tx.Data(bytes.NewReader(out))
+	ss.note.downstream, ss.note.relayErr = reply, err
 	if err != nil {
 		r := toSMTP(ss.log, err)
 		ss.log.Warn("downstream refused message", "queue_id", ss.queueID, "err", err)
@@ -354,6 +366,7 @@ func (ss *session) deliver(raw []byte) (*smtp.SMTPError, Outcome, scanner.Verdic
 // countTransaction counts one finished DATA transaction by its outcome and
 // its reply's class.
 func (ss *session) countTransaction(outcome Outcome, reply *smtp.SMTPError) {
+	ss.note.outcome = outcome
 	ss.srv.metrics.transactions.WithLabelValues(string(outcome), replyClass(reply.Code)).Inc()
 }
 
@@ -371,11 +384,7 @@ func (ss *session) record(v scanner.Verdict, msg *scanner.Message) {
 	if ss.srv.deps.Recorder == nil {
 		return
 	}
-	top := v.TopSymbols(5)
-	names := make([]string, len(top))
-	for i, s := range top {
-		names[i] = s.Name
-	}
+	names := topSymbolNames(v, 5)
 	ss.srv.deps.Recorder.Record(events.Event{
 		Time:     time.Now().UTC(),
 		ClientIP: ss.clientIP,

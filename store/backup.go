@@ -68,6 +68,7 @@ func knownSchemas() map[string]int {
 		mapsComponent:          last(mapMigrations),
 		domainStatsComponent:   last(domainStatsMigrations),
 		panelSessionsComponent: last(panelSessionsMigrations),
+		trackingComponent:      last(trackingMigrations),
 	}
 }
 

@@ -124,22 +124,25 @@ const eventColumns = `at_us, ip, node, provider, domain, verdict, action, score,
 // eventColumnCount must match eventColumns and eventArgs.
 const eventColumnCount = 19
 
-// eventsPerStatement bounds one multi-row INSERT: 500 rows x 18 columns =
-// 9000 parameters, under SQLite's 32766 and PostgreSQL's 65535 limits, and
-// large enough that per-statement overhead is amortised.
-const eventsPerStatement = 500
+// maxParams bounds one multi-row INSERT's parameters: under SQLite's 32766
+// and PostgreSQL's 65535 limits, and large enough (about 500 rows) that
+// per-statement overhead is amortised.
+const maxParams = 9500
 
-// insertEventsSQL builds "INSERT ... VALUES ($1, ...), (...)" for n rows,
-// or with numbered is false "VALUES (?, ...), (...)". SQLite needs the
-// anonymous form here: for each bound parameter modernc asks SQLite for the
-// parameter's name, which SQLite finds by a linear scan of every named or
-// numbered parameter ("$N" and "?N" alike), so a 9000-parameter statement
-// spent 100+ ms binding; with bare "?" there are no names to scan.
-func insertEventsSQL(n int, numbered bool) string {
+// insertSQL builds "INSERT INTO table (columns) VALUES ($1, ...), (...)"
+// for n rows of ncols, or with numbered false "VALUES (?, ...), (...)".
+// SQLite needs the anonymous form here: for each bound parameter modernc
+// asks SQLite for the parameter's name, which SQLite finds by a linear scan
+// of every named or numbered parameter ("$N" and "?N" alike), so a
+// 9000-parameter statement spent 100+ ms binding; with bare "?" there are
+// no names to scan.
+func insertSQL(table, columns string, ncols, n int, numbered bool) string {
 	var b strings.Builder
-	b.Grow(64 + n*eventColumnCount*6)
-	b.WriteString("INSERT INTO events (")
-	b.WriteString(eventColumns)
+	b.Grow(64 + len(columns) + n*ncols*6)
+	b.WriteString("INSERT INTO ")
+	b.WriteString(table)
+	b.WriteString(" (")
+	b.WriteString(columns)
 	b.WriteString(") VALUES ")
 	p := 1
 	for i := range n {
@@ -147,7 +150,7 @@ func insertEventsSQL(n int, numbered bool) string {
 			b.WriteByte(',')
 		}
 		b.WriteByte('(')
-		for c := range eventColumnCount {
+		for c := range ncols {
 			if c > 0 {
 				b.WriteByte(',')
 			}
@@ -180,26 +183,35 @@ func (s *Store) InsertEvents(ctx context.Context, evs []StoredEvent) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
 	defer cancel()
+	return s.insertRows(ctx, "events", eventColumns, eventColumnCount, len(evs), func(args []any, i int) []any {
+		return eventArgs(args, &evs[i])
+	})
+}
+
+// insertRows writes n rows in one transaction, rowsPerStatement at a time;
+// argsOf appends row i's values.
+func (s *Store) insertRows(ctx context.Context, table, columns string, ncols, n int, argsOf func(args []any, i int) []any) error {
 	tx, err := s.DB.BeginTx(ctx, nil)
 	if err != nil {
-		return fail(fmt.Sprintf("insert %d events: begin", len(evs)), err)
+		return fail(fmt.Sprintf("insert %d %s rows: begin", n, table), err)
 	}
 	defer tx.Rollback()
-	args := make([]any, 0, min(len(evs), eventsPerStatement)*eventColumnCount)
-	for start := 0; start < len(evs); start += eventsPerStatement {
-		chunk := evs[start:min(start+eventsPerStatement, len(evs))]
+	perStatement := maxParams / ncols
+	args := make([]any, 0, min(n, perStatement)*ncols)
+	for start := 0; start < n; start += perStatement {
+		end := min(start+perStatement, n)
 		args = args[:0]
-		for i := range chunk {
-			args = eventArgs(args, &chunk[i])
+		for i := start; i < end; i++ {
+			args = argsOf(args, i)
 		}
 		// Building the text costs microseconds next to the insert itself.
-		query := insertEventsSQL(len(chunk), s.Dialect != SQLite)
+		query := insertSQL(table, columns, ncols, end-start, s.Dialect != SQLite)
 		if _, err := tx.ExecContext(ctx, query, args...); err != nil {
-			return fail(fmt.Sprintf("insert %d events", len(evs)), err)
+			return fail(fmt.Sprintf("insert %d %s rows", n, table), err)
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		return fail(fmt.Sprintf("insert %d events: commit", len(evs)), err)
+		return fail(fmt.Sprintf("insert %d %s rows: commit", n, table), err)
 	}
 	return nil
 }
@@ -268,9 +280,15 @@ const pruneChunk = 5000
 // PruneEvents deletes events older than before, in chunks, and returns how
 // many it deleted. Each chunk is bounded by the store's timeout.
 func (s *Store) PruneEvents(ctx context.Context, before time.Time) (int64, error) {
+	return s.pruneTable(ctx, "events", before)
+}
+
+// pruneTable deletes table's rows older than before (at_us), pruneChunk at
+// a time; table must have an (at_us, id) index.
+func (s *Store) pruneTable(ctx context.Context, table string, before time.Time) (int64, error) {
 	var total int64
 	for {
-		n, err := s.pruneChunk(ctx, before.UnixMicro())
+		n, err := s.pruneChunk(ctx, table, before.UnixMicro())
 		total += n
 		if err != nil {
 			return total, err
@@ -281,19 +299,20 @@ func (s *Store) PruneEvents(ctx context.Context, before time.Time) (int64, error
 	}
 }
 
-func (s *Store) pruneChunk(ctx context.Context, beforeUS int64) (int64, error) {
+func (s *Store) pruneChunk(ctx context.Context, table string, beforeUS int64) (int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
 	defer cancel()
-	// The subquery walks events_at from the oldest row; DELETE ... LIMIT is
-	// not portable (PostgreSQL has none, SQLite only with a build option).
-	res, err := s.DB.ExecContext(ctx, `DELETE FROM events WHERE id IN (
-		SELECT id FROM events WHERE at_us < $1 ORDER BY at_us, id LIMIT $2)`, beforeUS, pruneChunk)
+	// The subquery walks the (at_us, id) index from the oldest row; DELETE
+	// ... LIMIT is not portable (PostgreSQL has none, SQLite only with a
+	// build option).
+	res, err := s.DB.ExecContext(ctx, `DELETE FROM `+table+` WHERE id IN (
+		SELECT id FROM `+table+` WHERE at_us < $1 ORDER BY at_us, id LIMIT $2)`, beforeUS, pruneChunk)
 	if err != nil {
-		return 0, fail("prune events", err)
+		return 0, fail("prune "+table, err)
 	}
 	n, err := res.RowsAffected()
 	if err != nil {
-		return 0, fail("prune events: rows affected", err)
+		return 0, fail("prune "+table+": rows affected", err)
 	}
 	return n, nil
 }

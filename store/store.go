@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/mxgrid/mxgrid/fsperm"
@@ -79,6 +80,10 @@ type Store struct {
 	DB      *sql.DB
 	Dialect string
 	Timeout time.Duration
+
+	// partitions remembers the message log's day partitions known to
+	// exist (PostgreSQL), so a batch creates only a new day's.
+	partitions sync.Map
 }
 
 // ErrUnavailable wraps the errors of a database that cannot serve now:

@@ -11,6 +11,7 @@ package batchq
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -20,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/mxgrid/mxgrid/health"
+	"github.com/mxgrid/mxgrid/internal/periodic"
 )
 
 // Config bounds the queue.
@@ -37,6 +39,10 @@ type Config struct {
 	FlushInterval time.Duration
 	// ShutdownTimeout bounds the final flush when Run's context ends.
 	ShutdownTimeout time.Duration
+	// Retention and PruneInterval drive the Prune function, when given:
+	// at start and every PruneInterval, records older than Retention go.
+	Retention     time.Duration
+	PruneInterval time.Duration
 }
 
 // Write stores one batch; an error keeps the batch for a retry.
@@ -46,11 +52,15 @@ type Write[R any] func(ctx context.Context, batch []R) error
 // (events geolocate here); a retried batch is not prepared again.
 type Prepare[T, R any] func(ctx context.Context, batch []T) []R
 
+// Prune deletes stored records older than before and says how many.
+type Prune func(ctx context.Context, before time.Time) (int64, error)
+
 // Queue holds records of type T and writes them as R.
 type Queue[T, R any] struct {
 	cfg     Config
 	prepare Prepare[T, R]
 	write   Write[R]
+	prune   Prune
 	log     *slog.Logger
 	health  *health.Registry
 	m       metrics
@@ -68,14 +78,17 @@ type Queue[T, R any] struct {
 }
 
 type metrics struct {
-	put, droppedFull, droppedStop, stored, storeErrors prometheus.Counter
-	batch                                              prometheus.Histogram
+	put, droppedFull, droppedStop, stored, storeErrors, pruned prometheus.Counter
+	batch                                                      prometheus.Histogram
 }
 
-// New returns a queue; Run writes it. reg, log and h may be nil.
-func New[T, R any](cfg Config, prepare Prepare[T, R], write Write[R], reg prometheus.Registerer, log *slog.Logger, h *health.Registry) (*Queue[T, R], error) {
+// New returns a queue; Run writes it. prune, reg, log and h may be nil.
+func New[T, R any](cfg Config, prepare Prepare[T, R], write Write[R], prune Prune, reg prometheus.Registerer, log *slog.Logger, h *health.Registry) (*Queue[T, R], error) {
 	if cfg.Subsystem == "" || cfg.Buffer <= 0 || cfg.BatchSize <= 0 || cfg.FlushInterval <= 0 || cfg.ShutdownTimeout <= 0 {
 		return nil, fmt.Errorf("batchq: subsystem, buffer, batch size, flush interval and shutdown timeout must be set (%+v)", cfg)
+	}
+	if prune != nil && (cfg.Retention <= 0 || cfg.PruneInterval <= 0) {
+		return nil, fmt.Errorf("batchq: pruning needs a retention and an interval (%+v)", cfg)
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -84,7 +97,7 @@ func New[T, R any](cfg Config, prepare Prepare[T, R], write Write[R], reg promet
 		cfg.Noun = "records"
 	}
 	q := &Queue[T, R]{
-		cfg: cfg, prepare: prepare, write: write, log: log, health: h,
+		cfg: cfg, prepare: prepare, write: write, prune: prune, log: log, health: h,
 		buf:  make([]T, cfg.Buffer),
 		wake: make(chan struct{}, 1),
 	}
@@ -117,6 +130,10 @@ func newMetrics(reg prometheus.Registerer, cfg Config, buffered func() int) metr
 		storeErrors: f.NewCounter(prometheus.CounterOpts{
 			Name: name("store_errors_total"),
 			Help: "Failed batch writes (the batch is retried).",
+		}),
+		pruned: f.NewCounter(prometheus.CounterOpts{
+			Name: name("pruned_total"),
+			Help: fmt.Sprintf("%s deleted after the retention period.", title(cfg.Noun)),
 		}),
 		batch: f.NewHistogram(prometheus.HistogramOpts{
 			Name:    name("batch_write_seconds"),
@@ -184,10 +201,19 @@ func (q *Queue[T, R]) take(max int) []T {
 	return out
 }
 
-// Run writes queued records in batches until ctx ends; then it writes what
-// it still holds, bounded by ShutdownTimeout, and returns an error only if
-// records were lost that way.
+// Run writes queued records in batches (and prunes old ones) until ctx
+// ends; then it writes what it still holds, bounded by ShutdownTimeout,
+// and returns an error only if records were lost that way.
 func (q *Queue[T, R]) Run(ctx context.Context) error {
+	if q.prune != nil {
+		pruneDone := make(chan struct{})
+		defer func() { <-pruneDone }()
+		go func() {
+			defer close(pruneDone)
+			q.pruneOld(ctx)
+			periodic.Every(ctx, q.cfg.PruneInterval, nil, q.pruneOld)
+		}()
+	}
 	flush := time.NewTicker(q.cfg.FlushInterval)
 	defer flush.Stop()
 	for {
@@ -250,6 +276,21 @@ func (q *Queue[T, R]) writeBatch(ctx context.Context, batch []R) error {
 	return nil
 }
 
+func (q *Queue[T, R]) pruneOld(ctx context.Context) {
+	before := time.Now().Add(-q.cfg.Retention)
+	n, err := q.prune(ctx, before)
+	q.m.pruned.Add(float64(n))
+	if err != nil {
+		if ctx.Err() == nil {
+			q.log.Warn("pruning old "+q.cfg.Noun, "before", before, "err", err)
+		}
+		return
+	}
+	if n > 0 {
+		q.log.Info("pruned old "+q.cfg.Noun, "count", n, "before", before)
+	}
+}
+
 // shutdown writes everything still held, within ShutdownTimeout. A context
 // detached from the cancelled one lets the writes proceed.
 func (q *Queue[T, R]) shutdown(parent context.Context) error {
@@ -268,4 +309,63 @@ func (q *Queue[T, R]) shutdown(parent context.Context) error {
 	q.mu.Unlock()
 	q.m.droppedStop.Add(float64(lost))
 	return fmt.Errorf("%s: %d %s not stored at shutdown: %w", q.cfg.Subsystem, lost, q.cfg.Noun, err)
+}
+
+// Tuning is the YAML-facing part of a queue's configuration and its
+// retention, shared (inline) by the events and tracking sections.
+type Tuning struct {
+	// Buffer is how many records wait in memory for the writer. When it is
+	// full the oldest is dropped (and counted): mail never waits.
+	Buffer int `yaml:"buffer"`
+	// Retention is how long records are kept; older ones are pruned in
+	// the background.
+	Retention time.Duration `yaml:"retention"`
+	// BatchSize bounds one store write.
+	BatchSize int `yaml:"batch_size"`
+	// FlushInterval is the longest a record waits before it is written
+	// when fewer than BatchSize are pending; also the retry period while
+	// the store fails.
+	FlushInterval time.Duration `yaml:"flush_interval"`
+	// PruneInterval is how often records older than Retention are deleted.
+	PruneInterval time.Duration `yaml:"prune_interval"`
+	// ShutdownTimeout bounds the final flush when the node stops.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+}
+
+// DefaultTuning keeps 30 days and buffers a burst of 10,000 records.
+func DefaultTuning() Tuning {
+	return Tuning{
+		Buffer:          10_000,
+		Retention:       30 * 24 * time.Hour,
+		BatchSize:       500,
+		FlushInterval:   time.Second,
+		PruneInterval:   time.Hour,
+		ShutdownTimeout: 10 * time.Second,
+	}
+}
+
+// Validate checks the keys; messages name them.
+func (t Tuning) Validate() error {
+	switch {
+	case t.Buffer <= 0:
+		return errors.New("buffer: must be positive")
+	case t.Retention < time.Hour:
+		return errors.New("retention: must be at least 1h")
+	case t.BatchSize <= 0:
+		return errors.New("batch_size: must be positive")
+	case t.FlushInterval <= 0:
+		return errors.New("flush_interval: must be positive")
+	case t.PruneInterval <= 0:
+		return errors.New("prune_interval: must be positive")
+	case t.ShutdownTimeout <= 0:
+		return errors.New("shutdown_timeout: must be positive")
+	}
+	return nil
+}
+
+// Queue returns the queue configuration for subsystem.
+func (t Tuning) Queue(subsystem, noun string) Config {
+	return Config{Subsystem: subsystem, Noun: noun, Buffer: t.Buffer, BatchSize: t.BatchSize,
+		FlushInterval: t.FlushInterval, ShutdownTimeout: t.ShutdownTimeout,
+		Retention: t.Retention, PruneInterval: t.PruneInterval}
 }

@@ -51,7 +51,7 @@ func TestRetriedBatchIsPreparedOnce(t *testing.T) {
 		return out
 	}
 	q, err := New(Config{Subsystem: "t", Buffer: 10, BatchSize: 3, FlushInterval: 5 * time.Millisecond, ShutdownTimeout: time.Second},
-		prepare, st.write, nil, nil, h)
+		prepare, st.write, nil, nil, nil, h)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +98,7 @@ func TestConfigRequired(t *testing.T) {
 		{Subsystem: "t", Buffer: 1, BatchSize: 1, FlushInterval: time.Second},
 		{Subsystem: "t", Buffer: 0, BatchSize: 1, FlushInterval: time.Second, ShutdownTimeout: time.Second},
 	} {
-		if _, err := New(cfg, id, w, nil, nil, nil); err == nil {
+		if _, err := New(cfg, id, w, nil, nil, nil, nil); err == nil {
 			t.Errorf("New(%+v) accepted", cfg)
 		}
 	}

@@ -1,0 +1,141 @@
+package smtpd
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"github.com/mxgrid/mxgrid/mailaddr"
+	"github.com/mxgrid/mxgrid/relay"
+	"github.com/mxgrid/mxgrid/scanner"
+	"github.com/mxgrid/mxgrid/tenant"
+	"github.com/mxgrid/mxgrid/tracking"
+)
+
+// Tracker takes one record per recipient outcome (message tracking);
+// Record must never block.
+type Tracker interface {
+	Record(tracking.Record)
+}
+
+// trackNote gathers, while a transaction runs, what its records need
+// beyond the session's state. Reset clears it.
+type trackNote struct {
+	start      time.Time
+	outcome    Outcome
+	verdict    scanner.Verdict
+	size       int64
+	messageID  string
+	subject    string
+	downstream string
+	relayErr   error
+}
+
+// noteMessage keeps the header fields tracking shows.
+func (n *trackNote) noteMessage(msg *scanner.Message) {
+	n.messageID = msg.Header.Get("Message-Id")
+	n.subject = msg.Header.Get("Subject")
+}
+
+// base is a record of this session and transaction without an outcome.
+func (ss *session) trackBase(rcpt string, dom *tenant.Domain) tracking.Record {
+	_, tlsIn := ss.conn.TLSConnectionState()
+	r := tracking.Record{
+		Time: time.Now().UTC(), Node: ss.srv.deps.Node, QueueID: ss.queueID, ClientIP: ss.clientIP,
+		HELO: ss.helo(), Sender: ss.from.String(), Recipient: rcpt, TLSIn: tlsIn,
+	}
+	if dom != nil {
+		r.DomainID, r.CustomerID = dom.ID, dom.CustomerID
+	}
+	return r
+}
+
+// trackRcpt records a recipient of a provisioned domain that was refused
+// or deferred at RCPT: the customer's server refused it or could not be
+// reached (the deferral view starts here), or our checks refused it.
+func (ss *session) trackRcpt(rcpt mailaddr.Address, dom *tenant.Domain, reply *smtp.SMTPError, cause error) {
+	if ss.srv.deps.Tracker == nil {
+		return
+	}
+	r := ss.trackBase(rcpt.String(), dom)
+	setReply(&r, reply, cause)
+	ss.srv.deps.Tracker.Record(r)
+}
+
+// trackData records every recipient of a finished DATA transaction with
+// what the sender heard.
+func (ss *session) trackData(reply error) {
+	if ss.srv.deps.Tracker == nil || ss.domain == nil || reply == nil {
+		return
+	}
+	sr := toSMTP(ss.log, reply) // every reply Data gives is one already
+	n := &ss.note
+	for _, rcpt := range ss.rcpts {
+		r := ss.trackBase(rcpt, ss.domain)
+		r.Size, r.MessageID, r.Subject = n.size, n.messageID, n.subject
+		r.Action, r.Score = n.verdict.Action.String(), n.verdict.Score
+		r.Symbols = topSymbolNames(n.verdict, 5)
+		r.Downstream = n.downstream
+		if ss.tx != nil {
+			r.TLSOut = ss.tx.TLS()
+		}
+		if !n.start.IsZero() {
+			r.Duration = time.Since(n.start)
+		}
+		setReply(&r, sr, n.relayErr)
+		if r.Status != tracking.StatusDelivered {
+			r.Reference = ss.queueID // our refusals quote it as [ref ...]
+		}
+		if n.outcome == OutcomeTempfailScan {
+			r.DeferReason = tracking.DeferScan
+		}
+		ss.srv.deps.Tracker.Record(r)
+	}
+}
+
+// setReply fills what the sender heard and, for a 4xx, why.
+func setReply(r *tracking.Record, reply *smtp.SMTPError, cause error) {
+	r.ReplyCode = reply.Code
+	r.Reply = replyLine(reply)
+	switch {
+	case reply.Code < 400:
+		r.Status = tracking.StatusDelivered
+	case reply.Code >= 500:
+		r.Status = tracking.StatusRefused
+	default:
+		r.Status = tracking.StatusDeferred
+		r.DeferReason = deferReason(cause)
+	}
+}
+
+// replyLine is a reply as the sender saw it on the wire.
+func replyLine(e *smtp.SMTPError) string {
+	return fmt.Sprintf("%d %d.%d.%d %s", e.Code, e.EnhancedCode[0], e.EnhancedCode[1], e.EnhancedCode[2], e.Message)
+}
+
+// deferReason classifies a 4xx by its cause.
+func deferReason(cause error) tracking.DeferReason {
+	var re *relay.Error
+	if !errors.As(cause, &re) {
+		return tracking.DeferLocal
+	}
+	switch re.Kind {
+	case relay.KindUnreachable:
+		return tracking.DeferUnreachable
+	case relay.KindLost:
+		return tracking.DeferTimeout
+	}
+	return tracking.DeferCustomerTempfail
+}
+
+// topSymbolNames are the names of v's n most significant symbols.
+func topSymbolNames(v scanner.Verdict, n int) []string {
+	top := v.TopSymbols(n)
+	names := make([]string, len(top))
+	for i, s := range top {
+		names[i] = s.Name
+	}
+	return names
+}

@@ -1,0 +1,320 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mxgrid/mxgrid/tenant"
+	"github.com/mxgrid/mxgrid/tracking"
+)
+
+// The message log: one row per recipient outcome (tracking.Record).
+//
+// On PostgreSQL the table is partitioned by day (at_us ranges), so keeping
+// 30 days costs one DROP TABLE a day instead of deleting millions of rows;
+// partitions are created when a batch first needs one. SQLite has no
+// partitions: old rows go in bounded batched deletes, as events do.
+
+const trackingComponent = "tracking"
+
+const trackingColumns = `at_us, node, queue_id, client_ip, helo, sender, recipient, domain_id, customer_id,
+	size, message_id, subject, action, score, symbols, status, reply_code, reply, downstream,
+	reference, defer_reason, tls_in, tls_out, duration_ms`
+
+const trackingColumnCount = 24
+
+// The indexes serve the searches a support desk makes: by recipient, by
+// sender, by Message-ID, queue id or reference, each within a tenant and a
+// time range, newest first.
+const trackingIndexes = `
+	CREATE INDEX message_log_at ON message_log (at_us, id);
+	CREATE INDEX message_log_customer ON message_log (customer_id, at_us);
+	CREATE INDEX message_log_domain ON message_log (domain_id, at_us);
+	CREATE INDEX message_log_rcpt ON message_log (lower(recipient), at_us);
+	CREATE INDEX message_log_sender ON message_log (lower(sender), at_us);
+	CREATE INDEX message_log_msgid ON message_log (message_id);
+	CREATE INDEX message_log_queue ON message_log (queue_id);
+	CREATE INDEX message_log_ref ON message_log (reference);`
+
+const trackingTable = `
+		node TEXT NOT NULL,
+		queue_id TEXT NOT NULL,
+		client_ip TEXT NOT NULL,
+		helo TEXT NOT NULL,
+		sender TEXT NOT NULL,
+		recipient TEXT NOT NULL,
+		domain_id BIGINT NOT NULL,
+		customer_id BIGINT NOT NULL,
+		size BIGINT NOT NULL,
+		message_id TEXT NOT NULL,
+		subject TEXT NOT NULL,
+		action TEXT NOT NULL,
+		score DOUBLE PRECISION NOT NULL,
+		symbols TEXT NOT NULL,
+		status TEXT NOT NULL,
+		reply_code INTEGER NOT NULL,
+		reply TEXT NOT NULL,
+		downstream TEXT NOT NULL,
+		reference TEXT NOT NULL,
+		defer_reason TEXT NOT NULL,
+		tls_in BOOLEAN NOT NULL,
+		tls_out BOOLEAN NOT NULL,
+		duration_ms BIGINT NOT NULL`
+
+var trackingMigrations = []Migration{{
+	Version: 1,
+	SQLite: `CREATE TABLE message_log (
+		id INTEGER PRIMARY KEY,
+		at_us INTEGER NOT NULL,` + trackingTable + `);` + trackingIndexes,
+	Postgres: `CREATE TABLE message_log (
+		id BIGSERIAL,
+		at_us BIGINT NOT NULL,` + trackingTable + `,
+		PRIMARY KEY (at_us, id)) PARTITION BY RANGE (at_us);
+	CREATE INDEX message_log_id ON message_log (id);` + trackingIndexes,
+}}
+
+// MigrateTracking creates or upgrades the message log.
+func (s *Store) MigrateTracking(ctx context.Context) error {
+	return s.Migrate(ctx, trackingComponent, trackingMigrations)
+}
+
+// dayOf is the UTC day a time falls in, as the partition bounds use.
+func dayOf(t time.Time) time.Time {
+	y, m, d := t.UTC().Date()
+	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
+}
+
+func partitionName(day time.Time) string { return "message_log_" + day.Format("20060102") }
+
+// ensurePartitions creates the PostgreSQL partitions recs need. Two nodes
+// may race to create one: the loser's error is ignored when the partition
+// exists afterwards.
+func (s *Store) ensurePartitions(ctx context.Context, recs []tracking.Record) error {
+	if s.Dialect != Postgres {
+		return nil
+	}
+	for i := range recs {
+		day := dayOf(recs[i].Time)
+		if _, ok := s.partitions.Load(day); ok {
+			continue
+		}
+		next := day.AddDate(0, 0, 1)
+		q := fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s PARTITION OF message_log FOR VALUES FROM (%d) TO (%d)`,
+			partitionName(day), day.UnixMicro(), next.UnixMicro())
+		if _, err := s.DB.ExecContext(ctx, q); err != nil {
+			var exists bool
+			if qerr := s.DB.QueryRowContext(ctx, `SELECT to_regclass($1) IS NOT NULL`, partitionName(day)).Scan(&exists); qerr != nil || !exists {
+				return fail("create message log partition "+partitionName(day), err)
+			}
+		}
+		s.partitions.Store(day, true)
+	}
+	return nil
+}
+
+func trackingArgs(args []any, r *tracking.Record) []any {
+	ip := ""
+	if r.ClientIP.IsValid() {
+		ip = r.ClientIP.String()
+	}
+	return append(args,
+		r.Time.UnixMicro(), r.Node, r.QueueID, ip, r.HELO, r.Sender, r.Recipient, r.DomainID, r.CustomerID,
+		r.Size, r.MessageID, r.Subject, r.Action, r.Score, strings.Join(r.Symbols, " "), string(r.Status),
+		r.ReplyCode, r.Reply, r.Downstream, r.Reference, string(r.DeferReason), r.TLSIn, r.TLSOut, r.Duration.Milliseconds())
+}
+
+// InsertTracking writes recs in one transaction (all or none).
+func (s *Store) InsertTracking(ctx context.Context, recs []tracking.Record) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
+	defer cancel()
+	if err := s.ensurePartitions(ctx, recs); err != nil {
+		return err
+	}
+	return s.insertRows(ctx, "message_log", trackingColumns, trackingColumnCount, len(recs), func(args []any, i int) []any {
+		return trackingArgs(args, &recs[i])
+	})
+}
+
+// PruneTracking deletes records older than before: whole day partitions on
+// PostgreSQL (a day is dropped once all of it is older), batched deletes on
+// SQLite.
+func (s *Store) PruneTracking(ctx context.Context, before time.Time) (int64, error) {
+	if s.Dialect != Postgres {
+		return s.pruneTable(ctx, "message_log", before)
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
+	defer cancel()
+	rows, err := s.DB.QueryContext(ctx, `SELECT c.relname FROM pg_inherits i
+		JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent
+		WHERE p.relname = 'message_log'`)
+	if err != nil {
+		return 0, fail("list message log partitions", err)
+	}
+	var old []string
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			rows.Close()
+			return 0, fail("list message log partitions: scan", err)
+		}
+		day, err := time.Parse("20060102", strings.TrimPrefix(name, "message_log_"))
+		if err == nil && !day.AddDate(0, 0, 1).After(before) {
+			old = append(old, name)
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, fail("list message log partitions", err)
+	}
+	var total int64
+	for _, name := range old {
+		var n int64
+		if err := s.DB.QueryRowContext(ctx, `SELECT COUNT(*) FROM `+name).Scan(&n); err != nil {
+			return total, fail("count "+name, err)
+		}
+		if _, err := s.DB.ExecContext(ctx, `DROP TABLE IF EXISTS `+name); err != nil {
+			return total, fail("drop "+name, err)
+		}
+		day, _ := time.Parse("20060102", strings.TrimPrefix(name, "message_log_"))
+		s.partitions.Delete(day)
+		total += n
+	}
+	return total, nil
+}
+
+// resellerScope keeps a reseller to its customers' records. Records carry
+// the customer, not the reseller: history follows a customer the operator
+// moves, as a domain's statistics follow the domain. Ids are never reused
+// (AUTOINCREMENT, sequences), so a new customer never inherits a deleted
+// one's records. Config domains (customer 0) are the operator's alone.
+const resellerScope = `customer_id IN (SELECT id FROM customers WHERE reseller_id = ?)`
+
+// SearchTracking returns a page of records matching f, newest first, and
+// the cursor of the next page (zero when this was the last).
+func (s *Store) SearchTracking(ctx context.Context, f tracking.Filter) ([]tracking.Record, tracking.Cursor, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
+	defer cancel()
+	limit := f.Limit
+	if limit <= 0 || limit > tracking.MaxLimit {
+		limit = tracking.MaxLimit
+	}
+	var (
+		where []string
+		args  []any
+	)
+	add := func(cond string, v any) {
+		args = append(args, v)
+		where = append(where, strings.ReplaceAll(cond, "?", "$"+strconv.Itoa(len(args))))
+	}
+	if !f.Scope.Operator {
+		add(resellerScope, f.Scope.ResellerID)
+	}
+	if f.DomainID != 0 {
+		add("domain_id = ?", f.DomainID)
+	}
+	if f.CustomerID != 0 {
+		add("customer_id = ?", f.CustomerID)
+	}
+	if f.Recipient != "" {
+		add("lower(recipient) = lower(?)", f.Recipient)
+	}
+	if f.Sender != "" {
+		add("lower(sender) = lower(?)", f.Sender)
+	}
+	for _, c := range []struct{ col, v string }{{"queue_id", f.QueueID}, {"message_id", f.MessageID}, {"reference", f.Reference}, {"status", string(f.Status)}} {
+		if c.v != "" {
+			add(c.col+" = ?", c.v)
+		}
+	}
+	if !f.Since.IsZero() {
+		add("at_us >= ?", f.Since.UnixMicro())
+	}
+	if !f.Until.IsZero() {
+		add("at_us < ?", f.Until.UnixMicro())
+	}
+	if !f.After.IsZero() {
+		args = append(args, f.After.Time.UnixMicro(), f.After.ID)
+		n := len(args)
+		where = append(where, fmt.Sprintf("(at_us < $%d OR (at_us = $%d AND id < $%d))", n-1, n-1, n))
+	}
+	q := `SELECT id, ` + trackingColumns + ` FROM message_log`
+	if len(where) > 0 {
+		q += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	args = append(args, limit+1)
+	q += fmt.Sprintf(` ORDER BY at_us DESC, id DESC LIMIT $%d`, len(args))
+	recs, err := s.scanTracking(ctx, q, args)
+	if err != nil {
+		return nil, tracking.Cursor{}, err
+	}
+	var next tracking.Cursor
+	if len(recs) > limit {
+		recs = recs[:limit]
+		last := recs[limit-1]
+		next = tracking.Cursor{Time: last.Time, ID: last.ID}
+	}
+	return recs, next, nil
+}
+
+// GetTracking returns one record by id within scope; another tenant's id
+// is ErrNotFound, as a missing one is.
+func (s *Store) GetTracking(ctx context.Context, scope tracking.Scope, id int64) (tracking.Record, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
+	defer cancel()
+	q := `SELECT id, ` + trackingColumns + ` FROM message_log WHERE id = $1`
+	args := []any{id}
+	if !scope.Operator {
+		q += ` AND ` + strings.ReplaceAll(resellerScope, "?", "$2")
+		args = append(args, scope.ResellerID)
+	}
+	recs, err := s.scanTracking(ctx, q, args)
+	if err != nil {
+		return tracking.Record{}, err
+	}
+	if len(recs) == 0 {
+		return tracking.Record{}, fmt.Errorf("message record %d: %w", id, tenant.ErrNotFound)
+	}
+	return recs[0], nil
+}
+
+func (s *Store) scanTracking(ctx context.Context, q string, args []any) ([]tracking.Record, error) {
+	rows, err := s.DB.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fail("search message log", err)
+	}
+	defer rows.Close()
+	var out []tracking.Record
+	for rows.Next() {
+		var (
+			r                       tracking.Record
+			atUS, durMS             int64
+			ip, symbols, st, reason string
+		)
+		if err := rows.Scan(&r.ID, &atUS, &r.Node, &r.QueueID, &ip, &r.HELO, &r.Sender, &r.Recipient, &r.DomainID,
+			&r.CustomerID, &r.Size, &r.MessageID, &r.Subject, &r.Action, &r.Score, &symbols, &st,
+			&r.ReplyCode, &r.Reply, &r.Downstream, &r.Reference, &reason, &r.TLSIn, &r.TLSOut, &durMS); err != nil {
+			return nil, fail("search message log: scan", err)
+		}
+		r.Time = time.UnixMicro(atUS).UTC()
+		r.Duration = time.Duration(durMS) * time.Millisecond
+		r.ClientIP, _ = netip.ParseAddr(ip) // "" for records without a client: invalid
+		if symbols != "" {
+			r.Symbols = strings.Split(symbols, " ")
+		}
+		r.Status, r.DeferReason = tracking.Status(st), tracking.DeferReason(reason)
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return nil, fail("search message log", err)
+	}
+	return out, nil
+}

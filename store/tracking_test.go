@@ -1,0 +1,189 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/mxgrid/mxgrid/admin"
+	"github.com/mxgrid/mxgrid/tenant"
+	"github.com/mxgrid/mxgrid/tracking"
+)
+
+// TestTrackingStore runs the message log's contract on both dialects:
+// search by each filter, tenant scope, stable cursor paging, get by id
+// within scope, and retention.
+func TestTrackingStore(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		open func(testing.TB) *Store
+	}{{"sqlite", openSQLite}, {"postgres", openPostgres}} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := tc.open(t)
+			if err := s.MigrateTracking(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			testTrackingContract(t, s)
+		})
+	}
+}
+
+func testTrackingContract(t *testing.T, s *Store) {
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	ts := NewTenants(s)
+	a := admin.AuditEntry{Actor: "test", Action: "create", Object: "x"}
+	var customers, resellers [2]int64
+	for i := range customers {
+		r := tenant.Reseller{Name: fmt.Sprint("R", i), Slug: fmt.Sprint("r", i)}
+		if _, err := ts.CreateReseller(ctx, &r, a); err != nil {
+			t.Fatal(err)
+		}
+		c := tenant.Customer{ResellerID: r.ID, Name: "C"}
+		if _, err := ts.CreateCustomer(ctx, &c, a); err != nil {
+			t.Fatal(err)
+		}
+		customers[i], resellers[i] = c.ID, r.ID
+	}
+	reseller1, reseller2 := tracking.Scope{ResellerID: resellers[0]}, tracking.Scope{ResellerID: resellers[1]}
+	var recs []tracking.Record
+	// Reseller 1 (its customer, domain 100) and reseller 2 (its customer,
+	// domain 200), 30 records each, one a minute; the same recipient name
+	// exists under both, as a re-created domain would.
+	for i := range 60 {
+		r := tracking.Record{
+			Time: now.Add(-time.Duration(i) * time.Minute), Node: "n1", QueueID: fmt.Sprintf("Q%03d", i),
+			ClientIP: netip.MustParseAddr("192.0.2.7"), HELO: "mx.sender.example", Sender: "Alice@Sender.example",
+			Recipient: "bob@shared.example", DomainID: 100, CustomerID: customers[0], Size: 1234,
+			MessageID: fmt.Sprintf("<m%d@sender.example>", i), Subject: "Invoice ü", Action: "deliver", Score: 1.5,
+			Symbols: []string{"A", "B"}, Status: tracking.StatusDelivered, ReplyCode: 250, Reply: "2.0.0 ok",
+			Downstream: "250 2.0.0 queued as ABC", TLSIn: true, Duration: 120 * time.Millisecond,
+		}
+		if i%2 == 1 {
+			r.DomainID, r.CustomerID = 200, customers[1]
+		}
+		if i%3 == 0 {
+			r.Status, r.ReplyCode, r.DeferReason, r.Downstream = tracking.StatusDeferred, 451, tracking.DeferUnreachable, ""
+		}
+		if i == 7 {
+			r.Reference, r.Status = "REF7", tracking.StatusRefused
+		}
+		recs = append(recs, r)
+	}
+	if err := s.InsertTracking(ctx, recs); err != nil {
+		t.Fatal(err)
+	}
+	search := func(f tracking.Filter) []tracking.Record {
+		t.Helper()
+		got, _, err := s.SearchTracking(ctx, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+
+	all := search(tracking.Filter{Scope: reseller1, Recipient: "BOB@shared.example"})
+	if len(all) != 30 {
+		t.Fatalf("reseller 1 found %d records by recipient, want its 30", len(all))
+	}
+	for i, r := range all {
+		if r.CustomerID != customers[0] {
+			t.Fatalf("reseller 1 sees customer %d's record", r.CustomerID)
+		}
+		if i > 0 && r.Time.After(all[i-1].Time) {
+			t.Fatal("not newest first")
+		}
+	}
+	want := recs[0]
+	got := all[0]
+	want.ID = got.ID
+	if fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", want) {
+		t.Fatalf("round trip:\n got %+v\nwant %+v", got, want)
+	}
+	if n := len(search(tracking.Filter{Scope: tracking.Scope{Operator: true}})); n != 60 {
+		t.Fatalf("operator sees %d, want 60", n)
+	}
+	for _, tc := range []struct {
+		name string
+		f    tracking.Filter
+		want int
+	}{
+		{"sender any case", tracking.Filter{Sender: "alice@sender.EXAMPLE"}, 30},
+		{"status", tracking.Filter{Status: tracking.StatusDeferred}, 10}, // i%6 == 0
+		{"queue id", tracking.Filter{QueueID: "Q004"}, 1},
+		{"other tenant's queue id", tracking.Filter{QueueID: "Q003"}, 0},
+		{"message id", tracking.Filter{MessageID: "<m8@sender.example>"}, 1},
+		{"reference of another tenant", tracking.Filter{Reference: "REF7"}, 0},
+		{"other tenant's domain", tracking.Filter{DomainID: 200}, 0},
+		{"other tenant's customer", tracking.Filter{CustomerID: customers[1]}, 0},
+		{"customer", tracking.Filter{CustomerID: customers[0]}, 30},
+		{"time range", tracking.Filter{Since: now.Add(-10 * time.Minute), Until: now.Add(-time.Minute)}, 5},
+	} {
+		tc.f.Scope = reseller1
+		if n := len(search(tc.f)); n != tc.want {
+			t.Errorf("%s: %d records, want %d", tc.name, n, tc.want)
+		}
+	}
+
+	// Pages of 7 walk all 30 once each, in order, even with new records
+	// arriving between pages.
+	seen := map[int64]bool{}
+	var after tracking.Cursor
+	pages := 0
+	for {
+		page, next, err := s.SearchTracking(ctx, tracking.Filter{Scope: reseller1, Limit: 7, After: after})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range page {
+			if seen[r.ID] {
+				t.Fatalf("record %d on two pages", r.ID)
+			}
+			seen[r.ID] = true
+		}
+		pages++
+		if pages == 1 {
+			late := recs[0]
+			late.Time = now.Add(time.Minute)
+			if err := s.InsertTracking(ctx, []tracking.Record{late}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if next.IsZero() {
+			break
+		}
+		after = next
+	}
+	if len(seen) != 30 || pages != 5 {
+		t.Fatalf("paging saw %d records in %d pages, want 30 in 5", len(seen), pages)
+	}
+
+	// By id: one's own, never another reseller's.
+	if _, err := s.GetTracking(ctx, reseller1, all[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	other := search(tracking.Filter{Scope: reseller2, Limit: 1})
+	if len(other) != 1 || other[0].CustomerID != customers[1] {
+		t.Fatalf("reseller 2 finds %+v", other)
+	}
+	if _, err := s.GetTracking(ctx, reseller1, other[0].ID); !errors.Is(err, tenant.ErrNotFound) {
+		t.Fatalf("reseller 1 reading reseller 2's record: %v, want not found", err)
+	}
+
+	// Retention: records of earlier days go; today's stay.
+	old := recs[0]
+	old.Time = now.AddDate(0, 0, -40)
+	if err := s.InsertTracking(ctx, []tracking.Record{old, old}); err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.PruneTracking(ctx, now.AddDate(0, 0, -30))
+	if err != nil || n != 2 {
+		t.Fatalf("pruned %d, %v; want the 2 old records", n, err)
+	}
+	if got := search(tracking.Filter{Scope: tracking.Scope{Operator: true}}); len(got) != 61 {
+		t.Fatalf("%d records after pruning, want 61", len(got))
+	}
+}

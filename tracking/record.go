@@ -1,0 +1,123 @@
+// Package tracking answers "where is my mail?": one Record per recipient
+// and transaction, written off the SMTP path through a bounded queue
+// (mail never waits for it), searched per tenant.
+//
+// The package holds the contract (Record, Status, Filter, Cursor) and the
+// Recorder; persistence is behind the small Store interface the Recorder
+// and the search own, so a column store could take the records later
+// without touching smtpd or the API.
+package tracking
+
+import (
+	"net/netip"
+	"time"
+)
+
+// Status is what the sender was told about one recipient.
+type Status string
+
+const (
+	// StatusDelivered: the customer's server accepted (Downstream holds its
+	// reply), or, for a tagged message, accepted it tagged.
+	StatusDelivered Status = "delivered"
+	// StatusRefused: a 5xx to the sender, ours (spam, virus, policy) or the
+	// customer server's.
+	StatusRefused Status = "refused"
+	// StatusDeferred: a 4xx to the sender, who will retry (DeferReason
+	// says why).
+	StatusDeferred Status = "deferred"
+	// StatusQuarantined: accepted into the quarantine, not delivered.
+	StatusQuarantined Status = "quarantined"
+)
+
+// ParseStatus reads a status from an API filter.
+func ParseStatus(s string) (Status, bool) {
+	switch st := Status(s); st {
+	case StatusDelivered, StatusRefused, StatusDeferred, StatusQuarantined:
+		return st, true
+	}
+	return "", false
+}
+
+// DeferReason is why a recipient was deferred.
+type DeferReason string
+
+const (
+	// DeferUnreachable: the customer's server could not be connected to.
+	DeferUnreachable DeferReason = "customer_unreachable"
+	// DeferTimeout: the customer's server stopped answering mid-transaction.
+	DeferTimeout DeferReason = "customer_timeout"
+	// DeferCustomerTempfail: the customer's server answered 4xx.
+	DeferCustomerTempfail DeferReason = "customer_tempfail"
+	// DeferScan: a check failed under on_error=tempfail.
+	DeferScan DeferReason = "scan_tempfail"
+	// DeferLocal: the node could not take the message now (memory budget,
+	// shutting down).
+	DeferLocal DeferReason = "node_busy"
+)
+
+// Record is one recipient's outcome of one transaction.
+type Record struct {
+	// ID is assigned by the store; 0 before.
+	ID       int64
+	Time     time.Time
+	Node     string
+	QueueID  string
+	ClientIP netip.Addr
+	HELO     string
+	Sender   string
+	// Recipient is the full address as accepted.
+	Recipient string
+	// DomainID and CustomerID scope the record (a reseller through its
+	// customers): a tenant finds only records of its own ids, whatever the
+	// names say. Both are 0 for the config file's domains.
+	DomainID   int64
+	CustomerID int64
+	Size       int64
+	MessageID  string
+	// Subject is empty when tracking.store_subjects is off.
+	Subject string
+	// Action is the verdict's scanner.Action ("" when no scan happened).
+	Action  string
+	Score   float64
+	Symbols []string
+	Status  Status
+	// ReplyCode and Reply are what we answered the sender.
+	ReplyCode int
+	Reply     string
+	// Downstream is the customer server's reply to DATA, when it gave one.
+	Downstream  string
+	Reference   string
+	DeferReason DeferReason
+	TLSIn       bool
+	TLSOut      bool
+	Duration    time.Duration
+}
+
+// Scope is who is asking: the operator sees everything, a reseller only
+// its customers' records.
+type Scope struct {
+	Operator   bool
+	ResellerID int64
+}
+
+// Filter narrows a search. Zero fields do not filter.
+type Filter struct {
+	Scope      Scope
+	DomainID   int64
+	CustomerID int64
+	Recipient  string
+	Sender     string
+	QueueID    string
+	MessageID  string
+	Reference  string
+	Status     Status
+	Since      time.Time
+	Until      time.Time
+	// After continues a previous page (newest first).
+	After Cursor
+	Limit int
+}
+
+// MaxLimit bounds one page.
+const MaxLimit = 500

@@ -1,0 +1,117 @@
+package tracking
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mxgrid/mxgrid/health"
+	"github.com/mxgrid/mxgrid/internal/batchq"
+)
+
+// HealthComponent is the name the Recorder reports under (and its
+// metrics' subsystem).
+const HealthComponent = "tracking"
+
+// Config is the `tracking:` section.
+type Config struct {
+	// Enabled records every recipient's outcome (default true).
+	Enabled bool `yaml:"enabled"`
+	// StoreSubjects keeps each message's Subject in its record (default
+	// true). Subjects are personal data: turn this off where the hosting
+	// contract or local law forbids keeping them for Retention.
+	StoreSubjects bool `yaml:"store_subjects"`
+	batchq.Tuning `yaml:",inline"`
+}
+
+// DefaultConfig records everything for 30 days.
+func DefaultConfig() Config {
+	return Config{Enabled: true, StoreSubjects: true, Tuning: batchq.DefaultTuning()}
+}
+
+// Validate checks the section; messages name the key.
+func (c Config) Validate() error { return c.Tuning.Validate() }
+
+// Store persists records; *store.Store is the implementation.
+type Store interface {
+	InsertTracking(ctx context.Context, recs []Record) error
+	PruneTracking(ctx context.Context, before time.Time) (int64, error)
+}
+
+// Field bounds: a record stays small whatever the client sent.
+const (
+	maxText    = 998
+	maxSymbols = 10
+)
+
+// Recorder takes records from the SMTP path without ever blocking it.
+type Recorder struct {
+	cfg   Config
+	store Store
+	log   *slog.Logger
+	queue *batchq.Queue[Record, Record]
+}
+
+// NewRecorder returns a Recorder; Run writes.
+func NewRecorder(cfg Config, st Store, reg prometheus.Registerer, log *slog.Logger, h *health.Registry) (*Recorder, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("tracking: %w", err)
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	r := &Recorder{cfg: cfg, store: st, log: log.With("component", HealthComponent)}
+	keep := func(_ context.Context, recs []Record) []Record { return recs }
+	q, err := batchq.New(cfg.Queue(HealthComponent, "message records"), keep, st.InsertTracking, st.PruneTracking, reg, r.log, h)
+	if err != nil {
+		return nil, fmt.Errorf("tracking: %w", err)
+	}
+	r.queue = q
+	return r, nil
+}
+
+// Record queues rec and returns at once; a full buffer drops the oldest.
+// Client-supplied text is bounded and made valid UTF-8 here, once.
+func (r *Recorder) Record(rec Record) {
+	if rec.Time.IsZero() {
+		rec.Time = time.Now()
+	}
+	if !r.cfg.StoreSubjects {
+		rec.Subject = ""
+	}
+	for _, f := range []*string{&rec.HELO, &rec.Sender, &rec.Recipient, &rec.MessageID, &rec.Subject, &rec.Reply, &rec.Downstream} {
+		*f = clip(*f)
+	}
+	if len(rec.Symbols) > maxSymbols {
+		rec.Symbols = rec.Symbols[:maxSymbols]
+	}
+	rec.Symbols = append([]string(nil), rec.Symbols...)
+	r.queue.Put(rec)
+}
+
+// clip keeps s printable, valid UTF-8 and at most maxText bytes.
+func clip(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, s)
+	if len(s) <= maxText {
+		return s
+	}
+	cut := maxText
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut]
+}
+
+// Run writes and prunes until ctx ends, then flushes what it holds.
+func (r *Recorder) Run(ctx context.Context) error { return r.queue.Run(ctx) }
