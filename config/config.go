@@ -85,6 +85,10 @@ type HTTP struct {
 	// TrustedProxies are the networks whose X-Forwarded-For is believed
 	// for the client address (login limits, logs).
 	TrustedProxies []string `yaml:"trusted_proxies"`
+	// Pprof serves Go's profiler at /debug/pprof/ on the management
+	// listener: off by default, as a profile shows code paths and memory
+	// and costs CPU while it runs.
+	Pprof bool `yaml:"pprof"`
 }
 
 // Log selects the log format and level.

@@ -30,6 +30,8 @@ smtp:
   trusted_proxies: [10.0.0.0/8]
   command_timeout: 30s
 log: {format: json}
+relay:
+  cache: {enabled: false, max_reuse: 10}
 domains:
   - name: Example.ORG
     route: 127.0.0.1:2500
@@ -47,6 +49,10 @@ domains:
 	}
 	if *doms[0].Policy.RejectScore != 15 || cfg.SMTP.CommandTimeout.Seconds() != 30 || cfg.Node.Provider != "hetzner" {
 		t.Fatalf("values not applied: %+v", cfg)
+	}
+	// A key set in a section leaves the section's other defaults alone.
+	if c := cfg.Relay.Cache; c.Enabled || c.MaxReuse != 10 || c.MaxIdlePerRoute != 50 || c.IdleTimeout != 5*time.Second {
+		t.Fatalf("relay.cache = %+v, want off, max_reuse 10, other defaults", c)
 	}
 }
 
@@ -66,6 +72,11 @@ func TestBadConfigNamesTheKey(t *testing.T) {
 		{"duplicate domain", "domains:\n  - {name: a.org, route: 'h:25'}\n  - {name: A.org, route: 'h:26'}\n", "domains[1].name:"},
 		{"bad proxy cidr", "smtp:\n  trusted_proxies: [10.0.0.0/33]\n", "smtp.trusted_proxies[0]"},
 		{"bad allowed route network", "relay:\n  allowed_route_networks: [10.0.0.0/8, lan]\n", "relay.allowed_route_networks[1]"},
+		{"no idle sessions per route", "relay:\n  cache: {max_idle_per_route: 0}\n", "relay.cache.max_idle_per_route:"},
+		{"zero idle timeout", "relay:\n  cache: {idle_timeout: 0s}\n", "relay.cache.idle_timeout:"},
+		{"idle timeout past RFC 5321's", "relay:\n  cache: {idle_timeout: 10m}\n", "relay.cache.idle_timeout:"},
+		{"zero reuse", "relay:\n  cache: {max_reuse: 0}\n", "relay.cache.max_reuse:"},
+		{"unknown cache key", "relay:\n  cache: {max_idle: 3}\n", `unknown key "relay.cache.max_idle"`},
 		{"bad route test burst", "panel:\n  route_test_burst: 0\n", "panel.route_test_burst"},
 		{"wrong type", "smtp:\n  max_recipients: lots\n", "invalid value"},
 		{"bad duration", "smtp:\n  data_timeout: soon\n", "invalid value"},

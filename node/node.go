@@ -293,6 +293,10 @@ func (b *builder) buildSMTP(context.Context) error {
 	// Inbound Authentication-Results fields that claim our name are forged
 	// and removed before relaying (RFC 8601 §5).
 	authServID := b.cfg.AuthServID()
+	rel := relay.New(b.cfg.Relay, b.cfg.SMTP.Hostname, b.guard, b.log.With("component", "relay"), b.registry)
+	// Stopped after SMTP (parts stop in reverse), so its idle downstream
+	// sessions are closed once no transaction can want one.
+	b.run("relay connection cache", rel)
 	var err error
 	b.smtp, err = smtpd.New(b.cfg.SMTP, smtpd.Deps{
 		Outcomes:      outcomes,
@@ -303,7 +307,7 @@ func (b *builder) buildSMTP(context.Context) error {
 		AuthServID:    authServID,
 		PrepareHeader: func(h *textproto.Header) bool { return auth.StripOurAuthResults(h, authServID) > 0 },
 		Scanner:       b.pipeline,
-		Relay:         smtpd.Relay{Relay: relay.New(b.cfg.Relay, b.cfg.SMTP.Hostname, b.guard, b.log.With("component", "relay"), b.registry)},
+		Relay:         smtpd.Relay{Relay: rel},
 		Policy:        b.cfg.Scanner.Policy(),
 		Node:          b.cfg.Node.Name,
 		Provider:      b.cfg.Node.Provider,
@@ -315,6 +319,9 @@ func (b *builder) buildSMTP(context.Context) error {
 		return err
 	}
 	b.web = web.New(b.health, b.registry, b.log.With("component", "http"), web.DefaultLimits())
+	if b.cfg.HTTP.Pprof {
+		b.web.MountPprof()
+	}
 	return nil
 }
 

@@ -13,7 +13,6 @@ package relay
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -68,12 +67,14 @@ type Config struct {
 	// though they are loopback, private, link-local and so on (a customer
 	// server on the operator's private network).
 	AllowedRouteNetworks []string `yaml:"allowed_route_networks"`
+	// Cache keeps downstream sessions open between transactions.
+	Cache CacheConfig `yaml:"cache"`
 }
 
 // DefaultConfig returns timeouts that keep the sender's own timeouts
 // (RFC 5321 §4.5.3.2: 5 min per command, 10 min after DATA) out of reach.
 func DefaultConfig() Config {
-	return Config{ConnectTimeout: 10 * time.Second, CommandTimeout: 60 * time.Second, DataTimeout: 5 * time.Minute}
+	return Config{ConnectTimeout: 10 * time.Second, CommandTimeout: 60 * time.Second, DataTimeout: 5 * time.Minute, Cache: DefaultCacheConfig()}
 }
 
 // Validate checks the section; messages name the key.
@@ -88,6 +89,9 @@ func (c Config) Validate() error {
 	}
 	if _, err := netguard.ParsePrefixes(c.AllowedRouteNetworks); err != nil {
 		return fmt.Errorf("allowed_route_networks%w", err)
+	}
+	if err := c.Cache.Validate(); err != nil {
+		return fmt.Errorf("cache.%w", err)
 	}
 	return nil
 }
@@ -143,13 +147,16 @@ type Relay struct {
 	results  *prometheus.CounterVec
 	refused  *prometheus.CounterVec
 	loops    *prometheus.CounterVec
+	cacheM   cacheMetrics
+	// cache is nil when relay.cache.enabled is false.
+	cache *cache
 }
 
 // New returns a Relay that introduces itself as hostname and connects
 // only where guard allows.
 func New(cfg Config, hostname string, guard *netguard.Guard, log *slog.Logger, reg prometheus.Registerer) *Relay {
 	f := promauto.With(reg)
-	return &Relay{
+	r := &Relay{
 		cfg:      cfg,
 		hostname: hostname,
 		guard:    guard,
@@ -171,7 +178,22 @@ func New(cfg Config, hostname string, guard *netguard.Guard, log *slog.Logger, r
 			Name: "mxgrid_relay_results_total",
 			Help: "Downstream results by stage (connect, mail, rcpt, data) and outcome (ok, tempfail, permfail).",
 		}, []string{"stage", "outcome"}),
+		cacheM: newCacheMetrics(f),
 	}
+	if cfg.Cache.Enabled {
+		r.cache = newCache(cfg.Cache, r.cacheM)
+	}
+	return r
+}
+
+// Run expires idle cached sessions until ctx ends, then closes every one
+// left: the node runs it as one of its parts and stops it after SMTP, so
+// no transaction is in flight by then (one handed back later is closed).
+func (r *Relay) Run(ctx context.Context) error {
+	if r.cache != nil {
+		r.cache.run(ctx)
+	}
+	return nil
 }
 
 // MailOptions carries the sender's MAIL parameters that matter downstream.
@@ -183,13 +205,15 @@ type MailOptions struct {
 // Transaction is one downstream SMTP transaction. It is not safe for
 // concurrent use: the inbound session drives it step by step.
 type Transaction struct {
-	r      *Relay
-	route  Route
-	client *smtp.Client
-	conn   net.Conn
-	stop   func() bool
-	rcpts  int
-	closed bool
+	r     *Relay
+	s     *session
+	route Route
+	stop  func() bool
+	rcpts int
+	// reusable is false once the session's state is unknown: a network
+	// error or timeout, a 421, or DATA begun without its final reply.
+	reusable bool
+	closed   bool
 }
 
 // Begin connects to route, says EHLO, negotiates TLS per the route and sends
@@ -201,25 +225,77 @@ type Transaction struct {
 // when the server offers 8BITMIME, SIZE and SMTPUTF8. Nothing the sender
 // typed reaches the customer's server as protocol text.
 func (r *Relay) Begin(ctx context.Context, route Route, from mailaddr.Address, opts MailOptions) (*Transaction, error) {
-	t, err := r.connect(ctx, route)
+	key := cacheKey{route: route, helo: r.hostname}
+	if s := r.cached(key); s != nil {
+		t, err := r.start(ctx, s, from, opts)
+		if err == nil {
+			r.cacheM.hits.Inc()
+			return t, nil
+		}
+		// Nothing was accepted on it, so one more try on a new
+		// connection delivers nothing twice; the sender hears that
+		// try's answer, as if the cache had been empty.
+		r.cacheM.stale.Inc()
+		r.log.Debug("cached session failed before MAIL, reconnecting", "route", route.Addr, "uses", s.uses, "err", err)
+		if ctx.Err() != nil {
+			return nil, err
+		}
+	} else {
+		r.cacheM.misses.Inc()
+	}
+	s, err := r.connect(ctx, route)
 	if err != nil {
 		r.results.WithLabelValues("connect", "tempfail").Inc()
 		return nil, err
 	}
-	if opts.UTF8 {
-		if ok, _ := t.client.Extension("SMTPUTF8"); !ok {
-			t.Close()
-			r.results.WithLabelValues("mail", "permfail").Inc()
-			// RFC 6531 §3.2: a message that needs SMTPUTF8 cannot be
-			// downgraded by a relay; refusing is the only honest answer.
-			return nil, &Error{Kind: KindRefusedLocally, Code: 550, Enhanced: [3]int{5, 6, 7}, Message: "customer server does not support SMTPUTF8"}
-		}
-	}
-	if err := t.client.Mail(from.String(), &smtp.MailOptions{Size: opts.Size, UTF8: opts.UTF8}); err != nil {
-		t.Close()
-		e := downstreamError(route, "MAIL", err)
+	s.key = key
+	t, e := r.start(ctx, s, from, opts)
+	if e != nil {
 		r.results.WithLabelValues("mail", outcome(e)).Inc()
 		return nil, e
+	}
+	return t, nil
+}
+
+func (r *Relay) cached(key cacheKey) *session {
+	if r.cache == nil {
+		return nil
+	}
+	return r.cache.get(key)
+}
+
+// start begins a transaction on s: EHLO again when s comes from the cache
+// (go-smtp's client wants it after RSET, and it proves the session alive),
+// then MAIL FROM. On failure the session is closed or, when still sound
+// (a refused MAIL), handed back.
+func (r *Relay) start(ctx context.Context, s *session, from mailaddr.Address, opts MailOptions) (*Transaction, *Error) {
+	t := &Transaction{r: r, s: s, route: s.key.route, reusable: true}
+	t.stop = context.AfterFunc(ctx, func() { s.conn.Close() })
+	s.uses++
+	reused := s.uses > 1
+	fail := func(e *Error) (*Transaction, *Error) {
+		if reused {
+			// Begin retries on a new connection; this one, whatever
+			// its state, is not trusted again.
+			t.reusable = false
+		}
+		t.Close()
+		return nil, e
+	}
+	if reused {
+		if err := s.client.Hello(r.hostname); err != nil {
+			return fail(t.downstream("EHLO", err))
+		}
+	}
+	if opts.UTF8 {
+		if ok, _ := s.client.Extension("SMTPUTF8"); !ok {
+			// RFC 6531 §3.2: a message that needs SMTPUTF8 cannot be
+			// downgraded by a relay; refusing is the only honest answer.
+			return fail(&Error{Kind: KindRefusedLocally, Code: 550, Enhanced: [3]int{5, 6, 7}, Message: "customer server does not support SMTPUTF8"})
+		}
+	}
+	if err := s.client.Mail(from.String(), &smtp.MailOptions{Size: opts.Size, UTF8: opts.UTF8}); err != nil {
+		return fail(t.downstream("MAIL", err))
 	}
 	return t, nil
 }
@@ -228,7 +304,7 @@ func (r *Relay) Begin(ctx context.Context, route Route, from mailaddr.Address, o
 // level, opportunistic TLS falls back to a fresh clear-text connection when
 // the handshake fails: refusing would block mail to servers with broken
 // TLS, and the fallback is no worse than TLSNone.
-func (r *Relay) connect(ctx context.Context, route Route) (*Transaction, error) {
+func (r *Relay) connect(ctx context.Context, route Route) (*session, error) {
 	t, err := r.session(ctx, route, route.TLS != TLSNone)
 	if err == nil || route.TLS != TLSOpportunistic || errors.Is(err, errUnreachable) || errors.Is(err, netguard.ErrLoop) {
 		return t, err
@@ -239,14 +315,14 @@ func (r *Relay) connect(ctx context.Context, route Route) (*Transaction, error) 
 
 var errUnreachable = errors.New("unreachable")
 
-func (r *Relay) session(ctx context.Context, route Route, tryTLS bool) (*Transaction, error) {
+func (r *Relay) session(ctx context.Context, route Route, tryTLS bool) (*session, error) {
 	d := net.Dialer{Timeout: r.cfg.ConnectTimeout}
 	conn, err := r.guard.Dial(ctx, &d, route.Addr, route.Trusted)
 	if err != nil {
 		return nil, r.dialError(route, err)
 	}
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	fail := func(e *Error) (*Transaction, error) {
+	fail := func(e *Error) (*session, error) {
 		stop()
 		conn.Close()
 		return nil, e
@@ -265,23 +341,28 @@ func (r *Relay) session(ctx context.Context, route Route, tryTLS bool) (*Transac
 		return fail(&Error{Kind: KindUnreachable, Code: 451, Enhanced: [3]int{4, 7, 5}, Message: "TLS with customer mail server failed, try again later",
 			Err: fmt.Errorf("relay to %s: STARTTLS: %w", route.Addr, err)})
 	}
-	conn = hsConn
-	t := &Transaction{r: r, route: route, conn: conn, stop: stop}
-	t.client = smtp.NewClient(conn)
-	t.client.CommandTimeout = r.cfg.CommandTimeout
-	t.client.SubmissionTimeout = r.cfg.DataTimeout
-	if err := t.client.Hello(r.hostname); err != nil {
+	// The connection is wrapped (replayConn) whether or not TLS started,
+	// so it is recorded here rather than asked of the connection.
+	s := &session{conn: hsConn, client: smtp.NewClient(hsConn), tls: tryTLS && err == nil}
+	s.client.CommandTimeout = r.cfg.CommandTimeout
+	s.client.SubmissionTimeout = r.cfg.DataTimeout
+	if err := s.client.Hello(r.hostname); err != nil {
 		return fail(unreachable(route, err))
 	}
-	return t, nil
+	if !stop() {
+		// ctx ended during EHLO and closed the connection.
+		s.client.Close()
+		return nil, unreachable(route, ctx.Err())
+	}
+	return s, nil
 }
 
 // Rcpt forwards one recipient, written from the parsed address and with no
 // parameters. A refusal is returned as *Error carrying the downstream's own
 // code, so "550 5.1.1 no such user" reaches the sender.
 func (t *Transaction) Rcpt(to mailaddr.Address) error {
-	if err := t.client.Rcpt(to.String(), nil); err != nil {
-		e := downstreamError(t.route, "RCPT", err)
+	if err := t.s.client.Rcpt(to.String(), nil); err != nil {
+		e := t.downstream("RCPT", err)
 		t.r.results.WithLabelValues("rcpt", outcome(e)).Inc()
 		return e
 	}
@@ -294,10 +375,7 @@ func (t *Transaction) Rcpt(to mailaddr.Address) error {
 func (t *Transaction) Recipients() int { return t.rcpts }
 
 // TLS reports whether the session to the customer's server is encrypted.
-func (t *Transaction) TLS() bool {
-	_, ok := t.conn.(*tls.Conn)
-	return ok
-}
+func (t *Transaction) TLS() bool { return t.s.tls }
 
 // Data streams the message and returns the downstream's final reply text.
 // Only a nil error means the customer's server took responsibility.
@@ -320,33 +398,72 @@ func (t *Transaction) Data(msg io.Reader) (string, error) {
 }
 
 func (t *Transaction) data(msg io.Reader) (string, *Error) {
-	w, err := t.client.Data()
+	w, err := t.s.client.Data()
 	if err != nil {
-		return "", downstreamError(t.route, "DATA", err)
+		return "", t.downstream("DATA", err)
 	}
+	// From here until the final reply the session's state is unknown; a
+	// broken DATA is never retried (never deliver twice), and its
+	// session is never reused.
+	t.reusable = false
 	if _, err := io.Copy(w, msg); err != nil {
 		w.Close()
-		return "", downstreamError(t.route, "DATA", err)
+		return "", t.downstream("DATA", err)
 	}
 	resp, err := w.CloseWithResponse()
+	t.reusable = true
 	if err != nil {
-		return "", downstreamError(t.route, "end of DATA", err)
+		return "", t.downstream("end of DATA", err)
 	}
 	return resp.StatusText, nil
 }
 
-// Close ends the downstream session politely when it can; it is safe to
-// call more than once.
+// downstream maps a failed command's error for the sender, and marks the
+// session unfit for reuse unless the server answered with a reply that
+// leaves it usable (anything but 421, RFC 5321 §3.8).
+func (t *Transaction) downstream(stage string, err error) *Error {
+	var se *smtp.SMTPError
+	if !errors.As(err, &se) || se.Code == 421 {
+		t.reusable = false
+	}
+	return downstreamError(t.route, stage, err)
+}
+
+// Close ends the transaction without delivering anything more: the
+// session goes back to the cache after RSET when it is sound and has
+// room, and is otherwise closed politely. It is safe to call more than
+// once.
 func (t *Transaction) Close() {
 	if t.closed {
 		return
 	}
 	t.closed = true
-	t.stop()
-	// QUIT is a courtesy: its failure changes nothing for the sender.
-	_ = t.conn.SetDeadline(time.Now().Add(2 * time.Second))
-	_ = t.client.Quit()
-	t.client.Close()
+	// stop is false when ctx ended and closed the connection.
+	if !t.stop() || !t.reusable {
+		// Its state is unknown (a reply may still be on its way): no
+		// QUIT to read a stale reply for, just close.
+		t.s.client.Close()
+		return
+	}
+	if !t.r.keep(t.s) {
+		t.s.quit()
+	}
+}
+
+// keep readies s for another transaction with RSET and caches it; false
+// when it could not.
+func (r *Relay) keep(s *session) bool {
+	if r.cache == nil || !r.cache.room(s) {
+		return false
+	}
+	s.client.CommandTimeout = min(r.cfg.CommandTimeout, rsetTimeout)
+	err := s.client.Reset()
+	s.client.CommandTimeout = r.cfg.CommandTimeout
+	if err != nil {
+		r.log.Debug("downstream refused RSET, closing the session", "route", s.key.route.Addr, "err", err)
+		return false
+	}
+	return r.cache.put(s)
 }
 
 // dialError maps a failed guarded dial: a loop is permanent (554 5.4.6,

@@ -2,17 +2,10 @@ package relay
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
-	"github.com/mxgrid/mxgrid/mailaddr"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
 	"net/netip"
 	"strings"
@@ -21,6 +14,8 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
+	"github.com/mxgrid/mxgrid/internal/smtptest"
+	"github.com/mxgrid/mxgrid/mailaddr"
 	"github.com/mxgrid/mxgrid/netguard"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -54,21 +49,6 @@ func (s *dsSession) Data(r io.Reader) error {
 	return nil
 }
 
-func selfSigned(t *testing.T) tls.Certificate {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "customer.test"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), DNSNames: []string{"customer.test"}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
-}
-
 func startDownstream(t *testing.T, withTLS bool) (*downstream, string) {
 	t.Helper()
 	d := &downstream{}
@@ -76,7 +56,7 @@ func startDownstream(t *testing.T, withTLS bool) (*downstream, string) {
 	srv.Domain = "customer.test"
 	srv.AllowInsecureAuth = true
 	if withTLS {
-		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{selfSigned(t)}}
+		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{smtptest.SelfSigned(t, "customer.test")}}
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

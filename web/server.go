@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/mxgrid/mxgrid/health"
@@ -81,6 +82,16 @@ func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, 
 
 // HandleManagement mounts h on the management listener only.
 func (s *Server) HandleManagement(pattern string, h http.Handler) { s.mgmt.Handle(pattern, h) }
+
+// MountPprof serves Go's profiler under /debug/pprof/ on the management
+// listener only (http.pprof).
+func (s *Server) MountPprof() {
+	s.mgmt.HandleFunc("GET /debug/pprof/", pprof.Index)
+	s.mgmt.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	s.mgmt.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	s.mgmt.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	s.mgmt.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+}
 
 // Handler returns the public root handler, for tests.
 func (s *Server) Handler() http.Handler { return s.mux }

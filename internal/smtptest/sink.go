@@ -6,12 +6,14 @@ package smtptest
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
 	"net/netip"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/emersion/go-smtp"
 	"github.com/mxgrid/mxgrid/netguard"
@@ -37,6 +39,25 @@ type Received struct {
 	Data  []byte
 	// Size is the SIZE parameter the relay declared at MAIL (0: none).
 	Size int64
+	// Conn numbers the connection it came over, from 1 in accept order
+	// (across restarts), so a test can tell reused connections from new.
+	Conn int
+	// TLS tells whether that connection had started TLS.
+	TLS bool
+}
+
+// Option configures a sink at start.
+type Option func(*Sink)
+
+// WithTLS offers STARTTLS with a fresh self-signed certificate.
+func WithTLS() Option {
+	return func(s *Sink) { s.tls = true }
+}
+
+// CloseIdleAfter makes the sink drop a client silent for d with "421 4.4.2
+// Idle timeout", as customer servers do (Postfix's smtpd_timeout).
+func CloseIdleAfter(d time.Duration) Option {
+	return func(s *Sink) { s.idleTimeout = d }
 }
 
 // Sink is a downstream mail server (the customer's) that records every
@@ -44,31 +65,55 @@ type Received struct {
 type Sink struct {
 	Addr string
 
-	mu       sync.Mutex
-	received []Received
-	rcptErr  map[string]*smtp.SMTPError
-	dataErr  *smtp.SMTPError
-	srv      *smtp.Server
-	listener net.Listener
+	tls         bool
+	idleTimeout time.Duration
+	cert        *tls.Config
+
+	mu        sync.Mutex
+	received  []Received
+	rcptErr   map[string]*smtp.SMTPError
+	dataErr   *smtp.SMTPError
+	rsetReply string
+	stall     time.Duration
+	stopped   chan struct{}
+	conns     int
+	srv       *smtp.Server
+	listener  net.Listener
 }
 
 // StartSink starts a sink on 127.0.0.1:0, stopped at the end of the test.
-func StartSink(t testing.TB) *Sink {
+func StartSink(t testing.TB, opts ...Option) *Sink {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Sink{Addr: l.Addr().String(), listener: l, rcptErr: make(map[string]*smtp.SMTPError)}
-	s.srv = smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) { return &sinkSession{sink: s}, nil }))
-	s.srv.Domain = "sink.test"
-	s.srv.EnableSMTPUTF8 = true
-	s.srv.MaxMessageBytes = 64 << 20
-	s.srv.MaxLineLength = 1 << 20
-	s.srv.ErrorLog = discardLog{}
-	go s.srv.Serve(l)
-	t.Cleanup(func() { s.srv.Close() })
+	s := &Sink{Addr: l.Addr().String(), rcptErr: make(map[string]*smtp.SMTPError)}
+	for _, o := range opts {
+		o(s)
+	}
+	if s.tls {
+		s.cert = &tls.Config{Certificates: []tls.Certificate{SelfSigned(t, "customer.test")}}
+	}
+	s.serve(l)
+	t.Cleanup(s.Stop)
 	return s
+}
+
+func (s *Sink) serve(l net.Listener) {
+	srv := smtp.NewServer(smtp.BackendFunc(s.newSession))
+	srv.Domain = "sink.test"
+	srv.EnableSMTPUTF8 = true
+	srv.MaxMessageBytes = 64 << 20
+	srv.MaxLineLength = 1 << 20
+	srv.ReadTimeout = s.idleTimeout
+	srv.TLSConfig = s.cert
+	srv.AllowInsecureAuth = true
+	srv.ErrorLog = discardLog{}
+	s.mu.Lock()
+	s.srv, s.listener, s.stopped = srv, l, make(chan struct{})
+	s.mu.Unlock()
+	go srv.Serve(&sinkListener{Listener: l, sink: s})
 }
 
 // Stop closes the sink's listener and connections; later connections are
@@ -76,8 +121,34 @@ func StartSink(t testing.TB) *Sink {
 // The listener is closed here too: Serve runs in its own goroutine, and a
 // server closed before Serve registered the listener would go on accepting.
 func (s *Sink) Stop() {
-	s.srv.Close()
-	s.listener.Close()
+	s.mu.Lock()
+	srv, l, stopped := s.srv, s.listener, s.stopped
+	s.srv = nil
+	s.mu.Unlock()
+	if srv == nil {
+		return
+	}
+	close(stopped)
+	srv.Close()
+	l.Close()
+}
+
+// Restart stops the sink and starts it again on the same address, as a
+// customer server restarted under load: every connection is cut, and what
+// it received so far is kept.
+func (s *Sink) Restart(t testing.TB) {
+	t.Helper()
+	s.Stop()
+	var err error
+	for range 50 {
+		var l net.Listener
+		if l, err = net.Listen("tcp", s.Addr); err == nil {
+			s.serve(l)
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("restarting sink on %s: %v", s.Addr, err)
 }
 
 // RejectRcpt makes the sink answer err for recipient rcpt.
@@ -94,6 +165,24 @@ func (s *Sink) RejectData(err *smtp.SMTPError) {
 	s.dataErr = err
 }
 
+// RefuseRset makes the sink answer every RSET with reply (a whole reply
+// line without CRLF; "": accept). It works on clear-text connections
+// only: the command is recognised on the wire, as the one line of a read.
+func (s *Sink) RefuseRset(reply string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rsetReply = reply
+}
+
+// Stall makes the sink sit on each message's final reply for d (0: answer
+// at once), then refuse it with 451 without keeping it: a server that
+// hangs after the message and never commits it.
+func (s *Sink) Stall(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stall = d
+}
+
 // Messages returns a copy of what was accepted so far.
 func (s *Sink) Messages() []Received {
 	s.mu.Lock()
@@ -101,8 +190,76 @@ func (s *Sink) Messages() []Received {
 	return append([]Received(nil), s.received...)
 }
 
+// Connections is how many connections the sink accepted.
+func (s *Sink) Connections() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.conns
+}
+
+// sinkListener numbers the connections and lets RefuseRset see them.
+type sinkListener struct {
+	net.Listener
+	sink *Sink
+}
+
+func (l *sinkListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	l.sink.mu.Lock()
+	l.sink.conns++
+	id := l.sink.conns
+	l.sink.mu.Unlock()
+	return &sinkConn{Conn: c, sink: l.sink, id: id}, nil
+}
+
+type sinkConn struct {
+	net.Conn
+	sink *Sink
+	id   int
+}
+
+var rset = []byte("RSET\r\n")
+
+// Read answers an RSET itself, unseen by the server, while RefuseRset is
+// on; go-smtp's server always accepts RSET.
+func (c *sinkConn) Read(p []byte) (int, error) {
+	for {
+		n, err := c.Conn.Read(p)
+		if err != nil || !bytes.Equal(p[:n], rset) {
+			return n, err
+		}
+		c.sink.mu.Lock()
+		reply := c.sink.rsetReply
+		c.sink.mu.Unlock()
+		if reply == "" {
+			return n, nil
+		}
+		if _, err := c.Conn.Write([]byte(reply + "\r\n")); err != nil {
+			return 0, err
+		}
+	}
+}
+
+func (s *Sink) newSession(c *smtp.Conn) (smtp.Session, error) {
+	ss := &sinkSession{sink: s}
+	nc := c.Conn()
+	if tc, ok := nc.(*tls.Conn); ok {
+		ss.tls = true
+		nc = tc.NetConn()
+	}
+	if sc, ok := nc.(*sinkConn); ok {
+		ss.conn = sc.id
+	}
+	return ss, nil
+}
+
 type sinkSession struct {
 	sink  *Sink
+	conn  int
+	tls   bool
 	from  string
 	size  int64
 	rcpts []string
@@ -130,17 +287,29 @@ func (ss *sinkSession) Rcpt(to string, _ *smtp.RcptOptions) error {
 	return nil
 }
 
+var errStalled = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "stalled"}
+
 func (ss *sinkSession) Data(r io.Reader) error {
 	var b bytes.Buffer
 	if _, err := io.Copy(&b, r); err != nil {
 		return err
 	}
 	ss.sink.mu.Lock()
+	stall, stopped := ss.sink.stall, ss.sink.stopped
+	ss.sink.mu.Unlock()
+	if stall > 0 {
+		select {
+		case <-time.After(stall):
+		case <-stopped:
+		}
+		return errStalled
+	}
+	ss.sink.mu.Lock()
 	defer ss.sink.mu.Unlock()
 	if ss.sink.dataErr != nil {
 		return ss.sink.dataErr
 	}
-	ss.sink.received = append(ss.sink.received, Received{From: ss.from, Rcpts: ss.rcpts, Data: b.Bytes(), Size: ss.size})
+	ss.sink.received = append(ss.sink.received, Received{From: ss.from, Rcpts: ss.rcpts, Data: b.Bytes(), Size: ss.size, Conn: ss.conn, TLS: ss.tls})
 	return nil
 }
 

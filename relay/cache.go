@@ -1,0 +1,247 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-smtp"
+	"github.com/mxgrid/mxgrid/internal/periodic"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
+
+// CacheConfig is the `relay.cache:` section: downstream sessions kept open
+// between transactions, as Postfix's smtp client does with
+// smtp_connection_cache_*. A new connection costs a TCP handshake, the
+// greeting, EHLO (twice with STARTTLS) and the TLS handshake; a reused one
+// costs RSET and EHLO.
+type CacheConfig struct {
+	Enabled bool `yaml:"enabled"`
+	// MaxIdlePerRoute bounds the idle sessions kept for one route, so a
+	// burst does not leave the customer's server holding hundreds of
+	// connections we will not use.
+	MaxIdlePerRoute int `yaml:"max_idle_per_route"`
+	// IdleTimeout is how long an idle session is kept (Postfix:
+	// smtp_connection_cache_time_limit). Customer servers drop idle
+	// clients after a few minutes at most (RFC 5321 §4.5.3.2.7).
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// MaxReuse is how many transactions one session carries before it is
+	// closed (Postfix: smtp_connection_reuse_count_limit), so that a
+	// session's server-side state (per-connection limits, a stale TLS
+	// session) does not live for ever.
+	MaxReuse int `yaml:"max_reuse"`
+}
+
+// DefaultCacheConfig returns the defaults: on, 50 idle sessions per route,
+// 5 s idle, 100 transactions per session.
+func DefaultCacheConfig() CacheConfig {
+	return CacheConfig{Enabled: true, MaxIdlePerRoute: 50, IdleTimeout: 5 * time.Second, MaxReuse: 100}
+}
+
+// maxIdleTimeout: RFC 5321 servers may close a client silent for 5
+// minutes, so a session idle longer would fail at reuse anyway.
+const maxIdleTimeout = 5 * time.Minute
+
+// Validate checks the section; messages name the key.
+func (c CacheConfig) Validate() error {
+	switch {
+	case c.MaxIdlePerRoute < 1:
+		return errors.New("max_idle_per_route: must be at least 1")
+	case c.IdleTimeout <= 0 || c.IdleTimeout > maxIdleTimeout:
+		return errors.New("idle_timeout: must be positive and at most 5m")
+	case c.MaxReuse < 1:
+		return errors.New("max_reuse: must be at least 1")
+	}
+	return nil
+}
+
+// rsetTimeout bounds the RSET that readies a session for the cache, like
+// Postfix's smtp_rset_timeout: a server that does not answer it promptly
+// is not worth keeping, and the inbound session waits for it.
+const rsetTimeout = 20 * time.Second
+
+// quitTimeout bounds the courtesy QUIT of a session we close.
+const quitTimeout = 2 * time.Second
+
+// cacheKey is what makes two sessions interchangeable: the same server
+// reached the same way (TLS mode, guard rules for trusted routes) with the
+// same EHLO name.
+type cacheKey struct {
+	route Route
+	helo  string
+}
+
+// session is one downstream SMTP connection after EHLO (and STARTTLS). A
+// Transaction borrows it; the cache keeps it between transactions.
+type session struct {
+	key    cacheKey
+	client *smtp.Client
+	conn   net.Conn
+	// tls: STARTTLS succeeded; a reused session keeps it.
+	tls bool
+	// uses counts the transactions begun on the session.
+	uses      int
+	idleSince time.Time
+}
+
+// quit ends a sound session politely: QUIT is a courtesy, its failure
+// changes nothing for any sender. (go-smtp's client sets each command's
+// deadline from CommandTimeout, so that is what bounds it.)
+func (s *session) quit() {
+	s.client.CommandTimeout = quitTimeout
+	_ = s.client.Quit()
+	s.client.Close()
+}
+
+// cacheMetrics are registered whether or not the cache is on, so a
+// dashboard shows zeros rather than gaps.
+type cacheMetrics struct {
+	hits, misses, stale prometheus.Counter
+	idle                prometheus.Gauge
+}
+
+func newCacheMetrics(f promauto.Factory) cacheMetrics {
+	return cacheMetrics{
+		hits: f.NewCounter(prometheus.CounterOpts{
+			Name: "mxgrid_relay_cache_hits_total",
+			Help: "Downstream transactions begun on a cached session.",
+		}),
+		misses: f.NewCounter(prometheus.CounterOpts{
+			Name: "mxgrid_relay_cache_misses_total",
+			Help: "Downstream transactions that found no idle session for their route and connected (with the cache off: every one).",
+		}),
+		stale: f.NewCounter(prometheus.CounterOpts{
+			Name: "mxgrid_relay_cache_stale_total",
+			Help: "Cached sessions that failed before MAIL was accepted (closed by the server, RSET/EHLO refused); the transaction was retried once on a new connection.",
+		}),
+		idle: f.NewGauge(prometheus.GaugeOpts{
+			Name: "mxgrid_relay_cache_idle_sessions",
+			Help: "Downstream sessions idle in the connection cache.",
+		}),
+	}
+}
+
+// cache holds idle sessions per key, most recently used last: reusing the
+// freshest leaves the oldest to time out, so an idle route shrinks to
+// nothing.
+type cache struct {
+	cfg     CacheConfig
+	metrics cacheMetrics
+
+	mu     sync.Mutex
+	idle   map[cacheKey][]*session
+	closed bool
+}
+
+func newCache(cfg CacheConfig, m cacheMetrics) *cache {
+	return &cache{cfg: cfg, metrics: m, idle: make(map[cacheKey][]*session)}
+}
+
+// get takes the freshest idle session for key, or nil. Sessions found
+// past their idle time are closed.
+func (c *cache) get(key cacheKey) *session {
+	var expired []*session
+	defer func() {
+		if len(expired) > 0 {
+			// Not on the caller's time: it has a sender waiting.
+			go closeAll(expired)
+		}
+	}()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	list := c.idle[key]
+	for len(list) > 0 {
+		s := list[len(list)-1]
+		list[len(list)-1] = nil
+		list = list[:len(list)-1]
+		c.metrics.idle.Dec()
+		if time.Since(s.idleSince) <= c.cfg.IdleTimeout {
+			c.store(key, list)
+			return s
+		}
+		expired = append(expired, s)
+	}
+	c.store(key, list)
+	return nil
+}
+
+func (c *cache) store(key cacheKey, list []*session) {
+	if len(list) == 0 {
+		delete(c.idle, key)
+		return
+	}
+	c.idle[key] = list
+}
+
+// room reports whether a session could be kept: the cache is open, the
+// session has transactions left and its route has room.
+func (c *cache) room(s *session) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return !c.closed && s.uses < c.cfg.MaxReuse && len(c.idle[s.key]) < c.cfg.MaxIdlePerRoute
+}
+
+// put keeps s idle; false when it has no room (any more).
+func (c *cache) put(s *session) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed || len(c.idle[s.key]) >= c.cfg.MaxIdlePerRoute {
+		return false
+	}
+	s.idleSince = time.Now()
+	c.idle[s.key] = append(c.idle[s.key], s)
+	c.metrics.idle.Inc()
+	return true
+}
+
+// expire closes the sessions idle for longer than the idle timeout.
+func (c *cache) expire(now time.Time) {
+	var expired []*session
+	c.mu.Lock()
+	for key, list := range c.idle {
+		// Oldest first: the expired ones are a prefix.
+		n := 0
+		for n < len(list) && now.Sub(list[n].idleSince) > c.cfg.IdleTimeout {
+			n++
+		}
+		expired = append(expired, list[:n]...)
+		c.store(key, append(list[:0:0], list[n:]...))
+	}
+	c.metrics.idle.Sub(float64(len(expired)))
+	c.mu.Unlock()
+	closeAll(expired)
+}
+
+// close closes every idle session; sessions handed back later are closed
+// instead of kept.
+func (c *cache) close() {
+	var all []*session
+	c.mu.Lock()
+	c.closed = true
+	for _, list := range c.idle {
+		all = append(all, list...)
+	}
+	c.idle = make(map[cacheKey][]*session)
+	c.metrics.idle.Sub(float64(len(all)))
+	c.mu.Unlock()
+	closeAll(all)
+}
+
+// run expires idle sessions until ctx ends, then closes the cache.
+func (c *cache) run(ctx context.Context) {
+	defer c.close()
+	periodic.Every(ctx, c.cfg.IdleTimeout/2, nil, func(context.Context) { c.expire(time.Now()) })
+}
+
+// closeAll quits sessions concurrently: one unresponsive server must not
+// hold up the others' QUIT by its quitTimeout.
+func closeAll(sessions []*session) {
+	var wg sync.WaitGroup
+	for _, s := range sessions {
+		wg.Go(s.quit)
+	}
+	wg.Wait()
+}
