@@ -273,4 +273,3 @@ func TestMessageTrackingEndToEnd(t *testing.T) {
 		t.Fatalf("refused by status: %s", out)
 	}
 }
-
