@@ -10,6 +10,7 @@ import (
 type MessageLog interface {
 	SearchTracking(ctx context.Context, f tracking.Filter) ([]tracking.Record, tracking.Cursor, error)
 	GetTracking(ctx context.Context, scope tracking.Scope, id int64) (tracking.Record, error)
+	WaitingTracking(ctx context.Context, f tracking.WaitingFilter) ([]tracking.Waiting, error)
 }
 
 // scope is what p may see of the message log: the operator everything, a
@@ -37,4 +38,14 @@ func (s *Service) GetMessage(ctx context.Context, p Principal, id int64) (tracki
 		return tracking.Record{}, ErrPanelUnconfigured
 	}
 	return s.messages.GetTracking(ctx, scope(p), id)
+}
+
+// WaitingMessages is p's deferral view: mail senders are still retrying
+// because we deferred it, per message, oldest first.
+func (s *Service) WaitingMessages(ctx context.Context, p Principal, f tracking.WaitingFilter) ([]tracking.Waiting, error) {
+	if s.messages == nil {
+		return nil, ErrPanelUnconfigured
+	}
+	f.Scope = scope(p)
+	return s.messages.WaitingTracking(ctx, f)
 }

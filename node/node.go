@@ -271,6 +271,10 @@ func (b *builder) buildEvents(context.Context) error {
 	}
 	b.tracker = trk
 	b.run("tracking", logLoss("tracking", b.log, trk))
+	// The cluster is built after this step; the gauge asks at run time.
+	leader := func() bool { return b.cluster != nil && b.cluster.IsLeader() }
+	b.run("deferral view", tracking.NewWaitingGauge(b.store, leader, b.cfg.Tracking.DeferralWindow,
+		b.cfg.Tracking.DeferralInterval, b.registry, b.log.With("component", "tracking")))
 	return nil
 }
 

@@ -47,7 +47,7 @@ func (ss *session) trackBase(rcpt string, dom *tenant.Domain) tracking.Record {
 		HELO: ss.helo(), Sender: ss.from.String(), Recipient: rcpt, TLSIn: tlsIn,
 	}
 	if dom != nil {
-		r.DomainID, r.CustomerID = dom.ID, dom.CustomerID
+		r.Domain, r.DomainID, r.CustomerID = dom.Name, dom.ID, dom.CustomerID
 	}
 	return r
 }

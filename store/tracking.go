@@ -23,11 +23,11 @@ import (
 
 const trackingComponent = "tracking"
 
-const trackingColumns = `at_us, node, queue_id, client_ip, helo, sender, recipient, domain_id, customer_id,
+const trackingColumns = `at_us, node, queue_id, client_ip, helo, sender, recipient, domain, domain_id, customer_id,
 	size, message_id, subject, action, score, symbols, status, reply_code, reply, downstream,
 	reference, defer_reason, tls_in, tls_out, duration_ms`
 
-const trackingColumnCount = 24
+const trackingColumnCount = 25
 
 // The indexes serve the searches a support desk makes: by recipient, by
 // sender, by Message-ID, queue id or reference, each within a tenant and a
@@ -49,6 +49,7 @@ const trackingTable = `
 		helo TEXT NOT NULL,
 		sender TEXT NOT NULL,
 		recipient TEXT NOT NULL,
+		domain TEXT NOT NULL,
 		domain_id BIGINT NOT NULL,
 		customer_id BIGINT NOT NULL,
 		size BIGINT NOT NULL,
@@ -124,7 +125,7 @@ func trackingArgs(args []any, r *tracking.Record) []any {
 		ip = r.ClientIP.String()
 	}
 	return append(args,
-		r.Time.UnixMicro(), r.Node, r.QueueID, ip, r.HELO, r.Sender, r.Recipient, r.DomainID, r.CustomerID,
+		r.Time.UnixMicro(), r.Node, r.QueueID, ip, r.HELO, r.Sender, r.Recipient, r.Domain, r.DomainID, r.CustomerID,
 		r.Size, r.MessageID, r.Subject, r.Action, r.Score, strings.Join(r.Symbols, " "), string(r.Status),
 		r.ReplyCode, r.Reply, r.Downstream, r.Reference, string(r.DeferReason), r.TLSIn, r.TLSOut, r.Duration.Milliseconds())
 }
@@ -299,7 +300,7 @@ func (s *Store) scanTracking(ctx context.Context, q string, args []any) ([]track
 			atUS, durMS             int64
 			ip, symbols, st, reason string
 		)
-		if err := rows.Scan(&r.ID, &atUS, &r.Node, &r.QueueID, &ip, &r.HELO, &r.Sender, &r.Recipient, &r.DomainID,
+		if err := rows.Scan(&r.ID, &atUS, &r.Node, &r.QueueID, &ip, &r.HELO, &r.Sender, &r.Recipient, &r.Domain, &r.DomainID,
 			&r.CustomerID, &r.Size, &r.MessageID, &r.Subject, &r.Action, &r.Score, &symbols, &st,
 			&r.ReplyCode, &r.Reply, &r.Downstream, &r.Reference, &reason, &r.TLSIn, &r.TLSOut, &durMS); err != nil {
 			return nil, fail("search message log: scan", err)
@@ -315,6 +316,78 @@ func (s *Store) scanTracking(ctx context.Context, q string, args []any) ([]track
 	}
 	if err := rows.Err(); err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return nil, fail("search message log", err)
+	}
+	return out, nil
+}
+
+// WaitingTracking is the deferral view: deferrals since f.Since that no
+// later success (delivered, refused for good, quarantined) of the same
+// recipient and sender (and Message-ID, when the deferral had one) has
+// answered, grouped per message, oldest first.
+func (s *Store) WaitingTracking(ctx context.Context, f tracking.WaitingFilter) ([]tracking.Waiting, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
+	defer cancel()
+	args := []any{f.Since.UnixMicro(), string(tracking.StatusDeferred)}
+	where := []string{"d.at_us >= $1", "d.status = $2"}
+	add := func(cond string, v any) {
+		args = append(args, v)
+		where = append(where, strings.ReplaceAll(cond, "?", "$"+strconv.Itoa(len(args))))
+	}
+	if !f.Scope.Operator {
+		add("d."+resellerScope, f.Scope.ResellerID)
+	}
+	if f.DomainID != 0 {
+		add("d.domain_id = ?", f.DomainID)
+	}
+	if f.CustomerID != 0 {
+		add("d.customer_id = ?", f.CustomerID)
+	}
+	args = append(args, tracking.MaxWaitingRows)
+	q := `SELECT d.domain, d.domain_id, d.customer_id, d.recipient, d.sender, d.message_id, d.at_us, d.defer_reason, d.reply
+		FROM message_log d WHERE ` + strings.Join(where, " AND ") + `
+		AND NOT EXISTS (SELECT 1 FROM message_log s WHERE s.status <> 'deferred' AND s.at_us > d.at_us
+			AND lower(s.recipient) = lower(d.recipient) AND lower(s.sender) = lower(d.sender)
+			AND (d.message_id = '' OR s.message_id = d.message_id))
+		ORDER BY d.at_us LIMIT $` + strconv.Itoa(len(args))
+	rows, err := s.DB.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fail("deferral view", err)
+	}
+	defer rows.Close()
+	type key struct{ rcpt, sender, msgID string }
+	var out []tracking.Waiting
+	index := map[key]int{}
+	for rows.Next() {
+		var (
+			w      tracking.Waiting
+			atUS   int64
+			reason string
+		)
+		if err := rows.Scan(&w.Domain, &w.DomainID, &w.CustomerID, &w.Recipient, &w.Sender, &w.MessageID, &atUS, &reason, &w.LastReply); err != nil {
+			return nil, fail("deferral view: scan", err)
+		}
+		at := time.UnixMicro(atUS).UTC()
+		k := key{strings.ToLower(w.Recipient), strings.ToLower(w.Sender), w.MessageID}
+		if w.MessageID != "" {
+			// A DATA-time deferral continues the RCPT-time ones of the
+			// same pair (the retry got further): one message, not two.
+			if i, ok := index[key{k.rcpt, k.sender, ""}]; ok {
+				delete(index, key{k.rcpt, k.sender, ""})
+				out[i].MessageID = w.MessageID
+				index[k] = i
+			}
+		}
+		if i, ok := index[k]; ok {
+			out[i].Attempts++
+			out[i].LastSeen, out[i].LastReason, out[i].LastReply = at, tracking.DeferReason(reason), w.LastReply
+			continue
+		}
+		w.FirstSeen, w.LastSeen, w.Attempts, w.LastReason = at, at, 1, tracking.DeferReason(reason)
+		index[k] = len(out)
+		out = append(out, w)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fail("deferral view", err)
 	}
 	return out, nil
 }

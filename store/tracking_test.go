@@ -57,7 +57,7 @@ func testTrackingContract(t *testing.T, s *Store) {
 		r := tracking.Record{
 			Time: now.Add(-time.Duration(i) * time.Minute), Node: "n1", QueueID: fmt.Sprintf("Q%03d", i),
 			ClientIP: netip.MustParseAddr("192.0.2.7"), HELO: "mx.sender.example", Sender: "Alice@Sender.example",
-			Recipient: "bob@shared.example", DomainID: 100, CustomerID: customers[0], Size: 1234,
+			Recipient: "bob@shared.example", Domain: "shared.example", DomainID: 100, CustomerID: customers[0], Size: 1234,
 			MessageID: fmt.Sprintf("<m%d@sender.example>", i), Subject: "Invoice ü", Action: "deliver", Score: 1.5,
 			Symbols: []string{"A", "B"}, Status: tracking.StatusDelivered, ReplyCode: 250, Reply: "2.0.0 ok",
 			Downstream: "250 2.0.0 queued as ABC", TLSIn: true, Duration: 120 * time.Millisecond,
@@ -185,5 +185,79 @@ func testTrackingContract(t *testing.T, s *Store) {
 	}
 	if got := search(tracking.Filter{Scope: tracking.Scope{Operator: true}}); len(got) != 61 {
 		t.Fatalf("%d records after pruning, want 61", len(got))
+	}
+}
+
+// TestTrackingWaiting: the deferral view holds a sender's retries until a
+// later success of the same recipient and sender (and Message-ID) answers
+// them; RCPT-time deferrals (no Message-ID) and the DATA-time ones of the
+// same pair are one message.
+func TestTrackingWaiting(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		open func(testing.TB) *Store
+	}{{"sqlite", openSQLite}, {"postgres", openPostgres}} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := tc.open(t)
+			ctx := context.Background()
+			if err := s.MigrateTracking(ctx); err != nil {
+				t.Fatal(err)
+			}
+			ts := NewTenants(s)
+			a := admin.AuditEntry{Actor: "test", Action: "create", Object: "x"}
+			r := tenant.Reseller{Name: "R", Slug: "r"}
+			if _, err := ts.CreateReseller(ctx, &r, a); err != nil {
+				t.Fatal(err)
+			}
+			c := tenant.Customer{ResellerID: r.ID, Name: "C"}
+			if _, err := ts.CreateCustomer(ctx, &c, a); err != nil {
+				t.Fatal(err)
+			}
+			t0 := time.Now().UTC().Add(-time.Hour).Truncate(time.Microsecond)
+			rec := func(min int, rcpt, msgID string, st tracking.Status) tracking.Record {
+				return tracking.Record{Time: t0.Add(time.Duration(min) * time.Minute), Sender: "a@s.example", Recipient: rcpt,
+					MessageID: msgID, DomainID: 7, CustomerID: c.ID, Status: st, DeferReason: tracking.DeferUnreachable, Reply: "451 4.4.1 x"}
+			}
+			insert := func(recs ...tracking.Record) {
+				t.Helper()
+				if err := s.InsertTracking(ctx, recs); err != nil {
+					t.Fatal(err)
+				}
+			}
+			insert(
+				rec(0, "bob@d.example", "", tracking.StatusDeferred),
+				rec(5, "bob@d.example", "", tracking.StatusDeferred),
+				rec(10, "Carol@d.example", "", tracking.StatusDeferred),
+				rec(12, "carol@d.example", "<m1@s>", tracking.StatusDeferred),
+				rec(20, "dave@d.example", "", tracking.StatusDeferred),
+			)
+			waiting := func(sc tracking.Scope) []tracking.Waiting {
+				t.Helper()
+				w, err := s.WaitingTracking(ctx, tracking.WaitingFilter{Scope: sc, Since: t0.Add(-time.Minute)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return w
+			}
+			own := tracking.Scope{ResellerID: r.ID}
+			w := waiting(own)
+			if len(w) != 3 || w[0].Recipient != "bob@d.example" || w[0].Attempts != 2 || !w[0].FirstSeen.Equal(t0) ||
+				w[1].MessageID != "<m1@s>" || w[1].Attempts != 2 || w[2].Attempts != 1 {
+				t.Fatalf("waiting %+v", w)
+			}
+			if got := waiting(tracking.Scope{ResellerID: r.ID + 1}); len(got) != 0 {
+				t.Fatalf("another reseller sees %+v", got)
+			}
+			// bob's retry is delivered; carol's message is refused for
+			// good (answered too); dave is still waiting.
+			insert(rec(30, "BOB@d.example", "<m2@s>", tracking.StatusDelivered), rec(31, "carol@d.example", "<m1@s>", tracking.StatusRefused))
+			if w := waiting(own); len(w) != 1 || w[0].Recipient != "dave@d.example" {
+				t.Fatalf("after the retries: %+v", w)
+			}
+			insert(rec(40, "dave@d.example", "<m3@s>", tracking.StatusDelivered))
+			if w := waiting(tracking.Scope{Operator: true}); len(w) != 0 {
+				t.Fatalf("all answered, still waiting: %+v", w)
+			}
+		})
 	}
 }

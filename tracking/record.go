@@ -68,6 +68,9 @@ type Record struct {
 	Sender   string
 	// Recipient is the full address as accepted.
 	Recipient string
+	// Domain is the recipient domain's name as provisioned, for display
+	// and metrics; DomainID is what identifies it.
+	Domain string
 	// DomainID and CustomerID scope the record (a reseller through its
 	// customers): a tenant finds only records of its own ids, whatever the
 	// names say. Both are 0 for the config file's domains.
@@ -121,3 +124,33 @@ type Filter struct {
 
 // MaxLimit bounds one page.
 const MaxLimit = 500
+
+// Waiting is mail a sender is still retrying: deferrals of one recipient
+// from one sender (and, once DATA was reached, one Message-ID) with no
+// later success. RCPT-time deferrals carry no Message-ID: they are matched
+// on sender and recipient alone.
+type Waiting struct {
+	Domain     string
+	DomainID   int64
+	CustomerID int64
+	Recipient  string
+	Sender     string
+	MessageID  string
+	FirstSeen  time.Time
+	LastSeen   time.Time
+	Attempts   int
+	LastReason DeferReason
+	LastReply  string
+}
+
+// WaitingFilter narrows the deferral view.
+type WaitingFilter struct {
+	Scope      Scope
+	DomainID   int64
+	CustomerID int64
+	// Since is how far back deferrals are looked at.
+	Since time.Time
+}
+
+// MaxWaitingRows bounds the deferral rows one view reads.
+const MaxWaitingRows = 20000

@@ -2,6 +2,7 @@ package tracking
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -26,16 +27,32 @@ type Config struct {
 	// true). Subjects are personal data: turn this off where the hosting
 	// contract or local law forbids keeping them for Retention.
 	StoreSubjects bool `yaml:"store_subjects"`
-	batchq.Tuning `yaml:",inline"`
+	// DeferralWindow is how far back the deferral view looks for mail
+	// senders are still retrying (their retries give up after days; the
+	// view is about what is stuck now).
+	DeferralWindow time.Duration `yaml:"deferral_window"`
+	// DeferralInterval is how often the leader refreshes
+	// mxgrid_tracking_waiting_messages.
+	DeferralInterval time.Duration `yaml:"deferral_interval"`
+	batchq.Tuning    `yaml:",inline"`
 }
 
 // DefaultConfig records everything for 30 days.
 func DefaultConfig() Config {
-	return Config{Enabled: true, StoreSubjects: true, Tuning: batchq.DefaultTuning()}
+	return Config{Enabled: true, StoreSubjects: true, DeferralWindow: 12 * time.Hour, DeferralInterval: time.Minute,
+		Tuning: batchq.DefaultTuning()}
 }
 
 // Validate checks the section; messages name the key.
-func (c Config) Validate() error { return c.Tuning.Validate() }
+func (c Config) Validate() error {
+	switch {
+	case c.DeferralWindow < time.Minute:
+		return errors.New("deferral_window: must be at least 1m")
+	case c.DeferralInterval <= 0:
+		return errors.New("deferral_interval: must be positive")
+	}
+	return c.Tuning.Validate()
+}
 
 // Store persists records; *store.Store is the implementation.
 type Store interface {

@@ -95,6 +95,7 @@ func (a *AdminAPI) routes() []apiRoute {
 
 		h("GET /api/v1/messages", a.searchMessages),
 		h("GET /api/v1/messages/{id}", a.getMessage),
+		h("GET /api/v1/deferrals", a.listDeferrals),
 	}
 }
 

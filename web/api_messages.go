@@ -20,6 +20,7 @@ type messageJSON struct {
 	HELO        string    `json:"helo"`
 	Sender      string    `json:"sender"`
 	Recipient   string    `json:"recipient"`
+	Domain      string    `json:"domain"`
 	DomainID    int64     `json:"domain_id"`
 	CustomerID  int64     `json:"customer_id"`
 	Size        int64     `json:"size"`
@@ -42,7 +43,7 @@ type messageJSON struct {
 func toMessageJSON(r tracking.Record) messageJSON {
 	m := messageJSON{
 		ID: r.ID, Time: r.Time, Node: r.Node, QueueID: r.QueueID, HELO: r.HELO, Sender: r.Sender,
-		Recipient: r.Recipient, DomainID: r.DomainID, CustomerID: r.CustomerID, Size: r.Size,
+		Recipient: r.Recipient, Domain: r.Domain, DomainID: r.DomainID, CustomerID: r.CustomerID, Size: r.Size,
 		MessageID: r.MessageID, Subject: r.Subject, Action: r.Action, Score: r.Score, Symbols: r.Symbols,
 		Status: string(r.Status), ReplyCode: r.ReplyCode, Reply: r.Reply, Downstream: r.Downstream,
 		Reference: r.Reference, DeferReason: string(r.DeferReason), TLSIn: r.TLSIn, TLSOut: r.TLSOut,
@@ -91,5 +92,52 @@ func (a *AdminAPI) getMessage(w http.ResponseWriter, r *http.Request, p admin.Pr
 		return err
 	}
 	writeJSON(w, http.StatusOK, toMessageJSON(rec))
+	return nil
+}
+
+// waitingJSON is one message a sender is still retrying.
+type waitingJSON struct {
+	Domain     string    `json:"domain"`
+	DomainID   int64     `json:"domain_id"`
+	CustomerID int64     `json:"customer_id"`
+	Recipient  string    `json:"recipient"`
+	Sender     string    `json:"sender"`
+	MessageID  string    `json:"message_id,omitempty"`
+	FirstSeen  time.Time `json:"first_seen"`
+	LastSeen   time.Time `json:"last_seen"`
+	Attempts   int       `json:"attempts"`
+	LastReason string    `json:"last_reason"`
+	LastReply  string    `json:"last_reply"`
+}
+
+// defaultDeferralWindow is the deferral view's look-back unless `since`
+// says otherwise.
+const defaultDeferralWindow = 12 * time.Hour
+
+// listDeferrals answers GET /api/v1/deferrals: per message, the mail we
+// deferred that its sender has not yet delivered on a retry.
+func (a *AdminAPI) listDeferrals(w http.ResponseWriter, r *http.Request, p admin.Principal) error {
+	now := time.Now()
+	f, errs := tracking.ParseQuery(r.URL.Query(), now)
+	if errs != nil {
+		return tenant.FieldErrors(errs)
+	}
+	wf := tracking.WaitingFilter{DomainID: f.DomainID, CustomerID: f.CustomerID, Since: f.Since}
+	if wf.Since.IsZero() {
+		wf.Since = now.Add(-defaultDeferralWindow)
+	}
+	ws, err := a.svc.WaitingMessages(r.Context(), p, wf)
+	if err != nil {
+		return err
+	}
+	out := struct {
+		Items []waitingJSON `json:"items"`
+	}{Items: make([]waitingJSON, len(ws))}
+	for i, x := range ws {
+		out.Items[i] = waitingJSON{Domain: x.Domain, DomainID: x.DomainID, CustomerID: x.CustomerID, Recipient: x.Recipient,
+			Sender: x.Sender, MessageID: x.MessageID, FirstSeen: x.FirstSeen, LastSeen: x.LastSeen, Attempts: x.Attempts,
+			LastReason: string(x.LastReason), LastReply: x.LastReply}
+	}
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }

@@ -105,8 +105,10 @@ func newAPIFixture(t *testing.T, opts ...func(*admin.ServiceOptions)) *apiFixtur
 	f.tokA, err = f.svc.CreateToken(ctx, f.op, admin.Token{Name: "A", ResellerID: f.resA.ID})
 	must(err)
 	must(st.InsertTracking(ctx, []tracking.Record{{Time: time.Now(), QueueID: "QA", Sender: "x@sender.example",
-		Recipient: "alice@a.example", DomainID: f.domA.ID, CustomerID: f.custA.ID, Status: tracking.StatusDelivered, ReplyCode: 250}}))
-	recs, _, err := st.SearchTracking(ctx, tracking.Filter{Scope: tracking.Scope{Operator: true}})
+		Recipient: "alice@a.example", DomainID: f.domA.ID, CustomerID: f.custA.ID, Status: tracking.StatusDelivered, ReplyCode: 250},
+		{Time: time.Now(), QueueID: "QB", Sender: "x@sender.example", Recipient: "bob@a.example", DomainID: f.domA.ID,
+			CustomerID: f.custA.ID, Status: tracking.StatusDeferred, DeferReason: tracking.DeferUnreachable, ReplyCode: 451}}))
+	recs, _, err := st.SearchTracking(ctx, tracking.Filter{Scope: tracking.Scope{Operator: true}, QueueID: "QA"})
 	must(err)
 	f.msgA = recs[0].ID
 	tokB, err := f.svc.CreateToken(ctx, f.op, admin.Token{Name: "B", ResellerID: f.resB.ID})
@@ -239,6 +241,7 @@ func TestAPIAuthorizationMatrix(t *testing.T) {
 		{"GET", p("/api/v1/audit"), nil, want{200, 200, 200}, false},
 		{"GET", p("/api/v1/messages"), nil, want{200, 200, 200}, false},
 		{"GET", func() string { return fmt.Sprintf("/api/v1/messages/%d", f.msgA) }, nil, want{200, 200, 404}, false},
+		{"GET", p("/api/v1/deferrals"), nil, want{200, 200, 200}, false},
 	}
 	covered := map[string]bool{}
 	for _, tc := range cases {
@@ -270,14 +273,14 @@ func TestAPIAuthorizationMatrix(t *testing.T) {
 
 	// Lists are scoped: reseller B sees none of A's objects.
 	for _, path := range []string{"/api/v1/customers", "/api/v1/domains", "/api/v1/resellers", "/api/v1/tokens", "/api/v1/audit",
-		"/api/v1/messages", fmt.Sprintf("/api/v1/messages?customer_id=%d", cA), fmt.Sprintf("/api/v1/messages?domain_id=%d", dA), "/api/v1/messages?queue_id=QA"} {
+		"/api/v1/messages", fmt.Sprintf("/api/v1/messages?customer_id=%d", cA), fmt.Sprintf("/api/v1/messages?domain_id=%d", dA), "/api/v1/messages?queue_id=QA", "/api/v1/deferrals"} {
 		_, out := f.do("other", "GET", path, nil)
 		var pg struct{ Items []map[string]any }
 		if err := json.Unmarshal(out, &pg); err != nil {
 			t.Fatalf("%s: %v", path, err)
 		}
 		for _, it := range pg.Items {
-			if strings.HasPrefix(path, "/api/v1/messages") {
+			if strings.HasPrefix(path, "/api/v1/messages") || strings.HasPrefix(path, "/api/v1/deferrals") {
 				t.Errorf("reseller B's %s lists %v", path, it)
 			}
 			if rid, ok := it["reseller_id"]; ok && rid != float64(f.resB.ID) {
