@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"reflect"
 	"strings"
@@ -89,6 +90,44 @@ type HTTP struct {
 	// listener: off by default, as a profile shows code paths and memory
 	// and costs CPU while it runs.
 	Pprof bool `yaml:"pprof"`
+	// PublicURL is how senders reach this cluster's public listener
+	// (https://filter.example.net): when set, every refusal's reply
+	// points at <public_url>/why/<ref>, a page that explains it.
+	PublicURL string `yaml:"public_url"`
+}
+
+// maxPublicURL keeps the link, quoted in SMTP replies, well inside RFC
+// 5321's 512-octet reply line.
+const maxPublicURL = 200
+
+// WhyURL is the prefix of the "why was I refused" links, "" when
+// public_url is not set.
+func (h HTTP) WhyURL() string {
+	if h.PublicURL == "" {
+		return ""
+	}
+	return strings.TrimRight(h.PublicURL, "/") + "/why/"
+}
+
+// checkPublicURL: an absolute http(s) URL of printable ASCII (it goes into
+// SMTP replies verbatim), without query or fragment.
+func checkPublicURL(s string) error {
+	if s == "" {
+		return nil
+	}
+	if len(s) > maxPublicURL {
+		return fmt.Errorf("at most %d characters", maxPublicURL)
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] >= 0x7f {
+			return errors.New("printable ASCII only (punycode for international names)")
+		}
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return fmt.Errorf("%q is not an absolute http(s) URL without query, fragment or user", s)
+	}
+	return nil
 }
 
 // Log selects the log format and level.
@@ -259,6 +298,9 @@ func (c *Config) Validate() error {
 	}
 	if _, err := clientip.ParseTrusted(c.HTTP.TrustedProxies); err != nil {
 		return fmt.Errorf("http.trusted_proxies: %w", err)
+	}
+	if err := checkPublicURL(c.HTTP.PublicURL); err != nil {
+		return fmt.Errorf("http.public_url: %w", err)
 	}
 	if c.DataDir == "" {
 		return errors.New("data_dir: must not be empty")

@@ -278,6 +278,15 @@ func (b *builder) buildEvents(context.Context) error {
 	return nil
 }
 
+// whyURL is the prefix of the links to the /why page quoted in refusals:
+// only with tracking (the page reads its records) and a public URL.
+func (b *builder) whyURL() string {
+	if b.tracker == nil {
+		return ""
+	}
+	return b.cfg.HTTP.WhyURL()
+}
+
 // logLoss runs a store writer whose only error is records lost at
 // shutdown: worth a log line, not a failed exit.
 func logLoss(what string, log *slog.Logger, r Runner) RunFunc {
@@ -306,6 +315,7 @@ func (b *builder) buildSMTP(context.Context) error {
 		Outcomes:      outcomes,
 		Recorder:      b.recorder,
 		Tracker:       b.tracker,
+		WhyURL:        b.whyURL(),
 		Directory:     b.directory,
 		Parser:        scanner.NewParser(b.cfg.Scanner.Weights),
 		AuthServID:    authServID,
@@ -436,8 +446,23 @@ func (b *builder) mountPanel(context.Context) error {
 		return err
 	}
 	pnl.Mount(b.web.Handle)
+	if b.tracker != nil {
+		// The "why was I refused" page reads tracking's refusals; the
+		// links in SMTP replies are given only when it is served.
+		b.web.Handle("GET /why/{ref}", web.NewWhyHandler(b.store, web.WhyOptions{
+			MaxAge: b.cfg.Tracking.Retention, Burst: whyBurst, Interval: whyInterval,
+			Clients: clientip.New(trusted), Log: b.log.With("component", "why"),
+		}))
+	}
 	return nil
 }
+
+// The /why page's limit per client address (IPv6 by /64): a person reads
+// a few refusals; a crawler of references is slowed to one per interval.
+const (
+	whyBurst    = 10
+	whyInterval = 6 * time.Second
+)
 
 // memberIPs are the cluster members' addresses, for the loop check: a
 // route to one of them at our SMTP port leads back into the cluster.

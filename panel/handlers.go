@@ -539,7 +539,7 @@ func (p *Panel) testRoute(req *request) error {
 	if err != nil {
 		return err
 	}
-	if wait := p.routeTests.take(req.sess.P.ResellerID, p.now()); wait > 0 {
+	if wait := p.routeTests.Take(req.sess.P.ResellerID, p.now()); wait > 0 {
 		secs := int((wait + time.Second - 1) / time.Second)
 		req.w.Header().Set("Retry-After", strconv.Itoa(secs))
 		return p.renderDomain(req, http.StatusTooManyRequests, nil,

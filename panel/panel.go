@@ -23,6 +23,7 @@ import (
 
 	"github.com/mxgrid/mxgrid/admin"
 	"github.com/mxgrid/mxgrid/clientip"
+	"github.com/mxgrid/mxgrid/internal/ratelimit"
 	"github.com/mxgrid/mxgrid/netguard"
 	"github.com/mxgrid/mxgrid/spammap"
 	"github.com/mxgrid/mxgrid/tenant"
@@ -71,7 +72,7 @@ type Panel struct {
 	now      func() time.Time
 	dialSMTP func(ctx context.Context, addr string) (net.Conn, error)
 	// routeTests limits "Test route" per reseller.
-	routeTests *limiter
+	routeTests *ratelimit.Limiter[int64]
 }
 
 // New builds the panel; it reads or creates the session key.
@@ -106,7 +107,7 @@ func New(cfg Config, opts Options) (*Panel, error) {
 		pages: pages, helo: opts.SMTPHostname, log: log, now: time.Now,
 		// A route test is a tenant route: same check as the relay's.
 		dialSMTP:   func(ctx context.Context, addr string) (net.Conn, error) { return guard.Dial(ctx, d, addr, false) },
-		routeTests: newLimiter(cfg.RouteTestBurst, cfg.RouteTestInterval),
+		routeTests: ratelimit.New[int64](cfg.RouteTestBurst, cfg.RouteTestInterval, 0),
 	}, nil
 }
 

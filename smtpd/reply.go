@@ -82,9 +82,13 @@ func cachedRefusal(r negcache.Reply) *smtp.SMTPError {
 // verdictReply is the verdict-to-reply mapping: for a verdict that refuses
 // the message (Reject, Tempfail) it returns the reply and the outcome, and
 // refused; anything else goes on to the customer's server. The reference
-// lets a sender's complaint find our log line.
-func verdictReply(v scanner.Verdict, queueID string) (reply *smtp.SMTPError, outcome Outcome, refused bool) {
+// lets a sender's complaint find our log line; with whyURL (http.public_url
+// + "/why/") it also points the sender at a page that explains.
+func verdictReply(v scanner.Verdict, queueID, whyURL string) (reply *smtp.SMTPError, outcome Outcome, refused bool) {
 	ref := " [ref " + queueID + "]"
+	if whyURL != "" {
+		ref += " see " + whyURL + queueID
+	}
 	switch v.Action {
 	case scanner.Reject:
 		switch v.Reason {

@@ -33,7 +33,7 @@ type replyCase struct {
 func replyTable() []replyCase {
 	discard := slog.New(slog.NewTextHandler(io.Discard, nil))
 	verdictCase := func(a scanner.Action, r verdict.Reason, detail string) replyCase {
-		reply, outcome, refused := verdictReply(scanner.Verdict{Action: a, Reason: r, Detail: detail}, "Q1")
+		reply, outcome, refused := verdictReply(scanner.Verdict{Action: a, Reason: r, Detail: detail}, "Q1", "")
 		if !refused {
 			return replyCase{}
 		}
@@ -45,6 +45,7 @@ func replyTable() []replyCase {
 	}
 	delivered, deliveredOutcome := deliveredReply(scanner.Verdict{Action: scanner.Deliver}, "Q1", "2.0.0 queued\r\nas X")
 	tagged, taggedOutcome := deliveredReply(scanner.Verdict{Action: scanner.Tag}, "Q1", "ok")
+	whySpam, whySpamOutcome, _ := verdictReply(scanner.Verdict{Action: scanner.Reject, Reason: verdict.ReasonSpam}, "Q1", "https://filter.example/why/")
 	return []replyCase{
 		{name: "errUnknownDomain", reply: errUnknownDomain, code: 550, enhanced: smtp.EnhancedCode{5, 7, 1}, prefix: "relay access denied"},
 		{name: "errUnknownUser", reply: errUnknownUser, code: 550, enhanced: smtp.EnhancedCode{5, 1, 1}, prefix: "recipient address rejected: user unknown"},
@@ -76,6 +77,8 @@ func replyTable() []replyCase {
 		with(verdictCase(scanner.Reject, verdict.ReasonVirus, "Eicar\r\nInjected"), "verdictReply virus", 554, smtp.EnhancedCode{5, 7, 1}, "message contains a virus (Eicar Injected) [ref Q1]"),
 		with(verdictCase(scanner.Reject, verdict.ReasonPolicy, "DMARC p=reject"), "verdictReply policy", 550, smtp.EnhancedCode{5, 7, 1}, "message refused by policy (DMARC p=reject) [ref Q1]"),
 		with(verdictCase(scanner.Reject, verdict.ReasonSpam, ""), "verdictReply spam", 550, smtp.EnhancedCode{5, 7, 1}, "message rejected as spam [ref Q1]"),
+		{name: "verdictReply spam with why", reply: whySpam, code: 550, enhanced: smtp.EnhancedCode{5, 7, 1},
+			prefix: "message rejected as spam [ref Q1] see https://filter.example/why/Q1", outcome: whySpamOutcome},
 		with(verdictCase(scanner.Tempfail, verdict.ReasonCheckError, "clamav unavailable"), "verdictReply tempfail", 451, smtp.EnhancedCode{4, 7, 1}, "message could not be fully scanned"),
 		{name: "deliveredReply", reply: delivered, code: 250, enhanced: smtp.EnhancedCode{2, 0, 0}, prefix: "ok, delivered as Q1 (customer server: 2.0.0 queued as X)", outcome: deliveredOutcome},
 		{name: "deliveredReply tagged", reply: tagged, code: 250, enhanced: smtp.EnhancedCode{2, 0, 0}, prefix: "ok, delivered as Q1 (customer server: ok)", outcome: taggedOutcome},
@@ -86,6 +89,7 @@ func TestReplies(t *testing.T) {
 	wantOutcome := map[string]Outcome{
 		"verdictReply virus": OutcomeRejectedVirus, "verdictReply policy": OutcomeRejectedPolicy,
 		"verdictReply spam": OutcomeRejectedSpam, "verdictReply tempfail": OutcomeTempfailScan,
+		"verdictReply spam with why": OutcomeRejectedSpam,
 		"deliveredReply": OutcomeDelivered, "deliveredReply tagged": OutcomeTagged,
 	}
 	for _, tt := range replyTable() {
@@ -109,7 +113,7 @@ func TestReplies(t *testing.T) {
 // A verdict that lets the message through has no refusal reply.
 func TestVerdictReplyLetsDeliveriesThrough(t *testing.T) {
 	for _, a := range []scanner.Action{scanner.Deliver, scanner.Tag} {
-		if reply, outcome, refused := verdictReply(scanner.Verdict{Action: a, Reason: verdict.ReasonSpam}, "Q1"); refused {
+		if reply, outcome, refused := verdictReply(scanner.Verdict{Action: a, Reason: verdict.ReasonSpam}, "Q1", ""); refused {
 			t.Errorf("%v refused with %v (%s)", a, reply, outcome)
 		}
 	}

@@ -91,6 +91,9 @@ type Deps struct {
 	Recorder Recorder
 	// Tracker may be nil (no message tracking).
 	Tracker Tracker
+	// WhyURL, when set, is the public "why was I refused" page's prefix
+	// (http.public_url + "/why/"), quoted with the reference in refusals.
+	WhyURL string
 	// Outcomes, when set, counts each transaction's outcome per domain
 	// (the reseller panel's statistics).
 	Outcomes interface {

@@ -341,7 +341,7 @@ func (ss *session) deliver(raw []byte) (*smtp.SMTPError, Outcome, scanner.Verdic
 	policy := ss.policy()
 	v := ss.srv.deps.Scanner.Scan(ss.ctx, env, msg, policy)
 	ss.note.verdict = v
-	if reply, outcome, refused := verdictReply(v, ss.queueID); refused {
+	if reply, outcome, refused := verdictReply(v, ss.queueID, ss.srv.deps.WhyURL); refused {
 		if v.Action == scanner.Reject {
 			ss.record(v, msg)
 		}

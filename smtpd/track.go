@@ -75,7 +75,7 @@ func (ss *session) trackData(reply error) {
 	for _, rcpt := range ss.rcpts {
 		r := ss.trackBase(rcpt, ss.domain)
 		r.Size, r.MessageID, r.Subject = n.size, n.messageID, n.subject
-		r.Action, r.Score = n.verdict.Action.String(), n.verdict.Score
+		r.Action, r.Reason, r.Score = n.verdict.Action.String(), n.verdict.Reason, n.verdict.Score
 		r.Symbols = topSymbolNames(n.verdict, 5)
 		r.Downstream = n.downstream
 		if ss.tx != nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/mxgrid/mxgrid/tenant"
 	"github.com/mxgrid/mxgrid/tracking"
+	"github.com/mxgrid/mxgrid/verdict"
 )
 
 // The message log: one row per recipient outcome (tracking.Record).
@@ -24,10 +25,10 @@ import (
 const trackingComponent = "tracking"
 
 const trackingColumns = `at_us, node, queue_id, client_ip, helo, sender, recipient, domain, domain_id, customer_id,
-	size, message_id, subject, action, score, symbols, status, reply_code, reply, downstream,
+	size, message_id, subject, action, reason, score, symbols, status, reply_code, reply, downstream,
 	reference, defer_reason, tls_in, tls_out, duration_ms`
 
-const trackingColumnCount = 25
+const trackingColumnCount = 26
 
 // The indexes serve the searches a support desk makes: by recipient, by
 // sender, by Message-ID, queue id or reference, each within a tenant and a
@@ -56,6 +57,7 @@ const trackingTable = `
 		message_id TEXT NOT NULL,
 		subject TEXT NOT NULL,
 		action TEXT NOT NULL,
+		reason TEXT NOT NULL,
 		score DOUBLE PRECISION NOT NULL,
 		symbols TEXT NOT NULL,
 		status TEXT NOT NULL,
@@ -126,7 +128,7 @@ func trackingArgs(args []any, r *tracking.Record) []any {
 	}
 	return append(args,
 		r.Time.UnixMicro(), r.Node, r.QueueID, ip, r.HELO, r.Sender, r.Recipient, r.Domain, r.DomainID, r.CustomerID,
-		r.Size, r.MessageID, r.Subject, r.Action, r.Score, strings.Join(r.Symbols, " "), string(r.Status),
+		r.Size, r.MessageID, r.Subject, r.Action, string(r.Reason), r.Score, strings.Join(r.Symbols, " "), string(r.Status),
 		r.ReplyCode, r.Reply, r.Downstream, r.Reference, string(r.DeferReason), r.TLSIn, r.TLSOut, r.Duration.Milliseconds())
 }
 
@@ -299,9 +301,10 @@ func (s *Store) scanTracking(ctx context.Context, q string, args []any) ([]track
 			r                       tracking.Record
 			atUS, durMS             int64
 			ip, symbols, st, reason string
+			reasonV                 string
 		)
 		if err := rows.Scan(&r.ID, &atUS, &r.Node, &r.QueueID, &ip, &r.HELO, &r.Sender, &r.Recipient, &r.Domain, &r.DomainID,
-			&r.CustomerID, &r.Size, &r.MessageID, &r.Subject, &r.Action, &r.Score, &symbols, &st,
+			&r.CustomerID, &r.Size, &r.MessageID, &r.Subject, &r.Action, &reasonV, &r.Score, &symbols, &st,
 			&r.ReplyCode, &r.Reply, &r.Downstream, &r.Reference, &reason, &r.TLSIn, &r.TLSOut, &durMS); err != nil {
 			return nil, fail("search message log: scan", err)
 		}
@@ -311,7 +314,7 @@ func (s *Store) scanTracking(ctx context.Context, q string, args []any) ([]track
 		if symbols != "" {
 			r.Symbols = strings.Split(symbols, " ")
 		}
-		r.Status, r.DeferReason = tracking.Status(st), tracking.DeferReason(reason)
+		r.Status, r.DeferReason, r.Reason = tracking.Status(st), tracking.DeferReason(reason), verdict.Reason(reasonV)
 		out = append(out, r)
 	}
 	if err := rows.Err(); err != nil && !errors.Is(err, sql.ErrNoRows) {

@@ -11,6 +11,7 @@ import (
 	"github.com/mxgrid/mxgrid/admin"
 	"github.com/mxgrid/mxgrid/tenant"
 	"github.com/mxgrid/mxgrid/tracking"
+	"github.com/mxgrid/mxgrid/verdict"
 )
 
 // TestTrackingStore runs the message log's contract on both dialects:
@@ -58,7 +59,7 @@ func testTrackingContract(t *testing.T, s *Store) {
 			Time: now.Add(-time.Duration(i) * time.Minute), Node: "n1", QueueID: fmt.Sprintf("Q%03d", i),
 			ClientIP: netip.MustParseAddr("192.0.2.7"), HELO: "mx.sender.example", Sender: "Alice@Sender.example",
 			Recipient: "bob@shared.example", Domain: "shared.example", DomainID: 100, CustomerID: customers[0], Size: 1234,
-			MessageID: fmt.Sprintf("<m%d@sender.example>", i), Subject: "Invoice ü", Action: "deliver", Score: 1.5,
+			MessageID: fmt.Sprintf("<m%d@sender.example>", i), Subject: "Invoice ü", Action: "deliver", Reason: verdict.ReasonSpam, Score: 1.5,
 			Symbols: []string{"A", "B"}, Status: tracking.StatusDelivered, ReplyCode: 250, Reply: "2.0.0 ok",
 			Downstream: "250 2.0.0 queued as ABC", TLSIn: true, Duration: 120 * time.Millisecond,
 		}

@@ -11,6 +11,8 @@ package tracking
 import (
 	"net/netip"
 	"time"
+
+	"github.com/mxgrid/mxgrid/verdict"
 )
 
 // Status is what the sender was told about one recipient.
@@ -81,7 +83,9 @@ type Record struct {
 	// Subject is empty when tracking.store_subjects is off.
 	Subject string
 	// Action is the verdict's scanner.Action ("" when no scan happened).
-	Action  string
+	Action string
+	// Reason is why the verdict decided (spam, virus, policy...).
+	Reason  verdict.Reason
 	Score   float64
 	Symbols []string
 	Status  Status

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -26,19 +28,25 @@ import (
 // sendOne sends data from alice@sender.example to rcpt and returns the
 // final reply code (250, or the code of the first refusal).
 func sendOne(t *testing.T, addr, rcpt string, data []byte) int {
+	code, _ := sendReply(t, addr, rcpt, data)
+	return code
+}
+
+// sendReply is sendOne with the refusal's text.
+func sendReply(t *testing.T, addr, rcpt string, data []byte) (int, string) {
 	t.Helper()
 	c, err := smtp.Dial(addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	code := func(err error) int {
+	code := func(err error) (int, string) {
 		var se *smtp.SMTPError
 		if errors.As(err, &se) {
-			return se.Code
+			return se.Code, se.Message
 		}
 		t.Fatalf("send to %s: %v", rcpt, err)
-		return 0
+		return 0, ""
 	}
 	if err := c.Hello("client.sender.example"); err != nil {
 		t.Fatal(err)
@@ -57,7 +65,7 @@ func sendOne(t *testing.T, addr, rcpt string, data []byte) int {
 	if err := w.Close(); err != nil {
 		return code(err)
 	}
-	return 250
+	return 250, ""
 }
 
 // TestMessageTrackingEndToEnd: ham, spam, a virus and mail for a domain
@@ -79,6 +87,7 @@ func TestMessageTrackingEndToEnd(t *testing.T) {
 	cfg := nodetest.Config(t)
 	cfg.Admin.OperatorTokenFile = tokFile
 	cfg.Tracking.FlushInterval = 20 * time.Millisecond
+	cfg.HTTP.PublicURL = "https://filter.example"
 	n := nodetest.Start(t, cfg, nil)
 	api := "http://" + n.HTTPAddr()
 
@@ -146,14 +155,17 @@ func TestMessageTrackingEndToEnd(t *testing.T) {
 		t.Fatalf("ham: %d", code)
 	}
 	// Spam: the sample's first message the default pipeline refuses.
-	spamRefused := false
+	var spamReply string
 	for _, m := range corpus {
-		if m.Spam && sendOne(t, n.SMTPAddr(), "spam@a.example", m.Data) >= 500 {
-			spamRefused = true
+		if !m.Spam {
+			continue
+		}
+		if code, reply := sendReply(t, n.SMTPAddr(), "spam@a.example", m.Data); code >= 500 {
+			spamReply = reply
 			break
 		}
 	}
-	if !spamRefused {
+	if spamReply == "" {
 		t.Fatal("the default pipeline refused none of the sample's spam")
 	}
 	virus := "From: x@sender.example\r\nSubject: invoice\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n--b\r\nContent-Type: application/octet-stream; name=inv.com\r\nContent-Transfer-Encoding: 7bit\r\n\r\n" +
@@ -209,8 +221,23 @@ func TestMessageTrackingEndToEnd(t *testing.T) {
 	if h := found["ham@a.example"]; h.Status != "delivered" || h.ReplyCode != 250 || !strings.Contains(h.Downstream, "2.0.0") {
 		t.Errorf("ham: %+v", h)
 	}
-	if s := found["spam@a.example"]; s.Status != "refused" || s.Reference == "" || s.Action != "reject" {
+	s := found["spam@a.example"]
+	if s.Status != "refused" || s.Reference == "" || s.Action != "reject" {
 		t.Errorf("spam: %+v", s)
+	}
+	// The refusal points at the page that explains it.
+	link := "https://filter.example/why/" + s.Reference
+	if !strings.Contains(spamReply, link) {
+		t.Errorf("spam reply %q lacks %s", spamReply, link)
+	}
+	resp, err := http.Get("http://" + n.HTTPAddr() + "/why/" + s.Reference)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(page), "a.example") || strings.Contains(string(page), "spam@") {
+		t.Errorf("why page: %d\n%s", resp.StatusCode, page)
 	}
 	if v := found["virus@a.example"]; v.Status != "refused" || v.ReplyCode != 554 || !strings.Contains(v.Reply, "virus") {
 		t.Errorf("virus: %+v", v)

@@ -1,0 +1,71 @@
+// Package ratelimit is a token bucket per key: burst tokens, one more
+// every interval. Keys may come from the internet (client addresses): the
+// table is bounded, and buckets that have refilled (their key spent
+// nothing for burst intervals) are forgotten first.
+package ratelimit
+
+import (
+	"sync"
+	"time"
+)
+
+// Limiter is safe for concurrent use.
+type Limiter[K comparable] struct {
+	burst    float64
+	interval time.Duration
+	maxKeys  int
+
+	mu      sync.Mutex
+	buckets map[K]*bucket
+}
+
+type bucket struct {
+	tokens float64
+	last   time.Time
+}
+
+// New allows burst at once and one more per interval for each key, keeping
+// at most maxKeys buckets (0: no bound, for keys that are not attacker
+// chosen).
+func New[K comparable](burst int, interval time.Duration, maxKeys int) *Limiter[K] {
+	return &Limiter[K]{burst: float64(burst), interval: interval, maxKeys: maxKeys, buckets: make(map[K]*bucket)}
+}
+
+// Take spends a token of key and returns 0, or returns how long until one
+// is available without spending.
+func (l *Limiter[K]) Take(key K, now time.Time) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := l.buckets[key]
+	if b == nil {
+		if l.maxKeys > 0 && len(l.buckets) >= l.maxKeys {
+			l.evict(now)
+		}
+		b = &bucket{tokens: l.burst, last: now}
+		l.buckets[key] = b
+	}
+	if elapsed := now.Sub(b.last); elapsed > 0 {
+		b.tokens = min(l.burst, b.tokens+float64(elapsed)/float64(l.interval))
+		b.last = now
+	}
+	if b.tokens >= 1 {
+		b.tokens--
+		return 0
+	}
+	return time.Duration((1 - b.tokens) * float64(l.interval))
+}
+
+// evict forgets refilled buckets; when every key is still busy (a flood
+// from many addresses) it forgets them all: a new key then starts full,
+// which an attacker with that many addresses has anyway.
+func (l *Limiter[K]) evict(now time.Time) {
+	full := time.Duration(l.burst * float64(l.interval))
+	for k, b := range l.buckets {
+		if now.Sub(b.last) >= full {
+			delete(l.buckets, k)
+		}
+	}
+	if len(l.buckets) >= l.maxKeys {
+		clear(l.buckets)
+	}
+}

@@ -1,0 +1,46 @@
+package ratelimit
+
+import (
+	"testing"
+	"time"
+)
+
+func TestBurstThenOnePerInterval(t *testing.T) {
+	l := New[string](3, time.Second, 0)
+	now := time.Unix(1000, 0)
+	for i := range 3 {
+		if wait := l.Take("a", now); wait != 0 {
+			t.Fatalf("take %d within the burst waits %v", i, wait)
+		}
+	}
+	if wait := l.Take("a", now); wait != time.Second {
+		t.Fatalf("over the burst: wait %v, want 1s", wait)
+	}
+	if wait := l.Take("b", now); wait != 0 {
+		t.Fatal("another key is limited by a's spending")
+	}
+	if wait := l.Take("a", now.Add(time.Second)); wait != 0 {
+		t.Fatalf("a token after an interval: wait %v", wait)
+	}
+}
+
+func TestBoundedKeys(t *testing.T) {
+	l := New[int](2, time.Second, 100)
+	now := time.Unix(1000, 0)
+	for i := range 10_000 {
+		l.Take(i, now)
+		if len(l.buckets) > 100 {
+			t.Fatalf("%d buckets kept, bound 100", len(l.buckets))
+		}
+	}
+	// A busy key survives eviction of refilled ones.
+	l = New[int](2, time.Second, 3)
+	l.Take(1, now)
+	l.Take(1, now)
+	l.Take(2, now.Add(-time.Hour)) // long idle: refilled
+	l.Take(3, now)
+	l.Take(4, now) // evicts 2 only
+	if wait := l.Take(1, now); wait == 0 {
+		t.Fatal("a busy key's spending was forgotten")
+	}
+}
