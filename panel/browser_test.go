@@ -136,6 +136,26 @@ func (b *browser) logout() {
 	b.do(chromedp.Click(chromedp.CSS(".logout button")), chromedp.WaitVisible(chromedp.ID("login")))
 }
 
+// createResellers logs the operator in and creates the two resellers the
+// browser tests use, Northwind (ops@northwind.example) and Contoso
+// (admin@contoso.example), both with the password "correct horse battery".
+func (b *browser) createResellers(opToken string) {
+	b.t.Helper()
+	b.login("", opToken)
+	for _, r := range []struct{ name, slug, email string }{
+		{"Northwind Hosting", "northwind", "ops@northwind.example"},
+		{"Contoso Mail", "contoso", "admin@contoso.example"},
+	} {
+		b.do(chromedp.Navigate(b.base+"/panel/resellers"), chromedp.WaitVisible(chromedp.ID("new-reseller")),
+			fill(`#new-reseller [name=name]`, r.name),
+			fill(`#new-reseller [name=slug]`, r.slug),
+			fill(`#new-reseller [name=email]`, r.email),
+			fill(`#new-reseller [name=password]`, "correct horse battery"),
+			chromedp.Click(chromedp.CSS(`#new-reseller button`)), chromedp.WaitVisible(chromedp.CSS(".notice")))
+	}
+	b.logout()
+}
+
 func sendMail(t *testing.T, addr, rcpt, subject string) error {
 	t.Helper()
 	msg := "From: sender@example.net\r\nTo: " + rcpt + "\r\nSubject: " + subject + "\r\nMessage-ID: <" +
@@ -165,19 +185,7 @@ func TestPanelInChromium(t *testing.T) {
 
 	// The operator logs in with its token and creates two resellers with
 	// their first users.
-	b.login("", opToken)
-	for _, r := range []struct{ name, slug, email string }{
-		{"Northwind Hosting", "northwind", "ops@northwind.example"},
-		{"Contoso Mail", "contoso", "admin@contoso.example"},
-	} {
-		b.do(chromedp.Navigate(base+"/panel/resellers"), chromedp.WaitVisible(chromedp.ID("new-reseller")),
-			fill(`#new-reseller [name=name]`, r.name),
-			fill(`#new-reseller [name=slug]`, r.slug),
-			fill(`#new-reseller [name=email]`, r.email),
-			fill(`#new-reseller [name=password]`, "correct horse battery"),
-			chromedp.Click(chromedp.CSS(`#new-reseller button`)), chromedp.WaitVisible(chromedp.CSS(".notice")))
-	}
-	b.logout()
+	b.createResellers(opToken)
 
 	// Reseller 1: a customer, a domain routed to the sink, no TLS.
 	b.login("ops@northwind.example", "correct horse battery")

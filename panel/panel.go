@@ -27,6 +27,7 @@ import (
 	"github.com/mxgrid/mxgrid/netguard"
 	"github.com/mxgrid/mxgrid/spammap"
 	"github.com/mxgrid/mxgrid/tenant"
+	"github.com/mxgrid/mxgrid/tracking"
 )
 
 //go:embed templates/*.html
@@ -114,6 +115,14 @@ func New(cfg Config, opts Options) (*Panel, error) {
 var funcs = template.FuncMap{
 	"when": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") },
 	"join": strings.Join,
+	"list": func(s ...string) []string { return s },
+	"since": func(d string) string {
+		return map[string]string{"1h": "the last hour", "24h": "the last 24 hours", "168h": "the last 7 days", "720h": "the last 30 days"}[d]
+	},
+	"statusClass": func(s tracking.Status) string {
+		return map[tracking.Status]string{tracking.StatusDelivered: "ok", tracking.StatusDeferred: "warn", tracking.StatusRefused: "bad", tracking.StatusQuarantined: "warn"}[s]
+	},
+	"deferText": deferText,
 	"num": func(n int64) string {
 		s := strconv.FormatInt(n, 10)
 		for i := len(s) - 3; i > 0; i -= 3 {
@@ -194,6 +203,9 @@ func (p *Panel) routes() map[string]http.HandlerFunc {
 		"POST /panel/brand":      a(p.updateBrand),
 		"POST /panel/brand/logo": a(p.uploadLogo),
 		"GET /panel/map":         a(p.mapEmbed),
+
+		"GET /panel/messages":      a(p.messages),
+		"GET /panel/messages/{id}": a(p.message),
 	}
 }
 

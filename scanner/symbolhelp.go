@@ -1,0 +1,78 @@
+package scanner
+
+import "strings"
+
+// SymbolHelp says in a sentence what a symbol means, for people reading a
+// verdict (the panel's message page): "" for a symbol it does not know.
+// Families (SPF_*, DKIM_*, RBL_*...) are explained by their prefix.
+func SymbolHelp(name string) string {
+	if h, ok := symbolHelp[name]; ok {
+		return h
+	}
+	for _, f := range symbolFamilies {
+		if strings.HasPrefix(name, f.prefix) {
+			return f.help
+		}
+	}
+	return ""
+}
+
+var symbolHelp = map[string]string{
+	"MODEL_SPAM":            "The statistical model, trained on known spam and ham, found the words and structure typical of spam.",
+	"MODEL_HAM":             "The statistical model found the message typical of legitimate mail.",
+	"MODEL_BAYES":           "A second statistical classifier (naive Bayes) leans spam too.",
+	"CHECK_ERROR":           "A check could not run (its engine was down or too slow); the message was judged without it.",
+	"CLAMAV_VIRUS":          "ClamAV found malware.",
+	"CLAMAV_TOO_LARGE":      "The message was larger than ClamAV scans.",
+	"EICAR":                 "The EICAR antivirus test file.",
+	"MISSING_FROM":          "No From header: legitimate software always writes one.",
+	"MISSING_DATE":          "No Date header.",
+	"MISSING_MID":           "No Message-ID header.",
+	"DATE_INVALID":          "The Date header cannot be read.",
+	"DATE_BAD_TZ":           "The Date header's time zone does not exist.",
+	"DATE_IN_FUTURE":        "The Date header is far in the future.",
+	"MID_MALFORMED":         "The Message-ID header is malformed.",
+	"MAILER_BULK":           "Sent by bulk-mailing software.",
+	"FROM_DISPLAY_SPOOF":    "The sender's display name shows an address other than the real sender's.",
+	"REPLYTO_FREEMAIL_DIFF": "Replies go to a free-mail address other than the sender's.",
+	"HEADER_8BIT":           "Raw 8-bit characters in headers (not encoded as the standard requires).",
+	"HEADER_EMPTY_ADDR":     "An address header is empty.",
+	"PRIORITY_HIGH":         "Marked urgent.",
+	"TO_UNDISCLOSED":        "Sent to undisclosed recipients.",
+	"MIME_NO_VERSION":       "MIME parts without the MIME-Version header.",
+	"SUBJ_ALL_CAPS":         "The subject is written in capitals.",
+	"SUBJ_HASHBUSTER":       "Random characters in the subject, to defeat filters that compare messages.",
+	"TEXT_UNDECLARED_8BIT":  "8-bit text without a declared character set.",
+	"TEXT_UPPERCASE":        "Most of the text is in capitals.",
+	"TEXT_HTML_AS_PLAIN":    "HTML sent as plain text.",
+	"BODY_EMPTY":            "The message has no text.",
+	"HTML_HIDDEN_TEXT":      "Text hidden from the reader (invisible colours, tiny fonts), written for filters.",
+	"HTML_IMAGE_ONLY":       "An image and almost no text: the words are in the picture, out of filters' reach.",
+	"HTML_SCRIPT":           "Scripts in the message.",
+	"HTML_FORM":             "A form inside the message (phishing collects passwords this way).",
+	"HTML_COMMENT_FLOOD":    "Many HTML comments, used to break up words.",
+	"URL_IP_HOST":           "A link to a bare IP address instead of a name.",
+	"URL_USERINFO":          "A link with a user name before the host (https://bank.example@evil.example), which hides the real destination.",
+	"URL_ENCODED_HOST":      "A link whose host name is percent-encoded, to hide it.",
+	"URL_TEXT_MISMATCH":     "A link's text shows one site while it leads to another.",
+	"ATTACH_EXECUTABLE":     "An executable attachment.",
+	"ATTACH_DOUBLE_EXT":     "An attachment with a double extension (invoice.pdf.exe).",
+	"HELO_BARE_IP":          "The sending server introduced itself with a bare IP address.",
+	"HELO_IP_MISMATCH":      "The sending server introduced itself with an address that is not its own.",
+	"HELO_NOT_FQDN":         "The sending server introduced itself with a name that is not a full domain name.",
+	"HELO_DYNAMIC":          "The sending server's name looks like a home or dynamic connection.",
+	"MIME_TOO_COMPLEX":      "More MIME parts or nesting than the filter reads: the rest could not be checked.",
+	"MIME_BROKEN":           "The MIME structure is broken.",
+	"MIME_UNKNOWN_CHARSET":  "A character set the filter does not know.",
+	"MIME_UNKNOWN_ENCODING": "A transfer encoding the filter does not know.",
+}
+
+var symbolFamilies = []struct{ prefix, help string }{
+	{"SPF_HELO_", "SPF for the name the sending server introduced itself with."},
+	{"SPF_", "SPF: whether the sender's domain allows the sending server (pass, fail, softfail, none...)."},
+	{"DKIM_", "DKIM: whether the message's cryptographic signature from the sending domain is valid."},
+	{"DMARC_", "DMARC: whether the visible From domain is confirmed by SPF or DKIM, and what that domain asks receivers to do otherwise."},
+	{"RBL_", "The sending server's address is on a DNS blocklist."},
+	{"URIBL_", "A link in the message goes to a domain on a DNS blocklist."},
+	{"AV_", "The built-in antivirus layer: a dangerous or unreadable attachment or archive."},
+}
