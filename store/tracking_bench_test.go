@@ -1,0 +1,135 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/mxgrid/mxgrid/admin"
+	"github.com/mxgrid/mxgrid/tenant"
+	"github.com/mxgrid/mxgrid/tracking"
+)
+
+// BenchmarkInsertTracking reports message records/s written in the
+// recorder's batches of 500, per dialect.
+//
+//	scripts/test.sh -run '^$' -bench InsertTracking -benchtime=20x ./store/
+func BenchmarkInsertTracking(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		open func(testing.TB) *Store
+	}{{"sqlite", openSQLite}, {"postgres", openPostgres}} {
+		b.Run(tc.name, func(b *testing.B) {
+			s := tc.open(b)
+			ctx := context.Background()
+			if err := s.MigrateTracking(ctx); err != nil {
+				b.Fatal(err)
+			}
+			batch := make([]tracking.Record, 500)
+			now := time.Now()
+			for i := range batch {
+				batch[i] = tracking.Record{Time: now, Node: "n1", QueueID: "0123456789BCD", ClientIP: netip.MustParseAddr("192.0.2.1"),
+					HELO: "mx.sender.example", Sender: "alice@sender.example", Recipient: fmt.Sprintf("user%d@bakery.example", i),
+					Domain: "bakery.example", DomainID: 1, CustomerID: 1, Size: 5000, MessageID: fmt.Sprintf("<%d@sender.example>", i),
+					Subject: "Quarterly report", Action: "deliver", Score: 1.2, Symbols: []string{"MODEL_HAM", "DKIM_PASS"},
+					Status: tracking.StatusDelivered, ReplyCode: 250, Reply: "250 2.0.0 ok", Downstream: "250 2.0.0 queued", Duration: 80 * time.Millisecond}
+			}
+			b.ResetTimer()
+			for range b.N {
+				if err := s.InsertTracking(ctx, batch); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N*len(batch))/b.Elapsed().Seconds(), "records/s")
+		})
+	}
+}
+
+// BenchmarkSearchTrackingByRecipient is the support desk's query on
+// PostgreSQL: one recipient's last 30 days within a reseller's scope,
+// first page, over MXGRID_BENCH_TRACKING_ROWS rows (default 1,000,000)
+// spread over 30 days, 200,000 recipients and 20 customers of 2 resellers.
+//
+//	MXGRID_BENCH_TRACKING_ROWS=10000000 scripts/test.sh -run '^$' -bench SearchTrackingByRecipient -benchtime=200x ./store/
+func BenchmarkSearchTrackingByRecipient(b *testing.B) {
+	rows := 1_000_000
+	if v := os.Getenv("MXGRID_BENCH_TRACKING_ROWS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			b.Fatalf("MXGRID_BENCH_TRACKING_ROWS=%q", v)
+		}
+		rows = n
+	}
+	s := openPostgres(b)
+	ctx := context.Background()
+	if err := s.MigrateTracking(ctx); err != nil {
+		b.Fatal(err)
+	}
+	ts := NewTenants(s)
+	a := admin.AuditEntry{Actor: "bench", Action: "create", Object: "x"}
+	var resellers []int64
+	var customers []int64
+	for r := range 2 {
+		res := tenant.Reseller{Name: fmt.Sprint("R", r), Slug: fmt.Sprint("r", r)}
+		if _, err := ts.CreateReseller(ctx, &res, a); err != nil {
+			b.Fatal(err)
+		}
+		resellers = append(resellers, res.ID)
+		for c := range 10 {
+			cu := tenant.Customer{ResellerID: res.ID, Name: fmt.Sprint("C", c)}
+			if _, err := ts.CreateCustomer(ctx, &cu, a); err != nil {
+				b.Fatal(err)
+			}
+			customers = append(customers, cu.ID)
+		}
+	}
+	now := time.Now().UTC()
+	start := now.AddDate(0, 0, -30)
+	days := make([]tracking.Record, 32)
+	for i := range days {
+		days[i].Time = start.AddDate(0, 0, i)
+	}
+	if err := s.ensurePartitions(ctx, days); err != nil {
+		b.Fatal(err)
+	}
+	began := time.Now()
+	// Generated in the database: the benchmark is the search, not the load.
+	_, err := s.DB.ExecContext(ctx, `INSERT INTO message_log (`+trackingColumns+`)
+		SELECT $1::bigint + (g::bigint * $2::bigint), 'n1', 'Q' || g, '192.0.2.1', 'mx.sender.example',
+			'sender' || (g % 5000) || '@sender.example', 'user' || (g % 200000) || '@d' || (g % 200000 % 1000) || '.example',
+			'd' || (g % 200000 % 1000) || '.example', g % 200000 % 1000 + 1, ($3::bigint[])[(g % 200000 % 1000 % 20) + 1], 5000,
+			'<' || g || '@sender.example>', 'Subject ' || g, 'deliver', '', 1.5, 'MODEL_HAM', 'delivered', 250, '250 2.0.0 ok',
+			'250 queued', '', '', false, false, 80
+		FROM generate_series(1, $4::bigint) g`,
+		start.UnixMicro(), (30*24*time.Hour).Microseconds()/int64(rows), customers, rows)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := s.DB.ExecContext(ctx, `ANALYZE message_log`); err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("%d rows generated in %s", rows, time.Since(began).Round(time.Second))
+	// user12345@d345.example belongs to customer (345 % 20) + 1's index,
+	// which is reseller 0's when < 10.
+	rcpt, owner := "user12345@d345.example", resellers[(345%20)/10]
+	b.ResetTimer()
+	var found int
+	for i := range b.N {
+		recs, _, err := s.SearchTracking(ctx, tracking.Filter{Scope: tracking.Scope{ResellerID: owner}, Recipient: rcpt,
+			Since: now.AddDate(0, 0, -30), Limit: 50})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if i == 0 {
+			found = len(recs)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/search")
+	if found == 0 {
+		b.Fatal("the recipient's records were not found")
+	}
+}
