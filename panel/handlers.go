@@ -198,6 +198,7 @@ func (p *Panel) formError(err error, again func(msg string, fe tenant.FieldError
 // --- customers
 
 type customersData struct {
+	Charts    *chartsView
 	Query     string
 	Customers []customerRow
 	Resellers []tenant.Reseller
@@ -240,8 +241,12 @@ func (p *Panel) renderCustomers(req *request, code int, f customerForm, msg stri
 	for i, c := range list {
 		rows[i] = customerRow{c, names[c.ResellerID]}
 	}
+	charts, err := p.charts(req, 0, 0)
+	if err != nil {
+		return err
+	}
 	p.render(req, code, "customers", page{Title: "Customers", Nav: "customers", Error: msg, Fields: fe,
-		Data: customersData{Query: q, Customers: rows, Resellers: resellers, Form: f}})
+		Data: customersData{Charts: charts, Query: q, Customers: rows, Resellers: resellers, Form: f}})
 	return nil
 }
 
@@ -260,6 +265,7 @@ func (p *Panel) createCustomer(req *request) error {
 }
 
 type customerData struct {
+	Charts   *chartsView
 	Customer tenant.Customer
 	Domains  []tenant.DomainRecord
 	Form     domainForm
@@ -288,8 +294,12 @@ func (p *Panel) renderCustomer(req *request, code int, f domainForm, msg string,
 	if err != nil {
 		return err
 	}
+	charts, err := p.charts(req, 0, id)
+	if err != nil {
+		return err
+	}
 	p.render(req, code, "customer", page{Title: c.Name, Nav: "customers", Error: msg, Fields: fe,
-		Data: customerData{Customer: c, Domains: doms, Form: f, MapURL: p.baseURL(req.r) + "/map?customer=" + c.MapKey}})
+		Data: customerData{Charts: charts, Customer: c, Domains: doms, Form: f, MapURL: p.baseURL(req.r) + "/map?customer=" + c.MapKey}})
 	return nil
 }
 
@@ -718,6 +728,7 @@ func isHeader(v string) bool {
 // --- stats
 
 type statsData struct {
+	Charts   *chartsView
 	Domain   tenant.DomainRecord
 	Activity admin.Activity
 }
@@ -736,7 +747,11 @@ func (p *Panel) stats(req *request) error {
 	if err != nil {
 		return err
 	}
-	p.render(req, http.StatusOK, "stats", page{Title: d.Name + " · activity", Nav: "customers", Data: statsData{Domain: d, Activity: a}})
+	charts, err := p.charts(req, id, 0)
+	if err != nil {
+		return err
+	}
+	p.render(req, http.StatusOK, "stats", page{Title: d.Name + " · activity", Nav: "customers", Data: statsData{Charts: charts, Domain: d, Activity: a}})
 	return nil
 }
 
@@ -832,4 +847,14 @@ func (p *Panel) baseURL(r *http.Request) string {
 		scheme = "https"
 	}
 	return scheme + "://" + r.Host
+}
+
+// charts are the outcome charts of a domain, a customer or (both 0) the
+// logged-in reseller as a whole.
+func (p *Panel) charts(req *request, domainID, customerID int64) (*chartsView, error) {
+	c, err := p.svc.OutcomeCharts(req.r.Context(), req.sess.P, domainID, customerID, p.now())
+	if err != nil {
+		return nil, err
+	}
+	return newChartsView(c), nil
 }

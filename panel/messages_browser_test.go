@@ -177,6 +177,23 @@ func TestPanelMessageLogInChromium(t *testing.T) {
 	if got := b.text("#defer-reason"); !strings.Contains(got, "could not be reached") {
 		t.Errorf("defer reason %q", got)
 	}
+
+	// The reseller's charts: 24 hourly and 30 daily bars; the counters
+	// arrive within domainstats' flush (10 s).
+	var maxLabel string
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(time.Second) {
+		b.do(chromedp.Navigate(base+"/panel/customers"), chromedp.WaitVisible(chromedp.ID("chart-hourly")))
+		if maxLabel = b.eval(`document.querySelector("#chart-hourly > text:last-of-type").textContent`); maxLabel != "max 0" {
+			break
+		}
+	}
+	if maxLabel == "max 0" {
+		t.Error("the reseller's hourly chart stayed empty")
+	}
+	if got := b.eval(`document.querySelectorAll("#chart-hourly g.bar").length + "/" + document.querySelectorAll("#chart-daily g.bar").length`); got != "24/30" {
+		t.Errorf("bars %s, want 24/30", got)
+	}
+	b.screenshot("charts")
 	b.logout()
 
 	// Contoso: nothing of Northwind's, by any filter or by id.
@@ -187,6 +204,10 @@ func TestPanelMessageLogInChromium(t *testing.T) {
 		if got := b.text("body"); strings.Contains(got, "acme.example") || strings.Contains(got, "down.example") {
 			t.Errorf("Contoso's message log %s shows Northwind's mail: %q", q, got)
 		}
+	}
+	b.do(chromedp.Navigate(base+"/panel/customers"), chromedp.WaitVisible(chromedp.ID("chart-hourly")))
+	if got := b.eval(`document.querySelector("#chart-hourly > text:last-of-type").textContent`); got != "max 0" {
+		t.Errorf("Contoso's chart counts Northwind's mail: %q", got)
 	}
 	for _, p := range []string{hamURL, virusURL} {
 		b.do(chromedp.Navigate(base + p))

@@ -188,3 +188,53 @@ func sortNewestFirst(evs []StoredEvent) {
 	// Stable on equal times keeps each chunk's id order.
 	slices.SortStableFunc(evs, func(a, b StoredEvent) int { return b.Time.Compare(a.Time) })
 }
+
+// OutcomeSeries sums the counters of scope's domains from since, in steps
+// of step (a whole number of hours; buckets start at since + k*step), and
+// returns the non-empty buckets in time order. A customer's and a
+// reseller's domains are those they own now.
+func (s *Store) OutcomeSeries(ctx context.Context, scope admin.OutcomeScope, since time.Time, step time.Duration) ([]admin.Bucket, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
+	defer cancel()
+	if step < time.Hour || step%time.Hour != 0 {
+		return nil, fmt.Errorf("store: outcome series step %s is not whole hours", step)
+	}
+	from, stepUS := since.Truncate(time.Hour).UnixMicro(), step.Microseconds()
+	where, arg := "1 = 1", any(nil)
+	switch {
+	case scope.DomainID != 0:
+		where, arg = "domain_id = $3", scope.DomainID
+	case scope.CustomerID != 0:
+		where, arg = "domain_id IN (SELECT id FROM domains WHERE customer_id = $3)", scope.CustomerID
+	case scope.ResellerID != 0:
+		where, arg = "domain_id IN (SELECT d.id FROM domains d JOIN customers c ON c.id = d.customer_id WHERE c.reseller_id = $3)", scope.ResellerID
+	case !scope.All:
+		return nil, nil // an empty scope sees nothing
+	}
+	args := []any{from, stepUS}
+	if arg != nil {
+		args = append(args, arg)
+	}
+	rows, err := s.DB.QueryContext(ctx, `SELECT (hour_us - $1) / $2 AS b, SUM(accepted), SUM(tagged), SUM(rejected), SUM(virus), SUM(tempfail)
+		FROM domain_stats WHERE hour_us >= $1 AND `+where+` GROUP BY b ORDER BY b`, args...)
+	if err != nil {
+		return nil, fail("outcome series", err)
+	}
+	defer rows.Close()
+	var out []admin.Bucket
+	for rows.Next() {
+		var (
+			k int64
+			b admin.Bucket
+		)
+		if err := rows.Scan(&k, &b.Accepted, &b.Tagged, &b.Rejected, &b.Virus, &b.Tempfail); err != nil {
+			return nil, fail("outcome series: scan", err)
+		}
+		b.Start = time.UnixMicro(from + k*stepUS).UTC()
+		out = append(out, b)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fail("outcome series", err)
+	}
+	return out, nil
+}

@@ -262,3 +262,73 @@ func TestTrackingWaiting(t *testing.T) {
 		})
 	}
 }
+
+// TestOutcomeSeries: hourly and daily buckets per domain, customer,
+// reseller and for all, on both dialects; a reseller's sum leaves the
+// other reseller's domains out.
+func TestOutcomeSeries(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		open func(testing.TB) *Store
+	}{{"sqlite", openSQLite}, {"postgres", openPostgres}} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := tc.open(t)
+			ctx := context.Background()
+			if err := s.MigrateDomainStats(ctx); err != nil {
+				t.Fatal(err)
+			}
+			ts := NewTenants(s)
+			a := admin.AuditEntry{Actor: "test", Action: "create", Object: "x"}
+			var doms [2]int64
+			var custs, ress [2]int64
+			for i := range 2 {
+				r := tenant.Reseller{Name: fmt.Sprint("R", i), Slug: fmt.Sprint("r", i)}
+				if _, err := ts.CreateReseller(ctx, &r, a); err != nil {
+					t.Fatal(err)
+				}
+				c := tenant.Customer{ResellerID: r.ID, Name: "C"}
+				if _, err := ts.CreateCustomer(ctx, &c, a); err != nil {
+					t.Fatal(err)
+				}
+				d := tenant.DomainRecord{CustomerID: c.ID, Name: fmt.Sprintf("d%d.example", i), Route: "192.0.2.1:25", TLS: "none"}
+				if _, err := ts.CreateDomain(ctx, &d, a); err != nil {
+					t.Fatal(err)
+				}
+				doms[i], custs[i], ress[i] = d.ID, c.ID, r.ID
+			}
+			day := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+			if err := s.AddDomainStats(ctx, []DomainHour{
+				{DomainID: doms[0], Hour: day.Add(1 * time.Hour), Counts: admin.Counts{Accepted: 3, Rejected: 1}},
+				{DomainID: doms[0], Hour: day.Add(5 * time.Hour), Counts: admin.Counts{Accepted: 2, Virus: 1}},
+				{DomainID: doms[0], Hour: day.Add(26 * time.Hour), Counts: admin.Counts{Tagged: 4}},
+				{DomainID: doms[1], Hour: day.Add(1 * time.Hour), Counts: admin.Counts{Accepted: 100}},
+			}); err != nil {
+				t.Fatal(err)
+			}
+			series := func(sc admin.OutcomeScope, step time.Duration) []admin.Bucket {
+				t.Helper()
+				b, err := s.OutcomeSeries(ctx, sc, day, step)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return b
+			}
+			hourly := series(admin.OutcomeScope{DomainID: doms[0]}, time.Hour)
+			if len(hourly) != 3 || !hourly[0].Start.Equal(day.Add(time.Hour)) || hourly[0].Accepted != 3 || hourly[0].Rejected != 1 || hourly[2].Tagged != 4 {
+				t.Fatalf("hourly %+v", hourly)
+			}
+			for _, sc := range []admin.OutcomeScope{{CustomerID: custs[0]}, {ResellerID: ress[0]}} {
+				daily := series(sc, 24*time.Hour)
+				if len(daily) != 2 || !daily[0].Start.Equal(day) || daily[0].Accepted != 5 || daily[0].Virus != 1 || daily[1].Tagged != 4 {
+					t.Fatalf("%+v daily %+v", sc, daily)
+				}
+			}
+			if all := series(admin.OutcomeScope{All: true}, 24*time.Hour); len(all) != 2 || all[0].Accepted != 105 {
+				t.Fatalf("all %+v", all)
+			}
+			if none := series(admin.OutcomeScope{}, time.Hour); len(none) != 0 {
+				t.Fatalf("empty scope sees %+v", none)
+			}
+		})
+	}
+}
