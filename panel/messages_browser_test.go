@@ -15,6 +15,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/mxgrid/mxgrid/internal/apiclient"
+	"github.com/mxgrid/mxgrid/internal/democorpus"
 	"github.com/mxgrid/mxgrid/internal/nodetest"
 	"github.com/mxgrid/mxgrid/internal/testenv"
 )
@@ -73,8 +74,7 @@ func TestPanelMessageLogInChromium(t *testing.T) {
 	}
 	cfg.Admin.OperatorTokenFile = tokFile
 	cfg.Tracking.FlushInterval = 20 * time.Millisecond
-	// The default pipeline, built-in antivirus included; the test's spam
-	// check adds a certain refusal without the model's judgement.
+	// The default pipeline: model, rules, built-in antivirus.
 	n := nodetest.Start(t, cfg, nil)
 	base := "http://" + n.HTTPAddr()
 	b := startBrowser(t, base)
@@ -130,6 +130,22 @@ func TestPanelMessageLogInChromium(t *testing.T) {
 	if code := send(t, n.SMTPAddr(), "bob@down.example", ham); code != 451 {
 		t.Fatalf("down domain: %d", code)
 	}
+	// Spam: the first of the embedded sample's spam the default pipeline
+	// refuses.
+	corpus, err := democorpus.Messages()
+	if err != nil {
+		t.Fatal(err)
+	}
+	spamRefused := false
+	for _, m := range corpus {
+		if m.Spam && send(t, n.SMTPAddr(), "sam@acme.example", string(m.Data)) >= 500 {
+			spamRefused = true
+			break
+		}
+	}
+	if !spamRefused {
+		t.Fatal("the default pipeline refused none of the sample's spam")
+	}
 
 	b.login("ops@northwind.example", "correct horse battery")
 	row := func(rcpt string) string {
@@ -146,6 +162,9 @@ func TestPanelMessageLogInChromium(t *testing.T) {
 	}
 	if got := row("ann@acme.example"); !strings.Contains(got, "delivered") {
 		t.Errorf("ham row %q", got)
+	}
+	if got := row("sam@acme.example"); !strings.Contains(got, "refused") {
+		t.Errorf("spam row %q", got)
 	}
 	if got := row("vic@acme.example"); !strings.Contains(got, "refused") || !strings.Contains(got, "554") {
 		t.Errorf("virus row %q", got)
