@@ -76,6 +76,11 @@ type Recorder struct {
 
 // NewRecorder returns a Recorder; Run writes.
 func NewRecorder(cfg Config, st Store, reg prometheus.Registerer, log *slog.Logger, h *health.Registry) (*Recorder, error) {
+	return newRecorder(cfg, st, reg, log, h, nil)
+}
+
+// newRecorder is NewRecorder with the clock retention counts from.
+func newRecorder(cfg Config, st Store, reg prometheus.Registerer, log *slog.Logger, h *health.Registry, now func() time.Time) (*Recorder, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("tracking: %w", err)
 	}
@@ -84,7 +89,9 @@ func NewRecorder(cfg Config, st Store, reg prometheus.Registerer, log *slog.Logg
 	}
 	r := &Recorder{cfg: cfg, store: st, log: log.With("component", HealthComponent)}
 	keep := func(_ context.Context, recs []Record) []Record { return recs }
-	q, err := batchq.New(cfg.Queue(HealthComponent, "message records"), keep, st.InsertTracking, st.PruneTracking, reg, r.log, h)
+	qc := cfg.Queue(HealthComponent, "message records")
+	qc.Now = now
+	q, err := batchq.New(qc, keep, st.InsertTracking, st.PruneTracking, reg, r.log, h)
 	if err != nil {
 		return nil, fmt.Errorf("tracking: %w", err)
 	}

@@ -43,6 +43,9 @@ type Config struct {
 	// at start and every PruneInterval, records older than Retention go.
 	Retention     time.Duration
 	PruneInterval time.Duration
+	// Now is the clock retention counts from (tests inject one); nil is
+	// time.Now.
+	Now func() time.Time
 }
 
 // Write stores one batch; an error keeps the batch for a retry.
@@ -95,6 +98,9 @@ func New[T, R any](cfg Config, prepare Prepare[T, R], write Write[R], prune Prun
 	}
 	if cfg.Noun == "" {
 		cfg.Noun = "records"
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
 	q := &Queue[T, R]{
 		cfg: cfg, prepare: prepare, write: write, prune: prune, log: log, health: h,
@@ -277,7 +283,7 @@ func (q *Queue[T, R]) writeBatch(ctx context.Context, batch []R) error {
 }
 
 func (q *Queue[T, R]) pruneOld(ctx context.Context) {
-	before := time.Now().Add(-q.cfg.Retention)
+	before := q.cfg.Now().Add(-q.cfg.Retention)
 	n, err := q.prune(ctx, before)
 	q.m.pruned.Add(float64(n))
 	if err != nil {
