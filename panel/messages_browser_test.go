@@ -12,47 +12,18 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
-	"github.com/emersion/go-smtp"
 
 	"github.com/mxgrid/mxgrid/internal/apiclient"
 	"github.com/mxgrid/mxgrid/internal/democorpus"
 	"github.com/mxgrid/mxgrid/internal/nodetest"
+	"github.com/mxgrid/mxgrid/internal/smtptest"
 	"github.com/mxgrid/mxgrid/internal/testenv"
 )
 
 // send delivers data to rcpt and returns the final reply code.
 func send(t *testing.T, addr, rcpt, data string) int {
-	t.Helper()
-	c, err := smtp.Dial(addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if err := c.Hello("client.sender.example"); err != nil {
-		t.Fatal(err)
-	}
-	code := func(err error) int {
-		if se, ok := err.(*smtp.SMTPError); ok {
-			return se.Code
-		}
-		t.Fatalf("send to %s: %v", rcpt, err)
-		return 0
-	}
-	if err := c.Mail("sender@example.net", nil); err != nil {
-		return code(err)
-	}
-	if err := c.Rcpt(rcpt, nil); err != nil {
-		return code(err)
-	}
-	w, err := c.Data()
-	if err != nil {
-		return code(err)
-	}
-	w.Write([]byte(data))
-	if err := w.Close(); err != nil {
-		return code(err)
-	}
-	return 250
+	code, _ := smtptest.Send(t, addr, "sender@example.net", rcpt, []byte(data))
+	return code
 }
 
 // TestPanelMessageLogInChromium: ham, spam, a virus and mail for a domain

@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mxgrid/mxgrid/admin"
-	"github.com/mxgrid/mxgrid/tenant"
 	"github.com/mxgrid/mxgrid/tracking"
 )
 
@@ -69,24 +67,8 @@ func BenchmarkSearchTrackingByRecipient(b *testing.B) {
 	if err := s.MigrateTracking(ctx); err != nil {
 		b.Fatal(err)
 	}
-	ts := NewTenants(s)
-	a := admin.AuditEntry{Actor: "bench", Action: "create", Object: "x"}
-	var resellers []int64
-	var customers []int64
-	for r := range 2 {
-		res := tenant.Reseller{Name: fmt.Sprint("R", r), Slug: fmt.Sprint("r", r)}
-		if _, err := ts.CreateReseller(ctx, &res, a); err != nil {
-			b.Fatal(err)
-		}
-		resellers = append(resellers, res.ID)
-		for c := range 10 {
-			cu := tenant.Customer{ResellerID: res.ID, Name: fmt.Sprint("C", c)}
-			if _, err := ts.CreateCustomer(ctx, &cu, a); err != nil {
-				b.Fatal(err)
-			}
-			customers = append(customers, cu.ID)
-		}
-	}
+	fx := seedTenants(b, s, 2, 10)
+	resellers, customers := fx.resellers, fx.customers
 	now := time.Now().UTC()
 	start := now.AddDate(0, 0, -30)
 	days := make([]tracking.Record, 32)

@@ -14,41 +14,61 @@ import (
 	"github.com/mxgrid/mxgrid/verdict"
 )
 
-// TestTrackingStore runs the message log's contract on both dialects:
-// search by each filter, tenant scope, stable cursor paging, get by id
-// within scope, and retention.
-func TestTrackingStore(t *testing.T) {
+// eachDialect runs fn on a fresh SQLite and a fresh PostgreSQL store, each
+// migrated by migrate.
+func eachDialect(t *testing.T, migrate func(*Store, context.Context) error, fn func(t *testing.T, s *Store)) {
 	for _, tc := range []struct {
 		name string
 		open func(testing.TB) *Store
 	}{{"sqlite", openSQLite}, {"postgres", openPostgres}} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := tc.open(t)
-			if err := s.MigrateTracking(context.Background()); err != nil {
+			if err := migrate(s, context.Background()); err != nil {
 				t.Fatal(err)
 			}
-			testTrackingContract(t, s)
+			fn(t, s)
 		})
 	}
+}
+
+// tenantFixture is n resellers with customersEach customers each.
+type tenantFixture struct{ resellers, customers []int64 }
+
+func seedTenants(t testing.TB, s *Store, n, customersEach int) tenantFixture {
+	t.Helper()
+	ctx := context.Background()
+	ts := NewTenants(s)
+	a := admin.AuditEntry{Actor: "test", Action: "create", Object: "x"}
+	var f tenantFixture
+	for i := range n {
+		r := tenant.Reseller{Name: fmt.Sprint("R", i), Slug: fmt.Sprint("r", i)}
+		if _, err := ts.CreateReseller(ctx, &r, a); err != nil {
+			t.Fatal(err)
+		}
+		f.resellers = append(f.resellers, r.ID)
+		for j := range customersEach {
+			c := tenant.Customer{ResellerID: r.ID, Name: fmt.Sprint("C", j)}
+			if _, err := ts.CreateCustomer(ctx, &c, a); err != nil {
+				t.Fatal(err)
+			}
+			f.customers = append(f.customers, c.ID)
+		}
+	}
+	return f
+}
+
+// TestTrackingStore runs the message log's contract on both dialects:
+// search by each filter, tenant scope, stable cursor paging, get by id
+// within scope, and retention.
+func TestTrackingStore(t *testing.T) {
+	eachDialect(t, (*Store).MigrateTracking, testTrackingContract)
 }
 
 func testTrackingContract(t *testing.T, s *Store) {
 	ctx := context.Background()
 	now := time.Now().UTC().Truncate(time.Microsecond)
-	ts := NewTenants(s)
-	a := admin.AuditEntry{Actor: "test", Action: "create", Object: "x"}
-	var customers, resellers [2]int64
-	for i := range customers {
-		r := tenant.Reseller{Name: fmt.Sprint("R", i), Slug: fmt.Sprint("r", i)}
-		if _, err := ts.CreateReseller(ctx, &r, a); err != nil {
-			t.Fatal(err)
-		}
-		c := tenant.Customer{ResellerID: r.ID, Name: "C"}
-		if _, err := ts.CreateCustomer(ctx, &c, a); err != nil {
-			t.Fatal(err)
-		}
-		customers[i], resellers[i] = c.ID, r.ID
-	}
+	fx := seedTenants(t, s, 2, 1)
+	customers, resellers := fx.customers, fx.resellers
 	reseller1, reseller2 := tracking.Scope{ResellerID: resellers[0]}, tracking.Scope{ResellerID: resellers[1]}
 	var recs []tracking.Record
 	// Reseller 1 (its customer, domain 100) and reseller 2 (its customer,
@@ -194,141 +214,106 @@ func testTrackingContract(t *testing.T, s *Store) {
 // them; RCPT-time deferrals (no Message-ID) and the DATA-time ones of the
 // same pair are one message.
 func TestTrackingWaiting(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		open func(testing.TB) *Store
-	}{{"sqlite", openSQLite}, {"postgres", openPostgres}} {
-		t.Run(tc.name, func(t *testing.T) {
-			s := tc.open(t)
-			ctx := context.Background()
-			if err := s.MigrateTracking(ctx); err != nil {
+	eachDialect(t, (*Store).MigrateTracking, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		fx := seedTenants(t, s, 1, 1)
+		r, c := struct{ ID int64 }{fx.resellers[0]}, struct{ ID int64 }{fx.customers[0]}
+		t0 := time.Now().UTC().Add(-time.Hour).Truncate(time.Microsecond)
+		rec := func(min int, rcpt, msgID string, st tracking.Status) tracking.Record {
+			return tracking.Record{Time: t0.Add(time.Duration(min) * time.Minute), Sender: "a@s.example", Recipient: rcpt,
+				MessageID: msgID, DomainID: 7, CustomerID: c.ID, Status: st, DeferReason: tracking.DeferUnreachable, Reply: "451 4.4.1 x"}
+		}
+		insert := func(recs ...tracking.Record) {
+			t.Helper()
+			if err := s.InsertTracking(ctx, recs); err != nil {
 				t.Fatal(err)
 			}
-			ts := NewTenants(s)
-			a := admin.AuditEntry{Actor: "test", Action: "create", Object: "x"}
-			r := tenant.Reseller{Name: "R", Slug: "r"}
-			if _, err := ts.CreateReseller(ctx, &r, a); err != nil {
+		}
+		insert(
+			rec(0, "bob@d.example", "", tracking.StatusDeferred),
+			rec(5, "bob@d.example", "", tracking.StatusDeferred),
+			rec(10, "Carol@d.example", "", tracking.StatusDeferred),
+			rec(12, "carol@d.example", "<m1@s>", tracking.StatusDeferred),
+			rec(20, "dave@d.example", "", tracking.StatusDeferred),
+		)
+		waiting := func(sc tracking.Scope) []tracking.Waiting {
+			t.Helper()
+			w, err := s.WaitingTracking(ctx, tracking.WaitingFilter{Scope: sc, Since: t0.Add(-time.Minute)})
+			if err != nil {
 				t.Fatal(err)
 			}
-			c := tenant.Customer{ResellerID: r.ID, Name: "C"}
-			if _, err := ts.CreateCustomer(ctx, &c, a); err != nil {
-				t.Fatal(err)
-			}
-			t0 := time.Now().UTC().Add(-time.Hour).Truncate(time.Microsecond)
-			rec := func(min int, rcpt, msgID string, st tracking.Status) tracking.Record {
-				return tracking.Record{Time: t0.Add(time.Duration(min) * time.Minute), Sender: "a@s.example", Recipient: rcpt,
-					MessageID: msgID, DomainID: 7, CustomerID: c.ID, Status: st, DeferReason: tracking.DeferUnreachable, Reply: "451 4.4.1 x"}
-			}
-			insert := func(recs ...tracking.Record) {
-				t.Helper()
-				if err := s.InsertTracking(ctx, recs); err != nil {
-					t.Fatal(err)
-				}
-			}
-			insert(
-				rec(0, "bob@d.example", "", tracking.StatusDeferred),
-				rec(5, "bob@d.example", "", tracking.StatusDeferred),
-				rec(10, "Carol@d.example", "", tracking.StatusDeferred),
-				rec(12, "carol@d.example", "<m1@s>", tracking.StatusDeferred),
-				rec(20, "dave@d.example", "", tracking.StatusDeferred),
-			)
-			waiting := func(sc tracking.Scope) []tracking.Waiting {
-				t.Helper()
-				w, err := s.WaitingTracking(ctx, tracking.WaitingFilter{Scope: sc, Since: t0.Add(-time.Minute)})
-				if err != nil {
-					t.Fatal(err)
-				}
-				return w
-			}
-			own := tracking.Scope{ResellerID: r.ID}
-			w := waiting(own)
-			if len(w) != 3 || w[0].Recipient != "bob@d.example" || w[0].Attempts != 2 || !w[0].FirstSeen.Equal(t0) ||
-				w[1].MessageID != "<m1@s>" || w[1].Attempts != 2 || w[2].Attempts != 1 {
-				t.Fatalf("waiting %+v", w)
-			}
-			if got := waiting(tracking.Scope{ResellerID: r.ID + 1}); len(got) != 0 {
-				t.Fatalf("another reseller sees %+v", got)
-			}
-			// bob's retry is delivered; carol's message is refused for
-			// good (answered too); dave is still waiting.
-			insert(rec(30, "BOB@d.example", "<m2@s>", tracking.StatusDelivered), rec(31, "carol@d.example", "<m1@s>", tracking.StatusRefused))
-			if w := waiting(own); len(w) != 1 || w[0].Recipient != "dave@d.example" {
-				t.Fatalf("after the retries: %+v", w)
-			}
-			insert(rec(40, "dave@d.example", "<m3@s>", tracking.StatusDelivered))
-			if w := waiting(tracking.Scope{Operator: true}); len(w) != 0 {
-				t.Fatalf("all answered, still waiting: %+v", w)
-			}
-		})
-	}
+			return w
+		}
+		own := tracking.Scope{ResellerID: r.ID}
+		w := waiting(own)
+		if len(w) != 3 || w[0].Recipient != "bob@d.example" || w[0].Attempts != 2 || !w[0].FirstSeen.Equal(t0) ||
+			w[1].MessageID != "<m1@s>" || w[1].Attempts != 2 || w[2].Attempts != 1 {
+			t.Fatalf("waiting %+v", w)
+		}
+		if got := waiting(tracking.Scope{ResellerID: r.ID + 1}); len(got) != 0 {
+			t.Fatalf("another reseller sees %+v", got)
+		}
+		// bob's retry is delivered; carol's message is refused for
+		// good (answered too); dave is still waiting.
+		insert(rec(30, "BOB@d.example", "<m2@s>", tracking.StatusDelivered), rec(31, "carol@d.example", "<m1@s>", tracking.StatusRefused))
+		if w := waiting(own); len(w) != 1 || w[0].Recipient != "dave@d.example" {
+			t.Fatalf("after the retries: %+v", w)
+		}
+		insert(rec(40, "dave@d.example", "<m3@s>", tracking.StatusDelivered))
+		if w := waiting(tracking.Scope{Operator: true}); len(w) != 0 {
+			t.Fatalf("all answered, still waiting: %+v", w)
+		}
+	})
 }
 
 // TestOutcomeSeries: hourly and daily buckets per domain, customer,
 // reseller and for all, on both dialects; a reseller's sum leaves the
 // other reseller's domains out.
 func TestOutcomeSeries(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		open func(testing.TB) *Store
-	}{{"sqlite", openSQLite}, {"postgres", openPostgres}} {
-		t.Run(tc.name, func(t *testing.T) {
-			s := tc.open(t)
-			ctx := context.Background()
-			if err := s.MigrateDomainStats(ctx); err != nil {
+	eachDialect(t, (*Store).MigrateDomainStats, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		fx := seedTenants(t, s, 2, 1)
+		custs, ress := fx.customers, fx.resellers
+		var doms [2]int64
+		for i, c := range custs {
+			d := tenant.DomainRecord{CustomerID: c, Name: fmt.Sprintf("d%d.example", i), Route: "192.0.2.1:25", TLS: "none"}
+			if _, err := NewTenants(s).CreateDomain(ctx, &d, admin.AuditEntry{Actor: "test", Action: "create", Object: "x"}); err != nil {
 				t.Fatal(err)
 			}
-			ts := NewTenants(s)
-			a := admin.AuditEntry{Actor: "test", Action: "create", Object: "x"}
-			var doms [2]int64
-			var custs, ress [2]int64
-			for i := range 2 {
-				r := tenant.Reseller{Name: fmt.Sprint("R", i), Slug: fmt.Sprint("r", i)}
-				if _, err := ts.CreateReseller(ctx, &r, a); err != nil {
-					t.Fatal(err)
-				}
-				c := tenant.Customer{ResellerID: r.ID, Name: "C"}
-				if _, err := ts.CreateCustomer(ctx, &c, a); err != nil {
-					t.Fatal(err)
-				}
-				d := tenant.DomainRecord{CustomerID: c.ID, Name: fmt.Sprintf("d%d.example", i), Route: "192.0.2.1:25", TLS: "none"}
-				if _, err := ts.CreateDomain(ctx, &d, a); err != nil {
-					t.Fatal(err)
-				}
-				doms[i], custs[i], ress[i] = d.ID, c.ID, r.ID
-			}
-			day := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
-			if err := s.AddDomainStats(ctx, []DomainHour{
-				{DomainID: doms[0], Hour: day.Add(1 * time.Hour), Counts: admin.Counts{Accepted: 3, Rejected: 1}},
-				{DomainID: doms[0], Hour: day.Add(5 * time.Hour), Counts: admin.Counts{Accepted: 2, Virus: 1}},
-				{DomainID: doms[0], Hour: day.Add(26 * time.Hour), Counts: admin.Counts{Tagged: 4}},
-				{DomainID: doms[1], Hour: day.Add(1 * time.Hour), Counts: admin.Counts{Accepted: 100}},
-			}); err != nil {
+			doms[i] = d.ID
+		}
+		day := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+		if err := s.AddDomainStats(ctx, []DomainHour{
+			{DomainID: doms[0], Hour: day.Add(1 * time.Hour), Counts: admin.Counts{Accepted: 3, Rejected: 1}},
+			{DomainID: doms[0], Hour: day.Add(5 * time.Hour), Counts: admin.Counts{Accepted: 2, Virus: 1}},
+			{DomainID: doms[0], Hour: day.Add(26 * time.Hour), Counts: admin.Counts{Tagged: 4}},
+			{DomainID: doms[1], Hour: day.Add(1 * time.Hour), Counts: admin.Counts{Accepted: 100}},
+		}); err != nil {
+			t.Fatal(err)
+		}
+		series := func(sc admin.OutcomeScope, step time.Duration) []admin.Bucket {
+			t.Helper()
+			b, err := s.OutcomeSeries(ctx, sc, day, step)
+			if err != nil {
 				t.Fatal(err)
 			}
-			series := func(sc admin.OutcomeScope, step time.Duration) []admin.Bucket {
-				t.Helper()
-				b, err := s.OutcomeSeries(ctx, sc, day, step)
-				if err != nil {
-					t.Fatal(err)
-				}
-				return b
+			return b
+		}
+		hourly := series(admin.OutcomeScope{DomainID: doms[0]}, time.Hour)
+		if len(hourly) != 3 || !hourly[0].Start.Equal(day.Add(time.Hour)) || hourly[0].Accepted != 3 || hourly[0].Rejected != 1 || hourly[2].Tagged != 4 {
+			t.Fatalf("hourly %+v", hourly)
+		}
+		for _, sc := range []admin.OutcomeScope{{CustomerID: custs[0]}, {ResellerID: ress[0]}} {
+			daily := series(sc, 24*time.Hour)
+			if len(daily) != 2 || !daily[0].Start.Equal(day) || daily[0].Accepted != 5 || daily[0].Virus != 1 || daily[1].Tagged != 4 {
+				t.Fatalf("%+v daily %+v", sc, daily)
 			}
-			hourly := series(admin.OutcomeScope{DomainID: doms[0]}, time.Hour)
-			if len(hourly) != 3 || !hourly[0].Start.Equal(day.Add(time.Hour)) || hourly[0].Accepted != 3 || hourly[0].Rejected != 1 || hourly[2].Tagged != 4 {
-				t.Fatalf("hourly %+v", hourly)
-			}
-			for _, sc := range []admin.OutcomeScope{{CustomerID: custs[0]}, {ResellerID: ress[0]}} {
-				daily := series(sc, 24*time.Hour)
-				if len(daily) != 2 || !daily[0].Start.Equal(day) || daily[0].Accepted != 5 || daily[0].Virus != 1 || daily[1].Tagged != 4 {
-					t.Fatalf("%+v daily %+v", sc, daily)
-				}
-			}
-			if all := series(admin.OutcomeScope{All: true}, 24*time.Hour); len(all) != 2 || all[0].Accepted != 105 {
-				t.Fatalf("all %+v", all)
-			}
-			if none := series(admin.OutcomeScope{}, time.Hour); len(none) != 0 {
-				t.Fatalf("empty scope sees %+v", none)
-			}
-		})
-	}
+		}
+		if all := series(admin.OutcomeScope{All: true}, 24*time.Hour); len(all) != 2 || all[0].Accepted != 105 {
+			t.Fatalf("all %+v", all)
+		}
+		if none := series(admin.OutcomeScope{}, time.Hour); len(none) != 0 {
+			t.Fatalf("empty scope sees %+v", none)
+		}
+	})
 }

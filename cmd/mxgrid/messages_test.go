@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -16,8 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/emersion/go-smtp"
-
 	"github.com/mxgrid/mxgrid/internal/apiclient"
 	"github.com/mxgrid/mxgrid/internal/democorpus"
 	"github.com/mxgrid/mxgrid/internal/nodetest"
@@ -26,46 +23,10 @@ import (
 )
 
 // sendOne sends data from alice@sender.example to rcpt and returns the
-// final reply code (250, or the code of the first refusal).
+// final reply code.
 func sendOne(t *testing.T, addr, rcpt string, data []byte) int {
-	code, _ := sendReply(t, addr, rcpt, data)
+	code, _ := smtptest.Send(t, addr, "alice@sender.example", rcpt, data)
 	return code
-}
-
-// sendReply is sendOne with the refusal's text.
-func sendReply(t *testing.T, addr, rcpt string, data []byte) (int, string) {
-	t.Helper()
-	c, err := smtp.Dial(addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	code := func(err error) (int, string) {
-		var se *smtp.SMTPError
-		if errors.As(err, &se) {
-			return se.Code, se.Message
-		}
-		t.Fatalf("send to %s: %v", rcpt, err)
-		return 0, ""
-	}
-	if err := c.Hello("client.sender.example"); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Mail("alice@sender.example", nil); err != nil {
-		return code(err)
-	}
-	if err := c.Rcpt(rcpt, nil); err != nil {
-		return code(err)
-	}
-	w, err := c.Data()
-	if err != nil {
-		return code(err)
-	}
-	w.Write(data)
-	if err := w.Close(); err != nil {
-		return code(err)
-	}
-	return 250, ""
 }
 
 // TestMessageTrackingEndToEnd: ham, spam, a virus and mail for a domain
@@ -160,7 +121,7 @@ func TestMessageTrackingEndToEnd(t *testing.T) {
 		if !m.Spam {
 			continue
 		}
-		if code, reply := sendReply(t, n.SMTPAddr(), "spam@a.example", m.Data); code >= 500 {
+		if code, reply := smtptest.Send(t, n.SMTPAddr(), "alice@sender.example", "spam@a.example", m.Data); code >= 500 {
 			spamReply = reply
 			break
 		}
