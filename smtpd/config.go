@@ -61,6 +61,10 @@ type Config struct {
 	NegativeCacheMemcached []string `yaml:"negative_cache_memcached"`
 	// NegativeCacheTimeout bounds each memcached operation.
 	NegativeCacheTimeout time.Duration `yaml:"negative_cache_timeout"`
+	// MemoryBudget bounds the message bytes held in memory by all
+	// sessions together (each body counted holdFactor times: read, parsed,
+	// composed); past it DATA is answered 452 4.3.1 and the sender retries.
+	MemoryBudget int64 `yaml:"memory_budget"`
 }
 
 // Bare newline policies (smtp.bare_newline).
@@ -92,6 +96,7 @@ func DefaultConfig() Config {
 		MaxUnknownRecipients: 20,
 		NegativeCacheTTL:     5 * time.Minute,
 		NegativeCacheTimeout: 50 * time.Millisecond,
+		MemoryBudget:         512 << 20,
 	}
 }
 
@@ -137,6 +142,10 @@ func (c Config) Validate() error {
 	}
 	if c.MaxUnknownRecipients < 1 {
 		return errors.New("max_unknown_recipients: must be at least 1")
+	}
+	if c.MemoryBudget < holdFactor*c.MaxMessageBytes {
+		// A message of the largest size would then be refused forever.
+		return fmt.Errorf("memory_budget: %d must hold %d times max_message_bytes (%d)", c.MemoryBudget, holdFactor, holdFactor*c.MaxMessageBytes)
 	}
 	if c.NegativeCacheTTL < 0 {
 		return errors.New("negative_cache_ttl: must not be negative")

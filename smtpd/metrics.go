@@ -13,11 +13,21 @@ type metrics struct {
 	transactions *prometheus.CounterVec
 	size         prometheus.Histogram
 	duration     *prometheus.HistogramVec
+	// budgetRefusals counts DATA answered 452 for the memory budget.
+	budgetRefusals prometheus.Counter
 }
 
-func newMetrics(reg prometheus.Registerer) *metrics {
+func newMetrics(reg prometheus.Registerer, budget *memoryBudget) *metrics {
 	f := promauto.With(reg)
+	f.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "mxgrid_smtp_memory_in_flight_bytes",
+		Help: "Message bytes reserved against smtp.memory_budget by transactions in progress (each body counted for its copies: read, parsed, composed).",
+	}, func() float64 { return float64(budget.used.Load()) })
 	return &metrics{
+		budgetRefusals: f.NewCounter(prometheus.CounterOpts{
+			Name: "mxgrid_smtp_budget_refusals_total",
+			Help: "DATA answered 452 4.3.1 because smtp.memory_budget was spent (the sender retries).",
+		}),
 		connections: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "mxgrid_smtp_connections_total",
 			Help: "Connections by result: accepted, refused_total_limit, refused_ip_limit, refused_proxy, refused_closed (closed by a shutdown before its greeting).",

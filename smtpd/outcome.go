@@ -24,4 +24,6 @@ const (
 	OutcomeReadError     Outcome = "read_error"
 	OutcomeBareNewline   Outcome = "bare_newline"
 	OutcomeTooManyHops   Outcome = "too_many_hops"
+	// OutcomeNoResources: the node's memory budget was spent (452).
+	OutcomeNoResources Outcome = "no_resources"
 )

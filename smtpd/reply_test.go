@@ -64,6 +64,7 @@ func replyTable() []replyCase {
 		{name: "errLineTooLong", reply: errLineTooLong, code: 500, enhanced: smtp.EnhancedCode{5, 5, 2}, prefix: "message has a line longer than 65536 octets"},
 		{name: "errBareNewline", reply: errBareNewline, code: 550, enhanced: smtp.EnhancedCode{5, 5, 2}, prefix: "message contains bare CR or LF"},
 		{name: "errTooManyHops", reply: errTooManyHops, code: 554, enhanced: smtp.EnhancedCode{5, 4, 6}, prefix: "too many hops"},
+		{name: "errNoResources", reply: errNoResources, code: 452, enhanced: smtp.EnhancedCode{4, 3, 1}, prefix: "insufficient system resources"},
 		{name: "errTempScan", reply: errTempScan, code: 451, enhanced: smtp.EnhancedCode{4, 7, 1}, prefix: "message could not be fully scanned"},
 		{name: "errTimedOut", reply: errTimedOut, code: 451, enhanced: smtp.EnhancedCode{4, 4, 5}, prefix: "timed out, try again later"},
 		{name: "errLocal", reply: errLocal, code: 451, enhanced: smtp.EnhancedCode{4, 3, 0}, prefix: "local error, try again later"},
@@ -90,7 +91,7 @@ func TestReplies(t *testing.T) {
 		"verdictReply virus": OutcomeRejectedVirus, "verdictReply policy": OutcomeRejectedPolicy,
 		"verdictReply spam": OutcomeRejectedSpam, "verdictReply tempfail": OutcomeTempfailScan,
 		"verdictReply spam with why": OutcomeRejectedSpam,
-		"deliveredReply": OutcomeDelivered, "deliveredReply tagged": OutcomeTagged,
+		"deliveredReply":             OutcomeDelivered, "deliveredReply tagged": OutcomeTagged,
 	}
 	for _, tt := range replyTable() {
 		t.Run(tt.name, func(t *testing.T) {

@@ -138,6 +138,7 @@ type Server struct {
 	parser *scanner.Parser
 	// rate has its own lock; draining and inflight synchronise themselves.
 	rate     rate
+	budget   *memoryBudget
 	draining atomic.Bool
 	inflight sync.WaitGroup
 	// txBase parents every transaction's context; abortTx cancels them
@@ -160,11 +161,13 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	budget := &memoryBudget{limit: cfg.MemoryBudget}
 	s := &Server{
 		cfg:     cfg,
 		deps:    deps,
 		log:     deps.Log.With("component", "smtp"),
-		metrics: newMetrics(deps.Registry),
+		metrics: newMetrics(deps.Registry, budget),
+		budget:  budget,
 		trusted: trusted,
 		parser:  deps.Parser,
 		perIP:   make(map[netip.Addr]int),

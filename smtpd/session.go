@@ -261,11 +261,28 @@ func (ss *session) Data(r io.Reader) (reply error) {
 	if ss.gate != nil {
 		ss.gate.dataDeadline.Store(time.Now().Add(ss.srv.cfg.DataTimeout).UnixNano())
 	}
-	raw, err := readBody(r)
+	var reserved int64
+	defer func() { ss.srv.budget.release(reserved) }()
+	raw, err := readBody(r, func(n int64) bool {
+		if !ss.srv.budget.reserve(n) {
+			return false
+		}
+		reserved += n
+		return true
+	})
 	if ss.gate != nil {
 		ss.gate.dataDeadline.Store(0)
 	}
 	if err != nil {
+		if errors.Is(err, errBudget) {
+			// go-smtp discards the rest of the DATA stream; nothing was
+			// relayed, so the sender's retry delivers it once.
+			ss.abortDownstream()
+			ss.srv.metrics.budgetRefusals.Inc()
+			ss.countTransaction(OutcomeNoResources, errNoResources)
+			ss.log.Warn("message deferred: memory budget spent", "queue_id", ss.queueID, "in_flight", ss.srv.budget.used.Load())
+			return errNoResources
+		}
 		if errors.Is(err, smtp.ErrDataTooLarge) {
 			ss.countTransaction(OutcomeTooLarge, errTooLarge)
 			return errTooLarge

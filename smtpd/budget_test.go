@@ -1,0 +1,93 @@
+package smtpd_test
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mxgrid/mxgrid/config"
+	"github.com/mxgrid/mxgrid/internal/smtptest"
+)
+
+// TestMemoryBudgetUnderBigMessages: 20 senders send 2 MB each at once to a
+// node whose memory budget holds a few such messages; those that do not
+// fit hear 452 4.3.1 and retry like an MTA. Every message is delivered
+// exactly once, byte for byte, and the budget is whole again at the end.
+func TestMemoryBudgetUnderBigMessages(t *testing.T) {
+	n, sink := startNode(t, func(cfg *config.Config) {
+		cfg.SMTP.MaxMessageBytes = 2<<20 + 512<<10
+		cfg.SMTP.MemoryBudget = 8 << 20
+	})
+	const senders = 20
+	body := func(i int) []byte {
+		line := fmt.Sprintf("sender %02d says hello, this line pads a big message to two megabytes.....\r\n", i)
+		return []byte(fmt.Sprintf("From: s%d@sender.test\r\nSubject: big %d\r\nMessage-ID: <big-%d@sender.test>\r\n\r\n", i, i, i) +
+			strings.Repeat(line, (2<<20)/len(line)))
+	}
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		deferred int
+		failures []string
+	)
+	for i := range senders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for attempt := range 200 {
+				code, msg := smtptest.Send(t, n.SMTPAddr(), fmt.Sprintf("s%d@sender.test", i), "bob@example.org", body(i))
+				switch {
+				case code == 250:
+					return
+				case code == 452 && strings.Contains(msg, "insufficient system resources"):
+					mu.Lock()
+					deferred++
+					mu.Unlock()
+					time.Sleep(time.Duration(20+attempt*5) * time.Millisecond)
+				default:
+					mu.Lock()
+					failures = append(failures, fmt.Sprintf("sender %d: %d %s", i, code, msg))
+					mu.Unlock()
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if len(failures) > 0 {
+		t.Fatalf("unexpected replies: %v", failures)
+	}
+	if deferred == 0 {
+		t.Fatal("no sender heard 452: the budget held 20 messages of 2 MB at once")
+	}
+	got := map[string]int{}
+	for _, m := range sink.Messages() {
+		data, err := smtptest.StripPrepended(m.Data, "Received")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got[m.From]++
+		var i int
+		fmt.Sscanf(m.From, "s%d@sender.test", &i)
+		if !bytes.Equal(data, body(i)) {
+			t.Errorf("message of %s altered in transit", m.From)
+		}
+	}
+	if len(got) != senders {
+		t.Fatalf("%d senders' messages delivered, want %d", len(got), senders)
+	}
+	for from, c := range got {
+		if c != 1 {
+			t.Errorf("%s delivered %d times", from, c)
+		}
+	}
+	// Every reservation was released: a message that takes most of the
+	// budget fits at the first attempt.
+	if code, msg := smtptest.Send(t, n.SMTPAddr(), "late@sender.test", "bob@example.org", body(100)); code != 250 {
+		t.Errorf("after the burst: %d %s", code, msg)
+	}
+	t.Logf("%d deferrals (452 4.3.1) before all %d messages were delivered", deferred, senders)
+}
