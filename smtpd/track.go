@@ -36,7 +36,7 @@ type trackNote struct {
 // noteMessage keeps the header fields tracking shows.
 func (n *trackNote) noteMessage(msg *scanner.Message) {
 	n.messageID = msg.Header.Get("Message-Id")
-	n.subject = msg.Header.Get("Subject")
+	n.subject = msg.Subject // decoded (RFC 2047), as people search and read it
 }
 
 // base is a record of this session and transaction without an outcome.

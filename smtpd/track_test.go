@@ -80,6 +80,17 @@ func TestTrackingRecordsEveryRecipientOutcome(t *testing.T) {
 		}
 	})
 
+	t.Run("an encoded subject is kept decoded", func(t *testing.T) {
+		n, _, log := startTracked(t, nil)
+		c := dial(t, n.SMTPAddr())
+		c.cmd(250, "MAIL FROM:<alice@sender.test>")
+		c.cmd(250, "RCPT TO:<bob@example.org>")
+		c.data(250, strings.Replace(testMessage, "Subject: quarterly report", "Subject: =?UTF-8?B?RmFjdHVyYSBuwrogMjAyNg==?=", 1))
+		if r := one(t, log); r.Subject != "Factura nº 2026" {
+			t.Fatalf("subject %q", r.Subject)
+		}
+	})
+
 	t.Run("spam refused with a reference", func(t *testing.T) {
 		n, _, log := startTracked(t, []scanner.Stage{{Check: scoreCheck{score: 30}}})
 		c := dial(t, n.SMTPAddr())
