@@ -13,8 +13,11 @@ type MessageLog interface {
 	WaitingTracking(ctx context.Context, f tracking.WaitingFilter) ([]tracking.Waiting, error)
 }
 
-// scope is what p may see of the message log: the operator everything, a
-// reseller its customers' records.
+// Scope is what a principal may see of the message log and the
+// quarantine: the operator everything, a reseller its customers' objects.
+type Scope = tracking.Scope
+
+// scope is p's Scope.
 func scope(p Principal) tracking.Scope {
 	return tracking.Scope{Operator: p.Operator, ResellerID: p.ResellerID}
 }

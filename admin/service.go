@@ -96,6 +96,7 @@ type Service struct {
 	panel        PanelStore
 	activity     ActivityStore
 	messages     MessageLog
+	quarantine   Quarantine
 	checkRoute   func(ctx context.Context, route string) error
 	own          *ownership
 }
@@ -116,6 +117,9 @@ type ServiceOptions struct {
 	// Messages is message tracking's search; without it SearchMessages
 	// returns ErrPanelUnconfigured.
 	Messages MessageLog
+	// Quarantine serves the quarantine operations; without it they return
+	// ErrPanelUnconfigured.
+	Quarantine Quarantine
 	// CheckRoute vets a tenant route's destination (netguard's
 	// Guard.CheckRoute: no loopback, private, link-local... networks, no
 	// loop into the cluster); nil checks only the syntax.
@@ -127,7 +131,7 @@ type ServiceOptions struct {
 // NewService returns a service over st.
 func NewService(st Store, opts ServiceOptions) *Service {
 	s := &Service{store: st, changed: opts.Changed, log: opts.Log, panel: opts.Panel, activity: opts.Activity,
-		messages: opts.Messages, checkRoute: opts.CheckRoute, own: newOwnership(opts.Ownership)}
+		messages: opts.Messages, quarantine: opts.Quarantine, checkRoute: opts.CheckRoute, own: newOwnership(opts.Ownership)}
 	if s.log == nil {
 		s.log = slog.Default()
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/mxgrid/mxgrid/events"
 	"github.com/mxgrid/mxgrid/geo"
 	"github.com/mxgrid/mxgrid/panel"
+	"github.com/mxgrid/mxgrid/quarantine"
 	"github.com/mxgrid/mxgrid/relay"
 	"github.com/mxgrid/mxgrid/scanner"
 	"github.com/mxgrid/mxgrid/scanner/antivirus"
@@ -50,10 +51,12 @@ type Config struct {
 	Geo     geo.Config            `yaml:"geo"`
 	Events  events.Config         `yaml:"events"`
 	// Tracking is message tracking: one record per recipient outcome.
-	Tracking tracking.Config   `yaml:"tracking"`
-	Admin    Admin             `yaml:"admin"`
-	Tenants  tenant.SyncConfig `yaml:"tenants"`
-	Panel    panel.Config      `yaml:"panel"`
+	Tracking tracking.Config `yaml:"tracking"`
+	// Quarantine keeps tag-band mail of domains with tag_action: quarantine.
+	Quarantine quarantine.Config `yaml:"quarantine"`
+	Admin      Admin             `yaml:"admin"`
+	Tenants    tenant.SyncConfig `yaml:"tenants"`
+	Panel      panel.Config      `yaml:"panel"`
 	// DNS is the one resolver every DNS-using check shares.
 	DNS       dnsresolver.Config `yaml:"dns"`
 	Auth      auth.Config        `yaml:"auth"`
@@ -140,21 +143,22 @@ type Log struct {
 func Default() Config {
 	smtp := smtpd.DefaultConfig()
 	return Config{
-		Node:     Node{Name: smtp.Hostname, Provider: "local", Region: "local"},
-		SMTP:     smtp,
-		HTTP:     HTTP{Listen: "127.0.0.1:8025", ManagementListen: "127.0.0.1:8026"},
-		DataDir:  "./data",
-		Log:      Log{Format: "text", Level: "info"},
-		Relay:    relay.DefaultConfig(),
-		Scanner:  scanner.DefaultConfig(),
-		Store:    store.DefaultConfig(),
-		Cluster:  cluster.DefaultConfig(),
-		Map:      spammap.DefaultConfig(),
-		Geo:      geo.DefaultConfig(),
-		Events:   events.DefaultConfig(),
-		Tracking: tracking.DefaultConfig(),
-		Tenants:  tenant.DefaultSyncConfig(),
-		Panel:    panel.DefaultConfig(),
+		Node:       Node{Name: smtp.Hostname, Provider: "local", Region: "local"},
+		SMTP:       smtp,
+		HTTP:       HTTP{Listen: "127.0.0.1:8025", ManagementListen: "127.0.0.1:8026"},
+		DataDir:    "./data",
+		Log:        Log{Format: "text", Level: "info"},
+		Relay:      relay.DefaultConfig(),
+		Scanner:    scanner.DefaultConfig(),
+		Store:      store.DefaultConfig(),
+		Cluster:    cluster.DefaultConfig(),
+		Map:        spammap.DefaultConfig(),
+		Geo:        geo.DefaultConfig(),
+		Events:     events.DefaultConfig(),
+		Tracking:   tracking.DefaultConfig(),
+		Quarantine: quarantine.DefaultConfig(),
+		Tenants:    tenant.DefaultSyncConfig(),
+		Panel:      panel.DefaultConfig(),
 
 		DNS:       dnsresolver.DefaultConfig(),
 		Auth:      auth.DefaultConfig(),
@@ -331,6 +335,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := check("geo", c.Geo.Validate()); err != nil {
+		return err
+	}
+	if err := check("quarantine", c.Quarantine.Validate()); err != nil {
 		return err
 	}
 	if err := check("tracking", c.Tracking.Validate()); err != nil {

@@ -58,7 +58,7 @@ func (c *Counter) Count(domainID int64, outcome smtpd.Outcome) {
 	switch outcome {
 	case smtpd.OutcomeDelivered:
 		one.Accepted = 1
-	case smtpd.OutcomeTagged:
+	case smtpd.OutcomeTagged, smtpd.OutcomeQuarantined:
 		one.Tagged = 1
 	case smtpd.OutcomeRejectedSpam, smtpd.OutcomeRejectedPolicy:
 		one.Rejected = 1

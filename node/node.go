@@ -30,6 +30,7 @@ import (
 	"github.com/mxgrid/mxgrid/internal/periodic"
 	"github.com/mxgrid/mxgrid/netguard"
 	"github.com/mxgrid/mxgrid/panel"
+	"github.com/mxgrid/mxgrid/quarantine"
 	"github.com/mxgrid/mxgrid/relay"
 	"github.com/mxgrid/mxgrid/scanner"
 	"github.com/mxgrid/mxgrid/scanner/auth"
@@ -108,15 +109,16 @@ type builder struct {
 	store    *store.Store
 	static   []*tenant.Domain
 
-	directory *tenant.Directory
-	tenants   *store.Tenants
-	syncer    *tenant.Syncer
-	resolver  *dnsresolver.Cached
-	guard     *netguard.Guard
-	pipeline  *scanner.Pipeline
-	recorder  smtpd.Recorder
-	tracker   smtpd.Tracker // nil when tracking is off
-	service   *admin.Service
+	directory  *tenant.Directory
+	tenants    *store.Tenants
+	syncer     *tenant.Syncer
+	resolver   *dnsresolver.Cached
+	guard      *netguard.Guard
+	pipeline   *scanner.Pipeline
+	recorder   smtpd.Recorder
+	tracker    smtpd.Tracker // nil when tracking is off
+	quarantine *quarantine.Service
+	service    *admin.Service
 }
 
 // buildSteps are New's steps in order. Each may add parts and closers;
@@ -310,11 +312,25 @@ func (b *builder) buildSMTP(context.Context) error {
 	// Stopped after SMTP (parts stop in reverse), so its idle downstream
 	// sessions are closed once no transaction can want one.
 	b.run("relay connection cache", rel)
+	// Any node releases through its own relay to the domain's current
+	// route; any node prunes (idempotent deletes).
+	b.quarantine = quarantine.New(b.cfg.Quarantine, b.store, smtpd.Releaser{Directory: b.directory, Relay: smtpd.Relay{Relay: rel}}, nil)
+	b.run("quarantine pruning", RunFunc(func(ctx context.Context) error {
+		periodic.Every(ctx, b.cfg.Quarantine.PruneInterval, nil, func(ctx context.Context) {
+			if n, err := b.quarantine.Prune(ctx); err != nil {
+				b.log.Warn("pruning the quarantine", "err", err)
+			} else if n > 0 {
+				b.log.Info("pruned the quarantine", "deleted", n)
+			}
+		})
+		return nil
+	}))
 	var err error
 	b.smtp, err = smtpd.New(b.cfg.SMTP, smtpd.Deps{
 		Outcomes:      outcomes,
 		Recorder:      b.recorder,
 		Tracker:       b.tracker,
+		Quarantine:    b.quarantine,
 		WhyURL:        b.whyURL(),
 		Directory:     b.directory,
 		Parser:        scanner.NewParser(b.cfg.Scanner.Weights),
@@ -415,6 +431,7 @@ func (b *builder) mountAdmin(context.Context) error {
 		Panel:      b.tenants,
 		Activity:   b.store,
 		Messages:   b.store,
+		Quarantine: b.quarantine,
 		CheckRoute: b.guard.CheckRoute,
 		Ownership: admin.OwnershipOptions{
 			DNS:      dnsresolver.Uncached(b.cfg.DNS),
@@ -593,7 +610,7 @@ func (b *builder) mountMap(context.Context) error {
 // so the node catches up instead of running without them until restarted.
 func (b *builder) prepareStore(ctx context.Context) {
 	migrate := func(ctx context.Context) error {
-		for _, m := range []func(context.Context) error{b.store.MigrateEvents, b.store.MigrateMaps, b.store.MigrateDomainStats, b.store.MigratePanelSessions, b.store.MigrateTracking} {
+		for _, m := range []func(context.Context) error{b.store.MigrateEvents, b.store.MigrateMaps, b.store.MigrateDomainStats, b.store.MigratePanelSessions, b.store.MigrateTracking, b.store.MigrateQuarantine} {
 			mctx, cancel := context.WithTimeout(ctx, b.store.Timeout)
 			err := m(mctx)
 			cancel()

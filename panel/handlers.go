@@ -273,7 +273,7 @@ type customerData struct {
 }
 
 type domainForm struct {
-	Name, Route, TLS, TagScore, RejectScore, SubjectTag, VirusAction string
+	Name, Route, TLS, TagScore, RejectScore, SubjectTag, VirusAction, TagAction string
 }
 
 func (p *Panel) customer(req *request) error {
@@ -366,16 +366,9 @@ func (f domainForm) apply(d *tenant.DomainRecord) error {
 	}
 	d.Policy.TagScore = num("tag_score", f.TagScore)
 	d.Policy.RejectScore = num("reject_score", f.RejectScore)
-	d.Policy.SubjectTag = nil
-	if f.SubjectTag != "" {
-		tag := f.SubjectTag
-		d.Policy.SubjectTag = &tag
-	}
-	d.Policy.VirusAction = nil
-	if f.VirusAction != "" {
-		va := f.VirusAction
-		d.Policy.VirusAction = &va
-	}
+	d.Policy.SubjectTag = optional(f.SubjectTag)
+	d.Policy.VirusAction = optional(f.VirusAction)
+	d.Policy.TagAction = optional(f.TagAction)
 	if len(fe) > 0 {
 		return fe
 	}
@@ -385,7 +378,7 @@ func (f domainForm) apply(d *tenant.DomainRecord) error {
 func readDomainForm(r *http.Request) domainForm {
 	v := r.PostFormValue
 	return domainForm{Name: v("name"), Route: v("route"), TLS: v("tls"), TagScore: v("tag_score"),
-		RejectScore: v("reject_score"), SubjectTag: v("subject_tag"), VirusAction: v("virus_action")}
+		RejectScore: v("reject_score"), SubjectTag: v("subject_tag"), VirusAction: v("virus_action"), TagAction: v("tag_action")}
 }
 
 func formOf(d tenant.DomainRecord) domainForm {
@@ -402,7 +395,19 @@ func formOf(d tenant.DomainRecord) domainForm {
 	if d.Policy.VirusAction != nil {
 		f.VirusAction = *d.Policy.VirusAction
 	}
+	if d.Policy.TagAction != nil {
+		f.TagAction = *d.Policy.TagAction
+	}
 	return f
+}
+
+// optional is a form's select or text field as a policy value: empty
+// inherits.
+func optional(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
 }
 
 func (p *Panel) createDomain(req *request) error {

@@ -15,6 +15,10 @@ type metrics struct {
 	duration     *prometheus.HistogramVec
 	// budgetRefusals counts DATA answered 452 for the memory budget.
 	budgetRefusals prometheus.Counter
+	// quarantined and quarantineFallbacks count tag-band mail held, and
+	// held mail delivered tagged instead (over_cap, unavailable).
+	quarantined         prometheus.Counter
+	quarantineFallbacks *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer, budget *memoryBudget) *metrics {
@@ -24,6 +28,14 @@ func newMetrics(reg prometheus.Registerer, budget *memoryBudget) *metrics {
 		Help: "Message bytes reserved against smtp.memory_budget by transactions in progress (each body counted for its copies: read, parsed, composed).",
 	}, func() float64 { return float64(budget.used.Load()) })
 	return &metrics{
+		quarantined: f.NewCounter(prometheus.CounterOpts{
+			Name: "mxgrid_smtp_quarantined_total",
+			Help: "Messages held in the quarantine (tag_action: quarantine) and answered 250.",
+		}),
+		quarantineFallbacks: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "mxgrid_smtp_quarantine_fallbacks_total",
+			Help: "Messages the policy would quarantine that were tagged and delivered instead, by reason: over_cap (the domain's quarantine is full), unavailable (the store failed).",
+		}, []string{"reason"}),
 		budgetRefusals: f.NewCounter(prometheus.CounterOpts{
 			Name: "mxgrid_smtp_budget_refusals_total",
 			Help: "DATA answered 452 4.3.1 because smtp.memory_budget was spent (the sender retries).",

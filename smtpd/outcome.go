@@ -8,8 +8,10 @@ package smtpd
 type Outcome string
 
 const (
-	OutcomeDelivered      Outcome = "delivered"
-	OutcomeTagged         Outcome = "tagged"
+	OutcomeDelivered Outcome = "delivered"
+	OutcomeTagged    Outcome = "tagged"
+	// OutcomeQuarantined: held in the quarantine (250), not delivered.
+	OutcomeQuarantined    Outcome = "quarantined"
 	OutcomeRejectedSpam   Outcome = "rejected_spam"
 	OutcomeRejectedVirus  Outcome = "rejected_virus"
 	OutcomeRejectedPolicy Outcome = "rejected_policy"

@@ -116,6 +116,13 @@ func deliveredReply(v scanner.Verdict, queueID, downstream string) (*smtp.SMTPEr
 		Message: "ok, delivered as " + queueID + " (customer server: " + replytext.Sanitize(downstream, maxDetailText) + ")"}, outcome
 }
 
+// quarantinedReply tells the sender we took the message: it is held in
+// the recipient's quarantine (committed before this reply).
+func quarantinedReply(queueID string, id int64) *smtp.SMTPError {
+	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0},
+		Message: fmt.Sprintf("ok, quarantined as %d [ref %s]", id, queueID)}
+}
+
 // relayRefused is the outcome of a message the customer's server refused
 // at DATA; the reply is its own (see toSMTP).
 func relayRefused(reply *smtp.SMTPError) Outcome {

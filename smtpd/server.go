@@ -91,6 +91,8 @@ type Deps struct {
 	Recorder Recorder
 	// Tracker may be nil (no message tracking).
 	Tracker Tracker
+	// Quarantine may be nil: tag_action quarantine then tags and delivers.
+	Quarantine Quarantiner
 	// WhyURL, when set, is the public "why was I refused" page's prefix
 	// (http.public_url + "/why/"), quoted with the reference in refusals.
 	WhyURL string

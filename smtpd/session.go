@@ -369,6 +369,12 @@ func (ss *session) deliver(raw []byte) (*smtp.SMTPError, Outcome, scanner.Verdic
 		ss.record(v, msg)
 	}
 	out := ss.compose(msg, v, policy)
+	if ss.quarantines(v) {
+		if held, ok := ss.hold(v, out); ok {
+			ss.abortDownstream()
+			return held, OutcomeQuarantined, v
+		}
+	}
 	reply, err := ss.tx.Data(bytes.NewReader(out))
 	ss.note.downstream, ss.note.relayErr = reply, err
 	if err != nil {

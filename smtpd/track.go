@@ -88,8 +88,11 @@ func (ss *session) trackData(reply error) {
 		if r.Status != tracking.StatusDelivered {
 			r.Reference = ss.queueID // our refusals quote it as [ref ...]
 		}
-		if n.outcome == OutcomeTempfailScan {
+		switch n.outcome {
+		case OutcomeTempfailScan:
 			r.DeferReason = tracking.DeferScan
+		case OutcomeQuarantined:
+			r.Status = tracking.StatusQuarantined
 		}
 		ss.srv.deps.Tracker.Record(r)
 	}

@@ -69,6 +69,7 @@ func knownSchemas() map[string]int {
 		domainStatsComponent:   last(domainStatsMigrations),
 		panelSessionsComponent: last(panelSessionsMigrations),
 		trackingComponent:      last(trackingMigrations),
+		quarantineComponent:    last(quarantineMigrations),
 	}
 }
 

@@ -142,6 +142,10 @@ func (fe FieldErrors) Err() error {
 const (
 	VirusReject = "reject"
 	VirusTag    = "tag"
+
+	// Policy.TagAction values.
+	TagDeliver    = "tag"
+	TagQuarantine = "quarantine"
 )
 
 // Bounds on free-text and list fields: they end up in every node's memory
@@ -176,6 +180,9 @@ func (p Policy) Validate(prefix string) FieldErrors {
 	if p.VirusAction != nil && *p.VirusAction != VirusReject && *p.VirusAction != VirusTag {
 		fe[prefix+"virus_action"] = "must be reject or tag"
 	}
+	if p.TagAction != nil && *p.TagAction != TagDeliver && *p.TagAction != TagQuarantine {
+		fe[prefix+"tag_action"] = "must be tag or quarantine"
+	}
 	if p.MaxMessageSize != nil && (*p.MaxMessageSize < 1024 || *p.MaxMessageSize > maxMessageSize) {
 		fe[prefix+"max_message_size"] = fmt.Sprintf("must be between 1024 and %d bytes", maxMessageSize)
 	}
@@ -206,6 +213,7 @@ func (p Policy) Over(base Policy) Policy {
 		RejectScore:    pick(p.RejectScore, base.RejectScore),
 		SubjectTag:     pick(p.SubjectTag, base.SubjectTag),
 		VirusAction:    pick(p.VirusAction, base.VirusAction),
+		TagAction:      pick(p.TagAction, base.TagAction),
 		DMARCEnforce:   pick(p.DMARCEnforce, base.DMARCEnforce),
 		MaxMessageSize: pick(p.MaxMessageSize, base.MaxMessageSize),
 		SenderAllow:    pickList(p.SenderAllow, base.SenderAllow),

@@ -30,6 +30,10 @@ type Policy struct {
 	// VirusAction is VirusReject (554 at DATA) or VirusTag (deliver with
 	// headers, for customers who quarantine themselves).
 	VirusAction *string `yaml:"virus_action" json:"virus_action,omitempty"`
+	// TagAction is what happens to mail between the tag and reject scores:
+	// TagDeliver (delivered with a subject tag and X-Spam headers, the
+	// default) or TagQuarantine (kept in the quarantine, not delivered).
+	TagAction *string `yaml:"tag_action" json:"tag_action,omitempty"`
 	// DMARCEnforce applies the sender domain's published p=reject/quarantine.
 	DMARCEnforce *bool `yaml:"dmarc_enforce" json:"dmarc_enforce,omitempty"`
 	// MaxMessageSize in bytes; it can only lower the node's smtp.max_message_size.

@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/mxgrid/mxgrid/admin"
+	"github.com/mxgrid/mxgrid/quarantine"
 	"github.com/mxgrid/mxgrid/tenant"
 )
 
@@ -96,6 +97,11 @@ func (a *AdminAPI) routes() []apiRoute {
 		h("GET /api/v1/messages", a.searchMessages),
 		h("GET /api/v1/messages/{id}", a.getMessage),
 		h("GET /api/v1/deferrals", a.listDeferrals),
+
+		h("GET /api/v1/quarantine", a.listQuarantine),
+		h("GET /api/v1/quarantine/{id}", a.getQuarantined),
+		h("POST /api/v1/quarantine/{id}/release", a.releaseQuarantined),
+		h("DELETE /api/v1/quarantine/{id}", a.deleteQuarantined),
 	}
 }
 
@@ -175,6 +181,11 @@ func (a *AdminAPI) fail(w http.ResponseWriter, r *http.Request, err error) {
 		code, body = http.StatusNotFound, apiError{Error: "not found"}
 	case errors.Is(err, tenant.ErrConflict):
 		code = http.StatusConflict
+	case errors.Is(err, quarantine.ErrDelivery):
+		a.log.Warn("admin API: release failed", "path", r.URL.Path, "err", err)
+		code, body = http.StatusBadGateway, apiError{Error: err.Error()}
+	case errors.Is(err, quarantine.ErrNotHeld):
+		code, body = http.StatusConflict, apiError{Error: "the message is no longer held: released or deleted already"}
 	case errors.Is(err, admin.ErrBusy):
 		w.Header().Set("Retry-After", "5")
 		code = http.StatusTooManyRequests

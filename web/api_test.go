@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -18,6 +19,7 @@ import (
 	"github.com/mxgrid/mxgrid/admin"
 	"github.com/mxgrid/mxgrid/dnsresolver"
 	"github.com/mxgrid/mxgrid/dnsresolver/dnstest"
+	"github.com/mxgrid/mxgrid/quarantine"
 	"github.com/mxgrid/mxgrid/store"
 	"github.com/mxgrid/mxgrid/tenant"
 	"github.com/mxgrid/mxgrid/tracking"
@@ -37,6 +39,8 @@ type apiFixture struct {
 	domA    tenant.DomainRecord
 	tokA    admin.Token
 	msgA    int64 // a message record of customer A's
+	heldA   int64 // a quarantined message of customer A's
+	q       *quarantine.Service
 	changes atomic.Int64
 	seq     atomic.Int64
 	dns     *dnstest.Server
@@ -62,12 +66,18 @@ func newAPIFixture(t *testing.T, opts ...func(*admin.ServiceOptions)) *apiFixtur
 	if err := st.MigrateTracking(ctx); err != nil {
 		t.Fatal(err)
 	}
+	if err := st.MigrateQuarantine(ctx); err != nil {
+		t.Fatal(err)
+	}
 	f := &apiFixture{t: t, op: admin.Operator("test"), dns: dnstest.Start(t), st: st}
+	// Releases fail: this fixture has no route to deliver to.
+	f.q = quarantine.New(quarantine.DefaultConfig(), st, failingDeliverer{}, nil)
 	tn := store.NewTenants(st)
 	so := admin.ServiceOptions{
 		Panel:         tn,
 		Activity:      st,
 		Messages:      st,
+		Quarantine:    f.q,
 		OperatorToken: operatorSecret,
 		Changed:       func(uint64) { f.changes.Add(1) },
 		Log:           slog.New(slog.NewTextHandler(io.Discard, nil)),
@@ -111,6 +121,7 @@ func newAPIFixture(t *testing.T, opts ...func(*admin.ServiceOptions)) *apiFixtur
 	recs, _, err := st.SearchTracking(ctx, tracking.Filter{Scope: tracking.Scope{Operator: true}, QueueID: "QA"})
 	must(err)
 	f.msgA = recs[0].ID
+	f.heldA = f.held()
 	tokB, err := f.svc.CreateToken(ctx, f.op, admin.Token{Name: "B", ResellerID: f.resB.ID})
 	must(err)
 	f.tokens = map[string]string{
@@ -124,6 +135,25 @@ func newAPIFixture(t *testing.T, opts ...func(*admin.ServiceOptions)) *apiFixtur
 }
 
 func (f *apiFixture) next() int64 { return f.seq.Add(1) }
+
+// held quarantines a message for customer A and returns its id.
+func (f *apiFixture) held() int64 {
+	f.t.Helper()
+	id, err := f.q.Hold(context.Background(), quarantine.Item{QueueID: "QH", Domain: "a.example", DomainID: f.domA.ID,
+		CustomerID: f.custA.ID, Sender: "x@sender.example", Recipients: []string{"alice@a.example"}, Subject: "Invoice"},
+		[]byte("Subject: Invoice\r\n\r\nPlease pay.\r\n"))
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return id
+}
+
+// failingDeliverer injects a customer server that is down.
+type failingDeliverer struct{}
+
+func (failingDeliverer) Deliver(context.Context, string, string, []string, []byte) (string, error) {
+	return "", errors.New("customer server down")
+}
 
 // do sends a request as who and returns the status and body.
 func (f *apiFixture) do(who, method, path string, body any) (int, []byte) {
@@ -242,6 +272,10 @@ func TestAPIAuthorizationMatrix(t *testing.T) {
 		{"GET", p("/api/v1/messages"), nil, want{200, 200, 200}, false},
 		{"GET", func() string { return fmt.Sprintf("/api/v1/messages/%d", f.msgA) }, nil, want{200, 200, 404}, false},
 		{"GET", p("/api/v1/deferrals"), nil, want{200, 200, 200}, false},
+		{"GET", p("/api/v1/quarantine"), nil, want{200, 200, 200}, false},
+		{"GET", func() string { return fmt.Sprintf("/api/v1/quarantine/%d", f.heldA) }, nil, want{200, 200, 404}, false},
+		{"DELETE", func() string { return fmt.Sprintf("/api/v1/quarantine/%d", f.held()) }, nil, want{204, 204, 404}, false},
+		{"POST", func() string { return fmt.Sprintf("/api/v1/quarantine/%d/release", f.held()) }, nil, want{502, 502, 404}, false},
 	}
 	covered := map[string]bool{}
 	for _, tc := range cases {
@@ -273,14 +307,14 @@ func TestAPIAuthorizationMatrix(t *testing.T) {
 
 	// Lists are scoped: reseller B sees none of A's objects.
 	for _, path := range []string{"/api/v1/customers", "/api/v1/domains", "/api/v1/resellers", "/api/v1/tokens", "/api/v1/audit",
-		"/api/v1/messages", fmt.Sprintf("/api/v1/messages?customer_id=%d", cA), fmt.Sprintf("/api/v1/messages?domain_id=%d", dA), "/api/v1/messages?queue_id=QA", "/api/v1/deferrals"} {
+		"/api/v1/messages", fmt.Sprintf("/api/v1/messages?customer_id=%d", cA), fmt.Sprintf("/api/v1/messages?domain_id=%d", dA), "/api/v1/messages?queue_id=QA", "/api/v1/deferrals", "/api/v1/quarantine", fmt.Sprintf("/api/v1/quarantine?customer_id=%d", cA)} {
 		_, out := f.do("other", "GET", path, nil)
 		var pg struct{ Items []map[string]any }
 		if err := json.Unmarshal(out, &pg); err != nil {
 			t.Fatalf("%s: %v", path, err)
 		}
 		for _, it := range pg.Items {
-			if strings.HasPrefix(path, "/api/v1/messages") || strings.HasPrefix(path, "/api/v1/deferrals") {
+			if strings.HasPrefix(path, "/api/v1/messages") || strings.HasPrefix(path, "/api/v1/deferrals") || strings.HasPrefix(path, "/api/v1/quarantine") {
 				t.Errorf("reseller B's %s lists %v", path, it)
 			}
 			if rid, ok := it["reseller_id"]; ok && rid != float64(f.resB.ID) {

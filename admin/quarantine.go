@@ -1,0 +1,81 @@
+package admin
+
+import (
+	"context"
+	"slices"
+	"strings"
+
+	"github.com/mxgrid/mxgrid/quarantine"
+	"github.com/mxgrid/mxgrid/tenant"
+)
+
+// Quarantine is what the admin side needs of the quarantine;
+// *quarantine.Service implements it.
+type Quarantine interface {
+	List(ctx context.Context, f quarantine.Filter) ([]quarantine.Item, error)
+	Get(ctx context.Context, scope Scope, id int64) (quarantine.Item, []byte, error)
+	Release(ctx context.Context, scope Scope, id int64, by string) (quarantine.Item, string, error)
+	Delete(ctx context.Context, scope Scope, id int64) error
+}
+
+// ListQuarantine lists p's quarantined messages, newest first; the scope
+// comes from p, never from f.
+func (s *Service) ListQuarantine(ctx context.Context, p Principal, f quarantine.Filter) ([]quarantine.Item, error) {
+	if s.quarantine == nil {
+		return nil, ErrPanelUnconfigured
+	}
+	f.Scope = scope(p)
+	return s.quarantine.List(ctx, f)
+}
+
+// QuarantinedMessage is one item with a safe preview: the headers people
+// read and the text, never rendered as HTML.
+type QuarantinedMessage struct {
+	quarantine.Item
+	Preview quarantine.Preview
+}
+
+// GetQuarantined returns one of p's items with its preview.
+func (s *Service) GetQuarantined(ctx context.Context, p Principal, id int64) (QuarantinedMessage, error) {
+	if s.quarantine == nil {
+		return QuarantinedMessage{}, ErrPanelUnconfigured
+	}
+	it, msg, err := s.quarantine.Get(ctx, scope(p), id)
+	if err != nil {
+		return QuarantinedMessage{}, err
+	}
+	return QuarantinedMessage{Item: it, Preview: quarantine.PreviewOf(msg)}, nil
+}
+
+// ReleaseQuarantined delivers one of p's held messages once (a second
+// release is quarantine.ErrNotHeld); with allowSender the sender also goes
+// on the domain's allow list, so its next messages are not held.
+func (s *Service) ReleaseQuarantined(ctx context.Context, p Principal, id int64, allowSender bool) (quarantine.Item, error) {
+	if s.quarantine == nil {
+		return quarantine.Item{}, ErrPanelUnconfigured
+	}
+	it, _, err := s.quarantine.Release(ctx, scope(p), id, p.Actor)
+	if err != nil {
+		return it, err
+	}
+	s.log.Info("quarantined message released", "id", id, "actor", p.Actor, "domain", it.Domain)
+	if allowSender && it.Sender != "" && it.DomainID != 0 {
+		sender := strings.ToLower(it.Sender)
+		if _, err := s.UpdateDomain(ctx, p, it.DomainID, func(d *tenant.DomainRecord) {
+			if !slices.Contains(d.Policy.SenderAllow, sender) {
+				d.Policy.SenderAllow = append(slices.Clone(d.Policy.SenderAllow), sender)
+			}
+		}); err != nil {
+			return it, err
+		}
+	}
+	return it, nil
+}
+
+// DeleteQuarantined drops one of p's held messages.
+func (s *Service) DeleteQuarantined(ctx context.Context, p Principal, id int64) error {
+	if s.quarantine == nil {
+		return ErrPanelUnconfigured
+	}
+	return s.quarantine.Delete(ctx, scope(p), id)
+}

@@ -1,0 +1,238 @@
+// Package quarantine keeps mail between the tag and reject scores for
+// domains whose policy says so (tag_action: quarantine) instead of
+// delivering it tagged, and lets the customer release or delete it.
+//
+// A message is accepted (250) only after the store committed it, so
+// nothing is lost; a release is recorded (held -> releasing, a conditional
+// update) before the message is delivered, so a second or concurrent
+// release, from any node, delivers nothing more.
+package quarantine
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/mxgrid/mxgrid/tracking"
+)
+
+// State is where an item is in its life.
+type State string
+
+const (
+	StateHeld      State = "held"
+	StateReleasing State = "releasing"
+	StateReleased  State = "released"
+	StateDeleted   State = "deleted"
+)
+
+// Item is one quarantined message's metadata (the body is kept apart).
+type Item struct {
+	ID         int64
+	Time       time.Time
+	QueueID    string
+	Domain     string
+	DomainID   int64
+	CustomerID int64
+	Sender     string
+	Recipients []string
+	Subject    string
+	MessageID  string
+	Size       int64
+	Score      float64
+	Symbols    []string
+	State      State
+	// ReleasedBy names who released it (the audit actor).
+	ReleasedBy string
+	ReleasedAt time.Time
+}
+
+// Filter narrows a list; the scope comes from who asks.
+type Filter struct {
+	Scope      tracking.Scope
+	DomainID   int64
+	CustomerID int64
+	// Search matches sender, recipients or subject (any case).
+	Search string
+	State  State
+	// Before continues a previous page (ids descending).
+	Before int64
+	Limit  int
+}
+
+// Errors the service answers with.
+var (
+	// ErrOverCap: the domain's quarantine is full (the policy falls back
+	// to tag and deliver).
+	ErrOverCap = errors.New("quarantine: the domain's quarantine is full")
+	// ErrNotHeld: the item was released or deleted already (a second or
+	// concurrent release).
+	ErrNotHeld = errors.New("quarantine: the message is no longer held")
+	// ErrDelivery: the customer's server did not take the released
+	// message; it stays held.
+	ErrDelivery = errors.New("quarantine: delivery failed, the message stays held")
+)
+
+// Store persists items; *store.Store implements it. Items another scope
+// does not own are tenant.ErrNotFound.
+type Store interface {
+	PutQuarantine(ctx context.Context, it Item, gz []byte, maxBytesPerDomain int64) (int64, error)
+	ListQuarantine(ctx context.Context, f Filter) ([]Item, error)
+	GetQuarantine(ctx context.Context, scope tracking.Scope, id int64) (Item, []byte, error)
+	// ClaimRelease moves a held item to releasing and returns it with its
+	// body; an item not held is ErrNotHeld.
+	ClaimRelease(ctx context.Context, scope tracking.Scope, id int64, by string, now time.Time) (Item, []byte, error)
+	// FinishRelease records the outcome: released, or back to held when
+	// the delivery failed (a later release tries again).
+	FinishRelease(ctx context.Context, id int64, delivered bool, now time.Time) error
+	DeleteQuarantine(ctx context.Context, scope tracking.Scope, id int64) error
+	PruneQuarantine(ctx context.Context, before time.Time) (int64, error)
+}
+
+// Deliverer sends a released message to its domain's current route.
+type Deliverer interface {
+	Deliver(ctx context.Context, domain, sender string, rcpts []string, msg []byte) (reply string, err error)
+}
+
+// Config is the `quarantine:` section.
+type Config struct {
+	// MaxBytesPerDomain caps a domain's held mail (uncompressed sizes);
+	// past it the policy falls back to tag and deliver.
+	MaxBytesPerDomain int64 `yaml:"max_bytes_per_domain"`
+	// Retention: held items older than this are deleted.
+	Retention     time.Duration `yaml:"retention"`
+	PruneInterval time.Duration `yaml:"prune_interval"`
+}
+
+// DefaultConfig keeps 14 days, 1 GiB per domain.
+func DefaultConfig() Config {
+	return Config{MaxBytesPerDomain: 1 << 30, Retention: 14 * 24 * time.Hour, PruneInterval: time.Hour}
+}
+
+// Validate checks the section; messages name the key.
+func (c Config) Validate() error {
+	switch {
+	case c.MaxBytesPerDomain < 1<<20:
+		return errors.New("max_bytes_per_domain: at least 1 MiB")
+	case c.Retention < time.Hour:
+		return errors.New("retention: at least 1h")
+	case c.PruneInterval <= 0:
+		return errors.New("prune_interval: must be positive")
+	}
+	return nil
+}
+
+// Service is the quarantine's one door: smtpd holds, the API, panel and
+// CLI (through admin) list, preview, release and delete.
+type Service struct {
+	cfg     Config
+	store   Store
+	deliver Deliverer
+	now     func() time.Time
+}
+
+// New returns a service; deliver may be nil on a node that only holds.
+func New(cfg Config, st Store, deliver Deliverer, now func() time.Time) *Service {
+	if now == nil {
+		now = time.Now
+	}
+	return &Service{cfg: cfg, store: st, deliver: deliver, now: now}
+}
+
+// Hold stores msg compressed and returns its id, or ErrOverCap, or the
+// store's error; the caller answers 250 only on success.
+func (s *Service) Hold(ctx context.Context, it Item, msg []byte) (int64, error) {
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	if _, err := zw.Write(msg); err != nil {
+		return 0, fmt.Errorf("quarantine: compress: %w", err)
+	}
+	if err := zw.Close(); err != nil {
+		return 0, fmt.Errorf("quarantine: compress: %w", err)
+	}
+	it.Time, it.Size, it.State = s.now().UTC(), int64(len(msg)), StateHeld
+	return s.store.PutQuarantine(ctx, it, gz.Bytes(), s.cfg.MaxBytesPerDomain)
+}
+
+// List returns a page of the scope's items, newest first.
+func (s *Service) List(ctx context.Context, f Filter) ([]Item, error) {
+	if f.Limit <= 0 || f.Limit > 500 {
+		f.Limit = 100
+	}
+	return s.store.ListQuarantine(ctx, f)
+}
+
+// Get returns an item and its message.
+func (s *Service) Get(ctx context.Context, scope tracking.Scope, id int64) (Item, []byte, error) {
+	it, gz, err := s.store.GetQuarantine(ctx, scope, id)
+	if err != nil {
+		return it, nil, err
+	}
+	msg, err := gunzip(gz)
+	return it, msg, err
+}
+
+// Release delivers a held item to its domain's current route, exactly
+// once: the claim is recorded first, and only the caller that made it
+// delivers. A failed delivery puts the item back (held).
+func (s *Service) Release(ctx context.Context, scope tracking.Scope, id int64, by string) (Item, string, error) {
+	if s.deliver == nil {
+		return Item{}, "", errors.New("quarantine: this node cannot deliver")
+	}
+	it, gz, err := s.store.ClaimRelease(ctx, scope, id, by, s.now().UTC())
+	if err != nil {
+		return it, "", err
+	}
+	msg, err := gunzip(gz)
+	var reply string
+	if err == nil {
+		if reply, err = s.deliver.Deliver(ctx, it.Domain, it.Sender, it.Recipients, msg); err != nil {
+			err = fmt.Errorf("%w: %w", ErrDelivery, err)
+		}
+	}
+	// A context detached from the request's: the outcome must be written
+	// even when the client has gone.
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if ferr := s.store.FinishRelease(fctx, id, err == nil, s.now().UTC()); ferr != nil && err == nil {
+		err = fmt.Errorf("quarantine: delivered, but recording it failed: %w", ferr)
+	}
+	if err != nil {
+		return it, reply, fmt.Errorf("quarantine: release %d: %w", id, err)
+	}
+	it.State, it.ReleasedBy = StateReleased, by
+	return it, reply, nil
+}
+
+// Delete removes an item's message for good.
+func (s *Service) Delete(ctx context.Context, scope tracking.Scope, id int64) error {
+	return s.store.DeleteQuarantine(ctx, scope, id)
+}
+
+// Prune deletes items older than the retention.
+func (s *Service) Prune(ctx context.Context) (int64, error) {
+	return s.store.PruneQuarantine(ctx, s.now().Add(-s.cfg.Retention))
+}
+
+// maxMessage bounds a decompressed message: a corrupt or hostile row
+// cannot make a node inflate gigabytes.
+const maxMessage = 64 << 20
+
+func gunzip(gz []byte) ([]byte, error) {
+	zr, err := gzip.NewReader(bytes.NewReader(gz))
+	if err != nil {
+		return nil, fmt.Errorf("quarantine: stored message: %w", err)
+	}
+	msg, err := io.ReadAll(io.LimitReader(zr, maxMessage+1))
+	if err != nil {
+		return nil, fmt.Errorf("quarantine: stored message: %w", err)
+	}
+	if len(msg) > maxMessage {
+		return nil, errors.New("quarantine: stored message too large")
+	}
+	return msg, nil
+}

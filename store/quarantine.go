@@ -1,0 +1,244 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mxgrid/mxgrid/quarantine"
+	"github.com/mxgrid/mxgrid/tenant"
+	"github.com/mxgrid/mxgrid/tracking"
+)
+
+// The quarantine: one row per held message, its body gzip-compressed in the
+// row (bytea / blob). The per-domain cap counts uncompressed sizes of held
+// items and is checked in the inserting statement itself; on PostgreSQL two
+// inserts racing at the cap may both pass it (a soft cap, by a message).
+
+const quarantineComponent = "quarantine"
+
+var quarantineMigrations = []Migration{{
+	Version: 1,
+	SQLite: `CREATE TABLE quarantine (id INTEGER PRIMARY KEY AUTOINCREMENT, at_us INTEGER NOT NULL, queue_id TEXT NOT NULL,
+		domain TEXT NOT NULL, domain_id INTEGER NOT NULL, customer_id INTEGER NOT NULL, sender TEXT NOT NULL,
+		recipients TEXT NOT NULL, subject TEXT NOT NULL, message_id TEXT NOT NULL, size INTEGER NOT NULL,
+		score REAL NOT NULL, symbols TEXT NOT NULL, state TEXT NOT NULL, released_by TEXT NOT NULL,
+		released_us INTEGER NOT NULL, body BLOB);
+	CREATE INDEX quarantine_domain ON quarantine (domain_id, state);
+	CREATE INDEX quarantine_customer ON quarantine (customer_id, id);
+	CREATE INDEX quarantine_at ON quarantine (at_us);`,
+	Postgres: `CREATE TABLE quarantine (id BIGSERIAL PRIMARY KEY, at_us BIGINT NOT NULL, queue_id TEXT NOT NULL,
+		domain TEXT NOT NULL, domain_id BIGINT NOT NULL, customer_id BIGINT NOT NULL, sender TEXT NOT NULL,
+		recipients TEXT NOT NULL, subject TEXT NOT NULL, message_id TEXT NOT NULL, size BIGINT NOT NULL,
+		score DOUBLE PRECISION NOT NULL, symbols TEXT NOT NULL, state TEXT NOT NULL, released_by TEXT NOT NULL,
+		released_us BIGINT NOT NULL, body BYTEA);
+	CREATE INDEX quarantine_domain ON quarantine (domain_id, state);
+	CREATE INDEX quarantine_customer ON quarantine (customer_id, id);
+	CREATE INDEX quarantine_at ON quarantine (at_us);`,
+}}
+
+// MigrateQuarantine creates or upgrades the quarantine table.
+func (s *Store) MigrateQuarantine(ctx context.Context) error {
+	return s.Migrate(ctx, quarantineComponent, quarantineMigrations)
+}
+
+const quarantineCols = `id, at_us, queue_id, domain, domain_id, customer_id, sender, recipients, subject, message_id,
+	size, score, symbols, state, released_by, released_us`
+
+// PutQuarantine inserts it unless the domain's held bytes plus its size
+// would pass maxBytes (quarantine.ErrOverCap).
+func (s *Store) PutQuarantine(ctx context.Context, it quarantine.Item, gz []byte, maxBytes int64) (int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
+	defer cancel()
+	var id int64
+	err := s.DB.QueryRowContext(ctx, `INSERT INTO quarantine (at_us, queue_id, domain, domain_id, customer_id, sender, recipients,
+		subject, message_id, size, score, symbols, state, released_by, released_us, body)
+		SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, '', 0, $14
+		WHERE (SELECT COALESCE(SUM(size), 0) FROM quarantine WHERE domain_id = $4 AND state IN ('held', 'releasing')) + $16 <= $15
+		RETURNING id`,
+		it.Time.UnixMicro(), it.QueueID, it.Domain, it.DomainID, it.CustomerID, it.Sender, strings.Join(it.Recipients, " "),
+		it.Subject, it.MessageID, it.Size, it.Score, strings.Join(it.Symbols, " "), string(quarantine.StateHeld), gz, maxBytes, it.Size).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, quarantine.ErrOverCap
+	}
+	if err != nil {
+		return 0, fail("quarantine a message", err)
+	}
+	return id, nil
+}
+
+// ListQuarantine returns f's page, newest first (no bodies).
+func (s *Store) ListQuarantine(ctx context.Context, f quarantine.Filter) ([]quarantine.Item, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
+	defer cancel()
+	var (
+		where = []string{"state <> 'deleted'"}
+		args  []any
+	)
+	add := func(cond string, v ...any) {
+		for _, x := range v {
+			args = append(args, x)
+			cond = strings.Replace(cond, "?", "$"+strconv.Itoa(len(args)), 1)
+		}
+		where = append(where, cond)
+	}
+	if !f.Scope.Operator {
+		add(resellerScope, f.Scope.ResellerID)
+	}
+	if f.DomainID != 0 {
+		add("domain_id = ?", f.DomainID)
+	}
+	if f.CustomerID != 0 {
+		add("customer_id = ?", f.CustomerID)
+	}
+	if f.State != "" {
+		add("state = ?", string(f.State))
+	}
+	if f.Search != "" {
+		like := "%" + strings.NewReplacer(`\`, `\\`, "%", `\%`, "_", `\_`).Replace(strings.ToLower(f.Search)) + "%"
+		add(`(lower(sender) LIKE ? ESCAPE '\' OR lower(recipients) LIKE ? ESCAPE '\' OR lower(subject) LIKE ? ESCAPE '\')`, like, like, like)
+	}
+	if f.Before > 0 {
+		add("id < ?", f.Before)
+	}
+	args = append(args, f.Limit)
+	rows, err := s.DB.QueryContext(ctx, `SELECT `+quarantineCols+` FROM quarantine WHERE `+strings.Join(where, " AND ")+
+		` ORDER BY id DESC LIMIT $`+strconv.Itoa(len(args)), args...)
+	if err != nil {
+		return nil, fail("list quarantine", err)
+	}
+	defer rows.Close()
+	var out []quarantine.Item
+	for rows.Next() {
+		it, err := scanItem(rows.Scan)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, it)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fail("list quarantine", err)
+	}
+	return out, nil
+}
+
+func scanItem(scan func(...any) error, extra ...any) (quarantine.Item, error) {
+	var (
+		it                 quarantine.Item
+		atUS, relUS        int64
+		rcpts, syms, state string
+	)
+	dest := append([]any{&it.ID, &atUS, &it.QueueID, &it.Domain, &it.DomainID, &it.CustomerID, &it.Sender, &rcpts, &it.Subject,
+		&it.MessageID, &it.Size, &it.Score, &syms, &state, &it.ReleasedBy, &relUS}, extra...)
+	if err := scan(dest...); err != nil {
+		return it, fail("read quarantine", err)
+	}
+	it.Time = time.UnixMicro(atUS).UTC()
+	if relUS > 0 {
+		it.ReleasedAt = time.UnixMicro(relUS).UTC()
+	}
+	it.Recipients = strings.Fields(rcpts)
+	it.Symbols = strings.Fields(syms)
+	it.State = quarantine.State(state)
+	return it, nil
+}
+
+// scopeWhere is the SQL and argument keeping a query to scope's items.
+func scopeWhere(scope tracking.Scope, n int) (string, []any) {
+	if scope.Operator {
+		return "", nil
+	}
+	return " AND " + strings.ReplaceAll(resellerScope, "?", "$"+strconv.Itoa(n)), []any{scope.ResellerID}
+}
+
+// GetQuarantine returns an item and its compressed body.
+func (s *Store) GetQuarantine(ctx context.Context, scope tracking.Scope, id int64) (quarantine.Item, []byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
+	defer cancel()
+	cond, sargs := scopeWhere(scope, 2)
+	var body []byte
+	row := s.DB.QueryRowContext(ctx, `SELECT `+quarantineCols+`, body FROM quarantine WHERE id = $1 AND state <> 'deleted'`+cond,
+		append([]any{id}, sargs...)...)
+	it, err := scanItem(row.Scan, &body)
+	if errors.Is(err, sql.ErrNoRows) {
+		return it, nil, fmt.Errorf("quarantined message %d: %w", id, tenant.ErrNotFound)
+	}
+	return it, body, err
+}
+
+// ClaimRelease: held -> releasing in one conditional update; whoever
+// changes the row delivers.
+func (s *Store) ClaimRelease(ctx context.Context, scope tracking.Scope, id int64, by string, now time.Time) (quarantine.Item, []byte, error) {
+	it, body, err := s.GetQuarantine(ctx, scope, id)
+	if err != nil {
+		return it, nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
+	defer cancel()
+	res, err := s.DB.ExecContext(ctx, `UPDATE quarantine SET state = 'releasing', released_by = $2, released_us = $3
+		WHERE id = $1 AND state = 'held'`, id, by, now.UnixMicro())
+	if err != nil {
+		return it, nil, fail("claim a release", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return it, nil, fail("claim a release", err)
+	} else if n != 1 {
+		return it, nil, quarantine.ErrNotHeld
+	}
+	return it, body, nil
+}
+
+// FinishRelease records a release's outcome; a delivered message's body
+// is dropped (it lives at the customer now).
+func (s *Store) FinishRelease(ctx context.Context, id int64, delivered bool, now time.Time) error {
+	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
+	defer cancel()
+	q := `UPDATE quarantine SET state = 'held', released_by = '', released_us = 0 WHERE id = $1 AND state = 'releasing'`
+	args := []any{id}
+	if delivered {
+		q = `UPDATE quarantine SET state = 'released', released_us = $2, body = NULL WHERE id = $1 AND state = 'releasing'`
+		args = append(args, now.UnixMicro())
+	}
+	if _, err := s.DB.ExecContext(ctx, q, args...); err != nil {
+		return fail("finish a release", err)
+	}
+	return nil
+}
+
+// DeleteQuarantine drops a held item's body and marks it deleted.
+func (s *Store) DeleteQuarantine(ctx context.Context, scope tracking.Scope, id int64) error {
+	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
+	defer cancel()
+	cond, sargs := scopeWhere(scope, 2)
+	res, err := s.DB.ExecContext(ctx, `UPDATE quarantine SET state = 'deleted', body = NULL WHERE id = $1 AND state = 'held'`+cond,
+		append([]any{id}, sargs...)...)
+	if err != nil {
+		return fail("delete quarantined message", err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		if _, _, err := s.GetQuarantine(ctx, scope, id); err != nil {
+			return err // not found in this scope
+		}
+		return quarantine.ErrNotHeld
+	}
+	return nil
+}
+
+// PruneQuarantine deletes rows older than before, whatever their state.
+func (s *Store) PruneQuarantine(ctx context.Context, before time.Time) (int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
+	defer cancel()
+	res, err := s.DB.ExecContext(ctx, `DELETE FROM quarantine WHERE at_us < $1 AND state <> 'releasing'`, before.UnixMicro())
+	if err != nil {
+		return 0, fail("prune quarantine", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fail("prune quarantine", err)
+	}
+	return n, nil
+}

@@ -1,0 +1,105 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/mxgrid/mxgrid/quarantine"
+	"github.com/mxgrid/mxgrid/tenant"
+	"github.com/mxgrid/mxgrid/tracking"
+)
+
+// TestQuarantineStore: the cap holds in the inserting statement, lists and
+// reads are scoped, a release is claimed once however many try at once, a
+// failed delivery puts the item back, delete and prune.
+func TestQuarantineStore(t *testing.T) {
+	eachDialect(t, (*Store).MigrateQuarantine, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		fx := seedTenants(t, s, 2, 1)
+		own, other := tracking.Scope{ResellerID: fx.resellers[0]}, tracking.Scope{ResellerID: fx.resellers[1]}
+		now := time.Now().UTC().Truncate(time.Microsecond)
+		put := func(size int64, at time.Time) (int64, error) {
+			return s.PutQuarantine(ctx, quarantine.Item{Time: at, QueueID: "Q", Domain: "a.example", DomainID: 5, CustomerID: fx.customers[0],
+				Sender: "x@s.example", Recipients: []string{"bob@a.example", "ann@a.example"}, Subject: "Invoice", Size: size,
+				Score: 7, Symbols: []string{"MODEL_SPAM"}, State: quarantine.StateHeld}, []byte("gz"), 1000)
+		}
+		a, err := put(600, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := put(500, now); !errors.Is(err, quarantine.ErrOverCap) {
+			t.Fatalf("over the cap: %v", err)
+		}
+		b, err := put(400, now.Add(-30*24*time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		list, err := s.ListQuarantine(ctx, quarantine.Filter{Scope: own, Search: "BOB@", Limit: 10})
+		if err != nil || len(list) != 2 || list[0].ID != b || list[1].Recipients[1] != "ann@a.example" {
+			t.Fatalf("list: %+v %v", list, err)
+		}
+		if l, _ := s.ListQuarantine(ctx, quarantine.Filter{Scope: other, Limit: 10}); len(l) != 0 {
+			t.Fatalf("another reseller lists %+v", l)
+		}
+		if _, _, err := s.GetQuarantine(ctx, other, a); !errors.Is(err, tenant.ErrNotFound) {
+			t.Fatalf("another reseller reads: %v", err)
+		}
+		if _, _, err := s.ClaimRelease(ctx, other, a, "x", now); !errors.Is(err, tenant.ErrNotFound) {
+			t.Fatalf("another reseller releases: %v", err)
+		}
+		if err := s.DeleteQuarantine(ctx, other, a); !errors.Is(err, tenant.ErrNotFound) {
+			t.Fatalf("another reseller deletes: %v", err)
+		}
+
+		// Ten releases at once: one claim.
+		var wins atomic.Int32
+		var wg sync.WaitGroup
+		for range 10 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, body, err := s.ClaimRelease(ctx, own, a, "op", now)
+				switch {
+				case err == nil && string(body) == "gz":
+					wins.Add(1)
+				case !errors.Is(err, quarantine.ErrNotHeld):
+					t.Errorf("claim: %v", err)
+				}
+			}()
+		}
+		wg.Wait()
+		if wins.Load() != 1 {
+			t.Fatalf("%d claims won, want 1", wins.Load())
+		}
+		// The delivery failed: back to held, and claimable again.
+		if err := s.FinishRelease(ctx, a, false, now); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := s.ClaimRelease(ctx, own, a, "op", now); err != nil {
+			t.Fatalf("claim after a failed delivery: %v", err)
+		}
+		if err := s.FinishRelease(ctx, a, true, now); err != nil {
+			t.Fatal(err)
+		}
+		if it, body, err := s.GetQuarantine(ctx, own, a); err != nil || it.State != quarantine.StateReleased || body != nil || it.ReleasedBy != "op" {
+			t.Fatalf("after release: %+v %q %v", it, body, err)
+		}
+		if _, _, err := s.ClaimRelease(ctx, own, a, "op", now); !errors.Is(err, quarantine.ErrNotHeld) {
+			t.Fatalf("second release: %v", err)
+		}
+		// Released bytes no longer count against the cap.
+		if _, err := put(500, now); err != nil {
+			t.Fatalf("after a release the cap has room: %v", err)
+		}
+		if n, err := s.PruneQuarantine(ctx, now.Add(-14*24*time.Hour)); err != nil || n != 1 {
+			t.Fatalf("prune: %d %v", n, err)
+		}
+		if err := s.DeleteQuarantine(ctx, own, b); !errors.Is(err, tenant.ErrNotFound) {
+			t.Fatalf("delete of a pruned item: %v", err)
+		}
+	})
+}

@@ -1,0 +1,153 @@
+package web
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/mxgrid/mxgrid/admin"
+	"github.com/mxgrid/mxgrid/quarantine"
+	"github.com/mxgrid/mxgrid/tenant"
+)
+
+// quarantineJSON is one held message in the API.
+type quarantineJSON struct {
+	ID         int64      `json:"id"`
+	Time       time.Time  `json:"time"`
+	QueueID    string     `json:"queue_id"`
+	Domain     string     `json:"domain"`
+	DomainID   int64      `json:"domain_id"`
+	CustomerID int64      `json:"customer_id"`
+	Sender     string     `json:"sender"`
+	Recipients []string   `json:"recipients"`
+	Subject    string     `json:"subject"`
+	MessageID  string     `json:"message_id,omitempty"`
+	Size       int64      `json:"size"`
+	Score      float64    `json:"score"`
+	Symbols    []string   `json:"symbols,omitempty"`
+	State      string     `json:"state"`
+	ReleasedBy string     `json:"released_by,omitempty"`
+	ReleasedAt *time.Time `json:"released_at,omitempty"`
+	// Preview is set on the single-item answer only.
+	Preview *quarantine.Preview `json:"preview,omitempty"`
+}
+
+func toQuarantineJSON(it quarantine.Item) quarantineJSON {
+	q := quarantineJSON{ID: it.ID, Time: it.Time, QueueID: it.QueueID, Domain: it.Domain, DomainID: it.DomainID,
+		CustomerID: it.CustomerID, Sender: it.Sender, Recipients: it.Recipients, Subject: it.Subject, MessageID: it.MessageID,
+		Size: it.Size, Score: it.Score, Symbols: it.Symbols, State: string(it.State), ReleasedBy: it.ReleasedBy}
+	if !it.ReleasedAt.IsZero() {
+		q.ReleasedAt = &it.ReleasedAt
+	}
+	return q
+}
+
+// quarantineFilter reads GET /api/v1/quarantine's query: domain_id,
+// customer_id, q (sender, recipient or subject), state, after (the last,
+// smallest, id already seen: pages go newest first), limit (default 100).
+func quarantineFilter(r *http.Request) (quarantine.Filter, error) {
+	q := r.URL.Query()
+	fe := tenant.FieldErrors{}
+	num := func(key string) int64 {
+		v := q.Get(key)
+		if v == "" {
+			return 0
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n <= 0 {
+			fe[key] = "must be a positive integer"
+		}
+		return n
+	}
+	f := quarantine.Filter{DomainID: num("domain_id"), CustomerID: num("customer_id"), Search: q.Get("q"), Before: num("after"), Limit: int(num("limit"))}
+	if f.Limit == 0 {
+		f.Limit = 100
+	}
+	if len(f.Search) > 200 {
+		fe["q"] = "at most 200 bytes"
+	}
+	if f.Limit > 500 {
+		fe["limit"] = "at most 500"
+	}
+	switch st := quarantine.State(q.Get("state")); st {
+	case "", quarantine.StateHeld, quarantine.StateReleased, quarantine.StateReleasing:
+		f.State = st
+	default:
+		fe["state"] = "must be held, releasing or released"
+	}
+	if len(fe) > 0 {
+		return f, fe
+	}
+	return f, nil
+}
+
+func (a *AdminAPI) listQuarantine(w http.ResponseWriter, r *http.Request, p admin.Principal) error {
+	f, err := quarantineFilter(r)
+	if err != nil {
+		return err
+	}
+	items, err := a.svc.ListQuarantine(r.Context(), p, f)
+	if err != nil {
+		return err
+	}
+	pg := page[quarantineJSON]{Items: make([]quarantineJSON, len(items))}
+	for i, it := range items {
+		pg.Items[i] = toQuarantineJSON(it)
+	}
+	if len(items) > 0 && len(items) == f.Limit {
+		pg.NextAfter = items[len(items)-1].ID
+	}
+	writeJSON(w, http.StatusOK, pg)
+	return nil
+}
+
+func (a *AdminAPI) getQuarantined(w http.ResponseWriter, r *http.Request, p admin.Principal) error {
+	id, err := pathID(r)
+	if err != nil {
+		return err
+	}
+	m, err := a.svc.GetQuarantined(r.Context(), p, id)
+	if err != nil {
+		return err
+	}
+	out := toQuarantineJSON(m.Item)
+	out.Preview = &m.Preview
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// releaseBody is POST .../release's optional body.
+type releaseBody struct {
+	AllowSender bool `json:"allow_sender"`
+}
+
+func (a *AdminAPI) releaseQuarantined(w http.ResponseWriter, r *http.Request, p admin.Principal) error {
+	id, err := pathID(r)
+	if err != nil {
+		return err
+	}
+	var body releaseBody
+	if r.ContentLength != 0 {
+		if err := decode(w, r, maxBody, &body); err != nil {
+			return err
+		}
+	}
+	it, err := a.svc.ReleaseQuarantined(r.Context(), p, id, body.AllowSender)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, toQuarantineJSON(it))
+	return nil
+}
+
+func (a *AdminAPI) deleteQuarantined(w http.ResponseWriter, r *http.Request, p admin.Principal) error {
+	id, err := pathID(r)
+	if err != nil {
+		return err
+	}
+	if err := a.svc.DeleteQuarantined(r.Context(), p, id); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
