@@ -28,23 +28,13 @@ func (s *Service) ListQuarantine(ctx context.Context, p Principal, f quarantine.
 	return s.quarantine.List(ctx, f)
 }
 
-// QuarantinedMessage is one item with a safe preview: the headers people
-// read and the text, never rendered as HTML.
-type QuarantinedMessage struct {
-	quarantine.Item
-	Preview quarantine.Preview
-}
-
-// GetQuarantined returns one of p's items with its preview.
-func (s *Service) GetQuarantined(ctx context.Context, p Principal, id int64) (QuarantinedMessage, error) {
+// GetQuarantined returns one of p's items and its message (for a preview:
+// package quarantine/preview).
+func (s *Service) GetQuarantined(ctx context.Context, p Principal, id int64) (quarantine.Item, []byte, error) {
 	if s.quarantine == nil {
-		return QuarantinedMessage{}, ErrPanelUnconfigured
+		return quarantine.Item{}, nil, ErrPanelUnconfigured
 	}
-	it, msg, err := s.quarantine.Get(ctx, scope(p), id)
-	if err != nil {
-		return QuarantinedMessage{}, err
-	}
-	return QuarantinedMessage{Item: it, Preview: quarantine.PreviewOf(msg)}, nil
+	return s.quarantine.Get(ctx, scope(p), id)
 }
 
 // ReleaseQuarantined delivers one of p's held messages once (a second

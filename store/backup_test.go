@@ -198,8 +198,8 @@ func TestRestoreRefuses(t *testing.T) {
 		{"newer schema", withManifest(func(s string) string {
 			return strings.Replace(s, fmt.Sprintf(`"tenants":%d`, m.Schema["tenants"]), `"tenants":99`, 1)
 		}), "tenants schema version 99, newer than this mxgrid knows"},
-		{"unknown component", withManifest(func(s string) string { return strings.Replace(s, `"schema":{`, `"schema":{"quarantine":1,`, 1) }),
-			"quarantine schema this mxgrid does not know"},
+		{"unknown component", withManifest(func(s string) string { return strings.Replace(s, `"schema":{`, `"schema":{"spool":1,`, 1) }),
+			"spool schema this mxgrid does not know"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			in := filepath.Join(t.TempDir(), "x.backup")

@@ -7,6 +7,7 @@ import (
 
 	"github.com/mxgrid/mxgrid/admin"
 	"github.com/mxgrid/mxgrid/quarantine"
+	"github.com/mxgrid/mxgrid/quarantine/preview"
 	"github.com/mxgrid/mxgrid/tenant"
 )
 
@@ -29,7 +30,7 @@ type quarantineJSON struct {
 	ReleasedBy string     `json:"released_by,omitempty"`
 	ReleasedAt *time.Time `json:"released_at,omitempty"`
 	// Preview is set on the single-item answer only.
-	Preview *quarantine.Preview `json:"preview,omitempty"`
+	Preview *preview.Preview `json:"preview,omitempty"`
 }
 
 func toQuarantineJSON(it quarantine.Item) quarantineJSON {
@@ -106,12 +107,13 @@ func (a *AdminAPI) getQuarantined(w http.ResponseWriter, r *http.Request, p admi
 	if err != nil {
 		return err
 	}
-	m, err := a.svc.GetQuarantined(r.Context(), p, id)
+	it, msg, err := a.svc.GetQuarantined(r.Context(), p, id)
 	if err != nil {
 		return err
 	}
-	out := toQuarantineJSON(m.Item)
-	out.Preview = &m.Preview
+	out := toQuarantineJSON(it)
+	pv := preview.Of(msg)
+	out.Preview = &pv
 	writeJSON(w, http.StatusOK, out)
 	return nil
 }

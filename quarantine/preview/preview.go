@@ -1,4 +1,8 @@
-package quarantine
+// Package preview renders a held message for people: a few headers and its
+// text, never its HTML, never remote content. It is apart from package
+// quarantine so the store, which imports quarantine's types, does not link
+// the scanner.
+package preview
 
 import (
 	"strings"
@@ -19,8 +23,9 @@ type Preview struct {
 // maxPreviewText bounds the text shown.
 const maxPreviewText = 64 << 10
 
-// PreviewOf parses msg with the scanner's bounded parser.
-func PreviewOf(msg []byte) Preview {
+// Of parses msg with the scanner's bounded parser (the same limits
+// as on the mail path: a hostile message cannot make it expensive).
+func Of(msg []byte) Preview {
 	m := scanner.NewParser(nil).Parse(msg)
 	p := Preview{From: m.Header.Get("From"), To: m.Header.Get("To"), Subject: m.Subject, Date: m.Header.Get("Date")}
 	text := m.Text
