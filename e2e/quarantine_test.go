@@ -1,0 +1,223 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mxgrid/mxgrid/config"
+	"github.com/mxgrid/mxgrid/internal/nodetest"
+	"github.com/mxgrid/mxgrid/internal/smtptest"
+	"github.com/mxgrid/mxgrid/internal/testenv"
+	"github.com/mxgrid/mxgrid/scanner"
+	"github.com/mxgrid/mxgrid/store"
+	"github.com/mxgrid/mxgrid/tenant"
+)
+
+// tagBand scores a message between the default tag (6) and reject (12)
+// scores when its subject says so: the quarantine is about that band.
+type tagBand struct{}
+
+func (tagBand) Name() string { return "tag_band" }
+func (tagBand) Check(_ context.Context, _ *scanner.Envelope, m *scanner.Message) (scanner.Result, error) {
+	if strings.Contains(m.Subject, "TAGME") {
+		return scanner.Result{Symbols: []scanner.Symbol{{Name: "TEST_TAG_BAND", Score: 8}}}, nil
+	}
+	return scanner.Result{}, nil
+}
+
+const quarantineToken = "quarantine-test-operator-token-0123456789"
+
+// quarantineNode configures a node whose example.org quarantines the tag
+// band; mutate adjusts it further.
+func quarantineNode(t *testing.T, sinkAddr string, mutate func(*config.Config)) *nodetest.Node {
+	t.Helper()
+	tokFile := filepath.Join(t.TempDir(), "op.token")
+	if err := os.WriteFile(tokFile, []byte(quarantineToken), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := nodetest.Config(t)
+	cfg.Admin.OperatorTokenFile = tokFile
+	cfg.Tracking.FlushInterval = 20 * time.Millisecond
+	d := nodetest.Domain("example.org", sinkAddr)
+	q := tenant.TagQuarantine
+	d.Policy.TagAction = &q
+	cfg.Domains = append(cfg.Domains, d)
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	return nodetest.Start(t, cfg, []scanner.Stage{{Check: tagBand{}, OnError: scanner.OnErrorAccept}})
+}
+
+// api calls the admin API as the operator and returns status and body.
+func api(t *testing.T, n *nodetest.Node, method, path string) (int, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest(method, "http://"+n.HTTPAddr()+path, nil)
+	req.Header.Set("Authorization", "Bearer "+quarantineToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+const tagBandMessage = "From: x@sender.example\r\nTo: bob@example.org\r\nSubject: Invoice TAGME\r\nMessage-ID: <q1@sender.example>\r\n\r\nPlease pay the attached invoice.\r\n"
+
+// holdOne sends a tag-band message and returns its quarantine id.
+func holdOne(t *testing.T, n *nodetest.Node, sink *smtptest.Sink) int64 {
+	t.Helper()
+	before := len(sink.Messages())
+	// go-smtp's client gives no text with a 250; the API shows the item.
+	if code, reply := smtptest.Send(t, n.SMTPAddr(), "x@sender.example", "bob@example.org", []byte(tagBandMessage)); code != 250 {
+		t.Fatalf("tag-band message: %d %s", code, reply)
+	}
+	if len(sink.Messages()) != before {
+		t.Fatal("a quarantined message reached the customer")
+	}
+	_, body := api(t, n, "GET", "/api/v1/quarantine")
+	var list struct {
+		Items []struct {
+			ID      int64
+			Subject string
+			State   string
+		}
+	}
+	if err := json.Unmarshal(body, &list); err != nil || len(list.Items) == 0 {
+		t.Fatalf("quarantine list: %s %v", body, err)
+	}
+	it := list.Items[0]
+	if it.Subject != "Invoice TAGME" || it.State != "held" {
+		t.Fatalf("held item %+v", it)
+	}
+	return it.ID
+}
+
+// TestQuarantineEndToEnd: with tag_action quarantine a tag-band message
+// gets 250, does not reach the customer, shows in the API (with a text
+// preview) and in message tracking; a release delivers it once, a second
+// release is refused and delivers nothing.
+func TestQuarantineEndToEnd(t *testing.T) {
+	sink := smtptest.StartSink(t)
+	n := quarantineNode(t, sink.Addr, nil)
+	id := holdOne(t, n, sink)
+
+	code, body := api(t, n, "GET", fmt.Sprintf("/api/v1/quarantine/%d", id))
+	if code != 200 || !bytes.Contains(body, []byte("Please pay the attached invoice.")) {
+		t.Fatalf("item: %d %s", code, body)
+	}
+	var msgs struct{ Items []struct{ Status string } }
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		_, body = api(t, n, "GET", "/api/v1/messages?recipient=bob@example.org")
+		json.Unmarshal(body, &msgs)
+		if len(msgs.Items) > 0 {
+			break
+		}
+	}
+	if len(msgs.Items) != 1 || msgs.Items[0].Status != "quarantined" {
+		t.Fatalf("message tracking: %s", body)
+	}
+
+	if code, body := api(t, n, "POST", fmt.Sprintf("/api/v1/quarantine/%d/release", id)); code != 200 {
+		t.Fatalf("release: %d %s", code, body)
+	}
+	got := sink.Messages()
+	if len(got) != 1 || got[0].Rcpts[0] != "bob@example.org" || !bytes.Contains(got[0].Data, []byte("X-Spam-Flag: YES")) ||
+		!bytes.Contains(got[0].Data, []byte("Please pay the attached invoice.")) {
+		t.Fatalf("after release the customer has %+v", got)
+	}
+	if code, _ := api(t, n, "POST", fmt.Sprintf("/api/v1/quarantine/%d/release", id)); code != http.StatusConflict {
+		t.Fatalf("second release: %d, want 409", code)
+	}
+	if code, _ := api(t, n, "DELETE", fmt.Sprintf("/api/v1/quarantine/%d", id)); code != http.StatusConflict {
+		t.Fatalf("delete after release: %d, want 409", code)
+	}
+	if len(sink.Messages()) != 1 {
+		t.Fatal("the second release delivered again")
+	}
+}
+
+// TestQuarantineConcurrentReleaseTwoNodes: two nodes on one PostgreSQL
+// store; the same held message is released through both at once: one
+// delivers, the other answers 409, the customer has it once.
+func TestQuarantineConcurrentReleaseTwoNodes(t *testing.T) {
+	dsn := testenv.PostgresDB(t)
+	sink := smtptest.StartSink(t)
+	pg := func(cfg *config.Config) {
+		cfg.Store = store.Config{Driver: store.Postgres, DSN: dsn, Timeout: 5 * time.Second}
+	}
+	a := quarantineNode(t, sink.Addr, pg)
+	b := quarantineNode(t, sink.Addr, pg)
+	for round := range 5 {
+		id := holdOne(t, a, sink)
+		codes := make([]int, 2)
+		var wg sync.WaitGroup
+		for i, n := range []*nodetest.Node{a, b} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				codes[i], _ = api(t, n, "POST", fmt.Sprintf("/api/v1/quarantine/%d/release", id))
+			}()
+		}
+		wg.Wait()
+		if !(codes[0] == 200 && codes[1] == 409 || codes[0] == 409 && codes[1] == 200) {
+			t.Fatalf("round %d: releases answered %v, want one 200 and one 409", round, codes)
+		}
+		if got := len(sink.Messages()); got != round+1 {
+			t.Fatalf("round %d: the customer has %d messages, want %d", round, got, round+1)
+		}
+	}
+}
+
+// TestQuarantineStoreDownFallsBack: when the quarantine cannot be written
+// the message is tagged and delivered (nothing lost), /readyz says
+// degraded and the fallback is counted.
+func TestQuarantineStoreDownFallsBack(t *testing.T) {
+	sink := smtptest.StartSink(t)
+	n := quarantineNode(t, sink.Addr, nil)
+	// The failure: the quarantine's table is gone from the node's database.
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(n.Config.DataDir, "mxgrid.db")+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`DROP TABLE quarantine`); err != nil {
+		t.Fatal(err)
+	}
+	if code, reply := smtptest.Send(t, n.SMTPAddr(), "x@sender.example", "bob@example.org", []byte(tagBandMessage)); code != 250 {
+		t.Fatalf("with the quarantine failing: %d %s", code, reply)
+	}
+	got := sink.Messages()
+	if len(got) != 1 || !bytes.Contains(got[0].Data, []byte("X-Spam-Flag: YES")) {
+		t.Fatalf("the customer has %+v, want the message tagged", got)
+	}
+	resp, err := http.Get("http://" + n.HTTPAddr() + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !bytes.Contains(body, []byte("quarantine")) || !bytes.Contains(bytes.ToLower(body), []byte("degraded")) {
+		t.Fatalf("/readyz: %d %s", resp.StatusCode, body)
+	}
+	metrics, err := http.Get("http://" + n.ManagementAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mb, _ := io.ReadAll(metrics.Body)
+	metrics.Body.Close()
+	if !bytes.Contains(mb, []byte(`mxgrid_smtp_quarantine_fallbacks_total{reason="unavailable"} 1`)) {
+		t.Fatal("the fallback was not counted")
+	}
+}
