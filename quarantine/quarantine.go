@@ -160,7 +160,7 @@ func (s *Service) Hold(ctx context.Context, it Item, msg []byte) (int64, error) 
 
 // List returns a page of the scope's items, newest first.
 func (s *Service) List(ctx context.Context, f Filter) ([]Item, error) {
-	if f.Limit <= 0 || f.Limit > 500 {
+	if f.Limit <= 0 {
 		f.Limit = 100
 	}
 	return s.store.ListQuarantine(ctx, f)

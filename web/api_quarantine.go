@@ -1,6 +1,7 @@
 package web
 
 import (
+	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -67,8 +68,8 @@ func quarantineFilter(r *http.Request) (quarantine.Filter, error) {
 	if len(f.Search) > 200 {
 		fe["q"] = "at most 200 bytes"
 	}
-	if f.Limit > 500 {
-		fe["limit"] = "at most 500"
+	if f.Limit > admin.MaxPageSize {
+		fe["limit"] = fmt.Sprintf("at most %d", admin.MaxPageSize)
 	}
 	switch st := quarantine.State(q.Get("state")); st {
 	case "", quarantine.StateHeld, quarantine.StateReleased, quarantine.StateReleasing:

@@ -98,6 +98,9 @@ type resource struct {
 	columns    []column
 	// actions are POSTs to ID/action answering the object (domain verify).
 	actions []string
+	// readOnly resources are not created or changed through the CLI (the
+	// quarantine: the mail path fills it).
+	readOnly bool
 }
 
 var (
@@ -137,7 +140,24 @@ var (
 		// verify checks the DNS proof now; approve (operator) skips it.
 		actions: []string{"verify", "approve"},
 	}
+	quarantineResource = resource{
+		name: "quarantine", path: "/api/v1/quarantine", readOnly: true,
+		filters: []filter{
+			{flag: "domain", key: "domain_id", isInt: true, usage: "only this domain's messages (`id`)"},
+			{flag: "customer", key: "customer_id", isInt: true, usage: "only this customer's messages (`id`)"},
+			{flag: "search", key: "q", usage: "sender, recipient or subject containing `text` (any case)"},
+			{flag: "state", key: "state", usage: "`state`: held, releasing or released"},
+		},
+		columns: []column{{"ID", "id", "-"}, {"TIME", "time", "-"}, {"STATE", "state", "-"}, {"DOMAIN", "domain", "-"},
+			{"SENDER", "sender", "<>"}, {"RECIPIENTS", "recipients", "0"}, {"SCORE", "score", "-"}, {"SUBJECT", "subject", "-"}},
+		// release delivers it once to the domain's current route.
+		actions: []string{"release"},
+	}
 )
+
+func runQuarantine(ctx context.Context, args []string, stdout io.Writer) error {
+	return quarantineResource.run(ctx, args, stdout)
+}
 
 func runReseller(ctx context.Context, args []string, stdout io.Writer) error {
 	return resellerResource.run(ctx, args, stdout)
@@ -152,11 +172,18 @@ func runDomain(ctx context.Context, args []string, stdout io.Writer) error {
 }
 
 func (r resource) run(ctx context.Context, args []string, stdout io.Writer) error {
-	usage := fmt.Errorf("%w: mxgrid %s list|create|get|update|delete%s [flags] (mxgrid %[2]s ACTION -h for its flags)", errUsage, r.name, strings.Join(append([]string{""}, r.actions...), "|"))
+	verbs := "list|create|get|update|delete"
+	if r.readOnly {
+		verbs = "list|get|delete"
+	}
+	usage := fmt.Errorf("%w: mxgrid %s %s%s [flags] (mxgrid %[2]s ACTION -h for its flags)", errUsage, r.name, verbs, strings.Join(append([]string{""}, r.actions...), "|"))
 	if len(args) == 0 {
 		return usage
 	}
 	action, args := args[0], args[1:]
+	if r.readOnly && (action == "create" || action == "update") {
+		return usage
+	}
 	synopsis := "[flags]"
 	if action == "get" || action == "update" || action == "delete" || slices.Contains(r.actions, action) {
 		synopsis = "ID [flags]"
