@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bytes"
-	"context"
 	"database/sql"
 	"encoding/json"
 	"fmt"
@@ -10,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -24,17 +22,6 @@ import (
 	"github.com/mxgrid/mxgrid/tenant"
 )
 
-// tagBand scores a message between the default tag (6) and reject (12)
-// scores when its subject says so: the quarantine is about that band.
-type tagBand struct{}
-
-func (tagBand) Name() string { return "tag_band" }
-func (tagBand) Check(_ context.Context, _ *scanner.Envelope, m *scanner.Message) (scanner.Result, error) {
-	if strings.Contains(m.Subject, "TAGME") {
-		return scanner.Result{Symbols: []scanner.Symbol{{Name: "TEST_TAG_BAND", Score: 8}}}, nil
-	}
-	return scanner.Result{}, nil
-}
 
 const quarantineToken = "quarantine-test-operator-token-0123456789"
 
@@ -56,7 +43,7 @@ func quarantineNode(t *testing.T, sinkAddr string, mutate func(*config.Config)) 
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	return nodetest.Start(t, cfg, []scanner.Stage{{Check: tagBand{}, OnError: scanner.OnErrorAccept}})
+	return nodetest.Start(t, cfg, []scanner.Stage{{Check: nodetest.TagBand{}, OnError: scanner.OnErrorAccept}})
 }
 
 // api calls the admin API as the operator and returns status and body.

@@ -204,6 +204,11 @@ func (p *Panel) routes() map[string]http.HandlerFunc {
 		"POST /panel/brand/logo": a(p.uploadLogo),
 		"GET /panel/map":         a(p.mapEmbed),
 
+		"GET /panel/quarantine":               a(p.quarantineList),
+		"GET /panel/quarantine/{id}":          a(p.quarantined),
+		"POST /panel/quarantine/{id}/release": a(p.releaseQuarantined),
+		"POST /panel/quarantine/{id}/delete":  a(p.deleteQuarantined),
+
 		"GET /panel/messages":      a(p.messages),
 		"GET /panel/messages/{id}": a(p.message),
 	}
@@ -409,6 +414,8 @@ var notices = map[string]string{
 	"user":      "User added.",
 	"unuser":    "User removed: their sessions end at their next request.",
 	"password":  "Password changed. Your other sessions have ended.",
+	"released":  "Released: the message was delivered to the customer's server.",
+	"allowed":   "Released, and the sender is now on the domain's allow list.",
 }
 
 // render writes a page with status code.

@@ -169,8 +169,8 @@ func (s *Service) List(ctx context.Context, f Filter) ([]Item, error) {
 // Get returns an item and its message.
 func (s *Service) Get(ctx context.Context, scope tracking.Scope, id int64) (Item, []byte, error) {
 	it, gz, err := s.store.GetQuarantine(ctx, scope, id)
-	if err != nil {
-		return it, nil, err
+	if err != nil || gz == nil {
+		return it, nil, err // a released message's body is gone: it lives at the customer
 	}
 	msg, err := gunzip(gz)
 	return it, msg, err

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,13 +14,6 @@ import (
 	"github.com/mxgrid/mxgrid/tenant"
 )
 
-// scoreEight puts every message in the tag band (default tag 6, reject 12).
-type scoreEight struct{}
-
-func (scoreEight) Name() string { return "score_eight" }
-func (scoreEight) Check(context.Context, *scanner.Envelope, *scanner.Message) (scanner.Result, error) {
-	return scanner.Result{Symbols: []scanner.Symbol{{Name: "TEST_EIGHT", Score: 8}}}, nil
-}
 
 // TestQuarantineCommands: the binary lists a held message, releases it
 // once (the customer receives it), and a second release exits 1 with the
@@ -38,8 +30,8 @@ func TestQuarantineCommands(t *testing.T) {
 	q := tenant.TagQuarantine
 	d.Policy.TagAction = &q
 	cfg.Domains = append(cfg.Domains, d)
-	n := nodetest.Start(t, cfg, []scanner.Stage{{Check: scoreEight{}}})
-	if code, msg := smtptest.Send(t, n.SMTPAddr(), "x@sender.example", "bob@example.org", []byte("Subject: Invoice 7\r\n\r\nPay.\r\n")); code != 250 {
+	n := nodetest.Start(t, cfg, []scanner.Stage{{Check: nodetest.TagBand{}}})
+	if code, msg := smtptest.Send(t, n.SMTPAddr(), "x@sender.example", "bob@example.org", []byte("Subject: Invoice 7 TAGME\r\n\r\nPay.\r\n")); code != 250 {
 		t.Fatalf("send: %d %s", code, msg)
 	}
 	mx := func(args ...string) (string, string, int) {

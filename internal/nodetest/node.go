@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -113,4 +114,19 @@ func (n *Node) Stop(t testing.TB) {
 	case <-time.After(30 * time.Second):
 		t.Errorf("node did not stop within 30 s")
 	}
+}
+
+// TagBand is a check that puts messages whose subject contains "TAGME"
+// between the default tag (6) and reject (12) scores, and leaves the rest
+// alone: tests of what happens in the tag band (tagging, the quarantine)
+// need it without the real model's judgement.
+type TagBand struct{}
+
+func (TagBand) Name() string { return "tag_band" }
+
+func (TagBand) Check(_ context.Context, _ *scanner.Envelope, m *scanner.Message) (scanner.Result, error) {
+	if strings.Contains(m.Subject, "TAGME") {
+		return scanner.Result{Symbols: []scanner.Symbol{{Name: "TEST_TAG_BAND", Score: 8}}}, nil
+	}
+	return scanner.Result{}, nil
 }

@@ -35,7 +35,7 @@ func Of(msg []byte) Preview {
 	if len(text) > maxPreviewText {
 		text = strings.ToValidUTF8(text[:maxPreviewText], "")
 	}
-	p.Text = text
+	p.Text = strings.TrimSpace(text)
 	for _, part := range m.Parts {
 		if part.Filename != "" {
 			p.Attachments = append(p.Attachments, part.Filename)

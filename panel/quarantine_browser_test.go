@@ -1,0 +1,167 @@
+package panel_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/mxgrid/mxgrid/internal/apiclient"
+	"github.com/mxgrid/mxgrid/internal/nodetest"
+	"github.com/mxgrid/mxgrid/scanner"
+)
+
+
+// TestPanelQuarantineInChromium: Northwind's domain quarantines the tag
+// band; its user finds the held messages, reads a text-only preview (the
+// HTML part is not rendered, its image not loaded), releases one,
+// releases another and allows its sender, deletes a third. Contoso sees
+// none of them, in the list or by URL.
+func TestPanelQuarantineInChromium(t *testing.T) {
+	ctx := context.Background()
+	sink := nodetest.StartSink(t)
+	cfg := nodetest.Config(t)
+	opToken := "operator-" + strings.Repeat("q", 40)
+	tokFile := filepath.Join(t.TempDir(), "op.token")
+	if err := os.WriteFile(tokFile, []byte(opToken), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Admin.OperatorTokenFile = tokFile
+	n := nodetest.Start(t, cfg, []scanner.Stage{{Check: nodetest.TagBand{}, OnError: scanner.OnErrorAccept}})
+	base := "http://" + n.HTTPAddr()
+	b := startBrowser(t, base)
+	b.createResellers(opToken)
+
+	op, err := apiclient.New(base, opToken, 10*time.Second, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var resellers struct {
+		Items []struct {
+			ID   int64
+			Slug string
+		}
+	}
+	if err := op.Get(ctx, "/api/v1/resellers", nil, &resellers); err != nil {
+		t.Fatal(err)
+	}
+	var northwind int64
+	for _, r := range resellers.Items {
+		if r.Slug == "northwind" {
+			northwind = r.ID
+		}
+	}
+	post := func(path string, body any) int64 {
+		t.Helper()
+		data, err := op.Do(ctx, "POST", path, nil, body)
+		if err != nil {
+			t.Fatalf("POST %s: %v", path, err)
+		}
+		var obj struct{ ID int64 }
+		json.Unmarshal(data, &obj)
+		return obj.ID
+	}
+	cust := post("/api/v1/customers", map[string]any{"name": "Acme", "reseller_id": northwind})
+	dom := post("/api/v1/domains", map[string]any{"name": "acme.example", "customer_id": cust, "route": sink.Addr, "tls": "none",
+		"policy": map[string]any{"tag_action": "quarantine"}})
+	deadline := time.Now().Add(10 * time.Second)
+	for send(t, n.SMTPAddr(), "probe@acme.example", "Subject: probe\r\n\r\nprobe\r\n") != 250 {
+		if time.Now().After(deadline) {
+			t.Fatal("the new domain never accepted mail")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	sink.Messages() // the probe was delivered: not tag band
+	before := len(sink.Messages())
+	msg := func(i int) string {
+		return fmt.Sprintf("From: Billing <billing%d@vendor.example>\r\nSubject: Invoice %d TAGME\r\nMIME-Version: 1.0\r\n"+
+			"Content-Type: multipart/alternative; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nInvoice %d is attached, please pay.\r\n"+
+			"--b\r\nContent-Type: text/html\r\n\r\n<p><b>Invoice %d</b> is attached</p><img src=\"http://tracker.example/pixel.gif\">\r\n--b--\r\n", i, i, i, i)
+	}
+	for i := 1; i <= 3; i++ {
+		if code := send(t, n.SMTPAddr(), fmt.Sprintf("ann%d@acme.example", i), msg(i)); code != 250 {
+			t.Fatalf("message %d: %d", i, code)
+		}
+	}
+	if len(sink.Messages()) != before {
+		t.Fatal("quarantined mail reached the customer")
+	}
+
+	b.login("ops@northwind.example", "correct horse battery")
+	b.do(chromedp.Navigate(base+"/panel/quarantine"), chromedp.WaitVisible(chromedp.ID("quarantine")))
+	if got := b.text("#quarantine tbody"); strings.Count(got, "TAGME") != 3 {
+		t.Fatalf("quarantine list %q", got)
+	}
+	b.do(chromedp.Navigate(base+"/panel/quarantine?q=invoice+2"), chromedp.WaitVisible(chromedp.ID("quarantine")))
+	if got := b.text("#quarantine tbody"); !strings.Contains(got, "Invoice 2") || strings.Contains(got, "Invoice 1") {
+		t.Fatalf("search shows %q", got)
+	}
+	b.screenshot("quarantine")
+
+	open := func(subject string) string {
+		t.Helper()
+		b.do(chromedp.Navigate(base+"/panel/quarantine?q="+strings.ReplaceAll(subject, " ", "+")), chromedp.WaitVisible(chromedp.ID("quarantine")),
+			chromedp.Click(chromedp.CSS("#quarantine tbody a")), chromedp.WaitVisible(chromedp.ID("preview")))
+		return b.eval(`location.pathname`)
+	}
+	first := open("Invoice 1")
+	if got := b.text("#preview"); !strings.Contains(got, "Invoice 1 is attached, please pay.") {
+		t.Errorf("preview %q", got)
+	}
+	if got := b.eval(`String(document.querySelectorAll("#preview *").length) + "/" + String(document.querySelectorAll("img").length)`); got != "0/0" {
+		t.Errorf("the preview renders markup: elements/images %s", got)
+	}
+	b.screenshot("quarantined")
+	b.do(chromedp.Click(chromedp.ID("release")), chromedp.WaitVisible(chromedp.CSS(".notice")))
+	if got := b.text("#quarantined-state"); got != "released" {
+		t.Errorf("after release the state is %q", got)
+	}
+	if len(sink.Messages()) != before+1 {
+		t.Fatalf("after release the customer has %d new messages, want 1", len(sink.Messages())-before)
+	}
+
+	open("Invoice 2")
+	b.do(chromedp.Click(chromedp.ID("release-allow")), chromedp.WaitVisible(chromedp.CSS(".notice")))
+	var d struct {
+		Policy struct {
+			SenderAllow []string `json:"sender_allow"`
+		}
+	}
+	if err := op.Get(ctx, fmt.Sprintf("/api/v1/domains/%d", dom), nil, &d); err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Policy.SenderAllow) != 1 || d.Policy.SenderAllow[0] != "sender@example.net" {
+		t.Errorf("allow list after release and allow: %v", d.Policy.SenderAllow)
+	}
+	if len(sink.Messages()) != before+2 {
+		t.Fatal("release and allow did not deliver")
+	}
+
+	third := open("Invoice 3")
+	b.do(chromedp.Click(chromedp.ID("delete")), chromedp.WaitVisible(chromedp.ID("quarantine")))
+	if got := b.text("#quarantine tbody"); strings.Contains(got, "Invoice 3") {
+		t.Errorf("deleted message still listed: %q", got)
+	}
+	b.logout()
+
+	b.login("admin@contoso.example", "correct horse battery")
+	b.do(chromedp.Navigate(base+"/panel/quarantine?state=released"), chromedp.WaitVisible(chromedp.ID("quarantine")))
+	if got := b.text("#quarantine tbody"); strings.Contains(got, "TAGME") {
+		t.Errorf("Contoso lists Northwind's quarantine: %q", got)
+	}
+	for _, p := range []string{first, third} {
+		b.do(chromedp.Navigate(base + p))
+		if got := b.waitText("Not found"); strings.Contains(got, "Invoice") || !strings.Contains(got, "Not found") {
+			t.Errorf("Contoso at %s sees %q", p, got)
+		}
+	}
+	if len(sink.Messages()) != before+2 {
+		t.Fatal("the customer's count changed after the releases")
+	}
+}
