@@ -1,0 +1,89 @@
+package quarantine_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mxgrid/mxgrid/quarantine"
+	"github.com/mxgrid/mxgrid/store"
+	"github.com/mxgrid/mxgrid/tracking"
+)
+
+// recorder is a customer's server that takes everything, or nothing.
+type recorder struct {
+	fail bool
+	got  []string
+}
+
+func (r *recorder) Deliver(_ context.Context, domain, _ string, rcpts []string, msg []byte) (string, error) {
+	if r.fail {
+		return "", errors.New("connection refused")
+	}
+	r.got = append(r.got, domain+" "+strings.Join(rcpts, ",")+" "+string(msg))
+	return "250 2.0.0 queued", nil
+}
+
+// TestRetentionAndCapWithInjectedClock: on a real SQLite store, the cap
+// refuses what would pass it, released bytes free room, a failed delivery
+// keeps the message held, and pruning by the service's clock removes what
+// is older than the retention and nothing younger.
+func TestRetentionAndCapWithInjectedClock(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.Open(store.DefaultConfig(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.MigrateQuarantine(ctx); err != nil {
+		t.Fatal(err)
+	}
+	clock := time.Date(2027, 3, 1, 9, 0, 0, 0, time.UTC)
+	cfg := quarantine.DefaultConfig()
+	cfg.MaxBytesPerDomain = 2 << 20
+	downstream := &recorder{}
+	svc := quarantine.New(cfg, st, downstream, func() time.Time { return clock })
+	op := tracking.Scope{Operator: true}
+	hold := func(size int) (int64, error) {
+		return svc.Hold(ctx, quarantine.Item{Domain: "a.example", DomainID: 1, Sender: "s@x.example", Recipients: []string{"bob@a.example"}},
+			[]byte(strings.Repeat("x", size)))
+	}
+	old, err := hold(1 << 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := hold(1<<20 + 1); !errors.Is(err, quarantine.ErrOverCap) {
+		t.Fatalf("over the cap: %v", err)
+	}
+	clock = clock.Add(10 * 24 * time.Hour)
+	young, err := hold(1 << 19)
+	if err != nil {
+		t.Fatal(err)
+	}
+	downstream.fail = true
+	if _, _, err := svc.Release(ctx, op, young, "op"); !errors.Is(err, quarantine.ErrDelivery) {
+		t.Fatalf("release to a server that is down: %v", err)
+	}
+	if it, msg, err := svc.Get(ctx, op, young); err != nil || it.State != quarantine.StateHeld || len(msg) != 1<<19 {
+		t.Fatalf("after a failed release: %v %d %v", it.State, len(msg), err)
+	}
+	// Day 15: the first message is past the 14-day retention, the second
+	// is 5 days old.
+	clock = clock.Add(5 * 24 * time.Hour)
+	if n, err := svc.Prune(ctx); err != nil || n != 1 {
+		t.Fatalf("prune: %d %v", n, err)
+	}
+	if _, _, err := svc.Get(ctx, op, old); err == nil {
+		t.Fatal("the expired message is still there")
+	}
+	downstream.fail = false
+	if _, reply, err := svc.Release(ctx, op, young, "op"); err != nil || reply != "250 2.0.0 queued" || len(downstream.got) != 1 {
+		t.Fatalf("release: %q %v %d", reply, err, len(downstream.got))
+	}
+	// Released bytes no longer count: a message of the whole cap fits.
+	if _, err := hold(2 << 20); err != nil {
+		t.Fatalf("after release and prune the cap has room: %v", err)
+	}
+}
