@@ -19,6 +19,7 @@ import (
 	"github.com/mxgrid/mxgrid/dnsresolver"
 	"github.com/mxgrid/mxgrid/events"
 	"github.com/mxgrid/mxgrid/geo"
+	"github.com/mxgrid/mxgrid/notify"
 	"github.com/mxgrid/mxgrid/panel"
 	"github.com/mxgrid/mxgrid/quarantine"
 	"github.com/mxgrid/mxgrid/relay"
@@ -54,9 +55,11 @@ type Config struct {
 	Tracking tracking.Config `yaml:"tracking"`
 	// Quarantine keeps tag-band mail of domains with tag_action: quarantine.
 	Quarantine quarantine.Config `yaml:"quarantine"`
-	Admin      Admin             `yaml:"admin"`
-	Tenants    tenant.SyncConfig `yaml:"tenants"`
-	Panel      panel.Config      `yaml:"panel"`
+	// Notify sends the quarantine digests through a smarthost.
+	Notify  notify.Config     `yaml:"notify"`
+	Admin   Admin             `yaml:"admin"`
+	Tenants tenant.SyncConfig `yaml:"tenants"`
+	Panel   panel.Config      `yaml:"panel"`
 	// DNS is the one resolver every DNS-using check shares.
 	DNS       dnsresolver.Config `yaml:"dns"`
 	Auth      auth.Config        `yaml:"auth"`
@@ -157,6 +160,7 @@ func Default() Config {
 		Events:     events.DefaultConfig(),
 		Tracking:   tracking.DefaultConfig(),
 		Quarantine: quarantine.DefaultConfig(),
+		Notify:     notify.DefaultConfig(),
 		Tenants:    tenant.DefaultSyncConfig(),
 		Panel:      panel.DefaultConfig(),
 
@@ -339,6 +343,12 @@ func (c *Config) Validate() error {
 	}
 	if err := check("quarantine", c.Quarantine.Validate()); err != nil {
 		return err
+	}
+	if err := check("notify", c.Notify.Validate()); err != nil {
+		return err
+	}
+	if c.Notify.Smarthost != "" && c.HTTP.PublicURL == "" {
+		return errors.New("notify.smarthost: digests need http.public_url, where their release links point")
 	}
 	if err := check("tracking", c.Tracking.Validate()); err != nil {
 		return err

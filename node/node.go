@@ -29,6 +29,7 @@ import (
 	"github.com/mxgrid/mxgrid/health"
 	"github.com/mxgrid/mxgrid/internal/periodic"
 	"github.com/mxgrid/mxgrid/netguard"
+	"github.com/mxgrid/mxgrid/notify"
 	"github.com/mxgrid/mxgrid/panel"
 	"github.com/mxgrid/mxgrid/quarantine"
 	"github.com/mxgrid/mxgrid/relay"
@@ -463,6 +464,11 @@ func (b *builder) mountPanel(context.Context) error {
 		return err
 	}
 	pnl.Mount(b.web.Handle)
+	if b.cfg.Notify.Smarthost != "" {
+		if err := b.mountDigests(); err != nil {
+			return err
+		}
+	}
 	if b.tracker != nil {
 		// The "why was I refused" page reads tracking's refusals; the
 		// links in SMTP replies are given only when it is served.
@@ -471,6 +477,23 @@ func (b *builder) mountPanel(context.Context) error {
 			Clients: clientip.New(trusted), Log: b.log.With("component", "why"),
 		}))
 	}
+	return nil
+}
+
+// mountDigests runs the quarantine digests (the leader, under a lease)
+// and serves their links on every node.
+func (b *builder) mountDigests() error {
+	leader := func() bool { return b.cluster != nil && b.cluster.IsLeader() }
+	d, err := notify.New(b.cfg.Notify, notify.Options{Store: b.store, Items: b.quarantine, BaseURL: b.cfg.HTTP.PublicURL,
+		Hostname: b.cfg.SMTP.Hostname, Holder: b.cfg.Node.Name, Leader: leader, Log: b.log, Registerer: b.registry})
+	if err != nil {
+		return err
+	}
+	if len(b.cfg.Notify.LinkKeys) == 0 {
+		b.log.Warn("notify.link_keys is empty: this node's digest links stop working when it restarts, and other nodes cannot serve them")
+	}
+	b.run("digests", d)
+	notify.NewLinks(d.Keys(), b.quarantine, b.store, nil, b.log.With("component", "digest-links")).Mount(b.web.Handle)
 	return nil
 }
 
@@ -610,7 +633,7 @@ func (b *builder) mountMap(context.Context) error {
 // so the node catches up instead of running without them until restarted.
 func (b *builder) prepareStore(ctx context.Context) {
 	migrate := func(ctx context.Context) error {
-		for _, m := range []func(context.Context) error{b.store.MigrateEvents, b.store.MigrateMaps, b.store.MigrateDomainStats, b.store.MigratePanelSessions, b.store.MigrateTracking, b.store.MigrateQuarantine} {
+		for _, m := range []func(context.Context) error{b.store.MigrateEvents, b.store.MigrateMaps, b.store.MigrateDomainStats, b.store.MigratePanelSessions, b.store.MigrateTracking, b.store.MigrateQuarantine, b.store.MigrateNotify} {
 			mctx, cancel := context.WithTimeout(ctx, b.store.Timeout)
 			err := m(mctx)
 			cancel()

@@ -70,6 +70,7 @@ func knownSchemas() map[string]int {
 		panelSessionsComponent: last(panelSessionsMigrations),
 		trackingComponent:      last(trackingMigrations),
 		quarantineComponent:    last(quarantineMigrations),
+		notifyComponent:        last(notifyMigrations),
 	}
 }
 

@@ -32,7 +32,7 @@ func seededStore(t *testing.T) (*Store, string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	for _, migrate := range []func(context.Context) error{st.MigrateEvents, st.MigrateMaps, st.MigrateDomainStats, st.MigratePanelSessions, st.MigrateTracking, st.MigrateQuarantine} {
+	for _, migrate := range []func(context.Context) error{st.MigrateEvents, st.MigrateMaps, st.MigrateDomainStats, st.MigratePanelSessions, st.MigrateTracking, st.MigrateQuarantine, st.MigrateNotify} {
 		if err := migrate(ctx); err != nil {
 			t.Fatal(err)
 		}

@@ -140,6 +140,13 @@ func initStartTLS(c *Client, tlsConfig *tls.Config) error {
 	return nil
 }
 
+// StartTLS upgrades the connection after Hello, so the client introduces
+// itself by its own name before and after TLS (mxgrid patch: upstream only
+// offers STARTTLS at dial time, under the name "localhost").
+func (c *Client) StartTLS(tlsConfig *tls.Config) error {
+	return initStartTLS(c, tlsConfig)
+}
+
 // NewClientLMTP returns a new LMTP Client (as defined in RFC 2033) using an
 // existing connection and host as a server name to be used when authenticating.
 func NewClientLMTP(conn net.Conn) *Client {

@@ -1,0 +1,357 @@
+// Package notify sends quarantine digests: on a schedule, each recipient
+// with held mail gets one email listing it, under its reseller's name,
+// with signed, expiring one-click release links, through a configured
+// smarthost. Digests are a singleton job (a lease in the shared store) and
+// each recipient's digest of a period is recorded before it is sent, so
+// even two nodes that both believe they lead send it once.
+package notify
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"mime"
+	"net"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/mxgrid/mxgrid/internal/periodic"
+	"github.com/mxgrid/mxgrid/quarantine"
+	"github.com/mxgrid/mxgrid/tracking"
+)
+
+// Config is the `notify:` section.
+type Config struct {
+	// Smarthost (host:port) relays digests; empty sends none.
+	Smarthost string `yaml:"smarthost"`
+	// SmarthostTLS: starttls (required, the default) or none (a smarthost
+	// on a trusted network only).
+	SmarthostTLS string `yaml:"smarthost_tls"`
+	// Username and PasswordFile authenticate (AUTH PLAIN, over TLS).
+	Username     string `yaml:"username"`
+	PasswordFile string `yaml:"password_file"`
+	// From is the digests' sender address.
+	From string `yaml:"from"`
+	// DigestInterval is the period of one digest per recipient.
+	DigestInterval time.Duration `yaml:"digest_interval"`
+	// LinkTTL is how long a release link works.
+	LinkTTL time.Duration `yaml:"link_ttl"`
+	// CheckInterval is how often the leader looks for recipients whose
+	// digest of the current period is not sent yet.
+	CheckInterval time.Duration `yaml:"check_interval"`
+	// LinkKeys sign links (base64, at least 32 bytes each): the first
+	// signs, all verify. Every node needs the same keys; with none, a node
+	// makes one at start and its links die with it.
+	LinkKeys []string `yaml:"link_keys"`
+}
+
+// Smarthost TLS modes.
+const (
+	TLSStartTLS = "starttls"
+	TLSNone     = "none"
+)
+
+// DefaultConfig sends no digests until a smarthost is set.
+func DefaultConfig() Config {
+	return Config{SmarthostTLS: TLSStartTLS, DigestInterval: 24 * time.Hour, CheckInterval: 10 * time.Minute, LinkTTL: 7 * 24 * time.Hour}
+}
+
+// Validate checks the section; messages name the key.
+func (c Config) Validate() error {
+	if c.Smarthost != "" {
+		if _, _, err := net.SplitHostPort(c.Smarthost); err != nil {
+			return fmt.Errorf("smarthost: %q is not host:port", c.Smarthost)
+		}
+	}
+	switch {
+	case c.SmarthostTLS != TLSStartTLS && c.SmarthostTLS != TLSNone:
+		return errors.New("smarthost_tls: must be starttls or none")
+	case c.Username != "" && c.SmarthostTLS == TLSNone:
+		return errors.New("username: AUTH needs smarthost_tls: starttls (the password would travel in clear)")
+	case c.DigestInterval < time.Hour:
+		return errors.New("digest_interval: at least 1h")
+	case c.CheckInterval <= 0 || c.CheckInterval > c.DigestInterval:
+		return errors.New("check_interval: positive, at most digest_interval")
+	case c.LinkTTL < time.Hour:
+		return errors.New("link_ttl: at least 1h")
+	}
+	_, err := c.Keys()
+	return err
+}
+
+// Keys decodes LinkKeys; with none it makes a random one.
+func (c Config) Keys() ([][]byte, error) {
+	if len(c.LinkKeys) == 0 {
+		k := make([]byte, 32)
+		rand.Read(k)
+		return [][]byte{k}, nil
+	}
+	keys := make([][]byte, len(c.LinkKeys))
+	for i, s := range c.LinkKeys {
+		k, err := base64.StdEncoding.DecodeString(s)
+		if err != nil || len(k) < 32 {
+			return nil, fmt.Errorf("link_keys[%d]: base64 of at least 32 random bytes (mxgrid keygen)", i)
+		}
+		keys[i] = k
+	}
+	return keys, nil
+}
+
+// Store is what digests need of the shared store; *store.Store.
+type Store interface {
+	TryLease(ctx context.Context, name, holder string, ttl time.Duration, now time.Time) (bool, error)
+	MarkDigest(ctx context.Context, recipient, run string, now time.Time) (bool, error)
+	OptedOut(ctx context.Context, recipient string) (bool, error)
+	BrandOf(ctx context.Context, customerID int64) (string, error)
+}
+
+// Lister lists held mail; *quarantine.Service.
+type Lister interface {
+	List(ctx context.Context, f quarantine.Filter) ([]quarantine.Item, error)
+}
+
+// Digests sends the digests.
+type Digests struct {
+	cfg      Config
+	keys     [][]byte
+	store    Store
+	items    Lister
+	baseURL  string
+	hostname string
+	holder   string
+	leader   func() bool
+	now      func() time.Time
+	log      *slog.Logger
+	sent     *prometheus.CounterVec
+}
+
+// Options are a Digests' collaborators.
+type Options struct {
+	Store Store
+	Items Lister
+	// BaseURL is http.public_url: links point there.
+	BaseURL string
+	// Hostname introduces us to the smarthost; Holder names this node in
+	// the lease.
+	Hostname, Holder string
+	Leader           func() bool
+	Now              func() time.Time
+	Log              *slog.Logger
+	Registerer       prometheus.Registerer
+}
+
+// New returns the digest job.
+func New(cfg Config, opts Options) (*Digests, error) {
+	keys, err := cfg.Keys()
+	if err != nil {
+		return nil, fmt.Errorf("notify: %w", err)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.From == "" {
+		cfg.From = "quarantine@" + opts.Hostname
+	}
+	return &Digests{cfg: cfg, keys: keys, store: opts.Store, items: opts.Items, baseURL: strings.TrimRight(opts.BaseURL, "/"),
+		hostname: opts.Hostname, holder: opts.Holder, leader: opts.Leader, now: opts.Now, log: opts.Log.With("component", "digest"),
+		sent: promauto.With(opts.Registerer).NewCounterVec(prometheus.CounterOpts{
+			Name: "mxgrid_notify_digests_total",
+			Help: "Quarantine digests by result: sent, failed (the smarthost refused or was unreachable; not retried in the same period).",
+		}, []string{"result"})}, nil
+}
+
+// Keys are the link keys in use (the link handler verifies with them).
+func (d *Digests) Keys() [][]byte { return d.keys }
+
+// leaseTTL covers one run.
+const leaseTTL = 15 * time.Minute
+
+// Run sends each period's digests until ctx ends.
+func (d *Digests) Run(ctx context.Context) error {
+	periodic.Every(ctx, d.cfg.CheckInterval, nil, func(ctx context.Context) {
+		if _, err := d.RunOnce(ctx); err != nil && ctx.Err() == nil {
+			d.log.Warn("digest run", "err", err)
+		}
+	})
+	return nil
+}
+
+// RunOnce sends this period's digests not yet sent, when this node leads
+// and holds the lease; it returns how many it sent.
+func (d *Digests) RunOnce(ctx context.Context) (int, error) {
+	if d.leader != nil && !d.leader() {
+		return 0, nil
+	}
+	now := d.now()
+	ok, err := d.store.TryLease(ctx, "digest", d.holder, leaseTTL, now)
+	if err != nil || !ok {
+		return 0, err
+	}
+	run := now.UTC().Truncate(d.cfg.DigestInterval).Format(time.RFC3339)
+	byRcpt, err := d.held(ctx)
+	if err != nil {
+		return 0, err
+	}
+	rcpts := make([]string, 0, len(byRcpt))
+	for r := range byRcpt {
+		rcpts = append(rcpts, r)
+	}
+	sort.Strings(rcpts)
+	sent := 0
+	for _, rcpt := range rcpts {
+		if out, err := d.store.OptedOut(ctx, rcpt); err != nil || out {
+			continue
+		}
+		// Recorded first: a digest is sent at most once per period, even
+		// by two runs at once; a failed send is not repeated this period.
+		first, err := d.store.MarkDigest(ctx, rcpt, run, now)
+		if err != nil {
+			return sent, err
+		}
+		if !first {
+			continue
+		}
+		if err := d.send(ctx, rcpt, byRcpt[rcpt]); err != nil {
+			d.sent.WithLabelValues("failed").Inc()
+			d.log.Warn("sending a digest", "recipient", rcpt, "err", err)
+			continue
+		}
+		d.sent.WithLabelValues("sent").Inc()
+		sent++
+	}
+	return sent, nil
+}
+
+// held groups every held item by recipient (lower-cased).
+func (d *Digests) held(ctx context.Context) (map[string][]quarantine.Item, error) {
+	out := map[string][]quarantine.Item{}
+	f := quarantine.Filter{Scope: tracking.Scope{Operator: true}, State: quarantine.StateHeld, Limit: 500}
+	for {
+		page, err := d.items.List(ctx, f)
+		if err != nil {
+			return nil, err
+		}
+		for _, it := range page {
+			for _, r := range it.Recipients {
+				r = strings.ToLower(r)
+				out[r] = append(out[r], it)
+			}
+		}
+		if len(page) < f.Limit {
+			return out, nil
+		}
+		f.Before = page[len(page)-1].ID
+	}
+}
+
+// link is the URL of a signed link for rcpt.
+func (d *Digests) link(a Action, id int64, rcpt string) string {
+	tok := Sign(Link{Action: a, ItemID: id, Recipient: rcpt, Expires: d.now().Add(d.cfg.LinkTTL)}, d.keys[0])
+	return d.baseURL + "/q/" + string(a) + "/" + tok
+}
+
+// compose writes the digest: text only, the held messages' details in the
+// body (never in headers, where their hostile text could do harm).
+func (d *Digests) compose(rcpt, brand string, items []quarantine.Item) []byte {
+	if brand == "" {
+		brand = "Mail filter"
+	}
+	brand = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, brand)
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "From: %s <%s>\r\n", mime.QEncoding.Encode("utf-8", brand+" quarantine"), d.cfg.From)
+	fmt.Fprintf(&b, "To: <%s>\r\n", rcpt)
+	fmt.Fprintf(&b, "Subject: %s\r\n", mime.QEncoding.Encode("utf-8", fmt.Sprintf("%s: %d message(s) held for you", brand, len(items))))
+	fmt.Fprintf(&b, "Date: %s\r\nMessage-ID: <digest-%d@%s>\r\n", d.now().Format(time.RFC1123Z), d.now().UnixNano(), d.hostname)
+	b.WriteString("MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\nAuto-Submitted: auto-generated\r\n\r\n")
+	fmt.Fprintf(&b, "%s held these messages for %s because they look like spam.\r\n", brand, rcpt)
+	b.WriteString("If one is yours, open its release link: it is delivered to your mailbox.\r\n\r\n")
+	for _, it := range items {
+		fmt.Fprintf(&b, "%s  from %s\r\n  %s\r\n  Release: %s\r\n\r\n", it.Time.UTC().Format("2006-01-02 15:04 UTC"), oneLine(it.Sender),
+			oneLine(it.Subject), d.link(ActionRelease, it.ID, rcpt))
+	}
+	fmt.Fprintf(&b, "Links work for %s. No more of these digests: %s\r\n", d.cfg.LinkTTL.Round(time.Hour), d.link(ActionOptOut, 0, rcpt))
+	return b.Bytes()
+}
+
+func oneLine(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, s)
+}
+
+// smtpTimeout bounds each smarthost command.
+const smtpTimeout = 30 * time.Second
+
+func (d *Digests) send(ctx context.Context, rcpt string, items []quarantine.Item) error {
+	brand, err := d.store.BrandOf(ctx, items[0].CustomerID)
+	if err != nil {
+		return err
+	}
+	msg := d.compose(rcpt, brand, items)
+	dialer := net.Dialer{Timeout: smtpTimeout}
+	conn, err := dialer.DialContext(ctx, "tcp", d.cfg.Smarthost)
+	if err != nil {
+		return fmt.Errorf("smarthost %s: %w", d.cfg.Smarthost, err)
+	}
+	c := smtp.NewClient(conn)
+	c.CommandTimeout, c.SubmissionTimeout = smtpTimeout, smtpTimeout
+	defer c.Close()
+	if err := c.Hello(d.hostname); err != nil {
+		return fmt.Errorf("smarthost EHLO: %w", err)
+	}
+	if d.cfg.SmarthostTLS == TLSStartTLS {
+		host, _, _ := net.SplitHostPort(d.cfg.Smarthost)
+		if err := c.StartTLS(&tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}); err != nil {
+			return fmt.Errorf("smarthost STARTTLS: %w", err)
+		}
+	}
+	if d.cfg.Username != "" {
+		pw, err := os.ReadFile(d.cfg.PasswordFile)
+		if err != nil {
+			return fmt.Errorf("smarthost password: %w", err)
+		}
+		if err := c.Auth(sasl.NewPlainClient("", d.cfg.Username, strings.TrimSpace(string(pw)))); err != nil {
+			return fmt.Errorf("smarthost AUTH: %w", err)
+		}
+	}
+	if err := c.Mail(d.cfg.From, nil); err != nil {
+		return fmt.Errorf("smarthost MAIL: %w", err)
+	}
+	if err := c.Rcpt(rcpt, nil); err != nil {
+		return fmt.Errorf("smarthost RCPT: %w", err)
+	}
+	w, err := c.Data()
+	if err != nil {
+		return fmt.Errorf("smarthost DATA: %w", err)
+	}
+	if _, err := w.Write(msg); err != nil {
+		return fmt.Errorf("smarthost DATA: %w", err)
+	}
+	if err := w.Close(); err != nil {
+		return fmt.Errorf("smarthost DATA: %w", err)
+	}
+	return c.Quit()
+}

@@ -1,0 +1,136 @@
+package notify
+
+import (
+	"context"
+	"errors"
+	"html/template"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/mxgrid/mxgrid/quarantine"
+	"github.com/mxgrid/mxgrid/tenant"
+	"github.com/mxgrid/mxgrid/tracking"
+)
+
+// The digest's links. GET shows a page with a button and changes nothing
+// (mail scanners and link previews open links); POST acts. A link someone
+// altered answers 403; an expired one 410; a release of a message already
+// released or deleted 409, and delivers nothing.
+
+// Releaser releases held mail; *quarantine.Service.
+type Releaser interface {
+	Get(ctx context.Context, scope tracking.Scope, id int64) (quarantine.Item, []byte, error)
+	Release(ctx context.Context, scope tracking.Scope, id int64, by string) (quarantine.Item, string, error)
+}
+
+// OptOuts records opt-outs; *store.Store.
+type OptOuts interface {
+	OptOut(ctx context.Context, recipient string, now time.Time) error
+}
+
+// Links serves /q/release/{token} and /q/optout/{token}.
+type Links struct {
+	keys    [][]byte
+	release Releaser
+	optOut  OptOuts
+	now     func() time.Time
+	log     *slog.Logger
+}
+
+// NewLinks serves links signed with keys.
+func NewLinks(keys [][]byte, r Releaser, o OptOuts, now func() time.Time, log *slog.Logger) *Links {
+	if now == nil {
+		now = time.Now
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Links{keys: keys, release: r, optOut: o, now: now, log: log}
+}
+
+// Mount registers the routes with handle.
+func (l *Links) Mount(handle func(pattern string, h http.Handler)) {
+	handle("GET /q/{action}/{token}", http.HandlerFunc(l.serve))
+	handle("POST /q/{action}/{token}", http.HandlerFunc(l.serve))
+}
+
+var linkPage = template.Must(template.New("link").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><meta name="robots" content="noindex">
+<title>{{.Title}}</title><style>body{font:16px/1.5 system-ui,sans-serif;max-width:36rem;margin:3rem auto;padding:0 1rem;color:#222}button{font:inherit;padding:.5rem 1.2rem}</style></head>
+<body><h1>{{.Title}}</h1><p>{{.Text}}</p>{{if .Button}}<form method="post"><button id="confirm">{{.Button}}</button></form>{{end}}</body></html>`))
+
+type linkView struct{ Title, Text, Button string }
+
+func (l *Links) page(w http.ResponseWriter, code int, v linkView) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'")
+	w.Header().Set("Referrer-Policy", "no-referrer")
+	w.WriteHeader(code)
+	linkPage.Execute(w, v)
+}
+
+func (l *Links) serve(w http.ResponseWriter, r *http.Request) {
+	link, err := Parse(r.PathValue("token"), l.keys, l.now())
+	switch {
+	case errors.Is(err, ErrExpired):
+		l.page(w, http.StatusGone, linkView{Title: "This link has expired", Text: "Ask for a new digest, or ask your provider to release the message."})
+		return
+	case err != nil || string(link.Action) != r.PathValue("action"):
+		l.page(w, http.StatusForbidden, linkView{Title: "This link is not valid", Text: "It was changed or did not come from us."})
+		return
+	}
+	if link.Action == ActionOptOut {
+		l.serveOptOut(w, r, link)
+		return
+	}
+	ctx := r.Context()
+	op := tracking.Scope{Operator: true} // the signature authorizes
+	it, _, err := l.release.Get(ctx, op, link.ItemID)
+	if err == nil && !slices.ContainsFunc(it.Recipients, func(s string) bool { return strings.EqualFold(s, link.Recipient) }) {
+		err = tenant.ErrNotFound // a link is for its recipient's messages only
+	}
+	if err != nil {
+		if !errors.Is(err, tenant.ErrNotFound) {
+			l.log.Warn("release link", "err", err)
+			l.page(w, http.StatusServiceUnavailable, linkView{Title: "Try again later", Text: "The quarantine is not reachable right now."})
+			return
+		}
+		l.page(w, http.StatusNotFound, linkView{Title: "Message not found", Text: "It was deleted or has expired."})
+		return
+	}
+	if it.State != quarantine.StateHeld {
+		l.page(w, http.StatusConflict, linkView{Title: "Already released", Text: "This message was released (or deleted) already; it is not delivered again."})
+		return
+	}
+	if r.Method == http.MethodGet {
+		l.page(w, http.StatusOK, linkView{Title: "Release this message?", Text: "From " + it.Sender + ": " + it.Subject, Button: "Release it to my mailbox"})
+		return
+	}
+	if _, _, err := l.release.Release(ctx, op, link.ItemID, "digest link for "+link.Recipient); err != nil {
+		if errors.Is(err, quarantine.ErrNotHeld) {
+			l.page(w, http.StatusConflict, linkView{Title: "Already released", Text: "This message was released (or deleted) already; it is not delivered again."})
+			return
+		}
+		l.log.Warn("release link", "item", link.ItemID, "err", err)
+		l.page(w, http.StatusBadGateway, linkView{Title: "Not delivered yet", Text: "Your mail server did not take the message; it stays in the quarantine. Try again later."})
+		return
+	}
+	l.page(w, http.StatusOK, linkView{Title: "Released", Text: "The message is on its way to your mailbox."})
+}
+
+func (l *Links) serveOptOut(w http.ResponseWriter, r *http.Request, link Link) {
+	if r.Method == http.MethodGet {
+		l.page(w, http.StatusOK, linkView{Title: "Stop quarantine digests?", Text: "No more digests to " + link.Recipient + ". Held mail stays available through your provider.", Button: "Stop the digests"})
+		return
+	}
+	if err := l.optOut.OptOut(r.Context(), strings.ToLower(link.Recipient), l.now()); err != nil {
+		l.log.Warn("opt-out link", "err", err)
+		l.page(w, http.StatusServiceUnavailable, linkView{Title: "Try again later", Text: "This could not be saved right now."})
+		return
+	}
+	l.page(w, http.StatusOK, linkView{Title: "Digests stopped", Text: "You will get no more quarantine digests."})
+}

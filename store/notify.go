@@ -1,0 +1,109 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"time"
+)
+
+// Singleton jobs and digests. A lease row names who runs a job until when:
+// two nodes that both believe they lead (a network partition) cannot both
+// hold it. A digest is recorded (recipient, run) before it is sent, under
+// a primary key, so even two runs at once send each recipient's digest
+// once.
+
+const notifyComponent = "notify"
+
+var notifyMigrations = []Migration{{
+	Version: 1,
+	SQLite: `CREATE TABLE leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_us INTEGER NOT NULL);
+	CREATE TABLE digest_sent (recipient TEXT NOT NULL, run TEXT NOT NULL, at_us INTEGER NOT NULL, PRIMARY KEY (recipient, run));
+	CREATE TABLE digest_optout (recipient TEXT PRIMARY KEY, at_us INTEGER NOT NULL);`,
+	Postgres: `CREATE TABLE leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_us BIGINT NOT NULL);
+	CREATE TABLE digest_sent (recipient TEXT NOT NULL, run TEXT NOT NULL, at_us BIGINT NOT NULL, PRIMARY KEY (recipient, run));
+	CREATE TABLE digest_optout (recipient TEXT PRIMARY KEY, at_us BIGINT NOT NULL);`,
+}}
+
+// MigrateNotify creates the lease and digest tables.
+func (s *Store) MigrateNotify(ctx context.Context) error {
+	return s.Migrate(ctx, notifyComponent, notifyMigrations)
+}
+
+// TryLease takes or renews the lease name for holder until now+ttl, if it
+// is free, expired or already holder's.
+func (s *Store) TryLease(ctx context.Context, name, holder string, ttl time.Duration, now time.Time) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
+	defer cancel()
+	if _, err := s.DB.ExecContext(ctx, `INSERT INTO leases (name, holder, expires_us) VALUES ($1, '', 0) ON CONFLICT (name) DO NOTHING`, name); err != nil {
+		return false, fail("lease "+name, err)
+	}
+	res, err := s.DB.ExecContext(ctx, `UPDATE leases SET holder = $2, expires_us = $3 WHERE name = $1 AND (holder = $2 OR expires_us < $4)`,
+		name, holder, now.Add(ttl).UnixMicro(), now.UnixMicro())
+	if err != nil {
+		return false, fail("lease "+name, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fail("lease "+name, err)
+	}
+	return n == 1, nil
+}
+
+// MarkDigest records recipient's digest of run; false means it was
+// recorded already (sent, or being sent, by another run).
+func (s *Store) MarkDigest(ctx context.Context, recipient, run string, now time.Time) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
+	defer cancel()
+	res, err := s.DB.ExecContext(ctx, `INSERT INTO digest_sent (recipient, run, at_us) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
+		recipient, run, now.UnixMicro())
+	if err != nil {
+		return false, fail("record a digest", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fail("record a digest", err)
+	}
+	return n == 1, nil
+}
+
+// OptOut stops digests to recipient.
+func (s *Store) OptOut(ctx context.Context, recipient string, now time.Time) error {
+	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
+	defer cancel()
+	if _, err := s.DB.ExecContext(ctx, `INSERT INTO digest_optout (recipient, at_us) VALUES ($1, $2) ON CONFLICT DO NOTHING`, recipient, now.UnixMicro()); err != nil {
+		return fail("opt out", err)
+	}
+	return nil
+}
+
+// OptedOut reports whether recipient asked for no digests.
+func (s *Store) OptedOut(ctx context.Context, recipient string) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
+	defer cancel()
+	var one int
+	err := s.DB.QueryRowContext(ctx, `SELECT 1 FROM digest_optout WHERE recipient = $1`, recipient).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fail("opt-out", err)
+	}
+	return true, nil
+}
+
+// BrandOf is the white-label name a customer's mail goes out under: its
+// reseller's name ("" for the operator's own domains).
+func (s *Store) BrandOf(ctx context.Context, customerID int64) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
+	defer cancel()
+	var name string
+	err := s.DB.QueryRowContext(ctx, `SELECT r.name FROM customers c JOIN resellers r ON r.id = c.reseller_id WHERE c.id = $1`, customerID).Scan(&name)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fail("brand", err)
+	}
+	return name, nil
+}
