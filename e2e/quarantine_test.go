@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -21,7 +22,6 @@ import (
 	"github.com/mxgrid/mxgrid/store"
 	"github.com/mxgrid/mxgrid/tenant"
 )
-
 
 const quarantineToken = "quarantine-test-operator-token-0123456789"
 
@@ -126,6 +126,25 @@ func TestQuarantineEndToEnd(t *testing.T) {
 	}
 	if code, _ := api(t, n, "POST", fmt.Sprintf("/api/v1/quarantine/%d/release", id)); code != http.StatusConflict {
 		t.Fatalf("second release: %d, want 409", code)
+	}
+	// The release shows in message tracking: quarantined, then delivered.
+	var statuses []string
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		_, body = api(t, n, "GET", "/api/v1/messages?recipient=bob@example.org")
+		var m struct {
+			Items []struct{ Status, Reply string }
+		}
+		json.Unmarshal(body, &m)
+		statuses = statuses[:0]
+		for _, it := range m.Items {
+			statuses = append(statuses, it.Status)
+		}
+		if len(statuses) == 2 {
+			break
+		}
+	}
+	if strings.Join(statuses, ",") != "delivered,quarantined" {
+		t.Fatalf("tracking after the release: %v", statuses)
 	}
 	if code, _ := api(t, n, "DELETE", fmt.Sprintf("/api/v1/quarantine/%d", id)); code != http.StatusConflict {
 		t.Fatalf("delete after release: %d, want 409", code)

@@ -316,6 +316,9 @@ func (b *builder) buildSMTP(context.Context) error {
 	// Any node releases through its own relay to the domain's current
 	// route; any node prunes (idempotent deletes).
 	b.quarantine = quarantine.New(b.cfg.Quarantine, b.store, smtpd.Releaser{Directory: b.directory, Relay: smtpd.Relay{Relay: rel}}, nil)
+	if b.tracker != nil {
+		b.quarantine.TrackReleases(b.tracker)
+	}
 	b.run("quarantine pruning", RunFunc(func(ctx context.Context) error {
 		periodic.Every(ctx, b.cfg.Quarantine.PruneInterval, nil, func(ctx context.Context) {
 			if n, err := b.quarantine.Prune(ctx); err != nil {

@@ -126,14 +126,24 @@ func (c Config) Validate() error {
 	return nil
 }
 
+// Tracker records a release in message tracking; *tracking.Recorder.
+type Tracker interface {
+	Record(tracking.Record)
+}
+
 // Service is the quarantine's one door: smtpd holds, the API, panel and
 // CLI (through admin) list, preview, release and delete.
 type Service struct {
 	cfg     Config
 	store   Store
 	deliver Deliverer
+	tracker Tracker
 	now     func() time.Time
 }
+
+// TrackReleases makes every release a message-tracking record (one per
+// recipient, delivered with the customer server's reply).
+func (s *Service) TrackReleases(t Tracker) { s.tracker = t }
 
 // New returns a service; deliver may be nil on a node that only holds.
 func New(cfg Config, st Store, deliver Deliverer, now func() time.Time) *Service {
@@ -205,6 +215,14 @@ func (s *Service) Release(ctx context.Context, scope tracking.Scope, id int64, b
 		return it, reply, fmt.Errorf("quarantine: release %d: %w", id, err)
 	}
 	it.State, it.ReleasedBy = StateReleased, by
+	if s.tracker != nil {
+		for _, rcpt := range it.Recipients {
+			s.tracker.Record(tracking.Record{Time: s.now().UTC(), QueueID: it.QueueID, Sender: it.Sender, Recipient: rcpt,
+				Domain: it.Domain, DomainID: it.DomainID, CustomerID: it.CustomerID, Size: it.Size, MessageID: it.MessageID,
+				Subject: it.Subject, Score: it.Score, Symbols: it.Symbols, Status: tracking.StatusDelivered, ReplyCode: 250,
+				Reply: "released from the quarantine by " + by, Downstream: reply})
+		}
+	}
 	return it, reply, nil
 }
 
