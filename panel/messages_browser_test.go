@@ -1,19 +1,14 @@
 package panel_test
 
 import (
-	"context"
-	"encoding/json"
 	"fmt"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/mxgrid/mxgrid/internal/apiclient"
 	"github.com/mxgrid/mxgrid/internal/democorpus"
 	"github.com/mxgrid/mxgrid/internal/nodetest"
 	"github.com/mxgrid/mxgrid/internal/smtptest"
@@ -33,61 +28,15 @@ func send(t *testing.T, addr, rcpt, data string) int {
 // in the "waiting at senders" view. Contoso finds none of them, by any
 // filter or by the permalinks' ids.
 func TestPanelMessageLogInChromium(t *testing.T) {
-	ctx := context.Background()
 	sink := nodetest.StartSink(t)
 	down := nodetest.StartSink(t)
 	down.Stop()
-	cfg := nodetest.Config(t)
-	opToken := "operator-" + strings.Repeat("y", 40)
-	tokFile := filepath.Join(t.TempDir(), "op.token")
-	if err := os.WriteFile(tokFile, []byte(opToken), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg.Admin.OperatorTokenFile = tokFile
-	cfg.Tracking.FlushInterval = 20 * time.Millisecond
-	// The default pipeline: model, rules, built-in antivirus.
-	n := nodetest.Start(t, cfg, nil)
-	base := "http://" + n.HTTPAddr()
-	b := startBrowser(t, base)
-	b.createResellers(opToken)
-
-	op, err := apiclient.New(base, opToken, 10*time.Second, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var resellers struct {
-		Items []struct {
-			ID   int64
-			Slug string
-		}
-	}
-	if err := op.Get(ctx, "/api/v1/resellers", nil, &resellers); err != nil {
-		t.Fatal(err)
-	}
-	ids := map[string]int64{}
-	for _, r := range resellers.Items {
-		ids[r.Slug] = r.ID
-	}
-	post := func(path string, body any) int64 {
-		t.Helper()
-		data, err := op.Do(ctx, "POST", path, nil, body)
-		if err != nil {
-			t.Fatalf("POST %s: %v", path, err)
-		}
-		var obj struct{ ID int64 }
-		json.Unmarshal(data, &obj)
-		return obj.ID
-	}
-	acme := post("/api/v1/customers", map[string]any{"name": "Acme", "reseller_id": ids["northwind"]})
-	post("/api/v1/domains", map[string]any{"name": "acme.example", "customer_id": acme, "route": sink.Addr, "tls": "none"})
-	post("/api/v1/domains", map[string]any{"name": "down.example", "customer_id": acme, "route": down.Addr, "tls": "none"})
-	deadline := time.Now().Add(10 * time.Second)
-	for send(t, n.SMTPAddr(), "probe@acme.example", "Subject: probe\r\n\r\nprobe\r\n") != 250 {
-		if time.Now().After(deadline) {
-			t.Fatal("the new domains never accepted mail")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	f := startPanelFixture(t, nil) // the default pipeline: model, rules, built-in antivirus
+	n, base, b := f.node, f.base, f.b
+	acme := f.post("/api/v1/customers", map[string]any{"name": "Acme", "reseller_id": f.resellers["northwind"]})
+	f.post("/api/v1/domains", map[string]any{"name": "acme.example", "customer_id": acme, "route": sink.Addr, "tls": "none"})
+	f.post("/api/v1/domains", map[string]any{"name": "down.example", "customer_id": acme, "route": down.Addr, "tls": "none"})
+	f.acceptsMail("probe@acme.example")
 
 	ham := "From: sender@example.net\r\nSubject: Minutes of Thursday\r\nMessage-ID: <ham-1@example.net>\r\n\r\nHello Ann, the minutes are below. Regards\r\n"
 	if code := send(t, n.SMTPAddr(), "ann@acme.example", ham); code != 250 {

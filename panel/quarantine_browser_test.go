@@ -2,21 +2,15 @@ package panel_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/mxgrid/mxgrid/internal/apiclient"
 	"github.com/mxgrid/mxgrid/internal/nodetest"
 	"github.com/mxgrid/mxgrid/scanner"
 )
-
 
 // TestPanelQuarantineInChromium: Northwind's domain quarantines the tag
 // band; its user finds the held messages, reads a text-only preview (the
@@ -26,58 +20,12 @@ import (
 func TestPanelQuarantineInChromium(t *testing.T) {
 	ctx := context.Background()
 	sink := nodetest.StartSink(t)
-	cfg := nodetest.Config(t)
-	opToken := "operator-" + strings.Repeat("q", 40)
-	tokFile := filepath.Join(t.TempDir(), "op.token")
-	if err := os.WriteFile(tokFile, []byte(opToken), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg.Admin.OperatorTokenFile = tokFile
-	n := nodetest.Start(t, cfg, []scanner.Stage{{Check: nodetest.TagBand{}, OnError: scanner.OnErrorAccept}})
-	base := "http://" + n.HTTPAddr()
-	b := startBrowser(t, base)
-	b.createResellers(opToken)
-
-	op, err := apiclient.New(base, opToken, 10*time.Second, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var resellers struct {
-		Items []struct {
-			ID   int64
-			Slug string
-		}
-	}
-	if err := op.Get(ctx, "/api/v1/resellers", nil, &resellers); err != nil {
-		t.Fatal(err)
-	}
-	var northwind int64
-	for _, r := range resellers.Items {
-		if r.Slug == "northwind" {
-			northwind = r.ID
-		}
-	}
-	post := func(path string, body any) int64 {
-		t.Helper()
-		data, err := op.Do(ctx, "POST", path, nil, body)
-		if err != nil {
-			t.Fatalf("POST %s: %v", path, err)
-		}
-		var obj struct{ ID int64 }
-		json.Unmarshal(data, &obj)
-		return obj.ID
-	}
-	cust := post("/api/v1/customers", map[string]any{"name": "Acme", "reseller_id": northwind})
-	dom := post("/api/v1/domains", map[string]any{"name": "acme.example", "customer_id": cust, "route": sink.Addr, "tls": "none",
+	f := startPanelFixture(t, []scanner.Stage{{Check: nodetest.TagBand{}, OnError: scanner.OnErrorAccept}})
+	n, base, b, op := f.node, f.base, f.b, f.op
+	cust := f.post("/api/v1/customers", map[string]any{"name": "Acme", "reseller_id": f.resellers["northwind"]})
+	dom := f.post("/api/v1/domains", map[string]any{"name": "acme.example", "customer_id": cust, "route": sink.Addr, "tls": "none",
 		"policy": map[string]any{"tag_action": "quarantine"}})
-	deadline := time.Now().Add(10 * time.Second)
-	for send(t, n.SMTPAddr(), "probe@acme.example", "Subject: probe\r\n\r\nprobe\r\n") != 250 {
-		if time.Now().After(deadline) {
-			t.Fatal("the new domain never accepted mail")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	sink.Messages() // the probe was delivered: not tag band
+	f.acceptsMail("probe@acme.example") // not tag band: delivered
 	before := len(sink.Messages())
 	msg := func(i int) string {
 		return fmt.Sprintf("From: Billing <billing%d@vendor.example>\r\nSubject: Invoice %d TAGME\r\nMIME-Version: 1.0\r\n"+

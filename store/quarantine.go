@@ -75,26 +75,9 @@ func (s *Store) PutQuarantine(ctx context.Context, it quarantine.Item, gz []byte
 func (s *Store) ListQuarantine(ctx context.Context, f quarantine.Filter) ([]quarantine.Item, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
 	defer cancel()
-	var (
-		where = []string{"state <> 'deleted'"}
-		args  []any
-	)
-	add := func(cond string, v ...any) {
-		for _, x := range v {
-			args = append(args, x)
-			cond = strings.Replace(cond, "?", "$"+strconv.Itoa(len(args)), 1)
-		}
-		where = append(where, cond)
-	}
-	if !f.Scope.Operator {
-		add(resellerScope, f.Scope.ResellerID)
-	}
-	if f.DomainID != 0 {
-		add("domain_id = ?", f.DomainID)
-	}
-	if f.CustomerID != 0 {
-		add("customer_id = ?", f.CustomerID)
-	}
+	w := sqlWhere{conds: []string{"state <> 'deleted'"}}
+	w.tenant(f.Scope, f.DomainID, f.CustomerID)
+	add := w.add
 	if f.State != "" {
 		add("state = ?", string(f.State))
 	}
@@ -105,9 +88,9 @@ func (s *Store) ListQuarantine(ctx context.Context, f quarantine.Filter) ([]quar
 	if f.Before > 0 {
 		add("id < ?", f.Before)
 	}
-	args = append(args, f.Limit)
-	rows, err := s.DB.QueryContext(ctx, `SELECT `+quarantineCols+` FROM quarantine WHERE `+strings.Join(where, " AND ")+
-		` ORDER BY id DESC LIMIT $`+strconv.Itoa(len(args)), args...)
+	w.args = append(w.args, f.Limit)
+	rows, err := s.DB.QueryContext(ctx, `SELECT `+quarantineCols+` FROM quarantine`+w.sql()+
+		` ORDER BY id DESC LIMIT $`+strconv.Itoa(len(w.args)), w.args...)
 	if err != nil {
 		return nil, fail("list quarantine", err)
 	}

@@ -194,6 +194,43 @@ func (s *Store) PruneTracking(ctx context.Context, before time.Time) (int64, err
 	return total, nil
 }
 
+// sqlWhere gathers a query's conditions and their arguments, numbering
+// the "?" placeholders as $1, $2... in order.
+type sqlWhere struct {
+	conds []string
+	args  []any
+}
+
+func (w *sqlWhere) add(cond string, v ...any) {
+	for _, x := range v {
+		w.args = append(w.args, x)
+		cond = strings.Replace(cond, "?", "$"+strconv.Itoa(len(w.args)), 1)
+	}
+	w.conds = append(w.conds, cond)
+}
+
+// tenant adds the scope and the domain and customer filters every tenant
+// object's list takes.
+func (w *sqlWhere) tenant(scope tracking.Scope, domainID, customerID int64) {
+	if !scope.Operator {
+		w.add(resellerScope, scope.ResellerID)
+	}
+	if domainID != 0 {
+		w.add("domain_id = ?", domainID)
+	}
+	if customerID != 0 {
+		w.add("customer_id = ?", customerID)
+	}
+}
+
+// sql is " WHERE a AND b", or "" without conditions.
+func (w *sqlWhere) sql() string {
+	if len(w.conds) == 0 {
+		return ""
+	}
+	return " WHERE " + strings.Join(w.conds, " AND ")
+}
+
 // resellerScope keeps a reseller to its customers' records. Records carry
 // the customer, not the reseller: history follows a customer the operator
 // moves, as a domain's statistics follow the domain. Ids are never reused
@@ -210,23 +247,9 @@ func (s *Store) SearchTracking(ctx context.Context, f tracking.Filter) ([]tracki
 	if limit <= 0 || limit > tracking.MaxLimit {
 		limit = tracking.MaxLimit
 	}
-	var (
-		where []string
-		args  []any
-	)
-	add := func(cond string, v any) {
-		args = append(args, v)
-		where = append(where, strings.ReplaceAll(cond, "?", "$"+strconv.Itoa(len(args))))
-	}
-	if !f.Scope.Operator {
-		add(resellerScope, f.Scope.ResellerID)
-	}
-	if f.DomainID != 0 {
-		add("domain_id = ?", f.DomainID)
-	}
-	if f.CustomerID != 0 {
-		add("customer_id = ?", f.CustomerID)
-	}
+	var w sqlWhere
+	w.tenant(f.Scope, f.DomainID, f.CustomerID)
+	add := w.add
 	if f.Recipient != "" {
 		add("lower(recipient) = lower(?)", f.Recipient)
 	}
@@ -245,17 +268,12 @@ func (s *Store) SearchTracking(ctx context.Context, f tracking.Filter) ([]tracki
 		add("at_us < ?", f.Until.UnixMicro())
 	}
 	if !f.After.IsZero() {
-		args = append(args, f.After.Time.UnixMicro(), f.After.ID)
-		n := len(args)
-		where = append(where, fmt.Sprintf("(at_us < $%d OR (at_us = $%d AND id < $%d))", n-1, n-1, n))
+		at := f.After.Time.UnixMicro()
+		add("(at_us < ? OR (at_us = ? AND id < ?))", at, at, f.After.ID)
 	}
-	q := `SELECT id, ` + trackingColumns + ` FROM message_log`
-	if len(where) > 0 {
-		q += ` WHERE ` + strings.Join(where, " AND ")
-	}
-	args = append(args, limit+1)
-	q += fmt.Sprintf(` ORDER BY at_us DESC, id DESC LIMIT $%d`, len(args))
-	recs, err := s.scanTracking(ctx, q, args)
+	w.args = append(w.args, limit+1)
+	q := `SELECT id, ` + trackingColumns + ` FROM message_log` + w.sql() + fmt.Sprintf(` ORDER BY at_us DESC, id DESC LIMIT $%d`, len(w.args))
+	recs, err := s.scanTracking(ctx, q, w.args)
 	if err != nil {
 		return nil, tracking.Cursor{}, err
 	}
