@@ -14,7 +14,6 @@ import (
 	"github.com/mxgrid/mxgrid/tenant"
 )
 
-
 // TestQuarantineCommands: the binary lists a held message, releases it
 // once (the customer receives it), and a second release exits 1 with the
 // API's reason.
