@@ -2,11 +2,13 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -171,6 +173,26 @@ func TestDigestEndToEnd(t *testing.T) {
 	}
 	if len(customer.Messages()) != before+1 {
 		t.Fatal("a refused link delivered something")
+	}
+
+	// Bob opts out: GET asks, POST records it.
+	optout := regexp.MustCompile(`https://filter\.example(/q/optout/[A-Za-z0-9_\-.]+)`).FindStringSubmatch(got["bob@example.org"][0])
+	if optout == nil {
+		t.Fatalf("bob's digest has no opt-out link:\n%s", got["bob@example.org"][0])
+	}
+	if code, body := follow(t, n, "GET", optout[1]); code != 200 || !strings.Contains(body, "Stop quarantine digests?") {
+		t.Fatalf("GET opt-out: %d %s", code, body)
+	}
+	if code, body := follow(t, n, "POST", optout[1]); code != 200 || !strings.Contains(body, "Digests stopped") {
+		t.Fatalf("POST opt-out: %d %s", code, body)
+	}
+	st, err := store.Open(store.Config{Driver: store.SQLite, DSN: filepath.Join(n.Config.DataDir, "mxgrid.db"), Timeout: 5 * time.Second}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if out, err := st.OptedOut(context.Background(), "bob@example.org"); err != nil || !out {
+		t.Fatalf("bob opted out: %v %v", out, err)
 	}
 }
 
