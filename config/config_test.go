@@ -65,7 +65,7 @@ func TestBadConfigNamesTheKey(t *testing.T) {
 		{"unknown key in a domain", "domains:\n  - name: a.org\n    route: h:25\n    rout: x\n", `unknown key "domains[0].rout"`},
 		{"bad listen address", "smtp:\n  listen: nonsense\n", "smtp.listen:"},
 		{"bad http listen", "http:\n  listen: 8025\n", "http.listen:"},
-		{"memory budget below three messages", "smtp:\n  memory_budget: 1048576\n", "smtp.memory_budget:"},
+		{"memory budget below four messages", "smtp:\n  memory_budget: 1048576\n", "smtp.memory_budget:"},
 		{"relative public url", "http:\n  public_url: filter.example\n", "http.public_url:"},
 		{"public url with query", "http:\n  public_url: https://filter.example/?a=b\n", "http.public_url:"},
 		{"public url not ASCII", "http:\n  public_url: https://filtré.example\n", "http.public_url:"},

@@ -19,7 +19,7 @@ import (
 func TestMemoryBudgetUnderBigMessages(t *testing.T) {
 	n, sink := startNode(t, func(cfg *config.Config) {
 		cfg.SMTP.MaxMessageBytes = 2<<20 + 512<<10
-		cfg.SMTP.MemoryBudget = 8 << 20
+		cfg.SMTP.MemoryBudget = 12 << 20 // one 2 MB message at a time (4 x 2 MB each)
 	})
 	const senders = 20
 	body := func(i int) []byte {
