@@ -80,7 +80,7 @@ var (
 // Store persists items; *store.Store implements it. Items another scope
 // does not own are tenant.ErrNotFound.
 type Store interface {
-	PutQuarantine(ctx context.Context, it Item, gz []byte, maxBytesPerDomain int64) (int64, error)
+	PutQuarantine(ctx context.Context, items []Item, gz []byte, maxBytesPerDomain int64) ([]int64, error)
 	ListQuarantine(ctx context.Context, f Filter) ([]Item, error)
 	GetQuarantine(ctx context.Context, scope tracking.Scope, id int64) (Item, []byte, error)
 	// ClaimRelease moves a held item to releasing and returns it with its
@@ -153,19 +153,26 @@ func New(cfg Config, st Store, deliver Deliverer, now func() time.Time) *Service
 	return &Service{cfg: cfg, store: st, deliver: deliver, now: now}
 }
 
-// Hold stores msg compressed and returns its id, or ErrOverCap, or the
-// store's error; the caller answers 250 only on success.
-func (s *Service) Hold(ctx context.Context, it Item, msg []byte) (int64, error) {
+// Hold stores msg compressed, once per recipient (each is released or
+// deleted on its own: one recipient's release link delivers to that
+// recipient only), and returns the ids, or ErrOverCap, or the store's
+// error; the caller answers 250 only on success.
+func (s *Service) Hold(ctx context.Context, it Item, msg []byte) ([]int64, error) {
 	var gz bytes.Buffer
 	zw := gzip.NewWriter(&gz)
 	if _, err := zw.Write(msg); err != nil {
-		return 0, fmt.Errorf("quarantine: compress: %w", err)
+		return nil, fmt.Errorf("quarantine: compress: %w", err)
 	}
 	if err := zw.Close(); err != nil {
-		return 0, fmt.Errorf("quarantine: compress: %w", err)
+		return nil, fmt.Errorf("quarantine: compress: %w", err)
 	}
 	it.Time, it.Size, it.State = s.now().UTC(), int64(len(msg)), StateHeld
-	return s.store.PutQuarantine(ctx, it, gz.Bytes(), s.cfg.MaxBytesPerDomain)
+	items := make([]Item, len(it.Recipients))
+	for i, r := range it.Recipients {
+		items[i] = it
+		items[i].Recipients = []string{r}
+	}
+	return s.store.PutQuarantine(ctx, items, gz.Bytes(), s.cfg.MaxBytesPerDomain)
 }
 
 // List returns a page of the scope's items, newest first.

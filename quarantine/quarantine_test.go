@@ -47,8 +47,12 @@ func TestRetentionAndCapWithInjectedClock(t *testing.T) {
 	svc := quarantine.New(cfg, st, downstream, func() time.Time { return clock })
 	op := tracking.Scope{Operator: true}
 	hold := func(size int) (int64, error) {
-		return svc.Hold(ctx, quarantine.Item{Domain: "a.example", DomainID: 1, Sender: "s@x.example", Recipients: []string{"bob@a.example"}},
+		ids, err := svc.Hold(ctx, quarantine.Item{Domain: "a.example", DomainID: 1, Sender: "s@x.example", Recipients: []string{"bob@a.example"}},
 			[]byte(strings.Repeat("x", size)))
+		if err != nil {
+			return 0, err
+		}
+		return ids[0], nil
 	}
 	old, err := hold(1 << 20)
 	if err != nil {
@@ -85,5 +89,36 @@ func TestRetentionAndCapWithInjectedClock(t *testing.T) {
 	// Released bytes no longer count: a message of the whole cap fits.
 	if _, err := hold(2 << 20); err != nil {
 		t.Fatalf("after release and prune the cap has room: %v", err)
+	}
+}
+
+// TestRecipientsApart: a message to two recipients is held once per
+// recipient; releasing one delivers to that recipient only.
+func TestRecipientsApart(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.Open(store.DefaultConfig(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.MigrateQuarantine(ctx); err != nil {
+		t.Fatal(err)
+	}
+	downstream := &recorder{}
+	svc := quarantine.New(quarantine.DefaultConfig(), st, downstream, nil)
+	ids, err := svc.Hold(ctx, quarantine.Item{Domain: "a.example", DomainID: 1, Sender: "s@x.example",
+		Recipients: []string{"ann@a.example", "bob@a.example"}}, []byte("Subject: x\r\n\r\nx\r\n"))
+	if err != nil || len(ids) != 2 {
+		t.Fatalf("hold: %v %v", ids, err)
+	}
+	op := tracking.Scope{Operator: true}
+	if _, _, err := svc.Release(ctx, op, ids[0], "ann"); err != nil {
+		t.Fatal(err)
+	}
+	if len(downstream.got) != 1 || !strings.HasPrefix(downstream.got[0], "a.example ann@a.example ") {
+		t.Fatalf("delivered %q, want ann only", downstream.got)
+	}
+	if it, _, err := svc.Get(ctx, op, ids[1]); err != nil || it.State != quarantine.StateHeld {
+		t.Fatalf("bob's copy: %v %v", it.State, err)
 	}
 }

@@ -16,7 +16,7 @@ import (
 
 // Quarantiner keeps a message instead of delivering it; *quarantine.Service.
 type Quarantiner interface {
-	Hold(ctx context.Context, it quarantine.Item, msg []byte) (int64, error)
+	Hold(ctx context.Context, it quarantine.Item, msg []byte) ([]int64, error)
 }
 
 // healthQuarantine is the component /readyz shows a failing quarantine
@@ -39,7 +39,7 @@ func (ss *session) quarantines(v scanner.Verdict) bool {
 func (ss *session) hold(v scanner.Verdict, out []byte) (*smtp.SMTPError, bool) {
 	ctx, cancel := context.WithTimeout(ss.ctx, quarantineTimeout)
 	defer cancel()
-	id, err := ss.srv.deps.Quarantine.Hold(ctx, quarantine.Item{
+	ids, err := ss.srv.deps.Quarantine.Hold(ctx, quarantine.Item{
 		QueueID: ss.queueID, Domain: ss.domain.Name, DomainID: ss.domain.ID, CustomerID: ss.domain.CustomerID,
 		Sender: ss.from.String(), Recipients: ss.rcpts, Subject: ss.note.subject, MessageID: ss.note.messageID,
 		Score: v.Score, Symbols: topSymbolNames(v, 10),
@@ -59,5 +59,5 @@ func (ss *session) hold(v scanner.Verdict, out []byte) (*smtp.SMTPError, bool) {
 		ss.srv.deps.Health.Set(healthQuarantine, health.OK, "")
 	}
 	ss.srv.metrics.quarantined.Inc()
-	return quarantinedReply(ss.queueID, id), true
+	return quarantinedReply(ss.queueID, ids), true
 }

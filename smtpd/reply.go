@@ -117,10 +117,15 @@ func deliveredReply(v scanner.Verdict, queueID, downstream string) (*smtp.SMTPEr
 }
 
 // quarantinedReply tells the sender we took the message: it is held in
-// the recipient's quarantine (committed before this reply).
-func quarantinedReply(queueID string, id int64) *smtp.SMTPError {
+// the recipients' quarantine (committed before this reply), one item per
+// recipient; the reply names the first.
+func quarantinedReply(queueID string, ids []int64) *smtp.SMTPError {
+	more := ""
+	if len(ids) > 1 {
+		more = fmt.Sprintf(" (+%d more)", len(ids)-1)
+	}
 	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0},
-		Message: fmt.Sprintf("ok, quarantined as %d [ref %s]", id, queueID)}
+		Message: fmt.Sprintf("ok, quarantined as %d%s [ref %s]", ids[0], more, queueID)}
 }
 
 // relayRefused is the outcome of a message the customer's server refused

@@ -49,26 +49,39 @@ func (s *Store) MigrateQuarantine(ctx context.Context) error {
 const quarantineCols = `id, at_us, queue_id, domain, domain_id, customer_id, sender, recipients, subject, message_id,
 	size, score, symbols, state, released_by, released_us`
 
-// PutQuarantine inserts it unless the domain's held bytes plus its size
-// would pass maxBytes (quarantine.ErrOverCap).
-func (s *Store) PutQuarantine(ctx context.Context, it quarantine.Item, gz []byte, maxBytes int64) (int64, error) {
+// PutQuarantine inserts one row per item (a message's recipients are
+// held, released and deleted apart), all or none, unless the domain's
+// held bytes would pass maxBytes (quarantine.ErrOverCap).
+func (s *Store) PutQuarantine(ctx context.Context, items []quarantine.Item, gz []byte, maxBytes int64) ([]int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
 	defer cancel()
-	var id int64
-	err := s.DB.QueryRowContext(ctx, `INSERT INTO quarantine (at_us, queue_id, domain, domain_id, customer_id, sender, recipients,
-		subject, message_id, size, score, symbols, state, released_by, released_us, body)
-		SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, '', 0, $14
-		WHERE (SELECT COALESCE(SUM(size), 0) FROM quarantine WHERE domain_id = $4 AND state IN ('held', 'releasing')) + $16 <= $15
-		RETURNING id`,
-		it.Time.UnixMicro(), it.QueueID, it.Domain, it.DomainID, it.CustomerID, it.Sender, strings.Join(it.Recipients, " "),
-		it.Subject, it.MessageID, it.Size, it.Score, strings.Join(it.Symbols, " "), string(quarantine.StateHeld), gz, maxBytes, it.Size).Scan(&id)
-	if errors.Is(err, sql.ErrNoRows) {
-		return 0, quarantine.ErrOverCap
-	}
+	tx, err := s.DB.BeginTx(ctx, nil)
 	if err != nil {
-		return 0, fail("quarantine a message", err)
+		return nil, fail("quarantine a message: begin", err)
 	}
-	return id, nil
+	defer tx.Rollback()
+	ids := make([]int64, 0, len(items))
+	for _, it := range items {
+		var id int64
+		err := tx.QueryRowContext(ctx, `INSERT INTO quarantine (at_us, queue_id, domain, domain_id, customer_id, sender, recipients,
+			subject, message_id, size, score, symbols, state, released_by, released_us, body)
+			SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, '', 0, $14
+			WHERE (SELECT COALESCE(SUM(size), 0) FROM quarantine WHERE domain_id = $4 AND state IN ('held', 'releasing')) + $16 <= $15
+			RETURNING id`,
+			it.Time.UnixMicro(), it.QueueID, it.Domain, it.DomainID, it.CustomerID, it.Sender, strings.Join(it.Recipients, " "),
+			it.Subject, it.MessageID, it.Size, it.Score, strings.Join(it.Symbols, " "), string(quarantine.StateHeld), gz, maxBytes, it.Size).Scan(&id)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, quarantine.ErrOverCap
+		}
+		if err != nil {
+			return nil, fail("quarantine a message", err)
+		}
+		ids = append(ids, id)
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fail("quarantine a message: commit", err)
+	}
+	return ids, nil
 }
 
 // ListQuarantine returns f's page, newest first (no bodies).

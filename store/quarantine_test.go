@@ -23,9 +23,13 @@ func TestQuarantineStore(t *testing.T) {
 		own, other := tracking.Scope{ResellerID: fx.resellers[0]}, tracking.Scope{ResellerID: fx.resellers[1]}
 		now := time.Now().UTC().Truncate(time.Microsecond)
 		put := func(size int64, at time.Time) (int64, error) {
-			return s.PutQuarantine(ctx, quarantine.Item{Time: at, QueueID: "Q", Domain: "a.example", DomainID: 5, CustomerID: fx.customers[0],
+			ids, err := s.PutQuarantine(ctx, []quarantine.Item{{Time: at, QueueID: "Q", Domain: "a.example", DomainID: 5, CustomerID: fx.customers[0],
 				Sender: "x@s.example", Recipients: []string{"bob@a.example", "ann@a.example"}, Subject: "Invoice", Size: size,
-				Score: 7, Symbols: []string{"MODEL_SPAM"}, State: quarantine.StateHeld}, []byte("gz"), 1000)
+				Score: 7, Symbols: []string{"MODEL_SPAM"}, State: quarantine.StateHeld}}, []byte("gz"), 1000)
+			if err != nil {
+				return 0, err
+			}
+			return ids[0], nil
 		}
 		a, err := put(600, now)
 		if err != nil {

@@ -139,13 +139,13 @@ func (f *apiFixture) next() int64 { return f.seq.Add(1) }
 // held quarantines a message for customer A and returns its id.
 func (f *apiFixture) held() int64 {
 	f.t.Helper()
-	id, err := f.q.Hold(context.Background(), quarantine.Item{QueueID: "QH", Domain: "a.example", DomainID: f.domA.ID,
+	ids, err := f.q.Hold(context.Background(), quarantine.Item{QueueID: "QH", Domain: "a.example", DomainID: f.domA.ID,
 		CustomerID: f.custA.ID, Sender: "x@sender.example", Recipients: []string{"alice@a.example"}, Subject: "Invoice"},
 		[]byte("Subject: Invoice\r\n\r\nPlease pay.\r\n"))
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	return id
+	return ids[0]
 }
 
 // failingDeliverer injects a customer server that is down.
