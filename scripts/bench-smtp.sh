@@ -1,0 +1,224 @@
+#!/usr/bin/env bash
+# SMTP throughput of one mxgrid node against the machine's ceiling, measured
+# interleaved in one run so that both see the same machine (load from other
+# processes, CPU frequency) round by round.
+#
+# Each round runs, one after the other, with Postfix's smtp-source as the
+# sender (N sessions, messages of a fixed size):
+#   ceiling   smtp-source -> smtp-sink                      (nothing between)
+#   node      smtp-source -> mxgrid serve -> smtp-sink      (default pipeline:
+#             model, rules, built-in antivirus; relayed before the 250)
+#   nocache   the same with relay.cache.enabled: false      (--compare-cache)
+# and prints each path's messages/s, then the median node/ceiling ratio.
+# Every node transaction must be answered 2xx (checked in the node's
+# metrics) or the run fails: a fast node that refuses mail proves nothing.
+#
+# Usage:
+#   scripts/bench-smtp.sh [--rounds 3] [--sessions 50] [--messages 10000]
+#                         [--size 5120] [--compare-cache] [--profile DIR]
+#                         [--min-ratio 0.5]
+#   --profile DIR   after the rounds, one more node run with a 5 s CPU
+#                   profile and an allocation profile (http.pprof) in DIR
+#   --min-ratio R   exit 1 when the median node/ceiling ratio is below R
+#
+# Needs smtp-source and smtp-sink (Debian: apt-get install postfix; Postfix
+# itself need not be configured or running) and Go (or MXGRID_BIN=path).
+# Everything listens on 127.0.0.1 and is stopped on exit.
+set -euo pipefail
+
+rounds=3 sessions=50 messages=10000 size=5120 compare_cache=0 profile_dir="" min_ratio=""
+while [[ $# -gt 0 ]]; do
+	case "$1" in
+	--rounds) rounds=$2; shift 2 ;;
+	--sessions) sessions=$2; shift 2 ;;
+	--messages) messages=$2; shift 2 ;;
+	--size) size=$2; shift 2 ;;
+	--compare-cache) compare_cache=1; shift ;;
+	--profile) profile_dir=$2; shift 2 ;;
+	--min-ratio) min_ratio=$2; shift 2 ;;
+	-h | --help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+	*) echo "bench-smtp.sh: unknown argument $1 (--help)" >&2; exit 2 ;;
+	esac
+done
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+for tool in smtp-source smtp-sink curl; do
+	command -v "$tool" >/dev/null || [[ -x /usr/sbin/$tool ]] || die "$tool not found (apt-get install postfix curl)"
+done
+PATH=$PATH:/usr/sbin
+
+work=$(mktemp -d /tmp/mxgrid-bench.XXXXXX)
+pids=()
+cleanup() {
+	for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+bin=${MXGRID_BIN:-}
+if [[ -z $bin ]]; then
+	log "building mxgrid"
+	bin=$work/mxgrid
+	(cd "$repo" && go build -o "$bin" ./cmd/mxgrid)
+fi
+
+# free_port prints a loopback TCP port nothing listens on.
+used_ports=" "
+free_port() {
+	local p
+	while :; do
+		p=$((20000 + RANDOM % 20000))
+		[[ $used_ports == *" $p "* ]] && continue
+		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+			used_ports+="$p "
+			echo "$p"
+			return
+		fi
+	done
+}
+
+wait_port() {
+	local deadline=$((SECONDS + 30))
+	until (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; do
+		((SECONDS < deadline)) || die "nothing listening on 127.0.0.1:$1 after 30 s"
+		sleep 0.1
+	done
+}
+
+# smtp-sink drops privileges when run as root.
+sink_user=()
+[[ $(id -u) == 0 ]] && sink_user=(-u "$(id -un postfix 2>/dev/null || echo nobody)")
+
+start_sink() {
+	smtp-sink "${sink_user[@]}" "127.0.0.1:$1" 1024 >/dev/null 2>&1 &
+	pids+=($!)
+	wait_port "$1"
+}
+
+# start_node NAME SINK_PORT CACHE(true|false) starts a node; sets node_smtp
+# and node_mgmt.
+start_node() {
+	local name=$1 sink=$2 cache=$3
+	node_smtp=$(free_port)
+	node_mgmt=$(free_port)
+	local http gossip
+	http=$(free_port)
+	gossip=$(free_port)
+	mkdir -p "$work/$name"
+	cat >"$work/$name/node.yaml" <<EOF
+node: {name: $name}
+log: {level: warn}
+data_dir: $work/$name/data
+smtp: {listen: "127.0.0.1:$node_smtp", hostname: $name.bench.test, max_connections_per_ip: 1000}
+http: {listen: "127.0.0.1:$http", management_listen: "127.0.0.1:$node_mgmt", pprof: true}
+cluster: {bind: "127.0.0.1:$gossip"}
+relay: {cache: {enabled: $cache}}
+domains:
+  - {name: example.org, route: "127.0.0.1:$sink", tls: none}
+EOF
+	"$bin" serve --config "$work/$name/node.yaml" >"$work/$name/log" 2>&1 &
+	pids+=($!)
+	wait_port "$node_smtp"
+}
+
+# run PORT prints the messages/s of one smtp-source run against PORT.
+run() {
+	local start end
+	start=$(date +%s.%N)
+	smtp-source -s "$sessions" -m "$messages" -l "$size" -f sender@bench.test -t rcpt@example.org \
+		-M client.bench.test "127.0.0.1:$1" 2>>"$work/smtp-source.err" ||
+		die "smtp-source against port $1 failed: $(tail -3 "$work/smtp-source.err")"
+	end=$(date +%s.%N)
+	awk -v m="$messages" -v s="$start" -v e="$end" 'BEGIN { printf "%.0f\n", m / (e - s) }'
+}
+
+# transactions PORT prints "ok other" from a node's transaction counter.
+transactions() {
+	curl -fsS "http://127.0.0.1:$1/metrics" | awk '
+		/^mxgrid_smtp_transactions_total\{/ {
+			if ($0 ~ /class="2xx"/) ok += $NF; else other += $NF
+		}
+		END { printf "%d %d\n", ok, other }'
+}
+
+ceiling_port=$(free_port)
+start_sink "$ceiling_port"
+paths=(ceiling node)
+node_sink=$(free_port)
+start_sink "$node_sink"
+start_node node "$node_sink" true
+declare -A port mgmt
+port[ceiling]=$ceiling_port
+port[node]=$node_smtp mgmt[node]=$node_mgmt
+if ((compare_cache)); then
+	nocache_sink=$(free_port)
+	start_sink "$nocache_sink"
+	start_node nocache "$nocache_sink" false
+	port[nocache]=$node_smtp mgmt[nocache]=$node_mgmt
+	paths+=(nocache)
+fi
+
+log "mxgrid $("$bin" version 2>/dev/null | head -1); $(nproc) cores; load $(cut -d' ' -f1-3 /proc/loadavg)"
+log "$rounds rounds x (${paths[*]}): $sessions sessions, $messages messages of $size bytes each"
+# A short warm-up per path: first connections, page faults, the model's
+# first use are not what we measure.
+for p in "${paths[@]}"; do
+	saved=$messages
+	messages=500
+	run "${port[$p]}" >/dev/null
+	messages=$saved
+done
+
+declare -A ratios
+printf '%-6s' round
+for p in "${paths[@]}"; do printf '%16s' "$p msg/s"; done
+for p in "${paths[@]:1}"; do printf '%16s' "$p/ceiling"; done
+printf '\n'
+for ((r = 1; r <= rounds; r++)); do
+	declare -A rate
+	for p in "${paths[@]}"; do rate[$p]=$(run "${port[$p]}"); done
+	printf '%-6s' "$r"
+	for p in "${paths[@]}"; do printf '%16s' "${rate[$p]}"; done
+	for p in "${paths[@]:1}"; do
+		ratio=$(awk -v a="${rate[$p]}" -v b="${rate[ceiling]}" 'BEGIN { printf "%.2f", a / b }')
+		ratios[$p]+="$ratio "
+		printf '%16s' "$ratio"
+	done
+	printf '\n'
+done
+
+status=0
+for p in "${paths[@]:1}"; do
+	read -r ok other < <(transactions "${mgmt[$p]}")
+	if ((other > 0)); then
+		log "$p: $other transactions not answered 2xx (of $((ok + other))): the run does not count"
+		status=1
+	fi
+	median=$(printf '%s\n' ${ratios[$p]} | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
+	printf 'median %s/ceiling: %s (%d transactions, all 2xx: %s)\n' "$p" "$median" "$ok" "$([[ $other == 0 ]] && echo yes || echo no)"
+	if [[ $p == node && -n $min_ratio ]] && awk -v m="$median" -v r="$min_ratio" 'BEGIN { exit !(m < r) }'; then
+		log "median node/ceiling $median is below $min_ratio"
+		status=1
+	fi
+done
+curl -fsS "http://127.0.0.1:${mgmt[node]}/metrics" | grep -E '^mxgrid_relay_cache_(hits|misses|stale)_total ' | sed 's/^/node: /'
+
+if [[ -n $profile_dir ]]; then
+	mkdir -p "$profile_dir"
+	log "profiling one more node run into $profile_dir"
+	curl -fsS "http://127.0.0.1:${mgmt[node]}/debug/pprof/profile?seconds=5" -o "$profile_dir/cpu.pprof" &
+	cpid=$!
+	curl -fsS "http://127.0.0.1:${mgmt[node]}/debug/pprof/allocs" -o "$profile_dir/allocs-before.pprof"
+	saved=$messages
+	messages=$((messages * 2))
+	run "${port[node]}" >/dev/null
+	messages=$saved
+	wait "$cpid"
+	curl -fsS "http://127.0.0.1:${mgmt[node]}/debug/pprof/allocs" -o "$profile_dir/allocs-after.pprof"
+	log "go tool pprof -top $profile_dir/cpu.pprof; go tool pprof -sample_index=alloc_space -base $profile_dir/allocs-before.pprof -top $profile_dir/allocs-after.pprof"
+fi
+exit $status
