@@ -33,7 +33,7 @@ type proc struct {
 	exited         chan struct{}
 }
 
-func newProcs(t *testing.T, profile string, names, providers []string) []*proc {
+func newProcs(t testing.TB, profile string, names, providers []string) []*proc {
 	t.Helper()
 	ps := make([]*proc, len(names))
 	var join []string
@@ -82,7 +82,7 @@ func tail(s string, n int) string {
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
-func (p *proc) start(t *testing.T) {
+func (p *proc) start(t testing.TB) {
 	t.Helper()
 	logf, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
@@ -150,7 +150,7 @@ func (p *proc) status() (apiStatus, error) {
 
 // waitAll polls every proc's API until cond holds for all of them, and
 // returns how long it took.
-func waitAll(t *testing.T, within time.Duration, what string, ps []*proc, cond func(apiStatus) bool) time.Duration {
+func waitAll(t testing.TB, within time.Duration, what string, ps []*proc, cond func(apiStatus) bool) time.Duration {
 	t.Helper()
 	start := time.Now()
 	for {
@@ -271,7 +271,13 @@ func measureBandwidth(t *testing.T, ps []*proc) {
 	}
 }
 
-func gossipBytes(t *testing.T, p *proc) float64 {
+func gossipBytes(t testing.TB, p *proc) float64 {
+	return metricSum(t, p, "mxgrid_cluster_gossip_bytes_total{")
+}
+
+// metricSum adds up the node's series whose exposition line starts with
+// prefix (a metric name and its opening brace).
+func metricSum(t testing.TB, p *proc, prefix string) float64 {
 	t.Helper()
 	resp, err := client.Get("http://" + p.http + "/metrics")
 	if err != nil {
@@ -282,7 +288,7 @@ func gossipBytes(t *testing.T, p *proc) float64 {
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
 		line := sc.Text()
-		if !strings.HasPrefix(line, "mxgrid_cluster_gossip_bytes_total{") {
+		if !strings.HasPrefix(line, prefix) {
 			continue
 		}
 		v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
