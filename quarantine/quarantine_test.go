@@ -32,14 +32,7 @@ func (r *recorder) Deliver(_ context.Context, domain, _ string, rcpts []string, 
 // is older than the retention and nothing younger.
 func TestRetentionAndCapWithInjectedClock(t *testing.T) {
 	ctx := context.Background()
-	st, err := store.Open(store.DefaultConfig(), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	if err := st.MigrateQuarantine(ctx); err != nil {
-		t.Fatal(err)
-	}
+	st := openStore(t)
 	clock := time.Date(2027, 3, 1, 9, 0, 0, 0, time.UTC)
 	cfg := quarantine.DefaultConfig()
 	cfg.MaxBytesPerDomain = 2 << 20
@@ -96,14 +89,7 @@ func TestRetentionAndCapWithInjectedClock(t *testing.T) {
 // recipient; releasing one delivers to that recipient only.
 func TestRecipientsApart(t *testing.T) {
 	ctx := context.Background()
-	st, err := store.Open(store.DefaultConfig(), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	if err := st.MigrateQuarantine(ctx); err != nil {
-		t.Fatal(err)
-	}
+	st := openStore(t)
 	downstream := &recorder{}
 	svc := quarantine.New(quarantine.DefaultConfig(), st, downstream, nil)
 	ids, err := svc.Hold(ctx, quarantine.Item{Domain: "a.example", DomainID: 1, Sender: "s@x.example",
@@ -121,4 +107,18 @@ func TestRecipientsApart(t *testing.T) {
 	if it, _, err := svc.Get(ctx, op, ids[1]); err != nil || it.State != quarantine.StateHeld {
 		t.Fatalf("bob's copy: %v %v", it.State, err)
 	}
+}
+
+// openStore is a fresh SQLite store with the quarantine table.
+func openStore(t *testing.T) *store.Store {
+	t.Helper()
+	st, err := store.Open(store.DefaultConfig(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if err := st.MigrateQuarantine(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return st
 }

@@ -228,8 +228,7 @@ func (r resource) run(ctx context.Context, args []string, stdout io.Writer) erro
 			err = r.delete(ctx, af, r.path+"/"+id, r.name+" "+id, stdout)
 		}
 	case "-h", "-help", "--help", "help":
-		fmt.Fprintln(os.Stderr, strings.TrimPrefix(usage.Error(), errUsage.Error()+": "))
-		return flag.ErrHelp
+		return printUsage(usage)
 	default:
 		if !slices.Contains(r.actions, action) {
 			return usage
@@ -239,8 +238,19 @@ func (r resource) run(ctx context.Context, args []string, stdout io.Writer) erro
 			err = r.write(ctx, af, "POST", r.path+"/"+id+"/"+action, nil, false, stdout)
 		}
 	}
+	return actionError(action, err)
+}
+
+// printUsage answers an action's -h: the usage line on stderr.
+func printUsage(usage error) error {
+	fmt.Fprintln(os.Stderr, strings.TrimPrefix(usage.Error(), errUsage.Error()+": "))
+	return flag.ErrHelp
+}
+
+// actionError names the action in front of an API error ("mxgrid domain:
+// create: invalid input"); usage errors and -h pass as they are.
+func actionError(action string, err error) error {
 	if err != nil && !errors.Is(err, flag.ErrHelp) && !errors.Is(err, errUsage) {
-		// The API's message follows: "mxgrid domain: create: invalid input".
 		return fmt.Errorf("%s: %w", action, err)
 	}
 	return err

@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/url"
@@ -57,15 +55,11 @@ func runRecipient(ctx context.Context, args []string, stdout io.Writer) error {
 			err = recipientImport(ctx, af, base, file, *replace, stdout)
 		}
 	case "-h", "-help", "--help", "help":
-		fmt.Fprintln(os.Stderr, strings.TrimPrefix(usage.Error(), errUsage.Error()+": "))
-		return flag.ErrHelp
+		return printUsage(usage)
 	default:
 		return usage
 	}
-	if err != nil && !errors.Is(err, flag.ErrHelp) && !errors.Is(err, errUsage) {
-		return fmt.Errorf("%s: %w", action, err)
-	}
-	return err
+	return actionError(action, err)
 }
 
 func recipientList(ctx context.Context, af apiFlags, base func() (string, error), limit int, stdout io.Writer) error {

@@ -3,13 +3,9 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/url"
-	"os"
-	"strings"
 )
 
 // messagesColumns is the table of `mxgrid messages search`.
@@ -56,15 +52,11 @@ func runMessages(ctx context.Context, args []string, stdout io.Writer) error {
 			err = resource{path: "/api/v1/messages", columns: messagesColumns}.write(ctx, af, "GET", "/api/v1/messages/"+id, nil, false, stdout)
 		}
 	case "-h", "-help", "--help", "help":
-		fmt.Fprintln(os.Stderr, strings.TrimPrefix(usage.Error(), errUsage.Error()+": "))
-		return flag.ErrHelp
+		return printUsage(usage)
 	default:
 		return usage
 	}
-	if err != nil && !errors.Is(err, flag.ErrHelp) && !errors.Is(err, errUsage) {
-		return fmt.Errorf("%s: %w", action, err)
-	}
-	return err
+	return actionError(action, err)
 }
 
 // searchMessages follows the API's cursors until limit records (or all).
