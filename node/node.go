@@ -601,6 +601,10 @@ func (n *Node) serveSMTP(ctx context.Context) error {
 		n.log.Warn("shutdown grace expired, remaining sessions closed")
 		err = nil
 	}
+	// go-smtp closes only the listeners Serve has registered: stopped
+	// right after start, before Serve got that far, it would go on
+	// accepting and never return. Closing ours ends it either way.
+	n.smtpListener.Close()
 	return errors.Join(err, <-served)
 }
 
