@@ -72,6 +72,30 @@ const (
 // sender do this?) and then checked against routing-blind cross-validation
 // on the public corpus, where no rule may add false positives on ham.
 func DefaultWeights() map[string]float64 {
+	w := coreWeights()
+	for _, g := range groups {
+		for name, v := range g.weights {
+			w[name] = v
+		}
+	}
+	return w
+}
+
+// group is a family of rules kept in its own file with its own weights.
+type group struct {
+	weights map[string]float64
+	run     func(f *findings, env *scanner.Envelope, m *scanner.Message)
+}
+
+// groups run after the core rules below, in this order.
+var groups = []group{
+	{identityWeights, identity},
+	{linkWeights, linkRisk},
+	{attachWeights, attachRisk},
+	{textWeights, textSigns},
+}
+
+func coreWeights() map[string]float64 {
 	return map[string]float64{
 		MissingFrom:        2.0,
 		MissingDate:        1.5,
@@ -147,6 +171,9 @@ func (r *Rules) Check(_ context.Context, env *scanner.Envelope, m *scanner.Messa
 	attachments(&f, m)
 	if env != nil {
 		helo(&f, env)
+	}
+	for _, g := range groups {
+		g.run(&f, env, m)
 	}
 	sort.SliceStable(f.syms, func(i, j int) bool { return f.syms[i].Score > f.syms[j].Score })
 	return scanner.Result{Symbols: f.syms}, nil
