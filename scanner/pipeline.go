@@ -159,6 +159,7 @@ func (p *Pipeline) Scan(ctx context.Context, env *Envelope, msg *Message, policy
 	}
 
 	var v Verdict
+	var cal Calibrator
 	if msg != nil {
 		v.Symbols = append(v.Symbols, msg.Symbols...)
 	}
@@ -187,6 +188,9 @@ func (p *Pipeline) Scan(ctx context.Context, env *Envelope, msg *Message, policy
 		v.Symbols = append(v.Symbols, o.res.Symbols...)
 		v.Headers = append(v.Headers, o.res.Headers...)
 		v.AuthResults = append(v.AuthResults, o.res.AuthResults...)
+		if o.res.Calibration != nil {
+			cal = o.res.Calibration
+		}
 		if o.res.Virus != "" && v.Reason != verdict.ReasonVirus {
 			v.Reason = verdict.ReasonVirus
 			v.Detail = o.res.Virus
@@ -198,6 +202,9 @@ func (p *Pipeline) Scan(ctx context.Context, env *Envelope, msg *Message, policy
 	}
 	for _, s := range v.Symbols {
 		v.Score += s.Score
+	}
+	if cal != nil {
+		v.Probability, v.Calibrated = cal.Probability(v.Score), true
 	}
 	p.decide(&v, policy)
 	reason := string(v.Reason)

@@ -86,6 +86,16 @@ type Result struct {
 	// Reject forces a policy rejection (for example DMARC p=reject when the
 	// domain enforces it) with this reason, independent of the score.
 	Reject string
+	// Calibration, from the check whose training calibrated the score
+	// (the statistical model), turns the verdict's score into a spam
+	// probability.
+	Calibration Calibrator
+}
+
+// Calibrator maps a verdict score to the probability that the message is
+// spam.
+type Calibrator interface {
+	Probability(score float64) float64
 }
 
 // Check is one test run against every message. Implementations must be safe
@@ -135,6 +145,10 @@ type Verdict struct {
 	AuthResults []string
 	// Incomplete lists checks that failed and were skipped under on_error=accept.
 	Incomplete []string
+	// Probability is the calibrated probability that the message is spam,
+	// given its score; meaningful only when Calibrated (the model ran).
+	Probability float64
+	Calibrated  bool
 }
 
 // TopSymbols returns up to n symbols with the largest absolute weight,

@@ -20,7 +20,6 @@ func SymbolHelp(name string) string {
 var symbolHelp = map[string]string{
 	"MODEL_SPAM":            "The statistical model, trained on known spam and ham, found the words and structure typical of spam.",
 	"MODEL_HAM":             "The statistical model found the message typical of legitimate mail.",
-	"MODEL_BAYES":           "A second statistical classifier (naive Bayes) leans spam too.",
 	"CHECK_ERROR":           "A check could not run (its engine was down or too slow); the message was judged without it.",
 	"CLAMAV_VIRUS":          "ClamAV found malware.",
 	"CLAMAV_TOO_LARGE":      "The message was larger than ClamAV scans.",

@@ -45,7 +45,11 @@ func (ss *session) compose(msg *scanner.Message, v scanner.Verdict, policy scann
 	}
 	if v.Action == scanner.Tag {
 		writeField(&top, "X-Spam-Flag", "YES")
-		writeField(&top, "X-Spam-Status", fmt.Sprintf("Yes, score=%.2f required=%.2f", v.Score, policy.TagScore))
+		status := fmt.Sprintf("Yes, score=%.2f required=%.2f", v.Score, policy.TagScore)
+		if v.Calibrated {
+			status += fmt.Sprintf(" probability=%.3f", v.Probability)
+		}
+		writeField(&top, "X-Spam-Status", status)
 		writeField(&top, "X-Spam-Score", fmt.Sprintf("%.2f", v.Score))
 		writeField(&top, "X-Spam-Symbols", scanner.SymbolNames(v.TopSymbols(len(v.Symbols))))
 	}

@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -29,6 +30,7 @@ import (
 	"github.com/emersion/go-message/textproto"
 
 	"github.com/mxgrid/mxgrid/scanner"
+	"github.com/mxgrid/mxgrid/scanner/lang"
 	"github.com/mxgrid/mxgrid/scanner/model"
 )
 
@@ -130,8 +132,14 @@ type Options struct {
 	// trained on, and random folds hide how fast the spam it learnt ages.
 	HoldoutLatest float64
 	RoutingBlind  bool
-	Train         model.TrainConfig
-	Policy        scanner.Policy
+	// Model, when set, replaces training: every sample is scored by this
+	// model (mail it was not trained on), with its calibration.
+	Model *model.Model
+	Train model.TrainConfig
+	// Calibration turns every fold's model outputs into verdict points;
+	// the zero value means the embedded model's.
+	Calibration model.Calibration
+	Policy      scanner.Policy
 	// Weights overrides symbol weights, as in the node's config.
 	Weights map[string]float64
 	// Rules is the content of the verdict besides the model (nil: none).
@@ -149,6 +157,8 @@ type Outcome struct {
 	Time   time.Time // MessageTime, in temporal holdout runs
 	Margin float64   // regression log-odds
 	Bayes  float64   // naive Bayes probability
+	Rules  float64   // the verdict score without the model's points
+	Lang   lang.Tag  // the language of the text
 	// SightedAction is, in routing-blind runs, the action had the model
 	// seen the whole message (same fold model, same rules): the other
 	// half of the comparison, from one training run.
@@ -176,6 +186,7 @@ type prepared struct {
 	testFeats []uint32 // for testing (routing-stripped when blind)
 	symbols   []scanner.Symbol
 	rules     float64
+	lang      lang.Tag
 }
 
 // Run cross-validates, or with HoldoutLatest tests on the latest mail.
@@ -187,11 +198,24 @@ func Run(ctx context.Context, samples []Sample, opts Options) (*Report, error) {
 	}
 	samples = slices.Clone(samples)
 	sort.SliceStable(samples, func(i, j int) bool { return samples[i].Path < samples[j].Path })
+	switch {
+	case opts.Model != nil:
+		opts.Calibration = opts.Model.Calibration()
+	case opts.Calibration == model.Calibration{}:
+		m, err := model.Default()
+		if err != nil {
+			return nil, err
+		}
+		opts.Calibration = m.Calibration()
+	}
 	r := &run{
 		samples: samples, opts: opts,
 		x:      model.NewExtractor(opts.Train.Bits, opts.Train.Window),
 		parser: scanner.NewParser(opts.Weights),
 		rep:    &Report{Options: opts, Scanned: len(samples)},
+	}
+	if opts.Model != nil {
+		r.x = opts.Model.Extractor()
 	}
 	if err := r.prepareAll(ctx); err != nil {
 		return nil, err
@@ -216,6 +240,8 @@ func Run(ctx context.Context, samples []Sample, opts Options) (*Report, error) {
 
 func (opts Options) validate() error {
 	switch {
+	case opts.Model != nil:
+		return nil
 	case opts.HoldoutLatest != 0 && !(opts.HoldoutLatest > 0 && opts.HoldoutLatest < 1):
 		return fmt.Errorf("holdout: fraction must be in (0, 1), got %v", opts.HoldoutLatest)
 	case opts.HoldoutLatest == 0 && opts.Folds < 2:
@@ -283,7 +309,8 @@ func (r *run) prepareAll(ctx context.Context) error {
 func (r *run) prepare(ctx context.Context, i int) (p prepared, elapsed time.Duration, err error) {
 	start := time.Now()
 	msg := r.parser.Parse(r.samples[i].Raw)
-	p = prepared{feats: r.x.Features(msg), symbols: slices.Clone(msg.Symbols)}
+	p = prepared{feats: r.x.Features(msg), symbols: slices.Clone(msg.Symbols),
+		lang: lang.Detect(msg.Subject + "\n" + msg.Text + "\n" + msg.HTML.Text)}
 	if r.opts.Rules != nil {
 		res, rerr := r.opts.Rules.Check(ctx, &scanner.Envelope{}, msg)
 		if rerr != nil {
@@ -304,6 +331,10 @@ func (r *run) prepare(ctx context.Context, i int) (p prepared, elapsed time.Dura
 
 // split assigns the samples to test rounds and returns how many rounds.
 func (r *run) split() int {
+	if r.opts.Model != nil {
+		r.folds = make([]int, len(r.samples))
+		return 1
+	}
 	if r.opts.HoldoutLatest > 0 {
 		r.folds, r.times = temporalSplit(r.samples, r.opts.HoldoutLatest)
 		return 1
@@ -314,6 +345,9 @@ func (r *run) split() int {
 
 // train trains round k's model on the samples the round does not test.
 func (r *run) train(k int) (*model.Model, error) {
+	if r.opts.Model != nil {
+		return r.opts.Model, nil
+	}
 	var train []model.Example
 	for i, s := range r.samples {
 		if r.folds[i] == k {
@@ -345,13 +379,13 @@ func (r *run) test(k int, m *model.Model, outcomes []Outcome) {
 		}
 		t0 := time.Now()
 		z, p := m.Margin(r.prep[i].testFeats), m.NBScore(r.prep[i].testFeats)
-		syms := append(slices.Clone(r.prep[i].symbols), r.check.Symbols(z, p)...)
+		syms := append(slices.Clone(r.prep[i].symbols), r.check.Symbols(r.opts.Calibration, z, p)...)
 		r.rep.ScanTime += time.Since(t0)
 		score := 0.0
 		for _, sy := range syms {
 			score += sy.Score
 		}
-		o := Outcome{Path: s.Path, Spam: s.Spam, Fold: k, Subset: Subset(s.Path), Margin: z, Bayes: p, Score: score,
+		o := Outcome{Path: s.Path, Spam: s.Spam, Fold: k, Subset: Subset(s.Path), Margin: z, Bayes: p, Rules: r.prep[i].rules, Lang: r.prep[i].lang, Score: score,
 			Action: decide(score, r.opts.Policy), Symbols: syms}
 		if r.times != nil {
 			o.Time = r.times[i]
@@ -359,7 +393,7 @@ func (r *run) test(k int, m *model.Model, outcomes []Outcome) {
 		o.SightedAction = o.Action
 		if r.opts.RoutingBlind {
 			sighted := r.prep[i].rules
-			for _, sy := range r.check.Symbols(m.Margin(r.prep[i].feats), m.NBScore(r.prep[i].feats)) {
+			for _, sy := range r.check.Symbols(r.opts.Calibration, m.Margin(r.prep[i].feats), m.NBScore(r.prep[i].feats)) {
 				sighted += sy.Score
 			}
 			o.SightedAction = decide(sighted, r.opts.Policy)
@@ -603,7 +637,11 @@ func (r *Report) Write(w io.Writer) error {
 		mode = "routing-blind (delivery-path headers hidden from the model on test messages)"
 	}
 	split := fmt.Sprintf("%d-fold cross-validation", o.Folds)
-	if o.HoldoutLatest > 0 {
+	switch {
+	case o.Model != nil:
+		st := o.Model.Stats()
+		split = fmt.Sprintf("a trained model (%d spam, %d ham) on mail it never saw", st.Spam, st.Ham)
+	case o.HoldoutLatest > 0:
 		split = fmt.Sprintf("temporal holdout, latest %.0f%% of each class by Date", 100*o.HoldoutLatest)
 	}
 	perCore := 0.0
@@ -625,7 +663,9 @@ func (r *Report) Write(w io.Writer) error {
 		fmt.Fprintf(&b, "corpus: %d spam, %d ham\n", m.Spam, m.Ham)
 	}
 	fmt.Fprintf(&b, "thresholds: tag %.2f, reject %.2f (verdict = parser symbols + rules + model)\n", o.Policy.TagScore, o.Policy.RejectScore)
-	fmt.Fprintf(&b, "model: bits %d, window %d, epochs %d, dropout %.2f\n", o.Train.Bits, o.Train.Window, o.Train.Epochs, o.Train.Dropout)
+	if o.Model == nil {
+		fmt.Fprintf(&b, "model: bits %d, window %d, epochs %d, dropout %.2f\n", o.Train.Bits, o.Train.Window, o.Train.Epochs, o.Train.Dropout)
+	}
 	fmt.Fprintf(&b, "\n")
 	fmt.Fprintf(&b, "spam recall            %7.2f%%  (%d/%d caught: %d rejected, %d tagged)\n", 100*m.Recall, m.TP, m.Spam, m.Rejected, m.Tagged)
 	fmt.Fprintf(&b, "ham false positives    %7.2f%%  (%d/%d: %d rejected, %d tagged)\n", 100*m.FPRate, m.FP, m.Ham, m.HamReject, m.HamTagged)
@@ -646,11 +686,23 @@ func (r *Report) Write(w io.Writer) error {
 	fmt.Fprintf(&b, "recall at <= 5 FP      %7.2f%%\n", 100*m.RecallAt5FP)
 	fmt.Fprintf(&b, "(1-ROCA)%%              %7.4f   (verdict score); model margin alone: %.4f\n", m.OneMinusROCA, m.OneMinusROCAModel)
 	fmt.Fprintf(&b, "throughput             %7.0f msgs/s per core (parse + rules + features + model; %d msgs in %s of worker time)\n", perCore, r.Scanned, r.ScanTime.Round(time.Millisecond))
-	if o.HoldoutLatest > 0 {
+	switch {
+	case o.Model != nil:
+	case o.HoldoutLatest > 0:
 		fmt.Fprintf(&b, "training               %s\n", r.TrainTime.Round(time.Millisecond))
-	} else {
+	default:
 		fmt.Fprintf(&b, "training               %s for %d folds\n", r.TrainTime.Round(time.Millisecond), o.Folds)
 	}
+	c := o.Calibration
+	fmt.Fprintf(&b, "calibration scored   slope %.3f, bayes slope %.3f, offset %.3f; probability mid %.3f steep %.3f\n", c.Slope, c.BayesSlope, c.Offset, c.Mid, c.Steep)
+	if fit, err := Calibrate(r.Outcomes, o.Policy.TagScore, MaxHamFP(m.Ham)); err == nil {
+		c := fit.Calibration
+		fmt.Fprintf(&b, "calibration fitted   slope %.3f, bayes slope %.3f, offset %.3f; probability mid %.3f steep %.3f; reject at %.1f\n", c.Slope, c.BayesSlope, c.Offset, c.Mid, c.Steep, fit.RejectScore)
+		fmt.Fprintf(&b, "  (on this run's scores, out of fold unless a fixed model: recall %.2f%% with <= %d ham at tag %.2f, recall at <= 1 FP %.2f%%)\n", 100*fit.RecallAtTag, fit.MaxHamFP, fit.TagScore, 100*fit.RecallAt1FP)
+	}
+	writeReliability(&b, r.Outcomes, o.Calibration)
+	r.writeLanguages(&b)
+	r.writeErrorSymbols(&b)
 	var fps []Outcome
 	for _, oc := range r.Outcomes {
 		if !oc.Spam && (oc.Action == scanner.Tag || oc.Action == scanner.Reject) {
@@ -704,4 +756,84 @@ func Examples(ctx context.Context, samples []Sample, x *model.Extractor, parser 
 	close(next)
 	wg.Wait()
 	return out, ctx.Err()
+}
+
+// writeLanguages breaks the counts down by the language of the text.
+func (r *Report) writeLanguages(w io.Writer) {
+	type counts struct{ spam, caught, ham, fp int }
+	by := map[lang.Tag]*counts{}
+	for _, o := range r.Outcomes {
+		c := by[o.Lang]
+		if c == nil {
+			c = &counts{}
+			by[o.Lang] = c
+		}
+		flagged := o.Action == scanner.Tag || o.Action == scanner.Reject
+		switch {
+		case o.Spam:
+			c.spam++
+			if flagged {
+				c.caught++
+			}
+		default:
+			c.ham++
+			if flagged {
+				c.fp++
+			}
+		}
+	}
+	tags := slices.Sorted(maps.Keys(by))
+	fmt.Fprintf(w, "\nby language of the text\n  %-6s %6s %8s %8s %6s %8s\n", "lang", "spam", "caught", "recall", "ham", "ham FPs")
+	for _, t := range tags {
+		c := by[t]
+		fmt.Fprintf(w, "  %-6s %6d %8d %7.2f%% %6d %8d\n", t, c.spam, c.caught, 100*ratio(c.caught, c.spam), c.ham, c.fp)
+	}
+}
+
+// writeErrorSymbols lists the symbols that fired most often on the
+// messages judged wrongly: the rules to look at first when tuning.
+func (r *Report) writeErrorSymbols(w io.Writer) {
+	missed, flagged := map[string]int{}, map[string]int{}
+	var nMissed, nFlagged int
+	for _, o := range r.Outcomes {
+		isFlagged := o.Action == scanner.Tag || o.Action == scanner.Reject
+		var into map[string]int
+		switch {
+		case o.Spam && !isFlagged:
+			into = missed
+			nMissed++
+		case !o.Spam && isFlagged:
+			into = flagged
+			nFlagged++
+		default:
+			continue
+		}
+		for _, s := range o.Symbols {
+			into[s.Name]++
+		}
+	}
+	for _, e := range []struct {
+		what string
+		n    int
+		hits map[string]int
+	}{{"missed spam", nMissed, missed}, {"flagged ham", nFlagged, flagged}} {
+		if e.n == 0 {
+			continue
+		}
+		names := slices.Collect(maps.Keys(e.hits))
+		sort.Slice(names, func(i, j int) bool {
+			if e.hits[names[i]] != e.hits[names[j]] {
+				return e.hits[names[i]] > e.hits[names[j]]
+			}
+			return names[i] < names[j]
+		})
+		fmt.Fprintf(w, "\nsymbols on the %d %s:", e.n, e.what)
+		for i, name := range names {
+			if i == 10 {
+				break
+			}
+			fmt.Fprintf(w, " %s(%d)", name, e.hits[name])
+		}
+		fmt.Fprintln(w)
+	}
 }

@@ -10,47 +10,63 @@ import (
 
 // Symbols of the model check.
 const (
-	// SymbolSpam carries up to its weight when the model leans spam.
+	// SymbolSpam carries the model's points when they are positive.
 	SymbolSpam = "MODEL_SPAM"
-	// SymbolHam carries up to its (negative) weight when the model is
-	// confident the message is ham.
+	// SymbolHam carries them when they are negative, down to its weight.
 	SymbolHam = "MODEL_HAM"
-	// SymbolBayes carries up to its weight when the naive Bayes classifier
-	// leans spam too.
-	SymbolBayes = "MODEL_BAYES"
 )
 
-// Calibration. MODEL_SPAM grows linearly with the regression margin from
-// spamStart (zero) to spamFull (its full weight); MODEL_HAM likewise from
-// hamStart to hamFull. MODEL_BAYES grows with the Bayes probability from
-// bayesStart to bayesFull.
+// Calibration turns the two classifiers' outputs into the model's share
+// of the verdict score, and a verdict score into a spam probability.
 //
-// With the default weights (6, -3, 4) and thresholds (tag 6, reject 12):
+// The points are a straight line in the regression margin and the naive
+// Bayes log-odds, with no cap on the spam side. A cap ties every confident
+// message at the same score (hundreds of spam at exactly 6.00 before), so
+// the ranking among them, which is what a threshold needs, was lost.
 //
-//   - the regression alone tags only at its most confident (margin +1);
-//   - when naive Bayes agrees (p > 0.5), less regression confidence will
-//     do, and regression and Bayes together come within 2 points of a
-//     reject, so a reject needs a rule as well;
-//   - an unsure regression leaves room for Bayes and rules.
-//
-// Naive Bayes alone never tags. On the public corpus it put no ham above
-// 0.5 in cross-validation or in the temporal holdout, while the regression
-// gave some commercial newsletters (hard ham) margins of +2 to +3.5: the
-// two are wrong about different messages, and requiring both for most
-// tags is what separates those newsletters from spam. The points were read
-// off routing-blind cross-validation and the temporal holdout together.
-const (
-	spamStart  = -3.5
-	spamFull   = 1.0
-	hamStart   = -3.5
-	hamFull    = -6.5
-	bayesStart = 0.5
-	bayesFull  = 0.99
-)
+// Nothing here is set by hand: `mxgrid train` fits it on out-of-fold
+// cross-validation scores of its training corpus (the slopes that rank
+// spam above ham best at one or two false positives, the offset that puts
+// the tag score just above the ham the fit allows, a logistic fit of the
+// probability; see scanner/eval.Calibrate) and stores it in the model file.
+type Calibration struct {
+	Slope      float64 // points per unit of regression margin
+	BayesSlope float64 // points per unit of Bayes log-odds, clipped to ±bayesClip
+	Offset     float64 // points at margin 0 and Bayes probability 0.5
+	// Mid and Steep map a verdict score s to the probability
+	// 1/(1+exp(-Steep*(s-Mid))) that the message is spam, at the training
+	// corpus' mix of spam and ham.
+	Mid, Steep float64
+}
 
-// DefaultWeights are the default weights of the model's symbols.
+// Points returns the model's points for margin z and Bayes probability p.
+func (c Calibration) Points(z, p float64) float64 {
+	return c.Slope*z + c.BayesSlope*BayesLogOdds(p) + c.Offset
+}
+
+// Probability returns the calibrated spam probability of a verdict score.
+func (c Calibration) Probability(score float64) float64 {
+	return 1 / (1 + math.Exp(-c.Steep*(score-c.Mid)))
+}
+
+// bayesClip bounds the Bayes log-odds: chi-square combining saturates at
+// 0 and 1 for long messages, and one saturated classifier must not drown
+// the other.
+const bayesClip = 10
+
+// BayesLogOdds is the clipped log-odds of a Bayes probability.
+func BayesLogOdds(p float64) float64 {
+	p = math.Min(math.Max(p, 1e-9), 1-1e-9)
+	return math.Max(-bayesClip, math.Min(bayesClip, math.Log(p/(1-p))))
+}
+
+// DefaultWeights are the default weights of the model's symbols: MODEL_SPAM
+// multiplies the positive points (1 keeps the calibration; 0 switches the
+// model's spam side off), MODEL_HAM is the most the model can take off, so
+// that a confident ham model cannot bury a decisive rule (an executable
+// attachment).
 func DefaultWeights() map[string]float64 {
-	return map[string]float64{SymbolSpam: 6, SymbolHam: -3, SymbolBayes: 4}
+	return map[string]float64{SymbolSpam: 1, SymbolHam: -3}
 }
 
 // Provider hands out the model in force. A *Model provides itself; a
@@ -64,14 +80,14 @@ func (m *Model) Model() *Model { return m }
 
 // Check is the scanner.Check of the statistical model.
 type Check struct {
-	p                   Provider
-	spamW, hamW, bayesW float64
+	p             Provider
+	spamW, hamMin float64
 }
 
 var _ scanner.Check = (*Check)(nil)
 
 // NewCheck returns the model check. overrides may change the weights of
-// MODEL_SPAM, MODEL_HAM and MODEL_BAYES; other names are ignored.
+// MODEL_SPAM and MODEL_HAM; other names are ignored.
 func NewCheck(p Provider, overrides map[string]float64) *Check {
 	w := DefaultWeights()
 	for k := range w {
@@ -79,7 +95,7 @@ func NewCheck(p Provider, overrides map[string]float64) *Check {
 			w[k] = v
 		}
 	}
-	return &Check{p: p, spamW: w[SymbolSpam], hamW: w[SymbolHam], bayesW: w[SymbolBayes]}
+	return &Check{p: p, spamW: w[SymbolSpam], hamMin: math.Min(0, w[SymbolHam])}
 }
 
 // Name implements scanner.Check.
@@ -92,28 +108,24 @@ func (c *Check) Check(_ context.Context, _ *scanner.Envelope, msg *scanner.Messa
 	if m == nil {
 		return scanner.Result{}, fmt.Errorf("model check: no model loaded")
 	}
-	return scanner.Result{Symbols: c.Symbols(m.Judge(msg))}, nil
+	z, p := m.Judge(msg)
+	cal := m.Calibration()
+	return scanner.Result{Symbols: c.Symbols(cal, z, p), Calibration: cal}, nil
 }
 
 // Symbols turns a regression margin z and a Bayes probability p into the
-// check's symbols. The eval uses it too, so cross-validation scores
-// exactly what a node would.
-func (c *Check) Symbols(z, p float64) []scanner.Symbol {
-	var out []scanner.Symbol
-	detail := fmt.Sprintf("p=%.4f", 1/(1+math.Exp(-z)))
+// check's symbol under calibration cal. The eval uses it too, so
+// cross-validation scores exactly what a node would.
+func (c *Check) Symbols(cal Calibration, z, p float64) []scanner.Symbol {
+	pts := cal.Points(z, p)
+	detail := fmt.Sprintf("margin=%+.2f bayes=%.3f", z, p)
 	switch {
-	case z > spamStart:
-		f := math.Min(1, (z-spamStart)/(spamFull-spamStart))
-		out = append(out, scanner.Symbol{Name: SymbolSpam, Score: round2(c.spamW * f), Detail: detail})
-	case z < hamStart:
-		f := math.Min(1, (hamStart-z)/(hamStart-hamFull))
-		out = append(out, scanner.Symbol{Name: SymbolHam, Score: round2(c.hamW * f), Detail: detail})
+	case pts > 0 && c.spamW != 0:
+		return []scanner.Symbol{{Name: SymbolSpam, Score: round2(c.spamW * pts), Detail: detail}}
+	case pts < 0 && c.hamMin != 0:
+		return []scanner.Symbol{{Name: SymbolHam, Score: round2(math.Max(c.hamMin, pts)), Detail: detail}}
 	}
-	if p > bayesStart && c.bayesW != 0 {
-		f := math.Min(1, (p-bayesStart)/(bayesFull-bayesStart))
-		out = append(out, scanner.Symbol{Name: SymbolBayes, Score: round2(c.bayesW * f), Detail: fmt.Sprintf("p=%.4f", p)})
-	}
-	return out
+	return nil
 }
 
 func round2(f float64) float64 { return math.Round(f*100) / 100 }

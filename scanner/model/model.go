@@ -31,8 +31,9 @@ import (
 )
 
 // FormatVersion is the version of the model file layout. Version 2 added
-// the naive Bayes table after the regression weights.
-const FormatVersion = 2
+// the naive Bayes table after the regression weights; version 3 the
+// calibration (Points) in the header, so a model carries its own scale.
+const FormatVersion = 3
 
 const magic = "MXGRIDM\x00"
 
@@ -55,7 +56,8 @@ type Model struct {
 	bias      float32
 	scale     float32 // weight of one int8 step, dropout gain folded in
 	w         []int8
-	nb        []int8 // naive Bayes table, see nb.go
+	nb        []int8      // naive Bayes table, see nb.go
+	cal       Calibration // see check.go
 	x         *Extractor
 }
 
@@ -76,6 +78,18 @@ func (m *Model) Stats() Stats {
 		}
 	}
 	return Stats{Bits: int(m.bits), Window: int(m.window), Spam: int(m.spam), Ham: int(m.ham), NonZero: nz, FeatureVersion: FeatureVersion}
+}
+
+// Calibration is how the model's outputs become verdict points and how a
+// verdict score becomes a probability.
+func (m *Model) Calibration() Calibration { return m.cal }
+
+// WithCalibration returns a copy of m calibrated with cal (the tables are
+// shared: both are immutable).
+func (m *Model) WithCalibration(cal Calibration) *Model {
+	c := *m
+	c.cal = cal
+	return &c
 }
 
 // Extractor returns the feature extractor matching this model.
@@ -116,7 +130,8 @@ func (m *Model) Judge(msg *scanner.Message) (z, p float64) {
 func (m *Model) WriteTo(w io.Writer) (int64, error) {
 	var buf bytes.Buffer
 	buf.WriteString(magic)
-	hdr := []any{uint16(FormatVersion), uint16(FeatureVersion), m.bits, m.window, m.spam, m.ham, m.bias, m.scale}
+	hdr := []any{uint16(FormatVersion), uint16(FeatureVersion), m.bits, m.window, m.spam, m.ham, m.bias, m.scale,
+		m.cal.Slope, m.cal.BayesSlope, m.cal.Offset, m.cal.Mid, m.cal.Steep}
 	for _, v := range hdr {
 		if err := binary.Write(&buf, binary.LittleEndian, v); err != nil {
 			return 0, fmt.Errorf("encode model header: %w", err)
@@ -151,6 +166,7 @@ func Read(r io.Reader) (*Model, error) {
 		Bits, Window     uint8
 		Spam, Ham        uint32
 		Bias, Scale      float32
+		Cal              [5]float64 // slope, bayes slope, offset, mid, steep
 	}
 	if err := binary.Read(br, binary.LittleEndian, &h); err != nil {
 		return nil, fmt.Errorf("model header: %w", err)
@@ -162,15 +178,16 @@ func Read(r io.Reader) (*Model, error) {
 		return nil, fmt.Errorf("model trained with feature version %d, this build extracts version %d: retrain it with this build's mxgrid train", h.Features, FeatureVersion)
 	case h.Bits < minBits || h.Bits > maxBits || h.Window < 1 || h.Window > 8:
 		return nil, fmt.Errorf("model header: bits %d window %d out of range", h.Bits, h.Window)
-	case !finite(h.Bias) || !finite(h.Scale):
-		return nil, errors.New("model header: bias or scale not finite")
+	case !finite(h.Bias) || !finite(h.Scale) || !finiteAll(h.Cal[:]):
+		return nil, errors.New("model header: bias, scale or calibration not finite")
 	}
 	zr, err := zlib.NewReader(br)
 	if err != nil {
 		return nil, fmt.Errorf("model weights: %w", err)
 	}
 	m := &Model{bits: h.Bits, window: h.Window, spam: h.Spam, ham: h.Ham, bias: h.Bias, scale: h.Scale,
-		w: make([]int8, 1<<h.Bits), nb: make([]int8, 1<<h.Bits)}
+		cal: Calibration{Slope: h.Cal[0], BayesSlope: h.Cal[1], Offset: h.Cal[2], Mid: h.Cal[3], Steep: h.Cal[4]},
+		w:   make([]int8, 1<<h.Bits), nb: make([]int8, 1<<h.Bits)}
 	if err := binary.Read(zr, binary.LittleEndian, m.w); err != nil {
 		return nil, fmt.Errorf("model weights: %w", err)
 	}
@@ -211,4 +228,13 @@ func Default() (*Model, error) {
 
 func finite(f float32) bool {
 	return !math.IsNaN(float64(f)) && !math.IsInf(float64(f), 0)
+}
+
+func finiteAll(fs []float64) bool {
+	for _, f := range fs {
+		if math.IsNaN(f) || math.IsInf(f, 0) {
+			return false
+		}
+	}
+	return true
 }
