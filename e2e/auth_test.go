@@ -56,7 +56,8 @@ func TestAuthSMTP(t *testing.T) {
 		},
 		{
 			name: "DMARC failure at a non-enforcing domain", from: "ceo@forger.test", rcpt: "bob@example.org",
-			msg: "From: ceo@forger.test\r\nSubject: wire\r\n\r\npay now\r\n", wantCode: 250,
+			msg: "From: ceo@forger.test\r\nTo: bob@example.org\r\nSubject: lunch\r\nDate: Mon, 23 Nov 2026 10:00:00 +0000\r\n" +
+				"Message-ID: <2@forger.test>\r\n\r\nAre we still on for lunch on Thursday? I booked the usual place.\r\n", wantCode: 250,
 			wantAR: []string{"spf=fail smtp.mailfrom=ceo@forger.test", "dmarc=fail (p=reject dis=reject) header.from=forger.test"},
 		},
 		{

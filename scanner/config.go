@@ -25,7 +25,7 @@ type Config struct {
 	// embedded in the binary. The file is reloaded when it changes on disk.
 	ModelFile string `yaml:"model_file"`
 	// Weights overrides the default weight of any symbol by name
-	// (for example MODEL_SPAM: 9, HTML_HIDDEN_TEXT: 0 to disable it).
+	// (for example URL_IP_HOST: 3, or HTML_HIDDEN_TEXT: 0 to disable it).
 	Weights map[string]float64 `yaml:"weights"`
 	// Model and Rules are the on_error and timeout of the statistical
 	// model's check and of the rules; the network checks and the

@@ -102,7 +102,8 @@ func TestTrainThenScanWithModelFile(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	if !strings.Contains(out, "wrote "+path) || !strings.Contains(out, "bytes") || !strings.Contains(out, "20 spam and 20 ham") {
+	if !strings.Contains(out, "wrote "+path) || !strings.Contains(out, "bytes") || !strings.Contains(out, "20 spam and 20 ham") ||
+		!strings.Contains(out, "calibrated by 10-fold") {
 		t.Errorf("train output: %s", out)
 	}
 	m, err := model.Load(path)
@@ -112,13 +113,21 @@ func TestTrainThenScanWithModelFile(t *testing.T) {
 	if st := m.Stats(); st.Bits != 16 || st.Spam != 20 {
 		t.Errorf("stats %+v", st)
 	}
-	cfg := writeConfig(t, "scanner:\n  model_file: "+path+"\n  weights:\n    MODEL_SPAM: 7\n")
-	out, stderr, code = runBinary(t, "scan", "--config", cfg, "--format", "tsv", sampleCorpus+"/spam")
-	if code != 0 {
-		t.Fatalf("scan with model_file: exit %d: %s", code, stderr)
+	if m.Calibration().Slope <= 0 {
+		t.Errorf("trained model carries no calibration: %+v", m.Calibration())
 	}
-	if !strings.Contains(out, "MODEL_SPAM(7.00)") {
-		t.Errorf("configured weight not applied:\n%s", out)
+	for _, tt := range []struct {
+		weights  string
+		wantSpam bool
+	}{{"", true}, {"  weights:\n    MODEL_SPAM: 0\n", false}} {
+		cfg := writeConfig(t, "scanner:\n  model_file: "+path+"\n"+tt.weights)
+		out, stderr, code = runBinary(t, "scan", "--config", cfg, "--format", "tsv", sampleCorpus+"/spam")
+		if code != 0 {
+			t.Fatalf("scan with model_file: exit %d: %s", code, stderr)
+		}
+		if strings.Contains(out, "MODEL_SPAM(") != tt.wantSpam {
+			t.Errorf("weights %q: MODEL_SPAM shown = %v, want %v:\n%s", tt.weights, !tt.wantSpam, tt.wantSpam, out)
+		}
 	}
 	if _, _, code := runBinary(t, "train", "--spam", sampleCorpus+"/spam"); code != 2 {
 		t.Errorf("train without --ham: exit %d, want 2", code)
