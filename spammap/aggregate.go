@@ -122,11 +122,41 @@ type countryAcc struct {
 	name  string
 }
 
+// netAcc is 16 bytes: a million networks (5 M events from /24s spread
+// the way real spam is) fit in tens of megabytes. Labels are interned.
 type netAcc struct {
-	count   int
-	country string
+	count   uint32
 	asn     uint32
-	asOrg   string
+	country uint32 // index into aggregator.labels
+	asOrg   uint32 // index into aggregator.labels
+}
+
+// netKey packs a network into 8 bytes: an IPv4 /24 as its three octets, an
+// IPv6 /48 as its six bytes above bit 63, so that keys order IPv4 first and
+// then by address, as netip does.
+type netKey uint64
+
+const netKeyV6 = 1 << 63
+
+func netKeyOf(ip netip.Addr) netKey {
+	ip = ip.Unmap()
+	if ip.Is4() {
+		a := ip.As4()
+		return netKey(a[0])<<16 | netKey(a[1])<<8 | netKey(a[2])
+	}
+	a := ip.As16()
+	return netKeyV6 | netKey(a[0])<<40 | netKey(a[1])<<32 | netKey(a[2])<<24 | netKey(a[3])<<16 | netKey(a[4])<<8 | netKey(a[5])
+}
+
+func (k netKey) prefix() netip.Prefix {
+	if k&netKeyV6 == 0 {
+		return netip.PrefixFrom(netip.AddrFrom4([4]byte{byte(k >> 16), byte(k >> 8), byte(k)}), 24)
+	}
+	var a [16]byte
+	for i := range 6 {
+		a[i] = byte(k >> (40 - 8*i))
+	}
+	return netip.PrefixFrom(netip.AddrFrom16(a), 48)
 }
 
 // aggregator accumulates counts per key; its memory grows with the number
@@ -134,22 +164,27 @@ type netAcc struct {
 type aggregator struct {
 	cells     map[cellKey]*cellAcc
 	countries map[string]*countryAcc
-	// networks is the largest map (one entry per /24 or /48). It holds
-	// values, not pointers, to halve its allocations, and is keyed by the
-	// masked address in 16 bytes (IPv4 mapped), which hashes several times
-	// faster than a netip.Prefix.
-	networks map[[16]byte]netAcc
-	events   int
-	located  int
-	newest   time.Time
-	oldest   time.Time
+	// networks is the largest map (one entry per /24 or /48): values, not
+	// pointers, under an 8-byte key, which hashes several times faster
+	// than a netip.Prefix.
+	networks map[netKey]netAcc
+	// labels interns the networks' country codes and AS names: rows from
+	// the store carry a fresh copy of each string.
+	labels  []string
+	labelID map[string]uint32
+	events  int
+	located int
+	newest  time.Time
+	oldest  time.Time
 }
 
 func newAggregator() *aggregator {
 	return &aggregator{
 		cells:     make(map[cellKey]*cellAcc),
 		countries: make(map[string]*countryAcc),
-		networks:  make(map[[16]byte]netAcc),
+		networks:  make(map[netKey]netAcc),
+		labels:    []string{""},
+		labelID:   map[string]uint32{"": 0},
 	}
 }
 
@@ -184,24 +219,25 @@ func (a *aggregator) add(e Event) error {
 		c.count++
 	}
 	if e.IP.IsValid() {
-		ip := e.IP.Unmap()
-		bits := 48
-		if ip.Is4() {
-			bits = 24
-		}
-		p, err := ip.Prefix(bits)
-		if err != nil {
-			return fmt.Errorf("spammap: network of event: %w", err)
-		}
-		k := p.Addr().As16()
+		k := netKeyOf(e.IP)
 		n, ok := a.networks[k]
 		if !ok {
-			n = netAcc{country: e.Country, asn: e.ASN, asOrg: e.ASOrg}
+			n = netAcc{country: a.label(e.Country), asn: e.ASN, asOrg: a.label(e.ASOrg)}
 		}
 		n.count++
 		a.networks[k] = n
 	}
 	return nil
+}
+
+func (a *aggregator) label(s string) uint32 {
+	if id, ok := a.labelID[s]; ok {
+		return id
+	}
+	id := uint32(len(a.labels))
+	a.labels = append(a.labels, s)
+	a.labelID[s] = id
+	return id
 }
 
 func validLatLon(lat, lon float64) bool {
@@ -261,28 +297,37 @@ func (a *aggregator) result(scope string, cfg Config, generated time.Time, names
 		return cmp.Or(cmp.Compare(y.Count, x.Count), cmp.Compare(x.Code, y.Code))
 	})
 
-	type network struct {
-		p netip.Prefix
-		v netAcc
-	}
-	nets := make([]network, 0, len(a.networks))
-	for k, v := range a.networks {
-		ip := netip.AddrFrom16(k).Unmap()
-		bits := 48
-		if ip.Is4() {
-			bits = 24
-		}
-		nets = append(nets, network{netip.PrefixFrom(ip, bits), v})
-	}
-	slices.SortFunc(nets, func(x, y network) int {
-		return cmp.Or(cmp.Compare(y.v.count, x.v.count), x.p.Addr().Compare(y.p.Addr()))
-	})
-	for _, n := range nets[:min(len(nets), maxNetworks)] {
+	for _, n := range a.topNetworks(maxNetworks) {
 		agg.Networks = append(agg.Networks, Network{
-			Prefix: n.p.String(), Count: n.v.count, Country: n.v.country, ASN: n.v.asn, ASOrg: n.v.asOrg,
+			Prefix: n.k.prefix().String(), Count: int(n.v.count), Country: a.labels[n.v.country],
+			ASN: n.v.asn, ASOrg: a.labels[n.v.asOrg],
 		})
 	}
 	return agg
+}
+
+type network struct {
+	k netKey
+	v netAcc
+}
+
+// topNetworks returns the n busiest networks, ties by address, without
+// sorting all of them: a buffer of 2n is sorted and cut back to n each time
+// it fills, so the work is O(networks × log n) and the memory O(n).
+func (a *aggregator) topNetworks(n int) []network {
+	byCount := func(x, y network) int {
+		return cmp.Or(cmp.Compare(y.v.count, x.v.count), cmp.Compare(x.k, y.k))
+	}
+	top := make([]network, 0, 2*n)
+	for k, v := range a.networks {
+		top = append(top, network{k, v})
+		if len(top) == cap(top) {
+			slices.SortFunc(top, byCount)
+			top = top[:n]
+		}
+	}
+	slices.SortFunc(top, byCount)
+	return top[:min(len(top), n)]
 }
 
 // Collect streams the most recent events from src and aggregates them.
