@@ -89,14 +89,36 @@ func (x *Extractor) Features(msg *scanner.Message) []uint32 {
 	s.out = s.out[:0]
 	e := emitter{x: x, s: s}
 	e.message(msg)
-	out := make([]uint32, len(s.out))
-	copy(out, s.out)
-	for _, i := range s.out {
-		s.seen[i/64] = 0
+	// Sorted for sequential memory access when scoring and training. A
+	// long message's features are read off the bitset in order, which
+	// also clears it: a linear pass over 2^bits/64 words is several times
+	// cheaper than sorting thousands of indices (a third of the scan time
+	// went to the sort).
+	out := make([]uint32, 0, len(s.out))
+	if len(s.out)*sortPerFeature < len(s.seen) {
+		out = append(out, s.out...)
+		for _, i := range s.out {
+			s.seen[i/64] = 0
+		}
+		slices.Sort(out)
+		return out
 	}
-	slices.Sort(out) // sequential memory access when scoring and training
+	for w, word := range s.seen {
+		if word == 0 {
+			continue
+		}
+		for word != 0 {
+			out = append(out, uint32(w*64+bits.TrailingZeros64(word)))
+			word &= word - 1
+		}
+		s.seen[w] = 0
+	}
 	return out
 }
+
+// sortPerFeature is roughly what sorting costs per feature, in units of
+// one bitset word scanned.
+const sortPerFeature = 16
 
 type emitter struct {
 	x *Extractor
