@@ -277,7 +277,7 @@ var freemail = map[string]bool{
 }
 
 func checkDate(f *findings, d, received string, now func() time.Time) {
-	t, err := mail.ParseDate(d)
+	t, off, err := parseDate(d)
 	if err != nil {
 		// net/mail rejects impossible zones ("-1600") the same way as
 		// garbage; tell them apart, a bogus zone is a spamware signature.
@@ -288,7 +288,6 @@ func checkDate(f *findings, d, received string, now func() time.Time) {
 		}
 		return
 	}
-	_, off := t.Zone()
 	if off < -12*3600 || off > 14*3600 {
 		f.hit(DateBadTimezone, d)
 		return
@@ -300,7 +299,7 @@ func checkDate(f *findings, d, received string, now func() time.Time) {
 	// flagged: archives, resent and delayed mail have them legitimately.
 	ref := now()
 	if i := strings.LastIndexByte(received, ';'); i >= 0 {
-		if rt, err := mail.ParseDate(strings.TrimSpace(received[i+1:])); err == nil {
+		if rt, _, err := parseDate(strings.TrimSpace(received[i+1:])); err == nil {
 			ref = rt
 		}
 	}
