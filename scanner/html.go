@@ -27,7 +27,15 @@ type HTMLInfo struct {
 	Forms        int
 	Scripts      int
 	CommentBytes int // bytes inside <!-- comments -->, another hiding place
+	// FormActions are the targets forms post to (at most maxFormActions):
+	// a form in mail that posts a password anywhere is phishing's tool.
+	FormActions []string
+	// DataLinks counts links whose target is a data: URI, a page carried
+	// inside the link itself, out of reach of URL blocklists.
+	DataLinks int
 }
+
+const maxFormActions = 10
 
 // URL is one link found in the message.
 type URL struct {
@@ -135,7 +143,7 @@ func (x *htmlExtractor) extract(src []byte) {
 			if a == 0 {
 				fr.name = string(name)
 			}
-			var href, src, style, color, bg string
+			var href, src, style, color, bg, action string
 			for hasAttr {
 				var k, v []byte
 				k, v, hasAttr = z.TagAttr()
@@ -150,6 +158,8 @@ func (x *htmlExtractor) extract(src []byte) {
 					color = string(v)
 				case "bgcolor":
 					bg = string(v)
+				case "action":
+					action = string(v)
 				}
 			}
 			if blockElements[a] {
@@ -160,12 +170,18 @@ func (x *htmlExtractor) extract(src []byte) {
 				x.info.Scripts++
 			case atom.Form:
 				x.info.Forms++
+				if action = strings.TrimSpace(action); action != "" && len(x.info.FormActions) < maxFormActions {
+					x.info.FormActions = append(x.info.FormActions, action)
+				}
 			case atom.Img:
 				x.info.Images++
 				if src != "" {
 					x.addURL(src, true)
 				}
 			case atom.A, atom.Area:
+				if h := strings.TrimSpace(href); len(h) >= 5 && strings.EqualFold(h[:5], "data:") {
+					x.info.DataLinks++
+				}
 				if href != "" {
 					x.info.Links++
 					if x.addURL(href, false) && a == atom.A {

@@ -22,7 +22,8 @@ type Fit struct {
 	TagScore float64
 	MaxHamFP int
 	// RejectScore is the lowest score, in steps of 0.5 from TagScore+1,
-	// whose probability is at least 0.999 with no fitted ham at or above it.
+	// whose probability is at least RejectProbability with no fitted ham
+	// at or above it.
 	RejectScore float64
 	RecallAtTag float64
 	RecallAt1FP float64
@@ -31,6 +32,11 @@ type Fit struct {
 // MaxHamFPRate is the share of ham a calibration lets reach the tag score
 // on out-of-fold scores: 2 of the public corpus' 2,625.
 const MaxHamFPRate = 0.001
+
+// RejectProbability is how sure a refusal must be: one error in ten
+// thousand. A refused sender hears why at once, but a refused ham is
+// lost to its reader, where a tagged one is only filed.
+const RejectProbability = 0.9999
 
 // MaxHamFP is MaxHamFPRate of nHam, rounded down.
 func MaxHamFP(nHam int) int { return int(MaxHamFPRate * float64(nHam)) }
@@ -114,7 +120,7 @@ func Calibrate(outs []Outcome, tag float64, maxHamFP int) (Fit, error) {
 	f.RecallAt1FP = recallAtFP(spamScores, hamScores, 1)
 	topHam := slices.Max(hamScores)
 	for r := tag + 1; ; r += 0.5 {
-		if cal.Probability(r) >= 0.999 && r > topHam {
+		if cal.Probability(r) >= RejectProbability && r > topHam {
 			f.RejectScore = r
 			break
 		}

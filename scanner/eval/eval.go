@@ -720,9 +720,14 @@ func (r *Report) Write(w io.Writer) error {
 			fmt.Fprintf(&b, "  %6.2f %+6.2f  %s\n", oc.Score, oc.Margin, filepath.Base(oc.Path))
 		}
 	}
-	fmt.Fprintf(&b, "\n%-22s %6s %6s %8s\n", "symbol", "spam", "ham", "ham FPs")
+	// The log-likelihood ratio is what the corpus alone says a symbol is
+	// worth (smoothed by half a message); a weight far above it is a
+	// guess the data does not back, one far below it leaves evidence unused
+	// (the model often carries the same evidence, so weights sit below it).
+	fmt.Fprintf(&b, "\n%-22s %6s %6s %8s %8s\n", "symbol", "spam", "ham", "ham FPs", "ln LR")
 	for _, h := range r.symbolHits() {
-		fmt.Fprintf(&b, "%-22s %6d %6d %8d\n", h.name, h.spam, h.ham, h.hamFP)
+		llr := math.Log(((float64(h.spam) + 0.5) / float64(m.Spam+1)) / ((float64(h.ham) + 0.5) / float64(m.Ham+1)))
+		fmt.Fprintf(&b, "%-22s %6d %6d %8d %8.2f\n", h.name, h.spam, h.ham, h.hamFP, llr)
 	}
 	_, err := io.WriteString(w, b.String())
 	return err

@@ -153,6 +153,9 @@ func TestCorpusAcceptance(t *testing.T) {
 		math.Abs(got.BayesSlope-want.BayesSlope) > 0.05 || math.Abs(got.Offset-want.Offset) > 0.3 || math.Abs(got.Mid-want.Mid) > 0.3 {
 		t.Errorf("embedded calibration %+v, the corpus gives %+v: retrain the embedded model (scanner/model/README.md)", got, want)
 	}
+	if math.Abs(fit.RejectScore-scanner.DefaultRejectScore) > 0.5 {
+		t.Errorf("the calibration puts reject at %.1f, the default is %v", fit.RejectScore, scanner.DefaultRejectScore)
+	}
 	if m.Recall < 0.95 {
 		t.Errorf("spam recall %.2f%% < 95%%", 100*m.Recall)
 	}

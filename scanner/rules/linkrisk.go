@@ -1,9 +1,93 @@
 package rules
 
-import "github.com/mxgrid/mxgrid/scanner"
+import (
+	"net/url"
+	"strings"
 
-// Rules about where the links lead.
+	"github.com/mxgrid/mxgrid/scanner"
+)
 
-var linkWeights = map[string]float64{}
+// Rules about where the links lead. Image sources are not links a reader
+// follows, so only clickable and plain-text links count.
+const (
+	URLLookalike    = "URL_LOOKALIKE"
+	URLShortener    = "URL_SHORTENER"
+	URLFreeHosting  = "URL_FREE_HOSTING"
+	URLDataURI      = "URL_DATA_URI"
+	URLPercentHeavy = "URL_PERCENT_HEAVY"
+	FormForeignPost = "FORM_FOREIGN_ACTION"
+)
 
-func linkRisk(f *findings, env *scanner.Envelope, m *scanner.Message) {}
+var linkWeights = map[string]float64{
+	URLLookalike:    2.5,
+	URLShortener:    0.5,
+	URLFreeHosting:  1.0,
+	URLDataURI:      2.5,
+	URLPercentHeavy: 1.0,
+	FormForeignPost: 0.5,
+}
+
+func linkRisk(f *findings, _ *scanner.Envelope, m *scanner.Message) {
+	fromOrg := ""
+	if _, d, ok := strings.Cut(m.FromAddr, "@"); ok {
+		fromOrg = orgDomain(d)
+	}
+	for _, u := range m.URLs {
+		if u.Image || u.Host == "" {
+			continue
+		}
+		if b, why := brands.lookalike(u.Host); b != nil {
+			f.hit(URLLookalike, b.name+": "+why)
+		}
+		switch {
+		case shorteners.has(u.Host):
+			f.hit(URLShortener, u.Host)
+		case freeHosting.has(u.Host):
+			f.hit(URLFreeHosting, u.Host)
+		}
+		if percentHeavy(u.Raw) {
+			f.hit(URLPercentHeavy, u.Host)
+		}
+	}
+	if m.HTML.DataLinks > 0 {
+		f.hit(URLDataURI, "")
+	}
+	for _, action := range m.HTML.FormActions {
+		if foreignAction(action, fromOrg) {
+			f.hit(FormForeignPost, action)
+			break
+		}
+	}
+}
+
+// percentHeavy: a link whose path and query are mostly %-escapes hides
+// where it goes and what it carries from the reader and from filters.
+func percentHeavy(raw string) bool {
+	_, rest, ok := strings.Cut(raw, "://")
+	if !ok {
+		return false
+	}
+	if i := strings.IndexAny(rest, "/?"); i >= 0 {
+		rest = rest[i:]
+	} else {
+		return false
+	}
+	escapes := strings.Count(rest, "%")
+	return escapes >= 12 && escapes*3*2 > len(rest)
+}
+
+// foreignAction: a form that posts to an absolute address off the
+// sender's own domain. Mail clients submit forms straight from the
+// message, so what is typed goes wherever the action says.
+func foreignAction(action, fromOrg string) bool {
+	u, err := url.Parse(action)
+	switch {
+	case err != nil:
+		return false
+	case strings.EqualFold(u.Scheme, "data"):
+		return true
+	case u.Host == "":
+		return false // relative: nowhere to post from a mail client
+	}
+	return orgDomain(u.Hostname()) != fromOrg
+}

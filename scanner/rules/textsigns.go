@@ -1,9 +1,198 @@
 package rules
 
-import "github.com/mxgrid/mxgrid/scanner"
+import (
+	_ "embed"
+	"net/mail"
+	"strings"
+	"unicode"
 
-// Rules about what the text asks of the reader.
+	"github.com/mxgrid/mxgrid/scanner"
+)
 
-var textWeights = map[string]float64{}
+// Rules about what the text asks of the reader, and text written to fool
+// the reader or the filter.
+const (
+	TextUrgency      = "TEXT_URGENCY"
+	TextCredentials  = "TEXT_CREDENTIALS"
+	TextPhishAction  = "TEXT_PHISH_ACTION"
+	TextRecipient    = "TEXT_RCPT_ADDRESS"
+	TextZeroWidth    = "TEXT_ZERO_WIDTH"
+	TextHomoglyph    = "TEXT_HOMOGLYPH"
+	maxFoldedText    = 16 << 10 // phishing asks early; newsletters' footers add nothing
+	maxScannedRunes  = 64 << 10
+	minZeroWidthHits = 2
+)
 
-func textSigns(f *findings, env *scanner.Envelope, m *scanner.Message) {}
+var textWeights = map[string]float64{
+	TextUrgency:     1.0,
+	TextCredentials: 1.0,
+	TextPhishAction: 2.0,
+	TextRecipient:   1.0,
+	TextZeroWidth:   2.0,
+	TextHomoglyph:   3.0,
+}
+
+var (
+	//go:embed lists/urgency.txt
+	urgencyList string
+	//go:embed lists/credentials.txt
+	credentialsList string
+
+	urgency     = parsePhrases(urgencyList)
+	credentials = parsePhrases(credentialsList)
+)
+
+func textSigns(f *findings, env *scanner.Envelope, m *scanner.Message) {
+	folded := fold(m.Subject+"\n"+m.Text+"\n"+m.HTML.Text, maxFoldedText)
+	u := urgency.find(folded)
+	c := credentials.find(folded)
+	if u != "" {
+		f.hit(TextUrgency, u)
+	}
+	if c != "" {
+		f.hit(TextCredentials, c)
+	}
+	// A deadline, a request for credentials or money, and somewhere to
+	// act on it: the shape of a phish in any language.
+	if u != "" && c != "" && (clickable(m) || len(m.HTML.FormActions) > 0) {
+		f.hit(TextPhishAction, u+" / "+c)
+	}
+	if rcpt := recipientAddress(env, m); rcpt != "" && mentionsRecipient(m, rcpt) {
+		f.hit(TextRecipient, "")
+	}
+	zw, mixed := disguisedWords(m.Subject, m.FromName, m.Text, m.HTML.Text)
+	if zw >= minZeroWidthHits {
+		f.hit(TextZeroWidth, "")
+	}
+	if mixed != "" {
+		f.hit(TextHomoglyph, mixed)
+	}
+}
+
+func clickable(m *scanner.Message) bool {
+	for _, u := range m.URLs {
+		if !u.Image {
+			return true
+		}
+	}
+	return false
+}
+
+// recipientAddress is the envelope recipient when there is exactly one
+// (the SMTP session), else the To address (offline scans).
+func recipientAddress(env *scanner.Envelope, m *scanner.Message) string {
+	if env != nil && len(env.Rcpts) == 1 {
+		return strings.ToLower(env.Rcpts[0])
+	}
+	if to := m.Header.Get("To"); to != "" {
+		if a, err := mail.ParseAddress(to); err == nil {
+			return strings.ToLower(a.Address)
+		}
+	}
+	return ""
+}
+
+// mentionsRecipient: mail-merge phishing addresses the reader by mailbox
+// in the subject or the greeting ("john.doe@example.com, your mailbox is
+// full", "Dear jdoe77"). Replies quote the address ("... wrote:"), lists
+// print it in their footers, and people greet names, not addresses, so
+// only the subject and a greeting opening the text count, and a bare
+// local part only when it looks like a user name (a digit, a dot or an
+// underscore in it).
+func mentionsRecipient(m *scanner.Message, rcpt string) bool {
+	local, _, ok := strings.Cut(rcpt, "@")
+	if !ok || len(local) < 4 {
+		return false
+	}
+	places := []string{" " + fold(m.Subject, 0) + " "}
+	for _, t := range []string{m.Text, m.HTML.Text} {
+		if g := fold(firstLine(t), greetingBytes); greeting(g) {
+			places = append(places, " "+g+" ")
+		}
+	}
+	full, user := " "+fold(rcpt, 0)+" ", " "+fold(local, 0)+" "
+	userLike := strings.ContainsAny(local, "0123456789._")
+	for _, p := range places {
+		if strings.Contains(p, full) || (userLike && strings.Contains(p, user)) {
+			return true
+		}
+	}
+	return false
+}
+
+// greetingBytes is how much of the first line counts as the greeting.
+const greetingBytes = 120
+
+func firstLine(s string) string {
+	s = strings.TrimLeft(s, " \t\r\n")
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+// greeting reports whether a folded line opens with a salutation.
+func greeting(folded string) bool {
+	w, _, _ := strings.Cut(folded, " ")
+	return greetings[w]
+}
+
+var greetings = map[string]bool{
+	"dear": true, "hello": true, "hi": true, "attention": true, "ola": true, "oi": true, "prezado": true,
+	"prezada": true, "caro": true, "cara": true, "estimado": true, "estimada": true, "querido": true,
+	"querida": true, "hola": true, "bonjour": true, "cher": true, "chere": true, "madame": true,
+	"monsieur": true, "hallo": true, "liebe": true, "lieber": true, "sehr": true, "guten": true,
+	"gentile": true, "salve": true, "ciao": true, "buongiorno": true, "buenos": true, "bom": true,
+}
+
+// disguisedWords counts zero-width characters inside Latin words
+// ("Pay\u200bPal" reads as PayPal but matches no filter) and returns the
+// first word mixing Latin with Cyrillic or Greek letters.
+func disguisedWords(texts ...string) (zeroWidth int, mixed string) {
+	runes := 0
+	for _, t := range texts {
+		start := -1
+		prevLatin := false
+		for i, r := range t {
+			if runes++; runes > maxScannedRunes {
+				return zeroWidth, mixed
+			}
+			switch {
+			case isZeroWidth(r):
+				if prevLatin && i+len(string(r)) < len(t) && startsLatinLetter(t[i+len(string(r)):]) {
+					zeroWidth++
+				}
+				continue
+			case unicode.IsLetter(r):
+				if start < 0 {
+					start = i
+				}
+				prevLatin = r < 0x250
+				continue
+			}
+			if start >= 0 && mixed == "" && mixedScript(t[start:i]) {
+				mixed = t[start:i]
+			}
+			start, prevLatin = -1, false
+		}
+		if start >= 0 && mixed == "" && mixedScript(t[start:]) {
+			mixed = t[start:]
+		}
+	}
+	return zeroWidth, mixed
+}
+
+func isZeroWidth(r rune) bool {
+	switch r {
+	case '\u200b', '\u200c', '\u200d', '\u2060', '\ufeff', '\u00ad', '\u034f':
+		return true
+	}
+	return false
+}
+
+func startsLatinLetter(s string) bool {
+	for _, r := range s {
+		return unicode.IsLetter(r) && r < 0x250
+	}
+	return false
+}

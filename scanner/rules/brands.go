@@ -1,0 +1,357 @@
+package rules
+
+import (
+	"bufio"
+	_ "embed"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"golang.org/x/net/idna"
+	"golang.org/x/net/publicsuffix"
+)
+
+// The embedded lists (scanner/rules/lists) are meant to be read and
+// updated by operators; each file says its format.
+var (
+	//go:embed lists/brands.txt
+	brandsList string
+	//go:embed lists/shorteners.txt
+	shortenersList string
+	//go:embed lists/freehosting.txt
+	freeHostingList string
+)
+
+type brand struct {
+	name    string
+	aliases []string // folded, space-separated words
+	domains map[string]bool
+}
+
+// brandIndex answers "which brand owns this domain" and "does this name
+// or domain pretend to be a brand".
+type brandIndex struct {
+	brands []*brand
+	owner  map[string]*brand // registrable domain -> brand
+	// keys are the distinctive first labels of the brands' domains
+	// ("paypal", "docusign"), what lookalikes imitate.
+	keys map[string]*brand
+}
+
+// genericKeys are first labels of brand domains that are ordinary words:
+// "office-supplies.com" imitates nobody.
+var genericKeys = map[string]bool{
+	"live": true, "office": true, "outlook": true, "windows": true, "me": true, "msn": true, "bing": true,
+	"meta": true, "fb": true, "db": true, "bb": true, "gov": true, "booking": true, "steam": true,
+	"aws": true, "azure": true, "mabanque": true,
+}
+
+var brands = parseBrands(brandsList)
+
+func parseBrands(list string) *brandIndex {
+	idx := &brandIndex{owner: map[string]*brand{}, keys: map[string]*brand{}}
+	sc := bufio.NewScanner(strings.NewReader(list))
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		names, domains, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		b := &brand{domains: map[string]bool{}}
+		for _, a := range strings.Split(names, "|") {
+			if f := fold(a, 0); f != "" {
+				b.aliases = append(b.aliases, f)
+			}
+		}
+		if len(b.aliases) == 0 {
+			continue
+		}
+		b.name = strings.TrimSpace(strings.Split(names, "|")[0])
+		for _, d := range strings.Fields(domains) {
+			d = strings.ToLower(d)
+			b.domains[d] = true
+			idx.owner[d] = b
+			if k := firstLabel(d); len(k) >= 3 && !genericKeys[k] {
+				idx.keys[k] = b
+			}
+		}
+		idx.brands = append(idx.brands, b)
+	}
+	return idx
+}
+
+// claimedBy returns the brand a display name claims to be: the brand's
+// name with nothing but service words around it ("PayPal", "Microsoft
+// account team", "Suporte Itaú"). A name that says more ("Lockergnome
+// Apple Tips", "Chase Miller") is someone writing about or named like a
+// brand.
+func (idx *brandIndex) claimedBy(displayName string) *brand {
+	f := fold(displayName, 200)
+	if f == "" {
+		return nil
+	}
+	padded := " " + f + " "
+	for _, b := range idx.brands {
+		for _, a := range b.aliases {
+			i := strings.Index(padded, " "+a+" ")
+			if i < 0 {
+				continue
+			}
+			rest := padded[:i] + " " + padded[i+len(a)+1:]
+			if onlyServiceWords(rest) {
+				return b
+			}
+		}
+	}
+	return nil
+}
+
+func onlyServiceWords(s string) bool {
+	for _, w := range strings.Fields(s) {
+		if !serviceWords[w] {
+			return false
+		}
+	}
+	return true
+}
+
+// serviceWords are what brands (and those posing as them) put around
+// their name in From: departments, teams, "no reply", in the languages of
+// the phrase lists.
+var serviceWords = func() map[string]bool {
+	m := map[string]bool{}
+	for _, w := range strings.Fields(`the team support service services security account accounts customer customers
+		care help desk center centre notification notifications alert alerts billing payments payment online
+		info information mail no reply noreply do not official services update updates verification id
+		department admin administrator system message messages web access express delivery shipping
+		tracking parcel package premium business pro plus store inc ltd llc corp sa gmbh spa srl
+		de do da dos das del la el le les des du di of for and e y et und und von der die das il lo
+		equipe suporte atendimento servico servicos seguranca conta clientes cliente central aviso avisos
+		equipo soporte atencion servicio seguridad cuenta notificacion
+		equipe assistance securite compte client clients notification
+		kundenservice kundendienst sicherheit konto benachrichtigung team
+		assistenza sicurezza conto clienti notifica servizio
+		paket pakete expresso encomendas colis paquete paquetes pacco envios gouv gov`) {
+		m[w] = true
+	}
+	return m
+}()
+
+// lookalike reports whether host imitates a brand's domain without being
+// one: a brand name as a label of someone else's domain
+// (paypal.com.secure-id.ru, dhl-express-parcel.com, microsoftonline-verify.net),
+// a small misspelling (paypa1.com, arnazon.com, docusing.com) or an
+// internationalised name whose letters only look Latin (xn--pypal-4ve.com).
+func (idx *brandIndex) lookalike(host string) (b *brand, why string) {
+	host = strings.TrimSuffix(strings.ToLower(host), ".")
+	org := orgDomain(host)
+	if idx.owner[org] != nil || org == "" {
+		return nil, ""
+	}
+	labels := strings.Split(host, ".")
+	orgLabels := strings.Count(org, ".") + 1
+	// A brand's name among the labels left of someone else's domain.
+	for _, l := range labels[:max(0, len(labels)-orgLabels)] {
+		if b := idx.keys[l]; b != nil && len(l) >= 4 {
+			return b, "brand label in " + host
+		}
+	}
+	first := firstLabel(org)
+	if strings.HasPrefix(first, "xn--") {
+		if u, err := idna.ToUnicode(first); err == nil {
+			if b := idx.keys[skeleton(u)]; b != nil {
+				return b, "look-alike letters in " + org
+			}
+		}
+	}
+	if b := idx.keys[skeleton(first)]; b != nil && skeleton(first) != first {
+		return b, "digits for letters in " + org
+	}
+	for _, tok := range strings.Split(first, "-") {
+		if b := idx.keys[tok]; b != nil && strings.Contains(first, "-") {
+			return b, "brand name in " + org
+		}
+		if b := idx.brandWithFiller(tok); b != nil {
+			return b, "brand name in " + org
+		}
+	}
+	if len(first) >= 5 {
+		for k, b := range idx.keys {
+			if len(k) < 5 || absInt(len(k)-len(first)) > 2 {
+				continue
+			}
+			limit := 1
+			if len(k) >= 8 {
+				limit = 2
+			}
+			if d := editDistance(first, k, limit); d > 0 && d <= limit {
+				return b, "misspelt brand in " + org
+			}
+		}
+	}
+	return nil, ""
+}
+
+// fillers are the words phishing glues to a brand name in one label
+// (paypalsecure, securepaypal, myaccountmicrosoft).
+var fillers = []string{"secure", "security", "login", "signin", "verify", "verification", "account", "accounts",
+	"support", "service", "services", "update", "online", "help", "info", "mail", "web", "app", "my", "id",
+	"center", "centre", "team", "billing", "pay", "payment", "auth", "portal", "official", "customer", "client",
+	"tracking", "track", "delivery", "parcel", "express", "cliente", "clientes", "conta", "cuenta", "compte", "konto"}
+
+func (idx *brandIndex) brandWithFiller(tok string) *brand {
+	for _, f := range fillers {
+		if rest, ok := strings.CutPrefix(tok, f); ok && len(rest) >= 4 && idx.keys[rest] != nil {
+			return idx.keys[rest]
+		}
+		if rest, ok := strings.CutSuffix(tok, f); ok && len(rest) >= 4 && idx.keys[rest] != nil {
+			return idx.keys[rest]
+		}
+	}
+	return nil
+}
+
+// skeleton undoes the substitutions that make a name look like another:
+// digits for letters, "rn" for "m", "vv" for "w", Cyrillic and Greek
+// letters that look Latin.
+func skeleton(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if c, ok := confusable[r]; ok {
+			b.WriteRune(c)
+			continue
+		}
+		b.WriteRune(r)
+	}
+	out := b.String()
+	out = strings.ReplaceAll(out, "rn", "m")
+	return strings.ReplaceAll(out, "vv", "w")
+}
+
+// confusable maps characters that pass for Latin letters to those letters.
+var confusable = map[rune]rune{
+	'0': 'o', '1': 'l', '3': 'e', '4': 'a', '5': 's', '7': 't', '$': 's',
+	// Cyrillic
+	'а': 'a', 'е': 'e', 'о': 'o', 'р': 'p', 'с': 'c', 'у': 'y', 'х': 'x', 'і': 'i', 'ј': 'j', 'ѕ': 's', 'һ': 'h',
+	'ԁ': 'd', 'ԛ': 'q', 'ԝ': 'w', 'к': 'k', 'м': 'm', 'т': 't', 'в': 'b', 'н': 'h', 'ո': 'n',
+	'А': 'A', 'В': 'B', 'Е': 'E', 'К': 'K', 'М': 'M', 'Н': 'H', 'О': 'O', 'Р': 'P', 'С': 'C', 'Т': 'T', 'Х': 'X',
+	'І': 'I', 'Ј': 'J', 'Ѕ': 'S',
+	// Greek
+	'α': 'a', 'ο': 'o', 'ρ': 'p', 'ν': 'v', 'ι': 'i', 'κ': 'k', 'τ': 't', 'υ': 'u', 'ε': 'e',
+	'Α': 'A', 'Β': 'B', 'Ε': 'E', 'Ζ': 'Z', 'Η': 'H', 'Ι': 'I', 'Κ': 'K', 'Μ': 'M', 'Ν': 'N', 'Ο': 'O',
+	'Ρ': 'P', 'Τ': 'T', 'Υ': 'Y', 'Χ': 'X',
+}
+
+// mixedScript reports whether a Latin word has letters swapped for
+// Cyrillic or Greek ones that look the same ("PаyPal" with a Cyrillic
+// "а"), which no language does. Other mixes are mojibake ("bisonпїЅone",
+// UTF-8 read as Windows-1251), not disguise.
+func mixedScript(word string) bool {
+	latin, swapped := 0, 0
+	for _, r := range word {
+		switch {
+		case r < utf8.RuneSelf && unicode.IsLetter(r), r >= utf8.RuneSelf && unicode.In(r, unicode.Latin):
+			latin++
+		case unicode.In(r, unicode.Cyrillic, unicode.Greek):
+			if _, ok := confusable[r]; !ok {
+				return false
+			}
+			swapped++
+		}
+	}
+	return latin >= 2 && swapped > 0
+}
+
+// editDistance is the Levenshtein distance of a and b, or limit+1 when it
+// exceeds limit (the caller only cares about small distances).
+func editDistance(a, b string, limit int) int {
+	if absInt(len(a)-len(b)) > limit {
+		return limit + 1
+	}
+	if len(b) >= 64 {
+		return limit + 1 // no brand key is that long
+	}
+	var rowA, rowB [64]int
+	prev, cur := rowA[:len(b)+1], rowB[:len(b)+1]
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		best := cur[0]
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+			best = min(best, cur[j])
+		}
+		if best > limit {
+			return limit + 1
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+func absInt(x int) int {
+	if x < 0 {
+		return -x
+	}
+	return x
+}
+
+// orgDomain is the registrable domain of host (eTLD+1), or host itself
+// when it has none (a bare name, an IP literal).
+func orgDomain(host string) string {
+	host = strings.TrimSuffix(strings.ToLower(host), ".")
+	if d, err := publicsuffix.EffectiveTLDPlusOne(host); err == nil {
+		return d
+	}
+	return host
+}
+
+func firstLabel(domain string) string {
+	l, _, _ := strings.Cut(domain, ".")
+	return l
+}
+
+// hostList is a set of registrable domains, and of longer hosts for
+// entries below a registrable domain (sites.google.com).
+type hostList map[string]bool
+
+func parseHostList(list string) hostList {
+	h := hostList{}
+	sc := bufio.NewScanner(strings.NewReader(list))
+	for sc.Scan() {
+		line := strings.ToLower(strings.TrimSpace(sc.Text()))
+		if line != "" && line[0] != '#' {
+			h[line] = true
+		}
+	}
+	return h
+}
+
+// has reports whether host is listed, or is under a listed name.
+func (h hostList) has(host string) bool {
+	host = strings.TrimSuffix(strings.ToLower(host), ".")
+	for {
+		if h[host] {
+			return true
+		}
+		_, rest, ok := strings.Cut(host, ".")
+		if !ok || !strings.Contains(rest, ".") {
+			return false
+		}
+		host = rest
+	}
+}
+
+var (
+	shorteners  = parseHostList(shortenersList)
+	freeHosting = parseHostList(freeHostingList)
+)

@@ -1,0 +1,149 @@
+package rules
+
+import (
+	"bufio"
+	"hash/maphash"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
+)
+
+// phraseSet finds listed phrases in text as whole words, with case and
+// accents folded. It hashes each word once and looks a phrase up only from
+// a word that starts one, so a long text costs about one map lookup per
+// word whatever the number of phrases.
+type phraseSet struct {
+	starts  map[uint64]bool // hash of the first word of some phrase
+	phrases map[uint64]bool // hash of a whole phrase (chained word hashes)
+	longest int             // words in the longest phrase
+}
+
+var phraseSeed = maphash.MakeSeed()
+
+func wordHash(w string) uint64 { return maphash.String(phraseSeed, w) }
+
+// chain extends a phrase hash by one word.
+func chain(h, w uint64) uint64 { return (h^w)*0x100000001b3 + 0x9e3779b97f4a7c15 }
+
+// parsePhrases reads a list: one phrase per line, # comments.
+func parsePhrases(list string) *phraseSet {
+	ps := &phraseSet{starts: map[uint64]bool{}, phrases: map[uint64]bool{}}
+	sc := bufio.NewScanner(strings.NewReader(list))
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		words := foldWords(line, 0)
+		if len(words) == 0 {
+			continue
+		}
+		h := wordHash(words[0])
+		ps.starts[h] = true
+		for _, w := range words[1:] {
+			h = chain(h, wordHash(w))
+		}
+		ps.phrases[h] = true
+		ps.longest = max(ps.longest, len(words))
+	}
+	return ps
+}
+
+// find returns the first listed phrase in folded text (see fold), or "".
+func (ps *phraseSet) find(folded string) string {
+	for i := 0; i < len(folded); {
+		end := wordEnd(folded, i)
+		h := wordHash(folded[i:end])
+		if ps.starts[h] {
+			j := end
+			for n := 1; n <= ps.longest; n++ {
+				if n > 1 {
+					if j >= len(folded) {
+						break
+					}
+					k := wordEnd(folded, j+1)
+					h = chain(h, wordHash(folded[j+1:k]))
+					j = k
+				}
+				if ps.phrases[h] {
+					return folded[i:j]
+				}
+			}
+		}
+		i = end + 1
+	}
+	return ""
+}
+
+func wordEnd(s string, i int) int {
+	if k := strings.IndexByte(s[i:], ' '); k >= 0 {
+		return i + k
+	}
+	return len(s)
+}
+
+// foldWords splits s into folded words (for the lists, not hot).
+func foldWords(s string, _ int) []string { return strings.Fields(fold(s, 0)) }
+
+// fold lower-cases s, strips accents from Latin letters and turns every
+// run of other characters (punctuation, apostrophes, hyphens, spaces) into
+// one space, so phrases match as whole words: "Última notificação!" ->
+// "ultima notificacao". At most limit bytes of s are read (0: all).
+func fold(s string, limit int) string {
+	if limit > 0 && len(s) > limit {
+		s = s[:limit]
+	}
+	b := make([]byte, 0, len(s)+1)
+	space := true
+	for _, r := range s {
+		switch {
+		case r < utf8.RuneSelf && (r >= 'a' && r <= 'z' || r >= '0' && r <= '9'):
+			b = append(b, byte(r))
+			space = false
+		case r < utf8.RuneSelf && r >= 'A' && r <= 'Z':
+			b = append(b, byte(r+'a'-'A'))
+			space = false
+		case r >= utf8.RuneSelf && (unicode.IsLetter(r) || unicode.IsDigit(r)):
+			if base, ok := latinBase[r]; ok {
+				b = append(b, base...)
+			} else {
+				b = utf8.AppendRune(b, unicode.ToLower(r))
+			}
+			space = false
+		case unicode.Is(unicode.Mn, r):
+			// A combining accent written apart from its letter.
+		default:
+			if !space {
+				b = append(b, ' ')
+				space = true
+			}
+		}
+	}
+	if len(b) > 0 && b[len(b)-1] == ' ' {
+		b = b[:len(b)-1]
+	}
+	return string(b)
+}
+
+// latinBase maps the accented Latin letters (Latin-1 and Latin Extended-A)
+// to their lower-case base letters ("ß" to "ss").
+var latinBase = func() map[rune]string {
+	m := map[rune]string{'ß': "ss", 'æ': "ae", 'Æ': "ae", 'œ': "oe", 'Œ': "oe", 'ø': "o", 'Ø': "o", 'đ': "d", 'Đ': "d", 'ł': "l", 'Ł': "l"}
+	for r := rune(0xC0); r <= 0x17F; r++ {
+		if _, ok := m[r]; ok || !unicode.IsLetter(r) {
+			continue
+		}
+		var base []rune
+		for _, d := range norm.NFD.String(string(unicode.ToLower(r))) {
+			if !unicode.Is(unicode.Mn, d) {
+				base = append(base, d)
+			}
+		}
+		if len(base) == 1 && base[0] < utf8.RuneSelf {
+			m[r] = string(base)
+		}
+	}
+	return m
+}()

@@ -1,0 +1,100 @@
+# Writes the hand-written fixtures below as .eml files. Kept beside them so
+# a reader sees every message's source in one place; run: python3 gen.py
+import os, base64
+H = "MIME-Version: 1.0\r\n"
+def msg(kind, name, frm, subject, body, html=False, to="ana.silva@example.com", extra="", attach=None, date="Tue, 14 Oct 2025 09:12:44 +0000", mid=None):
+    mid = mid or "<%s.%s@%s>" % (abs(hash(name)) % 10**9, "m", frm.split("@")[-1].rstrip(">"))
+    head = "From: %s\r\nTo: %s\r\nSubject: %s\r\nDate: %s\r\nMessage-ID: %s\r\n%s%s" % (frm, to, subject, date, mid, extra, H)
+    ctype = "text/html" if html else "text/plain"
+    if attach:
+        fn, ct, data = attach
+        out = head + 'Content-Type: multipart/mixed; boundary="b1"\r\n\r\n--b1\r\nContent-Type: %s; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n%s\r\n--b1\r\nContent-Type: %s; name="%s"\r\nContent-Disposition: attachment; filename="%s"\r\nContent-Transfer-Encoding: base64\r\n\r\n%s\r\n--b1--\r\n' % (ctype, body, ct, fn, fn, base64.encodebytes(data.encode() if isinstance(data, str) else data).decode().replace("\n", "\r\n"))
+    else:
+        out = head + "Content-Type: %s; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n%s\r\n" % (ctype, body)
+    os.makedirs(kind, exist_ok=True)
+    open(os.path.join(kind, name + ".eml"), "w", newline="").write(out.replace("\r\n", "\n").replace("\n", "\r\n"))
+
+P = "phish"
+msg(P, "pt-itau-bloqueio", '"Itaú Unibanco" <avisos@itau-seguranca-digital.com>', "Aviso: sua conta foi bloqueada",
+ '<html><body><p>Prezado(a) cliente,</p><p>Identificamos <b>atividade suspeita</b> em seu acesso. Por segurança, sua conta foi bloqueada.</p><p>Para evitar o cancelamento definitivo, <a href="https://itau-regularizacao.web.app/login">atualize seus dados</a> nas próximas 24 horas.</p><p>Atenciosamente,<br>Central de Segurança Itaú</p></body></html>', html=True)
+msg(P, "pt-correios-taxa", 'Correios <rastreamento@correios-entregas.info>', "Sua encomenda está retida - pagamento pendente",
+ 'Olá,\n\nSua encomenda BR738201455BR está retida em nosso centro de distribuição.\nPara liberar a entrega é necessário pagar a taxa alfandegária de R$ 47,90.\n\nPague agora: https://bit.ly/correios-liberar-br\n\nCaso o pagamento não seja efetuado em até 48 horas, o objeto será devolvido ao remetente.\n\nCorreios')
+msg(P, "pt-caixa-senha", '"Caixa Econômica Federal" <noreply@caixa-atendimento.net>', "Última notificação: atualize seu cadastro",
+ '<p>Caro cliente CAIXA,</p><p>Esta é a <b>última notificação</b>. Seu cadastro está desatualizado e seu acesso ao Internet Banking será suspenso.</p><p><a href="http://189.44.12.7/caixa/atualizar">Clique aqui e confirme seus dados</a></p><p>Digite sua senha de 6 dígitos para validar.</p>', html=True)
+msg(P, "pt-receita-restituicao", '"Receita Federal" <restituicao@receita-gov-br.org>', "Restituição do IR 2025 disponível - confirme seus dados",
+ 'Prezado contribuinte,\n\nSua restituição do Imposto de Renda no valor de R$ 2.318,44 está disponível.\nPara receber, confirme seus dados bancários no portal abaixo em até 24 horas:\n\nhttps://restituicao-receita.pages.dev/consulta\n\nReceita Federal do Brasil')
+msg(P, "pt-ctt-pt", '"CTT Expresso" <info@ctt-pt-encomendas.com>', "A sua encomenda aguarda pagamento", 
+ '<p>Caro cliente,</p><p>Não foi possível entregar a sua encomenda porque existe uma taxa de entrega de 1,99 EUR por pagar.</p><p><a href="https://cutt.ly/ctt-pagamento">Pagar a taxa</a></p><p>Sem o pagamento em 48 horas a encomenda será devolvida.</p>', html=True)
+msg(P, "pt-microsoft-caixa", '"Equipe Microsoft" <suporte@mlcrosoft-365.com>', "Sua caixa de correio está cheia",
+ '<p>Olá ana.silva@example.com,</p><p>Sua caixa de correio atingiu o limite de armazenamento. Novas mensagens serão rejeitadas.</p><p><a href="https://microsoft-365-storage.netlify.app/?u=ana.silva@example.com">Verifique sua conta</a> para liberar espaço gratuito.</p><p>Equipe Microsoft 365</p>', html=True)
+msg(P, "es-bbva-bloqueo", '"BBVA" <seguridad@bbva-clientes-online.com>', "Su cuenta ha sido bloqueada temporalmente",
+ '<p>Estimado cliente:</p><p>Hemos detectado un <b>acceso no autorizado</b> a su banca online. Su cuenta ha sido bloqueada por seguridad.</p><p>Para desbloquear su cuenta, <a href="https://bbva-verificacion.weebly.com">confirme sus datos</a> en las próximas 24 horas.</p><p>Atentamente, BBVA</p>', html=True)
+msg(P, "es-correos-paquete", 'Correos <notificaciones@correos-envio.es.tracking-pkg.com>', "Su paquete está retenido en aduana",
+ 'Estimado cliente,\n\nSu paquete con número de seguimiento ES4829117 está retenido. Debe abonar las tasas de aduana (2,99 EUR) para completar la entrega.\n\nPague aquí: https://tinyurl.com/correos-pago-es\n\nSi no se recibe el pago, el paquete será devuelto.\nCorreos')
+msg(P, "es-agencia-tributaria", '"Agencia Tributaria" <notificaciones@agenciatributaria-reembolso.com>', "Reembolso de impuestos pendiente",
+ '<p>Estimado contribuyente,</p><p>Tras los últimos cálculos de su actividad fiscal, tiene derecho a un reembolso de 412,50 EUR.</p><p><a href="https://aeat-reembolso.vercel.app/form">Acceda a su cuenta</a> y confirme sus datos para recibir el reembolso.</p>', html=True)
+msg(P, "es-netflix", '"Netflix" <info@netflix-soporte-cuentas.com>', "Actualice su método de pago",
+ '<p>Hola,</p><p>No pudimos procesar el pago de su suscripción. Su cuenta será suspendida si no actualiza sus datos.</p><p><a href="https://nettflix.com/cuenta/pago">Actualizar ahora</a></p><p>El equipo de Netflix</p>', html=True)
+msg(P, "en-m365-password", '"Microsoft 365" <no-reply@office365-notifications.com>', "Password expires today - action required",
+ '<html><body><p>Your password for ana.silva@example.com expires today.</p><p>To keep using your current password, <a href="https://login-microsoftonline.verify-acct.com/keep">confirm your password</a> now. Failure to comply will result in your account being locked.</p><p>Microsoft account team</p></body></html>', html=True)
+msg(P, "en-docusign", '"DocuSign" <dse@docusign-sign.net>', "Invoice #INV-20931 completed - review document",
+ '<p>You have received a document to review and sign.</p><p><a href="https://storage-docs.pages.dev/sign?id=20931">REVIEW DOCUMENT</a></p><p>Please sign in to your account to view the document within 48 hours.</p>', html=True)
+msg(P, "en-paypal-limited", '"PayPal" <service@paypal.com.account-review.co>', "Your account has been limited",
+ 'Dear customer,\n\nWe noticed unusual activity in your PayPal account. Your account has been limited until you verify your identity.\n\nRestore your account: http://paypal.com.account-review.co/restore\n\nPayPal')
+msg(P, "en-dhl-html-attach", '"DHL Express" <noreply@dhl-express-delivery.org>', "DHL Shipment Notification: AWB 7731092",
+ 'Dear customer,\n\nYour parcel could not be delivered. Please open the attached delivery document and confirm your address to reschedule.\n\nDHL Express', attach=("DHL_AWB_7731092.html", "text/html", '<html><body><form action="https://dhl-redelivery.000webhostapp.com/post.php" method="post"><input name="email"><input type="password" name="pass"></form></body></html>'))
+msg(P, "en-wallet", '"MetaMask" <support@metamask-wallet-verify.com>', "Urgent: verify your wallet",
+ '<p>Due to a security upgrade, all wallets must be verified. Unverified wallets will be permanently deleted within 24 hours.</p><p><a href="https://metamask-verify.ipfs.dweb.link/">Verify your wallet</a></p>', html=True)
+msg(P, "en-apple-homoglyph", '"Apple Support" <support@appleid-security-alerts.com>', "Your Аpple ID has been locked",
+ 'Dear customer,\n\nYour Аpple ID has been locked due to suspicious activity. Verify your identity to unlock your account:\n\nhttps://appleid-unlock.glitch.me/\n\nApple Support')
+msg(P, "fr-laposte-colis", '"La Poste" <service@laposte-suivi-colis.fr.livraison-fr.com>', "Votre colis est en attente de livraison",
+ '<p>Bonjour,</p><p>Votre colis n° 6A19284736 est en attente. Des frais de livraison de 2,49 EUR restent à régler.</p><p><a href="https://rb.gy/laposte-frais">Régler les frais</a> sous 48 heures, sinon le colis sera renvoyé à l\'expéditeur.</p><p>La Poste</p>', html=True)
+msg(P, "fr-impots", '"Impots.gouv" <remboursement@impots-gouv-fr.info>', "Avis de remboursement d'impôt",
+ 'Madame, Monsieur,\n\nAprès calcul de votre taxe annuelle, vous pouvez bénéficier d\'un remboursement de 318,20 EUR.\nVeuillez confirmer vos informations bancaires avant le 20/10 :\n\nhttps://impots-remboursement.firebaseapp.com/\n\nDirection générale des Finances publiques')
+msg(P, "fr-credit-agricole", '"Crédit Agricole" <alerte@ca-securite-client.com>', "Votre compte a été suspendu",
+ '<p>Cher client,</p><p>Suite à une activité inhabituelle, votre compte a été suspendu.</p><p><a href="https://ca-clients.mystrikingly.com">Vérifiez votre compte</a> pour le réactiver.</p><p>Service Sécurité</p>', html=True)
+msg(P, "de-sparkasse", '"Sparkasse" <kundenservice@sparkasse-sicherheit.info>', "Wichtig: Ihr Konto wurde eingeschränkt",
+ '<p>Sehr geehrte Kundin, sehr geehrter Kunde,</p><p>aufgrund einer <b>ungewöhnlichen Aktivität</b> wurde Ihr Konto eingeschränkt.</p><p>Bitte <a href="https://sparkasse-pushtan.webflow.io/">bestätigen Sie Ihre Daten</a> innerhalb von 24 Stunden, sonst wird Ihr Online-Banking gesperrt.</p><p>Ihre Sparkasse</p>', html=True)
+msg(P, "de-dhl-zoll", '"DHL Paket" <info@dhl-paket-zustellung.net>', "Ihr Paket wird zurückgehalten",
+ 'Hallo,\n\nIhr Paket konnte nicht zugestellt werden. Für die Zustellung fällt eine Zollgebühr von 1,79 EUR an.\n\nJetzt bezahlen: https://is.gd/dhl-zoll\n\nZustellung fehlgeschlagen. Das Paket wird nach 3 Tagen an den Absender zurückgeschickt.')
+msg(P, "de-microsoft-onenote", '"Microsoft Teams" <teams@teams-share.info>', "Neues Dokument wurde mit Ihnen geteilt",
+ 'Hallo,\n\nein Kollege hat ein Dokument mit Ihnen geteilt. Öffnen Sie die angehängte Datei, um es anzusehen.\n', attach=("Rechnung_Oktober.one", "application/octet-stream", "ONENOTEFILE"))
+msg(P, "it-poste", '"Poste Italiane" <avvisi@posteitaliane-sicurezza.com>', "Il tuo conto è stato sospeso",
+ '<p>Gentile cliente,</p><p>abbiamo rilevato un accesso non autorizzato. Il tuo conto è stato sospeso.</p><p><a href="https://poste-sblocco.web.app">Verifica i tuoi dati</a> entro 24 ore per riattivarlo.</p><p>Poste Italiane</p>', html=True)
+msg(P, "it-intesa", '"Intesa Sanpaolo" <notifica@intesa-sanpaolo-clienti.net>', "Ultimo avviso: aggiorna i tuoi dati",
+ 'Gentile cliente,\n\nquesto è l\'ultimo avviso. Aggiorna i tuoi dati entro 48 ore per evitare il blocco dell\'account.\n\nhttps://t.ly/intesa-aggiorna\n\nIntesa Sanpaolo')
+msg(P, "it-agenzia-entrate", '"Agenzia delle Entrate" <rimborsi@agenziaentrate-rimborso.com>', "Rimborso fiscale",
+ '<p>Gentile contribuente,</p><p>risulta un rimborso fiscale di 286,00 EUR a suo favore. <a href="https://entrate-rimborso.netlify.app">Accedi al tuo account</a> e conferma i tuoi dati entro 24 ore.</p>', html=True)
+msg(P, "en-wetransfer-zip", '"WeTransfer" <noreply@we-transfer-files.com>', "You received files via WeTransfer",
+ 'Hello,\n\nYou have received 2 files. The archive is encrypted for your security.\nPassword: 8841\n\nOpen the attachment to view the documents.\n', attach=("documents.zip", "application/zip", "PK\x03\x04\x14\x00\x01\x00 encrypted"))
+
+A = "ham"
+msg(A, "en-microsoft-account", '"Microsoft account team" <account-security-noreply@accountprotection.microsoft.com>', "Microsoft account security info was added",
+ '<p>Microsoft account</p><p>Security info was added</p><p>The following security info was recently added to the Microsoft account an***@example.com:</p><p>an***@gmail.com</p><p>If this was you, then you can safely ignore this email.</p><p>If this wasn\'t you, a malicious user has access to your account. Please <a href="https://account.live.com/Activity">review your recent activity</a> and remove it.</p><p>To opt out or change where you receive security notifications, <a href="https://account.live.com/SecurityNotifications/Update">click here</a>.</p><p>Thanks,<br>The Microsoft account team</p>', html=True,
+ extra="DKIM-Signature: v=1; a=rsa-sha256; d=accountprotection.microsoft.com; s=selector1; h=from:to:subject; bh=x; b=y\r\n")
+msg(A, "pt-bank-newsletter", '"Itaú" <comunicados@itau.com.br>', "Novidades do seu cartão em outubro",
+ '<p>Olá, Ana!</p><p>Em outubro, seu cartão Itaú tem cashback em farmácias e descontos em viagens. Confira as condições no app ou no site.</p><p><a href="https://www.itau.com.br/cartoes/beneficios">Ver benefícios</a></p><p>Itaú Unibanco S.A. - Para não receber mais estas mensagens, <a href="https://click.itau.com.br/unsub?id=8841">clique aqui</a>.</p>', html=True,
+ extra="Return-Path: <bounce-8841@mail.itau.com.br>\r\nList-Unsubscribe: <https://click.itau.com.br/unsub?id=8841>\r\n")
+msg(A, "en-personal-paypal", 'Tom Becker <tom.becker@gmail.com>', "Re: concert tickets",
+ 'Hi Ana,\n\nI bought the tickets for Saturday. Can you pay me back your share with PayPal when you get a chance? My address is tom.becker@gmail.com, or just use paypal.me/tombecker.\n\nSee you at 8 in front of the venue.\n\nTom')
+msg(A, "pt-fatura-empresa", '"EDP Comercial" <faturas@edp.pt>', "A sua fatura de setembro já está disponível",
+ 'Caro cliente,\n\nSegue a fatura de eletricidade referente a setembro, no valor de 58,32 EUR, com vencimento a 28/10/2025.\nO pagamento por débito direto será efetuado na data de vencimento.\n\nPode consultar o detalhe da fatura na sua área de cliente em https://www.edp.pt/particulares/area-cliente\n\nObrigado,\nEDP Comercial', to="ana.silva@example.com")
+msg(A, "en-github-reset", 'GitHub <noreply@github.com>', "[GitHub] Please reset your password",
+ 'We heard that you lost your GitHub password. Sorry about that!\n\nBut don\'t worry! You can use the following link to reset your password:\n\nhttps://github.com/password_reset/4f2a9c\n\nIf you don\'t use this link within 3 hours, it will expire. To get a new password reset link, visit https://github.com/password_reset\n\nThanks,\nThe GitHub Team')
+msg(A, "de-shop-versand", '"Thalia" <service@thalia.de>', "Ihre Bestellung wurde versandt",
+ 'Guten Tag Frau Silva,\n\nIhre Bestellung 3021-8841 wurde heute an DHL übergeben. Sie können die Sendung hier verfolgen: https://www.dhl.de/de/privatkunden/pakete-empfangen/verfolgen.html?piececode=00340434\n\nWir wünschen Ihnen viel Freude mit Ihren Büchern.\n\nIhr Thalia Kundenservice')
+msg(A, "en-amazon-shipped", '"Amazon.com" <shipment-tracking@amazon.com>', "Your Amazon.com order has shipped",
+ '<p>Hello Ana,</p><p>Your package is on the way and will arrive Thursday, October 16.</p><p><a href="https://www.amazon.com/gp/your-account/order-details?orderID=113-884">Track package</a></p><p>Order #113-8841209-2231</p>', html=True)
+msg(A, "es-cita-medica", '"Clínica Dental Sonrisa" <citas@clinicasonrisa.es>', "Recordatorio de su cita",
+ 'Hola Ana,\n\nLe recordamos su cita el jueves 16 de octubre a las 10:30 con la Dra. Martín.\nSi no puede asistir, por favor avísenos con 24 horas de antelación llamando al 912 345 678.\n\nUn saludo,\nClínica Dental Sonrisa')
+msg(A, "it-bolletta", '"Enel Energia" <noreply@enel.it>', "La tua bolletta di ottobre",
+ 'Gentile cliente,\n\nla bolletta di ottobre è disponibile nella tua area clienti. Importo: 64,10 EUR, scadenza 30/10/2025.\nPuoi consultarla su https://www.enel.it/it/area-clienti\n\nGrazie,\nEnel Energia')
+msg(A, "en-mailing-list", 'Lisa Park <lisa.park@fastmail.com>', "Re: [go-nuts] context cancellation in long loops",
+ 'On Mon, Oct 13, 2025, Ana Silva wrote:\n> Should I check ctx.Err() on every iteration?\n\nOnly if an iteration can take long. A select with a default case costs little, but checking every N items is usually enough.\n\nLisa\n\n-- \nYou received this message because you are subscribed to the Google Groups "golang-nuts" group.\nTo unsubscribe from this group, visit https://groups.google.com/d/optout',
+ extra="List-Id: <golang-nuts.googlegroups.com>\r\nReply-To: golang-nuts@googlegroups.com\r\n")
+msg(A, "fr-banque-releve", '"BNP Paribas" <noreply@mabanque.bnpparibas>', "Votre relevé de compte est disponible",
+ 'Bonjour,\n\nVotre relevé de compte du mois de septembre est disponible dans votre espace client, rubrique Mes documents.\n\nCordialement,\nBNP Paribas')
+msg(A, "pt-pessoal", 'Marta Costa <marta.costa@sapo.pt>', "Jantar de sábado",
+ 'Olá Ana!\n\nEntão, está confirmado o jantar de sábado às 20h? Eu levo a sobremesa. Se precisares de boleia diz-me.\n\nBeijinhos,\nMarta')
+msg(A, "en-calendar-ics", '"Google Calendar" <calendar-notification@google.com>', "Invitation: Team sync @ Thu Oct 16, 2025 10am",
+ 'You have been invited to the following event.\n\nTeam sync\nThu Oct 16, 2025 10am - 10:30am (CEST)\nJoining info: https://meet.google.com/abc-defg-hij\n', attach=("invite.ics", "text/calendar", "BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n"))
