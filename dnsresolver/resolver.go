@@ -53,15 +53,17 @@ type Cached struct {
 	now     func() time.Time
 
 	flight singleflight.Group
+	reach  reach
 
 	mu    sync.Mutex
 	size  int
 	lru   *list.List // of *entry, most recently used first
 	items map[string]*list.Element
 
-	lookups  *prometheus.CounterVec
-	duration *prometheus.HistogramVec
-	cache    *prometheus.CounterVec
+	lookups   *prometheus.CounterVec
+	duration  *prometheus.HistogramVec
+	cache     *prometheus.CounterVec
+	fastFails prometheus.Counter
 }
 
 type entry struct {
@@ -93,7 +95,7 @@ func Uncached(cfg Config) *net.Resolver {
 func New(cfg Config, reg prometheus.Registerer) *Cached {
 	res := Uncached(cfg)
 	f := promauto.With(reg)
-	return &Cached{
+	c := &Cached{
 		res:     res,
 		server:  cfg.Server,
 		timeout: cfg.Timeout,
@@ -116,8 +118,27 @@ func New(cfg Config, reg prometheus.Registerer) *Cached {
 			Name: "mxgrid_dns_cache_requests_total",
 			Help: "DNS answers asked of the cache, by result (hit, miss).",
 		}, []string{"result"}),
+		fastFails: f.NewCounter(prometheus.CounterOpts{
+			Name: "mxgrid_dns_unreachable_fails_total",
+			Help: "Lookups failed at once, without asking, because the DNS server had stopped answering.",
+		}),
 	}
+	c.reach.now = time.Now
+	f.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "mxgrid_dns_reachable",
+		Help: "1 while the DNS server answers, 0 after consecutive lookups got no answer (lookups then fail fast as temporary errors).",
+	}, func() float64 {
+		if c.reach.up() {
+			return 1
+		}
+		return 0
+	})
+	return c
 }
+
+// OnReachabilityChange calls fn whenever the server stops or starts
+// answering (for readiness). Call it before the first lookup.
+func (c *Cached) OnReachabilityChange(fn func(up bool)) { c.reach.onChange = fn }
 
 // LookupTXT returns the TXT records of name, one string per record (the
 // record's character-strings concatenated, as RFC 7208 section 3.3 and
@@ -187,6 +208,10 @@ func lookup[T any](ctx context.Context, c *Cached, kind, key string, fn func(con
 	if c.size > 0 {
 		c.cache.WithLabelValues("miss").Inc()
 	}
+	if !c.reach.allow() {
+		c.fastFails.Inc()
+		return nil, unreachableError(nameOf(key))
+	}
 	ch := c.flight.DoChan(key, func() (any, error) {
 		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.timeout)
 		defer cancel()
@@ -200,6 +225,7 @@ func lookup[T any](ctx context.Context, c *Cached, kind, key string, fn func(con
 			derr.Server = c.server
 		}
 		c.lookups.WithLabelValues(kind, resultLabel(derr)).Inc()
+		c.reach.done(derr)
 		switch {
 		case derr == nil:
 			c.put(key, v, nil, c.ttl)

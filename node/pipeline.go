@@ -98,7 +98,10 @@ func networkStages(cfg *config.Config, env StageEnv) ([]scanner.Stage, error) {
 	var stages []scanner.Stage
 	res := env.Resolver
 	if res == nil && (wantAuth || wantDNSBL) {
-		res = dnsresolver.New(cfg.DNS, env.Registry)
+		c := dnsresolver.New(cfg.DNS, env.Registry)
+		c.OnReachabilityChange(func(up bool) { reportDNS(env.Health, up) })
+		reportDNS(env.Health, true)
+		res = c
 	}
 	if wantAuth {
 		a, err := auth.New(authCfg, res, env.Log, env.Registry)
@@ -120,4 +123,17 @@ func networkStages(cfg *config.Config, env StageEnv) ([]scanner.Stage, error) {
 		stages = append(stages, c.Stage())
 	}
 	return stages, nil
+}
+
+// reportDNS puts the resolver's reachability into readiness: mail flows
+// without DNS, judged on content, so it is degraded, not down.
+func reportDNS(h *health.Registry, up bool) {
+	if h == nil {
+		return
+	}
+	if up {
+		h.Set("dns", health.OK, "")
+		return
+	}
+	h.Set("dns", health.Degraded, "the DNS server is not answering: SPF, DKIM and DMARC give temperror and DNS blocklists are skipped until it does")
 }

@@ -51,6 +51,11 @@ func TestDefaultPipelineOverSMTP(t *testing.T) {
 				t.Fatalf("%s: %v", filepath.Base(f), err)
 			}
 			got := sink.Messages()[before].Data
+			// Sender authentication is on by default; with no DNS it
+			// still reports, as temperror, on every relayed message.
+			if !bytes.Contains(got, []byte("\r\nAuthentication-Results: mx.test; spf=temperror")) {
+				t.Errorf("%s: relayed without our Authentication-Results", filepath.Base(f))
+			}
 			if bytes.Contains(got, []byte("\r\nX-Spam-Flag: YES\r\n")) {
 				counts[kind+" tagged"]++
 				for _, h := range []string{"X-Spam-Status: Yes, score=", "X-Spam-Score: ", "X-Spam-Symbols: "} {
@@ -61,7 +66,7 @@ func TestDefaultPipelineOverSMTP(t *testing.T) {
 				continue
 			}
 			counts[kind+" delivered"]++
-			if body, err := nodetest.StripPrepended(got, "Received"); err != nil || !bytes.Equal(body, msg) {
+			if body, err := nodetest.StripPrepended(got, "Received", "Authentication-Results"); err != nil || !bytes.Equal(body, msg) {
 				t.Errorf("%s: delivered message changed below our Received field", filepath.Base(f))
 			}
 		}

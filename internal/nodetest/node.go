@@ -33,6 +33,9 @@ var (
 	Domain         = smtptest.Domain
 )
 
+// NoDNS is a loopback address where no DNS server listens.
+const NoDNS = "127.0.0.1:9"
+
 // Node is a node running in the test process.
 type Node struct {
 	*node.Node
@@ -58,6 +61,10 @@ func Config(t testing.TB) config.Config {
 	// Test downstreams (sinks) listen on loopback, where tenant routes may
 	// not go by default.
 	cfg.Relay.AllowedRouteNetworks = []string{smtptest.Loopback.String()}
+	// Sender authentication is on by default; tests that do not serve DNS
+	// point it at a loopback port nobody answers, which fails at once, so
+	// no test waits on the machine's resolver (CI may have none).
+	cfg.DNS.Server = NoDNS
 	return cfg
 }
 

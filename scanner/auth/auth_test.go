@@ -387,7 +387,7 @@ func TestConfigValidate(t *testing.T) {
 		{"default", func(*Config) {}, ""},
 		{"id with space", func(c *Config) { c.AuthservID = "mx example" }, "authserv_id:"},
 		{"all on", func(c *Config) { c.SPF, c.DKIM, c.DMARC = true, true, true }, ""},
-		{"dmarc without spf", func(c *Config) { c.DMARC, c.DKIM = true, true }, "dmarc: needs spf and dkim"},
+		{"dmarc without spf", func(c *Config) { c.SPF = false }, "dmarc: needs spf and dkim"},
 		{"no signatures", func(c *Config) { c.MaxSignatures = 0 }, "max_signatures:"},
 		{"zero timeout", func(c *Config) { c.Timeout = 0 }, "timeout:"},
 		{"unknown weight", func(c *Config) { c.Weights = map[string]float64{"SPF_MAYBE": 1} }, `weights: unknown symbol "SPF_MAYBE"`},

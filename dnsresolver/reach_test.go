@@ -1,0 +1,93 @@
+package dnsresolver
+
+import (
+	"context"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mxgrid/mxgrid/dnsresolver/dnstest"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// TestUnansweredServerFailsFast: a server that stops answering costs the
+// node three lookup timeouts, not one per message; the failures are
+// temporary (temperror, not "no record"); the server is probed after the
+// backoff and used again once it answers.
+func TestUnansweredServerFailsFast(t *testing.T) {
+	srv := dnstest.Start(t)
+	srv.AddTXT("ok.test", "v=spf1 -all")
+	c := newTest(t, srv, func(c *Config) { c.Timeout = 100 * time.Millisecond; c.CacheSize = 0 })
+	now := time.Now()
+	var mu sync.Mutex
+	c.reach.now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	var changes []bool
+	c.OnReachabilityChange(func(up bool) { changes = append(changes, up) })
+	ctx := context.Background()
+
+	for _, name := range []string{"a.test", "b.test", "c.test"} {
+		srv.Silent(name)
+		if _, err := c.LookupTXT(ctx, name); !dnsErr(t, err).IsTimeout {
+			t.Fatalf("%s: %v, want a timeout", name, err)
+		}
+	}
+	if c.reach.up() || len(changes) != 1 || changes[0] {
+		t.Fatalf("after 3 timeouts: up=%v changes=%v, want down", c.reach.up(), changes)
+	}
+	start := time.Now()
+	_, err := c.LookupTXT(ctx, "ok.test")
+	if took := time.Since(start); took > 20*time.Millisecond {
+		t.Errorf("lookup while down took %v, want immediate", took)
+	}
+	if derr := dnsErr(t, err); !derr.IsTemporary || derr.IsNotFound {
+		t.Errorf("lookup while down: %+v, want a temporary error", derr)
+	}
+	if n := srv.Queries("ok.test"); n != 0 {
+		t.Errorf("%d queries reached the server while it was known down", n)
+	}
+
+	mu.Lock()
+	now = now.Add(minBackoff)
+	mu.Unlock()
+	if got, err := c.LookupTXT(ctx, "ok.test"); err != nil || len(got) != 1 {
+		t.Fatalf("probe after the backoff: %v %v", got, err)
+	}
+	if !c.reach.up() || len(changes) != 2 || !changes[1] {
+		t.Errorf("after a good probe: up=%v changes=%v, want up again", c.reach.up(), changes)
+	}
+}
+
+// TestNotFoundAndServfailAreAnswers: the server answering "no record" or
+// SERVFAIL works; only silence trips the breaker.
+func TestNotFoundAndServfailAreAnswers(t *testing.T) {
+	srv := dnstest.Start(t)
+	srv.ServFail("sf.test")
+	c := newTest(t, srv, func(c *Config) { c.CacheSize = 0 })
+	for range 5 {
+		c.LookupTXT(context.Background(), "missing.test")
+		c.LookupTXT(context.Background(), "sf.test")
+	}
+	if !c.reach.up() {
+		t.Fatal("NXDOMAIN and SERVFAIL answers marked the server unreachable")
+	}
+}
+
+// TestRefusingServerFailsFast: a port nobody listens on (ICMP refused).
+func TestRefusingServerFailsFast(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := pc.LocalAddr().String()
+	pc.Close()
+	cfg := DefaultConfig()
+	cfg.Server = addr
+	c := New(cfg, prometheus.NewRegistry())
+	for range failuresToTrip {
+		c.LookupTXT(context.Background(), "x.test")
+	}
+	if c.reach.up() {
+		t.Fatal("a refusing server is still considered reachable")
+	}
+}
