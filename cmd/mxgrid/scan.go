@@ -178,16 +178,19 @@ func newVerdictWriter(format string, w io.Writer, skipped []string) *verdictWrit
 }
 
 type jsonVerdict struct {
-	Path       string           `json:"path"`
-	Verdict    string           `json:"verdict,omitempty"`
-	Action     string           `json:"action,omitempty"`
-	Reason     string           `json:"reason,omitempty"`
-	Detail     string           `json:"detail,omitempty"`
-	Score      float64          `json:"score"`
-	Symbols    []scanner.Symbol `json:"symbols,omitempty"`
-	Incomplete []string         `json:"incomplete,omitempty"`
-	Skipped    []string         `json:"skipped,omitempty"`
-	Error      string           `json:"error,omitempty"`
+	Path    string  `json:"path"`
+	Verdict string  `json:"verdict,omitempty"`
+	Action  string  `json:"action,omitempty"`
+	Reason  string  `json:"reason,omitempty"`
+	Detail  string  `json:"detail,omitempty"`
+	Score   float64 `json:"score"`
+	// Probability is the calibrated spam probability (absent when the
+	// model did not run).
+	Probability *float64         `json:"probability,omitempty"`
+	Symbols     []scanner.Symbol `json:"symbols,omitempty"`
+	Incomplete  []string         `json:"incomplete,omitempty"`
+	Skipped     []string         `json:"skipped,omitempty"`
+	Error       string           `json:"error,omitempty"`
 }
 
 func (vw *verdictWriter) write(r scanResult) error {
@@ -200,6 +203,10 @@ func (vw *verdictWriter) write(r scanResult) error {
 			j.Error = r.err.Error()
 		} else {
 			j.Verdict, j.Action, j.Reason, j.Detail, j.Score, j.Symbols, j.Incomplete = spamLabel(v), v.Action.String(), string(v.Reason), v.Detail, round2(v.Score), syms, v.Incomplete
+			if v.Calibrated {
+				p := math.Round(v.Probability*1e4) / 1e4
+				j.Probability = &p
+			}
 		}
 		return vw.enc.Encode(j)
 	case "tsv":
@@ -223,7 +230,11 @@ func (vw *verdictWriter) write(r scanResult) error {
 			why += " " + v.Detail
 		}
 	}
-	fmt.Fprintf(&b, "%s: %s (%s) score %.2f\n", r.path, spamLabel(v), why, v.Score)
+	fmt.Fprintf(&b, "%s: %s (%s) score %.2f", r.path, spamLabel(v), why, v.Score)
+	if v.Calibrated {
+		fmt.Fprintf(&b, ", spam probability %.4f", v.Probability)
+	}
+	b.WriteByte('\n')
 	for _, s := range syms {
 		fmt.Fprintf(&b, "  %-22s %7.2f  %s\n", s.Name, s.Score, s.Detail)
 	}

@@ -62,7 +62,7 @@ func attachRisk(f *findings, _ *scanner.Envelope, m *scanner.Message) {
 	// An archive whose password is in the text: encrypted so that no
 	// scanner can look inside, with the key for the human.
 	if archive {
-		if w := archivePassword.find(fold(m.Subject+"\n"+m.Text+"\n"+m.HTML.Text, maxFoldedText)); w != "" {
+		if w := archivePassword.find(foldParts(maxFoldedText, m.Subject, m.Text, m.HTML.Text)); w != "" {
 			f.hit(AttachArchivePass, w)
 		}
 	}

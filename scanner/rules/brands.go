@@ -34,9 +34,13 @@ type brandIndex struct {
 	brands []*brand
 	owner  map[string]*brand // registrable domain -> brand
 	// keys are the distinctive first labels of the brands' domains
-	// ("paypal", "docusign"), what lookalikes imitate.
-	keys map[string]*brand
+	// ("paypal", "docusign"), what lookalikes imitate; byLen holds those
+	// of 5 letters or more by length, for the misspelling test.
+	keys  map[string]*brand
+	byLen [maxKeyLen + 1][]string
 }
+
+const maxKeyLen = 63
 
 // genericKeys are first labels of brand domains that are ordinary words:
 // "office-supplies.com" imitates nobody.
@@ -79,6 +83,11 @@ func parseBrands(list string) *brandIndex {
 			}
 		}
 		idx.brands = append(idx.brands, b)
+	}
+	for k := range idx.keys {
+		if len(k) >= 5 && len(k) <= maxKeyLen {
+			idx.byLen[len(k)] = append(idx.byLen[len(k)], k)
+		}
 	}
 	return idx
 }
@@ -179,16 +188,15 @@ func (idx *brandIndex) lookalike(host string) (b *brand, why string) {
 		}
 	}
 	if len(first) >= 5 {
-		for k, b := range idx.keys {
-			if len(k) < 5 || absInt(len(k)-len(first)) > 2 {
-				continue
-			}
-			limit := 1
-			if len(k) >= 8 {
-				limit = 2
-			}
-			if d := editDistance(first, k, limit); d > 0 && d <= limit {
-				return b, "misspelt brand in " + org
+		for n := max(5, len(first)-2); n <= min(maxKeyLen, len(first)+2); n++ {
+			for _, k := range idx.byLen[n] {
+				limit := 1
+				if len(k) >= 8 {
+					limit = 2
+				}
+				if d := editDistance(first, k, limit); d > 0 && d <= limit {
+					return idx.keys[k], "misspelt brand in " + org
+				}
 			}
 		}
 	}

@@ -32,10 +32,12 @@ func linkRisk(f *findings, _ *scanner.Envelope, m *scanner.Message) {
 	if _, d, ok := strings.Cut(m.FromAddr, "@"); ok {
 		fromOrg = orgDomain(d)
 	}
+	seen := make(map[string]bool, 8)
 	for _, u := range m.URLs {
-		if u.Image || u.Host == "" {
+		if u.Image || u.Host == "" || seen[u.Host] {
 			continue
 		}
+		seen[u.Host] = true
 		if b, why := brands.lookalike(u.Host); b != nil {
 			f.hit(URLLookalike, b.name+": "+why)
 		}

@@ -91,33 +91,56 @@ func foldWords(s string, _ int) []string { return strings.Fields(fold(s, 0)) }
 // run of other characters (punctuation, apostrophes, hyphens, spaces) into
 // one space, so phrases match as whole words: "Última notificação!" ->
 // "ultima notificacao". At most limit bytes of s are read (0: all).
-func fold(s string, limit int) string {
-	if limit > 0 && len(s) > limit {
-		s = s[:limit]
+func fold(s string, limit int) string { return foldParts(limit, s) }
+
+// foldParts folds the parts as if joined by spaces, reading at most limit
+// bytes of them in all (0: all), without building the joined string: a
+// message's text can be megabytes, the rules read its first kilobytes.
+func foldParts(limit int, parts ...string) string {
+	size := 0
+	for _, p := range parts {
+		size += len(p) + 1
 	}
-	b := make([]byte, 0, len(s)+1)
+	if limit > 0 {
+		size = min(size, limit)
+	}
+	b := make([]byte, 0, size)
 	space := true
-	for _, r := range s {
-		switch {
-		case r < utf8.RuneSelf && (r >= 'a' && r <= 'z' || r >= '0' && r <= '9'):
-			b = append(b, byte(r))
-			space = false
-		case r < utf8.RuneSelf && r >= 'A' && r <= 'Z':
-			b = append(b, byte(r+'a'-'A'))
-			space = false
-		case r >= utf8.RuneSelf && (unicode.IsLetter(r) || unicode.IsDigit(r)):
-			if base, ok := latinBase[r]; ok {
-				b = append(b, base...)
-			} else {
-				b = utf8.AppendRune(b, unicode.ToLower(r))
-			}
-			space = false
-		case unicode.Is(unicode.Mn, r):
-			// A combining accent written apart from its letter.
-		default:
-			if !space {
-				b = append(b, ' ')
-				space = true
+	read := 0
+	for _, s := range parts {
+		if limit > 0 && read >= limit {
+			break
+		}
+		if limit > 0 && len(s) > limit-read {
+			s = s[:limit-read]
+		}
+		read += len(s)
+		if !space {
+			b = append(b, ' ')
+			space = true
+		}
+		for _, r := range s {
+			switch {
+			case r < utf8.RuneSelf && (r >= 'a' && r <= 'z' || r >= '0' && r <= '9'):
+				b = append(b, byte(r))
+				space = false
+			case r < utf8.RuneSelf && r >= 'A' && r <= 'Z':
+				b = append(b, byte(r+'a'-'A'))
+				space = false
+			case r >= utf8.RuneSelf && (unicode.IsLetter(r) || unicode.IsDigit(r)):
+				if base, ok := latinBase[r]; ok {
+					b = append(b, base...)
+				} else {
+					b = utf8.AppendRune(b, unicode.ToLower(r))
+				}
+				space = false
+			case r >= utf8.RuneSelf && unicode.Is(unicode.Mn, r):
+				// A combining accent written apart from its letter.
+			default:
+				if !space {
+					b = append(b, ' ')
+					space = true
+				}
 			}
 		}
 	}

@@ -19,7 +19,7 @@ const (
 	TextZeroWidth    = "TEXT_ZERO_WIDTH"
 	TextHomoglyph    = "TEXT_HOMOGLYPH"
 	maxFoldedText    = 16 << 10 // phishing asks early; newsletters' footers add nothing
-	maxScannedRunes  = 64 << 10
+	maxScannedRunes  = 16 << 10
 	minZeroWidthHits = 2
 )
 
@@ -43,7 +43,7 @@ var (
 )
 
 func textSigns(f *findings, env *scanner.Envelope, m *scanner.Message) {
-	folded := fold(m.Subject+"\n"+m.Text+"\n"+m.HTML.Text, maxFoldedText)
+	folded := foldParts(maxFoldedText, m.Subject, m.Text, m.HTML.Text)
 	u := urgency.find(folded)
 	c := credentials.find(folded)
 	if u != "" {
