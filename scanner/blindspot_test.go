@@ -52,6 +52,17 @@ func TestBlindSpotsAreJudged(t *testing.T) {
 	p := contentPipeline(t)
 	policy := scanner.DefaultConfig().Policy()
 	deepDivs := strings.Repeat("<div>", 300) + "<style>x</style>"
+	tinyParts := func(html string) []byte {
+		var b strings.Builder
+		b.WriteString("From: Lottery Board <board@lottery.example>\r\nTo: bob@example.net\r\nSubject: Notification\r\n" +
+			"Date: Mon, 23 Nov 2026 10:00:00 +0000\r\nMessage-ID: <2@lottery.example>\r\nMIME-Version: 1.0\r\n" +
+			"Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n")
+		for range 205 {
+			b.WriteString("--b\r\nContent-Type: text/plain\r\n\r\n.\r\n")
+		}
+		b.WriteString("--b\r\nContent-Type: text/html; charset=utf-8\r\n\r\n" + strings.ReplaceAll(html, "\n", "\r\n") + "\r\n--b--\r\n")
+		return []byte(b.String())
+	}
 	for _, tt := range []struct {
 		name   string
 		raw    []byte
@@ -60,6 +71,9 @@ func TestBlindSpotsAreJudged(t *testing.T) {
 	}{
 		{"spam after 300 nested div and a style", htmlMessage(deepDivs + spamHTML), "international lottery", scanner.Tag},
 		{"ham after 300 nested div and a style", htmlMessage(deepDivs + "<p>Hi Bob, the minutes of Tuesday's meeting are attached. Regards, Alice</p>"), "minutes of Tuesday", scanner.Deliver},
+		// Past the part limit the text is still read; the limit itself
+		// tags (MIME_TOO_COMPLEX), and the spam text behind it rejects.
+		{"spam after 205 tiny parts", tinyParts(spamHTML), "international lottery", scanner.Reject},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			msg := scanner.Parse(tt.raw)

@@ -28,15 +28,17 @@ const (
 
 // ParserWeights are the default weights of the parser's symbols. Broken
 // MIME is common in spamware output and rare from real MUAs, but it does
-// happen (truncated mail, old list software), so no single parser symbol
-// comes near the tag score on its own.
+// happen (truncated mail, old list software), so it stays below the tag
+// score. A message past the parser's limits is different: what could not
+// be read cannot be judged, and hiding text behind 200 empty parts is a
+// way to do that, so MIME_TOO_COMPLEX tags on its own.
 func ParserWeights() map[string]float64 {
 	return map[string]float64{
 		SymbolHeaderBroken:    1.5,
 		SymbolMIMEBroken:      1.5,
 		SymbolUnknownCharset:  1.0,
 		SymbolUnknownEncoding: 1.0,
-		SymbolMIMETooComplex:  1.0,
+		SymbolMIMETooComplex:  DefaultTagScore,
 	}
 }
 
@@ -44,6 +46,11 @@ func ParserWeights() map[string]float64 {
 // real mail and stop decompression-bomb-like nesting and part floods.
 const (
 	maxParts     = 200
+	// maxWalkParts bounds the walk itself. Past maxParts the parts are no
+	// longer listed (MIME_TOO_COMPLEX, which tags), but their text is
+	// still read, so 205 empty parts cannot hide the text behind them
+	// from the model and the rules.
+	maxWalkParts = 5 * maxParts
 	maxDepth     = 10
 	maxTextBytes = 1 << 20 // decoded text kept per message (plain + HTML source)
 	maxURLs      = 500
@@ -229,6 +236,8 @@ func (w *walker) walk(e *message.Entity, depth int, shape *strings.Builder) {
 	w.parts++
 	if w.parts > maxParts || depth > maxDepth {
 		w.p.add(w.m, SymbolMIMETooComplex, fmt.Sprintf("more than %d parts or %d levels", maxParts, maxDepth))
+	}
+	if w.parts > maxWalkParts || depth > maxDepth {
 		return
 	}
 	part := Part{Depth: depth, Encoding: strings.ToLower(strings.TrimSpace(e.Header.Get("Content-Transfer-Encoding")))}
@@ -248,8 +257,11 @@ func (w *walker) walk(e *message.Entity, depth int, shape *strings.Builder) {
 	if part.Filename == "" {
 		part.Filename = params["name"]
 	}
-	idx := len(w.m.Parts)
-	w.m.Parts = append(w.m.Parts, part)
+	idx := -1
+	if w.parts <= maxParts {
+		idx = len(w.m.Parts)
+		w.m.Parts = append(w.m.Parts, part)
+	}
 	if shape.Len() < 512 {
 		shape.WriteString(ct)
 	}
@@ -275,7 +287,7 @@ func (w *walker) walk(e *message.Entity, depth int, shape *strings.Builder) {
 				shape.WriteByte(',')
 			}
 			w.walk(child, depth+1, shape)
-			if w.parts > maxParts {
+			if w.parts > maxWalkParts {
 				break
 			}
 		}
@@ -302,7 +314,9 @@ func (w *walker) walk(e *message.Entity, depth int, shape *strings.Builder) {
 	}
 
 	size, err := w.readBody(e.Body, part)
-	w.m.Parts[idx].Size = size
+	if idx >= 0 {
+		w.m.Parts[idx].Size = size
+	}
 	if err != nil {
 		w.p.add(w.m, SymbolMIMEBroken, ct+" body: "+err.Error())
 	}

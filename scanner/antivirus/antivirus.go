@@ -57,12 +57,13 @@ const (
 
 func defaultWeights() map[string]float64 {
 	return map[string]float64{
-		SymbolBlockedType:   0,
-		SymbolNameMismatch:  4,
-		SymbolEncrypted:     2,
-		SymbolArchiveLimit:  1,
+		SymbolBlockedType:  0,
+		SymbolNameMismatch: 4,
+		SymbolEncrypted:    2,
+		SymbolArchiveLimit: 6, // members never scanned: tag, as the parser's MIME_TOO_COMPLEX does
+
 		SymbolArchiveBroken: 1,
-		SymbolMIMELimit:     2,
+		SymbolMIMELimit:     0, // the parser's MIME_TOO_COMPLEX already weighs the same finding
 		SymbolMIMEBroken:    1,
 		SymbolPartUndecoded: 1,
 	}
