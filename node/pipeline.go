@@ -81,7 +81,7 @@ func Stages(cfg *config.Config, env StageEnv) ([]scanner.Stage, error) {
 func networkStages(cfg *config.Config, env StageEnv) ([]scanner.Stage, error) {
 	authCfg := cfg.Auth
 	authCfg.AuthservID = cfg.AuthServID()
-	wantAuth := authCfg.SPF || authCfg.DKIM || authCfg.DMARC
+	wantAuth := authCfg.SPF || authCfg.DKIM || authCfg.DMARC || authCfg.ARC
 	wantDNSBL := len(cfg.DNSBL.IPZones)+len(cfg.DNSBL.DomainZones) > 0
 	wantClamd := cfg.Antivirus.Clamd.Clamd != ""
 	if env.Offline {

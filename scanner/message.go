@@ -45,7 +45,7 @@ func ParserWeights() map[string]float64 {
 // Limits that bound the work one message can cause. They are generous for
 // real mail and stop decompression-bomb-like nesting and part floods.
 const (
-	maxParts     = 200
+	maxParts = 200
 	// maxWalkParts bounds the walk itself. Past maxParts the parts are no
 	// longer listed (MIME_TOO_COMPLEX, which tags), but their text is
 	// still read, so 205 empty parts cannot hide the text behind them

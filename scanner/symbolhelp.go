@@ -91,6 +91,7 @@ var symbolFamilies = []struct{ prefix, help string }{
 	{"SPF_HELO_", "SPF for the name the sending server introduced itself with."},
 	{"SPF_", "SPF: whether the sender's domain allows the sending server (pass, fail, softfail, none...)."},
 	{"DKIM_", "DKIM: whether the message's cryptographic signature from the sending domain is valid."},
+	{"ARC_", "ARC: whether the chain of forwarders and lists that vouch for the message's earlier authentication is intact."},
 	{"DMARC_", "DMARC: whether the visible From domain is confirmed by SPF or DKIM, and what that domain asks receivers to do otherwise."},
 	{"RBL_", "The sending server's address is on a DNS blocklist."},
 	{"URIBL_", "A link in the message goes to a domain on a DNS blocklist."},

@@ -38,6 +38,7 @@ func Weights() map[string]float64 {
 		"DKIM_PASS": -0.5, "DKIM_FAIL": 1.5, "DKIM_TEMPERROR": 0, "DKIM_PERMERROR": 0.5, "DKIM_NONE": 0,
 		"DMARC_PASS": -1, "DMARC_FAIL_REJECT": 4, "DMARC_FAIL_QUARANTINE": 3, "DMARC_FAIL_NONE": 0.5,
 		"DMARC_NONE": 0, "DMARC_TEMPERROR": 0, "DMARC_PERMERROR": 0,
+		"ARC_PASS": 0, "ARC_FAIL": 0.5, "ARC_NONE": 0,
 	}
 }
 
@@ -119,6 +120,7 @@ func (c *Check) Check(ctx context.Context, env *scanner.Envelope, msg *scanner.M
 		wg               sync.WaitGroup
 		mailFrom, helo   *spfResult
 		dkims            []dkimResult
+		arc              *outcome
 		haveHELOIdentity = isDomain(env.HELO)
 	)
 	if c.cfg.SPF {
@@ -144,6 +146,14 @@ func (c *Check) Check(ctx context.Context, env *scanner.Envelope, msg *scanner.M
 			dkims = c.checkDKIM(ctx, msg)
 		}()
 	}
+	if c.cfg.ARC {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			result, reason := c.verifyARC(ctx, msg.Raw)
+			arc = &outcome{method: "arc", result: result, reason: reason, symbol: "ARC_" + strings.ToUpper(result)}
+		}()
+	}
 	wg.Wait()
 
 	var outs []outcome
@@ -155,6 +165,9 @@ func (c *Check) Check(ctx context.Context, env *scanner.Envelope, msg *scanner.M
 	}
 	for _, d := range dkims {
 		outs = append(outs, d.outcome)
+	}
+	if arc != nil {
+		outs = append(outs, *arc)
 	}
 	var res scanner.Result
 	if c.cfg.DMARC {

@@ -18,6 +18,9 @@ type Config struct {
 	SPF   bool `yaml:"spf"`
 	DKIM  bool `yaml:"dkim"`
 	DMARC bool `yaml:"dmarc"`
+	// ARC verifies inbound ARC chains (RFC 8617) and records the result;
+	// it does not change DMARC's.
+	ARC bool `yaml:"arc"`
 	// DMARCEnforce refuses mail failing DMARC under p=reject for every
 	// recipient domain. Off, only domains whose Envelope.DMARCEnforce is set
 	// refuse it; the others just add the DMARC_FAIL_REJECT weight.
@@ -40,7 +43,7 @@ type Config struct {
 // stops answering, so a node without DNS loses no time: results become
 // temperror and the message is judged on its content.
 func DefaultConfig() Config {
-	return Config{SPF: true, DKIM: true, DMARC: true, MaxSignatures: 5,
+	return Config{SPF: true, DKIM: true, DMARC: true, ARC: true, MaxSignatures: 5,
 		StageConfig: scanner.StageConfig{OnError: scanner.OnErrorAccept, Timeout: 5 * time.Second}}
 }
 

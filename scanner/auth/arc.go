@@ -1,0 +1,289 @@
+package auth
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/ed25519"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// ARC (RFC 8617) lets a forwarder or mailing list that changed a message
+// vouch for the authentication results it saw before the change. We verify
+// the chain and record the result (arc=pass/fail/none in our
+// Authentication-Results, ARC_* symbols); it does not override DMARC: any
+// sender can build a valid chain, so trusting one is a decision about
+// which sealers to believe, which we leave to the operator's weights.
+
+// maxARCInstances is RFC 8617 section 4.2.1's limit.
+const maxARCInstances = 50
+
+type arcSet struct {
+	seal, sig, results *rawField
+}
+
+// rawField is a header field as received: its name and everything after
+// the colon, folding included, for canonicalisation.
+type rawField struct {
+	name, value string
+	tags        map[string]string
+}
+
+// headerFields splits the raw header of a message into fields, in order.
+func headerFields(raw []byte) []*rawField {
+	end := bytes.Index(raw, []byte("\r\n\r\n"))
+	if end < 0 {
+		end = len(raw)
+	}
+	var out []*rawField
+	for _, line := range strings.SplitAfter(string(raw[:end]), "\r\n") {
+		if line == "" {
+			continue
+		}
+		if (line[0] == ' ' || line[0] == '\t') && len(out) > 0 {
+			out[len(out)-1].value += line
+			continue
+		}
+		name, value, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		out = append(out, &rawField{name: name, value: value})
+	}
+	for _, f := range out {
+		f.value = strings.TrimSuffix(f.value, "\r\n")
+	}
+	return out
+}
+
+// parseTags reads a tag-list (RFC 6376 3.2): "a=b; c=d".
+func parseTags(v string) map[string]string {
+	m := map[string]string{}
+	for _, part := range strings.Split(v, ";") {
+		k, val, ok := strings.Cut(part, "=")
+		if !ok {
+			continue
+		}
+		m[strings.TrimSpace(k)] = strings.Join(strings.Fields(val), "")
+	}
+	return m
+}
+
+// verifyARC returns the chain's result: "none" (no ARC fields), "pass" or
+// "fail", with a reason for fail.
+func (c *Check) verifyARC(ctx context.Context, raw []byte) (result, reason string) {
+	fields := headerFields(raw)
+	sets := map[int]*arcSet{}
+	max := 0
+	for _, f := range fields {
+		var slot **rawField
+		name := strings.ToLower(f.name)
+		switch name {
+		case "arc-seal", "arc-message-signature", "arc-authentication-results":
+		default:
+			continue
+		}
+		if name == "arc-authentication-results" {
+			// AAR is not a tag-list; only its leading i= matters.
+			i, _, _ := strings.Cut(strings.TrimSpace(f.value), ";")
+			f.tags = parseTags(i)
+		} else {
+			f.tags = parseTags(f.value)
+		}
+		n, err := strconv.Atoi(f.tags["i"])
+		if err != nil || n < 1 || n > maxARCInstances {
+			return "fail", "bad instance " + strconv.Quote(f.tags["i"])
+		}
+		s := sets[n]
+		if s == nil {
+			s = &arcSet{}
+			sets[n] = s
+		}
+		switch name {
+		case "arc-seal":
+			slot = &s.seal
+		case "arc-message-signature":
+			slot = &s.sig
+		default:
+			slot = &s.results
+		}
+		if *slot != nil {
+			return "fail", fmt.Sprintf("two %s for instance %d", f.name, n)
+		}
+		*slot = f
+		if n > max {
+			max = n
+		}
+	}
+	if max == 0 {
+		return "none", ""
+	}
+	for i := 1; i <= max; i++ {
+		s := sets[i]
+		if s == nil || s.seal == nil || s.sig == nil || s.results == nil {
+			return "fail", fmt.Sprintf("instance %d incomplete", i)
+		}
+		cv := strings.ToLower(s.seal.tags["cv"])
+		if (i == 1 && cv != "none") || (i > 1 && cv != "pass") {
+			return "fail", fmt.Sprintf("instance %d cv=%s", i, cv)
+		}
+	}
+	// Only the newest message signature must verify (RFC 8617 5.2): older
+	// ones were broken by the very changes ARC exists to vouch for.
+	if err := c.verifyAMS(ctx, raw, fields, sets[max].sig); err != nil {
+		return "fail", fmt.Sprintf("ARC-Message-Signature i=%d: %v", max, err)
+	}
+	for i := max; i >= 1; i-- {
+		if err := c.verifySeal(ctx, sets, i); err != nil {
+			return "fail", fmt.Sprintf("ARC-Seal i=%d: %v", i, err)
+		}
+	}
+	return "pass", ""
+}
+
+func (c *Check) verifyAMS(ctx context.Context, raw []byte, fields []*rawField, ams *rawField) error {
+	t := ams.tags
+	headerCanon, bodyCanon, _ := strings.Cut(strings.ToLower(t["c"]), "/")
+	if headerCanon == "" {
+		headerCanon = "simple"
+	}
+	if bodyCanon == "" {
+		bodyCanon = "simple"
+	}
+	var body []byte
+	if i := bytes.Index(raw, []byte("\r\n\r\n")); i >= 0 {
+		body = raw[i+4:]
+	}
+	bh := sha256.Sum256(canonicalBody(body, bodyCanon == "relaxed"))
+	if base64.StdEncoding.EncodeToString(bh[:]) != t["bh"] {
+		return errors.New("body hash does not match")
+	}
+	var in bytes.Buffer
+	used := map[*rawField]bool{}
+	for _, name := range strings.Split(t["h"], ":") {
+		// RFC 6376 5.4.2: the last unused instance of a listed field,
+		// and nothing for a field that is not there.
+		for i := len(fields) - 1; i >= 0; i-- {
+			f := fields[i]
+			if !used[f] && strings.EqualFold(f.name, strings.TrimSpace(name)) && f != ams {
+				used[f] = true
+				in.WriteString(canonicalHeader(f.name, f.value, headerCanon == "relaxed"))
+				break
+			}
+		}
+	}
+	in.WriteString(strings.TrimSuffix(canonicalHeader(ams.name, withoutSignature(ams.value), headerCanon == "relaxed"), "\r\n"))
+	return c.verifySignature(ctx, t, in.Bytes())
+}
+
+// verifySeal checks ARC-Seal i over the ARC sets 1..i, relaxed.
+func (c *Check) verifySeal(ctx context.Context, sets map[int]*arcSet, i int) error {
+	var in bytes.Buffer
+	for k := 1; k <= i; k++ {
+		s := sets[k]
+		in.WriteString(canonicalHeader(s.results.name, s.results.value, true))
+		in.WriteString(canonicalHeader(s.sig.name, s.sig.value, true))
+		if k < i {
+			in.WriteString(canonicalHeader(s.seal.name, s.seal.value, true))
+		}
+	}
+	seal := sets[i].seal
+	in.WriteString(strings.TrimSuffix(canonicalHeader(seal.name, withoutSignature(seal.value), true), "\r\n"))
+	return c.verifySignature(ctx, seal.tags, in.Bytes())
+}
+
+// verifySignature checks b= over data with the key published at
+// s._domainkey.d, for a=rsa-sha256 or a=ed25519-sha256.
+func (c *Check) verifySignature(ctx context.Context, t map[string]string, data []byte) error {
+	sig, err := base64.StdEncoding.DecodeString(t["b"])
+	if err != nil || len(sig) == 0 {
+		return errors.New("unreadable signature")
+	}
+	if t["s"] == "" || t["d"] == "" {
+		return errors.New("no selector or domain")
+	}
+	txts, err := c.res.LookupTXT(ctx, t["s"]+"._domainkey."+t["d"])
+	if err != nil {
+		return fmt.Errorf("key: %w", err)
+	}
+	key := parseTags(strings.Join(txts, ""))
+	pub, err := base64.StdEncoding.DecodeString(key["p"])
+	if err != nil || len(pub) == 0 {
+		return errors.New("no usable key")
+	}
+	sum := sha256.Sum256(data)
+	switch strings.ToLower(t["a"]) {
+	case "rsa-sha256":
+		k, err := x509.ParsePKIXPublicKey(pub)
+		rk, ok := k.(*rsa.PublicKey)
+		if err != nil || !ok {
+			return errors.New("not an RSA key")
+		}
+		if err := rsa.VerifyPKCS1v15(rk, crypto.SHA256, sum[:], sig); err != nil {
+			return errors.New("signature does not verify")
+		}
+	case "ed25519-sha256":
+		if len(pub) != ed25519.PublicKeySize || !ed25519.Verify(ed25519.PublicKey(pub), sum[:], sig) {
+			return errors.New("signature does not verify")
+		}
+	default:
+		return fmt.Errorf("algorithm %q", t["a"])
+	}
+	return nil
+}
+
+// withoutSignature empties the b= tag's value, keeping everything else
+// as received (RFC 6376 3.7).
+func withoutSignature(v string) string {
+	parts := strings.Split(v, ";")
+	for i, p := range parts {
+		if k, _, ok := strings.Cut(p, "="); ok && strings.TrimSpace(k) == "b" {
+			parts[i] = p[:strings.Index(p, "=")+1]
+		}
+	}
+	return strings.Join(parts, ";")
+}
+
+// canonicalHeader is RFC 6376 3.4.1 (simple) or 3.4.2 (relaxed), with the
+// terminating CRLF.
+func canonicalHeader(name, value string, relaxed bool) string {
+	if !relaxed {
+		return name + ":" + value + "\r\n"
+	}
+	v := strings.ReplaceAll(value, "\r\n", "")
+	v = strings.Join(strings.FieldsFunc(v, func(r rune) bool { return r == ' ' || r == '\t' }), " ")
+	return strings.ToLower(strings.TrimSpace(name)) + ":" + v + "\r\n"
+}
+
+// canonicalBody is RFC 6376 3.4.3 (simple) or 3.4.4 (relaxed).
+func canonicalBody(body []byte, relaxed bool) []byte {
+	lines := strings.Split(string(body), "\r\n")
+	if relaxed {
+		for i, l := range lines {
+			l = strings.Join(strings.FieldsFunc(l, func(r rune) bool { return r == ' ' || r == '\t' }), " ")
+			if strings.HasPrefix(lines[i], " ") || strings.HasPrefix(lines[i], "\t") {
+				if l != "" {
+					l = " " + l
+				}
+			}
+			lines[i] = l
+		}
+	}
+	for len(lines) > 0 && lines[len(lines)-1] == "" {
+		lines = lines[:len(lines)-1]
+	}
+	if len(lines) == 0 {
+		if relaxed {
+			return nil
+		}
+		return []byte("\r\n")
+	}
+	return []byte(strings.Join(lines, "\r\n") + "\r\n")
+}
