@@ -1,7 +1,6 @@
 package rules
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -30,15 +29,7 @@ func scanFile(t *testing.T, path string) map[string]float64 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := New(nil).Check(context.Background(), &scanner.Envelope{}, scanner.Parse(raw))
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]float64{}
-	for _, s := range res.Symbols {
-		got[s.Name] = s.Score
-	}
-	return got
+	return run(t, &scanner.Envelope{}, scanner.Parse(raw), nil)
 }
 
 // TestPhishingFixtures: each hand-written phish (scanner/testdata/realworld,
