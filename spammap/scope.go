@@ -26,8 +26,8 @@ type DomainEventSource interface {
 
 // RecentDomainEvents streams the store's events of domains.
 func (s StoreEvents) RecentDomainEvents(ctx context.Context, domainIDs []int64, limit int, since time.Time, fn func(Event) error) error {
-	return s.Store.RecentDomainEvents(ctx, domainIDs, limit, since, func(e store.StoredEvent) error {
-		return fn(toEvent(e))
+	return s.Store.RecentDomainSources(ctx, domainIDs, limit, since, func(e store.Source) error {
+		return fn(Event(e))
 	})
 }
 

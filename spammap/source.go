@@ -14,12 +14,7 @@ var _ EventSource = StoreEvents{}
 
 // RecentEvents streams the store's events, keeping only what the map needs.
 func (s StoreEvents) RecentEvents(ctx context.Context, limit int, since time.Time, fn func(Event) error) error {
-	return s.Store.RecentEvents(ctx, limit, since, func(e store.StoredEvent) error {
-		return fn(toEvent(e))
+	return s.Store.RecentSources(ctx, limit, since, func(e store.Source) error {
+		return fn(Event(e))
 	})
-}
-
-func toEvent(e store.StoredEvent) Event {
-	return Event{Time: e.Time, IP: e.IP, Located: e.Located, Country: e.Country, CountryName: e.CountryName,
-		City: e.City, Lat: e.Lat, Lon: e.Lon, ASN: e.ASN, ASOrg: e.ASOrg}
 }

@@ -141,38 +141,43 @@ func (s *Store) RefusedEvents(ctx context.Context, domainID int64, limit int) ([
 	return out, nil
 }
 
-// RecentDomainEvents is RecentEvents restricted to domains: the newest
+// RecentDomainSources is RecentSources restricted to domains: the newest
 // events of any of them (by domain id), at most limit, none before since.
 // It walks each domain's events_domain_id range, so a small customer's map
-// costs its own events, not the cluster's.
-func (s *Store) RecentDomainEvents(ctx context.Context, domains []int64, limit int, since time.Time, fn func(StoredEvent) error) error {
-	if len(domains) == 0 {
-		return nil
-	}
-	// Bounded IN lists: a reseller with thousands of domains is split into
-	// chunks, whose results are merged by time below.
-	const chunk = 500
-	var all []StoredEvent
-	for start := 0; start < len(domains); start += chunk {
-		part := domains[start:min(start+chunk, len(domains))]
+// costs its own events, not the cluster's. Up to domainChunk domains the
+// rows stream; a reseller with more is queried in chunks whose results
+// are merged by time, which holds the chunks' events.
+func (s *Store) RecentDomainSources(ctx context.Context, domains []int64, limit int, since time.Time, fn func(Source) error) error {
+	query := func(part []int64) (string, []any) {
 		args := []any{since.UnixMicro()}
 		ph := make([]string, len(part))
 		for i, d := range part {
 			args = append(args, d)
 			ph[i] = fmt.Sprintf("$%d", i+2)
 		}
-		q := `SELECT ` + eventColumns + ` FROM events WHERE at_us >= $1 AND domain_id IN (` + strings.Join(ph, ",") + `) ORDER BY at_us DESC, id DESC`
+		q := `SELECT ` + sourceColumns + ` FROM events WHERE at_us >= $1 AND domain_id IN (` + strings.Join(ph, ",") + `) ORDER BY at_us DESC, id DESC`
 		if limit > 0 {
 			args = append(args, limit)
 			q += fmt.Sprintf(" LIMIT $%d", len(args))
 		}
-		if err := s.scanEvents(ctx, "domain events", q, args, func(e StoredEvent) error { all = append(all, e); return nil }); err != nil {
+		return q, args
+	}
+	switch {
+	case len(domains) == 0:
+		return nil
+	case len(domains) <= domainChunk:
+		q, args := query(domains)
+		return s.scanSources(ctx, "domain events", q, args, fn)
+	}
+	var all []Source
+	for start := 0; start < len(domains); start += domainChunk {
+		q, args := query(domains[start:min(start+domainChunk, len(domains))])
+		if err := s.scanSources(ctx, "domain events", q, args, func(e Source) error { all = append(all, e); return nil }); err != nil {
 			return err
 		}
 	}
-	if len(domains) > chunk {
-		sortNewestFirst(all)
-	}
+	// Stable on equal times keeps each chunk's id order.
+	slices.SortStableFunc(all, func(a, b Source) int { return b.Time.Compare(a.Time) })
 	for i, e := range all {
 		if limit > 0 && i >= limit {
 			break
@@ -184,10 +189,8 @@ func (s *Store) RecentDomainEvents(ctx context.Context, domains []int64, limit i
 	return nil
 }
 
-func sortNewestFirst(evs []StoredEvent) {
-	// Stable on equal times keeps each chunk's id order.
-	slices.SortStableFunc(evs, func(a, b StoredEvent) int { return b.Time.Compare(a.Time) })
-}
+// domainChunk bounds an IN list.
+const domainChunk = 500
 
 // OutcomeSeries sums the counters of scope's domains from since, in steps
 // of step (a whole number of hours; buckets start at since + k*step), and

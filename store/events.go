@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"net/netip"
 	"strconv"
@@ -236,12 +237,7 @@ func (s *Store) RecentEvents(ctx context.Context, limit int, since time.Time, fn
 // scanEvents runs a query selecting eventColumns and calls fn for each
 // decoded row; what names the query in errors.
 func (s *Store) scanEvents(ctx context.Context, what, q string, args []any, fn func(StoredEvent) error) error {
-	rows, err := s.DB.QueryContext(ctx, q, args...)
-	if err != nil {
-		return fail(what, err)
-	}
-	defer rows.Close()
-	for rows.Next() {
+	return scanRows(ctx, s, what, q, args, func(rows *sql.Rows) (StoredEvent, error) {
 		var (
 			e       StoredEvent
 			atUS    int64
@@ -252,17 +248,35 @@ func (s *Store) scanEvents(ctx context.Context, what, q string, args []any, fn f
 		if err := rows.Scan(&atUS, &ip, &e.Node, &e.Provider, &e.Domain, &e.Verdict, &e.Action, &e.Score,
 			&symbols, &e.Located, &e.Country, &e.CountryName, &e.City, &e.Lat, &e.Lon,
 			&e.AccuracyKM, &asn, &e.ASOrg, &e.DomainID); err != nil {
-			return fail(fmt.Sprintf("%s: scan", what), err)
+			return e, err
 		}
 		e.Time = time.UnixMicro(atUS).UTC()
+		var err error
 		if e.IP, err = netip.ParseAddr(ip); err != nil {
-			return fail(fmt.Sprintf("%s: bad ip %q", what, ip), err)
+			return e, fmt.Errorf("bad ip %q: %w", ip, err)
 		}
 		if symbols != "" {
 			e.Symbols = strings.Split(symbols, " ")
 		}
 		e.ASN = uint32(asn)
-		if err := fn(e); err != nil {
+		return e, nil
+	}, fn)
+}
+
+// scanRows runs q and calls fn with each row decoded by scan, streaming:
+// nothing is held per row.
+func scanRows[T any](ctx context.Context, s *Store, what, q string, args []any, scan func(*sql.Rows) (T, error), fn func(T) error) error {
+	rows, err := s.DB.QueryContext(ctx, q, args...)
+	if err != nil {
+		return fail(what, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return fail(fmt.Sprintf("%s: scan", what), err)
+		}
+		if err := fn(v); err != nil {
 			return err
 		}
 	}
@@ -270,6 +284,54 @@ func (s *Store) scanEvents(ctx context.Context, what, q string, args []any, fn f
 		return fail(what, err)
 	}
 	return nil
+}
+
+// Source is where an event came from: all the spam map reads of it.
+type Source struct {
+	Time                       time.Time
+	IP                         netip.Addr
+	Located                    bool
+	Country, CountryName, City string
+	Lat, Lon                   float64
+	ASN                        uint32
+	ASOrg                      string
+}
+
+// sourceColumns are the columns a Source needs: half of eventColumns, and
+// none that is split or parsed per row (symbols).
+const sourceColumns = `at_us, ip, located, country, country_name, city, lat, lon, asn, as_org`
+
+// RecentSources is RecentEvents for the map: the same events, newest
+// first, read as Sources.
+func (s *Store) RecentSources(ctx context.Context, limit int, since time.Time, fn func(Source) error) error {
+	query := `SELECT ` + sourceColumns + ` FROM events WHERE at_us >= $1 ORDER BY at_us DESC, id DESC`
+	args := []any{since.UnixMicro()}
+	if limit > 0 {
+		query += ` LIMIT $2`
+		args = append(args, limit)
+	}
+	return s.scanSources(ctx, "recent sources", query, args, fn)
+}
+
+func (s *Store) scanSources(ctx context.Context, what, q string, args []any, fn func(Source) error) error {
+	return scanRows(ctx, s, what, q, args, func(rows *sql.Rows) (Source, error) {
+		var (
+			e    Source
+			atUS int64
+			ip   string
+			asn  int64
+		)
+		if err := rows.Scan(&atUS, &ip, &e.Located, &e.Country, &e.CountryName, &e.City, &e.Lat, &e.Lon, &asn, &e.ASOrg); err != nil {
+			return e, err
+		}
+		e.Time = time.UnixMicro(atUS).UTC()
+		var err error
+		if e.IP, err = netip.ParseAddr(ip); err != nil {
+			return e, fmt.Errorf("bad ip %q: %w", ip, err)
+		}
+		e.ASN = uint32(asn)
+		return e, nil
+	}, fn)
 }
 
 // pruneChunk bounds one DELETE so that pruning a large backlog never holds
