@@ -337,7 +337,7 @@ func (b *builder) buildSMTP(context.Context) error {
 		Quarantine:    b.quarantine,
 		WhyURL:        b.whyURL(),
 		Directory:     b.directory,
-		Parser:        scanner.NewParser(b.cfg.Scanner.Weights),
+		Parser:        scanner.NewParser(b.cfg.Scanner.Weights).WithLimits(b.cfg.Scanner.Limits),
 		AuthServID:    authServID,
 		PrepareHeader: func(h *textproto.Header) bool { return auth.StripOurAuthResults(h, authServID) > 0 },
 		Scanner:       b.pipeline,

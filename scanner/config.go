@@ -32,6 +32,60 @@ type Config struct {
 	// antivirus have theirs in their own sections.
 	Model StageConfig `yaml:"model"`
 	Rules StageConfig `yaml:"rules"`
+	// Limits bound the one MIME walk every check reads from.
+	Limits Limits `yaml:"limits"`
+}
+
+// Limits bound the work and memory one message can cause in the parser.
+// Reaching one is a finding, MIME_TOO_COMPLEX (weighted at the tag score):
+// content that was not read cannot be judged clean.
+type Limits struct {
+	// MaxParts is the number of MIME entities listed per message. The
+	// walk reads the text of up to five times as many, so a flood of
+	// empty parts cannot hide the text behind it.
+	MaxParts int `yaml:"max_parts"`
+	// MaxDepth is the nesting of multiparts and messages read.
+	MaxDepth int `yaml:"max_depth"`
+	// MaxPartBytes is the decoded bytes kept of one part.
+	MaxPartBytes int `yaml:"max_part_bytes"`
+	// MaxDecodedBytes is the decoded bytes kept of all parts together.
+	MaxDecodedBytes int `yaml:"max_decoded_bytes"`
+	// MaxTextBytes is the decoded text (plain and HTML source) the model
+	// and rules read per message.
+	MaxTextBytes int `yaml:"max_text_bytes"`
+}
+
+// DefaultLimits are generous for real mail (the decoded byte limits are
+// above any SMTP size limit, since base64 decodes to 3/4) and stop nesting
+// bombs and part floods.
+func DefaultLimits() Limits {
+	return Limits{
+		MaxParts:        200,
+		MaxDepth:        10,
+		MaxPartBytes:    64 << 20,
+		MaxDecodedBytes: 64 << 20,
+		MaxTextBytes:    1 << 20,
+	}
+}
+
+// Validate reports every invalid limit, naming its key.
+func (l Limits) Validate() error {
+	var errs []error
+	for _, k := range []struct {
+		key string
+		v   int
+	}{
+		{"max_parts", l.MaxParts}, {"max_depth", l.MaxDepth}, {"max_part_bytes", l.MaxPartBytes},
+		{"max_decoded_bytes", l.MaxDecodedBytes}, {"max_text_bytes", l.MaxTextBytes},
+	} {
+		if k.v < 1 {
+			errs = append(errs, fmt.Errorf("%s: must be at least 1, got %d", k.key, k.v))
+		}
+	}
+	if l.MaxPartBytes > l.MaxDecodedBytes {
+		errs = append(errs, fmt.Errorf("max_part_bytes: must not exceed max_decoded_bytes (%d), got %d", l.MaxDecodedBytes, l.MaxPartBytes))
+	}
+	return errors.Join(errs...)
 }
 
 // Default thresholds. Tag is where the embedded model's calibration puts
@@ -53,8 +107,9 @@ func DefaultConfig() Config {
 		Timeout:     20 * time.Second,
 		// Local CPU work: bounded by the scan's deadline, and a failure
 		// (no model loaded, a panic) should not hold mail.
-		Model: StageConfig{OnError: OnErrorAccept},
-		Rules: StageConfig{OnError: OnErrorAccept},
+		Model:  StageConfig{OnError: OnErrorAccept},
+		Rules:  StageConfig{OnError: OnErrorAccept},
+		Limits: DefaultLimits(),
 	}
 }
 
@@ -80,6 +135,9 @@ func (c Config) Validate() error {
 	}
 	if err := c.Rules.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("rules.%w", err))
+	}
+	if err := c.Limits.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("limits.%w", err))
 	}
 	names := make([]string, 0, len(c.Weights))
 	for name := range c.Weights {

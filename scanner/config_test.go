@@ -20,6 +20,9 @@ func TestConfigValidate(t *testing.T) {
 		{"no timeout", func(c *Config) { c.Timeout = 0 }, "timeout:"},
 		{"infinite weight", func(c *Config) { c.Weights = map[string]float64{"URL_IP_HOST": math.Inf(1)} }, "weights.URL_IP_HOST:"},
 		{"empty symbol name", func(c *Config) { c.Weights = map[string]float64{"": 1} }, "weights: empty symbol name"},
+		{"zero max_parts", func(c *Config) { c.Limits.MaxParts = 0 }, "limits.max_parts: must be at least 1"},
+		{"negative max_text_bytes", func(c *Config) { c.Limits.MaxTextBytes = -1 }, "max_text_bytes: must be at least 1"},
+		{"part above message", func(c *Config) { c.Limits.MaxPartBytes = c.Limits.MaxDecodedBytes + 1 }, "max_part_bytes: must not exceed max_decoded_bytes"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

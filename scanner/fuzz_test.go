@@ -49,9 +49,31 @@ func FuzzParse(f *testing.F) {
 				t.Fatalf("bad parser symbol %+v", s)
 			}
 		}
+		// The one walk's leaves stay within the decoded byte limit, and a
+		// cut leaf is never a quiet one.
+		decoded, truncated := 0, false
+		for _, l := range msg.Leaves {
+			decoded += len(l.Data)
+			truncated = truncated || l.Truncated
+		}
+		if lim := scanner.DefaultLimits(); decoded > lim.MaxDecodedBytes || len(msg.Leaves) > 5*lim.MaxParts {
+			t.Fatalf("%d leaves, %d decoded bytes kept, past the limits", len(msg.Leaves), decoded)
+		}
+		if truncated && !hasSymbol(msg.Symbols, scanner.SymbolMIMETooComplex) {
+			t.Fatal("a truncated leaf without MIME_TOO_COMPLEX")
+		}
 		_ = m.Classify(msg)
 		if _, err := r.Check(context.Background(), &scanner.Envelope{HELO: string(raw[:min(len(raw), 64)])}, msg); err != nil {
 			t.Fatalf("rules: %v", err)
 		}
 	})
+}
+
+func hasSymbol(syms []scanner.Symbol, name string) bool {
+	for _, s := range syms {
+		if s.Name == name {
+			return true
+		}
+	}
+	return false
 }

@@ -6,12 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
+	"strconv"
 	"strings"
 
 	"github.com/emersion/go-message"
-	// Registers every charset x/text knows with go-message; without it
-	// text parts in anything but UTF-8/ASCII stay undecoded.
-	_ "github.com/emersion/go-message/charset"
+	// Importing it registers every charset x/text knows with go-message;
+	// without it text parts in anything but UTF-8/ASCII stay undecoded.
+	"github.com/emersion/go-message/charset"
 	"github.com/emersion/go-message/mail"
 	"github.com/emersion/go-message/textproto"
 )
@@ -42,19 +44,14 @@ func ParserWeights() map[string]float64 {
 	}
 }
 
-// Limits that bound the work one message can cause. They are generous for
-// real mail and stop decompression-bomb-like nesting and part floods.
-const (
-	maxParts = 200
-	// maxWalkParts bounds the walk itself. Past maxParts the parts are no
-	// longer listed (MIME_TOO_COMPLEX, which tags), but their text is
-	// still read, so 205 empty parts cannot hide the text behind them
-	// from the model and the rules.
-	maxWalkParts = 5 * maxParts
-	maxDepth     = 10
-	maxTextBytes = 1 << 20 // decoded text kept per message (plain + HTML source)
-	maxURLs      = 500
-)
+// maxURLs bounds the links kept per message.
+const maxURLs = 500
+
+// walkFactor bounds the walk itself. Past Limits.MaxParts the parts are no
+// longer listed (MIME_TOO_COMPLEX, which tags), but their text is still
+// read up to walkFactor times as many parts, so 205 empty parts cannot
+// hide the text behind them from the model and the rules.
+const walkFactor = 5
 
 // Message is a message parsed once and shared read-only by every check.
 type Message struct {
@@ -86,6 +83,30 @@ type Message struct {
 	// Structure is the shape of the MIME tree, for example
 	// "multipart/alternative(text/plain,text/html)".
 	Structure string
+	// Leaves are the MIME tree's content entities with their decoded
+	// bytes, in tree order, including those inside attached messages:
+	// the one read of the body every check (antivirus, attachment rules)
+	// shares. Bounded by Limits.MaxParts, MaxPartBytes and
+	// MaxDecodedBytes; a leaf cut short is Truncated and the message
+	// carries MIME_TOO_COMPLEX.
+	Leaves []Leaf
+}
+
+// Leaf is one content entity of the MIME tree as read once.
+type Leaf struct {
+	Part
+	// Path locates the leaf in the tree: "" for a single-part body, "1.2"
+	// for the second child of the first part.
+	Path string
+	// Data is the content with its transfer encoding undone; text/* parts
+	// with a charset parameter are also converted to UTF-8 (hash and sniff
+	// checks on attachments are unaffected: binary kinds carry no charset).
+	Data []byte
+	// Err is set when decoding stopped early (truncated base64); Data
+	// holds what decoded.
+	Err error
+	// Truncated reports that Data was cut at a byte limit.
+	Truncated bool
 }
 
 // Part is one entity of the MIME tree.
@@ -113,6 +134,7 @@ func (p Part) IsAttachment() bool {
 // use NewParser.
 type Parser struct {
 	weights map[string]float64
+	limits  Limits
 }
 
 // NewParser returns a parser whose symbols carry the default weights,
@@ -124,7 +146,15 @@ func NewParser(overrides map[string]float64) *Parser {
 			w[name] = v
 		}
 	}
-	return &Parser{weights: w}
+	return &Parser{weights: w, limits: DefaultLimits()}
+}
+
+// WithLimits returns a copy of p that reads messages within l (validated
+// by the caller, see Limits.Validate).
+func (p *Parser) WithLimits(l Limits) *Parser {
+	c := *p
+	c.limits = l
+	return &c
 }
 
 var defaultParser = NewParser(nil)
@@ -170,7 +200,7 @@ func (p *Parser) Parse(raw []byte) *Message {
 	w.entityError(err)
 	if ent != nil {
 		var sb strings.Builder
-		w.walk(ent, 0, &sb)
+		w.walk(ent, 0, "", false, &sb)
 		m.Structure = sb.String()
 	}
 	m.Text = w.text.String()
@@ -178,6 +208,8 @@ func (p *Parser) Parse(raw []byte) *Message {
 	m.URLs = append(w.html.urls, FindURLs(m.Text, maxURLs-len(w.html.urls))...)
 	return m
 }
+
+var wordDecoder = mime.WordDecoder{CharsetReader: charset.Reader}
 
 func (m *Message) parseFrom(mh mail.Header) {
 	addrs, err := mh.AddressList("From")
@@ -211,13 +243,14 @@ func (p *Parser) add(m *Message, name, detail string) {
 
 // walker carries the state of one depth-first walk of the MIME tree.
 type walker struct {
-	m     *Message
-	p     *Parser
-	text  strings.Builder
-	html  htmlExtractor
-	kept  int // decoded text bytes kept so far
-	parts int
-	buf   bytes.Buffer
+	m       *Message
+	p       *Parser
+	text    strings.Builder
+	html    htmlExtractor
+	kept    int // decoded text bytes kept so far
+	decoded int // leaf bytes kept so far
+	parts   int
+	buf     bytes.Buffer
 }
 
 func (w *walker) entityError(err error) {
@@ -232,12 +265,16 @@ func (w *walker) entityError(err error) {
 	}
 }
 
-func (w *walker) walk(e *message.Entity, depth int, shape *strings.Builder) {
+// walk reads entity e at depth and tree position path. attached is true
+// inside an attached (not forwarded) message: its leaves are scanned, but
+// its text is not this message's text.
+func (w *walker) walk(e *message.Entity, depth int, path string, attached bool, shape *strings.Builder) {
+	lim := w.p.limits
 	w.parts++
-	if w.parts > maxParts || depth > maxDepth {
-		w.p.add(w.m, SymbolMIMETooComplex, fmt.Sprintf("more than %d parts or %d levels", maxParts, maxDepth))
+	if w.parts > lim.MaxParts || depth > lim.MaxDepth {
+		w.p.add(w.m, SymbolMIMETooComplex, fmt.Sprintf("more than %d parts or %d levels", lim.MaxParts, lim.MaxDepth))
 	}
-	if w.parts > maxWalkParts || depth > maxDepth {
+	if w.parts > walkFactor*lim.MaxParts || depth > lim.MaxDepth {
 		return
 	}
 	part := Part{Depth: depth, Encoding: strings.ToLower(strings.TrimSpace(e.Header.Get("Content-Transfer-Encoding")))}
@@ -257,8 +294,15 @@ func (w *walker) walk(e *message.Entity, depth int, shape *strings.Builder) {
 	if part.Filename == "" {
 		part.Filename = params["name"]
 	}
+	// Many MUAs put RFC 2047 words in file names although RFC 2047 5
+	// forbids it; the name is what the recipient sees.
+	if strings.Contains(part.Filename, "=?") {
+		if dec, err := wordDecoder.DecodeHeader(part.Filename); err == nil {
+			part.Filename = dec
+		}
+	}
 	idx := -1
-	if w.parts <= maxParts {
+	if w.parts <= lim.MaxParts {
 		idx = len(w.m.Parts)
 		w.m.Parts = append(w.m.Parts, part)
 	}
@@ -273,7 +317,7 @@ func (w *walker) walk(e *message.Entity, depth int, shape *strings.Builder) {
 		if shape.Len() < 512 {
 			shape.WriteByte('(')
 		}
-		for n := 0; ; n++ {
+		for n := 1; ; n++ {
 			child, err := mr.NextPart()
 			if errors.Is(err, io.EOF) {
 				break
@@ -283,11 +327,11 @@ func (w *walker) walk(e *message.Entity, depth int, shape *strings.Builder) {
 				break
 			}
 			w.entityError(err)
-			if n > 0 && shape.Len() < 512 {
+			if n > 1 && shape.Len() < 512 {
 				shape.WriteByte(',')
 			}
-			w.walk(child, depth+1, shape)
-			if w.parts > maxWalkParts {
+			w.walk(child, depth+1, joinPath(path, n), attached, shape)
+			if w.parts > walkFactor*lim.MaxParts {
 				break
 			}
 		}
@@ -297,15 +341,17 @@ func (w *walker) walk(e *message.Entity, depth int, shape *strings.Builder) {
 		return
 	}
 
-	if ct == "message/rfc822" && part.Disposition != "attachment" {
-		// A forwarded message: its text counts as this message's text.
+	if ct == "message/rfc822" || ct == "message/global" {
+		// A forwarded message: its text counts as this message's text. An
+		// attached one is still read, for the antivirus and attachment
+		// rules, but its text is not what this sender wrote.
 		inner, err := message.Read(e.Body)
 		w.entityError(err)
 		if inner != nil {
 			if shape.Len() < 512 {
 				shape.WriteByte('(')
 			}
-			w.walk(inner, depth+1, shape)
+			w.walk(inner, depth+1, joinPath(path, 1), attached || part.Disposition == "attachment", shape)
 			if shape.Len() < 512 {
 				shape.WriteByte(')')
 			}
@@ -313,7 +359,7 @@ func (w *walker) walk(e *message.Entity, depth int, shape *strings.Builder) {
 		return
 	}
 
-	size, err := w.readBody(e.Body, part)
+	size, err := w.readBody(e.Body, part, path, attached)
 	if idx >= 0 {
 		w.m.Parts[idx].Size = size
 	}
@@ -322,28 +368,51 @@ func (w *walker) walk(e *message.Entity, depth int, shape *strings.Builder) {
 	}
 }
 
-// readBody consumes a leaf part, keeping its decoded text when it is text
-// the recipient reads, and returns its decoded size.
-func (w *walker) readBody(body io.Reader, part Part) (int, error) {
-	isText := (part.ContentType == "text/plain" || part.ContentType == "text/html") && part.Disposition != "attachment"
-	if !isText || w.kept >= maxTextBytes {
-		n, err := io.Copy(io.Discard, body)
-		return int(n), err
+func joinPath(path string, i int) string {
+	if path == "" {
+		return strconv.Itoa(i)
 	}
+	return path + "." + strconv.Itoa(i)
+}
+
+// readBody consumes a leaf part once: it keeps the decoded bytes as a
+// Leaf (within the per-part and per-message limits), feeds text the
+// recipient reads to the text and HTML extraction, and returns the
+// decoded size.
+func (w *walker) readBody(body io.Reader, part Part, path string, attached bool) (int, error) {
+	lim := w.p.limits
+	keep := min(lim.MaxPartBytes, lim.MaxDecodedBytes-w.decoded)
 	w.buf.Reset()
-	n, err := io.Copy(&w.buf, io.LimitReader(body, int64(maxTextBytes-w.kept)))
+	n, err := io.Copy(&w.buf, io.LimitReader(body, int64(keep)))
 	rest, err2 := io.Copy(io.Discard, body)
 	if err == nil {
 		err = err2
 	}
-	w.kept += int(n)
-	if part.ContentType == "text/html" {
-		w.html.extract(w.buf.Bytes())
-	} else {
-		if w.text.Len() > 0 {
-			w.text.WriteByte('\n')
+	w.decoded += int(n)
+	if w.parts <= walkFactor*lim.MaxParts {
+		leaf := Leaf{Part: part, Path: path, Err: err, Truncated: rest > 0}
+		if n > 0 {
+			leaf.Data = bytes.Clone(w.buf.Bytes())
 		}
-		w.text.Write(w.buf.Bytes())
+		w.m.Leaves = append(w.m.Leaves, leaf)
+	}
+	if rest > 0 {
+		w.p.add(w.m, SymbolMIMETooComplex, fmt.Sprintf("part %s larger than the %d bytes read (max_part_bytes %d, max_decoded_bytes %d)",
+			path, n, lim.MaxPartBytes, lim.MaxDecodedBytes))
+	}
+
+	isText := (part.ContentType == "text/plain" || part.ContentType == "text/html") && part.Disposition != "attachment" && !attached
+	if isText && w.kept < lim.MaxTextBytes {
+		text := w.buf.Bytes()[:min(int(n), lim.MaxTextBytes-w.kept)]
+		w.kept += len(text)
+		if part.ContentType == "text/html" {
+			w.html.extract(text)
+		} else {
+			if w.text.Len() > 0 {
+				w.text.WriteByte('\n')
+			}
+			w.text.Write(text)
+		}
 	}
 	return int(n + rest), err
 }

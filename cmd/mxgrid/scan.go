@@ -53,7 +53,7 @@ func runScan(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	p := scanner.NewPipeline(stages, cfg.Scanner.Timeout, log, reg)
-	parser := scanner.NewParser(cfg.Scanner.Weights)
+	parser := scanner.NewParser(cfg.Scanner.Weights).WithLimits(cfg.Scanner.Limits)
 	policy := cfg.Scanner.Policy()
 	if len(skipped) > 0 {
 		// On stderr so tsv and json output stay machine-readable.

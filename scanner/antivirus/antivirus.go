@@ -37,8 +37,6 @@ const (
 	SymbolEncrypted     = "AV_ENCRYPTED_ARCHIVE"  // members we cannot read: a classic way past scanners
 	SymbolArchiveLimit  = "AV_ARCHIVE_LIMIT"      // archive nesting, member count or expansion limit reached
 	SymbolArchiveBroken = "AV_ARCHIVE_BROKEN"     // an archive or member that does not decode
-	SymbolMIMELimit     = "AV_MIME_LIMIT"         // MIME nesting or part count limit reached
-	SymbolMIMEBroken    = "AV_MIME_BROKEN"        // a multipart that cannot be delimited
 	SymbolPartUndecoded = "AV_PART_UNDECODABLE"   // a part whose transfer encoding is broken (truncated base64)
 )
 
@@ -63,8 +61,6 @@ func defaultWeights() map[string]float64 {
 		SymbolArchiveLimit: 6, // members never scanned: tag, as the parser's MIME_TOO_COMPLEX does
 
 		SymbolArchiveBroken: 1,
-		SymbolMIMELimit:     0, // the parser's MIME_TOO_COMPLEX already weighs the same finding
-		SymbolMIMEBroken:    1,
 		SymbolPartUndecoded: 1,
 	}
 }
@@ -111,12 +107,17 @@ func (c *Check) Name() string { return "antivirus" }
 func (c *Check) Check(ctx context.Context, _ *scanner.Envelope, msg *scanner.Message) (scanner.Result, error) {
 	s := &scan{ctx: ctx, c: c, budget: budget{files: c.cfg.ZipMaxFiles, expanded: c.cfg.ZipMaxExpanded}, details: map[string][]string{}}
 	// The raw message first: EICAR in an unencoded part, or hidden in a
-	// part the walker cannot delimit, is still found.
+	// part the parser cannot delimit, is still found. Then the parser's
+	// leaves: the MIME tree is read once, under the scanner's limits, and
+	// its structural findings are the parser's symbols.
 	if bytes.Contains(msg.Raw, eicar) {
 		s.setVirus(VirusEICAR, "eicar")
-	} else {
-		w := &walker{ctx: ctx, maxDepth: c.cfg.MIMEMaxDepth, maxParts: c.cfg.MIMEMaxParts, visit: s.leaf, problem: s.symbol}
-		w.walkMessage(msg.Header, msg.Raw[min(msg.BodyOffset, len(msg.Raw)):])
+	}
+	for i := range msg.Leaves {
+		if s.done() {
+			break
+		}
+		s.leaf(&msg.Leaves[i])
 	}
 	if err := ctx.Err(); err != nil {
 		return scanner.Result{}, fmt.Errorf("antivirus: %w", err)
@@ -153,12 +154,20 @@ func (s *scan) symbol(name, detail string) {
 	s.details[name] = d
 }
 
-func (s *scan) leaf(l *leaf) {
-	w := where(l.path)
-	if l.brokenAt != nil {
-		s.symbol(SymbolPartUndecoded, fmt.Sprintf("%s: %v", w, l.brokenAt))
+func (s *scan) leaf(l *scanner.Leaf) {
+	w := where(l.Path)
+	if l.Err != nil {
+		s.symbol(SymbolPartUndecoded, fmt.Sprintf("%s: %v", w, l.Err))
 	}
-	s.file(l.name, w, l.data, 0)
+	s.file(l.Filename, w, l.Data, 0)
+}
+
+// where names a position in the tree for symbol details.
+func where(path string) string {
+	if path == "" {
+		return "body"
+	}
+	return "part " + path
 }
 
 // file scans one file: a MIME part (depth 0) or an archive member.

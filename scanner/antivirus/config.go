@@ -39,11 +39,6 @@ type Config struct {
 	// HashBlocklist is a file of SHA-256 hashes of known-bad attachments,
 	// one "hex [name]" per line, '#' starts a comment. Empty: none.
 	HashBlocklist string `yaml:"hash_blocklist"`
-	// MIMEMaxDepth bounds the nesting of multiparts and attached messages the
-	// engine descends into; deeper content is reported, not scanned.
-	MIMEMaxDepth int `yaml:"mime_max_depth"`
-	// MIMEMaxParts bounds the number of MIME parts looked at per message.
-	MIMEMaxParts int `yaml:"mime_max_parts"`
 	// ZipMaxDepth bounds archives inside archives.
 	ZipMaxDepth int `yaml:"zip_max_depth"`
 	// ZipMaxFiles bounds archive members looked at per message, all archives together.
@@ -67,8 +62,6 @@ func DefaultConfig() Config {
 	return Config{
 		Clamd:          clamav.DefaultConfig(),
 		BlockedTypes:   AllKinds(),
-		MIMEMaxDepth:   20,
-		MIMEMaxParts:   500,
 		ZipMaxDepth:    3,
 		ZipMaxFiles:    1000,
 		ZipMaxExpanded: 64 << 20,
@@ -92,10 +85,6 @@ func (c Config) Validate() error {
 		}
 	}
 	switch {
-	case c.MIMEMaxDepth < 1:
-		return errors.New("mime_max_depth: must be at least 1")
-	case c.MIMEMaxParts < 1:
-		return errors.New("mime_max_parts: must be at least 1")
 	case c.ZipMaxDepth < 0:
 		return errors.New("zip_max_depth: must not be negative")
 	case c.ZipMaxFiles < 1:
