@@ -97,6 +97,7 @@ func TestComposeStack(t *testing.T) {
 		for node, addr := range composeSMTP {
 			subject := tag + " via " + node
 			msg := "From: <alice@sender.test>\r\nTo: <bob@example.test>\r\nSubject: " + subject +
+				"\r\nDate: " + time.Now().UTC().Format(time.RFC1123Z) +
 				"\r\nMessage-ID: <" + strings.ReplaceAll(subject, " ", ".") + "@sender.test>\r\n\r\nHello through " + node + ".\r\n"
 			if code, err := sendMail(addr, "alice@sender.test", "bob@example.test", []byte(msg)); err != nil || code != 250 {
 				t.Errorf("%s: %d %v, want 250", node, code, err)
