@@ -680,7 +680,8 @@ func (b *builder) privateFiles() error {
 		db := store.SQLitePath(b.cfg.Store, b.cfg.DataDir)
 		files = append(files, db, db+"-wal", db+"-shm")
 	}
-	files = append(files, filepath.Join(b.cfg.DataDir, tenant.SnapshotFile), filepath.Join(b.cfg.DataDir, panel.KeyFile))
+	files = append(files, filepath.Join(b.cfg.DataDir, tenant.SnapshotFile), filepath.Join(b.cfg.DataDir, tenant.SnapshotJournal),
+		filepath.Join(b.cfg.DataDir, panel.KeyFile))
 	return fsperm.PrivateFiles(b.log, files...)
 }
 

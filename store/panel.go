@@ -26,7 +26,7 @@ func (t *Tenants) CustomerByMapKey(ctx context.Context, key string) (tenant.Cust
 // version bump, nodes need not reload.
 func (t *Tenants) PutLogo(ctx context.Context, resellerID int64, l admin.Logo, a admin.AuditEntry) error {
 	now := nowUTC()
-	_, err := t.writeTx(ctx, "logo of reseller "+strconv.FormatInt(resellerID, 10), a, false, func(tx *sql.Tx) error {
+	_, err := t.writeTx(ctx, "logo of reseller "+strconv.FormatInt(resellerID, 10), a, nil, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO reseller_logos (reseller_id, content_type, data, updated_us) VALUES ($1, $2, $3, $4)
 			ON CONFLICT (reseller_id) DO UPDATE SET content_type = excluded.content_type, data = excluded.data, updated_us = excluded.updated_us`,
 			resellerID, l.ContentType, l.Data, micros(now))
@@ -62,7 +62,7 @@ func scanUser(sc interface{ Scan(...any) error }) (admin.User, error) {
 
 func (t *Tenants) CreateUser(ctx context.Context, u *admin.User, a admin.AuditEntry) error {
 	now := nowUTC()
-	_, err := t.writeTx(ctx, "user "+u.Email, a, false, func(tx *sql.Tx) error {
+	_, err := t.writeTx(ctx, "user "+u.Email, a, nil, func(tx *sql.Tx) error {
 		u.Created = now
 		return tx.QueryRowContext(ctx, `INSERT INTO panel_users (reseller_id, email, password, created_us) VALUES ($1, $2, $3, $4) RETURNING id`,
 			u.ResellerID, u.Email, u.Hash, micros(now)).Scan(&u.ID)
@@ -91,14 +91,14 @@ func (t *Tenants) GetUser(ctx context.Context, id int64) (admin.User, error) {
 // SetUserPassword replaces a user's hash. Panel users are not tenant config:
 // no version bump.
 func (t *Tenants) SetUserPassword(ctx context.Context, id int64, hash string, a admin.AuditEntry) error {
-	_, err := t.writeTx(ctx, "user "+strconv.FormatInt(id, 10), a, false, func(tx *sql.Tx) error {
+	_, err := t.writeTx(ctx, "user "+strconv.FormatInt(id, 10), a, nil, func(tx *sql.Tx) error {
 		return expectRow(tx.ExecContext(ctx, `UPDATE panel_users SET password = $1 WHERE id = $2`, hash, id))
 	})
 	return err
 }
 
 func (t *Tenants) DeleteUser(ctx context.Context, id int64, keepLast bool, a admin.AuditEntry) error {
-	_, err := t.writeTx(ctx, "user "+strconv.FormatInt(id, 10), a, false, func(tx *sql.Tx) error {
+	_, err := t.writeTx(ctx, "user "+strconv.FormatInt(id, 10), a, nil, func(tx *sql.Tx) error {
 		if keepLast {
 			// Writing first takes the lock before anything is read: a no-op
 			// update of the reseller's row locks it on PostgreSQL (and takes

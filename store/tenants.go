@@ -116,7 +116,39 @@ var tenantMigrations = []Migration{{
 	Common: `ALTER TABLE domains ADD COLUMN status TEXT NOT NULL DEFAULT 'active';
 	ALTER TABLE domains ADD COLUMN verify_token TEXT NOT NULL DEFAULT '';
 	CREATE INDEX domains_status ON domains (status, id);`,
+}, {
+	// Version 4 is the change log nodes apply as deltas: one row per
+	// version, naming the reseller, customer or domain that write changed
+	// (a domain's recipients and routes are the domain's). Only the last
+	// changeLogKeep versions are kept; a node further behind loads
+	// everything, as does one that finds the log empty after this
+	// migration.
+	Version: 4,
+	Common:  `CREATE TABLE tenant_changes (version BIGINT PRIMARY KEY, kind TEXT NOT NULL, object_id BIGINT NOT NULL);`,
 }}
+
+// What a tenant change log row names.
+const (
+	changedReseller = "reseller"
+	changedCustomer = "customer"
+	changedDomain   = "domain"
+)
+
+// changed names the object a write changes; id is read after the write
+// ran, so a create can point at the id its INSERT returned.
+type changed struct {
+	kind string
+	id   *int64
+}
+
+// changeLogKeep is how many versions of changes the log keeps: a node
+// that missed more loads everything, which at that distance costs less
+// than replaying.
+const changeLogKeep = 50000
+
+// maxDeltaObjects bounds how many changed objects a node applies as a
+// delta; past that a full load is cheaper and simpler.
+const maxDeltaObjects = 20000
 
 // Tenants implements admin.Store (and PanelStore, panel.go) for the admin
 // side and tenant.Loader for the snapshot, over the store's handle. It
@@ -247,14 +279,15 @@ func nullID(id int64) any {
 	return id
 }
 
-// write runs fn, appends the audit entry and bumps the config version, all
-// in one transaction, and returns the new version.
-func (t *Tenants) write(ctx context.Context, what string, a admin.AuditEntry, fn func(tx *sql.Tx) error) (uint64, error) {
-	return t.writeTx(ctx, what, a, true, fn)
+// write runs fn, appends the audit entry, bumps the config version and
+// logs what changed, all in one transaction, and returns the new version.
+func (t *Tenants) write(ctx context.Context, what string, a admin.AuditEntry, ch changed, fn func(tx *sql.Tx) error) (uint64, error) {
+	return t.writeTx(ctx, what, a, &ch, fn)
 }
 
-// writeTx is write, bumping the version only when bump is set.
-func (t *Tenants) writeTx(ctx context.Context, what string, a admin.AuditEntry, bump bool, fn func(tx *sql.Tx) error) (uint64, error) {
+// writeTx is write for a change the nodes must see (ch set: bump the
+// version and log it) or one they need not (ch nil: tokens, panel users).
+func (t *Tenants) writeTx(ctx context.Context, what string, a admin.AuditEntry, ch *changed, fn func(tx *sql.Tx) error) (uint64, error) {
 	st, err := t.db(ctx)
 	if err != nil {
 		return 0, err
@@ -274,11 +307,17 @@ func (t *Tenants) writeTx(ctx context.Context, what string, a admin.AuditEntry, 
 		return 0, mapErr(err, "audit entry")
 	}
 	var v int64
-	if !bump {
+	if ch == nil {
 		return 0, mapErr(tx.Commit(), what)
 	}
 	if err := tx.QueryRowContext(ctx, `UPDATE tenant_version SET version = version + 1 WHERE id = 1 RETURNING version`).Scan(&v); err != nil {
 		return 0, mapErr(err, "config version")
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO tenant_changes (version, kind, object_id) VALUES ($1, $2, $3)`, v, ch.kind, *ch.id); err != nil {
+		return 0, mapErr(err, "change log")
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM tenant_changes WHERE version <= $1`, v-changeLogKeep); err != nil {
+		return 0, mapErr(err, "change log")
 	}
 	if err := tx.Commit(); err != nil {
 		return 0, mapErr(err, what)
@@ -405,7 +444,7 @@ func (t *Tenants) CreateReseller(ctx context.Context, r *tenant.Reseller, a admi
 		return 0, err
 	}
 	now := nowUTC()
-	return t.write(ctx, "reseller "+r.Name, a, func(tx *sql.Tx) error {
+	return t.write(ctx, "reseller "+r.Name, a, changed{changedReseller, &r.ID}, func(tx *sql.Tx) error {
 		r.Created, r.Updated = now, now
 		return tx.QueryRowContext(ctx, `INSERT INTO resellers (name, slug, display_name, accent, policy, created_us, updated_us)
 			VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING id`,
@@ -419,7 +458,7 @@ func (t *Tenants) UpdateReseller(ctx context.Context, r *tenant.Reseller, a admi
 		return 0, err
 	}
 	now := nowUTC()
-	return t.write(ctx, "reseller "+r.Name, a, func(tx *sql.Tx) error {
+	return t.write(ctx, "reseller "+r.Name, a, changed{changedReseller, &r.ID}, func(tx *sql.Tx) error {
 		r.Updated = now
 		return expectRow(tx.ExecContext(ctx, `UPDATE resellers SET name = $1, slug = $2, display_name = $3, accent = $4,
 			policy = $5, updated_us = $6 WHERE id = $7`,
@@ -428,7 +467,7 @@ func (t *Tenants) UpdateReseller(ctx context.Context, r *tenant.Reseller, a admi
 }
 
 func (t *Tenants) DeleteReseller(ctx context.Context, id int64, a admin.AuditEntry) (uint64, error) {
-	return t.write(ctx, "reseller "+strconv.FormatInt(id, 10), a, func(tx *sql.Tx) error {
+	return t.write(ctx, "reseller "+strconv.FormatInt(id, 10), a, changed{changedReseller, &id}, func(tx *sql.Tx) error {
 		return expectRow(tx.ExecContext(ctx, `DELETE FROM resellers WHERE id = $1`, id))
 	})
 }
@@ -495,7 +534,7 @@ func (t *Tenants) CreateCustomer(ctx context.Context, c *tenant.Customer, a admi
 		return 0, err
 	}
 	now := nowUTC()
-	return t.write(ctx, "customer "+c.Name, a, func(tx *sql.Tx) error {
+	return t.write(ctx, "customer "+c.Name, a, changed{changedCustomer, &c.ID}, func(tx *sql.Tx) error {
 		c.Created, c.Updated = now, now
 		return tx.QueryRowContext(ctx, `INSERT INTO customers (reseller_id, name, policy, suspended, map_key, created_us, updated_us)
 			VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING id`,
@@ -509,7 +548,7 @@ func (t *Tenants) UpdateCustomer(ctx context.Context, c *tenant.Customer, a admi
 		return 0, err
 	}
 	now := nowUTC()
-	return t.write(ctx, "customer "+c.Name, a, func(tx *sql.Tx) error {
+	return t.write(ctx, "customer "+c.Name, a, changed{changedCustomer, &c.ID}, func(tx *sql.Tx) error {
 		c.Updated = now
 		// The map key never changes: embeds already published keep working.
 		return expectRow(tx.ExecContext(ctx, `UPDATE customers SET reseller_id = $1, name = $2, policy = $3, suspended = $4,
@@ -519,7 +558,7 @@ func (t *Tenants) UpdateCustomer(ctx context.Context, c *tenant.Customer, a admi
 }
 
 func (t *Tenants) DeleteCustomer(ctx context.Context, id int64, a admin.AuditEntry) (uint64, error) {
-	return t.write(ctx, "customer "+strconv.FormatInt(id, 10), a, func(tx *sql.Tx) error {
+	return t.write(ctx, "customer "+strconv.FormatInt(id, 10), a, changed{changedCustomer, &id}, func(tx *sql.Tx) error {
 		return expectRow(tx.ExecContext(ctx, `DELETE FROM customers WHERE id = $1`, id))
 	})
 }
@@ -577,7 +616,7 @@ func (t *Tenants) CreateDomain(ctx context.Context, d *tenant.DomainRecord, a ad
 		return 0, err
 	}
 	now := nowUTC()
-	return t.write(ctx, "domain "+d.Name, a, func(tx *sql.Tx) error {
+	return t.write(ctx, "domain "+d.Name, a, changed{changedDomain, &d.ID}, func(tx *sql.Tx) error {
 		d.Created, d.Updated = now, now
 		if err := tx.QueryRowContext(ctx, `INSERT INTO domains (customer_id, name, route, tls, policy, created_us, updated_us, status, verify_token)
 			VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8) RETURNING id`,
@@ -594,7 +633,7 @@ func (t *Tenants) UpdateDomain(ctx context.Context, d *tenant.DomainRecord, a ad
 		return 0, err
 	}
 	now := nowUTC()
-	return t.write(ctx, "domain "+d.Name, a, func(tx *sql.Tx) error {
+	return t.write(ctx, "domain "+d.Name, a, changed{changedDomain, &d.ID}, func(tx *sql.Tx) error {
 		d.Updated = now
 		if err := expectRow(tx.ExecContext(ctx, `UPDATE domains SET customer_id = $1, name = $2, route = $3, tls = $4, policy = $5, updated_us = $6,
 			status = $7, verify_token = $8 WHERE id = $9`,
@@ -606,7 +645,7 @@ func (t *Tenants) UpdateDomain(ctx context.Context, d *tenant.DomainRecord, a ad
 }
 
 func (t *Tenants) DeleteDomain(ctx context.Context, id int64, a admin.AuditEntry) (uint64, error) {
-	return t.write(ctx, "domain "+strconv.FormatInt(id, 10), a, func(tx *sql.Tx) error {
+	return t.write(ctx, "domain "+strconv.FormatInt(id, 10), a, changed{changedDomain, &id}, func(tx *sql.Tx) error {
 		return expectRow(tx.ExecContext(ctx, `DELETE FROM domains WHERE id = $1`, id))
 	})
 }
@@ -655,7 +694,7 @@ const recipientsPerStatement = 500
 func (t *Tenants) AddRecipients(ctx context.Context, domainID int64, locals []string, replace bool, a admin.AuditEntry) (int, uint64, error) {
 	added := 0
 	now := micros(nowUTC())
-	v, err := t.write(ctx, "recipients", a, func(tx *sql.Tx) error {
+	v, err := t.write(ctx, "recipients", a, changed{changedDomain, &domainID}, func(tx *sql.Tx) error {
 		if replace {
 			if _, err := tx.ExecContext(ctx, `DELETE FROM recipients WHERE domain_id = $1`, domainID); err != nil {
 				return err
@@ -692,7 +731,7 @@ func (t *Tenants) AddRecipients(ctx context.Context, domainID int64, locals []st
 }
 
 func (t *Tenants) DeleteRecipient(ctx context.Context, domainID int64, local string, a admin.AuditEntry) (uint64, error) {
-	return t.write(ctx, "recipient "+local, a, func(tx *sql.Tx) error {
+	return t.write(ctx, "recipient "+local, a, changed{changedDomain, &domainID}, func(tx *sql.Tx) error {
 		return expectRow(tx.ExecContext(ctx, `DELETE FROM recipients WHERE domain_id = $1 AND local = $2`, domainID, local))
 	})
 }
@@ -740,7 +779,7 @@ func (t *Tenants) TokenByHash(ctx context.Context, hash string) (admin.Token, er
 // not reload for them), but they are audited like everything else.
 func (t *Tenants) CreateToken(ctx context.Context, tk *admin.Token, a admin.AuditEntry) error {
 	now := nowUTC()
-	_, err := t.writeTx(ctx, "token "+tk.Name, a, false, func(tx *sql.Tx) error {
+	_, err := t.writeTx(ctx, "token "+tk.Name, a, nil, func(tx *sql.Tx) error {
 		tk.Created = now
 		return tx.QueryRowContext(ctx, `INSERT INTO api_tokens (reseller_id, name, hash, created_us) VALUES ($1, $2, $3, $4) RETURNING id`,
 			nullID(tk.ResellerID), tk.Name, tk.Hash, micros(now)).Scan(&tk.ID)
@@ -749,7 +788,7 @@ func (t *Tenants) CreateToken(ctx context.Context, tk *admin.Token, a admin.Audi
 }
 
 func (t *Tenants) DeleteToken(ctx context.Context, id int64, a admin.AuditEntry) error {
-	_, err := t.writeTx(ctx, "token "+strconv.FormatInt(id, 10), a, false, func(tx *sql.Tx) error {
+	_, err := t.writeTx(ctx, "token "+strconv.FormatInt(id, 10), a, nil, func(tx *sql.Tx) error {
 		return expectRow(tx.ExecContext(ctx, `DELETE FROM api_tokens WHERE id = $1`, id))
 	})
 	return err
@@ -793,13 +832,79 @@ func (t *Tenants) ListAudit(ctx context.Context, f admin.Filter) ([]admin.AuditE
 // --- snapshot
 
 // Load reads the version and every row a snapshot needs in one
-// transaction; on PostgreSQL at REPEATABLE READ, so the version matches the
-// rows even while others write. (SQLite's transactions are serializable.)
+// transaction.
 func (t *Tenants) Load(ctx context.Context) (tenant.Data, error) {
 	var data tenant.Data
+	err := t.snapshotTx(ctx, func(ctx context.Context, tx *sql.Tx, version uint64) error {
+		data.Version = version
+		return readTenantRows(ctx, tx, &data, "", "", "", nil)
+	})
+	return data, err
+}
+
+// changedIDs selects the ids of the objects of one kind ($2) changed after
+// version $1.
+const changedIDs = `SELECT object_id FROM tenant_changes WHERE version > $1 AND kind = $2`
+
+// changedDomainIDs selects the domains a delta after version $1 carries:
+// those changed, and every domain of a changed customer or reseller. Three
+// index lookups joined by UNION rather than one scan with ORs.
+const changedDomainIDs = `SELECT object_id FROM tenant_changes WHERE version > $1 AND kind = 'domain'
+	UNION SELECT d.id FROM tenant_changes ch JOIN domains d ON d.customer_id = ch.object_id
+		WHERE ch.version > $1 AND ch.kind = 'customer'
+	UNION SELECT d.id FROM tenant_changes ch JOIN customers c ON c.reseller_id = ch.object_id JOIN domains d ON d.customer_id = c.id
+		WHERE ch.version > $1 AND ch.kind = 'reseller'`
+
+// LoadSince reads what changed after version, in one transaction like
+// Load, from the change log; tenant.ErrChangesGone when the log does not
+// reach back that far, holds more than maxDeltaObjects objects, or the
+// store is behind the node (it was restored from a backup).
+func (t *Tenants) LoadSince(ctx context.Context, version uint64) (tenant.Delta, error) {
+	var d tenant.Delta
+	err := t.snapshotTx(ctx, func(ctx context.Context, tx *sql.Tx, current uint64) error {
+		d.Version = current
+		if current == version {
+			return nil
+		}
+		var oldest, objects int64
+		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MIN(version), $1), COUNT(*) FROM tenant_changes`, int64(current)+1).Scan(&oldest, &objects); err != nil {
+			return mapErr(err, "change log")
+		}
+		if version > current || int64(version)+1 < oldest {
+			return tenant.ErrChangesGone
+		}
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM (SELECT DISTINCT kind, object_id FROM tenant_changes WHERE version > $1) ch`,
+			int64(version)).Scan(&objects); err != nil {
+			return mapErr(err, "change log")
+		}
+		if objects > maxDeltaObjects {
+			return tenant.ErrChangesGone
+		}
+		v := int64(version)
+		if err := readTenantRows(ctx, tx, &d.Data,
+			" WHERE id IN ("+changedIDs+")", " WHERE d.id IN ("+changedDomainIDs+")", " WHERE domain_id IN ("+changedDomainIDs+")", []any{v}); err != nil {
+			return err
+		}
+		var err error
+		if d.RemovedResellers, err = removedIDs(ctx, tx, v, changedReseller, d.Resellers, func(r tenant.Reseller) int64 { return r.ID }); err != nil {
+			return err
+		}
+		if d.RemovedCustomers, err = removedIDs(ctx, tx, v, changedCustomer, d.Customers, func(c tenant.Customer) int64 { return c.ID }); err != nil {
+			return err
+		}
+		d.RemovedDomains, err = removedIDs(ctx, tx, v, changedDomain, d.Domains, func(dr tenant.DomainRecord) int64 { return dr.ID })
+		return err
+	})
+	return d, err
+}
+
+// snapshotTx runs fn in one read transaction with the config version it
+// sees: on PostgreSQL at REPEATABLE READ, so the version matches the rows
+// even while others write (SQLite's transactions are serializable).
+func (t *Tenants) snapshotTx(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx, version uint64) error) error {
 	st, err := t.db(ctx)
 	if err != nil {
-		return data, err
+		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, st.Timeout)
 	defer cancel()
@@ -809,16 +914,23 @@ func (t *Tenants) Load(ctx context.Context) (tenant.Data, error) {
 	}
 	tx, err := st.DB.BeginTx(ctx, opts)
 	if err != nil {
-		return data, mapErr(err, "load")
+		return mapErr(err, "load")
 	}
 	defer tx.Rollback()
 	var v int64
 	if err := tx.QueryRowContext(ctx, `SELECT version FROM tenant_version WHERE id = 1`).Scan(&v); err != nil {
-		return data, mapErr(err, "load version")
+		return mapErr(err, "load version")
 	}
-	data.Version = uint64(v)
-	each := func(q string, fn func(*sql.Rows) error) error {
-		rows, err := tx.QueryContext(ctx, q)
+	return fn(ctx, tx, uint64(v))
+}
+
+// readTenantRows reads resellers, customers, domains and recipients into
+// data, each table narrowed by its WHERE clause (all rows when empty).
+// Recipients come ordered by domain, so each domain's are packed as soon
+// as they are read: ten million of them never exist as separate strings.
+func readTenantRows(ctx context.Context, tx *sql.Tx, data *tenant.Data, whereObject, whereDomain, whereRecipient string, args []any) error {
+	each := func(q string, args []any, fn func(*sql.Rows) error) error {
+		rows, err := tx.QueryContext(ctx, q, args...)
 		if err != nil {
 			return mapErr(err, "load")
 		}
@@ -830,38 +942,86 @@ func (t *Tenants) Load(ctx context.Context) (tenant.Data, error) {
 		}
 		return mapErr(rows.Err(), "load")
 	}
-	if err := each("SELECT "+resellerCols+" FROM resellers", func(rows *sql.Rows) error {
+	kind := func(k string) []any {
+		if args == nil {
+			return nil
+		}
+		return append(append([]any(nil), args...), k)
+	}
+	if err := each("SELECT "+resellerCols+" FROM resellers"+whereObject, kind(changedReseller), func(rows *sql.Rows) error {
 		r, err := scanReseller(rows)
 		data.Resellers = append(data.Resellers, r)
 		return err
 	}); err != nil {
-		return data, err
+		return err
 	}
-	if err := each("SELECT "+customerCols+" FROM customers", func(rows *sql.Rows) error {
+	if err := each("SELECT "+customerCols+" FROM customers"+whereObject, kind(changedCustomer), func(rows *sql.Rows) error {
 		c, err := scanCustomer(rows)
 		data.Customers = append(data.Customers, c)
 		return err
 	}); err != nil {
-		return data, err
+		return err
 	}
-	if err := each("SELECT "+domainCols+domainFrom, func(rows *sql.Rows) error {
+	if err := each("SELECT "+domainCols+domainFrom+whereDomain, args, func(rows *sql.Rows) error {
 		d, err := scanDomain(rows)
 		data.Domains = append(data.Domains, d)
 		return err
 	}); err != nil {
-		return data, err
+		return err
 	}
-	data.Recipients = make(map[int64][]string)
-	if err := each("SELECT domain_id, local FROM recipients", func(rows *sql.Rows) error {
+	data.Recipients = make(map[int64]tenant.Recipients)
+	var (
+		cur    int64
+		locals []string
+	)
+	flush := func() {
+		if len(locals) > 0 {
+			data.Recipients[cur] = tenant.PackRecipients(locals)
+			locals = locals[:0]
+		}
+	}
+	if err := each("SELECT domain_id, local FROM recipients"+whereRecipient+" ORDER BY domain_id", args, func(rows *sql.Rows) error {
 		var (
 			id    int64
 			local string
 		)
-		err := rows.Scan(&id, &local)
-		data.Recipients[id] = append(data.Recipients[id], local)
-		return err
+		if err := rows.Scan(&id, &local); err != nil {
+			return err
+		}
+		if id != cur {
+			flush()
+			cur = id
+		}
+		locals = append(locals, local)
+		return nil
 	}); err != nil {
-		return data, err
+		return err
 	}
-	return data, nil
+	flush()
+	return nil
+}
+
+// removedIDs are the ids of kind the log names after version that are no
+// longer in present: deleted.
+func removedIDs[T any](ctx context.Context, tx *sql.Tx, version int64, kind string, present []T, id func(T) int64) ([]int64, error) {
+	have := make(map[int64]bool, len(present))
+	for _, p := range present {
+		have[id(p)] = true
+	}
+	rows, err := tx.QueryContext(ctx, "SELECT DISTINCT object_id FROM tenant_changes WHERE version > $1 AND kind = $2", version, kind)
+	if err != nil {
+		return nil, mapErr(err, "change log")
+	}
+	defer rows.Close()
+	var out []int64
+	for rows.Next() {
+		var oid int64
+		if err := rows.Scan(&oid); err != nil {
+			return nil, mapErr(err, "change log")
+		}
+		if !have[oid] {
+			out = append(out, oid)
+		}
+	}
+	return out, mapErr(rows.Err(), "change log")
 }

@@ -125,7 +125,7 @@ func testTenantContract(t *testing.T, ts *Tenants) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(data.Domains) != 1 || len(data.Recipients[d.ID]) != 1 || data.Recipients[d.ID][0] != "x" {
+	if rc := data.Recipients[d.ID]; len(data.Domains) != 1 || rc.Len() != 1 || !rc.Has("x") {
 		t.Fatalf("Load = %+v", data)
 	}
 	if data.Version <= v1 {

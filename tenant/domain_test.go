@@ -1,8 +1,12 @@
 package tenant
 
 import (
+	"io"
+	"log/slog"
+	"maps"
 	"net/netip"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -54,14 +58,14 @@ func TestDomainSources(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stored, err := Resolve(Data{
+	stored := resolve(t, Data{
 		Resellers:  []Reseller{{ID: 1, Policy: Policy{TagScore: &tag}}},
 		Customers:  []Customer{{ID: 2, ResellerID: 1}},
 		Domains:    []DomainRecord{{ID: 3, CustomerID: 2, Name: "src.example", Route: "mx.test:25", TLS: "none", Policy: policy}},
-		Recipients: map[int64][]string{3: {"bob", "carol"}},
+		Recipients: map[int64]Recipients{3: PackRecipients([]string{"bob", "carol"})},
 	})
-	if err != nil || len(stored) != 1 {
-		t.Fatalf("Resolve = %v, %v", stored, err)
+	if len(stored) != 1 {
+		t.Fatalf("resolved %v", stored)
 	}
 	wantLists := Lists{
 		IPBlock:     []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24"), netip.MustParsePrefix("2001:db8::1/128"), netip.MustParsePrefix("198.51.100.7/32")},
@@ -132,4 +136,16 @@ func TestNormalizeKeepsAPIErrors(t *testing.T) {
 	if !strings.Contains(fe.Error(), "invalid input: ") {
 		t.Errorf("FieldErrors text %q", fe.Error())
 	}
+}
+
+// resolve builds the stored domains data describes, by name.
+func resolve(t *testing.T, data Data) []*Domain {
+	t.Helper()
+	served, _, err := newHierarchy().apply(Delta{Data: data}, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := slices.Collect(maps.Values(served))
+	slices.SortFunc(out, func(a, b *Domain) int { return strings.Compare(a.Name, b.Name) })
+	return out
 }

@@ -88,7 +88,18 @@ type Data struct {
 	Resellers  []Reseller
 	Customers  []Customer
 	Domains    []DomainRecord
-	Recipients map[int64][]string // domain id -> local parts
+	Recipients map[int64]Recipients // domain id -> local parts
+}
+
+// Delta is what changed in the store after a version, read in one
+// consistent transaction: the current rows of every changed reseller,
+// customer and domain, every domain under a changed reseller or customer
+// (its effective policy, or whether it is served at all, follows theirs),
+// and the ids of the deleted ones. A node applies it to the snapshot it
+// holds instead of reloading everything.
+type Delta struct {
+	Data
+	RemovedResellers, RemovedCustomers, RemovedDomains []int64
 }
 
 // Errors of the tenant data's store (tenant.Loader and admin.Store); the
@@ -96,6 +107,10 @@ type Data struct {
 var (
 	ErrNotFound = errors.New("not found")
 	ErrConflict = errors.New("conflict")
+	// ErrChangesGone: the store no longer keeps the changes after the
+	// version asked for (the node was away too long, too much changed, or
+	// the store was restored to an older copy); load everything instead.
+	ErrChangesGone = errors.New("tenant changes since that version are no longer kept")
 	// ErrUnavailable wraps store failures: the database is down or
 	// unreachable, so writes cannot be committed now.
 	ErrUnavailable = errors.New("tenant database unavailable")

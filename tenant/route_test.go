@@ -99,10 +99,7 @@ func TestDomainRecordRoutes(t *testing.T) {
 		t.Fatalf("errors %v, want routes[0].route", fe)
 	}
 
-	doms, err := Resolve(Data{Domains: []DomainRecord{{ID: 1, Name: "split.example", Route: "d.test:25", TLS: "none", Routes: d.Routes}}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	doms := resolve(t, Data{Domains: []DomainRecord{{ID: 1, Name: "split.example", Route: "d.test:25", TLS: "none", Routes: d.Routes}}})
 	if got, want := doms[0].RouteFor("sales-x"), (Route{Addr: "s.test:25", TLS: TLSNone}); got != want {
 		t.Fatalf("resolved RouteFor = %v, want %v (the domain's tls)", got, want)
 	}

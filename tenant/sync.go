@@ -2,13 +2,10 @@ package tenant
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
-	"sort"
+	"maps"
 	"sync"
 	"time"
 
@@ -58,36 +55,47 @@ func (c SyncConfig) Validate() error {
 }
 
 // BroadcastTopic is the cluster topic of tenant change announcements; the
-// payload is the new version (uvarint), a hint only: receivers reload from
-// the store.
+// payload is the new version (uvarint), a hint only: receivers read the
+// changes from the store.
 const BroadcastTopic = "tenants"
-
-// SnapshotFile is the name of the local snapshot in data_dir.
-const SnapshotFile = "tenants.snapshot.json"
 
 // healthComponent is the readiness component the syncer reports as.
 const healthComponent = "tenants"
 
 // Loader reads the tenant data from the store.
 type Loader interface {
+	// Load reads everything.
 	Load(ctx context.Context) (Data, error)
+	// LoadSince reads what changed after version, or fails with
+	// ErrChangesGone when the store cannot say.
+	LoadSince(ctx context.Context, version uint64) (Delta, error)
 }
 
-// Syncer keeps a Directory current: it loads from the store at start (or
-// from the local snapshot file when the store is down), reloads whenever
-// Trigger is called (a local write or a cluster announcement) and every
-// ReloadInterval, and writes each new snapshot to the file.
+// Syncer keeps a Directory current: it loads everything from the store at
+// start (or serves the local snapshot file while the store is down), then
+// applies what changed whenever Trigger is called (a local write or a
+// cluster announcement) and every ReloadInterval, and records each change
+// in the snapshot file's journal. It loads everything again only when the
+// store's change log no longer reaches its version.
 type Syncer struct {
 	cfg     SyncConfig
 	loader  Loader
-	static  []*Domain
-	file    string
+	static  map[string]*Domain
+	files   *snapshotFiles
 	timeout time.Duration
 	dir     *Directory
 	health  *health.Registry
 	log     *slog.Logger
 	trigger chan struct{}
 	now     func() time.Time
+	loads   *prometheus.CounterVec
+
+	// reloadMu makes reloads one at a time: tree and files are theirs.
+	reloadMu sync.Mutex
+	// tree is nil until the whole tenant tree was loaded from the store
+	// (not the snapshot file, which holds only resolved domains): deltas
+	// apply to it.
+	tree *hierarchy
 
 	mu sync.Mutex
 	// confirmed is when the snapshot was last known to match the store.
@@ -114,32 +122,37 @@ type SyncOptions struct {
 // only. It fails only when the static domains are invalid.
 func NewSyncer(ctx context.Context, cfg SyncConfig, opts SyncOptions) (*Syncer, error) {
 	s := &Syncer{
-		cfg: cfg, loader: opts.Loader, static: opts.Static,
-		file: filepath.Join(opts.DataDir, SnapshotFile), timeout: opts.Timeout,
+		cfg: cfg, loader: opts.Loader, files: newSnapshotFiles(opts.DataDir), timeout: opts.Timeout,
 		health: opts.Health, log: opts.Log, trigger: make(chan struct{}, 1), now: time.Now,
 	}
 	s.confirmed = s.now()
 	if s.timeout <= 0 {
 		s.timeout = 5 * time.Second
 	}
-	snap, err := NewSnapshot(0, s.static)
+	snap, err := NewSnapshot(0, opts.Static)
 	if err != nil {
 		return nil, err
 	}
+	s.static = snap.domains
 	s.dir = NewDirectory(snap)
-	promauto.With(opts.Registry).NewGaugeFunc(prometheus.GaugeOpts{
+	reg := promauto.With(opts.Registry)
+	reg.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "mxgrid_tenant_config_version",
 		Help: "Tenant config version this node serves (0: static domains only).",
 	}, func() float64 { return float64(s.dir.Snapshot().Version) })
-	promauto.With(opts.Registry).NewGaugeFunc(prometheus.GaugeOpts{
+	reg.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "mxgrid_tenant_config_age_seconds",
 		Help: "Seconds since the served tenant snapshot was last confirmed current against the store.",
 	}, func() float64 { return s.Age().Seconds() })
+	s.loads = reg.NewCounterVec(prometheus.CounterOpts{
+		Name: "mxgrid_tenant_loads_total",
+		Help: "Tenant snapshots built from the store: kind full (everything read) or delta (only what changed).",
+	}, []string{"kind"})
 
 	if err := s.Reload(ctx); err != nil {
 		s.log.Warn("tenant store unavailable at start; trying the local snapshot", "err", err)
 		if err := s.loadFile(); err != nil {
-			s.log.Warn("no usable tenant snapshot file", "file", s.file, "err", err)
+			s.log.Warn("no usable tenant snapshot file", "file", s.files.base, "err", err)
 		}
 		s.report()
 	}
@@ -177,62 +190,76 @@ func (s *Syncer) Run(ctx context.Context) error {
 	return nil
 }
 
-// Reload loads from the store and swaps the snapshot when the version
-// moved; on failure the current snapshot stays.
+// Reload brings the snapshot up to the store's version: the changes since
+// the version served when it can, everything otherwise. On failure the
+// current snapshot stays.
 func (s *Syncer) Reload(ctx context.Context) error {
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
 	lctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
+	if s.tree != nil {
+		err := s.applyChanges(lctx)
+		if !errors.Is(err, ErrChangesGone) {
+			return err
+		}
+		s.log.Info("the tenant change log does not reach this node's version; loading everything", "version", s.dir.Snapshot().Version)
+	}
 	data, err := s.loader.Load(lctx)
 	if err != nil {
 		return fmt.Errorf("load tenants: %w", err)
 	}
+	tree := newHierarchy()
+	served, _, err := tree.apply(Delta{Data: data}, s.static, s.log)
+	if err != nil {
+		return err
+	}
+	s.tree = tree
+	snap := &Snapshot{Version: data.Version, domains: served}
+	s.dir.Swap(snap)
+	s.loads.WithLabelValues("full").Inc()
+	s.log.Info("tenant snapshot loaded", "version", data.Version, "domains", snap.Len())
+	s.confirm()
+	if err := s.files.writeBase(data.Version, s.now(), served); err != nil {
+		// Serving is unaffected; only a restart during an outage is.
+		s.log.Error("writing the tenant snapshot file", "file", s.files.base, "err", err)
+	}
+	return nil
+}
+
+// applyChanges applies the store's changes since the version served.
+func (s *Syncer) applyChanges(ctx context.Context) error {
 	cur := s.dir.Snapshot()
-	if !s.hasDataNow() || data.Version != cur.Version {
-		domains, err := Resolve(data)
+	d, err := s.loader.LoadSince(ctx, cur.Version)
+	if err != nil {
+		if errors.Is(err, ErrChangesGone) {
+			return err
+		}
+		return fmt.Errorf("load tenant changes: %w", err)
+	}
+	if d.Version != cur.Version {
+		served, touched, err := s.tree.apply(d, cur.domains, s.log)
 		if err != nil {
 			return err
 		}
-		snap, err := s.build(data.Version, domains)
-		if err != nil {
-			return err
-		}
-		s.dir.Swap(snap)
-		s.log.Info("tenant snapshot loaded", "version", data.Version, "domains", snap.Len())
-		if err := s.writeFile(data.Version, domains); err != nil {
-			// Serving is unaffected; only a restart during an outage is.
-			s.log.Error("writing the tenant snapshot file", "file", s.file, "err", err)
+		s.dir.Swap(&Snapshot{Version: d.Version, domains: served})
+		s.loads.WithLabelValues("delta").Inc()
+		s.log.Debug("tenant changes applied", "version", d.Version, "domains_changed", len(touched))
+		if err := s.files.appendDelta(d.Version, s.now(), served, touched); err != nil {
+			s.log.Error("writing the tenant snapshot journal", "file", s.files.journal, "err", err)
 		}
 	}
+	s.confirm()
+	return nil
+}
+
+// confirm records that the snapshot matches the store now.
+func (s *Syncer) confirm() {
 	s.mu.Lock()
 	s.confirmed = s.now()
 	s.hasData = true
 	s.mu.Unlock()
 	s.report()
-	return nil
-}
-
-func (s *Syncer) hasDataNow() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.hasData
-}
-
-// build merges the static domains over the store's: the config file is
-// what the operator on this machine asked for, so it wins, loudly.
-func (s *Syncer) build(version uint64, stored []*Domain) (*Snapshot, error) {
-	static := make(map[string]bool, len(s.static))
-	for _, d := range s.static {
-		static[d.Name] = true
-	}
-	all := append([]*Domain(nil), s.static...)
-	for _, d := range stored {
-		if static[d.Name] {
-			s.log.Warn("domain is both in the config file and in the tenant store; the config file wins", "domain", d.Name)
-			continue
-		}
-		all = append(all, d)
-	}
-	return NewSnapshot(version, all)
 }
 
 // report sets readiness: no data at all and no static domains is not
@@ -258,130 +285,28 @@ func (s *Syncer) report() {
 	}
 }
 
-// Resolve turns store data into domains with their effective policies
-// (domain over customer over reseller).
-func Resolve(data Data) ([]*Domain, error) {
-	resellers := make(map[int64]Policy, len(data.Resellers))
-	for _, r := range data.Resellers {
-		resellers[r.ID] = r.Policy
-	}
-	customers := make(map[int64]Policy, len(data.Customers))
-	suspended := make(map[int64]bool)
-	for _, c := range data.Customers {
-		customers[c.ID] = c.Policy.Over(resellers[c.ResellerID])
-		suspended[c.ID] = c.Suspended
-	}
-	out := make([]*Domain, 0, len(data.Domains))
-	for _, dr := range data.Domains {
-		if suspended[dr.CustomerID] {
-			// Not in the snapshot: the sender gets 550 5.7.1 like for an
-			// unknown domain, and nothing reaches the customer's server.
-			continue
-		}
-		if dr.Status == StatusPending {
-			// Unproven: refused at RCPT exactly like an unknown domain.
-			continue
-		}
-		d, fe := newDomain(domainSpec{ID: dr.ID, CustomerID: dr.CustomerID, Source: "store",
-			Name: dr.Name, Route: dr.Route, TLS: dr.TLS, Routes: dr.Routes,
-			Recipients: data.Recipients[dr.ID], Policy: dr.Policy, Inherited: customers[dr.CustomerID]})
-		if len(fe) > 0 {
-			return nil, fmt.Errorf("domain %s: %w", dr.Name, fe)
-		}
-		out = append(out, d)
-	}
-	return out, nil
-}
-
-// snapshotFile is the on-disk form: the resolved domains, so a node can
-// serve from it without the hierarchy.
-type snapshotFile struct {
-	Version uint64       `json:"version"`
-	Saved   time.Time    `json:"saved"`
-	Domains []fileDomain `json:"domains"`
-}
-
-type fileDomain struct {
-	Name       string   `json:"name"`
-	ID         int64    `json:"id,omitempty"`
-	CustomerID int64    `json:"customer_id,omitempty"`
-	Route      string   `json:"route"`
-	TLS        string   `json:"tls"`
-	Recipients []string `json:"recipients,omitempty"`
-	// Routes keep rules without tls as they are, so they follow TLS here
-	// as they do in the store.
-	Routes []RouteRule `json:"routes,omitempty"`
-	Policy Policy      `json:"policy"`
-}
-
-// writeFile replaces the snapshot file atomically (temp file, fsync,
-// rename), so a crash mid-write leaves the previous snapshot intact.
-func (s *Syncer) writeFile(version uint64, domains []*Domain) error {
-	f := snapshotFile{Version: version, Saved: s.now().UTC(), Domains: make([]fileDomain, len(domains))}
-	for i, d := range domains {
-		fd := fileDomain{Name: d.Name, ID: d.ID, CustomerID: d.CustomerID, Route: d.Route.Addr, TLS: string(d.Route.TLS), Routes: d.Routes.normalized(), Policy: d.Policy}
-		for l := range d.Recipients {
-			fd.Recipients = append(fd.Recipients, l)
-		}
-		sort.Strings(fd.Recipients)
-		f.Domains[i] = fd
-	}
-	b, err := json.Marshal(f)
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(s.file), 0o700); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(s.file), SnapshotFile+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // fails harmlessly after the rename
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), s.file)
-}
-
-// loadFile serves the snapshot file. The version is kept, so the first
-// successful reload after the outage swaps only if the store moved on.
+// loadFile serves the snapshot file. Its version is kept, but the first
+// load from the store after the outage reads everything: the file has the
+// resolved domains, not the tree a delta applies to.
 func (s *Syncer) loadFile() error {
-	b, err := os.ReadFile(s.file)
+	version, saved, stored, err := s.files.read()
 	if err != nil {
 		return err
 	}
-	var f snapshotFile
-	if err := json.Unmarshal(b, &f); err != nil {
-		return fmt.Errorf("%s: %w", s.file, err)
-	}
-	domains := make([]*Domain, 0, len(f.Domains))
-	for _, fd := range f.Domains {
-		// The file holds the effective policy, hence nothing inherited.
-		d, fe := newDomain(domainSpec{ID: fd.ID, CustomerID: fd.CustomerID, Source: "store",
-			Name: fd.Name, Route: fd.Route, TLS: fd.TLS, Routes: fd.Routes, Recipients: fd.Recipients, Policy: fd.Policy})
-		if len(fe) > 0 {
-			return fmt.Errorf("%s: domain %s: %w", s.file, fd.Name, fe)
+	served := maps.Clone(s.static)
+	for name, d := range stored {
+		if _, ok := served[name]; ok {
+			s.log.Warn("domain is both in the config file and in the tenant snapshot file; the config file wins", "domain", name)
+			continue
 		}
-		domains = append(domains, d)
+		served[name] = d
 	}
-	snap, err := s.build(f.Version, domains)
-	if err != nil {
-		return err
-	}
+	snap := &Snapshot{Version: version, domains: served}
 	s.dir.Swap(snap)
 	s.mu.Lock()
 	s.hasData = true
-	s.confirmed = f.Saved
+	s.confirmed = saved
 	s.mu.Unlock()
-	s.log.Info("serving the local tenant snapshot", "file", s.file, "version", f.Version, "saved", f.Saved, "domains", snap.Len())
+	s.log.Info("serving the local tenant snapshot", "file", s.files.base, "version", version, "saved", saved, "domains", snap.Len())
 	return nil
 }

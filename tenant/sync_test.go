@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,13 +15,30 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// fakeLoader fails with err, or returns data.
+// fakeLoader fails with err, or returns data; it has no change log, so
+// every reload reads everything, unless deltas holds the next delta.
 type fakeLoader struct {
-	data Data
-	err  error
+	data   Data
+	err    error
+	deltas []Delta
 }
 
 func (f *fakeLoader) Load(context.Context) (Data, error) { return f.data, f.err }
+
+func (f *fakeLoader) LoadSince(_ context.Context, version uint64) (Delta, error) {
+	if f.err != nil {
+		return Delta{}, f.err
+	}
+	if len(f.deltas) == 0 {
+		if version == f.data.Version {
+			return Delta{Data: Data{Version: version}}, nil
+		}
+		return Delta{}, ErrChangesGone
+	}
+	d := f.deltas[0]
+	f.deltas = f.deltas[1:]
+	return d, nil
+}
 
 func storeData(version uint64, route string) Data {
 	tag := 3.0
@@ -32,7 +50,7 @@ func storeData(version uint64, route string) Data {
 			{ID: 3, CustomerID: 2, Name: "shared.example", Route: route, TLS: "none"},
 			{ID: 4, CustomerID: 2, Name: "store.example", Route: route, TLS: "none"},
 		},
-		Recipients: map[int64][]string{4: {"bob"}},
+		Recipients: map[int64]Recipients{4: PackRecipients([]string{"bob"})},
 	}
 }
 
@@ -134,5 +152,77 @@ func TestSyncerReloadAndStaleness(t *testing.T) {
 	}
 	if _, ok := s.Directory().Lookup("store.example"); !ok {
 		t.Fatal("a failed reload dropped the snapshot")
+	}
+}
+
+// TestSnapshotJournal: deltas are appended to the journal, not rewritten
+// into the snapshot; a node started with the store down replays them (a
+// torn last line ignored); a journal grown past half the snapshot is
+// folded back into it.
+func TestSnapshotJournal(t *testing.T) {
+	dir := t.TempDir()
+	l := &fakeLoader{data: storeData(1, "one.test:25")}
+	s, _ := newTestSyncer(t, dir, l, nil)
+	base, err := os.ReadFile(filepath.Join(dir, SnapshotFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	renamed := l.data.Domains[1]
+	renamed.Name = "moved.example"
+	l.deltas = []Delta{
+		{Data: Data{Version: 2, Domains: []DomainRecord{renamed}, Recipients: map[int64]Recipients{4: PackRecipients([]string{"carol"})}}},
+		{Data: Data{Version: 3}, RemovedDomains: []int64{3}},
+	}
+	for range 2 {
+		if err := s.Reload(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	served := func(s *Syncer) []string {
+		var names []string
+		for d := range s.Directory().Snapshot().All() {
+			names = append(names, d.Name)
+		}
+		return names
+	}
+	if got := served(s); len(got) != 1 || got[0] != "moved.example" || s.Directory().Snapshot().Version != 3 {
+		t.Fatalf("after the deltas: %v at version %d", got, s.Directory().Snapshot().Version)
+	}
+	if after, _ := os.ReadFile(filepath.Join(dir, SnapshotFile)); string(after) != string(base) {
+		t.Fatal("a delta rewrote the snapshot file")
+	}
+	journal := filepath.Join(dir, SnapshotJournal)
+	if b, err := os.ReadFile(journal); err != nil || strings.Count(string(b), "\n") != 2 {
+		t.Fatalf("journal %q, %v: want two lines", b, err)
+	}
+	if fi, err := os.Stat(journal); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("journal mode %v, %v", fi.Mode(), err)
+	}
+	j, err := os.OpenFile(journal, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j.WriteString(`{"version":4,"removed":["moved.exa`) // a crash mid-append
+	j.Close()
+
+	down := &fakeLoader{err: errors.New("down")}
+	restarted, _ := newTestSyncer(t, dir, down, nil)
+	d, ok := restarted.Directory().Lookup("moved.example")
+	if got := served(restarted); !ok || len(got) != 1 || !d.AcceptsRecipient("carol") || d.AcceptsRecipient("bob") ||
+		restarted.Directory().Snapshot().Version != 3 {
+		t.Fatalf("from the file and journal: %v at version %d", got, restarted.Directory().Snapshot().Version)
+	}
+
+	s.files.journalBytes = minCompact + 1
+	l.deltas = []Delta{{Data: Data{Version: 5}, RemovedDomains: []int64{4}}}
+	if err := s.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(journal); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("journal not folded into the snapshot: %v", err)
+	}
+	again, _ := newTestSyncer(t, dir, down, nil)
+	if got := served(again); len(got) != 0 || again.Directory().Snapshot().Version != 5 {
+		t.Fatalf("after compaction: %v at version %d", got, again.Directory().Snapshot().Version)
 	}
 }

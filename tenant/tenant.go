@@ -9,6 +9,7 @@ package tenant
 import (
 	"errors"
 	"fmt"
+	"iter"
 	"maps"
 	"net"
 	"net/netip"
@@ -103,7 +104,7 @@ type Domain struct {
 	// none.
 	Routes *RouteTable
 	// Recipients holds lower-cased local parts; empty accepts any.
-	Recipients map[string]struct{}
+	Recipients Recipients
 	// Policy is the effective policy: the domain's over its customer's
 	// over its reseller's.
 	Policy Policy
@@ -117,11 +118,10 @@ type Domain struct {
 
 // AcceptsRecipient reports whether local (the part before @) is known.
 func (d *Domain) AcceptsRecipient(local string) bool {
-	if len(d.Recipients) == 0 {
+	if d.Recipients.Len() == 0 {
 		return true
 	}
-	_, ok := d.Recipients[strings.ToLower(local)]
-	return ok
+	return d.Recipients.Has(strings.ToLower(local))
 }
 
 // Snapshot is an immutable view of every domain.
@@ -149,6 +149,9 @@ func NewSnapshot(version uint64, domains []*Domain) (*Snapshot, error) {
 
 // Len is the number of domains.
 func (s *Snapshot) Len() int { return len(s.domains) }
+
+// All yields every domain served, in no particular order.
+func (s *Snapshot) All() iter.Seq[*Domain] { return maps.Values(s.domains) }
 
 // Directory serves lookups from the current snapshot.
 type Directory struct {
@@ -226,8 +229,10 @@ type domainSpec struct {
 	Source           string
 	Name, Route, TLS string
 	Routes           []RouteRule
-	// Recipients are local parts, or addresses at Name.
+	// Recipients are local parts, or addresses at Name, to check; Known
+	// are the store's or the snapshot file's, checked when they were input.
 	Recipients []string
+	Known      Recipients
 	// Policy is the domain's own; Inherited is what it overrides (its
 	// customer's over its reseller's), empty where Policy is already the
 	// effective one.
@@ -260,16 +265,18 @@ func newDomain(s domainSpec) (*Domain, FieldErrors) {
 	d := &Domain{Name: name, ID: s.ID, CustomerID: s.CustomerID, Source: s.Source,
 		Route: Route{Addr: s.Route, TLS: mode}, Routes: routes, Policy: s.Policy.Over(s.Inherited)}
 	d.Lists = d.Policy.lists()
+	d.Recipients = s.Known
 	if len(s.Recipients) > 0 {
-		d.Recipients = make(map[string]struct{}, len(s.Recipients))
+		locals := make([]string, 0, len(s.Recipients))
 		for i, r := range s.Recipients {
 			local, dom, hasAt := strings.Cut(strings.ToLower(strings.TrimSpace(r)), "@")
 			if local == "" || (hasAt && !strings.EqualFold(dom, name)) {
 				fe[fmt.Sprintf("recipients[%d]", i)] = fmt.Sprintf("%q is not a local part or an address at %s", r, name)
 				continue
 			}
-			d.Recipients[local] = struct{}{}
+			locals = append(locals, local)
 		}
+		d.Recipients = PackRecipients(locals)
 	}
 	return d, fe
 }

@@ -1,0 +1,259 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/mxgrid/mxgrid/admin"
+	"github.com/mxgrid/mxgrid/tenant"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// TestDeltasMatchFullLoads: on both dialects, a node applying the change
+// log after each of a few hundred random writes (creates, renames, moves
+// between customers, suspensions, policy changes at every level, pending
+// domains, recipient imports and deletes, deletions) serves exactly what
+// a node loading everything serves, and so does one started from its
+// snapshot file and journal with the store down. Only its first load is
+// full.
+func TestDeltasMatchFullLoads(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		open func(testing.TB) *Store
+	}{{"sqlite", openSQLite}, {"postgres", openPostgres}} {
+		t.Run(tc.name, func(t *testing.T) {
+			ts := NewTenants(tc.open(t))
+			ctx := context.Background()
+			dir := t.TempDir()
+			reg := prometheus.NewRegistry()
+			live := newSyncer(t, ts, dir, reg)
+			w := &randomWriter{t: t, ts: ts, rng: rand.New(rand.NewPCG(1, 2))}
+			for step := range 300 {
+				what := w.step(ctx)
+				if step%3 != 0 {
+					continue // several changes between reloads coalesce
+				}
+				if err := live.Reload(ctx); err != nil {
+					t.Fatalf("step %d (%s): reload: %v", step, what, err)
+				}
+				if step%30 == 0 {
+					full := newSyncer(t, ts, t.TempDir(), prometheus.NewRegistry())
+					sameSnapshots(t, fmt.Sprintf("step %d (%s)", step, what), full.Directory().Snapshot(), live.Directory().Snapshot())
+				}
+			}
+			if err := live.Reload(ctx); err != nil {
+				t.Fatal(err)
+			}
+			full := newSyncer(t, ts, t.TempDir(), prometheus.NewRegistry())
+			sameSnapshots(t, "end", full.Directory().Snapshot(), live.Directory().Snapshot())
+			if got := loads(t, reg, "full"); got != 1 {
+				t.Errorf("%v full loads, want only the first", got)
+			}
+			if got := loads(t, reg, "delta"); got < 50 {
+				t.Errorf("%v delta loads", got)
+			}
+			fromFile := newSyncer(t, downLoader{}, dir, prometheus.NewRegistry())
+			sameSnapshots(t, "from the snapshot file and journal", full.Directory().Snapshot(), fromFile.Directory().Snapshot())
+		})
+	}
+}
+
+// TestChangeLogGaps: a node whose version the log no longer reaches, or
+// which is ahead of the store (restored from a backup), is told to load
+// everything.
+func TestChangeLogGaps(t *testing.T) {
+	st := openSQLite(t)
+	ts := NewTenants(st)
+	ctx := context.Background()
+	w := &randomWriter{t: t, ts: ts, rng: rand.New(rand.NewPCG(3, 4))}
+	for range 10 {
+		w.step(ctx)
+	}
+	d, err := ts.LoadSince(ctx, 2)
+	if err != nil || d.Version < 10 {
+		t.Fatalf("LoadSince(2) = version %d, %v", d.Version, err)
+	}
+	if _, err := st.DB.ExecContext(ctx, `DELETE FROM tenant_changes WHERE version <= 5`); err != nil {
+		t.Fatal(err)
+	}
+	for _, since := range []uint64{0, 2, 4, d.Version + 1} {
+		if _, err := ts.LoadSince(ctx, since); !errors.Is(err, tenant.ErrChangesGone) {
+			t.Errorf("LoadSince(%d) err %v, want ErrChangesGone", since, err)
+		}
+	}
+	if _, err := ts.LoadSince(ctx, 5); err != nil {
+		t.Errorf("LoadSince(5), the log's start: %v", err)
+	}
+}
+
+type downLoader struct{}
+
+func (downLoader) Load(context.Context) (tenant.Data, error) {
+	return tenant.Data{}, tenant.ErrUnavailable
+}
+func (downLoader) LoadSince(context.Context, uint64) (tenant.Delta, error) {
+	return tenant.Delta{}, tenant.ErrUnavailable
+}
+
+func newSyncer(t *testing.T, l tenant.Loader, dir string, reg *prometheus.Registry) *tenant.Syncer {
+	t.Helper()
+	s, err := tenant.NewSyncer(context.Background(), tenant.DefaultSyncConfig(), tenant.SyncOptions{
+		Loader: l, DataDir: dir, Timeout: 10 * time.Second,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Registry: reg,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func loads(t *testing.T, reg *prometheus.Registry, kind string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "mxgrid_tenant_loads_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if m.GetLabel()[0].GetValue() == kind {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
+}
+
+func sameSnapshots(t *testing.T, when string, want, got *tenant.Snapshot) {
+	t.Helper()
+	index := func(s *tenant.Snapshot) map[string]*tenant.Domain {
+		m := map[string]*tenant.Domain{}
+		for d := range s.All() {
+			m[d.Name] = d
+		}
+		return m
+	}
+	w, g := index(want), index(got)
+	if want.Version != got.Version {
+		t.Fatalf("%s: version %d, want %d", when, got.Version, want.Version)
+	}
+	for name, wd := range w {
+		if gd, ok := g[name]; !ok {
+			t.Fatalf("%s: %s missing", when, name)
+		} else if !reflect.DeepEqual(wd, gd) {
+			t.Fatalf("%s: %s is\n%+v\nwant\n%+v", when, name, gd, wd)
+		}
+	}
+	for name := range g {
+		if _, ok := w[name]; !ok {
+			t.Fatalf("%s: %s served but gone from the store", when, name)
+		}
+	}
+}
+
+// randomWriter makes random tenant writes through the admin store.
+type randomWriter struct {
+	t         *testing.T
+	ts        *Tenants
+	rng       *rand.Rand
+	resellers []tenant.Reseller
+	customers []tenant.Customer
+	domains   []tenant.DomainRecord
+	seq       int
+}
+
+func (w *randomWriter) step(ctx context.Context) string {
+	w.t.Helper()
+	a := admin.AuditEntry{Actor: "test", Action: "x", Object: "x"}
+	score := func() *float64 { f := float64(w.rng.IntN(10)) + 0.5; return &f }
+	w.seq++
+	var (
+		what string
+		err  error
+	)
+	switch op := w.rng.IntN(12); {
+	case len(w.resellers) == 0 || op == 0:
+		what = "create reseller"
+		r := tenant.Reseller{Name: fmt.Sprintf("r%d", w.seq), Policy: tenant.Policy{TagScore: score()}}
+		_, err = w.ts.CreateReseller(ctx, &r, a)
+		w.resellers = append(w.resellers, r)
+	case len(w.customers) == 0 || op == 1:
+		what = "create customer"
+		c := tenant.Customer{ResellerID: w.resellers[w.rng.IntN(len(w.resellers))].ID, Name: fmt.Sprintf("c%d", w.seq)}
+		_, err = w.ts.CreateCustomer(ctx, &c, a)
+		w.customers = append(w.customers, c)
+	case len(w.domains) < 3 || op == 2 || op == 3:
+		what = "create domain"
+		d := tenant.DomainRecord{CustomerID: w.customers[w.rng.IntN(len(w.customers))].ID, Name: fmt.Sprintf("d%d.example", w.seq),
+			Route: "mx.test:25", TLS: "none", Status: tenant.StatusActive}
+		if w.rng.IntN(5) == 0 {
+			d.Status = tenant.StatusPending
+		}
+		_, err = w.ts.CreateDomain(ctx, &d, a)
+		w.domains = append(w.domains, d)
+	case op == 4:
+		i := w.rng.IntN(len(w.resellers))
+		what = "reseller policy"
+		w.resellers[i].Policy.TagScore = score()
+		_, err = w.ts.UpdateReseller(ctx, &w.resellers[i], a)
+	case op == 5:
+		i := w.rng.IntN(len(w.customers))
+		what = "customer suspension, policy or reseller"
+		c := &w.customers[i]
+		c.Suspended = w.rng.IntN(2) == 0
+		c.Policy.RejectScore = score()
+		c.ResellerID = w.resellers[w.rng.IntN(len(w.resellers))].ID
+		_, err = w.ts.UpdateCustomer(ctx, c, a)
+	case op == 6:
+		i := w.rng.IntN(len(w.domains))
+		d := &w.domains[i]
+		what = "domain rename, move, status, route or policy"
+		switch w.rng.IntN(5) {
+		case 0:
+			d.Name = fmt.Sprintf("renamed%d.example", w.seq)
+		case 1:
+			d.CustomerID = w.customers[w.rng.IntN(len(w.customers))].ID
+		case 2:
+			d.Status = []string{tenant.StatusActive, tenant.StatusPending}[w.rng.IntN(2)]
+		case 3:
+			d.Routes = []tenant.RouteRule{{Recipients: []string{"sales-*"}, Route: "sales.test:25"}}
+		default:
+			d.Policy.SubjectTag = new(string)
+			*d.Policy.SubjectTag = fmt.Sprintf("[S%d]", w.seq)
+		}
+		_, err = w.ts.UpdateDomain(ctx, d, a)
+	case op <= 9:
+		d := w.domains[w.rng.IntN(len(w.domains))]
+		what = "recipients"
+		var locals []string
+		for range w.rng.IntN(5) + 1 {
+			locals = append(locals, fmt.Sprintf("u%d", w.rng.IntN(20)))
+		}
+		_, _, err = w.ts.AddRecipients(ctx, d.ID, locals, w.rng.IntN(3) == 0, a)
+	case op == 10:
+		d := w.domains[w.rng.IntN(len(w.domains))]
+		what = "delete recipient"
+		_, err = w.ts.DeleteRecipient(ctx, d.ID, fmt.Sprintf("u%d", w.rng.IntN(20)), a)
+		if errors.Is(err, tenant.ErrNotFound) {
+			err = nil
+		}
+	default:
+		i := w.rng.IntN(len(w.domains))
+		what = "delete domain"
+		_, err = w.ts.DeleteDomain(ctx, w.domains[i].ID, a)
+		w.domains = append(w.domains[:i], w.domains[i+1:]...)
+	}
+	if err != nil {
+		w.t.Fatalf("%s: %v", what, err)
+	}
+	return what
+}

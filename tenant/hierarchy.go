@@ -1,0 +1,110 @@
+package tenant
+
+import (
+	"fmt"
+	"log/slog"
+	"maps"
+)
+
+// hierarchy is what a node keeps of the store's tenant tree so that it can
+// apply deltas: each reseller's policy, each customer (its reseller, policy
+// and suspension), and which name each stored domain is served under.
+type hierarchy struct {
+	resellers map[int64]Policy
+	customers map[int64]Customer
+	names     map[int64]string
+}
+
+func newHierarchy() *hierarchy {
+	return &hierarchy{resellers: map[int64]Policy{}, customers: map[int64]Customer{}, names: map[int64]string{}}
+}
+
+// apply returns the domains served after d (cur, the domains served
+// before, is left as it is: snapshots in use are immutable) and the names
+// whose entry changed. Every domain d carries is built, with its effective
+// policy (domain over customer over reseller), before anything changes, so
+// a delta that fails leaves h as it was. Config-file domains (Source
+// "config") in cur win over stored ones of the same name, loudly: the
+// config file is what the operator on this machine asked for.
+func (h *hierarchy) apply(d Delta, cur map[string]*Domain, log *slog.Logger) (map[string]*Domain, []string, error) {
+	resellers := make(map[int64]Policy, len(d.Resellers))
+	for _, r := range d.Resellers {
+		resellers[r.ID] = r.Policy
+	}
+	customers := make(map[int64]Customer, len(d.Customers))
+	for _, c := range d.Customers {
+		customers[c.ID] = c
+	}
+	resellerPolicy := func(id int64) Policy {
+		if p, ok := resellers[id]; ok {
+			return p
+		}
+		return h.resellers[id]
+	}
+	customer := func(id int64) Customer {
+		if c, ok := customers[id]; ok {
+			return c
+		}
+		return h.customers[id]
+	}
+	built := make([]*Domain, 0, len(d.Domains))
+	for _, dr := range d.Domains {
+		c := customer(dr.CustomerID)
+		// A suspended customer's domains and unproven ones are left out:
+		// RCPT refuses them like unknown domains and nothing reaches the
+		// customer's server.
+		if c.Suspended || dr.Status == StatusPending {
+			continue
+		}
+		dom, fe := newDomain(domainSpec{ID: dr.ID, CustomerID: dr.CustomerID, Source: "store",
+			Name: dr.Name, Route: dr.Route, TLS: dr.TLS, Routes: dr.Routes,
+			Known: d.Recipients[dr.ID], Policy: dr.Policy, Inherited: c.Policy.Over(resellerPolicy(c.ResellerID))})
+		if len(fe) > 0 {
+			return nil, nil, fmt.Errorf("domain %s: %w", dr.Name, fe)
+		}
+		built = append(built, dom)
+	}
+
+	maps.Copy(h.resellers, resellers)
+	maps.Copy(h.customers, customers)
+	for _, id := range d.RemovedResellers {
+		delete(h.resellers, id)
+	}
+	for _, id := range d.RemovedCustomers {
+		delete(h.customers, id)
+	}
+	next := maps.Clone(cur)
+	if next == nil {
+		next = map[string]*Domain{}
+	}
+	var touched []string
+	// Every domain the delta names leaves first, so a rename (or a name
+	// freed by one domain and taken by another) lands in any order.
+	drop := func(id int64) {
+		name, ok := h.names[id]
+		if !ok {
+			return
+		}
+		delete(h.names, id)
+		if dom, ok := next[name]; ok && dom.Source == "store" && dom.ID == id {
+			delete(next, name)
+		}
+		touched = append(touched, name)
+	}
+	for _, id := range d.RemovedDomains {
+		drop(id)
+	}
+	for _, dr := range d.Domains {
+		drop(dr.ID)
+	}
+	for _, dom := range built {
+		if prev, ok := next[dom.Name]; ok && prev.Source != "store" {
+			log.Warn("domain is both in the config file and in the tenant store; the config file wins", "domain", dom.Name)
+			continue
+		}
+		next[dom.Name] = dom
+		h.names[dom.ID] = dom.Name
+		touched = append(touched, dom.Name)
+	}
+	return next, touched, nil
+}
