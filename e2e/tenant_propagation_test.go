@@ -25,7 +25,7 @@ const tenantOpToken = "operator-token-for-the-propagation-tests-0123456789"
 
 // tenantRcpt runs one SMTP transaction up to RCPT (or through DATA with send)
 // and returns the RCPT reply code.
-func tenantRcpt(t *testing.T, addr, to string, send bool) int {
+func tenantRcpt(t testing.TB, addr, to string, send bool) int {
 	t.Helper()
 	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
@@ -64,6 +64,12 @@ func tenantRcpt(t *testing.T, addr, to string, send bool) int {
 // tenantAPI calls node's admin API as the operator.
 func tenantAPI(t *testing.T, n *nodetest.Node, method, path string, body any) (int, map[string]any) {
 	t.Helper()
+	return tenantAPIAt(t, n.HTTPAddr(), method, path, body)
+}
+
+// tenantAPIAt calls the admin API at addr as the operator.
+func tenantAPIAt(t testing.TB, addr, method, path string, body any) (int, map[string]any) {
+	t.Helper()
 	var rd *bytes.Reader
 	if body != nil {
 		b, _ := json.Marshal(body)
@@ -71,7 +77,7 @@ func tenantAPI(t *testing.T, n *nodetest.Node, method, path string, body any) (i
 	} else {
 		rd = bytes.NewReader(nil)
 	}
-	req, _ := http.NewRequest(method, "http://"+n.HTTPAddr()+path, rd)
+	req, _ := http.NewRequest(method, "http://"+addr+path, rd)
 	req.Header.Set("Authorization", "Bearer "+tenantOpToken)
 	resp, err := (&http.Client{Timeout: 15 * time.Second}).Do(req)
 	if err != nil {

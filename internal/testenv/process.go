@@ -342,3 +342,21 @@ func memcachedVersion(addr string, timeout time.Duration) error {
 	}
 	return nil
 }
+
+// Process is a program a test or benchmark runs, such as an mxgrid node.
+type Process struct{ d *daemon }
+
+// StartProcess runs bin with args, output to logPath. It is stopped
+// (SIGTERM, SIGKILL after a grace) by Stop or at the end of the test.
+func StartProcess(t testing.TB, name, logPath, bin string, args ...string) *Process {
+	return &Process{d: startDaemon(t, name, logPath, bin, args...)}
+}
+
+// Stop terminates the process and waits for it; it is idempotent.
+func (p *Process) Stop() { p.d.stop() }
+
+// Pid is the process id, for /proc.
+func (p *Process) Pid() int { return p.d.cmd.Process.Pid }
+
+// Log is the end of the process's output.
+func (p *Process) Log(lines int) string { return tail(p.d.logPath, lines) }
