@@ -111,7 +111,7 @@ func (c *Check) Check(ctx context.Context, _ *scanner.Envelope, msg *scanner.Mes
 	// part the parser cannot delimit, is still found. Then the parser's
 	// leaves: the MIME tree is read once, under the scanner's limits, and
 	// its structural findings are the parser's symbols.
-	if found, err := containsStream(msg.Reader(0), eicar); err != nil {
+	if found, err := rawContains(msg, eicar); err != nil {
 		return scanner.Result{}, fmt.Errorf("antivirus: read message: %w", err)
 	} else if found {
 		s.setVirus(VirusEICAR, "eicar")
@@ -322,6 +322,15 @@ func loadHashes(path string) (map[[sha256.Size]byte]string, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return hashes, nil
+}
+
+// rawContains reports whether the message as received holds pattern: in
+// place when it is in memory, streamed when it was spooled.
+func rawContains(msg *scanner.Message, pattern []byte) (bool, error) {
+	if msg.Raw != nil {
+		return bytes.Contains(msg.Raw, pattern), nil
+	}
+	return containsStream(msg.Reader(0), pattern)
 }
 
 // containsStream reports whether r holds pattern, reading it in chunks that
