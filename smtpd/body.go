@@ -1,18 +1,14 @@
 package smtpd
 
-import (
-	"errors"
-	"io"
-)
-
-// errBudget: the node's memory budget cannot hold the next chunk.
-var errBudget = errors.New("memory budget spent")
+import "io"
 
 // maxBodyChunk caps one buffered chunk of a message body.
 const maxBodyChunk = 4 << 20
 
 // readBody reads a DATA body: in memory while it stays within the spool's
-// threshold, into a spool file beyond it (sp nil: always in memory).
+// threshold and the memory budget can pay for it, into a spool file once
+// it is larger or the budget is spent (a spooled body costs no memory
+// while it arrives; its scan waits for the budget instead).
 // Unlike io.ReadAll, which joins its chunks into one right-sized copy even
 // when the read fails, it joins them only when the whole body arrived: a
 // message over max_message_bytes is then refused having cost the limit
@@ -20,16 +16,15 @@ const maxBodyChunk = 4 << 20
 // heap by 56 MB with io.ReadAll).
 //
 // Bytes held in memory are paid for with res (holdFactor times) as they
-// arrive; a refused reservation ends the read with errBudget. A spooled
-// body holds nothing in memory while it is read: its reservation is
-// returned, and its parse pays later.
+// arrive. A spooled body holds nothing in memory while it is read: its
+// reservation is returned, and its parse pays later.
 func readBody(r io.Reader, res *reservation, sp *spool) (*body, error) {
 	var chunks [][]byte
 	size := 0
 	buf := make([]byte, 0, 32<<10)
 	for {
 		n, err := r.Read(buf[len(buf):cap(buf)])
-		if sp != nil && int64(size+n) > sp.threshold {
+		if n > 0 && (int64(size+n) > sp.threshold || !res.to(int64(size+n)*holdFactor)) {
 			rest := r
 			switch {
 			case err == io.EOF:
@@ -40,9 +35,6 @@ func readBody(r io.Reader, res *reservation, sp *spool) (*body, error) {
 			b, err := sp.spoolRest(append(chunks, buf[:len(buf)+n]), rest)
 			res.to(0)
 			return b, err
-		}
-		if n > 0 && !res.to(int64(size+n)*holdFactor) {
-			return nil, errBudget
 		}
 		buf = buf[:len(buf)+n]
 		size += n

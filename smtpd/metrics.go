@@ -25,7 +25,7 @@ func newMetrics(reg prometheus.Registerer, budget *memoryBudget) *metrics {
 	f := promauto.With(reg)
 	f.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "mxgrid_smtp_memory_in_flight_bytes",
-		Help: "Message bytes reserved against smtp.memory_budget by transactions in progress (each body counted for its copies: read, parsed, composed).",
+		Help: "Message bytes reserved against smtp.memory_budget by transactions in progress (a body in memory counted for its copies: read, parsed, composed; a spooled one for its parse).",
 	}, func() float64 { return float64(budget.used.Load()) })
 	return &metrics{
 		quarantined: f.NewCounter(prometheus.CounterOpts{

@@ -273,11 +273,6 @@ func (ss *session) Data(r io.Reader) (reply error) {
 		ss.gate.dataDeadline.Store(0)
 	}
 	if err != nil {
-		if errors.Is(err, errBudget) {
-			// go-smtp discards the rest of the DATA stream; nothing was
-			// relayed, so the sender's retry delivers it once.
-			return ss.deferForBudget()
-		}
 		if errors.Is(err, errSpoolFull) {
 			ss.abortDownstream()
 			ss.countTransaction(OutcomeNoResources, errNoResources)
@@ -335,8 +330,9 @@ func (ss *session) Data(r io.Reader) (reply error) {
 	return sent
 }
 
-// deferForBudget answers 452 4.3.1 for a body the memory budget cannot
-// hold now.
+// deferForBudget answers 452 4.3.1 for a body whose scan the memory budget
+// cannot hold within smtp.spool_wait: nothing was relayed, so the
+// sender's retry delivers it once.
 func (ss *session) deferForBudget() *smtp.SMTPError {
 	ss.abortDownstream()
 	ss.srv.metrics.budgetRefusals.Inc()
