@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -25,8 +26,8 @@ const (
 )
 
 // BenchmarkStoreGenerate is the map job end to end: the events stored in a
-// real PostgreSQL and SQLite, read by Collect (global) or collectFiltered's
-// path through Scoped (a tenant's domains), aggregated and rendered. It
+// real PostgreSQL and SQLite, read by Collect (global) or by the scoped
+// collect Scheduler.Scoped runs (a tenant's domains), and rendered. It
 // reports peak-heap-MB like BenchmarkGenerate. 5 M events take minutes to
 // store, so that size runs only with MXGRID_MAP_BENCH_5M=1:
 //
@@ -92,9 +93,9 @@ func BenchmarkStoreGenerate(b *testing.B) {
 
 func sizeName(n int) string {
 	if n%1_000_000 == 0 {
-		return strings.TrimSuffix(time.Duration(n/1_000_000).String(), "ns") + "M"
+		return strconv.Itoa(n/1_000_000) + "M"
 	}
-	return strings.TrimSuffix(time.Duration(n/1000).String(), "ns") + "k"
+	return strconv.Itoa(n/1000) + "k"
 }
 
 func openBenchSQLite(tb testing.TB) *store.Store {
