@@ -53,6 +53,11 @@ const maxURLs = 500
 // hide the text behind them from the model and the rules.
 const walkFactor = 5
 
+// handOverBytes is the leaf size from which a leaf keeps the walk's read
+// buffer instead of a copy of it; smaller leaves are copied, so they do not
+// pin the buffer's spare capacity.
+const handOverBytes = 64 << 10
+
 // Message is a message parsed once and shared read-only by every check.
 type Message struct {
 	// Raw is the message exactly as received (CRLF line endings); nil
@@ -439,10 +444,18 @@ func (w *walker) readBody(body io.Reader, part Part, path string, attached bool)
 		err = err2
 	}
 	w.decoded += int(n)
+	data := w.buf.Bytes()
 	if w.parts <= walkFactor*lim.MaxParts {
 		leaf := Leaf{Part: part, Path: path, Err: err, Truncated: rest > 0}
-		if n > 0 {
-			leaf.Data = bytes.Clone(w.buf.Bytes())
+		switch {
+		case n >= handOverBytes:
+			// A big leaf keeps the buffer it was read into: copying it
+			// would hold the part three times at the peak (buffer, copy,
+			// the next leaf's growth) instead of once.
+			leaf.Data = data
+			w.buf = bytes.Buffer{}
+		case n > 0:
+			leaf.Data = bytes.Clone(data)
 		}
 		w.m.Leaves = append(w.m.Leaves, leaf)
 	}
@@ -453,7 +466,7 @@ func (w *walker) readBody(body io.Reader, part Part, path string, attached bool)
 
 	isText := (part.ContentType == "text/plain" || part.ContentType == "text/html") && part.Disposition != "attachment" && !attached
 	if isText && w.kept < lim.MaxTextBytes {
-		text := w.buf.Bytes()[:min(int(n), lim.MaxTextBytes-w.kept)]
+		text := data[:min(int(n), lim.MaxTextBytes-w.kept)]
 		w.kept += len(text)
 		if part.ContentType == "text/html" {
 			w.html.extract(text)
