@@ -33,6 +33,7 @@ type spool struct {
 	minFree   int64
 	spooled   prometheus.Counter
 	bytes     prometheus.Gauge
+	log       *slog.Logger
 }
 
 // newSpool makes dir (0700) and removes the files a previous run left
@@ -56,7 +57,7 @@ func newSpool(dir string, threshold, minFree int64, reg prometheus.Registerer, l
 	}
 	f := promauto.With(reg)
 	return &spool{
-		dir: dir, threshold: threshold, minFree: minFree,
+		dir: dir, threshold: threshold, minFree: minFree, log: log,
 		spooled: f.NewCounter(prometheus.CounterOpts{
 			Name: "mxgrid_smtp_spooled_messages_total",
 			Help: "Message bodies larger than smtp.spool_threshold written to the spool directory instead of memory.",
@@ -110,7 +111,7 @@ func (b *body) close() {
 	}
 	b.file.Close()
 	if err := os.Remove(b.file.Name()); err != nil {
-		slog.Warn("could not remove spool file", "file", b.file.Name(), "err", err)
+		b.sp.log.Warn("could not remove spool file", "file", b.file.Name(), "err", err)
 	}
 	b.sp.bytes.Sub(float64(b.size))
 	b.file = nil

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -304,4 +305,27 @@ func replyKind(msg string) string {
 		return msg[:i]
 	}
 	return msg
+}
+
+// TestSpoolRefusesWhenTheDiskIsLow: with less free space than
+// smtp.spool_min_free, a big body is answered 452 4.3.1 before anything is
+// written (the sender retries), and a small one, which needs no disk, is
+// still delivered.
+func TestSpoolRefusesWhenTheDiskIsLow(t *testing.T) {
+	n, sink := startNode(t, func(cfg *config.Config) {
+		cfg.SMTP.SpoolThreshold = 64 << 10
+		cfg.SMTP.SpoolMinFree = math.MaxInt64
+	})
+	if code, msg := smtptest.Send(t, n.SMTPAddr(), "big@sender.test", "bob@example.org", bigBody(1, 256<<10)); code != 452 || !strings.Contains(msg, "insufficient system resources") {
+		t.Errorf("big body on a full disk: %d %s, want 452 4.3.1", code, msg)
+	}
+	if code, msg := smtptest.Send(t, n.SMTPAddr(), "small@sender.test", "bob@example.org", bigBody(2, 4<<10)); code != 250 {
+		t.Errorf("small body on a full disk: %d %s, want 250", code, msg)
+	}
+	if got := len(sink.Messages()); got != 1 {
+		t.Errorf("%d messages delivered, want the small one", got)
+	}
+	if left := spoolFiles(t, n); len(left) != 0 {
+		t.Errorf("%d spool files left", len(left))
+	}
 }
