@@ -17,8 +17,10 @@ import (
 
 	"github.com/mxgrid/mxgrid/config"
 	"github.com/mxgrid/mxgrid/internal/smtptest"
-	"github.com/mxgrid/mxgrid/node"
 	"github.com/mxgrid/mxgrid/scanner"
+	"github.com/mxgrid/mxgrid/scanner/antivirus"
+	"github.com/mxgrid/mxgrid/scanner/model"
+	"github.com/mxgrid/mxgrid/scanner/rules"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -218,8 +220,8 @@ func TestSpoolSweptAtStartup(t *testing.T) {
 	}
 }
 
-// TestSpooledMessageIsScannedAndRelayedTheSame: the default offline
-// pipeline (model, rules, built-in antivirus) gives a spooled message the
+// TestSpooledMessageIsScannedAndRelayedTheSame: the default content checks
+// (model, rules, built-in antivirus) gives a spooled message the
 // verdict it gives the same message held in memory, and the customer's
 // server receives the same bytes below our Received field: corpus spam and
 // ham, and EICAR.
@@ -246,9 +248,20 @@ func TestSpooledMessageIsScannedAndRelayedTheSame(t *testing.T) {
 		cfg := testConfig(t)
 		cfg.Domains = append(cfg.Domains, smtptest.Domain("example.org", sink.Addr))
 		cfg.SMTP.SpoolThreshold = threshold
-		stages, err := node.Stages(&cfg, node.StageEnv{Offline: true, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Registry: prometheus.NewRegistry()})
+		// The content checks of the default pipeline (node.Stages
+		// offline; the node itself is not linked into smtpd's tests).
+		models, err := model.NewProvider(cfg.Scanner, slog.New(slog.NewTextHandler(io.Discard, nil)))
 		if err != nil {
 			t.Fatal(err)
+		}
+		av, err := antivirus.New(cfg.Antivirus, prometheus.NewRegistry())
+		if err != nil {
+			t.Fatal(err)
+		}
+		stages := []scanner.Stage{
+			scanner.NewStage(model.NewCheck(models, cfg.Scanner.Weights), cfg.Scanner.Model),
+			scanner.NewStage(rules.New(cfg.Scanner.Weights), cfg.Scanner.Rules),
+			scanner.NewStage(av, cfg.Antivirus.Builtin),
 		}
 		return startConfigured(t, cfg, stages), sink
 	}
