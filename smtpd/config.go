@@ -62,10 +62,11 @@ type Config struct {
 	// NegativeCacheTimeout bounds each memcached operation.
 	NegativeCacheTimeout time.Duration `yaml:"negative_cache_timeout"`
 	// MemoryBudget bounds the message bytes held in memory by all
-	// sessions together (each body counted holdFactor times: read, parsed,
-	// composed); past it DATA is answered 452 4.3.1 and the sender retries.
-	// A spooled body is counted spoolFactor times, and only while it is
-	// scanned.
+	// sessions together: a body in memory counted holdFactor times (read,
+	// parsed, composed), a spooled one spoolFactor times while it is
+	// scanned. A body it cannot hold is spooled; a scan it cannot hold
+	// waits SpoolWait, then DATA is answered 452 4.3.1 and the sender
+	// retries.
 	MemoryBudget int64 `yaml:"memory_budget"`
 	// SpoolThreshold is the body size held in memory; a larger body is
 	// written to a file in data_dir/spool as it arrives, scanned and

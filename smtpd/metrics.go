@@ -38,7 +38,7 @@ func newMetrics(reg prometheus.Registerer, budget *memoryBudget) *metrics {
 		}, []string{"reason"}),
 		budgetRefusals: f.NewCounter(prometheus.CounterOpts{
 			Name: "mxgrid_smtp_budget_refusals_total",
-			Help: "DATA answered 452 4.3.1 because smtp.memory_budget was spent (the sender retries).",
+			Help: "DATA answered 452 4.3.1 because smtp.memory_budget stayed spent for smtp.spool_wait (the sender retries).",
 		}),
 		connections: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "mxgrid_smtp_connections_total",
