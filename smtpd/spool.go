@@ -64,7 +64,7 @@ func newSpool(dir string, threshold, minFree int64, reg prometheus.Registerer, l
 		}),
 		bytes: f.NewGauge(prometheus.GaugeOpts{
 			Name: "mxgrid_smtp_spool_bytes",
-			Help: "Bytes of message bodies in the spool directory now (transactions in progress).",
+			Help: "Bytes of received message bodies in the spool directory now (being scanned or relayed; a body still arriving is counted once complete).",
 		}),
 	}, nil
 }
