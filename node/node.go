@@ -331,6 +331,7 @@ func (b *builder) buildSMTP(context.Context) error {
 	}))
 	var err error
 	b.smtp, err = smtpd.New(b.cfg.SMTP, smtpd.Deps{
+		SpoolDir:      filepath.Join(b.cfg.DataDir, "spool"),
 		Outcomes:      outcomes,
 		Recorder:      b.recorder,
 		Tracker:       b.tracker,

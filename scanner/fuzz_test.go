@@ -1,9 +1,12 @@
 package scanner_test
 
 import (
+	"bytes"
 	"context"
+	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
 	"unicode/utf8"
 
@@ -64,11 +67,40 @@ func FuzzParse(f *testing.F) {
 		if truncated && !hasSymbol(msg.Symbols, scanner.SymbolMIMETooComplex) {
 			t.Fatal("a truncated leaf without MIME_TOO_COMPLEX")
 		}
+		// A spooled message (parsed from a ReaderAt) reads the same.
+		spooled := scanner.NewParser(nil).ParseReaderAt(bytes.NewReader(raw), int64(len(raw)))
+		if diff := parseDiff(msg, spooled); diff != "" {
+			t.Fatalf("ParseReaderAt differs from Parse in %s", diff)
+		}
+		if got, err := io.ReadAll(spooled.Reader(0)); err != nil || !bytes.Equal(got, raw) || spooled.Size() != int64(len(raw)) {
+			t.Fatalf("spooled Reader gave %d bytes (%v), want the %d received", len(got), err, len(raw))
+		}
 		_ = m.Classify(msg)
 		if _, err := r.Check(context.Background(), &scanner.Envelope{HELO: string(raw[:min(len(raw), 64)])}, msg); err != nil {
 			t.Fatalf("rules: %v", err)
 		}
 	})
+}
+
+// parseDiff names the first field in which two parses of one message
+// differ, "" when they agree.
+func parseDiff(a, b *scanner.Message) string {
+	fields := []struct {
+		name string
+		a, b any
+	}{
+		{"Header", a.Header.Map(), b.Header.Map()}, {"BodyOffset", a.BodyOffset, b.BodyOffset},
+		{"Symbols", a.Symbols, b.Symbols}, {"Subject", a.Subject, b.Subject},
+		{"From", a.FromName + a.FromAddr, b.FromName + b.FromAddr}, {"Text", a.Text, b.Text},
+		{"HTML", a.HTML, b.HTML}, {"URLs", a.URLs, b.URLs}, {"Parts", a.Parts, b.Parts},
+		{"Structure", a.Structure, b.Structure}, {"Leaves", a.Leaves, b.Leaves},
+	}
+	for _, f := range fields {
+		if !reflect.DeepEqual(f.a, f.b) {
+			return f.name
+		}
+	}
+	return ""
 }
 
 func hasSymbol(syms []scanner.Symbol, name string) bool {

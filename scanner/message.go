@@ -53,10 +53,20 @@ const maxURLs = 500
 // hide the text behind them from the model and the rules.
 const walkFactor = 5
 
+// handOverBytes is the leaf size from which a leaf keeps the walk's read
+// buffer instead of a copy of it; smaller leaves are copied, so they do not
+// pin the buffer's spare capacity.
+const handOverBytes = 64 << 10
+
 // Message is a message parsed once and shared read-only by every check.
 type Message struct {
-	// Raw is the message exactly as received (CRLF line endings).
+	// Raw is the message exactly as received (CRLF line endings); nil
+	// when it was parsed from a spool file (ParseReaderAt): read it then
+	// through Reader, which serves both.
 	Raw []byte
+	// src and size are the message as received when it is not in Raw.
+	src  io.ReaderAt
+	size int64
 	// Header is the top-level header.
 	Header textproto.Header
 	// BodyOffset is where the body starts in Raw.
@@ -170,22 +180,39 @@ func Parse(raw []byte) *Message {
 // "From " line (files from mail archives do).
 func (p *Parser) Parse(raw []byte) *Message {
 	m := &Message{Raw: raw}
-	start := 0
-	if bytes.HasPrefix(raw, []byte("From ")) {
-		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
-			start = i + 1
-		} else {
-			start = len(raw)
+	p.parse(m, bytes.NewReader(raw), int64(len(raw)))
+	return m
+}
+
+// ParseReaderAt parses a message of size bytes that is not held in memory
+// (a body spooled to disk): the walk reads it once, and the Message keeps
+// only what Parse keeps besides Raw (decoded leaves and text, within the
+// parser's limits). Checks that need the message as received read it
+// again through Message.Reader.
+func (p *Parser) ParseReaderAt(r io.ReaderAt, size int64) *Message {
+	m := &Message{src: r, size: size}
+	p.parse(m, r, size)
+	return m
+}
+
+func (p *Parser) parse(m *Message, r io.ReaderAt, size int64) {
+	sr := io.NewSectionReader(r, 0, size)
+	br := bufio.NewReader(sr)
+	if prefix, _ := br.Peek(5); string(prefix) == "From " {
+		for {
+			_, err := br.ReadSlice('\n')
+			if err != bufio.ErrBufferFull {
+				break
+			}
 		}
 	}
-	rd := bytes.NewReader(raw[start:])
-	br := bufio.NewReader(rd)
 	h, err := textproto.ReadHeader(br)
 	if err != nil {
 		p.add(m, SymbolHeaderBroken, err.Error())
 	}
 	m.Header = h
-	m.BodyOffset = len(raw) - rd.Len() - br.Buffered()
+	pos, _ := sr.Seek(0, io.SeekCurrent)
+	m.BodyOffset = int(pos) - br.Buffered()
 
 	mh := mail.Header{Header: message.Header{Header: h}}
 	if s, err := mh.Subject(); err == nil {
@@ -196,7 +223,7 @@ func (p *Parser) Parse(raw []byte) *Message {
 	m.parseFrom(mh)
 
 	w := walker{m: m, p: p}
-	ent, err := message.New(message.Header{Header: h}, bytes.NewReader(raw[m.BodyOffset:]))
+	ent, err := message.New(message.Header{Header: h}, io.NewSectionReader(r, int64(m.BodyOffset), size-int64(m.BodyOffset)))
 	w.entityError(err)
 	if ent != nil {
 		var sb strings.Builder
@@ -206,7 +233,35 @@ func (p *Parser) Parse(raw []byte) *Message {
 	m.Text = w.text.String()
 	m.HTML = w.html.info
 	m.URLs = append(w.html.urls, FindURLs(m.Text, maxURLs-len(w.html.urls))...)
-	return m
+}
+
+// Size is the size of the message as received.
+func (m *Message) Size() int64 {
+	if m.src != nil {
+		return m.size
+	}
+	return int64(len(m.Raw))
+}
+
+// Reader reads the message as received from offset off, whether it is
+// held in Raw or was parsed with ParseReaderAt.
+func (m *Message) Reader(off int64) io.Reader {
+	if m.src != nil {
+		return io.NewSectionReader(m.src, off, m.size-off)
+	}
+	return bytes.NewReader(m.Raw[min(off, int64(len(m.Raw))):])
+}
+
+// Head returns the header as received (up to BodyOffset).
+func (m *Message) Head() ([]byte, error) {
+	if m.src == nil {
+		return m.Raw[:m.BodyOffset], nil
+	}
+	head := make([]byte, m.BodyOffset)
+	if _, err := m.src.ReadAt(head, 0); err != nil {
+		return nil, fmt.Errorf("read header: %w", err)
+	}
+	return head, nil
 }
 
 var wordDecoder = mime.WordDecoder{CharsetReader: charset.Reader}
@@ -389,10 +444,18 @@ func (w *walker) readBody(body io.Reader, part Part, path string, attached bool)
 		err = err2
 	}
 	w.decoded += int(n)
+	data := w.buf.Bytes()
 	if w.parts <= walkFactor*lim.MaxParts {
 		leaf := Leaf{Part: part, Path: path, Err: err, Truncated: rest > 0}
-		if n > 0 {
-			leaf.Data = bytes.Clone(w.buf.Bytes())
+		switch {
+		case n >= handOverBytes:
+			// A big leaf keeps the buffer it was read into: copying it
+			// would hold the part three times at the peak (buffer, copy,
+			// the next leaf's growth) instead of once.
+			leaf.Data = data
+			w.buf = bytes.Buffer{}
+		case n > 0:
+			leaf.Data = bytes.Clone(data)
 		}
 		w.m.Leaves = append(w.m.Leaves, leaf)
 	}
@@ -403,7 +466,7 @@ func (w *walker) readBody(body io.Reader, part Part, path string, attached bool)
 
 	isText := (part.ContentType == "text/plain" || part.ContentType == "text/html") && part.Disposition != "attachment" && !attached
 	if isText && w.kept < lim.MaxTextBytes {
-		text := w.buf.Bytes()[:min(int(n), lim.MaxTextBytes-w.kept)]
+		text := data[:min(int(n), lim.MaxTextBytes-w.kept)]
 		w.kept += len(text)
 		if part.ContentType == "text/html" {
 			w.html.extract(text)

@@ -1,32 +1,40 @@
 package smtpd
 
-import (
-	"errors"
-	"io"
-)
-
-// errBudget: the node's memory budget cannot hold the next chunk.
-var errBudget = errors.New("memory budget spent")
+import "io"
 
 // maxBodyChunk caps one buffered chunk of a message body.
 const maxBodyChunk = 4 << 20
 
-// readBody buffers a DATA body. Unlike io.ReadAll, which joins its chunks
-// into one right-sized copy even when the read fails, it joins them only
-// when the whole body arrived: a message over max_message_bytes is then
-// refused having cost the limit once, not twice (measured: a 50 MB message
-// at the 25 MiB limit grew the heap by 56 MB with io.ReadAll).
+// readBody reads a DATA body: in memory while it stays within the spool's
+// threshold and the memory budget can pay for it, into a spool file once
+// it is larger or the budget is spent (a spooled body costs no memory
+// while it arrives; its scan waits for the budget instead).
+// Unlike io.ReadAll, which joins its chunks into one right-sized copy even
+// when the read fails, it joins them only when the whole body arrived: a
+// message over max_message_bytes is then refused having cost the limit
+// once, not twice (measured: a 50 MB message at the 25 MiB limit grew the
+// heap by 56 MB with io.ReadAll).
 //
-// The bytes read are paid for with reserve (times holdFactor) as they
-// arrive; a refused reservation ends the read with errBudget.
-func readBody(r io.Reader, reserve func(n int64) bool) ([]byte, error) {
+// Bytes held in memory are paid for with res (holdFactor times) as they
+// arrive. A spooled body holds nothing in memory while it is read: its
+// reservation is returned, and its parse pays later.
+func readBody(r io.Reader, res *reservation, sp *spool) (*body, error) {
 	var chunks [][]byte
 	size := 0
 	buf := make([]byte, 0, 32<<10)
 	for {
 		n, err := r.Read(buf[len(buf):cap(buf)])
-		if n > 0 && !reserve(int64(n)*holdFactor) {
-			return nil, errBudget
+		if n > 0 && (int64(size+n) > sp.threshold || !res.to(int64(size+n)*holdFactor)) {
+			rest := r
+			switch {
+			case err == io.EOF:
+				rest = eof{}
+			case err != nil:
+				return nil, err
+			}
+			b, err := sp.spoolRest(append(chunks, buf[:len(buf)+n]), rest)
+			res.to(0)
+			return b, err
 		}
 		buf = buf[:len(buf)+n]
 		size += n
@@ -41,12 +49,21 @@ func readBody(r io.Reader, reserve func(n int64) bool) ([]byte, error) {
 			buf = make([]byte, 0, min(2*cap(buf), maxBodyChunk))
 		}
 	}
-	if len(chunks) == 0 {
-		return buf, nil
+	raw := buf
+	if len(chunks) > 0 {
+		raw = make([]byte, 0, size)
+		for _, c := range chunks {
+			raw = append(raw, c...)
+		}
+		raw = append(raw, buf...)
 	}
-	out := make([]byte, 0, size)
-	for _, c := range chunks {
-		out = append(out, c...)
-	}
-	return append(out, buf...), nil
+	b := &body{}
+	b.mem, b.bare = normalizeNewlines(raw)
+	b.size = int64(len(b.mem))
+	return b, nil
 }
+
+// eof is a reader at its end.
+type eof struct{}
+
+func (eof) Read([]byte) (int, error) { return 0, io.EOF }

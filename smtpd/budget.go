@@ -1,6 +1,10 @@
 package smtpd
 
-import "sync/atomic"
+import (
+	"context"
+	"sync/atomic"
+	"time"
+)
 
 // memoryBudget bounds the message bytes the node holds in memory at once
 // (smtp.memory_budget). Without it, with 50 connections per address and
@@ -12,11 +16,17 @@ type memoryBudget struct {
 	used  atomic.Int64
 }
 
-// holdFactor is how many times its size a transaction costs at its peak:
-// the body read (and joined), the parsed message (decoded text and
-// parts), the composed copy relayed downstream. Measured: one 20 MB
-// message raises a node's peak RSS by about 90 MB.
+// holdFactor is how many times its size a transaction held in memory
+// costs at its peak: the body read (and joined), the parsed message
+// (decoded text and parts), the composed copy relayed downstream.
+// Measured: one 20 MB message raised a node's peak RSS by about 90 MB.
 const holdFactor = 4
+
+// spoolFactor is what a spooled body costs per byte while it is scanned:
+// only the parse is in memory (the body is read from its file and relayed
+// from it), and the parse keeps the decoded leaves, read through one
+// reused buffer that grows by doubling.
+const spoolFactor = 3
 
 // reserve takes n bytes if they fit.
 func (b *memoryBudget) reserve(n int64) bool {
@@ -32,3 +42,50 @@ func (b *memoryBudget) reserve(n int64) bool {
 }
 
 func (b *memoryBudget) release(n int64) { b.used.Add(-n) }
+
+// reservation is what one transaction holds of the budget.
+type reservation struct {
+	budget *memoryBudget
+	held   int64
+}
+
+// to makes the reservation n bytes; false (and unchanged) when the budget
+// cannot give the difference.
+func (r *reservation) to(n int64) bool {
+	if n > r.held {
+		if !r.budget.reserve(n - r.held) {
+			return false
+		}
+	} else {
+		r.budget.release(r.held - n)
+	}
+	r.held = n
+	return true
+}
+
+// budgetPoll is how often a waiting transaction looks at the budget again.
+const budgetPoll = 10 * time.Millisecond
+
+// wait makes the reservation n bytes, waiting up to patience for others to
+// release theirs. A spooled body waits rather than being refused at once:
+// its sender waits for the reply to its final dot anyway (RFC 5321 allows
+// it 10 minutes), and reading 25 MB again on a retry costs more than
+// waiting for a scan to finish.
+func (r *reservation) wait(ctx context.Context, n int64, patience time.Duration) bool {
+	deadline := time.Now().Add(patience)
+	t := time.NewTicker(budgetPoll)
+	defer t.Stop()
+	for !r.to(n) {
+		if time.Now().After(deadline) {
+			return false
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+		}
+	}
+	return true
+}
+
+func (r *reservation) release() { r.to(0) }

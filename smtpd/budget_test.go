@@ -13,13 +13,15 @@ import (
 )
 
 // TestMemoryBudgetUnderBigMessages: 20 senders send 2 MB each at once to a
-// node whose memory budget holds a few such messages; those that do not
-// fit hear 452 4.3.1 and retry like an MTA. Every message is delivered
+// node whose memory budget holds the scan of one such message, and whose
+// bodies do not wait for it (spool_wait 0); those that do not fit hear
+// 452 4.3.1 and retry like an MTA. Every message is delivered
 // exactly once, byte for byte, and the budget is whole again at the end.
 func TestMemoryBudgetUnderBigMessages(t *testing.T) {
 	n, sink := startNode(t, func(cfg *config.Config) {
 		cfg.SMTP.MaxMessageBytes = 2<<20 + 512<<10
 		cfg.SMTP.MemoryBudget = 12 << 20 // one 2 MB message at a time (4 x 2 MB each)
+		cfg.SMTP.SpoolWait = 0
 	})
 	const senders = 20
 	body := func(i int) []byte {

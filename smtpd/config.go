@@ -62,10 +62,23 @@ type Config struct {
 	// NegativeCacheTimeout bounds each memcached operation.
 	NegativeCacheTimeout time.Duration `yaml:"negative_cache_timeout"`
 	// MemoryBudget bounds the message bytes held in memory by all
-	// sessions together (each body counted holdFactor times: read, parsed,
-	// composed); past it DATA is answered 452 4.3.1 and the sender retries.
-	// 256 MiB keeps a node's peak RSS near 450 MB under any load.
+	// sessions together: a body in memory counted holdFactor times (read,
+	// parsed, composed), a spooled one spoolFactor times while it is
+	// scanned. A body it cannot hold is spooled; a scan it cannot hold
+	// waits SpoolWait, then DATA is answered 452 4.3.1 and the sender
+	// retries.
 	MemoryBudget int64 `yaml:"memory_budget"`
+	// SpoolThreshold is the body size held in memory; a larger body is
+	// written to a file in data_dir/spool as it arrives, scanned and
+	// relayed from there, and removed when the transaction ends.
+	SpoolThreshold int64 `yaml:"spool_threshold"`
+	// SpoolMinFree is the free space the spool's file system must keep: a
+	// big body that would go below it is answered 452 4.3.1 at once
+	// instead of failing mid-write.
+	SpoolMinFree int64 `yaml:"spool_min_free"`
+	// SpoolWait is how long a spooled body waits for memory_budget to
+	// have room for its scan before it is answered 452 4.3.1.
+	SpoolWait time.Duration `yaml:"spool_wait"`
 }
 
 // Bare newline policies (smtp.bare_newline).
@@ -98,6 +111,9 @@ func DefaultConfig() Config {
 		NegativeCacheTTL:     5 * time.Minute,
 		NegativeCacheTimeout: 50 * time.Millisecond,
 		MemoryBudget:         256 << 20,
+		SpoolThreshold:       1 << 20,
+		SpoolMinFree:         512 << 20,
+		SpoolWait:            2 * time.Minute,
 	}
 }
 
@@ -144,9 +160,19 @@ func (c Config) Validate() error {
 	if c.MaxUnknownRecipients < 1 {
 		return errors.New("max_unknown_recipients: must be at least 1")
 	}
-	if c.MemoryBudget < holdFactor*c.MaxMessageBytes {
-		// A message of the largest size would then be refused forever.
-		return fmt.Errorf("memory_budget: %d must hold %d times max_message_bytes (%d)", c.MemoryBudget, holdFactor, holdFactor*c.MaxMessageBytes)
+	if c.SpoolThreshold < 1 {
+		return errors.New("spool_threshold: must be at least 1")
+	}
+	if c.SpoolMinFree < 0 {
+		return errors.New("spool_min_free: must not be negative")
+	}
+	if c.SpoolWait < 0 {
+		return errors.New("spool_wait: must not be negative")
+	}
+	// A message of the largest size must fit, held in memory or spooled,
+	// or it would be refused forever.
+	if need := max(holdFactor*min(c.SpoolThreshold, c.MaxMessageBytes), spoolFactor*c.MaxMessageBytes); c.MemoryBudget < need {
+		return fmt.Errorf("memory_budget: %d must hold %d times max_message_bytes (%d)", c.MemoryBudget, spoolFactor, need)
 	}
 	if c.NegativeCacheTTL < 0 {
 		return errors.New("negative_cache_ttl: must not be negative")

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -82,6 +83,7 @@ func FuzzSession(f *testing.F) {
 		Relay:     smtpd.Relay{Relay: relay.New(relay.DefaultConfig(), "mx.test", smtptest.Guard(), log, reg)},
 		Log:       log,
 		Registry:  reg,
+		SpoolDir:  filepath.Join(f.TempDir(), "spool"),
 	})
 	if err != nil {
 		f.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -84,6 +85,7 @@ func configDeps(t *testing.T, cfg config.Config, stages []scanner.Stage) smtpd.D
 		Health:     health.New(),
 		Log:        log,
 		Registry:   reg,
+		SpoolDir:   filepath.Join(cfg.DataDir, "spool"),
 	}
 }
 

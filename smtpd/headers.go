@@ -23,11 +23,13 @@ const addedHeaderAllowance = 4096
 // filters.
 var ownedHeaders = []string{"X-Spam-Status", "X-Spam-Score", "X-Spam-Symbols", "X-Spam-Flag", "X-Mxgrid-Virus-Scan", "X-Mxgrid-Virus"}
 
-// compose returns the message as relayed: our fields prepended (newest
-// first, as RFC 5321 §4.4 wants trace fields) and the original bytes after
-// them. The original header is re-serialised only when something in it had
-// to change, so a clean message arrives byte-identical below our fields.
-func (ss *session) compose(msg *scanner.Message, v scanner.Verdict, policy scanner.Policy) []byte {
+// compose returns the message as relayed, as what goes before the original
+// bytes (our fields, newest first as RFC 5321 §4.4 wants trace fields, and
+// the header when it had to change) and the offset in the original from
+// which the rest follows, so the body is never copied. The original header
+// is re-serialised only when something in it had to change, so a clean
+// message arrives byte-identical below our fields.
+func (ss *session) compose(msg *scanner.Message, v scanner.Verdict, policy scanner.Policy) (head []byte, off int64) {
 	var top bytes.Buffer
 	ss.writeReceived(&top)
 	authServID := ss.srv.deps.AuthServID
@@ -72,20 +74,18 @@ func (ss *session) compose(msg *scanner.Message, v scanner.Verdict, policy scann
 			changed = true
 		}
 	}
-	out := make([]byte, 0, top.Len()+len(msg.Raw)+64)
-	out = append(out, top.Bytes()...)
 	if !changed {
-		return append(out, msg.Raw...)
+		return top.Bytes(), 0
 	}
 	var hb bytes.Buffer
 	if err := textproto.WriteHeader(&hb, h); err != nil {
 		// The parser accepted these fields; if one cannot be written back,
 		// relaying the original header is better than losing the message.
 		ss.log.Warn("could not rewrite header, relaying it unchanged", "queue_id", ss.queueID, "err", err)
-		return append(out, msg.Raw...)
+		return top.Bytes(), 0
 	}
-	out = append(out, hb.Bytes()...)
-	return append(out, msg.Raw[msg.BodyOffset:]...)
+	top.Write(hb.Bytes())
+	return top.Bytes(), int64(msg.BodyOffset)
 }
 
 // writeReceived writes our trace field (RFC 5321 §4.4). No reverse DNS:

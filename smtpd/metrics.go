@@ -25,7 +25,7 @@ func newMetrics(reg prometheus.Registerer, budget *memoryBudget) *metrics {
 	f := promauto.With(reg)
 	f.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "mxgrid_smtp_memory_in_flight_bytes",
-		Help: "Message bytes reserved against smtp.memory_budget by transactions in progress (each body counted for its copies: read, parsed, composed).",
+		Help: "Message bytes reserved against smtp.memory_budget by transactions in progress (a body in memory counted for its copies: read, parsed, composed; a spooled one for its parse).",
 	}, func() float64 { return float64(budget.used.Load()) })
 	return &metrics{
 		quarantined: f.NewCounter(prometheus.CounterOpts{
@@ -38,7 +38,7 @@ func newMetrics(reg prometheus.Registerer, budget *memoryBudget) *metrics {
 		}, []string{"reason"}),
 		budgetRefusals: f.NewCounter(prometheus.CounterOpts{
 			Name: "mxgrid_smtp_budget_refusals_total",
-			Help: "DATA answered 452 4.3.1 because smtp.memory_budget was spent (the sender retries).",
+			Help: "DATA answered 452 4.3.1 because smtp.memory_budget stayed spent for smtp.spool_wait (the sender retries).",
 		}),
 		connections: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "mxgrid_smtp_connections_total",

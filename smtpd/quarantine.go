@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/emersion/go-smtp"
@@ -33,17 +34,24 @@ func (ss *session) quarantines(v scanner.Verdict) bool {
 	return v.Action == scanner.Tag && ta != nil && *ta == tenant.TagQuarantine && ss.srv.deps.Quarantine != nil
 }
 
-// hold stores out (the message as it would have been delivered) in the
-// quarantine. On success the sender hears 250 only now, after the commit;
-// on failure the caller delivers tagged instead: mail always flows.
-func (ss *session) hold(v scanner.Verdict, out []byte) (*smtp.SMTPError, bool) {
+// hold stores the message as it would have been delivered (read from out)
+// in the quarantine. On success the sender hears 250 only now, after the
+// commit; on failure the caller delivers tagged instead: mail always flows.
+// The store takes bytes, so a spooled message is loaded here: quarantine
+// is for the tag band, and its items are held in a database anyway.
+func (ss *session) hold(v scanner.Verdict, out io.Reader) (*smtp.SMTPError, bool) {
 	ctx, cancel := context.WithTimeout(ss.ctx, quarantineTimeout)
 	defer cancel()
+	msg, err := io.ReadAll(out)
+	if err != nil {
+		ss.log.Warn("quarantine: could not read the message, delivering tagged", "queue_id", ss.queueID, "err", err)
+		return nil, false
+	}
 	ids, err := ss.srv.deps.Quarantine.Hold(ctx, quarantine.Item{
 		QueueID: ss.queueID, Domain: ss.domain.Name, DomainID: ss.domain.ID, CustomerID: ss.domain.CustomerID,
 		Sender: ss.from.String(), Recipients: ss.rcpts, Subject: ss.note.subject, MessageID: ss.note.messageID,
 		Score: v.Score, Symbols: topSymbolNames(v, 10),
-	}, out)
+	}, msg)
 	if err != nil {
 		reason := "unavailable"
 		if errors.Is(err, quarantine.ErrOverCap) {

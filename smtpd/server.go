@@ -118,6 +118,9 @@ type Deps struct {
 	Health     *health.Registry
 	Log        *slog.Logger
 	Registry   prometheus.Registerer
+	// SpoolDir holds bodies past smtp.spool_threshold (data_dir/spool);
+	// files left there by an earlier run are removed by New.
+	SpoolDir string
 }
 
 // maxLineLength is far above RFC 5321's 1000 octets because real mail
@@ -141,6 +144,7 @@ type Server struct {
 	// rate has its own lock; draining and inflight synchronise themselves.
 	rate     rate
 	budget   *memoryBudget
+	spool    *spool
 	draining atomic.Bool
 	inflight sync.WaitGroup
 	// txBase parents every transaction's context; abortTx cancels them
@@ -163,8 +167,16 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	if deps.SpoolDir == "" {
+		return nil, errors.New("smtp: no spool directory")
+	}
+	sp, err := newSpool(deps.SpoolDir, cfg.SpoolThreshold, cfg.SpoolMinFree, deps.Registry, deps.Log)
+	if err != nil {
+		return nil, err
+	}
 	budget := &memoryBudget{limit: cfg.MemoryBudget}
 	s := &Server{
+		spool:   sp,
 		cfg:     cfg,
 		deps:    deps,
 		log:     deps.Log.With("component", "smtp"),

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -50,6 +51,7 @@ func startServer(t *testing.T, sink *smtptest.Sink, sc smtpd.Scanner) (*smtpd.Se
 		Relay:     smtpd.Relay{Relay: relay.New(relay.DefaultConfig(), "mx.test", smtptest.Guard(), log, reg)},
 		Log:       log,
 		Registry:  reg,
+		SpoolDir:  filepath.Join(t.TempDir(), "spool"),
 	})
 	if err != nil {
 		t.Fatal(err)

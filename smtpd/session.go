@@ -261,26 +261,22 @@ func (ss *session) Data(r io.Reader) (reply error) {
 	if ss.gate != nil {
 		ss.gate.dataDeadline.Store(time.Now().Add(ss.srv.cfg.DataTimeout).UnixNano())
 	}
-	var reserved int64
-	defer func() { ss.srv.budget.release(reserved) }()
-	raw, err := readBody(r, func(n int64) bool {
-		if !ss.srv.budget.reserve(n) {
-			return false
-		}
-		reserved += n
-		return true
-	})
+	res := reservation{budget: ss.srv.budget}
+	defer res.release()
+	b, err := readBody(r, &res, ss.srv.spool)
+	if b != nil {
+		// Every path out of the transaction, a panic's included, removes
+		// a spooled body.
+		defer b.close()
+	}
 	if ss.gate != nil {
 		ss.gate.dataDeadline.Store(0)
 	}
 	if err != nil {
-		if errors.Is(err, errBudget) {
-			// go-smtp discards the rest of the DATA stream; nothing was
-			// relayed, so the sender's retry delivers it once.
+		if errors.Is(err, errSpoolFull) {
 			ss.abortDownstream()
-			ss.srv.metrics.budgetRefusals.Inc()
 			ss.countTransaction(OutcomeNoResources, errNoResources)
-			ss.log.Warn("message deferred: memory budget spent", "queue_id", ss.queueID, "in_flight", ss.srv.budget.used.Load())
+			ss.log.Warn("message deferred: spool directory low on free space", "queue_id", ss.queueID, "dir", ss.srv.spool.dir)
 			return errNoResources
 		}
 		if errors.Is(err, smtp.ErrDataTooLarge) {
@@ -297,44 +293,57 @@ func (ss *session) Data(r io.Reader) (reply error) {
 		ss.countTransaction(OutcomeReadError, reply)
 		return reply
 	}
-	raw, bare := normalizeNewlines(raw)
-	if bare > 0 {
+	if b.bare > 0 {
 		if ss.srv.cfg.BareNewline == BareNewlineReject {
 			ss.abortDownstream()
 			ss.countTransaction(OutcomeBareNewline, errBareNewline)
-			ss.log.Info("message refused: bare CR or LF", "queue_id", ss.queueID, "bare_newlines", bare)
+			ss.log.Info("message refused: bare CR or LF", "queue_id", ss.queueID, "bare_newlines", b.bare)
 			return errBareNewline
 		}
-		ss.log.Info("bare CR or LF normalised to CRLF", "queue_id", ss.queueID, "bare_newlines", bare)
+		ss.log.Info("bare CR or LF normalised to CRLF", "queue_id", ss.queueID, "bare_newlines", b.bare)
 	}
-	if max := ss.domain.Policy.MaxMessageSize; max != nil && int64(len(raw)) > *max {
+	if max := ss.domain.Policy.MaxMessageSize; max != nil && b.size > *max {
 		reply := errDomainTooLarge(ss.domain.Name, *max)
 		ss.countTransaction(OutcomeTooLarge, reply)
 		return reply
 	}
+	if b.spooled() && !res.wait(ss.ctx, spoolFactor*b.size, ss.srv.cfg.SpoolWait) {
+		return ss.deferForBudget()
+	}
 	start := time.Now()
 	ss.srv.rate.add(start)
-	ss.note.size = int64(len(raw))
-	sent, outcome, verdict := ss.deliver(raw)
+	ss.note.size = b.size
+	sent, outcome, verdict := ss.deliver(b)
 	ss.countTransaction(outcome, sent)
 	// Config domains (id 0) belong to no tenant and have no panel page.
 	if ss.srv.deps.Outcomes != nil && ss.domain.ID != 0 {
 		ss.srv.deps.Outcomes.Count(ss.domain.ID, outcome)
 	}
 	ss.srv.metrics.duration.WithLabelValues(replyClass(sent.Code)).Observe(time.Since(start).Seconds())
-	ss.srv.metrics.size.Observe(float64(len(raw)))
+	ss.srv.metrics.size.Observe(float64(b.size))
 	ss.log.Info("transaction",
 		"queue_id", ss.queueID, "helo", ss.helo(), "from", ss.from.String(), "rcpts", ss.rcpts,
-		"size", len(raw), "action", verdict.Action.String(), "score", verdict.Score,
+		"size", b.size, "spooled", b.spooled(), "action", verdict.Action.String(), "score", verdict.Score,
 		"symbols", scanner.SymbolNames(verdict.TopSymbols(8)), "outcome", string(outcome),
 		"reply", replyLine(sent),
 		"duration", time.Since(start))
 	return sent
 }
 
+// deferForBudget answers 452 4.3.1 for a body whose scan the memory budget
+// cannot hold within smtp.spool_wait: nothing was relayed, so the
+// sender's retry delivers it once.
+func (ss *session) deferForBudget() *smtp.SMTPError {
+	ss.abortDownstream()
+	ss.srv.metrics.budgetRefusals.Inc()
+	ss.countTransaction(OutcomeNoResources, errNoResources)
+	ss.log.Warn("message deferred: memory budget spent", "queue_id", ss.queueID, "in_flight", ss.srv.budget.used.Load())
+	return errNoResources
+}
+
 // deliver scans and relays one message and returns the sender's reply.
-func (ss *session) deliver(raw []byte) (*smtp.SMTPError, Outcome, scanner.Verdict) {
-	msg := ss.srv.parser.Parse(raw)
+func (ss *session) deliver(b *body) (*smtp.SMTPError, Outcome, scanner.Verdict) {
+	msg := b.parse(ss.srv.parser)
 	ss.note.noteMessage(msg)
 	if hops := len(msg.Header.Values("Received")); hops > ss.srv.cfg.MaxHops {
 		// Counted before the scan: a looping message is refused without
@@ -368,14 +377,16 @@ func (ss *session) deliver(raw []byte) (*smtp.SMTPError, Outcome, scanner.Verdic
 	if v.Action == scanner.Tag {
 		ss.record(v, msg)
 	}
-	out := ss.compose(msg, v, policy)
+	head, off := ss.compose(msg, v, policy)
 	if ss.quarantines(v) {
-		if held, ok := ss.hold(v, out); ok {
+		if held, ok := ss.hold(v, io.MultiReader(bytes.NewReader(head), msg.Reader(off))); ok {
 			ss.abortDownstream()
 			return held, OutcomeQuarantined, v
 		}
 	}
-	reply, err := ss.tx.Data(bytes.NewReader(out))
+	// Our fields, then the message from its file or memory: a spooled
+	// body is never copied whole.
+	reply, err := ss.tx.Data(io.MultiReader(bytes.NewReader(head), msg.Reader(off)))
 	ss.note.downstream, ss.note.relayErr = reply, err
 	if err != nil {
 		r := toSMTP(ss.log, err)

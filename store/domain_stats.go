@@ -3,7 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
-	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -142,55 +142,42 @@ func (s *Store) RefusedEvents(ctx context.Context, domainID int64, limit int) ([
 }
 
 // RecentDomainSources is RecentSources restricted to domains: the newest
-// events of any of them (by domain id), at most limit, none before since.
-// It walks each domain's events_domain_id range, so a small customer's map
-// costs its own events, not the cluster's. Up to domainChunk domains the
-// rows stream; a reseller with more is queried in chunks whose results
-// are merged by time, which holds the chunks' events.
+// events of any of them (by domain id), at most limit, none before since,
+// in RecentSources' order. However many domains a reseller has, the set is
+// one parameter of one query (an array on PostgreSQL, a JSON array on
+// SQLite), so the rows stream: nothing is held per event.
 func (s *Store) RecentDomainSources(ctx context.Context, domains []int64, limit int, since time.Time, fn func(Source) error) error {
-	query := func(part []int64) (string, []any) {
-		args := []any{since.UnixMicro()}
-		ph := make([]string, len(part))
-		for i, d := range part {
-			args = append(args, d)
-			ph[i] = fmt.Sprintf("$%d", i+2)
-		}
-		q := `SELECT ` + sourceColumns + ` FROM events WHERE at_us >= $1 AND domain_id IN (` + strings.Join(ph, ",") + `) ORDER BY at_us DESC, id DESC`
-		if limit > 0 {
-			args = append(args, limit)
-			q += fmt.Sprintf(" LIMIT $%d", len(args))
-		}
-		return q, args
-	}
-	switch {
-	case len(domains) == 0:
+	if len(domains) == 0 {
 		return nil
-	case len(domains) <= domainChunk:
-		q, args := query(domains)
-		return s.scanSources(ctx, "domain events", q, args, fn)
 	}
-	var all []Source
-	for start := 0; start < len(domains); start += domainChunk {
-		q, args := query(domains[start:min(start+domainChunk, len(domains))])
-		if err := s.scanSources(ctx, "domain events", q, args, func(e Source) error { all = append(all, e); return nil }); err != nil {
-			return err
-		}
+	in, set := domainSet(s.Dialect, domains)
+	q := `SELECT ` + sourceColumns + ` FROM events WHERE at_us >= $1 AND domain_id ` + in + ` ORDER BY at_us DESC, id DESC`
+	args := []any{since.UnixMicro(), set}
+	if limit > 0 {
+		q += ` LIMIT $3`
+		args = append(args, limit)
 	}
-	// Stable on equal times keeps each chunk's id order.
-	slices.SortStableFunc(all, func(a, b Source) int { return b.Time.Compare(a.Time) })
-	for i, e := range all {
-		if limit > 0 && i >= limit {
-			break
-		}
-		if err := fn(e); err != nil {
-			return err
-		}
-	}
-	return nil
+	return s.scanSources(ctx, "domain events", q, args, fn)
 }
 
-// domainChunk bounds an IN list.
-const domainChunk = 500
+// domainSet returns the condition on domain_id that matches the set bound
+// as $2, and the value to bind: a literal IN list would need a parameter
+// per domain, past SQLite's and PostgreSQL's limits for a large reseller.
+func domainSet(dialect string, domains []int64) (string, any) {
+	if dialect == Postgres {
+		return `= ANY($2)`, domains
+	}
+	var b strings.Builder
+	b.WriteByte('[')
+	for i, d := range domains {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.FormatInt(d, 10))
+	}
+	b.WriteByte(']')
+	return `IN (SELECT value FROM json_each($2))`, b.String()
+}
 
 // OutcomeSeries sums the counters of scope's domains from since, in steps
 // of step (a whole number of hours; buckets start at since + k*step), and

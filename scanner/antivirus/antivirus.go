@@ -19,6 +19,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 	"sort"
@@ -110,7 +111,9 @@ func (c *Check) Check(ctx context.Context, _ *scanner.Envelope, msg *scanner.Mes
 	// part the parser cannot delimit, is still found. Then the parser's
 	// leaves: the MIME tree is read once, under the scanner's limits, and
 	// its structural findings are the parser's symbols.
-	if bytes.Contains(msg.Raw, eicar) {
+	if found, err := rawContains(msg, eicar); err != nil {
+		return scanner.Result{}, fmt.Errorf("antivirus: read message: %w", err)
+	} else if found {
 		s.setVirus(VirusEICAR, "eicar")
 	}
 	for i := range msg.Leaves {
@@ -319,4 +322,36 @@ func loadHashes(path string) (map[[sha256.Size]byte]string, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return hashes, nil
+}
+
+// rawContains reports whether the message as received holds pattern: in
+// place when it is in memory, streamed when it was spooled.
+func rawContains(msg *scanner.Message, pattern []byte) (bool, error) {
+	if msg.Raw != nil {
+		return bytes.Contains(msg.Raw, pattern), nil
+	}
+	return containsStream(msg.Reader(0), pattern)
+}
+
+// containsStream reports whether r holds pattern, reading it in chunks that
+// overlap by len(pattern)-1 bytes so a match across two reads is found: a
+// spooled message is searched without being loaded.
+func containsStream(r io.Reader, pattern []byte) (bool, error) {
+	buf := make([]byte, 0, 64<<10)
+	for {
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if bytes.Contains(buf, pattern) {
+			return true, nil
+		}
+		if err == io.EOF {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		if keep := len(pattern) - 1; len(buf) > keep && len(buf) == cap(buf) {
+			buf = buf[:copy(buf, buf[len(buf)-keep:])]
+		}
+	}
 }

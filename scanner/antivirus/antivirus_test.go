@@ -10,10 +10,12 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"testing/iotest"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -483,5 +485,35 @@ func BenchmarkCheck100KB(b *testing.B) {
 		if _, err := c.Check(context.Background(), &scanner.Envelope{}, msg); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestContainsStream: the raw message is searched in chunks, so a spooled
+// message is never loaded; a match across two chunks is still found.
+func TestContainsStream(t *testing.T) {
+	pad := func(n int) string { return strings.Repeat("x", n) }
+	tests := []struct {
+		name string
+		in   string
+		want bool
+	}{
+		{"empty", "", false},
+		{"alone", string(eicar), true},
+		{"at the start of a big stream", string(eicar) + pad(200<<10), true},
+		{"across the first chunk's end", pad(64<<10-10) + string(eicar) + pad(100), true},
+		{"at the very end", pad(300<<10) + string(eicar), true},
+		{"cut in two by other bytes", pad(64<<10-10) + string(eicar[:20]) + "y" + string(eicar[20:]), false},
+		{"absent", pad(300 << 10), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// Short reads must not matter either.
+			for _, r := range []io.Reader{strings.NewReader(tt.in), iotest.HalfReader(strings.NewReader(tt.in))} {
+				got, err := containsStream(r, eicar)
+				if err != nil || got != tt.want {
+					t.Errorf("containsStream = %v, %v; want %v", got, err, tt.want)
+				}
+			}
+		})
 	}
 }

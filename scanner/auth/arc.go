@@ -11,8 +11,11 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
+
+	"github.com/mxgrid/mxgrid/scanner"
 )
 
 // ARC (RFC 8617) lets a forwarder or mailing list that changed a message
@@ -78,8 +81,12 @@ func parseTags(v string) map[string]string {
 
 // verifyARC returns the chain's result: "none" (no ARC fields), "pass" or
 // "fail", with a reason for fail.
-func (c *Check) verifyARC(ctx context.Context, raw []byte) (result, reason string) {
-	fields := headerFields(raw)
+func (c *Check) verifyARC(ctx context.Context, msg *scanner.Message) (result, reason string) {
+	head, err := msg.Head()
+	if err != nil {
+		return "fail", err.Error()
+	}
+	fields := headerFields(head)
 	sets := map[int]*arcSet{}
 	max := 0
 	for _, f := range fields {
@@ -137,7 +144,7 @@ func (c *Check) verifyARC(ctx context.Context, raw []byte) (result, reason strin
 	}
 	// Only the newest message signature must verify (RFC 8617 5.2): older
 	// ones were broken by the very changes ARC exists to vouch for.
-	if err := c.verifyAMS(ctx, raw, fields, sets[max].sig); err != nil {
+	if err := c.verifyAMS(ctx, msg, fields, sets[max].sig); err != nil {
 		return "fail", fmt.Sprintf("ARC-Message-Signature i=%d: %v", max, err)
 	}
 	for i := max; i >= 1; i-- {
@@ -148,7 +155,7 @@ func (c *Check) verifyARC(ctx context.Context, raw []byte) (result, reason strin
 	return "pass", ""
 }
 
-func (c *Check) verifyAMS(ctx context.Context, raw []byte, fields []*rawField, ams *rawField) error {
+func (c *Check) verifyAMS(ctx context.Context, msg *scanner.Message, fields []*rawField, ams *rawField) error {
 	t := ams.tags
 	headerCanon, bodyCanon, _ := strings.Cut(strings.ToLower(t["c"]), "/")
 	if headerCanon == "" {
@@ -157,9 +164,9 @@ func (c *Check) verifyAMS(ctx context.Context, raw []byte, fields []*rawField, a
 	if bodyCanon == "" {
 		bodyCanon = "simple"
 	}
-	var body []byte
-	if i := bytes.Index(raw, []byte("\r\n\r\n")); i >= 0 {
-		body = raw[i+4:]
+	body, err := arcBody(msg)
+	if err != nil {
+		return err
 	}
 	bh := sha256.Sum256(canonicalBody(body, bodyCanon == "relaxed"))
 	if base64.StdEncoding.EncodeToString(bh[:]) != t["bh"] {
@@ -286,4 +293,22 @@ func canonicalBody(body []byte, relaxed bool) []byte {
 		return []byte("\r\n")
 	}
 	return []byte(strings.Join(lines, "\r\n") + "\r\n")
+}
+
+// arcBody is the body the message signature's hash covers. A spooled
+// message (Raw nil) is read into memory only here, for a message that
+// carries ARC sets; newlines were normalised to CRLF on the way to the
+// spool, so its body starts at BodyOffset.
+func arcBody(msg *scanner.Message) ([]byte, error) {
+	if msg.Raw == nil {
+		body, err := io.ReadAll(msg.Reader(int64(msg.BodyOffset)))
+		if err != nil {
+			return nil, fmt.Errorf("read body: %w", err)
+		}
+		return body, nil
+	}
+	if i := bytes.Index(msg.Raw, []byte("\r\n\r\n")); i >= 0 {
+		return msg.Raw[i+4:], nil
+	}
+	return nil, nil
 }

@@ -94,9 +94,16 @@ func TestARC(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, reason := c.verifyARC(context.Background(), []byte(tt.raw))
-			if got != tt.want {
-				t.Errorf("arc=%s (%s), want %s", got, reason, tt.want)
+			// Held in memory and spooled (read back through Reader): the
+			// same verdict.
+			for _, msg := range []*scanner.Message{
+				scanner.Parse([]byte(tt.raw)),
+				scanner.NewParser(nil).ParseReaderAt(strings.NewReader(tt.raw), int64(len(tt.raw))),
+			} {
+				got, reason := c.verifyARC(context.Background(), msg)
+				if got != tt.want {
+					t.Errorf("arc=%s (%s), want %s (spooled: %v)", got, reason, tt.want, msg.Raw == nil)
+				}
 			}
 		})
 	}
@@ -115,7 +122,7 @@ func FuzzVerifyARC(f *testing.F) {
 	f.Add("ARC-Seal: i=1\r\n ; b=;;=\r\n\r\n")
 	f.Fuzz(func(t *testing.T, raw string) {
 		c := &Check{res: noDNS{}}
-		got, _ := c.verifyARC(context.Background(), []byte(raw))
+		got, _ := c.verifyARC(context.Background(), scanner.Parse([]byte(raw)))
 		if got != "none" && got != "pass" && got != "fail" {
 			t.Fatalf("result %q", got)
 		}

@@ -9,7 +9,6 @@
 package auth
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -150,7 +149,7 @@ func (c *Check) Check(ctx context.Context, env *scanner.Envelope, msg *scanner.M
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			result, reason := c.verifyARC(ctx, msg.Raw)
+			result, reason := c.verifyARC(ctx, msg)
 			arc = &outcome{method: "arc", result: result, reason: reason, symbol: "ARC_" + strings.ToUpper(result)}
 		}()
 	}
@@ -236,7 +235,7 @@ func (c *Check) checkSPF(ctx context.Context, env *scanner.Envelope, sender, pty
 // checkDKIM verifies every signature (up to max_signatures).
 func (c *Check) checkDKIM(ctx context.Context, msg *scanner.Message) []dkimResult {
 	lookup := func(name string) ([]string, error) { return c.res.LookupTXT(ctx, name) }
-	verifs, err := dkim.VerifyWithOptions(bytes.NewReader(msg.Raw), &dkim.VerifyOptions{
+	verifs, err := dkim.VerifyWithOptions(msg.Reader(0), &dkim.VerifyOptions{
 		LookupTXT:        lookup,
 		MaxVerifications: c.cfg.MaxSignatures,
 	})

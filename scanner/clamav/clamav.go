@@ -10,7 +10,6 @@
 package clamav
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -98,19 +97,19 @@ var incomplete = scanner.Header{Name: HeaderScan, Value: "incomplete"}
 // pipeline's deadline) is returned as an error: the pipeline applies
 // on_error. A message above max_size is no failure: it goes on unscanned.
 func (c *Check) Check(ctx context.Context, env *scanner.Envelope, msg *scanner.Message) (scanner.Result, error) {
-	if int64(len(msg.Raw)) > c.cfg.MaxSize {
+	if msg.Size() > c.cfg.MaxSize {
 		c.scans.WithLabelValues("too_large").Inc()
-		return unscanned(SymbolTooLarge, fmt.Sprintf("%d bytes > max_size %d", len(msg.Raw), c.cfg.MaxSize)), nil
+		return unscanned(SymbolTooLarge, fmt.Sprintf("%d bytes > max_size %d", msg.Size(), c.cfg.MaxSize)), nil
 	}
 	start := time.Now()
-	virus, err := c.client.Scan(ctx, bytes.NewReader(msg.Raw))
+	virus, err := c.client.Scan(ctx, msg.Reader(0))
 	c.duration.Observe(time.Since(start).Seconds())
 	switch {
 	case errors.Is(err, ErrSizeLimit):
 		// clamd works; its StreamMaxLength is below our max_size.
 		c.markUp()
 		c.scans.WithLabelValues("too_large").Inc()
-		c.log.Warn("clamd refused a message over its StreamMaxLength; lower antivirus.max_size to match", "queue_id", env.QueueID, "size", len(msg.Raw))
+		c.log.Warn("clamd refused a message over its StreamMaxLength; lower antivirus.max_size to match", "queue_id", env.QueueID, "size", msg.Size())
 		return unscanned(SymbolTooLarge, "clamd StreamMaxLength exceeded"), nil
 	case err != nil:
 		result := "error"
