@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -831,13 +832,23 @@ func (t *Tenants) ListAudit(ctx context.Context, f admin.Filter) ([]admin.AuditE
 
 // --- snapshot
 
+// fullLoadTimeout bounds Load instead of the store's timeout, which is
+// sized for single queries: reading 100,000 domains with ten million
+// recipients takes tens of seconds, and a node that could never finish
+// it would never load. An unreachable database still fails at once.
+const fullLoadTimeout = 10 * time.Minute
+
 // Load reads the version and every row a snapshot needs in one
 // transaction.
 func (t *Tenants) Load(ctx context.Context) (tenant.Data, error) {
 	var data tenant.Data
-	err := t.snapshotTx(ctx, func(ctx context.Context, tx *sql.Tx, version uint64) error {
+	err := t.snapshotTx(ctx, fullLoadTimeout, func(ctx context.Context, tx *sql.Tx, version uint64) error {
 		data.Version = version
-		return readTenantRows(ctx, tx, &data, "", "", "", nil)
+		if err := readHierarchy(ctx, tx, &data, "", nil); err != nil {
+			return err
+		}
+		data.Recipients = make(map[int64]tenant.Recipients)
+		return readDomains(ctx, tx, &data, "", "")
 	})
 	return data, err
 }
@@ -847,13 +858,15 @@ func (t *Tenants) Load(ctx context.Context) (tenant.Data, error) {
 const changedIDs = `SELECT object_id FROM tenant_changes WHERE version > $1 AND kind = $2`
 
 // changedDomainIDs selects the domains a delta after version $1 carries:
-// those changed, and every domain of a changed customer or reseller. Three
-// index lookups joined by UNION rather than one scan with ORs.
+// those changed, and every domain of a changed customer or reseller; each
+// part an index lookup from the few changed rows.
 const changedDomainIDs = `SELECT object_id FROM tenant_changes WHERE version > $1 AND kind = 'domain'
-	UNION SELECT d.id FROM tenant_changes ch JOIN domains d ON d.customer_id = ch.object_id
-		WHERE ch.version > $1 AND ch.kind = 'customer'
-	UNION SELECT d.id FROM tenant_changes ch JOIN customers c ON c.reseller_id = ch.object_id JOIN domains d ON d.customer_id = c.id
-		WHERE ch.version > $1 AND ch.kind = 'reseller'`
+	UNION SELECT id FROM domains WHERE customer_id IN (SELECT object_id FROM tenant_changes WHERE version > $1 AND kind = 'customer')
+	UNION SELECT id FROM domains WHERE customer_id IN (SELECT id FROM customers
+		WHERE reseller_id IN (SELECT object_id FROM tenant_changes WHERE version > $1 AND kind = 'reseller'))`
+
+// domainsPerRead bounds the ids listed in one read of a delta's domains.
+const domainsPerRead = 1000
 
 // LoadSince reads what changed after version, in one transaction like
 // Load, from the change log; tenant.ErrChangesGone when the log does not
@@ -861,7 +874,7 @@ const changedDomainIDs = `SELECT object_id FROM tenant_changes WHERE version > $
 // store is behind the node (it was restored from a backup).
 func (t *Tenants) LoadSince(ctx context.Context, version uint64) (tenant.Delta, error) {
 	var d tenant.Delta
-	err := t.snapshotTx(ctx, func(ctx context.Context, tx *sql.Tx, current uint64) error {
+	err := t.snapshotTx(ctx, 0, func(ctx context.Context, tx *sql.Tx, current uint64) error {
 		d.Version = current
 		if current == version {
 			return nil
@@ -881,11 +894,41 @@ func (t *Tenants) LoadSince(ctx context.Context, version uint64) (tenant.Delta, 
 			return tenant.ErrChangesGone
 		}
 		v := int64(version)
-		if err := readTenantRows(ctx, tx, &d.Data,
-			" WHERE id IN ("+changedIDs+")", " WHERE d.id IN ("+changedDomainIDs+")", " WHERE domain_id IN ("+changedDomainIDs+")", []any{v}); err != nil {
+		if err := readHierarchy(ctx, tx, &d.Data, " WHERE id IN ("+changedIDs+")", []any{v}); err != nil {
 			return err
 		}
-		var err error
+		// The ids first, then the rows by primary key and the recipients
+		// by their (domain_id, local) index: a plan that cannot fall back
+		// to scanning ten million recipients.
+		var ids []int64
+		rows, err := tx.QueryContext(ctx, changedDomainIDs, v)
+		if err != nil {
+			return mapErr(err, "change log")
+		}
+		for rows.Next() {
+			var id int64
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return mapErr(err, "change log")
+			}
+			ids = append(ids, id)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return mapErr(err, "change log")
+		}
+		d.Recipients = make(map[int64]tenant.Recipients)
+		for chunk := range slices.Chunk(ids, domainsPerRead) {
+			// Integers formatted here, never client text.
+			list := make([]string, len(chunk))
+			for i, id := range chunk {
+				list[i] = strconv.FormatInt(id, 10)
+			}
+			in := " IN (" + strings.Join(list, ",") + ")"
+			if err := readDomains(ctx, tx, &d.Data, " WHERE d.id"+in, " WHERE domain_id"+in); err != nil {
+				return err
+			}
+		}
 		if d.RemovedResellers, err = removedIDs(ctx, tx, v, changedReseller, d.Resellers, func(r tenant.Reseller) int64 { return r.ID }); err != nil {
 			return err
 		}
@@ -900,13 +943,14 @@ func (t *Tenants) LoadSince(ctx context.Context, version uint64) (tenant.Delta, 
 
 // snapshotTx runs fn in one read transaction with the config version it
 // sees: on PostgreSQL at REPEATABLE READ, so the version matches the rows
-// even while others write (SQLite's transactions are serializable).
-func (t *Tenants) snapshotTx(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx, version uint64) error) error {
+// even while others write (SQLite's transactions are serializable). It is
+// bounded by timeout, or the store's when that is longer.
+func (t *Tenants) snapshotTx(ctx context.Context, timeout time.Duration, fn func(ctx context.Context, tx *sql.Tx, version uint64) error) error {
 	st, err := t.db(ctx)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, st.Timeout)
+	ctx, cancel := context.WithTimeout(ctx, max(timeout, st.Timeout))
 	defer cancel()
 	var opts *sql.TxOptions
 	if st.Dialect == Postgres {
@@ -924,52 +968,57 @@ func (t *Tenants) snapshotTx(ctx context.Context, fn func(ctx context.Context, t
 	return fn(ctx, tx, uint64(v))
 }
 
-// readTenantRows reads resellers, customers, domains and recipients into
-// data, each table narrowed by its WHERE clause (all rows when empty).
-// Recipients come ordered by domain, so each domain's are packed as soon
-// as they are read: ten million of them never exist as separate strings.
-func readTenantRows(ctx context.Context, tx *sql.Tx, data *tenant.Data, whereObject, whereDomain, whereRecipient string, args []any) error {
-	each := func(q string, args []any, fn func(*sql.Rows) error) error {
-		rows, err := tx.QueryContext(ctx, q, args...)
-		if err != nil {
+// eachRow runs q in tx and fn on each row.
+func eachRow(ctx context.Context, tx *sql.Tx, q string, args []any, fn func(*sql.Rows) error) error {
+	rows, err := tx.QueryContext(ctx, q, args...)
+	if err != nil {
+		return mapErr(err, "load")
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := fn(rows); err != nil {
 			return mapErr(err, "load")
 		}
-		defer rows.Close()
-		for rows.Next() {
-			if err := fn(rows); err != nil {
-				return mapErr(err, "load")
-			}
-		}
-		return mapErr(rows.Err(), "load")
 	}
+	return mapErr(rows.Err(), "load")
+}
+
+// readHierarchy reads resellers and customers into data, narrowed by
+// where, whose last parameter is the kind of object (all rows when where
+// is empty).
+func readHierarchy(ctx context.Context, tx *sql.Tx, data *tenant.Data, where string, args []any) error {
 	kind := func(k string) []any {
-		if args == nil {
+		if where == "" {
 			return nil
 		}
-		return append(append([]any(nil), args...), k)
+		return append(slices.Clone(args), k)
 	}
-	if err := each("SELECT "+resellerCols+" FROM resellers"+whereObject, kind(changedReseller), func(rows *sql.Rows) error {
+	if err := eachRow(ctx, tx, "SELECT "+resellerCols+" FROM resellers"+where, kind(changedReseller), func(rows *sql.Rows) error {
 		r, err := scanReseller(rows)
 		data.Resellers = append(data.Resellers, r)
 		return err
 	}); err != nil {
 		return err
 	}
-	if err := each("SELECT "+customerCols+" FROM customers"+whereObject, kind(changedCustomer), func(rows *sql.Rows) error {
+	return eachRow(ctx, tx, "SELECT "+customerCols+" FROM customers"+where, kind(changedCustomer), func(rows *sql.Rows) error {
 		c, err := scanCustomer(rows)
 		data.Customers = append(data.Customers, c)
 		return err
-	}); err != nil {
-		return err
-	}
-	if err := each("SELECT "+domainCols+domainFrom+whereDomain, args, func(rows *sql.Rows) error {
+	})
+}
+
+// readDomains reads domains and their recipients into data, narrowed by
+// the WHERE clauses (all rows when empty). Recipients come ordered by
+// domain, so each domain's are packed as soon as they are read: ten
+// million of them never exist as separate strings.
+func readDomains(ctx context.Context, tx *sql.Tx, data *tenant.Data, whereDomain, whereRecipient string) error {
+	if err := eachRow(ctx, tx, "SELECT "+domainCols+domainFrom+whereDomain, nil, func(rows *sql.Rows) error {
 		d, err := scanDomain(rows)
 		data.Domains = append(data.Domains, d)
 		return err
 	}); err != nil {
 		return err
 	}
-	data.Recipients = make(map[int64]tenant.Recipients)
 	var (
 		cur    int64
 		locals []string
@@ -980,7 +1029,7 @@ func readTenantRows(ctx context.Context, tx *sql.Tx, data *tenant.Data, whereObj
 			locals = locals[:0]
 		}
 	}
-	if err := each("SELECT domain_id, local FROM recipients"+whereRecipient+" ORDER BY domain_id", args, func(rows *sql.Rows) error {
+	if err := eachRow(ctx, tx, "SELECT domain_id, local FROM recipients"+whereRecipient+" ORDER BY domain_id", nil, func(rows *sql.Rows) error {
 		var (
 			id    int64
 			local string

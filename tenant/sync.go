@@ -110,7 +110,8 @@ type SyncOptions struct {
 	Static []*Domain
 	// DataDir holds the snapshot file.
 	DataDir string
-	// Timeout bounds one load from the store.
+	// Timeout bounds reading the changes from the store; a full load is
+	// bounded by the Loader, being far longer at a large size.
 	Timeout  time.Duration
 	Health   *health.Registry
 	Log      *slog.Logger
@@ -205,7 +206,9 @@ func (s *Syncer) Reload(ctx context.Context) error {
 		}
 		s.log.Info("the tenant change log does not reach this node's version; loading everything", "version", s.dir.Snapshot().Version)
 	}
-	data, err := s.loader.Load(lctx)
+	// The loader bounds a full read itself: it takes far longer than a
+	// delta at a hosting provider's size.
+	data, err := s.loader.Load(ctx)
 	if err != nil {
 		return fmt.Errorf("load tenants: %w", err)
 	}
