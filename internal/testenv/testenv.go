@@ -20,6 +20,7 @@ package testenv
 
 import (
 	"errors"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -171,6 +172,26 @@ func FreePort(t testing.TB) int {
 		}
 	}
 	t.Fatal("FreePort: no port free for both TCP and UDP")
+	return 0
+}
+
+// RestartablePort returns a TCP port on 127.0.0.1, free a moment ago, for a
+// server a test stops and starts again on the same number. It lies below
+// Linux's ephemeral range (32768-60999), because while the server is down,
+// a client retrying it can be given that very port as its own source port
+// and connect to itself (TCP simultaneous open), holding the port so the
+// server cannot bind it again.
+func RestartablePort(t testing.TB) int {
+	t.Helper()
+	for range 50 {
+		port := 20000 + rand.IntN(12000)
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		if err == nil {
+			l.Close()
+			return port
+		}
+	}
+	t.Fatal("RestartablePort: no free port below the ephemeral range")
 	return 0
 }
 
