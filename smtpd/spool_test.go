@@ -75,27 +75,7 @@ func TestSpooledBodiesWaitForTheBudget(t *testing.T) {
 	if len(failures) > 0 {
 		t.Fatalf("not every sender heard 250: %v", failures)
 	}
-	got := map[string]int{}
-	for _, m := range sink.Messages() {
-		data, err := smtptest.StripPrepended(m.Data, "Received")
-		if err != nil {
-			t.Fatal(err)
-		}
-		got[m.From]++
-		var i int
-		fmt.Sscanf(m.From, "s%d@sender.test", &i)
-		if !bytes.Equal(data, bigBody(i, 2<<20)) {
-			t.Errorf("message of %s altered in transit", m.From)
-		}
-	}
-	if len(got) != senders {
-		t.Fatalf("%d senders' messages delivered, want %d", len(got), senders)
-	}
-	for from, c := range got {
-		if c != 1 {
-			t.Errorf("%s delivered %d times", from, c)
-		}
-	}
+	deliveredOnceIntact(t, sink.Messages(), senders, func(i int) []byte { return bigBody(i, 2<<20) })
 	if left := spoolFiles(t, n); len(left) != 0 {
 		t.Errorf("%d spool files left after the burst", len(left))
 	}
