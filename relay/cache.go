@@ -119,7 +119,7 @@ func newCacheMetrics(f promauto.Factory) cacheMetrics {
 		}),
 		stale: f.NewCounter(prometheus.CounterOpts{
 			Name: "mxgrid_relay_cache_stale_total",
-			Help: "Cached sessions that failed before MAIL was accepted (closed by the server, RSET/EHLO refused); the transaction was retried once on a new connection.",
+			Help: "Cached sessions that failed before MAIL was accepted (closed by the server, MAIL refused); the transaction was retried once on a new connection.",
 		}),
 		idle: f.NewGauge(prometheus.GaugeOpts{
 			Name: "mxgrid_relay_cache_idle_sessions",
