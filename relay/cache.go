@@ -17,7 +17,8 @@ import (
 // between transactions, as Postfix's smtp client does with
 // smtp_connection_cache_*. A new connection costs a TCP handshake, the
 // greeting, EHLO (twice with STARTTLS) and the TLS handshake; a reused one
-// costs RSET and EHLO.
+// costs nothing after a transaction that ended with its final reply, and
+// RSET after one left open.
 type CacheConfig struct {
 	Enabled bool `yaml:"enabled"`
 	// MaxIdlePerRoute bounds the idle sessions kept for one route, so a
@@ -83,8 +84,11 @@ type session struct {
 	// tls: STARTTLS succeeded; a reused session keeps it.
 	tls bool
 	// uses counts the transactions begun on the session.
-	uses      int
-	idleSince time.Time
+	uses int
+	// inTransaction: MAIL was sent and no final DATA reply or RSET has
+	// ended the transaction since, so it needs RSET before it is reused.
+	inTransaction bool
+	idleSince     time.Time
 }
 
 // quit ends a sound session politely: QUIT is a courtesy, its failure
@@ -115,7 +119,7 @@ func newCacheMetrics(f promauto.Factory) cacheMetrics {
 		}),
 		stale: f.NewCounter(prometheus.CounterOpts{
 			Name: "mxgrid_relay_cache_stale_total",
-			Help: "Cached sessions that failed before MAIL was accepted (closed by the server, RSET/EHLO refused); the transaction was retried once on a new connection.",
+			Help: "Cached sessions that failed before MAIL was accepted (closed by the server, MAIL refused); the transaction was retried once on a new connection.",
 		}),
 		idle: f.NewGauge(prometheus.GaugeOpts{
 			Name: "mxgrid_relay_cache_idle_sessions",

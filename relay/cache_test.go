@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-smtp"
 	"github.com/mxgrid/mxgrid/internal/smtptest"
 	"github.com/mxgrid/mxgrid/mailaddr"
 	"github.com/prometheus/client_golang/prometheus"
@@ -38,6 +39,20 @@ func deliver(r *Relay, route Route, id string) error {
 	}
 	_, err = tx.Data(strings.NewReader("Subject: " + id + "\r\n\r\nbody\r\n"))
 	return err
+}
+
+// abandon opens a transaction and ends it after its recipient, as smtpd
+// does with a message it refuses.
+func abandon(t *testing.T, r *Relay, route Route) {
+	t.Helper()
+	tx, err := r.Begin(context.Background(), route, mailaddr.Address{Local: "a", Domain: "sender.test"}, MailOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Rcpt(mailaddr.Address{Local: "bob", Domain: "customer.test"}); err != nil {
+		t.Fatal(err)
+	}
+	tx.Close()
 }
 
 func deliverAll(t *testing.T, r *Relay, route Route, ids ...string) {
@@ -120,6 +135,46 @@ func TestCacheReuse(t *testing.T) {
 				t.Errorf("Transaction.TLS() = %v, want %v", tx.TLS(), tt.wantTLS)
 			}
 		})
+	}
+}
+
+// A reused session costs only the transaction's own commands: no EHLO
+// again, MAIL pipelined with the first RCPT, and RSET only when the
+// previous transaction was left open (its recipients given, its message
+// never sent). A message the server refused
+// at the end of DATA ended its transaction like a delivered one.
+func TestCacheRoundTrips(t *testing.T) {
+	sink := smtptest.StartSink(t)
+	r := cachedRelay(nil)
+	route := Route{Addr: sink.Addr, TLS: TLSNone}
+	deliverAll(t, r, route, ids("a", 5)...)
+	abandon(t, r, route)
+	deliverAll(t, r, route, "b")
+	abandon(t, r, route)
+	abandon(t, r, route)
+	sink.RejectData(&smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "no"})
+	if err := deliver(r, route, "refused"); err == nil {
+		t.Fatal("refused message reported delivered")
+	}
+	sink.RejectData(nil)
+	deliverAll(t, r, route, "c")
+	// Both EHLOs are the connection's: the loop check's, then the client's.
+	want := map[string]int{"EHLO": 2, "MAIL": 11, "RCPT": 11, "RSET": 3, "DATA": 8}
+	for verb, n := range want {
+		if got := sink.Commands(verb); got != n {
+			t.Errorf("%s sent %d times, want %d", verb, got, n)
+		}
+	}
+	// MAIL and its RCPT share a write (the sink offers PIPELINING): two
+	// EHLOs, then two writes a message and two a transaction abandoned.
+	if got, want := sink.CommandWrites(), 2+2*8+2*3; got != want {
+		t.Errorf("%d command writes, want %d", got, want)
+	}
+	if c := sink.Connections(); c != 1 {
+		t.Errorf("%d connections, want 1", c)
+	}
+	if got := subjects(sink.Messages()); len(got) != 7 || got["refused"] != 0 {
+		t.Errorf("delivered %v, want a-0..a-4, b and c", got)
 	}
 }
 
@@ -220,6 +275,7 @@ func TestCacheFailureModes(t *testing.T) {
 		{"server closes idle connections", []smtptest.Option{smtptest.CloseIdleAfter(100 * time.Millisecond)},
 			func(*testing.T, *smtptest.Sink) { time.Sleep(300 * time.Millisecond) }, 2, 1},
 		{"server restarts", nil, func(t *testing.T, s *smtptest.Sink) { s.Restart(t) }, 2, 1},
+		// RSET follows only a transaction left open, here the first.
 		{"server refuses RSET", nil, nil, 2, 0},
 	}
 	for _, tt := range tests {
@@ -230,6 +286,9 @@ func TestCacheFailureModes(t *testing.T) {
 			}
 			r := cachedRelay(nil)
 			route := Route{Addr: sink.Addr, TLS: TLSNone}
+			if tt.between == nil {
+				abandon(t, r, route)
+			}
 			deliverAll(t, r, route, "first")
 			if tt.between != nil {
 				tt.between(t, sink)
@@ -314,5 +373,41 @@ func TestCacheConcurrent(t *testing.T) {
 	// A connection is opened only when every other one is busy.
 	if c := sink.Connections(); c > senders {
 		t.Errorf("%d connections for %d senders", c, senders)
+	}
+}
+
+// MAIL refused while pipelined with the first RCPT: the sender hears the
+// refusal, marked as saying nothing about the recipient; the session stays
+// in step, so the next recipient on the same transaction begins again and
+// is delivered.
+func TestRefusedMailPipelined(t *testing.T) {
+	sink := smtptest.StartSink(t)
+	r := cachedRelay(nil)
+	route := Route{Addr: sink.Addr, TLS: TLSNone}
+	for _, reused := range []bool{false, true} {
+		if reused {
+			deliverAll(t, r, route, "warm")
+		}
+		sink.RejectMail(&smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "sender blocked"})
+		tx, err := r.Begin(context.Background(), route, mailaddr.Address{Local: "a", Domain: "sender.test"}, MailOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		bob := mailaddr.Address{Local: "bob", Domain: "customer.test"}
+		var re *Error
+		if err := tx.Rcpt(bob); !errors.As(err, &re) || re.Code != 550 || !re.BeforeRcpt || re.Message != "sender blocked" {
+			t.Fatalf("reused=%v: Rcpt = %v, want the MAIL refusal marked BeforeRcpt", reused, err)
+		}
+		sink.RejectMail(nil)
+		if err := tx.Rcpt(bob); err != nil {
+			t.Fatalf("reused=%v: Rcpt after MAIL accepted again: %v", reused, err)
+		}
+		if _, err := tx.Data(strings.NewReader("Subject: after\r\n\r\nbody\r\n")); err != nil {
+			t.Fatalf("reused=%v: %v", reused, err)
+		}
+		tx.Close()
+	}
+	if got := subjects(sink.Messages()); got["after"] != 2 || got["warm"] != 1 || len(got) != 2 {
+		t.Errorf("delivered %v", got)
 	}
 }

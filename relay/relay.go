@@ -120,6 +120,10 @@ type Error struct {
 	Enhanced [3]int
 	// Message is safe to show the sender.
 	Message string
+	// BeforeRcpt: the failure came before the customer's server answered
+	// the recipient (no connection, MAIL refused), so it says nothing
+	// about the recipient.
+	BeforeRcpt bool
 	// Err is the underlying cause, for logs only.
 	Err error
 }
@@ -205,19 +209,31 @@ type MailOptions struct {
 // Transaction is one downstream SMTP transaction. It is not safe for
 // concurrent use: the inbound session drives it step by step.
 type Transaction struct {
-	r     *Relay
-	s     *session
+	r *Relay
+	// ctx is the inbound transaction's: it bounds every step, and a
+	// session taken on after a stale one must be bound by it too.
+	ctx   context.Context
 	route Route
-	stop  func() bool
-	rcpts int
+	from  mailaddr.Address
+	opts  MailOptions
+	// s is nil only after a stale cached session was dropped and no new
+	// connection could be made.
+	s    *session
+	stop func() bool
+	// mailAccepted: the downstream took MAIL, so RCPT goes alone.
+	mailAccepted bool
+	rcpts        int
 	// reusable is false once the session's state is unknown: a network
 	// error or timeout, a 421, or DATA begun without its final reply.
 	reusable bool
 	closed   bool
 }
 
-// Begin connects to route, says EHLO, negotiates TLS per the route and sends
-// MAIL FROM. ctx bounds the whole transaction: cancelling it closes the
+// Begin readies a transaction to route: an idle cached session, or a new
+// connection (greeting, EHLO, TLS per the route). MAIL FROM goes with the
+// first recipient, in one write when the server offers PIPELINING (RFC
+// 2920), so a cached session costs the sender no round trip before its
+// RCPT. ctx bounds the whole transaction: cancelling it closes the
 // connection, which unblocks any command in flight.
 //
 // MAIL FROM is written from the parsed address (quoted again where its
@@ -225,34 +241,22 @@ type Transaction struct {
 // when the server offers 8BITMIME, SIZE and SMTPUTF8. Nothing the sender
 // typed reaches the customer's server as protocol text.
 func (r *Relay) Begin(ctx context.Context, route Route, from mailaddr.Address, opts MailOptions) (*Transaction, error) {
-	key := cacheKey{route: route, helo: r.hostname}
-	if s := r.cached(key); s != nil {
-		t, err := r.start(ctx, s, from, opts)
-		if err == nil {
-			r.cacheM.hits.Inc()
-			return t, nil
-		}
-		// Nothing was accepted on it, so one more try on a new
-		// connection delivers nothing twice; the sender hears that
-		// try's answer, as if the cache had been empty.
-		r.cacheM.stale.Inc()
-		r.log.Debug("cached session failed before MAIL, reconnecting", "route", route.Addr, "uses", s.uses, "err", err)
-		if ctx.Err() != nil {
-			return nil, err
-		}
+	t := &Transaction{r: r, ctx: ctx, route: route, from: from, opts: opts}
+	if s := r.cached(cacheKey{route: route, helo: r.hostname}); s != nil {
+		t.use(s)
 	} else {
 		r.cacheM.misses.Inc()
+		if err := t.dial(); err != nil {
+			return nil, err
+		}
 	}
-	s, err := r.connect(ctx, route)
-	if err != nil {
-		r.results.WithLabelValues("connect", "tempfail").Inc()
-		return nil, err
-	}
-	s.key = key
-	t, e := r.start(ctx, s, from, opts)
-	if e != nil {
-		r.results.WithLabelValues("mail", outcome(e)).Inc()
-		return nil, e
+	if opts.UTF8 {
+		if ok, _ := t.s.client.Extension("SMTPUTF8"); !ok {
+			t.Close()
+			// RFC 6531 §3.2: a message that needs SMTPUTF8 cannot be
+			// downgraded by a relay; refusing is the only honest answer.
+			return nil, &Error{Kind: KindRefusedLocally, Code: 550, Enhanced: [3]int{5, 6, 7}, Message: "customer server does not support SMTPUTF8"}
+		}
 	}
 	return t, nil
 }
@@ -264,40 +268,79 @@ func (r *Relay) cached(key cacheKey) *session {
 	return r.cache.get(key)
 }
 
-// start begins a transaction on s: EHLO again when s comes from the cache
-// (go-smtp's client wants it after RSET, and it proves the session alive),
-// then MAIL FROM. On failure the session is closed or, when still sound
-// (a refused MAIL), handed back.
-func (r *Relay) start(ctx context.Context, s *session, from mailaddr.Address, opts MailOptions) (*Transaction, *Error) {
-	t := &Transaction{r: r, s: s, route: s.key.route, reusable: true}
-	t.stop = context.AfterFunc(ctx, func() { s.conn.Close() })
+// use makes s the transaction's session, closed if ctx ends.
+func (t *Transaction) use(s *session) {
+	t.s = s
+	t.stop = context.AfterFunc(t.ctx, func() { s.conn.Close() })
+	t.reusable = true
 	s.uses++
-	reused := s.uses > 1
-	fail := func(e *Error) (*Transaction, *Error) {
-		if reused {
-			// Begin retries on a new connection; this one, whatever
-			// its state, is not trusted again.
-			t.reusable = false
+}
+
+// dial gives the transaction a new connection.
+func (t *Transaction) dial() error {
+	s, err := t.r.connect(t.ctx, t.route)
+	if err != nil {
+		t.r.results.WithLabelValues("connect", "tempfail").Inc()
+		return err
+	}
+	s.key = cacheKey{route: t.route, helo: t.r.hostname}
+	t.use(s)
+	return nil
+}
+
+// mail sends MAIL FROM with the first recipient. A cached session that
+// fails it is dropped and the pair sent once more on a new connection:
+// nothing was accepted on the old one, so nothing is delivered twice, and
+// the sender hears the new try's answer, as if the cache had been empty.
+// It returns the RCPT's own error, or as err why there is no transaction
+// (no connection, MAIL refused).
+func (t *Transaction) mail(to mailaddr.Address) (rcptErr error, err *Error) {
+	if t.s == nil {
+		if err := t.dial(); err != nil {
+			return nil, t.beforeRcpt(err)
 		}
-		t.Close()
-		return nil, e
 	}
-	if reused {
-		if err := s.client.Hello(r.hostname); err != nil {
-			return fail(t.downstream("EHLO", err))
+	mailErr, rcptErr := t.sendMail(to)
+	if mailErr != nil && t.s.uses > 1 {
+		e := t.downstream("MAIL", mailErr)
+		t.r.cacheM.stale.Inc()
+		t.r.log.Debug("cached session failed before MAIL, reconnecting", "route", t.route.Addr, "uses", t.s.uses, "err", mailErr)
+		// Whatever its state, it is not trusted again.
+		t.reusable = false
+		t.release()
+		if t.ctx.Err() != nil {
+			return nil, t.beforeRcpt(e)
 		}
-	}
-	if opts.UTF8 {
-		if ok, _ := s.client.Extension("SMTPUTF8"); !ok {
-			// RFC 6531 §3.2: a message that needs SMTPUTF8 cannot be
-			// downgraded by a relay; refusing is the only honest answer.
-			return fail(&Error{Kind: KindRefusedLocally, Code: 550, Enhanced: [3]int{5, 6, 7}, Message: "customer server does not support SMTPUTF8"})
+		if err := t.dial(); err != nil {
+			return nil, t.beforeRcpt(err)
 		}
+		mailErr, rcptErr = t.sendMail(to)
 	}
-	if err := s.client.Mail(from.String(), &smtp.MailOptions{Size: opts.Size, UTF8: opts.UTF8}); err != nil {
-		return fail(t.downstream("MAIL", err))
+	if mailErr != nil {
+		e := t.downstream("MAIL", mailErr)
+		t.r.results.WithLabelValues("mail", outcome(e)).Inc()
+		return nil, t.beforeRcpt(e)
 	}
-	return t, nil
+	if t.s.uses > 1 {
+		t.r.cacheM.hits.Inc()
+	}
+	t.mailAccepted = true
+	return rcptErr, nil
+}
+
+func (t *Transaction) sendMail(to mailaddr.Address) (mailErr, rcptErr error) {
+	t.s.inTransaction = true
+	return t.s.client.MailRcpt(t.from.String(), &smtp.MailOptions{Size: t.opts.Size, UTF8: t.opts.UTF8}, to.String(), nil)
+}
+
+// beforeRcpt marks a failure that came before the recipient was answered.
+func (t *Transaction) beforeRcpt(err error) *Error {
+	var e *Error
+	if !errors.As(err, &e) {
+		e = unreachable(t.route, err)
+	}
+	e.BeforeRcpt = true
+	return e
 }
 
 // connect opens the session per the route's TLS mode. Like Postfix's "may"
@@ -358,10 +401,20 @@ func (r *Relay) session(ctx context.Context, route Route, tryTLS bool) (*session
 }
 
 // Rcpt forwards one recipient, written from the parsed address and with no
-// parameters. A refusal is returned as *Error carrying the downstream's own
-// code, so "550 5.1.1 no such user" reaches the sender.
+// parameters; the first goes with MAIL FROM. A refusal is returned as
+// *Error carrying the downstream's own code, so "550 5.1.1 no such user"
+// reaches the sender.
 func (t *Transaction) Rcpt(to mailaddr.Address) error {
-	if err := t.s.client.Rcpt(to.String(), nil); err != nil {
+	var err error
+	if t.mailAccepted {
+		err = t.s.client.Rcpt(to.String(), nil)
+	} else {
+		var e *Error
+		if err, e = t.mail(to); e != nil {
+			return e
+		}
+	}
+	if err != nil {
 		e := t.downstream("RCPT", err)
 		t.r.results.WithLabelValues("rcpt", outcome(e)).Inc()
 		return e
@@ -375,7 +428,7 @@ func (t *Transaction) Rcpt(to mailaddr.Address) error {
 func (t *Transaction) Recipients() int { return t.rcpts }
 
 // TLS reports whether the session to the customer's server is encrypted.
-func (t *Transaction) TLS() bool { return t.s.tls }
+func (t *Transaction) TLS() bool { return t.s != nil && t.s.tls }
 
 // Data streams the message and returns the downstream's final reply text.
 // Only a nil error means the customer's server took responsibility.
@@ -411,7 +464,10 @@ func (t *Transaction) data(msg io.Reader) (string, *Error) {
 		return "", t.downstream("DATA", err)
 	}
 	resp, err := w.CloseWithResponse()
+	// The final reply, whatever its code, ends the transaction (RFC 5321
+	// §4.1.1.4), so the session needs no RSET before the next one.
 	t.reusable = true
+	t.s.inTransaction = false
 	if err != nil {
 		return "", t.downstream("end of DATA", err)
 	}
@@ -430,31 +486,45 @@ func (t *Transaction) downstream(stage string, err error) *Error {
 }
 
 // Close ends the transaction without delivering anything more: the
-// session goes back to the cache after RSET when it is sound and has
-// room, and is otherwise closed politely. It is safe to call more than
+// session goes back to the cache when it is sound and has room (after
+// RSET if the transaction was left open), and is otherwise closed
+// politely. It is safe to call more than
 // once.
 func (t *Transaction) Close() {
 	if t.closed {
 		return
 	}
 	t.closed = true
+	if t.s != nil {
+		t.release()
+	}
+}
+
+// release hands the session back to the cache or closes it.
+func (t *Transaction) release() {
+	s := t.s
+	t.s = nil
 	// stop is false when ctx ended and closed the connection.
 	if !t.stop() || !t.reusable {
 		// Its state is unknown (a reply may still be on its way): no
 		// QUIT to read a stale reply for, just close.
-		t.s.client.Close()
+		s.client.Close()
 		return
 	}
-	if !t.r.keep(t.s) {
-		t.s.quit()
+	if !t.r.keep(s) {
+		s.quit()
 	}
 }
 
-// keep readies s for another transaction with RSET and caches it; false
-// when it could not.
+// keep caches s for another transaction, with RSET first when a
+// transaction is still open on it (refused recipients, a refused message,
+// the sender gone); false when it could not.
 func (r *Relay) keep(s *session) bool {
 	if r.cache == nil || !r.cache.room(s) {
 		return false
+	}
+	if !s.inTransaction {
+		return r.cache.put(s)
 	}
 	s.client.CommandTimeout = min(r.cfg.CommandTimeout, rsetTimeout)
 	err := s.client.Reset()
@@ -463,6 +533,7 @@ func (r *Relay) keep(s *session) bool {
 		r.log.Debug("downstream refused RSET, closing the session", "route", s.key.route.Addr, "err", err)
 		return false
 	}
+	s.inTransaction = false
 	return r.cache.put(s)
 }
 

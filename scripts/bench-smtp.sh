@@ -9,14 +9,18 @@
 #   node      smtp-source -> mxgrid serve -> smtp-sink      (default pipeline:
 #             model, rules, built-in antivirus; relayed before the 250)
 #   nocache   the same with relay.cache.enabled: false      (--compare-cache)
-# and prints each path's messages/s, then the median node/ceiling ratio.
+#   baseline  the node path with another mxgrid binary      (--baseline BIN),
+#             to measure a change before and after on the same machine
+# and prints each path's messages/s, then the median node/ceiling ratio,
+# and each node's CPU time per message (user + system, from /proc), which
+# a busy machine disturbs far less than a rate.
 # Every node transaction must be answered 2xx (checked in the node's
 # metrics) or the run fails: a fast node that refuses mail proves nothing.
 #
 # Usage:
 #   scripts/bench-smtp.sh [--rounds 3] [--sessions 50] [--messages 10000]
 #                         [--size 5120] [--compare-cache] [--profile DIR]
-#                         [--min-ratio 0.5]
+#                         [--min-ratio 0.5] [--baseline BIN]
 #   --profile DIR   after the rounds, one more node run with a 5 s CPU
 #                   profile and an allocation profile (http.pprof) in DIR
 #   --min-ratio R   exit 1 when the median node/ceiling ratio is below R
@@ -26,7 +30,7 @@
 # Everything listens on 127.0.0.1 and is stopped on exit.
 set -euo pipefail
 
-rounds=3 sessions=50 messages=10000 size=5120 compare_cache=0 profile_dir="" min_ratio=""
+rounds=3 sessions=50 messages=10000 size=5120 compare_cache=0 profile_dir="" min_ratio="" baseline_bin=""
 while [[ $# -gt 0 ]]; do
 	case "$1" in
 	--rounds) rounds=$2; shift 2 ;;
@@ -36,6 +40,7 @@ while [[ $# -gt 0 ]]; do
 	--compare-cache) compare_cache=1; shift ;;
 	--profile) profile_dir=$2; shift 2 ;;
 	--min-ratio) min_ratio=$2; shift 2 ;;
+	--baseline) baseline_bin=$2; shift 2 ;;
 	-h | --help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
 	*) echo "bench-smtp.sh: unknown argument $1 (--help)" >&2; exit 2 ;;
 	esac
@@ -99,10 +104,10 @@ start_sink() {
 	wait_port "$1"
 }
 
-# start_node NAME SINK_PORT CACHE(true|false) starts a node; sets node_smtp
-# and node_mgmt.
+# start_node NAME SINK_PORT CACHE(true|false) [BIN] starts a node; sets
+# node_smtp and node_mgmt.
 start_node() {
-	local name=$1 sink=$2 cache=$3
+	local name=$1 sink=$2 cache=$3 node_bin=${4:-$bin}
 	node_smtp=$(free_port)
 	node_mgmt=$(free_port)
 	local http gossip
@@ -120,8 +125,9 @@ relay: {cache: {enabled: $cache}}
 domains:
   - {name: example.org, route: "127.0.0.1:$sink", tls: none}
 EOF
-	"$bin" serve --config "$work/$name/node.yaml" >"$work/$name/log" 2>&1 &
+	"$node_bin" serve --config "$work/$name/node.yaml" >"$work/$name/log" 2>&1 &
 	pids+=($!)
+	node_pid=$!
 	wait_port "$node_smtp"
 }
 
@@ -134,6 +140,11 @@ run() {
 		die "smtp-source against port $1 failed: $(tail -3 "$work/smtp-source.err")"
 	end=$(date +%s.%N)
 	awk -v m="$messages" -v s="$start" -v e="$end" 'BEGIN { printf "%.0f\n", m / (e - s) }'
+}
+
+# cpu_ticks PID prints the process's user + system CPU time in clock ticks.
+cpu_ticks() {
+	awk '{ print $14 + $15 }' "/proc/$1/stat"
 }
 
 # transactions PORT prints "ok other" from a node's transaction counter.
@@ -151,15 +162,22 @@ paths=(ceiling node)
 node_sink=$(free_port)
 start_sink "$node_sink"
 start_node node "$node_sink" true
-declare -A port mgmt
+declare -A port mgmt pid
 port[ceiling]=$ceiling_port
-port[node]=$node_smtp mgmt[node]=$node_mgmt
+port[node]=$node_smtp mgmt[node]=$node_mgmt pid[node]=$node_pid
 if ((compare_cache)); then
 	nocache_sink=$(free_port)
 	start_sink "$nocache_sink"
 	start_node nocache "$nocache_sink" false
-	port[nocache]=$node_smtp mgmt[nocache]=$node_mgmt
+	port[nocache]=$node_smtp mgmt[nocache]=$node_mgmt pid[nocache]=$node_pid
 	paths+=(nocache)
+fi
+if [[ -n $baseline_bin ]]; then
+	baseline_sink=$(free_port)
+	start_sink "$baseline_sink"
+	start_node baseline "$baseline_sink" true "$baseline_bin"
+	port[baseline]=$node_smtp mgmt[baseline]=$node_mgmt pid[baseline]=$node_pid
+	paths+=(baseline)
 fi
 
 log "mxgrid $("$bin" version 2>/dev/null | head -1); $(nproc) cores; load $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -173,23 +191,35 @@ for p in "${paths[@]}"; do
 	messages=$saved
 done
 
-declare -A ratios
+declare -A ratios cpus
+ticks=$(getconf CLK_TCK)
 printf '%-6s' round
-for p in "${paths[@]}"; do printf '%16s' "$p msg/s"; done
-for p in "${paths[@]:1}"; do printf '%16s' "$p/ceiling"; done
+for p in "${paths[@]}"; do printf '%21s' "$p msg/s"; done
+for p in "${paths[@]:1}"; do printf '%21s' "$p/ceiling"; done
+for p in "${paths[@]:1}"; do printf '%21s' "$p CPU us/msg"; done
 printf '\n'
 for ((r = 1; r <= rounds; r++)); do
-	declare -A rate
-	for p in "${paths[@]}"; do rate[$p]=$(run "${port[$p]}"); done
+	declare -A rate cpu
+	for p in "${paths[@]}"; do
+		[[ $p == ceiling ]] || before=$(cpu_ticks "${pid[$p]}")
+		rate[$p]=$(run "${port[$p]}")
+		[[ $p == ceiling ]] || cpu[$p]=$(awk -v a="$before" -v b="$(cpu_ticks "${pid[$p]}")" -v t="$ticks" -v m="$messages" 'BEGIN { printf "%.0f", (b - a) / t / m * 1e6 }')
+	done
 	printf '%-6s' "$r"
-	for p in "${paths[@]}"; do printf '%16s' "${rate[$p]}"; done
+	for p in "${paths[@]}"; do printf '%21s' "${rate[$p]}"; done
 	for p in "${paths[@]:1}"; do
 		ratio=$(awk -v a="${rate[$p]}" -v b="${rate[ceiling]}" 'BEGIN { printf "%.2f", a / b }')
 		ratios[$p]+="$ratio "
-		printf '%16s' "$ratio"
+		cpus[$p]+="${cpu[$p]} "
+		printf '%21s' "$ratio"
 	done
+	for p in "${paths[@]:1}"; do printf '%21s' "${cpu[$p]}"; done
 	printf '\n'
 done
+
+median() {
+	printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
 
 status=0
 for p in "${paths[@]:1}"; do
@@ -198,8 +228,8 @@ for p in "${paths[@]:1}"; do
 		log "$p: $other transactions not answered 2xx (of $((ok + other))): the run does not count"
 		status=1
 	fi
-	median=$(printf '%s\n' ${ratios[$p]} | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
-	printf 'median %s/ceiling: %s (%d transactions, all 2xx: %s)\n' "$p" "$median" "$ok" "$([[ $other == 0 ]] && echo yes || echo no)"
+	median=$(median ${ratios[$p]})
+	printf 'median %s/ceiling: %s, CPU %s us/msg (%d transactions, all 2xx: %s)\n' "$p" "$median" "$(median ${cpus[$p]})" "$ok" "$([[ $other == 0 ]] && echo yes || echo no)"
 	if [[ $p == node && -n $min_ratio ]] && awk -v m="$median" -v r="$min_ratio" 'BEGIN { exit !(m < r) }'; then
 		log "median node/ceiling $median is below $min_ratio"
 		status=1

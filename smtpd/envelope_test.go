@@ -460,6 +460,41 @@ func TestNegativeCache(t *testing.T) {
 	}
 }
 
+// A sender the customer's server refuses is refused at each RCPT with the
+// server's own reply, and that refusal is not remembered against the
+// recipient: another sender reaches it. With PIPELINING the refused MAIL
+// travels with the RCPT, whose reply then speaks only about the sequence.
+func TestRefusedSenderIsNotARefusedRecipient(t *testing.T) {
+	for _, pipelining := range []bool{false, true} {
+		t.Run(fmt.Sprintf("pipelining=%v", pipelining), func(t *testing.T) {
+			n, sink := startRawNode(t, nil)
+			if pipelining {
+				sink.offerPipelining()
+			}
+			// 5.1.1, which some servers give a sender too: the negative cache
+			// would remember it for the recipient.
+			sink.refuseSender("blocked@sender.test", "550 5.1.1 sender blocked here")
+			c := dial(t, n.SMTPAddr())
+			c.cmd(250, "MAIL FROM:<blocked@sender.test>")
+			for range 2 {
+				if msg := c.cmd(550, "RCPT TO:<bob@example.org>"); !strings.Contains(msg, "sender blocked here") {
+					t.Errorf("reply %q, want the customer server's", msg)
+				}
+			}
+			c.cmd(250, "RSET")
+			c.cmd(250, "MAIL FROM:<alice@sender.test>")
+			c.cmd(250, "RCPT TO:<bob@example.org>")
+			c.data(250, testMessage)
+			if got := sink.commands("MAIL FROM:<blocked@"); len(got) != 2 {
+				t.Errorf("refused MAIL sent %d times, want once per RCPT", len(got))
+			}
+			if got := len(sink.messages()); got != 1 {
+				t.Errorf("%d messages delivered, want 1", got)
+			}
+		})
+	}
+}
+
 func TestNonASCIIAddressNeedsSMTPUTF8(t *testing.T) {
 	n, sink := startRawNode(t, nil)
 	c := dial(t, n.SMTPAddr())

@@ -25,6 +25,9 @@ type rawSink struct {
 	lines  []string // every command line, CRLF removed
 	bodies [][]byte // each DATA body as received (dot-stuffed, terminator removed)
 	refuse map[string]string
+	// pipelining: EHLO offers PIPELINING (the relay then sends MAIL with
+	// the first RCPT in one write; lines are read one by one either way).
+	pipelining bool
 }
 
 func startRawSink(t testing.TB) *rawSink {
@@ -57,11 +60,26 @@ func (s *rawSink) refuseRcpt(addr, reply string) {
 	s.refuse["RCPT TO:<"+addr+">"] = reply
 }
 
+// refuseSender makes "MAIL FROM:<addr>", whatever its parameters, get
+// reply; a RCPT pipelined after it gets 503, as from a real server.
+func (s *rawSink) refuseSender(addr, reply string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.refuse["MAIL FROM:<"+addr+">"] = reply
+}
+
+func (s *rawSink) offerPipelining() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pipelining = true
+}
+
 func (s *rawSink) serve(c net.Conn) {
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(30 * time.Second))
 	r := bufio.NewReader(c)
 	fmt.Fprint(c, "220 customer.test ESMTP\r\n")
+	inTransaction := false
 	for {
 		line, err := r.ReadString('\n')
 		if err != nil {
@@ -70,12 +88,23 @@ func (s *rawSink) serve(c net.Conn) {
 		line = strings.TrimSuffix(line, "\r\n")
 		s.mu.Lock()
 		s.lines = append(s.lines, line)
-		reply, refused := s.refuse[line]
+		addr, _, _ := strings.Cut(line, ">")
+		reply, refused := s.refuse[addr+">"]
+		pipelining := s.pipelining
 		s.mu.Unlock()
 		verb := strings.ToUpper(line[:min(4, len(line))])
 		switch {
+		case verb == "EHLO" && pipelining:
+			fmt.Fprint(c, "250-customer.test\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-SIZE 100000000\r\n250 SMTPUTF8\r\n")
 		case verb == "EHLO":
 			fmt.Fprint(c, "250-customer.test\r\n250-8BITMIME\r\n250-SIZE 100000000\r\n250 SMTPUTF8\r\n")
+		case verb == "MAIL" && refused:
+			fmt.Fprint(c, reply+"\r\n")
+		case verb == "MAIL":
+			inTransaction = true
+			fmt.Fprint(c, "250 ok\r\n")
+		case verb == "RCPT" && !inTransaction:
+			fmt.Fprint(c, "503 5.5.1 MAIL first\r\n")
 		case verb == "RCPT" && refused:
 			fmt.Fprint(c, reply+"\r\n")
 		case verb == "DATA":
@@ -94,7 +123,11 @@ func (s *rawSink) serve(c net.Conn) {
 			s.mu.Lock()
 			s.bodies = append(s.bodies, body.Bytes())
 			s.mu.Unlock()
+			inTransaction = false
 			fmt.Fprint(c, "250 2.0.0 queued\r\n")
+		case verb == "RSET":
+			inTransaction = false
+			fmt.Fprint(c, "250 ok\r\n")
 		case verb == "QUIT":
 			fmt.Fprint(c, "221 bye\r\n")
 			return

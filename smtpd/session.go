@@ -232,9 +232,13 @@ func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 }
 
 // rcptFailed answers a recipient the relay could not open or the customer's
-// server refused. cacheKey is set when the refusal came from RCPT itself and
-// so speaks about the recipient (a refused MAIL speaks about the sender).
+// server refused. cacheKey is set when the refusal may have come from RCPT
+// itself; it is remembered only when it did, since only then does it speak
+// about the recipient (a refused MAIL speaks about the sender).
 func (ss *session) rcptFailed(to mailaddr.Address, dom *tenant.Domain, cacheKey string, err error) error {
+	if re := (*relay.Error)(nil); errors.As(err, &re) && re.BeforeRcpt {
+		cacheKey = ""
+	}
 	reply := toSMTP(ss.log, err)
 	ss.trackRcpt(to, dom, reply, err)
 	result := "downstream_refused"

@@ -72,13 +72,17 @@ type Sink struct {
 	mu        sync.Mutex
 	received  []Received
 	rcptErr   map[string]*smtp.SMTPError
+	mailErr   *smtp.SMTPError
 	dataErr   *smtp.SMTPError
 	rsetReply string
 	stall     time.Duration
 	stopped   chan struct{}
 	conns     int
-	srv       *smtp.Server
-	listener  net.Listener
+	verbs     map[string]int
+	// commandWrites counts the reads that brought commands.
+	commandWrites int
+	srv           *smtp.Server
+	listener      net.Listener
 }
 
 // StartSink starts a sink on 127.0.0.1:0, stopped at the end of the test.
@@ -88,7 +92,7 @@ func StartSink(t testing.TB, opts ...Option) *Sink {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Sink{Addr: l.Addr().String(), rcptErr: make(map[string]*smtp.SMTPError)}
+	s := &Sink{Addr: l.Addr().String(), rcptErr: make(map[string]*smtp.SMTPError), verbs: make(map[string]int)}
 	for _, o := range opts {
 		o(s)
 	}
@@ -158,6 +162,13 @@ func (s *Sink) RejectRcpt(rcpt string, err *smtp.SMTPError) {
 	s.rcptErr[rcpt] = err
 }
 
+// RejectMail makes the sink answer err to every MAIL (nil: accept).
+func (s *Sink) RejectMail(err *smtp.SMTPError) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.mailErr = err
+}
+
 // RejectData makes the sink answer err at the end of every DATA (nil: accept).
 func (s *Sink) RejectData(err *smtp.SMTPError) {
 	s.mu.Lock()
@@ -197,6 +208,25 @@ func (s *Sink) Connections() int {
 	return s.conns
 }
 
+// Commands is how many times the sink was sent the command verb (EHLO,
+// RSET, MAIL...) on clear-text connections. A read is taken as commands
+// when every line of it starts with an upper-case verb, which tells a
+// client's commands, pipelined or not, from a message's lines.
+func (s *Sink) Commands(verb string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.verbs[verb]
+}
+
+// CommandWrites is how many reads brought commands: the client's writes,
+// and with them its round trips, since a client waits for the replies
+// before it writes again.
+func (s *Sink) CommandWrites() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.commandWrites
+}
+
 // sinkListener numbers the connections and lets RefuseRset see them.
 type sinkListener struct {
 	net.Listener
@@ -223,11 +253,14 @@ type sinkConn struct {
 
 var rset = []byte("RSET\r\n")
 
-// Read answers an RSET itself, unseen by the server, while RefuseRset is
-// on; go-smtp's server always accepts RSET.
+// Read counts commands and answers an RSET itself, unseen by the server,
+// while RefuseRset is on; go-smtp's server always accepts RSET.
 func (c *sinkConn) Read(p []byte) (int, error) {
 	for {
 		n, err := c.Conn.Read(p)
+		if err == nil {
+			c.count(p[:n])
+		}
 		if err != nil || !bytes.Equal(p[:n], rset) {
 			return n, err
 		}
@@ -240,6 +273,28 @@ func (c *sinkConn) Read(p []byte) (int, error) {
 		if _, err := c.Conn.Write([]byte(reply + "\r\n")); err != nil {
 			return 0, err
 		}
+	}
+}
+
+// count records the verbs of read when it is commands.
+func (c *sinkConn) count(read []byte) {
+	lines, ok := bytes.CutSuffix(read, []byte("\r\n"))
+	if !ok {
+		return
+	}
+	var verbs []string
+	for line := range bytes.SplitSeq(lines, []byte("\r\n")) {
+		verb, _, _ := bytes.Cut(line, []byte(" "))
+		if len(verb) < 4 || len(verb) > 8 || bytes.ContainsFunc(verb, func(r rune) bool { return r < 'A' || r > 'Z' }) {
+			return
+		}
+		verbs = append(verbs, string(verb))
+	}
+	c.sink.mu.Lock()
+	defer c.sink.mu.Unlock()
+	c.sink.commandWrites++
+	for _, v := range verbs {
+		c.sink.verbs[v]++
 	}
 }
 
@@ -269,6 +324,12 @@ func (ss *sinkSession) Reset()        { ss.from, ss.rcpts = "", nil }
 func (ss *sinkSession) Logout() error { return nil }
 
 func (ss *sinkSession) Mail(from string, opts *smtp.MailOptions) error {
+	ss.sink.mu.Lock()
+	err := ss.sink.mailErr
+	ss.sink.mu.Unlock()
+	if err != nil {
+		return err
+	}
 	ss.from = from
 	if opts != nil {
 		ss.size = opts.Size

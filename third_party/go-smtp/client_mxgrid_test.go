@@ -1,0 +1,105 @@
+package smtp
+
+import (
+	"bufio"
+	"bytes"
+	"strings"
+	"testing"
+)
+
+// TestResetKeepsHello: after RSET the next transaction starts with MAIL on
+// the same greeted session, keeping the extensions EHLO announced.
+func TestResetKeepsHello(t *testing.T) {
+	server := strings.ReplaceAll(`220 hello
+250-mx.test
+250 8BITMIME
+250 sender ok
+250 reset ok
+250 sender ok
+`, "\n", "\r\n")
+	var cmds bytes.Buffer
+	w := bufio.NewWriter(&cmds)
+	var fake faker
+	fake.ReadWriter = bufio.NewReadWriter(bufio.NewReader(strings.NewReader(server)), w)
+	c := NewClient(fake)
+	if err := c.Hello("relay.test"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Mail("a@b.test", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Reset(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Mail("c@d.test", nil); err != nil {
+		t.Fatal(err)
+	}
+	w.Flush()
+	want := "EHLO relay.test\r\nMAIL FROM:<a@b.test> BODY=8BITMIME\r\nRSET\r\nMAIL FROM:<c@d.test> BODY=8BITMIME\r\n"
+	if got := cmds.String(); got != want {
+		t.Errorf("commands:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// TestMailRcpt: MAIL and RCPT pipelined when the server offers
+// PIPELINING, one after the other when not; a refused MAIL's pipelined
+// RCPT reply is read, so the next command's reply is its own.
+func TestMailRcpt(t *testing.T) {
+	tests := []struct {
+		name       string
+		pipelining bool
+		replies    string
+		wantMail   int // 0: accepted
+		wantRcpt   int
+		wantCmds   string
+	}{
+		{"pipelined", true, "250 ok\n250 ok\n", 0, 0, "MAIL FROM:<a@b.test>\r\nRCPT TO:<c@d.test>\r\n"},
+		{"pipelined, recipient refused", true, "250 ok\n550 5.1.1 no\n", 0, 550, "MAIL FROM:<a@b.test>\r\nRCPT TO:<c@d.test>\r\n"},
+		{"pipelined, sender refused", true, "550 5.7.1 no\n503 5.5.1 MAIL first\n", 550, 0, "MAIL FROM:<a@b.test>\r\nRCPT TO:<c@d.test>\r\n"},
+		{"not offered", false, "250 ok\n250 ok\n", 0, 0, "MAIL FROM:<a@b.test>\r\nRCPT TO:<c@d.test>\r\n"},
+		{"not offered, sender refused", false, "550 5.7.1 no\n", 550, 0, "MAIL FROM:<a@b.test>\r\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ehlo := "250 mx.test\n"
+			if tt.pipelining {
+				ehlo = "250-mx.test\n250 PIPELINING\n"
+			}
+			server := strings.ReplaceAll("220 hello\n"+ehlo+tt.replies+"250 noop\n", "\n", "\r\n")
+			var cmds bytes.Buffer
+			w := bufio.NewWriter(&cmds)
+			var fake faker
+			fake.ReadWriter = bufio.NewReadWriter(bufio.NewReader(strings.NewReader(server)), w)
+			c := NewClient(fake)
+			if err := c.Hello("relay.test"); err != nil {
+				t.Fatal(err)
+			}
+			w.Flush()
+			cmds.Reset()
+			mailErr, rcptErr := c.MailRcpt("a@b.test", nil, "c@d.test", nil)
+			if code := replyCode(mailErr); code != tt.wantMail {
+				t.Errorf("MAIL: %v, want code %d", mailErr, tt.wantMail)
+			}
+			if code := replyCode(rcptErr); code != tt.wantRcpt {
+				t.Errorf("RCPT: %v, want code %d", rcptErr, tt.wantRcpt)
+			}
+			if err := c.Noop(); err != nil {
+				t.Errorf("the next command's reply is not its own: %v", err)
+			}
+			w.Flush()
+			if got := strings.TrimSuffix(cmds.String(), "NOOP\r\n"); got != tt.wantCmds {
+				t.Errorf("commands:\n%q\nwant:\n%q", got, tt.wantCmds)
+			}
+		})
+	}
+}
+
+func replyCode(err error) int {
+	if err == nil {
+		return 0
+	}
+	if se, ok := err.(*SMTPError); ok {
+		return se.Code
+	}
+	return -1
+}
