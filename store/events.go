@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"math"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -195,7 +196,7 @@ func (s *Store) InsertEvents(ctx context.Context, evs []StoredEvent) error {
 		return fail(what+": begin", err)
 	}
 	defer tx.Rollback()
-	current, err := s.lockRollup(ctx, tx, false)
+	cursor, err := s.lockRollup(ctx, tx, false)
 	if err != nil {
 		return err
 	}
@@ -208,18 +209,24 @@ func (s *Store) InsertEvents(ctx context.Context, evs []StoredEvent) error {
 	}); err != nil {
 		return err
 	}
-	// A rollup awaiting its rebuild will count these from the events.
-	if current {
-		b := newRollupBatch(false)
-		for i := range evs {
-			b.add(ids[i], evs[i].Time.UnixMicro(), &evs[i])
+	// Events past a rebuild's cursor are the rebuild's to count.
+	b := newRollupBatch(false)
+	for i := range evs {
+		if at := evs[i].Time.UnixMicro(); at < cursor {
+			b.add(ids[i], at, &evs[i])
 		}
-		if err := s.writeRollup(ctx, tx, b); err != nil {
-			return err
-		}
+	}
+	if err := s.writeRollup(ctx, tx, b); err != nil {
+		return err
 	}
 	if err := tx.Commit(); err != nil {
 		return fail(what+": commit", err)
+	}
+	if cursor != math.MaxInt64 {
+		// The batch is stored; a step that fails (this call's deadline)
+		// is retried by the next batch, and the map reads events until
+		// the rebuild is done.
+		_, _ = s.rebuildStep(ctx)
 	}
 	return nil
 }

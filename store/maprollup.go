@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
+	"errors"
 	"math"
 	"net/netip"
 	"slices"
@@ -26,10 +27,15 @@ import (
 // The rows of domain rollupAll count every domain's events, so the global
 // map reads one list per hour or day instead of one per domain.
 //
-// map_rollup_state.rebuild is set while the rollup does not (yet)
-// describe the events: a database migrated from before the rollup or
-// restored from an older backup. The map then reads events until
-// RebuildMapRollup has run, which MigrateEvents does.
+// While the rollup does not (yet) describe the events (a database
+// migrated from before the rollup, or restored from an older backup),
+// map_rollup_state.rebuild is set and the map reads events. The rebuild
+// goes forward in time in short steps (rebuildStep), each its own
+// transaction: cursor_us says how far it got, events before it are counted
+// by inserts and prunes as usual, events after it are left for the steps.
+// MigrateEvents runs steps while its deadline allows, each InsertEvents
+// runs one more, so a large history never holds a node's start or the
+// inserts for long.
 
 // mapRollupComponent names the rollup's migrations in schema_migrations.
 const mapRollupComponent = "map_rollup"
@@ -94,8 +100,8 @@ func floorTo(us, period int64) int64 {
 	return p
 }
 
-// mapRollupMigrations create the rollup empty and ask for a rebuild, which
-// MigrateEvents runs: a database with events gets a rollup of them.
+// mapRollupMigrations create the rollup empty and ask for a rebuild from
+// the first event on: a database with events gets a rollup of them.
 // map_nets is keyed for one network's exact count (domain, net, day) and
 // indexed for a day's busiest networks (domain, day, n).
 var mapRollupMigrations = []Migration{{
@@ -115,32 +121,39 @@ func mapRollupSchema(keyed string) string {
 		n BIGINT NOT NULL, newest_us BIGINT NOT NULL, newest_id BIGINT NOT NULL, country TEXT NOT NULL,
 		asn BIGINT NOT NULL, as_org TEXT NOT NULL, PRIMARY KEY (domain_id, net, day_us)) ` + keyed + `;
 	CREATE INDEX map_nets_busiest ON map_nets (domain_id, day_us, n);
-	CREATE TABLE map_rollup_state (id INTEGER PRIMARY KEY, rebuild INTEGER NOT NULL);
-	INSERT INTO map_rollup_state (id, rebuild) VALUES (1, 1)`
+	CREATE TABLE map_rollup_state (id INTEGER PRIMARY KEY, rebuild INTEGER NOT NULL, cursor_us BIGINT NOT NULL);
+	INSERT INTO map_rollup_state (id, rebuild, cursor_us) VALUES (1, 1, -9223372036854775808)`
 }
 
-// migrateMapRollup creates the rollup and builds it when it is new or was
-// marked stale.
+// migrateMapRollup creates the rollup and advances its rebuild while ctx
+// allows: what is left, later InsertEvents calls do.
 func (s *Store) migrateMapRollup(ctx context.Context) error {
 	if err := s.Migrate(ctx, mapRollupComponent, mapRollupMigrations); err != nil {
 		return err
 	}
-	var rebuild int
-	if err := s.DB.QueryRowContext(ctx, `SELECT rebuild FROM map_rollup_state WHERE id = 1`).Scan(&rebuild); err != nil {
-		return fail("map rollup state", err)
+	for {
+		// A step reads rebuildStepEvents events; leave it a second.
+		if d, ok := ctx.Deadline(); ok && time.Until(d) < time.Second {
+			return nil
+		}
+		done, err := s.rebuildStep(ctx)
+		if err != nil && ctx.Err() != nil {
+			return nil // the steps done are kept
+		}
+		if err != nil || done {
+			return err
+		}
 	}
-	if rebuild == 0 {
-		return nil
-	}
-	return s.rebuildMapRollup(ctx, false)
 }
 
 // lockRollup takes the rollup's state row for the rest of tx, shared
 // (event inserts and prunes, which may run side by side) or exclusive (a
-// rebuild, which must see none half done), and reports whether the rollup
-// is current. SQLite's single writer serialises all of them anyway.
-func (s *Store) lockRollup(ctx context.Context, tx *sql.Tx, exclusive bool) (current bool, err error) {
-	q := `SELECT rebuild FROM map_rollup_state WHERE id = 1`
+// rebuild step, which must see none half done). Events before cursor are
+// the rollup's to count (all of them once the rollup is current); the
+// rebuild will count the others. SQLite's single writer serialises all of
+// them anyway.
+func (s *Store) lockRollup(ctx context.Context, tx *sql.Tx, exclusive bool) (cursor int64, err error) {
+	q := `SELECT rebuild, cursor_us FROM map_rollup_state WHERE id = 1`
 	if s.Dialect == Postgres {
 		if exclusive {
 			q += ` FOR UPDATE`
@@ -149,66 +162,103 @@ func (s *Store) lockRollup(ctx context.Context, tx *sql.Tx, exclusive bool) (cur
 		}
 	}
 	var rebuild int
-	if err := tx.QueryRowContext(ctx, q).Scan(&rebuild); err != nil {
-		return false, fail("lock map rollup", err)
+	if err := tx.QueryRowContext(ctx, q).Scan(&rebuild, &cursor); err != nil {
+		return 0, fail("lock map rollup", err)
 	}
-	return rebuild == 0, nil
+	if rebuild == 0 {
+		return math.MaxInt64, nil
+	}
+	return cursor, nil
 }
 
-// RebuildMapRollup recomputes the rollup from the events. MigrateEvents
-// runs it when the rollup is new or stale; a bulk load that wrote events
-// around InsertEvents needs it too. Event inserts wait meanwhile. It reads
-// one hour of events at a time, so its memory is one hour's rollup rows.
+// RebuildMapRollup recomputes the rollup from the events, to the end: a
+// bulk load that wrote events around InsertEvents needs it. The map reads
+// events meanwhile.
 func (s *Store) RebuildMapRollup(ctx context.Context) error {
-	return s.rebuildMapRollup(ctx, true)
+	if err := s.restartRollup(ctx); err != nil {
+		return err
+	}
+	for {
+		done, err := s.rebuildStep(ctx)
+		if err != nil || done {
+			return err
+		}
+	}
 }
 
-// rebuildMapRollup rebuilds the rollup; unless always, only when it is
-// still stale once locked: nodes of a cluster starting together find it
-// stale, and the first one's rebuild serves the others.
-func (s *Store) rebuildMapRollup(ctx context.Context, always bool) error {
+// restartRollup empties the rollup and puts its rebuild's cursor before
+// the first event.
+func (s *Store) restartRollup(ctx context.Context) error {
 	tx, err := s.DB.BeginTx(ctx, nil)
 	if err != nil {
 		return fail("rebuild map rollup", err)
 	}
 	defer tx.Rollback()
-	current, err := s.lockRollup(ctx, tx, true)
-	if err != nil || (current && !always) {
+	if _, err := s.lockRollup(ctx, tx, true); err != nil {
 		return err
 	}
-	for _, table := range []string{"map_hours", "map_cells", "map_nets"} {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM `+table); err != nil {
-			return fail("rebuild map rollup: clear "+table, err)
+	for _, q := range []string{`DELETE FROM map_hours`, `DELETE FROM map_cells`, `DELETE FROM map_nets`,
+		`UPDATE map_rollup_state SET rebuild = 1, cursor_us = -9223372036854775808 WHERE id = 1`} {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return fail("rebuild map rollup", err)
 		}
-	}
-	var from int64 = math.MinInt64
-	for {
-		// Each hour is read to the end before it is written: PostgreSQL's
-		// connection cannot write while it streams.
-		var next sql.NullInt64
-		if err := tx.QueryRowContext(ctx, `SELECT MIN(at_us) FROM events WHERE at_us >= $1`, from).Scan(&next); err != nil {
-			return fail("rebuild map rollup: next hour", err)
-		}
-		if !next.Valid {
-			break
-		}
-		from = floorTo(next.Int64, hourUS) + hourUS
-		b := newRollupBatch(false)
-		if err := scanRows(ctx, tx, "rebuild map rollup", rollupSelect+` WHERE at_us >= $1 AND at_us < $2`, []any{next.Int64, from},
-			scanRollupEvent, b.addEvent); err != nil {
-			return err
-		}
-		if err := s.writeRollup(ctx, tx, b); err != nil {
-			return err
-		}
-	}
-	if _, err := tx.ExecContext(ctx, `UPDATE map_rollup_state SET rebuild = 0 WHERE id = 1`); err != nil {
-		return fail("rebuild map rollup: state", err)
 	}
 	if err := tx.Commit(); err != nil {
 		return fail("rebuild map rollup: commit", err)
 	}
 	return nil
+}
+
+// rebuildStepEvents bounds one rebuild step: well under a second of reading
+// and writing, so the step holds inserts back no longer than a batch does.
+// A variable only so that tests can take small steps.
+var rebuildStepEvents = 20_000
+
+// rebuildStep counts the next rebuildStepEvents events after the cursor
+// and moves it past them (all events at one time in one step); done is
+// true once the rollup is current.
+func (s *Store) rebuildStep(ctx context.Context) (done bool, err error) {
+	tx, err := s.DB.BeginTx(ctx, nil)
+	if err != nil {
+		return false, fail("rebuild map rollup", err)
+	}
+	defer tx.Rollback()
+	cursor, err := s.lockRollup(ctx, tx, true)
+	if err != nil || cursor == math.MaxInt64 {
+		return true, err
+	}
+	var next sql.NullInt64
+	err = tx.QueryRowContext(ctx, `SELECT at_us FROM events WHERE at_us > $1 ORDER BY at_us LIMIT 1 OFFSET $2`,
+		cursor, rebuildStepEvents).Scan(&next)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return false, fail("rebuild map rollup: next step", err)
+	}
+	end := int64(math.MaxInt64)
+	if next.Valid {
+		end = next.Int64
+	}
+	b := newRollupBatch(false)
+	// Read to the end before writing: PostgreSQL's connection cannot
+	// write while it streams.
+	if err := scanRows(ctx, tx, "rebuild map rollup", rollupSelect+` WHERE at_us >= $1 AND at_us < $2`, []any{cursor, end},
+		scanRollupEvent, b.addEvent); err != nil {
+		return false, err
+	}
+	if err := s.writeRollup(ctx, tx, b); err != nil {
+		return false, err
+	}
+	done = end == math.MaxInt64
+	rebuild := 1
+	if done {
+		rebuild = 0
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE map_rollup_state SET rebuild = $1, cursor_us = $2 WHERE id = 1`, rebuild, end); err != nil {
+		return false, fail("rebuild map rollup: cursor", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return false, fail("rebuild map rollup: commit", err)
+	}
+	return done, nil
 }
 
 // rollupSelect reads what the rollup needs of an event.
@@ -411,7 +461,7 @@ func (s *Store) pruneEventsChunk(ctx context.Context, before int64) (int64, erro
 		return 0, fail("prune events", err)
 	}
 	defer tx.Rollback()
-	current, err := s.lockRollup(ctx, tx, false)
+	cursor, err := s.lockRollup(ctx, tx, false)
 	if err != nil {
 		return 0, err
 	}
@@ -423,7 +473,10 @@ func (s *Store) pruneEventsChunk(ctx context.Context, before int64) (int64, erro
 	if err := scanRows(ctx, tx, "prune events", rollupSelect+` WHERE at_us < $1 ORDER BY at_us, id LIMIT $2`,
 		[]any{before, pruneChunk}, scanRollupEvent, func(r rolledEvent) error {
 			ids = append(ids, r.id)
-			return b.addEvent(r)
+			if r.at < cursor {
+				return b.addEvent(r)
+			}
+			return nil
 		}); err != nil {
 		return 0, err
 	}
@@ -434,10 +487,8 @@ func (s *Store) pruneEventsChunk(ctx context.Context, before int64) (int64, erro
 	if _, err := tx.ExecContext(ctx, `DELETE FROM events WHERE at_us < $1 AND id `+in, before, set); err != nil {
 		return 0, fail("prune events", err)
 	}
-	if current {
-		if err := s.writeRollup(ctx, tx, b); err != nil {
-			return 0, err
-		}
+	if err := s.writeRollup(ctx, tx, b); err != nil {
+		return 0, err
 	}
 	if err := tx.Commit(); err != nil {
 		return 0, fail("prune events: commit", err)

@@ -10,8 +10,9 @@ import (
 	"time"
 )
 
-// rollupRows lists the rollup's rows with events (pruning leaves empty
-// ones until their hour or day is gone), as text, in key order.
+// rollupRows lists the rollup's rows that count something, as text, in
+// key order: pruning leaves emptied rows until their hour or day is gone,
+// and a negative count is always wrong.
 func rollupRows(t *testing.T, s *Store) []string {
 	t.Helper()
 	ctx := context.Background()
@@ -21,7 +22,7 @@ func rollupRows(t *testing.T, s *Store) []string {
 		`SELECT domain_id, hour_us, cell_lat, cell_lon, country, n, sum_lat, sum_lon, newest_us, newest_id, country_name, city FROM map_cells`,
 		`SELECT domain_id, day_us, net, n, newest_us, newest_id, country, asn, as_org FROM map_nets`,
 	} {
-		rows, err := s.DB.QueryContext(ctx, q+` WHERE n > 0`)
+		rows, err := s.DB.QueryContext(ctx, q+` WHERE n <> 0`)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -107,6 +108,87 @@ func TestRollupPrune(t *testing.T) {
 				if n != 0 {
 					t.Errorf("%s: %d, want 0", q, n)
 				}
+			}
+		})
+	}
+}
+
+// TestRollupRebuildSteps: a rebuild in small steps, with batches (recent
+// and late) and prunes landing between the steps, ends with the rollup a
+// rebuild in one go computes; until then the rollup says it is not ready.
+func TestRollupRebuildSteps(t *testing.T) {
+	defer func(n int) { rebuildStepEvents = n }(rebuildStepEvents)
+	rebuildStepEvents = 7
+	for _, tc := range []struct {
+		name string
+		open func(testing.TB) *Store
+	}{{"sqlite", openSQLite}, {"postgres", openPostgres}} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := tc.open(t)
+			ctx := context.Background()
+			rng := rand.New(rand.NewPCG(4, 4))
+			batch := func(at time.Time) []StoredEvent {
+				evs := make([]StoredEvent, 1+rng.IntN(15))
+				for i := range evs {
+					evs[i] = spreadEvent(rng, at)
+				}
+				return evs
+			}
+			now := time.Now().UTC()
+			for range 10 {
+				if err := s.InsertEvents(ctx, batch(now.Add(-time.Duration(rng.IntN(48))*time.Hour))); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := s.restartRollup(ctx); err != nil {
+				t.Fatal(err)
+			}
+			ready := func() bool {
+				snap, err := s.OpenMapSnapshot(ctx, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer snap.Close()
+				_, _, ok, err := snap.Hours(ctx, time.Time{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return ok
+			}
+			for i := 0; ; i++ {
+				// Ready only once a step (this one or an insert's) finished.
+				wasReady := ready()
+				done, err := s.rebuildStep(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if wasReady && !done {
+					t.Fatal("rollup ready while its rebuild runs")
+				}
+				if done {
+					break
+				}
+				// Each insert also takes a step of its own.
+				if err := s.InsertEvents(ctx, batch(now.Add(-time.Duration(rng.IntN(48))*time.Hour))); err != nil {
+					t.Fatal(err)
+				}
+				// Prunes reach past the cursor: what they delete there the
+				// rollup never counted.
+				if i%4 == 1 {
+					if _, err := s.PruneEvents(ctx, now.Add(-time.Duration(30-2*i)*time.Hour-17*time.Minute)); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			if !ready() {
+				t.Fatal("rollup not ready after its rebuild")
+			}
+			got := rollupRows(t, s)
+			if err := s.RebuildMapRollup(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if want := rollupRows(t, s); !slices.Equal(got, want) {
+				t.Fatalf("rollup after a stepped rebuild differs from its events'\n got %s\nwant %s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 			}
 		})
 	}
