@@ -17,7 +17,8 @@
 #             so that its deliveries do not load the next path)
 # and prints each path's messages/s, then the median node/ceiling ratio,
 # and each node's CPU time per message (user + system, from /proc), which
-# a busy machine disturbs far less than a rate.
+# a busy machine disturbs far less than a rate, and the bytes it allocated
+# per message (go_memstats_alloc_bytes_total).
 # Every node transaction must be answered 2xx (checked in the node's
 # metrics) or the run fails: a fast node that refuses mail proves nothing.
 #
@@ -228,6 +229,11 @@ cpu_ticks() {
 	awk '{ print $14 + $15 }' "/proc/$1/stat"
 }
 
+# allocated PORT prints the node's go_memstats_alloc_bytes_total.
+allocated() {
+	curl -fsS "http://127.0.0.1:$1/metrics" | awk '/^go_memstats_alloc_bytes_total / { printf "%.0f\n", $2 }'
+}
+
 # transactions PORT prints "ok other" from a node's transaction counter.
 transactions() {
 	curl -fsS "http://127.0.0.1:$1/metrics" | awk '
@@ -280,20 +286,27 @@ for p in "${paths[@]}"; do
 	[[ $p != postfix ]] || postfix_drained
 done
 
-declare -A ratios cpus
+declare -A ratios cpus allocs
 ticks=$(getconf CLK_TCK)
 printf '%-6s' round
 for p in "${paths[@]}"; do printf '%21s' "$p msg/s"; done
 for p in "${paths[@]:1}"; do printf '%21s' "$p/ceiling"; done
 for p in "${paths[@]:1}"; do printf '%21s' "$p CPU us/msg"; done
+for p in "${paths[@]:1}"; do printf '%21s' "$p alloc KB/msg"; done
 printf '\n'
 for ((r = 1; r <= rounds; r++)); do
-	declare -A rate cpu
+	declare -A rate cpu alloc
 	for p in "${paths[@]}"; do
-		[[ -z ${pid[$p]:-} ]] || before=$(cpu_ticks "${pid[$p]}")
+		if [[ -n ${pid[$p]:-} ]]; then
+			before=$(cpu_ticks "${pid[$p]}")
+			alloc_before=$(allocated "${mgmt[$p]}")
+		fi
 		rate[$p]=$(run "${port[$p]}")
-		cpu[$p]=-
-		[[ -z ${pid[$p]:-} ]] || cpu[$p]=$(awk -v a="$before" -v b="$(cpu_ticks "${pid[$p]}")" -v t="$ticks" -v m="$messages" 'BEGIN { printf "%.0f", (b - a) / t / m * 1e6 }')
+		cpu[$p]=- alloc[$p]=-
+		if [[ -n ${pid[$p]:-} ]]; then
+			cpu[$p]=$(awk -v a="$before" -v b="$(cpu_ticks "${pid[$p]}")" -v t="$ticks" -v m="$messages" 'BEGIN { printf "%.0f", (b - a) / t / m * 1e6 }')
+			alloc[$p]=$(awk -v a="$alloc_before" -v b="$(allocated "${mgmt[$p]}")" -v m="$messages" 'BEGIN { printf "%.0f", (b - a) / m / 1024 }')
+		fi
 		[[ $p != postfix ]] || postfix_drained
 	done
 	printf '%-6s' "$r"
@@ -302,9 +315,11 @@ for ((r = 1; r <= rounds; r++)); do
 		ratio=$(awk -v a="${rate[$p]}" -v b="${rate[ceiling]}" 'BEGIN { printf "%.2f", a / b }')
 		ratios[$p]+="$ratio "
 		cpus[$p]+="${cpu[$p]} "
+		allocs[$p]+="${alloc[$p]} "
 		printf '%21s' "$ratio"
 	done
 	for p in "${paths[@]:1}"; do printf '%21s' "${cpu[$p]}"; done
+	for p in "${paths[@]:1}"; do printf '%21s' "${alloc[$p]}"; done
 	printf '\n'
 done
 
@@ -324,7 +339,7 @@ for p in "${paths[@]:1}"; do
 		status=1
 	fi
 	median=$(median ${ratios[$p]})
-	printf 'median %s/ceiling: %s, CPU %s us/msg (%d transactions, all 2xx: %s)\n' "$p" "$median" "$(median ${cpus[$p]})" "$ok" "$([[ $other == 0 ]] && echo yes || echo no)"
+	printf 'median %s/ceiling: %s, CPU %s us/msg, allocated %s KB/msg (%d transactions, all 2xx: %s)\n' "$p" "$median" "$(median ${cpus[$p]})" "$(median ${allocs[$p]})" "$ok" "$([[ $other == 0 ]] && echo yes || echo no)"
 	if [[ $p == node && -n $min_ratio ]] && awk -v m="$median" -v r="$min_ratio" 'BEGIN { exit !(m < r) }'; then
 		log "median node/ceiling $median is below $min_ratio"
 		status=1
