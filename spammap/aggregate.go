@@ -8,6 +8,8 @@ import (
 	"net/netip"
 	"slices"
 	"time"
+
+	"github.com/mxgrid/mxgrid/store"
 )
 
 // Event is what the map needs of one stored spam or virus source.
@@ -31,15 +33,13 @@ type EventSource interface {
 }
 
 // Limits of what one map carries. They bound the JSON and SVG sizes, not the
-// aggregation: every event is counted.
-const (
-	maxLocations = 5000
-	maxNetworks  = 1000
-	// cellDegrees is the grid that merges nearby locations: a quarter of a
-	// degree (about 28 km) is finer than a circle on a 1000-unit world, and
-	// coarse enough that one city's GeoIP points fall in one cell.
-	cellDegrees = 0.25
-)
+// aggregation: every event is counted. Locations are store.MapCell's grid
+// cells, shared with the store's rollup so both count alike.
+const maxLocations = 5000
+
+// maxNetworks is a variable only so that tests can make the rollup's
+// search for the busiest networks (rollup.go) cut on small data.
+var maxNetworks = 1000
 
 // Aggregate is one generation of the map, and exactly what /map.json shows.
 // It never holds an address: locations are grid cells, networks are /24 or
@@ -111,42 +111,49 @@ type Network struct {
 
 type cellKey struct{ lat, lon int32 }
 
+// eventAt orders events as the store reads them, newest first: by time,
+// then by id. Events streamed from the store carry no id (0): the stream's
+// order already breaks their ties, and a rollup row, which has one, never
+// shares an hour, so never a time, with them.
+type eventAt struct{ us, id int64 }
+
+func (a eventAt) after(b eventAt) bool { return a.us > b.us || (a.us == b.us && a.id > b.id) }
+
+// Labels (a cell's city, a country's name, a network's AS) are the newest
+// event's; newest says whose they are so that rollup rows and events can
+// be merged in any order.
 type cellAcc struct {
-	count          int
-	sumLat, sumLon float64
+	count int
+	// Sums in store.MapFixedPerDegree units: integer sums do not depend on
+	// the order events are added in, so the rollup's equal a scan's.
+	sumLat, sumLon int64
 	country, city  string
+	newest         eventAt
 }
 
 type countryAcc struct {
-	count int
-	name  string
+	count  int
+	name   string
+	newest eventAt
 }
 
-// netAcc is 16 bytes: a million networks (5 M events from /24s spread
+// netAcc is 24 bytes: a million networks (5 M events from /24s spread
 // the way real spam is) fit in tens of megabytes. Labels are interned.
 type netAcc struct {
 	count   uint32
 	asn     uint32
 	country uint32 // index into aggregator.labels
 	asOrg   uint32 // index into aggregator.labels
+	newest  int64  // µs; events streamed within one hour come newest first
 }
 
-// netKey packs a network into 8 bytes: an IPv4 /24 as its three octets, an
-// IPv6 /48 as its six bytes above bit 63, so that keys order IPv4 first and
-// then by address, as netip does.
+// netKey is store.MapNetKey: an IPv4 /24 or an IPv6 /48 in 8 bytes,
+// ordered as netip orders addresses.
 type netKey uint64
 
 const netKeyV6 = 1 << 63
 
-func netKeyOf(ip netip.Addr) netKey {
-	ip = ip.Unmap()
-	if ip.Is4() {
-		a := ip.As4()
-		return netKey(a[0])<<16 | netKey(a[1])<<8 | netKey(a[2])
-	}
-	a := ip.As16()
-	return netKeyV6 | netKey(a[0])<<40 | netKey(a[1])<<32 | netKey(a[2])<<24 | netKey(a[3])<<16 | netKey(a[4])<<8 | netKey(a[5])
-}
+func netKeyOf(ip netip.Addr) netKey { return netKey(store.MapNetKey(ip)) }
 
 func (k netKey) prefix() netip.Prefix {
 	if k&netKeyV6 == 0 {
@@ -176,6 +183,9 @@ type aggregator struct {
 	located int
 	newest  time.Time
 	oldest  time.Time
+	// top, when set, is the busiest networks as the rollup proved them
+	// (rollup.go); networks then holds only the events read one by one.
+	top []Network
 }
 
 func newAggregator() *aggregator {
@@ -188,8 +198,8 @@ func newAggregator() *aggregator {
 	}
 }
 
-// add counts one event. Events arrive newest first, so the first value seen
-// for a label (city, AS name) is the most recent one.
+// add counts one event. Events arrive newest first (within an hour at
+// least), so a label (city, AS name) is replaced only by a newer event's.
 func (a *aggregator) add(e Event) error {
 	a.events++
 	if a.newest.IsZero() || e.Time.After(a.newest) {
@@ -198,36 +208,55 @@ func (a *aggregator) add(e Event) error {
 	if a.oldest.IsZero() || e.Time.Before(a.oldest) {
 		a.oldest = e.Time
 	}
-	if e.Located && validLatLon(e.Lat, e.Lon) {
+	at := eventAt{us: e.Time.UnixMicro()}
+	if lat, lon, ok := store.MapCell(e.Located, e.Lat, e.Lon); ok {
 		a.located++
-		k := cellKey{int32(math.Floor(e.Lat / cellDegrees)), int32(math.Floor(e.Lon / cellDegrees))}
-		c := a.cells[k]
-		if c == nil {
-			c = &cellAcc{country: e.Country, city: e.City}
-			a.cells[k] = c
-		}
-		c.count++
-		c.sumLat += e.Lat
-		c.sumLon += e.Lon
+		a.addCell(cellKey{lat, lon}, 1, store.MapFixed(e.Lat), store.MapFixed(e.Lon), at, e.Country, e.City)
 	}
 	if e.Country != "" {
-		c := a.countries[e.Country]
-		if c == nil {
-			c = &countryAcc{name: e.CountryName}
-			a.countries[e.Country] = c
-		}
-		c.count++
+		a.addCountry(e.Country, 1, at, e.CountryName)
 	}
-	if e.IP.IsValid() {
-		k := netKeyOf(e.IP)
-		n, ok := a.networks[k]
-		if !ok {
-			n = netAcc{country: a.label(e.Country), asn: e.ASN, asOrg: a.label(e.ASOrg)}
-		}
-		n.count++
-		a.networks[k] = n
-	}
+	a.addNetwork(e)
 	return nil
+}
+
+func (a *aggregator) addNetwork(e Event) {
+	if !e.IP.IsValid() {
+		return
+	}
+	k := netKeyOf(e.IP)
+	n, ok := a.networks[k]
+	if us := e.Time.UnixMicro(); !ok || us > n.newest {
+		n.country, n.asn, n.asOrg, n.newest = a.label(e.Country), e.ASN, a.label(e.ASOrg), us
+	}
+	n.count++
+	a.networks[k] = n
+}
+
+func (a *aggregator) addCell(k cellKey, count int, sumLat, sumLon int64, at eventAt, country, city string) {
+	c := a.cells[k]
+	if c == nil {
+		c = &cellAcc{}
+		a.cells[k] = c
+	}
+	if c.count == 0 || at.after(c.newest) {
+		c.country, c.city, c.newest = country, city, at
+	}
+	c.count += count
+	c.sumLat += sumLat
+	c.sumLon += sumLon
+}
+
+func (a *aggregator) addCountry(code string, count int, at eventAt, name string) {
+	c := a.countries[code]
+	if c == nil {
+		c = &countryAcc{}
+		a.countries[code] = c
+	}
+	if c.count == 0 || at.after(c.newest) {
+		c.name, c.newest = name, at
+	}
+	c.count += count
 }
 
 func (a *aggregator) label(s string) uint32 {
@@ -238,10 +267,6 @@ func (a *aggregator) label(s string) uint32 {
 	a.labels = append(a.labels, s)
 	a.labelID[s] = id
 	return id
-}
-
-func validLatLon(lat, lon float64) bool {
-	return lat >= -90 && lat <= 90 && lon >= -180 && lon <= 180
 }
 
 // result sorts and truncates. Ties break on the key so that the same events
@@ -275,11 +300,11 @@ func (a *aggregator) result(scope string, cfg Config, generated time.Time, names
 		return cmp.Or(cmp.Compare(y.v.count, x.v.count), cmp.Compare(x.k.lat, y.k.lat), cmp.Compare(x.k.lon, y.k.lon))
 	})
 	for _, c := range cells[:min(len(cells), maxLocations)] {
-		n := float64(c.v.count)
+		n := float64(c.v.count) * store.MapFixedPerDegree
 		agg.Locations = append(agg.Locations, Location{
 			// Two decimals (about 1 km) are more than the GeoIP data knows.
-			Lat:     math.Round(c.v.sumLat/n*100) / 100,
-			Lon:     math.Round(c.v.sumLon/n*100) / 100,
+			Lat:     math.Round(float64(c.v.sumLat)/n*100) / 100,
+			Lon:     math.Round(float64(c.v.sumLon)/n*100) / 100,
 			Count:   c.v.count,
 			Country: c.v.country,
 			City:    c.v.city,
@@ -297,6 +322,10 @@ func (a *aggregator) result(scope string, cfg Config, generated time.Time, names
 		return cmp.Or(cmp.Compare(y.Count, x.Count), cmp.Compare(x.Code, y.Code))
 	})
 
+	if a.top != nil {
+		agg.Networks = a.top
+		return agg
+	}
 	for _, n := range a.topNetworks(maxNetworks) {
 		agg.Networks = append(agg.Networks, Network{
 			Prefix: n.k.prefix().String(), Count: int(n.v.count), Country: a.labels[n.v.country],
@@ -337,6 +366,15 @@ func Collect(ctx context.Context, src EventSource, cfg Config, scope string, now
 		since = now.Add(-cfg.Window)
 	}
 	a := newAggregator()
+	if sn, ok := src.(snapshotter); ok {
+		done, err := collectRollup(ctx, sn, nil, cfg.Points, since, a)
+		if err != nil {
+			return nil, fmt.Errorf("spammap: read rollup: %w", err)
+		}
+		if done {
+			return a.result(scope, cfg, now, world.names()), nil
+		}
+	}
 	if err := src.RecentEvents(ctx, cfg.Points, since, a.add); err != nil {
 		return nil, fmt.Errorf("spammap: read events: %w", err)
 	}

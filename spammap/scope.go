@@ -117,8 +117,17 @@ func collectFiltered(ctx context.Context, src DomainEventSource, cfg Config, sc 
 	}
 	a := newAggregator()
 	if len(sc.DomainIDs) > 0 {
-		if err := src.RecentDomainEvents(ctx, sc.DomainIDs, cfg.Points, since, a.add); err != nil {
-			return nil, fmt.Errorf("spammap: read events of %s: %w", sc.Key, err)
+		done := false
+		if sn, ok := src.(snapshotter); ok {
+			var err error
+			if done, err = collectRollup(ctx, sn, sc.DomainIDs, cfg.Points, since, a); err != nil {
+				return nil, fmt.Errorf("spammap: read rollup of %s: %w", sc.Key, err)
+			}
+		}
+		if !done {
+			if err := src.RecentDomainEvents(ctx, sc.DomainIDs, cfg.Points, since, a.add); err != nil {
+				return nil, fmt.Errorf("spammap: read events of %s: %w", sc.Key, err)
+			}
 		}
 	}
 	agg := a.result(sc.Key, cfg, now, world.names())

@@ -65,6 +65,7 @@ func knownSchemas() map[string]int {
 		tenantsComponent:       last(tenantMigrations),
 		routesComponent:        last(routeMigrations),
 		eventsComponent:        last(eventMigrations),
+		mapRollupComponent:     last(mapRollupMigrations),
 		mapsComponent:          last(mapMigrations),
 		domainStatsComponent:   last(domainStatsMigrations),
 		panelSessionsComponent: last(panelSessionsMigrations),

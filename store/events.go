@@ -114,9 +114,13 @@ var eventMigrations = []Migration{{
 	CREATE INDEX events_domain_id ON events (domain_id, at_us)`,
 }}
 
-// MigrateEvents creates or upgrades the events table.
+// MigrateEvents creates or upgrades the events table and the map rollup
+// kept with it (maprollup.go), building the rollup of existing events.
 func (s *Store) MigrateEvents(ctx context.Context) error {
-	return s.Migrate(ctx, eventsComponent, eventMigrations)
+	if err := s.Migrate(ctx, eventsComponent, eventMigrations); err != nil {
+		return err
+	}
+	return s.migrateMapRollup(ctx)
 }
 
 const eventColumns = `at_us, ip, node, provider, domain, verdict, action, score, symbols,
@@ -175,8 +179,9 @@ func eventArgs(args []any, e *StoredEvent) []any {
 		e.AccuracyKM, int64(e.ASN), e.ASOrg, e.DomainID)
 }
 
-// InsertEvents writes evs in one transaction with multi-row INSERTs: either
-// the whole batch is stored or none of it is. The call is bounded by the
+// InsertEvents writes evs in one transaction with multi-row INSERTs, and
+// adds them to the map rollup in the same transaction: either the whole
+// batch is stored and counted or none of it is. The call is bounded by the
 // store's timeout unless ctx has an earlier deadline.
 func (s *Store) InsertEvents(ctx context.Context, evs []StoredEvent) error {
 	if len(evs) == 0 {
@@ -184,19 +189,61 @@ func (s *Store) InsertEvents(ctx context.Context, evs []StoredEvent) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
 	defer cancel()
-	return s.insertRows(ctx, "events", eventColumns, eventColumnCount, len(evs), func(args []any, i int) []any {
-		return eventArgs(args, &evs[i])
-	})
+	what := fmt.Sprintf("insert %d events", len(evs))
+	tx, err := s.DB.BeginTx(ctx, nil)
+	if err != nil {
+		return fail(what+": begin", err)
+	}
+	defer tx.Rollback()
+	current, err := s.lockRollup(ctx, tx, false)
+	if err != nil {
+		return err
+	}
+	ids, err := s.allocateIDs(ctx, tx, len(evs))
+	if err != nil {
+		return err
+	}
+	if err := s.insertRowsTx(ctx, tx, "events", "id, "+eventColumns, eventColumnCount+1, len(evs), "", func(args []any, i int) []any {
+		return eventArgs(append(args, ids[i]), &evs[i])
+	}); err != nil {
+		return err
+	}
+	// A rollup awaiting its rebuild will count these from the events.
+	if current {
+		b := newRollupBatch(false)
+		for i := range evs {
+			b.add(ids[i], evs[i].Time.UnixMicro(), &evs[i])
+		}
+		if err := s.writeRollup(ctx, tx, b); err != nil {
+			return err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fail(what+": commit", err)
+	}
+	return nil
 }
 
-// insertRows writes n rows in one transaction, rowsPerStatement at a time;
-// argsOf appends row i's values.
+// insertRows writes n rows in one transaction; see insertRowsTx.
 func (s *Store) insertRows(ctx context.Context, table, columns string, ncols, n int, argsOf func(args []any, i int) []any) error {
 	tx, err := s.DB.BeginTx(ctx, nil)
 	if err != nil {
 		return fail(fmt.Sprintf("insert %d %s rows: begin", n, table), err)
 	}
 	defer tx.Rollback()
+	if err := s.insertRowsTx(ctx, tx, table, columns, ncols, n, "", argsOf); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fail(fmt.Sprintf("insert %d %s rows: commit", n, table), err)
+	}
+	return nil
+}
+
+// insertRowsTx writes n rows in tx, rowsPerStatement at a time; argsOf
+// appends row i's values and suffix follows each statement's VALUES (an
+// ON CONFLICT clause).
+func (s *Store) insertRowsTx(ctx context.Context, tx *sql.Tx, table, columns string, ncols, n int, suffix string, argsOf func(args []any, i int) []any) error {
 	perStatement := maxParams / ncols
 	args := make([]any, 0, min(n, perStatement)*ncols)
 	for start := 0; start < n; start += perStatement {
@@ -206,13 +253,10 @@ func (s *Store) insertRows(ctx context.Context, table, columns string, ncols, n 
 			args = argsOf(args, i)
 		}
 		// Building the text costs microseconds next to the insert itself.
-		query := insertSQL(table, columns, ncols, end-start, s.Dialect != SQLite)
+		query := insertSQL(table, columns, ncols, end-start, s.Dialect != SQLite) + suffix
 		if _, err := tx.ExecContext(ctx, query, args...); err != nil {
 			return fail(fmt.Sprintf("insert %d %s rows", n, table), err)
 		}
-	}
-	if err := tx.Commit(); err != nil {
-		return fail(fmt.Sprintf("insert %d %s rows: commit", n, table), err)
 	}
 	return nil
 }
@@ -237,7 +281,7 @@ func (s *Store) RecentEvents(ctx context.Context, limit int, since time.Time, fn
 // scanEvents runs a query selecting eventColumns and calls fn for each
 // decoded row; what names the query in errors.
 func (s *Store) scanEvents(ctx context.Context, what, q string, args []any, fn func(StoredEvent) error) error {
-	return scanRows(ctx, s, what, q, args, func(rows *sql.Rows) (StoredEvent, error) {
+	return scanRows(ctx, s.DB, what, q, args, func(rows *sql.Rows) (StoredEvent, error) {
 		var (
 			e       StoredEvent
 			atUS    int64
@@ -263,10 +307,15 @@ func (s *Store) scanEvents(ctx context.Context, what, q string, args []any, fn f
 	}, fn)
 }
 
+// querier is a database or a transaction.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
 // scanRows runs q and calls fn with each row decoded by scan, streaming:
 // nothing is held per row.
-func scanRows[T any](ctx context.Context, s *Store, what, q string, args []any, scan func(*sql.Rows) (T, error), fn func(T) error) error {
-	rows, err := s.DB.QueryContext(ctx, q, args...)
+func scanRows[T any](ctx context.Context, db querier, what, q string, args []any, scan func(*sql.Rows) (T, error), fn func(T) error) error {
+	rows, err := db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return fail(what, err)
 	}
@@ -314,7 +363,13 @@ func (s *Store) RecentSources(ctx context.Context, limit int, since time.Time, f
 }
 
 func (s *Store) scanSources(ctx context.Context, what, q string, args []any, fn func(Source) error) error {
-	return scanRows(ctx, s, what, q, args, func(rows *sql.Rows) (Source, error) {
+	return scanSourcesIn(ctx, s.DB, what, q, args, fn)
+}
+
+// scanSourcesIn runs q, selecting sourceColumns, in db (the store or a
+// snapshot's transaction).
+func scanSourcesIn(ctx context.Context, db querier, what, q string, args []any, fn func(Source) error) error {
+	return scanRows(ctx, db, what, q, args, func(rows *sql.Rows) (Source, error) {
 		var (
 			e    Source
 			atUS int64
@@ -340,9 +395,20 @@ func (s *Store) scanSources(ctx context.Context, what, q string, args []any, fn 
 const pruneChunk = 5000
 
 // PruneEvents deletes events older than before, in chunks, and returns how
-// many it deleted. Each chunk is bounded by the store's timeout.
+// many it deleted. Each chunk is bounded by the store's timeout and
+// subtracts its events from the map rollup in its transaction.
 func (s *Store) PruneEvents(ctx context.Context, before time.Time) (int64, error) {
-	return s.pruneTable(ctx, "events", before)
+	var total int64
+	for {
+		n, err := s.pruneEventsChunk(ctx, before.UnixMicro())
+		total += n
+		if err != nil {
+			return total, err
+		}
+		if n < pruneChunk {
+			return total, s.dropEmptyRollup(ctx)
+		}
+	}
 }
 
 // pruneTable deletes table's rows older than before (at_us), pruneChunk at

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"reflect"
 	"strings"
@@ -288,6 +289,52 @@ func BenchmarkRecentSources250k(b *testing.B) {
 					b.Fatalf("read %d", n)
 				}
 			}
+		})
+	}
+}
+
+// spreadEvent is event i of a batch shaped like the recorder's real ones:
+// spread over two hours, twenty domains, tens of thousands of /24s (most
+// of them rare) and a few dozen places, so that a batch touches many
+// distinct map rollup rows, where sampleEvent's all share one.
+func spreadEvent(rng *rand.Rand, at time.Time) StoredEvent {
+	u := rng.Float64()
+	net := int(u * u * u * 50_000)
+	e := sampleEvent(rng.IntN(1<<16), at.Add(-time.Duration(rng.Int64N(int64(2*time.Hour)))))
+	e.IP = netip.AddrFrom4([4]byte{byte(20 + net>>16), byte(net >> 8), byte(net), byte(rng.IntN(256))})
+	e.DomainID = int64(1 + rng.IntN(20))
+	if e.Located {
+		e.Lat += float64(rng.IntN(40)) * 1.3
+		e.Lon -= float64(rng.IntN(40)) * 2.1
+	}
+	return e
+}
+
+// BenchmarkInsertEventsSpread is BenchmarkInsertEvents with spreadEvent's
+// batches: the cost of maintaining the map rollup as production sees it.
+func BenchmarkInsertEventsSpread(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		open func(testing.TB) *Store
+	}{{"sqlite", openSQLite}, {"postgres", openPostgres}} {
+		b.Run(tc.name, func(b *testing.B) {
+			s := tc.open(b)
+			rng := rand.New(rand.NewPCG(1, 2))
+			const batch = 500
+			evs := make([]StoredEvent, batch)
+			ctx := context.Background()
+			for b.Loop() {
+				b.StopTimer()
+				now := time.Now()
+				for i := range evs {
+					evs[i] = spreadEvent(rng, now)
+				}
+				b.StartTimer()
+				if err := s.InsertEvents(ctx, evs); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "events/s")
 		})
 	}
 }
