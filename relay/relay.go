@@ -18,6 +18,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/emersion/go-smtp"
@@ -459,7 +460,13 @@ func (t *Transaction) data(msg io.Reader) (string, *Error) {
 	// broken DATA is never retried (never deliver twice), and its
 	// session is never reused.
 	t.reusable = false
-	if _, err := io.Copy(w, msg); err != nil {
+	buf := copyBuffers.Get().(*[]byte)
+	// Hidden behind a plain Reader so that io.CopyBuffer uses buf: our
+	// message is an io.MultiReader, whose WriteTo would allocate 32 KiB
+	// for every message.
+	_, err = io.CopyBuffer(w, struct{ io.Reader }{msg}, *buf)
+	copyBuffers.Put(buf)
+	if err != nil {
 		w.Close()
 		return "", t.downstream("DATA", err)
 	}
@@ -473,6 +480,9 @@ func (t *Transaction) data(msg io.Reader) (string, *Error) {
 	}
 	return resp.StatusText, nil
 }
+
+// copyBuffers hold the buffers messages are copied downstream through.
+var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
 // downstream maps a failed command's error for the sender, and marks the
 // session unfit for reuse unless the server answered with a reply that

@@ -11,26 +11,32 @@
 #   nocache   the same with relay.cache.enabled: false      (--compare-cache)
 #   baseline  the node path with another mxgrid binary      (--baseline BIN),
 #             to measure a change before and after on the same machine
+#   postfix   smtp-source -> Postfix -> smtp-sink           (--postfix: a
+#             private Postfix instance, no content filter, queueing to
+#             disk as Postfix does; each round waits for its queue to empty
+#             so that its deliveries do not load the next path)
 # and prints each path's messages/s, then the median node/ceiling ratio,
 # and each node's CPU time per message (user + system, from /proc), which
-# a busy machine disturbs far less than a rate.
+# a busy machine disturbs far less than a rate, and the bytes it allocated
+# per message (go_memstats_alloc_bytes_total).
 # Every node transaction must be answered 2xx (checked in the node's
 # metrics) or the run fails: a fast node that refuses mail proves nothing.
 #
 # Usage:
 #   scripts/bench-smtp.sh [--rounds 3] [--sessions 50] [--messages 10000]
 #                         [--size 5120] [--compare-cache] [--profile DIR]
-#                         [--min-ratio 0.5] [--baseline BIN]
+#                         [--min-ratio 0.5] [--baseline BIN] [--postfix]
 #   --profile DIR   after the rounds, one more node run with a 5 s CPU
 #                   profile and an allocation profile (http.pprof) in DIR
 #   --min-ratio R   exit 1 when the median node/ceiling ratio is below R
 #
 # Needs smtp-source and smtp-sink (Debian: apt-get install postfix; Postfix
-# itself need not be configured or running) and Go (or MXGRID_BIN=path).
+# itself need not be configured or running; --postfix runs its own instance
+# and needs root) and Go (or MXGRID_BIN=path).
 # Everything listens on 127.0.0.1 and is stopped on exit.
 set -euo pipefail
 
-rounds=3 sessions=50 messages=10000 size=5120 compare_cache=0 profile_dir="" min_ratio="" baseline_bin=""
+rounds=3 sessions=50 messages=10000 size=5120 compare_cache=0 profile_dir="" min_ratio="" baseline_bin="" with_postfix=0
 while [[ $# -gt 0 ]]; do
 	case "$1" in
 	--rounds) rounds=$2; shift 2 ;;
@@ -41,6 +47,7 @@ while [[ $# -gt 0 ]]; do
 	--profile) profile_dir=$2; shift 2 ;;
 	--min-ratio) min_ratio=$2; shift 2 ;;
 	--baseline) baseline_bin=$2; shift 2 ;;
+	--postfix) with_postfix=1; shift ;;
 	-h | --help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
 	*) echo "bench-smtp.sh: unknown argument $1 (--help)" >&2; exit 2 ;;
 	esac
@@ -57,7 +64,9 @@ PATH=$PATH:/usr/sbin
 
 work=$(mktemp -d /tmp/mxgrid-bench.XXXXXX)
 pids=()
+postfix_dir=""
 cleanup() {
+	[[ -z $postfix_dir ]] || postfix -c "$postfix_dir" stop >/dev/null 2>&1 || true
 	for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
 	wait 2>/dev/null || true
 	rm -rf "$work"
@@ -131,6 +140,79 @@ EOF
 	wait_port "$node_smtp"
 }
 
+# start_postfix SINK_PORT starts a private Postfix instance (its own
+# configuration, queue and log under $work/postfix) that relays example.org
+# to SINK_PORT; sets postfix_smtp.
+start_postfix() {
+	local sink=$1
+	[[ $(id -u) == 0 ]] || die "--postfix needs root (Postfix's master starts as root)"
+	postfix_smtp=$(free_port)
+	postfix_dir=$work/postfix
+	# Postfix's daemons run as the postfix user and must reach their queue.
+	chmod 755 "$work"
+	mkdir -p "$postfix_dir/queue" "$postfix_dir/data"
+	chown postfix "$postfix_dir/data"
+	cat >"$postfix_dir/main.cf" <<EOF
+compatibility_level = 3.6
+queue_directory = $postfix_dir/queue
+data_directory = $postfix_dir/data
+maillog_file = $postfix_dir/maillog
+maillog_file_prefixes = $postfix_dir
+syslog_name = postfix-bench
+mail_owner = postfix
+setgid_group = postdrop
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+myhostname = postfix.bench.test
+mydestination =
+alias_maps =
+local_recipient_maps =
+relay_domains = example.org
+transport_maps = inline:{example.org=smtp:[127.0.0.1]:$sink}
+mynetworks = 127.0.0.0/8
+smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
+default_process_limit = 200
+EOF
+	# Only the services a relay uses, none chrooted (the queue is not
+	# where a chroot would expect its files).
+	cat >"$postfix_dir/master.cf" <<EOF
+127.0.0.1:$postfix_smtp inet n - n - - smtpd
+pickup unix n - n 60 1 pickup
+cleanup unix n - n - 0 cleanup
+qmgr unix n - n 300 1 qmgr
+rewrite unix - - n - - trivial-rewrite
+bounce unix - - n - 0 bounce
+defer unix - - n - 0 bounce
+trace unix - - n - 0 bounce
+verify unix - - n - 1 verify
+flush unix n - n 1000? 0 flush
+proxymap unix - - n - - proxymap
+proxywrite unix - - n - 1 proxymap
+smtp unix - - n - - smtp
+relay unix - - n - - smtp
+showq unix n - n - - showq
+error unix - - n - - error
+retry unix - - n - - error
+discard unix - - n - - discard
+anvil unix - - n - 1 anvil
+scache unix - - n - 1 scache
+postlog unix-dgram n - n - 1 postlogd
+EOF
+	# Postfix reports a fatal start-up error to stderr only on a terminal.
+	script -qec "postfix -c $postfix_dir start" /dev/null >"$work/postfix-start.log" 2>&1 ||
+		die "Postfix did not start: $(tail -3 "$work/postfix-start.log")"
+	wait_port "$postfix_smtp"
+}
+
+# postfix_drained waits until the private Postfix's queue is empty.
+postfix_drained() {
+	local deadline=$((SECONDS + 120))
+	until postqueue -c "$postfix_dir" -p 2>/dev/null | grep -q "Mail queue is empty"; do
+		((SECONDS < deadline)) || die "Postfix's queue did not empty in 120 s"
+		sleep 0.5
+	done
+}
+
 # run PORT prints the messages/s of one smtp-source run against PORT.
 run() {
 	local start end
@@ -145,6 +227,11 @@ run() {
 # cpu_ticks PID prints the process's user + system CPU time in clock ticks.
 cpu_ticks() {
 	awk '{ print $14 + $15 }' "/proc/$1/stat"
+}
+
+# allocated PORT prints the node's go_memstats_alloc_bytes_total.
+allocated() {
+	curl -fsS "http://127.0.0.1:$1/metrics" | awk '/^go_memstats_alloc_bytes_total / { printf "%.0f\n", $2 }'
 }
 
 # transactions PORT prints "ok other" from a node's transaction counter.
@@ -179,6 +266,13 @@ if [[ -n $baseline_bin ]]; then
 	port[baseline]=$node_smtp mgmt[baseline]=$node_mgmt pid[baseline]=$node_pid
 	paths+=(baseline)
 fi
+if ((with_postfix)); then
+	postfix_sink=$(free_port)
+	start_sink "$postfix_sink"
+	start_postfix "$postfix_sink"
+	port[postfix]=$postfix_smtp
+	paths+=(postfix)
+fi
 
 log "mxgrid $("$bin" version 2>/dev/null | head -1); $(nproc) cores; load $(cut -d' ' -f1-3 /proc/loadavg)"
 log "$rounds rounds x (${paths[*]}): $sessions sessions, $messages messages of $size bytes each"
@@ -189,21 +283,31 @@ for p in "${paths[@]}"; do
 	messages=500
 	run "${port[$p]}" >/dev/null
 	messages=$saved
+	[[ $p != postfix ]] || postfix_drained
 done
 
-declare -A ratios cpus
+declare -A ratios cpus allocs
 ticks=$(getconf CLK_TCK)
 printf '%-6s' round
 for p in "${paths[@]}"; do printf '%21s' "$p msg/s"; done
 for p in "${paths[@]:1}"; do printf '%21s' "$p/ceiling"; done
 for p in "${paths[@]:1}"; do printf '%21s' "$p CPU us/msg"; done
+for p in "${paths[@]:1}"; do printf '%21s' "$p alloc KB/msg"; done
 printf '\n'
 for ((r = 1; r <= rounds; r++)); do
-	declare -A rate cpu
+	declare -A rate cpu alloc
 	for p in "${paths[@]}"; do
-		[[ $p == ceiling ]] || before=$(cpu_ticks "${pid[$p]}")
+		if [[ -n ${pid[$p]:-} ]]; then
+			before=$(cpu_ticks "${pid[$p]}")
+			alloc_before=$(allocated "${mgmt[$p]}")
+		fi
 		rate[$p]=$(run "${port[$p]}")
-		[[ $p == ceiling ]] || cpu[$p]=$(awk -v a="$before" -v b="$(cpu_ticks "${pid[$p]}")" -v t="$ticks" -v m="$messages" 'BEGIN { printf "%.0f", (b - a) / t / m * 1e6 }')
+		cpu[$p]=- alloc[$p]=-
+		if [[ -n ${pid[$p]:-} ]]; then
+			cpu[$p]=$(awk -v a="$before" -v b="$(cpu_ticks "${pid[$p]}")" -v t="$ticks" -v m="$messages" 'BEGIN { printf "%.0f", (b - a) / t / m * 1e6 }')
+			alloc[$p]=$(awk -v a="$alloc_before" -v b="$(allocated "${mgmt[$p]}")" -v m="$messages" 'BEGIN { printf "%.0f", (b - a) / m / 1024 }')
+		fi
+		[[ $p != postfix ]] || postfix_drained
 	done
 	printf '%-6s' "$r"
 	for p in "${paths[@]}"; do printf '%21s' "${rate[$p]}"; done
@@ -211,9 +315,11 @@ for ((r = 1; r <= rounds; r++)); do
 		ratio=$(awk -v a="${rate[$p]}" -v b="${rate[ceiling]}" 'BEGIN { printf "%.2f", a / b }')
 		ratios[$p]+="$ratio "
 		cpus[$p]+="${cpu[$p]} "
+		allocs[$p]+="${alloc[$p]} "
 		printf '%21s' "$ratio"
 	done
 	for p in "${paths[@]:1}"; do printf '%21s' "${cpu[$p]}"; done
+	for p in "${paths[@]:1}"; do printf '%21s' "${alloc[$p]}"; done
 	printf '\n'
 done
 
@@ -223,13 +329,17 @@ median() {
 
 status=0
 for p in "${paths[@]:1}"; do
+	if [[ -z ${mgmt[$p]:-} ]]; then
+		printf 'median %s/ceiling: %s\n' "$p" "$(median ${ratios[$p]})"
+		continue
+	fi
 	read -r ok other < <(transactions "${mgmt[$p]}")
 	if ((other > 0)); then
 		log "$p: $other transactions not answered 2xx (of $((ok + other))): the run does not count"
 		status=1
 	fi
 	median=$(median ${ratios[$p]})
-	printf 'median %s/ceiling: %s, CPU %s us/msg (%d transactions, all 2xx: %s)\n' "$p" "$median" "$(median ${cpus[$p]})" "$ok" "$([[ $other == 0 ]] && echo yes || echo no)"
+	printf 'median %s/ceiling: %s, CPU %s us/msg, allocated %s KB/msg (%d transactions, all 2xx: %s)\n' "$p" "$median" "$(median ${cpus[$p]})" "$(median ${allocs[$p]})" "$ok" "$([[ $other == 0 ]] && echo yes || echo no)"
 	if [[ $p == node && -n $min_ratio ]] && awk -v m="$median" -v r="$min_ratio" 'BEGIN { exit !(m < r) }'; then
 		log "median node/ceiling $median is below $min_ratio"
 		status=1

@@ -2,8 +2,12 @@ package smtpd
 
 import "io"
 
-// maxBodyChunk caps one buffered chunk of a message body.
-const maxBodyChunk = 4 << 20
+// firstChunk and maxBodyChunk bound the buffers a message body is read
+// into: the first, then each twice the last.
+const (
+	firstChunk   = 32 << 10
+	maxBodyChunk = 4 << 20
+)
 
 // readBody reads a DATA body: in memory while it stays within the spool's
 // threshold and the memory budget can pay for it, into a spool file once
@@ -18,10 +22,18 @@ const maxBodyChunk = 4 << 20
 // Bytes held in memory are paid for with res (holdFactor times) as they
 // arrive. A spooled body holds nothing in memory while it is read: its
 // reservation is returned, and its parse pays later.
-func readBody(r io.Reader, res *reservation, sp *spool) (*body, error) {
+//
+// declared is the sender's SIZE, 0 if none: the first buffer fits it, with
+// an eighth to spare (SIZE is an estimate), up to firstChunk, so a 5 KB
+// message from an MTA that declares its size does not cost 32 KB.
+func readBody(r io.Reader, res *reservation, sp *spool, declared int64) (*body, error) {
 	var chunks [][]byte
 	size := 0
-	buf := make([]byte, 0, 32<<10)
+	first := int64(firstChunk)
+	if declared > 0 {
+		first = min(first, max(declared+declared/8+512, 1<<10))
+	}
+	buf := make([]byte, 0, first)
 	for {
 		n, err := r.Read(buf[len(buf):cap(buf)])
 		if n > 0 && (int64(size+n) > sp.threshold || !res.to(int64(size+n)*holdFactor)) {

@@ -456,8 +456,9 @@ func (c *Client) mailLine(from string, opts *MailOptions) (string, error) {
 	}
 
 	var sb strings.Builder
-	// A high enough power of 2 than 510+14+26+11+9+9+39+500
-	sb.Grow(2048)
+	// mxgrid: room for the address and the usual parameters; the builder
+	// grows for the rest (upstream reserved 2 KiB for every command).
+	sb.Grow(len(from) + 64)
 	fmt.Fprintf(&sb, "MAIL FROM:<%s>", from)
 	if _, ok := c.ext["8BITMIME"]; ok {
 		sb.WriteString(" BODY=8BITMIME")
@@ -532,8 +533,8 @@ func (c *Client) rcptLine(to string, opts *RcptOptions) (string, error) {
 	}
 
 	var sb strings.Builder
-	// A high enough power of 2 than 510+29+501
-	sb.Grow(2048)
+	// mxgrid: as in mailLine.
+	sb.Grow(len(to) + 32)
 	fmt.Fprintf(&sb, "RCPT TO:<%s>", to)
 	if _, ok := c.ext["DSN"]; ok && opts != nil {
 		if len(opts.Notify) != 0 {

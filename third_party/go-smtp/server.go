@@ -106,6 +106,15 @@ func NewServer(be Backend) *Server {
 // Serve accepts incoming connections on the Listener l.
 func (s *Server) Serve(l net.Listener) error {
 	s.locker.Lock()
+	select {
+	case <-s.done:
+		// mxgrid: Shutdown ran before l was registered, so it did not
+		// close l, and Accept would wait for ever.
+		s.locker.Unlock()
+		l.Close()
+		return nil
+	default:
+	}
 	s.listeners = append(s.listeners, l)
 	s.locker.Unlock()
 
