@@ -77,9 +77,8 @@ func collectRollup(ctx context.Context, src snapshotter, domains []int64, limit 
 	if len(whole) == 0 {
 		return true, nil
 	}
-	r := rollupReader{snap: snap, a: a, whole: make(map[int64]bool, len(whole))}
+	r := rollupReader{snap: snap, a: a}
 	for _, h := range whole {
-		r.whole[h.Start.UnixMicro()] = true
 		a.events += int(h.Events)
 		day := store.MapDay(h.Start)
 		if !dayWhole[day] {
@@ -94,7 +93,8 @@ func collectRollup(ctx context.Context, src snapshotter, domains []int64, limit 
 			r.lists += int64(lists[day])
 		}
 	}
-	// whole is newest first.
+	// whole is newest first, and every hour with events between its
+	// first and last is in it: the hours read event by event are older.
 	oldest, newest := whole[len(whole)-1].Start, whole[0].Start
 	from, to, err := snap.Span(ctx, oldest, newest)
 	if err != nil {
@@ -118,20 +118,15 @@ func collectRollup(ctx context.Context, src snapshotter, domains []int64, limit 
 type rollupReader struct {
 	snap *store.MapSnapshot
 	a    *aggregator
-	// whole is the hours (µs) whose cells come from the rollup; rows of
-	// other hours between them are skipped.
-	whole map[int64]bool
 	// days are the days whose networks come from the rollup, newest
-	// first, spread over lists per-day, per-domain lists.
+	// first; their counts are spread over lists lists (one per day and
+	// domain).
 	days  []time.Time
 	lists int64
 	cands map[netKey]netCand
 }
 
 func (r *rollupReader) addCell(c store.MapCellRow) error {
-	if !r.whole[c.Hour] {
-		return nil
-	}
 	at := eventAt{c.NewestUS, c.NewestID}
 	if c.CellLat != store.NoCell {
 		r.a.located += int(c.Events)
@@ -194,7 +189,7 @@ func (r *rollupReader) networks(ctx context.Context) error {
 			r.rank(func(netCand) bool { return true })
 			return nil
 		}
-		if done, err := r.prove(ctx, t); done || err != nil {
+		if done, err := r.prove(ctx, t, merge); done || err != nil {
 			return err
 		}
 		below = t
@@ -203,7 +198,7 @@ func (r *rollupReader) networks(ctx context.Context) error {
 
 // prove tries to settle the top list after a round read every row with at
 // least t events; false means read more.
-func (r *rollupReader) prove(ctx context.Context, t int64) (bool, error) {
+func (r *rollupReader) prove(ctx context.Context, t int64, merge func(store.MapNetRow) error) (bool, error) {
 	if len(r.cands) < maxNetworks {
 		return false, nil
 	}
@@ -234,13 +229,9 @@ func (r *rollupReader) prove(ctx context.Context, t int64) (bool, error) {
 		c := r.cands[k]
 		c.rows, c.lists = 0, 0
 		r.cands[k] = c
-		err := r.snap.Net(ctx, uint64(k), r.days[len(r.days)-1], r.days[0], func(row store.MapNetRow) error {
-			if slices.ContainsFunc(r.days, func(d time.Time) bool { return d.UnixMicro() == row.Day }) {
-				r.merge(row)
-			}
-			return nil
-		})
-		if err != nil {
+		// Every day with events from the oldest to the newest of days is
+		// one of them: the day the cut falls in is older.
+		if err := r.snap.Net(ctx, uint64(k), r.days[len(r.days)-1], r.days[0], merge); err != nil {
 			return false, err
 		}
 		c = r.cands[k]

@@ -684,7 +684,6 @@ func (m *MapSnapshot) Span(ctx context.Context, oldest, newest time.Time) (from,
 // MapCellRow is one cell's (or, at NoCell, one country's unplaced) events
 // in one hour.
 type MapCellRow struct {
-	Hour               int64 // µs
 	CellLat, CellLon   int32
 	Country            string
 	Events             int64
@@ -693,15 +692,14 @@ type MapCellRow struct {
 	CountryName, City  string
 }
 
-// Cells streams the cell rows of the hours from..to (inclusive); the
-// caller skips hours it reads otherwise.
+// Cells streams the cell rows of the hours from..to (inclusive).
 func (m *MapSnapshot) Cells(ctx context.Context, from, to time.Time, fn func(MapCellRow) error) error {
-	return scanRows(ctx, m.tx, "map cells", `SELECT hour_us, cell_lat, cell_lon, country, n, sum_lat, sum_lon, newest_us, newest_id,
+	return scanRows(ctx, m.tx, "map cells", `SELECT cell_lat, cell_lon, country, n, sum_lat, sum_lon, newest_us, newest_id,
 		country_name, city FROM map_cells WHERE hour_us >= $1 AND domain_id `+m.in+` AND hour_us <= $3 AND n > 0`,
 		[]any{from.UnixMicro(), m.domains, to.UnixMicro()},
 		func(rows *sql.Rows) (MapCellRow, error) {
 			var c MapCellRow
-			return c, rows.Scan(&c.Hour, &c.CellLat, &c.CellLon, &c.Country, &c.Events, &c.SumLat, &c.SumLon, &c.NewestUS, &c.NewestID,
+			return c, rows.Scan(&c.CellLat, &c.CellLon, &c.Country, &c.Events, &c.SumLat, &c.SumLon, &c.NewestUS, &c.NewestID,
 				&c.CountryName, &c.City)
 		}, fn)
 }
@@ -709,7 +707,6 @@ func (m *MapSnapshot) Cells(ctx context.Context, from, to time.Time, fn func(Map
 // MapNetRow is one network's events in one day and one domain's list.
 type MapNetRow struct {
 	Net                uint64 // MapNetKey
-	Day                int64  // µs
 	Events             int64
 	NewestUS, NewestID int64
 	Country            string
@@ -717,14 +714,14 @@ type MapNetRow struct {
 	ASOrg              string
 }
 
-const netSelect = `SELECT net, day_us, n, newest_us, newest_id, country, asn, as_org FROM map_nets`
+const netSelect = `SELECT net, n, newest_us, newest_id, country, asn, as_org FROM map_nets`
 
 func scanNet(rows *sql.Rows) (MapNetRow, error) {
 	var (
 		r        MapNetRow
 		net, asn int64
 	)
-	err := rows.Scan(&net, &r.Day, &r.Events, &r.NewestUS, &r.NewestID, &r.Country, &asn, &r.ASOrg)
+	err := rows.Scan(&net, &r.Events, &r.NewestUS, &r.NewestID, &r.Country, &asn, &r.ASOrg)
 	r.Net, r.ASN = uint64(net), uint32(asn)
 	return r, err
 }
