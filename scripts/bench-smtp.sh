@@ -289,10 +289,10 @@ done
 declare -A ratios cpus allocs
 ticks=$(getconf CLK_TCK)
 printf '%-6s' round
-for p in "${paths[@]}"; do printf '%21s' "$p msg/s"; done
-for p in "${paths[@]:1}"; do printf '%21s' "$p/ceiling"; done
-for p in "${paths[@]:1}"; do printf '%21s' "$p CPU us/msg"; done
-for p in "${paths[@]:1}"; do printf '%21s' "$p alloc KB/msg"; done
+for p in "${paths[@]}"; do printf '%23s' "$p msg/s"; done
+for p in "${paths[@]:1}"; do printf '%23s' "$p/ceiling"; done
+for p in "${paths[@]:1}"; do printf '%23s' "$p CPU us/msg"; done
+for p in "${paths[@]:1}"; do printf '%23s' "$p alloc KB/msg"; done
 printf '\n'
 for ((r = 1; r <= rounds; r++)); do
 	declare -A rate cpu alloc
@@ -310,16 +310,16 @@ for ((r = 1; r <= rounds; r++)); do
 		[[ $p != postfix ]] || postfix_drained
 	done
 	printf '%-6s' "$r"
-	for p in "${paths[@]}"; do printf '%21s' "${rate[$p]}"; done
+	for p in "${paths[@]}"; do printf '%23s' "${rate[$p]}"; done
 	for p in "${paths[@]:1}"; do
 		ratio=$(awk -v a="${rate[$p]}" -v b="${rate[ceiling]}" 'BEGIN { printf "%.2f", a / b }')
 		ratios[$p]+="$ratio "
 		cpus[$p]+="${cpu[$p]} "
 		allocs[$p]+="${alloc[$p]} "
-		printf '%21s' "$ratio"
+		printf '%23s' "$ratio"
 	done
-	for p in "${paths[@]:1}"; do printf '%21s' "${cpu[$p]}"; done
-	for p in "${paths[@]:1}"; do printf '%21s' "${alloc[$p]}"; done
+	for p in "${paths[@]:1}"; do printf '%23s' "${cpu[$p]}"; done
+	for p in "${paths[@]:1}"; do printf '%23s' "${alloc[$p]}"; done
 	printf '\n'
 done
 
