@@ -42,6 +42,7 @@ var commands = map[string]command{
 	"recipient":  {"list, add, show, delete or import a domain's recipients through the admin API", runRecipient},
 	"quarantine": {"list, show, release or delete quarantined messages through a node's admin API", runQuarantine},
 	"messages":   {"search message tracking (where is my mail?) through a node's admin API", runMessages},
+	"map":        {"rebuild the spam map's rollup from the stored events (after a rolling upgrade)", runMap},
 }
 
 // errUsage marks errors whose message is the usage text itself.
