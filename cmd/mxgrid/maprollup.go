@@ -5,9 +5,6 @@ import (
 	"fmt"
 	"io"
 	"time"
-
-	"github.com/mxgrid/mxgrid/config"
-	"github.com/mxgrid/mxgrid/store"
 )
 
 // runMap rebuilds the spam map's rollup from the stored events. Events
@@ -26,11 +23,7 @@ func runMap(ctx context.Context, args []string, stdout io.Writer) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("%w: mxgrid map rebuild [-config FILE]", errUsage)
 	}
-	cfg, err := config.Load(*path)
-	if err != nil {
-		return err
-	}
-	st, err := store.Open(cfg.Store, cfg.DataDir)
+	st, err := openStore(*path)
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,15 @@ import (
 	"github.com/mxgrid/mxgrid/tenant"
 )
 
+// openStore opens the store the configuration at path names.
+func openStore(path string) (*store.Store, error) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	return store.Open(cfg.Store, cfg.DataDir)
+}
+
 // runToken creates admin API tokens straight in the store, which is how
 // the first operator token comes to exist (the API needs a token already).
 func runToken(ctx context.Context, args []string, stdout io.Writer) error {
@@ -30,11 +39,7 @@ func runToken(ctx context.Context, args []string, stdout io.Writer) error {
 	if *operator == (*reseller > 0) {
 		return fmt.Errorf("%w: give exactly one of -operator and -reseller ID", errUsage)
 	}
-	cfg, err := config.Load(*path)
-	if err != nil {
-		return err
-	}
-	st, err := store.Open(cfg.Store, cfg.DataDir)
+	st, err := openStore(*path)
 	if err != nil {
 		return err
 	}
