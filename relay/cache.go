@@ -18,7 +18,7 @@ import (
 // smtp_connection_cache_*. A new connection costs a TCP handshake, the
 // greeting, EHLO (twice with STARTTLS) and the TLS handshake; a reused one
 // costs nothing after a transaction that ended with its final reply, and
-// RSET after one left open.
+// an RSET sent with its next MAIL after one left open.
 type CacheConfig struct {
 	Enabled bool `yaml:"enabled"`
 	// MaxIdlePerRoute bounds the idle sessions kept for one route, so a
@@ -59,11 +59,6 @@ func (c CacheConfig) Validate() error {
 	return nil
 }
 
-// rsetTimeout bounds the RSET that readies a session for the cache, like
-// Postfix's smtp_rset_timeout: a server that does not answer it promptly
-// is not worth keeping, and the inbound session waits for it.
-const rsetTimeout = 20 * time.Second
-
 // quitTimeout bounds the courtesy QUIT of a session we close.
 const quitTimeout = 2 * time.Second
 
@@ -85,8 +80,8 @@ type session struct {
 	tls bool
 	// uses counts the transactions begun on the session.
 	uses int
-	// inTransaction: MAIL was sent and no final DATA reply or RSET has
-	// ended the transaction since, so it needs RSET before it is reused.
+	// inTransaction: MAIL was sent and no final DATA reply has ended the
+	// transaction since, so its next MAIL goes after RSET.
 	inTransaction bool
 	idleSince     time.Time
 }
@@ -119,7 +114,7 @@ func newCacheMetrics(f promauto.Factory) cacheMetrics {
 		}),
 		stale: f.NewCounter(prometheus.CounterOpts{
 			Name: "mxgrid_relay_cache_stale_total",
-			Help: "Cached sessions that failed before MAIL was accepted (closed by the server, MAIL refused); the transaction was retried once on a new connection.",
+			Help: "Cached sessions that failed before MAIL was accepted (closed by the server, RSET or MAIL refused); the transaction was retried once on a new connection.",
 		}),
 		idle: f.NewGauge(prometheus.GaugeOpts{
 			Name: "mxgrid_relay_cache_idle_sessions",

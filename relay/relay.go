@@ -329,9 +329,13 @@ func (t *Transaction) mail(to mailaddr.Address) (rcptErr error, err *Error) {
 	return rcptErr, nil
 }
 
+// sendMail sends MAIL with the first recipient, after RSET when the
+// session's last transaction was left open: the RSET travels with them
+// rather than delaying the reply to the sender who left it open.
 func (t *Transaction) sendMail(to mailaddr.Address) (mailErr, rcptErr error) {
+	reset := t.s.inTransaction
 	t.s.inTransaction = true
-	return t.s.client.MailRcpt(t.from.String(), &smtp.MailOptions{Size: t.opts.Size, UTF8: t.opts.UTF8}, to.String(), nil)
+	return t.s.client.MailRcpt(reset, t.from.String(), &smtp.MailOptions{Size: t.opts.Size, UTF8: t.opts.UTF8}, to.String(), nil)
 }
 
 // beforeRcpt marks a failure that came before the recipient was answered.
@@ -496,9 +500,9 @@ func (t *Transaction) downstream(stage string, err error) *Error {
 }
 
 // Close ends the transaction without delivering anything more: the
-// session goes back to the cache when it is sound and has room (after
-// RSET if the transaction was left open), and is otherwise closed
-// politely. It is safe to call more than
+// session goes back to the cache when it is sound and has room (a
+// transaction left open on it is ended by the RSET its next use sends
+// first), and is otherwise closed politely. It is safe to call more than
 // once.
 func (t *Transaction) Close() {
 	if t.closed {
@@ -526,25 +530,12 @@ func (t *Transaction) release() {
 	}
 }
 
-// keep caches s for another transaction, with RSET first when a
-// transaction is still open on it (refused recipients, a refused message,
-// the sender gone); false when it could not.
+// keep caches s for another transaction; false when there is no room.
+// Nothing is sent: a transaction left open on s (refused recipients, a
+// refused message, the sender gone) cannot deliver anything without DATA,
+// and the RSET that ends it goes with the next MAIL.
 func (r *Relay) keep(s *session) bool {
-	if r.cache == nil || !r.cache.room(s) {
-		return false
-	}
-	if !s.inTransaction {
-		return r.cache.put(s)
-	}
-	s.client.CommandTimeout = min(r.cfg.CommandTimeout, rsetTimeout)
-	err := s.client.Reset()
-	s.client.CommandTimeout = r.cfg.CommandTimeout
-	if err != nil {
-		r.log.Debug("downstream refused RSET, closing the session", "route", s.key.route.Addr, "err", err)
-		return false
-	}
-	s.inTransaction = false
-	return r.cache.put(s)
+	return r.cache != nil && r.cache.room(s) && r.cache.put(s)
 }
 
 // dialError maps a failed guarded dial: a loop is permanent (554 5.4.6,

@@ -178,7 +178,8 @@ func (s *Sink) RejectData(err *smtp.SMTPError) {
 
 // RefuseRset makes the sink answer every RSET with reply (a whole reply
 // line without CRLF; "": accept). It works on clear-text connections
-// only: the command is recognised on the wire, as the one line of a read.
+// only: the command is recognised on the wire, at the start of a read
+// (alone, or first of a pipelined group).
 func (s *Sink) RefuseRset(reply string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -261,7 +262,7 @@ func (c *sinkConn) Read(p []byte) (int, error) {
 		if err == nil {
 			c.count(p[:n])
 		}
-		if err != nil || !bytes.Equal(p[:n], rset) {
+		if err != nil || !bytes.HasPrefix(p[:n], rset) {
 			return n, err
 		}
 		c.sink.mu.Lock()
@@ -272,6 +273,9 @@ func (c *sinkConn) Read(p []byte) (int, error) {
 		}
 		if _, err := c.Conn.Write([]byte(reply + "\r\n")); err != nil {
 			return 0, err
+		}
+		if rest := copy(p, p[len(rset):n]); rest > 0 {
+			return rest, nil
 		}
 	}
 }

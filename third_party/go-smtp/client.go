@@ -591,14 +591,21 @@ func (c *Client) rcptLine(to string, opts *RcptOptions) (string, error) {
 	return sb.String(), nil
 }
 
-// MailRcpt begins a transaction with its first recipient (mxgrid). When
-// the server offers PIPELINING (RFC 2920) both commands go in one write
-// and their replies are read in order, saving a round trip; otherwise it
-// is Mail then Rcpt. rcptErr is meaningful only when mailErr is nil: after
-// a refused MAIL the server answers the pipelined RCPT with a sequence
-// error, which is read and dropped.
-func (c *Client) MailRcpt(from string, mailOpts *MailOptions, to string, rcptOpts *RcptOptions) (mailErr, rcptErr error) {
+// MailRcpt begins a transaction with its first recipient (mxgrid), after
+// RSET when reset is true (a transaction left open before). When the
+// server offers PIPELINING (RFC 2920) the commands go in one write and
+// their replies are read in order, saving a round trip each; otherwise
+// they go one at a time. A refused RSET is returned as mailErr. rcptErr is
+// meaningful only when mailErr is nil: after a refused RSET or MAIL the
+// later replies are read and dropped (a pipelined RCPT then gets a
+// sequence error), so the next command's reply is its own.
+func (c *Client) MailRcpt(reset bool, from string, mailOpts *MailOptions, to string, rcptOpts *RcptOptions) (mailErr, rcptErr error) {
 	if _, ok := c.ext["PIPELINING"]; !ok {
+		if reset {
+			if err := c.Reset(); err != nil {
+				return err, nil
+			}
+		}
 		if err := c.Mail(from, mailOpts); err != nil {
 			return err, nil
 		}
@@ -616,6 +623,9 @@ func (c *Client) MailRcpt(from string, mailOpts *MailOptions, to string, rcptOpt
 	defer c.conn.SetDeadline(time.Time{})
 	id := c.text.Next()
 	c.text.StartRequest(id)
+	if reset {
+		c.text.W.WriteString("RSET\r\n")
+	}
 	c.text.W.WriteString(mail + "\r\n")
 	c.text.W.WriteString(rcpt + "\r\n")
 	err = c.text.W.Flush()
@@ -625,24 +635,33 @@ func (c *Client) MailRcpt(from string, mailOpts *MailOptions, to string, rcptOpt
 	}
 	c.text.StartResponse(id)
 	defer c.text.EndResponse(id)
-	if _, _, err := c.readResponse(250); err != nil {
+	expect := []int{250, 250, 25}
+	if !reset {
+		expect = expect[1:]
+	}
+	var first error
+	for i, code := range expect {
+		_, _, err := c.readResponse(code)
 		var smtpErr *SMTPError
-		if errors.As(err, &smtpErr) {
-			// The RCPT's reply is still on its way. Failing to read it
-			// leaves the stream out of step, which the caller must see
-			// as a broken connection rather than a refused sender.
-			if _, _, rerr := c.readResponse(25); rerr != nil && !errors.As(rerr, &smtpErr) {
-				return rerr, nil
-			}
+		switch {
+		case err != nil && !errors.As(err, &smtpErr):
+			// The stream is out of step: the caller must see a broken
+			// connection, whatever was refused before.
+			return err, nil
+		case i == len(expect)-1 && first == nil:
+			rcptErr = err
+		case err != nil && first == nil:
+			first = err
 		}
-		return err, nil
+	}
+	if first != nil {
+		return first, nil
 	}
 	c.rcpts = nil
-	if _, _, err := c.readResponse(25); err != nil {
-		return nil, err
+	if rcptErr == nil {
+		c.rcpts = append(c.rcpts, to)
 	}
-	c.rcpts = append(c.rcpts, to)
-	return nil, nil
+	return nil, rcptErr
 }
 
 // DataCommand is a pending DATA command. DataCommand is an io.WriteCloser.

@@ -41,23 +41,30 @@ func TestResetKeepsHello(t *testing.T) {
 	}
 }
 
-// TestMailRcpt: MAIL and RCPT pipelined when the server offers
-// PIPELINING, one after the other when not; a refused MAIL's pipelined
-// RCPT reply is read, so the next command's reply is its own.
+// TestMailRcpt: RSET (when asked), MAIL and RCPT pipelined when the server
+// offers PIPELINING, one after the other when not; after a refused RSET or
+// MAIL the later replies are read, so the next command's reply is its own.
 func TestMailRcpt(t *testing.T) {
+	const mailRcpt = "MAIL FROM:<a@b.test>\r\nRCPT TO:<c@d.test>\r\n"
 	tests := []struct {
 		name       string
 		pipelining bool
+		reset      bool
 		replies    string
 		wantMail   int // 0: accepted
 		wantRcpt   int
 		wantCmds   string
 	}{
-		{"pipelined", true, "250 ok\n250 ok\n", 0, 0, "MAIL FROM:<a@b.test>\r\nRCPT TO:<c@d.test>\r\n"},
-		{"pipelined, recipient refused", true, "250 ok\n550 5.1.1 no\n", 0, 550, "MAIL FROM:<a@b.test>\r\nRCPT TO:<c@d.test>\r\n"},
-		{"pipelined, sender refused", true, "550 5.7.1 no\n503 5.5.1 MAIL first\n", 550, 0, "MAIL FROM:<a@b.test>\r\nRCPT TO:<c@d.test>\r\n"},
-		{"not offered", false, "250 ok\n250 ok\n", 0, 0, "MAIL FROM:<a@b.test>\r\nRCPT TO:<c@d.test>\r\n"},
-		{"not offered, sender refused", false, "550 5.7.1 no\n", 550, 0, "MAIL FROM:<a@b.test>\r\n"},
+		{"pipelined", true, false, "250 ok\n250 ok\n", 0, 0, mailRcpt},
+		{"pipelined, recipient refused", true, false, "250 ok\n550 5.1.1 no\n", 0, 550, mailRcpt},
+		{"pipelined, sender refused", true, false, "550 5.7.1 no\n503 5.5.1 MAIL first\n", 550, 0, mailRcpt},
+		{"pipelined after RSET", true, true, "250 reset\n250 ok\n250 ok\n", 0, 0, "RSET\r\n" + mailRcpt},
+		{"pipelined, RSET refused", true, true, "502 5.5.1 no RSET\n503 5.5.1 nested MAIL\n250 ok\n", 502, 0, "RSET\r\n" + mailRcpt},
+		{"pipelined after RSET, sender refused", true, true, "250 reset\n550 5.7.1 no\n503 5.5.1 MAIL first\n", 550, 0, "RSET\r\n" + mailRcpt},
+		{"not offered", false, false, "250 ok\n250 ok\n", 0, 0, mailRcpt},
+		{"not offered, sender refused", false, false, "550 5.7.1 no\n", 550, 0, "MAIL FROM:<a@b.test>\r\n"},
+		{"not offered, after RSET", false, true, "250 reset\n250 ok\n250 ok\n", 0, 0, "RSET\r\n" + mailRcpt},
+		{"not offered, RSET refused", false, true, "502 5.5.1 no RSET\n", 502, 0, "RSET\r\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -76,7 +83,7 @@ func TestMailRcpt(t *testing.T) {
 			}
 			w.Flush()
 			cmds.Reset()
-			mailErr, rcptErr := c.MailRcpt("a@b.test", nil, "c@d.test", nil)
+			mailErr, rcptErr := c.MailRcpt(tt.reset, "a@b.test", nil, "c@d.test", nil)
 			if code := replyCode(mailErr); code != tt.wantMail {
 				t.Errorf("MAIL: %v, want code %d", mailErr, tt.wantMail)
 			}
