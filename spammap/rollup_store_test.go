@@ -105,10 +105,7 @@ func TestRollupMapsEqualEvents(t *testing.T) {
 	// thousand events instead of reading every row.
 	defer spammap.SetMaxNetworks(8)()
 	tenants := [][]int64{{1}, {2, 3}, {0, 4, 5, 6, 7, 8}, {99}}
-	for _, engine := range []struct {
-		name string
-		open func(testing.TB) *store.Store
-	}{{"sqlite", openBenchSQLite}, {"postgres", openBenchPostgres}} {
+	for _, engine := range engines {
 		t.Run(engine.name, func(t *testing.T) {
 			st := engine.open(t)
 			ctx := context.Background()

@@ -40,10 +40,7 @@ func TestScopedMapsFromStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	tenants := [][]int64{{1}, {2, 3}, {4, 5, 6, 7}, {99}} // 99 has no events
-	for _, engine := range []struct {
-		name string
-		open func(testing.TB) *store.Store
-	}{{"sqlite", openBenchSQLite}, {"postgres", openBenchPostgres}} {
+	for _, engine := range engines {
 		t.Run(engine.name, func(t *testing.T) {
 			st := engine.open(t)
 			ctx := context.Background()

@@ -108,6 +108,12 @@ func openBenchSQLite(tb testing.TB) *store.Store {
 	return st
 }
 
+// engines are the stores the store-backed tests run on.
+var engines = []struct {
+	name string
+	open func(testing.TB) *store.Store
+}{{"sqlite", openBenchSQLite}, {"postgres", openBenchPostgres}}
+
 func openBenchPostgres(tb testing.TB) *store.Store {
 	dsn := testenv.PostgresDB(tb)
 	if dsn == "" {

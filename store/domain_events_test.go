@@ -10,10 +10,7 @@ import (
 // so a name deleted by one tenant and re-created by another starts empty
 // for the new owner, on both dialects.
 func TestRecentDomainSourcesByID(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		open func(testing.TB) *Store
-	}{{"sqlite", openSQLite}, {"postgres", openPostgres}} {
+	for _, tc := range dialects {
 		t.Run(tc.name, func(t *testing.T) {
 			s := tc.open(t)
 			ctx := context.Background()

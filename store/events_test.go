@@ -44,13 +44,16 @@ func openPostgres(t testing.TB) *Store {
 	return s
 }
 
+// dialects are the engines every contract test and benchmark runs on.
+var dialects = []struct {
+	name string
+	open func(testing.TB) *Store
+}{{"sqlite", openSQLite}, {"postgres", openPostgres}}
+
 // TestEventStore runs one contract against both dialects: what the hourly
 // map and the recorder rely on must hold on either.
 func TestEventStore(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		open func(testing.TB) *Store
-	}{{"sqlite", openSQLite}, {"postgres", openPostgres}} {
+	for _, tc := range dialects {
 		t.Run(tc.name, func(t *testing.T) {
 			testEventContract(t, tc.open(t))
 		})
@@ -234,10 +237,7 @@ func TestInsertEventsSQL(t *testing.T) {
 // BenchmarkInsertEvents reports sustained events/s into each dialect in
 // batches of 500 (what the recorder writes).
 func BenchmarkInsertEvents(b *testing.B) {
-	for _, tc := range []struct {
-		name string
-		open func(testing.TB) *Store
-	}{{"sqlite", openSQLite}, {"postgres", openPostgres}} {
+	for _, tc := range dialects {
 		b.Run(tc.name, func(b *testing.B) {
 			s := tc.open(b)
 			const batch = 500
@@ -261,10 +261,7 @@ func BenchmarkInsertEvents(b *testing.B) {
 // BenchmarkRecentSources250k reads the map's hourly working set, as the
 // map reads it.
 func BenchmarkRecentSources250k(b *testing.B) {
-	for _, tc := range []struct {
-		name string
-		open func(testing.TB) *Store
-	}{{"sqlite", openSQLite}, {"postgres", openPostgres}} {
+	for _, tc := range dialects {
 		b.Run(tc.name, func(b *testing.B) {
 			s := tc.open(b)
 			ctx := context.Background()
@@ -313,10 +310,7 @@ func spreadEvent(rng *rand.Rand, at time.Time) StoredEvent {
 // BenchmarkInsertEventsSpread is BenchmarkInsertEvents with spreadEvent's
 // batches: the cost of maintaining the map rollup as production sees it.
 func BenchmarkInsertEventsSpread(b *testing.B) {
-	for _, tc := range []struct {
-		name string
-		open func(testing.TB) *Store
-	}{{"sqlite", openSQLite}, {"postgres", openPostgres}} {
+	for _, tc := range dialects {
 		b.Run(tc.name, func(b *testing.B) {
 			s := tc.open(b)
 			rng := rand.New(rand.NewPCG(1, 2))

@@ -52,10 +52,7 @@ func rollupRows(t *testing.T, s *Store) []string {
 // rollup of the events left (as a rebuild computes it), and drops the rows
 // it emptied once their hour (cells) or day (networks) is gone.
 func TestRollupPrune(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		open func(testing.TB) *Store
-	}{{"sqlite", openSQLite}, {"postgres", openPostgres}} {
+	for _, tc := range dialects {
 		t.Run(tc.name, func(t *testing.T) {
 			s := tc.open(t)
 			ctx := context.Background()
@@ -119,10 +116,7 @@ func TestRollupPrune(t *testing.T) {
 func TestRollupRebuildSteps(t *testing.T) {
 	defer func(n int) { rebuildStepEvents = n }(rebuildStepEvents)
 	rebuildStepEvents = 7
-	for _, tc := range []struct {
-		name string
-		open func(testing.TB) *Store
-	}{{"sqlite", openSQLite}, {"postgres", openPostgres}} {
+	for _, tc := range dialects {
 		t.Run(tc.name, func(t *testing.T) {
 			s := tc.open(t)
 			ctx := context.Background()

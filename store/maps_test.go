@@ -10,10 +10,7 @@ import (
 // TestMapStore runs the maps contract on both dialects: what nodes rely on
 // to serve the same bytes must hold on either.
 func TestMapStore(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		open func(testing.TB) *Store
-	}{{"sqlite", openSQLite}, {"postgres", openPostgres}} {
+	for _, tc := range dialects {
 		t.Run(tc.name, func(t *testing.T) {
 			s := tc.open(t)
 			if err := s.MigrateMaps(context.Background()); err != nil {

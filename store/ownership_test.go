@@ -12,10 +12,7 @@ import (
 // before migration 3 stay active (they already received mail), and status
 // and token round-trip through create and update.
 func TestDomainOwnershipMigration(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		open func(testing.TB) *Store
-	}{{"sqlite", openSQLite}, {"postgres", openPostgres}} {
+	for _, tc := range dialects {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
 			st := tc.open(t)

@@ -12,10 +12,7 @@ import (
 // TestPanelUserStore is the panel users' part of the admin.PanelStore
 // contract, run on both dialects.
 func TestPanelUserStore(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		open func(testing.TB) *Store
-	}{{"sqlite", openSQLite}, {"postgres", openPostgres}} {
+	for _, tc := range dialects {
 		t.Run(tc.name, func(t *testing.T) {
 			testPanelUsers(t, NewTenants(tc.open(t)))
 		})

@@ -24,10 +24,7 @@ import (
 // snapshot file and journal with the store down. Only its first load is
 // full.
 func TestDeltasMatchFullLoads(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		open func(testing.TB) *Store
-	}{{"sqlite", openSQLite}, {"postgres", openPostgres}} {
+	for _, tc := range dialects {
 		t.Run(tc.name, func(t *testing.T) {
 			ts := NewTenants(tc.open(t))
 			ctx := context.Background()

@@ -11,10 +11,7 @@ import (
 
 // TestTenantStore is the admin.Store contract, run on both dialects.
 func TestTenantStore(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		open func(testing.TB) *Store
-	}{{"sqlite", openSQLite}, {"postgres", openPostgres}} {
+	for _, tc := range dialects {
 		t.Run(tc.name, func(t *testing.T) {
 			st := tc.open(t)
 			testTenantContract(t, NewTenants(st))

@@ -17,10 +17,7 @@ import (
 //
 //	scripts/test.sh -run '^$' -bench InsertTracking -benchtime=20x ./store/
 func BenchmarkInsertTracking(b *testing.B) {
-	for _, tc := range []struct {
-		name string
-		open func(testing.TB) *Store
-	}{{"sqlite", openSQLite}, {"postgres", openPostgres}} {
+	for _, tc := range dialects {
 		b.Run(tc.name, func(b *testing.B) {
 			s := tc.open(b)
 			ctx := context.Background()

@@ -17,10 +17,7 @@ import (
 // eachDialect runs fn on a fresh SQLite and a fresh PostgreSQL store, each
 // migrated by migrate.
 func eachDialect(t *testing.T, migrate func(*Store, context.Context) error, fn func(t *testing.T, s *Store)) {
-	for _, tc := range []struct {
-		name string
-		open func(testing.TB) *Store
-	}{{"sqlite", openSQLite}, {"postgres", openPostgres}} {
+	for _, tc := range dialects {
 		t.Run(tc.name, func(t *testing.T) {
 			s := tc.open(t)
 			if err := migrate(s, context.Background()); err != nil {
