@@ -24,27 +24,11 @@ while [[ $# -gt 0 ]]; do
 done
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-PATH=$PATH:/usr/sbin
-work=$(mktemp -d /tmp/mxgrid-bigmail.XXXXXX)
-pids=()
-cleanup() {
-	for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	rm -rf "$work"
-}
-trap cleanup EXIT
+bench_name=mxgrid-bigmail
+# shellcheck source=scripts/bench-lib.sh
+source "$repo/scripts/bench-lib.sh"
 
-bin=${MXGRID_BIN:-}
-if [[ -z $bin ]]; then
-	bin=$work/mxgrid
-	(cd "$repo" && go build -o "$bin" ./cmd/mxgrid)
-fi
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return; sleep 0.1; done; echo "port $1 never opened" >&2; exit 1; }
-
-sink=$(port) smtp=$(port) http=$(port) mgmt=$(port) gossip=$(port)
-sink_user=()
-[[ $(id -u) == 0 ]] && sink_user=(-u "$(id -un postfix 2>/dev/null || echo nobody)")
+sink=$(free_port) smtp=$(free_port) http=$(free_port) mgmt=$(free_port) gossip=$(free_port)
 # -t 300: a customer's Postfix waits 300 s (smtpd_timeout) for the next
 # command; smtp-sink's own 100 s would time out the downstream sessions
 # opened at RCPT while 200 senders upload 25 MB each over one loopback.

@@ -60,52 +60,13 @@ die() { log "ERROR: $*"; exit 1; }
 for tool in smtp-source smtp-sink curl; do
 	command -v "$tool" >/dev/null || [[ -x /usr/sbin/$tool ]] || die "$tool not found (apt-get install postfix curl)"
 done
-PATH=$PATH:/usr/sbin
-
-work=$(mktemp -d /tmp/mxgrid-bench.XXXXXX)
-pids=()
+bench_name=mxgrid-bench
 postfix_dir=""
-cleanup() {
-	[[ -z $postfix_dir ]] || postfix -c "$postfix_dir" stop >/dev/null 2>&1 || true
-	for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	rm -rf "$work"
+on_exit() {
+	[[ -z $postfix_dir ]] || postfix -c "$postfix_dir" stop >/dev/null 2>&1
 }
-trap cleanup EXIT
-
-bin=${MXGRID_BIN:-}
-if [[ -z $bin ]]; then
-	log "building mxgrid"
-	bin=$work/mxgrid
-	(cd "$repo" && go build -o "$bin" ./cmd/mxgrid)
-fi
-
-# free_port prints a loopback TCP port nothing listens on.
-used_ports=" "
-free_port() {
-	local p
-	while :; do
-		p=$((20000 + RANDOM % 20000))
-		[[ $used_ports == *" $p "* ]] && continue
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-			used_ports+="$p "
-			echo "$p"
-			return
-		fi
-	done
-}
-
-wait_port() {
-	local deadline=$((SECONDS + 30))
-	until (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; do
-		((SECONDS < deadline)) || die "nothing listening on 127.0.0.1:$1 after 30 s"
-		sleep 0.1
-	done
-}
-
-# smtp-sink drops privileges when run as root.
-sink_user=()
-[[ $(id -u) == 0 ]] && sink_user=(-u "$(id -un postfix 2>/dev/null || echo nobody)")
+# shellcheck source=scripts/bench-lib.sh
+source "$repo/scripts/bench-lib.sh"
 
 start_sink() {
 	smtp-sink "${sink_user[@]}" "127.0.0.1:$1" 1024 >/dev/null 2>&1 &
