@@ -32,26 +32,34 @@ func BenchmarkGenerate(b *testing.B) {
 			cfg.Points = tc.n
 			end := time.Date(2026, 3, 13, 10, 0, 0, 0, time.UTC)
 			src := spammaptest.Corpus{N: tc.n, Seed: 1, End: end, Span: 24 * time.Hour}
-			runtime.GC()
-			peak := sampleHeap(b)
-			b.ResetTimer()
-			for b.Loop() {
-				agg, err := spammap.Collect(context.Background(), src, cfg, spammap.GlobalScope, end, world)
-				if err != nil {
-					b.Fatal(err)
-				}
-				if _, err := spammap.Render(world, agg); err != nil {
-					b.Fatal(err)
-				}
-			}
-			b.StopTimer()
-			b.ReportMetric(peak()/(1<<20), "peak-heap-MB")
+			benchGenerate(b, world, func() (*spammap.Aggregate, error) {
+				return spammap.Collect(context.Background(), src, cfg, spammap.GlobalScope, end, world)
+			})
 		})
 	}
 }
 
 // sampleHeap watches the live heap until the returned func is called, which
 // returns the maximum seen.
+// benchGenerate times collect and the rendering of what it aggregated,
+// and reports the peak heap.
+func benchGenerate(b *testing.B, world *spammap.World, collect func() (*spammap.Aggregate, error)) {
+	runtime.GC()
+	peak := sampleHeap(b)
+	b.ResetTimer()
+	for b.Loop() {
+		agg, err := collect()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := spammap.Render(world, agg); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(peak()/(1<<20), "peak-heap-MB")
+}
+
 func sampleHeap(b *testing.B) func() float64 {
 	b.Helper()
 	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}

@@ -3,7 +3,6 @@ package spammap_test
 import (
 	"context"
 	"os"
-	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -69,22 +68,7 @@ func BenchmarkStoreGenerate(b *testing.B) {
 							spammap.Scope{Key: "customer:bench", DomainIDs: scoped}, end, world)
 					}},
 				} {
-					b.Run(scope.name, func(b *testing.B) {
-						runtime.GC()
-						peak := sampleHeap(b)
-						b.ResetTimer()
-						for b.Loop() {
-							agg, err := scope.collect()
-							if err != nil {
-								b.Fatal(err)
-							}
-							if _, err := spammap.Render(world, agg); err != nil {
-								b.Fatal(err)
-							}
-						}
-						b.StopTimer()
-						b.ReportMetric(peak()/(1<<20), "peak-heap-MB")
-					})
+					b.Run(scope.name, func(b *testing.B) { benchGenerate(b, world, scope.collect) })
 				}
 			})
 		}
