@@ -29,13 +29,12 @@ func send(t *testing.T, addr, rcpt, data string) int {
 // filter or by the permalinks' ids.
 func TestPanelMessageLogInChromium(t *testing.T) {
 	sink := nodetest.StartSink(t)
-	down := nodetest.StartSink(t)
-	down.Stop()
+	down := testenv.RefusingAddr(t)
 	f := startPanelFixture(t, nil) // the default pipeline: model, rules, built-in antivirus
 	n, base, b := f.node, f.base, f.b
 	acme := f.post("/api/v1/customers", map[string]any{"name": "Acme", "reseller_id": f.resellers["northwind"]})
 	f.post("/api/v1/domains", map[string]any{"name": "acme.example", "customer_id": acme, "route": sink.Addr, "tls": "none"})
-	f.post("/api/v1/domains", map[string]any{"name": "down.example", "customer_id": acme, "route": down.Addr, "tls": "none"})
+	f.post("/api/v1/domains", map[string]any{"name": "down.example", "customer_id": acme, "route": down, "tls": "none"})
 	f.acceptsMail("probe@acme.example")
 
 	ham := "From: sender@example.net\r\nSubject: Minutes of Thursday\r\nMessage-ID: <ham-1@example.net>\r\n\r\nHello Ann, the minutes are below. Regards\r\n"

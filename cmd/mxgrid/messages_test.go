@@ -43,8 +43,7 @@ func TestMessageTrackingEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	sink := smtptest.StartSink(t)
-	down := smtptest.StartSink(t)
-	down.Stop()
+	down := testenv.RefusingAddr(t)
 	cfg := nodetest.Config(t)
 	cfg.Admin.OperatorTokenFile = tokFile
 	cfg.Tracking.FlushInterval = 20 * time.Millisecond
@@ -88,7 +87,7 @@ func TestMessageTrackingEndToEnd(t *testing.T) {
 	custA := post(op, "/api/v1/customers", map[string]any{"name": "a", "reseller_id": resA})
 	custB := post(op, "/api/v1/customers", map[string]any{"name": "b", "reseller_id": resB})
 	domA := post(op, "/api/v1/domains", map[string]any{"name": "a.example", "customer_id": custA, "route": sink.Addr, "tls": "none"})
-	post(op, "/api/v1/domains", map[string]any{"name": "down.example", "customer_id": custA, "route": down.Addr, "tls": "none"})
+	post(op, "/api/v1/domains", map[string]any{"name": "down.example", "customer_id": custA, "route": down, "tls": "none"})
 	domB := post(op, "/api/v1/domains", map[string]any{"name": "b.example", "customer_id": custB, "route": sink.Addr, "tls": "none"})
 	tokA, tokB := token(resA), token(resB)
 

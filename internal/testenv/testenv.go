@@ -27,6 +27,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -193,6 +194,28 @@ func RestartablePort(t testing.TB) int {
 	}
 	t.Fatal("RestartablePort: no free port below the ephemeral range")
 	return 0
+}
+
+// RefusingAddr returns a 127.0.0.1 address that refuses connections for the
+// rest of the test: a customer server that is down. Its port is held by a
+// socket bound but never listening, so no other test's listener can be
+// given it meanwhile (a stopped listener's port can be, and the "down"
+// server then answers).
+func RefusingAddr(t testing.TB) string {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return "127.0.0.1:" + strconv.Itoa(sa.(*syscall.SockaddrInet4).Port)
 }
 
 // BuildMxgrid builds the mxgrid binary into the test's temporary directory,

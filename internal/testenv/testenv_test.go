@@ -403,3 +403,16 @@ func TestStartRetryingRetriesOnlyEarlyExits(t *testing.T) {
 		t.Errorf("other error: calls=%d failed=%v, want 1 attempt then failure", calls, f.failed)
 	}
 }
+
+// RefusingAddr refuses connections, and no listener can take its port.
+func TestRefusingAddr(t *testing.T) {
+	addr := RefusingAddr(t)
+	if c, err := net.Dial("tcp", addr); err == nil {
+		c.Close()
+		t.Fatalf("dial %s: connected", addr)
+	}
+	if l, err := net.Listen("tcp", addr); err == nil {
+		l.Close()
+		t.Fatalf("listen %s: the port was free", addr)
+	}
+}
