@@ -70,6 +70,41 @@ func defaultWeights() map[string]float64 {
 // source file itself does not trip scanners on developer machines.
 var eicar = []byte(`X5O!P%@AP[4\PZX54(P^)7CC)7}$` + "EICAR-STANDARD-" + "ANTIVIRUS-TEST-FILE!" + `$H+H*`)
 
+// eicarSig finds it from its '^', a byte rare in mail.
+var eicarSig = newSignature(eicar, '^')
+
+// signature is a byte string searched for in whole messages and files.
+// bytes.Index looks for the first byte of a long pattern and, when that
+// byte is common ('X' starts every X- header field), falls back to a
+// Rabin-Karp scan of every byte; here the search goes from one rare byte
+// of the pattern to the next with IndexByte, and compares only there.
+type signature struct {
+	pattern []byte
+	anchor  int // offset in pattern of the rare byte
+}
+
+func newSignature(pattern []byte, rare byte) signature {
+	return signature{pattern: pattern, anchor: bytes.IndexByte(pattern, rare)}
+}
+
+// in reports whether b holds the signature (bytes.Contains(b, pattern)).
+func (sig signature) in(b []byte) bool {
+	n, rare := len(sig.pattern), sig.pattern[sig.anchor]
+	// The anchor of a match lies in b[anchor : len(b)-n+anchor+1].
+	for from, to := sig.anchor, len(b)-n+sig.anchor+1; from < to; {
+		i := bytes.IndexByte(b[from:to], rare)
+		if i < 0 {
+			return false
+		}
+		start := from + i - sig.anchor
+		if bytes.Equal(b[start:start+n], sig.pattern) {
+			return true
+		}
+		from += i + 1
+	}
+	return false
+}
+
 // Check is the built-in engine as a scanner.Check. Safe for concurrent use.
 type Check struct {
 	cfg      Config
@@ -111,7 +146,7 @@ func (c *Check) Check(ctx context.Context, _ *scanner.Envelope, msg *scanner.Mes
 	// part the parser cannot delimit, is still found. Then the parser's
 	// leaves: the MIME tree is read once, under the scanner's limits, and
 	// its structural findings are the parser's symbols.
-	if found, err := rawContains(msg, eicar); err != nil {
+	if found, err := rawContains(msg, eicarSig); err != nil {
 		return scanner.Result{}, fmt.Errorf("antivirus: read message: %w", err)
 	} else if found {
 		s.setVirus(VirusEICAR, "eicar")
@@ -178,7 +213,7 @@ func (s *scan) file(name, where string, data []byte, depth int) {
 	if s.done() {
 		return
 	}
-	if bytes.Contains(data, eicar) {
+	if eicarSig.in(data) {
 		s.setVirus(VirusEICAR, "eicar")
 		return
 	}
@@ -324,24 +359,24 @@ func loadHashes(path string) (map[[sha256.Size]byte]string, error) {
 	return hashes, nil
 }
 
-// rawContains reports whether the message as received holds pattern: in
+// rawContains reports whether the message as received holds sig: in
 // place when it is in memory, streamed when it was spooled.
-func rawContains(msg *scanner.Message, pattern []byte) (bool, error) {
+func rawContains(msg *scanner.Message, sig signature) (bool, error) {
 	if msg.Raw != nil {
-		return bytes.Contains(msg.Raw, pattern), nil
+		return sig.in(msg.Raw), nil
 	}
-	return containsStream(msg.Reader(0), pattern)
+	return containsStream(msg.Reader(0), sig)
 }
 
-// containsStream reports whether r holds pattern, reading it in chunks that
+// containsStream reports whether r holds sig, reading it in chunks that
 // overlap by len(pattern)-1 bytes so a match across two reads is found: a
 // spooled message is searched without being loaded.
-func containsStream(r io.Reader, pattern []byte) (bool, error) {
+func containsStream(r io.Reader, sig signature) (bool, error) {
 	buf := make([]byte, 0, 64<<10)
 	for {
 		n, err := r.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]
-		if bytes.Contains(buf, pattern) {
+		if sig.in(buf) {
 			return true, nil
 		}
 		if err == io.EOF {
@@ -350,7 +385,7 @@ func containsStream(r io.Reader, pattern []byte) (bool, error) {
 		if err != nil {
 			return false, err
 		}
-		if keep := len(pattern) - 1; len(buf) > keep && len(buf) == cap(buf) {
+		if keep := len(sig.pattern) - 1; len(buf) > keep && len(buf) == cap(buf) {
 			buf = buf[:copy(buf, buf[len(buf)-keep:])]
 		}
 	}

@@ -509,11 +509,29 @@ func TestContainsStream(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			// Short reads must not matter either.
 			for _, r := range []io.Reader{strings.NewReader(tt.in), iotest.HalfReader(strings.NewReader(tt.in))} {
-				got, err := containsStream(r, eicar)
+				got, err := containsStream(r, eicarSig)
 				if err != nil || got != tt.want {
 					t.Errorf("containsStream = %v, %v; want %v", got, err, tt.want)
 				}
 			}
 		})
 	}
+}
+
+// FuzzSignatureMatchesContains: the anchored search answers as
+// bytes.Contains does, for EICAR and for a pattern whose rare byte is its
+// first or last.
+func FuzzSignatureMatchesContains(f *testing.F) {
+	f.Add([]byte("X-Mailer: x\r\nX-Spam: y\r\n\r\n" + string(eicar) + "\r\n"))
+	f.Add([]byte(string(eicar[:40]) + "^" + string(eicar)))
+	f.Add([]byte("^^^^X5O!P%@AP[4\\PZX54(P^)7CC)7}"))
+	f.Add([]byte("ab^cab^c^ab^"))
+	sigs := []signature{eicarSig, newSignature([]byte("^ab"), '^'), newSignature([]byte("ab^"), '^'), newSignature([]byte("^"), '^')}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		for _, sig := range sigs {
+			if got, want := sig.in(b), bytes.Contains(b, sig.pattern); got != want {
+				t.Fatalf("%q in %q: %v, bytes.Contains %v", sig.pattern, b, got, want)
+			}
+		}
+	})
 }
