@@ -1,6 +1,7 @@
 package model
 
 import (
+	"bytes"
 	"math/bits"
 	"path"
 	"slices"
@@ -77,6 +78,7 @@ type scratch struct {
 	nb    []int8   // their Bayes table bytes, for Judge
 	ring  []uint64
 	word  []byte
+	lower []byte // for bodyText
 }
 
 // NewExtractor returns an extractor hashing into 2^bits buckets and pairing
@@ -147,7 +149,8 @@ func (e *emitter) addString(ns uint64, s string) {
 
 func (e *emitter) message(m *scanner.Message) {
 	e.textTokens(stripListTag(m.Subject), nsSubject, nsSubjectPair, 200)
-	body := bodyText(m.Text)
+	var body string
+	body, e.s.lower = bodyText(m.Text, e.s.lower)
 	e.textTokens(body, nsWord, nsPair, maxWords)
 	e.textTokens(m.HTML.Text, nsWord, nsPair, maxWords)
 	e.chars(body, maxChars)
@@ -444,7 +447,7 @@ func (e *emitter) shape(m *scanner.Message, body string) {
 	if h.CommentBytes > 0 {
 		e.addString(nsShape, "comments:"+bucket(h.CommentBytes>>5))
 	}
-	e.addString(nsShape, "caps:"+bucket(capsPercent(body+h.Text)/10))
+	e.addString(nsShape, "caps:"+bucket(capsPercent(body, h.Text)/10))
 	e.addString(nsShape, "subjcaps:"+bucket(capsPercent(m.Subject)/25))
 	if m.FromName == "" {
 		e.addString(nsShape, "fromname:none")
@@ -500,48 +503,46 @@ func replyPrefix(t string) string {
 // listFooterMarkers start the footers mailing-list software appends. Like
 // list tags they identify where a corpus was collected, not what the
 // author wrote, so the model does not see them.
-var listFooterMarkers = [...]string{
-	"mailing list\n", "/mailman/listinfo", "to unsubscribe from this group",
-	"yahoo! groups sponsor", "your use of yahoo! groups", "this sf.net email is sponsored",
-	"this sf.net e-mail is sponsored", "to unsubscribe, e-mail:", "to unsubscribe, send",
+var listFooterMarkers = [...][]byte{
+	[]byte("mailing list\n"), []byte("/mailman/listinfo"), []byte("to unsubscribe from this group"),
+	[]byte("yahoo! groups sponsor"), []byte("your use of yahoo! groups"), []byte("this sf.net email is sponsored"),
+	[]byte("this sf.net e-mail is sponsored"), []byte("to unsubscribe, e-mail:"), []byte("to unsubscribe, send"),
 }
 
-// bodyText returns text without a trailing mailing-list footer.
-func bodyText(text string) string {
+// bodyText returns text without a trailing mailing-list footer. The tail
+// of text is lower-cased into buf, which is returned for reuse.
+func bodyText(text string, buf []byte) (string, []byte) {
 	const tail = 3000
 	from := max(0, len(text)-tail)
 	// ASCII-only lowering keeps byte offsets equal to text's (ToLower
 	// may change lengths on invalid UTF-8).
-	lower := lowerASCII(text[from:])
+	lower := buf[:0]
+	for i := from; i < len(text); i++ {
+		c := text[i]
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		lower = append(lower, c)
+	}
 	cut := -1
 	for _, mk := range listFooterMarkers {
-		if i := strings.Index(lower, mk); i >= 0 && (cut < 0 || i < cut) {
+		if i := bytes.Index(lower, mk); i >= 0 && (cut < 0 || i < cut) {
 			cut = i
 		}
 	}
 	if cut < 0 {
-		return text
+		return text, lower
 	}
 	// Back up to the separator line (____ or ----) that usually precedes
 	// the footer, if it is close; else to the start of the marker's line.
-	region := lower[max(0, cut-600):cut]
+	region := string(lower[max(0, cut-600):cut])
 	if i := lastSeparator(region); i >= 0 {
-		return text[:from+max(0, cut-600)+i]
+		return text[:from+max(0, cut-600)+i], lower
 	}
-	if i := strings.LastIndexByte(lower[:cut], '\n'); i >= 0 {
-		return text[:from+i]
+	if i := bytes.LastIndexByte(lower[:cut], '\n'); i >= 0 {
+		return text[:from+i], lower
 	}
-	return text[:from]
-}
-
-func lowerASCII(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if c >= 'A' && c <= 'Z' {
-			b[i] = c + 'a' - 'A'
-		}
-	}
-	return string(b)
+	return text[:from], lower
 }
 
 func lastSeparator(s string) int {
@@ -556,17 +557,14 @@ func lastSeparator(s string) int {
 	return -1
 }
 
-func capsPercent(s string) int {
+// capsPercent is the share of capitals among the ASCII letters of the
+// texts (taken as one), 0 with fewer than 10 letters.
+func capsPercent(texts ...string) int {
 	var upper, letters int
-	for _, r := range s {
-		if r < 128 {
-			if r >= 'A' && r <= 'Z' {
-				upper++
-				letters++
-			} else if r >= 'a' && r <= 'z' {
-				letters++
-			}
-		}
+	for _, s := range texts {
+		l, u := scanner.ASCIILetters(s)
+		letters += l
+		upper += u
 	}
 	if letters < 10 {
 		return 0

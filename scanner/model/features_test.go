@@ -4,6 +4,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"unicode"
 	"unicode/utf8"
@@ -180,4 +181,92 @@ func abs(n int) int {
 		return -n
 	}
 	return n
+}
+
+// capsPercentReference is capsPercent as first written, on the texts
+// joined, rune by rune.
+func capsPercentReference(s string) int {
+	var upper, letters int
+	for _, r := range s {
+		if r < 128 {
+			if r >= 'A' && r <= 'Z' {
+				upper++
+				letters++
+			} else if r >= 'a' && r <= 'z' {
+				letters++
+			}
+		}
+	}
+	if letters < 10 {
+		return 0
+	}
+	return upper * 100 / letters
+}
+
+func FuzzCapsPercentMatchesReference(f *testing.F) {
+	f.Add("HELLO world", "ÄÖÜ ABC def\xff\xc3")
+	f.Add("", "SHOUTING LOUDLY")
+	f.Fuzz(func(t *testing.T, a, b string) {
+		if got, want := capsPercent(a, b), capsPercentReference(a+b); got != want {
+			t.Fatalf("capsPercent(%q, %q) = %d, reference %d", a, b, got, want)
+		}
+	})
+}
+
+var listFooterMarkersReference = [...]string{
+	"mailing list\n", "/mailman/listinfo", "to unsubscribe from this group",
+	"yahoo! groups sponsor", "your use of yahoo! groups", "this sf.net email is sponsored",
+	"this sf.net e-mail is sponsored", "to unsubscribe, e-mail:", "to unsubscribe, send",
+}
+
+// bodyTextReference is bodyText as first written, lower-casing into a
+// new string.
+func bodyTextReference(text string) string {
+	const tail = 3000
+	from := max(0, len(text)-tail)
+	// ASCII-only lowering keeps byte offsets equal to text's (ToLower
+	// may change lengths on invalid UTF-8).
+	lower := lowerASCII(text[from:])
+	cut := -1
+	for _, mk := range listFooterMarkersReference {
+		if i := strings.Index(lower, mk); i >= 0 && (cut < 0 || i < cut) {
+			cut = i
+		}
+	}
+	if cut < 0 {
+		return text
+	}
+	// Back up to the separator line (____ or ----) that usually precedes
+	// the footer, if it is close; else to the start of the marker's line.
+	region := lower[max(0, cut-600):cut]
+	if i := lastSeparator(region); i >= 0 {
+		return text[:from+max(0, cut-600)+i]
+	}
+	if i := strings.LastIndexByte(lower[:cut], '\n'); i >= 0 {
+		return text[:from+i]
+	}
+	return text[:from]
+}
+
+func lowerASCII(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c >= 'A' && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
+}
+
+func FuzzBodyTextMatchesReference(f *testing.F) {
+	f.Add("Hello\n_______________\nXYZ Mailing List\nhttp://x/mailman/listinfo/y\n", 0)
+	f.Add("text\nTo unsubscribe from this group, send an email to:\n", 2990)
+	f.Add("a\xffB\nYour use of Yahoo! Groups is subject to", 5000)
+	f.Fuzz(func(t *testing.T, text string, pad int) {
+		text = strings.Repeat("Some text\n", min(abs(pad)%400, 400)) + text
+		got, _ := bodyText(text, nil)
+		if want := bodyTextReference(text); got != want {
+			t.Fatalf("bodyText(%q) = %q, reference %q", text, got, want)
+		}
+	})
 }

@@ -3,6 +3,7 @@ package rules
 import (
 	"bufio"
 	_ "embed"
+	"math/bits"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -37,7 +38,13 @@ type brandIndex struct {
 	// ("paypal", "docusign"), what lookalikes imitate; byLen holds those
 	// of 5 letters or more by length, for the misspelling test.
 	keys  map[string]*brand
-	byLen [maxKeyLen + 1][]string
+	byLen [maxKeyLen + 1][]brandKey
+}
+
+// brandKey is a key with the classes of characters it holds (charClasses).
+type brandKey struct {
+	key     string
+	classes uint64
 }
 
 const maxKeyLen = 63
@@ -86,7 +93,7 @@ func parseBrands(list string) *brandIndex {
 	}
 	for k := range idx.keys {
 		if len(k) >= 5 && len(k) <= maxKeyLen {
-			idx.byLen[len(k)] = append(idx.byLen[len(k)], k)
+			idx.byLen[len(k)] = append(idx.byLen[len(k)], brandKey{k, charClasses(k)})
 		}
 	}
 	return idx
@@ -176,8 +183,10 @@ func (idx *brandIndex) lookalike(host string) (b *brand, why string) {
 			}
 		}
 	}
-	if b := idx.keys[skeleton(first)]; b != nil && skeleton(first) != first {
-		return b, "digits for letters in " + org
+	if sk := skeleton(first); sk != first {
+		if b := idx.keys[sk]; b != nil {
+			return b, "digits for letters in " + org
+		}
 	}
 	for _, tok := range strings.Split(first, "-") {
 		if b := idx.keys[tok]; b != nil && strings.Contains(first, "-") {
@@ -188,14 +197,18 @@ func (idx *brandIndex) lookalike(host string) (b *brand, why string) {
 		}
 	}
 	if len(first) >= 5 {
+		classes := charClasses(first)
 		for n := max(5, len(first)-2); n <= min(maxKeyLen, len(first)+2); n++ {
 			for _, k := range idx.byLen[n] {
 				limit := 1
-				if len(k) >= 8 {
+				if len(k.key) >= 8 {
 					limit = 2
 				}
-				if d := editDistance(first, k, limit); d > 0 && d <= limit {
-					return idx.keys[k], "misspelt brand in " + org
+				if classDistance(classes, k.classes) > limit {
+					continue // editDistance would be over limit too
+				}
+				if d := editDistance(first, k.key, limit); d > 0 && d <= limit {
+					return idx.keys[k.key], "misspelt brand in " + org
 				}
 			}
 		}
@@ -271,6 +284,34 @@ func mixedScript(word string) bool {
 		}
 	}
 	return latin >= 2 && swapped > 0
+}
+
+// charClasses is the set of classes of the bytes of s: one class per
+// lower-case letter, digit and '-', one for every other byte.
+func charClasses(s string) uint64 {
+	var set uint64
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c >= 'a' && c <= 'z':
+			set |= 1 << (c - 'a')
+		case c >= '0' && c <= '9':
+			set |= 1 << (26 + c - '0')
+		case c == '-':
+			set |= 1 << 36
+		default:
+			set |= 1 << 63
+		}
+	}
+	return set
+}
+
+// classDistance is a lower bound of the edit distance of two strings with
+// these charClasses: every class one of them has and the other lacks
+// takes at least one edit (an insertion, deletion or substitution makes
+// or removes one character), so skipping the dynamic programme when it is
+// over the limit changes no answer.
+func classDistance(a, b uint64) int {
+	return max(bits.OnesCount64(a&^b), bits.OnesCount64(b&^a))
 }
 
 // editDistance is the Levenshtein distance of a and b, or limit+1 when it

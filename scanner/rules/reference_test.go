@@ -250,3 +250,22 @@ func FuzzBodyMatchesReference(f *testing.F) {
 		}
 	})
 }
+
+// FuzzClassDistanceBoundsEditDistance: the class bound never exceeds the
+// edit distance, so lookalike skips only keys editDistance would refuse.
+func FuzzClassDistanceBoundsEditDistance(f *testing.F) {
+	f.Add("paypa1", "paypal")
+	f.Add("arnazon", "amazon")
+	f.Add("docusing", "docusign")
+	f.Add("micros0ft-x", "microsoft")
+	f.Add("ПayPal", "paypal")
+	f.Fuzz(func(t *testing.T, a, b string) {
+		if len(b) >= 64 || len(a) >= 64 {
+			return
+		}
+		d := editDistance(a, b, 64)
+		if c := classDistance(charClasses(a), charClasses(b)); c > d {
+			t.Fatalf("%q %q: class distance %d > edit distance %d", a, b, c, d)
+		}
+	})
+}

@@ -382,8 +382,8 @@ func body(f *findings, m *scanner.Message) {
 	}
 	// The plain and the HTML text are read as one, without joining them:
 	// they can be megabytes.
-	letters, upper := countLetters(m.Text)
-	l, u := countLetters(m.HTML.Text)
+	letters, upper := scanner.ASCIILetters(m.Text)
+	l, u := scanner.ASCIILetters(m.HTML.Text)
 	letters, upper = letters+l, upper+u
 	if letters >= 200 && upper*2 > letters {
 		f.hit(TextUppercase, "")
@@ -411,20 +411,6 @@ func body(f *findings, m *scanner.Message) {
 	if h.CommentBytes > 500 && h.CommentBytes*3 > h.Bytes {
 		f.hit(HTMLCommentFlood, "")
 	}
-}
-
-// countLetters counts the ASCII letters of s and the upper-case ones.
-func countLetters(s string) (letters, upper int) {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 'a' && c <= 'z' {
-			letters++
-		} else if c >= 'A' && c <= 'Z' {
-			letters++
-			upper++
-		}
-	}
-	return letters, upper
 }
 
 // looksLikeHTML reports whether plain text holds "<html", "<body" or
