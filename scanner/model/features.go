@@ -65,10 +65,18 @@ type Extractor struct {
 }
 
 type scratch struct {
-	seen []uint64 // bitset over the hashed space, cleared after each use
-	out  []uint32
-	ring []uint64
-	word []byte
+	// seen is a bitset over the hashed space and used a bitset over seen's
+	// words, marking those not zero: the features are read off in order
+	// by visiting only those words, which also clears both. Scanning all
+	// of seen (2^bits/64 words) or sorting the features took a third of
+	// the scan time.
+	seen  []uint64
+	used  []uint64
+	n     int      // features in seen
+	feats []uint32 // the message's features, sorted
+	nb    []int8   // their Bayes table bytes, for Judge
+	ring  []uint64
+	word  []byte
 }
 
 // NewExtractor returns an extractor hashing into 2^bits buckets and pairing
@@ -76,7 +84,8 @@ type scratch struct {
 func NewExtractor(bits uint8, window int) *Extractor {
 	x := &Extractor{bits: bits, window: window}
 	x.pool.New = func() any {
-		return &scratch{seen: make([]uint64, (1<<bits+63)/64), ring: make([]uint64, window)}
+		words := (1<<bits + 63) / 64
+		return &scratch{seen: make([]uint64, words), used: make([]uint64, (words+63)/64), ring: make([]uint64, window)}
 	}
 	return x
 }
@@ -84,41 +93,37 @@ func NewExtractor(bits uint8, window int) *Extractor {
 // Features returns the sorted, distinct feature indices of msg. The result
 // is a new slice owned by the caller.
 func (x *Extractor) Features(msg *scanner.Message) []uint32 {
-	s := x.pool.Get().(*scratch)
+	s := x.extract(msg)
 	defer x.pool.Put(s)
-	s.out = s.out[:0]
-	e := emitter{x: x, s: s}
-	e.message(msg)
-	// Sorted for sequential memory access when scoring and training. A
-	// long message's features are read off the bitset in order, which
-	// also clears it: a linear pass over 2^bits/64 words is several times
-	// cheaper than sorting thousands of indices (a third of the scan time
-	// went to the sort).
-	out := make([]uint32, 0, len(s.out))
-	if len(s.out)*sortPerFeature < len(s.seen) {
-		out = append(out, s.out...)
-		for _, i := range s.out {
-			s.seen[i/64] = 0
-		}
-		slices.Sort(out)
-		return out
-	}
-	for w, word := range s.seen {
-		if word == 0 {
-			continue
-		}
-		for word != 0 {
-			out = append(out, uint32(w*64+bits.TrailingZeros64(word)))
-			word &= word - 1
-		}
-		s.seen[w] = 0
-	}
-	return out
+	return slices.Clone(s.feats)
 }
 
-// sortPerFeature is roughly what sorting costs per feature, in units of
-// one bitset word scanned.
-const sortPerFeature = 16
+// extract leaves msg's features in s.feats of a scratch from the pool,
+// which the caller puts back when done with them.
+func (x *Extractor) extract(msg *scanner.Message) *scratch {
+	s := x.pool.Get().(*scratch)
+	e := emitter{x: x, s: s}
+	e.message(msg)
+	s.drain()
+	return s
+}
+
+// drain moves the features from the bitsets to feats, in order.
+func (s *scratch) drain() {
+	s.feats = s.feats[:0]
+	for u, used := range s.used {
+		for used != 0 {
+			w := u*64 + bits.TrailingZeros64(used)
+			used &= used - 1
+			for word := s.seen[w]; word != 0; word &= word - 1 {
+				s.feats = append(s.feats, uint32(w*64+bits.TrailingZeros64(word)))
+			}
+			s.seen[w] = 0
+		}
+		s.used[u] = 0
+	}
+	s.n = 0
+}
 
 type emitter struct {
 	x *Extractor
@@ -127,11 +132,13 @@ type emitter struct {
 
 func (e *emitter) add(h uint64) {
 	i := uint32(mix(h) >> (64 - e.x.bits))
-	if e.s.seen[i/64]&(1<<(i%64)) != 0 || len(e.s.out) >= maxFeatures {
+	w := i / 64
+	if e.s.seen[w]&(1<<(i%64)) != 0 || e.s.n >= maxFeatures {
 		return
 	}
-	e.s.seen[i/64] |= 1 << (i % 64)
-	e.s.out = append(e.s.out, i)
+	e.s.seen[w] |= 1 << (i % 64)
+	e.s.used[w/64] |= 1 << (w % 64)
+	e.s.n++
 }
 
 func (e *emitter) addString(ns uint64, s string) {

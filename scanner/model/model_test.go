@@ -319,3 +319,21 @@ func TestEmbeddedModelIsReproducible(t *testing.T) {
 			"go run ./cmd/mxgrid train --spam ../shared/corpus/train/spam --ham ../shared/corpus/train/ham -o scanner/model/default.model")
 	}
 }
+
+// TestJudgeMatchesMarginAndNBScore: the one-pass Judge gives bit for bit
+// what Margin and NBScore give on the features, which the eval and
+// training use.
+func TestJudgeMatchesMarginAndNBScore(t *testing.T) {
+	m, err := model.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range loadSamples(t, sampleDir) {
+		msg := scanner.Parse(s.Raw)
+		feats := m.Extractor().Features(msg)
+		z, p := m.Judge(msg)
+		if z != m.Margin(feats) || p != m.NBScore(feats) {
+			t.Errorf("%s: Judge %v %v, Margin %v NBScore %v", s.Path, z, p, m.Margin(feats), m.NBScore(feats))
+		}
+	}
+}

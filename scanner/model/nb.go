@@ -61,17 +61,30 @@ func init() {
 // nbMinByte is the smallest |byte| of a feature that counts.
 var nbMinByte = int8(math.Ceil(math.Log((0.5+nbMinDev)/(0.5-nbMinDev)) * 127 / nbLogitMax))
 
-// nbScore is the chi-square combined spam probability of feats (0.5 when
-// nothing is known about them).
-func nbScore(t []int8, feats []uint32) float64 {
-	var hist [128]int32 // count of features by |byte|
-	for _, i := range feats {
-		b := t[i]
-		if b < 0 {
-			b = -b
+// nbCounts is 1 for the table bytes nbScore counts (|byte| >= nbMinByte;
+// not -128, whose negation stays negative), else 0.
+var nbCounts = func() (c [256]uint8) {
+	for b := range 256 {
+		if abs8(int8(b)) >= nbMinByte {
+			c[b] = 1
 		}
-		if b >= nbMinByte {
-			hist[b]++
+	}
+	return c
+}()
+
+// abs8 is |b| without a branch; abs8(-128) is -128.
+func abs8(b int8) int8 {
+	m := b >> 7
+	return b ^ m - m
+}
+
+// nbScore is the chi-square combined spam probability of the features
+// whose table bytes are bs (0.5 when nothing is known about them).
+func nbScore(bs []int8) float64 {
+	var hist [128]int32 // count of features by |byte|
+	for _, b := range bs {
+		if a := abs8(b); a >= nbMinByte {
+			hist[a]++
 		}
 	}
 	// Lowest |byte| that keeps at most nbMaxTokens features (all of the
@@ -88,13 +101,8 @@ func nbScore(t []int8, feats []uint32) float64 {
 		return 0.5
 	}
 	var lnf, ln1mf float64
-	for _, i := range feats {
-		b := t[i]
-		a := b
-		if a < 0 {
-			a = -a
-		}
-		if a >= cut && a >= nbMinByte {
+	for _, b := range bs {
+		if a := abs8(b); a >= cut && a >= nbMinByte {
 			lnf += nbLnF[uint8(b)]
 			ln1mf += nbLn1mF[uint8(b)]
 		}

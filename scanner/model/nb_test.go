@@ -1,7 +1,9 @@
 package model
 
 import (
+	"bytes"
 	"math"
+	"slices"
 	"testing"
 )
 
@@ -40,12 +42,90 @@ func TestNaiveBayes(t *testing.T) {
 		big[i] = 127
 		many = append(many, uint32(i))
 	}
-	if p := nbScore(big, many); p < 0.99 {
+	if p := nbScore(tableBytes(big, many)); p < 0.99 {
 		t.Errorf("nbScore of %d saturated spam features = %v", len(many), p)
 	}
 	for _, tt := range tests {
-		if p := nbScore(tab, tt.feats); p < tt.lo || p > tt.hi {
+		if p := nbScore(tableBytes(tab, tt.feats)); p < tt.lo || p > tt.hi {
 			t.Errorf("nbScore(%v) = %v, want in [%v, %v]", tt.feats, p, tt.lo, tt.hi)
 		}
 	}
+}
+
+func tableBytes(t []int8, feats []uint32) []int8 {
+	bs := make([]int8, len(feats))
+	for k, i := range feats {
+		bs[k] = t[i]
+	}
+	return bs
+}
+
+// nbScoreReference is nbScore as it was written first, reading the table
+// twice per feature: the oracle for the one-pass version.
+func nbScoreReference(t []int8, feats []uint32) float64 {
+	var hist [128]int32
+	for _, i := range feats {
+		b := t[i]
+		if b < 0 {
+			b = -b
+		}
+		if b >= nbMinByte {
+			hist[b]++
+		}
+	}
+	cut, n := int8(127), int32(0)
+	for b := 127; b >= int(nbMinByte); b-- {
+		if n > 0 && n+hist[b] > nbMaxTokens {
+			break
+		}
+		n += hist[b]
+		cut = int8(b)
+	}
+	if n == 0 {
+		return 0.5
+	}
+	var lnf, ln1mf float64
+	for _, i := range feats {
+		b := t[i]
+		a := b
+		if a < 0 {
+			a = -a
+		}
+		if a >= cut && a >= nbMinByte {
+			lnf += nbLnF[uint8(b)]
+			ln1mf += nbLn1mF[uint8(b)]
+		}
+	}
+	s := 1 - chi2Q(-2*ln1mf, 2*int(n))
+	h := 1 - chi2Q(-2*lnf, 2*int(n))
+	return (s - h + 1) / 2
+}
+
+// FuzzNBScoreMatchesReference: any table (including -128, which no
+// training writes) and any features give bit for bit the reference's
+// probability, from all the features' bytes or only those Judge keeps.
+func FuzzNBScoreMatchesReference(f *testing.F) {
+	f.Add([]byte{127, 129, 0, 5, 200, 128}, []byte{0, 1, 2, 3, 4, 5, 5})
+	f.Add(bytes.Repeat([]byte{120}, 300), bytes.Repeat([]byte{7, 9}, 200))
+	f.Fuzz(func(t *testing.T, table, picks []byte) {
+		if len(table) == 0 {
+			return
+		}
+		tab := make([]int8, len(table))
+		for i, b := range table {
+			tab[i] = int8(b)
+		}
+		feats := make([]uint32, len(picks))
+		for i, p := range picks {
+			feats[i] = uint32(int(p) % len(tab))
+		}
+		want := nbScoreReference(tab, feats)
+		all := tableBytes(tab, feats)
+		counted := slices.DeleteFunc(slices.Clone(all), func(b int8) bool { return nbCounts[uint8(b)] == 0 })
+		for _, bs := range [][]int8{all, counted} {
+			if got := nbScore(bs); math.Float64bits(got) != math.Float64bits(want) {
+				t.Fatalf("nbScore %v, reference %v", got, want)
+			}
+		}
+	})
 }
