@@ -7,7 +7,6 @@ import (
 	"os"
 
 	"github.com/mxgrid/mxgrid/config"
-	"github.com/mxgrid/mxgrid/internal/gcfloor"
 	"github.com/mxgrid/mxgrid/node"
 )
 
@@ -25,9 +24,6 @@ func runServe(ctx context.Context, args []string, _ io.Writer) error {
 		return err
 	}
 	log := newLogger(cfg.Log, os.Stderr)
-	// Process-wide, so here and not in package node (tests run several
-	// nodes in one process).
-	go gcfloor.Keep(ctx, gcfloor.DefaultHeadroom, log)
 	n, err := node.New(ctx, cfg, node.Options{Log: log, Version: version})
 	if err != nil {
 		return err

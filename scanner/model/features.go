@@ -172,77 +172,165 @@ func (e *emitter) textTokens(text string, uni, pair uint64, limit int) {
 		// compatibility forms spammers use to dodge word matches.
 		text = norm.NFKC.String(text)
 	}
-	ring := e.s.ring
-	for i := range ring {
-		ring[i] = 0
-	}
-	n := 0
-	emit := func(h uint64) {
-		e.add(uni<<56 ^ h)
-		if pair != 0 {
-			for d := 1; d < len(ring) && d <= n; d++ {
-				prev := ring[(n-d)%len(ring)]
-				e.add(pair<<56 ^ prev*0x9e3779b97f4a7c15 ^ h ^ uint64(d)<<48)
-			}
-			ring[n%len(ring)] = h
-		}
-		n++
-	}
-	word := e.s.word[:0]
-	letters, digits, runes := 0, 0, 0
-	flush := func() {
-		if runes == 0 {
-			return
-		}
-		switch {
-		case digits == runes && runes > 2:
-			emit(hashString("#num" + strconv.Itoa(min(runes, 8))))
-		case runes == 1 && !isCJK(word):
-		case runes > maxTokenLen:
-			emit(hashString("#long"))
-		case digits > 0 && letters > 0 && runes > 6:
-			emit(hashString("#mixed"))
-		default:
-			emit(hashBytes(word))
-		}
-		word = word[:0]
-		letters, digits, runes = 0, 0, 0
-	}
-	for _, r := range text {
-		if n >= limit {
+	t := tokenizer{e: e, uni: uni, pair: pair, ring: e.s.ring, word: e.s.word[:0]}
+	clear(t.ring)
+	for i := 0; i < len(text); {
+		if t.n >= limit {
 			break
 		}
+		// ASCII, most of any text, is classified by table; the rest
+		// by the unicode package.
+		if c := text[i]; c < utf8.RuneSelf {
+			i++
+			switch asciiClass[c] {
+			case classUpper:
+				t.word = append(t.word, c+'a'-'A')
+				t.letters++
+				t.runes++
+			case classLower:
+				t.word = append(t.word, c)
+				t.letters++
+				t.runes++
+			case classDigit:
+				t.word = append(t.word, c)
+				t.digits++
+				t.runes++
+			case classMoney:
+				t.flush()
+				t.emit(hashMoney)
+			case classBang:
+				t.flush()
+				t.emit(hashBang)
+			default:
+				t.flush()
+			}
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(text[i:])
+		i += size
 		switch {
 		case unicode.IsLetter(r):
 			if isCJKRune(r) {
 				// CJK has no spaces: each ideograph is a word and the pairs
 				// give the bigrams.
-				flush()
-				word = utf8.AppendRune(word, r)
-				runes = 1
-				flush()
+				t.flush()
+				t.word = utf8.AppendRune(t.word, r)
+				t.runes = 1
+				t.flush()
 				continue
 			}
-			word = utf8.AppendRune(word, unicode.ToLower(r))
-			letters++
-			runes++
+			t.word = utf8.AppendRune(t.word, unicode.ToLower(r))
+			t.letters++
+			t.runes++
 		case unicode.IsDigit(r):
-			word = utf8.AppendRune(word, r)
-			digits++
-			runes++
-		case r == '$' || r == '€' || r == '£':
-			flush()
-			emit(hashString("#money"))
-		case r == '!':
-			flush()
-			emit(hashString("!"))
+			t.word = utf8.AppendRune(t.word, r)
+			t.digits++
+			t.runes++
+		case r == '€' || r == '£':
+			t.flush()
+			t.emit(hashMoney)
 		default:
-			flush()
+			t.flush()
 		}
 	}
-	flush()
-	e.s.word = word
+	t.flush()
+	e.s.word = t.word
 }
+
+// tokenizer is the state of one textTokens call.
+type tokenizer struct {
+	e         *emitter
+	uni, pair uint64
+	ring      []uint64 // hashes of the last words, for the pairs
+	n         int      // words emitted
+	pos       int      // n % len(ring)
+	word      []byte   // the word being read, lower-cased
+	letters   int
+	digits    int
+	runes     int
+}
+
+func (t *tokenizer) emit(h uint64) {
+	t.e.add(t.uni<<56 ^ h)
+	if t.pair != 0 {
+		ring := t.ring
+		for d := 1; d < len(ring) && d <= t.n; d++ {
+			j := t.pos - d
+			if j < 0 {
+				j += len(ring)
+			}
+			t.e.add(t.pair<<56 ^ ring[j]*0x9e3779b97f4a7c15 ^ h ^ uint64(d)<<48)
+		}
+		ring[t.pos] = h
+	}
+	t.n++
+	if t.pos++; t.pos == len(t.ring) {
+		t.pos = 0
+	}
+}
+
+// flush emits the word read so far: the word itself, or the shape of a
+// number or an id.
+func (t *tokenizer) flush() {
+	if t.runes == 0 {
+		return
+	}
+	switch {
+	case t.digits == t.runes && t.runes > 2:
+		t.emit(hashNum[min(t.runes, 8)])
+	case t.runes == 1 && !isCJK(t.word):
+	case t.runes > maxTokenLen:
+		t.emit(hashLong)
+	case t.digits > 0 && t.letters > 0 && t.runes > 6:
+		t.emit(hashMixed)
+	default:
+		t.emit(hashBytes(t.word))
+	}
+	t.word = t.word[:0]
+	t.letters, t.digits, t.runes = 0, 0, 0
+}
+
+// Classes of ASCII characters for textTokens.
+const (
+	classOther = iota
+	classUpper
+	classLower
+	classDigit
+	classMoney
+	classBang
+)
+
+var asciiClass = func() (c [utf8.RuneSelf]uint8) {
+	for b := range utf8.RuneSelf {
+		switch {
+		case b >= 'A' && b <= 'Z':
+			c[b] = classUpper
+		case b >= 'a' && b <= 'z':
+			c[b] = classLower
+		case b >= '0' && b <= '9':
+			c[b] = classDigit
+		case b == '$':
+			c[b] = classMoney
+		case b == '!':
+			c[b] = classBang
+		}
+	}
+	return c
+}()
+
+// Hashes of the tokens that stand for a shape rather than a word.
+var (
+	hashMoney = hashString("#money")
+	hashBang  = hashString("!")
+	hashLong  = hashString("#long")
+	hashMixed = hashString("#mixed")
+	hashNum   = func() (h [9]uint64) {
+		for n := 3; n <= 8; n++ {
+			h[n] = hashString("#num" + strconv.Itoa(n))
+		}
+		return h
+	}()
+)
 
 // chars emits character 4-grams of the lower-cased text with white space
 // collapsed (the TREC 2007 spam track leaders' features). They catch

@@ -3,7 +3,12 @@ package model
 import (
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"testing"
+	"unicode"
+	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
 )
 
 // drainReference is what the extractor returned before its two-level
@@ -53,4 +58,126 @@ func TestDrainMatchesReference(t *testing.T) {
 			x.pool.Put(s)
 		}
 	}
+}
+
+// textTokensReference is textTokens as first written, with closures,
+// unicode calls on every rune and a string per number token: the oracle
+// for the table-driven version.
+func (e *emitter) textTokensReference(text string, uni, pair uint64, limit int) {
+	if text == "" {
+		return
+	}
+	if !isASCII(text) {
+		// NFKC folds full-width letters, ligatures and other look-alike
+		// compatibility forms spammers use to dodge word matches.
+		text = norm.NFKC.String(text)
+	}
+	ring := e.s.ring
+	for i := range ring {
+		ring[i] = 0
+	}
+	n := 0
+	emit := func(h uint64) {
+		e.add(uni<<56 ^ h)
+		if pair != 0 {
+			for d := 1; d < len(ring) && d <= n; d++ {
+				prev := ring[(n-d)%len(ring)]
+				e.add(pair<<56 ^ prev*0x9e3779b97f4a7c15 ^ h ^ uint64(d)<<48)
+			}
+			ring[n%len(ring)] = h
+		}
+		n++
+	}
+	word := e.s.word[:0]
+	letters, digits, runes := 0, 0, 0
+	flush := func() {
+		if runes == 0 {
+			return
+		}
+		switch {
+		case digits == runes && runes > 2:
+			emit(hashString("#num" + strconv.Itoa(min(runes, 8))))
+		case runes == 1 && !isCJK(word):
+		case runes > maxTokenLen:
+			emit(hashString("#long"))
+		case digits > 0 && letters > 0 && runes > 6:
+			emit(hashString("#mixed"))
+		default:
+			emit(hashBytes(word))
+		}
+		word = word[:0]
+		letters, digits, runes = 0, 0, 0
+	}
+	for _, r := range text {
+		if n >= limit {
+			break
+		}
+		switch {
+		case unicode.IsLetter(r):
+			if isCJKRune(r) {
+				// CJK has no spaces: each ideograph is a word and the pairs
+				// give the bigrams.
+				flush()
+				word = utf8.AppendRune(word, r)
+				runes = 1
+				flush()
+				continue
+			}
+			word = utf8.AppendRune(word, unicode.ToLower(r))
+			letters++
+			runes++
+		case unicode.IsDigit(r):
+			word = utf8.AppendRune(word, r)
+			digits++
+			runes++
+		case r == '$' || r == '€' || r == '£':
+			flush()
+			emit(hashString("#money"))
+		case r == '!':
+			flush()
+			emit(hashString("!"))
+		default:
+			flush()
+		}
+	}
+	flush()
+	e.s.word = word
+}
+
+// emitted returns the features f emits (on a table large enough that two
+// different emissions hardly collide into the same set).
+func emitted(x *Extractor, f func(e *emitter)) []uint32 {
+	s := x.pool.Get().(*scratch)
+	defer x.pool.Put(s)
+	f(&emitter{x: x, s: s})
+	s.drain()
+	return slices.Clone(s.feats)
+}
+
+// FuzzTextTokensMatchesReference: for any text, in every namespace
+// setting and limit the model uses, the tokenizer emits the reference's
+// features.
+func FuzzTextTokensMatchesReference(f *testing.F) {
+	for _, s := range []string{"", "Hello World! Win $100 now 12345 abc123def", "ÜBER café ﬁne Ｆｕｌｌ 東京都 한국어 ١٢٣ €5 £3",
+		"a\xffb\xc3 x\u200by", "1 22 333 4444 55555 666666 7777777 88888888 999999999", "ſKİ Σίσυφος ǅemal"} {
+		f.Add(s, 3)
+	}
+	x := NewExtractor(22, 4)
+	f.Fuzz(func(t *testing.T, text string, limit int) {
+		limit = 1 + abs(limit)%300
+		for _, ns := range [][2]uint64{{nsWord, nsPair}, {nsHidden, 0}} {
+			got := emitted(x, func(e *emitter) { e.textTokens(text, ns[0], ns[1], limit) })
+			want := emitted(x, func(e *emitter) { e.textTokensReference(text, ns[0], ns[1], limit) })
+			if !slices.Equal(got, want) {
+				t.Fatalf("%q limit %d: %d features, reference %d", text, limit, len(got), len(want))
+			}
+		}
+	})
+}
+
+func abs(n int) int {
+	if n < 0 {
+		return -n
+	}
+	return n
 }

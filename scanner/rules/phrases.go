@@ -53,26 +53,46 @@ func parsePhrases(list string) *phraseSet {
 
 // find returns the first listed phrase in folded text (see fold), or "".
 func (ps *phraseSet) find(folded string) string {
-	for i := 0; i < len(folded); {
+	var out [1]string
+	findFirst(folded, []*phraseSet{ps}, out[:])
+	return out[0]
+}
+
+// findFirst sets out[k] to the first phrase of sets[k] in folded text, or
+// "", reading and hashing each word once for all the sets.
+func findFirst(folded string, sets []*phraseSet, out []string) {
+	left := len(sets)
+	for i := 0; i < len(folded) && left > 0; {
 		end := wordEnd(folded, i)
 		h := wordHash(folded[i:end])
-		if ps.starts[h] {
-			j := end
-			for n := 1; n <= ps.longest; n++ {
-				if n > 1 {
-					if j >= len(folded) {
-						break
-					}
-					k := wordEnd(folded, j+1)
-					h = chain(h, wordHash(folded[j+1:k]))
-					j = k
-				}
-				if ps.phrases[h] {
-					return folded[i:j]
+		for k, ps := range sets {
+			if out[k] == "" && ps.starts[h] {
+				if p := ps.phraseAt(folded, i, end, h); p != "" {
+					out[k] = p
+					left--
 				}
 			}
 		}
 		i = end + 1
+	}
+}
+
+// phraseAt returns the shortest listed phrase starting with the word
+// folded[i:end], whose hash is h, or "".
+func (ps *phraseSet) phraseAt(folded string, i, end int, h uint64) string {
+	j := end
+	for n := 1; n <= ps.longest; n++ {
+		if n > 1 {
+			if j >= len(folded) {
+				break
+			}
+			k := wordEnd(folded, j+1)
+			h = chain(h, wordHash(folded[j+1:k]))
+			j = k
+		}
+		if ps.phrases[h] {
+			return folded[i:j]
+		}
 	}
 	return ""
 }
@@ -104,7 +124,8 @@ func foldParts(limit int, parts ...string) string {
 	if limit > 0 {
 		size = min(size, limit)
 	}
-	b := make([]byte, 0, size)
+	var b strings.Builder
+	b.Grow(size)
 	space := true
 	read := 0
 	for _, s := range parts {
@@ -116,39 +137,62 @@ func foldParts(limit int, parts ...string) string {
 		}
 		read += len(s)
 		if !space {
-			b = append(b, ' ')
+			b.WriteByte(' ')
 			space = true
 		}
-		for _, r := range s {
+		for i := 0; i < len(s); {
+			// ASCII goes by table, the rest through the unicode package.
+			if c := s[i]; c < utf8.RuneSelf {
+				i++
+				if f := asciiFold[c]; f != 0 {
+					b.WriteByte(f)
+					space = false
+				} else if !space {
+					b.WriteByte(' ')
+					space = true
+				}
+				continue
+			}
+			r, size := utf8.DecodeRuneInString(s[i:])
+			i += size
 			switch {
-			case r < utf8.RuneSelf && (r >= 'a' && r <= 'z' || r >= '0' && r <= '9'):
-				b = append(b, byte(r))
-				space = false
-			case r < utf8.RuneSelf && r >= 'A' && r <= 'Z':
-				b = append(b, byte(r+'a'-'A'))
-				space = false
-			case r >= utf8.RuneSelf && (unicode.IsLetter(r) || unicode.IsDigit(r)):
+			case unicode.IsLetter(r) || unicode.IsDigit(r):
 				if base, ok := latinBase[r]; ok {
-					b = append(b, base...)
+					b.WriteString(base)
 				} else {
-					b = utf8.AppendRune(b, unicode.ToLower(r))
+					b.WriteRune(unicode.ToLower(r))
 				}
 				space = false
-			case r >= utf8.RuneSelf && unicode.Is(unicode.Mn, r):
+			case unicode.Is(unicode.Mn, r):
 				// A combining accent written apart from its letter.
 			default:
 				if !space {
-					b = append(b, ' ')
+					b.WriteByte(' ')
 					space = true
 				}
 			}
 		}
 	}
-	if len(b) > 0 && b[len(b)-1] == ' ' {
-		b = b[:len(b)-1]
+	out := b.String()
+	if len(out) > 0 && out[len(out)-1] == ' ' {
+		out = out[:len(out)-1]
 	}
-	return string(b)
+	return out
 }
+
+// asciiFold maps ASCII letters and digits to their folded form and
+// everything else to 0, a word break.
+var asciiFold = func() (t [utf8.RuneSelf]byte) {
+	for c := range byte(utf8.RuneSelf) {
+		switch {
+		case c >= 'a' && c <= 'z' || c >= '0' && c <= '9':
+			t[c] = c
+		case c >= 'A' && c <= 'Z':
+			t[c] = c + 'a' - 'A'
+		}
+	}
+	return t
+}()
 
 // latinBase maps the accented Latin letters (Latin-1 and Latin Extended-A)
 // to their lower-case base letters ("ß" to "ss").

@@ -22,6 +22,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/mxgrid/mxgrid/scanner"
@@ -379,32 +380,23 @@ func body(f *findings, m *scanner.Message) {
 		// charset) but carries 8-bit text, which no standard MUA sends.
 		f.hit(TextUndeclared8bit, "")
 	}
-	text := m.Text + " " + m.HTML.Text
-	letters, upper := 0, 0
-	for i := 0; i < len(text); i++ {
-		c := text[i]
-		if c >= 'a' && c <= 'z' {
-			letters++
-		} else if c >= 'A' && c <= 'Z' {
-			letters++
-			upper++
-		}
-	}
+	// The plain and the HTML text are read as one, without joining them:
+	// they can be megabytes.
+	letters, upper := countLetters(m.Text)
+	l, u := countLetters(m.HTML.Text)
+	letters, upper = letters+l, upper+u
 	if letters >= 200 && upper*2 > letters {
 		f.hit(TextUppercase, "")
 	}
-	if m.HTML.Parts == 0 {
-		lt := strings.ToLower(m.Text)
-		if strings.Contains(lt, "<html") || strings.Contains(lt, "<body") || strings.Contains(lt, "<a href") {
-			f.hit(TextHTMLAsPlain, "")
-		}
+	if m.HTML.Parts == 0 && looksLikeHTML(m.Text) {
+		f.hit(TextHTMLAsPlain, "")
 	}
 	// Nothing to read, look at or open: (HTML_IMAGE_ONLY covers pictures).
-	if len(strings.TrimSpace(text)) == 0 && !hasAttachment(m) && m.HTML.Images == 0 && len(m.URLs) == 0 {
+	if isBlank(m.Text) && isBlank(m.HTML.Text) && !hasAttachment(m) && m.HTML.Images == 0 && len(m.URLs) == 0 {
 		f.hit(BodyEmpty, "")
 	}
 	h := &m.HTML
-	if words := len(strings.Fields(h.Hidden)); words >= 20 {
+	if hasFields(h.Hidden, 20) {
 		f.hit(HTMLHiddenText, "")
 	}
 	if h.Images > 0 && len(strings.TrimSpace(h.Text))+len(strings.TrimSpace(m.Text)) < 200 {
@@ -419,6 +411,79 @@ func body(f *findings, m *scanner.Message) {
 	if h.CommentBytes > 500 && h.CommentBytes*3 > h.Bytes {
 		f.hit(HTMLCommentFlood, "")
 	}
+}
+
+// countLetters counts the ASCII letters of s and the upper-case ones.
+func countLetters(s string) (letters, upper int) {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 'a' && c <= 'z' {
+			letters++
+		} else if c >= 'A' && c <= 'Z' {
+			letters++
+			upper++
+		}
+	}
+	return letters, upper
+}
+
+// looksLikeHTML reports whether plain text holds "<html", "<body" or
+// "<a href" in any case. Only ASCII letters fold to the letters of those
+// (of the rest, only U+0130 and U+212A lower-case to ASCII, to "i" and
+// "k"), so the text is not lower-cased whole for it.
+func looksLikeHTML(s string) bool {
+	for {
+		i := strings.IndexByte(s, '<')
+		if i < 0 {
+			return false
+		}
+		s = s[i+1:]
+		if hasPrefixFold(s, "html") || hasPrefixFold(s, "body") || hasPrefixFold(s, "a href") {
+			return true
+		}
+	}
+}
+
+// hasPrefixFold reports whether s starts with the lower-case ASCII
+// prefix in any case.
+func hasPrefixFold(s, prefix string) bool {
+	if len(s) < len(prefix) {
+		return false
+	}
+	for i := 0; i < len(prefix); i++ {
+		c := s[i]
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != prefix[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// isBlank reports whether s is only white space.
+func isBlank(s string) bool {
+	return strings.TrimLeftFunc(s, unicode.IsSpace) == ""
+}
+
+// hasFields reports whether s has at least n words (as strings.Fields
+// splits them) without collecting them.
+func hasFields(s string, n int) bool {
+	words := 0
+	for len(s) > 0 && words < n {
+		s = strings.TrimLeftFunc(s, unicode.IsSpace)
+		if s == "" {
+			break
+		}
+		words++
+		if i := strings.IndexFunc(s, unicode.IsSpace); i >= 0 {
+			s = s[i:]
+		} else {
+			s = ""
+		}
+	}
+	return words >= n
 }
 
 func links(f *findings, m *scanner.Message) {

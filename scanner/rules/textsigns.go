@@ -5,6 +5,7 @@ import (
 	"net/mail"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/mxgrid/mxgrid/scanner"
 )
@@ -44,8 +45,9 @@ var (
 
 func textSigns(f *findings, env *scanner.Envelope, m *scanner.Message) {
 	folded := foldParts(maxFoldedText, m.Subject, m.Text, m.HTML.Text)
-	u := urgency.find(folded)
-	c := credentials.find(folded)
+	var found [2]string
+	findFirst(folded, []*phraseSet{urgency, credentials}, found[:])
+	u, c := found[0], found[1]
 	if u != "" {
 		f.hit(TextUrgency, u)
 	}
@@ -152,35 +154,54 @@ func disguisedWords(texts ...string) (zeroWidth int, mixed string) {
 	runes := 0
 	for _, t := range texts {
 		start := -1
-		prevLatin := false
-		for i, r := range t {
+		// foreign: the word has a letter outside ASCII. Only such a word
+		// can mix scripts, and ASCII, most of any text, skips the
+		// unicode tables.
+		prevLatin, foreign := false, false
+		for i := 0; i < len(t); {
 			if runes++; runes > maxScannedRunes {
 				return zeroWidth, mixed
 			}
+			r, size := rune(t[i]), 1
+			if r >= utf8.RuneSelf {
+				r, size = utf8.DecodeRuneInString(t[i:])
+			}
+			at := i
+			i += size
 			switch {
+			case r < utf8.RuneSelf && asciiLetter(byte(r)):
+				if start < 0 {
+					start = at
+				}
+				prevLatin = true
+				continue
+			case r < utf8.RuneSelf:
 			case isZeroWidth(r):
-				if prevLatin && i+len(string(r)) < len(t) && startsLatinLetter(t[i+len(string(r)):]) {
+				if prevLatin && i < len(t) && startsLatinLetter(t[i:]) {
 					zeroWidth++
 				}
 				continue
 			case unicode.IsLetter(r):
 				if start < 0 {
-					start = i
+					start = at
 				}
 				prevLatin = r < 0x250
+				foreign = true
 				continue
 			}
-			if start >= 0 && mixed == "" && mixedScript(t[start:i]) {
-				mixed = t[start:i]
+			if start >= 0 && foreign && mixed == "" && mixedScript(t[start:at]) {
+				mixed = t[start:at]
 			}
-			start, prevLatin = -1, false
+			start, prevLatin, foreign = -1, false, false
 		}
-		if start >= 0 && mixed == "" && mixedScript(t[start:]) {
+		if start >= 0 && foreign && mixed == "" && mixedScript(t[start:]) {
 			mixed = t[start:]
 		}
 	}
 	return zeroWidth, mixed
 }
+
+func asciiLetter(c byte) bool { return c|0x20 >= 'a' && c|0x20 <= 'z' }
 
 func isZeroWidth(r rune) bool {
 	switch r {

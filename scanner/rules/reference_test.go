@@ -1,0 +1,252 @@
+package rules
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/mxgrid/mxgrid/scanner"
+)
+
+// The first, simplest versions of the text rules' hot functions are kept
+// here as oracles: the fast versions must agree with them on any input.
+
+// foldPartsReference is foldParts as first written, every rune through
+// the unicode package.
+func foldPartsReference(limit int, parts ...string) string {
+	size := 0
+	for _, p := range parts {
+		size += len(p) + 1
+	}
+	if limit > 0 {
+		size = min(size, limit)
+	}
+	b := make([]byte, 0, size)
+	space := true
+	read := 0
+	for _, s := range parts {
+		if limit > 0 && read >= limit {
+			break
+		}
+		if limit > 0 && len(s) > limit-read {
+			s = s[:limit-read]
+		}
+		read += len(s)
+		if !space {
+			b = append(b, ' ')
+			space = true
+		}
+		for _, r := range s {
+			switch {
+			case r < utf8.RuneSelf && (r >= 'a' && r <= 'z' || r >= '0' && r <= '9'):
+				b = append(b, byte(r))
+				space = false
+			case r < utf8.RuneSelf && r >= 'A' && r <= 'Z':
+				b = append(b, byte(r+'a'-'A'))
+				space = false
+			case r >= utf8.RuneSelf && (unicode.IsLetter(r) || unicode.IsDigit(r)):
+				if base, ok := latinBase[r]; ok {
+					b = append(b, base...)
+				} else {
+					b = utf8.AppendRune(b, unicode.ToLower(r))
+				}
+				space = false
+			case r >= utf8.RuneSelf && unicode.Is(unicode.Mn, r):
+				// A combining accent written apart from its letter.
+			default:
+				if !space {
+					b = append(b, ' ')
+					space = true
+				}
+			}
+		}
+	}
+	if len(b) > 0 && b[len(b)-1] == ' ' {
+		b = b[:len(b)-1]
+	}
+	return string(b)
+}
+
+// findReference is find as first written, one set at a time.
+func (ps *phraseSet) findReference(folded string) string {
+	for i := 0; i < len(folded); {
+		end := wordEnd(folded, i)
+		h := wordHash(folded[i:end])
+		if ps.starts[h] {
+			j := end
+			for n := 1; n <= ps.longest; n++ {
+				if n > 1 {
+					if j >= len(folded) {
+						break
+					}
+					k := wordEnd(folded, j+1)
+					h = chain(h, wordHash(folded[j+1:k]))
+					j = k
+				}
+				if ps.phrases[h] {
+					return folded[i:j]
+				}
+			}
+		}
+		i = end + 1
+	}
+	return ""
+}
+
+// disguisedWordsReference is disguisedWords as first written, every rune
+// through the unicode package and every word through mixedScript.
+func disguisedWordsReference(texts ...string) (zeroWidth int, mixed string) {
+	runes := 0
+	for _, t := range texts {
+		start := -1
+		prevLatin := false
+		for i, r := range t {
+			if runes++; runes > maxScannedRunes {
+				return zeroWidth, mixed
+			}
+			switch {
+			case isZeroWidth(r):
+				if prevLatin && i+len(string(r)) < len(t) && startsLatinLetter(t[i+len(string(r)):]) {
+					zeroWidth++
+				}
+				continue
+			case unicode.IsLetter(r):
+				if start < 0 {
+					start = i
+				}
+				prevLatin = r < 0x250
+				continue
+			}
+			if start >= 0 && mixed == "" && mixedScript(t[start:i]) {
+				mixed = t[start:i]
+			}
+			start, prevLatin = -1, false
+		}
+		if start >= 0 && mixed == "" && mixedScript(t[start:]) {
+			mixed = t[start:]
+		}
+	}
+	return zeroWidth, mixed
+}
+
+// bodyReference is body as first written: it joins the texts and
+// lower-cases the plain one.
+func bodyReference(f *findings, m *scanner.Message) {
+	if !utf8.ValidString(m.Text) {
+		// Decoding gave invalid UTF-8: the part declared us-ascii (or no
+		// charset) but carries 8-bit text, which no standard MUA sends.
+		f.hit(TextUndeclared8bit, "")
+	}
+	text := m.Text + " " + m.HTML.Text
+	letters, upper := 0, 0
+	for i := 0; i < len(text); i++ {
+		c := text[i]
+		if c >= 'a' && c <= 'z' {
+			letters++
+		} else if c >= 'A' && c <= 'Z' {
+			letters++
+			upper++
+		}
+	}
+	if letters >= 200 && upper*2 > letters {
+		f.hit(TextUppercase, "")
+	}
+	if m.HTML.Parts == 0 {
+		lt := strings.ToLower(m.Text)
+		if strings.Contains(lt, "<html") || strings.Contains(lt, "<body") || strings.Contains(lt, "<a href") {
+			f.hit(TextHTMLAsPlain, "")
+		}
+	}
+	// Nothing to read, look at or open: (HTML_IMAGE_ONLY covers pictures).
+	if len(strings.TrimSpace(text)) == 0 && !hasAttachment(m) && m.HTML.Images == 0 && len(m.URLs) == 0 {
+		f.hit(BodyEmpty, "")
+	}
+	h := &m.HTML
+	if words := len(strings.Fields(h.Hidden)); words >= 20 {
+		f.hit(HTMLHiddenText, "")
+	}
+	if h.Images > 0 && len(strings.TrimSpace(h.Text))+len(strings.TrimSpace(m.Text)) < 200 {
+		f.hit(HTMLImageOnly, "")
+	}
+	if h.Scripts > 0 {
+		f.hit(HTMLScript, "")
+	}
+	if h.Forms > 0 {
+		f.hit(HTMLForm, "")
+	}
+	if h.CommentBytes > 500 && h.CommentBytes*3 > h.Bytes {
+		f.hit(HTMLCommentFlood, "")
+	}
+}
+
+// textSeeds mix ASCII, accents, other scripts, look-alike letters,
+// zero-width characters, invalid UTF-8 and listed phrases.
+var textSeeds = []string{
+	"", " ", "Hello, World!", "Última NOTIFICAÇÃO: sua conta será BLOQUEADA!", "Straße d'impôt",
+	"Your account will be SUSPENDED within 24 hours: verify your password", "Pay\u200bPal ve\u200dri\u00adfy",
+	"PаyPal аccount", "Σίσυφος and Ωmega", "bisonпїЅone", "a\xffb\xc3 \xe2\x80", "ﬁne Ｆｕｌｌ 東京都 한국어 ١٢٣",
+	"KELVIN \u212a İstanbul ǅemal e\u0301te", "x\u034fy \ufeffz\u2060w",
+}
+
+func FuzzFoldPartsMatchesReference(f *testing.F) {
+	for _, s := range textSeeds {
+		f.Add(s, "Subject: "+s, 0)
+		f.Add(s, s, 7)
+	}
+	f.Fuzz(func(t *testing.T, a, b string, limit int) {
+		limit = max(0, limit%64)
+		if got, want := foldParts(limit, a, b, a), foldPartsReference(limit, a, b, a); got != want {
+			t.Fatalf("foldParts(%d, %q, %q) = %q, reference %q", limit, a, b, got, want)
+		}
+	})
+}
+
+func FuzzFindMatchesReference(f *testing.F) {
+	for _, s := range textSeeds {
+		f.Add(s)
+	}
+	f.Add("please act now your account will be suspended within 24 hours verify your password and login")
+	f.Add("final final notice your your account has been locked")
+	f.Fuzz(func(t *testing.T, text string) {
+		folded := fold(text, 0)
+		var got [2]string
+		findFirst(folded, []*phraseSet{urgency, credentials}, got[:])
+		for k, ps := range []*phraseSet{urgency, credentials} {
+			if want := ps.findReference(folded); got[k] != want || ps.find(folded) != want {
+				t.Fatalf("%q: set %d found %q (alone %q), reference %q", folded, k, got[k], ps.find(folded), want)
+			}
+		}
+	})
+}
+
+func FuzzDisguisedWordsMatchesReference(f *testing.F) {
+	for _, s := range textSeeds {
+		f.Add(s, s+" tail")
+	}
+	f.Fuzz(func(t *testing.T, a, b string) {
+		zw, mixed := disguisedWords(a, b)
+		wzw, wmixed := disguisedWordsReference(a, b)
+		if zw != wzw || mixed != wmixed {
+			t.Fatalf("disguisedWords(%q, %q) = %d %q, reference %d %q", a, b, zw, mixed, wzw, wmixed)
+		}
+	})
+}
+
+func FuzzBodyMatchesReference(f *testing.F) {
+	for _, s := range textSeeds {
+		f.Add(s, "<HTML><Body>"+s, s, 0)
+	}
+	f.Add("<A HREF=x> \u212a", strings.Repeat("WORD ", 60), strings.Repeat("hidden\u00a0", 25), 1)
+	f.Add(" \u00a0\t", "\u2003", "", 0)
+	f.Fuzz(func(t *testing.T, text, html, hidden string, images int) {
+		m := &scanner.Message{Text: text, HTML: scanner.HTMLInfo{Text: html, Hidden: hidden, Images: images % 2}}
+		got, want := findings{w: DefaultWeights()}, findings{w: DefaultWeights()}
+		body(&got, m)
+		bodyReference(&want, m)
+		if !slices.Equal(got.syms, want.syms) {
+			t.Fatalf("%q %q %q: %v, reference %v", text, html, hidden, got.syms, want.syms)
+		}
+	})
+}
