@@ -392,6 +392,7 @@ func (r *Relay) session(ctx context.Context, route Route, tryTLS bool) (*session
 	// The connection is wrapped (replayConn) whether or not TLS started,
 	// so it is recorded here rather than asked of the connection.
 	s := &session{conn: hsConn, client: smtp.NewClient(hsConn), tls: tryTLS && err == nil}
+	s.client.SetWriteBufferSize(writeBufferSize)
 	s.client.CommandTimeout = r.cfg.CommandTimeout
 	s.client.SubmissionTimeout = r.cfg.DataTimeout
 	if err := s.client.Hello(r.hostname); err != nil {
@@ -484,6 +485,13 @@ func (t *Transaction) data(msg io.Reader) (string, *Error) {
 	}
 	return resp.StatusText, nil
 }
+
+// writeBufferSize is the downstream client's write buffer: a message of
+// up to ~16 KB with our headers (bench-smtp.sh's are 5 KB) leaves with its
+// end-of-data line in one write, not one per 4 KiB (go-smtp's default),
+// and a large one in a quarter of the writes. The cost: 12 KiB more per
+// session, cached ones included.
+const writeBufferSize = 16 << 10
 
 // copyBuffers hold the buffers messages are copied downstream through.
 var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}

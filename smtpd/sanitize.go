@@ -1,6 +1,7 @@
 package smtpd
 
 import (
+	"bytes"
 	"strings"
 	"unicode/utf8"
 
@@ -30,21 +31,18 @@ func (ss *session) helo() string {
 	return sanitizeClientText(ss.conn.Hostname())
 }
 
+var crlfBytes, crBytes, lfBytes = []byte("\r\n"), []byte("\r"), []byte("\n")
+
 // normalizeNewlines turns every bare CR and bare LF into CRLF, as Postfix's
 // smtpd_forbid_bare_newline=normalize does, and counts them. A lenient
 // server downstream would take a bare newline as a line end and so could
 // see an end of data ("<LF>.<LF>") we did not: after this, the relay's dot
 // stuffing sees exactly the lines the downstream will.
 func normalizeNewlines(b []byte) ([]byte, int) {
-	bare := 0
-	for i := 0; i < len(b); i++ {
-		switch {
-		case b[i] == '\r' && (i+1 == len(b) || b[i+1] != '\n'):
-			bare++
-		case b[i] == '\n' && (i == 0 || b[i-1] != '\r'):
-			bare++
-		}
-	}
+	// Every CR not in a CRLF is bare, and every LF not in one: counted in
+	// bulk (almost every body has none), not byte by byte.
+	crlf := bytes.Count(b, crlfBytes)
+	bare := bytes.Count(b, crBytes) - crlf + bytes.Count(b, lfBytes) - crlf
 	if bare == 0 {
 		return b, 0
 	}

@@ -267,7 +267,7 @@ func (ss *session) Data(r io.Reader) (reply error) {
 	}
 	res := reservation{budget: ss.srv.budget}
 	defer res.release()
-	b, err := readBody(r, &res, ss.srv.spool, ss.mailOpts.Size)
+	b, err := readBody(r, &res, ss.srv.spool)
 	if b != nil {
 		// Every path out of the transaction, a panic's included, removes
 		// a spooled body.

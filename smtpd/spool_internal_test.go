@@ -32,3 +32,41 @@ func FuzzNewlineWriter(f *testing.F) {
 		}
 	})
 }
+
+// normalizeByteByByte is the plain reference normalizeNewlines is checked
+// against: one byte at a time, every bare CR or LF written as CRLF.
+func normalizeByteByByte(b []byte) ([]byte, int) {
+	var out []byte
+	bare := 0
+	for i := 0; i < len(b); i++ {
+		switch {
+		case b[i] == '\r' && i+1 < len(b) && b[i+1] == '\n':
+			out = append(out, '\r', '\n')
+			i++
+		case b[i] == '\r' || b[i] == '\n':
+			out = append(out, '\r', '\n')
+			bare++
+		default:
+			out = append(out, b[i])
+		}
+	}
+	return out, bare
+}
+
+// FuzzNormalizeNewlines: the bulk count that lets a clean body through
+// untouched agrees with the byte-by-byte reference on every input.
+func FuzzNormalizeNewlines(f *testing.F) {
+	for _, s := range []string{"", "a\r\nb\r\n", "\r", "\n", "\r\n", "\n\r", "a\rb\nc\r\n", "\r\r\n\n", ".\n.\r\n", "\r\n\r"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		got, bare := normalizeNewlines(bytes.Clone(in))
+		want, wantBare := normalizeByteByByte(in)
+		if !bytes.Equal(got, want) || bare != wantBare {
+			t.Fatalf("normalizeNewlines(%q) = %q, %d bare; want %q, %d", in, got, bare, want, wantBare)
+		}
+		if bare == 0 && !bytes.Equal(got, in) {
+			t.Fatalf("clean body %q changed to %q", in, got)
+		}
+	})
+}

@@ -3,6 +3,9 @@ package smtp
 import (
 	"bufio"
 	"bytes"
+	"fmt"
+	"io"
+	"net/textproto"
 	"strings"
 	"testing"
 )
@@ -109,4 +112,65 @@ func replyCode(err error) int {
 		return se.Code
 	}
 	return -1
+}
+
+// TestWriteBufferSize: a message that fits the buffer SetWriteBufferSize
+// gives leaves in one write with its end-of-data line (with textproto's
+// 4 KiB, one per 4 KiB), dot-stuffed as textproto does; the size outlives
+// the connection change STARTTLS makes.
+func TestWriteBufferSize(t *testing.T) {
+	body := benchBody(5 << 10)
+	var want bytes.Buffer
+	dw := textproto.NewWriter(bufio.NewWriter(&want)).DotWriter()
+	dw.Write(body)
+	dw.Close()
+	for _, tt := range []struct {
+		size       int // 0: not set
+		bodyWrites int
+	}{{0, 2}, {16 << 10, 1}} {
+		t.Run(fmt.Sprint(tt.size), func(t *testing.T) {
+			server := strings.ReplaceAll("220 hello\n250 mx.test\n250 ok\n250 ok\n354 go\n250 queued\n", "\n", "\r\n")
+			conn := &recordingConn{failAfter: -1}
+			c := NewClient(faker{struct {
+				io.Reader
+				io.Writer
+			}{strings.NewReader(server), conn}})
+			if tt.size > 0 {
+				c.SetWriteBufferSize(tt.size)
+			}
+			if err := c.Hello("relay.test"); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.Mail("a@b.test", nil); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.Rcpt("c@d.test", nil); err != nil {
+				t.Fatal(err)
+			}
+			w, err := c.Data()
+			if err != nil {
+				t.Fatal(err)
+			}
+			before := len(conn.writes)
+			if _, err := w.Write(body); err != nil {
+				t.Fatal(err)
+			}
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			sent := conn.writes[before:]
+			if got := strings.Join(sent, ""); got != want.String() {
+				t.Errorf("body sent as %q, want %q", got, want.String())
+			}
+			if len(sent) != tt.bodyWrites {
+				t.Errorf("body in %d writes, want %d", len(sent), tt.bodyWrites)
+			}
+			if tt.size > 0 {
+				c.setConn(faker{})
+				if got := c.text.W.Size(); got != tt.size {
+					t.Errorf("after a new connection the buffer holds %d bytes, want %d", got, tt.size)
+				}
+			}
+		})
+	}
 }

@@ -2,6 +2,7 @@ package smtp
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 )
@@ -92,6 +93,17 @@ func (r *dataReader) Read(b []byte) (n int, err error) {
 		stateEOF              // reached .\r\n end marker line
 	)
 	for n < len(b) && r.state != stateEOF {
+		if r.state == stateData {
+			// mxgrid patch: in the middle of a line only a CR changes the
+			// state, so the bytes up to it are copied in one step (upstream
+			// called ReadByte for each). Only what is buffered is taken:
+			// reading more is left to ReadByte below, so Read blocks and
+			// reads the connection exactly when it did byte by byte.
+			if m := r.dataRun(b[n:]); m > 0 {
+				n += m
+				continue
+			}
+		}
 		var c byte
 		c, err = r.r.ReadByte()
 		if err != nil {
@@ -154,4 +166,25 @@ func (r *dataReader) Read(b []byte) (n int, err error) {
 		r.n -= int64(n)
 	}
 	return
+}
+
+// dataRun copies into b the buffered bytes before the next CR and returns
+// how many it copied: zero when nothing is buffered or a CR is next.
+func (r *dataReader) dataRun(b []byte) int {
+	k := r.r.Buffered()
+	if k > len(b) {
+		k = len(b)
+	}
+	if k == 0 {
+		return 0
+	}
+	// Peek and Discard of buffered bytes never read the connection nor
+	// fail.
+	buf, _ := r.r.Peek(k)
+	if i := bytes.IndexByte(buf, '\r'); i >= 0 {
+		buf = buf[:i]
+	}
+	n := copy(b, buf)
+	r.r.Discard(n)
+	return n
 }

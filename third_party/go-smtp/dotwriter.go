@@ -1,0 +1,118 @@
+package smtp
+
+import (
+	"bufio"
+	"bytes"
+)
+
+// dotWriter writes a DATA body as net/textproto's DotWriter does (a leading
+// dot doubled, a bare LF sent as CRLF, the body ended by CRLF if it did not
+// end so, then ".\r\n"), but copies the bytes between a line start and the
+// next CR or LF with one Write instead of one WriteByte each (mxgrid patch:
+// textproto's per-byte loop was ~5 % of a node's CPU relaying 5 KB mail).
+type dotWriter struct {
+	w     *bufio.Writer
+	state int
+}
+
+// textproto's writer states; a CR after a CR is data, as there.
+const (
+	wstateBegin     = iota // nothing written yet; must be zero
+	wstateBeginLine        // at the start of a line
+	wstateCR               // wrote a CR (possibly ending a line)
+	wstateData             // in the middle of a line
+)
+
+func (d *dotWriter) Write(b []byte) (n int, err error) {
+	// The next CR and LF at or after n (len(b): none), each searched for
+	// again only once n has passed it, so that a body of bare CRs or bare
+	// LFs is still scanned once, not once per line.
+	cr, lf := -1, -1
+	for n < len(b) && err == nil {
+		switch d.state {
+		case wstateBegin, wstateBeginLine:
+			if b[n] == '.' {
+				// As in textproto, an error sticks in w and the next
+				// write returns it.
+				d.w.WriteByte('.')
+			}
+			d.state = wstateData
+		case wstateCR:
+			d.state = wstateData
+			if b[n] == '\n' {
+				d.state = wstateBeginLine
+			}
+			if err = d.w.WriteByte(b[n]); err == nil {
+				n++
+			}
+		case wstateData:
+			if cr < n {
+				cr = indexFrom(b, n, '\r')
+			}
+			if lf < n {
+				lf = indexFrom(b, n, '\n')
+			}
+			end := cr
+			if lf < end {
+				end = lf
+			}
+			if end > n {
+				var m int
+				m, err = d.w.Write(d.fitting(b[n:end]))
+				n += m
+				continue
+			}
+			if b[n] == '\r' {
+				d.state = wstateCR
+			} else {
+				d.w.WriteByte('\r')
+				d.state = wstateBeginLine
+			}
+			if err = d.w.WriteByte(b[n]); err == nil {
+				n++
+			}
+		}
+	}
+	return n, err
+}
+
+// fitting is the part of p that w takes without writing past its buffer:
+// bufio.Writer sends a slice longer than its buffer straight to the
+// connection, and the connection must see the same writes as under
+// textproto (one per full buffer), so that a write error surfaces in the
+// same call, after the same bytes.
+func (d *dotWriter) fitting(p []byte) []byte {
+	room := d.w.Available()
+	if room == 0 {
+		// Write flushes the full buffer, then buffers up to its size.
+		room = d.w.Size()
+	}
+	if len(p) > room {
+		return p[:room]
+	}
+	return p
+}
+
+// indexFrom is the index of the first c in b at or after i, or len(b).
+func indexFrom(b []byte, i int, c byte) int {
+	if j := bytes.IndexByte(b[i:], c); j >= 0 {
+		return i + j
+	}
+	return len(b)
+}
+
+// Close ends the body as textproto does: the missing end of the last line,
+// the end-of-data line, then a flush.
+func (d *dotWriter) Close() error {
+	switch d.state {
+	default:
+		d.w.WriteByte('\r')
+		fallthrough
+	case wstateCR:
+		d.w.WriteByte('\n')
+		fallthrough
+	case wstateBeginLine:
+		d.w.WriteString(".\r\n")
+	}
+	return d.w.Flush()
+}
