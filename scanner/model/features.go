@@ -170,7 +170,7 @@ func (e *emitter) textTokens(text string, uni, pair uint64, limit int) {
 	if text == "" {
 		return
 	}
-	if !isASCII(text) {
+	if !scanner.IsASCII(text) {
 		// NFKC folds full-width letters, ligatures and other look-alike
 		// compatibility forms spammers use to dodge word matches.
 		text = norm.NFKC.String(text)
@@ -187,17 +187,14 @@ func (e *emitter) textTokens(text string, uni, pair uint64, limit int) {
 			i++
 			switch asciiClass[c] {
 			case classUpper:
-				t.word = append(t.word, c+'a'-'A')
 				t.letters++
-				t.runes++
+				t.addByte(c + 'a' - 'A')
 			case classLower:
-				t.word = append(t.word, c)
 				t.letters++
-				t.runes++
+				t.addByte(c)
 			case classDigit:
-				t.word = append(t.word, c)
 				t.digits++
-				t.runes++
+				t.addByte(c)
 			case classMoney:
 				t.flush()
 				t.emit(hashMoney)
@@ -251,6 +248,15 @@ type tokenizer struct {
 	letters   int
 	digits    int
 	runes     int
+}
+
+// addByte adds an ASCII character to the word. Past maxTokenLen the word
+// becomes "#long" (or a "#num"), whatever its letters, so they are not kept.
+func (t *tokenizer) addByte(c byte) {
+	if t.runes <= maxTokenLen {
+		t.word = append(t.word, c)
+	}
+	t.runes++
 }
 
 func (t *tokenizer) emit(h uint64) {
@@ -357,8 +363,12 @@ func (e *emitter) chars(text string, limit int) {
 		default:
 			space = false
 		}
+		prev := win
 		win = win<<8 | uint32(c)
-		if n++; n >= 4 {
+		// A 4-gram equal to the one before it ("====", "xxxx") is
+		// already in the set, or was refused at the feature cap. (The
+		// first never equals the 3 bytes before it: no byte is 0.)
+		if n++; n >= 4 && win != prev {
 			e.add(nsChar<<56 ^ uint64(win))
 		}
 	}
@@ -578,15 +588,6 @@ func bucket(n int) string {
 		return "0"
 	}
 	return strconv.Itoa(1 << (bits.Len(uint(n)) - 1))
-}
-
-func isASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= utf8.RuneSelf {
-			return false
-		}
-	}
-	return true
 }
 
 func isCJKRune(r rune) bool {

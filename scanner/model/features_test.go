@@ -10,6 +10,8 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/text/unicode/norm"
+
+	"github.com/mxgrid/mxgrid/scanner"
 )
 
 // drainReference is what the extractor returned before its two-level
@@ -68,7 +70,7 @@ func (e *emitter) textTokensReference(text string, uni, pair uint64, limit int) 
 	if text == "" {
 		return
 	}
-	if !isASCII(text) {
+	if !scanner.IsASCII(text) {
 		// NFKC folds full-width letters, ligatures and other look-alike
 		// compatibility forms spammers use to dodge word matches.
 		text = norm.NFKC.String(text)
@@ -267,6 +269,47 @@ func FuzzBodyTextMatchesReference(f *testing.F) {
 		got, _ := bodyText(text, nil)
 		if want := bodyTextReference(text); got != want {
 			t.Fatalf("bodyText(%q) = %q, reference %q", text, got, want)
+		}
+	})
+}
+
+// charsReference is chars as first written, adding every 4-gram.
+func (e *emitter) charsReference(text string, limit int) {
+	var win uint32
+	n := 0
+	space := true
+	for i := 0; i < len(text) && i < limit; i++ {
+		c := text[i]
+		switch {
+		case c <= ' ':
+			if space {
+				continue
+			}
+			c, space = ' ', true
+		case c >= 'A' && c <= 'Z':
+			c += 'a' - 'A'
+			space = false
+		default:
+			space = false
+		}
+		win = win<<8 | uint32(c)
+		if n++; n >= 4 {
+			e.add(nsChar<<56 ^ uint64(win))
+		}
+	}
+}
+
+func FuzzCharsMatchesReference(f *testing.F) {
+	f.Add("====  ====\t\n\x00\x00 xxxxxXXXX aaaa", 4000)
+	f.Add("1"+strings.Repeat("X", 78)+"\r\n", 30)
+	f.Add("\x01\x02\x03\x04\x05 ab", 3)
+	x := NewExtractor(22, 4)
+	f.Fuzz(func(t *testing.T, text string, limit int) {
+		limit = abs(limit) % 5000
+		got := emitted(x, func(e *emitter) { e.chars(text, limit) })
+		want := emitted(x, func(e *emitter) { e.charsReference(text, limit) })
+		if !slices.Equal(got, want) {
+			t.Fatalf("%q limit %d: %d features, reference %d", text, limit, len(got), len(want))
 		}
 	})
 }

@@ -153,6 +153,13 @@ var greetings = map[string]bool{
 func disguisedWords(texts ...string) (zeroWidth int, mixed string) {
 	runes := 0
 	for _, t := range texts {
+		if scanner.IsASCII(t) {
+			// No zero-width character, no letter of another script.
+			if runes += len(t); runes > maxScannedRunes {
+				return zeroWidth, mixed
+			}
+			continue
+		}
 		start := -1
 		// foreign: the word has a letter outside ASCII. Only such a word
 		// can mix scripts, and ASCII, most of any text, skips the

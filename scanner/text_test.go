@@ -1,0 +1,63 @@
+package scanner
+
+import (
+	"strings"
+	"testing"
+)
+
+// asciiLettersReference and isASCIIReference are the byte loops the SWAR
+// versions replace: their oracles.
+func asciiLettersReference(s string) (letters, upper int) {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= 'a' && c <= 'z' {
+			letters++
+		} else if c >= 'A' && c <= 'Z' {
+			letters++
+			upper++
+		}
+	}
+	return letters, upper
+}
+
+func isASCIIReference(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+// FuzzTextHelpersMatchReference: every byte value at every position of
+// the eight-byte words and the tail counts as the byte loops count it.
+func FuzzTextHelpersMatchReference(f *testing.F) {
+	all := make([]byte, 256)
+	for i := range all {
+		all[i] = byte(i)
+	}
+	f.Add(string(all))
+	f.Add("Hello WORLD @[`{ az AZ 09 ÄÖÜ")
+	f.Add(strings.Repeat("1XXXXXXXXX", 9))
+	f.Fuzz(func(t *testing.T, s string) {
+		for off := range min(len(s), 8) + 1 {
+			s := s[off:]
+			l, u := ASCIILetters(s)
+			wl, wu := asciiLettersReference(s)
+			if l != wl || u != wu {
+				t.Fatalf("ASCIILetters(%q) = %d, %d; reference %d, %d", s, l, u, wl, wu)
+			}
+			if IsASCII(s) != isASCIIReference(s) {
+				t.Fatalf("IsASCII(%q) = %v", s, IsASCII(s))
+			}
+		}
+	})
+}
+
+func BenchmarkASCIILetters(b *testing.B) {
+	s := strings.Repeat("1XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX\r\n", 64)
+	b.SetBytes(int64(len(s)))
+	b.ReportAllocs()
+	for b.Loop() {
+		ASCIILetters(s)
+	}
+}
