@@ -367,8 +367,12 @@ func parseURL(raw string) (URL, bool) {
 // isNumericHost recognises dotted IPs and the decimal/hex single-number
 // forms (http://3232235777/) browsers accept.
 func isNumericHost(h string) bool {
-	if _, err := netip.ParseAddr(h); err == nil {
-		return true
+	// netip.ParseAddr allocates an error for every name it refuses; it
+	// can only accept an IPv6 address or digits and dots.
+	if strings.Contains(h, ":") || strings.Trim(h, "0123456789.") == "" {
+		if _, err := netip.ParseAddr(h); err == nil {
+			return true
+		}
 	}
 	for rest := h; ; {
 		label, tail, more := strings.Cut(rest, ".")

@@ -1,6 +1,7 @@
 package scanner
 
 import (
+	"net/netip"
 	"strings"
 	"testing"
 )
@@ -294,4 +295,43 @@ func TestHTMLStackOverflowHidesNothing(t *testing.T) {
 			}
 		})
 	}
+}
+
+// isNumericHostReference is isNumericHost as first written, asking
+// netip.ParseAddr about every host: the oracle of its pre-check.
+func isNumericHostReference(h string) bool {
+	if _, err := netip.ParseAddr(h); err == nil {
+		return true
+	}
+	for rest := h; ; {
+		label, tail, more := strings.Cut(rest, ".")
+		digits := label
+		hex := strings.HasPrefix(label, "0x")
+		if hex {
+			digits = label[2:]
+		}
+		if digits == "" {
+			return false
+		}
+		for i := 0; i < len(digits); i++ {
+			if !(digits[i] >= '0' && digits[i] <= '9' || hex && isHex(digits[i])) {
+				return false
+			}
+		}
+		if !more {
+			return true
+		}
+		rest = tail
+	}
+}
+
+func FuzzIsNumericHostMatchesReference(f *testing.F) {
+	for _, h := range []string{"1.2.3.4", "::1", "fe80::1%eth0", "0x7f.1", "3232235777", "example.com", "1.2.3", "", ".", "1..2", "%", "1.2:3", "[::1]", "01.2.3.4"} {
+		f.Add(h)
+	}
+	f.Fuzz(func(t *testing.T, h string) {
+		if got, want := isNumericHost(h), isNumericHostReference(h); got != want {
+			t.Fatalf("isNumericHost(%q) = %v, reference %v", h, got, want)
+		}
+	})
 }

@@ -167,13 +167,14 @@ func (idx *brandIndex) lookalike(host string) (b *brand, why string) {
 	if idx.owner[org] != nil || org == "" {
 		return nil, ""
 	}
-	labels := strings.Split(host, ".")
-	orgLabels := strings.Count(org, ".") + 1
 	// A brand's name among the labels left of someone else's domain.
-	for _, l := range labels[:max(0, len(labels)-orgLabels)] {
+	rest := host
+	for range strings.Count(host, ".") - strings.Count(org, ".") {
+		l, tail, _ := strings.Cut(rest, ".")
 		if b := idx.keys[l]; b != nil && len(l) >= 4 {
 			return b, "brand label in " + host
 		}
+		rest = tail
 	}
 	first := firstLabel(org)
 	if strings.HasPrefix(first, "xn--") {
@@ -188,8 +189,11 @@ func (idx *brandIndex) lookalike(host string) (b *brand, why string) {
 			return b, "digits for letters in " + org
 		}
 	}
-	for _, tok := range strings.Split(first, "-") {
-		if b := idx.keys[tok]; b != nil && strings.Contains(first, "-") {
+	hyphen := strings.Contains(first, "-")
+	for rest, more := first, true; more; {
+		var tok string
+		tok, rest, more = strings.Cut(rest, "-")
+		if b := idx.keys[tok]; b != nil && hyphen {
 			return b, "brand name in " + org
 		}
 		if b := idx.brandWithFiller(tok); b != nil {
@@ -239,6 +243,9 @@ func (idx *brandIndex) brandWithFiller(tok string) *brand {
 // digits for letters, "rn" for "m", "vv" for "w", Cyrillic and Greek
 // letters that look Latin.
 func skeleton(s string) string {
+	if utf8.ValidString(s) && !strings.ContainsFunc(s, isConfusable) && !strings.Contains(s, "rn") && !strings.Contains(s, "vv") {
+		return s // nothing to undo: no new string
+	}
 	var b strings.Builder
 	for _, r := range s {
 		if c, ok := confusable[r]; ok {
@@ -264,6 +271,11 @@ var confusable = map[rune]rune{
 	'α': 'a', 'ο': 'o', 'ρ': 'p', 'ν': 'v', 'ι': 'i', 'κ': 'k', 'τ': 't', 'υ': 'u', 'ε': 'e',
 	'Α': 'A', 'Β': 'B', 'Ε': 'E', 'Ζ': 'Z', 'Η': 'H', 'Ι': 'I', 'Κ': 'K', 'Μ': 'M', 'Ν': 'N', 'Ο': 'O',
 	'Ρ': 'P', 'Τ': 'T', 'Υ': 'Y', 'Χ': 'X',
+}
+
+func isConfusable(r rune) bool {
+	_, ok := confusable[r]
+	return ok
 }
 
 // mixedScript reports whether a Latin word has letters swapped for

@@ -7,6 +7,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"golang.org/x/net/idna"
+
 	"github.com/mxgrid/mxgrid/scanner"
 )
 
@@ -266,6 +268,89 @@ func FuzzClassDistanceBoundsEditDistance(f *testing.F) {
 		d := editDistance(a, b, 64)
 		if c := classDistance(charClasses(a), charClasses(b)); c > d {
 			t.Fatalf("%q %q: class distance %d > edit distance %d", a, b, c, d)
+		}
+	})
+}
+
+// lookalikeReference is lookalike as first written: every label split
+// out, every skeleton built, every key's edit distance computed.
+func (idx *brandIndex) lookalikeReference(host string) (b *brand, why string) {
+	host = strings.TrimSuffix(strings.ToLower(host), ".")
+	org := orgDomain(host)
+	if idx.owner[org] != nil || org == "" {
+		return nil, ""
+	}
+	labels := strings.Split(host, ".")
+	orgLabels := strings.Count(org, ".") + 1
+	// A brand's name among the labels left of someone else's domain.
+	for _, l := range labels[:max(0, len(labels)-orgLabels)] {
+		if b := idx.keys[l]; b != nil && len(l) >= 4 {
+			return b, "brand label in " + host
+		}
+	}
+	first := firstLabel(org)
+	if strings.HasPrefix(first, "xn--") {
+		if u, err := idna.ToUnicode(first); err == nil {
+			if b := idx.keys[skeletonReference(u)]; b != nil {
+				return b, "look-alike letters in " + org
+			}
+		}
+	}
+	if b := idx.keys[skeletonReference(first)]; b != nil && skeletonReference(first) != first {
+		return b, "digits for letters in " + org
+	}
+	for _, tok := range strings.Split(first, "-") {
+		if b := idx.keys[tok]; b != nil && strings.Contains(first, "-") {
+			return b, "brand name in " + org
+		}
+		if b := idx.brandWithFiller(tok); b != nil {
+			return b, "brand name in " + org
+		}
+	}
+	if len(first) >= 5 {
+		for n := max(5, len(first)-2); n <= min(maxKeyLen, len(first)+2); n++ {
+			for _, k := range idx.byLen[n] {
+				limit := 1
+				if len(k.key) >= 8 {
+					limit = 2
+				}
+				if d := editDistance(first, k.key, limit); d > 0 && d <= limit {
+					return idx.keys[k.key], "misspelt brand in " + org
+				}
+			}
+		}
+	}
+	return nil, ""
+}
+
+func skeletonReference(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if c, ok := confusable[r]; ok {
+			b.WriteRune(c)
+			continue
+		}
+		b.WriteRune(r)
+	}
+	out := b.String()
+	out = strings.ReplaceAll(out, "rn", "m")
+	return strings.ReplaceAll(out, "vv", "w")
+}
+
+func FuzzLookalikeMatchesReference(f *testing.F) {
+	for _, h := range []string{"paypal.com.secure-id.ru", "dhl-express-parcel.com", "microsoftonline-verify.net", "paypa1.com",
+		"arnazon.com", "docusing.com", "xn--pypal-4ve.com", "securepaypal.net", "a-.b", "-", "", ".", "WWW.AMAZON.CO.UK.",
+		"rnicrosoft.com", "vvellsfargo.com", "d\xffhl.com", "1.2.3.4", "[::1]", "mail.paypal.com"} {
+		f.Add(h)
+	}
+	f.Fuzz(func(t *testing.T, host string) {
+		b, why := brands.lookalike(host)
+		wb, wwhy := brands.lookalikeReference(host)
+		if b != wb || why != wwhy {
+			t.Fatalf("lookalike(%q) = %v %q, reference %v %q", host, b, why, wb, wwhy)
+		}
+		if skeleton(host) != skeletonReference(host) {
+			t.Fatalf("skeleton(%q) = %q, reference %q", host, skeleton(host), skeletonReference(host))
 		}
 	})
 }
