@@ -19,6 +19,18 @@ func asciiLettersReference(s string) (letters, upper int) {
 	return letters, upper
 }
 
+func asciiWordReference(s string) (n, digits int) {
+	for ; n < len(s); n++ {
+		c := s[n]
+		if c >= '0' && c <= '9' {
+			digits++
+		} else if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
+			break
+		}
+	}
+	return n, digits
+}
+
 func isASCIIReference(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if s[i] >= 0x80 {
@@ -38,6 +50,7 @@ func FuzzTextHelpersMatchReference(f *testing.F) {
 	f.Add(string(all))
 	f.Add("Hello WORLD @[`{ az AZ 09 ÄÖÜ")
 	f.Add(strings.Repeat("1XXXXXXXXX", 9))
+	f.Add("abcdefgh12345678ABCDEFGHxyz09/:@[`{\x80\xffzz")
 	f.Fuzz(func(t *testing.T, s string) {
 		for off := range min(len(s), 8) + 1 {
 			s := s[off:]
@@ -45,6 +58,11 @@ func FuzzTextHelpersMatchReference(f *testing.F) {
 			wl, wu := asciiLettersReference(s)
 			if l != wl || u != wu {
 				t.Fatalf("ASCIILetters(%q) = %d, %d; reference %d, %d", s, l, u, wl, wu)
+			}
+			n, d := ASCIIWord(s)
+			wn, wd := asciiWordReference(s)
+			if n != wn || d != wd {
+				t.Fatalf("ASCIIWord(%q) = %d, %d; reference %d, %d", s, n, d, wn, wd)
 			}
 			if IsASCII(s) != isASCIIReference(s) {
 				t.Fatalf("IsASCII(%q) = %v", s, IsASCII(s))

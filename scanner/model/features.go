@@ -181,24 +181,20 @@ func (e *emitter) textTokens(text string, uni, pair uint64, limit int) {
 		if t.n >= limit {
 			break
 		}
-		// ASCII, most of any text, is classified by table; the rest
+		// ASCII, most of any text, is read a word at a time; the rest
 		// by the unicode package.
 		if c := text[i]; c < utf8.RuneSelf {
+			if n, digits := scanner.ASCIIWord(text[i:]); n > 0 {
+				t.addASCII(text[i:i+n], digits)
+				i += n
+				continue
+			}
 			i++
-			switch asciiClass[c] {
-			case classUpper:
-				t.letters++
-				t.addByte(c + 'a' - 'A')
-			case classLower:
-				t.letters++
-				t.addByte(c)
-			case classDigit:
-				t.digits++
-				t.addByte(c)
-			case classMoney:
+			switch c {
+			case '$':
 				t.flush()
 				t.emit(hashMoney)
-			case classBang:
+			case '!':
 				t.flush()
 				t.emit(hashBang)
 			default:
@@ -250,13 +246,16 @@ type tokenizer struct {
 	runes     int
 }
 
-// addByte adds an ASCII character to the word. Past maxTokenLen the word
-// becomes "#long" (or a "#num"), whatever its letters, so they are not kept.
-func (t *tokenizer) addByte(c byte) {
-	if t.runes <= maxTokenLen {
-		t.word = append(t.word, c)
+// addASCII adds a run of ASCII letters and digits to the word. Past
+// maxTokenLen the word becomes "#long" (or a "#num"), whatever its
+// characters, so they are not kept.
+func (t *tokenizer) addASCII(run string, digits int) {
+	for k := 0; k < len(run) && t.runes+k <= maxTokenLen; k++ {
+		t.word = append(t.word, run[k]|0x20) // lower-case; digits have the bit
 	}
-	t.runes++
+	t.letters += len(run) - digits
+	t.digits += digits
+	t.runes += len(run)
 }
 
 func (t *tokenizer) emit(h uint64) {
@@ -298,34 +297,6 @@ func (t *tokenizer) flush() {
 	t.word = t.word[:0]
 	t.letters, t.digits, t.runes = 0, 0, 0
 }
-
-// Classes of ASCII characters for textTokens.
-const (
-	classOther = iota
-	classUpper
-	classLower
-	classDigit
-	classMoney
-	classBang
-)
-
-var asciiClass = func() (c [utf8.RuneSelf]uint8) {
-	for b := range utf8.RuneSelf {
-		switch {
-		case b >= 'A' && b <= 'Z':
-			c[b] = classUpper
-		case b >= 'a' && b <= 'z':
-			c[b] = classLower
-		case b >= '0' && b <= '9':
-			c[b] = classDigit
-		case b == '$':
-			c[b] = classMoney
-		case b == '!':
-			c[b] = classBang
-		}
-	}
-	return c
-}()
 
 // Hashes of the tokens that stand for a shape rather than a word.
 var (
