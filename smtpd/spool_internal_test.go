@@ -34,20 +34,24 @@ func FuzzNewlineWriter(f *testing.F) {
 }
 
 // normalizeByteByByte is the plain reference normalizeNewlines is checked
-// against: one byte at a time, every bare CR or LF written as CRLF.
+// against, written the other way round: every CR becomes CRLF, an LF
+// right after a CR was already written with it, any other LF becomes CRLF.
 func normalizeByteByByte(b []byte) ([]byte, int) {
 	var out []byte
 	bare := 0
-	for i := 0; i < len(b); i++ {
+	for i, c := range b {
 		switch {
-		case b[i] == '\r' && i+1 < len(b) && b[i+1] == '\n':
+		case c == '\r':
 			out = append(out, '\r', '\n')
-			i++
-		case b[i] == '\r' || b[i] == '\n':
+			if i+1 == len(b) || b[i+1] != '\n' {
+				bare++
+			}
+		case c == '\n' && i > 0 && b[i-1] == '\r':
+		case c == '\n':
 			out = append(out, '\r', '\n')
 			bare++
 		default:
-			out = append(out, b[i])
+			out = append(out, c)
 		}
 	}
 	return out, bare
