@@ -18,7 +18,17 @@ type phraseSet struct {
 	starts  map[uint64]bool // hash of the first word of some phrase
 	phrases map[uint64]bool // hash of a whole phrase (chained word hashes)
 	longest int             // words in the longest phrase
+	// startBits and phraseBits hold a bit per hash of the maps, indexed
+	// by its top bits: most words start no phrase, and a clear bit says
+	// so without a map lookup.
+	startBits, phraseBits hashBits
 }
+
+// hashBits is a one-hash Bloom filter over 64-bit hashes.
+type hashBits [1 << 8]uint64
+
+func (b *hashBits) add(h uint64)      { b[h>>56] |= 1 << (h >> 50 & 63) }
+func (b *hashBits) has(h uint64) bool { return b[h>>56]&(1<<(h>>50&63)) != 0 }
 
 var phraseSeed = maphash.MakeSeed()
 
@@ -42,10 +52,12 @@ func parsePhrases(list string) *phraseSet {
 		}
 		h := wordHash(words[0])
 		ps.starts[h] = true
+		ps.startBits.add(h)
 		for _, w := range words[1:] {
 			h = chain(h, wordHash(w))
 		}
 		ps.phrases[h] = true
+		ps.phraseBits.add(h)
 		ps.longest = max(ps.longest, len(words))
 	}
 	return ps
@@ -66,7 +78,7 @@ func findFirst(folded string, sets []*phraseSet, out []string) {
 		end := wordEnd(folded, i)
 		h := wordHash(folded[i:end])
 		for k, ps := range sets {
-			if out[k] == "" && ps.starts[h] {
+			if out[k] == "" && ps.startBits.has(h) && ps.starts[h] {
 				if p := ps.phraseAt(folded, i, end, h); p != "" {
 					out[k] = p
 					left--
@@ -90,7 +102,7 @@ func (ps *phraseSet) phraseAt(folded string, i, end int, h uint64) string {
 			h = chain(h, wordHash(folded[j+1:k]))
 			j = k
 		}
-		if ps.phrases[h] {
+		if ps.phraseBits.has(h) && ps.phrases[h] {
 			return folded[i:j]
 		}
 	}
