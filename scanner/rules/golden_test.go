@@ -87,7 +87,7 @@ func TestScanResultsAreUnchanged(t *testing.T) {
 		}
 		got[c.name] = fmt.Sprintf("%d %x", len(samples), sum.Sum(nil))
 		if !*updateGolden && want[c.name] != got[c.name] {
-			t.Errorf("%s: scan results changed: got %q, golden %q (rerun with -dump-golden=FILE on both builds and diff)", c.name, got[c.name], want[c.name])
+			t.Errorf("%s (%s): scan results changed: got %q, golden %q (rerun with -dump-golden=FILE on both builds and diff)", c.name, c.dir, got[c.name], want[c.name])
 		}
 	}
 	if *updateGolden {
