@@ -25,7 +25,7 @@ var (
 
 type brand struct {
 	name    string
-	aliases []string // folded, space-separated words
+	aliases []string // folded, space-separated words, a space either side (as matched)
 	domains map[string]bool
 }
 
@@ -74,7 +74,7 @@ func parseBrands(list string) *brandIndex {
 		b := &brand{domains: map[string]bool{}}
 		for _, a := range strings.Split(names, "|") {
 			if f := fold(a, 0); f != "" {
-				b.aliases = append(b.aliases, f)
+				b.aliases = append(b.aliases, " "+f+" ")
 			}
 		}
 		if len(b.aliases) == 0 {
@@ -112,11 +112,11 @@ func (idx *brandIndex) claimedBy(displayName string) *brand {
 	padded := " " + f + " "
 	for _, b := range idx.brands {
 		for _, a := range b.aliases {
-			i := strings.Index(padded, " "+a+" ")
+			i := strings.Index(padded, a)
 			if i < 0 {
 				continue
 			}
-			rest := padded[:i] + " " + padded[i+len(a)+1:]
+			rest := padded[:i] + " " + padded[i+len(a)-1:]
 			if onlyServiceWords(rest) {
 				return b
 			}

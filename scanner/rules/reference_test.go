@@ -354,3 +354,39 @@ func FuzzLookalikeMatchesReference(f *testing.F) {
 		}
 	})
 }
+
+// claimedByReference is claimedBy as first written, padding each alias
+// for every name.
+func (idx *brandIndex) claimedByReference(displayName string) *brand {
+	f := fold(displayName, 200)
+	if f == "" {
+		return nil
+	}
+	padded := " " + f + " "
+	for _, b := range idx.brands {
+		for _, pa := range b.aliases {
+			a := strings.TrimSpace(pa)
+			i := strings.Index(padded, " "+a+" ")
+			if i < 0 {
+				continue
+			}
+			rest := padded[:i] + " " + padded[i+len(a)+1:]
+			if onlyServiceWords(rest) {
+				return b
+			}
+		}
+	}
+	return nil
+}
+
+func FuzzClaimedByMatchesReference(f *testing.F) {
+	for _, n := range []string{"PayPal", "Microsoft account team", "Suporte Itaú", "Lockergnome Apple Tips", "Chase Miller",
+		"DHL Paket", "Amazon.com", "", "  ", "the the paypal service", "Banco do Brasil S.A."} {
+		f.Add(n)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		if got, want := brands.claimedBy(name), brands.claimedByReference(name); got != want {
+			t.Fatalf("claimedBy(%q) = %v, reference %v", name, got, want)
+		}
+	})
+}
