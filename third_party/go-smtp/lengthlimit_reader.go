@@ -1,6 +1,7 @@
 package smtp
 
 import (
+	"bytes"
 	"errors"
 	"io"
 )
@@ -28,19 +29,38 @@ func (r *lineLimitReader) Read(b []byte) (int, error) {
 		return n, err
 	}
 
-	if r.LineLimit == 0 {
+	if r.LineLimit == 0 || n == 0 {
 		return n, nil
 	}
-
-	for _, chr := range b[:n] {
-		if chr == '\n' {
-			r.curLineLength = 0
+	if r.LineLimit < 0 {
+		// Every byte is past the limit: the count the byte loop kept.
+		if b[0] == '\n' {
+			r.curLineLength = 1
+		} else {
+			r.curLineLength++
 		}
-		r.curLineLength++
+		return 0, ErrTooLongLine
+	}
 
-		if r.curLineLength > r.LineLimit {
+	// mxgrid patch: line by line with IndexByte, not byte by byte (the
+	// whole DATA body passes here). The count is what the byte loop kept
+	// (a line's bytes plus one for the LF that began it), and past the
+	// limit it stops at limit+1, so the error repeats on the next Read.
+	for p := b[:n]; ; {
+		i := bytes.IndexByte(p, '\n')
+		if i < 0 {
+			i = len(p)
+		}
+		if r.curLineLength+i > r.LineLimit {
+			r.curLineLength = r.LineLimit + 1
 			return 0, ErrTooLongLine
 		}
+		if i == len(p) {
+			r.curLineLength += i
+			break
+		}
+		r.curLineLength = 1
+		p = p[i+1:]
 	}
 
 	return n, nil
