@@ -374,6 +374,12 @@ func isNumericHost(h string) bool {
 			return true
 		}
 	}
+	return numericLabels(h)
+}
+
+// numericLabels says whether every dot-separated label of h is a decimal
+// or 0x-prefixed hex number.
+func numericLabels(h string) bool {
 	for rest := h; ; {
 		label, tail, more := strings.Cut(rest, ".")
 		digits := label

@@ -300,29 +300,8 @@ func TestHTMLStackOverflowHidesNothing(t *testing.T) {
 // isNumericHostReference is isNumericHost as first written, asking
 // netip.ParseAddr about every host: the oracle of its pre-check.
 func isNumericHostReference(h string) bool {
-	if _, err := netip.ParseAddr(h); err == nil {
-		return true
-	}
-	for rest := h; ; {
-		label, tail, more := strings.Cut(rest, ".")
-		digits := label
-		hex := strings.HasPrefix(label, "0x")
-		if hex {
-			digits = label[2:]
-		}
-		if digits == "" {
-			return false
-		}
-		for i := 0; i < len(digits); i++ {
-			if !(digits[i] >= '0' && digits[i] <= '9' || hex && isHex(digits[i])) {
-				return false
-			}
-		}
-		if !more {
-			return true
-		}
-		rest = tail
-	}
+	_, err := netip.ParseAddr(h)
+	return err == nil || numericLabels(h)
 }
 
 func FuzzIsNumericHostMatchesReference(f *testing.F) {
