@@ -223,24 +223,34 @@ func (q *Queue[T, R]) Run(ctx context.Context) error {
 	flush := time.NewTicker(q.cfg.FlushInterval)
 	defer flush.Stop()
 	for {
+		drain := false
 		select {
 		case <-ctx.Done():
 			return q.shutdown(ctx)
 		case <-q.wake:
 		case <-flush.C:
+			drain = true
 		}
 		if q.failing && time.Now().Before(q.retryAt) {
 			continue // the store just failed; retry on the next tick, not per record
 		}
-		q.flush(ctx)
+		q.flush(ctx, drain)
 	}
 }
 
-// flush writes batches until the buffer is empty or a write fails (the
-// failed batch stays pending and is retried first).
-func (q *Queue[T, R]) flush(ctx context.Context) error {
+// flush writes batches until a write fails (the failed batch stays pending
+// and is retried first) or fewer than a full batch is left; drain (the
+// ticker, shutdown) writes that rest too. A wake-up writes full batches
+// only: a commit costs about the same for 10 rows as for 500 (the tail
+// pages of the table and of every index are written again), and draining
+// on every wake-up wrote ~150-row batches at 2,000 messages/s, three times
+// the commits. What is left waits for the tick, FlushInterval at most.
+func (q *Queue[T, R]) flush(ctx context.Context, drain bool) error {
 	for {
 		if q.pending == nil {
+			if !drain && q.Len() < q.cfg.BatchSize {
+				return nil
+			}
 			recs := q.take(q.cfg.BatchSize)
 			if len(recs) == 0 {
 				return nil
@@ -302,7 +312,7 @@ func (q *Queue[T, R]) pruneOld(ctx context.Context) {
 func (q *Queue[T, R]) shutdown(parent context.Context) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), q.cfg.ShutdownTimeout)
 	defer cancel()
-	err := q.flush(ctx)
+	err := q.flush(ctx, true)
 	if err == nil {
 		return nil
 	}

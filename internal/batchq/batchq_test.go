@@ -3,6 +3,7 @@ package batchq
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -101,5 +102,61 @@ func TestConfigRequired(t *testing.T) {
 		if _, err := New(cfg, id, w, nil, nil, nil, nil); err == nil {
 			t.Errorf("New(%+v) accepted", cfg)
 		}
+	}
+}
+
+// TestWakeUpWritesFullBatchesOnly: a full buffer wakes the writer, which
+// writes full batches and leaves a smaller rest for the tick (a commit
+// costs about the same for a few rows as for a full batch); shutdown
+// writes the rest.
+func TestWakeUpWritesFullBatchesOnly(t *testing.T) {
+	var (
+		mu      sync.Mutex
+		batches []int
+	)
+	written := make(chan struct{}, 10)
+	write := func(_ context.Context, batch []int) error {
+		mu.Lock()
+		batches = append(batches, len(batch))
+		mu.Unlock()
+		written <- struct{}{}
+		return nil
+	}
+	id := func(_ context.Context, in []int) []int { return in }
+	// The tick never comes during the test: only the wake-up writes.
+	q, err := New(Config{Subsystem: "t", Buffer: 100, BatchSize: 4, FlushInterval: time.Hour, ShutdownTimeout: time.Second},
+		id, write, nil, nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 11 {
+		q.Put(i)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- q.Run(ctx) }()
+	for range 2 {
+		select {
+		case <-written:
+		case <-time.After(5 * time.Second):
+			t.Fatal("the wake-up wrote nothing")
+		}
+	}
+	select {
+	case <-written:
+		t.Fatalf("a partial batch was written on the wake-up (batches %v)", batches)
+	case <-time.After(100 * time.Millisecond):
+	}
+	if n := q.Len(); n != 3 {
+		t.Errorf("%d records left for the tick, want 3", n)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if fmt.Sprint(batches) != "[4 4 3]" {
+		t.Errorf("batches %v, want [4 4 3]", batches)
 	}
 }
