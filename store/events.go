@@ -191,6 +191,11 @@ func (s *Store) InsertEvents(ctx context.Context, evs []StoredEvent) error {
 	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
 	defer cancel()
 	what := fmt.Sprintf("insert %d events", len(evs))
+	const columns, ncols = "id, " + eventColumns, eventColumnCount + 1
+	stmts, err := s.insertStatements(ctx, "events", columns, ncols, len(evs), "")
+	if err != nil {
+		return err
+	}
 	tx, err := s.DB.BeginTx(ctx, nil)
 	if err != nil {
 		return fail(what+": begin", err)
@@ -204,7 +209,7 @@ func (s *Store) InsertEvents(ctx context.Context, evs []StoredEvent) error {
 	if err != nil {
 		return err
 	}
-	if err := s.insertRowsTx(ctx, tx, "events", "id, "+eventColumns, eventColumnCount+1, len(evs), "", func(args []any, i int) []any {
+	if err := s.insertRowsTx(ctx, tx, "events", columns, ncols, len(evs), "", stmts, func(args []any, i int) []any {
 		return eventArgs(append(args, ids[i]), &evs[i])
 	}); err != nil {
 		return err
@@ -231,14 +236,19 @@ func (s *Store) InsertEvents(ctx context.Context, evs []StoredEvent) error {
 	return nil
 }
 
-// insertRows writes n rows in one transaction; see insertRowsTx.
+// insertRows writes n rows in one transaction, with prepared statements;
+// see insertRowsTx.
 func (s *Store) insertRows(ctx context.Context, table, columns string, ncols, n int, argsOf func(args []any, i int) []any) error {
+	stmts, err := s.insertStatements(ctx, table, columns, ncols, n, "")
+	if err != nil {
+		return err
+	}
 	tx, err := s.DB.BeginTx(ctx, nil)
 	if err != nil {
 		return fail(fmt.Sprintf("insert %d %s rows: begin", n, table), err)
 	}
 	defer tx.Rollback()
-	if err := s.insertRowsTx(ctx, tx, table, columns, ncols, n, "", argsOf); err != nil {
+	if err := s.insertRowsTx(ctx, tx, table, columns, ncols, n, "", stmts, argsOf); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
@@ -247,21 +257,28 @@ func (s *Store) insertRows(ctx context.Context, table, columns string, ncols, n 
 	return nil
 }
 
-// insertRowsTx writes n rows in tx, rowsPerStatement at a time; argsOf
-// appends row i's values and suffix follows each statement's VALUES (an
-// ON CONFLICT clause).
-func (s *Store) insertRowsTx(ctx context.Context, tx *sql.Tx, table, columns string, ncols, n int, suffix string, argsOf func(args []any, i int) []any) error {
-	perStatement := maxParams / ncols
-	args := make([]any, 0, min(n, perStatement)*ncols)
-	for start := 0; start < n; start += perStatement {
-		end := min(start+perStatement, n)
+// insertRowsTx writes n rows in tx, in the chunks insertChunks gives;
+// argsOf appends row i's values and suffix follows each statement's VALUES
+// (an ON CONFLICT clause). stmts, from insertStatements for the same
+// arguments, are the chunks' prepared statements; without them each
+// statement is built and parsed here.
+func (s *Store) insertRowsTx(ctx context.Context, tx *sql.Tx, table, columns string, ncols, n int, suffix string, stmts []*sql.Stmt, argsOf func(args []any, i int) []any) error {
+	chunks := insertChunks(n, maxParams/ncols, stmts != nil)
+	args := make([]any, 0, min(n, maxParams/ncols)*ncols)
+	start := 0
+	for i, rows := range chunks {
 		args = args[:0]
-		for i := start; i < end; i++ {
-			args = argsOf(args, i)
+		for row := start; row < start+rows; row++ {
+			args = argsOf(args, row)
 		}
-		// Building the text costs microseconds next to the insert itself.
-		query := insertSQL(table, columns, ncols, end-start, s.Dialect != SQLite) + suffix
-		if _, err := tx.ExecContext(ctx, query, args...); err != nil {
+		start += rows
+		var err error
+		if stmts != nil {
+			_, err = tx.StmtContext(ctx, stmts[i]).ExecContext(ctx, args...)
+		} else {
+			_, err = tx.ExecContext(ctx, insertSQL(table, columns, ncols, rows, s.Dialect != SQLite)+suffix, args...)
+		}
+		if err != nil {
 			return fail(fmt.Sprintf("insert %d %s rows", n, table), err)
 		}
 	}

@@ -413,7 +413,7 @@ var (
 // above all) in one order and never deadlock.
 func (s *Store) writeRollup(ctx context.Context, tx *sql.Tx, b *rollupBatch) error {
 	hours := sortedKeys(b.hours, func(x, y hourKey) int { return cmp.Or(cmp.Compare(x.domain, y.domain), cmp.Compare(x.hour, y.hour)) })
-	if err := s.insertRowsTx(ctx, tx, "map_hours", "domain_id, hour_us, n", 3, len(hours), upsertHours,
+	if err := s.insertRowsTx(ctx, tx, "map_hours", "domain_id, hour_us, n", 3, len(hours), upsertHours, nil,
 		func(args []any, i int) []any {
 			return append(args, hours[i].domain, hours[i].hour, b.hours[hours[i]])
 		}); err != nil {
@@ -425,7 +425,7 @@ func (s *Store) writeRollup(ctx context.Context, tx *sql.Tx, b *rollupBatch) err
 	})
 	if err := s.insertRowsTx(ctx, tx, "map_cells",
 		"domain_id, hour_us, cell_lat, cell_lon, country, n, sum_lat, sum_lon, newest_us, newest_id, country_name, city", 12,
-		len(cells), upsertCells, func(args []any, i int) []any {
+		len(cells), upsertCells, nil, func(args []any, i int) []any {
 			k, r := cells[i], b.cells[cells[i]]
 			return append(args, k.domain, k.hour, k.lat, k.lon, k.country, r.n, r.sumLat, r.sumLon, r.newest.us, r.newest.id,
 				r.countryName, r.city)
@@ -436,7 +436,7 @@ func (s *Store) writeRollup(ctx context.Context, tx *sql.Tx, b *rollupBatch) err
 		return cmp.Or(cmp.Compare(x.domain, y.domain), cmp.Compare(x.net, y.net), cmp.Compare(x.day, y.day))
 	})
 	return s.insertRowsTx(ctx, tx, "map_nets", "domain_id, net, day_us, n, newest_us, newest_id, country, asn, as_org", 9,
-		len(nets), upsertNets, func(args []any, i int) []any {
+		len(nets), upsertNets, nil, func(args []any, i int) []any {
 			k, r := nets[i], b.nets[nets[i]]
 			return append(args, k.domain, k.net, k.day, r.n, r.newest.us, r.newest.id, r.country, r.asn, r.asOrg)
 		})

@@ -84,6 +84,7 @@ type Store struct {
 	// partitions remembers the message log's day partitions known to
 	// exist (PostgreSQL), so a batch creates only a new day's.
 	partitions sync.Map
+	inserts    preparedInserts
 }
 
 // ErrUnavailable wraps the errors of a database that cannot serve now:
@@ -146,7 +147,10 @@ func Open(cfg Config, dataDir string) (*Store, error) {
 }
 
 // Close closes the database.
-func (s *Store) Close() error { return s.DB.Close() }
+func (s *Store) Close() error {
+	s.closeInserts()
+	return s.DB.Close()
+}
 
 // Migration is one schema step. SQLite and Postgres hold the statements for
 // each dialect; when the two are identical set only Common.
