@@ -219,10 +219,17 @@ func testEventContract(t *testing.T, s *Store) {
 }
 
 func TestInsertEventsSQL(t *testing.T) {
-	if got := insertSQL("events", eventColumns, eventColumnCount, 2, false); !strings.HasSuffix(got, "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?),(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)") {
+	got := insertSQL("events", eventColumns, eventColumnCount, 2, SQLite)
+	if !strings.HasPrefix(got, "INSERT OR ROLLBACK INTO events (") {
+		t.Fatalf("sqlite statement: %q", got)
+	}
+	if !strings.HasSuffix(got, "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?),(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)") {
 		t.Fatalf("sqlite placeholders: %q", got)
 	}
-	got := insertSQL("events", eventColumns, eventColumnCount, 2, true)
+	got = insertSQL("events", eventColumns, eventColumnCount, 2, Postgres)
+	if !strings.HasPrefix(got, "INSERT INTO events (") {
+		t.Fatalf("postgres statement: %q", got)
+	}
 	if want := "($1,$2,"; !strings.Contains(got, want) {
 		t.Fatalf("first row placeholders missing in %q", got)
 	}

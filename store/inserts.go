@@ -54,7 +54,7 @@ func (s *Store) insertStatements(ctx context.Context, table, columns string, nco
 		s.inserts.stmts = map[string]*sql.Stmt{}
 	}
 	for i, rows := range chunks {
-		query := insertSQL(table, columns, ncols, rows, s.Dialect != SQLite) + suffix
+		query := insertSQL(table, columns, ncols, rows, s.Dialect) + suffix
 		st, ok := s.inserts.stmts[query]
 		if !ok {
 			var err error

@@ -94,3 +94,45 @@ func TestBatchInsertsReuseStatements(t *testing.T) {
 		}
 	})
 }
+
+// TestFailedBatchStoresNothing: a row that breaks a constraint in a later
+// statement of a batch fails the batch and leaves none of it stored (on
+// SQLite the statement rolls the whole transaction back, OR ROLLBACK), and
+// the store takes the next batch at once.
+func TestFailedBatchStoresNothing(t *testing.T) {
+	eachDialect(t, func(*Store, context.Context) error { return nil }, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		if _, err := s.DB.ExecContext(ctx, `CREATE TABLE batch_probe (k BIGINT NOT NULL UNIQUE)`); err != nil {
+			t.Fatal(err)
+		}
+		per := maxParams / 1
+		insert := func(keys []int64) error {
+			ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			return s.insertRows(ctx, "batch_probe", "k", 1, len(keys), func(args []any, i int) []any { return append(args, keys[i]) })
+		}
+		keys := make([]int64, per+3)
+		for i := range keys {
+			keys[i] = int64(i)
+		}
+		keys[per+2] = 5 // the ladder's last statement repeats a key of the first
+		if err := insert(keys); err == nil {
+			t.Fatal("a batch with a duplicate key was stored")
+		}
+		count := func() (n int) {
+			if err := s.DB.QueryRowContext(ctx, "SELECT count(*) FROM batch_probe").Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+		if n := count(); n != 0 {
+			t.Fatalf("%d rows of the failed batch stored", n)
+		}
+		if err := insert([]int64{1, 2, 3}); err != nil {
+			t.Fatalf("the next batch: %v", err)
+		}
+		if n := count(); n != 3 {
+			t.Fatalf("%d rows stored, want 3", n)
+		}
+	})
+}
