@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -313,4 +314,57 @@ func TestOutcomeSeries(t *testing.T) {
 			t.Fatalf("empty scope sees %+v", none)
 		}
 	})
+}
+
+// TestTrackingSearchUsesCaselessIndexes: on SQLite a search by recipient
+// or sender is served by its NOCASE index (migration 2), not a scan, and
+// finds the record whatever the case of either side.
+func TestTrackingSearchUsesCaselessIndexes(t *testing.T) {
+	s := openSQLite(t)
+	ctx := context.Background()
+	if err := s.MigrateTracking(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rec := tracking.Record{Time: time.Now(), Node: "n1", QueueID: "Q1", Sender: "Alice@Example.NET", Recipient: "Bob@Example.ORG",
+		Domain: "example.org", Status: tracking.StatusDelivered, ReplyCode: 250}
+	if err := s.InsertTracking(ctx, []tracking.Record{rec}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		f     tracking.Filter
+		index string
+	}{
+		{tracking.Filter{Recipient: "bob@example.org"}, "message_log_rcpt"},
+		{tracking.Filter{Sender: "ALICE@example.net"}, "message_log_sender"},
+	} {
+		tc.f.Scope = tracking.Scope{Operator: true}
+		got, _, err := s.SearchTracking(ctx, tc.f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 1 || got[0].QueueID != "Q1" {
+			t.Errorf("%+v found %+v", tc.f, got)
+		}
+		col, arg := "recipient", tc.f.Recipient
+		if tc.f.Sender != "" {
+			col, arg = "sender", tc.f.Sender
+		}
+		rows, err := s.DB.QueryContext(ctx, `EXPLAIN QUERY PLAN SELECT id FROM message_log WHERE `+s.caselessEquals(col)+` ORDER BY at_us DESC, id DESC`, arg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var plan []string
+		for rows.Next() {
+			var id, parent, unused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			plan = append(plan, detail)
+		}
+		rows.Close()
+		if p := strings.Join(plan, "; "); !strings.Contains(p, "INDEX "+tc.index+" (") {
+			t.Errorf("search by %s: plan %q does not use %s", col, p, tc.index)
+		}
+	}
 }
