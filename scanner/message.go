@@ -9,6 +9,7 @@ import (
 	"mime"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/emersion/go-message"
 	// Importing it registers every charset x/text knows with go-message;
@@ -54,8 +55,10 @@ const maxURLs = 500
 const walkFactor = 5
 
 // handOverBytes is the leaf size from which a leaf keeps the walk's read
-// buffer instead of a copy of it; smaller leaves are copied, so they do not
-// pin the buffer's spare capacity.
+// buffer instead of a copy of it. A smaller leaf keeps it too when it
+// fills at least half of it (a single-part message's only leaf, most
+// often), so it pins less spare room than a copy would allocate; other
+// small leaves are copied.
 const handOverBytes = 64 << 10
 
 // Message is a message parsed once and shared read-only by every check.
@@ -195,9 +198,18 @@ func (p *Parser) ParseReaderAt(r io.ReaderAt, size int64) *Message {
 	return m
 }
 
+// headerReaders are the buffered readers the header is read through. None
+// is kept past parse: the fields ReadHeader returns are copies.
+var headerReaders = sync.Pool{New: func() any { return bufio.NewReader(nil) }}
+
 func (p *Parser) parse(m *Message, r io.ReaderAt, size int64) {
 	sr := io.NewSectionReader(r, 0, size)
-	br := bufio.NewReader(sr)
+	br := headerReaders.Get().(*bufio.Reader)
+	br.Reset(sr)
+	defer func() {
+		br.Reset(nil)
+		headerReaders.Put(br)
+	}()
 	if prefix, _ := br.Peek(5); string(prefix) == "From " {
 		for {
 			_, err := br.ReadSlice('\n')
@@ -222,11 +234,10 @@ func (p *Parser) parse(m *Message, r io.ReaderAt, size int64) {
 	}
 	m.parseFrom(mh)
 
-	w := walker{m: m, p: p}
 	// A leaf decodes to at most its encoded size: sized for the body up
 	// front, the buffer leaves read into does not grow from 512 bytes
 	// by doubling for every message (15 KB of garbage for a 5 KB one).
-	w.buf.Grow(int(min(size-int64(m.BodyOffset), presizedLeafBytes)) + bytes.MinRead)
+	w := walker{m: m, p: p, room: int(min(size-int64(m.BodyOffset), presizedLeafBytes)) + bytes.MinRead}
 	ent, err := message.New(message.Header{Header: h}, io.NewSectionReader(r, int64(m.BodyOffset), size-int64(m.BodyOffset)))
 	w.entityError(err)
 	if ent != nil {
@@ -314,6 +325,9 @@ type walker struct {
 	decoded int // leaf bytes kept so far
 	parts   int
 	buf     bytes.Buffer
+	// room is the size the read buffer is given when a leaf needs one:
+	// the body's (capped) size, less what leaves that kept a buffer took.
+	room int
 }
 
 func (w *walker) entityError(err error) {
@@ -446,6 +460,9 @@ func (w *walker) readBody(body io.Reader, part Part, path string, attached bool)
 	lim := w.p.limits
 	keep := min(lim.MaxPartBytes, lim.MaxDecodedBytes-w.decoded)
 	w.buf.Reset()
+	if w.buf.Cap() == 0 {
+		w.buf.Grow(w.room)
+	}
 	n, err := io.Copy(&w.buf, io.LimitReader(body, int64(keep)))
 	rest, err2 := io.Copy(io.Discard, body)
 	if err == nil {
@@ -456,12 +473,13 @@ func (w *walker) readBody(body io.Reader, part Part, path string, attached bool)
 	if w.parts <= walkFactor*lim.MaxParts {
 		leaf := Leaf{Part: part, Path: path, Err: err, Truncated: rest > 0}
 		switch {
-		case n >= handOverBytes:
-			// A big leaf keeps the buffer it was read into: copying it
-			// would hold the part three times at the peak (buffer, copy,
-			// the next leaf's growth) instead of once.
+		case n >= handOverBytes || (n > 0 && 2*n >= int64(w.buf.Cap())):
+			// The leaf keeps the buffer it was read into (handOverBytes):
+			// copying a big one would hold the part three times at the
+			// peak (buffer, copy, the next leaf's growth) instead of once.
 			leaf.Data = data
 			w.buf = bytes.Buffer{}
+			w.room = max(w.room-int(n), bytes.MinRead)
 		case n > 0:
 			leaf.Data = bytes.Clone(data)
 		}

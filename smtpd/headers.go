@@ -30,7 +30,9 @@ var ownedHeaders = []string{"X-Spam-Status", "X-Spam-Score", "X-Spam-Symbols", "
 // is re-serialised only when something in it had to change, so a clean
 // message arrives byte-identical below our fields.
 func (ss *session) compose(msg *scanner.Message, v scanner.Verdict, policy scanner.Policy) (head []byte, off int64) {
+	// Our fields take a few hundred bytes; a rewritten header follows them.
 	var top bytes.Buffer
+	top.Grow(1024 + msg.BodyOffset)
 	ss.writeReceived(&top)
 	authServID := ss.srv.deps.AuthServID
 	if authServID == "" {
@@ -77,14 +79,14 @@ func (ss *session) compose(msg *scanner.Message, v scanner.Verdict, policy scann
 	if !changed {
 		return top.Bytes(), 0
 	}
-	var hb bytes.Buffer
-	if err := textproto.WriteHeader(&hb, h); err != nil {
+	ours := top.Len()
+	if err := textproto.WriteHeader(&top, h); err != nil {
 		// The parser accepted these fields; if one cannot be written back,
 		// relaying the original header is better than losing the message.
 		ss.log.Warn("could not rewrite header, relaying it unchanged", "queue_id", ss.queueID, "err", err)
+		top.Truncate(ours)
 		return top.Bytes(), 0
 	}
-	top.Write(hb.Bytes())
 	return top.Bytes(), int64(msg.BodyOffset)
 }
 
