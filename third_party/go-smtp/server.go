@@ -164,6 +164,7 @@ func (s *Server) handleConn(c *Conn) error {
 
 	defer func() {
 		c.Close()
+		c.releaseText()
 
 		s.locker.Lock()
 		delete(s.conns, c)

@@ -1,8 +1,12 @@
 package smtp
 
 import (
+	"bufio"
 	"context"
+	"fmt"
 	"net"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -32,4 +36,84 @@ func TestShutdownBeforeServe(t *testing.T) {
 	if _, err := net.Dial("tcp", l.Addr().String()); err == nil {
 		t.Error("listener still open")
 	}
+}
+
+// TestConnectionBuffersReleased: when a connection ends, its pooled
+// buffers go back and c.text is nil, so a late use fails loudly instead of
+// sharing a buffer with the next connection; the next connections, some
+// overlapping, each read and write through their own.
+func TestConnectionBuffersReleased(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := NewServer(BackendFunc(func(*Conn) (Session, error) { return nil, nil }))
+	s.Domain = "localhost"
+	go s.Serve(l)
+	defer s.Close()
+
+	open := func() map[*Conn]struct{} {
+		s.locker.Lock()
+		defer s.locker.Unlock()
+		m := map[*Conn]struct{}{}
+		for c := range s.conns {
+			m[c] = struct{}{}
+		}
+		return m
+	}
+	// session greets, calls greeted, then sends a NOOP whose argument
+	// spans several buffer fills and QUIT, and checks both replies.
+	session := func(name string, greeted func()) {
+		c, err := net.Dial("tcp", l.Addr().String())
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer c.Close()
+		r := bufio.NewReader(c)
+		line := func() string {
+			s, _ := r.ReadString('\n')
+			return s
+		}
+		if g := line(); !strings.HasPrefix(g, "220 ") {
+			t.Errorf("%s: greeting %q", name, g)
+			return
+		}
+		greeted()
+		fmt.Fprintf(c, "NOOP %s\r\nQUIT\r\n", strings.Repeat(name, 900))
+		if got := line() + line(); got != "250 2.0.0 I have successfully done nothing\r\n221 2.0.0 Bye\r\n" {
+			t.Errorf("%s: replies %q", name, got)
+		}
+	}
+	var first *Conn
+	session("a", func() {
+		for c := range open() {
+			first = c
+		}
+	})
+	if first == nil {
+		t.Fatal("no open connection after the greeting")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, ok := open()[first]; !ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the connection never ended")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if first.text != nil {
+		t.Error("an ended connection still holds its buffers")
+	}
+	var wg sync.WaitGroup
+	for i := 0; i < 20; i++ {
+		wg.Add(1)
+		go func(name string) {
+			defer wg.Done()
+			session(name, func() {})
+		}(string(rune('b' + i)))
+	}
+	wg.Wait()
 }
