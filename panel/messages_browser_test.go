@@ -33,8 +33,11 @@ func TestPanelMessageLogInChromium(t *testing.T) {
 	f := startPanelFixture(t, nil) // the default pipeline: model, rules, built-in antivirus
 	n, base, b := f.node, f.base, f.b
 	acme := f.post("/api/v1/customers", map[string]any{"name": "Acme", "reseller_id": f.resellers["northwind"]})
-	f.post("/api/v1/domains", map[string]any{"name": "acme.example", "customer_id": acme, "route": sink.Addr, "tls": "none"})
+	// down.example first: a node applies the change log in order, so once
+	// acme.example takes mail down.example is known too (it never answers
+	// 250 to be waited for itself).
 	f.post("/api/v1/domains", map[string]any{"name": "down.example", "customer_id": acme, "route": down, "tls": "none"})
+	f.post("/api/v1/domains", map[string]any{"name": "acme.example", "customer_id": acme, "route": sink.Addr, "tls": "none"})
 	f.acceptsMail("probe@acme.example")
 
 	ham := "From: sender@example.net\r\nSubject: Minutes of Thursday\r\nMessage-ID: <ham-1@example.net>\r\n\r\nHello Ann, the minutes are below. Regards\r\n"
