@@ -1333,17 +1333,30 @@ func (c *Conn) writeResponse(code int, enhCode EnhancedCode, text ...string) {
 		}
 	}
 
-	// transform each single line with \n, into separate lines
-	text = strings.Split(strings.Join(text, "\n"), "\n")
+	writeReply(c.text.W, code, enhCode, text)
+	c.text.W.Flush()
+}
 
-	lastLineIndex := len(text) - 1
-	for i := 0; i < lastLineIndex; i++ {
-		c.text.PrintfLine("%d-%v", code, text[i])
-	}
-	if enhCode == NoEnhancedCode {
-		c.text.PrintfLine("%d %v", code, text[lastLineIndex])
-	} else {
-		c.text.PrintfLine("%d %v.%v.%v %v", code, enhCode[0], enhCode[1], enhCode[2], text[lastLineIndex])
+// writeReply writes a reply's lines to w without flushing, so a multi-line
+// reply (EHLO's, ten lines or more) leaves in one write, not one per line
+// as with textproto's PrintfLine (mxgrid patch). The bytes are upstream's:
+// each text line, and each "\n" inside one, is a line; only the last
+// carries the enhanced code.
+func writeReply(w *bufio.Writer, code int, enhCode EnhancedCode, text []string) {
+	lines := strings.Split(strings.Join(text, "\n"), "\n")
+	last := len(lines) - 1
+	for i, line := range lines {
+		w.WriteString(strconv.Itoa(code))
+		if i < last {
+			w.WriteByte('-')
+		} else {
+			w.WriteByte(' ')
+			if enhCode != NoEnhancedCode {
+				fmt.Fprintf(w, "%v.%v.%v ", enhCode[0], enhCode[1], enhCode[2])
+			}
+		}
+		w.WriteString(line)
+		w.WriteString("\r\n")
 	}
 }
 
