@@ -205,7 +205,7 @@ func (s *Store) InsertEvents(ctx context.Context, evs []StoredEvent) error {
 	defer cancel()
 	what := fmt.Sprintf("insert %d events", len(evs))
 	const columns, ncols = "id, " + eventColumns, eventColumnCount + 1
-	stmts, err := s.insertStatements(ctx, "events", columns, ncols, len(evs), "")
+	stmts, err := s.insertStatements(ctx, "events", columns, ncols, len(evs))
 	if err != nil {
 		return err
 	}
@@ -252,7 +252,7 @@ func (s *Store) InsertEvents(ctx context.Context, evs []StoredEvent) error {
 // insertRows writes n rows in one transaction, with prepared statements;
 // see insertRowsTx.
 func (s *Store) insertRows(ctx context.Context, table, columns string, ncols, n int, argsOf func(args []any, i int) []any) error {
-	stmts, err := s.insertStatements(ctx, table, columns, ncols, n, "")
+	stmts, err := s.insertStatements(ctx, table, columns, ncols, n)
 	if err != nil {
 		return err
 	}

@@ -33,35 +33,40 @@ func insertChunks(n, perStatement int, ladder bool) []int {
 }
 
 // preparedInserts holds the batch writers' multi-row INSERTs, one per
-// query text. Parsing a 365-row, 26-column INSERT was a fifth of the cost
-// of writing the rows; prepared once, each batch only binds and steps.
+// table, column list and row count. Parsing a 365-row, 26-column INSERT
+// was a fifth of the cost of writing the rows; prepared once, each batch
+// only binds and steps (and builds no query text: the key is not it).
 type preparedInserts struct {
 	mu    sync.Mutex
-	stmts map[string]*sql.Stmt
+	stmts map[insertKey]*sql.Stmt
+}
+
+type insertKey struct {
+	table, columns string
+	rows           int
 }
 
 // insertStatements returns, one per chunk of n rows (insertChunks with
-// ladder), the
-// prepared INSERT that writes it. It must be called before the transaction
-// that uses them begins: preparing takes a connection from the pool, and
-// SQLite's only connection would be the transaction's.
-func (s *Store) insertStatements(ctx context.Context, table, columns string, ncols, n int, suffix string) ([]*sql.Stmt, error) {
+// ladder), the prepared INSERT that writes it. It must be called before
+// the transaction that uses them begins: preparing takes a connection
+// from the pool, and SQLite's only connection would be the transaction's.
+func (s *Store) insertStatements(ctx context.Context, table, columns string, ncols, n int) ([]*sql.Stmt, error) {
 	chunks := insertChunks(n, maxParams/ncols, true)
 	stmts := make([]*sql.Stmt, len(chunks))
 	s.inserts.mu.Lock()
 	defer s.inserts.mu.Unlock()
 	if s.inserts.stmts == nil {
-		s.inserts.stmts = map[string]*sql.Stmt{}
+		s.inserts.stmts = map[insertKey]*sql.Stmt{}
 	}
 	for i, rows := range chunks {
-		query := insertSQL(table, columns, ncols, rows, s.Dialect) + suffix
-		st, ok := s.inserts.stmts[query]
+		key := insertKey{table, columns, rows}
+		st, ok := s.inserts.stmts[key]
 		if !ok {
 			var err error
-			if st, err = s.DB.PrepareContext(ctx, query); err != nil {
+			if st, err = s.DB.PrepareContext(ctx, insertSQL(table, columns, ncols, rows, s.Dialect)); err != nil {
 				return nil, fail(fmt.Sprintf("prepare %d-row %s insert", rows, table), err)
 			}
-			s.inserts.stmts[query] = st
+			s.inserts.stmts[key] = st
 		}
 		stmts[i] = st
 	}
