@@ -24,6 +24,11 @@ func Sanitize(s string, max int) string {
 // become spaces, invalid UTF-8 becomes '?'. Unlike Sanitize it keeps the
 // text's spacing and length; a header field folds it later.
 func Printable(s string) string {
+	if printableASCII(s) {
+		// Nearly every value is; strings.Map would decode it rune by rune
+		// only to return it unchanged.
+		return s
+	}
 	return strings.Map(func(r rune) rune {
 		switch {
 		case r == '\t':
@@ -35,6 +40,17 @@ func Printable(s string) string {
 		}
 		return r
 	}, s)
+}
+
+// printableASCII reports whether s is tab and printable ASCII only, which
+// Printable leaves as it is.
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < 0x20 && c != '\t') || c >= 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // Truncate cuts s to at most n bytes without splitting a UTF-8 sequence.

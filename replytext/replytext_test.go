@@ -96,3 +96,27 @@ func FuzzSanitize(f *testing.F) {
 		}
 	})
 }
+
+// FuzzPrintableMatchesReference: the ASCII fast path returns what the
+// rune-by-rune mapping, Printable's first version, returns.
+func FuzzPrintableMatchesReference(f *testing.F) {
+	for _, s := range []string{"plain  text", "a\tb\x7f", "x\r\ny", "a\u0085b", "\xff", "~ü"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		want := strings.Map(func(r rune) rune {
+			switch {
+			case r == '\t':
+				return r
+			case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0):
+				return ' '
+			case r == utf8.RuneError:
+				return '?'
+			}
+			return r
+		}, s)
+		if got := Printable(s); got != want {
+			t.Fatalf("Printable(%q) = %q, reference %q", s, got, want)
+		}
+	})
+}

@@ -198,18 +198,15 @@ func (p *Parser) ParseReaderAt(r io.ReaderAt, size int64) *Message {
 	return m
 }
 
-// headerReaders are the buffered readers the header is read through. None
-// is kept past parse: the fields ReadHeader returns are copies.
-var headerReaders = sync.Pool{New: func() any { return bufio.NewReader(nil) }}
+// bufferedReaders are the buffered readers the header is read through,
+// and those BufferedReader lends. None is kept past its use: the fields
+// ReadHeader returns are copies.
+var bufferedReaders = sync.Pool{New: func() any { return bufio.NewReader(nil) }}
 
 func (p *Parser) parse(m *Message, r io.ReaderAt, size int64) {
 	sr := io.NewSectionReader(r, 0, size)
-	br := headerReaders.Get().(*bufio.Reader)
-	br.Reset(sr)
-	defer func() {
-		br.Reset(nil)
-		headerReaders.Put(br)
-	}()
+	br, release := bufferedReader(sr)
+	defer release()
 	if prefix, _ := br.Peek(5); string(prefix) == "From " {
 		for {
 			_, err := br.ReadSlice('\n')
@@ -265,6 +262,24 @@ func (m *Message) Reader(off int64) io.Reader {
 		return io.NewSectionReader(m.src, off, m.size-off)
 	}
 	return bytes.NewReader(m.Raw[min(off, int64(len(m.Raw))):])
+}
+
+// BufferedReader is Reader(off) through a pooled 4 KiB buffered reader,
+// for a library that wraps what it is given in bufio.NewReader: given a
+// *bufio.Reader at least that size, it uses it as it is rather than
+// allocating a buffer per message. release returns the reader to the pool;
+// nothing may use it after.
+func (m *Message) BufferedReader(off int64) (r *bufio.Reader, release func()) {
+	return bufferedReader(m.Reader(off))
+}
+
+func bufferedReader(src io.Reader) (*bufio.Reader, func()) {
+	br := bufferedReaders.Get().(*bufio.Reader)
+	br.Reset(src)
+	return br, func() {
+		br.Reset(nil)
+		bufferedReaders.Put(br)
+	}
 }
 
 // Head returns the header as received (up to BodyOffset).

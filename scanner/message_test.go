@@ -1,6 +1,8 @@
 package scanner
 
 import (
+	"bufio"
+	"io"
 	"net/netip"
 	"strings"
 	"testing"
@@ -313,4 +315,23 @@ func FuzzIsNumericHostMatchesReference(f *testing.F) {
 			t.Fatalf("isNumericHost(%q) = %v, reference %v", h, got, want)
 		}
 	})
+}
+
+// TestBufferedReaderIsTakenAsIs: the lent reader reads the message from the
+// offset, and bufio.NewReader, which DKIM verification wraps its input in,
+// takes it as it is instead of allocating a buffer of its own.
+func TestBufferedReaderIsTakenAsIs(t *testing.T) {
+	raw := crlf("Subject: hi\n\nbody\n")
+	m := NewParser(nil).Parse(raw)
+	for _, off := range []int64{0, int64(m.BodyOffset)} {
+		r, release := m.BufferedReader(off)
+		if bufio.NewReader(r) != r {
+			t.Fatal("bufio.NewReader wrapped the lent reader again")
+		}
+		got, err := io.ReadAll(r)
+		release()
+		if err != nil || string(got) != string(raw[off:]) {
+			t.Fatalf("from %d read %q (%v), want %q", off, got, err, raw[off:])
+		}
+	}
 }

@@ -1,7 +1,6 @@
 package smtpd
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"strings"
@@ -129,15 +128,13 @@ const maxFieldLine = 998
 // folding white space alike), so a cut can never leave a blank-only line.
 func writeField(w *bytes.Buffer, name, value string) {
 	value = collapseBlanks(sanitizeHeaderText(value))
-	line := name + ": "
-	width := len(line)
-	w.WriteString(line)
-	sc := bufio.NewScanner(strings.NewReader(value))
-	sc.Buffer(nil, len(value)+1)
-	sc.Split(splitFoldable)
+	w.WriteString(name)
+	w.WriteString(": ")
+	width := len(name) + 2
 	first := true
-	for sc.Scan() {
-		tok := sc.Text()
+	for rest := value; rest != ""; first = false {
+		tok := rest[:foldableLen(rest)]
+		rest = rest[len(tok):]
 		if !first && width+len(tok) > 78 {
 			tok = strings.TrimLeft(tok, " \t")
 			if tok == "" {
@@ -163,45 +160,49 @@ func writeField(w *bytes.Buffer, name, value string) {
 		}
 		w.WriteString(tok)
 		width += len(tok)
-		first = false
 	}
 	w.WriteString("\r\n")
 }
 
+// collapseBlanks turns each run of spaces and tabs into one space.
 func collapseBlanks(s string) string {
+	i := blankRun(s)
+	if i < 0 {
+		return s
+	}
 	var b strings.Builder
 	b.Grow(len(s))
-	blank := false
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c == ' ' || c == '\t' {
-			if !blank {
-				b.WriteByte(' ')
-			}
-			blank = true
-			continue
-		}
-		blank = false
-		b.WriteByte(c)
+	for i >= 0 {
+		b.WriteString(s[:i])
+		b.WriteByte(' ')
+		s = strings.TrimLeft(s[i:], " \t")
+		i = blankRun(s)
 	}
+	b.WriteString(s)
 	return b.String()
 }
 
-// splitFoldable yields tokens that each start at a fold opportunity: a
-// space, or just after a comma.
-func splitFoldable(data []byte, atEOF bool) (int, []byte, error) {
-	if len(data) == 0 {
-		return 0, nil, nil
-	}
-	for i := 1; i < len(data); i++ {
-		if data[i] == ' ' || data[i-1] == ',' {
-			return i, data[:i], nil
+// blankRun returns the index of the first tab or run of two spaces in s,
+// the first place collapseBlanks changes, or -1.
+func blankRun(s string) int {
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\t' || (s[i] == ' ' && i+1 < len(s) && (s[i+1] == ' ' || s[i+1] == '\t')) {
+			return i
 		}
 	}
-	if atEOF {
-		return len(data), data, nil
+	return -1
+}
+
+// foldableLen is the length of the token s starts with: up to the next
+// fold opportunity, a space or just after a comma (the token's first byte
+// is never a cut, so each token makes progress).
+func foldableLen(s string) int {
+	for i := 1; i < len(s); i++ {
+		if s[i] == ' ' || s[i-1] == ',' {
+			return i
+		}
 	}
-	return 0, nil, nil
+	return len(s)
 }
 
 // sanitizeHeaderText keeps client-supplied text (HELO, addresses, check

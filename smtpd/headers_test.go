@@ -1,10 +1,12 @@
 package smtpd
 
 import (
+	"bufio"
 	"bytes"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 func TestWriteFieldFoldsLongValues(t *testing.T) {
@@ -87,4 +89,98 @@ func TestWriteFieldWithoutRuneBoundaries(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("writeField did not return")
 	}
+}
+
+// FuzzWriteFieldMatchesReference: writeField writes the same bytes as its
+// first version below, which split tokens with a bufio.Scanner and
+// collapsed blanks byte by byte.
+func FuzzWriteFieldMatchesReference(f *testing.F) {
+	for _, s := range []string{
+		"from a ([127.0.0.1]) by mx.test (mxgrid) with ESMTP id X",
+		"a, b,c  d\t\te \t f ",
+		strings.Repeat("ab, ", 300),
+		strings.Repeat("\x80", 1200),
+		" \t ",
+		"",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, value string) {
+		var got, want bytes.Buffer
+		writeField(&got, "X-Test", value)
+		referenceWriteField(&want, "X-Test", value)
+		if got.String() != want.String() {
+			t.Fatalf("writeField(%q):\n got %q\nwant %q", value, got.String(), want.String())
+		}
+	})
+}
+
+func referenceWriteField(w *bytes.Buffer, name, value string) {
+	value = referenceCollapseBlanks(sanitizeHeaderText(value))
+	line := name + ": "
+	width := len(line)
+	w.WriteString(line)
+	sc := bufio.NewScanner(strings.NewReader(value))
+	sc.Buffer(nil, len(value)+1)
+	sc.Split(func(data []byte, atEOF bool) (int, []byte, error) {
+		if len(data) == 0 {
+			return 0, nil, nil
+		}
+		for i := 1; i < len(data); i++ {
+			if data[i] == ' ' || data[i-1] == ',' {
+				return i, data[:i], nil
+			}
+		}
+		if atEOF {
+			return len(data), data, nil
+		}
+		return 0, nil, nil
+	})
+	first := true
+	for sc.Scan() {
+		tok := sc.Text()
+		if !first && width+len(tok) > 78 {
+			tok = strings.TrimLeft(tok, " \t")
+			if tok == "" {
+				continue
+			}
+			w.WriteString("\r\n\t")
+			width = 1
+		}
+		for width+len(tok) > maxFieldLine {
+			cut := max(maxFieldLine-width, 0)
+			for cut > 0 && !utf8.RuneStart(tok[cut]) {
+				cut--
+			}
+			if cut == 0 && width <= 1 {
+				cut = maxFieldLine - width
+			}
+			w.WriteString(tok[:cut])
+			w.WriteString("\r\n\t")
+			width = 1
+			tok = tok[cut:]
+		}
+		w.WriteString(tok)
+		width += len(tok)
+		first = false
+	}
+	w.WriteString("\r\n")
+}
+
+func referenceCollapseBlanks(s string) string {
+	var b strings.Builder
+	blank := false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c == ' ' || c == '\t' {
+			if !blank {
+				b.WriteByte(' ')
+			}
+			blank = true
+			continue
+		}
+		blank = false
+		b.WriteByte(c)
+	}
+	return b.String()
 }

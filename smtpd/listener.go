@@ -12,6 +12,9 @@ import (
 	"github.com/pires/go-proxyproto"
 )
 
+// peekReaders are lent to connections for the PROXY header check.
+var peekReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4096) }}
+
 // proxyV2Sig starts every PROXY v2 header; "PROXY " starts every v1 header.
 var proxyV2Sig = []byte("\r\n\r\n\x00\r\nQUIT\n")
 
@@ -28,7 +31,7 @@ func (l *gateListener) Accept() (net.Conn, error) {
 		return nil, err
 	}
 	_, viaProxy := c.(*proxyproto.Conn)
-	gc := &gateConn{Conn: c, srv: l.srv, viaProxy: viaProxy, br: bufio.NewReaderSize(c, 4096)}
+	gc := &gateConn{Conn: c, srv: l.srv, viaProxy: viaProxy}
 	gc.idle.Store(true)
 	return gc, nil
 }
@@ -42,7 +45,10 @@ type gateConn struct {
 	net.Conn
 	srv      *Server
 	viaProxy bool
-	br       *bufio.Reader
+	// peeked holds what the PROXY header check read ahead, from the first
+	// read until go-smtp has taken it; the connection is read directly
+	// after, so a session does not keep a buffer of its own.
+	peeked *bufio.Reader
 
 	once     sync.Once
 	admitErr error
@@ -105,6 +111,8 @@ func (c *gateConn) Read(p []byte) (int, error) {
 	if !c.firstRead.Swap(true) && !c.viaProxy {
 		// An untrusted peer that opens with a PROXY header is trying to
 		// choose the client IP we record and judge; refuse it outright.
+		c.peeked = peekReaders.Get().(*bufio.Reader)
+		c.peeked.Reset(c.Conn)
 		if c.startsWithProxyHeader() {
 			c.srv.metrics.connections.WithLabelValues("refused_proxy").Inc()
 			c.srv.log.Warn("PROXY header from untrusted address refused", "client_ip", c.ip.String())
@@ -113,7 +121,18 @@ func (c *gateConn) Read(p []byte) (int, error) {
 			return 0, net.ErrClosed
 		}
 	}
-	n, err := c.br.Read(p)
+	var n int
+	var err error
+	if c.peeked != nil {
+		n, err = c.peeked.Read(p)
+		if c.peeked.Buffered() == 0 {
+			c.peeked.Reset(nil)
+			peekReaders.Put(c.peeked)
+			c.peeked = nil
+		}
+	} else {
+		n, err = c.Conn.Read(p)
+	}
 	if err != nil && c.goingAway.Load() {
 		return n, c.sayGoodbye()
 	}
@@ -139,7 +158,7 @@ func (c *gateConn) sayGoodbye() error {
 func (c *gateConn) startsWithProxyHeader() bool {
 	v1 := []byte("PROXY ")
 	for n := 1; n <= len(proxyV2Sig); n++ {
-		head, err := c.br.Peek(n)
+		head, err := c.peeked.Peek(n)
 		if err != nil {
 			return false
 		}

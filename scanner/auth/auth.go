@@ -235,7 +235,9 @@ func (c *Check) checkSPF(ctx context.Context, env *scanner.Envelope, sender, pty
 // checkDKIM verifies every signature (up to max_signatures).
 func (c *Check) checkDKIM(ctx context.Context, msg *scanner.Message) []dkimResult {
 	lookup := func(name string) ([]string, error) { return c.res.LookupTXT(ctx, name) }
-	verifs, err := dkim.VerifyWithOptions(msg.Reader(0), &dkim.VerifyOptions{
+	r, release := msg.BufferedReader(0)
+	defer release()
+	verifs, err := dkim.VerifyWithOptions(r, &dkim.VerifyOptions{
 		LookupTXT:        lookup,
 		MaxVerifications: c.cfg.MaxSignatures,
 	})
