@@ -54,6 +54,10 @@ type gateConn struct {
 	admitErr error
 	ip       netip.Addr
 
+	// readBy and writeBy are the deadlines as last set, so that most of
+	// the per-read and per-reply extensions can be skipped (deadline.set).
+	readBy, writeBy deadline
+
 	firstRead    atomic.Bool
 	dataDeadline atomic.Int64 // unix nanos; 0 outside DATA
 	idle         atomic.Bool  // no transaction in progress
@@ -71,7 +75,7 @@ func (c *gateConn) admit() error {
 		ok, reason := c.srv.acquire(c)
 		if !ok {
 			c.srv.metrics.connections.WithLabelValues(reason).Inc()
-			c.Conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+			c.SetWriteDeadline(time.Now().Add(5 * time.Second))
 			c.Conn.Write(rawReply(errTooManyConnections, c.srv.cfg.Hostname))
 			c.admitErr = net.ErrClosed
 			c.Conn.Close()
@@ -97,7 +101,7 @@ func (c *gateConn) Read(p []byte) (int, error) {
 	if dd := c.dataDeadline.Load(); dd != 0 && time.Unix(0, dd).Before(deadline) {
 		deadline = time.Unix(0, dd)
 	}
-	c.Conn.SetReadDeadline(deadline)
+	c.readBy.set(deadline, c.Conn.SetReadDeadline)
 	// After the deadline is set, so that closeIdle's "now" cannot be
 	// overwritten unseen (it sets the flag first, then the deadline).
 	if c.goingAway.Load() {
@@ -145,7 +149,7 @@ func (c *gateConn) Read(p []byte) (int, error) {
 // corrupt the stream, so the connection is only closed.
 func (c *gateConn) sayGoodbye() error {
 	if !c.tls.Load() {
-		c.Conn.SetWriteDeadline(time.Now().Add(time.Second))
+		c.SetWriteDeadline(time.Now().Add(time.Second))
 		c.Conn.Write(rawReply(errGoingAway, c.srv.cfg.Hostname))
 	}
 	return net.ErrClosed
@@ -176,7 +180,37 @@ func (c *gateConn) startsWithProxyHeader() bool {
 func (c *gateConn) SetReadDeadline(time.Time) error { return nil }
 
 // SetDeadline keeps the write half for go-smtp's WriteTimeout.
-func (c *gateConn) SetDeadline(t time.Time) error { return c.Conn.SetWriteDeadline(t) }
+func (c *gateConn) SetDeadline(t time.Time) error { return c.SetWriteDeadline(t) }
+
+// SetWriteDeadline is called before every reply.
+func (c *gateConn) SetWriteDeadline(t time.Time) error { return c.writeBy.set(t, c.Conn.SetWriteDeadline) }
+
+// deadline remembers a connection deadline as last set. Setting one updates
+// a runtime timer under a lock; a session extends its read deadline at
+// every read and its write deadline at every reply, thousands of times a
+// second on a busy node, almost always by the microseconds since the last.
+// set skips an extension while the deadline in force is at most a
+// sixteenth of the time left (and at most a second) short of the one
+// asked for, so a timeout is never cut by more than that; an earlier
+// deadline, or none, is always set.
+type deadline struct {
+	at atomic.Int64 // unix nanoseconds; 0 when none is set
+}
+
+func (d *deadline) set(t time.Time, apply func(time.Time) error) error {
+	var want int64
+	if !t.IsZero() {
+		want = t.UnixNano()
+		if cur := d.at.Load(); cur != 0 && cur <= want && time.Duration(want-cur) < min(time.Until(t)/16, time.Second) {
+			return nil
+		}
+	}
+	if err := apply(t); err != nil {
+		return err
+	}
+	d.at.Store(want)
+	return nil
+}
 
 func (c *gateConn) Close() error {
 	if c.closed.Swap(true) {

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -64,5 +65,45 @@ func TestPeekedBytesPassThroughThenBufferReturned(t *testing.T) {
 		if gc.peeked != nil {
 			t.Fatalf("after %q the session still holds the peek buffer (%d bytes buffered)", sent, gc.peeked.Buffered())
 		}
+	}
+}
+
+// TestDeadlineSkipsOnlySmallExtensions: an extension by less than a
+// sixteenth of the time left (at most a second) keeps the deadline in
+// force; a longer one, an earlier deadline and clearing it are applied.
+func TestDeadlineSkipsOnlySmallExtensions(t *testing.T) {
+	now := time.Now()
+	steps := []struct {
+		name    string
+		t       time.Time
+		applied bool
+	}{
+		{"first", now.Add(5 * time.Minute), true},
+		{"10 ms later", now.Add(5*time.Minute + 10*time.Millisecond), false},
+		{"2 s later", now.Add(5*time.Minute + 2*time.Second), true},
+		{"earlier", now.Add(time.Minute), true},
+		{"cleared", time.Time{}, true},
+		{"after none", now.Add(time.Minute), true},
+		{"short timeout", now.Add(160 * time.Millisecond), true},
+		{"short, 40 ms more", now.Add(200 * time.Millisecond), true},
+		{"short, 2 ms more", now.Add(202 * time.Millisecond), false},
+	}
+	var d deadline
+	var set []time.Time
+	apply := func(t time.Time) error { set = append(set, t); return nil }
+	for _, st := range steps {
+		before := len(set)
+		if err := d.set(st.t, apply); err != nil {
+			t.Fatal(err)
+		}
+		if applied := len(set) > before; applied != st.applied {
+			t.Errorf("%s: applied %v, want %v", st.name, applied, st.applied)
+		}
+	}
+	if err := d.set(now.Add(time.Hour), func(time.Time) error { return net.ErrClosed }); err == nil {
+		t.Error("the connection's error was not returned")
+	}
+	if err := d.set(now.Add(time.Hour+time.Millisecond), apply); err != nil || set[len(set)-1] != now.Add(time.Hour+time.Millisecond) {
+		t.Error("a deadline that failed to apply was remembered as set")
 	}
 }

@@ -140,6 +140,9 @@ func foldParts(limit int, parts ...string) string {
 	b.Grow(size)
 	space := true
 	read := 0
+	// ASCII goes by table through run, one Builder call per run of it
+	// rather than one per byte; the rest through the unicode package.
+	var run [256]byte
 	for _, s := range parts {
 		if limit > 0 && read >= limit {
 			break
@@ -153,16 +156,20 @@ func foldParts(limit int, parts ...string) string {
 			space = true
 		}
 		for i := 0; i < len(s); {
-			// ASCII goes by table, the rest through the unicode package.
-			if c := s[i]; c < utf8.RuneSelf {
-				i++
-				if f := asciiFold[c]; f != 0 {
-					b.WriteByte(f)
-					space = false
-				} else if !space {
-					b.WriteByte(' ')
-					space = true
+			if s[i] < utf8.RuneSelf {
+				n := 0
+				for ; i < len(s) && s[i] < utf8.RuneSelf && n < len(run); i++ {
+					if f := asciiFold[s[i]]; f != 0 {
+						run[n] = f
+						n++
+						space = false
+					} else if !space {
+						run[n] = ' '
+						n++
+						space = true
+					}
 				}
+				b.Write(run[:n])
 				continue
 			}
 			r, size := utf8.DecodeRuneInString(s[i:])

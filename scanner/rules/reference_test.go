@@ -197,6 +197,8 @@ func FuzzFoldPartsMatchesReference(f *testing.F) {
 		f.Add(s, "Subject: "+s, 0)
 		f.Add(s, s, 7)
 	}
+	// Longer than foldParts' run buffer, in ASCII and mixed.
+	f.Add(strings.Repeat("Word-ab, ", 80), strings.Repeat("é x", 120), 0)
 	f.Fuzz(func(t *testing.T, a, b string, limit int) {
 		limit = max(0, limit%64)
 		if got, want := foldParts(limit, a, b, a), foldPartsReference(limit, a, b, a); got != want {
