@@ -183,7 +183,9 @@ func (c *gateConn) SetReadDeadline(time.Time) error { return nil }
 func (c *gateConn) SetDeadline(t time.Time) error { return c.SetWriteDeadline(t) }
 
 // SetWriteDeadline is called before every reply.
-func (c *gateConn) SetWriteDeadline(t time.Time) error { return c.writeBy.set(t, c.Conn.SetWriteDeadline) }
+func (c *gateConn) SetWriteDeadline(t time.Time) error {
+	return c.writeBy.set(t, c.Conn.SetWriteDeadline)
+}
 
 // deadline remembers a connection deadline as last set. Setting one updates
 // a runtime timer under a lock; a session extends its read deadline at
