@@ -301,6 +301,22 @@ func logLoss(what string, log *slog.Logger, r Runner) RunFunc {
 	}
 }
 
+// withoutOurAuthResults removes inbound Authentication-Results fields that
+// claim our authserv-id, as smtpd.Deps.PrepareHeader: a copy is edited
+// only when the header has such a field.
+func withoutOurAuthResults(authServID string) func(textproto.Header) (textproto.Header, bool) {
+	return func(h textproto.Header) (textproto.Header, bool) {
+		if !h.Has(auth.HeaderField) {
+			return h, false
+		}
+		c := h.Copy()
+		if auth.StripOurAuthResults(&c, authServID) == 0 {
+			return h, false
+		}
+		return c, true
+	}
+}
+
 // buildSMTP builds the relay and the SMTP front end.
 func (b *builder) buildSMTP(context.Context) error {
 	// Ten seconds of counts per batch: the panel is that far behind.
@@ -340,7 +356,7 @@ func (b *builder) buildSMTP(context.Context) error {
 		Directory:     b.directory,
 		Parser:        scanner.NewParser(b.cfg.Scanner.Weights).WithLimits(b.cfg.Scanner.Limits),
 		AuthServID:    authServID,
-		PrepareHeader: func(h *textproto.Header) bool { return auth.StripOurAuthResults(h, authServID) > 0 },
+		PrepareHeader: withoutOurAuthResults(authServID),
 		Scanner:       b.pipeline,
 		Relay:         smtpd.Relay{Relay: rel},
 		Policy:        b.cfg.Scanner.Policy(),

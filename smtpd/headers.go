@@ -57,22 +57,30 @@ func (ss *session) compose(msg *scanner.Message, v scanner.Verdict, policy scann
 		writeField(&top, "X-Spam-Symbols", scanner.SymbolNames(v.TopSymbols(len(v.Symbols))))
 	}
 
-	h := msg.Header.Copy()
+	// The header is the scanned message's, shared until an edit needs a
+	// copy: most messages need none.
+	h := msg.Header
 	changed := false
-	for _, k := range ownedHeaders {
-		if h.Has(k) {
-			h.Del(k)
+	if ss.srv.deps.PrepareHeader != nil {
+		h, changed = ss.srv.deps.PrepareHeader(h)
+	}
+	edit := func() {
+		if !changed {
+			h = h.Copy()
 			changed = true
 		}
 	}
-	if ss.srv.deps.PrepareHeader != nil && ss.srv.deps.PrepareHeader(&h) {
-		changed = true
+	for _, k := range ownedHeaders {
+		if h.Has(k) {
+			edit()
+			h.Del(k)
+		}
 	}
 	if v.Action == scanner.Tag && policy.SubjectTag != "" {
 		subj := h.Get("Subject")
 		if !strings.HasPrefix(subj, policy.SubjectTag) {
+			edit()
 			h.Set("Subject", strings.TrimSpace(policy.SubjectTag+" "+subj))
-			changed = true
 		}
 	}
 	if !changed {
@@ -102,17 +110,30 @@ func (ss *session) writeReceived(w *bytes.Buffer) {
 	if helo == "" {
 		helo = "unknown"
 	}
-	ip := ss.clientIP.String()
+	// Built by appending: one string for the whole value, not one per part.
+	v := make([]byte, 0, 256)
+	v = append(v, "from "...)
+	v = append(v, helo...)
+	v = append(v, " (["...)
 	if ss.clientIP.Is6() {
-		ip = "IPv6:" + ip
+		v = append(v, "IPv6:"...)
 	}
-	v := fmt.Sprintf("from %s ([%s]) by %s (mxgrid) with %s id %s", helo, ip, ss.srv.cfg.Hostname, with, ss.queueID)
+	v = append(v, ss.clientIP.String()...)
+	v = append(v, "]) by "...)
+	v = append(v, ss.srv.cfg.Hostname...)
+	v = append(v, " (mxgrid) with "...)
+	v = append(v, with...)
+	v = append(v, " id "...)
+	v = append(v, ss.queueID...)
 	if len(ss.rcpts) == 1 {
 		// Naming recipients of a multi-recipient message would disclose Bcc.
-		v += " for <" + ss.rcpts[0] + ">"
+		v = append(v, " for <"...)
+		v = append(v, ss.rcpts[0]...)
+		v = append(v, '>')
 	}
-	v += "; " + time.Now().Format(time.RFC1123Z)
-	writeField(w, "Received", v)
+	v = append(v, "; "...)
+	v = time.Now().AppendFormat(v, time.RFC1123Z)
+	writeField(w, "Received", string(v))
 }
 
 // maxFieldLine is RFC 5322 §2.1.1's hard limit on a header line, CRLF

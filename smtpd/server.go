@@ -110,8 +110,10 @@ type Deps struct {
 	Node, Provider string
 	// PrepareHeader, when set, edits the inbound header before our fields
 	// are added (for example removing forged Authentication-Results that
-	// claim our authserv-id). It reports whether it changed anything.
-	PrepareHeader func(h *textproto.Header) bool
+	// claim our authserv-id). h is the scanned message's and is not to be
+	// modified: it returns h itself when nothing changes, or an edited
+	// copy and true.
+	PrepareHeader func(h textproto.Header) (textproto.Header, bool)
 	// AuthServID names us in Authentication-Results (RFC 8601 §2.5);
 	// defaults to the SMTP hostname.
 	AuthServID string
