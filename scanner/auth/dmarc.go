@@ -38,7 +38,7 @@ func (c *Check) evaluateDMARC(ctx context.Context, msg *scanner.Message, spfRes 
 	}
 	r.fromDomain = from
 	r.detail = from
-	r.props = []prop{{"header.from", from}}
+	r.props[0] = prop{"header.from", from}
 
 	org := orgDomain(from)
 	lookup := &dmarc.LookupOptions{LookupTXT: func(name string) ([]string, error) { return c.res.LookupTXT(ctx, name) }}
@@ -84,7 +84,7 @@ func (c *Check) evaluateDMARC(ctx context.Context, msg *scanner.Message, spfRes 
 	}
 	r.result = "fail"
 	r.disposition = disposition
-	r.symbol = "DMARC_FAIL_" + strings.ToUpper(disposition)
+	r.symbol = symbolName("DMARC_FAIL_", disposition)
 	r.reason = fmt.Sprintf("p=%s dis=%s", policy, disposition)
 	return r
 }
