@@ -12,8 +12,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/mxgrid/mxgrid/scanner"
 )
@@ -66,6 +68,52 @@ func headerFields(raw []byte) []*rawField {
 	return out
 }
 
+// arcNames are ARC's header fields, lower-cased.
+var arcNames = [...]string{"arc-seal", "arc-message-signature", "arc-authentication-results"}
+
+// isARCName reports whether a lower-cased field name is one of ARC's.
+func isARCName(lower string) bool {
+	return slices.Contains(arcNames[:], lower)
+}
+
+// hasARCField reports whether any of headerFields(head) is named as
+// isARCName lists, without building them. A line that starts with white
+// space, a continuation or not, cannot be named so.
+func hasARCField(head []byte) bool {
+	if end := bytes.Index(head, []byte("\r\n\r\n")); end >= 0 {
+		head = head[:end]
+	}
+	for len(head) > 0 {
+		line, rest, _ := bytes.Cut(head, []byte("\r\n"))
+		head = rest
+		name, _, ok := bytes.Cut(line, []byte(":"))
+		if !ok {
+			continue
+		}
+		if ascii(name) {
+			// strings.ToLower on ASCII, without the copy.
+			for _, arc := range arcNames {
+				if len(name) == len(arc) && bytes.EqualFold(name, []byte(arc)) {
+					return true
+				}
+			}
+		} else if isARCName(strings.ToLower(string(name))) {
+			// Non-ASCII can lower-case to ASCII (U+0130 to i).
+			return true
+		}
+	}
+	return false
+}
+
+func ascii(b []byte) bool {
+	for _, c := range b {
+		if c >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
 // parseTags reads a tag-list (RFC 6376 3.2): "a=b; c=d".
 func parseTags(v string) map[string]string {
 	m := map[string]string{}
@@ -86,15 +134,17 @@ func (c *Check) verifyARC(ctx context.Context, msg *scanner.Message) (result, re
 	if err != nil {
 		return "fail", err.Error()
 	}
+	if !hasARCField(head) {
+		// Most mail: no fields to split out and look at.
+		return "none", ""
+	}
 	fields := headerFields(head)
 	sets := map[int]*arcSet{}
 	max := 0
 	for _, f := range fields {
 		var slot **rawField
 		name := strings.ToLower(f.name)
-		switch name {
-		case "arc-seal", "arc-message-signature", "arc-authentication-results":
-		default:
+		if !isARCName(name) {
 			continue
 		}
 		if name == "arc-authentication-results" {

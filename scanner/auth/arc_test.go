@@ -135,3 +135,22 @@ type noDNS struct{ Resolver }
 func (noDNS) LookupTXT(context.Context, string) ([]string, error) {
 	return nil, fmt.Errorf("no DNS in this test")
 }
+
+// hasARCField, which lets verifyARC skip splitting the header of most
+// mail, says yes exactly when headerFields finds a field isARCName names.
+func FuzzHasARCFieldMatchesHeaderFields(f *testing.F) {
+	f.Add("From: a@example.org\r\nARC-Seal: i=1\r\n\r\nbody")
+	f.Add("From: a@example.org\r\n arc-seal: i=1\r\n\r\nARC-Seal: i=1\r\n")
+	f.Add("X: y\r\nArc-Message-S\u0130gnature: i=1\r\n\r\n")
+	f.Add("ARC-Authentication-Results:")
+	f.Add(" ARC-Seal: i=1\r\nARC-Seal\r\n: i=1\r\n")
+	f.Fuzz(func(t *testing.T, head string) {
+		want := false
+		for _, field := range headerFields([]byte(head)) {
+			want = want || isARCName(strings.ToLower(field.name))
+		}
+		if got := hasARCField([]byte(head)); got != want {
+			t.Fatalf("hasARCField(%q) = %v, want %v", head, got, want)
+		}
+	})
+}
