@@ -9,6 +9,7 @@
 package auth
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -271,6 +272,12 @@ func (c *Check) checkSPF(ctx context.Context, env *scanner.Envelope, sender, pty
 
 // checkDKIM verifies every signature (up to max_signatures).
 func (c *Check) checkDKIM(ctx context.Context, msg *scanner.Message) []dkimResult {
+	if msg.Raw != nil && unsignedHeader(msg.Raw) {
+		// What VerifyWithOptions would find, without its copy of every
+		// header line and its read of the body. In memory, the body
+		// cannot fail to read, which is all that could make it differ.
+		return noDKIM()
+	}
 	lookup := func(name string) ([]string, error) { return c.res.LookupTXT(ctx, name) }
 	r, release := msg.BufferedReader(0)
 	defer release()
@@ -283,7 +290,7 @@ func (c *Check) checkDKIM(ctx context.Context, msg *scanner.Message) []dkimResul
 		return []dkimResult{{outcome: outcome{method: "dkim", result: "permerror", reason: err.Error(), symbol: "DKIM_PERMERROR"}}}
 	}
 	if len(verifs) == 0 {
-		return []dkimResult{{outcome: outcome{method: "dkim", result: "none", symbol: "DKIM_NONE"}}}
+		return noDKIM()
 	}
 	out := make([]dkimResult, 0, len(verifs))
 	for _, v := range verifs {
@@ -318,6 +325,43 @@ func (c *Check) checkDKIM(ctx context.Context, msg *scanner.Message) []dkimResul
 	}
 	return out
 }
+
+func noDKIM() []dkimResult {
+	return []dkimResult{{outcome: outcome{method: "dkim", result: "none", symbol: "DKIM_NONE"}}}
+}
+
+// unsignedHeader reports whether go-msgauth's VerifyWithOptions, reading
+// raw, would read a whole header without a DKIM-Signature field: lines end
+// at LF, less one CR before it (bufio.Reader.ReadLine), a blank line ends
+// the header and EOF before it is an error; a field's name is what comes
+// before its first colon, trimmed, compared with strings.EqualFold. A
+// field whose first line has no colon could take its name from the next
+// line: it answers false, leaving the message to VerifyWithOptions.
+func unsignedHeader(raw []byte) bool {
+	first := true
+	for {
+		line, rest, ok := bytes.Cut(raw, []byte("\n"))
+		if !ok {
+			return false
+		}
+		raw = rest
+		line = bytes.TrimSuffix(line, []byte("\r"))
+		switch {
+		case len(line) == 0:
+			return true
+		case !first && (line[0] == ' ' || line[0] == '\t'):
+			continue // a continuation: its field's name is on its first line
+		}
+		first = false
+		name, _, ok := bytes.Cut(line, []byte(":"))
+		if !ok || bytes.EqualFold(bytes.TrimSpace(name), []byte(dkimSignature)) {
+			return false
+		}
+	}
+}
+
+// dkimSignature is the field go-msgauth verifies.
+const dkimSignature = "DKIM-Signature"
 
 // isDomain reports whether a HELO argument is a domain name we can check,
 // not an address literal ("[192.0.2.1]") or garbage.
