@@ -210,13 +210,12 @@ func (c *Check) Check(ctx context.Context, env *scanner.Envelope, msg *scanner.M
 			res.Reject = fmt.Sprintf("message from %s rejected by its domain's DMARC policy", d.fromDomain)
 		}
 	}
+	res.AuthResults = resinfos(outs)
 	if len(outs) > 0 {
-		res.AuthResults = make([]string, 0, len(outs))
 		res.Symbols = make([]scanner.Symbol, 0, len(outs))
 	}
 outcomes:
 	for _, o := range outs {
-		res.AuthResults = append(res.AuthResults, o.resinfo())
 		method := o.method
 		if strings.HasPrefix(o.symbol, "SPF_HELO_") {
 			method = "spf_helo"

@@ -9,21 +9,43 @@ import (
 // HeaderField is the header our results go in (RFC 8601).
 const HeaderField = "Authentication-Results"
 
-// resinfo renders an outcome as an RFC 8601 section 2.2 resinfo:
+// resinfos renders each outcome as an RFC 8601 section 2.2 resinfo:
 // "method=result [reason=...] ptype.property=value ...". DMARC's policy
 // goes in a comment, as common practice does, since RFC 7489 registers no
-// property for it.
-func (o outcome) resinfo() string {
-	// Sized for the common case, where nothing needs quoting or escaping.
-	n := len(o.method) + 1 + len(o.result)
-	if o.reason != "" {
-		n += len(" reason=\"\"") + len(o.reason)
+// property for it. The strings are slices of one, built in one buffer.
+func resinfos(outs []outcome) []string {
+	if len(outs) == 0 {
+		return nil
 	}
-	for _, p := range o.props {
-		n += 2 + len(p.key) + len(p.value)
+	// Sized for the common case, where nothing needs quoting or escaping.
+	n := 0
+	for _, o := range outs {
+		n += len(o.method) + 1 + len(o.result)
+		if o.reason != "" {
+			n += len(" reason=\"\"") + len(o.reason)
+		}
+		for _, p := range o.props {
+			n += 2 + len(p.key) + len(p.value)
+		}
 	}
 	var b strings.Builder
 	b.Grow(n)
+	var endsBuf [8]int
+	ends := endsBuf[:0]
+	for _, o := range outs {
+		o.writeResinfo(&b)
+		ends = append(ends, b.Len())
+	}
+	all := b.String()
+	out := make([]string, len(outs))
+	start := 0
+	for i, end := range ends {
+		out[i], start = all[start:end], end
+	}
+	return out
+}
+
+func (o outcome) writeResinfo(b *strings.Builder) {
 	b.WriteString(o.method)
 	b.WriteByte('=')
 	b.WriteString(o.result)
@@ -34,7 +56,7 @@ func (o outcome) resinfo() string {
 			b.WriteByte(')')
 		} else {
 			b.WriteString(" reason=")
-			writeQuoted(&b, o.reason)
+			writeQuoted(b, o.reason)
 		}
 	}
 	for _, p := range o.props {
@@ -46,7 +68,6 @@ func (o outcome) resinfo() string {
 		b.WriteByte('=')
 		b.WriteString(pvalue(p.value))
 	}
-	return b.String()
 }
 
 // commentText drops what would end or escape a comment.

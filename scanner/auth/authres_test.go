@@ -5,7 +5,7 @@ import (
 	"testing"
 )
 
-// resinfoReference is resinfo as first written, string by string: the
+// resinfoReference is one resinfo as first written, string by string: the
 // faster one must render every outcome the same.
 func resinfoReference(method, result, reason string, props []prop) string {
 	var b strings.Builder
@@ -51,8 +51,14 @@ func FuzzResinfoMatchesReference(f *testing.F) {
 				props = append(props, p)
 			}
 		}
-		if got, want := o.resinfo(), resinfoReference(o.method, result, reason, props); got != want {
-			t.Fatalf("resinfo() = %q, want %q", got, want)
+		want := resinfoReference(o.method, result, reason, props)
+		// Alone, and between others in the shared buffer.
+		if got := resinfos([]outcome{o}); len(got) != 1 || got[0] != want {
+			t.Fatalf("resinfos(%+v) = %q, want %q", o, got, want)
+		}
+		other := outcome{method: "spf", result: "pass", props: [2]prop{{"smtp.mailfrom", "a@example.org"}}}
+		if got := resinfos([]outcome{other, o, other}); len(got) != 3 || got[1] != want || got[0] != got[2] || got[0] != "spf=pass smtp.mailfrom=a@example.org" {
+			t.Fatalf("resinfos(other, %+v, other) = %q, want %q in the middle", o, got, want)
 		}
 		if got, want := quote(reason), quoteReference(reason); got != want {
 			t.Fatalf("quote(%q) = %q, want %q", reason, got, want)
