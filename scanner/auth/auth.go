@@ -277,6 +277,11 @@ func (c *Check) checkDKIM(ctx context.Context, msg *scanner.Message) []dkimResul
 		// cannot fail to read, which is all that could make it differ.
 		return noDKIM()
 	}
+	return c.verifyDKIM(ctx, msg)
+}
+
+// verifyDKIM is checkDKIM through dkim.VerifyWithOptions, always.
+func (c *Check) verifyDKIM(ctx context.Context, msg *scanner.Message) []dkimResult {
 	lookup := func(name string) ([]string, error) { return c.res.LookupTXT(ctx, name) }
 	r, release := msg.BufferedReader(0)
 	defer release()
