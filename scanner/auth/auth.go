@@ -169,11 +169,16 @@ func (c *Check) Check(ctx context.Context, env *scanner.Envelope, msg *scanner.M
 		}
 	}
 	if c.cfg.DKIM {
-		m.wg.Add(1)
-		go func() {
-			defer m.wg.Done()
-			m.dkims = c.checkDKIM(ctx, msg)
-		}()
+		if unsignedInMemory(msg) {
+			// Nothing to look up: not worth a goroutine.
+			m.dkims = noDKIM()
+		} else {
+			m.wg.Add(1)
+			go func() {
+				defer m.wg.Done()
+				m.dkims = c.checkDKIM(ctx, msg)
+			}()
+		}
 	}
 	if c.cfg.ARC {
 		// On this goroutine, which would only wait: still alongside the
@@ -271,17 +276,6 @@ func (c *Check) checkSPF(ctx context.Context, env *scanner.Envelope, sender, pty
 
 // checkDKIM verifies every signature (up to max_signatures).
 func (c *Check) checkDKIM(ctx context.Context, msg *scanner.Message) []dkimResult {
-	if msg.Raw != nil && unsignedHeader(msg.Raw) {
-		// What VerifyWithOptions would find, without its copy of every
-		// header line and its read of the body. In memory, the body
-		// cannot fail to read, which is all that could make it differ.
-		return noDKIM()
-	}
-	return c.verifyDKIM(ctx, msg)
-}
-
-// verifyDKIM is checkDKIM through dkim.VerifyWithOptions, always.
-func (c *Check) verifyDKIM(ctx context.Context, msg *scanner.Message) []dkimResult {
 	lookup := func(name string) ([]string, error) { return c.res.LookupTXT(ctx, name) }
 	r, release := msg.BufferedReader(0)
 	defer release()
@@ -332,6 +326,14 @@ func (c *Check) verifyDKIM(ctx context.Context, msg *scanner.Message) []dkimResu
 
 func noDKIM() []dkimResult {
 	return []dkimResult{{outcome: outcome{method: "dkim", result: "none", symbol: "DKIM_NONE"}}}
+}
+
+// unsignedInMemory reports a message for which checkDKIM can only find
+// no signature: held in memory, whose body cannot fail to read, with an
+// unsignedHeader. It spares most mail VerifyWithOptions's copy of every
+// header line and its read of the body.
+func unsignedInMemory(msg *scanner.Message) bool {
+	return msg.Raw != nil && unsignedHeader(msg.Raw)
 }
 
 // unsignedHeader reports whether go-msgauth's VerifyWithOptions, reading
