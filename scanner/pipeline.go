@@ -76,6 +76,9 @@ type Pipeline struct {
 	// untimed says some stage has no timeout of its own and runs under
 	// the scan's deadline, which then needs a context.
 	untimed bool
+	// channels holds Scan's results channels (chan indexedOutcome, one
+	// slot a stage) once every send to them was read.
+	channels sync.Pool
 
 	checkDuration *prometheus.HistogramVec
 	// durations holds each stage's observers for checkDuration, looked up
@@ -180,7 +183,7 @@ func (p *Pipeline) Scan(ctx context.Context, env *Envelope, msg *Message, policy
 	if len(p.stages) > len(buf) {
 		waiting = make([]waitingStage, 0, len(p.stages))
 	}
-	results := make(chan indexedOutcome, len(p.stages))
+	results := p.resultsChan()
 	for i, st := range p.stages {
 		// The stage's deadline: the check's own plus the margin for its
 		// answer, within the scan's. A stage without a timeout has the
@@ -200,7 +203,10 @@ func (p *Pipeline) Scan(ctx context.Context, env *Envelope, msg *Message, policy
 			results <- indexedOutcome{i, p.runStage(checkCtx, i, checkDeadline, deadline, env, msg)}
 		}()
 	}
-	p.await(ctx, results, waiting)
+	if p.await(ctx, results, waiting) {
+		// Each stage's one send was read: no late one can reach it.
+		p.channels.Put(results)
+	}
 
 	var v Verdict
 	var cal Calibrator
@@ -292,8 +298,9 @@ func (p *Pipeline) decide(v *Verdict, policy Policy) {
 // work, a library call without one) must not hold the sender past its
 // deadline: it counts as failed, and its late result goes unread into the
 // buffered channel. One timer, set to the earliest deadline still out,
-// stands for every stage's.
-func (p *Pipeline) await(ctx context.Context, results <-chan indexedOutcome, stages []waitingStage) {
+// stands for every stage's. It reports whether every stage's result was
+// read, none given up on.
+func (p *Pipeline) await(ctx context.Context, results <-chan indexedOutcome, stages []waitingStage) (allRead bool) {
 	var (
 		timer *time.Timer
 		armed time.Time
@@ -304,6 +311,7 @@ func (p *Pipeline) await(ctx context.Context, results <-chan indexedOutcome, sta
 			waitTimers.Put(timer)
 		}
 	}()
+	allRead = true
 	for left := len(stages); left > 0; {
 		var next time.Time
 		for _, s := range stages {
@@ -356,10 +364,19 @@ func (p *Pipeline) await(ctx context.Context, results <-chan indexedOutcome, sta
 				}
 				err = context.DeadlineExceeded
 			}
-			s.done, left = true, left-1
+			s.done, left, allRead = true, left-1, false
 			s.err = fmt.Errorf("check %s: did not return by its deadline: %w", p.stages[i].Check.Name(), err)
 		}
 	}
+	return allRead
+}
+
+// resultsChan is a channel for Scan's results, one slot a stage.
+func (p *Pipeline) resultsChan() chan indexedOutcome {
+	if ch, ok := p.channels.Get().(chan indexedOutcome); ok {
+		return ch
+	}
+	return make(chan indexedOutcome, len(p.stages))
 }
 
 // record keeps a stage's outcome unless await already gave up on it, and

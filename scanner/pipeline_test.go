@@ -5,7 +5,9 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -210,6 +212,43 @@ func TestScanEndsWithItsContext(t *testing.T) {
 	}
 	if v.Action != Tempfail || v.Score != 1 || strings.Join(v.Incomplete, ",") != "stuck,slow" {
 		t.Fatalf("got %v score=%.2f incomplete=%v, want a tempfail for stuck, slow skipped, a's score", v.Action, v.Score, v.Incomplete)
+	}
+}
+
+// twiceCheck ignores its context: its first call answers FIRST once
+// released, its second SECOND after a short while.
+type twiceCheck struct {
+	calls   *atomic.Int32
+	release chan struct{}
+}
+
+func (twiceCheck) Name() string { return "twice" }
+
+func (c twiceCheck) Check(context.Context, *Envelope, *Message) (Result, error) {
+	if c.calls.Add(1) == 1 {
+		<-c.release
+		return sym("FIRST", 1), nil
+	}
+	time.Sleep(50 * time.Millisecond)
+	return sym("SECOND", 1), nil
+}
+
+// A result that comes after its scan gave up on it is read by no scan,
+// not even the next one of the same pipeline.
+func TestLateResultDoesNotReachTheNextScan(t *testing.T) {
+	// One P: a channel the first scan pooled is the one the second gets.
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	release := make(chan struct{})
+	p := NewPipeline([]Stage{
+		NewStage(twiceCheck{new(atomic.Int32), release}, StageConfig{OnError: OnErrorAccept, Timeout: 10 * time.Millisecond}),
+	}, time.Minute, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
+	if v := p.Scan(context.Background(), &Envelope{}, &Message{}, Policy{}); len(v.Incomplete) != 1 {
+		t.Fatalf("first scan: incomplete %v, want twice given up on", v.Incomplete)
+	}
+	close(release)
+	time.Sleep(50 * time.Millisecond) // for the late FIRST to be sent
+	if v := p.Scan(context.Background(), &Envelope{}, &Message{}, Policy{}); SymbolNames(v.Symbols) != "SECOND(1.00)" {
+		t.Fatalf("second scan: symbols %s, want its own check's SECOND", SymbolNames(v.Symbols))
 	}
 }
 
