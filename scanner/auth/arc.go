@@ -42,28 +42,60 @@ type rawField struct {
 }
 
 // headerFields splits the raw header of a message into fields, in order.
+// A value is a slice of the header, continuation lines included, rather
+// than a concatenation per line, which a header folded into many lines
+// would make quadratic.
 func headerFields(raw []byte) []*rawField {
 	end := bytes.Index(raw, []byte("\r\n\r\n"))
 	if end < 0 {
 		end = len(raw)
 	}
-	var out []*rawField
-	for _, line := range strings.SplitAfter(string(raw[:end]), "\r\n") {
-		if line == "" {
-			continue
+	head := string(raw[:end])
+	// segment is part of a field's value, head[start:end]; a field has
+	// one unless a line that is no field split its continuation lines.
+	type segment struct{ field, start, end int }
+	var (
+		out      []*rawField
+		segments []segment
+	)
+	for pos := 0; pos < len(head); {
+		next := len(head)
+		if i := strings.Index(head[pos:], "\r\n"); i >= 0 {
+			next = pos + i + 2
 		}
-		if (line[0] == ' ' || line[0] == '\t') && len(out) > 0 {
-			out[len(out)-1].value += line
-			continue
+		line := head[pos:next]
+		switch {
+		case (line[0] == ' ' || line[0] == '\t') && len(out) > 0:
+			if last := &segments[len(segments)-1]; last.end == pos {
+				last.end = next
+			} else {
+				segments = append(segments, segment{len(out) - 1, pos, next})
+			}
+		default:
+			if name, _, ok := strings.Cut(line, ":"); ok {
+				out = append(out, &rawField{name: name})
+				segments = append(segments, segment{len(out) - 1, pos + len(name) + 1, next})
+			}
 		}
-		name, value, ok := strings.Cut(line, ":")
-		if !ok {
-			continue
-		}
-		out = append(out, &rawField{name: name, value: value})
+		pos = next
 	}
-	for _, f := range out {
+	for i := 0; i < len(segments); {
+		f := out[segments[i].field]
+		j := i + 1
+		for j < len(segments) && segments[j].field == segments[i].field {
+			j++
+		}
+		if j == i+1 {
+			f.value = head[segments[i].start:segments[i].end]
+		} else {
+			var b strings.Builder
+			for _, s := range segments[i:j] {
+				b.WriteString(head[s.start:s.end])
+			}
+			f.value = b.String()
+		}
 		f.value = strings.TrimSuffix(f.value, "\r\n")
+		i = j
 	}
 	return out
 }

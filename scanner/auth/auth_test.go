@@ -488,8 +488,11 @@ func FuzzUnsignedInMemoryMatchesVerify(f *testing.F) {
 	c := &Check{res: noDNS{}, cfg: DefaultConfig()}
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		ctx := context.Background()
+		// Past a few buffers of bufio's 4 KiB a header tells nothing new,
+		// and VerifyWithOptions reads one folded into many lines in
+		// quadratic time, which stalls the fuzzer.
 		msg := &scanner.Message{Raw: raw}
-		if !unsignedInMemory(msg) {
+		if len(raw) > 16<<10 || !unsignedInMemory(msg) {
 			return
 		}
 		if got := c.checkDKIM(ctx, msg); !reflect.DeepEqual(got, noDKIM()) {
