@@ -64,7 +64,7 @@ func (c *Check) evaluateDMARC(ctx context.Context, msg *scanner.Message, spfRes 
 
 	if aligned(spfAuthenticated(spfRes), from, rec.SPFAlignment) || dkimAligned(dkims, from, rec.DKIMAlignment) {
 		r.result, r.symbol = "pass", "DMARC_PASS"
-		r.reason = "p=" + string(rec.Policy)
+		r.reason = passReason(rec.Policy)
 		return r
 	}
 	policy := rec.Policy
@@ -87,6 +87,20 @@ func (c *Check) evaluateDMARC(ctx context.Context, msg *scanner.Message, spfRes 
 	r.symbol = symbolName("DMARC_FAIL_", disposition)
 	r.reason = fmt.Sprintf("p=%s dis=%s", policy, disposition)
 	return r
+}
+
+// passReason is "p=" and the policy, the comment on a pass, not built per
+// message for the policies there are.
+func passReason(p dmarc.Policy) string {
+	switch p {
+	case dmarc.PolicyNone:
+		return "p=none"
+	case dmarc.PolicyQuarantine:
+		return "p=quarantine"
+	case dmarc.PolicyReject:
+		return "p=reject"
+	}
+	return "p=" + string(p)
 }
 
 // spfAuthenticated is the domain SPF authenticated, "" unless it passed.

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/emersion/go-message/mail"
+	"github.com/emersion/go-msgauth/dmarc"
 )
 
 // simpleFromDomain, which spares most mail the address parser, may answer
@@ -54,6 +55,14 @@ func TestSimpleFromDomain(t *testing.T) {
 		got, ok := simpleFromDomain(tt.v)
 		if ok != (tt.want != "") || got != tt.want {
 			t.Errorf("simpleFromDomain(%q) = %q, %v, want %q", tt.v, got, ok, tt.want)
+		}
+	}
+}
+
+func TestPassReason(t *testing.T) {
+	for _, p := range []dmarc.Policy{dmarc.PolicyNone, dmarc.PolicyQuarantine, dmarc.PolicyReject, "", "other"} {
+		if got, want := passReason(p), "p="+string(p); got != want {
+			t.Errorf("passReason(%q) = %q, want %q", p, got, want)
 		}
 	}
 }
