@@ -161,6 +161,7 @@ type waitingStage struct {
 
 // waitTimers lends Scan the one timer it waits with; Stop and Reset leave
 // no stale tick in its channel (Go 1.23 timers), so a timer can be reused.
+// A stale tick would only wake await early: it fails a stage by the clock.
 var waitTimers sync.Pool
 
 // Scan runs every check on msg and decides with policy. It never fails: a
