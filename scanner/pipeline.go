@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -72,10 +73,20 @@ type Pipeline struct {
 	stages  []Stage
 	timeout time.Duration
 	log     *slog.Logger
+	// untimed says some stage has no timeout of its own and runs under
+	// the scan's deadline, which then needs a context.
+	untimed bool
+	// channels holds Scan's results channels (chan indexedOutcome, one
+	// slot a stage) once every send to them was read.
+	channels sync.Pool
 
 	checkDuration *prometheus.HistogramVec
-	checkErrors   *prometheus.CounterVec
-	verdicts      *prometheus.CounterVec
+	// durations holds each stage's observers for checkDuration, looked up
+	// once on first use rather than per message (first use, as before, so
+	// a series appears only once it has an observation).
+	durations   []stageDurations
+	checkErrors *prometheus.CounterVec
+	verdicts    *prometheus.CounterVec
 }
 
 // SymbolCheckError is added, with zero weight, for every check that failed
@@ -85,7 +96,7 @@ const SymbolCheckError = "CHECK_ERROR"
 // NewPipeline builds a pipeline. timeout bounds the whole scan of one message.
 func NewPipeline(stages []Stage, timeout time.Duration, log *slog.Logger, reg prometheus.Registerer) *Pipeline {
 	f := promauto.With(reg)
-	return &Pipeline{
+	p := &Pipeline{
 		stages:  stages,
 		timeout: timeout,
 		log:     log,
@@ -103,6 +114,19 @@ func NewPipeline(stages []Stage, timeout time.Duration, log *slog.Logger, reg pr
 			Help: "Scan verdicts by action (deliver, tag, reject, tempfail) and reason (clean, spam, virus, policy, check_error).",
 		}, []string{"action", "reason"}),
 	}
+	p.durations = make([]stageDurations, len(stages))
+	for i, st := range stages {
+		p.untimed = p.untimed || st.Timeout <= 0
+		p.durations[i] = stageDurations{ok: p.durationObserver(st, "ok"), failed: p.durationObserver(st, "error")}
+	}
+	return p
+}
+
+// stageDurations are one stage's checkDuration observers by result.
+type stageDurations struct{ ok, failed func() prometheus.Observer }
+
+func (p *Pipeline) durationObserver(st Stage, result string) func() prometheus.Observer {
+	return sync.OnceValue(func() prometheus.Observer { return p.checkDuration.WithLabelValues(st.Check.Name(), result) })
 }
 
 // Checks lists the names of the configured checks, in order.
@@ -119,52 +143,83 @@ type stageOutcome struct {
 	err error
 }
 
+// indexedOutcome is a stage's outcome on its way back to Scan: the stages
+// share one channel, buffered for all of them, so a late result never
+// blocks its goroutine; it is ignored, or left unread.
+type indexedOutcome struct {
+	stage int
+	stageOutcome
+}
+
+// waitingStage is Scan's view of one stage: when it gives up waiting for
+// it (zero: never, save for ctx) and what it got.
+type waitingStage struct {
+	deadline time.Time
+	done     bool
+	stageOutcome
+}
+
+// waitTimers lends Scan the one timer it waits with; Stop and Reset leave
+// no stale tick in its channel (Go 1.23 timers), so a timer can be reused.
+// A stale tick would only wake await early: it fails a stage by the clock.
+var waitTimers sync.Pool
+
 // Scan runs every check on msg and decides with policy. It never fails: a
 // check that cannot run is handled by its on_error setting.
 func (p *Pipeline) Scan(ctx context.Context, env *Envelope, msg *Message, policy Policy) Verdict {
+	now := time.Now()
+	var scanDeadline time.Time // zero: only ctx's
+	scanCtx := ctx
 	if p.timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, p.timeout)
-		defer cancel()
-	}
-	results := make([]chan stageOutcome, len(p.stages))
-	waits := make([]context.Context, len(p.stages))
-	for i, st := range p.stages {
-		// The stage's deadline: the check's own plus the margin for its
-		// answer, within the scan's.
-		waits[i] = ctx
-		if st.Timeout > 0 {
+		scanDeadline = now.Add(p.timeout)
+		if p.untimed {
 			var cancel context.CancelFunc
-			waits[i], cancel = context.WithTimeout(ctx, st.Timeout+StageMargin)
+			scanCtx, cancel = context.WithDeadline(ctx, scanDeadline)
 			defer cancel()
 		}
-		results[i] = make(chan stageOutcome, 1)
-		go func() { results[i] <- p.runStage(waits[i], st, env, msg) }()
 	}
-	// A check that ignores its context (CPU-bound work, a library call
-	// without one) must not hold the sender past its deadline: it counts
-	// as failed, and its late result goes unread into the buffered channel.
-	outcomes := make([]stageOutcome, len(p.stages))
+	// Small pipelines keep their bookkeeping on the stack.
+	var buf [8]waitingStage
+	waiting := buf[:0]
+	if len(p.stages) > len(buf) {
+		waiting = make([]waitingStage, 0, len(p.stages))
+	}
+	results := p.resultsChan()
 	for i, st := range p.stages {
-		select {
-		case outcomes[i] = <-results[i]:
-			continue
-		default:
+		// The stage's deadline: the check's own plus the margin for its
+		// answer, within the scan's. A stage without a timeout has the
+		// scan's. A check's own deadline hangs off ctx with the scan's
+		// folded in, which is the same deadline without making the scan's
+		// context track children.
+		checkCtx, checkDeadline, deadline := scanCtx, time.Time{}, scanDeadline
+		if st.Timeout > 0 {
+			checkCtx, checkDeadline = ctx, now.Add(st.Timeout)
+			deadline = now.Add(st.Timeout + StageMargin)
+			if !scanDeadline.IsZero() {
+				checkDeadline, deadline = earlier(checkDeadline, scanDeadline), earlier(deadline, scanDeadline)
+			}
 		}
-		select {
-		case outcomes[i] = <-results[i]:
-		case <-waits[i].Done():
-			outcomes[i] = stageOutcome{err: fmt.Errorf("check %s: did not return by its deadline: %w", st.Check.Name(), waits[i].Err())}
-		}
+		waiting = append(waiting, waitingStage{deadline: deadline})
+		go func() {
+			results <- indexedOutcome{i, p.runStage(checkCtx, i, checkDeadline, deadline, env, msg)}
+		}()
+	}
+	if p.await(ctx, results, waiting) {
+		// Each stage's one send was read: no late one can reach it.
+		p.channels.Put(results)
 	}
 
 	var v Verdict
 	var cal Calibrator
+	if n := symbolCount(msg, waiting); n > 0 {
+		// One allocation; a nil slice still for a verdict without symbols.
+		v.Symbols = make([]Symbol, 0, n)
+	}
 	if msg != nil {
 		v.Symbols = append(v.Symbols, msg.Symbols...)
 	}
 	for i, st := range p.stages {
-		o := outcomes[i]
+		o := waiting[i].stageOutcome
 		name := st.Check.Name()
 		if o.err != nil {
 			action := st.OnError
@@ -239,9 +294,132 @@ func (p *Pipeline) decide(v *Verdict, policy Policy) {
 	}
 }
 
-// runStage runs one check under its deadline; ctx carries the stage's
-// (the check's plus StageMargin).
-func (p *Pipeline) runStage(ctx context.Context, st Stage, env *Envelope, msg *Message) (out stageOutcome) {
+// await fills in every stage's outcome: its result, or a failure once its
+// deadline or ctx has passed. A check that ignores its context (CPU-bound
+// work, a library call without one) must not hold the sender past its
+// deadline: it counts as failed, and its late result goes unread into the
+// buffered channel. One timer, set to the earliest deadline still out,
+// stands for every stage's. It reports whether every stage's result was
+// read, none given up on.
+func (p *Pipeline) await(ctx context.Context, results <-chan indexedOutcome, stages []waitingStage) (allRead bool) {
+	var (
+		timer *time.Timer
+		armed time.Time
+	)
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+			waitTimers.Put(timer)
+		}
+	}()
+	allRead = true
+	for left := len(stages); left > 0; {
+		var next time.Time
+		for _, s := range stages {
+			if !s.done && !s.deadline.IsZero() && (next.IsZero() || s.deadline.Before(next)) {
+				next = s.deadline
+			}
+		}
+		var expired <-chan time.Time
+		if !next.IsZero() {
+			if !next.Equal(armed) {
+				if timer == nil {
+					timer, _ = waitTimers.Get().(*time.Timer)
+				}
+				if timer == nil {
+					timer = time.NewTimer(time.Until(next))
+				} else {
+					timer.Reset(time.Until(next))
+				}
+				armed = next
+			}
+			expired = timer.C
+		}
+		select {
+		case o := <-results:
+			left -= record(stages, o)
+			continue
+		case <-expired:
+			armed = time.Time{}
+		case <-ctx.Done():
+		}
+		// A result already sent counts, however close to its deadline.
+		for drained := false; !drained; {
+			select {
+			case o := <-results:
+				left -= record(stages, o)
+			default:
+				drained = true
+			}
+		}
+		now := time.Now()
+		for i := range stages {
+			s := &stages[i]
+			if s.done {
+				continue
+			}
+			err := ctx.Err()
+			if err == nil {
+				if s.deadline.IsZero() || now.Before(s.deadline) {
+					continue
+				}
+				err = context.DeadlineExceeded
+			}
+			s.done, left, allRead = true, left-1, false
+			s.err = fmt.Errorf("check %s: did not return by its deadline: %w", p.stages[i].Check.Name(), err)
+		}
+	}
+	return allRead
+}
+
+// resultsChan is a channel for Scan's results, one slot a stage.
+func (p *Pipeline) resultsChan() chan indexedOutcome {
+	if ch, ok := p.channels.Get().(chan indexedOutcome); ok {
+		return ch
+	}
+	return make(chan indexedOutcome, len(p.stages))
+}
+
+// record keeps a stage's outcome unless await already gave up on it, and
+// returns how many stages that settled.
+func record(stages []waitingStage, o indexedOutcome) int {
+	s := &stages[o.stage]
+	if s.done {
+		return 0
+	}
+	s.done, s.stageOutcome = true, o.stageOutcome
+	return 1
+}
+
+// symbolCount is how many symbols the verdict will hold, failures
+// included, so they are gathered in one allocation.
+func symbolCount(msg *Message, stages []waitingStage) int {
+	n := 0
+	if msg != nil {
+		n = len(msg.Symbols)
+	}
+	for _, s := range stages {
+		if s.err != nil {
+			n++
+		} else {
+			n += len(s.res.Symbols)
+		}
+	}
+	return n
+}
+
+func earlier(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+// runStage runs stage i's check. Under a timeout of its own the check gets
+// ctx ending at checkDeadline; otherwise ctx is the scan's. An answer after
+// deadline (the stage's, the check's plus StageMargin) is too late to count.
+func (p *Pipeline) runStage(ctx context.Context, i int, checkDeadline, deadline time.Time, env *Envelope, msg *Message) (out stageOutcome) {
+	st := &p.stages[i]
 	name := st.Check.Name()
 	start := time.Now()
 	defer func() {
@@ -249,22 +427,24 @@ func (p *Pipeline) runStage(ctx context.Context, st Stage, env *Envelope, msg *M
 			// A panicking check is an error finding, never a silent pass.
 			out = stageOutcome{err: fmt.Errorf("check %s panicked: %v\n%s", name, r, debug.Stack())}
 		}
-		result := "ok"
+		observe := p.durations[i].ok
 		if out.err != nil {
-			result = "error"
+			observe = p.durations[i].failed
 		}
-		p.checkDuration.WithLabelValues(name, result).Observe(time.Since(start).Seconds())
+		observe().Observe(time.Since(start).Seconds())
 	}()
 	checkCtx := ctx
-	if st.Timeout > 0 {
+	if !checkDeadline.IsZero() {
 		var cancel context.CancelFunc
-		checkCtx, cancel = context.WithTimeout(ctx, st.Timeout)
+		checkCtx, cancel = context.WithDeadline(ctx, checkDeadline)
 		defer cancel()
 	}
 	res, err := st.Check.Check(checkCtx, env, msg)
-	if err == nil && ctx.Err() != nil {
-		// Answered after the stage's deadline: too late to count.
+	if err == nil {
 		err = ctx.Err()
+		if err == nil && !deadline.IsZero() && !time.Now().Before(deadline) {
+			err = context.DeadlineExceeded
+		}
 	}
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {

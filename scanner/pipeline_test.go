@@ -5,7 +5,9 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -161,6 +163,136 @@ func TestStageDeadline(t *testing.T) {
 	}
 }
 
+// sleepyCheck ignores its context and answers after sleep.
+type sleepyCheck struct {
+	name  string
+	sleep time.Duration
+}
+
+func (c sleepyCheck) Name() string { return c.name }
+
+func (c sleepyCheck) Check(context.Context, *Envelope, *Message) (Result, error) {
+	time.Sleep(c.sleep)
+	return sym("LATE_"+c.name, 1), nil
+}
+
+// An answer that comes after its stage's deadline does not count, even
+// while the scan still waits for another check; the other check's answer,
+// in time, does.
+func TestAnswerPastTheStageDeadlineDoesNotCount(t *testing.T) {
+	t.Parallel()
+	const timeout = 20 * time.Millisecond
+	p := NewPipeline([]Stage{
+		NewStage(sleepyCheck{"late", timeout + StageMargin + 100*time.Millisecond}, StageConfig{OnError: OnErrorAccept, Timeout: timeout}),
+		NewStage(fakeCheck{name: "slow", sleep: timeout + StageMargin + 300*time.Millisecond, res: sym("SLOW", 2)}, StageConfig{OnError: OnErrorAccept}),
+	}, time.Minute, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
+	v := p.Scan(context.Background(), &Envelope{}, &Message{}, Policy{TagScore: 5, RejectScore: 10})
+	if got := SymbolNames(v.Symbols); got != "CHECK_ERROR(0.00),SLOW(2.00)" || len(v.Incomplete) != 1 || v.Incomplete[0] != "late" {
+		t.Fatalf("symbols %s incomplete %v, want late skipped and slow counted", SymbolNames(v.Symbols), v.Incomplete)
+	}
+}
+
+// A caller that gives up (the SMTP session ended) ends the scan at once,
+// every check still out counting as failed.
+func TestScanEndsWithItsContext(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	defer close(release)
+	p := NewPipeline([]Stage{
+		NewStage(stuckCheck{release}, StageConfig{OnError: OnErrorTempfail, Timeout: time.Minute}),
+		NewStage(fakeCheck{name: "slow", sleep: time.Minute}, StageConfig{OnError: OnErrorAccept}),
+		NewStage(fakeCheck{name: "a", res: sym("X", 1)}, StageConfig{OnError: OnErrorAccept}),
+	}, time.Minute, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	v := p.Scan(ctx, &Envelope{}, &Message{}, Policy{TagScore: 5, RejectScore: 10})
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("scan took %v after its context ended", took)
+	}
+	if v.Action != Tempfail || v.Score != 1 || strings.Join(v.Incomplete, ",") != "stuck,slow" {
+		t.Fatalf("got %v score=%.2f incomplete=%v, want a tempfail for stuck, slow skipped, a's score", v.Action, v.Score, v.Incomplete)
+	}
+}
+
+// twiceCheck ignores its context: its first call answers FIRST once
+// released, its second SECOND after a short while.
+type twiceCheck struct {
+	calls   *atomic.Int32
+	release chan struct{}
+}
+
+func (twiceCheck) Name() string { return "twice" }
+
+func (c twiceCheck) Check(context.Context, *Envelope, *Message) (Result, error) {
+	if c.calls.Add(1) == 1 {
+		<-c.release
+		return sym("FIRST", 1), nil
+	}
+	time.Sleep(50 * time.Millisecond)
+	return sym("SECOND", 1), nil
+}
+
+// A result that comes after its scan gave up on it is read by no scan,
+// not even the next one of the same pipeline.
+func TestLateResultDoesNotReachTheNextScan(t *testing.T) {
+	// One P: a channel the first scan pooled is the one the second gets.
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	release := make(chan struct{})
+	p := NewPipeline([]Stage{
+		NewStage(twiceCheck{new(atomic.Int32), release}, StageConfig{OnError: OnErrorAccept, Timeout: 10 * time.Millisecond}),
+	}, time.Minute, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
+	if v := p.Scan(context.Background(), &Envelope{}, &Message{}, Policy{}); len(v.Incomplete) != 1 {
+		t.Fatalf("first scan: incomplete %v, want twice given up on", v.Incomplete)
+	}
+	close(release)
+	time.Sleep(50 * time.Millisecond) // for the late FIRST to be sent
+	if v := p.Scan(context.Background(), &Envelope{}, &Message{}, Policy{}); SymbolNames(v.Symbols) != "SECOND(1.00)" {
+		t.Fatalf("second scan: symbols %s, want its own check's SECOND", SymbolNames(v.Symbols))
+	}
+}
+
+// Check durations are observed per check and result, a series appearing
+// with its first observation, and nothing for what did not happen.
+func TestCheckDurationSeries(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	p := NewPipeline([]Stage{
+		{Check: fakeCheck{name: "ok", res: sym("X", 1)}},
+		{Check: fakeCheck{name: "bad", err: errors.New("down")}},
+		{Check: fakeCheck{name: "p", panic: true}, Timeout: time.Second},
+	}, time.Minute, slog.New(slog.NewTextHandler(io.Discard, nil)), reg)
+	series := func() map[string]uint64 {
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]uint64{}
+		for _, mf := range mfs {
+			if mf.GetName() != "mxgrid_scanner_check_duration_seconds" {
+				continue
+			}
+			for _, m := range mf.GetMetric() {
+				var labels []string
+				for _, l := range m.GetLabel() {
+					labels = append(labels, l.GetValue())
+				}
+				got[strings.Join(labels, "/")] = m.GetHistogram().GetSampleCount()
+			}
+		}
+		return got
+	}
+	if got := series(); len(got) != 0 {
+		t.Fatalf("before any scan: %v", got)
+	}
+	for n := uint64(1); n <= 2; n++ {
+		p.Scan(context.Background(), &Envelope{}, &Message{}, Policy{})
+		want := map[string]uint64{"ok/ok": n, "bad/error": n, "p/error": n}
+		if got := series(); len(got) != len(want) || got["ok/ok"] != n || got["bad/error"] != n || got["p/error"] != n {
+			t.Fatalf("after %d scans: %v, want %v", n, got, want)
+		}
+	}
+}
+
 func TestStageConfigValidate(t *testing.T) {
 	tests := []struct {
 		cfg  StageConfig
@@ -176,6 +308,30 @@ func TestStageConfigValidate(t *testing.T) {
 		err := tt.cfg.Validate()
 		if tt.want == "" && err != nil || tt.want != "" && (err == nil || !strings.HasPrefix(err.Error(), tt.want)) {
 			t.Errorf("%+v.Validate() = %v, want %q", tt.cfg, err, tt.want)
+		}
+	}
+}
+
+// BenchmarkScanPipeline is the pipeline's own cost per message: five
+// trivial checks shaped like the default pipeline's (three without a
+// timeout of their own, as model, rules and antivirus; two with one, as
+// auth and dnsbl), so what is measured is the goroutines, deadlines,
+// channels, metrics and merging around them.
+func BenchmarkScanPipeline(b *testing.B) {
+	stages := []Stage{
+		NewStage(fakeCheck{name: "model", res: sym("BAYES_50", 0.5)}, StageConfig{OnError: OnErrorAccept}),
+		NewStage(fakeCheck{name: "rules", res: Result{Symbols: []Symbol{{Name: "R1", Score: 1}, {Name: "R2", Score: 0.5}}}}, StageConfig{OnError: OnErrorAccept}),
+		NewStage(fakeCheck{name: "antivirus"}, StageConfig{OnError: OnErrorAccept}),
+		NewStage(fakeCheck{name: "auth", res: Result{Symbols: []Symbol{{Name: "SPF_PASS", Score: -0.5}}, AuthResults: []string{"spf=pass"}}}, StageConfig{OnError: OnErrorAccept, Timeout: 5 * time.Second}),
+		NewStage(fakeCheck{name: "dnsbl"}, StageConfig{OnError: OnErrorAccept, Timeout: 2 * time.Second}),
+	}
+	p := NewPipeline(stages, 30*time.Second, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
+	env, msg := &Envelope{}, &Message{Symbols: []Symbol{{Name: "MSG", Score: 0.1}}}
+	policy := Policy{TagScore: 5, RejectScore: 10}
+	b.ReportAllocs()
+	for b.Loop() {
+		if v := p.Scan(context.Background(), env, msg, policy); len(v.Symbols) != 5 || len(v.Incomplete) != 0 {
+			b.Fatalf("verdict = %+v", v)
 		}
 	}
 }

@@ -186,11 +186,21 @@ func insertSQL(table, columns string, ncols, n int, dialect string) string {
 	return b.String()
 }
 
-func eventArgs(args []any, e *StoredEvent) []any {
-	return append(args,
-		e.Time.UnixMicro(), e.IP.String(), e.Node, e.Provider, e.Domain, e.Verdict, e.Action, e.Score,
-		strings.Join(e.Symbols, " "), e.Located, e.Country, e.CountryName, e.City, e.Lat, e.Lon,
-		e.AccuracyKM, int64(e.ASN), e.ASOrg, e.DomainID)
+// eventArgs appends the event id and e's values in eventColumns' order;
+// text holds the batch's joined symbols and addresses.
+func eventArgs(args []any, text *batchText, id int64, e *StoredEvent) []any {
+	a := rowArgs{args: args, ncols: eventColumnCount + 1}
+	a.ints(id, e.Time.UnixMicro())
+	a.strs(text.addr(e.IP), e.Node, e.Provider, e.Domain, e.Verdict, e.Action)
+	a.floats(e.Score)
+	a.strs(text.join(e.Symbols, " "))
+	a.bools(e.Located)
+	a.strs(e.Country, e.CountryName, e.City)
+	a.floats(e.Lat, e.Lon)
+	a.ints(int64(e.AccuracyKM), int64(e.ASN))
+	a.strs(e.ASOrg)
+	a.ints(e.DomainID)
+	return a.args
 }
 
 // InsertEvents writes evs in one transaction with multi-row INSERTs, and
@@ -222,8 +232,9 @@ func (s *Store) InsertEvents(ctx context.Context, evs []StoredEvent) error {
 	if err != nil {
 		return err
 	}
+	var text batchText
 	if err := s.insertRowsTx(ctx, tx, "events", columns, ncols, len(evs), "", stmts, func(args []any, i int) []any {
-		return eventArgs(append(args, ids[i]), &evs[i])
+		return eventArgs(args, &text, ids[i], &evs[i])
 	}); err != nil {
 		return err
 	}

@@ -4,6 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"math"
+	"net/netip"
+	"strings"
 	"sync"
 )
 
@@ -81,4 +84,82 @@ func (s *Store) closeInserts() {
 		st.Close()
 	}
 	s.inserts.stmts = nil
+}
+
+// rowArgs appends a row's values to a multi-row INSERT's arguments.
+//
+// Boxing a string, an int64 or a float64 into an interface allocates, and
+// the rows of a batch repeat most of their columns (one node, a few
+// domains, actions, replies and scores), so a value equal to the same
+// column's in the previous row reuses that row's box. ncols is the row
+// width; equal values of one type are interchangeable whichever column
+// they come from, so a row of another width only misses the reuse.
+type rowArgs struct {
+	args  []any
+	ncols int
+}
+
+func (a *rowArgs) strs(vs ...string) {
+	for _, v := range vs {
+		a.args = appendReusing(a.args, a.ncols, v, func(p string) bool { return p == v })
+	}
+}
+
+func (a *rowArgs) ints(vs ...int64) {
+	for _, v := range vs {
+		a.args = appendReusing(a.args, a.ncols, v, func(p int64) bool { return p == v })
+	}
+}
+
+// floats compares bits: 0 and -0 are equal but not the same value, and
+// NaN equals nothing.
+func (a *rowArgs) floats(vs ...float64) {
+	for _, v := range vs {
+		a.args = appendReusing(a.args, a.ncols, v, func(p float64) bool { return math.Float64bits(p) == math.Float64bits(v) })
+	}
+}
+
+// bools never allocate: both values are boxed statically.
+func (a *rowArgs) bools(vs ...bool) {
+	for _, v := range vs {
+		a.args = append(a.args, v)
+	}
+}
+
+func appendReusing[T any](args []any, ncols int, v T, same func(T) bool) []any {
+	if i := len(args) - ncols; i >= 0 {
+		if p, ok := args[i].(T); ok && same(p) {
+			return append(args, args[i])
+		}
+	}
+	return append(args, v)
+}
+
+// batchText builds a batch's derived text values (joined symbols,
+// addresses) in one growing buffer, each a substring of it, so that a row
+// costs no allocation of its own for them. The strings handed out stay
+// valid as the buffer grows: a Builder never rewrites what it wrote.
+type batchText struct{ b strings.Builder }
+
+// join is strings.Join(parts, sep).
+func (t *batchText) join(parts []string, sep string) string {
+	start := t.b.Len()
+	for i, p := range parts {
+		if i > 0 {
+			t.b.WriteString(sep)
+		}
+		t.b.WriteString(p)
+	}
+	return t.b.String()[start:]
+}
+
+// addr is a.String().
+func (t *batchText) addr(a netip.Addr) string {
+	if !a.IsValid() {
+		return a.String() // a constant
+	}
+	var buf [64]byte
+	start := t.b.Len()
+	t.b.Write(a.AppendTo(buf[:0]))
+	return t.b.String()[start:]
 }

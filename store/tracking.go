@@ -134,15 +134,25 @@ func (s *Store) ensurePartitions(ctx context.Context, recs []tracking.Record) er
 	return nil
 }
 
-func trackingArgs(args []any, r *tracking.Record) []any {
+// trackingArgs appends r's values in trackingColumns' order; text holds
+// the batch's joined symbols and addresses.
+func trackingArgs(args []any, text *batchText, r *tracking.Record) []any {
 	ip := ""
 	if r.ClientIP.IsValid() {
-		ip = r.ClientIP.String()
+		ip = text.addr(r.ClientIP)
 	}
-	return append(args,
-		r.Time.UnixMicro(), r.Node, r.QueueID, ip, r.HELO, r.Sender, r.Recipient, r.Domain, r.DomainID, r.CustomerID,
-		r.Size, r.MessageID, r.Subject, r.Action, string(r.Reason), r.Score, strings.Join(r.Symbols, " "), string(r.Status),
-		r.ReplyCode, r.Reply, r.Downstream, r.Reference, string(r.DeferReason), r.TLSIn, r.TLSOut, r.Duration.Milliseconds())
+	a := rowArgs{args: args, ncols: trackingColumnCount}
+	a.ints(r.Time.UnixMicro())
+	a.strs(r.Node, r.QueueID, ip, r.HELO, r.Sender, r.Recipient, r.Domain)
+	a.ints(r.DomainID, r.CustomerID, r.Size)
+	a.strs(r.MessageID, r.Subject, r.Action, string(r.Reason))
+	a.floats(r.Score)
+	a.strs(text.join(r.Symbols, " "), string(r.Status))
+	a.ints(int64(r.ReplyCode))
+	a.strs(r.Reply, r.Downstream, r.Reference, string(r.DeferReason))
+	a.bools(r.TLSIn, r.TLSOut)
+	a.ints(r.Duration.Milliseconds())
+	return a.args
 }
 
 // InsertTracking writes recs in one transaction (all or none).
@@ -155,8 +165,9 @@ func (s *Store) InsertTracking(ctx context.Context, recs []tracking.Record) erro
 	if err := s.ensurePartitions(ctx, recs); err != nil {
 		return err
 	}
+	var text batchText
 	return s.insertRows(ctx, "message_log", trackingColumns, trackingColumnCount, len(recs), func(args []any, i int) []any {
-		return trackingArgs(args, &recs[i])
+		return trackingArgs(args, &text, &recs[i])
 	})
 }
 

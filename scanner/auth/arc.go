@@ -12,8 +12,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/mxgrid/mxgrid/scanner"
 )
@@ -40,30 +42,108 @@ type rawField struct {
 }
 
 // headerFields splits the raw header of a message into fields, in order.
+// A value is a slice of the header, continuation lines included, rather
+// than a concatenation per line, which a header folded into many lines
+// would make quadratic.
 func headerFields(raw []byte) []*rawField {
 	end := bytes.Index(raw, []byte("\r\n\r\n"))
 	if end < 0 {
 		end = len(raw)
 	}
-	var out []*rawField
-	for _, line := range strings.SplitAfter(string(raw[:end]), "\r\n") {
-		if line == "" {
-			continue
+	head := string(raw[:end])
+	// segment is part of a field's value, head[start:end]; a field has
+	// one unless a line that is no field split its continuation lines.
+	type segment struct{ field, start, end int }
+	var (
+		out      []*rawField
+		segments []segment
+	)
+	for pos := 0; pos < len(head); {
+		next := len(head)
+		if i := strings.Index(head[pos:], "\r\n"); i >= 0 {
+			next = pos + i + 2
 		}
-		if (line[0] == ' ' || line[0] == '\t') && len(out) > 0 {
-			out[len(out)-1].value += line
-			continue
+		line := head[pos:next]
+		switch {
+		case (line[0] == ' ' || line[0] == '\t') && len(out) > 0:
+			if last := &segments[len(segments)-1]; last.end == pos {
+				last.end = next
+			} else {
+				segments = append(segments, segment{len(out) - 1, pos, next})
+			}
+		default:
+			if name, _, ok := strings.Cut(line, ":"); ok {
+				out = append(out, &rawField{name: name})
+				segments = append(segments, segment{len(out) - 1, pos + len(name) + 1, next})
+			}
 		}
-		name, value, ok := strings.Cut(line, ":")
+		pos = next
+	}
+	for i := 0; i < len(segments); {
+		f := out[segments[i].field]
+		j := i + 1
+		for j < len(segments) && segments[j].field == segments[i].field {
+			j++
+		}
+		if j == i+1 {
+			f.value = head[segments[i].start:segments[i].end]
+		} else {
+			var b strings.Builder
+			for _, s := range segments[i:j] {
+				b.WriteString(head[s.start:s.end])
+			}
+			f.value = b.String()
+		}
+		f.value = strings.TrimSuffix(f.value, "\r\n")
+		i = j
+	}
+	return out
+}
+
+// arcNames are ARC's header fields, lower-cased.
+var arcNames = [...]string{"arc-seal", "arc-message-signature", "arc-authentication-results"}
+
+// isARCName reports whether a lower-cased field name is one of ARC's.
+func isARCName(lower string) bool {
+	return slices.Contains(arcNames[:], lower)
+}
+
+// hasARCField reports whether any of headerFields(head) is named as
+// isARCName lists, without building them. A line that starts with white
+// space, a continuation or not, cannot be named so.
+func hasARCField(head []byte) bool {
+	if end := bytes.Index(head, []byte("\r\n\r\n")); end >= 0 {
+		head = head[:end]
+	}
+	for len(head) > 0 {
+		line, rest, _ := bytes.Cut(head, []byte("\r\n"))
+		head = rest
+		name, _, ok := bytes.Cut(line, []byte(":"))
 		if !ok {
 			continue
 		}
-		out = append(out, &rawField{name: name, value: value})
+		if ascii(name) {
+			// strings.ToLower on ASCII, without the copy.
+			for _, arc := range arcNames {
+				if len(name) == len(arc) && bytes.EqualFold(name, []byte(arc)) {
+					return true
+				}
+			}
+		} else if isARCName(strings.ToLower(string(name))) {
+			// Non-ASCII can lower-case to ASCII (U+0130 to i).
+			return true
+		}
 	}
-	for _, f := range out {
-		f.value = strings.TrimSuffix(f.value, "\r\n")
+	return false
+}
+
+func ascii(b []byte) bool {
+	for _, c := range b {
+		if c >= utf8.RuneSelf {
+			return false
+		}
 	}
-	return out
+	return true
 }
 
 // parseTags reads a tag-list (RFC 6376 3.2): "a=b; c=d".
@@ -86,15 +166,17 @@ func (c *Check) verifyARC(ctx context.Context, msg *scanner.Message) (result, re
 	if err != nil {
 		return "fail", err.Error()
 	}
+	if !hasARCField(head) {
+		// Most mail: no fields to split out and look at.
+		return "none", ""
+	}
 	fields := headerFields(head)
 	sets := map[int]*arcSet{}
 	max := 0
 	for _, f := range fields {
 		var slot **rawField
 		name := strings.ToLower(f.name)
-		switch name {
-		case "arc-seal", "arc-message-signature", "arc-authentication-results":
-		default:
+		if !isARCName(name) {
 			continue
 		}
 		if name == "arc-authentication-results" {

@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/ed25519"
@@ -134,4 +135,84 @@ type noDNS struct{ Resolver }
 
 func (noDNS) LookupTXT(context.Context, string) ([]string, error) {
 	return nil, fmt.Errorf("no DNS in this test")
+}
+
+// hasARCField, which lets verifyARC skip splitting the header of most
+// mail, says yes exactly when headerFields finds a field isARCName names.
+func FuzzHasARCFieldMatchesHeaderFields(f *testing.F) {
+	f.Add("From: a@example.org\r\nARC-Seal: i=1\r\n\r\nbody")
+	f.Add("From: a@example.org\r\n arc-seal: i=1\r\n\r\nARC-Seal: i=1\r\n")
+	f.Add("X: y\r\nArc-Message-S\u0130gnature: i=1\r\n\r\n")
+	f.Add("ARC-Authentication-Results:")
+	f.Add(" ARC-Seal: i=1\r\nARC-Seal\r\n: i=1\r\n")
+	f.Fuzz(func(t *testing.T, head string) {
+		want := false
+		for _, field := range headerFields([]byte(head)) {
+			want = want || isARCName(strings.ToLower(field.name))
+		}
+		if got := hasARCField([]byte(head)); got != want {
+			t.Fatalf("hasARCField(%q) = %v, want %v", head, got, want)
+		}
+	})
+}
+
+// headerFieldsReference is headerFields as first written, a concatenation
+// per continuation line.
+func headerFieldsReference(raw []byte) []*rawField {
+	end := bytes.Index(raw, []byte("\r\n\r\n"))
+	if end < 0 {
+		end = len(raw)
+	}
+	var out []*rawField
+	for _, line := range strings.SplitAfter(string(raw[:end]), "\r\n") {
+		if line == "" {
+			continue
+		}
+		if (line[0] == ' ' || line[0] == '\t') && len(out) > 0 {
+			out[len(out)-1].value += line
+			continue
+		}
+		name, value, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		out = append(out, &rawField{name: name, value: value})
+	}
+	for _, f := range out {
+		f.value = strings.TrimSuffix(f.value, "\r\n")
+	}
+	return out
+}
+
+func FuzzHeaderFieldsMatchesReference(f *testing.F) {
+	f.Add("ARC-Seal: i=1;\r\n cv=none\r\n\tb=x\r\nFrom: a\r\n\r\nbody")
+	f.Add(" lead: x\r\nA: x\r\nno colon\r\n y\r\n z\r\nB:\r\n\r\n")
+	f.Add("A: x\r\n\r\nB: y")
+	f.Add("A:x\r\nB\r\n\t:y\r\n")
+	f.Fuzz(func(t *testing.T, head string) {
+		got, want := headerFields([]byte(head)), headerFieldsReference([]byte(head))
+		if len(got) != len(want) {
+			t.Fatalf("%d fields, want %d", len(got), len(want))
+		}
+		for i := range got {
+			if got[i].name != want[i].name || got[i].value != want[i].value {
+				t.Fatalf("field %d = %q: %q, want %q: %q", i, got[i].name, got[i].value, want[i].name, want[i].value)
+			}
+		}
+	})
+}
+
+// A header folded into many lines costs headerFields no allocation per
+// line, where a concatenation per line made it quadratic.
+func TestHeaderFieldsFoldedHeader(t *testing.T) {
+	const lines = 10000
+	raw := []byte("ARC-Seal: i=1\r\n" + strings.Repeat(" b\r\n", lines) + "\r\nbody")
+	var fields []*rawField
+	allocs := testing.AllocsPerRun(1, func() { fields = headerFields(raw) })
+	if len(fields) != 1 || len(fields[0].value) != len(" i=1")+lines*len("\r\n b") {
+		t.Fatalf("%d fields, value of %d bytes", len(fields), len(fields[0].value))
+	}
+	if allocs > 10 {
+		t.Errorf("%v allocations for %d continuation lines", allocs, lines)
+	}
 }

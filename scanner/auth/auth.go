@@ -9,6 +9,7 @@
 package auth
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -91,13 +92,39 @@ func (c *Check) Stage() scanner.Stage {
 type outcome struct {
 	method string // spf, dkim, dmarc
 	result string // pass, fail, softfail, neutral, none, temperror, permerror
-	props  []prop // "smtp.mailfrom=..." etc.
+	// props are "smtp.mailfrom=..." etc.; a method has at most two
+	// (DKIM's header.d and header.i), and an empty key is none.
+	props  [2]prop
 	reason string // reason= text, or a comment for DMARC's policy
 	symbol string
 	detail string
 }
 
 type prop struct{ key, value string }
+
+// symbolName is prefix + upper-cased result ("SPF_" and "pass" make
+// SPF_PASS), taken from knownSymbols for the symbols there are rather than
+// built per message.
+func symbolName(prefix, result string) string {
+	if name, ok := knownSymbols[[2]string{prefix, result}]; ok {
+		return name
+	}
+	return prefix + strings.ToUpper(result)
+}
+
+// knownSymbols maps every split of a symbol name after an underscore,
+// prefix and lower-cased rest, to the name.
+var knownSymbols = func() map[[2]string]string {
+	m := map[[2]string]string{}
+	for name := range Weights() {
+		for i := range len(name) {
+			if name[i] == '_' {
+				m[[2]string{name[:i+1], strings.ToLower(name[i+1:])}] = name
+			}
+		}
+	}
+	return m
+}()
 
 // spfResult is SPF for one identity: the domain checked, for alignment.
 type spfResult struct {
@@ -111,75 +138,89 @@ type dkimResult struct {
 	domain string
 }
 
+// methods is what one message's methods found; the goroutines that run
+// them share it. A method not run has an empty outcome.method.
+type methods struct {
+	wg             sync.WaitGroup
+	mailFrom, helo spfResult
+	dkims          []dkimResult
+	arc            outcome
+}
+
 // Check implements scanner.Check.
 // The pipeline's deadline (auth.timeout) ends lookups still out, as
 // temperror results.
 func (c *Check) Check(ctx context.Context, env *scanner.Envelope, msg *scanner.Message) (scanner.Result, error) {
-	var (
-		wg               sync.WaitGroup
-		mailFrom, helo   *spfResult
-		dkims            []dkimResult
-		arc              *outcome
-		haveHELOIdentity = isDomain(env.HELO)
-	)
+	m := &methods{}
 	if c.cfg.SPF {
-		wg.Add(1)
+		m.wg.Add(1)
 		go func() {
-			defer wg.Done()
-			mailFrom = c.checkSPF(ctx, env, env.MailFrom, "smtp.mailfrom", "SPF_")
+			defer m.wg.Done()
+			m.mailFrom = c.checkSPF(ctx, env, env.MailFrom, "smtp.mailfrom", "SPF_")
 		}()
-		if haveHELOIdentity {
-			wg.Add(1)
+		if isDomain(env.HELO) {
+			m.wg.Add(1)
 			go func() {
-				defer wg.Done()
+				defer m.wg.Done()
 				// RFC 7208 2.3: the HELO identity is checked as
 				// postmaster@helo, separately from MAIL FROM.
-				helo = c.checkSPF(ctx, env, "postmaster@"+env.HELO, "smtp.helo", "SPF_HELO_")
+				m.helo = c.checkSPF(ctx, env, "postmaster@"+env.HELO, "smtp.helo", "SPF_HELO_")
 			}()
 		}
 	}
 	if c.cfg.DKIM {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			dkims = c.checkDKIM(ctx, msg)
-		}()
+		if unsignedInMemory(msg) {
+			// Nothing to look up: not worth a goroutine.
+			m.dkims = noDKIM()
+		} else {
+			m.wg.Add(1)
+			go func() {
+				defer m.wg.Done()
+				m.dkims = c.checkDKIM(ctx, msg)
+			}()
+		}
 	}
 	if c.cfg.ARC {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			result, reason := c.verifyARC(ctx, msg)
-			arc = &outcome{method: "arc", result: result, reason: reason, symbol: "ARC_" + strings.ToUpper(result)}
-		}()
+		// On this goroutine, which would only wait: still alongside the
+		// others, one goroutine fewer.
+		result, reason := c.verifyARC(ctx, msg)
+		m.arc = outcome{method: "arc", result: result, reason: reason, symbol: symbolName("ARC_", result)}
 	}
-	wg.Wait()
+	m.wg.Wait()
 
-	var outs []outcome
-	if mailFrom != nil {
-		outs = append(outs, mailFrom.outcome)
+	var buf [8]outcome
+	outs := buf[:0]
+	if m.mailFrom.method != "" {
+		outs = append(outs, m.mailFrom.outcome)
 	}
-	if helo != nil {
-		outs = append(outs, helo.outcome)
+	if m.helo.method != "" {
+		outs = append(outs, m.helo.outcome)
 	}
-	for _, d := range dkims {
+	for _, d := range m.dkims {
 		outs = append(outs, d.outcome)
 	}
-	if arc != nil {
-		outs = append(outs, *arc)
+	if m.arc.method != "" {
+		outs = append(outs, m.arc)
 	}
 	var res scanner.Result
 	if c.cfg.DMARC {
-		d := c.evaluateDMARC(ctx, msg, mailFrom, dkims)
+		var mailFrom *spfResult
+		if m.mailFrom.method != "" {
+			mailFrom = &m.mailFrom
+		}
+		d := c.evaluateDMARC(ctx, msg, mailFrom, m.dkims)
 		outs = append(outs, d.outcome)
 		if d.disposition == "reject" && (c.cfg.DMARCEnforce || env.DMARCEnforce) {
 			// RFC 7489 6.7 and 7.3: say it is the domain's DMARC policy.
 			res.Reject = fmt.Sprintf("message from %s rejected by its domain's DMARC policy", d.fromDomain)
 		}
 	}
-	seen := map[string]int{}
+	res.AuthResults = resinfos(outs)
+	if len(outs) > 0 {
+		res.Symbols = make([]scanner.Symbol, 0, len(outs))
+	}
+outcomes:
 	for _, o := range outs {
-		res.AuthResults = append(res.AuthResults, o.resinfo())
 		method := o.method
 		if strings.HasPrefix(o.symbol, "SPF_HELO_") {
 			method = "spf_helo"
@@ -187,11 +228,12 @@ func (c *Check) Check(ctx context.Context, env *scanner.Envelope, msg *scanner.M
 		c.results.WithLabelValues(method, o.result).Inc()
 		// One symbol per name: two passing signatures are not twice the
 		// evidence. Details accumulate.
-		if i, ok := seen[o.symbol]; ok {
-			res.Symbols[i].Detail += ", " + o.detail
-			continue
+		for i := range res.Symbols {
+			if res.Symbols[i].Name == o.symbol {
+				res.Symbols[i].Detail += ", " + o.detail
+				continue outcomes
+			}
 		}
-		seen[o.symbol] = len(res.Symbols)
 		res.Symbols = append(res.Symbols, scanner.Symbol{Name: o.symbol, Score: c.weights[o.symbol], Detail: o.detail})
 	}
 	return res, nil
@@ -199,17 +241,17 @@ func (c *Check) Check(ctx context.Context, env *scanner.Envelope, msg *scanner.M
 
 // checkSPF runs check_host for one identity. A null MAIL FROM is checked as
 // postmaster@HELO (RFC 7208 2.4).
-func (c *Check) checkSPF(ctx context.Context, env *scanner.Envelope, sender, ptype, symbolPrefix string) *spfResult {
+func (c *Check) checkSPF(ctx context.Context, env *scanner.Envelope, sender, ptype, symbolPrefix string) spfResult {
 	if sender == "" {
 		sender = "postmaster@" + env.HELO
 	}
 	_, domain, _ := strings.Cut(sender, "@")
 	domain = strings.ToLower(strings.TrimSuffix(domain, "."))
-	r := &spfResult{domain: domain}
+	r := spfResult{domain: domain}
 	r.method = "spf"
-	r.props = []prop{{ptype, sender}}
+	r.props[0] = prop{ptype, sender}
 	if ptype == "smtp.helo" {
-		r.props = []prop{{ptype, env.HELO}}
+		r.props[0] = prop{ptype, env.HELO}
 	}
 	var (
 		result spf.Result
@@ -224,7 +266,7 @@ func (c *Check) checkSPF(ctx context.Context, env *scanner.Envelope, sender, pty
 			spf.WithResolver(c.res), spf.WithContext(ctx))
 	}
 	r.result = string(result)
-	r.symbol = symbolPrefix + strings.ToUpper(r.result)
+	r.symbol = symbolName(symbolPrefix, r.result)
 	r.detail = domain
 	if err != nil && result != spf.Pass && result != spf.Fail && result != spf.SoftFail && result != spf.Neutral {
 		r.reason = err.Error()
@@ -246,7 +288,7 @@ func (c *Check) checkDKIM(ctx context.Context, msg *scanner.Message) []dkimResul
 		return []dkimResult{{outcome: outcome{method: "dkim", result: "permerror", reason: err.Error(), symbol: "DKIM_PERMERROR"}}}
 	}
 	if len(verifs) == 0 {
-		return []dkimResult{{outcome: outcome{method: "dkim", result: "none", symbol: "DKIM_NONE"}}}
+		return noDKIM()
 	}
 	out := make([]dkimResult, 0, len(verifs))
 	for _, v := range verifs {
@@ -267,18 +309,65 @@ func (c *Check) checkDKIM(ctx context.Context, msg *scanner.Message) []dkimResul
 		if v.Err != nil {
 			d.reason = strings.TrimPrefix(v.Err.Error(), "dkim: ")
 		}
+		n := 0
 		if v.Domain != "" {
-			d.props = append(d.props, prop{"header.d", v.Domain})
+			d.props[n] = prop{"header.d", v.Domain}
+			n++
 		}
 		if v.Identifier != "" {
-			d.props = append(d.props, prop{"header.i", v.Identifier})
+			d.props[n] = prop{"header.i", v.Identifier}
 		}
-		d.symbol = "DKIM_" + strings.ToUpper(d.result)
+		d.symbol = symbolName("DKIM_", d.result)
 		d.detail = d.domain
 		out = append(out, d)
 	}
 	return out
 }
+
+func noDKIM() []dkimResult {
+	return []dkimResult{{outcome: outcome{method: "dkim", result: "none", symbol: "DKIM_NONE"}}}
+}
+
+// unsignedInMemory reports a message for which checkDKIM can only find
+// no signature: held in memory, whose body cannot fail to read, with an
+// unsignedHeader. It spares most mail VerifyWithOptions's copy of every
+// header line and its read of the body.
+func unsignedInMemory(msg *scanner.Message) bool {
+	return msg.Raw != nil && unsignedHeader(msg.Raw)
+}
+
+// unsignedHeader reports whether go-msgauth's VerifyWithOptions, reading
+// raw, would read a whole header without a DKIM-Signature field: lines end
+// at LF, less one CR before it (bufio.Reader.ReadLine), a blank line ends
+// the header and EOF before it is an error; a field's name is what comes
+// before its first colon, trimmed, compared with strings.EqualFold. A
+// field whose first line has no colon could take its name from the next
+// line: it answers false, leaving the message to VerifyWithOptions.
+func unsignedHeader(raw []byte) bool {
+	first := true
+	for {
+		line, rest, ok := bytes.Cut(raw, []byte("\n"))
+		if !ok {
+			return false
+		}
+		raw = rest
+		line = bytes.TrimSuffix(line, []byte("\r"))
+		switch {
+		case len(line) == 0:
+			return true
+		case !first && (line[0] == ' ' || line[0] == '\t'):
+			continue // a continuation: its field's name is on its first line
+		}
+		first = false
+		name, _, ok := bytes.Cut(line, []byte(":"))
+		if !ok || bytes.EqualFold(bytes.TrimSpace(name), []byte(dkimSignature)) {
+			return false
+		}
+	}
+}
+
+// dkimSignature is the field go-msgauth verifies.
+const dkimSignature = "DKIM-Signature"
 
 // isDomain reports whether a HELO argument is a domain name we can check,
 // not an address literal ("[192.0.2.1]") or garbage.

@@ -14,6 +14,7 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -444,4 +445,58 @@ func TestMetrics(t *testing.T) {
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("metrics = %v, want %v", got, want)
 	}
+}
+
+func TestUnsignedHeader(t *testing.T) {
+	tests := []struct {
+		name string
+		raw  string
+		want bool
+	}{
+		{"plain", string(testMessage("alice@example.org")), true},
+		{"bare LF", "From: a@example.org\nTo: b@example.org\n\nbody\n", true},
+		{"no header", "\r\nbody", true},
+		{"signed", "DKIM-Signature: v=1; d=example.org\r\nFrom: a@example.org\r\n\r\n", false},
+		{"signed, other case, space before the colon", "From: a@example.org\r\ndkim-SIGNATURE \t: x\r\n\r\n", false},
+		{"Kelvin sign folds to k", "D\u212aIM-Signature: v=1\r\n\r\n", false},
+		{"first line starts with a space", " DKIM-Signature: v=1\r\n\r\n", false},
+		{"continuation names no field", "From: a@example.org\r\n DKIM-Signature: v=1\r\n\r\n", true},
+		{"name on two lines", "DKIM-Signature\r\n : v=1\r\n\r\n", false},
+		{"header ends at EOF", "From: a@example.org\r\nTo: b@example.org", false},
+		{"header ends at EOF after CRLF", "From: a@example.org\r\n", false},
+		{"CR alone is no blank line", "From: a@example.org\r\n\r", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := unsignedHeader([]byte(tt.raw)); got != tt.want {
+				t.Errorf("unsignedHeader(%q) = %v, want %v", tt.raw, got, tt.want)
+			}
+		})
+	}
+}
+
+// Check answers dkim=none without checkDKIM (VerifyWithOptions) for a
+// message unsignedInMemory reports; checkDKIM must answer the same.
+func FuzzUnsignedInMemoryMatchesVerify(f *testing.F) {
+	f.Add(testMessage("alice@example.org"))
+	f.Add([]byte("From: a@example.org\r\nTo: b@example.org"))
+	f.Add([]byte("From: a@example.org\r\n\r"))
+	f.Add([]byte("From: a@example.org\n\nbody"))
+	f.Add([]byte("D\u212aIM-Signature: v=1; a=ed25519-sha256; d=example.org; s=ed; h=from; bh=x; b=y\r\nFrom: a@example.org\r\n\r\nbody\r\n"))
+	f.Add([]byte("From: a@example.org\r\n dkim-signature: v=1\r\n\r\n"))
+	f.Add([]byte("X: " + strings.Repeat("a", 4093) + "\r\r\n\r\nbody"))
+	c := &Check{res: noDNS{}, cfg: DefaultConfig()}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		ctx := context.Background()
+		// Past a few buffers of bufio's 4 KiB a header tells nothing new,
+		// and VerifyWithOptions reads one folded into many lines in
+		// quadratic time, which stalls the fuzzer.
+		msg := &scanner.Message{Raw: raw}
+		if len(raw) > 16<<10 || !unsignedInMemory(msg) {
+			return
+		}
+		if got := c.checkDKIM(ctx, msg); !reflect.DeepEqual(got, noDKIM()) {
+			t.Fatalf("checkDKIM %+v for a message unsignedInMemory reports", got)
+		}
+	})
 }

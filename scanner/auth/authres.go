@@ -9,27 +9,69 @@ import (
 // HeaderField is the header our results go in (RFC 8601).
 const HeaderField = "Authentication-Results"
 
-// resinfo renders an outcome as an RFC 8601 section 2.2 resinfo:
+// resinfos renders each outcome as an RFC 8601 section 2.2 resinfo:
 // "method=result [reason=...] ptype.property=value ...". DMARC's policy
 // goes in a comment, as common practice does, since RFC 7489 registers no
-// property for it.
-func (o outcome) resinfo() string {
+// property for it. The strings are slices of one, built in one buffer.
+func resinfos(outs []outcome) []string {
+	if len(outs) == 0 {
+		return nil
+	}
+	// Sized for the common case, where nothing needs quoting or escaping.
+	n := 0
+	for _, o := range outs {
+		n += len(o.method) + 1 + len(o.result)
+		if o.reason != "" {
+			n += len(" reason=\"\"") + len(o.reason)
+		}
+		for _, p := range o.props {
+			n += 2 + len(p.key) + len(p.value)
+		}
+	}
 	var b strings.Builder
+	b.Grow(n)
+	var endsBuf [8]int
+	ends := endsBuf[:0]
+	for _, o := range outs {
+		o.writeResinfo(&b)
+		ends = append(ends, b.Len())
+	}
+	all := b.String()
+	out := make([]string, len(outs))
+	start := 0
+	for i, end := range ends {
+		out[i], start = all[start:end], end
+	}
+	return out
+}
+
+func (o outcome) writeResinfo(b *strings.Builder) {
 	b.WriteString(o.method)
 	b.WriteByte('=')
 	b.WriteString(o.result)
 	if o.reason != "" {
 		if o.method == "dmarc" && o.result != "temperror" && o.result != "permerror" {
-			b.WriteString(" (" + strings.NewReplacer("(", "", ")", "", "\\", "").Replace(o.reason) + ")")
+			b.WriteString(" (")
+			b.WriteString(commentText.Replace(o.reason))
+			b.WriteByte(')')
 		} else {
-			b.WriteString(" reason=" + quote(o.reason))
+			b.WriteString(" reason=")
+			writeQuoted(b, o.reason)
 		}
 	}
 	for _, p := range o.props {
-		b.WriteString(" " + p.key + "=" + pvalue(p.value))
+		if p.key == "" {
+			continue
+		}
+		b.WriteByte(' ')
+		b.WriteString(p.key)
+		b.WriteByte('=')
+		b.WriteString(pvalue(p.value))
 	}
-	return b.String()
 }
+
+// commentText drops what would end or escape a comment.
+var commentText = strings.NewReplacer("(", "", ")", "", "\\", "")
 
 // FormatHeader builds the field value of our Authentication-Results header
 // from the verdict's resinfo strings: "authserv-id; resinfo; resinfo", or
@@ -127,13 +169,23 @@ func isToken(s string) bool {
 }
 
 func quote(s string) string {
+	var b strings.Builder
+	b.Grow(len(s) + 2)
+	writeQuoted(&b, s)
+	return b.String()
+}
+
+// writeQuoted writes s as a quoted-string, line breaks made spaces.
+func writeQuoted(b *strings.Builder, s string) {
 	s = strings.Map(func(r rune) rune {
 		if r == '\r' || r == '\n' {
 			return ' '
 		}
 		return r
 	}, s)
-	return `"` + quotedPair.Replace(s) + `"`
+	b.WriteByte('"')
+	b.WriteString(quotedPair.Replace(s))
+	b.WriteByte('"')
 }
 
 // quotedPair escapes for a quoted-string (RFC 5322 §3.2.4). Built once: a

@@ -38,7 +38,7 @@ func (c *Check) evaluateDMARC(ctx context.Context, msg *scanner.Message, spfRes 
 	}
 	r.fromDomain = from
 	r.detail = from
-	r.props = []prop{{"header.from", from}}
+	r.props[0] = prop{"header.from", from}
 
 	org := orgDomain(from)
 	lookup := &dmarc.LookupOptions{LookupTXT: func(name string) ([]string, error) { return c.res.LookupTXT(ctx, name) }}
@@ -64,7 +64,7 @@ func (c *Check) evaluateDMARC(ctx context.Context, msg *scanner.Message, spfRes 
 
 	if aligned(spfAuthenticated(spfRes), from, rec.SPFAlignment) || dkimAligned(dkims, from, rec.DKIMAlignment) {
 		r.result, r.symbol = "pass", "DMARC_PASS"
-		r.reason = "p=" + string(rec.Policy)
+		r.reason = passReason(rec.Policy)
 		return r
 	}
 	policy := rec.Policy
@@ -84,9 +84,23 @@ func (c *Check) evaluateDMARC(ctx context.Context, msg *scanner.Message, spfRes 
 	}
 	r.result = "fail"
 	r.disposition = disposition
-	r.symbol = "DMARC_FAIL_" + strings.ToUpper(disposition)
+	r.symbol = symbolName("DMARC_FAIL_", disposition)
 	r.reason = fmt.Sprintf("p=%s dis=%s", policy, disposition)
 	return r
+}
+
+// passReason is "p=" and the policy, the comment on a pass, not built per
+// message for the policies there are.
+func passReason(p dmarc.Policy) string {
+	switch p {
+	case dmarc.PolicyNone:
+		return "p=none"
+	case dmarc.PolicyQuarantine:
+		return "p=quarantine"
+	case dmarc.PolicyReject:
+		return "p=reject"
+	}
+	return "p=" + string(p)
 }
 
 // spfAuthenticated is the domain SPF authenticated, "" unless it passed.
@@ -138,6 +152,9 @@ func fromDomain(msg *scanner.Message) (string, error) {
 	if n := len(msg.Header.Values("From")); n != 1 {
 		return "", fmt.Errorf("%d From fields", n)
 	}
+	if d, ok := simpleFromDomain(msg.Header.Get("From")); ok {
+		return strings.ToLower(d), nil
+	}
 	h := mail.Header{Header: message.Header{Header: msg.Header}}
 	addrs, err := h.AddressList("From")
 	if err != nil {
@@ -156,4 +173,50 @@ func fromDomain(msg *scanner.Message) (string, error) {
 		return "", errors.New("no From address")
 	}
 	return domain, nil
+}
+
+// simpleFromDomain returns the domain of a From value in the shapes
+// nearly all mail uses, "local@domain", "<local@domain>" and "Words of
+// a name <local@domain>", all in ASCII atoms, for which net/mail's parser
+// (mail.ParseAddressList) cannot but find that one address; it answers
+// !ok for anything else, for the parser to judge. Without RFC 2047's
+// "=?" a word is not decoded, so cannot fail to be.
+func simpleFromDomain(v string) (domain string, ok bool) {
+	v = strings.Trim(v, " \t")
+	if name, angle, found := strings.Cut(v, "<"); found {
+		spec, found := strings.CutSuffix(angle, ">")
+		if !found {
+			return "", false
+		}
+		for _, word := range strings.FieldsFunc(name, func(r rune) bool { return r == ' ' || r == '\t' }) {
+			if !atoms(word) || strings.ContainsAny(word, "=?") {
+				return "", false
+			}
+		}
+		v = spec
+	}
+	local, domain, found := strings.Cut(v, "@")
+	if !found || !dotAtom(local) || !dotAtom(domain) {
+		return "", false
+	}
+	return domain, true
+}
+
+// dotAtom reports an RFC 5322 dot-atom in ASCII: atoms joined by single
+// dots.
+func dotAtom(s string) bool {
+	return atoms(s) && s[0] != '.' && s[len(s)-1] != '.' && !strings.Contains(s, "..")
+}
+
+// atoms reports a non-empty run of ASCII atext (RFC 5322 3.2.3) and dots.
+func atoms(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < '!' || c > '~' || strings.IndexByte(`()<>[]:;@\,"`, c) >= 0 {
+			return false
+		}
+	}
+	return true
 }

@@ -1,0 +1,78 @@
+package auth
+
+import (
+	"strings"
+	"testing"
+)
+
+// resinfoReference is one resinfo as first written, string by string: the
+// faster one must render every outcome the same.
+func resinfoReference(method, result, reason string, props []prop) string {
+	var b strings.Builder
+	b.WriteString(method)
+	b.WriteByte('=')
+	b.WriteString(result)
+	if reason != "" {
+		if method == "dmarc" && result != "temperror" && result != "permerror" {
+			b.WriteString(" (" + strings.NewReplacer("(", "", ")", "", "\\", "").Replace(reason) + ")")
+		} else {
+			b.WriteString(" reason=" + quoteReference(reason))
+		}
+	}
+	for _, p := range props {
+		b.WriteString(" " + p.key + "=" + pvalue(p.value))
+	}
+	return b.String()
+}
+
+func quoteReference(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r == '\r' || r == '\n' {
+			return ' '
+		}
+		return r
+	}, s)
+	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`
+}
+
+func FuzzResinfoMatchesReference(f *testing.F) {
+	f.Add(uint8(0), "none", "no DNS record found", "smtp.mailfrom", "alice@example.org", "", "")
+	f.Add(uint8(1), "fail", `body hash "did" not\ match`+"\r\n", "header.d", "example.org", "header.i", "@example.org")
+	f.Add(uint8(2), "fail", "p=reject (dis=quarantine) \\", "header.from", "example.org", "", "")
+	f.Add(uint8(2), "temperror", "lookup (timeout)", "header.from", "a b", "", "")
+	f.Add(uint8(3), "fail", "bad \xff utf-8 \n", "", "", "header.i", `"odd local"@x.example`)
+	methods := []string{"spf", "dkim", "dmarc", "arc"}
+	f.Fuzz(func(t *testing.T, m uint8, result, reason, k1, v1, k2, v2 string) {
+		o := outcome{method: methods[int(m)%len(methods)], result: result, reason: reason}
+		var props []prop
+		for _, p := range []prop{{k1, v1}, {k2, v2}} {
+			if p.key != "" {
+				o.props[len(props)] = p
+				props = append(props, p)
+			}
+		}
+		want := resinfoReference(o.method, result, reason, props)
+		// Alone, and between others in the shared buffer.
+		if got := resinfos([]outcome{o}); len(got) != 1 || got[0] != want {
+			t.Fatalf("resinfos(%+v) = %q, want %q", o, got, want)
+		}
+		other := outcome{method: "spf", result: "pass", props: [2]prop{{"smtp.mailfrom", "a@example.org"}}}
+		if got := resinfos([]outcome{other, o, other}); len(got) != 3 || got[1] != want || got[0] != got[2] || got[0] != "spf=pass smtp.mailfrom=a@example.org" {
+			t.Fatalf("resinfos(other, %+v, other) = %q, want %q in the middle", o, got, want)
+		}
+		if got, want := quote(reason), quoteReference(reason); got != want {
+			t.Fatalf("quote(%q) = %q, want %q", reason, got, want)
+		}
+	})
+}
+
+func FuzzSymbolName(f *testing.F) {
+	for _, s := range [][2]string{{"SPF_", "pass"}, {"SPF_HELO_", "temperror"}, {"DMARC_FAIL_", "reject"}, {"DKIM_", "Pass"}, {"ARC_", "maybe"}, {"SPF_", "helo_pass"}} {
+		f.Add(s[0], s[1])
+	}
+	f.Fuzz(func(t *testing.T, prefix, result string) {
+		if got, want := symbolName(prefix, result), prefix+strings.ToUpper(result); got != want {
+			t.Fatalf("symbolName(%q, %q) = %q, want %q", prefix, result, got, want)
+		}
+	})
+}
