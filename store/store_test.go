@@ -64,3 +64,25 @@ func TestConfigValidate(t *testing.T) {
 		})
 	}
 }
+
+// TestSQLiteSettings: the embedded store runs with the settings its batch
+// writers were measured with (store.go says why each).
+func TestSQLiteSettings(t *testing.T) {
+	s, err := Open(DefaultConfig(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for pragma, want := range map[string]string{
+		"journal_mode": "wal", "synchronous": "1", "foreign_keys": "1",
+		"cache_size": "-16384", "wal_autocheckpoint": "10000",
+	} {
+		var got string
+		if err := s.DB.QueryRow("PRAGMA " + pragma).Scan(&got); err != nil {
+			t.Fatalf("PRAGMA %s: %v", pragma, err)
+		}
+		if got != want {
+			t.Errorf("PRAGMA %s = %s, want %s", pragma, got, want)
+		}
+	}
+}
