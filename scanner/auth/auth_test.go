@@ -500,3 +500,32 @@ func FuzzUnsignedInMemoryMatchesVerify(f *testing.F) {
 		}
 	})
 }
+
+// TestHugeFoldedHeaderIsNotVerified: a signed message whose header is one
+// field folded into tens of thousands of lines gets DKIM_PERMERROR at once
+// instead of go-msgauth's quadratic read of it.
+func TestHugeFoldedHeaderIsNotVerified(t *testing.T) {
+	w := newWorld(t)
+	c := w.check(t, nil)
+	folded := "X-Padding: x" + strings.Repeat("\r\n x", 40000) + "\r\n"
+	raw := append([]byte(folded), w.sign(t, testMessage("alice@example.org"), "example.org", "ed")...)
+	env := &scanner.Envelope{ClientIP: netip.MustParseAddr("192.0.2.10"), HELO: "mail.example.org", MailFrom: "alice@example.org"}
+	start := time.Now()
+	res, err := c.Check(context.Background(), env, scanner.Parse(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dkimSym string
+	for _, s := range res.Symbols {
+		if strings.HasPrefix(s.Name, "DKIM_") {
+			dkimSym = s.Name
+		}
+	}
+	if dkimSym != "DKIM_PERMERROR" {
+		t.Errorf("DKIM symbol %q, want DKIM_PERMERROR (symbols %v)", dkimSym, res.Symbols)
+	}
+	if !strings.Contains(strings.Join(res.AuthResults, "; "), "too large to verify") {
+		t.Errorf("AuthResults %q do not say why", res.AuthResults)
+	}
+	t.Logf("checked in %v", time.Since(start))
+}
