@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -116,4 +117,54 @@ func TestConnectionBuffersReleased(t *testing.T) {
 		}(string(rune('b' + i)))
 	}
 	wg.Wait()
+}
+
+// TestWorkersServeTheNextConnection: a connection that arrives after one
+// has ended is served by the goroutine that served the first (its stack
+// already grown), and Shutdown does not wait for idle workers' timeout.
+func TestWorkersServeTheNextConnection(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var served []string
+	s := NewServer(BackendFunc(func(*Conn) (Session, error) {
+		buf := make([]byte, 64)
+		id, _, _ := strings.Cut(strings.TrimPrefix(string(buf[:runtime.Stack(buf, false)]), "goroutine "), " ")
+		mu.Lock()
+		served = append(served, id)
+		mu.Unlock()
+		return nil, fmt.Errorf("no session")
+	}))
+	s.Domain = "localhost"
+	go s.Serve(l)
+
+	for i := 0; i < 3; i++ {
+		c, err := net.Dial("tcp", l.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := bufio.NewReader(c)
+		r.ReadString('\n') // greeting
+		fmt.Fprintf(c, "HELO client.test\r\n")
+		r.ReadString('\n') // the backend's refusal
+		fmt.Fprintf(c, "QUIT\r\n")
+		r.ReadString('\n')
+		// The server closes after QUIT; wait for it so the worker is idle.
+		r.ReadString('\n')
+		c.Close()
+		time.Sleep(50 * time.Millisecond)
+	}
+	mu.Lock()
+	if len(served) != 3 || served[0] != served[1] || served[1] != served[2] {
+		t.Errorf("sessions served by goroutines %v, want one goroutine for all three", served)
+	}
+	mu.Unlock()
+
+	ctx, cancel := context.WithTimeout(context.Background(), workerIdle/2)
+	defer cancel()
+	if err := s.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown with an idle worker: %v", err)
+	}
 }
