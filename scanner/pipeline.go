@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
+	"github.com/mxgrid/mxgrid/internal/workpool"
 	"github.com/mxgrid/mxgrid/verdict"
 )
 
@@ -73,6 +74,10 @@ type Pipeline struct {
 	stages  []Stage
 	timeout time.Duration
 	log     *slog.Logger
+	// workers run the stages, each on its own goroutine as before, but on
+	// goroutines kept for the next message: a check goes deep, and a new
+	// goroutine's stack grew by doubling on the way down every time.
+	workers *workpool.Pool
 	// untimed says some stage has no timeout of its own and runs under
 	// the scan's deadline, which then needs a context.
 	untimed bool
@@ -100,6 +105,7 @@ func NewPipeline(stages []Stage, timeout time.Duration, log *slog.Logger, reg pr
 		stages:  stages,
 		timeout: timeout,
 		log:     log,
+		workers: workpool.New(2 * time.Second),
 		checkDuration: f.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "mxgrid_scanner_check_duration_seconds",
 			Help:    "Time one check took for one message, by check and result (ok, error).",
@@ -200,9 +206,9 @@ func (p *Pipeline) Scan(ctx context.Context, env *Envelope, msg *Message, policy
 			}
 		}
 		waiting = append(waiting, waitingStage{deadline: deadline})
-		go func() {
+		p.workers.Go(func() {
 			results <- indexedOutcome{i, p.runStage(checkCtx, i, checkDeadline, deadline, env, msg)}
-		}()
+		})
 	}
 	if p.await(ctx, results, waiting) {
 		// Each stage's one send was read: no late one can reach it.
