@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"runtime"
 	"strings"
@@ -166,5 +167,45 @@ func TestWorkersServeTheNextConnection(t *testing.T) {
 	defer cancel()
 	if err := s.Shutdown(ctx); err != nil {
 		t.Fatalf("Shutdown with an idle worker: %v", err)
+	}
+}
+
+// readCountingConn is a connection whose peer has already sent everything:
+// each Read returns as much of the rest as fits, as a socket with the whole
+// message in its receive queue does.
+type readCountingConn struct {
+	net.Conn
+	rest  []byte
+	reads int
+}
+
+func (c *readCountingConn) Read(p []byte) (int, error) {
+	c.reads++
+	if len(c.rest) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, c.rest)
+	c.rest = c.rest[n:]
+	return n, nil
+}
+
+// TestDataBodyReadInFewReads: a body already received is taken from the
+// connection a read buffer at a time, so the buffer's size is the number
+// of read system calls per message; a 12 KB body takes one (upstream's
+// 4 KiB reader took three).
+func TestDataBodyReadInFewReads(t *testing.T) {
+	body := strings.Repeat(strings.Repeat("x", 78)+"\r\n", 150) // 12,000 bytes
+	conn := &readCountingConn{rest: []byte(body + ".\r\n")}
+	c := newConn(conn, NewServer(BackendFunc(func(*Conn) (Session, error) { return nil, nil })))
+	defer c.releaseText()
+	got, err := io.ReadAll(newDataReader(c))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != body {
+		t.Fatalf("read %d bytes, want the %d sent", len(got), len(body))
+	}
+	if conn.reads != 1 {
+		t.Errorf("the body took %d reads of the connection, want 1", conn.reads)
 	}
 }
