@@ -1,14 +1,12 @@
 package cluster_test
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -279,23 +277,9 @@ func gossipBytes(t testing.TB, p *proc) float64 {
 // prefix (a metric name and its opening brace).
 func metricSum(t testing.TB, p *proc, prefix string) float64 {
 	t.Helper()
-	resp, err := client.Get("http://" + p.http + "/metrics")
+	sum, _, err := testenv.MetricSum(client, "http://"+p.http+"/metrics", prefix)
 	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var sum float64
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, prefix) {
-			continue
-		}
-		v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
-		if err != nil {
-			t.Fatalf("%s: %q: %v", p.name, line, err)
-		}
-		sum += v
+		t.Fatalf("%s: %v", p.name, err)
 	}
 	return sum
 }

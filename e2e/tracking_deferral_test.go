@@ -1,19 +1,17 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/mxgrid/mxgrid/config"
 	"github.com/mxgrid/mxgrid/internal/nodetest"
+	"github.com/mxgrid/mxgrid/internal/testenv"
 	"github.com/mxgrid/mxgrid/loadgen"
 )
 
@@ -51,19 +49,11 @@ func TestDeferralViewFollowsRetryingSenders(t *testing.T) {
 	}
 	waitingMetric := func() int {
 		t.Helper()
-		resp, err := http.Get("http://" + n.ManagementAddr() + "/metrics")
+		v, _, err := testenv.MetricSum(http.DefaultClient, "http://"+n.ManagementAddr()+"/metrics", `mxgrid_tracking_waiting_messages{domain="example.org"} `)
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer resp.Body.Close()
-		sc := bufio.NewScanner(resp.Body)
-		for sc.Scan() {
-			if v, ok := strings.CutPrefix(sc.Text(), `mxgrid_tracking_waiting_messages{domain="example.org"} `); ok {
-				f, _ := strconv.ParseFloat(v, 64)
-				return int(f)
-			}
-		}
-		return 0
+		return int(v)
 	}
 	until := func(what string, cond func() bool) {
 		t.Helper()

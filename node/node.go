@@ -27,6 +27,7 @@ import (
 	"github.com/mxgrid/mxgrid/fsperm"
 	"github.com/mxgrid/mxgrid/geo"
 	"github.com/mxgrid/mxgrid/health"
+	"github.com/mxgrid/mxgrid/internal/memlimit"
 	"github.com/mxgrid/mxgrid/internal/periodic"
 	"github.com/mxgrid/mxgrid/netguard"
 	"github.com/mxgrid/mxgrid/notify"
@@ -55,6 +56,11 @@ type Options struct {
 	Stages []scanner.Stage
 	// Version is the build's version, gossiped to the other nodes.
 	Version string
+	// MemoryLimit makes the node keep the process's soft memory limit
+	// (internal/memlimit) for as long as it runs. The limit is the
+	// process's, so only a process running one node sets it (serve), not
+	// tests or the demo that run several.
+	MemoryLimit bool
 
 	// failAfter, when set, makes New fail right after the named build
 	// step: tests check that a failed New releases what it made.
@@ -368,6 +374,9 @@ func (b *builder) buildSMTP(context.Context) error {
 	})
 	if err != nil {
 		return err
+	}
+	if b.opts.MemoryLimit {
+		b.run("memory limit", &memlimit.Tuner{Budget: b.cfg.SMTP.MemoryBudget, Reserved: b.smtp.MemoryReserved, Log: b.log})
 	}
 	b.web = web.New(b.health, b.registry, b.log.With("component", "http"), web.DefaultLimits())
 	if b.cfg.HTTP.Pprof {

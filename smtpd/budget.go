@@ -43,6 +43,10 @@ func (b *memoryBudget) reserve(n int64) bool {
 
 func (b *memoryBudget) release(n int64) { b.used.Add(-n) }
 
+// MemoryReserved is what transactions in progress hold of
+// smtp.memory_budget now.
+func (s *Server) MemoryReserved() int64 { return s.budget.used.Load() }
+
 // reservation is what one transaction holds of the budget.
 type reservation struct {
 	budget *memoryBudget

@@ -5,15 +5,18 @@ import (
 	"bytes"
 	"fmt"
 	"net"
+	"net/http"
 	"net/textproto"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/mxgrid/mxgrid/internal/memlimit"
 	"github.com/mxgrid/mxgrid/internal/nodetest"
 	"github.com/mxgrid/mxgrid/internal/testenv"
 )
@@ -180,5 +183,50 @@ domains:
 	msgs := sink.Messages()
 	if len(msgs) != 1 || !bytes.Contains(msgs[0].Data, []byte("body line two")) {
 		t.Fatalf("sink got %d messages, want the whole in-flight message", len(msgs))
+	}
+}
+
+// TestServeSetsMemoryLimit: serve keeps the runtime's soft memory limit at
+// the node's own heap plus smtp.memory_budget plus the margin, and leaves
+// an operator's GOMEMLIMIT as it is.
+func TestServeSetsMemoryLimit(t *testing.T) {
+	const budget = 96 << 20
+	for _, tt := range []struct {
+		name     string
+		env      []string
+		min, max int64
+	}{
+		{"tuned", nil, budget + memlimit.Margin, budget + memlimit.Margin + 200<<20},
+		{"operator's GOMEMLIMIT", []string{"GOMEMLIMIT=1GiB"}, 1 << 30, 1 << 30},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			mgmtPort := testenv.FreePort(t)
+			path := writeConfig(t, fmt.Sprintf(`
+smtp: {listen: "127.0.0.1:0", max_message_bytes: 10485760, memory_budget: %d}
+http: {listen: "127.0.0.1:0", management_listen: "127.0.0.1:%d"}
+data_dir: %s
+`, budget, mgmtPort, t.TempDir()))
+			cmd := exec.Command(binary, "serve", "--config", path)
+			cmd.Env = append(slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "GOMEMLIMIT=") }), tt.env...)
+			var logs bytes.Buffer
+			cmd.Stderr = &logs
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer func() { cmd.Process.Kill(); cmd.Wait() }()
+			url := fmt.Sprintf("http://127.0.0.1:%d/metrics", mgmtPort)
+			deadline := time.Now().Add(15 * time.Second)
+			for {
+				v, _, err := testenv.MetricSum(http.DefaultClient, url, "go_gc_gomemlimit_bytes ")
+				limit := int64(v)
+				if err == nil && limit >= tt.min && limit <= tt.max {
+					return
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("go_gc_gomemlimit_bytes = %d (%v), want %d to %d\n%s", limit, err, tt.min, tt.max, logs.String())
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+		})
 	}
 }

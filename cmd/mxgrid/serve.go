@@ -24,7 +24,9 @@ func runServe(ctx context.Context, args []string, _ io.Writer) error {
 		return err
 	}
 	log := newLogger(cfg.Log, os.Stderr)
-	n, err := node.New(ctx, cfg, node.Options{Log: log, Version: version})
+	// An operator's GOMEMLIMIT is the runtime's, and stays.
+	_, operatorLimit := os.LookupEnv("GOMEMLIMIT")
+	n, err := node.New(ctx, cfg, node.Options{Log: log, Version: version, MemoryLimit: !operatorLimit})
 	if err != nil {
 		return err
 	}
