@@ -45,6 +45,10 @@ type Conn struct {
 	fromReceived bool
 	recipients   []string
 	didAuth      bool
+
+	// midGroup is set while a command that may stand in the middle of a
+	// pipelined group (RFC 2920 §3.1: RSET, MAIL, RCPT) is handled.
+	midGroup bool
 }
 
 func newConn(c net.Conn, s *Server) *Conn {
@@ -67,7 +71,7 @@ func (c *Conn) init() {
 		io.Writer
 		io.Closer
 	}{
-		Reader: c.lineLimitReader,
+		Reader: flushBeforeRead{c},
 		Writer: c.conn,
 		Closer: c.conn,
 	}
@@ -145,6 +149,8 @@ func (c *Conn) handle(cmd string, arg string) {
 	}
 
 	cmd = strings.ToUpper(cmd)
+	c.midGroup = cmd == "MAIL" || cmd == "RCPT" || cmd == "RSET"
+	defer func() { c.midGroup = false }()
 	switch cmd {
 	case "SEND", "SOML", "SAML", "EXPN", "HELP", "TURN":
 		// These commands are not implemented in any state
@@ -1341,7 +1347,32 @@ func (c *Conn) writeResponse(code int, enhCode EnhancedCode, text ...string) {
 	}
 
 	writeReply(c.text.W, code, enhCode, text)
+	// A reply to a command in the middle of a pipelined group waits for
+	// the group's last while more of the group is already read (mxgrid
+	// patch): a client that pipelines MAIL, RCPT and DATA gets the three
+	// replies in one write, as Postfix's smtpd sends them, not three. A
+	// 421 is sent at once: the connection closes after it. Whatever waits
+	// is sent before the connection is read again (flushBeforeRead).
+	if c.midGroup && code != 421 && c.text.R.Buffered() > 0 {
+		return
+	}
 	c.text.W.Flush()
+}
+
+// flushBeforeRead sends the replies held back for a pipelined group before
+// a read of the connection, the read that may wait for the client: RFC
+// 2920 §3.1 (7), "MUST send all pending responses immediately whenever the
+// local TCP input buffer is emptied". So a client that sends part of a
+// group and waits still gets every reply owed to it.
+type flushBeforeRead struct{ c *Conn }
+
+func (r flushBeforeRead) Read(b []byte) (int, error) {
+	if w := r.c.text.W; w.Buffered() > 0 {
+		if err := w.Flush(); err != nil {
+			return 0, err
+		}
+	}
+	return r.c.lineLimitReader.Read(b)
 }
 
 // writeReply writes a reply's lines to w without flushing, so a multi-line
