@@ -5,14 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mxgrid/mxgrid/health"
 	"github.com/mxgrid/mxgrid/internal/batchq"
+	"github.com/mxgrid/mxgrid/replytext"
 )
 
 // HealthComponent is the name the Recorder reports under (and its
@@ -118,24 +117,10 @@ func (r *Recorder) Record(rec Record) {
 	r.queue.Put(rec)
 }
 
-// clip keeps s printable, valid UTF-8 and at most maxText bytes.
-func clip(s string) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
-	s = strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return ' '
-		}
-		return r
-	}, s)
-	if len(s) <= maxText {
-		return s
-	}
-	cut := maxText
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut]
-}
+// clip makes s one line of printable, valid UTF-8 of at most maxText
+// bytes: what a client or a downstream server wrote is shown in the panel,
+// the API and the CLI.
+func clip(s string) string { return replytext.Truncate(replytext.Printable(s), maxText) }
 
 // Run writes and prunes until ctx ends, then flushes what it holds.
 func (r *Recorder) Run(ctx context.Context) error { return r.queue.Run(ctx) }
