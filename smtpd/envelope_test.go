@@ -495,6 +495,26 @@ func TestRefusedSenderIsNotARefusedRecipient(t *testing.T) {
 	}
 }
 
+// TestNestedMailKeepsTheTransaction: a second MAIL inside a transaction
+// is refused and the first goes on, to its recipients, with its sender. It
+// once restarted the session while go-smtp kept the recipients, and DATA
+// then panicked on a session without a domain (421 to the sender).
+func TestNestedMailKeepsTheTransaction(t *testing.T) {
+	n, sink := startRawNode(t, nil)
+	c := dial(t, n.SMTPAddr())
+	c.cmd(250, "MAIL FROM:<alice@sender.test>")
+	c.cmd(250, "RCPT TO:<bob@example.org>")
+	c.cmd(503, "MAIL FROM:<mallory@sender.test>")
+	c.data(250, testMessage)
+	if got := sink.commands("MAIL FROM:"); len(got) != 1 || checkEnvelopeLine(t, got[0]) != "alice@sender.test" {
+		t.Errorf("downstream MAIL commands %q, want alice's alone", got)
+	}
+	if got := len(sink.messages()); got != 1 {
+		t.Errorf("%d messages delivered, want 1", got)
+	}
+	c.cmd(250, "MAIL FROM:<mallory@sender.test>")
+}
+
 func TestNonASCIIAddressNeedsSMTPUTF8(t *testing.T) {
 	n, sink := startRawNode(t, nil)
 	c := dial(t, n.SMTPAddr())

@@ -93,6 +93,7 @@ func TestDomainPolicyOverSMTP(t *testing.T) {
 	c := dial(t, n.SMTPAddr())
 	c.cmd(250, "MAIL FROM:<bad@sender.test>")
 	c.cmd(550, "RCPT TO:<bob@example.org>")
+	c.cmd(250, "RSET")
 	c.cmd(250, "MAIL FROM:<sales@mail.partner.test>")
 	c.cmd(250, "RCPT TO:<bob@example.org>")
 	c.data(250, testMessage) // score 30 would reject; the sender is allowed

@@ -369,6 +369,13 @@ func (c *Conn) handleMail(arg string) {
 		c.writeResponse(502, EnhancedCode{5, 5, 1}, "MAIL not allowed during message transfer")
 		return
 	}
+	if c.fromReceived {
+		// RFC 5321 §4.1.4: a transaction is open; DATA, RSET or EHLO ends
+		// it. Upstream took the new sender but kept the old recipients, so
+		// DATA went ahead for a session that had started over.
+		c.writeResponse(503, EnhancedCode{5, 5, 1}, "Nested MAIL command")
+		return
+	}
 
 	arg, ok := cutPrefixFold(arg, "FROM:")
 	if !ok {

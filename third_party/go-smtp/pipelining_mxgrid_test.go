@@ -165,3 +165,45 @@ func TestTooManyErrorsInAGroupAreSent(t *testing.T) {
 		t.Errorf("replies before the close: %q", rest)
 	}
 }
+
+// TestNestedMailRefused: MAIL while a transaction is open gets 503 and
+// leaves that transaction as it was (RFC 5321 §4.1.4); DATA, RSET and EHLO
+// end it, so MAIL after each of them is taken. Upstream replaced the
+// sender and kept the recipients, so DATA went on with a backend session
+// that had started over.
+func TestNestedMailRefused(t *testing.T) {
+	body := "Subject: x\r\n\r\nbody\r\n.\r\n"
+	for _, tc := range []struct {
+		name  string
+		input string
+		codes []string
+	}{
+		{"after MAIL", "MAIL FROM:<a@example.org>\r\nMAIL FROM:<c@example.org>\r\n", []string{"250", "503"}},
+		{"after RCPT, transaction kept", "MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.org>\r\nMAIL FROM:<c@example.org>\r\nDATA\r\n" + body,
+			[]string{"250", "250", "503", "354", "250"}},
+		{"after DATA", "MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.org>\r\nDATA\r\n" + body + "MAIL FROM:<c@example.org>\r\n",
+			[]string{"250", "250", "354", "250", "250"}},
+		{"after RSET", "MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.org>\r\nRSET\r\nMAIL FROM:<c@example.org>\r\n", []string{"250", "250", "250", "250"}},
+		{"after EHLO", "MAIL FROM:<a@example.org>\r\nEHLO client.test\r\nMAIL FROM:<c@example.org>\r\n", []string{"250", "250", "250"}},
+		{"after a refused MAIL", "MAIL FROM:<a@example.org> FOO=BAR\r\nMAIL FROM:<c@example.org>\r\n", []string{"500", "250"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, r, _ := pipeliningClient(t)
+			fmt.Fprint(c, tc.input)
+			var got []string
+			for len(got) < len(tc.codes) {
+				line, err := r.ReadString('\n')
+				if err != nil {
+					t.Fatalf("after %v: %v", got, err)
+				}
+				if len(line) > 3 && line[3] == '-' {
+					continue // an EHLO reply's continuation
+				}
+				got = append(got, line[:3])
+			}
+			if strings.Join(got, " ") != strings.Join(tc.codes, " ") {
+				t.Errorf("replies %v, want %v", got, tc.codes)
+			}
+		})
+	}
+}
