@@ -174,7 +174,7 @@ func TestDownstreamDownIsTempfailAndNothingDelivered(t *testing.T) {
 	if msg := c.cmd(451, "RCPT TO:<bob@example.org>"); !strings.HasPrefix(msg, "4.4.1") {
 		t.Errorf("reply %q, want 4.4.1", msg)
 	}
-	c.cmd(502, "DATA") // no accepted recipient: nothing to send
+	c.cmd(503, "DATA") // no accepted recipient: nothing to send
 	if len(sink.Messages()) != 0 {
 		t.Fatal("message delivered although downstream was down")
 	}
@@ -295,7 +295,7 @@ func TestSessionSurvivesBadCommands(t *testing.T) {
 	n, sink := startNode(t, nil)
 	c := dial(t, n.SMTPAddr())
 	c.cmd(501, "MAIL FROM:<unterminated")
-	c.cmd(502, "RCPT TO:<bob@example.org>") // before MAIL
+	c.cmd(503, "RCPT TO:<bob@example.org>") // before MAIL
 	c.cmd(501, "XYZZY")
 	c.cmd(250, "MAIL FROM:<alice@sender.test>")
 	c.cmd(501, "RCPT TO:<no-at-sign>")

@@ -67,6 +67,25 @@ func (c *writeRecordingConn) Write(p []byte) (int, error) {
 // been greeted and said EHLO, with the server's writes so far forgotten.
 func pipeliningClient(t *testing.T) (net.Conn, *bufio.Reader, *writeRecordingListener) {
 	t.Helper()
+	c, r, l := greetedClient(t)
+	fmt.Fprintf(c, "EHLO client.test\r\n")
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasPrefix(line, "250 ") {
+			break
+		}
+	}
+	l.take()
+	return c, r, l
+}
+
+// greetedClient starts a server and returns a client connection that has
+// read the greeting.
+func greetedClient(t *testing.T) (net.Conn, *bufio.Reader, *writeRecordingListener) {
+	t.Helper()
 	tl, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -84,17 +103,6 @@ func pipeliningClient(t *testing.T) (net.Conn, *bufio.Reader, *writeRecordingLis
 	c.SetDeadline(time.Now().Add(10 * time.Second))
 	r := bufio.NewReader(c)
 	r.ReadString('\n')
-	fmt.Fprintf(c, "EHLO client.test\r\n")
-	for {
-		line, err := r.ReadString('\n')
-		if err != nil {
-			t.Fatal(err)
-		}
-		if strings.HasPrefix(line, "250 ") {
-			break
-		}
-	}
-	l.take()
 	return c, r, l
 }
 
@@ -166,29 +174,38 @@ func TestTooManyErrorsInAGroupAreSent(t *testing.T) {
 	}
 }
 
-// TestNestedMailRefused: MAIL while a transaction is open gets 503 and
-// leaves that transaction as it was (RFC 5321 §4.1.4); DATA, RSET and EHLO
-// end it, so MAIL after each of them is taken. Upstream replaced the
-// sender and kept the recipients, so DATA went on with a backend session
-// that had started over.
-func TestNestedMailRefused(t *testing.T) {
+// TestCommandsOutOfSequence: a command the transaction's state does not
+// allow gets 503 (RFC 5321 §4.3.2's "bad sequence of commands"; upstream
+// said 502, "not implemented", which a client may take as "never try
+// again"), and changes nothing. MAIL while a transaction is open is one
+// (§4.1.4): upstream replaced the sender and kept the recipients, so DATA
+// went on with a backend session that had started over. DATA, RSET and
+// EHLO end a transaction, so MAIL after each of them is taken.
+func TestCommandsOutOfSequence(t *testing.T) {
 	body := "Subject: x\r\n\r\nbody\r\n.\r\n"
+	const ehlo = "EHLO client.test\r\n"
 	for _, tc := range []struct {
 		name  string
 		input string
 		codes []string
 	}{
-		{"after MAIL", "MAIL FROM:<a@example.org>\r\nMAIL FROM:<c@example.org>\r\n", []string{"250", "503"}},
-		{"after RCPT, transaction kept", "MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.org>\r\nMAIL FROM:<c@example.org>\r\nDATA\r\n" + body,
-			[]string{"250", "250", "503", "354", "250"}},
-		{"after DATA", "MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.org>\r\nDATA\r\n" + body + "MAIL FROM:<c@example.org>\r\n",
-			[]string{"250", "250", "354", "250", "250"}},
-		{"after RSET", "MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.org>\r\nRSET\r\nMAIL FROM:<c@example.org>\r\n", []string{"250", "250", "250", "250"}},
-		{"after EHLO", "MAIL FROM:<a@example.org>\r\nEHLO client.test\r\nMAIL FROM:<c@example.org>\r\n", []string{"250", "250", "250"}},
-		{"after a refused MAIL", "MAIL FROM:<a@example.org> FOO=BAR\r\nMAIL FROM:<c@example.org>\r\n", []string{"500", "250"}},
+		{"MAIL before EHLO", "MAIL FROM:<a@example.org>\r\n" + ehlo + "MAIL FROM:<a@example.org>\r\n", []string{"503", "250", "250"}},
+		{"RCPT before MAIL", ehlo + "RCPT TO:<b@example.org>\r\n", []string{"250", "503"}},
+		{"DATA before RCPT", ehlo + "MAIL FROM:<a@example.org>\r\nDATA\r\nRCPT TO:<b@example.org>\r\n", []string{"250", "250", "503", "250"}},
+		{"DATA with every recipient refused", ehlo + "MAIL FROM:<a@example.org>\r\nRCPT TO:<bad@example.org>\r\nDATA\r\n", []string{"250", "250", "550", "503"}},
+		{"BDAT before RCPT", ehlo + "MAIL FROM:<a@example.org>\r\nBDAT 4 LAST\r\nNOOPNOOP\r\n", []string{"250", "250", "503", "250"}},
+		{"MAIL during BDAT", ehlo + "MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.org>\r\nBDAT 4\r\nSubjMAIL FROM:<c@example.org>\r\nBDAT 7 LAST\r\nject: x", []string{"250", "250", "250", "250", "503", "250"}},
+		{"nested MAIL", ehlo + "MAIL FROM:<a@example.org>\r\nMAIL FROM:<c@example.org>\r\n", []string{"250", "250", "503"}},
+		{"nested MAIL after RCPT, transaction kept", ehlo + "MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.org>\r\nMAIL FROM:<c@example.org>\r\nDATA\r\n" + body,
+			[]string{"250", "250", "250", "503", "354", "250"}},
+		{"MAIL after DATA", ehlo + "MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.org>\r\nDATA\r\n" + body + "MAIL FROM:<c@example.org>\r\n",
+			[]string{"250", "250", "250", "354", "250", "250"}},
+		{"MAIL after RSET", ehlo + "MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.org>\r\nRSET\r\nMAIL FROM:<c@example.org>\r\n", []string{"250", "250", "250", "250", "250"}},
+		{"MAIL after EHLO", ehlo + "MAIL FROM:<a@example.org>\r\n" + ehlo + "MAIL FROM:<c@example.org>\r\n", []string{"250", "250", "250", "250"}},
+		{"MAIL after a refused MAIL", ehlo + "MAIL FROM:<a@example.org> FOO=BAR\r\nMAIL FROM:<c@example.org>\r\n", []string{"250", "500", "250"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, r, _ := pipeliningClient(t)
+			c, r, _ := greetedClient(t)
 			fmt.Fprint(c, tc.input)
 			var got []string
 			for len(got) < len(tc.codes) {
