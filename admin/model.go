@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/mxgrid/mxgrid/tenant"
 )
@@ -70,10 +71,12 @@ var (
 	ErrUnauthenticated = errors.New("missing or invalid bearer token")
 )
 
-// Bounds on names: they end up in every page and audit entry.
+// Bounds on names: they end up in every page and audit entry. A search
+// (a list's name filter, the quarantine's text) is no longer than a name.
 const (
-	maxNameLen  = 200
-	maxEmailLen = 254
+	maxNameLen   = 200
+	maxEmailLen  = 254
+	maxSearchLen = maxNameLen
 )
 
 // checkName validates a reseller's or customer's display name.
@@ -83,11 +86,29 @@ func checkName(fe tenant.FieldErrors, key, name string) {
 		fe[key] = "required"
 	case len(name) > maxNameLen:
 		fe[key] = fmt.Sprintf("at most %d bytes", maxNameLen)
-	case hasControl(name):
-		fe[key] = "must not contain control characters"
+	case !isText(name):
+		fe[key] = notText
 	}
 }
 
-func hasControl(s string) bool {
-	return strings.ContainsFunc(s, unicode.IsControl)
+// notText is the field error of text isText refuses.
+const notText = "must be UTF-8 text without control characters"
+
+// isText reports whether s is text any field may hold: no control
+// characters (names reach logs, pages and audit entries) and valid UTF-8
+// (PostgreSQL refuses anything else in a parameter, SQLSTATE 22021).
+func isText(s string) bool {
+	return utf8.ValidString(s) && !strings.ContainsFunc(s, unicode.IsControl)
+}
+
+// checkSearch vets the text a list is filtered by, under key; nothing
+// stored can match what it refuses, and the database would fail on it.
+func checkSearch(key, s string) error {
+	switch {
+	case len(s) > maxSearchLen:
+		return tenant.FieldErrors{key: fmt.Sprintf("at most %d bytes", maxSearchLen)}
+	case !isText(s):
+		return tenant.FieldErrors{key: notText}
+	}
+	return nil
 }

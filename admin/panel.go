@@ -154,8 +154,8 @@ func validateBrand(fe tenant.FieldErrors, r *tenant.Reseller) {
 	r.DisplayName = strings.TrimSpace(r.DisplayName)
 	if len(r.DisplayName) > maxNameLen {
 		fe["display_name"] = fmt.Sprintf("at most %d bytes", maxNameLen)
-	} else if hasControl(r.DisplayName) {
-		fe["display_name"] = "must not contain control characters"
+	} else if !isText(r.DisplayName) {
+		fe["display_name"] = notText
 	}
 	if !slugRE.MatchString(r.Slug) {
 		fe["slug"] = "1 to 63 lower-case letters, digits and inner '-'"
@@ -237,9 +237,14 @@ func (s *Service) SetSuspended(ctx context.Context, p Principal, id int64, suspe
 
 // NormalizeEmail validates a login name.
 func NormalizeEmail(s string) (string, error) {
+	// Checked before lower-casing, which turns invalid UTF-8 into U+FFFD:
+	// two different inputs would name one account.
+	if !isText(s) {
+		return "", fmt.Errorf("%q is not an email address", s)
+	}
 	e := strings.ToLower(strings.TrimSpace(s))
 	local, dom, ok := strings.Cut(e, "@")
-	if !ok || local == "" || len(e) > maxEmailLen || hasControl(e) || strings.ContainsAny(e, " \t<>\"") {
+	if !ok || local == "" || len(e) > maxEmailLen || strings.ContainsAny(e, " \t<>\"") {
 		return "", fmt.Errorf("%q is not an email address", s)
 	}
 	if _, err := tenant.NormalizeDomain(dom); err != nil {

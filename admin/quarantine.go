@@ -24,6 +24,9 @@ func (s *Service) ListQuarantine(ctx context.Context, p Principal, f quarantine.
 	if s.quarantine == nil {
 		return nil, ErrPanelUnconfigured
 	}
+	if err := checkSearch("q", f.Search); err != nil {
+		return nil, err
+	}
 	f.Scope = scope(p)
 	return s.quarantine.List(ctx, f)
 }

@@ -191,15 +191,19 @@ func (s *Service) Authenticate(ctx context.Context, secret string) (Principal, e
 	return Principal{ResellerID: t.ResellerID, TokenID: t.ID, Actor: actor}, nil
 }
 
-// scope restricts a list to the principal's reseller.
-func (p Principal) scope(f Filter) Filter {
+// scope checks a list's filter and restricts it to the principal's
+// reseller.
+func (p Principal) scope(f Filter) (Filter, error) {
+	if err := checkSearch("name", f.Name); err != nil {
+		return f, err
+	}
 	if !p.Operator {
 		f.ResellerID = p.ResellerID
 	}
 	if f.Limit <= 0 || f.Limit > MaxPageSize {
 		f.Limit = DefaultPageSize
 	}
-	return f
+	return f, nil
 }
 
 // owns reports whether p may see resellerID's data. Another reseller's
@@ -244,7 +248,10 @@ func object(kind string, id int64, name string) string {
 // --- resellers
 
 func (s *Service) ListResellers(ctx context.Context, p Principal, f Filter) ([]tenant.Reseller, error) {
-	f = p.scope(f)
+	f, err := p.scope(f)
+	if err != nil {
+		return nil, err
+	}
 	if !p.Operator {
 		// A reseller lists itself only.
 		r, err := s.store.GetReseller(ctx, p.ResellerID)
@@ -329,7 +336,11 @@ func validateReseller(r *tenant.Reseller) error {
 // --- customers
 
 func (s *Service) ListCustomers(ctx context.Context, p Principal, f Filter) ([]tenant.Customer, error) {
-	return s.store.ListCustomers(ctx, p.scope(f))
+	f, err := p.scope(f)
+	if err != nil {
+		return nil, err
+	}
+	return s.store.ListCustomers(ctx, f)
 }
 
 func (s *Service) GetCustomer(ctx context.Context, p Principal, id int64) (tenant.Customer, error) {
@@ -405,7 +416,11 @@ func (s *Service) validateCustomer(ctx context.Context, c *tenant.Customer) erro
 // --- domains
 
 func (s *Service) ListDomains(ctx context.Context, p Principal, f Filter) ([]tenant.DomainRecord, error) {
-	return s.store.ListDomains(ctx, p.scope(f))
+	f, err := p.scope(f)
+	if err != nil {
+		return nil, err
+	}
+	return s.store.ListDomains(ctx, f)
 }
 
 func (s *Service) GetDomain(ctx context.Context, p Principal, id int64) (tenant.DomainRecord, error) {
@@ -545,7 +560,10 @@ func (s *Service) ListRecipients(ctx context.Context, p Principal, domainID int6
 	if _, err := s.GetDomain(ctx, p, domainID); err != nil {
 		return nil, err
 	}
-	f = p.scope(f)
+	f, err := p.scope(f)
+	if err != nil {
+		return nil, err
+	}
 	f.ResellerID = 0
 	f.DomainID = domainID
 	return s.store.ListRecipients(ctx, f)
@@ -614,7 +632,11 @@ func (s *Service) DeleteRecipient(ctx context.Context, p Principal, domainID int
 // --- tokens
 
 func (s *Service) ListTokens(ctx context.Context, p Principal, f Filter) ([]Token, error) {
-	return s.store.ListTokens(ctx, p.scope(f))
+	f, err := p.scope(f)
+	if err != nil {
+		return nil, err
+	}
+	return s.store.ListTokens(ctx, f)
 }
 
 func (s *Service) GetToken(ctx context.Context, p Principal, id int64) (Token, error) {
@@ -674,7 +696,11 @@ func (s *Service) DeleteToken(ctx context.Context, p Principal, id int64) error 
 
 // ListAudit returns the audit trail, newest first; a reseller sees its own.
 func (s *Service) ListAudit(ctx context.Context, p Principal, f Filter) ([]AuditEntry, error) {
-	return s.store.ListAudit(ctx, p.scope(f))
+	f, err := p.scope(f)
+	if err != nil {
+		return nil, err
+	}
+	return s.store.ListAudit(ctx, f)
 }
 
 func ignoreNotFound(err error) error {

@@ -28,9 +28,6 @@ func (p *Panel) quarantineList(req *request) error {
 		return max(n, 0)
 	}
 	f := quarantine.Filter{DomainID: num("domain_id"), CustomerID: num("customer_id"), Search: q.Get("q"), Before: num("after"), Limit: quarantinePage}
-	if len(f.Search) > 200 {
-		f.Search = f.Search[:200]
-	}
 	switch st := quarantine.State(q.Get("state")); st {
 	case quarantine.StateHeld, quarantine.StateReleased:
 		f.State = st

@@ -167,6 +167,9 @@ func (s *Service) Hold(ctx context.Context, it Item, msg []byte) ([]int64, error
 		return nil, fmt.Errorf("quarantine: compress: %w", err)
 	}
 	it.Time, it.Size, it.State = s.now().UTC(), int64(len(msg)), StateHeld
+	// The sender wrote these: raw 8-bit bytes or a NUL failed the insert
+	// on PostgreSQL, and control characters reached every reader.
+	it.Subject, it.MessageID = tracking.Clip(it.Subject), tracking.Clip(it.MessageID)
 	items := make([]Item, len(it.Recipients))
 	for i, r := range it.Recipients {
 		items[i] = it

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mxgrid/mxgrid/internal/testenv"
 	"github.com/mxgrid/mxgrid/quarantine"
 	"github.com/mxgrid/mxgrid/store"
 	"github.com/mxgrid/mxgrid/tracking"
@@ -121,4 +122,52 @@ func openStore(t *testing.T) *store.Store {
 		t.Fatal(err)
 	}
 	return st
+}
+
+// TestHeldTextIsOnePrintableLine: the subject and Message-ID a sender
+// wrote are held as one printable line of valid UTF-8, as message
+// tracking keeps them. A raw 8-bit subject used to fail the insert on
+// PostgreSQL (SQLSTATE 22021: the message was delivered tagged instead and
+// the quarantine reported failing), and control characters reached the
+// API, the CLI's terminal and every other reader.
+func TestHeldTextIsOnePrintableLine(t *testing.T) {
+	stores := map[string]*store.Store{"sqlite": openStore(t)}
+	if dsn := testenv.PostgresDB(t); dsn != "" {
+		st, err := store.Open(store.Config{Driver: store.Postgres, DSN: dsn, Timeout: 5 * time.Second}, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		if err := st.MigrateQuarantine(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		stores["postgres"] = st
+	}
+	tests := []struct{ name, subject, messageID, wantSubject, wantMessageID string }{
+		{"plain", "Invoice 7", "<a@x.example>", "Invoice 7", "<a@x.example>"},
+		{"raw Latin-1", "caf\xe9 cr\xe8me", "<caf\xe9@x.example>", "caf? cr?me", "<caf?@x.example>"},
+		{"NUL", "a\x00b", "<a\x00b@x.example>", "a b", "<a b@x.example>"},
+		{"terminal escapes", "\x1b[31mRED\x1b]0;title\a", "<e@x>", " [31mRED ]0;title ", "<e@x>"},
+		{"header injection", "hi\r\nBcc: victim@example.org", "<h@x>\r\nX: y", "hi  Bcc: victim@example.org", "<h@x>  X: y"},
+		{"too long", strings.Repeat("é", 600), "<l@x>", strings.Repeat("é", 499), "<l@x>"},
+	}
+	for name, st := range stores {
+		svc := quarantine.New(quarantine.DefaultConfig(), st, &recorder{}, nil)
+		for _, tt := range tests {
+			t.Run(name+"/"+tt.name, func(t *testing.T) {
+				ids, err := svc.Hold(context.Background(), quarantine.Item{Domain: "a.example", DomainID: 1, Sender: "s@x.example",
+					Recipients: []string{"bob@a.example"}, Subject: tt.subject, MessageID: tt.messageID}, []byte("Subject: x\r\n\r\nx\r\n"))
+				if err != nil {
+					t.Fatalf("hold: %v", err)
+				}
+				it, _, err := svc.Get(context.Background(), tracking.Scope{Operator: true}, ids[0])
+				if err != nil {
+					t.Fatal(err)
+				}
+				if it.Subject != tt.wantSubject || it.MessageID != tt.wantMessageID {
+					t.Errorf("held subject %.60q, Message-ID %q; want %.60q, %q", it.Subject, it.MessageID, tt.wantSubject, tt.wantMessageID)
+				}
+			})
+		}
+	}
 }

@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -185,6 +186,98 @@ func TestDownstreamErrorMapping(t *testing.T) {
 			e := downstreamError(Route{Addr: "h:25"}, "RCPT", tt.err)
 			if e.Code != tt.wantCode || e.Enhanced != tt.wantEnhanced || e.Message == "" {
 				t.Fatalf("got %d %v %q", e.Code, e.Enhanced, e.Message)
+			}
+		})
+	}
+}
+
+// floodingDownstream greets with greeting, answers EHLO with ehlo and, at
+// the command named flood (GREETING: at once), starts a reply it streams
+// until the connection breaks. It reports how many bytes of it were
+// written.
+func floodingDownstream(t *testing.T, greeting, ehlo, flood, chunk string) (addr string, written <-chan int) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	done := make(chan int, 1)
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		stream := func() {
+			block := []byte(strings.Repeat(chunk, 64<<10/len(chunk)+1))
+			n := 0
+			for {
+				m, err := c.Write(block)
+				n += m
+				if err != nil {
+					done <- n
+					return
+				}
+			}
+		}
+		if flood == "GREETING" {
+			stream()
+			return
+		}
+		io.WriteString(c, greeting)
+		r := bufio.NewReader(c)
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				done <- 0
+				return
+			}
+			switch cmd := strings.ToUpper(strings.Fields(line + " x")[0]); {
+			case cmd == flood:
+				stream()
+				return
+			case cmd == "EHLO":
+				io.WriteString(c, ehlo)
+			default:
+				io.WriteString(c, "250 ok\r\n")
+			}
+		}
+	}()
+	return l.Addr().String(), done
+}
+
+// TestEndlessReplyRefused: a customer's server (any tenant can name one)
+// that never ends a reply, or a line of one, costs the sender a 451 once
+// smtp.MaxReplyBytes of it are read, not the command timeout, and the node
+// no more memory than that. Without the bound the relay read, and kept,
+// the stream until the timeout: 7.7 GB of resident memory in 60 s.
+func TestEndlessReplyRefused(t *testing.T) {
+	const ehlo = "250-customer.test\r\n250 PIPELINING\r\n"
+	// Lines of a kilobyte: read fastest, short of the line length limits.
+	text := strings.Repeat("a", 1000)
+	for _, tc := range []struct{ name, greeting, flood, chunk string }{
+		{"greeting of endless lines", "", "GREETING", "220-" + text + "\r\n"},
+		{"greeting of one endless line", "", "GREETING", "220 " + text},
+		{"EHLO reply of endless lines", "220 customer.test\r\n", "EHLO", "250-" + text + "\r\n"},
+		{"MAIL reply of endless lines", "220 customer.test\r\n", "MAIL", "250-" + text + "\r\n"},
+		{"RCPT reply of endless lines", "220 customer.test\r\n", "RCPT", "550-" + text + "\r\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			addr, written := floodingDownstream(t, tc.greeting, ehlo, tc.flood, tc.chunk)
+			cfg := DefaultConfig()
+			// Long enough that a relay waiting for the timeout is seen to read
+			// far more than the bound.
+			cfg.CommandTimeout = 3 * time.Second
+			r := New(cfg, "mx1.mxgrid.test", loopbackGuard(), slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+			err := send(t, r, Route{Addr: addr, TLS: TLSNone})
+			var re *Error
+			if !errors.As(err, &re) || re.Code != 451 {
+				t.Fatalf("err = %v, want 451", err)
+			}
+			// What the server wrote also fills both sockets' kernel buffers.
+			if n := <-written; n > 32<<20 {
+				t.Errorf("the server wrote %d MB of one reply before the relay hung up", n>>20)
 			}
 		})
 	}

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/emersion/go-smtp"
+
 	"github.com/mxgrid/mxgrid/netguard"
 )
 
@@ -100,14 +102,23 @@ func checkLoop(conn net.Conn, lines []string, hostname string, route Route, stag
 }
 
 // readReply reads one possibly multi-line reply and checks its code.
+// It reads no more than go-smtp's client does (smtp.MaxReplyBytes, and
+// lines no longer than br's buffer): a server that never ends a reply, or
+// a line, must not hold the handshake in memory until the timeout.
 func readReply(br *bufio.Reader, want int) ([]string, error) {
 	var lines []string
-	for {
-		line, err := br.ReadString('\n')
+	for read := 0; ; {
+		raw, err := br.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			return nil, fmt.Errorf("reply line longer than %d bytes", br.Size())
+		}
 		if err != nil {
 			return nil, err
 		}
-		line = strings.TrimRight(line, "\r\n")
+		if read += len(raw); read > smtp.MaxReplyBytes {
+			return nil, fmt.Errorf("reply longer than %d bytes: %w", smtp.MaxReplyBytes, smtp.ErrReplyTooLong)
+		}
+		line := strings.TrimRight(string(raw), "\r\n")
 		if len(line) < 3 {
 			return nil, fmt.Errorf("malformed reply %q", line)
 		}

@@ -17,12 +17,12 @@ func TestClipKeepsOnePrintableLine(t *testing.T) {
 		{"cut on a character boundary", long, long[:maxText]},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			got := clip(tt.in)
+			got := Clip(tt.in)
 			if got != tt.want {
-				t.Errorf("clip(%.40q) = %.40q, want %.40q", tt.in, got, tt.want)
+				t.Errorf("Clip(%.40q) = %.40q, want %.40q", tt.in, got, tt.want)
 			}
 			if len(got) > maxText || !utf8.ValidString(got) {
-				t.Errorf("clip(%.40q): %d bytes, valid UTF-8 %v", tt.in, len(got), utf8.ValidString(got))
+				t.Errorf("Clip(%.40q): %d bytes, valid UTF-8 %v", tt.in, len(got), utf8.ValidString(got))
 			}
 		})
 	}

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // DefaultLimit is a page when the query names none.
@@ -26,8 +27,9 @@ func ParseQuery(q url.Values, now time.Time) (Filter, map[string]string) {
 	errs := map[string]string{}
 	text := func(key string) string {
 		v := strings.TrimSpace(q.Get(key))
-		if len(v) > maxQueryText || strings.ContainsAny(v, "\x00\r\n") {
-			errs[key] = fmt.Sprintf("at most %d bytes on one line", maxQueryText)
+		// Invalid UTF-8 matches nothing stored, and PostgreSQL fails on it.
+		if len(v) > maxQueryText || strings.ContainsAny(v, "\x00\r\n") || !utf8.ValidString(v) {
+			errs[key] = fmt.Sprintf("at most %d bytes of UTF-8 text on one line", maxQueryText)
 			return ""
 		}
 		return v

@@ -4,6 +4,7 @@ import (
 	"net/url"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 func TestParseQuery(t *testing.T) {
@@ -35,7 +36,8 @@ func TestParseQuery(t *testing.T) {
 func TestParseQueryRefuses(t *testing.T) {
 	for key, v := range map[string]string{
 		"domain_id": "-1", "customer_id": "x", "status": "lost", "since": "yesterday", "until": "-5h",
-		"limit": "100000", "cursor": "abc", "recipient": "a\r\nb",
+		"limit": "100000", "cursor": "abc", "recipient": "a\r\nb", "sender": "a\xff@b.example", "message_id": "<\xc3@x>",
+		"queue_id": "\x00", "ref": "\xed\xa0\x80",
 	} {
 		if _, errs := ParseQuery(url.Values{key: {v}}, time.Now()); errs[key] == "" {
 			t.Errorf("%s=%q accepted", key, v)
@@ -62,7 +64,7 @@ func FuzzParseQuery(f *testing.F) {
 				t.Fatalf("error on key %q not in the query %q", k, raw)
 			}
 		}
-		if errs == nil && (flt.Limit <= 0 || flt.Limit > MaxLimit || len(flt.Recipient) > maxQueryText) {
+		if errs == nil && (flt.Limit <= 0 || flt.Limit > MaxLimit || len(flt.Recipient) > maxQueryText || !utf8.ValidString(flt.Sender)) {
 			t.Fatalf("unbounded filter %+v", flt)
 		}
 	})

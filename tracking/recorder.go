@@ -108,7 +108,7 @@ func (r *Recorder) Record(rec Record) {
 		rec.Subject = ""
 	}
 	for _, f := range []*string{&rec.HELO, &rec.Sender, &rec.Recipient, &rec.MessageID, &rec.Subject, &rec.Reply, &rec.Downstream} {
-		*f = clip(*f)
+		*f = Clip(*f)
 	}
 	if len(rec.Symbols) > maxSymbols {
 		rec.Symbols = rec.Symbols[:maxSymbols]
@@ -117,10 +117,11 @@ func (r *Recorder) Record(rec Record) {
 	r.queue.Put(rec)
 }
 
-// clip makes s one line of printable, valid UTF-8 of at most maxText
-// bytes: what a client or a downstream server wrote is shown in the panel,
-// the API and the CLI.
-func clip(s string) string { return replytext.Truncate(replytext.Printable(s), maxText) }
+// Clip makes s one line of printable, valid UTF-8 of at most 998 bytes:
+// what a client or a downstream server wrote is shown in the panel, the API
+// and the CLI, and PostgreSQL stores nothing else. The quarantine keeps its
+// subjects the same way.
+func Clip(s string) string { return replytext.Truncate(replytext.Printable(s), maxText) }
 
 // Run writes and prunes until ctx ends, then flushes what it holds.
 func (r *Recorder) Run(ctx context.Context) error { return r.queue.Run(ctx) }

@@ -268,9 +268,6 @@ func filter(r *http.Request) (admin.Filter, error) {
 	if f.Limit == 0 {
 		f.Limit = admin.DefaultPageSize
 	}
-	if len(f.Name) > 200 {
-		fe["name"] = "at most 200 bytes"
-	}
 	if len(fe) > 0 {
 		return f, fe
 	}

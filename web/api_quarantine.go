@@ -65,9 +65,6 @@ func quarantineFilter(r *http.Request) (quarantine.Filter, error) {
 	if f.Limit == 0 {
 		f.Limit = 100
 	}
-	if len(f.Search) > 200 {
-		fe["q"] = "at most 200 bytes"
-	}
 	if f.Limit > admin.MaxPageSize {
 		fe["limit"] = fmt.Sprintf("at most %d", admin.MaxPageSize)
 	}

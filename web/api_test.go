@@ -417,6 +417,12 @@ func TestAPIBadInput(t *testing.T) {
 		{"oversized body", "POST", "/api/v1/resellers", `{"name":"` + strings.Repeat("x", maxBody) + `"}`, 413, ""},
 		{"oversized import", "POST", fmt.Sprintf("/api/v1/domains/%d/recipients/import", f.domA.ID), `{"recipients":["` + strings.Repeat("x", maxImportBody) + `"]}`, 413, ""},
 		{"bad limit", "GET", "/api/v1/domains?limit=-1", nil, 400, "limit"},
+		{"NUL in a name filter", "GET", "/api/v1/domains?name=a%00", nil, 400, "name"},
+		{"invalid UTF-8 in a name filter", "GET", "/api/v1/customers?name=%C3", nil, 400, "name"},
+		{"name filter too long", "GET", "/api/v1/resellers?name=" + strings.Repeat("x", 201), nil, 400, "name"},
+		{"NUL in the quarantine search", "GET", "/api/v1/quarantine?q=%00", nil, 400, "q"},
+		{"invalid UTF-8 in the quarantine search", "GET", "/api/v1/quarantine?q=%FF", nil, 400, "q"},
+		{"invalid UTF-8 in a message search", "GET", "/api/v1/messages?sender=%FF%40x.example", nil, 400, "sender"},
 		{"non-numeric id", "GET", "/api/v1/domains/abc", nil, 404, ""},
 	}
 	for _, tc := range cases {

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 
 	"github.com/mxgrid/mxgrid/internal/apiclient"
 )
@@ -438,7 +439,7 @@ func cell(v any) string {
 		if v == "" {
 			return "-"
 		}
-		return v
+		return visible(v)
 	case bool:
 		if v {
 			return "yes"
@@ -449,6 +450,23 @@ func cell(v any) string {
 	default:
 		return fmt.Sprint(v)
 	}
+}
+
+// visible spells out, as Go quotes them, the characters a terminal would
+// act on rather than show (C0 and C1 controls, DEL, bidi overrides):
+// subjects and senders come from anyone on the internet, and an ESC could
+// rewrite the screen, a CR or LF fake a row.
+func visible(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if unicode.IsGraphic(r) {
+			b.WriteRune(r)
+			continue
+		}
+		q := strconv.QuoteRuneToGraphic(r)
+		b.WriteString(q[1 : len(q)-1])
+	}
+	return b.String()
 }
 
 // parseArgs parses flags that may come before or after the positional

@@ -29,6 +29,7 @@ type Client struct {
 	text       *textproto.Conn
 	serverName string
 	lmtp       bool
+	reply      *replyLimitReader // bounds each reply (mxgrid patch)
 	ext        map[string]string // supported extensions
 	localName  string            // the name to use in HELO/EHLO/LHLO
 	didGreet   bool              // whether we've received greeting from server
@@ -173,6 +174,8 @@ func (c *Client) setConn(conn net.Conn) {
 		// Doubled maximum line length per RFC 5321 (Section 4.5.3.1.6)
 		LineLimit: 2000,
 	}
+	c.reply = &replyLimitReader{R: r}
+	r = c.reply
 
 	r = io.TeeReader(r, clientDebugWriter{c})
 	w = io.MultiWriter(w, clientDebugWriter{c})
@@ -269,6 +272,9 @@ func (c *Client) Hello(localName string) error {
 }
 
 func (c *Client) readResponse(expectCode int) (int, string, error) {
+	if c.reply != nil { // nil in a Client built around a textproto.Conn, as upstream's tests do
+		c.reply.left = MaxReplyBytes
+	}
 	code, msg, err := c.text.ReadResponse(expectCode)
 	if protoErr, ok := err.(*textproto.Error); ok {
 		err = toSMTPErr(protoErr)

@@ -3,6 +3,7 @@ package smtp
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"net/textproto"
@@ -172,5 +173,60 @@ func TestWriteBufferSize(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// endlessReply is a server that greets and then answers with one reply
+// that never ends: each Read gets another line of it.
+type endlessReply struct {
+	greeting, line string
+	sent           int // bytes of the reply handed out
+	started        bool
+}
+
+func (e *endlessReply) Read(p []byte) (int, error) {
+	if !e.started {
+		e.started = true
+		return copy(p, e.greeting), nil
+	}
+	n := copy(p, e.line)
+	e.sent += n
+	return n, nil
+}
+
+func (e *endlessReply) Write(p []byte) (int, error) { return len(p), nil }
+
+// TestEndlessReplyRefused: a reply that goes on past MaxReplyBytes fails
+// the command once that much (and at most a read buffer more) has been
+// read, whatever its lines look like; a long but finite reply is read.
+func TestEndlessReplyRefused(t *testing.T) {
+	for _, tc := range []struct {
+		name, greeting, line string
+	}{
+		{"short continuation lines", "220 hello\r\n", "250-\r\n"},
+		{"long continuation lines", "220 hello\r\n", "250-" + strings.Repeat("a", 1900) + "\r\n"},
+		{"lines without a code", "220 hello\r\n250-ok\r\n", "x\r\n"},
+		{"an endless greeting", "220-hello\r\n", "220-more\r\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			server := &endlessReply{greeting: tc.greeting, line: tc.line}
+			c := NewClient(faker{server})
+			err := c.Hello("relay.test")
+			if !errors.Is(err, ErrReplyTooLong) {
+				t.Fatalf("Hello: %v, want ErrReplyTooLong", err)
+			}
+			if server.sent > MaxReplyBytes+8192 {
+				t.Errorf("read %d bytes of the reply, want at most %d plus a buffer", server.sent, MaxReplyBytes)
+			}
+		})
+	}
+
+	long := "220 hello\r\n" + strings.Repeat("250-"+strings.Repeat("b", 100)+"\r\n", 100) + "250 SIZE 1000\r\n"
+	c := NewClient(faker{bufio.NewReadWriter(bufio.NewReader(strings.NewReader(long)), bufio.NewWriter(io.Discard))})
+	if err := c.Hello("relay.test"); err != nil {
+		t.Fatalf("a 10 KB EHLO reply: %v", err)
+	}
+	if ok, size := c.Extension("SIZE"); !ok || size != "1000" {
+		t.Errorf("SIZE after a long reply: %v %q", ok, size)
 	}
 }

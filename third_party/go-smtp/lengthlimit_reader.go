@@ -65,3 +65,35 @@ func (r *lineLimitReader) Read(b []byte) (int, error) {
 
 	return n, nil
 }
+
+// MaxReplyBytes bounds one reply a client reads, continuation lines and
+// all (mxgrid patch). textproto reads a multi-line reply for as long as
+// lines come, and holds all of it: a server that never ends its reply (a
+// tenant can name any server as its route) held the client until the
+// command timed out and filled its memory meanwhile. Real replies, EHLO's
+// included, take a few hundred bytes; the longest banners a few KB.
+const MaxReplyBytes = 16 << 10
+
+// ErrReplyTooLong is the error of a reply past MaxReplyBytes. The
+// connection is then in an unknown state and must be closed.
+var ErrReplyTooLong = errors.New("smtp: reply longer than the limit")
+
+// replyLimitReader fails a read that would take the reply past left
+// bytes. The client sets left before each reply; bytes its buffer reads
+// ahead (at most the buffer's size) count against the reply being read.
+type replyLimitReader struct {
+	R    io.Reader
+	left int
+}
+
+func (r *replyLimitReader) Read(b []byte) (int, error) {
+	if r.left <= 0 {
+		return 0, ErrReplyTooLong
+	}
+	if len(b) > r.left {
+		b = b[:r.left]
+	}
+	n, err := r.R.Read(b)
+	r.left -= n
+	return n, err
+}

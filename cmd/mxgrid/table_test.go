@@ -1,0 +1,52 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+	"unicode"
+)
+
+// TestTableShowsOnlyVisibleText: text a sender wrote (a subject, a quoted
+// sender) reaches the table as visible characters, one row per item. An
+// ESC in a quarantined message's subject used to reach the terminal of
+// whoever ran `mxgrid quarantine list` (colours, the window title, OSC 52
+// clipboard writes), and a CR or LF faked a row of its own.
+func TestTableShowsOnlyVisibleText(t *testing.T) {
+	cols := []column{{header: "ID", key: "id"}, {header: "SUBJECT", key: "subject"}}
+	for _, tt := range []struct{ name, subject, want string }{
+		{"plain", "Invoice 7", "Invoice 7"},
+		{"quotes and backslashes of plain text", `a "b" \c`, `a "b" \c`},
+		{"ANSI colour", "\x1b[31mRED\x1b[0m", `\x1b[31mRED\x1b[0m`},
+		{"window title and bell", "\x1b]0;pwned\a", `\x1b]0;pwned\a`},
+		{"a row of its own", "hi\r\n7   held   forged", `hi\r\n7   held   forged`},
+		{"backspaces", "safe\b\b\b\bevil", `safe\b\b\b\bevil`},
+		{"tab", "a\tb", `a\tb`},
+		{"C1 control", "a\u009bb", `a\u009bb`},
+		{"right-to-left override", "abc\u202efdp.exe", `abc\u202efdp.exe`},
+		{"letters of any script", "Rechnung für März ✓", "Rechnung für März ✓"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			item, err := json.Marshal(map[string]any{"id": 7, "subject": tt.subject})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out bytes.Buffer
+			if err := printItems(&out, false, cols, []json.RawMessage{item}); err != nil {
+				t.Fatal(err)
+			}
+			lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+			if len(lines) != 2 {
+				t.Fatalf("%d lines, want a header and one row:\n%s", len(lines), out.String())
+			}
+			row := lines[1]
+			if strings.ContainsFunc(row, func(r rune) bool { return !unicode.IsGraphic(r) && r != ' ' }) {
+				t.Errorf("row %q holds an invisible character", row)
+			}
+			if got := strings.TrimSpace(strings.TrimPrefix(row, "7")); got != tt.want {
+				t.Errorf("subject shown as %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
