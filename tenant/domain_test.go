@@ -4,6 +4,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"math"
 	"net/netip"
 	"reflect"
 	"slices"
@@ -148,4 +149,34 @@ func resolve(t *testing.T, data Data) []*Domain {
 	out := slices.Collect(maps.Values(served))
 	slices.SortFunc(out, func(a, b *Domain) int { return strings.Compare(a.Name, b.Name) })
 	return out
+}
+
+// TestPolicyScores: a score the scanner would ignore is refused. The
+// scanner tags and refuses only at scores above 0, so a tenant's
+// tag_score of 0 (meant as "tag everything") or below silently tagged and
+// quarantined nothing, and a reject_score of 0 refused nothing.
+func TestPolicyScores(t *testing.T) {
+	f := func(v float64) *float64 { return &v }
+	for _, tt := range []struct {
+		name         string
+		tag, reject  *float64
+		wantBadField string
+	}{
+		{"unset", nil, nil, ""},
+		{"both positive", f(0.5), f(12), ""},
+		{"tag zero", f(0), nil, "tag_score"},
+		{"tag negative", f(-100), nil, "tag_score"},
+		{"reject zero", nil, f(0), "reject_score"},
+		{"reject negative", f(1), f(-1), "reject_score"},
+		{"not finite", f(math.Inf(1)), nil, "tag_score"},
+		{"huge", nil, f(2e6), "reject_score"},
+		{"reject below tag", f(8), f(5), "reject_score"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			fe := Policy{TagScore: tt.tag, RejectScore: tt.reject}.Validate("")
+			if tt.wantBadField == "" && len(fe) > 0 || tt.wantBadField != "" && fe[tt.wantBadField] == "" {
+				t.Errorf("Validate = %v, want an error on %q only", fe, tt.wantBadField)
+			}
+		})
+	}
 }

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"math"
 	"net/netip"
 	"sort"
 	"strings"
@@ -176,8 +175,10 @@ const (
 func (p Policy) Validate(prefix string) FieldErrors {
 	fe := FieldErrors{}
 	score := func(key string, v *float64) {
-		if v != nil && (math.IsNaN(*v) || math.IsInf(*v, 0) || math.Abs(*v) > 1e6) {
-			fe[prefix+key] = "must be a finite number"
+		// The scanner acts only on scores above 0: a tag_score of 0 would
+		// tag (and quarantine) nothing at all, not everything.
+		if v != nil && !(*v > 0 && *v <= 1e6) {
+			fe[prefix+key] = "must be a number above 0 (and at most 1000000)"
 		}
 	}
 	score("tag_score", p.TagScore)
