@@ -40,7 +40,8 @@ type Conn struct {
 	bdatPipe        *io.PipeWriter
 	bdatStatus      *statusCollector // used for BDAT on LMTP
 	dataResult      chan error
-	bytesReceived   int64 // counts total size of chunks when BDAT is used
+	bdatDone        chan struct{} // closed when the BDAT goroutine returns
+	bytesReceived   int64         // counts total size of chunks when BDAT is used
 
 	fromReceived bool
 	recipients   []string
@@ -215,10 +216,7 @@ func (c *Conn) Close() error {
 	c.locker.Lock()
 	defer c.locker.Unlock()
 
-	if c.bdatPipe != nil {
-		c.bdatPipe.CloseWithError(ErrDataReset)
-		c.bdatPipe = nil
-	}
+	c.stopBdat()
 
 	if c.session != nil {
 		c.session.Logout()
@@ -226,6 +224,22 @@ func (c *Conn) Close() error {
 	}
 
 	return c.conn.Close()
+}
+
+// stopBdat ends a BDAT transfer in progress and returns once the
+// backend's Data has (mxgrid patch). Upstream closed the pipe and went on
+// to the session's Reset or Logout while Data, in its own goroutine, was
+// still running: Data and Reset then used the session at once, and a
+// pipelined next transaction could begin before the old Data was done.
+// Data sees ErrDataReset at its next read, so the wait is short. The
+// goroutine never takes c.locker, which the callers hold.
+func (c *Conn) stopBdat() {
+	if c.bdatPipe == nil {
+		return
+	}
+	c.bdatPipe.CloseWithError(ErrDataReset)
+	c.bdatPipe = nil
+	<-c.bdatDone
 }
 
 // TLSConnectionState returns the connection's TLS connection state.
@@ -995,14 +1009,16 @@ func (c *Conn) handleStartTLS() {
 	// Reset all state and close the previous Session.
 	// This is different from just calling reset() since we want the Backend to
 	// be able to see the information about TLS connection in the
-	// ConnectionState object passed to it.
+	// ConnectionState object passed to it. reset comes first (mxgrid
+	// patch) so that a BDAT transfer's Data has returned before its
+	// session is logged out.
+	c.reset()
 	if session := c.Session(); session != nil {
 		session.Logout()
 		c.setSession(nil)
 	}
 	c.helo = ""
 	c.didAuth = false
-	c.reset()
 }
 
 // DATA
@@ -1095,8 +1111,14 @@ func (c *Conn) handleBdat(arg string) {
 		r, c.bdatPipe = io.Pipe()
 
 		c.dataResult = make(chan error, 1)
+		done := make(chan struct{})
+		c.bdatDone = done
+		// Taken here: c.Session() locks c.locker, which stopBdat's
+		// callers hold while they wait for this goroutine.
+		session := c.Session()
 
 		go func() {
+			defer close(done)
 			defer func() {
 				if err := recover(); err != nil {
 					c.handlePanic(err, c.bdatStatus)
@@ -1108,11 +1130,11 @@ func (c *Conn) handleBdat(arg string) {
 
 			var err error
 			if !c.server.LMTP {
-				err = c.Session().Data(r)
+				err = session.Data(r)
 			} else {
-				lmtpSession, ok := c.Session().(LMTPSession)
+				lmtpSession, ok := session.(LMTPSession)
 				if !ok {
-					err = c.Session().Data(r)
+					err = session.Data(r)
 					for _, rcpt := range c.recipients {
 						c.bdatStatus.SetStatus(rcpt, err)
 					}
@@ -1428,10 +1450,7 @@ func (c *Conn) reset() {
 	c.locker.Lock()
 	defer c.locker.Unlock()
 
-	if c.bdatPipe != nil {
-		c.bdatPipe.CloseWithError(ErrDataReset)
-		c.bdatPipe = nil
-	}
+	c.stopBdat()
 	c.bdatStatus = nil
 	c.bytesReceived = 0
 
