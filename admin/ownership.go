@@ -1,14 +1,17 @@
 package admin
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mxgrid/mxgrid/internal/periodic"
@@ -69,6 +72,9 @@ type ownership struct {
 	sem      chan struct{}
 	timeout  time.Duration
 	mu       sync.Mutex // serialises status writes of concurrent checks
+	// checkedUpTo is the id of the last domain a VerifyPending round
+	// checked: the next round starts after it.
+	checkedUpTo atomic.Int64
 }
 
 func newOwnership(o OwnershipOptions) *ownership {
@@ -240,23 +246,35 @@ func (s *Service) activate(ctx context.Context, p Principal, d tenant.DomainReco
 	return cur, s.committed(v, err)
 }
 
-// VerifyPending re-checks up to limit pending domains, oldest first, and
-// returns how many it activated. The cluster leader runs it every
-// tenants.verify_interval.
+// VerifyPending re-checks up to limit pending domains and returns how many
+// it activated; the cluster leader runs it every tenants.verify_interval.
+// Each round goes on after the last domain the previous one checked, and
+// wraps around: every pending domain has its turn, however many there are
+// and however old the unprovable ones before it.
 func (s *Service) VerifyPending(ctx context.Context, limit int) (int, error) {
-	all, err := s.store.ListDomains(ctx, Filter{})
-	if err != nil {
-		return 0, err
-	}
-	n, checked := 0, 0
-	for _, d := range all {
-		if d.Status != tenant.StatusPending {
-			continue
+	var pending []tenant.DomainRecord
+	for f := (Filter{Limit: MaxPageSize}); ; {
+		page, err := s.store.ListDomains(ctx, f)
+		if err != nil {
+			return 0, err
 		}
-		if checked >= limit {
+		for _, d := range page {
+			if d.Status == tenant.StatusPending {
+				pending = append(pending, d)
+			}
+		}
+		if len(page) < f.Limit {
 			break
 		}
-		checked++
+		f.After = page[len(page)-1].ID
+	}
+	// Pages come in id order: the first after the last one checked.
+	next, _ := slices.BinarySearchFunc(pending, s.own.checkedUpTo.Load()+1, func(d tenant.DomainRecord, id int64) int {
+		return cmp.Compare(d.ID, id)
+	})
+	n := 0
+	for _, d := range slices.Concat(pending[next:], pending[:next])[:min(limit, len(pending))] {
+		s.own.checkedUpTo.Store(d.ID)
 		got, err := s.verify(ctx, d)
 		if err != nil {
 			s.log.Debug("domain verification", "domain_id", d.ID, "err", err)

@@ -42,27 +42,46 @@ func (s *Service) GetQuarantined(ctx context.Context, p Principal, id int64) (qu
 
 // ReleaseQuarantined delivers one of p's held messages once (a second
 // release is quarantine.ErrNotHeld); with allowSender the sender also goes
-// on the domain's allow list, so its next messages are not held.
+// on the domain's allow list, so its next messages are not held. The list
+// is changed first: a sender it cannot hold (a quoted local part with a
+// space) refuses the whole request before anything is delivered.
 func (s *Service) ReleaseQuarantined(ctx context.Context, p Principal, id int64, allowSender bool) (quarantine.Item, error) {
 	if s.quarantine == nil {
 		return quarantine.Item{}, ErrPanelUnconfigured
+	}
+	if allowSender {
+		it, _, err := s.quarantine.Get(ctx, scope(p), id)
+		if err != nil {
+			return it, err
+		}
+		if it.State != quarantine.StateHeld {
+			return it, quarantine.ErrNotHeld
+		}
+		if err := s.allowSender(ctx, p, it); err != nil {
+			return it, err
+		}
 	}
 	it, _, err := s.quarantine.Release(ctx, scope(p), id, p.Actor)
 	if err != nil {
 		return it, err
 	}
 	s.log.Info("quarantined message released", "id", id, "actor", p.Actor, "domain", it.Domain)
-	if allowSender && it.Sender != "" && it.DomainID != 0 {
-		sender := strings.ToLower(it.Sender)
-		if _, err := s.UpdateDomain(ctx, p, it.DomainID, func(d *tenant.DomainRecord) {
-			if !slices.Contains(d.Policy.SenderAllow, sender) {
-				d.Policy.SenderAllow = append(slices.Clone(d.Policy.SenderAllow), sender)
-			}
-		}); err != nil {
-			return it, err
-		}
-	}
 	return it, nil
+}
+
+// allowSender puts a held message's envelope sender on its domain's allow
+// list.
+func (s *Service) allowSender(ctx context.Context, p Principal, it quarantine.Item) error {
+	if it.Sender == "" || it.DomainID == 0 {
+		return nil
+	}
+	sender := strings.ToLower(it.Sender)
+	_, err := s.UpdateDomain(ctx, p, it.DomainID, func(d *tenant.DomainRecord) {
+		if !slices.Contains(d.Policy.SenderAllow, sender) {
+			d.Policy.SenderAllow = append(slices.Clone(d.Policy.SenderAllow), sender)
+		}
+	})
+	return err
 }
 
 // DeleteQuarantined drops one of p's held messages.

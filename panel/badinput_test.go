@@ -30,7 +30,9 @@ type fixture struct {
 	op  admin.Principal
 }
 
-func newFixture(t *testing.T) *fixture {
+// newFixture builds the panel over a fresh SQLite store; opts adjust the
+// service (a quarantine, for instance).
+func newFixture(t *testing.T, opts ...func(*store.Store, *admin.ServiceOptions)) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -39,13 +41,17 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	for _, m := range []func(context.Context) error{st.MigrateEvents, st.MigrateMaps, st.MigrateDomainStats, st.MigratePanelSessions} {
+	for _, m := range []func(context.Context) error{st.MigrateEvents, st.MigrateMaps, st.MigrateDomainStats, st.MigratePanelSessions, st.MigrateQuarantine} {
 		if err := m(ctx); err != nil {
 			t.Fatal(err)
 		}
 	}
 	ts := store.NewTenants(st)
-	svc := admin.NewService(ts, admin.ServiceOptions{Panel: ts, Activity: st})
+	so := admin.ServiceOptions{Panel: ts, Activity: st}
+	for _, o := range opts {
+		o(st, &so)
+	}
+	svc := admin.NewService(ts, so)
 	p, err := New(DefaultConfig(), Options{Service: svc, DataDir: dir, SMTPHostname: "mx.test", Sessions: st.PanelSessions()})
 	if err != nil {
 		t.Fatal(err)
@@ -56,10 +62,22 @@ func newFixture(t *testing.T) *fixture {
 // get serves path to principal pr through the panel's routes.
 func (f *fixture) get(t *testing.T, pr admin.Principal, path string) (int, string) {
 	t.Helper()
+	return f.serve(t, pr, httptest.NewRequest("GET", path, nil))
+}
+
+// post submits an empty form (with the session's CSRF token) to path as pr.
+func (f *fixture) post(t *testing.T, pr admin.Principal, path string) (int, string) {
+	t.Helper()
+	req := httptest.NewRequest("POST", path, strings.NewReader("csrf=tok"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	return f.serve(t, pr, req)
+}
+
+func (f *fixture) serve(t *testing.T, pr admin.Principal, req *http.Request) (int, string) {
+	t.Helper()
 	mux := http.NewServeMux()
 	f.p.Mount(mux.Handle)
 	rec := httptest.NewRecorder()
-	req := httptest.NewRequest("GET", path, nil)
 	if err := f.p.createSession(rec, req, session{P: pr, CSRF: "tok"}); err != nil {
 		t.Fatal(err)
 	}

@@ -566,6 +566,11 @@ func (p *Panel) testRoute(req *request) error {
 	return p.renderDomain(req, http.StatusOK, nil, "", nil, func(dd *domainData) { dd.Test = &test })
 }
 
+// maxProbeReply bounds what a route test reads of the server's replies
+// (its greeting, its EHLO and QUIT replies), as the relay bounds a
+// customer's server: a reseller's own server may be anything.
+const maxProbeReply = 16 << 10
+
 func (p *Panel) smtpProbe(ctx context.Context, addr string) routeTest {
 	var t routeTest
 	note := func(s string) { t.Transcript = append(t.Transcript, s) }
@@ -583,10 +588,15 @@ func (p *Panel) smtpProbe(ctx context.Context, addr string) routeTest {
 	if dl, ok := ctx.Deadline(); ok {
 		conn.SetDeadline(dl)
 	}
-	tp := textproto.NewConn(conn)
+	limited := &io.LimitedReader{R: conn, N: maxProbeReply}
+	r, w := textproto.NewReader(bufio.NewReader(limited)), textproto.NewWriter(bufio.NewWriter(conn))
 	reply := func() (int, bool) {
-		code, msg, err := tp.ReadResponse(0)
-		if err != nil && code == 0 {
+		code, msg, err := r.ReadResponse(0)
+		switch {
+		case err != nil && limited.N <= 0:
+			note(fmt.Sprintf("the server's replies are longer than %d KiB: not tested further", maxProbeReply>>10))
+			return 0, false
+		case err != nil && code == 0:
 			note("no SMTP reply: " + shortErr(err))
 			return 0, false
 		}
@@ -600,14 +610,14 @@ func (p *Panel) smtpProbe(ctx context.Context, addr string) routeTest {
 		return t
 	}
 	note("EHLO " + p.helo)
-	if err := tp.PrintfLine("EHLO %s", p.helo); err != nil {
+	if err := w.PrintfLine("EHLO %s", p.helo); err != nil {
 		note("write failed: " + shortErr(err))
 		return t
 	}
 	code, ok = reply()
 	t.OK = ok && code == 250
 	note("QUIT")
-	if tp.PrintfLine("QUIT") == nil {
+	if w.PrintfLine("QUIT") == nil {
 		reply()
 	}
 	return t

@@ -25,6 +25,7 @@ import (
 	"github.com/mxgrid/mxgrid/clientip"
 	"github.com/mxgrid/mxgrid/internal/ratelimit"
 	"github.com/mxgrid/mxgrid/netguard"
+	"github.com/mxgrid/mxgrid/quarantine"
 	"github.com/mxgrid/mxgrid/spammap"
 	"github.com/mxgrid/mxgrid/tenant"
 	"github.com/mxgrid/mxgrid/tracking"
@@ -469,6 +470,12 @@ func (p *Panel) fail(req *request, err error) {
 		code, msg = http.StatusForbidden, "Only the operator may do this."
 	case errors.Is(err, tenant.ErrConflict):
 		code, msg = http.StatusConflict, strings.TrimPrefix(err.Error(), "conflict: ")
+	case errors.Is(err, quarantine.ErrNotHeld):
+		code, msg = http.StatusConflict, "The message is no longer held: it was released or deleted already."
+	case errors.Is(err, quarantine.ErrDelivery):
+		// The customer's server, not the panel: the reseller can act on it.
+		p.log.Warn("panel: release failed", "path", req.r.URL.Path, "err", err)
+		code, msg = http.StatusBadGateway, err.Error()
 	case errors.Is(err, tenant.ErrUnavailable):
 		p.log.Warn("panel: tenant store unavailable", "path", req.r.URL.Path, "err", err)
 		code, msg = http.StatusServiceUnavailable, "The database is unavailable; mail keeps flowing, but changes cannot be saved now. Try again in a moment."

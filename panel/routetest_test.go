@@ -138,3 +138,58 @@ func TestRouteTestRateLimited(t *testing.T) {
 		t.Errorf("right after: %d, want 429", rec.Code)
 	}
 }
+
+// TestRouteTestReadsABoundedReply: "Test route" reads at most
+// maxProbeReply bytes of what the route's server says. A reseller's own
+// server (any public address) could answer with one endless line or
+// endless continuation lines, and the probe read it all into memory for up
+// to 15 seconds, five tests at once per reseller.
+func TestRouteTestReadsABoundedReply(t *testing.T) {
+	const sent = 64 << 20
+	for _, tt := range []struct{ name, greeting, filler string }{
+		{"one endless line", "220 ", "a"},
+		{"endless continuation lines", "", "220-filler filler filler filler filler filler filler filler\r\n"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			l, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { l.Close() })
+			written := make(chan int64, 1)
+			go func() {
+				c, err := l.Accept()
+				if err != nil {
+					return
+				}
+				defer c.Close()
+				chunk := []byte(strings.Repeat(tt.filler, 64<<10/len(tt.filler)))
+				n, _ := c.Write([]byte(tt.greeting))
+				total := int64(n)
+				for total < sent {
+					n, err := c.Write(chunk)
+					total += int64(n)
+					if err != nil {
+						break
+					}
+				}
+				written <- total
+			}()
+			uf := newUserFixture(t)
+			uf.withGuard(t, netguard.New(nil, []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}))
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			test := uf.p.smtpProbe(ctx, l.Addr().String())
+			if got := <-written; got >= sent {
+				t.Errorf("the probe read all %d bytes the server sent", got)
+			}
+			shown := 0
+			for _, line := range test.Transcript {
+				shown += len(line)
+			}
+			if test.OK || shown > 2*maxProbeReply || !strings.Contains(strings.Join(test.Transcript, "\n"), "longer than") {
+				t.Errorf("OK %v, %d bytes of transcript, want a refusal saying the reply is too long:\n%.300s", test.OK, shown, strings.Join(test.Transcript, "\n"))
+			}
+		})
+	}
+}

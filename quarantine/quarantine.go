@@ -138,12 +138,23 @@ type Service struct {
 	store   Store
 	deliver Deliverer
 	tracker Tracker
+	owner   Owner
 	now     func() time.Time
 }
 
 // TrackReleases makes every release a message-tracking record (one per
 // recipient, delivered with the customer server's reply).
 func (s *Service) TrackReleases(t Tracker) { s.tracker = t }
+
+// Owner reports whether name is still the domain domainID where the
+// Deliverer would send it (the node: its tenant snapshot).
+type Owner func(domainID int64, name string) bool
+
+// CheckOwner makes every release ask o first. The Deliverer routes by
+// name, and a name deleted or renamed since the message was held may be
+// another tenant's domain now: its server would get the message, and the
+// releasing tenant an error naming that server.
+func (s *Service) CheckOwner(o Owner) { s.owner = o }
 
 // New returns a service; deliver may be nil on a node that only holds.
 func New(cfg Config, st Store, deliver Deliverer, now func() time.Time) *Service {
@@ -209,7 +220,11 @@ func (s *Service) Release(ctx context.Context, scope tracking.Scope, id int64, b
 	}
 	msg, err := gunzip(gz)
 	var reply string
-	if err == nil {
+	switch {
+	case err != nil:
+	case s.owner != nil && !s.owner(it.DomainID, it.Domain):
+		err = fmt.Errorf("%w: %s was deleted or renamed since the message was held", ErrDelivery, it.Domain)
+	default:
 		if reply, err = s.deliver.Deliver(ctx, it.Domain, it.Sender, it.Recipients, msg); err != nil {
 			err = fmt.Errorf("%w: %w", ErrDelivery, err)
 		}

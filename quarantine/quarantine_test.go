@@ -171,3 +171,46 @@ func TestHeldTextIsOnePrintableLine(t *testing.T) {
 		}
 	}
 }
+
+// TestReleaseOnlyToTheDomainThatHeldIt: a release goes to the route of the
+// domain's name, so once the domain that held a message is deleted (or
+// renamed) and its name belongs to another domain, perhaps another
+// tenant's, the message stays held: the owner check is asked before
+// anything is delivered.
+func TestReleaseOnlyToTheDomainThatHeldIt(t *testing.T) {
+	ctx := context.Background()
+	op := tracking.Scope{Operator: true}
+	for _, tt := range []struct {
+		name        string
+		nowID       int64 // the id a.example has now; 0: no such domain
+		wantRelease bool
+	}{
+		{"same domain", 1, true},
+		{"name re-created by another domain", 2, false},
+		{"deleted", 0, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			downstream := &recorder{}
+			svc := quarantine.New(quarantine.DefaultConfig(), openStore(t), downstream, nil)
+			svc.CheckOwner(func(domainID int64, name string) bool { return name == "a.example" && domainID == tt.nowID })
+			ids, err := svc.Hold(ctx, quarantine.Item{Domain: "a.example", DomainID: 1, CustomerID: 1, Sender: "s@x.example",
+				Recipients: []string{"bob@a.example"}}, []byte("Subject: x\r\n\r\nx\r\n"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _, err = svc.Release(ctx, op, ids[0], "op")
+			if tt.wantRelease {
+				if err != nil || len(downstream.got) != 1 {
+					t.Fatalf("release: %v, delivered %d", err, len(downstream.got))
+				}
+				return
+			}
+			if !errors.Is(err, quarantine.ErrDelivery) || len(downstream.got) != 0 {
+				t.Fatalf("release: %v, delivered %d; want ErrDelivery and nothing delivered", err, len(downstream.got))
+			}
+			if it, _, err := svc.Get(ctx, op, ids[0]); err != nil || it.State != quarantine.StateHeld {
+				t.Fatalf("after the refused release: %v %v, want held", it.State, err)
+			}
+		})
+	}
+}

@@ -338,7 +338,8 @@ func checkDNSName(name string) error {
 	if len(name) > 253 {
 		return errors.New("longer than 253 bytes")
 	}
-	for _, label := range strings.Split(name, ".") {
+	labels := strings.Split(name, ".")
+	for _, label := range labels {
 		switch {
 		case label == "":
 			return fmt.Errorf("%q has an empty label", name)
@@ -352,6 +353,11 @@ func checkDNSName(name string) error {
 				return fmt.Errorf("%q: invalid character %q", name, r)
 			}
 		}
+	}
+	// No top-level domain is all digits (RFC 3696 §2): such a name is an
+	// IPv4 address ("127.0.0.1") or could be mistaken for one.
+	if strings.Trim(labels[len(labels)-1], "0123456789") == "" {
+		return fmt.Errorf("%q ends in an all-numeric label: an address, not a domain name", name)
 	}
 	return nil
 }

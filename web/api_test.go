@@ -396,6 +396,8 @@ func TestAPIBadInput(t *testing.T) {
 		{"domain empty label", "POST", "/api/v1/domains", dom("a..example"), 400, "name"},
 		{"domain too long", "POST", "/api/v1/domains", dom(strings.Repeat("a", 64) + ".example"), 400, "name"},
 		{"domain empty", "POST", "/api/v1/domains", dom(""), 400, "name"},
+		{"domain is an IPv4 address", "POST", "/api/v1/domains", dom("127.0.0.1"), 400, "name"},
+		{"domain under a numeric top-level label", "POST", "/api/v1/domains", dom("mail.example.123"), 400, "name"},
 		{"route not host:port", "POST", "/api/v1/domains", map[string]any{"name": "r.example", "customer_id": f.custA.ID, "route": "mail.example"}, 400, "route"},
 		{"bad tls", "POST", "/api/v1/domains", map[string]any{"name": "r.example", "customer_id": f.custA.ID, "route": "h:25", "tls": "maybe"}, 400, "tls"},
 		{"missing customer", "POST", "/api/v1/domains", map[string]any{"name": "r.example", "route": "h:25"}, 400, "customer_id"},

@@ -224,3 +224,51 @@ func TestAPIHistoryBelongsToTheDomain(t *testing.T) {
 		t.Fatalf("A sees %+v, want none of B's history", a)
 	}
 }
+
+// TestVerifyPendingReachesEveryDomain: the leader's rounds check every
+// pending domain in turn. They read only the first page of domains (100,
+// by id), so past the 100th domain of the system nothing was re-checked;
+// and they took the oldest pending ones first every round, so a reseller's
+// verify_per_round unprovable names starved every other reseller's.
+func TestVerifyPendingReachesEveryDomain(t *testing.T) {
+	ctx := context.Background()
+	t.Run("past the first page", func(t *testing.T) {
+		f := newAPIFixture(t)
+		for i := range admin.DefaultPageSize + 10 {
+			if _, err := f.svc.CreateDomain(ctx, f.op, tenant.DomainRecord{CustomerID: f.custA.ID, Name: fmt.Sprintf("bulk%d.example", i), Route: "192.0.2.1:25"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		_, d, _ := f.createAs("own", "late.example", f.custA.ID)
+		f.dns.AddTXT("late.example", admin.VerifyPrefix+d.VerifyToken)
+		if n, err := f.svc.VerifyPending(ctx, 100); err != nil || n != 1 {
+			t.Fatalf("VerifyPending = %d, %v; want 1", n, err)
+		}
+	})
+	t.Run("another reseller's unprovable names", func(t *testing.T) {
+		f := newAPIFixture(t)
+		custB, err := f.svc.CreateCustomer(ctx, f.op, tenant.Customer{ResellerID: f.resB.ID, Name: "customer B"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		const perRound = 5
+		for i := range 2 * perRound {
+			if code, _, body := f.createAs("other", fmt.Sprintf("squat%d.example", i), custB.ID); code != 201 {
+				t.Fatalf("create: %d %s", code, body)
+			}
+		}
+		_, d, _ := f.createAs("own", "proven.example", f.custA.ID)
+		f.dns.AddTXT("proven.example", admin.VerifyPrefix+d.VerifyToken)
+		activated := 0
+		for range 3 { // 11 pending domains, 5 a round
+			n, err := f.svc.VerifyPending(ctx, perRound)
+			if err != nil {
+				t.Fatal(err)
+			}
+			activated += n
+		}
+		if activated != 1 {
+			t.Fatalf("%d activated in three rounds of %d, want proven.example", activated, perRound)
+		}
+	})
+}

@@ -1,0 +1,80 @@
+package panel
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/mxgrid/mxgrid/admin"
+	"github.com/mxgrid/mxgrid/quarantine"
+	"github.com/mxgrid/mxgrid/store"
+	"github.com/mxgrid/mxgrid/tenant"
+	"github.com/mxgrid/mxgrid/tracking"
+)
+
+// customerServer takes every message, or none while down.
+type customerServer struct{ down bool }
+
+func (s *customerServer) Deliver(context.Context, string, string, []string, []byte) (string, error) {
+	if s.down {
+		return "", errors.New("451 4.4.1 customer mail server unreachable")
+	}
+	return "250 2.0.0 queued", nil
+}
+
+// TestQuarantineReleaseFailuresAreExplained: a release the customer's
+// server refuses, and one of a message released or deleted already, tell
+// the reseller what happened (as the API's 502 and 409 do); both answered
+// "Something went wrong on our side" (500) and an error in the log.
+func TestQuarantineReleaseFailuresAreExplained(t *testing.T) {
+	ctx := context.Background()
+	var q *quarantine.Service
+	server := &customerServer{}
+	f := newFixture(t, func(st *store.Store, o *admin.ServiceOptions) {
+		q = quarantine.New(quarantine.DefaultConfig(), st, server, nil)
+		o.Quarantine = q
+	})
+	r, err := f.svc.CreateReseller(ctx, f.op, tenant.Reseller{Name: "R"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := f.svc.CreateCustomer(ctx, f.op, tenant.Customer{ResellerID: r.ID, Name: "C"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hold := func() string {
+		ids, err := q.Hold(ctx, quarantine.Item{Domain: "c.example", DomainID: 1, CustomerID: c.ID, Sender: "s@x.example",
+			Recipients: []string{"bob@c.example"}, Subject: "Invoice"}, []byte("Subject: Invoice\r\n\r\nPay.\r\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return itoa(ids[0])
+	}
+	me := admin.Principal{ResellerID: r.ID, Actor: "r"}
+	released := hold()
+	if code, _ := f.post(t, me, "/panel/quarantine/"+released+"/release"); code != http.StatusSeeOther {
+		t.Fatalf("release: %d", code)
+	}
+	server.down = true
+	held := hold()
+	for _, tt := range []struct {
+		name, id string
+		code     int
+		says     string
+	}{
+		{"server down", held, http.StatusBadGateway, "stays held"},
+		{"released already", released, http.StatusConflict, "no longer held"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			code, body := f.post(t, me, "/panel/quarantine/"+tt.id+"/release")
+			if code != tt.code || !strings.Contains(body, tt.says) {
+				t.Errorf("release: %d, want %d saying %q:\n%.300s", code, tt.code, tt.says, body)
+			}
+		})
+	}
+	if it, _, err := q.Get(ctx, tracking.Scope{Operator: true}, 2); err != nil || it.State != quarantine.StateHeld {
+		t.Errorf("after the failed release: %v %v, want held", it.State, err)
+	}
+}
