@@ -67,6 +67,7 @@ func replyTable() []replyCase {
 		{name: "errNoResources", reply: errNoResources, code: 452, enhanced: smtp.EnhancedCode{4, 3, 1}, prefix: "insufficient system resources"},
 		{name: "errTempScan", reply: errTempScan, code: 451, enhanced: smtp.EnhancedCode{4, 7, 1}, prefix: "message could not be fully scanned"},
 		{name: "errTimedOut", reply: errTimedOut, code: 451, enhanced: smtp.EnhancedCode{4, 4, 5}, prefix: "timed out, try again later"},
+		{name: "errDataTimeout", reply: errDataTimeout, code: 421, enhanced: smtp.EnhancedCode{4, 4, 2}, prefix: "message not received within the time limit"},
 		{name: "errLocal", reply: errLocal, code: 451, enhanced: smtp.EnhancedCode{4, 3, 0}, prefix: "local error, try again later"},
 		{name: "errTooManyConnections", reply: errTooManyConnections, code: 421, enhanced: smtp.EnhancedCode{4, 7, 0}, prefix: "too many connections, try again later"},
 		{name: "errProxyRefused", reply: errProxyRefused, code: 554, enhanced: smtp.EnhancedCode{5, 7, 0}, prefix: "PROXY protocol not accepted from your address"},

@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"os"
 	"reflect"
 	"time"
 
@@ -272,10 +273,16 @@ func (ss *session) Data(r io.Reader) (reply error) {
 		// a spooled body.
 		defer b.close()
 	}
-	if ss.gate != nil {
-		ss.gate.dataDeadline.Store(0)
-	}
 	if err != nil {
+		// The data deadline stays: go-smtp reads what is left of the body
+		// to its end before it answers, and data_timeout bounds that too.
+		// Cleared, a client trickling the rest kept the connection (and
+		// its answer) for as long as it liked; Reset clears it.
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			ss.countTransaction(OutcomeReadError, errDataTimeout)
+			ss.log.Info("message body timed out", "queue_id", ss.queueID, "data_timeout", ss.srv.cfg.DataTimeout)
+			return errDataTimeout
+		}
 		if errors.Is(err, errSpoolFull) {
 			ss.abortDownstream()
 			ss.countTransaction(OutcomeNoResources, errNoResources)
@@ -295,6 +302,9 @@ func (ss *session) Data(r io.Reader) (reply error) {
 		reply := toSMTP(ss.log, fmt.Errorf("read DATA: %w", err))
 		ss.countTransaction(OutcomeReadError, reply)
 		return reply
+	}
+	if ss.gate != nil {
+		ss.gate.dataDeadline.Store(0)
 	}
 	if b.bare > 0 {
 		if ss.srv.cfg.BareNewline == BareNewlineReject {

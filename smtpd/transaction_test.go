@@ -291,6 +291,50 @@ func TestIdleClientIsDisconnected(t *testing.T) {
 	}
 }
 
+// TestDataTimeoutEndsTheSession: smtp.data_timeout bounds a whole message
+// body, also for a client that trickles it a line at a time within
+// command_timeout. At the deadline the sender hears 421 and the connection
+// closes. It used to get no answer: go-smtp went on reading the rest of
+// the body, with no deadline but command_timeout per read, for as long as
+// the client kept trickling.
+func TestDataTimeoutEndsTheSession(t *testing.T) {
+	n, sink := startNode(t, func(c *config.Config) {
+		c.SMTP.DataTimeout = 500 * time.Millisecond
+		c.SMTP.CommandTimeout = 5 * time.Second
+	})
+	c := dial(t, n.SMTPAddr())
+	c.cmd(250, "MAIL FROM:<alice@sender.test>")
+	c.cmd(250, "RCPT TO:<bob@example.org>")
+	c.cmd(354, "DATA")
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			if _, err := fmt.Fprintf(c.c.W, "X-Trickle: %d\r\n", i); err != nil || c.c.W.Flush() != nil {
+				return
+			}
+		}
+	}()
+	start := time.Now()
+	if msg := c.expect(421); !strings.HasPrefix(msg, "4.4.2") {
+		t.Errorf("reply %q, want 4.4.2", msg)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("answered after %v, data_timeout is 500ms", d)
+	}
+	if _, err := c.c.ReadLine(); err == nil {
+		t.Error("connection still open after 421")
+	}
+	if len(sink.Messages()) != 0 {
+		t.Error("a message that timed out was delivered")
+	}
+}
+
 func TestSessionSurvivesBadCommands(t *testing.T) {
 	n, sink := startNode(t, nil)
 	c := dial(t, n.SMTPAddr())

@@ -1074,8 +1074,14 @@ func (c *Conn) handleData(arg string) {
 	r := newDataReader(c)
 	code, enhancedCode, msg := dataErrorToStatus(c.Session().Data(r))
 	r.limited = false
-	io.Copy(ioutil.Discard, r) // Make sure all the data has been consumed
+	_, err := io.Copy(ioutil.Discard, r) // Make sure all the data has been consumed
 	c.writeResponse(code, enhancedCode, msg)
+	if err != nil {
+		// The end of the body was never read (a read timed out, a line
+		// was over the limit), so what follows is no command: close
+		// (mxgrid patch; upstream read the rest of the body as commands).
+		c.over.Store(true)
+	}
 }
 
 func (c *Conn) handleBdat(arg string) {
@@ -1173,8 +1179,20 @@ func (c *Conn) handleBdat(arg string) {
 		c.lineLimitReader.LineLimit = c.server.MaxLineLength
 	}()
 
-	chunk := io.LimitReader(c.text.R, int64(size))
+	chunk := &readErrReader{r: io.LimitReader(c.text.R, int64(size))}
 	_, err = io.Copy(c.bdatPipe, chunk)
+	if chunk.err != nil {
+		// The chunk could not be read (a timeout, a broken connection):
+		// what follows is the rest of it, no command, so close (mxgrid
+		// patch; upstream answered 554, a permanent refusal, and read
+		// the rest of the chunk as commands).
+		if ne, ok := chunk.err.(net.Error); ok && ne.Timeout() {
+			c.writeResponse(421, EnhancedCode{4, 4, 2}, "Timeout reading the chunk, closing connection")
+		} else {
+			c.writeResponse(421, EnhancedCode{4, 4, 0}, "Error reading the chunk, closing connection")
+		}
+		return
+	}
 	if err != nil {
 		// Backend might return an error early using CloseWithError without consuming
 		// the whole chunk.
@@ -1216,6 +1234,21 @@ func (c *Conn) handleBdat(arg string) {
 	} else {
 		c.writeResponse(250, EnhancedCode{2, 0, 0}, "Continue")
 	}
+}
+
+// readErrReader keeps the error of its reader, so that a failed io.Copy
+// tells the client's side from the backend's.
+type readErrReader struct {
+	r   io.Reader
+	err error
+}
+
+func (r *readErrReader) Read(b []byte) (int, error) {
+	n, err := r.r.Read(b)
+	if err != nil && err != io.EOF {
+		r.err = err
+	}
+	return n, err
 }
 
 // ErrDataReset is returned by Reader pased to Data function if client does not

@@ -3,12 +3,14 @@ package smtp
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"log"
 	"net"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -123,4 +125,70 @@ func (w lockedWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.w.Write(p)
+}
+
+// TestBrokenBodyEndsTheSession: when the body could not be read to its end
+// (a read timed out, a line over the limit), the server answers the
+// transaction and closes: it no longer knows where the body ends, so what
+// follows is not a command. Upstream read on: the rest of the body was
+// executed as commands (here a MAIL the client sent as message text), and
+// after a line over the limit a second, unsolicited reply followed. A BDAT
+// chunk that could not be read got 554 (permanent) and the same.
+func TestBrokenBodyEndsTheSession(t *testing.T) {
+	const open = "EHLO c.test\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.org>\r\n"
+	const later = "MAIL FROM:<body@example.org>\r\n"
+	for _, tc := range []struct {
+		name, input string
+		// then is sent after a pause, past the read timeout if timeout
+		then    string
+		timeout bool
+		want    []string
+	}{
+		{name: "DATA timed out", input: open + "DATA\r\nSubject: x\r\n", then: later, timeout: true,
+			want: []string{"250", "250", "250", "354", "554"}},
+		{name: "DATA line too long", input: open + "DATA\r\n", then: "Subject: " + strings.Repeat("x", 200) + "\r\n\r\n" + later + ".\r\n",
+			want: []string{"250", "250", "250", "354", "554"}},
+		{name: "BDAT chunk timed out", input: open + "BDAT 100\r\nSubject: x\r\n", then: later, timeout: true,
+			want: []string{"250", "250", "250", "421"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			elog := &envelopeLog{}
+			s := NewServer(BackendFunc(func(*Conn) (Session, error) { return envelopeLogSession{elog}, nil }))
+			s.Domain = "localhost"
+			s.MaxLineLength = 100
+			pause := 50 * time.Millisecond
+			if tc.timeout {
+				s.ReadTimeout = 200 * time.Millisecond
+				pause = 400 * time.Millisecond
+			}
+			s.ErrorLog = log.New(io.Discard, "", 0)
+			go s.Serve(l)
+			defer s.Close()
+			c, err := net.Dial("tcp", l.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(3 * time.Second))
+			r := bufio.NewReader(c)
+			r.ReadString('\n')
+			fmt.Fprint(c, tc.input)
+			time.Sleep(pause)
+			fmt.Fprint(c, tc.then)
+			rest, err := io.ReadAll(r)
+			if err != nil && !errors.Is(err, syscall.ECONNRESET) {
+				t.Errorf("connection not closed: %v", err)
+			}
+			if got := replyCodes(bufio.NewReader(bytes.NewReader(rest)), -1); strings.Join(got, " ") != strings.Join(tc.want, " ") {
+				t.Errorf("replies %v, want %v", got, tc.want)
+			}
+			if took := elog.took(); len(took) != 2 {
+				t.Errorf("backend took %q, want the first MAIL and RCPT only", took)
+			}
+		})
+	}
 }
