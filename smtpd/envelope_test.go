@@ -382,6 +382,29 @@ func TestUnknownRecipientBudget(t *testing.T) {
 	}
 }
 
+// TestNothingRunsAfterA421: a client that pipelines its message behind
+// the recipient answered 421 (closing) gets nothing delivered, as it was
+// told. A CHUNKING client sends BDAT and its chunk in the same group as the
+// RCPTs; the node used to close only at its next read of the connection,
+// so the chunk, already read, went on to be scanned and relayed after the
+// 421, and the sender's retry would deliver it twice.
+func TestNothingRunsAfterA421(t *testing.T) {
+	n, sink := startRawNode(t, func(c *config.Config) { c.SMTP.MaxUnknownRecipients = 1 })
+	c := dial(t, n.SMTPAddr())
+	msg := "Subject: after 421\r\n\r\nbody\r\n"
+	c.raw(250, "MAIL FROM:<alice@sender.test>\r\nRCPT TO:<bob@example.org>\r\nRCPT TO:<a@unknown.test>\r\n"+
+		"RCPT TO:<carol@example.org>\r\n"+fmt.Sprintf("BDAT %d LAST\r\n%s", len(msg), msg))
+	c.expect(250)
+	c.expect(550)
+	c.expect(421)
+	if _, err := c.c.R.ReadByte(); err != io.EOF {
+		t.Errorf("connection still open after 421 (read: %v)", err)
+	}
+	if got := sink.messages(); len(got) != 0 {
+		t.Errorf("delivered after the sender was told 421: %q", got)
+	}
+}
+
 func TestNegativeCache(t *testing.T) {
 	for _, tc := range []struct {
 		name      string

@@ -62,7 +62,6 @@ type gateConn struct {
 	dataDeadline atomic.Int64 // unix nanos; 0 outside DATA
 	idle         atomic.Bool  // no transaction in progress
 	goingAway    atomic.Bool  // shutdown: the next read says goodbye
-	hangUp       atomic.Bool  // a 421 was answered: the next read ends the session
 	tls          atomic.Bool  // STARTTLS done: no clear-text goodbye
 	closed       atomic.Bool
 }
@@ -106,11 +105,6 @@ func (c *gateConn) Read(p []byte) (int, error) {
 	// overwritten unseen (it sets the flag first, then the deadline).
 	if c.goingAway.Load() {
 		return 0, c.sayGoodbye()
-	}
-	if c.hangUp.Load() {
-		// The session answered 421 (RFC 5321 §3.8: the server closes
-		// after it); go-smtp wrote that reply before reading again.
-		return 0, net.ErrClosed
 	}
 	if !c.firstRead.Swap(true) && !c.viaProxy {
 		// An untrusted peer that opens with a PROXY header is trying to

@@ -147,10 +147,8 @@ func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	if ss.unknown >= ss.srv.cfg.MaxUnknownRecipients {
 		// A dictionary attack: stop answering questions about mailboxes.
 		ss.srv.metrics.rcpts.WithLabelValues("unknown_budget").Inc()
+		// go-smtp closes the connection after the 421.
 		ss.log.Info("too many unknown recipients, closing", "queue_id", ss.queueID, "unknown", ss.unknown)
-		if ss.gate != nil {
-			ss.gate.hangUp.Store(true)
-		}
 		return errTooManyUnknown
 	}
 	rcpt, err := mailaddr.ParseDecoded(to)

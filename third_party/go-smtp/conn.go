@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-sasl"
@@ -50,6 +51,14 @@ type Conn struct {
 	// midGroup is set while a command that may stand in the middle of a
 	// pipelined group (RFC 2920 §3.1: RSET, MAIL, RCPT) is handled.
 	midGroup bool
+
+	// over is set once the server has said it is closing (mxgrid patch):
+	// a 421 written, or Close (QUIT, too many errors, a failed TLS
+	// handshake). handleConn then executes nothing the client pipelined
+	// after: upstream went on with what it had read, so a MAIL after QUIT
+	// reached a session already logged out (a nil dereference), and a
+	// transaction answered 421 went on to deliver.
+	over atomic.Bool
 }
 
 func newConn(c net.Conn, s *Server) *Conn {
@@ -189,7 +198,7 @@ func (c *Conn) handle(cmd string, arg string) {
 	case "AUTH":
 		c.handleAuth(arg)
 	case "STARTTLS":
-		c.handleStartTLS()
+		c.handleStartTLS(arg)
 	default:
 		msg := fmt.Sprintf("Syntax errors, %v command unrecognized", cmd)
 		c.protocolError(500, EnhancedCode{5, 5, 2}, msg)
@@ -213,6 +222,7 @@ func (c *Conn) setSession(session Session) {
 }
 
 func (c *Conn) Close() error {
+	c.over.Store(true)
 	c.locker.Lock()
 	defer c.locker.Unlock()
 
@@ -982,7 +992,13 @@ func (c *Conn) auth(mech string) (sasl.Server, error) {
 	return nil, ErrAuthUnknownMechanism
 }
 
-func (c *Conn) handleStartTLS() {
+func (c *Conn) handleStartTLS(arg string) {
+	if arg != "" {
+		// RFC 3207 §4: no parameters (mxgrid patch; upstream started TLS
+		// with a client that meant something else).
+		c.writeResponse(501, EnhancedCode{5, 5, 4}, "Syntax: STARTTLS takes no parameters")
+		return
+	}
 	if _, isTLS := c.TLSConnectionState(); isTLS {
 		c.writeResponse(503, EnhancedCode{5, 5, 1}, "Already running in TLS")
 		return
@@ -999,7 +1015,11 @@ func (c *Conn) handleStartTLS() {
 	tlsConn := tls.Server(c.conn, c.server.TLSConfig)
 
 	if err := tlsConn.Handshake(); err != nil {
-		c.writeResponse(550, EnhancedCode{5, 0, 0}, "Handshake error")
+		// Neither side knows where the stream stands: a clear-text reply
+		// would follow a TLS alert, and clear-text commands would be
+		// taken from a client that asked for TLS. Close, as Postfix does
+		// (mxgrid patch; upstream answered 550 and read on).
+		c.Close()
 		return
 	}
 
@@ -1358,6 +1378,9 @@ func (c *Conn) greet() {
 }
 
 func (c *Conn) writeResponse(code int, enhCode EnhancedCode, text ...string) {
+	if code == 421 {
+		c.over.Store(true) // RFC 5321 §3.8: the server closes after a 421
+	}
 	// TODO: error handling
 	if c.server.WriteTimeout != 0 {
 		c.conn.SetWriteDeadline(time.Now().Add(c.server.WriteTimeout))

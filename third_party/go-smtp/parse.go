@@ -20,8 +20,14 @@ func parseCmd(line string) (cmd string, arg string, err error) {
 
 	l := len(line)
 	switch {
-	case strings.HasPrefix(strings.ToUpper(line), "STARTTLS"):
-		return "STARTTLS", "", nil
+	case l >= 8 && strings.EqualFold(line[:8], "STARTTLS"):
+		// mxgrid patch: what follows is an argument, which STARTTLS must
+		// not have (RFC 3207 §4); upstream dropped it, and took
+		// "STARTTLSX" for STARTTLS.
+		if l > 8 && line[8] != ' ' {
+			return "", "", fmt.Errorf("mangled command: %q", line)
+		}
+		return "STARTTLS", strings.TrimSpace(line[8:]), nil
 	case l == 0:
 		return "", "", nil
 	case l < 4:

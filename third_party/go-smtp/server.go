@@ -217,13 +217,14 @@ func (s *Server) handleConn(c *Conn) error {
 	for {
 		line, err := c.readLine()
 		if err == nil {
-			cmd, arg, err := parseCmd(line)
-			if err != nil {
+			if cmd, arg, err := parseCmd(line); err != nil {
 				c.protocolError(501, EnhancedCode{5, 5, 2}, "Bad command")
-				continue
+			} else {
+				c.handle(cmd, arg)
 			}
-
-			c.handle(cmd, arg)
+			if c.over.Load() {
+				return nil // see Conn.over
+			}
 		} else {
 			if err == io.EOF || errors.Is(err, net.ErrClosed) {
 				return nil

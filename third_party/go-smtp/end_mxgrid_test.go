@@ -1,0 +1,126 @@
+package smtp
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// envelopeLog records the senders and recipients a backend took.
+type envelopeLog struct {
+	mu   sync.Mutex
+	cmds []string
+}
+
+func (l *envelopeLog) add(s string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.cmds = append(l.cmds, s)
+}
+
+func (l *envelopeLog) took() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.cmds...)
+}
+
+// envelopeLogSession takes every sender and every body, and every
+// recipient but busy@, which it answers with 421 (closing).
+type envelopeLogSession struct{ l *envelopeLog }
+
+func (envelopeLogSession) Reset()                 {}
+func (envelopeLogSession) Logout() error          { return nil }
+func (envelopeLogSession) Data(r io.Reader) error { _, err := io.Copy(io.Discard, r); return err }
+func (s envelopeLogSession) Mail(from string, _ *MailOptions) error {
+	s.l.add("MAIL " + from)
+	return nil
+}
+
+func (s envelopeLogSession) Rcpt(to string, _ *RcptOptions) error {
+	if strings.HasPrefix(to, "busy@") {
+		return &SMTPError{Code: 421, EnhancedCode: EnhancedCode{4, 7, 0}, Message: "closing"}
+	}
+	s.l.add("RCPT " + to)
+	return nil
+}
+
+// TestNothingAfterTheEnd: once the server has said it is closing (221 to
+// QUIT, 421 from itself or the backend, too many errors), it executes
+// nothing the client pipelined after (RFC 5321 §4.1.1.10, §3.8). Upstream
+// went on with whatever was already read: a MAIL after QUIT reached a
+// session already logged out, a nil dereference and a logged stack trace
+// for any client that asked; after a 421 the transaction went on, and a
+// pipelined BDAT LAST could deliver a message the client had been told
+// would not be.
+func TestNothingAfterTheEnd(t *testing.T) {
+	const ehlo = "EHLO c.test\r\n"
+	for _, tc := range []struct {
+		name, input string
+		want        []string
+		envelope    []string
+	}{
+		{name: "QUIT", input: ehlo + "QUIT\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.org>\r\n",
+			want: []string{"250", "221"}},
+		{name: "421 from the backend", input: ehlo + "MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.org>\r\nRCPT TO:<busy@example.org>\r\nRCPT TO:<c@example.org>\r\nBDAT 4 LAST\r\nSubj",
+			want: []string{"250", "250", "250", "421"}, envelope: []string{"MAIL a@example.org", "RCPT b@example.org"}},
+		{name: "too many errors", input: ehlo + strings.Repeat("BOGUS\r\n", errThreshold+1) + "MAIL FROM:<a@example.org>\r\n",
+			want: append(append([]string{"250"}, strings.Fields(strings.Repeat("501 ", errThreshold+1))...), "500")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			elog := &envelopeLog{}
+			var errLog bytes.Buffer
+			var errMu sync.Mutex
+			s := NewServer(BackendFunc(func(*Conn) (Session, error) { return envelopeLogSession{elog}, nil }))
+			s.Domain = "localhost"
+			s.ErrorLog = log.New(lockedWriter{&errMu, &errLog}, "", 0)
+			go s.Serve(l)
+			defer s.Close()
+			c, err := net.Dial("tcp", l.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(3 * time.Second))
+			r := bufio.NewReader(c)
+			r.ReadString('\n')
+			fmt.Fprint(c, tc.input)
+			rest, err := io.ReadAll(r)
+			if err != nil {
+				t.Errorf("connection not closed: %v", err)
+			}
+			if got := replyCodes(bufio.NewReader(bytes.NewReader(rest)), -1); strings.Join(got, " ") != strings.Join(tc.want, " ") {
+				t.Errorf("replies %v, want %v", got, tc.want)
+			}
+			if took := elog.took(); strings.Join(took, " ") != strings.Join(tc.envelope, " ") {
+				t.Errorf("backend took %q, want %q", took, tc.envelope)
+			}
+			errMu.Lock()
+			defer errMu.Unlock()
+			if errLog.Len() > 0 {
+				t.Errorf("server logged: %s", errLog.String())
+			}
+		})
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (w lockedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.w.Write(p)
+}
