@@ -222,6 +222,9 @@ func (s *Service) LogoBySlug(ctx context.Context, slug string) (Logo, error) {
 	if err != nil {
 		return Logo{}, err
 	}
+	if !slugRE.MatchString(slug) {
+		return Logo{}, tenant.ErrNotFound
+	}
 	r, err := ps.ResellerBySlug(ctx, slug)
 	if err != nil {
 		return Logo{}, err

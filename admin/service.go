@@ -19,6 +19,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/mxgrid/mxgrid/tenant"
 )
@@ -531,24 +533,47 @@ func (s *Service) validateDomain(ctx context.Context, p Principal, d *tenant.Dom
 	return fe.Err()
 }
 
+// routeChecksTimeout bounds all of a domain's route checks together. Each
+// lookup is bounded (netguard), but a domain has up to 101 routes and a
+// tenant may name hosts under a name server that never answers: checked
+// one after another, they held the request for minutes.
+const routeChecksTimeout = 10 * time.Second
+
 // checkRoutes vets the destinations of d's routes whose syntax passed,
-// naming the field ("route", "routes[1].route").
+// naming the field ("route", "routes[1].route"): each distinct route once,
+// all at the same time.
 func (s *Service) checkRoutes(ctx context.Context, d *tenant.DomainRecord, fe tenant.FieldErrors) {
 	if s.checkRoute == nil {
 		return
 	}
-	check := func(key, route string) {
-		if _, bad := fe[key]; bad {
-			return
-		}
-		if err := s.checkRoute(ctx, route); err != nil {
-			fe[key] = err.Error()
+	fields := map[string][]string{}
+	add := func(key, route string) {
+		if _, bad := fe[key]; !bad {
+			fields[route] = append(fields[route], key)
 		}
 	}
-	check("route", d.Route)
+	add("route", d.Route)
 	for i, r := range d.Routes {
-		check(fmt.Sprintf("routes[%d].route", i), r.Route)
+		add(fmt.Sprintf("routes[%d].route", i), r.Route)
 	}
+	ctx, cancel := context.WithTimeout(ctx, routeChecksTimeout)
+	defer cancel()
+	var (
+		mu sync.Mutex
+		wg sync.WaitGroup
+	)
+	for route, keys := range fields {
+		wg.Go(func() {
+			if err := s.checkRoute(ctx, route); err != nil {
+				mu.Lock()
+				defer mu.Unlock()
+				for _, k := range keys {
+					fe[k] = err.Error()
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // --- recipients

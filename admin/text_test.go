@@ -15,9 +15,10 @@ import (
 
 // TestServiceRefusesTextTheStoreCannotHold: a NUL or invalid UTF-8 (a
 // panel form or a query string carries any byte) in a name, an email or a
-// list's search is refused naming the field. PostgreSQL refuses such a
-// parameter (SQLSTATE 22021), which the API and the panel answered with
-// 500 and the login form with 503 before.
+// list's search is refused naming the field, and a public logo URL's slug
+// finds nothing. PostgreSQL refuses such a parameter (SQLSTATE 22021),
+// which the API and the panel answered with 500, the login form with 503
+// and /panel/logo/ with a warning in the log, before.
 func TestServiceRefusesTextTheStoreCannotHold(t *testing.T) {
 	dsn := testenv.PostgresDB(t)
 	if dsn == "" {
@@ -74,6 +75,10 @@ func TestServiceRefusesTextTheStoreCannotHold(t *testing.T) {
 		}
 		if _, err := svc.AuthenticatePassword(ctx, "u"+bad+"@r.example", "correct horse battery"); !errors.Is(err, admin.ErrUnauthenticated) {
 			t.Errorf("login as %q: %v, want ErrUnauthenticated", "u"+bad+"@r.example", err)
+		}
+		// The public logo URL names a slug: anyone may send any bytes.
+		if _, err := svc.LogoBySlug(ctx, "r"+bad); !errors.Is(err, tenant.ErrNotFound) {
+			t.Errorf("logo of slug %q: %v, want ErrNotFound", "r"+bad, err)
 		}
 	}
 }

@@ -223,7 +223,7 @@ func (s *Service) Release(ctx context.Context, scope tracking.Scope, id int64, b
 	switch {
 	case err != nil:
 	case s.owner != nil && !s.owner(it.DomainID, it.Domain):
-		err = fmt.Errorf("%w: %s was deleted or renamed since the message was held", ErrDelivery, it.Domain)
+		err = fmt.Errorf("%w: %s is no longer served as the domain that held it (deleted, renamed, suspended or awaiting proof)", ErrDelivery, it.Domain)
 	default:
 		if reply, err = s.deliver.Deliver(ctx, it.Domain, it.Sender, it.Recipients, msg); err != nil {
 			err = fmt.Errorf("%w: %w", ErrDelivery, err)

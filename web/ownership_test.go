@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/netip"
 	"strings"
 	"testing"
@@ -271,4 +272,49 @@ func TestVerifyPendingReachesEveryDomain(t *testing.T) {
 			t.Fatalf("%d activated in three rounds of %d, want proven.example", activated, perRound)
 		}
 	})
+}
+
+// blackholeDNS never answers for names under blackhole.example (as far
+// as the caller lets it wait) and proves proven.example by its TXT token.
+type blackholeDNS struct{ token *string }
+
+func (d blackholeDNS) LookupTXT(ctx context.Context, name string) ([]string, error) {
+	if strings.HasSuffix(name, "blackhole.example") {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	return []string{admin.VerifyPrefix + *d.token}, nil
+}
+
+func (d blackholeDNS) LookupMX(ctx context.Context, name string) ([]*net.MX, error) {
+	if strings.HasSuffix(name, "blackhole.example") {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	return nil, nil
+}
+
+// TestVerifyRoundChecksTogether: a round checks its domains at the same
+// time. Each check is bounded (OwnershipOptions.Timeout, 10 s), but one
+// after another a reseller's names under a name server that never answers
+// made a round of 100 last 17 minutes, and every other domain wait for it.
+func TestVerifyRoundChecksTogether(t *testing.T) {
+	ctx := context.Background()
+	token := new(string)
+	f := newAPIFixture(t, func(o *admin.ServiceOptions) {
+		o.Ownership.DNS = blackholeDNS{token}
+		o.Ownership.Timeout = time.Second
+	})
+	for i := range 20 {
+		if code, _, body := f.createAs("own", fmt.Sprintf("n%d.blackhole.example", i), f.custA.ID); code != 201 {
+			t.Fatalf("create: %d %s", code, body)
+		}
+	}
+	_, d, _ := f.createAs("own", "proven.example", f.custA.ID)
+	*token = d.VerifyToken
+	start := time.Now()
+	n, err := f.svc.VerifyPending(ctx, 100)
+	if took := time.Since(start); err != nil || n != 1 || took > 8*time.Second {
+		t.Fatalf("VerifyPending = %d, %v in %v; want 1 within a few check timeouts (one after another: 20 s)", n, err, took)
+	}
 }
