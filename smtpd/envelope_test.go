@@ -405,6 +405,30 @@ func TestNothingRunsAfterA421(t *testing.T) {
 	}
 }
 
+// TestCutShortBDATIsNotDelivered: a BDAT LAST chunk that ends with the
+// connection, before its declared size, is not a message. go-smtp took
+// the end of the connection for the end of the chunk, and the truncated
+// message was scanned and delivered; the sender, never answered, would
+// send it again.
+func TestCutShortBDATIsNotDelivered(t *testing.T) {
+	n, sink := startRawNode(t, nil)
+	conn, err := net.DialTimeout("tcp", n.SMTPAddr(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := greet(t, conn)
+	c.cmd(250, "MAIL FROM:<alice@sender.test>")
+	c.cmd(250, "RCPT TO:<bob@example.org>")
+	fmt.Fprint(c.c.W, "BDAT 500 LAST\r\nSubject: cut short\r\n\r\nthe first part")
+	c.c.W.Flush()
+	conn.(*net.TCPConn).CloseWrite()
+	c.expect(421)
+	time.Sleep(200 * time.Millisecond) // a delivery would be under way
+	if got := sink.messages(); len(got) != 0 {
+		t.Errorf("a cut-short chunk was delivered: %q", got)
+	}
+}
+
 func TestNegativeCache(t *testing.T) {
 	for _, tc := range []struct {
 		name      string

@@ -1085,36 +1085,19 @@ func (c *Conn) handleData(arg string) {
 }
 
 func (c *Conn) handleBdat(arg string) {
-	args := strings.Fields(arg)
-	if len(args) == 0 {
-		c.writeResponse(501, EnhancedCode{5, 5, 4}, "Missing chunk size argument")
-		return
-	}
-	if len(args) > 2 {
-		c.writeResponse(501, EnhancedCode{5, 5, 4}, "Too many arguments")
-		return
-	}
-
-	last := false
-	if len(args) == 2 {
-		if !strings.EqualFold(args[1], "LAST") {
-			c.writeResponse(501, EnhancedCode{5, 5, 4}, "Unknown BDAT argument")
-			return
-		}
-		last = true
-	}
-
-	// ParseUint instead of Atoi so we will not accept negative values.
-	size, err := strconv.ParseUint(args[0], 10, 32)
-	if err != nil {
-		c.writeResponse(501, EnhancedCode{5, 5, 4}, "Malformed size argument")
+	size, last, msg := parseBdat(arg)
+	if msg != "" {
+		// Where the chunk ends is unknown, so what follows is no command:
+		// close (mxgrid patch; upstream read the chunk as commands).
+		c.writeResponse(501, EnhancedCode{5, 5, 4}, msg)
+		c.over.Store(true)
 		return
 	}
 
 	if !c.fromReceived || len(c.recipients) == 0 {
 		c.writeResponse(503, EnhancedCode{5, 5, 1}, "Missing RCPT TO command.")
 		// The chunk follows the command even when the command is rejected.
-		io.Copy(ioutil.Discard, io.LimitReader(c.text.R, int64(size)))
+		c.skipChunk(size)
 		return
 	}
 
@@ -1122,7 +1105,7 @@ func (c *Conn) handleBdat(arg string) {
 		c.writeResponse(552, EnhancedCode{5, 3, 4}, "Max message size exceeded")
 
 		// Discard chunk itself without passing it to backend.
-		io.Copy(ioutil.Discard, io.LimitReader(c.text.R, int64(size)))
+		c.skipChunk(size)
 
 		c.reset()
 		return
@@ -1179,13 +1162,19 @@ func (c *Conn) handleBdat(arg string) {
 		c.lineLimitReader.LineLimit = c.server.MaxLineLength
 	}()
 
-	chunk := &readErrReader{r: io.LimitReader(c.text.R, int64(size))}
-	_, err = io.Copy(c.bdatPipe, chunk)
+	chunk := &bdatChunk{r: c.text.R, n: int64(size)}
+	_, err := io.Copy(c.bdatPipe, chunk)
+	if err != nil && chunk.err == nil {
+		// Backend might return an error early using CloseWithError without consuming
+		// the whole chunk.
+		io.Copy(ioutil.Discard, chunk)
+	}
 	if chunk.err != nil {
 		// The chunk could not be read (a timeout, a broken connection):
-		// what follows is the rest of it, no command, so close (mxgrid
-		// patch; upstream answered 554, a permanent refusal, and read
-		// the rest of the chunk as commands).
+		// what follows is the rest of it, no command, so close, and the
+		// backend's Data sees ErrDataReset (mxgrid patch; upstream
+		// answered 554, a permanent refusal, and read the rest of the
+		// chunk as commands).
 		if ne, ok := chunk.err.(net.Error); ok && ne.Timeout() {
 			c.writeResponse(421, EnhancedCode{4, 4, 2}, "Timeout reading the chunk, closing connection")
 		} else {
@@ -1194,10 +1183,6 @@ func (c *Conn) handleBdat(arg string) {
 		return
 	}
 	if err != nil {
-		// Backend might return an error early using CloseWithError without consuming
-		// the whole chunk.
-		io.Copy(ioutil.Discard, chunk)
-
 		c.writeResponse(dataErrorToStatus(err))
 
 		if err == errPanic {
@@ -1236,18 +1221,71 @@ func (c *Conn) handleBdat(arg string) {
 	}
 }
 
-// readErrReader keeps the error of its reader, so that a failed io.Copy
-// tells the client's side from the backend's.
-type readErrReader struct {
+// parseBdat parses BDAT's arguments; msg is set when they are malformed.
+func parseBdat(arg string) (size uint64, last bool, msg string) {
+	args := strings.Fields(arg)
+	if len(args) == 0 {
+		return 0, false, "Missing chunk size argument"
+	}
+	if len(args) > 2 {
+		return 0, false, "Too many arguments"
+	}
+	if len(args) == 2 {
+		if !strings.EqualFold(args[1], "LAST") {
+			return 0, false, "Unknown BDAT argument"
+		}
+		last = true
+	}
+	// ParseUint instead of Atoi so we will not accept negative values.
+	size, err := strconv.ParseUint(args[0], 10, 32)
+	if err != nil {
+		return 0, false, "Malformed size argument"
+	}
+	return size, last, ""
+}
+
+// skipChunk reads and drops the chunk of a refused BDAT command. If it
+// cannot be read to its end, what follows is no command: the connection
+// closes (mxgrid patch). A chunk need hold no line end, so the line limit
+// is off meanwhile (upstream's discard could fail on it).
+func (c *Conn) skipChunk(size uint64) {
+	c.lineLimitReader.LineLimit = 0
+	defer func() { c.lineLimitReader.LineLimit = c.server.MaxLineLength }()
+	if _, err := io.Copy(ioutil.Discard, &bdatChunk{r: c.text.R, n: int64(size)}); err != nil {
+		c.over.Store(true)
+	}
+}
+
+// bdatChunk reads a BDAT chunk of n octets from r and keeps the error
+// of reading it, so that a failed io.Copy tells the client's side from the
+// backend's. The connection ending before the chunk does is such an error
+// (io.ErrUnexpectedEOF): io.LimitReader took it for the chunk's end, and a
+// BDAT LAST chunk cut short was delivered as the whole message.
+type bdatChunk struct {
 	r   io.Reader
+	n   int64
 	err error
 }
 
-func (r *readErrReader) Read(b []byte) (int, error) {
-	n, err := r.r.Read(b)
-	if err != nil && err != io.EOF {
-		r.err = err
+func (r *bdatChunk) Read(b []byte) (int, error) {
+	if r.err != nil {
+		return 0, r.err
 	}
+	if r.n <= 0 {
+		return 0, io.EOF
+	}
+	if int64(len(b)) > r.n {
+		b = b[:r.n]
+	}
+	n, err := r.r.Read(b)
+	r.n -= int64(n)
+	switch {
+	case err == io.EOF && r.n > 0:
+		err = io.ErrUnexpectedEOF
+	case err == io.EOF:
+		err = nil // the chunk's last octets; the next Read says EOF
+	}
+	r.err = err
 	return n, err
 }
 

@@ -33,13 +33,20 @@ func (l *envelopeLog) took() []string {
 	return append([]string(nil), l.cmds...)
 }
 
-// envelopeLogSession takes every sender and every body, and every
-// recipient but busy@, which it answers with 421 (closing).
+// envelopeLogSession takes every sender and every body (a whole one is
+// logged as DATA), and every recipient but busy@, which it answers with
+// 421 (closing).
 type envelopeLogSession struct{ l *envelopeLog }
 
-func (envelopeLogSession) Reset()                 {}
-func (envelopeLogSession) Logout() error          { return nil }
-func (envelopeLogSession) Data(r io.Reader) error { _, err := io.Copy(io.Discard, r); return err }
+func (envelopeLogSession) Reset()        {}
+func (envelopeLogSession) Logout() error { return nil }
+func (s envelopeLogSession) Data(r io.Reader) error {
+	if _, err := io.Copy(io.Discard, r); err != nil {
+		return err
+	}
+	s.l.add("DATA")
+	return nil
+}
 func (s envelopeLogSession) Mail(from string, _ *MailOptions) error {
 	s.l.add("MAIL " + from)
 	return nil
@@ -133,16 +140,21 @@ func (w lockedWriter) Write(p []byte) (int, error) {
 // follows is not a command. Upstream read on: the rest of the body was
 // executed as commands (here a MAIL the client sent as message text), and
 // after a line over the limit a second, unsolicited reply followed. A BDAT
-// chunk that could not be read got 554 (permanent) and the same.
+// chunk that could not be read got 554 (permanent) and the same, and so did
+// the chunk of a BDAT command the server could not parse; a BDAT LAST chunk
+// cut short by the end of the connection was taken for the whole message
+// and delivered.
 func TestBrokenBodyEndsTheSession(t *testing.T) {
 	const open = "EHLO c.test\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.org>\r\n"
 	const later = "MAIL FROM:<body@example.org>\r\n"
 	for _, tc := range []struct {
 		name, input string
-		// then is sent after a pause, past the read timeout if timeout
-		then    string
-		timeout bool
-		want    []string
+		// then is sent after a pause, past the read timeout if timeout;
+		// with halfClose the client then sends nothing more.
+		then      string
+		timeout   bool
+		halfClose bool
+		want      []string
 	}{
 		{name: "DATA timed out", input: open + "DATA\r\nSubject: x\r\n", then: later, timeout: true,
 			want: []string{"250", "250", "250", "354", "554"}},
@@ -150,6 +162,10 @@ func TestBrokenBodyEndsTheSession(t *testing.T) {
 			want: []string{"250", "250", "250", "354", "554"}},
 		{name: "BDAT chunk timed out", input: open + "BDAT 100\r\nSubject: x\r\n", then: later, timeout: true,
 			want: []string{"250", "250", "250", "421"}},
+		{name: "BDAT LAST chunk cut short", input: open + "BDAT 100 LAST\r\nSubject: x\r\n", halfClose: true,
+			want: []string{"250", "250", "250", "421"}},
+		{name: "BDAT size unreadable", input: open + "BDAT 99999999999\r\n", then: later, want: []string{"250", "250", "250", "501"}},
+		{name: "BDAT unknown parameter", input: open + "BDAT 4 FIRST\r\n", then: later, want: []string{"250", "250", "250", "501"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -179,6 +195,9 @@ func TestBrokenBodyEndsTheSession(t *testing.T) {
 			fmt.Fprint(c, tc.input)
 			time.Sleep(pause)
 			fmt.Fprint(c, tc.then)
+			if tc.halfClose {
+				c.(*net.TCPConn).CloseWrite()
+			}
 			rest, err := io.ReadAll(r)
 			if err != nil && !errors.Is(err, syscall.ECONNRESET) {
 				t.Errorf("connection not closed: %v", err)

@@ -1,0 +1,49 @@
+package smtp
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// FuzzParseCmd: STARTTLS is the whole first word, and what follows it is
+// its argument (mxgrid patch: any line that began with the eight letters
+// was a bare STARTTLS).
+func FuzzParseCmd(f *testing.F) {
+	for _, s := range []string{"STARTTLS", "starttls \t", "STARTTLS now", "STARTTLSX", "STARTTL", "NOOP", "MAIL FROM:<a@b>", "EHLO x", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, line string) {
+		cmd, arg, err := parseCmd(line)
+		trimmed := strings.TrimRight(line, "\r\n")
+		isStartTLS := len(trimmed) >= 8 && strings.EqualFold(trimmed[:8], "STARTTLS")
+		if cmd == "STARTTLS" {
+			rest := trimmed[8:]
+			if !isStartTLS || (rest != "" && rest[0] != ' ') || arg != strings.TrimSpace(rest) {
+				t.Fatalf("parseCmd(%q) = STARTTLS %q", line, arg)
+			}
+		} else if isStartTLS && err == nil {
+			t.Fatalf("parseCmd(%q) = %q %q, not STARTTLS", line, cmd, arg)
+		}
+	})
+}
+
+// FuzzParseBdat: a BDAT command is accepted only as "count [LAST]" with a
+// 32-bit count, and then as that.
+func FuzzParseBdat(f *testing.F) {
+	for _, s := range []string{"10", "10 LAST", "0 last", "", "1 2 3", "99999999999", "-1", "10 FIRST", "4294967295"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, arg string) {
+		size, last, msg := parseBdat(arg)
+		if msg != "" {
+			return
+		}
+		fields := strings.Fields(arg)
+		want, err := strconv.ParseUint(fields[0], 10, 32)
+		if err != nil || size != want || last != (len(fields) == 2) || len(fields) > 2 ||
+			(last && !strings.EqualFold(fields[1], "LAST")) {
+			t.Fatalf("parseBdat(%q) = %d, %v", arg, size, last)
+		}
+	})
+}
