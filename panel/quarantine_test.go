@@ -17,7 +17,7 @@ import (
 // customerServer takes every message, or none while down.
 type customerServer struct{ down bool }
 
-func (s *customerServer) Deliver(context.Context, string, string, []string, []byte) (string, error) {
+func (s *customerServer) Deliver(context.Context, quarantine.HeldDomain, string, []string, []byte) (string, error) {
 	if s.down {
 		return "", errors.New("451 4.4.1 customer mail server unreachable")
 	}

@@ -93,9 +93,19 @@ type Store interface {
 	PruneQuarantine(ctx context.Context, before time.Time) (int64, error)
 }
 
-// Deliverer sends a released message to its domain's current route.
+// Deliverer sends a released message to its domain's current route. The
+// domain is named and identified: a name deleted or renamed since the
+// message was held may be another tenant's domain now, whose server must
+// not get the message (nor the releasing tenant an error naming that
+// server), so a Deliverer delivers only while name is still domain id.
 type Deliverer interface {
-	Deliver(ctx context.Context, domain, sender string, rcpts []string, msg []byte) (reply string, err error)
+	Deliver(ctx context.Context, domain HeldDomain, sender string, rcpts []string, msg []byte) (reply string, err error)
+}
+
+// HeldDomain is the domain that held a message: its id, and its name then.
+type HeldDomain struct {
+	ID   int64
+	Name string
 }
 
 // Config is the `quarantine:` section.
@@ -138,23 +148,12 @@ type Service struct {
 	store   Store
 	deliver Deliverer
 	tracker Tracker
-	owner   Owner
 	now     func() time.Time
 }
 
 // TrackReleases makes every release a message-tracking record (one per
 // recipient, delivered with the customer server's reply).
 func (s *Service) TrackReleases(t Tracker) { s.tracker = t }
-
-// Owner reports whether name is still the domain domainID where the
-// Deliverer would send it (the node: its tenant snapshot).
-type Owner func(domainID int64, name string) bool
-
-// CheckOwner makes every release ask o first. The Deliverer routes by
-// name, and a name deleted or renamed since the message was held may be
-// another tenant's domain now: its server would get the message, and the
-// releasing tenant an error naming that server.
-func (s *Service) CheckOwner(o Owner) { s.owner = o }
 
 // New returns a service; deliver may be nil on a node that only holds.
 func New(cfg Config, st Store, deliver Deliverer, now func() time.Time) *Service {
@@ -220,12 +219,8 @@ func (s *Service) Release(ctx context.Context, scope tracking.Scope, id int64, b
 	}
 	msg, err := gunzip(gz)
 	var reply string
-	switch {
-	case err != nil:
-	case s.owner != nil && !s.owner(it.DomainID, it.Domain):
-		err = fmt.Errorf("%w: %s is no longer served as the domain that held it (deleted, renamed, suspended or awaiting proof)", ErrDelivery, it.Domain)
-	default:
-		if reply, err = s.deliver.Deliver(ctx, it.Domain, it.Sender, it.Recipients, msg); err != nil {
+	if err == nil {
+		if reply, err = s.deliver.Deliver(ctx, HeldDomain{ID: it.DomainID, Name: it.Domain}, it.Sender, it.Recipients, msg); err != nil {
 			err = fmt.Errorf("%w: %w", ErrDelivery, err)
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/mxgrid/mxgrid/mailaddr"
+	"github.com/mxgrid/mxgrid/quarantine"
 	"github.com/mxgrid/mxgrid/relay"
 )
 
@@ -18,15 +19,19 @@ type Releaser struct {
 	Relay     Relayer
 }
 
-// errNoLongerProvisioned: the domain was removed since the message was held.
-var errNoLongerProvisioned = errors.New("the domain is no longer provisioned")
+// errNoLongerServed: the name is not the domain that held the message any
+// more (deleted, renamed, suspended or awaiting proof, perhaps another
+// tenant's now), so nothing of it reaches the name's current server.
+var errNoLongerServed = errors.New("no longer served as the domain that held it (deleted, renamed, suspended or awaiting proof)")
 
 // Deliver sends msg from sender to rcpts; every recipient must be accepted
-// (a partial delivery would need a second release for the rest).
-func (r Releaser) Deliver(ctx context.Context, domain, sender string, rcpts []string, msg []byte) (string, error) {
+// (a partial delivery would need a second release for the rest). The name
+// and the id are checked in the one lookup that gives the route.
+func (r Releaser) Deliver(ctx context.Context, held quarantine.HeldDomain, sender string, rcpts []string, msg []byte) (string, error) {
+	domain := held.Name
 	dom, ok := r.Directory.Lookup(domain)
-	if !ok || len(rcpts) == 0 {
-		return "", fmt.Errorf("release to %s: %w", domain, errNoLongerProvisioned)
+	if !ok || dom.ID != held.ID || len(rcpts) == 0 {
+		return "", fmt.Errorf("release to %s: %w", domain, errNoLongerServed)
 	}
 	from, err := mailaddr.ParseReversePath(sender)
 	if err != nil {

@@ -15,7 +15,7 @@ import (
 // deliveries is a customer's server that takes every message and counts.
 type deliveries struct{ n int }
 
-func (d *deliveries) Deliver(context.Context, string, string, []string, []byte) (string, error) {
+func (d *deliveries) Deliver(context.Context, quarantine.HeldDomain, string, []string, []byte) (string, error) {
 	d.n++
 	return "250 2.0.0 queued", nil
 }
