@@ -14,6 +14,7 @@ import (
 	"net/netip"
 	"os"
 	"reflect"
+	"syscall"
 	"time"
 
 	"github.com/emersion/go-smtp"
@@ -298,6 +299,14 @@ func (ss *session) Data(r io.Reader) (reply error) {
 			// and the same message would fail again, so refuse it for good.
 			ss.countTransaction(OutcomeLineTooLong, errLineTooLong)
 			return errLineTooLong
+		}
+		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, smtp.ErrDataReset) {
+			// The client went away, or gave the transfer up (RSET, EHLO
+			// or STARTTLS during BDAT): no fault of ours, and nobody hears
+			// the reply.
+			ss.countTransaction(OutcomeReadError, errLocal)
+			ss.log.Info("message body not received", "queue_id", ss.queueID, "err", err)
+			return errLocal
 		}
 		reply := toSMTP(ss.log, fmt.Errorf("read DATA: %w", err))
 		ss.countTransaction(OutcomeReadError, reply)
