@@ -314,8 +314,12 @@ func (c *Conn) handleGreet(enhanced bool, arg string) {
 		c.setSession(sess)
 	}
 
+	// RFC 5321 §4.1.1.1: the reply names the server first, where clients
+	// look for it (Postfix's loop check); upstream put "Hello" there. HELO
+	// negotiates no enhanced status codes, so its reply has none.
+	hello := c.server.Domain + " Hello " + domain
 	if !enhanced {
-		c.writeResponse(250, EnhancedCode{2, 0, 0}, fmt.Sprintf("Hello %s", domain))
+		c.writeResponse(250, NoEnhancedCode, hello)
 		return
 	}
 
@@ -378,7 +382,7 @@ func (c *Conn) handleGreet(enhanced bool, arg string) {
 		}
 	}
 
-	args := []string{"Hello " + domain}
+	args := []string{hello}
 	args = append(args, caps...)
 	c.writeResponse(250, NoEnhancedCode, args...)
 }

@@ -224,3 +224,19 @@ func TestCommandsOutOfSequence(t *testing.T) {
 		})
 	}
 }
+
+// TestGreetingReplyNamesTheServer: the reply to EHLO and HELO starts with
+// the server's name (RFC 5321 §4.1.1.1), where clients look for it, and
+// HELO's has no enhanced status code (none was negotiated).
+func TestGreetingReplyNamesTheServer(t *testing.T) {
+	for _, tc := range []struct{ cmd, want string }{
+		{"EHLO client.test", "250-localhost Hello client.test\r\n"},
+		{"HELO client.test", "250 localhost Hello client.test\r\n"},
+	} {
+		c, r, _ := greetedClient(t)
+		fmt.Fprintf(c, "%s\r\n", tc.cmd)
+		if got, err := r.ReadString('\n'); err != nil || got != tc.want {
+			t.Errorf("%s: first reply line %q (%v), want %q", tc.cmd, got, err, tc.want)
+		}
+	}
+}
