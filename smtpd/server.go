@@ -212,6 +212,13 @@ func New(cfg Config, deps Deps) (*Server, error) {
 			return nil, fmt.Errorf("smtp.tls_cert: %w", err)
 		}
 		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		// From the handshake on, a goodbye in clear text would corrupt
+		// the stream; newSession learns of TLS only at the next EHLO.
+		srv.StartingTLS = func(nc net.Conn) {
+			if gate, ok := nc.(*gateConn); ok {
+				gate.tls.Store(true)
+			}
+		}
 	}
 	s.smtp = srv
 	return s, nil

@@ -59,9 +59,6 @@ func (s *Server) newSession(c *smtp.Conn) (smtp.Session, error) {
 		nc = tc.NetConn()
 	}
 	gate, _ := nc.(*gateConn)
-	if gate != nil && nc != c.Conn() {
-		gate.tls.Store(true) // go-smtp makes a new session after STARTTLS
-	}
 	ip := addrIP(nc.RemoteAddr())
 	s.metrics.sessions.Inc()
 	return &session{

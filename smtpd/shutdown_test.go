@@ -2,12 +2,14 @@ package smtpd_test
 
 import (
 	"context"
+	"crypto/tls"
 	"net"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/mxgrid/mxgrid/internal/smtptest"
+	"github.com/mxgrid/mxgrid/smtpd"
 )
 
 // A transaction still running when the shutdown grace expires is aborted:
@@ -87,5 +89,45 @@ func TestShutdownSays421ToIdleClients(t *testing.T) {
 		if _, err := c.c.ReadLine(); err == nil {
 			t.Errorf("client %d: connection still open after the goodbye", i)
 		}
+	}
+}
+
+// A client idle after STARTTLS, during the handshake or before its next
+// EHLO, is not sent the goodbye in clear text: inside TLS that line would
+// corrupt the stream (the client sees a bad record, not the end), so the
+// connection is only closed.
+func TestShutdownSendsNoClearTextIntoTLS(t *testing.T) {
+	certPath, keyPath := writeCert(t)
+	sink := smtptest.StartSink(t)
+	cfg := testConfig(t)
+	cfg.Domains = append(cfg.Domains, smtptest.Domain("example.org", sink.Addr))
+	cfg.SMTP.TLSCert, cfg.SMTP.TLSKey = certPath, keyPath
+	srv, err := smtpd.New(cfg.SMTP, configDeps(t, cfg, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := srv.Listen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(l)
+	conn, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := greet(t, conn)
+	c.cmd(220, "STARTTLS")
+	tc := tls.Client(conn, &tls.Config{InsecureSkipVerify: true})
+	if err := tc.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown with an idle TLS client: %v", err)
+	}
+	n, err := tc.Read(make([]byte, 512))
+	if err == nil || strings.Contains(err.Error(), "tls:") {
+		t.Fatalf("after the shutdown the TLS client read %d bytes, %v; want the connection closed", n, err)
 	}
 }

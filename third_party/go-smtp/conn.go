@@ -1013,6 +1013,9 @@ func (c *Conn) handleStartTLS(arg string) {
 		return
 	}
 
+	if c.server.StartingTLS != nil {
+		c.server.StartingTLS(c.conn)
+	}
 	c.writeResponse(220, EnhancedCode{2, 0, 0}, "Ready to start TLS")
 
 	// Upgrade to TLS

@@ -28,6 +28,11 @@ type Server struct {
 	Addr string
 	// The server TLS configuration.
 	TLSConfig *tls.Config
+	// StartingTLS, when set, is called with the connection's clear-text
+	// conn once STARTTLS is accepted, before its 220 and the handshake:
+	// from then on nothing may be written to that conn in clear text
+	// (mxgrid patch: the node's shutdown goodbye is written below go-smtp).
+	StartingTLS func(net.Conn)
 	// Enable LMTP mode, as defined in RFC 2033.
 	LMTP bool
 
