@@ -56,12 +56,19 @@ func startServer(t *testing.T, sink *smtptest.Sink, sc smtpd.Scanner) (*smtpd.Se
 	if err != nil {
 		t.Fatal(err)
 	}
+	return srv, listen(t, srv)
+}
+
+// listen starts srv serving and returns its address; the test shuts it
+// down itself.
+func listen(t *testing.T, srv *smtpd.Server) string {
+	t.Helper()
 	l, err := srv.Listen()
 	if err != nil {
 		t.Fatal(err)
 	}
 	go srv.Serve(l)
-	return srv, l.Addr().String()
+	return l.Addr().String()
 }
 
 // A short EHLO (under 16 octets) is answered at once: the check for a

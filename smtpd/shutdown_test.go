@@ -106,12 +106,7 @@ func TestShutdownSendsNoClearTextIntoTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := srv.Listen()
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(l)
-	conn, err := net.Dial("tcp", l.Addr().String())
+	conn, err := net.Dial("tcp", listen(t, srv))
 	if err != nil {
 		t.Fatal(err)
 	}
