@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"os"
 	"time"
+
+	"github.com/mxgrid/mxgrid/mailaddr"
 )
 
 // Config is the `smtp:` section.
@@ -54,6 +56,17 @@ type Config struct {
 	// MaxUnknownRecipients is how many refused recipients one session may
 	// try before 421 4.7.0 and close (dictionary attacks).
 	MaxUnknownRecipients int `yaml:"max_unknown_recipients"`
+	// MaxJunkCommands is how many commands that move no mail (NOOP, RSET,
+	// VRFY, HELO, EHLO, HELP...) a session may send since its last accepted
+	// message before 421 4.7.0 and close, as Postfix's
+	// smtpd_junk_command_limit: without it a client keeps a connection
+	// slot for ever with a NOOP inside every command timeout.
+	MaxJunkCommands int `yaml:"max_junk_commands"`
+	// Postmaster is where RCPT TO:<postmaster> goes, the one recipient
+	// without a domain that every SMTP server must take (RFC 5321 §4.5.1):
+	// an address in a provisioned domain, then handled as any recipient
+	// of that domain. Empty: 550 5.1.1, since a node holds no mailbox.
+	Postmaster string `yaml:"postmaster"`
 	// NegativeCacheTTL is how long a recipient the customer's server
 	// refused as nonexistent is refused without asking it again; 0 disables.
 	NegativeCacheTTL time.Duration `yaml:"negative_cache_ttl"`
@@ -108,6 +121,7 @@ func DefaultConfig() Config {
 		BareNewline:          BareNewlineNormalize,
 		MaxHops:              50,
 		MaxUnknownRecipients: 20,
+		MaxJunkCommands:      100,
 		NegativeCacheTTL:     5 * time.Minute,
 		NegativeCacheTimeout: 50 * time.Millisecond,
 		// With the garbage collector's room on top (GOGC=100), 192 MiB
@@ -162,6 +176,14 @@ func (c Config) Validate() error {
 	}
 	if c.MaxUnknownRecipients < 1 {
 		return errors.New("max_unknown_recipients: must be at least 1")
+	}
+	if c.MaxJunkCommands < 1 {
+		return errors.New("max_junk_commands: must be at least 1")
+	}
+	if c.Postmaster != "" {
+		if a, err := mailaddr.ParseDecoded(c.Postmaster); err != nil || a.IsNull() || a.SourceRouted() {
+			return fmt.Errorf("postmaster: %q is not a mailbox address", c.Postmaster)
+		}
 	}
 	if c.SpoolThreshold < 1 {
 		return errors.New("spool_threshold: must be at least 1")

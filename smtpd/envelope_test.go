@@ -382,6 +382,54 @@ func TestUnknownRecipientBudget(t *testing.T) {
 	}
 }
 
+// TestJunkCommandBudget: a client that keeps its connection with commands
+// that move no mail is shown out after smtp.max_junk_commands of them; an
+// accepted message starts the count over. Without the limit a NOOP inside
+// every command timeout held a connection slot for ever.
+func TestJunkCommandBudget(t *testing.T) {
+	n, sink := startRawNode(t, func(c *config.Config) { c.SMTP.MaxJunkCommands = 3 })
+	c := dial(t, n.SMTPAddr()) // EHLO is the first
+	c.cmd(250, "NOOP")
+	c.cmd(250, "RSET")
+	c.cmd(250, "MAIL FROM:<alice@sender.test>")
+	c.cmd(250, "RCPT TO:<bob@example.org>")
+	c.data(250, "Subject: kept\r\n\r\nbody\r\n")
+	c.cmd(250, "NOOP")
+	c.cmd(250, "EHLO client.sender.test")
+	c.cmd(252, "VRFY bob")
+	if msg := c.cmd(421, "NOOP"); !strings.HasPrefix(msg, "4.7.0") {
+		t.Errorf("reply %q, want 4.7.0", msg)
+	}
+	if _, err := c.c.R.ReadByte(); err != io.EOF {
+		t.Errorf("connection still open after 421 (read: %v)", err)
+	}
+	if got := sink.messages(); len(got) != 1 {
+		t.Errorf("delivered %d messages, want 1", len(got))
+	}
+}
+
+// TestPostmaster: RCPT TO:<postmaster>, the one recipient without a domain
+// (RFC 5321 §4.5.1), goes to smtp.postmaster and from there to that
+// domain's server like any recipient; with none set it is a refused
+// mailbox (550 5.1.1), not a syntax error.
+func TestPostmaster(t *testing.T) {
+	n, _ := startRawNode(t, nil)
+	c := dial(t, n.SMTPAddr())
+	c.cmd(250, "MAIL FROM:<alice@sender.test>")
+	if msg := c.cmd(550, "RCPT TO:<Postmaster>"); !strings.HasPrefix(msg, "5.1.1") {
+		t.Errorf("reply %q, want 5.1.1", msg)
+	}
+
+	n, sink := startRawNode(t, func(c *config.Config) { c.SMTP.Postmaster = "abuse-desk@example.org" })
+	c = dial(t, n.SMTPAddr())
+	c.cmd(250, "MAIL FROM:<alice@sender.test>")
+	c.cmd(250, "RCPT TO:<postmaster>")
+	c.data(250, "Subject: to the postmaster\r\n\r\nbody\r\n")
+	if got := sink.commands("RCPT"); len(got) != 1 || got[0] != "RCPT TO:<abuse-desk@example.org>" {
+		t.Errorf("customer's server got %q, want the configured postmaster", got)
+	}
+}
+
 // TestNothingRunsAfterA421: a client that pipelines its message behind
 // the recipient answered 421 (closing) gets nothing delivered, as it was
 // told. A CHUNKING client sends BDAT and its chunk in the same group as the

@@ -26,6 +26,7 @@ import (
 var (
 	errUnknownDomain  = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "relay access denied: we do not accept mail for this domain"}
 	errUnknownUser    = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "recipient address rejected: user unknown"}
+	errNoPostmaster   = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "this filter keeps no mailbox of its own, write to postmaster at the domain you mean"}
 	errBlocked        = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "sender blocked by the recipient's policy"}
 	errOtherRoute     = &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 5, 3}, Message: "recipient routed elsewhere, send it in another transaction"}
 	errOtherTenant    = &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 5, 3}, Message: "recipient belongs to another customer, send it in another transaction"}

@@ -202,6 +202,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	srv.Domain = cfg.Hostname
 	srv.MaxMessageBytes = cfg.MaxMessageBytes
 	srv.MaxRecipients = cfg.MaxRecipients
+	srv.MaxJunkCommands = cfg.MaxJunkCommands
 	srv.MaxLineLength = maxLineLength
 	srv.WriteTimeout = cfg.CommandTimeout
 	srv.EnableSMTPUTF8 = true

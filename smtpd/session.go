@@ -14,6 +14,7 @@ import (
 	"net/netip"
 	"os"
 	"reflect"
+	"strings"
 	"syscall"
 	"time"
 
@@ -149,6 +150,14 @@ func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 		// go-smtp closes the connection after the 421.
 		ss.log.Info("too many unknown recipients, closing", "queue_id", ss.queueID, "unknown", ss.unknown)
 		return errTooManyUnknown
+	}
+	if strings.EqualFold(to, "postmaster") {
+		if ss.srv.cfg.Postmaster == "" {
+			ss.unknown++
+			ss.srv.metrics.rcpts.WithLabelValues("no_postmaster").Inc()
+			return errNoPostmaster
+		}
+		to = ss.srv.cfg.Postmaster
 	}
 	rcpt, err := mailaddr.ParseDecoded(to)
 	if err != nil || rcpt.IsNull() {

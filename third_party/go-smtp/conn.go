@@ -32,6 +32,13 @@ type Conn struct {
 
 	// Number of errors witnessed on this connection
 	errCount int
+	// junk counts commands that moved no mail since the last accepted
+	// message (see Server.MaxJunkCommands).
+	junk int
+	// plainReplies is set while the client greeted with HELO: it
+	// negotiated no enhanced status codes (RFC 2034 §3), so replies carry
+	// none (mxgrid patch; upstream sent them to every client).
+	plainReplies bool
 
 	session    Session
 	locker     sync.Mutex
@@ -159,6 +166,9 @@ func (c *Conn) handle(cmd string, arg string) {
 	}
 
 	cmd = strings.ToUpper(cmd)
+	if isJunkCommand(cmd) && c.tooMuchJunk() {
+		return
+	}
 	c.midGroup = cmd == "MAIL" || cmd == "RCPT" || cmd == "RSET"
 	defer func() { c.midGroup = false }()
 	switch cmd {
@@ -275,6 +285,35 @@ func (c *Conn) authAllowed() bool {
 	return isTLS || c.server.AllowInsecureAuth
 }
 
+func isJunkCommand(cmd string) bool {
+	switch cmd {
+	case "NOOP", "RSET", "VRFY", "HELO", "EHLO", "LHLO", "SEND", "SOML", "SAML", "EXPN", "HELP", "TURN":
+		return true
+	}
+	return false
+}
+
+// tooMuchJunk counts a command that moves no mail and, past the limit,
+// says goodbye instead of running it.
+func (c *Conn) tooMuchJunk() bool {
+	c.junk++
+	if c.server.MaxJunkCommands <= 0 || c.junk <= c.server.MaxJunkCommands {
+		return false
+	}
+	c.writeResponse(421, EnhancedCode{4, 7, 0}, "Too many commands without a message, closing connection")
+	c.Close()
+	return true
+}
+
+// answerTransaction sends a DATA or BDAT LAST reply; an accepted message
+// starts the junk count over, as Postfix does.
+func (c *Conn) answerTransaction(code int, enhCode EnhancedCode, msg string) {
+	if code/100 == 2 {
+		c.junk = 0
+	}
+	c.writeResponse(code, enhCode, msg)
+}
+
 // protocolError writes errors responses and closes the connection once too many
 // have occurred.
 func (c *Conn) protocolError(code int, ec EnhancedCode, msg string) {
@@ -313,6 +352,7 @@ func (c *Conn) handleGreet(enhanced bool, arg string) {
 
 		c.setSession(sess)
 	}
+	c.plainReplies = !enhanced
 
 	// RFC 5321 §4.1.1.1: the reply names the server first, where clients
 	// look for it (Postfix's loop check); upstream put "Hello" there. HELO
@@ -766,7 +806,7 @@ func (c *Conn) handleRcpt(arg string) {
 	}
 
 	p := parser{s: strings.TrimSpace(arg)}
-	recipient, err := p.parsePath()
+	recipient, err := p.parseForwardPath()
 	if err != nil {
 		c.writeResponse(501, EnhancedCode{5, 5, 2}, "Was expecting RCPT arg syntax of TO:<address>")
 		return
@@ -1082,7 +1122,7 @@ func (c *Conn) handleData(arg string) {
 	code, enhancedCode, msg := dataErrorToStatus(c.Session().Data(r))
 	r.limited = false
 	_, err := io.Copy(ioutil.Discard, r) // Make sure all the data has been consumed
-	c.writeResponse(code, enhancedCode, msg)
+	c.answerTransaction(code, enhancedCode, msg)
 	if err != nil {
 		// The end of the body was never read (a read timed out, a line
 		// was over the limit), so what follows is no command: close
@@ -1214,7 +1254,7 @@ func (c *Conn) handleBdat(arg string) {
 				c.writeResponse(code, enchCode, "<"+rcpt+"> "+msg)
 			}
 		} else {
-			c.writeResponse(dataErrorToStatus(err))
+			c.answerTransaction(dataErrorToStatus(err))
 		}
 
 		if err == errPanic {
@@ -1474,6 +1514,9 @@ func (c *Conn) writeResponse(code int, enhCode EnhancedCode, text ...string) {
 		default:
 			enhCode = NoEnhancedCode
 		}
+	}
+	if c.plainReplies {
+		enhCode = NoEnhancedCode
 	}
 
 	writeReply(c.text.W, code, enhCode, text)

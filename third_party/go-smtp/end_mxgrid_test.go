@@ -34,15 +34,19 @@ func (l *envelopeLog) took() []string {
 }
 
 // envelopeLogSession takes every sender and every body (a whole one is
-// logged as DATA), and every recipient but busy@, which it answers with
-// 421 (closing).
+// logged as DATA) but one saying "refuse", which it answers with 554, and
+// every recipient but busy@, which it answers with 421 (closing).
 type envelopeLogSession struct{ l *envelopeLog }
 
 func (envelopeLogSession) Reset()        {}
 func (envelopeLogSession) Logout() error { return nil }
 func (s envelopeLogSession) Data(r io.Reader) error {
-	if _, err := io.Copy(io.Discard, r); err != nil {
+	body, err := io.ReadAll(r)
+	if err != nil {
 		return err
+	}
+	if bytes.Contains(body, []byte("refuse")) {
+		return &SMTPError{Code: 554, EnhancedCode: EnhancedCode{5, 7, 1}, Message: "refused"}
 	}
 	s.l.add("DATA")
 	return nil
@@ -61,7 +65,8 @@ func (s envelopeLogSession) Rcpt(to string, _ *RcptOptions) error {
 }
 
 // TestNothingAfterTheEnd: once the server has said it is closing (221 to
-// QUIT, 421 from itself or the backend, too many errors), it executes
+// QUIT, 421 from itself or the backend, too many errors or junk commands),
+// it executes
 // nothing the client pipelined after (RFC 5321 §4.1.1.10, §3.8). Upstream
 // went on with whatever was already read: a MAIL after QUIT reached a
 // session already logged out, a nil dereference and a logged stack trace
@@ -69,9 +74,15 @@ func (s envelopeLogSession) Rcpt(to string, _ *RcptOptions) error {
 // pipelined BDAT LAST could deliver a message the client had been told
 // would not be.
 func TestNothingAfterTheEnd(t *testing.T) {
-	const ehlo = "EHLO c.test\r\n"
+	const (
+		ehlo    = "EHLO c.test\r\n"
+		message = "MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.org>\r\nDATA\r\nhello\r\n.\r\n"
+		refused = "MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.org>\r\nDATA\r\nrefuse\r\n.\r\n"
+	)
+	accepted := []string{"MAIL a@example.org", "RCPT b@example.org", "DATA"}
 	for _, tc := range []struct {
 		name, input string
+		maxJunk     int
 		want        []string
 		envelope    []string
 	}{
@@ -81,46 +92,90 @@ func TestNothingAfterTheEnd(t *testing.T) {
 			want: []string{"250", "250", "250", "421"}, envelope: []string{"MAIL a@example.org", "RCPT b@example.org"}},
 		{name: "too many errors", input: ehlo + strings.Repeat("BOGUS\r\n", errThreshold+1) + "MAIL FROM:<a@example.org>\r\n",
 			want: append(append([]string{"250"}, strings.Fields(strings.Repeat("501 ", errThreshold+1))...), "500")},
+		// EHLO is junk too: a client could otherwise hold the connection
+		// with EHLO, as with NOOP.
+		{name: "too many junk commands", maxJunk: 4, input: ehlo + "NOOP\r\nRSET\r\nVRFY b\r\nHELP\r\nMAIL FROM:<a@example.org>\r\n",
+			want: []string{"250", "250", "250", "252", "421"}},
+		{name: "an accepted message starts the junk count over", maxJunk: 3, input: ehlo + "NOOP\r\n" + message + "NOOP\r\nNOOP\r\nEHLO c.test\r\nNOOP\r\n" + message,
+			want: []string{"250", "250", "250", "250", "354", "250", "250", "250", "250", "421"}, envelope: accepted},
+		{name: "a refused message does not", maxJunk: 3, input: ehlo + "NOOP\r\n" + refused + "NOOP\r\nNOOP\r\n" + message,
+			want: []string{"250", "250", "250", "250", "354", "554", "250", "421"}, envelope: []string{"MAIL a@example.org", "RCPT b@example.org"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			l, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
 			elog := &envelopeLog{}
-			var errLog bytes.Buffer
-			var errMu sync.Mutex
-			s := NewServer(BackendFunc(func(*Conn) (Session, error) { return envelopeLogSession{elog}, nil }))
-			s.Domain = "localhost"
-			s.ErrorLog = log.New(lockedWriter{&errMu, &errLog}, "", 0)
-			go s.Serve(l)
-			defer s.Close()
-			c, err := net.Dial("tcp", l.Addr().String())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			c.SetDeadline(time.Now().Add(3 * time.Second))
-			r := bufio.NewReader(c)
-			r.ReadString('\n')
-			fmt.Fprint(c, tc.input)
-			rest, err := io.ReadAll(r)
-			if err != nil {
-				t.Errorf("connection not closed: %v", err)
-			}
-			if got := replyCodes(bufio.NewReader(bytes.NewReader(rest)), -1); strings.Join(got, " ") != strings.Join(tc.want, " ") {
+			rest, errLog := converse(t, elog, func(s *Server) { s.MaxJunkCommands = tc.maxJunk }, tc.input)
+			if got := replyCodes(bufio.NewReader(strings.NewReader(rest)), -1); strings.Join(got, " ") != strings.Join(tc.want, " ") {
 				t.Errorf("replies %v, want %v", got, tc.want)
 			}
 			if took := elog.took(); strings.Join(took, " ") != strings.Join(tc.envelope, " ") {
 				t.Errorf("backend took %q, want %q", took, tc.envelope)
 			}
-			errMu.Lock()
-			defer errMu.Unlock()
-			if errLog.Len() > 0 {
-				t.Errorf("server logged: %s", errLog.String())
+			if errLog != "" {
+				t.Errorf("server logged: %s", errLog)
 			}
 		})
 	}
+}
+
+// TestHeloRepliesCarryNoEnhancedCodes: a client that greets with HELO has
+// not negotiated ENHANCEDSTATUSCODES (RFC 2034 §3), so no reply to it
+// carries one; after EHLO every reply does. Upstream sent them to all.
+func TestHeloRepliesCarryNoEnhancedCodes(t *testing.T) {
+	const transaction = "MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.org>\r\nVRFY b\r\nDATA\r\nrefuse\r\n.\r\n"
+	rest, _ := converse(t, &envelopeLog{}, nil, "HELO c.test\r\n"+transaction+"EHLO c.test\r\n"+transaction+"QUIT\r\n")
+	want := []string{
+		"250 localhost Hello c.test", "250 Roger, accepting mail from <a@example.org>", "250 I'll make sure <b@example.org> gets this",
+		"252 Cannot VRFY user, but will accept message", "354 Go ahead. End your data with <CR><LF>.<CR><LF>", "554 refused", "250 SIZE",
+		"250 2.0.0 Roger, accepting mail from <a@example.org>", "250 2.0.0 I'll make sure <b@example.org> gets this",
+		"252 2.5.0 Cannot VRFY user, but will accept message", "354 Go ahead. End your data with <CR><LF>.<CR><LF>", "554 5.7.1 refused",
+		"221 2.0.0 Bye",
+	}
+	var got []string
+	for _, line := range strings.Split(strings.TrimSuffix(rest, "\r\n"), "\r\n") {
+		if len(line) > 3 && line[3] == ' ' {
+			got = append(got, line)
+		}
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("replies:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// converse sends input to a fresh server whose sessions log to elog and
+// returns all it answered after its greeting, up to its close, and what it
+// logged.
+func converse(t *testing.T, elog *envelopeLog, configure func(*Server), input string) (replies, errLog string) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logBuf bytes.Buffer
+	var logMu sync.Mutex
+	s := NewServer(BackendFunc(func(*Conn) (Session, error) { return envelopeLogSession{elog}, nil }))
+	s.Domain = "localhost"
+	s.ErrorLog = log.New(lockedWriter{&logMu, &logBuf}, "", 0)
+	if configure != nil {
+		configure(s)
+	}
+	go s.Serve(l)
+	defer s.Close()
+	c, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(3 * time.Second))
+	r := bufio.NewReader(c)
+	r.ReadString('\n')
+	fmt.Fprint(c, input)
+	rest, err := io.ReadAll(r)
+	if err != nil {
+		t.Errorf("connection not closed: %v", err)
+	}
+	logMu.Lock()
+	defer logMu.Unlock()
+	return string(rest), logBuf.String()
 }
 
 type lockedWriter struct {

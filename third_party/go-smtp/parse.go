@@ -153,6 +153,19 @@ func (p *parser) parseReversePath() (string, error) {
 	return p.parsePath()
 }
 
+// parseForwardPath is parsePath plus "<Postmaster>", the one forward-path
+// without a domain (RFC 5321 §4.1.1.3, case-insensitive), which reaches
+// the backend as "postmaster" (mxgrid patch; upstream answered it 501,
+// a syntax error, though §4.5.1 says every server must take it).
+func (p *parser) parseForwardPath() (string, error) {
+	const postmaster = "<postmaster>"
+	if len(p.s) >= len(postmaster) && strings.EqualFold(p.s[:len(postmaster)], postmaster) {
+		p.s = p.s[len(postmaster):]
+		return "postmaster", nil
+	}
+	return p.parsePath()
+}
+
 func (p *parser) parsePath() (string, error) {
 	hasBracket := p.acceptByte('<')
 	if p.acceptByte('@') {

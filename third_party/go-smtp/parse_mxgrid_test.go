@@ -47,3 +47,27 @@ func FuzzParseBdat(f *testing.F) {
 		}
 	})
 }
+
+func TestParseForwardPath(t *testing.T) {
+	for _, tc := range []struct{ in, want, rest string }{
+		{in: "<postmaster>", want: "postmaster"},
+		{in: "<PostMaster> NOTIFY=NEVER", want: "postmaster", rest: " NOTIFY=NEVER"},
+		{in: "<postmaster@example.org>", want: "postmaster@example.org"},
+		{in: "<postmasterx>"},
+		{in: "<postmaster"},
+		{in: "postmaster"},
+		{in: "<bob>"},
+	} {
+		p := parser{s: tc.in}
+		got, err := p.parseForwardPath()
+		if tc.want == "" {
+			if err == nil {
+				t.Errorf("parseForwardPath(%q) = %q, want an error", tc.in, got)
+			}
+			continue
+		}
+		if err != nil || got != tc.want || p.s != tc.rest {
+			t.Errorf("parseForwardPath(%q) = %q, %v, rest %q; want %q, rest %q", tc.in, got, err, p.s, tc.want, tc.rest)
+		}
+	}
+}

@@ -36,8 +36,16 @@ type Server struct {
 	// Enable LMTP mode, as defined in RFC 2033.
 	LMTP bool
 
-	Domain            string
-	MaxRecipients     int
+	Domain        string
+	MaxRecipients int
+	// MaxJunkCommands is how many commands that move no mail (NOOP, RSET,
+	// VRFY, HELO, EHLO and the unimplemented ones such as HELP) a client
+	// may send since its last accepted message; the next gets 421 4.7.0
+	// and the connection closes (mxgrid patch, after Postfix's
+	// smtpd_junk_command_limit). Upstream had no limit, so a client could
+	// hold a connection for ever with a NOOP now and then. Zero means no
+	// limit.
+	MaxJunkCommands   int
 	MaxMessageBytes   int64
 	MaxLineLength     int
 	AllowInsecureAuth bool
