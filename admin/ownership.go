@@ -52,6 +52,14 @@ type OwnershipOptions struct {
 	MaxConcurrent int
 	// Timeout bounds one check's lookups (default 10s).
 	Timeout time.Duration
+	// PendingClaimTTL is how long a reseller's unproven claim keeps a name
+	// from the other resellers (default tenant.DefaultPendingClaimTTL);
+	// after it another reseller's create or rename replaces the claim.
+	// Without a bound, any reseller could block a name for ever by
+	// claiming it first.
+	PendingClaimTTL time.Duration
+	// Now is the clock (tests set it); default time.Now.
+	Now func() time.Time
 }
 
 // builtinReserved are large mail providers: a reseller claiming them could
@@ -71,6 +79,8 @@ type ownership struct {
 	reserved map[string]bool
 	sem      chan struct{}
 	timeout  time.Duration
+	claimTTL time.Duration
+	now      func() time.Time
 	mu       sync.Mutex // serialises status writes of concurrent checks
 	// checkedUpTo is the id of the last domain a VerifyPending round
 	// checked: the next round starts after it.
@@ -78,9 +88,13 @@ type ownership struct {
 }
 
 func newOwnership(o OwnershipOptions) *ownership {
-	ow := &ownership{dns: o.DNS, mxHosts: map[string]bool{}, reserved: map[string]bool{}, timeout: o.Timeout}
+	ow := &ownership{dns: o.DNS, mxHosts: map[string]bool{}, reserved: map[string]bool{}, timeout: o.Timeout,
+		claimTTL: cmp.Or(o.PendingClaimTTL, tenant.DefaultPendingClaimTTL), now: o.Now}
 	if ow.timeout <= 0 {
 		ow.timeout = 10 * time.Second
+	}
+	if ow.now == nil {
+		ow.now = time.Now
 	}
 	n := o.MaxConcurrent
 	if n <= 0 {
@@ -212,6 +226,36 @@ func (s *Service) verify(ctx context.Context, d tenant.DomainRecord) (tenant.Dom
 		return d, err
 	}
 	return s.activate(ctx, Operator("verify"), d, "verify")
+}
+
+// takeLapsedClaim removes another reseller's claim on name that has stayed
+// unproven past PendingClaimTTL, so that p, creating or renaming a domain
+// of reseller resellerID, may have the name; it reports whether it did.
+// The removal is audited to the claim's holder, without naming who asked.
+// Only a reseller takes a claim over: the operator deletes what it wants.
+func (s *Service) takeLapsedClaim(ctx context.Context, p Principal, resellerID int64, name string) bool {
+	if p.Operator {
+		return false
+	}
+	held, err := s.store.DomainByName(ctx, name)
+	if err != nil || held.ResellerID == resellerID || held.Status != tenant.StatusPending {
+		return false
+	}
+	lapsedBefore := s.own.now().Add(-s.own.claimTTL)
+	if !held.PendingSince.Before(lapsedBefore) {
+		return false
+	}
+	detail := fmt.Sprintf("unproven since %s; another tenant claimed the name", held.PendingSince.Format(time.RFC3339))
+	v, err := s.store.DeleteLapsedClaim(ctx, held.ID, lapsedBefore, AuditEntry{Actor: "ownership", ResellerID: held.ResellerID,
+		Action: "lapse", Object: object("domain", held.ID, held.Name), Detail: detail})
+	if err != nil {
+		// Proven or removed meanwhile: the name stays unavailable.
+		return false
+	}
+	s.log.Info("a lapsed domain claim gave way to another reseller's", "domain", held.Name, "domain_id", held.ID,
+		"held_by", held.ResellerID, "claimed_by", resellerID, "pending_since", held.PendingSince)
+	_ = s.committed(v, nil)
+	return true
 }
 
 // ApproveDomain activates a domain without proof; operator only.

@@ -50,6 +50,10 @@ type Store interface {
 	CreateDomain(ctx context.Context, d *tenant.DomainRecord, a AuditEntry) (uint64, error)
 	UpdateDomain(ctx context.Context, d *tenant.DomainRecord, a AuditEntry) (uint64, error)
 	DeleteDomain(ctx context.Context, id int64, a AuditEntry) (uint64, error)
+	DomainByName(ctx context.Context, name string) (tenant.DomainRecord, error)
+	// DeleteLapsedClaim deletes domain id only while it is still pending
+	// since before pendingBefore; otherwise tenant.ErrNotFound.
+	DeleteLapsedClaim(ctx context.Context, id int64, pendingBefore time.Time, a AuditEntry) (uint64, error)
 
 	// ListRecipients needs f.DomainID.
 	ListRecipients(ctx context.Context, f Filter) ([]Recipient, error)
@@ -445,7 +449,11 @@ func (s *Service) CreateDomain(ctx context.Context, p Principal, d tenant.Domain
 	if err := s.setOwnership(p, &d, ""); err != nil {
 		return tenant.DomainRecord{}, err
 	}
-	v, err := s.store.CreateDomain(ctx, &d, s.audit(p, d.ResellerID, "create", "domain "+d.Name, d))
+	audit := s.audit(p, d.ResellerID, "create", "domain "+d.Name, d)
+	v, err := s.store.CreateDomain(ctx, &d, audit)
+	if errors.Is(err, tenant.ErrConflict) && s.takeLapsedClaim(ctx, p, d.ResellerID, d.Name) {
+		v, err = s.store.CreateDomain(ctx, &d, audit)
+	}
 	return d, s.committed(v, neutralConflict(err))
 }
 
@@ -467,7 +475,7 @@ func (s *Service) setOwnership(p Principal, d *tenant.DomainRecord, oldName stri
 	if err != nil {
 		return err
 	}
-	d.Status, d.VerifyToken = tenant.StatusPending, tok
+	d.Status, d.VerifyToken, d.PendingSince = tenant.StatusPending, tok, s.own.now()
 	return nil
 }
 
@@ -496,7 +504,11 @@ func (s *Service) UpdateDomain(ctx context.Context, p Principal, id int64, patch
 	if err := s.setOwnership(p, &d, old.Name); err != nil {
 		return tenant.DomainRecord{}, err
 	}
-	v, err := s.store.UpdateDomain(ctx, &d, s.audit(p, d.ResellerID, "update", object("domain", id, d.Name), d))
+	audit := s.audit(p, d.ResellerID, "update", object("domain", id, d.Name), d)
+	v, err := s.store.UpdateDomain(ctx, &d, audit)
+	if errors.Is(err, tenant.ErrConflict) && d.Name != old.Name && s.takeLapsedClaim(ctx, p, d.ResellerID, d.Name) {
+		v, err = s.store.UpdateDomain(ctx, &d, audit)
+	}
 	return d, s.committed(v, neutralConflict(err))
 }
 

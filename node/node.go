@@ -464,9 +464,10 @@ func (b *builder) mountAdmin(context.Context) error {
 		Quarantine: b.quarantine,
 		CheckRoute: b.guard.CheckRoute,
 		Ownership: admin.OwnershipOptions{
-			DNS:      dnsresolver.Uncached(b.cfg.DNS),
-			MXHosts:  b.cfg.Cluster.MXHosts,
-			Reserved: reservedDomains(b.cfg, b.static),
+			DNS:             dnsresolver.Uncached(b.cfg.DNS),
+			MXHosts:         b.cfg.Cluster.MXHosts,
+			Reserved:        reservedDomains(b.cfg, b.static),
+			PendingClaimTTL: b.cfg.Tenants.PendingClaimTTL,
 		},
 	}
 	svc := admin.NewService(b.tenants, svcOpts)

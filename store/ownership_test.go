@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/mxgrid/mxgrid/admin"
 	"github.com/mxgrid/mxgrid/tenant"
@@ -51,6 +52,39 @@ func TestDomainOwnershipMigration(t *testing.T) {
 			}
 			if got, _ = ts.GetDomain(ctx, d.ID); got.Status != tenant.StatusActive {
 				t.Fatalf("updated: status %q", got.Status)
+			}
+		})
+	}
+}
+
+// TestPendingSinceMigration: a domain pending before claims could lapse
+// dates its claim from its last update; an active one has none.
+func TestPendingSinceMigration(t *testing.T) {
+	for _, tc := range dialects {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			st := tc.open(t)
+			if err := st.Migrate(ctx, tenantsComponent, tenantMigrations[:4]); err != nil {
+				t.Fatal(err)
+			}
+			for _, q := range []string{
+				`INSERT INTO resellers (name, policy, created_us, updated_us, slug) VALUES ('r', '{}', 0, 0, 'r')`,
+				`INSERT INTO customers (reseller_id, name, policy, created_us, updated_us, map_key) VALUES (1, 'c', '{}', 0, 0, 'k')`,
+				`INSERT INTO domains (customer_id, name, route, tls, policy, created_us, updated_us, status, verify_token)
+					VALUES (1, 'waiting.example', '192.0.2.1:25', 'opportunistic', '{}', 5, 1764583200000000, 'pending', 't')`,
+				`INSERT INTO domains (customer_id, name, route, tls, policy, created_us, updated_us, status)
+					VALUES (1, 'proven.example', '192.0.2.1:25', 'opportunistic', '{}', 5, 1764583200000000, 'active')`,
+			} {
+				if _, err := st.DB.ExecContext(ctx, q); err != nil {
+					t.Fatalf("%s: %v", q, err)
+				}
+			}
+			ts := NewTenants(st)
+			for name, want := range map[string]time.Time{"waiting.example": time.UnixMicro(1764583200000000).UTC(), "proven.example": {}} {
+				d, err := ts.DomainByName(ctx, name)
+				if err != nil || !d.PendingSince.Equal(want) {
+					t.Errorf("%s: pending since %v, %v; want %v", name, d.PendingSince, err, want)
+				}
 			}
 		})
 	}

@@ -126,6 +126,14 @@ var tenantMigrations = []Migration{{
 	// migration.
 	Version: 4,
 	Common:  `CREATE TABLE tenant_changes (version BIGINT PRIMARY KEY, kind TEXT NOT NULL, object_id BIGINT NOT NULL);`,
+}, {
+	// Version 5 records when a domain's name became pending, so that an
+	// unproven claim lapses (admin: OwnershipOptions.PendingClaimTTL) and
+	// no longer keeps the name from another reseller. Pending rows date
+	// from their last update, the best the earlier schema knew.
+	Version: 5,
+	Common: `ALTER TABLE domains ADD COLUMN pending_since_us BIGINT NOT NULL DEFAULT 0;
+	UPDATE domains SET pending_since_us = updated_us WHERE status = 'pending';`,
 }}
 
 // What a tenant change log row names.
@@ -567,19 +575,22 @@ func (t *Tenants) DeleteCustomer(ctx context.Context, id int64, a admin.AuditEnt
 // --- domains
 
 const domainCols = `d.id, d.customer_id, c.reseller_id, d.name, d.route, d.tls, d.policy, d.created_us, d.updated_us,
-	COALESCE(rt.rules, '[]'), d.status, d.verify_token`
+	COALESCE(rt.rules, '[]'), d.status, d.verify_token, d.pending_since_us`
 const domainFrom = ` FROM domains d JOIN customers c ON c.id = d.customer_id LEFT JOIN domain_routes rt ON rt.domain_id = d.id`
 
 func scanDomain(sc interface{ Scan(...any) error }) (tenant.DomainRecord, error) {
 	var (
-		d        tenant.DomainRecord
-		pol, rts string
-		cre, upd int64
+		d             tenant.DomainRecord
+		pol, rts      string
+		cre, upd, pen int64
 	)
-	if err := sc.Scan(&d.ID, &d.CustomerID, &d.ResellerID, &d.Name, &d.Route, &d.TLS, &pol, &cre, &upd, &rts, &d.Status, &d.VerifyToken); err != nil {
+	if err := sc.Scan(&d.ID, &d.CustomerID, &d.ResellerID, &d.Name, &d.Route, &d.TLS, &pol, &cre, &upd, &rts, &d.Status, &d.VerifyToken, &pen); err != nil {
 		return d, err
 	}
 	d.Created, d.Updated = fromMicros(cre), fromMicros(upd)
+	if d.Status == tenant.StatusPending {
+		d.PendingSince = fromMicros(pen)
+	}
 	p, err := decodePolicy(pol)
 	if err != nil {
 		return d, err
@@ -619,9 +630,9 @@ func (t *Tenants) CreateDomain(ctx context.Context, d *tenant.DomainRecord, a ad
 	now := nowUTC()
 	return t.write(ctx, "domain "+d.Name, a, changed{changedDomain, &d.ID}, func(tx *sql.Tx) error {
 		d.Created, d.Updated = now, now
-		if err := tx.QueryRowContext(ctx, `INSERT INTO domains (customer_id, name, route, tls, policy, created_us, updated_us, status, verify_token)
-			VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8) RETURNING id`,
-			d.CustomerID, d.Name, d.Route, d.TLS, pol, micros(now), d.Status, d.VerifyToken).Scan(&d.ID); err != nil {
+		if err := tx.QueryRowContext(ctx, `INSERT INTO domains (customer_id, name, route, tls, policy, created_us, updated_us, status, verify_token, pending_since_us)
+			VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8, $9) RETURNING id`,
+			d.CustomerID, d.Name, d.Route, d.TLS, pol, micros(now), d.Status, d.VerifyToken, pendingSince(d)).Scan(&d.ID); err != nil {
 			return err
 		}
 		return putRoutes(ctx, tx, d.ID, d.Routes)
@@ -637,8 +648,8 @@ func (t *Tenants) UpdateDomain(ctx context.Context, d *tenant.DomainRecord, a ad
 	return t.write(ctx, "domain "+d.Name, a, changed{changedDomain, &d.ID}, func(tx *sql.Tx) error {
 		d.Updated = now
 		if err := expectRow(tx.ExecContext(ctx, `UPDATE domains SET customer_id = $1, name = $2, route = $3, tls = $4, policy = $5, updated_us = $6,
-			status = $7, verify_token = $8 WHERE id = $9`,
-			d.CustomerID, d.Name, d.Route, d.TLS, pol, micros(now), d.Status, d.VerifyToken, d.ID)); err != nil {
+			status = $7, verify_token = $8, pending_since_us = $9 WHERE id = $10`,
+			d.CustomerID, d.Name, d.Route, d.TLS, pol, micros(now), d.Status, d.VerifyToken, pendingSince(d), d.ID)); err != nil {
 			return err
 		}
 		return putRoutes(ctx, tx, d.ID, d.Routes)
@@ -648,6 +659,28 @@ func (t *Tenants) UpdateDomain(ctx context.Context, d *tenant.DomainRecord, a ad
 func (t *Tenants) DeleteDomain(ctx context.Context, id int64, a admin.AuditEntry) (uint64, error) {
 	return t.write(ctx, "domain "+strconv.FormatInt(id, 10), a, changed{changedDomain, &id}, func(tx *sql.Tx) error {
 		return expectRow(tx.ExecContext(ctx, `DELETE FROM domains WHERE id = $1`, id))
+	})
+}
+
+// pendingSince is the column value of d.PendingSince: 0 for an active
+// domain, whose claim never lapses.
+func pendingSince(d *tenant.DomainRecord) int64 {
+	if d.Status != tenant.StatusPending || d.PendingSince.IsZero() {
+		return 0
+	}
+	return micros(d.PendingSince)
+}
+
+func (t *Tenants) DomainByName(ctx context.Context, name string) (tenant.DomainRecord, error) {
+	return getOne(ctx, t, "SELECT "+domainCols+domainFrom+" WHERE d.name = $1", name, scanDomain)
+}
+
+func (t *Tenants) DeleteLapsedClaim(ctx context.Context, id int64, pendingBefore time.Time, a admin.AuditEntry) (uint64, error) {
+	return t.write(ctx, "domain "+strconv.FormatInt(id, 10), a, changed{changedDomain, &id}, func(tx *sql.Tx) error {
+		// The condition is checked in the DELETE itself: a proof that
+		// activated the domain a moment ago keeps it.
+		return expectRow(tx.ExecContext(ctx, `DELETE FROM domains WHERE id = $1 AND status = $2 AND pending_since_us < $3`,
+			id, tenant.StatusPending, micros(pendingBefore)))
 	})
 }
 

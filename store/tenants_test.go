@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/mxgrid/mxgrid/admin"
 	"github.com/mxgrid/mxgrid/tenant"
@@ -75,6 +76,7 @@ func testTenantContract(t *testing.T, ts *Tenants) {
 		t.Fatalf("GetDomain = %+v, %v", gd, err)
 	}
 	testRouteRules(t, ts, d, audit("update"))
+	testLapsedClaims(t, ts, c.ID, audit("lapse"))
 
 	// Recipients: import is idempotent, replace sets the list exactly.
 	added, _, err := ts.AddRecipients(ctx, d.ID, []string{"a", "b", "o'brien"}, false, audit("import"))
@@ -160,6 +162,50 @@ func testTenantContract(t *testing.T, ts *Tenants) {
 	entries, err := ts.ListAudit(ctx, admin.Filter{Limit: 1000})
 	if err != nil || len(entries) < 10 || entries[0].Action != "delete" {
 		t.Fatalf("ListAudit = %d entries (first %+v), %v", len(entries), entries, err)
+	}
+}
+
+// testLapsedClaims: a pending domain is found by name with the time its
+// claim began, and DeleteLapsedClaim removes it only while it is still
+// pending since before the given time.
+func testLapsedClaims(t *testing.T, ts *Tenants, customerID int64, a admin.AuditEntry) {
+	ctx := context.Background()
+	since := time.Date(2026, 12, 1, 10, 0, 0, 123000, time.UTC)
+	pending := tenant.DomainRecord{CustomerID: customerID, Name: "claimed.example", Route: "127.0.0.1:25", TLS: "none",
+		Status: tenant.StatusPending, VerifyToken: "tok", PendingSince: since}
+	if _, err := ts.CreateDomain(ctx, &pending, a); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ts.DomainByName(ctx, "claimed.example")
+	if err != nil || got.ID != pending.ID || !got.PendingSince.Equal(since) {
+		t.Fatalf("DomainByName = %+v, %v; want id %d pending since %v", got, err, pending.ID, since)
+	}
+	if _, err := ts.DomainByName(ctx, "unclaimed.example"); !errors.Is(err, tenant.ErrNotFound) {
+		t.Fatalf("DomainByName(missing) err %v, want ErrNotFound", err)
+	}
+	if _, err := ts.DeleteLapsedClaim(ctx, pending.ID, since, a); !errors.Is(err, tenant.ErrNotFound) {
+		t.Fatalf("DeleteLapsedClaim of a claim not older: err %v, want ErrNotFound", err)
+	}
+	// Proven: the claim never lapses, and no time is kept for it.
+	pending.Status = tenant.StatusActive
+	if _, err := ts.UpdateDomain(ctx, &pending, a); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ts.DeleteLapsedClaim(ctx, pending.ID, since.Add(time.Hour), a); !errors.Is(err, tenant.ErrNotFound) {
+		t.Fatalf("DeleteLapsedClaim of an active domain: err %v, want ErrNotFound", err)
+	}
+	if got, _ := ts.GetDomain(ctx, pending.ID); !got.PendingSince.IsZero() {
+		t.Fatalf("active domain pending since %v", got.PendingSince)
+	}
+	pending.Status, pending.PendingSince = tenant.StatusPending, since
+	if _, err := ts.UpdateDomain(ctx, &pending, a); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ts.DeleteLapsedClaim(ctx, pending.ID, since.Add(time.Microsecond), a); err != nil {
+		t.Fatalf("DeleteLapsedClaim of a lapsed claim: %v", err)
+	}
+	if _, err := ts.GetDomain(ctx, pending.ID); !errors.Is(err, tenant.ErrNotFound) {
+		t.Fatalf("lapsed claim still there: %v", err)
 	}
 }
 

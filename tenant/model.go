@@ -65,10 +65,14 @@ type DomainRecord struct {
 	// admin/ownership.go); only active domains receive mail. The API shows
 	// VerifyToken so the reseller can publish it; both are set by the
 	// admin service, never taken from a request.
-	Status      string    `json:"status"`
-	VerifyToken string    `json:"verify_token,omitempty"`
-	Created     time.Time `json:"created"`
-	Updated     time.Time `json:"updated"`
+	Status      string `json:"status"`
+	VerifyToken string `json:"verify_token,omitempty"`
+	// PendingSince is when the name became pending (zero once active):
+	// after OwnershipOptions.PendingClaimTTL unproven, another reseller
+	// may claim the name. Set by the admin service only.
+	PendingSince time.Time `json:"-"`
+	Created      time.Time `json:"created"`
+	Updated      time.Time `json:"updated"`
 }
 
 // Domain status. A reseller could otherwise create any name (gmail.com, the
@@ -79,6 +83,10 @@ const (
 	StatusPending = "pending"
 	StatusActive  = "active"
 )
+
+// DefaultPendingClaimTTL is how long an unproven claim keeps a name from
+// other resellers: three days for a customer to publish a DNS record.
+const DefaultPendingClaimTTL = 72 * time.Hour
 
 // Data is everything a snapshot is built from, read in one consistent
 // transaction.

@@ -29,12 +29,17 @@ type SyncConfig struct {
 	VerifyPerRound int           `yaml:"verify_per_round"`
 	// ReservedDomains no reseller may create (nor their subdomains).
 	ReservedDomains []string `yaml:"reserved_domains"`
+	// PendingClaimTTL is how long a reseller's unproven domain keeps its
+	// name from the other resellers.
+	PendingClaimTTL time.Duration `yaml:"pending_claim_ttl"`
 }
 
 // DefaultSyncConfig reloads every 30 s, calls 3 missed reloads stale and
-// re-checks up to 100 pending domains every 5 min.
+// re-checks up to 100 pending domains every 5 min; unproven claims lapse
+// after DefaultPendingClaimTTL.
 func DefaultSyncConfig() SyncConfig {
-	return SyncConfig{ReloadInterval: 30 * time.Second, StaleAfter: 3, VerifyInterval: 5 * time.Minute, VerifyPerRound: 100}
+	return SyncConfig{ReloadInterval: 30 * time.Second, StaleAfter: 3, VerifyInterval: 5 * time.Minute, VerifyPerRound: 100,
+		PendingClaimTTL: DefaultPendingClaimTTL}
 }
 
 // Validate checks the section; messages name the key.
@@ -50,6 +55,9 @@ func (c SyncConfig) Validate() error {
 	}
 	if c.VerifyPerRound < 1 {
 		return errors.New("verify_per_round: at least 1")
+	}
+	if c.PendingClaimTTL < time.Minute {
+		return errors.New("pending_claim_ttl: at least 1m")
 	}
 	return nil
 }

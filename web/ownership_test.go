@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -173,6 +174,72 @@ func TestAPIConflictsRevealNothing(t *testing.T) {
 	_, err = f.svc.CreateUser(ctx, admin.Principal{ResellerID: f.resA.ID, Actor: "a"}, f.resA.ID, "boss@b-secret.example", "a long enough password 2")
 	if err == nil || !strings.Contains(err.Error(), "this email address is not available") || strings.Contains(err.Error(), "boss@") {
 		t.Fatalf("duplicate email: %v, want neutral not available", err)
+	}
+}
+
+// TestAPILapsedClaim: a reseller's claim on a name keeps it from the
+// others only while it is fresh or proven. Once unproven for longer than
+// the claim TTL, another reseller's create or rename takes the name over
+// (pending, with a token of its own) and the old claim is gone, audited to
+// its holder. A proven domain never lapses, and the operator never takes
+// a claim over.
+func TestAPILapsedClaim(t *testing.T) {
+	var now atomic.Int64
+	now.Store(time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC).UnixNano())
+	later := func(d time.Duration) { now.Add(int64(d)) }
+	f := newAPIFixture(t, func(o *admin.ServiceOptions) {
+		o.Ownership.Now = func() time.Time { return time.Unix(0, now.Load()).UTC() }
+	})
+	ctx := context.Background()
+	custB, err := f.svc.CreateCustomer(ctx, f.op, tenant.Customer{ResellerID: f.resB.ID, Name: "customer B"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, squat, _ := f.createAs("own", "wanted.example", f.custA.ID)
+	_, proven, _ := f.createAs("own", "proven.example", f.custA.ID)
+	f.dns.AddTXT("proven.example", admin.VerifyPrefix+proven.VerifyToken)
+	if _, got := f.status("own", proven.ID, "verify"); got.Status != tenant.StatusActive {
+		t.Fatalf("proven.example: %s, want active", got.Status)
+	}
+	_, renamed, _ := f.createAs("other", "b-first.example", custB.ID)
+
+	later(tenant.DefaultPendingClaimTTL - time.Minute)
+	if code, _, body := f.createAs("other", "wanted.example", custB.ID); code != 409 {
+		t.Fatalf("a fresh claim: %d %s, want 409", code, body)
+	}
+
+	later(2 * time.Minute)
+	for _, name := range []string{"wanted.example", "proven.example"} {
+		if code, _, body := f.createAs("operator", name, custB.ID); code != 409 {
+			t.Fatalf("operator on %s: %d %s, want 409", name, code, body)
+		}
+		if code, _, body := f.createAs("own", name, f.custA.ID); code != 409 {
+			t.Fatalf("the holder again on %s: %d %s, want 409", name, code, body)
+		}
+	}
+	if code, _, body := f.createAs("other", "proven.example", custB.ID); code != 409 {
+		t.Fatalf("a proven domain: %d %s, want 409", code, body)
+	}
+	code, taken, body := f.createAs("other", "wanted.example", custB.ID)
+	if code != 201 || taken.Status != tenant.StatusPending || taken.VerifyToken == squat.VerifyToken {
+		t.Fatalf("a lapsed claim: %d %s, want 201 pending with a new token", code, body)
+	}
+	if code, _ := f.do("own", "GET", fmt.Sprintf("/api/v1/domains/%d", squat.ID), nil); code != 404 {
+		t.Fatalf("the lapsed claim is still there: %d", code)
+	}
+	if _, out := f.do("own", "GET", "/api/v1/audit", nil); !strings.Contains(string(out), `"lapse"`) || strings.Contains(string(out), "customer B") {
+		t.Fatalf("the holder's audit trail: %s, want the lapse without naming the new holder", out)
+	}
+
+	// A rename takes a lapsed claim over too.
+	_, squat2, _ := f.createAs("own", "wanted2.example", f.custA.ID)
+	later(tenant.DefaultPendingClaimTTL + time.Minute)
+	code, out := f.do("other", "PATCH", fmt.Sprintf("/api/v1/domains/%d", renamed.ID), map[string]any{"name": "wanted2.example"})
+	if code != 200 || !strings.Contains(string(out), `"pending"`) {
+		t.Fatalf("rename onto a lapsed claim: %d %s", code, out)
+	}
+	if code, _ := f.do("own", "GET", fmt.Sprintf("/api/v1/domains/%d", squat2.ID), nil); code != 404 {
+		t.Fatalf("the renamed-over claim is still there: %d", code)
 	}
 }
 
