@@ -183,7 +183,7 @@ func (ow *ownership) proven(ctx context.Context, d tenant.DomainRecord) (bool, e
 				all = false
 			}
 		}
-		if all {
+		if all && !ow.wildcardMX(ctx, d.Name) {
 			return true, nil
 		}
 	}
@@ -194,6 +194,25 @@ func (ow *ownership) proven(ctx context.Context, d tenant.DomainRecord) (bool, e
 		return false, fmt.Errorf("ownership: lookup %s: %w", d.Name, errors.Join(txtErr, mxErr))
 	}
 	return false, nil
+}
+
+// wildcardMX reports whether name's MX records may come from a wildcard
+// (`*.parent MX ...`): a random name beside it has MX records too, or the
+// question could not be answered. Such records prove nothing about who
+// holds name: a customer with a wildcard MX at the cluster would otherwise
+// let any reseller prove any name under its own. The TXT token still
+// proves.
+func (ow *ownership) wildcardMX(ctx context.Context, name string) bool {
+	_, parent, ok := strings.Cut(name, ".")
+	if !ok {
+		return true
+	}
+	label := make([]byte, 8)
+	if _, err := rand.Read(label); err != nil {
+		return true
+	}
+	mxs, err := ow.dns.LookupMX(ctx, "mxgrid-probe-"+hex.EncodeToString(label)+"."+parent)
+	return len(mxs) > 0 || !notFound(err)
 }
 
 func notFound(err error) bool {

@@ -106,6 +106,25 @@ func TestAPIDomainOwnership(t *testing.T) {
 		}
 	})
 
+	// A wildcard MX at the cluster proves no name under it: the customer
+	// holding the parent would otherwise hand every name below to any
+	// reseller. The name with its own MX and the TXT token still prove.
+	t.Run("wildcard MX", func(t *testing.T) {
+		f.dns.Add(t, "*.wild.example. 300 IN MX 10 mx1.mxgrid.test.", "wild.example. 300 IN MX 10 mx1.mxgrid.test.")
+		_, parent, _ := f.createAs("own", "wild.example", f.custA.ID)
+		if _, got := f.status("own", parent.ID, "verify"); got.Status != tenant.StatusActive {
+			t.Fatalf("wild.example with its own MX: %s, want active", got.Status)
+		}
+		_, d, _ := f.createAs("own", "shop.wild.example", f.custA.ID)
+		if _, got := f.status("own", d.ID, "verify"); got.Status != tenant.StatusPending {
+			t.Fatalf("shop.wild.example under a wildcard MX: %s, want pending", got.Status)
+		}
+		f.dns.AddTXT("shop.wild.example", admin.VerifyPrefix+d.VerifyToken)
+		if _, got := f.status("own", d.ID, "verify"); got.Status != tenant.StatusActive {
+			t.Fatalf("shop.wild.example with its TXT token: %s, want active", got.Status)
+		}
+	})
+
 	t.Run("operator approval", func(t *testing.T) {
 		_, d, _ := f.createAs("own", "approve.example", f.custA.ID)
 		if code, _ := f.status("own", d.ID, "approve"); code != 403 {

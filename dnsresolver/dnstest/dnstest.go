@@ -151,6 +151,22 @@ func (s *Server) addRR(rr dns.RR) {
 	s.records[k] = append(s.records[k], rr)
 }
 
+// wildcard finds the records of the closest "*." owner above name (RFC
+// 4592, simplified: a name between the two does not stop the match).
+// Callers hold s.mu.
+func (s *Server) wildcard(name string) ([]dns.RR, bool) {
+	for rest := name; ; {
+		i := strings.IndexByte(rest, '.')
+		if i < 0 || i == len(rest)-1 {
+			return nil, false
+		}
+		rest = rest[i+1:]
+		if rrs, ok := s.records["*."+rest]; ok {
+			return rrs, true
+		}
+	}
+}
+
 func key(name string) string {
 	return strings.ToLower(dns.Fqdn(name))
 }
@@ -170,6 +186,9 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	s.queries[k]++
 	silent, servfail := s.silent[k], s.servfail[k]
 	rrs, exists := s.records[k]
+	if !exists {
+		rrs, exists = s.wildcard(k)
+	}
 	var answer []dns.RR
 	for _, rr := range rrs {
 		if rr.Header().Rrtype == q.Qtype {
