@@ -27,7 +27,8 @@ var (
 	// ErrSyntax is an address that is not an RFC 5321 mailbox.
 	ErrSyntax = errors.New("invalid address syntax")
 	// ErrControl is an address holding a control character (NUL, CR, LF,
-	// any C0 or C1 control, DEL) or invalid UTF-8.
+	// any C0 or C1 control, DEL, a Unicode line or paragraph separator, a
+	// bidirectional override) or invalid UTF-8.
 	ErrControl = errors.New("control character in address")
 )
 
@@ -168,8 +169,20 @@ func checkText(s string) error {
 	return nil
 }
 
+// isControl also takes in the Unicode characters that end a line for some
+// readers (U+2028, U+2029) and the bidirectional embeddings, overrides and
+// isolates (U+202A-U+202E, U+2066-U+2069), with which an address shown in
+// the panel, a log or a mail client reads as another one (CVE-2021-42574,
+// "Trojan Source"). No mailbox needs them. The zero-width joiners stay:
+// Persian and Indic names use them.
 func isControl(r rune) bool {
-	return r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0)
+	switch {
+	case r < 0x20, r == 0x7f, r >= 0x80 && r < 0xa0:
+		return true
+	case r == 0x2028, r == 0x2029, r >= 0x202a && r <= 0x202e, r >= 0x2066 && r <= 0x2069:
+		return true
+	}
+	return false
 }
 
 // isAtext is RFC 5321's atext, with RFC 6531's UTF8-non-ascii.

@@ -19,6 +19,7 @@ func TestParse(t *testing.T) {
 		{"user@[192.0.2.1]", "user", "[192.0.2.1]", "user@[192.0.2.1]"},
 		{"user@[IPv6:2001:db8::1]", "user", "[IPv6:2001:db8::1]", "user@[IPv6:2001:db8::1]"},
 		{"jürgen@bücher.example", "jürgen", "bücher.example", "jürgen@bücher.example"},
+		{"علی\u200cرضا@example.ir", "علی\u200cرضا", "example.ir", "علی\u200cرضا@example.ir"},
 	} {
 		a, err := Parse(tc.in)
 		if err != nil {
@@ -64,6 +65,11 @@ func TestParseRefuses(t *testing.T) {
 		{"a\x0bb@c.test", ErrControl},
 		{"a\x7f@c.test", ErrControl},
 		{"a\u0085@c.test", ErrControl},
+		{"a\u2028b@c.test", ErrControl},
+		{"\"a\u2029\"@c.test", ErrControl},
+		{"admin\u202egnp.exe@c.test", ErrControl},
+		{"a\u2067b\u2069@c.test", ErrControl},
+		{"a@c\u202e.test", ErrControl},
 		{"a\xff@c.test", ErrControl},
 	} {
 		if _, err := Parse(tc.in); !errors.Is(err, tc.want) {
