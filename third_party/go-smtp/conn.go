@@ -554,7 +554,7 @@ func (c *Conn) handleMail(arg string) {
 			}
 			opts.Auth = &value
 		default:
-			c.writeResponse(500, EnhancedCode{5, 5, 4}, "Unknown MAIL FROM argument")
+			c.writeResponse(555, EnhancedCode{5, 5, 4}, "Unknown MAIL FROM argument")
 			return
 		}
 	}
@@ -898,7 +898,7 @@ func (c *Conn) handleRcpt(arg string) {
 			}
 			opts.MTPriority = &mtPriority
 		default:
-			c.writeResponse(500, EnhancedCode{5, 5, 4}, "Unknown RCPT TO argument")
+			c.writeResponse(555, EnhancedCode{5, 5, 4}, "Unknown RCPT TO argument")
 			return
 		}
 	}
@@ -942,6 +942,14 @@ func (c *Conn) handleAuth(arg string) {
 	}
 	if c.didAuth {
 		c.writeResponse(503, EnhancedCode{5, 5, 1}, "Already authenticated")
+		return
+	}
+	if len(c.authMechanisms()) == 0 {
+		// Not offered, with or without TLS (mxgrid patch; upstream said
+		// "523 TLS is required" before TLS, as if STARTTLS would open
+		// it). An error, as in Postfix: a client guessing passwords at an
+		// MX is soon shown out.
+		c.protocolError(ErrAuthUnsupported.Code, ErrAuthUnsupported.EnhancedCode, ErrAuthUnsupported.Message)
 		return
 	}
 

@@ -202,7 +202,7 @@ func TestCommandsOutOfSequence(t *testing.T) {
 			[]string{"250", "250", "250", "354", "250", "250"}},
 		{"MAIL after RSET", ehlo + "MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.org>\r\nRSET\r\nMAIL FROM:<c@example.org>\r\n", []string{"250", "250", "250", "250", "250"}},
 		{"MAIL after EHLO", ehlo + "MAIL FROM:<a@example.org>\r\n" + ehlo + "MAIL FROM:<c@example.org>\r\n", []string{"250", "250", "250", "250"}},
-		{"MAIL after a refused MAIL", ehlo + "MAIL FROM:<a@example.org> FOO=BAR\r\nMAIL FROM:<c@example.org>\r\n", []string{"250", "500", "250"}},
+		{"MAIL after a refused MAIL", ehlo + "MAIL FROM:<a@example.org> FOO=BAR\r\nMAIL FROM:<c@example.org>\r\n", []string{"250", "555", "250"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, r, _ := greetedClient(t)
