@@ -408,6 +408,23 @@ func TestJunkCommandBudget(t *testing.T) {
 	}
 }
 
+// TestDuplicateRecipientOnce: a recipient given twice in a transaction
+// (in another case, or quoted) is accepted and reaches the customer's
+// server once, so it is delivered, tracked and quarantined once.
+func TestDuplicateRecipientOnce(t *testing.T) {
+	n, sink := startRawNode(t, nil)
+	c := dial(t, n.SMTPAddr())
+	c.cmd(250, "MAIL FROM:<alice@sender.test>")
+	c.cmd(250, "RCPT TO:<bob@example.org>")
+	c.cmd(250, "RCPT TO:<Bob@EXAMPLE.org>")
+	c.cmd(250, `RCPT TO:<"bob"@example.org>`)
+	c.cmd(250, "RCPT TO:<carol@example.org>")
+	c.data(250, "Subject: once\r\n\r\nbody\r\n")
+	if got := sink.commands("RCPT"); len(got) != 2 {
+		t.Errorf("customer's server got %q, want bob and carol once each", got)
+	}
+}
+
 // TestPostmaster: RCPT TO:<postmaster>, the one recipient without a domain
 // (RFC 5321 §4.5.1), goes to smtp.postmaster and from there to that
 // domain's server like any recipient; with none set it is a refused

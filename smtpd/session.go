@@ -174,6 +174,13 @@ func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 		ss.log.Info("recipient refused: source routing", "queue_id", ss.queueID, "rcpt", rcpt.String())
 		return errSourceRouted
 	}
+	if ss.accepted(rcpt) {
+		// Accepted already: the customer's server gets it once, and it is
+		// tracked and quarantined once (a tenant's lists compare local
+		// parts without case, as this does).
+		ss.srv.metrics.rcpts.WithLabelValues("duplicate").Inc()
+		return nil
+	}
 	dom, found := ss.srv.deps.Directory.Lookup(rcpt.LookupDomain())
 	if !found {
 		ss.unknown++
@@ -236,6 +243,16 @@ func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	ss.rcpts = append(ss.rcpts, rcpt.String())
 	ss.srv.metrics.rcpts.WithLabelValues("accepted").Inc()
 	return nil
+}
+
+func (ss *session) accepted(rcpt mailaddr.Address) bool {
+	s := rcpt.String()
+	for _, r := range ss.rcpts {
+		if strings.EqualFold(r, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // rcptFailed answers a recipient the relay could not open or the customer's
