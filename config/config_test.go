@@ -67,6 +67,8 @@ func TestBadConfigNamesTheKey(t *testing.T) {
 		{"bad http listen", "http:\n  listen: 8025\n", "http.listen:"},
 		{"memory budget below four messages", "smtp:\n  memory_budget: 1048576\n", "smtp.memory_budget:"},
 		{"claims that lapse at once", "tenants:\n  pending_claim_ttl: 1s\n", "tenants.pending_claim_ttl:"},
+		{"negative client budget", "smtp:\n  client_unknown_recipients: -1\n", "smtp.client_unknown_recipients:"},
+		{"client budget without a window", "smtp:\n  client_unknown_window: 0s\n", "smtp.client_unknown_window:"},
 		{"no junk commands", "smtp:\n  max_junk_commands: 0\n", "smtp.max_junk_commands:"},
 		{"postmaster without a domain", "smtp:\n  postmaster: postmaster\n", "smtp.postmaster:"},
 		{"source-routed postmaster", "smtp:\n  postmaster: a%b@example.org\n", "smtp.postmaster:"},

@@ -56,6 +56,15 @@ type Config struct {
 	// MaxUnknownRecipients is how many refused recipients one session may
 	// try before 421 4.7.0 and close (dictionary attacks).
 	MaxUnknownRecipients int `yaml:"max_unknown_recipients"`
+	// ClientUnknownRecipients is how many recipients one client (an IPv4
+	// address, an IPv6 /64) may have refused as nonexistent mailboxes per
+	// ClientUnknownWindow, across its sessions, on this node: past it
+	// every RCPT from it gets 421 4.7.0, known recipients too, since
+	// answering those would still tell a harvester which mailboxes exist.
+	// The per-session limit alone let a harvester reconnect for 20 more
+	// guesses each time. 0: off.
+	ClientUnknownRecipients int           `yaml:"client_unknown_recipients"`
+	ClientUnknownWindow     time.Duration `yaml:"client_unknown_window"`
 	// MaxJunkCommands is how many commands that move no mail (NOOP, RSET,
 	// VRFY, HELO, EHLO, HELP...) a session may send since its last accepted
 	// message before 421 4.7.0 and close, as Postfix's
@@ -122,8 +131,12 @@ func DefaultConfig() Config {
 		MaxHops:              50,
 		MaxUnknownRecipients: 20,
 		MaxJunkCommands:      100,
-		NegativeCacheTTL:     5 * time.Minute,
-		NegativeCacheTimeout: 50 * time.Millisecond,
+		// A client refused 100 recipients an hour is harvesting or
+		// mailing a list long dead; either may wait.
+		ClientUnknownRecipients: 100,
+		ClientUnknownWindow:     time.Hour,
+		NegativeCacheTTL:        5 * time.Minute,
+		NegativeCacheTimeout:    50 * time.Millisecond,
 		// With the garbage collector's room on top (GOGC=100), 192 MiB
 		// keeps 40 senders of 20 MB at once at 291-355 MB peak RSS; 256
 		// MiB reached 321-407 MB once the scan got faster.
@@ -176,6 +189,12 @@ func (c Config) Validate() error {
 	}
 	if c.MaxUnknownRecipients < 1 {
 		return errors.New("max_unknown_recipients: must be at least 1")
+	}
+	if c.ClientUnknownRecipients < 0 {
+		return errors.New("client_unknown_recipients: must be 0 (off) or more")
+	}
+	if c.ClientUnknownRecipients > 0 && c.ClientUnknownWindow < time.Second {
+		return errors.New("client_unknown_window: at least 1s")
 	}
 	if c.MaxJunkCommands < 1 {
 		return errors.New("max_junk_commands: must be at least 1")

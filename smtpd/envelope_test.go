@@ -447,6 +447,39 @@ func TestPostmaster(t *testing.T) {
 	}
 }
 
+// TestClientUnknownBudget: a harvester that reconnects for a fresh
+// per-session budget meets the client's: once its address has had
+// smtp.client_unknown_recipients mailboxes refused, every RCPT from it is
+// answered 421, a known one too (250 there would still say which mailboxes
+// exist), in this session and the next. Unknown domains do not count.
+func TestClientUnknownBudget(t *testing.T) {
+	n, sink := startRawNode(t, func(c *config.Config) { c.SMTP.ClientUnknownRecipients = 3 })
+	for _, gone := range []string{"gone1", "gone2", "gone3"} {
+		sink.refuseRcpt(gone+"@example.org", "550 5.1.1 no such user")
+	}
+	c := dial(t, n.SMTPAddr())
+	c.cmd(250, "MAIL FROM:<mallory@sender.test>")
+	c.cmd(550, "RCPT TO:<gone1@example.org>")
+	for i := range 5 {
+		c.cmd(550, "RCPT TO:<x%d@unknown.test>", i)
+	}
+	c.cmd(550, "RCPT TO:<gone2@example.org>")
+	c.cmd(250, "RCPT TO:<bob@example.org>")
+
+	c = dial(t, n.SMTPAddr())
+	c.cmd(250, "MAIL FROM:<mallory@sender.test>")
+	c.cmd(550, "RCPT TO:<gone3@example.org>")
+	if msg := c.cmd(421, "RCPT TO:<bob@example.org>"); !strings.HasPrefix(msg, "4.7.0") {
+		t.Errorf("reply %q, want 4.7.0", msg)
+	}
+	if _, err := c.c.R.ReadByte(); err != io.EOF {
+		t.Errorf("connection still open after 421 (read: %v)", err)
+	}
+	c = dial(t, n.SMTPAddr())
+	c.cmd(250, "MAIL FROM:<alice@sender.test>")
+	c.cmd(421, "RCPT TO:<bob@example.org>")
+}
+
 // TestNothingRunsAfterA421: a client that pipelines its message behind
 // the recipient answered 421 (closing) gets nothing delivered, as it was
 // told. A CHUNKING client sends BDAT and its chunk in the same group as the

@@ -49,6 +49,7 @@ func replyTable() []replyCase {
 	return []replyCase{
 		{name: "errUnknownDomain", reply: errUnknownDomain, code: 550, enhanced: smtp.EnhancedCode{5, 7, 1}, prefix: "relay access denied"},
 		{name: "errUnknownUser", reply: errUnknownUser, code: 550, enhanced: smtp.EnhancedCode{5, 1, 1}, prefix: "recipient address rejected: user unknown"},
+		{name: "errClientTooManyUnknown", reply: errClientTooManyUnknown, code: 421, enhanced: smtp.EnhancedCode{4, 7, 0}, prefix: "too many unknown recipients from your address"},
 		{name: "errNoPostmaster", reply: errNoPostmaster, code: 550, enhanced: smtp.EnhancedCode{5, 1, 1}, prefix: "this filter keeps no mailbox of its own"},
 		{name: "errBlocked", reply: errBlocked, code: 550, enhanced: smtp.EnhancedCode{5, 7, 1}, prefix: "sender blocked by the recipient's policy"},
 		{name: "errOtherRoute", reply: errOtherRoute, code: 452, enhanced: smtp.EnhancedCode{4, 5, 3}, prefix: "recipient routed elsewhere"},

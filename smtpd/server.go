@@ -21,6 +21,7 @@ import (
 	"github.com/emersion/go-smtp"
 	"github.com/mxgrid/mxgrid/events"
 	"github.com/mxgrid/mxgrid/health"
+	"github.com/mxgrid/mxgrid/internal/ratelimit"
 	"github.com/mxgrid/mxgrid/mailaddr"
 	"github.com/mxgrid/mxgrid/negcache"
 	"github.com/mxgrid/mxgrid/relay"
@@ -130,6 +131,10 @@ type Deps struct {
 // still bounded because go-smtp buffers a whole command line.
 const maxLineLength = 64 << 10
 
+// maxTrackedClients bounds the clients whose refused recipients are
+// counted (a few MB); past it the refilled ones are forgotten first.
+const maxTrackedClients = 100_000
+
 // Server is one SMTP listener with its sessions.
 type Server struct {
 	cfg     Config
@@ -139,7 +144,10 @@ type Server struct {
 	smtp    *smtp.Server
 	// negCache answers repeats of recipients the customer's server refused.
 	negCache *negcache.Cache
-	trusted  []netip.Prefix
+	// unknownByClient spends a token per refused recipient of a client
+	// (smtp.client_unknown_recipients); nil when off.
+	unknownByClient *ratelimit.Limiter[netip.Prefix]
+	trusted         []netip.Prefix
 
 	// parser is set in New and only read after.
 	parser *scanner.Parser
@@ -194,6 +202,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		Memcached: cfg.NegativeCacheMemcached,
 		Timeout:   cfg.NegativeCacheTimeout,
 	}, deps.Health, s.log, deps.Registry)
+	if n := cfg.ClientUnknownRecipients; n > 0 {
+		s.unknownByClient = ratelimit.New[netip.Prefix](n, cfg.ClientUnknownWindow/time.Duration(n), maxTrackedClients)
+	}
 	s.txBase, s.abortTx = context.WithCancel(context.Background())
 	if s.parser == nil {
 		s.parser = scanner.NewParser(nil)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 	"github.com/mxgrid/mxgrid/events"
+	"github.com/mxgrid/mxgrid/internal/ratelimit"
 	"github.com/mxgrid/mxgrid/mailaddr"
 	"github.com/mxgrid/mxgrid/negcache"
 	"github.com/mxgrid/mxgrid/relay"
@@ -151,6 +152,11 @@ func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 		ss.log.Info("too many unknown recipients, closing", "queue_id", ss.queueID, "unknown", ss.unknown)
 		return errTooManyUnknown
 	}
+	if l := ss.srv.unknownByClient; l != nil && !l.Ready(ratelimit.ClientKey(ss.clientIP), time.Now()) {
+		ss.srv.metrics.rcpts.WithLabelValues("client_unknown_budget").Inc()
+		ss.log.Info("too many unknown recipients from this client, closing", "queue_id", ss.queueID)
+		return errClientTooManyUnknown
+	}
 	if strings.EqualFold(to, "postmaster") {
 		if ss.srv.cfg.Postmaster == "" {
 			ss.unknown++
@@ -189,7 +195,7 @@ func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 		return errUnknownDomain
 	}
 	if !dom.AcceptsRecipient(rcpt.Local) {
-		ss.unknown++
+		ss.refusedMailbox()
 		ss.srv.metrics.rcpts.WithLabelValues("unknown_user").Inc()
 		ss.trackRcpt(rcpt, dom, errUnknownUser, nil)
 		return errUnknownUser
@@ -222,7 +228,7 @@ func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	}
 	cacheKey := negcache.Key(route.Addr, rcpt.Local+"@"+rcpt.LookupDomain())
 	if r, ok := ss.srv.negCache.Get(cacheKey); ok {
-		ss.unknown++
+		ss.refusedMailbox()
 		ss.srv.metrics.rcpts.WithLabelValues("negative_cache").Inc()
 		ss.log.Info("recipient refused: customer server refused it recently", "queue_id", ss.queueID, "rcpt", rcpt.String())
 		ss.trackRcpt(rcpt, dom, cachedRefusal(r), nil)
@@ -243,6 +249,19 @@ func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	ss.rcpts = append(ss.rcpts, rcpt.String())
 	ss.srv.metrics.rcpts.WithLabelValues("accepted").Inc()
 	return nil
+}
+
+// refusedMailbox counts a refusal that says a mailbox does not exist (the
+// answer a harvester wants) against the session's and the client's
+// budgets. An unknown domain counts against the session's alone: it says
+// nothing of mailboxes, and a big provider's outbound address still
+// sending to a domain that left us must not lose every other customer's
+// mail.
+func (ss *session) refusedMailbox() {
+	ss.unknown++
+	if l := ss.srv.unknownByClient; l != nil {
+		l.Take(ratelimit.ClientKey(ss.clientIP), time.Now())
+	}
 }
 
 func (ss *session) accepted(rcpt mailaddr.Address) bool {
@@ -267,7 +286,7 @@ func (ss *session) rcptFailed(to mailaddr.Address, dom *tenant.Domain, cacheKey 
 	ss.trackRcpt(to, dom, reply, err)
 	result := "downstream_refused"
 	if reply.Code >= 500 && cacheKey != "" {
-		ss.unknown++
+		ss.refusedMailbox()
 		ss.srv.negCache.Add(cacheKey, negcache.Reply{Code: reply.Code, Enhanced: [3]int(reply.EnhancedCode), Message: reply.Message})
 	}
 	if reply.Code < 500 {

@@ -80,21 +80,11 @@ func validRef(ref string) bool {
 	return true
 }
 
-func clientKey(a netip.Addr) netip.Prefix {
-	a = a.Unmap()
-	if a.Is6() {
-		p, _ := a.Prefix(64)
-		return p
-	}
-	p, _ := a.Prefix(32)
-	return p
-}
-
 func (h *WhyHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Robots-Tag", "noindex")
 	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
-	if wait := h.limit.Take(clientKey(h.opts.Clients.Of(r)), h.opts.Now()); wait > 0 {
+	if wait := h.limit.Take(ratelimit.ClientKey(h.opts.Clients.Of(r)), h.opts.Now()); wait > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(int(wait/time.Second)+1))
 		http.Error(w, "too many requests, try again later", http.StatusTooManyRequests)
 		return

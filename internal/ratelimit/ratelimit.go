@@ -5,9 +5,23 @@
 package ratelimit
 
 import (
+	"net/netip"
 	"sync"
 	"time"
 )
+
+// ClientKey is the key of a client address: the address itself for IPv4,
+// its /64 for IPv6, the share one host gets (an IPv6 host holds a whole
+// /64 and could otherwise take a fresh key per request).
+func ClientKey(a netip.Addr) netip.Prefix {
+	a = a.Unmap()
+	if a.Is6() {
+		p, _ := a.Prefix(64)
+		return p
+	}
+	p, _ := a.Prefix(32)
+	return p
+}
 
 // Limiter is safe for concurrent use.
 type Limiter[K comparable] struct {
@@ -53,6 +67,14 @@ func (l *Limiter[K]) Take(key K, now time.Time) time.Duration {
 		return 0
 	}
 	return time.Duration((1 - b.tokens) * float64(l.interval))
+}
+
+// Ready reports whether key has a token to spend now, without spending it.
+func (l *Limiter[K]) Ready(key K, now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := l.buckets[key]
+	return b == nil || b.tokens+float64(now.Sub(b.last))/float64(l.interval) >= 1
 }
 
 // evict forgets refilled buckets; when every key is still busy (a flood

@@ -1,6 +1,7 @@
 package ratelimit
 
 import (
+	"net/netip"
 	"testing"
 	"time"
 )
@@ -21,6 +22,36 @@ func TestBurstThenOnePerInterval(t *testing.T) {
 	}
 	if wait := l.Take("a", now.Add(time.Second)); wait != 0 {
 		t.Fatalf("a token after an interval: wait %v", wait)
+	}
+}
+
+func TestReadySpendsNothing(t *testing.T) {
+	l := New[string](2, time.Second, 0)
+	now := time.Unix(1000, 0)
+	for range 5 {
+		if !l.Ready("a", now) {
+			t.Fatal("a fresh key is not ready")
+		}
+	}
+	l.Take("a", now)
+	l.Take("a", now)
+	if l.Ready("a", now) || l.Ready("a", now.Add(999*time.Millisecond)) {
+		t.Fatal("ready with its burst spent")
+	}
+	if !l.Ready("a", now.Add(time.Second)) || l.Take("a", now.Add(time.Second)) != 0 {
+		t.Fatal("not ready a whole interval later")
+	}
+}
+
+func TestClientKey(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"192.0.2.7", "192.0.2.7/32"},
+		{"::ffff:192.0.2.7", "192.0.2.7/32"},
+		{"2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"},
+	} {
+		if got := ClientKey(netip.MustParseAddr(tc.in)); got.String() != tc.want {
+			t.Errorf("ClientKey(%s) = %s, want %s", tc.in, got, tc.want)
+		}
 	}
 }
 
