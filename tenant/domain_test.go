@@ -73,7 +73,7 @@ func TestDomainSources(t *testing.T) {
 		SenderAllow: []string{"partner.example", "boss@a.example"},
 	}
 	for _, d := range []*Domain{static, stored[0]} {
-		if d.Name != "src.example" || d.Route != (Route{Addr: "mx.test:25", TLS: TLSNone}) || !d.AcceptsRecipient("BOB") || !d.AcceptsRecipient("carol") || d.AcceptsRecipient("dave") {
+		if d.Name != "src.example" || d.Route != (Route{Addr: "mx.test:25", TLS: TLSNone}) || !d.AcceptsRecipient("BOB") || !d.AcceptsRecipient("carol") || d.AcceptsRecipient("dave") || !d.AcceptsRecipient("PostMaster") {
 			t.Errorf("%s domain = %+v", d.Source, d)
 		}
 		if !reflect.DeepEqual(d.Lists, wantLists) {

@@ -117,8 +117,11 @@ type Domain struct {
 }
 
 // AcceptsRecipient reports whether local (the part before @) is known.
+// postmaster always is: RFC 5321 §4.5.1 says every domain that takes mail
+// takes it, so it goes to the customer's server, whose answer is final,
+// even when a list of recipients leaves it out.
 func (d *Domain) AcceptsRecipient(local string) bool {
-	if d.Recipients.Len() == 0 {
+	if d.Recipients.Len() == 0 || strings.EqualFold(local, "postmaster") {
 		return true
 	}
 	return d.Recipients.Has(strings.ToLower(local))
