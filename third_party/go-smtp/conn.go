@@ -321,7 +321,10 @@ func (c *Conn) protocolError(code int, ec EnhancedCode, msg string) {
 
 	c.errCount++
 	if c.errCount > errThreshold {
-		c.writeResponse(500, EnhancedCode{5, 5, 1}, "Too many errors. Quiting now")
+		// 421, the reply that announces a close (RFC 5321 §3.8), as
+		// Postfix sends it (mxgrid patch; upstream said 500, a permanent
+		// refusal of the command, and then closed).
+		c.writeResponse(421, EnhancedCode{4, 7, 0}, "Too many errors, closing connection")
 		c.Close()
 	}
 }

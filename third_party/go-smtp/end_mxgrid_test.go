@@ -91,10 +91,10 @@ func TestNothingAfterTheEnd(t *testing.T) {
 		{name: "421 from the backend", input: ehlo + "MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.org>\r\nRCPT TO:<busy@example.org>\r\nRCPT TO:<c@example.org>\r\nBDAT 4 LAST\r\nSubj",
 			want: []string{"250", "250", "250", "421"}, envelope: []string{"MAIL a@example.org", "RCPT b@example.org"}},
 		{name: "too many errors", input: ehlo + strings.Repeat("BOGUS\r\n", errThreshold+1) + "MAIL FROM:<a@example.org>\r\n",
-			want: append(append([]string{"250"}, strings.Fields(strings.Repeat("501 ", errThreshold+1))...), "500")},
+			want: append(append([]string{"250"}, strings.Fields(strings.Repeat("501 ", errThreshold+1))...), "421")},
 		// AUTH where none is offered is an error, not "TLS is required".
 		{name: "AUTH not offered", input: ehlo + strings.Repeat("AUTH PLAIN AGEAYg==\r\n", errThreshold+1) + "MAIL FROM:<a@example.org>\r\n",
-			want: append(append([]string{"250"}, strings.Fields(strings.Repeat("502 ", errThreshold+1))...), "500")},
+			want: append(append([]string{"250"}, strings.Fields(strings.Repeat("502 ", errThreshold+1))...), "421")},
 		// EHLO is junk too: a client could otherwise hold the connection
 		// with EHLO, as with NOOP.
 		{name: "too many junk commands", maxJunk: 4, input: ehlo + "NOOP\r\nRSET\r\nVRFY b\r\nHELP\r\nMAIL FROM:<a@example.org>\r\n",
