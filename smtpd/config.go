@@ -30,8 +30,9 @@ type Config struct {
 	// MaxConnectionsPerIP caps concurrent connections from one client IP,
 	// like Postfix's smtpd_client_connection_count_limit.
 	MaxConnectionsPerIP int `yaml:"max_connections_per_ip"`
-	// CommandTimeout is how long a client may stay silent between commands
-	// or between reads of the message body.
+	// CommandTimeout is how long after our last reply a client's next
+	// command must have arrived whole, and how long it may stay silent
+	// between reads of the message body.
 	CommandTimeout time.Duration `yaml:"command_timeout"`
 	// DataTimeout bounds the transfer of a whole message body.
 	DataTimeout time.Duration `yaml:"data_timeout"`

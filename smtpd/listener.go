@@ -60,6 +60,11 @@ type gateConn struct {
 
 	firstRead    atomic.Bool
 	dataDeadline atomic.Int64 // unix nanos; 0 outside DATA
+	// commandBy is when the client's next command must have arrived
+	// whole: command_timeout after our last write (unix nanos). Each read
+	// alone extends the idle deadline, so a client trickling a command a
+	// byte at a time kept its connection for days.
+	commandBy atomic.Int64
 	idle         atomic.Bool  // no transaction in progress
 	goingAway    atomic.Bool  // shutdown: the next read says goodbye
 	tls          atomic.Bool  // STARTTLS done: no clear-text goodbye
@@ -89,7 +94,9 @@ func (c *gateConn) Write(p []byte) (int, error) {
 	if err := c.admit(); err != nil {
 		return 0, err
 	}
-	return c.Conn.Write(p)
+	n, err := c.Conn.Write(p)
+	c.commandBy.Store(time.Now().Add(c.srv.cfg.CommandTimeout).UnixNano())
+	return n, err
 }
 
 func (c *gateConn) Read(p []byte) (int, error) {
@@ -97,8 +104,12 @@ func (c *gateConn) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	deadline := time.Now().Add(c.srv.cfg.CommandTimeout)
-	if dd := c.dataDeadline.Load(); dd != 0 && time.Unix(0, dd).Before(deadline) {
-		deadline = time.Unix(0, dd)
+	limit := c.dataDeadline.Load()
+	if limit == 0 {
+		limit = c.commandBy.Load()
+	}
+	if limit != 0 && time.Unix(0, limit).Before(deadline) {
+		deadline = time.Unix(0, limit)
 	}
 	c.readBy.set(deadline, c.Conn.SetReadDeadline)
 	// After the deadline is set, so that closeIdle's "now" cannot be

@@ -291,6 +291,46 @@ func TestIdleClientIsDisconnected(t *testing.T) {
 	}
 }
 
+// TestTrickledCommandTimesOut: a command must arrive whole within
+// command_timeout of our last reply. A client trickling it a byte at a
+// time used to extend the idle deadline with every read, and could keep
+// its connection for days on one 2,000-octet line.
+func TestTrickledCommandTimesOut(t *testing.T) {
+	const timeout = 700 * time.Millisecond
+	n, _ := startNode(t, func(c *config.Config) { c.SMTP.CommandTimeout = timeout })
+	c := dial(t, n.SMTPAddr())
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for _, b := range []byte("MAIL FROM:<alice@sender.test>\r\n") {
+			select {
+			case <-stop:
+				return
+			case <-time.After(timeout / 4):
+			}
+			if _, err := c.c.W.Write([]byte{b}); err != nil || c.c.W.Flush() != nil {
+				return
+			}
+		}
+	}()
+	start := time.Now()
+	line, err := c.c.ReadLine()
+	if err == nil {
+		if strings.HasPrefix(line, "250") {
+			t.Fatalf("the trickled command was answered: %q", line)
+		}
+		_, err = c.c.ReadLine()
+	}
+	if err == nil {
+		t.Fatal("connection still open")
+	}
+	// 31 octets a quarter timeout apart take almost 8 timeouts; the
+	// connection must end after about one.
+	if d := time.Since(start); d > 4*timeout {
+		t.Fatalf("closed after %v, command_timeout is %v", d, timeout)
+	}
+}
+
 // TestDataTimeoutEndsTheSession: smtp.data_timeout bounds a whole message
 // body, also for a client that trickles it a line at a time within
 // command_timeout. At the deadline the sender hears 421 and the connection

@@ -1598,7 +1598,19 @@ func (c *Conn) readLine() (string, error) {
 		}
 	}
 
-	return c.text.ReadLine()
+	// Not textproto's ReadLine (mxgrid patch): through bufio.ReadLine it
+	// returns what it has of a line, as a line and without the error,
+	// when the read fails in the middle (a timeout). The start of a
+	// command was then executed as one ("MAI" answered 500), the reply
+	// reset the client's deadline, and a client trickling a command a
+	// byte at a time was never timed out. The line ends as there:
+	// LF, or CRLF.
+	line, err := c.text.R.ReadString('\n')
+	if err != nil {
+		return "", err
+	}
+	line = strings.TrimSuffix(line, "\n")
+	return strings.TrimSuffix(line, "\r"), nil
 }
 
 func (c *Conn) reset() {

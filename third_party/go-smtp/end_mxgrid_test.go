@@ -83,6 +83,7 @@ func TestNothingAfterTheEnd(t *testing.T) {
 	for _, tc := range []struct {
 		name, input string
 		maxJunk     int
+		readTimeout time.Duration
 		want        []string
 		envelope    []string
 	}{
@@ -92,6 +93,10 @@ func TestNothingAfterTheEnd(t *testing.T) {
 			want: []string{"250", "250", "250", "421"}, envelope: []string{"MAIL a@example.org", "RCPT b@example.org"}},
 		{name: "too many errors", input: ehlo + strings.Repeat("BOGUS\r\n", errThreshold+1) + "MAIL FROM:<a@example.org>\r\n",
 			want: append(append([]string{"250"}, strings.Fields(strings.Repeat("501 ", errThreshold+1))...), "421")},
+		// A line cut short by a timeout is no command: it used to be run
+		// as one (500 for "NOO"), and its reply reset the deadline.
+		{name: "half a command, then silence", readTimeout: 200 * time.Millisecond, input: ehlo + "NOO",
+			want: []string{"250", "421"}},
 		// AUTH where none is offered is an error, not "TLS is required".
 		{name: "AUTH not offered", input: ehlo + strings.Repeat("AUTH PLAIN AGEAYg==\r\n", errThreshold+1) + "MAIL FROM:<a@example.org>\r\n",
 			want: append(append([]string{"250"}, strings.Fields(strings.Repeat("502 ", errThreshold+1))...), "421")},
@@ -106,7 +111,7 @@ func TestNothingAfterTheEnd(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			elog := &envelopeLog{}
-			rest, errLog := converse(t, elog, func(s *Server) { s.MaxJunkCommands = tc.maxJunk }, tc.input)
+			rest, errLog := converse(t, elog, func(s *Server) { s.MaxJunkCommands, s.ReadTimeout = tc.maxJunk, tc.readTimeout }, tc.input)
 			if got := replyCodes(bufio.NewReader(strings.NewReader(rest)), -1); strings.Join(got, " ") != strings.Join(tc.want, " ") {
 				t.Errorf("replies %v, want %v", got, tc.want)
 			}
