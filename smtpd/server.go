@@ -132,7 +132,7 @@ type Deps struct {
 const maxLineLength = 64 << 10
 
 // maxTrackedClients bounds the clients whose refused recipients are
-// counted (a few MB); past it the refilled ones are forgotten first.
+// counted (about 10 MB); past it the refilled ones are forgotten first.
 const maxTrackedClients = 100_000
 
 // Server is one SMTP listener with its sessions.
