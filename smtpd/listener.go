@@ -65,10 +65,10 @@ type gateConn struct {
 	// alone extends the idle deadline, so a client trickling a command a
 	// byte at a time kept its connection for days.
 	commandBy atomic.Int64
-	idle         atomic.Bool  // no transaction in progress
-	goingAway    atomic.Bool  // shutdown: the next read says goodbye
-	tls          atomic.Bool  // STARTTLS done: no clear-text goodbye
-	closed       atomic.Bool
+	idle      atomic.Bool // no transaction in progress
+	goingAway atomic.Bool // shutdown: the next read says goodbye
+	tls       atomic.Bool // STARTTLS done: no clear-text goodbye
+	closed    atomic.Bool
 }
 
 // admit runs once, at the greeting: by then a trusted proxy's header has
