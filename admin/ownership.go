@@ -247,6 +247,15 @@ func (s *Service) verify(ctx context.Context, d tenant.DomainRecord) (tenant.Dom
 	return s.activate(ctx, Operator("verify"), d, "verify")
 }
 
+// ClaimHeldUntil is when d's claim on its name stops keeping it from the
+// other resellers if d is still unproven; zero for an active domain.
+func (s *Service) ClaimHeldUntil(d tenant.DomainRecord) time.Time {
+	if d.Status != tenant.StatusPending || d.PendingSince.IsZero() {
+		return time.Time{}
+	}
+	return d.PendingSince.Add(s.own.claimTTL)
+}
+
 // takeLapsedClaim removes another reseller's claim on name that has stayed
 // unproven past PendingClaimTTL, so that p, creating or renaming a domain
 // of reseller resellerID, may have the name; it reports whether it did.

@@ -430,12 +430,15 @@ func (p *Panel) createDomain(req *request) error {
 }
 
 type domainData struct {
-	Domain     tenant.DomainRecord
-	Customer   tenant.Customer
-	Form       domainForm
-	Recipients []admin.Recipient
-	Test       *routeTest
-	Import     *importReport
+	Domain tenant.DomainRecord
+	// ClaimHeldUntil is when a pending domain's name stops being kept
+	// from the other resellers (zero when active).
+	ClaimHeldUntil time.Time
+	Customer       tenant.Customer
+	Form           domainForm
+	Recipients     []admin.Recipient
+	Test           *routeTest
+	Import         *importReport
 }
 
 type routeTest struct {
@@ -477,7 +480,7 @@ func (p *Panel) renderDomain(req *request, code int, f *domainForm, msg string, 
 	if err != nil {
 		return err
 	}
-	data := domainData{Domain: d, Customer: c, Form: formOf(d), Recipients: rcpts}
+	data := domainData{Domain: d, ClaimHeldUntil: p.svc.ClaimHeldUntil(d), Customer: c, Form: formOf(d), Recipients: rcpts}
 	if f != nil {
 		data.Form = *f
 	}

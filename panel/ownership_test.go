@@ -56,6 +56,9 @@ func TestPanelDomainHistoryAndProof(t *testing.T) {
 	if !strings.Contains(body, "mxgrid-verify="+d.VerifyToken) || !strings.Contains(body, `id="verify-button"`) || strings.Contains(body, `id="approve-button"`) {
 		t.Fatalf("reseller's pending page lacks the record or Check now, or offers Approve")
 	}
+	if held := d.PendingSince.Add(tenant.DefaultPendingClaimTTL).UTC().Format("2006-01-02 15:04 UTC"); !strings.Contains(body, `id="claim-held-until"`) || !strings.Contains(body, held) {
+		t.Fatalf("pending page does not say the claim is held until %s", held)
+	}
 	if _, body := f.get(t, f.op, "/panel/domains/"+itoa(d.ID)); !strings.Contains(body, `id="approve-button"`) {
 		t.Fatalf("operator's pending page lacks Approve")
 	}
