@@ -313,7 +313,7 @@ func (s *Service) activate(ctx context.Context, p Principal, d tenant.DomainReco
 	if cur.Name != d.Name || cur.VerifyToken != d.VerifyToken {
 		return cur, nil
 	}
-	cur.Status = tenant.StatusActive
+	cur.Status, cur.PendingSince = tenant.StatusActive, time.Time{}
 	v, err := s.store.UpdateDomain(ctx, &cur, s.audit(p, cur.ResellerID, action, object("domain", cur.ID, cur.Name), nil))
 	return cur, s.committed(v, err)
 }

@@ -67,10 +67,11 @@ type DomainRecord struct {
 	// admin service, never taken from a request.
 	Status      string `json:"status"`
 	VerifyToken string `json:"verify_token,omitempty"`
-	// PendingSince is when the name became pending (zero once active):
-	// after OwnershipOptions.PendingClaimTTL unproven, another reseller
-	// may claim the name. Set by the admin service only.
-	PendingSince time.Time `json:"-"`
+	// PendingSince is when the name became pending (zero, and left out
+	// of the JSON, once active): after OwnershipOptions.PendingClaimTTL
+	// unproven, another reseller may claim the name. Set by the admin
+	// service only.
+	PendingSince time.Time `json:"pending_since,omitzero"`
 	Created      time.Time `json:"created"`
 	Updated      time.Time `json:"updated"`
 }

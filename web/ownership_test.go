@@ -215,10 +215,14 @@ func TestAPILapsedClaim(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, squat, _ := f.createAs("own", "wanted.example", f.custA.ID)
+	if want := time.Unix(0, now.Load()); !squat.PendingSince.Equal(want) {
+		t.Fatalf("pending_since %v, want %v", squat.PendingSince, want)
+	}
 	_, proven, _ := f.createAs("own", "proven.example", f.custA.ID)
 	f.dns.AddTXT("proven.example", admin.VerifyPrefix+proven.VerifyToken)
-	if _, got := f.status("own", proven.ID, "verify"); got.Status != tenant.StatusActive {
-		t.Fatalf("proven.example: %s, want active", got.Status)
+	if code, out := f.do("own", "POST", fmt.Sprintf("/api/v1/domains/%d/verify", proven.ID), nil); code != 200 ||
+		!strings.Contains(string(out), `"active"`) || strings.Contains(string(out), "pending_since") {
+		t.Fatalf("proven.example: %d %s, want active without pending_since", code, out)
 	}
 	_, renamed, _ := f.createAs("other", "b-first.example", custB.ID)
 
