@@ -70,7 +70,8 @@ type Config struct {
 	// VRFY, HELO, EHLO, HELP...) a session may send since its last accepted
 	// message before 421 4.7.0 and close, as Postfix's
 	// smtpd_junk_command_limit: without it a client keeps a connection
-	// slot for ever with a NOOP inside every command timeout.
+	// slot for ever with a NOOP inside every command timeout. Only those
+	// the client waited for count: pipelined ones cost no time.
 	MaxJunkCommands int `yaml:"max_junk_commands"`
 	// Postmaster is where RCPT TO:<postmaster> goes, the one recipient
 	// without a domain that every SMTP server must take (RFC 5321 §4.5.1):

@@ -2,6 +2,7 @@ package smtp
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/tls"
 	"encoding/base64"
 	"errors"
@@ -32,9 +33,12 @@ type Conn struct {
 
 	// Number of errors witnessed on this connection
 	errCount int
-	// junk counts commands that moved no mail since the last accepted
-	// message (see Server.MaxJunkCommands).
-	junk int
+	// junk counts the round trips spent on commands that moved no mail
+	// since the last accepted message (see Server.MaxJunkCommands);
+	// inGroup is set while the command at hand came pipelined behind the
+	// previous one, which spent the round trip.
+	junk    int
+	inGroup bool
 	// plainReplies is set while the client greeted with HELO: it
 	// negotiated no enhanced status codes (RFC 2034 §3), so replies carry
 	// none (mxgrid patch; upstream sent them to every client).
@@ -294,8 +298,14 @@ func isJunkCommand(cmd string) bool {
 }
 
 // tooMuchJunk counts a command that moves no mail and, past the limit,
-// says goodbye instead of running it.
+// says goodbye instead of running it. A command pipelined behind another
+// (RFC 2920) is not counted: what the limit bounds is the time a client
+// holds its connection, one round trip per command it had to wait for,
+// and a client may pipeline thousands of NOOPs in one write.
 func (c *Conn) tooMuchJunk() bool {
+	if c.inGroup {
+		return false
+	}
 	c.junk++
 	if c.server.MaxJunkCommands <= 0 || c.junk <= c.server.MaxJunkCommands {
 		return false
@@ -312,6 +322,14 @@ func (c *Conn) answerTransaction(code int, enhCode EnhancedCode, msg string) {
 		c.junk = 0
 	}
 	c.writeResponse(code, enhCode, msg)
+}
+
+// lineWaiting reports whether a whole command line is already buffered,
+// so that reading it costs the client no round trip. A line only begun is
+// not: its end is a round trip of its own.
+func (c *Conn) lineWaiting() bool {
+	buf, _ := c.text.R.Peek(c.text.R.Buffered())
+	return bytes.IndexByte(buf, '\n') >= 0
 }
 
 // protocolError writes errors responses and closes the connection once too many

@@ -40,8 +40,9 @@ type Server struct {
 	MaxRecipients int
 	// MaxJunkCommands is how many commands that move no mail (NOOP, RSET,
 	// VRFY, HELO, EHLO and the unimplemented ones such as HELP) a client
-	// may send since its last accepted message; the next gets 421 4.7.0
-	// and the connection closes (mxgrid patch, after Postfix's
+	// may send since its last accepted message, each waited for: ones
+	// pipelined behind another (RFC 2920) come free. The next gets 421
+	// 4.7.0 and the connection closes (mxgrid patch, after Postfix's
 	// smtpd_junk_command_limit). Upstream had no limit, so a client could
 	// hold a connection for ever with a NOOP now and then. Zero means no
 	// limit.
@@ -228,6 +229,7 @@ func (s *Server) handleConn(c *Conn) error {
 	c.greet()
 
 	for {
+		c.inGroup = c.lineWaiting()
 		line, err := c.readLine()
 		if err == nil {
 			if cmd, arg, err := parseCmd(line); err != nil {

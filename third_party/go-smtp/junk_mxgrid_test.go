@@ -1,0 +1,96 @@
+package smtp
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+)
+
+// step is what a client sends at once, and how many replies it waits for
+// before it sends more.
+type step struct {
+	send    string
+	replies int
+}
+
+// roundTrips plays steps against a fresh server (sessions as in
+// envelopeLogSession), each after the replies to the one before, and
+// returns the reply codes and whether the server closed the connection.
+func roundTrips(t *testing.T, configure func(*Server), steps []step) (codes []string, closed bool) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := NewServer(BackendFunc(func(*Conn) (Session, error) { return envelopeLogSession{&envelopeLog{}}, nil }))
+	s.Domain = "localhost"
+	configure(s)
+	go s.Serve(l)
+	defer s.Close()
+	c, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	r := bufio.NewReader(c)
+	if codes := replyCodes(r, 1); len(codes) != 1 {
+		t.Fatal("no greeting")
+	}
+	for _, st := range steps {
+		if _, err := io.WriteString(c, st.send); err != nil {
+			return codes, true
+		}
+		got := replyCodes(r, st.replies)
+		codes = append(codes, got...)
+		if len(got) < st.replies {
+			return codes, true
+		}
+	}
+	c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	_, err = r.ReadByte()
+	return codes, errors.Is(err, io.EOF)
+}
+
+// TestJunkCommandsCountRoundTrips: Server.MaxJunkCommands bounds the
+// commands that move no mail a client had to wait for since its last
+// accepted message, and closes with 421 past it, as Postfix's
+// smtpd_junk_command_limit does. A command pipelined behind another costs
+// no round trip and is not counted: a client may pipeline thousands of
+// NOOPs (RFC 2920) and get every reply. Upstream had no limit: a NOOP now
+// and then kept a connection for ever.
+func TestJunkCommandsCountRoundTrips(t *testing.T) {
+	const limit = 3
+	ehlo := step{"EHLO c.test\r\n", 1}
+	noop := step{"NOOP\r\n", 1}
+	message := []step{{"MAIL FROM:<a@example.org>\r\n", 1}, {"RCPT TO:<b@example.org>\r\n", 1}, {"DATA\r\n", 1}, {"hello\r\n.\r\n", 1}}
+	refused := append(append([]step(nil), message[:3]...), step{"refuse\r\n.\r\n", 1})
+	for _, tc := range []struct {
+		name   string
+		steps  []step
+		want   string
+		closed bool
+	}{
+		{"up to the limit", []step{ehlo, noop, {"RSET\r\n", 1}},
+			"250 250 250", false},
+		{"one more is refused", []step{ehlo, noop, {"RSET\r\n", 1}, {"VRFY b\r\n", 1}},
+			"250 250 250 421", true},
+		{"a pipelined group counts once", []step{ehlo, {strings.Repeat("NOOP\r\n", 500) + "QUIT\r\n", 501}},
+			"250 " + strings.Repeat("250 ", 500) + "221", true},
+		{"an accepted message starts over", append(append([]step{ehlo, noop}, message...), noop, noop, ehlo, noop),
+			"250 250 250 250 354 250 250 250 250 421", true},
+		{"a refused one does not", append(append([]step{ehlo, noop}, refused...), noop, noop),
+			"250 250 250 250 354 554 250 421", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			codes, closed := roundTrips(t, func(s *Server) { s.MaxJunkCommands = limit }, tc.steps)
+			if got := strings.Join(codes, " "); got != tc.want || closed != tc.closed {
+				t.Errorf("replies %s (closed %v), want %s (closed %v)", got, closed, tc.want, tc.closed)
+			}
+		})
+	}
+}
