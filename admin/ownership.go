@@ -197,11 +197,13 @@ func (ow *ownership) proven(ctx context.Context, d tenant.DomainRecord) (bool, e
 }
 
 // wildcardMX reports whether name's MX records may come from a wildcard
-// (`*.parent MX ...`): a random name beside it has MX records too, or the
-// question could not be answered. Such records prove nothing about who
-// holds name: a customer with a wildcard MX at the cluster would otherwise
-// let any reseller prove any name under its own. The TXT token still
-// proves.
+// (`*.parent MX ...`): a random name beside it has MX records too. Such
+// records prove nothing about who holds name: a customer with a wildcard
+// MX at the cluster would otherwise let any reseller prove any name under
+// its own. The TXT token still proves. A failed lookup counts as no
+// wildcard: the claimant cannot make the customer's name servers fail,
+// and a resolver that answers only the names it knows must not block
+// every MX proof.
 func (ow *ownership) wildcardMX(ctx context.Context, name string) bool {
 	_, parent, ok := strings.Cut(name, ".")
 	if !ok {
@@ -211,8 +213,8 @@ func (ow *ownership) wildcardMX(ctx context.Context, name string) bool {
 	if _, err := rand.Read(label); err != nil {
 		return true
 	}
-	mxs, err := ow.dns.LookupMX(ctx, "mxgrid-probe-"+hex.EncodeToString(label)+"."+parent)
-	return len(mxs) > 0 || !notFound(err)
+	mxs, _ := ow.dns.LookupMX(ctx, "mxgrid-probe-"+hex.EncodeToString(label)+"."+parent)
+	return len(mxs) > 0
 }
 
 func notFound(err error) bool {
