@@ -187,3 +187,32 @@ dnsbl: {on_error: tempfail, timeout: 1s}
 		}
 	}
 }
+
+// TestReadmeConfigurationParses keeps the README's configuration reference
+// true: each of its YAML blocks parses with every key known and every
+// value of its type.
+func TestReadmeConfigurationParses(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, _ := strings.Cut(string(readme), "\n## Configuration\n")
+	section, _, _ = strings.Cut(section, "\n## ")
+	blocks := 0
+	for rest := section; ; {
+		var block string
+		var found bool
+		if _, rest, found = strings.Cut(rest, "```yaml\n"); !found {
+			break
+		}
+		block, rest, _ = strings.Cut(rest, "```")
+		cfg := Default()
+		if err := Parse([]byte(block), &cfg); err != nil {
+			t.Errorf("README configuration block %d: %v", blocks+1, err)
+		}
+		blocks++
+	}
+	if blocks < 2 {
+		t.Fatalf("found %d YAML blocks under the README's Configuration, want the reference's two", blocks)
+	}
+}
