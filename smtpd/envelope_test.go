@@ -406,6 +406,9 @@ func TestJunkCommandBudget(t *testing.T) {
 	if got := sink.messages(); len(got) != 1 {
 		t.Errorf("delivered %d messages, want 1", len(got))
 	}
+	if got := n.counter(t, "mxgrid_smtp_sessions_closed_by_limit_total", "limit", "junk_commands"); got != 1 {
+		t.Errorf("sessions closed for junk commands: %v, want 1", got)
+	}
 }
 
 // TestDuplicateRecipientOnce: a recipient given twice in a transaction

@@ -26,13 +26,37 @@ import (
 // behaviour is tested through it over real sockets; what depends on the
 // node's wiring is tested in package e2e.
 type testNode struct {
-	Config config.Config
-	addr   string
-	health *health.Registry
+	Config  config.Config
+	addr    string
+	health  *health.Registry
+	metrics prometheus.Gatherer
 }
 
 func (n *testNode) SMTPAddr() string         { return n.addr }
 func (n *testNode) Health() *health.Registry { return n.health }
+
+// counter reads the counter name{label="value"} of the node's registry, 0
+// when it has not counted yet.
+func (n *testNode) counter(t *testing.T, name, label, value string) float64 {
+	t.Helper()
+	families, err := n.metrics.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == label && l.GetValue() == value {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
+}
 
 // testConfig is a loopback configuration: the port chosen by the OS, tenant
 // routes allowed to reach the loopback sinks.
@@ -97,7 +121,8 @@ func startWith(t *testing.T, cfg config.Config, deps smtpd.Deps) *testNode {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &testNode{Config: cfg, addr: serve(t, srv, cfg.SMTP.ShutdownGrace), health: deps.Health}
+	gatherer, _ := deps.Registry.(prometheus.Gatherer)
+	return &testNode{Config: cfg, addr: serve(t, srv, cfg.SMTP.ShutdownGrace), health: deps.Health, metrics: gatherer}
 }
 
 // serve runs srv until the end of the test, then shuts it down within grace

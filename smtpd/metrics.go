@@ -6,9 +6,11 @@ import (
 )
 
 type metrics struct {
-	connections  *prometheus.CounterVec
-	active       prometheus.Gauge
-	sessions     prometheus.Counter
+	connections *prometheus.CounterVec
+	active      prometheus.Gauge
+	sessions    prometheus.Counter
+	// shownOut counts sessions a limit closed, by limit.
+	shownOut     *prometheus.CounterVec
 	rcpts        *prometheus.CounterVec
 	transactions *prometheus.CounterVec
 	size         prometheus.Histogram
@@ -52,6 +54,10 @@ func newMetrics(reg prometheus.Registerer, budget *memoryBudget) *metrics {
 			Name: "mxgrid_smtp_sessions_total",
 			Help: "SMTP sessions started (EHLO/HELO received).",
 		}),
+		shownOut: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "mxgrid_smtp_sessions_closed_by_limit_total",
+			Help: "Sessions the node closed with 421 for a limit, by limit: errors (too many bad commands), junk_commands (smtp.max_junk_commands), command_timeout (a command not whole within smtp.command_timeout).",
+		}, []string{"limit"}),
 		rcpts: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "mxgrid_smtp_recipients_total",
 			Help: "RCPT commands by result: accepted, unknown_domain, unknown_user, blocked, other_tenant, other_route, other_policy, downstream_refused, downstream_tempfail, draining, bad_address, source_routed, negative_cache, unknown_budget, client_unknown_budget, no_postmaster, duplicate.",

@@ -106,6 +106,22 @@ func (ss *session) Reset() {
 	ss.note = trackNote{}
 }
 
+// Closing hears why go-smtp closes the connection when one of its limits
+// does: counted, and logged, so that an operator sees clients shown out.
+func (ss *session) Closing(reason error) {
+	limit := "other"
+	switch {
+	case errors.Is(reason, smtp.ErrTooManyErrors):
+		limit = "errors"
+	case errors.Is(reason, smtp.ErrTooMuchJunk):
+		limit = "junk_commands"
+	case errors.Is(reason, smtp.ErrCommandTimedOut):
+		limit = "command_timeout"
+	}
+	ss.srv.metrics.shownOut.WithLabelValues(limit).Inc()
+	ss.log.Info("closing the session: limit reached", "limit", limit)
+}
+
 func (ss *session) Logout() error {
 	ss.Reset()
 	return nil

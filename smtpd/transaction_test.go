@@ -329,6 +329,9 @@ func TestTrickledCommandTimesOut(t *testing.T) {
 	if d := time.Since(start); d > 4*timeout {
 		t.Fatalf("closed after %v, command_timeout is %v", d, timeout)
 	}
+	if got := n.counter(t, "mxgrid_smtp_sessions_closed_by_limit_total", "limit", "command_timeout"); got != 1 {
+		t.Errorf("sessions closed for a command timeout: %v, want 1", got)
+	}
 }
 
 // TestDataTimeoutEndsTheSession: smtp.data_timeout bounds a whole message

@@ -1,6 +1,7 @@
 package smtp
 
 import (
+	"errors"
 	"io"
 
 	"github.com/emersion/go-sasl"
@@ -99,4 +100,19 @@ type AuthSession interface {
 
 	AuthMechanisms() []string
 	Auth(mech string) (sasl.Server, error)
+}
+
+// Why the server closed a connection of its own accord, told to a session
+// that implements ClosingSession (mxgrid patch): an operator wants clients
+// shown out by a limit counted, and go-smtp said nothing of them.
+var (
+	ErrTooManyErrors   = errors.New("smtp: too many errors")
+	ErrTooMuchJunk     = errors.New("smtp: too many commands without a message")
+	ErrCommandTimedOut = errors.New("smtp: command not received in time")
+)
+
+// ClosingSession is a Session that hears why the server closes its
+// connection when a limit does, before its Logout.
+type ClosingSession interface {
+	Closing(reason error)
 }

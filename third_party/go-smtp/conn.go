@@ -310,9 +310,17 @@ func (c *Conn) tooMuchJunk() bool {
 	if c.server.MaxJunkCommands <= 0 || c.junk <= c.server.MaxJunkCommands {
 		return false
 	}
+	c.closing(ErrTooMuchJunk)
 	c.writeResponse(421, EnhancedCode{4, 7, 0}, "Too many commands without a message, closing connection")
 	c.Close()
 	return true
+}
+
+// closing tells the session, if it listens, why the server closes.
+func (c *Conn) closing(reason error) {
+	if s, ok := c.Session().(ClosingSession); ok {
+		s.Closing(reason)
+	}
 }
 
 // answerTransaction sends a DATA or BDAT LAST reply; an accepted message
@@ -342,6 +350,7 @@ func (c *Conn) protocolError(code int, ec EnhancedCode, msg string) {
 		// 421, the reply that announces a close (RFC 5321 §3.8), as
 		// Postfix sends it (mxgrid patch; upstream said 500, a permanent
 		// refusal of the command, and then closed).
+		c.closing(ErrTooManyErrors)
 		c.writeResponse(421, EnhancedCode{4, 7, 0}, "Too many errors, closing connection")
 		c.Close()
 	}

@@ -35,11 +35,15 @@ func (l *envelopeLog) took() []string {
 
 // envelopeLogSession takes every sender and every body (a whole one is
 // logged as DATA) but one saying "refuse", which it answers with 554, and
-// every recipient but busy@, which it answers with 421 (closing).
+// every recipient but busy@, which it answers with 421 (closing). It logs
+// why the server closes, when a limit closes it.
 type envelopeLogSession struct{ l *envelopeLog }
 
 func (envelopeLogSession) Reset()        {}
 func (envelopeLogSession) Logout() error { return nil }
+
+// Closing logs why the server closed, as "closing: <reason>".
+func (s envelopeLogSession) Closing(reason error) { s.l.add("closing: " + reason.Error()) }
 func (s envelopeLogSession) Data(r io.Reader) error {
 	body, err := io.ReadAll(r)
 	if err != nil {
@@ -85,14 +89,14 @@ func TestNothingAfterTheEnd(t *testing.T) {
 		{name: "421 from the backend", input: ehlo + "MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.org>\r\nRCPT TO:<busy@example.org>\r\nRCPT TO:<c@example.org>\r\nBDAT 4 LAST\r\nSubj",
 			want: []string{"250", "250", "250", "421"}, envelope: []string{"MAIL a@example.org", "RCPT b@example.org"}},
 		{name: "too many errors", input: ehlo + strings.Repeat("BOGUS\r\n", errThreshold+1) + "MAIL FROM:<a@example.org>\r\n",
-			want: append(append([]string{"250"}, strings.Fields(strings.Repeat("501 ", errThreshold+1))...), "421")},
+			want: append(append([]string{"250"}, strings.Fields(strings.Repeat("501 ", errThreshold+1))...), "421"), envelope: []string{"closing: smtp: too many errors"}},
 		// A line cut short by a timeout is no command: it used to be run
 		// as one (500 for "NOO"), and its reply reset the deadline.
 		{name: "half a command, then silence", readTimeout: 200 * time.Millisecond, input: ehlo + "NOO",
-			want: []string{"250", "421"}},
+			want: []string{"250", "421"}, envelope: []string{"closing: smtp: command not received in time"}},
 		// AUTH where none is offered is an error, not "TLS is required".
 		{name: "AUTH not offered", input: ehlo + strings.Repeat("AUTH PLAIN AGEAYg==\r\n", errThreshold+1) + "MAIL FROM:<a@example.org>\r\n",
-			want: append(append([]string{"250"}, strings.Fields(strings.Repeat("502 ", errThreshold+1))...), "421")},
+			want: append(append([]string{"250"}, strings.Fields(strings.Repeat("502 ", errThreshold+1))...), "421"), envelope: []string{"closing: smtp: too many errors"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			elog := &envelopeLog{}

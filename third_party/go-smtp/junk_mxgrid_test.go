@@ -17,16 +17,16 @@ type step struct {
 	replies int
 }
 
-// roundTrips plays steps against a fresh server (sessions as in
-// envelopeLogSession), each after the replies to the one before, and
+// roundTrips plays steps against a fresh server whose sessions log to elog
+// (envelopeLogSession), each after the replies to the one before, and
 // returns the reply codes and whether the server closed the connection.
-func roundTrips(t *testing.T, configure func(*Server), steps []step) (codes []string, closed bool) {
+func roundTrips(t *testing.T, elog *envelopeLog, configure func(*Server), steps []step) (codes []string, closed bool) {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := NewServer(BackendFunc(func(*Conn) (Session, error) { return envelopeLogSession{&envelopeLog{}}, nil }))
+	s := NewServer(BackendFunc(func(*Conn) (Session, error) { return envelopeLogSession{elog}, nil }))
 	s.Domain = "localhost"
 	configure(s)
 	go s.Serve(l)
@@ -87,9 +87,15 @@ func TestJunkCommandsCountRoundTrips(t *testing.T) {
 			"250 250 250 250 354 554 250 421", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			codes, closed := roundTrips(t, func(s *Server) { s.MaxJunkCommands = limit }, tc.steps)
+			elog := &envelopeLog{}
+			codes, closed := roundTrips(t, elog, func(s *Server) { s.MaxJunkCommands = limit }, tc.steps)
 			if got := strings.Join(codes, " "); got != tc.want || closed != tc.closed {
 				t.Errorf("replies %s (closed %v), want %s (closed %v)", got, closed, tc.want, tc.closed)
+			}
+			// A limit's close tells the session why; a QUIT's does not.
+			took := elog.took()
+			if told := len(took) > 0 && took[len(took)-1] == "closing: "+ErrTooMuchJunk.Error(); told != strings.HasSuffix(tc.want, "421") {
+				t.Errorf("session heard %q", took)
 			}
 		})
 	}
