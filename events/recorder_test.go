@@ -16,6 +16,7 @@ import (
 	"github.com/mxgrid/mxgrid/geo"
 	"github.com/mxgrid/mxgrid/geo/geotest"
 	"github.com/mxgrid/mxgrid/health"
+	"github.com/mxgrid/mxgrid/internal/metrictest"
 	"github.com/mxgrid/mxgrid/internal/testenv"
 	"github.com/mxgrid/mxgrid/store"
 )
@@ -212,7 +213,7 @@ func TestRecordNeverBlocksAndDropsOldest(t *testing.T) {
 	for i := range 5 {
 		rec.Record(Event{Domain: fmt.Sprint(i)})
 	}
-	if d := gathered(t, preg, "mxgrid_events_dropped_total", "buffer_full"); d != 2 {
+	if d := metrictest.Counter(t, preg, "mxgrid_events_dropped_total", "buffer_full"); d != 2 {
 		t.Fatalf("dropped %v, want 2", d)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -231,28 +232,6 @@ func TestRecordNeverBlocksAndDropsOldest(t *testing.T) {
 	if strings.Join(domains, ",") != "2,3,4" {
 		t.Fatalf("kept %v, want the newest three", domains)
 	}
-}
-
-// gathered reads one sample of a counter family from reg, by its only
-// label's value ("" for a family without labels).
-func gathered(t testing.TB, reg *prometheus.Registry, name, label string) float64 {
-	t.Helper()
-	fams, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range fams {
-		if f.GetName() != name {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			if label == "" || len(m.GetLabel()) == 1 && m.GetLabel()[0].GetValue() == label {
-				return m.GetCounter().GetValue()
-			}
-		}
-	}
-	t.Fatalf("no sample %s{%s} gathered", name, label)
-	return 0
 }
 
 // fakeStore injects failures; everything else is tested on real databases.
@@ -318,7 +297,7 @@ func TestStoreFailureIsRetried(t *testing.T) {
 			t.Fatalf("event %d is %q: order lost or duplicated", i, e.Domain)
 		}
 	}
-	if n := gathered(t, preg, "mxgrid_events_store_errors_total", ""); n != 3 {
+	if n := metrictest.Counter(t, preg, "mxgrid_events_store_errors_total", ""); n != 3 {
 		t.Fatalf("store errors %v, want 3", n)
 	}
 	fs.mu.Lock()
@@ -348,7 +327,7 @@ func TestShutdownIsBounded(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "4 events not stored") {
 		t.Fatalf("Run = %v, want the loss reported", err)
 	}
-	if n := gathered(t, preg, "mxgrid_events_dropped_total", "shutdown"); n != 4 {
+	if n := metrictest.Counter(t, preg, "mxgrid_events_dropped_total", "shutdown"); n != 4 {
 		t.Fatalf("dropped at shutdown %v, want 4", n)
 	}
 }
@@ -369,7 +348,7 @@ func TestPruneOnRealStore(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- rec.Run(ctx) }()
-	waitFor(t, "prune", func() bool { return gathered(t, preg, "mxgrid_events_pruned_total", "") == 1 })
+	waitFor(t, "prune", func() bool { return metrictest.Counter(t, preg, "mxgrid_events_pruned_total", "") == 1 })
 	cancel()
 	<-done
 	if got := allEvents(t, s); len(got) != 1 || got[0].IP != fresh.IP {
@@ -415,7 +394,7 @@ func BenchmarkRecorderSustained(b *testing.B) {
 			if err := <-done; err != nil {
 				b.Fatal(err)
 			}
-			if got := gathered(b, preg, "mxgrid_events_stored_total", ""); got != float64(b.N) {
+			if got := metrictest.Counter(b, preg, "mxgrid_events_stored_total", ""); got != float64(b.N) {
 				b.Fatalf("stored %v of %d", got, b.N)
 			}
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")

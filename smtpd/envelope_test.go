@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/mxgrid/mxgrid/config"
+	"github.com/mxgrid/mxgrid/internal/metrictest"
 	"github.com/mxgrid/mxgrid/internal/smtptest"
 	"github.com/mxgrid/mxgrid/mailaddr"
 )
@@ -406,7 +407,7 @@ func TestJunkCommandBudget(t *testing.T) {
 	if got := sink.messages(); len(got) != 1 {
 		t.Errorf("delivered %d messages, want 1", len(got))
 	}
-	if got := n.counter(t, "mxgrid_smtp_sessions_closed_by_limit_total", "limit", "junk_commands"); got != 1 {
+	if got := metrictest.Counter(t, n.metrics, "mxgrid_smtp_sessions_closed_by_limit_total", "junk_commands"); got != 1 {
 		t.Errorf("sessions closed for junk commands: %v, want 1", got)
 	}
 }

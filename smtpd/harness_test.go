@@ -35,29 +35,6 @@ type testNode struct {
 func (n *testNode) SMTPAddr() string         { return n.addr }
 func (n *testNode) Health() *health.Registry { return n.health }
 
-// counter reads the counter name{label="value"} of the node's registry, 0
-// when it has not counted yet.
-func (n *testNode) counter(t *testing.T, name, label, value string) float64 {
-	t.Helper()
-	families, err := n.metrics.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range families {
-		if f.GetName() != name {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == label && l.GetValue() == value {
-					return m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	return 0
-}
-
 // testConfig is a loopback configuration: the port chosen by the OS, tenant
 // routes allowed to reach the loopback sinks.
 func testConfig(t *testing.T) config.Config {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 	"github.com/mxgrid/mxgrid/config"
+	"github.com/mxgrid/mxgrid/internal/metrictest"
 	"github.com/mxgrid/mxgrid/internal/smtptest"
 	"github.com/mxgrid/mxgrid/scanner"
 	"github.com/pires/go-proxyproto"
@@ -329,7 +330,7 @@ func TestTrickledCommandTimesOut(t *testing.T) {
 	if d := time.Since(start); d > 4*timeout {
 		t.Fatalf("closed after %v, command_timeout is %v", d, timeout)
 	}
-	if got := n.counter(t, "mxgrid_smtp_sessions_closed_by_limit_total", "limit", "command_timeout"); got != 1 {
+	if got := metrictest.Counter(t, n.metrics, "mxgrid_smtp_sessions_closed_by_limit_total", "command_timeout"); got != 1 {
 		t.Errorf("sessions closed for a command timeout: %v, want 1", got)
 	}
 }

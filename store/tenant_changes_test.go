@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/mxgrid/mxgrid/admin"
+	"github.com/mxgrid/mxgrid/internal/metrictest"
 	"github.com/mxgrid/mxgrid/tenant"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -50,10 +51,10 @@ func TestDeltasMatchFullLoads(t *testing.T) {
 			}
 			full := newSyncer(t, ts, t.TempDir(), prometheus.NewRegistry())
 			sameSnapshots(t, "end", full.Directory().Snapshot(), live.Directory().Snapshot())
-			if got := loads(t, reg, "full"); got != 1 {
+			if got := metrictest.Counter(t, reg, "mxgrid_tenant_loads_total", "full"); got != 1 {
 				t.Errorf("%v full loads, want only the first", got)
 			}
-			if got := loads(t, reg, "delta"); got < 50 {
+			if got := metrictest.Counter(t, reg, "mxgrid_tenant_loads_total", "delta"); got < 50 {
 				t.Errorf("%v delta loads", got)
 			}
 			fromFile := newSyncer(t, downLoader{}, dir, prometheus.NewRegistry())
@@ -109,25 +110,6 @@ func newSyncer(t *testing.T, l tenant.Loader, dir string, reg *prometheus.Regist
 		t.Fatal(err)
 	}
 	return s
-}
-
-func loads(t *testing.T, reg *prometheus.Registry, kind string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != "mxgrid_tenant_loads_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			if m.GetLabel()[0].GetValue() == kind {
-				return m.GetCounter().GetValue()
-			}
-		}
-	}
-	return 0
 }
 
 func sameSnapshots(t *testing.T, when string, want, got *tenant.Snapshot) {
