@@ -232,7 +232,11 @@ func TestDatabaseOutage(t *testing.T) {
 	res := tenantMustCreate(t, a, "/api/v1/resellers", map[string]any{"name": "R"})
 	cust := tenantMustCreate(t, a, "/api/v1/customers", map[string]any{"name": "C", "reseller_id": res})
 	tenantMustCreate(t, a, "/api/v1/domains", map[string]any{"name": "known.example", "customer_id": cust, "route": sink.Addr, "tls": "none"})
-	tenantWaitAccepted(t, b, "x@known.example", 5*time.Second)
+	// Both nodes must know the domain before the database goes: a's own
+	// reload after its write runs as b's does, and either may finish first.
+	for _, n := range []*nodetest.Node{a, b} {
+		tenantWaitAccepted(t, n, "x@known.example", 5*time.Second)
+	}
 
 	pg.Stop()
 	for _, n := range []*nodetest.Node{a, b} {
