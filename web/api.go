@@ -35,7 +35,14 @@ var openAPIDoc []byte
 type AdminAPI struct {
 	svc *admin.Service
 	log *slog.Logger
+	// imports bounds the recipient imports decoded at once: each may hold
+	// its 32 MiB body and admin.MaxImport strings.
+	imports chan struct{}
 }
+
+// maxConcurrentImports: two imports at once cost at most ~130 MB; a third
+// is told to retry (429).
+const maxConcurrentImports = 2
 
 // apiRoute is one pattern of the API; the OpenAPI test walks these.
 type apiRoute struct {
@@ -46,7 +53,7 @@ type apiRoute struct {
 // MountAdminAPI registers every route of the admin API with handle
 // (Server.Handle).
 func MountAdminAPI(handle func(pattern string, h http.Handler), svc *admin.Service, log *slog.Logger) {
-	a := &AdminAPI{svc: svc, log: log}
+	a := &AdminAPI{svc: svc, log: log, imports: make(chan struct{}, maxConcurrentImports)}
 	for _, r := range a.routes() {
 		handle(r.pattern, r.handler)
 	}
@@ -126,7 +133,7 @@ func (e badRequest) Error() string { return e.msg }
 // OperatorOnly guards h with the operator's bearer token, for operator
 // actions that live outside the admin API (regenerating the map).
 func OperatorOnly(svc *admin.Service, log *slog.Logger) func(http.Handler) http.Handler {
-	a := &AdminAPI{svc: svc, log: log}
+	a := &AdminAPI{svc: svc, log: log, imports: make(chan struct{}, maxConcurrentImports)}
 	return func(h http.Handler) http.Handler {
 		return a.authed(func(w http.ResponseWriter, r *http.Request, p admin.Principal) error {
 			if !p.Operator {
@@ -216,10 +223,15 @@ func decode(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
 	if err == nil && dec.Decode(&struct{}{}) != io.EOF {
 		err = errors.New("one JSON object expected, found more data after it")
 	}
-	var mbe *http.MaxBytesError
+	var (
+		mbe *http.MaxBytesError
+		fe  tenant.FieldErrors
+	)
 	switch {
 	case err == nil:
 		return nil
+	case errors.As(err, &fe):
+		return fe
 	case errors.As(err, &mbe):
 		return fmt.Errorf("%w: at most %d bytes", errBodyTooLarge, mbe.Limit)
 	case errors.Is(err, io.EOF):
