@@ -74,6 +74,17 @@ type Message struct {
 	Header textproto.Header
 	// BodyOffset is where the body starts in Raw.
 	BodyOffset int
+	// HeaderUnterminated: a line that is not a header field ended the
+	// header, with no empty line before it; it is the body's first line.
+	// The message must be passed on with an empty line inserted at
+	// BodyOffset, or a server that reads fields on to the empty line
+	// would see a header (From, MIME structure) the scan did not.
+	HeaderUnterminated bool
+	// HeaderTooLarge: the header, or the header of a MIME part or of an
+	// attached message, passes MaxHeaderBytes or MaxHeaderFields. What
+	// follows it was not read: Header holds the fields before the limit,
+	// the walk stopped at that part.
+	HeaderTooLarge bool
 	// Symbols are findings of the parser itself (for example MIME_BROKEN).
 	Symbols []Symbol
 
@@ -215,13 +226,29 @@ func (p *Parser) parse(m *Message, r io.ReaderAt, size int64) {
 			}
 		}
 	}
+	pos, _ := sr.Seek(0, io.SeekCurrent)
+	start := pos - int64(br.Buffered())
+	ext, err := findHeaderExtent(br, start)
+	if err != nil {
+		// Only a failing spool file gets here: parse what was found.
+		p.add(m, SymbolHeaderBroken, err.Error())
+		ext = headerExtent{end: start, body: start}
+	}
+	br.Reset(io.NewSectionReader(r, start, ext.end-start))
 	h, err := textproto.ReadHeader(br)
 	if err != nil {
 		p.add(m, SymbolHeaderBroken, err.Error())
 	}
+	switch {
+	case ext.tooLarge:
+		m.HeaderTooLarge = true
+		p.add(m, SymbolHeaderBroken, fmt.Sprintf("header over %d bytes or %d fields", MaxHeaderBytes, MaxHeaderFields))
+	case ext.unterminated:
+		m.HeaderUnterminated = true
+		p.add(m, SymbolHeaderBroken, fmt.Sprintf("header ended by a line that is not a field: %q", ext.badLine))
+	}
 	m.Header = h
-	pos, _ := sr.Seek(0, io.SeekCurrent)
-	m.BodyOffset = int(pos) - br.Buffered()
+	m.BodyOffset = int(ext.body)
 
 	mh := mail.Header{Header: message.Header{Header: h}}
 	if s, err := mh.Subject(); err == nil {
@@ -348,6 +375,11 @@ type walker struct {
 func (w *walker) entityError(err error) {
 	switch {
 	case err == nil:
+	case errors.Is(err, textproto.ErrHeaderTooLarge):
+		// A part's header past the limit ends the walk of its multipart:
+		// what follows was not read, so the message may not pass.
+		w.m.HeaderTooLarge = true
+		w.p.add(w.m, SymbolHeaderBroken, err.Error())
 	case message.IsUnknownCharset(err):
 		w.p.add(w.m, SymbolUnknownCharset, err.Error())
 	case message.IsUnknownEncoding(err):
@@ -415,7 +447,7 @@ func (w *walker) walk(e *message.Entity, depth int, path string, attached bool, 
 				break
 			}
 			if child == nil {
-				w.p.add(w.m, SymbolMIMEBroken, "multipart: "+err.Error())
+				w.entityError(fmt.Errorf("multipart: %w", err))
 				break
 			}
 			w.entityError(err)

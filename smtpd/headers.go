@@ -83,7 +83,10 @@ func (ss *session) compose(msg *scanner.Message, v scanner.Verdict, policy scann
 			h.Set("Subject", strings.TrimSpace(policy.SubjectTag+" "+subj))
 		}
 	}
-	if !changed {
+	// A header ended by a line that is not a field is written back with
+	// the empty line WriteHeader ends every header with: that line is the
+	// body's first, downstream as in the scan.
+	if !changed && !msg.HeaderUnterminated {
 		return top.Bytes(), 0
 	}
 	ours := top.Len()
@@ -92,6 +95,11 @@ func (ss *session) compose(msg *scanner.Message, v scanner.Verdict, policy scann
 		// relaying the original header is better than losing the message.
 		ss.log.Warn("could not rewrite header, relaying it unchanged", "queue_id", ss.queueID, "err", err)
 		top.Truncate(ours)
+		if msg.HeaderUnterminated {
+			// Unchanged, it would hide what follows the line that ended
+			// it; behind an empty line nothing of it is read as a field.
+			top.WriteString("\r\n")
+		}
 		return top.Bytes(), 0
 	}
 	return top.Bytes(), int64(msg.BodyOffset)

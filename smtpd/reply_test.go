@@ -65,6 +65,7 @@ func replyTable() []replyCase {
 		{name: "errTooLarge", reply: errTooLarge, code: 552, enhanced: smtp.EnhancedCode{5, 3, 4}, prefix: "message exceeds the size limit"},
 		{name: "errLineTooLong", reply: errLineTooLong, code: 500, enhanced: smtp.EnhancedCode{5, 5, 2}, prefix: "message has a line longer than 65536 octets"},
 		{name: "errBareNewline", reply: errBareNewline, code: 550, enhanced: smtp.EnhancedCode{5, 5, 2}, prefix: "message contains bare CR or LF"},
+		{name: "errHeaderTooLarge", reply: errHeaderTooLarge, code: 552, enhanced: smtp.EnhancedCode{5, 3, 4}, prefix: "a header of the message"},
 		{name: "errTooManyHops", reply: errTooManyHops, code: 554, enhanced: smtp.EnhancedCode{5, 4, 6}, prefix: "too many hops"},
 		{name: "errNoResources", reply: errNoResources, code: 452, enhanced: smtp.EnhancedCode{4, 3, 1}, prefix: "insufficient system resources"},
 		{name: "errTempScan", reply: errTempScan, code: 451, enhanced: smtp.EnhancedCode{4, 7, 1}, prefix: "message could not be fully scanned"},

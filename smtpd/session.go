@@ -425,6 +425,13 @@ func (ss *session) deferForBudget() *smtp.SMTPError {
 func (ss *session) deliver(b *body) (*smtp.SMTPError, Outcome, scanner.Verdict) {
 	msg := b.parse(ss.srv.parser)
 	ss.note.noteMessage(msg)
+	if msg.HeaderTooLarge {
+		// Refused, not cut: what a customer's server would read past the
+		// limit was never scanned.
+		ss.abortDownstream()
+		ss.log.Info("message refused: header too large", "queue_id", ss.queueID)
+		return errHeaderTooLarge, OutcomeTooLarge, scanner.Verdict{}
+	}
 	if hops := len(msg.Header.Values("Received")); hops > ss.srv.cfg.MaxHops {
 		// Counted before the scan: a looping message is refused without
 		// costing a scan on every turn, and never relayed.

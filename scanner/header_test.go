@@ -1,0 +1,127 @@
+package scanner
+
+import (
+	"bufio"
+	"bytes"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/emersion/go-message/textproto"
+)
+
+func TestHeaderExtent(t *testing.T) {
+	for _, tc := range []struct {
+		name, msg    string
+		end, body    int
+		unterminated bool
+		tooLarge     bool
+	}{
+		{"empty line", "A: 1\r\nB: 2\r\n\r\nbody\r\n", 12, 14, false, false},
+		{"bare LF", "A: 1\nB: 2\n\nbody\n", 10, 11, false, false},
+		{"folded field", "A: 1\r\n 2\r\n\tthree\r\n\r\nx", 18, 20, false, false},
+		{"header only, no empty line", "A: 1\r\nB: 2", 10, 10, false, false},
+		{"no header", "\r\nbody", 0, 2, false, false},
+		{"empty message", "", 0, 0, false, false},
+		{"space in a name", "A: 1\r\nX Mailer: 1\r\nFrom: x\r\n\r\n", 6, 6, true, false},
+		{"no colon", "A: 1\r\nhello\r\n\r\n", 6, 6, true, false},
+		{"empty name", "A: 1\r\n: x\r\n\r\n", 6, 6, true, false},
+		{"first line folded", " A: 1\r\n\r\n", 0, 0, true, false},
+		{"control in a name", "A\x01: 1\r\n\r\n", 0, 0, true, false},
+		{"space before the colon", "Subject : x\r\n\r\n", 13, 15, false, false},
+		{"colon past 998 octets", strings.Repeat("A", 1000) + ": x\r\n\r\n", 0, 0, true, false},
+		{"fields over the limit", strings.Repeat("A: 1\r\n", MaxHeaderFields+1) + "\r\n", MaxHeaderFields * 6, MaxHeaderFields * 6, false, true},
+		{"fields at the limit", strings.Repeat("A: 1\r\n", MaxHeaderFields) + "\r\n", MaxHeaderFields * 6, MaxHeaderFields*6 + 2, false, false},
+		{"one line over the byte limit", "A: " + strings.Repeat("x", MaxHeaderBytes) + "\r\n\r\n", 0, 0, false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ext, err := findHeaderExtent(bufio.NewReader(strings.NewReader(tc.msg)), 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if int(ext.end) != tc.end || int(ext.body) != tc.body || ext.unterminated != tc.unterminated || ext.tooLarge != tc.tooLarge {
+				t.Errorf("end %d body %d unterminated %v tooLarge %v; want %d %d %v %v",
+					ext.end, ext.body, ext.unterminated, ext.tooLarge, tc.end, tc.body, tc.unterminated, tc.tooLarge)
+			}
+		})
+	}
+}
+
+// What findHeaderExtent counts as the header, textproto.ReadHeader must
+// parse without an error and whole: the fields scanned are the fields
+// relayed.
+func FuzzHeaderExtentAgreesWithReadHeader(f *testing.F) {
+	for _, s := range []string{
+		"A: 1\r\nB: 2\r\n\r\nbody", "A: 1\r\n 2\r\nX Mailer: 1\r\n\r\n", " A\r\n", "A:\r\n\t\r\n\r\n",
+		"Subject : x\r\n\r\n", "A: 1\n\n", "A: 1\r\r\n\r\n", "\x80: 1\r\n\r\n",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		ext, err := findHeaderExtent(bufio.NewReaderSize(bytes.NewReader(raw), 16), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ext.end > ext.body || ext.body > int64(len(raw)) {
+			t.Fatalf("end %d body %d of %d bytes", ext.end, ext.body, len(raw))
+		}
+		h, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(raw[:ext.end])))
+		if err != nil {
+			t.Fatalf("ReadHeader refuses what the extent counted as header %q: %v", raw[:ext.end], err)
+		}
+		// Every line the extent counted as a field start is one field.
+		lines := 0
+		for i, l := range bytes.SplitAfter(raw[:ext.end], []byte("\n")) {
+			if len(l) > 0 && (i == 0 || l[0] != ' ' && l[0] != '\t') {
+				lines++
+			}
+		}
+		if h.Len() != lines {
+			t.Fatalf("ReadHeader parsed %d fields from %q, the extent %d", h.Len(), raw[:ext.end], lines)
+		}
+	})
+}
+
+// 8 MB of "X: y" lines cost 620 MB of heap when the header was read
+// without a bound.
+func TestHeaderBombParsesInBoundedMemory(t *testing.T) {
+	raw := []byte(strings.Repeat("X: y\r\n", 8<<20/6) + "\r\nbody\r\n")
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	m := NewParser(nil).Parse(raw)
+	runtime.ReadMemStats(&after)
+	if !m.HeaderTooLarge || m.Header.Len() > MaxHeaderFields {
+		t.Errorf("HeaderTooLarge %v with %d fields, want true and at most %d", m.HeaderTooLarge, m.Header.Len(), MaxHeaderFields)
+	}
+	if got := after.TotalAlloc - before.TotalAlloc; got > 32<<20 {
+		t.Errorf("parsing an 8 MB header allocated %d MB, want < 32", got>>20)
+	}
+}
+
+// The header of a MIME part or of an attached message is bounded as the
+// message's is: the walk stops there and the message is marked, since
+// what follows was not read.
+func TestPartHeaderBombParsesInBoundedMemory(t *testing.T) {
+	bomb := strings.Repeat("X: y\r\n", 8<<20/6)
+	for _, tc := range []struct{ name, msg string }{
+		{"part header", "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n" + bomb +
+			"\r\npart\r\n--b\r\nContent-Type: application/octet-stream; name=a.exe\r\n\r\nMZ\r\n--b--\r\n"},
+		{"attached message header", "Content-Type: message/rfc822\r\n\r\n" + bomb + "\r\nbody\r\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			raw := []byte(tc.msg)
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			m := NewParser(nil).Parse(raw)
+			runtime.ReadMemStats(&after)
+			if !m.HeaderTooLarge {
+				t.Errorf("HeaderTooLarge false for a %s of %d fields", tc.name, strings.Count(bomb, "\n"))
+			}
+			if got := after.TotalAlloc - before.TotalAlloc; got > 32<<20 {
+				t.Errorf("parsing an 8 MB %s allocated %d MB, want < 32", tc.name, got>>20)
+			}
+		})
+	}
+}
