@@ -165,9 +165,11 @@ type Server struct {
 	// return.
 	addr net.Addr
 
-	// mu guards perIP and conns, the connection accounting.
+	// mu guards perIP and conns, the connection accounting. perIP is
+	// keyed by ratelimit.ClientKey: an IPv6 host holds a whole /64, and
+	// counted per address it could take every slot of max_connections.
 	mu    sync.Mutex
-	perIP map[netip.Addr]int
+	perIP map[netip.Prefix]int
 	conns map[*gateConn]struct{}
 }
 
@@ -194,7 +196,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		budget:  budget,
 		trusted: trusted,
 		parser:  deps.Parser,
-		perIP:   make(map[netip.Addr]int),
+		perIP:   make(map[netip.Prefix]int),
 		conns:   make(map[*gateConn]struct{}),
 	}
 	s.negCache = negcache.New(negcache.Config{
@@ -350,10 +352,11 @@ func (s *Server) acquire(c *gateConn) (bool, string) {
 	if len(s.conns) >= s.cfg.MaxConnections {
 		return false, "refused_total_limit"
 	}
-	if s.perIP[c.ip] >= s.cfg.MaxConnectionsPerIP {
+	key := ratelimit.ClientKey(c.ip)
+	if s.perIP[key] >= s.cfg.MaxConnectionsPerIP {
 		return false, "refused_ip_limit"
 	}
-	s.perIP[c.ip]++
+	s.perIP[key]++
 	s.conns[c] = struct{}{}
 	s.metrics.active.Inc()
 	return true, ""
@@ -366,8 +369,9 @@ func (s *Server) release(c *gateConn) {
 		return
 	}
 	delete(s.conns, c)
-	if s.perIP[c.ip]--; s.perIP[c.ip] <= 0 {
-		delete(s.perIP, c.ip)
+	key := ratelimit.ClientKey(c.ip)
+	if s.perIP[key]--; s.perIP[key] <= 0 {
+		delete(s.perIP, key)
 	}
 	s.metrics.active.Dec()
 }
