@@ -37,7 +37,7 @@ func deliver(r *Relay, route Route, id string) error {
 	if err := tx.Rcpt(mailaddr.Address{Local: "bob", Domain: "customer.test"}); err != nil {
 		return err
 	}
-	_, err = tx.Data(strings.NewReader("Subject: " + id + "\r\n\r\nbody\r\n"))
+	_, err = tx.Data(message("Subject: " + id + "\r\n\r\nbody\r\n"))
 	return err
 }
 
@@ -404,7 +404,7 @@ func TestRefusedMailPipelined(t *testing.T) {
 		if err := tx.Rcpt(bob); err != nil {
 			t.Fatalf("reused=%v: Rcpt after MAIL accepted again: %v", reused, err)
 		}
-		if _, err := tx.Data(strings.NewReader("Subject: after\r\n\r\nbody\r\n")); err != nil {
+		if _, err := tx.Data(message("Subject: after\r\n\r\nbody\r\n")); err != nil {
 			t.Fatalf("reused=%v: %v", reused, err)
 		}
 		tx.Close()

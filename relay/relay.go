@@ -181,7 +181,7 @@ func New(cfg Config, hostname string, guard *netguard.Guard, log *slog.Logger, r
 		}, []string{"outcome"}),
 		results: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "mxgrid_relay_results_total",
-			Help: "Downstream results by stage (connect, mail, rcpt, data) and outcome (ok, tempfail, permfail).",
+			Help: "Downstream results by stage (connect, mail, rcpt, data) and outcome (ok, tempfail, permfail; refused_8bit: an 8-bit message not sent to a server without 8BITMIME).",
 		}, []string{"stage", "outcome"}),
 		cacheM: newCacheMetrics(f),
 	}
@@ -205,6 +205,8 @@ func (r *Relay) Run(ctx context.Context) error {
 type MailOptions struct {
 	Size int64
 	UTF8 bool
+	// EightBit: the sender declared BODY=8BITMIME.
+	EightBit bool
 }
 
 // Transaction is one downstream SMTP transaction. It is not safe for
@@ -240,7 +242,8 @@ type Transaction struct {
 // MAIL FROM is written from the parsed address (quoted again where its
 // local part needs it) and carries only the parameters we decide: BODY
 // when the server offers 8BITMIME, SIZE and SMTPUTF8. Nothing the sender
-// typed reaches the customer's server as protocol text.
+// typed reaches the customer's server as protocol text. Whether the
+// message is 8-bit is known only at Data, which refuses it then.
 func (r *Relay) Begin(ctx context.Context, route Route, from mailaddr.Address, opts MailOptions) (*Transaction, error) {
 	t := &Transaction{r: r, ctx: ctx, route: route, from: from, opts: opts}
 	if s := r.cached(cacheKey{route: route, helo: r.hostname}); s != nil {
@@ -438,7 +441,22 @@ func (t *Transaction) TLS() bool { return t.s != nil && t.s.tls }
 
 // Data streams the message and returns the downstream's final reply text.
 // Only a nil error means the customer's server took responsibility.
-func (t *Transaction) Data(msg io.Reader) (string, error) {
+//
+// RFC 6152 §3: 8-bit data must not be relayed to a server that did not
+// offer 8BITMIME. Such a message (one the sender declared BODY=8BITMIME,
+// or in which eightBit finds a byte >= 0x80) is refused with 554 5.6.3 and
+// nothing is sent, rather than downgraded: a MIME rewrite would break DKIM
+// signatures and send content our scan never saw. eightBit is asked only
+// of such servers, so what it costs is paid by their transactions alone.
+// The transaction stays open without DATA, and Close ends it as it ends
+// any refused message (RSET with the session's next MAIL, or QUIT), so
+// the session stays reusable.
+func (t *Transaction) Data(msg io.Reader, eightBit func() bool) (string, error) {
+	if ok, _ := t.s.client.Extension("8BITMIME"); !ok && (t.opts.EightBit || eightBit()) {
+		t.r.results.WithLabelValues("data", "refused_8bit").Inc()
+		return "", &Error{Kind: KindRefusedLocally, Code: 554, Enhanced: [3]int{5, 6, 3}, Message: "the customer's server does not accept 8-bit mail",
+			Err: fmt.Errorf("relay to %s: 8-bit message, and the server does not offer 8BITMIME", t.route.Addr)}
+	}
 	start := time.Now()
 	reply, err := t.data(msg)
 	// Both are outcomes; a success is "delivered" in the duration and "ok"

@@ -27,8 +27,9 @@ type Config struct {
 	TrustedProxies []string `yaml:"trusted_proxies"`
 	// MaxConnections caps concurrent connections; more get 421 4.7.0.
 	MaxConnections int `yaml:"max_connections"`
-	// MaxConnectionsPerIP caps concurrent connections from one client IP,
-	// like Postfix's smtpd_client_connection_count_limit.
+	// MaxConnectionsPerIP caps concurrent connections from one client (an
+	// IPv4 address, an IPv6 /64: a host holds a whole /64), like Postfix's
+	// smtpd_client_connection_count_limit.
 	MaxConnectionsPerIP int `yaml:"max_connections_per_ip"`
 	// CommandTimeout is how long after our last reply a client's next
 	// command must have arrived whole, and how long it may stay silent

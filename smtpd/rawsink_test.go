@@ -28,6 +28,8 @@ type rawSink struct {
 	// pipelining: EHLO offers PIPELINING (the relay then sends MAIL with
 	// the first RCPT in one write; lines are read one by one either way).
 	pipelining bool
+	// no8BitMIME: EHLO does not offer 8BITMIME (RFC 6152).
+	no8BitMIME bool
 }
 
 func startRawSink(t testing.TB) *rawSink {
@@ -74,6 +76,12 @@ func (s *rawSink) offerPipelining() {
 	s.pipelining = true
 }
 
+func (s *rawSink) withhold8BitMIME() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.no8BitMIME = true
+}
+
 func (s *rawSink) serve(c net.Conn) {
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(30 * time.Second))
@@ -90,14 +98,19 @@ func (s *rawSink) serve(c net.Conn) {
 		s.lines = append(s.lines, line)
 		addr, _, _ := strings.Cut(line, ">")
 		reply, refused := s.refuse[addr+">"]
-		pipelining := s.pipelining
+		ehlo := "250-customer.test\r\n"
+		if s.pipelining {
+			ehlo += "250-PIPELINING\r\n"
+		}
+		if !s.no8BitMIME {
+			ehlo += "250-8BITMIME\r\n"
+		}
+		ehlo += "250-SIZE 100000000\r\n250 SMTPUTF8\r\n"
 		s.mu.Unlock()
 		verb := strings.ToUpper(line[:min(4, len(line))])
 		switch {
-		case verb == "EHLO" && pipelining:
-			fmt.Fprint(c, "250-customer.test\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-SIZE 100000000\r\n250 SMTPUTF8\r\n")
 		case verb == "EHLO":
-			fmt.Fprint(c, "250-customer.test\r\n250-8BITMIME\r\n250-SIZE 100000000\r\n250 SMTPUTF8\r\n")
+			fmt.Fprint(c, ehlo)
 		case verb == "MAIL" && refused:
 			fmt.Fprint(c, reply+"\r\n")
 		case verb == "MAIL":

@@ -57,5 +57,5 @@ func (r Releaser) Deliver(ctx context.Context, held quarantine.HeldDomain, sende
 			return "", fmt.Errorf("release to %s: %w", a.String(), err)
 		}
 	}
-	return tx.Data(bytes.NewReader(msg))
+	return tx.Data(bytes.NewReader(msg), func() bool { return has8Bit(msg) })
 }

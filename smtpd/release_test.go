@@ -2,6 +2,7 @@ package smtpd_test
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"testing"
 
@@ -55,6 +56,44 @@ func TestReleaseOnlyWhileTheNameIsTheSameDomain(t *testing.T) {
 			}
 			if err == nil || sink.Connections() != 0 {
 				t.Fatalf("release: %v, %d connections to the name's server; want an error and none", err, sink.Connections())
+			}
+		})
+	}
+}
+
+// TestReleaseOf8BitNeeds8BITMIME: a released message follows the live
+// rule (RFC 6152 §3): 8-bit content goes only to a server that offers
+// 8BITMIME.
+func TestReleaseOf8BitNeeds8BITMIME(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		offer     bool
+		msg       string
+		delivered bool
+	}{
+		{"7-bit", false, "Subject: x\r\n\r\nx\r\n", true},
+		{"8-bit", false, "Subject: x\r\n\r\ncaf\xc3\xa9\r\n", false},
+		{"8-bit, 8BITMIME offered", true, "Subject: x\r\n\r\ncaf\xc3\xa9\r\n", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sink := startRawSink(t)
+			if !tc.offer {
+				sink.withhold8BitMIME()
+			}
+			dir := directory{"a.example": {Name: "a.example", ID: 7, Route: tenant.Route{Addr: sink.Addr, TLS: tenant.TLSNone}}}
+			rel := relay.New(relay.DefaultConfig(), "mx.mxgrid.test", smtptest.Guard(), slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+			r := smtpd.Releaser{Directory: dir, Relay: smtpd.Relay{Relay: rel}}
+			_, err := r.Deliver(context.Background(), quarantine.HeldDomain{ID: 7, Name: "a.example"}, "s@x.example",
+				[]string{"bob@a.example"}, []byte(tc.msg))
+			if tc.delivered {
+				if err != nil || len(sink.messages()) != 1 {
+					t.Fatalf("release: %v, %d delivered; want 1", err, len(sink.messages()))
+				}
+				return
+			}
+			var re *relay.Error
+			if !errors.As(err, &re) || re.Code != 554 || re.Enhanced != [3]int{5, 6, 3} || len(sink.commands("DATA")) != 0 {
+				t.Fatalf("release: %v, DATA sent %d times; want 554 5.6.3 and none", err, len(sink.commands("DATA")))
 			}
 		})
 	}

@@ -31,6 +31,16 @@ func (ss *session) helo() string {
 	return sanitizeClientText(ss.conn.Hostname())
 }
 
+// has8Bit reports whether p holds 8-bit data (RFC 6152): a byte >= 0x80.
+func has8Bit(p []byte) bool {
+	for _, c := range p {
+		if c >= 0x80 {
+			return true
+		}
+	}
+	return false
+}
+
 var crlfBytes, crBytes, lfBytes = []byte("\r\n"), []byte("\r"), []byte("\n")
 
 // normalizeNewlines turns every bare CR and bare LF into CRLF, as Postfix's

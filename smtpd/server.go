@@ -58,8 +58,10 @@ type Transaction interface {
 	// TLS reports whether the downstream session is encrypted.
 	TLS() bool
 	// Data returns the downstream's final reply text; only a nil error
-	// means the customer's server took the message.
-	Data(msg io.Reader) (reply string, err error)
+	// means the customer's server took the message. eightBit reports
+	// whether msg holds a byte >= 0x80; it is asked only when the
+	// customer's server did not offer 8BITMIME (relay.Transaction.Data).
+	Data(msg io.Reader, eightBit func() bool) (reply string, err error)
 	Close()
 }
 
@@ -165,9 +167,11 @@ type Server struct {
 	// return.
 	addr net.Addr
 
-	// mu guards perIP and conns, the connection accounting.
+	// mu guards perIP and conns, the connection accounting. perIP is
+	// keyed by ratelimit.ClientKey: an IPv6 host holds a whole /64, and
+	// counted per address it could take every slot of max_connections.
 	mu    sync.Mutex
-	perIP map[netip.Addr]int
+	perIP map[netip.Prefix]int
 	conns map[*gateConn]struct{}
 }
 
@@ -194,7 +198,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		budget:  budget,
 		trusted: trusted,
 		parser:  deps.Parser,
-		perIP:   make(map[netip.Addr]int),
+		perIP:   make(map[netip.Prefix]int),
 		conns:   make(map[*gateConn]struct{}),
 	}
 	s.negCache = negcache.New(negcache.Config{
@@ -350,10 +354,11 @@ func (s *Server) acquire(c *gateConn) (bool, string) {
 	if len(s.conns) >= s.cfg.MaxConnections {
 		return false, "refused_total_limit"
 	}
-	if s.perIP[c.ip] >= s.cfg.MaxConnectionsPerIP {
+	key := ratelimit.ClientKey(c.ip)
+	if s.perIP[key] >= s.cfg.MaxConnectionsPerIP {
 		return false, "refused_ip_limit"
 	}
-	s.perIP[c.ip]++
+	s.perIP[key]++
 	s.conns[c] = struct{}{}
 	s.metrics.active.Inc()
 	return true, ""
@@ -366,8 +371,9 @@ func (s *Server) release(c *gateConn) {
 		return
 	}
 	delete(s.conns, c)
-	if s.perIP[c.ip]--; s.perIP[c.ip] <= 0 {
-		delete(s.perIP, c.ip)
+	key := ratelimit.ClientKey(c.ip)
+	if s.perIP[key]--; s.perIP[key] <= 0 {
+		delete(s.perIP, key)
 	}
 	s.metrics.active.Dec()
 }

@@ -145,7 +145,7 @@ func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
 	ss.begin()
 	ss.from = addr
 	if opts != nil {
-		ss.mailOpts = relay.MailOptions{Size: opts.Size, UTF8: opts.UTF8}
+		ss.mailOpts = relay.MailOptions{Size: opts.Size, UTF8: opts.UTF8, EightBit: opts.Body == smtp.Body8BitMIME}
 		if opts.Size > 0 {
 			// The customer's server gets the message with our fields on
 			// top; declare room for them (RFC 1870 §5: SIZE is an estimate,
@@ -473,7 +473,7 @@ func (ss *session) deliver(b *body) (*smtp.SMTPError, Outcome, scanner.Verdict) 
 	}
 	// Our fields, then the message from its file or memory: a spooled
 	// body is never copied whole.
-	reply, err := ss.tx.Data(io.MultiReader(bytes.NewReader(head), msg.Reader(off)))
+	reply, err := ss.tx.Data(io.MultiReader(bytes.NewReader(head), msg.Reader(off)), func() bool { return has8Bit(head) || b.eightBit() })
 	ss.note.downstream, ss.note.relayErr = reply, err
 	if err != nil {
 		r := toSMTP(ss.log, err)

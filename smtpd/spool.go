@@ -90,10 +90,25 @@ type body struct {
 	file *os.File
 	size int64
 	bare int
+	// high is every byte of a spooled body ORed together (newlineWriter).
+	high byte
 	sp   *spool
 }
 
 func (b *body) spooled() bool { return b.file != nil }
+
+// eightBit reports whether the body, as received, holds a byte >= 0x80
+// (one only in a header field we replace still counts). A spooled body was
+// looked at as it was written, as reading its file again would cost a
+// second pass over megabytes; one in memory (at most spool_threshold) is
+// looked at only when asked, and the relay asks only for a customer's
+// server without 8BITMIME, so most transactions pay for no pass at all.
+func (b *body) eightBit() bool {
+	if b.spooled() {
+		return b.high >= 0x80
+	}
+	return has8Bit(b.mem)
+}
 
 // parse hands the body to the parser: a spooled one is read from its file
 // and never loaded whole.
@@ -137,7 +152,7 @@ func (sp *spool) spoolRest(head [][]byte, r io.Reader) (*body, error) {
 	if err == nil {
 		err = bw.Flush()
 	}
-	b.size, b.bare = nw.n, nw.bare
+	b.size, b.bare, b.high = nw.n, nw.bare, nw.high
 	sp.bytes.Add(float64(b.size))
 	if err != nil {
 		b.close()
@@ -154,10 +169,14 @@ type newlineWriter struct {
 	cr   bool // a CR was seen and not yet written
 	n    int64
 	bare int
+	// high ORs every byte written: the body's 8-bitness, found in the
+	// pass this writer makes anyway.
+	high byte
 	err  error
 }
 
 func (nw *newlineWriter) Write(p []byte) (int, error) {
+	high := nw.high
 	for i := 0; i < len(p) && nw.err == nil; {
 		if nw.cr {
 			nw.cr = false
@@ -170,6 +189,7 @@ func (nw *newlineWriter) Write(p []byte) (int, error) {
 		}
 		j := i
 		for j < len(p) && p[j] != '\r' && p[j] != '\n' {
+			high |= p[j]
 			j++
 		}
 		nw.putBytes(p[i:j])
@@ -184,6 +204,7 @@ func (nw *newlineWriter) Write(p []byte) (int, error) {
 		}
 		i = j + 1
 	}
+	nw.high = high
 	if nw.err != nil {
 		return 0, nw.err
 	}

@@ -261,19 +261,58 @@ func TestProxyHeaderFromUntrustedAddressIsRefused(t *testing.T) {
 	}
 }
 
+// TestPerIPConnectionLimit: the limit is per client, an IPv4 address or an
+// IPv6 /64 (a host holds a whole /64). Clients are given by PROXY header,
+// the one way a test can connect from addresses the machine does not have.
 func TestPerIPConnectionLimit(t *testing.T) {
-	n, _ := startNode(t, func(c *config.Config) { c.SMTP.MaxConnectionsPerIP = 2 })
-	dial(t, n.SMTPAddr())
-	dial(t, n.SMTPAddr())
-	conn, err := net.Dial("tcp", n.SMTPAddr())
-	if err != nil {
-		t.Fatal(err)
+	n, _ := startNode(t, func(c *config.Config) {
+		c.SMTP.MaxConnectionsPerIP = 2
+		c.SMTP.TrustedProxies = []string{"127.0.0.0/8"}
+	})
+	tests := []struct {
+		name string
+		held []string // connections open, each greeted
+		next string
+		want int
+	}{
+		{name: "same IPv4 address", held: []string{"198.51.100.1", "198.51.100.1"}, next: "198.51.100.1", want: 421},
+		{name: "neighbouring IPv4 address", held: []string{"198.51.100.10", "198.51.100.10"}, next: "198.51.100.11", want: 220},
+		{name: "same IPv6 /64", held: []string{"2001:db8:1::1", "2001:db8:1::2"}, next: "2001:db8:1:0:ffff::3", want: 421},
+		{name: "neighbouring IPv6 /64", held: []string{"2001:db8:2::1", "2001:db8:2::2"}, next: "2001:db8:2:1::1", want: 220},
 	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(10 * time.Second))
-	code, msg, _ := textproto.NewConn(conn).ReadResponse(0)
-	if code != 421 || !strings.HasPrefix(msg, "4.7.0") {
-		t.Fatalf("third connection from one IP got %d %s, want 421 4.7.0", code, msg)
+	greeting := func(src string) (int, string) {
+		conn, err := net.Dial("tcp", n.SMTPAddr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		conn.SetDeadline(time.Now().Add(10 * time.Second))
+		from := &net.TCPAddr{IP: net.ParseIP(src), Port: 40000}
+		to := &net.TCPAddr{IP: net.ParseIP("2001:db8:ffff::25"), Port: 25}
+		if from.IP.To4() != nil {
+			to.IP = net.ParseIP("192.0.2.1")
+		}
+		if _, err := proxyproto.HeaderProxyFromAddrs(2, from, to).WriteTo(conn); err != nil {
+			t.Fatal(err)
+		}
+		code, msg, _ := textproto.NewConn(conn).ReadResponse(0)
+		return code, msg
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, src := range tc.held {
+				if code, msg := greeting(src); code != 220 {
+					t.Fatalf("connection from %s got %d %s, want 220", src, code, msg)
+				}
+			}
+			code, msg := greeting(tc.next)
+			if code != tc.want {
+				t.Fatalf("connection from %s with %v open got %d %s, want %d", tc.next, tc.held, code, msg, tc.want)
+			}
+			if code == 421 && !strings.HasPrefix(msg, "4.7.0") {
+				t.Errorf("refusal %q, want 4.7.0", msg)
+			}
+		})
 	}
 }
 
