@@ -205,8 +205,6 @@ func (r *Relay) Run(ctx context.Context) error {
 type MailOptions struct {
 	Size int64
 	UTF8 bool
-	// EightBit: the sender declared BODY=8BITMIME.
-	EightBit bool
 }
 
 // Transaction is one downstream SMTP transaction. It is not safe for
@@ -443,8 +441,9 @@ func (t *Transaction) TLS() bool { return t.s != nil && t.s.tls }
 // Only a nil error means the customer's server took responsibility.
 //
 // RFC 6152 §3: 8-bit data must not be relayed to a server that did not
-// offer 8BITMIME. Such a message (one the sender declared BODY=8BITMIME,
-// or in which eightBit finds a byte >= 0x80) is refused with 554 5.6.3 and
+// offer 8BITMIME. Such a message (one in which eightBit finds a byte
+// >= 0x80; what the sender declared does not count, as many declare
+// BODY=8BITMIME for every message) is refused with 554 5.6.3 and
 // nothing is sent, rather than downgraded: a MIME rewrite would break DKIM
 // signatures and send content our scan never saw. eightBit is asked only
 // of such servers, so what it costs is paid by their transactions alone.
@@ -452,7 +451,7 @@ func (t *Transaction) TLS() bool { return t.s != nil && t.s.tls }
 // any refused message (RSET with the session's next MAIL, or QUIT), so
 // the session stays reusable.
 func (t *Transaction) Data(msg io.Reader, eightBit func() bool) (string, error) {
-	if ok, _ := t.s.client.Extension("8BITMIME"); !ok && (t.opts.EightBit || eightBit()) {
+	if ok, _ := t.s.client.Extension("8BITMIME"); !ok && eightBit() {
 		t.r.results.WithLabelValues("data", "refused_8bit").Inc()
 		return "", &Error{Kind: KindRefusedLocally, Code: 554, Enhanced: [3]int{5, 6, 3}, Message: "the customer's server does not accept 8-bit mail",
 			Err: fmt.Errorf("relay to %s: 8-bit message, and the server does not offer 8BITMIME", t.route.Addr)}

@@ -145,7 +145,7 @@ func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
 	ss.begin()
 	ss.from = addr
 	if opts != nil {
-		ss.mailOpts = relay.MailOptions{Size: opts.Size, UTF8: opts.UTF8, EightBit: opts.Body == smtp.Body8BitMIME}
+		ss.mailOpts = relay.MailOptions{Size: opts.Size, UTF8: opts.UTF8}
 		if opts.Size > 0 {
 			// The customer's server gets the message with our fields on
 			// top; declare room for them (RFC 1870 §5: SIZE is an estimate,
