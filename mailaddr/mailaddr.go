@@ -60,14 +60,12 @@ func (a Address) SourceRouted() bool {
 }
 
 // ASCII reports an address that needs no SMTPUTF8 (RFC 6531) to be sent.
-func (a Address) ASCII() bool {
-	for i := 0; i < len(a.Local); i++ {
-		if a.Local[i] >= 0x80 {
-			return false
-		}
-	}
-	for i := 0; i < len(a.Domain); i++ {
-		if a.Domain[i] >= 0x80 {
+func (a Address) ASCII() bool { return IsASCII(a.Local) && IsASCII(a.Domain) }
+
+// IsASCII reports a string of US-ASCII only.
+func IsASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
 			return false
 		}
 	}

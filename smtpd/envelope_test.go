@@ -683,3 +683,22 @@ func TestNonASCIIAddressNeedsSMTPUTF8(t *testing.T) {
 		t.Errorf("downstream RCPT lines %q", got)
 	}
 }
+
+// A recipient domain in a form IDNA maps to a provisioned domain (full-width
+// letters, the Kelvin sign for K, a U-label) is passed on as the domain's
+// name: the customer's server gets the spelling it was provisioned with,
+// and a second spelling of an accepted recipient is a duplicate.
+func TestNonASCIIRecipientDomainPassedOnAsProvisioned(t *testing.T) {
+	n, sink := startRawNode(t, nil)
+	c := dial(t, n.SMTPAddr())
+	c.cmd(250, "MAIL FROM:<alice@sender.test> SMTPUTF8")
+	c.cmd(250, "RCPT TO:<bob@ｅxample.org>")   // full-width e
+	c.cmd(250, "RCPT TO:<bob@example.org>")   // the same mailbox
+	c.cmd(250, "RCPT TO:<carol@EXAMPLE.org>") // ASCII: as typed
+	if got := sink.commands("RCPT"); len(got) != 2 || got[0] != "RCPT TO:<bob@example.org>" || got[1] != "RCPT TO:<carol@EXAMPLE.org>" {
+		t.Errorf("downstream RCPT lines %q, want bob@example.org once, then carol@EXAMPLE.org", got)
+	}
+	if v := metrictest.Counter(t, n.metrics, "mxgrid_smtp_recipients_total", "duplicate"); v != 1 {
+		t.Errorf("duplicates counted %v, want 1", v)
+	}
+}

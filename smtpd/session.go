@@ -196,19 +196,26 @@ func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 		ss.log.Info("recipient refused: source routing", "queue_id", ss.queueID, "rcpt", rcpt.String())
 		return errSourceRouted
 	}
-	if ss.accepted(rcpt) {
-		// Accepted already: the customer's server gets it once, and it is
-		// tracked and quarantined once (a tenant's lists compare local
-		// parts without case, as this does).
-		ss.srv.metrics.rcpts.WithLabelValues("duplicate").Inc()
-		return nil
-	}
 	dom, found := ss.srv.deps.Directory.Lookup(rcpt.LookupDomain())
 	if !found {
 		ss.unknown++
 		ss.srv.metrics.rcpts.WithLabelValues("unknown_domain").Inc()
 		ss.log.Info("recipient refused: unknown domain", "queue_id", ss.queueID, "rcpt", rcpt.String())
 		return errUnknownDomain
+	}
+	if !mailaddr.IsASCII(rcpt.Domain) {
+		// A U-label, or a compatibility form IDNA maps to the domain
+		// (full-width letters, the Kelvin sign): the customer's server
+		// gets the name it was provisioned with, not a spelling it may not
+		// know, and the negative cache and duplicates see one name.
+		rcpt.Domain = dom.Name
+	}
+	if ss.accepted(rcpt) {
+		// Accepted already: the customer's server gets it once, and it is
+		// tracked and quarantined once (a tenant's lists compare local
+		// parts without case, as this does).
+		ss.srv.metrics.rcpts.WithLabelValues("duplicate").Inc()
+		return nil
 	}
 	if !dom.AcceptsRecipient(rcpt.Local) {
 		ss.refusedMailbox()
