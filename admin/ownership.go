@@ -160,10 +160,10 @@ func newVerifyToken() (string, error) {
 	return hex.EncodeToString(b), nil
 }
 
-// proven reports whether DNS proves d: its TXT token is published, or all
-// its most-preferred MX records point at the cluster's MX hosts. A lookup
-// error is returned only when neither proof could be read.
-func (ow *ownership) proven(ctx context.Context, d tenant.DomainRecord) (bool, error) {
+// proven reports whether DNS proves d: its TXT token is published, or
+// (when byMX) all its most-preferred MX records point at the cluster's MX
+// hosts. A lookup error is returned only when no proof could be read.
+func (ow *ownership) proven(ctx context.Context, d tenant.DomainRecord, byMX bool) (bool, error) {
 	if ow.dns == nil {
 		return false, errors.New("ownership: no resolver configured")
 	}
@@ -174,6 +174,12 @@ func (ow *ownership) proven(ctx context.Context, d tenant.DomainRecord) (bool, e
 		if d.VerifyToken != "" && strings.TrimSpace(t) == VerifyPrefix+d.VerifyToken {
 			return true, nil
 		}
+	}
+	if !byMX {
+		if notFound(txtErr) {
+			return false, nil
+		}
+		return false, fmt.Errorf("ownership: lookup %s: %w", d.Name, txtErr)
 	}
 	mxs, mxErr := ow.dns.LookupMX(ctx, d.Name)
 	if len(mxs) > 0 && len(ow.mxHosts) > 0 {
@@ -273,8 +279,16 @@ func (ow *ownership) endCheck(reseller int64) {
 	<-ow.sem
 }
 
+// verify activates d when DNS proves it. A name taken over from a lapsed
+// claim is proven by its TXT token only: MX records at the cluster show
+// that the customer chose this service, not which reseller, and the one
+// whose claim lapsed may be that one.
 func (s *Service) verify(ctx context.Context, d tenant.DomainRecord) (tenant.DomainRecord, error) {
-	ok, err := s.own.proven(ctx, d)
+	takenOver, err := s.store.TakenOver(ctx, d.Name)
+	if err != nil {
+		return d, err
+	}
+	ok, err := s.own.proven(ctx, d, !takenOver)
 	if err != nil || !ok {
 		return d, err
 	}
@@ -293,7 +307,8 @@ func (s *Service) ClaimHeldUntil(d tenant.DomainRecord) time.Time {
 // takeLapsedClaim removes another reseller's claim on name that has stayed
 // unproven past PendingClaimTTL, so that p, creating or renaming a domain
 // of reseller resellerID, may have the name; it reports whether it did.
-// The removal is audited to the claim's holder, without naming who asked.
+// The removal is audited to the claim's holder, without naming who asked,
+// and marks the name taken over (Store.TakenOver): TXT proof only.
 // Only a reseller takes a claim over: the operator deletes what it wants.
 func (s *Service) takeLapsedClaim(ctx context.Context, p Principal, resellerID int64, name string) bool {
 	if p.Operator {

@@ -255,6 +255,36 @@ func TestAPILapsedClaim(t *testing.T) {
 		t.Fatalf("the holder's audit trail: %s, want the lapse without naming the new holder", out)
 	}
 
+	// The customer's MX at the cluster may mean the reseller whose claim
+	// lapsed: only the new claimant's TXT token proves the name now.
+	f.dns.Add(t, "wanted.example. 300 IN MX 10 mx1.mxgrid.test.")
+	if _, got := f.status("other", taken.ID, "verify"); got.Status != tenant.StatusPending {
+		t.Fatalf("a taken-over name by its MX: %s, want pending", got.Status)
+	}
+	if n, err := f.svc.VerifyPending(ctx, 100); err != nil || n != 0 {
+		t.Fatalf("VerifyPending = %d, %v; want the taken-over name still pending", n, err)
+	}
+	// Neither does giving the name up and claiming it again.
+	if code, _ := f.do("other", "DELETE", fmt.Sprintf("/api/v1/domains/%d", taken.ID), nil); code != 204 {
+		t.Fatalf("delete: %d", code)
+	}
+	_, taken, _ = f.createAs("other", "wanted.example", custB.ID)
+	if _, got := f.status("other", taken.ID, "verify"); got.Status != tenant.StatusPending {
+		t.Fatalf("a taken-over name created again, by its MX: %s, want pending", got.Status)
+	}
+	f.dns.AddTXT("wanted.example", admin.VerifyPrefix+taken.VerifyToken)
+	if _, got := f.status("other", taken.ID, "verify"); got.Status != tenant.StatusActive {
+		t.Fatalf("a taken-over name by its TXT token: %s, want active", got.Status)
+	}
+	// Proven, the name is settled: once given up, MX proves it again.
+	if code, _ := f.do("other", "DELETE", fmt.Sprintf("/api/v1/domains/%d", taken.ID), nil); code != 204 {
+		t.Fatalf("delete: %d", code)
+	}
+	_, again, _ := f.createAs("own", "wanted.example", f.custA.ID)
+	if _, got := f.status("own", again.ID, "verify"); got.Status != tenant.StatusActive {
+		t.Fatalf("the name after a proof and a delete, by its MX: %s, want active", got.Status)
+	}
+
 	// A rename takes a lapsed claim over too.
 	_, squat2, _ := f.createAs("own", "wanted2.example", f.custA.ID)
 	later(tenant.DefaultPendingClaimTTL + time.Minute)
@@ -264,6 +294,10 @@ func TestAPILapsedClaim(t *testing.T) {
 	}
 	if code, _ := f.do("own", "GET", fmt.Sprintf("/api/v1/domains/%d", squat2.ID), nil); code != 404 {
 		t.Fatalf("the renamed-over claim is still there: %d", code)
+	}
+	f.dns.Add(t, "wanted2.example. 300 IN MX 10 mx1.mxgrid.test.")
+	if _, got := f.status("other", renamed.ID, "verify"); got.Status != tenant.StatusPending {
+		t.Fatalf("a name taken over by a rename, by its MX: %s, want pending", got.Status)
 	}
 }
 
