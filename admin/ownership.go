@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"slices"
 	"strings"
@@ -48,7 +49,8 @@ type OwnershipOptions struct {
 	// Reserved are names no reseller may create, exactly or as a parent
 	// (tenants.reserved_domains, the node's hostname, static domains).
 	Reserved []string
-	// MaxConcurrent bounds on-demand checks (default 4).
+	// MaxConcurrent bounds on-demand checks on the node (default 4); one
+	// reseller runs one at a time.
 	MaxConcurrent int
 	// Timeout bounds one check's lookups (default 10s).
 	Timeout time.Duration
@@ -82,14 +84,20 @@ type ownership struct {
 	claimTTL time.Duration
 	now      func() time.Time
 	mu       sync.Mutex // serialises status writes of concurrent checks
-	// checkedUpTo is the id of the last domain a VerifyPending round
-	// checked: the next round starts after it.
-	checkedUpTo atomic.Int64
+
+	checkingMu sync.Mutex
+	// checking holds the resellers with an on-demand check running: a
+	// reseller whose names sit behind a name server that never answers
+	// would otherwise hold every place for its timeout, again and again.
+	checking map[int64]bool
+
+	turnsMu sync.Mutex
+	turns   verifyTurns
 }
 
 func newOwnership(o OwnershipOptions) *ownership {
 	ow := &ownership{dns: o.DNS, mxHosts: map[string]bool{}, reserved: map[string]bool{}, timeout: o.Timeout,
-		claimTTL: cmp.Or(o.PendingClaimTTL, tenant.DefaultPendingClaimTTL), now: o.Now}
+		claimTTL: cmp.Or(o.PendingClaimTTL, tenant.DefaultPendingClaimTTL), now: o.Now, checking: map[int64]bool{}}
 	if ow.timeout <= 0 {
 		ow.timeout = 10 * time.Second
 	}
@@ -152,10 +160,10 @@ func newVerifyToken() (string, error) {
 	return hex.EncodeToString(b), nil
 }
 
-// proven reports whether DNS proves d: its TXT token is published, or all
-// its most-preferred MX records point at the cluster's MX hosts. A lookup
-// error is returned only when neither proof could be read.
-func (ow *ownership) proven(ctx context.Context, d tenant.DomainRecord) (bool, error) {
+// proven reports whether DNS proves d: its TXT token is published, or
+// (when byMX) all its most-preferred MX records point at the cluster's MX
+// hosts. A lookup error is returned only when no proof could be read.
+func (ow *ownership) proven(ctx context.Context, d tenant.DomainRecord, byMX bool) (bool, error) {
 	if ow.dns == nil {
 		return false, errors.New("ownership: no resolver configured")
 	}
@@ -166,6 +174,12 @@ func (ow *ownership) proven(ctx context.Context, d tenant.DomainRecord) (bool, e
 		if d.VerifyToken != "" && strings.TrimSpace(t) == VerifyPrefix+d.VerifyToken {
 			return true, nil
 		}
+	}
+	if !byMX {
+		if notFound(txtErr) {
+			return false, nil
+		}
+		return false, fmt.Errorf("ownership: lookup %s: %w", d.Name, txtErr)
 	}
 	mxs, mxErr := ow.dns.LookupMX(ctx, d.Name)
 	if len(mxs) > 0 && len(ow.mxHosts) > 0 {
@@ -223,7 +237,8 @@ func notFound(err error) bool {
 }
 
 // VerifyDomain checks DNS for p's pending domain now and activates it when
-// proven. Concurrent checks are bounded: beyond the bound, ErrBusy.
+// proven. Concurrent checks are bounded, on the node and to one per
+// reseller: beyond the bound, ErrBusy.
 func (s *Service) VerifyDomain(ctx context.Context, p Principal, id int64) (tenant.DomainRecord, error) {
 	d, err := s.GetDomain(ctx, p, id)
 	if err != nil {
@@ -232,17 +247,48 @@ func (s *Service) VerifyDomain(ctx context.Context, p Principal, id int64) (tena
 	if d.Status == tenant.StatusActive {
 		return d, nil
 	}
-	select {
-	case s.own.sem <- struct{}{}:
-		defer func() { <-s.own.sem }()
-	default:
+	if !s.own.startCheck(d.ResellerID) {
 		return tenant.DomainRecord{}, ErrBusy
 	}
+	defer s.own.endCheck(d.ResellerID)
 	return s.verify(ctx, d)
 }
 
+// startCheck takes the reseller's place and one of the node's for an
+// on-demand check, or reports false when either is taken; release with
+// endCheck.
+func (ow *ownership) startCheck(reseller int64) bool {
+	ow.checkingMu.Lock()
+	defer ow.checkingMu.Unlock()
+	if ow.checking[reseller] {
+		return false
+	}
+	select {
+	case ow.sem <- struct{}{}:
+		ow.checking[reseller] = true
+		return true
+	default:
+		return false
+	}
+}
+
+func (ow *ownership) endCheck(reseller int64) {
+	ow.checkingMu.Lock()
+	defer ow.checkingMu.Unlock()
+	delete(ow.checking, reseller)
+	<-ow.sem
+}
+
+// verify activates d when DNS proves it. A name taken over from a lapsed
+// claim is proven by its TXT token only: MX records at the cluster show
+// that the customer chose this service, not which reseller, and the one
+// whose claim lapsed may be that one.
 func (s *Service) verify(ctx context.Context, d tenant.DomainRecord) (tenant.DomainRecord, error) {
-	ok, err := s.own.proven(ctx, d)
+	takenOver, err := s.store.TakenOver(ctx, d.Name)
+	if err != nil {
+		return d, err
+	}
+	ok, err := s.own.proven(ctx, d, !takenOver)
 	if err != nil || !ok {
 		return d, err
 	}
@@ -261,7 +307,8 @@ func (s *Service) ClaimHeldUntil(d tenant.DomainRecord) time.Time {
 // takeLapsedClaim removes another reseller's claim on name that has stayed
 // unproven past PendingClaimTTL, so that p, creating or renaming a domain
 // of reseller resellerID, may have the name; it reports whether it did.
-// The removal is audited to the claim's holder, without naming who asked.
+// The removal is audited to the claim's holder, without naming who asked,
+// and marks the name taken over (Store.TakenOver): TXT proof only.
 // Only a reseller takes a claim over: the operator deletes what it wants.
 func (s *Service) takeLapsedClaim(ctx context.Context, p Principal, resellerID int64, name string) bool {
 	if p.Operator {
@@ -322,9 +369,9 @@ func (s *Service) activate(ctx context.Context, p Principal, d tenant.DomainReco
 
 // VerifyPending re-checks up to limit pending domains and returns how many
 // it activated; the cluster leader runs it every tenants.verify_interval.
-// Each round goes on after the last domain the previous one checked, and
-// wraps around: every pending domain has its turn, however many there are
-// and however old the unprovable ones before it.
+// A round shares its checks out among the resellers with pending domains
+// (verifyTurns): one reseller's pile of unprovable names, however large,
+// cannot delay another's check past its claim's lifetime.
 func (s *Service) VerifyPending(ctx context.Context, limit int) (int, error) {
 	var pending []tenant.DomainRecord
 	for f := (Filter{Limit: MaxPageSize}); ; {
@@ -342,15 +389,12 @@ func (s *Service) VerifyPending(ctx context.Context, limit int) (int, error) {
 		}
 		f.After = page[len(page)-1].ID
 	}
-	// Pages come in id order: the first after the last one checked.
-	next, _ := slices.BinarySearchFunc(pending, s.own.checkedUpTo.Load()+1, func(d tenant.DomainRecord, id int64) int {
-		return cmp.Compare(d.ID, id)
-	})
-	due := slices.Concat(pending[next:], pending[:next])[:min(limit, len(pending))]
+	s.own.turnsMu.Lock()
+	due := s.own.turns.next(pending, limit)
+	s.own.turnsMu.Unlock()
 	if len(due) == 0 {
 		return 0, nil
 	}
-	s.own.checkedUpTo.Store(due[len(due)-1].ID)
 	var (
 		n    atomic.Int32
 		wg   sync.WaitGroup
@@ -370,6 +414,61 @@ func (s *Service) VerifyPending(ctx context.Context, limit int) (int, error) {
 	}
 	wg.Wait()
 	return int(n.Load()), nil
+}
+
+// verifyTurns remember where rounds stopped, so that each goes on from
+// there: the last reseller served, and each reseller's last domain
+// checked.
+type verifyTurns struct {
+	reseller int64
+	upTo     map[int64]int64
+}
+
+// next picks up to limit of pending (in id order) for a round: one domain
+// of each reseller in turn, starting after the last reseller served, each
+// reseller's going on after its last checked and wrapping around. A
+// reseller with one pending name has it checked every round while fewer
+// resellers than limit have any.
+func (t *verifyTurns) next(pending []tenant.DomainRecord, limit int) []tenant.DomainRecord {
+	byReseller := map[int64][]tenant.DomainRecord{}
+	for _, d := range pending {
+		byReseller[d.ResellerID] = append(byReseller[d.ResellerID], d)
+	}
+	resellers := slices.Sorted(maps.Keys(byReseller))
+	first, _ := slices.BinarySearch(resellers, t.reseller+1)
+	resellers = slices.Concat(resellers[first:], resellers[:first])
+	queues := make([][]tenant.DomainRecord, len(resellers))
+	upTo := make(map[int64]int64, len(resellers))
+	for i, r := range resellers {
+		ds := byReseller[r]
+		next, _ := slices.BinarySearchFunc(ds, t.upTo[r]+1, func(d tenant.DomainRecord, id int64) int {
+			return cmp.Compare(d.ID, id)
+		})
+		queues[i] = slices.Concat(ds[next:], ds[:next])
+		upTo[r] = t.upTo[r]
+	}
+	var due []tenant.DomainRecord
+	for depth := 0; len(due) < limit; depth++ {
+		took := false
+		for i, q := range queues {
+			if len(due) == limit {
+				break
+			}
+			if depth < len(q) {
+				due = append(due, q[depth])
+				upTo[resellers[i]] = q[depth].ID
+				t.reseller = resellers[i]
+				took = true
+			}
+		}
+		if !took {
+			break
+		}
+	}
+	// Resellers with nothing pending drop out: the table holds only those
+	// that still wait.
+	t.upTo = upTo
+	return due
 }
 
 // verifyRoundConcurrency is how many checks of a round run at once: each

@@ -52,8 +52,12 @@ type Store interface {
 	DeleteDomain(ctx context.Context, id int64, a AuditEntry) (uint64, error)
 	DomainByName(ctx context.Context, name string) (tenant.DomainRecord, error)
 	// DeleteLapsedClaim deletes domain id only while it is still pending
-	// since before pendingBefore; otherwise tenant.ErrNotFound.
+	// since before pendingBefore; otherwise tenant.ErrNotFound. In the
+	// same transaction it marks the name taken over.
 	DeleteLapsedClaim(ctx context.Context, id int64, pendingBefore time.Time, a AuditEntry) (uint64, error)
+	// TakenOver reports whether a lapsed claim on name gave way to another
+	// since the name was last active (created or updated active).
+	TakenOver(ctx context.Context, name string) (bool, error)
 
 	// ListRecipients needs f.DomainID.
 	ListRecipients(ctx context.Context, f Filter) ([]Recipient, error)

@@ -16,9 +16,9 @@ type Config struct {
 	SessionTTL time.Duration `yaml:"session_ttl"`
 	// IdleTimeout ends a session not used for this long.
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
-	// LockoutFailures failed logins of one account are free; each further
-	// one makes the account wait twice as long as the last, from 1 s up to
-	// LockoutDuration.
+	// LockoutFailures failed logins of one account from one client address
+	// are free; each further one makes that address wait twice as long as
+	// the last, from 1 s up to LockoutDuration.
 	LockoutFailures int           `yaml:"lockout_failures"`
 	LockoutDuration time.Duration `yaml:"lockout_duration"`
 	// RouteTestBurst "Test route" runs a reseller may start at once, then
@@ -27,7 +27,9 @@ type Config struct {
 	RouteTestBurst    int           `yaml:"route_test_burst"`
 	RouteTestInterval time.Duration `yaml:"route_test_interval"`
 	// AddressFailures failed logins from one client address (an IPv6 /64)
-	// block it for the rest of a LockoutDuration window.
+	// block it for the rest of a LockoutDuration window; as many of one
+	// account from all addresses leave each address that failed on it one
+	// guess per LockoutDuration.
 	AddressFailures int `yaml:"address_failures"`
 	// MaxPasswordHashes bounds the argon2id hashes computed at once (each
 	// takes tens of MiB); logins beyond it get 429.

@@ -102,7 +102,7 @@ func (p *Panel) login(w http.ResponseWriter, r *http.Request) {
 		p.renderLogin(w, r, http.StatusServiceUnavailable, "", "Logging in is not possible right now. Try again in a moment.")
 		return
 	}
-	p.limits.succeed(account)
+	p.limits.succeed(account, addr)
 	sess := session{P: pr, CSRF: randomToken()}
 	if pr.UserID != 0 {
 		u, err := p.svc.GetUser(r.Context(), pr, pr.UserID)

@@ -7,13 +7,21 @@ import (
 	"time"
 )
 
-// loginLimits slow down password guessing without letting anyone lock an
-// account out from elsewhere for long:
-//   - per account, the first few failures are free, then each one makes the
-//     account wait twice as long as the last (1 s … the maximum), whatever
-//     address the guesses come from;
-//   - per client address (an IPv6 /64), a fixed number of failures per
-//     window, whatever the accounts;
+// loginLimits slow down password guessing without letting anyone keep an
+// account's user out from elsewhere. A lock on the account itself would be
+// held for ever by one failure each time it expires, so no limit refuses a
+// client for failures it did not make:
+//   - per account and client address (an IPv6 /64), the first few failures
+//     are free, then each one makes that client wait twice as long as the
+//     last (1 s … the maximum);
+//   - per client address, a fixed number of failures per window, whatever
+//     the accounts;
+//   - per account, the same number of failures per window from all
+//     addresses together; past it the account is under attack, and each
+//     address that has failed on it gets one guess per maximum wait, while
+//     an address that has not is let through: a guesser from many
+//     addresses gets about one guess per address and window, the user
+//     waits at most the maximum after a typo of its own;
 //   - at most a few argon2id hashes at once on the node (each takes tens of
 //     MiB): a login that would need one more is answered 429 at once.
 //
@@ -22,22 +30,25 @@ import (
 type loginLimits struct {
 	free       int
 	maxBackoff time.Duration
-	addrMax    int
-	addrWindow time.Duration
+	windowMax  int
+	window     time.Duration
 	hashes     chan struct{}
 
 	mu       sync.Mutex
-	accounts map[string]*accountFailures
-	addrs    map[string]*addrFailures
+	pairs    map[string]*pairFailures
+	accounts map[string]*windowFailures
+	addrs    map[string]*windowFailures
 }
 
-type accountFailures struct {
+// pairFailures are one client address's failures on one account.
+type pairFailures struct {
 	n     int
 	last  time.Time
 	until time.Time
 }
 
-type addrFailures struct {
+// windowFailures count failures in a fixed window from the first.
+type windowFailures struct {
 	n     int
 	first time.Time
 }
@@ -46,16 +57,17 @@ type addrFailures struct {
 // spray of names or addresses cannot grow memory without end.
 const maxTracked = 100000
 
-// forgetAfter is how long an account's failures are remembered after the
-// last one.
+// forgetAfter is how long a client's failures on an account are remembered
+// after the last one.
 const forgetAfter = 24 * time.Hour
 
 func newLoginLimits(cfg Config) *loginLimits {
 	return &loginLimits{
 		free: cfg.LockoutFailures, maxBackoff: cfg.LockoutDuration,
-		addrMax: cfg.AddressFailures, addrWindow: cfg.LockoutDuration,
+		windowMax: cfg.AddressFailures, window: cfg.LockoutDuration,
 		hashes:   make(chan struct{}, cfg.MaxPasswordHashes),
-		accounts: make(map[string]*accountFailures), addrs: make(map[string]*addrFailures),
+		pairs:    make(map[string]*pairFailures),
+		accounts: make(map[string]*windowFailures), addrs: make(map[string]*windowFailures),
 	}
 }
 
@@ -66,21 +78,39 @@ func accountKey(name string) string {
 	return hex.EncodeToString(h[:12])
 }
 
-// wait returns until when the account or the address may not try; zero
-// when both may.
+func pairKey(account, addr string) string { return account + "|" + addr }
+
+// wait returns until when the address may not try the account; zero when
+// it may.
 func (l *loginLimits) wait(account, addr string, now time.Time) time.Time {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var until time.Time
-	if a := l.accounts[account]; account != "" && a != nil && now.Before(a.until) {
-		until = a.until
-	}
-	if f := l.addrs[addr]; f != nil && f.n >= l.addrMax && now.Sub(f.first) < l.addrWindow {
-		if end := f.first.Add(l.addrWindow); end.After(until) {
-			until = end
+	if p := l.pairs[pairKey(account, addr)]; account != "" && p != nil && now.Sub(p.last) <= forgetAfter {
+		until = p.until
+		if l.full(l.accounts[account], now) {
+			until = later(until, p.last.Add(l.maxBackoff))
 		}
 	}
+	if f := l.addrs[addr]; l.full(f, now) {
+		until = later(until, f.first.Add(l.window))
+	}
+	if !now.Before(until) {
+		return time.Time{}
+	}
 	return until
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+// full reports whether a window's failures are used up.
+func (l *loginLimits) full(f *windowFailures, now time.Time) bool {
+	return f != nil && f.n >= l.windowMax && now.Sub(f.first) < l.window
 }
 
 // fail books a failure to the account (empty: none, as for token logins,
@@ -89,49 +119,56 @@ func (l *loginLimits) fail(account, addr string, now time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if account != "" {
-		if len(l.accounts) >= maxTracked {
-			for k, a := range l.accounts {
-				if now.Sub(a.last) > forgetAfter || !now.Before(a.until) && a.n <= l.free {
-					delete(l.accounts, k)
+		if len(l.pairs) >= maxTracked {
+			for k, p := range l.pairs {
+				if now.Sub(p.last) > forgetAfter || !now.Before(p.until) && p.n <= l.free {
+					delete(l.pairs, k)
 				}
 			}
 		}
-		a := l.accounts[account]
-		if a == nil || now.Sub(a.last) > forgetAfter {
-			a = &accountFailures{}
-			l.accounts[account] = a
+		k := pairKey(account, addr)
+		p := l.pairs[k]
+		if p == nil || now.Sub(p.last) > forgetAfter {
+			p = &pairFailures{}
+			l.pairs[k] = p
 		}
-		a.n++
-		a.last = now
-		if over := a.n - l.free; over > 0 {
+		p.n++
+		p.last = now
+		if over := p.n - l.free; over > 0 {
 			wait := l.maxBackoff
 			if over <= 30 && time.Second<<(over-1) < l.maxBackoff {
 				wait = time.Second << (over - 1)
 			}
-			a.until = now.Add(wait)
+			p.until = now.Add(wait)
 		}
+		l.count(l.accounts, account, now)
 	}
-	if len(l.addrs) >= maxTracked {
-		for k, f := range l.addrs {
-			if now.Sub(f.first) >= l.addrWindow {
-				delete(l.addrs, k)
+	l.count(l.addrs, addr, now)
+}
+
+func (l *loginLimits) count(m map[string]*windowFailures, key string, now time.Time) {
+	if len(m) >= maxTracked {
+		for k, f := range m {
+			if now.Sub(f.first) >= l.window {
+				delete(m, k)
 			}
 		}
 	}
-	f := l.addrs[addr]
-	if f == nil || now.Sub(f.first) >= l.addrWindow {
-		f = &addrFailures{first: now}
-		l.addrs[addr] = f
+	f := m[key]
+	if f == nil || now.Sub(f.first) >= l.window {
+		f = &windowFailures{first: now}
+		m[key] = f
 	}
 	f.n++
 }
 
-// succeed clears the account's failures (not the address's: one good
-// password must not reset a spray from the same place).
-func (l *loginLimits) succeed(account string) {
+// succeed clears the address's failures on the account (not the account's
+// nor the address's counts: one good password must not reset a guesser
+// elsewhere or a spray from the same place).
+func (l *loginLimits) succeed(account, addr string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	delete(l.accounts, account)
+	delete(l.pairs, pairKey(account, addr))
 }
 
 // tryHash takes a place to compute a password hash, or reports false when

@@ -2,6 +2,8 @@ package panel
 
 import (
 	"context"
+	"net"
+	"net/http"
 	"net/netip"
 	"strings"
 	"testing"
@@ -71,5 +73,56 @@ func TestPanelDomainHistoryAndProof(t *testing.T) {
 	}
 	if _, body := f.get(t, pa, "/panel/domains/"+itoa(d.ID)); strings.Contains(body, `id="domain-pending"`) {
 		t.Fatalf("active domain still shows the pending card")
+	}
+}
+
+// holdDNS answers no TXT lookup until released (or its check times out),
+// telling started when one begins.
+type holdDNS struct{ started, release chan struct{} }
+
+func (d holdDNS) LookupTXT(ctx context.Context, _ string) ([]string, error) {
+	d.started <- struct{}{}
+	select {
+	case <-d.release:
+	case <-ctx.Done():
+	}
+	return nil, nil
+}
+
+func (holdDNS) LookupMX(context.Context, string) ([]*net.MX, error) { return nil, nil }
+
+// TestCheckNowBusy: "Check now" while the reseller's previous check runs
+// says so (429); it was "Something went wrong on our side" (500), logged
+// as an error.
+func TestCheckNowBusy(t *testing.T) {
+	dns := holdDNS{started: make(chan struct{}, 1), release: make(chan struct{})}
+	f := newFixture(t, func(_ *store.Store, so *admin.ServiceOptions) { so.Ownership.DNS = dns })
+	ctx := context.Background()
+	r, err := f.svc.CreateReseller(ctx, f.op, tenant.Reseller{Name: "alpha"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := f.svc.CreateCustomer(ctx, f.op, tenant.Customer{ResellerID: r.ID, Name: "alpha customer"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pa := admin.Principal{ResellerID: r.ID, Actor: "alpha"}
+	d, err := f.svc.CreateDomain(ctx, pa, tenant.DomainRecord{CustomerID: c.ID, Name: "slow.example", Route: "192.0.2.1:25"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error)
+	go func() {
+		_, err := f.svc.VerifyDomain(ctx, pa, d.ID)
+		done <- err
+	}()
+	<-dns.started
+	code, body := f.post(t, pa, "/panel/domains/"+itoa(d.ID)+"/verify")
+	close(dns.release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if code != http.StatusTooManyRequests || !strings.Contains(body, "Try again in a moment") {
+		t.Fatalf("Check now while a check runs: %d\n%s", code, body)
 	}
 }

@@ -470,6 +470,8 @@ func (p *Panel) fail(req *request, err error) {
 		code, msg = http.StatusForbidden, "Only the operator may do this."
 	case errors.Is(err, tenant.ErrConflict):
 		code, msg = http.StatusConflict, strings.TrimPrefix(err.Error(), "conflict: ")
+	case errors.Is(err, admin.ErrBusy):
+		code, msg = http.StatusTooManyRequests, "Other checks are running (a reseller runs one at a time). Try again in a moment."
 	case errors.Is(err, quarantine.ErrNotHeld):
 		code, msg = http.StatusConflict, "The message is no longer held: it was released or deleted already."
 	case errors.Is(err, quarantine.ErrDelivery):

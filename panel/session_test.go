@@ -196,49 +196,131 @@ func TestSessionCookieIsOpaque(t *testing.T) {
 }
 
 func TestLoginLimits(t *testing.T) {
-	t.Run("per account, from any address, doubling", func(t *testing.T) {
+	t.Run("per account and address, doubling", func(t *testing.T) {
 		uf := newUserFixture(t)
 		start := time.Now()
 		now := start
 		uf.p.now = func() time.Time { return now }
 		free := uf.p.cfg.LockoutFailures
-		attempt := func(i int, password string) int {
+		attempt := func(remote, password string) int {
 			c := uf.client(t)
-			c.remote = fmt.Sprintf("198.51.100.%d:999", i%250+1)
+			c.remote = remote
 			return c.login("ANN@alpha.example", password).Code
 		}
+		const guesser, user = "198.51.100.1:999", "198.51.100.2:999"
 		for i := range free + 1 {
-			if code := attempt(i, "wrong"); code != http.StatusUnauthorized {
+			if code := attempt(guesser, "wrong"); code != http.StatusUnauthorized {
 				t.Fatalf("failure %d: %d, want 401", i+1, code)
 			}
 		}
-		// The 6th failure started a 1 s wait: even the right password,
-		// from yet another address, waits.
-		if code := attempt(100, testPassword); code != http.StatusTooManyRequests {
+		// The 6th failure started a 1 s wait for its address only.
+		if code := attempt(guesser, testPassword); code != http.StatusTooManyRequests {
 			t.Fatalf("right password during the backoff: %d, want 429", code)
 		}
+		if code := attempt(user, testPassword); code != http.StatusSeeOther {
+			t.Fatalf("right password from another address during the backoff: %d, want 303", code)
+		}
 		now = now.Add(time.Second)
-		if code := attempt(101, "wrong"); code != http.StatusUnauthorized {
+		if code := attempt(guesser, "wrong"); code != http.StatusUnauthorized {
 			t.Fatalf("after 1 s: %d, want 401", code)
 		}
 		now = now.Add(time.Second) // the wait doubled to 2 s
-		if code := attempt(102, testPassword); code != http.StatusTooManyRequests {
+		if code := attempt(guesser, testPassword); code != http.StatusTooManyRequests {
 			t.Fatalf("1 s into a 2 s wait: %d, want 429", code)
 		}
 		now = now.Add(time.Second)
-		if code := attempt(103, testPassword); code != http.StatusSeeOther {
+		if code := attempt(guesser, testPassword); code != http.StatusSeeOther {
 			t.Fatalf("after the doubled wait, right password: %d, want 303", code)
 		}
 		// Another account is not held up by ann's failures.
-		if uf.p.limits.wait(accountKey("bob@beta.example"), "x", now) != (time.Time{}) {
+		if uf.p.limits.wait(accountKey("bob@beta.example"), "198.51.100.1", now) != (time.Time{}) {
 			t.Error("bob waits for ann's failures")
 		}
 		// The longest wait is lockout_duration.
 		for range 40 {
 			uf.p.limits.fail(accountKey("carol@x"), "y", now)
 		}
-		if w := uf.p.limits.wait(accountKey("carol@x"), "z", now).Sub(now); w != uf.p.cfg.LockoutDuration {
+		if w := uf.p.limits.wait(accountKey("carol@x"), "y", now).Sub(now); w != uf.p.cfg.LockoutDuration {
 			t.Errorf("longest wait %v, want %v", w, uf.p.cfg.LockoutDuration)
+		}
+	})
+
+	// The audit's attack: one failure each time the wait ends held the
+	// account for ever, from anywhere.
+	t.Run("a guesser elsewhere does not keep the user out", func(t *testing.T) {
+		uf := newUserFixture(t)
+		start := time.Now()
+		now := start
+		uf.p.now = func() time.Time { return now }
+		attempt := func(remote, password string) *httptest.ResponseRecorder {
+			c := uf.client(t)
+			c.remote = remote
+			return c.login("ann@alpha.example", password)
+		}
+		const hours = 6
+		guesses := 0
+		for now.Sub(start) < hours*time.Hour {
+			rec := attempt("203.0.113.7:1", "wrong")
+			switch rec.Code {
+			case http.StatusUnauthorized:
+				guesses++
+				if code := attempt("[2001:db8:5::1]:1", testPassword).Code; code != http.StatusSeeOther {
+					t.Fatalf("user after %d guesses elsewhere: %d, want 303", guesses, code)
+				}
+			case http.StatusTooManyRequests:
+				wait, err := strconv.Atoi(rec.Header().Get("Retry-After"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				now = now.Add(time.Duration(wait) * time.Second)
+			default:
+				t.Fatalf("guess: %d", rec.Code)
+			}
+		}
+		// The free failures, the doubling up to 15 min (1 s … 512 s), then
+		// one per lockout_duration.
+		if most := uf.p.cfg.LockoutFailures + 10 + hours*int(time.Hour/uf.p.cfg.LockoutDuration); guesses > most {
+			t.Errorf("%d guesses in %d h from one address, want at most %d", guesses, hours, most)
+		}
+	})
+
+	t.Run("per account, from many addresses", func(t *testing.T) {
+		uf := newUserFixture(t)
+		now := time.Now()
+		uf.p.now = func() time.Time { return now }
+		attempt := func(i int, password string) int {
+			c := uf.client(t)
+			c.remote = fmt.Sprintf("198.51.100.%d:999", i)
+			return c.login("ann@alpha.example", password).Code
+		}
+		for i := range uf.p.cfg.AddressFailures {
+			if code := attempt(i+1, "wrong"); code != http.StatusUnauthorized {
+				t.Fatalf("guesser %d: %d, want 401", i+1, code)
+			}
+		}
+		now = now.Add(time.Minute)
+		for _, tt := range []struct {
+			name     string
+			addr     int
+			password string
+			want     int
+		}{
+			{"a guesser again", 1, "wrong", http.StatusTooManyRequests},
+			{"a guesser with the password", 2, testPassword, http.StatusTooManyRequests},
+			{"an address that never failed", 200, testPassword, http.StatusSeeOther},
+		} {
+			if code := attempt(tt.addr, tt.password); code != tt.want {
+				t.Errorf("%s: %d, want %d", tt.name, code, tt.want)
+			}
+		}
+		// The user who mistyped during the attack waits lockout_duration
+		// from its failure at most, though the attack goes on.
+		now = now.Add(uf.p.cfg.LockoutDuration - time.Minute)
+		for i := range uf.p.cfg.AddressFailures {
+			attempt(100+i, "wrong")
+		}
+		if code := attempt(3, testPassword); code != http.StatusSeeOther {
+			t.Errorf("a guesser's address after lockout_duration: %d, want 303", code)
 		}
 	})
 

@@ -164,7 +164,7 @@ func (p *Panel) changePassword(req *request) error {
 	}
 	r := req.r
 	ip := p.clientIP.Of(r)
-	// The login's per-account backoff, under a key of its own: a borrowed
+	// The login's limits, under an account key of its own: a borrowed
 	// session cannot guess the current password at leisure.
 	key := accountKey("password-change|" + strconv.FormatInt(req.sess.P.UserID, 10))
 	addr := clientip.LimitKey(ip)
@@ -189,7 +189,7 @@ func (p *Panel) changePassword(req *request) error {
 			return p.renderAccount(req, http.StatusBadRequest, msg, fe)
 		})
 	}
-	p.limits.succeed(key)
+	p.limits.succeed(key, addr)
 	sess := req.sess
 	sess.PW = p.sign.stamp(u.Hash)
 	if err := p.saveSession(r.Context(), sess); err != nil {

@@ -89,3 +89,49 @@ func TestPendingSinceMigration(t *testing.T) {
 		})
 	}
 }
+
+// TestTakeoverMigration: names pending at migration 6 whose audit trail
+// shows a lapse are taken over (TXT proof only); active names and names
+// that only end alike are not.
+func TestTakeoverMigration(t *testing.T) {
+	for _, tc := range dialects {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			st := tc.open(t)
+			if err := st.Migrate(ctx, tenantsComponent, tenantMigrations[:5]); err != nil {
+				t.Fatal(err)
+			}
+			for _, q := range []string{
+				`INSERT INTO resellers (name, policy, created_us, updated_us, slug) VALUES ('r', '{}', 0, 0, 'r')`,
+				`INSERT INTO customers (reseller_id, name, policy, created_us, updated_us, map_key) VALUES (1, 'c', '{}', 0, 0, 'k')`,
+				`INSERT INTO domains (customer_id, name, route, tls, policy, created_us, updated_us, status, verify_token, pending_since_us)
+					VALUES (1, 'wanted.example', '192.0.2.1:25', 'opportunistic', '{}', 5, 5, 'pending', 't', 5),
+					(1, 'xwanted.example', '192.0.2.1:25', 'opportunistic', '{}', 5, 5, 'pending', 't', 5),
+					(1, 'proven.example', '192.0.2.1:25', 'opportunistic', '{}', 5, 5, 'active', '', 0),
+					(1, 'fresh.example', '192.0.2.1:25', 'opportunistic', '{}', 5, 5, 'pending', 't', 5)`,
+				`INSERT INTO tenant_audit (at_us, actor, reseller_id, action, object, detail)
+					VALUES (1, 'ownership', 1, 'lapse', 'domain 7 wanted.example', ''),
+					(1, 'ownership', 1, 'lapse', 'domain 8 proven.example', ''),
+					(1, 'r', 1, 'delete', 'domain 9 fresh.example', '')`,
+			} {
+				if _, err := st.DB.ExecContext(ctx, q); err != nil {
+					t.Fatalf("%s: %v", q, err)
+				}
+			}
+			ts := NewTenants(st)
+			for _, tt := range []struct {
+				name string
+				want bool
+			}{
+				{"wanted.example", true},
+				{"xwanted.example", false},
+				{"proven.example", false},
+				{"fresh.example", false},
+			} {
+				if got, err := ts.TakenOver(ctx, tt.name); err != nil || got != tt.want {
+					t.Errorf("%s: TakenOver = %v, %v; want %v", tt.name, got, err, tt.want)
+				}
+			}
+		})
+	}
+}

@@ -134,6 +134,19 @@ var tenantMigrations = []Migration{{
 	Version: 5,
 	Common: `ALTER TABLE domains ADD COLUMN pending_since_us BIGINT NOT NULL DEFAULT 0;
 	UPDATE domains SET pending_since_us = updated_us WHERE status = 'pending';`,
+}, {
+	// Version 6 remembers the names whose unproven claim gave way to
+	// another reseller's (DeleteLapsedClaim) until the name is active
+	// again: their MX records would prove only that the domain points at
+	// the cluster, not which reseller the customer chose, so only the TXT
+	// token proves them (admin: Service.verify). Names pending now whose
+	// audit trail shows a lapse are marked too: the audit object ends in
+	// the name, and over-marking only asks for the TXT token.
+	Version: 6,
+	Common: `CREATE TABLE domain_takeovers (name TEXT PRIMARY KEY);
+	INSERT INTO domain_takeovers (name) SELECT d.name FROM domains d
+		WHERE d.status = 'pending' AND EXISTS (SELECT 1 FROM tenant_audit a
+			WHERE a.action = 'lapse' AND a.object LIKE ('domain % ' || d.name));`,
 }}
 
 // What a tenant change log row names.
@@ -635,6 +648,9 @@ func (t *Tenants) CreateDomain(ctx context.Context, d *tenant.DomainRecord, a ad
 			d.CustomerID, d.Name, d.Route, d.TLS, pol, micros(now), d.Status, d.VerifyToken, pendingSince(d)).Scan(&d.ID); err != nil {
 			return err
 		}
+		if err := forgetTakeover(ctx, tx, d); err != nil {
+			return err
+		}
 		return putRoutes(ctx, tx, d.ID, d.Routes)
 	})
 }
@@ -652,8 +668,21 @@ func (t *Tenants) UpdateDomain(ctx context.Context, d *tenant.DomainRecord, a ad
 			d.CustomerID, d.Name, d.Route, d.TLS, pol, micros(now), d.Status, d.VerifyToken, pendingSince(d), d.ID)); err != nil {
 			return err
 		}
+		if err := forgetTakeover(ctx, tx, d); err != nil {
+			return err
+		}
 		return putRoutes(ctx, tx, d.ID, d.Routes)
 	})
+}
+
+// forgetTakeover ends the TXT-only rule of an active domain's name: a
+// proof or the operator settled who holds it.
+func forgetTakeover(ctx context.Context, tx *sql.Tx, d *tenant.DomainRecord) error {
+	if d.Status != tenant.StatusActive {
+		return nil
+	}
+	_, err := tx.ExecContext(ctx, `DELETE FROM domain_takeovers WHERE name = $1`, d.Name)
+	return err
 }
 
 func (t *Tenants) DeleteDomain(ctx context.Context, id int64, a admin.AuditEntry) (uint64, error) {
@@ -677,11 +706,25 @@ func (t *Tenants) DomainByName(ctx context.Context, name string) (tenant.DomainR
 
 func (t *Tenants) DeleteLapsedClaim(ctx context.Context, id int64, pendingBefore time.Time, a admin.AuditEntry) (uint64, error) {
 	return t.write(ctx, "domain "+strconv.FormatInt(id, 10), a, changed{changedDomain, &id}, func(tx *sql.Tx) error {
-		// The condition is checked in the DELETE itself: a proof that
-		// activated the domain a moment ago keeps it.
+		// The condition is checked in the statements themselves: a proof
+		// that activated the domain a moment ago keeps it, and marks
+		// nothing (the DELETE finds no row and the transaction rolls back).
+		if _, err := tx.ExecContext(ctx, `INSERT INTO domain_takeovers (name)
+			SELECT name FROM domains WHERE id = $1 AND status = $2 AND pending_since_us < $3
+			ON CONFLICT (name) DO NOTHING`, id, tenant.StatusPending, micros(pendingBefore)); err != nil {
+			return err
+		}
 		return expectRow(tx.ExecContext(ctx, `DELETE FROM domains WHERE id = $1 AND status = $2 AND pending_since_us < $3`,
 			id, tenant.StatusPending, micros(pendingBefore)))
 	})
+}
+
+func (t *Tenants) TakenOver(ctx context.Context, name string) (bool, error) {
+	var n int
+	err := t.query(ctx, `SELECT COUNT(*) FROM domain_takeovers WHERE name = $1`, []any{name}, func(rows *sql.Rows) error {
+		return rows.Scan(&n)
+	})
+	return n > 0, err
 }
 
 // --- recipients

@@ -201,11 +201,33 @@ func testLapsedClaims(t *testing.T, ts *Tenants, customerID int64, a admin.Audit
 	if _, err := ts.UpdateDomain(ctx, &pending, a); err != nil {
 		t.Fatal(err)
 	}
+	takenOver := func(when string, want bool) {
+		t.Helper()
+		if got, err := ts.TakenOver(ctx, "claimed.example"); err != nil || got != want {
+			t.Fatalf("%s: TakenOver = %v, %v; want %v", when, got, err, want)
+		}
+	}
+	takenOver("before any lapse", false)
 	if _, err := ts.DeleteLapsedClaim(ctx, pending.ID, since.Add(time.Microsecond), a); err != nil {
 		t.Fatalf("DeleteLapsedClaim of a lapsed claim: %v", err)
 	}
 	if _, err := ts.GetDomain(ctx, pending.ID); !errors.Is(err, tenant.ErrNotFound) {
 		t.Fatalf("lapsed claim still there: %v", err)
+	}
+	takenOver("after the lapse", true)
+	next := tenant.DomainRecord{CustomerID: customerID, Name: "claimed.example", Route: "127.0.0.1:25", TLS: "none",
+		Status: tenant.StatusPending, VerifyToken: "tok2", PendingSince: since}
+	if _, err := ts.CreateDomain(ctx, &next, a); err != nil {
+		t.Fatal(err)
+	}
+	takenOver("claimed again", true)
+	next.Status = tenant.StatusActive
+	if _, err := ts.UpdateDomain(ctx, &next, a); err != nil {
+		t.Fatal(err)
+	}
+	takenOver("once active", false)
+	if _, err := ts.DeleteDomain(ctx, next.ID, a); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -254,6 +255,36 @@ func TestAPILapsedClaim(t *testing.T) {
 		t.Fatalf("the holder's audit trail: %s, want the lapse without naming the new holder", out)
 	}
 
+	// The customer's MX at the cluster may mean the reseller whose claim
+	// lapsed: only the new claimant's TXT token proves the name now.
+	f.dns.Add(t, "wanted.example. 300 IN MX 10 mx1.mxgrid.test.")
+	if _, got := f.status("other", taken.ID, "verify"); got.Status != tenant.StatusPending {
+		t.Fatalf("a taken-over name by its MX: %s, want pending", got.Status)
+	}
+	if n, err := f.svc.VerifyPending(ctx, 100); err != nil || n != 0 {
+		t.Fatalf("VerifyPending = %d, %v; want the taken-over name still pending", n, err)
+	}
+	// Neither does giving the name up and claiming it again.
+	if code, _ := f.do("other", "DELETE", fmt.Sprintf("/api/v1/domains/%d", taken.ID), nil); code != 204 {
+		t.Fatalf("delete: %d", code)
+	}
+	_, taken, _ = f.createAs("other", "wanted.example", custB.ID)
+	if _, got := f.status("other", taken.ID, "verify"); got.Status != tenant.StatusPending {
+		t.Fatalf("a taken-over name created again, by its MX: %s, want pending", got.Status)
+	}
+	f.dns.AddTXT("wanted.example", admin.VerifyPrefix+taken.VerifyToken)
+	if _, got := f.status("other", taken.ID, "verify"); got.Status != tenant.StatusActive {
+		t.Fatalf("a taken-over name by its TXT token: %s, want active", got.Status)
+	}
+	// Proven, the name is settled: once given up, MX proves it again.
+	if code, _ := f.do("other", "DELETE", fmt.Sprintf("/api/v1/domains/%d", taken.ID), nil); code != 204 {
+		t.Fatalf("delete: %d", code)
+	}
+	_, again, _ := f.createAs("own", "wanted.example", f.custA.ID)
+	if _, got := f.status("own", again.ID, "verify"); got.Status != tenant.StatusActive {
+		t.Fatalf("the name after a proof and a delete, by its MX: %s, want active", got.Status)
+	}
+
 	// A rename takes a lapsed claim over too.
 	_, squat2, _ := f.createAs("own", "wanted2.example", f.custA.ID)
 	later(tenant.DefaultPendingClaimTTL + time.Minute)
@@ -263,6 +294,10 @@ func TestAPILapsedClaim(t *testing.T) {
 	}
 	if code, _ := f.do("own", "GET", fmt.Sprintf("/api/v1/domains/%d", squat2.ID), nil); code != 404 {
 		t.Fatalf("the renamed-over claim is still there: %d", code)
+	}
+	f.dns.Add(t, "wanted2.example. 300 IN MX 10 mx1.mxgrid.test.")
+	if _, got := f.status("other", renamed.ID, "verify"); got.Status != tenant.StatusPending {
+		t.Fatalf("a name taken over by a rename, by its MX: %s, want pending", got.Status)
 	}
 }
 
@@ -362,6 +397,125 @@ func TestVerifyPendingReachesEveryDomain(t *testing.T) {
 			t.Fatalf("%d activated in three rounds of %d, want proven.example", activated, perRound)
 		}
 	})
+}
+
+// countingDNS proves nothing and counts the TXT lookups of each name.
+type countingDNS struct {
+	mu      sync.Mutex
+	lookups map[string]int
+}
+
+func (d *countingDNS) LookupTXT(_ context.Context, name string) ([]string, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.lookups[name]++
+	return nil, nil
+}
+
+func (d *countingDNS) LookupMX(context.Context, string) ([]*net.MX, error) { return nil, nil }
+
+// TestVerifyPendingSharesRounds: a round shares its checks out among the
+// resellers. Rounds went through all pending domains in id order, so one
+// reseller's 100,000 names put every other reseller's next check 1,000
+// rounds (83 h at the default 5 min) away, past the claim's 72 h.
+func TestVerifyPendingSharesRounds(t *testing.T) {
+	ctx := context.Background()
+	dns := &countingDNS{lookups: map[string]int{}}
+	f := newAPIFixture(t, func(o *admin.ServiceOptions) { o.Ownership.DNS = dns })
+	custB, err := f.svc.CreateCustomer(ctx, f.op, tenant.Customer{ResellerID: f.resB.ID, Name: "customer B"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const perRound, rounds = 5, 4
+	for i := range rounds * (perRound - 1) {
+		if code, _, body := f.createAs("other", fmt.Sprintf("pile%d.example", i), custB.ID); code != 201 {
+			t.Fatalf("create: %d %s", code, body)
+		}
+	}
+	if code, _, body := f.createAs("own", "single.example", f.custA.ID); code != 201 {
+		t.Fatalf("create: %d %s", code, body)
+	}
+	for range rounds {
+		if _, err := f.svc.VerifyPending(ctx, perRound); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A's one name every round, B's the rest of each round: each once.
+	if n := dns.lookups["single.example"]; n != rounds {
+		t.Errorf("A's name checked %d times in %d rounds, want every round", n, rounds)
+	}
+	for i := range rounds * (perRound - 1) {
+		if n := dns.lookups[fmt.Sprintf("pile%d.example", i)]; n != 1 {
+			t.Errorf("pile%d.example checked %d times, want once", i, n)
+		}
+	}
+}
+
+// gateDNS never answers for names under blackhole.example (as far as the
+// caller lets it wait), telling started when such a lookup begins, and
+// proves nothing else.
+type gateDNS struct{ started chan string }
+
+func (d gateDNS) LookupTXT(ctx context.Context, name string) ([]string, error) {
+	if strings.HasSuffix(name, "blackhole.example") {
+		d.started <- name
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	return nil, nil
+}
+
+func (d gateDNS) LookupMX(context.Context, string) ([]*net.MX, error) { return nil, nil }
+
+// TestVerifyNowPerReseller: a reseller runs one "Check now" at a time.
+// The node's four places were anybody's: a reseller pressing it for names
+// under a name server that never answers held them all for the timeout,
+// again and again, and every other reseller got 429.
+func TestVerifyNowPerReseller(t *testing.T) {
+	ctx := context.Background()
+	dns := gateDNS{started: make(chan string, 8)}
+	f := newAPIFixture(t, func(o *admin.ServiceOptions) {
+		o.Ownership.DNS = dns
+		o.Ownership.Timeout = 2 * time.Second
+	})
+	custB, err := f.svc.CreateCustomer(ctx, f.op, tenant.Customer{ResellerID: f.resB.ID, Name: "customer B"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, other, _ := f.createAs("other", "b.example", custB.ID)
+	const presses = 4 // MaxConcurrent's default
+	codes := make(chan int, presses)
+	var wg sync.WaitGroup
+	for i := range presses {
+		_, d, body := f.createAs("own", fmt.Sprintf("n%d.blackhole.example", i), f.custA.ID)
+		if d.ID == 0 {
+			t.Fatalf("create: %s", body)
+		}
+		wg.Go(func() {
+			code, _ := f.status("own", d.ID, "verify")
+			codes <- code
+		})
+	}
+	defer wg.Wait()
+	// Each press either checks (and hangs) or is refused at once.
+	checking, refused := 0, 0
+	for checking+refused < presses {
+		select {
+		case <-dns.started:
+			checking++
+		case code := <-codes:
+			if code != 429 {
+				t.Fatalf("a press answered %d before its check could end, want 429", code)
+			}
+			refused++
+		}
+	}
+	if checking != 1 {
+		t.Errorf("%d of reseller A's checks run at once, want 1", checking)
+	}
+	if code, _ := f.status("other", other.ID, "verify"); code != 200 {
+		t.Errorf("reseller B's check while A's hang: %d, want 200", code)
+	}
 }
 
 // blackholeDNS never answers for names under blackhole.example (as far
