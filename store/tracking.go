@@ -275,10 +275,10 @@ func (s *Store) SearchTracking(ctx context.Context, f tracking.Filter) ([]tracki
 	w.tenant(f.Scope, f.DomainID, f.CustomerID)
 	add := w.add
 	if f.Recipient != "" {
-		add(s.caselessEquals("recipient"), f.Recipient)
+		add(s.caselessEquals("recipient", "?"), f.Recipient)
 	}
 	if f.Sender != "" {
-		add(s.caselessEquals("sender"), f.Sender)
+		add(s.caselessEquals("sender", "?"), f.Sender)
 	}
 	for _, c := range []struct{ col, v string }{{"queue_id", f.QueueID}, {"message_id", f.MessageID}, {"reference", f.Reference}, {"status", string(f.Status)}} {
 		if c.v != "" {
@@ -310,13 +310,14 @@ func (s *Store) SearchTracking(ctx context.Context, f tracking.Filter) ([]tracki
 	return recs, next, nil
 }
 
-// caselessEquals compares col with a parameter regardless of case, in the
-// form the dialect's message_log index on col serves.
-func (s *Store) caselessEquals(col string) string {
+// caselessEquals compares col with other (a parameter, "?", or another
+// column) regardless of case, in the form the dialect's message_log index
+// on col serves.
+func (s *Store) caselessEquals(col, other string) string {
 	if s.Dialect == SQLite {
-		return col + " = ? COLLATE NOCASE"
+		return col + " = " + other + " COLLATE NOCASE"
 	}
-	return "lower(" + col + ") = lower(?)"
+	return "lower(" + col + ") = lower(" + other + ")"
 }
 
 // GetTracking returns one record by id within scope; another tenant's id
@@ -374,6 +375,19 @@ func (s *Store) scanTracking(ctx context.Context, q string, args []any) ([]track
 	return out, nil
 }
 
+// waitingSQL selects the deferrals matching where that no later success
+// answered. The answer is looked up per deferral through the recipient
+// index, so the comparison must be in the form it serves: on SQLite,
+// lower() on both sides scanned the whole log once per deferral.
+func (s *Store) waitingSQL(where []string, limitArg int) string {
+	return `SELECT d.domain, d.domain_id, d.customer_id, d.recipient, d.sender, d.message_id, d.at_us, d.defer_reason, d.reply
+		FROM message_log d WHERE ` + strings.Join(where, " AND ") + `
+		AND NOT EXISTS (SELECT 1 FROM message_log s WHERE s.status <> 'deferred' AND s.at_us > d.at_us
+			AND ` + s.caselessEquals("s.recipient", "d.recipient") + ` AND ` + s.caselessEquals("s.sender", "d.sender") + `
+			AND (d.message_id = '' OR s.message_id = d.message_id))
+		ORDER BY d.at_us LIMIT $` + strconv.Itoa(limitArg)
+}
+
 // WaitingTracking is the deferral view: deferrals since f.Since that no
 // later success (delivered, refused for good, quarantined) of the same
 // recipient and sender (and Message-ID, when the deferral had one) has
@@ -397,13 +411,7 @@ func (s *Store) WaitingTracking(ctx context.Context, f tracking.WaitingFilter) (
 		add("d.customer_id = ?", f.CustomerID)
 	}
 	args = append(args, tracking.MaxWaitingRows)
-	q := `SELECT d.domain, d.domain_id, d.customer_id, d.recipient, d.sender, d.message_id, d.at_us, d.defer_reason, d.reply
-		FROM message_log d WHERE ` + strings.Join(where, " AND ") + `
-		AND NOT EXISTS (SELECT 1 FROM message_log s WHERE s.status <> 'deferred' AND s.at_us > d.at_us
-			AND lower(s.recipient) = lower(d.recipient) AND lower(s.sender) = lower(d.sender)
-			AND (d.message_id = '' OR s.message_id = d.message_id))
-		ORDER BY d.at_us LIMIT $` + strconv.Itoa(len(args))
-	rows, err := s.DB.QueryContext(ctx, q, args...)
+	rows, err := s.DB.QueryContext(ctx, s.waitingSQL(where, len(args)), args...)
 	if err != nil {
 		return nil, fail("deferral view", err)
 	}
