@@ -123,15 +123,23 @@ can_connect() {
 	(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
-# free_port: sets REPLY to a port in 20000-59999 that nobody listens on now and
-# that this script has not handed out yet (a global, not echo: a $(...) subshell
-# would lose the bookkeeping). A race with another process remains possible; the
-# readiness wait below then reports it clearly.
+# free_port: sets REPLY to a port that nobody listens on now and that this
+# script has not handed out yet (a global, not echo: a $(...) subshell would
+# lose the bookkeeping). Ports come from below the kernel's ephemeral range
+# (ip_local_port_range, 32768-60999 by default): a port there may be the
+# local end of any outgoing connection, which no connect test sees, and a
+# daemon then fails to bind it (clamd did, in a CI run beside other tests).
+# A race with another process remains possible; the readiness wait below
+# then reports it clearly.
 used_ports=" "
+port_low=20000 port_span=40000
+if read -r ephemeral_low _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null && ((ephemeral_low > port_low + 1000)); then
+	port_span=$((ephemeral_low - port_low))
+fi
 free_port() {
 	local p i
 	for ((i = 0; i < 200; i++)); do
-		p=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
+		p=$((port_low + (RANDOM * 32768 + RANDOM) % port_span))
 		case "$used_ports" in *" $p "*) continue ;; esac
 		if ! can_connect "$p"; then
 			used_ports+="$p "
