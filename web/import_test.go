@@ -1,10 +1,14 @@
 package web
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"runtime"
 	"strings"
 	"testing"
@@ -44,59 +48,64 @@ func TestImportListStopsAtTheLimit(t *testing.T) {
 // and once one ends another is taken.
 func TestImportsAtOnceAreBounded(t *testing.T) {
 	f := newAPIFixture(t)
-	url := fmt.Sprintf("%s/api/v1/domains/%d/recipients/import", f.srv.URL, f.domA.ID)
-	post := func(body io.Reader) (*http.Response, error) {
-		req, err := http.NewRequest("POST", url, body)
+	// The fixture's API, served again with its import slots in reach.
+	a := &AdminAPI{svc: f.svc, log: slog.New(slog.NewTextHandler(io.Discard, nil)), imports: make(chan struct{}, maxConcurrentImports)}
+	mux := http.NewServeMux()
+	for _, r := range a.routes() {
+		mux.Handle(r.pattern, r.handler)
+	}
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	path := fmt.Sprintf("/api/v1/domains/%d/recipients/import", f.domA.ID)
+	post := func(body string) int {
+		req, err := http.NewRequest("POST", srv.URL+path, strings.NewReader(body))
 		if err != nil {
-			return nil, err
-		}
-		req.Header.Set("Authorization", "Bearer "+f.tokens["own"])
-		return f.srv.Client().Do(req)
-	}
-	// Imports whose bodies never end hold their slots while being read.
-	type held struct {
-		w    *io.PipeWriter
-		done chan int
-	}
-	var slow []held
-	for range maxConcurrentImports {
-		r, w := io.Pipe()
-		h := held{w, make(chan int, 1)}
-		go func() {
-			resp, err := post(r)
-			if err != nil {
-				h.done <- 0
-				return
-			}
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			h.done <- resp.StatusCode
-		}()
-		if _, err := io.WriteString(w, `{"recipients":["slow1"`); err != nil {
 			t.Fatal(err)
 		}
-		slow = append(slow, h)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		code, out := f.do("own", "POST", fmt.Sprintf("/api/v1/domains/%d/recipients/import", f.domA.ID), `{"recipients":["quick"]}`)
-		if code == http.StatusTooManyRequests {
-			break
+		req.Header.Set("Authorization", "Bearer "+f.tokens["own"])
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
 		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	// Imports whose bodies have not come hold their slots while being
+	// read. Their headers are written by hand: an HTTP client's transport
+	// may keep them in its buffer until the body comes.
+	const body = `{"recipients":["slow1"]}`
+	var held []net.Conn
+	for range maxConcurrentImports {
+		c, err := net.Dial("tcp", srv.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: api\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n",
+			path, f.tokens["own"], len(body))
+		held = append(held, c)
+	}
+	for deadline := time.Now().Add(10 * time.Second); len(a.imports) < maxConcurrentImports; time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("with %d imports being read, another got %d %s, want 429", maxConcurrentImports, code, out)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	for i, h := range slow {
-		io.WriteString(h.w, `]}`)
-		h.w.Close()
-		if code := <-h.done; code != http.StatusOK {
-			t.Errorf("held import %d: status %d, want 200", i, code)
+			t.Fatalf("%d of %d held imports are being read after 10 s", len(a.imports), maxConcurrentImports)
 		}
 	}
-	if code, out := f.do("own", "POST", fmt.Sprintf("/api/v1/domains/%d/recipients/import", f.domA.ID), `{"recipients":["after"]}`); code != http.StatusOK {
-		t.Errorf("after the held imports ended: %d %s, want 200", code, out)
+	if code := post(`{"recipients":["quick"]}`); code != http.StatusTooManyRequests {
+		t.Fatalf("with %d imports being read, another got %d, want 429", maxConcurrentImports, code)
+	}
+	for i, c := range held {
+		io.WriteString(c, body)
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatalf("held import %d: %v", i, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("held import %d: status %d, want 200", i, resp.StatusCode)
+		}
+	}
+	if code := post(`{"recipients":["after"]}`); code != http.StatusOK {
+		t.Errorf("after the held imports ended: %d, want 200", code)
 	}
 	if _, err := f.svc.GetRecipient(t.Context(), admin.Operator("test"), f.domA.ID, "slow1"); err != nil {
 		t.Errorf("the held import was not stored: %v", err)
