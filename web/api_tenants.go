@@ -19,6 +19,9 @@ import (
 type resellerBody struct {
 	Name   *string        `json:"name"`
 	Policy *tenant.Policy `json:"policy"`
+	// Quota, when present, replaces the whole override ({} restores the
+	// defaults). Only the operator may write a reseller at all.
+	Quota *tenant.Quota `json:"quota"`
 }
 
 type customerBody struct {
@@ -99,6 +102,23 @@ func set[T any](dst *T, src *T) {
 func (b resellerBody) apply(r *tenant.Reseller) {
 	set(&r.Name, b.Name)
 	set(&r.Policy, b.Policy)
+	set(&r.Quota, b.Quota)
+}
+
+// resellerView is a reseller as GET /resellers/{id} answers it: with what
+// it holds against its quota, which a list does not count.
+type resellerView struct {
+	tenant.Reseller
+	Usage admin.Usage `json:"usage"`
+}
+
+func (a *AdminAPI) getReseller(ctx context.Context, p admin.Principal, id int64) (resellerView, error) {
+	r, err := a.svc.GetReseller(ctx, p, id)
+	if err != nil {
+		return resellerView{}, err
+	}
+	u, err := a.svc.ResellerUsage(ctx, p, id)
+	return resellerView{r, u}, err
 }
 
 func (b customerBody) apply(c *tenant.Customer) {
