@@ -19,9 +19,14 @@ import (
 type resellerBody struct {
 	Name   *string        `json:"name"`
 	Policy *tenant.Policy `json:"policy"`
-	// Quota, when present, replaces the whole override ({} restores the
-	// defaults). Only the operator may write a reseller at all.
-	Quota *tenant.Quota `json:"quota"`
+	// Quota sets the override's fields given (0 restores the default).
+	// Only the operator may write a reseller at all.
+	Quota *quotaBody `json:"quota"`
+}
+
+type quotaBody struct {
+	Domains    *int64 `json:"domains"`
+	Recipients *int64 `json:"recipients"`
 }
 
 type customerBody struct {
@@ -102,7 +107,10 @@ func set[T any](dst *T, src *T) {
 func (b resellerBody) apply(r *tenant.Reseller) {
 	set(&r.Name, b.Name)
 	set(&r.Policy, b.Policy)
-	set(&r.Quota, b.Quota)
+	if b.Quota != nil {
+		set(&r.Quota.Domains, b.Quota.Domains)
+		set(&r.Quota.Recipients, b.Quota.Recipients)
+	}
 }
 
 // resellerView is a reseller as GET /resellers/{id} answers it: with what
