@@ -196,3 +196,55 @@ func TestQuotaMigration(t *testing.T) {
 		})
 	}
 }
+
+// TestResellerQuotaMoves: the operator moving a domain or a customer to
+// another reseller is a create for that reseller, checked against its
+// quota; a move within its quota passes.
+func TestResellerQuotaMoves(t *testing.T) {
+	for _, tc := range dialects {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			f := newQuotaFixture(t, tc.open(t))
+			// r1 holds 2 domains and 5 recipients of its quota's 3 and 5.
+			for i := range 2 {
+				d, err := f.domain(ctx, f.cust[0], fmt.Sprintf("r1-%d.example", i))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, _, err := f.ts.AddRecipients(ctx, d.ID, []string{"a", "b", "c"}[i:], false, quotaAudit); err != nil {
+					t.Fatal(err)
+				}
+			}
+			empty, err := f.domain(ctx, f.cust[1], "empty.example")
+			if err != nil {
+				t.Fatal(err)
+			}
+			full, err := f.domain(ctx, f.cust[1], "full.example")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := f.ts.AddRecipients(ctx, full.ID, []string{"x"}, false, quotaAudit); err != nil {
+				t.Fatal(err)
+			}
+			moveDomain := func(d tenant.DomainRecord) error {
+				d.CustomerID = f.cust[0]
+				_, err := f.ts.UpdateDomain(ctx, &d, quotaAudit)
+				return err
+			}
+			wantQuotaError(t, moveDomain(full), tenant.QuotaError{What: "recipients", Quota: 5, Used: 5, After: 6})
+			if err := moveDomain(empty); err != nil {
+				t.Fatalf("moving an empty domain into the last place: %v", err)
+			}
+			c2, err := f.ts.GetCustomer(ctx, f.cust[1])
+			if err != nil {
+				t.Fatal(err)
+			}
+			c2.ResellerID = f.r1.ID
+			_, err = f.ts.UpdateCustomer(ctx, &c2, quotaAudit)
+			wantQuotaError(t, err, tenant.QuotaError{What: "domains", Quota: 3, Used: 3, After: 4})
+			if got, err := f.ts.GetDomain(ctx, full.ID); err != nil || got.ResellerID != f.r2.ID {
+				t.Fatalf("refused moves changed the domain: %+v, %v", got, err)
+			}
+		})
+	}
+}

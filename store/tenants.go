@@ -583,10 +583,20 @@ func (t *Tenants) UpdateCustomer(ctx context.Context, c *tenant.Customer, a admi
 	now := nowUTC()
 	return t.write(ctx, "customer "+c.Name, a, changed{changedCustomer, &c.ID}, func(tx *sql.Tx) error {
 		c.Updated = now
+		from, err := ownerOf(ctx, tx, ownerOfCustomer, c.ID)
+		if err != nil {
+			return err
+		}
 		// The map key never changes: embeds already published keep working.
-		return expectRow(tx.ExecContext(ctx, `UPDATE customers SET reseller_id = $1, name = $2, policy = $3, suspended = $4,
+		if err := expectRow(tx.ExecContext(ctx, `UPDATE customers SET reseller_id = $1, name = $2, policy = $3, suspended = $4,
 			updated_us = $5 WHERE id = $6`,
-			c.ResellerID, c.Name, pol, c.Suspended, micros(now), c.ID))
+			c.ResellerID, c.Name, pol, c.Suspended, micros(now), c.ID)); err != nil {
+			return err
+		}
+		if c.ResellerID == from {
+			return nil
+		}
+		return t.enforceMoved(ctx, tx, c.ResellerID, `SELECT id FROM domains WHERE customer_id = $1`, c.ID)
 	})
 }
 
@@ -659,7 +669,11 @@ func (t *Tenants) CreateDomain(ctx context.Context, d *tenant.DomainRecord, a ad
 			d.CustomerID, d.Name, d.Route, d.TLS, pol, micros(now), d.Status, d.VerifyToken, pendingSince(d)).Scan(&d.ID); err != nil {
 			return err
 		}
-		if err := t.enforceQuota(ctx, tx, d.ID, quotaDomains, 1); err != nil {
+		owner, err := ownerOf(ctx, tx, ownerOfDomain, d.ID)
+		if err != nil {
+			return err
+		}
+		if err := t.enforceQuota(ctx, tx, owner, quotaDomains, 1); err != nil {
 			return err
 		}
 		if err := forgetTakeover(ctx, tx, d); err != nil {
@@ -677,10 +691,23 @@ func (t *Tenants) UpdateDomain(ctx context.Context, d *tenant.DomainRecord, a ad
 	now := nowUTC()
 	return t.write(ctx, "domain "+d.Name, a, changed{changedDomain, &d.ID}, func(tx *sql.Tx) error {
 		d.Updated = now
+		from, err := ownerOf(ctx, tx, ownerOfDomain, d.ID)
+		if err != nil {
+			return err
+		}
 		if err := expectRow(tx.ExecContext(ctx, `UPDATE domains SET customer_id = $1, name = $2, route = $3, tls = $4, policy = $5, updated_us = $6,
 			status = $7, verify_token = $8, pending_since_us = $9 WHERE id = $10`,
 			d.CustomerID, d.Name, d.Route, d.TLS, pol, micros(now), d.Status, d.VerifyToken, pendingSince(d), d.ID)); err != nil {
 			return err
+		}
+		to, err := ownerOf(ctx, tx, ownerOfDomain, d.ID)
+		if err != nil {
+			return err
+		}
+		if to != from {
+			if err := t.enforceMoved(ctx, tx, to, `SELECT id FROM domains WHERE id = $1`, d.ID); err != nil {
+				return err
+			}
 		}
 		if err := forgetTakeover(ctx, tx, d); err != nil {
 			return err
@@ -826,7 +853,11 @@ func (t *Tenants) AddRecipients(ctx context.Context, domainID int64, locals []st
 			// a reseller over a lowered quota may still clean up.
 			return nil
 		}
-		return t.enforceQuota(ctx, tx, domainID, quotaRecipients, int64(added)-removed)
+		owner, err := ownerOf(ctx, tx, ownerOfDomain, domainID)
+		if err != nil {
+			return err
+		}
+		return t.enforceQuota(ctx, tx, owner, quotaRecipients, int64(added)-removed)
 	})
 	return added, v, err
 }
@@ -852,27 +883,37 @@ var quotaCount = map[string]string{
 		(SELECT d.id FROM domains d JOIN customers c ON c.id = d.customer_id WHERE c.reseller_id = $1)`,
 }
 
+// Queries of the reseller ($1: a domain's or customer's id) holding an
+// object, for ownerOf.
+const (
+	ownerOfDomain   = `SELECT c.reseller_id FROM domains d JOIN customers c ON c.id = d.customer_id WHERE d.id = $1`
+	ownerOfCustomer = `SELECT reseller_id FROM customers WHERE id = $1`
+)
+
+// ownerOf runs one of the owner queries in tx. A missing object is
+// ErrNotFound, like the write it precedes would report.
+func ownerOf(ctx context.Context, tx *sql.Tx, query string, id int64) (int64, error) {
+	var owner int64
+	err := tx.QueryRowContext(ctx, query, id).Scan(&owner)
+	return owner, err
+}
+
 // enforceQuota fails tx when the write it just made (delta more of what,
-// quotaDomains or quotaRecipients) left the reseller of domainID over
-// its quota. Counting after the write makes duplicates,
-// replaced lists and skipped existing rows count as they are stored.
-// The reseller's row is locked first on PostgreSQL, so concurrent writes
-// of one reseller count one after another and each sees the others' rows
-// (SQLite runs one write at a time anyway): two requests cannot both
-// pass the last free place.
-func (t *Tenants) enforceQuota(ctx context.Context, tx *sql.Tx, domainID int64, what string, delta int64) error {
+// quotaDomains or quotaRecipients) left resellerID over its quota.
+// Counting after the write makes duplicates, replaced lists and skipped
+// existing rows count as they are stored. The reseller's row is locked
+// first on PostgreSQL, so concurrent writes of one reseller count one
+// after another and each sees the others' rows (SQLite runs one write at
+// a time anyway): two requests cannot both pass the last free place.
+func (t *Tenants) enforceQuota(ctx context.Context, tx *sql.Tx, resellerID int64, what string, delta int64) error {
 	lock := ""
 	if t.st.Dialect == Postgres {
 		// NO KEY: customers' foreign keys (KEY SHARE) need not wait.
 		lock = " FOR NO KEY UPDATE"
 	}
-	var (
-		resellerID int64
-		own        tenant.Quota
-	)
-	if err := tx.QueryRowContext(ctx, `SELECT id, max_domains, max_recipients FROM resellers
-		WHERE id = (SELECT c.reseller_id FROM domains d JOIN customers c ON c.id = d.customer_id WHERE d.id = $1)`+lock,
-		domainID).Scan(&resellerID, &own.Domains, &own.Recipients); err != nil {
+	var own tenant.Quota
+	if err := tx.QueryRowContext(ctx, `SELECT max_domains, max_recipients FROM resellers WHERE id = $1`+lock,
+		resellerID).Scan(&own.Domains, &own.Recipients); err != nil {
 		return err
 	}
 	q := own.Over(t.DefaultQuota)
@@ -889,6 +930,28 @@ func (t *Tenants) enforceQuota(ctx context.Context, tx *sql.Tx, domainID int64, 
 	}
 	if n > limit {
 		return &tenant.QuotaError{What: what, Quota: limit, Used: n - delta, After: n}
+	}
+	return nil
+}
+
+// enforceMoved checks both quotas of resellerID after the domains that
+// domainIDs selects (by $1 = id) moved to it with their recipients: an
+// operator's move is a create for the reseller receiving them.
+func (t *Tenants) enforceMoved(ctx context.Context, tx *sql.Tx, resellerID int64, domainIDs string, id int64) error {
+	for _, m := range []struct{ what, count string }{
+		{quotaDomains, `SELECT COUNT(*) FROM (` + domainIDs + `) moved`},
+		{quotaRecipients, `SELECT COUNT(*) FROM recipients WHERE domain_id IN (` + domainIDs + `)`},
+	} {
+		var n int64
+		if err := tx.QueryRowContext(ctx, m.count, id).Scan(&n); err != nil {
+			return err
+		}
+		if n == 0 {
+			continue
+		}
+		if err := t.enforceQuota(ctx, tx, resellerID, m.what, n); err != nil {
+			return err
+		}
 	}
 	return nil
 }
