@@ -46,11 +46,10 @@ func DefaultSyncConfig() SyncConfig {
 }
 
 // DefaultQuota is generous: a large hosting reseller runs thousands of
-// domains and a few hundred thousand mailboxes, while every node holding
-// a million recipients of one reseller (~tens of MB, and the reloads of
-// every change) is already the most the cluster should carry for anyone.
-// An abuser scripting unbounded creates hits it long before the nodes
-// feel it.
+// domains and a few hundred thousand mailboxes, so it never meets the
+// cap, while a script creating without end meets it long before every
+// node holds tens of millions of its recipients and reloads for each of
+// its changes.
 var DefaultQuota = Quota{Domains: 10000, Recipients: 1000000}
 
 // Validate checks the section; messages name the key.

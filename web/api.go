@@ -179,8 +179,8 @@ func (a *AdminAPI) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.As(err, &fe):
 		code, body = http.StatusBadRequest, apiError{Error: "invalid input", Fields: fe}
 	case errors.As(err, &qe):
-		// 403 like other quota refusals on the web: the request is valid
-		// and the name free; this reseller may not hold more.
+		// 403, not 409: the request is valid and the name free, but this
+		// reseller may hold no more; clients take 409 for a name taken.
 		code, body.Quota = http.StatusForbidden, qe
 	case errors.As(err, &bad):
 		code = http.StatusBadRequest
