@@ -19,6 +19,18 @@ type Recipient struct {
 	Created  time.Time `json:"created"`
 }
 
+// Usage is what a reseller holds against its quota.
+type Usage struct {
+	Domains    Use `json:"domains"`
+	Recipients Use `json:"recipients"`
+}
+
+// Use is one count and its cap; Quota 0 is no cap.
+type Use struct {
+	Used  int64 `json:"used"`
+	Quota int64 `json:"quota"`
+}
+
 // Token is an API bearer token. Only its SHA-256 is stored; Secret is set
 // once, in the answer to its creation.
 type Token struct {

@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"strconv"
 	"strings"
@@ -38,6 +39,10 @@ type Store interface {
 	CreateReseller(ctx context.Context, r *tenant.Reseller, a AuditEntry) (uint64, error)
 	UpdateReseller(ctx context.Context, r *tenant.Reseller, a AuditEntry) (uint64, error)
 	DeleteReseller(ctx context.Context, id int64, a AuditEntry) (uint64, error)
+	// ResellerUsage counts what a reseller holds against its quota. The
+	// writes that add domains or recipients enforce the quota in their
+	// own transaction, failing with a *tenant.QuotaError.
+	ResellerUsage(ctx context.Context, id int64) (Usage, error)
 
 	ListCustomers(ctx context.Context, f Filter) ([]tenant.Customer, error)
 	GetCustomer(ctx context.Context, id int64) (tenant.Customer, error)
@@ -280,6 +285,15 @@ func (s *Service) GetReseller(ctx context.Context, p Principal, id int64) (tenan
 	return s.store.GetReseller(ctx, id)
 }
 
+// ResellerUsage is what reseller id holds against its quota: the
+// operator's for any reseller, a reseller's for itself.
+func (s *Service) ResellerUsage(ctx context.Context, p Principal, id int64) (Usage, error) {
+	if err := p.owns(id); err != nil {
+		return Usage{}, err
+	}
+	return s.store.ResellerUsage(ctx, id)
+}
+
 func (s *Service) CreateReseller(ctx context.Context, p Principal, r tenant.Reseller) (tenant.Reseller, error) {
 	if err := p.operatorOnly(); err != nil {
 		return tenant.Reseller{}, err
@@ -338,6 +352,7 @@ func (s *Service) DeleteReseller(ctx context.Context, p Principal, id int64) err
 
 func validateReseller(r *tenant.Reseller) error {
 	fe := r.Policy.Validate("policy.")
+	maps.Copy(fe, r.Quota.Validate("quota."))
 	checkName(fe, "name", r.Name)
 	validateBrand(fe, r)
 	return fe.Err()

@@ -218,6 +218,7 @@ func (b *builder) buildTenants(ctx context.Context) error {
 		return err
 	}
 	b.tenants = store.NewTenants(b.store)
+	b.tenants.DefaultQuota = b.cfg.Tenants.DefaultQuota
 	b.syncer, err = tenant.NewSyncer(ctx, b.cfg.Tenants, tenant.SyncOptions{
 		Loader: b.tenants, Static: b.static, DataDir: b.cfg.DataDir, Timeout: b.cfg.Store.Timeout,
 		Health: b.health, Log: b.log.With("component", "tenants"), Registry: b.registry,

@@ -182,8 +182,8 @@ func (p *Panel) createReseller(req *request) error {
 	return redirect(req, "/panel/resellers", "created")
 }
 
-// formError re-renders a form for input errors (FieldErrors, conflicts) and
-// passes others on.
+// formError re-renders a form for input errors (FieldErrors, conflicts,
+// quotas) and passes others on.
 func (p *Panel) formError(err error, again func(msg string, fe tenant.FieldErrors) error) error {
 	var fe tenant.FieldErrors
 	switch {
@@ -191,6 +191,8 @@ func (p *Panel) formError(err error, again func(msg string, fe tenant.FieldError
 		return again("Please correct the highlighted fields.", fe)
 	case errors.Is(err, tenant.ErrConflict):
 		return again(strings.TrimPrefix(err.Error(), "conflict: "), nil)
+	case errors.Is(err, tenant.ErrQuotaExceeded):
+		return again(err.Error(), nil)
 	}
 	return err
 }
@@ -198,7 +200,10 @@ func (p *Panel) formError(err error, again func(msg string, fe tenant.FieldError
 // --- customers
 
 type customersData struct {
-	Charts    *chartsView
+	Charts *chartsView
+	// Usage is a reseller's own, nil for the operator (who sees every
+	// reseller's through the API).
+	Usage     *admin.Usage
 	Query     string
 	Customers []customerRow
 	Resellers []tenant.Reseller
@@ -245,8 +250,16 @@ func (p *Panel) renderCustomers(req *request, code int, f customerForm, msg stri
 	if err != nil {
 		return err
 	}
+	var usage *admin.Usage
+	if !req.sess.P.Operator {
+		u, err := p.svc.ResellerUsage(ctx, req.sess.P, req.sess.P.ResellerID)
+		if err != nil {
+			return err
+		}
+		usage = &u
+	}
 	p.render(req, code, "customers", page{Title: "Customers", Nav: "customers", Error: msg, Fields: fe,
-		Data: customersData{Charts: charts, Query: q, Customers: rows, Resellers: resellers, Form: f}})
+		Data: customersData{Charts: charts, Usage: usage, Query: q, Customers: rows, Resellers: resellers, Form: f}})
 	return nil
 }
 

@@ -468,6 +468,8 @@ func (p *Panel) fail(req *request, err error) {
 		code, msg = http.StatusNotFound, "Not found."
 	case errors.Is(err, admin.ErrForbidden):
 		code, msg = http.StatusForbidden, "Only the operator may do this."
+	case errors.Is(err, tenant.ErrQuotaExceeded):
+		code, msg = http.StatusForbidden, err.Error()
 	case errors.Is(err, tenant.ErrConflict):
 		code, msg = http.StatusConflict, strings.TrimPrefix(err.Error(), "conflict: ")
 	case errors.Is(err, admin.ErrBusy):

@@ -147,6 +147,12 @@ var tenantMigrations = []Migration{{
 	INSERT INTO domain_takeovers (name) SELECT d.name FROM domains d
 		WHERE d.status = 'pending' AND EXISTS (SELECT 1 FROM tenant_audit a
 			WHERE a.action = 'lapse' AND a.object LIKE ('domain % ' || d.name));`,
+}, {
+	// Version 7 is the operator's per-reseller quota override; 0 takes
+	// the configured default (Tenants.DefaultQuota).
+	Version: 7,
+	Common: `ALTER TABLE resellers ADD COLUMN max_domains BIGINT NOT NULL DEFAULT 0;
+	ALTER TABLE resellers ADD COLUMN max_recipients BIGINT NOT NULL DEFAULT 0;`,
 }}
 
 // What a tenant change log row names.
@@ -180,6 +186,10 @@ const maxDeltaObjects = 20000
 // a restart.
 type Tenants struct {
 	st *Store
+
+	// DefaultQuota is the quota of resellers whose own is unset (zero
+	// fields); a zero field here means no cap. Set it before use.
+	DefaultQuota tenant.Quota
 
 	mu     sync.Mutex
 	schema bool // migrations applied
@@ -221,7 +231,8 @@ func mapErr(err error, what string) error {
 	if errors.Is(err, sql.ErrNoRows) {
 		return tenant.ErrNotFound
 	}
-	if errors.Is(err, tenant.ErrNotFound) || errors.Is(err, tenant.ErrConflict) || errors.Is(err, ErrUnavailable) {
+	if errors.Is(err, tenant.ErrNotFound) || errors.Is(err, tenant.ErrConflict) || errors.Is(err, ErrUnavailable) ||
+		errors.Is(err, tenant.ErrQuotaExceeded) {
 		return err
 	}
 	var pgErr *pgconn.PgError
@@ -408,7 +419,7 @@ func (w *where) page(col string, f admin.Filter) string {
 
 // Slugs and map keys are NULL when unset (rows written by tools below the
 // service), which the unique indexes allow any number of.
-const resellerCols = `id, name, COALESCE(slug, ''), display_name, accent, policy, created_us, updated_us`
+const resellerCols = `id, name, COALESCE(slug, ''), display_name, accent, policy, created_us, updated_us, max_domains, max_recipients`
 
 func scanReseller(sc interface{ Scan(...any) error }) (tenant.Reseller, error) {
 	var (
@@ -416,7 +427,7 @@ func scanReseller(sc interface{ Scan(...any) error }) (tenant.Reseller, error) {
 		pol      string
 		cre, upd int64
 	)
-	if err := sc.Scan(&r.ID, &r.Name, &r.Slug, &r.DisplayName, &r.Accent, &pol, &cre, &upd); err != nil {
+	if err := sc.Scan(&r.ID, &r.Name, &r.Slug, &r.DisplayName, &r.Accent, &pol, &cre, &upd, &r.Quota.Domains, &r.Quota.Recipients); err != nil {
 		return r, err
 	}
 	r.Created, r.Updated = fromMicros(cre), fromMicros(upd)
@@ -468,9 +479,9 @@ func (t *Tenants) CreateReseller(ctx context.Context, r *tenant.Reseller, a admi
 	now := nowUTC()
 	return t.write(ctx, "reseller "+r.Name, a, changed{changedReseller, &r.ID}, func(tx *sql.Tx) error {
 		r.Created, r.Updated = now, now
-		return tx.QueryRowContext(ctx, `INSERT INTO resellers (name, slug, display_name, accent, policy, created_us, updated_us)
-			VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING id`,
-			r.Name, nullStr(r.Slug), r.DisplayName, r.Accent, pol, micros(now)).Scan(&r.ID)
+		return tx.QueryRowContext(ctx, `INSERT INTO resellers (name, slug, display_name, accent, policy, created_us, updated_us, max_domains, max_recipients)
+			VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8) RETURNING id`,
+			r.Name, nullStr(r.Slug), r.DisplayName, r.Accent, pol, micros(now), r.Quota.Domains, r.Quota.Recipients).Scan(&r.ID)
 	})
 }
 
@@ -483,8 +494,8 @@ func (t *Tenants) UpdateReseller(ctx context.Context, r *tenant.Reseller, a admi
 	return t.write(ctx, "reseller "+r.Name, a, changed{changedReseller, &r.ID}, func(tx *sql.Tx) error {
 		r.Updated = now
 		return expectRow(tx.ExecContext(ctx, `UPDATE resellers SET name = $1, slug = $2, display_name = $3, accent = $4,
-			policy = $5, updated_us = $6 WHERE id = $7`,
-			r.Name, nullStr(r.Slug), r.DisplayName, r.Accent, pol, micros(now), r.ID))
+			policy = $5, updated_us = $6, max_domains = $7, max_recipients = $8 WHERE id = $9`,
+			r.Name, nullStr(r.Slug), r.DisplayName, r.Accent, pol, micros(now), r.Quota.Domains, r.Quota.Recipients, r.ID))
 	})
 }
 
@@ -572,10 +583,20 @@ func (t *Tenants) UpdateCustomer(ctx context.Context, c *tenant.Customer, a admi
 	now := nowUTC()
 	return t.write(ctx, "customer "+c.Name, a, changed{changedCustomer, &c.ID}, func(tx *sql.Tx) error {
 		c.Updated = now
+		from, err := ownerOf(ctx, tx, ownerOfCustomer, c.ID)
+		if err != nil {
+			return err
+		}
 		// The map key never changes: embeds already published keep working.
-		return expectRow(tx.ExecContext(ctx, `UPDATE customers SET reseller_id = $1, name = $2, policy = $3, suspended = $4,
+		if err := expectRow(tx.ExecContext(ctx, `UPDATE customers SET reseller_id = $1, name = $2, policy = $3, suspended = $4,
 			updated_us = $5 WHERE id = $6`,
-			c.ResellerID, c.Name, pol, c.Suspended, micros(now), c.ID))
+			c.ResellerID, c.Name, pol, c.Suspended, micros(now), c.ID)); err != nil {
+			return err
+		}
+		if c.ResellerID == from {
+			return nil
+		}
+		return t.enforceMoved(ctx, tx, c.ResellerID, `SELECT id FROM domains WHERE customer_id = $1`, c.ID)
 	})
 }
 
@@ -648,6 +669,13 @@ func (t *Tenants) CreateDomain(ctx context.Context, d *tenant.DomainRecord, a ad
 			d.CustomerID, d.Name, d.Route, d.TLS, pol, micros(now), d.Status, d.VerifyToken, pendingSince(d)).Scan(&d.ID); err != nil {
 			return err
 		}
+		owner, err := ownerOf(ctx, tx, ownerOfDomain, d.ID)
+		if err != nil {
+			return err
+		}
+		if err := t.enforceQuota(ctx, tx, owner, quotaDomains, 1); err != nil {
+			return err
+		}
 		if err := forgetTakeover(ctx, tx, d); err != nil {
 			return err
 		}
@@ -663,10 +691,23 @@ func (t *Tenants) UpdateDomain(ctx context.Context, d *tenant.DomainRecord, a ad
 	now := nowUTC()
 	return t.write(ctx, "domain "+d.Name, a, changed{changedDomain, &d.ID}, func(tx *sql.Tx) error {
 		d.Updated = now
+		from, err := ownerOf(ctx, tx, ownerOfDomain, d.ID)
+		if err != nil {
+			return err
+		}
 		if err := expectRow(tx.ExecContext(ctx, `UPDATE domains SET customer_id = $1, name = $2, route = $3, tls = $4, policy = $5, updated_us = $6,
 			status = $7, verify_token = $8, pending_since_us = $9 WHERE id = $10`,
 			d.CustomerID, d.Name, d.Route, d.TLS, pol, micros(now), d.Status, d.VerifyToken, pendingSince(d), d.ID)); err != nil {
 			return err
+		}
+		to, err := ownerOf(ctx, tx, ownerOfDomain, d.ID)
+		if err != nil {
+			return err
+		}
+		if to != from {
+			if err := t.enforceMoved(ctx, tx, to, `SELECT id FROM domains WHERE id = $1`, d.ID); err != nil {
+				return err
+			}
 		}
 		if err := forgetTakeover(ctx, tx, d); err != nil {
 			return err
@@ -772,8 +813,13 @@ func (t *Tenants) AddRecipients(ctx context.Context, domainID int64, locals []st
 	added := 0
 	now := micros(nowUTC())
 	v, err := t.write(ctx, "recipients", a, changed{changedDomain, &domainID}, func(tx *sql.Tx) error {
+		var removed int64
 		if replace {
-			if _, err := tx.ExecContext(ctx, `DELETE FROM recipients WHERE domain_id = $1`, domainID); err != nil {
+			res, err := tx.ExecContext(ctx, `DELETE FROM recipients WHERE domain_id = $1`, domainID)
+			if err != nil {
+				return err
+			}
+			if removed, err = res.RowsAffected(); err != nil {
 				return err
 			}
 		}
@@ -802,7 +848,16 @@ func (t *Tenants) AddRecipients(ctx context.Context, domainID int64, locals []st
 			}
 			added += int(n)
 		}
-		return nil
+		if added == 0 {
+			// Nothing new (a re-import, or a replace that only shrank):
+			// a reseller over a lowered quota may still clean up.
+			return nil
+		}
+		owner, err := ownerOf(ctx, tx, ownerOfDomain, domainID)
+		if err != nil {
+			return err
+		}
+		return t.enforceQuota(ctx, tx, owner, quotaRecipients, int64(added)-removed)
 	})
 	return added, v, err
 }
@@ -811,6 +866,110 @@ func (t *Tenants) DeleteRecipient(ctx context.Context, domainID int64, local str
 	return t.write(ctx, "recipient "+local, a, changed{changedDomain, &domainID}, func(tx *sql.Tx) error {
 		return expectRow(tx.ExecContext(ctx, `DELETE FROM recipients WHERE domain_id = $1 AND local = $2`, domainID, local))
 	})
+}
+
+// --- quotas
+
+// What a quota caps (tenant.QuotaError.What).
+const (
+	quotaDomains    = "domains"
+	quotaRecipients = "recipients"
+)
+
+// quotaCount counts what a quota caps of reseller $1.
+var quotaCount = map[string]string{
+	quotaDomains: `SELECT COUNT(*) FROM domains d JOIN customers c ON c.id = d.customer_id WHERE c.reseller_id = $1`,
+	quotaRecipients: `SELECT COUNT(*) FROM recipients WHERE domain_id IN
+		(SELECT d.id FROM domains d JOIN customers c ON c.id = d.customer_id WHERE c.reseller_id = $1)`,
+}
+
+// Queries of the reseller ($1: a domain's or customer's id) holding an
+// object, for ownerOf.
+const (
+	ownerOfDomain   = `SELECT c.reseller_id FROM domains d JOIN customers c ON c.id = d.customer_id WHERE d.id = $1`
+	ownerOfCustomer = `SELECT reseller_id FROM customers WHERE id = $1`
+)
+
+// ownerOf runs one of the owner queries in tx. A missing object is
+// ErrNotFound, like the write it precedes would report.
+func ownerOf(ctx context.Context, tx *sql.Tx, query string, id int64) (int64, error) {
+	var owner int64
+	err := tx.QueryRowContext(ctx, query, id).Scan(&owner)
+	return owner, err
+}
+
+// enforceQuota fails tx when the write it just made (delta more of what,
+// quotaDomains or quotaRecipients) left resellerID over its quota.
+// Counting after the write makes duplicates, replaced lists and skipped
+// existing rows count as they are stored. The reseller's row is locked
+// first on PostgreSQL, so concurrent writes of one reseller count one
+// after another and each sees the others' rows (SQLite runs one write at
+// a time anyway): two requests cannot both pass the last free place.
+func (t *Tenants) enforceQuota(ctx context.Context, tx *sql.Tx, resellerID int64, what string, delta int64) error {
+	lock := ""
+	if t.st.Dialect == Postgres {
+		// NO KEY: customers' foreign keys (KEY SHARE) need not wait.
+		lock = " FOR NO KEY UPDATE"
+	}
+	var own tenant.Quota
+	if err := tx.QueryRowContext(ctx, `SELECT max_domains, max_recipients FROM resellers WHERE id = $1`+lock,
+		resellerID).Scan(&own.Domains, &own.Recipients); err != nil {
+		return err
+	}
+	q := own.Over(t.DefaultQuota)
+	limit := q.Domains
+	if what == quotaRecipients {
+		limit = q.Recipients
+	}
+	if limit <= 0 {
+		return nil
+	}
+	var n int64
+	if err := tx.QueryRowContext(ctx, quotaCount[what], resellerID).Scan(&n); err != nil {
+		return err
+	}
+	if n > limit {
+		return &tenant.QuotaError{What: what, Quota: limit, Used: n - delta, After: n}
+	}
+	return nil
+}
+
+// enforceMoved checks both quotas of resellerID after the domains that
+// domainIDs selects (by $1 = id) moved to it with their recipients: an
+// operator's move is a create for the reseller receiving them.
+func (t *Tenants) enforceMoved(ctx context.Context, tx *sql.Tx, resellerID int64, domainIDs string, id int64) error {
+	for _, m := range []struct{ what, count string }{
+		{quotaDomains, `SELECT COUNT(*) FROM (` + domainIDs + `) moved`},
+		{quotaRecipients, `SELECT COUNT(*) FROM recipients WHERE domain_id IN (` + domainIDs + `)`},
+	} {
+		var n int64
+		if err := tx.QueryRowContext(ctx, m.count, id).Scan(&n); err != nil {
+			return err
+		}
+		if n == 0 {
+			continue
+		}
+		if err := t.enforceQuota(ctx, tx, resellerID, m.what, n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ResellerUsage counts what reseller id holds against its quota.
+func (t *Tenants) ResellerUsage(ctx context.Context, id int64) (admin.Usage, error) {
+	r, err := t.GetReseller(ctx, id)
+	if err != nil {
+		return admin.Usage{}, err
+	}
+	q := r.Quota.Over(t.DefaultQuota)
+	u := admin.Usage{Domains: admin.Use{Quota: q.Domains}, Recipients: admin.Use{Quota: q.Recipients}}
+	for what, n := range map[string]*int64{quotaDomains: &u.Domains.Used, quotaRecipients: &u.Recipients.Used} {
+		if err := t.query(ctx, quotaCount[what], []any{id}, func(rows *sql.Rows) error { return rows.Scan(n) }); err != nil {
+			return admin.Usage{}, err
+		}
+	}
+	return u, nil
 }
 
 // --- tokens

@@ -1,6 +1,7 @@
 package tenant
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"maps"
@@ -25,11 +26,42 @@ type Reseller struct {
 	Slug string `json:"slug"`
 	// DisplayName and Accent are the white label the panel and the
 	// reseller's map show (empty: the name and the default colour).
-	DisplayName string    `json:"display_name,omitempty"`
-	Accent      string    `json:"accent,omitempty"`
-	Policy      Policy    `json:"policy"`
-	Created     time.Time `json:"created"`
-	Updated     time.Time `json:"updated"`
+	DisplayName string `json:"display_name,omitempty"`
+	Accent      string `json:"accent,omitempty"`
+	Policy      Policy `json:"policy"`
+	// Quota is the operator's override of the configured default quota
+	// (SyncConfig.DefaultQuota); only the operator may set it.
+	Quota   Quota     `json:"quota"`
+	Created time.Time `json:"created"`
+	Updated time.Time `json:"updated"`
+}
+
+// Quota caps what a reseller may provision: every node holds every
+// tenant's domains and recipients in memory, so one reseller's bulk would
+// cost all the others. A zero field takes the configured default; a zero
+// default means no cap.
+type Quota struct {
+	// Domains counts pending domains too: a claim costs every node memory
+	// and verification work before it is proven.
+	Domains    int64 `json:"domains,omitempty" yaml:"domains"`
+	Recipients int64 `json:"recipients,omitempty" yaml:"recipients"`
+}
+
+// Over resolves q's zero fields from def.
+func (q Quota) Over(def Quota) Quota {
+	return Quota{Domains: cmp.Or(q.Domains, def.Domains), Recipients: cmp.Or(q.Recipients, def.Recipients)}
+}
+
+// Validate checks an override or a default; keys are prefixed with prefix.
+func (q Quota) Validate(prefix string) FieldErrors {
+	fe := FieldErrors{}
+	if q.Domains < 0 {
+		fe[prefix+"domains"] = "must not be negative"
+	}
+	if q.Recipients < 0 {
+		fe[prefix+"recipients"] = "must not be negative"
+	}
+	return fe
 }
 
 // Customer belongs to one reseller.
@@ -122,7 +154,28 @@ var (
 	// ErrUnavailable wraps store failures: the database is down or
 	// unreachable, so writes cannot be committed now.
 	ErrUnavailable = errors.New("tenant database unavailable")
+	// ErrQuotaExceeded: the write would leave a reseller over its quota
+	// (QuotaError says which and by how much).
+	ErrQuotaExceeded = errors.New("quota exceeded")
 )
+
+// QuotaError is a write refused by a reseller's quota.
+type QuotaError struct {
+	// What is "domains" or "recipients".
+	What  string `json:"what"`
+	Quota int64  `json:"quota"`
+	// Used is what the reseller held before the write, After what it
+	// would have held.
+	Used  int64 `json:"used"`
+	After int64 `json:"after"`
+}
+
+func (e *QuotaError) Error() string {
+	return fmt.Sprintf("quota exceeded for %s: %d of %d in use, this change would make %d (delete some, or ask the operator to raise the quota)",
+		e.What, e.Used, e.Quota, e.After)
+}
+
+func (e *QuotaError) Unwrap() error { return ErrQuotaExceeded }
 
 // FieldErrors maps a field (dotted path, "policy.tag_score") to what is
 // wrong with it.

@@ -32,15 +32,25 @@ type SyncConfig struct {
 	// PendingClaimTTL is how long a reseller's unproven domain keeps its
 	// name from the other resellers.
 	PendingClaimTTL time.Duration `yaml:"pending_claim_ttl"`
+	// DefaultQuota is every reseller's quota unless the operator set
+	// another for it.
+	DefaultQuota Quota `yaml:"default_quota"`
 }
 
 // DefaultSyncConfig reloads every 30 s, calls 3 missed reloads stale and
 // re-checks up to 100 pending domains every 5 min; unproven claims lapse
-// after DefaultPendingClaimTTL.
+// after DefaultPendingClaimTTL; resellers get DefaultQuota.
 func DefaultSyncConfig() SyncConfig {
 	return SyncConfig{ReloadInterval: 30 * time.Second, StaleAfter: 3, VerifyInterval: 5 * time.Minute, VerifyPerRound: 100,
-		PendingClaimTTL: DefaultPendingClaimTTL}
+		PendingClaimTTL: DefaultPendingClaimTTL, DefaultQuota: DefaultQuota}
 }
+
+// DefaultQuota is generous: a large hosting reseller runs thousands of
+// domains and a few hundred thousand mailboxes, so it never meets the
+// cap, while a script creating without end meets it long before every
+// node holds tens of millions of its recipients and reloads for each of
+// its changes.
+var DefaultQuota = Quota{Domains: 10000, Recipients: 1000000}
 
 // Validate checks the section; messages name the key.
 func (c SyncConfig) Validate() error {
@@ -59,7 +69,7 @@ func (c SyncConfig) Validate() error {
 	if c.PendingClaimTTL < time.Minute {
 		return errors.New("pending_claim_ttl: at least 1m")
 	}
-	return nil
+	return c.DefaultQuota.Validate("default_quota.").Err()
 }
 
 // BroadcastTopic is the cluster topic of tenant change announcements; the

@@ -68,7 +68,7 @@ func (a *AdminAPI) routes() []apiRoute {
 
 		h("GET /api/v1/resellers", list(a.svc.ListResellers, func(x tenant.Reseller) int64 { return x.ID })),
 		h("POST /api/v1/resellers", create[resellerBody](a.svc.CreateReseller)),
-		h("GET /api/v1/resellers/{id}", byID(a.svc.GetReseller)),
+		h("GET /api/v1/resellers/{id}", byID(a.getReseller)),
 		h("PATCH /api/v1/resellers/{id}", update[resellerBody](a.svc.UpdateReseller)),
 		h("DELETE /api/v1/resellers/{id}", remove(a.svc.DeleteReseller)),
 
@@ -121,6 +121,8 @@ func serveOpenAPI(w http.ResponseWriter, _ *http.Request) {
 type apiError struct {
 	Error  string            `json:"error"`
 	Fields map[string]string `json:"fields,omitempty"`
+	// Quota details a refusal by a reseller's quota.
+	Quota *tenant.QuotaError `json:"quota,omitempty"`
 }
 
 // errBodyTooLarge and errBadRequest are the handler-side input errors.
@@ -169,12 +171,17 @@ func (a *AdminAPI) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var (
 		fe   tenant.FieldErrors
 		bad  badRequest
+		qe   *tenant.QuotaError
 		code int
 		body = apiError{Error: err.Error()}
 	)
 	switch {
 	case errors.As(err, &fe):
 		code, body = http.StatusBadRequest, apiError{Error: "invalid input", Fields: fe}
+	case errors.As(err, &qe):
+		// 403, not 409: the request is valid and the name free, but this
+		// reseller may hold no more; clients take 409 for a name taken.
+		code, body.Quota = http.StatusForbidden, qe
 	case errors.As(err, &bad):
 		code = http.StatusBadRequest
 	case errors.Is(err, errBodyTooLarge):

@@ -19,6 +19,14 @@ import (
 type resellerBody struct {
 	Name   *string        `json:"name"`
 	Policy *tenant.Policy `json:"policy"`
+	// Quota sets the override's fields given (0 restores the default).
+	// Only the operator may write a reseller at all.
+	Quota *quotaBody `json:"quota"`
+}
+
+type quotaBody struct {
+	Domains    *int64 `json:"domains"`
+	Recipients *int64 `json:"recipients"`
 }
 
 type customerBody struct {
@@ -99,6 +107,26 @@ func set[T any](dst *T, src *T) {
 func (b resellerBody) apply(r *tenant.Reseller) {
 	set(&r.Name, b.Name)
 	set(&r.Policy, b.Policy)
+	if b.Quota != nil {
+		set(&r.Quota.Domains, b.Quota.Domains)
+		set(&r.Quota.Recipients, b.Quota.Recipients)
+	}
+}
+
+// resellerView is a reseller as GET /resellers/{id} answers it: with what
+// it holds against its quota, which a list does not count.
+type resellerView struct {
+	tenant.Reseller
+	Usage admin.Usage `json:"usage"`
+}
+
+func (a *AdminAPI) getReseller(ctx context.Context, p admin.Principal, id int64) (resellerView, error) {
+	r, err := a.svc.GetReseller(ctx, p, id)
+	if err != nil {
+		return resellerView{}, err
+	}
+	u, err := a.svc.ResellerUsage(ctx, p, id)
+	return resellerView{r, u}, err
 }
 
 func (b customerBody) apply(c *tenant.Customer) {

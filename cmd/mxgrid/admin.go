@@ -107,9 +107,17 @@ type resource struct {
 var (
 	resellerResource = resource{
 		name: "reseller", path: "/api/v1/resellers",
-		fields:  []field{{flag: "name", key: "name", usage: "reseller `name`", update: true}},
+		fields: []field{
+			{flag: "name", key: "name", usage: "reseller `name`", update: true},
+			{flag: "max-domains", key: "quota.domains", isInt: true, usage: "operator: at most `n` domains, pending ones included (0: tenants.default_quota)", update: true},
+			{flag: "max-recipients", key: "quota.recipients", isInt: true, usage: "operator: at most `n` recipients over all its domains (0: tenants.default_quota)", update: true},
+		},
 		filters: []filter{{flag: "name", key: "name", usage: "only names containing `text` (any case)"}},
-		columns: []column{{"ID", "id", "-"}, {"NAME", "name", "-"}, {"SLUG", "slug", "-"}},
+		// A list has no usage (get counts it); a quota left at the
+		// default is absent.
+		columns: []column{{"ID", "id", "-"}, {"NAME", "name", "-"}, {"SLUG", "slug", "-"},
+			{"DOMAINS", "usage.domains.used", "-"}, {"MAX_DOMAINS", "quota.domains", "default"},
+			{"RECIPIENTS", "usage.recipients.used", "-"}, {"MAX_RECIPIENTS", "quota.recipients", "default"}},
 	}
 	customerResource = resource{
 		name: "customer", path: "/api/v1/customers",
@@ -291,13 +299,44 @@ func (r resource) fieldFlags(fs *flag.FlagSet, update bool) func() map[string]an
 				switch {
 				case f.flag != fl.Name:
 				case strs[f.flag] != nil:
-					body[f.key] = *strs[f.flag]
+					put(body, f.key, *strs[f.flag])
 				case ints[f.flag] != nil:
-					body[f.key] = *ints[f.flag]
+					put(body, f.key, *ints[f.flag])
 				}
 			}
 		})
 		return body
+	}
+}
+
+// put sets key in body; a dotted key ("quota.domains") is a member of a
+// nested object, which the flags of its other members share.
+func put(body map[string]any, key string, v any) {
+	obj, member, nested := strings.Cut(key, ".")
+	if !nested {
+		body[key] = v
+		return
+	}
+	m, _ := body[obj].(map[string]any)
+	if m == nil {
+		m = map[string]any{}
+		body[obj] = m
+	}
+	put(m, member, v)
+}
+
+// lookup is the value of a column's key, dots walking into nested objects.
+func lookup(obj map[string]any, key string) (any, bool) {
+	for {
+		k, rest, nested := strings.Cut(key, ".")
+		v, ok := obj[k]
+		if !ok || !nested {
+			return v, ok
+		}
+		if obj, ok = v.(map[string]any); !ok {
+			return nil, false
+		}
+		key = rest
 	}
 }
 
@@ -417,7 +456,7 @@ func printItems(w io.Writer, asJSON bool, cols []column, items []json.RawMessage
 			if i > 0 {
 				fmt.Fprint(tw, "\t")
 			}
-			v, ok := obj[c.key]
+			v, ok := lookup(obj, c.key)
 			if !ok {
 				fmt.Fprint(tw, c.absent)
 				continue

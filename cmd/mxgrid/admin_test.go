@@ -180,6 +180,22 @@ func TestAdminCommandsProvisionThroughTheAPI(t *testing.T) {
 		t.Fatalf("recipient delete printed %q", out)
 	}
 
+	// The operator caps the reseller's domains at the three it holds: the
+	// next is refused with the quota and the usage, which get counts.
+	resellerHeader := []string{"ID", "NAME", "SLUG", "DOMAINS", "MAX_DOMAINS", "RECIPIENTS", "MAX_RECIPIENTS"}
+	// quotaCells are a reseller row's last four cells (its name has spaces).
+	quotaCells := func(row []string) string { return strings.Join(row[len(row)-4:], " ") }
+	if got := rows(ok("reseller", "update", reseller, "-max-domains", "3"), resellerHeader...); quotaCells(got[0]) != "- 3 - default" {
+		t.Fatalf("reseller update -max-domains printed %q", got)
+	}
+	_, errOut, code = mx(nil, "domain", "create", "-token-file", tokFile, "-customer", c, "-name", "more.example", "-route", "127.0.0.1:2525")
+	if code != 1 || !strings.Contains(errOut, "quota exceeded for domains: 3 of 3 in use") || !strings.Contains(errOut, "(HTTP 403)") {
+		t.Fatalf("domain past the quota: exit %d, stderr %q", code, errOut)
+	}
+	if got := rows(ok("reseller", "get", reseller), resellerHeader...); quotaCells(got[0]) != "3 3 2 default" {
+		t.Fatalf("reseller get printed %q, want its usage and quota", got)
+	}
+
 	// Deleting, bottom up; a deleted object is then not found.
 	if out := ok("domain", "delete", d); out != "deleted domain "+d+"\n" {
 		t.Fatalf("domain delete printed %q", out)
@@ -191,7 +207,7 @@ func TestAdminCommandsProvisionThroughTheAPI(t *testing.T) {
 	if got := rows(ok("domain", "list"), domainHeader...); len(got) != 2 {
 		t.Fatalf("after delete, domain list = %q", got)
 	}
-	if got := rows(ok("reseller", "list"), "ID", "NAME", "SLUG"); len(got) != 1 || got[0][0] != reseller {
+	if got := rows(ok("reseller", "list"), resellerHeader...); len(got) != 1 || got[0][0] != reseller {
 		t.Fatalf("reseller list = %q", got)
 	}
 	if got := rows(ok("customer", "update", c, "-name", "Bakery"), "ID", "NAME", "RESELLER", "SUSPENDED"); got[0][1] != "Bakery" || got[0][3] != "no" {

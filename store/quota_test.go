@@ -1,0 +1,250 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+
+	"github.com/mxgrid/mxgrid/admin"
+	"github.com/mxgrid/mxgrid/tenant"
+)
+
+var quotaAudit = admin.AuditEntry{Actor: "test", Action: "create", Object: "x"}
+
+// quotaFixture is a store whose default quota is 3 domains and 5
+// recipients, with two resellers of one customer each.
+type quotaFixture struct {
+	ts     *Tenants
+	r1, r2 tenant.Reseller
+	// cust are r1's and r2's customers.
+	cust [2]int64
+}
+
+func newQuotaFixture(t *testing.T, st *Store) *quotaFixture {
+	t.Helper()
+	ctx := context.Background()
+	f := &quotaFixture{ts: NewTenants(st)}
+	f.ts.DefaultQuota = tenant.Quota{Domains: 3, Recipients: 5}
+	for i, r := range []*tenant.Reseller{&f.r1, &f.r2} {
+		r.Name = fmt.Sprintf("r%d", i+1)
+		r.Slug = r.Name
+		if _, err := f.ts.CreateReseller(ctx, r, quotaAudit); err != nil {
+			t.Fatal(err)
+		}
+		c := tenant.Customer{ResellerID: r.ID, Name: "c", MapKey: r.Name}
+		if _, err := f.ts.CreateCustomer(ctx, &c, quotaAudit); err != nil {
+			t.Fatal(err)
+		}
+		f.cust[i] = c.ID
+	}
+	return f
+}
+
+func (f *quotaFixture) domain(ctx context.Context, customerID int64, name string) (tenant.DomainRecord, error) {
+	// Pending like a reseller's unproven claim: those count too.
+	d := tenant.DomainRecord{CustomerID: customerID, Name: name, Route: "192.0.2.1:25", TLS: "opportunistic",
+		Status: tenant.StatusPending, VerifyToken: "t"}
+	_, err := f.ts.CreateDomain(ctx, &d, quotaAudit)
+	return d, err
+}
+
+// wantQuotaError checks err is a quota refusal with these numbers.
+func wantQuotaError(t *testing.T, err error, want tenant.QuotaError) {
+	t.Helper()
+	var qe *tenant.QuotaError
+	if !errors.As(err, &qe) || !errors.Is(err, tenant.ErrQuotaExceeded) || *qe != want {
+		t.Fatalf("err = %v, want %+v", err, want)
+	}
+}
+
+// TestResellerQuota: a write that would leave a reseller over its quota
+// fails whole; other resellers, re-imports and replaced lists are counted
+// as stored; the operator's override raises the default.
+func TestResellerQuota(t *testing.T) {
+	for _, tc := range dialects {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			f := newQuotaFixture(t, tc.open(t))
+			var doms []tenant.DomainRecord
+			for i := range 3 {
+				d, err := f.domain(ctx, f.cust[0], fmt.Sprintf("d%d.example", i))
+				if err != nil {
+					t.Fatalf("domain %d within the quota: %v", i, err)
+				}
+				doms = append(doms, d)
+			}
+			_, err := f.domain(ctx, f.cust[0], "over.example")
+			wantQuotaError(t, err, tenant.QuotaError{What: "domains", Quota: 3, Used: 3, After: 4})
+			if _, err := f.ts.DomainByName(ctx, "over.example"); !errors.Is(err, tenant.ErrNotFound) {
+				t.Fatalf("refused domain stored anyway: %v", err)
+			}
+			if _, err := f.domain(ctx, f.cust[1], "other.example"); err != nil {
+				t.Fatalf("another reseller's domain: %v", err)
+			}
+
+			steps := []struct {
+				name    string
+				domain  int
+				locals  []string
+				replace bool
+				want    *tenant.QuotaError
+				added   int
+			}{
+				{name: "within", domain: 0, locals: []string{"a", "b", "c", "d"}, added: 4},
+				{name: "over, across domains", domain: 1, locals: []string{"e", "f"},
+					want: &tenant.QuotaError{What: "recipients", Quota: 5, Used: 4, After: 6}},
+				{name: "re-import adds nothing", domain: 0, locals: []string{"a", "b", "c", "d"}},
+				{name: "replace counts the new list", domain: 0, locals: []string{"v", "w", "x", "y", "z"}, replace: true, added: 5},
+				{name: "replace over", domain: 0, locals: []string{"1", "2", "3", "4", "5", "6"}, replace: true,
+					want: &tenant.QuotaError{What: "recipients", Quota: 5, Used: 5, After: 6}},
+			}
+			for _, s := range steps {
+				added, _, err := f.ts.AddRecipients(ctx, doms[s.domain].ID, s.locals, s.replace, quotaAudit)
+				if s.want != nil {
+					wantQuotaError(t, err, *s.want)
+					continue
+				}
+				if err != nil || added != s.added {
+					t.Fatalf("%s: added %d, %v; want %d", s.name, added, err, s.added)
+				}
+			}
+			u, err := f.ts.ResellerUsage(ctx, f.r1.ID)
+			want := admin.Usage{Domains: admin.Use{Used: 3, Quota: 3}, Recipients: admin.Use{Used: 5, Quota: 5}}
+			if err != nil || u != want {
+				t.Fatalf("usage %+v, %v; want %+v (refused writes rolled back)", u, err, want)
+			}
+
+			f.r1.Quota = tenant.Quota{Domains: 4}
+			if _, err := f.ts.UpdateReseller(ctx, &f.r1, quotaAudit); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.domain(ctx, f.cust[0], "over.example"); err != nil {
+				t.Fatalf("after the operator raised the quota: %v", err)
+			}
+			got, err := f.ts.GetReseller(ctx, f.r1.ID)
+			if err != nil || got.Quota != f.r1.Quota {
+				t.Fatalf("stored quota %+v, %v; want %+v", got.Quota, err, f.r1.Quota)
+			}
+			u, err = f.ts.ResellerUsage(ctx, f.r1.ID)
+			want = admin.Usage{Domains: admin.Use{Used: 4, Quota: 4}, Recipients: admin.Use{Used: 5, Quota: 5}}
+			if err != nil || u != want {
+				t.Fatalf("usage %+v, %v; want %+v (the override's zero recipients field keeps the default)", u, err, want)
+			}
+		})
+	}
+}
+
+// TestResellerQuotaConcurrent: creates racing for the last places of a
+// quota cannot all pass.
+func TestResellerQuotaConcurrent(t *testing.T) {
+	const tries = 16
+	for _, tc := range dialects {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			f := newQuotaFixture(t, tc.open(t))
+			var (
+				wg      sync.WaitGroup
+				mu      sync.Mutex
+				created int
+			)
+			for i := range tries {
+				wg.Go(func() {
+					_, err := f.domain(ctx, f.cust[0], fmt.Sprintf("race%d.example", i))
+					mu.Lock()
+					defer mu.Unlock()
+					switch {
+					case err == nil:
+						created++
+					case !errors.Is(err, tenant.ErrQuotaExceeded):
+						t.Errorf("create %d: %v", i, err)
+					}
+				})
+			}
+			wg.Wait()
+			u, err := f.ts.ResellerUsage(ctx, f.r1.ID)
+			if err != nil || created != 3 || u.Domains.Used != 3 {
+				t.Fatalf("%d of %d concurrent creates passed, %d stored (%v); want the quota's 3", created, tries, u.Domains.Used, err)
+			}
+		})
+	}
+}
+
+// TestQuotaMigration: resellers from before quotas take the default.
+func TestQuotaMigration(t *testing.T) {
+	for _, tc := range dialects {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			st := tc.open(t)
+			if err := st.Migrate(ctx, tenantsComponent, tenantMigrations[:6]); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := st.DB.ExecContext(ctx, `INSERT INTO resellers (name, policy, created_us, updated_us, slug) VALUES ('r', '{}', 0, 0, 'r')`); err != nil {
+				t.Fatal(err)
+			}
+			ts := NewTenants(st)
+			ts.DefaultQuota = tenant.Quota{Domains: 7, Recipients: 9}
+			r, err := ts.GetReseller(ctx, 1)
+			if err != nil || r.Quota != (tenant.Quota{}) {
+				t.Fatalf("migrated reseller quota %+v, %v; want no override", r.Quota, err)
+			}
+			u, err := ts.ResellerUsage(ctx, 1)
+			if want := (admin.Usage{Domains: admin.Use{Quota: 7}, Recipients: admin.Use{Quota: 9}}); err != nil || u != want {
+				t.Fatalf("usage %+v, %v; want %+v", u, err, want)
+			}
+		})
+	}
+}
+
+// TestResellerQuotaMoves: the operator moving a domain or a customer to
+// another reseller is a create for that reseller, checked against its
+// quota; a move within its quota passes.
+func TestResellerQuotaMoves(t *testing.T) {
+	for _, tc := range dialects {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			f := newQuotaFixture(t, tc.open(t))
+			// r1 holds 2 domains and 5 recipients of its quota's 3 and 5.
+			for i := range 2 {
+				d, err := f.domain(ctx, f.cust[0], fmt.Sprintf("r1-%d.example", i))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, _, err := f.ts.AddRecipients(ctx, d.ID, []string{"a", "b", "c"}[i:], false, quotaAudit); err != nil {
+					t.Fatal(err)
+				}
+			}
+			empty, err := f.domain(ctx, f.cust[1], "empty.example")
+			if err != nil {
+				t.Fatal(err)
+			}
+			full, err := f.domain(ctx, f.cust[1], "full.example")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := f.ts.AddRecipients(ctx, full.ID, []string{"x"}, false, quotaAudit); err != nil {
+				t.Fatal(err)
+			}
+			moveDomain := func(d tenant.DomainRecord) error {
+				d.CustomerID = f.cust[0]
+				_, err := f.ts.UpdateDomain(ctx, &d, quotaAudit)
+				return err
+			}
+			wantQuotaError(t, moveDomain(full), tenant.QuotaError{What: "recipients", Quota: 5, Used: 5, After: 6})
+			if err := moveDomain(empty); err != nil {
+				t.Fatalf("moving an empty domain into the last place: %v", err)
+			}
+			c2, err := f.ts.GetCustomer(ctx, f.cust[1])
+			if err != nil {
+				t.Fatal(err)
+			}
+			c2.ResellerID = f.r1.ID
+			_, err = f.ts.UpdateCustomer(ctx, &c2, quotaAudit)
+			wantQuotaError(t, err, tenant.QuotaError{What: "domains", Quota: 3, Used: 3, After: 4})
+			if got, err := f.ts.GetDomain(ctx, full.ID); err != nil || got.ResellerID != f.r2.ID {
+				t.Fatalf("refused moves changed the domain: %+v, %v", got, err)
+			}
+		})
+	}
+}
