@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -169,10 +168,8 @@ func populateTenants(b *testing.B, dsn, route string, domains, rcpts int) {
 			b.Fatalf("copy %s: %v", table, err)
 		}
 	}
-	// The reseller's quota is no cap: the sizes pass the default,
-	// and this measures scale, not the quota.
-	copyRows("resellers", []string{"id", "name", "policy", "created_us", "updated_us", "max_domains", "max_recipients"}, 1,
-		func(i int) []any { return []any{i, "bench", "{}", now, now, math.MaxInt64, math.MaxInt64} })
+	copyRows("resellers", []string{"id", "name", "policy", "created_us", "updated_us"}, 1,
+		func(i int) []any { return []any{i, "bench", "{}", now, now} })
 	copyRows("customers", []string{"id", "reseller_id", "name", "policy", "created_us", "updated_us"}, customers,
 		func(i int) []any { return []any{i, 1, fmt.Sprintf("customer %d", i), "{}", now, now} })
 	copyRows("domains", []string{"id", "customer_id", "name", "route", "tls", "policy", "created_us", "updated_us"}, domains,

@@ -45,12 +45,12 @@ func DefaultSyncConfig() SyncConfig {
 		PendingClaimTTL: DefaultPendingClaimTTL, DefaultQuota: DefaultQuota}
 }
 
-// DefaultQuota is generous: a large hosting reseller runs thousands of
-// domains and a few hundred thousand mailboxes, so it never meets the
-// cap, while a script creating without end meets it long before every
-// node holds tens of millions of its recipients and reloads for each of
-// its changes.
-var DefaultQuota = Quota{Domains: 10000, Recipients: 1000000}
+// DefaultQuota is no cap. A cap the operator did not choose would refuse
+// a large hosting reseller's provisioning (and costs a count of the
+// reseller's recipients on every write that adds some); operators of an
+// open reseller programme set tenants.default_quota (README suggests
+// 10,000 domains and 1,000,000 recipients).
+var DefaultQuota = Quota{}
 
 // Validate checks the section; messages name the key.
 func (c SyncConfig) Validate() error {
