@@ -31,7 +31,7 @@ func TestEightBitNeeds8BITMIMEDownstream(t *testing.T) {
 		{name: "Latin-1 body", body: "caf\xe9\r\n", want: 554},
 		{name: "spooled body, 8-bit at its end", body: big + "caf\xc3\xa9\r\n", want: 554},
 		{name: "BODY=8BITMIME declared, 7-bit body", mail: " BODY=8BITMIME", body: "plain\r\n", want: 250},
-		{name: "8-bit HELO in our Received field", helo: "caf\xc3\xa9.sender.test", body: "plain\r\n", want: 554},
+		{name: "UTF-8 HELO, written as its A-label in our Received field", helo: "caf\xc3\xa9.sender.test", body: "plain\r\n", want: 250},
 		{name: "7-bit body", body: "plain\r\n", want: 250},
 		{name: "7-bit spooled body", body: big, want: 250},
 		{name: "UTF-8 body, 8BITMIME offered", offer: true, body: "Caf\xc3\xa9\r\n", want: 250},

@@ -3,14 +3,17 @@ package smtpd
 import (
 	"bytes"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/emersion/go-message/textproto"
+	"github.com/mxgrid/mxgrid/mailaddr"
 	"github.com/mxgrid/mxgrid/replytext"
 	"github.com/mxgrid/mxgrid/scanner"
 	"github.com/mxgrid/mxgrid/verdict"
+	"golang.org/x/net/idna"
 )
 
 // addedHeaderAllowance is what our prepended fields may add to a message's
@@ -114,10 +117,7 @@ func (ss *session) writeReceived(w *bytes.Buffer) {
 	if _, ok := ss.conn.TLSConnectionState(); ok {
 		with = "ESMTPS"
 	}
-	helo := ss.helo()
-	if helo == "" {
-		helo = "unknown"
-	}
+	helo := asciiHELO(ss.helo())
 	// Built by appending: one string for the whole value, not one per part.
 	v := make([]byte, 0, 256)
 	v = append(v, "from "...)
@@ -142,6 +142,24 @@ func (ss *session) writeReceived(w *bytes.Buffer) {
 	v = append(v, "; "...)
 	v = time.Now().AppendFormat(v, time.RFC1123Z)
 	writeField(w, "Received", string(v))
+}
+
+// asciiHELO is the client's HELO as our Received field gives it: a UTF-8
+// name as its A-label (RFC 5890), anything else not ASCII escaped. Written
+// as sent, it made every message from that client 8-bit, which a customer's
+// server without 8BITMIME is not sent (RFC 6152).
+func asciiHELO(helo string) string {
+	switch {
+	case helo == "":
+		return "unknown"
+	case mailaddr.IsASCII(helo):
+		return helo
+	}
+	if a, err := idna.Lookup.ToASCII(helo); err == nil {
+		return a
+	}
+	q := strconv.QuoteToASCII(helo)
+	return q[1 : len(q)-1]
 }
 
 // maxFieldLine is RFC 5322 §2.1.1's hard limit on a header line, CRLF
