@@ -73,6 +73,8 @@ func newWorld(t testing.TB) *world {
 	srv.AddTXT("_dmarc.strict.example", "v=DMARC1; p=reject; adkim=s; aspf=s")
 	srv.AddTXT("strict.example", "v=spf1 ip4:192.0.2.10 -all")
 	srv.AddTXT("_dmarc.soft.example", "v=DMARC1; p=none")
+	srv.ServFail("spftmp.example")
+	srv.AddTXT("_dmarc.spftmp.example", "v=DMARC1; p=reject")
 	srv.ServFail("_dmarc.dmarcfail.example")
 	srv.AddTXT("dmarcfail.example", "v=spf1 ip4:192.0.2.10 -all")
 
@@ -208,6 +210,27 @@ func TestCheck(t *testing.T) {
 			env:         scanner.Envelope{ClientIP: bad, HELO: "[203.0.113.1]", MailFrom: "alice@example.org"},
 			raw:         func(t testing.TB) []byte { return w.sign(t, testMessage("alice@example.org"), "other.example", "ed") },
 			wantSymbols: []string{"SPF_FAIL", "DKIM_PASS", "DMARC_FAIL_REJECT"},
+		},
+		{
+			// No aligned pass, but the aligned signature's key could not be
+			// fetched: it may pass on a retry, so p=reject must not refuse.
+			name:        "aligned DKIM temperror, SPF fail: DMARC temperror, no reject",
+			env:         scanner.Envelope{ClientIP: bad, HELO: "[203.0.113.1]", MailFrom: "alice@example.org", DMARCEnforce: true},
+			raw:         func(t testing.TB) []byte { return w.sign(t, testMessage("alice@example.org"), "example.org", "tmp") },
+			wantSymbols: []string{"SPF_FAIL", "DKIM_TEMPERROR", "DMARC_TEMPERROR"},
+		},
+		{
+			name:        "aligned SPF temperror, unsigned: DMARC temperror, no reject",
+			env:         scanner.Envelope{ClientIP: bad, HELO: "[203.0.113.1]", MailFrom: "alice@spftmp.example", DMARCEnforce: true},
+			raw:         func(testing.TB) []byte { return testMessage("alice@spftmp.example") },
+			wantSymbols: []string{"SPF_TEMPERROR", "DKIM_NONE", "DMARC_TEMPERROR"},
+		},
+		{
+			name:        "unaligned DKIM temperror does not stop a DMARC fail",
+			env:         scanner.Envelope{ClientIP: bad, HELO: "[203.0.113.1]", MailFrom: "alice@example.org", DMARCEnforce: true},
+			raw:         func(t testing.TB) []byte { return w.sign(t, testMessage("alice@strict.example"), "example.org", "tmp") },
+			wantSymbols: []string{"SPF_FAIL", "DKIM_TEMPERROR", "DMARC_FAIL_REJECT"},
+			wantReject:  true,
 		},
 		{
 			name: "tampered body: DKIM fail",

@@ -67,6 +67,9 @@ func (c *Check) evaluateDMARC(ctx context.Context, msg *scanner.Message, spfRes 
 		r.reason = passReason(rec.Policy)
 		return r
 	}
+	if r.temporary(spfRes, dkims, from, rec) {
+		return r
+	}
 	policy := rec.Policy
 	if atOrg && rec.SubdomainPolicy != "" {
 		policy = rec.SubdomainPolicy
@@ -87,6 +90,28 @@ func (c *Check) evaluateDMARC(ctx context.Context, msg *scanner.Message, spfRes 
 	r.symbol = symbolName("DMARC_FAIL_", disposition)
 	r.reason = fmt.Sprintf("p=%s dis=%s", policy, disposition)
 	return r
+}
+
+// temporary makes r a temperror when nothing aligned passed but an aligned
+// identifier's check could not finish (SPF or a DKIM key lookup in
+// temperror): it might have passed, and failing would apply the domain's
+// policy, a permanent 550 under p=reject, to mail that a retry could
+// authenticate (DMARCbis: no pass and an aligned temperror is temperror).
+func (r *dmarcResult) temporary(spfRes *spfResult, dkims []dkimResult, from string, rec *dmarc.Record) bool {
+	why := ""
+	if spfRes != nil && spfRes.result == "temperror" && aligned(spfRes.domain, from, rec.SPFAlignment) {
+		why = "SPF for " + spfRes.domain
+	}
+	for _, d := range dkims {
+		if why == "" && d.result == "temperror" && aligned(d.domain, from, rec.DKIMAlignment) {
+			why = "DKIM for " + d.domain
+		}
+	}
+	if why == "" {
+		return false
+	}
+	r.result, r.symbol, r.reason = "temperror", "DMARC_TEMPERROR", "no aligned pass, and "+why+" could not be checked"
+	return true
 }
 
 // passReason is "p=" and the policy, the comment on a pass, not built per
