@@ -11,7 +11,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"strconv"
 	"strings"
@@ -246,12 +245,11 @@ func (c *Check) verifyAMS(ctx context.Context, msg *scanner.Message, fields []*r
 	if bodyCanon == "" {
 		bodyCanon = "simple"
 	}
-	body, err := arcBody(msg)
+	bh, err := bodyHash(msg, bodyCanon == "relaxed")
 	if err != nil {
 		return err
 	}
-	bh := sha256.Sum256(canonicalBody(body, bodyCanon == "relaxed"))
-	if base64.StdEncoding.EncodeToString(bh[:]) != t["bh"] {
+	if base64.StdEncoding.EncodeToString(bh) != t["bh"] {
 		return errors.New("body hash does not match")
 	}
 	var in bytes.Buffer
@@ -349,48 +347,4 @@ func canonicalHeader(name, value string, relaxed bool) string {
 	v := strings.ReplaceAll(value, "\r\n", "")
 	v = strings.Join(strings.FieldsFunc(v, func(r rune) bool { return r == ' ' || r == '\t' }), " ")
 	return strings.ToLower(strings.TrimSpace(name)) + ":" + v + "\r\n"
-}
-
-// canonicalBody is RFC 6376 3.4.3 (simple) or 3.4.4 (relaxed).
-func canonicalBody(body []byte, relaxed bool) []byte {
-	lines := strings.Split(string(body), "\r\n")
-	if relaxed {
-		for i, l := range lines {
-			l = strings.Join(strings.FieldsFunc(l, func(r rune) bool { return r == ' ' || r == '\t' }), " ")
-			if strings.HasPrefix(lines[i], " ") || strings.HasPrefix(lines[i], "\t") {
-				if l != "" {
-					l = " " + l
-				}
-			}
-			lines[i] = l
-		}
-	}
-	for len(lines) > 0 && lines[len(lines)-1] == "" {
-		lines = lines[:len(lines)-1]
-	}
-	if len(lines) == 0 {
-		if relaxed {
-			return nil
-		}
-		return []byte("\r\n")
-	}
-	return []byte(strings.Join(lines, "\r\n") + "\r\n")
-}
-
-// arcBody is the body the message signature's hash covers. A spooled
-// message (Raw nil) is read into memory only here, for a message that
-// carries ARC sets; newlines were normalised to CRLF on the way to the
-// spool, so its body starts at BodyOffset.
-func arcBody(msg *scanner.Message) ([]byte, error) {
-	if msg.Raw == nil {
-		body, err := io.ReadAll(msg.Reader(int64(msg.BodyOffset)))
-		if err != nil {
-			return nil, fmt.Errorf("read body: %w", err)
-		}
-		return body, nil
-	}
-	if i := bytes.Index(msg.Raw, []byte("\r\n\r\n")); i >= 0 {
-		return msg.Raw[i+4:], nil
-	}
-	return nil, nil
 }

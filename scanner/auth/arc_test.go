@@ -30,7 +30,7 @@ func (w *world) arcSeal(t *testing.T, raw, domain string, i int, cv string) stri
 		return base64.StdEncoding.EncodeToString(sig)
 	}
 	head, body, _ := strings.Cut(raw, "\r\n\r\n")
-	bh := sha256.Sum256(canonicalBody([]byte(body), true))
+	bh := sha256.Sum256(referenceCanonicalBody([]byte(body), true))
 	aar := fmt.Sprintf(" i=%d; %s; spf=pass smtp.mailfrom=alice@example.org", i, domain)
 	amsTags := fmt.Sprintf(" i=%d; a=ed25519-sha256; c=relaxed/relaxed; d=%s; s=ed; h=from:subject:date; bh=%s; b=",
 		i, domain, base64.StdEncoding.EncodeToString(bh[:]))
