@@ -124,6 +124,12 @@ func New(cfg Config, reg prometheus.Registerer) *Cached {
 		}),
 	}
 	c.reach.now = time.Now
+	c.reach.serverAnswers = func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+		defer cancel()
+		_, err := res.LookupNS(ctx, ".")
+		return answered(asDNSError(err, "."))
+	}
 	f.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "mxgrid_dns_reachable",
 		Help: "1 while the DNS server answers, 0 after consecutive lookups got no answer (lookups then fail fast as temporary errors).",
