@@ -17,6 +17,7 @@ type Config struct {
 	// Timeout bounds one lookup, retries included.
 	Timeout time.Duration `yaml:"timeout"`
 	// CacheSize is the number of answers kept; 0 disables the cache.
+	// Answers over 4 KiB are never kept, so it also bounds the memory.
 	CacheSize int `yaml:"cache_size"`
 	// CacheTTL is how long an answer is kept. The standard library resolver
 	// does not expose record TTLs, so this is an upper bound chosen by the

@@ -13,6 +13,7 @@ import (
 // DKIM and DMARC become temperror, DNSBLs are skipped — and one lookup per
 // backoff period is let through to find out whether the server is back.
 // NXDOMAIN and other answers count as reachable: the server answered.
+// Consecutive failures only trip it if serverAnswers then fails too.
 type reach struct {
 	now      func() time.Time
 	onChange func(up bool) // called outside the lock, on every change
@@ -23,6 +24,11 @@ type reach struct {
 	backoff   time.Duration
 	nextProbe time.Time
 	probing   bool
+
+	// serverAnswers asks the server something it must answer if it works
+	// at all; set before the first lookup.
+	serverAnswers func() bool
+	confirming    bool
 }
 
 const (
@@ -48,31 +54,57 @@ func (r *reach) allow() bool {
 
 // done records the outcome of a lookup that went to the server.
 func (r *reach) done(err *net.DNSError) {
-	answered := err == nil || err.IsNotFound || !(err.IsTimeout || isNoServer(err))
+	ok := answered(err)
 	r.mu.Lock()
-	changed := false
+	confirm := false
 	switch {
-	case answered:
+	case ok:
 		r.failures, r.backoff, r.probing = 0, 0, false
-		changed, r.down = r.down, false
+	case r.down:
+		r.probing = false
+		r.backoff = min(2*r.backoff, maxBackoff)
+		r.nextProbe = r.now().Add(r.backoff)
 	default:
 		r.failures++
-		r.probing = false
-		if r.failures >= failuresToTrip {
-			if !r.down {
-				changed, r.down = true, true
-				r.backoff = minBackoff
-			} else {
-				r.backoff = min(2*r.backoff, maxBackoff)
-			}
-			r.nextProbe = r.now().Add(r.backoff)
+		// A spammer's own name servers that never answer make our
+		// recursive resolver time out on the spammer's names; one message
+		// does several such lookups at once. Only a root lookup, which the
+		// operator's resolver answers whenever it works, may trip the
+		// breaker for every sender.
+		if r.failures >= failuresToTrip && !r.confirming && r.serverAnswers != nil {
+			r.confirming, confirm = true, true
 		}
+	}
+	r.mu.Unlock()
+	if confirm {
+		ok = r.serverAnswers()
+	}
+	r.mu.Lock()
+	if confirm {
+		r.confirming = false
+		if ok {
+			r.failures = 0
+		}
+	}
+	changed := false
+	switch {
+	case ok:
+		changed, r.down = r.down, false
+	case confirm && !r.down:
+		changed, r.down = true, true
+		r.backoff = minBackoff
+		r.nextProbe = r.now().Add(r.backoff)
 	}
 	up := !r.down
 	r.mu.Unlock()
 	if changed && r.onChange != nil {
 		r.onChange(up)
 	}
+}
+
+// answered: the server replied, even if with NXDOMAIN or SERVFAIL.
+func answered(err *net.DNSError) bool {
+	return err == nil || err.IsNotFound || !(err.IsTimeout || isNoServer(err))
 }
 
 func (r *reach) up() bool {

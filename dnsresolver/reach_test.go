@@ -26,6 +26,7 @@ func TestUnansweredServerFailsFast(t *testing.T) {
 	c.OnReachabilityChange(func(up bool) { changes = append(changes, up) })
 	ctx := context.Background()
 
+	srv.Silent(".") // the breaker's root probe
 	for _, name := range []string{"a.test", "b.test", "c.test"} {
 		srv.Silent(name)
 		if _, err := c.LookupTXT(ctx, name); !dnsErr(t, err).IsTimeout {
@@ -55,6 +56,46 @@ func TestUnansweredServerFailsFast(t *testing.T) {
 	}
 	if !c.reach.up() || len(changes) != 2 || !changes[1] {
 		t.Errorf("after a good probe: up=%v changes=%v, want up again", c.reach.up(), changes)
+	}
+}
+
+// TestSilentNamesDoNotTripWhileRootAnswers: names whose authoritative
+// servers never answer (an attacker's) time out, but the server still
+// answers the root probe, so other senders' lookups go on.
+func TestSilentNamesDoNotTripWhileRootAnswers(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		rootSilent bool
+		wantUp     bool
+	}{
+		{"root answers", false, true},
+		{"nothing answers", true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := dnstest.Start(t)
+			srv.AddTXT("ok.test", "v=spf1 -all")
+			if tc.rootSilent {
+				srv.Silent(".")
+			}
+			c := newTest(t, srv, func(c *Config) { c.Timeout = 100 * time.Millisecond; c.CacheSize = 0 })
+			var wg sync.WaitGroup
+			for _, name := range []string{"spf.evil.test", "helo.evil.test", "key._domainkey.evil.test", "_dmarc.evil.test", "more.evil.test"} {
+				srv.Silent(name)
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					c.LookupTXT(context.Background(), name)
+				}()
+			}
+			wg.Wait()
+			if c.reach.up() != tc.wantUp {
+				t.Fatalf("up=%v, want %v", c.reach.up(), tc.wantUp)
+			}
+			_, err := c.LookupTXT(context.Background(), "ok.test")
+			if (err == nil) != tc.wantUp {
+				t.Errorf("lookup of an answered name: %v", err)
+			}
+		})
 	}
 }
 

@@ -124,6 +124,12 @@ func New(cfg Config, reg prometheus.Registerer) *Cached {
 		}),
 	}
 	c.reach.now = time.Now
+	c.reach.serverAnswers = func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+		defer cancel()
+		_, err := res.LookupNS(ctx, ".")
+		return answered(asDNSError(err, "."))
+	}
 	f.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "mxgrid_dns_reachable",
 		Help: "1 while the DNS server answers, 0 after consecutive lookups got no answer (lookups then fail fast as temporary errors).",
@@ -228,7 +234,9 @@ func lookup[T any](ctx context.Context, c *Cached, kind, key string, fn func(con
 		c.reach.done(derr)
 		switch {
 		case derr == nil:
-			c.put(key, v, nil, c.ttl)
+			if answerBytes(v) <= maxCachedAnswer {
+				c.put(key, v, nil, c.ttl)
+			}
 		case derr.IsNotFound:
 			c.put(key, nil, derr, c.negTTL)
 		}
@@ -252,6 +260,35 @@ func lookup[T any](ctx context.Context, c *Cached, kind, key string, fn func(con
 			IsTemporary: true,
 		}
 	}
+}
+
+// maxCachedAnswer bounds the bytes of one cached answer, since cache_size
+// counts answers: an attacker's wildcard with thousands of records per name
+// and random names under it would otherwise fill the cache with hundreds of
+// megabytes. 4 KiB holds any legitimate SPF, DKIM (4096-bit keys are under
+// 1 KiB), DMARC, MX or DNSBL answer; bigger ones are looked up again.
+const maxCachedAnswer = 4 << 10
+
+// answerBytes estimates the memory an answer holds.
+func answerBytes[T any](v []T) int {
+	n := 0
+	switch a := any(v).(type) {
+	case []string:
+		for _, s := range a {
+			n += len(s)
+		}
+	case []*net.MX:
+		for _, mx := range a {
+			n += len(mx.Host) + 2
+		}
+	case []net.IPAddr:
+		for _, ip := range a {
+			n += len(ip.IP) + len(ip.Zone)
+		}
+	case []netip.Addr:
+		n = 16 * len(a)
+	}
+	return n
 }
 
 // asDNSError makes every failure a *net.DNSError (see the package comment).

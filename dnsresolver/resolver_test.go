@@ -3,6 +3,7 @@ package dnsresolver
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"strings"
 	"testing"
@@ -235,5 +236,39 @@ func TestCacheKeysByResultType(t *testing.T) {
 	addrs, err := r.LookupNetIP(ctx, "ip", "example.org")
 	if err != nil || len(addrs) != 1 || addrs[0].String() != "192.0.2.1" {
 		t.Errorf("LookupNetIP after LookupIPAddr = %v, %v", addrs, err)
+	}
+}
+
+// TestLargeAnswersAreNotCached: cache_size counts answers, so an attacker's
+// wildcard with hundreds of records must not be kept, or random names under
+// it fill memory; ordinary answers still are.
+func TestLargeAnswersAreNotCached(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		records    int
+		wantCached bool
+	}{
+		{"one record", 1, true},
+		{"over 4 KiB", maxCachedAnswer/16 + 1, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := dnstest.Start(t)
+			for i := range tc.records {
+				srv.AddA("*.evil.test", fmt.Sprintf("10.0.%d.%d", i/256, i%256))
+			}
+			c := newTest(t, srv, nil)
+			var queries []int
+			for range 2 {
+				got, err := c.LookupNetIP(context.Background(), "ip4", "x.evil.test")
+				if err != nil || len(got) != tc.records {
+					t.Fatalf("got %d addresses, %v; want %d", len(got), err, tc.records)
+				}
+				// Counted per lookup: a big answer takes UDP and then TCP.
+				queries = append(queries, srv.Queries("x.evil.test"))
+			}
+			if cached := queries[1] == queries[0]; cached != tc.wantCached {
+				t.Errorf("queries after each lookup %v: cached=%v, want %v", queries, cached, tc.wantCached)
+			}
+		})
 	}
 }
