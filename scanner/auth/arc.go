@@ -313,6 +313,9 @@ func (c *Check) verifySignature(ctx context.Context, t map[string]string, data [
 		if err != nil || !ok {
 			return errors.New("not an RSA key")
 		}
+		if err := checkRSAKeySize(pub); err != nil {
+			return err
+		}
 		if err := rsa.VerifyPKCS1v15(rk, crypto.SHA256, sum[:], sig); err != nil {
 			return errors.New("signature does not verify")
 		}

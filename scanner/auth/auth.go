@@ -288,7 +288,7 @@ func (c *Check) checkDKIM(ctx context.Context, msg *scanner.Message) []dkimResul
 		return []dkimResult{{outcome: outcome{method: "dkim", result: "permerror",
 			reason: fmt.Sprintf("header of %d bytes is too large to verify", msg.BodyOffset), symbol: "DKIM_PERMERROR"}}}
 	}
-	lookup := func(name string) ([]string, error) { return c.res.LookupTXT(ctx, name) }
+	lookup := boundedKeyLookup(func(name string) ([]string, error) { return c.res.LookupTXT(ctx, name) })
 	r, release := msg.BufferedReader(0)
 	defer release()
 	verifs, err := dkim.VerifyWithOptions(r, &dkim.VerifyOptions{

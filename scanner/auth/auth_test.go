@@ -68,6 +68,8 @@ func newWorld(t testing.TB) *world {
 	srv.AddTXT("ed._domainkey.other.example", "v=DKIM1; k=ed25519; p="+pub)
 	srv.AddTXT("ed._domainkey.strict.example", "v=DKIM1; k=ed25519; p="+pub)
 	srv.ServFail("tmp._domainkey.example.org")
+	bigDER, _ := x509.MarshalPKIXPublicKey(fakeRSAKey(8192))
+	srv.AddTXT("big._domainkey.example.org", "v=DKIM1; k=rsa; p="+base64.StdEncoding.EncodeToString(bigDER))
 
 	srv.AddTXT("_dmarc.example.org", "v=DMARC1; p=reject; sp=quarantine; adkim=r; aspf=r")
 	srv.AddTXT("_dmarc.strict.example", "v=DMARC1; p=reject; adkim=s; aspf=s")
@@ -113,7 +115,7 @@ func testMessage(from string) []byte {
 func (w *world) sign(t testing.TB, raw []byte, domain, selector string) []byte {
 	t.Helper()
 	var signer crypto.Signer = w.edKey
-	if selector == "rsa" {
+	if selector == "rsa" || selector == "big" {
 		signer = w.rsaKey
 	}
 	var out bytes.Buffer
@@ -231,6 +233,14 @@ func TestCheck(t *testing.T) {
 			raw:         func(t testing.TB) []byte { return w.sign(t, testMessage("alice@strict.example"), "example.org", "tmp") },
 			wantSymbols: []string{"SPF_FAIL", "DKIM_TEMPERROR", "DMARC_FAIL_REJECT"},
 			wantReject:  true,
+		},
+		{
+			// The sender's DNS serves an 8192-bit key: refused before any
+			// RSA operation, as a permanent error, not a costly fail.
+			name:        "RSA key over 4096 bits: DKIM permerror",
+			env:         scanner.Envelope{ClientIP: good, HELO: "[192.0.2.10]", MailFrom: "alice@example.org"},
+			raw:         func(t testing.TB) []byte { return w.sign(t, testMessage("alice@example.org"), "example.org", "big") },
+			wantSymbols: []string{"SPF_PASS", "DKIM_PERMERROR", "DMARC_PASS"},
 		},
 		{
 			name: "tampered body: DKIM fail",
