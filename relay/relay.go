@@ -601,14 +601,21 @@ const maxReplyText = 400
 // downstreamError maps a client error to the sender's reply: the
 // downstream's own SMTP reply when it gave one, 451 4.4.2 for a connection
 // lost mid-transaction (the sender must retry: nothing was accepted).
+// A downstream 421 becomes 451: 421 says the session it is given in
+// closes (RFC 5321 §3.8), and the session closing is the customer's, not
+// the sender's, which stays open for its next transaction.
 func downstreamError(route Route, stage string, err error) *Error {
 	var se *smtp.SMTPError
 	if errors.As(err, &se) && se.Code >= 400 && se.Code < 600 {
-		e := &Error{Kind: KindReplied, Code: se.Code, Message: replytext.Sanitize(se.Message, maxReplyText), Err: fmt.Errorf("relay to %s: %s: %w", route.Addr, stage, err)}
-		if se.EnhancedCode != smtp.NoEnhancedCode && se.EnhancedCode != smtp.EnhancedCodeNotSet && se.EnhancedCode[0] == se.Code/100 {
+		code := se.Code
+		if code == 421 {
+			code = 451
+		}
+		e := &Error{Kind: KindReplied, Code: code, Message: replytext.Sanitize(se.Message, maxReplyText), Err: fmt.Errorf("relay to %s: %s: %w", route.Addr, stage, err)}
+		if se.EnhancedCode != smtp.NoEnhancedCode && se.EnhancedCode != smtp.EnhancedCodeNotSet && se.EnhancedCode[0] == code/100 {
 			e.Enhanced = [3]int(se.EnhancedCode)
 		} else {
-			e.Enhanced = [3]int{se.Code / 100, 0, 0}
+			e.Enhanced = [3]int{code / 100, 0, 0}
 		}
 		if e.Message == "" {
 			e.Message = "customer mail server refused"

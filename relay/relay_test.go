@@ -186,6 +186,10 @@ func TestDownstreamErrorMapping(t *testing.T) {
 		{"temporary without enhanced code", &smtp.SMTPError{Code: 451, EnhancedCode: smtp.NoEnhancedCode, Message: "later"}, 451, [3]int{4, 0, 0}},
 		{"enhanced class contradicting the code", &smtp.SMTPError{Code: 450, EnhancedCode: smtp.EnhancedCode{5, 1, 1}}, 450, [3]int{4, 0, 0}},
 		{"connection lost", io.ErrUnexpectedEOF, 451, [3]int{4, 4, 2}},
+		// 421 closes the session it is said in (RFC 5321 §3.8): passed on,
+		// it would close the sender's too, for a failure of ours.
+		{"closing", &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 4, 2}, Message: "Idle timeout"}, 451, [3]int{4, 4, 2}},
+		{"closing without enhanced code", &smtp.SMTPError{Code: 421, EnhancedCode: smtp.NoEnhancedCode, Message: "busy"}, 451, [3]int{4, 0, 0}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

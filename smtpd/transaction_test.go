@@ -203,6 +203,33 @@ func TestDownstreamRepliesArePassedThrough(t *testing.T) {
 	}
 }
 
+// A customer's server that closes its session (421, say its idle timeout
+// struck mid-transaction) closes only that one: the sender hears 451 with
+// the server's text and goes on in its own session.
+func TestDownstreamClosingIsNotPassedOnAsClosing(t *testing.T) {
+	n, sink := startNode(t, nil)
+	closing := &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 4, 2}, Message: "Idle timeout, bye bye"}
+	c := dial(t, n.SMTPAddr())
+	sink.RejectRcpt("bob@example.org", closing)
+	c.cmd(250, "MAIL FROM:<alice@sender.test>")
+	if msg := c.cmd(451, "RCPT TO:<bob@example.org>"); !strings.Contains(msg, "4.4.2 Idle timeout") {
+		t.Errorf("RCPT: %q, want the server's 4.4.2 text", msg)
+	}
+	sink.RejectRcpt("bob@example.org", nil)
+	c.cmd(250, "RSET")
+	sink.RejectData(closing)
+	c.cmd(250, "MAIL FROM:<alice@sender.test>")
+	c.cmd(250, "RCPT TO:<bob@example.org>")
+	c.data(451, testMessage)
+	sink.RejectData(nil)
+	c.cmd(250, "MAIL FROM:<alice@sender.test>")
+	c.cmd(250, "RCPT TO:<bob@example.org>")
+	c.data(250, testMessage)
+	if got := len(sink.Messages()); got != 1 {
+		t.Fatalf("%d messages delivered, want the last one", got)
+	}
+}
+
 func TestSizeLimit(t *testing.T) {
 	n, sink := startNode(t, func(c *config.Config) { c.SMTP.MaxMessageBytes = 4096 })
 	c := dial(t, n.SMTPAddr())
