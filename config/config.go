@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/url"
 	"os"
 	"reflect"
@@ -19,6 +18,7 @@ import (
 	"github.com/mxgrid/mxgrid/dnsresolver"
 	"github.com/mxgrid/mxgrid/events"
 	"github.com/mxgrid/mxgrid/geo"
+	"github.com/mxgrid/mxgrid/netguard"
 	"github.com/mxgrid/mxgrid/notify"
 	"github.com/mxgrid/mxgrid/panel"
 	"github.com/mxgrid/mxgrid/quarantine"
@@ -298,11 +298,11 @@ func (c *Config) Validate() error {
 	if err := check("smtp", c.SMTP.Validate()); err != nil {
 		return err
 	}
-	if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil {
-		return fmt.Errorf("http.listen: %q is not host:port", c.HTTP.Listen)
+	if _, err := netguard.ParseListen(c.HTTP.Listen); err != nil {
+		return fmt.Errorf("http.listen: %w", err)
 	}
-	if _, _, err := net.SplitHostPort(c.HTTP.ManagementListen); err != nil {
-		return fmt.Errorf("http.management_listen: %q is not host:port", c.HTTP.ManagementListen)
+	if _, err := netguard.ParseListen(c.HTTP.ManagementListen); err != nil {
+		return fmt.Errorf("http.management_listen: %w", err)
 	}
 	if _, err := clientip.ParseTrusted(c.HTTP.TrustedProxies); err != nil {
 		return fmt.Errorf("http.trusted_proxies: %w", err)

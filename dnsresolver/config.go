@@ -3,8 +3,9 @@ package dnsresolver
 import (
 	"errors"
 	"fmt"
-	"net"
 	"time"
+
+	"github.com/mxgrid/mxgrid/netguard"
 )
 
 // Config is the `dns:` section. Every DNS lookup of the node (SPF, DKIM,
@@ -42,9 +43,8 @@ func DefaultConfig() Config {
 // Validate reports the first invalid key, named relative to the section.
 func (c Config) Validate() error {
 	if c.Server != "" {
-		host, port, err := net.SplitHostPort(c.Server)
-		if err != nil || host == "" || port == "" {
-			return fmt.Errorf("server: %q is not host:port", c.Server)
+		if _, err := netguard.ParseTarget(c.Server); err != nil {
+			return fmt.Errorf("server: %w", err)
 		}
 	}
 	if c.Timeout <= 0 {

@@ -3,9 +3,9 @@ package geo
 import (
 	"errors"
 	"fmt"
-	"net"
-	"strconv"
 	"time"
+
+	"github.com/mxgrid/mxgrid/netguard"
 )
 
 // Config is the `geo:` section.
@@ -66,12 +66,8 @@ func (c Config) Validate() error {
 		return errors.New("cache_size: must not be negative")
 	}
 	for i, s := range c.Memcached {
-		host, port, err := net.SplitHostPort(s)
-		if err != nil {
-			return fmt.Errorf("memcached[%d]: %q is not host:port: %w", i, s, err)
-		}
-		if p, err := strconv.Atoi(port); host == "" || err != nil || p <= 0 || p > 65535 {
-			return fmt.Errorf("memcached[%d]: %q is not host:port", i, s)
+		if _, err := netguard.ParseTarget(s); err != nil {
+			return fmt.Errorf("memcached[%d]: %w", i, err)
 		}
 	}
 	if len(c.Memcached) > 0 {

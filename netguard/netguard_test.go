@@ -92,6 +92,34 @@ func TestParseTarget(t *testing.T) {
 	}
 }
 
+func TestParseListen(t *testing.T) {
+	for _, tc := range []struct {
+		in, want, err string
+	}{
+		{"127.0.0.1:25", "127.0.0.1:25", ""},
+		{":25", ":25", ""},
+		{"127.0.0.1:0", "127.0.0.1:0", ""},
+		{"[::]:2525", "[::]:2525", ""},
+		{"localhost:8025", "localhost:8025", ""},
+		{"127.0.0.1:99999", "", "port"},
+		{"127.0.0.1:smtp", "", "port"},
+		{"127.0.0.1:-1", "", "port"},
+		{"127.0.0.1", "", "host:port"},
+		{"127.1:25", "", "numeric"},
+	} {
+		got, err := ParseListen(tc.in)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("ParseListen(%q) = %v, %v; want error containing %q", tc.in, got, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || got.String() != tc.want {
+			t.Errorf("ParseListen(%q) = %v, %v; want %s", tc.in, got, err, tc.want)
+		}
+	}
+}
+
 func FuzzParseTarget(f *testing.F) {
 	for _, s := range []string{"mail.example.com:25", "[::1]:25", "0x7f.1:25", "127.1:25", "localhost:25", "[::ffff:127.0.0.1]:25"} {
 		f.Add(s)

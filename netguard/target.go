@@ -30,19 +30,34 @@ func (t Target) String() string {
 // since the check and the dial could disagree on what it means.
 var ErrDisguised = errors.New("looks like a numeric address in a non-standard form; write it as a dotted quad or [IPv6]")
 
-// ParseTarget parses "host:port" (IPv6 in brackets). The port is required
-// and non-zero.
+// ParseTarget parses "host:port" (IPv6 in brackets), an address to dial.
+// The port is required and non-zero.
 func ParseTarget(s string) (Target, error) {
+	return parseHostPort(s, false)
+}
+
+// ParseListen parses an address to listen on: as ParseTarget, except that
+// an empty host means every interface and port 0 one the kernel picks.
+// Checked when the configuration is read, a typo fails there, naming its
+// key, rather than when the listener starts after everything else has.
+func ParseListen(s string) (Target, error) {
+	return parseHostPort(s, true)
+}
+
+func parseHostPort(s string, listen bool) (Target, error) {
 	host, port, err := net.SplitHostPort(s)
 	if err != nil {
 		return Target{}, fmt.Errorf("%q is not host:port: %w", s, err)
 	}
 	p, err := strconv.ParseUint(port, 10, 16)
-	if err != nil || p == 0 || port[0] == '+' {
+	if err != nil || (p == 0 && !listen) || port[0] == '+' {
 		return Target{}, fmt.Errorf("%q has no valid port", s)
 	}
 	t := Target{Port: uint16(p)}
 	if host == "" {
+		if listen {
+			return t, nil
+		}
 		return Target{}, fmt.Errorf("%q has no host", s)
 	}
 	if ip, err := netip.ParseAddr(host); err == nil {

@@ -28,6 +28,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/mxgrid/mxgrid/internal/periodic"
+	"github.com/mxgrid/mxgrid/netguard"
 	"github.com/mxgrid/mxgrid/quarantine"
 	"github.com/mxgrid/mxgrid/tracking"
 )
@@ -71,8 +72,8 @@ func DefaultConfig() Config {
 // Validate checks the section; messages name the key.
 func (c Config) Validate() error {
 	if c.Smarthost != "" {
-		if _, _, err := net.SplitHostPort(c.Smarthost); err != nil {
-			return fmt.Errorf("smarthost: %q is not host:port", c.Smarthost)
+		if _, err := netguard.ParseTarget(c.Smarthost); err != nil {
+			return fmt.Errorf("smarthost: %w", err)
 		}
 	}
 	switch {

@@ -3,12 +3,12 @@ package smtpd
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"time"
 
 	"github.com/mxgrid/mxgrid/mailaddr"
+	"github.com/mxgrid/mxgrid/netguard"
 )
 
 // Config is the `smtp:` section.
@@ -152,8 +152,8 @@ func DefaultConfig() Config {
 
 // Validate checks the section; messages name the key.
 func (c Config) Validate() error {
-	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
-		return fmt.Errorf("listen: %q is not host:port: %w", c.Listen, err)
+	if _, err := netguard.ParseListen(c.Listen); err != nil {
+		return fmt.Errorf("listen: %w", err)
 	}
 	if c.Hostname == "" {
 		return errors.New("hostname: must not be empty")
@@ -228,8 +228,8 @@ func (c Config) Validate() error {
 		return errors.New("negative_cache_timeout: must be positive")
 	}
 	for i, a := range c.NegativeCacheMemcached {
-		if _, _, err := net.SplitHostPort(a); err != nil {
-			return fmt.Errorf("negative_cache_memcached[%d]: %q is not host:port", i, a)
+		if _, err := netguard.ParseTarget(a); err != nil {
+			return fmt.Errorf("negative_cache_memcached[%d]: %w", i, err)
 		}
 	}
 	return nil

@@ -3,10 +3,10 @@ package clamav
 import (
 	"errors"
 	"fmt"
-	"net"
 	"strings"
 	"time"
 
+	"github.com/mxgrid/mxgrid/netguard"
 	"github.com/mxgrid/mxgrid/scanner"
 )
 
@@ -73,9 +73,8 @@ func parseAddr(s string) (network, addr string, err error) {
 	switch {
 	case strings.HasPrefix(s, "tcp://"):
 		addr = strings.TrimPrefix(s, "tcp://")
-		host, port, err := net.SplitHostPort(addr)
-		if err != nil || host == "" || port == "" {
-			return "", "", bad
+		if _, err := netguard.ParseTarget(addr); err != nil {
+			return "", "", fmt.Errorf("%w: %w", bad, err)
 		}
 		return "tcp", addr, nil
 	case strings.HasPrefix(s, "unix://"):
