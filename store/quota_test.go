@@ -115,6 +115,14 @@ func TestResellerQuota(t *testing.T) {
 			if err != nil || u != want {
 				t.Fatalf("usage %+v, %v; want %+v (refused writes rolled back)", u, err, want)
 			}
+			checkRecipientCounts(t, f.ts.st)
+			if _, err := f.ts.DeleteRecipient(ctx, doms[0].ID, "v", quotaAudit); err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := f.ts.AddRecipients(ctx, doms[1].ID, []string{"e"}, false, quotaAudit); err != nil {
+				t.Fatalf("the place a deletion freed: %v", err)
+			}
+			checkRecipientCounts(t, f.ts.st)
 
 			f.r1.Quota = tenant.Quota{Domains: 4}
 			if _, err := f.ts.UpdateReseller(ctx, &f.r1, quotaAudit); err != nil {
@@ -167,6 +175,67 @@ func TestResellerQuotaConcurrent(t *testing.T) {
 			if err != nil || created != 3 || u.Domains.Used != 3 {
 				t.Fatalf("%d of %d concurrent creates passed, %d stored (%v); want the quota's 3", created, tries, u.Domains.Used, err)
 			}
+		})
+	}
+}
+
+// checkRecipientCounts fails t unless every domain's recipient_count is
+// its number of recipients.
+func checkRecipientCounts(t *testing.T, st *Store) {
+	t.Helper()
+	rows, err := st.DB.QueryContext(context.Background(), `SELECT d.name, d.recipient_count,
+		(SELECT COUNT(*) FROM recipients r WHERE r.domain_id = d.id) FROM domains d`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var name string
+		var kept, counted int64
+		if err := rows.Scan(&name, &kept, &counted); err != nil {
+			t.Fatal(err)
+		}
+		if kept != counted {
+			t.Errorf("%s: recipient_count %d, %d recipients stored", name, kept, counted)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRecipientCountMigration: recipients stored before the count was
+// kept are counted by the migration, so quotas see them.
+func TestRecipientCountMigration(t *testing.T) {
+	for _, tc := range dialects {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			st := tc.open(t)
+			if err := st.Migrate(ctx, tenantsComponent, tenantMigrations[:7]); err != nil {
+				t.Fatal(err)
+			}
+			for _, q := range []string{
+				`INSERT INTO resellers (name, policy, created_us, updated_us, slug) VALUES ('r', '{}', 0, 0, 'r')`,
+				`INSERT INTO customers (reseller_id, name, policy, created_us, updated_us, map_key) VALUES (1, 'c', '{}', 0, 0, 'k')`,
+				`INSERT INTO domains (customer_id, name, route, tls, policy, created_us, updated_us)
+					VALUES (1, 'a.example', '192.0.2.1:25', 'opportunistic', '{}', 5, 5),
+					(1, 'b.example', '192.0.2.1:25', 'opportunistic', '{}', 5, 5),
+					(1, 'empty.example', '192.0.2.1:25', 'opportunistic', '{}', 5, 5)`,
+				`INSERT INTO recipients (domain_id, local, created_us) VALUES (1, 'x', 0), (1, 'y', 0), (2, 'z', 0)`,
+			} {
+				if _, err := st.DB.ExecContext(ctx, q); err != nil {
+					t.Fatalf("%s: %v", q, err)
+				}
+			}
+			ts := NewTenants(st)
+			ts.DefaultQuota = tenant.Quota{Recipients: 4}
+			u, err := ts.ResellerUsage(ctx, 1)
+			if want := (admin.Use{Used: 3, Quota: 4}); err != nil || u.Recipients != want {
+				t.Fatalf("recipients %+v, %v; want %+v", u.Recipients, err, want)
+			}
+			checkRecipientCounts(t, st)
+			_, _, err = ts.AddRecipients(ctx, 3, []string{"p", "q"}, false, quotaAudit)
+			wantQuotaError(t, err, tenant.QuotaError{What: "recipients", Quota: 4, Used: 3, After: 5})
 		})
 	}
 }
@@ -244,6 +313,51 @@ func TestResellerQuotaMoves(t *testing.T) {
 			wantQuotaError(t, err, tenant.QuotaError{What: "domains", Quota: 3, Used: 3, After: 4})
 			if got, err := f.ts.GetDomain(ctx, full.ID); err != nil || got.ResellerID != f.r2.ID {
 				t.Fatalf("refused moves changed the domain: %+v, %v", got, err)
+			}
+			checkRecipientCounts(t, f.ts.st)
+		})
+	}
+}
+
+// BenchmarkAddRecipientUnderQuota is one recipient added by a reseller
+// holding a million (4,000 domains of 250) under a recipient quota: the
+// quota check sums the domains' kept counts instead of counting rows.
+func BenchmarkAddRecipientUnderQuota(b *testing.B) {
+	const domains, perDomain = 4000, 250
+	for _, tc := range dialects {
+		b.Run(tc.name, func(b *testing.B) {
+			ctx := context.Background()
+			st := tc.open(b)
+			ts := NewTenants(st)
+			r := tenant.Reseller{Name: "big", Slug: "big", Quota: tenant.Quota{Recipients: 2 * domains * perDomain}}
+			if _, err := ts.CreateReseller(ctx, &r, quotaAudit); err != nil {
+				b.Fatal(err)
+			}
+			c := tenant.Customer{ResellerID: r.ID, Name: "c", MapKey: "k"}
+			if _, err := ts.CreateCustomer(ctx, &c, quotaAudit); err != nil {
+				b.Fatal(err)
+			}
+			for _, q := range []string{
+				fmt.Sprintf(`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < %d)
+					INSERT INTO domains (customer_id, name, route, tls, policy, created_us, updated_us)
+					SELECT %d, 'd' || i || '.example', '192.0.2.1:25', 'opportunistic', '{}', 0, 0 FROM n`, domains, c.ID),
+				fmt.Sprintf(`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < %d)
+					INSERT INTO recipients (domain_id, local, created_us) SELECT d.id, 'u' || n.i, 0 FROM domains d, n`, perDomain),
+				`UPDATE domains SET recipient_count = (SELECT COUNT(*) FROM recipients r WHERE r.domain_id = domains.id)`,
+			} {
+				if _, err := st.DB.ExecContext(ctx, q); err != nil {
+					b.Fatal(err)
+				}
+			}
+			d, err := ts.DomainByName(ctx, "d1.example")
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			for i := range b.N {
+				if _, _, err := ts.AddRecipients(ctx, d.ID, []string{fmt.Sprintf("new%d", i)}, false, quotaAudit); err != nil {
+					b.Fatal(err)
+				}
 			}
 		})
 	}
