@@ -29,6 +29,11 @@ const (
 	// 240/4, IETF protocol assignments and the like: nothing a customer's
 	// mail server can legitimately live on.
 	Reserved Class = "reserved"
+	// Cluster is an address of this host or of a cluster member, at any
+	// port: what else listens there (gossip, the management listener,
+	// a database bound to the public address) is the operator's, and a
+	// customer's mail server is never on a filtering node.
+	Cluster Class = "cluster"
 )
 
 var (

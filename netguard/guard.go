@@ -35,6 +35,12 @@ type RefusedError struct {
 }
 
 func (e *RefusedError) Error() string {
+	if e.Class == Cluster {
+		if e.Target.Host != "" {
+			return fmt.Sprintf("%s resolves to %s, an address of this cluster's nodes; routes may not lead to them", e.Target.Host, e.Addr)
+		}
+		return fmt.Sprintf("%s is an address of this cluster's nodes; routes may not lead to them", e.Addr)
+	}
 	if e.Target.Host != "" {
 		return fmt.Sprintf("%s resolves to %s, a %s address; routes to %s networks are not allowed", e.Target.Host, e.Addr, e.Class, e.Class)
 	}
@@ -152,7 +158,7 @@ func (g *Guard) Check(ctx context.Context, route string, trusted bool) ([]netip.
 		if g.isSelf(ap) {
 			return nil, &LoopError{Target: t, Addr: ap, DetectedBy: "address"}
 		}
-		if c := Classify(ip); !trusted && c != Public && !g.isAllowed(ip) {
+		if c := g.classify(ip); !trusted && c != Public && !g.isAllowed(ip) {
 			return nil, &RefusedError{Target: t, Addr: ip, Class: c}
 		}
 		out = append(out, ap)
@@ -178,6 +184,27 @@ func (g *Guard) resolve(ctx context.Context, t Target) ([]netip.Addr, error) {
 		ips[i] = ip.Unmap()
 	}
 	return ips, nil
+}
+
+// classify is Classify, with a public address of this host or of a
+// cluster member as Cluster.
+func (g *Guard) classify(ip netip.Addr) Class {
+	c := Classify(ip)
+	if c == Public && g.isCluster(Embedded(ip)) {
+		return Cluster
+	}
+	return c
+}
+
+// isCluster reports whether ip is this host's or a cluster member's.
+func (g *Guard) isCluster(ip netip.Addr) bool {
+	g.mu.RLock()
+	members := g.members
+	g.mu.RUnlock()
+	if members != nil && slices.ContainsFunc(members(), func(m netip.Addr) bool { return Embedded(m) == ip }) {
+		return true
+	}
+	return g.isLocal(ip)
 }
 
 func (g *Guard) isAllowed(ip netip.Addr) bool {

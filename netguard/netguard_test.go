@@ -187,7 +187,9 @@ func TestCheckRoute(t *testing.T) {
 		{"192.0.2.10:2525", true, nil},   // another service on our host
 		{"8.8.8.8:25", false, ErrLoop},   // a member at our SMTP port
 		{"[::ffff:8.8.8.8]:25", true, ErrLoop},
-		{"8.8.8.8:587", false, nil},
+		{"8.8.8.8:587", false, ErrRefused}, // another service of a member
+		{"[::ffff:8.8.8.8]:7946", false, ErrRefused},
+		{"8.8.8.8:587", true, nil},
 	} {
 		_, err := g.Check(ctx, tc.route, tc.trusted)
 		switch {
@@ -196,6 +198,10 @@ func TestCheckRoute(t *testing.T) {
 		case tc.want != nil && !errors.Is(err, tc.want):
 			t.Errorf("Check(%s, trusted=%v) = %v, want %v", tc.route, tc.trusted, err, tc.want)
 		}
+	}
+	var re *RefusedError
+	if _, err := g.Check(ctx, "8.8.8.8:5432", false); !errors.As(err, &re) || re.Class != Cluster || !strings.Contains(err.Error(), "cluster's nodes") {
+		t.Errorf("a member's other port: %v, want refused as a cluster address", err)
 	}
 	// Listening on every address, every local address at our port is us.
 	wild := New(nil, nil)

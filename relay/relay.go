@@ -168,7 +168,7 @@ func New(cfg Config, hostname string, guard *netguard.Guard, log *slog.Logger, r
 		log:      log,
 		refused: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "mxgrid_relay_refused_dials_total",
-			Help: "Tenant routes refused at connect time because they lead to a network tenants may not reach, by address class (loopback, private, link-local, ...).",
+			Help: "Tenant routes refused at connect time because they lead to a network tenants may not reach, by address class (loopback, private, link-local, ..., cluster: an address of this host or a cluster member).",
 		}, []string{"class"}),
 		loops: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "mxgrid_relay_loops_total",
