@@ -2,6 +2,7 @@ package auth
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto"
 	"crypto/ed25519"
@@ -305,8 +306,12 @@ func (c *Check) verifySignature(ctx context.Context, t map[string]string, data [
 	if err != nil || len(pub) == 0 {
 		return errors.New("no usable key")
 	}
+	alg := strings.ToLower(t["a"])
+	if err := keyAllows(key, alg); err != nil {
+		return err
+	}
 	sum := sha256.Sum256(data)
-	switch strings.ToLower(t["a"]) {
+	switch alg {
 	case "rsa-sha256":
 		k, err := x509.ParsePKIXPublicKey(pub)
 		rk, ok := k.(*rsa.PublicKey)
@@ -325,6 +330,25 @@ func (c *Check) verifySignature(ctx context.Context, t map[string]string, data [
 		}
 	default:
 		return fmt.Errorf("algorithm %q", t["a"])
+	}
+	return nil
+}
+
+// keyAllows checks a key record's own tags (RFC 6376 3.6.1) against the
+// signature's algorithm, e.g. "ed25519-sha256": a record of another
+// version is no key, and the key type (k=, "rsa" when absent) and the
+// hashes it may be used with (h=, any when absent) bind it, so that a key
+// published for one use does not verify another.
+func keyAllows(key map[string]string, alg string) error {
+	if v, ok := key["v"]; ok && v != "DKIM1" {
+		return fmt.Errorf("key record version %q", v)
+	}
+	keyType, hash, _ := strings.Cut(alg, "-")
+	if k := cmp.Or(strings.ToLower(key["k"]), "rsa"); k != keyType {
+		return fmt.Errorf("key of type %q for %s", k, alg)
+	}
+	if h, ok := key["h"]; ok && !slices.Contains(strings.Split(strings.ToLower(h), ":"), hash) {
+		return fmt.Errorf("key not for %s (h=%s)", hash, h)
 	}
 	return nil
 }

@@ -75,6 +75,13 @@ func TestARC(t *testing.T) {
 	pub := base64.StdEncoding.EncodeToString(w.edKey.Public().(ed25519.PublicKey))
 	w.srv.AddTXT("ed._domainkey.lists.example", "v=DKIM1; k=ed25519; p="+pub)
 	w.srv.AddTXT("ed._domainkey.fwd.example", "v=DKIM1; k=ed25519; p="+pub)
+	// The key record's own tags (RFC 6376 3.6.1) bind it: the key type,
+	// the hashes it may be used with, the record's version.
+	w.srv.AddTXT("ed._domainkey.rsa-only.example", "v=DKIM1; k=rsa; p="+pub)
+	w.srv.AddTXT("ed._domainkey.no-type.example", "v=DKIM1; p="+pub)
+	w.srv.AddTXT("ed._domainkey.sha1-only.example", "v=DKIM1; k=ed25519; h=sha1; p="+pub)
+	w.srv.AddTXT("ed._domainkey.hashes.example", "v=DKIM1; k=ed25519; h=sha1 : SHA256; p="+pub)
+	w.srv.AddTXT("ed._domainkey.version.example", "v=DKIM2; k=ed25519; p="+pub)
 	c := w.check(t, func(c *Config) { c.ARC = true })
 	orig := string(testMessage("alice@example.org"))
 	one := w.arcSeal(t, orig, "lists.example", 1, "none")
@@ -91,6 +98,11 @@ func TestARC(t *testing.T) {
 		{"instance 1 missing", strings.Replace(two, "i=1;", "i=3;", -1), "fail"},
 		{"seal of an earlier hop altered", strings.Replace(two, "spf=pass smtp.mailfrom=alice@example.org\r\nFrom", "spf=fail smtp.mailfrom=alice@example.org\r\nFrom", 1), "fail"},
 		{"unknown key", w.arcSeal(t, orig, "nokey.example", 1, "none"), "fail"},
+		{"key published for RSA", w.arcSeal(t, orig, "rsa-only.example", 1, "none"), "fail"},
+		{"key without k= (RSA by default)", w.arcSeal(t, orig, "no-type.example", 1, "none"), "fail"},
+		{"key for SHA-1 only", w.arcSeal(t, orig, "sha1-only.example", 1, "none"), "fail"},
+		{"key for SHA-1 and SHA-256", w.arcSeal(t, orig, "hashes.example", 1, "none"), "pass"},
+		{"key record of another version", w.arcSeal(t, orig, "version.example", 1, "none"), "fail"},
 		{"instance out of range", "ARC-Seal: i=99; cv=none\r\n" + orig, "fail"},
 	}
 	for _, tt := range tests {
