@@ -301,16 +301,37 @@ func (c *Check) verifySignature(ctx context.Context, t map[string]string, data [
 	if err != nil {
 		return fmt.Errorf("key: %w", err)
 	}
-	key := parseTags(strings.Join(txts, ""))
+	if len(txts) == 0 {
+		return errors.New("no usable key")
+	}
+	// A selector may publish more than one record (a key being rolled
+	// over): each is tried, as RFC 6376 3.6.2.2 allows, up to a few, since
+	// the sender's DNS chooses how many and each costs a verification.
+	sum := sha256.Sum256(data)
+	var first error
+	for _, txt := range txts[:min(len(txts), maxKeyRecords)] {
+		err := verifyWithKey(parseTags(txt), strings.ToLower(t["a"]), sum[:], sig)
+		if err == nil {
+			return nil
+		}
+		first = cmp.Or(first, err)
+	}
+	return first
+}
+
+// maxKeyRecords bounds the key records tried for one signature.
+const maxKeyRecords = 3
+
+// verifyWithKey checks sig over the SHA-256 digest sum with the key of
+// one key record, for the signature's algorithm alg.
+func verifyWithKey(key map[string]string, alg string, sum, sig []byte) error {
 	pub, err := base64.StdEncoding.DecodeString(key["p"])
 	if err != nil || len(pub) == 0 {
 		return errors.New("no usable key")
 	}
-	alg := strings.ToLower(t["a"])
 	if err := keyAllows(key, alg); err != nil {
 		return err
 	}
-	sum := sha256.Sum256(data)
 	switch alg {
 	case "rsa-sha256":
 		k, err := x509.ParsePKIXPublicKey(pub)
@@ -321,15 +342,15 @@ func (c *Check) verifySignature(ctx context.Context, t map[string]string, data [
 		if err := checkRSAKeySize(pub); err != nil {
 			return err
 		}
-		if err := rsa.VerifyPKCS1v15(rk, crypto.SHA256, sum[:], sig); err != nil {
+		if err := rsa.VerifyPKCS1v15(rk, crypto.SHA256, sum, sig); err != nil {
 			return errors.New("signature does not verify")
 		}
 	case "ed25519-sha256":
-		if len(pub) != ed25519.PublicKeySize || !ed25519.Verify(ed25519.PublicKey(pub), sum[:], sig) {
+		if len(pub) != ed25519.PublicKeySize || !ed25519.Verify(ed25519.PublicKey(pub), sum, sig) {
 			return errors.New("signature does not verify")
 		}
 	default:
-		return fmt.Errorf("algorithm %q", t["a"])
+		return fmt.Errorf("algorithm %q", alg)
 	}
 	return nil
 }

@@ -82,6 +82,14 @@ func TestARC(t *testing.T) {
 	w.srv.AddTXT("ed._domainkey.sha1-only.example", "v=DKIM1; k=ed25519; h=sha1; p="+pub)
 	w.srv.AddTXT("ed._domainkey.hashes.example", "v=DKIM1; k=ed25519; h=sha1 : SHA256; p="+pub)
 	w.srv.AddTXT("ed._domainkey.version.example", "v=DKIM2; k=ed25519; p="+pub)
+	// A key being rolled over: the selector publishes the new key beside
+	// the old; the two are separate keys, never one record.
+	_, stale, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.srv.AddTXT("ed._domainkey.rollover.example", "v=DKIM1; k=ed25519; p="+pub)
+	w.srv.AddTXT("ed._domainkey.rollover.example", "v=DKIM1; k=ed25519; p="+base64.StdEncoding.EncodeToString(stale.Public().(ed25519.PublicKey)))
 	c := w.check(t, func(c *Config) { c.ARC = true })
 	orig := string(testMessage("alice@example.org"))
 	one := w.arcSeal(t, orig, "lists.example", 1, "none")
@@ -103,6 +111,7 @@ func TestARC(t *testing.T) {
 		{"key for SHA-1 only", w.arcSeal(t, orig, "sha1-only.example", 1, "none"), "fail"},
 		{"key for SHA-1 and SHA-256", w.arcSeal(t, orig, "hashes.example", 1, "none"), "pass"},
 		{"key record of another version", w.arcSeal(t, orig, "version.example", 1, "none"), "fail"},
+		{"selector with two keys", w.arcSeal(t, orig, "rollover.example", 1, "none"), "pass"},
 		{"instance out of range", "ARC-Seal: i=99; cv=none\r\n" + orig, "fail"},
 	}
 	for _, tt := range tests {
