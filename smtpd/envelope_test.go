@@ -547,6 +547,33 @@ func TestNothingRunsAfterA421(t *testing.T) {
 	}
 }
 
+// TestBDATPastTheSizeLimit: a chunk that takes a BDAT transfer past
+// max_message_bytes is refused (552 5.3.4) and skipped, the transfer ends
+// with nothing relayed, and the session goes on. The transaction is
+// counted and tracked as too large: the message's goroutine used to hear
+// only that the transfer was abandoned, and the message log said the body
+// never arrived.
+func TestBDATPastTheSizeLimit(t *testing.T) {
+	n, sink := startRawNode(t, func(c *config.Config) { c.SMTP.MaxMessageBytes = 4096 })
+	c := dial(t, n.SMTPAddr())
+	c.cmd(250, "MAIL FROM:<alice@sender.test>")
+	c.cmd(250, "RCPT TO:<bob@example.org>")
+	c.raw(250, "BDAT 20\r\nSubject: too big\r\n\r\n")
+	if msg := c.raw(552, "BDAT 5000 LAST\r\n"+strings.Repeat("x", 5000)); !strings.HasPrefix(msg, "5.3.4") {
+		t.Errorf("reply %q, want 5.3.4", msg)
+	}
+	c.cmd(250, "MAIL FROM:<alice@sender.test>")
+	c.cmd(250, "RCPT TO:<bob@example.org>")
+	chunk := "Subject: small\r\n\r\nbody\r\n"
+	c.raw(250, fmt.Sprintf("BDAT %d LAST\r\n%s", len(chunk), chunk))
+	if got := sink.messages(); len(got) != 1 || !strings.Contains(string(got[0]), "Subject: small") {
+		t.Errorf("delivered %q, want the small message alone", got)
+	}
+	if got := metrictest.Counter(t, n.metrics, "mxgrid_smtp_transactions_total", "too_large"); got != 1 {
+		t.Errorf("transactions counted too large: %v, want 1", got)
+	}
+}
+
 // TestCutShortBDATIsNotDelivered: a BDAT LAST chunk that ends with the
 // connection, before its declared size, is not a message. go-smtp took
 // the end of the connection for the end of the chunk, and the truncated

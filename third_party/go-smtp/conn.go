@@ -1215,6 +1215,12 @@ func (c *Conn) handleBdat(arg string) {
 
 	if c.server.MaxMessageBytes != 0 && c.bytesReceived+int64(size) > c.server.MaxMessageBytes {
 		c.writeResponse(552, EnhancedCode{5, 3, 4}, "Max message size exceeded")
+		if c.bdatPipe != nil {
+			// The backend's Data hears why the transfer ends, as it does
+			// from DATA's reader (mxgrid patch): upstream told it only
+			// ErrDataReset, as if the client had given up.
+			c.bdatPipe.CloseWithError(ErrDataTooLarge)
+		}
 
 		// Discard chunk itself without passing it to backend.
 		c.skipChunk(size)
