@@ -228,6 +228,12 @@ type Transaction struct {
 	// error or timeout, a 421, or DATA begun without its final reply.
 	reusable bool
 	closed   bool
+	// broken is why the transaction cannot go on: a RCPT that timed out,
+	// found the connection broken or got 421. A reply may still be on its
+	// way, so the connection is out of step: the next command would read
+	// it as its own (a refused recipient answered 250, that refusal read
+	// as the reply to DATA). Every later step answers this instead.
+	broken *Error
 }
 
 // Begin readies a transaction to route: an idle cached session, or a new
@@ -412,6 +418,9 @@ func (r *Relay) session(ctx context.Context, route Route, tryTLS bool) (*session
 // *Error carrying the downstream's own code, so "550 5.1.1 no such user"
 // reaches the sender.
 func (t *Transaction) Rcpt(to mailaddr.Address) error {
+	if t.broken != nil {
+		return t.broken
+	}
 	var err error
 	if t.mailAccepted {
 		err = t.s.client.Rcpt(to.String(), nil)
@@ -424,6 +433,11 @@ func (t *Transaction) Rcpt(to mailaddr.Address) error {
 	if err != nil {
 		e := t.downstream("RCPT", err)
 		t.r.results.WithLabelValues("rcpt", outcome(e)).Inc()
+		if !t.reusable {
+			// Out of step or closing: closed here, nothing more sent.
+			t.broken = e
+			t.release()
+		}
 		return e
 	}
 	t.r.results.WithLabelValues("rcpt", "ok").Inc()
@@ -451,6 +465,9 @@ func (t *Transaction) TLS() bool { return t.s != nil && t.s.tls }
 // any refused message (RSET with the session's next MAIL, or QUIT), so
 // the session stays reusable.
 func (t *Transaction) Data(msg io.Reader, eightBit func() bool) (string, error) {
+	if t.broken != nil {
+		return "", t.broken
+	}
 	if ok, _ := t.s.client.Extension("8BITMIME"); !ok && eightBit() {
 		t.r.results.WithLabelValues("data", "refused_8bit").Inc()
 		return "", &Error{Kind: KindRefusedLocally, Code: 554, Enhanced: [3]int{5, 6, 3}, Message: "the customer's server does not accept 8-bit mail",

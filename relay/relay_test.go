@@ -292,3 +292,103 @@ func TestEndlessReplyRefused(t *testing.T) {
 		})
 	}
 }
+
+// slowRcptDownstream answers RCPT for slow@ only after delay (then 250),
+// and refuses gone@ with 550; it records every message it takes.
+func slowRcptDownstream(t *testing.T, delay time.Duration) (addr string, delivered *int32) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	var mu sync.Mutex
+	var n int32
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(10 * time.Second))
+				r := bufio.NewReader(c)
+				io.WriteString(c, "220 customer.test\r\n")
+				for {
+					line, err := r.ReadString('\n')
+					if err != nil {
+						return
+					}
+					switch verb := strings.ToUpper(line[:4]); {
+					case verb == "EHLO":
+						io.WriteString(c, "250 customer.test\r\n")
+					case strings.Contains(line, "slow@"):
+						time.Sleep(delay)
+						io.WriteString(c, "250 2.1.5 ok, at last\r\n")
+					case strings.Contains(line, "gone@"):
+						io.WriteString(c, "550 5.1.1 no such user\r\n")
+					case verb == "DATA":
+						io.WriteString(c, "354 go ahead\r\n")
+						for {
+							l, err := r.ReadString('\n')
+							if err != nil {
+								return
+							}
+							if l == ".\r\n" {
+								break
+							}
+						}
+						mu.Lock()
+						n++
+						mu.Unlock()
+						io.WriteString(c, "250 2.0.0 queued\r\n")
+					case verb == "QUIT":
+						io.WriteString(c, "221 bye\r\n")
+						return
+					default:
+						io.WriteString(c, "250 ok\r\n")
+					}
+				}
+			}()
+		}
+	}()
+	return l.Addr().String(), &n
+}
+
+// TestTimedOutRcptEndsTheTransaction: a RCPT whose reply did not come
+// within command_timeout leaves that reply on its way, so the connection
+// is out of step. Going on with it, the next RCPT read the late reply as
+// its own (it came after the timeout but before the next one): gone@, which the customer's server refused, was answered 250,
+// and the refusal then read as the reply to DATA (a 550 for the whole
+// message). After a timeout or a broken connection, the transaction ends:
+// every later RCPT and DATA answers 451, nothing is sent.
+func TestTimedOutRcptEndsTheTransaction(t *testing.T) {
+	addr, delivered := slowRcptDownstream(t, 800*time.Millisecond)
+	cfg := DefaultConfig()
+	cfg.CommandTimeout = 500 * time.Millisecond
+	r := New(cfg, "mx1.mxgrid.test", loopbackGuard(), slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
+	tx, err := r.Begin(context.Background(), Route{Addr: addr, TLS: TLSNone}, mailaddr.Address{Local: "a", Domain: "sender.test"}, MailOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Close()
+	if err := tx.Rcpt(mailaddr.Address{Local: "bob", Domain: "customer.test"}); err != nil {
+		t.Fatal(err)
+	}
+	wantTempfail := func(step string, err error) {
+		t.Helper()
+		var e *Error
+		if !errors.As(err, &e) || e.Code/100 != 4 {
+			t.Errorf("%s: %v, want a 4xx", step, err)
+		}
+	}
+	wantTempfail("RCPT slow@ (timed out)", tx.Rcpt(mailaddr.Address{Local: "slow", Domain: "customer.test"}))
+	wantTempfail("RCPT gone@ after the timeout", tx.Rcpt(mailaddr.Address{Local: "gone", Domain: "customer.test"}))
+	_, err = tx.Data(message("Subject: hi\r\n\r\nbody\r\n"))
+	wantTempfail("DATA after the timeout", err)
+	time.Sleep(1500 * time.Millisecond)
+	if *delivered != 0 {
+		t.Errorf("delivered %d messages after a timed-out RCPT, want 0", *delivered)
+	}
+}

@@ -81,6 +81,20 @@ func readBody(r io.Reader, res *reservation, sp *spool) (*body, error) {
 		b.mem = bytes.Clone(b.mem) // still the pooled buffer
 	}
 	b.size = int64(len(b.mem))
+	if b.bare > 0 && (b.size > sp.threshold || !res.to(b.size*holdFactor)) {
+		// Normalising grew the body (a bare LF becomes CRLF: up to twice
+		// its size), and the budget paid for it as received. Held in
+		// memory unpaid for, bodies of bare LFs held twice what
+		// memory_budget allows; it goes where any body goes that the
+		// threshold or the budget cannot hold.
+		sb, err := sp.spoolRest([][]byte{b.mem}, eof{})
+		res.to(0)
+		if err != nil {
+			return nil, err
+		}
+		sb.bare = b.bare // spoolRest finds none left to count
+		return sb, nil
+	}
 	return b, nil
 }
 

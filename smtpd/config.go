@@ -22,8 +22,10 @@ type Config struct {
 	MaxMessageBytes int64 `yaml:"max_message_bytes"`
 	// MaxRecipients per transaction; more get 452 4.5.3 (RFC 5321 §4.5.3.1.10).
 	MaxRecipients int `yaml:"max_recipients"`
-	// TrustedProxies are CIDRs allowed to send a HAProxy PROXY header (v1 or
-	// v2); a header from anywhere else gets the connection closed.
+	// TrustedProxies are CIDRs that send a HAProxy PROXY header (v1 or v2):
+	// from them it is required (a connection without a whole, valid one
+	// within ProxyHeaderTimeout is closed); from anywhere else a header gets
+	// the connection closed.
 	TrustedProxies []string `yaml:"trusted_proxies"`
 	// MaxConnections caps concurrent connections; more get 421 4.7.0.
 	MaxConnections int `yaml:"max_connections"`

@@ -412,6 +412,46 @@ func TestJunkCommandBudget(t *testing.T) {
 	}
 }
 
+// TestRefusedCommandsCountAsJunk: commands refused (a bad address, a MAIL
+// nested in a transaction, DATA or BDAT without a recipient) move no mail,
+// so they count against smtp.max_junk_commands like NOOP. Before, one of
+// them every few minutes (each reply restarted command_timeout) held a
+// connection slot for ever, as NOOP did before the junk limit.
+func TestRefusedCommandsCountAsJunk(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		opening []string // accepted commands first
+		refused string
+		code    int
+	}{
+		{"bad sender", nil, "MAIL FROM:<alice@sender.test> X=1", 555},
+		{"bad recipient", []string{"MAIL FROM:<alice@sender.test>"}, "RCPT TO:<bob@example.org", 501},
+		{"nested MAIL", []string{"MAIL FROM:<alice@sender.test>"}, "MAIL FROM:<alice@sender.test>", 503},
+		{"DATA without a recipient", []string{"MAIL FROM:<alice@sender.test>"}, "DATA", 503},
+		{"BDAT without a recipient", nil, "BDAT 0", 503},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n, _ := startRawNode(t, func(c *config.Config) { c.SMTP.MaxJunkCommands = 3 })
+			c := dial(t, n.SMTPAddr()) // EHLO is the first
+			for _, cmd := range tc.opening {
+				c.cmd(250, "%s", cmd)
+			}
+			c.cmd(tc.code, "%s", tc.refused)
+			c.cmd(tc.code, "%s", tc.refused)
+			c.cmd(tc.code, "%s", tc.refused) // the fourth: past the limit
+			if msg := c.expect(421); !strings.HasPrefix(msg, "4.7.0") {
+				t.Errorf("reply %q, want 4.7.0", msg)
+			}
+			if _, err := c.c.R.ReadByte(); err != io.EOF {
+				t.Errorf("connection still open after 421 (read: %v)", err)
+			}
+			if got := metrictest.Counter(t, n.metrics, "mxgrid_smtp_sessions_closed_by_limit_total", "junk_commands"); got != 1 {
+				t.Errorf("sessions closed for junk commands: %v, want 1", got)
+			}
+		})
+	}
+}
+
 // TestDuplicateRecipientOnce: a recipient given twice in a transaction
 // (in another case, or quoted) is accepted and reaches the customer's
 // server once, so it is delivered, tracked and quarantined once.
@@ -504,6 +544,33 @@ func TestNothingRunsAfterA421(t *testing.T) {
 	}
 	if got := sink.messages(); len(got) != 0 {
 		t.Errorf("delivered after the sender was told 421: %q", got)
+	}
+}
+
+// TestBDATPastTheSizeLimit: a chunk that takes a BDAT transfer past
+// max_message_bytes is refused (552 5.3.4) and skipped, the transfer ends
+// with nothing relayed, and the session goes on. The transaction is
+// counted and tracked as too large: the message's goroutine used to hear
+// only that the transfer was abandoned, and the message log said the body
+// never arrived.
+func TestBDATPastTheSizeLimit(t *testing.T) {
+	n, sink := startRawNode(t, func(c *config.Config) { c.SMTP.MaxMessageBytes = 4096 })
+	c := dial(t, n.SMTPAddr())
+	c.cmd(250, "MAIL FROM:<alice@sender.test>")
+	c.cmd(250, "RCPT TO:<bob@example.org>")
+	c.raw(250, "BDAT 20\r\nSubject: too big\r\n\r\n")
+	if msg := c.raw(552, "BDAT 5000 LAST\r\n"+strings.Repeat("x", 5000)); !strings.HasPrefix(msg, "5.3.4") {
+		t.Errorf("reply %q, want 5.3.4", msg)
+	}
+	c.cmd(250, "MAIL FROM:<alice@sender.test>")
+	c.cmd(250, "RCPT TO:<bob@example.org>")
+	chunk := "Subject: small\r\n\r\nbody\r\n"
+	c.raw(250, fmt.Sprintf("BDAT %d LAST\r\n%s", len(chunk), chunk))
+	if got := sink.messages(); len(got) != 1 || !strings.Contains(string(got[0]), "Subject: small") {
+		t.Errorf("delivered %q, want the small message alone", got)
+	}
+	if got := metrictest.Counter(t, n.metrics, "mxgrid_smtp_transactions_total", "too_large"); got != 1 {
+		t.Errorf("transactions counted too large: %v, want 1", got)
 	}
 }
 

@@ -241,9 +241,15 @@ func addrIP(a net.Addr) netip.Addr {
 	return ap.Addr().Unmap()
 }
 
-// newProxyListener lets trusted proxies send a PROXY header (and waits for
-// it before the greeting, as load balancers send it at once), and hands
+// newProxyListener requires a PROXY header from trusted proxies (and waits
+// for it before the greeting, as load balancers send it at once), and hands
 // every other connection over untouched so normal senders never wait.
+// Required, not merely used: a header that never came, or was cut short
+// past proxy_header_timeout, counted as "no header", and the client was
+// served as the proxy (an internal address, which DNSBLs are not asked
+// about), the rest of a late header read as commands. Postfix's
+// smtpd_upstream_proxy_protocol drops such a connection too. A v2 LOCAL
+// header (the proxy's own health check) is served as the proxy.
 func newProxyListener(l net.Listener, trusted []netip.Prefix, timeout time.Duration) net.Listener {
 	if len(trusted) == 0 {
 		return l
@@ -255,7 +261,7 @@ func newProxyListener(l net.Listener, trusted []netip.Prefix, timeout time.Durat
 			ip := addrIP(o.Upstream)
 			for _, p := range trusted {
 				if p.Contains(ip) {
-					return proxyproto.USE, nil
+					return proxyproto.REQUIRE, nil
 				}
 			}
 			return proxyproto.SKIP, nil

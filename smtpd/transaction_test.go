@@ -264,6 +264,66 @@ func TestProxyProtocol(t *testing.T) {
 	}
 }
 
+// TestTrustedProxyHeaders: from a trusted proxy, a connection is served
+// under the address its PROXY header gives (v2 TLVs are skipped), or under
+// the proxy's own for a v2 LOCAL (the proxy's health check). One whose
+// header is malformed, cut short (a v2 length beyond the bytes sent) or
+// missing is closed unserved, as Postfix's smtpd_upstream_proxy_protocol
+// does: a header that timed out or never came was taken for "no header",
+// and the client was served as the proxy, an address DNSBLs are not asked
+// about, with what remained of the header read as commands.
+func TestTrustedProxyHeaders(t *testing.T) {
+	n, sink := startNode(t, func(c *config.Config) {
+		c.SMTP.TrustedProxies = []string{"127.0.0.0/8"}
+		c.SMTP.ProxyHeaderTimeout = 500 * time.Millisecond
+	})
+	v2 := func(command, family byte, declared int, block ...byte) []byte {
+		h := append([]byte("\r\n\r\n\x00\r\nQUIT\n"), command, family, byte(declared>>8), byte(declared))
+		return append(h, block...)
+	}
+	// TCP over IPv4 from 203.0.113.9:40000 to 192.0.2.1:25.
+	addrs := []byte{203, 0, 113, 9, 192, 0, 2, 1, 0x9c, 0x40, 0, 25}
+	authority := []byte{0x02, 0, 6, 'm', 'x', '.', 't', 'e', 's'} // PP2_TYPE_AUTHORITY
+	for _, tc := range []struct {
+		name   string
+		header []byte
+		client string // "" when the connection must not be served
+	}{
+		{"v1", []byte("PROXY TCP4 203.0.113.9 192.0.2.1 40000 25\r\n"), "203.0.113.9"},
+		{"v2 with a TLV", v2(0x21, 0x11, len(addrs)+len(authority), append(append([]byte(nil), addrs...), authority...)...), "203.0.113.9"},
+		{"v2 LOCAL", v2(0x20, 0x00, 0), "127.0.0.1"},
+		{"v1 malformed", []byte("PROXY TCP4 203.0.113.9\r\n"), ""},
+		{"v2 length beyond the bytes sent", v2(0x21, 0x11, 100, addrs...), ""},
+		{"no header", nil, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := len(sink.Messages())
+			conn, err := net.Dial("tcp", n.SMTPAddr())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			conn.SetDeadline(time.Now().Add(10 * time.Second))
+			conn.Write(tc.header)
+			tc2 := textproto.NewConn(conn)
+			if tc.client == "" {
+				if line, err := tc2.ReadLine(); err == nil {
+					t.Fatalf("served (%q), want the connection closed", line)
+				}
+				return
+			}
+			c := greet(t, conn)
+			c.cmd(250, "MAIL FROM:<alice@sender.test>")
+			c.cmd(250, "RCPT TO:<bob@example.org>")
+			c.data(250, testMessage)
+			msgs := sink.Messages()
+			if len(msgs) != before+1 || !bytes.Contains(msgs[before].Data, []byte("(["+tc.client+"])")) {
+				t.Fatalf("delivered %d, want one from %s: %q", len(msgs)-before, tc.client, msgs[len(msgs)-1].Data[:100])
+			}
+		})
+	}
+}
+
 func TestProxyHeaderFromUntrustedAddressIsRefused(t *testing.T) {
 	n, _ := startNode(t, func(c *config.Config) { c.SMTP.TrustedProxies = []string{"10.0.0.0/8"} })
 	for _, version := range []byte{1, 2} {

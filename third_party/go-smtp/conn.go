@@ -39,6 +39,10 @@ type Conn struct {
 	// previous one, which spent the round trip.
 	junk    int
 	inGroup bool
+	// refused is set when the command at hand was answered 4xx or 5xx
+	// (other than its message's reply): it moved no mail, and counts as
+	// junk (mxgrid patch).
+	refused bool
 	// plainReplies is set while the client greeted with HELO: it
 	// negotiated no enhanced status codes (RFC 2034 §3), so replies carry
 	// none (mxgrid patch; upstream sent them to every client).
@@ -170,9 +174,23 @@ func (c *Conn) handle(cmd string, arg string) {
 	}
 
 	cmd = strings.ToUpper(cmd)
-	if isJunkCommand(cmd) && c.tooMuchJunk() {
+	junk := isJunkCommand(cmd)
+	if junk && c.tooMuchJunk() {
 		return
 	}
+	c.refused = false
+	defer func() {
+		// A command refused moves no mail either (mxgrid patch): without
+		// this, a MAIL nested in a transaction, or an address refused, now
+		// and then held the connection for ever, each reply restarting
+		// the command timeout. Counted once answered, as the reply says
+		// whether it was refused; past the limit the 421 follows it, as
+		// after too many errors.
+		if !junk && c.refused && !c.inGroup && !c.over.Load() {
+			c.junk++
+			c.overJunkLimit()
+		}
+	}()
 	c.midGroup = cmd == "MAIL" || cmd == "RCPT" || cmd == "RSET"
 	defer func() { c.midGroup = false }()
 	switch cmd {
@@ -307,6 +325,11 @@ func (c *Conn) tooMuchJunk() bool {
 		return false
 	}
 	c.junk++
+	return c.overJunkLimit()
+}
+
+// overJunkLimit says goodbye once the junk count is past the limit.
+func (c *Conn) overJunkLimit() bool {
 	if c.server.MaxJunkCommands <= 0 || c.junk <= c.server.MaxJunkCommands {
 		return false
 	}
@@ -330,6 +353,10 @@ func (c *Conn) answerTransaction(code int, enhCode EnhancedCode, msg string) {
 		c.junk = 0
 	}
 	c.writeResponse(code, enhCode, msg)
+	// The message was sent whole, refused or not: a transfer costs the
+	// client the message, and a refused one does not start the count
+	// over either.
+	c.refused = false
 }
 
 // lineWaiting reports whether a whole command line is already buffered,
@@ -1188,6 +1215,12 @@ func (c *Conn) handleBdat(arg string) {
 
 	if c.server.MaxMessageBytes != 0 && c.bytesReceived+int64(size) > c.server.MaxMessageBytes {
 		c.writeResponse(552, EnhancedCode{5, 3, 4}, "Max message size exceeded")
+		if c.bdatPipe != nil {
+			// The backend's Data hears why the transfer ends, as it does
+			// from DATA's reader (mxgrid patch): upstream told it only
+			// ErrDataReset, as if the client had given up.
+			c.bdatPipe.CloseWithError(ErrDataTooLarge)
+		}
 
 		// Discard chunk itself without passing it to backend.
 		c.skipChunk(size)
@@ -1248,7 +1281,13 @@ func (c *Conn) handleBdat(arg string) {
 	}()
 
 	chunk := &bdatChunk{r: c.text.R, n: int64(size)}
-	_, err := io.Copy(c.bdatPipe, chunk)
+	// Through a lent buffer (mxgrid patch): io.Copy allocated 32 KiB per
+	// chunk, so a client pipelining "BDAT 1" commands, ten octets each,
+	// had the server allocate some 3,000 times what it sent. The pipe's
+	// Write returns only once its reader is done with the bytes.
+	buf := bdatBuffers.Get().(*[]byte)
+	_, err := io.CopyBuffer(c.bdatPipe, chunk, *buf)
+	bdatBuffers.Put(buf)
 	if err != nil && chunk.err == nil {
 		// Backend might return an error early using CloseWithError without consuming
 		// the whole chunk.
@@ -1305,6 +1344,9 @@ func (c *Conn) handleBdat(arg string) {
 		c.writeResponse(250, EnhancedCode{2, 0, 0}, "Continue")
 	}
 }
+
+// bdatBuffers lend handleBdat the buffer a chunk is copied through.
+var bdatBuffers = sync.Pool{New: func() interface{} { b := make([]byte, 32<<10); return &b }}
 
 // parseBdat parses BDAT's arguments; msg is set when they are malformed.
 func parseBdat(arg string) (size uint64, last bool, msg string) {
@@ -1536,6 +1578,9 @@ func (c *Conn) greet() {
 func (c *Conn) writeResponse(code int, enhCode EnhancedCode, text ...string) {
 	if code == 421 {
 		c.over.Store(true) // RFC 5321 §3.8: the server closes after a 421
+	}
+	if code >= 400 {
+		c.refused = true
 	}
 	// TODO: error handling
 	if c.server.WriteTimeout != 0 {

@@ -85,6 +85,18 @@ func TestJunkCommandsCountRoundTrips(t *testing.T) {
 			"250 250 250 250 354 250 250 250 250 421", true},
 		{"a refused one does not", append(append([]step{ehlo, noop}, refused...), noop, noop),
 			"250 250 250 250 354 554 250 421", true},
+		// A command refused moves no mail either: MAIL nested in a
+		// transaction, RCPT or BDAT before MAIL, an address the backend
+		// refuses. Without this, such a command now and then (each reply
+		// restarts the command timeout) held a connection for ever. The
+		// refusal that goes past the limit is followed by the 421, as
+		// with too many errors.
+		{"refused commands count", []step{ehlo, {"MAIL FROM:<a@example.org>\r\n", 1}, {"MAIL FROM:<a@example.org>\r\n", 1}, {"RCPT TO:<busy@example.org> X=Y\r\n", 1}, {"MAIL FROM:<a@example.org>\r\n", 2}},
+			"250 250 503 555 503 421", true},
+		{"refused commands in a group count once", []step{ehlo, {"MAIL FROM:<a@example.org>\r\n", 1}, {strings.Repeat("MAIL FROM:<a@example.org>\r\n", 100), 100}, {"QUIT\r\n", 1}},
+			"250 250 " + strings.Repeat("503 ", 100) + "221", true},
+		{"an accepted message starts refusals over", append(append([]step{ehlo, {"RCPT TO:<b@example.org>\r\n", 1}, {"DATA\r\n", 1}}, message...), step{"RCPT TO:<b@example.org>\r\n", 1}, step{"DATA\r\n", 1}, noop, step{"DATA\r\n", 2}),
+			"250 503 503 250 250 354 250 503 503 250 503 421", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			elog := &envelopeLog{}
