@@ -470,10 +470,33 @@ func (s *Service) CreateDomain(ctx context.Context, p Principal, d tenant.Domain
 	}
 	audit := s.audit(p, d.ResellerID, "create", "domain "+d.Name, d)
 	v, err := s.store.CreateDomain(ctx, &d, audit)
-	if errors.Is(err, tenant.ErrConflict) && s.takeLapsedClaim(ctx, p, d.ResellerID, d.Name) {
-		v, err = s.store.CreateDomain(ctx, &d, audit)
+	if errors.Is(err, tenant.ErrConflict) {
+		// A lapsed claim is removed before the create that takes its name
+		// is tried again: a reseller at its domain quota, whose create
+		// would be refused, must not remove another tenant's claim.
+		if qerr := s.roomForDomain(ctx, d.ResellerID); qerr != nil {
+			if !p.Operator && s.lapsedClaim(ctx, d.ResellerID, d.Name) {
+				return d, qerr
+			}
+		} else if s.takeLapsedClaim(ctx, p, d.ResellerID, d.Name) {
+			v, err = s.store.CreateDomain(ctx, &d, audit)
+		}
 	}
 	return d, s.committed(v, neutralConflict(err))
+}
+
+// roomForDomain is a *tenant.QuotaError when resellerID holds as many
+// domains as its quota allows (or an error reading it), nil when one more
+// fits.
+func (s *Service) roomForDomain(ctx context.Context, resellerID int64) error {
+	u, err := s.store.ResellerUsage(ctx, resellerID)
+	if err != nil {
+		return err
+	}
+	if q := u.Domains.Quota; q > 0 && u.Domains.Used >= q {
+		return &tenant.QuotaError{What: "domains", Quota: q, Used: u.Domains.Used, After: u.Domains.Used + 1}
+	}
+	return nil
 }
 
 // setOwnership sets d's status and token. A reseller's new name (oldName
