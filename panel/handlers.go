@@ -690,6 +690,15 @@ func (p *Panel) importRecipients(req *request) error {
 		return badInput{"Choose a CSV file to upload."}
 	}
 	defer file.Close()
+	// The node's import places are shared with the API's imports: each
+	// holds up to admin.MaxImport addresses and one long transaction.
+	done, err := p.svc.BeginImport()
+	if err != nil {
+		req.w.Header().Set("Retry-After", "5")
+		return p.renderDomain(req, http.StatusTooManyRequests, nil,
+			fmt.Sprintf("%d recipient imports are running on this node. Try again in a moment.", admin.MaxConcurrentImports), nil, func(*domainData) {})
+	}
+	defer done()
 	good, bad, err := parseRecipientsCSV(file, d.Name)
 	if err != nil {
 		return badInput{err.Error()}
