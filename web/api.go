@@ -215,13 +215,17 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 }
 
 // decode reads one JSON object into v: bounded, unknown fields refused,
-// nothing after it.
+// no key twice in an object (keyCheck), nothing after it.
 func decode(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
+	keys := &keyCheck{r: http.MaxBytesReader(w, r.Body, limit)}
+	dec := json.NewDecoder(keys)
 	dec.DisallowUnknownFields()
 	err := dec.Decode(v)
 	if err == nil && dec.Decode(&struct{}{}) != io.EOF {
 		err = errors.New("one JSON object expected, found more data after it")
+	}
+	if err == nil && keys.dup != "" {
+		err = fmt.Errorf("key %q is given twice in one object (keys are matched regardless of case)", keys.dup)
 	}
 	var (
 		mbe *http.MaxBytesError

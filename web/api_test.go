@@ -429,6 +429,17 @@ func TestAPIBadInput(t *testing.T) {
 		{"invalid UTF-8 in the quarantine search", "GET", "/api/v1/quarantine?q=%FF", nil, 400, "q"},
 		{"invalid UTF-8 in a message search", "GET", "/api/v1/messages?sender=%FF%40x.example", nil, 400, "sender"},
 		{"non-numeric id", "GET", "/api/v1/domains/abc", nil, 404, ""},
+		// A key given twice, in any case or spelling (Go's decoder folds
+		// case and takes the last), means what a proxy or log reading the
+		// first does not: refused.
+		{"duplicate key", "POST", "/api/v1/customers", fmt.Sprintf(`{"name":"x","reseller_id":%d,"name":"y"}`, f.resA.ID), 400, ""},
+		{"key again in another case", "POST", "/api/v1/customers", fmt.Sprintf(`{"name":"x","reseller_id":%d,"NAME":"y"}`, f.resA.ID), 400, ""},
+		{"key again escaped", "POST", "/api/v1/customers", fmt.Sprintf(`{"name":"x","reseller_id":%d,"n\u0061me":"y"}`, f.resA.ID), 400, ""},
+		{"key again through the Kelvin sign", "PATCH", fmt.Sprintf("/api/v1/domains/%d", f.domA.ID), `{"policy":{"sender_block":["a@b.example"],"sender_bloc\u212A":[]}}`, 400, ""},
+		{"nested key again", "PATCH", fmt.Sprintf("/api/v1/domains/%d", f.domA.ID), `{"policy":{"tag_score":5,"Tag_Score":50}}`, 400, ""},
+		{"import list again", "POST", fmt.Sprintf("/api/v1/domains/%d/recipients/import", f.domA.ID), `{"recipients":["a"],"recipients":["b"],"replace":true}`, 400, ""},
+		{"same key in sibling objects", "PATCH", fmt.Sprintf("/api/v1/domains/%d", f.domA.ID),
+			`{"routes":[{"recipients":["a"],"route":"h:25"},{"recipients":["b"],"route":"i:25"}],"policy":{"sender_allow":["x@y.example"]}}`, 200, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
