@@ -429,6 +429,11 @@ func TestAPIBadInput(t *testing.T) {
 		{"invalid UTF-8 in the quarantine search", "GET", "/api/v1/quarantine?q=%FF", nil, 400, "q"},
 		{"invalid UTF-8 in a message search", "GET", "/api/v1/messages?sender=%FF%40x.example", nil, 400, "sender"},
 		{"non-numeric id", "GET", "/api/v1/domains/abc", nil, 404, ""},
+		// Names reach the operator's pages, the CLI's tables, logs and the
+		// audit trail: none may reverse what follows it or break its line.
+		{"bidi override in a name", "POST", "/api/v1/customers", fmt.Sprintf(`{"name":"invoice\u202egpj.exe","reseller_id":%d}`, f.resA.ID), 400, "name"},
+		{"bidi isolate in a name", "POST", "/api/v1/tokens", `{"name":"a\u2067b"}`, 400, "name"},
+		{"line separator in a name", "POST", "/api/v1/resellers", `{"name":"a\u2028level=ERROR"}`, 400, "name"},
 		// A key given twice, in any case or spelling (Go's decoder folds
 		// case and takes the last), means what a proxy or log reading the
 		// first does not: refused.
