@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"mime"
 	"net"
+	"net/mail"
 	"os"
 	"sort"
 	"strings"
@@ -279,7 +280,9 @@ func (d *Digests) compose(rcpt, brand string, items []quarantine.Item) []byte {
 		return r
 	}, brand)
 	var b bytes.Buffer
-	fmt.Fprintf(&b, "From: %s <%s>\r\n", mime.QEncoding.Encode("utf-8", brand+" quarantine"), d.cfg.From)
+	// The brand is a display name only: quoted, or encoded without RFC
+	// 2047's forbidden specials, so no name makes another address.
+	fmt.Fprintf(&b, "From: %s\r\n", (&mail.Address{Name: brand + " quarantine", Address: d.cfg.From}).String())
 	fmt.Fprintf(&b, "To: <%s>\r\n", rcpt)
 	fmt.Fprintf(&b, "Subject: %s\r\n", mime.QEncoding.Encode("utf-8", fmt.Sprintf("%s: %d message(s) held for you", brand, len(items))))
 	fmt.Fprintf(&b, "Date: %s\r\nMessage-ID: <digest-%d@%s>\r\n", d.now().Format(time.RFC1123Z), d.now().UnixNano(), d.hostname)
