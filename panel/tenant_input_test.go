@@ -6,6 +6,7 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -68,5 +69,42 @@ func TestCSVImportsShareTheNodesPlaces(t *testing.T) {
 	}
 	if n := f.svc.ImportsRunning(); n != admin.MaxConcurrentImports-1 {
 		t.Errorf("%d places taken after the upload, want %d (its own given back)", n, admin.MaxConcurrentImports-1)
+	}
+}
+
+// TestDomainFormRefusedChangesNothing: a domain form with a number that
+// does not parse is refused (400 naming the field) and nothing of it is
+// saved. Before, the other fields were saved and the bad score became
+// "inherit", behind the error page.
+func TestDomainFormRefusedChangesNothing(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	r, err := f.svc.CreateReseller(ctx, f.op, tenant.Reseller{Name: "alpha"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := f.svc.CreateCustomer(ctx, f.op, tenant.Customer{ResellerID: r.ID, Name: "c"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tag := 5.0
+	d, err := f.svc.CreateDomain(ctx, f.op, tenant.DomainRecord{CustomerID: c.ID, Name: "one.example", Route: "192.0.2.1:25",
+		Policy: tenant.Policy{TagScore: &tag}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr := admin.Principal{ResellerID: r.ID, Actor: "alpha"}
+	form := url.Values{"csrf": {"tok"}, "name": {"one.example"}, "route": {"192.0.2.99:25"}, "tls": {"opportunistic"}, "tag_score": {"5,5"}}
+	req := httptest.NewRequest("POST", "/panel/domains/"+itoa(d.ID), strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if code, body := f.serve(t, pr, req); code != http.StatusBadRequest || !strings.Contains(body, "must be a number") {
+		t.Fatalf("a score that is not a number: %d, want 400 naming it\n%s", code, body)
+	}
+	got, err := f.svc.GetDomain(ctx, pr, d.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Route != "192.0.2.1:25" || got.Policy.TagScore == nil || *got.Policy.TagScore != 5 {
+		t.Fatalf("the refused form was saved: route %s, tag_score %v", got.Route, got.Policy.TagScore)
 	}
 }
