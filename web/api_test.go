@@ -429,6 +429,11 @@ func TestAPIBadInput(t *testing.T) {
 		{"invalid UTF-8 in the quarantine search", "GET", "/api/v1/quarantine?q=%FF", nil, 400, "q"},
 		{"invalid UTF-8 in a message search", "GET", "/api/v1/messages?sender=%FF%40x.example", nil, 400, "sender"},
 		{"non-numeric id", "GET", "/api/v1/domains/abc", nil, 404, ""},
+		// The deferral view used to ignore the search's other filters and
+		// answer every deferral.
+		{"a search filter on the deferral view", "GET", "/api/v1/deferrals?recipient=bob%40a.example", nil, 400, "recipient"},
+		{"a time range end on the deferral view", "GET", "/api/v1/deferrals?since=2h&until=1h", nil, 400, "until"},
+		{"the deferral view's own filters", "GET", fmt.Sprintf("/api/v1/deferrals?since=1h&domain_id=%d", f.domA.ID), nil, 200, ""},
 		// Names reach the operator's pages, the CLI's tables, logs and the
 		// audit trail: none may reverse what follows it or break its line.
 		{"bidi override in a name", "POST", "/api/v1/customers", fmt.Sprintf(`{"name":"invoice\u202egpj.exe","reseller_id":%d}`, f.resA.ID), 400, "name"},
