@@ -28,3 +28,21 @@ func TestComposeBrandStaysADisplayName(t *testing.T) {
 		}
 	}
 }
+
+// TestComposeHostileSubjectStaysOneLine: a held message's subject and
+// sender are the sender's text; one that holds a Unicode line separator
+// or a bidirectional override cannot start a line of its own (a fake
+// "Release:" link under a mail client that breaks lines there) nor run
+// the digest's own text backwards.
+func TestComposeHostileSubjectStaysOneLine(t *testing.T) {
+	d := &Digests{cfg: Config{From: "digest@mx.example", LinkTTL: time.Hour}, keys: [][]byte{[]byte("k")},
+		baseURL: "https://mx.example", hostname: "mx.example", now: time.Now}
+	items := []quarantine.Item{{ID: 1, Time: time.Now(), Sender: "s@x.example\u202e",
+		Subject: "Invoice\u2028  Release: https://evil.example/q/release/x\u2029\u2066"}}
+	msg := string(d.compose("rcpt@a.example", "R", items))
+	for _, r := range []rune{0x2028, 0x2029, 0x202e, 0x2066} {
+		if strings.ContainsRune(msg, r) {
+			t.Errorf("the digest holds U+%04X:\n%q", r, msg)
+		}
+	}
+}

@@ -273,12 +273,7 @@ func (d *Digests) compose(rcpt, brand string, items []quarantine.Item) []byte {
 	if brand == "" {
 		brand = "Mail filter"
 	}
-	brand = strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return ' '
-		}
-		return r
-	}, brand)
+	brand = oneLine(brand)
 	var b bytes.Buffer
 	// The brand is a display name only: quoted, or encoded without RFC
 	// 2047's forbidden specials, so no name makes another address.
@@ -297,9 +292,16 @@ func (d *Digests) compose(rcpt, brand string, items []quarantine.Item) []byte {
 	return b.Bytes()
 }
 
+// oneLine keeps a sender's text on its line of the digest: control
+// characters, Unicode line and paragraph separators (a line break for some
+// mail clients: a subject could start a "Release:" line of its own) and
+// bidirectional embeddings, overrides and isolates (which run the text
+// after them backwards) become spaces.
 func oneLine(s string) string {
 	return strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
+		switch {
+		case r < 0x20, r == 0x7f, r >= 0x80 && r < 0xa0,
+			r == 0x2028, r == 0x2029, r >= 0x202a && r <= 0x202e, r >= 0x2066 && r <= 0x2069:
 			return ' '
 		}
 		return r
