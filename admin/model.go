@@ -104,13 +104,20 @@ func checkName(fe tenant.FieldErrors, key, name string) {
 }
 
 // notText is the field error of text isText refuses.
-const notText = "must be UTF-8 text without control characters"
+const notText = "must be UTF-8 text without control characters, line separators or bidirectional overrides"
 
 // isText reports whether s is text any field may hold: no control
-// characters (names reach logs, pages and audit entries) and valid UTF-8
+// characters (names reach logs, pages, the CLI's tables and audit
+// entries), no Unicode line or paragraph separator (U+2028, U+2029: a new
+// line for some log viewers and terminals), no bidirectional embedding,
+// override or isolate (U+202A-U+202E, U+2066-U+2069: "invoice\u202egpj.exe"
+// reads "invoiceexe.jpg", and the rest of a CLI table's line runs
+// backwards), as package mailaddr refuses in addresses; and valid UTF-8
 // (PostgreSQL refuses anything else in a parameter, SQLSTATE 22021).
 func isText(s string) bool {
-	return utf8.ValidString(s) && !strings.ContainsFunc(s, unicode.IsControl)
+	return utf8.ValidString(s) && !strings.ContainsFunc(s, func(r rune) bool {
+		return unicode.IsControl(r) || r == 0x2028 || r == 0x2029 || r >= 0x202a && r <= 0x202e || r >= 0x2066 && r <= 0x2069
+	})
 }
 
 // checkSearch vets the text a list is filtered by, under key; nothing

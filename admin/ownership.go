@@ -314,12 +314,8 @@ func (s *Service) takeLapsedClaim(ctx context.Context, p Principal, resellerID i
 	if p.Operator {
 		return false
 	}
-	held, err := s.store.DomainByName(ctx, name)
-	if err != nil || held.ResellerID == resellerID || held.Status != tenant.StatusPending {
-		return false
-	}
-	lapsedBefore := s.own.now().Add(-s.own.claimTTL)
-	if !held.PendingSince.Before(lapsedBefore) {
+	held, lapsedBefore, ok := s.lapsed(ctx, resellerID, name)
+	if !ok {
 		return false
 	}
 	detail := fmt.Sprintf("unproven since %s; another tenant claimed the name", held.PendingSince.Format(time.RFC3339))
@@ -333,6 +329,24 @@ func (s *Service) takeLapsedClaim(ctx context.Context, p Principal, resellerID i
 		"held_by", held.ResellerID, "claimed_by", resellerID, "pending_since", held.PendingSince)
 	_ = s.committed(v, nil)
 	return true
+}
+
+// lapsed finds the claim on name that resellerID may take over: another
+// reseller's, pending since before lapsedBefore.
+func (s *Service) lapsed(ctx context.Context, resellerID int64, name string) (held tenant.DomainRecord, lapsedBefore time.Time, ok bool) {
+	held, err := s.store.DomainByName(ctx, name)
+	if err != nil || held.ResellerID == resellerID || held.Status != tenant.StatusPending {
+		return held, lapsedBefore, false
+	}
+	lapsedBefore = s.own.now().Add(-s.own.claimTTL)
+	return held, lapsedBefore, held.PendingSince.Before(lapsedBefore)
+}
+
+// lapsedClaim reports whether resellerID could take name over from a
+// lapsed claim.
+func (s *Service) lapsedClaim(ctx context.Context, resellerID int64, name string) bool {
+	_, _, ok := s.lapsed(ctx, resellerID, name)
+	return ok
 }
 
 // ApproveDomain activates a domain without proof; operator only.

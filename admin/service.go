@@ -114,6 +114,9 @@ type Service struct {
 	quarantine   Quarantine
 	checkRoute   func(ctx context.Context, route string) error
 	own          *ownership
+	// imports holds a place per recipient import running on this node,
+	// through the API and the panel together (BeginImport).
+	imports chan struct{}
 }
 
 // ServiceOptions configure a Service.
@@ -146,7 +149,8 @@ type ServiceOptions struct {
 // NewService returns a service over st.
 func NewService(st Store, opts ServiceOptions) *Service {
 	s := &Service{store: st, changed: opts.Changed, log: opts.Log, panel: opts.Panel, activity: opts.Activity,
-		messages: opts.Messages, quarantine: opts.Quarantine, checkRoute: opts.CheckRoute, own: newOwnership(opts.Ownership)}
+		messages: opts.Messages, quarantine: opts.Quarantine, checkRoute: opts.CheckRoute, own: newOwnership(opts.Ownership),
+		imports: make(chan struct{}, MaxConcurrentImports)}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -470,10 +474,33 @@ func (s *Service) CreateDomain(ctx context.Context, p Principal, d tenant.Domain
 	}
 	audit := s.audit(p, d.ResellerID, "create", "domain "+d.Name, d)
 	v, err := s.store.CreateDomain(ctx, &d, audit)
-	if errors.Is(err, tenant.ErrConflict) && s.takeLapsedClaim(ctx, p, d.ResellerID, d.Name) {
-		v, err = s.store.CreateDomain(ctx, &d, audit)
+	if errors.Is(err, tenant.ErrConflict) {
+		// A lapsed claim is removed before the create that takes its name
+		// is tried again: a reseller at its domain quota, whose create
+		// would be refused, must not remove another tenant's claim.
+		if qerr := s.roomForDomain(ctx, d.ResellerID); qerr != nil {
+			if !p.Operator && s.lapsedClaim(ctx, d.ResellerID, d.Name) {
+				return d, qerr
+			}
+		} else if s.takeLapsedClaim(ctx, p, d.ResellerID, d.Name) {
+			v, err = s.store.CreateDomain(ctx, &d, audit)
+		}
 	}
 	return d, s.committed(v, neutralConflict(err))
+}
+
+// roomForDomain is a *tenant.QuotaError when resellerID holds as many
+// domains as its quota allows (or an error reading it), nil when one more
+// fits.
+func (s *Service) roomForDomain(ctx context.Context, resellerID int64) error {
+	u, err := s.store.ResellerUsage(ctx, resellerID)
+	if err != nil {
+		return err
+	}
+	if q := u.Domains.Quota; q > 0 && u.Domains.Used >= q {
+		return &tenant.QuotaError{What: "domains", Quota: q, Used: u.Domains.Used, After: u.Domains.Used + 1}
+	}
+	return nil
 }
 
 // setOwnership sets d's status and token. A reseller's new name (oldName
@@ -611,6 +638,31 @@ func (s *Service) checkRoutes(ctx context.Context, d *tenant.DomainRecord, fe te
 
 // MaxImport bounds one bulk import.
 const MaxImport = 100000
+
+// MaxConcurrentImports bounds the recipient imports a node reads and
+// stores at once, through the API (a 32 MiB JSON body) and the panel (an
+// 8 MiB CSV upload) together: each holds up to MaxImport strings and
+// writes them in one transaction. Two at once cost at most ~130 MB.
+const MaxConcurrentImports = 2
+
+// ErrImportsBusy: MaxConcurrentImports imports are running on this node
+// (HTTP 429). It is an ErrBusy.
+var ErrImportsBusy = fmt.Errorf("%w: %d recipient imports are running on this node", ErrBusy, MaxConcurrentImports)
+
+// BeginImport takes one of the node's import places before an import's
+// list is read; done gives it back. With none free it fails at once with
+// ErrImportsBusy: the client retries.
+func (s *Service) BeginImport() (done func(), err error) {
+	select {
+	case s.imports <- struct{}{}:
+		return func() { <-s.imports }, nil
+	default:
+		return nil, ErrImportsBusy
+	}
+}
+
+// ImportsRunning is how many import places are taken.
+func (s *Service) ImportsRunning() int { return len(s.imports) }
 
 func (s *Service) ListRecipients(ctx context.Context, p Principal, domainID int64, f Filter) ([]Recipient, error) {
 	if _, err := s.GetDomain(ctx, p, domainID); err != nil {

@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"mime"
 	"net"
+	"net/mail"
 	"os"
 	"sort"
 	"strings"
@@ -272,14 +273,11 @@ func (d *Digests) compose(rcpt, brand string, items []quarantine.Item) []byte {
 	if brand == "" {
 		brand = "Mail filter"
 	}
-	brand = strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return ' '
-		}
-		return r
-	}, brand)
+	brand = oneLine(brand)
 	var b bytes.Buffer
-	fmt.Fprintf(&b, "From: %s <%s>\r\n", mime.QEncoding.Encode("utf-8", brand+" quarantine"), d.cfg.From)
+	// The brand is a display name only: quoted, or encoded without RFC
+	// 2047's forbidden specials, so no name makes another address.
+	fmt.Fprintf(&b, "From: %s\r\n", (&mail.Address{Name: brand + " quarantine", Address: d.cfg.From}).String())
 	fmt.Fprintf(&b, "To: <%s>\r\n", rcpt)
 	fmt.Fprintf(&b, "Subject: %s\r\n", mime.QEncoding.Encode("utf-8", fmt.Sprintf("%s: %d message(s) held for you", brand, len(items))))
 	fmt.Fprintf(&b, "Date: %s\r\nMessage-ID: <digest-%d@%s>\r\n", d.now().Format(time.RFC1123Z), d.now().UnixNano(), d.hostname)
@@ -294,9 +292,16 @@ func (d *Digests) compose(rcpt, brand string, items []quarantine.Item) []byte {
 	return b.Bytes()
 }
 
+// oneLine keeps a sender's text on its line of the digest: control
+// characters, Unicode line and paragraph separators (a line break for some
+// mail clients: a subject could start a "Release:" line of its own) and
+// bidirectional embeddings, overrides and isolates (which run the text
+// after them backwards) become spaces.
 func oneLine(s string) string {
 	return strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
+		switch {
+		case r < 0x20, r == 0x7f, r >= 0x80 && r < 0xa0,
+			r == 0x2028, r == 0x2029, r >= 0x202a && r <= 0x202e, r >= 0x2066 && r <= 0x2069:
 			return ' '
 		}
 		return r

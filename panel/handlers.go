@@ -508,17 +508,21 @@ func (p *Panel) updateDomain(req *request) error {
 		return err
 	}
 	f := readDomainForm(req.r)
-	var ferr error
+	// The form is read whole before anything is saved: UpdateDomain's
+	// patch cannot refuse, and a score that is not a number became
+	// "inherit" with the rest of the form saved behind the error page.
+	if err := f.apply(&tenant.DomainRecord{}); err != nil {
+		return p.formError(err, func(msg string, fe tenant.FieldErrors) error {
+			return p.renderDomain(req, http.StatusBadRequest, &f, msg, fe, func(*domainData) {})
+		})
+	}
 	_, err = p.svc.UpdateDomain(req.r.Context(), req.sess.P, id, func(d *tenant.DomainRecord) {
 		name := d.Name
-		ferr = f.apply(d)
+		f.apply(d) // checked above
 		if f.Name == "" {
 			d.Name = name
 		}
 	})
-	if err == nil {
-		err = ferr
-	}
 	if err != nil {
 		return p.formError(err, func(msg string, fe tenant.FieldErrors) error {
 			return p.renderDomain(req, http.StatusBadRequest, &f, msg, fe, func(*domainData) {})
@@ -690,6 +694,15 @@ func (p *Panel) importRecipients(req *request) error {
 		return badInput{"Choose a CSV file to upload."}
 	}
 	defer file.Close()
+	// The node's import places are shared with the API's imports: each
+	// holds up to admin.MaxImport addresses and one long transaction.
+	done, err := p.svc.BeginImport()
+	if err != nil {
+		req.w.Header().Set("Retry-After", "5")
+		return p.renderDomain(req, http.StatusTooManyRequests, nil,
+			fmt.Sprintf("%d recipient imports are running on this node. Try again in a moment.", admin.MaxConcurrentImports), nil, func(*domainData) {})
+	}
+	defer done()
 	good, bad, err := parseRecipientsCSV(file, d.Name)
 	if err != nil {
 		return badInput{err.Error()}

@@ -58,15 +58,30 @@ func (s *Scheduler) Scoped(ctx context.Context, sc Scope) (*Map, error) {
 		return m, nil
 	}
 	// One render per scope at a time on this node: a burst of first views
-	// waits for the one render instead of each scanning the events.
-	v, err, _ := s.scopes.Do(sc.Key, func() (any, error) {
-		return s.scoped(ctx, sc, period)
+	// waits for the one render instead of each scanning the events. The
+	// render is not the first viewer's: it goes on (bounded by
+	// scopedRenderTimeout) and is stored when that viewer leaves, or an
+	// anonymous client hanging up at once would have the events read
+	// again and again, and fail the viewers waiting with it.
+	ch := s.scopes.DoChan(sc.Key, func() (any, error) {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), scopedRenderTimeout)
+		defer cancel()
+		return s.scoped(rctx, sc, period)
 	})
-	if err != nil {
-		return nil, err
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return nil, r.Err
+		}
+		return r.Val.(*Map), nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
-	return v.(*Map), nil
 }
+
+// scopedRenderTimeout bounds a scoped map's render, which no viewer's
+// request bounds (Scoped).
+const scopedRenderTimeout = 2 * time.Minute
 
 func (s *Scheduler) scoped(ctx context.Context, sc Scope, period time.Time) (*Map, error) {
 	at, etag, ok, err := s.maps.MapVersion(ctx, sc.Key)

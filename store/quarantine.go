@@ -95,8 +95,11 @@ func (s *Store) ListQuarantine(ctx context.Context, f quarantine.Filter) ([]quar
 		add("state = ?", string(f.State))
 	}
 	if f.Search != "" {
-		like := "%" + strings.NewReplacer(`\`, `\\`, "%", `\%`, "_", `\_`).Replace(strings.ToLower(f.Search)) + "%"
-		add(`(lower(sender) LIKE ? ESCAPE '\' OR lower(recipients) LIKE ? ESCAPE '\' OR lower(subject) LIKE ? ESCAPE '\')`, like, like, like)
+		// Both sides are folded by the database's lower(): folded in Go,
+		// the text would not match itself where the database folds less
+		// (SQLite: ASCII only).
+		like := "%" + strings.NewReplacer(`\`, `\\`, "%", `\%`, "_", `\_`).Replace(f.Search) + "%"
+		add(`(lower(sender) LIKE lower(?) ESCAPE '\' OR lower(recipients) LIKE lower(?) ESCAPE '\' OR lower(subject) LIKE lower(?) ESCAPE '\')`, like, like, like)
 	}
 	if f.Before > 0 {
 		add("id < ?", f.Before)

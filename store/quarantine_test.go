@@ -3,11 +3,13 @@ package store
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/mxgrid/mxgrid/admin"
 	"github.com/mxgrid/mxgrid/quarantine"
 	"github.com/mxgrid/mxgrid/tenant"
 	"github.com/mxgrid/mxgrid/tracking"
@@ -104,6 +106,81 @@ func TestQuarantineStore(t *testing.T) {
 		}
 		if err := s.DeleteQuarantine(ctx, own, b); !errors.Is(err, tenant.ErrNotFound) {
 			t.Fatalf("delete of a pruned item: %v", err)
+		}
+	})
+}
+
+// TestQuarantineSearchText: the search finds a subject by the very text it
+// holds, non-ASCII letters in either case included, and `%`, `_` and `\`
+// are literal. Before, the search text was lower-cased in Go (Unicode)
+// but the column by SQL's lower(), ASCII only on SQLite (and on a
+// PostgreSQL database in the C locale): "Überweisung" did not find
+// "Überweisung". Folding non-ASCII letters is the database's (ASCII only
+// on SQLite) and not promised.
+func TestQuarantineSearchText(t *testing.T) {
+	eachDialect(t, (*Store).MigrateQuarantine, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		fx := seedTenants(t, s, 1, 1)
+		scope := tracking.Scope{ResellerID: fx.resellers[0]}
+		ids := map[string]int64{}
+		for _, subject := range []string{"Überweisung fällig", "100% free", "a_b", `back\slash`, "plain"} {
+			got, err := s.PutQuarantine(ctx, []quarantine.Item{{Time: time.Now(), QueueID: "Q", Domain: "a.example", DomainID: 5,
+				CustomerID: fx.customers[0], Sender: "x@s.example", Recipients: []string{"bob@a.example"}, Subject: subject,
+				State: quarantine.StateHeld}}, []byte("gz"), 1<<30)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids[subject] = got[0]
+		}
+		for _, tc := range []struct {
+			search string
+			want   []string
+		}{
+			{"Überweisung", []string{"Überweisung fällig"}},
+			{"weisung fäl", []string{"Überweisung fällig"}},
+			{"%", []string{"100% free"}},
+			{"_", []string{"a_b"}},
+			{`\`, []string{`back\slash`}},
+			{"PLAIN", []string{"plain"}},
+		} {
+			list, err := s.ListQuarantine(ctx, quarantine.Filter{Scope: scope, Search: tc.search, Limit: 10})
+			if err != nil {
+				t.Fatalf("%q: %v", tc.search, err)
+			}
+			var got []string
+			for _, it := range list {
+				got = append(got, it.Subject)
+			}
+			if strings.Join(got, "|") != strings.Join(tc.want, "|") {
+				t.Errorf("search %q found %q, want %q", tc.search, got, tc.want)
+			}
+		}
+	})
+}
+
+// TestNameFilterText: a list's name filter finds a customer by the very
+// text of its name, non-ASCII letters included, with `%` and `_` literal
+// (the same mismatch as TestQuarantineSearchText's: "Ölwerk" did not find
+// "Ölwerk GmbH").
+func TestNameFilterText(t *testing.T) {
+	eachDialect(t, func(*Store, context.Context) error { return nil }, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		fx := seedTenants(t, s, 1, 0)
+		ts := NewTenants(s)
+		for _, name := range []string{"Ölwerk GmbH", "50% off", "x_y"} {
+			c := tenant.Customer{ResellerID: fx.resellers[0], Name: name}
+			if _, err := ts.CreateCustomer(ctx, &c, admin.AuditEntry{Actor: "test", Action: "create", Object: "x"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for search, want := range map[string]string{"Ölwerk": "Ölwerk GmbH", "GMBH": "Ölwerk GmbH", "%": "50% off", "_": "x_y"} {
+			list, err := ts.ListCustomers(ctx, admin.Filter{ResellerID: fx.resellers[0], Name: search, Limit: 10})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(list) != 1 || list[0].Name != want {
+				t.Errorf("name filter %q found %+v, want %q", search, list, want)
+			}
 		}
 	})
 }

@@ -404,8 +404,10 @@ func (w *where) nameLike(col, s string) {
 	if s == "" {
 		return
 	}
-	esc := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(strings.ToLower(s))
-	w.add("lower("+col+") LIKE $? ESCAPE '\\'", "%"+esc+"%")
+	// Both sides folded by the database's lower() (SQLite's is ASCII
+	// only): folded in Go, "Ölwerk" did not find "Ölwerk GmbH".
+	esc := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
+	w.add("lower("+col+") LIKE lower($?) ESCAPE '\\'", "%"+esc+"%")
 }
 
 func (w *where) page(col string, f admin.Filter) string {

@@ -35,14 +35,7 @@ var openAPIDoc []byte
 type AdminAPI struct {
 	svc *admin.Service
 	log *slog.Logger
-	// imports bounds the recipient imports decoded at once: each may hold
-	// its 32 MiB body and admin.MaxImport strings.
-	imports chan struct{}
 }
-
-// maxConcurrentImports: two imports at once cost at most ~130 MB; a third
-// is told to retry (429).
-const maxConcurrentImports = 2
 
 // apiRoute is one pattern of the API; the OpenAPI test walks these.
 type apiRoute struct {
@@ -53,7 +46,7 @@ type apiRoute struct {
 // MountAdminAPI registers every route of the admin API with handle
 // (Server.Handle).
 func MountAdminAPI(handle func(pattern string, h http.Handler), svc *admin.Service, log *slog.Logger) {
-	a := &AdminAPI{svc: svc, log: log, imports: make(chan struct{}, maxConcurrentImports)}
+	a := &AdminAPI{svc: svc, log: log}
 	for _, r := range a.routes() {
 		handle(r.pattern, r.handler)
 	}
@@ -135,7 +128,7 @@ func (e badRequest) Error() string { return e.msg }
 // OperatorOnly guards h with the operator's bearer token, for operator
 // actions that live outside the admin API (regenerating the map).
 func OperatorOnly(svc *admin.Service, log *slog.Logger) func(http.Handler) http.Handler {
-	a := &AdminAPI{svc: svc, log: log, imports: make(chan struct{}, maxConcurrentImports)}
+	a := &AdminAPI{svc: svc, log: log}
 	return func(h http.Handler) http.Handler {
 		return a.authed(func(w http.ResponseWriter, r *http.Request, p admin.Principal) error {
 			if !p.Operator {
@@ -222,13 +215,17 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 }
 
 // decode reads one JSON object into v: bounded, unknown fields refused,
-// nothing after it.
+// no key twice in an object (keyCheck), nothing after it.
 func decode(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
+	keys := &keyCheck{r: http.MaxBytesReader(w, r.Body, limit)}
+	dec := json.NewDecoder(keys)
 	dec.DisallowUnknownFields()
 	err := dec.Decode(v)
 	if err == nil && dec.Decode(&struct{}{}) != io.EOF {
 		err = errors.New("one JSON object expected, found more data after it")
+	}
+	if err == nil && keys.dup != "" {
+		err = fmt.Errorf("key %q is given twice in one object (keys are matched regardless of case)", keys.dup)
 	}
 	var (
 		mbe *http.MaxBytesError

@@ -118,8 +118,19 @@ const defaultDeferralWindow = 12 * time.Hour
 // deferred that its sender has not yet delivered on a retry.
 func (a *AdminAPI) listDeferrals(w http.ResponseWriter, r *http.Request, p admin.Principal) error {
 	now := time.Now()
-	f, errs := tracking.ParseQuery(r.URL.Query(), now)
-	if errs != nil {
+	q := r.URL.Query()
+	f, errs := tracking.ParseQuery(q, now)
+	if errs == nil {
+		errs = map[string]string{}
+	}
+	// The search's other filters would be ignored: a client filtering by
+	// recipient would take every deferral for that recipient's.
+	for _, k := range tracking.QueryKeys {
+		if q.Has(k) && k != "domain_id" && k != "customer_id" && k != "since" {
+			errs[k] = "not a filter of the deferral view (domain_id, customer_id, since)"
+		}
+	}
+	if len(errs) > 0 {
 		return tenant.FieldErrors(errs)
 	}
 	wf := tracking.WaitingFilter{DomainID: f.DomainID, CustomerID: f.CustomerID, Since: f.Since}

@@ -296,12 +296,12 @@ func (a *AdminAPI) importRecipients(w http.ResponseWriter, r *http.Request, p ad
 	if _, err := a.svc.GetDomain(r.Context(), p, id); err != nil {
 		return err
 	}
-	select {
-	case a.imports <- struct{}{}:
-		defer func() { <-a.imports }()
-	default:
-		return fmt.Errorf("%w: %d recipient imports are running on this node", admin.ErrBusy, cap(a.imports))
+	// The node's import places are shared with the panel's CSV imports.
+	done, err := a.svc.BeginImport()
+	if err != nil {
+		return err
 	}
+	defer done()
 	var b importBody
 	if err := decode(w, r, maxImportBody, &b); err != nil {
 		return err

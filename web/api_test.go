@@ -429,6 +429,27 @@ func TestAPIBadInput(t *testing.T) {
 		{"invalid UTF-8 in the quarantine search", "GET", "/api/v1/quarantine?q=%FF", nil, 400, "q"},
 		{"invalid UTF-8 in a message search", "GET", "/api/v1/messages?sender=%FF%40x.example", nil, 400, "sender"},
 		{"non-numeric id", "GET", "/api/v1/domains/abc", nil, 404, ""},
+		// The deferral view used to ignore the search's other filters and
+		// answer every deferral.
+		{"a search filter on the deferral view", "GET", "/api/v1/deferrals?recipient=bob%40a.example", nil, 400, "recipient"},
+		{"a time range end on the deferral view", "GET", "/api/v1/deferrals?since=2h&until=1h", nil, 400, "until"},
+		{"the deferral view's own filters", "GET", fmt.Sprintf("/api/v1/deferrals?since=1h&domain_id=%d", f.domA.ID), nil, 200, ""},
+		// Names reach the operator's pages, the CLI's tables, logs and the
+		// audit trail: none may reverse what follows it or break its line.
+		{"bidi override in a name", "POST", "/api/v1/customers", fmt.Sprintf(`{"name":"invoice\u202egpj.exe","reseller_id":%d}`, f.resA.ID), 400, "name"},
+		{"bidi isolate in a name", "POST", "/api/v1/tokens", `{"name":"a\u2067b"}`, 400, "name"},
+		{"line separator in a name", "POST", "/api/v1/resellers", `{"name":"a\u2028level=ERROR"}`, 400, "name"},
+		// A key given twice, in any case or spelling (Go's decoder folds
+		// case and takes the last), means what a proxy or log reading the
+		// first does not: refused.
+		{"duplicate key", "POST", "/api/v1/customers", fmt.Sprintf(`{"name":"x","reseller_id":%d,"name":"y"}`, f.resA.ID), 400, ""},
+		{"key again in another case", "POST", "/api/v1/customers", fmt.Sprintf(`{"name":"x","reseller_id":%d,"NAME":"y"}`, f.resA.ID), 400, ""},
+		{"key again escaped", "POST", "/api/v1/customers", fmt.Sprintf(`{"name":"x","reseller_id":%d,"n\u0061me":"y"}`, f.resA.ID), 400, ""},
+		{"key again through the Kelvin sign", "PATCH", fmt.Sprintf("/api/v1/domains/%d", f.domA.ID), `{"policy":{"sender_block":["a@b.example"],"sender_bloc\u212A":[]}}`, 400, ""},
+		{"nested key again", "PATCH", fmt.Sprintf("/api/v1/domains/%d", f.domA.ID), `{"policy":{"tag_score":5,"Tag_Score":50}}`, 400, ""},
+		{"import list again", "POST", fmt.Sprintf("/api/v1/domains/%d/recipients/import", f.domA.ID), `{"recipients":["a"],"recipients":["b"],"replace":true}`, 400, ""},
+		{"same key in sibling objects", "PATCH", fmt.Sprintf("/api/v1/domains/%d", f.domA.ID),
+			`{"routes":[{"recipients":["a"],"route":"h:25"},{"recipients":["b"],"route":"i:25"}],"policy":{"sender_allow":["x@y.example"]}}`, 200, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -5,10 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"runtime"
 	"strings"
 	"testing"
@@ -44,18 +42,12 @@ func TestImportListStopsAtTheLimit(t *testing.T) {
 	}
 }
 
-// Imports decoded at once are bounded per node: the next is told to retry,
-// and once one ends another is taken.
+// Imports decoded at once are bounded per node (admin.Service's places,
+// shared with the panel): the next is told to retry, and once one ends
+// another is taken.
 func TestImportsAtOnceAreBounded(t *testing.T) {
 	f := newAPIFixture(t)
-	// The fixture's API, served again with its import slots in reach.
-	a := &AdminAPI{svc: f.svc, log: slog.New(slog.NewTextHandler(io.Discard, nil)), imports: make(chan struct{}, maxConcurrentImports)}
-	mux := http.NewServeMux()
-	for _, r := range a.routes() {
-		mux.Handle(r.pattern, r.handler)
-	}
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
+	srv := f.srv
 	path := fmt.Sprintf("/api/v1/domains/%d/recipients/import", f.domA.ID)
 	post := func(body string) int {
 		req, err := http.NewRequest("POST", srv.URL+path, strings.NewReader(body))
@@ -75,7 +67,7 @@ func TestImportsAtOnceAreBounded(t *testing.T) {
 	// may keep them in its buffer until the body comes.
 	const body = `{"recipients":["slow1"]}`
 	var held []net.Conn
-	for range maxConcurrentImports {
+	for range admin.MaxConcurrentImports {
 		c, err := net.Dial("tcp", srv.Listener.Addr().String())
 		if err != nil {
 			t.Fatal(err)
@@ -85,13 +77,13 @@ func TestImportsAtOnceAreBounded(t *testing.T) {
 			path, f.tokens["own"], len(body))
 		held = append(held, c)
 	}
-	for deadline := time.Now().Add(10 * time.Second); len(a.imports) < maxConcurrentImports; time.Sleep(time.Millisecond) {
+	for deadline := time.Now().Add(10 * time.Second); f.svc.ImportsRunning() < admin.MaxConcurrentImports; time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d held imports are being read after 10 s", len(a.imports), maxConcurrentImports)
+			t.Fatalf("%d of %d held imports are being read after 10 s", f.svc.ImportsRunning(), admin.MaxConcurrentImports)
 		}
 	}
 	if code := post(`{"recipients":["quick"]}`); code != http.StatusTooManyRequests {
-		t.Fatalf("with %d imports being read, another got %d, want 429", maxConcurrentImports, code)
+		t.Fatalf("with %d imports being read, another got %d, want 429", admin.MaxConcurrentImports, code)
 	}
 	for i, c := range held {
 		io.WriteString(c, body)

@@ -168,6 +168,9 @@ func (h *mapHandler) mapFor(w http.ResponseWriter, r *http.Request) (m *spammap.
 	}
 	m, found, err := h.opts.Scoped(r.Context(), kind, key)
 	switch {
+	case err != nil && r.Context().Err() != nil:
+		// The client left; the render goes on without it.
+		return nil, true, false
 	case err != nil:
 		h.opts.Log.Error("map: scoped map", "kind", kind, "err", err)
 		http.Error(w, "map unavailable, try again later", http.StatusServiceUnavailable)

@@ -562,3 +562,50 @@ func TestVerifyRoundChecksTogether(t *testing.T) {
 		t.Fatalf("VerifyPending = %d, %v in %v; want 1 within a few check timeouts (one after another: 20 s)", n, err, took)
 	}
 }
+
+// TestAPILapsedClaimNotTakenPastQuota: a reseller at its domain quota may
+// not take a lapsed claim over: its create is refused (403 with the quota)
+// and the holder keeps its claim, recipients and an audit trail without a
+// lapse. Before, the claim was removed first and the create refused after.
+func TestAPILapsedClaimNotTakenPastQuota(t *testing.T) {
+	var now atomic.Int64
+	now.Store(time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC).UnixNano())
+	f := newAPIFixture(t, func(o *admin.ServiceOptions) {
+		o.Ownership.Now = func() time.Time { return time.Unix(0, now.Load()).UTC() }
+	})
+	ctx := context.Background()
+	custB, err := f.svc.CreateCustomer(ctx, f.op, tenant.Customer{ResellerID: f.resB.ID, Name: "customer B"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, squat, _ := f.createAs("own", "wanted.example", f.custA.ID)
+	if code, out := f.do("own", "POST", fmt.Sprintf("/api/v1/domains/%d/recipients", squat.ID), map[string]string{"local": "alice"}); code != 201 {
+		t.Fatalf("recipient: %d %s", code, out)
+	}
+	if code, out := f.do("operator", "PATCH", fmt.Sprintf("/api/v1/resellers/%d", f.resB.ID), map[string]any{"quota": map[string]int{"domains": 1}}); code != 200 {
+		t.Fatalf("quota: %d %s", code, out)
+	}
+	if code, _, body := f.createAs("other", "b1.example", custB.ID); code != 201 {
+		t.Fatalf("B's one domain: %d %s", code, body)
+	}
+	now.Add(int64(tenant.DefaultPendingClaimTTL + time.Minute))
+	code, out := f.do("other", "POST", "/api/v1/domains", map[string]any{"name": "wanted.example", "customer_id": custB.ID, "route": "127.0.0.1:25"})
+	var e apiError
+	json.Unmarshal(out, &e)
+	if code != 403 || e.Quota == nil || e.Quota.What != "domains" || e.Quota.Used != 1 || e.Quota.After != 2 {
+		t.Fatalf("a lapsed claim past the quota: %d %s, want 403 naming the domain quota", code, out)
+	}
+	if code, out := f.do("own", "GET", fmt.Sprintf("/api/v1/domains/%d/recipients/alice", squat.ID), nil); code != 200 {
+		t.Fatalf("the holder's claim or recipient is gone: %d %s", code, out)
+	}
+	if _, out := f.do("own", "GET", "/api/v1/audit", nil); strings.Contains(string(out), `"lapse"`) {
+		t.Fatalf("the holder's audit trail shows a lapse: %s", out)
+	}
+	// Within its quota, B takes the name over as before.
+	if code, out := f.do("operator", "PATCH", fmt.Sprintf("/api/v1/resellers/%d", f.resB.ID), map[string]any{"quota": map[string]int{"domains": 2}}); code != 200 {
+		t.Fatalf("quota: %d %s", code, out)
+	}
+	if code, _, body := f.createAs("other", "wanted.example", custB.ID); code != 201 {
+		t.Fatalf("the lapsed claim within the quota: %d %s", code, body)
+	}
+}

@@ -1,0 +1,110 @@
+package panel
+
+import (
+	"bytes"
+	"context"
+	"mime/multipart"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/mxgrid/mxgrid/admin"
+	"github.com/mxgrid/mxgrid/tenant"
+)
+
+// TestCSVImportsShareTheNodesPlaces: the panel's CSV imports take the
+// node's import places that the API's imports take (admin.BeginImport):
+// with all of them taken, an upload is told to retry (429) and nothing is
+// imported; once one is free, it goes through. Before, the panel read and
+// stored any number of 8 MiB uploads at once.
+func TestCSVImportsShareTheNodesPlaces(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	r, err := f.svc.CreateReseller(ctx, f.op, tenant.Reseller{Name: "alpha"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := f.svc.CreateCustomer(ctx, f.op, tenant.Customer{ResellerID: r.ID, Name: "c"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := f.svc.CreateDomain(ctx, f.op, tenant.DomainRecord{CustomerID: c.ID, Name: "one.example", Route: "192.0.2.1:25"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr := admin.Principal{ResellerID: r.ID, Actor: "alpha"}
+	upload := func() (int, string) {
+		var body bytes.Buffer
+		mw := multipart.NewWriter(&body)
+		mw.WriteField("csrf", "tok")
+		fw, _ := mw.CreateFormFile("csv", "list.csv")
+		fw.Write([]byte("alice\nbob\n"))
+		mw.Close()
+		req := httptest.NewRequest("POST", "/panel/domains/"+itoa(d.ID)+"/import", &body)
+		req.Header.Set("Content-Type", mw.FormDataContentType())
+		return f.serve(t, pr, req)
+	}
+	var held []func()
+	for range admin.MaxConcurrentImports {
+		done, err := f.svc.BeginImport()
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, done)
+	}
+	if code, body := upload(); code != http.StatusTooManyRequests || !strings.Contains(body, "imports are running") {
+		t.Fatalf("with every import place taken: %d, want 429 saying why\n%s", code, body)
+	}
+	if _, err := f.svc.GetRecipient(ctx, pr, d.ID, "alice"); err == nil {
+		t.Fatal("the refused upload was imported")
+	}
+	held[0]()
+	if code, body := upload(); code != http.StatusOK {
+		t.Fatalf("with a place free: %d\n%s", code, body)
+	}
+	if _, err := f.svc.GetRecipient(ctx, pr, d.ID, "alice"); err != nil {
+		t.Fatalf("the upload was not imported: %v", err)
+	}
+	if n := f.svc.ImportsRunning(); n != admin.MaxConcurrentImports-1 {
+		t.Errorf("%d places taken after the upload, want %d (its own given back)", n, admin.MaxConcurrentImports-1)
+	}
+}
+
+// TestDomainFormRefusedChangesNothing: a domain form with a number that
+// does not parse is refused (400 naming the field) and nothing of it is
+// saved. Before, the other fields were saved and the bad score became
+// "inherit", behind the error page.
+func TestDomainFormRefusedChangesNothing(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	r, err := f.svc.CreateReseller(ctx, f.op, tenant.Reseller{Name: "alpha"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := f.svc.CreateCustomer(ctx, f.op, tenant.Customer{ResellerID: r.ID, Name: "c"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tag := 5.0
+	d, err := f.svc.CreateDomain(ctx, f.op, tenant.DomainRecord{CustomerID: c.ID, Name: "one.example", Route: "192.0.2.1:25",
+		Policy: tenant.Policy{TagScore: &tag}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr := admin.Principal{ResellerID: r.ID, Actor: "alpha"}
+	form := url.Values{"csrf": {"tok"}, "name": {"one.example"}, "route": {"192.0.2.99:25"}, "tls": {"opportunistic"}, "tag_score": {"5,5"}}
+	req := httptest.NewRequest("POST", "/panel/domains/"+itoa(d.ID), strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if code, body := f.serve(t, pr, req); code != http.StatusBadRequest || !strings.Contains(body, "must be a number") {
+		t.Fatalf("a score that is not a number: %d, want 400 naming it\n%s", code, body)
+	}
+	got, err := f.svc.GetDomain(ctx, pr, d.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Route != "192.0.2.1:25" || got.Policy.TagScore == nil || *got.Policy.TagScore != 5 {
+		t.Fatalf("the refused form was saved: route %s, tag_score %v", got.Route, got.Policy.TagScore)
+	}
+}

@@ -1,0 +1,108 @@
+package web
+
+import (
+	"encoding/json"
+	"io"
+	"strings"
+)
+
+// keyCheck passes a request body through to the JSON decoder and notes the
+// first object key given twice in one object, compared as the decoder
+// matches keys to fields: case folded (Go's decoder takes "NAME" and
+// "name\u212A" (the Kelvin sign) for "name") and escapes undone. The
+// decoder takes the last of such keys; a proxy, a log or a client library
+// reading the first sees another request: such a body is refused.
+//
+// It reads the bytes as they stream by, holding only the keys (values are
+// skipped), so a 32 MiB import costs no second copy. It only tracks
+// structure: the decoder reports any syntax error.
+type keyCheck struct {
+	r io.Reader
+	// objects holds, per open container, its keys so far (nil for an
+	// array).
+	objects   []map[string]bool
+	expectKey bool
+	inString  bool
+	escaped   bool
+	isKey     bool
+	key       []byte
+	dup       string
+}
+
+// maxKeyBytes bounds a key kept for comparison; no field name is longer,
+// and a longer key is an unknown field the decoder refuses.
+const maxKeyBytes = 256
+
+func (k *keyCheck) Read(p []byte) (int, error) {
+	n, err := k.r.Read(p)
+	for _, b := range p[:n] {
+		k.step(b)
+	}
+	return n, err
+}
+
+func (k *keyCheck) step(b byte) {
+	if k.inString {
+		switch {
+		case k.escaped:
+			k.escaped = false
+		case b == '\\':
+			k.escaped = true
+		case b == '"':
+			k.inString = false
+			if k.isKey {
+				k.addKey()
+			}
+			return
+		}
+		if k.isKey && len(k.key) <= maxKeyBytes {
+			k.key = append(k.key, b)
+		}
+		return
+	}
+	switch b {
+	case '"':
+		k.inString, k.escaped = true, false
+		k.isKey = k.expectKey && len(k.objects) > 0 && k.objects[len(k.objects)-1] != nil
+		k.expectKey = false
+		k.key = k.key[:0]
+	case '{':
+		k.objects = append(k.objects, map[string]bool{})
+		k.expectKey = true
+	case '[':
+		k.objects = append(k.objects, nil)
+		k.expectKey = false
+	case '}', ']':
+		if len(k.objects) > 0 {
+			k.objects = k.objects[:len(k.objects)-1]
+		}
+		k.expectKey = false
+	case ',':
+		k.expectKey = len(k.objects) > 0 && k.objects[len(k.objects)-1] != nil
+	case ':':
+		k.expectKey = false
+	}
+}
+
+func (k *keyCheck) addKey() {
+	if len(k.key) > maxKeyBytes || k.dup != "" {
+		return
+	}
+	name := string(k.key)
+	if strings.IndexByte(name, '\\') >= 0 {
+		var s string
+		if json.Unmarshal([]byte(`"`+name+`"`), &s) != nil {
+			return // the decoder reports it
+		}
+		name = s
+	}
+	// Simple case folding as bytes.EqualFold (the decoder's) compares:
+	// upper then lower maps the Kelvin sign to k and the long s to s.
+	folded := strings.ToLower(strings.ToUpper(name))
+	keys := k.objects[len(k.objects)-1]
+	if keys[folded] {
+		k.dup = name
+		return
+	}
+	keys[folded] = true
+}

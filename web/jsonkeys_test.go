@@ -1,0 +1,35 @@
+package web
+
+import (
+	"io"
+	"strings"
+	"testing"
+)
+
+// TestKeyCheck: keys are compared per object, folded and unescaped;
+// strings holding JSON's structural characters are values, not structure.
+func TestKeyCheck(t *testing.T) {
+	tests := []struct {
+		body, dup string
+	}{
+		{`{"a":1,"b":{"a":2},"c":[{"a":3},{"a":4}]}`, ""},
+		{`{"a":"{\"a\":1,\"a\":2}","b":"\\","c":"]}"}`, ""},
+		{`{"a":[1,"a",{"b":1}],"b":2}`, ""},
+		{`{"a":1,"a":2}`, "a"},
+		{`{"x":{"tag":1,"TAG":2}}`, "TAG"},
+		{`{"x":[{"k":1},{"k":1,"\u212a":2}]}`, "\u212a"},
+		{`{"s":1,"\u017f":2}`, "\u017f"},
+		{`{"a\"b":1,"a\u0022b":2}`, `a"b`},
+		{`{"name":"x", "n\u0061me" : "y"}`, "name"},
+		{`{"` + strings.Repeat("k", 300) + `":1,"` + strings.Repeat("k", 300) + `":2}`, ""}, // unknown to every body anyway
+	}
+	for _, tt := range tests {
+		k := &keyCheck{r: strings.NewReader(tt.body)}
+		if _, err := io.ReadAll(k); err != nil {
+			t.Fatal(err)
+		}
+		if k.dup != tt.dup {
+			t.Errorf("%s: dup %q, want %q", tt.body, k.dup, tt.dup)
+		}
+	}
+}
