@@ -60,6 +60,27 @@ func newFixture(t *testing.T, opts ...func(*store.Store, *admin.ServiceOptions))
 }
 
 // get serves path to principal pr through the panel's routes.
+// resellerWithDomain makes reseller r (by the operator) with one
+// customer holding domain d, and returns the reseller's principal, the
+// customer's id and the stored domain.
+func (f *fixture) resellerWithDomain(t *testing.T, r tenant.Reseller, d tenant.DomainRecord) (admin.Principal, int64, tenant.DomainRecord) {
+	t.Helper()
+	ctx := context.Background()
+	r, err := f.svc.CreateReseller(ctx, f.op, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := f.svc.CreateCustomer(ctx, f.op, tenant.Customer{ResellerID: r.ID, Name: "c"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.CustomerID = c.ID
+	if d, err = f.svc.CreateDomain(ctx, f.op, d); err != nil {
+		t.Fatal(err)
+	}
+	return admin.Principal{ResellerID: r.ID, Actor: r.Name}, c.ID, d
+}
+
 func (f *fixture) get(t *testing.T, pr admin.Principal, path string) (int, string) {
 	t.Helper()
 	return f.serve(t, pr, httptest.NewRequest("GET", path, nil))

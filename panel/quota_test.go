@@ -1,7 +1,6 @@
 package panel
 
 import (
-	"context"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -17,19 +16,8 @@ import (
 // the form with the refusal.
 func TestPanelQuota(t *testing.T) {
 	f := newFixture(t)
-	ctx := context.Background()
-	r, err := f.svc.CreateReseller(ctx, f.op, tenant.Reseller{Name: "alpha", Quota: tenant.Quota{Domains: 1, Recipients: 2}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := f.svc.CreateCustomer(ctx, f.op, tenant.Customer{ResellerID: r.ID, Name: "c"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.svc.CreateDomain(ctx, f.op, tenant.DomainRecord{CustomerID: c.ID, Name: "one.example", Route: "192.0.2.1:25"}); err != nil {
-		t.Fatal(err)
-	}
-	pr := admin.Principal{ResellerID: r.ID, Actor: "alpha"}
+	pr, customerID, _ := f.resellerWithDomain(t, tenant.Reseller{Name: "alpha", Quota: tenant.Quota{Domains: 1, Recipients: 2}},
+		tenant.DomainRecord{Name: "one.example", Route: "192.0.2.1:25"})
 
 	pages := []struct {
 		who  admin.Principal
@@ -46,7 +34,7 @@ func TestPanelQuota(t *testing.T) {
 	}
 
 	form := url.Values{"csrf": {"tok"}, "name": {"two.example"}, "route": {"192.0.2.1:25"}}
-	req := httptest.NewRequest("POST", "/panel/customers/"+itoa(c.ID)+"/domains", strings.NewReader(form.Encode()))
+	req := httptest.NewRequest("POST", "/panel/customers/"+itoa(customerID)+"/domains", strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	code, body := f.serve(t, pr, req)
 	if code != http.StatusBadRequest || !strings.Contains(body, "quota exceeded for domains: 1 of 1 in use") {

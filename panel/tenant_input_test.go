@@ -22,19 +22,7 @@ import (
 func TestCSVImportsShareTheNodesPlaces(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	r, err := f.svc.CreateReseller(ctx, f.op, tenant.Reseller{Name: "alpha"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := f.svc.CreateCustomer(ctx, f.op, tenant.Customer{ResellerID: r.ID, Name: "c"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := f.svc.CreateDomain(ctx, f.op, tenant.DomainRecord{CustomerID: c.ID, Name: "one.example", Route: "192.0.2.1:25"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pr := admin.Principal{ResellerID: r.ID, Actor: "alpha"}
+	pr, _, d := f.resellerWithDomain(t, tenant.Reseller{Name: "alpha"}, tenant.DomainRecord{Name: "one.example", Route: "192.0.2.1:25"})
 	upload := func() (int, string) {
 		var body bytes.Buffer
 		mw := multipart.NewWriter(&body)
@@ -79,21 +67,9 @@ func TestCSVImportsShareTheNodesPlaces(t *testing.T) {
 func TestDomainFormRefusedChangesNothing(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	r, err := f.svc.CreateReseller(ctx, f.op, tenant.Reseller{Name: "alpha"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := f.svc.CreateCustomer(ctx, f.op, tenant.Customer{ResellerID: r.ID, Name: "c"})
-	if err != nil {
-		t.Fatal(err)
-	}
 	tag := 5.0
-	d, err := f.svc.CreateDomain(ctx, f.op, tenant.DomainRecord{CustomerID: c.ID, Name: "one.example", Route: "192.0.2.1:25",
+	pr, _, d := f.resellerWithDomain(t, tenant.Reseller{Name: "alpha"}, tenant.DomainRecord{Name: "one.example", Route: "192.0.2.1:25",
 		Policy: tenant.Policy{TagScore: &tag}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pr := admin.Principal{ResellerID: r.ID, Actor: "alpha"}
 	form := url.Values{"csrf": {"tok"}, "name": {"one.example"}, "route": {"192.0.2.99:25"}, "tls": {"opportunistic"}, "tag_score": {"5,5"}}
 	req := httptest.NewRequest("POST", "/panel/domains/"+itoa(d.ID), strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
