@@ -197,6 +197,23 @@ func TestAPIConflictsRevealNothing(t *testing.T) {
 	}
 }
 
+// newLapseFixture is the API fixture with the ownership clock at now
+// (advanced by the test) and a customer of reseller B, for claims that
+// lapse.
+func newLapseFixture(t *testing.T) (*apiFixture, *atomic.Int64, tenant.Customer) {
+	t.Helper()
+	now := new(atomic.Int64)
+	now.Store(time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC).UnixNano())
+	f := newAPIFixture(t, func(o *admin.ServiceOptions) {
+		o.Ownership.Now = func() time.Time { return time.Unix(0, now.Load()).UTC() }
+	})
+	custB, err := f.svc.CreateCustomer(context.Background(), f.op, tenant.Customer{ResellerID: f.resB.ID, Name: "customer B"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f, now, custB
+}
+
 // TestAPILapsedClaim: a reseller's claim on a name keeps it from the
 // others only while it is fresh or proven. Once unproven for longer than
 // the claim TTL, another reseller's create or rename takes the name over
@@ -204,17 +221,9 @@ func TestAPIConflictsRevealNothing(t *testing.T) {
 // its holder. A proven domain never lapses, and the operator never takes
 // a claim over.
 func TestAPILapsedClaim(t *testing.T) {
-	var now atomic.Int64
-	now.Store(time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC).UnixNano())
+	f, now, custB := newLapseFixture(t)
 	later := func(d time.Duration) { now.Add(int64(d)) }
-	f := newAPIFixture(t, func(o *admin.ServiceOptions) {
-		o.Ownership.Now = func() time.Time { return time.Unix(0, now.Load()).UTC() }
-	})
 	ctx := context.Background()
-	custB, err := f.svc.CreateCustomer(ctx, f.op, tenant.Customer{ResellerID: f.resB.ID, Name: "customer B"})
-	if err != nil {
-		t.Fatal(err)
-	}
 	_, squat, _ := f.createAs("own", "wanted.example", f.custA.ID)
 	if want := time.Unix(0, now.Load()); !squat.PendingSince.Equal(want) {
 		t.Fatalf("pending_since %v, want %v", squat.PendingSince, want)
@@ -568,16 +577,7 @@ func TestVerifyRoundChecksTogether(t *testing.T) {
 // and the holder keeps its claim, recipients and an audit trail without a
 // lapse. Before, the claim was removed first and the create refused after.
 func TestAPILapsedClaimNotTakenPastQuota(t *testing.T) {
-	var now atomic.Int64
-	now.Store(time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC).UnixNano())
-	f := newAPIFixture(t, func(o *admin.ServiceOptions) {
-		o.Ownership.Now = func() time.Time { return time.Unix(0, now.Load()).UTC() }
-	})
-	ctx := context.Background()
-	custB, err := f.svc.CreateCustomer(ctx, f.op, tenant.Customer{ResellerID: f.resB.ID, Name: "customer B"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	f, now, custB := newLapseFixture(t)
 	_, squat, _ := f.createAs("own", "wanted.example", f.custA.ID)
 	if code, out := f.do("own", "POST", fmt.Sprintf("/api/v1/domains/%d/recipients", squat.ID), map[string]string{"local": "alice"}); code != 201 {
 		t.Fatalf("recipient: %d %s", code, out)
