@@ -367,18 +367,20 @@ func (s *Service) ApproveDomain(ctx context.Context, p Principal, id int64) (ten
 func (s *Service) activate(ctx context.Context, p Principal, d tenant.DomainRecord, action string) (tenant.DomainRecord, error) {
 	s.own.mu.Lock()
 	defer s.own.mu.Unlock()
-	// Re-read: the domain may have been renamed or deleted meanwhile, and a
-	// proof of the old name proves nothing about the new one.
-	cur, err := s.store.GetDomain(ctx, d.ID)
-	if err != nil {
-		return tenant.DomainRecord{}, err
-	}
-	if cur.Name != d.Name || cur.VerifyToken != d.VerifyToken {
-		return cur, nil
-	}
-	cur.Status, cur.PendingSince = tenant.StatusActive, time.Time{}
-	v, err := s.store.UpdateDomain(ctx, &cur, s.audit(p, cur.ResellerID, action, object("domain", cur.ID, cur.Name), nil))
-	return cur, s.committed(v, err)
+	return untilFresh(func() (tenant.DomainRecord, error) {
+		// Re-read: the domain may have been renamed or deleted meanwhile,
+		// and a proof of the old name proves nothing about the new one.
+		cur, err := s.store.GetDomain(ctx, d.ID)
+		if err != nil {
+			return tenant.DomainRecord{}, err
+		}
+		if cur.Name != d.Name || cur.VerifyToken != d.VerifyToken {
+			return cur, nil
+		}
+		cur.Status, cur.PendingSince = tenant.StatusActive, time.Time{}
+		v, err := s.store.UpdateDomain(ctx, &cur, s.audit(p, cur.ResellerID, action, object("domain", cur.ID, cur.Name), nil))
+		return cur, s.committed(v, err)
+	})
 }
 
 // VerifyPending re-checks up to limit pending domains and returns how many

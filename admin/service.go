@@ -534,7 +534,32 @@ func neutralConflict(err error) error {
 	return err
 }
 
+// staleRetries bounds how often a read-modify-write is redone after
+// another write to the same object came between its read and its write.
+const staleRetries = 8
+
+// UpdateDomain applies patch to the domain as stored and writes it. The
+// write is made only on the version patched: when another write (a
+// concurrent release adding to the allow list, a proof activating the
+// name) came in between, the domain is read again and patched again, so
+// neither change is lost.
 func (s *Service) UpdateDomain(ctx context.Context, p Principal, id int64, patch func(*tenant.DomainRecord)) (tenant.DomainRecord, error) {
+	return untilFresh(func() (tenant.DomainRecord, error) { return s.updateDomainOnce(ctx, p, id, patch) })
+}
+
+// untilFresh runs a read-modify-write until it is not refused as stale,
+// at most staleRetries times.
+func untilFresh[T any](readModifyWrite func() (T, error)) (T, error) {
+	for range staleRetries - 1 {
+		v, err := readModifyWrite()
+		if !errors.Is(err, tenant.ErrStale) {
+			return v, err
+		}
+	}
+	return readModifyWrite()
+}
+
+func (s *Service) updateDomainOnce(ctx context.Context, p Principal, id int64, patch func(*tenant.DomainRecord)) (tenant.DomainRecord, error) {
 	d, err := s.GetDomain(ctx, p, id)
 	if err != nil {
 		return tenant.DomainRecord{}, err
@@ -542,8 +567,8 @@ func (s *Service) UpdateDomain(ctx context.Context, p Principal, id int64, patch
 	old := d
 	patch(&d)
 	d.ID = id
-	// Status and token are the service's, whatever the request said.
-	d.Status, d.VerifyToken = old.Status, old.VerifyToken
+	// Status, token and version are the service's, whatever the request said.
+	d.Status, d.VerifyToken, d.Updated = old.Status, old.VerifyToken, old.Updated
 	if err := s.validateDomain(ctx, p, &d); err != nil {
 		return tenant.DomainRecord{}, err
 	}
@@ -552,8 +577,11 @@ func (s *Service) UpdateDomain(ctx context.Context, p Principal, id int64, patch
 	}
 	audit := s.audit(p, d.ResellerID, "update", object("domain", id, d.Name), d)
 	v, err := s.store.UpdateDomain(ctx, &d, audit)
-	if errors.Is(err, tenant.ErrConflict) && d.Name != old.Name && s.takeLapsedClaim(ctx, p, d.ResellerID, d.Name) {
+	if errors.Is(err, tenant.ErrConflict) && !errors.Is(err, tenant.ErrStale) && d.Name != old.Name && s.takeLapsedClaim(ctx, p, d.ResellerID, d.Name) {
 		v, err = s.store.UpdateDomain(ctx, &d, audit)
+	}
+	if errors.Is(err, tenant.ErrStale) {
+		return d, err // not a name conflict: read again (UpdateDomain)
 	}
 	return d, s.committed(v, neutralConflict(err))
 }

@@ -698,16 +698,23 @@ func (t *Tenants) UpdateDomain(ctx context.Context, d *tenant.DomainRecord, a ad
 	if err != nil {
 		return 0, err
 	}
-	now := nowUTC()
-	return t.write(ctx, "domain "+d.Name, a, changed{changedDomain, &d.ID}, func(tx *sql.Tx) error {
-		d.Updated = now
+	// d.Updated is the version d was read at: the row is written only if
+	// nobody wrote it since (each write moves updated_us forward by at
+	// least a microsecond), so a read-modify-write cannot undo another's.
+	read := micros(d.Updated)
+	written := max(micros(nowUTC()), read+1)
+	v, err := t.write(ctx, "domain "+d.Name, a, changed{changedDomain, &d.ID}, func(tx *sql.Tx) error {
 		from, err := ownerOf(ctx, tx, ownerOfDomain, d.ID)
 		if err != nil {
 			return err
 		}
 		if err := expectRow(tx.ExecContext(ctx, `UPDATE domains SET customer_id = $1, name = $2, route = $3, tls = $4, policy = $5, updated_us = $6,
-			status = $7, verify_token = $8, pending_since_us = $9 WHERE id = $10`,
-			d.CustomerID, d.Name, d.Route, d.TLS, pol, micros(now), d.Status, d.VerifyToken, pendingSince(d), d.ID)); err != nil {
+			status = $7, verify_token = $8, pending_since_us = $9 WHERE id = $10 AND updated_us = $11`,
+			d.CustomerID, d.Name, d.Route, d.TLS, pol, written, d.Status, d.VerifyToken, pendingSince(d), d.ID, read)); err != nil {
+			// from was read in this transaction, so the row exists.
+			if errors.Is(err, tenant.ErrNotFound) {
+				return tenant.ErrStale
+			}
 			return err
 		}
 		to, err := ownerOf(ctx, tx, ownerOfDomain, d.ID)
@@ -724,6 +731,10 @@ func (t *Tenants) UpdateDomain(ctx context.Context, d *tenant.DomainRecord, a ad
 		}
 		return putRoutes(ctx, tx, d.ID, d.Routes)
 	})
+	if err == nil {
+		d.Updated = time.UnixMicro(written).UTC()
+	}
+	return v, err
 }
 
 // forgetTakeover ends the TXT-only rule of an active domain's name: a

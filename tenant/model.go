@@ -147,6 +147,9 @@ type Delta struct {
 var (
 	ErrNotFound = errors.New("not found")
 	ErrConflict = errors.New("conflict")
+	// ErrStale: the object changed after it was read, so a write based on
+	// that reading was not made; read it again and redo the change.
+	ErrStale = fmt.Errorf("%w: changed since it was read", ErrConflict)
 	// ErrChangesGone: the store no longer keeps the changes after the
 	// version asked for (the node was away too long, too much changed, or
 	// the store was restored to an older copy); load everything instead.
