@@ -3,6 +3,8 @@ package panel
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 )
@@ -53,8 +55,11 @@ type windowFailures struct {
 	first time.Time
 }
 
-// maxTracked bounds each table: past it, stale entries are dropped, so a
-// spray of names or addresses cannot grow memory without end.
+// maxTracked bounds each table (~20 MB at most): past it, stale entries
+// are dropped and, if that is not enough, the oldest, so a spray of names
+// or addresses (IPv6 has /64s without end) cannot grow memory without end.
+// Dropping a live entry forgets failures that fresh addresses would have
+// bought the sprayer anyway.
 const maxTracked = 100000
 
 // forgetAfter is how long a client's failures on an account are remembered
@@ -119,13 +124,9 @@ func (l *loginLimits) fail(account, addr string, now time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if account != "" {
-		if len(l.pairs) >= maxTracked {
-			for k, p := range l.pairs {
-				if now.Sub(p.last) > forgetAfter || !now.Before(p.until) && p.n <= l.free {
-					delete(l.pairs, k)
-				}
-			}
-		}
+		trim(l.pairs, func(p *pairFailures) bool {
+			return now.Sub(p.last) > forgetAfter || !now.Before(p.until) && p.n <= l.free
+		}, func(p *pairFailures) time.Time { return p.last })
 		k := pairKey(account, addr)
 		p := l.pairs[k]
 		if p == nil || now.Sub(p.last) > forgetAfter {
@@ -147,13 +148,8 @@ func (l *loginLimits) fail(account, addr string, now time.Time) {
 }
 
 func (l *loginLimits) count(m map[string]*windowFailures, key string, now time.Time) {
-	if len(m) >= maxTracked {
-		for k, f := range m {
-			if now.Sub(f.first) >= l.window {
-				delete(m, k)
-			}
-		}
-	}
+	trim(m, func(f *windowFailures) bool { return now.Sub(f.first) >= l.window },
+		func(f *windowFailures) time.Time { return f.first })
 	f := m[key]
 	if f == nil || now.Sub(f.first) >= l.window {
 		f = &windowFailures{first: now}
@@ -183,3 +179,27 @@ func (l *loginLimits) tryHash() bool {
 }
 
 func (l *loginLimits) doneHash() { <-l.hashes }
+
+// trim makes room in a full table: it drops the entries that are stale
+// and, if fewer than a tenth were, the oldest by since until nine tenths
+// are left. A table kept full by fresh entries is then sorted once per
+// tenth of maxTracked failures, not scanned on every one.
+func trim[V any](m map[string]V, stale func(V) bool, since func(V) time.Time) {
+	if len(m) < maxTracked {
+		return
+	}
+	for k, v := range m {
+		if stale(v) {
+			delete(m, k)
+		}
+	}
+	keep := maxTracked * 9 / 10
+	if len(m) <= keep {
+		return
+	}
+	keys := slices.Collect(maps.Keys(m))
+	slices.SortFunc(keys, func(a, b string) int { return since(m[a]).Compare(since(m[b])) })
+	for _, k := range keys[:len(keys)-keep] {
+		delete(m, k)
+	}
+}

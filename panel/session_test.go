@@ -370,6 +370,30 @@ func TestLoginLimits(t *testing.T) {
 	})
 }
 
+// TestLoginLimitTablesStayBounded: failures from more addresses than the
+// tables hold, none of them stale, leave each table at maxTracked at most
+// and keep the newest failures in force.
+func TestLoginLimitTablesStayBounded(t *testing.T) {
+	l := newLoginLimits(Config{LockoutFailures: 0, LockoutDuration: time.Hour, AddressFailures: 1, MaxPasswordHashes: 1})
+	now := time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC)
+	for i := range maxTracked + maxTracked/4 {
+		now = now.Add(time.Millisecond)
+		l.fail(fmt.Sprint("account", i), fmt.Sprintf("2001:db8:%x::/64", i), now)
+	}
+	for name, n := range map[string]int{"pairs": len(l.pairs), "accounts": len(l.accounts), "addresses": len(l.addrs)} {
+		if n > maxTracked {
+			t.Errorf("%s table holds %d entries, more than %d", name, n, maxTracked)
+		}
+	}
+	last := maxTracked + maxTracked/4 - 1
+	if l.wait(fmt.Sprint("account", last), fmt.Sprintf("2001:db8:%x::/64", last), now).IsZero() {
+		t.Error("the newest failure no longer holds its address back")
+	}
+	if !l.wait("account0", "2001:db8:0::/64", now).IsZero() {
+		t.Error("the oldest failure is still held after the table overflowed")
+	}
+}
+
 func TestLoginLogsNothingTyped(t *testing.T) {
 	uf := newUserFixture(t)
 	var logs testenv.SyncBuffer
