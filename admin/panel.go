@@ -175,17 +175,21 @@ func (s *Service) UpdateBrand(ctx context.Context, p Principal, id int64, displa
 	if err := p.owns(id); err != nil {
 		return tenant.Reseller{}, err
 	}
-	r, err := s.store.GetReseller(ctx, id)
-	if err != nil {
-		return tenant.Reseller{}, err
-	}
-	r.DisplayName, r.Accent = displayName, accent
-	if err := validateReseller(&r); err != nil {
-		return tenant.Reseller{}, err
-	}
-	v, err := s.store.UpdateReseller(ctx, &r, s.audit(p, id, "update", object("reseller", id, r.Name)+" brand",
-		map[string]string{"display_name": r.DisplayName, "accent": r.Accent}))
-	return r, s.committed(v, err)
+	// Written only on the version read: a brand saved while the operator
+	// lowers the quota must not put the old quota back.
+	return untilFresh(func() (tenant.Reseller, error) {
+		r, err := s.store.GetReseller(ctx, id)
+		if err != nil {
+			return tenant.Reseller{}, err
+		}
+		r.DisplayName, r.Accent = displayName, accent
+		if err := validateReseller(&r); err != nil {
+			return tenant.Reseller{}, err
+		}
+		v, err := s.store.UpdateReseller(ctx, &r, s.audit(p, id, "update", object("reseller", id, r.Name)+" brand",
+			map[string]string{"display_name": r.DisplayName, "accent": r.Accent}))
+		return r, s.committed(v, err)
+	})
 }
 
 // SetLogo stores a reseller's logo after checking what the bytes are, not

@@ -330,17 +330,20 @@ func (s *Service) UpdateReseller(ctx context.Context, p Principal, id int64, pat
 	if err := p.operatorOnly(); err != nil {
 		return tenant.Reseller{}, err
 	}
-	r, err := s.store.GetReseller(ctx, id)
-	if err != nil {
-		return tenant.Reseller{}, err
-	}
-	patch(&r)
-	r.ID = id
-	if err := validateReseller(&r); err != nil {
-		return tenant.Reseller{}, err
-	}
-	v, err := s.store.UpdateReseller(ctx, &r, s.audit(p, id, "update", object("reseller", id, r.Name), r))
-	return r, s.committed(v, err)
+	return untilFresh(func() (tenant.Reseller, error) {
+		r, err := s.store.GetReseller(ctx, id)
+		if err != nil {
+			return tenant.Reseller{}, err
+		}
+		read := r.Updated
+		patch(&r)
+		r.ID, r.Updated = id, read
+		if err := validateReseller(&r); err != nil {
+			return tenant.Reseller{}, err
+		}
+		v, err := s.store.UpdateReseller(ctx, &r, s.audit(p, id, "update", object("reseller", id, r.Name), r))
+		return r, s.committed(v, err)
+	})
 }
 
 func (s *Service) DeleteReseller(ctx context.Context, p Principal, id int64) error {
@@ -403,21 +406,23 @@ func (s *Service) CreateCustomer(ctx context.Context, p Principal, c tenant.Cust
 }
 
 func (s *Service) UpdateCustomer(ctx context.Context, p Principal, id int64, patch func(*tenant.Customer)) (tenant.Customer, error) {
-	c, err := s.GetCustomer(ctx, p, id)
-	if err != nil {
-		return tenant.Customer{}, err
-	}
-	owner := c.ResellerID
-	patch(&c)
-	c.ID = id
-	if !p.Operator && c.ResellerID != owner {
-		return tenant.Customer{}, tenant.FieldErrors{"reseller_id": "only the operator may move a customer to another reseller"}
-	}
-	if err := s.validateCustomer(ctx, &c); err != nil {
-		return tenant.Customer{}, err
-	}
-	v, err := s.store.UpdateCustomer(ctx, &c, s.audit(p, c.ResellerID, "update", object("customer", id, c.Name), c))
-	return c, s.committed(v, err)
+	return untilFresh(func() (tenant.Customer, error) {
+		c, err := s.GetCustomer(ctx, p, id)
+		if err != nil {
+			return tenant.Customer{}, err
+		}
+		owner, read := c.ResellerID, c.Updated
+		patch(&c)
+		c.ID, c.Updated = id, read
+		if !p.Operator && c.ResellerID != owner {
+			return tenant.Customer{}, tenant.FieldErrors{"reseller_id": "only the operator may move a customer to another reseller"}
+		}
+		if err := s.validateCustomer(ctx, &c); err != nil {
+			return tenant.Customer{}, err
+		}
+		v, err := s.store.UpdateCustomer(ctx, &c, s.audit(p, c.ResellerID, "update", object("customer", id, c.Name), c))
+		return c, s.committed(v, err)
+	})
 }
 
 func (s *Service) DeleteCustomer(ctx context.Context, p Principal, id int64) error {
@@ -538,11 +543,11 @@ func neutralConflict(err error) error {
 // another write to the same object came between its read and its write.
 const staleRetries = 8
 
-// UpdateDomain applies patch to the domain as stored and writes it. The
-// write is made only on the version patched: when another write (a
-// concurrent release adding to the allow list, a proof activating the
-// name) came in between, the domain is read again and patched again, so
-// neither change is lost.
+// UpdateDomain applies patch to the domain as stored and writes it. Like
+// every update, it is written only on the version patched: when another
+// write (a concurrent release adding to the allow list, a proof
+// activating the name) came in between, the domain is read and patched
+// again, so neither change is lost.
 func (s *Service) UpdateDomain(ctx context.Context, p Principal, id int64, patch func(*tenant.DomainRecord)) (tenant.DomainRecord, error) {
 	return untilFresh(func() (tenant.DomainRecord, error) { return s.updateDomainOnce(ctx, p, id, patch) })
 }

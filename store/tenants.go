@@ -500,19 +500,49 @@ func (t *Tenants) UpdateReseller(ctx context.Context, r *tenant.Reseller, a admi
 	if err != nil {
 		return 0, err
 	}
-	now := nowUTC()
-	return t.write(ctx, "reseller "+r.Name, a, changed{changedReseller, &r.ID}, func(tx *sql.Tx) error {
-		r.Updated = now
-		return expectRow(tx.ExecContext(ctx, `UPDATE resellers SET name = $1, slug = $2, display_name = $3, accent = $4,
-			policy = $5, updated_us = $6, max_domains = $7, max_recipients = $8 WHERE id = $9`,
-			r.Name, nullStr(r.Slug), r.DisplayName, r.Accent, pol, micros(now), r.Quota.Domains, r.Quota.Recipients, r.ID))
+	read, written := versions(r.Updated)
+	v, err := t.write(ctx, "reseller "+r.Name, a, changed{changedReseller, &r.ID}, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE resellers SET name = $1, slug = $2, display_name = $3, accent = $4,
+			policy = $5, updated_us = $6, max_domains = $7, max_recipients = $8 WHERE id = $9 AND updated_us = $10`,
+			r.Name, nullStr(r.Slug), r.DisplayName, r.Accent, pol, written, r.Quota.Domains, r.Quota.Recipients, r.ID, read)
+		return expectFresh(ctx, tx, "resellers", r.ID, res, err)
 	})
+	if err == nil {
+		r.Updated = time.UnixMicro(written).UTC()
+	}
+	return v, err
 }
 
 func (t *Tenants) DeleteReseller(ctx context.Context, id int64, a admin.AuditEntry) (uint64, error) {
 	return t.write(ctx, "reseller "+strconv.FormatInt(id, 10), a, changed{changedReseller, &id}, func(tx *sql.Tx) error {
 		return expectRow(tx.ExecContext(ctx, `DELETE FROM resellers WHERE id = $1`, id))
 	})
+}
+
+// versions returns the updated_us a record was read at and the one to
+// write. Writes are made only on the version read (WHERE updated_us =
+// read), and each moves it forward by at least a microsecond, so a
+// read-modify-write cannot undo a write that came between its read and
+// its write (tenant.ErrStale; the service reads again).
+func versions(read time.Time) (was, next int64) {
+	was = micros(read)
+	return was, max(micros(nowUTC()), was+1)
+}
+
+// expectFresh is expectRow for a write made only on the version read: no
+// row affected is ErrStale while the row is still there.
+func expectFresh(ctx context.Context, tx *sql.Tx, table string, id int64, res sql.Result, err error) error {
+	if err := expectRow(res, err); !errors.Is(err, tenant.ErrNotFound) {
+		return err
+	}
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM `+table+` WHERE id = $1`, id).Scan(&n); err != nil {
+		return err
+	}
+	if n > 0 {
+		return tenant.ErrStale
+	}
+	return tenant.ErrNotFound
 }
 
 // expectRow turns "no row affected" into ErrNotFound.
@@ -590,17 +620,17 @@ func (t *Tenants) UpdateCustomer(ctx context.Context, c *tenant.Customer, a admi
 	if err != nil {
 		return 0, err
 	}
-	now := nowUTC()
-	return t.write(ctx, "customer "+c.Name, a, changed{changedCustomer, &c.ID}, func(tx *sql.Tx) error {
-		c.Updated = now
+	read, written := versions(c.Updated)
+	v, err := t.write(ctx, "customer "+c.Name, a, changed{changedCustomer, &c.ID}, func(tx *sql.Tx) error {
 		from, err := ownerOf(ctx, tx, ownerOfCustomer, c.ID)
 		if err != nil {
 			return err
 		}
 		// The map key never changes: embeds already published keep working.
-		if err := expectRow(tx.ExecContext(ctx, `UPDATE customers SET reseller_id = $1, name = $2, policy = $3, suspended = $4,
-			updated_us = $5 WHERE id = $6`,
-			c.ResellerID, c.Name, pol, c.Suspended, micros(now), c.ID)); err != nil {
+		res, err := tx.ExecContext(ctx, `UPDATE customers SET reseller_id = $1, name = $2, policy = $3, suspended = $4,
+			updated_us = $5 WHERE id = $6 AND updated_us = $7`,
+			c.ResellerID, c.Name, pol, c.Suspended, written, c.ID, read)
+		if err := expectFresh(ctx, tx, "customers", c.ID, res, err); err != nil {
 			return err
 		}
 		if c.ResellerID == from {
@@ -608,6 +638,10 @@ func (t *Tenants) UpdateCustomer(ctx context.Context, c *tenant.Customer, a admi
 		}
 		return t.enforceMoved(ctx, tx, c.ResellerID, `SELECT id FROM domains WHERE customer_id = $1`, c.ID)
 	})
+	if err == nil {
+		c.Updated = time.UnixMicro(written).UTC()
+	}
+	return v, err
 }
 
 func (t *Tenants) DeleteCustomer(ctx context.Context, id int64, a admin.AuditEntry) (uint64, error) {
@@ -698,23 +732,16 @@ func (t *Tenants) UpdateDomain(ctx context.Context, d *tenant.DomainRecord, a ad
 	if err != nil {
 		return 0, err
 	}
-	// d.Updated is the version d was read at: the row is written only if
-	// nobody wrote it since (each write moves updated_us forward by at
-	// least a microsecond), so a read-modify-write cannot undo another's.
-	read := micros(d.Updated)
-	written := max(micros(nowUTC()), read+1)
+	read, written := versions(d.Updated)
 	v, err := t.write(ctx, "domain "+d.Name, a, changed{changedDomain, &d.ID}, func(tx *sql.Tx) error {
 		from, err := ownerOf(ctx, tx, ownerOfDomain, d.ID)
 		if err != nil {
 			return err
 		}
-		if err := expectRow(tx.ExecContext(ctx, `UPDATE domains SET customer_id = $1, name = $2, route = $3, tls = $4, policy = $5, updated_us = $6,
+		res, err := tx.ExecContext(ctx, `UPDATE domains SET customer_id = $1, name = $2, route = $3, tls = $4, policy = $5, updated_us = $6,
 			status = $7, verify_token = $8, pending_since_us = $9 WHERE id = $10 AND updated_us = $11`,
-			d.CustomerID, d.Name, d.Route, d.TLS, pol, written, d.Status, d.VerifyToken, pendingSince(d), d.ID, read)); err != nil {
-			// from was read in this transaction, so the row exists.
-			if errors.Is(err, tenant.ErrNotFound) {
-				return tenant.ErrStale
-			}
+			d.CustomerID, d.Name, d.Route, d.TLS, pol, written, d.Status, d.VerifyToken, pendingSince(d), d.ID, read)
+		if err := expectFresh(ctx, tx, "domains", d.ID, res, err); err != nil {
 			return err
 		}
 		to, err := ownerOf(ctx, tx, ownerOfDomain, d.ID)
