@@ -163,6 +163,10 @@ func TestSourceRoutedRecipientsAreRefused(t *testing.T) {
 				t.Errorf("RCPT TO:<%s>: reply %q, want 5.7.1", r, msg)
 			}
 		}
+		// An empty domain between two @ is a syntax error, not a route.
+		c.cmd(501, "RCPT TO:<victim@@example.org>")
+		c.cmd(250, "RSET")
+		c.cmd(501, "MAIL FROM:<alice@@sender.test>")
 		if got := sink.commands("RCPT"); len(got) != 0 {
 			t.Errorf("source-routed recipients reached the customer server: %q", got)
 		}

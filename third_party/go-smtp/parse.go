@@ -211,6 +211,12 @@ func (p *parser) parseMailbox() (string, error) {
 		if ch == ' ' || ch == '\t' || ch == '>' {
 			break
 		}
+		// "a@@b" is no mailbox: a backend taking the last @ as the
+		// separator read the local part "a@" at "b". ("a@b@c" stays
+		// for the backend, which refuses or quotes source routes.)
+		if ch == '@' && strings.HasSuffix(sb.String(), "@") {
+			return "", fmt.Errorf("empty domain before @")
+		}
 		p.readByte()
 		sb.WriteByte(ch)
 	}

@@ -57,6 +57,10 @@ func TestParseForwardPath(t *testing.T) {
 		{in: "<postmaster"},
 		{in: "postmaster"},
 		{in: "<bob>"},
+		{in: "<bob@@example.org>"},
+		{in: "<bob@evil.example@@example.org>"},
+		{in: "<bob@evil.example@example.org>", want: "bob@evil.example@example.org"},
+		{in: `<"bob@evil"@example.org>`, want: "bob@evil@example.org"},
 	} {
 		p := parser{s: tc.in}
 		got, err := p.parseForwardPath()
