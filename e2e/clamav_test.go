@@ -29,7 +29,7 @@ func clamavNode(t *testing.T, clamd string, onError scanner.OnError) (*nodetest.
 
 func clamavReadyz(t *testing.T, n *nodetest.Node) (int, string) {
 	t.Helper()
-	resp, err := http.Get("http://" + n.HTTPAddr() + "/readyz")
+	resp, err := http.Get("http://" + n.ManagementAddr() + "/readyz")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -251,7 +251,7 @@ func TestDatabaseOutage(t *testing.T) {
 	// Stale after 2 failed 200 ms reloads: degraded, still in rotation.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		resp, err := http.Get("http://" + a.HTTPAddr() + "/readyz")
+		resp, err := http.Get("http://" + a.ManagementAddr() + "/readyz")
 		if err != nil {
 			t.Fatal(err)
 		}

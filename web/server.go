@@ -65,13 +65,16 @@ type Server struct {
 	limits Limits
 }
 
-// New builds the server with /healthz and /readyz on the public listener
-// and /metrics on the management one.
+// New builds the server with /healthz and /readyz on both listeners and
+// /metrics on the management one. The public /readyz, which load balancers
+// and anyone else can ask, names what is degraded but not why: the reasons
+// carry internal addresses, database users and error text.
 func New(h *health.Registry, gatherer prometheus.Gatherer, log *slog.Logger, limits Limits) *Server {
 	s := &Server{mux: http.NewServeMux(), mgmt: http.NewServeMux(), health: h, log: log, limits: limits}
 	s.mux.HandleFunc("GET /healthz", s.healthz)
-	s.mux.HandleFunc("GET /readyz", s.readyz)
+	s.mux.Handle("GET /readyz", s.readyz(false))
 	s.mgmt.HandleFunc("GET /healthz", s.healthz)
+	s.mgmt.Handle("GET /readyz", s.readyz(true))
 	s.mgmt.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{EnableOpenMetrics: true}))
 	return s
 }
@@ -182,18 +185,26 @@ type readiness struct {
 
 // readyz says whether this node should get mail now: 503 when it should not
 // (draining, SMTP down, no tenant snapshot), 200 otherwise, with degraded
-// conditions listed so an operator sees what protection is missing.
-func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
-	level, conds := s.health.Report()
-	if conds == nil {
-		conds = []health.Condition{}
-	}
-	code := http.StatusOK
-	if level == health.NotReady {
-		code = http.StatusServiceUnavailable
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(code)
-	json.NewEncoder(w).Encode(readiness{Status: level.String(), Conditions: conds})
+// conditions listed so an operator sees what protection is missing; their
+// reasons only with reasons set.
+func (s *Server) readyz(reasons bool) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		level, conds := s.health.Report()
+		if conds == nil {
+			conds = []health.Condition{}
+		}
+		if !reasons {
+			for i := range conds {
+				conds[i].Reason = ""
+			}
+		}
+		code := http.StatusOK
+		if level == health.NotReady {
+			code = http.StatusServiceUnavailable
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(code)
+		json.NewEncoder(w).Encode(readiness{Status: level.String(), Conditions: conds})
+	})
 }

@@ -3,6 +3,7 @@ package web
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -185,5 +186,43 @@ func TestListenersApart(t *testing.T) {
 		if resp.StatusCode != tt.want {
 			t.Errorf("%s %s: %d, want %d", which, tt.path, resp.StatusCode, tt.want)
 		}
+	}
+}
+
+// TestReadinessReasonsOnlyOnManagement: anyone may ask the public /readyz
+// (load balancers do), so it names what is degraded but not why: a
+// reason holds internal addresses and database users. The management
+// listener gives the whole report.
+func TestReadinessReasonsOnlyOnManagement(t *testing.T) {
+	const reason = `failed to connect to user=mxgrid database=mxgrid: 10.9.8.7:5432 (db.internal): dial error`
+	var s *Server
+	public, mgmt := serve(t, DefaultLimits(), func(srv *Server) { s = srv })
+	s.health.Set("store", health.Degraded, reason)
+	s.health.Set("smtp", health.NotReady, "shutting down")
+	for _, tt := range []struct {
+		name, addr  string
+		wantReasons bool
+	}{
+		{"public", public, false},
+		{"management", mgmt, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, err := http.Get("http://" + tt.addr + "/readyz")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var got readiness
+			if err := json.NewDecoder(resp.Body).Decode(&got); err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode != http.StatusServiceUnavailable || got.Status != health.NotReady.String() || len(got.Conditions) != 2 {
+				t.Fatalf("readyz: %d %+v, want 503 with both conditions", resp.StatusCode, got)
+			}
+			store := got.Conditions[1]
+			if store.Component != "store" || store.Level != health.Degraded.String() || (store.Reason == reason) != tt.wantReasons || (store.Reason == "") == tt.wantReasons {
+				t.Errorf("store condition %+v; reasons shown: want %v", store, tt.wantReasons)
+			}
+		})
 	}
 }
