@@ -90,6 +90,8 @@ func TestBadConfigNamesTheKey(t *testing.T) {
 		{"bad port in route", "domains:\n  - name: a.org\n    route: mail.a.org:99999\n", "domains[0].route:"},
 		{"bad tls mode", "domains:\n  - name: a.org\n    route: h:25\n    tls: maybe\n", "domains[0].tls:"},
 		{"bad domain name", "domains:\n  - name: nodot\n    route: h:25\n", "domains[0].name:"},
+		{"empty label in a domain name", "domains:\n  - name: a..org\n    route: h:25\n", "domains[0].name:"},
+		{"domain name of dots", "domains:\n  - name: '..'\n    route: h:25\n", "domains[0].name:"},
 		{"duplicate domain", "domains:\n  - {name: a.org, route: 'h:25'}\n  - {name: A.org, route: 'h:26'}\n", "domains[1].name:"},
 		{"bad proxy cidr", "smtp:\n  trusted_proxies: [10.0.0.0/33]\n", "smtp.trusted_proxies[0]"},
 		{"bad allowed route network", "relay:\n  allowed_route_networks: [10.0.0.0/8, lan]\n", "relay.allowed_route_networks[1]"},

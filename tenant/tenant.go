@@ -13,6 +13,7 @@ import (
 	"maps"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -197,6 +198,12 @@ func NormalizeDomain(name string) (string, error) {
 	}
 	if !strings.Contains(ascii, ".") {
 		return "", fmt.Errorf("invalid domain name %q: not fully qualified", name)
+	}
+	// IDNA's lookup profile lets empty labels through ("a..b", "."): no
+	// mail can be addressed to such a name, so a config domain spelled so
+	// is a typo to report, not a domain to serve.
+	if slices.Contains(strings.Split(ascii, "."), "") {
+		return "", fmt.Errorf("invalid domain name %q: empty label", name)
 	}
 	return strings.ToLower(ascii), nil
 }
