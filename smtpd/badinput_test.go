@@ -118,6 +118,30 @@ func TestBadInputOverlongCommandLine(t *testing.T) {
 	}
 }
 
+// TestBadInputOverlongBodyLine: a body line over the limit is refused once
+// the body has ended, so the sender's MTA hears why (it used to get a
+// reset and retry for days); the rest of the body is never a command and
+// the session goes on.
+func TestBadInputOverlongBodyLine(t *testing.T) {
+	n, sink := startNode(t, nil)
+	c := dial(t, n.SMTPAddr())
+	c.cmd(250, "MAIL FROM:<alice@sender.test>")
+	c.cmd(250, "RCPT TO:<bob@example.org>")
+	c.cmd(354, "DATA")
+	long := "Subject: long\r\n\r\n<img src=\"data:image/png;base64," + strings.Repeat("QUFB", 50_000) + "\">\r\n" +
+		"RSET\r\nMAIL FROM:<smuggled@sender.test>\r\n"
+	if msg := c.raw(500, long+".\r\n"); !strings.HasPrefix(msg, "5.5.2 message has a line longer than") {
+		t.Errorf("over-long body line: %q, want 500 5.5.2 naming the line", msg)
+	}
+	c.cmd(250, "MAIL FROM:<alice@sender.test>")
+	c.cmd(250, "RCPT TO:<bob@example.org>")
+	c.data(250, testMessage)
+	msgs := sink.Messages()
+	if len(msgs) != 1 || msgs[0].From != "alice@sender.test" {
+		t.Fatalf("sink got %+v, want only the second message", msgs)
+	}
+}
+
 // Bare LF and bare CR are where SMTP smuggling lives: a server that ends
 // DATA at "\n.\n" while the next hop does not (or the reverse) lets a
 // sender hide a second message inside the first. We must end DATA only at

@@ -210,7 +210,14 @@ func TestBrokenBodyEndsTheSession(t *testing.T) {
 	}{
 		{name: "DATA timed out", input: open + "DATA\r\nSubject: x\r\n", then: later, timeout: true,
 			want: []string{"250", "250", "250", "354", "554"}},
-		{name: "DATA line too long", input: open + "DATA\r\n", then: "Subject: " + strings.Repeat("x", 200) + "\r\n\r\n" + later + ".\r\n",
+		// A line over the limit is refused once the body has ended (read
+		// on, nothing kept), so the sender hears why; what the body held
+		// is never a command, and the session goes on after its end.
+		{name: "DATA line too long", input: open + "DATA\r\n", then: "Subject: " + strings.Repeat("x", 200) + "\r\n\r\n" + later + ".\r\nQUIT\r\n",
+			want: []string{"250", "250", "250", "354", "554", "221"}},
+		{name: "DATA line too long, body never ends", input: open + "DATA\r\n", then: "Subject: " + strings.Repeat("x", 200) + "\r\n" + later, halfClose: true,
+			want: []string{"250", "250", "250", "354", "554"}},
+		{name: "DATA line too long, body past the size limit", input: open + "DATA\r\n", then: "Subject: " + strings.Repeat("x", 5000) + "\r\n" + later + ".\r\n",
 			want: []string{"250", "250", "250", "354", "554"}},
 		{name: "BDAT chunk timed out", input: open + "BDAT 100\r\nSubject: x\r\n", then: later, timeout: true,
 			want: []string{"250", "250", "250", "421"}},
@@ -228,6 +235,7 @@ func TestBrokenBodyEndsTheSession(t *testing.T) {
 			s := NewServer(BackendFunc(func(*Conn) (Session, error) { return envelopeLogSession{elog}, nil }))
 			s.Domain = "localhost"
 			s.MaxLineLength = 100
+			s.MaxMessageBytes = 4096
 			pause := 50 * time.Millisecond
 			if tc.timeout {
 				s.ReadTimeout = 200 * time.Millisecond

@@ -91,3 +91,44 @@ func FuzzLineLimitReader(f *testing.F) {
 		}
 	})
 }
+
+// FuzzLineLimitReaderLosesNothing: the bytes of the Read that went past
+// the limit are kept, so once the limit is lifted (a body skipped to its
+// end) everything read adds up to the input.
+func FuzzLineLimitReaderLosesNothing(f *testing.F) {
+	f.Add([]byte("short\n"+string(bytes.Repeat([]byte("a"), 50))+"\r\n.\r\nQUIT\r\n"), []byte{7, 40}, 10)
+	f.Add([]byte("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"), []byte{63}, 1)
+	f.Fuzz(func(t *testing.T, data, cuts []byte, limit int) {
+		if len(cuts) == 0 {
+			cuts = []byte{63}
+		}
+		limit = 1 + abs(limit%100)
+		r := &lineLimitReader{R: &chunkedReader{data: bytes.Clone(data), cuts: cuts}, LineLimit: limit}
+		var got []byte
+		buf := make([]byte, 32)
+		for {
+			n, err := r.Read(buf)
+			got = append(got, buf[:n]...)
+			if errors.Is(err, ErrTooLongLine) {
+				r.LineLimit = 0
+				continue
+			}
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if !bytes.Equal(got, data) {
+			t.Fatalf("read %q, want %q", got, data)
+		}
+	})
+}
+
+func abs(n int) int {
+	if n < 0 {
+		return -n
+	}
+	return n
+}
