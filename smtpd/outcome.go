@@ -22,7 +22,6 @@ const (
 	OutcomeRelayTempfail Outcome = "relay_tempfail"
 	OutcomeRelayPermfail Outcome = "relay_permfail"
 	OutcomeTooLarge      Outcome = "too_large"
-	OutcomeLineTooLong   Outcome = "line_too_long"
 	OutcomeReadError     Outcome = "read_error"
 	OutcomeBareNewline   Outcome = "bare_newline"
 	OutcomeTooManyHops   Outcome = "too_many_hops"

@@ -40,7 +40,6 @@ var (
 	errTooManyUnknown       = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "too many unknown recipients, closing connection"}
 	errClientTooManyUnknown = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "too many unknown recipients from your address lately, try again later"}
 	errTooLarge             = &smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 3, 4}, Message: "message exceeds the size limit"}
-	errLineTooLong          = &smtp.SMTPError{Code: 500, EnhancedCode: smtp.EnhancedCode{5, 5, 2}, Message: fmt.Sprintf("message has a line longer than %d octets", maxLineLength)}
 	errBareNewline          = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 5, 2}, Message: "message contains bare CR or LF, use CRLF line endings"}
 	errHeaderTooLarge       = &smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 3, 4}, Message: fmt.Sprintf("a header of the message or of a MIME part exceeds %d bytes or %d fields", scanner.MaxHeaderBytes, scanner.MaxHeaderFields)}
 	errTooManyHops          = &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 4, 6}, Message: "too many hops (Received fields), mail loop?"}

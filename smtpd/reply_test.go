@@ -63,7 +63,6 @@ func replyTable() []replyCase {
 		{name: "errSourceRouted", reply: errSourceRouted, code: 550, enhanced: smtp.EnhancedCode{5, 7, 1}, prefix: "source routing (@, % or ! in the local part) is not accepted"},
 		{name: "errTooManyUnknown", reply: errTooManyUnknown, code: 421, enhanced: smtp.EnhancedCode{4, 7, 0}, prefix: "too many unknown recipients"},
 		{name: "errTooLarge", reply: errTooLarge, code: 552, enhanced: smtp.EnhancedCode{5, 3, 4}, prefix: "message exceeds the size limit"},
-		{name: "errLineTooLong", reply: errLineTooLong, code: 500, enhanced: smtp.EnhancedCode{5, 5, 2}, prefix: "message has a line longer than 65536 octets"},
 		{name: "errBareNewline", reply: errBareNewline, code: 550, enhanced: smtp.EnhancedCode{5, 5, 2}, prefix: "message contains bare CR or LF"},
 		{name: "errHeaderTooLarge", reply: errHeaderTooLarge, code: 552, enhanced: smtp.EnhancedCode{5, 3, 4}, prefix: "a header of the message"},
 		{name: "errTooManyHops", reply: errTooManyHops, code: 554, enhanced: smtp.EnhancedCode{5, 4, 6}, prefix: "too many hops"},

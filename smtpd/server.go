@@ -128,9 +128,10 @@ type Deps struct {
 	SpoolDir string
 }
 
-// maxLineLength is far above RFC 5321's 1000 octets because real mail
-// (machine-generated HTML) breaks that limit and Postfix accepts it; it is
-// still bounded because go-smtp buffers a whole command line.
+// maxLineLength bounds a command line, which go-smtp buffers whole. A
+// body's lines are not limited (the go-smtp fork lifts the limit for DATA
+// and BDAT), as Postfix takes them: real mail (machine-generated HTML, a
+// data: image) breaks RFC 5321's 1000 octets by far.
 const maxLineLength = 64 << 10
 
 // maxTrackedClients bounds the clients whose refused recipients are

@@ -359,12 +359,6 @@ func (ss *session) Data(r io.Reader) (reply error) {
 			ss.countTransaction(OutcomeTooLarge, errTooLarge)
 			return errTooLarge
 		}
-		if errors.Is(err, smtp.ErrTooLongLine) {
-			// go-smtp's line limit is sticky: the session cannot continue,
-			// and the same message would fail again, so refuse it for good.
-			ss.countTransaction(OutcomeLineTooLong, errLineTooLong)
-			return errLineTooLong
-		}
 		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, smtp.ErrDataReset) {
 			// The client went away, or gave the transfer up (RSET, EHLO
 			// or STARTTLS during BDAT): no fault of ours, and nobody hears

@@ -520,24 +520,6 @@ func TestSessionSurvivesBadCommands(t *testing.T) {
 	}
 }
 
-func TestOverlongLineIsRefusedClearly(t *testing.T) {
-	n, sink := startNode(t, nil)
-	c := dial(t, n.SMTPAddr())
-	c.cmd(250, "MAIL FROM:<alice@sender.test>")
-	c.cmd(250, "RCPT TO:<bob@example.org>")
-	// A 10,000-octet line (machine-made HTML does this) is accepted...
-	c.data(250, testMessage+strings.Repeat("y", 10000)+"\r\n")
-	// ...a 100,000-octet one gets a permanent, explained refusal.
-	c.cmd(250, "MAIL FROM:<alice@sender.test>")
-	c.cmd(250, "RCPT TO:<bob@example.org>")
-	if msg := c.data(500, testMessage+strings.Repeat("z", 100000)+"\r\n"); !strings.Contains(msg, "line longer than") {
-		t.Errorf("reply %q does not explain the refusal", msg)
-	}
-	if len(sink.Messages()) != 1 {
-		t.Fatalf("sink got %d messages, want only the first", len(sink.Messages()))
-	}
-}
-
 // A downstream that refuses at its greeting is unreachable for us (451
 // 4.4.1): its own 5xx, wrapped in the relay's error for the logs, must not
 // become the sender's answer.

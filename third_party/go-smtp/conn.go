@@ -1178,6 +1178,18 @@ func (c *Conn) handleData(arg string) {
 
 	defer c.reset()
 
+	// A body's lines are not limited (mxgrid patch), as BDAT's never were
+	// and as Postfix takes them: nothing here holds a line (the body is
+	// bounded by MaxMessageBytes), and legitimate mail carries lines of
+	// hundreds of KB (a data: image in HTML). Upstream closed the
+	// connection at MaxLineLength, before the sender could read the
+	// refusal, so its MTA retried for days what it could not deliver.
+	c.lineLimitReader.LineLimit = 0
+	defer func() {
+		c.lineLimitReader.LineLimit = c.server.MaxLineLength
+		c.lineLimitReader.curLineLength = 0
+	}()
+
 	if c.server.LMTP {
 		c.handleDataLMTP()
 		return
@@ -1187,41 +1199,13 @@ func (c *Conn) handleData(arg string) {
 	code, enhancedCode, msg := dataErrorToStatus(c.Session().Data(r))
 	r.limited = false
 	_, err := io.Copy(ioutil.Discard, r) // Make sure all the data has been consumed
-	if errors.Is(err, ErrTooLongLine) {
-		err = c.skipRestOfBody(r)
-	}
 	c.answerTransaction(code, enhancedCode, msg)
 	if err != nil {
-		// The end of the body was never read (a read timed out, a line
-		// was over the limit), so what follows is no command: close
+		// The end of the body was never read (a read timed out, the
+		// client went away), so what follows is no command: close
 		// (mxgrid patch; upstream read the rest of the body as commands).
 		c.over.Store(true)
 	}
-}
-
-// skipRestOfBody reads a DATA body on past a line over the limit, up to
-// its end or MaxMessageBytes more (mxgrid patch). A long line is the
-// sender's fault, not a broken stream: closing at once left the refusal
-// unread behind a reset, and the sender's MTA retried for days what it
-// could have bounced at once with the reason. Lines are not limited here,
-// since nothing is kept; the dot-terminator still ends the body, so what
-// follows it is a command as after any message. Past the bytes, the
-// connection closes as before.
-func (c *Conn) skipRestOfBody(r *dataReader) error {
-	c.lineLimitReader.LineLimit = 0
-	defer func() {
-		c.lineLimitReader.LineLimit = c.server.MaxLineLength
-		c.lineLimitReader.curLineLength = 0
-	}()
-	limit := int64(c.server.MaxMessageBytes)
-	if limit <= 0 {
-		limit = 1 << 20
-	}
-	n, err := io.Copy(ioutil.Discard, io.LimitReader(r, limit))
-	if err == nil && n == limit {
-		return ErrTooLongLine
-	}
-	return err
 }
 
 func (c *Conn) handleBdat(arg string) {

@@ -17,21 +17,11 @@ type lineLimitReader struct {
 	LineLimit int
 
 	curLineLength int
-	// held are the bytes of the Read that went past the limit (mxgrid
-	// patch: upstream dropped them). They are returned first once the
-	// limit is lifted, so a reader that skips the rest of a body sees all
-	// of it, its end included.
-	held []byte
 }
 
 func (r *lineLimitReader) Read(b []byte) (int, error) {
 	if r.curLineLength > r.LineLimit && r.LineLimit > 0 {
 		return 0, ErrTooLongLine
-	}
-	if len(r.held) > 0 {
-		n := copy(b, r.held)
-		r.held = r.held[n:]
-		return n, nil
 	}
 
 	n, err := r.R.Read(b)
@@ -63,7 +53,6 @@ func (r *lineLimitReader) Read(b []byte) (int, error) {
 		}
 		if r.curLineLength+i > r.LineLimit {
 			r.curLineLength = r.LineLimit + 1
-			r.held = append([]byte(nil), b[:n]...)
 			return 0, ErrTooLongLine
 		}
 		if i == len(p) {
