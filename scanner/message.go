@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"net/url"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -141,7 +144,21 @@ type Part struct {
 	Encoding    string // lower-case Content-Transfer-Encoding, if any
 	Disposition string // lower-case disposition (inline, attachment), if any
 	Filename    string // decoded file name from Content-Disposition or Content-Type name
-	Size        int    // decoded size in bytes
+	// AltNames are the part's other names: a Content-Type name that is not
+	// its Content-Disposition filename, a name parameter given twice. Mail
+	// clients differ in which they show and save under ("invoice.txt" in
+	// the disposition, "invoice.js" in the type), so checks by name look at
+	// Names, never at Filename alone.
+	AltNames []string
+	Size     int // decoded size in bytes
+}
+
+// Names yields Filename, if any, then AltNames.
+func (p Part) Names() []string {
+	if p.Filename == "" {
+		return p.AltNames
+	}
+	return append([]string{p.Filename}, p.AltNames...)
 }
 
 // IsAttachment reports whether the part is meant as a file rather than as
@@ -411,19 +428,27 @@ func (w *walker) walk(e *message.Entity, depth int, path string, attached bool, 
 	}
 	part.ContentType = ct
 	part.Charset = strings.ToLower(params["charset"])
-	if disp, dparams, err := e.Header.ContentDisposition(); err == nil {
+	disp, dparams, derr := e.Header.ContentDisposition()
+	if derr == nil {
 		part.Disposition = disp
-		part.Filename = dparams["filename"]
 	}
-	if part.Filename == "" {
-		part.Filename = params["name"]
-	}
-	// Many MUAs put RFC 2047 words in file names although RFC 2047 5
-	// forbids it; the name is what the recipient sees.
-	if strings.Contains(part.Filename, "=?") {
-		if dec, err := wordDecoder.DecodeHeader(part.Filename); err == nil {
-			part.Filename = dec
+	var names []string
+	for _, n := range slices.Concat(
+		paramValues(dparams, derr, e.Header.Get("Content-Disposition"), "filename"),
+		paramValues(params, err, e.Header.Get("Content-Type"), "name")) {
+		// Many MUAs put RFC 2047 words in file names although RFC 2047 5
+		// forbids it; the name is what the recipient sees.
+		if strings.Contains(n, "=?") {
+			if dec, err := wordDecoder.DecodeHeader(n); err == nil {
+				n = dec
+			}
 		}
+		if n != "" && !slices.Contains(names, n) {
+			names = append(names, n)
+		}
+	}
+	if len(names) > 0 {
+		part.Filename, part.AltNames = names[0], names[1:]
 	}
 	idx := -1
 	if w.parts <= lim.MaxParts {
@@ -552,3 +577,42 @@ func (w *walker) readBody(body io.Reader, part Part, path string, attached bool)
 	}
 	return int(n + rest), err
 }
+
+// rawParam matches one parameter of a header value: its name (with an RFC
+// 2231 section or charset marker) and its value, quoted or not.
+var rawParam = regexp.MustCompile(`;\s*([A-Za-z0-9_.-]+)(?:\*[0-9]*)?\*?\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)`)
+
+// paramValues is the key parameter of a parsed header value, or, when the
+// value could not be parsed (Go's parser refuses a parameter given twice,
+// which mail clients resolve each their own way), every value the raw
+// header gives key, pieces of an RFC 2231 continuation included.
+func paramValues(params map[string]string, parseErr error, raw, key string) []string {
+	if parseErr == nil {
+		if v := params[key]; v != "" {
+			return []string{v}
+		}
+		return nil
+	}
+	var vs []string
+	for _, m := range rawParam.FindAllStringSubmatch(raw, maxRawNames) {
+		if !strings.EqualFold(m[1], key) {
+			continue
+		}
+		v := strings.TrimSpace(m[2])
+		if uq, err := strconv.Unquote(v); err == nil && strings.HasPrefix(v, `"`) {
+			v = uq
+		} else {
+			v = strings.Trim(v, `"`)
+		}
+		if i := strings.Index(v, "''"); i >= 0 && !strings.ContainsAny(v[:i], " ./") {
+			if dec, err := url.PathUnescape(v[i+2:]); err == nil {
+				v = dec // RFC 2231 charset'language'value
+			}
+		}
+		vs = append(vs, v)
+	}
+	return vs
+}
+
+// maxRawNames bounds the parameters read from a header that did not parse.
+const maxRawNames = 32

@@ -198,6 +198,11 @@ func (s *scan) leaf(l *scanner.Leaf) {
 		s.symbol(SymbolPartUndecoded, fmt.Sprintf("%s: %v", w, l.Err))
 	}
 	s.file(l.Filename, w, l.Data, 0)
+	// A client may save the part under another of its names: each is
+	// judged with the part's content.
+	for _, name := range l.AltNames {
+		s.classify(name, w, sniff(l.Data), false)
+	}
 }
 
 // where names a position in the tree for symbol details.

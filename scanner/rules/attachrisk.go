@@ -88,12 +88,12 @@ func attachRisk(f *findings, _ *scanner.Envelope, m *scanner.Message) {
 		if !l.IsAttachment() {
 			continue
 		}
-		sym := attachKind(l.Part)
+		sym, name := attachKind(l.Part)
 		if sym != "" {
-			f.hit(sym, l.Filename)
+			f.hit(sym, name)
 		}
 		if sym == AttachHTML && active(l.Data) {
-			f.hit(AttachHTMLActive, l.Filename)
+			f.hit(AttachHTMLActive, name)
 		}
 		switch {
 		case bytes.HasPrefix(l.Data, zipMagic):
@@ -123,16 +123,19 @@ func attachRisk(f *findings, _ *scanner.Envelope, m *scanner.Message) {
 	}
 }
 
-// attachKind is the symbol an attachment's name or declared type earns.
-func attachKind(p scanner.Part) string {
-	if sym, ok := attachExt[strings.ToLower(path.Ext(p.Filename))]; ok {
-		return sym
+// attachKind is the symbol an attachment's names or declared type earn,
+// and the name that earned it.
+func attachKind(p scanner.Part) (string, string) {
+	for _, name := range p.Names() {
+		if sym, ok := attachExt[strings.ToLower(path.Ext(name))]; ok {
+			return sym, name
+		}
 	}
 	if p.Filename == "" && p.Disposition == "attachment" &&
 		(p.ContentType == "text/html" || p.ContentType == "image/svg+xml") {
-		return AttachHTML
+		return AttachHTML, ""
 	}
-	return ""
+	return "", ""
 }
 
 func active(data []byte) bool {
@@ -168,7 +171,7 @@ func zipMembers(f *findings, l *scanner.Leaf) (encrypted bool) {
 		return encrypted
 	}
 	for _, zf := range zr.File {
-		if sym := attachKind(scanner.Part{Filename: zf.Name}); sym != "" {
+		if sym, _ := attachKind(scanner.Part{Filename: zf.Name}); sym != "" {
 			f.hit(sym, l.Filename+":"+zf.Name)
 		}
 		encrypted = encrypted || zf.Flags&1 != 0

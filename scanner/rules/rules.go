@@ -503,18 +503,17 @@ var executable = map[string]bool{
 
 func attachments(f *findings, m *scanner.Message) {
 	for _, p := range m.Parts {
-		if p.Filename == "" {
-			continue
-		}
-		name := strings.ToLower(strings.TrimSpace(p.Filename))
-		ext := path.Ext(name)
-		if executable[ext] {
-			f.hit(AttachExecutable, p.Filename)
-		}
-		// "invoice.pdf.exe", "photo.jpg   .scr": a harmless extension
-		// shown, a dangerous one used.
-		if inner := path.Ext(strings.TrimSpace(strings.TrimSuffix(name, ext))); inner != "" && executable[ext] && len(inner) <= 5 {
-			f.hit(AttachDoubleExt, p.Filename)
+		for _, shown := range p.Names() {
+			name := strings.ToLower(strings.TrimSpace(shown))
+			ext := path.Ext(name)
+			if executable[ext] {
+				f.hit(AttachExecutable, shown)
+			}
+			// "invoice.pdf.exe", "photo.jpg   .scr": a harmless extension
+			// shown, a dangerous one used.
+			if inner := path.Ext(strings.TrimSpace(strings.TrimSuffix(name, ext))); inner != "" && executable[ext] && len(inner) <= 5 {
+				f.hit(AttachDoubleExt, shown)
+			}
 		}
 	}
 }
