@@ -306,14 +306,18 @@ func TestCheck(t *testing.T) {
 		// Clients differ in which name they show and save under: each one
 		// the part carries is judged.
 		{
-			name:        "script by its Content-Type name, the disposition saying .txt",
-			raw:         func(testing.TB) string { return withAttachment("invoice.txt", `text/plain; name="invoice.js"`, []byte("var x = 1;")) },
+			name: "script by its Content-Type name, the disposition saying .txt",
+			raw: func(testing.TB) string {
+				return withAttachment("invoice.txt", `text/plain; name="invoice.js"`, []byte("var x = 1;"))
+			},
 			wantReject:  "invoice.js",
 			wantSymbols: []string{SymbolBlockedType},
 		},
 		{
-			name:        "script by a filename given twice",
-			raw:         func(testing.TB) string { return withAttachment(`invoice.txt"; filename="invoice.js`, "text/plain", []byte("var x = 1;")) },
+			name: "script by a filename given twice",
+			raw: func(testing.TB) string {
+				return withAttachment(`invoice.txt"; filename="invoice.js`, "text/plain", []byte("var x = 1;"))
+			},
 			wantReject:  "invoice.js",
 			wantSymbols: []string{SymbolBlockedType},
 		},
