@@ -437,6 +437,9 @@ func TestExtensions(t *testing.T) {
 		{"Invoice.PDF .EXE", "exe,pdf"},
 		{"a.pdf   .scr.", "scr,pdf"},
 		{`C:\Users\x\doc.txt`, "txt"},
+		{"invoice.js::$DATA", "js"},
+		{"c:invoice.js", "js"},
+		{"invoice.pdf.js:Zone.Identifier", "js,pdf"},
 		{".bashrc", ""},
 		{"noext", ""},
 	}
