@@ -450,6 +450,22 @@ func TestExtensions(t *testing.T) {
 	}
 }
 
+// TestKindsOfRecentLures: the file types campaigns moved to once the
+// classics were blocked are blocked by name, whatever the content.
+func TestKindsOfRecentLures(t *testing.T) {
+	for name, want := range map[string]string{
+		"Update.msix": KindExecutable, "Teams.appinstaller": KindExecutable, "console.msc": KindExecutable,
+		"invoice.cab": KindExecutable, "Help.chm": KindScript, "report.iqy": KindOfficeMacro,
+		"table.slk": KindOfficeMacro, "Documents.search-ms": KindShortcut, "Shared.library-ms": KindShortcut,
+		"invoice.pdf": "", "archive.rar": "",
+	} {
+		got := strings.Join(kindsOf(name, ctUnknown, false), ",")
+		if got != want {
+			t.Errorf("kindsOf(%q) = %q, want %q", name, got, want)
+		}
+	}
+}
+
 func TestConfigValidate(t *testing.T) {
 	tests := []struct {
 		name    string

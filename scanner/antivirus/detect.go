@@ -114,13 +114,19 @@ func oleHasMacros(data []byte) bool {
 	return bytes.Contains(data, vbaProjectLE)
 }
 
-// Extensions, lower-case without the dot.
+// Extensions, lower-case without the dot. Beside the classics, what
+// campaigns since 2022 have used where those were blocked: app packages
+// (appx, msix, appinstaller), MMC consoles (msc, GrimResource), compiled
+// help (chm), cabinets Explorer opens (cab), Excel web queries and SYLK
+// files (iqy, slk), search and library descriptors (search-ms,
+// library-ms); Microsoft's default common attachment filter lists most.
 var (
-	executableExts = set("exe", "scr", "com", "pif", "dll", "cpl", "msi", "msp", "jar", "gadget", "application", "appref-ms", "xll")
-	scriptExts     = set("js", "jse", "vbs", "vbe", "vb", "wsf", "wsh", "wsc", "hta", "ps1", "psm1", "bat", "cmd", "reg", "sct", "msh", "ws")
-	macroExts      = set("docm", "dotm", "xlsm", "xltm", "xlam", "pptm", "potm", "ppam", "ppsm", "sldm")
-	shortcutExts   = set("lnk", "url", "scf", "settingcontent-ms")
-	diskImageExts  = set("iso", "img", "vhd", "vhdx")
+	executableExts = set("exe", "scr", "com", "pif", "dll", "cpl", "msi", "msp", "mst", "jar", "jnlp", "gadget", "application",
+		"appref-ms", "xll", "msc", "cab", "sys", "appx", "appxbundle", "msix", "msixbundle", "appinstaller")
+	scriptExts    = set("js", "jse", "vbs", "vbe", "vb", "wsf", "wsh", "wsc", "hta", "ps1", "psm1", "bat", "cmd", "reg", "sct", "msh", "ws", "chm")
+	macroExts     = set("docm", "dotm", "xlsm", "xltm", "xlam", "pptm", "potm", "ppam", "ppsm", "sldm", "iqy", "slk")
+	shortcutExts  = set("lnk", "url", "scf", "settingcontent-ms", "search-ms", "library-ms")
+	diskImageExts = set("iso", "img", "vhd", "vhdx")
 	// Decoys are what a double extension pretends to be.
 	decoyExts = set("pdf", "doc", "docx", "xls", "xlsx", "ppt", "pptx", "txt", "rtf", "jpg", "jpeg", "png", "gif", "zip", "htm", "html", "csv", "mp3", "mp4", "odt")
 	// expectedContent says which sniffed types a name's extension allows;
