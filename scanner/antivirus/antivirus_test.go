@@ -303,6 +303,18 @@ func TestCheck(t *testing.T) {
 			wantReject:  "script",
 			wantSymbols: []string{SymbolBlockedType},
 		},
+		{
+			// Thunderbird shows a uuencoded block as an attachment.
+			name: "executable uuencoded in the text",
+			raw: func(testing.TB) string {
+				return "From: a@example.org\r\nSubject: t\r\n\r\nSee below.\r\n\r\nbegin 644 invoice.exe\r\n" +
+					"M35H`````````````````````````````````````````````````````````\r\n" +
+					"M````````````````````0````%!%````````````````````````````````\r\n" +
+					"F````````````````````````````````````````````````````\r\n`\r\nend\r\n"
+			},
+			wantReject:  "invoice.exe",
+			wantSymbols: []string{SymbolBlockedType},
+		},
 		// Clients differ in which name they show and save under: each one
 		// the part carries is judged.
 		{

@@ -1,0 +1,73 @@
+package scanner
+
+import (
+	"bytes"
+	"regexp"
+)
+
+// uuBegin is the first line of a uuencoded file: "begin <mode> <name>".
+var uuBegin = regexp.MustCompile(`^begin [0-7]{3,4} ([^\r\n]+?)\r?$`)
+
+// uuFile is one file found uuencoded in a text part.
+type uuFile struct {
+	name string
+	data []byte
+}
+
+// maxUUFiles bounds the files looked for in one text part.
+const maxUUFiles = 8
+
+// uuFiles finds the uuencoded files in text, decoding at most budget bytes
+// in all. Mail clients (Thunderbird among them) show such a block as an
+// attachment and ClamAV decodes it, so a file hidden in a text part this
+// way must be scanned like an attached one. Decoding is lenient, as the
+// clients' is: a line shorter than its length byte says reads as zeros.
+func uuFiles(text []byte, budget int) []uuFile {
+	if !bytes.Contains(text, []byte("begin ")) {
+		return nil
+	}
+	var files []uuFile
+	for len(text) > 0 && len(files) < maxUUFiles && budget > 0 {
+		line, rest, _ := bytes.Cut(text, []byte("\n"))
+		text = rest
+		if !bytes.HasPrefix(line, []byte("begin ")) {
+			continue
+		}
+		m := uuBegin.FindSubmatch(line)
+		if m == nil {
+			continue
+		}
+		f := uuFile{name: string(m[1])}
+		for len(text) > 0 && budget > 0 {
+			line, rest, _ = bytes.Cut(text, []byte("\n"))
+			line = bytes.TrimRight(line, "\r")
+			if string(line) == "end" {
+				break
+			}
+			text = rest
+			if len(line) == 0 {
+				continue
+			}
+			n := int(line[0]-' ') & 63
+			if n == 0 {
+				continue // the "`" line before "end"
+			}
+			n = min(n, budget)
+			var group [4]byte
+			out := make([]byte, 0, 48)
+			for i := 1; len(out) < n; i += 4 {
+				for k := range group {
+					group[k] = 0
+					if i+k < len(line) {
+						group[k] = (line[i+k] - ' ') & 63
+					}
+				}
+				out = append(out, group[0]<<2|group[1]>>4, group[1]<<4|group[2]>>2, group[2]<<6|group[3])
+			}
+			f.data = append(f.data, out[:n]...)
+			budget -= n
+		}
+		files = append(files, f)
+	}
+	return files
+}
