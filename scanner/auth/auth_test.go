@@ -299,10 +299,56 @@ func TestCheck(t *testing.T) {
 			wantSymbols: []string{"SPF_PASS", "SPF_HELO_PASS", "DKIM_NONE", "DMARC_PASS"},
 		},
 		{
-			name: "two From addresses in different domains",
+			// RFC 7489 6.6.1: each author domain is evaluated and the
+			// strictest failing policy applies; other.example has no
+			// policy, example.org's is not met by the sender's own SPF.
+			name: "From with the sender's domain and a spoofed p=reject one: DMARC fails",
+			env:  scanner.Envelope{ClientIP: good, HELO: "[192.0.2.10]", MailFrom: "x@strict.example", DMARCEnforce: true},
+			raw: func(testing.TB) []byte {
+				return []byte("From: ceo@example.org, x@strict.example\r\nSubject: x\r\n\r\nx\r\n")
+			},
+			wantAR: []string{
+				"spf=pass smtp.mailfrom=x@strict.example",
+				"dkim=none",
+				"dmarc=fail (p=reject dis=reject) header.from=example.org",
+			},
+			wantSymbols: []string{"SPF_PASS", "DKIM_NONE", "DMARC_FAIL_REJECT"},
+			wantReject:  true,
+		},
+		{
+			name: "a second From field with a spoofed p=reject domain: DMARC fails",
+			env:  scanner.Envelope{ClientIP: good, HELO: "[192.0.2.10]", MailFrom: "x@strict.example", DMARCEnforce: true},
+			raw: func(testing.TB) []byte {
+				return []byte("From: x@strict.example\r\nFrom: CEO <ceo@example.org>\r\nSubject: x\r\n\r\nx\r\n")
+			},
+			wantSymbols: []string{"SPF_PASS", "DKIM_NONE", "DMARC_FAIL_REJECT"},
+			wantReject:  true,
+		},
+		{
+			name: "two From addresses in different domains, both aligned: DMARC passes",
+			env:  scanner.Envelope{ClientIP: good, HELO: "[192.0.2.10]", MailFrom: "alice@example.org"},
+			raw: func(t testing.TB) []byte {
+				return w.sign(t, []byte("From: a@example.org, b@strict.example\r\nSubject: x\r\n\r\nx\r\n"), "strict.example", "ed")
+			},
+			wantSymbols: []string{"SPF_PASS", "DKIM_PASS", "DMARC_PASS"},
+		},
+		{
+			name: "two From addresses, one domain without a policy: the other's result",
 			env:  scanner.Envelope{ClientIP: good, HELO: "[192.0.2.10]", MailFrom: "alice@example.org"},
 			raw: func(testing.TB) []byte {
 				return []byte("From: a@example.org, b@other.example\r\nSubject: x\r\n\r\nx\r\n")
+			},
+			wantSymbols: []string{"SPF_PASS", "DKIM_NONE", "DMARC_NONE"},
+		},
+		{
+			name: "From naming more domains than are evaluated: permerror",
+			env:  scanner.Envelope{ClientIP: good, HELO: "[192.0.2.10]", MailFrom: "alice@example.org"},
+			raw: func(testing.TB) []byte {
+				var from []string
+				for i := range maxAuthorDomains + 1 {
+					from = append(from, fmt.Sprintf("a@d%d.example", i))
+				}
+				return []byte("From: " + strings.Join(from, ", ") + "\r\nSubject: x\r\n\r\nx\r\n")
 			},
 			wantSymbols: []string{"SPF_PASS", "DKIM_NONE", "DMARC_PERMERROR"},
 		},

@@ -5,9 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 
-	"github.com/emersion/go-message"
 	"github.com/emersion/go-message/mail"
 	"github.com/emersion/go-msgauth/dmarc"
 	"golang.org/x/net/publicsuffix"
@@ -23,19 +23,57 @@ type dmarcResult struct {
 	disposition string
 }
 
+// maxAuthorDomains bounds the From domains evaluated per message: each
+// costs up to two TXT lookups, and a From field can list thousands.
+// Real mail with several authors names one or two domains.
+const maxAuthorDomains = 10
+
 // evaluateDMARC implements RFC 7489 section 6.6: find the RFC5322.From
-// domain, its policy record (falling back to the organizational domain),
-// and pass when SPF or DKIM passed for an identifier aligned with it.
+// domains, each one's policy record (falling back to the organizational
+// domain), and pass when SPF or DKIM passed for an identifier aligned with
+// it. A From listing several domains, or several From fields, is judged by
+// the worst of its domains (RFC 7489 6.6.1: the strictest policy among
+// those that fail): a recipient sees them all, and answering permerror
+// let "From: ceo@bank.example, x@own.example" escape the bank's p=reject.
 func (c *Check) evaluateDMARC(ctx context.Context, msg *scanner.Message, spfRes *spfResult, dkims []dkimResult) dmarcResult {
-	r := dmarcResult{}
-	r.method = "dmarc"
-	from, err := fromDomain(msg)
+	froms, err := fromDomains(msg)
 	if err != nil {
-		// RFC 7489 6.6.1: without exactly one author domain there is
-		// nothing to evaluate against.
+		r := dmarcResult{}
+		r.method = "dmarc"
 		r.result, r.symbol, r.reason = "permerror", "DMARC_PERMERROR", err.Error()
 		return r
 	}
+	var worst dmarcResult
+	for i, from := range froms {
+		r := c.evaluateDomain(ctx, from, spfRes, dkims)
+		if i == 0 || r.severity() > worst.severity() {
+			worst = r
+		}
+	}
+	return worst
+}
+
+// severity orders results for a message with several author domains:
+// a failure under the strictest policy first; one that could not be
+// checked above one that passed.
+func (r *dmarcResult) severity() int {
+	switch r.result {
+	case "fail":
+		return 4 + slices.Index([]string{string(dmarc.PolicyNone), string(dmarc.PolicyQuarantine), string(dmarc.PolicyReject)}, r.disposition)
+	case "temperror":
+		return 3
+	case "permerror":
+		return 2
+	case "none":
+		return 1
+	}
+	return 0
+}
+
+// evaluateDomain is the DMARC evaluation for one author domain.
+func (c *Check) evaluateDomain(ctx context.Context, from string, spfRes *spfResult, dkims []dkimResult) dmarcResult {
+	r := dmarcResult{}
+	r.method = "dmarc"
 	r.fromDomain = from
 	r.detail = from
 	r.props[0] = prop{"header.from", from}
@@ -169,35 +207,55 @@ func orgDomain(domain string) string {
 	return org
 }
 
-// fromDomain returns the single author domain, lower-case.
-func fromDomain(msg *scanner.Message) (string, error) {
+// fromDomains returns the author domains, lower-case, each once: those of
+// every address in every From field (RFC 5322 allows one; a second is
+// shown by some MUAs all the same).
+func fromDomains(msg *scanner.Message) ([]string, error) {
 	if msg == nil {
-		return "", errors.New("no message")
+		return nil, errors.New("no message")
 	}
-	if n := len(msg.Header.Values("From")); n != 1 {
-		return "", fmt.Errorf("%d From fields", n)
+	values := msg.Header.Values("From")
+	if len(values) == 0 {
+		return nil, errors.New("no From field")
 	}
-	if d, ok := simpleFromDomain(msg.Header.Get("From")); ok {
-		return strings.ToLower(d), nil
-	}
-	h := mail.Header{Header: message.Header{Header: msg.Header}}
-	addrs, err := h.AddressList("From")
-	if err != nil {
-		return "", fmt.Errorf("unparsable From: %w", err)
-	}
-	domain := ""
-	for _, a := range addrs {
-		_, d, ok := strings.Cut(a.Address, "@")
-		d = strings.ToLower(strings.TrimSuffix(d, "."))
-		if !ok || d == "" || domain != "" && d != domain {
-			return "", errors.New("no single From domain")
+	var domains []string
+	// add keeps domain once; past maxAuthorDomains the list (a From can
+	// hold tens of thousands of addresses) is not read further.
+	add := func(domain string) error {
+		domain = strings.ToLower(domain)
+		if !slices.Contains(domains, domain) {
+			domains = append(domains, domain)
 		}
-		domain = d
+		if len(domains) > maxAuthorDomains {
+			return fmt.Errorf("From names more than %d domains", maxAuthorDomains)
+		}
+		return nil
 	}
-	if domain == "" {
-		return "", errors.New("no From address")
+	for _, v := range values {
+		if d, ok := simpleFromDomain(v); ok {
+			if err := add(d); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		addrs, err := mail.ParseAddressList(v)
+		if err != nil {
+			return nil, fmt.Errorf("unparsable From: %w", err)
+		}
+		for _, a := range addrs {
+			_, d, ok := strings.Cut(a.Address, "@")
+			if d = strings.TrimSuffix(d, "."); !ok || d == "" {
+				return nil, fmt.Errorf("From address %q has no domain", a.Address)
+			}
+			if err := add(d); err != nil {
+				return nil, err
+			}
+		}
 	}
-	return domain, nil
+	if len(domains) == 0 {
+		return nil, errors.New("no From address")
+	}
+	return domains, nil
 }
 
 // simpleFromDomain returns the domain of a From value in the shapes
