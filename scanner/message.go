@@ -428,8 +428,14 @@ func (w *walker) walk(e *message.Entity, depth int, path string, attached bool, 
 	}
 	part.ContentType = ct
 	part.Charset = strings.ToLower(params["charset"])
+	// A field go-message could only read leniently (a repeated or
+	// unquoted parameter) still names the file the recipient sees;
+	// dparams are nil only for one it could not read at all.
 	disp, dparams, derr := e.Header.ContentDisposition()
-	if derr == nil {
+	if derr != nil && e.Header.Get("Content-Disposition") != "" {
+		w.p.add(w.m, SymbolMIMEBroken, "Content-Disposition: "+derr.Error())
+	}
+	if derr == nil || dparams != nil {
 		part.Disposition = disp
 	}
 	var names []string
@@ -601,27 +607,28 @@ func (w *walker) readBody(body io.Reader, part Part, path string, attached bool)
 	return int(n + rest), err
 }
 
-// rawParam matches one parameter of a header value: its name (with an RFC
-// 2231 section or charset marker) and its value, quoted or not.
-var rawParam = regexp.MustCompile(`;\s*([A-Za-z0-9_.-]+)(?:\*[0-9]*)?\*?\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)`)
+// rawParam matches one parameter of a header value: its name, its RFC
+// 2231 section number if any, and its value, quoted or not.
+var rawParam = regexp.MustCompile(`;\s*([A-Za-z0-9_.-]+)(\*[0-9]+)?\*?\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)`)
 
-// paramValues is the key parameter of a parsed header value, or, when the
-// value could not be parsed (Go's parser refuses a parameter given twice,
-// which mail clients resolve each their own way), every value the raw
-// header gives key, pieces of an RFC 2231 continuation included.
+// paramValues is the key parameter of a header value as go-message read
+// it, and, when the value did not parse strictly (a parameter given twice,
+// which mail clients resolve each their own way; go-message then keeps the
+// first), every other value the raw header gives key. Sections of an RFC
+// 2231 continuation are not names of their own: go-message joined them.
 func paramValues(params map[string]string, parseErr error, raw, key string) []string {
-	if parseErr == nil {
-		if v := params[key]; v != "" {
-			return []string{v}
-		}
-		return nil
-	}
 	var vs []string
+	if v := params[key]; v != "" {
+		vs = append(vs, v)
+	}
+	if parseErr == nil {
+		return vs
+	}
 	for _, m := range rawParam.FindAllStringSubmatch(raw, maxRawNames) {
-		if !strings.EqualFold(m[1], key) {
+		if !strings.EqualFold(m[1], key) || m[2] != "" {
 			continue
 		}
-		v := strings.TrimSpace(m[2])
+		v := strings.TrimSpace(m[3])
 		if uq, err := strconv.Unquote(v); err == nil && strings.HasPrefix(v, `"`) {
 			v = uq
 		} else {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"io"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -230,6 +231,50 @@ Content-Disposition: attachment; filename="report.pdf"
 	}
 	if m.Text != "see attached" {
 		t.Errorf("Text = %q", m.Text)
+	}
+}
+
+// TestParseReadsParametersAsMailReadersDo: a Content-Type or
+// Content-Disposition that mime.ParseMediaType refuses still names, for
+// the recipient's mail reader, a file and a boundary; the scan reads them
+// too (the first of a repeated parameter), and notes the breakage.
+func TestParseReadsParametersAsMailReadersDo(t *testing.T) {
+	tests := []struct {
+		name, partHeader   string
+		wantType, wantDisp string
+		wantFile           string
+	}{
+		{"repeated filename", `Content-Type: application/octet-stream
+Content-Disposition: attachment; filename="invoice.js"; filename="notes.txt"`, "application/octet-stream", "attachment", "invoice.js"},
+		{"unquoted name with a space", `Content-Type: application/octet-stream
+Content-Disposition: attachment; filename=my invoice.js`, "application/octet-stream", "attachment", "my invoice.js"},
+		{"stray semicolon", `Content-Type: application/octet-stream
+Content-Disposition: attachment; filename="invoice.hta";;`, "application/octet-stream", "attachment", "invoice.hta"},
+		{"repeated name in Content-Type", `Content-Type: Application/X-MSDownload; name="setup.exe"; name="x"`, "application/x-msdownload", "", "setup.exe"},
+		{"RFC 2231 continuation beside a repeat", `Content-Type: application/octet-stream
+Content-Disposition: attachment; filename*0="inv"; filename*1="oice.js"; filename*0="x"`, "application/octet-stream", "attachment", "invoice.js"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := Parse(crlf("From: a@example.org\nContent-Type: multipart/mixed; boundary=b\n\n--b\n" + tt.partHeader + "\n\nalert(1)\n--b--\n"))
+			if len(m.Parts) != 2 {
+				t.Fatalf("parts = %+v", m.Parts)
+			}
+			p := m.Parts[1]
+			if p.ContentType != tt.wantType || p.Disposition != tt.wantDisp || p.Filename != tt.wantFile {
+				t.Errorf("part = %+v, want type %q, disposition %q, file %q", p, tt.wantType, tt.wantDisp, tt.wantFile)
+			}
+			if !slices.Contains(symbolNames(m), SymbolMIMEBroken) {
+				t.Errorf("symbols = %v, want %s", symbolNames(m), SymbolMIMEBroken)
+			}
+		})
+	}
+
+	// A repeated boundary: the multipart is read with the first, as a
+	// mail reader reads it, not as one opaque part.
+	m := Parse(crlf("From: a@example.org\nContent-Type: multipart/mixed; boundary=b; boundary=c\n\n--b\nContent-Type: text/plain\n\nhidden text\n--b--\n"))
+	if m.Structure != "multipart/mixed(text/plain)" || m.Text != "hidden text" {
+		t.Errorf("structure %q, text %q; want the multipart read with boundary b", m.Structure, m.Text)
 	}
 }
 

@@ -2,6 +2,7 @@ package message
 
 import (
 	"mime"
+	"strings"
 
 	"github.com/emersion/go-message/textproto"
 )
@@ -9,12 +10,86 @@ import (
 func parseHeaderWithParams(s string) (f string, params map[string]string, err error) {
 	f, params, err = mime.ParseMediaType(s)
 	if err != nil {
-		return s, nil, err
+		// mxgrid patch: what mime.ParseMediaType refuses, mail readers
+		// read (the error is still returned, for callers to note).
+		var ok bool
+		if f, params, ok = parseParamsLenient(s); !ok {
+			return s, nil, err
+		}
 	}
 	for k, v := range params {
 		params[k], _ = decodeHeader(v)
 	}
 	return
+}
+
+// parseParamsLenient reads a media type and its parameters as mail readers
+// do where mime.ParseMediaType gives up: a repeated parameter counts once,
+// the first (as Thunderbird reads it), and a value it cannot parse (an
+// unquoted file name with a space or parentheses, a stray ';') is taken as
+// written. Without it a file name or boundary written so vanished for the
+// scanner while the recipient's reader still used it: "filename=a.js;
+// filename=b" hid a script from the attachment rules, and a repeated
+// boundary made a multipart unreadable. ok is false when s does not start
+// with a media type.
+func parseParamsLenient(s string) (f string, params map[string]string, ok bool) {
+	f, rest, _ := strings.Cut(s, ";")
+	f = strings.ToLower(strings.TrimSpace(f))
+	if _, _, err := mime.ParseMediaType(f); err != nil {
+		return "", nil, false
+	}
+	canonical := f
+	params = make(map[string]string)
+	for _, p := range splitParams(rest) {
+		k, v, found := strings.Cut(p, "=")
+		k, v = strings.ToLower(strings.TrimSpace(k)), strings.TrimSpace(v)
+		if _, dup := params[k]; !found || k == "" || dup {
+			continue
+		}
+		params[k] = unquoteParam(v)
+		canonical += "; " + k + "=" + v
+	}
+	// Without the repeats, mime.ParseMediaType may read the rest, and
+	// then decodes RFC 2231 values and continuations.
+	if _, strict, err := mime.ParseMediaType(canonical); err == nil {
+		params = strict
+	}
+	return f, params, true
+}
+
+// splitParams splits a parameter list at the semicolons outside quoted
+// strings.
+func splitParams(s string) []string {
+	var parts []string
+	start, quoted := 0, false
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '\\' && quoted:
+			i++
+		case c == '"':
+			quoted = !quoted
+		case c == ';' && !quoted:
+			parts = append(parts, s[start:i])
+			start = i + 1
+		}
+	}
+	return append(parts, s[start:])
+}
+
+// unquoteParam undoes an RFC 2045 quoted-string; other values are
+// returned as they are.
+func unquoteParam(v string) string {
+	if len(v) < 2 || v[0] != '"' || v[len(v)-1] != '"' {
+		return v
+	}
+	var b strings.Builder
+	for i := 1; i < len(v)-1; i++ {
+		if v[i] == '\\' && i+1 < len(v)-1 {
+			i++
+		}
+		b.WriteByte(v[i])
+	}
+	return b.String()
 }
 
 func formatHeaderWithParams(f string, params map[string]string) string {
