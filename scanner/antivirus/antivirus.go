@@ -231,10 +231,10 @@ func (s *scan) file(name, where string, data []byte, depth int) {
 	}
 	ct := sniff(data)
 	macros := false
-	switch ct {
-	case ctOLE:
+	switch {
+	case ct == ctOLE:
 		macros = oleHasMacros(data)
-	case ctZip:
+	case ct == ctZip:
 		zr, err := openZip(data)
 		if err != nil {
 			s.symbol(SymbolArchiveBroken, fmt.Sprintf("%s: %v", describe(name, where), err))
@@ -242,8 +242,29 @@ func (s *scan) file(name, where string, data []byte, depth int) {
 		}
 		macros = ooxmlHasMacros(zr)
 		s.archive(zr, where, depth)
+	case hasZipEnd(data):
+		// Zip readers (7-Zip, Windows Explorer, archive/zip) find an
+		// archive from its end record, so one behind prepended bytes
+		// opens for the recipient although its start is not "PK": a
+		// junk byte before a zip hid its members from the scan. A type
+		// the start does show (a PDF with a zip appended) stays its type.
+		if zr, err := openZip(data); err == nil {
+			if ct == ctUnknown {
+				ct = ctZip
+			}
+			macros = ooxmlHasMacros(zr)
+			s.archive(zr, where, depth)
+		}
 	}
 	s.classify(name, where, ct, macros)
+}
+
+// hasZipEnd reports a zip end-of-central-directory record where one can
+// be: in the last 22 bytes plus the longest archive comment (APPNOTE
+// 4.3.16).
+func hasZipEnd(data []byte) bool {
+	const maxEnd = 22 + 0xFFFF
+	return bytes.Contains(data[max(0, len(data)-maxEnd):], magicZip[1])
 }
 
 // classify applies the blocked kinds and the name/content consistency test.

@@ -187,6 +187,23 @@ func TestCheck(t *testing.T) {
 			wantVirus: VirusEICAR,
 		},
 		{
+			// Readers find a zip from its end: bytes before it do not
+			// stop the recipient opening it, nor may they stop the scan.
+			name: "executable in a zip behind prepended bytes",
+			raw: func(t testing.TB) string {
+				return withAttachment("invoice.zip", "application/zip", append([]byte("junk"), zipOf(t, mem("setup.exe", peFile()))...))
+			},
+			wantReject:  "setup.exe",
+			wantSymbols: []string{SymbolBlockedType},
+		},
+		{
+			name: "EICAR in a zip appended to a PDF",
+			raw: func(t testing.TB) string {
+				return withAttachment("invoice.pdf", "application/pdf", append([]byte("%PDF-1.4\n"), eicarZip(t)...))
+			},
+			wantVirus: VirusEICAR,
+		},
+		{
 			name: "zip bomb by ratio",
 			raw: func(t testing.TB) string {
 				return withAttachment("logs.zip", "application/zip", zipOf(t, mem("zeros.bin", make([]byte, 8<<20))))
