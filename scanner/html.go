@@ -434,12 +434,28 @@ func unhex(c byte) byte {
 // message).
 func FindURLs(text string, limit int) []URL {
 	var out []URL
+	// next[k] is where urlPrefixes[k] occurs next, at or after i (-1:
+	// nowhere): each prefix is looked for again only once i has passed
+	// it. Searching every prefix from each candidate read the rest of the
+	// text again per candidate, and candidates that are no URL ("www. "
+	// over and over) do not count toward limit: 1 MiB of them took 5 s.
+	var next [len(urlPrefixes)]int
+	for k, p := range urlPrefixes {
+		next[k] = indexFrom(text, p, 0)
+	}
 	for i := 0; i < len(text) && len(out) < limit; {
-		j := indexURLStart(text[i:])
-		if j < 0 {
+		start := -1
+		for k, p := range urlPrefixes {
+			if next[k] >= 0 && next[k] < i {
+				next[k] = indexFrom(text, p, i)
+			}
+			if next[k] >= 0 && (start < 0 || next[k] < start) {
+				start = next[k]
+			}
+		}
+		if start < 0 {
 			break
 		}
-		start := i + j
 		end := start
 		for end < len(text) && !isURLStop(text[end]) {
 			end++
@@ -456,15 +472,15 @@ func FindURLs(text string, limit int) []URL {
 	return out
 }
 
-func indexURLStart(s string) int {
-	best := -1
-	for _, p := range [...]string{"http://", "https://", "www.", "HTTP://", "HTTPS://", "WWW.", "Http://", "Www."} {
-		if k := strings.Index(s, p); k >= 0 && (best < 0 || k < best) {
-			best = k
-			s = s[:k+len(p)] // later candidates need only search before best
-		}
+// urlPrefixes start the bare URLs FindURLs finds.
+var urlPrefixes = [...]string{"http://", "https://", "www.", "HTTP://", "HTTPS://", "WWW.", "Http://", "Www."}
+
+// indexFrom is the index of the first sub in s at or after from, or -1.
+func indexFrom(s, sub string, from int) int {
+	if j := strings.Index(s[from:], sub); j >= 0 {
+		return from + j
 	}
-	return best
+	return -1
 }
 
 func isURLStop(c byte) bool {

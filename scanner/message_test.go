@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func crlf(s string) []byte { return []byte(strings.ReplaceAll(s, "\n", "\r\n")) }
@@ -188,6 +189,24 @@ func TestFindURLs(t *testing.T) {
 	for i, w := range want {
 		if got[i].Host != w.host || got[i].Domain != w.domain || got[i].IP != w.ip || got[i].Encoded != w.encoded || !got[i].Plain {
 			t.Errorf("URL %d = %+v, want %+v", i, got[i], w)
+		}
+	}
+}
+
+// TestFindURLsIsLinear: candidates that are no URL do not count toward
+// the limit, so each must not cost a search of the rest of the text; the
+// whole text a message may have (max_text_bytes, 1 MiB) of them took 5 s
+// of CPU, twice per message (the parser and the model), before.
+func TestFindURLsIsLinear(t *testing.T) {
+	for _, unit := range []string{"www. ", "http:// ", "Www.\n"} {
+		text := strings.Repeat(unit, DefaultLimits().MaxTextBytes/len(unit))
+		start := time.Now()
+		if got := FindURLs(text+" https://found.example/", 10); len(got) != 1 || got[0].Host != "found.example" {
+			t.Errorf("%q: FindURLs found %d URLs, want the one at the end", unit, len(got))
+		}
+		// Linear, this takes a few milliseconds; quadratic, seconds.
+		if took := time.Since(start); took > time.Second {
+			t.Errorf("%q: FindURLs over %d bytes took %v", unit, len(text), took)
 		}
 	}
 }
