@@ -7,6 +7,7 @@ import (
 
 	"golang.org/x/net/html"
 	"golang.org/x/net/html/atom"
+	"golang.org/x/net/idna"
 	"golang.org/x/net/publicsuffix"
 )
 
@@ -302,6 +303,11 @@ func (x *htmlExtractor) addURL(raw string, image bool) bool {
 	if len(x.urls) >= maxURLs {
 		return false
 	}
+	// Browsers drop tabs and newlines anywhere in a URL (WHATWG URL
+	// parsing), so "http://ev&#9;il.example/" opens evil.example.
+	if strings.ContainsAny(raw, "\t\r\n") {
+		raw = strings.NewReplacer("\t", "", "\r", "", "\n", "").Replace(raw)
+	}
 	u, ok := parseURL(strings.TrimSpace(raw))
 	if !ok {
 		return false
@@ -348,7 +354,17 @@ func parseURL(raw string) (URL, bool) {
 		u.Encoded = true
 		rest = percentDecode(rest)
 	}
-	host := strings.TrimSuffix(strings.ToLower(rest), ".")
+	host := strings.ToLower(rest)
+	if !IsASCII(host) {
+		// A browser opens a name written in Unicode by its ASCII form
+		// (UTS 46: fullwidth letters and ideographic full stops mapped,
+		// then punycode), the form blocklists and the brand rules know:
+		// raw, "pаypal.com" or "evil。example" escaped both.
+		if a, err := idna.Lookup.ToASCII(host); err == nil {
+			host = a
+		}
+	}
+	host = strings.TrimSuffix(host, ".")
 	if host == "" {
 		return URL{}, false
 	}

@@ -193,6 +193,26 @@ func TestFindURLs(t *testing.T) {
 	}
 }
 
+// TestHTMLLinksAreReadAsBrowsersOpenThem: a link's host is the name a
+// browser connects to, the one blocklists and the brand rules know.
+func TestHTMLLinksAreReadAsBrowsersOpenThem(t *testing.T) {
+	tests := []struct{ href, host, domain string }{
+		{"http://p\u0430ypal.com/login", "xn--pypal-4ve.com", "xn--pypal-4ve.com"}, // Cyrillic а
+		{"https://login.evil\u3002example.com/", "login.evil.example.com", "example.com"},
+		{"http://\uff45\uff56\uff49\uff4c.com/", "evil.com", "evil.com"}, // fullwidth letters
+		{"http://ev&#9;il.exa&#10;mple.com/", "evil.example.com", "example.com"},
+		{"http://PLAIN.example.com./", "plain.example.com", "example.com"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.host, func(t *testing.T) {
+			m := Parse(crlf("From: a@example.org\nContent-Type: text/html; charset=utf-8\n\n<a href=\"" + tt.href + "\">here</a>\n"))
+			if len(m.URLs) != 1 || m.URLs[0].Host != tt.host || m.URLs[0].Domain != tt.domain {
+				t.Fatalf("URLs = %+v, want host %q, domain %q", m.URLs, tt.host, tt.domain)
+			}
+		})
+	}
+}
+
 // TestFindURLsIsLinear: candidates that are no URL do not count toward
 // the limit, so each must not cost a search of the rest of the text; the
 // whole text a message may have (max_text_bytes, 1 MiB) of them took 5 s
