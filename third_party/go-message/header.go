@@ -1,7 +1,11 @@
 package message
 
 import (
+	"bytes"
+	"io"
 	"mime"
+	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/emersion/go-message/textproto"
@@ -17,10 +21,103 @@ func parseHeaderWithParams(s string) (f string, params map[string]string, err er
 			return s, nil, err
 		}
 	}
+	if strings.Contains(s, "*=") {
+		addCharsetParams(s, params)
+	}
 	for k, v := range params {
 		params[k], _ = decodeHeader(v)
 	}
 	return
+}
+
+// addCharsetParams sets the RFC 2231 parameters (name*=charset'lang'value,
+// or continued as name*0*=, name*1=...) whose charset is neither UTF-8 nor
+// US-ASCII: mime.ParseMediaType drops those without an error (or keeps
+// only their unencoded sections), where mail readers decode them. Before
+// this mxgrid patch "filename*=iso-8859-1'en'setup.exe" named no file for
+// the scanner, and the recipient's reader showed setup.exe.
+func addCharsetParams(s string, params map[string]string) {
+	sections := make(map[string][]paramSection)
+	_, rest, _ := strings.Cut(s, ";")
+	for _, p := range splitParams(rest) {
+		k, v, ok := strings.Cut(p, "=")
+		base, idx, ext := strings.Cut(strings.ToLower(strings.TrimSpace(k)), "*")
+		if !ok || !ext {
+			continue
+		}
+		sec := paramSection{enc: true, v: unquoteParam(strings.TrimSpace(v))}
+		if idx != "" {
+			idx, sec.enc = strings.CutSuffix(idx, "*")
+			n, err := strconv.Atoi(idx)
+			if err != nil || n < 0 {
+				continue
+			}
+			sec.n = n
+		}
+		sections[base] = append(sections[base], sec)
+	}
+	for base, secs := range sections {
+		sort.SliceStable(secs, func(i, j int) bool { return secs[i].n < secs[j].n })
+		charset, value, ok := cutCharset(secs[0])
+		if !ok {
+			continue // ParseMediaType read it, or nobody can
+		}
+		raw := percentDecode(value)
+		// The sections run from 0 without a gap (RFC 2231 3).
+		for i := 1; i < len(secs) && secs[i].n == i; i++ {
+			if secs[i].enc {
+				raw = append(raw, percentDecode(secs[i].v)...)
+			} else {
+				raw = append(raw, secs[i].v...)
+			}
+		}
+		params[base] = string(raw)
+		if r, err := charsetReader(charset, bytes.NewReader(raw)); err == nil {
+			if b, err := io.ReadAll(r); err == nil {
+				params[base] = string(b)
+			}
+		}
+	}
+}
+
+// paramSection is one section of an RFC 2231 parameter: name*n or
+// name*n* (encoded), or name* alone (section 0, encoded).
+type paramSection struct {
+	n   int
+	enc bool
+	v   string
+}
+
+// cutCharset splits the first section of an encoded parameter,
+// "charset'language'value", when its charset is one mime.ParseMediaType
+// does not decode.
+func cutCharset(first paramSection) (charset, value string, ok bool) {
+	parts := strings.SplitN(first.v, "'", 3)
+	if first.n != 0 || !first.enc || len(parts) != 3 || parts[0] == "" {
+		return "", "", false
+	}
+	switch strings.ToLower(parts[0]) {
+	case "utf-8", "us-ascii":
+		return "", "", false
+	}
+	return parts[0], parts[2], true
+}
+
+// percentDecode undoes RFC 2231's %XX escapes; a '%' not followed by two
+// hex digits stays as it is.
+func percentDecode(s string) []byte {
+	b := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		if s[i] == '%' && i+2 < len(s) {
+			if v, err := strconv.ParseUint(s[i+1:i+3], 16, 8); err == nil {
+				b = append(b, byte(v))
+				i += 2
+				continue
+			}
+		}
+		b = append(b, s[i])
+	}
+	return b
 }
 
 // parseParamsLenient reads a media type and its parameters as mail readers
