@@ -308,7 +308,8 @@ func (x *htmlExtractor) addURL(raw string, image bool) bool {
 	if strings.ContainsAny(raw, "\t\r\n") {
 		raw = strings.NewReplacer("\t", "", "\r", "", "\n", "").Replace(raw)
 	}
-	u, ok := parseURL(strings.TrimSpace(raw))
+	// They also drop the C0 controls and spaces around it.
+	u, ok := parseURL(strings.TrimSpace(strings.TrimFunc(raw, func(r rune) bool { return r <= ' ' })))
 	if !ok {
 		return false
 	}
@@ -323,11 +324,15 @@ func (x *htmlExtractor) addURL(raw string, image bool) bool {
 func parseURL(raw string) (URL, bool) {
 	rest := raw
 	lower := strings.ToLower(raw)
+	// A browser reads any run of slashes and backslashes after an
+	// http(s) scheme, or none, as "//" (WHATWG URL, the special
+	// authority states): "http:\\evil.example" and "https:/evil.example"
+	// open evil.example.
 	switch {
-	case strings.HasPrefix(lower, "http://"):
-		rest = rest[7:]
-	case strings.HasPrefix(lower, "https://"):
-		rest = rest[8:]
+	case strings.HasPrefix(lower, "http:"):
+		rest = strings.TrimLeft(rest[5:], `/\`)
+	case strings.HasPrefix(lower, "https:"):
+		rest = strings.TrimLeft(rest[6:], `/\`)
 	case strings.HasPrefix(lower, "www."):
 	default:
 		return URL{}, false

@@ -202,9 +202,13 @@ func TestHTMLLinksAreReadAsBrowsersOpenThem(t *testing.T) {
 		{"http://\uff45\uff56\uff49\uff4c.com/", "evil.com", "evil.com"}, // fullwidth letters
 		{"http://ev&#9;il.exa&#10;mple.com/", "evil.example.com", "example.com"},
 		{"http://PLAIN.example.com./", "plain.example.com", "example.com"},
+		{`http:\\evil.example.com\x`, "evil.example.com", "example.com"},
+		{"https:/evil.example.com/", "evil.example.com", "example.com"},
+		{"HTTP:///evil.example.com/", "evil.example.com", "example.com"},
+		{"&#1;http://evil.example.com/", "evil.example.com", "example.com"},
 	}
 	for _, tt := range tests {
-		t.Run(tt.host, func(t *testing.T) {
+		t.Run(tt.href, func(t *testing.T) {
 			m := Parse(crlf("From: a@example.org\nContent-Type: text/html; charset=utf-8\n\n<a href=\"" + tt.href + "\">here</a>\n"))
 			if len(m.URLs) != 1 || m.URLs[0].Host != tt.host || m.URLs[0].Domain != tt.domain {
 				t.Fatalf("URLs = %+v, want host %q, domain %q", m.URLs, tt.host, tt.domain)
