@@ -316,6 +316,32 @@ func TestCheck(t *testing.T) {
 			wantReject:  true,
 		},
 		{
+			name: "unparsable From naming a p=reject domain: DMARC fails",
+			env:  scanner.Envelope{ClientIP: good, HELO: "[192.0.2.10]", MailFrom: "x@strict.example", DMARCEnforce: true},
+			raw: func(testing.TB) []byte {
+				return []byte("From: CEO <ceo@example.org\r\nSubject: x\r\n\r\nx\r\n")
+			},
+			wantSymbols: []string{"SPF_PASS", "DKIM_NONE", "DMARC_FAIL_REJECT"},
+			wantReject:  true,
+		},
+		{
+			name: "unparsable From with the sender's address after a p=reject one: DMARC fails",
+			env:  scanner.Envelope{ClientIP: good, HELO: "[192.0.2.10]", MailFrom: "x@strict.example", DMARCEnforce: true},
+			raw: func(testing.TB) []byte {
+				return []byte("From: ceo@example.org <x@strict.example>\r\nSubject: x\r\n\r\nx\r\n")
+			},
+			wantSymbols: []string{"SPF_PASS", "DKIM_NONE", "DMARC_FAIL_REJECT"},
+			wantReject:  true,
+		},
+		{
+			name: "unparsable From without a domain: permerror",
+			env:  scanner.Envelope{ClientIP: good, HELO: "[192.0.2.10]", MailFrom: "x@strict.example"},
+			raw: func(testing.TB) []byte {
+				return []byte("From: CEO <ceo>>\r\nSubject: x\r\n\r\nx\r\n")
+			},
+			wantSymbols: []string{"SPF_PASS", "DKIM_NONE", "DMARC_PERMERROR"},
+		},
+		{
 			name: "a second From field with a spoofed p=reject domain: DMARC fails",
 			env:  scanner.Envelope{ClientIP: good, HELO: "[192.0.2.10]", MailFrom: "x@strict.example", DMARCEnforce: true},
 			raw: func(testing.TB) []byte {

@@ -240,7 +240,21 @@ func fromDomains(msg *scanner.Message) ([]string, error) {
 		}
 		addrs, err := mail.ParseAddressList(v)
 		if err != nil {
-			return nil, fmt.Errorf("unparsable From: %w", err)
+			// Mail readers still show a From the parser refuses, making
+			// of it what they can: answering permerror (no policy) let
+			// "CEO <ceo@bank.example" or "ceo@bank.example <x@own.example>"
+			// escape the bank's p=reject. Every domain after an '@' is
+			// judged.
+			ds := domainsAfterAt(v)
+			if len(ds) == 0 {
+				return nil, fmt.Errorf("unparsable From: %w", err)
+			}
+			for _, d := range ds {
+				if err := add(d); err != nil {
+					return nil, err
+				}
+			}
+			continue
 		}
 		for _, a := range addrs {
 			_, d, ok := strings.Cut(a.Address, "@")
@@ -256,6 +270,28 @@ func fromDomains(msg *scanner.Message) ([]string, error) {
 		return nil, errors.New("no From address")
 	}
 	return domains, nil
+}
+
+// domainsAfterAt returns the names that follow an '@' in v (a domain
+// literal's brackets dropped), up to the first character no domain holds;
+// those without a dot are left out.
+func domainsAfterAt(v string) []string {
+	var ds []string
+	for rest := v; ; {
+		_, after, found := strings.Cut(rest, "@")
+		if !found {
+			return ds
+		}
+		after = strings.TrimPrefix(after, "[")
+		end := strings.IndexAny(after, " \t\r\n<>()[],;:\"\\@")
+		if end < 0 {
+			end = len(after)
+		}
+		if d := strings.TrimSuffix(after[:end], "."); strings.Contains(d, ".") {
+			ds = append(ds, d)
+		}
+		rest = after[end:]
+	}
 }
 
 // simpleFromDomain returns the domain of a From value in the shapes
