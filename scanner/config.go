@@ -50,8 +50,8 @@ type Limits struct {
 	MaxPartBytes int `yaml:"max_part_bytes"`
 	// MaxDecodedBytes is the decoded bytes kept of all parts together.
 	MaxDecodedBytes int `yaml:"max_decoded_bytes"`
-	// MaxTextBytes is the decoded text (plain and HTML source) the model
-	// and rules read per message.
+	// MaxTextBytes is the decoded text the model and rules read per
+	// message, of text/plain and of HTML source each.
 	MaxTextBytes int `yaml:"max_text_bytes"`
 }
 

@@ -376,14 +376,18 @@ const presizedLeafBytes = 64 << 10
 
 // walker carries the state of one depth-first walk of the MIME tree.
 type walker struct {
-	m       *Message
-	p       *Parser
-	text    strings.Builder
-	html    htmlExtractor
-	kept    int // decoded text bytes kept so far
-	decoded int // leaf bytes kept so far
-	parts   int
-	buf     bytes.Buffer
+	m    *Message
+	p    *Parser
+	text strings.Builder
+	html htmlExtractor
+	// keptPlain and keptHTML are the decoded text/plain and text/html
+	// bytes read so far, each bounded by MaxTextBytes on its own: with
+	// one budget, 1 MiB of text/plain starved the text/html alternative
+	// a reader shows, its text and links never read.
+	keptPlain, keptHTML int
+	decoded             int // leaf bytes kept so far
+	parts               int
+	buf                 bytes.Buffer
 	// room is the size the read buffer is given when a leaf needs one:
 	// the body's (capped) size, less what leaves that kept a buffer took.
 	room int
@@ -592,16 +596,22 @@ func (w *walker) readBody(body io.Reader, part Part, path string, attached bool)
 	}
 
 	isText := (part.ContentType == "text/plain" || part.ContentType == "text/html") && part.Disposition != "attachment" && !attached
-	if isText && w.kept < lim.MaxTextBytes {
-		text := data[:min(int(n), lim.MaxTextBytes-w.kept)]
-		w.kept += len(text)
+	if isText {
+		kept := &w.keptPlain
 		if part.ContentType == "text/html" {
-			w.html.extract(text)
-		} else {
-			if w.text.Len() > 0 {
-				w.text.WriteByte('\n')
+			kept = &w.keptHTML
+		}
+		if room := lim.MaxTextBytes - *kept; room > 0 {
+			text := data[:min(int(n), room)]
+			*kept += len(text)
+			if part.ContentType == "text/html" {
+				w.html.extract(text)
+			} else {
+				if w.text.Len() > 0 {
+					w.text.WriteByte('\n')
+				}
+				w.text.Write(text)
 			}
-			w.text.Write(text)
 		}
 	}
 	return int(n + rest), err

@@ -217,6 +217,24 @@ func TestHTMLLinksAreReadAsBrowsersOpenThem(t *testing.T) {
 	}
 }
 
+// TestPlainTextDoesNotStarveHTML: text/plain cannot use up the budget of
+// the text/html alternative a reader shows; each has max_text_bytes.
+func TestPlainTextDoesNotStarveHTML(t *testing.T) {
+	lim := DefaultLimits()
+	lim.MaxTextBytes = 1000
+	p := NewParser(nil).WithLimits(lim)
+	for _, plain := range []string{strings.Repeat("ham ", 250), strings.Repeat("ham ", 5000)} {
+		m := p.Parse(crlf("From: a@example.org\nContent-Type: multipart/alternative; boundary=b\n\n--b\nContent-Type: text/plain\n\n" +
+			plain + "\n--b\nContent-Type: text/html\n\n<a href=\"https://phish.example.com/\">sign in</a>\n--b--\n"))
+		if len(m.URLs) != 1 || m.URLs[0].Host != "phish.example.com" || m.HTML.Parts != 1 || m.HTML.Text != "sign in" {
+			t.Errorf("after %d bytes of text/plain: URLs %+v, HTML %+v; want the HTML part read", len(plain), m.URLs, m.HTML)
+		}
+		if len(m.Text) != lim.MaxTextBytes {
+			t.Errorf("after %d bytes of text/plain: %d bytes of it read, want %d", len(plain), len(m.Text), lim.MaxTextBytes)
+		}
+	}
+}
+
 // TestFindURLsIsLinear: candidates that are no URL do not count toward
 // the limit, so each must not cost a search of the rest of the text; the
 // whole text a message may have (max_text_bytes, 1 MiB) of them took 5 s
