@@ -235,7 +235,7 @@ func (s *scan) file(name, where string, data []byte, depth int) {
 	case ct == ctOLE:
 		macros = oleHasMacros(data)
 	case ct == ctZip:
-		zr, err := openZip(data)
+		zr, err := s.openZip(data, describe(name, where))
 		if err != nil {
 			s.symbol(SymbolArchiveBroken, fmt.Sprintf("%s: %v", describe(name, where), err))
 			break
@@ -248,7 +248,7 @@ func (s *scan) file(name, where string, data []byte, depth int) {
 		// opens for the recipient although its start is not "PK": a
 		// junk byte before a zip hid its members from the scan. A type
 		// the start does show (a PDF with a zip appended) stays its type.
-		if zr, err := openZip(data); err == nil {
+		if zr, err := s.openZip(data, describe(name, where)); err == nil {
 			if ct == ctUnknown {
 				ct = ctZip
 			}

@@ -13,6 +13,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -608,4 +610,35 @@ func FuzzSignatureMatchesContains(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestZipDirectoryCostsLittleMemory: archive/zip holds a few hundred bytes
+// for each 46-byte directory entry, so a zip of empty entries cost the
+// scan more than twice its size before a member was looked at, and a zip
+// of such zips as much per member. Only the entries the member budget can
+// use are read now; the first members are still scanned.
+func TestZipDirectoryCostsLittleMemory(t *testing.T) {
+	ms := []member{mem("invoice.exe", peFile())}
+	for i := range 60_000 {
+		ms = append(ms, mem(fmt.Sprintf("%d", i), nil))
+	}
+	archive := zipOf(t, ms...)
+	msg := scanner.Parse([]byte(withAttachment("files.zip", "application/zip", archive)))
+	c := newCheck(t, nil)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	res, err := c.Check(context.Background(), &scanner.Envelope{}, msg)
+	runtime.ReadMemStats(&after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	allocated := after.TotalAlloc - before.TotalAlloc
+	t.Logf("zip of %d bytes: the scan allocated %d bytes", len(archive), allocated)
+	if allocated > uint64(len(archive))/2 {
+		t.Errorf("the scan allocated %d bytes for a %d-byte zip, want at most half its size", allocated, len(archive))
+	}
+	if res.Reject == "" || !slices.Contains(symbolNames(res), SymbolBlockedType) || !slices.Contains(symbolNames(res), SymbolArchiveLimit) {
+		t.Errorf("result %+v, want the executable refused and the member limit flagged", res)
+	}
 }

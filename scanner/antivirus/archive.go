@@ -2,11 +2,12 @@ package antivirus
 
 import (
 	"archive/zip"
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/mxgrid/mxgrid/scanner/zipdir"
 )
 
 // bombFloor is the decompressed size below which no ratio counts as a bomb:
@@ -59,11 +60,18 @@ func readMember(f *zip.File, b *budget, maxRatio int64) ([]byte, error) {
 
 var errBudget = errors.New("archive expansion budget spent")
 
-// openZip opens data as a zip archive. archive/zip reports names with ".."
-// or absolute paths as ErrInsecurePath but still returns a usable reader;
-// we never write members to disk, so such names are only scanned.
-func openZip(data []byte) (*zip.Reader, error) {
-	zr, err := zip.NewReader(bytes.NewReader(data), int64(len(data)))
+// openZip opens data as a zip archive, reading no more of its central
+// directory than the message's member budget can still use: archive/zip
+// holds a few hundred bytes per directory entry, so a small archive of
+// empty entries, or one nested in another, would cost many times its size.
+// archive/zip reports names with ".." or absolute paths as ErrInsecurePath
+// but still returns a usable reader; we never write members to disk, so
+// such names are only scanned.
+func (s *scan) openZip(data []byte, where string) (*zip.Reader, error) {
+	zr, truncated, err := zipdir.Open(data, s.budget.files+1)
+	if truncated {
+		s.symbol(SymbolArchiveLimit, fmt.Sprintf("%s: more than %d archive members", where, s.c.cfg.ZipMaxFiles))
+	}
 	if errors.Is(err, zip.ErrInsecurePath) {
 		return zr, nil
 	}

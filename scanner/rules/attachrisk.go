@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/mxgrid/mxgrid/scanner"
+	"github.com/mxgrid/mxgrid/scanner/zipdir"
 )
 
 // Rules about attachments that carry phishing or malware. They read the
@@ -157,6 +158,11 @@ func hasAnyPrefix(data []byte, prefixes [][]byte) bool {
 	return false
 }
 
+// maxZipNames bounds the member names read from one zip: archive/zip holds
+// a few hundred bytes per name it reads (the antivirus flags an archive
+// with more members than it looked at).
+const maxZipNames = 1000
+
 // zipMembers applies the attachment kinds to a zip's member names, read
 // from the central directory without decompressing anything (the
 // antivirus does the bounded decompression): an ISO or a shortcut in a
@@ -166,7 +172,7 @@ func zipMembers(f *findings, l *scanner.Leaf) (encrypted bool) {
 	// The first local header's flag answers even when the central
 	// directory is missing (a truncated or hand-made archive).
 	encrypted = len(l.Data) > 7 && l.Data[6]&1 != 0
-	zr, err := zip.NewReader(bytes.NewReader(l.Data), int64(len(l.Data)))
+	zr, _, err := zipdir.Open(l.Data, maxZipNames)
 	if zr == nil || (err != nil && !errors.Is(err, zip.ErrInsecurePath)) {
 		return encrypted
 	}

@@ -1,0 +1,175 @@
+// Package zipdir opens zip archives from untrusted mail with the central
+// directory bounded.
+//
+// archive/zip parses every central-directory header before it returns,
+// and keeps a File of a few hundred bytes for each 46-byte header: a
+// directory of empty entries costs several times the archive's size in
+// heap, and a zip nested in a zip multiplies that by the expansion budget.
+// The entry count in the end record does not bound it either: the reader
+// reads until a header fails to parse and compares the count modulo 65536
+// only. Open therefore lets archive/zip see at most maxEntries headers.
+package zipdir
+
+import (
+	"archive/zip"
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"io"
+)
+
+// Record signatures and fixed lengths (APPNOTE 4.3.12, 4.3.16, 4.3.14-15).
+var (
+	sigDirHeader = []byte("PK\x01\x02")
+	sigDirEnd    = []byte("PK\x05\x06")
+	sigDir64Loc  = []byte("PK\x06\x07")
+	sigDir64End  = []byte("PK\x06\x06")
+)
+
+const (
+	dirHeaderLen = 46
+	dirEndLen    = 22
+	dir64LocLen  = 20
+	dir64EndLen  = 56
+	maxComment   = 0xFFFF
+)
+
+// ErrNoDirectory reports an archive whose central directory could not be
+// located although it has more headers than the caller allows.
+var ErrNoDirectory = errors.New("zip: central directory not found")
+
+// Open opens data as a zip archive in which at most maxEntries entries of
+// the central directory are read. truncated reports that the archive has
+// more and only the first maxEntries were kept. As with archive/zip, a
+// reader is returned with zip.ErrInsecurePath.
+func Open(data []byte, maxEntries int) (zr *zip.Reader, truncated bool, err error) {
+	// archive/zip only keeps a header that starts with its signature, so
+	// the signatures in data bound what it can allocate, wherever it
+	// decides the directory starts.
+	if bytes.Count(data, sigDirHeader) <= maxEntries {
+		zr, err = zip.NewReader(bytes.NewReader(data), int64(len(data)))
+		return zr, false, err
+	}
+	view, ok := firstEntries(data, maxEntries)
+	if !ok {
+		return nil, false, ErrNoDirectory
+	}
+	zr, err = zip.NewReader(view, view.Size())
+	return zr, true, err
+}
+
+// firstEntries is data cut after its first n directory headers and closed
+// with an end record of its own, so that archive/zip stops there. The view
+// starts at the archive's base (bytes prepended to it are left out), which
+// puts the directory where the new end record says it is and leaves
+// archive/zip no other place to look.
+func firstEntries(data []byte, n int) (*view, bool) {
+	base, start, ok := locate(data)
+	if !ok {
+		return nil, false
+	}
+	end, count := start, 0
+	for count < min(n, 0xFFFE) { // below the zip64 markers
+		l, ok := headerLen(data[end:])
+		if !ok || end+l-start == 0xFFFF {
+			break
+		}
+		end += l
+		count++
+	}
+	var rec [dirEndLen]byte
+	copy(rec[:], sigDirEnd)
+	binary.LittleEndian.PutUint16(rec[8:], uint16(count))
+	binary.LittleEndian.PutUint16(rec[10:], uint16(count))
+	binary.LittleEndian.PutUint32(rec[12:], uint32(end-start))
+	binary.LittleEndian.PutUint32(rec[16:], uint32(start-base))
+	return &view{body: data[base:end], end: rec}, true
+}
+
+// locate finds the archive's base offset and the start of its central
+// directory as archive/zip does: the last end record whose comment fits in
+// the final 64 KiB, the zip64 end record when the locator precedes it, and
+// the base implied by the directory's size and offset.
+func locate(data []byte) (base, start int, ok bool) {
+	endAt := -1
+	for i := len(data) - dirEndLen; i >= max(0, len(data)-dirEndLen-maxComment); i-- {
+		if bytes.HasPrefix(data[i:], sigDirEnd) {
+			if i+dirEndLen+int(binary.LittleEndian.Uint16(data[i+20:])) > len(data) {
+				return 0, 0, false
+			}
+			endAt = i
+			break
+		}
+	}
+	if endAt < 0 {
+		return 0, 0, false
+	}
+	rec := data[endAt:]
+	size := uint64(binary.LittleEndian.Uint32(rec[12:]))
+	offset := uint64(binary.LittleEndian.Uint32(rec[16:]))
+	dirEnd := endAt
+	if loc := endAt - dir64LocLen; loc >= 0 && bytes.HasPrefix(data[loc:], sigDir64Loc) {
+		at := binary.LittleEndian.Uint64(data[loc+8:])
+		if at > uint64(len(data)-dir64EndLen) || !bytes.HasPrefix(data[at:], sigDir64End) {
+			return 0, 0, false
+		}
+		size = binary.LittleEndian.Uint64(data[at+40:])
+		offset = binary.LittleEndian.Uint64(data[at+48:])
+		dirEnd = int(at)
+	}
+	if size > uint64(dirEnd) || offset > uint64(dirEnd)-size {
+		return 0, 0, false
+	}
+	base = dirEnd - int(size) - int(offset)
+	start = base + int(offset)
+	// A wrong end record that a zero base repairs is read with a zero
+	// base, as archive/zip reads it.
+	if base > 0 {
+		if _, ok := headerLen(data[offset:]); ok {
+			base, start = 0, int(offset)
+		}
+	}
+	return base, start, true
+}
+
+// headerLen is the length of the central-directory header at the start of
+// b, if one is there whole.
+func headerLen(b []byte) (int, bool) {
+	if len(b) < dirHeaderLen || !bytes.HasPrefix(b, sigDirHeader) {
+		return 0, false
+	}
+	l := dirHeaderLen + int(binary.LittleEndian.Uint16(b[28:])) +
+		int(binary.LittleEndian.Uint16(b[30:])) + int(binary.LittleEndian.Uint16(b[32:]))
+	if l > len(b) {
+		return 0, false
+	}
+	return l, true
+}
+
+// view is an archive's bytes followed by a replacement end record,
+// without copying the bytes.
+type view struct {
+	body []byte
+	end  [dirEndLen]byte
+}
+
+func (v *view) Size() int64 { return int64(len(v.body) + dirEndLen) }
+
+func (v *view) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, errors.New("zipdir: negative offset")
+	}
+	n := 0
+	if off < int64(len(v.body)) {
+		n = copy(p, v.body[off:])
+	}
+	if n < len(p) {
+		if at := off + int64(n) - int64(len(v.body)); at < dirEndLen {
+			n += copy(p[n:], v.end[at:])
+		}
+	}
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}

@@ -1,0 +1,135 @@
+package zipdir
+
+import (
+	"archive/zip"
+	"bytes"
+	"fmt"
+	"io"
+	"runtime"
+	"testing"
+)
+
+// archive builds a zip of n stored members named m0, m1, ..., each holding
+// its own name, after prefix.
+func archive(t testing.TB, prefix string, n int) []byte {
+	t.Helper()
+	buf := bytes.NewBufferString(prefix)
+	zw := zip.NewWriter(buf)
+	zw.SetOffset(int64(len(prefix)))
+	for i := range n {
+		name := fmt.Sprintf("m%d", i)
+		w, err := zw.CreateHeader(&zip.FileHeader{Name: name, Method: zip.Store})
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(w, name)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// junkPrefixed is an archive written as if it started at offset 0, with
+// bytes then put in front of it: archive/zip finds it from the end record.
+func junkPrefixed(t testing.TB, n int) []byte {
+	return append([]byte("%PDF-1.7 not a zip\n"), archive(t, "", n)...)
+}
+
+func TestOpen(t *testing.T) {
+	tests := []struct {
+		name          string
+		data          []byte
+		max           int
+		wantMembers   int
+		wantTruncated bool
+	}{
+		{"small archive", archive(t, "", 3), 10, 3, false},
+		{"exactly the limit", archive(t, "", 10), 10, 10, false},
+		{"over the limit", archive(t, "", 50), 10, 10, true},
+		{"written after other bytes", archive(t, "MZ junk before ", 50), 10, 10, true},
+		{"prepended without offsets", junkPrefixed(t, 50), 7, 7, true},
+		{"zip64: more than 65535 members", archive(t, "", 70_000), 1000, 1000, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			zr, truncated, err := Open(tt.data, tt.max)
+			if err != nil {
+				t.Fatalf("Open: %v", err)
+			}
+			if truncated != tt.wantTruncated || len(zr.File) != tt.wantMembers {
+				t.Fatalf("truncated %v with %d members, want %v with %d", truncated, len(zr.File), tt.wantTruncated, tt.wantMembers)
+			}
+			// The members kept are the archive's first ones, and read.
+			for i, f := range zr.File {
+				want := fmt.Sprintf("m%d", i)
+				rc, err := f.Open()
+				if err != nil {
+					t.Fatalf("member %d: %v", i, err)
+				}
+				got, err := io.ReadAll(rc)
+				rc.Close()
+				if f.Name != want || string(got) != want || err != nil {
+					t.Fatalf("member %d = %q holding %q (%v), want %q", i, f.Name, got, err, want)
+				}
+			}
+		})
+	}
+}
+
+func TestOpenRefusesWhatArchiveZipRefuses(t *testing.T) {
+	for _, data := range [][]byte{
+		nil,
+		[]byte("PK\x03\x04 not really"),
+		bytes.Repeat([]byte("PK\x01\x02"), 100), // headers, no end record
+	} {
+		if zr, _, err := Open(data, 10); err == nil {
+			t.Errorf("Open(%q) = %d members, want an error", data[:min(len(data), 16)], len(zr.File))
+		}
+	}
+}
+
+// TestOpenBoundsDirectoryMemory is the reason for the package: archive/zip
+// keeps a File for every directory header, several times the archive's
+// size, and Open keeps the first few only.
+func TestOpenBoundsDirectoryMemory(t *testing.T) {
+	data := archive(t, "", 100_000)
+	allocated := func(open func()) uint64 {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		open()
+		runtime.ReadMemStats(&after)
+		return after.TotalAlloc - before.TotalAlloc
+	}
+	unbounded := allocated(func() {
+		if _, err := zip.NewReader(bytes.NewReader(data), int64(len(data))); err != nil {
+			t.Fatal(err)
+		}
+	})
+	bounded := allocated(func() {
+		if _, _, err := Open(data, 1000); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Logf("archive %d bytes: archive/zip allocated %d, Open with 1000 entries %d", len(data), unbounded, bounded)
+	if unbounded < uint64(len(data)) {
+		t.Fatalf("archive/zip allocated only %d bytes for a %d-byte directory: the test no longer shows the problem", unbounded, len(data))
+	}
+	if bounded > uint64(len(data))/10 {
+		t.Errorf("Open allocated %d bytes for a %d-byte archive, want at most a tenth of it", bounded, len(data))
+	}
+}
+
+func FuzzOpen(f *testing.F) {
+	f.Add(archive(f, "", 3), 2)
+	f.Add(junkPrefixed(f, 4), 3)
+	f.Add([]byte("PK\x01\x02PK\x05\x06"), 0)
+	f.Fuzz(func(t *testing.T, data []byte, max int) {
+		max = max&0xFF + 1
+		zr, _, err := Open(data, max)
+		if err == nil && len(zr.File) > max {
+			t.Fatalf("%d members read with a limit of %d", len(zr.File), max)
+		}
+	})
+}
