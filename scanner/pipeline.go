@@ -229,7 +229,10 @@ func (p *Pipeline) Scan(ctx context.Context, env *Envelope, msg *Message, policy
 		name := st.Check.Name()
 		if o.err != nil {
 			action := st.OnError
-			if action == "" {
+			switch {
+			case errors.Is(o.err, ErrBusy):
+				action = OnErrorTempfail
+			case action == "":
 				action = OnErrorAccept
 			}
 			p.checkErrors.WithLabelValues(name, string(action)).Inc()

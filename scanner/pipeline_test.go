@@ -3,6 +3,7 @@ package scanner
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"runtime"
@@ -65,6 +66,7 @@ func TestPipelineDecides(t *testing.T) {
 		{"allow list beats spam", []Stage{{Check: fakeCheck{name: "a", res: sym("X", 50)}}}, Policy{TagScore: 5, RejectScore: 10, Allowlisted: true}, Deliver, "", 50},
 		{"allow list does not beat a virus", []Stage{{Check: fakeCheck{name: "av", res: Result{Virus: "EICAR"}}}}, Policy{TagScore: 5, RejectScore: 10, Allowlisted: true}, Reject, "virus", 0},
 		{"error with on_error accept delivers", []Stage{{Check: fakeCheck{name: "clamd", err: errors.New("down")}, OnError: OnErrorAccept}}, policy, Deliver, "", 0},
+		{"a busy check tempfails even with on_error accept", []Stage{{Check: fakeCheck{name: "antivirus", err: fmt.Errorf("pool: %w", ErrBusy)}, OnError: OnErrorAccept}}, policy, Tempfail, "check_error", 0},
 		{"error with on_error tempfail", []Stage{{Check: fakeCheck{name: "clamd", err: errors.New("down")}, OnError: OnErrorTempfail}, {Check: fakeCheck{name: "a", res: sym("X", 20)}}}, policy, Tempfail, "check_error", 20},
 		{"tempfail beats the allow list", []Stage{{Check: fakeCheck{name: "clamd", err: errors.New("down")}, OnError: OnErrorTempfail}}, Policy{TagScore: 5, RejectScore: 10, Allowlisted: true}, Tempfail, "check_error", 0},
 		{"panic is an error, not a pass", []Stage{{Check: fakeCheck{name: "p", panic: true}, OnError: OnErrorTempfail}}, policy, Tempfail, "check_error", 0},

@@ -9,6 +9,7 @@ package scanner
 
 import (
 	"context"
+	"errors"
 	"net/netip"
 	"sort"
 	"strings"
@@ -105,6 +106,12 @@ type Check interface {
 	Name() string
 	Check(ctx context.Context, env *Envelope, msg *Message) (Result, error)
 }
+
+// ErrBusy is wrapped by a check that could not run for want of a resource
+// the node's scans share. The pipeline answers tempfail for it whatever the
+// stage's OnError says: with accept, a sender who keeps that resource
+// spent would switch the check off for everyone's mail.
+var ErrBusy = errors.New("check busy: a node-wide limit is spent")
 
 // OnError says what to do when a check cannot run (infrastructure failure,
 // timeout, panic): accept keeps mail flowing with a symbol and a metric,

@@ -112,13 +112,14 @@ type Check struct {
 	weights  map[string]float64
 	hashes   map[[sha256.Size]byte]string
 	findings *prometheus.CounterVec
+	pool     *pool
 }
 
 var _ scanner.Check = (*Check)(nil)
 
 // New builds the engine from a validated config, loading the hash blocklist.
 func New(cfg Config, reg prometheus.Registerer) (*Check, error) {
-	c := &Check{cfg: cfg, blocked: set(cfg.BlockedTypes...), weights: defaultWeights()}
+	c := &Check{cfg: cfg, blocked: set(cfg.BlockedTypes...), weights: defaultWeights(), pool: &pool{limit: cfg.ZipExpandedInFlight}}
 	for k, v := range cfg.Weights {
 		c.weights[k] = v
 	}
@@ -133,15 +134,22 @@ func New(cfg Config, reg prometheus.Registerer) (*Check, error) {
 		Name: "mxgrid_antivirus_findings_total",
 		Help: "Messages the built-in engine refused, by finding (eicar, hash, zip_bomb, blocked_type).",
 	}, []string{"finding"})
+	promauto.With(reg).NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "mxgrid_antivirus_expanded_in_flight_bytes",
+		Help: "Archive bytes decompressed by the built-in engine's scans in progress, against antivirus.zip_expanded_in_flight.",
+	}, func() float64 { return float64(c.pool.used.Load()) })
 	return c, nil
 }
 
 // Name implements scanner.Check.
 func (c *Check) Name() string { return "antivirus" }
 
-// Check implements scanner.Check. It fails only when ctx ends first.
+// Check implements scanner.Check. It fails when ctx ends first, and with
+// scanner.ErrBusy when the node's scans hold zip_expanded_in_flight.
 func (c *Check) Check(ctx context.Context, _ *scanner.Envelope, msg *scanner.Message) (scanner.Result, error) {
-	s := &scan{ctx: ctx, c: c, budget: budget{files: c.cfg.ZipMaxFiles, expanded: c.cfg.ZipMaxExpanded}, details: map[string][]string{}}
+	s := &scan{ctx: ctx, c: c, budget: budget{files: c.cfg.ZipMaxFiles, expanded: c.cfg.ZipMaxExpanded, pool: c.pool}, details: map[string][]string{}}
+	// Members are garbage once the scan returns.
+	defer func() { c.pool.used.Add(-s.budget.held) }()
 	// The raw message first: EICAR in an unencoded part, or hidden in a
 	// part the parser cannot delimit, is still found. Then the parser's
 	// leaves: the MIME tree is read once, under the scanner's limits, and
@@ -160,6 +168,9 @@ func (c *Check) Check(ctx context.Context, _ *scanner.Envelope, msg *scanner.Mes
 	if err := ctx.Err(); err != nil {
 		return scanner.Result{}, fmt.Errorf("antivirus: %w", err)
 	}
+	if s.busy && s.virus == "" {
+		return scanner.Result{}, fmt.Errorf("antivirus: %w: archives of other messages hold zip_expanded_in_flight (%d bytes)", scanner.ErrBusy, c.cfg.ZipExpandedInFlight)
+	}
 	return s.result(), nil
 }
 
@@ -171,9 +182,11 @@ type scan struct {
 	virus   string
 	reject  string
 	details map[string][]string
+	// busy: an archive could not be expanded for want of the node's pool.
+	busy bool
 }
 
-func (s *scan) done() bool { return s.virus != "" || s.ctx.Err() != nil }
+func (s *scan) done() bool { return s.virus != "" || s.busy || s.ctx.Err() != nil }
 
 func (s *scan) setVirus(name, finding string) {
 	if s.virus == "" {
@@ -322,6 +335,9 @@ func (s *scan) archive(zr *zip.Reader, where string, depth int) {
 		}
 		data, err := readMember(f, &s.budget, s.c.cfg.ZipMaxRatio)
 		switch {
+		case errors.Is(err, errPoolSpent):
+			s.busy = true
+			return
 		case errors.Is(err, errZipBomb):
 			s.setVirus(VirusZipBomb, "zip_bomb")
 			return

@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -508,6 +509,7 @@ func TestConfigValidate(t *testing.T) {
 		{"negative zip depth", func(c *Config) { c.ZipMaxDepth = -1 }, "zip_max_depth:"},
 		{"zero files", func(c *Config) { c.ZipMaxFiles = 0 }, "zip_max_files:"},
 		{"zero expanded", func(c *Config) { c.ZipMaxExpanded = 0 }, "zip_max_expanded:"},
+		{"pool below one message", func(c *Config) { c.ZipExpandedInFlight = c.ZipMaxExpanded - 1 }, "zip_expanded_in_flight:"},
 		{"ratio 1", func(c *Config) { c.ZipMaxRatio = 1 }, "zip_max_ratio:"},
 		{"unknown weight", func(c *Config) { c.Weights = map[string]float64{"NOPE": 1} }, `weights: unknown symbol "NOPE"`},
 		{"clamd key checked too", func(c *Config) { c.Clamd.Clamd = "foo" }, `clamd: "foo" is not tcp://host:port or unix:///path`},
@@ -640,5 +642,37 @@ func TestZipDirectoryCostsLittleMemory(t *testing.T) {
 	}
 	if res.Reject == "" || !slices.Contains(symbolNames(res), SymbolBlockedType) || !slices.Contains(symbolNames(res), SymbolArchiveLimit) {
 		t.Errorf("result %+v, want the executable refused and the member limit flagged", res)
+	}
+}
+
+// TestArchivesShareTheNodesExpansionPool: each message may decompress
+// zip_max_expanded, and many small archives sent at once could each claim
+// it. The scans share zip_expanded_in_flight; one that finds it spent
+// answers busy (the pipeline then tempfails, whatever on_error says), and
+// a message's bytes return to the pool when its scan ends.
+func TestArchivesShareTheNodesExpansionPool(t *testing.T) {
+	c := newCheck(t, func(c *Config) { c.ZipMaxExpanded = 1 << 20; c.ZipExpandedInFlight = 1 << 20 })
+	archive := withAttachment("data.zip", "application/zip", zipOf(t, mem("random.bin", randomBytes(50_000))))
+	scan := func() error {
+		_, err := c.Check(context.Background(), &scanner.Envelope{}, scanner.Parse([]byte(archive)))
+		return err
+	}
+
+	if err := scan(); err != nil || c.pool.used.Load() != 0 {
+		t.Fatalf("with the pool free: %v, %d bytes left held", err, c.pool.used.Load())
+	}
+	othersHold := c.cfg.ZipExpandedInFlight - 10_000 // scans in progress
+	c.pool.used.Store(othersHold)
+	if err := scan(); !errors.Is(err, scanner.ErrBusy) {
+		t.Fatalf("with the pool spent: %v, want ErrBusy", err)
+	}
+	if got := c.pool.used.Load(); got != othersHold {
+		t.Fatalf("after the busy scan the pool holds %d, want the others' %d", got, othersHold)
+	}
+	// A virus found before the pool ran out is still the answer.
+	infected := withAttachment("x.zip", "application/zip", zipOf(t, mem("eicar.com", eicar), mem("random.bin", randomBytes(50_000))))
+	res, err := c.Check(context.Background(), &scanner.Envelope{}, scanner.Parse([]byte(infected)))
+	if err != nil || res.Virus != VirusEICAR {
+		t.Fatalf("EICAR before the pool ran out: %+v, %v", res, err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync/atomic"
 
 	"github.com/mxgrid/mxgrid/scanner/zipdir"
 )
@@ -23,12 +24,55 @@ var errZipBomb = errors.New("zip bomb")
 type budget struct {
 	files    int   // members left to look at
 	expanded int64 // bytes left to decompress
+	pool     *pool // the node's bytes in flight, shared by every scan
+	held     int64 // what this message holds of pool
+}
+
+// pool is the bytes decompressed by all scans in progress on the node.
+type pool struct {
+	used  atomic.Int64
+	limit int64
+}
+
+func (p *pool) reserve(n int64) bool {
+	for {
+		u := p.used.Load()
+		if u+n > p.limit {
+			return false
+		}
+		if p.used.CompareAndSwap(u, u+n) {
+			return true
+		}
+	}
+}
+
+// errPoolSpent stops a member read when the node's scans together hold
+// zip_expanded_in_flight.
+var errPoolSpent = errors.New("archive bytes in flight on this node spent")
+
+// pooledReader reserves in the message's budget.pool each byte it returns:
+// a member is charged as it decompresses, not by the size it declares.
+type pooledReader struct {
+	r io.Reader
+	b *budget
+}
+
+func (pr pooledReader) Read(p []byte) (int, error) {
+	n, err := pr.r.Read(p)
+	if n > 0 {
+		if !pr.b.pool.reserve(int64(n)) {
+			return 0, errPoolSpent
+		}
+		pr.b.held += int64(n)
+	}
+	return n, err
 }
 
 // readMember decompresses f within the ratio and budget limits. It returns
 // errZipBomb when the member expands past maxRatio (measured on the bytes
 // actually produced, not on the sizes the archive declares, which lie), and
-// errBudget when the message's expansion budget is spent.
+// errBudget when the message's expansion budget is spent, errPoolSpent
+// when the node's.
 func readMember(f *zip.File, b *budget, maxRatio int64) ([]byte, error) {
 	// The declared sizes are checked first: a bomb that admits it is one
 	// costs nothing to reject.
@@ -43,7 +87,10 @@ func readMember(f *zip.File, b *budget, maxRatio int64) ([]byte, error) {
 	defer rc.Close()
 	ratioLimit := int64(f.CompressedSize64)*maxRatio + bombFloor
 	limit := min(ratioLimit, b.expanded)
-	data, err := io.ReadAll(io.LimitReader(rc, limit+1))
+	data, err := io.ReadAll(pooledReader{io.LimitReader(rc, limit+1), b})
+	if errors.Is(err, errPoolSpent) {
+		return nil, err
+	}
 	b.expanded -= min(int64(len(data)), b.expanded)
 	if int64(len(data)) > limit {
 		if limit == ratioLimit {

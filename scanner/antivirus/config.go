@@ -45,6 +45,11 @@ type Config struct {
 	ZipMaxFiles int `yaml:"zip_max_files"`
 	// ZipMaxExpanded bounds the bytes decompressed per message, all archives together.
 	ZipMaxExpanded int64 `yaml:"zip_max_expanded"`
+	// ZipExpandedInFlight bounds the bytes decompressed by all the node's
+	// scans at once. A message whose archives find it spent is answered
+	// 451 (the sender retries), so many small archives sent at once
+	// cannot each claim zip_max_expanded of memory.
+	ZipExpandedInFlight int64 `yaml:"zip_expanded_in_flight"`
 	// ZipMaxRatio is the decompressed/compressed ratio above which a member
 	// larger than 1 MiB is a zip bomb. Text compresses about 10:1; bombs
 	// reach 1000:1 and more.
@@ -60,12 +65,13 @@ type Config struct {
 // above what real mail needs.
 func DefaultConfig() Config {
 	return Config{
-		Clamd:          clamav.DefaultConfig(),
-		BlockedTypes:   AllKinds(),
-		ZipMaxDepth:    3,
-		ZipMaxFiles:    1000,
-		ZipMaxExpanded: 64 << 20,
-		ZipMaxRatio:    100,
+		Clamd:               clamav.DefaultConfig(),
+		BlockedTypes:        AllKinds(),
+		ZipMaxDepth:         3,
+		ZipMaxFiles:         1000,
+		ZipMaxExpanded:      64 << 20,
+		ZipExpandedInFlight: 256 << 20,
+		ZipMaxRatio:         100,
 		// Local work bounded by the archive limits and the scan's deadline.
 		Builtin: scanner.StageConfig{OnError: scanner.OnErrorAccept},
 	}
@@ -91,6 +97,8 @@ func (c Config) Validate() error {
 		return errors.New("zip_max_files: must be at least 1")
 	case c.ZipMaxExpanded < 1:
 		return errors.New("zip_max_expanded: must be at least 1")
+	case c.ZipExpandedInFlight < c.ZipMaxExpanded:
+		return errors.New("zip_expanded_in_flight: must be at least zip_max_expanded")
 	case c.ZipMaxRatio < 2:
 		return errors.New("zip_max_ratio: must be at least 2")
 	}
