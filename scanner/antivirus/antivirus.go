@@ -29,6 +29,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/mxgrid/mxgrid/scanner"
+	"github.com/mxgrid/mxgrid/scanner/zipdir"
 )
 
 // Symbols the engine emits.
@@ -255,7 +256,7 @@ func (s *scan) file(name, where string, data []byte, depth int) {
 		}
 		macros = ooxmlHasMacros(zr)
 		s.archive(zr, where, depth)
-	case hasZipEnd(data):
+	case zipdir.HasEnd(data):
 		// Zip readers (7-Zip, Windows Explorer, archive/zip) find an
 		// archive from its end record, so one behind prepended bytes
 		// opens for the recipient although its start is not "PK": a
@@ -270,14 +271,6 @@ func (s *scan) file(name, where string, data []byte, depth int) {
 		}
 	}
 	s.classify(name, where, ct, macros)
-}
-
-// hasZipEnd reports a zip end-of-central-directory record where one can
-// be: in the last 22 bytes plus the longest archive comment (APPNOTE
-// 4.3.16).
-func hasZipEnd(data []byte) bool {
-	const maxEnd = 22 + 0xFFFF
-	return bytes.Contains(data[max(0, len(data)-maxEnd):], magicZip[1])
 }
 
 // classify applies the blocked kinds and the name/content consistency test.

@@ -460,28 +460,6 @@ func TestHashBlocklist(t *testing.T) {
 	}
 }
 
-func TestExtensions(t *testing.T) {
-	tests := []struct {
-		name string
-		want string
-	}{
-		{"invoice.pdf.exe", "exe,pdf"},
-		{"Invoice.PDF .EXE", "exe,pdf"},
-		{"a.pdf   .scr.", "scr,pdf"},
-		{`C:\Users\x\doc.txt`, "txt"},
-		{"invoice.js::$DATA", "js"},
-		{"c:invoice.js", "js"},
-		{"invoice.pdf.js:Zone.Identifier", "js,pdf"},
-		{".bashrc", ""},
-		{"noext", ""},
-	}
-	for _, tt := range tests {
-		if got := strings.Join(extensions(tt.name), ","); got != tt.want {
-			t.Errorf("extensions(%q) = %q, want %q", tt.name, got, tt.want)
-		}
-	}
-}
-
 // TestKindsOfRecentLures: the file types campaigns moved to once the
 // classics were blocked are blocked by name, whatever the content.
 func TestKindsOfRecentLures(t *testing.T) {

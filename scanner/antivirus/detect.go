@@ -3,9 +3,9 @@ package antivirus
 import (
 	"bytes"
 	"encoding/binary"
-	"path"
 	"slices"
-	"strings"
+
+	"github.com/mxgrid/mxgrid/scanner"
 )
 
 // contentType is what the first bytes of a file say it is.
@@ -150,31 +150,6 @@ func set(xs ...string) map[string]bool {
 	return m
 }
 
-// extensions returns the file name's extensions, last first, lower-case:
-// "Invoice.PDF .exe" gives ["exe", "pdf"]. Spaces and dots that pad the name
-// to hide the real extension in a file dialog are trimmed, and so is an
-// NTFS stream name ("invoice.js::$DATA" is saved as invoice.js).
-func extensions(name string) []string {
-	name = strings.ToLower(path.Base(strings.ReplaceAll(name, `\`, "/")))
-	if len(name) > 2 && name[1] == ':' {
-		name = name[2:] // a drive: "c:invoice.js"
-	}
-	if i := strings.IndexByte(name, ':'); i > 0 {
-		name = name[:i]
-	}
-	var exts []string
-	for range 2 {
-		name = strings.TrimRight(name, " .")
-		i := strings.LastIndexByte(name, '.')
-		if i <= 0 {
-			break
-		}
-		exts = append(exts, strings.TrimSpace(name[i+1:]))
-		name = name[:i]
-	}
-	return exts
-}
-
 // kindsOf lists the blockable kinds of a file, from its content, from what
 // was found inside it (a VBA project), and from its name.
 func kindsOf(name string, ct contentType, hasMacros bool) []string {
@@ -200,7 +175,7 @@ func kindsOf(name string, ct contentType, hasMacros bool) []string {
 	if hasMacros {
 		add(KindOfficeMacro)
 	}
-	exts := extensions(name)
+	exts := scanner.Extensions(name)
 	if len(exts) == 0 {
 		return kinds
 	}
@@ -227,7 +202,7 @@ func kindsOf(name string, ct contentType, hasMacros bool) []string {
 // not allow (a PE named invoice.pdf). Unknown extensions and unrecognised
 // content never count: absence of evidence is not a lie.
 func nameLies(name string, ct contentType) bool {
-	exts := extensions(name)
+	exts := scanner.Extensions(name)
 	if len(exts) == 0 {
 		return false
 	}

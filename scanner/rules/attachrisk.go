@@ -5,7 +5,6 @@ import (
 	"bytes"
 	_ "embed"
 	"errors"
-	"path"
 	"strings"
 
 	"github.com/mxgrid/mxgrid/scanner"
@@ -97,9 +96,9 @@ func attachRisk(f *findings, _ *scanner.Envelope, m *scanner.Message) {
 			f.hit(AttachHTMLActive, name)
 		}
 		switch {
-		case bytes.HasPrefix(l.Data, zipMagic):
+		case bytes.HasPrefix(l.Data, zipMagic) || zipdir.HasEnd(l.Data):
 			locked = zipMembers(f, l) || locked
-		case lockedExt[strings.ToLower(path.Ext(l.Filename))] || hasAnyPrefix(l.Data, lockedMagic):
+		case lockedExt[lastExt(l.Filename)] || hasAnyPrefix(l.Data, lockedMagic):
 			locked = true
 		}
 	}
@@ -128,7 +127,7 @@ func attachRisk(f *findings, _ *scanner.Envelope, m *scanner.Message) {
 // and the name that earned it.
 func attachKind(p scanner.Part) (string, string) {
 	for _, name := range p.Names() {
-		if sym, ok := attachExt[strings.ToLower(path.Ext(name))]; ok {
+		if sym, ok := attachExt[lastExt(name)]; ok {
 			return sym, name
 		}
 	}
@@ -137,6 +136,16 @@ func attachKind(p scanner.Part) (string, string) {
 		return AttachHTML, ""
 	}
 	return "", ""
+}
+
+// lastExt is a name's extension as Windows saves it: ".iso" for
+// "invoice.iso." or "invoice.iso::$DATA", which path.Ext read as "." and
+// ".iso::$data".
+func lastExt(name string) string {
+	if exts := scanner.Extensions(name); len(exts) > 0 {
+		return "." + exts[0]
+	}
+	return ""
 }
 
 func active(data []byte) bool {
@@ -171,7 +180,7 @@ const maxZipNames = 1000
 func zipMembers(f *findings, l *scanner.Leaf) (encrypted bool) {
 	// The first local header's flag answers even when the central
 	// directory is missing (a truncated or hand-made archive).
-	encrypted = len(l.Data) > 7 && l.Data[6]&1 != 0
+	encrypted = bytes.HasPrefix(l.Data, zipMagic) && len(l.Data) > 7 && l.Data[6]&1 != 0
 	zr, _, err := zipdir.Open(l.Data, maxZipNames)
 	if zr == nil || (err != nil && !errors.Is(err, zip.ErrInsecurePath)) {
 		return encrypted

@@ -87,6 +87,18 @@ func TestAttachRisk(t *testing.T) {
 			return mixed("La Poste <colis@laposte-suivi.example>", "Votre colis",
 				"Bonjour, veuillez trouver ci-joint le bordereau.", attachment{"bordereau.img", "application/octet-stream", []byte("not really a disk")})
 		}, []string{AttachDiskImage}},
+		{"en: disk image named with a trailing dot, as Windows saves it", func(*testing.T) []byte {
+			return mixed("Shipping <track@parcel-notice.example>", "Delivery failed",
+				"Print the attached label.", attachment{"label.img.", "application/octet-stream", []byte("not really a disk")})
+		}, []string{AttachDiskImage}},
+		{"nl: OneNote behind an NTFS stream name", func(*testing.T) []byte {
+			return mixed("Boekhouding <factuur@administratie-nl.example>", "Openstaande factuur",
+				"Zie bijlage.", attachment{"factuur.one::$DATA", "application/octet-stream", []byte("onenote")})
+		}, []string{AttachOneNote}},
+		{"en: zip behind prepended bytes, holding a disk image", func(t *testing.T) []byte {
+			return mixed("Scanner <scan@office-devices.example>", "Scanned document",
+				"Your scan is attached.", attachment{"scan.pdf", "application/pdf", append([]byte("%PDF-1.4 junk\n"), zipOf(t, false, "scan.iso")...)})
+		}, []string{AttachDiskImage}},
 		{"it: OneNote inside a zip", func(t *testing.T) []byte {
 			return mixed("Ufficio <fatture@studio-contabile.example>", "Fattura scaduta",
 				"Buongiorno, in allegato la fattura. La password è 4411.", attachment{"fattura.zip", "application/zip", zipOf(t, true, "fattura.one")})

@@ -58,6 +58,15 @@ func Open(data []byte, maxEntries int) (zr *zip.Reader, truncated bool, err erro
 	return zr, true, err
 }
 
+// HasEnd reports an end-of-central-directory record where one can be: in
+// the last 22 bytes plus the longest archive comment (APPNOTE 4.3.16). Zip
+// readers (7-Zip, Windows Explorer, archive/zip) find an archive from it,
+// so one behind prepended bytes opens for the recipient although its start
+// is not "PK\x03\x04".
+func HasEnd(data []byte) bool {
+	return bytes.Contains(data[max(0, len(data)-dirEndLen-maxComment):], sigDirEnd)
+}
+
 // firstEntries is data cut after its first n directory headers and closed
 // with an end record of its own, so that archive/zip stops there. The view
 // starts at the archive's base (bytes prepended to it are left out), which

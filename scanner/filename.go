@@ -1,0 +1,33 @@
+package scanner
+
+import (
+	"path"
+	"strings"
+)
+
+// Extensions returns the file name's extensions, last first, lower-case:
+// "Invoice.PDF .exe" gives ["exe", "pdf"]. Spaces and dots that pad the name
+// to hide the real extension in a file dialog are trimmed, and so is an
+// NTFS stream name ("invoice.js::$DATA" is saved as invoice.js). It is
+// how the antivirus and the attachment rules read a name, so that what one
+// sees through, the other does too.
+func Extensions(name string) []string {
+	name = strings.ToLower(path.Base(strings.ReplaceAll(name, `\`, "/")))
+	if len(name) > 2 && name[1] == ':' {
+		name = name[2:] // a drive: "c:invoice.js"
+	}
+	if i := strings.IndexByte(name, ':'); i > 0 {
+		name = name[:i]
+	}
+	var exts []string
+	for range 2 {
+		name = strings.TrimRight(name, " .")
+		i := strings.LastIndexByte(name, '.')
+		if i <= 0 {
+			break
+		}
+		exts = append(exts, strings.TrimSpace(name[i+1:]))
+		name = name[:i]
+	}
+	return exts
+}

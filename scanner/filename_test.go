@@ -1,0 +1,30 @@
+package scanner
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestExtensions(t *testing.T) {
+	tests := []struct {
+		name string
+		want string
+	}{
+		{"invoice.pdf.exe", "exe,pdf"},
+		{"Invoice.PDF .EXE", "exe,pdf"},
+		{"a.pdf   .scr.", "scr,pdf"},
+		{`C:\Users\x\doc.txt`, "txt"},
+		{"invoice.js::$DATA", "js"},
+		{"c:invoice.js", "js"},
+		{"invoice.pdf.js:Zone.Identifier", "js,pdf"},
+		{".bashrc", ""},
+		{"noext", ""},
+		{"invoice.iso.", "iso"},
+		{"invoice.iso . ", "iso"},
+	}
+	for _, tt := range tests {
+		if got := strings.Join(Extensions(tt.name), ","); got != tt.want {
+			t.Errorf("Extensions(%q) = %q, want %q", tt.name, got, tt.want)
+		}
+	}
+}
