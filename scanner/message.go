@@ -527,21 +527,19 @@ func (w *walker) walk(e *message.Entity, depth int, path string, attached bool, 
 	}
 }
 
-// uudecoded adds the files uuencoded in a text leaf as leaves of their
-// own ("1.u1": the first in part 1; "u1" in a single-part body), named as
-// their begin lines say, within what is left of max_decoded_bytes. They
-// are leaves for the content checks, not parts: the message's MIME
-// structure, which the model and the structure rules read, is what was
-// sent (a 2002 kernel-list ham carrying three uuencoded oops dumps scores
-// as before).
-func (w *walker) uudecoded(text Leaf) {
-	for i, f := range uuFiles(text.Data, w.p.limits.MaxDecodedBytes-w.decoded) {
-		w.decoded += len(f.data)
-		part := Part{Depth: text.Depth + 1, ContentType: "application/octet-stream", Encoding: "x-uuencode",
+// addEmbedded adds files found inside leaf's content as leaves of their
+// own ("1.u1": the first uuencoded file in part 1; "t2" the second file of
+// a single-part TNEF body), named as their container names them. They are
+// leaves for the content checks, not parts: the message's MIME structure,
+// which the model and the structure rules read, is what was sent (a 2002
+// kernel-list ham carrying three uuencoded oops dumps scores as before).
+func (w *walker) addEmbedded(leaf Leaf, files []embeddedFile, pathPrefix, encoding string) {
+	for i, f := range files {
+		part := Part{Depth: leaf.Depth + 1, ContentType: "application/octet-stream", Encoding: encoding,
 			Disposition: "attachment", Filename: f.name, Size: len(f.data)}
-		path := "u" + strconv.Itoa(i+1)
-		if text.Path != "" {
-			path = text.Path + "." + path
+		path := pathPrefix + strconv.Itoa(i+1)
+		if leaf.Path != "" {
+			path = leaf.Path + "." + path
 		}
 		w.m.Leaves = append(w.m.Leaves, Leaf{Part: part, Path: path, Data: f.data})
 	}
@@ -586,8 +584,17 @@ func (w *walker) readBody(body io.Reader, part Part, path string, attached bool)
 			leaf.Data = bytes.Clone(data)
 		}
 		w.m.Leaves = append(w.m.Leaves, leaf)
-		if part.ContentType == "text/plain" {
-			w.uudecoded(leaf)
+		switch {
+		case part.ContentType == "text/plain":
+			// Thunderbird shows a uuencoded block as an attachment.
+			files := uuFiles(leaf.Data, lim.MaxDecodedBytes-w.decoded)
+			for _, f := range files {
+				w.decoded += len(f.data)
+			}
+			w.addEmbedded(leaf, files, "u", "x-uuencode")
+		case !strings.HasPrefix(part.ContentType, "text/"):
+			// Slices of the leaf: no bytes beyond max_decoded_bytes.
+			w.addEmbedded(leaf, tnefFiles(leaf.Data), "t", "x-tnef")
 		}
 	}
 	if rest > 0 {

@@ -8,8 +8,9 @@ import (
 // uuBegin is the first line of a uuencoded file: "begin <mode> <name>".
 var uuBegin = regexp.MustCompile(`^begin [0-7]{3,4} ([^\r\n]+?)\r?$`)
 
-// uuFile is one file found uuencoded in a text part.
-type uuFile struct {
+// embeddedFile is a file carried inside a part's content: uuencoded in a
+// text part, or in a TNEF (winmail.dat) attachment.
+type embeddedFile struct {
 	name string
 	data []byte
 }
@@ -22,11 +23,11 @@ const maxUUFiles = 8
 // attachment and ClamAV decodes it, so a file hidden in a text part this
 // way must be scanned like an attached one. Decoding is lenient, as the
 // clients' is: a line shorter than its length byte says reads as zeros.
-func uuFiles(text []byte, budget int) []uuFile {
+func uuFiles(text []byte, budget int) []embeddedFile {
 	if !bytes.Contains(text, []byte("begin ")) {
 		return nil
 	}
-	var files []uuFile
+	var files []embeddedFile
 	for len(text) > 0 && len(files) < maxUUFiles && budget > 0 {
 		line, rest, _ := bytes.Cut(text, []byte("\n"))
 		text = rest
@@ -37,7 +38,7 @@ func uuFiles(text []byte, budget int) []uuFile {
 		if m == nil {
 			continue
 		}
-		f := uuFile{name: string(m[1])}
+		f := embeddedFile{name: string(m[1])}
 		for len(text) > 0 && budget > 0 {
 			line, rest, _ = bytes.Cut(text, []byte("\n"))
 			line = bytes.TrimRight(line, "\r")

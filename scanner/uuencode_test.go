@@ -37,13 +37,13 @@ func TestUUFiles(t *testing.T) {
 		name   string
 		text   string
 		budget int
-		want   []uuFile
+		want   []embeddedFile
 	}{
-		{"one file between text", "see below\r\n" + uuencode("invoice.exe", pe) + "regards\r\n", 1 << 20, []uuFile{{"invoice.exe", pe}}},
+		{"one file between text", "see below\r\n" + uuencode("invoice.exe", pe) + "regards\r\n", 1 << 20, []embeddedFile{{"invoice.exe", pe}}},
 		{"two files, LF only", strings.ReplaceAll(uuencode("a.js", []byte("var x;"))+uuencode("b.txt", []byte("hi")), "\r\n", "\n"), 1 << 20,
-			[]uuFile{{"a.js", []byte("var x;")}, {"b.txt", []byte("hi")}}},
-		{"cut at the budget", uuencode("big.bin", pe), 10, []uuFile{{"big.bin", pe[:10]}}},
-		{"no end line", "begin 644 x.exe\r\n" + strings.Split(uuencode("x.exe", pe), "\r\n")[1] + "\r\n", 1 << 20, []uuFile{{"x.exe", pe[:45]}}},
+			[]embeddedFile{{"a.js", []byte("var x;")}, {"b.txt", []byte("hi")}}},
+		{"cut at the budget", uuencode("big.bin", pe), 10, []embeddedFile{{"big.bin", pe[:10]}}},
+		{"no end line", "begin 644 x.exe\r\n" + strings.Split(uuencode("x.exe", pe), "\r\n")[1] + "\r\n", 1 << 20, []embeddedFile{{"x.exe", pe[:45]}}},
 		{"prose that says begin", "begin the meeting at 10\r\nbegin 644\r\n", 1 << 20, nil},
 	}
 	for _, tt := range tests {
