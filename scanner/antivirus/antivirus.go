@@ -11,9 +11,11 @@
 package antivirus
 
 import (
+	"archive/tar"
 	"archive/zip"
 	"bufio"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -21,6 +23,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"slices"
 	"sort"
 	"strings"
@@ -248,6 +251,10 @@ func (s *scan) file(name, where string, data []byte, depth int) {
 	switch {
 	case ct == ctOLE:
 		macros = oleHasMacros(data)
+	case ct == ctGzip:
+		s.gzipped(name, where, data, depth)
+	case ct == ctTar:
+		s.tarball(where, data, depth)
 	case ct == ctZip:
 		zr, err := s.openZip(data, describe(name, where))
 		if err != nil {
@@ -302,23 +309,17 @@ func describe(name, where string) string {
 // executable, EICAR or a nested archive inside a zip is found like one
 // attached directly.
 func (s *scan) archive(zr *zip.Reader, where string, depth int) {
-	if depth >= s.c.cfg.ZipMaxDepth {
-		s.symbol(SymbolArchiveLimit, fmt.Sprintf("%s: archives nested deeper than %d", where, s.c.cfg.ZipMaxDepth))
+	if s.tooDeep(where, depth) {
 		return
 	}
 	for _, f := range zr.File {
-		if s.done() {
-			return
-		}
 		if f.FileInfo().IsDir() {
 			continue
 		}
 		inner := where + "/" + f.Name
-		if s.budget.files <= 0 {
-			s.symbol(SymbolArchiveLimit, fmt.Sprintf("%s: more than %d archive members", inner, s.c.cfg.ZipMaxFiles))
+		if !s.takeMember(inner) {
 			return
 		}
-		s.budget.files--
 		// Bit 0 of the general purpose flags: encrypted (APPNOTE 4.4.4).
 		// The content is out of reach; the name still counts.
 		if f.Flags&0x1 != 0 {
@@ -327,22 +328,109 @@ func (s *scan) archive(zr *zip.Reader, where string, depth int) {
 			continue
 		}
 		data, err := readMember(f, &s.budget, s.c.cfg.ZipMaxRatio)
-		switch {
-		case errors.Is(err, errPoolSpent):
-			s.busy = true
+		if !s.member(f.Name, inner, data, err, depth) {
 			return
-		case errors.Is(err, errZipBomb):
-			s.setVirus(VirusZipBomb, "zip_bomb")
-			return
-		case errors.Is(err, errBudget):
-			s.symbol(SymbolArchiveLimit, fmt.Sprintf("%s: more than %d bytes expanded", inner, s.c.cfg.ZipMaxExpanded))
-			s.file(f.Name, inner, data, depth+1)
-			return
-		case err != nil:
-			s.symbol(SymbolArchiveBroken, fmt.Sprintf("%s: %v", inner, err))
 		}
-		s.file(f.Name, inner, data, depth+1)
 	}
+}
+
+// gzipped scans the file a gzip stream holds (Windows 11 and every
+// archiver open .gz, .tgz and .tar.gz): named as its header says, or as
+// the outer name without ".gz".
+func (s *scan) gzipped(name, where string, data []byte, depth int) {
+	if s.tooDeep(where, depth) {
+		return
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(data))
+	if err != nil {
+		s.symbol(SymbolArchiveBroken, fmt.Sprintf("%s: %v", where, err))
+		return
+	}
+	inner := zr.Name
+	if inner == "" {
+		inner = strings.TrimSuffix(path.Base(strings.ReplaceAll(name, `\`, "/")), path.Ext(name))
+		if strings.EqualFold(path.Ext(name), ".tgz") {
+			inner += ".tar"
+		}
+	}
+	if !s.takeMember(where + "/" + inner) {
+		return
+	}
+	out, err := expand(zr, int64(len(data)), inner, &s.budget, s.c.cfg.ZipMaxRatio)
+	s.member(inner, where+"/"+inner, out, err, depth)
+}
+
+// tarball scans the regular files of a tar archive. Their bytes are
+// copied out of data, within the expansion budget like any member's: a
+// sparse entry expands.
+func (s *scan) tarball(where string, data []byte, depth int) {
+	if s.tooDeep(where, depth) {
+		return
+	}
+	tr := tar.NewReader(bytes.NewReader(data))
+	for !s.done() {
+		h, err := tr.Next()
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				s.symbol(SymbolArchiveBroken, fmt.Sprintf("%s: %v", where, err))
+			}
+			return
+		}
+		if h.Typeflag != tar.TypeReg && h.Typeflag != tar.TypeGNUSparse {
+			continue
+		}
+		inner := where + "/" + h.Name
+		if !s.takeMember(inner) {
+			return
+		}
+		out, err := expand(tr, int64(len(data)), h.Name, &s.budget, s.c.cfg.ZipMaxRatio)
+		if !s.member(h.Name, inner, out, err, depth) {
+			return
+		}
+	}
+}
+
+func (s *scan) tooDeep(where string, depth int) bool {
+	if depth >= s.c.cfg.ZipMaxDepth {
+		s.symbol(SymbolArchiveLimit, fmt.Sprintf("%s: archives nested deeper than %d", where, s.c.cfg.ZipMaxDepth))
+		return true
+	}
+	return false
+}
+
+// takeMember counts a member against the message's member budget,
+// reporting false (and the limit) when it is spent or the scan is over.
+func (s *scan) takeMember(inner string) bool {
+	if s.done() {
+		return false
+	}
+	if s.budget.files <= 0 {
+		s.symbol(SymbolArchiveLimit, fmt.Sprintf("%s: more than %d archive members", inner, s.c.cfg.ZipMaxFiles))
+		return false
+	}
+	s.budget.files--
+	return true
+}
+
+// member scans an archive member as a file, given what expanding it
+// returned, and reports whether the archive's walk may go on.
+func (s *scan) member(name, inner string, data []byte, err error, depth int) bool {
+	switch {
+	case errors.Is(err, errPoolSpent):
+		s.busy = true
+		return false
+	case errors.Is(err, errZipBomb):
+		s.setVirus(VirusZipBomb, "zip_bomb")
+		return false
+	case errors.Is(err, errBudget):
+		s.symbol(SymbolArchiveLimit, fmt.Sprintf("%s: more than %d bytes expanded", inner, s.c.cfg.ZipMaxExpanded))
+		s.file(name, inner, data, depth+1)
+		return false
+	case err != nil:
+		s.symbol(SymbolArchiveBroken, fmt.Sprintf("%s: %v", inner, err))
+	}
+	s.file(name, inner, data, depth+1)
+	return true
 }
 
 func (s *scan) result() scanner.Result {

@@ -1,8 +1,10 @@
 package antivirus
 
 import (
+	"archive/tar"
 	"archive/zip"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -74,6 +76,38 @@ func zipOf(t testing.TB, members ...member) []byte {
 		}
 	}
 	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func gzipOf(t testing.TB, name string, data []byte) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	zw.Name = name
+	if _, err := zw.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func tarOf(t testing.TB, members ...member) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, m := range members {
+		if err := tw.WriteHeader(&tar.Header{Name: m.name, Mode: 0o644, Size: int64(len(m.data)), Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write(m.data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
@@ -210,6 +244,36 @@ func TestCheck(t *testing.T) {
 			name: "zip bomb by ratio",
 			raw: func(t testing.TB) string {
 				return withAttachment("logs.zip", "application/zip", zipOf(t, mem("zeros.bin", make([]byte, 8<<20))))
+			},
+			wantVirus: VirusZipBomb,
+		},
+		{
+			name: "executable in a .gz, named by the gzip header",
+			raw: func(t testing.TB) string {
+				return withAttachment("invoice.pdf.gz", "application/gzip", gzipOf(t, "invoice.exe", peFile()))
+			},
+			wantReject:  "invoice.exe",
+			wantSymbols: []string{SymbolBlockedType},
+		},
+		{
+			name: "script in a .tgz",
+			raw: func(t testing.TB) string {
+				return withAttachment("docs.tgz", "application/x-gtar", gzipOf(t, "", tarOf(t, mem("docs/readme.txt", []byte("hi")), mem("docs/open.js", []byte("WScript.Shell")))))
+			},
+			wantReject:  "docs/open.js",
+			wantSymbols: []string{SymbolBlockedType},
+		},
+		{
+			name: "EICAR in a tar",
+			raw: func(t testing.TB) string {
+				return withAttachment("files.tar", "application/x-tar", tarOf(t, mem("eicar.com", eicar)))
+			},
+			wantVirus: VirusEICAR,
+		},
+		{
+			name: "gzip bomb by ratio",
+			raw: func(t testing.TB) string {
+				return withAttachment("logs.gz", "application/gzip", gzipOf(t, "logs.txt", make([]byte, 8<<20)))
 			},
 			wantVirus: VirusZipBomb,
 		},
@@ -510,6 +574,7 @@ func FuzzCheck(f *testing.F) {
 	f.Add([]byte("Subject: x\r\n\r\nhello\r\n"))
 	f.Add([]byte(withAttachment("a.zip", "application/zip", zipOf(f, mem("a.txt", []byte("x")), mem("b.zip", zipOf(f, mem("c.exe", peFile())))))))
 	f.Add([]byte(withAttachment("r.doc", "application/msword", oleFile(true))))
+	f.Add([]byte(withAttachment("a.tgz", "application/gzip", gzipOf(f, "", tarOf(f, mem("a.exe", peFile()))))))
 	f.Add([]byte(nestedMIME(30, "application/octet-stream", "eA==")))
 	c := newCheck(f, func(c *Config) { c.ZipMaxExpanded = 1 << 20 })
 	f.Fuzz(func(t *testing.T, raw []byte) {

@@ -85,22 +85,28 @@ func readMember(f *zip.File, b *budget, maxRatio int64) ([]byte, error) {
 		return nil, fmt.Errorf("open member %s: %w", f.Name, err)
 	}
 	defer rc.Close()
-	ratioLimit := int64(f.CompressedSize64)*maxRatio + bombFloor
+	return expand(rc, int64(f.CompressedSize64), f.Name, b, maxRatio)
+}
+
+// expand reads what r decompresses from compressed bytes, within the ratio
+// and budget limits, as readMember says.
+func expand(r io.Reader, compressed int64, name string, b *budget, maxRatio int64) ([]byte, error) {
+	ratioLimit := compressed*maxRatio + bombFloor
 	limit := min(ratioLimit, b.expanded)
-	data, err := io.ReadAll(pooledReader{io.LimitReader(rc, limit+1), b})
+	data, err := io.ReadAll(pooledReader{io.LimitReader(r, limit+1), b})
 	if errors.Is(err, errPoolSpent) {
 		return nil, err
 	}
 	b.expanded -= min(int64(len(data)), b.expanded)
 	if int64(len(data)) > limit {
 		if limit == ratioLimit {
-			return nil, fmt.Errorf("%w: %s expands past %d:1", errZipBomb, f.Name, maxRatio)
+			return nil, fmt.Errorf("%w: %s expands past %d:1", errZipBomb, name, maxRatio)
 		}
 		return data[:limit], errBudget
 	}
 	if err != nil {
 		// A CRC mismatch or corrupt stream: scan what came out anyway.
-		return data, fmt.Errorf("read member %s: %w", f.Name, err)
+		return data, fmt.Errorf("read member %s: %w", name, err)
 	}
 	return data, nil
 }

@@ -27,6 +27,7 @@ const (
 	ctShebang  contentType = "shebang"
 	ctRTF      contentType = "rtf"
 	ctGzip     contentType = "gzip"
+	ctTar      contentType = "tar"
 	ctRar      contentType = "rar"
 	ctSevenZip contentType = "7z"
 )
@@ -79,6 +80,9 @@ func sniff(data []byte) contentType {
 		return ctSevenZip
 	case bytes.HasPrefix(data, []byte("#!")):
 		return ctShebang
+	case len(data) >= 262 && string(data[257:262]) == "ustar":
+		// POSIX and GNU tar headers carry the magic at offset 257.
+		return ctTar
 	case len(data) > 0x8006 && string(data[0x8001:0x8006]) == "CD001":
 		// ISO 9660 primary volume descriptor at sector 16 (ECMA-119 8.4).
 		return ctISO
@@ -135,7 +139,7 @@ var (
 		"pdf": {ctPDF}, "png": {ctPNG}, "jpg": {ctJPEG}, "jpeg": {ctJPEG}, "gif": {ctGIF},
 		"doc": {ctOLE, ctRTF}, "xls": {ctOLE}, "ppt": {ctOLE}, "msi": {ctOLE},
 		"docx": {ctZip}, "xlsx": {ctZip}, "pptx": {ctZip}, "zip": {ctZip}, "jar": {ctZip},
-		"odt": {ctZip}, "ods": {ctZip}, "rtf": {ctRTF}, "gz": {ctGzip}, "tgz": {ctGzip},
+		"odt": {ctZip}, "ods": {ctZip}, "rtf": {ctRTF}, "gz": {ctGzip}, "tgz": {ctGzip}, "tar": {ctTar},
 		"rar": {ctRar}, "7z": {ctSevenZip}, "iso": {ctISO},
 		"txt": {ctUnknown, ctShebang}, "csv": {ctUnknown}, "htm": {ctUnknown}, "html": {ctUnknown},
 		"exe": {ctPE}, "dll": {ctPE}, "scr": {ctPE},
