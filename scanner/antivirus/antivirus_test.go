@@ -248,6 +248,19 @@ func TestCheck(t *testing.T) {
 			wantVirus: VirusZipBomb,
 		},
 		{
+			// RFC 2045 6.8: characters outside the base64 alphabet are
+			// ignored, as mail readers ignore them; stopping at one left
+			// the zip without its central directory, its members unread.
+			name: "EICAR in a zip whose base64 has a stray character",
+			raw: func(t testing.TB) string {
+				z := eicarZip(t)
+				raw := withAttachment("files.zip", "application/zip", z)
+				line := b64(z)[:76]
+				return strings.Replace(raw, line, line[:40]+"!"+line[40:], 1)
+			},
+			wantVirus: VirusEICAR,
+		},
+		{
 			name: "executable in a .gz, named by the gzip header",
 			raw: func(t testing.TB) string {
 				return withAttachment("invoice.pdf.gz", "application/gzip", gzipOf(t, "invoice.exe", peFile()))

@@ -26,13 +26,24 @@ func IsUnknownEncoding(err error) bool {
 	return errors.As(err, new(UnknownEncodingError))
 }
 
-func encodingReader(enc string, r io.Reader) (io.Reader, error) {
+// encodingReader decodes r. skipStrays (mxgrid patch) has a base64 body
+// read past characters outside the base64 alphabet, as RFC 2045 6.8 and
+// mail readers have them ignored, where encoding/base64 stops at the
+// first: one stray byte in an attachment hid the rest of it (a zip's
+// central directory, its members) from the scanner while the recipient's
+// reader decoded the whole file. Text keeps upstream's reading: mailing
+// lists append their footer to a base64 text body, and skipping only the
+// footer's punctuation would decode its letters into garbage text.
+func encodingReader(enc string, r io.Reader, skipStrays bool) (io.Reader, error) {
 	var dec io.Reader
 	switch strings.ToLower(enc) {
 	case "quoted-printable":
 		dec = quotedprintable.NewReader(r)
 	case "base64":
-		wrapped := &whitespaceReplacingReader{wrapped: r}
+		var wrapped io.Reader = &whitespaceReplacingReader{wrapped: r}
+		if skipStrays {
+			wrapped = &base64AlphabetReader{wrapped: r}
+		}
 		dec = base64.NewDecoder(base64.StdEncoding, wrapped)
 	case "7bit", "8bit", "binary", "":
 		dec = r
@@ -85,6 +96,36 @@ func (r *whitespaceReplacingReader) Read(p []byte) (int, error) {
 
 	return n, err
 }
+
+// base64AlphabetReader passes on only the base64 alphabet and '=' (mxgrid
+// patch, see encodingReader).
+type base64AlphabetReader struct {
+	wrapped io.Reader
+}
+
+func (r *base64AlphabetReader) Read(p []byte) (int, error) {
+	for {
+		n, err := r.wrapped.Read(p)
+		kept := 0
+		for _, c := range p[:n] {
+			if base64Alphabet[c] {
+				p[kept] = c
+				kept++
+			}
+		}
+		// A read of nothing but ignored bytes is no answer yet.
+		if kept > 0 || err != nil || n == 0 {
+			return kept, err
+		}
+	}
+}
+
+var base64Alphabet = func() (t [256]bool) {
+	for _, c := range []byte("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=") {
+		t[c] = true
+	}
+	return t
+}()
 
 type lineWrapper struct {
 	w          io.Writer
