@@ -1,6 +1,7 @@
 package message
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/base64"
 	"errors"
@@ -38,7 +39,7 @@ func encodingReader(enc string, r io.Reader, skipStrays bool) (io.Reader, error)
 	var dec io.Reader
 	switch strings.ToLower(enc) {
 	case "quoted-printable":
-		dec = quotedprintable.NewReader(r)
+		dec = &qpReader{r: bufio.NewReader(r)}
 	case "base64":
 		var wrapped io.Reader = &whitespaceReplacingReader{wrapped: r}
 		if skipStrays {
@@ -95,6 +96,96 @@ func (r *whitespaceReplacingReader) Read(p []byte) (int, error) {
 	}
 
 	return n, err
+}
+
+// qpReader decodes quoted-printable as mail readers do (mxgrid patch, in
+// place of mime/quotedprintable). mime/quotedprintable stops with an error
+// at a control byte (one \x01 at the top of an HTML part hid its text and
+// links from the scanner) and at an escape split by its 4 KiB line buffer
+// (any longer line could end a part early), where readers decode on. Here
+// "=XX" is the byte XX (either case), "=" before the end of a line is a
+// soft line break, whitespace before the end of a line is dropped (RFC
+// 2045 6.7), and every other byte, a lone "=" included, is itself.
+type qpReader struct {
+	r *bufio.Reader
+	// textBlanks are blanks ahead already found not to end a line: each
+	// run of blanks is looked through once, not once per blank.
+	textBlanks int
+}
+
+func (q *qpReader) Read(p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		c, err := q.r.ReadByte()
+		if err != nil {
+			return n, err
+		}
+		switch c {
+		case '=':
+			if b, _ := q.r.Peek(2); len(b) == 2 && isHex(b[0]) && isHex(b[1]) {
+				q.r.Discard(2)
+				c = unhex(b[0])<<4 | unhex(b[1])
+			} else if blanks, ending, ok := q.blanksToLineEnd(); ok {
+				q.r.Discard(blanks + ending)
+				continue
+			}
+		case ' ', '\t':
+			if q.textBlanks > 0 {
+				q.textBlanks--
+				break
+			}
+			if blanks, _, ok := q.blanksToLineEnd(); ok {
+				q.r.Discard(blanks)
+				continue
+			}
+		}
+		p[n] = c
+		n++
+	}
+	return n, nil
+}
+
+// blanksToLineEnd reports whether the unread input is blanks (spaces and
+// tabs, counted in blanks) then a line end (CRLF or LF, its length in
+// ending) or the end of input. A run of blanks longer than the buffer is
+// taken as text.
+func (q *qpReader) blanksToLineEnd() (blanks, ending int, ok bool) {
+	if q.textBlanks > 0 {
+		return 0, 0, false
+	}
+	for k := 0; ; k++ {
+		b, err := q.r.Peek(k + 2)
+		switch {
+		case len(b) <= k:
+			if err != nil && err != bufio.ErrBufferFull {
+				return k, 0, true
+			}
+			q.textBlanks = k
+			return 0, 0, false
+		case b[k] == ' ' || b[k] == '\t':
+		case b[k] == '\n':
+			return k, 1, true
+		case b[k] == '\r' && len(b) > k+1 && b[k+1] == '\n':
+			return k, 2, true
+		default:
+			q.textBlanks = k
+			return 0, 0, false
+		}
+	}
+}
+
+func isHex(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'A' && c <= 'F' || c >= 'a' && c <= 'f'
+}
+
+func unhex(c byte) byte {
+	switch {
+	case c >= 'a':
+		return c - 'a' + 10
+	case c >= 'A':
+		return c - 'A' + 10
+	}
+	return c - '0'
 }
 
 // base64AlphabetReader passes on only the base64 alphabet and '=' (mxgrid
