@@ -585,8 +585,10 @@ func (w *walker) readBody(body io.Reader, part Part, path string, attached bool)
 		}
 		w.m.Leaves = append(w.m.Leaves, leaf)
 		switch {
-		case part.ContentType == "text/plain":
-			// Thunderbird shows a uuencoded block as an attachment.
+		case part.ContentType == "text/plain" || uuEncodings[part.Encoding]:
+			// Thunderbird shows a uuencoded block as an attachment, and
+			// decodes a part whose transfer encoding is uuencode, which
+			// go-message leaves encoded.
 			files := uuFiles(leaf.Data, lim.MaxDecodedBytes-w.decoded)
 			for _, f := range files {
 				w.decoded += len(f.data)

@@ -15,6 +15,10 @@ type embeddedFile struct {
 	data []byte
 }
 
+// uuEncodings are the Content-Transfer-Encoding names mail readers decode
+// as uuencode (none is in RFC 2045).
+var uuEncodings = map[string]bool{"x-uuencode": true, "uuencode": true, "x-uue": true}
+
 // maxUUFiles bounds the files looked for in one text part.
 const maxUUFiles = 8
 

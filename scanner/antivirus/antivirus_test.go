@@ -412,6 +412,22 @@ func TestCheck(t *testing.T) {
 			wantReject:  "invoice.exe",
 			wantSymbols: []string{SymbolBlockedType},
 		},
+		{
+			// Readers decode a part whose transfer encoding is uuencode;
+			// go-message leaves it encoded, so its content went unseen.
+			name: "executable in a part with Content-Transfer-Encoding x-uuencode",
+			raw: func(testing.TB) string {
+				return "From: a@example.org\r\nSubject: t\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n" +
+					"--b\r\nContent-Type: text/plain\r\n\r\nSee attached.\r\n" +
+					"--b\r\nContent-Type: application/pdf; name=scan.pdf\r\nContent-Disposition: attachment; filename=scan.pdf\r\nContent-Transfer-Encoding: x-uuencode\r\n\r\n" +
+					"begin 644 scan.pdf\r\n" +
+					"M35H`````````````````````````````````````````````````````````\r\n" +
+					"M````````````````````0````%!%````````````````````````````````\r\n" +
+					"F````````````````````````````````````````````````````\r\n`\r\nend\r\n--b--\r\n"
+			},
+			wantReject:  "executable",
+			wantSymbols: []string{SymbolBlockedType, SymbolNameMismatch},
+		},
 		// Clients differ in which name they show and save under: each one
 		// the part carries is judged.
 		{
