@@ -261,6 +261,19 @@ func TestCheck(t *testing.T) {
 			wantVirus: VirusEICAR,
 		},
 		{
+			// Windows 11 opens RAR; the engine cannot unpack it, but RAR
+			// keeps member names in plain headers (rardir's tests build
+			// such archives field by field).
+			name: "executable in a RAR, judged by its name",
+			raw: func(testing.TB) string {
+				rar := "Rar!\x1a\a\x00\x00\x00s\x00\x00\r\x00\x00\x00\x00\x00\x00\x00\x00\x00t\x00\x803\x00\x06\x00\x00\x00\x06\x00\x00\x00\x02" +
+					"\x01\x02\x03\x04\x05\x06\a\b\x1d0\x13\x00 \x00\x00\x00invoice\\invoice.exepacked\x00\x00{\x00@\a\x00"
+				return withAttachment("invoice.rar", "application/vnd.rar", []byte(rar))
+			},
+			wantReject:  "invoice.exe",
+			wantSymbols: []string{SymbolBlockedType},
+		},
+		{
 			name: "executable in a .gz, named by the gzip header",
 			raw: func(t testing.TB) string {
 				return withAttachment("invoice.pdf.gz", "application/gzip", gzipOf(t, "invoice.exe", peFile()))

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/mxgrid/mxgrid/scanner"
+	"github.com/mxgrid/mxgrid/scanner/rardir"
 	"github.com/mxgrid/mxgrid/scanner/zipdir"
 )
 
@@ -60,12 +61,12 @@ var attachExt = map[string]string{
 }
 
 // Archive signatures, as the name may lie or be missing. A zip's
-// encryption is read from its central directory; 7z and RAR hide theirs
-// in (possibly encrypted) headers, so any of them counts as a box that
-// may be locked.
+// encryption is read from its central directory and a RAR's from its
+// headers (rardir); 7z hides its in a (possibly encrypted) header, so any
+// 7z counts as a box that may be locked.
 var (
 	zipMagic    = []byte("PK\x03\x04")
-	lockedMagic = [][]byte{[]byte("7z\xbc\xaf\x27\x1c"), []byte("Rar!\x1a\x07")}
+	lockedMagic = [][]byte{[]byte("7z\xbc\xaf\x27\x1c")}
 	lockedExt   = map[string]bool{".7z": true, ".rar": true}
 )
 
@@ -98,6 +99,8 @@ func attachRisk(f *findings, _ *scanner.Envelope, m *scanner.Message) {
 		switch {
 		case bytes.HasPrefix(l.Data, zipMagic) || zipdir.HasEnd(l.Data):
 			locked = zipMembers(f, l) || locked
+		case rardir.IsRAR(l.Data):
+			locked = rarMembers(f, l) || locked
 		case lockedExt[lastExt(l.Filename)] || hasAnyPrefix(l.Data, lockedMagic):
 			locked = true
 		}
@@ -146,6 +149,21 @@ func lastExt(name string) string {
 		return "." + exts[0]
 	}
 	return ""
+}
+
+// rarMembers applies the attachment kinds to a RAR archive's member names,
+// as zipMembers does for a zip, and reports whether it is, or may be,
+// locked: encrypted names or members, or headers that could not be read.
+func rarMembers(f *findings, l *scanner.Leaf) (locked bool) {
+	a := rardir.Read(l.Data, maxZipNames)
+	locked = a.HeadersEncrypted || a.Truncated && len(a.Entries) == 0
+	for _, e := range a.Entries {
+		if sym, _ := attachKind(scanner.Part{Filename: e.Name}); sym != "" {
+			f.hit(sym, l.Filename+":"+e.Name)
+		}
+		locked = locked || e.Encrypted
+	}
+	return locked
 }
 
 func active(data []byte) bool {

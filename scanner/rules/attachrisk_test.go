@@ -107,6 +107,12 @@ func TestAttachRisk(t *testing.T) {
 			return mixed("Receita <notificacao@receita-avisos.example>", "Pendência fiscal",
 				"Documento protegido. Senha de acesso: 2026", attachment{"documento", "application/octet-stream", []byte("Rar!\x1a\x07\x01\x00rest")})
 		}, []string{AttachArchivePass}},
+		{"en: a RAR holding a disk image and an encrypted script, its password in the text", func(*testing.T) []byte {
+			rar := "Rar!\x1a\a\x01\x00\x00\x00\x00\x00\x03\x01\x00\x00\x00\x00\x00\x00\x16\x02\x02\x06\x04\x06 \x01\x02\x03\x04\x00\x00\tlabel.isopacked" +
+				"\x00\x00\x00\x00I\x02\x035\n\x04\n \x01\x02\x03\x04\x00\x00\x06run.js4\x01\x00\x00\x0f" + strings.Repeat("\x00", 48) + "ciphertext\x00\x00\x00\x00\x03\x05\x00\x00"
+			return mixed("Courier <parcel@delivery-notice.example>", "Customs label",
+				"Open the label archive. Password: 8812", attachment{"label.rar", "application/octet-stream", []byte(rar)})
+		}, []string{AttachDiskImage, AttachArchivePass}},
 		// Ham: none of the group's symbols may fire.
 		{"pt ham: a business's invoice PDF", func(*testing.T) []byte {
 			return mixed("Faturação <faturas@papelaria-central.pt>", "Fatura FT 2026/311",
