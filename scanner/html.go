@@ -50,9 +50,10 @@ type URL struct {
 	UserInfo bool // "user@" before the host, a classic way to fake a host
 	Encoded  bool // %-escapes in the host
 	// Text is the anchor text of an HTML link, trimmed and capped.
-	Text  string
-	Image bool // from <img src>
-	Plain bool // found in plain text rather than in HTML markup
+	Text   string
+	Image  bool // from <img src>
+	Plain  bool // found in plain text rather than in HTML markup
+	InFile bool // from an attached file: a PDF's link annotation
 }
 
 const (
@@ -303,19 +304,24 @@ func (x *htmlExtractor) addURL(raw string, image bool) bool {
 	if len(x.urls) >= maxURLs {
 		return false
 	}
-	// Browsers drop tabs and newlines anywhere in a URL (WHATWG URL
-	// parsing), so "http://ev&#9;il.example/" opens evil.example.
-	if strings.ContainsAny(raw, "\t\r\n") {
-		raw = strings.NewReplacer("\t", "", "\r", "", "\n", "").Replace(raw)
-	}
-	// They also drop the C0 controls and spaces around it.
-	u, ok := parseURL(strings.TrimSpace(strings.TrimFunc(raw, func(r rune) bool { return r <= ' ' })))
+	u, ok := parseBrowserURL(raw)
 	if !ok {
 		return false
 	}
 	u.Image = image
 	x.urls = append(x.urls, u)
 	return true
+}
+
+// parseBrowserURL is parseURL of a link as a browser reads it from markup:
+// browsers drop tabs and newlines anywhere in a URL (WHATWG URL parsing),
+// so "http://ev&#9;il.example/" opens evil.example, and the C0 controls
+// and spaces around it.
+func parseBrowserURL(raw string) (URL, bool) {
+	if strings.ContainsAny(raw, "\t\r\n") {
+		raw = strings.NewReplacer("\t", "", "\r", "", "\n", "").Replace(raw)
+	}
+	return parseURL(strings.TrimSpace(strings.TrimFunc(raw, func(r rune) bool { return r <= ' ' })))
 }
 
 // parseURL extracts the host of an absolute http(s) or scheme-less www.

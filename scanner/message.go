@@ -289,6 +289,29 @@ func (p *Parser) parse(m *Message, r io.ReaderAt, size int64) {
 	m.Text = w.text.String()
 	m.HTML = w.html.info
 	m.URLs = append(w.html.urls, FindURLs(m.Text, maxURLs-len(w.html.urls))...)
+	m.URLs = appendPDFLinks(m.URLs, m.Leaves)
+}
+
+// appendPDFLinks adds the links of the PDFs among leaves, within maxURLs.
+func appendPDFLinks(urls []URL, leaves []Leaf) []URL {
+	budget, taken := maxPDFInflated, 0
+	for _, l := range leaves {
+		room := min(maxPDFLinks-taken, maxURLs-len(urls))
+		if room <= 0 {
+			break
+		}
+		if !isPDF(l.Data) {
+			continue
+		}
+		for _, raw := range pdfLinks(l.Data, room, &budget) {
+			taken++
+			if u, ok := parseBrowserURL(raw); ok {
+				u.InFile = true
+				urls = append(urls, u)
+			}
+		}
+	}
+	return urls
 }
 
 // Size is the size of the message as received.

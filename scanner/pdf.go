@@ -1,0 +1,216 @@
+package scanner
+
+import (
+	"bytes"
+	"compress/zlib"
+	"io"
+	"unicode/utf16"
+)
+
+// Phishing moved into attached PDFs: a page with one "view document"
+// button whose link annotation (/URI) leads to the credential form, so the
+// mail itself carries no link for a blocklist or a rule. The links are
+// read from the PDF's objects, those in Flate-compressed object streams
+// included, as rspamd reads them.
+
+const (
+	// maxPDFLinks bounds the links taken from one message's PDFs.
+	maxPDFLinks = 32
+	// maxPDFInflated bounds the stream bytes inflated per message; they
+	// are searched in chunks, never held whole.
+	maxPDFInflated = 8 << 20
+	// maxPDFString bounds a PDF string read as a link.
+	maxPDFString = 2048
+	pdfChunk     = 32 << 10
+)
+
+var (
+	pdfURIKey       = []byte("/URI")
+	pdfStreamKey    = []byte("stream")
+	pdfEndStreamKey = []byte("endstream")
+)
+
+// isPDF reports a PDF header where readers look for one: in the first
+// kilobyte.
+func isPDF(data []byte) bool {
+	return bytes.Contains(data[:min(len(data), 1024)], []byte("%PDF-"))
+}
+
+// pdfLinks returns the /URI strings of a PDF, at most limit, inflating at
+// most *inflateBudget bytes of its streams (and charging them).
+func pdfLinks(data []byte, limit int, inflateBudget *int) []string {
+	var links []string
+	links = appendURIs(links, data, limit)
+	for rest := data; len(links) < limit && *inflateBudget > 0; {
+		i := bytes.Index(rest, pdfStreamKey)
+		if i < 0 {
+			break
+		}
+		isEnd := i >= 3 && bytes.Equal(rest[i-3:i], []byte("end"))
+		rest = rest[i+len(pdfStreamKey):]
+		if isEnd {
+			continue
+		}
+		rest = bytes.TrimPrefix(bytes.TrimPrefix(rest, []byte("\r")), []byte("\n"))
+		end := bytes.Index(rest, pdfEndStreamKey)
+		if end < 0 {
+			end = len(rest)
+		}
+		if isZlib(rest[:end]) {
+			links = inflatedURIs(links, rest[:end], limit, inflateBudget)
+		}
+		rest = rest[end:]
+	}
+	return links
+}
+
+// isZlib checks a zlib header (RFC 1950): deflate, and the header check.
+func isZlib(b []byte) bool {
+	return len(b) >= 2 && b[0]&0x0F == 8 && (uint16(b[0])<<8|uint16(b[1]))%31 == 0
+}
+
+// inflatedURIs searches a Flate stream's output for /URI strings in
+// chunks, each searched with the tail of the one before, so that a string
+// across a chunk boundary is still whole.
+func inflatedURIs(links []string, stream []byte, limit int, budget *int) []string {
+	zr, err := zlib.NewReader(bytes.NewReader(stream))
+	if err != nil {
+		return links
+	}
+	defer zr.Close()
+	buf := make([]byte, 0, pdfChunk+maxPDFString+len(pdfURIKey))
+	for len(links) < limit && *budget > 0 {
+		n, err := io.ReadFull(zr, buf[len(buf):len(buf)+min(pdfChunk, *budget)])
+		*budget -= n
+		buf = buf[:len(buf)+n]
+		final := err != nil
+		// What follows the last /URI may be cut: it is searched again
+		// with the next chunk.
+		search := buf
+		if !final {
+			if i := bytes.LastIndex(buf, pdfURIKey); i >= 0 && len(buf)-i < maxPDFString+len(pdfURIKey) {
+				search = buf[:i]
+			}
+		}
+		links = appendURIs(links, search, limit)
+		if final {
+			break
+		}
+		keep := buf[len(search):]
+		if len(keep) == 0 {
+			keep = buf[max(len(buf)-len(pdfURIKey)+1, 0):] // a key cut at the boundary
+		}
+		buf = append(buf[:0], keep...)
+	}
+	return links
+}
+
+// appendURIs appends the strings after each /URI key in b.
+func appendURIs(links []string, b []byte, limit int) []string {
+	for len(links) < limit {
+		i := bytes.Index(b, pdfURIKey)
+		if i < 0 {
+			break
+		}
+		b = b[i+len(pdfURIKey):]
+		if s, ok := pdfString(b); ok && s != "" {
+			links = append(links, s)
+		}
+	}
+	return links
+}
+
+// pdfString reads the PDF string object at the start of b after white
+// space: a literal "(...)" with its escapes and balanced parentheses, or a
+// hexadecimal "<...>" (ISO 32000-1 7.3.4). A UTF-16BE string (with its
+// byte order mark) is converted to UTF-8.
+func pdfString(b []byte) (string, bool) {
+	b = bytes.TrimLeft(b, " \t\r\n\f\x00")
+	if len(b) == 0 {
+		return "", false
+	}
+	var out []byte
+	switch {
+	case b[0] == '(':
+		depth := 0
+		for i := 1; i < len(b) && len(out) < maxPDFString; i++ {
+			c := b[i]
+			switch {
+			case c == '\\' && i+1 < len(b):
+				i++
+				switch e := b[i]; e {
+				case 'n':
+					out = append(out, '\n')
+				case 'r':
+					out = append(out, '\r')
+				case 't':
+					out = append(out, '\t')
+				case 'b':
+					out = append(out, '\b')
+				case 'f':
+					out = append(out, '\f')
+				case '\r', '\n': // a line continuation
+					if e == '\r' && i+1 < len(b) && b[i+1] == '\n' {
+						i++
+					}
+				default:
+					if e >= '0' && e <= '7' {
+						v := int(e - '0')
+						for k := 0; k < 2 && i+1 < len(b) && b[i+1] >= '0' && b[i+1] <= '7'; k++ {
+							i++
+							v = v*8 + int(b[i]-'0')
+						}
+						out = append(out, byte(v))
+					} else {
+						out = append(out, e)
+					}
+				}
+			case c == '(':
+				depth++
+				out = append(out, c)
+			case c == ')':
+				if depth == 0 {
+					return decodePDFText(out), true
+				}
+				depth--
+				out = append(out, c)
+			default:
+				out = append(out, c)
+			}
+		}
+		return decodePDFText(out), len(out) > 0
+	case b[0] == '<' && (len(b) < 2 || b[1] != '<'):
+		var hi byte
+		odd := false
+		for _, c := range b[1:] {
+			if c == '>' || len(out) >= maxPDFString {
+				break
+			}
+			if !isHex(c) {
+				continue
+			}
+			if odd {
+				out = append(out, hi<<4|unhex(c))
+			} else {
+				hi = unhex(c)
+			}
+			odd = !odd
+		}
+		if odd {
+			out = append(out, hi<<4)
+		}
+		return decodePDFText(out), true
+	}
+	return "", false
+}
+
+func decodePDFText(b []byte) string {
+	if len(b) >= 2 && b[0] == 0xFE && b[1] == 0xFF {
+		u := make([]uint16, 0, (len(b)-2)/2)
+		for i := 2; i+1 < len(b); i += 2 {
+			u = append(u, uint16(b[i])<<8|uint16(b[i+1]))
+		}
+		return string(utf16.Decode(u))
+	}
+	return string(b)
+}

@@ -1,0 +1,99 @@
+package scanner
+
+import (
+	"bytes"
+	"compress/zlib"
+	"encoding/base64"
+	"os"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func deflated(t testing.TB, s string) string {
+	t.Helper()
+	var b bytes.Buffer
+	zw := zlib.NewWriter(&b)
+	zw.Write([]byte(s))
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+// pdfWith wraps objects in a PDF's header and trailer; cross-reference
+// offsets do not matter to the link reader, as they do not to readers that
+// rebuild a broken table.
+func pdfWith(objects ...string) []byte {
+	return []byte("%PDF-1.7\n" + strings.Join(objects, "\n") + "\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n")
+}
+
+func stream(dict, data string) string {
+	return "5 0 obj\n<< " + dict + " >>\nstream\r\n" + data + "\r\nendstream\nendobj"
+}
+
+func TestPDFLinks(t *testing.T) {
+	padding := strings.Repeat("q 1 0 0 1 0 0 cm Q\n", pdfChunk/19)
+	tests := []struct {
+		name   string
+		pdf    []byte
+		budget int
+		want   []string
+	}{
+		{"link annotation, literal string with escapes", pdfWith(`4 0 obj << /Type /Annot /Subtype /Link /A << /S /URI /URI (https://login.evil.example/a\)b\\c\101) >> >> endobj`), maxPDFInflated,
+			[]string{`https://login.evil.example/a)b\cA`}},
+		{"hexadecimal string", pdfWith(`4 0 obj << /A << /S /URI /URI <68747470733A2F2F6865782E6578616D706C652F> >> >> endobj`), maxPDFInflated,
+			[]string{"https://hex.example/"}},
+		{"UTF-16 string", pdfWith(`4 0 obj << /URI <FEFF0068007400740070003A002F002F0075002E006500780061006D0070006C0065> >> endobj`), maxPDFInflated,
+			[]string{"http://u.example"}},
+		{"in a compressed object stream", pdfWith(stream("/Type /ObjStm /N 1 /First 4 /Filter /FlateDecode", deflated(t, "4 0 << /S /URI /URI (https://objstm.example/login) >>"))), maxPDFInflated,
+			[]string{"https://objstm.example/login"}},
+		{"across the boundary of two inflated chunks", pdfWith(stream("/Filter /FlateDecode", deflated(t, padding[:len(padding)-5]+"<</URI (https://split.example/x)>>"))), maxPDFInflated,
+			[]string{"https://split.example/x"}},
+		{"compressed, but nothing left of the budget", pdfWith(stream("/Filter /FlateDecode", deflated(t, "/URI (https://late.example/)"))), 0,
+			nil},
+		{"a reference, not a string", pdfWith(`4 0 obj << /URI 7 0 R >> endobj`), maxPDFInflated, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			budget := tt.budget
+			if got := pdfLinks(tt.pdf, maxPDFLinks, &budget); !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("pdfLinks = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestPDFLinksAreMessageLinks: a PDF printed by Chromium from a page with
+// one link, attached to a mail with no link of its own.
+func TestPDFLinksAreMessageLinks(t *testing.T) {
+	pdf, err := os.ReadFile("testdata/pdf/chromium-link.pdf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := "From: a@example.org\r\nSubject: Document\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n" +
+		"--b\r\nContent-Type: text/plain\r\n\r\nPlease review the attached document.\r\n" +
+		"--b\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename=document.pdf\r\nContent-Transfer-Encoding: base64\r\n\r\n" +
+		base64.StdEncoding.EncodeToString(pdf) + "\r\n--b--\r\n"
+	m := Parse([]byte(raw))
+	if len(m.URLs) != 1 || m.URLs[0].Host != "login.phish-example.test" || !m.URLs[0].InFile {
+		t.Fatalf("links %+v", m.URLs)
+	}
+}
+
+func FuzzPDFLinks(f *testing.F) {
+	f.Add(pdfWith(`<< /URI (https://a.example/\(x\)) >>`))
+	f.Add(pdfWith(stream("/Filter /FlateDecode", deflated(f, "/URI <68747470>"))))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		budget := 1 << 20
+		links := pdfLinks(data, 4, &budget)
+		if len(links) > 4 || budget < 0 {
+			t.Fatalf("%d links, budget %d", len(links), budget)
+		}
+		for _, l := range links {
+			if len(l) > 4*maxPDFString {
+				t.Fatalf("a link of %d bytes", len(l))
+			}
+		}
+	})
+}
