@@ -116,7 +116,7 @@ func attachRisk(f *findings, _ *scanner.Envelope, m *scanner.Message) {
 	if m.HTML.Images > 0 && len(strings.TrimSpace(m.HTML.Text)) < 100 && len(strings.TrimSpace(m.Text)) < 100 {
 		domains := map[string]bool{}
 		for _, u := range m.URLs {
-			if !u.Image {
+			if !u.Image && !u.InFile { // the mail's own links
 				domains[u.Domain] = true
 			}
 		}
