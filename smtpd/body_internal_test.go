@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mxgrid/mxgrid/internal/bytebudget"
 )
 
 // TestNormalisedGrowthIsPaidFor: a bare LF becomes CRLF, so a body of
@@ -33,7 +35,7 @@ func TestNormalisedGrowthIsPaidFor(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			res := reservation{budget: &memoryBudget{limit: tc.budget}}
+			res := reservation{budget: bytebudget.New(tc.budget)}
 			b, err := readBody(bytes.NewReader(bytes.Repeat([]byte("\n"), raw)), &res, sp)
 			if err != nil {
 				t.Fatal(err)

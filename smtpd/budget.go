@@ -2,19 +2,17 @@ package smtpd
 
 import (
 	"context"
-	"sync/atomic"
 	"time"
+
+	"github.com/mxgrid/mxgrid/internal/bytebudget"
 )
 
-// memoryBudget bounds the message bytes the node holds in memory at once
-// (smtp.memory_budget). Without it, with 50 connections per address and
-// 25 MB messages, one client could make the node hold gigabytes: a session
-// that cannot reserve what its next chunk costs is answered 452 4.3.1, and
-// its sender retries later, as it would after any other temporary error.
-type memoryBudget struct {
-	limit int64
-	used  atomic.Int64
-}
+// The server's budget (bytebudget.Budget of smtp.memory_budget) bounds the
+// message bytes the node holds in memory at once. Without it, with 50
+// connections per address and 25 MB messages, one client could make the
+// node hold gigabytes: a session that cannot reserve what its next chunk
+// costs is answered 452 4.3.1, and its sender retries later, as it would
+// after any other temporary error.
 
 // holdFactor is how many times its size a transaction held in memory
 // costs at its peak: the body read (and joined), the parsed message
@@ -28,28 +26,13 @@ const holdFactor = 4
 // reused buffer that grows by doubling.
 const spoolFactor = 3
 
-// reserve takes n bytes if they fit.
-func (b *memoryBudget) reserve(n int64) bool {
-	for {
-		u := b.used.Load()
-		if u+n > b.limit {
-			return false
-		}
-		if b.used.CompareAndSwap(u, u+n) {
-			return true
-		}
-	}
-}
-
-func (b *memoryBudget) release(n int64) { b.used.Add(-n) }
-
 // MemoryReserved is what transactions in progress hold of
 // smtp.memory_budget now.
-func (s *Server) MemoryReserved() int64 { return s.budget.used.Load() }
+func (s *Server) MemoryReserved() int64 { return s.budget.Used() }
 
 // reservation is what one transaction holds of the budget.
 type reservation struct {
-	budget *memoryBudget
+	budget *bytebudget.Budget
 	held   int64
 }
 
@@ -57,11 +40,11 @@ type reservation struct {
 // cannot give the difference.
 func (r *reservation) to(n int64) bool {
 	if n > r.held {
-		if !r.budget.reserve(n - r.held) {
+		if !r.budget.Reserve(n - r.held) {
 			return false
 		}
 	} else {
-		r.budget.release(r.held - n)
+		r.budget.Release(r.held - n)
 	}
 	r.held = n
 	return true

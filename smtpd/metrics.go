@@ -1,6 +1,7 @@
 package smtpd
 
 import (
+	"github.com/mxgrid/mxgrid/internal/bytebudget"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 )
@@ -23,12 +24,12 @@ type metrics struct {
 	quarantineFallbacks *prometheus.CounterVec
 }
 
-func newMetrics(reg prometheus.Registerer, budget *memoryBudget) *metrics {
+func newMetrics(reg prometheus.Registerer, budget *bytebudget.Budget) *metrics {
 	f := promauto.With(reg)
 	f.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "mxgrid_smtp_memory_in_flight_bytes",
 		Help: "Message bytes reserved against smtp.memory_budget by transactions in progress (a body in memory counted for its copies: read, parsed, composed; a spooled one for its parse).",
-	}, func() float64 { return float64(budget.used.Load()) })
+	}, func() float64 { return float64(budget.Used()) })
 	return &metrics{
 		quarantined: f.NewCounter(prometheus.CounterOpts{
 			Name: "mxgrid_smtp_quarantined_total",

@@ -21,6 +21,7 @@ import (
 	"github.com/emersion/go-smtp"
 	"github.com/mxgrid/mxgrid/events"
 	"github.com/mxgrid/mxgrid/health"
+	"github.com/mxgrid/mxgrid/internal/bytebudget"
 	"github.com/mxgrid/mxgrid/internal/ratelimit"
 	"github.com/mxgrid/mxgrid/mailaddr"
 	"github.com/mxgrid/mxgrid/negcache"
@@ -156,7 +157,7 @@ type Server struct {
 	parser *scanner.Parser
 	// rate has its own lock; draining and inflight synchronise themselves.
 	rate     rate
-	budget   *memoryBudget
+	budget   *bytebudget.Budget
 	spool    *spool
 	draining atomic.Bool
 	inflight sync.WaitGroup
@@ -189,7 +190,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	budget := &memoryBudget{limit: cfg.MemoryBudget}
+	budget := bytebudget.New(cfg.MemoryBudget)
 	s := &Server{
 		spool:   sp,
 		cfg:     cfg,

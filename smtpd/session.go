@@ -418,7 +418,7 @@ func (ss *session) deferForBudget() *smtp.SMTPError {
 	ss.abortDownstream()
 	ss.srv.metrics.budgetRefusals.Inc()
 	ss.countTransaction(OutcomeNoResources, errNoResources)
-	ss.log.Warn("message deferred: memory budget spent", "queue_id", ss.queueID, "in_flight", ss.srv.budget.used.Load())
+	ss.log.Warn("message deferred: memory budget spent", "queue_id", ss.queueID, "in_flight", ss.srv.budget.Used())
 	return errNoResources
 }
 

@@ -31,6 +31,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
+	"github.com/mxgrid/mxgrid/internal/bytebudget"
 	"github.com/mxgrid/mxgrid/scanner"
 	"github.com/mxgrid/mxgrid/scanner/rardir"
 	"github.com/mxgrid/mxgrid/scanner/zipdir"
@@ -117,14 +118,14 @@ type Check struct {
 	weights  map[string]float64
 	hashes   map[[sha256.Size]byte]string
 	findings *prometheus.CounterVec
-	pool     *pool
+	pool     *bytebudget.Budget
 }
 
 var _ scanner.Check = (*Check)(nil)
 
 // New builds the engine from a validated config, loading the hash blocklist.
 func New(cfg Config, reg prometheus.Registerer) (*Check, error) {
-	c := &Check{cfg: cfg, blocked: set(cfg.BlockedTypes...), weights: defaultWeights(), pool: &pool{limit: cfg.ZipExpandedInFlight}}
+	c := &Check{cfg: cfg, blocked: set(cfg.BlockedTypes...), weights: defaultWeights(), pool: bytebudget.New(cfg.ZipExpandedInFlight)}
 	for k, v := range cfg.Weights {
 		c.weights[k] = v
 	}
@@ -142,7 +143,7 @@ func New(cfg Config, reg prometheus.Registerer) (*Check, error) {
 	promauto.With(reg).NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "mxgrid_antivirus_expanded_in_flight_bytes",
 		Help: "Archive bytes decompressed by the built-in engine's scans in progress, against antivirus.zip_expanded_in_flight.",
-	}, func() float64 { return float64(c.pool.used.Load()) })
+	}, func() float64 { return float64(c.pool.Used()) })
 	return c, nil
 }
 
@@ -154,7 +155,7 @@ func (c *Check) Name() string { return "antivirus" }
 func (c *Check) Check(ctx context.Context, _ *scanner.Envelope, msg *scanner.Message) (scanner.Result, error) {
 	s := &scan{ctx: ctx, c: c, budget: budget{files: c.cfg.ZipMaxFiles, expanded: c.cfg.ZipMaxExpanded, pool: c.pool}, details: map[string][]string{}}
 	// Members are garbage once the scan returns.
-	defer func() { c.pool.used.Add(-s.budget.held) }()
+	defer func() { c.pool.Release(s.budget.held) }()
 	// The raw message first: EICAR in an unencoded part, or hidden in a
 	// part the parser cannot delimit, is still found. Then the parser's
 	// leaves: the MIME tree is read once, under the scanner's limits, and

@@ -743,15 +743,15 @@ func TestArchivesShareTheNodesExpansionPool(t *testing.T) {
 		return err
 	}
 
-	if err := scan(); err != nil || c.pool.used.Load() != 0 {
-		t.Fatalf("with the pool free: %v, %d bytes left held", err, c.pool.used.Load())
+	if err := scan(); err != nil || c.pool.Used() != 0 {
+		t.Fatalf("with the pool free: %v, %d bytes left held", err, c.pool.Used())
 	}
 	othersHold := c.cfg.ZipExpandedInFlight - 10_000 // scans in progress
-	c.pool.used.Store(othersHold)
+	c.pool.Reserve(othersHold)
 	if err := scan(); !errors.Is(err, scanner.ErrBusy) {
 		t.Fatalf("with the pool spent: %v, want ErrBusy", err)
 	}
-	if got := c.pool.used.Load(); got != othersHold {
+	if got := c.pool.Used(); got != othersHold {
 		t.Fatalf("after the busy scan the pool holds %d, want the others' %d", got, othersHold)
 	}
 	// A virus found before the pool ran out is still the answer.

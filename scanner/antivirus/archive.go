@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"sync/atomic"
 
+	"github.com/mxgrid/mxgrid/internal/bytebudget"
 	"github.com/mxgrid/mxgrid/scanner/zipdir"
 )
 
@@ -22,28 +22,10 @@ var errZipBomb = errors.New("zip bomb")
 // budget is what one message may cost in archive work, shared by every
 // archive in it, so many small archives cannot add up to a big one.
 type budget struct {
-	files    int   // members left to look at
-	expanded int64 // bytes left to decompress
-	pool     *pool // the node's bytes in flight, shared by every scan
-	held     int64 // what this message holds of pool
-}
-
-// pool is the bytes decompressed by all scans in progress on the node.
-type pool struct {
-	used  atomic.Int64
-	limit int64
-}
-
-func (p *pool) reserve(n int64) bool {
-	for {
-		u := p.used.Load()
-		if u+n > p.limit {
-			return false
-		}
-		if p.used.CompareAndSwap(u, u+n) {
-			return true
-		}
-	}
+	files    int                // members left to look at
+	expanded int64              // bytes left to decompress
+	pool     *bytebudget.Budget // the node's bytes in flight, shared by every scan
+	held     int64              // what this message holds of pool
 }
 
 // errPoolSpent stops a member read when the node's scans together hold
@@ -60,7 +42,7 @@ type pooledReader struct {
 func (pr pooledReader) Read(p []byte) (int, error) {
 	n, err := pr.r.Read(p)
 	if n > 0 {
-		if !pr.b.pool.reserve(int64(n)) {
+		if !pr.b.pool.Reserve(int64(n)) {
 			return 0, errPoolSpent
 		}
 		pr.b.held += int64(n)

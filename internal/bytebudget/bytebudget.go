@@ -1,0 +1,34 @@
+// Package bytebudget counts bytes held against a limit by many goroutines
+// at once, without a lock: a node's memory for message bodies, or for
+// archives being expanded.
+package bytebudget
+
+import "sync/atomic"
+
+// Budget is a limit and what is held of it.
+type Budget struct {
+	limit int64
+	used  atomic.Int64
+}
+
+// New returns a budget of limit bytes, none held.
+func New(limit int64) *Budget { return &Budget{limit: limit} }
+
+// Reserve takes n bytes if they fit, and reports whether it did.
+func (b *Budget) Reserve(n int64) bool {
+	for {
+		u := b.used.Load()
+		if u+n > b.limit {
+			return false
+		}
+		if b.used.CompareAndSwap(u, u+n) {
+			return true
+		}
+	}
+}
+
+// Release gives back n bytes taken by Reserve.
+func (b *Budget) Release(n int64) { b.used.Add(-n) }
+
+// Used is what is held now.
+func (b *Budget) Used() int64 { return b.used.Load() }
