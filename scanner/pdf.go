@@ -19,9 +19,13 @@ const (
 	// maxPDFInflated bounds the stream bytes inflated per message; they
 	// are searched in chunks, never held whole.
 	maxPDFInflated = 8 << 20
-	// maxPDFString bounds a PDF string read as a link.
-	maxPDFString = 2048
-	pdfChunk     = 32 << 10
+	// maxPDFString bounds a PDF string read as a link, and
+	// maxPDFStringScan the bytes read for one: escapes and white space
+	// that produce nothing must not let each /URI read to the end of
+	// the file.
+	maxPDFString     = 2048
+	maxPDFStringScan = 4 * maxPDFString
+	pdfChunk         = 32 << 10
 )
 
 var (
@@ -129,6 +133,7 @@ func pdfString(b []byte) (string, bool) {
 	if len(b) == 0 {
 		return "", false
 	}
+	b = b[:min(len(b), maxPDFStringScan)]
 	var out []byte
 	switch {
 	case b[0] == '(':

@@ -81,6 +81,18 @@ func TestPDFLinksAreMessageLinks(t *testing.T) {
 	}
 }
 
+// TestPDFLinksReadEachStringOnce: a /URI string whose characters produce
+// nothing (a hex string of non-hex characters, which "/URI <" itself is)
+// is read to maxPDFStringScan, not to the end of the file; read to the
+// end, each of these 2,000 strings read 4 MB on average.
+func TestPDFLinksReadEachStringOnce(t *testing.T) {
+	pdf := []byte("%PDF-1.7\n" + strings.Repeat("/URI <"+strings.Repeat(" z", 2000), 2000))
+	budget := 0
+	if links := pdfLinks(pdf, maxPDFLinks, &budget); len(links) != 0 {
+		t.Fatalf("links %q", links)
+	}
+}
+
 func FuzzPDFLinks(f *testing.F) {
 	f.Add(pdfWith(`<< /URI (https://a.example/\(x\)) >>`))
 	f.Add(pdfWith(stream("/Filter /FlateDecode", deflated(f, "/URI <68747470>"))))
