@@ -27,25 +27,20 @@ func IsUnknownEncoding(err error) bool {
 	return errors.As(err, new(UnknownEncodingError))
 }
 
-// encodingReader decodes r. skipStrays (mxgrid patch) has a base64 body
-// read past characters outside the base64 alphabet, as RFC 2045 6.8 and
-// mail readers have them ignored, where encoding/base64 stops at the
-// first: one stray byte in an attachment hid the rest of it (a zip's
-// central directory, its members) from the scanner while the recipient's
-// reader decoded the whole file. Text keeps upstream's reading: mailing
-// lists append their footer to a base64 text body, and skipping only the
-// footer's punctuation would decode its letters into garbage text.
-func encodingReader(enc string, r io.Reader, skipStrays bool) (io.Reader, error) {
+// encodingReader decodes r. A base64 body is read past characters outside
+// the base64 alphabet (mxgrid patch), as RFC 2045 6.8 and mail readers
+// have them ignored, where encoding/base64 stops at the first: one stray
+// byte hid the rest of a part from the scanner (a zip's central directory
+// and members, an HTML body's text and links) while the recipient's
+// reader decoded it whole. A mailing list footer appended to a base64
+// body decodes into a few bytes of junk, as it does for those readers.
+func encodingReader(enc string, r io.Reader) (io.Reader, error) {
 	var dec io.Reader
 	switch strings.ToLower(enc) {
 	case "quoted-printable":
 		dec = &qpReader{r: bufio.NewReader(r)}
 	case "base64":
-		var wrapped io.Reader = &whitespaceReplacingReader{wrapped: r}
-		if skipStrays {
-			wrapped = &base64AlphabetReader{wrapped: r}
-		}
-		dec = base64.NewDecoder(base64.StdEncoding, wrapped)
+		dec = base64.NewDecoder(base64.StdEncoding, &base64AlphabetReader{wrapped: r})
 	case "7bit", "8bit", "binary", "":
 		dec = r
 	default:
@@ -77,25 +72,6 @@ func encodingWriter(enc string, w io.Writer) (io.WriteCloser, error) {
 		return nil, fmt.Errorf("unhandled encoding %q", enc)
 	}
 	return wc, nil
-}
-
-// whitespaceReplacingReader replaces space and tab characters with a LF so
-// base64 bodies with a continuation indent can be decoded by the base64 decoder
-// even though it is against the spec.
-type whitespaceReplacingReader struct {
-	wrapped io.Reader
-}
-
-func (r *whitespaceReplacingReader) Read(p []byte) (int, error) {
-	n, err := r.wrapped.Read(p)
-
-	for i := 0; i < n; i++ {
-		if p[i] == ' ' || p[i] == '\t' {
-			p[i] = '\n'
-		}
-	}
-
-	return n, err
 }
 
 // qpReader decodes quoted-printable as mail readers do (mxgrid patch, in

@@ -42,7 +42,7 @@ var testEncodings = []struct {
 
 func TestDecode(t *testing.T) {
 	for _, test := range testEncodings {
-		r, err := encodingReader(test.enc, strings.NewReader(test.encoded), false)
+		r, err := encodingReader(test.enc, strings.NewReader(test.encoded))
 		if err != nil {
 			t.Errorf("Expected no error when creating decoder for encoding %q, but got: %v", test.enc, err)
 		} else if b, err := ioutil.ReadAll(r); err != nil {
@@ -54,7 +54,7 @@ func TestDecode(t *testing.T) {
 }
 
 func TestDecode_error(t *testing.T) {
-	_, err := encodingReader("idontexist", nil, false)
+	_, err := encodingReader("idontexist", nil)
 	if err == nil {
 		t.Errorf("Expected an error when creating decoder for invalid encoding")
 	}

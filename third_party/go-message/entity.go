@@ -37,7 +37,7 @@ func New(header Header, body io.Reader) (*Entity, error) {
 	// See https://github.com/emersion/go-message/issues/48
 	if !strings.HasPrefix(mediaType, "multipart/") {
 		enc := header.Get("Content-Transfer-Encoding")
-		if decoded, encErr := encodingReader(enc, body, !strings.HasPrefix(mediaType, "text/")); encErr != nil {
+		if decoded, encErr := encodingReader(enc, body); encErr != nil {
 			err = UnknownEncodingError{encErr}
 		} else {
 			body = decoded

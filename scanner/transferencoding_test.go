@@ -1,6 +1,7 @@
 package scanner
 
 import (
+	"encoding/base64"
 	"io"
 	"mime/quotedprintable"
 	"strings"
@@ -84,4 +85,25 @@ func FuzzQuotedPrintable(f *testing.F) {
 			t.Fatalf("%q: %q, %v; mime/quotedprintable alone gave %q", in, patched, err, plain)
 		}
 	})
+}
+
+// TestBase64StrayCharacters: a character outside the base64 alphabet is
+// skipped (RFC 2045 6.8), as mail readers skip it; encoding/base64 stopped
+// there, so one "!" hid the rest of an HTML body, its text and its links.
+func TestBase64StrayCharacters(t *testing.T) {
+	html := "<html><body>" + strings.Repeat("<p>Your mailbox is almost full.</p>", 5) +
+		`<a href="https://mailbox-upgrade.example/login">Upgrade now</a></body></html>`
+	enc := base64.StdEncoding.EncodeToString([]byte(html))
+	var lines []string
+	for len(enc) > 76 {
+		lines = append(lines, enc[:76])
+		enc = enc[76:]
+	}
+	lines = append(lines, enc)
+	lines[0] = lines[0][:30] + "!" + lines[0][30:]
+	m := Parse([]byte("From: a@example.org\r\nSubject: Mailbox\r\nMIME-Version: 1.0\r\nContent-Type: text/html; charset=utf-8\r\n" +
+		"Content-Transfer-Encoding: base64\r\n\r\n" + strings.Join(lines, "\r\n") + "\r\n"))
+	if !strings.Contains(m.HTML.Text, "Upgrade now") || len(m.URLs) != 1 || m.URLs[0].Host != "mailbox-upgrade.example" {
+		t.Fatalf("HTML text %q, links %+v", m.HTML.Text, m.URLs)
+	}
 }
