@@ -149,16 +149,22 @@ func (ss *session) writeReceived(w *bytes.Buffer) {
 // as sent, it made every message from that client 8-bit, which a customer's
 // server without 8BITMIME is not sent (RFC 6152).
 func asciiHELO(helo string) string {
-	switch {
-	case helo == "":
+	if helo == "" {
 		return "unknown"
-	case mailaddr.IsASCII(helo):
-		return helo
 	}
-	if a, err := idna.Lookup.ToASCII(helo); err == nil {
+	return asciiName(helo)
+}
+
+// asciiName is a client-given name as DNS and 7-bit headers take it: a
+// UTF-8 name as its A-label, anything else not ASCII escaped.
+func asciiName(name string) string {
+	if mailaddr.IsASCII(name) {
+		return name
+	}
+	if a, err := idna.Lookup.ToASCII(name); err == nil {
 		return a
 	}
-	q := strconv.QuoteToASCII(helo)
+	q := strconv.QuoteToASCII(name)
 	return q[1 : len(q)-1]
 }
 

@@ -443,7 +443,10 @@ func (ss *session) deliver(b *body) (*smtp.SMTPError, Outcome, scanner.Verdict) 
 	env := &scanner.Envelope{
 		QueueID:  ss.queueID,
 		ClientIP: ss.clientIP,
-		HELO:     ss.helo(),
+		// The A-label: SPF looks the name up in the DNS, and the checks
+		// write it into our Authentication-Results header, which must
+		// stay 7-bit for a customer's server without 8BITMIME.
+		HELO:     asciiName(ss.helo()),
 		MailFrom: ss.from.String(),
 		Rcpts:    ss.rcpts,
 		Domain:   ss.domain.Name,

@@ -1,6 +1,8 @@
 package auth
 
 import (
+	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/emersion/go-message/textproto"
@@ -52,11 +54,11 @@ func (o outcome) writeResinfo(b *strings.Builder) {
 	if o.reason != "" {
 		if o.method == "dmarc" && o.result != "temperror" && o.result != "permerror" {
 			b.WriteString(" (")
-			b.WriteString(commentText.Replace(o.reason))
+			b.WriteString(commentText.Replace(publicReason(o.reason)))
 			b.WriteByte(')')
 		} else {
 			b.WriteString(" reason=")
-			writeQuoted(b, o.reason)
+			writeQuoted(b, publicReason(o.reason))
 		}
 	}
 	for _, p := range o.props {
@@ -68,6 +70,32 @@ func (o outcome) writeResinfo(b *strings.Builder) {
 		b.WriteByte('=')
 		b.WriteString(pvalue(p.value))
 	}
+}
+
+// socketDetail matches what a DNS error's text says of the resolver: "on
+// 127.0.0.1:53", "read udp 10.0.0.5:43764->10.0.0.2:53: ".
+var socketDetail = regexp.MustCompile(` on \S+:\d+|(?:read|write|dial) (?:udp|tcp)[46]? \S+: `)
+
+// publicReason is a reason as every recipient of the message may read it:
+// without the resolver's address and the node's ports that DNS errors
+// name, and 7-bit (non-ASCII text escaped, as a customer's server without
+// 8BITMIME or SMTPUTF8 takes it).
+func publicReason(reason string) string {
+	reason = socketDetail.ReplaceAllString(reason, "")
+	if !isPrintableASCII(reason) {
+		q := strconv.QuoteToASCII(reason)
+		reason = q[1 : len(q)-1]
+	}
+	return reason
+}
+
+func isPrintableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < ' ' || s[i] > '~' {
+			return false
+		}
+	}
+	return true
 }
 
 // commentText drops what would end or escape a comment.

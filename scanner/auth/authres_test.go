@@ -76,3 +76,17 @@ func FuzzSymbolName(f *testing.F) {
 		}
 	})
 }
+
+func TestPublicReason(t *testing.T) {
+	for in, want := range map[string]string{
+		"lookup sender.test. on 127.0.0.1:1: read udp 127.0.0.1:43764->127.0.0.1:1: read: connection refused": "lookup sender.test.: read: connection refused",
+		"lookup x._domainkey.example. on [2001:db8::53]:53: no such host":                                     "lookup x._domainkey.example.: no such host",
+		"dial tcp 10.0.0.2:53: connect: connection refused":                                                   "connect: connection refused",
+		"lookup пример.test.: timeout":                                                                        `lookup \u043f\u0440\u0438\u043c\u0435\u0440.test.: timeout`,
+		"too many DNS lookups":                                                                                "too many DNS lookups",
+	} {
+		if got := publicReason(in); got != want {
+			t.Errorf("publicReason(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
