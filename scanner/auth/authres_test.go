@@ -13,6 +13,7 @@ func resinfoReference(method, result, reason string, props []prop) string {
 	b.WriteByte('=')
 	b.WriteString(result)
 	if reason != "" {
+		reason = publicReason(reason)
 		if method == "dmarc" && result != "temperror" && result != "permerror" {
 			b.WriteString(" (" + strings.NewReplacer("(", "", ")", "", "\\", "").Replace(reason) + ")")
 		} else {
