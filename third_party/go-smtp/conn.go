@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"io/ioutil"
+	"math"
 	"net"
 	"net/textproto"
 	"regexp"
@@ -414,7 +415,7 @@ func (c *Conn) handleGreet(enhanced bool, arg string) {
 	// RFC 5321 §4.1.1.1: the reply names the server first, where clients
 	// look for it (Postfix's loop check); upstream put "Hello" there. HELO
 	// negotiates no enhanced status codes, so its reply has none.
-	hello := c.server.Domain + " Hello " + domain
+	hello := c.server.Domain + " Hello " + replyText(domain)
 	if !enhanced {
 		c.writeResponse(250, NoEnhancedCode, hello)
 		return
@@ -528,18 +529,18 @@ func (c *Conn) handleMail(arg string) {
 	for key, value := range args {
 		switch key {
 		case "SIZE":
-			size, err := strconv.ParseUint(value, 10, 32)
-			if err != nil {
+			size, ok := parseSize(value)
+			if !ok {
 				c.writeResponse(501, EnhancedCode{5, 5, 4}, "Unable to parse SIZE as an integer")
 				return
 			}
 
-			if c.server.MaxMessageBytes > 0 && int64(size) > c.server.MaxMessageBytes {
+			if c.server.MaxMessageBytes > 0 && size > c.server.MaxMessageBytes {
 				c.writeResponse(552, EnhancedCode{5, 3, 4}, "Max message size exceeded")
 				return
 			}
 
-			opts.Size = int64(size)
+			opts.Size = size
 		case "SMTPUTF8":
 			if !c.server.EnableSMTPUTF8 {
 				c.writeResponse(504, EnhancedCode{5, 5, 4}, "SMTPUTF8 is not implemented")
@@ -1711,4 +1712,35 @@ func (c *Conn) reset() {
 
 	c.fromReceived = false
 	c.recipients = nil
+}
+
+// parseSize reads an RFC 1870 size-value, 1*20DIGIT. One past int64 (the
+// grammar allows 20 digits) reads as the largest int64, so that it is
+// answered 552 like any size over the limit, not 501 (RFC 1870 §6.1).
+func parseSize(v string) (int64, bool) {
+	if v == "" || len(v) > 20 || strings.Trim(v, "0123456789") != "" {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return math.MaxInt64, true
+	}
+	return n, true
+}
+
+// replyText is client text fit to repeat in a reply: printable ASCII
+// (RFC 5321 §4.2), other bytes as '?', and short enough that the reply
+// line stays within 512 octets (§4.5.3.1.5).
+func replyText(s string) string {
+	const max = 255
+	if len(s) > max {
+		s = s[:max]
+	}
+	b := []byte(s)
+	for i, c := range b {
+		if c <= ' ' || c >= 0x7f {
+			b[i] = '?'
+		}
+	}
+	return string(b)
 }

@@ -556,6 +556,49 @@ func TestServerTooBig(t *testing.T) {
 	}
 }
 
+// TestServerSizeValues: RFC 1870 allows 20 digits. A size past the limit,
+// however large, is 552 (§6.1); only what is not a size-value is 501.
+func TestServerSizeValues(t *testing.T) {
+	for _, tc := range []struct {
+		value string
+		want  string
+	}{
+		{"1000", "250 "},
+		{"99999999999", "552 "},
+		{"18446744073709551616", "552 "},
+		{"99999999999999999999", "552 "},
+		{"999999999999999999999", "501 "},
+		{"-1", "501 "},
+		{"1e9", "501 "},
+		{"", "501 "},
+	} {
+		_, s, c, scanner := testServerAuthenticated(t)
+		s.MaxMessageBytes = 1 << 20
+		io.WriteString(c, "MAIL FROM:<alice@wonderland.book> SIZE="+tc.value+"\r\n")
+		scanner.Scan()
+		if !strings.HasPrefix(scanner.Text(), tc.want) {
+			t.Errorf("SIZE=%s: %q, want %q", tc.value, scanner.Text(), tc.want)
+		}
+		c.Close()
+		s.Close()
+	}
+}
+
+// TestServerHelloReplyIsPrintable: the EHLO reply repeats the client's
+// name only as printable ASCII, cut short: a control character, a bare CR
+// or a 900-octet name came back as sent.
+func TestServerHelloReplyIsPrintable(t *testing.T) {
+	_, s, c, scanner := testServerGreeted(t)
+	defer s.Close()
+	defer c.Close()
+	io.WriteString(c, "EHLO a\x0bb\x7fc\xff"+strings.Repeat("x", 900)+"\r\n")
+	scanner.Scan()
+	line := scanner.Text()
+	if !strings.HasPrefix(line, "250-localhost Hello a?b?c?xxx") || len(line) > 512 {
+		t.Fatalf("EHLO reply %.80q... (%d octets)", line, len(line))
+	}
+}
+
 func TestServerEmptyTo(t *testing.T) {
 	_, s, c, scanner := testServerAuthenticated(t)
 	defer s.Close()
