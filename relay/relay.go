@@ -181,7 +181,7 @@ func New(cfg Config, hostname string, guard *netguard.Guard, log *slog.Logger, r
 		}, []string{"outcome"}),
 		results: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "mxgrid_relay_results_total",
-			Help: "Downstream results by stage (connect, mail, rcpt, data) and outcome (ok, tempfail, permfail; refused_8bit: an 8-bit message not sent to a server without 8BITMIME).",
+			Help: "Downstream results by stage (connect, mail, rcpt, data) and outcome (ok, tempfail, permfail; refused_8bit: an 8-bit message not sent to a server without 8BITMIME, or one sent with SMTPUTF8 to a server without SMTPUTF8).",
 		}, []string{"stage", "outcome"}),
 		cacheM: newCacheMetrics(f),
 	}
@@ -217,6 +217,10 @@ type Transaction struct {
 	route Route
 	from  mailaddr.Address
 	opts  MailOptions
+	// withoutUTF8: the sender asked for SMTPUTF8, the server does not
+	// offer it, and the transaction goes on without it while nothing in
+	// it needs it (an ASCII recipient, a 7-bit message).
+	withoutUTF8 bool
 	// s is nil only after a stale cached session was dropped and no new
 	// connection could be made.
 	s    *session
@@ -260,13 +264,24 @@ func (r *Relay) Begin(ctx context.Context, route Route, from mailaddr.Address, o
 	}
 	if opts.UTF8 {
 		if ok, _ := t.s.client.Extension("SMTPUTF8"); !ok {
-			t.Close()
-			// RFC 6531 §3.2: a message that needs SMTPUTF8 cannot be
-			// downgraded by a relay; refusing is the only honest answer.
-			return nil, &Error{Kind: KindRefusedLocally, Code: 550, Enhanced: [3]int{5, 6, 7}, Message: "customer server does not support SMTPUTF8"}
+			if !from.ASCII() {
+				t.Close()
+				return nil, errNeedsSMTPUTF8()
+			}
+			// RFC 6531 §3.4 forbids only what needs SMTPUTF8: many
+			// senders ask for it on every message, and ASCII mail goes
+			// without it, as Postfix sends it.
+			t.opts.UTF8, t.withoutUTF8 = false, true
 		}
 	}
 	return t, nil
+}
+
+// errNeedsSMTPUTF8 refuses what needs SMTPUTF8 for a server without it
+// (RFC 6531 §3.2): a relay cannot downgrade it, so refusing is the only
+// honest answer.
+func errNeedsSMTPUTF8() *Error {
+	return &Error{Kind: KindRefusedLocally, Code: 550, Enhanced: [3]int{5, 6, 7}, Message: "the customer's server does not support SMTPUTF8"}
 }
 
 func (r *Relay) cached(key cacheKey) *session {
@@ -421,6 +436,9 @@ func (t *Transaction) Rcpt(to mailaddr.Address) error {
 	if t.broken != nil {
 		return t.broken
 	}
+	if t.withoutUTF8 && !to.ASCII() {
+		return errNeedsSMTPUTF8()
+	}
 	var err error
 	if t.mailAccepted {
 		err = t.s.client.Rcpt(to.String(), nil)
@@ -467,6 +485,14 @@ func (t *Transaction) TLS() bool { return t.s != nil && t.s.tls }
 func (t *Transaction) Data(msg io.Reader, eightBit func() bool) (string, error) {
 	if t.broken != nil {
 		return "", t.broken
+	}
+	if t.withoutUTF8 && eightBit() {
+		// An 8-bit message that asked for SMTPUTF8 may carry UTF-8
+		// header fields (RFC 6532), which only SMTPUTF8 may carry.
+		t.r.results.WithLabelValues("data", "refused_8bit").Inc()
+		e := errNeedsSMTPUTF8()
+		e.Err = fmt.Errorf("relay to %s: 8-bit message sent with SMTPUTF8, and the server does not offer it", t.route.Addr)
+		return "", e
 	}
 	if ok, _ := t.s.client.Extension("8BITMIME"); !ok && eightBit() {
 		t.r.results.WithLabelValues("data", "refused_8bit").Inc()

@@ -755,6 +755,44 @@ func TestNonASCIIAddressNeedsSMTPUTF8(t *testing.T) {
 	}
 }
 
+// TestSMTPUTF8OnlyWhereNeeded: many senders ask for SMTPUTF8 on every
+// message. To a customer's server without it, an ASCII envelope and a
+// 7-bit message go without the parameter, as Postfix sends them (RFC 6531
+// §3.4 forbids only what needs it); a non-ASCII address or an 8-bit
+// message is refused 550 5.6.7 without reaching it. Before, the first
+// RCPT of any such transaction was refused.
+func TestSMTPUTF8OnlyWhereNeeded(t *testing.T) {
+	n, sink := startRawNode(t, nil)
+	sink.withholdSMTPUTF8()
+	c := dial(t, n.SMTPAddr())
+	c.cmd(250, "MAIL FROM:<alice@sender.test> SMTPUTF8")
+	c.cmd(250, "RCPT TO:<bob@example.org>")
+	if msg := c.cmd(550, "RCPT TO:<ü@example.org>"); !strings.HasPrefix(msg, "5.6.7") {
+		t.Errorf("non-ASCII recipient: %q, want 5.6.7", msg)
+	}
+	c.data(250, "From: alice@sender.test\r\nSubject: ascii\r\n\r\nplain\r\n")
+
+	c.cmd(250, "MAIL FROM:<alice@sender.test> SMTPUTF8")
+	c.cmd(250, "RCPT TO:<bob@example.org>")
+	if msg := c.data(550, "From: alice@sender.test\r\nSubject: Gr\xc3\xbc\xc3\x9fe\r\n\r\nplain\r\n"); !strings.HasPrefix(msg, "5.6.7") {
+		t.Errorf("UTF-8 header: %q, want 5.6.7", msg)
+	}
+	c.cmd(250, "MAIL FROM:<jürgen@sender.test> SMTPUTF8")
+	if msg := c.cmd(550, "RCPT TO:<bob@example.org>"); !strings.HasPrefix(msg, "5.6.7") {
+		t.Errorf("non-ASCII sender: %q, want 5.6.7", msg)
+	}
+
+	mails, rcpts := sink.commands("MAIL"), sink.commands("RCPT")
+	for _, m := range mails {
+		if strings.Contains(m, "SMTPUTF8") {
+			t.Errorf("MAIL line %q: SMTPUTF8 sent to a server that does not offer it", m)
+		}
+	}
+	if len(rcpts) != 2 || rcpts[0] != "RCPT TO:<bob@example.org>" || len(sink.messages()) != 1 {
+		t.Errorf("downstream RCPT lines %q, %d messages; want bob twice, one message", rcpts, len(sink.messages()))
+	}
+}
+
 // A recipient domain in a form IDNA maps to a provisioned domain (full-width
 // letters, the Kelvin sign for K, a U-label) is passed on as the domain's
 // name: the customer's server gets the spelling it was provisioned with,

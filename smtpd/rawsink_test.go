@@ -30,6 +30,8 @@ type rawSink struct {
 	pipelining bool
 	// no8BitMIME: EHLO does not offer 8BITMIME (RFC 6152).
 	no8BitMIME bool
+	// noSMTPUTF8: EHLO does not offer SMTPUTF8 (RFC 6531).
+	noSMTPUTF8 bool
 }
 
 func startRawSink(t testing.TB) *rawSink {
@@ -82,6 +84,12 @@ func (s *rawSink) withhold8BitMIME() {
 	s.no8BitMIME = true
 }
 
+func (s *rawSink) withholdSMTPUTF8() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.noSMTPUTF8 = true
+}
+
 func (s *rawSink) serve(c net.Conn) {
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(30 * time.Second))
@@ -105,7 +113,10 @@ func (s *rawSink) serve(c net.Conn) {
 		if !s.no8BitMIME {
 			ehlo += "250-8BITMIME\r\n"
 		}
-		ehlo += "250-SIZE 100000000\r\n250 SMTPUTF8\r\n"
+		if !s.noSMTPUTF8 {
+			ehlo += "250-SMTPUTF8\r\n"
+		}
+		ehlo += "250 SIZE 100000000\r\n"
 		s.mu.Unlock()
 		verb := strings.ToUpper(line[:min(4, len(line))])
 		switch {
