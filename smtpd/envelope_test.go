@@ -771,6 +771,13 @@ func TestSMTPUTF8OnlyWhereNeeded(t *testing.T) {
 		t.Errorf("non-ASCII recipient: %q, want 5.6.7", msg)
 	}
 	c.data(250, "From: alice@sender.test\r\nSubject: ascii\r\n\r\nplain\r\n")
+	// Our refusal says nothing about the mailbox: it does not count
+	// towards smtp.max_unknown_recipients (20), whose 21st closes.
+	c.cmd(250, "MAIL FROM:<alice@sender.test> SMTPUTF8")
+	for i := range 25 {
+		c.cmd(550, "RCPT TO:<ü%d@example.org>", i)
+	}
+	c.cmd(250, "RSET")
 
 	c.cmd(250, "MAIL FROM:<alice@sender.test> SMTPUTF8")
 	c.cmd(250, "RCPT TO:<bob@example.org>")

@@ -302,8 +302,16 @@ func (ss *session) accepted(rcpt mailaddr.Address) bool {
 // itself; it is remembered only when it did, since only then does it speak
 // about the recipient (a refused MAIL speaks about the sender).
 func (ss *session) rcptFailed(to mailaddr.Address, dom *tenant.Domain, cacheKey string, err error) error {
-	if re := (*relay.Error)(nil); errors.As(err, &re) && re.BeforeRcpt {
-		cacheKey = ""
+	what := "recipient refused by downstream"
+	if re := (*relay.Error)(nil); errors.As(err, &re) {
+		switch {
+		case re.Kind == relay.KindRefusedLocally:
+			// Our own refusal (SMTPUTF8 the customer's server lacks)
+			// says nothing about the mailbox: not cached, not counted.
+			cacheKey, what = "", "recipient refused for the customer's server"
+		case re.BeforeRcpt:
+			cacheKey = ""
+		}
 	}
 	reply := toSMTP(ss.log, err)
 	ss.trackRcpt(to, dom, reply, err)
@@ -321,7 +329,7 @@ func (ss *session) rcptFailed(to mailaddr.Address, dom *tenant.Domain, cacheKey 
 		}
 	}
 	ss.srv.metrics.rcpts.WithLabelValues(result).Inc()
-	ss.log.Info("recipient refused by downstream", "queue_id", ss.queueID, "rcpt", to.String(), "reply", reply.Error(), "err", err)
+	ss.log.Info(what, "queue_id", ss.queueID, "rcpt", to.String(), "reply", reply.Error(), "err", err)
 	return reply
 }
 
