@@ -33,7 +33,7 @@ import (
 
 	"github.com/mxgrid/mxgrid/internal/bytebudget"
 	"github.com/mxgrid/mxgrid/scanner"
-	"github.com/mxgrid/mxgrid/scanner/rardir"
+	"github.com/mxgrid/mxgrid/scanner/archdir"
 	"github.com/mxgrid/mxgrid/scanner/zipdir"
 )
 
@@ -258,7 +258,9 @@ func (s *scan) file(name, where string, data []byte, depth int) {
 	case ct == ctTar:
 		s.tarball(where, data, depth)
 	case ct == ctRar:
-		s.rarMembers(where, data, depth)
+		s.namedMembers(where, data, depth, archdir.ReadRAR)
+	case ct == ctSevenZip:
+		s.namedMembers(where, data, depth, archdir.Read7z)
 	case ct == ctZip:
 		zr, err := s.openZip(data, describe(name, where))
 		if err != nil {
@@ -394,15 +396,17 @@ func (s *scan) tarball(where string, data []byte, depth int) {
 	}
 }
 
-// rarMembers judges the members of a RAR archive by their names, which
-// RAR keeps in plain headers: the engine does not unpack RAR (clamd
-// does), but Windows 11 opens it, so invoice.exe in invoice.rar is
-// blocked as it is in a zip. Encrypted members, or names, are reported.
-func (s *scan) rarMembers(where string, data []byte, depth int) {
+// namedMembers judges the members of an archive the engine does not
+// unpack (RAR, 7z: clamd does) by the names its headers give: Windows 11
+// opens both, so invoice.exe in invoice.rar or invoice.7z is blocked as it
+// is in a zip. Encrypted members, or names, are reported.
+func (s *scan) namedMembers(where string, data []byte, depth int, read func([]byte, int) archdir.Archive) {
 	if s.tooDeep(where, depth) {
 		return
 	}
-	a := rardir.Read(data, s.budget.files+1)
+	// One more than the budget, so that takeMember reports the limit.
+	limit := s.budget.files + 1
+	a := read(data, limit)
 	if a.HeadersEncrypted {
 		s.symbol(SymbolEncrypted, where+": member names encrypted")
 	}
@@ -419,8 +423,8 @@ func (s *scan) rarMembers(where string, data []byte, depth int) {
 		}
 		s.classify(e.Name, inner, ctUnknown, false)
 	}
-	if a.Truncated {
-		s.symbol(SymbolArchiveBroken, where+": RAR headers end early")
+	if a.Truncated && len(a.Entries) < limit {
+		s.symbol(SymbolArchiveBroken, where+": archive headers not read whole")
 	}
 }
 

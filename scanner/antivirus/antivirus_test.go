@@ -262,13 +262,26 @@ func TestCheck(t *testing.T) {
 		},
 		{
 			// Windows 11 opens RAR; the engine cannot unpack it, but RAR
-			// keeps member names in plain headers (rardir's tests build
+			// keeps member names in plain headers (archdir's tests build
 			// such archives field by field).
 			name: "executable in a RAR, judged by its name",
 			raw: func(testing.TB) string {
 				rar := "Rar!\x1a\a\x00\x00\x00s\x00\x00\r\x00\x00\x00\x00\x00\x00\x00\x00\x00t\x00\x803\x00\x06\x00\x00\x00\x06\x00\x00\x00\x02" +
 					"\x01\x02\x03\x04\x05\x06\a\b\x1d0\x13\x00 \x00\x00\x00invoice\\invoice.exepacked\x00\x00{\x00@\a\x00"
 				return withAttachment("invoice.rar", "application/vnd.rar", []byte(rar))
+			},
+			wantReject:  "invoice.exe",
+			wantSymbols: []string{SymbolBlockedType},
+		},
+		{
+			// The same for 7z, whose header archdir reads (decoding it
+			// when 7-Zip compressed it).
+			name: "executable in a 7z, judged by its name",
+			raw: func(testing.TB) string {
+				sz := "7z\xbc\xaf'\x1c\x00\x04\x00\x00\x00\x00\x06\x00\x00\x00\x00\x00\x00\x007\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00packed" +
+					"\x01\x04\x06\x00\x01\t\x06\x00\a\v\x01\x00\x01\x01\x00\f\x06\x00\b\r\x01\t\x00\x00\x05\x01\x11\x19\x00" +
+					"i\x00n\x00v\x00o\x00i\x00c\x00e\x00.\x00e\x00x\x00e\x00\x00\x00\x00\x00"
+				return withAttachment("invoice.7z", "application/x-7z-compressed", []byte(sz))
 			},
 			wantReject:  "invoice.exe",
 			wantSymbols: []string{SymbolBlockedType},

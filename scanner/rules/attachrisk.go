@@ -8,7 +8,7 @@ import (
 	"strings"
 
 	"github.com/mxgrid/mxgrid/scanner"
-	"github.com/mxgrid/mxgrid/scanner/rardir"
+	"github.com/mxgrid/mxgrid/scanner/archdir"
 	"github.com/mxgrid/mxgrid/scanner/zipdir"
 )
 
@@ -61,13 +61,12 @@ var attachExt = map[string]string{
 }
 
 // Archive signatures, as the name may lie or be missing. A zip's
-// encryption is read from its central directory and a RAR's from its
-// headers (rardir); 7z hides its in a (possibly encrypted) header, so any
-// 7z counts as a box that may be locked.
+// encryption is read from its central directory, a RAR's or a 7z's from
+// its headers (archdir); a file named as one that is none of them counts
+// as a box that may be locked.
 var (
-	zipMagic    = []byte("PK\x03\x04")
-	lockedMagic = [][]byte{[]byte("7z\xbc\xaf\x27\x1c")}
-	lockedExt   = map[string]bool{".7z": true, ".rar": true}
+	zipMagic  = []byte("PK\x03\x04")
+	lockedExt = map[string]bool{".7z": true, ".rar": true}
 )
 
 // activeMarkup are what turns an attached page into a working phishing
@@ -99,9 +98,11 @@ func attachRisk(f *findings, _ *scanner.Envelope, m *scanner.Message) {
 		switch {
 		case bytes.HasPrefix(l.Data, zipMagic) || zipdir.HasEnd(l.Data):
 			locked = zipMembers(f, l) || locked
-		case rardir.IsRAR(l.Data):
-			locked = rarMembers(f, l) || locked
-		case lockedExt[lastExt(l.Filename)] || hasAnyPrefix(l.Data, lockedMagic):
+		case archdir.IsRAR(l.Data):
+			locked = namedMembers(f, l, archdir.ReadRAR(l.Data, maxZipNames)) || locked
+		case archdir.Is7z(l.Data):
+			locked = namedMembers(f, l, archdir.Read7z(l.Data, maxZipNames)) || locked
+		case lockedExt[lastExt(l.Filename)]:
 			locked = true
 		}
 	}
@@ -151,11 +152,11 @@ func lastExt(name string) string {
 	return ""
 }
 
-// rarMembers applies the attachment kinds to a RAR archive's member names,
-// as zipMembers does for a zip, and reports whether it is, or may be,
-// locked: encrypted names or members, or headers that could not be read.
-func rarMembers(f *findings, l *scanner.Leaf) (locked bool) {
-	a := rardir.Read(l.Data, maxZipNames)
+// namedMembers applies the attachment kinds to a RAR or 7z archive's
+// member names, as zipMembers does for a zip, and reports whether it is,
+// or may be, locked: encrypted names or members, or headers that could not
+// be read.
+func namedMembers(f *findings, l *scanner.Leaf, a archdir.Archive) (locked bool) {
 	locked = a.HeadersEncrypted || a.Truncated && len(a.Entries) == 0
 	for _, e := range a.Entries {
 		if sym, _ := attachKind(scanner.Part{Filename: e.Name}); sym != "" {
@@ -170,15 +171,6 @@ func active(data []byte) bool {
 	data = bytes.ToLower(data[:min(len(data), maxActiveScan)])
 	for _, m := range activeMarkup {
 		if bytes.Contains(data, m) {
-			return true
-		}
-	}
-	return false
-}
-
-func hasAnyPrefix(data []byte, prefixes [][]byte) bool {
-	for _, m := range prefixes {
-		if bytes.HasPrefix(data, m) {
 			return true
 		}
 	}

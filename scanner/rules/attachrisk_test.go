@@ -113,6 +113,13 @@ func TestAttachRisk(t *testing.T) {
 			return mixed("Courier <parcel@delivery-notice.example>", "Customs label",
 				"Open the label archive. Password: 8812", attachment{"label.rar", "application/octet-stream", []byte(rar)})
 		}, []string{AttachDiskImage, AttachArchivePass}},
+		{"fr: a 7z holding a disk image", func(*testing.T) []byte {
+			sz := "7z\xbc\xaf'\x1c\x00\x04\x00\x00\x00\x00\x06\x00\x00\x00\x00\x00\x00\x003\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00packed" +
+				"\x01\x04\x06\x00\x01\t\x06\x00\a\v\x01\x00\x01\x01\x00\f\x06\x00\b\r\x01\t\x00\x00\x05\x01\x11\x15\x00" +
+				"l\x00a\x00b\x00e\x00l\x00.\x00i\x00s\x00o\x00\x00\x00\x00\x00"
+			return mixed("Transporteur <colis@livraison-suivi.example>", "Étiquette de livraison",
+				"Veuillez ouvrir l'étiquette jointe.", attachment{"etiquette.7z", "application/x-7z-compressed", []byte(sz)})
+		}, []string{AttachDiskImage}},
 		// Ham: none of the group's symbols may fire.
 		{"pt ham: a business's invoice PDF", func(*testing.T) []byte {
 			return mixed("Faturação <faturas@papelaria-central.pt>", "Fatura FT 2026/311",

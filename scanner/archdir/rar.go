@@ -1,32 +1,9 @@
-// Package rardir lists the members of a RAR archive (versions 1.5 to 4 and
-// 5) from its headers, without decompressing anything.
-//
-// RAR stores each member's name in a plain header unless the archive
-// encrypts its headers. Windows 11 opens RAR archives itself, so a lure
-// mailed as invoice.rar holding invoice.exe is one double click from
-// running; the names are what a scanner that cannot unpack RAR can judge.
-package rardir
+package archdir
 
 import (
 	"bytes"
 	"encoding/binary"
 )
-
-// Entry is one member.
-type Entry struct {
-	Name      string
-	Dir       bool
-	Encrypted bool // its data is encrypted: out of any scanner's reach
-}
-
-// Archive is what the headers say.
-type Archive struct {
-	Entries []Entry
-	// HeadersEncrypted: the names themselves are encrypted (rar -hp).
-	HeadersEncrypted bool
-	// Truncated: more members than asked for, or headers cut short.
-	Truncated bool
-}
 
 var (
 	sigRAR5 = []byte("Rar!\x1a\x07\x01\x00")
@@ -38,9 +15,9 @@ func IsRAR(data []byte) bool {
 	return bytes.HasPrefix(data, sigRAR5) || bytes.HasPrefix(data, sigRAR4)
 }
 
-// Read lists at most max members of the RAR archive in data. Headers that
+// ReadRAR lists at most max members of the RAR archive in data. Headers that
 // do not parse end the list (Truncated), as they end it for unrar.
-func Read(data []byte, max int) Archive {
+func ReadRAR(data []byte, max int) Archive {
 	switch {
 	case bytes.HasPrefix(data, sigRAR5):
 		return read5(data[len(sigRAR5):], max)

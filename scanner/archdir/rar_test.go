@@ -1,4 +1,4 @@
-package rardir
+package archdir
 
 import (
 	"bytes"
@@ -108,7 +108,7 @@ func rar4(headersEncrypted bool, members ...member) []byte {
 	return b
 }
 
-func TestRead(t *testing.T) {
+func TestReadRAR(t *testing.T) {
 	members := []member{
 		{name: "invoice.exe", data: []byte("MZ...")},
 		{name: `docs\readme.txt`, data: []byte("hello")},
@@ -135,7 +135,7 @@ func TestRead(t *testing.T) {
 		}
 		for _, tt := range tests {
 			t.Run(format.name+": "+tt.name, func(t *testing.T) {
-				if got := Read(tt.data, tt.max); !reflect.DeepEqual(got, tt.want) {
+				if got := ReadRAR(tt.data, tt.max); !reflect.DeepEqual(got, tt.want) {
 					t.Errorf("Read = %+v, want %+v", got, tt.want)
 				}
 			})
@@ -143,13 +143,13 @@ func TestRead(t *testing.T) {
 	}
 }
 
-func FuzzRead(f *testing.F) {
+func FuzzReadRAR(f *testing.F) {
 	f.Add(rar5(false, member{name: "a.exe", data: []byte("MZ")}, member{name: "b", encrypted: true}), 5)
 	f.Add(rar4(false, member{name: "a.exe", data: []byte("MZ")}), 5)
 	f.Add(rar5(true), 1)
 	f.Fuzz(func(t *testing.T, data []byte, max int) {
 		max &= 0xFF
-		if a := Read(data, max); len(a.Entries) > max {
+		if a := ReadRAR(data, max); len(a.Entries) > max {
 			t.Fatalf("%d entries with a limit of %d", len(a.Entries), max)
 		}
 	})

@@ -1,0 +1,190 @@
+package archdir
+
+import (
+	"bytes"
+	"encoding/binary"
+	"reflect"
+	"testing"
+	"unicode/utf16"
+
+	"github.com/ulikunitz/xz/lzma"
+)
+
+// The fixtures are written here from 7-Zip's DOC/7zFormat.txt; the reader
+// was checked by hand against archives made by 7-Zip (plain, LZMA-encoded
+// and encrypted headers).
+
+// num7 writes a 7z NUMBER: as many leading one bits in the first byte as
+// bytes follow (little-endian), the rest of the first byte the high part.
+func num7(v uint64) []byte {
+	for n := 0; n < 8; n++ {
+		if v < 1<<(8*n+7-n) {
+			b := []byte{byte(0xFF<<(8-n)) | byte(v>>(8*n))}
+			for i := range n {
+				b = append(b, byte(v>>(8*i)))
+			}
+			return b
+		}
+	}
+	return append([]byte{0xFF}, binary.LittleEndian.AppendUint64(nil, v)...)
+}
+
+type entry7 struct {
+	name string
+	dir  bool
+	data []byte // nil and not dir: an empty file
+}
+
+// header7 is a plain 7z header (kHeader ...) for files whose data is packed
+// in one folder by coder (its flags, id and properties: Copy, or AES with
+// the bytes taken as ciphertext), at the start of the packed area.
+func header7(files []entry7, coder []byte) (header, packed []byte) {
+	h := []byte{id7Header}
+	var sizes []uint64
+	for _, f := range files {
+		if len(f.data) > 0 {
+			sizes = append(sizes, uint64(len(f.data)))
+			packed = append(packed, f.data...)
+		}
+	}
+	if len(sizes) > 0 {
+		h = append(h, id7MainStreams, id7PackInfo)
+		h = append(h, num7(0)...)
+		h = append(h, num7(1)...)
+		h = append(h, id7Size)
+		h = append(h, num7(uint64(len(packed)))...)
+		h = append(h, id7End, id7UnpackInfo, id7Folder, 1, 0, 1)
+		h = append(h, coder...)
+		h = append(h, id7CodersUnpack)
+		h = append(h, num7(uint64(len(packed)))...)
+		h = append(h, id7End, id7SubStreams, id7NumUnpackStream)
+		h = append(h, num7(uint64(len(sizes)))...)
+		h = append(h, id7Size)
+		for _, s := range sizes[:len(sizes)-1] {
+			h = append(h, num7(s)...)
+		}
+		h = append(h, id7End, id7End)
+	}
+	h = append(h, id7FilesInfo)
+	h = append(h, num7(uint64(len(files)))...)
+	var empty, emptyFile []bool
+	for _, f := range files {
+		empty = append(empty, len(f.data) == 0)
+		if len(f.data) == 0 {
+			emptyFile = append(emptyFile, !f.dir)
+		}
+	}
+	prop := func(id byte, data []byte) {
+		h = append(h, id)
+		h = append(h, num7(uint64(len(data)))...)
+		h = append(h, data...)
+	}
+	if len(emptyFile) > 0 {
+		prop(id7EmptyStream, bitVector(empty))
+		prop(id7EmptyFile, bitVector(emptyFile))
+	}
+	names := []byte{0}
+	for _, f := range files {
+		for _, u := range utf16.Encode([]rune(f.name + "\x00")) {
+			names = binary.LittleEndian.AppendUint16(names, u)
+		}
+	}
+	prop(id7Name, names)
+	h = append(h, id7End, id7End)
+	return h, packed
+}
+
+func bitVector(v []bool) []byte {
+	b := make([]byte, (len(v)+7)/8)
+	for i, on := range v {
+		if on {
+			b[i/8] |= 0x80 >> (i % 8)
+		}
+	}
+	return b
+}
+
+// archive7 lays out signature header, packed data and header; with
+// encode, the header is LZMA-compressed behind an encoded header, as
+// 7-Zip writes it.
+func archive7(t testing.TB, files []entry7, coder []byte, encode bool) []byte {
+	t.Helper()
+	header, packed := header7(files, coder)
+	if encode {
+		var b bytes.Buffer
+		w, err := lzma.WriterConfig{Size: int64(len(header))}.NewWriter(&b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write(header)
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		props, stream := b.Bytes()[:5], b.Bytes()[13:]
+		enc := []byte{id7EncodedHeader, id7PackInfo}
+		enc = append(enc, num7(uint64(len(packed)))...)
+		enc = append(enc, num7(1)...)
+		enc = append(enc, id7Size)
+		enc = append(enc, num7(uint64(len(stream)))...)
+		enc = append(enc, id7End, id7UnpackInfo, id7Folder, 1, 0, 1, 0x23, 3, 1, 1, 5)
+		enc = append(enc, props...)
+		enc = append(enc, id7CodersUnpack)
+		enc = append(enc, num7(uint64(len(header)))...)
+		enc = append(enc, id7End, id7End)
+		packed = append(packed, stream...)
+		header = enc
+	}
+	b := append([]byte{}, sig7z...)
+	b = append(b, 0, 4, 0, 0, 0, 0) // version, start header CRC (not checked)
+	b = binary.LittleEndian.AppendUint64(b, uint64(len(packed)))
+	b = binary.LittleEndian.AppendUint64(b, uint64(len(header)))
+	b = append(b, 0, 0, 0, 0) // next header CRC
+	b = append(b, packed...)
+	return append(b, header...)
+}
+
+func TestRead7z(t *testing.T) {
+	files := []entry7{
+		{name: "invoice.exe", data: []byte("MZ...")},
+		{name: "docs", dir: true},
+		{name: `docs/readme.txt`, data: []byte("hello")},
+		{name: "empty.js"},
+	}
+	want := []Entry{{Name: "invoice.exe"}, {Name: "docs", Dir: true}, {Name: "docs/readme.txt"}, {Name: "empty.js"}}
+	aes := []byte{0x24, 0x06, 0xF1, 0x07, 0x01, 2, 0x03, 0x07} // AES with a two-byte property
+	encrypted := []Entry{{Name: "invoice.exe", Encrypted: true}, {Name: "docs", Dir: true}, {Name: "docs/readme.txt", Encrypted: true}, {Name: "empty.js"}}
+	copyCoder := []byte{0x01, 0x00}
+	plain := archive7(t, files, copyCoder, false)
+	tests := []struct {
+		name string
+		data []byte
+		max  int
+		want Archive
+	}{
+		{"plain header", plain, 10, Archive{Entries: want}},
+		{"LZMA-encoded header, as 7-Zip writes it", archive7(t, files, copyCoder, true), 10, Archive{Entries: want}},
+		{"at most two", plain, 2, Archive{Entries: want[:2], Truncated: true}},
+		{"members encrypted", archive7(t, files, aes, true), 10, Archive{Entries: encrypted}},
+		{"header cut short", plain[:len(plain)-3], 10, Archive{Truncated: true}},
+		{"signature only", plain[:32], 10, Archive{Truncated: true}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := Read7z(tt.data, tt.max); !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("Read7z = %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func FuzzRead7z(f *testing.F) {
+	files := []entry7{{name: "a.exe", data: []byte("MZ")}, {name: "d", dir: true}}
+	f.Add(archive7(f, files, []byte{0x01, 0x00}, false), 5)
+	f.Add(archive7(f, files, []byte{0x01, 0x00}, true), 5)
+	f.Fuzz(func(t *testing.T, data []byte, max int) {
+		max &= 0xFF
+		if a := Read7z(data, max); len(a.Entries) > max {
+			t.Fatalf("%d entries with a limit of %d", len(a.Entries), max)
+		}
+	})
+}
