@@ -43,13 +43,7 @@ const (
 	extra5Encryption = 0x01
 )
 
-// reader reads RAR 5's variable-length integers and fixed fields; a read
-// past the end sets bad.
-type reader struct {
-	b   []byte
-	bad bool
-}
-
+// vint reads a RAR 5 variable-length integer (7 bits a byte, low first).
 func (r *reader) vint() uint64 {
 	v, n := binary.Uvarint(r.b)
 	if n <= 0 {
@@ -58,16 +52,6 @@ func (r *reader) vint() uint64 {
 	}
 	r.b = r.b[n:]
 	return v
-}
-
-func (r *reader) skip(n uint64) []byte {
-	if uint64(len(r.b)) < n {
-		r.bad = true
-		return nil
-	}
-	s := r.b[:n]
-	r.b = r.b[n:]
-	return s
 }
 
 func read5(b []byte, max int) Archive {

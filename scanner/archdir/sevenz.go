@@ -69,7 +69,7 @@ func Read7z(data []byte, max int) Archive {
 	}
 	header := data[32+offset : 32+offset+size]
 	if len(header) > 0 && header[0] == id7EncodedHeader {
-		r := &reader7{b: header[1:]}
+		r := &reader{b: header[1:]}
 		s := r.streamsInfo()
 		if r.bad || len(s.folders) == 0 {
 			return Archive{Truncated: true}
@@ -86,7 +86,7 @@ func Read7z(data []byte, max int) Archive {
 	if len(header) == 0 || header[0] != id7Header {
 		return Archive{Truncated: true}
 	}
-	return readHeader7(&reader7{b: header[1:]}, max)
+	return readHeader7(&reader{b: header[1:]}, max)
 }
 
 // folder7 is what the names need of a folder: its coders, whether one
@@ -151,7 +151,7 @@ func decodeFolder(data []byte, s streams7, f folder7) ([]byte, bool) {
 	return out, err == nil && uint64(len(out)) == f.unpackSize
 }
 
-func readHeader7(r *reader7, max int) Archive {
+func readHeader7(r *reader, max int) Archive {
 	var a Archive
 	var main streams7
 	for {
@@ -183,25 +183,9 @@ func readHeader7(r *reader7, max int) Archive {
 	}
 }
 
-// reader7 reads 7z's numbers and fields; a read past the end sets bad.
-type reader7 struct {
-	b   []byte
-	bad bool
-}
-
-func (r *reader7) byte() byte {
-	if len(r.b) == 0 {
-		r.bad = true
-		return 0
-	}
-	c := r.b[0]
-	r.b = r.b[1:]
-	return c
-}
-
 // number reads a 7z NUMBER: the leading one bits of the first byte say how
 // many bytes follow, little-endian, the rest of it is the high part.
-func (r *reader7) number() uint64 {
+func (r *reader) number() uint64 {
 	first := r.byte()
 	var v uint64
 	mask := byte(0x80)
@@ -217,7 +201,7 @@ func (r *reader7) number() uint64 {
 
 // count reads a number that counts things each at least one byte long:
 // more than the bytes left is a lie.
-func (r *reader7) count() int {
+func (r *reader) count() int {
 	n := r.number()
 	if n > uint64(len(r.b))+1 {
 		r.bad = true
@@ -226,19 +210,9 @@ func (r *reader7) count() int {
 	return int(n)
 }
 
-func (r *reader7) skip(n uint64) []byte {
-	if n > uint64(len(r.b)) {
-		r.bad = true
-		return nil
-	}
-	s := r.b[:n]
-	r.b = r.b[n:]
-	return s
-}
-
 // bits reads a bit vector of n bits, most significant first; all-defined
 // vectors are written as one byte 1 when allowed.
-func (r *reader7) bits(n int, allowAll bool) []bool {
+func (r *reader) bits(n int, allowAll bool) []bool {
 	v := make([]bool, n)
 	if allowAll && r.byte() != 0 {
 		for i := range v {
@@ -257,7 +231,7 @@ func (r *reader7) bits(n int, allowAll bool) []bool {
 }
 
 // digests skips n CRCs, reporting which were defined.
-func (r *reader7) digests(n int) []bool {
+func (r *reader) digests(n int) []bool {
 	defined := r.bits(n, true)
 	for _, d := range defined {
 		if d {
@@ -267,7 +241,7 @@ func (r *reader7) digests(n int) []bool {
 	return defined
 }
 
-func (r *reader7) streamsInfo() streams7 {
+func (r *reader) streamsInfo() streams7 {
 	var s streams7
 	for !r.bad {
 		switch r.number() {
@@ -299,7 +273,7 @@ func (r *reader7) streamsInfo() streams7 {
 	return s
 }
 
-func (r *reader7) unpackInfo() []folder7 {
+func (r *reader) unpackInfo() []folder7 {
 	if r.number() != id7Folder {
 		r.bad = true
 		return nil
@@ -337,7 +311,7 @@ func (r *reader7) unpackInfo() []folder7 {
 }
 
 // folder reads one folder and returns it with its number of outputs.
-func (r *reader7) folder() (folder7, int) {
+func (r *reader) folder() (folder7, int) {
 	var f folder7
 	ins, outs := 0, 0
 	for range r.count() {
@@ -370,7 +344,7 @@ func (r *reader7) folder() (folder7, int) {
 	return f, outs
 }
 
-func (r *reader7) subStreams(folders []folder7) {
+func (r *reader) subStreams(folders []folder7) {
 	streams := make([]int, len(folders))
 	for i := range streams {
 		streams[i] = 1
@@ -402,13 +376,13 @@ func (r *reader7) subStreams(folders []folder7) {
 	}
 }
 
-func (r *reader7) filesInfo(max int, encrypted bool) Archive {
+func (r *reader) filesInfo(max int, encrypted bool) Archive {
 	var a Archive
 	n := r.count()
 	var empty, emptyFile []bool
 	var names []string
 	for id := r.number(); id != id7End && !r.bad; id = r.number() {
-		prop := &reader7{b: r.skip(r.number())}
+		prop := &reader{b: r.skip(r.number())}
 		switch id {
 		case id7EmptyStream:
 			empty = prop.bits(n, false)
