@@ -74,7 +74,7 @@ func StartPostgres(t testing.TB) *PrivatePostgres {
 	if out, err := p.run(2*time.Minute, "initdb", "-D", p.data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync"); err != nil {
 		t.Fatalf("StartPostgres: initdb: %v\n%s", err, out)
 	}
-	p.port = RestartablePort(t)
+	p.port = FreePort(t)
 	p.DSN = fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable&connect_timeout=2", p.port)
 	p.Start()
 	t.Cleanup(func() {

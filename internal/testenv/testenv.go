@@ -152,19 +152,29 @@ func Swaks(t testing.TB) string {
 	return executable(t, EnvSwaks, "swaks")
 }
 
-// FreePort returns a port on 127.0.0.1 free for TCP and UDP a moment ago. Prefer
-// listening on 127.0.0.1:0 yourself when the code under test accepts a
-// listener; use this only for external processes that need a port number.
+// FreePort returns a port on 127.0.0.1, free for TCP and UDP a moment ago,
+// for external processes that need a port number (prefer listening on
+// 127.0.0.1:0 yourself when the code under test accepts a listener).
+//
+// It lies below Linux's ephemeral range (ip_local_port_range), as
+// scripts/test.sh's ports do. A port the kernel hands out there can be
+// taken, between this call and the process binding it, as the source port
+// of any outgoing connection, and thousands are made while the suite runs
+// (TestChaos lost its gossip port that way). For a server a test stops and
+// starts again it matters more: while the server is down, a client
+// retrying it can be given that very port as its own source port and
+// connect to itself (TCP simultaneous open), holding the port so the
+// server cannot bind it again.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	// Free for UDP too: memberlist binds both protocols on one number.
-	for range 20 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+	low, span := belowEphemeral()
+	for range 50 {
+		port := low + rand.IntN(span)
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
 		if err != nil {
-			t.Fatalf("FreePort: %v", err)
-			return 0
+			continue
 		}
-		port := l.Addr().(*net.TCPAddr).Port
+		// Free for UDP too: memberlist binds both protocols on one number.
 		u, err := net.ListenPacket("udp", "127.0.0.1:"+strconv.Itoa(port))
 		l.Close()
 		if err == nil {
@@ -172,28 +182,24 @@ func FreePort(t testing.TB) int {
 			return port
 		}
 	}
-	t.Fatal("FreePort: no port free for both TCP and UDP")
+	t.Fatal("FreePort: no port below the ephemeral range free for both TCP and UDP")
 	return 0
 }
 
-// RestartablePort returns a TCP port on 127.0.0.1, free a moment ago, for a
-// server a test stops and starts again on the same number. It lies below
-// Linux's ephemeral range (32768-60999), because while the server is down,
-// a client retrying it can be given that very port as its own source port
-// and connect to itself (TCP simultaneous open), holding the port so the
-// server cannot bind it again.
-func RestartablePort(t testing.TB) int {
-	t.Helper()
-	for range 50 {
-		port := 20000 + rand.IntN(12000)
-		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
-		if err == nil {
-			l.Close()
-			return port
+// belowEphemeral is the range FreePort picks from: from 20000 up to the
+// ephemeral range's start (32768 by default), as in scripts/test.sh.
+func belowEphemeral() (low, span int) {
+	low, span = 20000, 12768
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return low, span
+	}
+	if f := strings.Fields(string(b)); len(f) == 2 {
+		if first, err := strconv.Atoi(f[0]); err == nil && first > low+1000 {
+			span = first - low
 		}
 	}
-	t.Fatal("RestartablePort: no free port below the ephemeral range")
-	return 0
+	return low, span
 }
 
 // RefusingAddr returns a 127.0.0.1 address that refuses connections for the

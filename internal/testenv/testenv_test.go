@@ -154,12 +154,37 @@ func TestRepoRoot(t *testing.T) {
 }
 
 func TestFreePort(t *testing.T) {
-	p := FreePort(t)
-	l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
-	if err != nil {
-		t.Fatalf("listen on FreePort() %d: %v", p, err)
+	low, span := belowEphemeral()
+	for range 20 {
+		p := FreePort(t)
+		// A kernel-chosen port (the ephemeral range) could be taken by an
+		// outgoing connection before the process binds it.
+		if p < low || p >= low+span {
+			t.Fatalf("FreePort() = %d, want one in [%d, %d), below the ephemeral range", p, low, low+span)
+		}
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err != nil {
+			t.Fatalf("listen on FreePort() %d: %v", p, err)
+		}
+		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err != nil {
+			t.Fatalf("UDP on FreePort() %d: %v", p, err)
+		}
+		u.Close()
+		l.Close()
 	}
-	l.Close()
+}
+
+func TestBelowEphemeral(t *testing.T) {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		t.Skip("no /proc ip_local_port_range")
+	}
+	var first int
+	fmt.Sscan(string(b), &first)
+	if low, span := belowEphemeral(); low+span > first {
+		t.Errorf("belowEphemeral() = [%d, %d), reaches into the ephemeral range from %d", low, low+span, first)
+	}
 }
 
 func TestSharedCorpus(t *testing.T) {
