@@ -307,3 +307,31 @@ func TestResellerMapShowsOnlyItsSources(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseRecipientsCSV: an uploaded file is a tenant's bytes. Whatever
+// it holds, every recipient kept is one the domain accepts, the errors
+// shown stay bounded and short, and nothing panics.
+func FuzzParseRecipientsCSV(f *testing.F) {
+	f.Add("email\nalice@d.example\nbob\n")
+	f.Add("alice\nbad address\ncarol@other.example\n\"unterminated\ndave\n")
+	f.Add("a,\"b\nc\",d\n\"\"\"x\"\"\"\n\r\n\xff\xfe\n")
+	f.Fuzz(func(t *testing.T, in string) {
+		good, bad, err := parseRecipientsCSV(strings.NewReader(in), "d.example")
+		if err != nil {
+			return
+		}
+		for _, g := range good {
+			if _, err := tenant.NormalizeLocal(g, "d.example"); err != nil {
+				t.Fatalf("kept %q, which the domain refuses: %v", g, err)
+			}
+		}
+		if len(bad) > maxBadRows {
+			t.Fatalf("%d bad rows reported, at most %d wanted", len(bad), maxBadRows)
+		}
+		for _, b := range bad {
+			if len(b.Value) > 100+len("…") {
+				t.Fatalf("bad row value of %d bytes shown", len(b.Value))
+			}
+		}
+	})
+}
