@@ -102,6 +102,10 @@ func (p *Panel) addUser(req *request) error {
 		return badInput{"Add users to a reseller from its page under Resellers."}
 	}
 	f := userForm{Email: req.r.PostFormValue("email")}
+	if !p.limits.tryHash() {
+		return hashesBusy(req, func(msg string) error { return p.renderUsers(req, http.StatusTooManyRequests, res, f, msg, nil) })
+	}
+	defer p.limits.doneHash()
 	if _, err := p.svc.CreateUser(req.r.Context(), req.sess.P, res.ID, f.Email, req.r.PostFormValue("password")); err != nil {
 		return p.formError(err, func(msg string, fe tenant.FieldErrors) error {
 			return p.renderUsers(req, http.StatusBadRequest, res, f, msg, fe)
@@ -127,6 +131,16 @@ func (p *Panel) deleteUser(req *request) error {
 	}
 	p.log.Info("panel: user removed", "actor", req.sess.P.Actor, "user", u.Email)
 	return redirect(req, usersPath(req, u.ResellerID), "unuser")
+}
+
+// hashesBusy answers a form that would compute an argon2id hash (~19 MiB)
+// while the node's places for them (panel.max_password_hashes) are all
+// taken. Adding a user and changing a password share those places with
+// the logins: a reseller posting the add-user form many times at once had
+// the node compute every hash together.
+func hashesBusy(req *request, again func(msg string) error) error {
+	req.w.Header().Set("Retry-After", "1")
+	return again("Too many password operations at once on this node. Try again in a moment.")
 }
 
 // --- the logged-in user's own account
@@ -178,6 +192,10 @@ func (p *Panel) changePassword(req *request) error {
 		return p.renderAccount(req, http.StatusBadRequest, "Please correct the highlighted fields.",
 			tenant.FieldErrors{"confirm": "the two new passwords differ"})
 	}
+	if !p.limits.tryHash() {
+		return hashesBusy(req, func(msg string) error { return p.renderAccount(req, http.StatusTooManyRequests, msg, nil) })
+	}
+	defer p.limits.doneHash()
 	u, err := p.svc.ChangePassword(r.Context(), req.sess.P, current, next)
 	if err != nil {
 		var fe tenant.FieldErrors

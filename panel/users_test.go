@@ -427,3 +427,47 @@ func TestUsersPagesEscaped(t *testing.T) {
 		t.Errorf("refused email re-rendered: %d\n%s", rec.Code, body)
 	}
 }
+
+// Adding a user and changing a password hash like a login (argon2id, ~19
+// MiB each) and share the login's places (panel.max_password_hashes): a
+// reseller posting the add-user form many times at once cost the node one
+// hash each, without bound. With every place taken, both forms answer 429
+// and change nothing.
+func TestPasswordFormsShareTheHashPlaces(t *testing.T) {
+	uf := newUserFixture(t)
+	a := uf.client(t).as(uf.fixture, uf.aUser)
+	const next = "a brand new passphrase"
+	for uf.p.limits.tryHash() {
+	}
+	for _, tc := range []struct {
+		name, path string
+		form       []string
+	}{
+		{"add user", "/panel/users", []string{"email", "dan@alpha.example", "password", testPassword}},
+		{"change password", "/panel/account/password", []string{"current", testPassword, "new", next, "confirm", next}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := a.post(tc.path, tc.form...)
+			if rec.Code != http.StatusTooManyRequests || rec.Header().Get("Retry-After") == "" {
+				t.Errorf("with every hash place taken: %d (Retry-After %q), want 429 with Retry-After\n%s",
+					rec.Code, rec.Header().Get("Retry-After"), rec.Body.String())
+			}
+		})
+	}
+	for range uf.p.cfg.MaxPasswordHashes {
+		uf.p.limits.doneHash()
+	}
+	if got := uf.emails(t, uf.a.ID); len(got) != 1 {
+		t.Errorf("users after refused adds: %v", got)
+	}
+	if rec := uf.client(t).login("ann@alpha.example", testPassword); rec.Code != http.StatusSeeOther {
+		t.Errorf("the password changed while refused: login %d", rec.Code)
+	}
+	// With a place free, both go through.
+	if rec := a.post("/panel/users", "email", "dan@alpha.example", "password", testPassword); rec.Code != http.StatusSeeOther {
+		t.Errorf("add with a free place: %d", rec.Code)
+	}
+	if rec := a.post("/panel/account/password", "current", testPassword, "new", next, "confirm", next); rec.Code != http.StatusSeeOther {
+		t.Errorf("change with a free place: %d\n%s", rec.Code, rec.Body.String())
+	}
+}
