@@ -2,6 +2,7 @@ package panel
 
 import (
 	"context"
+	"crypto/tls"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -22,6 +23,8 @@ type client struct {
 	// remote is the connection's address (RemoteAddr).
 	remote string
 	header http.Header
+	// https makes the requests arrive over TLS.
+	https bool
 }
 
 func (f *fixture) client(t *testing.T) *client {
@@ -70,6 +73,9 @@ func (c *client) do(method, path string, form url.Values) *httptest.ResponseReco
 		req = httptest.NewRequest(method, path, nil)
 	}
 	req.RemoteAddr = c.remote
+	if c.https {
+		req.TLS = &tls.ConnectionState{}
+	}
 	for k, v := range c.header {
 		req.Header[k] = v
 	}
