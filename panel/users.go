@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/mxgrid/mxgrid/admin"
 	"github.com/mxgrid/mxgrid/clientip"
@@ -91,6 +92,19 @@ func (p *Panel) renderUsers(req *request, code int, res tenant.Reseller, f userF
 	return nil
 }
 
+// Panel logins are one namespace over all resellers (an email logs in
+// without naming its reseller), so adding a user whose address is a login
+// anywhere answers "not available": neutral, naming no holder, but it
+// says the address is someone's login. A reseller gets takenEmailBurst
+// such answers, then one per takenEmailInterval (per node); past them
+// every add answers 429 before the address is looked at, so a list of
+// addresses cannot be sorted into logins and others. The operator, who
+// sees every login, is not rationed.
+const (
+	takenEmailBurst    = 5
+	takenEmailInterval = 10 * time.Minute
+)
+
 // addUser creates a panel login with an initial password that its owner
 // is expected to change under Account.
 func (p *Panel) addUser(req *request) error {
@@ -102,11 +116,20 @@ func (p *Panel) addUser(req *request) error {
 		return badInput{"Add users to a reseller from its page under Resellers."}
 	}
 	f := userForm{Email: req.r.PostFormValue("email")}
+	rationed := !req.sess.P.Operator
+	if rationed && !p.takenEmails.Ready(res.ID, p.now()) {
+		req.w.Header().Set("Retry-After", strconv.Itoa(int(takenEmailInterval/time.Second)))
+		return p.renderUsers(req, http.StatusTooManyRequests, res, f,
+			"Too many addresses that are already in use were tried. Try again later.", nil)
+	}
 	if !p.limits.tryHash() {
 		return hashesBusy(req, func(msg string) error { return p.renderUsers(req, http.StatusTooManyRequests, res, f, msg, nil) })
 	}
 	defer p.limits.doneHash()
 	if _, err := p.svc.CreateUser(req.r.Context(), req.sess.P, res.ID, f.Email, req.r.PostFormValue("password")); err != nil {
+		if rationed && errors.Is(err, admin.ErrEmailNotAvailable) {
+			p.takenEmails.Take(res.ID, p.now())
+		}
 		return p.formError(err, func(msg string, fe tenant.FieldErrors) error {
 			return p.renderUsers(req, http.StatusBadRequest, res, f, msg, fe)
 		})

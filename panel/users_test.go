@@ -477,3 +477,43 @@ func TestPasswordFormsShareTheHashPlaces(t *testing.T) {
 		t.Errorf("change with a free place: %d\n%s", rec.Code, rec.Body.String())
 	}
 }
+
+// Panel logins are one namespace across resellers, so "this email address
+// is not available" tells a reseller that someone somewhere logs in with
+// it. The answer names no holder, and a reseller gets only a few of them:
+// past takenEmailBurst, adding any user (taken address or free) answers
+// 429 until the bucket refills, so a list of addresses cannot be sorted
+// into users and others. The operator is not rationed.
+func TestTakenEmailsAreRationed(t *testing.T) {
+	uf := newUserFixture(t)
+	now := time.Now()
+	uf.p.now = func() time.Time { return now }
+	a := uf.client(t).as(uf.fixture, uf.aUser)
+	add := func(c *client, path, email string) *httptest.ResponseRecorder {
+		return c.post(path, "email", email, "password", testPassword)
+	}
+	for i := range takenEmailBurst {
+		if rec := add(a, "/panel/users", "bob@beta.example"); rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), "not available") {
+			t.Fatalf("taken address %d of the burst: %d, want 400 not available", i+1, rec.Code)
+		}
+	}
+	for _, email := range []string{"bob@beta.example", "free@alpha.example"} {
+		rec := add(a, "/panel/users", email)
+		if body := rec.Body.String(); rec.Code != http.StatusTooManyRequests || rec.Header().Get("Retry-After") == "" || strings.Contains(body, "not available") {
+			t.Errorf("%s past the burst: %d (Retry-After %q), want 429 saying nothing of the address", email, rec.Code, rec.Header().Get("Retry-After"))
+		}
+	}
+	if got := uf.emails(t, uf.a.ID); len(got) != 1 {
+		t.Errorf("A's users while rationed: %v", got)
+	}
+	// The operator adding to A is not rationed; another reseller has its own bucket.
+	op := uf.client(t).as(uf.fixture, uf.op)
+	if rec := add(op, "/panel/resellers/"+itoa(uf.a.ID)+"/users", "bob@beta.example"); rec.Code != http.StatusBadRequest {
+		t.Errorf("operator: %d, want 400", rec.Code)
+	}
+	// One interval later, one more answer.
+	now = now.Add(takenEmailInterval)
+	if rec := add(a, "/panel/users", "free@alpha.example"); rec.Code != http.StatusSeeOther {
+		t.Errorf("after the interval: %d, want 303", rec.Code)
+	}
+}
