@@ -51,7 +51,7 @@ func (p *Panel) login(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "bad form", http.StatusBadRequest)
 		return
 	}
-	if !p.sign.checkPre(r) {
+	if !p.checkPre(r) {
 		p.log.Warn("panel: login form without a valid CSRF token refused")
 		http.Error(w, "this form has expired or did not come from the panel: reload the page and try again", http.StatusForbidden)
 		return

@@ -75,6 +75,9 @@ type Panel struct {
 	dialSMTP func(ctx context.Context, addr string) (net.Conn, error)
 	// routeTests limits "Test route" per reseller.
 	routeTests *ratelimit.Limiter[int64]
+	// takenEmails rations, per reseller, the answers that an address is
+	// already a login (users.go).
+	takenEmails *ratelimit.Limiter[int64]
 }
 
 // New builds the panel; it reads or creates the session key.
@@ -108,8 +111,9 @@ func New(cfg Config, opts Options) (*Panel, error) {
 		cfg: cfg, svc: opts.Service, sign: signer{key}, limits: newLoginLimits(cfg), sessions: sessions, clientIP: ips,
 		pages: pages, helo: opts.SMTPHostname, log: log, now: time.Now,
 		// A route test is a tenant route: same check as the relay's.
-		dialSMTP:   func(ctx context.Context, addr string) (net.Conn, error) { return guard.Dial(ctx, d, addr, false) },
-		routeTests: ratelimit.New[int64](cfg.RouteTestBurst, cfg.RouteTestInterval, 0),
+		dialSMTP:    func(ctx context.Context, addr string) (net.Conn, error) { return guard.Dial(ctx, d, addr, false) },
+		routeTests:  ratelimit.New[int64](cfg.RouteTestBurst, cfg.RouteTestInterval, 0),
+		takenEmails: ratelimit.New[int64](takenEmailBurst, takenEmailInterval, 0),
 	}, nil
 }
 

@@ -101,7 +101,7 @@ func (p *Panel) saveSession(ctx context.Context, sess session) error {
 // readSession returns the request's live session. A session past its idle
 // or absolute limit is deleted; ok is false for it as for none.
 func (p *Panel) readSession(r *http.Request) (sess session, ok bool, err error) {
-	c, cerr := r.Cookie(sessionCookie)
+	c, cerr := r.Cookie(p.cookieName(r, sessionCookie))
 	if cerr != nil || c.Value == "" || len(c.Value) > 256 {
 		return session{}, false, nil
 	}
@@ -263,20 +263,44 @@ func randomToken() string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-// cookie marks itself Secure when the browser came over HTTPS (directly or
-// through a trusted proxy), so it is never sent back in clear text.
+// hostPrefix names the panel's cookies when the browser came over HTTPS
+// (directly or through a trusted proxy). A browser keeps a __Host- cookie
+// only when it is Secure, with Path=/ and no Domain, from this very host:
+// another host under the same domain (a customer's site at
+// www.example.com beside panel.example.com) or a plain-HTTP answer forged
+// on the path could otherwise set a cookie of the bare name that the
+// panel read as its own, such as its own login form's token, a login CSRF
+// (the victim then works in the attacker's account). Over plain HTTP
+// (development, tests) no Secure cookie can be set, so the bare name and
+// Path=/panel/ stay, and a bare-named cookie is never read over HTTPS.
+const hostPrefix = "__Host-"
+
+// cookieName is the name under which r's browser holds the cookie name.
+func (p *Panel) cookieName(r *http.Request, name string) string {
+	if p.clientIP.HTTPS(r) {
+		return hostPrefix + name
+	}
+	return name
+}
+
+// cookie marks itself Secure when the browser came over HTTPS, so it is
+// never sent back in clear text, and then takes the __Host- prefix.
 func (p *Panel) cookie(r *http.Request, name, value string, maxAge int) *http.Cookie {
-	return &http.Cookie{Name: name, Value: value, Path: "/panel/", MaxAge: maxAge, HttpOnly: true,
+	c := &http.Cookie{Name: name, Value: value, Path: "/panel/", MaxAge: maxAge, HttpOnly: true,
 		// Lax, not Strict: a link to the panel from a mail still arrives
 		// logged in; cross-site POSTs are refused by SameSite and by the
 		// CSRF token besides.
-		SameSite: http.SameSiteLaxMode, Secure: p.clientIP.HTTPS(r)}
+		SameSite: http.SameSiteLaxMode}
+	if p.clientIP.HTTPS(r) {
+		c.Name, c.Path, c.Secure = hostPrefix+name, "/", true
+	}
+	return c
 }
 
 // preToken returns the login form's CSRF token, setting its cookie when
 // the browser has none yet.
 func (p *Panel) preToken(w http.ResponseWriter, r *http.Request) string {
-	if c, err := r.Cookie(preCookie); err == nil {
+	if c, err := r.Cookie(p.cookieName(r, preCookie)); err == nil {
 		if tok, ok := p.sign.verify("pre", c.Value); ok {
 			return string(tok)
 		}
@@ -287,12 +311,12 @@ func (p *Panel) preToken(w http.ResponseWriter, r *http.Request) string {
 }
 
 // checkPre verifies the login form's token against its cookie.
-func (s signer) checkPre(r *http.Request) bool {
-	c, err := r.Cookie(preCookie)
+func (p *Panel) checkPre(r *http.Request) bool {
+	c, err := r.Cookie(p.cookieName(r, preCookie))
 	if err != nil {
 		return false
 	}
-	tok, ok := s.verify("pre", c.Value)
+	tok, ok := p.sign.verify("pre", c.Value)
 	return ok && tokensEqual(string(tok), r.PostFormValue("csrf"))
 }
 

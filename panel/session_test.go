@@ -195,6 +195,67 @@ func TestSessionCookieIsOpaque(t *testing.T) {
 	}
 }
 
+// Over HTTPS the panel's cookies take the __Host- prefix (Secure, Path=/,
+// no Domain), which another host of the domain or a forged plain-HTTP
+// answer cannot set; a bare-named cookie is not read there, so a login
+// form token or session planted under it logs nobody in. Over plain HTTP
+// (development) the bare names keep working.
+func TestCookiesHostPrefixedOverHTTPS(t *testing.T) {
+	uf := newUserFixture(t)
+	for _, tc := range []struct {
+		https        bool
+		session, pre string
+		path         string
+	}{
+		{false, sessionCookie, preCookie, "/panel/"},
+		{true, "__Host-" + sessionCookie, "__Host-" + preCookie, "/"},
+	} {
+		t.Run(fmt.Sprintf("https=%v", tc.https), func(t *testing.T) {
+			c := uf.client(t)
+			c.https = tc.https
+			c.get("/panel/login")
+			if ck := c.cookies[tc.pre]; ck == nil || ck.Secure != tc.https || ck.Path != tc.path || ck.Domain != "" {
+				t.Fatalf("login form cookie %+v, want %s Path=%s Secure=%v", ck, tc.pre, tc.path, tc.https)
+			}
+			if rec := c.login("ann@alpha.example", testPassword); rec.Code != http.StatusSeeOther {
+				t.Fatalf("login: %d", rec.Code)
+			}
+			ck := c.cookies[tc.session]
+			if ck == nil || ck.Secure != tc.https || ck.Path != tc.path || ck.Domain != "" || !ck.HttpOnly {
+				t.Fatalf("session cookie %+v, want %s Path=%s Secure=%v", ck, tc.session, tc.path, tc.https)
+			}
+			csrf := c.loggedIn("after login")
+			if !tc.https {
+				return
+			}
+			// The same session under the bare name, as a sibling host
+			// could set it: not read over HTTPS.
+			tossed := uf.client(t)
+			tossed.https = true
+			tossed.cookies[sessionCookie] = &http.Cookie{Name: sessionCookie, Value: ck.Value}
+			tossed.loggedOut("session cookie without the prefix over HTTPS")
+			// An attacker's valid login form token planted under the bare
+			// name: the login is refused (no login CSRF into its account).
+			eve := uf.client(t)
+			m := csrfRE.FindStringSubmatch(eve.get("/panel/login").Body.String())
+			victim := uf.client(t)
+			victim.https = true
+			victim.cookies[preCookie] = eve.cookies[preCookie]
+			rec := victim.do("POST", "/panel/login", url.Values{"csrf": {m[1]}, "email": {"bob@beta.example"}, "password": {testPassword}})
+			if rec.Code != http.StatusForbidden || victim.cookies["__Host-"+sessionCookie] != nil {
+				t.Errorf("login with a bare-named form token over HTTPS: %d, want 403 and no session", rec.Code)
+			}
+			// Logging out clears the prefixed cookie.
+			if rec := c.do("POST", "/panel/logout", url.Values{"csrf": {csrf}}); rec.Code != http.StatusSeeOther {
+				t.Fatalf("logout: %d", rec.Code)
+			}
+			if c.cookies[tc.session] != nil {
+				t.Error("logout left the session cookie")
+			}
+		})
+	}
+}
+
 func TestLoginLimits(t *testing.T) {
 	t.Run("per account and address, doubling", func(t *testing.T) {
 		uf := newUserFixture(t)

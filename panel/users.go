@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/mxgrid/mxgrid/admin"
 	"github.com/mxgrid/mxgrid/clientip"
@@ -91,6 +92,19 @@ func (p *Panel) renderUsers(req *request, code int, res tenant.Reseller, f userF
 	return nil
 }
 
+// Panel logins are one namespace over all resellers (an email logs in
+// without naming its reseller), so adding a user whose address is a login
+// anywhere answers "not available": neutral, naming no holder, but it
+// says the address is someone's login. A reseller gets takenEmailBurst
+// such answers, then one per takenEmailInterval (per node); past them
+// every add answers 429 before the address is looked at, so a list of
+// addresses cannot be sorted into logins and others. The operator, who
+// sees every login, is not rationed.
+const (
+	takenEmailBurst    = 5
+	takenEmailInterval = 10 * time.Minute
+)
+
 // addUser creates a panel login with an initial password that its owner
 // is expected to change under Account.
 func (p *Panel) addUser(req *request) error {
@@ -102,7 +116,20 @@ func (p *Panel) addUser(req *request) error {
 		return badInput{"Add users to a reseller from its page under Resellers."}
 	}
 	f := userForm{Email: req.r.PostFormValue("email")}
+	rationed := !req.sess.P.Operator
+	if rationed && !p.takenEmails.Ready(res.ID, p.now()) {
+		req.w.Header().Set("Retry-After", strconv.Itoa(int(takenEmailInterval/time.Second)))
+		return p.renderUsers(req, http.StatusTooManyRequests, res, f,
+			"Too many addresses that are already in use were tried. Try again later.", nil)
+	}
+	if !p.limits.tryHash() {
+		return hashesBusy(req, func(msg string) error { return p.renderUsers(req, http.StatusTooManyRequests, res, f, msg, nil) })
+	}
+	defer p.limits.doneHash()
 	if _, err := p.svc.CreateUser(req.r.Context(), req.sess.P, res.ID, f.Email, req.r.PostFormValue("password")); err != nil {
+		if rationed && errors.Is(err, admin.ErrEmailNotAvailable) {
+			p.takenEmails.Take(res.ID, p.now())
+		}
 		return p.formError(err, func(msg string, fe tenant.FieldErrors) error {
 			return p.renderUsers(req, http.StatusBadRequest, res, f, msg, fe)
 		})
@@ -127,6 +154,16 @@ func (p *Panel) deleteUser(req *request) error {
 	}
 	p.log.Info("panel: user removed", "actor", req.sess.P.Actor, "user", u.Email)
 	return redirect(req, usersPath(req, u.ResellerID), "unuser")
+}
+
+// hashesBusy answers a form that would compute an argon2id hash (~19 MiB)
+// while the node's places for them (panel.max_password_hashes) are all
+// taken. Adding a user and changing a password share those places with
+// the logins: a reseller posting the add-user form many times at once had
+// the node compute every hash together.
+func hashesBusy(req *request, again func(msg string) error) error {
+	req.w.Header().Set("Retry-After", "1")
+	return again("Too many password operations at once on this node. Try again in a moment.")
 }
 
 // --- the logged-in user's own account
@@ -178,6 +215,10 @@ func (p *Panel) changePassword(req *request) error {
 		return p.renderAccount(req, http.StatusBadRequest, "Please correct the highlighted fields.",
 			tenant.FieldErrors{"confirm": "the two new passwords differ"})
 	}
+	if !p.limits.tryHash() {
+		return hashesBusy(req, func(msg string) error { return p.renderAccount(req, http.StatusTooManyRequests, msg, nil) })
+	}
+	defer p.limits.doneHash()
 	u, err := p.svc.ChangePassword(r.Context(), req.sess.P, current, next)
 	if err != nil {
 		var fe tenant.FieldErrors

@@ -2,6 +2,7 @@ package panel
 
 import (
 	"context"
+	"crypto/tls"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -22,6 +23,8 @@ type client struct {
 	// remote is the connection's address (RemoteAddr).
 	remote string
 	header http.Header
+	// https makes the requests arrive over TLS.
+	https bool
 }
 
 func (f *fixture) client(t *testing.T) *client {
@@ -70,6 +73,9 @@ func (c *client) do(method, path string, form url.Values) *httptest.ResponseReco
 		req = httptest.NewRequest(method, path, nil)
 	}
 	req.RemoteAddr = c.remote
+	if c.https {
+		req.TLS = &tls.ConnectionState{}
+	}
 	for k, v := range c.header {
 		req.Header[k] = v
 	}
@@ -425,5 +431,89 @@ func TestUsersPagesEscaped(t *testing.T) {
 	rec = op.post(path, "email", evil+"@evil.example", "password", testPassword)
 	if body := rec.Body.String(); rec.Code != 400 || strings.Contains(body, "<script>alert") {
 		t.Errorf("refused email re-rendered: %d\n%s", rec.Code, body)
+	}
+}
+
+// Adding a user and changing a password hash like a login (argon2id, ~19
+// MiB each) and share the login's places (panel.max_password_hashes): a
+// reseller posting the add-user form many times at once cost the node one
+// hash each, without bound. With every place taken, both forms answer 429
+// and change nothing.
+func TestPasswordFormsShareTheHashPlaces(t *testing.T) {
+	uf := newUserFixture(t)
+	a := uf.client(t).as(uf.fixture, uf.aUser)
+	const next = "a brand new passphrase"
+	for uf.p.limits.tryHash() {
+	}
+	for _, tc := range []struct {
+		name, path string
+		form       []string
+	}{
+		{"add user", "/panel/users", []string{"email", "dan@alpha.example", "password", testPassword}},
+		{"change password", "/panel/account/password", []string{"current", testPassword, "new", next, "confirm", next}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := a.post(tc.path, tc.form...)
+			if rec.Code != http.StatusTooManyRequests || rec.Header().Get("Retry-After") == "" {
+				t.Errorf("with every hash place taken: %d (Retry-After %q), want 429 with Retry-After\n%s",
+					rec.Code, rec.Header().Get("Retry-After"), rec.Body.String())
+			}
+		})
+	}
+	for range uf.p.cfg.MaxPasswordHashes {
+		uf.p.limits.doneHash()
+	}
+	if got := uf.emails(t, uf.a.ID); len(got) != 1 {
+		t.Errorf("users after refused adds: %v", got)
+	}
+	if rec := uf.client(t).login("ann@alpha.example", testPassword); rec.Code != http.StatusSeeOther {
+		t.Errorf("the password changed while refused: login %d", rec.Code)
+	}
+	// With a place free, both go through.
+	if rec := a.post("/panel/users", "email", "dan@alpha.example", "password", testPassword); rec.Code != http.StatusSeeOther {
+		t.Errorf("add with a free place: %d", rec.Code)
+	}
+	if rec := a.post("/panel/account/password", "current", testPassword, "new", next, "confirm", next); rec.Code != http.StatusSeeOther {
+		t.Errorf("change with a free place: %d\n%s", rec.Code, rec.Body.String())
+	}
+}
+
+// Panel logins are one namespace across resellers, so "this email address
+// is not available" tells a reseller that someone somewhere logs in with
+// it. The answer names no holder, and a reseller gets only a few of them:
+// past takenEmailBurst, adding any user (taken address or free) answers
+// 429 until the bucket refills, so a list of addresses cannot be sorted
+// into users and others. The operator is not rationed.
+func TestTakenEmailsAreRationed(t *testing.T) {
+	uf := newUserFixture(t)
+	now := time.Now()
+	uf.p.now = func() time.Time { return now }
+	a := uf.client(t).as(uf.fixture, uf.aUser)
+	add := func(c *client, path, email string) *httptest.ResponseRecorder {
+		return c.post(path, "email", email, "password", testPassword)
+	}
+	for i := range takenEmailBurst {
+		if rec := add(a, "/panel/users", "bob@beta.example"); rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), "not available") {
+			t.Fatalf("taken address %d of the burst: %d, want 400 not available", i+1, rec.Code)
+		}
+	}
+	for _, email := range []string{"bob@beta.example", "free@alpha.example"} {
+		rec := add(a, "/panel/users", email)
+		if body := rec.Body.String(); rec.Code != http.StatusTooManyRequests || rec.Header().Get("Retry-After") == "" || strings.Contains(body, "not available") {
+			t.Errorf("%s past the burst: %d (Retry-After %q), want 429 saying nothing of the address", email, rec.Code, rec.Header().Get("Retry-After"))
+		}
+	}
+	if got := uf.emails(t, uf.a.ID); len(got) != 1 {
+		t.Errorf("A's users while rationed: %v", got)
+	}
+	// The operator adding to A is not rationed; another reseller has its own bucket.
+	op := uf.client(t).as(uf.fixture, uf.op)
+	if rec := add(op, "/panel/resellers/"+itoa(uf.a.ID)+"/users", "bob@beta.example"); rec.Code != http.StatusBadRequest {
+		t.Errorf("operator: %d, want 400", rec.Code)
+	}
+	// One interval later, one more answer.
+	now = now.Add(takenEmailInterval)
+	if rec := add(a, "/panel/users", "free@alpha.example"); rec.Code != http.StatusSeeOther {
+		t.Errorf("after the interval: %d, want 303", rec.Code)
 	}
 }
