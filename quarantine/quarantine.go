@@ -95,17 +95,21 @@ type Store interface {
 
 // Deliverer sends a released message to its domain's current route. The
 // domain is named and identified: a name deleted or renamed since the
-// message was held may be another tenant's domain now, whose server must
-// not get the message (nor the releasing tenant an error naming that
-// server), so a Deliverer delivers only while name is still domain id.
+// message was held may be another tenant's domain now, and a domain moved
+// to another customer (the message stays in the old customer's quarantine)
+// may be another reseller's, whose server must not get the message (nor
+// the releasing tenant an error naming that server), so a Deliverer
+// delivers only while name is still domain id of customer CustomerID.
 type Deliverer interface {
 	Deliver(ctx context.Context, domain HeldDomain, sender string, rcpts []string, msg []byte) (reply string, err error)
 }
 
-// HeldDomain is the domain that held a message: its id, and its name then.
+// HeldDomain is the domain that held a message: its id, its customer and
+// its name then.
 type HeldDomain struct {
-	ID   int64
-	Name string
+	ID         int64
+	CustomerID int64
+	Name       string
 }
 
 // Config is the `quarantine:` section.
@@ -220,7 +224,7 @@ func (s *Service) Release(ctx context.Context, scope tracking.Scope, id int64, b
 	msg, err := gunzip(gz)
 	var reply string
 	if err == nil {
-		if reply, err = s.deliver.Deliver(ctx, HeldDomain{ID: it.DomainID, Name: it.Domain}, it.Sender, it.Recipients, msg); err != nil {
+		if reply, err = s.deliver.Deliver(ctx, HeldDomain{ID: it.DomainID, CustomerID: it.CustomerID, Name: it.Domain}, it.Sender, it.Recipients, msg); err != nil {
 			err = fmt.Errorf("%w: %w", ErrDelivery, err)
 		}
 	}

@@ -192,7 +192,7 @@ func TestReleaseNamesTheDomainThatHeldIt(t *testing.T) {
 	if _, _, err = svc.Release(ctx, op, ids[0], "op"); !errors.Is(err, quarantine.ErrDelivery) {
 		t.Fatalf("release: %v, want ErrDelivery", err)
 	}
-	if want := (quarantine.HeldDomain{ID: 7, Name: "a.example"}); len(downstream.held) != 1 || downstream.held[0] != want {
+	if want := (quarantine.HeldDomain{ID: 7, CustomerID: 1, Name: "a.example"}); len(downstream.held) != 1 || downstream.held[0] != want {
 		t.Errorf("Deliverer got %v, want %v", downstream.held, want)
 	}
 	if it, _, err := svc.Get(ctx, op, ids[0]); err != nil || it.State != quarantine.StateHeld {

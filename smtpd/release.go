@@ -20,17 +20,20 @@ type Releaser struct {
 }
 
 // errNoLongerServed: the name is not the domain that held the message any
-// more (deleted, renamed, suspended or awaiting proof, perhaps another
-// tenant's now), so nothing of it reaches the name's current server.
-var errNoLongerServed = errors.New("no longer served as the domain that held it (deleted, renamed, suspended or awaiting proof)")
+// more (deleted, renamed, moved to another customer, suspended or awaiting
+// proof, perhaps another tenant's now), so nothing of it reaches the name's
+// current server.
+var errNoLongerServed = errors.New("no longer served as the domain that held it (deleted, renamed, moved, suspended or awaiting proof)")
 
 // Deliver sends msg from sender to rcpts; every recipient must be accepted
-// (a partial delivery would need a second release for the rest). The name
-// and the id are checked in the one lookup that gives the route.
+// (a partial delivery would need a second release for the rest). The name,
+// the id and the customer are checked in the one lookup that gives the
+// route: a moved domain keeps its id, but its held mail stays in the old
+// customer's quarantine, whose reseller may no longer be the domain's.
 func (r Releaser) Deliver(ctx context.Context, held quarantine.HeldDomain, sender string, rcpts []string, msg []byte) (string, error) {
 	domain := held.Name
 	dom, ok := r.Directory.Lookup(domain)
-	if !ok || dom.ID != held.ID || len(rcpts) == 0 {
+	if !ok || dom.ID != held.ID || dom.CustomerID != held.CustomerID || len(rcpts) == 0 {
 		return "", fmt.Errorf("release to %s: %w", domain, errNoLongerServed)
 	}
 	from, err := mailaddr.ParseReversePath(sender)

@@ -25,28 +25,33 @@ func (d directory) Lookup(name string) (*tenant.Domain, bool) {
 
 // TestReleaseOnlyWhileTheNameIsTheSameDomain: a released message goes to
 // its domain's current server only while the name is still the domain (by
-// id) that held it. A name deleted, or re-created by another tenant, gets
-// nothing: no connection to its server, whose address the error does not
-// name either.
+// id) that held it, and that domain still the customer's that held it. A
+// name deleted, re-created by another tenant, or the domain moved to
+// another customer (perhaps another reseller's, while the message stays in
+// the old customer's quarantine) gets nothing: no connection to its
+// server, whose address the error does not name either.
 func TestReleaseOnlyWhileTheNameIsTheSameDomain(t *testing.T) {
 	for _, tc := range []struct {
-		name      string
-		nowID     int64 // the id a.example has now; 0: not served
-		delivered bool
+		name        string
+		nowID       int64 // the id a.example has now; 0: not served
+		nowCustomer int64
+		delivered   bool
 	}{
-		{"same domain", 7, true},
-		{"name re-created by another domain", 8, false},
-		{"deleted", 0, false},
+		{"same domain", 7, 3, true},
+		{"name re-created by another domain", 8, 3, false},
+		{"deleted", 0, 3, false},
+		{"domain moved to another customer", 7, 4, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			sink := smtptest.StartSink(t)
 			dir := directory{}
 			if tc.nowID != 0 {
-				dir["a.example"] = &tenant.Domain{Name: "a.example", ID: tc.nowID, Route: tenant.Route{Addr: sink.Addr, TLS: tenant.TLSNone}}
+				dir["a.example"] = &tenant.Domain{Name: "a.example", ID: tc.nowID, CustomerID: tc.nowCustomer,
+					Route: tenant.Route{Addr: sink.Addr, TLS: tenant.TLSNone}}
 			}
 			rel := relay.New(relay.DefaultConfig(), "mx.mxgrid.test", smtptest.Guard(), slog.New(slog.DiscardHandler), prometheus.NewRegistry())
 			r := smtpd.Releaser{Directory: dir, Relay: smtpd.Relay{Relay: rel}}
-			_, err := r.Deliver(context.Background(), quarantine.HeldDomain{ID: 7, Name: "a.example"}, "s@x.example",
+			_, err := r.Deliver(context.Background(), quarantine.HeldDomain{ID: 7, CustomerID: 3, Name: "a.example"}, "s@x.example",
 				[]string{"bob@a.example"}, []byte("Subject: x\r\n\r\nx\r\n"))
 			if tc.delivered {
 				if err != nil || len(sink.Messages()) != 1 {
