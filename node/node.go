@@ -515,7 +515,7 @@ func (b *builder) mountPanel(context.Context) error {
 // and serves their links on every node.
 func (b *builder) mountDigests() error {
 	leader := func() bool { return b.cluster != nil && b.cluster.IsLeader() }
-	d, err := notify.New(b.cfg.Notify, notify.Options{Store: b.store, Items: b.quarantine, BaseURL: b.cfg.HTTP.PublicURL,
+	d, err := notify.New(b.cfg.Notify, notify.Options{Store: b.store, Items: b.quarantine, Domains: b.directory, BaseURL: b.cfg.HTTP.PublicURL,
 		Hostname: b.cfg.SMTP.Hostname, Holder: b.cfg.Node.Name, Leader: leader, Log: b.log, Registerer: b.registry})
 	if err != nil {
 		return err

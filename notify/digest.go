@@ -31,6 +31,7 @@ import (
 	"github.com/mxgrid/mxgrid/internal/periodic"
 	"github.com/mxgrid/mxgrid/netguard"
 	"github.com/mxgrid/mxgrid/quarantine"
+	"github.com/mxgrid/mxgrid/tenant"
 	"github.com/mxgrid/mxgrid/tracking"
 )
 
@@ -124,12 +125,18 @@ type Lister interface {
 	List(ctx context.Context, f quarantine.Filter) ([]quarantine.Item, error)
 }
 
+// Domains finds the domain that serves a name now; *tenant.Directory.
+type Domains interface {
+	Lookup(name string) (*tenant.Domain, bool)
+}
+
 // Digests sends the digests.
 type Digests struct {
 	cfg      Config
 	keys     [][]byte
 	store    Store
 	items    Lister
+	domains  Domains
 	baseURL  string
 	hostname string
 	holder   string
@@ -143,6 +150,9 @@ type Digests struct {
 type Options struct {
 	Store Store
 	Items Lister
+	// Domains is the tenant directory: a digest lists only what the
+	// domain now serving the recipient's name held.
+	Domains Domains
 	// BaseURL is http.public_url: links point there.
 	BaseURL string
 	// Hostname introduces us to the smarthost; Holder names this node in
@@ -169,7 +179,10 @@ func New(cfg Config, opts Options) (*Digests, error) {
 	if cfg.From == "" {
 		cfg.From = "quarantine@" + opts.Hostname
 	}
-	return &Digests{cfg: cfg, keys: keys, store: opts.Store, items: opts.Items, baseURL: strings.TrimRight(opts.BaseURL, "/"),
+	if opts.Domains == nil {
+		return nil, errors.New("notify: no tenant directory")
+	}
+	return &Digests{cfg: cfg, keys: keys, store: opts.Store, items: opts.Items, domains: opts.Domains, baseURL: strings.TrimRight(opts.BaseURL, "/"),
 		hostname: opts.Hostname, holder: opts.Holder, leader: opts.Leader, now: opts.Now, log: opts.Log.With("component", "digest"),
 		sent: promauto.With(opts.Registerer).NewCounterVec(prometheus.CounterOpts{
 			Name: "mxgrid_notify_digests_total",
@@ -239,7 +252,12 @@ func (d *Digests) RunOnce(ctx context.Context) (int, error) {
 	return sent, nil
 }
 
-// held groups every held item by recipient (lower-cased).
+// held groups every held item by recipient (lower-cased), leaving out
+// items of a domain that no longer serves its name as it did (deleted,
+// renamed, moved to another customer, suspended or awaiting proof): the
+// name's mailboxes may be another tenant's now, who must not read the old
+// tenant's senders and subjects, and a release of them delivers nothing
+// (smtpd.Releaser applies the same rule).
 func (d *Digests) held(ctx context.Context) (map[string][]quarantine.Item, error) {
 	out := map[string][]quarantine.Item{}
 	f := quarantine.Filter{Scope: tracking.Scope{Operator: true}, State: quarantine.StateHeld, Limit: 500}
@@ -249,6 +267,9 @@ func (d *Digests) held(ctx context.Context) (map[string][]quarantine.Item, error
 			return nil, err
 		}
 		for _, it := range page {
+			if dom, ok := d.domains.Lookup(it.Domain); !ok || dom.ID != it.DomainID || dom.CustomerID != it.CustomerID {
+				continue
+			}
 			for _, r := range it.Recipients {
 				r = strings.ToLower(r)
 				out[r] = append(out[r], it)
