@@ -450,8 +450,11 @@ func (w *walker) walk(e *message.Entity, depth int, path string, attached bool, 
 	if err != nil && e.Header.Get("Content-Type") != "" {
 		w.p.add(w.m, SymbolMIMEBroken, "Content-Type: "+err.Error())
 	}
-	if ct == "" {
-		ct = "text/plain" // RFC 2045 section 5.2
+	if ct == "" || ct == "text" {
+		// RFC 2045 section 5.2; "text" without a subtype is, like no
+		// type, untyped text to Thunderbird, which shows a uuencoded
+		// file in it as an attachment.
+		ct = "text/plain"
 	}
 	part.ContentType = ct
 	part.Charset = strings.ToLower(params["charset"])
