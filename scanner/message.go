@@ -471,7 +471,10 @@ func (w *walker) walk(e *message.Entity, depth int, path string, attached bool, 
 	var names []string
 	for _, n := range slices.Concat(
 		paramValues(dparams, derr, e.Header.Get("Content-Disposition"), "filename"),
-		paramValues(params, err, e.Header.Get("Content-Type"), "name")) {
+		paramValues(params, err, e.Header.Get("Content-Type"), "name"),
+		// Thunderbird's last resorts (MimeHeaders_get_name), for a part
+		// with neither parameter: it shows and saves the file by them.
+		[]string{e.Header.Get("Content-Name"), e.Header.Get("X-Sun-Data-Name")}) {
 		// Many MUAs put RFC 2047 words in file names although RFC 2047 5
 		// forbids it; the name is what the recipient sees.
 		if strings.Contains(n, "=?") {

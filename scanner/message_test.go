@@ -325,6 +325,11 @@ Content-Disposition: attachment; filename*0="inv"; filename*1="oice.js"; filenam
 Content-Disposition: attachment, filename="invoice.js"`, "application/octet-stream", "attachment", "invoice.js", true},
 		{"comment after the type", `Content-Type: application/x-msdownload (exe); name="setup.exe"`, "application/x-msdownload", "", "setup.exe", true},
 		{"text without a subtype is untyped text", `Content-Type: text; charset=us-ascii`, "text/plain", "", "", false},
+		// And names a part that has no name parameter by these fields.
+		{"name in Content-Name", `Content-Type: application/octet-stream
+Content-Name: invoice.js`, "application/octet-stream", "", "invoice.js", false},
+		{"name in X-Sun-Data-Name", `Content-Type: application/octet-stream
+X-Sun-Data-Name: invoice.js`, "application/octet-stream", "", "invoice.js", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -496,6 +496,26 @@ func TestCheck(t *testing.T) {
 			wantReject:  "invoice.exe",
 			wantSymbols: []string{SymbolBlockedType},
 		},
+		// Thunderbird names a part that has neither filename nor name by
+		// its Content-Name or X-Sun-Data-Name field.
+		{
+			name: "script named by Content-Name",
+			raw: func(testing.TB) string {
+				return strings.Replace(withAttachment("", "application/octet-stream", []byte("var x = 1;")),
+					"Content-Disposition: attachment\r\n", "Content-Name: invoice.js\r\n", 1)
+			},
+			wantReject:  "invoice.js",
+			wantSymbols: []string{SymbolBlockedType},
+		},
+		{
+			name: "script named by X-Sun-Data-Name",
+			raw: func(testing.TB) string {
+				return strings.Replace(withAttachment("", "application/octet-stream", []byte("var x = 1;")),
+					"Content-Disposition: attachment\r\n", "X-Sun-Data-Name: invoice.js\r\n", 1)
+			},
+			wantReject:  "invoice.js",
+			wantSymbols: []string{SymbolBlockedType},
+		},
 		// Clients differ in which name they show and save under: each one
 		// the part carries is judged.
 		{
