@@ -454,6 +454,26 @@ func TestCheck(t *testing.T) {
 			wantReject:  "executable",
 			wantSymbols: []string{SymbolBlockedType, SymbolNameMismatch},
 		},
+		{
+			// Thunderbird shows a yEnc-encoded block in untyped text (no
+			// Content-Type) as an attachment too.
+			name: "executable yEnc-encoded in the text",
+			raw: func(testing.TB) string {
+				var enc []byte
+				for _, b := range peFile() {
+					switch c := b + 42; c {
+					case 0, '\n', '\r', '=':
+						enc = append(enc, '=', c+64)
+					default:
+						enc = append(enc, c)
+					}
+				}
+				return fmt.Sprintf("From: a@example.org\r\nSubject: t\r\n\r\nSee below.\r\n=ybegin line=128 size=%d name=invoice.exe\r\n%s\r\n=yend size=%[1]d\r\n",
+					len(peFile()), enc)
+			},
+			wantReject:  "invoice.exe",
+			wantSymbols: []string{SymbolBlockedType},
+		},
 		// Thunderbird reads a Content-Type's type as its first token, up
 		// to a ';', a ',' or a blank, and its parameters from after the
 		// first ';' or ','; mime.ParseMediaType refuses the field.
