@@ -450,8 +450,11 @@ func (w *walker) walk(e *message.Entity, depth int, path string, attached bool, 
 	if err != nil && e.Header.Get("Content-Type") != "" {
 		w.p.add(w.m, SymbolMIMEBroken, "Content-Type: "+err.Error())
 	}
-	if ct == "" {
-		ct = "text/plain" // RFC 2045 section 5.2
+	if ct == "" || ct == "text" {
+		// RFC 2045 section 5.2; "text" without a subtype is, like no
+		// type, untyped text to Thunderbird, which shows a uuencoded
+		// file in it as an attachment.
+		ct = "text/plain"
 	}
 	part.ContentType = ct
 	part.Charset = strings.ToLower(params["charset"])
@@ -468,7 +471,10 @@ func (w *walker) walk(e *message.Entity, depth int, path string, attached bool, 
 	var names []string
 	for _, n := range slices.Concat(
 		paramValues(dparams, derr, e.Header.Get("Content-Disposition"), "filename"),
-		paramValues(params, err, e.Header.Get("Content-Type"), "name")) {
+		paramValues(params, err, e.Header.Get("Content-Type"), "name"),
+		// Thunderbird's last resorts (MimeHeaders_get_name), for a part
+		// with neither parameter: it shows and saves the file by them.
+		[]string{e.Header.Get("Content-Name"), e.Header.Get("X-Sun-Data-Name")}) {
 		// Many MUAs put RFC 2047 words in file names although RFC 2047 5
 		// forbids it; the name is what the recipient sees.
 		if strings.Contains(n, "=?") {
@@ -551,8 +557,9 @@ func (w *walker) walk(e *message.Entity, depth int, path string, attached bool, 
 }
 
 // addEmbedded adds files found inside leaf's content as leaves of their
-// own ("1.u1": the first uuencoded file in part 1; "t2" the second file of
-// a single-part TNEF body), named as their container names them. They are
+// own ("1.u1": the first uuencoded file in part 1, "1.y1" its first yEnc
+// one; "t2" the second file of a single-part TNEF body), named as their
+// container names them. They are
 // leaves for the content checks, not parts: the message's MIME structure,
 // which the model and the structure rules read, is what was sent (a 2002
 // kernel-list ham carrying three uuencoded oops dumps scores as before).
@@ -566,6 +573,16 @@ func (w *walker) addEmbedded(leaf Leaf, files []embeddedFile, pathPrefix, encodi
 		}
 		w.m.Leaves = append(w.m.Leaves, Leaf{Part: part, Path: path, Data: f.data})
 	}
+}
+
+// addDecoded adds the files find decodes from leaf's content, within
+// what is left of max_decoded_bytes.
+func (w *walker) addDecoded(leaf Leaf, find func(text []byte, budget int) []embeddedFile, pathPrefix, encoding string) {
+	files := find(leaf.Data, w.p.limits.MaxDecodedBytes-w.decoded)
+	for _, f := range files {
+		w.decoded += len(f.data)
+	}
+	w.addEmbedded(leaf, files, pathPrefix, encoding)
 }
 
 func joinPath(path string, i int) string {
@@ -609,14 +626,11 @@ func (w *walker) readBody(body io.Reader, part Part, path string, attached bool)
 		w.m.Leaves = append(w.m.Leaves, leaf)
 		switch {
 		case part.ContentType == "text/plain" || uuEncodings[part.Encoding]:
-			// Thunderbird shows a uuencoded block as an attachment, and
-			// decodes a part whose transfer encoding is uuencode, which
-			// go-message leaves encoded.
-			files := uuFiles(leaf.Data, lim.MaxDecodedBytes-w.decoded)
-			for _, f := range files {
-				w.decoded += len(f.data)
-			}
-			w.addEmbedded(leaf, files, "u", "x-uuencode")
+			// Thunderbird shows a uuencoded or yEnc-encoded block as an
+			// attachment, and decodes a part whose transfer encoding is
+			// uuencode, which go-message leaves encoded.
+			w.addDecoded(leaf, uuFiles, "u", "x-uuencode")
+			w.addDecoded(leaf, yencFiles, "y", "x-yenc")
 		case !strings.HasPrefix(part.ContentType, "text/"):
 			// Slices of the leaf: no bytes beyond max_decoded_bytes.
 			w.addEmbedded(leaf, tnefFiles(leaf.Data), "t", "x-tnef")

@@ -319,6 +319,17 @@ Content-Disposition: attachment; filename*=iso-8859-1''R%E9sum%E9.js`, "applicat
 		{"RFC 2231 in Windows-1252, continued", `Content-Type: application/octet-stream; name*0*=windows-1252'en'set; name*1="up.e"; name*2*=x%65`, "application/octet-stream", "", "setup.exe", false},
 		{"RFC 2231 continuation beside a repeat", `Content-Type: application/octet-stream
 Content-Disposition: attachment; filename*0="inv"; filename*1="oice.js"; filename*0="x"`, "application/octet-stream", "attachment", "invoice.js", true},
+		// Thunderbird's type is the first token, up to a ';', a ',' or a
+		// blank; its parameters follow the first ';' or ','.
+		{"comma before the first parameter", `Content-Type: application/octet-stream
+Content-Disposition: attachment, filename="invoice.js"`, "application/octet-stream", "attachment", "invoice.js", true},
+		{"comment after the type", `Content-Type: application/x-msdownload (exe); name="setup.exe"`, "application/x-msdownload", "", "setup.exe", true},
+		{"text without a subtype is untyped text", `Content-Type: text; charset=us-ascii`, "text/plain", "", "", false},
+		// And names a part that has no name parameter by these fields.
+		{"name in Content-Name", `Content-Type: application/octet-stream
+Content-Name: invoice.js`, "application/octet-stream", "", "invoice.js", false},
+		{"name in X-Sun-Data-Name", `Content-Type: application/octet-stream
+X-Sun-Data-Name: invoice.js`, "application/octet-stream", "", "invoice.js", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -338,9 +349,13 @@ Content-Disposition: attachment; filename*0="inv"; filename*1="oice.js"; filenam
 
 	// A repeated boundary: the multipart is read with the first, as a
 	// mail reader reads it, not as one opaque part.
-	m := Parse(crlf("From: a@example.org\nContent-Type: multipart/mixed; boundary=b; boundary=c\n\n--b\nContent-Type: text/plain\n\nhidden text\n--b--\n"))
-	if m.Structure != "multipart/mixed(text/plain)" || m.Text != "hidden text" {
-		t.Errorf("structure %q, text %q; want the multipart read with boundary b", m.Structure, m.Text)
+	// So is one whose type a comment follows, or whose boundary follows
+	// a comma.
+	for _, ct := range []string{"multipart/mixed; boundary=b; boundary=c", "multipart/mixed (x); boundary=b", "multipart/mixed, boundary=b"} {
+		m := Parse(crlf("From: a@example.org\nContent-Type: " + ct + "\n\n--b\nContent-Type: text/plain\n\nhidden text\n--b--\n"))
+		if m.Structure != "multipart/mixed(text/plain)" || m.Text != "hidden text" {
+			t.Errorf("%s: structure %q, text %q; want the multipart read with boundary b", ct, m.Structure, m.Text)
+		}
 	}
 }
 

@@ -19,8 +19,9 @@ type embeddedFile struct {
 // as uuencode (none is in RFC 2045).
 var uuEncodings = map[string]bool{"x-uuencode": true, "uuencode": true, "x-uue": true}
 
-// maxUUFiles bounds the files looked for in one text part.
-const maxUUFiles = 8
+// maxTextFiles bounds the files of one encoding (uuencode, yEnc) looked
+// for in one text part.
+const maxTextFiles = 8
 
 // uuFiles finds the uuencoded files in text, decoding at most budget bytes
 // in all. Mail clients (Thunderbird among them) show such a block as an
@@ -32,7 +33,7 @@ func uuFiles(text []byte, budget int) []embeddedFile {
 		return nil
 	}
 	var files []embeddedFile
-	for len(text) > 0 && len(files) < maxUUFiles && budget > 0 {
+	for len(text) > 0 && len(files) < maxTextFiles && budget > 0 {
 		line, rest, _ := bytes.Cut(text, []byte("\n"))
 		text = rest
 		if !bytes.HasPrefix(line, []byte("begin ")) {

@@ -73,7 +73,7 @@ func FuzzUUFiles(f *testing.F) {
 		for _, file := range files {
 			total += len(file.data)
 		}
-		if total > budget || len(files) > maxUUFiles {
+		if total > budget || len(files) > maxTextFiles {
 			t.Fatalf("%d files, %d bytes from a budget of %d", len(files), total, budget)
 		}
 		if got := uuFiles([]byte(uuencode("f.bin", payload)), len(payload)+1); len(payload) > 0 && (len(got) != 1 || !bytes.Equal(got[0].data, payload)) {

@@ -3,6 +3,7 @@ package smtpd
 import (
 	"bytes"
 	"fmt"
+	"mime"
 	"strconv"
 	"strings"
 	"time"
@@ -80,10 +81,18 @@ func (ss *session) compose(msg *scanner.Message, v scanner.Verdict, policy scann
 		}
 	}
 	if v.Action == scanner.Tag && policy.SubjectTag != "" {
+		tag := policy.SubjectTag
+		if !mailaddr.IsASCII(tag) {
+			// As an encoded word (RFC 2047) the tag leaves a 7-bit
+			// message 7-bit: raw, a reseller's "[СПАМ]" made every
+			// tagged message 8-bit, refused 554 5.6.3 for a customer's
+			// server without 8BITMIME.
+			tag = mime.QEncoding.Encode("utf-8", tag)
+		}
 		subj := h.Get("Subject")
-		if !strings.HasPrefix(subj, policy.SubjectTag) {
+		if !strings.HasPrefix(subj, tag) {
 			edit()
-			h.Set("Subject", strings.TrimSpace(policy.SubjectTag+" "+subj))
+			h.Set("Subject", strings.TrimSpace(tag+" "+subj))
 		}
 	}
 	// A header ended by a line that is not a field is written back with

@@ -1,11 +1,14 @@
 package smtpd_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"mime"
 	"strings"
 	"testing"
 
+	"github.com/emersion/go-message/textproto"
 	"github.com/mxgrid/mxgrid/config"
 	"github.com/mxgrid/mxgrid/internal/smtptest"
 	"github.com/mxgrid/mxgrid/scanner"
@@ -128,5 +131,41 @@ func TestOtherPolicyIsAnotherTransaction(t *testing.T) {
 	c.data(250, testMessage) // the allow list of lenient.example applies to its own recipient
 	if got := sink.Messages(); len(got) != 1 || len(got[0].Rcpts) != 1 || got[0].Rcpts[0] != "carol@lenient.example" {
 		t.Fatalf("sink got %+v, want one message for carol only", got)
+	}
+}
+
+// TestNonASCIISubjectTagStaysSevenBit: a subject tag in another script (a
+// reseller's "[СПАМ]") goes into the Subject as an RFC 2047 encoded word.
+// Written raw, it made every tagged 7-bit message 8-bit: refused with 554
+// 5.6.3 for a customer's server without 8BITMIME, and UTF-8 in a header
+// without SMTPUTF8 (RFC 6532) for the others.
+func TestNonASCIISubjectTagStaysSevenBit(t *testing.T) {
+	sink := startRawSink(t)
+	sink.withhold8BitMIME()
+	cfg := testConfig(t)
+	d := smtptest.Domain("example.org", sink.Addr)
+	d.SubjectTag = ptr("[СПАМ]")
+	cfg.Domains = append(cfg.Domains, d)
+	n := startConfigured(t, cfg, []scanner.Stage{{Check: scoreCheck{score: 8}}})
+	c := dial(t, n.SMTPAddr())
+	c.cmd(250, "MAIL FROM:<a@sender.test>")
+	c.cmd(250, "RCPT TO:<bob@example.org>")
+	c.data(250, testMessage)
+	got := sink.messages()
+	if len(got) != 1 {
+		t.Fatalf("customer server got %d messages, want the tagged one", len(got))
+	}
+	for _, b := range got[0] {
+		if b >= 0x80 {
+			t.Fatalf("tagged message is 8-bit:\n%s", got[0])
+		}
+	}
+	h, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(got[0])))
+	if err != nil {
+		t.Fatal(err)
+	}
+	subj, err := new(mime.WordDecoder).DecodeHeader(h.Get("Subject"))
+	if err != nil || subj != "[СПАМ] quarterly report" {
+		t.Errorf("Subject %q reads %q (%v), want %q", h.Get("Subject"), subj, err, "[СПАМ] quarterly report")
 	}
 }

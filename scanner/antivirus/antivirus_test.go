@@ -454,6 +454,88 @@ func TestCheck(t *testing.T) {
 			wantReject:  "executable",
 			wantSymbols: []string{SymbolBlockedType, SymbolNameMismatch},
 		},
+		{
+			// Thunderbird shows a yEnc-encoded block in untyped text (no
+			// Content-Type) as an attachment too.
+			name: "executable yEnc-encoded in the text",
+			raw: func(testing.TB) string {
+				var enc []byte
+				for _, b := range peFile() {
+					switch c := b + 42; c {
+					case 0, '\n', '\r', '=':
+						enc = append(enc, '=', c+64)
+					default:
+						enc = append(enc, c)
+					}
+				}
+				return fmt.Sprintf("From: a@example.org\r\nSubject: t\r\n\r\nSee below.\r\n=ybegin line=128 size=%d name=invoice.exe\r\n%s\r\n=yend size=%[1]d\r\n",
+					len(peFile()), enc)
+			},
+			wantReject:  "invoice.exe",
+			wantSymbols: []string{SymbolBlockedType},
+		},
+		// Thunderbird reads a Content-Type's type as its first token, up
+		// to a ';', a ',' or a blank, and its parameters from after the
+		// first ';' or ','; mime.ParseMediaType refuses the field.
+		{
+			name: "executable behind a comment after the multipart's type",
+			raw: func(testing.TB) string {
+				return strings.Replace(withAttachment("invoice.exe", "application/octet-stream", peFile()),
+					`multipart/mixed; boundary="b1"`, `multipart/mixed (mail); boundary="b1"`, 1)
+			},
+			wantReject:  "invoice.exe",
+			wantSymbols: []string{SymbolBlockedType},
+		},
+		{
+			name: "EICAR behind a comma before the boundary",
+			raw: func(testing.TB) string {
+				return strings.Replace(withAttachment("readme.txt", "text/plain", eicar),
+					`multipart/mixed; boundary="b1"`, `multipart/mixed, boundary="b1"`, 1)
+			},
+			wantVirus: VirusEICAR,
+		},
+		{
+			name: "script named after a comma in Content-Disposition",
+			raw: func(testing.TB) string {
+				return strings.Replace(withAttachment("invoice.js", "application/octet-stream", []byte("var x = 1;")),
+					`attachment; filename=`, `attachment, filename=`, 1)
+			},
+			wantReject:  "invoice.js",
+			wantSymbols: []string{SymbolBlockedType},
+		},
+		{
+			// "text" without a subtype is Thunderbird's untyped text, in
+			// which it shows a uuencoded block as an attachment.
+			name: "executable uuencoded in a part of type text",
+			raw: func(testing.TB) string {
+				return "From: a@example.org\r\nSubject: t\r\nMIME-Version: 1.0\r\nContent-Type: text; charset=us-ascii\r\n\r\nSee below.\r\n\r\nbegin 644 invoice.exe\r\n" +
+					"M35H`````````````````````````````````````````````````````````\r\n" +
+					"M````````````````````0````%!%````````````````````````````````\r\n" +
+					"F````````````````````````````````````````````````````\r\n`\r\nend\r\n"
+			},
+			wantReject:  "invoice.exe",
+			wantSymbols: []string{SymbolBlockedType},
+		},
+		// Thunderbird names a part that has neither filename nor name by
+		// its Content-Name or X-Sun-Data-Name field.
+		{
+			name: "script named by Content-Name",
+			raw: func(testing.TB) string {
+				return strings.Replace(withAttachment("", "application/octet-stream", []byte("var x = 1;")),
+					"Content-Disposition: attachment\r\n", "Content-Name: invoice.js\r\n", 1)
+			},
+			wantReject:  "invoice.js",
+			wantSymbols: []string{SymbolBlockedType},
+		},
+		{
+			name: "script named by X-Sun-Data-Name",
+			raw: func(testing.TB) string {
+				return strings.Replace(withAttachment("", "application/octet-stream", []byte("var x = 1;")),
+					"Content-Disposition: attachment\r\n", "X-Sun-Data-Name: invoice.js\r\n", 1)
+			},
+			wantReject:  "invoice.js",
+			wantSymbols: []string{SymbolBlockedType},
+		},
 		// Clients differ in which name they show and save under: each one
 		// the part carries is judged.
 		{

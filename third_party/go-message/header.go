@@ -127,12 +127,23 @@ func percentDecode(s string) []byte {
 // written. Without it a file name or boundary written so vanished for the
 // scanner while the recipient's reader still used it: "filename=a.js;
 // filename=b" hid a script from the attachment rules, and a repeated
-// boundary made a multipart unreadable. ok is false when s does not start
-// with a media type.
+// boundary made a multipart unreadable. The type is the first token, up to
+// a ';', a ',' or a blank, and the parameters follow the first ';' or ','
+// (Thunderbird's MimeHeaders_get and nsMIMEHeaderParamImpl): a comment
+// after the type ("multipart/mixed (x); boundary=b") or a comma before the
+// first parameter hid a multipart's parts, or an attachment's name, from
+// the scanner and not from the reader. ok is false when s has no first
+// token.
 func parseParamsLenient(s string) (f string, params map[string]string, ok bool) {
-	f, rest, _ := strings.Cut(s, ";")
+	f, rest := s, ""
+	if i := strings.IndexAny(s, ";,"); i >= 0 {
+		f, rest = s[:i], s[i+1:]
+	}
 	f = strings.ToLower(strings.TrimSpace(f))
-	if _, _, err := mime.ParseMediaType(f); err != nil {
+	if i := strings.IndexAny(f, " \t\r\n"); i >= 0 {
+		f = f[:i]
+	}
+	if f == "" {
 		return "", nil, false
 	}
 	canonical := f
