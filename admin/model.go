@@ -120,9 +120,11 @@ func isText(s string) bool {
 	})
 }
 
-// checkSearch vets the text a list is filtered by, under key; nothing
+// CheckSearch vets the text a list is filtered by, under key; nothing
 // stored can match what it refuses, and the database would fail on it.
-func checkSearch(key, s string) error {
+// Callers refuse such text as it is: cut to fit, it would search for
+// something else, and could end mid-rune.
+func CheckSearch(key, s string) error {
 	switch {
 	case len(s) > maxSearchLen:
 		return tenant.FieldErrors{key: fmt.Sprintf("at most %d bytes", maxSearchLen)}

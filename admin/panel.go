@@ -8,9 +8,11 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/mxgrid/mxgrid/mailaddr"
 	"github.com/mxgrid/mxgrid/tenant"
 )
 
@@ -242,22 +244,68 @@ func (s *Service) SetSuspended(ctx context.Context, p Principal, id int64, suspe
 	return s.UpdateCustomer(ctx, p, id, func(c *tenant.Customer) { c.Suspended = suspended })
 }
 
-// NormalizeEmail validates a login name.
+// NormalizeEmail validates a login email and returns its one spelling:
+// the local part lower-cased, the domain as its lower-case A-label.
+// Logins are one namespace over all resellers and the panel shows them
+// side by side, so two spellings that look alike must not be two logins.
+// The local part must be printable ASCII: NFKC and case folding would
+// merge fullwidth "ａdmin" with "admin" but not Cyrillic "аdmin" (U+0430),
+// and no folding catches every confusable, while a login needs no
+// internationalized local part. The domain goes through IDNA, which maps
+// fullwidth letters and the Kelvin sign to ASCII and shows any other
+// non-ASCII name as xn--, visibly different from its look-alike.
+// Uniqueness is the store's, on this form.
 func NormalizeEmail(s string) (string, error) {
 	// Checked before lower-casing, which turns invalid UTF-8 into U+FFFD:
 	// two different inputs would name one account.
 	if !isText(s) {
 		return "", fmt.Errorf("%q is not an email address", s)
 	}
-	e := strings.ToLower(strings.TrimSpace(s))
-	local, dom, ok := strings.Cut(e, "@")
-	if !ok || local == "" || len(e) > maxEmailLen || strings.ContainsAny(e, " \t<>\"") {
+	local, dom, ok := strings.Cut(strings.TrimSpace(s), "@")
+	if !ok || local == "" || strings.ContainsAny(local, " \t<>\"") {
 		return "", fmt.Errorf("%q is not an email address", s)
 	}
-	if _, err := tenant.NormalizeDomain(dom); err != nil {
+	if !mailaddr.IsASCII(local) {
+		return "", fmt.Errorf("%q cannot be a login: the part before @ may hold only ASCII letters, digits and punctuation, no accented or look-alike letters", s)
+	}
+	// IDNA refuses "@", spaces, "<", ">" and quotes in the domain.
+	ascii, err := tenant.NormalizeDomain(dom)
+	if err != nil {
 		return "", fmt.Errorf("%q is not an email address", s)
+	}
+	e := strings.ToLower(local) + "@" + ascii
+	if len(e) > maxEmailLen {
+		return "", fmt.Errorf("%q is not an email address: longer than %d bytes", s, maxEmailLen)
 	}
 	return e, nil
+}
+
+// loginSpellings lists the stored spellings a login may be under, the
+// normal one first. Logins made before NormalizeEmail refused non-ASCII
+// local parts and stored domains as A-labels were stored as typed,
+// lower-cased ("jörg@bücher.de"): they still log in so, but no new login
+// can be made so. Rewriting them instead could merge two existing logins.
+func loginSpellings(email string) []string {
+	var out []string
+	if e, err := NormalizeEmail(email); err == nil {
+		out = append(out, e)
+	}
+	if isText(email) {
+		if old := strings.ToLower(strings.TrimSpace(email)); !slices.Contains(out, old) {
+			out = append(out, old)
+		}
+	}
+	return out
+}
+
+// LoginKey names the account a login attempt is for, for counting
+// failures per account: spellings that log in to one account
+// ("ANN@ｅxample.com", "ann@example.com") must share one budget.
+func LoginKey(email string) string {
+	if s := loginSpellings(email); len(s) > 0 {
+		return s[0]
+	}
+	return strings.ToLower(strings.TrimSpace(email))
 }
 
 // CreateUser adds a panel login to a reseller: the operator for any, a
@@ -408,8 +456,13 @@ func (s *Service) AuthenticatePassword(ctx context.Context, email, password stri
 	if len(password) > MaxPasswordLen {
 		return Principal{}, ErrUnauthenticated
 	}
-	e, _ := NormalizeEmail(email)
-	u, err := ps.UserByEmail(ctx, e)
+	var u User
+	err = tenant.ErrNotFound
+	for _, e := range loginSpellings(email) {
+		if u, err = ps.UserByEmail(ctx, e); !errors.Is(err, tenant.ErrNotFound) {
+			break
+		}
+	}
 	hash := u.Hash
 	switch {
 	case errors.Is(err, tenant.ErrNotFound):

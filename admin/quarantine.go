@@ -24,7 +24,7 @@ func (s *Service) ListQuarantine(ctx context.Context, p Principal, f quarantine.
 	if s.quarantine == nil {
 		return nil, ErrPanelUnconfigured
 	}
-	if err := checkSearch("q", f.Search); err != nil {
+	if err := CheckSearch("q", f.Search); err != nil {
 		return nil, err
 	}
 	f.Scope = scope(p)

@@ -213,7 +213,7 @@ func (s *Service) Authenticate(ctx context.Context, secret string) (Principal, e
 // scope checks a list's filter and restricts it to the principal's
 // reseller.
 func (p Principal) scope(f Filter) (Filter, error) {
-	if err := checkSearch("name", f.Name); err != nil {
+	if err := CheckSearch("name", f.Name); err != nil {
 		return f, err
 	}
 	if !p.Operator {

@@ -3,6 +3,7 @@ package admin_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/mxgrid/mxgrid/admin"
@@ -79,5 +80,98 @@ func TestServiceUsers(t *testing.T) {
 	}
 	if err := svc.DeleteUser(ctx, op, ua.ID); err != nil {
 		t.Errorf("operator removing the last user: %v", err)
+	}
+}
+
+// A login email has one spelling: look-alike local parts are refused and
+// domains are stored as lower-case A-labels, so no reseller can make a
+// login that reads as another's.
+func TestNormalizeEmail(t *testing.T) {
+	for _, tt := range []struct {
+		in, want string // want "": refused
+	}{
+		{"Ann@Example.COM", "ann@example.com"},
+		{" ann@example.com. ", "ann@example.com"},
+		{"o'brien&co@evil.example", "o'brien&co@evil.example"},
+		{"ann@ｅｘａｍｐｌｅ.com", "ann@example.com"},            // fullwidth domain: IDNA maps it to ASCII
+		{"ann@\u212aelvin.example", "ann@kelvin.example"}, // the Kelvin sign
+		{"ann@bücher.de", "ann@xn--bcher-kva.de"},
+		{"ann@ex\u0430mple.com", "ann@xn--exmple-4nf.com"}, // Cyrillic a: shown as xn--, not as example.com
+		{"ａdmin@example.com", ""},                          // fullwidth a
+		{"\u0430dmin@example.com", ""},                     // Cyrillic a
+		{"jörg@example.de", ""},
+		{"not an address", ""},
+		{"a@b@example.com", ""},
+		{"@example.com", ""},
+		{"ann@localhost", ""},
+	} {
+		got, err := admin.NormalizeEmail(tt.in)
+		if tt.want == "" {
+			if err == nil {
+				t.Errorf("NormalizeEmail(%q) = %q, want an error", tt.in, got)
+			}
+			continue
+		}
+		if err != nil || got != tt.want {
+			t.Errorf("NormalizeEmail(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
+		}
+	}
+}
+
+// Uniqueness holds on the normal form, every spelling logs in to the one
+// account, and a login stored before the rule (as typed, lower-cased)
+// still logs in.
+func TestLoginEmailSpellings(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.Open(store.DefaultConfig(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	ts := store.NewTenants(st)
+	svc := admin.NewService(ts, admin.ServiceOptions{Panel: ts})
+	op := admin.Operator("test")
+	a, err := svc.CreateReseller(ctx, op, tenant.Reseller{Name: "A"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := svc.CreateReseller(ctx, op, tenant.Reseller{Name: "B"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const pw = "correct horse battery"
+	u, err := svc.CreateUser(ctx, op, a.ID, "Admin@Example.com", pw)
+	if err != nil || u.Email != "admin@example.com" {
+		t.Fatalf("CreateUser = %+v, %v", u, err)
+	}
+	other := admin.Principal{ResellerID: b.ID, Actor: "b"}
+	for _, email := range []string{"ADMIN@ｅxample.com", "admin@EXAMPLE.COM."} {
+		if _, err := svc.CreateUser(ctx, other, b.ID, email, pw); !errors.Is(err, admin.ErrEmailNotAvailable) {
+			t.Errorf("CreateUser(%q) = %v, want ErrEmailNotAvailable", email, err)
+		}
+	}
+	var fe tenant.FieldErrors
+	if _, err := svc.CreateUser(ctx, other, b.ID, "ａdmin@example.com", pw); !errors.As(err, &fe) || !strings.Contains(fe["email"], "ASCII") {
+		t.Errorf("CreateUser(fullwidth local part) = %v, want a field error on email", err)
+	}
+	for _, email := range []string{"admin@example.com", "ADMIN@ｅxample.com", " admin@example.com. "} {
+		if p, err := svc.AuthenticatePassword(ctx, email, pw); err != nil || p.UserID != u.ID {
+			t.Errorf("AuthenticatePassword(%q) = %+v, %v; want user %d", email, p, err, u.ID)
+		}
+	}
+
+	// What CreateUser stored before the rule, written to the store directly.
+	hash, err := admin.HashPassword(pw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, stored := range []string{"jörg@bücher.de", "ann@bücher.de"} {
+		old := admin.User{ResellerID: b.ID, Email: stored, Hash: hash}
+		if err := ts.CreateUser(ctx, &old, admin.AuditEntry{Actor: "test"}); err != nil {
+			t.Fatal(err)
+		}
+		if p, err := svc.AuthenticatePassword(ctx, strings.ToUpper(stored), pw); err != nil || p.UserID != old.ID {
+			t.Errorf("old login %q: %+v, %v; want user %d", stored, p, err, old.ID)
+		}
 	}
 }

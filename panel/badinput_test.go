@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"net/url"
 	"strconv"
 	"strings"
 	"testing"
@@ -18,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mxgrid/mxgrid/admin"
+	"github.com/mxgrid/mxgrid/quarantine"
 	"github.com/mxgrid/mxgrid/spammap"
 	"github.com/mxgrid/mxgrid/store"
 	"github.com/mxgrid/mxgrid/tenant"
@@ -232,6 +234,47 @@ func TestTextFieldsEscaped(t *testing.T) {
 	code, body := f.get(t, f.op, "/panel/resellers")
 	if code != 200 || strings.Contains(body, "<script>alert") || !strings.Contains(body, "&lt;script&gt;") {
 		t.Errorf("resellers page: %d, escaped: %v", code, strings.Contains(body, "&lt;script&gt;"))
+	}
+}
+
+// A list page's search the service would refuse is a form error at the
+// search box, never cut to fit: the customers page used to cut q at 200
+// bytes, answering another search (and, mid-rune, refusing text the user
+// never typed).
+func TestSearchesAreRefusedNotCut(t *testing.T) {
+	f := newFixture(t, func(st *store.Store, o *admin.ServiceOptions) {
+		o.Quarantine = quarantine.New(quarantine.DefaultConfig(), st, nil, nil) // listed, never released
+	})
+	r, err := f.svc.CreateReseller(context.Background(), f.op, tenant.Reseller{Name: "R", Slug: "r"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	me := admin.Principal{ResellerID: r.ID, Actor: "r"}
+	long := strings.Repeat("x", 199) + "é" // 201 bytes, a rune across the limit
+	for _, page := range []struct {
+		path string
+		as   admin.Principal
+	}{{"/panel/customers", me}, {"/panel/resellers", f.op}, {"/panel/quarantine", me}} {
+		for _, tc := range []struct {
+			name, q string
+			code    int
+			want    string // in the error at the box
+		}{
+			{"200 bytes", strings.Repeat("x", 200), 200, ""},
+			{"201 bytes", strings.Repeat("x", 201), 400, "at most 200 bytes"},
+			{"a rune across the limit", long, 400, "at most 200 bytes"},
+			{"invalid UTF-8", "a\xff", 400, "must be UTF-8 text"},
+		} {
+			t.Run(page.path+"/"+tc.name, func(t *testing.T) {
+				code, body := f.get(t, page.as, page.path+"?q="+url.QueryEscape(tc.q))
+				if code != tc.code {
+					t.Fatalf("status %d, want %d:\n%s", code, tc.code, body)
+				}
+				if tc.want != "" && !strings.Contains(body, `<p class="ferr">`+tc.want) {
+					t.Errorf("no form error %q at the search box:\n%s", tc.want, body)
+				}
+			})
+		}
 	}
 }
 

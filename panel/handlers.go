@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/textproto"
@@ -65,7 +66,7 @@ func (p *Panel) login(w http.ResponseWriter, r *http.Request) {
 	// random. Only the address limit counts them.
 	account := ""
 	if email != "" {
-		account = accountKey(strings.ToLower(email))
+		account = accountKey(admin.LoginKey(email))
 	}
 	if until := p.limits.wait(account, addr, now); !until.IsZero() {
 		p.log.Info("panel: login refused, too many failures", "account_hash", account, "client_ip", ip)
@@ -138,6 +139,38 @@ func (p *Panel) home(req *request) error {
 	return redirect(req, "/panel/customers", "")
 }
 
+// searchBox is a list page's search box, q.
+type searchBox struct {
+	Q       string
+	refused error // admin.CheckSearch's field error, keyed "q"
+}
+
+// readSearch reads q and vets it with the service's own check, so that a
+// search the service would refuse is the page's form error at the box
+// rather than an error page naming the API's parameter.
+func readSearch(req *request) searchBox {
+	q := req.r.URL.Query().Get("q")
+	return searchBox{Q: q, refused: admin.CheckSearch("q", q)}
+}
+
+// show marks a page whose search was refused: 400, the reason at the box
+// (the templates show Fields["q"] there) and at the top.
+func (s searchBox) show(code int, msg string, fe tenant.FieldErrors) (int, string, tenant.FieldErrors) {
+	var bad tenant.FieldErrors
+	if !errors.As(s.refused, &bad) {
+		return code, msg, fe
+	}
+	fe = maps.Clone(fe)
+	if fe == nil {
+		fe = tenant.FieldErrors{}
+	}
+	maps.Copy(fe, bad)
+	if msg == "" {
+		msg = "The search is not valid: " + bad["q"] + "."
+	}
+	return http.StatusBadRequest, msg, fe
+}
+
 // --- resellers (operator)
 
 type resellersData struct {
@@ -152,10 +185,15 @@ func (p *Panel) resellers(req *request) error {
 }
 
 func (p *Panel) renderResellers(req *request, code int, f resellerForm, msg string, fe tenant.FieldErrors) error {
-	list, err := p.svc.ListResellers(req.r.Context(), req.sess.P, admin.Filter{Limit: admin.MaxPageSize, Name: req.r.URL.Query().Get("q")})
-	if err != nil {
-		return err
+	search := readSearch(req)
+	var list []tenant.Reseller
+	if search.refused == nil {
+		var err error
+		if list, err = p.svc.ListResellers(req.r.Context(), req.sess.P, admin.Filter{Limit: admin.MaxPageSize, Name: search.Q}); err != nil {
+			return err
+		}
 	}
+	code, msg, fe = search.show(code, msg, fe)
 	p.render(req, code, "resellers", page{Title: "Resellers", Nav: "resellers", Error: msg, Fields: fe,
 		Data: resellersData{Resellers: list, Form: f}})
 	return nil
@@ -226,13 +264,13 @@ func (p *Panel) customers(req *request) error {
 
 func (p *Panel) renderCustomers(req *request, code int, f customerForm, msg string, fe tenant.FieldErrors) error {
 	ctx := req.r.Context()
-	q := req.r.URL.Query().Get("q")
-	if len(q) > 200 {
-		q = q[:200]
-	}
-	list, err := p.svc.ListCustomers(ctx, req.sess.P, admin.Filter{Name: q, Limit: admin.MaxPageSize})
-	if err != nil {
-		return err
+	search := readSearch(req)
+	var list []tenant.Customer
+	if search.refused == nil {
+		var err error
+		if list, err = p.svc.ListCustomers(ctx, req.sess.P, admin.Filter{Name: search.Q, Limit: admin.MaxPageSize}); err != nil {
+			return err
+		}
 	}
 	resellers, err := p.svc.ListResellers(ctx, req.sess.P, admin.Filter{Limit: admin.MaxPageSize})
 	if err != nil {
@@ -258,8 +296,9 @@ func (p *Panel) renderCustomers(req *request, code int, f customerForm, msg stri
 		}
 		usage = &u
 	}
+	code, msg, fe = search.show(code, msg, fe)
 	p.render(req, code, "customers", page{Title: "Customers", Nav: "customers", Error: msg, Fields: fe,
-		Data: customersData{Charts: charts, Usage: usage, Query: q, Customers: rows, Resellers: resellers, Form: f}})
+		Data: customersData{Charts: charts, Usage: usage, Query: search.Q, Customers: rows, Resellers: resellers, Form: f}})
 	return nil
 }
 

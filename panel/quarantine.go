@@ -27,16 +27,20 @@ func (p *Panel) quarantineList(req *request) error {
 		n, _ := strconv.ParseInt(q.Get(k), 10, 64)
 		return max(n, 0)
 	}
-	f := quarantine.Filter{DomainID: num("domain_id"), CustomerID: num("customer_id"), Search: q.Get("q"), Before: num("after"), Limit: quarantinePage}
+	search := readSearch(req)
+	f := quarantine.Filter{DomainID: num("domain_id"), CustomerID: num("customer_id"), Search: search.Q, Before: num("after"), Limit: quarantinePage}
 	switch st := quarantine.State(q.Get("state")); st {
 	case quarantine.StateHeld, quarantine.StateReleased:
 		f.State = st
 	case "":
 		f.State = quarantine.StateHeld
 	}
-	items, err := p.svc.ListQuarantine(req.r.Context(), req.sess.P, f)
-	if err != nil {
-		return err
+	var items []quarantine.Item
+	if search.refused == nil {
+		var err error
+		if items, err = p.svc.ListQuarantine(req.r.Context(), req.sess.P, f); err != nil {
+			return err
+		}
 	}
 	data := quarantineData{Items: items, Search: f.Search, State: string(f.State), DomainID: f.DomainID, Customer: f.CustomerID}
 	if len(items) == quarantinePage {
@@ -44,7 +48,8 @@ func (p *Panel) quarantineList(req *request) error {
 		nq.Set("after", strconv.FormatInt(items[len(items)-1].ID, 10))
 		data.NextURL = "/panel/quarantine?" + nq.Encode()
 	}
-	p.render(req, http.StatusOK, "quarantine", page{Title: "Quarantine", Nav: "quarantine", Data: data})
+	code, msg, fe := search.show(http.StatusOK, "", nil)
+	p.render(req, code, "quarantine", page{Title: "Quarantine", Nav: "quarantine", Error: msg, Fields: fe, Data: data})
 	return nil
 }
 

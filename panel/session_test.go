@@ -434,6 +434,43 @@ func TestLoginLimits(t *testing.T) {
 // TestLoginLimitTablesStayBounded: failures from more addresses than the
 // tables hold, none of them stale, leave each table at maxTracked at most
 // and keep the newest failures in force.
+// Every spelling of a login email names one account: it logs in, and its
+// failures count against that account. Were each spelling counted apart,
+// a guesser would get the free failures once per spelling (one per
+// fullwidth letter of the domain, or a trailing dot).
+func TestLoginSpellingsShareOneAccount(t *testing.T) {
+	uf := newUserFixture(t)
+	now := time.Now()
+	uf.p.now = func() time.Time { return now }
+	attempt := func(remote, email, password string) int {
+		c := uf.client(t)
+		c.remote = remote
+		return c.login(email, password).Code
+	}
+	if code := attempt("198.51.100.2:1", "ANN@ａｌｐｈａ.example.", testPassword); code != http.StatusSeeOther {
+		t.Fatalf("fullwidth spelling, right password: %d, want 303", code)
+	}
+	// "alpha.example" with its i-th letter fullwidth, a new spelling each time.
+	spelling := func(i int) string {
+		d := []rune("alpha.example")
+		i %= len(d)
+		if d[i] == '.' {
+			return "ann@alpha.example."
+		}
+		d[i] += 'ａ' - 'a'
+		return "ann@" + string(d)
+	}
+	const guesser = "198.51.100.1:1"
+	for i := range uf.p.cfg.LockoutFailures + 1 {
+		if code := attempt(guesser, spelling(i), "wrong"); code != http.StatusUnauthorized {
+			t.Fatalf("failure %d as %q: %d, want 401", i+1, spelling(i), code)
+		}
+	}
+	if code := attempt(guesser, "ann@alpha.example", testPassword); code != http.StatusTooManyRequests {
+		t.Errorf("after %d failures under other spellings: %d, want 429", uf.p.cfg.LockoutFailures+1, code)
+	}
+}
+
 func TestLoginLimitTablesStayBounded(t *testing.T) {
 	l := newLoginLimits(Config{LockoutFailures: 0, LockoutDuration: time.Hour, AddressFailures: 1, MaxPasswordHashes: 1})
 	now := time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC)

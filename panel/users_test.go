@@ -279,6 +279,8 @@ func TestAddUserRefusals(t *testing.T) {
 		{"too long", "dan@alpha.example", strings.Repeat("x", admin.MaxPasswordLen+1), 400, "at most 256 bytes"},
 		{"bad email", "not an address", testPassword, 400, "is not an email address"},
 		{"taken", "bob@beta.example", testPassword, 400, "this email address is not available"},
+		{"taken, spelt with fullwidth letters", "BOB@ｂｅｔａ.example", testPassword, 400, "this email address is not available"},
+		{"fullwidth local part", "ｂob@beta.example", testPassword, 400, "only ASCII letters"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rec := a.post("/panel/users", "email", tc.email, "password", tc.password)

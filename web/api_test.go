@@ -425,6 +425,8 @@ func TestAPIBadInput(t *testing.T) {
 		{"NUL in a name filter", "GET", "/api/v1/domains?name=a%00", nil, 400, "name"},
 		{"invalid UTF-8 in a name filter", "GET", "/api/v1/customers?name=%C3", nil, 400, "name"},
 		{"name filter too long", "GET", "/api/v1/resellers?name=" + strings.Repeat("x", 201), nil, 400, "name"},
+		{"customer search too long, a rune across the limit", "GET", "/api/v1/customers?name=" + strings.Repeat("x", 199) + "%C3%A9", nil, 400, "name"},
+		{"quarantine search too long", "GET", "/api/v1/quarantine?q=" + strings.Repeat("x", 201), nil, 400, "q"},
 		{"NUL in the quarantine search", "GET", "/api/v1/quarantine?q=%00", nil, 400, "q"},
 		{"invalid UTF-8 in the quarantine search", "GET", "/api/v1/quarantine?q=%FF", nil, 400, "q"},
 		{"invalid UTF-8 in a message search", "GET", "/api/v1/messages?sender=%FF%40x.example", nil, 400, "sender"},

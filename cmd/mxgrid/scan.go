@@ -28,7 +28,7 @@ import (
 // every verdict.
 func runScan(ctx context.Context, args []string, stdout io.Writer) error {
 	fset := newFlagSet("scan")
-	format := fset.String("format", "text", "output `format`: text, json (one object per line) or tsv (path, verdict, score, symbols)")
+	format := fset.String("format", "text", "output `format`: text, json (one object per line) or tsv (path, verdict, score, symbols, action, reason, detail)")
 	cfgPath := fset.String("config", "", "YAML configuration `file` (default: built-in defaults)")
 	workers := fset.Int("workers", runtime.GOMAXPROCS(0), "messages scanned in parallel")
 	if err := fset.Parse(args); err != nil {
@@ -210,11 +210,16 @@ func (vw *verdictWriter) write(r scanResult) error {
 		}
 		return vw.enc.Encode(j)
 	case "tsv":
+		// Columns: path, verdict, score, symbols, action, reason, detail.
+		// Without the last three a virus or policy rejection read like an
+		// ordinary spam score. They come last so scripts cutting the
+		// first four columns keep working; every row has all seven.
 		if r.err != nil {
-			_, err := fmt.Fprintf(vw.w, "%s\terror\t0\t%s\n", r.path, tsvField(r.err.Error()))
+			_, err := fmt.Fprintf(vw.w, "%s\terror\t0\t%s\t\t\t\n", r.path, tsvField(r.err.Error()))
 			return err
 		}
-		_, err := fmt.Fprintf(vw.w, "%s\t%s\t%.2f\t%s\n", r.path, spamLabel(v), v.Score, scanner.SymbolNames(syms))
+		_, err := fmt.Fprintf(vw.w, "%s\t%s\t%.2f\t%s\t%s\t%s\t%s\n", r.path, spamLabel(v), v.Score, scanner.SymbolNames(syms),
+			v.Action, v.Reason, tsvField(v.Detail))
 		return err
 	}
 	if r.err != nil {

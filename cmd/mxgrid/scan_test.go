@@ -3,12 +3,14 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/mxgrid/mxgrid/internal/testenv"
 	"github.com/mxgrid/mxgrid/scanner/model"
 )
 
@@ -40,8 +42,11 @@ func TestScanTSV(t *testing.T) {
 	right := 0
 	for _, line := range lines {
 		f := strings.Split(line, "\t")
-		if len(f) != 4 {
-			t.Fatalf("line %q: %d fields, want path, verdict, score, symbols", line, len(f))
+		if len(f) != 7 {
+			t.Fatalf("line %q: %d fields, want path, verdict, score, symbols, action, reason, detail", line, len(f))
+		}
+		if (f[1] == "spam") != (f[4] == "tag" || f[4] == "reject") || (f[1] == "spam") != (f[5] == "spam") {
+			t.Errorf("line %q: verdict %q with action %q and reason %q", line, f[1], f[4], f[5])
 		}
 		if f[1] != "spam" && f[1] != "ham" {
 			t.Fatalf("line %q: verdict %q", line, f[1])
@@ -81,6 +86,61 @@ func TestScanExplainsVerdicts(t *testing.T) {
 	}
 	if v.Verdict != "spam" || v.Score < 6 || len(v.Symbols) < 2 || v.Symbols[0].Score < v.Symbols[1].Score {
 		t.Errorf("json verdict = %+v", v)
+	}
+}
+
+// A virus rejection must read as one in every format, not as a spam
+// score: the EICAR message scores like ordinary mail, and only the
+// action, reason and virus name tell the operator why it was refused.
+func TestScanShowsVirusRejectionInEveryFormat(t *testing.T) {
+	msg := filepath.Join(t.TempDir(), "eicar.eml")
+	raw := "From: a@example.org\r\nTo: b@example.org\r\nSubject: report\r\n\r\n" + string(testenv.EICAR()) + "\r\n"
+	if err := os.WriteFile(msg, []byte(raw), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const virus = "Mxgrid.Test.EICAR" // the built-in antivirus's name for it
+	tests := []struct {
+		format string
+		// parse returns the action, reason and detail the output shows.
+		parse func(t *testing.T, out string) (action, reason, detail string)
+	}{
+		{"text", func(t *testing.T, out string) (string, string, string) {
+			// "PATH: spam (reject: virus NAME) score ..."
+			_, why, ok := strings.Cut(strings.SplitN(out, "\n", 2)[0], " (")
+			if !ok {
+				t.Fatalf("text output %q has no (action: reason detail)", out)
+			}
+			why, _, _ = strings.Cut(why, ")")
+			action, rest, _ := strings.Cut(why, ": ")
+			reason, detail, _ := strings.Cut(rest, " ")
+			return action, reason, detail
+		}},
+		{"json", func(t *testing.T, out string) (string, string, string) {
+			var v jsonVerdict
+			if err := json.Unmarshal([]byte(out), &v); err != nil {
+				t.Fatalf("json output %q: %v", out, err)
+			}
+			return v.Action, v.Reason, v.Detail
+		}},
+		{"tsv", func(t *testing.T, out string) (string, string, string) {
+			f := strings.Split(strings.TrimSuffix(out, "\n"), "\t")
+			if len(f) != 7 {
+				t.Fatalf("tsv output %q: %d fields, want 7", out, len(f))
+			}
+			return f[4], f[5], f[6]
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.format, func(t *testing.T) {
+			out, stderr, code := runBinary(t, "scan", "--format", tt.format, msg)
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, stderr)
+			}
+			action, reason, detail := tt.parse(t, out)
+			if action != "reject" || reason != "virus" || detail != virus {
+				t.Errorf("shows action %q, reason %q, detail %q; want reject, virus, %s:\n%s", action, reason, detail, virus, out)
+			}
+		})
 	}
 }
 
