@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 
@@ -42,13 +43,19 @@ func (s *Service) GetQuarantined(ctx context.Context, p Principal, id int64) (qu
 
 // ReleaseQuarantined delivers one of p's held messages once (a second
 // release is quarantine.ErrNotHeld); with allowSender the sender also goes
-// on the domain's allow list, so its next messages are not held. The list
-// is changed first: a sender it cannot hold (a quoted local part with a
-// space) refuses the whole request before anything is delivered.
+// on the domain's allow list, so its next messages are not held. The
+// sender goes on the list only once the message was delivered: "release
+// and allow" is one decision about the message, and a release refused (the
+// customer's server said no, or the name is no longer the domain that held
+// it) must not leave the sender allowed, its next spam delivered unheld.
+// The list change is checked before anything is delivered, so a sender no
+// list can hold (a quoted local part with a space) refuses the whole
+// request instead of failing after the message left.
 func (s *Service) ReleaseQuarantined(ctx context.Context, p Principal, id int64, allowSender bool) (quarantine.Item, error) {
 	if s.quarantine == nil {
 		return quarantine.Item{}, ErrPanelUnconfigured
 	}
+	var allow func(*tenant.DomainRecord)
 	if allowSender {
 		it, _, err := s.quarantine.Get(ctx, scope(p), id)
 		if err != nil {
@@ -57,7 +64,7 @@ func (s *Service) ReleaseQuarantined(ctx context.Context, p Principal, id int64,
 		if it.State != quarantine.StateHeld {
 			return it, quarantine.ErrNotHeld
 		}
-		if err := s.allowSender(ctx, p, it); err != nil {
+		if allow, err = s.senderAllowance(ctx, p, it); err != nil {
 			return it, err
 		}
 	}
@@ -66,22 +73,36 @@ func (s *Service) ReleaseQuarantined(ctx context.Context, p Principal, id int64,
 		return it, err
 	}
 	s.log.Info("quarantined message released", "id", id, "actor", p.Actor, "domain", it.Domain)
+	if allow != nil {
+		if _, err := s.UpdateDomain(ctx, p, it.DomainID, allow); err != nil {
+			return it, fmt.Errorf("the message was released, but its sender was not put on the allow list: %w", err)
+		}
+	}
 	return it, nil
 }
 
-// allowSender puts a held message's envelope sender on its domain's allow
-// list.
-func (s *Service) allowSender(ctx context.Context, p Principal, it quarantine.Item) error {
+// senderAllowance returns the patch putting a held message's envelope
+// sender on its domain's allow list (nil when there is nothing to allow),
+// having checked that the domain as stored now takes it.
+func (s *Service) senderAllowance(ctx context.Context, p Principal, it quarantine.Item) (func(*tenant.DomainRecord), error) {
 	if it.Sender == "" || it.DomainID == 0 {
-		return nil
+		return nil, nil
 	}
 	sender := strings.ToLower(it.Sender)
-	_, err := s.UpdateDomain(ctx, p, it.DomainID, func(d *tenant.DomainRecord) {
+	patch := func(d *tenant.DomainRecord) {
 		if !slices.Contains(d.Policy.SenderAllow, sender) {
 			d.Policy.SenderAllow = append(slices.Clone(d.Policy.SenderAllow), sender)
 		}
-	})
-	return err
+	}
+	d, err := s.GetDomain(ctx, p, it.DomainID)
+	if err != nil {
+		return nil, err
+	}
+	patch(&d)
+	if err := d.Normalize(); err != nil {
+		return nil, err
+	}
+	return patch, nil
 }
 
 // DeleteQuarantined drops one of p's held messages.

@@ -6,6 +6,7 @@
 package admin
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -160,6 +161,13 @@ func NewService(st Store, opts ServiceOptions) *Service {
 	}
 	return s
 }
+
+// OperatorTokenHash is the SHA-256 of the operator token file's token (nil
+// without one). The panel binds a session made with that token to it: the
+// file is read at start, and a session row outlives the process, so without
+// the binding rotating the token (new file, nodes restarted) left every
+// session opened with the old one working until its session_ttl.
+func (s *Service) OperatorTokenHash() []byte { return bytes.Clone(s.operatorHash) }
 
 // tokenPrefix marks mxgrid tokens so secret scanners and people recognise them.
 const tokenPrefix = "mxg_"

@@ -30,7 +30,14 @@ type fixture struct {
 	svc *admin.Service
 	p   *Panel
 	op  admin.Principal
+	// dir is the node's data_dir (its session key); so the service's
+	// options: restart builds the node again from them.
+	dir string
+	so  admin.ServiceOptions
 }
+
+// testOperatorToken is the fixture's operator token file token.
+const testOperatorToken = "test-operator-token-of-32-characters"
 
 // newFixture builds the panel over a fresh SQLite store; opts adjust the
 // service (a quarantine, for instance).
@@ -48,17 +55,31 @@ func newFixture(t *testing.T, opts ...func(*store.Store, *admin.ServiceOptions))
 			t.Fatal(err)
 		}
 	}
-	ts := store.NewTenants(st)
-	so := admin.ServiceOptions{Panel: ts, Activity: st}
+	so := admin.ServiceOptions{Panel: store.NewTenants(st), Activity: st, OperatorToken: testOperatorToken}
 	for _, o := range opts {
 		o(st, &so)
 	}
-	svc := admin.NewService(ts, so)
+	return startFixture(t, st, dir, so)
+}
+
+// startFixture builds the service and the panel over st and dir, as a node
+// starting does.
+func startFixture(t *testing.T, st *store.Store, dir string, so admin.ServiceOptions) *fixture {
+	t.Helper()
+	svc := admin.NewService(store.NewTenants(st), so)
 	p, err := New(DefaultConfig(), Options{Service: svc, DataDir: dir, SMTPHostname: "mx.test", Sessions: st.PanelSessions()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{st: st, svc: svc, p: p, op: admin.Operator("test")}
+	return &fixture{st: st, svc: svc, p: p, op: admin.Operator("test"), dir: dir, so: so}
+}
+
+// restart is f's node started again over the same store and data_dir
+// with operator token file token tok.
+func (f *fixture) restart(t *testing.T, tok string) *fixture {
+	so := f.so
+	so.OperatorToken = tok
+	return startFixture(t, f.st, f.dir, so)
 }
 
 // get serves path to principal pr through the panel's routes.
@@ -101,7 +122,7 @@ func (f *fixture) serve(t *testing.T, pr admin.Principal, req *http.Request) (in
 	mux := http.NewServeMux()
 	f.p.Mount(mux.Handle)
 	rec := httptest.NewRecorder()
-	if err := f.p.createSession(rec, req, session{P: pr, CSRF: "tok"}); err != nil {
+	if err := f.p.createSession(rec, req, f.session(t, pr)); err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range rec.Result().Cookies() {

@@ -104,17 +104,11 @@ func (p *Panel) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.limits.succeed(account, addr)
-	sess := session{P: pr, CSRF: randomToken()}
-	if pr.UserID != 0 {
-		u, err := p.svc.GetUser(r.Context(), pr, pr.UserID)
-		if err != nil {
-			p.log.Error("panel: login", "err", err)
-			p.renderLogin(w, r, http.StatusServiceUnavailable, "", "Logging in is not possible right now. Try again in a moment.")
-			return
-		}
-		sess.PW = p.sign.stamp(u.Hash)
+	sess, err := p.newSession(r.Context(), pr)
+	if err == nil {
+		err = p.createSession(w, r, sess)
 	}
-	if err := p.createSession(w, r, sess); err != nil {
+	if err != nil {
 		p.log.Error("panel: login", "err", err)
 		p.renderLogin(w, r, http.StatusServiceUnavailable, "", "Logging in is not possible right now. Try again in a moment.")
 		return

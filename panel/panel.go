@@ -302,8 +302,8 @@ func (p *Panel) authed(fn func(*request) error) http.HandlerFunc {
 }
 
 // sessionCurrent reports whether what the session logged in with still
-// stands: the user with the same password, or the API token. A revoked
-// session is deleted.
+// stands: the user with the same password, the API token, or the operator
+// token file's same token. A revoked session is deleted.
 func (p *Panel) sessionCurrent(ctx context.Context, sess session) (bool, error) {
 	var err error
 	current := true
@@ -312,10 +312,15 @@ func (p *Panel) sessionCurrent(ctx context.Context, sess session) (bool, error) 
 		var u admin.User
 		u, err = p.svc.GetUser(ctx, sess.P, sess.P.UserID)
 		if err == nil {
-			current = tokensEqual(sess.PW, p.sign.stamp(u.Hash))
+			current = tokensEqual(sess.PW, p.passwordStamp(u.Hash))
 		}
 	case sess.P.TokenID != 0:
 		_, err = p.svc.GetToken(ctx, sess.P, sess.P.TokenID)
+	case fromTokenFile(sess.P):
+		// The file is read at start and session rows outlive the process:
+		// a token replaced in the file (nodes restarted) must end the
+		// sessions opened with the old one, as deleting a stored token does.
+		current = tokensEqual(sess.OT, p.operatorTokenStamp())
 	}
 	if errors.Is(err, tenant.ErrNotFound) {
 		current, err = false, nil

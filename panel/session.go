@@ -25,9 +25,11 @@ import (
 // by a cluster on PostgreSQL): the cookie is an opaque random ID, and a
 // session ends at its next request once it is logged out, idle longer than
 // panel.idle_timeout, older than panel.session_ttl, its user removed or
-// its password changed (the row keeps a stamp of the password hash), or
-// the API token it logged in with deleted. The signing key only protects
-// the login form's CSRF cookie and the password stamps.
+// its password changed (the row keeps a stamp of the password hash), the
+// API token it logged in with deleted, or, for a login with the operator
+// token file, the file's token replaced (the row keeps a stamp of the
+// token's hash). The signing key only protects the login form's CSRF
+// cookie and the stamps.
 
 const (
 	sessionCookie = "mxg_panel"
@@ -58,6 +60,9 @@ type session struct {
 	CSRF     string `json:"c"`
 	// PW is stamp(the user's password hash) for a password login.
 	PW string `json:"w,omitempty"`
+	// OT is stamp(the operator token's hash) for a login with the
+	// operator token file.
+	OT string `json:"o,omitempty"`
 	// id is the store key (hash of the cookie), not stored.
 	id string
 }
@@ -71,6 +76,41 @@ const touchEvery = time.Minute
 func sessionKey(cookieValue string) string {
 	h := sha256.Sum256([]byte(cookieValue))
 	return hex.EncodeToString(h[:])
+}
+
+// newSession is a login's session for pr, with the stamps sessionCurrent
+// checks it against at each request: the user's password hash, or the
+// operator token file's token.
+func (p *Panel) newSession(ctx context.Context, pr admin.Principal) (session, error) {
+	sess := session{P: pr, CSRF: randomToken()}
+	switch {
+	case pr.UserID != 0:
+		u, err := p.svc.GetUser(ctx, pr, pr.UserID)
+		if err != nil {
+			return session{}, err
+		}
+		sess.PW = p.passwordStamp(u.Hash)
+	case fromTokenFile(pr):
+		sess.OT = p.operatorTokenStamp()
+	}
+	return sess, nil
+}
+
+// fromTokenFile reports whether pr logged in with the operator token file:
+// the operator's principal that is neither a user's nor a stored token's
+// (admin.Service.Authenticate).
+func fromTokenFile(pr admin.Principal) bool { return pr.Operator && pr.UserID == 0 && pr.TokenID == 0 }
+
+func (p *Panel) passwordStamp(hash string) string { return p.sign.stamp("password", hash) }
+
+// operatorTokenStamp is the stamp of the operator token file's token as
+// this node read it at start; "" without one, which no session matches.
+func (p *Panel) operatorTokenStamp() string {
+	h := p.svc.OperatorTokenHash()
+	if h == nil {
+		return ""
+	}
+	return p.sign.stamp("operator token", hex.EncodeToString(h))
 }
 
 // createSession stores sess (its times set from now) and sets its cookie.
@@ -244,12 +284,12 @@ func (s signer) verify(purpose, v string) ([]byte, bool) {
 	return payload, hmac.Equal(got, mac.Sum(nil))
 }
 
-// stamp is a short MAC of a password hash: it changes with the password,
-// and the cookie (signed, not encrypted) shows nothing derived from the
-// hash without the key.
-func (s signer) stamp(hash string) string {
+// stamp is a short MAC of a secret's hash (purpose says which secret): it
+// changes with the secret, and the session row shows nothing derived from
+// the hash without the key.
+func (s signer) stamp(purpose, hash string) string {
 	mac := hmac.New(sha256.New, s.key)
-	mac.Write([]byte("password"))
+	mac.Write([]byte(purpose))
 	mac.Write([]byte{0})
 	mac.Write([]byte(hash))
 	return base64.RawURLEncoding.EncodeToString(mac.Sum(nil)[:16])

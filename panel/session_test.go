@@ -89,6 +89,27 @@ func TestSessionEnds(t *testing.T) {
 		c.loggedOut("cookie replayed after its token's deletion")
 	})
 
+	t.Run("operator token replaced", func(t *testing.T) {
+		c := uf.client(t)
+		if rec := c.login("", testOperatorToken); rec.Code != http.StatusSeeOther {
+			t.Fatalf("operator token login: %d", rec.Code)
+		}
+		c.loggedIn("operator token session")
+		// The token file is read at start; the session row outlives the
+		// node. Restarted with the same token, the node keeps the session;
+		// with a new one, the old token's session ends, as a deleted API
+		// token's does.
+		c.replay(uf.restart(t, testOperatorToken)).loggedIn("after a restart with the same token")
+		const rotated = "rotated-operator-token-of-32-chars"
+		next := uf.restart(t, rotated)
+		c.replay(next).loggedOut("cookie replayed after the token file's token was replaced")
+		n := next.client(t)
+		if rec := n.login("", rotated); rec.Code != http.StatusSeeOther {
+			t.Fatalf("login with the new token: %d", rec.Code)
+		}
+		n.loggedIn("new token session")
+	})
+
 	t.Run("user removed", func(t *testing.T) {
 		u, err := uf.svc.CreateUser(ctx, uf.op, uf.a.ID, "temp@alpha.example", testPassword)
 		if err != nil {

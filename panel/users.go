@@ -232,7 +232,7 @@ func (p *Panel) changePassword(req *request) error {
 	}
 	p.limits.succeed(key, addr)
 	sess := req.sess
-	sess.PW = p.sign.stamp(u.Hash)
+	sess.PW = p.passwordStamp(u.Hash)
 	if err := p.saveSession(r.Context(), sess); err != nil {
 		return fmt.Errorf("keeping this session: %w", err)
 	}

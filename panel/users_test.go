@@ -33,20 +33,23 @@ func (f *fixture) client(t *testing.T) *client {
 	return &client{t: t, mux: mux, cookies: map[string]*http.Cookie{}, remote: "192.0.2.1:1234", header: http.Header{}}
 }
 
-// as gives the client a session of pr, with the password stamp a real
-// login would put in it.
+// session is pr's session as a real login makes it (with its stamps), its
+// CSRF token "tok".
+func (f *fixture) session(t *testing.T, pr admin.Principal) session {
+	t.Helper()
+	sess, err := f.p.newSession(context.Background(), pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess.CSRF = "tok"
+	return sess
+}
+
+// as gives the client a session of pr.
 func (c *client) as(f *fixture, pr admin.Principal) *client {
 	c.t.Helper()
-	sess := session{P: pr, CSRF: "tok"}
-	if pr.UserID != 0 {
-		u, err := f.svc.GetUser(context.Background(), pr, pr.UserID)
-		if err != nil {
-			c.t.Fatal(err)
-		}
-		sess.PW = f.p.sign.stamp(u.Hash)
-	}
 	rec := httptest.NewRecorder()
-	if err := f.p.createSession(rec, httptest.NewRequest("GET", "/", nil), sess); err != nil {
+	if err := f.p.createSession(rec, httptest.NewRequest("GET", "/", nil), f.session(c.t, pr)); err != nil {
 		c.t.Fatal(err)
 	}
 	c.keep(rec.Result().Cookies())

@@ -3,60 +3,103 @@ package web
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"slices"
 	"testing"
+	"time"
+
+	"github.com/emersion/go-smtp"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mxgrid/mxgrid/admin"
+	"github.com/mxgrid/mxgrid/internal/smtptest"
 	"github.com/mxgrid/mxgrid/quarantine"
+	"github.com/mxgrid/mxgrid/relay"
+	"github.com/mxgrid/mxgrid/smtpd"
 	"github.com/mxgrid/mxgrid/store"
+	"github.com/mxgrid/mxgrid/tenant"
 	"github.com/mxgrid/mxgrid/tracking"
 )
 
-// deliveries is a customer's server that takes every message and counts.
-type deliveries struct{ n int }
-
-func (d *deliveries) Deliver(context.Context, quarantine.HeldDomain, string, []string, []byte) (string, error) {
-	d.n++
-	return "250 2.0.0 queued", nil
-}
-
-// TestAPIReleaseAndAllowSender: "release and allow the sender" puts the
-// sender on the domain's allow list and delivers, or, when the sender
-// cannot go on an allow list (a quoted local part with a space), does
-// neither and says so. It delivered first and then answered 400: the
-// message was out, the list unchanged, and a retry answered 409.
+// TestAPIReleaseAndAllowSender: "release and allow the sender" delivers
+// the message and puts its sender on the domain's allow list, or does
+// neither, through the node's real release path (the tenant directory
+// loaded from the store, the relay, a customer's server over SMTP). A
+// sender no allow list can hold (a quoted local part with a space) used to
+// be delivered and then answered 400: the message was out, the list
+// unchanged, and a retry answered 409. A release refused by the customer's
+// server, or refused because the domain moved to another customer, used to
+// leave the sender allowed all the same: its next spam went through
+// unheld, though nothing had been released.
 func TestAPIReleaseAndAllowSender(t *testing.T) {
 	for _, tt := range []struct {
 		name, sender string
+		refused      bool // the customer's server refuses the message
+		moved        bool // the domain moved to another of its reseller's customers
 		code         int
-		delivered    bool
+		released     bool
 	}{
-		{"plain sender", "News@Sender.example", 200, true},
-		{"sender no allow list can hold", `"a b"@sender.example`, 400, false},
+		{"plain sender", "News@Sender.example", false, false, 200, true},
+		{"sender no allow list can hold", `"a b"@sender.example`, false, false, 400, false},
+		{"customer's server refuses", "News@Sender.example", true, false, 502, false},
+		{"domain moved to another customer", "News@Sender.example", false, true, 502, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			server := &deliveries{}
-			var q *quarantine.Service
+			ctx := context.Background()
+			customer := smtptest.StartSink(t)
+			if tt.refused {
+				customer.RejectData(&smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "not wanted"})
+			}
+			var (
+				q      *quarantine.Service
+				syncer *tenant.Syncer
+			)
 			f := newAPIFixture(t, func(o *admin.ServiceOptions) {
-				q = quarantine.New(quarantine.DefaultConfig(), o.Activity.(*store.Store), server, nil)
+				var err error
+				syncer, err = tenant.NewSyncer(ctx, tenant.DefaultSyncConfig(), tenant.SyncOptions{Loader: o.Panel.(*store.Tenants),
+					DataDir: t.TempDir(), Timeout: 10 * time.Second, Log: slog.New(slog.DiscardHandler), Registry: prometheus.NewRegistry()})
+				if err != nil {
+					t.Fatal(err)
+				}
+				rel := relay.New(relay.DefaultConfig(), "mx.mxgrid.test", smtptest.Guard(), slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+				q = quarantine.New(quarantine.DefaultConfig(), o.Activity.(*store.Store),
+					smtpd.Releaser{Directory: syncer.Directory(), Relay: smtpd.Relay{Relay: rel}}, nil)
 				o.Quarantine = q
 			})
-			ids, err := q.Hold(context.Background(), quarantine.Item{Domain: "a.example", DomainID: f.domA.ID, CustomerID: f.custA.ID,
+			if _, err := f.svc.UpdateDomain(ctx, f.op, f.domA.ID, func(d *tenant.DomainRecord) {
+				d.Route, d.TLS = customer.Addr, string(tenant.TLSNone)
+			}); err != nil {
+				t.Fatal(err)
+			}
+			ids, err := q.Hold(ctx, quarantine.Item{Domain: "a.example", DomainID: f.domA.ID, CustomerID: f.custA.ID,
 				Sender: tt.sender, Recipients: []string{"alice@a.example"}}, []byte("Subject: x\r\n\r\nx\r\n"))
 			if err != nil {
 				t.Fatal(err)
 			}
+			if tt.moved {
+				other, err := f.svc.CreateCustomer(ctx, f.op, tenant.Customer{ResellerID: f.resA.ID, Name: "customer A2"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := f.svc.UpdateDomain(ctx, f.op, f.domA.ID, func(d *tenant.DomainRecord) { d.CustomerID = other.ID }); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := syncer.Reload(ctx); err != nil {
+				t.Fatal(err)
+			}
+
 			code, out := f.do("own", "POST", fmt.Sprintf("/api/v1/quarantine/%d/release", ids[0]), map[string]any{"allow_sender": true})
-			if code != tt.code || (server.n == 1) != tt.delivered {
-				t.Fatalf("release and allow: %d %s, delivered %d; want %d, delivered %v", code, out, server.n, tt.code, tt.delivered)
+			if delivered := len(customer.Messages()); code != tt.code || (delivered == 1) != tt.released {
+				t.Fatalf("release and allow: %d %s, delivered %d; want %d, delivered %v", code, out, delivered, tt.code, tt.released)
 			}
-			it, _, err := q.Get(context.Background(), tracking.Scope{Operator: true}, ids[0])
-			if err != nil || (it.State == quarantine.StateReleased) != tt.delivered {
-				t.Errorf("state %s, %v; want released %v", it.State, err, tt.delivered)
+			it, _, err := q.Get(ctx, tracking.Scope{Operator: true}, ids[0])
+			if err != nil || (it.State == quarantine.StateReleased) != tt.released {
+				t.Errorf("state %s, %v; want released %v", it.State, err, tt.released)
 			}
-			d, err := f.svc.GetDomain(context.Background(), f.op, f.domA.ID)
-			if err != nil || slices.Contains(d.Policy.SenderAllow, "news@sender.example") != tt.delivered {
-				t.Errorf("allow list %v, %v", d.Policy.SenderAllow, err)
+			d, err := f.svc.GetDomain(ctx, f.op, f.domA.ID)
+			if err != nil || slices.Contains(d.Policy.SenderAllow, "news@sender.example") != tt.released {
+				t.Errorf("allow list %v, %v; want the sender on it only after a release", d.Policy.SenderAllow, err)
 			}
 		})
 	}

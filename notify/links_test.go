@@ -1,0 +1,85 @@
+package notify
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mxgrid/mxgrid/internal/smtptest"
+	"github.com/mxgrid/mxgrid/quarantine"
+	"github.com/mxgrid/mxgrid/relay"
+	"github.com/mxgrid/mxgrid/smtpd"
+	"github.com/mxgrid/mxgrid/store"
+	"github.com/mxgrid/mxgrid/tenant"
+	"github.com/mxgrid/mxgrid/tracking"
+)
+
+// TestReleaseLinkDeliversToItsRecipientOnly: a message held for two
+// recipients is held once per recipient, and the release link in one
+// recipient's digest delivers to that recipient alone (Proxmox Mail
+// Gateway's rule): the other's copy stays held until its own link, or an
+// admin, releases it, so nobody can push held mail into colleagues'
+// mailboxes, and nobody gets it twice. A link used on the other
+// recipient's item releases nothing. Real store, relay and customer server.
+func TestReleaseLinkDeliversToItsRecipientOnly(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.Open(store.DefaultConfig(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if err := st.MigrateQuarantine(ctx); err != nil {
+		t.Fatal(err)
+	}
+	customer := smtptest.StartSink(t)
+	dir := domains{"a.example": {Name: "a.example", ID: 7, CustomerID: 3, Route: tenant.Route{Addr: customer.Addr, TLS: tenant.TLSNone}}}
+	rel := relay.New(relay.DefaultConfig(), "mx.mxgrid.test", smtptest.Guard(), slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	q := quarantine.New(quarantine.DefaultConfig(), st, smtpd.Releaser{Directory: dir, Relay: smtpd.Relay{Relay: rel}}, nil)
+	ids, err := q.Hold(ctx, quarantine.Item{Domain: "a.example", DomainID: 7, CustomerID: 3, Sender: "s@x.example",
+		Recipients: []string{"ann@a.example", "bob@a.example"}}, []byte("Subject: x\r\n\r\nx\r\n"))
+	if err != nil || len(ids) != 2 {
+		t.Fatalf("hold: %v %v, want one item per recipient", ids, err)
+	}
+	key := bytes.Repeat([]byte("k"), 32)
+	mux := http.NewServeMux()
+	NewLinks([][]byte{key}, q, nil, nil, nil).Mount(func(p string, h http.Handler) { mux.Handle(p, h) })
+	ann, bob := ids[0], ids[1]
+
+	for _, step := range []struct {
+		name      string
+		item      int64
+		recipient string // the link's
+		code      int
+		delivered []string // recipients of the customer's messages so far
+		held      []int64  // items still held
+	}{
+		{"ann's link for bob's copy", bob, "ann@a.example", http.StatusNotFound, nil, []int64{ann, bob}},
+		{"ann's link", ann, "ann@a.example", http.StatusOK, []string{"ann@a.example"}, []int64{bob}},
+		{"ann's link again", ann, "ann@a.example", http.StatusConflict, []string{"ann@a.example"}, []int64{bob}},
+		{"bob's link", bob, "bob@a.example", http.StatusOK, []string{"ann@a.example", "bob@a.example"}, nil},
+	} {
+		tok := Sign(Link{Action: ActionRelease, ItemID: step.item, Recipient: step.recipient, Expires: time.Now().Add(time.Hour)}, key)
+		rec := httptest.NewRecorder()
+		mux.ServeHTTP(rec, httptest.NewRequest("POST", "/q/release/"+tok, nil))
+		var delivered []string
+		for _, m := range customer.Messages() {
+			delivered = append(delivered, m.Rcpts...)
+		}
+		if rec.Code != step.code || !slices.Equal(delivered, step.delivered) {
+			t.Fatalf("%s: %d, the customer's server got mail for %q; want %d, %q", step.name, rec.Code, delivered, step.code, step.delivered)
+		}
+		for _, id := range []int64{ann, bob} {
+			it, _, err := q.Get(ctx, tracking.Scope{Operator: true}, id)
+			if err != nil || (it.State == quarantine.StateHeld) != slices.Contains(step.held, id) {
+				t.Errorf("%s: item %d (%s) %s, %v", step.name, id, it.Recipients, it.State, err)
+			}
+		}
+	}
+}
