@@ -52,15 +52,23 @@ type Reply struct {
 	Message  string
 }
 
-// Cacheable reports refusals that mean "this mailbox does not exist"
-// (RFC 3463 X.1.1 bad mailbox, X.1.2 bad system, X.1.3 bad syntax, X.1.6
-// moved, X.1.10 null MX). Anything else (policy, a refusal of the sender,
-// greylisting) may depend on the transaction and is not remembered.
+// Cacheable reports permanent refusals that mean "this mailbox does not
+// exist" (see NoSuchMailbox). Anything else (policy, a refusal of the
+// sender, greylisting) may depend on the transaction and is not remembered.
 func (r Reply) Cacheable() bool {
-	if r.Code < 500 || r.Code >= 600 || r.Enhanced[0] != 5 || r.Enhanced[1] != 1 {
+	return r.Code >= 500 && r.Code < 600 && r.Enhanced[0] == 5 && NoSuchMailbox(r.Enhanced)
+}
+
+// NoSuchMailbox reports the enhanced codes, of either class, that say the
+// mailbox does not exist (RFC 3463 X.1.1 bad mailbox, X.1.2 bad system,
+// X.1.3 bad syntax, X.1.6 moved, X.1.10 null MX): the answer a directory
+// harvester wants, whether the customer's server gives it as 550 or, as
+// Postfix's reject_unverified_recipient does by default, as 450.
+func NoSuchMailbox(enhanced [3]int) bool {
+	if enhanced[1] != 1 {
 		return false
 	}
-	switch r.Enhanced[2] {
+	switch enhanced[2] {
 	case 1, 2, 3, 6, 10:
 		return true
 	}

@@ -18,6 +18,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -397,7 +398,7 @@ func (r *Relay) session(ctx context.Context, route Route, tryTLS bool) (*session
 		conn.Close()
 		return nil, e
 	}
-	hsConn, err := handshake(conn, r.hostname, route, r.cfg.CommandTimeout, tryTLS)
+	hsConn, ehlo, err := handshake(conn, r.hostname, route, r.cfg.CommandTimeout, tryTLS)
 	var loop *netguard.LoopError
 	switch {
 	case errors.As(err, &loop):
@@ -413,12 +414,22 @@ func (r *Relay) session(ctx context.Context, route Route, tryTLS bool) (*session
 	}
 	// The connection is wrapped (replayConn) whether or not TLS started,
 	// so it is recorded here rather than asked of the connection.
-	s := &session{conn: hsConn, client: smtp.NewClient(hsConn), tls: tryTLS && err == nil}
+	s := &session{conn: hsConn, tls: tryTLS && err == nil}
+	if ehlo != nil {
+		// In clear text the handshake's EHLO stands: the client goes on
+		// from its reply, without a second EHLO's round trip.
+		s.client = smtp.NewClientGreeted(hsConn, r.hostname, strings.Join(ehlo, "\n"))
+	} else {
+		s.client = smtp.NewClient(hsConn)
+	}
 	s.client.SetWriteBufferSize(writeBufferSize)
 	s.client.CommandTimeout = r.cfg.CommandTimeout
 	s.client.SubmissionTimeout = r.cfg.DataTimeout
-	if err := s.client.Hello(r.hostname); err != nil {
-		return fail(unreachable(route, err))
+	if ehlo == nil {
+		// RFC 3207 §4.2: after STARTTLS the client starts over with EHLO.
+		if err := s.client.Hello(r.hostname); err != nil {
+			return fail(unreachable(route, err))
+		}
 	}
 	if !stop() {
 		// ctx ended during EHLO and closed the connection.

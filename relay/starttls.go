@@ -18,40 +18,43 @@ import (
 var errNoStartTLS = errors.New("server does not offer STARTTLS")
 
 // handshake runs greeting, EHLO and (when tryTLS) STARTTLS by hand and
-// returns a connection on which go-smtp's client can start as on a fresh
-// one. go-smtp's own NewClientStartTLS always introduces itself as
-// "localhost", which customer servers with HELO restrictions (Postfix
+// returns a connection on which go-smtp's client can go on. go-smtp's own
+// NewClientStartTLS always introduces itself as "localhost", which
+// customer servers with HELO restrictions (Postfix
 // reject_non_fqdn_helo_hostname) refuse; doing the first exchange here lets
 // us say our real name. It is also where a loop shows: a downstream that
 // greets or answers EHLO with our own host name is this node or another
 // running our configuration, and the answer is a *netguard.LoopError.
 //
-// After STARTTLS, RFC 3207 §4.2 says the client starts over with EHLO and
-// the server sends no new greeting, so the returned connection replays a
-// synthetic 220 for the client to read; without TLS the client's EHLO is a
-// second one, which RFC 5321 §4.1.4 allows. When tryTLS is set and the
-// server offers no STARTTLS, the error is errNoStartTLS and the connection
-// (still clear text) is returned in the same replayable state.
-func handshake(conn net.Conn, hostname string, route Route, timeout time.Duration, tryTLS bool) (net.Conn, error) {
+// Without TLS, the EHLO done here stands: ehlo is the text of its reply's
+// lines, from which the client is built (smtp.NewClientGreeted) rather
+// than sending a second EHLO, which RFC 5321 §4.1.4 allows but which costs
+// a round trip on every new connection. When tryTLS is set and the server
+// offers no STARTTLS, the error is errNoStartTLS and the connection (still
+// clear text) and ehlo are returned the same way. After STARTTLS, RFC 3207
+// §4.2 says the client starts over with EHLO and the server sends no new
+// greeting: ehlo is nil and the returned connection replays a synthetic
+// 220 for the client to read.
+func handshake(conn net.Conn, hostname string, route Route, timeout time.Duration, tryTLS bool) (_ net.Conn, ehlo []string, _ error) {
 	_ = conn.SetDeadline(time.Now().Add(timeout))
 	defer conn.SetDeadline(time.Time{})
 	br := bufio.NewReader(conn)
 	lines, err := readReply(br, 220)
 	if err != nil {
-		return nil, fmt.Errorf("greeting: %w", err)
+		return nil, nil, fmt.Errorf("greeting: %w", err)
 	}
 	if err := checkLoop(conn, lines, hostname, route, "greeting"); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if _, err := fmt.Fprintf(conn, "EHLO %s\r\n", hostname); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	lines, err = readReply(br, 250)
 	if err != nil {
-		return nil, fmt.Errorf("EHLO: %w", err)
+		return nil, nil, fmt.Errorf("EHLO: %w", err)
 	}
 	if err := checkLoop(conn, lines, hostname, route, "ehlo"); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	offered := false
 	for _, l := range lines {
@@ -59,31 +62,31 @@ func handshake(conn net.Conn, hostname string, route Route, timeout time.Duratio
 			offered = true
 		}
 	}
-	replay := &replayConn{Conn: conn, r: bufio.NewReader(strings.NewReader("220 " + route.Addr + " ESMTP\r\n")), rest: br}
+	plain := &replayConn{Conn: conn, rest: br}
 	switch {
 	case !tryTLS:
-		return replay, nil
+		return plain, lines, nil
 	case !offered:
-		return replay, errNoStartTLS
+		return plain, lines, errNoStartTLS
 	}
 	if _, err := conn.Write([]byte("STARTTLS\r\n")); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if _, err := readReply(br, 220); err != nil {
-		return nil, fmt.Errorf("STARTTLS: %w", err)
+		return nil, nil, fmt.Errorf("STARTTLS: %w", err)
 	}
 	if br.Buffered() > 0 {
 		// RFC 3207 §5: data pipelined before the handshake is an attack.
-		return nil, errors.New("server sent data before the TLS handshake")
+		return nil, nil, errors.New("server sent data before the TLS handshake")
 	}
 	host, _, _ := net.SplitHostPort(route.Addr)
 	// Certificates are not verified (see TLSOpportunistic); TLS 1.2 is the
 	// floor so a downgrade is a handshake failure, not clear text.
 	tc := tls.Client(conn, &tls.Config{ServerName: host, InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}) //nolint:gosec // documented policy
 	if err := tc.Handshake(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return &replayConn{Conn: tc, r: bufio.NewReader(strings.NewReader("220 " + route.Addr + " ESMTP\r\n"))}, nil
+	return &replayConn{Conn: tc, r: bufio.NewReader(strings.NewReader("220 " + route.Addr + " ESMTP\r\n"))}, nil, nil
 }
 
 // checkLoop looks for our host name as the first word of a greeting or
@@ -129,17 +132,23 @@ func readReply(br *bufio.Reader, want int) ([]string, error) {
 		if code != want {
 			return nil, fmt.Errorf("unexpected reply %q", line)
 		}
+		// A bare code ("250") is a line of empty text, as textproto
+		// reads it: dropping it would make an EHLO reply's first
+		// extension pass for the server's name.
+		text := ""
 		if len(line) > 4 {
-			lines = append(lines, line[4:])
+			text = line[4:]
 		}
+		lines = append(lines, text)
 		if len(line) == 3 || line[3] != '-' {
 			return lines, nil
 		}
 	}
 }
 
-// replayConn serves a synthetic greeting first, then whatever was already
-// buffered from the server, then the connection itself.
+// replayConn serves a synthetic greeting first (after STARTTLS), then
+// whatever was already buffered from the server (in clear text), then the
+// connection itself.
 type replayConn struct {
 	net.Conn
 	r    *bufio.Reader

@@ -58,10 +58,14 @@ type Config struct {
 	// like Postfix's hopcount_limit: it is looping.
 	MaxHops int `yaml:"max_hops"`
 	// MaxUnknownRecipients is how many refused recipients one session may
-	// try before 421 4.7.0 and close (dictionary attacks).
+	// try before 421 4.7.0 and close (dictionary attacks), across RSET and
+	// transactions; a recipient the customer's server answered 4xx counts
+	// too, as a RCPT forwarded and answered.
 	MaxUnknownRecipients int `yaml:"max_unknown_recipients"`
 	// ClientUnknownRecipients is how many recipients one client (an IPv4
-	// address, an IPv6 /64) may have refused as nonexistent mailboxes per
+	// address, an IPv6 /64) may have refused as nonexistent mailboxes
+	// (unknown users, a 5xx from the customer's server, or its 4xx with a
+	// no-such-mailbox code such as 4.1.1) per
 	// ClientUnknownWindow, across its sessions, on this node: past it
 	// every RCPT from it gets 421 4.7.0, known recipients too, since
 	// answering those would still tell a harvester which mailboxes exist.

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/textproto"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -384,6 +385,72 @@ func TestUnknownRecipientBudget(t *testing.T) {
 	}
 	if _, err := c.c.R.ReadByte(); err != io.EOF {
 		t.Errorf("connection still open after 421 (read: %v)", err)
+	}
+}
+
+// TestHarvestAcrossRSET: a harvester pipelines MAIL, RCPT and RSET, one
+// guess a transaction, every guess forwarded to the customer's server.
+// The session's budget and the client's must hold across the RSETs, and
+// count the customer's server's 4xx too: a server that verifies recipients
+// (Postfix's reject_unverified_recipient) answers an unknown one 450 4.1.1,
+// which counted against nothing, so the guesses were forwarded and answered
+// without limit. A 4xx that says nothing of mailboxes (greylisting) spends
+// the session's budget only.
+func TestHarvestAcrossRSET(t *testing.T) {
+	const guesses = 8
+	for _, tc := range []struct {
+		name    string
+		reply   string // the customer's server's to every guess
+		session int    // smtp.max_unknown_recipients
+		client  int    // smtp.client_unknown_recipients
+		// answered is how many guesses are answered (and forwarded)
+		// before 421; guesses when none is.
+		answered int
+	}{
+		{"session budget, 550 5.1.1", "550 5.1.1 no such user", 3, 0, 3},
+		{"session budget, 450 4.1.1", "450 4.1.1 unverified address", 3, 0, 3},
+		{"session budget, greylisted", "450 4.7.1 greylisted", 3, 0, 3},
+		{"client budget, 550 5.1.1", "550 5.1.1 no such user", 100, 3, 3},
+		{"client budget, 450 4.1.1", "450 4.1.1 unverified address", 100, 3, 3},
+		{"client budget, greylisted", "450 4.7.1 greylisted", 100, 3, guesses},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n, sink := startRawNode(t, func(c *config.Config) {
+				c.SMTP.MaxUnknownRecipients = tc.session
+				c.SMTP.ClientUnknownRecipients = tc.client
+			})
+			var pipeline strings.Builder
+			for i := range guesses {
+				sink.refuseRcpt(fmt.Sprintf("guess%d@example.org", i), tc.reply)
+				fmt.Fprintf(&pipeline, "MAIL FROM:<mallory@sender.test>\r\nRCPT TO:<guess%d@example.org>\r\nRSET\r\n", i)
+			}
+			c := dial(t, n.SMTPAddr())
+			if _, err := c.c.W.WriteString(pipeline.String()); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.c.W.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			code, _, _ := strings.Cut(tc.reply, " ")
+			want, _ := strconv.Atoi(code)
+			for range tc.answered {
+				c.expect(250)
+				c.expect(want)
+				c.expect(250)
+			}
+			if tc.answered < guesses {
+				c.expect(250)
+				if msg := c.expect(421); !strings.HasPrefix(msg, "4.7.0") {
+					t.Errorf("reply %q, want 4.7.0", msg)
+				}
+				if _, err := c.c.R.ReadByte(); err != io.EOF {
+					t.Errorf("connection still open after 421 (read: %v)", err)
+				}
+			}
+			if got := sink.commands("RCPT"); len(got) != tc.answered {
+				t.Errorf("customer's server was asked about %d recipients, want %d", len(got), tc.answered)
+			}
+		})
 	}
 }
 

@@ -37,7 +37,8 @@ type session struct {
 	clientIP netip.Addr
 	log      *slog.Logger
 	// unknown counts the recipients refused in this session (unknown
-	// domain or user, refused by the customer's server); it survives RSET.
+	// domain or user, refused by the customer's server, 4xx included); it
+	// survives RSET.
 	unknown int
 
 	// transaction state, cleared by Reset
@@ -303,6 +304,8 @@ func (ss *session) accepted(rcpt mailaddr.Address) bool {
 // about the recipient (a refused MAIL speaks about the sender).
 func (ss *session) rcptFailed(to mailaddr.Address, dom *tenant.Domain, cacheKey string, err error) error {
 	what := "recipient refused by downstream"
+	// answered: the customer's server itself replied to RCPT.
+	answered := false
 	if re := (*relay.Error)(nil); errors.As(err, &re) {
 		switch {
 		case re.Kind == relay.KindRefusedLocally:
@@ -312,13 +315,26 @@ func (ss *session) rcptFailed(to mailaddr.Address, dom *tenant.Domain, cacheKey 
 		case re.BeforeRcpt:
 			cacheKey = ""
 		}
+		answered = cacheKey != "" && re.Kind == relay.KindReplied
 	}
 	reply := toSMTP(ss.log, err)
 	ss.trackRcpt(to, dom, reply, err)
 	result := "downstream_refused"
-	if reply.Code >= 500 && cacheKey != "" {
+	switch {
+	case reply.Code >= 500 && cacheKey != "":
 		ss.refusedMailbox()
 		ss.srv.negCache.Add(cacheKey, negcache.Reply{Code: reply.Code, Enhanced: [3]int(reply.EnhancedCode), Message: reply.Message})
+	case answered && negcache.NoSuchMailbox([3]int(reply.EnhancedCode)):
+		// "450 4.1.1": a customer's server that verifies recipients
+		// (Postfix's reject_unverified_recipient answers 450 by default)
+		// says "no such mailbox" as a 4xx. Uncounted, it let a harvester
+		// have every guess forwarded and answered, without limit.
+		ss.refusedMailbox()
+	case answered:
+		// Other 4xx (greylisting, a full disk) say nothing of mailboxes,
+		// so the client's budget does not pay; but each was a RCPT
+		// forwarded and answered, which the session's budget bounds.
+		ss.unknown++
 	}
 	if reply.Code < 500 {
 		result = "downstream_tempfail"

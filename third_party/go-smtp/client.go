@@ -124,6 +124,22 @@ func NewClient(conn net.Conn) *Client {
 	return c
 }
 
+// NewClientGreeted returns a Client for a connection on which the caller
+// has already read the greeting, sent "EHLO localName" and read the
+// server's 250 reply, whose text (its lines joined by "\n", as
+// textproto.Reader.ReadResponse returns it) is ehloReply (mxgrid patch).
+// The client starts from that reply's extensions, as if it had sent the
+// EHLO itself: mxgrid's relay does the first exchange by hand to see the
+// server's name, and handing its connection to NewClient meant a second
+// EHLO, a round trip on every new clear-text connection.
+func NewClientGreeted(conn net.Conn, localName, ehloReply string) *Client {
+	c := NewClient(conn)
+	c.localName = localName
+	c.didGreet, c.didHello = true, true
+	c.ext = parseExtensions(ehloReply)
+	return c
+}
+
 // NewClientStartTLS creates a new Client and performs a STARTTLS command.
 func NewClientStartTLS(conn net.Conn, tlsConfig *tls.Config) (*Client, error) {
 	c := NewClient(conn)
@@ -318,6 +334,13 @@ func (c *Client) ehlo() error {
 	if err != nil {
 		return err
 	}
+	c.ext = parseExtensions(msg)
+	return err
+}
+
+// parseExtensions reads the extensions an EHLO reply's text announces,
+// one a line after the first, which is the server's name.
+func parseExtensions(msg string) map[string]string {
 	ext := make(map[string]string)
 	extList := strings.Split(msg, "\n")
 	if len(extList) > 1 {
@@ -331,8 +354,7 @@ func (c *Client) ehlo() error {
 			}
 		}
 	}
-	c.ext = ext
-	return err
+	return ext
 }
 
 // startTLS sends the STARTTLS command and encrypts all further communication.

@@ -45,6 +45,30 @@ func TestResetKeepsHello(t *testing.T) {
 	}
 }
 
+// TestNewClientGreeted: a client handed a connection whose EHLO the caller
+// already did starts with MAIL, using the extensions of the reply it was
+// given; it sends no greeting of its own.
+func TestNewClientGreeted(t *testing.T) {
+	var cmds bytes.Buffer
+	w := bufio.NewWriter(&cmds)
+	var fake faker
+	fake.ReadWriter = bufio.NewReadWriter(bufio.NewReader(strings.NewReader("250 sender ok\r\n")), w)
+	c := NewClientGreeted(fake, "relay.test", "mx.test greets relay.test\n8BITMIME\nSIZE 1000")
+	if ok, size := c.Extension("SIZE"); !ok || size != "1000" {
+		t.Errorf("SIZE extension %v %q, want the EHLO reply's 1000", ok, size)
+	}
+	if ok, _ := c.Extension("MX.TEST"); ok {
+		t.Error("the server's name taken for an extension")
+	}
+	if err := c.Mail("a@b.test", nil); err != nil {
+		t.Fatal(err)
+	}
+	w.Flush()
+	if got, want := cmds.String(), "MAIL FROM:<a@b.test> BODY=8BITMIME\r\n"; got != want {
+		t.Errorf("commands %q, want %q", got, want)
+	}
+}
+
 // TestMailRcpt: RSET (when asked), MAIL and RCPT pipelined when the server
 // offers PIPELINING, one after the other when not; after a refused RSET or
 // MAIL the later replies are read, so the next command's reply is its own.
