@@ -57,9 +57,9 @@ type Config struct {
 	// MaxHops refuses a message with more Received fields (554 5.4.6),
 	// like Postfix's hopcount_limit: it is looping.
 	MaxHops int `yaml:"max_hops"`
-	// MaxUnknownRecipients is how many refused recipients one session may
-	// try before 421 4.7.0 and close (dictionary attacks), across RSET and
-	// transactions; a recipient the customer's server answered 4xx counts
+	// MaxUnknownRecipients is how many refused recipients one connection
+	// may try before 421 4.7.0 and close (dictionary attacks), across RSET,
+	// transactions and STARTTLS; a recipient the customer's server answered 4xx counts
 	// too, as a RCPT forwarded and answered.
 	MaxUnknownRecipients int `yaml:"max_unknown_recipients"`
 	// ClientUnknownRecipients is how many recipients one client (an IPv4

@@ -69,6 +69,11 @@ type gateConn struct {
 	goingAway atomic.Bool // shutdown: the next read says goodbye
 	tls       atomic.Bool // STARTTLS done: no clear-text goodbye
 	closed    atomic.Bool
+
+	// unknownRcpts is the session's refused-recipient count (session.unknown),
+	// kept here to outlive the session STARTTLS ends; only the connection's
+	// goroutine touches it.
+	unknownRcpts int
 }
 
 // admit runs once, at the greeting: by then a trusted proxy's header has

@@ -36,10 +36,12 @@ type session struct {
 	gate     *gateConn
 	clientIP netip.Addr
 	log      *slog.Logger
-	// unknown counts the recipients refused in this session (unknown
-	// domain or user, refused by the customer's server, 4xx included); it
-	// survives RSET.
-	unknown int
+	// unknown counts the recipients refused on this connection (unknown
+	// domain or user, refused by the customer's server, 4xx included). It
+	// lives on the connection, not the session: RSET keeps it, and so does
+	// STARTTLS, after which go-smtp starts a new session (a harvester would
+	// otherwise get the budget twice on every connection).
+	unknown *int
 
 	// transaction state, cleared by Reset
 	ctx      context.Context
@@ -62,12 +64,17 @@ func (s *Server) newSession(c *smtp.Conn) (smtp.Session, error) {
 		nc = tc.NetConn()
 	}
 	gate, _ := nc.(*gateConn)
+	unknown := new(int)
+	if gate != nil {
+		unknown = &gate.unknownRcpts
+	}
 	ip := addrIP(nc.RemoteAddr())
 	s.metrics.sessions.Inc()
 	return &session{
 		srv:      s,
 		conn:     c,
 		gate:     gate,
+		unknown:  unknown,
 		clientIP: ip,
 		log:      s.log.With("client_ip", ip.String()),
 	}, nil
@@ -162,11 +169,11 @@ func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 		ss.srv.metrics.rcpts.WithLabelValues("draining").Inc()
 		return errShuttingDown
 	}
-	if ss.unknown >= ss.srv.cfg.MaxUnknownRecipients {
+	if *ss.unknown >= ss.srv.cfg.MaxUnknownRecipients {
 		// A dictionary attack: stop answering questions about mailboxes.
 		ss.srv.metrics.rcpts.WithLabelValues("unknown_budget").Inc()
 		// go-smtp closes the connection after the 421.
-		ss.log.Info("too many unknown recipients, closing", "queue_id", ss.queueID, "unknown", ss.unknown)
+		ss.log.Info("too many unknown recipients, closing", "queue_id", ss.queueID, "unknown", *ss.unknown)
 		return errTooManyUnknown
 	}
 	if l := ss.srv.unknownByClient; l != nil && !l.Ready(ratelimit.ClientKey(ss.clientIP), time.Now()) {
@@ -176,7 +183,7 @@ func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	}
 	if strings.EqualFold(to, "postmaster") {
 		if ss.srv.cfg.Postmaster == "" {
-			ss.unknown++
+			*ss.unknown++
 			ss.srv.metrics.rcpts.WithLabelValues("no_postmaster").Inc()
 			return errNoPostmaster
 		}
@@ -199,7 +206,7 @@ func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	}
 	dom, found := ss.srv.deps.Directory.Lookup(rcpt.LookupDomain())
 	if !found {
-		ss.unknown++
+		*ss.unknown++
 		ss.srv.metrics.rcpts.WithLabelValues("unknown_domain").Inc()
 		ss.log.Info("recipient refused: unknown domain", "queue_id", ss.queueID, "rcpt", rcpt.String())
 		return errUnknownDomain
@@ -282,7 +289,7 @@ func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 // sending to a domain that left us must not lose every other customer's
 // mail.
 func (ss *session) refusedMailbox() {
-	ss.unknown++
+	*ss.unknown++
 	if l := ss.srv.unknownByClient; l != nil {
 		l.Take(ratelimit.ClientKey(ss.clientIP), time.Now())
 	}
@@ -334,7 +341,7 @@ func (ss *session) rcptFailed(to mailaddr.Address, dom *tenant.Domain, cacheKey 
 		// Other 4xx (greylisting, a full disk) say nothing of mailboxes,
 		// so the client's budget does not pay; but each was a RCPT
 		// forwarded and answered, which the session's budget bounds.
-		ss.unknown++
+		*ss.unknown++
 	}
 	if reply.Code < 500 {
 		result = "downstream_tempfail"

@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -58,4 +59,40 @@ func TestSTARTTLS(t *testing.T) {
 	if ext := pc.cmd(250, "EHLO again.test"); strings.Contains(ext, "STARTTLS") {
 		t.Fatal("STARTTLS offered without a certificate")
 	}
+}
+
+// TestSTARTTLSKeepsUnknownRecipientCount: go-smtp starts a new session
+// after STARTTLS; the refused-recipient count is the connection's, so a
+// harvester that upgrades halfway does not get smtp.max_unknown_recipients
+// twice.
+func TestSTARTTLSKeepsUnknownRecipientCount(t *testing.T) {
+	certPath, keyPath := writeCert(t)
+	n, _ := startNode(t, func(c *config.Config) {
+		c.SMTP.TLSCert, c.SMTP.TLSKey = certPath, keyPath
+		c.SMTP.MaxUnknownRecipients = 2
+	})
+	c, err := smtp.Dial(n.SMTPAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	refused := func(want int, to string) {
+		t.Helper()
+		var e *smtp.SMTPError
+		if err := c.Rcpt(to, nil); !errors.As(err, &e) || e.Code != want {
+			t.Fatalf("RCPT %s: %v, want %d", to, err, want)
+		}
+	}
+	if err := c.Mail("mallory@sender.test", nil); err != nil {
+		t.Fatal(err)
+	}
+	refused(550, "guess1@unprovisioned.test")
+	if err := c.StartTLS(&tls.Config{InsecureSkipVerify: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Mail("mallory@sender.test", nil); err != nil {
+		t.Fatal(err)
+	}
+	refused(550, "guess2@unprovisioned.test")
+	refused(421, "guess3@unprovisioned.test")
 }
