@@ -33,32 +33,14 @@ func uuencode(name string, data []byte) string {
 
 func TestUUFiles(t *testing.T) {
 	pe := append([]byte("MZ"), bytes.Repeat([]byte{0, 1, 2, 0xff}, 40)...)
-	tests := []struct {
-		name   string
-		text   string
-		budget int
-		want   []embeddedFile
-	}{
+	testTextFiles(t, uuFiles, []textFilesCase{
 		{"one file between text", "see below\r\n" + uuencode("invoice.exe", pe) + "regards\r\n", 1 << 20, []embeddedFile{{"invoice.exe", pe}}},
 		{"two files, LF only", strings.ReplaceAll(uuencode("a.js", []byte("var x;"))+uuencode("b.txt", []byte("hi")), "\r\n", "\n"), 1 << 20,
 			[]embeddedFile{{"a.js", []byte("var x;")}, {"b.txt", []byte("hi")}}},
 		{"cut at the budget", uuencode("big.bin", pe), 10, []embeddedFile{{"big.bin", pe[:10]}}},
 		{"no end line", "begin 644 x.exe\r\n" + strings.Split(uuencode("x.exe", pe), "\r\n")[1] + "\r\n", 1 << 20, []embeddedFile{{"x.exe", pe[:45]}}},
 		{"prose that says begin", "begin the meeting at 10\r\nbegin 644\r\n", 1 << 20, nil},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got := uuFiles([]byte(tt.text), tt.budget)
-			if len(got) != len(tt.want) {
-				t.Fatalf("got %d files, want %d", len(got), len(tt.want))
-			}
-			for i := range got {
-				if got[i].name != tt.want[i].name || !bytes.Equal(got[i].data, tt.want[i].data) {
-					t.Errorf("file %d: %q %x, want %q %x", i, got[i].name, got[i].data, tt.want[i].name, tt.want[i].data)
-				}
-			}
-		})
-	}
+	})
 }
 
 // FuzzUUFiles: any text decodes within the budget, never more files than
@@ -66,18 +48,5 @@ func TestUUFiles(t *testing.T) {
 func FuzzUUFiles(f *testing.F) {
 	f.Add([]byte("begin 644 a.exe\n#86)C\n`\nend\n"), []byte("payload"), 100)
 	f.Add([]byte("begin 644 x\n\xff\xff\n"), []byte{}, 5)
-	f.Fuzz(func(t *testing.T, text, payload []byte, budget int) {
-		budget = 1 + (budget%4096+4096)%4096
-		total := 0
-		files := uuFiles(text, budget)
-		for _, file := range files {
-			total += len(file.data)
-		}
-		if total > budget || len(files) > maxTextFiles {
-			t.Fatalf("%d files, %d bytes from a budget of %d", len(files), total, budget)
-		}
-		if got := uuFiles([]byte(uuencode("f.bin", payload)), len(payload)+1); len(payload) > 0 && (len(got) != 1 || !bytes.Equal(got[0].data, payload)) {
-			t.Fatalf("round trip of %x: %+v", payload, got)
-		}
-	})
+	fuzzTextFiles(f, uuFiles, uuencode)
 }

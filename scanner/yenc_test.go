@@ -41,12 +41,7 @@ func TestYencFiles(t *testing.T) {
 		all[i] = byte(i)
 	}
 	pe := append([]byte("MZ"), bytes.Repeat([]byte{0, 1, 2, 0xff}, 40)...)
-	tests := []struct {
-		name   string
-		text   string
-		budget int
-		want   []embeddedFile
-	}{
+	testTextFiles(t, yencFiles, []textFilesCase{
 		{"one file between text", "see below\r\n" + yencode("invoice.exe", pe) + "regards\r\n", 1 << 20, []embeddedFile{{"invoice.exe", pe}}},
 		{"every byte value, LF only", strings.ReplaceAll(yencode("all.bin", all), "\r\n", "\n"), 1 << 20, []embeddedFile{{"all.bin", all}}},
 		{"two files", yencode("a.js", []byte("var x;")) + yencode("b.txt", []byte("hi")), 1 << 20,
@@ -56,20 +51,7 @@ func TestYencFiles(t *testing.T) {
 		// Thunderbird opens only single-part yEnc 1.x with this header.
 		{"multipart yEnc", "=ybegin part=1 line=128 size=3 name=x.exe\r\n+++\r\n=yend size=3\r\n", 1 << 20, nil},
 		{"prose that says ybegin", "=ybegin is how yEnc starts\r\n", 1 << 20, nil},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got := yencFiles([]byte(tt.text), tt.budget)
-			if len(got) != len(tt.want) {
-				t.Fatalf("got %d files, want %d", len(got), len(tt.want))
-			}
-			for i := range got {
-				if got[i].name != tt.want[i].name || !bytes.Equal(got[i].data, tt.want[i].data) {
-					t.Errorf("file %d: %q %x, want %q %x", i, got[i].name, got[i].data, tt.want[i].name, tt.want[i].data)
-				}
-			}
-		})
-	}
+	})
 }
 
 // FuzzYencFiles: any text decodes within the budget, never more files than
@@ -77,18 +59,5 @@ func TestYencFiles(t *testing.T) {
 func FuzzYencFiles(f *testing.F) {
 	f.Add([]byte("=ybegin line=128 size=3 name=a.exe\n+++\n=yend size=3\n"), []byte("payload"), 100)
 	f.Add([]byte("=ybegin line= size= name=x\n=\n"), []byte{}, 5)
-	f.Fuzz(func(t *testing.T, text, payload []byte, budget int) {
-		budget = 1 + (budget%4096+4096)%4096
-		total := 0
-		files := yencFiles(text, budget)
-		for _, file := range files {
-			total += len(file.data)
-		}
-		if total > budget || len(files) > maxTextFiles {
-			t.Fatalf("%d files, %d bytes from a budget of %d", len(files), total, budget)
-		}
-		if got := yencFiles([]byte(yencode("f.bin", payload)), len(payload)+1); len(payload) > 0 && (len(got) != 1 || !bytes.Equal(got[0].data, payload)) {
-			t.Fatalf("round trip of %x: %+v", payload, got)
-		}
-	})
+	fuzzTextFiles(f, yencFiles, yencode)
 }
