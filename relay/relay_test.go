@@ -330,14 +330,8 @@ func slowRcptDownstream(t *testing.T, delay time.Duration) (addr string, deliver
 						io.WriteString(c, "550 5.1.1 no such user\r\n")
 					case verb == "DATA":
 						io.WriteString(c, "354 go ahead\r\n")
-						for {
-							l, err := r.ReadString('\n')
-							if err != nil {
-								return
-							}
-							if l == ".\r\n" {
-								break
-							}
+						if skipData(r) != nil {
+							return
 						}
 						mu.Lock()
 						n++
@@ -390,5 +384,16 @@ func TestTimedOutRcptEndsTheTransaction(t *testing.T) {
 	time.Sleep(1500 * time.Millisecond)
 	if *delivered != 0 {
 		t.Errorf("delivered %d messages after a timed-out RCPT, want 0", *delivered)
+	}
+}
+
+// skipData reads a message's data up to its lone dot, for fake servers
+// that only answer it.
+func skipData(r *bufio.Reader) error {
+	for {
+		l, err := r.ReadString('\n')
+		if err != nil || l == ".\r\n" {
+			return err
+		}
 	}
 }

@@ -116,14 +116,8 @@ func (d *recordingDownstream) serve(c net.Conn, n int, mode downstreamTLS, cfg *
 			c, r, inTLS = tc, bufio.NewReader(tc), true
 		case "DATA":
 			io.WriteString(c, "354 go ahead\r\n")
-			for {
-				l, err := r.ReadString('\n')
-				if err != nil {
-					return
-				}
-				if l == ".\r\n" {
-					break
-				}
+			if skipData(r) != nil {
+				return
 			}
 			io.WriteString(c, "250 2.0.0 queued\r\n")
 		case "QUIT":
