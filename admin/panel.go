@@ -74,6 +74,9 @@ type PanelStore interface {
 	CreateUser(ctx context.Context, u *User, a AuditEntry) error
 	GetUser(ctx context.Context, id int64) (User, error)
 	UserByEmail(ctx context.Context, email string) (User, error)
+	// UserEmailsWithLocal lists the stored login emails whose part
+	// before the first "@" is local, exactly.
+	UserEmailsWithLocal(ctx context.Context, local string) ([]string, error)
 	ListUsers(ctx context.Context, resellerID int64) ([]User, error)
 	// SetUserPassword replaces a user's password hash.
 	SetUserPassword(ctx context.Context, id int64, hash string, a AuditEntry) error
@@ -280,20 +283,23 @@ func NormalizeEmail(s string) (string, error) {
 	return e, nil
 }
 
-// loginSpellings lists the stored spellings a login may be under, the
-// normal one first. Logins made before NormalizeEmail refused non-ASCII
-// local parts and stored domains as A-labels were stored as typed,
-// lower-cased ("jörg@bücher.de"): they still log in so, but no new login
-// can be made so. Rewriting them instead could merge two existing logins.
+// loginSpellings lists the stored spellings a login may be under: as
+// typed, lower-cased, then the normal form. Logins made before
+// NormalizeEmail refused non-ASCII local parts and stored domains as
+// A-labels were stored as typed, lower-cased ("jörg@bücher.de"): they
+// still log in so, but no new login can be made so. Rewriting them
+// instead could merge two existing logins. The spelling as typed comes
+// first because such a login can share its normal form with one made
+// before it ("admin@ｅxample.com" beside "admin@example.com"): tried
+// second, the older spelling would reach the other account and its
+// owner could no longer log in at all.
 func loginSpellings(email string) []string {
 	var out []string
-	if e, err := NormalizeEmail(email); err == nil {
-		out = append(out, e)
-	}
 	if isText(email) {
-		if old := strings.ToLower(strings.TrimSpace(email)); !slices.Contains(out, old) {
-			out = append(out, old)
-		}
+		out = append(out, strings.ToLower(strings.TrimSpace(email)))
+	}
+	if e, err := NormalizeEmail(email); err == nil && !slices.Contains(out, e) {
+		out = append(out, e)
 	}
 	return out
 }
@@ -302,10 +308,29 @@ func loginSpellings(email string) []string {
 // failures per account: spellings that log in to one account
 // ("ANN@ｅxample.com", "ann@example.com") must share one budget.
 func LoginKey(email string) string {
-	if s := loginSpellings(email); len(s) > 0 {
-		return s[0]
+	if e, err := NormalizeEmail(email); err == nil {
+		return e
 	}
 	return strings.ToLower(strings.TrimSpace(email))
+}
+
+// legacySpellingTaken reports whether a login stored before
+// NormalizeEmail's rule is another spelling of the normal email e
+// ("ann@bücher.de" of "ann@xn--bcher-kva.de"). The store's UNIQUE
+// compares stored text and cannot see it; such a twin would also take
+// the older login's place in AuthenticatePassword for every spelling
+// but its own. Such logins are no longer made, so checking before the
+// insert leaves no race.
+func legacySpellingTaken(ctx context.Context, ps PanelStore, e string) (bool, error) {
+	local, _, _ := strings.Cut(e, "@")
+	stored, err := ps.UserEmailsWithLocal(ctx, local)
+	if err != nil {
+		return false, err
+	}
+	return slices.ContainsFunc(stored, func(old string) bool {
+		n, err := NormalizeEmail(old)
+		return err == nil && n == e && old != e
+	}), nil
 }
 
 // CreateUser adds a panel login to a reseller: the operator for any, a
@@ -334,6 +359,13 @@ func (s *Service) CreateUser(ctx context.Context, p Principal, resellerID int64,
 	if len(fe) > 0 {
 		return User{}, fe
 	}
+	// Emails are unique across resellers: say nothing of whose it is.
+	notAvailable := fmt.Errorf("%w: %w", tenant.ErrConflict, ErrEmailNotAvailable)
+	if taken, err := legacySpellingTaken(ctx, ps, e); err != nil {
+		return User{}, err
+	} else if taken {
+		return User{}, notAvailable
+	}
 	hash, err := HashPassword(password)
 	if err != nil {
 		return User{}, err
@@ -341,8 +373,7 @@ func (s *Service) CreateUser(ctx context.Context, p Principal, resellerID int64,
 	u := User{ResellerID: resellerID, Email: e, Hash: hash}
 	if err := ps.CreateUser(ctx, &u, s.audit(p, resellerID, "create", "user "+e, nil)); err != nil {
 		if errors.Is(err, tenant.ErrConflict) {
-			// Emails are unique across resellers: say nothing of whose it is.
-			return User{}, fmt.Errorf("%w: %w", tenant.ErrConflict, ErrEmailNotAvailable)
+			return User{}, notAvailable
 		}
 		return User{}, err
 	}

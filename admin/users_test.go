@@ -160,18 +160,45 @@ func TestLoginEmailSpellings(t *testing.T) {
 		}
 	}
 
-	// What CreateUser stored before the rule, written to the store directly.
-	hash, err := admin.HashPassword(pw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, stored := range []string{"jörg@bücher.de", "ann@bücher.de"} {
+	// What CreateUser stored before the rule, written to the store
+	// directly, each with a password of its own. "admin@ｅxample.com" was
+	// a second login beside "admin@example.com".
+	olds := map[string]int64{}
+	for _, stored := range []string{"jörg@bücher.de", "ann@bücher.de", "admin@ｅxample.com"} {
+		hash, err := admin.HashPassword(pw + stored)
+		if err != nil {
+			t.Fatal(err)
+		}
 		old := admin.User{ResellerID: b.ID, Email: stored, Hash: hash}
 		if err := ts.CreateUser(ctx, &old, admin.AuditEntry{Actor: "test"}); err != nil {
 			t.Fatal(err)
 		}
-		if p, err := svc.AuthenticatePassword(ctx, strings.ToUpper(stored), pw); err != nil || p.UserID != old.ID {
-			t.Errorf("old login %q: %+v, %v; want user %d", stored, p, err, old.ID)
+		olds[stored] = old.ID
+	}
+	for _, tt := range []struct{ email, owner string }{
+		{"JÖRG@BÜCHER.DE", "jörg@bücher.de"},
+		{"Ann@Bücher.de", "ann@bücher.de"},
+		// Its own spelling still reaches the older login, not the one
+		// made before it that shares its normal form.
+		{"ADMIN@ｅxample.com", "admin@ｅxample.com"},
+	} {
+		if p, err := svc.AuthenticatePassword(ctx, tt.email, pw+tt.owner); err != nil || p.UserID != olds[tt.owner] {
+			t.Errorf("old login %q as %q: %+v, %v; want user %d", tt.owner, tt.email, p, err, olds[tt.owner])
 		}
+	}
+	if p, err := svc.AuthenticatePassword(ctx, "ADMIN@EXAMPLE.COM", pw); err != nil || p.UserID != u.ID {
+		t.Errorf("AuthenticatePassword(ADMIN@EXAMPLE.COM) = %+v, %v; want user %d", p, err, u.ID)
+	}
+	// Uniqueness holds against the old spellings too: the UNIQUE
+	// compares stored text, so "ann@xn--bcher-kva.de" would be a second
+	// login for "ann@bücher.de" and take its place at the login form.
+	for _, email := range []string{"ann@xn--bcher-kva.de", "ANN@BÜCHER.DE", "ann@bücher.de."} {
+		if _, err := svc.CreateUser(ctx, op, a.ID, email, pw); !errors.Is(err, admin.ErrEmailNotAvailable) {
+			t.Errorf("CreateUser(%q) beside the old ann@bücher.de = %v, want ErrEmailNotAvailable", email, err)
+		}
+	}
+	// The same local part at another domain is another login.
+	if _, err := svc.CreateUser(ctx, op, a.ID, "ann@buecher.de", pw); err != nil {
+		t.Errorf("CreateUser(ann@buecher.de) = %v", err)
 	}
 }

@@ -299,6 +299,43 @@ func TestSearchesAreRefusedNotCut(t *testing.T) {
 	}
 }
 
+// The quarantine list's other filters are refused as the API refuses
+// them (quarantine.ParseQuery), not dropped: a domain_id that did not
+// parse listed the reseller's whole quarantine in its domain's place.
+func TestQuarantineFiltersAreRefusedNotDropped(t *testing.T) {
+	f := newFixture(t, func(st *store.Store, o *admin.ServiceOptions) {
+		o.Quarantine = quarantine.New(quarantine.DefaultConfig(), st, nil, nil) // listed, never released
+	})
+	r, err := f.svc.CreateReseller(context.Background(), f.op, tenant.Reseller{Name: "R", Slug: "r"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	me := admin.Principal{ResellerID: r.ID, Actor: "r"}
+	for _, tc := range []struct {
+		query string
+		code  int
+		want  string // in the error
+	}{
+		{"domain_id=7&customer_id=3&state=released&after=9&limit=10", 200, ""},
+		{"state=releasing", 200, ""},
+		{"domain_id=7x", 400, "domain_id: must be a positive integer"},
+		{"customer_id=-3", 400, "customer_id: must be a positive integer"},
+		{"after=x", 400, "after: must be a positive integer"},
+		{"state=gone", 400, "state: must be held, releasing or released"},
+		{"limit=51", 400, "limit: at most 50"},
+	} {
+		t.Run(tc.query, func(t *testing.T) {
+			code, body := f.get(t, me, "/panel/quarantine?"+tc.query)
+			if code != tc.code {
+				t.Fatalf("status %d, want %d:\n%s", code, tc.code, body)
+			}
+			if !strings.Contains(body, tc.want) {
+				t.Errorf("no error %q:\n%s", tc.want, body)
+			}
+		})
+	}
+}
+
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
 type alwaysLeader struct{}

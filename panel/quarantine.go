@@ -3,9 +3,11 @@ package panel
 import (
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/mxgrid/mxgrid/quarantine"
 	"github.com/mxgrid/mxgrid/quarantine/preview"
+	"github.com/mxgrid/mxgrid/tenant"
 )
 
 // The quarantine pages: a list per domain or customer with search, a safe
@@ -22,33 +24,35 @@ type quarantineData struct {
 const quarantinePage = 50
 
 func (p *Panel) quarantineList(req *request) error {
-	q := req.r.URL.Query()
-	num := func(k string) int64 {
-		n, _ := strconv.ParseInt(q.Get(k), 10, 64)
-		return max(n, 0)
+	// The API's parser: a bad domain_id or state is refused, not dropped,
+	// which listed the whole quarantine in place of one domain's.
+	f, errs := quarantine.ParseQuery(req.r.URL.Query(), quarantinePage)
+	if f.Limit == 0 {
+		f.Limit = quarantinePage
 	}
-	search := readSearch(req)
-	f := quarantine.Filter{DomainID: num("domain_id"), CustomerID: num("customer_id"), Search: search.Q, Before: num("after"), Limit: quarantinePage}
-	switch st := quarantine.State(q.Get("state")); st {
-	case quarantine.StateHeld, quarantine.StateReleased:
-		f.State = st
-	case "":
+	if f.State == "" {
 		f.State = quarantine.StateHeld
 	}
+	search := readSearch(req)
 	var items []quarantine.Item
-	if search.refused == nil {
+	if search.refused == nil && errs == nil {
 		var err error
 		if items, err = p.svc.ListQuarantine(req.r.Context(), req.sess.P, f); err != nil {
 			return err
 		}
 	}
 	data := quarantineData{Items: items, Search: f.Search, State: string(f.State), DomainID: f.DomainID, Customer: f.CustomerID}
-	if len(items) == quarantinePage {
+	if len(items) == f.Limit {
 		nq := req.r.URL.Query()
 		nq.Set("after", strconv.FormatInt(items[len(items)-1].ID, 10))
 		data.NextURL = "/panel/quarantine?" + nq.Encode()
 	}
-	code, msg, fe := search.show(http.StatusOK, "", nil)
+	code, msg, fe := http.StatusOK, "", tenant.FieldErrors(nil)
+	if errs != nil {
+		fe = errs
+		code, msg = http.StatusBadRequest, "This list's address is not valid ("+strings.TrimPrefix(fe.Error(), "invalid input: ")+")."
+	}
+	code, msg, fe = search.show(code, msg, fe)
 	p.render(req, code, "quarantine", page{Title: "Quarantine", Nav: "quarantine", Error: msg, Fields: fe, Data: data})
 	return nil
 }

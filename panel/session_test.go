@@ -452,9 +452,6 @@ func TestLoginLimits(t *testing.T) {
 	})
 }
 
-// TestLoginLimitTablesStayBounded: failures from more addresses than the
-// tables hold, none of them stale, leave each table at maxTracked at most
-// and keep the newest failures in force.
 // Every spelling of a login email names one account: it logs in, and its
 // failures count against that account. Were each spelling counted apart,
 // a guesser would get the free failures once per spelling (one per
@@ -492,6 +489,9 @@ func TestLoginSpellingsShareOneAccount(t *testing.T) {
 	}
 }
 
+// TestLoginLimitTablesStayBounded: failures from more addresses than the
+// tables hold, none of them stale, leave each table at maxTracked at most
+// and keep the newest failures in force.
 func TestLoginLimitTablesStayBounded(t *testing.T) {
 	l := newLoginLimits(Config{LockoutFailures: 0, LockoutDuration: time.Hour, AddressFailures: 1, MaxPasswordHashes: 1})
 	now := time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"strconv"
+	"unicode/utf8"
 
 	"github.com/mxgrid/mxgrid/admin"
 	"github.com/mxgrid/mxgrid/tenant"
@@ -72,6 +73,22 @@ func (t *Tenants) CreateUser(ctx context.Context, u *admin.User, a admin.AuditEn
 
 func (t *Tenants) UserByEmail(ctx context.Context, email string) (admin.User, error) {
 	return getOne(ctx, t, "SELECT "+userCols+" FROM panel_users WHERE email = $1", email, scanUser)
+}
+
+// UserEmailsWithLocal lists the stored login emails whose part before
+// the first "@" is local. substr rather than LIKE: local may hold "%"
+// and "_", and substr compares exactly on both dialects.
+func (t *Tenants) UserEmailsWithLocal(ctx context.Context, local string) ([]string, error) {
+	var out []string
+	prefix := local + "@"
+	err := t.query(ctx, "SELECT email FROM panel_users WHERE substr(email, 1, $2) = $1 ORDER BY id",
+		[]any{prefix, utf8.RuneCountInString(prefix)}, func(rows *sql.Rows) error {
+			var e string
+			err := rows.Scan(&e)
+			out = append(out, e)
+			return err
+		})
+	return out, err
 }
 
 func (t *Tenants) ListUsers(ctx context.Context, resellerID int64) ([]admin.User, error) {

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 
 	"github.com/mxgrid/mxgrid/admin"
@@ -37,6 +38,28 @@ func testPanelUsers(t *testing.T, ts *Tenants) {
 	dup := admin.User{ResellerID: r.ID, Email: "a@r.example", Hash: "x"}
 	if err := ts.CreateUser(ctx, &dup, audit); !errors.Is(err, tenant.ErrConflict) {
 		t.Fatalf("duplicate email: %v, want ErrConflict", err)
+	}
+	var more []int64
+	// Exactly the local part: LIKE's "%" and "_" mean themselves, and
+	// "a@" is not a prefix of "ba@".
+	for _, e := range []string{"a@bücher.de", "ba@r.example", "%@r.example", "a_b@r.example"} {
+		u := admin.User{ResellerID: r.ID, Email: e, Hash: "h"}
+		if err := ts.CreateUser(ctx, &u, audit); err != nil {
+			t.Fatal(err)
+		}
+		more = append(more, u.ID)
+	}
+	for local, want := range map[string][]string{
+		"a": {"a@r.example", "a@bücher.de"}, "%": {"%@r.example"}, "a_b": {"a_b@r.example"}, "axb": nil, "": nil,
+	} {
+		if got, err := ts.UserEmailsWithLocal(ctx, local); err != nil || !slices.Equal(got, want) {
+			t.Errorf("UserEmailsWithLocal(%q) = %q, %v; want %q", local, got, err, want)
+		}
+	}
+	for _, id := range more {
+		if err := ts.DeleteUser(ctx, id, false, audit); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if u, err := ts.GetUser(ctx, users[1].ID); err != nil || u.Email != "b@r.example" || u.ResellerID != r.ID || u.Created.IsZero() {
 		t.Fatalf("GetUser = %+v, %v", u, err)

@@ -1,9 +1,7 @@
 package web
 
 import (
-	"fmt"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/mxgrid/mxgrid/admin"
@@ -44,46 +42,15 @@ func toQuarantineJSON(it quarantine.Item) quarantineJSON {
 	return q
 }
 
-// quarantineFilter reads GET /api/v1/quarantine's query: domain_id,
-// customer_id, q (sender, recipient or subject), state, after (the last,
-// smallest, id already seen: pages go newest first), limit (default 100).
-func quarantineFilter(r *http.Request) (quarantine.Filter, error) {
-	q := r.URL.Query()
-	fe := tenant.FieldErrors{}
-	num := func(key string) int64 {
-		v := q.Get(key)
-		if v == "" {
-			return 0
-		}
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n <= 0 {
-			fe[key] = "must be a positive integer"
-		}
-		return n
+// listQuarantine answers GET /api/v1/quarantine, filtered as
+// quarantine.ParseQuery reads the query; limit defaults to 100.
+func (a *AdminAPI) listQuarantine(w http.ResponseWriter, r *http.Request, p admin.Principal) error {
+	f, errs := quarantine.ParseQuery(r.URL.Query(), admin.MaxPageSize)
+	if errs != nil {
+		return tenant.FieldErrors(errs)
 	}
-	f := quarantine.Filter{DomainID: num("domain_id"), CustomerID: num("customer_id"), Search: q.Get("q"), Before: num("after"), Limit: int(num("limit"))}
 	if f.Limit == 0 {
 		f.Limit = 100
-	}
-	if f.Limit > admin.MaxPageSize {
-		fe["limit"] = fmt.Sprintf("at most %d", admin.MaxPageSize)
-	}
-	switch st := quarantine.State(q.Get("state")); st {
-	case "", quarantine.StateHeld, quarantine.StateReleased, quarantine.StateReleasing:
-		f.State = st
-	default:
-		fe["state"] = "must be held, releasing or released"
-	}
-	if len(fe) > 0 {
-		return f, fe
-	}
-	return f, nil
-}
-
-func (a *AdminAPI) listQuarantine(w http.ResponseWriter, r *http.Request, p admin.Principal) error {
-	f, err := quarantineFilter(r)
-	if err != nil {
-		return err
 	}
 	items, err := a.svc.ListQuarantine(r.Context(), p, f)
 	if err != nil {
