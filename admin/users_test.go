@@ -13,10 +13,12 @@ import (
 
 // The users operations keep resellers apart and protect the last login,
 // over the real SQLite store.
-func TestServiceUsers(t *testing.T) {
+// twoResellers is a service over a real SQLite store holding resellers A
+// and B.
+func twoResellers(t *testing.T) (*store.Tenants, *admin.Service, tenant.Reseller, tenant.Reseller) {
+	t.Helper()
 	ctx := context.Background()
-	dir := t.TempDir()
-	st, err := store.Open(store.DefaultConfig(), dir)
+	st, err := store.Open(store.DefaultConfig(), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -24,14 +26,19 @@ func TestServiceUsers(t *testing.T) {
 	ts := store.NewTenants(st)
 	svc := admin.NewService(ts, admin.ServiceOptions{Panel: ts})
 	op := admin.Operator("test")
-	a, err := svc.CreateReseller(ctx, op, tenant.Reseller{Name: "A"})
-	if err != nil {
-		t.Fatal(err)
+	var rs [2]tenant.Reseller
+	for i, name := range []string{"A", "B"} {
+		if rs[i], err = svc.CreateReseller(ctx, op, tenant.Reseller{Name: name}); err != nil {
+			t.Fatal(err)
+		}
 	}
-	b, err := svc.CreateReseller(ctx, op, tenant.Reseller{Name: "B"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	return ts, svc, rs[0], rs[1]
+}
+
+func TestServiceUsers(t *testing.T) {
+	ctx := context.Background()
+	_, svc, a, b := twoResellers(t)
+	op := admin.Operator("test")
 	const pw = "correct horse battery"
 	ua, err := svc.CreateUser(ctx, op, a.ID, "ann@a.example", pw)
 	if err != nil {
@@ -123,22 +130,8 @@ func TestNormalizeEmail(t *testing.T) {
 // still logs in.
 func TestLoginEmailSpellings(t *testing.T) {
 	ctx := context.Background()
-	st, err := store.Open(store.DefaultConfig(), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	ts := store.NewTenants(st)
-	svc := admin.NewService(ts, admin.ServiceOptions{Panel: ts})
+	ts, svc, a, b := twoResellers(t)
 	op := admin.Operator("test")
-	a, err := svc.CreateReseller(ctx, op, tenant.Reseller{Name: "A"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := svc.CreateReseller(ctx, op, tenant.Reseller{Name: "B"})
-	if err != nil {
-		t.Fatal(err)
-	}
 	const pw = "correct horse battery"
 	u, err := svc.CreateUser(ctx, op, a.ID, "Admin@Example.com", pw)
 	if err != nil || u.Email != "admin@example.com" {
