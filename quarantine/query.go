@@ -3,7 +3,8 @@ package quarantine
 import (
 	"fmt"
 	"net/url"
-	"strconv"
+
+	"github.com/mxgrid/mxgrid/internal/queryval"
 )
 
 // ParseQuery reads a list's filter from URL parameters: domain_id,
@@ -18,17 +19,7 @@ import (
 // from who asks.
 func ParseQuery(q url.Values, maxLimit int) (Filter, map[string]string) {
 	errs := map[string]string{}
-	num := func(key string) int64 {
-		v := q.Get(key)
-		if v == "" {
-			return 0
-		}
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n <= 0 {
-			errs[key] = "must be a positive integer"
-		}
-		return n
-	}
+	num := func(key string) int64 { return queryval.PositiveInt(q, key, errs) }
 	f := Filter{DomainID: num("domain_id"), CustomerID: num("customer_id"), Search: q.Get("q"), Before: num("after"), Limit: int(num("limit"))}
 	if f.Limit > maxLimit {
 		errs["limit"] = fmt.Sprintf("at most %d", maxLimit)

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/mxgrid/mxgrid/internal/queryval"
 )
 
 // DefaultLimit is a page when the query names none.
@@ -34,18 +36,7 @@ func ParseQuery(q url.Values, now time.Time) (Filter, map[string]string) {
 		}
 		return v
 	}
-	id := func(key string) int64 {
-		v := q.Get(key)
-		if v == "" {
-			return 0
-		}
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n <= 0 {
-			errs[key] = "must be a positive integer"
-			return 0
-		}
-		return n
-	}
+	id := func(key string) int64 { return queryval.PositiveInt(q, key, errs) }
 	when := func(key string) time.Time {
 		v := q.Get(key)
 		if v == "" {
