@@ -258,19 +258,26 @@ func TestTextFieldsEscaped(t *testing.T) {
 	}
 }
 
-// A list page's search the service would refuse is a form error at the
-// search box, never cut to fit: the customers page used to cut q at 200
-// bytes, answering another search (and, mid-rune, refusing text the user
-// never typed).
-func TestSearchesAreRefusedNotCut(t *testing.T) {
+// quarantineFixture is a panel with a quarantine to list (never to
+// release) and a reseller R signed in.
+func quarantineFixture(t *testing.T) (*fixture, admin.Principal) {
+	t.Helper()
 	f := newFixture(t, func(st *store.Store, o *admin.ServiceOptions) {
-		o.Quarantine = quarantine.New(quarantine.DefaultConfig(), st, nil, nil) // listed, never released
+		o.Quarantine = quarantine.New(quarantine.DefaultConfig(), st, nil, nil)
 	})
 	r, err := f.svc.CreateReseller(context.Background(), f.op, tenant.Reseller{Name: "R", Slug: "r"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	me := admin.Principal{ResellerID: r.ID, Actor: "r"}
+	return f, admin.Principal{ResellerID: r.ID, Actor: "r"}
+}
+
+// A list page's search the service would refuse is a form error at the
+// search box, never cut to fit: the customers page used to cut q at 200
+// bytes, answering another search (and, mid-rune, refusing text the user
+// never typed).
+func TestSearchesAreRefusedNotCut(t *testing.T) {
+	f, me := quarantineFixture(t)
 	long := strings.Repeat("x", 199) + "é" // 201 bytes, a rune across the limit
 	for _, page := range []struct {
 		path string
@@ -303,14 +310,7 @@ func TestSearchesAreRefusedNotCut(t *testing.T) {
 // them (quarantine.ParseQuery), not dropped: a domain_id that did not
 // parse listed the reseller's whole quarantine in its domain's place.
 func TestQuarantineFiltersAreRefusedNotDropped(t *testing.T) {
-	f := newFixture(t, func(st *store.Store, o *admin.ServiceOptions) {
-		o.Quarantine = quarantine.New(quarantine.DefaultConfig(), st, nil, nil) // listed, never released
-	})
-	r, err := f.svc.CreateReseller(context.Background(), f.op, tenant.Reseller{Name: "R", Slug: "r"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	me := admin.Principal{ResellerID: r.ID, Actor: "r"}
+	f, me := quarantineFixture(t)
 	for _, tc := range []struct {
 		query string
 		code  int
