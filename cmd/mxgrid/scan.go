@@ -215,10 +215,10 @@ func (vw *verdictWriter) write(r scanResult) error {
 		// ordinary spam score. They come last so scripts cutting the
 		// first four columns keep working; every row has all seven.
 		if r.err != nil {
-			_, err := fmt.Fprintf(vw.w, "%s\terror\t0\t%s\t\t\t\n", r.path, tsvField(r.err.Error()))
+			_, err := fmt.Fprintf(vw.w, "%s\terror\t0\t%s\t\t\t\n", tsvField(r.path), tsvField(r.err.Error()))
 			return err
 		}
-		_, err := fmt.Fprintf(vw.w, "%s\t%s\t%.2f\t%s\t%s\t%s\t%s\n", r.path, spamLabel(v), v.Score, scanner.SymbolNames(syms),
+		_, err := fmt.Fprintf(vw.w, "%s\t%s\t%.2f\t%s\t%s\t%s\t%s\n", tsvField(r.path), spamLabel(v), v.Score, scanner.SymbolNames(syms),
 			v.Action, v.Reason, tsvField(v.Detail))
 		return err
 	}
@@ -250,8 +250,13 @@ func (vw *verdictWriter) write(r scanResult) error {
 	return err
 }
 
+// tsvField escapes a backslash, tab, newline and carriage return as
+// PostgreSQL's COPY text format does: a file name may hold any of them,
+// and a row must stay one line of seven fields that gives the name back.
 func tsvField(s string) string {
-	return strings.NewReplacer("\t", " ", "\n", " ").Replace(s)
+	return tsvEscaper.Replace(s)
 }
+
+var tsvEscaper = strings.NewReplacer("\\", "\\\\", "\t", "\\t", "\n", "\\n", "\r", "\\r")
 
 func round2(f float64) float64 { return math.Round(f*100) / 100 }

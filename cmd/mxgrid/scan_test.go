@@ -206,3 +206,30 @@ func TestEval(t *testing.T) {
 		}
 	}
 }
+
+// TestScanTSVEscapesFileNames: a file name may hold a tab, a newline or a
+// backslash; each tsv row stays one line of seven fields and gives the
+// name back (COPY text format escapes).
+func TestScanTSVEscapesFileNames(t *testing.T) {
+	dir := t.TempDir()
+	name := filepath.Join(dir, "a\tb\nc\\d\re.eml")
+	if err := os.WriteFile(name, []byte("From: a@example.org\r\nSubject: hi\r\n\r\nhello\r\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, stderr, code := runBinary(t, "scan", "--format", "tsv", dir)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	if len(lines) != 1 {
+		t.Fatalf("%d lines for one message:\n%q", len(lines), out)
+	}
+	f := strings.Split(lines[0], "\t")
+	if len(f) != 7 {
+		t.Fatalf("row %q: %d fields, want 7", lines[0], len(f))
+	}
+	unescape := strings.NewReplacer(`\\`, `\`, `\t`, "\t", `\n`, "\n", `\r`, "\r")
+	if got := unescape.Replace(f[0]); got != name {
+		t.Errorf("path field %q gives back %q, want %q", f[0], got, name)
+	}
+}
