@@ -102,6 +102,14 @@ func (l *Links) serve(w http.ResponseWriter, r *http.Request) {
 		l.page(w, http.StatusNotFound, linkView{Title: "Message not found", Text: "It was deleted or has expired."})
 		return
 	}
+	if len(it.Recipients) != 1 {
+		// Held for several recipients at once (by a node from before
+		// messages were held per recipient, during a rolling upgrade; the
+		// store's migration splits the rows it finds): a release delivers
+		// to every recipient of an item, and this link speaks for one.
+		l.page(w, http.StatusConflict, linkView{Title: "Ask your provider", Text: "This message was held for several recipients at once; your provider can release it."})
+		return
+	}
 	if it.State != quarantine.StateHeld {
 		l.page(w, http.StatusConflict, linkView{Title: "Already released", Text: "This message was released (or deleted) already; it is not delivered again."})
 		return

@@ -2,6 +2,7 @@ package notify
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"log/slog"
 	"net/http"
@@ -27,7 +28,9 @@ import (
 // Gateway's rule): the other's copy stays held until its own link, or an
 // admin, releases it, so nobody can push held mail into colleagues'
 // mailboxes, and nobody gets it twice. A link used on the other
-// recipient's item releases nothing. Real store, relay and customer server.
+// recipient's item releases nothing, nor does one for a message a node
+// from before per-recipient holding held for several recipients at once.
+// Real store, relay and customer server.
 func TestReleaseLinkDeliversToItsRecipientOnly(t *testing.T) {
 	ctx := context.Background()
 	st, err := store.Open(store.DefaultConfig(), t.TempDir())
@@ -51,6 +54,16 @@ func TestReleaseLinkDeliversToItsRecipientOnly(t *testing.T) {
 	mux := http.NewServeMux()
 	NewLinks([][]byte{key}, q, nil, nil, nil).Mount(func(p string, h http.Handler) { mux.Handle(p, h) })
 	ann, bob := ids[0], ids[1]
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write([]byte("Subject: y\r\n\r\ny\r\n"))
+	zw.Close()
+	both, err := st.PutQuarantine(ctx, []quarantine.Item{{Time: time.Now(), Domain: "a.example", DomainID: 7, CustomerID: 3, Sender: "s@x.example",
+		Recipients: []string{"ann@a.example", "bob@a.example"}, State: quarantine.StateHeld}}, gz.Bytes(), 1<<30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	shared := both[0]
 
 	for _, step := range []struct {
 		name      string
@@ -60,10 +73,11 @@ func TestReleaseLinkDeliversToItsRecipientOnly(t *testing.T) {
 		delivered []string // recipients of the customer's messages so far
 		held      []int64  // items still held
 	}{
-		{"ann's link for bob's copy", bob, "ann@a.example", http.StatusNotFound, nil, []int64{ann, bob}},
-		{"ann's link", ann, "ann@a.example", http.StatusOK, []string{"ann@a.example"}, []int64{bob}},
-		{"ann's link again", ann, "ann@a.example", http.StatusConflict, []string{"ann@a.example"}, []int64{bob}},
-		{"bob's link", bob, "bob@a.example", http.StatusOK, []string{"ann@a.example", "bob@a.example"}, nil},
+		{"ann's link for bob's copy", bob, "ann@a.example", http.StatusNotFound, nil, []int64{ann, bob, shared}},
+		{"ann's link for a message held for both at once", shared, "ann@a.example", http.StatusConflict, nil, []int64{ann, bob, shared}},
+		{"ann's link", ann, "ann@a.example", http.StatusOK, []string{"ann@a.example"}, []int64{bob, shared}},
+		{"ann's link again", ann, "ann@a.example", http.StatusConflict, []string{"ann@a.example"}, []int64{bob, shared}},
+		{"bob's link", bob, "bob@a.example", http.StatusOK, []string{"ann@a.example", "bob@a.example"}, []int64{shared}},
 	} {
 		tok := Sign(Link{Action: ActionRelease, ItemID: step.item, Recipient: step.recipient, Expires: time.Now().Add(time.Hour)}, key)
 		rec := httptest.NewRecorder()
@@ -75,7 +89,7 @@ func TestReleaseLinkDeliversToItsRecipientOnly(t *testing.T) {
 		if rec.Code != step.code || !slices.Equal(delivered, step.delivered) {
 			t.Fatalf("%s: %d, the customer's server got mail for %q; want %d, %q", step.name, rec.Code, delivered, step.code, step.delivered)
 		}
-		for _, id := range []int64{ann, bob} {
+		for _, id := range []int64{ann, bob, shared} {
 			it, _, err := q.Get(ctx, tracking.Scope{Operator: true}, id)
 			if err != nil || (it.State == quarantine.StateHeld) != slices.Contains(step.held, id) {
 				t.Errorf("%s: item %d (%s) %s, %v", step.name, id, it.Recipients, it.State, err)

@@ -14,8 +14,8 @@ import (
 	"github.com/mxgrid/mxgrid/tracking"
 )
 
-// The quarantine: one row per held message, its body gzip-compressed in the
-// row (bytea / blob). The per-domain cap counts uncompressed sizes of held
+// The quarantine: one row per held message and recipient, its body
+// gzip-compressed in the row (bytea / blob). The per-domain cap counts uncompressed sizes of held
 // items and is checked in the inserting statement itself; on PostgreSQL two
 // inserts racing at the cap may both pass it (a soft cap, by a message).
 
@@ -39,6 +39,39 @@ var quarantineMigrations = []Migration{{
 	CREATE INDEX quarantine_domain ON quarantine (domain_id, state);
 	CREATE INDEX quarantine_customer ON quarantine (customer_id, id);
 	CREATE INDEX quarantine_at ON quarantine (at_us);`,
+}, {
+	// A message used to be held once for all its recipients, and
+	// a release delivered to all of them: one recipient's digest link
+	// released the message to colleagues who never asked. Such rows,
+	// still held after an upgrade or in a restored older backup, become
+	// one row per recipient, as messages are held now: the original row
+	// keeps its id and its first recipient, each other recipient gets a
+	// copy. Rows released, deleted or being released keep their history,
+	// and so do rows naming a quoted local part, which SQL cannot split
+	// safely (a space may be inside the quotes): their digest links refuse
+	// them, and the customer's admin can release them.
+	Version: 2,
+	SQLite: `INSERT INTO quarantine (at_us, queue_id, domain, domain_id, customer_id, sender, recipients, subject, message_id,
+		size, score, symbols, state, released_by, released_us, body)
+	WITH RECURSIVE rest(id, n, rcpt, tail) AS (
+		SELECT id, 0, '', substr(recipients, instr(recipients, ' ') + 1) || ' ' FROM quarantine
+		WHERE state = 'held' AND instr(recipients, ' ') > 0 AND instr(recipients, '"') = 0
+		UNION ALL
+		SELECT id, n + 1, substr(tail, 1, instr(tail, ' ') - 1), substr(tail, instr(tail, ' ') + 1) FROM rest WHERE tail <> '')
+	SELECT q.at_us, q.queue_id, q.domain, q.domain_id, q.customer_id, q.sender, r.rcpt, q.subject, q.message_id,
+		q.size, q.score, q.symbols, q.state, q.released_by, q.released_us, q.body
+	FROM rest r JOIN quarantine q ON q.id = r.id WHERE r.rcpt <> '' ORDER BY q.id, r.n;
+	UPDATE quarantine SET recipients = substr(recipients, 1, instr(recipients, ' ') - 1)
+	WHERE state = 'held' AND instr(recipients, ' ') > 0 AND instr(recipients, '"') = 0;`,
+	Postgres: `INSERT INTO quarantine (at_us, queue_id, domain, domain_id, customer_id, sender, recipients, subject, message_id,
+		size, score, symbols, state, released_by, released_us, body)
+	SELECT q.at_us, q.queue_id, q.domain, q.domain_id, q.customer_id, q.sender, r.rcpt, q.subject, q.message_id,
+		q.size, q.score, q.symbols, q.state, q.released_by, q.released_us, q.body
+	FROM quarantine q CROSS JOIN LATERAL unnest((string_to_array(q.recipients, ' '))[2:]) WITH ORDINALITY AS r(rcpt, n)
+	WHERE q.state = 'held' AND position(' ' in q.recipients) > 0 AND position('"' in q.recipients) = 0 AND r.rcpt <> ''
+	ORDER BY q.id, r.n;
+	UPDATE quarantine SET recipients = split_part(recipients, ' ', 1)
+	WHERE state = 'held' AND position(' ' in recipients) > 0 AND position('"' in recipients) = 0;`,
 }}
 
 // MigrateQuarantine creates or upgrades the quarantine table.
@@ -140,10 +173,38 @@ func scanItem(scan func(...any) error, extra ...any) (quarantine.Item, error) {
 	if relUS > 0 {
 		it.ReleasedAt = time.UnixMicro(relUS).UTC()
 	}
-	it.Recipients = strings.Fields(rcpts)
+	it.Recipients = splitRecipients(rcpts)
 	it.Symbols = strings.Fields(syms)
 	it.State = quarantine.State(state)
 	return it, nil
+}
+
+// splitRecipients reads the recipients column: addresses in wire form
+// joined by spaces. A quoted local part may hold a space ("bob smith", as
+// smtpd accepts), so only a space outside quotes separates; splitting at
+// every space made two malformed addresses of one: the copy held for it
+// was listed in digests to those two and released to them, never to its
+// recipient.
+func splitRecipients(s string) []string {
+	var out []string
+	start, quoted := 0, false
+	for i := 0; i < len(s); i++ {
+		switch {
+		case quoted && s[i] == '\\':
+			i++ // the escaped character, a quote or a backslash
+		case s[i] == '"':
+			quoted = !quoted
+		case s[i] == ' ' && !quoted:
+			if i > start {
+				out = append(out, s[start:i])
+			}
+			start = i + 1
+		}
+	}
+	if start < len(s) {
+		out = append(out, s[start:])
+	}
+	return out
 }
 
 // scopeWhere is the SQL and argument keeping a query to scope's items.

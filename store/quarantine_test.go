@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -106,6 +107,114 @@ func TestQuarantineStore(t *testing.T) {
 		}
 		if err := s.DeleteQuarantine(ctx, own, b); !errors.Is(err, tenant.ErrNotFound) {
 			t.Fatalf("delete of a pruned item: %v", err)
+		}
+	})
+}
+
+// TestQuarantineMigrationHoldsEachRecipientApart: a message held for
+// several recipients at once before messages were held per recipient (a
+// store upgraded, or an older backup restored) is still held for each
+// recipient apart after the migration, so one recipient's release (a
+// digest link) delivers to that recipient alone. Rows no longer held keep
+// their history.
+func TestQuarantineMigrationHoldsEachRecipientApart(t *testing.T) {
+	firstVersion := func(s *Store, ctx context.Context) error {
+		return s.Migrate(ctx, quarantineComponent, quarantineMigrations[:1])
+	}
+	eachDialect(t, firstVersion, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		op := tracking.Scope{Operator: true}
+		now := time.Now().UTC().Truncate(time.Microsecond)
+		type row struct {
+			state      quarantine.State
+			recipients string
+		}
+		cases := []struct {
+			name  string
+			state quarantine.State
+			old   []string
+			want  []row // the original row (same id) first
+		}{
+			{"held for three", quarantine.StateHeld, []string{"ann@a.example", "bob@a.example", "cy@a.example"},
+				[]row{{quarantine.StateHeld, "ann@a.example"}, {quarantine.StateHeld, "bob@a.example"}, {quarantine.StateHeld, "cy@a.example"}}},
+			{"held for one", quarantine.StateHeld, []string{"dan@a.example"}, []row{{quarantine.StateHeld, "dan@a.example"}}},
+			{"released to two", quarantine.StateReleased, []string{"eve@a.example", "fay@a.example"},
+				[]row{{quarantine.StateReleased, "eve@a.example fay@a.example"}}},
+			// SQL cannot tell a space inside quotes from a separator.
+			{"held for a quoted name and one", quarantine.StateHeld, []string{`"gil lee"@a.example`, "hal@a.example"},
+				[]row{{quarantine.StateHeld, `"gil lee"@a.example hal@a.example`}}},
+		}
+		first := map[string]int64{}
+		for _, tc := range cases {
+			ids, err := s.PutQuarantine(ctx, []quarantine.Item{{Time: now, QueueID: tc.name, Domain: "a.example", DomainID: 5, CustomerID: 3,
+				Sender: "x@s.example", Recipients: tc.old, Subject: "Invoice", Size: 10, Score: 7,
+				Symbols: []string{"MODEL_SPAM"}, State: quarantine.StateHeld}}, []byte("gz "+tc.name), 1<<30)
+			if err != nil {
+				t.Fatal(err)
+			}
+			first[tc.name] = ids[0]
+			if tc.state == quarantine.StateReleased {
+				if _, _, err := s.ClaimRelease(ctx, op, ids[0], "op", now); err != nil {
+					t.Fatal(err)
+				}
+				if err := s.FinishRelease(ctx, ids[0], true, now); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if err := s.MigrateQuarantine(ctx); err != nil {
+			t.Fatal(err)
+		}
+		list, err := s.ListQuarantine(ctx, quarantine.Filter{Scope: op, Limit: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		slices.Reverse(list) // oldest first: each original row before its copies
+		for _, tc := range cases {
+			var got []row
+			for _, it := range list {
+				if it.QueueID != tc.name {
+					continue
+				}
+				if len(got) == 0 && it.ID != first[tc.name] {
+					t.Errorf("%s: the first row is %d, want the original %d", tc.name, it.ID, first[tc.name])
+				}
+				_, body, err := s.GetQuarantine(ctx, op, it.ID)
+				if err != nil || (it.State == quarantine.StateHeld) != (string(body) == "gz "+tc.name) ||
+					it.Sender != "x@s.example" || it.Subject != "Invoice" || it.Size != 10 || !it.Time.Equal(now) {
+					t.Errorf("%s: row %d %+v, body %q, %v", tc.name, it.ID, it, body, err)
+				}
+				got = append(got, row{it.State, strings.Join(it.Recipients, " ")})
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("%s: rows %v, want %v", tc.name, got, tc.want)
+			}
+		}
+	})
+}
+
+// TestQuarantineRecipientsKeepQuotedSpaces: a recipient whose quoted local
+// part holds a space (smtpd takes `"bob smith"@example.org`) is read back
+// whole. It was read as two addresses, `"bob` and `smith"@a.example`: its
+// digest went to neither and a release delivered to neither.
+func TestQuarantineRecipientsKeepQuotedSpaces(t *testing.T) {
+	eachDialect(t, (*Store).MigrateQuarantine, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		for _, rcpts := range [][]string{
+			{`"bob smith"@a.example`},
+			{`"bob smith"@a.example`, "ann@a.example"},
+			{`"a\" b"@a.example`, `"c d\\"@a.example`},
+			{"ann@a.example", "bob@a.example"},
+		} {
+			ids, err := s.PutQuarantine(ctx, []quarantine.Item{{Time: time.Now(), Domain: "a.example", DomainID: 5, CustomerID: 3,
+				Sender: "x@s.example", Recipients: rcpts, State: quarantine.StateHeld}}, []byte("gz"), 1<<30)
+			if err != nil {
+				t.Fatal(err)
+			}
+			it, _, err := s.GetQuarantine(ctx, tracking.Scope{Operator: true}, ids[0])
+			if err != nil || !slices.Equal(it.Recipients, rcpts) {
+				t.Errorf("held for %q, read back as %q, %v", rcpts, it.Recipients, err)
+			}
 		}
 	})
 }
