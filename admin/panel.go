@@ -333,6 +333,22 @@ func legacySpellingTaken(ctx context.Context, ps PanelStore, e string) (bool, er
 	}), nil
 }
 
+// CheckNewUser vets a new login's email and password as CreateUser does,
+// without a store: the email's one spelling, and the field errors (empty
+// when both are fine). A form that creates something else first checks
+// its user here, so that a refused user does not leave that behind.
+func CheckNewUser(email, password string) (string, tenant.FieldErrors) {
+	fe := tenant.FieldErrors{}
+	e, err := NormalizeEmail(email)
+	if err != nil {
+		fe["email"] = err.Error()
+	}
+	if msg := PasswordProblem(e, password); msg != "" {
+		fe["password"] = msg
+	}
+	return e, fe
+}
+
 // CreateUser adds a panel login to a reseller: the operator for any, a
 // reseller for itself.
 func (s *Service) CreateUser(ctx context.Context, p Principal, resellerID int64, email, password string) (User, error) {
@@ -343,14 +359,7 @@ func (s *Service) CreateUser(ctx context.Context, p Principal, resellerID int64,
 	if !p.Operator {
 		resellerID = p.ResellerID
 	}
-	fe := tenant.FieldErrors{}
-	e, err := NormalizeEmail(email)
-	if err != nil {
-		fe["email"] = err.Error()
-	}
-	if msg := PasswordProblem(e, password); msg != "" {
-		fe["password"] = msg
-	}
+	e, fe := CheckNewUser(email, password)
 	if _, err := s.store.GetReseller(ctx, resellerID); errors.Is(err, tenant.ErrNotFound) {
 		fe["reseller_id"] = "no such reseller"
 	} else if err != nil {

@@ -197,6 +197,14 @@ func (p *Panel) renderResellers(req *request, code int, f resellerForm, msg stri
 func (p *Panel) createReseller(req *request) error {
 	f := resellerForm{Name: req.r.PostFormValue("name"), Slug: req.r.PostFormValue("slug"), Email: req.r.PostFormValue("email")}
 	ctx := req.r.Context()
+	if f.Email != "" {
+		// What can be wrong with the user without a store is refused
+		// before the reseller is made; only a taken email (or a quota)
+		// can still leave a reseller without its user.
+		if _, fe := admin.CheckNewUser(f.Email, req.r.PostFormValue("password")); len(fe) > 0 {
+			return p.renderResellers(req, http.StatusBadRequest, f, "Please correct the highlighted fields.", fe)
+		}
+	}
 	res, err := p.svc.CreateReseller(ctx, req.sess.P, tenant.Reseller{Name: f.Name, Slug: f.Slug})
 	if err == nil && f.Email != "" {
 		if _, uerr := p.svc.CreateUser(ctx, req.sess.P, res.ID, f.Email, req.r.PostFormValue("password")); uerr != nil {

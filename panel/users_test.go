@@ -522,3 +522,39 @@ func TestTakenEmailsAreRationed(t *testing.T) {
 		t.Errorf("after the interval: %d, want 303", rec.Code)
 	}
 }
+
+// The new-reseller form checks its first user before making the reseller:
+// a weak password or a malformed email used to leave a reseller without a
+// user behind ("The reseller was created, but not its user"), and each
+// retry of the form made another. A taken email, which only the store
+// knows, still can.
+func TestNewResellerChecksItsUserFirst(t *testing.T) {
+	uf := newUserFixture(t)
+	op := uf.client(t).as(uf.fixture, uf.op)
+	for _, tc := range []struct {
+		name, email, password string
+		want                  string
+	}{
+		{"weak password", "gina@gamma.example", "short", "at least 12 characters"},
+		{"bad email", "not an address", testPassword, "is not an email address"},
+		{"look-alike local part", "ｇina@gamma.example", testPassword, "only ASCII letters"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := op.post("/panel/resellers", "name", "Gamma "+tc.name, "slug", "", "email", tc.email, "password", tc.password)
+			if body := rec.Body.String(); rec.Code != http.StatusBadRequest || !strings.Contains(body, tc.want) || strings.Contains(body, "was created") {
+				t.Errorf("%d, want 400 with %q and nothing created\n%s", rec.Code, tc.want, body)
+			}
+		})
+	}
+	list, err := uf.svc.ListResellers(context.Background(), uf.op, admin.Filter{Limit: admin.MaxPageSize})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 2 {
+		t.Errorf("resellers after refused forms: %+v, want Alpha and Beta only", list)
+	}
+	rec := op.post("/panel/resellers", "name", "Gamma", "email", "gina@gamma.example", "password", testPassword)
+	if rec.Code != http.StatusSeeOther {
+		t.Fatalf("a good form: %d\n%s", rec.Code, rec.Body.String())
+	}
+}
