@@ -169,3 +169,27 @@ func TestNonASCIISubjectTagStaysSevenBit(t *testing.T) {
 		t.Errorf("Subject %q reads %q (%v), want %q", h.Get("Subject"), subj, err, "[СПАМ] quarterly report")
 	}
 }
+
+// A sender on a domain's block list hears one refusal for every recipient,
+// known or not: checked after the mailbox lookup, "user unknown" for the
+// others told a blocked sender which mailboxes exist, and spent none of its
+// unknown-recipient budgets doing so.
+func TestBlockedSenderLearnsNoMailboxes(t *testing.T) {
+	n, _ := startWithScore(t, scoreCheck{}, func(c *config.Config) {
+		d := &c.Domains[0]
+		d.Recipients = []string{"bob"}
+		d.SenderBlock = []string{"bad@sender.test"}
+	})
+	c := dial(t, n.SMTPAddr())
+	c.cmd(250, "MAIL FROM:<bad@sender.test>")
+	known := c.cmd(550, "RCPT TO:<bob@example.org>")
+	unknown := c.cmd(550, "RCPT TO:<nobody@example.org>")
+	if known != unknown || !strings.Contains(known, "blocked") {
+		t.Errorf("known mailbox: %q, unknown one: %q; want the same block refusal", known, unknown)
+	}
+	c.cmd(250, "RSET")
+	c.cmd(250, "MAIL FROM:<alice@sender.test>")
+	if msg := c.cmd(550, "RCPT TO:<nobody@example.org>"); !strings.HasPrefix(msg, "5.1.1") {
+		t.Errorf("unknown mailbox for another sender: %q, want 5.1.1", msg)
+	}
+}

@@ -225,17 +225,19 @@ func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 		ss.srv.metrics.rcpts.WithLabelValues("duplicate").Inc()
 		return nil
 	}
-	if !dom.AcceptsRecipient(rcpt.Local) {
-		ss.refusedMailbox()
-		ss.srv.metrics.rcpts.WithLabelValues("unknown_user").Inc()
-		ss.trackRcpt(rcpt, dom, errUnknownUser, nil)
-		return errUnknownUser
-	}
+	// Before the mailbox lookup: a blocked sender hears one refusal for
+	// every recipient, so it learns nothing of which mailboxes exist.
 	if ss.blocked(dom) {
 		ss.srv.metrics.rcpts.WithLabelValues("blocked").Inc()
 		ss.log.Info("recipient refused: sender on the domain's block list", "queue_id", ss.queueID, "from", ss.from.String(), "rcpt", rcpt.String())
 		ss.trackRcpt(rcpt, dom, errBlocked, nil)
 		return errBlocked
+	}
+	if !dom.AcceptsRecipient(rcpt.Local) {
+		ss.refusedMailbox()
+		ss.srv.metrics.rcpts.WithLabelValues("unknown_user").Inc()
+		ss.trackRcpt(rcpt, dom, errUnknownUser, nil)
+		return errUnknownUser
 	}
 	if ss.domain != nil && dom.CustomerID != ss.domain.CustomerID {
 		// A refusal or verdict books to one tenant; a recipient of
