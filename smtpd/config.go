@@ -78,7 +78,9 @@ type Config struct {
 	// message before 421 4.7.0 and close, as Postfix's
 	// smtpd_junk_command_limit: without it a client keeps a connection
 	// slot for ever with a NOOP inside every command timeout. Only those
-	// the client waited for count: pipelined ones cost no time.
+	// the client waited for count: pipelined ones cost no time. It also
+	// bounds the transactions abandoned after their recipients reached the
+	// customer's server, pipelined or not: each cost that server a RCPT.
 	MaxJunkCommands int `yaml:"max_junk_commands"`
 	// Postmaster is where RCPT TO:<postmaster> goes, the one recipient
 	// without a domain that every SMTP server must take (RFC 5321 §4.5.1):

@@ -454,6 +454,47 @@ func TestHarvestAcrossRSET(t *testing.T) {
 	}
 }
 
+// TestAbandonedTransactionBudget: MAIL, RCPT and RSET pipelined over and
+// over had every RCPT forwarded to the customer's server without end (a
+// pipelined RSET costs no round trip, so it is not junk to go-smtp). Past
+// smtp.max_junk_commands such transactions the next MAIL gets 421 and the
+// connection closes; an accepted message starts the count over.
+func TestAbandonedTransactionBudget(t *testing.T) {
+	const limit, rounds = 3, 6
+	n, sink := startRawNode(t, func(c *config.Config) { c.SMTP.MaxJunkCommands = limit })
+	c := dial(t, n.SMTPAddr())
+	c.cmd(250, "MAIL FROM:<alice@sender.test>")
+	c.cmd(250, "RCPT TO:<bob@example.org>")
+	c.cmd(250, "RSET")
+	c.cmd(250, "MAIL FROM:<alice@sender.test>")
+	c.cmd(250, "RCPT TO:<bob@example.org>")
+	c.data(250, "Subject: kept\r\n\r\nbody\r\n") // starts the count over
+	var pipeline strings.Builder
+	for range rounds {
+		pipeline.WriteString("MAIL FROM:<mallory@sender.test>\r\nRCPT TO:<bob@example.org>\r\nRSET\r\n")
+	}
+	if _, err := c.c.W.WriteString(pipeline.String()); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.c.W.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	for range limit {
+		c.expect(250)
+		c.expect(250)
+		c.expect(250)
+	}
+	if msg := c.expect(421); !strings.HasPrefix(msg, "4.7.0") {
+		t.Errorf("reply %q, want 4.7.0", msg)
+	}
+	if _, err := c.c.R.ReadByte(); err != io.EOF {
+		t.Errorf("connection still open after 421 (read: %v)", err)
+	}
+	if got := sink.commands("RCPT"); len(got) != 2+limit {
+		t.Errorf("customer's server was sent %d RCPTs, want %d", len(got), 2+limit)
+	}
+}
+
 // TestJunkCommandBudget: a client that keeps its connection with commands
 // that move no mail is shown out after smtp.max_junk_commands of them; an
 // accepted message starts the count over. Without the limit a NOOP inside

@@ -70,10 +70,21 @@ type gateConn struct {
 	tls       atomic.Bool // STARTTLS done: no clear-text goodbye
 	closed    atomic.Bool
 
-	// unknownRcpts is the session's refused-recipient count (session.unknown),
-	// kept here to outlive the session STARTTLS ends; only the connection's
-	// goroutine touches it.
-	unknownRcpts int
+	// counts outlive the session STARTTLS ends; only the connection's
+	// goroutine touches them.
+	counts connCounts
+}
+
+// connCounts are a connection's budgets that no new transaction or
+// session restores.
+type connCounts struct {
+	// unknown counts refused recipients (unknown domain or user, refused
+	// by the customer's server, 4xx included): smtp.max_unknown_recipients.
+	unknown int
+	// abandoned counts transactions whose recipients reached the
+	// customer's server but that ended without a message, since the last
+	// accepted one: smtp.max_junk_commands.
+	abandoned int
 }
 
 // admit runs once, at the greeting: by then a trusted proxy's header has

@@ -62,6 +62,7 @@ func replyTable() []replyCase {
 		{name: "errNeedsUTF8", reply: errNeedsUTF8, code: 553, enhanced: smtp.EnhancedCode{5, 6, 7}, prefix: "non-ASCII address without SMTPUTF8"},
 		{name: "errSourceRouted", reply: errSourceRouted, code: 550, enhanced: smtp.EnhancedCode{5, 7, 1}, prefix: "source routing (@, % or ! in the local part) is not accepted"},
 		{name: "errTooManyUnknown", reply: errTooManyUnknown, code: 421, enhanced: smtp.EnhancedCode{4, 7, 0}, prefix: "too many unknown recipients"},
+		{name: "errTooManyAbandoned", reply: errTooManyAbandoned, code: 421, enhanced: smtp.EnhancedCode{4, 7, 0}, prefix: "too many transactions without a message"},
 		{name: "errTooLarge", reply: errTooLarge, code: 552, enhanced: smtp.EnhancedCode{5, 3, 4}, prefix: "message exceeds the size limit"},
 		{name: "errBareNewline", reply: errBareNewline, code: 550, enhanced: smtp.EnhancedCode{5, 5, 2}, prefix: "message contains bare CR or LF"},
 		{name: "errHeaderTooLarge", reply: errHeaderTooLarge, code: 552, enhanced: smtp.EnhancedCode{5, 3, 4}, prefix: "a header of the message"},

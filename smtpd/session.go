@@ -36,12 +36,10 @@ type session struct {
 	gate     *gateConn
 	clientIP netip.Addr
 	log      *slog.Logger
-	// unknown counts the recipients refused on this connection (unknown
-	// domain or user, refused by the customer's server, 4xx included). It
-	// lives on the connection, not the session: RSET keeps it, and so does
-	// STARTTLS, after which go-smtp starts a new session (a harvester would
-	// otherwise get the budget twice on every connection).
-	unknown *int
+	// counts are the connection's: RSET keeps them, and so does STARTTLS,
+	// after which go-smtp starts a new session (a client would otherwise
+	// get each budget twice on every connection).
+	counts *connCounts
 
 	// transaction state, cleared by Reset
 	ctx      context.Context
@@ -64,9 +62,9 @@ func (s *Server) newSession(c *smtp.Conn) (smtp.Session, error) {
 		nc = tc.NetConn()
 	}
 	gate, _ := nc.(*gateConn)
-	unknown := new(int)
+	counts := new(connCounts)
 	if gate != nil {
-		unknown = &gate.unknownRcpts
+		counts = &gate.counts
 	}
 	ip := addrIP(nc.RemoteAddr())
 	s.metrics.sessions.Inc()
@@ -74,7 +72,7 @@ func (s *Server) newSession(c *smtp.Conn) (smtp.Session, error) {
 		srv:      s,
 		conn:     c,
 		gate:     gate,
-		unknown:  unknown,
+		counts:   counts,
 		clientIP: ip,
 		log:      s.log.With("client_ip", ip.String()),
 	}, nil
@@ -96,6 +94,12 @@ func (ss *session) begin() {
 // so nothing is delivered that the sender was not told about.
 func (ss *session) Reset() {
 	if ss.tx != nil {
+		if ss.note.outcome == "" {
+			// Recipients reached the customer's server and no message
+			// followed: junk, as Postfix counts RSET, even pipelined,
+			// where go-smtp does not count it (see Mail).
+			ss.counts.abandoned++
+		}
 		ss.tx.Close()
 		ss.tx = nil
 	}
@@ -139,6 +143,15 @@ func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
 	if ss.srv.draining.Load() {
 		return errShuttingDown
 	}
+	if ss.counts.abandoned >= ss.srv.cfg.MaxJunkCommands {
+		// MAIL, RCPT, RSET pipelined over and over had every RCPT
+		// forwarded to the customer's server with no end: a pipelined
+		// RSET costs the client no round trip, so go-smtp's junk count
+		// passes it over.
+		ss.srv.metrics.shownOut.WithLabelValues("junk_commands").Inc()
+		ss.log.Info("closing the session: limit reached", "limit", "junk_commands", "abandoned_transactions", ss.counts.abandoned)
+		return errTooManyAbandoned
+	}
 	addr, err := mailaddr.ParseDecoded(from)
 	if err != nil {
 		ss.log.Info("sender refused: bad address", "from", sanitizeClientText(from), "err", err)
@@ -169,11 +182,11 @@ func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 		ss.srv.metrics.rcpts.WithLabelValues("draining").Inc()
 		return errShuttingDown
 	}
-	if *ss.unknown >= ss.srv.cfg.MaxUnknownRecipients {
+	if ss.counts.unknown >= ss.srv.cfg.MaxUnknownRecipients {
 		// A dictionary attack: stop answering questions about mailboxes.
 		ss.srv.metrics.rcpts.WithLabelValues("unknown_budget").Inc()
 		// go-smtp closes the connection after the 421.
-		ss.log.Info("too many unknown recipients, closing", "queue_id", ss.queueID, "unknown", *ss.unknown)
+		ss.log.Info("too many unknown recipients, closing", "queue_id", ss.queueID, "unknown", ss.counts.unknown)
 		return errTooManyUnknown
 	}
 	if l := ss.srv.unknownByClient; l != nil && !l.Ready(ratelimit.ClientKey(ss.clientIP), time.Now()) {
@@ -183,7 +196,7 @@ func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	}
 	if strings.EqualFold(to, "postmaster") {
 		if ss.srv.cfg.Postmaster == "" {
-			*ss.unknown++
+			ss.counts.unknown++
 			ss.srv.metrics.rcpts.WithLabelValues("no_postmaster").Inc()
 			return errNoPostmaster
 		}
@@ -206,7 +219,7 @@ func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	}
 	dom, found := ss.srv.deps.Directory.Lookup(rcpt.LookupDomain())
 	if !found {
-		*ss.unknown++
+		ss.counts.unknown++
 		ss.srv.metrics.rcpts.WithLabelValues("unknown_domain").Inc()
 		ss.log.Info("recipient refused: unknown domain", "queue_id", ss.queueID, "rcpt", rcpt.String())
 		return errUnknownDomain
@@ -291,7 +304,7 @@ func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 // sending to a domain that left us must not lose every other customer's
 // mail.
 func (ss *session) refusedMailbox() {
-	*ss.unknown++
+	ss.counts.unknown++
 	if l := ss.srv.unknownByClient; l != nil {
 		l.Take(ratelimit.ClientKey(ss.clientIP), time.Now())
 	}
@@ -343,7 +356,7 @@ func (ss *session) rcptFailed(to mailaddr.Address, dom *tenant.Domain, cacheKey 
 		// Other 4xx (greylisting, a full disk) say nothing of mailboxes,
 		// so the client's budget does not pay; but each was a RCPT
 		// forwarded and answered, which the session's budget bounds.
-		*ss.unknown++
+		ss.counts.unknown++
 	}
 	if reply.Code < 500 {
 		result = "downstream_tempfail"
@@ -525,6 +538,9 @@ func (ss *session) deliver(b *body) (*smtp.SMTPError, Outcome, scanner.Verdict) 
 // its reply's class.
 func (ss *session) countTransaction(outcome Outcome, reply *smtp.SMTPError) {
 	ss.note.outcome = outcome
+	if reply.Code/100 == 2 {
+		ss.counts.abandoned = 0 // an accepted message starts the count over, as junk's
+	}
 	ss.srv.metrics.transactions.WithLabelValues(string(outcome), replyClass(reply.Code)).Inc()
 }
 
