@@ -33,13 +33,20 @@ func startRawNode(t *testing.T, mutate func(*config.Config)) (*testNode, *rawSin
 // raw sends s as is (it must hold its own line ending) and checks the reply.
 func (c *client) raw(want int, s string) string {
 	c.t.Helper()
+	c.write(s)
+	return c.expect(want)
+}
+
+// write sends s as is in one write: its own line endings, any number of
+// commands (a pipeline), no reply read.
+func (c *client) write(s string) {
+	c.t.Helper()
 	if _, err := c.c.W.WriteString(s); err != nil {
 		c.t.Fatal(err)
 	}
 	if err := c.c.W.Flush(); err != nil {
 		c.t.Fatal(err)
 	}
-	return c.expect(want)
 }
 
 // envelopeLine is every MAIL/RCPT line the relay may write: one address in
@@ -425,12 +432,7 @@ func TestHarvestAcrossRSET(t *testing.T) {
 				fmt.Fprintf(&pipeline, "MAIL FROM:<mallory@sender.test>\r\nRCPT TO:<guess%d@example.org>\r\nRSET\r\n", i)
 			}
 			c := dial(t, n.SMTPAddr())
-			if _, err := c.c.W.WriteString(pipeline.String()); err != nil {
-				t.Fatal(err)
-			}
-			if err := c.c.W.Flush(); err != nil {
-				t.Fatal(err)
-			}
+			c.write(pipeline.String())
 			code, _, _ := strings.Cut(tc.reply, " ")
 			want, _ := strconv.Atoi(code)
 			for range tc.answered {
@@ -473,12 +475,7 @@ func TestAbandonedTransactionBudget(t *testing.T) {
 	for range rounds {
 		pipeline.WriteString("MAIL FROM:<mallory@sender.test>\r\nRCPT TO:<bob@example.org>\r\nRSET\r\n")
 	}
-	if _, err := c.c.W.WriteString(pipeline.String()); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.c.W.Flush(); err != nil {
-		t.Fatal(err)
-	}
+	c.write(pipeline.String())
 	for range limit {
 		c.expect(250)
 		c.expect(250)
