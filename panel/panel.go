@@ -303,7 +303,8 @@ func (p *Panel) authed(fn func(*request) error) http.HandlerFunc {
 
 // sessionCurrent reports whether what the session logged in with still
 // stands: the user with the same password, the API token, or the operator
-// token file's same token. A revoked session is deleted.
+// token file's same token. A session whose user or stored token was
+// revoked is deleted.
 func (p *Panel) sessionCurrent(ctx context.Context, sess session) (bool, error) {
 	var err error
 	current := true
@@ -320,7 +321,15 @@ func (p *Panel) sessionCurrent(ctx context.Context, sess session) (bool, error) 
 		// The file is read at start and session rows outlive the process:
 		// a token replaced in the file (nodes restarted) must end the
 		// sessions opened with the old one, as deleting a stored token does.
-		current = tokensEqual(sess.OT, p.operatorTokenStamp())
+		// The session is refused, not deleted: in a rolling restart a node
+		// still holding the old token cannot tell a session of the new
+		// token from a stale one, and deleting would log out, cluster-wide,
+		// the operator who just logged in with the new token. A stale row
+		// stays refused on every node holding the new token until it
+		// expires.
+		if !tokensEqual(sess.OT, p.operatorTokenStamp()) {
+			return false, nil
+		}
 	}
 	if errors.Is(err, tenant.ErrNotFound) {
 		current, err = false, nil

@@ -108,6 +108,11 @@ func TestSessionEnds(t *testing.T) {
 			t.Fatalf("login with the new token: %d", rec.Code)
 		}
 		n.loggedIn("new token session")
+		// A rolling restart: a node not yet restarted holds the old token.
+		// It refuses the new token's session but must not delete it, or
+		// the operator is logged out of the nodes already restarted.
+		n.replay(uf.restart(t, testOperatorToken)).loggedOut("new token's session on a node holding the old token")
+		n.replay(next).loggedIn("new token's session back on a node holding the new token")
 	})
 
 	t.Run("user removed", func(t *testing.T) {
