@@ -1,8 +1,10 @@
 package quarantine_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -109,6 +111,35 @@ func TestRecipientsApart(t *testing.T) {
 	}
 	if it, _, err := svc.Get(ctx, op, ids[1]); err != nil || it.State != quarantine.StateHeld {
 		t.Fatalf("bob's copy: %v %v", it.State, err)
+	}
+}
+
+// TestManyRecipientsOneMessageAgainstTheCap: a 1 MiB message to 60
+// recipients, under a 2 MiB cap, is held for each of them: it counts once.
+// Counted per copy (60 MiB), it was refused and delivered tagged instead.
+func TestManyRecipientsOneMessageAgainstTheCap(t *testing.T) {
+	ctx := context.Background()
+	cfg := quarantine.DefaultConfig()
+	cfg.MaxBytesPerDomain = 2 << 20
+	svc := quarantine.New(cfg, openStore(t), &recorder{}, nil)
+	rcpts := make([]string, 60)
+	for i := range rcpts {
+		rcpts[i] = fmt.Sprintf("user%d@a.example", i)
+	}
+	msg := []byte("Subject: x\r\n\r\n" + strings.Repeat("x", 1<<20))
+	ids, err := svc.Hold(ctx, quarantine.Item{Domain: "a.example", DomainID: 1, Sender: "s@x.example", Recipients: rcpts}, msg)
+	if err != nil || len(ids) != 60 {
+		t.Fatalf("hold: %d ids, %v", len(ids), err)
+	}
+	op := tracking.Scope{Operator: true}
+	if _, _, err := svc.Release(ctx, op, ids[0], "op"); err != nil {
+		t.Fatal(err)
+	}
+	if it, got, err := svc.Get(ctx, op, ids[59]); err != nil || it.State != quarantine.StateHeld || !bytes.Equal(got, msg) {
+		t.Fatalf("the last recipient's copy after the first's release: %v, %d bytes, %v", it.State, len(got), err)
+	}
+	if _, err := svc.Hold(ctx, quarantine.Item{Domain: "a.example", DomainID: 1, Sender: "s@x.example", Recipients: rcpts[:1]}, msg); !errors.Is(err, quarantine.ErrOverCap) {
+		t.Fatalf("a second 1 MiB message against the 2 MiB cap: %v", err)
 	}
 }
 

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -146,21 +147,13 @@ func TestQuarantineMigrationHoldsEachRecipientApart(t *testing.T) {
 		}
 		first := map[string]int64{}
 		for _, tc := range cases {
-			ids, err := s.PutQuarantine(ctx, []quarantine.Item{{Time: now, QueueID: tc.name, Domain: "a.example", DomainID: 5, CustomerID: 3,
+			var body []byte
+			if tc.state == quarantine.StateHeld {
+				body = []byte("gz " + tc.name)
+			}
+			first[tc.name] = putOwnBody(t, s, quarantine.Item{Time: now, QueueID: tc.name, Domain: "a.example", DomainID: 5, CustomerID: 3,
 				Sender: "x@s.example", Recipients: tc.old, Subject: "Invoice", Size: 10, Score: 7,
-				Symbols: []string{"MODEL_SPAM"}, State: quarantine.StateHeld}}, []byte("gz "+tc.name), 1<<30)
-			if err != nil {
-				t.Fatal(err)
-			}
-			first[tc.name] = ids[0]
-			if tc.state == quarantine.StateReleased {
-				if _, _, err := s.ClaimRelease(ctx, op, ids[0], "op", now); err != nil {
-					t.Fatal(err)
-				}
-				if err := s.FinishRelease(ctx, ids[0], true, now); err != nil {
-					t.Fatal(err)
-				}
-			}
+				Symbols: []string{"MODEL_SPAM"}, State: tc.state}, body)
 		}
 		if err := s.MigrateQuarantine(ctx); err != nil {
 			t.Fatal(err)
@@ -191,6 +184,22 @@ func TestQuarantineMigrationHoldsEachRecipientApart(t *testing.T) {
 			}
 		}
 	})
+}
+
+// putOwnBody inserts a row as quarantine versions 1 and 2 wrote them, the
+// body in the row itself: rows held before bodies were shared, or written
+// by a node of an older version during a rolling upgrade.
+func putOwnBody(t *testing.T, s *Store, it quarantine.Item, body []byte) int64 {
+	t.Helper()
+	var id int64
+	if err := s.DB.QueryRow(`INSERT INTO quarantine (at_us, queue_id, domain, domain_id, customer_id, sender, recipients,
+		subject, message_id, size, score, symbols, state, released_by, released_us, body)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, '', 0, $14) RETURNING id`,
+		it.Time.UnixMicro(), it.QueueID, it.Domain, it.DomainID, it.CustomerID, it.Sender, strings.Join(it.Recipients, " "),
+		it.Subject, it.MessageID, it.Size, it.Score, strings.Join(it.Symbols, " "), string(it.State), body).Scan(&id); err != nil {
+		t.Fatal(err)
+	}
+	return id
 }
 
 // TestQuarantineRecipientsKeepQuotedSpaces: a recipient whose quoted local
@@ -290,6 +299,146 @@ func TestNameFilterText(t *testing.T) {
 			if len(list) != 1 || list[0].Name != want {
 				t.Errorf("name filter %q found %+v, want %q", search, list, want)
 			}
+		}
+	})
+}
+
+// TestQuarantineHoldsOneBodyPerMessage: a message held for many recipients
+// stores its body once, the domain's cap counts it once, and the body goes
+// when its last item is released, deleted or pruned, even when its last
+// two items are deleted at the same time. Stored per recipient, a 20 MB
+// message to 60 recipients was 1.2 GB written before the 250, and past the
+// 1 GiB default cap on its own: it was delivered tagged, not held.
+func TestQuarantineHoldsOneBodyPerMessage(t *testing.T) {
+	eachDialect(t, (*Store).MigrateQuarantine, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		op := tracking.Scope{Operator: true}
+		now := time.Now().UTC().Truncate(time.Microsecond)
+		const capBytes = 1000
+		hold := func(queueID string, size int64, at time.Time, recipients ...string) ([]int64, error) {
+			items := make([]quarantine.Item, len(recipients))
+			for i, r := range recipients {
+				items[i] = quarantine.Item{Time: at, QueueID: queueID, Domain: "a.example", DomainID: 5, CustomerID: 3,
+					Sender: "x@s.example", Recipients: []string{r}, Subject: "Offer", Size: size, Score: 7, State: quarantine.StateHeld}
+			}
+			return s.PutQuarantine(ctx, items, []byte("gz "+queueID), capBytes)
+		}
+		count := func(query string) int {
+			t.Helper()
+			var n int
+			if err := s.DB.QueryRow(query).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+		bodies := func() int { return count(`SELECT COUNT(*) FROM quarantine_bodies`) }
+		orphans := func() int {
+			return count(`SELECT COUNT(*) FROM quarantine_bodies b WHERE NOT EXISTS (SELECT 1 FROM quarantine q WHERE q.body_id = b.id)`)
+		}
+		bodyOf := func(id int64) string {
+			t.Helper()
+			_, body, err := s.GetQuarantine(ctx, op, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return string(body)
+		}
+
+		many := make([]string, 60)
+		for i := range many {
+			many[i] = fmt.Sprintf("user%d@a.example", i)
+		}
+		big, err := hold("BIG", 400, now, many...)
+		if err != nil || len(big) != 60 {
+			t.Fatalf("a 400-byte message to 60 recipients under a 1000-byte cap: %d ids, %v", len(big), err)
+		}
+		if n := bodies(); n != 1 {
+			t.Fatalf("%d bodies stored for one message, want 1", n)
+		}
+		for _, id := range []int64{big[0], big[59]} {
+			if got := bodyOf(id); got != "gz BIG" {
+				t.Fatalf("item %d body %q", id, got)
+			}
+		}
+		// The cap counts the 400 bytes once: 400 + 500 fits, 900 + 200 does not.
+		if _, err := hold("SECOND", 500, now, "ann@a.example", "bob@a.example"); err != nil {
+			t.Fatalf("second message under the cap: %v", err)
+		}
+		if _, err := hold("OVER", 200, now, "ann@a.example"); !errors.Is(err, quarantine.ErrOverCap) {
+			t.Fatalf("900 + 200 bytes against a 1000-byte cap: %v", err)
+		}
+
+		// One recipient's release leaves the others their body.
+		if _, _, err := s.ClaimRelease(ctx, op, big[0], "op", now); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.FinishRelease(ctx, big[0], true, now); err != nil {
+			t.Fatal(err)
+		}
+		if got := bodyOf(big[1]); got != "gz BIG" || bodies() != 2 {
+			t.Fatalf("after one recipient's release: body %q, %d bodies", got, bodies())
+		}
+		// The last recipients' deletes drop it, and free its bytes.
+		for _, id := range big[1:] {
+			if err := s.DeleteQuarantine(ctx, op, id); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if bodies() != 1 || orphans() != 0 {
+			t.Fatalf("after every recipient's copy went: %d bodies, %d unreferenced", bodies(), orphans())
+		}
+		if _, err := hold("AFTER", 200, now, "ann@a.example"); err != nil {
+			t.Fatalf("500 + 200 bytes after the big message went: %v", err)
+		}
+
+		// A row with its own body (held before bodies were shared, or by a
+		// node of the previous version in a rolling upgrade) counts
+		// against the cap and is released as before.
+		own := putOwnBody(t, s, quarantine.Item{Time: now, QueueID: "OWN", Domain: "a.example", DomainID: 5, CustomerID: 3,
+			Sender: "x@s.example", Recipients: []string{"cy@a.example"}, Subject: "Offer", Size: 300, State: quarantine.StateHeld}, []byte("gz OWN"))
+		if _, err := hold("FULL", 1, now, "ann@a.example"); !errors.Is(err, quarantine.ErrOverCap) {
+			t.Fatalf("700 bytes shared + 300 of a row's own + 1 against 1000: %v", err)
+		}
+		if _, body, err := s.ClaimRelease(ctx, op, own, "op", now); err != nil || string(body) != "gz OWN" {
+			t.Fatalf("claim a row with its own body: %q %v", body, err)
+		}
+		if err := s.FinishRelease(ctx, own, true, now); err != nil {
+			t.Fatal(err)
+		}
+
+		// The last two copies of a message deleted at once: one of them
+		// drops the body.
+		for i := range 10 {
+			pair, err := hold(fmt.Sprint("PAIR", i), 1, now, "ann@a.example", "bob@a.example")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var wg sync.WaitGroup
+			for _, id := range pair {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					if err := s.DeleteQuarantine(ctx, op, id); err != nil {
+						t.Error(err)
+					}
+				}()
+			}
+			wg.Wait()
+			if n := orphans(); n != 0 {
+				t.Fatalf("round %d: %d bodies left without an item", i, n)
+			}
+		}
+
+		// Pruned rows take their body with them.
+		if _, err := hold("OLD", 10, now.Add(-30*24*time.Hour), "ann@a.example", "bob@a.example"); err != nil {
+			t.Fatal(err)
+		}
+		before := bodies()
+		if n, err := s.PruneQuarantine(ctx, now.Add(-14*24*time.Hour)); err != nil || n != 2 {
+			t.Fatalf("prune: %d %v", n, err)
+		}
+		if bodies() != before-1 || orphans() != 0 {
+			t.Fatalf("after the prune: %d bodies (before %d), %d unreferenced", bodies(), before, orphans())
 		}
 	})
 }
