@@ -10,6 +10,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"github.com/mxgrid/mxgrid/internal/testenv"
 	"github.com/mxgrid/mxgrid/scanner"
 	"github.com/mxgrid/mxgrid/scanner/model"
 	"github.com/mxgrid/mxgrid/scanner/rules"
@@ -36,6 +37,10 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("From x\nSubject: =?utf-8?b?invalid?=\n\n"))
 	// An attachment that is a zip by content: the attachment rules read its directory.
 	f.Add([]byte("Content-Type: multipart/mixed; boundary=b\r\n\r\npassword: 1\r\n--b\r\nContent-Disposition: attachment; filename=a.dat\r\n\r\nPK\x03\x04\x14\x00\x01\x00x.iso\r\n--b--\r\n"))
+	// Files the walk decodes from BinHex, in a text part and as a part of their own.
+	hqx := testenv.BinHex("a.exe", []byte("MZ\x90\x90\x90\x90\x00"))
+	f.Add([]byte("Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\n" + hqx +
+		"--b\r\nContent-Type: application/mac-binhex40; name=a.hqx\r\n\r\n" + hqx + "--b--\r\n"))
 	m, err := model.Default()
 	if err != nil {
 		f.Fatal(err)

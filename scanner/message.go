@@ -558,8 +558,8 @@ func (w *walker) walk(e *message.Entity, depth int, path string, attached bool, 
 
 // addEmbedded adds files found inside leaf's content as leaves of their
 // own ("1.u1": the first uuencoded file in part 1, "1.y1" its first yEnc
-// one; "t2" the second file of a single-part TNEF body), named as their
-// container names them. They are
+// one, "1.b1" its first BinHex one; "t2" the second file of a single-part
+// TNEF body), named as their container names them. They are
 // leaves for the content checks, not parts: the message's MIME structure,
 // which the model and the structure rules read, is what was sent (a 2002
 // kernel-list ham carrying three uuencoded oops dumps scores as before).
@@ -626,11 +626,15 @@ func (w *walker) readBody(body io.Reader, part Part, path string, attached bool)
 		w.m.Leaves = append(w.m.Leaves, leaf)
 		switch {
 		case part.ContentType == "text/plain" || uuEncodings[part.Encoding]:
-			// Thunderbird shows a uuencoded or yEnc-encoded block as an
-			// attachment, and decodes a part whose transfer encoding is
-			// uuencode, which go-message leaves encoded.
+			// Thunderbird shows a uuencoded, yEnc- or BinHex-encoded
+			// block as an attachment, and decodes a part whose transfer
+			// encoding is uuencode, which go-message leaves encoded.
 			w.addDecoded(leaf, uuFiles, "u", "x-uuencode")
 			w.addDecoded(leaf, yencFiles, "y", "x-yenc")
+			w.addDecoded(leaf, binhexFiles, "b", "x-binhex")
+		case part.ContentType == binhexType:
+			// One BinHex file, which Thunderbird decodes to open it.
+			w.addDecoded(leaf, binhexPart(leaf.Filename), "b", "x-binhex")
 		case !strings.HasPrefix(part.ContentType, "text/"):
 			// Slices of the leaf: no bytes beyond max_decoded_bytes.
 			w.addEmbedded(leaf, tnefFiles(leaf.Data), "t", "x-tnef")

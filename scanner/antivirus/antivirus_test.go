@@ -24,6 +24,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/mxgrid/mxgrid/internal/testenv"
 	"github.com/mxgrid/mxgrid/scanner"
 )
 
@@ -473,6 +474,37 @@ func TestCheck(t *testing.T) {
 			},
 			wantReject:  "invoice.exe",
 			wantSymbols: []string{SymbolBlockedType},
+		},
+		// Thunderbird shows a BinHex block in untyped text as an
+		// attachment too, and decodes an application/mac-binhex40 part
+		// (RFC 1741) to open it: the file inside is judged as if attached.
+		{
+			name: "executable BinHex-encoded in the text",
+			raw: func(testing.TB) string {
+				return "From: a@example.org\r\nSubject: t\r\n\r\nSee below.\r\n\r\n" + testenv.BinHex("invoice.exe", peFile())
+			},
+			wantReject:  "invoice.exe",
+			wantSymbols: []string{SymbolBlockedType},
+		},
+		{
+			name:      "EICAR BinHex-encoded in the text",
+			raw:       func(testing.TB) string { return "Subject: t\r\n\r\n" + testenv.BinHex("readme.txt", eicar) },
+			wantVirus: VirusEICAR,
+		},
+		{
+			name: "executable in an application/mac-binhex40 part",
+			raw: func(testing.TB) string {
+				return withAttachment("invoice.hqx", "application/mac-binhex40", []byte(testenv.BinHex("invoice.exe", peFile())))
+			},
+			wantReject:  "invoice.exe",
+			wantSymbols: []string{SymbolBlockedType},
+		},
+		{
+			name: "EICAR in an application/mac-binhex40 part",
+			raw: func(testing.TB) string {
+				return withAttachment("readme.hqx", "application/mac-binhex40", []byte(testenv.BinHex("readme.txt", eicar)))
+			},
+			wantVirus: VirusEICAR,
 		},
 		// Thunderbird reads a Content-Type's type as its first token, up
 		// to a ';', a ',' or a blank, and its parameters from after the
