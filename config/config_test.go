@@ -202,7 +202,8 @@ dnsbl: {on_error: tempfail, timeout: 1s}
 }
 
 // TestDocsConfigurationLoads keeps the configuration shown in README.md
-// and docs/*.md true, since operators copy it: every block opened with
+// and docs/*.md, and the compose cluster's deploy/config/*.yaml, true,
+// since operators copy it: every block opened with
 // ```yaml is a node's file and must load as `mxgrid serve --config` loads
 // it (every key known, every value of its type and valid). A block opened
 // with ```yaml defaults also claims to show the defaults, so each value it
@@ -241,6 +242,16 @@ func TestDocsConfigurationLoads(t *testing.T) {
 					t.Errorf("%s: %s", name, d)
 				}
 			}
+		}
+	}
+	// The compose cluster's node files are examples operators copy too.
+	files, err := filepath.Glob("../deploy/config/*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("deploy/config/*.yaml: %v, %d files", err, len(files))
+	}
+	for _, f := range files {
+		if _, err := Load(f); err != nil {
+			t.Error(err)
 		}
 	}
 	// So that a fence changed by mistake cannot skip the checks: the
