@@ -203,13 +203,13 @@ dnsbl: {on_error: tempfail, timeout: 1s}
 
 // TestDocsConfigurationLoads keeps the configuration shown in README.md
 // and docs/*.md, and the compose cluster's deploy/config/*.yaml, true,
-// since operators copy it: every block opened with
-// ```yaml (and every *.yaml a shell block writes) is a node's file and must load as `mxgrid serve --config` loads
-// it (every key known, every value of its type and valid). A block opened
-// with ```yaml defaults also claims to show the defaults, so each value it
-// sets must be the code's default, unless its comment begins with "e.g.".
-// YAML read by other programs is opened with ```yaml NAME (```yaml
-// prometheus) and skipped.
+// since operators copy it. Every block opened with ```yaml, and every
+// *.yaml a shell block writes, is a node's file and must load as `mxgrid
+// serve --config` loads it (every key known, every value of its type and
+// valid). A block opened with ```yaml defaults also claims to show the
+// defaults, so each value it sets must be the code's default, unless its
+// comment begins with "e.g.". YAML read by other programs is opened with
+// ```yaml NAME (```yaml prometheus) and skipped.
 func TestDocsConfigurationLoads(t *testing.T) {
 	docs, err := filepath.Glob("../docs/*.md")
 	if err != nil {
