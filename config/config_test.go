@@ -1,13 +1,16 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/mxgrid/mxgrid/scanner"
+	"gopkg.in/yaml.v3"
 )
 
 func TestDefaultIsValidLoopbackNode(t *testing.T) {
@@ -198,31 +201,158 @@ dnsbl: {on_error: tempfail, timeout: 1s}
 	}
 }
 
-// TestReadmeConfigurationParses keeps the README's configuration reference
-// true: each of its YAML blocks parses with every key known and every
-// value of its type.
-func TestReadmeConfigurationParses(t *testing.T) {
-	readme, err := os.ReadFile("../README.md")
+// TestDocsConfigurationLoads keeps the configuration shown in README.md
+// and docs/*.md, and the compose cluster's deploy/config/*.yaml, true,
+// since operators copy it. Every block opened with ```yaml, and every
+// *.yaml a shell block writes, is a node's file and must load as `mxgrid
+// serve --config` loads it (every key known, every value of its type and
+// valid). A block opened with ```yaml defaults also claims to show the
+// defaults, so each value it sets must be the code's default, unless its
+// comment begins with "e.g.". YAML read by other programs is opened with
+// ```yaml NAME (```yaml prometheus) and skipped.
+func TestDocsConfigurationLoads(t *testing.T) {
+	docs, err := filepath.Glob("../docs/*.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, section, _ := strings.Cut(string(readme), "\n## Configuration\n")
-	section, _, _ = strings.Cut(section, "\n## ")
-	blocks := 0
-	for rest := section; ; {
-		var block string
-		var found bool
-		if _, rest, found = strings.Cut(rest, "```yaml\n"); !found {
-			break
+	docs = append([]string{"../README.md"}, docs...)
+	var nodeBlocks, defaultBlocks int
+	for _, path := range docs {
+		text, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
 		}
-		block, rest, _ = strings.Cut(rest, "```")
-		cfg := Default()
-		if err := Parse([]byte(block), &cfg); err != nil {
-			t.Errorf("README configuration block %d: %v", blocks+1, err)
+		for _, b := range yamlBlocks(string(text)) {
+			name := fmt.Sprintf("%s:%d", filepath.Base(path), b.line)
+			if b.info != "yaml" && b.info != "yaml defaults" {
+				continue
+			}
+			nodeBlocks++
+			cfg := Default()
+			if err := Parse([]byte(b.body), &cfg); err != nil {
+				t.Errorf("%s: %v", name, err)
+				continue
+			}
+			if err := cfg.Validate(); err != nil {
+				t.Errorf("%s: %v", name, err)
+			}
+			if b.info == "yaml defaults" {
+				defaultBlocks++
+				for _, d := range notDefaults(t, b.body, cfg) {
+					t.Errorf("%s: %s", name, d)
+				}
+			}
 		}
-		blocks++
 	}
-	if blocks < 2 {
-		t.Fatalf("found %d YAML blocks under the README's Configuration, want the reference's two", blocks)
+	// The compose cluster's node files are examples operators copy too.
+	files, err := filepath.Glob("../deploy/config/*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("deploy/config/*.yaml: %v, %d files", err, len(files))
 	}
+	for _, f := range files {
+		if _, err := Load(f); err != nil {
+			t.Error(err)
+		}
+	}
+	// So that a fence changed by mistake cannot skip the checks: the
+	// README's quick start and its reference of two blocks of defaults,
+	// docs/cluster.md's and deploy.md's examples, docs/panel.md's defaults,
+	// docs/benchmarks.md's here-document.
+	if nodeBlocks < 7 || defaultBlocks < 3 {
+		t.Fatalf("found %d node configuration blocks (%d of defaults), want at least 7 (3)", nodeBlocks, defaultBlocks)
+	}
+}
+
+// mdBlock is a fenced code block of a Markdown file.
+type mdBlock struct {
+	info, body string
+	line       int // of the opening fence
+}
+
+// yamlBlocks returns the fenced blocks whose info string begins with yaml,
+// and, as node configuration, the YAML files a shell block writes with a
+// here-document (cat > /tmp/node.yaml <<'EOF' ... EOF).
+func yamlBlocks(text string) []mdBlock {
+	var out []mdBlock
+	var cur, heredoc *mdBlock
+	var body, doc strings.Builder
+	for i, line := range strings.Split(text, "\n") {
+		switch {
+		case cur == nil && strings.HasPrefix(line, "```"):
+			cur = &mdBlock{info: strings.TrimSpace(strings.TrimPrefix(line, "```")), line: i + 1}
+			body.Reset()
+		case cur != nil && strings.TrimSpace(line) == "```":
+			if cur.info == "yaml" || strings.HasPrefix(cur.info, "yaml ") {
+				cur.body = body.String()
+				out = append(out, *cur)
+			}
+			cur = nil
+		case heredoc != nil && line == "EOF":
+			heredoc.body = doc.String()
+			out = append(out, *heredoc)
+			heredoc = nil
+		case heredoc != nil:
+			doc.WriteString(line + "\n")
+		case cur != nil && strings.HasPrefix(line, "cat > ") && strings.HasSuffix(line, ".yaml <<'EOF'"):
+			heredoc = &mdBlock{info: "yaml", line: i + 1}
+			doc.Reset()
+		case cur != nil:
+			body.WriteString(line + "\n")
+		}
+	}
+	return out
+}
+
+// notDefaults lists the keys a defaults block sets to something other than
+// the default (both sides compared as YAML, so [] and an absent list agree).
+func notDefaults(t *testing.T, block string, cfg Config) []string {
+	t.Helper()
+	var doc yaml.Node
+	if err := yaml.Unmarshal([]byte(block), &doc); err != nil || len(doc.Content) == 0 {
+		t.Fatalf("defaults block: %v", err)
+	}
+	generic := func(c Config) map[string]any {
+		out, err := yaml.Marshal(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m map[string]any
+		if err := yaml.Unmarshal(out, &m); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	got, def := generic(cfg), generic(Default())
+	var diffs []string
+	var walk func(n *yaml.Node, path []string)
+	walk = func(n *yaml.Node, path []string) {
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			p := append(path[:len(path):len(path)], k.Value)
+			if strings.HasPrefix(k.LineComment, "# e.g.") || strings.HasPrefix(v.LineComment, "# e.g.") {
+				continue
+			}
+			if v.Kind == yaml.MappingNode {
+				walk(v, p)
+				continue
+			}
+			if g, d := lookup(got, p), lookup(def, p); !reflect.DeepEqual(g, d) {
+				diffs = append(diffs, fmt.Sprintf("%s: %v, the default is %v", strings.Join(p, "."), g, d))
+			}
+		}
+	}
+	walk(doc.Content[0], nil)
+	return diffs
+}
+
+func lookup(m map[string]any, path []string) any {
+	var v any = m
+	for _, k := range path {
+		mm, ok := v.(map[string]any)
+		if !ok {
+			return nil
+		}
+		v = mm[k]
+	}
+	return v
 }

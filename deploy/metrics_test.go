@@ -1,5 +1,6 @@
 // Package deploy holds no Go code: these tests keep the deployment files
-// (docker-compose.yml, deploy/, docs/metrics.md) true to the code.
+// (docker-compose.yml, deploy/, and the metrics named in README.md and
+// docs/) true to the code.
 package deploy
 
 import (
@@ -11,7 +12,9 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -176,7 +179,8 @@ const generatedMarker = "<!-- Generated from a running node by `go test ./deploy
 
 // TestMetricsCatalogue keeps docs/metrics.md true: its generated table must
 // be exactly what a node exports (name, type, labels, help), and no metric
-// named anywhere in it may be missing from the node. With -update it
+// named in it, in README.md or in another document under docs/ may be
+// missing from the node or name a label the metric lacks. With -update it
 // rewrites the table.
 func TestMetricsCatalogue(t *testing.T) {
 	exported := exportedMetrics(t)
@@ -196,9 +200,29 @@ func TestMetricsCatalogue(t *testing.T) {
 		}
 		doc = want
 	}
-	for _, name := range regexp.MustCompile(`\b(?:mxgrid|go|process)_[a-z0-9_]+\b`).FindAllString(string(doc), -1) {
-		if baseName(name, exported) == "" {
-			t.Errorf("docs/metrics.md names %s, which the node does not export", name)
+	// Every document an operator copies metric names and labels from.
+	others, err := filepath.Glob(filepath.Join(testenv.RepoRoot(t), "docs", "*.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range append(others, filepath.Join(testenv.RepoRoot(t), "README.md")) {
+		text := doc
+		if p != path {
+			if text, err = os.ReadFile(p); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, m := range docMetrics(string(text)) {
+			base := baseName(m.Name, exported)
+			if base == "" {
+				t.Errorf("%s names %s, which the node does not export", filepath.Base(p), m.Name)
+				continue
+			}
+			for _, l := range m.Labels {
+				if !slices.Contains(exported[base].Labels, l) && !scrapeLabels[l] {
+					t.Errorf("%s names %s{%s}, but %s has no label %s (labels: %v)", filepath.Base(p), m.Name, l, base, l, exported[base].Labels)
+				}
+			}
 		}
 	}
 	if !bytes.Equal(doc, want) {
@@ -213,6 +237,59 @@ func TestMetricsCatalogue(t *testing.T) {
 		}
 		t.Errorf("docs/metrics.md is stale (names, types, labels or help changed): run go test ./deploy -run TestMetricsCatalogue -update")
 	}
+}
+
+// docMetric is a metric named in a document, with the labels it names.
+type docMetric struct {
+	Name   string
+	Labels []string
+}
+
+var (
+	// docMetricRE finds a metric and what follows it in braces: either an
+	// alternation inside the name (mxgrid_relay_cache_{hits,misses}_total)
+	// or label names and matchers (..._total{stage,outcome}, {stage="data"}).
+	// A name inside another word (__meta_mxgrid_node) does not match.
+	docMetricRE = regexp.MustCompile(`\b(?:mxgrid|go|process)_[a-z0-9_]*(?:\{[^}\n]*\}[a-z0-9_]*)?`)
+	// notMetrics look like metric names in the documents but name other
+	// things.
+	notMetrics = map[string]bool{"mxgrid_restored": true} // docs/backup.md: a database
+	// scrapeLabels are added by Prometheus and the documented relabelling
+	// (docs/deploy.md), not by the node.
+	scrapeLabels = map[string]bool{"le": true, "quantile": true, "node": true, "instance": true, "job": true}
+)
+
+// docMetrics returns the metrics a document names. A pattern
+// (mxgrid_smtp_*, mxgrid_<subsystem>_...) and a file name
+// (cluster/process_test.go) are not names.
+func docMetrics(text string) []docMetric {
+	var out []docMetric
+	for _, loc := range docMetricRE.FindAllStringIndex(text, -1) {
+		m, rest := text[loc[0]:loc[1]], text[loc[1]:]
+		if len(rest) > 1 && rest[0] == '.' && rest[1] >= 'a' && rest[1] <= 'z' {
+			continue
+		}
+		name, braces, _ := strings.Cut(m, "{")
+		inner, after, _ := strings.Cut(braces, "}")
+		if strings.HasSuffix(name, "_") && after != "" {
+			for _, alt := range strings.Split(inner, ",") {
+				out = append(out, docMetric{Name: name + strings.TrimSpace(alt) + after})
+			}
+			continue
+		}
+		if strings.HasSuffix(name, "_") || notMetrics[name] {
+			continue
+		}
+		d := docMetric{Name: name}
+		for _, matcher := range strings.Split(inner, ",") {
+			l, _, _ := strings.Cut(matcher, "=") // also =~, and != with its "!" trimmed
+			if l = strings.TrimSpace(strings.TrimSuffix(l, "!")); l != "" {
+				d.Labels = append(d.Labels, l)
+			}
+		}
+		out = append(out, d)
+	}
+	return out
 }
 
 // catalogue renders the generated part: one table per prefix group.
@@ -264,4 +341,23 @@ func catalogue(exported map[string]metric) []byte {
 		}
 	}
 	return b.Bytes()
+}
+
+func TestDocMetrics(t *testing.T) {
+	tests := []struct {
+		text string
+		want []docMetric
+	}{
+		{"`mxgrid_smtp_transactions_total{outcome,class}`", []docMetric{{"mxgrid_smtp_transactions_total", []string{"outcome", "class"}}}},
+		{`mxgrid_relay_results_total{stage="data",outcome!="ok"}`, []docMetric{{"mxgrid_relay_results_total", []string{"stage", "outcome"}}}},
+		{"`mxgrid_relay_cache_{hits,misses}_total`", []docMetric{{Name: "mxgrid_relay_cache_hits_total"}, {Name: "mxgrid_relay_cache_misses_total"}}},
+		{"rate(go_gc_duration_seconds_count[5m]).", []docMetric{{Name: "go_gc_duration_seconds_count"}}},
+		{"`mxgrid_smtp_*`, `mxgrid_<subsystem>_<name>` and cluster/process_test.go", nil},
+		{"__meta_mxgrid_node, createdb mxgrid_restored", nil},
+	}
+	for _, tt := range tests {
+		if got := docMetrics(tt.text); !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("docMetrics(%q) = %+v, want %+v", tt.text, got, tt.want)
+		}
+	}
 }
