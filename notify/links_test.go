@@ -46,7 +46,7 @@ func TestReleaseLinkDeliversToItsRecipientOnly(t *testing.T) {
 	rel := relay.New(relay.DefaultConfig(), "mx.mxgrid.test", smtptest.Guard(), slog.New(slog.DiscardHandler), prometheus.NewRegistry())
 	q := quarantine.New(quarantine.DefaultConfig(), st, smtpd.Releaser{Directory: dir, Relay: smtpd.Relay{Relay: rel}}, nil)
 	ids, err := q.Hold(ctx, quarantine.Item{Domain: "a.example", DomainID: 7, CustomerID: 3, Sender: "s@x.example",
-		Recipients: []string{"ann@a.example", "bob@a.example"}}, []byte("Subject: x\r\n\r\nx\r\n"))
+		Recipients: []string{"ann@a.example", "bob@a.example"}}, strings.NewReader("Subject: x\r\n\r\nx\r\n"))
 	if err != nil || len(ids) != 2 {
 		t.Fatalf("hold: %v %v, want one item per recipient", ids, err)
 	}
@@ -56,7 +56,7 @@ func TestReleaseLinkDeliversToItsRecipientOnly(t *testing.T) {
 	ann, bob := ids[0], ids[1]
 	var gz bytes.Buffer
 	zw := gzip.NewWriter(&gz)
-	zw.Write([]byte("Subject: y\r\n\r\ny\r\n"))
+	zw.Write(strings.NewReader("Subject: y\r\n\r\ny\r\n"))
 	zw.Close()
 	both, err := st.PutQuarantine(ctx, []quarantine.Item{{Time: time.Now(), Domain: "a.example", DomainID: 7, CustomerID: 3, Sender: "s@x.example",
 		Recipients: []string{"ann@a.example", "bob@a.example"}, State: quarantine.StateHeld}}, gz.Bytes(), 1<<30)

@@ -46,7 +46,7 @@ func TestQuarantineReleaseFailuresAreExplained(t *testing.T) {
 	}
 	hold := func() string {
 		ids, err := q.Hold(ctx, quarantine.Item{Domain: "c.example", DomainID: 1, CustomerID: c.ID, Sender: "s@x.example",
-			Recipients: []string{"bob@c.example"}, Subject: "Invoice"}, []byte("Subject: Invoice\r\n\r\nPay.\r\n"))
+			Recipients: []string{"bob@c.example"}, Subject: "Invoice"}, strings.NewReader("Subject: Invoice\r\n\r\nPay.\r\n"))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -46,7 +46,7 @@ func TestRetentionAndCapWithInjectedClock(t *testing.T) {
 	op := tracking.Scope{Operator: true}
 	hold := func(size int) (int64, error) {
 		ids, err := svc.Hold(ctx, quarantine.Item{Domain: "a.example", DomainID: 1, Sender: "s@x.example", Recipients: []string{"bob@a.example"}},
-			[]byte(strings.Repeat("x", size)))
+			strings.NewReader(strings.Repeat("x", size)))
 		if err != nil {
 			return 0, err
 		}
@@ -98,7 +98,7 @@ func TestRecipientsApart(t *testing.T) {
 	downstream := &recorder{}
 	svc := quarantine.New(quarantine.DefaultConfig(), st, downstream, nil)
 	ids, err := svc.Hold(ctx, quarantine.Item{Domain: "a.example", DomainID: 1, Sender: "s@x.example",
-		Recipients: []string{"ann@a.example", "bob@a.example"}}, []byte("Subject: x\r\n\r\nx\r\n"))
+		Recipients: []string{"ann@a.example", "bob@a.example"}}, strings.NewReader("Subject: x\r\n\r\nx\r\n"))
 	if err != nil || len(ids) != 2 {
 		t.Fatalf("hold: %v %v", ids, err)
 	}
@@ -127,7 +127,7 @@ func TestManyRecipientsOneMessageAgainstTheCap(t *testing.T) {
 		rcpts[i] = fmt.Sprintf("user%d@a.example", i)
 	}
 	msg := []byte("Subject: x\r\n\r\n" + strings.Repeat("x", 1<<20))
-	ids, err := svc.Hold(ctx, quarantine.Item{Domain: "a.example", DomainID: 1, Sender: "s@x.example", Recipients: rcpts}, msg)
+	ids, err := svc.Hold(ctx, quarantine.Item{Domain: "a.example", DomainID: 1, Sender: "s@x.example", Recipients: rcpts}, bytes.NewReader(msg))
 	if err != nil || len(ids) != 60 {
 		t.Fatalf("hold: %d ids, %v", len(ids), err)
 	}
@@ -138,7 +138,7 @@ func TestManyRecipientsOneMessageAgainstTheCap(t *testing.T) {
 	if it, got, err := svc.Get(ctx, op, ids[59]); err != nil || it.State != quarantine.StateHeld || !bytes.Equal(got, msg) {
 		t.Fatalf("the last recipient's copy after the first's release: %v, %d bytes, %v", it.State, len(got), err)
 	}
-	if _, err := svc.Hold(ctx, quarantine.Item{Domain: "a.example", DomainID: 1, Sender: "s@x.example", Recipients: rcpts[:1]}, msg); !errors.Is(err, quarantine.ErrOverCap) {
+	if _, err := svc.Hold(ctx, quarantine.Item{Domain: "a.example", DomainID: 1, Sender: "s@x.example", Recipients: rcpts[:1]}, bytes.NewReader(msg)); !errors.Is(err, quarantine.ErrOverCap) {
 		t.Fatalf("a second 1 MiB message against the 2 MiB cap: %v", err)
 	}
 }
@@ -189,7 +189,7 @@ func TestHeldTextIsOnePrintableLine(t *testing.T) {
 		for _, tt := range tests {
 			t.Run(name+"/"+tt.name, func(t *testing.T) {
 				ids, err := svc.Hold(context.Background(), quarantine.Item{Domain: "a.example", DomainID: 1, Sender: "s@x.example",
-					Recipients: []string{"bob@a.example"}, Subject: tt.subject, MessageID: tt.messageID}, []byte("Subject: x\r\n\r\nx\r\n"))
+					Recipients: []string{"bob@a.example"}, Subject: tt.subject, MessageID: tt.messageID}, strings.NewReader("Subject: x\r\n\r\nx\r\n"))
 				if err != nil {
 					t.Fatalf("hold: %v", err)
 				}
@@ -216,7 +216,7 @@ func TestReleaseNamesTheDomainThatHeldIt(t *testing.T) {
 	downstream := &recorder{fail: true}
 	svc := quarantine.New(quarantine.DefaultConfig(), openStore(t), downstream, nil)
 	ids, err := svc.Hold(ctx, quarantine.Item{Domain: "a.example", DomainID: 7, CustomerID: 1, Sender: "s@x.example",
-		Recipients: []string{"bob@a.example"}}, []byte("Subject: x\r\n\r\nx\r\n"))
+		Recipients: []string{"bob@a.example"}}, strings.NewReader("Subject: x\r\n\r\nx\r\n"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,18 +6,26 @@
 #
 # Usage:
 #   scripts/bench-bigmail.sh [--senders 40] [--size 20000000] [--set KEY=VALUE]...
+#                            [--quarantine] [--incompressible]
 #   --set smtp.spool_threshold=1048576   any smtp key of the node's config
+#   --quarantine      the domain quarantines its tag band, and every message
+#                     scores in it: each is held in the quarantine (SQLite)
+#                     instead of relayed
+#   --incompressible  bodies of random base64 (gzip keeps ~3/4 of them)
+#                     instead of one repeated line of text
 #
 # Needs smtp-sink (Debian: apt-get install postfix), python3 and Go (or
 # MXGRID_BIN=path). Everything listens on 127.0.0.1 and is stopped on exit.
 set -euo pipefail
 
-senders=40 size=20000000 smtp_extra=""
+senders=40 size=20000000 smtp_extra="" domain_extra="" incompressible=0
 while [[ $# -gt 0 ]]; do
 	case "$1" in
 	--senders) senders=$2; shift 2 ;;
 	--size) size=$2; shift 2 ;;
 	--set) k=${2%%=*}; smtp_extra+=", ${k#smtp.}: ${2#*=}"; shift 2 ;;
+	--quarantine) domain_extra=", tag_score: 0.001, reject_score: 1000000, tag_action: quarantine"; shift ;;
+	--incompressible) incompressible=1; shift ;;
 	-h | --help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
 	*) echo "bench-bigmail.sh: unknown argument $1 (--help)" >&2; exit 2 ;;
 	esac
@@ -42,7 +50,7 @@ smtp: {listen: "127.0.0.1:$smtp", hostname: bigmail.bench.test, max_connections_
 http: {listen: "127.0.0.1:$http", management_listen: "127.0.0.1:$mgmt"}
 cluster: {bind: "127.0.0.1:$gossip"}
 domains:
-  - {name: example.org, route: "127.0.0.1:$sink", tls: none}
+  - {name: example.org, route: "127.0.0.1:$sink", tls: none$domain_extra}
 YAML
 "$bin" serve --config "$work/node.yaml" >"$work/log" 2>&1 &
 node=$!
@@ -50,14 +58,18 @@ pids+=($node)
 wait_port "$sink"
 wait_port "$smtp"
 
-python3 - "$smtp" "$senders" "$size" <<'PY'
-import smtplib, sys, threading, collections, time
-port, senders, size = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+python3 - "$smtp" "$senders" "$size" "$incompressible" <<'PY'
+import smtplib, sys, threading, collections, time, os, base64
+port, senders, size, incompressible = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "1"
 line = b"a line of text that pads a big message to its size, like a long report.\r\n"
 codes, lock = collections.Counter(), threading.Lock()
 start = threading.Barrier(senders)
 def send(i):
-    body = b"From: s%d@sender.test\r\nTo: rcpt@example.org\r\nSubject: big %d\r\n\r\n" % (i, i) + line * (size // len(line))
+    if incompressible:
+        text = b"\r\n".join(base64.b64encode(os.urandom(57)) for _ in range(size // 78)) + b"\r\n"
+    else:
+        text = line * (size // len(line))
+    body = b"From: s%d@sender.test\r\nTo: rcpt@example.org\r\nSubject: big %d\r\n\r\n" % (i, i) + text
     start.wait()
     try:
         s = smtplib.SMTP("127.0.0.1", port, timeout=900)

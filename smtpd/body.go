@@ -29,12 +29,12 @@ var firstBuffers = sync.Pool{New: func() any { b := make([]byte, firstChunk); re
 // once, not twice (measured: a 50 MB message at the 25 MiB limit grew the
 // heap by 56 MB with io.ReadAll).
 //
-// Bytes held in memory are paid for with res (holdFactor times) as they
+// Bytes held in memory are paid for with res (factor times) as they
 // arrive. A spooled body holds nothing in memory while it is read: its
 // reservation is returned, and its parse pays later.
 //
 // The body returned never shares memory with the pooled first buffer.
-func readBody(r io.Reader, res *reservation, sp *spool) (*body, error) {
+func readBody(r io.Reader, res *reservation, factor int64, sp *spool) (*body, error) {
 	first := firstBuffers.Get().(*[]byte)
 	defer firstBuffers.Put(first)
 	var chunks [][]byte
@@ -42,7 +42,7 @@ func readBody(r io.Reader, res *reservation, sp *spool) (*body, error) {
 	buf := (*first)[:0]
 	for {
 		n, err := r.Read(buf[len(buf):cap(buf)])
-		if n > 0 && (int64(size+n) > sp.threshold || !res.to(int64(size+n)*holdFactor)) {
+		if n > 0 && (int64(size+n) > sp.threshold || !res.to(int64(size+n)*factor)) {
 			rest := r
 			switch {
 			case err == io.EOF:
@@ -81,7 +81,7 @@ func readBody(r io.Reader, res *reservation, sp *spool) (*body, error) {
 		b.mem = bytes.Clone(b.mem) // still the pooled buffer
 	}
 	b.size = int64(len(b.mem))
-	if b.bare > 0 && (b.size > sp.threshold || !res.to(b.size*holdFactor)) {
+	if b.bare > 0 && (b.size > sp.threshold || !res.to(b.size*factor)) {
 		// Normalising grew the body (a bare LF becomes CRLF: up to twice
 		// its size), and the budget paid for it as received. Held in
 		// memory unpaid for, bodies of bare LFs held twice what

@@ -36,7 +36,7 @@ func TestNormalisedGrowthIsPaidFor(t *testing.T) {
 				t.Fatal(err)
 			}
 			res := reservation{budget: bytebudget.New(tc.budget)}
-			b, err := readBody(bytes.NewReader(bytes.Repeat([]byte("\n"), raw)), &res, sp)
+			b, err := readBody(bytes.NewReader(bytes.Repeat([]byte("\n"), raw)), &res, holdFactor, sp)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -17,7 +17,7 @@ import (
 
 // Quarantiner keeps a message instead of delivering it; *quarantine.Service.
 type Quarantiner interface {
-	Hold(ctx context.Context, it quarantine.Item, msg []byte) ([]int64, error)
+	Hold(ctx context.Context, it quarantine.Item, msg io.Reader) ([]int64, error)
 }
 
 // healthQuarantine is the component /readyz shows a failing quarantine
@@ -27,31 +27,43 @@ const healthQuarantine = "quarantine"
 // quarantineTimeout bounds the store write the sender waits for.
 const quarantineTimeout = 10 * time.Second
 
+// mayQuarantine reports whether the transaction's policy quarantines
+// its tag band, so that holding its message must be paid for.
+func (ss *session) mayQuarantine() bool {
+	ta := ss.domain.Policy.TagAction
+	return ta != nil && *ta == tenant.TagQuarantine && ss.srv.deps.Quarantine != nil
+}
+
 // quarantines reports whether v goes to the quarantine under the
 // transaction's policy.
 func (ss *session) quarantines(v scanner.Verdict) bool {
-	ta := ss.domain.Policy.TagAction
-	return v.Action == scanner.Tag && ta != nil && *ta == tenant.TagQuarantine && ss.srv.deps.Quarantine != nil
+	return v.Action == scanner.Tag && ss.mayQuarantine()
 }
 
 // hold stores the message as it would have been delivered (read from out)
-// in the quarantine. On success the sender hears 250 only now, after the
-// commit; on failure the caller delivers tagged instead: mail always flows.
-// The store takes bytes, so a spooled message is loaded here: quarantine
-// is for the tag band, and its items are held in a database anyway.
-func (ss *session) hold(v scanner.Verdict, out io.Reader) (*smtp.SMTPError, bool) {
-	ctx, cancel := context.WithTimeout(ss.ctx, quarantineTimeout)
-	defer cancel()
-	msg, err := io.ReadAll(out)
-	if err != nil {
-		ss.log.Warn("quarantine: could not read the message, delivering tagged", "queue_id", ss.queueID, "err", err)
+// in the quarantine, unless holdable says the memory budget could not pay
+// for it. size is about its size (at least it). On success the sender hears 250 only now, after the commit; on
+// failure the caller delivers tagged instead: mail always flows.
+func (ss *session) hold(v scanner.Verdict, holdable bool, size int64, out io.Reader) (*smtp.SMTPError, bool) {
+	if !holdable {
+		ss.srv.metrics.quarantineFallbacks.WithLabelValues("memory").Inc()
+		ss.log.Warn("quarantine: memory_budget too small to hold the message, delivering tagged", "queue_id", ss.queueID,
+			"memory_budget", ss.srv.cfg.MemoryBudget)
 		return nil, false
 	}
+	ctx, cancel := context.WithTimeout(ss.ctx, quarantineTimeout)
+	defer cancel()
+	in := &readFailure{r: out}
 	ids, err := ss.srv.deps.Quarantine.Hold(ctx, quarantine.Item{
 		QueueID: ss.queueID, Domain: ss.domain.Name, DomainID: ss.domain.ID, CustomerID: ss.domain.CustomerID,
 		Sender: ss.from.String(), Recipients: ss.rcpts, Subject: ss.note.subject, MessageID: ss.note.messageID,
-		Score: v.Score, Symbols: topSymbolNames(v, 10),
-	}, msg)
+		Score: v.Score, Symbols: topSymbolNames(v, 10), Size: size,
+	}, in)
+	if in.err != nil {
+		// Our own copy (a spool file) failed, not the quarantine.
+		ss.log.Warn("quarantine: could not read the message, delivering tagged", "queue_id", ss.queueID, "err", in.err)
+		return nil, false
+	}
 	if err != nil {
 		reason := "unavailable"
 		if errors.Is(err, quarantine.ErrOverCap) {
@@ -68,4 +80,18 @@ func (ss *session) hold(v scanner.Verdict, out io.Reader) (*smtp.SMTPError, bool
 	}
 	ss.srv.metrics.quarantined.Inc()
 	return quarantinedReply(ss.queueID, ids), true
+}
+
+// readFailure remembers the error of the reader it passes on.
+type readFailure struct {
+	r   io.Reader
+	err error
+}
+
+func (f *readFailure) Read(p []byte) (int, error) {
+	n, err := f.r.Read(p)
+	if err != nil && err != io.EOF {
+		f.err = err
+	}
+	return n, err
 }

@@ -379,7 +379,12 @@ func (ss *session) Data(r io.Reader) (reply error) {
 	}
 	res := reservation{budget: ss.srv.budget}
 	defer res.release()
-	b, err := readBody(r, &res, ss.srv.spool)
+	inMemory, spooled := int64(holdFactor), int64(spoolFactor)
+	holdable := ss.mayQuarantine()
+	if holdable {
+		inMemory, spooled = inMemory+quarantineFactor, spooled+quarantineFactor
+	}
+	b, err := readBody(r, &res, inMemory, ss.srv.spool)
 	if b != nil {
 		// Every path out of the transaction, a panic's included, removes
 		// a spooled body.
@@ -434,13 +439,22 @@ func (ss *session) Data(r io.Reader) (reply error) {
 		ss.countTransaction(OutcomeTooLarge, reply)
 		return reply
 	}
-	if b.spooled() && !res.wait(ss.ctx, spoolFactor*b.size, ss.srv.cfg.SpoolWait) {
-		return ss.deferForBudget()
+	if b.spooled() {
+		if spooled*b.size > ss.srv.cfg.MemoryBudget {
+			// The budget could never pay for holding it: it is scanned
+			// as any message, and if its verdict says quarantine it is
+			// tagged and delivered (counted), since waiting would defer
+			// it for ever.
+			spooled, holdable = spoolFactor, false
+		}
+		if !res.wait(ss.ctx, spooled*b.size, ss.srv.cfg.SpoolWait) {
+			return ss.deferForBudget()
+		}
 	}
 	start := time.Now()
 	ss.srv.rate.add(start)
 	ss.note.size = b.size
-	sent, outcome, verdict := ss.deliver(b)
+	sent, outcome, verdict := ss.deliver(b, holdable)
 	ss.countTransaction(outcome, sent)
 	// Config domains (id 0) belong to no tenant and have no panel page.
 	if ss.srv.deps.Outcomes != nil && ss.domain.ID != 0 {
@@ -469,7 +483,9 @@ func (ss *session) deferForBudget() *smtp.SMTPError {
 }
 
 // deliver scans and relays one message and returns the sender's reply.
-func (ss *session) deliver(b *body) (*smtp.SMTPError, Outcome, scanner.Verdict) {
+// holdable says whether the memory budget paid for holding it in the
+// quarantine.
+func (ss *session) deliver(b *body, holdable bool) (*smtp.SMTPError, Outcome, scanner.Verdict) {
 	msg := b.parse(ss.srv.parser)
 	ss.note.noteMessage(msg)
 	if msg.HeaderTooLarge {
@@ -516,7 +532,7 @@ func (ss *session) deliver(b *body) (*smtp.SMTPError, Outcome, scanner.Verdict) 
 	}
 	head, off := ss.compose(msg, v, policy)
 	if ss.quarantines(v) {
-		if held, ok := ss.hold(v, io.MultiReader(bytes.NewReader(head), msg.Reader(off))); ok {
+		if held, ok := ss.hold(v, holdable, int64(len(head))+b.size, io.MultiReader(bytes.NewReader(head), msg.Reader(off))); ok {
 			ss.abortDownstream()
 			return held, OutcomeQuarantined, v
 		}

@@ -72,7 +72,7 @@ func TestAPIReleaseAndAllowSender(t *testing.T) {
 				t.Fatal(err)
 			}
 			ids, err := q.Hold(ctx, quarantine.Item{Domain: "a.example", DomainID: f.domA.ID, CustomerID: f.custA.ID,
-				Sender: tt.sender, Recipients: []string{"alice@a.example"}}, []byte("Subject: x\r\n\r\nx\r\n"))
+				Sender: tt.sender, Recipients: []string{"alice@a.example"}}, strings.NewReader("Subject: x\r\n\r\nx\r\n"))
 			if err != nil {
 				t.Fatal(err)
 			}

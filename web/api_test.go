@@ -141,7 +141,7 @@ func (f *apiFixture) held() int64 {
 	f.t.Helper()
 	ids, err := f.q.Hold(context.Background(), quarantine.Item{QueueID: "QH", Domain: "a.example", DomainID: f.domA.ID,
 		CustomerID: f.custA.ID, Sender: "x@sender.example", Recipients: []string{"alice@a.example"}, Subject: "Invoice"},
-		[]byte("Subject: Invoice\r\n\r\nPlease pay.\r\n"))
+		strings.NewReader("Subject: Invoice\r\n\r\nPlease pay.\r\n"))
 	if err != nil {
 		f.t.Fatal(err)
 	}
