@@ -78,8 +78,9 @@ type NodeInfo struct {
 	Load func() float64
 	// ConfigVersion returns the tenant config version this node serves.
 	ConfigVersion func() uint64
-	// HTTPAddr is the node's bound HTTP listener, gossiped so that any
-	// node can list every node's /metrics for Prometheus.
+	// HTTPAddr is the node's bound management listener
+	// (http.management_listen), gossiped so that any node can list every
+	// node's /metrics for Prometheus.
 	HTTPAddr string
 }
 
@@ -104,8 +105,8 @@ type Member struct {
 	// Load is messages per second over the last minute.
 	Load          float64 `json:"load"`
 	ConfigVersion uint64  `json:"config_version"`
-	// HTTPAddr is where the member's HTTP side answers (/metrics,
-	// /readyz): its gossiped listener, with an unspecified host
+	// HTTPAddr is where the member's management listener answers
+	// (/metrics, /readyz): its gossiped address, with an unspecified host
 	// (0.0.0.0, ::) replaced by the member's gossip address. Empty when
 	// the member does not say (an older version).
 	HTTPAddr   string    `json:"http_addr,omitempty"`
@@ -436,8 +437,8 @@ func (c *Cluster) memberLocked(name string, r *record) Member {
 	}
 }
 
-// reachableHTTP turns a member's HTTP listener into an address others can
-// dial: a wildcard bind (0.0.0.0:8025 in containers) takes the host of the
+// reachableHTTP turns a member's management listener into an address others
+// can dial: a wildcard bind (0.0.0.0:8026 in containers) takes the host of the
 // member's gossip address, which is what the other nodes reach it on.
 func reachableHTTP(listen, gossipAddr string) string {
 	host, port, err := net.SplitHostPort(listen)

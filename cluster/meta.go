@@ -48,7 +48,8 @@ type meta struct {
 	OmittedReason int      // reasons dropped to fit the size limit
 	Load          float64  // messages per second over the last minute
 	ConfigVersion uint64
-	// HTTPAddr is the node's bound HTTP listener (host:port), for Prometheus
+	// HTTPAddr is the node's bound management listener (host:port,
+	// http.management_listen), where its /metrics answers, for Prometheus
 	// service discovery. Appended after Reasons: older nodes ignore it.
 	HTTPAddr string
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/url"
 	"os"
 	"reflect"
@@ -27,6 +28,8 @@ import (
 	"github.com/mxgrid/mxgrid/scanner/antivirus"
 	"github.com/mxgrid/mxgrid/scanner/auth"
 	"github.com/mxgrid/mxgrid/scanner/dnsbl"
+	"github.com/mxgrid/mxgrid/scanner/model"
+	"github.com/mxgrid/mxgrid/scanner/rules"
 	"github.com/mxgrid/mxgrid/smtpd"
 	"github.com/mxgrid/mxgrid/spammap"
 	"github.com/mxgrid/mxgrid/store"
@@ -332,6 +335,9 @@ func (c *Config) Validate() error {
 	if err := check("scanner", c.Scanner.Validate()); err != nil {
 		return err
 	}
+	if err := check("scanner", scannerWeights(c.Scanner.Weights)); err != nil {
+		return err
+	}
 	if err := check("store", c.Store.Validate()); err != nil {
 		return err
 	}
@@ -375,6 +381,19 @@ func (c *Config) Validate() error {
 		return err
 	}
 	return check("map", c.Map.Validate())
+}
+
+// scannerWeights checks scanner.weights' names against the symbols of the
+// checks it reaches (node/pipeline.go hands it to the MIME parser, the
+// model and the rules), pointing a sender authentication or antivirus
+// symbol to its own section's weights.
+func scannerWeights(w map[string]float64) error {
+	known := scanner.ParserWeights()
+	maps.Copy(known, model.DefaultWeights())
+	maps.Copy(known, rules.DefaultWeights())
+	return scanner.ValidateWeights(w, known,
+		scanner.SymbolOwner{Kind: "an auth", Key: "auth.weights", Weights: auth.Weights()},
+		scanner.SymbolOwner{Kind: "an antivirus", Key: "antivirus.weights", Weights: antivirus.Weights()})
 }
 
 // StaticDomains builds the `domains:` list; errors name the entry and key.

@@ -128,6 +128,37 @@ func TestBadConfigNamesTheKey(t *testing.T) {
 	}
 }
 
+// TestScannerWeightsNames: scanner.weights takes the symbols of the checks
+// it reaches (MIME parser, model, rules) and refuses any other name, which
+// it used to accept and ignore; another check's symbol is pointed to that
+// check's own weights key.
+func TestScannerWeightsNames(t *testing.T) {
+	for _, tt := range []struct {
+		name, weights, want string // want: substring of the error; "" loads
+	}{
+		{"parser, model and rules symbols", "{MIME_TOO_COMPLEX: 3, MODEL_SPAM: 0.5, MODEL_HAM: -1, HTML_FORM: 0, URL_SHORTENER: 1}", ""},
+		{"auth symbol", "{DMARC_FAIL_REJECT: 0}", "scanner.weights: DMARC_FAIL_REJECT is an auth symbol: set it in auth.weights"},
+		{"antivirus symbol", "{AV_NAME_TYPE_MISMATCH: 6}", "scanner.weights: AV_NAME_TYPE_MISMATCH is an antivirus symbol: set it in antivirus.weights"},
+		{"typo", "{HTML_HIDEN_TEXT: 0}", `scanner.weights: unknown symbol "HTML_HIDEN_TEXT"`},
+		{"first bad name in order", "{ZZZ: 1, SPF_FAIL: 0, HTML_FORM: 0}", "scanner.weights: SPF_FAIL is an auth symbol"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "mxgrid.yaml")
+			os.WriteFile(path, []byte("scanner:\n  weights: "+tt.weights+"\n"), 0o600)
+			_, err := Load(path)
+			if tt.want == "" {
+				if err != nil {
+					t.Fatalf("Load() = %v, want nil", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Load() error = %v, want it to contain %q", err, tt.want)
+			}
+		})
+	}
+}
+
 func TestMissingFile(t *testing.T) {
 	_, err := Load(filepath.Join(t.TempDir(), "absent.yaml"))
 	if err == nil || !strings.Contains(err.Error(), "no such file") {

@@ -1,7 +1,9 @@
 package node_test
 
 import (
+	"encoding/json"
 	"net/http"
+	"slices"
 	"testing"
 
 	"github.com/mxgrid/mxgrid/internal/nodetest"
@@ -51,5 +53,25 @@ func TestManagementEndpointsNotPublic(t *testing.T) {
 				t.Errorf("pprof %v: management %s: %d, want %d", pprof, tt.path, got, tt.management)
 			}
 		}
+	}
+}
+
+// TestPrometheusSDListsManagementListener: the address a node gossips,
+// which service discovery hands to Prometheus, is its management
+// listener's, the only one serving /metrics; the public listener answers
+// /metrics 404 (above).
+func TestPrometheusSDListsManagementListener(t *testing.T) {
+	n := nodetest.Start(t, nodetest.Config(t), nil)
+	resp, err := http.Get("http://" + n.ManagementAddr() + "/api/v1/cluster/prometheus-sd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var groups []struct{ Targets []string }
+	if err := json.NewDecoder(resp.Body).Decode(&groups); err != nil {
+		t.Fatal(err)
+	}
+	if len(groups) != 1 || !slices.Equal(groups[0].Targets, []string{n.ManagementAddr()}) {
+		t.Fatalf("service discovery = %+v, want the one target %s (public listener %s)", groups, n.ManagementAddr(), n.HTTPAddr())
 	}
 }

@@ -3,7 +3,9 @@ package scanner
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"sort"
 	"time"
 )
@@ -24,8 +26,11 @@ type Config struct {
 	// ModelFile is a model written by `mxgrid train`. Empty means the model
 	// embedded in the binary. The file is reloaded when it changes on disk.
 	ModelFile string `yaml:"model_file"`
-	// Weights overrides the default weight of any symbol by name
-	// (for example URL_IP_HOST: 3, or HTML_HIDDEN_TEXT: 0 to disable it).
+	// Weights overrides the default weight of a symbol of the MIME parser,
+	// the model or the rules by name (for example URL_IP_HOST: 3, or
+	// HTML_HIDDEN_TEXT: 0 to disable it). Validate checks the values; the
+	// names are checked by package config with ValidateWeights, since the
+	// model's and the rules' symbol tables live in packages importing this one.
 	Weights map[string]float64 `yaml:"weights"`
 	// Model and Rules are the on_error and timeout of the statistical
 	// model's check and of the rules; the network checks and the
@@ -154,4 +159,32 @@ func (c Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// SymbolOwner is a check whose symbols take their weights under another
+// config key than the one being validated.
+type SymbolOwner struct {
+	Kind    string             // "an auth": the error says "X is an auth symbol"
+	Key     string             // where its weights are set: "auth.weights"
+	Weights map[string]float64 // its symbols' default weights
+}
+
+// ValidateWeights refuses a weights key naming a symbol that known, the
+// default weights of the symbols the key reaches, does not have: a typo or
+// another check's symbol would otherwise be accepted and change nothing.
+// A symbol of one of owners is named with the key that does set it. Names
+// are checked in sorted order, so the error is the same on every run.
+func ValidateWeights(weights, known map[string]float64, owners ...SymbolOwner) error {
+	for _, name := range slices.Sorted(maps.Keys(weights)) {
+		if _, ok := known[name]; ok {
+			continue
+		}
+		for _, o := range owners {
+			if _, ok := o.Weights[name]; ok {
+				return fmt.Errorf("weights: %s is %s symbol: set it in %s", name, o.Kind, o.Key)
+			}
+		}
+		return fmt.Errorf("weights: unknown symbol %q", name)
+	}
+	return nil
 }

@@ -38,7 +38,7 @@ type Policy struct {
 	TagAction *string `yaml:"tag_action" json:"tag_action,omitempty"`
 	// DMARCEnforce applies the sender domain's published p=reject/quarantine.
 	DMARCEnforce *bool `yaml:"dmarc_enforce" json:"dmarc_enforce,omitempty"`
-	// MaxMessageSize in bytes; it can only lower the node's smtp.max_message_size.
+	// MaxMessageSize in bytes; it can only lower the node's smtp.max_message_bytes.
 	MaxMessageSize *int64 `yaml:"max_message_size" json:"max_message_size,omitempty"`
 	// Sender lists hold addresses ("a@b.example") or whole domains
 	// ("b.example"); IP lists hold addresses or CIDR prefixes.

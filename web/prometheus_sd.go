@@ -19,7 +19,7 @@ type sdTargetGroup struct {
 
 // PrometheusSD serves GET /api/v1/cluster/prometheus-sd: every member this
 // node sees alive or suspect, one target group each, the target being the
-// member's HTTP address (where /metrics answers). One Prometheus pointed at
+// member's management address (where /metrics answers). One Prometheus pointed at
 // any node therefore finds all of them, and nodes that come and go need no
 // edit of its config. Dead and left members are left out: scraping them only
 // produces "up 0" noise until they are forgotten an hour later; the

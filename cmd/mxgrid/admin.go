@@ -74,10 +74,10 @@ func (f *apiFlags) client() (*apiclient.Client, error) {
 	return c, nil
 }
 
-// field is a flag that becomes a member of a create or update body.
+// field is a flag that becomes a member of a create, update or action body.
 type field struct {
 	flag, key, usage string
-	isInt            bool
+	isInt, isBool    bool
 	update           bool // also settable by update
 }
 
@@ -91,6 +91,13 @@ type filter struct {
 // what to show when the API leaves the key out (omitempty: false, 0, "").
 type column struct{ header, key, absent string }
 
+// idAction is a POST to ID/name; its fields are the flags of its body,
+// which is sent only when one of them is given.
+type idAction struct {
+	name   string
+	fields []field
+}
+
 // resource describes one top-level object of the API.
 type resource struct {
 	name, path string
@@ -98,7 +105,7 @@ type resource struct {
 	filters    []filter
 	columns    []column
 	// actions are POSTs to ID/action answering the object (domain verify).
-	actions []string
+	actions []idAction
 	// readOnly resources are not created or changed through the CLI (the
 	// quarantine: the mail path fills it).
 	readOnly bool
@@ -147,7 +154,7 @@ var (
 		columns: []column{{"ID", "id", "-"}, {"NAME", "name", "-"}, {"CUSTOMER", "customer_id", "-"}, {"RESELLER", "reseller_id", "-"}, {"ROUTE", "route", "-"}, {"TLS", "tls", "-"}, {"RULES", "routes", "0"},
 			{"STATUS", "status", "-"}, {"TOKEN", "verify_token", "-"}},
 		// verify checks the DNS proof now; approve (operator) skips it.
-		actions: []string{"verify", "approve"},
+		actions: []idAction{{name: "verify"}, {name: "approve"}},
 	}
 	quarantineResource = resource{
 		name: "quarantine", path: "/api/v1/quarantine", readOnly: true,
@@ -160,7 +167,8 @@ var (
 		columns: []column{{"ID", "id", "-"}, {"TIME", "time", "-"}, {"STATE", "state", "-"}, {"DOMAIN", "domain", "-"},
 			{"SENDER", "sender", "<>"}, {"RECIPIENTS", "recipients", "0"}, {"SCORE", "score", "-"}, {"SUBJECT", "subject", "-"}},
 		// release delivers it once to the domain's current route.
-		actions: []string{"release"},
+		actions: []idAction{{name: "release", fields: []field{{flag: "allow-sender", key: "allow_sender", isBool: true,
+			usage: "also put the message's sender on its domain's allow list, once the release was delivered"}}}},
 	}
 )
 
@@ -185,7 +193,10 @@ func (r resource) run(ctx context.Context, args []string, stdout io.Writer) erro
 	if r.readOnly {
 		verbs = "list|get|delete"
 	}
-	usage := fmt.Errorf("%w: mxgrid %s %s%s [flags] (mxgrid %[2]s ACTION -h for its flags)", errUsage, r.name, verbs, strings.Join(append([]string{""}, r.actions...), "|"))
+	for _, a := range r.actions {
+		verbs += "|" + a.name
+	}
+	usage := fmt.Errorf("%w: mxgrid %s %s [flags] (mxgrid %[2]s ACTION -h for its flags)", errUsage, r.name, verbs)
 	if len(args) == 0 {
 		return usage
 	}
@@ -193,8 +204,9 @@ func (r resource) run(ctx context.Context, args []string, stdout io.Writer) erro
 	if r.readOnly && (action == "create" || action == "update") {
 		return usage
 	}
+	act, isAction := r.action(action)
 	synopsis := "[flags]"
-	if action == "get" || action == "update" || action == "delete" || slices.Contains(r.actions, action) {
+	if action == "get" || action == "update" || action == "delete" || isAction {
 		synopsis = "ID [flags]"
 	}
 	fs := newActionFlagSet(r.name, action, synopsis)
@@ -211,7 +223,7 @@ func (r resource) run(ctx context.Context, args []string, stdout io.Writer) erro
 		}
 	case "create":
 		quiet := fs.Bool("q", false, "print only the new object's id")
-		body := r.fieldFlags(fs, false)
+		body := fieldFlags(fs, r.fields, false)
 		if err = parseArgs(fs, args, 0, ""); err == nil {
 			err = r.write(ctx, af, "POST", r.path, body(), *quiet, stdout)
 		}
@@ -221,7 +233,7 @@ func (r resource) run(ctx context.Context, args []string, stdout io.Writer) erro
 			err = r.write(ctx, af, "GET", r.path+"/"+id, nil, false, stdout)
 		}
 	case "update":
-		body := r.fieldFlags(fs, true)
+		body := fieldFlags(fs, r.fields, true)
 		var id string
 		if id, err = parseID(fs, args); err == nil {
 			b := body()
@@ -239,12 +251,17 @@ func (r resource) run(ctx context.Context, args []string, stdout io.Writer) erro
 	case "-h", "-help", "--help", "help":
 		return printUsage(usage)
 	default:
-		if !slices.Contains(r.actions, action) {
+		if !isAction {
 			return usage
 		}
+		body := fieldFlags(fs, act.fields, false)
 		var id string
 		if id, err = parseID(fs, args); err == nil {
-			err = r.write(ctx, af, "POST", r.path+"/"+id+"/"+action, nil, false, stdout)
+			b := body()
+			if len(b) == 0 {
+				b = nil // no flag given: the API's defaults, without a body
+			}
+			err = r.write(ctx, af, "POST", r.path+"/"+id+"/"+action, b, false, stdout)
 		}
 	}
 	return actionError(action, err)
@@ -276,32 +293,45 @@ func newActionFlagSet(name, action, synopsis string) *flag.FlagSet {
 	return fs
 }
 
+// action returns the resource's action called name.
+func (r resource) action(name string) (idAction, bool) {
+	i := slices.IndexFunc(r.actions, func(a idAction) bool { return a.name == name })
+	if i < 0 {
+		return idAction{}, false
+	}
+	return r.actions[i], true
+}
+
 // fieldFlags registers the body flags and returns a function building the
 // body from the flags actually given: an absent member keeps its value on
 // PATCH and takes the API's default on POST.
-func (r resource) fieldFlags(fs *flag.FlagSet, update bool) func() map[string]any {
+func fieldFlags(fs *flag.FlagSet, fields []field, update bool) func() map[string]any {
 	strs := map[string]*string{}
 	ints := map[string]*int64{}
-	for _, f := range r.fields {
-		if update && !f.update {
-			continue
-		}
-		if f.isInt {
+	bools := map[string]*bool{}
+	for _, f := range fields {
+		switch {
+		case update && !f.update:
+		case f.isInt:
 			ints[f.flag] = fs.Int64(f.flag, 0, f.usage)
-		} else {
+		case f.isBool:
+			bools[f.flag] = fs.Bool(f.flag, false, f.usage)
+		default:
 			strs[f.flag] = fs.String(f.flag, "", f.usage)
 		}
 	}
 	return func() map[string]any {
 		body := map[string]any{}
 		fs.Visit(func(fl *flag.Flag) {
-			for _, f := range r.fields {
+			for _, f := range fields {
 				switch {
 				case f.flag != fl.Name:
 				case strs[f.flag] != nil:
 					put(body, f.key, *strs[f.flag])
 				case ints[f.flag] != nil:
 					put(body, f.key, *ints[f.flag])
+				case bools[f.flag] != nil:
+					put(body, f.key, *bools[f.flag])
 				}
 			}
 		})

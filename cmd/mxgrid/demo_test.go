@@ -211,3 +211,20 @@ func containsAll(s string, subs []string) bool {
 }
 
 // testenv.SyncBuffer is a bytes.Buffer safe for the writer goroutine and the test.
+
+// TestDemoFreePortsHelp: --free-ports' help names every fixed port it
+// replaces; it used to leave out the management listeners, so a user
+// whose 8035 was taken had no hint that the flag would help.
+func TestDemoFreePortsHelp(t *testing.T) {
+	out, err := exec.Command(binary, "demo", "-h").CombinedOutput()
+	if err != nil {
+		t.Fatalf("demo -h: %v\n%s", err, out)
+	}
+	_, help, _ := strings.Cut(string(out), "-free-ports")
+	help, _, _ = strings.Cut(help, "\n  -")
+	for _, ports := range []string{"HTTP 8025-8027", "management 8035-8037", "SMTP 2525-2527", "gossip 7946-7948", "2600"} {
+		if !strings.Contains(help, ports) {
+			t.Errorf("--free-ports help %q does not name %s", help, ports)
+		}
+	}
+}

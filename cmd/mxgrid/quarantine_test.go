@@ -2,17 +2,43 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/mxgrid/mxgrid/internal/apiclient"
 	"github.com/mxgrid/mxgrid/internal/nodetest"
 	"github.com/mxgrid/mxgrid/internal/smtptest"
 	"github.com/mxgrid/mxgrid/scanner"
 	"github.com/mxgrid/mxgrid/tenant"
 )
+
+// cli returns a runner of the binary against n's admin API with the token
+// in tokFile: stdout, stderr and the exit code.
+func cli(t *testing.T, n *nodetest.Node, tokFile string) func(args ...string) (string, string, int) {
+	return func(args ...string) (string, string, int) {
+		t.Helper()
+		cmd := exec.Command(binary, append(args, "-token-file", tokFile)...)
+		cmd.Env = append(os.Environ(), "MXGRID_API=http://"+n.HTTPAddr())
+		var o, e bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &o, &e
+		err := cmd.Run()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return o.String(), e.String(), code
+	}
+}
 
 // TestQuarantineCommands: the binary lists a held message, releases it
 // once (the customer receives it), and a second release exits 1 with the
@@ -33,20 +59,7 @@ func TestQuarantineCommands(t *testing.T) {
 	if code, msg := smtptest.Send(t, n.SMTPAddr(), "x@sender.example", "bob@example.org", []byte("Subject: Invoice 7 TAGME\r\n\r\nPay.\r\n")); code != 250 {
 		t.Fatalf("send: %d %s", code, msg)
 	}
-	mx := func(args ...string) (string, string, int) {
-		cmd := exec.Command(binary, append(args, "-token-file", tokFile)...)
-		cmd.Env = append(os.Environ(), "MXGRID_API=http://"+n.HTTPAddr())
-		var o, e bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &o, &e
-		err := cmd.Run()
-		code := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		return o.String(), e.String(), code
-	}
+	mx := cli(t, n, tokFile)
 	out, errOut, code := mx("quarantine", "list")
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	if code != 0 || len(lines) != 2 || !strings.Contains(lines[1], "held") || !strings.Contains(lines[1], "Invoice 7") {
@@ -67,5 +80,101 @@ func TestQuarantineCommands(t *testing.T) {
 	}
 	if len(sink.Messages()) != 1 {
 		t.Fatal("the second release delivered again")
+	}
+}
+
+// TestQuarantineReleaseAllowSender: `quarantine release --allow-sender`
+// is the API's "release and allow sender": the message is delivered and
+// its sender lands on the domain's allow list; a plain release leaves the
+// list alone. The CLI had no way to ask for it.
+func TestQuarantineReleaseAllowSender(t *testing.T) {
+	ctx := context.Background()
+	tokFile := filepath.Join(t.TempDir(), "operator.token")
+	if err := os.WriteFile(tokFile, []byte(adminCLIToken+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sink := smtptest.StartSink(t)
+	cfg := nodetest.Config(t)
+	cfg.Admin.OperatorTokenFile = tokFile
+	n := nodetest.Start(t, cfg, []scanner.Stage{{Check: nodetest.TagBand{}}})
+	mx := cli(t, n, tokFile)
+
+	// The allow list belongs to a domain in the store (a domain of the
+	// config file has none the API can change).
+	op, err := apiclient.New("http://"+n.HTTPAddr(), adminCLIToken, 10*time.Second, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	post := func(path string, body any) string {
+		t.Helper()
+		data, err := op.Do(ctx, "POST", path, nil, body)
+		if err != nil {
+			t.Fatalf("POST %s: %v", path, err)
+		}
+		var obj struct {
+			ID int64 `json:"id"`
+		}
+		if err := json.Unmarshal(data, &obj); err != nil {
+			t.Fatal(err)
+		}
+		return strconv.FormatInt(obj.ID, 10)
+	}
+	res := post("/api/v1/resellers", map[string]any{"name": "R"})
+	cust := post("/api/v1/customers", map[string]any{"name": "C", "reseller_id": json.Number(res)})
+	dom := post("/api/v1/domains", map[string]any{"name": "allow.example", "customer_id": json.Number(cust),
+		"route": sink.Addr, "tls": "none", "policy": map[string]any{"tag_action": "quarantine"}})
+	// The node applies the change within its sync and refuses the
+	// domain's mail until then; from the first 250 on, its policy holds it.
+	hold := func(t *testing.T, sender string) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			code, reply := smtptest.Send(t, n.SMTPAddr(), sender, "bob@allow.example", []byte("Subject: TAGME\r\n\r\nx\r\n"))
+			if code == 250 {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("allow.example never accepted mail: %d %s", code, reply)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+
+	for _, tt := range []struct {
+		name, sender string
+		flags        []string
+		allowed      bool
+	}{
+		{"plain release", "news@one.example", nil, false},
+		{"release and allow sender", "News@Two.example", []string{"--allow-sender"}, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			hold(t, tt.sender)
+			out, errOut, code := mx("quarantine", "list", "-search", tt.sender, "-state", "held", "-json")
+			var held []struct{ ID int64 }
+			if err := json.Unmarshal([]byte(out), &held); code != 0 || err != nil || len(held) == 0 {
+				t.Fatalf("quarantine list: exit %d, %v\n%s%s", code, err, out, errOut)
+			}
+			delivered := len(sink.Messages())
+			args := append([]string{"quarantine", "release", strconv.FormatInt(held[0].ID, 10)}, tt.flags...)
+			if out, errOut, code := mx(args...); code != 0 || !strings.Contains(out, "released") {
+				t.Fatalf("%s: exit %d\n%s%s", strings.Join(args, " "), code, out, errOut)
+			}
+			if got := len(sink.Messages()) - delivered; got != 1 {
+				t.Fatalf("the release delivered %d messages, want 1", got)
+			}
+			out, errOut, code = mx("domain", "get", dom, "-json")
+			var d struct {
+				Policy struct {
+					SenderAllow []string `json:"sender_allow"`
+				} `json:"policy"`
+			}
+			if err := json.Unmarshal([]byte(out), &d); code != 0 || err != nil {
+				t.Fatalf("domain get: exit %d, %v\n%s%s", code, err, out, errOut)
+			}
+			if got := slices.Contains(d.Policy.SenderAllow, strings.ToLower(tt.sender)); got != tt.allowed {
+				t.Fatalf("sender on the allow list %v = %v, want %v", d.Policy.SenderAllow, got, tt.allowed)
+			}
+		})
 	}
 }

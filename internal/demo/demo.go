@@ -47,8 +47,9 @@ const DefaultInterval = 2 * time.Second
 // Options configure a demo run.
 type Options struct {
 	// FreePorts picks free loopback ports instead of the fixed ones
-	// (HTTP 8025-8027, SMTP 2525-2527, gossip 7946-7948, customer 2600),
-	// so a demo can run beside a node or another demo, and in tests.
+	// (HTTP 8025-8027, management 8035-8037, SMTP 2525-2527, gossip
+	// 7946-7948, customer 2600), so a demo can run beside a node or
+	// another demo, and in tests.
 	FreePorts bool
 	// Interval is the pause between trickle messages after the first
 	// replay of the whole sample.

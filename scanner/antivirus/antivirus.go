@@ -60,7 +60,9 @@ const (
 	maxHashBlocklistLine = 4096 // a longer line is not a hash entry
 )
 
-func defaultWeights() map[string]float64 {
+// Weights returns the default weight of every symbol the built-in engine
+// emits (antivirus.weights overrides them).
+func Weights() map[string]float64 {
 	return map[string]float64{
 		SymbolBlockedType:  0,
 		SymbolNameMismatch: 4,
@@ -125,7 +127,7 @@ var _ scanner.Check = (*Check)(nil)
 
 // New builds the engine from a validated config, loading the hash blocklist.
 func New(cfg Config, reg prometheus.Registerer) (*Check, error) {
-	c := &Check{cfg: cfg, blocked: set(cfg.BlockedTypes...), weights: defaultWeights(), pool: bytebudget.New(cfg.ZipExpandedInFlight)}
+	c := &Check{cfg: cfg, blocked: set(cfg.BlockedTypes...), weights: Weights(), pool: bytebudget.New(cfg.ZipExpandedInFlight)}
 	for k, v := range cfg.Weights {
 		c.weights[k] = v
 	}

@@ -102,10 +102,5 @@ func (c Config) Validate() error {
 	case c.ZipMaxRatio < 2:
 		return errors.New("zip_max_ratio: must be at least 2")
 	}
-	for name := range c.Weights {
-		if _, ok := defaultWeights()[name]; !ok {
-			return fmt.Errorf("weights: unknown symbol %q", name)
-		}
-	}
-	return nil
+	return scanner.ValidateWeights(c.Weights, Weights())
 }

@@ -64,11 +64,5 @@ func (c Config) Validate() error {
 	if c.Timeout <= 0 {
 		return errors.New("timeout: must be positive")
 	}
-	def := Weights()
-	for name := range c.Weights {
-		if _, ok := def[name]; !ok {
-			return fmt.Errorf("weights: unknown symbol %q", name)
-		}
-	}
-	return nil
+	return scanner.ValidateWeights(c.Weights, Weights())
 }
