@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -56,7 +57,7 @@ func TestReleaseLinkDeliversToItsRecipientOnly(t *testing.T) {
 	ann, bob := ids[0], ids[1]
 	var gz bytes.Buffer
 	zw := gzip.NewWriter(&gz)
-	zw.Write(strings.NewReader("Subject: y\r\n\r\ny\r\n"))
+	zw.Write([]byte("Subject: y\r\n\r\ny\r\n"))
 	zw.Close()
 	both, err := st.PutQuarantine(ctx, []quarantine.Item{{Time: time.Now(), Domain: "a.example", DomainID: 7, CustomerID: 3, Sender: "s@x.example",
 		Recipients: []string{"ann@a.example", "bob@a.example"}, State: quarantine.StateHeld}}, gz.Bytes(), 1<<30)
