@@ -14,7 +14,8 @@ import (
 // *quarantine.Service implements it.
 type Quarantine interface {
 	List(ctx context.Context, f quarantine.Filter) ([]quarantine.Item, error)
-	Get(ctx context.Context, scope Scope, id int64) (quarantine.Item, []byte, error)
+	Item(ctx context.Context, scope Scope, id int64) (quarantine.Item, error)
+	Open(ctx context.Context, scope Scope, id int64, fn func(quarantine.Item, []byte)) (quarantine.Item, error)
 	Release(ctx context.Context, scope Scope, id int64, by string) (quarantine.Item, string, error)
 	Delete(ctx context.Context, scope Scope, id int64) error
 }
@@ -32,13 +33,14 @@ func (s *Service) ListQuarantine(ctx context.Context, p Principal, f quarantine.
 	return s.quarantine.List(ctx, f)
 }
 
-// GetQuarantined returns one of p's items and its message (for a preview:
-// package quarantine/preview).
-func (s *Service) GetQuarantined(ctx context.Context, p Principal, id int64) (quarantine.Item, []byte, error) {
+// OpenQuarantined calls fn with one of p's items and its message (for a
+// preview: package quarantine/preview), within the node's bound on open
+// messages (quarantine.ErrBusy past it).
+func (s *Service) OpenQuarantined(ctx context.Context, p Principal, id int64, fn func(quarantine.Item, []byte)) (quarantine.Item, error) {
 	if s.quarantine == nil {
-		return quarantine.Item{}, nil, ErrPanelUnconfigured
+		return quarantine.Item{}, ErrPanelUnconfigured
 	}
-	return s.quarantine.Get(ctx, scope(p), id)
+	return s.quarantine.Open(ctx, scope(p), id, fn)
 }
 
 // ReleaseQuarantined delivers one of p's held messages once (a second
@@ -57,7 +59,7 @@ func (s *Service) ReleaseQuarantined(ctx context.Context, p Principal, id int64,
 	}
 	var allow func(*tenant.DomainRecord)
 	if allowSender {
-		it, _, err := s.quarantine.Get(ctx, scope(p), id)
+		it, err := s.quarantine.Item(ctx, scope(p), id)
 		if err != nil {
 			return it, err
 		}

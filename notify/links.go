@@ -22,7 +22,7 @@ import (
 
 // Releaser releases held mail; *quarantine.Service.
 type Releaser interface {
-	Get(ctx context.Context, scope tracking.Scope, id int64) (quarantine.Item, []byte, error)
+	Item(ctx context.Context, scope tracking.Scope, id int64) (quarantine.Item, error)
 	Release(ctx context.Context, scope tracking.Scope, id int64, by string) (quarantine.Item, string, error)
 }
 
@@ -89,7 +89,7 @@ func (l *Links) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := r.Context()
 	op := tracking.Scope{Operator: true} // the signature authorizes
-	it, _, err := l.release.Get(ctx, op, link.ItemID)
+	it, err := l.release.Item(ctx, op, link.ItemID)
 	if err == nil && !slices.ContainsFunc(it.Recipients, func(s string) bool { return strings.EqualFold(s, link.Recipient) }) {
 		err = tenant.ErrNotFound // a link is for its recipient's messages only
 	}

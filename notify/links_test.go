@@ -91,7 +91,7 @@ func TestReleaseLinkDeliversToItsRecipientOnly(t *testing.T) {
 			t.Fatalf("%s: %d, the customer's server got mail for %q; want %d, %q", step.name, rec.Code, delivered, step.code, step.delivered)
 		}
 		for _, id := range []int64{ann, bob, shared} {
-			it, _, err := q.Get(ctx, tracking.Scope{Operator: true}, id)
+			it, err := q.Item(ctx, tracking.Scope{Operator: true}, id)
 			if err != nil || (it.State == quarantine.StateHeld) != slices.Contains(step.held, id) {
 				t.Errorf("%s: item %d (%s) %s, %v", step.name, id, it.Recipients, it.State, err)
 			}

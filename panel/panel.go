@@ -494,6 +494,8 @@ func (p *Panel) fail(req *request, err error) {
 		code, msg = http.StatusTooManyRequests, "Other checks are running (a reseller runs one at a time). Try again in a moment."
 	case errors.Is(err, quarantine.ErrNotHeld):
 		code, msg = http.StatusConflict, "The message is no longer held: it was released or deleted already."
+	case errors.Is(err, quarantine.ErrBusy):
+		code, msg = http.StatusTooManyRequests, "Too many held messages are open on this server right now. Try again in a moment."
 	case errors.Is(err, quarantine.ErrDelivery):
 		// The customer's server, not the panel: the reseller can act on it.
 		p.log.Warn("panel: release failed", "path", req.r.URL.Path, "err", err)

@@ -67,12 +67,13 @@ func (p *Panel) quarantined(req *request) error {
 	if err != nil {
 		return err
 	}
-	it, msg, err := p.svc.GetQuarantined(req.r.Context(), req.sess.P, id)
+	var pv preview.Preview
+	it, err := p.svc.OpenQuarantined(req.r.Context(), req.sess.P, id, func(_ quarantine.Item, msg []byte) { pv = preview.Of(msg) })
 	if err != nil {
 		return err
 	}
 	p.render(req, http.StatusOK, "quarantined", page{Title: "Quarantined message", Nav: "quarantine",
-		Data: quarantinedData{Item: it, Preview: preview.Of(msg)}})
+		Data: quarantinedData{Item: it, Preview: pv}})
 	return nil
 }
 

@@ -74,7 +74,7 @@ func TestQuarantineReleaseFailuresAreExplained(t *testing.T) {
 			}
 		})
 	}
-	if it, _, err := q.Get(ctx, tracking.Scope{Operator: true}, 2); err != nil || it.State != quarantine.StateHeld {
+	if it, err := q.Item(ctx, tracking.Scope{Operator: true}, 2); err != nil || it.State != quarantine.StateHeld {
 		t.Errorf("after the failed release: %v %v, want held", it.State, err)
 	}
 }

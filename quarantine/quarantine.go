@@ -17,6 +17,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/mxgrid/mxgrid/internal/bytebudget"
 	"github.com/mxgrid/mxgrid/tracking"
 )
 
@@ -75,6 +76,9 @@ var (
 	// ErrDelivery: the customer's server did not take the released
 	// message; it stays held.
 	ErrDelivery = errors.New("quarantine: delivery failed, the message stays held")
+	// ErrBusy: the messages open on this node (previews, releases) hold
+	// quarantine.max_open_bytes; nothing was done, try again shortly.
+	ErrBusy = errors.New("quarantine: too many held messages open on this node; try again shortly")
 )
 
 // Store persists items; *store.Store implements it. Items another scope
@@ -83,6 +87,8 @@ type Store interface {
 	PutQuarantine(ctx context.Context, items []Item, gz []byte, maxBytesPerDomain int64) ([]int64, error)
 	ListQuarantine(ctx context.Context, f Filter) ([]Item, error)
 	GetQuarantine(ctx context.Context, scope tracking.Scope, id int64) (Item, []byte, error)
+	// QuarantineItem is GetQuarantine without the body.
+	QuarantineItem(ctx context.Context, scope tracking.Scope, id int64) (Item, error)
 	// ClaimRelease moves a held item to releasing and returns it with its
 	// body; an item not held is ErrNotHeld.
 	ClaimRelease(ctx context.Context, scope tracking.Scope, id int64, by string, now time.Time) (Item, []byte, error)
@@ -120,11 +126,18 @@ type Config struct {
 	// Retention: held items older than this are deleted.
 	Retention     time.Duration `yaml:"retention"`
 	PruneInterval time.Duration `yaml:"prune_interval"`
+	// MaxOpenBytes bounds the held messages a node has open at once, for
+	// previews and releases, at openFactor times their size; past it
+	// ErrBusy. Each GET of a preview decompressed and parsed its message
+	// unbounded: a tenant (or a digest recipient) asking for a 25 MB
+	// message a hundred times at once could take the node, and the mail
+	// it filters, down.
+	MaxOpenBytes int64 `yaml:"max_open_bytes"`
 }
 
 // DefaultConfig keeps 14 days, 1 GiB per domain.
 func DefaultConfig() Config {
-	return Config{MaxBytesPerDomain: 1 << 30, Retention: 14 * 24 * time.Hour, PruneInterval: time.Hour}
+	return Config{MaxBytesPerDomain: 1 << 30, Retention: 14 * 24 * time.Hour, PruneInterval: time.Hour, MaxOpenBytes: 128 << 20}
 }
 
 // Validate checks the section; messages name the key.
@@ -136,6 +149,8 @@ func (c Config) Validate() error {
 		return errors.New("retention: at least 1h")
 	case c.PruneInterval <= 0:
 		return errors.New("prune_interval: must be positive")
+	case c.MaxOpenBytes < 1<<20:
+		return errors.New("max_open_bytes: at least 1 MiB")
 	}
 	return nil
 }
@@ -153,7 +168,14 @@ type Service struct {
 	deliver Deliverer
 	tracker Tracker
 	now     func() time.Time
+	// opened is what open messages hold of cfg.MaxOpenBytes.
+	opened *bytebudget.Budget
 }
+
+// openFactor is what an open message costs per byte of its size: the
+// compressed copy read from the store, the message decompressed, and what
+// its reader makes of it (a preview's parse, a delivery's copy).
+const openFactor = 3
 
 // TrackReleases makes every release a message-tracking record (one per
 // recipient, delivered with the customer server's reply).
@@ -164,7 +186,7 @@ func New(cfg Config, st Store, deliver Deliverer, now func() time.Time) *Service
 	if now == nil {
 		now = time.Now
 	}
-	return &Service{cfg: cfg, store: st, deliver: deliver, now: now}
+	return &Service{cfg: cfg, store: st, deliver: deliver, now: now, opened: bytebudget.New(cfg.MaxOpenBytes)}
 }
 
 // Hold stores the message read from msg, compressed as it is read (the
@@ -212,14 +234,48 @@ func (s *Service) List(ctx context.Context, f Filter) ([]Item, error) {
 	return s.store.ListQuarantine(ctx, f)
 }
 
-// Get returns an item and its message.
-func (s *Service) Get(ctx context.Context, scope tracking.Scope, id int64) (Item, []byte, error) {
-	it, gz, err := s.store.GetQuarantine(ctx, scope, id)
-	if err != nil || gz == nil {
-		return it, nil, err // a released message's body is gone: it lives at the customer
+// Item returns an item without opening its message.
+func (s *Service) Item(ctx context.Context, scope tracking.Scope, id int64) (Item, error) {
+	return s.store.QuarantineItem(ctx, scope, id)
+}
+
+// Open calls fn with an item and its message (nil once released or
+// deleted: it lives at the customer, or nowhere), within the node's
+// max_open_bytes, and returns the item; ErrBusy when the bytes are spent.
+// msg is fn's only while it runs.
+func (s *Service) Open(ctx context.Context, scope tracking.Scope, id int64, fn func(it Item, msg []byte)) (Item, error) {
+	it, err := s.store.QuarantineItem(ctx, scope, id)
+	if err != nil {
+		return it, err
 	}
-	msg, err := gunzip(gz)
-	return it, msg, err
+	done, err := s.reserveOpen(it.Size)
+	if err != nil {
+		return it, err
+	}
+	defer done()
+	it, gz, err := s.store.GetQuarantine(ctx, scope, id)
+	if err != nil {
+		return it, err
+	}
+	var msg []byte
+	if gz != nil {
+		if msg, err = gunzip(gz); err != nil {
+			return it, err
+		}
+	}
+	fn(it, msg)
+	return it, nil
+}
+
+// reserveOpen takes an open message's share of max_open_bytes, and
+// returns what gives it back. A message larger than the whole budget
+// takes all of it: it opens, alone.
+func (s *Service) reserveOpen(size int64) (func(), error) {
+	n := min(openFactor*max(size, 1), s.cfg.MaxOpenBytes)
+	if !s.opened.Reserve(n) {
+		return nil, ErrBusy
+	}
+	return func() { s.opened.Release(n) }, nil
 }
 
 // Release delivers a held item to its domain's current route, exactly
@@ -229,6 +285,17 @@ func (s *Service) Release(ctx context.Context, scope tracking.Scope, id int64, b
 	if s.deliver == nil {
 		return Item{}, "", errors.New("quarantine: this node cannot deliver")
 	}
+	it, err := s.store.QuarantineItem(ctx, scope, id)
+	if err != nil {
+		return it, "", err
+	}
+	// The bytes before the claim: a release refused for them leaves the
+	// item held as it was.
+	done, err := s.reserveOpen(it.Size)
+	if err != nil {
+		return it, "", err
+	}
+	defer done()
 	it, gz, err := s.store.ClaimRelease(ctx, scope, id, by, s.now().UTC())
 	if err != nil {
 		return it, "", err

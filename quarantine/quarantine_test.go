@@ -68,7 +68,7 @@ func TestRetentionAndCapWithInjectedClock(t *testing.T) {
 	if _, _, err := svc.Release(ctx, op, young, "op"); !errors.Is(err, quarantine.ErrDelivery) {
 		t.Fatalf("release to a server that is down: %v", err)
 	}
-	if it, msg, err := svc.Get(ctx, op, young); err != nil || it.State != quarantine.StateHeld || len(msg) != 1<<19 {
+	if it, msg, err := opened(svc, young); err != nil || it.State != quarantine.StateHeld || len(msg) != 1<<19 {
 		t.Fatalf("after a failed release: %v %d %v", it.State, len(msg), err)
 	}
 	// Day 15: the first message is past the 14-day retention, the second
@@ -77,7 +77,7 @@ func TestRetentionAndCapWithInjectedClock(t *testing.T) {
 	if n, err := svc.Prune(ctx); err != nil || n != 1 {
 		t.Fatalf("prune: %d %v", n, err)
 	}
-	if _, _, err := svc.Get(ctx, op, old); err == nil {
+	if _, err := svc.Item(ctx, op, old); err == nil {
 		t.Fatal("the expired message is still there")
 	}
 	downstream.fail = false
@@ -109,7 +109,7 @@ func TestRecipientsApart(t *testing.T) {
 	if len(downstream.got) != 1 || !strings.HasPrefix(downstream.got[0], "a.example ann@a.example ") {
 		t.Fatalf("delivered %q, want ann only", downstream.got)
 	}
-	if it, _, err := svc.Get(ctx, op, ids[1]); err != nil || it.State != quarantine.StateHeld {
+	if it, err := svc.Item(ctx, op, ids[1]); err != nil || it.State != quarantine.StateHeld {
 		t.Fatalf("bob's copy: %v %v", it.State, err)
 	}
 }
@@ -135,12 +135,79 @@ func TestManyRecipientsOneMessageAgainstTheCap(t *testing.T) {
 	if _, _, err := svc.Release(ctx, op, ids[0], "op"); err != nil {
 		t.Fatal(err)
 	}
-	if it, got, err := svc.Get(ctx, op, ids[59]); err != nil || it.State != quarantine.StateHeld || !bytes.Equal(got, msg) {
+	if it, got, err := opened(svc, ids[59]); err != nil || it.State != quarantine.StateHeld || !bytes.Equal(got, msg) {
 		t.Fatalf("the last recipient's copy after the first's release: %v, %d bytes, %v", it.State, len(got), err)
 	}
 	if _, err := svc.Hold(ctx, quarantine.Item{Domain: "a.example", DomainID: 1, Sender: "s@x.example", Recipients: rcpts[:1]}, bytes.NewReader(msg)); !errors.Is(err, quarantine.ErrOverCap) {
 		t.Fatalf("a second 1 MiB message against the 2 MiB cap: %v", err)
 	}
+}
+
+// TestOpenMessagesShareMaxOpenBytes: previews and releases open held
+// messages within the node's max_open_bytes (openFactor times each size);
+// past it they get ErrBusy and nothing changes (a release refused so
+// leaves its item held), and reading an item's fields opens nothing. A
+// message larger than the whole budget still opens, alone. Unbounded, a
+// hundred previews of a 25 MB message at once could take a node down.
+func TestOpenMessagesShareMaxOpenBytes(t *testing.T) {
+	ctx := context.Background()
+	cfg := quarantine.DefaultConfig()
+	cfg.MaxOpenBytes = 1 << 20
+	downstream := &recorder{}
+	svc := quarantine.New(cfg, openStore(t), downstream, nil)
+	op := tracking.Scope{Operator: true}
+	hold := func(size int) int64 {
+		t.Helper()
+		ids, err := svc.Hold(ctx, quarantine.Item{Domain: "a.example", DomainID: 1, Sender: "s@x.example", Recipients: []string{"bob@a.example"}},
+			strings.NewReader("Subject: x\r\n\r\n"+strings.Repeat("x", size)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ids[0]
+	}
+	a, b, huge := hold(200<<10), hold(200<<10), hold(2<<20)
+
+	inside, leave := make(chan struct{}), make(chan struct{})
+	go svc.Open(ctx, op, a, func(quarantine.Item, []byte) { close(inside); <-leave })
+	<-inside
+	// a holds 600 KiB of the 1 MiB: b's 600 KiB do not fit.
+	if _, err := svc.Open(ctx, op, b, func(quarantine.Item, []byte) { t.Error("opened past max_open_bytes") }); !errors.Is(err, quarantine.ErrBusy) {
+		t.Fatalf("second preview while the bytes are spent: %v", err)
+	}
+	if _, _, err := svc.Release(ctx, op, b, "op"); !errors.Is(err, quarantine.ErrBusy) {
+		t.Fatalf("release while the bytes are spent: %v", err)
+	}
+	if it, err := svc.Item(ctx, op, b); err != nil || it.State != quarantine.StateHeld || len(downstream.got) != 0 {
+		t.Fatalf("after the refused release: %v %v, %d delivered", it.State, err, len(downstream.got))
+	}
+	close(leave)
+	for _, id := range []int64{b, huge} {
+		// The goroutine gives a's bytes back just after fn returns.
+		var err error
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			var it quarantine.Item
+			var msg []byte
+			if it, msg, err = opened(svc, id); err == nil && (it.ID != id || !bytes.HasPrefix(msg, []byte("Subject: x\r\n"))) {
+				t.Fatalf("opened %d: item %d, %d bytes", id, it.ID, len(msg))
+			}
+			if !errors.Is(err, quarantine.ErrBusy) {
+				break
+			}
+		}
+		if err != nil {
+			t.Fatalf("open %d once the bytes were back: %v", id, err)
+		}
+	}
+	if _, _, err := svc.Release(ctx, op, b, "op"); err != nil || len(downstream.got) != 1 {
+		t.Fatalf("release once the bytes were back: %v, %d delivered", err, len(downstream.got))
+	}
+}
+
+// opened returns an item and its message, read through Open.
+func opened(svc *quarantine.Service, id int64) (quarantine.Item, []byte, error) {
+	var msg []byte
+	it, err := svc.Open(context.Background(), tracking.Scope{Operator: true}, id, func(_ quarantine.Item, m []byte) { msg = m })
+	return it, msg, err
 }
 
 // openStore is a fresh SQLite store with the quarantine table.
@@ -193,7 +260,7 @@ func TestHeldTextIsOnePrintableLine(t *testing.T) {
 				if err != nil {
 					t.Fatalf("hold: %v", err)
 				}
-				it, _, err := svc.Get(context.Background(), tracking.Scope{Operator: true}, ids[0])
+				it, err := svc.Item(context.Background(), tracking.Scope{Operator: true}, ids[0])
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -226,7 +293,7 @@ func TestReleaseNamesTheDomainThatHeldIt(t *testing.T) {
 	if want := (quarantine.HeldDomain{ID: 7, CustomerID: 1, Name: "a.example"}); len(downstream.held) != 1 || downstream.held[0] != want {
 		t.Errorf("Deliverer got %v, want %v", downstream.held, want)
 	}
-	if it, _, err := svc.Get(ctx, op, ids[0]); err != nil || it.State != quarantine.StateHeld {
+	if it, err := svc.Item(ctx, op, ids[0]); err != nil || it.State != quarantine.StateHeld {
 		t.Fatalf("after the refused release: %v %v, want held", it.State, err)
 	}
 }

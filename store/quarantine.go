@@ -262,17 +262,29 @@ func scopeWhere(scope tracking.Scope, n int) (string, []any) {
 
 // GetQuarantine returns an item and its compressed body.
 func (s *Store) GetQuarantine(ctx context.Context, scope tracking.Scope, id int64) (quarantine.Item, []byte, error) {
+	var body []byte
+	it, err := s.quarantineItem(ctx, scope, id, `, `+itemBody, &body)
+	return it, body, err
+}
+
+// QuarantineItem returns an item without its body.
+func (s *Store) QuarantineItem(ctx context.Context, scope tracking.Scope, id int64) (quarantine.Item, error) {
+	return s.quarantineItem(ctx, scope, id, "")
+}
+
+// quarantineItem reads item id in scope, with the extra columns into
+// extra's destinations.
+func (s *Store) quarantineItem(ctx context.Context, scope tracking.Scope, id int64, columns string, extra ...any) (quarantine.Item, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
 	defer cancel()
 	cond, sargs := scopeWhere(scope, 2)
-	var body []byte
-	row := s.DB.QueryRowContext(ctx, `SELECT `+quarantineCols+`, `+itemBody+` FROM quarantine WHERE id = $1 AND state <> 'deleted'`+cond,
+	row := s.DB.QueryRowContext(ctx, `SELECT `+quarantineCols+columns+` FROM quarantine WHERE id = $1 AND state <> 'deleted'`+cond,
 		append([]any{id}, sargs...)...)
-	it, err := scanItem(row.Scan, &body)
+	it, err := scanItem(row.Scan, extra...)
 	if errors.Is(err, sql.ErrNoRows) {
-		return it, nil, fmt.Errorf("quarantined message %d: %w", id, tenant.ErrNotFound)
+		return it, fmt.Errorf("quarantined message %d: %w", id, tenant.ErrNotFound)
 	}
-	return it, body, err
+	return it, err
 }
 
 // ClaimRelease: held -> releasing in one conditional update; whoever

@@ -193,7 +193,7 @@ func (a *AdminAPI) fail(w http.ResponseWriter, r *http.Request, err error) {
 		code, body = http.StatusBadGateway, apiError{Error: err.Error()}
 	case errors.Is(err, quarantine.ErrNotHeld):
 		code, body = http.StatusConflict, apiError{Error: "the message is no longer held: released or deleted already"}
-	case errors.Is(err, admin.ErrBusy):
+	case errors.Is(err, admin.ErrBusy), errors.Is(err, quarantine.ErrBusy):
 		w.Header().Set("Retry-After", "5")
 		code = http.StatusTooManyRequests
 	case errors.Is(err, tenant.ErrUnavailable):

@@ -72,12 +72,12 @@ func (a *AdminAPI) getQuarantined(w http.ResponseWriter, r *http.Request, p admi
 	if err != nil {
 		return err
 	}
-	it, msg, err := a.svc.GetQuarantined(r.Context(), p, id)
+	var pv preview.Preview
+	it, err := a.svc.OpenQuarantined(r.Context(), p, id, func(_ quarantine.Item, msg []byte) { pv = preview.Of(msg) })
 	if err != nil {
 		return err
 	}
 	out := toQuarantineJSON(it)
-	pv := preview.Of(msg)
 	out.Preview = &pv
 	writeJSON(w, http.StatusOK, out)
 	return nil

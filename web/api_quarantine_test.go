@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -94,7 +96,7 @@ func TestAPIReleaseAndAllowSender(t *testing.T) {
 			if delivered := len(customer.Messages()); code != tt.code || (delivered == 1) != tt.released {
 				t.Fatalf("release and allow: %d %s, delivered %d; want %d, delivered %v", code, out, delivered, tt.code, tt.released)
 			}
-			it, _, err := q.Get(ctx, tracking.Scope{Operator: true}, ids[0])
+			it, err := q.Item(ctx, tracking.Scope{Operator: true}, ids[0])
 			if err != nil || (it.State == quarantine.StateReleased) != tt.released {
 				t.Errorf("state %s, %v; want released %v", it.State, err, tt.released)
 			}
@@ -103,5 +105,17 @@ func TestAPIReleaseAndAllowSender(t *testing.T) {
 				t.Errorf("allow list %v, %v; want the sender on it only after a release", d.Policy.SenderAllow, err)
 			}
 		})
+	}
+}
+
+// TestAPIQuarantineBusyIsRetried: a preview or release refused because the
+// node's held messages open at once fill quarantine.max_open_bytes answers
+// 429 with Retry-After, as other "try again shortly" refusals do, not 500.
+func TestAPIQuarantineBusyIsRetried(t *testing.T) {
+	a := &AdminAPI{log: slog.New(slog.DiscardHandler)}
+	rec := httptest.NewRecorder()
+	a.fail(rec, httptest.NewRequest("GET", "/api/v1/quarantine/1", nil), fmt.Errorf("preview: %w", quarantine.ErrBusy))
+	if rec.Code != http.StatusTooManyRequests || rec.Header().Get("Retry-After") == "" {
+		t.Fatalf("busy quarantine: %d, Retry-After %q", rec.Code, rec.Header().Get("Retry-After"))
 	}
 }
