@@ -8,13 +8,15 @@ import (
 	"testing"
 
 	"github.com/mxgrid/mxgrid/scanner"
+	"github.com/mxgrid/mxgrid/scanner/antivirus"
 	"github.com/mxgrid/mxgrid/scanner/auth"
 	"github.com/mxgrid/mxgrid/scanner/model"
 	"github.com/mxgrid/mxgrid/scanner/rules"
 )
 
 // TestSymbolReferenceIsComplete: docs/symbols.md has a row for every
-// symbol of the parser, the rules, the model and sender authentication,
+// symbol of the parser, the rules, the model, sender authentication and
+// the built-in antivirus,
 // with the default weight the code uses, and the panel can explain each.
 func TestSymbolReferenceIsComplete(t *testing.T) {
 	doc, err := os.ReadFile("../docs/symbols.md")
@@ -46,4 +48,5 @@ func TestSymbolReferenceIsComplete(t *testing.T) {
 	check(rules.DefaultWeights())
 	check(model.DefaultWeights())
 	check(auth.Weights())
+	check(antivirus.Weights())
 }
