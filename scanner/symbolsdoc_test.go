@@ -16,8 +16,8 @@ import (
 
 // TestSymbolReferenceIsComplete: docs/symbols.md has a row for every
 // symbol of the parser, the rules, the model, sender authentication and
-// the built-in antivirus,
-// with the default weight the code uses, and the panel can explain each.
+// the built-in antivirus, with the default weight the code uses, and the
+// panel can explain each.
 func TestSymbolReferenceIsComplete(t *testing.T) {
 	doc, err := os.ReadFile("../docs/symbols.md")
 	if err != nil {
