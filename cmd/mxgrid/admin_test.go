@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -10,10 +11,37 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mxgrid/mxgrid/internal/apiclient"
 	"github.com/mxgrid/mxgrid/internal/nodetest"
 )
 
 const adminCLIToken = "cli-test-operator-token-0123456789abcdef"
+
+// operatorTokenFile writes adminCLIToken to a file for admin.operator_token_file.
+func operatorTokenFile(t *testing.T) string {
+	t.Helper()
+	tokFile := filepath.Join(t.TempDir(), "operator.token")
+	if err := os.WriteFile(tokFile, []byte(adminCLIToken+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return tokFile
+}
+
+// postID POSTs body to path as c and returns the created object's id.
+func postID(t *testing.T, c *apiclient.Client, path string, body any) int64 {
+	t.Helper()
+	data, err := c.Do(context.Background(), "POST", path, nil, body)
+	if err != nil {
+		t.Fatalf("POST %s: %v", path, err)
+	}
+	var obj struct {
+		ID int64 `json:"id"`
+	}
+	if err := json.Unmarshal(data, &obj); err != nil {
+		t.Fatal(err)
+	}
+	return obj.ID
+}
 
 // TestAdminCommandsProvisionThroughTheAPI runs the real binary's reseller,
 // customer, domain and recipient commands against a node in this process:
@@ -21,11 +49,7 @@ const adminCLIToken = "cli-test-operator-token-0123456789abcdef"
 // deleted over HTTP, and a refused change, a bad token and a missing
 // object each exit non-zero with the API's reasons on stderr.
 func TestAdminCommandsProvisionThroughTheAPI(t *testing.T) {
-	dir := t.TempDir()
-	tokFile := filepath.Join(dir, "operator.token")
-	if err := os.WriteFile(tokFile, []byte(adminCLIToken+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	tokFile := operatorTokenFile(t)
 	cfg := nodetest.Config(t)
 	cfg.Admin.OperatorTokenFile = tokFile
 	n := nodetest.Start(t, cfg, nil)
@@ -163,7 +187,7 @@ func TestAdminCommandsProvisionThroughTheAPI(t *testing.T) {
 
 	// Recipients of the domain, one by one and from a file.
 	ok("recipient", "add", "-domain", d, "alice")
-	list := filepath.Join(dir, "recipients.txt")
+	list := filepath.Join(t.TempDir(), "recipients.txt")
 	os.WriteFile(list, []byte("# staff\nbob\n\ncarol@bakery.example\nalice\n"), 0o600)
 	if out := ok("recipient", "import", "-domain", d, list); out != "added 2 of 3 recipients\n" {
 		t.Fatalf("recipient import printed %q", out)

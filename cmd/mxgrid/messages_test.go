@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -37,11 +36,7 @@ func sendOne(t *testing.T, addr, rcpt string, data []byte) int {
 // tries.
 func TestMessageTrackingEndToEnd(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	tokFile := filepath.Join(dir, "operator.token")
-	if err := os.WriteFile(tokFile, []byte(adminCLIToken+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	tokFile := operatorTokenFile(t)
 	sink := smtptest.StartSink(t)
 	down := testenv.RefusingAddr(t)
 	cfg := nodetest.Config(t)
@@ -55,20 +50,7 @@ func TestMessageTrackingEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	post := func(c *apiclient.Client, path string, body any) int64 {
-		t.Helper()
-		data, err := c.Do(ctx, "POST", path, nil, body)
-		if err != nil {
-			t.Fatalf("POST %s: %v", path, err)
-		}
-		var obj struct {
-			ID int64 `json:"id"`
-		}
-		if err := json.Unmarshal(data, &obj); err != nil {
-			t.Fatal(err)
-		}
-		return obj.ID
-	}
+	post := func(c *apiclient.Client, path string, body any) int64 { return postID(t, c, path, body) }
 	token := func(reseller int64) string {
 		data, err := op.Do(ctx, "POST", "/api/v1/tokens", nil, map[string]any{"name": "t", "reseller_id": reseller})
 		if err != nil {

@@ -2,11 +2,9 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -44,10 +42,7 @@ func cli(t *testing.T, n *nodetest.Node, tokFile string) func(args ...string) (s
 // once (the customer receives it), and a second release exits 1 with the
 // API's reason.
 func TestQuarantineCommands(t *testing.T) {
-	tokFile := filepath.Join(t.TempDir(), "operator.token")
-	if err := os.WriteFile(tokFile, []byte(adminCLIToken+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	tokFile := operatorTokenFile(t)
 	sink := smtptest.StartSink(t)
 	cfg := nodetest.Config(t)
 	cfg.Admin.OperatorTokenFile = tokFile
@@ -88,11 +83,7 @@ func TestQuarantineCommands(t *testing.T) {
 // its sender lands on the domain's allow list; a plain release leaves the
 // list alone. The CLI had no way to ask for it.
 func TestQuarantineReleaseAllowSender(t *testing.T) {
-	ctx := context.Background()
-	tokFile := filepath.Join(t.TempDir(), "operator.token")
-	if err := os.WriteFile(tokFile, []byte(adminCLIToken+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	tokFile := operatorTokenFile(t)
 	sink := smtptest.StartSink(t)
 	cfg := nodetest.Config(t)
 	cfg.Admin.OperatorTokenFile = tokFile
@@ -105,24 +96,10 @@ func TestQuarantineReleaseAllowSender(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	post := func(path string, body any) string {
-		t.Helper()
-		data, err := op.Do(ctx, "POST", path, nil, body)
-		if err != nil {
-			t.Fatalf("POST %s: %v", path, err)
-		}
-		var obj struct {
-			ID int64 `json:"id"`
-		}
-		if err := json.Unmarshal(data, &obj); err != nil {
-			t.Fatal(err)
-		}
-		return strconv.FormatInt(obj.ID, 10)
-	}
-	res := post("/api/v1/resellers", map[string]any{"name": "R"})
-	cust := post("/api/v1/customers", map[string]any{"name": "C", "reseller_id": json.Number(res)})
-	dom := post("/api/v1/domains", map[string]any{"name": "allow.example", "customer_id": json.Number(cust),
-		"route": sink.Addr, "tls": "none", "policy": map[string]any{"tag_action": "quarantine"}})
+	res := postID(t, op, "/api/v1/resellers", map[string]any{"name": "R"})
+	cust := postID(t, op, "/api/v1/customers", map[string]any{"name": "C", "reseller_id": res})
+	dom := strconv.FormatInt(postID(t, op, "/api/v1/domains", map[string]any{"name": "allow.example", "customer_id": cust,
+		"route": sink.Addr, "tls": "none", "policy": map[string]any{"tag_action": "quarantine"}}), 10)
 	// The node applies the change within its sync and refuses the
 	// domain's mail until then; from the first 250 on, its policy holds it.
 	hold := func(t *testing.T, sender string) {
