@@ -43,6 +43,19 @@ type Scope struct {
 	Brand     Brand
 }
 
+// maxScopedRenders bounds the scoped maps this node renders at once. Each
+// render streams up to map.points events over one of the store's
+// connections (16 on PostgreSQL, shared with the mail path) for up to
+// scopedRenderTimeout, and goes on after its viewer leaves: without a
+// bound, anyone could open /map?customer=KEY for every customer and hang
+// up, and have the node read them all at once. Past it, a scope not yet
+// rendered this period is ErrBusy (HTTP 429); renders in flight are
+// joined and stored maps served as before.
+const maxScopedRenders = 2
+
+// ErrBusy: maxScopedRenders scoped maps are being rendered on this node.
+var ErrBusy = fmt.Errorf("spammap: %d white-label maps are being rendered on this node; try again shortly", maxScopedRenders)
+
 // maxScopesHeld bounds the scoped maps a node keeps in memory; past it, the
 // held maps are dropped and reloaded from the store on demand.
 const maxScopesHeld = 256
@@ -105,6 +118,12 @@ func (s *Scheduler) scoped(ctx context.Context, sc Scope, period time.Time) (*Ma
 	src, ok := s.events.(DomainEventSource)
 	if !ok {
 		return nil, errors.New("spammap: the event source cannot filter by domain")
+	}
+	select {
+	case s.renders <- struct{}{}:
+		defer func() { <-s.renders }()
+	default:
+		return nil, ErrBusy
 	}
 	start := time.Now()
 	agg, err := collectFiltered(ctx, src, s.cfg, sc, start, s.world)
