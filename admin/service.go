@@ -118,6 +118,9 @@ type Service struct {
 	// imports holds a place per recipient import running on this node,
 	// through the API and the panel together (BeginImport).
 	imports chan struct{}
+	// searches holds a place per message-log or quarantine search being
+	// run or answered on this node (BeginSearch).
+	searches chan struct{}
 }
 
 // ServiceOptions configure a Service.
@@ -151,7 +154,7 @@ type ServiceOptions struct {
 func NewService(st Store, opts ServiceOptions) *Service {
 	s := &Service{store: st, changed: opts.Changed, log: opts.Log, panel: opts.Panel, activity: opts.Activity,
 		messages: opts.Messages, quarantine: opts.Quarantine, checkRoute: opts.CheckRoute, own: newOwnership(opts.Ownership),
-		imports: make(chan struct{}, MaxConcurrentImports)}
+		imports: make(chan struct{}, MaxConcurrentImports), searches: make(chan struct{}, MaxConcurrentSearches)}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -693,12 +696,15 @@ var ErrImportsBusy = fmt.Errorf("%w: %d recipient imports are running on this no
 // BeginImport takes one of the node's import places before an import's
 // list is read; done gives it back. With none free it fails at once with
 // ErrImportsBusy: the client retries.
-func (s *Service) BeginImport() (done func(), err error) {
+func (s *Service) BeginImport() (done func(), err error) { return take(s.imports, ErrImportsBusy) }
+
+// take takes one of places, or fails at once with busy when none is free.
+func take(places chan struct{}, busy error) (done func(), err error) {
 	select {
-	case s.imports <- struct{}{}:
-		return func() { <-s.imports }, nil
+	case places <- struct{}{}:
+		return func() { <-places }, nil
 	default:
-		return nil, ErrImportsBusy
+		return nil, busy
 	}
 }
 

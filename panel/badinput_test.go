@@ -119,6 +119,13 @@ func (f *fixture) post(t *testing.T, pr admin.Principal, path string) (int, stri
 
 func (f *fixture) serve(t *testing.T, pr admin.Principal, req *http.Request) (int, string) {
 	t.Helper()
+	rec := f.record(t, pr, req)
+	return rec.Code, rec.Body.String()
+}
+
+// record serves req to pr's session and returns the whole answer.
+func (f *fixture) record(t *testing.T, pr admin.Principal, req *http.Request) *httptest.ResponseRecorder {
+	t.Helper()
 	mux := http.NewServeMux()
 	f.p.Mount(mux.Handle)
 	rec := httptest.NewRecorder()
@@ -130,7 +137,7 @@ func (f *fixture) serve(t *testing.T, pr admin.Principal, req *http.Request) (in
 	}
 	rec = httptest.NewRecorder()
 	mux.ServeHTTP(rec, req)
-	return rec.Code, rec.Body.String()
+	return rec
 }
 
 func pngBytes(t *testing.T) []byte {

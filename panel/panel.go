@@ -490,6 +490,9 @@ func (p *Panel) fail(req *request, err error) {
 		code, msg = http.StatusForbidden, err.Error()
 	case errors.Is(err, tenant.ErrConflict):
 		code, msg = http.StatusConflict, strings.TrimPrefix(err.Error(), "conflict: ")
+	case errors.Is(err, admin.ErrSearchesBusy):
+		req.w.Header().Set("Retry-After", "5")
+		code, msg = http.StatusTooManyRequests, "Too many searches are running on this server right now. Try again in a moment."
 	case errors.Is(err, admin.ErrBusy):
 		code, msg = http.StatusTooManyRequests, "Other checks are running (a reseller runs one at a time). Try again in a moment."
 	case errors.Is(err, quarantine.ErrNotHeld):
