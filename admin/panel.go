@@ -525,9 +525,16 @@ type MapScope struct {
 	// Key names the stored map: "reseller:SLUG" or "customer:KEY".
 	Key      string
 	Reseller tenant.Reseller
-	// DomainIDs, not names: a name deleted by one tenant and created by
-	// another must not carry the old owner's events into the new map.
-	DomainIDs []int64
+	// domains selects the domains covered (MapDomains).
+	domains Filter
+}
+
+// MapDomains lists the ids of the domains sc covers, which only a render
+// of its map needs: a reseller may have thousands, and the map is public.
+// Ids, not names: a name deleted by one tenant and created by another must
+// not carry the old owner's events into the new map.
+func (s *Service) MapDomains(ctx context.Context, sc MapScope) ([]int64, error) {
+	return s.domainIDs(ctx, sc.domains)
 }
 
 // ResellerMap resolves /map?reseller=SLUG. Unknown slugs are ErrNotFound.
@@ -543,8 +550,7 @@ func (s *Service) ResellerMap(ctx context.Context, slug string) (MapScope, error
 	if err != nil {
 		return MapScope{}, err
 	}
-	ids, err := s.domainIDs(ctx, Filter{ResellerID: r.ID})
-	return MapScope{Key: "reseller:" + r.Slug, Reseller: r, DomainIDs: ids}, err
+	return MapScope{Key: "reseller:" + r.Slug, Reseller: r, domains: Filter{ResellerID: r.ID}}, nil
 }
 
 // CustomerMap resolves /map?customer=KEY.
@@ -564,8 +570,7 @@ func (s *Service) CustomerMap(ctx context.Context, key string) (MapScope, error)
 	if err != nil {
 		return MapScope{}, err
 	}
-	ids, err := s.domainIDs(ctx, Filter{CustomerID: c.ID})
-	return MapScope{Key: "customer:" + key, Reseller: r, DomainIDs: ids}, err
+	return MapScope{Key: "customer:" + key, Reseller: r, domains: Filter{CustomerID: c.ID}}, nil
 }
 
 // domainIDs pages through every domain the filter selects.

@@ -592,14 +592,20 @@ func ScopedMaps(svc *admin.Service, maps MapScoper) func(ctx context.Context, ki
 		if err != nil {
 			return nil, false, err
 		}
-		brand := spammap.Brand{Name: sc.Reseller.DisplayName, Accent: sc.Reseller.Accent}
-		if brand.Name == "" {
-			brand.Name = sc.Reseller.Name
-		}
-		if _, err := svc.LogoBySlug(ctx, sc.Reseller.Slug); err == nil {
-			brand.Logo = "/panel/logo/" + url.PathEscape(sc.Reseller.Slug)
-		}
-		m, err := maps.Scoped(ctx, spammap.Scope{Key: sc.Key, DomainIDs: sc.DomainIDs, Brand: brand})
+		// The domains and the logo are read for a render only: every view
+		// of a map already rendered read all the reseller's domain records
+		// and its logo (up to 256 KiB), on a public URL.
+		m, err := maps.Scoped(ctx, spammap.Scope{Key: sc.Key, Resolve: func(ctx context.Context) ([]int64, spammap.Brand, error) {
+			brand := spammap.Brand{Name: sc.Reseller.DisplayName, Accent: sc.Reseller.Accent}
+			if brand.Name == "" {
+				brand.Name = sc.Reseller.Name
+			}
+			if _, err := svc.LogoBySlug(ctx, sc.Reseller.Slug); err == nil {
+				brand.Logo = "/panel/logo/" + url.PathEscape(sc.Reseller.Slug)
+			}
+			ids, err := svc.MapDomains(ctx, sc)
+			return ids, brand, err
+		}})
 		return m, err == nil, err
 	}
 }

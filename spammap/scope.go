@@ -41,6 +41,10 @@ type Scope struct {
 	Key       string
 	DomainIDs []int64
 	Brand     Brand
+	// Resolve, when set, gives DomainIDs and Brand once the map must be
+	// rendered: a view of a map already rendered this period reads
+	// neither.
+	Resolve func(ctx context.Context) ([]int64, Brand, error)
 }
 
 // maxScopedRenders bounds the scoped maps this node renders at once. Each
@@ -124,6 +128,11 @@ func (s *Scheduler) scoped(ctx context.Context, sc Scope, period time.Time) (*Ma
 		defer func() { <-s.renders }()
 	default:
 		return nil, ErrBusy
+	}
+	if sc.Resolve != nil {
+		if sc.DomainIDs, sc.Brand, err = sc.Resolve(ctx); err != nil {
+			return nil, fmt.Errorf("spammap: resolve %s: %w", sc.Key, err)
+		}
 	}
 	start := time.Now()
 	agg, err := collectFiltered(ctx, src, s.cfg, sc, start, s.world)
