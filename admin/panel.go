@@ -71,6 +71,7 @@ type PanelStore interface {
 	CustomerByMapKey(ctx context.Context, key string) (tenant.Customer, error)
 	PutLogo(ctx context.Context, resellerID int64, l Logo, a AuditEntry) error
 	GetLogo(ctx context.Context, resellerID int64) (Logo, error)
+	HasLogo(ctx context.Context, resellerID int64) (bool, error)
 	CreateUser(ctx context.Context, u *User, a AuditEntry) error
 	GetUser(ctx context.Context, id int64) (User, error)
 	UserByEmail(ctx context.Context, email string) (User, error)
@@ -239,6 +240,17 @@ func (s *Service) LogoBySlug(ctx context.Context, slug string) (Logo, error) {
 		return Logo{}, err
 	}
 	return ps.GetLogo(ctx, r.ID)
+}
+
+// HasLogo reports whether a reseller has a logo without reading it (up to
+// MaxLogoBytes): the panel asks on every page, a map's render for its
+// brand. Logos are public: any reseller's may be asked about.
+func (s *Service) HasLogo(ctx context.Context, resellerID int64) (bool, error) {
+	ps, err := s.panelStore()
+	if err != nil {
+		return false, err
+	}
+	return ps.HasLogo(ctx, resellerID)
 }
 
 // SetSuspended suspends or resumes a customer: its domains leave or return

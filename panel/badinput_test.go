@@ -471,6 +471,40 @@ func TestScopedMapViewsReadLittle(t *testing.T) {
 	}
 }
 
+// TestPanelPagesDoNotReadTheLogo: every page of a reseller's panel asks
+// whether it has a logo (the header shows it); it must not read the logo
+// (up to 256 KiB) to learn that. Before, each page read it: the brand
+// page allocated ~616 KB with a logo of the maximal size, ~80 KB now.
+func TestPanelPagesDoNotReadTheLogo(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	r, err := f.svc.CreateReseller(ctx, f.op, tenant.Reseller{Name: "R", Slug: "r"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr := admin.Principal{ResellerID: r.ID, Actor: "r"}
+	logo := pngBytes(t)
+	logo = append(logo, make([]byte, admin.MaxLogoBytes-len(logo))...)
+	if err := f.svc.SetLogo(ctx, pr, r.ID, logo); err != nil {
+		t.Fatal(err)
+	}
+	const pages = 10
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for range pages {
+		if code, body := f.get(t, pr, "/panel/brand"); code != http.StatusOK || !strings.Contains(body, "Current logo") {
+			t.Fatalf("brand page: %d, shows the logo: %v", code, strings.Contains(body, "Current logo"))
+		}
+	}
+	runtime.ReadMemStats(&after)
+	perPage := (after.TotalAlloc - before.TotalAlloc) / pages
+	t.Logf("%d bytes allocated per page", perPage)
+	if perPage > admin.MaxLogoBytes {
+		t.Errorf("%d bytes allocated per page, want under %d: the logo was read", perPage, admin.MaxLogoBytes)
+	}
+}
+
 // FuzzParseRecipientsCSV: an uploaded file is a tenant's bytes. Whatever
 // it holds, every recipient kept is one the domain accepts, the errors
 // shown stay bounded and short, and nothing panics.

@@ -292,8 +292,8 @@ func (p *Panel) authed(fn func(*request) error) http.HandlerFunc {
 				return
 			}
 			req.reseller = res
-			_, lerr := p.svc.LogoBySlug(r.Context(), res.Slug)
-			req.hasLogo = lerr == nil
+			has, err := p.svc.HasLogo(r.Context(), res.ID)
+			req.hasLogo = err == nil && has
 		}
 		if err := fn(req); err != nil {
 			p.fail(req, err)
@@ -600,7 +600,7 @@ func ScopedMaps(svc *admin.Service, maps MapScoper) func(ctx context.Context, ki
 			if brand.Name == "" {
 				brand.Name = sc.Reseller.Name
 			}
-			if _, err := svc.LogoBySlug(ctx, sc.Reseller.Slug); err == nil {
+			if has, err := svc.HasLogo(ctx, sc.Reseller.ID); err == nil && has {
 				brand.Logo = "/panel/logo/" + url.PathEscape(sc.Reseller.Slug)
 			}
 			ids, err := svc.MapDomains(ctx, sc)
