@@ -121,6 +121,8 @@ type Service struct {
 	// searches holds a place per message-log or quarantine search being
 	// run or answered on this node (BeginSearch).
 	searches chan struct{}
+	// charts holds the outcome charts summed lately (OutcomeCharts).
+	charts chartCache
 }
 
 // ServiceOptions configure a Service.
