@@ -78,6 +78,8 @@ type Panel struct {
 	// takenEmails rations, per reseller, the answers that an address is
 	// already a login (users.go).
 	takenEmails *ratelimit.Limiter[int64]
+	// logos holds the logos served lately (logo.go).
+	logos logoCache
 }
 
 // New builds the panel; it reads or creates the session key.
@@ -557,7 +559,10 @@ func (p *Panel) static(w http.ResponseWriter, r *http.Request) {
 // HTML or SVG type, and a CSP that forbids everything should a browser
 // render it as a document anyway.
 func (p *Panel) logo(w http.ResponseWriter, r *http.Request) {
-	l, err := p.svc.LogoBySlug(r.Context(), r.PathValue("slug"))
+	slug := r.PathValue("slug")
+	l, err := p.logos.get(r.Context(), slug, p.now(), func(ctx context.Context) (admin.Logo, error) {
+		return p.svc.LogoBySlug(ctx, slug)
+	})
 	if err != nil {
 		if !errors.Is(err, tenant.ErrNotFound) {
 			p.log.Warn("panel: logo", "err", err)
