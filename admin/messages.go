@@ -3,6 +3,7 @@ package admin
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/mxgrid/mxgrid/tracking"
 )
@@ -69,11 +70,27 @@ const MaxConcurrentSearches = 4
 // (HTTP 429). It is an ErrBusy.
 var ErrSearchesBusy = fmt.Errorf("%w: %d searches are running on this node", ErrBusy, MaxConcurrentSearches)
 
+// DefaultSearchWait is how long a search waits for a place before
+// ErrSearchesBusy: searches take milliseconds as a rule, so a burst of a
+// few at once (a panel open in several tabs, a script paging) is served in
+// turn rather than refused; a request whose client leaves stops waiting.
+const DefaultSearchWait = 5 * time.Second
+
 // BeginSearch takes one of the node's search places before a search of
 // the message log or the quarantine; done gives it back once the answer
-// is written. With none free it fails at once with ErrSearchesBusy: the
-// client retries.
-func (s *Service) BeginSearch() (done func(), err error) { return take(s.searches, ErrSearchesBusy) }
+// is written. With none free for the search wait (or until ctx ends) it
+// fails with ErrSearchesBusy: the client retries.
+func (s *Service) BeginSearch(ctx context.Context) (done func(), err error) {
+	wait := time.NewTimer(s.searchWait)
+	defer wait.Stop()
+	select {
+	case s.searches <- struct{}{}:
+		return func() { <-s.searches }, nil
+	case <-wait.C:
+	case <-ctx.Done():
+	}
+	return nil, ErrSearchesBusy
+}
 
 // SearchesRunning is how many search places are taken.
 func (s *Service) SearchesRunning() int { return len(s.searches) }

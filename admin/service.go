@@ -7,6 +7,7 @@ package admin
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -120,7 +121,8 @@ type Service struct {
 	imports chan struct{}
 	// searches holds a place per message-log or quarantine search being
 	// run or answered on this node (BeginSearch).
-	searches chan struct{}
+	searches   chan struct{}
+	searchWait time.Duration
 	// charts holds the outcome charts summed lately (OutcomeCharts).
 	charts chartCache
 }
@@ -150,6 +152,9 @@ type ServiceOptions struct {
 	CheckRoute func(ctx context.Context, route string) error
 	// Ownership configures how resellers' domains are proven.
 	Ownership OwnershipOptions
+	// SearchWait is how long a search waits for a place (0:
+	// DefaultSearchWait).
+	SearchWait time.Duration
 }
 
 // NewService returns a service over st.
@@ -160,6 +165,7 @@ func NewService(st Store, opts ServiceOptions) *Service {
 	if s.log == nil {
 		s.log = slog.Default()
 	}
+	s.searchWait = cmp.Or(opts.SearchWait, DefaultSearchWait)
 	if opts.OperatorToken != "" {
 		h := sha256.Sum256([]byte(opts.OperatorToken))
 		s.operatorHash = h[:]

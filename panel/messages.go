@@ -41,7 +41,7 @@ func (p *Panel) messages(req *request) error {
 		return nil
 	}
 	// One place for the search and the deferral view: the page holds both.
-	done, err := p.svc.BeginSearch()
+	done, err := p.svc.BeginSearch(req.r.Context())
 	if err != nil {
 		return err
 	}

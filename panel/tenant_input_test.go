@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mxgrid/mxgrid/admin"
 	"github.com/mxgrid/mxgrid/quarantine"
@@ -101,6 +102,7 @@ func TestSearchesShareTheNodesPlaces(t *testing.T) {
 		}
 		o.Messages = st
 		o.Quarantine = quarantine.New(quarantine.DefaultConfig(), st, nil, nil)
+		o.SearchWait = 50 * time.Millisecond // before 429
 	})
 	pr, _, _ := f.resellerWithDomain(t, tenant.Reseller{Name: "alpha"}, tenant.DomainRecord{Name: "one.example", Route: "192.0.2.1:25"})
 	get := func(path string) (int, string, http.Header) {
@@ -109,7 +111,7 @@ func TestSearchesShareTheNodesPlaces(t *testing.T) {
 	}
 	var held []func()
 	for range admin.MaxConcurrentSearches {
-		done, err := f.svc.BeginSearch()
+		done, err := f.svc.BeginSearch(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -53,9 +53,15 @@ type Scope struct {
 // scopedRenderTimeout, and goes on after its viewer leaves: without a
 // bound, anyone could open /map?customer=KEY for every customer and hang
 // up, and have the node read them all at once. Past it, a scope not yet
-// rendered this period is ErrBusy (HTTP 429); renders in flight are
-// joined and stored maps served as before.
+// rendered this period waits up to scopedRenderWait for a place, then is
+// ErrBusy (HTTP 429); renders in flight are joined and stored maps served
+// as before.
 const maxScopedRenders = 2
+
+// scopedRenderWait is how long a render waits for a place: a render of a
+// small scope takes milliseconds, so a few viewers of new scopes at once
+// (a panel listing its customers' maps) are served in turn, not refused.
+const scopedRenderWait = 5 * time.Second
 
 // ErrBusy: maxScopedRenders scoped maps are being rendered on this node.
 var ErrBusy = fmt.Errorf("spammap: %d white-label maps are being rendered on this node; try again shortly", maxScopedRenders)
@@ -123,10 +129,12 @@ func (s *Scheduler) scoped(ctx context.Context, sc Scope, period time.Time) (*Ma
 	if !ok {
 		return nil, errors.New("spammap: the event source cannot filter by domain")
 	}
+	wait := time.NewTimer(scopedRenderWait)
+	defer wait.Stop()
 	select {
 	case s.renders <- struct{}{}:
 		defer func() { <-s.renders }()
-	default:
+	case <-wait.C:
 		return nil, ErrBusy
 	}
 	if sc.Resolve != nil {

@@ -86,7 +86,7 @@ func TestScopedRenderOutlivesItsFirstViewer(t *testing.T) {
 // at once. Renders outlive their viewers (above), so without the bound
 // anyone could open /map?customer=KEY for every customer, hang up, and
 // have the node stream each one's events at once over the store's shared
-// connections. A third scope is refused at once (ErrBusy) without
+// connections. A third scope waits, then is refused (ErrBusy) without
 // reading anything; a viewer of a scope in flight joins its render; once
 // a render ends, the next scope renders.
 func TestScopedRendersBoundedPerNode(t *testing.T) {

@@ -2,6 +2,7 @@ package web
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -112,7 +113,8 @@ func TestImportsAtOnceAreBounded(t *testing.T) {
 // mail path shares and each holding its answer (a deferral view: up to
 // 20,000 rows) until the client read it.
 func TestSearchesAtOnceAreBounded(t *testing.T) {
-	f := newAPIFixture(t)
+	// A search waits this long for a place before 429.
+	f := newAPIFixture(t, func(o *admin.ServiceOptions) { o.SearchWait = 50 * time.Millisecond })
 	get := func(path string) (int, string) {
 		req, err := http.NewRequest("GET", f.srv.URL+path, nil)
 		if err != nil {
@@ -128,7 +130,7 @@ func TestSearchesAtOnceAreBounded(t *testing.T) {
 	}
 	var held []func()
 	for range admin.MaxConcurrentSearches {
-		done, err := f.svc.BeginSearch()
+		done, err := f.svc.BeginSearch(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}
