@@ -2,6 +2,8 @@ package admin
 
 import (
 	"context"
+	"fmt"
+	"time"
 
 	"github.com/mxgrid/mxgrid/tracking"
 )
@@ -52,3 +54,43 @@ func (s *Service) WaitingMessages(ctx context.Context, p Principal, f tracking.W
 	f.Scope = scope(p)
 	return s.messages.WaitingTracking(ctx, f)
 }
+
+// MaxConcurrentSearches bounds the searches of the message log (records,
+// the deferral view) and of the quarantine a node runs and answers at
+// once, through the API and the panel together. Each may scan a table for
+// the store's timeout on one of its connections (16 on PostgreSQL, shared
+// with the mail path: a search by status or text is served by no index)
+// and holds its answer until the client has read it: a deferral view is
+// up to tracking.MaxWaitingRows rows, several MB. Without the bound, a tenant
+// sending many such requests at once and reading the answers slowly took
+// the pool from the mail path and held an answer per connection.
+const MaxConcurrentSearches = 4
+
+// ErrSearchesBusy: MaxConcurrentSearches searches are running on this node
+// (HTTP 429). It is an ErrBusy.
+var ErrSearchesBusy = fmt.Errorf("%w: %d searches are running on this node", ErrBusy, MaxConcurrentSearches)
+
+// DefaultSearchWait is how long a search waits for a place before
+// ErrSearchesBusy: searches take milliseconds as a rule, so a burst of a
+// few at once (a panel open in several tabs, a script paging) is served in
+// turn rather than refused; a request whose client leaves stops waiting.
+const DefaultSearchWait = 5 * time.Second
+
+// BeginSearch takes one of the node's search places before a search of
+// the message log or the quarantine; done gives it back once the answer
+// is written. With none free for the search wait (or until ctx ends) it
+// fails with ErrSearchesBusy: the client retries.
+func (s *Service) BeginSearch(ctx context.Context) (done func(), err error) {
+	wait := time.NewTimer(s.searchWait)
+	defer wait.Stop()
+	select {
+	case s.searches <- struct{}{}:
+		return func() { <-s.searches }, nil
+	case <-wait.C:
+	case <-ctx.Done():
+	}
+	return nil, ErrSearchesBusy
+}
+
+// SearchesRunning is how many search places are taken.
+func (s *Service) SearchesRunning() int { return len(s.searches) }

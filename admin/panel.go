@@ -71,6 +71,7 @@ type PanelStore interface {
 	CustomerByMapKey(ctx context.Context, key string) (tenant.Customer, error)
 	PutLogo(ctx context.Context, resellerID int64, l Logo, a AuditEntry) error
 	GetLogo(ctx context.Context, resellerID int64) (Logo, error)
+	HasLogo(ctx context.Context, resellerID int64) (bool, error)
 	CreateUser(ctx context.Context, u *User, a AuditEntry) error
 	GetUser(ctx context.Context, id int64) (User, error)
 	UserByEmail(ctx context.Context, email string) (User, error)
@@ -239,6 +240,17 @@ func (s *Service) LogoBySlug(ctx context.Context, slug string) (Logo, error) {
 		return Logo{}, err
 	}
 	return ps.GetLogo(ctx, r.ID)
+}
+
+// HasLogo reports whether a reseller has a logo without reading it (up to
+// MaxLogoBytes): the panel asks on every page, a map's render for its
+// brand. Logos are public: any reseller's may be asked about.
+func (s *Service) HasLogo(ctx context.Context, resellerID int64) (bool, error) {
+	ps, err := s.panelStore()
+	if err != nil {
+		return false, err
+	}
+	return ps.HasLogo(ctx, resellerID)
 }
 
 // SetSuspended suspends or resumes a customer: its domains leave or return
@@ -525,9 +537,16 @@ type MapScope struct {
 	// Key names the stored map: "reseller:SLUG" or "customer:KEY".
 	Key      string
 	Reseller tenant.Reseller
-	// DomainIDs, not names: a name deleted by one tenant and created by
-	// another must not carry the old owner's events into the new map.
-	DomainIDs []int64
+	// domains selects the domains covered (MapDomains).
+	domains Filter
+}
+
+// MapDomains lists the ids of the domains sc covers, which only a render
+// of its map needs: a reseller may have thousands, and the map is public.
+// Ids, not names: a name deleted by one tenant and created by another must
+// not carry the old owner's events into the new map.
+func (s *Service) MapDomains(ctx context.Context, sc MapScope) ([]int64, error) {
+	return s.domainIDs(ctx, sc.domains)
 }
 
 // ResellerMap resolves /map?reseller=SLUG. Unknown slugs are ErrNotFound.
@@ -543,8 +562,7 @@ func (s *Service) ResellerMap(ctx context.Context, slug string) (MapScope, error
 	if err != nil {
 		return MapScope{}, err
 	}
-	ids, err := s.domainIDs(ctx, Filter{ResellerID: r.ID})
-	return MapScope{Key: "reseller:" + r.Slug, Reseller: r, DomainIDs: ids}, err
+	return MapScope{Key: "reseller:" + r.Slug, Reseller: r, domains: Filter{ResellerID: r.ID}}, nil
 }
 
 // CustomerMap resolves /map?customer=KEY.
@@ -564,8 +582,7 @@ func (s *Service) CustomerMap(ctx context.Context, key string) (MapScope, error)
 	if err != nil {
 		return MapScope{}, err
 	}
-	ids, err := s.domainIDs(ctx, Filter{CustomerID: c.ID})
-	return MapScope{Key: "customer:" + key, Reseller: r, DomainIDs: ids}, err
+	return MapScope{Key: "customer:" + key, Reseller: r, domains: Filter{CustomerID: c.ID}}, nil
 }
 
 // domainIDs pages through every domain the filter selects.

@@ -7,6 +7,7 @@ package admin
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -118,6 +119,12 @@ type Service struct {
 	// imports holds a place per recipient import running on this node,
 	// through the API and the panel together (BeginImport).
 	imports chan struct{}
+	// searches holds a place per message-log or quarantine search being
+	// run or answered on this node (BeginSearch).
+	searches   chan struct{}
+	searchWait time.Duration
+	// charts holds the outcome charts summed lately (OutcomeCharts).
+	charts chartCache
 }
 
 // ServiceOptions configure a Service.
@@ -145,16 +152,20 @@ type ServiceOptions struct {
 	CheckRoute func(ctx context.Context, route string) error
 	// Ownership configures how resellers' domains are proven.
 	Ownership OwnershipOptions
+	// SearchWait is how long a search waits for a place (0:
+	// DefaultSearchWait).
+	SearchWait time.Duration
 }
 
 // NewService returns a service over st.
 func NewService(st Store, opts ServiceOptions) *Service {
 	s := &Service{store: st, changed: opts.Changed, log: opts.Log, panel: opts.Panel, activity: opts.Activity,
 		messages: opts.Messages, quarantine: opts.Quarantine, checkRoute: opts.CheckRoute, own: newOwnership(opts.Ownership),
-		imports: make(chan struct{}, MaxConcurrentImports)}
+		imports: make(chan struct{}, MaxConcurrentImports), searches: make(chan struct{}, MaxConcurrentSearches)}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
+	s.searchWait = cmp.Or(opts.SearchWait, DefaultSearchWait)
 	if opts.OperatorToken != "" {
 		h := sha256.Sum256([]byte(opts.OperatorToken))
 		s.operatorHash = h[:]
@@ -693,12 +704,15 @@ var ErrImportsBusy = fmt.Errorf("%w: %d recipient imports are running on this no
 // BeginImport takes one of the node's import places before an import's
 // list is read; done gives it back. With none free it fails at once with
 // ErrImportsBusy: the client retries.
-func (s *Service) BeginImport() (done func(), err error) {
+func (s *Service) BeginImport() (done func(), err error) { return take(s.imports, ErrImportsBusy) }
+
+// take takes one of places, or fails at once with busy when none is free.
+func take(places chan struct{}, busy error) (done func(), err error) {
 	select {
-	case s.imports <- struct{}{}:
-		return func() { <-s.imports }, nil
+	case places <- struct{}{}:
+		return func() { <-places }, nil
 	default:
-		return nil, ErrImportsBusy
+		return nil, busy
 	}
 }
 

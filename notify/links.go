@@ -123,6 +123,12 @@ func (l *Links) serve(w http.ResponseWriter, r *http.Request) {
 			l.page(w, http.StatusConflict, linkView{Title: "Already released", Text: "This message was released (or deleted) already; it is not delivered again."})
 			return
 		}
+		if errors.Is(err, quarantine.ErrBusy) {
+			// Nothing was tried: the node's max_open_bytes is spent for now.
+			w.Header().Set("Retry-After", "5")
+			l.page(w, http.StatusTooManyRequests, linkView{Title: "Try again in a moment", Text: "Many held messages are being opened right now; yours stays in the quarantine."})
+			return
+		}
 		l.log.Warn("release link", "item", link.ItemID, "err", err)
 		l.page(w, http.StatusBadGateway, linkView{Title: "Not delivered yet", Text: "Your mail server did not take the message; it stays in the quarantine. Try again later."})
 		return

@@ -98,3 +98,68 @@ func TestReleaseLinkDeliversToItsRecipientOnly(t *testing.T) {
 		}
 	}
 }
+
+// TestReleaseLinkWhenTheNodeIsBusy: a release refused because the node's
+// quarantine.max_open_bytes is spent by other open messages answers 429
+// with Retry-After and leaves the message held; once they are closed the
+// same link releases it. Before, the recipient was told 502, that its
+// mail server had not taken the message, and the node logged a failed
+// delivery that was never tried.
+func TestReleaseLinkWhenTheNodeIsBusy(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.Open(store.DefaultConfig(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if err := st.MigrateQuarantine(ctx); err != nil {
+		t.Fatal(err)
+	}
+	customer := smtptest.StartSink(t)
+	dir := domains{"a.example": {Name: "a.example", ID: 7, CustomerID: 3, Route: tenant.Route{Addr: customer.Addr, TLS: tenant.TLSNone}}}
+	rel := relay.New(relay.DefaultConfig(), "mx.mxgrid.test", smtptest.Guard(), slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	cfg := quarantine.DefaultConfig()
+	cfg.MaxOpenBytes = 1 << 20
+	q := quarantine.New(cfg, st, smtpd.Releaser{Directory: dir, Relay: smtpd.Relay{Relay: rel}}, nil)
+	hold := func(body string) int64 {
+		ids, err := q.Hold(ctx, quarantine.Item{Domain: "a.example", DomainID: 7, CustomerID: 3, Sender: "s@x.example",
+			Recipients: []string{"ann@a.example"}}, strings.NewReader("Subject: x\r\n\r\n"+body+"\r\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ids[0]
+	}
+	big, mine := hold(strings.Repeat("y", 400<<10)), hold("x") // 3 x 400 KiB: all of max_open_bytes
+	key := bytes.Repeat([]byte("k"), 32)
+	mux := http.NewServeMux()
+	NewLinks([][]byte{key}, q, nil, nil, nil).Mount(func(p string, h http.Handler) { mux.Handle(p, h) })
+	tok := Sign(Link{Action: ActionRelease, ItemID: mine, Recipient: "ann@a.example", Expires: time.Now().Add(time.Hour)}, key)
+	post := func() *httptest.ResponseRecorder {
+		rec := httptest.NewRecorder()
+		mux.ServeHTTP(rec, httptest.NewRequest("POST", "/q/release/"+tok, nil))
+		return rec
+	}
+	opened, closeIt := make(chan struct{}), make(chan struct{})
+	go q.Open(ctx, tracking.Scope{Operator: true}, big, func(quarantine.Item, []byte) {
+		close(opened)
+		<-closeIt
+	})
+	<-opened
+	rec := post()
+	close(closeIt)
+	if rec.Code != http.StatusTooManyRequests || rec.Header().Get("Retry-After") == "" {
+		t.Fatalf("with max_open_bytes spent: %d, Retry-After %q; want 429 with Retry-After", rec.Code, rec.Header().Get("Retry-After"))
+	}
+	if it, err := q.Item(ctx, tracking.Scope{Operator: true}, mine); err != nil || it.State != quarantine.StateHeld || len(customer.Messages()) != 0 {
+		t.Fatalf("after the busy answer: %s, %v, %d delivered; want still held, nothing delivered", it.State, err, len(customer.Messages()))
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		rec = post()
+		if rec.Code != http.StatusTooManyRequests || time.Now().After(deadline) {
+			break
+		}
+	}
+	if rec.Code != http.StatusOK || len(customer.Messages()) != 1 {
+		t.Fatalf("once the other message is closed: %d, %d delivered; want 200, 1", rec.Code, len(customer.Messages()))
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -119,6 +120,13 @@ func (f *fixture) post(t *testing.T, pr admin.Principal, path string) (int, stri
 
 func (f *fixture) serve(t *testing.T, pr admin.Principal, req *http.Request) (int, string) {
 	t.Helper()
+	rec := f.record(t, pr, req)
+	return rec.Code, rec.Body.String()
+}
+
+// record serves req to pr's session and returns the whole answer.
+func (f *fixture) record(t *testing.T, pr admin.Principal, req *http.Request) *httptest.ResponseRecorder {
+	t.Helper()
 	mux := http.NewServeMux()
 	f.p.Mount(mux.Handle)
 	rec := httptest.NewRecorder()
@@ -130,7 +138,7 @@ func (f *fixture) serve(t *testing.T, pr admin.Principal, req *http.Request) (in
 	}
 	rec = httptest.NewRecorder()
 	mux.ServeHTTP(rec, req)
-	return rec.Code, rec.Body.String()
+	return rec
 }
 
 func pngBytes(t *testing.T) []byte {
@@ -406,6 +414,94 @@ func TestResellerMapShowsOnlyItsSources(t *testing.T) {
 		if again.ETag != m.ETag {
 			t.Errorf("%s=%s regenerated within the period", tt.kind, tt.key)
 		}
+	}
+}
+
+// TestScopedMapViewsReadLittle: /map?reseller= and /map?customer= are
+// public; a view of a map already rendered this period reads the scope's
+// row, not the reseller's domain records nor its logo, which only a
+// render needs. Before, every view paged through all the reseller's
+// domains and read the logo (up to 256 KiB) just to learn that it exists:
+// ~540 KB allocated per view here, with one domain.
+func TestScopedMapViewsReadLittle(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	pr, _, _ := f.resellerWithDomain(t, tenant.Reseller{Name: "alpha", Slug: "alpha"}, tenant.DomainRecord{Name: "alpha.example", Route: "127.0.0.1:25"})
+	logo := pngBytes(t)
+	logo = append(logo, make([]byte, admin.MaxLogoBytes-len(logo))...)
+	if err := f.svc.SetLogo(ctx, pr, pr.ResellerID, logo); err != nil {
+		t.Fatal(err)
+	}
+	customers, err := f.svc.ListCustomers(ctx, pr, admin.Filter{Limit: 1})
+	if err != nil || len(customers) != 1 {
+		t.Fatalf("customers %v, %v", customers, err)
+	}
+	world, err := spammap.LoadWorld()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sched, err := spammap.NewScheduler(spammap.DefaultConfig(), world, spammap.StoreEvents{Store: f.st}, f.st, alwaysLeader{},
+		prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	scoped := ScopedMaps(f.svc, sched)
+	for _, sc := range []struct{ kind, key string }{{"reseller", "alpha"}, {"customer", customers[0].MapKey}} {
+		t.Run(sc.kind, func(t *testing.T) {
+			m, found, err := scoped(ctx, sc.kind, sc.key)
+			if err != nil || !found || !strings.Contains(string(m.Body), "/panel/logo/alpha") {
+				t.Fatalf("first view: found %v, err %v; the render must show the logo", found, err)
+			}
+			const views = 20
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			for range views {
+				if again, _, err := scoped(ctx, sc.kind, sc.key); err != nil || again.ETag != m.ETag {
+					t.Fatalf("a later view: %v", err)
+				}
+			}
+			runtime.ReadMemStats(&after)
+			perView := (after.TotalAlloc - before.TotalAlloc) / views
+			t.Logf("%d bytes allocated per view", perView)
+			if perView > admin.MaxLogoBytes/4 {
+				t.Errorf("%d bytes allocated per view of a rendered map, want under %d: the logo or the domains were read", perView, admin.MaxLogoBytes/4)
+			}
+		})
+	}
+}
+
+// TestPanelPagesDoNotReadTheLogo: every page of a reseller's panel asks
+// whether it has a logo (the header shows it); it must not read the logo
+// (up to 256 KiB) to learn that. Before, each page read it: the brand
+// page allocated ~616 KB with a logo of the maximal size, ~80 KB now.
+func TestPanelPagesDoNotReadTheLogo(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	r, err := f.svc.CreateReseller(ctx, f.op, tenant.Reseller{Name: "R", Slug: "r"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr := admin.Principal{ResellerID: r.ID, Actor: "r"}
+	logo := pngBytes(t)
+	logo = append(logo, make([]byte, admin.MaxLogoBytes-len(logo))...)
+	if err := f.svc.SetLogo(ctx, pr, r.ID, logo); err != nil {
+		t.Fatal(err)
+	}
+	const pages = 10
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for range pages {
+		if code, body := f.get(t, pr, "/panel/brand"); code != http.StatusOK || !strings.Contains(body, "Current logo") {
+			t.Fatalf("brand page: %d, shows the logo: %v", code, strings.Contains(body, "Current logo"))
+		}
+	}
+	runtime.ReadMemStats(&after)
+	perPage := (after.TotalAlloc - before.TotalAlloc) / pages
+	t.Logf("%d bytes allocated per page", perPage)
+	if perPage > admin.MaxLogoBytes {
+		t.Errorf("%d bytes allocated per page, want under %d: the logo was read", perPage, admin.MaxLogoBytes)
 	}
 }
 

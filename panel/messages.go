@@ -40,6 +40,12 @@ func (p *Panel) messages(req *request) error {
 		p.render(req, http.StatusBadRequest, "messages", pg)
 		return nil
 	}
+	// One place for the search and the deferral view: the page holds both.
+	done, err := p.svc.BeginSearch(req.r.Context())
+	if err != nil {
+		return err
+	}
+	defer done()
 	recs, next, err := p.svc.SearchMessages(ctx, req.sess.P, f)
 	if err != nil {
 		return err

@@ -78,6 +78,8 @@ type Panel struct {
 	// takenEmails rations, per reseller, the answers that an address is
 	// already a login (users.go).
 	takenEmails *ratelimit.Limiter[int64]
+	// logos holds the logos served lately (logo.go).
+	logos logoCache
 }
 
 // New builds the panel; it reads or creates the session key.
@@ -292,8 +294,8 @@ func (p *Panel) authed(fn func(*request) error) http.HandlerFunc {
 				return
 			}
 			req.reseller = res
-			_, lerr := p.svc.LogoBySlug(r.Context(), res.Slug)
-			req.hasLogo = lerr == nil
+			has, err := p.svc.HasLogo(r.Context(), res.ID)
+			req.hasLogo = err == nil && has
 		}
 		if err := fn(req); err != nil {
 			p.fail(req, err)
@@ -490,6 +492,9 @@ func (p *Panel) fail(req *request, err error) {
 		code, msg = http.StatusForbidden, err.Error()
 	case errors.Is(err, tenant.ErrConflict):
 		code, msg = http.StatusConflict, strings.TrimPrefix(err.Error(), "conflict: ")
+	case errors.Is(err, admin.ErrSearchesBusy):
+		req.w.Header().Set("Retry-After", "5")
+		code, msg = http.StatusTooManyRequests, "Too many searches are running on this server right now. Try again in a moment."
 	case errors.Is(err, admin.ErrBusy):
 		code, msg = http.StatusTooManyRequests, "Other checks are running (a reseller runs one at a time). Try again in a moment."
 	case errors.Is(err, quarantine.ErrNotHeld):
@@ -554,7 +559,10 @@ func (p *Panel) static(w http.ResponseWriter, r *http.Request) {
 // HTML or SVG type, and a CSP that forbids everything should a browser
 // render it as a document anyway.
 func (p *Panel) logo(w http.ResponseWriter, r *http.Request) {
-	l, err := p.svc.LogoBySlug(r.Context(), r.PathValue("slug"))
+	slug := r.PathValue("slug")
+	l, err := p.logos.get(r.Context(), slug, p.now(), func(ctx context.Context) (admin.Logo, error) {
+		return p.svc.LogoBySlug(ctx, slug)
+	})
 	if err != nil {
 		if !errors.Is(err, tenant.ErrNotFound) {
 			p.log.Warn("panel: logo", "err", err)
@@ -589,14 +597,20 @@ func ScopedMaps(svc *admin.Service, maps MapScoper) func(ctx context.Context, ki
 		if err != nil {
 			return nil, false, err
 		}
-		brand := spammap.Brand{Name: sc.Reseller.DisplayName, Accent: sc.Reseller.Accent}
-		if brand.Name == "" {
-			brand.Name = sc.Reseller.Name
-		}
-		if _, err := svc.LogoBySlug(ctx, sc.Reseller.Slug); err == nil {
-			brand.Logo = "/panel/logo/" + url.PathEscape(sc.Reseller.Slug)
-		}
-		m, err := maps.Scoped(ctx, spammap.Scope{Key: sc.Key, DomainIDs: sc.DomainIDs, Brand: brand})
+		// The domains and the logo are read for a render only: every view
+		// of a map already rendered read all the reseller's domain records
+		// and its logo (up to 256 KiB), on a public URL.
+		m, err := maps.Scoped(ctx, spammap.Scope{Key: sc.Key, Resolve: func(ctx context.Context) ([]int64, spammap.Brand, error) {
+			brand := spammap.Brand{Name: sc.Reseller.DisplayName, Accent: sc.Reseller.Accent}
+			if brand.Name == "" {
+				brand.Name = sc.Reseller.Name
+			}
+			if has, err := svc.HasLogo(ctx, sc.Reseller.ID); err == nil && has {
+				brand.Logo = "/panel/logo/" + url.PathEscape(sc.Reseller.Slug)
+			}
+			ids, err := svc.MapDomains(ctx, sc)
+			return ids, brand, err
+		}})
 		return m, err == nil, err
 	}
 }

@@ -36,7 +36,11 @@ func (p *Panel) quarantineList(req *request) error {
 	search := readSearch(req)
 	var items []quarantine.Item
 	if search.refused == nil && errs == nil {
-		var err error
+		done, err := p.svc.BeginSearch(req.r.Context())
+		if err != nil {
+			return err
+		}
+		defer done()
 		if items, err = p.svc.ListQuarantine(req.r.Context(), req.sess.P, f); err != nil {
 			return err
 		}

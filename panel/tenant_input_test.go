@@ -9,8 +9,11 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mxgrid/mxgrid/admin"
+	"github.com/mxgrid/mxgrid/quarantine"
+	"github.com/mxgrid/mxgrid/store"
 	"github.com/mxgrid/mxgrid/tenant"
 )
 
@@ -82,5 +85,52 @@ func TestDomainFormRefusedChangesNothing(t *testing.T) {
 	}
 	if got.Route != "192.0.2.1:25" || got.Policy.TagScore == nil || *got.Policy.TagScore != 5 {
 		t.Fatalf("the refused form was saved: route %s, tag_score %v", got.Route, got.Policy.TagScore)
+	}
+}
+
+// TestSearchesShareTheNodesPlaces: the message log and the quarantine
+// list take the node's search places that the API's searches take
+// (admin.BeginSearch): with all of them taken, each page is told to retry
+// (429, Retry-After); once one is free, it answers and gives its place
+// back. Before, any number of these pages ran at once, each holding a
+// store connection and its answer (the message log's deferral view: up to
+// 20,000 rows).
+func TestSearchesShareTheNodesPlaces(t *testing.T) {
+	f := newFixture(t, func(st *store.Store, o *admin.ServiceOptions) {
+		if err := st.MigrateTracking(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		o.Messages = st
+		o.Quarantine = quarantine.New(quarantine.DefaultConfig(), st, nil, nil)
+		o.SearchWait = 50 * time.Millisecond // before 429
+	})
+	pr, _, _ := f.resellerWithDomain(t, tenant.Reseller{Name: "alpha"}, tenant.DomainRecord{Name: "one.example", Route: "192.0.2.1:25"})
+	get := func(path string) (int, string, http.Header) {
+		rec := f.record(t, pr, httptest.NewRequest("GET", path, nil))
+		return rec.Code, rec.Body.String(), rec.Header()
+	}
+	var held []func()
+	for range admin.MaxConcurrentSearches {
+		done, err := f.svc.BeginSearch(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, done)
+	}
+	paths := []string{"/panel/messages?sender=x%40sender.example", "/panel/quarantine?q=invoice"}
+	for _, path := range paths {
+		code, body, hdr := get(path)
+		if code != http.StatusTooManyRequests || hdr.Get("Retry-After") == "" || !strings.Contains(body, "Too many searches") {
+			t.Errorf("%s with every search place taken: %d, Retry-After %q; want 429 with Retry-After saying why\n%s", path, code, hdr.Get("Retry-After"), body)
+		}
+	}
+	held[0]()
+	for _, path := range paths {
+		if code, body, _ := get(path); code != http.StatusOK {
+			t.Errorf("%s with a place free: %d\n%s", path, code, body)
+		}
+		if n := f.svc.SearchesRunning(); n != admin.MaxConcurrentSearches-1 {
+			t.Errorf("%s: %d places taken after it, want %d (its own given back)", path, n, admin.MaxConcurrentSearches-1)
+		}
 	}
 }

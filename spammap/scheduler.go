@@ -57,8 +57,10 @@ type Scheduler struct {
 	mu      sync.Mutex
 	current atomic.Pointer[Map]
 
-	// Scoped maps (scope.go): renders in flight and the maps held.
+	// Scoped maps (scope.go): renders in flight, their places on this
+	// node (maxScopedRenders) and the maps held.
 	scopes    singleflight.Group
+	renders   chan struct{}
 	scopeMu   sync.Mutex
 	scopeMaps map[string]*Map
 }
@@ -82,6 +84,7 @@ func NewScheduler(cfg Config, world *World, events EventSource, maps MapStore, l
 		leader:    leader,
 		log:       log.With("component", "spammap"),
 		scopeMaps: make(map[string]*Map),
+		renders:   make(chan struct{}, maxScopedRenders),
 		// A minute bounds how stale a follower's copy is and how long a
 		// missed generation waits for a new leader, at one cheap query.
 		poll: min(cfg.Interval, time.Minute),

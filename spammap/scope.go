@@ -41,7 +41,30 @@ type Scope struct {
 	Key       string
 	DomainIDs []int64
 	Brand     Brand
+	// Resolve, when set, gives DomainIDs and Brand once the map must be
+	// rendered: a view of a map already rendered this period reads
+	// neither.
+	Resolve func(ctx context.Context) ([]int64, Brand, error)
 }
+
+// maxScopedRenders bounds the scoped maps this node renders at once. Each
+// render streams up to map.points events over one of the store's
+// connections (16 on PostgreSQL, shared with the mail path) for up to
+// scopedRenderTimeout, and goes on after its viewer leaves: without a
+// bound, anyone could open /map?customer=KEY for every customer and hang
+// up, and have the node read them all at once. Past it, a scope not yet
+// rendered this period waits up to scopedRenderWait for a place, then is
+// ErrBusy (HTTP 429); renders in flight are joined and stored maps served
+// as before.
+const maxScopedRenders = 2
+
+// scopedRenderWait is how long a render waits for a place: a render of a
+// small scope takes milliseconds, so a few viewers of new scopes at once
+// (a panel listing its customers' maps) are served in turn, not refused.
+const scopedRenderWait = 5 * time.Second
+
+// ErrBusy: maxScopedRenders scoped maps are being rendered on this node.
+var ErrBusy = fmt.Errorf("spammap: %d white-label maps are being rendered on this node; try again shortly", maxScopedRenders)
 
 // maxScopesHeld bounds the scoped maps a node keeps in memory; past it, the
 // held maps are dropped and reloaded from the store on demand.
@@ -105,6 +128,19 @@ func (s *Scheduler) scoped(ctx context.Context, sc Scope, period time.Time) (*Ma
 	src, ok := s.events.(DomainEventSource)
 	if !ok {
 		return nil, errors.New("spammap: the event source cannot filter by domain")
+	}
+	wait := time.NewTimer(scopedRenderWait)
+	defer wait.Stop()
+	select {
+	case s.renders <- struct{}{}:
+		defer func() { <-s.renders }()
+	case <-wait.C:
+		return nil, ErrBusy
+	}
+	if sc.Resolve != nil {
+		if sc.DomainIDs, sc.Brand, err = sc.Resolve(ctx); err != nil {
+			return nil, fmt.Errorf("spammap: resolve %s: %w", sc.Key, err)
+		}
 	}
 	start := time.Now()
 	agg, err := collectFiltered(ctx, src, s.cfg, sc, start, s.world)

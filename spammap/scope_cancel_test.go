@@ -2,6 +2,7 @@ package spammap_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"sync/atomic"
@@ -78,5 +79,71 @@ func TestScopedRenderOutlivesItsFirstViewer(t *testing.T) {
 	}
 	if n := src.calls.Load(); n != 1 {
 		t.Fatalf("the events were read %d times, want once", n)
+	}
+}
+
+// TestScopedRendersBoundedPerNode: a node renders at most two scoped maps
+// at once. Renders outlive their viewers (above), so without the bound
+// anyone could open /map?customer=KEY for every customer, hang up, and
+// have the node stream each one's events at once over the store's shared
+// connections. A third scope waits, then is refused (ErrBusy) without
+// reading anything; a viewer of a scope in flight joins its render; once
+// a render ends, the next scope renders.
+func TestScopedRendersBoundedPerNode(t *testing.T) {
+	world, err := spammap.LoadWorld()
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := &gatedEvents{started: make(chan struct{}), release: make(chan struct{})}
+	sched, err := spammap.NewScheduler(spammap.DefaultConfig(), world, src, openStore(t), &flag{}, prometheus.NewRegistry(),
+		slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	scope := func(key string) spammap.Scope {
+		return spammap.Scope{Key: key, DomainIDs: []int64{1}, Brand: spammap.Brand{Name: key}}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	for _, key := range []string{"customer:a", "customer:b"} {
+		go sched.Scoped(ctx, scope(key))
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for src.calls.Load() < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d renders started, want 2", src.calls.Load())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	cancel() // the viewers leave; the renders go on and keep their places
+	third, cancelThird := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancelThird()
+	if _, err := sched.Scoped(third, scope("customer:c")); !errors.Is(err, spammap.ErrBusy) {
+		t.Fatalf("a third scope while two render: %v, want ErrBusy", err)
+	}
+	if n := src.calls.Load(); n != 2 {
+		t.Fatalf("the events were read %d times, want 2 (the refused scope reads nothing)", n)
+	}
+	joined := make(chan error, 1)
+	go func() {
+		_, err := sched.Scoped(context.Background(), scope("customer:a"))
+		joined <- err
+	}()
+	close(src.release)
+	if err := <-joined; err != nil {
+		t.Fatalf("a viewer of a scope in flight: %v", err)
+	}
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		_, err := sched.Scoped(context.Background(), scope("customer:c"))
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, spammap.ErrBusy) || time.Now().After(deadline) {
+			t.Fatalf("the third scope after the renders: %v", err)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if n := src.calls.Load(); n != 3 {
+		t.Fatalf("the events were read %d times, want 3", n)
 	}
 }

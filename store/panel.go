@@ -36,6 +36,16 @@ func (t *Tenants) PutLogo(ctx context.Context, resellerID int64, l admin.Logo, a
 	return err
 }
 
+// HasLogo reports whether the reseller has a logo, without reading it.
+func (t *Tenants) HasLogo(ctx context.Context, resellerID int64) (bool, error) {
+	return getOne(ctx, t, `SELECT EXISTS (SELECT 1 FROM reseller_logos WHERE reseller_id = $1)`, resellerID,
+		func(sc interface{ Scan(...any) error }) (bool, error) {
+			var has bool
+			err := sc.Scan(&has)
+			return has, err
+		})
+}
+
 func (t *Tenants) GetLogo(ctx context.Context, resellerID int64) (admin.Logo, error) {
 	return getOne(ctx, t, `SELECT content_type, data, updated_us FROM reseller_logos WHERE reseller_id = $1`, resellerID,
 		func(sc interface{ Scan(...any) error }) (admin.Logo, error) {

@@ -104,3 +104,31 @@ func testPanelUsers(t *testing.T, ts *Tenants) {
 		t.Fatalf("users changed the config version: %d, %v", d.Version, err)
 	}
 }
+
+// TestHasLogo: whether a reseller has a logo, on both dialects, without
+// the logo (the panel asks on every page).
+func TestHasLogo(t *testing.T) {
+	for _, tc := range dialects {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			ts := NewTenants(tc.open(t))
+			audit := admin.AuditEntry{Actor: "test", Action: "x", Object: "reseller"}
+			r := tenant.Reseller{Name: "r", Slug: "r"}
+			if _, err := ts.CreateReseller(ctx, &r, audit); err != nil {
+				t.Fatal(err)
+			}
+			if has, err := ts.HasLogo(ctx, r.ID); err != nil || has {
+				t.Fatalf("before a logo: %v, %v; want false", has, err)
+			}
+			if err := ts.PutLogo(ctx, r.ID, admin.Logo{ContentType: "image/png", Data: []byte("\x89PNG")}, audit); err != nil {
+				t.Fatal(err)
+			}
+			if has, err := ts.HasLogo(ctx, r.ID); err != nil || !has {
+				t.Fatalf("with a logo: %v, %v; want true", has, err)
+			}
+			if has, err := ts.HasLogo(ctx, r.ID+1); err != nil || has {
+				t.Fatalf("another reseller: %v, %v; want false", has, err)
+			}
+		})
+	}
+}

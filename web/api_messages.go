@@ -69,6 +69,11 @@ func (a *AdminAPI) searchMessages(w http.ResponseWriter, r *http.Request, p admi
 	if errs != nil {
 		return tenant.FieldErrors(errs)
 	}
+	done, err := a.svc.BeginSearch(r.Context())
+	if err != nil {
+		return err
+	}
+	defer done()
 	recs, next, err := a.svc.SearchMessages(r.Context(), p, f)
 	if err != nil {
 		return err
@@ -133,6 +138,11 @@ func (a *AdminAPI) listDeferrals(w http.ResponseWriter, r *http.Request, p admin
 	if len(errs) > 0 {
 		return tenant.FieldErrors(errs)
 	}
+	done, err := a.svc.BeginSearch(r.Context())
+	if err != nil {
+		return err
+	}
+	defer done()
 	wf := tracking.WaitingFilter{DomainID: f.DomainID, CustomerID: f.CustomerID, Since: f.Since}
 	if wf.Since.IsZero() {
 		wf.Since = now.Add(-defaultDeferralWindow)

@@ -52,6 +52,11 @@ func (a *AdminAPI) listQuarantine(w http.ResponseWriter, r *http.Request, p admi
 	if f.Limit == 0 {
 		f.Limit = 100
 	}
+	done, err := a.svc.BeginSearch(r.Context())
+	if err != nil {
+		return err
+	}
+	defer done()
 	items, err := a.svc.ListQuarantine(r.Context(), p, f)
 	if err != nil {
 		return err

@@ -2,6 +2,7 @@ package web
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -101,5 +102,53 @@ func TestImportsAtOnceAreBounded(t *testing.T) {
 	}
 	if _, err := f.svc.GetRecipient(t.Context(), admin.Operator("test"), f.domA.ID, "slow1"); err != nil {
 		t.Errorf("the held import was not stored: %v", err)
+	}
+}
+
+// TestSearchesAtOnceAreBounded: with every search place of the node taken
+// (admin.MaxConcurrentSearches), a search of the message log, the deferral
+// view and the quarantine list answer 429 with Retry-After and read
+// nothing; with one free they answer, and give their place back once
+// written. Before, any number ran at once, each on a store connection the
+// mail path shares and each holding its answer (a deferral view: up to
+// 20,000 rows) until the client read it.
+func TestSearchesAtOnceAreBounded(t *testing.T) {
+	// A search waits this long for a place before 429.
+	f := newAPIFixture(t, func(o *admin.ServiceOptions) { o.SearchWait = 50 * time.Millisecond })
+	get := func(path string) (int, string) {
+		req, err := http.NewRequest("GET", f.srv.URL+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+f.tokens["own"])
+		resp, err := f.srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode, resp.Header.Get("Retry-After")
+	}
+	var held []func()
+	for range admin.MaxConcurrentSearches {
+		done, err := f.svc.BeginSearch(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, done)
+	}
+	paths := []string{"/api/v1/messages?sender=x%40sender.example", "/api/v1/deferrals?since=720h", "/api/v1/quarantine?q=invoice"}
+	for _, path := range paths {
+		if code, retry := get(path); code != http.StatusTooManyRequests || retry == "" {
+			t.Errorf("%s with every search place taken: %d, Retry-After %q; want 429 with Retry-After", path, code, retry)
+		}
+	}
+	held[0]()
+	for _, path := range paths {
+		if code, _ := get(path); code != http.StatusOK {
+			t.Errorf("%s with a place free: %d, want 200", path, code)
+		}
+		if n := f.svc.SearchesRunning(); n != admin.MaxConcurrentSearches-1 {
+			t.Errorf("%s: %d places taken after it, want %d (its own given back)", path, n, admin.MaxConcurrentSearches-1)
+		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -170,6 +171,10 @@ func (h *mapHandler) mapFor(w http.ResponseWriter, r *http.Request) (m *spammap.
 	switch {
 	case err != nil && r.Context().Err() != nil:
 		// The client left; the render goes on without it.
+		return nil, true, false
+	case errors.Is(err, spammap.ErrBusy):
+		w.Header().Set("Retry-After", "5")
+		http.Error(w, "map busy, try again shortly", http.StatusTooManyRequests)
 		return nil, true, false
 	case err != nil:
 		h.opts.Log.Error("map: scoped map", "kind", kind, "err", err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -232,5 +233,39 @@ func TestMaxAge(t *testing.T) {
 		if got := maxAge(tt.generated, time.Hour, tt.now); got != tt.want {
 			t.Errorf("%s: %d, want %d", tt.name, got, tt.want)
 		}
+	}
+}
+
+// TestMapScopedErrors: a node rendering as many white-label maps as it may
+// answers a scope it has not rendered yet 429 with Retry-After, as the
+// other node-wide bounds do, not 503 as for a failure.
+func TestMapScopedErrors(t *testing.T) {
+	world, err := spammap.LoadWorld()
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := &fixedMap{m: renderMap(t, world, 10, time.Now()), interval: time.Hour}
+	for _, c := range []struct {
+		name       string
+		found      bool
+		err        error
+		code       int
+		retryAfter string
+	}{
+		{"busy", false, fmt.Errorf("render: %w", spammap.ErrBusy), http.StatusTooManyRequests, "5"},
+		{"failed", false, errors.New("store down"), http.StatusServiceUnavailable, ""},
+		{"unknown", false, nil, http.StatusNotFound, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h := MapHandlers(src, MapOptions{Scoped: func(context.Context, string, string) (*spammap.Map, bool, error) {
+				return nil, c.found, c.err
+			}})
+			for _, path := range []string{"/map?customer=k", "/map.svg?reseller=r", "/map.json?customer=k"} {
+				res := get(t, h, "GET", path, nil)
+				if res.StatusCode != c.code || res.Header.Get("Retry-After") != c.retryAfter {
+					t.Errorf("%s: %d Retry-After %q, want %d %q", path, res.StatusCode, res.Header.Get("Retry-After"), c.code, c.retryAfter)
+				}
+			}
+		})
 	}
 }

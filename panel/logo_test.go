@@ -1,0 +1,93 @@
+package panel
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mxgrid/mxgrid/admin"
+	"github.com/mxgrid/mxgrid/tenant"
+)
+
+// discardWriter answers into nothing: the test counts the handler's
+// allocations, not a recorder's copy of the body.
+type discardWriter struct {
+	hdr  http.Header
+	code int
+}
+
+func (w *discardWriter) Header() http.Header         { return w.hdr }
+func (w *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
+func (w *discardWriter) WriteHeader(code int)        { w.code = code }
+
+// TestLogoRequestsShareOneRead: /panel/logo/{slug} is public and a logo is
+// up to 256 KiB. Requests at once and within a minute share one read of
+// it; a new logo is served once that minute is over. Before, each request
+// read it: ~540 KB allocated per request for a maximal logo, 20 requests
+// at once ~11 MB.
+func TestLogoRequestsShareOneRead(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	r, err := f.svc.CreateReseller(ctx, f.op, tenant.Reseller{Name: "R", Slug: "r"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr := admin.Principal{ResellerID: r.ID, Actor: "r"}
+	logo := pngBytes(t)
+	big := append(logo, make([]byte, admin.MaxLogoBytes-len(logo))...)
+	if err := f.svc.SetLogo(ctx, pr, r.ID, big); err != nil {
+		t.Fatal(err)
+	}
+	clock := time.Now()
+	f.p.now = func() time.Time { return clock }
+	mux := http.NewServeMux()
+	f.p.Mount(mux.Handle)
+	get := func() *discardWriter {
+		w := &discardWriter{hdr: http.Header{}, code: http.StatusOK}
+		mux.ServeHTTP(w, httptest.NewRequest("GET", "/panel/logo/r", nil))
+		return w
+	}
+	const requests = 20
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	var wg sync.WaitGroup
+	for range requests {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if w := get(); w.code != http.StatusOK || w.hdr.Get("Content-Length") != strconv.Itoa(len(big)) {
+				t.Errorf("logo: %d, Content-Length %s", w.code, w.hdr.Get("Content-Length"))
+			}
+		}()
+	}
+	wg.Wait()
+	runtime.ReadMemStats(&after)
+	total := after.TotalAlloc - before.TotalAlloc
+	t.Logf("%d requests at once allocated %d bytes", requests, total)
+	if total > 5*admin.MaxLogoBytes {
+		t.Errorf("%d requests at once allocated %d bytes, want under %d: each read the logo", requests, total, 5*admin.MaxLogoBytes)
+	}
+	if err := f.svc.SetLogo(ctx, pr, r.ID, logo); err != nil {
+		t.Fatal(err)
+	}
+	for _, step := range []struct {
+		name  string
+		after time.Duration
+		want  int
+	}{
+		{"within the minute", 59 * time.Second, len(big)},
+		{"after it", time.Minute, len(logo)},
+	} {
+		clock = clock.Add(step.after)
+		if got := get().hdr.Get("Content-Length"); got != strconv.Itoa(step.want) {
+			t.Errorf("%s: Content-Length %s, want %d", step.name, got, step.want)
+		}
+		clock = clock.Add(-step.after)
+	}
+}
