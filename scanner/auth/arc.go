@@ -253,18 +253,30 @@ func (c *Check) verifyAMS(ctx context.Context, msg *scanner.Message, fields []*r
 	if base64.StdEncoding.EncodeToString(bh) != t["bh"] {
 		return errors.New("body hash does not match")
 	}
+	// RFC 6376 5.4.2: each name in h= takes the last unused instance of
+	// its field, and nothing once none is left. The instances are listed
+	// by name once, so that a name costs a map lookup: searching the
+	// fields for each name cost h= times the fields, which the sender
+	// chooses (a 208 KB header of 100,000 names and 1,000 fields took
+	// 0.8 s of CPU, a 1 MB one four times longer, before any DNS lookup).
+	// Field names are ASCII (RFC 5322 2.2), so lower-casing them is the
+	// comparison RFC 6376 3.4 asks for.
+	unused := map[string][]*rawField{}
+	for _, f := range fields {
+		if f != ams {
+			name := strings.ToLower(f.name)
+			unused[name] = append(unused[name], f)
+		}
+	}
 	var in bytes.Buffer
-	used := map[*rawField]bool{}
-	for _, name := range strings.Split(t["h"], ":") {
-		// RFC 6376 5.4.2: the last unused instance of a listed field,
-		// and nothing for a field that is not there.
-		for i := len(fields) - 1; i >= 0; i-- {
-			f := fields[i]
-			if !used[f] && strings.EqualFold(f.name, strings.TrimSpace(name)) && f != ams {
-				used[f] = true
-				in.WriteString(canonicalHeader(f.name, f.value, headerCanon == "relaxed"))
-				break
-			}
+	for rest, more := t["h"], true; more; {
+		var name string
+		name, rest, more = strings.Cut(rest, ":")
+		name = strings.ToLower(strings.TrimSpace(name))
+		if fs := unused[name]; len(fs) > 0 {
+			f := fs[len(fs)-1]
+			unused[name] = fs[:len(fs)-1]
+			in.WriteString(canonicalHeader(f.name, f.value, headerCanon == "relaxed"))
 		}
 	}
 	in.WriteString(strings.TrimSuffix(canonicalHeader(ams.name, withoutSignature(ams.value), headerCanon == "relaxed"), "\r\n"))

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mxgrid/mxgrid/scanner"
 )
@@ -235,5 +236,45 @@ func TestHeaderFieldsFoldedHeader(t *testing.T) {
 	}
 	if allocs > 10 {
 		t.Errorf("%v allocations for %d continuation lines", allocs, lines)
+	}
+}
+
+// TestARCSignedFieldListIsLinear: the fields an ARC-Message-Signature's h=
+// lists are found by name, not by searching the header once per name. A
+// 400 KB h= over 990 fields, which a sender reaches with no DNS lookup (a
+// matching bh= is enough), took 1.6 s of CPU per message that way.
+func TestARCSignedFieldListIsLinear(t *testing.T) {
+	body := "Hello.\r\n"
+	bh := sha256.Sum256([]byte(body))
+	tests := []struct {
+		name          string
+		listed        string // the name h= repeats
+		names, fields int
+	}{
+		{"a name no field has", "z", 200_000, 990},
+		{"a name every field has", "x-filler", 100_000, 990},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var b strings.Builder
+			b.WriteString("ARC-Seal: i=1; cv=none; a=ed25519-sha256; d=x.example; s=s; b=AAAA\r\n")
+			b.WriteString("ARC-Message-Signature: i=1; a=ed25519-sha256; d=x.example; s=s; c=simple/simple; h=from" +
+				strings.Repeat(":"+tt.listed, tt.names) + "; bh=" + base64.StdEncoding.EncodeToString(bh[:]) + "; b=AAAA\r\n")
+			b.WriteString("ARC-Authentication-Results: i=1; x.example; spf=pass\r\n")
+			b.WriteString(strings.Repeat("X-Filler: y\r\n", tt.fields))
+			b.WriteString("From: a@x.example\r\n\r\n" + body)
+			msg := scanner.Parse([]byte(b.String()))
+			c := &Check{res: noDNS{}}
+			start := time.Now()
+			got, reason := c.verifyARC(context.Background(), msg)
+			elapsed := time.Since(start)
+			// It gets as far as the key lookup: the field list was read.
+			if got != "fail" || !strings.Contains(reason, "no DNS in this test") {
+				t.Fatalf("arc=%s (%s), want a failed key lookup", got, reason)
+			}
+			if elapsed > 300*time.Millisecond {
+				t.Errorf("verified a %d-byte header in %v, want well under 300ms", msg.BodyOffset, elapsed)
+			}
+		})
 	}
 }
