@@ -18,8 +18,11 @@ type Event struct {
 	// Received are the message's Received field values, topmost first, as
 	// they arrived (before this node adds its own). Only used when ClientIP
 	// is one of events.trusted_relays: the recorded source is then the
-	// first untrusted hop (SourceIP), worked out off the SMTP path.
+	// first untrusted hop (SourceIP), which Record works out before it
+	// queues the event without them.
 	Received []string
+	// source is the address recorded, set by Record.
+	source   netip.Addr
 	Node     string
 	Provider string
 	Domain   string

@@ -99,16 +99,20 @@ func NewRecorder(cfg Config, opts Options) (*Recorder, error) {
 // Record queues ev and returns at once: it never blocks and never fails.
 // When the buffer is full the oldest queued event is dropped and counted.
 // A zero Time is set to now. ev.Symbols is copied (at most the first 10);
-// ev.Received is kept only when ClientIP is a trusted relay, and must not be
-// modified afterwards.
+// ev.Received is read only when ClientIP is a trusted relay, and never kept.
 func (r *Recorder) Record(ev Event) {
 	if ev.Time.IsZero() {
 		ev.Time = time.Now()
 	}
 	ev.Symbols = cleanSymbols(ev.Symbols)
-	if !contains(r.trusted, ev.ClientIP.Unmap()) {
-		ev.Received = nil // not needed: don't hold the headers in the buffer
-	}
+	// The source is worked out now, not when the batch is written: an
+	// event waits in a buffer of up to events.buffer (10,000), and the
+	// Received fields it held are what the sender wrote behind a trusted
+	// forwarder, up to a 1 MB header each. Walking a chain is a few
+	// microseconds; the geolocation, which waits on I/O, stays off the
+	// SMTP path.
+	ev.source = SourceIP(ev.ClientIP, ev.Received, r.trusted)
+	ev.Received = nil
 	r.queue.Put(ev)
 }
 
@@ -138,7 +142,7 @@ func (r *Recorder) locate(ctx context.Context, evs []Event) []store.StoredEvent 
 	out := make([]store.StoredEvent, len(evs))
 	for i, ev := range evs {
 		se := store.StoredEvent{
-			Time: ev.Time, IP: SourceIP(ev.ClientIP, ev.Received, r.trusted), Node: ev.Node, Provider: ev.Provider, Domain: ev.Domain, DomainID: ev.DomainID,
+			Time: ev.Time, IP: ev.source, Node: ev.Node, Provider: ev.Provider, Domain: ev.Domain, DomainID: ev.DomainID,
 			Verdict: string(ev.Verdict), Action: ev.Action, Score: ev.Score, Symbols: ev.Symbols,
 		}
 		if r.locator != nil {

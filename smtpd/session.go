@@ -568,8 +568,8 @@ func (ss *session) abortDownstream() {
 }
 
 // record hands a refused or tagged message's source to the recorder. The
-// Received fields go along so the recorder (off the hot path) can look past
-// trusted forwarders (events.trusted_relays).
+// Received fields go along so the recorder can look past trusted
+// forwarders (events.trusted_relays).
 func (ss *session) record(v scanner.Verdict, msg *scanner.Message) {
 	if ss.srv.deps.Recorder == nil {
 		return

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/mxgrid/mxgrid/replytext"
 )
 
 func TestClipKeepsOnePrintableLine(t *testing.T) {
@@ -26,4 +28,25 @@ func TestClipKeepsOnePrintableLine(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Clip reads only the start of a long value; the result is the same as
+// cutting the whole value made printable.
+func FuzzClipMatchesReference(f *testing.F) {
+	f.Add("a", uint16(5000))
+	f.Add("\ufffd", uint16(2000))
+	f.Add("\u0085", uint16(3000))
+	f.Add("\xe2\x82", uint16(1600))
+	f.Add("é\x00\xff", uint16(1200))
+	f.Fuzz(func(t *testing.T, unit string, n uint16) {
+		s := strings.Repeat(unit, int(n))
+		if len(s) > 1<<20 {
+			return
+		}
+		for _, in := range []string{s, "x" + s, s[:len(s)/2]} {
+			if got, want := Clip(in), replytext.Truncate(replytext.Printable(in), maxText); got != want {
+				t.Fatalf("Clip(%.40q...) = %.40q..., want %.40q...", in, got, want)
+			}
+		}
+	})
 }

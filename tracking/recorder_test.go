@@ -2,6 +2,8 @@ package tracking_test
 
 import (
 	"context"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -59,5 +61,42 @@ func TestRetentionWithInjectedClock(t *testing.T) {
 	}
 	if len(got[0].HELO) > 998 {
 		t.Fatalf("HELO of %d bytes stored", len(got[0].HELO))
+	}
+}
+
+// TestQueuedRecordsHoldNoLongText: a record waiting in the buffer holds
+// its clipped text, not the value it was clipped from. 40 messages whose
+// Subject and Message-ID were 1 MB each held 80 MB, as 998-byte slices.
+func TestQueuedRecordsHoldNoLongText(t *testing.T) {
+	tests := []struct{ name, unit string }{
+		{"ASCII", "Buy now "},
+		{"not ASCII", "Achetez maintenant é "},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st, err := store.Open(store.DefaultConfig(), t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			rec, err := tracking.NewRecorder(tracking.DefaultConfig(), st, prometheus.NewRegistry(), nil, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			const records, valueBytes = 40, 1 << 20
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			for range records {
+				long := strings.Repeat(tt.unit, valueBytes/len(tt.unit)) // anew per message
+				rec.Record(tracking.Record{QueueID: "q", Subject: long, MessageID: "<" + long + ">", Status: tracking.StatusRefused})
+			}
+			runtime.GC()
+			runtime.ReadMemStats(&after)
+			runtime.KeepAlive(rec) // and what it queued
+			if held := int64(after.HeapAlloc) - int64(before.HeapAlloc); held > 2*records*valueBytes/10 {
+				t.Errorf("%d queued records hold %d KB, want far less than their %d KB of text", records, held>>10, 2*records*valueBytes>>10)
+			}
+		})
 	}
 }

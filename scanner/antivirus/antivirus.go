@@ -262,7 +262,9 @@ func (s *scan) file(name, where string, data []byte, depth int) {
 	case ct == ctRar:
 		s.namedMembers(where, data, depth, archdir.ReadRAR)
 	case ct == ctSevenZip:
-		s.namedMembers(where, data, depth, archdir.Read7z)
+		s.namedMembers(where, data, depth, func(data []byte, max int) archdir.Archive {
+			return archdir.Read7z(data, max, s.budget.expanded)
+		})
 	case ct == ctZip:
 		zr, err := s.openZip(data, describe(name, where))
 		if err != nil {
@@ -409,6 +411,12 @@ func (s *scan) namedMembers(where string, data []byte, depth int, read func([]by
 	// One more than the budget, so that takeMember reports the limit.
 	limit := s.budget.files + 1
 	a := read(data, limit)
+	// A compressed header is paid from the message's expansion budget
+	// like a member: each 7z of 82 KB may decode 8 MB of header.
+	s.budget.expanded -= min(a.Decoded, s.budget.expanded)
+	if a.OverBudget {
+		s.symbol(SymbolArchiveLimit, fmt.Sprintf("%s: more than %d bytes expanded", where, s.c.cfg.ZipMaxExpanded))
+	}
 	if a.HeadersEncrypted {
 		s.symbol(SymbolEncrypted, where+": member names encrypted")
 	}

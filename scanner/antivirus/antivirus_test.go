@@ -888,3 +888,44 @@ func TestArchivesShareTheNodesExpansionPool(t *testing.T) {
 		t.Fatalf("EICAR before the pool ran out: %+v, %v", res, err)
 	}
 }
+
+// TestSevenZipHeadersArePaidFromTheBudget: a 7z's compressed header is
+// decoded within the message's zip_max_expanded, like a member. Each 7z of
+// 82 KB may decode an 8 MB header; ten in a zip cost 170 MB allocated.
+func TestSevenZipHeadersArePaidFromTheBudget(t *testing.T) {
+	bomb, err := os.ReadFile("../archdir/testdata/header-bomb.7z")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var members []member
+	for i := range 10 {
+		members = append(members, mem(fmt.Sprintf("%d.7z", i), bomb))
+	}
+	tests := []struct {
+		name    string
+		archive []byte
+	}{
+		{"ten in a zip", zipOf(t, members...)},
+		{"ten in a tar", tarOf(t, members...)},
+	}
+	c := newCheck(t, func(c *Config) { c.ZipMaxExpanded = 20 << 20 })
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			msg := scanner.Parse([]byte(withAttachment("files.bin", "application/octet-stream", tt.archive)))
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			res, err := c.Check(context.Background(), &scanner.Envelope{}, msg)
+			runtime.ReadMemStats(&after)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Contains(symbolNames(res), SymbolArchiveLimit) {
+				t.Errorf("symbols %v, want %s", symbolNames(res), SymbolArchiveLimit)
+			}
+			// Two headers fit in the budget; the ten members are 830 KB.
+			if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 60<<20 {
+				t.Errorf("scanning allocated %d MB, want under 60", alloc>>20)
+			}
+		})
+	}
+}

@@ -25,6 +25,10 @@ type Archive struct {
 	// Truncated: more members than asked for, or headers that could not
 	// be read whole.
 	Truncated bool
+	// Decoded is how many bytes of compressed header were decoded: 7z's,
+	// within what Read7z was allowed; OverBudget when more were needed.
+	Decoded    int64
+	OverBudget bool
 }
 
 // reader reads an archive's header fields; a read past the end sets bad,

@@ -3,6 +3,8 @@ package archdir
 import (
 	"bytes"
 	"encoding/binary"
+	"flag"
+	"os"
 	"reflect"
 	"testing"
 	"unicode/utf16"
@@ -110,6 +112,13 @@ func bitVector(v []bool) []byte {
 func archive7(t testing.TB, files []entry7, coder []byte, encode bool) []byte {
 	t.Helper()
 	header, packed := header7(files, coder)
+	return layout7(t, header, packed, encode, 0)
+}
+
+// layout7 is archive7 for a given header and packed data; an encoded
+// header's stream is padded to at least minStream bytes.
+func layout7(t testing.TB, header, packed []byte, encode bool, minStream int) []byte {
+	t.Helper()
 	if encode {
 		var b bytes.Buffer
 		w, err := lzma.WriterConfig{Size: int64(len(header))}.NewWriter(&b)
@@ -121,6 +130,7 @@ func archive7(t testing.TB, files []entry7, coder []byte, encode bool) []byte {
 			t.Fatal(err)
 		}
 		props, stream := b.Bytes()[:5], b.Bytes()[13:]
+		stream = append(stream, make([]byte, max(minStream-len(stream), 0))...)
 		enc := []byte{id7EncodedHeader, id7PackInfo}
 		enc = append(enc, num7(uint64(len(packed)))...)
 		enc = append(enc, num7(1)...)
@@ -143,6 +153,11 @@ func archive7(t testing.TB, files []entry7, coder []byte, encode bool) []byte {
 	return append(b, header...)
 }
 
+func mustHeader7(files []entry7, coder []byte) []byte {
+	h, _ := header7(files, coder)
+	return h
+}
+
 func TestRead7z(t *testing.T) {
 	files := []entry7{
 		{name: "invoice.exe", data: []byte("MZ...")},
@@ -155,22 +170,27 @@ func TestRead7z(t *testing.T) {
 	encrypted := []Entry{{Name: "invoice.exe", Encrypted: true}, {Name: "docs", Dir: true}, {Name: "docs/readme.txt", Encrypted: true}, {Name: "empty.js"}}
 	copyCoder := []byte{0x01, 0x00}
 	plain := archive7(t, files, copyCoder, false)
+	// What decoding an encoded header costs: the plain header's size.
+	header, _ := header7(files, copyCoder)
+	decoded := int64(len(header))
 	tests := []struct {
-		name string
-		data []byte
-		max  int
-		want Archive
+		name   string
+		data   []byte
+		max    int
+		budget int64 // header bytes Read7z may decode
+		want   Archive
 	}{
-		{"plain header", plain, 10, Archive{Entries: want}},
-		{"LZMA-encoded header, as 7-Zip writes it", archive7(t, files, copyCoder, true), 10, Archive{Entries: want}},
-		{"at most two", plain, 2, Archive{Entries: want[:2], Truncated: true}},
-		{"members encrypted", archive7(t, files, aes, true), 10, Archive{Entries: encrypted}},
-		{"header cut short", plain[:len(plain)-3], 10, Archive{Truncated: true}},
-		{"signature only", plain[:32], 10, Archive{Truncated: true}},
+		{"plain header", plain, 10, 0, Archive{Entries: want}},
+		{"LZMA-encoded header, as 7-Zip writes it", archive7(t, files, copyCoder, true), 10, decoded, Archive{Entries: want, Decoded: decoded}},
+		{"encoded header past the budget", archive7(t, files, copyCoder, true), 10, decoded - 1, Archive{Truncated: true, OverBudget: true}},
+		{"at most two", plain, 2, 0, Archive{Entries: want[:2], Truncated: true}},
+		{"members encrypted", archive7(t, files, aes, true), 10, max7zHeader, Archive{Entries: encrypted, Decoded: int64(len(mustHeader7(files, aes)))}},
+		{"header cut short", plain[:len(plain)-3], 10, max7zHeader, Archive{Truncated: true}},
+		{"signature only", plain[:32], 10, max7zHeader, Archive{Truncated: true}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := Read7z(tt.data, tt.max); !reflect.DeepEqual(got, tt.want) {
+			if got := Read7z(tt.data, tt.max, tt.budget); !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("Read7z = %+v, want %+v", got, tt.want)
 			}
 		})
@@ -183,8 +203,34 @@ func FuzzRead7z(f *testing.F) {
 	f.Add(archive7(f, files, []byte{0x01, 0x00}, true), 5)
 	f.Fuzz(func(t *testing.T, data []byte, max int) {
 		max &= 0xFF
-		if a := Read7z(data, max); len(a.Entries) > max {
+		if a := Read7z(data, max, max7zHeader); len(a.Entries) > max {
 			t.Fatalf("%d entries with a limit of %d", len(a.Entries), max)
 		}
 	})
+}
+
+var update = flag.Bool("update", false, "rewrite "+headerBombFile)
+
+// headerBombFile is a 7z of 82 KB whose compressed header decodes to
+// max7zHeader bytes, within max7zRatio of its packed size: the antivirus
+// and rules tests check that each message pays for such headers once.
+// It is written by go test ./scanner/archdir -run TestHeaderBomb7z -args -update.
+const headerBombFile = "testdata/header-bomb.7z"
+
+func TestHeaderBomb7z(t *testing.T) {
+	header, packed := header7([]entry7{{name: "a.txt"}}, []byte{0x01, 0x00})
+	header = append(header, make([]byte, max7zHeader-len(header))...)
+	bomb := layout7(t, header, packed, true, (max7zHeader-max7zRatioFloor)/max7zRatio+1)
+	if *update {
+		if err := os.WriteFile(headerBombFile, bomb, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if file, err := os.ReadFile(headerBombFile); err != nil || !bytes.Equal(file, bomb) {
+		t.Fatalf("%s is not what this test writes (%v): run it with -args -update", headerBombFile, err)
+	}
+	want := Archive{Entries: []Entry{{Name: "a.txt"}}, Decoded: max7zHeader}
+	if got := Read7z(bomb, 10, max7zHeader); !reflect.DeepEqual(got, want) {
+		t.Errorf("Read7z = %+v, want %+v", got, want)
+	}
 }

@@ -229,8 +229,9 @@ func (c *Check) verifyARC(ctx context.Context, msg *scanner.Message) (result, re
 	if err := c.verifyAMS(ctx, msg, fields, sets[max].sig); err != nil {
 		return "fail", fmt.Sprintf("ARC-Message-Signature i=%d: %v", max, err)
 	}
+	canon := canonicalSets(sets, max)
 	for i := max; i >= 1; i-- {
-		if err := c.verifySeal(ctx, sets, i); err != nil {
+		if err := c.verifySeal(ctx, sets[i].seal, canon, i); err != nil {
 			return "fail", fmt.Sprintf("ARC-Seal i=%d: %v", i, err)
 		}
 	}
@@ -253,43 +254,80 @@ func (c *Check) verifyAMS(ctx context.Context, msg *scanner.Message, fields []*r
 	if base64.StdEncoding.EncodeToString(bh) != t["bh"] {
 		return errors.New("body hash does not match")
 	}
+	// RFC 6376 5.4.2: each name in h= takes the last unused instance of
+	// its field, and nothing once none is left. The instances are listed
+	// by name once, so that a name costs a map lookup: searching the
+	// fields for each name cost h= times the fields, which the sender
+	// chooses (a 208 KB header of 100,000 names and 1,000 fields took
+	// 0.8 s of CPU, a 1 MB one four times longer, before any DNS lookup).
+	// Field names are ASCII (RFC 5322 2.2), so lower-casing them is the
+	// comparison RFC 6376 3.4 asks for.
+	unused := map[string][]*rawField{}
+	for _, f := range fields {
+		if f != ams {
+			name := strings.ToLower(f.name)
+			unused[name] = append(unused[name], f)
+		}
+	}
 	var in bytes.Buffer
-	used := map[*rawField]bool{}
-	for _, name := range strings.Split(t["h"], ":") {
-		// RFC 6376 5.4.2: the last unused instance of a listed field,
-		// and nothing for a field that is not there.
-		for i := len(fields) - 1; i >= 0; i-- {
-			f := fields[i]
-			if !used[f] && strings.EqualFold(f.name, strings.TrimSpace(name)) && f != ams {
-				used[f] = true
-				in.WriteString(canonicalHeader(f.name, f.value, headerCanon == "relaxed"))
-				break
-			}
+	for rest, more := t["h"], true; more; {
+		var name string
+		name, rest, more = strings.Cut(rest, ":")
+		name = strings.ToLower(strings.TrimSpace(name))
+		if fs := unused[name]; len(fs) > 0 {
+			f := fs[len(fs)-1]
+			unused[name] = fs[:len(fs)-1]
+			in.WriteString(canonicalHeader(f.name, f.value, headerCanon == "relaxed"))
 		}
 	}
 	in.WriteString(strings.TrimSuffix(canonicalHeader(ams.name, withoutSignature(ams.value), headerCanon == "relaxed"), "\r\n"))
-	return c.verifySignature(ctx, t, in.Bytes())
+	sum := sha256.Sum256(in.Bytes())
+	return c.verifySignature(ctx, t, sum[:])
 }
 
-// verifySeal checks ARC-Seal i over the ARC sets 1..i, relaxed.
-func (c *Check) verifySeal(ctx context.Context, sets map[int]*arcSet, i int) error {
-	var in bytes.Buffer
-	for k := 1; k <= i; k++ {
-		s := sets[k]
-		in.WriteString(canonicalHeader(s.results.name, s.results.value, true))
-		in.WriteString(canonicalHeader(s.sig.name, s.sig.value, true))
-		if k < i {
-			in.WriteString(canonicalHeader(s.seal.name, s.seal.value, true))
+// canonicalSet is one ARC set's fields as the seals sign them, relaxed:
+// the AAR and AMS, the seal as later seals sign it and as its own
+// signature covers it (b= empty, no CRLF).
+type canonicalSet struct {
+	results, sig, seal, unsignedSeal []byte
+}
+
+// canonicalSets canonicalises sets 1..max once: seal i signs every set up
+// to i, and canonicalising them anew for each seal cost the square of the
+// chain. 50 sets padded to 644 KB made 660 MB of copies and 0.6 s of CPU
+// per message, with a chain any sender can sign.
+func canonicalSets(sets map[int]*arcSet, max int) []canonicalSet {
+	out := make([]canonicalSet, max+1)
+	for i := 1; i <= max; i++ {
+		s := sets[i]
+		out[i] = canonicalSet{
+			results:      []byte(canonicalHeader(s.results.name, s.results.value, true)),
+			sig:          []byte(canonicalHeader(s.sig.name, s.sig.value, true)),
+			seal:         []byte(canonicalHeader(s.seal.name, s.seal.value, true)),
+			unsignedSeal: []byte(strings.TrimSuffix(canonicalHeader(s.seal.name, withoutSignature(s.seal.value), true), "\r\n")),
 		}
 	}
-	seal := sets[i].seal
-	in.WriteString(strings.TrimSuffix(canonicalHeader(seal.name, withoutSignature(seal.value), true), "\r\n"))
-	return c.verifySignature(ctx, seal.tags, in.Bytes())
+	return out
 }
 
-// verifySignature checks b= over data with the key published at
-// s._domainkey.d, for a=rsa-sha256 or a=ed25519-sha256.
-func (c *Check) verifySignature(ctx context.Context, t map[string]string, data []byte) error {
+// verifySeal checks ARC-Seal i, seal, over the ARC sets 1..i.
+func (c *Check) verifySeal(ctx context.Context, seal *rawField, canon []canonicalSet, i int) error {
+	h := sha256.New()
+	for k := 1; k <= i; k++ {
+		h.Write(canon[k].results)
+		h.Write(canon[k].sig)
+		if k < i {
+			h.Write(canon[k].seal)
+		}
+	}
+	h.Write(canon[i].unsignedSeal)
+	return c.verifySignature(ctx, seal.tags, h.Sum(nil))
+}
+
+// verifySignature checks b= over the data whose SHA-256 digest is sum,
+// with the key published at s._domainkey.d, for a=rsa-sha256 or
+// a=ed25519-sha256.
+func (c *Check) verifySignature(ctx context.Context, t map[string]string, sum []byte) error {
 	sig, err := base64.StdEncoding.DecodeString(t["b"])
 	if err != nil || len(sig) == 0 {
 		return errors.New("unreadable signature")
@@ -307,10 +345,9 @@ func (c *Check) verifySignature(ctx context.Context, t map[string]string, data [
 	// A selector may publish more than one record (a key being rolled
 	// over): each is tried, as RFC 6376 3.6.2.2 allows, up to a few, since
 	// the sender's DNS chooses how many and each costs a verification.
-	sum := sha256.Sum256(data)
 	var first error
 	for _, txt := range txts[:min(len(txts), maxKeyRecords)] {
-		err := verifyWithKey(parseTags(txt), strings.ToLower(t["a"]), sum[:], sig)
+		err := verifyWithKey(parseTags(txt), strings.ToLower(t["a"]), sum, sig)
 		if err == nil {
 			return nil
 		}
@@ -387,12 +424,33 @@ func withoutSignature(v string) string {
 }
 
 // canonicalHeader is RFC 6376 3.4.1 (simple) or 3.4.2 (relaxed), with the
-// terminating CRLF.
+// terminating CRLF. Relaxed, the value is unfolded (each CRLF removed) and
+// its runs of blanks become one space, none at either end, in one pass:
+// splitting it into words first allocated 16 bytes per word, eight times
+// a value of one-letter words.
 func canonicalHeader(name, value string, relaxed bool) string {
 	if !relaxed {
 		return name + ":" + value + "\r\n"
 	}
-	v := strings.ReplaceAll(value, "\r\n", "")
-	v = strings.Join(strings.FieldsFunc(v, func(r rune) bool { return r == ' ' || r == '\t' }), " ")
-	return strings.ToLower(strings.TrimSpace(name)) + ":" + v + "\r\n"
+	var b strings.Builder
+	b.Grow(len(name) + len(value) + 3)
+	b.WriteString(strings.ToLower(strings.TrimSpace(name)))
+	b.WriteByte(':')
+	blank, words := false, false
+	for i := 0; i < len(value); i++ {
+		switch c := value[i]; {
+		case c == '\r' && i+1 < len(value) && value[i+1] == '\n':
+			i++
+		case c == ' ' || c == '\t':
+			blank = true
+		default:
+			if blank && words {
+				b.WriteByte(' ')
+			}
+			blank, words = false, true
+			b.WriteByte(c)
+		}
+	}
+	b.WriteString("\r\n")
+	return b.String()
 }

@@ -8,6 +8,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
 	"fmt"
@@ -633,4 +634,106 @@ func TestHugeFoldedHeaderIsNotVerified(t *testing.T) {
 		t.Errorf("AuthResults %q do not say why", res.AuthResults)
 	}
 	t.Logf("checked in %v", time.Since(start))
+}
+
+// TestDKIMSignedFieldListIsBounded: a signature whose h= lists more than
+// maxSignedNames fields is a permerror before go-msgauth, which searches
+// the header once per name, reads it; oversigned real mail still passes.
+func TestDKIMSignedFieldListIsBounded(t *testing.T) {
+	w := newWorld(t)
+	c := w.check(t, nil)
+	body := "Hello Bob.\r\n"
+	bh := sha256.Sum256([]byte(body))
+	// A signature the sender's DNS has a key for, with a matching body
+	// hash: go-msgauth reads h= before it finds b= does not verify.
+	unverifiable := func(names int) []byte {
+		return []byte("DKIM-Signature: v=1; a=ed25519-sha256; d=example.org; s=ed; h=from" + strings.Repeat(":z", names-1) +
+			"; bh=" + base64.StdEncoding.EncodeToString(bh[:]) + "; b=AAAA\r\n" +
+			strings.Repeat("X:y\r\n", 990) + "From: alice@example.org\r\n\r\n" + body)
+	}
+	oversigned := []string{"from", "to", "subject", "date", "message-id"}
+	for range 7 {
+		oversigned = append(oversigned, oversigned[:5]...)
+	}
+	tests := []struct {
+		name string
+		raw  []byte
+		want string
+	}{
+		{"h= of 28,000 names over 990 fields", unverifiable(28_000), "permerror"},
+		{"h= of maxSignedNames names", unverifiable(maxSignedNames), "fail"},
+		{"h= of maxSignedNames+1 names", unverifiable(maxSignedNames + 1), "permerror"},
+		{"oversigned, 40 names", func() []byte {
+			var out bytes.Buffer
+			err := dkim.Sign(&out, bytes.NewReader(testMessage("alice@example.org")),
+				&dkim.SignOptions{Domain: "example.org", Selector: "ed", Signer: w.edKey, HeaderKeys: oversigned})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return out.Bytes()
+		}(), "pass"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			msg := scanner.Parse(tt.raw)
+			if msg.BodyOffset > maxDKIMHeader {
+				t.Fatalf("header of %d bytes: past maxDKIMHeader, the test tests nothing", msg.BodyOffset)
+			}
+			got := c.checkDKIM(context.Background(), msg)
+			if len(got) != 1 || got[0].result != tt.want {
+				t.Fatalf("checkDKIM %+v, want one %s", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestMostSignedNames(t *testing.T) {
+	tests := []struct {
+		name  string
+		head  string
+		limit int
+		want  int
+	}{
+		{"unsigned", "From: a@example.org\r\n\r\n", 5, 0},
+		{"one signature", "DKIM-Signature: v=1; h=from:to:subject; b=x\r\n\r\n", 5, 3},
+		{"no h=", "DKIM-Signature: v=1; b=x\r\n\r\n", 5, 1},
+		{"h= folded", "DKIM-Signature: v=1; h=from:\r\n to:\r\n\tsubject; b=x\r\n\r\n", 5, 3},
+		{"the most of two", "DKIM-Signature: h=a:b\r\ndkim-signature : h=a:b:c:d\r\n\r\n", 5, 4},
+		{"past the signatures verified", "DKIM-Signature: h=a:b\r\nDKIM-Signature: h=a:b:c:d\r\n\r\n", 1, 2},
+		{"name on two lines", "DKIM-Signature\r\n : h=a:b:c\r\n\r\n", 5, 3},
+		{"first line starts with a space", " DKIM-Signature: h=a:b:c\r\n\r\n", 5, 3},
+		{"bare LF", "DKIM-Signature: h=a:b:c\nFrom: a@example.org\n\n", 5, 3},
+		{"not a signature", "X-DKIM-Signature: h=a:b:c\r\n DKIM-Signature: h=a:b:c\r\n\r\n", 5, 0},
+		{"header ends at EOF", "DKIM-Signature: h=a:b:c", 5, 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := mostSignedNames([]byte(tt.head), tt.limit); got != tt.want {
+				t.Errorf("mostSignedNames(%q, %d) = %d, want %d", tt.head, tt.limit, got, tt.want)
+			}
+		})
+	}
+}
+
+// go-msgauth never verifies a signature listing more names than
+// mostSignedNames counts.
+func FuzzMostSignedNamesCoversVerify(f *testing.F) {
+	f.Add([]byte("DKIM-Signature: v=1; a=ed25519-sha256; d=example.org; s=ed; h=from:to; bh=x; b=y\r\nFrom: a@example.org\r\n\r\nbody\r\n"))
+	f.Add([]byte("DKIM-Signature\r\n : v=1; a=ed25519-sha256; d=x; s=y; h=from:\r\n a:b; bh=x; b=y\r\n\r\n"))
+	f.Add([]byte(" dkim-signature: v=1; a=ed25519-sha256; d=x; s=y; h=from:a:b; bh=x; b=y\n\n"))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		if len(raw) > 16<<10 {
+			return // see FuzzUnsignedInMemoryMatchesVerify
+		}
+		verifs, _ := dkim.VerifyWithOptions(bytes.NewReader(raw), &dkim.VerifyOptions{
+			LookupTXT:        func(string) ([]string, error) { return nil, fmt.Errorf("no DNS in this test") },
+			MaxVerifications: 5,
+		})
+		most := mostSignedNames(raw, 5)
+		for _, v := range verifs {
+			if len(v.HeaderKeys) > most {
+				t.Fatalf("go-msgauth read h= of %d names, mostSignedNames counts %d", len(v.HeaderKeys), most)
+			}
+		}
+	})
 }

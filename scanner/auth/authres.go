@@ -78,9 +78,14 @@ var socketDetail = regexp.MustCompile(` on \S+:\d+|(?:read|write|dial) (?:udp|tc
 
 // publicReason is a reason as every recipient of the message may read it:
 // without the resolver's address and the node's ports that DNS errors
-// name, and 7-bit (non-ASCII text escaped, as a customer's server without
-// 8BITMIME or SMTPUTF8 takes it).
+// name, 7-bit (non-ASCII text escaped, as a customer's server without
+// 8BITMIME or SMTPUTF8 takes it), and at most maxReason bytes.
 func publicReason(reason string) string {
+	// Read no more than can be kept: a reason may quote what the sender
+	// wrote (an ARC instance number of 0.9 MB made a 4.5 MB
+	// Authentication-Results field once escaped, added to the message
+	// we relay). A character cut here is escaped, past what is kept.
+	reason = reason[:min(len(reason), 2*maxReason)]
 	// Every match names " on " or a protocol; most reasons name neither,
 	// and the regexp costs a few microseconds a message even when idle.
 	if strings.Contains(reason, " on ") || strings.Contains(reason, "udp") || strings.Contains(reason, "tcp") {
@@ -90,8 +95,13 @@ func publicReason(reason string) string {
 		q := strconv.QuoteToASCII(reason)
 		reason = q[1 : len(q)-1]
 	}
-	return reason
+	// ASCII now: any cut is a character boundary.
+	return reason[:min(len(reason), maxReason)]
 }
+
+// maxReason bounds a reason in our Authentication-Results: room for a DNS
+// error naming a domain of 253 bytes, and more.
+const maxReason = 512
 
 func isPrintableASCII(s string) bool {
 	for i := 0; i < len(s); i++ {

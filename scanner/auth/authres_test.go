@@ -1,8 +1,12 @@
 package auth
 
 import (
+	"context"
+	"net/netip"
 	"strings"
 	"testing"
+
+	"github.com/mxgrid/mxgrid/scanner"
 )
 
 // resinfoReference is one resinfo as first written, string by string: the
@@ -85,9 +89,40 @@ func TestPublicReason(t *testing.T) {
 		"dial tcp 10.0.0.2:53: connect: connection refused":                                                   "connect: connection refused",
 		"lookup пример.test.: timeout":                                                                        `lookup \u043f\u0440\u0438\u043c\u0435\u0440.test.: timeout`,
 		"too many DNS lookups":                                                                                "too many DNS lookups",
+		"bad instance " + strings.Repeat("1", 900_000):                                                        "bad instance " + strings.Repeat("1", maxReason-len("bad instance ")),
+		"bad instance " + strings.Repeat("\x80", 900_000):                                                     "bad instance " + strings.Repeat(`\x80`, (maxReason-len("bad instance "))/4) + `\x8`,
+		"bad instance " + strings.Repeat("\\", 900_000):                                                       "bad instance " + strings.Repeat(`\`, maxReason-len("bad instance ")),
 	} {
 		if got := publicReason(in); got != want {
-			t.Errorf("publicReason(%q) = %q, want %q", in, got, want)
+			t.Errorf("publicReason(%.200q) = %.200q, want %.200q", in, got, want)
 		}
+	}
+}
+
+// TestReasonQuotingTheSenderIsBounded: a reason that quotes what the
+// sender wrote adds at most a few KB to our header, whatever it quotes:
+// an ARC instance number of 0.9 MB made a 4.5 MB Authentication-Results
+// field once escaped.
+func TestReasonQuotingTheSenderIsBounded(t *testing.T) {
+	w := newWorld(t)
+	c := w.check(t, func(c *Config) { c.ARC = true })
+	tests := []struct{ name, pad string }{
+		{"digits", "1"},
+		{"not UTF-8", "\x80"},
+		{"backslashes", `\`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			raw := []byte("ARC-Seal: i=" + strings.Repeat(tt.pad, 900_000) + "\r\n" + string(testMessage("alice@example.org")))
+			env := &scanner.Envelope{ClientIP: netip.MustParseAddr("192.0.2.10"), HELO: "mail.example.org", MailFrom: "alice@example.org"}
+			res, err := c.Check(context.Background(), env, scanner.Parse(raw))
+			if err != nil {
+				t.Fatal(err)
+			}
+			h := FormatHeader("mx.mxgrid.test", res.AuthResults)
+			if !strings.Contains(h, "arc=fail reason=\"bad instance") || len(h) > 4<<10 {
+				t.Errorf("Authentication-Results of %d bytes: %.300s", len(h), h)
+			}
+		})
 	}
 }

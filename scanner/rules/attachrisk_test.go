@@ -4,6 +4,9 @@ import (
 	"archive/zip"
 	"bytes"
 	"encoding/base64"
+	"fmt"
+	"os"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -155,6 +158,39 @@ func TestAttachRisk(t *testing.T) {
 				if _, ok := got[s]; ok && !want[s] {
 					t.Errorf("%s fired: %v", s, got)
 				}
+			}
+		})
+	}
+}
+
+// TestSevenZipHeadersAreDecodedOncePerMessage: the 7z headers a message's
+// attachments decode together are bounded (max7zDecoded). Each 7z of 82 KB
+// may decode an 8 MB header: five attached cost 82 MB allocated.
+func TestSevenZipHeadersAreDecodedOncePerMessage(t *testing.T) {
+	bomb, err := os.ReadFile("../archdir/testdata/header-bomb.7z")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name        string
+		attachments int
+	}{
+		{"one", 1},
+		{"five", 5},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var atts []attachment
+			for i := range tt.attachments {
+				atts = append(atts, attachment{fmt.Sprintf("%d.7z", i), "application/x-7z-compressed", bomb})
+			}
+			msg := scanner.Parse(mixed("a@example.org", "files", "Attached.", atts...))
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			run(t, &scanner.Envelope{}, msg, nil)
+			runtime.ReadMemStats(&after)
+			if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 40<<20 {
+				t.Errorf("the rules allocated %d MB, want under 40", alloc>>20)
 			}
 		})
 	}
