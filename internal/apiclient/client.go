@@ -88,9 +88,20 @@ func (e *Error) Error() string {
 	return b.String()
 }
 
+// busyAttempts is how many times Do sends a request the node answers 429
+// (its searches, imports, map renders or open quarantined messages are all
+// taken: nothing was done), waiting each time as its Retry-After says, at
+// most maxBusyWait, within the request's timeout.
+const (
+	busyAttempts = 3
+	maxBusyWait  = 10 * time.Second
+)
+
 // Do sends one request to path (escaped by the caller: url.PathEscape for
 // a recipient's local part). body, when not nil, is sent as JSON. The answer's
 // body is returned as is (nil for 204); a non-2xx answer is an *Error.
+// A 429 is tried again (busyAttempts): the node did nothing, so even a
+// POST is safe to repeat.
 func (c *Client) Do(ctx context.Context, method, path string, query url.Values, body any) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
@@ -99,21 +110,42 @@ func (c *Client) Do(ctx context.Context, method, path string, query url.Values, 
 		return nil, fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	u.RawQuery = query.Encode()
-	var rd io.Reader = http.NoBody
+	var payload []byte
 	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
+		if payload, err = json.Marshal(body); err != nil {
 			return nil, fmt.Errorf("encode request: %w", err)
 		}
-		rd = bytes.NewReader(b)
+	}
+	for attempt := 1; ; attempt++ {
+		data, wait, err := c.send(ctx, method, u, payload)
+		var busy *Error
+		if attempt == busyAttempts || !errors.As(err, &busy) || busy.Status != http.StatusTooManyRequests {
+			return data, err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, err
+		case <-t.C:
+		}
+	}
+}
+
+// send makes one attempt of Do; wait is the answer's Retry-After (1 s
+// without one), capped at maxBusyWait.
+func (c *Client) send(ctx context.Context, method string, u *url.URL, payload []byte) (data []byte, wait time.Duration, err error) {
+	var rd io.Reader = http.NoBody
+	if payload != nil {
+		rd = bytes.NewReader(payload)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, u.String(), rd)
 	if err != nil {
-		return nil, fmt.Errorf("%s %s: %w", method, path, err)
+		return nil, 0, fmt.Errorf("%s %s: %w", method, u.Path, err)
 	}
 	req.Header.Set("Authorization", "Bearer "+c.token)
 	req.Header.Set("Accept", "application/json")
-	if body != nil {
+	if payload != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	if c.agent != "" {
@@ -122,20 +154,24 @@ func (c *Client) Do(ctx context.Context, method, path string, query url.Values, 
 	resp, err := c.http.Do(req)
 	if err != nil {
 		// The *url.Error already names the method and URL.
-		return nil, err
+		return nil, 0, err
 	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse+1))
+	data, err = io.ReadAll(io.LimitReader(resp.Body, maxResponse+1))
 	if err != nil {
-		return nil, fmt.Errorf("%s %s: read answer: %w", method, u.String(), err)
+		return nil, 0, fmt.Errorf("%s %s: read answer: %w", method, u.String(), err)
 	}
 	if len(data) > maxResponse {
-		return nil, fmt.Errorf("%s %s: answer larger than %d bytes", method, u.String(), maxResponse)
+		return nil, 0, fmt.Errorf("%s %s: answer larger than %d bytes", method, u.String(), maxResponse)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return nil, apiError(resp, data)
+		wait = time.Second
+		if secs, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && secs >= 0 {
+			wait = min(time.Duration(secs)*time.Second, maxBusyWait)
+		}
+		return nil, wait, apiError(resp, data)
 	}
-	return data, nil
+	return data, 0, nil
 }
 
 // apiError decodes the API's error body; anything else (a proxy's HTML

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -130,5 +131,54 @@ func TestRequestsTimeOut(t *testing.T) {
 	_, err := c.Do(context.Background(), "GET", "/api/v1/resellers", nil, nil)
 	if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 5*time.Second {
 		t.Fatalf("hung server: %v after %v", err, time.Since(start))
+	}
+}
+
+// TestBusyIsTriedAgain: a node answering 429 (its searches, imports or
+// renders all taken; nothing was done) gets the request again after its
+// Retry-After, body and all, up to busyAttempts times; then the 429 is the
+// caller's. A CLI paging through results stopped at the first 429.
+func TestBusyIsTriedAgain(t *testing.T) {
+	for _, tt := range []struct {
+		name      string
+		busyFirst int // 429s before a 200
+		wantCalls int
+		wantErr   bool
+	}{
+		{"busy once", 1, 2, false},
+		{"busy twice", 2, 3, false},
+		{"busy throughout", 10, busyAttempts, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var calls int
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				calls++
+				if b, _ := io.ReadAll(r.Body); string(b) != `{"name":"x"}` {
+					t.Errorf("attempt %d sent %q", calls, b)
+				}
+				if calls <= tt.busyFirst {
+					w.Header().Set("Retry-After", "0")
+					w.WriteHeader(http.StatusTooManyRequests)
+					fmt.Fprint(w, `{"error":"busy"}`)
+					return
+				}
+				fmt.Fprint(w, `{"id":7}`)
+			}))
+			defer srv.Close()
+			c, err := New(srv.URL, "secret", 5*time.Second, "test")
+			if err != nil {
+				t.Fatal(err)
+			}
+			data, err := c.Do(context.Background(), "POST", "/api/v1/resellers", nil, map[string]string{"name": "x"})
+			var ae *Error
+			switch {
+			case calls != tt.wantCalls:
+				t.Fatalf("%d requests, want %d", calls, tt.wantCalls)
+			case tt.wantErr && (!errors.As(err, &ae) || ae.Status != http.StatusTooManyRequests):
+				t.Fatalf("after %d busy answers: %v, want the 429", calls, err)
+			case !tt.wantErr && (err != nil || string(data) != `{"id":7}`):
+				t.Fatalf("%q %v", data, err)
+			}
+		})
 	}
 }
