@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/mxgrid/mxgrid/scanner"
@@ -75,6 +76,21 @@ func (w *world) arcSealPadded(t *testing.T, raw, domain string, i int, cv, pad s
 	seal.WriteString(strings.TrimSuffix(canonicalHeader("ARC-Seal", asTags, true), "\r\n"))
 	as := asTags + sign(seal.String())
 	return "ARC-Seal:" + as + "\r\nARC-Message-Signature:" + ams + "\r\nARC-Authentication-Results:" + aar + "\r\n" + raw
+}
+
+// arcChain is testMessage sealed by sets hops, hop i by domain(i), each
+// AAR padded with pad.
+func (w *world) arcChain(t *testing.T, sets int, domain func(i int) string, pad string) string {
+	t.Helper()
+	raw := string(testMessage("alice@example.org"))
+	for i := 1; i <= sets; i++ {
+		cv := "pass"
+		if i == 1 {
+			cv = "none"
+		}
+		raw = w.arcSealPadded(t, raw, domain(i), i, cv, pad)
+	}
+	return raw
 }
 
 func TestARC(t *testing.T) {
@@ -320,18 +336,11 @@ func TestARCLongChainIsCanonicalisedOnce(t *testing.T) {
 		want string
 	}{
 		{"one set", 1, "pass"},
-		{"the longest chain", maxARCInstances, "pass"},
+		{"the longest chain", maxARCSets, "pass"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			raw := string(testMessage("alice@example.org"))
-			for i := 1; i <= tt.sets; i++ {
-				cv := "pass"
-				if i == 1 {
-					cv = "none"
-				}
-				raw = w.arcSealPadded(t, raw, "lists.example", i, cv, pad)
-			}
+			raw := w.arcChain(t, tt.sets, func(int) string { return "lists.example" }, pad)
 			msg := scanner.Parse([]byte(raw))
 			var before, after runtime.MemStats
 			runtime.ReadMemStats(&before)
@@ -344,6 +353,56 @@ func TestARCLongChainIsCanonicalisedOnce(t *testing.T) {
 			// few copies of the header.
 			if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 256<<10+8*uint64(msg.BodyOffset) {
 				t.Errorf("verifying a %d KB header allocated %d KB, want under 256 KB and 8 times the header", msg.BodyOffset>>10, alloc>>10)
+			}
+		})
+	}
+}
+
+// countingResolver counts the key lookups that reach res.
+type countingResolver struct {
+	Resolver
+	lookups atomic.Int64
+}
+
+func (r *countingResolver) LookupTXT(ctx context.Context, name string) ([]string, error) {
+	r.lookups.Add(1)
+	return r.Resolver.LookupTXT(ctx, name)
+}
+
+// TestARCChainLengthIsBounded: a chain longer than maxARCSets fails
+// before any key is looked up or signature verified; one at the bound
+// costs a lookup per seal and one for the newest message signature. Up to
+// RFC 8617's 50 sets, any sender could make each message cost 51 lookups
+// and 150 verifications.
+func TestARCChainLengthIsBounded(t *testing.T) {
+	w := newWorld(t)
+	pub := base64.StdEncoding.EncodeToString(w.edKey.Public().(ed25519.PublicKey))
+	// A domain per sealer, as a sender would have them: no lookup is
+	// answered from the cache.
+	for i := 1; i <= maxARCSets+1; i++ {
+		w.srv.AddTXT(fmt.Sprintf("ed._domainkey.sealer%d.example", i), "v=DKIM1; k=ed25519; p="+pub)
+	}
+	tests := []struct {
+		name        string
+		sets        int
+		want        string
+		wantLookups int64
+		wantReason  string
+	}{
+		{"at the bound", maxARCSets, "pass", maxARCSets + 1, ""},
+		{"past the bound", maxARCSets + 1, "fail", 0, fmt.Sprintf("chains of more than %d ARC sets are not verified", maxARCSets)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			raw := w.arcChain(t, tt.sets, func(i int) string { return fmt.Sprintf("sealer%d.example", i) }, "")
+			res := &countingResolver{Resolver: w.res}
+			c := &Check{res: res}
+			got, reason := c.verifyARC(context.Background(), scanner.Parse([]byte(raw)))
+			if got != tt.want || !strings.Contains(reason, tt.wantReason) {
+				t.Errorf("arc=%s (%s), want %s (%s)", got, reason, tt.want, tt.wantReason)
+			}
+			if n := res.lookups.Load(); n != tt.wantLookups {
+				t.Errorf("%d key lookups, want %d", n, tt.wantLookups)
 			}
 		})
 	}
