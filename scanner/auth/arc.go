@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/mxgrid/mxgrid/scanner"
@@ -151,17 +152,44 @@ func ascii(b []byte) bool {
 	return true
 }
 
-// parseTags reads a tag-list (RFC 6376 3.2): "a=b; c=d".
+// parseTags reads a tag-list (RFC 6376 3.2): "a=b; c=d". A value loses
+// its white space (folding included); a tag given twice keeps its last
+// value. Only the tags some caller reads, tagNames, are kept: RFC 6376 3.2
+// has unrecognised tags ignored. The list is read in one pass, values
+// sliced from v and only those with white space copied: splitting it into
+// tags and each value into words cost 8-15 MB for a field of 0.9 MB, and
+// a map entry per tag a sender names.
 func parseTags(v string) map[string]string {
 	m := map[string]string{}
-	for _, part := range strings.Split(v, ";") {
+	for rest, more := v, true; more; {
+		var part string
+		part, rest, more = strings.Cut(rest, ";")
 		k, val, ok := strings.Cut(part, "=")
-		if !ok {
-			continue
+		if k = strings.TrimSpace(k); ok && slices.Contains(tagNames[:], k) {
+			m[k] = val
 		}
-		m[strings.TrimSpace(k)] = strings.Join(strings.Fields(val), "")
+	}
+	for k, val := range m {
+		m[k] = withoutSpace(val)
 	}
 	return m
+}
+
+// tagNames are the tags read from a signature (ARC's, or a DKIM one's h=)
+// or a key record.
+var tagNames = [...]string{"a", "b", "bh", "c", "cv", "d", "h", "i", "k", "p", "s", "v"}
+
+// withoutSpace is s without its white space, as strings.Fields sees it.
+func withoutSpace(s string) string {
+	if strings.IndexFunc(s, unicode.IsSpace) < 0 {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s))
+	for word := range strings.FieldsFuncSeq(s, unicode.IsSpace) {
+		b.WriteString(word)
+	}
+	return b.String()
 }
 
 // verifyARC returns the chain's result: "none" (no ARC fields), "pass" or

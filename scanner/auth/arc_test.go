@@ -9,7 +9,9 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
+	"maps"
 	"runtime"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -424,4 +426,64 @@ func FuzzCanonicalHeaderMatchesReference(f *testing.F) {
 			t.Fatalf("canonicalHeader(%q, %q) = %q, want %q", name, value, got, want)
 		}
 	})
+}
+
+// parseTagsReference is parseTags as first written, a split into tags
+// and of each value into words, less the tags no caller reads.
+func parseTagsReference(v string) map[string]string {
+	m := map[string]string{}
+	for _, part := range strings.Split(v, ";") {
+		k, val, ok := strings.Cut(part, "=")
+		if !ok {
+			continue
+		}
+		m[strings.TrimSpace(k)] = strings.Join(strings.Fields(val), "")
+	}
+	maps.DeleteFunc(m, func(k, _ string) bool { return !slices.Contains(tagNames[:], k) })
+	return m
+}
+
+func FuzzParseTagsMatchesReference(f *testing.F) {
+	f.Add(" i=1; a=ed25519-sha256; b=ab\r\n cd\t==; x=y; b = last ;")
+	f.Add("=;;=; h\u00a0= from\u2028:to ;v=\xff \x85")
+	f.Add(" bh")
+	f.Fuzz(func(t *testing.T, v string) {
+		if got, want := parseTags(v), parseTagsReference(v); !maps.Equal(got, want) {
+			t.Fatalf("parseTags(%q) = %q, want %q", v, got, want)
+		}
+	})
+}
+
+// TestParseTagsOfALargeField: a tag list of 0.9 MB, which an ARC field
+// may be, costs at most its own size in copies (a value's white space
+// removed) past a fixed part. Split into tags and words it cost 8-15 MB.
+func TestParseTagsOfALargeField(t *testing.T) {
+	const size = 900_000
+	var distinct strings.Builder
+	for i := 0; distinct.Len() < size; i++ {
+		fmt.Fprintf(&distinct, "t%d=x; ", i)
+	}
+	tests := []struct {
+		name, list string
+		want       map[string]string
+	}{
+		{"tags no caller reads", distinct.String(), map[string]string{}},
+		{"a tag over and over, folded", strings.Repeat("b= x\r\n y; ", size/10), map[string]string{"b": "xy"}},
+		{"one folded value", "i=1; b=" + strings.Repeat("QUJD\r\n ", size/7), map[string]string{"i": "1", "b": strings.Repeat("QUJD", size/7)}},
+		{"one-letter words", "h=" + strings.Repeat("a ", size/2), map[string]string{"h": strings.Repeat("a", size/2)}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			got := parseTags(tt.list)
+			runtime.ReadMemStats(&after)
+			if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 64<<10+uint64(len(tt.list)) {
+				t.Errorf("a %d KB tag list allocated %d KB, want under its size and 64 KB", len(tt.list)>>10, alloc>>10)
+			}
+			if !maps.Equal(got, tt.want) {
+				t.Errorf("parseTags read %d tags, want %d", len(got), len(tt.want))
+			}
+		})
+	}
 }
