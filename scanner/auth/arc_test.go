@@ -487,3 +487,29 @@ func TestParseTagsOfALargeField(t *testing.T) {
 		})
 	}
 }
+
+// TestARCBadInstanceIsQuotedCut: an instance number the sender made
+// 0.9 MB long is quoted in the reason only as far as publicReason keeps,
+// where it was quoted whole (up to four bytes a byte) and cut after.
+func TestARCBadInstanceIsQuotedCut(t *testing.T) {
+	for _, tt := range []struct{ name, i string }{
+		{"printable", strings.Repeat("x", 900_000)},
+		{"control characters", strings.Repeat("\x01", 900_000)},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			msg := scanner.Parse([]byte("ARC-Seal: i=" + tt.i + "\r\n\r\nbody"))
+			c := &Check{res: noDNS{}}
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			got, reason := c.verifyARC(context.Background(), msg)
+			runtime.ReadMemStats(&after)
+			if got != "fail" || !strings.HasPrefix(reason, "bad instance") || len(reason) > 4*maxReason+len(`bad instance ""`) {
+				t.Errorf("arc=%s, reason of %d bytes %.40q, want a failure whose reason quotes at most %d bytes", got, len(reason), reason, maxReason)
+			}
+			// headerFields' copy of the header, and a fixed part.
+			if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 64<<10+uint64(msg.BodyOffset) {
+				t.Errorf("a %d KB header allocated %d KB, want under its size and 64 KB", msg.BodyOffset>>10, alloc>>10)
+			}
+		})
+	}
+}
