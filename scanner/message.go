@@ -93,8 +93,9 @@ type Message struct {
 
 	// Subject is the decoded (RFC 2047) subject.
 	Subject string
-	// FromName and FromAddr come from the first From address; FromAddr is
-	// lower-cased. Both are empty when From is missing or unparsable.
+	// FromName and FromAddr come from the first From address (the rest of
+	// the list is not read, nor judged); FromAddr is lower-cased. Both are
+	// empty when From is missing or unparsable.
 	FromName string
 	FromAddr string
 	// Text is the decoded text of the text/plain parts, in tree order.
@@ -364,11 +365,17 @@ func (m *Message) Head() ([]byte, error) {
 var wordDecoder = mime.WordDecoder{CharsetReader: charset.Reader}
 
 func (m *Message) parseFrom(mh mail.Header) {
-	addrs, err := mh.AddressList("From")
-	if err == nil && len(addrs) > 0 {
-		m.FromName = addrs[0].Name
-		m.FromAddr = strings.ToLower(addrs[0].Address)
-		return
+	// The first address alone is parsed: a sender chooses how many
+	// follow (see AddressListElements).
+	for first := range AddressListElements(mh.Get("From")) {
+		if len(first) <= MaxAddressBytes {
+			if a, err := mail.ParseAddress(first); err == nil {
+				m.FromName = a.Name
+				m.FromAddr = strings.ToLower(a.Address)
+				return
+			}
+		}
+		break
 	}
 	// Unparsable From (raw 8-bit names are common): keep what looks like
 	// a display name and an address so the model and rules still see them.

@@ -9,8 +9,11 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
+	"maps"
 	"runtime"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/mxgrid/mxgrid/scanner"
@@ -75,6 +78,21 @@ func (w *world) arcSealPadded(t *testing.T, raw, domain string, i int, cv, pad s
 	seal.WriteString(strings.TrimSuffix(canonicalHeader("ARC-Seal", asTags, true), "\r\n"))
 	as := asTags + sign(seal.String())
 	return "ARC-Seal:" + as + "\r\nARC-Message-Signature:" + ams + "\r\nARC-Authentication-Results:" + aar + "\r\n" + raw
+}
+
+// arcChain is testMessage sealed by sets hops, hop i by domain(i), each
+// AAR padded with pad.
+func (w *world) arcChain(t *testing.T, sets int, domain func(i int) string, pad string) string {
+	t.Helper()
+	raw := string(testMessage("alice@example.org"))
+	for i := 1; i <= sets; i++ {
+		cv := "pass"
+		if i == 1 {
+			cv = "none"
+		}
+		raw = w.arcSealPadded(t, raw, domain(i), i, cv, pad)
+	}
+	return raw
 }
 
 func TestARC(t *testing.T) {
@@ -320,18 +338,11 @@ func TestARCLongChainIsCanonicalisedOnce(t *testing.T) {
 		want string
 	}{
 		{"one set", 1, "pass"},
-		{"the longest chain", maxARCInstances, "pass"},
+		{"the longest chain", maxARCSets, "pass"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			raw := string(testMessage("alice@example.org"))
-			for i := 1; i <= tt.sets; i++ {
-				cv := "pass"
-				if i == 1 {
-					cv = "none"
-				}
-				raw = w.arcSealPadded(t, raw, "lists.example", i, cv, pad)
-			}
+			raw := w.arcChain(t, tt.sets, func(int) string { return "lists.example" }, pad)
 			msg := scanner.Parse([]byte(raw))
 			var before, after runtime.MemStats
 			runtime.ReadMemStats(&before)
@@ -344,6 +355,56 @@ func TestARCLongChainIsCanonicalisedOnce(t *testing.T) {
 			// few copies of the header.
 			if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 256<<10+8*uint64(msg.BodyOffset) {
 				t.Errorf("verifying a %d KB header allocated %d KB, want under 256 KB and 8 times the header", msg.BodyOffset>>10, alloc>>10)
+			}
+		})
+	}
+}
+
+// countingResolver counts the key lookups that reach res.
+type countingResolver struct {
+	Resolver
+	lookups atomic.Int64
+}
+
+func (r *countingResolver) LookupTXT(ctx context.Context, name string) ([]string, error) {
+	r.lookups.Add(1)
+	return r.Resolver.LookupTXT(ctx, name)
+}
+
+// TestARCChainLengthIsBounded: a chain longer than maxARCSets fails
+// before any key is looked up or signature verified; one at the bound
+// costs a lookup per seal and one for the newest message signature. Up to
+// RFC 8617's 50 sets, any sender could make each message cost 51 lookups
+// and 150 verifications.
+func TestARCChainLengthIsBounded(t *testing.T) {
+	w := newWorld(t)
+	pub := base64.StdEncoding.EncodeToString(w.edKey.Public().(ed25519.PublicKey))
+	// A domain per sealer, as a sender would have them: no lookup is
+	// answered from the cache.
+	for i := 1; i <= maxARCSets+1; i++ {
+		w.srv.AddTXT(fmt.Sprintf("ed._domainkey.sealer%d.example", i), "v=DKIM1; k=ed25519; p="+pub)
+	}
+	tests := []struct {
+		name        string
+		sets        int
+		want        string
+		wantLookups int64
+		wantReason  string
+	}{
+		{"at the bound", maxARCSets, "pass", maxARCSets + 1, ""},
+		{"past the bound", maxARCSets + 1, "fail", 0, fmt.Sprintf("chains of more than %d ARC sets are not verified", maxARCSets)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			raw := w.arcChain(t, tt.sets, func(i int) string { return fmt.Sprintf("sealer%d.example", i) }, "")
+			res := &countingResolver{Resolver: w.res}
+			c := &Check{res: res}
+			got, reason := c.verifyARC(context.Background(), scanner.Parse([]byte(raw)))
+			if got != tt.want || !strings.Contains(reason, tt.wantReason) {
+				t.Errorf("arc=%s (%s), want %s (%s)", got, reason, tt.want, tt.wantReason)
+			}
+			if n := res.lookups.Load(); n != tt.wantLookups {
+				t.Errorf("%d key lookups, want %d", n, tt.wantLookups)
 			}
 		})
 	}
@@ -365,4 +426,90 @@ func FuzzCanonicalHeaderMatchesReference(f *testing.F) {
 			t.Fatalf("canonicalHeader(%q, %q) = %q, want %q", name, value, got, want)
 		}
 	})
+}
+
+// parseTagsReference is parseTags as first written, a split into tags
+// and of each value into words, less the tags no caller reads.
+func parseTagsReference(v string) map[string]string {
+	m := map[string]string{}
+	for _, part := range strings.Split(v, ";") {
+		k, val, ok := strings.Cut(part, "=")
+		if !ok {
+			continue
+		}
+		m[strings.TrimSpace(k)] = strings.Join(strings.Fields(val), "")
+	}
+	maps.DeleteFunc(m, func(k, _ string) bool { return !slices.Contains(tagNames[:], k) })
+	return m
+}
+
+func FuzzParseTagsMatchesReference(f *testing.F) {
+	f.Add(" i=1; a=ed25519-sha256; b=ab\r\n cd\t==; x=y; b = last ;")
+	f.Add("=;;=; h\u00a0= from\u2028:to ;v=\xff \x85")
+	f.Add(" bh")
+	f.Fuzz(func(t *testing.T, v string) {
+		if got, want := parseTags(v), parseTagsReference(v); !maps.Equal(got, want) {
+			t.Fatalf("parseTags(%q) = %q, want %q", v, got, want)
+		}
+	})
+}
+
+// TestParseTagsOfALargeField: a tag list of 0.9 MB, which an ARC field
+// may be, costs at most its own size in copies (a value's white space
+// removed) past a fixed part. Split into tags and words it cost 8-15 MB.
+func TestParseTagsOfALargeField(t *testing.T) {
+	const size = 900_000
+	var distinct strings.Builder
+	for i := 0; distinct.Len() < size; i++ {
+		fmt.Fprintf(&distinct, "t%d=x; ", i)
+	}
+	tests := []struct {
+		name, list string
+		want       map[string]string
+	}{
+		{"tags no caller reads", distinct.String(), map[string]string{}},
+		{"a tag over and over, folded", strings.Repeat("b= x\r\n y; ", size/10), map[string]string{"b": "xy"}},
+		{"one folded value", "i=1; b=" + strings.Repeat("QUJD\r\n ", size/7), map[string]string{"i": "1", "b": strings.Repeat("QUJD", size/7)}},
+		{"one-letter words", "h=" + strings.Repeat("a ", size/2), map[string]string{"h": strings.Repeat("a", size/2)}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			got := parseTags(tt.list)
+			runtime.ReadMemStats(&after)
+			if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 64<<10+uint64(len(tt.list)) {
+				t.Errorf("a %d KB tag list allocated %d KB, want under its size and 64 KB", len(tt.list)>>10, alloc>>10)
+			}
+			if !maps.Equal(got, tt.want) {
+				t.Errorf("parseTags read %d tags, want %d", len(got), len(tt.want))
+			}
+		})
+	}
+}
+
+// TestARCBadInstanceIsQuotedCut: an instance number the sender made
+// 0.9 MB long is quoted in the reason only as far as publicReason keeps,
+// where it was quoted whole (up to four bytes a byte) and cut after.
+func TestARCBadInstanceIsQuotedCut(t *testing.T) {
+	for _, tt := range []struct{ name, i string }{
+		{"printable", strings.Repeat("x", 900_000)},
+		{"control characters", strings.Repeat("\x01", 900_000)},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			msg := scanner.Parse([]byte("ARC-Seal: i=" + tt.i + "\r\n\r\nbody"))
+			c := &Check{res: noDNS{}}
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			got, reason := c.verifyARC(context.Background(), msg)
+			runtime.ReadMemStats(&after)
+			if got != "fail" || !strings.HasPrefix(reason, "bad instance") || len(reason) > 4*maxReason+len(`bad instance ""`) {
+				t.Errorf("arc=%s, reason of %d bytes %.40q, want a failure whose reason quotes at most %d bytes", got, len(reason), reason, maxReason)
+			}
+			// headerFields' copy of the header, and a fixed part.
+			if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 64<<10+uint64(msg.BodyOffset) {
+				t.Errorf("a %d KB header allocated %d KB, want under its size and 64 KB", msg.BodyOffset>>10, alloc>>10)
+			}
+		})
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -27,6 +28,12 @@ type dmarcResult struct {
 // costs up to two TXT lookups, and a From field can list thousands.
 // Real mail with several authors names one or two domains.
 const maxAuthorDomains = 10
+
+// maxParsedFromAddresses bounds the addresses of a From field given to
+// net/mail's parser, at about 250 bytes allocated each (and each at most
+// scanner.MaxAddressBytes long); those of the shapes simpleFromDomain
+// reads cost nothing. Real mail lists one or two authors.
+const maxParsedFromAddresses = 100
 
 // evaluateDMARC implements RFC 7489 section 6.6: find the RFC5322.From
 // domains, each one's policy record (falling back to the organizational
@@ -238,32 +245,49 @@ func fromDomains(msg *scanner.Message) ([]string, error) {
 			}
 			continue
 		}
-		addrs, err := mail.ParseAddressList(v)
-		if err != nil {
-			// Mail readers still show a From the parser refuses, making
-			// of it what they can: answering permerror (no policy) let
-			// "CEO <ceo@bank.example" or "ceo@bank.example <x@own.example>"
-			// escape the bank's p=reject. Every domain after an '@' is
-			// judged.
-			ds := domainsAfterAt(v)
-			if len(ds) == 0 {
-				return nil, fmt.Errorf("unparsable From: %w", err)
-			}
-			for _, d := range ds {
-				if err := add(d); err != nil {
-					return nil, err
+		// Address by address, up to the bounds: parsed whole, a list of
+		// 75,000 addresses cost 15 MB before the eleventh domain.
+		var parseErr error
+		parsed := 0
+		for elem := range scanner.AddressListElements(v) {
+			d, ok := simpleFromDomain(elem)
+			if !ok {
+				if parsed++; parsed > maxParsedFromAddresses || len(elem) > scanner.MaxAddressBytes {
+					parseErr = fmt.Errorf("more than %d addresses or one of more than %d bytes", maxParsedFromAddresses, scanner.MaxAddressBytes)
+					break
 				}
-			}
-			continue
-		}
-		for _, a := range addrs {
-			_, d, ok := strings.Cut(a.Address, "@")
-			if d = strings.TrimSuffix(d, "."); !ok || d == "" {
-				return nil, fmt.Errorf("From address %q has no domain", a.Address)
+				a, err := mail.ParseAddress(elem)
+				if err != nil {
+					parseErr = err
+					break
+				}
+				_, d, ok = strings.Cut(a.Address, "@")
+				if d = strings.TrimSuffix(d, "."); !ok || d == "" {
+					return nil, fmt.Errorf("From address %q has no domain", a.Address)
+				}
 			}
 			if err := add(d); err != nil {
 				return nil, err
 			}
+		}
+		if parseErr == nil {
+			continue
+		}
+		// Mail readers still show a From the parser refuses, making of
+		// it what they can: answering permerror (no policy) let "CEO
+		// <ceo@bank.example" or "ceo@bank.example <x@own.example>"
+		// escape the bank's p=reject. Every domain after an '@' is
+		// judged, those of the addresses read before included; so is a
+		// list longer than the parser is given.
+		found := false
+		for d := range domainsAfterAt(v) {
+			found = true
+			if err := add(d); err != nil {
+				return nil, err
+			}
+		}
+		if !found {
+			return nil, fmt.Errorf("unparsable From: %w", parseErr)
 		}
 	}
 	if len(domains) == 0 {
@@ -272,25 +296,26 @@ func fromDomains(msg *scanner.Message) ([]string, error) {
 	return domains, nil
 }
 
-// domainsAfterAt returns the names that follow an '@' in v (a domain
+// domainsAfterAt yields the names that follow an '@' in v (a domain
 // literal's brackets dropped), up to the first character no domain holds;
 // those without a dot are left out.
-func domainsAfterAt(v string) []string {
-	var ds []string
-	for rest := v; ; {
-		_, after, found := strings.Cut(rest, "@")
-		if !found {
-			return ds
+func domainsAfterAt(v string) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		for rest := v; ; {
+			_, after, found := strings.Cut(rest, "@")
+			if !found {
+				return
+			}
+			after = strings.TrimPrefix(after, "[")
+			end := strings.IndexAny(after, " \t\r\n<>()[],;:\"\\@")
+			if end < 0 {
+				end = len(after)
+			}
+			if d := strings.TrimSuffix(after[:end], "."); strings.Contains(d, ".") && !yield(d) {
+				return
+			}
+			rest = after[end:]
 		}
-		after = strings.TrimPrefix(after, "[")
-		end := strings.IndexAny(after, " \t\r\n<>()[],;:\"\\@")
-		if end < 0 {
-			end = len(after)
-		}
-		if d := strings.TrimSuffix(after[:end], "."); strings.Contains(d, ".") {
-			ds = append(ds, d)
-		}
-		rest = after[end:]
 	}
 }
 
