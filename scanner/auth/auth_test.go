@@ -380,6 +380,22 @@ func TestCheck(t *testing.T) {
 			wantSymbols: []string{"SPF_PASS", "DKIM_NONE", "DMARC_PERMERROR"},
 		},
 		{
+			// Its first domains are judged all the same: a permerror
+			// let "ceo@bank.example" followed by ten other domains
+			// escape the bank's p=reject.
+			name: "a spoofed p=reject domain before more domains than are evaluated: DMARC fails",
+			env:  scanner.Envelope{ClientIP: good, HELO: "[192.0.2.10]", MailFrom: "x@strict.example", DMARCEnforce: true},
+			raw: func(testing.TB) []byte {
+				from := []string{"ceo@example.org"}
+				for i := range maxAuthorDomains + 5 {
+					from = append(from, fmt.Sprintf("a@d%d.example", i))
+				}
+				return []byte("From: " + strings.Join(from, ", ") + "\r\nSubject: x\r\n\r\nx\r\n")
+			},
+			wantSymbols: []string{"SPF_PASS", "DKIM_NONE", "DMARC_FAIL_REJECT"},
+			wantReject:  true,
+		},
+		{
 			name:        "methods switched off",
 			mod:         func(c *Config) { c.DMARC, c.DKIM = false, false },
 			env:         scanner.Envelope{ClientIP: good, HELO: "[192.0.2.10]", MailFrom: "alice@example.org"},

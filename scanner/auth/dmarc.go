@@ -44,16 +44,17 @@ const maxParsedFromAddresses = 100
 // let "From: ceo@bank.example, x@own.example" escape the bank's p=reject.
 func (c *Check) evaluateDMARC(ctx context.Context, msg *scanner.Message, spfRes *spfResult, dkims []dkimResult) dmarcResult {
 	froms, err := fromDomains(msg)
-	if err != nil {
-		r := dmarcResult{}
-		r.method = "dmarc"
-		r.result, r.symbol, r.reason = "permerror", "DMARC_PERMERROR", err.Error()
-		return r
-	}
 	var worst dmarcResult
+	if err != nil {
+		worst.method = "dmarc"
+		worst.result, worst.symbol, worst.reason = "permerror", "DMARC_PERMERROR", err.Error()
+	}
+	// Past maxAuthorDomains the first ones are still judged: a failure
+	// among them outweighs the permerror, or "ceo@bank.example" followed
+	// by ten other domains escaped the bank's p=reject.
 	for i, from := range froms {
 		r := c.evaluateDomain(ctx, from, spfRes, dkims)
-		if i == 0 || r.severity() > worst.severity() {
+		if (i == 0 && err == nil) || r.severity() > worst.severity() {
 			worst = r
 		}
 	}
@@ -214,9 +215,14 @@ func orgDomain(domain string) string {
 	return org
 }
 
+// errTooManyAuthors: the From fields name more than maxAuthorDomains
+// domains; fromDomains returns the first ones with it.
+var errTooManyAuthors = fmt.Errorf("From names more than %d domains", maxAuthorDomains)
+
 // fromDomains returns the author domains, lower-case, each once: those of
 // every address in every From field (RFC 5322 allows one; a second is
-// shown by some MUAs all the same).
+// shown by some MUAs all the same). With an error, the domains returned
+// (if any) are the first maxAuthorDomains, to be judged all the same.
 func fromDomains(msg *scanner.Message) ([]string, error) {
 	if msg == nil {
 		return nil, errors.New("no message")
@@ -227,21 +233,23 @@ func fromDomains(msg *scanner.Message) ([]string, error) {
 	}
 	var domains []string
 	// add keeps domain once; past maxAuthorDomains the list (a From can
-	// hold tens of thousands of addresses) is not read further.
+	// hold tens of thousands of addresses) is not read further, and the
+	// first maxAuthorDomains are returned with errTooManyAuthors.
 	add := func(domain string) error {
 		domain = strings.ToLower(domain)
 		if !slices.Contains(domains, domain) {
 			domains = append(domains, domain)
 		}
 		if len(domains) > maxAuthorDomains {
-			return fmt.Errorf("From names more than %d domains", maxAuthorDomains)
+			domains = domains[:maxAuthorDomains]
+			return errTooManyAuthors
 		}
 		return nil
 	}
 	for _, v := range values {
 		if d, ok := simpleFromDomain(v); ok {
 			if err := add(d); err != nil {
-				return nil, err
+				return domains, err
 			}
 			continue
 		}
@@ -267,7 +275,7 @@ func fromDomains(msg *scanner.Message) ([]string, error) {
 				}
 			}
 			if err := add(d); err != nil {
-				return nil, err
+				return domains, err
 			}
 		}
 		if parseErr == nil {
@@ -283,7 +291,7 @@ func fromDomains(msg *scanner.Message) ([]string, error) {
 		for d := range domainsAfterAt(v) {
 			found = true
 			if err := add(d); err != nil {
-				return nil, err
+				return domains, err
 			}
 		}
 		if !found {
