@@ -34,18 +34,7 @@ import (
 // Real store, relay and customer server.
 func TestReleaseLinkDeliversToItsRecipientOnly(t *testing.T) {
 	ctx := context.Background()
-	st, err := store.Open(store.DefaultConfig(), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	if err := st.MigrateQuarantine(ctx); err != nil {
-		t.Fatal(err)
-	}
-	customer := smtptest.StartSink(t)
-	dir := domains{"a.example": {Name: "a.example", ID: 7, CustomerID: 3, Route: tenant.Route{Addr: customer.Addr, TLS: tenant.TLSNone}}}
-	rel := relay.New(relay.DefaultConfig(), "mx.mxgrid.test", smtptest.Guard(), slog.New(slog.DiscardHandler), prometheus.NewRegistry())
-	q := quarantine.New(quarantine.DefaultConfig(), st, smtpd.Releaser{Directory: dir, Relay: smtpd.Relay{Relay: rel}}, nil)
+	st, q, customer := releasingQuarantine(t, quarantine.DefaultConfig())
 	ids, err := q.Hold(ctx, quarantine.Item{Domain: "a.example", DomainID: 7, CustomerID: 3, Sender: "s@x.example",
 		Recipients: []string{"ann@a.example", "bob@a.example"}}, strings.NewReader("Subject: x\r\n\r\nx\r\n"))
 	if err != nil || len(ids) != 2 {
@@ -107,20 +96,9 @@ func TestReleaseLinkDeliversToItsRecipientOnly(t *testing.T) {
 // delivery that was never tried.
 func TestReleaseLinkWhenTheNodeIsBusy(t *testing.T) {
 	ctx := context.Background()
-	st, err := store.Open(store.DefaultConfig(), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	if err := st.MigrateQuarantine(ctx); err != nil {
-		t.Fatal(err)
-	}
-	customer := smtptest.StartSink(t)
-	dir := domains{"a.example": {Name: "a.example", ID: 7, CustomerID: 3, Route: tenant.Route{Addr: customer.Addr, TLS: tenant.TLSNone}}}
-	rel := relay.New(relay.DefaultConfig(), "mx.mxgrid.test", smtptest.Guard(), slog.New(slog.DiscardHandler), prometheus.NewRegistry())
 	cfg := quarantine.DefaultConfig()
 	cfg.MaxOpenBytes = 1 << 20
-	q := quarantine.New(cfg, st, smtpd.Releaser{Directory: dir, Relay: smtpd.Relay{Relay: rel}}, nil)
+	_, q, customer := releasingQuarantine(t, cfg)
 	hold := func(body string) int64 {
 		ids, err := q.Hold(ctx, quarantine.Item{Domain: "a.example", DomainID: 7, CustomerID: 3, Sender: "s@x.example",
 			Recipients: []string{"ann@a.example"}}, strings.NewReader("Subject: x\r\n\r\n"+body+"\r\n"))
@@ -162,4 +140,23 @@ func TestReleaseLinkWhenTheNodeIsBusy(t *testing.T) {
 	if rec.Code != http.StatusOK || len(customer.Messages()) != 1 {
 		t.Fatalf("once the other message is closed: %d, %d delivered; want 200, 1", rec.Code, len(customer.Messages()))
 	}
+}
+
+// releasingQuarantine is a quarantine on a fresh SQLite store that
+// releases a.example's mail (domain 7 of customer 3) to customer, a real
+// SMTP server, through the node's relay.
+func releasingQuarantine(t *testing.T, cfg quarantine.Config) (*store.Store, *quarantine.Service, *smtptest.Sink) {
+	t.Helper()
+	st, err := store.Open(store.DefaultConfig(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if err := st.MigrateQuarantine(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	customer := smtptest.StartSink(t)
+	dir := domains{"a.example": {Name: "a.example", ID: 7, CustomerID: 3, Route: tenant.Route{Addr: customer.Addr, TLS: tenant.TLSNone}}}
+	rel := relay.New(relay.DefaultConfig(), "mx.mxgrid.test", smtptest.Guard(), slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	return st, quarantine.New(cfg, st, smtpd.Releaser{Directory: dir, Relay: smtpd.Relay{Relay: rel}}, nil), customer
 }

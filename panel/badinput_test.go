@@ -377,16 +377,7 @@ func TestResellerMapShowsOnlyItsSources(t *testing.T) {
 	if err := f.st.InsertEvents(ctx, evs); err != nil {
 		t.Fatal(err)
 	}
-	world, err := spammap.LoadWorld()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sched, err := spammap.NewScheduler(spammap.DefaultConfig(), world, spammap.StoreEvents{Store: f.st}, f.st, alwaysLeader{},
-		prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	scoped := ScopedMaps(f.svc, sched)
+	scoped := ScopedMaps(f.svc, f.storeScheduler(t))
 	tests := []struct {
 		kind, key    string
 		want, absent string
@@ -436,16 +427,7 @@ func TestScopedMapViewsReadLittle(t *testing.T) {
 	if err != nil || len(customers) != 1 {
 		t.Fatalf("customers %v, %v", customers, err)
 	}
-	world, err := spammap.LoadWorld()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sched, err := spammap.NewScheduler(spammap.DefaultConfig(), world, spammap.StoreEvents{Store: f.st}, f.st, alwaysLeader{},
-		prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	scoped := ScopedMaps(f.svc, sched)
+	scoped := ScopedMaps(f.svc, f.storeScheduler(t))
 	for _, sc := range []struct{ kind, key string }{{"reseller", "alpha"}, {"customer", customers[0].MapKey}} {
 		t.Run(sc.kind, func(t *testing.T) {
 			m, found, err := scoped(ctx, sc.kind, sc.key)
@@ -478,11 +460,7 @@ func TestScopedMapViewsReadLittle(t *testing.T) {
 func TestPanelPagesDoNotReadTheLogo(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	r, err := f.svc.CreateReseller(ctx, f.op, tenant.Reseller{Name: "R", Slug: "r"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pr := admin.Principal{ResellerID: r.ID, Actor: "r"}
+	r, pr := f.resellerR(t)
 	logo := pngBytes(t)
 	logo = append(logo, make([]byte, admin.MaxLogoBytes-len(logo))...)
 	if err := f.svc.SetLogo(ctx, pr, r.ID, logo); err != nil {
@@ -531,4 +509,30 @@ func FuzzParseRecipientsCSV(f *testing.F) {
 			}
 		}
 	})
+}
+
+// storeScheduler is a map scheduler over the fixture's store, always the
+// leader.
+func (f *fixture) storeScheduler(t *testing.T) *spammap.Scheduler {
+	t.Helper()
+	world, err := spammap.LoadWorld()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sched, err := spammap.NewScheduler(spammap.DefaultConfig(), world, spammap.StoreEvents{Store: f.st}, f.st, alwaysLeader{},
+		prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sched
+}
+
+// resellerR creates reseller R (slug r) and returns it and its principal.
+func (f *fixture) resellerR(t *testing.T) (tenant.Reseller, admin.Principal) {
+	t.Helper()
+	r, err := f.svc.CreateReseller(context.Background(), f.op, tenant.Reseller{Name: "R", Slug: "r"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r, admin.Principal{ResellerID: r.ID, Actor: "r"}
 }

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/mxgrid/mxgrid/admin"
-	"github.com/mxgrid/mxgrid/tenant"
 )
 
 // discardWriter answers into nothing: the test counts the handler's
@@ -33,11 +32,7 @@ func (w *discardWriter) WriteHeader(code int)        { w.code = code }
 func TestLogoRequestsShareOneRead(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	r, err := f.svc.CreateReseller(ctx, f.op, tenant.Reseller{Name: "R", Slug: "r"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pr := admin.Principal{ResellerID: r.ID, Actor: "r"}
+	r, pr := f.resellerR(t)
 	logo := pngBytes(t)
 	big := append(logo, make([]byte, admin.MaxLogoBytes-len(logo))...)
 	if err := f.svc.SetLogo(ctx, pr, r.ID, big); err != nil {

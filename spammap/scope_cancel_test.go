@@ -45,16 +45,7 @@ func (g *gatedEvents) RecentDomainEvents(ctx context.Context, _ []int64, _ int, 
 // read, stored nothing, and the next request read everything again; the
 // viewers waiting on it got 503).
 func TestScopedRenderOutlivesItsFirstViewer(t *testing.T) {
-	world, err := spammap.LoadWorld()
-	if err != nil {
-		t.Fatal(err)
-	}
-	src := &gatedEvents{started: make(chan struct{}), release: make(chan struct{})}
-	sched, err := spammap.NewScheduler(spammap.DefaultConfig(), world, src, openStore(t), &flag{}, prometheus.NewRegistry(),
-		slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	src, sched := gatedScheduler(t)
 	sc := spammap.Scope{Key: "reseller:r", DomainIDs: []int64{1}, Brand: spammap.Brand{Name: "R"}}
 	ctx, cancel := context.WithCancel(context.Background())
 	first := make(chan error, 1)
@@ -90,16 +81,7 @@ func TestScopedRenderOutlivesItsFirstViewer(t *testing.T) {
 // reading anything; a viewer of a scope in flight joins its render; once
 // a render ends, the next scope renders.
 func TestScopedRendersBoundedPerNode(t *testing.T) {
-	world, err := spammap.LoadWorld()
-	if err != nil {
-		t.Fatal(err)
-	}
-	src := &gatedEvents{started: make(chan struct{}), release: make(chan struct{})}
-	sched, err := spammap.NewScheduler(spammap.DefaultConfig(), world, src, openStore(t), &flag{}, prometheus.NewRegistry(),
-		slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	src, sched := gatedScheduler(t)
 	scope := func(key string) spammap.Scope {
 		return spammap.Scope{Key: key, DomainIDs: []int64{1}, Brand: spammap.Brand{Name: key}}
 	}
@@ -146,4 +128,20 @@ func TestScopedRendersBoundedPerNode(t *testing.T) {
 	if n := src.calls.Load(); n != 3 {
 		t.Fatalf("the events were read %d times, want 3", n)
 	}
+}
+
+// gatedScheduler is a scheduler whose event reads wait for src.release.
+func gatedScheduler(t *testing.T) (*gatedEvents, *spammap.Scheduler) {
+	t.Helper()
+	world, err := spammap.LoadWorld()
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := &gatedEvents{started: make(chan struct{}), release: make(chan struct{})}
+	sched, err := spammap.NewScheduler(spammap.DefaultConfig(), world, src, openStore(t), &flag{}, prometheus.NewRegistry(),
+		slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return src, sched
 }
