@@ -76,20 +76,62 @@ var ErrSearchesBusy = fmt.Errorf("%w: %d searches are running on this node", Err
 // turn rather than refused; a request whose client leaves stops waiting.
 const DefaultSearchWait = 5 * time.Second
 
-// BeginSearch takes one of the node's search places before a search of
-// the message log or the quarantine; done gives it back once the answer
-// is written. With none free for the search wait (or until ctx ends) it
-// fails with ErrSearchesBusy: the client retries.
-func (s *Service) BeginSearch(ctx context.Context) (done func(), err error) {
+// MaxSearchesPerReseller is how many of the node's search places one
+// reseller (its API tokens, panel users and customers' logins together)
+// may hold: a tenant whose clients read their answers slowly held all of
+// them, and every other tenant's searches waited and got 429. The
+// operator is bounded by MaxConcurrentSearches alone.
+const MaxSearchesPerReseller = MaxConcurrentSearches / 2
+
+// BeginSearch takes one of the node's search places for p before a search
+// of the message log or the quarantine; done gives it back once the
+// answer is written. With none free for p (MaxSearchesPerReseller) or on
+// the node, for the search wait (or until ctx ends), it fails with
+// ErrSearchesBusy: the client retries.
+func (s *Service) BeginSearch(ctx context.Context, p Principal) (done func(), err error) {
 	wait := time.NewTimer(s.searchWait)
 	defer wait.Stop()
+	var own chan struct{}
+	if !p.Operator {
+		own = s.resellerSearches(p.ResellerID)
+		select {
+		case own <- struct{}{}:
+		case <-wait.C:
+			return nil, ErrSearchesBusy
+		case <-ctx.Done():
+			return nil, ErrSearchesBusy
+		}
+	}
 	select {
 	case s.searches <- struct{}{}:
-		return func() { <-s.searches }, nil
+		return func() {
+			<-s.searches
+			if own != nil {
+				<-own
+			}
+		}, nil
 	case <-wait.C:
 	case <-ctx.Done():
 	}
+	if own != nil {
+		<-own
+	}
 	return nil, ErrSearchesBusy
+}
+
+// resellerSearches is the reseller's share of the search places.
+func (s *Service) resellerSearches(id int64) chan struct{} {
+	s.searchMu.Lock()
+	defer s.searchMu.Unlock()
+	if s.searchesOf == nil {
+		s.searchesOf = map[int64]chan struct{}{}
+	}
+	c, ok := s.searchesOf[id]
+	if !ok {
+		c = make(chan struct{}, MaxSearchesPerReseller)
+		s.searchesOf[id] = c
+	}
+	return c
 }
 
 // SearchesRunning is how many search places are taken.

@@ -123,6 +123,10 @@ type Service struct {
 	// run or answered on this node (BeginSearch).
 	searches   chan struct{}
 	searchWait time.Duration
+	// searchesOf holds each reseller's share of searches, by reseller id
+	// (a handful of bytes per reseller that ever searched on this node).
+	searchMu   sync.Mutex
+	searchesOf map[int64]chan struct{}
 	// charts holds the outcome charts summed lately (OutcomeCharts).
 	charts chartCache
 }

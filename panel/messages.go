@@ -41,7 +41,7 @@ func (p *Panel) messages(req *request) error {
 		return nil
 	}
 	// One place for the search and the deferral view: the page holds both.
-	done, err := p.svc.BeginSearch(req.r.Context())
+	done, err := p.svc.BeginSearch(req.r.Context(), req.sess.P)
 	if err != nil {
 		return err
 	}

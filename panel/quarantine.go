@@ -36,7 +36,7 @@ func (p *Panel) quarantineList(req *request) error {
 	search := readSearch(req)
 	var items []quarantine.Item
 	if search.refused == nil && errs == nil {
-		done, err := p.svc.BeginSearch(req.r.Context())
+		done, err := p.svc.BeginSearch(req.r.Context(), req.sess.P)
 		if err != nil {
 			return err
 		}

@@ -111,7 +111,7 @@ func TestSearchesShareTheNodesPlaces(t *testing.T) {
 	}
 	var held []func()
 	for range admin.MaxConcurrentSearches {
-		done, err := f.svc.BeginSearch(context.Background())
+		done, err := f.svc.BeginSearch(context.Background(), f.op)
 		if err != nil {
 			t.Fatal(err)
 		}

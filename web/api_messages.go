@@ -69,7 +69,7 @@ func (a *AdminAPI) searchMessages(w http.ResponseWriter, r *http.Request, p admi
 	if errs != nil {
 		return tenant.FieldErrors(errs)
 	}
-	done, err := a.svc.BeginSearch(r.Context())
+	done, err := a.svc.BeginSearch(r.Context(), p)
 	if err != nil {
 		return err
 	}
@@ -138,7 +138,7 @@ func (a *AdminAPI) listDeferrals(w http.ResponseWriter, r *http.Request, p admin
 	if len(errs) > 0 {
 		return tenant.FieldErrors(errs)
 	}
-	done, err := a.svc.BeginSearch(r.Context())
+	done, err := a.svc.BeginSearch(r.Context(), p)
 	if err != nil {
 		return err
 	}

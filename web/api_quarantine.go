@@ -52,7 +52,7 @@ func (a *AdminAPI) listQuarantine(w http.ResponseWriter, r *http.Request, p admi
 	if f.Limit == 0 {
 		f.Limit = 100
 	}
-	done, err := a.svc.BeginSearch(r.Context())
+	done, err := a.svc.BeginSearch(r.Context(), p)
 	if err != nil {
 		return err
 	}

@@ -130,7 +130,7 @@ func TestSearchesAtOnceAreBounded(t *testing.T) {
 	}
 	var held []func()
 	for range admin.MaxConcurrentSearches {
-		done, err := f.svc.BeginSearch(context.Background())
+		done, err := f.svc.BeginSearch(context.Background(), f.op)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -150,5 +150,40 @@ func TestSearchesAtOnceAreBounded(t *testing.T) {
 		if n := f.svc.SearchesRunning(); n != admin.MaxConcurrentSearches-1 {
 			t.Errorf("%s: %d places taken after it, want %d (its own given back)", path, n, admin.MaxConcurrentSearches-1)
 		}
+	}
+}
+
+// TestSearchPlacesAreSharedBetweenResellers: one reseller holds at most
+// MaxSearchesPerReseller of the node's search places, so its slow clients
+// cannot make every other tenant's searches wait and get 429.
+func TestSearchPlacesAreSharedBetweenResellers(t *testing.T) {
+	f := newAPIFixture(t, func(o *admin.ServiceOptions) { o.SearchWait = 50 * time.Millisecond })
+	get := func(who string) int {
+		req, err := http.NewRequest("GET", f.srv.URL+"/api/v1/messages?sender=x%40sender.example", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+f.tokens[who])
+		resp, err := f.srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	// Reseller A's slow clients hold its share.
+	a := admin.Principal{ResellerID: f.resA.ID, Actor: "a"}
+	for range admin.MaxSearchesPerReseller {
+		done, err := f.svc.BeginSearch(context.Background(), a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer done()
+	}
+	if code := get("own"); code != http.StatusTooManyRequests {
+		t.Errorf("reseller A past its share: %d, want 429", code)
+	}
+	if code := get("other"); code != http.StatusOK {
+		t.Errorf("reseller B while A holds its share: %d, want 200", code)
 	}
 }
