@@ -127,8 +127,8 @@ type Config struct {
 	Retention     time.Duration `yaml:"retention"`
 	PruneInterval time.Duration `yaml:"prune_interval"`
 	// MaxOpenBytes bounds the held messages a node has open at once, for
-	// previews and releases, at openFactor times their size; past it
-	// ErrBusy. Each GET of a preview decompressed and parsed its message
+	// previews and releases, at openFactor times their size; past it a
+	// request waits up to openWait, then ErrBusy. Each GET of a preview decompressed and parsed its message
 	// unbounded: a tenant (or a digest recipient) asking for a 25 MB
 	// message a hundred times at once could take the node, and the mail
 	// it filters, down.
@@ -248,7 +248,7 @@ func (s *Service) Open(ctx context.Context, scope tracking.Scope, id int64, fn f
 	if err != nil {
 		return it, err
 	}
-	done, err := s.reserveOpen(it.Size)
+	done, err := s.reserveOpen(ctx, it.Size)
 	if err != nil {
 		return it, err
 	}
@@ -267,12 +267,18 @@ func (s *Service) Open(ctx context.Context, scope tracking.Scope, id int64, fn f
 	return it, nil
 }
 
-// reserveOpen takes an open message's share of max_open_bytes, and
-// returns what gives it back. A message larger than the whole budget
-// takes all of it: it opens, alone.
-func (s *Service) reserveOpen(size int64) (func(), error) {
+// openWait is how long opening a message waits for its share of
+// max_open_bytes: a preview or release of a big message takes a second or
+// two, so a few at once (two admins, a release racing a preview) are
+// served in turn; past it, ErrBusy.
+const openWait = 5 * time.Second
+
+// reserveOpen takes an open message's share of max_open_bytes, waiting up
+// to openWait (or until ctx ends), and returns what gives it back. A
+// message larger than the whole budget takes all of it: it opens, alone.
+func (s *Service) reserveOpen(ctx context.Context, size int64) (func(), error) {
 	n := min(openFactor*max(size, 1), s.cfg.MaxOpenBytes)
-	if !s.opened.Reserve(n) {
+	if !s.opened.ReserveWait(ctx, n, openWait) {
 		return nil, ErrBusy
 	}
 	return func() { s.opened.Release(n) }, nil
@@ -291,7 +297,7 @@ func (s *Service) Release(ctx context.Context, scope tracking.Scope, id int64, b
 	}
 	// The bytes before the claim: a release refused for them leaves the
 	// item held as it was.
-	done, err := s.reserveOpen(it.Size)
+	done, err := s.reserveOpen(ctx, it.Size)
 	if err != nil {
 		return it, "", err
 	}

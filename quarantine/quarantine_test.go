@@ -145,7 +145,8 @@ func TestManyRecipientsOneMessageAgainstTheCap(t *testing.T) {
 
 // TestOpenMessagesShareMaxOpenBytes: previews and releases open held
 // messages within the node's max_open_bytes (openFactor times each size);
-// past it they get ErrBusy and nothing changes (a release refused so
+// one that does not fit waits for it, and past the wait gets ErrBusy and
+// nothing changes (a release refused so
 // leaves its item held), and reading an item's fields opens nothing. A
 // message larger than the whole budget still opens, alone. Unbounded, a
 // hundred previews of a 25 MB message at once could take a node down.
@@ -170,32 +171,28 @@ func TestOpenMessagesShareMaxOpenBytes(t *testing.T) {
 	inside, leave := make(chan struct{}), make(chan struct{})
 	go svc.Open(ctx, op, a, func(quarantine.Item, []byte) { close(inside); <-leave })
 	<-inside
-	// a holds 600 KiB of the 1 MiB: b's 600 KiB do not fit.
-	if _, err := svc.Open(ctx, op, b, func(quarantine.Item, []byte) { t.Error("opened past max_open_bytes") }); !errors.Is(err, quarantine.ErrBusy) {
+	// a holds 600 KiB of the 1 MiB: b's 600 KiB do not fit. A request
+	// waits for them (here until its client leaves), then is refused.
+	impatient := func() context.Context {
+		c, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+		t.Cleanup(cancel)
+		return c
+	}
+	if _, err := svc.Open(impatient(), op, b, func(quarantine.Item, []byte) { t.Error("opened past max_open_bytes") }); !errors.Is(err, quarantine.ErrBusy) {
 		t.Fatalf("second preview while the bytes are spent: %v", err)
 	}
-	if _, _, err := svc.Release(ctx, op, b, "op"); !errors.Is(err, quarantine.ErrBusy) {
+	if _, _, err := svc.Release(impatient(), op, b, "op"); !errors.Is(err, quarantine.ErrBusy) {
 		t.Fatalf("release while the bytes are spent: %v", err)
 	}
 	if it, err := svc.Item(ctx, op, b); err != nil || it.State != quarantine.StateHeld || len(downstream.got) != 0 {
 		t.Fatalf("after the refused release: %v %v, %d delivered", it.State, err, len(downstream.got))
 	}
-	close(leave)
+	// A patient request is served once a's bytes are back.
+	time.AfterFunc(100*time.Millisecond, func() { close(leave) })
 	for _, id := range []int64{b, huge} {
-		// The goroutine gives a's bytes back just after fn returns.
-		var err error
-		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-			var it quarantine.Item
-			var msg []byte
-			if it, msg, err = opened(svc, id); err == nil && (it.ID != id || !bytes.HasPrefix(msg, []byte("Subject: x\r\n"))) {
-				t.Fatalf("opened %d: item %d, %d bytes", id, it.ID, len(msg))
-			}
-			if !errors.Is(err, quarantine.ErrBusy) {
-				break
-			}
-		}
-		if err != nil {
-			t.Fatalf("open %d once the bytes were back: %v", id, err)
+		it, msg, err := opened(svc, id)
+		if err != nil || it.ID != id || !bytes.HasPrefix(msg, []byte("Subject: x\r\n")) {
+			t.Fatalf("open %d once the bytes were back: item %d, %d bytes, %v", id, it.ID, len(msg), err)
 		}
 	}
 	if _, _, err := svc.Release(ctx, op, b, "op"); err != nil || len(downstream.got) != 1 {

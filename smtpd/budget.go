@@ -63,28 +63,19 @@ func (r *reservation) to(n int64) bool {
 	return true
 }
 
-// budgetPoll is how often a waiting transaction looks at the budget again.
-const budgetPoll = 10 * time.Millisecond
-
 // wait makes the reservation n bytes, waiting up to patience for others to
 // release theirs. A spooled body waits rather than being refused at once:
 // its sender waits for the reply to its final dot anyway (RFC 5321 allows
 // it 10 minutes), and reading 25 MB again on a retry costs more than
 // waiting for a scan to finish.
 func (r *reservation) wait(ctx context.Context, n int64, patience time.Duration) bool {
-	deadline := time.Now().Add(patience)
-	t := time.NewTicker(budgetPoll)
-	defer t.Stop()
-	for !r.to(n) {
-		if time.Now().After(deadline) {
-			return false
-		}
-		select {
-		case <-ctx.Done():
-			return false
-		case <-t.C:
-		}
+	if n <= r.held {
+		return r.to(n)
 	}
+	if !r.budget.ReserveWait(ctx, n-r.held, patience) {
+		return false
+	}
+	r.held = n
 	return true
 }
 

@@ -3,7 +3,11 @@
 // archives being expanded.
 package bytebudget
 
-import "sync/atomic"
+import (
+	"context"
+	"sync/atomic"
+	"time"
+)
 
 // Budget is a limit and what is held of it.
 type Budget struct {
@@ -32,3 +36,25 @@ func (b *Budget) Release(n int64) { b.used.Add(-n) }
 
 // Used is what is held now.
 func (b *Budget) Used() int64 { return b.used.Load() }
+
+// poll is how often a waiting ReserveWait looks at the budget again.
+const poll = 10 * time.Millisecond
+
+// ReserveWait takes n bytes, waiting up to patience (or until ctx ends)
+// for others to release theirs, and reports whether it did.
+func (b *Budget) ReserveWait(ctx context.Context, n int64, patience time.Duration) bool {
+	deadline := time.Now().Add(patience)
+	t := time.NewTicker(poll)
+	defer t.Stop()
+	for !b.Reserve(n) {
+		if time.Now().After(deadline) {
+			return false
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+		}
+	}
+	return true
+}
