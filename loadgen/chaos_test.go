@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -67,7 +68,7 @@ func TestChaos(t *testing.T) {
 		gossip = append(gossip, fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)))
 	}
 	for i := range nodes {
-		p := &proc{name: fmt.Sprintf("node-%d", i),
+		p := &proc{name: fmt.Sprintf("node-%d", i), gossip: gossip[i],
 			smtp: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), http: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)),
 			logPath: filepath.Join(dir, fmt.Sprintf("node-%d.log", i))}
 		cfg := filepath.Join(dir, p.name+".yaml")
@@ -194,7 +195,12 @@ func killNode(t *testing.T, total int, p *progress, node *proc) string {
 		return "the run ended before 20 % of the messages were final"
 	}
 	node.signal(syscall.SIGKILL)
+	release, err := holdPorts(node.smtp, node.http, node.gossip)
+	if err != nil {
+		return "hold the killed node's ports: " + err.Error()
+	}
 	time.Sleep(time.Second)
+	release()
 	node.start(t)
 	if err := smtpReady(node.smtp, 30*time.Second); err != nil {
 		return "restarted node: " + err.Error()
@@ -209,7 +215,12 @@ func stopSink(t *testing.T, total int, p *progress, sink *proc, addr string) str
 		return "the run ended before 50 % of the messages were final"
 	}
 	sink.signal(syscall.SIGTERM)
+	release, err := holdPorts(addr)
+	if err != nil {
+		return "hold the sink's port: " + err.Error()
+	}
 	time.Sleep(sinkOutage)
+	release()
 	sink.start(t)
 	if err := smtpReady(addr, 30*time.Second); err != nil {
 		return "restarted sink: " + err.Error()
@@ -217,12 +228,47 @@ func stopSink(t *testing.T, total int, p *progress, sink *proc, addr string) str
 	return ""
 }
 
+// holdPorts keeps a stopped server's ports, TCP and UDP (memberlist binds
+// both), from every other process of the parallel test run until release,
+// so that the server can bind them again: each is bound, with SO_REUSEADDR
+// as Go's listeners set it, but not listening, so a client still finds the
+// server down (connection refused), as it would without the hold.
+func holdPorts(addrs ...string) (release func(), err error) {
+	var fds []int
+	release = func() {
+		for _, fd := range fds {
+			syscall.Close(fd)
+		}
+	}
+	for _, addr := range addrs {
+		ap, err := netip.ParseAddrPort(addr)
+		if err != nil || !ap.Addr().Is4() {
+			release()
+			return nil, fmt.Errorf("%q: not an IPv4 address and port", addr)
+		}
+		for _, typ := range []int{syscall.SOCK_STREAM, syscall.SOCK_DGRAM} {
+			fd, err := syscall.Socket(syscall.AF_INET, typ|syscall.SOCK_CLOEXEC, 0)
+			if err == nil {
+				fds = append(fds, fd)
+				if err = syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1); err == nil {
+					err = syscall.Bind(fd, &syscall.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()})
+				}
+			}
+			if err != nil {
+				release()
+				return nil, fmt.Errorf("%s: %w", addr, err)
+			}
+		}
+	}
+	return release, nil
+}
+
 // proc is one child process, restartable with the same arguments.
 type proc struct {
-	name, smtp, http, logPath string
-	args                      []string
-	cmd                       *exec.Cmd
-	exited                    chan struct{}
+	name, smtp, http, gossip, logPath string
+	args                              []string
+	cmd                               *exec.Cmd
+	exited                            chan struct{}
 }
 
 func (p *proc) start(t *testing.T) {
