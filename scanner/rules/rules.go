@@ -558,5 +558,8 @@ func helo(f *findings, env *scanner.Envelope) {
 }
 
 // dynamicHost matches names ISPs give to dial-up, DSL and cable customers:
-// the address spelled out in the name, or pool-type words.
-var dynamicHost = regexp.MustCompile(`(^|[.-])(\d{1,3}[.-]){3}\d{1,3}[.-]|(^|[.-])(dsl|adsl|dyn|dynamic|dhcp|dialup|dial-up|ppp|pool|cable|client|cust|broadband)[0-9.-]`)
+// the address spelled out in the name, or pool-type words. Words that also
+// name real mail servers (client.example.com, mail.pool-corp.example,
+// smtp.cable-tv.example) count only with a number after them, as in
+// pool-71-105-3-9 or cust123.
+var dynamicHost = regexp.MustCompile(`(^|[.-])(\d{1,3}[.-]){3}\d{1,3}[.-]|(^|[.-])(dsl|adsl|dynamic|dhcp|dialup|dial-up|broadband)[0-9.-]|(^|[.-])(dyn|ppp|pool|cable|client|cust)[.-]?\d`)

@@ -76,6 +76,12 @@ func TestRules(t *testing.T) {
 		{"HELO not a FQDN", scanner.Envelope{HELO: "dd_it7"}, okHeaders + "\nhi\n", []string{HELONotFQDN}},
 		{"HELO dynamic", scanner.Envelope{HELO: "adsl-67-121-10-5.dsl.example.net"}, okHeaders + "\nhi\n", []string{HELODynamic}},
 		{"HELO proper", scanner.Envelope{HELO: "mail.example.org"}, okHeaders + "\nhi\n", nil},
+		{"HELO dynamic pool name", scanner.Envelope{HELO: "pool-71-105-3-9.nycmny.fios.example.net"}, okHeaders + "\nhi\n", []string{HELODynamic}},
+		{"HELO dynamic customer number", scanner.Envelope{HELO: "cust123.isp.example.net"}, okHeaders + "\nhi\n", []string{HELODynamic}},
+		{"HELO dynamic label", scanner.Envelope{HELO: "host7.dynamic.isp.example.net"}, okHeaders + "\nhi\n", []string{HELODynamic}},
+		{"HELO a server named client", scanner.Envelope{HELO: "client.example.com"}, okHeaders + "\nhi\n", nil},
+		{"HELO a company named pool", scanner.Envelope{HELO: "mail.pool-corp.example"}, okHeaders + "\nhi\n", nil},
+		{"HELO a company named cable", scanner.Envelope{HELO: "smtp.cable-tv.example"}, okHeaders + "\nhi\n", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
