@@ -91,47 +91,19 @@ const MaxSearchesPerReseller = MaxConcurrentSearches / 2
 func (s *Service) BeginSearch(ctx context.Context, p Principal) (done func(), err error) {
 	wait := time.NewTimer(s.searchWait)
 	defer wait.Stop()
-	var own chan struct{}
-	if !p.Operator {
-		own = s.resellerSearches(p.ResellerID)
-		select {
-		case own <- struct{}{}:
-		case <-wait.C:
-			return nil, ErrSearchesBusy
-		case <-ctx.Done():
-			return nil, ErrSearchesBusy
-		}
+	if p.Operator {
+		return takeWaiting(ctx, wait.C, s.searches, ErrSearchesBusy)
 	}
-	select {
-	case s.searches <- struct{}{}:
-		return func() {
-			<-s.searches
-			if own != nil {
-				<-own
-			}
-		}, nil
-	case <-wait.C:
-	case <-ctx.Done():
+	ownDone, err := takeWaiting(ctx, wait.C, s.searchesOf.of(p.ResellerID), ErrSearchesBusy)
+	if err != nil {
+		return nil, err
 	}
-	if own != nil {
-		<-own
+	nodeDone, err := takeWaiting(ctx, wait.C, s.searches, ErrSearchesBusy)
+	if err != nil {
+		ownDone()
+		return nil, err
 	}
-	return nil, ErrSearchesBusy
-}
-
-// resellerSearches is the reseller's share of the search places.
-func (s *Service) resellerSearches(id int64) chan struct{} {
-	s.searchMu.Lock()
-	defer s.searchMu.Unlock()
-	if s.searchesOf == nil {
-		s.searchesOf = map[int64]chan struct{}{}
-	}
-	c, ok := s.searchesOf[id]
-	if !ok {
-		c = make(chan struct{}, MaxSearchesPerReseller)
-		s.searchesOf[id] = c
-	}
-	return c
+	return func() { nodeDone(); ownDone() }, nil
 }
 
 // SearchesRunning is how many search places are taken.

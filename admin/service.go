@@ -121,12 +121,13 @@ type Service struct {
 	imports chan struct{}
 	// searches holds a place per message-log or quarantine search being
 	// run or answered on this node (BeginSearch).
-	searches   chan struct{}
+	searches chan struct{}
+	// searchesOf holds each reseller's share of searches.
+	searchesOf *resellerPlaces
+	// requestsOf holds each reseller's requests in flight (BeginRequest).
+	requestsOf *resellerPlaces
+	// searchWait is how long a search or a request waits for a place.
 	searchWait time.Duration
-	// searchesOf holds each reseller's share of searches, by reseller id
-	// (a handful of bytes per reseller that ever searched on this node).
-	searchMu   sync.Mutex
-	searchesOf map[int64]chan struct{}
 	// charts holds the outcome charts summed lately (OutcomeCharts).
 	charts chartCache
 }
@@ -156,8 +157,8 @@ type ServiceOptions struct {
 	CheckRoute func(ctx context.Context, route string) error
 	// Ownership configures how resellers' domains are proven.
 	Ownership OwnershipOptions
-	// SearchWait is how long a search waits for a place (0:
-	// DefaultSearchWait).
+	// SearchWait is how long a search (BeginSearch) or a request
+	// (BeginRequest) waits for a place (0: DefaultSearchWait).
 	SearchWait time.Duration
 }
 
@@ -165,7 +166,8 @@ type ServiceOptions struct {
 func NewService(st Store, opts ServiceOptions) *Service {
 	s := &Service{store: st, changed: opts.Changed, log: opts.Log, panel: opts.Panel, activity: opts.Activity,
 		messages: opts.Messages, quarantine: opts.Quarantine, checkRoute: opts.CheckRoute, own: newOwnership(opts.Ownership),
-		imports: make(chan struct{}, MaxConcurrentImports), searches: make(chan struct{}, MaxConcurrentSearches)}
+		imports: make(chan struct{}, MaxConcurrentImports), searches: make(chan struct{}, MaxConcurrentSearches),
+		searchesOf: newResellerPlaces(MaxSearchesPerReseller), requestsOf: newResellerPlaces(MaxRequestsPerReseller)}
 	if s.log == nil {
 		s.log = slog.Default()
 	}

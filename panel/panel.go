@@ -286,6 +286,12 @@ func (p *Panel) authed(fn func(*request) error) http.HandlerFunc {
 			}
 		}
 		req := &request{w: w, r: r, sess: sess}
+		done, err := p.svc.BeginRequest(r.Context(), sess.P)
+		if err != nil {
+			p.fail(req, err)
+			return
+		}
+		defer done()
 		if !sess.P.Operator {
 			res, err := p.svc.GetReseller(r.Context(), sess.P, sess.P.ResellerID)
 			if err != nil {
@@ -495,6 +501,9 @@ func (p *Panel) fail(req *request, err error) {
 	case errors.Is(err, admin.ErrSearchesBusy):
 		req.w.Header().Set("Retry-After", "5")
 		code, msg = http.StatusTooManyRequests, "Too many searches are running on this server right now. Try again in a moment."
+	case errors.Is(err, admin.ErrRequestsBusy):
+		req.w.Header().Set("Retry-After", "5")
+		code, msg = http.StatusTooManyRequests, "Your account has too many requests running on this server right now. Try again in a moment."
 	case errors.Is(err, admin.ErrBusy):
 		code, msg = http.StatusTooManyRequests, "Other checks are running (a reseller runs one at a time). Try again in a moment."
 	case errors.Is(err, quarantine.ErrNotHeld):

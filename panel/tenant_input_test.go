@@ -134,3 +134,33 @@ func TestSearchesShareTheNodesPlaces(t *testing.T) {
 		}
 	}
 }
+
+// TestRequestPlacesOfAReseller: panel pages share the reseller's request
+// places with its API tokens; past them a page waits, then says why with
+// 429, and the operator is still served.
+func TestRequestPlacesOfAReseller(t *testing.T) {
+	f := newFixture(t, func(_ *store.Store, o *admin.ServiceOptions) { o.SearchWait = 50 * time.Millisecond })
+	pr, _, _ := f.resellerWithDomain(t, tenant.Reseller{Name: "alpha"}, tenant.DomainRecord{Name: "one.example", Route: "192.0.2.1:25"})
+	var held []func()
+	for range admin.MaxRequestsPerReseller {
+		done, err := f.svc.BeginRequest(context.Background(), pr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, done)
+	}
+	rec := f.record(t, pr, httptest.NewRequest("GET", "/panel/customers", nil))
+	if rec.Code != http.StatusTooManyRequests || rec.Header().Get("Retry-After") == "" || !strings.Contains(rec.Body.String(), "too many requests") {
+		t.Errorf("reseller past its request places: %d, Retry-After %q; want 429 with Retry-After saying why\n%s", rec.Code, rec.Header().Get("Retry-After"), rec.Body)
+	}
+	if rec := f.record(t, f.op, httptest.NewRequest("GET", "/panel/customers", nil)); rec.Code != http.StatusOK {
+		t.Errorf("operator while the reseller holds its places: %d", rec.Code)
+	}
+	held[0]()
+	if rec := f.record(t, pr, httptest.NewRequest("GET", "/panel/customers", nil)); rec.Code != http.StatusOK {
+		t.Errorf("reseller with a place free: %d\n%s", rec.Code, rec.Body)
+	}
+	for _, done := range held[1:] {
+		done()
+	}
+}

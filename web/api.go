@@ -154,6 +154,12 @@ func (a *AdminAPI) authed(fn func(w http.ResponseWriter, r *http.Request, p admi
 			a.fail(w, r, err)
 			return
 		}
+		done, err := a.svc.BeginRequest(r.Context(), p)
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		defer done()
 		if err := fn(w, r, p); err != nil {
 			a.fail(w, r, err)
 		}

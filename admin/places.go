@@ -1,0 +1,71 @@
+package admin
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// MaxRequestsPerReseller is how many admin API and panel requests one
+// reseller (its API tokens, panel users and customers' logins together)
+// may have running on a node at once. Each request holds a store
+// connection while it reads or writes, and the node has few (16 on
+// PostgreSQL, one on SQLite): without the bound, a tenant sending
+// hundreds of requests at once queued every other tenant's behind its
+// own. A request past the bound waits, as searches do, then gets 429.
+// The operator is not bounded.
+const MaxRequestsPerReseller = 8
+
+// ErrRequestsBusy: the reseller has MaxRequestsPerReseller requests
+// running on this node (HTTP 429). It is an ErrBusy.
+var ErrRequestsBusy = fmt.Errorf("%w: %d requests of this reseller are running on this node", ErrBusy, MaxRequestsPerReseller)
+
+// BeginRequest takes one of p's request places before an authenticated
+// admin API or panel request is served; done gives it back once the
+// answer is written. With none free for the search wait (or until ctx
+// ends) it fails with ErrRequestsBusy: the client retries.
+func (s *Service) BeginRequest(ctx context.Context, p Principal) (done func(), err error) {
+	if p.Operator {
+		return func() {}, nil
+	}
+	wait := time.NewTimer(s.searchWait)
+	defer wait.Stop()
+	return takeWaiting(ctx, wait.C, s.requestsOf.of(p.ResellerID), ErrRequestsBusy)
+}
+
+// takeWaiting takes one of places, or fails with busy once expired fires
+// or ctx ends first.
+func takeWaiting(ctx context.Context, expired <-chan time.Time, places chan struct{}, busy error) (done func(), err error) {
+	select {
+	case places <- struct{}{}:
+		return func() { <-places }, nil
+	case <-expired:
+	case <-ctx.Done():
+	}
+	return nil, busy
+}
+
+// resellerPlaces gives each reseller its own fixed number of places (a
+// handful of bytes per reseller that ever used one on this node).
+type resellerPlaces struct {
+	per int
+	mu  sync.Mutex
+	by  map[int64]chan struct{}
+}
+
+func newResellerPlaces(per int) *resellerPlaces {
+	return &resellerPlaces{per: per, by: map[int64]chan struct{}{}}
+}
+
+// of is the reseller's places.
+func (r *resellerPlaces) of(id int64) chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c, ok := r.by[id]
+	if !ok {
+		c = make(chan struct{}, r.per)
+		r.by[id] = c
+	}
+	return c
+}
