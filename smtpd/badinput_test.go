@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/mxgrid/mxgrid/config"
+	"github.com/mxgrid/mxgrid/internal/metrictest"
 )
 
 // The bad-input suite: what hostile or broken senders send at the SMTP
@@ -267,8 +268,54 @@ func TestBadInputEightBitHeaders(t *testing.T) {
 // A client may pipeline (RFC 2920) far more than it should: thousands of
 // commands in one write, more recipients than allowed, commands after
 // QUIT. Every command gets its reply, in order, and nothing more happens.
+// TestBadInputImproperPipelining: by default a client that sends more
+// behind a command than RFC 2920 allows (a message behind its DATA, not
+// waiting for the 354; a whole conversation written before the greeting)
+// gets 554 5.5.0 and is disconnected; nothing reaches the customer's
+// server and the session is counted.
+func TestBadInputImproperPipelining(t *testing.T) {
+	n, sink := startNode(t, nil)
+	noLeak(t, func() {
+		c := rawDial(t, n.SMTPAddr())
+		c.send("MAIL FROM:<alice@sender.test>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\n" + testMessage + ".\r\n")
+		c.reply(250)
+		c.reply(250)
+		if text := c.reply(554); !strings.Contains(text, "SMTP protocol synchronization") {
+			t.Errorf("554 %q", text)
+		}
+		if !c.closed() {
+			t.Error("the connection stayed open after the 554")
+		}
+
+		conn, err := net.DialTimeout("tcp", n.SMTPAddr(), 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(30 * time.Second))
+		io.WriteString(conn, "EHLO bot.test\r\nMAIL FROM:<alice@sender.test>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\n"+testMessage+".\r\nQUIT\r\n")
+		got, _ := io.ReadAll(conn)
+		if !strings.HasPrefix(string(got), "220 ") || !strings.Contains(string(got), "\r\n554 5.5.0 ") || strings.Contains(string(got), "\r\n250") {
+			t.Errorf("a conversation written before the greeting got %q, want 220 then 554 5.5.0 and the close", got)
+		}
+	})
+	if got := len(sink.Messages()); got != 0 {
+		t.Errorf("%d messages reached the customer's server", got)
+	}
+	if got := metrictest.Counter(t, n.metrics, "mxgrid_smtp_sessions_closed_by_limit_total", "pipelining"); got != 2 {
+		t.Errorf("mxgrid_smtp_sessions_closed_by_limit_total{limit=pipelining} = %v, want 2", got)
+	}
+}
+
+// TestBadInputPipeliningAbuse: with smtp.forbid_unauth_pipelining off, a
+// client pipelining thousands of NOOPs, too many recipients and commands
+// after QUIT gets every reply owed and nothing more (on by default, the
+// first NOOP ends the session: TestBadInputImproperPipelining).
 func TestBadInputPipeliningAbuse(t *testing.T) {
-	n, sink := startNode(t, func(c *config.Config) { c.SMTP.MaxRecipients = 5 })
+	n, sink := startNode(t, func(c *config.Config) {
+		c.SMTP.MaxRecipients = 5
+		c.SMTP.ForbidUnauthPipelining = false
+	})
 	noLeak(t, func() {
 		c := rawDial(t, n.SMTPAddr())
 		const noops = 10_000
@@ -354,7 +401,7 @@ func TestBadInputThousandIdleConnections(t *testing.T) {
 			// Half greet and go silent, half stall in the middle of a
 			// command, the classic slowloris.
 			if i%2 == 1 {
-				c.Write([]byte("EHLO slow.test\r\nMAIL FROM:<slow"))
+				c.Write([]byte("MAIL FROM:<slow"))
 			}
 		}
 		// Each idle connection got its greeting: none was refused.

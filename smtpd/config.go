@@ -82,6 +82,15 @@ type Config struct {
 	// bounds the transactions abandoned after their recipients reached the
 	// customer's server, pipelined or not: each cost that server a RCPT.
 	MaxJunkCommands int `yaml:"max_junk_commands"`
+	// ForbidUnauthPipelining answers 554 5.5.0 and closes the connection
+	// of a client that sends more behind a command than RFC 2920 allows:
+	// anything behind a command without EHLO first, or behind one whose
+	// reply a client must wait for (EHLO, HELO, DATA, STARTTLS, NOOP,
+	// QUIT...); a message sent behind its DATA without waiting for the
+	// 354 is the common case. Real MTAs wait; spam bots writing the whole
+	// conversation at once, and SMTP-smuggling probes, do not. As
+	// Postfix's smtpd_forbid_unauth_pipelining, on by default since 3.9.
+	ForbidUnauthPipelining bool `yaml:"forbid_unauth_pipelining"`
 	// Postmaster is where RCPT TO:<postmaster> goes, the one recipient
 	// without a domain that every SMTP server must take (RFC 5321 §4.5.1):
 	// an address in a provisioned domain, then handled as any recipient
@@ -138,10 +147,11 @@ func DefaultConfig() Config {
 		ProxyHeaderTimeout:  5 * time.Second,
 		ShutdownGrace:       30 * time.Second,
 
-		BareNewline:          BareNewlineNormalize,
-		MaxHops:              50,
-		MaxUnknownRecipients: 20,
-		MaxJunkCommands:      100,
+		BareNewline:            BareNewlineNormalize,
+		MaxHops:                50,
+		MaxUnknownRecipients:   20,
+		MaxJunkCommands:        100,
+		ForbidUnauthPipelining: true,
 		// A client refused 100 recipients an hour is harvesting or
 		// mailing a list long dead; either may wait.
 		ClientUnknownRecipients: 100,

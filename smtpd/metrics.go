@@ -57,7 +57,7 @@ func newMetrics(reg prometheus.Registerer, budget *bytebudget.Budget) *metrics {
 		}),
 		shownOut: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "mxgrid_smtp_sessions_closed_by_limit_total",
-			Help: "Sessions the node closed with 421 for a limit, by limit: errors (too many bad commands), junk_commands (smtp.max_junk_commands), command_timeout (a command not whole within smtp.command_timeout).",
+			Help: "Sessions the node closed for a limit, by limit: errors (too many bad commands), junk_commands (smtp.max_junk_commands), command_timeout (a command not whole within smtp.command_timeout), all with 421; pipelining (554 5.5.0, input behind a command where RFC 2920 forbids it: smtp.forbid_unauth_pipelining).",
 		}, []string{"limit"}),
 		rcpts: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "mxgrid_smtp_recipients_total",

@@ -220,6 +220,8 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	srv.MaxMessageBytes = cfg.MaxMessageBytes
 	srv.MaxRecipients = cfg.MaxRecipients
 	srv.MaxJunkCommands = cfg.MaxJunkCommands
+	srv.ForbidUnauthPipelining = cfg.ForbidUnauthPipelining
+	srv.ImproperPipelining = s.improperPipelining
 	srv.MaxLineLength = maxLineLength
 	srv.WriteTimeout = cfg.CommandTimeout
 	srv.EnableSMTPUTF8 = true

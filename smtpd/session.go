@@ -607,3 +607,14 @@ func newQueueID() string {
 	rand.Read(b[4:])
 	return queueIDEncoding.EncodeToString(b[:])
 }
+
+// improperPipelining hears of a client go-smtp is about to close for
+// input behind a command where RFC 2920 forbids it
+// (smtp.forbid_unauth_pipelining), with or without a session yet: a
+// client writing its whole conversation at once is caught at its EHLO.
+func (s *Server) improperPipelining(c *smtp.Conn, after string, unexpected []byte) {
+	s.metrics.shownOut.WithLabelValues("pipelining").Inc()
+	s.log.Info("closing the session: improper command pipelining",
+		"client_ip", addrIP(c.Conn().RemoteAddr()).String(), "after", sanitizeClientText(after),
+		"unexpected", sanitizeClientText(string(unexpected)))
+}

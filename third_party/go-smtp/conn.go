@@ -368,6 +368,50 @@ func (c *Conn) lineWaiting() bool {
 	return bytes.IndexByte(buf, '\n') >= 0
 }
 
+// improperPipelining ends the session, when the server forbids it, of a
+// client that sent more behind cmd than RFC 2920 allows (see
+// Server.ForbidUnauthPipelining), and reports whether it did.
+func (c *Conn) improperPipelining(cmd string) bool {
+	buffered := c.text.R.Buffered()
+	if !c.server.ForbidUnauthPipelining || buffered == 0 {
+		return false
+	}
+	cmd = strings.ToUpper(cmd)
+	// A BDAT command's chunk follows it by definition (RFC 3030).
+	if cmd == "BDAT" || (c.pipeliningNegotiated() && !mustEndGroup(cmd)) {
+		return false
+	}
+	if buffered > 100 {
+		buffered = 100
+	}
+	unexpected, _ := c.text.R.Peek(buffered)
+	if f := c.server.ImproperPipelining; f != nil {
+		f(c, cmd, unexpected)
+	}
+	c.writeResponse(554, EnhancedCode{5, 5, 0}, "Error: SMTP protocol synchronization")
+	c.Close()
+	return true
+}
+
+// pipeliningNegotiated: the client said EHLO (or LHLO), whose reply
+// offers PIPELINING; HELO negotiates no extension.
+func (c *Conn) pipeliningNegotiated() bool {
+	return c.helo != "" && !c.plainReplies
+}
+
+// mustEndGroup names the commands a client must wait for the reply to
+// before it sends more, pipelining or not: RFC 2920 §3.1's EHLO, DATA,
+// VRFY, EXPN, TURN, QUIT and NOOP, HELO and LHLO as EHLO, STARTTLS (RFC
+// 3207 §4.2) and AUTH (RFC 4954 §4), and the other commands that change
+// the session's state or are unknown here, as Postfix treats them.
+func mustEndGroup(cmd string) bool {
+	switch cmd {
+	case "MAIL", "RCPT", "RSET":
+		return false
+	}
+	return true
+}
+
 // protocolError writes errors responses and closes the connection once too many
 // have occurred.
 func (c *Conn) protocolError(code int, ec EnhancedCode, msg string) {

@@ -46,14 +46,30 @@ type Server struct {
 	// smtpd_junk_command_limit). Upstream had no limit, so a client could
 	// hold a connection for ever with a NOOP now and then. Zero means no
 	// limit.
-	MaxJunkCommands   int
-	MaxMessageBytes   int64
-	MaxLineLength     int
-	AllowInsecureAuth bool
-	Debug             io.Writer
-	ErrorLog          Logger
-	ReadTimeout       time.Duration
-	WriteTimeout      time.Duration
+	MaxJunkCommands int
+	// ForbidUnauthPipelining ends the session of a client that sends more
+	// behind a command than RFC 2920 allows: anything behind a command
+	// when it did not say EHLO (no PIPELINING negotiated), or behind one
+	// after which a client must wait for the reply (EHLO, HELO, DATA,
+	// STARTTLS, AUTH, NOOP, QUIT...: mustEndGroup). Only input already
+	// read with the command counts, which costs nothing to look at: a
+	// message sent behind its DATA without waiting for the 354, as the
+	// SMTP-smuggling probes and blind spam senders do, arrives that way.
+	// The client gets "554 5.5.0 Error: SMTP protocol synchronization"
+	// and the connection closes (mxgrid patch, after Postfix's
+	// smtpd_forbid_unauth_pipelining, on by default since Postfix 3.9).
+	ForbidUnauthPipelining bool
+	// ImproperPipelining, when set, is told of each such client before
+	// its connection closes, with the command and the start of what
+	// followed it (at most 100 octets, as the client sent them).
+	ImproperPipelining func(c *Conn, after string, unexpected []byte)
+	MaxMessageBytes    int64
+	MaxLineLength      int
+	AllowInsecureAuth  bool
+	Debug              io.Writer
+	ErrorLog           Logger
+	ReadTimeout        time.Duration
+	WriteTimeout       time.Duration
 
 	// Advertise SMTPUTF8 (RFC 6531) capability.
 	// Should be used only if backend supports it.
@@ -234,6 +250,8 @@ func (s *Server) handleConn(c *Conn) error {
 		if err == nil {
 			if cmd, arg, err := parseCmd(line); err != nil {
 				c.protocolError(501, EnhancedCode{5, 5, 2}, "Bad command")
+			} else if c.improperPipelining(cmd) {
+				return nil
 			} else {
 				c.handle(cmd, arg)
 			}
