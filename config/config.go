@@ -335,7 +335,7 @@ func (c *Config) Validate() error {
 	if err := check("scanner", c.Scanner.Validate()); err != nil {
 		return err
 	}
-	if err := check("scanner", scannerWeights(c.Scanner.Weights)); err != nil {
+	if err := check("scanner", scannerWeights(c.Scanner.Weights, c.DNSBL)); err != nil {
 		return err
 	}
 	if err := check("store", c.Store.Validate()); err != nil {
@@ -386,14 +386,15 @@ func (c *Config) Validate() error {
 // scannerWeights checks scanner.weights' names against the symbols of the
 // checks it reaches (node/pipeline.go hands it to the MIME parser, the
 // model and the rules), pointing a sender authentication or antivirus
-// symbol to its own section's weights.
-func scannerWeights(w map[string]float64) error {
+// symbol to its own section's weights, and a blocklist's to its zone.
+func scannerWeights(w map[string]float64, blocklists dnsbl.Config) error {
 	known := scanner.ParserWeights()
 	maps.Copy(known, model.DefaultWeights())
 	maps.Copy(known, rules.DefaultWeights())
 	return scanner.ValidateWeights(w, known,
 		scanner.SymbolOwner{Kind: "an auth", Key: "auth.weights", Weights: auth.Weights()},
-		scanner.SymbolOwner{Kind: "an antivirus", Key: "antivirus.weights", Weights: antivirus.Weights()})
+		scanner.SymbolOwner{Kind: "an antivirus", Key: "antivirus.weights", Weights: antivirus.Weights()},
+		scanner.SymbolOwner{Kind: "a DNS blocklist", Key: "its dnsbl zone's weights (per return code)", Weights: blocklists.Symbols()})
 }
 
 // StaticDomains builds the `domains:` list; errors name the entry and key.

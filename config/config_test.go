@@ -135,16 +135,21 @@ func TestBadConfigNamesTheKey(t *testing.T) {
 func TestScannerWeightsNames(t *testing.T) {
 	for _, tt := range []struct {
 		name, weights, want string // want: substring of the error; "" loads
+		extra               string // more of the config file
 	}{
-		{"parser, model and rules symbols", "{MIME_TOO_COMPLEX: 3, MODEL_SPAM: 0.5, MODEL_HAM: -1, HTML_FORM: 0, URL_SHORTENER: 1}", ""},
-		{"auth symbol", "{DMARC_FAIL_REJECT: 0}", "scanner.weights: DMARC_FAIL_REJECT is an auth symbol: set it in auth.weights"},
-		{"antivirus symbol", "{AV_NAME_TYPE_MISMATCH: 6}", "scanner.weights: AV_NAME_TYPE_MISMATCH is an antivirus symbol: set it in antivirus.weights"},
-		{"typo", "{HTML_HIDEN_TEXT: 0}", `scanner.weights: unknown symbol "HTML_HIDEN_TEXT"`},
-		{"first bad name in order", "{ZZZ: 1, SPF_FAIL: 0, HTML_FORM: 0}", "scanner.weights: SPF_FAIL is an auth symbol"},
+		{"parser, model and rules symbols", "{MIME_TOO_COMPLEX: 3, MODEL_SPAM: 0.5, MODEL_HAM: -1, HTML_FORM: 0, URL_SHORTENER: 1}", "", ""},
+		{"auth symbol", "{DMARC_FAIL_REJECT: 0}", "scanner.weights: DMARC_FAIL_REJECT is an auth symbol: set it in auth.weights", ""},
+		{"antivirus symbol", "{AV_NAME_TYPE_MISMATCH: 6}", "scanner.weights: AV_NAME_TYPE_MISMATCH is an antivirus symbol: set it in antivirus.weights", ""},
+		{"typo", "{HTML_HIDEN_TEXT: 0}", `scanner.weights: unknown symbol "HTML_HIDEN_TEXT"`, ""},
+		{"first bad name in order", "{ZZZ: 1, SPF_FAIL: 0, HTML_FORM: 0}", "scanner.weights: SPF_FAIL is an auth symbol", ""},
+		{"a configured blocklist's symbol", "{RBL_ZEN_SPAMHAUS_ORG: 2}", "scanner.weights: RBL_ZEN_SPAMHAUS_ORG is a DNS blocklist symbol: set it in its dnsbl zone's weights",
+			"dnsbl:\n  ip_zones:\n    - {zone: zen.spamhaus.org, weights: {127.0.0.2: 3}}\n"},
+		{"a blocklist's own symbol name", "{URIBL_MINE: 2}", "URIBL_MINE is a DNS blocklist symbol",
+			"dnsbl:\n  domain_zones:\n    - {zone: uribl.example, symbol: URIBL_MINE, weights: {127.0.0.2: 3}}\n"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "mxgrid.yaml")
-			os.WriteFile(path, []byte("scanner:\n  weights: "+tt.weights+"\n"), 0o600)
+			os.WriteFile(path, []byte("scanner:\n  weights: "+tt.weights+"\n"+tt.extra), 0o600)
 			_, err := Load(path)
 			if tt.want == "" {
 				if err != nil {

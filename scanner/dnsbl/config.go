@@ -39,6 +39,24 @@ type Config struct {
 	MaxParallel int `yaml:"max_parallel"`
 }
 
+// Symbols are the symbols the configured zones emit, each with its
+// largest weight: a zone's weights are set per return code in its own
+// entry, never in scanner.weights.
+func (c Config) Symbols() map[string]float64 {
+	out := map[string]float64{}
+	add := func(zones []Zone, prefix string) {
+		for _, z := range zones {
+			name := symbolFor(z, prefix)
+			for _, w := range z.Weights {
+				out[name] = max(out[name], w)
+			}
+		}
+	}
+	add(c.IPZones, "RBL_")
+	add(c.DomainZones, "URIBL_")
+	return out
+}
+
 // DefaultConfig queries no zone: which lists may be used, and at what
 // volume without a paid feed, is the operator's decision.
 func DefaultConfig() Config {
