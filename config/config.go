@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 
 	"github.com/mxgrid/mxgrid/clientip"
@@ -335,8 +336,10 @@ func (c *Config) Validate() error {
 	if err := check("scanner", c.Scanner.Validate()); err != nil {
 		return err
 	}
-	if err := check("scanner", scannerWeights(c.Scanner.Weights, c.DNSBL)); err != nil {
-		return err
+	for _, w := range c.weightsSections() {
+		if err := check(w.section, w.check()); err != nil {
+			return err
+		}
 	}
 	if err := check("store", c.Store.Validate()); err != nil {
 		return err
@@ -383,18 +386,40 @@ func (c *Config) Validate() error {
 	return check("map", c.Map.Validate())
 }
 
-// scannerWeights checks scanner.weights' names against the symbols of the
-// checks it reaches (node/pipeline.go hands it to the MIME parser, the
-// model and the rules), pointing a sender authentication or antivirus
-// symbol to its own section's weights, and a blocklist's to its zone.
-func scannerWeights(w map[string]float64, blocklists dnsbl.Config) error {
-	known := scanner.ParserWeights()
-	maps.Copy(known, model.DefaultWeights())
-	maps.Copy(known, rules.DefaultWeights())
-	return scanner.ValidateWeights(w, known,
-		scanner.SymbolOwner{Kind: "an auth", Key: "auth.weights", Weights: auth.Weights()},
-		scanner.SymbolOwner{Kind: "an antivirus", Key: "antivirus.weights", Weights: antivirus.Weights()},
-		scanner.SymbolOwner{Kind: "a DNS blocklist", Key: "its dnsbl zone's weights (per return code)", Weights: blocklists.Symbols()})
+// weightsSection is one section's weights key and the symbols it sets.
+type weightsSection struct {
+	section string
+	weights map[string]float64
+	owners  []scanner.SymbolOwner
+	own     int // the index in owners of the section's own symbols
+}
+
+// weightsSections are the weights keys with the symbols each sets:
+// scanner.weights the MIME parser's, the model's and the rules'
+// (node/pipeline.go hands it to those three), auth.weights and
+// antivirus.weights their checks'. A name one key refuses because another
+// key sets it is named with that key, and a configured blocklist's symbol
+// with its zone, whose weights are set per return code.
+func (c *Config) weightsSections() []weightsSection {
+	content := scanner.ParserWeights()
+	maps.Copy(content, model.DefaultWeights())
+	maps.Copy(content, rules.DefaultWeights())
+	owners := []scanner.SymbolOwner{
+		{Kind: "a content", Key: "scanner.weights", Weights: content},
+		{Kind: "an auth", Key: "auth.weights", Weights: auth.Weights()},
+		{Kind: "an antivirus", Key: "antivirus.weights", Weights: antivirus.Weights()},
+		{Kind: "a DNS blocklist", Key: "its dnsbl zone's weights (per return code)", Weights: c.DNSBL.Symbols()},
+	}
+	return []weightsSection{
+		{"scanner", c.Scanner.Weights, owners, 0},
+		{"auth", c.Auth.Weights, owners, 1},
+		{"antivirus", c.Antivirus.Weights, owners, 2},
+	}
+}
+
+func (w weightsSection) check() error {
+	others := append(slices.Clone(w.owners[:w.own]), w.owners[w.own+1:]...)
+	return scanner.ValidateWeights(w.weights, w.owners[w.own].Weights, others...)
 }
 
 // StaticDomains builds the `domains:` list; errors name the entry and key.

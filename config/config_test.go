@@ -142,6 +142,8 @@ func TestScannerWeightsNames(t *testing.T) {
 		{"antivirus symbol", "{AV_NAME_TYPE_MISMATCH: 6}", "scanner.weights: AV_NAME_TYPE_MISMATCH is an antivirus symbol: set it in antivirus.weights", ""},
 		{"typo", "{HTML_HIDEN_TEXT: 0}", `scanner.weights: unknown symbol "HTML_HIDEN_TEXT"`, ""},
 		{"first bad name in order", "{ZZZ: 1, SPF_FAIL: 0, HTML_FORM: 0}", "scanner.weights: SPF_FAIL is an auth symbol", ""},
+		{"a content symbol in auth.weights", "{}", "auth.weights: HTML_FORM is a content symbol: set it in scanner.weights", "auth:\n  weights: {HTML_FORM: 0}\n"},
+		{"an auth symbol in antivirus.weights", "{}", "antivirus.weights: SPF_FAIL is an auth symbol: set it in auth.weights", "antivirus:\n  weights: {SPF_FAIL: 0}\n"},
 		{"a configured blocklist's symbol", "{RBL_ZEN_SPAMHAUS_ORG: 2}", "scanner.weights: RBL_ZEN_SPAMHAUS_ORG is a DNS blocklist symbol: set it in its dnsbl zone's weights",
 			"dnsbl:\n  ip_zones:\n    - {zone: zen.spamhaus.org, weights: {127.0.0.2: 3}}\n"},
 		{"a blocklist's own symbol name", "{URIBL_MINE: 2}", "URIBL_MINE is a DNS blocklist symbol",
