@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
-	"strconv"
 	"sync"
 	"time"
 
@@ -462,8 +461,4 @@ func (p *Pipeline) runStage(ctx context.Context, i int, checkDeadline, deadline 
 		return stageOutcome{err: err}
 	}
 	return stageOutcome{res: res}
-}
-
-func formatScore(f float64) string {
-	return strconv.FormatFloat(f, 'f', 2, 64)
 }
