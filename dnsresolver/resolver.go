@@ -191,10 +191,27 @@ func rooted(name string) string {
 	if name == "" || strings.HasSuffix(name, ".") {
 		return name
 	}
-	if _, err := netip.ParseAddr(name); err == nil {
-		return name
+	if mayBeIP(name) {
+		if _, err := netip.ParseAddr(name); err == nil {
+			return name
+		}
 	}
 	return name + "."
+}
+
+// mayBeIP reports whether s could parse as an IP address: an IPv6 one
+// has a colon, an IPv4 one only digits and dots. Names, all but every
+// lookup, skip ParseAddr, which allocates the error it returns for them.
+func mayBeIP(s string) bool {
+	if strings.IndexByte(s, ':') >= 0 {
+		return true
+	}
+	for i := 0; i < len(s); i++ {
+		if (s[i] < '0' || s[i] > '9') && s[i] != '.' {
+			return false
+		}
+	}
+	return true
 }
 
 // lookup serves from the cache, or runs fn once for all concurrent callers

@@ -272,3 +272,32 @@ func TestLargeAnswersAreNotCached(t *testing.T) {
 		})
 	}
 }
+
+// rooted ends names with a dot and leaves IP literals alone; names never
+// go through ParseAddr, whose error for them was an allocation a lookup.
+func TestRooted(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"example.org", "example.org."},
+		{"example.org.", "example.org."},
+		{"_dmarc.example.org", "_dmarc.example.org."},
+		{"4.3.2.1.bl.test", "4.3.2.1.bl.test."},
+		{"192.0.2.1", "192.0.2.1"},
+		{"2001:db8::1", "2001:db8::1"},
+		{"fe80::1%eth0", "fe80::1%eth0"},
+		{"::ffff:192.0.2.1", "::ffff:192.0.2.1"},
+		{"1.2.3", "1.2.3."},
+		{"123", "123."},
+		{"a:b", "a:b."},
+		{"", ""},
+	} {
+		if got := rooted(tt.in); got != tt.want {
+			t.Errorf("rooted(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { _ = rooted("example.org.") }); n != 0 {
+		t.Errorf("rooted of a rooted name allocated %.0f times", n)
+	}
+	if n := testing.AllocsPerRun(100, func() { _ = rooted("example.org") }); n > 1 {
+		t.Errorf("rooted of a name allocated %.0f times, want only its result", n)
+	}
+}

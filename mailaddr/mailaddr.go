@@ -198,7 +198,9 @@ func isDotString(s string) bool {
 	if s == "" {
 		return false
 	}
-	for _, atom := range strings.Split(s, ".") {
+	// SplitSeq, not Split: String asks this of every address it writes,
+	// several times a message, and a slice of atoms each time was garbage.
+	for atom := range strings.SplitSeq(s, ".") {
 		if atom == "" {
 			return false
 		}

@@ -137,3 +137,12 @@ func TestASCII(t *testing.T) {
 		}
 	}
 }
+
+// String runs for every address written downstream, logged and tracked,
+// several times a message: a dot-string costs the one string it returns.
+func TestStringAllocatesOnlyItsResult(t *testing.T) {
+	a := Address{Local: "first.last", Domain: "example.org"}
+	if n := testing.AllocsPerRun(100, func() { _ = a.String() }); n > 1 {
+		t.Errorf("String allocated %.0f times, want 1", n)
+	}
+}

@@ -59,20 +59,27 @@ func Stages(cfg *config.Config, env StageEnv) ([]scanner.Stage, error) {
 		env.run("model watcher", w)
 	}
 	stages = append(stages,
-		scanner.NewStage(model.NewCheck(models, cfg.Scanner.Weights), cfg.Scanner.Model),
-		scanner.NewStage(rules.New(cfg.Scanner.Weights), cfg.Scanner.Rules),
+		local(scanner.NewStage(model.NewCheck(models, cfg.Scanner.Weights), cfg.Scanner.Model)),
+		local(scanner.NewStage(rules.New(cfg.Scanner.Weights), cfg.Scanner.Rules)),
 	)
 	// The built-in antivirus needs no network either.
 	av, err := antivirus.New(cfg.Antivirus, env.Registry)
 	if err != nil {
 		return nil, err
 	}
-	stages = append(stages, scanner.NewStage(av, cfg.Antivirus.Builtin))
+	stages = append(stages, local(scanner.NewStage(av, cfg.Antivirus.Builtin)))
 	network, err := networkStages(cfg, env)
 	if err != nil {
 		return nil, err
 	}
 	return append(stages, network...), nil
+}
+
+// local marks a check that works on the message alone, on the CPU: the
+// pipeline runs such checks one after the other on one goroutine.
+func local(s scanner.Stage) scanner.Stage {
+	s.Local = true
+	return s
 }
 
 // networkStages builds the checks that need the network: sender

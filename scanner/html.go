@@ -456,6 +456,26 @@ func unhex(c byte) byte {
 	return c - 'A' + 10
 }
 
+// AppendPlainURLs appends FindURLs(text, limit) to dst. When text is the
+// message's Text and the parser's search of it went at least limit deep,
+// the links are taken from URLs rather than searched for again.
+func (m *Message) AppendPlainURLs(dst []URL, text string, limit int) []URL {
+	if m.plainLimit < limit || text != m.Text {
+		return append(dst, FindURLs(text, limit)...)
+	}
+	n := 0
+	for _, u := range m.URLs {
+		if n == limit {
+			break
+		}
+		if u.Plain {
+			dst = append(dst, u)
+			n++
+		}
+	}
+	return dst
+}
+
 // FindURLs finds at most limit http(s):// and www. links in plain text
 // with a cheap scan (a full URL grammar such as xurls costs milliseconds per
 // message).

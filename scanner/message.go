@@ -105,6 +105,9 @@ type Message struct {
 	// URLs are the links found in text and HTML parts (HTML hrefs and image
 	// sources first, then bare URLs in plain text), at most maxURLs.
 	URLs []URL
+	// plainLimit is the limit the parser gave FindURLs over Text for URLs
+	// (0: Text was not searched, as in a Message built by hand).
+	plainLimit int
 	// Parts lists every entity of the MIME tree in depth-first order,
 	// multipart containers included (their Size is 0).
 	Parts []Part
@@ -289,7 +292,8 @@ func (p *Parser) parse(m *Message, r io.ReaderAt, size int64) {
 	}
 	m.Text = w.text.String()
 	m.HTML = w.html.info
-	m.URLs = append(w.html.urls, FindURLs(m.Text, maxURLs-len(w.html.urls))...)
+	m.plainLimit = maxURLs - len(w.html.urls)
+	m.URLs = append(w.html.urls, FindURLs(m.Text, m.plainLimit)...)
 	m.URLs = appendPDFLinks(m.URLs, m.Leaves)
 }
 

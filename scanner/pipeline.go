@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
-	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -30,6 +30,14 @@ type Stage struct {
 	// skipped under on_error=accept, so the customer can see what was not
 	// checked (X-Mxgrid-Virus-Scan: incomplete).
 	ErrorHeaders []Header
+	// Local says the check works on the message alone, on the CPU, with no
+	// network to wait for (the model, the rules, the built-in antivirus).
+	// Local stages run one after the other on one goroutine, not each on
+	// its own: a goroutine started and woken per stage and a wake-up of
+	// Scan per result cost more than the checks of a small message. One
+	// that takes longer than ChainPatience no longer holds the others
+	// back: those not yet started then get goroutines of their own.
+	Local bool
 }
 
 // StageConfig is one check's failure policy and time budget: the on_error
@@ -74,16 +82,18 @@ type Pipeline struct {
 	stages  []Stage
 	timeout time.Duration
 	log     *slog.Logger
-	// workers run the stages, each on its own goroutine as before, but on
-	// goroutines kept for the next message: a check goes deep, and a new
-	// goroutine's stack grew by doubling on the way down every time.
+	// workers run the stages (each on its own goroutine, the Local ones
+	// together on one) on goroutines kept for the next message: a check
+	// goes deep, and a new goroutine's stack grew by doubling on the way
+	// down every time.
 	workers *workpool.Pool
 	// untimed says some stage has no timeout of its own and runs under
 	// the scan's deadline, which then needs a context.
 	untimed bool
-	// channels holds Scan's results channels (chan indexedOutcome, one
-	// slot a stage) once every send to them was read.
-	channels sync.Pool
+	// local lists the Local stages, in order: the chain one goroutine runs.
+	local []int
+	// chainPatience is ChainPatience, but for tests.
+	chainPatience time.Duration
 
 	checkDuration *prometheus.HistogramVec
 	// durations holds each stage's observers for checkDuration, looked up
@@ -102,10 +112,11 @@ const SymbolCheckError = "CHECK_ERROR"
 func NewPipeline(stages []Stage, timeout time.Duration, log *slog.Logger, reg prometheus.Registerer) *Pipeline {
 	f := promauto.With(reg)
 	p := &Pipeline{
-		stages:  stages,
-		timeout: timeout,
-		log:     log,
-		workers: workpool.New(2 * time.Second),
+		stages:        stages,
+		timeout:       timeout,
+		log:           log,
+		workers:       workpool.New(2 * time.Second),
+		chainPatience: ChainPatience,
 		checkDuration: f.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "mxgrid_scanner_check_duration_seconds",
 			Help:    "Time one check took for one message, by check and result (ok, error).",
@@ -124,6 +135,9 @@ func NewPipeline(stages []Stage, timeout time.Duration, log *slog.Logger, reg pr
 	for i, st := range stages {
 		p.untimed = p.untimed || st.Timeout <= 0
 		p.durations[i] = stageDurations{ok: p.durationObserver(st, "ok"), failed: p.durationObserver(st, "error")}
+		if st.Local {
+			p.local = append(p.local, i)
+		}
 	}
 	return p
 }
@@ -149,20 +163,77 @@ type stageOutcome struct {
 	err error
 }
 
-// indexedOutcome is a stage's outcome on its way back to Scan: the stages
-// share one channel, buffered for all of them, so a late result never
-// blocks its goroutine; it is ignored, or left unread.
-type indexedOutcome struct {
-	stage int
-	stageOutcome
+// ChainPatience is how long the Local stages may take, one after the
+// other on one goroutine, before those not yet started get goroutines of
+// their own: a check that hangs or crawls holds the others back no longer
+// (their deadlines still count from the scan's start).
+const ChainPatience = 50 * time.Millisecond
+
+// Stage states in a scanRun: running until the goroutine running the
+// check publishes its outcome (done) or Scan gives up on it (abandoned),
+// whichever comes first.
+const (
+	stageRunning int32 = iota
+	stageDone
+	stageAbandoned
+)
+
+// scanRun is what one Scan shares with the goroutines running its checks.
+// A new one for each scan: a check Scan gave up on may still write to it.
+type scanRun struct {
+	p         *Pipeline
+	env       *Envelope
+	msg       *Message
+	stages    []runningStage
+	pending   atomic.Int32  // stages still running
+	settled   chan struct{} // a value once a check settles the last stage
+	nextLocal atomic.Int32  // index into p.local of the next to be claimed
 }
 
-// waitingStage is Scan's view of one stage: when it gives up waiting for
-// it (zero: never, save for ctx) and what it got.
-type waitingStage struct {
-	deadline time.Time
-	done     bool
-	stageOutcome
+// runningStage is one stage of a scanRun. Its contexts and deadlines are
+// set before any goroutine starts; result is written by the goroutine
+// that ran the check, and read by Scan only once state says done.
+type runningStage struct {
+	checkCtx                context.Context
+	checkDeadline, deadline time.Time
+	state                   atomic.Int32
+	result                  stageOutcome
+}
+
+// run runs stage i's check and publishes its outcome, unless Scan gave
+// up on it meanwhile. The last stage to settle wakes Scan, once.
+func (r *scanRun) run(i int) {
+	s := &r.stages[i]
+	s.result = r.p.runStage(s.checkCtx, i, s.checkDeadline, s.deadline, r.env, r.msg)
+	if s.state.CompareAndSwap(stageRunning, stageDone) && r.pending.Add(-1) == 0 {
+		r.settled <- struct{}{}
+	}
+}
+
+// claimLocal takes the next Local stage not yet started, if any: for the
+// goroutine running the chain, or for Scan handing the rest out.
+func (r *scanRun) claimLocal() (int, bool) {
+	k := int(r.nextLocal.Add(1)) - 1
+	if k >= len(r.p.local) {
+		return 0, false
+	}
+	return r.p.local[k], true
+}
+
+// runLocal runs the Local stages one after the other until none is left
+// to claim.
+func (r *scanRun) runLocal() {
+	for i, ok := r.claimLocal(); ok; i, ok = r.claimLocal() {
+		r.run(i)
+	}
+}
+
+// scatter starts each Local stage not yet claimed on a goroutine of its
+// own.
+func (r *scanRun) scatter() {
+	for i, ok := r.claimLocal(); ok; i, ok = r.claimLocal() {
+		r.p.workers.Go(func() { r.run(i) })
+	}
 }
 
 // waitTimers lends Scan the one timer it waits with; Stop and Reset leave
@@ -184,40 +255,47 @@ func (p *Pipeline) Scan(ctx context.Context, env *Envelope, msg *Message, policy
 			defer cancel()
 		}
 	}
-	// Small pipelines keep their bookkeeping on the stack.
-	var buf [8]waitingStage
-	waiting := buf[:0]
-	if len(p.stages) > len(buf) {
-		waiting = make([]waitingStage, 0, len(p.stages))
-	}
-	results := p.resultsChan()
+	r := &scanRun{p: p, env: env, msg: msg, stages: make([]runningStage, len(p.stages)), settled: make(chan struct{}, 1)}
+	r.pending.Store(int32(len(p.stages)))
 	for i, st := range p.stages {
 		// The stage's deadline: the check's own plus the margin for its
 		// answer, within the scan's. A stage without a timeout has the
 		// scan's. A check's own deadline hangs off ctx with the scan's
 		// folded in, which is the same deadline without making the scan's
 		// context track children.
-		checkCtx, checkDeadline, deadline := scanCtx, time.Time{}, scanDeadline
+		s := &r.stages[i]
+		s.checkCtx, s.deadline = scanCtx, scanDeadline
 		if st.Timeout > 0 {
-			checkCtx, checkDeadline = ctx, now.Add(st.Timeout)
-			deadline = now.Add(st.Timeout + StageMargin)
+			s.checkCtx, s.checkDeadline = ctx, now.Add(st.Timeout)
+			s.deadline = now.Add(st.Timeout + StageMargin)
 			if !scanDeadline.IsZero() {
-				checkDeadline, deadline = earlier(checkDeadline, scanDeadline), earlier(deadline, scanDeadline)
+				s.checkDeadline, s.deadline = earlier(s.checkDeadline, scanDeadline), earlier(s.deadline, scanDeadline)
 			}
 		}
-		waiting = append(waiting, waitingStage{deadline: deadline})
-		p.workers.Go(func() {
-			results <- indexedOutcome{i, p.runStage(checkCtx, i, checkDeadline, deadline, env, msg)}
-		})
 	}
-	if p.await(ctx, results, waiting) {
-		// Each stage's one send was read: no late one can reach it.
-		p.channels.Put(results)
+	for i, st := range p.stages {
+		if !st.Local {
+			p.workers.Go(func() { r.run(i) })
+		}
 	}
+	var chainPatience time.Time // zero: nothing to hand out
+	if len(p.local) > 0 {
+		p.workers.Go(r.runLocal)
+		if len(p.local) > 1 {
+			chainPatience = now.Add(p.chainPatience)
+		}
+	}
+	// Small pipelines keep their outcomes on the stack.
+	var buf [8]stageOutcome
+	outs := buf[:0]
+	if len(p.stages) > len(buf) {
+		outs = make([]stageOutcome, 0, len(p.stages))
+	}
+	outs = p.await(ctx, r, chainPatience, outs[:len(p.stages)])
 
 	var v Verdict
 	var cal Calibrator
-	if n := symbolCount(msg, waiting); n > 0 {
+	if n := symbolCount(msg, outs); n > 0 {
 		// One allocation; a nil slice still for a verdict without symbols.
 		v.Symbols = make([]Symbol, 0, n)
 	}
@@ -225,7 +303,7 @@ func (p *Pipeline) Scan(ctx context.Context, env *Envelope, msg *Message, policy
 		v.Symbols = append(v.Symbols, msg.Symbols...)
 	}
 	for i, st := range p.stages {
-		o := waiting[i].stageOutcome
+		o := outs[i]
 		name := st.Check.Name()
 		if o.err != nil {
 			action := st.OnError
@@ -303,14 +381,14 @@ func (p *Pipeline) decide(v *Verdict, policy Policy) {
 	}
 }
 
-// await fills in every stage's outcome: its result, or a failure once its
-// deadline or ctx has passed. A check that ignores its context (CPU-bound
-// work, a library call without one) must not hold the sender past its
-// deadline: it counts as failed, and its late result goes unread into the
-// buffered channel. One timer, set to the earliest deadline still out,
-// stands for every stage's. It reports whether every stage's result was
-// read, none given up on.
-func (p *Pipeline) await(ctx context.Context, results <-chan indexedOutcome, stages []waitingStage) (allRead bool) {
+// await fills in outs with every stage's outcome: its result, or a failure
+// once its deadline or ctx has passed. A check that ignores its context
+// (CPU-bound work, a library call without one) must not hold the sender
+// past its deadline: it counts as failed, and its late result goes unread.
+// One timer, set to the earliest deadline still out (or chainPatience,
+// while Local stages wait to be started), stands for every stage's; the
+// checks wake Scan once, when the last of them is done.
+func (p *Pipeline) await(ctx context.Context, r *scanRun, chainPatience time.Time, outs []stageOutcome) []stageOutcome {
 	var (
 		timer *time.Timer
 		armed time.Time
@@ -321,11 +399,11 @@ func (p *Pipeline) await(ctx context.Context, results <-chan indexedOutcome, sta
 			waitTimers.Put(timer)
 		}
 	}()
-	allRead = true
-	for left := len(stages); left > 0; {
-		var next time.Time
-		for _, s := range stages {
-			if !s.done && !s.deadline.IsZero() && (next.IsZero() || s.deadline.Before(next)) {
+	for r.pending.Load() > 0 {
+		next := chainPatience
+		for i := range r.stages {
+			s := &r.stages[i]
+			if s.state.Load() == stageRunning && !s.deadline.IsZero() && (next.IsZero() || s.deadline.Before(next)) {
 				next = s.deadline
 			}
 		}
@@ -345,28 +423,19 @@ func (p *Pipeline) await(ctx context.Context, results <-chan indexedOutcome, sta
 			expired = timer.C
 		}
 		select {
-		case o := <-results:
-			left -= record(stages, o)
+		case <-r.settled:
 			continue
 		case <-expired:
 			armed = time.Time{}
 		case <-ctx.Done():
 		}
-		// A result already sent counts, however close to its deadline.
-		for drained := false; !drained; {
-			select {
-			case o := <-results:
-				left -= record(stages, o)
-			default:
-				drained = true
-			}
-		}
 		now := time.Now()
-		for i := range stages {
-			s := &stages[i]
-			if s.done {
-				continue
-			}
+		if !chainPatience.IsZero() && !now.Before(chainPatience) {
+			r.scatter()
+			chainPatience = time.Time{}
+		}
+		for i := range r.stages {
+			s := &r.stages[i]
 			err := ctx.Err()
 			if err == nil {
 				if s.deadline.IsZero() || now.Before(s.deadline) {
@@ -374,44 +443,34 @@ func (p *Pipeline) await(ctx context.Context, results <-chan indexedOutcome, sta
 				}
 				err = context.DeadlineExceeded
 			}
-			s.done, left, allRead = true, left-1, false
-			s.err = fmt.Errorf("check %s: did not return by its deadline: %w", p.stages[i].Check.Name(), err)
+			// An outcome already published counts, however close to its
+			// deadline.
+			if s.state.CompareAndSwap(stageRunning, stageAbandoned) {
+				outs[i] = stageOutcome{err: fmt.Errorf("check %s: did not return by its deadline: %w", p.stages[i].Check.Name(), err)}
+				r.pending.Add(-1)
+			}
 		}
 	}
-	return allRead
-}
-
-// resultsChan is a channel for Scan's results, one slot a stage.
-func (p *Pipeline) resultsChan() chan indexedOutcome {
-	if ch, ok := p.channels.Get().(chan indexedOutcome); ok {
-		return ch
+	for i := range r.stages {
+		if s := &r.stages[i]; s.state.Load() == stageDone {
+			outs[i] = s.result
+		}
 	}
-	return make(chan indexedOutcome, len(p.stages))
-}
-
-// record keeps a stage's outcome unless await already gave up on it, and
-// returns how many stages that settled.
-func record(stages []waitingStage, o indexedOutcome) int {
-	s := &stages[o.stage]
-	if s.done {
-		return 0
-	}
-	s.done, s.stageOutcome = true, o.stageOutcome
-	return 1
+	return outs
 }
 
 // symbolCount is how many symbols the verdict will hold, failures
 // included, so they are gathered in one allocation.
-func symbolCount(msg *Message, stages []waitingStage) int {
+func symbolCount(msg *Message, outs []stageOutcome) int {
 	n := 0
 	if msg != nil {
 		n = len(msg.Symbols)
 	}
-	for _, s := range stages {
-		if s.err != nil {
+	for _, o := range outs {
+		if o.err != nil {
 			n++
 		} else {
-			n += len(s.res.Symbols)
+			n += len(o.res.Symbols)
 		}
 	}
 	return n
@@ -462,8 +521,4 @@ func (p *Pipeline) runStage(ctx context.Context, i int, checkDeadline, deadline 
 		return stageOutcome{err: err}
 	}
 	return stageOutcome{res: res}
-}
-
-func formatScore(f float64) string {
-	return strconv.FormatFloat(f, 'f', 2, 64)
 }

@@ -238,7 +238,7 @@ func (c twiceCheck) Check(context.Context, *Envelope, *Message) (Result, error) 
 // A result that comes after its scan gave up on it is read by no scan,
 // not even the next one of the same pipeline.
 func TestLateResultDoesNotReachTheNextScan(t *testing.T) {
-	// One P: a channel the first scan pooled is the one the second gets.
+	// One P: anything the first scan left to be reused, the second gets.
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	release := make(chan struct{})
 	p := NewPipeline([]Stage{
@@ -335,5 +335,67 @@ func BenchmarkScanPipeline(b *testing.B) {
 		if v := p.Scan(context.Background(), env, msg, policy); len(v.Symbols) != 5 || len(v.Incomplete) != 0 {
 			b.Fatalf("verdict = %+v", v)
 		}
+	}
+}
+
+// overlapCheck reports whether other started while it ran: it waits for
+// that up to wait, then answers.
+type overlapCheck struct {
+	name     string
+	started  chan struct{} // closed when this check starts
+	other    chan struct{} // the other check's started
+	wait     time.Duration
+	overlaps *atomic.Bool
+}
+
+func (c overlapCheck) Name() string { return c.name }
+
+func (c overlapCheck) Check(context.Context, *Envelope, *Message) (Result, error) {
+	close(c.started)
+	select {
+	case <-c.other:
+		c.overlaps.Store(true)
+	case <-time.After(c.wait):
+	}
+	return sym(strings.ToUpper(c.name), 1), nil
+}
+
+// Local stages run one after the other, on one goroutine; the others
+// alongside them.
+func TestLocalStagesRunInTurn(t *testing.T) {
+	model, rules, auth := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	var localOverlap, authOverlap atomic.Bool
+	p := NewPipeline([]Stage{
+		{Check: overlapCheck{"model", model, rules, 100 * time.Millisecond, &localOverlap}, Local: true},
+		{Check: overlapCheck{"auth", auth, model, 5 * time.Second, &authOverlap}},
+		{Check: overlapCheck{"rules", rules, model, 0, new(atomic.Bool)}, Local: true},
+	}, time.Minute, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
+	p.chainPatience = time.Minute // however slow the machine, no stage is handed out
+	v := p.Scan(context.Background(), &Envelope{}, &Message{}, Policy{})
+	if v.Score != 3 || len(v.Incomplete) != 0 {
+		t.Fatalf("score %.2f incomplete %v, want every check's symbol", v.Score, v.Incomplete)
+	}
+	if localOverlap.Load() {
+		t.Error("rules started while model ran: Local stages ran alongside")
+	}
+	if !authOverlap.Load() {
+		t.Error("auth did not see model start: it waited for the Local stages")
+	}
+}
+
+// A Local stage that hangs holds the Local stages behind it back for
+// ChainPatience only: they run on goroutines of their own and count; the
+// hung one fails at its deadline.
+func TestStuckLocalStageDoesNotHoldTheOthers(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	p := NewPipeline([]Stage{
+		{Check: stuckCheck{release}, OnError: OnErrorAccept, Timeout: 50 * time.Millisecond, Local: true},
+		{Check: fakeCheck{name: "a", res: sym("A", 1)}, Local: true},
+		{Check: fakeCheck{name: "b", res: sym("B", 2)}, Local: true},
+	}, 30*time.Second, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
+	v := p.Scan(context.Background(), &Envelope{}, &Message{}, Policy{TagScore: 5, RejectScore: 10})
+	if v.Score != 3 || len(v.Incomplete) != 1 || v.Incomplete[0] != "stuck" {
+		t.Fatalf("score %.2f incomplete %v, want a's and b's symbols and stuck skipped", v.Score, v.Incomplete)
 	}
 }

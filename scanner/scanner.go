@@ -11,7 +11,8 @@ import (
 	"context"
 	"errors"
 	"net/netip"
-	"sort"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/mxgrid/mxgrid/verdict"
@@ -162,23 +163,44 @@ type Verdict struct {
 // for logs and events.
 func (v *Verdict) TopSymbols(n int) []Symbol {
 	s := append([]Symbol(nil), v.Symbols...)
-	sort.SliceStable(s, func(i, j int) bool { return abs(s[i].Score) > abs(s[j].Score) })
+	// slices, not sort.SliceStable, whose reflection allocates a swapper;
+	// the same order: by weight, ties as they came.
+	slices.SortStableFunc(s, byWeight)
 	if len(s) > n {
 		s = s[:n]
 	}
 	return s
 }
 
+// byWeight orders symbols by the size of their score, largest first.
+func byWeight(a, b Symbol) int {
+	switch {
+	case abs(a.Score) > abs(b.Score):
+		return -1
+	case abs(b.Score) > abs(a.Score):
+		return 1
+	}
+	return 0
+}
+
 // SymbolNames renders symbols as "NAME(1.50),OTHER(-0.20)" for headers and logs.
 func SymbolNames(syms []Symbol) string {
+	size := 0
+	for _, s := range syms {
+		size += len(s.Name) + len("(-0.00),")
+	}
 	var b strings.Builder
+	b.Grow(size) // scores past ±9.99 take more: rare, and Builder grows
+	// The scores are appended to num, not formatted into strings of their
+	// own: this runs for every message's log line and header.
+	var num [32]byte
 	for i, s := range syms {
 		if i > 0 {
 			b.WriteByte(',')
 		}
 		b.WriteString(s.Name)
 		b.WriteByte('(')
-		b.WriteString(formatScore(s.Score))
+		b.Write(strconv.AppendFloat(num[:0], s.Score, 'f', 2, 64))
 		b.WriteByte(')')
 	}
 	return b.String()

@@ -2,7 +2,8 @@ package smtpd
 
 import (
 	"errors"
-	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/emersion/go-smtp"
@@ -115,7 +116,19 @@ func setReply(r *tracking.Record, reply *smtp.SMTPError, cause error) {
 
 // replyLine is a reply as the sender saw it on the wire.
 func replyLine(e *smtp.SMTPError) string {
-	return fmt.Sprintf("%d %d.%d.%d %s", e.Code, e.EnhancedCode[0], e.EnhancedCode[1], e.EnhancedCode[2], e.Message)
+	// Built in one allocation, not Sprintf's boxing and copying: it is in
+	// the log line and every recipient's tracking record of every message.
+	var b strings.Builder
+	b.Grow(len("250 2.0.0 ") + len(e.Message))
+	var num [20]byte
+	b.Write(strconv.AppendInt(num[:0], int64(e.Code), 10))
+	for i, n := range e.EnhancedCode {
+		b.WriteByte(" .."[i])
+		b.Write(strconv.AppendInt(num[:0], int64(n), 10))
+	}
+	b.WriteByte(' ')
+	b.WriteString(e.Message)
+	return b.String()
 }
 
 // deferReason classifies a 4xx by its cause.

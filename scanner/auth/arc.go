@@ -112,6 +112,13 @@ func headerFields(raw []byte) []*rawField {
 // arcNames are ARC's header fields, lower-cased.
 var arcNames = [...]string{"arc-seal", "arc-message-signature", "arc-authentication-results"}
 
+// hasARCFields reports whether msg's parsed header has a field of ARC's,
+// to decide where the checks run; verifyARC reads the raw header itself.
+func hasARCFields(msg *scanner.Message) bool {
+	h := &msg.Header
+	return h.Has("Arc-Seal") || h.Has("Arc-Message-Signature") || h.Has("Arc-Authentication-Results")
+}
+
 // isARCName reports whether a lower-cased field name is one of ARC's.
 func isARCName(lower string) bool {
 	return slices.Contains(arcNames[:], lower)

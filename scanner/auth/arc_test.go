@@ -10,11 +10,16 @@ import (
 	"encoding/base64"
 	"fmt"
 	"maps"
+	"net/netip"
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mxgrid/mxgrid/scanner"
 )
@@ -509,6 +514,78 @@ func TestARCBadInstanceIsQuotedCut(t *testing.T) {
 			// headerFields' copy of the header, and a fixed part.
 			if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 64<<10+uint64(msg.BodyOffset) {
 				t.Errorf("a %d KB header allocated %d KB, want under its size and 64 KB", msg.BodyOffset>>10, alloc>>10)
+			}
+		})
+	}
+}
+
+// rendezvousResolver makes the TXT lookup of spfName and that of a name
+// ending in keySuffix each wait, for at most wait, until the other has
+// started: without delay only when they run alongside.
+type rendezvousResolver struct {
+	Resolver
+	spfName, keySuffix string
+	wait               time.Duration
+	spfAsked, keyAsked chan struct{}
+	spfOnce, keyOnce   sync.Once
+	waitedOut          atomic.Bool
+}
+
+func (r *rendezvousResolver) LookupTXT(ctx context.Context, name string) ([]string, error) {
+	bare := strings.TrimSuffix(name, ".")
+	mine, other, once := r.spfAsked, r.keyAsked, &r.spfOnce
+	switch {
+	case strings.HasSuffix(bare, r.keySuffix):
+		mine, other, once = r.keyAsked, r.spfAsked, &r.keyOnce
+	case bare != r.spfName:
+		return r.Resolver.LookupTXT(ctx, name)
+	}
+	once.Do(func() { close(mine) })
+	select {
+	case <-other:
+	case <-time.After(r.wait):
+		r.waitedOut.Store(true)
+	}
+	return r.Resolver.LookupTXT(ctx, name)
+}
+
+// The MAIL FROM check runs on the goroutine that verifies ARC when there
+// is no ARC field; with ARC fields the two must still run alongside, or
+// one's DNS round trips would wait for the other's. Either way the
+// results are the same.
+func TestSPFBesideARC(t *testing.T) {
+	w := newWorld(t)
+	pub := base64.StdEncoding.EncodeToString(w.edKey.Public().(ed25519.PublicKey))
+	w.srv.AddTXT("ed._domainkey.lists.example", "v=DKIM1; k=ed25519; p="+pub)
+	orig := string(testMessage("alice@example.org"))
+	for _, tt := range []struct {
+		name, raw, arc string
+		wait           time.Duration // for the other lookup; none without ARC fields
+	}{
+		{"no ARC fields", orig, "arc=none", 0},
+		{"ARC fields", w.arcSeal(t, orig, "lists.example", 1, "none"), "arc=pass", 5 * time.Second},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			res := &rendezvousResolver{Resolver: w.res, spfName: "example.org", keySuffix: "._domainkey.lists.example",
+				wait: tt.wait, spfAsked: make(chan struct{}), keyAsked: make(chan struct{})}
+			cfg := DefaultConfig()
+			cfg.SPF, cfg.DKIM, cfg.DMARC, cfg.ARC = true, false, false, true
+			cfg.AuthservID = "mx.mxgrid.test"
+			c, err := New(cfg, res, w.discard, prometheus.NewRegistry())
+			if err != nil {
+				t.Fatal(err)
+			}
+			env := &scanner.Envelope{ClientIP: netip.MustParseAddr("192.0.2.10"), MailFrom: "alice@example.org"}
+			r, err := c.Check(context.Background(), env, scanner.Parse([]byte(tt.raw)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := strings.Join(r.AuthResults, "; ")
+			if !strings.Contains(got, "spf=pass smtp.mailfrom=alice@example.org") || !strings.Contains(got, tt.arc) {
+				t.Errorf("Authentication-Results %q, want spf=pass for alice@example.org and %s", got, tt.arc)
+			}
+			if tt.wait > 0 && res.waitedOut.Load() {
+				t.Error("the MAIL FROM and ARC key lookups ran one after the other")
 			}
 		})
 	}

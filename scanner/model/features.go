@@ -354,7 +354,7 @@ func (e *emitter) urls(m *scanner.Message, body string) {
 	}
 	// Plain-text links again, but only from the body without its list
 	// footer: footers carry the collecting list's own URLs.
-	urls = append(urls, scanner.FindURLs(body, 200)...)
+	urls = m.AppendPlainURLs(urls, body, 200)
 	domains := 0
 	for i, u := range urls {
 		if i >= 100 {

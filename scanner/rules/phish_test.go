@@ -209,6 +209,23 @@ func TestFoldAndPhrases(t *testing.T) {
 	}
 }
 
+// textSigns folds each message into a buffer the next one reuses: the
+// phrases it reports stay as found after other messages are folded.
+func TestTextSignsDetailOutlivesTheNextMessage(t *testing.T) {
+	first := &scanner.Message{Text: "Sua conta será bloqueada amanhã"}
+	var f findings
+	f.w = textWeights
+	textSigns(&f, &scanner.Envelope{}, first)
+	// No longer than the first: folded into its buffer, not a grown one.
+	next := &scanner.Message{Text: strings.Repeat("z", len(first.Text))}
+	for range 4 {
+		textSigns(&findings{w: textWeights}, &scanner.Envelope{}, next)
+	}
+	if len(f.syms) != 1 || f.syms[0].Name != TextUrgency || f.syms[0].Detail != "sua conta sera bloqueada" {
+		t.Fatalf("first message's symbols %+v, want %s with detail %q", f.syms, TextUrgency, "sua conta sera bloqueada")
+	}
+}
+
 func FuzzLookalike(f *testing.F) {
 	for _, s := range []string{"paypal.com", "xn--pypal-4ve.com", "a.b.c.d.e", "..", "xn--", "paypal-.com"} {
 		f.Add(s)

@@ -3,9 +3,11 @@ package rules
 import (
 	"bufio"
 	"hash/maphash"
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
+	"unsafe"
 
 	"golang.org/x/text/unicode/norm"
 )
@@ -129,6 +131,15 @@ func fold(s string, limit int) string { return foldParts(limit, s) }
 // bytes of them in all (0: all), without building the joined string: a
 // message's text can be megabytes, the rules read its first kilobytes.
 func foldParts(limit int, parts ...string) string {
+	b := appendFold(nil, limit, parts...)
+	// b is referenced nowhere else: the string may have its bytes, as a
+	// strings.Builder's does.
+	return unsafe.String(unsafe.SliceData(b), len(b))
+}
+
+// appendFold appends to dst what foldParts returns, so that a caller
+// done with the folded text before it returns can lend it a buffer.
+func appendFold(dst []byte, limit int, parts ...string) []byte {
 	size := 0
 	for _, p := range parts {
 		size += len(p) + 1
@@ -136,8 +147,8 @@ func foldParts(limit int, parts ...string) string {
 	if limit > 0 {
 		size = min(size, limit)
 	}
-	var b strings.Builder
-	b.Grow(size)
+	b := slices.Grow(dst, size)
+	start := len(b)
 	space := true
 	read := 0
 	// ASCII goes by table through run, one Builder call per run of it
@@ -152,7 +163,7 @@ func foldParts(limit int, parts ...string) string {
 		}
 		read += len(s)
 		if !space {
-			b.WriteByte(' ')
+			b = append(b, ' ')
 			space = true
 		}
 		for i := 0; i < len(s); {
@@ -169,7 +180,7 @@ func foldParts(limit int, parts ...string) string {
 						space = true
 					}
 				}
-				b.Write(run[:n])
+				b = append(b, run[:n]...)
 				continue
 			}
 			r, size := utf8.DecodeRuneInString(s[i:])
@@ -177,26 +188,25 @@ func foldParts(limit int, parts ...string) string {
 			switch {
 			case unicode.IsLetter(r) || unicode.IsDigit(r):
 				if base, ok := latinBase[r]; ok {
-					b.WriteString(base)
+					b = append(b, base...)
 				} else {
-					b.WriteRune(unicode.ToLower(r))
+					b = utf8.AppendRune(b, unicode.ToLower(r))
 				}
 				space = false
 			case unicode.Is(unicode.Mn, r):
 				// A combining accent written apart from its letter.
 			default:
 				if !space {
-					b.WriteByte(' ')
+					b = append(b, ' ')
 					space = true
 				}
 			}
 		}
 	}
-	out := b.String()
-	if len(out) > 0 && out[len(out)-1] == ' ' {
-		out = out[:len(out)-1]
+	if len(b) > start && b[len(b)-1] == ' ' {
+		b = b[:len(b)-1]
 	}
-	return out
+	return b
 }
 
 // asciiFold maps ASCII letters and digits to their folded form and

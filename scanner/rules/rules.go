@@ -19,7 +19,7 @@ import (
 	"net/netip"
 	"path"
 	"regexp"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -176,7 +176,16 @@ func (r *Rules) Check(_ context.Context, env *scanner.Envelope, m *scanner.Messa
 	for _, g := range groups {
 		g.run(&f, env, m)
 	}
-	sort.SliceStable(f.syms, func(i, j int) bool { return f.syms[i].Score > f.syms[j].Score })
+	// slices, not sort.SliceStable, whose reflection allocates a swapper.
+	slices.SortStableFunc(f.syms, func(a, b scanner.Symbol) int {
+		switch {
+		case a.Score > b.Score:
+			return -1
+		case b.Score > a.Score:
+			return 1
+		}
+		return 0
+	})
 	return scanner.Result{Symbols: f.syms}, nil
 }
 

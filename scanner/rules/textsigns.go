@@ -4,8 +4,10 @@ import (
 	_ "embed"
 	"net/mail"
 	"strings"
+	"sync"
 	"unicode"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/mxgrid/mxgrid/scanner"
 )
@@ -43,11 +45,20 @@ var (
 	credentials = parsePhrases(credentialsList)
 )
 
+// foldBuffers lend textSigns the buffer it folds a message's text into,
+// kilobytes a message that were garbage as soon as it returned.
+var foldBuffers = sync.Pool{New: func() any { return new([]byte) }}
+
 func textSigns(f *findings, env *scanner.Envelope, m *scanner.Message) {
-	folded := foldParts(maxFoldedText, m.Subject, m.Text, m.HTML.Text)
+	buf := foldBuffers.Get().(*[]byte)
+	*buf = appendFold((*buf)[:0], maxFoldedText, m.Subject, m.Text, m.HTML.Text)
+	folded := unsafe.String(unsafe.SliceData(*buf), len(*buf))
 	var found [2]string
 	findFirst(folded, []*phraseSet{urgency, credentials}, found[:])
-	u, c := found[0], found[1]
+	// The phrases found are slices of the buffer, which the next message
+	// overwrites: findings keep copies.
+	u, c := strings.Clone(found[0]), strings.Clone(found[1])
+	foldBuffers.Put(buf)
 	if u != "" {
 		f.hit(TextUrgency, u)
 	}

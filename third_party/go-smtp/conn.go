@@ -1694,22 +1694,39 @@ func (r flushBeforeRead) Read(b []byte) (int, error) {
 // each text line, and each "\n" inside one, is a line; only the last
 // carries the enhanced code.
 func writeReply(w *bufio.Writer, code int, enhCode EnhancedCode, text []string) {
-	lines := strings.Split(strings.Join(text, "\n"), "\n")
-	last := len(lines) - 1
-	for i, line := range lines {
-		w.WriteString(strconv.Itoa(code))
-		if i < last {
-			w.WriteByte('-')
-		} else {
-			w.WriteByte(' ')
-			if enhCode != NoEnhancedCode {
-				fmt.Fprintf(w, "%v.%v.%v ", enhCode[0], enhCode[1], enhCode[2])
+	if len(text) == 0 {
+		text = emptyReplyText // upstream's Join and Split make one empty line of none
+	}
+	// The lines are cut out one at a time and the numbers appended to the
+	// buffer (AvailableBuffer), not Split and Fprintf: every command gets
+	// a reply, and their slices and boxed numbers were what writing one
+	// allocated.
+	for i, t := range text {
+		for more := true; more; {
+			var line string
+			line, t, more = strings.Cut(t, "\n")
+			w.Write(strconv.AppendInt(w.AvailableBuffer(), int64(code), 10))
+			if more || i < len(text)-1 {
+				w.WriteByte('-')
+			} else {
+				w.WriteByte(' ')
+				if enhCode != NoEnhancedCode {
+					for k, n := range enhCode {
+						w.Write(strconv.AppendInt(w.AvailableBuffer(), int64(n), 10))
+						if k < len(enhCode)-1 {
+							w.WriteByte('.')
+						}
+					}
+					w.WriteByte(' ')
+				}
 			}
+			w.WriteString(line)
+			w.WriteString("\r\n")
 		}
-		w.WriteString(line)
-		w.WriteString("\r\n")
 	}
 }
+
+var emptyReplyText = []string{""}
 
 func (c *Conn) writeError(code int, enhCode EnhancedCode, err error) {
 	if smtpErr, ok := err.(*SMTPError); ok {

@@ -3,6 +3,7 @@ package smtp
 import (
 	"bufio"
 	"bytes"
+	"io"
 	"net/textproto"
 	"strings"
 	"testing"
@@ -63,8 +64,19 @@ func TestWriteReplyOneWrite(t *testing.T) {
 		{550, EnhancedCode{5, 7, 1}, []string{"first\nsecond", "third"}},
 		{421, EnhancedCode{4, 0, 0}, []string{""}},
 		{220, NoEnhancedCode, []string{"mx.example ESMTP Service Ready"}},
+		{354, NoEnhancedCode, nil},
 	} {
 		compareReplies(t, tc.code, tc.enh, tc.text)
+	}
+}
+
+// A one-line reply, what every command but EHLO gets, allocates nothing
+// (mxgrid patch).
+func TestWriteReplyAllocatesNothing(t *testing.T) {
+	w := bufio.NewWriter(io.Discard)
+	text := []string{"2.0.0 Roger, accepting mail from <sender@example.org>"}
+	if n := testing.AllocsPerRun(100, func() { writeReply(w, 250, EnhancedCode{2, 0, 0}, text) }); n != 0 {
+		t.Errorf("writeReply allocated %.0f times, want 0", n)
 	}
 }
 
