@@ -3,10 +3,12 @@ package smtpd
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"net"
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/pires/go-proxyproto"
@@ -195,6 +197,17 @@ func (c *gateConn) startsWithProxyHeader() bool {
 		}
 	}
 	return false
+}
+
+// SyscallConn exposes the socket so that go-smtp can see input a client
+// sent behind a command it must wait after, before the session reads it
+// (Server.ForbidUnauthPipelining). Peeking there never consumes input.
+func (c *gateConn) SyscallConn() (syscall.RawConn, error) {
+	sc, ok := c.Conn.(syscall.Conn)
+	if !ok {
+		return nil, errors.ErrUnsupported
+	}
+	return sc.SyscallConn()
 }
 
 // SetReadDeadline is ours alone (see gateConn); go-smtp's calls are ignored.

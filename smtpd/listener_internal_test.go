@@ -6,6 +6,7 @@ import (
 	"net"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -17,30 +18,7 @@ import (
 // what follows read straight from the connection once the lent buffer is
 // drained and given back.
 func TestPeekedBytesPassThroughThenBufferReturned(t *testing.T) {
-	srv, err := New(DefaultConfig(), Deps{
-		Log:      slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Registry: prometheus.NewRegistry(),
-		SpoolDir: filepath.Join(t.TempDir(), "spool"),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	client, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	conn, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	gc := &gateConn{Conn: conn, srv: srv}
-	defer gc.Close()
+	client, gc := gateOverTCP(t)
 
 	readAll := func(want string) {
 		t.Helper()
@@ -66,6 +44,37 @@ func TestPeekedBytesPassThroughThenBufferReturned(t *testing.T) {
 			t.Fatalf("after %q the session still holds the peek buffer (%d bytes buffered)", sent, gc.peeked.Buffered())
 		}
 	}
+}
+
+// gateOverTCP returns a client connected to a gateConn of a server with
+// the default configuration, both closed when the test ends.
+func gateOverTCP(t *testing.T) (client net.Conn, gc *gateConn) {
+	t.Helper()
+	srv, err := New(DefaultConfig(), Deps{
+		Log:      slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Registry: prometheus.NewRegistry(),
+		SpoolDir: filepath.Join(t.TempDir(), "spool"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err = net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	conn, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	gc = &gateConn{Conn: conn, srv: srv}
+	t.Cleanup(func() { gc.Close() })
+	return client, gc
 }
 
 // TestDeadlineSkipsOnlySmallExtensions: an extension by less than a
@@ -105,5 +114,40 @@ func TestDeadlineSkipsOnlySmallExtensions(t *testing.T) {
 	}
 	if err := d.set(now.Add(time.Hour+time.Millisecond), apply); err != nil || set[len(set)-1] != now.Add(time.Hour+time.Millisecond) {
 		t.Error("a deadline that failed to apply was remembered as set")
+	}
+}
+
+// TestGateShowsTheSocket: go-smtp can look through the gate at what a
+// client sent and the session has not read (how it tells a client that
+// did not wait for a reply, Server.ForbidUnauthPipelining), and looking
+// consumes nothing.
+func TestGateShowsTheSocket(t *testing.T) {
+	client, gc := gateOverTCP(t)
+	const sent = "MAIL FROM:<a@b.example>\r\n"
+	if _, err := client.Write([]byte(sent)); err != nil {
+		t.Fatal(err)
+	}
+	sc, ok := net.Conn(gc).(syscall.Conn)
+	if !ok {
+		t.Fatal("the gate hides the socket")
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 64)
+	n := 0
+	deadline := time.Now().Add(5 * time.Second)
+	for n == 0 && time.Now().Before(deadline) {
+		rc.Control(func(fd uintptr) {
+			n, _, _ = syscall.Recvfrom(int(fd), buf, syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		})
+	}
+	if string(buf[:max(n, 0)]) != sent {
+		t.Fatalf("peeked %q, sent %q", buf[:max(n, 0)], sent)
+	}
+	got := make([]byte, len(sent))
+	if _, err := io.ReadFull(gc, got); err != nil || string(got) != sent {
+		t.Fatalf("read %q (%v) after the peek, sent %q", got, err, sent)
 	}
 }

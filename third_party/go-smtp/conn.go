@@ -372,8 +372,7 @@ func (c *Conn) lineWaiting() bool {
 // client that sent more behind cmd than RFC 2920 allows (see
 // Server.ForbidUnauthPipelining), and reports whether it did.
 func (c *Conn) improperPipelining(cmd string) bool {
-	buffered := c.text.R.Buffered()
-	if !c.server.ForbidUnauthPipelining || buffered == 0 {
+	if !c.server.ForbidUnauthPipelining {
 		return false
 	}
 	cmd = strings.ToUpper(cmd)
@@ -381,10 +380,22 @@ func (c *Conn) improperPipelining(cmd string) bool {
 	if cmd == "BDAT" || (c.pipeliningNegotiated() && !mustEndGroup(cmd)) {
 		return false
 	}
-	if buffered > 100 {
-		buffered = 100
+	var pending [100]byte
+	buffered := c.text.R.Buffered()
+	if buffered > len(pending) {
+		buffered = len(pending)
 	}
 	unexpected, _ := c.text.R.Peek(buffered)
+	// Input behind the command may still be in the kernel: it came in a
+	// later segment than the command, or after our read of it. Postfix
+	// asks the socket too. After QUIT nothing more runs, so what follows
+	// it is not worth the system call.
+	if len(unexpected) == 0 && cmd != "QUIT" {
+		unexpected = pending[:socketPending(c.conn, pending[:])]
+	}
+	if len(unexpected) == 0 {
+		return false
+	}
 	if f := c.server.ImproperPipelining; f != nil {
 		f(c, cmd, unexpected)
 	}

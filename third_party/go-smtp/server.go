@@ -51,10 +51,13 @@ type Server struct {
 	// behind a command than RFC 2920 allows: anything behind a command
 	// when it did not say EHLO (no PIPELINING negotiated), or behind one
 	// after which a client must wait for the reply (EHLO, HELO, DATA,
-	// STARTTLS, AUTH, NOOP, QUIT...: mustEndGroup). Only input already
-	// read with the command counts, which costs nothing to look at: a
-	// message sent behind its DATA without waiting for the 354, as the
-	// SMTP-smuggling probes and blind spam senders do, arrives that way.
+	// STARTTLS, AUTH, NOOP, QUIT...: mustEndGroup). Input read along with
+	// the command counts, and so does input still in the socket when the
+	// connection exposes it (syscall.Conn; not TLS), peeked at without
+	// consuming it as Postfix does: a message sent behind its DATA without
+	// waiting for the 354, as the SMTP-smuggling probes and blind spam
+	// senders do, is caught whether it came in the command's segment or a
+	// later one.
 	// The client gets "554 5.5.0 Error: SMTP protocol synchronization"
 	// and the connection closes (mxgrid patch, after Postfix's
 	// smtpd_forbid_unauth_pipelining, on by default since Postfix 3.9).
