@@ -55,6 +55,7 @@ var genericKeys = map[string]bool{
 	"live": true, "office": true, "outlook": true, "windows": true, "me": true, "msn": true, "bing": true,
 	"meta": true, "fb": true, "db": true, "bb": true, "gov": true, "booking": true, "steam": true,
 	"aws": true, "azure": true, "mabanque": true,
+	"post": true, "visa": true, "zoom": true, "ledger": true, "caf": true, "ssa": true, "hermes": true, "norton": true,
 }
 
 var brands = parseBrands(brandsList)
@@ -167,12 +168,22 @@ func (idx *brandIndex) lookalike(host string) (b *brand, why string) {
 	if idx.owner[org] != nil || org == "" {
 		return nil, ""
 	}
-	// A brand's name among the labels left of someone else's domain.
+	// A brand's name among the labels left of someone else's domain: a
+	// whole label (paypal.com.secure-id.ru) or a word of a hyphenated one
+	// (ing-verificatie.nl.rt83.xyz). A short name counts only first in its
+	// label, where phishing puts it: "sign-ups" and "back-ups" are words.
 	rest := host
 	for range strings.Count(host, ".") - strings.Count(org, ".") {
 		l, tail, _ := strings.Cut(rest, ".")
 		if b := idx.keys[l]; b != nil && len(l) >= 4 {
 			return b, "brand label in " + host
+		}
+		if strings.Contains(l, "-") {
+			for i, tok := range strings.Split(l, "-") {
+				if b := idx.keys[tok]; b != nil && (i == 0 || len(tok) >= 4) {
+					return b, "brand name in " + host
+				}
+			}
 		}
 		rest = tail
 	}

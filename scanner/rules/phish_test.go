@@ -63,6 +63,13 @@ func TestPhishingFixtures(t *testing.T) {
 		"it-poste":               {FromBrandClaim, FromLookalike, URLLookalike, URLFreeHosting, TextPhishAction},
 		"it-intesa":              {FromBrandClaim, URLShortener, TextPhishAction},
 		"it-agenzia-entrate":     {FromBrandClaim, FromLookalike, URLFreeHosting, TextPhishAction},
+		"es-dgt-multa":           {FromLookalike, URLLookalike, TextCredentials},
+		"it-inps":                {FromBrandClaim, FromLookalike, URLLookalike, TextPhishAction},
+		"fr-ameli":               {FromBrandClaim, FromLookalike, URLLookalike, TextPhishAction},
+		"nl-ing":                 {FromBrandClaim, FromLookalike, URLLookalike, TextUrgency},
+		"pl-inpost":              {FromBrandClaim, FromLookalike, URLLookalike, TextPhishAction},
+		"en-callback-norton":     {FromBrandClaim, TextUrgency},
+		"en-bec-giftcards":       {TextCredentials},
 	}
 	files, _ := filepath.Glob(filepath.Join(realworld, "phish", "*.eml"))
 	if len(files) != len(tests) {
@@ -124,6 +131,11 @@ func TestLookalike(t *testing.T) {
 		{"example.org", ""},
 		{"dhl-express-delivery.org", "dhl"},
 		{"apple.news.example.com", "apple"},
+		{"ing-verificatie.nl.rt83.xyz", "ing bank"},    // a short name first in a hyphenated label
+		{"kleinman-paypal-docs.example.net", "paypal"}, // a longer one anywhere in it
+		{"sign-ups.example.org", ""},                   // a short name later in a label is a word
+		{"customer-portal.eu.example.com", ""},         // words that are no brand
+		{"ing.example.com", ""},                        // a whole label must be longer
 		{"pineapple.com", ""},
 		{"", ""},
 	}

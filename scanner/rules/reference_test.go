@@ -289,6 +289,11 @@ func (idx *brandIndex) lookalikeReference(host string) (b *brand, why string) {
 		if b := idx.keys[l]; b != nil && len(l) >= 4 {
 			return b, "brand label in " + host
 		}
+		for i, tok := range strings.Split(l, "-") {
+			if b := idx.keys[tok]; b != nil && strings.Contains(l, "-") && (i == 0 || len(tok) >= 4) {
+				return b, "brand name in " + host
+			}
+		}
 	}
 	first := firstLabel(org)
 	if strings.HasPrefix(first, "xn--") {
@@ -342,7 +347,8 @@ func skeletonReference(s string) string {
 func FuzzLookalikeMatchesReference(f *testing.F) {
 	for _, h := range []string{"paypal.com.secure-id.ru", "dhl-express-parcel.com", "microsoftonline-verify.net", "paypa1.com",
 		"arnazon.com", "docusing.com", "xn--pypal-4ve.com", "securepaypal.net", "a-.b", "-", "", ".", "WWW.AMAZON.CO.UK.",
-		"rnicrosoft.com", "vvellsfargo.com", "d\xffhl.com", "1.2.3.4", "[::1]", "mail.paypal.com"} {
+		"rnicrosoft.com", "vvellsfargo.com", "d\xffhl.com", "1.2.3.4", "[::1]", "mail.paypal.com",
+		"ing-verificatie.nl.rt83.xyz", "sign-ups.example.org", "a.paypal-x.b.example.com"} {
 		f.Add(h)
 	}
 	f.Fuzz(func(t *testing.T, host string) {

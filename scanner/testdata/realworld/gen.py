@@ -68,6 +68,24 @@ msg(P, "it-agenzia-entrate", '"Agenzia delle Entrate" <rimborsi@agenziaentrate-r
 msg(P, "en-wetransfer-zip", '"WeTransfer" <noreply@we-transfer-files.com>', "You received files via WeTransfer",
  'Hello,\n\nYou have received 2 files. The archive is encrypted for your security.\nPassword: 8841\n\nOpen the attachment to view the documents.\n', attach=("documents.zip", "application/zip", "PK\x03\x04\x14\x00\x01\x00 encrypted"))
 
+# Added after the lists grew to nl and pl and to the public bodies and parcel
+# services beyond the first six languages' banks (and a brand's name in a
+# hyphenated subdomain label): written blind, before the lists were extended.
+msg(P, "es-dgt-multa", '"DGT - Dirección General de Tráfico" <notificaciones@dgt-multas-pago.com>', "Notificación de multa pendiente de pago - Expediente 2025/88312",
+ 'Estimado/a conductor/a:\n\nLe informamos que tiene una sanción de tráfico pendiente de pago por exceso de velocidad.\n\nImporte: 100,00 EUR (50,00 EUR con descuento por pronto pago)\nFecha límite: 48 horas\n\nPara evitar el recargo y la retirada de puntos, realice el pago en el siguiente enlace:\nhttps://dgt-multas-pago.com/pago/?exp=2025-88312\n\nDirección General de Tráfico', mid="<dgt.88312@dgt-multas-pago.com>")
+msg(P, "it-inps", '"INPS" <comunicazioni@inps-rimborsi.it.ewbx.net>', "Rimborso INPS: aggiornamento dati richiesto",
+ "<html><body><p>Gentile utente,</p><p>a seguito dei controlli effettuati, risulta a suo favore un rimborso di <b>€ 460,00</b>. Per ricevere l'accredito è necessario aggiornare i dati del conto corrente entro 72 ore.</p><p><a href=\"https://inps-rimborsi.it.ewbx.net/login\">Accedi con SPID</a></p><p>Istituto Nazionale Previdenza Sociale</p></body></html>", html=True, mid="<inps.460@ewbx.net>")
+msg(P, "fr-ameli", '"Assurance Maladie" <ne-pas-repondre@ameli-remboursement.fr.bvlx.com>', "Remboursement en attente : mettez à jour vos informations",
+ "<html><body><p>Cher(e) assuré(e),</p><p>Vous êtes admissible à recevoir un remboursement de <b>239,87 €</b>. Vous devez mettre à jour vos coordonnées bancaires sous 48 heures.</p><p><a href=\"https://ameli-remboursement.fr.bvlx.com/espace-assure/\">Accéder à mon compte ameli</a></p><p>L'Assurance Maladie</p></body></html>", html=True, mid="<ameli.23987@bvlx.com>")
+msg(P, "nl-ing", '"ING Bank" <service@ing-verificatie.nl.rt83.xyz>', "Belangrijk: uw betaalpas verloopt",
+ 'Beste klant,\n\nUw huidige betaalpas verloopt binnenkort. Om te voorkomen dat uw rekening wordt geblokkeerd, dient u uw gegevens binnen 24 uur te verifiëren via onderstaande link.\n\nhttps://ing-verificatie.nl.rt83.xyz/mijn-ing/\n\nMet vriendelijke groet,\nING Klantenservice', mid="<ing.pas@rt83.xyz>")
+msg(P, "pl-inpost", '"InPost" <powiadomienia@inpost-doplata.pl>', "Twoja paczka czeka na dopłatę 1,99 zł",
+ 'Dzień dobry,\n\nTwoja przesyłka nie może zostać dostarczona z powodu nieopłaconej opłaty celnej w wysokości 1,99 zł.\n\nOpłać przesyłkę w ciągu 24 godzin: https://inpost-paczka.top/oplata\n\nZespół InPost', mid="<inpost.199@inpost-doplata.pl>")
+msg(P, "en-callback-norton", '"Norton LifeLock" <billing.dept8812@gmail.com>', "Your subscription has been renewed - Invoice #NL-883920",
+ 'Dear Customer,\n\nThank you for renewing your Norton 360 Total Protection subscription. Your account has been charged $399.99.\n\nInvoice No: NL-883920\nAmount: $399.99\n\nIf you did not authorize this renewal or wish to cancel and request a refund, please contact our billing support team within 24 hours at +1 (808) 555-0143.\n\nNorton Billing Team', mid="<nl883920@mail.gmail.com>")
+msg(P, "en-bec-giftcards", '"Michael Reynolds" <ceo.michaelreynolds@outlook.com>', "Quick request",
+ "Hi,\n\nAre you available? I need you to handle a task for me discreetly. I'm in a meeting and can't talk on the phone.\n\nI need to purchase gift cards for a few clients today as a surprise. Can you get 5 x $200 Apple cards and send me pictures of the codes on the back? I will reimburse you by end of day.\n\nMichael\nSent from my iPhone", mid="<bec.1@outlook.com>")
+
 A = "ham"
 msg(A, "en-microsoft-account", '"Microsoft account team" <account-security-noreply@accountprotection.microsoft.com>', "Microsoft account security info was added",
  '<p>Microsoft account</p><p>Security info was added</p><p>The following security info was recently added to the Microsoft account an***@example.com:</p><p>an***@gmail.com</p><p>If this was you, then you can safely ignore this email.</p><p>If this wasn\'t you, a malicious user has access to your account. Please <a href="https://account.live.com/Activity">review your recent activity</a> and remove it.</p><p>To opt out or change where you receive security notifications, <a href="https://account.live.com/SecurityNotifications/Update">click here</a>.</p><p>Thanks,<br>The Microsoft account team</p>', html=True,
