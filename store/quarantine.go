@@ -321,7 +321,7 @@ func (s *Store) FinishRelease(ctx context.Context, id int64, delivered bool, now
 		}
 		return nil
 	}
-	_, err := s.dropBody(ctx, "finish a release", id, `UPDATE quarantine SET state = 'released', released_us = $2, body = NULL, body_id = NULL
+	_, err := s.dropBody(ctx, "finish a release", tracking.Scope{Operator: true}, id, `UPDATE quarantine SET state = 'released', released_us = $2, body = NULL, body_id = NULL
 		WHERE id = $1 AND state = 'releasing'`, id, now.UnixMicro())
 	return err
 }
@@ -329,7 +329,7 @@ func (s *Store) FinishRelease(ctx context.Context, id int64, delivered bool, now
 // DeleteQuarantine drops a held item's body and marks it deleted.
 func (s *Store) DeleteQuarantine(ctx context.Context, scope tracking.Scope, id int64) error {
 	cond, sargs := scopeWhere(scope, 2)
-	n, err := s.dropBody(ctx, "delete quarantined message", id, `UPDATE quarantine SET state = 'deleted', body = NULL, body_id = NULL
+	n, err := s.dropBody(ctx, "delete quarantined message", scope, id, `UPDATE quarantine SET state = 'deleted', body = NULL, body_id = NULL
 		WHERE id = $1 AND state = 'held'`+cond, append([]any{id}, sargs...)...)
 	if err != nil {
 		return err
@@ -347,8 +347,11 @@ func (s *Store) DeleteQuarantine(ctx context.Context, scope tracking.Scope, id i
 // the item deletes the body the item shared if no other item refers to it.
 // It returns the rows update changed. On PostgreSQL the body's row is
 // locked first: two of its last items dropped at once would otherwise each
-// see the other still referring to it, and neither would delete it.
-func (s *Store) dropBody(ctx context.Context, what string, id int64, update string, args ...any) (int64, error) {
+// see the other still referring to it, and neither would delete it. Only
+// an item in scope has its body locked: another tenant's delete of the
+// item's id must not hold up the owner's releases and deletes, nor wait
+// on a lock that tells it the id exists.
+func (s *Store) dropBody(ctx context.Context, what string, scope tracking.Scope, id int64, update string, args ...any) (int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
 	defer cancel()
 	tx, err := s.DB.BeginTx(ctx, nil)
@@ -357,7 +360,8 @@ func (s *Store) dropBody(ctx context.Context, what string, id int64, update stri
 	}
 	defer tx.Rollback()
 	var bodyID sql.NullInt64
-	if err := tx.QueryRowContext(ctx, `SELECT body_id FROM quarantine WHERE id = $1`, id).Scan(&bodyID); err != nil && !errors.Is(err, sql.ErrNoRows) {
+	cond, sargs := scopeWhere(scope, 2)
+	if err := tx.QueryRowContext(ctx, `SELECT body_id FROM quarantine WHERE id = $1`+cond, append([]any{id}, sargs...)...).Scan(&bodyID); err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return 0, fail(what, err)
 	}
 	if bodyID.Valid && s.Dialect == Postgres {

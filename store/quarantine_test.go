@@ -442,3 +442,56 @@ func TestQuarantineHoldsOneBodyPerMessage(t *testing.T) {
 		}
 	})
 }
+
+// TestDeleteOfAnotherTenantsItemLocksNothing: on PostgreSQL a delete locks
+// the item's shared body before it changes the item, so that two last
+// copies dropped at once free it. The lock was taken before the scope was
+// checked: a reseller deleting ids of another tenant's held mail locked
+// that tenant's bodies, holding up its releases and deletes, and waited
+// on a lock only an item that exists can have (a timing oracle). Now an
+// item out of scope is not found before anything is locked.
+func TestDeleteOfAnotherTenantsItemLocksNothing(t *testing.T) {
+	s := openPostgres(t)
+	ctx := context.Background()
+	if err := s.MigrateQuarantine(ctx); err != nil {
+		t.Fatal(err)
+	}
+	fx := seedTenants(t, s, 2, 1)
+	owner, other := tracking.Scope{ResellerID: fx.resellers[0]}, tracking.Scope{ResellerID: fx.resellers[1]}
+	ids, err := s.PutQuarantine(ctx, []quarantine.Item{{Time: time.Now(), QueueID: "Q", Domain: "a.example", DomainID: 5,
+		CustomerID: fx.customers[0], Sender: "x@s.example", Recipients: []string{"bob@a.example"}, Size: 10, State: quarantine.StateHeld}},
+		[]byte("gz"), 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The owner's own delete or release of the message, in flight.
+	tx, err := s.DB.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	for _, lock := range []string{`SELECT id FROM quarantine_bodies WHERE id = (SELECT body_id FROM quarantine WHERE id = $1) FOR UPDATE`,
+		`SELECT id FROM quarantine WHERE id = $1 FOR UPDATE`} {
+		if _, err := tx.ExecContext(ctx, lock, ids[0]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		id   int64
+	}{{"another tenant's item", ids[0]}, {"an item that exists nowhere", ids[0] + 1000}} {
+		dctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		start := time.Now()
+		err := s.DeleteQuarantine(dctx, other, tc.id)
+		cancel()
+		if took := time.Since(start); !errors.Is(err, tenant.ErrNotFound) || took > time.Second {
+			t.Errorf("another reseller deletes %s while its owner holds it: %v after %v; want not found at once", tc.name, err, took)
+		}
+	}
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteQuarantine(ctx, owner, ids[0]); err != nil {
+		t.Fatalf("the owner's delete: %v", err)
+	}
+}

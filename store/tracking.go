@@ -379,12 +379,17 @@ func (s *Store) scanTracking(ctx context.Context, q string, args []any) ([]track
 // answered. The answer is looked up per deferral through the recipient
 // index, so the comparison must be in the form it serves: on SQLite,
 // lower() on both sides scanned the whole log once per deferral.
+// Only a record of the deferral's domain (by id) answers it: an address
+// outlives its domain, and once one tenant deleted a name and another
+// created it, the other's deliveries to the name took the first tenant's
+// deferrals off its view, which then told it what mail the other's
+// customer had received.
 func (s *Store) waitingSQL(where []string, limitArg int) string {
 	return `SELECT d.domain, d.domain_id, d.customer_id, d.recipient, d.sender, d.message_id, d.at_us, d.defer_reason, d.reply
 		FROM message_log d WHERE ` + strings.Join(where, " AND ") + `
 		AND NOT EXISTS (SELECT 1 FROM message_log s WHERE s.status <> 'deferred' AND s.at_us > d.at_us
 			AND ` + s.caselessEquals("s.recipient", "d.recipient") + ` AND ` + s.caselessEquals("s.sender", "d.sender") + `
-			AND (d.message_id = '' OR s.message_id = d.message_id))
+			AND s.domain_id = d.domain_id AND (d.message_id = '' OR s.message_id = d.message_id))
 		ORDER BY d.at_us LIMIT $` + strconv.Itoa(limitArg)
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -260,6 +261,60 @@ func TestTrackingWaiting(t *testing.T) {
 		insert(rec(40, "dave@d.example", "<m3@s>", tracking.StatusDelivered))
 		if w := waiting(tracking.Scope{Operator: true}); len(w) != 0 {
 			t.Fatalf("all answered, still waiting: %+v", w)
+		}
+	})
+}
+
+// TestTrackingWaitingAnsweredByItsOwnDomain: a deferral is answered only
+// by a later record of the same domain (by id). A name deleted by one
+// tenant and created by another keeps its addresses: the other tenant's
+// delivery of the sender's retry took the deferral off the first
+// tenant's view, telling it what mail the other's customer received.
+func TestTrackingWaitingAnsweredByItsOwnDomain(t *testing.T) {
+	eachDialect(t, (*Store).MigrateTracking, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		fx := seedTenants(t, s, 2, 2)
+		// Reseller 0 holds customers 0 and 1, reseller 1 customers 2 and 3.
+		mine, sibling, theirs := fx.customers[0], fx.customers[1], fx.customers[2]
+		t0 := time.Now().UTC().Add(-time.Hour).Truncate(time.Microsecond)
+		for i, tc := range []struct {
+			name string
+			// The later record's customer, and whether it is of the
+			// deferral's domain or of a domain of the same name made since.
+			customer   int64
+			sameDomain bool
+			st         tracking.Status
+			answered   bool
+		}{
+			{"delivered", mine, true, tracking.StatusDelivered, true},
+			{"refused for good", mine, true, tracking.StatusRefused, true},
+			{"domain moved to a sibling customer, delivered", sibling, true, tracking.StatusDelivered, true},
+			{"name re-created by another tenant, delivered there", theirs, false, tracking.StatusDelivered, false},
+			{"name re-created by another tenant, refused there", theirs, false, tracking.StatusRefused, false},
+			{"name re-created for a sibling customer, delivered there", sibling, false, tracking.StatusDelivered, false},
+		} {
+			rcpt, dom := fmt.Sprintf("bob@n%d.example", i), int64(100+2*i)
+			later := dom
+			if !tc.sameDomain {
+				later++
+			}
+			rec := func(min int, domain, customer int64, st tracking.Status) tracking.Record {
+				return tracking.Record{Time: t0.Add(time.Duration(min) * time.Minute), Sender: "a@s.example", Recipient: rcpt,
+					DomainID: domain, CustomerID: customer, Status: st, DeferReason: tracking.DeferUnreachable}
+			}
+			if err := s.InsertTracking(ctx, []tracking.Record{rec(0, dom, mine, tracking.StatusDeferred), rec(30, later, tc.customer, tc.st)}); err != nil {
+				t.Fatal(err)
+			}
+			for _, sc := range []tracking.Scope{{ResellerID: fx.resellers[0]}, {Operator: true}} {
+				w, err := s.WaitingTracking(ctx, tracking.WaitingFilter{Scope: sc, CustomerID: mine, Since: t0.Add(-time.Minute)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				waiting := slices.ContainsFunc(w, func(x tracking.Waiting) bool { return x.Recipient == rcpt })
+				if waiting == tc.answered {
+					t.Errorf("%s, seen by %+v: still waiting %t, want %t", tc.name, sc, waiting, !tc.answered)
+				}
+			}
 		}
 	})
 }
