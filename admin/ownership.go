@@ -280,9 +280,10 @@ func (ow *ownership) endCheck(reseller int64) {
 }
 
 // verify activates d when DNS proves it. A name taken over from a lapsed
-// claim is proven by its TXT token only: MX records at the cluster show
-// that the customer chose this service, not which reseller, and the one
-// whose claim lapsed may be that one.
+// claim, or freed by an active domain's delete or rename, is proven by its
+// TXT token only: MX records at the cluster show that the customer chose
+// this service, not which reseller, and the one whose claim lapsed (or who
+// held the name) may be that one.
 func (s *Service) verify(ctx context.Context, d tenant.DomainRecord) (tenant.DomainRecord, error) {
 	takenOver, err := s.store.TakenOver(ctx, d.Name)
 	if err != nil {

@@ -738,6 +738,9 @@ func (t *Tenants) UpdateDomain(ctx context.Context, d *tenant.DomainRecord, a ad
 		if err != nil {
 			return err
 		}
+		if err := rememberFreedName(ctx, tx, d.ID, d.Name); err != nil {
+			return err
+		}
 		res, err := tx.ExecContext(ctx, `UPDATE domains SET customer_id = $1, name = $2, route = $3, tls = $4, policy = $5, updated_us = $6,
 			status = $7, verify_token = $8, pending_since_us = $9 WHERE id = $10 AND updated_us = $11`,
 			d.CustomerID, d.Name, d.Route, d.TLS, pol, written, d.Status, d.VerifyToken, pendingSince(d), d.ID, read)
@@ -776,8 +779,25 @@ func forgetTakeover(ctx context.Context, tx *sql.Tx, d *tenant.DomainRecord) err
 
 func (t *Tenants) DeleteDomain(ctx context.Context, id int64, a admin.AuditEntry) (uint64, error) {
 	return t.write(ctx, "domain "+strconv.FormatInt(id, 10), a, changed{changedDomain, &id}, func(tx *sql.Tx) error {
+		if err := rememberFreedName(ctx, tx, id, ""); err != nil {
+			return err
+		}
 		return expectRow(tx.ExecContext(ctx, `DELETE FROM domains WHERE id = $1`, id))
 	})
+}
+
+// rememberFreedName puts the name of domain id, when it is active and
+// about to be deleted or renamed (to a name other than keep), among the
+// names only a TXT proof (or the operator) gives again: its MX records still point at the cluster
+// for the customer who held it, so they would let any reseller that
+// claims the name the moment it is freed prove it and receive that
+// customer's mail. The next active domain of the name ends the rule
+// (forgetTakeover).
+func rememberFreedName(ctx context.Context, tx *sql.Tx, id int64, keep string) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO domain_takeovers (name)
+		SELECT name FROM domains WHERE id = $1 AND status = $2 AND name <> $3
+		ON CONFLICT (name) DO NOTHING`, id, tenant.StatusActive, keep)
+	return err
 }
 
 // pendingSince is the column value of d.PendingSince: 0 for an active

@@ -77,6 +77,7 @@ func testTenantContract(t *testing.T, ts *Tenants) {
 	}
 	testRouteRules(t, ts, d, audit("update"))
 	testLapsedClaims(t, ts, c.ID, audit("lapse"))
+	testFreedNames(t, ts, c.ID, audit("free"))
 
 	// Recipients: import is idempotent, replace sets the list exactly.
 	added, _, err := ts.AddRecipients(ctx, d.ID, []string{"a", "b", "o'brien"}, false, audit("import"))
@@ -228,6 +229,59 @@ func testLapsedClaims(t *testing.T, ts *Tenants, customerID int64, a admin.Audit
 	takenOver("once active", false)
 	if _, err := ts.DeleteDomain(ctx, next.ID, a); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// testFreedNames: an active domain's name, once deleted or renamed away,
+// is given again only by a TXT proof (its MX records still point at the
+// cluster for the customer who held it); a pending domain's is not
+// marked, and the next active domain of the name ends the rule.
+func testFreedNames(t *testing.T, ts *Tenants, customerID int64, a admin.AuditEntry) {
+	ctx := context.Background()
+	create := func(name, status string) *tenant.DomainRecord {
+		t.Helper()
+		d := &tenant.DomainRecord{CustomerID: customerID, Name: name, Route: "127.0.0.1:25", TLS: "none", Status: status,
+			VerifyToken: "tok", PendingSince: time.Now()}
+		if _, err := ts.CreateDomain(ctx, d, a); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	takenOver := func(name string, want bool) {
+		t.Helper()
+		if got, err := ts.TakenOver(ctx, name); err != nil || got != want {
+			t.Fatalf("TakenOver(%s) = %v, %v; want %v", name, got, err, want)
+		}
+	}
+	held, claim := create("held.example", tenant.StatusActive), create("claim.example", tenant.StatusPending)
+	if _, err := ts.DeleteDomain(ctx, held.ID, a); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ts.DeleteDomain(ctx, claim.ID, a); err != nil {
+		t.Fatal(err)
+	}
+	takenOver("held.example", true)
+	takenOver("claim.example", false)
+
+	renamed := create("old.example", tenant.StatusActive)
+	renamed.Name = "new.example"
+	if _, err := ts.UpdateDomain(ctx, renamed, a); err != nil {
+		t.Fatal(err)
+	}
+	takenOver("old.example", true)
+	takenOver("new.example", false)
+	renamed.Route = "127.0.0.2:25" // an edit that keeps the name frees nothing
+	if _, err := ts.UpdateDomain(ctx, renamed, a); err != nil {
+		t.Fatal(err)
+	}
+	takenOver("new.example", false)
+
+	again := create("held.example", tenant.StatusActive)
+	takenOver("held.example", false)
+	for _, d := range []*tenant.DomainRecord{renamed, again} {
+		if _, err := ts.DeleteDomain(ctx, d.ID, a); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 

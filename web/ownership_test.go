@@ -285,13 +285,19 @@ func TestAPILapsedClaim(t *testing.T) {
 	if _, got := f.status("other", taken.ID, "verify"); got.Status != tenant.StatusActive {
 		t.Fatalf("a taken-over name by its TXT token: %s, want active", got.Status)
 	}
-	// Proven, the name is settled: once given up, MX proves it again.
+	// Given up once proven, the name's MX records still point at the
+	// cluster for the customer who held it: they prove nothing about the
+	// next claimant, whose TXT token does (or the operator).
 	if code, _ := f.do("other", "DELETE", fmt.Sprintf("/api/v1/domains/%d", taken.ID), nil); code != 204 {
 		t.Fatalf("delete: %d", code)
 	}
 	_, again, _ := f.createAs("own", "wanted.example", f.custA.ID)
+	if _, got := f.status("own", again.ID, "verify"); got.Status != tenant.StatusPending {
+		t.Fatalf("the name after a proof and a delete, by its MX: %s, want pending", got.Status)
+	}
+	f.dns.AddTXT("wanted.example", admin.VerifyPrefix+again.VerifyToken)
 	if _, got := f.status("own", again.ID, "verify"); got.Status != tenant.StatusActive {
-		t.Fatalf("the name after a proof and a delete, by its MX: %s, want active", got.Status)
+		t.Fatalf("the name after a proof and a delete, by its TXT token: %s, want active", got.Status)
 	}
 
 	// A rename takes a lapsed claim over too.
