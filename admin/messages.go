@@ -91,19 +91,14 @@ const MaxSearchesPerReseller = MaxConcurrentSearches / 2
 func (s *Service) BeginSearch(ctx context.Context, p Principal) (done func(), err error) {
 	wait := time.NewTimer(s.searchWait)
 	defer wait.Stop()
+	node := func() (func(), error) { return takeWaiting(ctx, wait.C, s.searches, ErrSearchesBusy) }
 	if p.Operator {
-		return takeWaiting(ctx, wait.C, s.searches, ErrSearchesBusy)
+		return node()
 	}
-	ownDone, err := takeWaiting(ctx, wait.C, s.searchesOf.of(p.ResellerID), ErrSearchesBusy)
-	if err != nil {
-		return nil, err
+	own := func() (func(), error) {
+		return takeWaiting(ctx, wait.C, s.searchesOf.of(p.ResellerID), ErrSearchesBusy)
 	}
-	nodeDone, err := takeWaiting(ctx, wait.C, s.searches, ErrSearchesBusy)
-	if err != nil {
-		ownDone()
-		return nil, err
-	}
-	return func() { nodeDone(); ownDone() }, nil
+	return inTurn(own, node)
 }
 
 // SearchesRunning is how many search places are taken.

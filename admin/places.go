@@ -46,6 +46,21 @@ func takeWaiting(ctx context.Context, expired <-chan time.Time, places chan stru
 	return nil, busy
 }
 
+// inTurn takes a reseller's own place, then the node's, giving the first
+// back when the second is not to be had; done gives both back.
+func inTurn(own, node func() (func(), error)) (done func(), err error) {
+	ownDone, err := own()
+	if err != nil {
+		return nil, err
+	}
+	nodeDone, err := node()
+	if err != nil {
+		ownDone()
+		return nil, err
+	}
+	return func() { nodeDone(); ownDone() }, nil
+}
+
 // resellerPlaces gives each reseller its own fixed number of places (a
 // handful of bytes per reseller that ever used one on this node).
 type resellerPlaces struct {

@@ -126,6 +126,8 @@ type Service struct {
 	searchesOf *resellerPlaces
 	// requestsOf holds each reseller's requests in flight (BeginRequest).
 	requestsOf *resellerPlaces
+	// importsOf holds each reseller's imports (BeginImport).
+	importsOf *resellerPlaces
 	// searchWait is how long a search or a request waits for a place.
 	searchWait time.Duration
 	// charts holds the outcome charts summed lately (OutcomeCharts).
@@ -167,7 +169,8 @@ func NewService(st Store, opts ServiceOptions) *Service {
 	s := &Service{store: st, changed: opts.Changed, log: opts.Log, panel: opts.Panel, activity: opts.Activity,
 		messages: opts.Messages, quarantine: opts.Quarantine, checkRoute: opts.CheckRoute, own: newOwnership(opts.Ownership),
 		imports: make(chan struct{}, MaxConcurrentImports), searches: make(chan struct{}, MaxConcurrentSearches),
-		searchesOf: newResellerPlaces(MaxSearchesPerReseller), requestsOf: newResellerPlaces(MaxRequestsPerReseller)}
+		searchesOf: newResellerPlaces(MaxSearchesPerReseller), requestsOf: newResellerPlaces(MaxRequestsPerReseller),
+		importsOf: newResellerPlaces(MaxImportsPerReseller)}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -703,14 +706,27 @@ const MaxImport = 100000
 // writes them in one transaction. Two at once cost at most ~130 MB.
 const MaxConcurrentImports = 2
 
-// ErrImportsBusy: MaxConcurrentImports imports are running on this node
-// (HTTP 429). It is an ErrBusy.
+// MaxImportsPerReseller is how many of the node's import places one
+// reseller may hold: one tenant uploading in a loop held both, and every
+// other tenant's imports got 429. The operator is bounded by
+// MaxConcurrentImports alone.
+const MaxImportsPerReseller = MaxConcurrentImports / 2
+
+// ErrImportsBusy: MaxConcurrentImports imports are running on this node,
+// or MaxImportsPerReseller of the reseller's (HTTP 429). It is an ErrBusy.
 var ErrImportsBusy = fmt.Errorf("%w: %d recipient imports are running on this node", ErrBusy, MaxConcurrentImports)
 
-// BeginImport takes one of the node's import places before an import's
-// list is read; done gives it back. With none free it fails at once with
-// ErrImportsBusy: the client retries.
-func (s *Service) BeginImport() (done func(), err error) { return take(s.imports, ErrImportsBusy) }
+// BeginImport takes one of the node's import places for p before an
+// import's list is read; done gives it back. With none free for p or on
+// the node it fails at once with ErrImportsBusy: the client retries.
+func (s *Service) BeginImport(p Principal) (done func(), err error) {
+	node := func() (func(), error) { return take(s.imports, ErrImportsBusy) }
+	if p.Operator {
+		return node()
+	}
+	own := func() (func(), error) { return take(s.importsOf.of(p.ResellerID), ErrImportsBusy) }
+	return inTurn(own, node)
+}
 
 // take takes one of places, or fails at once with busy when none is free.
 func take(places chan struct{}, busy error) (done func(), err error) {

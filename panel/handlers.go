@@ -737,7 +737,7 @@ func (p *Panel) importRecipients(req *request) error {
 	defer file.Close()
 	// The node's import places are shared with the API's imports: each
 	// holds up to admin.MaxImport addresses and one long transaction.
-	done, err := p.svc.BeginImport()
+	done, err := p.svc.BeginImport(req.sess.P)
 	if err != nil {
 		req.w.Header().Set("Retry-After", "5")
 		return p.renderDomain(req, http.StatusTooManyRequests, nil,

@@ -39,7 +39,7 @@ func TestCSVImportsShareTheNodesPlaces(t *testing.T) {
 	}
 	var held []func()
 	for range admin.MaxConcurrentImports {
-		done, err := f.svc.BeginImport()
+		done, err := f.svc.BeginImport(f.op)
 		if err != nil {
 			t.Fatal(err)
 		}

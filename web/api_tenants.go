@@ -297,7 +297,7 @@ func (a *AdminAPI) importRecipients(w http.ResponseWriter, r *http.Request, p ad
 		return err
 	}
 	// The node's import places are shared with the panel's CSV imports.
-	done, err := a.svc.BeginImport()
+	done, err := a.svc.BeginImport(p)
 	if err != nil {
 		return err
 	}

@@ -45,7 +45,8 @@ func TestImportListStopsAtTheLimit(t *testing.T) {
 
 // Imports decoded at once are bounded per node (admin.Service's places,
 // shared with the panel): the next is told to retry, and once one ends
-// another is taken.
+// another is taken. The operator holds them here: a reseller may hold
+// only its share (TestImportPlacesAreSharedBetweenResellers).
 func TestImportsAtOnceAreBounded(t *testing.T) {
 	f := newAPIFixture(t)
 	srv := f.srv
@@ -75,7 +76,7 @@ func TestImportsAtOnceAreBounded(t *testing.T) {
 		}
 		t.Cleanup(func() { c.Close() })
 		fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: api\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n",
-			path, f.tokens["own"], len(body))
+			path, f.tokens["operator"], len(body))
 		held = append(held, c)
 	}
 	for deadline := time.Now().Add(10 * time.Second); f.svc.ImportsRunning() < admin.MaxConcurrentImports; time.Sleep(time.Millisecond) {
@@ -102,6 +103,43 @@ func TestImportsAtOnceAreBounded(t *testing.T) {
 	}
 	if _, err := f.svc.GetRecipient(t.Context(), admin.Operator("test"), f.domA.ID, "slow1"); err != nil {
 		t.Errorf("the held import was not stored: %v", err)
+	}
+}
+
+// TestImportPlacesAreSharedBetweenResellers: one reseller holds at most
+// MaxImportsPerReseller of the node's import places, so its uploads in a
+// loop cannot make every other tenant's imports answer 429.
+func TestImportPlacesAreSharedBetweenResellers(t *testing.T) {
+	f := newAPIFixture(t)
+	ctx := t.Context()
+	custB, err := f.svc.CreateCustomer(ctx, f.op, tenant.Customer{ResellerID: f.resB.ID, Name: "customer B"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	domB, err := f.svc.CreateDomain(ctx, f.op, tenant.DomainRecord{CustomerID: custB.ID, Name: "b.example", Route: "127.0.0.1:2525"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	post := func(who string, domain int64) int {
+		code, _ := f.do(who, "POST", fmt.Sprintf("/api/v1/domains/%d/recipients/import", domain), map[string]any{"recipients": []string{"x"}})
+		return code
+	}
+	a := admin.Principal{ResellerID: f.resA.ID, Actor: "a"}
+	for range admin.MaxImportsPerReseller {
+		done, err := f.svc.BeginImport(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer done()
+	}
+	if code := post("own", f.domA.ID); code != http.StatusTooManyRequests {
+		t.Errorf("reseller A past its share: %d, want 429", code)
+	}
+	if code := post("other", domB.ID); code != http.StatusOK {
+		t.Errorf("reseller B while A holds its share: %d, want 200", code)
+	}
+	if code := post("operator", f.domA.ID); code != http.StatusOK {
+		t.Errorf("the operator while A holds its share: %d, want 200", code)
 	}
 }
 
