@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -534,7 +535,8 @@ func (s *Service) AuthenticatePassword(ctx context.Context, email, password stri
 
 // MapScope is what a public per-reseller or per-customer map covers.
 type MapScope struct {
-	// Key names the stored map: "reseller:SLUG" or "customer:KEY".
+	// Key names the stored map: "reseller:SLUG:ID" or "customer:KEY:ID",
+	// ID the reseller's.
 	Key      string
 	Reseller tenant.Reseller
 	// domains selects the domains covered (MapDomains).
@@ -562,7 +564,10 @@ func (s *Service) ResellerMap(ctx context.Context, slug string) (MapScope, error
 	if err != nil {
 		return MapScope{}, err
 	}
-	return MapScope{Key: "reseller:" + r.Slug, Reseller: r, domains: Filter{ResellerID: r.ID}}, nil
+	// With the id: a slug freed by a deleted reseller and taken by a new
+	// one must not serve the old one's map (its brand and sources) for
+	// the rest of the period.
+	return MapScope{Key: "reseller:" + r.Slug + ":" + strconv.FormatInt(r.ID, 10), Reseller: r, domains: Filter{ResellerID: r.ID}}, nil
 }
 
 // CustomerMap resolves /map?customer=KEY.
@@ -582,7 +587,9 @@ func (s *Service) CustomerMap(ctx context.Context, key string) (MapScope, error)
 	if err != nil {
 		return MapScope{}, err
 	}
-	return MapScope{Key: "customer:" + key, Reseller: r, domains: Filter{CustomerID: c.ID}}, nil
+	// With the reseller's id: a customer moved to another reseller shows
+	// its new reseller's brand from the move on, not at the next period.
+	return MapScope{Key: "customer:" + key + ":" + strconv.FormatInt(r.ID, 10), Reseller: r, domains: Filter{CustomerID: c.ID}}, nil
 }
 
 // domainIDs pages through every domain the filter selects.

@@ -408,6 +408,43 @@ func TestResellerMapShowsOnlyItsSources(t *testing.T) {
 	}
 }
 
+// TestReusedSlugGetsItsOwnMap: a reseller deleted and another created with
+// its slug in the same period is served a map of its own, not the old
+// one's sources and brand (held and stored under the slug before).
+func TestReusedSlugGetsItsOwnMap(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	pr, _, d := f.resellerWithDomain(t, tenant.Reseller{Name: "alpha", Slug: "alpha", Accent: "#aa3300"},
+		tenant.DomainRecord{Name: "alpha.example", Route: "127.0.0.1:25"})
+	if err := f.st.InsertEvents(ctx, []store.StoredEvent{{Time: time.Now().UTC(), IP: netip.MustParseAddr("192.0.2.7"),
+		Domain: d.Name, DomainID: d.ID, Verdict: "spam", Action: "reject", Country: "DE", Located: true, Lat: 50, Lon: 8}}); err != nil {
+		t.Fatal(err)
+	}
+	scoped := ScopedMaps(f.svc, f.storeScheduler(t))
+	if m, found, err := scoped(ctx, "reseller", "alpha"); err != nil || !found || m.Events != 1 {
+		t.Fatalf("the first holder's map: found %v, err %v, %+v", found, err, m)
+	}
+	if err := f.svc.DeleteDomain(ctx, f.op, d.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.svc.DeleteCustomer(ctx, f.op, d.CustomerID); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.svc.DeleteReseller(ctx, f.op, pr.ResellerID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.CreateReseller(ctx, f.op, tenant.Reseller{Name: "new alpha", Slug: "alpha", Accent: "#0055aa"}); err != nil {
+		t.Fatal(err)
+	}
+	m, found, err := scoped(ctx, "reseller", "alpha")
+	if err != nil || !found {
+		t.Fatalf("the new holder's map: found %v, err %v", found, err)
+	}
+	if js := string(m.JSON); m.Events != 0 || strings.Contains(js, "192.0.2.0/24") || !strings.Contains(js, `"accent":"#0055aa"`) {
+		t.Errorf("the new holder of the slug is served %d events, json %s", m.Events, js)
+	}
+}
+
 // TestScopedMapViewsReadLittle: /map?reseller= and /map?customer= are
 // public; a view of a map already rendered this period reads the scope's
 // row, not the reseller's domain records nor its logo, which only a

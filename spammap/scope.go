@@ -36,7 +36,7 @@ var _ DomainEventSource = StoreEvents{}
 // Scope is one white-label map: its stored name, the ids of the domains it
 // covers and its brand.
 type Scope struct {
-	// Key names the stored map ("reseller:SLUG", "customer:KEY"); never
+	// Key names the stored map ("reseller:SLUG:ID", "customer:KEY:ID"); never
 	// GlobalScope.
 	Key       string
 	DomainIDs []int64
