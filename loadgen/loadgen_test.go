@@ -247,7 +247,7 @@ func TestSinkRefusesNonLoopback(t *testing.T) {
 
 func TestCorpusMessagesCarryOneIDAndSurviveDots(t *testing.T) {
 	dir := t.TempDir()
-	msg := "X-Loadgen-Id: stale\nSubject: hi\n\n.leading dot\nbare\rcr\n"
+	msg := "From a@sender.test Sat Dec  5 23:23:21 2026\nX-Loadgen-Id: stale\nSubject: hi\n\n.leading dot\nbare\rcr\n"
 	if err := os.WriteFile(filepath.Join(dir, "a.eml"), []byte(msg), 0o644); err != nil {
 		t.Fatal(err)
 	}

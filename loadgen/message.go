@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/mxgrid/mxgrid/internal/democorpus"
 )
 
 // IDHeader carries each message's id from the sender to the sink. The sink
@@ -98,7 +100,9 @@ func loadCorpus(dir string) ([]template, error) {
 		}
 		// A corpus taken from mbox-style archives may carry our header from
 		// an earlier run; two ids would make the sink count the wrong one.
-		out = append(out, wire(dropHeader(raw, IDHeader)))
+		// Its mbox "From " lines go as well: the node reads mail received
+		// by SMTP as sent, where such a line breaks the header.
+		out = append(out, wire(dropHeader(democorpus.StripMboxFrom(raw), IDHeader)))
 	}
 	if len(out) == 0 {
 		return nil, fmt.Errorf("corpus %s: no files", dir)

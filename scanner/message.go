@@ -180,6 +180,9 @@ func (p Part) IsAttachment() bool {
 type Parser struct {
 	weights map[string]float64
 	limits  Limits
+	// smtp: the message came by SMTP, so a leading "From " line is not
+	// skipped (see ForSMTP).
+	smtp bool
 }
 
 // NewParser returns a parser whose symbols carry the default weights,
@@ -202,6 +205,18 @@ func (p *Parser) WithLimits(l Limits) *Parser {
 	return &c
 }
 
+// ForSMTP returns a copy of p for mail received by SMTP, where no mbox
+// "From " line belongs at the top: there it is a line that is not a
+// field, which ends the header as a customer's server reads it. Skipped as
+// in an archive file, the fields after it were scanned as the header,
+// while that server read them as body, and a header rewritten for relaying
+// went out without the line.
+func (p *Parser) ForSMTP() *Parser {
+	c := *p
+	c.smtp = true
+	return &c
+}
+
 var defaultParser = NewParser(nil)
 
 // Parse parses raw with the default parser weights. It never fails: what
@@ -211,8 +226,8 @@ func Parse(raw []byte) *Message {
 }
 
 // Parse parses raw. It never fails: what cannot be parsed becomes a symbol.
-// raw may use CRLF or bare LF line endings and may start with an mbox
-// "From " line (files from mail archives do).
+// raw may use CRLF or bare LF line endings and, unless p is ForSMTP, may
+// start with an mbox "From " line (files from mail archives do).
 func (p *Parser) Parse(raw []byte) *Message {
 	m := &Message{Raw: raw}
 	p.parse(m, bytes.NewReader(raw), int64(len(raw)))
@@ -239,7 +254,7 @@ func (p *Parser) parse(m *Message, r io.ReaderAt, size int64) {
 	sr := io.NewSectionReader(r, 0, size)
 	br, release := bufferedReader(sr)
 	defer release()
-	if prefix, _ := br.Peek(5); string(prefix) == "From " {
+	if prefix, _ := br.Peek(5); !p.smtp && string(prefix) == "From " {
 		for {
 			_, err := br.ReadSlice('\n')
 			if err != bufio.ErrBufferFull {

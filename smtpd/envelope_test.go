@@ -348,6 +348,53 @@ func TestHostileHELOGivesCleanFoldedReceived(t *testing.T) {
 	}
 }
 
+// TestHELOCannotBreakReceived: a HELO holding a character that has a
+// meaning in a Received field (a comment's parenthesis, the ';' before the
+// date, a quote, a backslash, an angle or square bracket) left our trace
+// field unparsable: "from x( ([127.0.0.1]) by ..." opens a comment that
+// swallows the client's address, our name and the date, so a customer's
+// filter reading the trace found neither. Such characters become '?'; an
+// address literal keeps its brackets.
+func TestHELOCannotBreakReceived(t *testing.T) {
+	n, sink := startRawNode(t, nil)
+	for _, tc := range []struct{ helo, want string }{
+		{"x(", "x?"},
+		{"x)", "x?"},
+		{"(x", "?x"},
+		{"x;", "x?"},
+		{`"x;y"`, "?x?y?"},
+		{`x\`, "x?"},
+		{"<x>", "?x?"},
+		{"[x", "?x"},
+		{"x]", "x?"},
+		{"[1[2]", "?1?2?"},
+		{"[192.0.2.1]", "[192.0.2.1]"},
+		{"[IPv6:2001:db8::1]", "[IPv6:2001:db8::1]"},
+		{"mx-1_a.sender.test", "mx-1_a.sender.test"},
+	} {
+		t.Run(tc.helo, func(t *testing.T) {
+			before := len(sink.messages())
+			c := dial(t, n.SMTPAddr())
+			c.cmd(250, "EHLO %s", tc.helo)
+			c.cmd(250, "MAIL FROM:<alice@sender.test>")
+			c.cmd(250, "RCPT TO:<bob@example.org>")
+			c.data(250, testMessage)
+			msgs := sink.messages()
+			if len(msgs) != before+1 {
+				t.Fatalf("customer server got %d messages, want 1", len(msgs)-before)
+			}
+			field, _, _ := strings.Cut(string(msgs[before]), "\r\nFrom: ")
+			value := strings.NewReplacer("\r\n\t", " ", "\r\n ", " ").Replace(strings.TrimPrefix(field, "Received: "))
+			if want := "from " + tc.want + " ([127.0.0.1]) by "; !strings.HasPrefix(value, want) {
+				t.Errorf("Received: %s\nwant it to start %q", value, want)
+			}
+			if strings.Count(value, ";") != 1 || strings.Count(value, "(") != strings.Count(value, ")") {
+				t.Errorf("Received is not one field with its date: %s", value)
+			}
+		})
+	}
+}
+
 func TestTooManyHopsRefusedNotRelayed(t *testing.T) {
 	n, sink := startRawNode(t, func(c *config.Config) { c.SMTP.MaxHops = 5 })
 	hops := func(k int) string {

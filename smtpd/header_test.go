@@ -62,6 +62,48 @@ func TestUnterminatedHeaderIsRelayedAsScanned(t *testing.T) {
 	}
 }
 
+// TestMboxFromLineIsRelayedAsScanned: the parser skips an mbox "From "
+// line at the top of a message, as archive files have one, and so did it
+// for mail received by SMTP, where no such line belongs and a customer's
+// server reads it as a line that is not a field. Relayed unchanged, the
+// customer's server got the fields the scan read after that line (From,
+// Content-Type) as body; relayed with a header we rewrote (a sender's
+// X-Spam-Status removed, a subject tagged), the line was silently dropped.
+// Now it ends the header like any line that is not a field, and the
+// message is relayed whole with the empty line before it.
+func TestMboxFromLineIsRelayedAsScanned(t *testing.T) {
+	const fromLine = "From alice@sender.test Sat Dec  5 23:23:21 2026\r\n"
+	n, sink := startRawNode(t, nil)
+	for _, tc := range []struct{ name, fields string }{
+		{"header relayed as received", ""},
+		{"header rewritten", "X-Spam-Status: No, score=-5.0\r\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			msg := fromLine + tc.fields + testMessage
+			before := len(sink.messages())
+			c := dial(t, n.SMTPAddr())
+			c.cmd(250, "MAIL FROM:<alice@sender.test>")
+			c.cmd(250, "RCPT TO:<bob@example.org>")
+			c.data(250, msg)
+			got := sink.messages()
+			if len(got) != before+1 {
+				t.Fatalf("%d messages relayed, want 1", len(got)-before)
+			}
+			relayed := got[before]
+			// The raw sink keeps the relay's dot-stuffing.
+			if !bytes.HasSuffix(relayed, []byte("\r\n\r\n"+strings.ReplaceAll(msg, "\r\n.", "\r\n.."))) {
+				t.Errorf("the message is not relayed whole behind our fields and an empty line:\n%q", relayed)
+			}
+			head, _, _ := bytes.Cut(relayed, []byte("\r\n\r\n"))
+			for _, line := range strings.Split(string(head), "\r\n") {
+				if name, _, ok := strings.Cut(line, ":"); !strings.HasPrefix(line, "\t") && (!ok || strings.ContainsAny(name, " \t")) {
+					t.Errorf("relayed header holds a line that is not a field: %q", line)
+				}
+			}
+		})
+	}
+}
+
 // A header past scanner.MaxHeaderFields or MaxHeaderBytes is refused, not
 // parsed: go-message kept ~450 bytes per field, so 8 MB of "X: y" lines
 // cost 620 MB of heap. At the limits it passes.

@@ -126,7 +126,7 @@ func (ss *session) writeReceived(w *bytes.Buffer) {
 	if _, ok := ss.conn.TLSConnectionState(); ok {
 		with = "ESMTPS"
 	}
-	helo := asciiHELO(ss.helo())
+	helo := receivedHELO(asciiHELO(ss.helo()))
 	// Built by appending: one string for the whole value, not one per part.
 	v := make([]byte, 0, 256)
 	v = append(v, "from "...)
@@ -162,6 +162,28 @@ func asciiHELO(helo string) string {
 		return "unknown"
 	}
 	return asciiName(helo)
+}
+
+// receivedHELO is an ASCII HELO as our Received field's from-domain may
+// hold it: a character with a meaning in the field (RFC 5322 §3.6.7: a
+// comment's parenthesis, the ';' before the date, a quote, a backslash,
+// angle brackets, square brackets but those of a whole address literal)
+// becomes '?'. Written as sent, "x(" opened a comment that hid the
+// client's address, our name and the date from whoever reads the trace.
+func receivedHELO(helo string) string {
+	inner := strings.TrimSuffix(strings.TrimPrefix(helo, "["), "]")
+	literal := len(inner) == len(helo)-2 && !strings.ContainsAny(inner, "[]")
+	return strings.Map(func(r rune) rune {
+		switch r {
+		case '(', ')', ';', '"', '\\', '<', '>':
+			return '?'
+		case '[', ']':
+			if !literal {
+				return '?'
+			}
+		}
+		return r
+	}, helo)
 }
 
 // asciiName is a client-given name as DNS and 7-bit headers take it: a

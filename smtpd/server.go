@@ -215,6 +215,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if s.parser == nil {
 		s.parser = scanner.NewParser(nil)
 	}
+	s.parser = s.parser.ForSMTP()
 	srv := smtp.NewServer(smtp.BackendFunc(s.newSession))
 	srv.Domain = cfg.Hostname
 	srv.MaxMessageBytes = cfg.MaxMessageBytes

@@ -40,7 +40,7 @@ func Messages() ([]Message, error) {
 			if err != nil {
 				return nil, fmt.Errorf("democorpus: %w", err)
 			}
-			m := Message{Name: e.Name(), Spam: kind == "spam", Data: stripMboxFrom(data)}
+			m := Message{Name: e.Name(), Spam: kind == "spam", Data: StripMboxFrom(data)}
 			if m.Spam {
 				spam = append(spam, m)
 			} else {
@@ -60,10 +60,10 @@ func Messages() ([]Message, error) {
 	return out, nil
 }
 
-// stripMboxFrom removes the "From sender date" line that mail archives put
-// before each message: it is not a header field, and a real sender's MTA
-// would never send it.
-func stripMboxFrom(data []byte) []byte {
+// StripMboxFrom removes the "From sender date" line that mail archives put
+// before each message: it is not a header field, a real sender's MTA
+// would never send it, and a node reads it as a broken header.
+func StripMboxFrom(data []byte) []byte {
 	if !bytes.HasPrefix(data, []byte("From ")) {
 		return data
 	}

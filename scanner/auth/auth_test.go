@@ -460,18 +460,22 @@ func TestStripOurAuthResults(t *testing.T) {
 	raw := "Authentication-Results: mx.mxgrid.test; spf=pass smtp.mailfrom=a@example.org\r\n" +
 		"Authentication-Results: MX.MXGRID.TEST 1; dkim=pass header.d=example.org\r\n" +
 		"Authentication-Results: (forged (nested)) mx.mxgrid.test;\r\n dmarc=pass header.from=example.org\r\n" +
+		"Authentication-Results: \"mx.mxgrid.test\"; dkim=pass header.d=bank.example\r\n" +
+		"Authentication-Results: (c) \"MX.mxgrid\\.test\" 1; dmarc=pass header.from=bank.example\r\n" +
+		"Authentication-Results: mx.mxgrid.test.; spf=pass smtp.mailfrom=bank.example\r\n" +
 		"Authentication-Results: mx.mxgrid.test.evil; none\r\n" +
+		"Authentication-Results: \"mx.mxgrid.test.evil\"; none\r\n" +
 		"Authentication-Results: upstream.example; spf=fail smtp.mailfrom=a@example.org\r\n" +
 		"Subject: hi\r\n\r\n"
 	h, err := textproto.ReadHeader(bufio.NewReader(strings.NewReader(raw)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := StripOurAuthResults(&h, "mx.mxgrid.test"); n != 3 {
-		t.Errorf("removed %d fields, want 3", n)
+	if n := StripOurAuthResults(&h, "mx.mxgrid.test"); n != 6 {
+		t.Errorf("removed %d fields, want 6", n)
 	}
 	got := h.Values(HeaderField)
-	want := []string{"mx.mxgrid.test.evil; none", "upstream.example; spf=fail smtp.mailfrom=a@example.org"}
+	want := []string{"mx.mxgrid.test.evil; none", `"mx.mxgrid.test.evil"; none`, "upstream.example; spf=fail smtp.mailfrom=a@example.org"}
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Errorf("kept %q, want %q", got, want)
 	}

@@ -143,15 +143,39 @@ func StripOurAuthResults(h *textproto.Header, authservID string) int {
 }
 
 // authservIDOf extracts the authserv-id from a field value: the first
-// token, after any comments and before an optional version and the ';'
-// (RFC 8601 2.2, with CFWS from RFC 5322 3.2.2).
+// value, after any comments and before an optional version and the ';'
+// (RFC 8601 2.2, with CFWS from RFC 5322 3.2.2). The value may be a
+// quoted-string (RFC 2045 value), which readers unquote: taken as written,
+// `"mx.example"; dkim=pass` was not ours and reached the customer's server
+// as our result. A trailing dot, the same domain written absolute, is
+// dropped.
 func authservIDOf(v string) string {
 	v = skipCFWS(v)
-	end := strings.IndexFunc(v, func(r rune) bool { return r == ';' || r == '(' || r == ' ' || r == '\t' || r == '\r' || r == '\n' })
-	if end >= 0 {
+	if strings.HasPrefix(v, `"`) {
+		v = unquote(v[1:])
+	} else if end := strings.IndexFunc(v, func(r rune) bool { return r == ';' || r == '(' || r == ' ' || r == '\t' || r == '\r' || r == '\n' }); end >= 0 {
 		v = v[:end]
 	}
-	return v
+	return strings.TrimSuffix(v, ".")
+}
+
+// unquote returns the content of the quoted-string s starts inside of (its
+// opening quote already read), quoted-pairs resolved, up to the closing
+// quote or the end of s.
+func unquote(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '"':
+			return b.String()
+		case '\\':
+			if i+1 < len(s) {
+				i++
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
 }
 
 // skipCFWS drops leading white space and (possibly nested) comments.

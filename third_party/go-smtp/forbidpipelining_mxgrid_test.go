@@ -75,6 +75,14 @@ func TestForbidUnauthPipelining(t *testing.T) {
 			{"EHLO c.test\r\n", []string{"250"}},
 			{"STARTTLS\r\nMAIL FROM:<a@example.org>\r\n", []string{"554"}},
 		}, "STARTTLS", 0},
+		{"a chunk behind a BDAT that does not parse", true, []step{
+			{"EHLO c.test\r\n", []string{"250"}},
+			{mailRcpt + "BDAT\t20 LAST\r\nSubject: x\r\n\r\nbody\r\n", []string{"250", "250", "554"}},
+		}, "BDAT\t20 LAST", 0},
+		{"a command behind one that does not parse", true, []step{
+			{"EHLO c.test\r\n", []string{"250"}},
+			{"XCLIENT ADDR=192.0.2.1\r\nMAIL FROM:<a@example.org>\r\n", []string{"554"}},
+		}, "XCLIENT ADDR=192.0.2.1", 0},
 		{"a BDAT chunk behind its command, a group behind it", true, []step{
 			{"EHLO c.test\r\n", []string{"250"}},
 			{mailRcpt + "BDAT 20 LAST\r\nSubject: x\r\n\r\nbody\r\nRSET\r\nQUIT\r\n", []string{"250", "250", "250", "250", "221"}},

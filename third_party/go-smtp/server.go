@@ -252,6 +252,14 @@ func (s *Server) handleConn(c *Conn) error {
 		line, err := c.readLine()
 		if err == nil {
 			if cmd, arg, err := parseCmd(line); err != nil {
+				// A line that does not parse is an unknown command, which
+				// a client must wait on like any (mxgrid patch): unchecked,
+				// the chunk behind a "BDAT\t20 LAST" ran as commands, and
+				// so did anything pipelined behind "XCLIENT ...". The
+				// whole line names it: never a command allowed in a group.
+				if c.improperPipelining(line) {
+					return nil
+				}
 				c.protocolError(501, EnhancedCode{5, 5, 2}, "Bad command")
 			} else if c.improperPipelining(cmd) {
 				return nil
