@@ -23,8 +23,12 @@ const addedHeaderAllowance = 4096
 
 // ownedHeaders are fields only we may set: inbound copies are removed so a
 // sender cannot pre-label its spam "X-Spam-Status: No" for the customer's
-// filters.
-var ownedHeaders = []string{"X-Spam-Status", "X-Spam-Score", "X-Spam-Symbols", "X-Spam-Flag", "X-Mxgrid-Virus-Scan", "X-Mxgrid-Virus"}
+// filters. The verdict fields of SpamAssassin and rspamd that customers'
+// filters also read (X-Spam-Level's stars, rspamd's "X-Spam: Yes") go too,
+// as SpamAssassin drops its own on the way in: a sender's, or its outbound
+// filter's, would be taken for ours.
+var ownedHeaders = []string{"X-Spam-Status", "X-Spam-Score", "X-Spam-Symbols", "X-Spam-Flag", "X-Mxgrid-Virus-Scan", "X-Mxgrid-Virus",
+	"X-Spam-Level", "X-Spam-Report", "X-Spam-Checker-Version", "X-Spam", "X-Spamd-Result", "X-Spamd-Bar"}
 
 // compose returns the message as relayed, as what goes before the original
 // bytes (our fields, newest first as RFC 5321 §4.4 wants trace fields, and

@@ -50,7 +50,9 @@ func TestVerdictsOverSMTP(t *testing.T) {
 		c := dial(t, n.SMTPAddr())
 		c.cmd(250, "MAIL FROM:<a@sender.test>")
 		c.cmd(250, "RCPT TO:<bob@example.org>")
-		c.data(250, "X-Spam-Status: No, forged by the sender\r\n"+testMessage)
+		forged := []string{"X-Spam-Status: No, forged by the sender", "X-Spam-Level: forged by the sender", "X-Spam: No, forged by the sender",
+			"X-Spamd-Result: default: False [-9.00 / 15.00]; forged by the sender", "x-spam-flag: NO, forged by the sender"}
+		c.data(250, strings.Join(forged, "\r\n")+"\r\n"+testMessage)
 		msgs := sink.Messages()
 		if len(msgs) != 1 {
 			t.Fatal("tagged mail not delivered")
@@ -62,7 +64,7 @@ func TestVerdictsOverSMTP(t *testing.T) {
 			}
 		}
 		if bytes.Contains(d, []byte("forged by the sender")) {
-			t.Error("sender's own X-Spam-Status was passed on")
+			t.Errorf("a sender's own verdict field was passed on:\n%s", d)
 		}
 	})
 	t.Run("virus is refused with 554 naming it", func(t *testing.T) {
