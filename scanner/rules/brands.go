@@ -210,25 +210,46 @@ func (idx *brandIndex) lookalike(host string) (b *brand, why string) {
 		if b := idx.brandWithFiller(tok); b != nil {
 			return b, "brand name in " + org
 		}
-	}
-	if len(first) >= 5 {
-		classes := charClasses(first)
-		for n := max(5, len(first)-2); n <= min(maxKeyLen, len(first)+2); n++ {
-			for _, k := range idx.byLen[n] {
-				limit := 1
-				if len(k.key) >= 8 {
-					limit = 2
-				}
-				if classDistance(classes, k.classes) > limit {
-					continue // editDistance would be over limit too
-				}
-				if d := editDistance(first, k.key, limit); d > 0 && d <= limit {
-					return idx.keys[k.key], "misspelt brand in " + org
-				}
+		if !hyphen {
+			continue
+		}
+		// A disguised name among words (paypa1-secure). Not a misspelt
+		// one: among words, "apply" and "finance" are words, not Apple
+		// and Binance.
+		if sk := skeleton(tok); sk != tok {
+			if b := idx.keys[sk]; b != nil {
+				return b, "digits for letters in " + org
 			}
 		}
 	}
+	if b := idx.misspelt(first); b != nil {
+		return b, "misspelt brand in " + org
+	}
 	return nil, ""
+}
+
+// misspelt is the brand whose key word is within one letter of (two for
+// keys of eight or more), but not, a word of five letters or more.
+func (idx *brandIndex) misspelt(word string) *brand {
+	if len(word) < 5 {
+		return nil
+	}
+	classes := charClasses(word)
+	for n := max(5, len(word)-2); n <= min(maxKeyLen, len(word)+2); n++ {
+		for _, k := range idx.byLen[n] {
+			limit := 1
+			if len(k.key) >= 8 {
+				limit = 2
+			}
+			if classDistance(classes, k.classes) > limit {
+				continue // editDistance would be over limit too
+			}
+			if d := editDistance(word, k.key, limit); d > 0 && d <= limit {
+				return idx.keys[k.key]
+			}
+		}
+	}
+	return nil
 }
 
 // fillers are the words phishing glues to a brand name in one label

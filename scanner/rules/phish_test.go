@@ -136,6 +136,8 @@ func TestLookalike(t *testing.T) {
 		{"sign-ups.example.org", ""},                   // a short name later in a label is a word
 		{"customer-portal.eu.example.com", ""},         // words that are no brand
 		{"ing.example.com", ""},                        // a whole label must be longer
+		{"paypa1-secure.net", "paypal"},                // digits for letters among words
+		{"finance-group-apply.com", ""},                // words near no brand's name
 		{"pineapple.com", ""},
 		{"", ""},
 	}

@@ -313,21 +313,36 @@ func (idx *brandIndex) lookalikeReference(host string) (b *brand, why string) {
 		if b := idx.brandWithFiller(tok); b != nil {
 			return b, "brand name in " + org
 		}
+		if !strings.Contains(first, "-") {
+			continue
+		}
+		if b := idx.keys[skeletonReference(tok)]; b != nil && skeletonReference(tok) != tok {
+			return b, "digits for letters in " + org
+		}
 	}
-	if len(first) >= 5 {
-		for n := max(5, len(first)-2); n <= min(maxKeyLen, len(first)+2); n++ {
-			for _, k := range idx.byLen[n] {
-				limit := 1
-				if len(k.key) >= 8 {
-					limit = 2
-				}
-				if d := editDistance(first, k.key, limit); d > 0 && d <= limit {
-					return idx.keys[k.key], "misspelt brand in " + org
-				}
+	if b := idx.misspeltReference(first); b != nil {
+		return b, "misspelt brand in " + org
+	}
+	return nil, ""
+}
+
+// misspeltReference is misspelt without the letter-class filter.
+func (idx *brandIndex) misspeltReference(word string) *brand {
+	if len(word) < 5 {
+		return nil
+	}
+	for n := max(5, len(word)-2); n <= min(maxKeyLen, len(word)+2); n++ {
+		for _, k := range idx.byLen[n] {
+			limit := 1
+			if len(k.key) >= 8 {
+				limit = 2
+			}
+			if d := editDistance(word, k.key, limit); d > 0 && d <= limit {
+				return idx.keys[k.key]
 			}
 		}
 	}
-	return nil, ""
+	return nil
 }
 
 func skeletonReference(s string) string {
@@ -348,7 +363,7 @@ func FuzzLookalikeMatchesReference(f *testing.F) {
 	for _, h := range []string{"paypal.com.secure-id.ru", "dhl-express-parcel.com", "microsoftonline-verify.net", "paypa1.com",
 		"arnazon.com", "docusing.com", "xn--pypal-4ve.com", "securepaypal.net", "a-.b", "-", "", ".", "WWW.AMAZON.CO.UK.",
 		"rnicrosoft.com", "vvellsfargo.com", "d\xffhl.com", "1.2.3.4", "[::1]", "mail.paypal.com",
-		"ing-verificatie.nl.rt83.xyz", "sign-ups.example.org", "a.paypal-x.b.example.com"} {
+		"ing-verificatie.nl.rt83.xyz", "sign-ups.example.org", "a.paypal-x.b.example.com", "linkedln-careers.com", "paypa1-secure.net"} {
 		f.Add(h)
 	}
 	f.Fuzz(func(t *testing.T, host string) {
