@@ -137,7 +137,8 @@ func TestLookalike(t *testing.T) {
 		{"customer-portal.eu.example.com", ""},         // words that are no brand
 		{"ing.example.com", ""},                        // a whole label must be longer
 		{"paypa1-secure.net", "paypal"},                // digits for letters among words
-		{"finance-group-apply.com", ""},                // words near no brand's name
+		{"finance-group-apply.com", ""},
+		{"hermes.com", ""}, // not within two letters of a parcel service's key                // words near no brand's name
 		{"pineapple.com", ""},
 		{"", ""},
 	}
@@ -167,6 +168,11 @@ func TestBrandClaim(t *testing.T) {
 		{"Lockergnome Apple Tips", ""},
 		{"Chase Miller", ""},
 		{"Tom Becker", ""},
+		{"Assurance Maladie", "assurance maladie"},
+		{"Ameli", ""},         // a first name: the brand needs its qualifier
+		{"Visa Services", ""}, // a travel agency's name, not the card scheme
+		{"InPost", "inpost"},
+		{"Hermès", ""}, // the fashion house, not the parcel service
 		{"", ""},
 	}
 	for _, tt := range tests {
