@@ -63,7 +63,7 @@ func TestPhishingFixtures(t *testing.T) {
 		"it-poste":               {FromBrandClaim, FromLookalike, URLLookalike, URLFreeHosting, TextPhishAction},
 		"it-intesa":              {FromBrandClaim, URLShortener, TextPhishAction},
 		"it-agenzia-entrate":     {FromBrandClaim, FromLookalike, URLFreeHosting, TextPhishAction},
-		"es-dgt-multa":           {FromLookalike, URLLookalike, TextCredentials},
+		"es-dgt-multa":           {FromLookalike, URLLookalike},
 		"it-inps":                {FromBrandClaim, FromLookalike, URLLookalike, TextPhishAction},
 		"fr-ameli":               {FromBrandClaim, FromLookalike, URLLookalike, TextPhishAction},
 		"nl-ing":                 {FromBrandClaim, FromLookalike, URLLookalike, TextUrgency},
