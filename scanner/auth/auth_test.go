@@ -463,6 +463,8 @@ func TestStripOurAuthResults(t *testing.T) {
 		"Authentication-Results: \"mx.mxgrid.test\"; dkim=pass header.d=bank.example\r\n" +
 		"Authentication-Results: (c) \"MX.mxgrid\\.test\" 1; dmarc=pass header.from=bank.example\r\n" +
 		"Authentication-Results: mx.mxgrid.test.; spf=pass smtp.mailfrom=bank.example\r\n" +
+		"Authentication-Results: mx.mxgrid.test\x00; dkim=pass header.d=bank.example\r\n" +
+		"Authentication-Results: mx.mx\x7fgrid.test; dkim=pass header.d=bank.example\r\n" +
 		"Authentication-Results: mx.mxgrid.test.evil; none\r\n" +
 		"Authentication-Results: \"mx.mxgrid.test.evil\"; none\r\n" +
 		"Authentication-Results: upstream.example; spf=fail smtp.mailfrom=a@example.org\r\n" +
@@ -471,8 +473,8 @@ func TestStripOurAuthResults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := StripOurAuthResults(&h, "mx.mxgrid.test"); n != 6 {
-		t.Errorf("removed %d fields, want 6", n)
+	if n := StripOurAuthResults(&h, "mx.mxgrid.test"); n != 8 {
+		t.Errorf("removed %d fields, want 8", n)
 	}
 	got := h.Values(HeaderField)
 	want := []string{"mx.mxgrid.test.evil; none", `"mx.mxgrid.test.evil"; none`, "upstream.example; spf=fail smtp.mailfrom=a@example.org"}

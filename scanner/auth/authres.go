@@ -156,7 +156,14 @@ func authservIDOf(v string) string {
 	} else if end := strings.IndexFunc(v, func(r rune) bool { return r == ';' || r == '(' || r == ' ' || r == '\t' || r == '\r' || r == '\n' }); end >= 0 {
 		v = v[:end]
 	}
-	return strings.TrimSuffix(v, ".")
+	// A reader that drops control characters (a NUL, a DEL) would read
+	// "ours\x00" as ours: so does this comparison.
+	return strings.TrimSuffix(strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return -1
+		}
+		return r
+	}, v), ".")
 }
 
 // unquote returns the content of the quoted-string s starts inside of (its
