@@ -68,6 +68,7 @@ func newWorld(t testing.TB) *world {
 	srv.AddTXT("rsa._domainkey.example.org", "v=DKIM1; k=rsa; p="+base64.StdEncoding.EncodeToString(der))
 	srv.AddTXT("ed._domainkey.other.example", "v=DKIM1; k=ed25519; p="+pub)
 	srv.AddTXT("ed._domainkey.strict.example", "v=DKIM1; k=ed25519; p="+pub)
+	srv.AddTXT("ed._domainkey.xn--bnk-qla.example", "v=DKIM1; k=ed25519; p="+pub) // bänk.example
 	srv.ServFail("tmp._domainkey.example.org")
 	bigDER, _ := x509.MarshalPKIXPublicKey(fakeRSAKey(8192))
 	srv.AddTXT("big._domainkey.example.org", "v=DKIM1; k=rsa; p="+base64.StdEncoding.EncodeToString(bigDER))
@@ -76,6 +77,7 @@ func newWorld(t testing.TB) *world {
 	srv.AddTXT("_dmarc.strict.example", "v=DMARC1; p=reject; adkim=s; aspf=s")
 	srv.AddTXT("strict.example", "v=spf1 ip4:192.0.2.10 -all")
 	srv.AddTXT("_dmarc.soft.example", "v=DMARC1; p=none")
+	srv.AddTXT("_dmarc.xn--bnk-qla.example", "v=DMARC1; p=reject")
 	srv.ServFail("spftmp.example")
 	srv.AddTXT("_dmarc.spftmp.example", "v=DMARC1; p=reject")
 	srv.ServFail("_dmarc.dmarcfail.example")
@@ -394,6 +396,35 @@ func TestCheck(t *testing.T) {
 			},
 			wantSymbols: []string{"SPF_PASS", "DKIM_NONE", "DMARC_FAIL_REJECT"},
 			wantReject:  true,
+		},
+		{
+			// A mail reader shows the IDN; its policy is at the A-label
+			// name. Looked up in UTF-8, it was DMARC none.
+			name: "From with an internationalized p=reject domain in UTF-8: DMARC fails",
+			env:  scanner.Envelope{ClientIP: good, HELO: "[192.0.2.10]", MailFrom: "x@strict.example", DMARCEnforce: true},
+			raw:  func(testing.TB) []byte { return testMessage("ceo@bänk.example") },
+			wantAR: []string{
+				"spf=pass smtp.mailfrom=x@strict.example",
+				"dkim=none",
+				"dmarc=fail (p=reject dis=reject) header.from=xn--bnk-qla.example",
+			},
+			wantSymbols: []string{"SPF_PASS", "DKIM_NONE", "DMARC_FAIL_REJECT"},
+			wantReject:  true,
+		},
+		{
+			name:        "From with a p=reject domain in full-width letters: DMARC fails",
+			env:         scanner.Envelope{ClientIP: good, HELO: "[192.0.2.10]", MailFrom: "x@strict.example", DMARCEnforce: true},
+			raw:         func(testing.TB) []byte { return testMessage("ceo@ｅｘａｍｐｌｅ.org") },
+			wantSymbols: []string{"SPF_PASS", "DKIM_NONE", "DMARC_FAIL_REJECT"},
+			wantReject:  true,
+		},
+		{
+			name: "From with an IDN in UTF-8, signed by its A-label name: DMARC passes",
+			env:  scanner.Envelope{ClientIP: bad, HELO: "[203.0.113.1]", MailFrom: "x@strict.example", DMARCEnforce: true},
+			raw: func(t testing.TB) []byte {
+				return w.sign(t, testMessage("ceo@BÄNK.example"), "xn--bnk-qla.example", "ed")
+			},
+			wantSymbols: []string{"SPF_FAIL", "DKIM_PASS", "DMARC_PASS"},
 		},
 		{
 			name:        "methods switched off",

@@ -8,9 +8,11 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/emersion/go-message/mail"
 	"github.com/emersion/go-msgauth/dmarc"
+	"golang.org/x/net/idna"
 	"golang.org/x/net/publicsuffix"
 
 	"github.com/mxgrid/mxgrid/scanner"
@@ -236,7 +238,7 @@ func fromDomains(msg *scanner.Message) ([]string, error) {
 	// hold tens of thousands of addresses) is not read further, and the
 	// first maxAuthorDomains are returned with errTooManyAuthors.
 	add := func(domain string) error {
-		domain = strings.ToLower(domain)
+		domain = aLabels(domain)
 		if !slices.Contains(domains, domain) {
 			domains = append(domains, domain)
 		}
@@ -302,6 +304,25 @@ func fromDomains(msg *scanner.Message) ([]string, error) {
 		return nil, errors.New("no From address")
 	}
 	return domains, nil
+}
+
+// aLabels is domain as DNS and DKIM's d= name it: lower-case, and an
+// internationalized name in A-labels (RFC 5891), as mail readers show and
+// registries hold it. Left in UTF-8, "ceo@bänk.example" had its policy
+// looked up at a name that cannot exist and got DMARC none, escaping
+// xn--bnk-sna.example's p=reject; "ceo@ｅｘａｍｐｌｅ.org" in
+// full-width letters, example.org's. A name that is no valid IDN is kept:
+// no one can hold a policy for it.
+func aLabels(domain string) string {
+	for i := 0; i < len(domain); i++ {
+		if domain[i] >= utf8.RuneSelf {
+			if a, err := idna.Lookup.ToASCII(domain); err == nil {
+				return a
+			}
+			break
+		}
+	}
+	return strings.ToLower(domain)
 }
 
 // domainsAfterAt yields the names that follow an '@' in v (a domain
