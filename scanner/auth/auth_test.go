@@ -487,6 +487,40 @@ func TestDNSTimeoutKeepsTheDeadline(t *testing.T) {
 	}
 }
 
+// TestSlowSenderDNSDoesNotStarveDMARC: a sender whose own name servers
+// answer slowly must not spend the check's deadline before the spoofed
+// author domain's policy is looked up. Looked up after SPF, or after the
+// From's first domain, it was abandoned: DMARC temperror, and p=reject
+// escaped.
+func TestSlowSenderDNSDoesNotStarveDMARC(t *testing.T) {
+	tests := []struct {
+		name, mailFrom, from string
+	}{
+		{"slow SPF of MAIL FROM", "x@slow.example", "ceo@example.org"},
+		{"slow policy of the From's first domain", "x@strict.example", "a@slowdmarc.example, ceo@example.org"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// A world each: a policy cached by one case would hide the
+			// lookup of the next.
+			w := newWorld(t)
+			w.srv.Silent("_dmarc.slowdmarc.example")
+			c := w.check(t, nil)
+			env := scanner.Envelope{ClientIP: netip.MustParseAddr("203.0.113.1"), HELO: "[203.0.113.1]", MailFrom: tt.mailFrom, DMARCEnforce: true}
+			// Shorter than one lookup's timeout at the silent server.
+			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+			defer cancel()
+			res, err := c.Check(ctx, &env, scanner.Parse([]byte("From: "+tt.from+"\r\nSubject: x\r\n\r\nx\r\n")))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.Join(res.AuthResults, "; "); !strings.Contains(got, "dmarc=fail (p=reject dis=reject) header.from=example.org") || res.Reject == "" {
+				t.Errorf("AuthResults = %q, Reject = %q; want example.org's p=reject applied", got, res.Reject)
+			}
+		})
+	}
+}
+
 func TestStripOurAuthResults(t *testing.T) {
 	raw := "Authentication-Results: mx.mxgrid.test; spf=pass smtp.mailfrom=a@example.org\r\n" +
 		"Authentication-Results: MX.MXGRID.TEST 1; dkim=pass header.d=example.org\r\n" +
