@@ -495,9 +495,11 @@ func TestDNSTimeoutKeepsTheDeadline(t *testing.T) {
 func TestSlowSenderDNSDoesNotStarveDMARC(t *testing.T) {
 	tests := []struct {
 		name, mailFrom, from string
+		arcSealer            string // seals the message when set
 	}{
-		{"slow SPF of MAIL FROM", "x@slow.example", "ceo@example.org"},
-		{"slow policy of the From's first domain", "x@strict.example", "a@slowdmarc.example, ceo@example.org"},
+		{"slow SPF of MAIL FROM", "x@slow.example", "ceo@example.org", ""},
+		{"slow policy of the From's first domain", "x@strict.example", "a@slowdmarc.example, ceo@example.org", ""},
+		{"slow key of an ARC sealer", "x@strict.example", "ceo@example.org", "slowarc.example"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -505,12 +507,17 @@ func TestSlowSenderDNSDoesNotStarveDMARC(t *testing.T) {
 			// lookup of the next.
 			w := newWorld(t)
 			w.srv.Silent("_dmarc.slowdmarc.example")
-			c := w.check(t, nil)
+			w.srv.Silent("ed._domainkey.slowarc.example")
+			c := w.check(t, func(c *Config) { c.ARC = true })
 			env := scanner.Envelope{ClientIP: netip.MustParseAddr("203.0.113.1"), HELO: "[203.0.113.1]", MailFrom: tt.mailFrom, DMARCEnforce: true}
 			// Shorter than one lookup's timeout at the silent server.
 			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 			defer cancel()
-			res, err := c.Check(ctx, &env, scanner.Parse([]byte("From: "+tt.from+"\r\nSubject: x\r\n\r\nx\r\n")))
+			raw := "From: " + tt.from + "\r\nSubject: x\r\n\r\nx\r\n"
+			if tt.arcSealer != "" {
+				raw = w.arcSeal(t, raw, tt.arcSealer, 1, "none")
+			}
+			res, err := c.Check(ctx, &env, scanner.Parse([]byte(raw)))
 			if err != nil {
 				t.Fatal(err)
 			}
