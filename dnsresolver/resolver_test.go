@@ -178,19 +178,22 @@ func TestCache(t *testing.T) {
 }
 
 // TestExpiredAnswerServedWhenServerGivesNone: an answer past cache_ttl
-// is served again while the server fails (SERVFAIL, silence), up to
-// maxStale past its expiry (RFC 8767). Without it, every message to a
-// customer whose route is a name got 451 cache_ttl after DNS stopped.
+// is served again while the server fails (SERVFAIL, silence, or known
+// down so that lookups fail at once), up to maxStale past its expiry (RFC
+// 8767). Without it, every message to a customer whose route is a name
+// got 451 cache_ttl after DNS stopped.
 func TestExpiredAnswerServedWhenServerGivesNone(t *testing.T) {
 	tests := []struct {
 		name      string
 		fail      func(*dnstest.Server, string)
+		down      bool          // the breaker has tripped
 		age       time.Duration // past the answer's expiry
 		wantStale bool
 	}{
-		{"SERVFAIL", (*dnstest.Server).ServFail, time.Minute, true},
-		{"no answer", (*dnstest.Server).Silent, time.Minute, true},
-		{"SERVFAIL, too old", (*dnstest.Server).ServFail, maxStale + time.Second, false},
+		{"SERVFAIL", (*dnstest.Server).ServFail, false, time.Minute, true},
+		{"no answer", (*dnstest.Server).Silent, false, time.Minute, true},
+		{"server known down", (*dnstest.Server).Silent, true, time.Minute, true},
+		{"SERVFAIL, too old", (*dnstest.Server).ServFail, false, maxStale + time.Second, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -209,6 +212,16 @@ func TestExpiredAnswerServedWhenServerGivesNone(t *testing.T) {
 			}
 			tt.fail(srv, "mail.customer.example.")
 			tt.fail(srv, "customer.example.")
+			if tt.down {
+				srv.Silent(".") // the breaker's root probe
+				for _, n := range []string{"t1.example", "t2.example", "t3.example"} {
+					srv.Silent(n)
+					_, _ = r.LookupTXT(ctx, n)
+				}
+				if r.reach.up() {
+					t.Fatal("the breaker did not trip")
+				}
+			}
 			now = now.Add(r.ttl + tt.age)
 
 			ips, err := r.LookupNetIP(ctx, "ip", "mail.customer.example")
