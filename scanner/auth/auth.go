@@ -280,7 +280,7 @@ func (c *Check) checkSPF(ctx context.Context, env *scanner.Envelope, sender, pty
 		// The library reports why in err even on pass ("matched ip");
 		// the Result alone is the verdict.
 		result, err = spf.CheckHostWithSender(net.IP(env.ClientIP.Unmap().AsSlice()), env.HELO, sender,
-			spf.WithResolver(c.res), spf.WithContext(ctx))
+			spf.WithResolver(&ptrBudgetResolver{Resolver: c.res}), spf.WithContext(ctx))
 	}
 	r.result = string(result)
 	r.symbol = symbolName(symbolPrefix, r.result)

@@ -528,6 +528,67 @@ func TestSlowSenderDNSDoesNotStarveDMARC(t *testing.T) {
 	}
 }
 
+// TestSPFClientNamesAreBounded: a ptr term looks up names in the client's
+// own DNS. A sender whose reverse zone names hosts that never answer
+// spent the deadline there, before the lookups that follow the term in
+// the spoofed domain's record: SPF and DMARC temperror, p=reject escaped.
+func TestSPFClientNamesAreBounded(t *testing.T) {
+	w := newWorld(t)
+	ptr := func(ip string, names ...string) {
+		for _, n := range names {
+			w.srv.Add(t, ip+".113.0.203.in-addr.arpa. 300 IN PTR "+n)
+		}
+	}
+	var slow []string
+	for i := range 9 {
+		slow = append(slow, fmt.Sprintf("n%d.evil.example.", i))
+		w.srv.Silent(slow[i])
+	}
+	ptr("1", append(slow, "n9.evil.example.")...)
+	w.srv.Silent("n9.evil.example.")
+	w.srv.AddTXT("ptrbank.example", "v=spf1 ptr include:inc.ptrbank.example -all")
+	w.srv.AddTXT("inc.ptrbank.example", "v=spf1 ip4:192.0.2.99 -all")
+	w.srv.AddTXT("_dmarc.ptrbank.example", "v=DMARC1; p=reject")
+	ptr("2", "host.ptrok.example.")
+	w.srv.AddA("host.ptrok.example", "203.0.113.2")
+	w.srv.AddTXT("ptrok.example", "v=spf1 ptr -all")
+	// The last PTR name is one the record names too: its own lookup there
+	// has its full time.
+	ptr("3", append(slow, "mail.ptra.example.")...)
+	w.srv.AddA("mail.ptra.example", "203.0.113.3")
+	w.srv.AddTXT("ptra.example", "v=spf1 ptr:nomatch.example a:mail.ptra.example -all")
+	c := w.check(t, nil)
+	tests := []struct {
+		name, ip, mailFrom string
+		want               []string
+	}{
+		{"slow PTR names before an include", "203.0.113.1", "ceo@ptrbank.example",
+			[]string{"spf=fail smtp.mailfrom=ceo@ptrbank.example", "dmarc=fail (p=reject dis=reject) header.from=ptrbank.example"}},
+		{"a PTR name that validates", "203.0.113.2", "a@ptrok.example", []string{"spf=pass smtp.mailfrom=a@ptrok.example"}},
+		{"slow PTR names, then one the record names", "203.0.113.3", "a@ptra.example", []string{"spf=pass smtp.mailfrom=a@ptra.example"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := scanner.Envelope{ClientIP: netip.MustParseAddr(tt.ip), HELO: "[" + tt.ip + "]", MailFrom: tt.mailFrom}
+			// The pipeline's deadline: twice a lookup's timeout at the
+			// silent server, a tenth of what the ten names would take.
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			_, from, _ := strings.Cut(tt.mailFrom, "@")
+			res, err := c.Check(ctx, &env, scanner.Parse(testMessage("x@"+from)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := strings.Join(res.AuthResults, "; ")
+			for _, want := range tt.want {
+				if !strings.Contains(got, want) {
+					t.Errorf("AuthResults = %q, want %q", got, want)
+				}
+			}
+		})
+	}
+}
+
 func TestStripOurAuthResults(t *testing.T) {
 	raw := "Authentication-Results: mx.mxgrid.test; spf=pass smtp.mailfrom=a@example.org\r\n" +
 		"Authentication-Results: MX.MXGRID.TEST 1; dkim=pass header.d=example.org\r\n" +
