@@ -23,7 +23,8 @@ type Config struct {
 	// CacheTTL is how long an answer is kept. The standard library resolver
 	// does not expose record TTLs, so this is an upper bound chosen by the
 	// operator rather than the zone's TTL: keep it short (DNSBL listings and
-	// DKIM keys change).
+	// DKIM keys change). Past it, an answer is still served, for up to a
+	// day, in place of a lookup the server gives no answer to (RFC 8767).
 	CacheTTL time.Duration `yaml:"cache_ttl"`
 	// NegativeTTL is how long a "no such record" answer is kept (RFC 2308
 	// negative caching); usually shorter than CacheTTL.

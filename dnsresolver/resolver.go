@@ -116,7 +116,7 @@ func New(cfg Config, reg prometheus.Registerer) *Cached {
 		}, []string{"type"}),
 		cache: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "mxgrid_dns_cache_requests_total",
-			Help: "DNS answers asked of the cache, by result (hit, miss).",
+			Help: "DNS answers asked of the cache, by result (hit, miss, and stale: an expired answer served because the server gave none).",
 		}, []string{"result"}),
 		fastFails: f.NewCounter(prometheus.CounterOpts{
 			Name: "mxgrid_dns_unreachable_fails_total",
@@ -220,7 +220,8 @@ func mayBeIP(s string) bool {
 // not fail the others; each caller still stops waiting at its own deadline.
 func lookup[T any](ctx context.Context, c *Cached, kind, key string, fn func(context.Context) ([]T, error)) ([]T, error) {
 	key = kind + "\x00" + key
-	if e, ok := c.get(key); ok {
+	e, fresh := c.get(key)
+	if fresh {
 		c.cache.WithLabelValues("hit").Inc()
 		if e.err != nil {
 			errCopy := *e.err
@@ -231,9 +232,20 @@ func lookup[T any](ctx context.Context, c *Cached, kind, key string, fn func(con
 	if c.size > 0 {
 		c.cache.WithLabelValues("miss").Inc()
 	}
+	// stale serves an expired answer (e, if any) in place of a lookup
+	// that got none (RFC 8767): a route's name is looked up for every
+	// relayed message, and without it all mail to a customer whose route
+	// is a name stopped cache_ttl after the DNS server did.
+	stale := func(err *net.DNSError) ([]T, error) {
+		if e != nil {
+			c.cache.WithLabelValues("stale").Inc()
+			return slices.Clone(e.val.([]T)), nil
+		}
+		return nil, err
+	}
 	if !c.reach.allow() {
 		c.fastFails.Inc()
-		return nil, unreachableError(nameOf(key))
+		return stale(unreachableError(nameOf(key)))
 	}
 	ch := c.flight.DoChan(key, func() (any, error) {
 		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.timeout)
@@ -266,18 +278,25 @@ func lookup[T any](ctx context.Context, c *Cached, kind, key string, fn func(con
 	case r := <-ch:
 		if r.Err != nil {
 			errCopy := *r.Err.(*net.DNSError)
-			return nil, &errCopy
+			if errCopy.IsNotFound {
+				return nil, &errCopy
+			}
+			return stale(&errCopy)
 		}
 		return slices.Clone(r.Val.([]T)), nil
 	case <-ctx.Done():
-		return nil, &net.DNSError{
+		return stale(&net.DNSError{
 			Err:         "lookup abandoned: " + ctx.Err().Error(),
 			Name:        nameOf(key),
 			IsTimeout:   errors.Is(ctx.Err(), context.DeadlineExceeded),
 			IsTemporary: true,
-		}
+		})
 	}
 }
+
+// maxStale is how long past its expiry an answer may still be served
+// when the server gives none (RFC 8767 suggests one to three days).
+const maxStale = 24 * time.Hour
 
 // maxCachedAnswer bounds the bytes of one cached answer, since cache_size
 // counts answers: an attacker's wildcard with thousands of records per name
@@ -341,6 +360,9 @@ func resultLabel(err *net.DNSError) string {
 	return "error"
 }
 
+// get returns key's entry and whether it is fresh. An expired answer
+// (never a "no such record") is kept and returned, not fresh, for up to
+// maxStale past its expiry: lookup serves it if the server gives none.
 func (c *Cached) get(key string) (*entry, bool) {
 	if c.size == 0 {
 		return nil, false
@@ -352,13 +374,17 @@ func (c *Cached) get(key string) (*entry, bool) {
 		return nil, false
 	}
 	e := el.Value.(*entry)
-	if !c.now().Before(e.expires) {
-		c.lru.Remove(el)
-		delete(c.items, key)
-		return nil, false
+	now := c.now()
+	if now.Before(e.expires) {
+		c.lru.MoveToFront(el)
+		return e, true
 	}
-	c.lru.MoveToFront(el)
-	return e, true
+	if e.err == nil && now.Before(e.expires.Add(maxStale)) {
+		return e, false
+	}
+	c.lru.Remove(el)
+	delete(c.items, key)
+	return nil, false
 }
 
 func (c *Cached) put(key string, val any, err *net.DNSError, ttl time.Duration) {

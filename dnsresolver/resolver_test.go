@@ -177,6 +177,69 @@ func TestCache(t *testing.T) {
 	}
 }
 
+// TestExpiredAnswerServedWhenServerGivesNone: an answer past cache_ttl
+// is served again while the server fails (SERVFAIL, silence, or known
+// down so that lookups fail at once), up to maxStale past its expiry (RFC
+// 8767). Without it, every message to a customer whose route is a name
+// got 451 cache_ttl after DNS stopped.
+func TestExpiredAnswerServedWhenServerGivesNone(t *testing.T) {
+	tests := []struct {
+		name      string
+		fail      func(*dnstest.Server, string)
+		down      bool          // the breaker has tripped
+		age       time.Duration // past the answer's expiry
+		wantStale bool
+	}{
+		{"SERVFAIL", (*dnstest.Server).ServFail, false, time.Minute, true},
+		{"no answer", (*dnstest.Server).Silent, false, time.Minute, true},
+		{"server known down", (*dnstest.Server).Silent, true, time.Minute, true},
+		{"SERVFAIL, too old", (*dnstest.Server).ServFail, false, maxStale + time.Second, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := dnstest.Start(t)
+			srv.AddA("mail.customer.example", "192.0.2.25")
+			srv.AddTXT("customer.example", "v=spf1 -all")
+			now := time.Unix(1_000_000, 0)
+			r := newTest(t, srv, func(c *Config) { c.Timeout = 200 * time.Millisecond })
+			r.now = func() time.Time { return now }
+			ctx := context.Background()
+			if _, err := r.LookupNetIP(ctx, "ip", "mail.customer.example"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := r.LookupTXT(ctx, "customer.example"); err != nil {
+				t.Fatal(err)
+			}
+			tt.fail(srv, "mail.customer.example.")
+			tt.fail(srv, "customer.example.")
+			if tt.down {
+				srv.Silent(".") // the breaker's root probe
+				for _, n := range []string{"t1.example", "t2.example", "t3.example"} {
+					srv.Silent(n)
+					_, _ = r.LookupTXT(ctx, n)
+				}
+				if r.reach.up() {
+					t.Fatal("the breaker did not trip")
+				}
+			}
+			now = now.Add(r.ttl + tt.age)
+
+			ips, err := r.LookupNetIP(ctx, "ip", "mail.customer.example")
+			if got := fmt.Sprint(ips); tt.wantStale && (err != nil || got != "[192.0.2.25]") {
+				t.Errorf("LookupNetIP = %s, %v; want the expired answer", got, err)
+			} else if !tt.wantStale && err == nil {
+				t.Errorf("LookupNetIP = %s, want an error", got)
+			}
+			txts, err := r.LookupTXT(ctx, "customer.example")
+			if got := fmt.Sprint(txts); tt.wantStale && (err != nil || got != "[v=spf1 -all]") {
+				t.Errorf("LookupTXT = %s, %v; want the expired answer", got, err)
+			} else if !tt.wantStale && err == nil {
+				t.Errorf("LookupTXT = %s, want an error", got)
+			}
+		})
+	}
+}
+
 func TestCachedAnswersAreCopies(t *testing.T) {
 	srv := dnstest.Start(t)
 	srv.AddTXT("example.org", "v=spf1 -all")

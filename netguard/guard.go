@@ -278,17 +278,25 @@ func (g *Guard) isLocal(ip netip.Addr) bool {
 
 const localTTL = 30 * time.Second
 
+// maxDialAddrs bounds the addresses Dial tries, as Postfix's
+// smtp_mx_address_limit (5) does. A tenant's DNS chooses how many its
+// route's name has: a thousand unanswering addresses, each tried for the
+// dialer's timeout, held the sender's SMTP session (whose context has no
+// deadline) for hours.
+const maxDialAddrs = 5
+
 // Dial checks route and connects to its checked addresses in turn (the
-// fallback over a name's several addresses never dials an unchecked one).
-// Errors from the check are *RefusedError, *LoopError or a resolution
-// or parse error; a failure to connect wraps the last dial error.
+// fallback over a name's several addresses never dials an unchecked one),
+// the first maxDialAddrs of them. Errors from the check are
+// *RefusedError, *LoopError or a resolution or parse error; a failure to
+// connect wraps the dial errors.
 func (g *Guard) Dial(ctx context.Context, d *net.Dialer, route string, trusted bool) (net.Conn, error) {
 	addrs, err := g.Check(ctx, route, trusted)
 	if err != nil {
 		return nil, err
 	}
 	var errs []error
-	for _, ap := range addrs {
+	for _, ap := range addrs[:min(len(addrs), maxDialAddrs)] {
 		conn, err := d.DialContext(ctx, "tcp", ap.String())
 		if err == nil {
 			return conn, nil

@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 
 	"github.com/mxgrid/mxgrid/dnsresolver/dnstest"
@@ -276,6 +278,34 @@ func TestDial(t *testing.T) {
 	}
 	if len(accepted) != 1 {
 		t.Errorf("%d connections, want 1", len(accepted))
+	}
+}
+
+// TestDialTriesFewAddresses: a route's name with many addresses that do
+// not answer costs a few connection attempts, not one per address the
+// tenant's DNS lists.
+func TestDialTriesFewAddresses(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close() // nothing listens: every attempt is refused at once
+	dns := dnstest.Start(t)
+	for i := range 60 {
+		dns.AddA("many.example.", "127.0.0."+itoa(i+1))
+	}
+	g := New(resolver(dns.Addr), []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")})
+	var attempts atomic.Int32
+	d := net.Dialer{ControlContext: func(context.Context, string, string, syscall.RawConn) error {
+		attempts.Add(1)
+		return nil
+	}}
+	if _, err := g.Dial(context.Background(), &d, "many.example:"+itoa(port), false); err == nil {
+		t.Fatal("dial succeeded with nothing listening")
+	}
+	if n := attempts.Load(); n != maxDialAddrs {
+		t.Errorf("%d connection attempts, want %d", n, maxDialAddrs)
 	}
 }
 

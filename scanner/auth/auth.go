@@ -145,6 +145,10 @@ type methods struct {
 	mailFrom, helo spfResult
 	dkims          []dkimResult
 	arc            outcome
+	// policies are the author domains' DMARC records, fromErr why
+	// the From domains could not all be read (lookupPolicies).
+	policies []authorPolicy
+	fromErr  error
 }
 
 // Check implements scanner.Check.
@@ -187,6 +191,9 @@ func (c *Check) Check(ctx context.Context, env *scanner.Envelope, msg *scanner.M
 			}()
 		}
 	}
+	if c.cfg.DMARC {
+		m.policies, m.fromErr = c.lookupPolicies(ctx, msg, &m.wg)
+	}
 	if c.cfg.ARC {
 		// On this goroutine, which would only wait: still alongside the
 		// others, one goroutine fewer.
@@ -218,7 +225,7 @@ func (c *Check) Check(ctx context.Context, env *scanner.Envelope, msg *scanner.M
 		if m.mailFrom.method != "" {
 			mailFrom = &m.mailFrom
 		}
-		d := c.evaluateDMARC(ctx, msg, mailFrom, m.dkims)
+		d := evaluateDMARC(m.policies, m.fromErr, mailFrom, m.dkims)
 		outs = append(outs, d.outcome)
 		if d.disposition == "reject" && (c.cfg.DMARCEnforce || env.DMARCEnforce) {
 			// RFC 7489 6.7 and 7.3: say it is the domain's DMARC policy.
@@ -273,7 +280,7 @@ func (c *Check) checkSPF(ctx context.Context, env *scanner.Envelope, sender, pty
 		// The library reports why in err even on pass ("matched ip");
 		// the Result alone is the verdict.
 		result, err = spf.CheckHostWithSender(net.IP(env.ClientIP.Unmap().AsSlice()), env.HELO, sender,
-			spf.WithResolver(c.res), spf.WithContext(ctx))
+			spf.WithResolver(&ptrBudgetResolver{Resolver: c.res}), spf.WithContext(ctx))
 	}
 	r.result = string(result)
 	r.symbol = symbolName(symbolPrefix, r.result)

@@ -68,6 +68,7 @@ func newWorld(t testing.TB) *world {
 	srv.AddTXT("rsa._domainkey.example.org", "v=DKIM1; k=rsa; p="+base64.StdEncoding.EncodeToString(der))
 	srv.AddTXT("ed._domainkey.other.example", "v=DKIM1; k=ed25519; p="+pub)
 	srv.AddTXT("ed._domainkey.strict.example", "v=DKIM1; k=ed25519; p="+pub)
+	srv.AddTXT("ed._domainkey.xn--bnk-qla.example", "v=DKIM1; k=ed25519; p="+pub) // bänk.example
 	srv.ServFail("tmp._domainkey.example.org")
 	bigDER, _ := x509.MarshalPKIXPublicKey(fakeRSAKey(8192))
 	srv.AddTXT("big._domainkey.example.org", "v=DKIM1; k=rsa; p="+base64.StdEncoding.EncodeToString(bigDER))
@@ -76,6 +77,7 @@ func newWorld(t testing.TB) *world {
 	srv.AddTXT("_dmarc.strict.example", "v=DMARC1; p=reject; adkim=s; aspf=s")
 	srv.AddTXT("strict.example", "v=spf1 ip4:192.0.2.10 -all")
 	srv.AddTXT("_dmarc.soft.example", "v=DMARC1; p=none")
+	srv.AddTXT("_dmarc.xn--bnk-qla.example", "v=DMARC1; p=reject")
 	srv.ServFail("spftmp.example")
 	srv.AddTXT("_dmarc.spftmp.example", "v=DMARC1; p=reject")
 	srv.ServFail("_dmarc.dmarcfail.example")
@@ -396,6 +398,35 @@ func TestCheck(t *testing.T) {
 			wantReject:  true,
 		},
 		{
+			// A mail reader shows the IDN; its policy is at the A-label
+			// name. Looked up in UTF-8, it was DMARC none.
+			name: "From with an internationalized p=reject domain in UTF-8: DMARC fails",
+			env:  scanner.Envelope{ClientIP: good, HELO: "[192.0.2.10]", MailFrom: "x@strict.example", DMARCEnforce: true},
+			raw:  func(testing.TB) []byte { return testMessage("ceo@bänk.example") },
+			wantAR: []string{
+				"spf=pass smtp.mailfrom=x@strict.example",
+				"dkim=none",
+				"dmarc=fail (p=reject dis=reject) header.from=xn--bnk-qla.example",
+			},
+			wantSymbols: []string{"SPF_PASS", "DKIM_NONE", "DMARC_FAIL_REJECT"},
+			wantReject:  true,
+		},
+		{
+			name:        "From with a p=reject domain in full-width letters: DMARC fails",
+			env:         scanner.Envelope{ClientIP: good, HELO: "[192.0.2.10]", MailFrom: "x@strict.example", DMARCEnforce: true},
+			raw:         func(testing.TB) []byte { return testMessage("ceo@ｅｘａｍｐｌｅ.org") },
+			wantSymbols: []string{"SPF_PASS", "DKIM_NONE", "DMARC_FAIL_REJECT"},
+			wantReject:  true,
+		},
+		{
+			name: "From with an IDN in UTF-8, signed by its A-label name: DMARC passes",
+			env:  scanner.Envelope{ClientIP: bad, HELO: "[203.0.113.1]", MailFrom: "x@strict.example", DMARCEnforce: true},
+			raw: func(t testing.TB) []byte {
+				return w.sign(t, testMessage("ceo@BÄNK.example"), "xn--bnk-qla.example", "ed")
+			},
+			wantSymbols: []string{"SPF_FAIL", "DKIM_PASS", "DMARC_PASS"},
+		},
+		{
 			name:        "methods switched off",
 			mod:         func(c *Config) { c.DMARC, c.DKIM = false, false },
 			env:         scanner.Envelope{ClientIP: good, HELO: "[192.0.2.10]", MailFrom: "alice@example.org"},
@@ -453,6 +484,108 @@ func TestDNSTimeoutKeepsTheDeadline(t *testing.T) {
 	}
 	if got := strings.Join(v.AuthResults, "; "); !strings.Contains(got, "spf=temperror") {
 		t.Errorf("AuthResults = %q, want spf=temperror", got)
+	}
+}
+
+// TestSlowSenderDNSDoesNotStarveDMARC: a sender whose own name servers
+// answer slowly must not spend the check's deadline before the spoofed
+// author domain's policy is looked up. Looked up after SPF, or after the
+// From's first domain, it was abandoned: DMARC temperror, and p=reject
+// escaped.
+func TestSlowSenderDNSDoesNotStarveDMARC(t *testing.T) {
+	tests := []struct {
+		name, mailFrom, from string
+		arcSealer            string // seals the message when set
+	}{
+		{"slow SPF of MAIL FROM", "x@slow.example", "ceo@example.org", ""},
+		{"slow policy of the From's first domain", "x@strict.example", "a@slowdmarc.example, ceo@example.org", ""},
+		{"slow key of an ARC sealer", "x@strict.example", "ceo@example.org", "slowarc.example"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// A world each: a policy cached by one case would hide the
+			// lookup of the next.
+			w := newWorld(t)
+			w.srv.Silent("_dmarc.slowdmarc.example")
+			w.srv.Silent("ed._domainkey.slowarc.example")
+			c := w.check(t, func(c *Config) { c.ARC = true })
+			env := scanner.Envelope{ClientIP: netip.MustParseAddr("203.0.113.1"), HELO: "[203.0.113.1]", MailFrom: tt.mailFrom, DMARCEnforce: true}
+			// Shorter than one lookup's timeout at the silent server.
+			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+			defer cancel()
+			raw := "From: " + tt.from + "\r\nSubject: x\r\n\r\nx\r\n"
+			if tt.arcSealer != "" {
+				raw = w.arcSeal(t, raw, tt.arcSealer, 1, "none")
+			}
+			res, err := c.Check(ctx, &env, scanner.Parse([]byte(raw)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.Join(res.AuthResults, "; "); !strings.Contains(got, "dmarc=fail (p=reject dis=reject) header.from=example.org") || res.Reject == "" {
+				t.Errorf("AuthResults = %q, Reject = %q; want example.org's p=reject applied", got, res.Reject)
+			}
+		})
+	}
+}
+
+// TestSPFClientNamesAreBounded: a ptr term looks up names in the client's
+// own DNS. A sender whose reverse zone names hosts that never answer
+// spent the deadline there, before the lookups that follow the term in
+// the spoofed domain's record: SPF and DMARC temperror, p=reject escaped.
+func TestSPFClientNamesAreBounded(t *testing.T) {
+	w := newWorld(t)
+	ptr := func(ip string, names ...string) {
+		for _, n := range names {
+			w.srv.Add(t, ip+".113.0.203.in-addr.arpa. 300 IN PTR "+n)
+		}
+	}
+	var slow []string
+	for i := range 9 {
+		slow = append(slow, fmt.Sprintf("n%d.evil.example.", i))
+		w.srv.Silent(slow[i])
+	}
+	ptr("1", append(slow, "n9.evil.example.")...)
+	w.srv.Silent("n9.evil.example.")
+	w.srv.AddTXT("ptrbank.example", "v=spf1 ptr include:inc.ptrbank.example -all")
+	w.srv.AddTXT("inc.ptrbank.example", "v=spf1 ip4:192.0.2.99 -all")
+	w.srv.AddTXT("_dmarc.ptrbank.example", "v=DMARC1; p=reject")
+	ptr("2", "host.ptrok.example.")
+	w.srv.AddA("host.ptrok.example", "203.0.113.2")
+	w.srv.AddTXT("ptrok.example", "v=spf1 ptr -all")
+	// The last PTR name is one the record names too: its own lookup there
+	// has its full time.
+	ptr("3", append(slow, "mail.ptra.example.")...)
+	w.srv.AddA("mail.ptra.example", "203.0.113.3")
+	w.srv.AddTXT("ptra.example", "v=spf1 ptr:nomatch.example a:mail.ptra.example -all")
+	c := w.check(t, nil)
+	tests := []struct {
+		name, ip, mailFrom string
+		want               []string
+	}{
+		{"slow PTR names before an include", "203.0.113.1", "ceo@ptrbank.example",
+			[]string{"spf=fail smtp.mailfrom=ceo@ptrbank.example", "dmarc=fail (p=reject dis=reject) header.from=ptrbank.example"}},
+		{"a PTR name that validates", "203.0.113.2", "a@ptrok.example", []string{"spf=pass smtp.mailfrom=a@ptrok.example"}},
+		{"slow PTR names, then one the record names", "203.0.113.3", "a@ptra.example", []string{"spf=pass smtp.mailfrom=a@ptra.example"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := scanner.Envelope{ClientIP: netip.MustParseAddr(tt.ip), HELO: "[" + tt.ip + "]", MailFrom: tt.mailFrom}
+			// The pipeline's deadline: twice a lookup's timeout at the
+			// silent server, a tenth of what the ten names would take.
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			_, from, _ := strings.Cut(tt.mailFrom, "@")
+			res, err := c.Check(ctx, &env, scanner.Parse(testMessage("x@"+from)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := strings.Join(res.AuthResults, "; ")
+			for _, want := range tt.want {
+				if !strings.Contains(got, want) {
+					t.Errorf("AuthResults = %q, want %q", got, want)
+				}
+			}
+		})
 	}
 }
 

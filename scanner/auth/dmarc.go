@@ -8,9 +8,12 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
+	"sync"
+	"unicode/utf8"
 
 	"github.com/emersion/go-message/mail"
 	"github.com/emersion/go-msgauth/dmarc"
+	"golang.org/x/net/idna"
 	"golang.org/x/net/publicsuffix"
 
 	"github.com/mxgrid/mxgrid/scanner"
@@ -35,26 +38,65 @@ const maxAuthorDomains = 10
 // reads cost nothing. Real mail lists one or two authors.
 const maxParsedFromAddresses = 100
 
-// evaluateDMARC implements RFC 7489 section 6.6: find the RFC5322.From
-// domains, each one's policy record (falling back to the organizational
-// domain), and pass when SPF or DKIM passed for an identifier aligned with
-// it. A From listing several domains, or several From fields, is judged by
-// the worst of its domains (RFC 7489 6.6.1: the strictest policy among
-// those that fail): a recipient sees them all, and answering permerror
-// let "From: ceo@bank.example, x@own.example" escape the bank's p=reject.
-func (c *Check) evaluateDMARC(ctx context.Context, msg *scanner.Message, spfRes *spfResult, dkims []dkimResult) dmarcResult {
+// authorPolicy is the DMARC record of one author domain: at the domain,
+// or (atOrg) at its organizational domain.
+type authorPolicy struct {
+	from  string
+	rec   *dmarc.Record
+	atOrg bool
+	err   error
+}
+
+// lookupPolicies starts looking up the record of every author domain of
+// msg, each on a goroutine of wg: the records are read once wg is done.
+// They are looked up from the start of the check, alongside SPF and DKIM,
+// and each domain apart: after them, a sender whose own name servers
+// answer slowly spent the check's deadline on its SPF (or on the first of
+// the From domains) and the spoofed domain's policy lookup was abandoned,
+// DMARC temperror instead of a p=reject failure.
+func (c *Check) lookupPolicies(ctx context.Context, msg *scanner.Message, wg *sync.WaitGroup) ([]authorPolicy, error) {
 	froms, err := fromDomains(msg)
+	policies := make([]authorPolicy, len(froms))
+	for i, from := range froms {
+		wg.Go(func() { policies[i] = c.lookupPolicy(ctx, from) })
+	}
+	return policies, err
+}
+
+// lookupPolicy finds from's record, falling back to the organizational
+// domain's (RFC 7489 6.6.3).
+func (c *Check) lookupPolicy(ctx context.Context, from string) authorPolicy {
+	p := authorPolicy{from: from}
+	lookup := &dmarc.LookupOptions{LookupTXT: func(name string) ([]string, error) { return c.res.LookupTXT(ctx, name) }}
+	p.rec, p.err = dmarc.LookupWithOptions(from, lookup)
+	if org := orgDomain(from); errors.Is(p.err, dmarc.ErrNoPolicy) && org != from {
+		// No record at the author domain: the organizational domain's,
+		// whose sp= then applies.
+		p.rec, p.err = dmarc.LookupWithOptions(org, lookup)
+		p.atOrg = true
+	}
+	return p
+}
+
+// evaluateDMARC implements RFC 7489 section 6.6 over the author domains'
+// policies (lookupPolicies, fromErr its error): pass when SPF or DKIM
+// passed for an identifier aligned with a domain. A From listing several
+// domains, or several From fields, is judged by the worst of its domains
+// (RFC 7489 6.6.1: the strictest policy among those that fail): a
+// recipient sees them all, and answering permerror let "From:
+// ceo@bank.example, x@own.example" escape the bank's p=reject.
+func evaluateDMARC(policies []authorPolicy, fromErr error, spfRes *spfResult, dkims []dkimResult) dmarcResult {
 	var worst dmarcResult
-	if err != nil {
+	if fromErr != nil {
 		worst.method = "dmarc"
-		worst.result, worst.symbol, worst.reason = "permerror", "DMARC_PERMERROR", err.Error()
+		worst.result, worst.symbol, worst.reason = "permerror", "DMARC_PERMERROR", fromErr.Error()
 	}
 	// Past maxAuthorDomains the first ones are still judged: a failure
 	// among them outweighs the permerror, or "ceo@bank.example" followed
 	// by ten other domains escaped the bank's p=reject.
-	for i, from := range froms {
-		r := c.evaluateDomain(ctx, from, spfRes, dkims)
-		if (i == 0 && err == nil) || r.severity() > worst.severity() {
+	for i, p := range policies {
+		r := evaluateDomain(p, spfRes, dkims)
+		if (i == 0 && fromErr == nil) || r.severity() > worst.severity() {
 			worst = r
 		}
 	}
@@ -79,23 +121,14 @@ func (r *dmarcResult) severity() int {
 }
 
 // evaluateDomain is the DMARC evaluation for one author domain.
-func (c *Check) evaluateDomain(ctx context.Context, from string, spfRes *spfResult, dkims []dkimResult) dmarcResult {
+func evaluateDomain(p authorPolicy, spfRes *spfResult, dkims []dkimResult) dmarcResult {
+	from, rec, err := p.from, p.rec, p.err
 	r := dmarcResult{}
 	r.method = "dmarc"
 	r.fromDomain = from
 	r.detail = from
 	r.props[0] = prop{"header.from", from}
 
-	org := orgDomain(from)
-	lookup := &dmarc.LookupOptions{LookupTXT: func(name string) ([]string, error) { return c.res.LookupTXT(ctx, name) }}
-	rec, err := dmarc.LookupWithOptions(from, lookup)
-	atOrg := false
-	if errors.Is(err, dmarc.ErrNoPolicy) && org != from {
-		// RFC 7489 6.6.3: no record at the author domain, try the
-		// organizational domain, whose sp= then applies.
-		rec, err = dmarc.LookupWithOptions(org, lookup)
-		atOrg = true
-	}
 	switch {
 	case errors.Is(err, dmarc.ErrNoPolicy):
 		r.result, r.symbol = "none", "DMARC_NONE"
@@ -117,7 +150,7 @@ func (c *Check) evaluateDomain(ctx context.Context, from string, spfRes *spfResu
 		return r
 	}
 	policy := rec.Policy
-	if atOrg && rec.SubdomainPolicy != "" {
+	if p.atOrg && rec.SubdomainPolicy != "" {
 		policy = rec.SubdomainPolicy
 	}
 	disposition := string(policy)
@@ -236,7 +269,7 @@ func fromDomains(msg *scanner.Message) ([]string, error) {
 	// hold tens of thousands of addresses) is not read further, and the
 	// first maxAuthorDomains are returned with errTooManyAuthors.
 	add := func(domain string) error {
-		domain = strings.ToLower(domain)
+		domain = aLabels(domain)
 		if !slices.Contains(domains, domain) {
 			domains = append(domains, domain)
 		}
@@ -302,6 +335,25 @@ func fromDomains(msg *scanner.Message) ([]string, error) {
 		return nil, errors.New("no From address")
 	}
 	return domains, nil
+}
+
+// aLabels is domain as DNS and DKIM's d= name it: lower-case, and an
+// internationalized name in A-labels (RFC 5891), as mail readers show and
+// registries hold it. Left in UTF-8, "ceo@bänk.example" had its policy
+// looked up at a name that cannot exist and got DMARC none, escaping
+// xn--bnk-sna.example's p=reject; "ceo@ｅｘａｍｐｌｅ.org" in
+// full-width letters, example.org's. A name that is no valid IDN is kept:
+// no one can hold a policy for it.
+func aLabels(domain string) string {
+	for i := 0; i < len(domain); i++ {
+		if domain[i] >= utf8.RuneSelf {
+			if a, err := idna.Lookup.ToASCII(domain); err == nil {
+				return a
+			}
+			break
+		}
+	}
+	return strings.ToLower(domain)
 }
 
 // domainsAfterAt yields the names that follow an '@' in v (a domain

@@ -1,0 +1,68 @@
+package auth
+
+import (
+	"context"
+	"net"
+	"slices"
+	"time"
+)
+
+// clientNamesBudget bounds the time one SPF check spends on the client's
+// own names. The ptr mechanism looks up the client IP's PTR names, then
+// the addresses of up to 10 of them one after another, all in DNS that
+// the client's operator runs: a sender whose reverse zone named ten hosts
+// that never answer spent the check's deadline there, and the lookups the
+// domain's record makes after its ptr term were abandoned. SPF temperror
+// for the spoofed domain made DMARC temperror, and its p=reject escaped.
+// A name that does not resolve in time is skipped, as one that fails to
+// (RFC 7208 5.5).
+const clientNamesBudget = time.Second
+
+// ptrBudgetResolver is the resolver of one check_host, which runs its
+// lookups one after another on one goroutine: the PTR lookup, and the
+// address lookups of its names that follow it (each name once, as often
+// as the answer lists it), share clientNamesBudget. Any other lookup ends
+// that run: a name the client gave that the record names too
+// ("a:mail.bank.example") gets its full time there.
+type ptrBudgetResolver struct {
+	Resolver
+	deadline time.Time // set by the first PTR lookup
+	names    []string  // the PTR names not yet looked up in this run
+}
+
+func (r *ptrBudgetResolver) budget(ctx context.Context) (context.Context, context.CancelFunc) {
+	if r.deadline.IsZero() {
+		r.deadline = time.Now().Add(clientNamesBudget)
+	}
+	return context.WithDeadline(ctx, r.deadline)
+}
+
+func (r *ptrBudgetResolver) LookupAddr(ctx context.Context, addr string) ([]string, error) {
+	ctx, cancel := r.budget(ctx)
+	defer cancel()
+	names, err := r.Resolver.LookupAddr(ctx, addr)
+	r.names = slices.Clone(names)
+	return names, err
+}
+
+func (r *ptrBudgetResolver) LookupIPAddr(ctx context.Context, host string) ([]net.IPAddr, error) {
+	i := slices.Index(r.names, host)
+	if i < 0 {
+		r.names = nil
+		return r.Resolver.LookupIPAddr(ctx, host)
+	}
+	r.names = slices.Delete(r.names, i, i+1)
+	ctx, cancel := r.budget(ctx)
+	defer cancel()
+	return r.Resolver.LookupIPAddr(ctx, host)
+}
+
+func (r *ptrBudgetResolver) LookupTXT(ctx context.Context, name string) ([]string, error) {
+	r.names = nil
+	return r.Resolver.LookupTXT(ctx, name)
+}
+
+func (r *ptrBudgetResolver) LookupMX(ctx context.Context, name string) ([]*net.MX, error) {
+	r.names = nil
+	return r.Resolver.LookupMX(ctx, name)
+}
