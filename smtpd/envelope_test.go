@@ -373,17 +373,7 @@ func TestHELOCannotBreakReceived(t *testing.T) {
 		{"mx-1_a.sender.test", "mx-1_a.sender.test"},
 	} {
 		t.Run(tc.helo, func(t *testing.T) {
-			before := len(sink.messages())
-			c := dial(t, n.SMTPAddr())
-			c.cmd(250, "EHLO %s", tc.helo)
-			c.cmd(250, "MAIL FROM:<alice@sender.test>")
-			c.cmd(250, "RCPT TO:<bob@example.org>")
-			c.data(250, testMessage)
-			msgs := sink.messages()
-			if len(msgs) != before+1 {
-				t.Fatalf("customer server got %d messages, want 1", len(msgs)-before)
-			}
-			field, _, _ := strings.Cut(string(msgs[before]), "\r\nFrom: ")
+			field, _, _ := strings.Cut(string(relayOne(t, n, sink, tc.helo, testMessage)), "\r\nFrom: ")
 			value := strings.NewReplacer("\r\n\t", " ", "\r\n ", " ").Replace(strings.TrimPrefix(field, "Received: "))
 			if want := "from " + tc.want + " ([127.0.0.1]) by "; !strings.HasPrefix(value, want) {
 				t.Errorf("Received: %s\nwant it to start %q", value, want)

@@ -80,16 +80,7 @@ func TestMboxFromLineIsRelayedAsScanned(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			msg := fromLine + tc.fields + testMessage
-			before := len(sink.messages())
-			c := dial(t, n.SMTPAddr())
-			c.cmd(250, "MAIL FROM:<alice@sender.test>")
-			c.cmd(250, "RCPT TO:<bob@example.org>")
-			c.data(250, msg)
-			got := sink.messages()
-			if len(got) != before+1 {
-				t.Fatalf("%d messages relayed, want 1", len(got)-before)
-			}
-			relayed := got[before]
+			relayed := relayOne(t, n, sink, "", msg)
 			// The raw sink keeps the relay's dot-stuffing.
 			if !bytes.HasSuffix(relayed, []byte("\r\n\r\n"+strings.ReplaceAll(msg, "\r\n.", "\r\n.."))) {
 				t.Errorf("the message is not relayed whole behind our fields and an empty line:\n%q", relayed)

@@ -185,3 +185,22 @@ func (s *rawSink) connections() int {
 	defer s.mu.Unlock()
 	return s.conns
 }
+
+// relayOne sends msg from alice to bob through n, after EHLO helo when
+// helo is set, and returns what the customer's server received for it.
+func relayOne(t *testing.T, n *testNode, sink *rawSink, helo, msg string) []byte {
+	t.Helper()
+	before := len(sink.messages())
+	c := dial(t, n.SMTPAddr())
+	if helo != "" {
+		c.cmd(250, "EHLO %s", helo)
+	}
+	c.cmd(250, "MAIL FROM:<alice@sender.test>")
+	c.cmd(250, "RCPT TO:<bob@example.org>")
+	c.data(250, msg)
+	got := sink.messages()
+	if len(got) != before+1 {
+		t.Fatalf("customer server got %d messages, want 1", len(got)-before)
+	}
+	return got[before]
+}
