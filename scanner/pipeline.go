@@ -108,6 +108,12 @@ type Pipeline struct {
 // and was skipped under on_error=accept, so the verdict explains itself.
 const SymbolCheckError = "CHECK_ERROR"
 
+// SymbolAllowlistUnauthenticated is added, with zero weight, when the
+// envelope sender is on the domain's allow list but nothing authenticated
+// it, so the allow list was not applied: it tells a support desk why an
+// allowed sender's mail was tagged or refused.
+const SymbolAllowlistUnauthenticated = "ALLOWLIST_SENDER_UNAUTHENTICATED"
+
 // NewPipeline builds a pipeline. timeout bounds the whole scan of one message.
 func NewPipeline(stages []Stage, timeout time.Duration, log *slog.Logger, reg prometheus.Registerer) *Pipeline {
 	f := promauto.With(reg)
@@ -330,6 +336,7 @@ func (p *Pipeline) Scan(ctx context.Context, env *Envelope, msg *Message, policy
 		v.Symbols = append(v.Symbols, o.res.Symbols...)
 		v.Headers = append(v.Headers, o.res.Headers...)
 		v.AuthResults = append(v.AuthResults, o.res.AuthResults...)
+		v.SenderAuthenticated = v.SenderAuthenticated || o.res.SenderAuthenticated
 		if o.res.Calibration != nil {
 			cal = o.res.Calibration
 		}
@@ -360,15 +367,20 @@ func (p *Pipeline) Scan(ctx context.Context, env *Envelope, msg *Message, policy
 // decide applies the policy. Order matters: a virus wins over everything;
 // then a tempfail (a check that must run did not, and an allow list does
 // not excuse skipping the virus scan); then the allow list over spam and
-// policy verdicts; then a policy rejection; and the score decides the rest.
+// policy verdicts (a sender's only once authenticated); then a policy
+// rejection; and the score decides the rest.
 func (p *Pipeline) decide(v *Verdict, policy Policy) {
+	allowed := policy.ClientAllowlisted || policy.SenderAllowlisted && v.SenderAuthenticated
+	if policy.SenderAllowlisted && !allowed {
+		v.Symbols = append(v.Symbols, Symbol{Name: SymbolAllowlistUnauthenticated})
+	}
 	switch {
 	case v.Reason == verdict.ReasonVirus && policy.TagViruses:
 		v.Action = Tag
 	case v.Reason == verdict.ReasonVirus:
 		v.Action = Reject
 	case v.Action == Tempfail:
-	case policy.Allowlisted:
+	case allowed:
 		v.Action, v.Reason, v.Detail = Deliver, verdict.ReasonNone, ""
 	case v.Reason == verdict.ReasonPolicy:
 		v.Action = Reject

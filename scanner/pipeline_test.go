@@ -63,12 +63,18 @@ func TestPipelineDecides(t *testing.T) {
 		{"virus rejects whatever the score", []Stage{{Check: fakeCheck{name: "av", res: Result{Virus: "EICAR"}}}, {Check: fakeCheck{name: "b", res: sym("HAM", -20)}}}, policy, Reject, "virus", -20},
 		{"virus tagged on request", []Stage{{Check: fakeCheck{name: "av", res: Result{Virus: "EICAR"}}}}, Policy{TagScore: 5, RejectScore: 10, TagViruses: true}, Tag, "virus", 0},
 		{"policy reject", []Stage{{Check: fakeCheck{name: "auth", res: Result{Reject: "DMARC"}}}}, policy, Reject, "policy", 0},
-		{"allow list beats spam", []Stage{{Check: fakeCheck{name: "a", res: sym("X", 50)}}}, Policy{TagScore: 5, RejectScore: 10, Allowlisted: true}, Deliver, "", 50},
-		{"allow list does not beat a virus", []Stage{{Check: fakeCheck{name: "av", res: Result{Virus: "EICAR"}}}}, Policy{TagScore: 5, RejectScore: 10, Allowlisted: true}, Reject, "virus", 0},
+		{"client allow list beats spam", []Stage{{Check: fakeCheck{name: "a", res: sym("X", 50)}}}, Policy{TagScore: 5, RejectScore: 10, ClientAllowlisted: true}, Deliver, "", 50},
+		{"authenticated sender on the allow list beats spam", []Stage{{Check: fakeCheck{name: "a", res: sym("X", 50)}}, {Check: fakeCheck{name: "auth", res: Result{SenderAuthenticated: true}}}},
+			Policy{TagScore: 5, RejectScore: 10, SenderAllowlisted: true}, Deliver, "", 50},
+		{"unauthenticated sender on the allow list is judged as any other", []Stage{{Check: fakeCheck{name: "a", res: sym("X", 50)}}, {Check: fakeCheck{name: "auth", res: Result{}}}},
+			Policy{TagScore: 5, RejectScore: 10, SenderAllowlisted: true}, Reject, "spam", 50},
+		{"allow list does not beat a policy rejection for an unauthenticated sender", []Stage{{Check: fakeCheck{name: "auth", res: Result{Reject: "DMARC"}}}},
+			Policy{TagScore: 5, RejectScore: 10, SenderAllowlisted: true}, Reject, "policy", 0},
+		{"allow list does not beat a virus", []Stage{{Check: fakeCheck{name: "av", res: Result{Virus: "EICAR", SenderAuthenticated: true}}}}, Policy{TagScore: 5, RejectScore: 10, ClientAllowlisted: true, SenderAllowlisted: true}, Reject, "virus", 0},
 		{"error with on_error accept delivers", []Stage{{Check: fakeCheck{name: "clamd", err: errors.New("down")}, OnError: OnErrorAccept}}, policy, Deliver, "", 0},
 		{"a busy check tempfails even with on_error accept", []Stage{{Check: fakeCheck{name: "antivirus", err: fmt.Errorf("pool: %w", ErrBusy)}, OnError: OnErrorAccept}}, policy, Tempfail, "check_error", 0},
 		{"error with on_error tempfail", []Stage{{Check: fakeCheck{name: "clamd", err: errors.New("down")}, OnError: OnErrorTempfail}, {Check: fakeCheck{name: "a", res: sym("X", 20)}}}, policy, Tempfail, "check_error", 20},
-		{"tempfail beats the allow list", []Stage{{Check: fakeCheck{name: "clamd", err: errors.New("down")}, OnError: OnErrorTempfail}}, Policy{TagScore: 5, RejectScore: 10, Allowlisted: true}, Tempfail, "check_error", 0},
+		{"tempfail beats the allow list", []Stage{{Check: fakeCheck{name: "clamd", err: errors.New("down")}, OnError: OnErrorTempfail}}, Policy{TagScore: 5, RejectScore: 10, ClientAllowlisted: true}, Tempfail, "check_error", 0},
 		{"panic is an error, not a pass", []Stage{{Check: fakeCheck{name: "p", panic: true}, OnError: OnErrorTempfail}}, policy, Tempfail, "check_error", 0},
 		{"timeout is an error", []Stage{{Check: fakeCheck{name: "slow", sleep: time.Minute}, OnError: OnErrorTempfail, Timeout: 20 * time.Millisecond}}, policy, Tempfail, "check_error", 0},
 	}
@@ -78,6 +84,10 @@ func TestPipelineDecides(t *testing.T) {
 			v := p.Scan(context.Background(), &Envelope{}, &Message{}, tt.policy)
 			if v.Action != tt.wantAction || v.Reason != tt.wantReason || v.Score != tt.wantScore {
 				t.Fatalf("got %v/%q/%.2f, want %v/%q/%.2f (symbols %v)", v.Action, v.Reason, v.Score, tt.wantAction, tt.wantReason, tt.wantScore, v.Symbols)
+			}
+			explained := strings.Contains(SymbolNames(v.Symbols), SymbolAllowlistUnauthenticated)
+			if want := tt.policy.SenderAllowlisted && !v.SenderAuthenticated; explained != want {
+				t.Errorf("symbols %s: %s present = %v, want %v", SymbolNames(v.Symbols), SymbolAllowlistUnauthenticated, explained, want)
 			}
 		})
 	}

@@ -92,6 +92,10 @@ type Result struct {
 	// (the statistical model), turns the verdict's score into a spam
 	// probability.
 	Calibration Calibrator
+	// SenderAuthenticated says the envelope sender is who MAIL FROM
+	// claims: its domain passed SPF, or a verified DKIM signature is its
+	// organisation's. Only such a sender is excused by a sender allow list.
+	SenderAuthenticated bool
 }
 
 // Calibrator maps a verdict score to the probability that the message is
@@ -133,10 +137,16 @@ type Policy struct {
 	// TagViruses delivers infected mail tagged instead of refusing it, for
 	// customers who quarantine downstream (virus_action: tag).
 	TagViruses bool
-	// Allowlisted (sender or client IP on the domain's allow list) skips
-	// the spam and policy verdicts, as in rspamd and Proxmox Mail Gateway;
-	// viruses are still caught.
-	Allowlisted bool
+	// ClientAllowlisted (the client's address is on the domain's allow
+	// list) skips the spam and policy verdicts, as in rspamd and Proxmox
+	// Mail Gateway; viruses are still caught.
+	ClientAllowlisted bool
+	// SenderAllowlisted (the envelope sender is on the domain's allow list)
+	// skips them only for an authenticated sender (Result.SenderAuthenticated):
+	// anyone can write MAIL FROM:<boss@partner.example>, so an allow list
+	// that believed it would let any spammer who guessed it through, as
+	// SpamAssassin's whitelist_from did before whitelist_auth.
+	SenderAllowlisted bool
 }
 
 // Verdict is the pipeline's decision for one message.
@@ -151,6 +161,9 @@ type Verdict struct {
 	Detail      string
 	Headers     []Header
 	AuthResults []string
+	// SenderAuthenticated: some check vouched for the envelope sender
+	// (Result.SenderAuthenticated).
+	SenderAuthenticated bool
 	// Incomplete lists checks that failed and were skipped under on_error=accept.
 	Incomplete []string
 	// Probability is the calibrated probability that the message is spam,

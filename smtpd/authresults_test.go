@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mxgrid/mxgrid/dnsresolver"
+	"github.com/mxgrid/mxgrid/dnsresolver/dnstest"
 	"github.com/mxgrid/mxgrid/internal/smtptest"
 	"github.com/mxgrid/mxgrid/scanner"
 	"github.com/mxgrid/mxgrid/scanner/auth"
@@ -62,5 +63,52 @@ func TestAuthResultsStaySevenBitAndPrivate(t *testing.T) {
 		if b >= 0x80 {
 			t.Fatalf("relayed header is 8-bit: %q", header)
 		}
+	}
+}
+
+// TestAllowedSenderMustBeAuthenticated: a sender on the domain's allow
+// list is excused from the spam verdict only when the real sender checks
+// vouch for it. A spammer who guessed the allowed partner and wrote its
+// address in MAIL FROM, from an address its SPF record does not list, is
+// judged as anyone else, and the verdict says why the list did not apply.
+func TestAllowedSenderMustBeAuthenticated(t *testing.T) {
+	dns := dnstest.Start(t)
+	dns.AddTXT("partner.test", "v=spf1 ip4:127.0.0.1 -all")
+	dns.AddTXT("spoofed.test", "v=spf1 ip4:192.0.2.1 -all")
+	dnsCfg := dnsresolver.DefaultConfig()
+	dnsCfg.Server, dnsCfg.Timeout = dns.Addr, time.Second
+	cfg := testConfig(t)
+	authCfg := auth.DefaultConfig()
+	authCfg.AuthservID = cfg.AuthServID()
+	check, err := auth.New(authCfg, dnsresolver.New(dnsCfg, prometheus.NewRegistry()), slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := smtptest.StartSink(t)
+	d := smtptest.Domain("example.org", sink.Addr)
+	d.SenderAllow = []string{"partner.test", "spoofed.test", "nospf.test"}
+	cfg.Domains = append(cfg.Domains, d)
+	n := startConfigured(t, cfg, []scanner.Stage{check.Stage(), {Check: scoreCheck{score: 30}}})
+
+	c := dial(t, n.SMTPAddr())
+	for _, tt := range []struct {
+		from  string
+		reply int
+	}{
+		{"news@partner.test", 250}, // SPF pass: the allow list applies
+		{"ceo@spoofed.test", 550},  // SPF fail: a forged allowed sender
+		{"friend@nospf.test", 550}, // nothing vouches for it
+		{"news@partner.test", 250}, // and the session goes on
+	} {
+		c.cmd(250, "MAIL FROM:<%s>", tt.from)
+		c.cmd(250, "RCPT TO:<bob@example.org>")
+		c.data(tt.reply, "From: "+tt.from+"\r\nSubject: allowed?\r\n\r\nbody\r\n")
+	}
+	got := sink.Messages()
+	if len(got) != 2 || got[0].From != "news@partner.test" || got[1].From != "news@partner.test" {
+		t.Fatalf("customer server got %+v, want the authenticated partner's two messages only", got)
+	}
+	if !strings.Contains(string(got[0].Data), "spf=pass") {
+		t.Errorf("delivered message lacks spf=pass:\n%s", got[0].Data)
 	}
 }

@@ -23,7 +23,8 @@ func (ss *session) policy() scanner.Policy {
 		p.SubjectTag = *dp.SubjectTag
 	}
 	p.TagViruses = dp.VirusAction != nil && *dp.VirusAction == tenant.VirusTag
-	p.Allowlisted = matchesIP(ss.domain.Lists.IPAllow, ss.clientIP) || matchesSender(ss.domain.Lists.SenderAllow, ss.from)
+	p.ClientAllowlisted = matchesIP(ss.domain.Lists.IPAllow, ss.clientIP)
+	p.SenderAllowlisted = matchesSender(ss.domain.Lists.SenderAllow, ss.from)
 	return p
 }
 

@@ -18,11 +18,14 @@ import (
 type scoreCheck struct {
 	score float64
 	virus string
+	// senderAuthenticated stands for the auth check vouching for the
+	// envelope sender, which a sender allow list needs.
+	senderAuthenticated bool
 }
 
 func (scoreCheck) Name() string { return "fixed" }
 func (c scoreCheck) Check(context.Context, *scanner.Envelope, *scanner.Message) (scanner.Result, error) {
-	return scanner.Result{Symbols: []scanner.Symbol{{Name: "FIXED", Score: c.score}}, Virus: c.virus}, nil
+	return scanner.Result{Symbols: []scanner.Symbol{{Name: "FIXED", Score: c.score}}, Virus: c.virus, SenderAuthenticated: c.senderAuthenticated}, nil
 }
 
 func startWithScore(t *testing.T, check scoreCheck, mutate func(*config.Config)) (*testNode, *smtptest.Sink) {
@@ -89,7 +92,7 @@ func TestDomainPolicyOverSMTP(t *testing.T) {
 		c.cmd(550, "RCPT TO:<bob@example.org>")
 	})
 
-	n, sink := startWithScore(t, scoreCheck{score: 30}, func(c *config.Config) {
+	n, sink := startWithScore(t, scoreCheck{score: 30, senderAuthenticated: true}, func(c *config.Config) {
 		d := &c.Domains[0]
 		d.SenderAllow = []string{"partner.test"}
 		d.SenderBlock = []string{"bad@sender.test"}
@@ -116,7 +119,7 @@ func TestDomainPolicyOverSMTP(t *testing.T) {
 // transaction: one verdict is given for all its recipients, so the other
 // domain's allow list (or scores, or virus action) would decide for it.
 func TestOtherPolicyIsAnotherTransaction(t *testing.T) {
-	n, sink := startWithScore(t, scoreCheck{score: 30}, func(c *config.Config) {
+	n, sink := startWithScore(t, scoreCheck{score: 30, senderAuthenticated: true}, func(c *config.Config) {
 		other := smtptest.Domain("lenient.example", c.Domains[0].Route)
 		other.SenderAllow = []string{"sender.test"}
 		c.Domains = append(c.Domains, other)

@@ -20,6 +20,7 @@ import (
 
 	"blitiri.com.ar/go/spf"
 	"github.com/emersion/go-msgauth/dkim"
+	"github.com/emersion/go-msgauth/dmarc"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
@@ -233,6 +234,7 @@ func (c *Check) Check(ctx context.Context, env *scanner.Envelope, msg *scanner.M
 		}
 	}
 	res.AuthResults = resinfos(outs)
+	res.SenderAuthenticated = senderAuthenticated(env.MailFrom, m.mailFrom, m.dkims)
 	if len(outs) > 0 {
 		res.Symbols = make([]scanner.Symbol, 0, len(outs))
 	}
@@ -254,6 +256,28 @@ outcomes:
 		res.Symbols = append(res.Symbols, scanner.Symbol{Name: o.symbol, Score: c.weights[o.symbol], Detail: o.detail})
 	}
 	return res, nil
+}
+
+// senderAuthenticated reports whether the envelope sender is vouched for:
+// SPF passed for its domain (the MAIL FROM identity; a null sender's
+// postmaster@HELO is not it), or a verified DKIM signature's domain is its
+// domain's organisation, as DMARC's relaxed alignment judges. A bounce
+// domain of the same company signs as the company.
+func senderAuthenticated(mailFrom string, spfRes spfResult, dkims []dkimResult) bool {
+	at := strings.LastIndexByte(mailFrom, '@')
+	if at < 0 {
+		return false
+	}
+	if spfRes.method != "" && spfRes.result == "pass" {
+		return true
+	}
+	domain := strings.ToLower(strings.TrimSuffix(mailFrom[at+1:], "."))
+	for _, d := range dkims {
+		if d.result == "pass" && aligned(d.domain, domain, dmarc.AlignmentRelaxed) {
+			return true
+		}
+	}
+	return false
 }
 
 // checkSPF runs check_host for one identity. A null MAIL FROM is checked as

@@ -473,6 +473,46 @@ func resign(t testing.TB, w *world, selector string) []byte {
 // temperror results, not the message's deadline. The pipeline's stage
 // deadline is the check's timeout plus its margin; a check still running
 // then would be reported incomplete.
+// TestSenderAuthenticated: a sender allow list trusts the envelope sender
+// only when SPF passed for its domain or its organisation signed the
+// message; anyone can write the MAIL FROM of an allowed partner.
+func TestSenderAuthenticated(t *testing.T) {
+	w := newWorld(t)
+	c := w.check(t, nil)
+	good, bad := netip.MustParseAddr("192.0.2.10"), netip.MustParseAddr("203.0.113.1")
+	signed := func(domain string) func(testing.TB) []byte {
+		return func(t testing.TB) []byte { return w.sign(t, testMessage("alice@example.org"), domain, "ed") }
+	}
+	unsigned := func(testing.TB) []byte { return testMessage("alice@example.org") }
+	tests := []struct {
+		name string
+		env  scanner.Envelope
+		raw  func(testing.TB) []byte
+		want bool
+	}{
+		{"SPF pass", scanner.Envelope{ClientIP: good, HELO: "mail.example.org", MailFrom: "alice@example.org"}, unsigned, true},
+		{"SPF fail, unsigned: a forged sender", scanner.Envelope{ClientIP: bad, HELO: "x.test", MailFrom: "alice@example.org"}, unsigned, false},
+		{"SPF neutral", scanner.Envelope{ClientIP: bad, HELO: "x.test", MailFrom: "alice@neutral.example"}, unsigned, false},
+		{"SPF softfail", scanner.Envelope{ClientIP: bad, HELO: "x.test", MailFrom: "alice@soft.example"}, unsigned, false},
+		{"no SPF record", scanner.Envelope{ClientIP: bad, HELO: "x.test", MailFrom: "alice@nospf.example"}, unsigned, false},
+		{"SPF fail, signed by the sender's domain", scanner.Envelope{ClientIP: bad, HELO: "x.test", MailFrom: "alice@example.org"}, signed("example.org"), true},
+		{"bounce subdomain signed by its organisation", scanner.Envelope{ClientIP: bad, HELO: "x.test", MailFrom: "bounce@mail.example.org"}, signed("example.org"), true},
+		{"signed by another domain", scanner.Envelope{ClientIP: bad, HELO: "x.test", MailFrom: "alice@example.org"}, signed("other.example"), false},
+		{"null sender whose HELO passes SPF", scanner.Envelope{ClientIP: netip.MustParseAddr("198.51.100.25"), HELO: "mail.example.org"}, unsigned, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res, err := c.Check(context.Background(), &tt.env, scanner.Parse(tt.raw(t)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.SenderAuthenticated != tt.want {
+				t.Errorf("SenderAuthenticated = %v, want %v (%v)", res.SenderAuthenticated, tt.want, res.AuthResults)
+			}
+		})
+	}
+}
+
 func TestDNSTimeoutKeepsTheDeadline(t *testing.T) {
 	w := newWorld(t)
 	c := w.check(t, func(c *Config) { c.Timeout = 300 * time.Millisecond })
