@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"unsafe"
 
 	"github.com/emersion/go-message"
 	// Importing it registers every charset x/text knows with go-message;
@@ -227,7 +228,9 @@ func Parse(raw []byte) *Message {
 
 // Parse parses raw. It never fails: what cannot be parsed becomes a symbol.
 // raw may use CRLF or bare LF line endings and, unless p is ForSMTP, may
-// start with an mbox "From " line (files from mail archives do).
+// start with an mbox "From " line (files from mail archives do). The
+// Message's leaves and text may share raw's bytes: raw must not be
+// modified while the Message is in use.
 func (p *Parser) Parse(raw []byte) *Message {
 	m := &Message{Raw: raw}
 	p.parse(m, bytes.NewReader(raw), int64(len(raw)))
@@ -298,14 +301,18 @@ func (p *Parser) parse(m *Message, r io.ReaderAt, size int64) {
 	// front, the buffer leaves read into does not grow from 512 bytes
 	// by doubling for every message (15 KB of garbage for a 5 KB one).
 	w := walker{m: m, p: p, room: int(min(size-int64(m.BodyOffset), presizedLeafBytes)) + bytes.MinRead}
-	ent, err := message.New(message.Header{Header: h}, io.NewSectionReader(r, int64(m.BodyOffset), size-int64(m.BodyOffset)))
+	body := io.NewSectionReader(r, int64(m.BodyOffset), size-int64(m.BodyOffset))
+	if m.Raw != nil {
+		w.rawBody = body
+	}
+	ent, err := message.New(message.Header{Header: h}, body)
 	w.entityError(err)
 	if ent != nil {
 		var sb strings.Builder
 		w.walk(ent, 0, "", false, &sb)
 		m.Structure = sb.String()
 	}
-	m.Text = w.text.String()
+	m.Text = w.textString()
 	m.HTML = w.html.info
 	m.plainLimit = maxURLs - len(w.html.urls)
 	m.URLs = append(w.html.urls, FindURLs(m.Text, m.plainLimit)...)
@@ -427,7 +434,6 @@ const presizedLeafBytes = 64 << 10
 type walker struct {
 	m    *Message
 	p    *Parser
-	text strings.Builder
 	html htmlExtractor
 	// keptPlain and keptHTML are the decoded text/plain and text/html
 	// bytes read so far, each bounded by MaxTextBytes on its own: with
@@ -437,6 +443,18 @@ type walker struct {
 	decoded             int // leaf bytes kept so far
 	parts               int
 	buf                 bytes.Buffer
+	// rawBody is the top-level body's reader when the message is in Raw.
+	// go-message hands it on unwrapped as a single-part body's reader
+	// when it has nothing to undo (7bit, 8bit or binary, in UTF-8 or
+	// ASCII) or cannot undo it (an unknown encoding or charset, read raw
+	// then): readBody, given it, reads the leaf as a slice of Raw rather
+	// than copying it.
+	rawBody io.Reader
+	// plain is the text of the message while it is one text/plain part: a
+	// slice of that part's leaf, which is never written again, so Text
+	// can share it. A second part's text joins both in text.
+	plain []byte
+	text  strings.Builder
 	// room is the size the read buffer is given when a leaf needs one:
 	// the body's (capped) size, less what leaves that kept a buffer took.
 	room int
@@ -625,46 +643,67 @@ func joinPath(path string, i int) string {
 func (w *walker) readBody(body io.Reader, part Part, path string, attached bool) (int, error) {
 	lim := w.p.limits
 	keep := min(lim.MaxPartBytes, lim.MaxDecodedBytes-w.decoded)
-	w.buf.Reset()
-	if w.buf.Cap() == 0 {
-		w.buf.Grow(w.room)
-	}
-	n, err := io.Copy(&w.buf, io.LimitReader(body, int64(keep)))
-	rest, err2 := io.Copy(io.Discard, body)
-	if err == nil {
-		err = err2
+	var (
+		data    []byte
+		n, rest int64
+		err     error
+	)
+	inRaw := body == w.rawBody
+	if inRaw {
+		// Raw is never written (see Parse), and the Message that holds
+		// the leaf holds Raw: the leaf can be a slice of it. Capped at
+		// its length, an append to the leaf cannot reach the bytes past
+		// it.
+		raw := w.m.Raw[w.m.BodyOffset:]
+		n = int64(min(len(raw), max(keep, 0)))
+		rest = int64(len(raw)) - n
+		data = raw[:n:n]
+	} else {
+		w.buf.Reset()
+		if w.buf.Cap() == 0 {
+			w.buf.Grow(w.room)
+		}
+		var err2 error
+		n, err = io.Copy(&w.buf, io.LimitReader(body, int64(keep)))
+		rest, err2 = io.Copy(io.Discard, body)
+		if err == nil {
+			err = err2
+		}
+		data = w.buf.Bytes()
 	}
 	w.decoded += int(n)
-	data := w.buf.Bytes()
-	if w.parts <= walkFactor*lim.MaxParts {
-		leaf := Leaf{Part: part, Path: path, Err: err, Truncated: rest > 0}
-		switch {
-		case n >= handOverBytes || (n > 0 && 2*n >= int64(w.buf.Cap())):
-			// The leaf keeps the buffer it was read into (handOverBytes):
-			// copying a big one would hold the part three times at the
-			// peak (buffer, copy, the next leaf's growth) instead of once.
-			leaf.Data = data
-			w.buf = bytes.Buffer{}
-			w.room = max(w.room-int(n), bytes.MinRead)
-		case n > 0:
-			leaf.Data = bytes.Clone(data)
-		}
-		w.m.Leaves = append(w.m.Leaves, leaf)
-		switch {
-		case part.ContentType == "text/plain" || uuEncodings[part.Encoding]:
-			// Thunderbird shows a uuencoded, yEnc- or BinHex-encoded
-			// block as an attachment, and decodes a part whose transfer
-			// encoding is uuencode, which go-message leaves encoded.
-			w.addDecoded(leaf, uuFiles, "u", "x-uuencode")
-			w.addDecoded(leaf, yencFiles, "y", "x-yenc")
-			w.addDecoded(leaf, binhexFiles, "b", "x-binhex")
-		case part.ContentType == binhexType:
-			// One BinHex file, which Thunderbird decodes to open it.
-			w.addDecoded(leaf, binhexPart(leaf.Filename), "b", "x-binhex")
-		case !strings.HasPrefix(part.ContentType, "text/"):
-			// Slices of the leaf: no bytes beyond max_decoded_bytes.
-			w.addEmbedded(leaf, tnefFiles(leaf.Data), "t", "x-tnef")
-		}
+	// walk reads no part past walkFactor*MaxParts, so every leaf read is
+	// kept, and the text below is read from what the leaf keeps: bytes
+	// nothing writes again, which Text may share (textString).
+	leaf := Leaf{Part: part, Path: path, Err: err, Truncated: rest > 0}
+	switch {
+	case inRaw && n > 0:
+		leaf.Data = data
+	case n >= handOverBytes || (n > 0 && 2*n >= int64(w.buf.Cap())):
+		// The leaf keeps the buffer it was read into (handOverBytes):
+		// copying a big one would hold the part three times at the
+		// peak (buffer, copy, the next leaf's growth) instead of once.
+		leaf.Data = data
+		w.buf = bytes.Buffer{}
+		w.room = max(w.room-int(n), bytes.MinRead)
+	case n > 0:
+		leaf.Data = bytes.Clone(data)
+	}
+	w.m.Leaves = append(w.m.Leaves, leaf)
+	switch {
+	case part.ContentType == "text/plain" || uuEncodings[part.Encoding]:
+		// Thunderbird shows a uuencoded, yEnc- or BinHex-encoded
+		// block as an attachment, and decodes a part whose transfer
+		// encoding is uuencode, which go-message leaves encoded.
+		w.addDecoded(leaf, uuFiles, "u", "x-uuencode")
+		w.addDecoded(leaf, yencFiles, "y", "x-yenc")
+		w.addDecoded(leaf, binhexFiles, "b", "x-binhex")
+	case part.ContentType == binhexType:
+		// One BinHex file, which Thunderbird decodes to open it.
+		w.addDecoded(leaf, binhexPart(leaf.Filename), "b", "x-binhex")
+	case !strings.HasPrefix(part.ContentType, "text/"):
+		// Slices of the leaf: no bytes beyond max_decoded_bytes.
+		w.addEmbedded(leaf, tnefFiles(leaf.Data), "t", "x-tnef")
 	}
 	if rest > 0 {
 		w.p.add(w.m, SymbolMIMETooComplex, fmt.Sprintf("part %s larger than the %d bytes read (max_part_bytes %d, max_decoded_bytes %d)",
@@ -678,19 +717,41 @@ func (w *walker) readBody(body io.Reader, part Part, path string, attached bool)
 			kept = &w.keptHTML
 		}
 		if room := lim.MaxTextBytes - *kept; room > 0 {
-			text := data[:min(int(n), room)]
+			text := leaf.Data[:min(int(n), room)]
 			*kept += len(text)
 			if part.ContentType == "text/html" {
 				w.html.extract(text)
 			} else {
-				if w.text.Len() > 0 {
-					w.text.WriteByte('\n')
-				}
-				w.text.Write(text)
+				w.addText(text)
 			}
 		}
 	}
 	return int(n + rest), err
+}
+
+// addText adds a text/plain part's text to the message's, after a newline
+// unless it is the first non-empty one.
+func (w *walker) addText(text []byte) {
+	switch {
+	case len(w.plain) == 0 && w.text.Len() == 0:
+		w.plain = text
+		return
+	case len(w.plain) > 0:
+		w.text.Write(w.plain)
+		w.plain = nil
+	}
+	w.text.WriteByte('\n')
+	w.text.Write(text)
+}
+
+// textString is the text of the text/plain parts read, as Message.Text.
+func (w *walker) textString() string {
+	if len(w.plain) > 0 {
+		// plain is a leaf's content, which nothing writes (Raw, or a
+		// buffer the leaf alone holds): a string may share it.
+		return unsafe.String(unsafe.SliceData(w.plain), len(w.plain))
+	}
+	return w.text.String()
 }
 
 // rawParam matches one parameter of a header value: its name, its RFC

@@ -37,34 +37,6 @@ var ownedHeaders = []string{"X-Spam-Status", "X-Spam-Score", "X-Spam-Symbols", "
 // is re-serialised only when something in it had to change, so a clean
 // message arrives byte-identical below our fields.
 func (ss *session) compose(msg *scanner.Message, v scanner.Verdict, policy scanner.Policy) (head []byte, off int64) {
-	// Our fields take a few hundred bytes; a rewritten header follows them.
-	var top bytes.Buffer
-	top.Grow(1024 + msg.BodyOffset)
-	ss.writeReceived(&top)
-	authServID := ss.srv.deps.AuthServID
-	if authServID == "" {
-		authServID = ss.srv.cfg.Hostname
-	}
-	if len(v.AuthResults) > 0 {
-		writeField(&top, "Authentication-Results", authServID+"; "+strings.Join(v.AuthResults, "; "))
-	}
-	for _, h := range v.Headers {
-		writeField(&top, h.Name, h.Value)
-	}
-	if v.Action == scanner.Tag && v.Reason == verdict.ReasonVirus {
-		writeField(&top, "X-Mxgrid-Virus", v.Detail)
-	}
-	if v.Action == scanner.Tag {
-		writeField(&top, "X-Spam-Flag", "YES")
-		status := fmt.Sprintf("Yes, score=%.2f required=%.2f", v.Score, policy.TagScore)
-		if v.Calibrated {
-			status += fmt.Sprintf(" probability=%.3f", v.Probability)
-		}
-		writeField(&top, "X-Spam-Status", status)
-		writeField(&top, "X-Spam-Score", fmt.Sprintf("%.2f", v.Score))
-		writeField(&top, "X-Spam-Symbols", scanner.SymbolNames(v.TopSymbols(len(v.Symbols))))
-	}
-
 	// The header is the scanned message's, shared until an edit needs a
 	// copy: most messages need none.
 	h := msg.Header
@@ -99,10 +71,47 @@ func (ss *session) compose(msg *scanner.Message, v scanner.Verdict, policy scann
 			h.Set("Subject", strings.TrimSpace(tag+" "+subj))
 		}
 	}
+	rewrite := changed || msg.HeaderUnterminated
+
+	// Our fields take a few hundred bytes; a rewritten header follows
+	// them. Room for the header only when it is rewritten: most messages
+	// keep theirs, and the room went unused (a real message's header is
+	// several KB).
+	room := 1024
+	if rewrite {
+		room += msg.BodyOffset
+	}
+	var top bytes.Buffer
+	top.Grow(room)
+	ss.writeReceived(&top)
+	authServID := ss.srv.deps.AuthServID
+	if authServID == "" {
+		authServID = ss.srv.cfg.Hostname
+	}
+	if len(v.AuthResults) > 0 {
+		writeField(&top, "Authentication-Results", authServID+"; "+strings.Join(v.AuthResults, "; "))
+	}
+	for _, h := range v.Headers {
+		writeField(&top, h.Name, h.Value)
+	}
+	if v.Action == scanner.Tag && v.Reason == verdict.ReasonVirus {
+		writeField(&top, "X-Mxgrid-Virus", v.Detail)
+	}
+	if v.Action == scanner.Tag {
+		writeField(&top, "X-Spam-Flag", "YES")
+		status := fmt.Sprintf("Yes, score=%.2f required=%.2f", v.Score, policy.TagScore)
+		if v.Calibrated {
+			status += fmt.Sprintf(" probability=%.3f", v.Probability)
+		}
+		writeField(&top, "X-Spam-Status", status)
+		writeField(&top, "X-Spam-Score", fmt.Sprintf("%.2f", v.Score))
+		writeField(&top, "X-Spam-Symbols", scanner.SymbolNames(v.TopSymbols(len(v.Symbols))))
+	}
+
 	// A header ended by a line that is not a field is written back with
 	// the empty line WriteHeader ends every header with: that line is the
 	// body's first, downstream as in the scan.
-	if !changed && !msg.HeaderUnterminated {
+	if !rewrite {
 		return top.Bytes(), 0
 	}
 	ours := top.Len()

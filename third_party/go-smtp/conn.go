@@ -32,6 +32,11 @@ type Conn struct {
 	server *Server
 	helo   string
 
+	// pending is where improperPipelining peeks into the socket (mxgrid
+	// patch): a local array escapes to the heap through socketPending's
+	// closure, 112 bytes per command checked.
+	pending [100]byte
+
 	// Number of errors witnessed on this connection
 	errCount int
 	// junk counts the round trips spent on commands that moved no mail
@@ -380,10 +385,9 @@ func (c *Conn) improperPipelining(cmd string) bool {
 	if cmd == "BDAT" || (c.pipeliningNegotiated() && !mustEndGroup(cmd)) {
 		return false
 	}
-	var pending [100]byte
 	buffered := c.text.R.Buffered()
-	if buffered > len(pending) {
-		buffered = len(pending)
+	if buffered > len(c.pending) {
+		buffered = len(c.pending)
 	}
 	unexpected, _ := c.text.R.Peek(buffered)
 	// Input behind the command may still be in the kernel: it came in a
@@ -391,7 +395,7 @@ func (c *Conn) improperPipelining(cmd string) bool {
 	// asks the socket too. After QUIT nothing more runs, so what follows
 	// it is not worth the system call.
 	if len(unexpected) == 0 && cmd != "QUIT" {
-		unexpected = pending[:socketPending(c.conn, pending[:])]
+		unexpected = c.pending[:socketPending(c.conn, c.pending[:])]
 	}
 	if len(unexpected) == 0 {
 		return false

@@ -64,7 +64,8 @@ type Server struct {
 	ForbidUnauthPipelining bool
 	// ImproperPipelining, when set, is told of each such client before
 	// its connection closes, with the command and the start of what
-	// followed it (at most 100 octets, as the client sent them).
+	// followed it (at most 100 octets, as the client sent them), which
+	// is the connection's buffer: it may not be kept past the call.
 	ImproperPipelining func(c *Conn, after string, unexpected []byte)
 	MaxMessageBytes    int64
 	MaxLineLength      int

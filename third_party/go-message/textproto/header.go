@@ -451,10 +451,10 @@ func hasContinuationLine(r *bufio.Reader) bool {
 	return isSpace(c)
 }
 
-func readContinuedLineSlice(r *bufio.Reader) ([]byte, error) {
-	// Read the first line. We preallocate slice that it enough
-	// for most fields.
-	line, err := readLineSlice(r, make([]byte, 0, 256))
+// readContinuedLineSlice reads a field, its continuation lines included,
+// appending it to line.
+func readContinuedLineSlice(r *bufio.Reader, line []byte) ([]byte, error) {
+	line, err := readLineSlice(r, line)
 	if err == io.EOF && len(line) == 0 {
 		// Header without a body
 		return nil, nil
@@ -545,8 +545,15 @@ func ReadHeader(r *bufio.Reader) (Header, error) {
 		return newHeader(fs), fmt.Errorf("message: malformed MIME header initial line: %v", string(line))
 	}
 
+	// Every field is read into one buffer, enough for most, and kept as a
+	// copy of its own size (an mxgrid patch): upstream read each into a
+	// new 256-byte slice, which the field then kept, most of it unused,
+	// and a longer field (DKIM-Signature, Received) left the outgrown
+	// ones behind as garbage.
+	line := make([]byte, 0, 256)
 	for {
-		kv, err := readContinuedLineSlice(r)
+		kv, err := readContinuedLineSlice(r, line[:0])
+		line = kv
 		if len(kv) == 0 {
 			return newHeader(fs), err
 		}
@@ -584,7 +591,7 @@ func ReadHeader(r *bufio.Reader) (Header, error) {
 		v := kv[i:]
 
 		value := trimAroundNewlines(v)
-		fs = append(fs, newHeaderField(key, value, kv))
+		fs = append(fs, newHeaderField(key, value, bytes.Clone(kv)))
 
 		if err != nil {
 			return newHeader(fs), err
