@@ -19,6 +19,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -229,6 +230,10 @@ func lookup[T any](ctx context.Context, c *Cached, kind, key string, fn func(con
 		}
 		return slices.Clone(e.val.([]T)), nil
 	}
+	if p, ok := ctx.Value(cacheOnlyKey{}).(*CacheProbe); ok {
+		p.missed.Store(true)
+		return nil, &net.DNSError{Err: "not in the cache", Name: nameOf(key), IsTemporary: true}
+	}
 	if c.size > 0 {
 		c.cache.WithLabelValues("miss").Inc()
 	}
@@ -292,6 +297,26 @@ func lookup[T any](ctx context.Context, c *Cached, kind, key string, fn func(con
 			IsTemporary: true,
 		})
 	}
+}
+
+// CacheProbe records whether a lookup made under CacheOnly wanted an
+// answer the cache did not have.
+type CacheProbe struct{ missed atomic.Bool }
+
+// Missed reports whether some lookup found no fresh answer in the cache.
+func (p *CacheProbe) Missed() bool { return p.missed.Load() }
+
+type cacheOnlyKey struct{}
+
+// CacheOnly returns a context under which a Cached resolver answers from
+// its cache alone: a lookup without a fresh answer there fails at once as
+// temporary, asks no server, and is recorded in p. Work that may wait for
+// DNS can so be tried where it is, and given a goroutine of its own (and
+// run again) only when it would have waited: most of a busy node's
+// answers are cached, and a goroutine to start and wake costs more than
+// the lookups.
+func CacheOnly(ctx context.Context, p *CacheProbe) context.Context {
+	return context.WithValue(ctx, cacheOnlyKey{}, p)
 }
 
 // maxStale is how long past its expiry an answer may still be served

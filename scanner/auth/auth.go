@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
+	"github.com/mxgrid/mxgrid/dnsresolver"
 	"github.com/mxgrid/mxgrid/scanner"
 )
 
@@ -171,13 +172,11 @@ func (c *Check) Check(ctx context.Context, env *scanner.Envelope, msg *scanner.M
 			}()
 		}
 		if isDomain(env.HELO) {
-			m.wg.Add(1)
-			go func() {
-				defer m.wg.Done()
-				// RFC 7208 2.3: the HELO identity is checked as
-				// postmaster@helo, separately from MAIL FROM.
-				m.helo = c.checkSPF(ctx, env, "postmaster@"+env.HELO, "smtp.helo", "SPF_HELO_")
-			}()
+			// RFC 7208 2.3: the HELO identity is checked as
+			// postmaster@helo, separately from MAIL FROM.
+			tryCached(ctx, &m.wg, &m.helo, func(ctx context.Context) spfResult {
+				return c.checkSPF(ctx, env, "postmaster@"+env.HELO, "smtp.helo", "SPF_HELO_")
+			})
 		}
 	}
 	if c.cfg.DKIM {
@@ -185,11 +184,7 @@ func (c *Check) Check(ctx context.Context, env *scanner.Envelope, msg *scanner.M
 			// Nothing to look up: not worth a goroutine.
 			m.dkims = noDKIM()
 		} else {
-			m.wg.Add(1)
-			go func() {
-				defer m.wg.Done()
-				m.dkims = c.checkDKIM(ctx, msg)
-			}()
+			tryCached(ctx, &m.wg, &m.dkims, func(ctx context.Context) []dkimResult { return c.checkDKIM(ctx, msg) })
 		}
 	}
 	if c.cfg.DMARC {
@@ -256,6 +251,21 @@ outcomes:
 		res.Symbols = append(res.Symbols, scanner.Symbol{Name: o.symbol, Score: c.weights[o.symbol], Detail: o.detail})
 	}
 	return res, nil
+}
+
+// tryCached sets *out to what check finds from the resolver's cache
+// alone, on this goroutine; when an answer it needed was not cached, check
+// runs again on a goroutine of its own (wg), free to wait for the server
+// alongside the other methods. Most answers a busy node needs are cached,
+// and a goroutine started and woken for each method of each message cost
+// more than their lookups.
+func tryCached[T any](ctx context.Context, wg *sync.WaitGroup, out *T, check func(context.Context) T) {
+	var probe dnsresolver.CacheProbe
+	if v := check(dnsresolver.CacheOnly(ctx, &probe)); !probe.Missed() {
+		*out = v
+		return
+	}
+	wg.Go(func() { *out = check(ctx) })
 }
 
 // senderAuthenticated reports whether the envelope sender is vouched for:

@@ -48,7 +48,8 @@ type authorPolicy struct {
 }
 
 // lookupPolicies starts looking up the record of every author domain of
-// msg, each on a goroutine of wg: the records are read once wg is done.
+// msg, each on a goroutine of wg unless its answers are cached
+// (tryCached): the records are read once wg is done.
 // They are looked up from the start of the check, alongside SPF and DKIM,
 // and each domain apart: after them, a sender whose own name servers
 // answer slowly spent the check's deadline on its SPF (or on the first of
@@ -58,7 +59,7 @@ func (c *Check) lookupPolicies(ctx context.Context, msg *scanner.Message, wg *sy
 	froms, err := fromDomains(msg)
 	policies := make([]authorPolicy, len(froms))
 	for i, from := range froms {
-		wg.Go(func() { policies[i] = c.lookupPolicy(ctx, from) })
+		tryCached(ctx, wg, &policies[i], func(ctx context.Context) authorPolicy { return c.lookupPolicy(ctx, from) })
 	}
 	return policies, err
 }
