@@ -364,3 +364,49 @@ func TestRooted(t *testing.T) {
 		t.Errorf("rooted of a name allocated %.0f times, want only its result", n)
 	}
 }
+
+// TestCacheOnlyAsksNoServer: under CacheOnly a lookup is answered from the
+// cache, an answer or a cached "not found", and one the cache lacks fails
+// at once without a query and is recorded; an expired answer counts as
+// lacking, as it would have been asked again.
+func TestCacheOnlyAsksNoServer(t *testing.T) {
+	srv := dnstest.Start(t)
+	srv.AddTXT("known.example.org", "v=spf1 -all")
+	now := time.Unix(1_000_000, 0)
+	r := newTest(t, srv, func(c *Config) { c.CacheTTL = time.Minute })
+	r.now = func() time.Time { return now }
+	ctx := context.Background()
+
+	var cold CacheProbe
+	if _, err := r.LookupTXT(CacheOnly(ctx, &cold), "known.example.org"); err == nil || !dnsErr(t, err).IsTemporary || !cold.Missed() {
+		t.Fatalf("cold cache: err %v, missed %v; want a temporary error, recorded", err, cold.Missed())
+	}
+	if n := srv.Queries("known.example.org"); n != 0 {
+		t.Fatalf("a cache-only lookup sent %d queries", n)
+	}
+
+	if _, err := r.LookupTXT(ctx, "known.example.org"); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = r.LookupTXT(ctx, "absent.example.org")
+	var warm CacheProbe
+	txt, err := r.LookupTXT(CacheOnly(ctx, &warm), "known.example.org")
+	if err != nil || len(txt) != 1 || txt[0] != "v=spf1 -all" {
+		t.Fatalf("warm cache: %v, %v", txt, err)
+	}
+	if _, err := r.LookupTXT(CacheOnly(ctx, &warm), "absent.example.org"); err == nil || !dnsErr(t, err).IsNotFound {
+		t.Fatalf("cached not-found: %v", err)
+	}
+	if warm.Missed() {
+		t.Error("answers in the cache recorded as missed")
+	}
+
+	now = now.Add(2 * time.Minute)
+	var expired CacheProbe
+	if _, err := r.LookupTXT(CacheOnly(ctx, &expired), "known.example.org"); err == nil || !expired.Missed() {
+		t.Errorf("expired answer: err %v, missed %v; want a miss", err, expired.Missed())
+	}
+	if n := srv.Queries("known.example.org"); n != 1 {
+		t.Errorf("%d queries, want only the plain lookup's", n)
+	}
+}

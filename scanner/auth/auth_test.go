@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -510,6 +511,38 @@ func TestSenderAuthenticated(t *testing.T) {
 				t.Errorf("SenderAuthenticated = %v, want %v (%v)", res.SenderAuthenticated, tt.want, res.AuthResults)
 			}
 		})
+	}
+}
+
+// TestCachedAnswersGiveTheSameResults: a check whose answers are all
+// cached runs its methods inline (tryCached) and must find what the first,
+// which waited for the server, found.
+func TestCachedAnswersGiveTheSameResults(t *testing.T) {
+	w := newWorld(t)
+	c := w.check(t, nil)
+	envs := []scanner.Envelope{
+		{ClientIP: netip.MustParseAddr("192.0.2.10"), HELO: "mail.example.org", MailFrom: "alice@example.org"},
+		{ClientIP: netip.MustParseAddr("203.0.113.1"), HELO: "mail.example.org", MailFrom: "alice@example.org"},
+		{ClientIP: netip.MustParseAddr("203.0.113.1"), HELO: "x.soft.example", MailFrom: "bob@soft.example"},
+	}
+	raws := [][]byte{testMessage("alice@example.org"), w.sign(t, testMessage("alice@example.org"), "example.org", "ed"),
+		w.sign(t, testMessage("news@news.example.org"), "other.example", "ed")}
+	for i, env := range envs {
+		for j, raw := range raws {
+			first, err := c.Check(context.Background(), &env, scanner.Parse(raw))
+			if err != nil {
+				t.Fatal(err)
+			}
+			again, err := c.Check(context.Background(), &env, scanner.Parse(raw))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(first.AuthResults, again.AuthResults) || scanner.SymbolNames(first.Symbols) != scanner.SymbolNames(again.Symbols) ||
+				first.SenderAuthenticated != again.SenderAuthenticated {
+				t.Errorf("envelope %d, message %d: cached %v %s, first %v %s", i, j, again.AuthResults, scanner.SymbolNames(again.Symbols),
+					first.AuthResults, scanner.SymbolNames(first.Symbols))
+			}
+		}
 	}
 }
 
