@@ -2,6 +2,7 @@ package model
 
 import (
 	"bytes"
+	"encoding/binary"
 	"math/bits"
 	"path"
 	"slices"
@@ -320,8 +321,44 @@ func (e *emitter) chars(text string, limit int) {
 	var win uint32
 	n := 0
 	space := true
-	for i := 0; i < len(text) && i < limit; i++ {
+	end := min(len(text), limit)
+	for i := 0; i < end; {
+		// Once the window is full, the bytes up to the next white space
+		// or control are read eight at a time: they need no collapsing,
+		// only lower-casing, which lower8 does to all eight at once.
+		if n >= 3 && i+8 <= end {
+			x := binary.LittleEndian.Uint64([]byte(text[i : i+8]))
+			k := 8
+			if ws := spaceOrControl8(x); ws != 0 {
+				k = bits.TrailingZeros64(ws) / 8
+			}
+			x = lower8(x)
+			// A run of the byte that fills the window (separator lines,
+			// padding) adds nothing: every 4-gram is the one before.
+			if b := win & 0xff; k == 8 && win == b*0x01010101 && x == uint64(b)*ones {
+				i += 8
+				continue
+			}
+			for range k {
+				prev := win
+				win = win<<8 | uint32(uint8(x))
+				x >>= 8
+				if win != prev {
+					e.add(nsChar<<56 ^ uint64(win))
+				}
+			}
+			if k > 0 {
+				n += k
+				i += k
+				space = false
+			}
+			if k == 8 {
+				continue
+			}
+			// text[i] is white space or a control: on to the byte loop.
+		}
 		c := text[i]
+		i++
 		switch {
 		case c <= ' ':
 			if space {
@@ -343,6 +380,27 @@ func (e *emitter) chars(text string, limit int) {
 			e.add(nsChar<<56 ^ uint64(win))
 		}
 	}
+}
+
+const (
+	ones  = 0x0101010101010101
+	highs = 0x8080808080808080
+)
+
+// lower8 lower-cases the ASCII capitals among the eight bytes of x and
+// leaves the other bytes as they are. For a byte y below 0x80, y+(0x80-lo)
+// has its high bit set when y >= lo, and y+(0x7f-hi) has it clear when
+// y <= hi; neither sum carries into the next byte.
+func lower8(x uint64) uint64 {
+	y := x &^ highs
+	upper := (y + (0x80-'A')*ones) &^ (y + (0x7f-'Z')*ones) &^ x & highs
+	return x | upper>>2 // 0x20, the lower-case bit
+}
+
+// spaceOrControl8 marks, with the high bit of each of the eight bytes of
+// x, those that chars collapses as white space: every byte up to ' '.
+func spaceOrControl8(x uint64) uint64 {
+	return ^((x&^highs + (0x7f-' ')*ones) | x) & highs
 }
 
 func (e *emitter) urls(m *scanner.Message, body string) {
@@ -497,8 +555,12 @@ func bodyText(text string, buf []byte) (string, []byte) {
 	from := max(0, len(text)-tail)
 	// ASCII-only lowering keeps byte offsets equal to text's (ToLower
 	// may change lengths on invalid UTF-8).
-	lower := buf[:0]
-	for i := from; i < len(text); i++ {
+	lower := slices.Grow(buf[:0], len(text)-from)
+	i := from
+	for ; i+8 <= len(text); i += 8 {
+		lower = binary.LittleEndian.AppendUint64(lower, lower8(binary.LittleEndian.Uint64([]byte(text[i:i+8]))))
+	}
+	for ; i < len(text); i++ {
 		c := text[i]
 		if c >= 'A' && c <= 'Z' {
 			c += 'a' - 'A'

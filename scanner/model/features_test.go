@@ -1,6 +1,7 @@
 package model
 
 import (
+	"encoding/binary"
 	"math/rand/v2"
 	"slices"
 	"strconv"
@@ -303,6 +304,12 @@ func FuzzCharsMatchesReference(f *testing.F) {
 	f.Add("====  ====\t\n\x00\x00 xxxxxXXXX aaaa", 4000)
 	f.Add("1"+strings.Repeat("X", 78)+"\r\n", 30)
 	f.Add("\x01\x02\x03\x04\x05 ab", 3)
+	// Eight bytes at a time, runs of one byte, words and white space at
+	// every alignment, and the limit inside a word of eight.
+	f.Add(strings.Repeat("1"+strings.Repeat("X", 77)+"\r\n", 6), 4000)
+	f.Add(strings.Repeat("The Quick BROWN fox\tjumps  over 12 lazy dogs ÄÖÜ\xff@[`{ ", 7), 301)
+	f.Add("abc"+strings.Repeat("a", 40)+"aaaAAAAAAAAbbbbbbbbbbbbbb\x00bbbbbbbb", 70)
+	f.Add("abcdefgabcxxxxxxxxxyz", 100) // a run starting inside the window
 	x := NewExtractor(22, 4)
 	f.Fuzz(func(t *testing.T, text string, limit int) {
 		limit = abs(limit) % 5000
@@ -312,4 +319,36 @@ func FuzzCharsMatchesReference(f *testing.F) {
 			t.Fatalf("%q limit %d: %d features, reference %d", text, limit, len(got), len(want))
 		}
 	})
+}
+
+// TestWordHelpersMatchByteLoops: lower8 and spaceOrControl8 treat every
+// byte value at every position of a word of eight as chars' byte loop
+// does, whatever the bytes around it.
+func TestWordHelpersMatchByteLoops(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for c := range 256 {
+		for pos := range 8 {
+			for range 8 {
+				var w [8]byte
+				for k := range w {
+					w[k] = byte(rng.Uint32())
+				}
+				w[pos] = byte(c)
+				x := binary.LittleEndian.Uint64(w[:])
+				lower, ws := lower8(x), spaceOrControl8(x)
+				for k, b := range w {
+					want := b
+					if b >= 'A' && b <= 'Z' {
+						want += 'a' - 'A'
+					}
+					if got := byte(lower >> (8 * k)); got != want {
+						t.Fatalf("lower8(% x) byte %d = %#x, want %#x", w, k, got, want)
+					}
+					if got := ws>>(8*k)&0xff == 0x80; got != (b <= ' ') || ws>>(8*k)&0x7f != 0 {
+						t.Fatalf("spaceOrControl8(% x) byte %d = %#x", w, k, ws>>(8*k)&0xff)
+					}
+				}
+			}
+		}
+	}
 }
