@@ -249,10 +249,17 @@ type tokenizer struct {
 
 // addASCII adds a run of ASCII letters and digits to the word. Past
 // maxTokenLen the word becomes "#long" (or a "#num"), whatever its
-// characters, so they are not kept.
+// characters, so a run that takes it there is not kept.
 func (t *tokenizer) addASCII(run string, digits int) {
-	for k := 0; k < len(run) && t.runes+k <= maxTokenLen; k++ {
-		t.word = append(t.word, run[k]|0x20) // lower-case; digits have the bit
+	if t.runes+len(run) <= maxTokenLen {
+		// Lower-case: the 0x20 bit; digits have it.
+		k := 0
+		for ; k+8 <= len(run); k += 8 {
+			t.word = binary.LittleEndian.AppendUint64(t.word, binary.LittleEndian.Uint64([]byte(run[k:k+8]))|0x20*ones)
+		}
+		for ; k < len(run); k++ {
+			t.word = append(t.word, run[k]|0x20)
+		}
 	}
 	t.letters += len(run) - digits
 	t.digits += digits

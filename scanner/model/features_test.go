@@ -166,6 +166,10 @@ func FuzzTextTokensMatchesReference(f *testing.F) {
 		"a\xffb\xc3 x\u200by", "1 22 333 4444 55555 666666 7777777 88888888 999999999", "ſKİ Σίσυφος ǅemal"} {
 		f.Add(s, 3)
 	}
+	// Words about maxTokenLen long, in ASCII runs broken by other letters.
+	f.Add("ABCDEFGHIJKLMNOPQRSTUVWX abcdefghijklmnopqrstuvwxY Abcdefgh12345678ijklmnop9 "+
+		"abcdefghijklmnopqrstuvwü üabcdefghijklmnopqrstuvw abcdefghijkéLMNOPQRSTUVWXyz "+
+		strings.Repeat("1"+strings.Repeat("X", 77)+"\r\n", 3), 300)
 	x := NewExtractor(22, 4)
 	f.Fuzz(func(t *testing.T, text string, limit int) {
 		limit = 1 + abs(limit)%300
