@@ -58,7 +58,7 @@ func ASCIIWord(s string) (n, digits int) {
 		// Most words are short: their bytes are looked up one by one;
 		// past eight, a long word is read eight bytes at a time.
 		if n >= 8 && n+8 <= len(s) {
-			letter, digit := Alnum8(binary.LittleEndian.Uint64([]byte(s[n : n+8])))
+			letter, digit := alnum8(binary.LittleEndian.Uint64([]byte(s[n : n+8])))
 			if word := letter | digit; word != highs {
 				// The first byte that is neither ends the run.
 				k := bits.TrailingZeros64(^word&highs) / 8
@@ -94,19 +94,19 @@ var wordByte = func() (t [256]uint8) {
 // asciiLetters8 counts the ASCII letters and the capitals among the eight
 // bytes of x.
 func asciiLetters8(x uint64) (letters, upper int) {
-	letter, _ := Alnum8(x)
+	letter, _ := alnum8(x)
 	capital := letter & ^(x << 2) // the 0x20 bit, moved up to 0x80
 	return bits.OnesCount64(letter), bits.OnesCount64(capital)
 }
 
-// Alnum8 marks, with the high bit of each of the eight bytes of x, the
+// alnum8 marks, with the high bit of each of the eight bytes of x, the
 // ASCII letters and the digits. A byte c is a letter when c|0x20 is in
 // 'a'..'z' (no other byte is: '@', '[', '`' and '{' fall outside), a
 // capital when it is a letter without the 0x20 bit. For a byte y below
 // 0x80, y+(0x80-lo) has its high bit set when y >= lo, and y+(0x7f-hi) has
 // it clear when y <= hi; neither sum carries into the next byte. Bytes
 // with the high bit set are neither.
-func Alnum8(x uint64) (letter, digit uint64) {
+func alnum8(x uint64) (letter, digit uint64) {
 	ascii := ^x & highs
 	y := (x | 0x20*ones) &^ highs
 	letter = (y + (0x80-'a')*ones) &^ (y + (0x7f-'z')*ones) & ascii

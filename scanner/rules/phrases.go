@@ -11,8 +11,6 @@ import (
 	"unsafe"
 
 	"golang.org/x/text/unicode/norm"
-
-	"github.com/mxgrid/mxgrid/scanner"
 )
 
 // phraseSet finds listed phrases in text as whole words, with case and
@@ -227,24 +225,30 @@ func appendFold(dst []byte, limit int, parts ...string) []byte {
 // drops such a one, and eight bytes would not stay eight. That leaves it
 // single spaces between words, most of prose.
 func fold8s(dst []byte, s string, space bool) (n int, last bool) {
-	const highs = 0x8080808080808080
-	for ; n+8 <= len(s) && n+8 <= len(dst); n += 8 {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	after := uint64(0) // 0x80 when a separator would follow one
+	if space {
+		after = 0x80
+	}
+	for end := min(len(s), len(dst)); n+8 <= end; n += 8 {
 		x := binary.LittleEndian.Uint64([]byte(s[n : n+8]))
-		letter, digit := scanner.Alnum8(x)
-		sep := ^(letter | digit) & highs
-		after := sep << 8
-		if space {
-			after |= 0x80
-		}
-		if x&highs != 0 || sep&after != 0 {
+		// With x ASCII, y's letters are 'a'..'z' and nothing else is
+		// (but y's digits are not x's: 0x10|0x20 is '0'). For a byte c
+		// below 0x80, c+(0x80-lo) has its high bit set when c >= lo and
+		// c+(0x7f-hi) has it clear when c <= hi, and neither carries
+		// into the next byte (as in scanner's alnum8).
+		y := x | 0x20*ones
+		word := ((y+(0x80-'a')*ones)&^(y+(0x7f-'z')*ones) | (x+(0x80-'0')*ones)&^(x+(0x7f-'9')*ones)) & highs
+		sep := word ^ highs
+		if x&highs|sep&(sep<<8|after) != 0 {
 			break
 		}
-		// Letters take the 0x20 bit (digits have it); separators become
-		// ' ', which is 0x80>>2.
-		binary.LittleEndian.PutUint64(dst[n:], (x|letter>>2)&^(sep>>7*0xff)|sep>>2)
-		space = sep>>63 != 0
+		// Words' bytes with the lower-case bit (digits have it), the
+		// separators ' ': the bit alone.
+		binary.LittleEndian.PutUint64(dst[n:], x&(word-word>>7)|0x20*ones)
+		after = sep >> 56
 	}
-	return n, space
+	return n, after != 0
 }
 
 // asciiFold maps ASCII letters and digits to their folded form and
