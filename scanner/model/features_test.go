@@ -269,6 +269,9 @@ func FuzzBodyTextMatchesReference(f *testing.F) {
 	f.Add("Hello\n_______________\nXYZ Mailing List\nhttp://x/mailman/listinfo/y\n", 0)
 	f.Add("text\nTo unsubscribe from this group, send an email to:\n", 2990)
 	f.Add("a\xffB\nYour use of Yahoo! Groups is subject to", 5000)
+	// Markers' first bytes and heads before a marker, and one cut short.
+	f.Add("This is the thing you told me: to unsubscribe, e-mai\nyahoo! groups\nTo Unsubscribe, send mail\nthis sf.n", 0)
+	f.Add("To unsubscribe from this group\n", 0)
 	f.Fuzz(func(t *testing.T, text string, pad int) {
 		text = strings.Repeat("Some text\n", min(abs(pad)%400, 400)) + text
 		got, _ := bodyText(text, nil)
