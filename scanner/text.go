@@ -72,6 +72,10 @@ func ASCIILetters(s string) (letters, upper int) {
 // ASCIIWord returns the length of the run of ASCII letters and digits
 // that starts s, and how many of them are digits.
 func ASCIIWord(s string) (n, digits int) {
+	if len(s) == 0 || wordByte[s[0]] == 0 {
+		// Between words the caller asks at every byte.
+		return 0, 0
+	}
 	for n < len(s) {
 		// Eight bytes at a time while eight remain, the rest by table:
 		// one step finds the end of a short word without a branch on
