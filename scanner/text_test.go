@@ -91,3 +91,22 @@ func BenchmarkIsASCII(b *testing.B) {
 		IsASCII(s)
 	}
 }
+
+// BenchmarkASCIIWord walks the words of a text as the model's tokenizer
+// does: the benchmark message's and prose.
+func BenchmarkASCIIWord(b *testing.B) {
+	for _, s := range []string{
+		strings.Repeat("1XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX\r\n", 64),
+		strings.Repeat("Dear customer, your account will be suspended within 24 hours unless you verify it.\n", 60),
+	} {
+		b.Run(s[:4], func(b *testing.B) {
+			b.SetBytes(int64(len(s)))
+			for b.Loop() {
+				for i := 0; i < len(s); {
+					n, _ := ASCIIWord(s[i:])
+					i += max(n, 1)
+				}
+			}
+		})
+	}
+}
