@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/binary"
 	"hash/maphash"
+	"math/bits"
 	"slices"
 	"strings"
 	"unicode"
@@ -174,9 +175,15 @@ func appendFold(dst []byte, limit int, parts ...string) []byte {
 				for i < len(s) && s[i] < utf8.RuneSelf && n < len(run) {
 					k, sp := fold8s(run[n:], s[i:], space)
 					n, i, space = n+k, i+k, sp
-					// Byte by byte to the next word of eight: retrying
-					// fold8s at every byte would cost more than it saves.
-					for end := min(i+8, len(s)); i < end && s[i] < utf8.RuneSelf && n < len(run); i++ {
+					// Byte by byte past the byte fold8s stopped at, or,
+					// where it folded none, to the next word of eight:
+					// retrying at every byte would cost more than it
+					// saves in runs of separators.
+					step := 1
+					if k == 0 {
+						step = 8
+					}
+					for end := min(i+step, len(s)); i < end && s[i] < utf8.RuneSelf && n < len(run); i++ {
 						if f := asciiFold[s[i]]; f != 0 {
 							run[n] = f
 							n++
@@ -220,10 +227,11 @@ func appendFold(dst []byte, limit int, parts ...string) []byte {
 // fold8s folds s into dst eight bytes at a time as appendFold's byte
 // loop would, given whether the text folded so far ends in a space, for
 // as long as it can, and returns how many bytes it folded (as many as it
-// wrote) and whether they end in a space. It stops at bytes outside ASCII
-// and at a separator following a separator or that space: the byte loop
-// drops such a one, and eight bytes would not stay eight. That leaves it
-// single spaces between words, most of prose.
+// wrote) and whether they end in a space. It stops at a byte outside
+// ASCII and at a separator following a separator or that space: the byte
+// loop drops such a one, and eight bytes would not stay eight. That
+// leaves it single spaces between words, most of prose. dst may be
+// written past what it returns.
 func fold8s(dst []byte, s string, space bool) (n int, last bool) {
 	const ones, highs = 0x0101010101010101, 0x8080808080808080
 	after := uint64(0) // 0x80 when a separator would follow one
@@ -240,12 +248,18 @@ func fold8s(dst []byte, s string, space bool) (n int, last bool) {
 		y := x | 0x20*ones
 		word := ((y+(0x80-'a')*ones)&^(y+(0x7f-'z')*ones) | (x+(0x80-'0')*ones)&^(x+(0x7f-'9')*ones)) & highs
 		sep := word ^ highs
-		if x&highs|sep&(sep<<8|after) != 0 {
-			break
-		}
 		// Words' bytes with the lower-case bit (digits have it), the
 		// separators ' ': the bit alone.
 		binary.LittleEndian.PutUint64(dst[n:], x&(word-word>>7)|0x20*ones)
+		if stop := x&highs | sep&(sep<<8|after); stop != 0 {
+			// The bytes before the first to stop at are folded (a
+			// byte's sums carry only into the bytes after it).
+			d := bits.TrailingZeros64(stop) / 8
+			if d > 0 {
+				after = sep >> (8*d - 8) & 0x80
+			}
+			return n + d, after != 0
+		}
 		after = sep >> 56
 	}
 	return n, after != 0
