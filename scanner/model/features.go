@@ -134,14 +134,25 @@ type emitter struct {
 }
 
 func (e *emitter) add(h uint64) {
-	i := uint32(mix(h) >> (64 - e.x.bits))
-	w := i / 64
-	if e.s.seen[w]&(1<<(i%64)) != 0 || e.s.n >= maxFeatures {
+	if i := e.x.index(h); !e.s.has(i) {
+		e.s.insert(i)
+	}
+}
+
+// index is the feature of hash h.
+func (x *Extractor) index(h uint64) uint32 { return uint32(mix(h) >> (64 - x.bits)) }
+
+func (s *scratch) has(i uint32) bool { return s.seen[i/64]&(1<<(i%64)) != 0 }
+
+// insert adds the feature i, not yet in the set, unless the set is full.
+func (s *scratch) insert(i uint32) {
+	if s.n >= maxFeatures {
 		return
 	}
-	e.s.seen[w] |= 1 << (i % 64)
-	e.s.used[w/64] |= 1 << (w % 64)
-	e.s.n++
+	w := i / 64
+	s.seen[w] |= 1 << (i % 64)
+	s.used[w/64] |= 1 << (w % 64)
+	s.n++
 }
 
 func (e *emitter) addString(ns uint64, s string) {
@@ -351,7 +362,12 @@ func (e *emitter) chars(text string, limit int) {
 				win = win<<8 | uint32(uint8(x))
 				x >>= 8
 				if win != prev {
-					e.add(nsChar<<56 ^ uint64(win))
+					// e.add spelled out, as in the byte loop below:
+					// add is too big to be inlined, and most 4-grams
+					// are in the set already.
+					if j := e.x.index(nsChar<<56 ^ uint64(win)); !e.s.has(j) {
+						e.s.insert(j)
+					}
 				}
 			}
 			if k > 0 {
@@ -384,7 +400,9 @@ func (e *emitter) chars(text string, limit int) {
 		// already in the set, or was refused at the feature cap. (The
 		// first never equals the 3 bytes before it: no byte is 0.)
 		if n++; n >= 4 && win != prev {
-			e.add(nsChar<<56 ^ uint64(win))
+			if j := e.x.index(nsChar<<56 ^ uint64(win)); !e.s.has(j) {
+				e.s.insert(j)
+			}
 		}
 	}
 }
