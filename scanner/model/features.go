@@ -286,7 +286,11 @@ func (t *tokenizer) emit(h uint64) {
 			if j < 0 {
 				j += len(ring)
 			}
-			t.e.add(t.pair<<56 ^ ring[j]*0x9e3779b97f4a7c15 ^ h ^ uint64(d)<<48)
+			// t.e.add spelled out, as in chars: a word has up to
+			// len(ring)-1 pairs.
+			if i := t.e.x.index(t.pair<<56 ^ ring[j]*0x9e3779b97f4a7c15 ^ h ^ uint64(d)<<48); !t.e.s.has(i) {
+				t.e.s.insert(i)
+			}
 		}
 		ring[t.pos] = h
 	}
