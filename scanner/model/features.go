@@ -613,12 +613,15 @@ func bodyText(text string, buf []byte) (string, []byte) {
 }
 
 // footerStarts holds, by first byte, the markers and their first four
-// bytes as a number.
-var footerStarts = func() (t [256][]footerMarker) {
+// bytes as a number; footerFirsts the bytes that start a marker.
+var footerStarts, footerFirsts = func() (t [256][]footerMarker, firsts []byte) {
 	for _, mk := range listFooterMarkers {
+		if t[mk[0]] == nil {
+			firsts = append(firsts, mk[0])
+		}
 		t[mk[0]] = append(t[mk[0]], footerMarker{binary.LittleEndian.Uint32(mk), mk})
 	}
-	return t
+	return t, firsts
 }()
 
 type footerMarker struct {
@@ -632,8 +635,8 @@ type footerMarker struct {
 // in prose 't', 'y' and 'm' abound.
 func firstFooter(lower []byte) int {
 	from := len(lower)
-	for _, mk := range listFooterMarkers {
-		if i := bytes.IndexByte(lower[:from], mk[0]); i >= 0 {
+	for _, c := range footerFirsts {
+		if i := bytes.IndexByte(lower[:from], c); i >= 0 {
 			from = i
 		}
 	}
