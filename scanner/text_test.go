@@ -51,6 +51,9 @@ func FuzzTextHelpersMatchReference(f *testing.F) {
 	f.Add("Hello WORLD @[`{ az AZ 09 ÄÖÜ")
 	f.Add(strings.Repeat("1XXXXXXXXX", 9))
 	f.Add("abcdefgh12345678ABCDEFGHxyz09/:@[`{\x80\xffzz")
+	// IsASCII reads 32 bytes at once: a byte past ASCII in each word of them.
+	f.Add(strings.Repeat("a", 31) + "\xff" + strings.Repeat("b", 40))
+	f.Add(strings.Repeat("a", 45) + "é" + strings.Repeat("c", 30))
 	f.Fuzz(func(t *testing.T, s string) {
 		for off := range min(len(s), 8) + 1 {
 			s := s[off:]
@@ -77,5 +80,33 @@ func BenchmarkASCIILetters(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		ASCIILetters(s)
+	}
+}
+
+func BenchmarkIsASCII(b *testing.B) {
+	s := strings.Repeat("1XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX\r\n", 64)
+	b.SetBytes(int64(len(s)))
+	b.ReportAllocs()
+	for b.Loop() {
+		IsASCII(s)
+	}
+}
+
+// BenchmarkASCIIWord walks the words of a text as the model's tokenizer
+// does: the benchmark message's and prose.
+func BenchmarkASCIIWord(b *testing.B) {
+	for _, s := range []string{
+		strings.Repeat("1XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX\r\n", 64),
+		strings.Repeat("Dear customer, your account will be suspended within 24 hours unless you verify it.\n", 60),
+	} {
+		b.Run(s[:4], func(b *testing.B) {
+			b.SetBytes(int64(len(s)))
+			for b.Loop() {
+				for i := 0; i < len(s); {
+					n, _ := ASCIIWord(s[i:])
+					i += max(n, 1)
+				}
+			}
+		})
 	}
 }

@@ -2,6 +2,7 @@ package model
 
 import (
 	"bytes"
+	"encoding/binary"
 	"math/bits"
 	"path"
 	"slices"
@@ -133,14 +134,25 @@ type emitter struct {
 }
 
 func (e *emitter) add(h uint64) {
-	i := uint32(mix(h) >> (64 - e.x.bits))
-	w := i / 64
-	if e.s.seen[w]&(1<<(i%64)) != 0 || e.s.n >= maxFeatures {
+	if i := e.x.index(h); !e.s.has(i) {
+		e.s.insert(i)
+	}
+}
+
+// index is the feature of hash h.
+func (x *Extractor) index(h uint64) uint32 { return uint32(mix(h) >> (64 - x.bits)) }
+
+func (s *scratch) has(i uint32) bool { return s.seen[i/64]&(1<<(i%64)) != 0 }
+
+// insert adds the feature i, not yet in the set, unless the set is full.
+func (s *scratch) insert(i uint32) {
+	if s.n >= maxFeatures {
 		return
 	}
-	e.s.seen[w] |= 1 << (i % 64)
-	e.s.used[w/64] |= 1 << (w % 64)
-	e.s.n++
+	w := i / 64
+	s.seen[w] |= 1 << (i % 64)
+	s.used[w/64] |= 1 << (w % 64)
+	s.n++
 }
 
 func (e *emitter) addString(ns uint64, s string) {
@@ -248,10 +260,17 @@ type tokenizer struct {
 
 // addASCII adds a run of ASCII letters and digits to the word. Past
 // maxTokenLen the word becomes "#long" (or a "#num"), whatever its
-// characters, so they are not kept.
+// characters, so a run that takes it there is not kept.
 func (t *tokenizer) addASCII(run string, digits int) {
-	for k := 0; k < len(run) && t.runes+k <= maxTokenLen; k++ {
-		t.word = append(t.word, run[k]|0x20) // lower-case; digits have the bit
+	if t.runes+len(run) <= maxTokenLen {
+		// Lower-case: the 0x20 bit; digits have it.
+		k := 0
+		for ; k+8 <= len(run); k += 8 {
+			t.word = binary.LittleEndian.AppendUint64(t.word, binary.LittleEndian.Uint64([]byte(run[k:k+8]))|0x20*ones)
+		}
+		for ; k < len(run); k++ {
+			t.word = append(t.word, run[k]|0x20)
+		}
 	}
 	t.letters += len(run) - digits
 	t.digits += digits
@@ -267,7 +286,11 @@ func (t *tokenizer) emit(h uint64) {
 			if j < 0 {
 				j += len(ring)
 			}
-			t.e.add(t.pair<<56 ^ ring[j]*0x9e3779b97f4a7c15 ^ h ^ uint64(d)<<48)
+			// t.e.add spelled out, as in chars: a word has up to
+			// len(ring)-1 pairs.
+			if i := t.e.x.index(t.pair<<56 ^ ring[j]*0x9e3779b97f4a7c15 ^ h ^ uint64(d)<<48); !t.e.s.has(i) {
+				t.e.s.insert(i)
+			}
 		}
 		ring[t.pos] = h
 	}
@@ -320,8 +343,49 @@ func (e *emitter) chars(text string, limit int) {
 	var win uint32
 	n := 0
 	space := true
-	for i := 0; i < len(text) && i < limit; i++ {
+	end := min(len(text), limit)
+	for i := 0; i < end; {
+		// Once the window is full, the bytes up to the next white space
+		// or control are read eight at a time: they need no collapsing,
+		// only lower-casing, which lower8 does to all eight at once.
+		if n >= 3 && i+8 <= end {
+			x := binary.LittleEndian.Uint64([]byte(text[i : i+8]))
+			k := 8
+			if ws := spaceOrControl8(x); ws != 0 {
+				k = bits.TrailingZeros64(ws) / 8
+			}
+			x = lower8(x)
+			// A run of the byte that fills the window (separator lines,
+			// padding) adds nothing: every 4-gram is the one before.
+			if b := win & 0xff; k == 8 && win == b*0x01010101 && x == uint64(b)*ones {
+				i += 8
+				continue
+			}
+			for range k {
+				prev := win
+				win = win<<8 | uint32(uint8(x))
+				x >>= 8
+				if win != prev {
+					// e.add spelled out, as in the byte loop below:
+					// add is too big to be inlined, and most 4-grams
+					// are in the set already.
+					if j := e.x.index(nsChar<<56 ^ uint64(win)); !e.s.has(j) {
+						e.s.insert(j)
+					}
+				}
+			}
+			if k > 0 {
+				n += k
+				i += k
+				space = false
+			}
+			if k == 8 {
+				continue
+			}
+			// text[i] is white space or a control: on to the byte loop.
+		}
 		c := text[i]
+		i++
 		switch {
 		case c <= ' ':
 			if space {
@@ -340,9 +404,32 @@ func (e *emitter) chars(text string, limit int) {
 		// already in the set, or was refused at the feature cap. (The
 		// first never equals the 3 bytes before it: no byte is 0.)
 		if n++; n >= 4 && win != prev {
-			e.add(nsChar<<56 ^ uint64(win))
+			if j := e.x.index(nsChar<<56 ^ uint64(win)); !e.s.has(j) {
+				e.s.insert(j)
+			}
 		}
 	}
+}
+
+const (
+	ones  = 0x0101010101010101
+	highs = 0x8080808080808080
+)
+
+// lower8 lower-cases the ASCII capitals among the eight bytes of x and
+// leaves the other bytes as they are. For a byte y below 0x80, y+(0x80-lo)
+// has its high bit set when y >= lo, and y+(0x7f-hi) has it clear when
+// y <= hi; neither sum carries into the next byte.
+func lower8(x uint64) uint64 {
+	y := x &^ highs
+	upper := (y + (0x80-'A')*ones) &^ (y + (0x7f-'Z')*ones) &^ x & highs
+	return x | upper>>2 // 0x20, the lower-case bit
+}
+
+// spaceOrControl8 marks, with the high bit of each of the eight bytes of
+// x, those that chars collapses as white space: every byte up to ' '.
+func spaceOrControl8(x uint64) uint64 {
+	return ^((x&^highs + (0x7f-' ')*ones) | x) & highs
 }
 
 func (e *emitter) urls(m *scanner.Message, body string) {
@@ -497,20 +584,19 @@ func bodyText(text string, buf []byte) (string, []byte) {
 	from := max(0, len(text)-tail)
 	// ASCII-only lowering keeps byte offsets equal to text's (ToLower
 	// may change lengths on invalid UTF-8).
-	lower := buf[:0]
-	for i := from; i < len(text); i++ {
+	lower := slices.Grow(buf[:0], len(text)-from)
+	i := from
+	for ; i+8 <= len(text); i += 8 {
+		lower = binary.LittleEndian.AppendUint64(lower, lower8(binary.LittleEndian.Uint64([]byte(text[i:i+8]))))
+	}
+	for ; i < len(text); i++ {
 		c := text[i]
 		if c >= 'A' && c <= 'Z' {
 			c += 'a' - 'A'
 		}
 		lower = append(lower, c)
 	}
-	cut := -1
-	for _, mk := range listFooterMarkers {
-		if i := bytes.Index(lower, mk); i >= 0 && (cut < 0 || i < cut) {
-			cut = i
-		}
-	}
+	cut := firstFooter(lower)
 	if cut < 0 {
 		return text, lower
 	}
@@ -524,6 +610,44 @@ func bodyText(text string, buf []byte) (string, []byte) {
 		return text[:from+i], lower
 	}
 	return text[:from], lower
+}
+
+// footerStarts holds, by first byte, the markers and their first four
+// bytes as a number; footerFirsts the bytes that start a marker.
+var footerStarts, footerFirsts = func() (t [256][]footerMarker, firsts []byte) {
+	for _, mk := range listFooterMarkers {
+		if t[mk[0]] == nil {
+			firsts = append(firsts, mk[0])
+		}
+		t[mk[0]] = append(t[mk[0]], footerMarker{binary.LittleEndian.Uint32(mk), mk})
+	}
+	return t, firsts
+}()
+
+type footerMarker struct {
+	head uint32
+	text []byte
+}
+
+// firstFooter returns where the first of the listFooterMarkers in lower
+// starts, or -1. It reads lower once from the first byte that starts a
+// marker, where a search per marker stopped at each of its first bytes:
+// in prose 't', 'y' and 'm' abound.
+func firstFooter(lower []byte) int {
+	from := len(lower)
+	for _, c := range footerFirsts {
+		if i := bytes.IndexByte(lower[:from], c); i >= 0 {
+			from = i
+		}
+	}
+	for i := from; i+4 <= len(lower); i++ {
+		for _, mk := range footerStarts[lower[i]] {
+			if binary.LittleEndian.Uint32(lower[i:]) == mk.head && bytes.HasPrefix(lower[i:], mk.text) {
+				return i
+			}
+		}
+	}
+	return -1
 }
 
 func lastSeparator(s string) int {

@@ -1,6 +1,7 @@
 package model
 
 import (
+	"encoding/binary"
 	"math/rand/v2"
 	"slices"
 	"strconv"
@@ -165,6 +166,10 @@ func FuzzTextTokensMatchesReference(f *testing.F) {
 		"a\xffb\xc3 x\u200by", "1 22 333 4444 55555 666666 7777777 88888888 999999999", "ſKİ Σίσυφος ǅemal"} {
 		f.Add(s, 3)
 	}
+	// Words about maxTokenLen long, in ASCII runs broken by other letters.
+	f.Add("ABCDEFGHIJKLMNOPQRSTUVWX abcdefghijklmnopqrstuvwxY Abcdefgh12345678ijklmnop9 "+
+		"abcdefghijklmnopqrstuvwü üabcdefghijklmnopqrstuvw abcdefghijkéLMNOPQRSTUVWXyz "+
+		strings.Repeat("1"+strings.Repeat("X", 77)+"\r\n", 3), 300)
 	x := NewExtractor(22, 4)
 	f.Fuzz(func(t *testing.T, text string, limit int) {
 		limit = 1 + abs(limit)%300
@@ -264,6 +269,9 @@ func FuzzBodyTextMatchesReference(f *testing.F) {
 	f.Add("Hello\n_______________\nXYZ Mailing List\nhttp://x/mailman/listinfo/y\n", 0)
 	f.Add("text\nTo unsubscribe from this group, send an email to:\n", 2990)
 	f.Add("a\xffB\nYour use of Yahoo! Groups is subject to", 5000)
+	// Markers' first bytes and heads before a marker, and one cut short.
+	f.Add("This is the thing you told me: to unsubscribe, e-mai\nyahoo! groups\nTo Unsubscribe, send mail\nthis sf.n", 0)
+	f.Add("To unsubscribe from this group\n", 0)
 	f.Fuzz(func(t *testing.T, text string, pad int) {
 		text = strings.Repeat("Some text\n", min(abs(pad)%400, 400)) + text
 		got, _ := bodyText(text, nil)
@@ -303,6 +311,12 @@ func FuzzCharsMatchesReference(f *testing.F) {
 	f.Add("====  ====\t\n\x00\x00 xxxxxXXXX aaaa", 4000)
 	f.Add("1"+strings.Repeat("X", 78)+"\r\n", 30)
 	f.Add("\x01\x02\x03\x04\x05 ab", 3)
+	// Eight bytes at a time, runs of one byte, words and white space at
+	// every alignment, and the limit inside a word of eight.
+	f.Add(strings.Repeat("1"+strings.Repeat("X", 77)+"\r\n", 6), 4000)
+	f.Add(strings.Repeat("The Quick BROWN fox\tjumps  over 12 lazy dogs ÄÖÜ\xff@[`{ ", 7), 301)
+	f.Add("abc"+strings.Repeat("a", 40)+"aaaAAAAAAAAbbbbbbbbbbbbbb\x00bbbbbbbb", 70)
+	f.Add("abcdefgabcxxxxxxxxxyz", 100) // a run starting inside the window
 	x := NewExtractor(22, 4)
 	f.Fuzz(func(t *testing.T, text string, limit int) {
 		limit = abs(limit) % 5000
@@ -312,4 +326,36 @@ func FuzzCharsMatchesReference(f *testing.F) {
 			t.Fatalf("%q limit %d: %d features, reference %d", text, limit, len(got), len(want))
 		}
 	})
+}
+
+// TestWordHelpersMatchByteLoops: lower8 and spaceOrControl8 treat every
+// byte value at every position of a word of eight as chars' byte loop
+// does, whatever the bytes around it.
+func TestWordHelpersMatchByteLoops(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for c := range 256 {
+		for pos := range 8 {
+			for range 8 {
+				var w [8]byte
+				for k := range w {
+					w[k] = byte(rng.Uint32())
+				}
+				w[pos] = byte(c)
+				x := binary.LittleEndian.Uint64(w[:])
+				lower, ws := lower8(x), spaceOrControl8(x)
+				for k, b := range w {
+					want := b
+					if b >= 'A' && b <= 'Z' {
+						want += 'a' - 'A'
+					}
+					if got := byte(lower >> (8 * k)); got != want {
+						t.Fatalf("lower8(% x) byte %d = %#x, want %#x", w, k, got, want)
+					}
+					if got := ws>>(8*k)&0xff == 0x80; got != (b <= ' ') || ws>>(8*k)&0x7f != 0 {
+						t.Fatalf("spaceOrControl8(% x) byte %d = %#x", w, k, ws>>(8*k)&0xff)
+					}
+				}
+			}
+		}
+	}
 }

@@ -199,6 +199,10 @@ func FuzzFoldPartsMatchesReference(f *testing.F) {
 	}
 	// Longer than foldParts' run buffer, in ASCII and mixed.
 	f.Add(strings.Repeat("Word-ab, ", 80), strings.Repeat("é x", 120), 0)
+	// Words of eight bytes at once (fold8) and not, at every alignment.
+	f.Add(strings.Repeat("1"+strings.Repeat("X", 77)+"\r\n", 5), "Quick Brown FOX 123 jumps over the lazy dog. Tab\there", 0)
+	f.Add(" aBcDeFgH "+strings.Repeat("Zz 0 ", 70), "x_y-z@[`{/:az09AZ  \x7f\x00 ", 0)
+	f.Add("0123456\x10 9876543\x19 @`[{/:", "ABCDEFG\x01 abcdefg\x1a", 0) // bytes that |0x20 makes digits
 	f.Fuzz(func(t *testing.T, a, b string, limit int) {
 		limit = max(0, limit%64)
 		if got, want := foldParts(limit, a, b, a), foldPartsReference(limit, a, b, a); got != want {
