@@ -417,3 +417,16 @@ func FuzzClaimedByMatchesReference(f *testing.F) {
 		}
 	})
 }
+
+func FuzzMayBeDynamicCoversDynamicHost(f *testing.F) {
+	for _, h := range []string{"mail.example.com", "pool-71-105-3-9.nycmny.fios.verizon.net", "adsl-dyn.example.net", "dsl.example",
+		"dynamic.example.com", "dhcp-12.example.org", "dial-up.isp.example", "dialup.isp.example", "broadband.example",
+		"cust123.example.com", "client-1.example", "ppp.x.example", "host.dyn.example", "", "bdsl-", "x.dhcp.", "k\u212aa.example"} {
+		f.Add(h)
+	}
+	f.Fuzz(func(t *testing.T, h string) {
+		if dynamicHost.MatchString(h) && !mayBeDynamic(h) {
+			t.Fatalf("mayBeDynamic(%q) = false, but dynamicHost matches it", h)
+		}
+	})
+}

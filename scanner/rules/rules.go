@@ -561,7 +561,7 @@ func helo(f *findings, env *scanner.Envelope) {
 		f.hit(HELONotFQDN, env.HELO)
 		return
 	}
-	if dynamicHost.MatchString(h) {
+	if mayBeDynamic(h) && dynamicHost.MatchString(h) {
 		f.hit(HELODynamic, env.HELO)
 	}
 }
@@ -572,3 +572,25 @@ func helo(f *findings, env *scanner.Envelope) {
 // smtp.cable-tv.example) count only with a number after them, as in
 // pool-71-105-3-9 or cust123.
 var dynamicHost = regexp.MustCompile(`(^|[.-])(\d{1,3}[.-]){3}\d{1,3}[.-]|(^|[.-])(dsl|adsl|dynamic|dhcp|dialup|dial-up|broadband)[0-9.-]|(^|[.-])(dyn|ppp|pool|cable|client|cust)[.-]?\d`)
+
+// mayBeDynamic is false for names dynamicHost cannot match, most mail
+// servers' (mail.example.com), which the regexp's backtracker cost a
+// microsecond each to refuse: every alternative needs a digit but the
+// second, which needs one of its words ("adsl" holds "dsl", "dynamic"
+// "dyn", "dial-up" "dial").
+func mayBeDynamic(h string) bool {
+	for i := 0; i < len(h); i++ {
+		switch c := h[i]; {
+		case '0' <= c && c <= '9':
+			return true
+		case c == 'd' || c == 'b':
+			rest := h[i:]
+			for _, w := range [...]string{"dsl", "dyn", "dhcp", "dial", "broadband"} {
+				if strings.HasPrefix(rest, w) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}

@@ -116,3 +116,22 @@ func TestNoRuleDecidesAlone(t *testing.T) {
 		}
 	}
 }
+
+func TestMayBeDynamicPassesOverPlainNames(t *testing.T) {
+	for _, tt := range []struct {
+		h    string
+		want bool
+	}{
+		{"mail.example.com", false},
+		{"smtp.pool-corp.example", false},
+		{"mx.bigcorp.example", false},
+		{"mx1.example.com", true},
+		{"adsl.example.net", true},
+		{"host.dynamic.example", true},
+		{"broadband.example", true},
+	} {
+		if got := mayBeDynamic(tt.h); got != tt.want {
+			t.Errorf("mayBeDynamic(%q) = %v, want %v", tt.h, got, tt.want)
+		}
+	}
+}
