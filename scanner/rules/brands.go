@@ -164,7 +164,13 @@ var serviceWords = func() map[string]bool {
 // internationalised name whose letters only look Latin (xn--pypal-4ve.com).
 func (idx *brandIndex) lookalike(host string) (b *brand, why string) {
 	host = strings.TrimSuffix(strings.ToLower(host), ".")
-	org := orgDomain(host)
+	return idx.lookalikeUnder(host, orgDomain(host))
+}
+
+// lookalikeUnder is lookalike for a host already lower-case without a
+// final dot, and its orgDomain: a caller that needs org too spares a
+// second search of the public suffix list.
+func (idx *brandIndex) lookalikeUnder(host, org string) (b *brand, why string) {
 	if idx.owner[org] != nil || org == "" {
 		return nil, ""
 	}

@@ -28,11 +28,12 @@ func identity(f *findings, _ *scanner.Envelope, m *scanner.Message) {
 		f.hit(FromMalformed, m.FromAddr)
 		return
 	}
-	org := orgDomain(domain)
+	host := strings.TrimSuffix(strings.ToLower(domain), ".")
+	org := orgDomain(host)
 	if b := brands.claimedBy(m.FromName); b != nil && !b.domains[org] {
 		f.hit(FromBrandClaim, b.name+" from "+org)
 	}
-	if b, why := brands.lookalike(domain); b != nil {
+	if b, why := brands.lookalikeUnder(host, org); b != nil {
 		f.hit(FromLookalike, b.name+": "+why)
 	}
 }

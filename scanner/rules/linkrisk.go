@@ -28,10 +28,6 @@ var linkWeights = map[string]float64{
 }
 
 func linkRisk(f *findings, _ *scanner.Envelope, m *scanner.Message) {
-	fromOrg := ""
-	if _, d, ok := strings.Cut(m.FromAddr, "@"); ok {
-		fromOrg = orgDomain(d)
-	}
 	seen := make(map[string]bool, 8)
 	for _, u := range m.URLs {
 		if u.Image || u.Host == "" || seen[u.Host] {
@@ -53,6 +49,14 @@ func linkRisk(f *findings, _ *scanner.Envelope, m *scanner.Message) {
 	}
 	if m.HTML.DataLinks > 0 {
 		f.hit(URLDataURI, "")
+	}
+	if len(m.HTML.FormActions) == 0 {
+		// Most mail has no form: no need to look up the From's org.
+		return
+	}
+	fromOrg := ""
+	if _, d, ok := strings.Cut(m.FromAddr, "@"); ok {
+		fromOrg = orgDomain(d)
 	}
 	for _, action := range m.HTML.FormActions {
 		if foreignAction(action, fromOrg) {
