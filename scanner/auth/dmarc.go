@@ -70,7 +70,10 @@ func (c *Check) lookupPolicy(ctx context.Context, from string) authorPolicy {
 	p := authorPolicy{from: from}
 	lookup := &dmarc.LookupOptions{LookupTXT: func(name string) ([]string, error) { return c.res.LookupTXT(ctx, name) }}
 	p.rec, p.err = dmarc.LookupWithOptions(from, lookup)
-	if org := orgDomain(from); errors.Is(p.err, dmarc.ErrNoPolicy) && org != from {
+	if !errors.Is(p.err, dmarc.ErrNoPolicy) {
+		return p
+	}
+	if org := orgDomain(from); org != from {
 		// No record at the author domain: the organizational domain's,
 		// whose sp= then applies.
 		p.rec, p.err = dmarc.LookupWithOptions(org, lookup)
