@@ -173,10 +173,10 @@ type dkimResult struct {
 // methods is what one message's methods found; the goroutines that run
 // them share it. A method not run has an empty outcome.method.
 type methods struct {
-	wg             sync.WaitGroup
-	mailFrom, helo spfResult
-	dkims          []dkimResult
-	arc            outcome
+	wg    sync.WaitGroup
+	spf   spfResults
+	dkims []dkimResult
+	arc   outcome
 	// policies are the author domains' DMARC records, fromErr why
 	// the From domains could not all be read (lookupPolicies).
 	policies []authorPolicy
@@ -193,19 +193,27 @@ func (c *Check) Check(ctx context.Context, env *scanner.Envelope, msg *scanner.M
 	// a goroutine less to start and wake for every message. With ARC
 	// fields it goes alongside, so neither's lookups wait for the other's.
 	spfHere := c.cfg.SPF && !(c.cfg.ARC && hasARCFields(msg))
-	if c.cfg.SPF {
+	switch {
+	case !c.cfg.SPF:
+	case isDomain(env.HELO) && spfDomain(mailFromSender(env)) == env.HELO:
+		// A sender at its own HELO name (a null sender always is): one
+		// check_host is most often both identities' result. Under ARC it
+		// goes alongside too, when its answers are not cached.
+		spfHere = false
+		tryCached(ctx, &m.wg, &m.spf, func(ctx context.Context) spfResults { return c.checkSPFBoth(ctx, env) })
+	default:
 		if !spfHere {
 			m.wg.Add(1)
 			go func() {
 				defer m.wg.Done()
-				m.mailFrom = c.checkSPF(ctx, env, env.MailFrom, "smtp.mailfrom", "SPF_")
+				m.spf.mailFrom = c.checkSPF(ctx, env, env.MailFrom, "smtp.mailfrom", "SPF_")
 			}()
 		}
 		if isDomain(env.HELO) {
 			// RFC 7208 2.3: the HELO identity is checked as
 			// postmaster@helo, separately from MAIL FROM.
-			tryCached(ctx, &m.wg, &m.helo, func(ctx context.Context) spfResult {
-				return c.checkSPF(ctx, env, "postmaster@"+env.HELO, "smtp.helo", "SPF_HELO_")
+			tryCached(ctx, &m.wg, &m.spf.helo, func(ctx context.Context) spfResult {
+				return c.checkSPF(ctx, env, heloSender(env), "smtp.helo", "SPF_HELO_")
 			})
 		}
 	}
@@ -227,17 +235,17 @@ func (c *Check) Check(ctx context.Context, env *scanner.Envelope, msg *scanner.M
 		m.arc = outcome{method: "arc", result: result, reason: reason, symbol: symbolName("ARC_", result)}
 	}
 	if spfHere {
-		m.mailFrom = c.checkSPF(ctx, env, env.MailFrom, "smtp.mailfrom", "SPF_")
+		m.spf.mailFrom = c.checkSPF(ctx, env, env.MailFrom, "smtp.mailfrom", "SPF_")
 	}
 	m.wg.Wait()
 
 	var buf [8]outcome
 	outs := buf[:0]
-	if m.mailFrom.method != "" {
-		outs = append(outs, m.mailFrom.outcome)
+	if m.spf.mailFrom.method != "" {
+		outs = append(outs, m.spf.mailFrom.outcome)
 	}
-	if m.helo.method != "" {
-		outs = append(outs, m.helo.outcome)
+	if m.spf.helo.method != "" {
+		outs = append(outs, m.spf.helo.outcome)
 	}
 	for _, d := range m.dkims {
 		outs = append(outs, d.outcome)
@@ -248,8 +256,8 @@ func (c *Check) Check(ctx context.Context, env *scanner.Envelope, msg *scanner.M
 	var res scanner.Result
 	if c.cfg.DMARC {
 		var mailFrom *spfResult
-		if m.mailFrom.method != "" {
-			mailFrom = &m.mailFrom
+		if m.spf.mailFrom.method != "" {
+			mailFrom = &m.spf.mailFrom
 		}
 		d := evaluateDMARC(m.policies, m.fromErr, mailFrom, m.dkims)
 		outs = append(outs, d.outcome)
@@ -259,7 +267,7 @@ func (c *Check) Check(ctx context.Context, env *scanner.Envelope, msg *scanner.M
 		}
 	}
 	res.AuthResults = resinfos(outs)
-	res.SenderAuthenticated = senderAuthenticated(env.MailFrom, m.mailFrom, m.dkims)
+	res.SenderAuthenticated = senderAuthenticated(env.MailFrom, m.spf.mailFrom, m.dkims)
 	if len(outs) > 0 {
 		res.Symbols = make([]scanner.Symbol, 0, len(outs))
 	}
@@ -320,20 +328,62 @@ func senderAuthenticated(mailFrom string, spfRes spfResult, dkims []dkimResult) 
 	return false
 }
 
-// checkSPF runs check_host for one identity. A null MAIL FROM is checked as
-// postmaster@HELO (RFC 7208 2.4).
+// spfResults are SPF's results for the MAIL FROM and HELO identities.
+type spfResults struct{ mailFrom, helo spfResult }
+
+// mailFromSender is the sender check_host gets for the MAIL FROM identity:
+// a null MAIL FROM is checked as postmaster@HELO (RFC 7208 2.4).
+func mailFromSender(env *scanner.Envelope) string {
+	if env.MailFrom == "" {
+		return heloSender(env)
+	}
+	return env.MailFrom
+}
+
+// heloSender is the sender check_host gets for the HELO identity
+// (RFC 7208 2.3).
+func heloSender(env *scanner.Envelope) string { return "postmaster@" + env.HELO }
+
+// spfDomain is the domain check_host checks for sender: what follows its
+// first '@', as written.
+func spfDomain(sender string) string {
+	_, domain, _ := strings.Cut(sender, "@")
+	return domain
+}
+
+// checkSPF runs check_host for one identity; an empty sender is a null
+// MAIL FROM.
 func (c *Check) checkSPF(ctx context.Context, env *scanner.Envelope, sender, ptype, symbolPrefix string) spfResult {
 	if sender == "" {
-		sender = "postmaster@" + env.HELO
+		sender = heloSender(env)
 	}
-	_, domain, _ := strings.Cut(sender, "@")
-	domain = strings.ToLower(strings.TrimSuffix(domain, "."))
-	r := spfResult{domain: domain}
+	r, _ := c.runSPF(ctx, env, sender)
+	return r.of(env, sender, ptype, symbolPrefix)
+}
+
+// checkSPFBoth checks MAIL FROM and HELO where both name the domain HELO
+// names: check_host then reads the same records for each, and its result
+// can differ between them only where a record expands the sender's local
+// part (%{s} or %{l}, RFC 7208 7.2). Without a macro in the TXT answers
+// it read, the first run stands for the second, the same lookups, record
+// parsing and matching again.
+func (c *Check) checkSPFBoth(ctx context.Context, env *scanner.Envelope) spfResults {
+	mailFrom, helo := mailFromSender(env), heloSender(env)
+	r, macros := c.runSPF(ctx, env, mailFrom)
+	out := spfResults{mailFrom: r.of(env, mailFrom, "smtp.mailfrom", "SPF_")}
+	if macros && mailFrom != helo {
+		r, _ = c.runSPF(ctx, env, helo)
+	}
+	out.helo = r.of(env, helo, "smtp.helo", "SPF_HELO_")
+	return out
+}
+
+// runSPF runs check_host for sender, leaving the identity's property and
+// symbol to of; macros reports a '%' in a TXT answer it read.
+func (c *Check) runSPF(ctx context.Context, env *scanner.Envelope, sender string) (r spfResult, macros bool) {
+	domain := strings.ToLower(strings.TrimSuffix(spfDomain(sender), "."))
+	r = spfResult{domain: domain}
 	r.method = "spf"
-	r.props[0] = prop{ptype, sender}
-	if ptype == "smtp.helo" {
-		r.props[0] = prop{ptype, env.HELO}
-	}
 	var (
 		result spf.Result
 		err    error
@@ -341,17 +391,29 @@ func (c *Check) checkSPF(ctx context.Context, env *scanner.Envelope, sender, pty
 	if !env.ClientIP.IsValid() || domain == "" {
 		result, err = spf.None, errors.New("no client IP or no domain to check")
 	} else {
+		res := &ptrBudgetResolver{Resolver: c.res}
 		// The library reports why in err even on pass ("matched ip");
 		// the Result alone is the verdict.
 		result, err = spf.CheckHostWithSender(net.IP(env.ClientIP.Unmap().AsSlice()), env.HELO, sender,
-			spf.WithResolver(&ptrBudgetResolver{Resolver: c.res}), spf.WithContext(ctx))
+			spf.WithResolver(res), spf.WithContext(ctx))
+		macros = res.macros
 	}
 	r.result = string(result)
-	r.symbol = symbolName(symbolPrefix, r.result)
 	r.detail = domain
 	if err != nil && result != spf.Pass && result != spf.Fail && result != spf.SoftFail && result != spf.Neutral {
 		r.reason = err.Error()
 	}
+	return r, macros
+}
+
+// of is r as the result for one identity: sender's, named ptype in
+// Authentication-Results, its symbol symbolPrefix and the result.
+func (r spfResult) of(env *scanner.Envelope, sender, ptype, symbolPrefix string) spfResult {
+	r.props[0] = prop{ptype, sender}
+	if ptype == "smtp.helo" {
+		r.props[0] = prop{ptype, env.HELO}
+	}
+	r.symbol = symbolName(symbolPrefix, r.result)
 	return r
 }
 

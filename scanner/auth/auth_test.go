@@ -968,3 +968,49 @@ func FuzzMostSignedNamesCoversVerify(f *testing.F) {
 		}
 	})
 }
+
+// TestSPFBothMatchesEachIdentityAlone compares checkSPFBoth, which checks
+// a sender at its HELO domain once where it can, with check_host run for
+// each identity on its own.
+func TestSPFBothMatchesEachIdentityAlone(t *testing.T) {
+	w := newWorld(t)
+	w.srv.AddTXT("local.example", "v=spf1 exists:%{l}.allow.local.example -all")
+	w.srv.AddA("alice.allow.local.example", "127.0.0.2")
+	w.srv.AddTXT("inc.example", "v=spf1 include:local.example ~all")
+	w.srv.AddTXT("whole.example", "v=spf1 exists:%{s}.allow.local.example -all")
+	w.srv.AddTXT("domain.example", "v=spf1 exists:%{d}.allow.local.example -all")
+	w.srv.AddA("domain.example.allow.local.example", "127.0.0.2")
+	c := w.check(t, nil)
+	good := netip.MustParseAddr("192.0.2.10")
+	for _, env := range []scanner.Envelope{
+		{ClientIP: good, HELO: "example.org", MailFrom: "alice@example.org"},
+		{ClientIP: netip.MustParseAddr("203.0.113.1"), HELO: "example.org", MailFrom: "alice@example.org"},
+		{ClientIP: good, HELO: "mail.example.org", MailFrom: ""},
+		{ClientIP: good, HELO: "local.example", MailFrom: "alice@local.example"},
+		{ClientIP: good, HELO: "inc.example", MailFrom: "alice@inc.example"},
+		{ClientIP: good, HELO: "whole.example", MailFrom: "alice@whole.example"},
+		{ClientIP: good, HELO: "domain.example", MailFrom: "alice@domain.example"},
+		{ClientIP: good, HELO: "servfail.example", MailFrom: "alice@servfail.example"},
+		{ClientIP: good, HELO: "none.example", MailFrom: "alice@none.example"},
+		{HELO: "example.org", MailFrom: "alice@example.org"},
+	} {
+		ctx := context.Background()
+		got := c.checkSPFBoth(ctx, &env)
+		want := spfResults{
+			mailFrom: c.checkSPF(ctx, &env, env.MailFrom, "smtp.mailfrom", "SPF_"),
+			helo:     c.checkSPF(ctx, &env, heloSender(&env), "smtp.helo", "SPF_HELO_"),
+		}
+		if got != want {
+			t.Errorf("%+v: checkSPFBoth = %+v, each alone %+v", env, got, want)
+		}
+	}
+	// Both through Check, where the sender's local part decides.
+	env := &scanner.Envelope{ClientIP: good, HELO: "local.example", MailFrom: "alice@local.example"}
+	r, err := c.Check(context.Background(), env, scanner.Parse(testMessage("alice@local.example")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"spf=pass smtp.mailfrom=alice@local.example", "spf=fail smtp.helo=local.example"}; !slices.Equal(r.AuthResults[:2], want) {
+		t.Errorf("AuthResults = %q, want %q first", r.AuthResults, want)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -28,6 +29,9 @@ type ptrBudgetResolver struct {
 	Resolver
 	deadline time.Time // set by the first PTR lookup
 	names    []string  // the PTR names not yet looked up in this run
+	// macros is set by a TXT answer holding a '%': a record read may
+	// expand macros (RFC 7208 7), the sender's among them.
+	macros bool
 }
 
 func (r *ptrBudgetResolver) budget(ctx context.Context) (context.Context, context.CancelFunc) {
@@ -59,7 +63,11 @@ func (r *ptrBudgetResolver) LookupIPAddr(ctx context.Context, host string) ([]ne
 
 func (r *ptrBudgetResolver) LookupTXT(ctx context.Context, name string) ([]string, error) {
 	r.names = nil
-	return r.Resolver.LookupTXT(ctx, name)
+	txts, err := r.Resolver.LookupTXT(ctx, name)
+	for _, t := range txts {
+		r.macros = r.macros || strings.IndexByte(t, '%') >= 0
+	}
+	return txts, err
 }
 
 func (r *ptrBudgetResolver) LookupMX(ctx context.Context, name string) ([]*net.MX, error) {
