@@ -65,6 +65,20 @@ type Cached struct {
 	duration  *prometheus.HistogramVec
 	cache     *prometheus.CounterVec
 	fastFails prometheus.Counter
+	// hit is cache's hit counter once made (hits): WithLabelValues
+	// hashed and looked up its label for every answer from the cache.
+	hit atomic.Pointer[prometheus.Counter]
+}
+
+// hits is the counter of answers from the cache, made on the first, as
+// the other results' are, so no series shows before it counts.
+func (c *Cached) hits() prometheus.Counter {
+	if p := c.hit.Load(); p != nil {
+		return *p
+	}
+	h := c.cache.WithLabelValues("hit")
+	c.hit.Store(&h)
+	return h
 }
 
 type entry struct {
@@ -151,21 +165,21 @@ func (c *Cached) OnReachabilityChange(fn func(up bool)) { c.reach.onChange = fn 
 // record's character-strings concatenated, as RFC 7208 section 3.3 and
 // RFC 6376 section 3.6.2.2 want).
 func (c *Cached) LookupTXT(ctx context.Context, name string) ([]string, error) {
-	return lookup(ctx, c, "txt", rooted(name), func(ctx context.Context) ([]string, error) {
+	return lookup(ctx, c, "txt", rootedKey("txt\x00", name), func(ctx context.Context) ([]string, error) {
 		return c.res.LookupTXT(ctx, rooted(name))
 	})
 }
 
 // LookupMX returns the MX records of name.
 func (c *Cached) LookupMX(ctx context.Context, name string) ([]*net.MX, error) {
-	return lookup(ctx, c, "mx", rooted(name), func(ctx context.Context) ([]*net.MX, error) {
+	return lookup(ctx, c, "mx", rootedKey("mx\x00", name), func(ctx context.Context) ([]*net.MX, error) {
 		return c.res.LookupMX(ctx, rooted(name))
 	})
 }
 
 // LookupIPAddr returns the A and AAAA records of host.
 func (c *Cached) LookupIPAddr(ctx context.Context, host string) ([]net.IPAddr, error) {
-	return lookup(ctx, c, "ip", "ipaddr\x00"+rooted(host), func(ctx context.Context) ([]net.IPAddr, error) {
+	return lookup(ctx, c, "ip", rootedKey("ip\x00ipaddr\x00", host), func(ctx context.Context) ([]net.IPAddr, error) {
 		return c.res.LookupIPAddr(ctx, rooted(host))
 	})
 }
@@ -173,14 +187,14 @@ func (c *Cached) LookupIPAddr(ctx context.Context, host string) ([]net.IPAddr, e
 // LookupNetIP returns the addresses of host for network "ip", "ip4" or
 // "ip6"; DNSBL queries use "ip4" to send one A query instead of A and AAAA.
 func (c *Cached) LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error) {
-	return lookup(ctx, c, "ip", network+"\x00"+rooted(host), func(ctx context.Context) ([]netip.Addr, error) {
+	return lookup(ctx, c, "ip", rootedKey("ip\x00"+network+"\x00", host), func(ctx context.Context) ([]netip.Addr, error) {
 		return c.res.LookupNetIP(ctx, network, rooted(host))
 	})
 }
 
 // LookupAddr returns the PTR names of addr.
 func (c *Cached) LookupAddr(ctx context.Context, addr string) ([]string, error) {
-	return lookup(ctx, c, "ptr", addr, func(ctx context.Context) ([]string, error) {
+	return lookup(ctx, c, "ptr", "ptr\x00"+addr, func(ctx context.Context) ([]string, error) {
 		return c.res.LookupAddr(ctx, addr)
 	})
 }
@@ -188,16 +202,20 @@ func (c *Cached) LookupAddr(ctx context.Context, addr string) ([]string, error) 
 // rooted adds the trailing dot so the resolver never tries the search
 // domains of resolv.conf: "_dmarc.example.org" must not become
 // "_dmarc.example.org.corp.local". IP literals are left alone.
-func rooted(name string) string {
+func rooted(name string) string { return rootedKey("", name) }
+
+// rootedKey is prefix+rooted(name) in one allocation: a lookup the cache
+// answers builds its key and nothing else.
+func rootedKey(prefix, name string) string {
 	if name == "" || strings.HasSuffix(name, ".") {
-		return name
+		return prefix + name
 	}
 	if mayBeIP(name) {
 		if _, err := netip.ParseAddr(name); err == nil {
-			return name
+			return prefix + name
 		}
 	}
-	return name + "."
+	return prefix + name + "."
 }
 
 // mayBeIP reports whether s could parse as an IP address: an IPv6 one
@@ -216,14 +234,13 @@ func mayBeIP(s string) bool {
 }
 
 // lookup serves from the cache, or runs fn once for all concurrent callers
-// of the same key. The shared lookup runs under the resolver's own timeout,
+// of the same key: kind, a NUL and the name (rooted) with any qualifier. The shared lookup runs under the resolver's own timeout,
 // detached from the first caller's cancellation so one impatient caller does
 // not fail the others; each caller still stops waiting at its own deadline.
 func lookup[T any](ctx context.Context, c *Cached, kind, key string, fn func(context.Context) ([]T, error)) ([]T, error) {
-	key = kind + "\x00" + key
 	e, fresh := c.get(key)
 	if fresh {
-		c.cache.WithLabelValues("hit").Inc()
+		c.hits().Inc()
 		if e.err != nil {
 			errCopy := *e.err
 			return nil, &errCopy

@@ -356,6 +356,9 @@ func TestRooted(t *testing.T) {
 		if got := rooted(tt.in); got != tt.want {
 			t.Errorf("rooted(%q) = %q, want %q", tt.in, got, tt.want)
 		}
+		if got := rootedKey("txt\x00", tt.in); got != "txt\x00"+tt.want {
+			t.Errorf("rootedKey(txt, %q) = %q, want %q", tt.in, got, "txt\x00"+tt.want)
+		}
 	}
 	if n := testing.AllocsPerRun(100, func() { _ = rooted("example.org.") }); n != 0 {
 		t.Errorf("rooted of a rooted name allocated %.0f times", n)
@@ -408,5 +411,20 @@ func TestCacheOnlyAsksNoServer(t *testing.T) {
 	}
 	if n := srv.Queries("known.example.org"); n != 1 {
 		t.Errorf("%d queries, want only the plain lookup's", n)
+	}
+}
+
+// An answer from the cache costs its key, the lookup's closure and the
+// caller's copy of the answer: not a string per step of building the key.
+func TestCachedAnswerAllocations(t *testing.T) {
+	srv := dnstest.Start(t)
+	srv.AddTXT("example.org", "v=spf1 -all")
+	r := newTest(t, srv, nil)
+	ctx := context.Background()
+	if _, err := r.LookupTXT(ctx, "example.org"); err != nil {
+		t.Fatal(err)
+	}
+	if n := testing.AllocsPerRun(100, func() { _, _ = r.LookupTXT(ctx, "example.org") }); n > 3 {
+		t.Errorf("a cached LookupTXT allocated %.0f times, want 3", n)
 	}
 }
