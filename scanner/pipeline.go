@@ -515,9 +515,9 @@ func (p *Pipeline) runStage(ctx context.Context, i int, checkDeadline, deadline 
 	}()
 	checkCtx := ctx
 	if !checkDeadline.IsZero() {
-		var cancel context.CancelFunc
-		checkCtx, cancel = context.WithDeadline(ctx, checkDeadline)
-		defer cancel()
+		sc := &stageContext{parent: ctx, deadline: checkDeadline}
+		checkCtx = sc
+		defer sc.stop()
 	}
 	res, err := st.Check.Check(checkCtx, env, msg)
 	if err == nil {
