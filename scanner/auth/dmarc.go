@@ -422,9 +422,14 @@ func atoms(s string) bool {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < '!' || c > '~' || strings.IndexByte(`()<>[]:;@\,"`, c) >= 0 {
+		if !atomChar[s[i]] {
 			return false
 		}
 	}
 	return true
 }
+
+// atomChar is atoms' test of one byte, a table as tokenChar is.
+var atomChar = byteSet(func(c byte) bool {
+	return c >= '!' && c <= '~' && strings.IndexByte(`()<>[]:;@\,"`, c) < 0
+})
