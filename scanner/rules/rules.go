@@ -256,8 +256,10 @@ func (r *Rules) headers(f *findings, m *scanner.Message) {
 		}
 	}
 	// Marketing mail marks itself urgent to stand out; people rarely do.
+	// X-MSMail-Priority is named in its canonical form, which Get would
+	// otherwise build anew for every message.
 	if p := strings.ToLower(h.Get("X-Priority")); strings.HasPrefix(strings.TrimSpace(p), "1") ||
-		strings.EqualFold(strings.TrimSpace(h.Get("X-MSMail-Priority")), "high") {
+		strings.EqualFold(strings.TrimSpace(h.Get("X-Msmail-Priority")), "high") {
 		f.hit(PriorityHigh, "")
 	}
 	if strings.Contains(strings.ToLower(h.Get("To")), "undisclosed") {

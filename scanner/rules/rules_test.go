@@ -54,6 +54,7 @@ func TestRules(t *testing.T) {
 		{"empty Cc", scanner.Envelope{}, okHeaders + "Cc: \n\nhi\n", []string{HeaderEmptyAddr}},
 		{"urgent", scanner.Envelope{}, okHeaders + "X-Priority: 1 (Highest)\n\nhi\n", []string{PriorityHigh}},
 		{"normal priority", scanner.Envelope{}, okHeaders + "X-Priority: 3\nX-MSMail-Priority: Normal\n\nhi\n", nil},
+		{"urgent to Outlook", scanner.Envelope{}, okHeaders + "X-MSMail-Priority: High\n\nhi\n", []string{PriorityHigh}},
 		{"undisclosed recipients", scanner.Envelope{}, strings.Replace(okHeaders, "bob@example.net", "undisclosed-recipients:;", 1) + "\nhi\n", []string{ToUndisclosed}},
 		{"multipart without MIME-Version", scanner.Envelope{}, okHeaders + "Content-Type: multipart/mixed; boundary=b\n\n--b\n\nhi\n--b--\n", []string{MIMEMissingVersion}},
 		{"shouting subject", scanner.Envelope{}, strings.Replace(okHeaders, "lunch", "MAKE MONEY FAST NOW", 1) + "\nhi\n", []string{SubjectAllCaps}},
@@ -133,5 +134,16 @@ func TestMayBeDynamicPassesOverPlainNames(t *testing.T) {
 		if got := mayBeDynamic(tt.h); got != tt.want {
 			t.Errorf("mayBeDynamic(%q) = %v, want %v", tt.h, got, tt.want)
 		}
+	}
+}
+
+// The header rules read the fields of plain mail without allocating: a
+// field named out of its canonical form cost a new key per message.
+func TestHeaderRulesDoNotAllocate(t *testing.T) {
+	r := New(nil)
+	m := scanner.Parse([]byte(okHeaders + "X-Priority: 3\nX-MSMail-Priority: Normal\n\nhi\n"))
+	f := findings{w: r.weights}
+	if n := testing.AllocsPerRun(100, func() { r.headers(&f, m) }); n != 0 {
+		t.Errorf("headers allocated %.0f times a message", n)
 	}
 }
