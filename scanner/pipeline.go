@@ -256,9 +256,9 @@ func (p *Pipeline) Scan(ctx context.Context, env *Envelope, msg *Message, policy
 	if p.timeout > 0 {
 		scanDeadline = now.Add(p.timeout)
 		if p.untimed {
-			var cancel context.CancelFunc
-			scanCtx, cancel = context.WithDeadline(ctx, scanDeadline)
-			defer cancel()
+			sc := &stageContext{parent: ctx, deadline: scanDeadline}
+			scanCtx = sc
+			defer sc.stop()
 		}
 	}
 	r := &scanRun{p: p, env: env, msg: msg, stages: make([]runningStage, len(p.stages)), settled: make(chan struct{}, 1)}

@@ -6,7 +6,8 @@ import (
 	"time"
 )
 
-// stageContext is context.WithDeadline(parent, deadline), made only once
+// stageContext is context.WithDeadline(parent, deadline), for a stage
+// with a timeout or for the scan the others share, made only once
 // something needs it to end on its own: a Done channel to wait on, a
 // child context, an Err or Value at or past the deadline. Most checks on
 // most messages never wait (the rules and the model do not look at their

@@ -135,11 +135,19 @@ func (c valueCheck) Check(ctx context.Context, _ *Envelope, _ *Message) (Result,
 }
 
 func TestStageDeadlineArmsNoTimerUnlessWaitedOn(t *testing.T) {
-	c := valueCheck{made: make(chan bool, 1)}
-	p := NewPipeline([]Stage{NewStage(c, StageConfig{OnError: OnErrorAccept, Timeout: time.Minute})},
-		time.Hour, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
-	p.Scan(context.Background(), &Envelope{}, &Message{}, Policy{})
-	if <-c.made {
-		t.Error("a check that never waited on its context got a deadline context")
+	for _, tt := range []struct {
+		name    string
+		timeout time.Duration
+	}{
+		{"the stage's own timeout", time.Minute},
+		{"the scan's", 0},
+	} {
+		c := valueCheck{made: make(chan bool, 1)}
+		p := NewPipeline([]Stage{NewStage(c, StageConfig{OnError: OnErrorAccept, Timeout: tt.timeout})},
+			time.Hour, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
+		p.Scan(context.Background(), &Envelope{}, &Message{}, Policy{})
+		if <-c.made {
+			t.Errorf("%s: a check that never waited on its context got a deadline context", tt.name)
+		}
 	}
 }
