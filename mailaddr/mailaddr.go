@@ -141,11 +141,11 @@ func build(local, domain string) (Address, error) {
 	if err := checkDomain(domain); err != nil {
 		return Address{}, err
 	}
-	a := Address{Local: local, Domain: domain}
-	if len(a.String()) > MaxLength {
+	// String's length, without building it: a dot-string needs no copy.
+	if len(quoteLocal(local))+len("@")+len(domain) > MaxLength {
 		return Address{}, fmt.Errorf("%w: longer than %d octets", ErrSyntax, MaxLength)
 	}
-	return a, nil
+	return Address{Local: local, Domain: domain}, nil
 }
 
 // checkText refuses controls and invalid UTF-8 before any parsing, so the
@@ -275,7 +275,7 @@ func checkDomain(d string) error {
 	if strings.HasPrefix(d, "[") {
 		return checkLiteral(d)
 	}
-	for _, label := range strings.Split(d, ".") {
+	for label := range strings.SplitSeq(d, ".") {
 		if label == "" || len(label) > 63 {
 			return fmt.Errorf("%w: empty or over-long domain label", ErrSyntax)
 		}

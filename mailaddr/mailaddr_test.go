@@ -146,3 +146,11 @@ func TestStringAllocatesOnlyItsResult(t *testing.T) {
 		t.Errorf("String allocated %.0f times, want 1", n)
 	}
 }
+
+// ParseDecoded runs for the sender and every recipient: a valid dot-string
+// address costs nothing beyond checking it.
+func TestParseDecodedAllocatesNothing(t *testing.T) {
+	if n := testing.AllocsPerRun(100, func() { _, _ = ParseDecoded("first.last@example.org") }); n > 0 {
+		t.Errorf("ParseDecoded allocated %.0f times, want 0", n)
+	}
+}

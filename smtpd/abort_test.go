@@ -13,16 +13,18 @@ import (
 	"github.com/mxgrid/mxgrid/internal/smtptest"
 )
 
-// errorRecords keeps the messages of the records logged at ERROR.
-type errorRecords struct {
+// logRecords keeps the records logged at min or above, each as its
+// message and attributes.
+type logRecords struct {
+	min  slog.Level
 	mu   sync.Mutex
 	msgs []string
 }
 
-func (h *errorRecords) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelError }
-func (h *errorRecords) WithAttrs([]slog.Attr) slog.Handler           { return h }
-func (h *errorRecords) WithGroup(string) slog.Handler                { return h }
-func (h *errorRecords) Handle(_ context.Context, r slog.Record) error {
+func (h *logRecords) Enabled(_ context.Context, l slog.Level) bool { return l >= h.min }
+func (h *logRecords) WithAttrs([]slog.Attr) slog.Handler           { return h }
+func (h *logRecords) WithGroup(string) slog.Handler                { return h }
+func (h *logRecords) Handle(_ context.Context, r slog.Record) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	msg := r.Message
@@ -40,7 +42,7 @@ func TestClientAbortsAreNotErrors(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.Domains = append(cfg.Domains, smtptest.Domain("example.org", sink.Addr))
 	deps := configDeps(t, cfg, nil)
-	rec := &errorRecords{}
+	rec := &logRecords{min: slog.LevelError}
 	deps.Log = slog.New(rec)
 	n := startWith(t, cfg, deps)
 	const open = "MAIL FROM:<alice@sender.test>\r\nRCPT TO:<bob@example.org>\r\n"

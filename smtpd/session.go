@@ -462,12 +462,17 @@ func (ss *session) Data(r io.Reader) (reply error) {
 	}
 	ss.srv.metrics.duration.WithLabelValues(replyClass(sent.Code)).Observe(time.Since(start).Seconds())
 	ss.srv.metrics.size.Observe(float64(b.size))
-	ss.log.Info("transaction",
-		"queue_id", ss.queueID, "helo", ss.helo(), "from", ss.from.String(), "rcpts", ss.rcpts,
-		"size", b.size, "spooled", b.spooled(), "action", verdict.Action.String(), "score", verdict.Score,
-		"symbols", scanner.SymbolNames(verdict.TopSymbols(8)), "outcome", string(outcome),
-		"reply", replyLine(sent),
-		"duration", time.Since(start))
+	// Info evaluates its arguments before it asks the handler: rendering
+	// them (the sorted symbols above all) cost ~1 % of the CPU of a node
+	// that logs at warn and above.
+	if ss.log.Enabled(context.Background(), slog.LevelInfo) {
+		ss.log.Info("transaction",
+			"queue_id", ss.queueID, "helo", ss.helo(), "from", ss.from.String(), "rcpts", ss.rcpts,
+			"size", b.size, "spooled", b.spooled(), "action", verdict.Action.String(), "score", verdict.Score,
+			"symbols", scanner.SymbolNames(verdict.TopSymbols(8)), "outcome", string(outcome),
+			"reply", replyLine(sent),
+			"duration", time.Since(start))
+	}
 	return sent
 }
 

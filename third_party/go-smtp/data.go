@@ -69,6 +69,16 @@ func newDataReader(c *Conn) *dataReader {
 	return dr
 }
 
+// dataReader's states, as in net/textproto.
+const (
+	stateBeginLine = iota // beginning of line; initial state; must be zero
+	stateDot              // read . at beginning of line
+	stateDotCR            // read .\r at beginning of line
+	stateCR               // read \r (possibly at end of line)
+	stateData             // reading data in middle of line
+	stateEOF              // reached .\r\n end marker line
+)
+
 func (r *dataReader) Read(b []byte) (n int, err error) {
 	if r.limited {
 		if r.n <= 0 {
@@ -84,21 +94,13 @@ func (r *dataReader) Read(b []byte) (n int, err error) {
 
 	// Run data through a simple state machine to
 	// elide leading dots and detect End-of-Data (<CR><LF>.<CR><LF>) line.
-	const (
-		stateBeginLine = iota // beginning of line; initial state; must be zero
-		stateDot              // read . at beginning of line
-		stateDotCR            // read .\r at beginning of line
-		stateCR               // read \r (possibly at end of line)
-		stateData             // reading data in middle of line
-		stateEOF              // reached .\r\n end marker line
-	)
 	for n < len(b) && r.state != stateEOF {
-		if r.state == stateData {
-			// mxgrid patch: in the middle of a line only a CR changes the
-			// state, so the bytes up to it are copied in one step (upstream
-			// called ReadByte for each). Only what is buffered is taken:
-			// reading more is left to ReadByte below, so Read blocks and
-			// reads the connection exactly when it did byte by byte.
+		if r.state == stateData || r.state == stateBeginLine {
+			// mxgrid patch: ordinary lines are copied in one step
+			// (dataRun; upstream called ReadByte for each byte). Only
+			// what is buffered is taken: reading more is left to
+			// ReadByte below, so Read blocks and reads the connection
+			// exactly when it did byte by byte.
 			if m := r.dataRun(b[n:]); m > 0 {
 				n += m
 				continue
@@ -168,8 +170,11 @@ func (r *dataReader) Read(b []byte) (n int, err error) {
 	return
 }
 
-// dataRun copies into b the buffered bytes before the next CR and returns
-// how many it copied: zero when nothing is buffered or a CR is next.
+// dataRun copies into b the buffered bytes the state machine would only
+// copy, and returns how many: from the middle of a line to its CRLF, and
+// on through every following line that starts with neither '.' nor CR.
+// It stops before a bare CR, a CR last in the buffer, or such a line
+// start, and copies nothing when nothing is buffered.
 func (r *dataReader) dataRun(b []byte) int {
 	k := r.r.Buffered()
 	if k > len(b) {
@@ -181,10 +186,27 @@ func (r *dataReader) dataRun(b []byte) int {
 	// Peek and Discard of buffered bytes never read the connection nor
 	// fail.
 	buf, _ := r.r.Peek(k)
-	if i := bytes.IndexByte(buf, '\r'); i >= 0 {
-		buf = buf[:i]
+	n := 0
+	for n < len(buf) {
+		if r.state == stateBeginLine {
+			if c := buf[n]; c == '.' || c == '\r' {
+				break
+			}
+			r.state = stateData
+		}
+		i := bytes.IndexByte(buf[n:], '\r')
+		if i < 0 {
+			n = len(buf)
+			break
+		}
+		n += i
+		if n+1 == len(buf) || buf[n+1] != '\n' {
+			break
+		}
+		n += 2
+		r.state = stateBeginLine
 	}
-	n := copy(b, buf)
+	copy(b, buf[:n])
 	r.r.Discard(n)
 	return n
 }

@@ -56,10 +56,23 @@ func (d *dotWriter) Write(b []byte) (n int, err error) {
 			if lf < end {
 				end = lf
 			}
+			if lf < len(b) && lf == cr+1 {
+				// A CRLF line end goes in the same Write as its line:
+				// textproto writes it unchanged too, and a line per
+				// Write, not three, halves the per-line cost.
+				end = lf + 1
+			}
 			if end > n {
 				var m int
 				m, err = d.w.Write(d.fitting(b[n:end]))
 				n += m
+				// fitting may have cut the line after its CR.
+				switch n {
+				case lf + 1:
+					d.state = wstateBeginLine
+				case cr + 1:
+					d.state = wstateCR
+				}
 				continue
 			}
 			if b[n] == '\r' {
