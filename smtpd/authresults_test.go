@@ -10,12 +10,26 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/mxgrid/mxgrid/config"
 	"github.com/mxgrid/mxgrid/dnsresolver"
 	"github.com/mxgrid/mxgrid/dnsresolver/dnstest"
 	"github.com/mxgrid/mxgrid/internal/smtptest"
 	"github.com/mxgrid/mxgrid/scanner"
 	"github.com/mxgrid/mxgrid/scanner/auth"
 )
+
+// authStage is the real sender checks for a node configured as cfg,
+// asking the DNS server dnsCfg names.
+func authStage(t *testing.T, cfg *config.Config, dnsCfg dnsresolver.Config) scanner.Stage {
+	t.Helper()
+	authCfg := auth.DefaultConfig()
+	authCfg.AuthservID = cfg.AuthServID()
+	check, err := auth.New(authCfg, dnsresolver.New(dnsCfg, prometheus.NewRegistry()), slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return check.Stage()
+}
 
 // TestAuthResultsStaySevenBitAndPrivate: with the real sender checks and a
 // resolver that refuses every query, a client saying EHLO with a UTF-8
@@ -28,16 +42,10 @@ func TestAuthResultsStaySevenBitAndPrivate(t *testing.T) {
 	dnsCfg := dnsresolver.DefaultConfig()
 	dnsCfg.Server, dnsCfg.Timeout, dnsCfg.CacheSize = "127.0.0.1:1", time.Second, 0
 	cfg := testConfig(t)
-	authCfg := auth.DefaultConfig()
-	authCfg.AuthservID = cfg.AuthServID()
-	check, err := auth.New(authCfg, dnsresolver.New(dnsCfg, prometheus.NewRegistry()), slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
 	sink := startRawSink(t)
 	sink.withhold8BitMIME()
 	cfg.Domains = append(cfg.Domains, smtptest.Domain("example.org", sink.Addr))
-	n := startConfigured(t, cfg, []scanner.Stage{check.Stage()})
+	n := startConfigured(t, cfg, []scanner.Stage{authStage(t, &cfg, dnsCfg)})
 
 	c := dial(t, n.SMTPAddr())
 	c.cmd(250, "EHLO caf\xc3\xa9.sender.test")
@@ -78,17 +86,11 @@ func TestAllowedSenderMustBeAuthenticated(t *testing.T) {
 	dnsCfg := dnsresolver.DefaultConfig()
 	dnsCfg.Server, dnsCfg.Timeout = dns.Addr, time.Second
 	cfg := testConfig(t)
-	authCfg := auth.DefaultConfig()
-	authCfg.AuthservID = cfg.AuthServID()
-	check, err := auth.New(authCfg, dnsresolver.New(dnsCfg, prometheus.NewRegistry()), slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
 	sink := smtptest.StartSink(t)
 	d := smtptest.Domain("example.org", sink.Addr)
 	d.SenderAllow = []string{"partner.test", "spoofed.test", "nospf.test"}
 	cfg.Domains = append(cfg.Domains, d)
-	n := startConfigured(t, cfg, []scanner.Stage{check.Stage(), {Check: scoreCheck{score: 30}}})
+	n := startConfigured(t, cfg, []scanner.Stage{authStage(t, &cfg, dnsCfg), {Check: scoreCheck{score: 30}}})
 
 	c := dial(t, n.SMTPAddr())
 	for _, tt := range []struct {
