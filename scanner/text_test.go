@@ -74,8 +74,11 @@ func FuzzTextHelpersMatchReference(f *testing.F) {
 	})
 }
 
+// benchText is the text of the message scripts/bench-smtp.sh sends.
+var benchText = strings.Repeat("1XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX\r\n", 64)
+
 func BenchmarkASCIILetters(b *testing.B) {
-	s := strings.Repeat("1XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX\r\n", 64)
+	s := benchText
 	b.SetBytes(int64(len(s)))
 	b.ReportAllocs()
 	for b.Loop() {
@@ -84,7 +87,7 @@ func BenchmarkASCIILetters(b *testing.B) {
 }
 
 func BenchmarkIsASCII(b *testing.B) {
-	s := strings.Repeat("1XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX\r\n", 64)
+	s := benchText
 	b.SetBytes(int64(len(s)))
 	b.ReportAllocs()
 	for b.Loop() {
@@ -96,7 +99,7 @@ func BenchmarkIsASCII(b *testing.B) {
 // does: the benchmark message's and prose.
 func BenchmarkASCIIWord(b *testing.B) {
 	for _, s := range []string{
-		strings.Repeat("1XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX\r\n", 64),
+		benchText,
 		strings.Repeat("Dear customer, your account will be suspended within 24 hours unless you verify it.\n", 60),
 	} {
 		b.Run(s[:4], func(b *testing.B) {

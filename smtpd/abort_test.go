@@ -33,18 +33,25 @@ func (h *logRecords) Handle(_ context.Context, r slog.Record) error {
 	return nil
 }
 
+// startLogged starts a node relaying example.org to a raw sink, its log
+// records at min or above kept.
+func startLogged(t *testing.T, min slog.Level) (*testNode, *rawSink, *logRecords) {
+	t.Helper()
+	sink := startRawSink(t)
+	cfg := testConfig(t)
+	cfg.Domains = append(cfg.Domains, smtptest.Domain("example.org", sink.Addr))
+	deps := configDeps(t, cfg, nil)
+	rec := &logRecords{min: min}
+	deps.Log = slog.New(rec)
+	return startWith(t, cfg, deps), sink, rec
+}
+
 // TestClientAbortsAreNotErrors: a client that gives up a message (drops or
 // resets the connection mid-body, or sends RSET during BDAT) is no fault
 // of the node's. Each was logged at ERROR as an "unclassified error", one
 // line per connection for anyone who cared to, where operators alert.
 func TestClientAbortsAreNotErrors(t *testing.T) {
-	sink := startRawSink(t)
-	cfg := testConfig(t)
-	cfg.Domains = append(cfg.Domains, smtptest.Domain("example.org", sink.Addr))
-	deps := configDeps(t, cfg, nil)
-	rec := &logRecords{min: slog.LevelError}
-	deps.Log = slog.New(rec)
-	n := startWith(t, cfg, deps)
+	n, _, rec := startLogged(t, slog.LevelError)
 	const open = "MAIL FROM:<alice@sender.test>\r\nRCPT TO:<bob@example.org>\r\n"
 	for _, tc := range []struct {
 		name, input string

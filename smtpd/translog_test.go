@@ -4,8 +4,6 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
-
-	"github.com/mxgrid/mxgrid/internal/smtptest"
 )
 
 // TestTransactionLogLine: every relayed message gets its "transaction"
@@ -21,13 +19,8 @@ func TestTransactionLogLine(t *testing.T) {
 		{slog.LevelWarn, nil},
 	} {
 		t.Run(tc.level.String(), func(t *testing.T) {
-			sink := startRawSink(t)
-			cfg := testConfig(t)
-			cfg.Domains = append(cfg.Domains, smtptest.Domain("example.org", sink.Addr))
-			deps := configDeps(t, cfg, nil)
-			rec := &logRecords{min: tc.level}
-			deps.Log = slog.New(rec)
-			relayOne(t, startWith(t, cfg, deps), sink, "client.test", "Subject: x\r\n\r\nbody\r\n")
+			n, sink, rec := startLogged(t, tc.level)
+			relayOne(t, n, sink, "client.test", "Subject: x\r\n\r\nbody\r\n")
 			rec.mu.Lock()
 			defer rec.mu.Unlock()
 			var lines []string
