@@ -77,21 +77,22 @@ func FuzzTextHelpersMatchReference(f *testing.F) {
 // benchText is the text of the message scripts/bench-smtp.sh sends.
 var benchText = strings.Repeat("1XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX\r\n", 64)
 
-func BenchmarkASCIILetters(b *testing.B) {
-	s := benchText
-	b.SetBytes(int64(len(s)))
-	b.ReportAllocs()
-	for b.Loop() {
-		ASCIILetters(s)
-	}
-}
-
-func BenchmarkIsASCII(b *testing.B) {
-	s := benchText
-	b.SetBytes(int64(len(s)))
-	b.ReportAllocs()
-	for b.Loop() {
-		IsASCII(s)
+// BenchmarkTextScans runs each whole-text scan over benchText.
+func BenchmarkTextScans(b *testing.B) {
+	for _, bc := range []struct {
+		name string
+		scan func(string)
+	}{
+		{"ASCIILetters", func(s string) { ASCIILetters(s) }},
+		{"IsASCII", func(s string) { IsASCII(s) }},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.SetBytes(int64(len(benchText)))
+			b.ReportAllocs()
+			for b.Loop() {
+				bc.scan(benchText)
+			}
+		})
 	}
 }
 
