@@ -35,7 +35,10 @@ func Of(msg []byte) Preview {
 	if len(text) > maxPreviewText {
 		text = strings.ToValidUTF8(text[:maxPreviewText], "")
 	}
-	p.Text = strings.TrimSpace(text)
+	// The parser's text may share msg's bytes, which are the caller's
+	// only while its callback runs (quarantine.Service.Open): the preview
+	// keeps a copy, and not the whole message alive behind it.
+	p.Text = strings.Clone(strings.TrimSpace(text))
 	for _, part := range m.Parts {
 		if part.Filename != "" {
 			p.Attachments = append(p.Attachments, part.Filename)
