@@ -92,7 +92,7 @@ print("replies:", dict(codes), "in %.1f s" % (time.time() - t0))
 PY
 if kill -0 "$node" 2>/dev/null; then
 	grep -E 'VmHWM|VmRSS' "/proc/$node/status" | tr -s ' \t' ' '
-	echo "node warnings:"; grep -o 'msg="[^"]*"' "$work/log" | sort | uniq -c | sort -rn | head -5
+	echo "node warnings:"; { grep -o 'msg="[^"]*"' "$work/log" || true; } | sort | uniq -c | sort -rn | head -5
 else
 	echo "node died:"; tail -5 "$work/log"
 fi
