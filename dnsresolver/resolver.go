@@ -65,20 +65,11 @@ type Cached struct {
 	duration  *prometheus.HistogramVec
 	cache     *prometheus.CounterVec
 	fastFails prometheus.Counter
-	// hit is cache's hit counter once made (hits): WithLabelValues
-	// hashed and looked up its label for every answer from the cache.
-	hit atomic.Pointer[prometheus.Counter]
-}
-
-// hits is the counter of answers from the cache, made on the first, as
-// the other results' are, so no series shows before it counts.
-func (c *Cached) hits() prometheus.Counter {
-	if p := c.hit.Load(); p != nil {
-		return *p
-	}
-	h := c.cache.WithLabelValues("hit")
-	c.hit.Store(&h)
-	return h
+	// hits is cache's "hit" counter, made on the first hit as the other
+	// results' are (no series shows before it counts) and kept: looking
+	// it up by label for every answer from the cache cost more than the
+	// answer.
+	hits func() prometheus.Counter
 }
 
 type entry struct {
@@ -138,6 +129,7 @@ func New(cfg Config, reg prometheus.Registerer) *Cached {
 			Help: "Lookups failed at once, without asking, because the DNS server had stopped answering.",
 		}),
 	}
+	c.hits = sync.OnceValue(func() prometheus.Counter { return c.cache.WithLabelValues("hit") })
 	c.reach.now = time.Now
 	c.reach.serverAnswers = func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
@@ -234,9 +226,10 @@ func mayBeIP(s string) bool {
 }
 
 // lookup serves from the cache, or runs fn once for all concurrent callers
-// of the same key: kind, a NUL and the name (rooted) with any qualifier. The shared lookup runs under the resolver's own timeout,
-// detached from the first caller's cancellation so one impatient caller does
-// not fail the others; each caller still stops waiting at its own deadline.
+// of the same key (kind, a NUL and the rooted name with any qualifier).
+// The shared lookup runs under the resolver's own timeout, detached from
+// the first caller's cancellation so one impatient caller does not fail
+// the others; each caller still stops waiting at its own deadline.
 func lookup[T any](ctx context.Context, c *Cached, kind, key string, fn func(context.Context) ([]T, error)) ([]T, error) {
 	e, fresh := c.get(key)
 	if fresh {
