@@ -82,6 +82,15 @@ func newWorld(t testing.TB) *world {
 	srv.ServFail("spftmp.example")
 	srv.AddTXT("_dmarc.spftmp.example", "v=DMARC1; p=reject")
 	srv.ServFail("_dmarc.dmarcfail.example")
+	// Two DMARC records (and a non-DMARC string, which does not count): no
+	// DMARC, neither the first record nor the organizational domain's.
+	srv.AddTXT("_dmarc.twice.example", "v=DMARC1; p=reject")
+	srv.AddTXT("_dmarc.twice.example", "v=DMARC1; p=none")
+	srv.AddTXT("_dmarc.twice.example", "google-site-verification=abc")
+	srv.AddTXT("_dmarc.once.example", "v=DMARC1; p=reject")
+	srv.AddTXT("_dmarc.once.example", "google-site-verification=abc")
+	srv.AddTXT("_dmarc.twice.example.org", "v=DMARC1; p=none")
+	srv.AddTXT("_dmarc.twice.example.org", "v=DMARC1; p=quarantine")
 	srv.AddTXT("dmarcfail.example", "v=spf1 ip4:192.0.2.10 -all")
 
 	cfg := dnsresolver.DefaultConfig()
@@ -289,6 +298,32 @@ func TestCheck(t *testing.T) {
 			env:         scanner.Envelope{ClientIP: good, HELO: "[192.0.2.10]", MailFrom: "x@dmarcfail.example"},
 			raw:         func(testing.TB) []byte { return testMessage("x@dmarcfail.example") },
 			wantSymbols: []string{"SPF_PASS", "DKIM_NONE", "DMARC_TEMPERROR"},
+		},
+		{
+			name:        "two DMARC records: none, not the first one's p=reject",
+			env:         scanner.Envelope{ClientIP: bad, HELO: "[203.0.113.1]", MailFrom: "x@twice.example", DMARCEnforce: true},
+			raw:         func(testing.TB) []byte { return testMessage("x@twice.example") },
+			wantAR:      []string{"spf=none reason=\"no DNS record found\" smtp.mailfrom=x@twice.example", "dkim=none", "dmarc=none (more than one DMARC record) header.from=twice.example"},
+			wantSymbols: []string{"SPF_NONE", "DKIM_NONE", "DMARC_NONE"},
+		},
+		{
+			name:        "one DMARC record among other TXT strings applies",
+			env:         scanner.Envelope{ClientIP: bad, HELO: "[203.0.113.1]", MailFrom: "x@once.example", DMARCEnforce: true},
+			raw:         func(testing.TB) []byte { return testMessage("x@once.example") },
+			wantSymbols: []string{"SPF_NONE", "DKIM_NONE", "DMARC_FAIL_REJECT"},
+			wantReject:  true,
+		},
+		{
+			name:        "two DMARC records at a subdomain: none, neither its first one's nor the organization's sp=",
+			env:         scanner.Envelope{ClientIP: bad, HELO: "[203.0.113.1]", MailFrom: "x@twice.example.org", DMARCEnforce: true},
+			raw:         func(testing.TB) []byte { return testMessage("x@twice.example.org") },
+			wantSymbols: []string{"SPF_NONE", "DKIM_NONE", "DMARC_NONE"},
+		},
+		{
+			name:        "no record at a subdomain, two at its organization: none",
+			env:         scanner.Envelope{ClientIP: bad, HELO: "[203.0.113.1]", MailFrom: "x@sub.twice.example", DMARCEnforce: true},
+			raw:         func(testing.TB) []byte { return testMessage("x@sub.twice.example") },
+			wantSymbols: []string{"SPF_NONE", "DKIM_NONE", "DMARC_NONE"},
 		},
 		{
 			name: "null MAIL FROM is checked as postmaster@HELO",

@@ -64,22 +64,60 @@ func (c *Check) lookupPolicies(ctx context.Context, msg *scanner.Message, wg *sy
 	return policies, err
 }
 
+// errMultipleRecords is a domain publishing more than one DMARC record:
+// RFC 7489 6.6.3 ends policy discovery there and applies no DMARC, without
+// asking the organizational domain. The library would take the first
+// record, a policy its owner may never have meant to be the one in force.
+var errMultipleRecords = fmt.Errorf("%w: more than one DMARC record", dmarc.ErrNoPolicy)
+
 // lookupPolicy finds from's record, falling back to the organizational
 // domain's (RFC 7489 6.6.3).
 func (c *Check) lookupPolicy(ctx context.Context, from string) authorPolicy {
 	p := authorPolicy{from: from}
-	lookup := &dmarc.LookupOptions{LookupTXT: func(name string) ([]string, error) { return c.res.LookupTXT(ctx, name) }}
-	p.rec, p.err = dmarc.LookupWithOptions(from, lookup)
-	if !errors.Is(p.err, dmarc.ErrNoPolicy) {
+	p.rec, p.err = c.lookupRecord(ctx, from)
+	if errors.Is(p.err, errMultipleRecords) || !errors.Is(p.err, dmarc.ErrNoPolicy) {
 		return p
 	}
 	if org := orgDomain(from); org != from {
 		// No record at the author domain: the organizational domain's,
 		// whose sp= then applies.
-		p.rec, p.err = dmarc.LookupWithOptions(org, lookup)
+		p.rec, p.err = c.lookupRecord(ctx, org)
 		p.atOrg = true
 	}
 	return p
+}
+
+// lookupRecord is domain's one DMARC record.
+func (c *Check) lookupRecord(ctx context.Context, domain string) (*dmarc.Record, error) {
+	multiple := false
+	lookup := &dmarc.LookupOptions{LookupTXT: func(name string) ([]string, error) {
+		txts, err := c.res.LookupTXT(ctx, name)
+		multiple = multipleDMARCRecords(txts)
+		return txts, err
+	}}
+	rec, err := dmarc.LookupWithOptions(domain, lookup)
+	if multiple {
+		return nil, errMultipleRecords
+	}
+	return rec, err
+}
+
+// multipleDMARCRecords reports whether more than one of txts is a DMARC
+// record (RFC 7489 6.6.3 step 2 discards the rest), by the library's own
+// test so that this and the record it picks agree. Most domains publish
+// one TXT string at _dmarc, which needs no test.
+func multipleDMARCRecords(txts []string) bool {
+	if len(txts) < 2 {
+		return false
+	}
+	n := 0
+	for _, txt := range txts {
+		one := &dmarc.LookupOptions{LookupTXT: func(string) ([]string, error) { return []string{txt}, nil }}
+		if _, err := dmarc.LookupWithOptions("", one); !errors.Is(err, dmarc.ErrNoPolicy) {
+			n++
+		}
+	}
+	return n > 1
 }
 
 // evaluateDMARC implements RFC 7489 section 6.6 over the author domains'
@@ -134,6 +172,9 @@ func evaluateDomain(p authorPolicy, spfRes *spfResult, dkims []dkimResult) dmarc
 	r.props[0] = prop{"header.from", from}
 
 	switch {
+	case errors.Is(err, errMultipleRecords):
+		r.result, r.symbol, r.reason = "none", "DMARC_NONE", "more than one DMARC record"
+		return r
 	case errors.Is(err, dmarc.ErrNoPolicy):
 		r.result, r.symbol = "none", "DMARC_NONE"
 		return r
