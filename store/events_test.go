@@ -339,3 +339,35 @@ func BenchmarkInsertEventsSpread(b *testing.B) {
 		})
 	}
 }
+
+// TestEventIndexes pins the events table's indexes: each costs every
+// event written, so each must serve a read (events_at the map, the recent
+// list and pruning; events_domain_id a domain's refusals and maps).
+// events_domain, on the name, lost its last query in version 3.
+func TestEventIndexes(t *testing.T) {
+	queries := map[string]string{
+		"sqlite":   `SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events' AND sql IS NOT NULL ORDER BY name`,
+		"postgres": `SELECT indexname FROM pg_indexes WHERE tablename = 'events' AND indexname <> 'events_pkey' ORDER BY indexname`,
+	}
+	for _, tc := range dialects {
+		t.Run(tc.name, func(t *testing.T) {
+			s := tc.open(t)
+			rows, err := s.DB.QueryContext(context.Background(), queries[tc.name])
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rows.Close()
+			var got []string
+			for rows.Next() {
+				var name string
+				if err := rows.Scan(&name); err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, name)
+			}
+			if want := []string{"events_at", "events_domain_id"}; !reflect.DeepEqual(got, want) {
+				t.Errorf("indexes on events: %v, want %v", got, want)
+			}
+		})
+	}
+}
