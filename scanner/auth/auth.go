@@ -319,7 +319,7 @@ func senderAuthenticated(mailFrom string, spfRes spfResult, dkims []dkimResult) 
 	if spfRes.method != "" && spfRes.result == "pass" {
 		return true
 	}
-	domain := strings.ToLower(strings.TrimSuffix(mailFrom[at+1:], "."))
+	domain := aLabels(strings.TrimSuffix(mailFrom[at+1:], "."))
 	for _, d := range dkims {
 		if d.result == "pass" && aligned(d.domain, domain, dmarc.AlignmentRelaxed) {
 			return true
@@ -344,11 +344,34 @@ func mailFromSender(env *scanner.Envelope) string {
 // (RFC 7208 2.3).
 func heloSender(env *scanner.Envelope) string { return "postmaster@" + env.HELO }
 
-// spfDomain is the domain check_host checks for sender: what follows its
-// first '@', as written.
+// spfDomain is the domain check_host checks for sender: what follows the
+// last '@' (a quoted local part may hold one; the library splits at the
+// first, and would check a domain made of the local part's tail), in
+// lower-case A-labels (RFC 8616 4: an SMTPUTF8 sender's domain is looked
+// up as its A-label; looked up in UTF-8 it had no record, SPF none, and an
+// IDN sender's pass never aligned with its DMARC policy).
 func spfDomain(sender string) string {
-	_, domain, _ := strings.Cut(sender, "@")
-	return domain
+	at := strings.LastIndexByte(sender, '@')
+	if at < 0 {
+		return ""
+	}
+	return aLabels(strings.TrimSuffix(sender[at+1:], "."))
+}
+
+// spfSender is the sender check_host gets, whose spfDomain is domain (not
+// empty: sender holds an '@'): its local part and domain. A local part
+// holding an '@' goes as "postmaster", as a missing one does (RFC 7208
+// 4.3): only %{l} and %{s} macros see it.
+func spfSender(sender, domain string) string {
+	at := strings.LastIndexByte(sender, '@')
+	local := sender[:at]
+	switch {
+	case strings.IndexByte(local, '@') >= 0:
+		local = "postmaster"
+	case sender[at+1:] == domain:
+		return sender // most senders: nothing to rewrite, nothing to allocate
+	}
+	return local + "@" + domain
 }
 
 // checkSPF runs check_host for one identity; an empty sender is a null
@@ -381,7 +404,7 @@ func (c *Check) checkSPFBoth(ctx context.Context, env *scanner.Envelope) spfResu
 // runSPF runs check_host for sender, leaving the identity's property and
 // symbol to of; macros reports a '%' in a TXT answer it read.
 func (c *Check) runSPF(ctx context.Context, env *scanner.Envelope, sender string) (r spfResult, macros bool) {
-	domain := strings.ToLower(strings.TrimSuffix(spfDomain(sender), "."))
+	domain := spfDomain(sender)
 	r = spfResult{domain: domain}
 	r.method = "spf"
 	var (
@@ -394,7 +417,7 @@ func (c *Check) runSPF(ctx context.Context, env *scanner.Envelope, sender string
 		res := &ptrBudgetResolver{Resolver: c.res}
 		// The library reports why in err even on pass ("matched ip");
 		// the Result alone is the verdict.
-		result, err = spf.CheckHostWithSender(net.IP(env.ClientIP.Unmap().AsSlice()), env.HELO, sender,
+		result, err = spf.CheckHostWithSender(net.IP(env.ClientIP.Unmap().AsSlice()), env.HELO, spfSender(sender, domain),
 			spf.WithResolver(res), spf.WithContext(ctx))
 		macros = res.macros
 	}

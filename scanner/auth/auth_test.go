@@ -79,6 +79,7 @@ func newWorld(t testing.TB) *world {
 	srv.AddTXT("strict.example", "v=spf1 ip4:192.0.2.10 -all")
 	srv.AddTXT("_dmarc.soft.example", "v=DMARC1; p=none")
 	srv.AddTXT("_dmarc.xn--bnk-qla.example", "v=DMARC1; p=reject")
+	srv.AddTXT("xn--bnk-qla.example", "v=spf1 ip4:192.0.2.10 -all")
 	srv.ServFail("spftmp.example")
 	srv.AddTXT("_dmarc.spftmp.example", "v=DMARC1; p=reject")
 	srv.ServFail("_dmarc.dmarcfail.example")
@@ -463,6 +464,29 @@ func TestCheck(t *testing.T) {
 			wantSymbols: []string{"SPF_FAIL", "DKIM_PASS", "DMARC_PASS"},
 		},
 		{
+			// RFC 8616 4. Looked up in UTF-8 it was SPF none, and the
+			// pass below never aligned with the A-label From.
+			name:        "SMTPUTF8 MAIL FROM: SPF is checked at the A-label, and fails",
+			env:         scanner.Envelope{ClientIP: bad, HELO: "[203.0.113.1]", MailFrom: "ceo@bänk.example"},
+			raw:         func(testing.TB) []byte { return testMessage("x@strict.example") },
+			wantAR:      []string{`spf=fail smtp.mailfrom="ceo@bänk.example"`, "dkim=none", "dmarc=fail (p=reject dis=reject) header.from=strict.example"},
+			wantSymbols: []string{"SPF_FAIL", "DKIM_NONE", "DMARC_FAIL_REJECT"},
+		},
+		{
+			name:        "SMTPUTF8 MAIL FROM that passes SPF aligns with its A-label From",
+			env:         scanner.Envelope{ClientIP: good, HELO: "[192.0.2.10]", MailFrom: "ceo@BÄNK.example", DMARCEnforce: true},
+			raw:         func(testing.TB) []byte { return testMessage("ceo@bänk.example") },
+			wantSymbols: []string{"SPF_PASS", "DKIM_NONE", "DMARC_PASS"},
+		},
+		{
+			// The library splits at the first '@': it checked the domain
+			// `servfail.example"@example.org`.
+			name:        "a quoted local part holding an '@': SPF checks the domain after the last one",
+			env:         scanner.Envelope{ClientIP: good, HELO: "[192.0.2.10]", MailFrom: `"x@servfail.example"@example.org`},
+			raw:         func(testing.TB) []byte { return testMessage("alice@example.org") },
+			wantSymbols: []string{"SPF_PASS", "DKIM_NONE", "DMARC_PASS"},
+		},
+		{
 			name:        "methods switched off",
 			mod:         func(c *Config) { c.DMARC, c.DKIM = false, false },
 			env:         scanner.Envelope{ClientIP: good, HELO: "[192.0.2.10]", MailFrom: "alice@example.org"},
@@ -534,6 +558,9 @@ func TestSenderAuthenticated(t *testing.T) {
 		{"SPF fail, signed by the sender's domain", scanner.Envelope{ClientIP: bad, HELO: "x.test", MailFrom: "alice@example.org"}, signed("example.org"), true},
 		{"bounce subdomain signed by its organisation", scanner.Envelope{ClientIP: bad, HELO: "x.test", MailFrom: "bounce@mail.example.org"}, signed("example.org"), true},
 		{"signed by another domain", scanner.Envelope{ClientIP: bad, HELO: "x.test", MailFrom: "alice@example.org"}, signed("other.example"), false},
+		{"SMTPUTF8 sender signed by its A-label name", scanner.Envelope{ClientIP: bad, HELO: "x.test", MailFrom: "ceo@bänk.example"}, func(t testing.TB) []byte {
+			return w.sign(t, testMessage("ceo@bänk.example"), "xn--bnk-qla.example", "ed")
+		}, true},
 		{"null sender whose HELO passes SPF", scanner.Envelope{ClientIP: netip.MustParseAddr("198.51.100.25"), HELO: "mail.example.org"}, unsigned, false},
 	}
 	for _, tt := range tests {
@@ -1048,4 +1075,22 @@ func TestSPFBothMatchesEachIdentityAlone(t *testing.T) {
 	if want := []string{"spf=pass smtp.mailfrom=alice@local.example", "spf=fail smtp.helo=local.example"}; !slices.Equal(r.AuthResults[:2], want) {
 		t.Errorf("AuthResults = %q, want %q first", r.AuthResults, want)
 	}
+}
+
+// FuzzSPFSenderSplitsAtItsDomain: check_host splits the sender it gets at
+// the first '@' and checks what follows, which must be the domain recorded
+// for the result (alignment, Authentication-Results, sender allow lists).
+func FuzzSPFSenderSplitsAtItsDomain(f *testing.F) {
+	for _, s := range []string{"alice@example.org", `"x@victim.example"@attacker.example`, "ceo@BÄNK.example.", "@", "a@b@c", "no-at"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, sender string) {
+		domain := spfDomain(sender)
+		if domain == "" {
+			return
+		}
+		if _, checked, _ := strings.Cut(spfSender(sender, domain), "@"); checked != domain {
+			t.Fatalf("sender %q: check_host would check %q, the result records %q", sender, checked, domain)
+		}
+	})
 }
