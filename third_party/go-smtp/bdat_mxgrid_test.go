@@ -183,3 +183,28 @@ func TestTinyChunksAllocateLittle(t *testing.T) {
 		t.Errorf("%d bytes allocated per 1-octet chunk, want under 4 KiB", per)
 	}
 }
+
+// TestBdatNeedsEhlo: a client that greeted with HELO was offered no
+// CHUNKING (RFC 3030 2): its BDAT is refused, and its chunk, which follows
+// all the same, skipped rather than run as commands.
+func TestBdatNeedsEhlo(t *testing.T) {
+	elog := &envelopeLog{}
+	chunk := "RSET\r\nQUIT\r\n"
+	rest, errLog := converse(t, elog, nil, "HELO c.test\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.org>\r\n"+
+		fmt.Sprintf("BDAT %d LAST\r\n%sNOOP\r\nQUIT\r\n", len(chunk), chunk))
+	var got []string
+	for _, line := range strings.Split(strings.TrimSuffix(rest, "\r\n"), "\r\n") {
+		got = append(got, line)
+	}
+	want := []string{"250 localhost Hello c.test", "250 Roger, accepting mail from <a@example.org>", "250 I'll make sure <b@example.org> gets this",
+		"503 BDAT needs EHLO: CHUNKING was not offered", "250 I have successfully done nothing", "221 Bye"}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("replies:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if took := elog.took(); strings.Join(took, " ") != "MAIL a@example.org RCPT b@example.org" {
+		t.Errorf("backend took %q", took)
+	}
+	if errLog != "" {
+		t.Errorf("server logged: %s", errLog)
+	}
+}

@@ -1278,6 +1278,15 @@ func (c *Conn) handleBdat(arg string) {
 		return
 	}
 
+	if c.plainReplies {
+		// HELO offered no CHUNKING, and RFC 3030 2 lets a client use
+		// BDAT only after EHLO did (mxgrid patch; upstream took the
+		// message). Its chunk follows all the same.
+		c.writeResponse(503, EnhancedCode{5, 5, 1}, "BDAT needs EHLO: CHUNKING was not offered")
+		c.skipChunk(size)
+		return
+	}
+
 	if !c.fromReceived || len(c.recipients) == 0 {
 		c.writeResponse(503, EnhancedCode{5, 5, 1}, "Missing RCPT TO command.")
 		// The chunk follows the command even when the command is rejected.
