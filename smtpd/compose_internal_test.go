@@ -2,7 +2,6 @@ package smtpd
 
 import (
 	"bytes"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/netip"
@@ -14,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mxgrid/mxgrid/internal/bytebudget"
+	"github.com/mxgrid/mxgrid/internal/testenv"
 	"github.com/mxgrid/mxgrid/scanner"
 )
 
@@ -68,13 +68,7 @@ func TestComposeRoomForTheHeaderOnlyToRewriteIt(t *testing.T) {
 //
 //	go test ./smtpd -run '^$' -bench ReadParseCompose -benchmem
 func BenchmarkReadParseCompose(b *testing.B) {
-	var msg strings.Builder
-	msg.WriteString("From: <sender@bench.test>\r\nTo: <rcpt@example.org>\r\n" +
-		"Date: Fri,  4 Dec 2026 08:06:24 +0000 (UTC)\r\nMessage-Id: <4bd6.0003.0000@client.bench.test>\r\n\r\n")
-	for i := 1; i <= 64; i++ {
-		fmt.Fprintf(&msg, "%d%s\r\n", i%10, strings.Repeat("X", 77))
-	}
-	raw := []byte(msg.String())
+	raw := testenv.SMTPSourceMessage()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	sp, err := newSpool(filepath.Join(b.TempDir(), "spool"), 1<<20, 0, prometheus.NewRegistry(), log)
 	if err != nil {

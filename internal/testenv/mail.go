@@ -49,3 +49,16 @@ func Message100KB() []byte {
 	}
 	return Attachment("data.bin", att)
 }
+
+// SMTPSourceMessage is the 5 KB message scripts/bench-smtp.sh has Postfix's
+// smtp-source send (its header, then 64 numbered lines of X), for the
+// benchmarks that take a piece of that path apart.
+func SMTPSourceMessage() []byte {
+	var msg strings.Builder
+	msg.WriteString("From: <sender@bench.test>\r\nTo: <rcpt@example.org>\r\n" +
+		"Date: Fri,  4 Dec 2026 08:06:24 +0000 (UTC)\r\nMessage-Id: <4bd6.0003.0000@client.bench.test>\r\n\r\n")
+	for i := 1; i <= 64; i++ {
+		msg.WriteString(string(rune('0'+i%10)) + strings.Repeat("X", 77) + "\r\n")
+	}
+	return []byte(msg.String())
+}

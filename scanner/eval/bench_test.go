@@ -2,10 +2,9 @@ package eval
 
 import (
 	"context"
-	"fmt"
-	"strings"
 	"testing"
 
+	"github.com/mxgrid/mxgrid/internal/testenv"
 	"github.com/mxgrid/mxgrid/scanner"
 	"github.com/mxgrid/mxgrid/scanner/antivirus"
 	"github.com/mxgrid/mxgrid/scanner/model"
@@ -43,17 +42,11 @@ func BenchmarkVerdict(b *testing.B) {
 // antivirus too: the content checks behind the node's CPU per message in
 // that benchmark.
 func BenchmarkVerdictSMTPSource(b *testing.B) {
-	var msg strings.Builder
-	msg.WriteString("From: <sender@bench.test>\r\nTo: <rcpt@example.org>\r\n" +
-		"Date: Fri,  4 Dec 2026 08:06:24 +0000 (UTC)\r\nMessage-Id: <4bd6.0003.0000@client.bench.test>\r\n\r\n")
-	for i := 1; i <= 64; i++ {
-		fmt.Fprintf(&msg, "%d%s\r\n", i%10, strings.Repeat("X", 77))
-	}
 	av, err := antivirus.New(antivirus.DefaultConfig(), nil)
 	if err != nil {
 		b.Fatal(err)
 	}
-	benchVerdict(b, [][]byte{[]byte(msg.String())}, append(modelAndRules(b), av)...)
+	benchVerdict(b, [][]byte{testenv.SMTPSourceMessage()}, append(modelAndRules(b), av)...)
 }
 
 func modelAndRules(b *testing.B) []scanner.Check {
