@@ -312,14 +312,13 @@ func tryCached[T any](ctx context.Context, wg *sync.WaitGroup, out *T, check fun
 // domain's organisation, as DMARC's relaxed alignment judges. A bounce
 // domain of the same company signs as the company.
 func senderAuthenticated(mailFrom string, spfRes spfResult, dkims []dkimResult) bool {
-	at := strings.LastIndexByte(mailFrom, '@')
-	if at < 0 {
+	domain := spfDomain(mailFrom) // the name SPF checked, and DKIM's to align with
+	if domain == "" {
 		return false
 	}
 	if spfRes.method != "" && spfRes.result == "pass" {
 		return true
 	}
-	domain := aLabels(strings.TrimSuffix(mailFrom[at+1:], "."))
 	for _, d := range dkims {
 		if d.result == "pass" && aligned(d.domain, domain, dmarc.AlignmentRelaxed) {
 			return true
