@@ -41,6 +41,7 @@ var symbolHelp = map[string]string{
 	"HEADER_EMPTY_ADDR":       "An address header is empty.",
 	"PRIORITY_HIGH":           "Marked urgent.",
 	"TO_UNDISCLOSED":          "Sent to undisclosed recipients.",
+	"TO_MANY_DOMAINS":         "To and Cc show the addresses of many unrelated organisations: a harvested list left visible.",
 	"MIME_NO_VERSION":         "MIME parts without the MIME-Version header.",
 	"SUBJ_ALL_CAPS":           "The subject is written in capitals.",
 	"SUBJ_HASHBUSTER":         "Random characters in the subject, to defeat filters that compare messages.",

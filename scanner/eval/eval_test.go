@@ -156,8 +156,8 @@ func TestCorpusAcceptance(t *testing.T) {
 	if math.Abs(fit.RejectScore-scanner.DefaultRejectScore) > 0.5 {
 		t.Errorf("the calibration puts reject at %.1f, the default is %v", fit.RejectScore, scanner.DefaultRejectScore)
 	}
-	if m.Recall < 0.95 {
-		t.Errorf("spam recall %.2f%% < 95%%", 100*m.Recall)
+	if m.Recall < 0.96 {
+		t.Errorf("spam recall %.2f%% < 96%%", 100*m.Recall)
 	}
 	if d := math.Abs(m.Recall - m.SightedRecall); d > 0.02 {
 		t.Errorf("recall differs by %.2f points with and without routing headers", 100*d)

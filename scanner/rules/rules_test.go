@@ -2,6 +2,7 @@ package rules
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -56,6 +57,10 @@ func TestRules(t *testing.T) {
 		{"normal priority", scanner.Envelope{}, okHeaders + "X-Priority: 3\nX-MSMail-Priority: Normal\n\nhi\n", nil},
 		{"urgent to Outlook", scanner.Envelope{}, okHeaders + "X-MSMail-Priority: High\n\nhi\n", []string{PriorityHigh}},
 		{"undisclosed recipients", scanner.Envelope{}, strings.Replace(okHeaders, "bob@example.net", "undisclosed-recipients:;", 1) + "\nhi\n", []string{ToUndisclosed}},
+		{"a harvested list left in To and Cc", scanner.Envelope{}, strings.Replace(okHeaders, "bob@example.net", recipients(6, 0), 1) + "Cc: " + recipients(2, 6) + "\nhi\n", []string{ToManyDomains}},
+		{"seven organisations in To", scanner.Envelope{}, strings.Replace(okHeaders, "bob@example.net", recipients(7, 0), 1) + "\nhi\n", nil},
+		{"many people at one organisation's hosts", scanner.Envelope{}, strings.Replace(okHeaders, "bob@example.net", "a@x.example.co.uk, b@y.example.co.uk, c@z.example.co.uk, d@example.co.uk, e@w.example.co.uk, f@v.example.co.uk, g@u.example.co.uk, h@t.example.co.uk, i@s.example.co.uk", 1) + "\nhi\n", nil},
+		{"one address repeated", scanner.Envelope{}, strings.Replace(okHeaders, "bob@example.net", strings.Repeat("\"bob@example.net\" <bob@example.net>, ", 9)+"bob@EXAMPLE.net.", 1) + "\nhi\n", nil},
 		{"multipart without MIME-Version", scanner.Envelope{}, okHeaders + "Content-Type: multipart/mixed; boundary=b\n\n--b\n\nhi\n--b--\n", []string{MIMEMissingVersion}},
 		{"shouting subject", scanner.Envelope{}, strings.Replace(okHeaders, "lunch", "MAKE MONEY FAST NOW", 1) + "\nhi\n", []string{SubjectAllCaps}},
 		{"hash-buster subject", scanner.Envelope{}, strings.Replace(okHeaders, "lunch", "Lose weight now              26792", 1) + "\nhi\n", []string{SubjectHashBuster}},
@@ -139,6 +144,52 @@ func TestMayBeDynamicPassesOverPlainNames(t *testing.T) {
 
 // The header rules read the fields of plain mail without allocating: a
 // field named out of its canonical form cost a new key per message.
+// recipients is a To or Cc value of n people, each at an organisation of
+// its own, numbered from first.
+func recipients(n, first int) string {
+	var list []string
+	for i := first; i < first+n; i++ {
+		list = append(list, fmt.Sprintf("Person %d <p%d@mail.org%d.example>", i, i, i))
+	}
+	return strings.Join(list, ", ")
+}
+
+func TestVisibleRecipientOrgs(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		fields [][]string
+		want   int
+	}{
+		{"none", nil, 0},
+		{"group syntax, no address", [][]string{{"undisclosed-recipients:;"}}, 0},
+		{"subdomains of one organisation", [][]string{{"a@mx.example.com, b@example.com", "c@EXAMPLE.COM."}}, 1},
+		{"a public suffix keeps organisations apart", [][]string{{"a@one.co.uk, b@two.co.uk, c@three.co.uk"}}, 3},
+		{"split over To fields and Cc", [][]string{{"a@a.example", "b@b.example"}, {"c@c.example"}}, 3},
+		{"bare names and literals are no domains", [][]string{{"a@localhost, b@[192.0.2.1], c@, @"}}, 0},
+		{"counting stops at the threshold", [][]string{{recipients(50, 0)}}, manyRecipientOrgs},
+		// Past maxRecipientAts the rest of a hostile header goes unread.
+		{"only the first addresses are read", [][]string{{strings.Repeat("x@same.example ", maxRecipientAts) + recipients(8, 0)}}, 1},
+	} {
+		if got := visibleRecipientOrgs(tc.fields...); got != tc.want {
+			t.Errorf("%s: %d organisations, want %d", tc.name, got, tc.want)
+		}
+	}
+}
+
+// FuzzVisibleRecipientOrgs checks that any header text is counted without
+// a panic, within the threshold, and no higher than its "@" count.
+func FuzzVisibleRecipientOrgs(f *testing.F) {
+	f.Add("a@b.example, c@d.example", "e@f.co.uk.")
+	f.Add(recipients(9, 0), "")
+	f.Add("@@@..@-.-@a.b", "x@\xff.example")
+	f.Fuzz(func(t *testing.T, to, cc string) {
+		n := visibleRecipientOrgs([]string{to}, []string{cc})
+		if n < 0 || n > manyRecipientOrgs || n > strings.Count(to, "@")+strings.Count(cc, "@") {
+			t.Fatalf("%d organisations in To %q, Cc %q", n, to, cc)
+		}
+	})
+}
+
 func TestHeaderRulesDoNotAllocate(t *testing.T) {
 	r := New(nil)
 	m := scanner.Parse([]byte(okHeaders + "X-Priority: 3\nX-MSMail-Priority: Normal\n\nhi\n"))
