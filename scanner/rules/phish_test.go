@@ -70,7 +70,9 @@ func TestPhishingFixtures(t *testing.T) {
 		"nl-ing":                 {FromBrandClaim, FromLookalike, URLLookalike, TextUrgency},
 		"pl-inpost":              {FromBrandClaim, FromLookalike, URLLookalike, TextPhishAction},
 		"en-callback-norton":     {FromBrandClaim, TextUrgency},
-		"en-bec-giftcards":       {TextCredentials},
+		"en-bec-giftcards":       {TextUrgency, TextCredentials, TextPhishAction},
+		"pt-bec-cartoes":         {TextUrgency, TextCredentials, TextPhishAction},
+		"de-bec-bankverbindung":  {ReplyToFreemail, TextUrgency, TextCredentials, TextPhishAction},
 	}
 	files, _ := filepath.Glob(filepath.Join(realworld, "phish", "*.eml"))
 	if len(files) != len(tests) {
@@ -270,4 +272,23 @@ func FuzzFold(f *testing.F) {
 		urgency.find(got)
 		credentials.find(got)
 	})
+}
+
+func TestRepliesToFreemail(t *testing.T) {
+	for _, tc := range []struct {
+		name, header string
+		want         bool
+	}{
+		{"from a webmail mailbox", "From: Boss <boss.office@gmail.com>\n", true},
+		{"from a company", "From: Boss <boss@acme.example>\n", false},
+		{"Reply-To diverted to webmail", "From: AP <ap@acme.example>\nReply-To: acme.ap@gmx.de\n", true},
+		{"webmail From, replies to a company", "From: Ana <ana@gmail.com>\nReply-To: Ana <ana@acme.example>\n", false},
+		{"unparsable Reply-To: the reply goes to From", "From: Boss <boss@gmail.com>\nReply-To: <<<\n", true},
+		{"domain case", "From: boss@GMAIL.COM\n", true},
+	} {
+		m := msg(tc.header + "Subject: x\n\nhi\n")
+		if got := repliesToFreemail(m); got != tc.want {
+			t.Errorf("%s: repliesToFreemail = %v, want %v", tc.name, got, tc.want)
+		}
+	}
 }

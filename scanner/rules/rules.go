@@ -348,6 +348,18 @@ var freemail = map[string]bool{
 	"juno.com": true, "yandex.ru": true, "rediffmail.com": true, "163.com": true, "126.com": true,
 	"sina.com": true, "yahoo.co.uk": true, "gmx.net": true, "gmx.de": true, "web.de": true,
 	"libero.it": true, "tiscali.it": true, "email.com": true, "earthlink.net": true,
+	// Webmail of today, where business email compromise keeps its
+	// mailboxes: the global providers and their country domains, and the
+	// big free providers of the languages the text rules read.
+	"googlemail.com": true, "icloud.com": true, "me.com": true, "live.com": true, "ymail.com": true,
+	"proton.me": true, "protonmail.com": true, "zoho.com": true, "aim.com": true, "yandex.com": true,
+	"gmx.com": true, "gmx.at": true, "gmx.ch": true, "mail.de": true, "t-online.de": true,
+	"yahoo.fr": true, "yahoo.es": true, "yahoo.it": true, "yahoo.de": true, "yahoo.com.br": true,
+	"hotmail.fr": true, "hotmail.es": true, "hotmail.it": true, "hotmail.de": true, "hotmail.co.uk": true,
+	"outlook.fr": true, "outlook.es": true, "outlook.it": true, "outlook.de": true, "outlook.com.br": true,
+	"live.fr": true, "live.it": true, "live.co.uk": true, "laposte.net": true, "orange.fr": true,
+	"free.fr": true, "sfr.fr": true, "virgilio.it": true, "alice.it": true, "uol.com.br": true,
+	"bol.com.br": true, "terra.com.br": true, "sapo.pt": true, "wp.pl": true, "o2.pl": true, "onet.pl": true,
 }
 
 func checkDate(f *findings, d, received string, now func() time.Time) {

@@ -66,8 +66,10 @@ func textSigns(f *findings, env *scanner.Envelope, m *scanner.Message) {
 		f.hit(TextCredentials, c)
 	}
 	// A deadline, a request for credentials or money, and somewhere to
-	// act on it: the shape of a phish in any language.
-	if u != "" && c != "" && (clickable(m) || len(m.HTML.FormActions) > 0) {
+	// act on it: the shape of a phish in any language. Business email
+	// compromise asks for no click: the reader is to answer, and the
+	// answer goes to a webmail mailbox the fraudster holds.
+	if u != "" && c != "" && (clickable(m) || len(m.HTML.FormActions) > 0 || repliesToFreemail(m)) {
 		f.hit(TextPhishAction, u+" / "+c)
 	}
 	if rcpt := recipientAddress(env, m); rcpt != "" && mentionsRecipient(m, rcpt) {
@@ -80,6 +82,18 @@ func textSigns(f *findings, env *scanner.Envelope, m *scanner.Message) {
 	if mixed != "" {
 		f.hit(TextHomoglyph, mixed)
 	}
+}
+
+// repliesToFreemail: a reply to m goes to a free webmail provider, at
+// its Reply-To or, without one it can parse, its From.
+func repliesToFreemail(m *scanner.Message) bool {
+	addr := m.FromAddr
+	if rt := m.Header.Get("Reply-To"); rt != "" {
+		if a, err := mail.ParseAddress(rt); err == nil {
+			addr = a.Address
+		}
+	}
+	return freemail[strings.ToLower(domainOf(addr))]
 }
 
 func clickable(m *scanner.Message) bool {

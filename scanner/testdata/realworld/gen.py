@@ -85,6 +85,11 @@ msg(P, "en-callback-norton", '"Norton LifeLock" <billing.dept8812@gmail.com>', "
  'Dear Customer,\n\nThank you for renewing your Norton 360 Total Protection subscription. Your account has been charged $399.99.\n\nInvoice No: NL-883920\nAmount: $399.99\n\nIf you did not authorize this renewal or wish to cancel and request a refund, please contact our billing support team within 24 hours at +1 (808) 555-0143.\n\nNorton Billing Team', mid="<nl883920@mail.gmail.com>")
 msg(P, "en-bec-giftcards", '"Michael Reynolds" <ceo.michaelreynolds@outlook.com>', "Quick request",
  "Hi,\n\nAre you available? I need you to handle a task for me discreetly. I'm in a meeting and can't talk on the phone.\n\nI need to purchase gift cards for a few clients today as a surprise. Can you get 5 x $200 Apple cards and send me pictures of the codes on the back? I will reimburse you by end of day.\n\nMichael\nSent from my iPhone", mid="<bec.1@outlook.com>")
+msg(P, "pt-bec-cartoes", '"Ricardo Almeida" <ricardo.almeida.diretoria@gmail.com>', "Preciso de um favor",
+ "Olá Ana,\n\nVocê está no escritório? Estou numa reunião o dia todo e não posso atender chamadas.\n\nPreciso comprar cartões presente para alguns clientes ainda hoje, é uma surpresa. Compre 4 cartões de R$ 500 e me envie as fotos dos códigos por este e-mail.\n\nDepois eu te reembolso.\n\nRicardo\nEnviado do meu iPhone", mid="<CAK8r2bec.2@mail.gmail.com>")
+msg(P, "de-bec-bankverbindung", '"Müller Metallbau GmbH" <buchhaltung@mueller-metallbau.de>', "Rechnung 2025-118: neue Bankverbindung",
+ "Sehr geehrte Damen und Herren,\n\naufgrund einer laufenden Prüfung hat sich unsere Bankverbindung geändert. Bitte verwenden Sie ab sofort nur noch das folgende Konto:\n\nIBAN: DE89 3704 0044 0532 0130 00\nBIC: COBADEFFXXX\n\nDringende Zahlung: Bitte überweisen Sie den offenen Betrag der Rechnung 2025-118 noch heute und senden Sie uns die Bestätigung per Antwort auf diese E-Mail.\n\nMit freundlichen Grüßen\nBuchhaltung\nMüller Metallbau GmbH",
+ extra="Reply-To: mueller.buchhaltung@gmx.de\r\n", mid="<20251014.118@mueller-metallbau.de>")
 
 A = "ham"
 msg(A, "en-microsoft-account", '"Microsoft account team" <account-security-noreply@accountprotection.microsoft.com>', "Microsoft account security info was added",
