@@ -73,6 +73,10 @@ func TestPhishingFixtures(t *testing.T) {
 		"en-bec-giftcards":       {TextUrgency, TextCredentials, TextPhishAction},
 		"pt-bec-cartoes":         {TextUrgency, TextCredentials, TextPhishAction},
 		"de-bec-bankverbindung":  {ReplyToFreemail, TextUrgency, TextCredentials, TextPhishAction},
+		"en-sextortion":          {TextExtortion},
+		"en-voicemail-webapp":    {URLFreeHosting, TextLureLink},
+		"es-factura-pagesdev":    {URLFreeHosting, TextLureLink},
+		"pt-investimento":        {TextMoneyPromise},
 	}
 	files, _ := filepath.Glob(filepath.Join(realworld, "phish", "*.eml"))
 	if len(files) != len(tests) {

@@ -196,6 +196,17 @@ type findings struct {
 	syms []scanner.Symbol
 }
 
+// hasAny reports whether one of the named rules has fired; a rule whose
+// weight is 0 never fires, so it counts as absent here too.
+func (f *findings) hasAny(names ...string) bool {
+	for _, s := range f.syms {
+		if slices.Contains(names, s.Name) {
+			return true
+		}
+	}
+	return false
+}
+
 func (f *findings) hit(name, detail string) {
 	w := f.w[name]
 	if w == 0 {

@@ -21,18 +21,24 @@ const (
 	TextRecipient    = "TEXT_RCPT_ADDRESS"
 	TextZeroWidth    = "TEXT_ZERO_WIDTH"
 	TextHomoglyph    = "TEXT_HOMOGLYPH"
+	TextExtortion    = "TEXT_EXTORTION"
+	TextLureLink     = "TEXT_LURE_LINK"
+	TextMoneyPromise = "TEXT_MONEY_PROMISE"
 	maxFoldedText    = 16 << 10 // phishing asks early; newsletters' footers add nothing
 	maxScannedRunes  = 16 << 10
 	minZeroWidthHits = 2
 )
 
 var textWeights = map[string]float64{
-	TextUrgency:     1.0,
-	TextCredentials: 1.0,
-	TextPhishAction: 2.0,
-	TextRecipient:   1.0,
-	TextZeroWidth:   2.0,
-	TextHomoglyph:   3.0,
+	TextUrgency:      1.0,
+	TextCredentials:  1.0,
+	TextPhishAction:  2.0,
+	TextRecipient:    1.0,
+	TextZeroWidth:    2.0,
+	TextHomoglyph:    3.0,
+	TextExtortion:    3.0,
+	TextLureLink:     2.0,
+	TextMoneyPromise: 1.5,
 }
 
 var (
@@ -40,9 +46,34 @@ var (
 	urgencyList string
 	//go:embed lists/credentials.txt
 	credentialsList string
+	//go:embed lists/extortion.txt
+	extortionList string
+	//go:embed lists/cryptopay.txt
+	cryptoPayList string
+	//go:embed lists/lures.txt
+	luresList string
+	//go:embed lists/promises.txt
+	promisesList string
 
 	urgency     = parsePhrases(urgencyList)
 	credentials = parsePhrases(credentialsList)
+	extortion   = parsePhrases(extortionList)
+	cryptoPay   = parsePhrases(cryptoPayList)
+	lures       = parsePhrases(luresList)
+	promises    = parsePhrases(promisesList)
+
+	// textPhrases are the sets textSigns looks for, in one pass; the
+	// indexes below name their places in its results.
+	textPhrases = []*phraseSet{urgency, credentials, extortion, cryptoPay, lures, promises}
+)
+
+const (
+	foundUrgency = iota
+	foundCredentials
+	foundExtortion
+	foundCryptoPay
+	foundLure
+	foundPromise
 )
 
 // foldBuffers lend textSigns the buffer it folds a message's text into,
@@ -53,17 +84,33 @@ func textSigns(f *findings, env *scanner.Envelope, m *scanner.Message) {
 	buf := foldBuffers.Get().(*[]byte)
 	*buf = appendFold((*buf)[:0], maxFoldedText, m.Subject, m.Text, m.HTML.Text)
 	folded := unsafe.String(unsafe.SliceData(*buf), len(*buf))
-	var found [2]string
-	findFirst(folded, []*phraseSet{urgency, credentials}, found[:])
+	var found [6]string
+	findFirst(folded, textPhrases, found[:])
 	// The phrases found are slices of the buffer, which the next message
 	// overwrites: findings keep copies.
-	u, c := strings.Clone(found[0]), strings.Clone(found[1])
+	for i := range found {
+		found[i] = strings.Clone(found[i])
+	}
 	foldBuffers.Put(buf)
+	u, c := found[foundUrgency], found[foundCredentials]
 	if u != "" {
 		f.hit(TextUrgency, u)
 	}
 	if c != "" {
 		f.hit(TextCredentials, c)
+	}
+	// A threat to expose the reader and a wallet to pay: sextortion, sent
+	// "from" the reader's own address or from anywhere.
+	if found[foundExtortion] != "" && found[foundCryptoPay] != "" {
+		f.hit(TextExtortion, found[foundExtortion]+" / "+found[foundCryptoPay])
+	}
+	// A voicemail, shared file or invoice waiting behind a link that no
+	// business would host its documents at. linkRisk ran before.
+	if found[foundLure] != "" && f.hasAny(URLFreeHosting, URLShortener, URLIPHost, URLLookalike) {
+		f.hit(TextLureLink, found[foundLure])
+	}
+	if found[foundPromise] != "" {
+		f.hit(TextMoneyPromise, found[foundPromise])
 	}
 	// A deadline, a request for credentials or money, and somewhere to
 	// act on it: the shape of a phish in any language. Business email

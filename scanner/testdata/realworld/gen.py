@@ -90,6 +90,14 @@ msg(P, "pt-bec-cartoes", '"Ricardo Almeida" <ricardo.almeida.diretoria@gmail.com
 msg(P, "de-bec-bankverbindung", '"Müller Metallbau GmbH" <buchhaltung@mueller-metallbau.de>', "Rechnung 2025-118: neue Bankverbindung",
  "Sehr geehrte Damen und Herren,\n\naufgrund einer laufenden Prüfung hat sich unsere Bankverbindung geändert. Bitte verwenden Sie ab sofort nur noch das folgende Konto:\n\nIBAN: DE89 3704 0044 0532 0130 00\nBIC: COBADEFFXXX\n\nDringende Zahlung: Bitte überweisen Sie den offenen Betrag der Rechnung 2025-118 noch heute und senden Sie uns die Bestätigung per Antwort auf diese E-Mail.\n\nMit freundlichen Grüßen\nBuchhaltung\nMüller Metallbau GmbH",
  extra="Reply-To: mueller.buchhaltung@gmx.de\r\n", mid="<20251014.118@mueller-metallbau.de>")
+msg(P, "en-sextortion", '"Ana Silva" <ana.silva@example.com>', "Security alert: your account was compromised",
+ "Hello!\n\nI am a hacker who has access to your operating system. I infected your device with my malware months ago when you visited adult websites, and I recorded a video of you through your webcam.\n\nWith one click I can send this video to all your contacts.\n\nTransfer 1450 USD in Bitcoin to my wallet: bc1qxy2kgdygjrsqtzq2n0yrf2493p83kkfjhx0wlh\n\nYou have 48 hours from the moment you open this email. After the payment I will delete the video and you will never hear from me again.", mid="<8821.ext@example.com>")
+msg(P, "en-voicemail-webapp", '"Voice Message" <voicemail@pbx-notify.net>', "New voicemail from +1 (312) 555-0198 (0:42)",
+ '<p>You have received a new voicemail.</p><p>From: +1 (312) 555-0198<br>Duration: 0:42<br>Received: Tuesday, October 14</p><p><a href="https://listen-vm.web.app/play?id=ana.silva@example.com">Play message</a></p>', html=True, mid="<vm.0198@pbx-notify.net>")
+msg(P, "es-factura-pagesdev", '"Facturación" <facturacion@distribuciones-levante.es>', "Factura pendiente de pago Nº 2025-0931",
+ '<p>Buenos días,</p><p>Adjuntamos enlace a la factura Nº 2025-0931 pendiente de pago. Rogamos realice el pago a la mayor brevedad.</p><p><a href="https://factura-0931.pages.dev/ver">Ver factura</a></p><p>Un saludo,<br>Departamento de Facturación</p>', html=True, mid="<f0931.1@distribuciones-levante.es>")
+msg(P, "pt-investimento", '"Carlos Mendes" <carlos.mendes.invest@outlook.com>', "Oportunidade de investimento com retorno garantido",
+ "Olá,\n\nTenho uma oportunidade exclusiva de investimento em criptomoedas com retorno garantido de 30% ao mês. Já ajudei centenas de pessoas a mudarem de vida.\n\nVagas limitadas! Responda este e-mail hoje para garantir sua vaga com um investimento inicial de apenas R$ 500.\n\nAbraço,\nCarlos", mid="<inv.30@outlook.com>")
 
 A = "ham"
 msg(A, "en-microsoft-account", '"Microsoft account team" <account-security-noreply@accountprotection.microsoft.com>', "Microsoft account security info was added",
@@ -121,3 +129,9 @@ msg(A, "pt-pessoal", 'Marta Costa <marta.costa@sapo.pt>', "Jantar de sábado",
  'Olá Ana!\n\nEntão, está confirmado o jantar de sábado às 20h? Eu levo a sobremesa. Se precisares de boleia diz-me.\n\nBeijinhos,\nMarta')
 msg(A, "en-calendar-ics", '"Google Calendar" <calendar-notification@google.com>', "Invitation: Team sync @ Thu Oct 16, 2025 10am",
  'You have been invited to the following event.\n\nTeam sync\nThu Oct 16, 2025 10am - 10:30am (CEST)\nJoining info: https://meet.google.com/abc-defg-hij\n', attach=("invite.ics", "text/calendar", "BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n"))
+msg(A, "en-voicemail-pbx", '"Voicemail" <voicemail@pbx.northwind-holdings.com>', "New voicemail from Front Desk (ext. 101), 0:31",
+ "You have a new voice message.\n\nFrom: Front Desk (ext. 101)\nDuration: 0:31\nReceived: Tuesday, October 14, 09:10\n\nThe message is attached. You can also listen to it at https://pbx.northwind-holdings.com/voicemail/inbox\n\nNorthwind Holdings phone system", attach=("msg0031.wav", "audio/wav", "RIFF....WAVEfmt "), mid="<vm.101.0031@pbx.northwind-holdings.com>")
+msg(A, "en-exchange-newsletter", '"Kraken" <newsletter@email.kraken.com>', "Your October market update",
+ '<p>Hi Ana,</p><p>Bitcoin closed September up 4%, and Ethereum staking rewards are now paid weekly. Read our analysts\' view of the quarter ahead.</p><p><a href="https://blog.kraken.com/market-update-october">Read the update</a></p><p>Crypto assets are volatile. Past performance does not guarantee future results.</p><p><a href="https://email.kraken.com/unsubscribe">Unsubscribe</a></p>', html=True, mid="<news.oct@email.kraken.com>")
+msg(A, "en-invoice-own-domain", '"Billing" <billing@brightpath-design.com>', "Invoice INV-2210 from Brightpath Design",
+ "Hi Ana,\n\nThank you for your business. Your invoice INV-2210 for 1,200.00 EUR is ready, due on 14 November 2025.\n\nView invoice: https://billing.brightpath-design.com/invoices/INV-2210\n\nBest regards,\nBrightpath Design", mid="<inv2210@brightpath-design.com>")
