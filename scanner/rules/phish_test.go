@@ -77,6 +77,9 @@ func TestPhishingFixtures(t *testing.T) {
 		"en-voicemail-webapp":    {URLFreeHosting, TextLureLink},
 		"es-factura-pagesdev":    {URLFreeHosting, TextLureLink},
 		"pt-investimento":        {TextMoneyPromise},
+		"es-loteria":             {ReplyToFreemail, TextAdvanceFee},
+		"fr-heritage":            {TextAdvanceFee},
+		"en-mailbox-quota":       {URLFreeHosting, TextUrgency, TextCredentials, TextPhishAction},
 	}
 	files, _ := filepath.Glob(filepath.Join(realworld, "phish", "*.eml"))
 	if len(files) != len(tests) {
@@ -293,6 +296,27 @@ func TestRepliesToFreemail(t *testing.T) {
 		m := msg(tc.header + "Subject: x\n\nhi\n")
 		if got := repliesToFreemail(m); got != tc.want {
 			t.Errorf("%s: repliesToFreemail = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// TestAdvanceFeeNeedsAWebmailReply: a shop telling a contest's winner
+// asks for a name and an address too; what sets fraud apart is where the
+// answer goes.
+func TestAdvanceFeeNeedsAWebmailReply(t *testing.T) {
+	const text = "Subject: You have won our autumn photo contest!\nDate: Tue, 14 Oct 2025 09:12:44 +0000\nMessage-ID: <c.1@riversidebooks.example>\n\n" +
+		"Congratulations! You have won our autumn photo contest. Please reply with your full name and address so we can post the voucher.\n"
+	for _, tc := range []struct {
+		name, from string
+		want       bool
+	}{
+		{"the shop's own domain", "From: Riverside Books <events@riversidebooks.example>\n", false},
+		{"a webmail mailbox", "From: Riverside Books <riversidebooks.prizes@gmail.com>\n", true},
+		{"replies diverted to webmail", "From: Riverside Books <events@riversidebooks.example>\nReply-To: prize.desk@outlook.com\n", true},
+	} {
+		got := run(t, nil, msg(tc.from+text), nil)
+		if _, fired := got[TextAdvanceFee]; fired != tc.want {
+			t.Errorf("%s: TEXT_ADVANCE_FEE fired %v, want %v (%v)", tc.name, fired, tc.want, got)
 		}
 	}
 }

@@ -24,6 +24,7 @@ const (
 	TextExtortion    = "TEXT_EXTORTION"
 	TextLureLink     = "TEXT_LURE_LINK"
 	TextMoneyPromise = "TEXT_MONEY_PROMISE"
+	TextAdvanceFee   = "TEXT_ADVANCE_FEE"
 	maxFoldedText    = 16 << 10 // phishing asks early; newsletters' footers add nothing
 	maxScannedRunes  = 16 << 10
 	minZeroWidthHits = 2
@@ -39,6 +40,7 @@ var textWeights = map[string]float64{
 	TextExtortion:    3.0,
 	TextLureLink:     2.0,
 	TextMoneyPromise: 1.5,
+	TextAdvanceFee:   2.5,
 }
 
 var (
@@ -54,6 +56,10 @@ var (
 	luresList string
 	//go:embed lists/promises.txt
 	promisesList string
+	//go:embed lists/windfall.txt
+	windfallList string
+	//go:embed lists/identity.txt
+	identityList string
 
 	urgency     = parsePhrases(urgencyList)
 	credentials = parsePhrases(credentialsList)
@@ -61,10 +67,12 @@ var (
 	cryptoPay   = parsePhrases(cryptoPayList)
 	lures       = parsePhrases(luresList)
 	promises    = parsePhrases(promisesList)
+	windfall    = parsePhrases(windfallList)
+	identityAsk = parsePhrases(identityList)
 
 	// textPhrases are the sets textSigns looks for, in one pass; the
 	// indexes below name their places in its results.
-	textPhrases = []*phraseSet{urgency, credentials, extortion, cryptoPay, lures, promises}
+	textPhrases = []*phraseSet{urgency, credentials, extortion, cryptoPay, lures, promises, windfall, identityAsk}
 )
 
 const (
@@ -74,6 +82,8 @@ const (
 	foundCryptoPay
 	foundLure
 	foundPromise
+	foundWindfall
+	foundIdentityAsk
 )
 
 // foldBuffers lend textSigns the buffer it folds a message's text into,
@@ -84,7 +94,7 @@ func textSigns(f *findings, env *scanner.Envelope, m *scanner.Message) {
 	buf := foldBuffers.Get().(*[]byte)
 	*buf = appendFold((*buf)[:0], maxFoldedText, m.Subject, m.Text, m.HTML.Text)
 	folded := unsafe.String(unsafe.SliceData(*buf), len(*buf))
-	var found [6]string
+	var found [8]string
 	findFirst(folded, textPhrases, found[:])
 	// The phrases found are slices of the buffer, which the next message
 	// overwrites: findings keep copies.
@@ -111,6 +121,13 @@ func textSigns(f *findings, env *scanner.Envelope, m *scanner.Message) {
 	}
 	if found[foundPromise] != "" {
 		f.hit(TextMoneyPromise, found[foundPromise])
+	}
+	// A windfall out of nowhere, a request for who the reader is, and the
+	// answer going to a webmail mailbox: advance-fee fraud, whose fee
+	// comes in the next message. A shop telling a contest's winner asks
+	// for an address too, but to be answered at its own domain.
+	if found[foundWindfall] != "" && found[foundIdentityAsk] != "" && repliesToFreemail(m) {
+		f.hit(TextAdvanceFee, found[foundWindfall]+" / "+found[foundIdentityAsk])
 	}
 	// A deadline, a request for credentials or money, and somewhere to
 	// act on it: the shape of a phish in any language. Business email

@@ -98,6 +98,12 @@ msg(P, "es-factura-pagesdev", '"Facturación" <facturacion@distribuciones-levant
  '<p>Buenos días,</p><p>Adjuntamos enlace a la factura Nº 2025-0931 pendiente de pago. Rogamos realice el pago a la mayor brevedad.</p><p><a href="https://factura-0931.pages.dev/ver">Ver factura</a></p><p>Un saludo,<br>Departamento de Facturación</p>', html=True, mid="<f0931.1@distribuciones-levante.es>")
 msg(P, "pt-investimento", '"Carlos Mendes" <carlos.mendes.invest@outlook.com>', "Oportunidade de investimento com retorno garantido",
  "Olá,\n\nTenho uma oportunidade exclusiva de investimento em criptomoedas com retorno garantido de 30% ao mês. Já ajudei centenas de pessoas a mudarem de vida.\n\nVagas limitadas! Responda este e-mail hoje para garantir sua vaga com um investimento inicial de apenas R$ 500.\n\nAbraço,\nCarlos", mid="<inv.30@outlook.com>")
+msg(P, "es-loteria", '"Lotería Internacional" <premios@loteria-internacional.org>', "¡Felicidades! Usted ha ganado 850.000 EUR",
+ "Estimado ganador,\n\nNos complace informarle que su dirección de correo electrónico ha sido seleccionada en nuestro sorteo anual y usted ha ganado 850.000 EUR.\n\nPara reclamar su premio, envíe su nombre completo, dirección, número de teléfono y una copia de su documento de identidad a nuestro agente de pagos.\n\nAtentamente,\nDr. Manuel Ortega", extra="Reply-To: agente.pagos.loteria@gmail.com\r\n", mid="<lot.850@loteria-internacional.org>")
+msg(P, "fr-heritage", '"Maître Jean Dupont" <cabinet.dupont.notaire@yahoo.fr>', "Héritage non réclamé",
+ "Bonjour,\n\nJe suis Maître Jean Dupont, notaire. Un de mes clients, décédé sans héritier, porte le même nom de famille que vous. Il a laissé la somme de 4.500.000 EUR sur un compte bancaire.\n\nJe vous propose de vous présenter comme bénéficiaire. Merci de me répondre avec vos coordonnées complètes pour plus de détails.\n\nCordialement,\nMe Jean Dupont", mid="<her.45@yahoo.fr>")
+msg(P, "en-mailbox-quota", '"Mail Administrator" <postmaster@mail-admin-center.com>', "Mailbox quota exceeded: 98% used",
+ '<p>Dear ana.silva,</p><p>Your mailbox has exceeded its storage limit. You may not be able to send or receive new messages until you re-validate your mailbox.</p><p><a href="https://mailbox-upgrade.framer.website/">Re-validate mailbox</a></p><p>System Administrator</p>', html=True, mid="<quota.98@mail-admin-center.com>")
 
 A = "ham"
 msg(A, "en-microsoft-account", '"Microsoft account team" <account-security-noreply@accountprotection.microsoft.com>', "Microsoft account security info was added",
