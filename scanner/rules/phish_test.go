@@ -320,3 +320,24 @@ func TestAdvanceFeeNeedsAWebmailReply(t *testing.T) {
 		}
 	}
 }
+
+// TestExtortionNeedsTheThreat: bitcoin and a video or malware turn up in
+// ordinary mail; only the extortionist's own words and a crypto payment
+// together make TEXT_EXTORTION.
+func TestExtortionNeedsTheThreat(t *testing.T) {
+	for _, tc := range []struct {
+		name, body string
+		want       bool
+	}{
+		{"a friend", "Loved the video of you at the bitcoin meetup last night!", false},
+		{"a wallet's security advice", "Malware that gains access to your device can steal your bitcoin. Keep your seed phrase offline.", false},
+		{"a threat without a payment", "I recorded a video of you. Reply to me.", false},
+		{"the threat and the wallet", "I recorded a video of you. Pay 1000 USD in BTC to the address below or everyone sees it.", true},
+		{"in Portuguese", "Gravei um vídeo seu pela webcam. Envie 500 USD em bitcoin para a carteira abaixo.", true},
+	} {
+		got := run(t, nil, msg(okHeaders+"\n"+tc.body+"\n"), nil)
+		if _, fired := got[TextExtortion]; fired != tc.want {
+			t.Errorf("%s: TEXT_EXTORTION fired %v, want %v (%v)", tc.name, fired, tc.want, got)
+		}
+	}
+}

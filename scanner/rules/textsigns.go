@@ -39,7 +39,7 @@ var textWeights = map[string]float64{
 	TextHomoglyph:    3.0,
 	TextExtortion:    3.0,
 	TextLureLink:     2.0,
-	TextMoneyPromise: 1.5,
+	TextMoneyPromise: 1.0,
 	TextAdvanceFee:   2.5,
 }
 
