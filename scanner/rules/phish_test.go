@@ -341,3 +341,11 @@ func TestExtortionNeedsTheThreat(t *testing.T) {
 		}
 	}
 }
+
+func TestEveryTextPhraseSetIsLoaded(t *testing.T) {
+	for i, ps := range textPhrases {
+		if ps == nil || len(ps.phrases) == 0 {
+			t.Errorf("text phrase set %d is missing or empty", i)
+		}
+	}
+}

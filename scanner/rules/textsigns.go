@@ -70,9 +70,12 @@ var (
 	windfall    = parsePhrases(windfallList)
 	identityAsk = parsePhrases(identityList)
 
-	// textPhrases are the sets textSigns looks for, in one pass; the
-	// indexes below name their places in its results.
-	textPhrases = []*phraseSet{urgency, credentials, extortion, cryptoPay, lures, promises, windfall, identityAsk}
+	// textPhrases are the sets textSigns looks for, in one pass, at the
+	// places the found* constants name in its results.
+	textPhrases = [foundSets]*phraseSet{
+		foundUrgency: urgency, foundCredentials: credentials, foundExtortion: extortion, foundCryptoPay: cryptoPay,
+		foundLure: lures, foundPromise: promises, foundWindfall: windfall, foundIdentityAsk: identityAsk,
+	}
 )
 
 const (
@@ -84,6 +87,7 @@ const (
 	foundPromise
 	foundWindfall
 	foundIdentityAsk
+	foundSets
 )
 
 // foldBuffers lend textSigns the buffer it folds a message's text into,
@@ -94,8 +98,8 @@ func textSigns(f *findings, env *scanner.Envelope, m *scanner.Message) {
 	buf := foldBuffers.Get().(*[]byte)
 	*buf = appendFold((*buf)[:0], maxFoldedText, m.Subject, m.Text, m.HTML.Text)
 	folded := unsafe.String(unsafe.SliceData(*buf), len(*buf))
-	var found [8]string
-	findFirst(folded, textPhrases, found[:])
+	var found [foundSets]string
+	findFirst(folded, textPhrases[:], found[:])
 	// The phrases found are slices of the buffer, which the next message
 	// overwrites: findings keep copies.
 	for i := range found {
