@@ -69,7 +69,7 @@ func TestPhishingFixtures(t *testing.T) {
 		"fr-ameli":               {FromBrandClaim, FromLookalike, URLLookalike, TextPhishAction},
 		"nl-ing":                 {FromBrandClaim, FromLookalike, URLLookalike, TextUrgency},
 		"pl-inpost":              {FromBrandClaim, FromLookalike, URLLookalike, TextPhishAction},
-		"en-callback-norton":     {FromBrandClaim, TextUrgency},
+		"en-callback-norton":     {FromBrandClaim, TextUrgency, TextCallback},
 		"en-bec-giftcards":       {TextUrgency, TextCredentials, TextPhishAction},
 		"pt-bec-cartoes":         {TextUrgency, TextCredentials, TextPhishAction},
 		"de-bec-bankverbindung":  {ReplyToFreemail, TextUrgency, TextCredentials, TextPhishAction},
@@ -80,6 +80,7 @@ func TestPhishingFixtures(t *testing.T) {
 		"es-loteria":             {ReplyToFreemail, TextAdvanceFee},
 		"fr-heritage":            {TextAdvanceFee},
 		"en-mailbox-quota":       {URLFreeHosting, TextUrgency, TextCredentials, TextPhishAction},
+		"es-callback-renovacion": {TextCallback},
 	}
 	files, _ := filepath.Glob(filepath.Join(realworld, "phish", "*.eml"))
 	if len(files) != len(tests) {
@@ -346,6 +347,25 @@ func TestEveryTextPhraseSetIsLoaded(t *testing.T) {
 	for i, ps := range textPhrases {
 		if ps == nil || len(ps.phrases) == 0 {
 			t.Errorf("text phrase set %d is missing or empty", i)
+		}
+	}
+}
+
+// TestCallbackNeedsAWebmailSender: a merchant's real receipt says "if you
+// did not make this purchase" too, from its own domain.
+func TestCallbackNeedsAWebmailSender(t *testing.T) {
+	const text = "Subject: Your order #1182\nDate: Tue, 14 Oct 2025 09:12:44 +0000\nMessage-ID: <o.1182@shop.example>\n\n" +
+		"Thank you for your order of 49.99 EUR. If you did not make this purchase, contact us at +44 20 7946 0018.\n"
+	for _, tc := range []struct {
+		name, from string
+		want       bool
+	}{
+		{"the merchant's domain", "From: Shop <orders@shop.example>\n", false},
+		{"a webmail mailbox", "From: Shop Billing <shop.billing.dept@gmail.com>\n", true},
+	} {
+		got := run(t, nil, msg(tc.from+text), nil)
+		if _, fired := got[TextCallback]; fired != tc.want {
+			t.Errorf("%s: TEXT_CALLBACK fired %v, want %v (%v)", tc.name, fired, tc.want, got)
 		}
 	}
 }

@@ -25,6 +25,7 @@ const (
 	TextLureLink     = "TEXT_LURE_LINK"
 	TextMoneyPromise = "TEXT_MONEY_PROMISE"
 	TextAdvanceFee   = "TEXT_ADVANCE_FEE"
+	TextCallback     = "TEXT_CALLBACK"
 	maxFoldedText    = 16 << 10 // phishing asks early; newsletters' footers add nothing
 	maxScannedRunes  = 16 << 10
 	minZeroWidthHits = 2
@@ -41,6 +42,7 @@ var textWeights = map[string]float64{
 	TextLureLink:     2.0,
 	TextMoneyPromise: 1.0,
 	TextAdvanceFee:   2.5,
+	TextCallback:     2.0,
 }
 
 var (
@@ -60,6 +62,8 @@ var (
 	windfallList string
 	//go:embed lists/identity.txt
 	identityList string
+	//go:embed lists/callback.txt
+	callbackList string
 
 	urgency     = parsePhrases(urgencyList)
 	credentials = parsePhrases(credentialsList)
@@ -69,12 +73,14 @@ var (
 	promises    = parsePhrases(promisesList)
 	windfall    = parsePhrases(windfallList)
 	identityAsk = parsePhrases(identityList)
+	callback    = parsePhrases(callbackList)
 
 	// textPhrases are the sets textSigns looks for, in one pass, at the
 	// places the found* constants name in its results.
 	textPhrases = [foundSets]*phraseSet{
 		foundUrgency: urgency, foundCredentials: credentials, foundExtortion: extortion, foundCryptoPay: cryptoPay,
 		foundLure: lures, foundPromise: promises, foundWindfall: windfall, foundIdentityAsk: identityAsk,
+		foundCallback: callback,
 	}
 )
 
@@ -87,6 +93,7 @@ const (
 	foundPromise
 	foundWindfall
 	foundIdentityAsk
+	foundCallback
 	foundSets
 )
 
@@ -132,6 +139,11 @@ func textSigns(f *findings, env *scanner.Envelope, m *scanner.Message) {
 	// for an address too, but to be answered at its own domain.
 	if found[foundWindfall] != "" && found[foundIdentityAsk] != "" && repliesToFreemail(m) {
 		f.hit(TextAdvanceFee, found[foundWindfall]+" / "+found[foundIdentityAsk])
+	}
+	// A charge the reader never made, "billed" from a webmail mailbox: the
+	// number to call for the refund is the fraud (callback phishing).
+	if found[foundCallback] != "" && repliesToFreemail(m) {
+		f.hit(TextCallback, found[foundCallback])
 	}
 	// A deadline, a request for credentials or money, and somewhere to
 	// act on it: the shape of a phish in any language. Business email

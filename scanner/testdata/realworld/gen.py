@@ -104,6 +104,8 @@ msg(P, "fr-heritage", '"Maître Jean Dupont" <cabinet.dupont.notaire@yahoo.fr>',
  "Bonjour,\n\nJe suis Maître Jean Dupont, notaire. Un de mes clients, décédé sans héritier, porte le même nom de famille que vous. Il a laissé la somme de 4.500.000 EUR sur un compte bancaire.\n\nJe vous propose de vous présenter comme bénéficiaire. Merci de me répondre avec vos coordonnées complètes pour plus de détails.\n\nCordialement,\nMe Jean Dupont", mid="<her.45@yahoo.fr>")
 msg(P, "en-mailbox-quota", '"Mail Administrator" <postmaster@mail-admin-center.com>', "Mailbox quota exceeded: 98% used",
  '<p>Dear ana.silva,</p><p>Your mailbox has exceeded its storage limit. You may not be able to send or receive new messages until you re-validate your mailbox.</p><p><a href="https://mailbox-upgrade.framer.website/">Re-validate mailbox</a></p><p>System Administrator</p>', html=True, mid="<quota.98@mail-admin-center.com>")
+msg(P, "es-callback-renovacion", '"Soporte de Facturación" <facturacion.soporte2291@gmail.com>', "Confirmación de pedido #ES-55120",
+ "Estimado cliente:\n\nGracias por su compra. Su suscripción ha sido renovada por 3 años y se ha cargado en su cuenta el importe de 389,99 EUR.\n\nNúmero de pedido: ES-55120\nImporte: 389,99 EUR\n\nSi no reconoce esta compra, llame a nuestro departamento de reembolsos al +34 900 555 017 en las próximas 24 horas.\n\nAtentamente,\nServicio de Atención al Cliente", mid="<es55120@mail.gmail.com>")
 
 A = "ham"
 msg(A, "en-microsoft-account", '"Microsoft account team" <account-security-noreply@accountprotection.microsoft.com>', "Microsoft account security info was added",
