@@ -81,6 +81,9 @@ func TestPhishingFixtures(t *testing.T) {
 		"fr-heritage":            {TextAdvanceFee},
 		"en-mailbox-quota":       {URLFreeHosting, TextUrgency, TextCredentials, TextPhishAction},
 		"es-callback-renovacion": {TextCallback},
+		"pt-boleto":              {URLFreeHosting, TextUrgency, TextLureLink},
+		"de-paket-adresse":       {URLFreeHosting, TextUrgency, TextCredentials, TextPhishAction},
+		"es-buzon-lleno":         {URLFreeHosting, TextUrgency, TextCredentials, TextPhishAction},
 	}
 	files, _ := filepath.Glob(filepath.Join(realworld, "phish", "*.eml"))
 	if len(files) != len(tests) {

@@ -106,6 +106,12 @@ msg(P, "en-mailbox-quota", '"Mail Administrator" <postmaster@mail-admin-center.c
  '<p>Dear ana.silva,</p><p>Your mailbox has exceeded its storage limit. You may not be able to send or receive new messages until you re-validate your mailbox.</p><p><a href="https://mailbox-upgrade.framer.website/">Re-validate mailbox</a></p><p>System Administrator</p>', html=True, mid="<quota.98@mail-admin-center.com>")
 msg(P, "es-callback-renovacion", '"Soporte de Facturación" <facturacion.soporte2291@gmail.com>', "Confirmación de pedido #ES-55120",
  "Estimado cliente:\n\nGracias por su compra. Su suscripción ha sido renovada por 3 años y se ha cargado en su cuenta el importe de 389,99 EUR.\n\nNúmero de pedido: ES-55120\nImporte: 389,99 EUR\n\nSi no reconoce esta compra, llame a nuestro departamento de reembolsos al +34 900 555 017 en las próximas 24 horas.\n\nAtentamente,\nServicio de Atención al Cliente", mid="<es55120@mail.gmail.com>")
+msg(P, "pt-boleto", '"Financeiro" <financeiro@cobrancas-online.net>', "Boleto em atraso - evite protesto",
+ '<p>Prezado(a),</p><p>Identificamos um boleto em aberto em seu nome. Para evitar o protesto e a negativação do seu CPF, efetue o pagamento até hoje.</p><p><a href="https://boleto-2via.netlify.app/pagar">Emitir 2ª via do boleto</a></p>', html=True, mid="<bol.2via@cobrancas-online.net>")
+msg(P, "de-paket-adresse", '"Paketdienst" <service@paket-zustellung24.com>', "Zustellversuch fehlgeschlagen",
+ "Guten Tag,\n\nwir konnten Ihr Paket heute nicht zustellen. Bitte bestätigen Sie Ihre Lieferadresse und zahlen Sie die Nachsendegebühr von 0,99 EUR, damit wir erneut zustellen können.\n\nhttps://paket-24.pages.dev/neu\n\nIhr Paketdienst", mid="<zv.24@paket-zustellung24.com>")
+msg(P, "es-buzon-lleno", '"Administrador de correo" <admin@webmail-soporte.com>', "Su cuenta de correo será desactivada",
+ '<p>Estimado usuario,</p><p>Su buzón ha superado el límite de almacenamiento. Su cuenta será desactivada en 24 horas si no verifica su cuenta.</p><p><a href="https://verificar-buzon.weebly.com">Verificar cuenta</a></p>', html=True, mid="<buzon.24@webmail-soporte.com>")
 
 A = "ham"
 msg(A, "en-microsoft-account", '"Microsoft account team" <account-security-noreply@accountprotection.microsoft.com>', "Microsoft account security info was added",
