@@ -304,48 +304,6 @@ func TestRepliesToFreemail(t *testing.T) {
 	}
 }
 
-// TestAdvanceFeeNeedsAWebmailReply: a shop telling a contest's winner
-// asks for a name and an address too; what sets fraud apart is where the
-// answer goes.
-func TestAdvanceFeeNeedsAWebmailReply(t *testing.T) {
-	const text = "Subject: You have won our autumn photo contest!\nDate: Tue, 14 Oct 2025 09:12:44 +0000\nMessage-ID: <c.1@riversidebooks.example>\n\n" +
-		"Congratulations! You have won our autumn photo contest. Please reply with your full name and address so we can post the voucher.\n"
-	for _, tc := range []struct {
-		name, from string
-		want       bool
-	}{
-		{"the shop's own domain", "From: Riverside Books <events@riversidebooks.example>\n", false},
-		{"a webmail mailbox", "From: Riverside Books <riversidebooks.prizes@gmail.com>\n", true},
-		{"replies diverted to webmail", "From: Riverside Books <events@riversidebooks.example>\nReply-To: prize.desk@outlook.com\n", true},
-	} {
-		got := run(t, nil, msg(tc.from+text), nil)
-		if _, fired := got[TextAdvanceFee]; fired != tc.want {
-			t.Errorf("%s: TEXT_ADVANCE_FEE fired %v, want %v (%v)", tc.name, fired, tc.want, got)
-		}
-	}
-}
-
-// TestExtortionNeedsTheThreat: bitcoin and a video or malware turn up in
-// ordinary mail; only the extortionist's own words and a crypto payment
-// together make TEXT_EXTORTION.
-func TestExtortionNeedsTheThreat(t *testing.T) {
-	for _, tc := range []struct {
-		name, body string
-		want       bool
-	}{
-		{"a friend", "Loved the video of you at the bitcoin meetup last night!", false},
-		{"a wallet's security advice", "Malware that gains access to your device can steal your bitcoin. Keep your seed phrase offline.", false},
-		{"a threat without a payment", "I recorded a video of you. Reply to me.", false},
-		{"the threat and the wallet", "I recorded a video of you. Pay 1000 USD in BTC to the address below or everyone sees it.", true},
-		{"in Portuguese", "Gravei um vídeo seu pela webcam. Envie 500 USD em bitcoin para a carteira abaixo.", true},
-	} {
-		got := run(t, nil, msg(okHeaders+"\n"+tc.body+"\n"), nil)
-		if _, fired := got[TextExtortion]; fired != tc.want {
-			t.Errorf("%s: TEXT_EXTORTION fired %v, want %v (%v)", tc.name, fired, tc.want, got)
-		}
-	}
-}
-
 func TestEveryTextPhraseSetIsLoaded(t *testing.T) {
 	for i, ps := range textPhrases {
 		if ps == nil || len(ps.phrases) == 0 {
@@ -354,21 +312,37 @@ func TestEveryTextPhraseSetIsLoaded(t *testing.T) {
 	}
 }
 
-// TestCallbackNeedsAWebmailSender: a merchant's real receipt says "if you
-// did not make this purchase" too, from its own domain.
-func TestCallbackNeedsAWebmailSender(t *testing.T) {
-	const text = "Subject: Your order #1182\nDate: Tue, 14 Oct 2025 09:12:44 +0000\nMessage-ID: <o.1182@shop.example>\n\n" +
+// TestCombinedSignsNeedEveryPart: the text rules that combine signs fire
+// only on the whole combination, since each part alone turns up in honest
+// mail: a shop tells a contest's winner to send a name and an address,
+// a wallet warns about malware, a merchant's receipt says "if you did not
+// make this purchase". What sets the fraud apart is the rest: where the
+// answer goes, the extortionist's own words, a webmail "billing" desk.
+func TestCombinedSignsNeedEveryPart(t *testing.T) {
+	const head = "Date: Tue, 14 Oct 2025 09:12:44 +0000\nMessage-ID: <c.1@example.org>\n"
+	const contest = head + "Subject: You have won our autumn photo contest!\n\n" +
+		"Congratulations! You have won our autumn photo contest. Please reply with your full name and address so we can post the voucher.\n"
+	const receipt = head + "Subject: Your order #1182\n\n" +
 		"Thank you for your order of 49.99 EUR. If you did not make this purchase, contact us at +44 20 7946 0018.\n"
+	const alice = "From: Alice <alice@example.org>\nTo: bob@example.net\n" + head + "Subject: hi\n\n"
 	for _, tc := range []struct {
-		name, from string
-		want       bool
+		symbol, name, raw string
+		want              bool
 	}{
-		{"the merchant's domain", "From: Shop <orders@shop.example>\n", false},
-		{"a webmail mailbox", "From: Shop Billing <shop.billing.dept@gmail.com>\n", true},
+		{TextAdvanceFee, "a contest from the shop's own domain", "From: Riverside Books <events@riversidebooks.example>\n" + contest, false},
+		{TextAdvanceFee, "a contest from a webmail mailbox", "From: Riverside Books <riversidebooks.prizes@gmail.com>\n" + contest, true},
+		{TextAdvanceFee, "a contest whose replies go to webmail", "From: Riverside Books <events@riversidebooks.example>\nReply-To: prize.desk@outlook.com\n" + contest, true},
+		{TextExtortion, "a friend", alice + "Loved the video of you at the bitcoin meetup last night!\n", false},
+		{TextExtortion, "a wallet's security advice", alice + "Malware that gains access to your device can steal your bitcoin. Keep your seed phrase offline.\n", false},
+		{TextExtortion, "a threat without a payment", alice + "I recorded a video of you. Reply to me.\n", false},
+		{TextExtortion, "the threat and the wallet", alice + "I recorded a video of you. Pay 1000 USD in BTC to the address below or everyone sees it.\n", true},
+		{TextExtortion, "the threat in Portuguese", alice + "Gravei um vídeo seu pela webcam. Envie 500 USD em bitcoin para a carteira abaixo.\n", true},
+		{TextCallback, "a receipt from the merchant's domain", "From: Shop <orders@shop.example>\n" + receipt, false},
+		{TextCallback, "a receipt from a webmail mailbox", "From: Shop Billing <shop.billing.dept@gmail.com>\n" + receipt, true},
 	} {
-		got := run(t, nil, msg(tc.from+text), nil)
-		if _, fired := got[TextCallback]; fired != tc.want {
-			t.Errorf("%s: TEXT_CALLBACK fired %v, want %v (%v)", tc.name, fired, tc.want, got)
+		got := run(t, nil, msg(tc.raw), nil)
+		if _, fired := got[tc.symbol]; fired != tc.want {
+			t.Errorf("%s: %s fired %v, want %v (%v)", tc.name, tc.symbol, fired, tc.want, got)
 		}
 	}
 }
