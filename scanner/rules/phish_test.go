@@ -305,7 +305,10 @@ func TestRepliesToFreemail(t *testing.T) {
 }
 
 func TestEveryTextPhraseSetIsLoaded(t *testing.T) {
-	for i, ps := range textPhrases {
+	if len(textPhrases.sets) != foundSets {
+		t.Fatalf("%d text phrase sets, %d found* places", len(textPhrases.sets), foundSets)
+	}
+	for i, ps := range textPhrases.sets {
 		if ps == nil || len(ps.phrases) == 0 {
 			t.Errorf("text phrase set %d is missing or empty", i)
 		}

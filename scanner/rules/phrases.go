@@ -19,13 +19,14 @@ import (
 // a word that starts one, so a long text costs about one map lookup per
 // word whatever the number of phrases.
 type phraseSet struct {
-	starts  map[uint64]bool // hash of the first word of some phrase
-	phrases map[uint64]bool // hash of a whole phrase (chained word hashes)
-	longest int             // words in the longest phrase
-	// startBits and phraseBits hold a bit per hash of the maps, indexed
-	// by its top bits: most words start no phrase, and a clear bit says
-	// so without a map lookup.
-	startBits, phraseBits hashBits
+	starts   map[uint64]bool // hash of the first word of some phrase
+	prefixes map[uint64]bool // hash of the first two or more words of some phrase
+	phrases  map[uint64]bool // hash of a whole phrase (chained word hashes)
+	longest  int             // words in the longest phrase
+	// startBits, prefixBits and phraseBits hold a bit per hash of the
+	// maps, indexed by its top bits: most words start no phrase, and a
+	// clear bit says so without a map lookup.
+	startBits, prefixBits, phraseBits hashBits
 }
 
 // hashBits is a one-hash Bloom filter over 64-bit hashes.
@@ -43,7 +44,7 @@ func chain(h, w uint64) uint64 { return (h^w)*0x100000001b3 + 0x9e3779b97f4a7c15
 
 // parsePhrases reads a list: one phrase per line, # comments.
 func parsePhrases(list string) *phraseSet {
-	ps := &phraseSet{starts: map[uint64]bool{}, phrases: map[uint64]bool{}}
+	ps := &phraseSet{starts: map[uint64]bool{}, prefixes: map[uint64]bool{}, phrases: map[uint64]bool{}}
 	sc := bufio.NewScanner(strings.NewReader(list))
 	for sc.Scan() {
 		line := strings.TrimSpace(sc.Text())
@@ -59,6 +60,8 @@ func parsePhrases(list string) *phraseSet {
 		ps.startBits.add(h)
 		for _, w := range words[1:] {
 			h = chain(h, wordHash(w))
+			ps.prefixes[h] = true
+			ps.prefixBits.add(h)
 		}
 		ps.phrases[h] = true
 		ps.phraseBits.add(h)
@@ -70,17 +73,45 @@ func parsePhrases(list string) *phraseSet {
 // find returns the first listed phrase in folded text (see fold), or "".
 func (ps *phraseSet) find(folded string) string {
 	var out [1]string
-	findFirst(folded, []*phraseSet{ps}, out[:])
+	findFirst(folded, &ps.startBits, []*phraseSet{ps}, out[:])
 	return out[0]
 }
 
+// phraseSets are sets looked for together, in one pass over a text.
+type phraseSets struct {
+	sets []*phraseSet
+	// startBits is the union of the sets' own: a word that starts no
+	// phrase of any set costs one bit test, however many sets there are.
+	startBits hashBits
+}
+
+func newPhraseSets(sets ...*phraseSet) *phraseSets {
+	ss := &phraseSets{sets: sets}
+	for _, ps := range sets {
+		for i, w := range ps.startBits {
+			ss.startBits[i] |= w
+		}
+	}
+	return ss
+}
+
+// find sets out[k] to the first phrase of the k-th set in folded text.
+func (ss *phraseSets) find(folded string, out []string) {
+	findFirst(folded, &ss.startBits, ss.sets, out)
+}
+
 // findFirst sets out[k] to the first phrase of sets[k] in folded text, or
-// "", reading and hashing each word once for all the sets.
-func findFirst(folded string, sets []*phraseSet, out []string) {
+// "", reading and hashing each word once for all the sets. starts holds
+// at least every set's start bits.
+func findFirst(folded string, starts *hashBits, sets []*phraseSet, out []string) {
 	left := len(sets)
 	for i := 0; i < len(folded) && left > 0; {
 		end := wordEnd(folded, i)
 		h := wordHash(folded[i:end])
+		if !starts.has(h) {
+			i = end + 1
+			continue
+		}
 		for k, ps := range sets {
 			if out[k] == "" && ps.startBits.has(h) && ps.starts[h] {
 				if p := ps.phraseAt(folded, i, end, h); p != "" {
@@ -94,7 +125,10 @@ func findFirst(folded string, sets []*phraseSet, out []string) {
 }
 
 // phraseAt returns the shortest listed phrase starting with the word
-// folded[i:end], whose hash is h, or "".
+// folded[i:end], whose hash is h, or "". It reads on only while the words
+// so far begin some phrase: common words ("your", "if", "a") start
+// phrases, and each would otherwise cost the longest phrase's length in
+// word hashes.
 func (ps *phraseSet) phraseAt(folded string, i, end int, h uint64) string {
 	j := end
 	for n := 1; n <= ps.longest; n++ {
@@ -105,6 +139,9 @@ func (ps *phraseSet) phraseAt(folded string, i, end int, h uint64) string {
 			k := wordEnd(folded, j+1)
 			h = chain(h, wordHash(folded[j+1:k]))
 			j = k
+			if !ps.prefixBits.has(h) || !ps.prefixes[h] {
+				break
+			}
 		}
 		if ps.phraseBits.has(h) && ps.phrases[h] {
 			return folded[i:j]

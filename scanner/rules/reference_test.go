@@ -219,9 +219,9 @@ func FuzzFindMatchesReference(f *testing.F) {
 	f.Add("final final notice your your account has been locked")
 	f.Fuzz(func(t *testing.T, text string) {
 		folded := fold(text, 0)
-		var got [2]string
-		findFirst(folded, []*phraseSet{urgency, credentials}, got[:])
-		for k, ps := range []*phraseSet{urgency, credentials} {
+		var got [foundSets]string
+		textPhrases.find(folded, got[:])
+		for k, ps := range textPhrases.sets {
 			if want := ps.findReference(folded); got[k] != want || ps.find(folded) != want {
 				t.Fatalf("%q: set %d found %q (alone %q), reference %q", folded, k, got[k], ps.find(folded), want)
 			}

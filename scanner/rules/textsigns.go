@@ -77,11 +77,11 @@ var (
 
 	// textPhrases are the sets textSigns looks for, in one pass, at the
 	// places the found* constants name in its results.
-	textPhrases = [foundSets]*phraseSet{
+	textPhrases = newPhraseSets((&[foundSets]*phraseSet{
 		foundUrgency: urgency, foundCredentials: credentials, foundExtortion: extortion, foundCryptoPay: cryptoPay,
 		foundLure: lures, foundPromise: promises, foundWindfall: windfall, foundIdentityAsk: identityAsk,
 		foundCallback: callback,
-	}
+	})[:]...)
 )
 
 const (
@@ -106,7 +106,7 @@ func textSigns(f *findings, env *scanner.Envelope, m *scanner.Message) {
 	*buf = appendFold((*buf)[:0], maxFoldedText, m.Subject, m.Text, m.HTML.Text)
 	folded := unsafe.String(unsafe.SliceData(*buf), len(*buf))
 	var found [foundSets]string
-	findFirst(folded, textPhrases[:], found[:])
+	textPhrases.find(folded, found[:])
 	// The phrases found are slices of the buffer, which the next message
 	// overwrites: findings keep copies.
 	for i := range found {
