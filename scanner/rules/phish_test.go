@@ -84,6 +84,7 @@ func TestPhishingFixtures(t *testing.T) {
 		"pt-boleto":              {URLFreeHosting, TextUrgency, TextLureLink},
 		"de-paket-adresse":       {URLFreeHosting, TextUrgency, TextCredentials, TextPhishAction},
 		"es-buzon-lleno":         {URLFreeHosting, TextUrgency, TextCredentials, TextPhishAction},
+		"en-qr-mfa":              {TextUrgency, TextCredentials, TextPhishAction},
 	}
 	files, _ := filepath.Glob(filepath.Join(realworld, "phish", "*.eml"))
 	if len(files) != len(tests) {
@@ -320,7 +321,8 @@ func TestEveryTextPhraseSetIsLoaded(t *testing.T) {
 // mail: a shop tells a contest's winner to send a name and an address,
 // a wallet warns about malware, a merchant's receipt says "if you did not
 // make this purchase". What sets the fraud apart is the rest: where the
-// answer goes, the extortionist's own words, a webmail "billing" desk.
+// answer goes, the extortionist's own words, a webmail "billing" desk, a
+// picture of the QR code the text says to scan.
 func TestCombinedSignsNeedEveryPart(t *testing.T) {
 	const head = "Date: Tue, 14 Oct 2025 09:12:44 +0000\nMessage-ID: <c.1@example.org>\n"
 	const contest = head + "Subject: You have won our autumn photo contest!\n\n" +
@@ -328,6 +330,9 @@ func TestCombinedSignsNeedEveryPart(t *testing.T) {
 	const receipt = head + "Subject: Your order #1182\n\n" +
 		"Thank you for your order of 49.99 EUR. If you did not make this purchase, contact us at +44 20 7946 0018.\n"
 	const alice = "From: Alice <alice@example.org>\nTo: bob@example.net\n" + head + "Subject: hi\n\n"
+	const mfa = head + "Subject: MFA expires today\nMIME-Version: 1.0\nContent-Type: multipart/related; boundary=b\n\n--b\nContent-Type: text/plain\n\n" +
+		"Action required: your MFA expires today. To keep access, scan the QR code below with your phone and sign in to your account.\n"
+	const qrPicture = "\n--b\nContent-Type: image/png\nContent-Transfer-Encoding: base64\n\niVBORw0KGgo=\n--b--\n"
 	for _, tc := range []struct {
 		symbol, name, raw string
 		want              bool
@@ -342,6 +347,9 @@ func TestCombinedSignsNeedEveryPart(t *testing.T) {
 		{TextExtortion, "the threat in Portuguese", alice + "Gravei um vídeo seu pela webcam. Envie 500 USD em bitcoin para a carteira abaixo.\n", true},
 		{TextCallback, "a receipt from the merchant's domain", "From: Shop <orders@shop.example>\n" + receipt, false},
 		{TextCallback, "a receipt from a webmail mailbox", "From: Shop Billing <shop.billing.dept@gmail.com>\n" + receipt, true},
+		{TextPhishAction, "a QR code to scan, in a picture", "From: IT Desk <it@corp.example>\n" + mfa + qrPicture, true},
+		{TextPhishAction, "a QR code to scan, and no picture", "From: IT Desk <it@corp.example>\n" + mfa + "\n--b--\n", false},
+		{TextPhishAction, "a picture, and no QR code to scan", "From: IT Desk <it@corp.example>\n" + strings.Replace(mfa, "scan the QR code below", "see the picture below", 1) + qrPicture, false},
 	} {
 		got := run(t, nil, msg(tc.raw), nil)
 		if _, fired := got[tc.symbol]; fired != tc.want {

@@ -64,6 +64,8 @@ var (
 	identityList string
 	//go:embed lists/callback.txt
 	callbackList string
+	//go:embed lists/qrscan.txt
+	qrScanList string
 
 	urgency     = parsePhrases(urgencyList)
 	credentials = parsePhrases(credentialsList)
@@ -74,13 +76,14 @@ var (
 	windfall    = parsePhrases(windfallList)
 	identityAsk = parsePhrases(identityList)
 	callback    = parsePhrases(callbackList)
+	qrScan      = parsePhrases(qrScanList)
 
 	// textPhrases are the sets textSigns looks for, in one pass, at the
 	// places the found* constants name in its results.
 	textPhrases = newPhraseSets((&[foundSets]*phraseSet{
 		foundUrgency: urgency, foundCredentials: credentials, foundExtortion: extortion, foundCryptoPay: cryptoPay,
 		foundLure: lures, foundPromise: promises, foundWindfall: windfall, foundIdentityAsk: identityAsk,
-		foundCallback: callback,
+		foundCallback: callback, foundQRScan: qrScan,
 	})[:]...)
 )
 
@@ -94,6 +97,7 @@ const (
 	foundWindfall
 	foundIdentityAsk
 	foundCallback
+	foundQRScan
 	foundSets
 )
 
@@ -148,8 +152,10 @@ func textSigns(f *findings, env *scanner.Envelope, m *scanner.Message) {
 	// A deadline, a request for credentials or money, and somewhere to
 	// act on it: the shape of a phish in any language. Business email
 	// compromise asks for no click: the reader is to answer, and the
-	// answer goes to a webmail mailbox the fraudster holds.
-	if u != "" && c != "" && (clickable(m) || len(m.HTML.FormActions) > 0 || repliesToFreemail(m)) {
+	// answer goes to a webmail mailbox the fraudster holds. A QR code is
+	// a link in a picture, to be opened on a phone.
+	qrCode := found[foundQRScan] != "" && showsImage(m)
+	if u != "" && c != "" && (clickable(m) || len(m.HTML.FormActions) > 0 || repliesToFreemail(m) || qrCode) {
 		f.hit(TextPhishAction, u+" / "+c)
 	}
 	if rcpt := recipientAddress(env, m); rcpt != "" && mentionsRecipient(m, rcpt) {
@@ -174,6 +180,22 @@ func repliesToFreemail(m *scanner.Message) bool {
 		}
 	}
 	return freemail[strings.ToLower(domainOf(addr))]
+}
+
+// showsImage: m carries a picture, as an image part or one its HTML
+// loads.
+func showsImage(m *scanner.Message) bool {
+	for _, p := range m.Parts {
+		if strings.HasPrefix(p.ContentType, "image/") {
+			return true
+		}
+	}
+	for _, u := range m.URLs {
+		if u.Image {
+			return true
+		}
+	}
+	return false
 }
 
 func clickable(m *scanner.Message) bool {

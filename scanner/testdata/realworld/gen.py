@@ -112,6 +112,8 @@ msg(P, "de-paket-adresse", '"Paketdienst" <service@paket-zustellung24.com>', "Zu
  "Guten Tag,\n\nwir konnten Ihr Paket heute nicht zustellen. Bitte bestätigen Sie Ihre Lieferadresse und zahlen Sie die Nachsendegebühr von 0,99 EUR, damit wir erneut zustellen können.\n\nhttps://paket-24.pages.dev/neu\n\nIhr Paketdienst", mid="<zv.24@paket-zustellung24.com>")
 msg(P, "es-buzon-lleno", '"Administrador de correo" <admin@webmail-soporte.com>', "Su cuenta de correo será desactivada",
  '<p>Estimado usuario,</p><p>Su buzón ha superado el límite de almacenamiento. Su cuenta será desactivada en 24 horas si no verifica su cuenta.</p><p><a href="https://verificar-buzon.weebly.com">Verificar cuenta</a></p>', html=True, mid="<buzon.24@webmail-soporte.com>")
+msg(P, "en-qr-mfa", '"IT Service Desk" <it-support@northwind-holdings.com>', "Action required: re-authenticate your MFA before it expires",
+ '<p>Hello,</p><p>Your multi-factor authentication (MFA) settings expire today. To avoid losing access to your mailbox, scan the QR code below with your phone camera and sign in to your account.</p><p><img src="https://qr-codes.northwind-it-portal.com/mfa.png" width="200" height="200"></p><p>IT Service Desk</p>', html=True, mid="<mfa.qr@northwind-holdings.com>")
 
 A = "ham"
 msg(A, "en-microsoft-account", '"Microsoft account team" <account-security-noreply@accountprotection.microsoft.com>', "Microsoft account security info was added",
