@@ -305,6 +305,44 @@ func TestRepliesToFreemail(t *testing.T) {
 	}
 }
 
+func TestMentionsRecipient(t *testing.T) {
+	for _, tc := range []struct {
+		name, rcpt, subject, body string
+		want                      bool
+	}{
+		{"address in the subject", "ana.silva@example.com", "ana.silva@example.com: your mailbox is full", "Hello,\n", true},
+		{"address in the greeting", "ana.silva@example.com", "Notice", "Dear ana.silva@example.com,\n", true},
+		{"user name in the greeting", "jdoe77@example.com", "Notice", "Hello jdoe77,\nyour account...\n", true},
+		{"dotted local part as written", "ana.silva@example.com", "Notice", "Dear Ana.Silva,\n", true},
+		{"local part closing a sentence", "ana_silva@example.com", "Notice", "Olá ana_silva.\n", true},
+		{"the reader's name, not the address", "ana.silva@example.com", "Check-in is open", "Dear Ana Silva,\n", false},
+		{"a longer name containing the local part", "ana.silva@example.com", "Notice", "Dear xana.silvax,\n", false},
+		{"another domain's address", "ana.silva@example.com", "Notice", "Dear ana.silva@other.example,\n", false},
+		{"a plain first name is no user name", "john@example.com", "Notice", "Dear John,\n", false},
+		{"the address below the greeting", "ana.silva@example.com", "Notice", "Hi Ana,\nsent to ana.silva@example.com\n", false},
+		{"no greeting", "jdoe77@example.com", "Notice", "jdoe77 wrote:\n", false},
+	} {
+		m := msg("From: a@sender.example\nTo: " + tc.rcpt + "\nSubject: " + tc.subject + "\n\n" + tc.body)
+		if got := mentionsRecipient(m, tc.rcpt); got != tc.want {
+			t.Errorf("%s: mentionsRecipient = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+func FuzzContainsAddressWord(f *testing.F) {
+	f.Add("dear ana.silva,", "ana.silva")
+	f.Add("xana.silva ana.silva", "ana.silva")
+	f.Fuzz(func(t *testing.T, s, w string) {
+		got := containsAddressWord(s, w)
+		if got && !strings.Contains(s, w) {
+			t.Fatalf("containsAddressWord(%q, %q) = true, but s does not contain w", s, w)
+		}
+		if w != "" && strings.Contains(" "+s+" ", " "+w+" ") && !got {
+			t.Fatalf("containsAddressWord(%q, %q) = false for a space-separated word", s, w)
+		}
+	})
+}
+
 func TestEveryTextPhraseSetIsLoaded(t *testing.T) {
 	if len(textPhrases.sets) != foundSets {
 		t.Fatalf("%d text phrase sets, %d found* places", len(textPhrases.sets), foundSets)

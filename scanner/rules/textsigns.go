@@ -227,26 +227,55 @@ func recipientAddress(env *scanner.Envelope, m *scanner.Message) string {
 // print it in their footers, and people greet names, not addresses, so
 // only the subject and a greeting opening the text count, and a bare
 // local part only when it looks like a user name (a digit, a dot or an
-// underscore in it).
+// underscore in it). The address is looked for as written, punctuation
+// and all: folded, "ana.silva" is "ana silva", and a sender who knows the
+// reader's name greets "Dear Ana Silva" at the commonest of company
+// address formats.
 func mentionsRecipient(m *scanner.Message, rcpt string) bool {
 	local, _, ok := strings.Cut(rcpt, "@")
 	if !ok || len(local) < 4 {
 		return false
 	}
-	places := []string{" " + fold(m.Subject, 0) + " "}
+	places := []string{m.Subject}
 	for _, t := range []string{m.Text, m.HTML.Text} {
-		if g := fold(firstLine(t), greetingBytes); greeting(g) {
-			places = append(places, " "+g+" ")
+		line := firstLine(t)
+		line = line[:min(len(line), greetingBytes)]
+		if greeting(fold(line, 0)) {
+			places = append(places, line)
 		}
 	}
-	full, user := " "+fold(rcpt, 0)+" ", " "+fold(local, 0)+" "
 	userLike := strings.ContainsAny(local, "0123456789._")
 	for _, p := range places {
-		if strings.Contains(p, full) || (userLike && strings.Contains(p, user)) {
+		p = strings.ToLower(p)
+		if containsAddressWord(p, rcpt) || (userLike && containsAddressWord(p, local)) {
 			return true
 		}
 	}
 	return false
+}
+
+// containsAddressWord reports whether s holds w with no letter, digit or
+// other character of an address either side: "ana.silva" is in "dear
+// ana.silva," and "ana.silva." but not in "xana.silva" or
+// "ana.silva@other.example". A dot counts as an edge, since sentences end
+// with one.
+func containsAddressWord(s, w string) bool {
+	for from := 0; from < len(s); {
+		i := strings.Index(s[from:], w)
+		if i < 0 {
+			return false
+		}
+		start, end := from+i, from+i+len(w)
+		if (start == 0 || !addressByte(s[start-1])) && (end == len(s) || !addressByte(s[end])) {
+			return true
+		}
+		from = start + 1
+	}
+	return false
+}
+
+func addressByte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c >= utf8.RuneSelf || strings.IndexByte("@_-+", c) >= 0
 }
 
 // greetingBytes is how much of the first line counts as the greeting.
