@@ -27,6 +27,51 @@ type brand struct {
 	name    string
 	aliases []string // folded, space-separated words, a space either side (as matched)
 	domains map[string]bool
+	// members are the domains of a federation's members, each its own
+	// registrable domain in one pattern ("sparkasse-*.de": hundreds of
+	// savings banks, sparkasse-koelnbonn.de among them).
+	members []memberPattern
+}
+
+// memberPattern is a registrable domain with a "*" for one or more
+// letters, digits or hyphens of its first label.
+type memberPattern struct{ prefix, suffix string }
+
+func parseMemberPattern(s string) (memberPattern, bool) {
+	prefix, suffix, ok := strings.Cut(s, "*")
+	label, _, _ := strings.Cut(suffix, ".")
+	// At least four fixed characters in the label: "*.de" or "a*.de"
+	// would give a brand a country.
+	if !ok || strings.ContainsAny(prefix, ".*") || strings.Contains(suffix, "*") || !strings.Contains(suffix, ".") ||
+		len(strings.Trim(prefix+label, "-")) < 4 {
+		return memberPattern{}, false
+	}
+	return memberPattern{prefix, suffix}, true
+}
+
+func (p memberPattern) matches(org string) bool {
+	if len(org) <= len(p.prefix)+len(p.suffix) || !strings.HasPrefix(org, p.prefix) || !strings.HasSuffix(org, p.suffix) {
+		return false
+	}
+	for _, c := range []byte(org[len(p.prefix) : len(org)-len(p.suffix)]) {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// owns reports whether org, a registrable domain, is the brand's own.
+func (b *brand) owns(org string) bool {
+	if b.domains[org] {
+		return true
+	}
+	for _, p := range b.members {
+		if p.matches(org) {
+			return true
+		}
+	}
+	return false
 }
 
 // brandIndex answers "which brand owns this domain" and "does this name
@@ -34,6 +79,9 @@ type brand struct {
 type brandIndex struct {
 	brands []*brand
 	owner  map[string]*brand // registrable domain -> brand
+	// federations are the brands with member patterns, few enough to try
+	// each after owner finds nothing.
+	federations []*brand
 	// keys are the distinctive first labels of the brands' domains
 	// ("paypal", "docusign"), what lookalikes imitate; byLen holds those
 	// of 5 letters or more by length, for the misspelling test.
@@ -84,6 +132,14 @@ func parseBrands(list string) *brandIndex {
 		b.name = strings.TrimSpace(strings.Split(names, "|")[0])
 		for _, d := range strings.Fields(domains) {
 			d = strings.ToLower(d)
+			if strings.Contains(d, "*") {
+				// A member's name is its own: the key comes from the
+				// brand's domain ("sparkasse.de"), not from the pattern.
+				if p, ok := parseMemberPattern(d); ok {
+					b.members = append(b.members, p)
+				}
+				continue
+			}
 			b.domains[d] = true
 			idx.owner[d] = b
 			if k := firstLabel(d); len(k) >= 3 && !genericKeys[k] {
@@ -91,6 +147,9 @@ func parseBrands(list string) *brandIndex {
 			}
 		}
 		idx.brands = append(idx.brands, b)
+		if len(b.members) > 0 {
+			idx.federations = append(idx.federations, b)
+		}
 	}
 	for k := range idx.keys {
 		if len(k) >= 5 && len(k) <= maxKeyLen {
@@ -171,7 +230,7 @@ func (idx *brandIndex) lookalike(host string) (b *brand, why string) {
 // final dot, and its orgDomain: a caller that needs org too spares a
 // second search of the public suffix list.
 func (idx *brandIndex) lookalikeUnder(host, org string) (b *brand, why string) {
-	if idx.owner[org] != nil || org == "" {
+	if org == "" || idx.owner[org] != nil || idx.federationMember(org) {
 		return nil, ""
 	}
 	// A brand's name among the labels left of someone else's domain: a
@@ -232,6 +291,17 @@ func (idx *brandIndex) lookalikeUnder(host, org string) (b *brand, why string) {
 		return b, "misspelt brand in " + org
 	}
 	return nil, ""
+}
+
+// federationMember reports whether org is a member's domain of a
+// federated brand.
+func (idx *brandIndex) federationMember(org string) bool {
+	for _, b := range idx.federations {
+		if b.owns(org) {
+			return true
+		}
+	}
+	return false
 }
 
 // misspelt is the brand whose key word is within one letter of (two for

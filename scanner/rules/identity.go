@@ -30,7 +30,7 @@ func identity(f *findings, _ *scanner.Envelope, m *scanner.Message) {
 	}
 	host := strings.TrimSuffix(strings.ToLower(domain), ".")
 	org := orgDomain(host)
-	if b := brands.claimedBy(m.FromName); b != nil && !b.domains[org] {
+	if b := brands.claimedBy(m.FromName); b != nil && !b.owns(org) {
 		f.hit(FromBrandClaim, b.name+" from "+org)
 	}
 	if b, why := brands.lookalikeUnder(host, org); b != nil {

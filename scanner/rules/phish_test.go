@@ -155,6 +155,12 @@ func TestLookalike(t *testing.T) {
 		{"finance-group-apply.com", ""},
 		{"hermes.com", ""}, // not within two letters of a parcel service's key                // words near no brand's name
 		{"pineapple.com", ""},
+		{"sparkasse-koelnbonn.de", ""},           // a member of a federation, on its pattern
+		{"www.berliner-sparkasse.de", ""},        // the pattern with the name last
+		{"sparkasse-koelnbonn.com", "sparkasse"}, // the pattern names the country
+		{"sparkasse-sicherheit.info", "sparkasse"},
+		{"sparkasse-koelnbonn.de.example.ru", "sparkasse"}, // a member's name left of someone else's domain
+		{"confirmation.tax.service.gov.uk", ""},            // HMRC's own, below a public suffix
 		{"", ""},
 	}
 	for _, tt := range tests {
@@ -199,6 +205,73 @@ func TestBrandClaim(t *testing.T) {
 			t.Errorf("claimedBy(%q) = %q, want %q", tt.name, got, tt.want)
 		}
 	}
+}
+
+func TestBrandOwnsItsMembers(t *testing.T) {
+	byName := map[string]*brand{}
+	for _, b := range brands.brands {
+		byName[b.name] = b
+	}
+	tests := []struct {
+		brand, org string
+		want       bool
+	}{
+		{"sparkasse", "sparkasse.de", true},
+		{"sparkasse", "sparkasse-hannover.de", true},
+		{"sparkasse", "berliner-sparkasse.de", true},
+		{"sparkasse", "sparkasse-muensterland-ost.de", true},
+		{"sparkasse", "sparkasse-hannover.com", false},
+		{"sparkasse", "sparkasse-.de", false},
+		{"sparkasse", "sparkasse-x_y.de", false},
+		{"sparkasse", "xsparkasse-hannover.de", false},
+		{"hmrc", "tax.service.gov.uk", true},
+		{"hmrc", "other.service.gov.uk", false},
+		{"paypal", "paypal-secure.com", false},
+	}
+	for _, tt := range tests {
+		b := byName[tt.brand]
+		if b == nil {
+			t.Fatalf("no brand %q", tt.brand)
+		}
+		if got := b.owns(tt.org); got != tt.want {
+			t.Errorf("%s owns %q = %v, want %v", tt.brand, tt.org, got, tt.want)
+		}
+	}
+}
+
+func TestParseMemberPattern(t *testing.T) {
+	for _, tt := range []struct {
+		in string
+		ok bool
+	}{
+		{"sparkasse-*.de", true},
+		{"*-sparkasse.de", true},
+		{"*.de", false},           // a country, not a federation
+		{"ab*.de", false},         // too few fixed characters
+		{"spark*asse*.de", false}, // one star
+		{"sparkasse-*", false},    // no suffix
+		{"x.sparkasse-*.de", false},
+		{"sparkasse.*", false},
+	} {
+		if _, ok := parseMemberPattern(tt.in); ok != tt.ok {
+			t.Errorf("parseMemberPattern(%q) ok = %v, want %v", tt.in, ok, tt.ok)
+		}
+	}
+}
+
+func FuzzMemberPattern(f *testing.F) {
+	f.Add("sparkasse-*.de", "sparkasse-koelnbonn.de")
+	f.Add("*-sparkasse.de", "berliner-sparkasse.de")
+	f.Fuzz(func(t *testing.T, pattern, org string) {
+		p, ok := parseMemberPattern(pattern)
+		if !ok || !p.matches(org) {
+			return
+		}
+		star := org[len(p.prefix) : len(org)-len(p.suffix)]
+		if star == "" || strings.Contains(star, ".") || org != p.prefix+star+p.suffix {
+			t.Fatalf("%q matches %q with %q for the star", pattern, org, star)
+		}
+	})
 }
 
 func TestDisguisedWords(t *testing.T) {

@@ -155,3 +155,9 @@ msg(A, "en-invoice-own-domain", '"Billing" <billing@brightpath-design.com>', "In
 # firstname.lastname address the two fold to the same words.
 msg(A, "en-airline-checkin", '"TAP Air Portugal" <noreply@flytap.com>', "Check-in is now open for your flight to Lisbon",
  '<html><body><p>Dear Ana Silva,</p><p>Online check-in is now open for your flight TP 1353 from London Heathrow to Lisbon on 16 October at 07:15. Booking reference: K7Q2PX.</p><p><a href="https://www.flytap.com/en-gb/check-in?pnr=K7Q2PX">Check in now</a></p><p>Check-in closes 1 hour before departure. Remember to bring your passport or ID card.</p><p>Have a good flight,<br>TAP Air Portugal</p></body></html>', html=True)
+# Members of a federation send from their own domains, on one pattern
+# (sparkasse-*.de); a public body from below a public suffix.
+msg(A, "de-sparkasse-postfach", '"Sparkasse KölnBonn" <noreply@sparkasse-koelnbonn.de>', "Neue Nachricht in Ihrem elektronischen Postfach",
+ 'Sehr geehrte Frau Silva,\n\nin Ihrem elektronischen Postfach im Online-Banking liegt eine neue Nachricht für Sie bereit: Kontoauszug 10/2025.\n\nBitte melden Sie sich wie gewohnt über www.sparkasse-koelnbonn.de oder die App Sparkasse an.\n\nMit freundlichen Grüßen\nIhre Sparkasse KölnBonn')
+msg(A, "en-hmrc-return", 'HMRC <noreply@confirmation.tax.service.gov.uk>', "Your tax return has been received",
+ 'Dear Ana Silva,\n\nWe have received your Self Assessment tax return for the 2024 to 2025 tax year on 14 October 2025.\n\nYour submission reference is 8H2K9L3M4N.\n\nYou can view your calculation by signing in to your HMRC online account at https://www.gov.uk/log-in-register-hmrc-online-services\n\nFrom HMRC')
