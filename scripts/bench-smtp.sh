@@ -19,6 +19,12 @@
 # and each node's CPU time per message (user + system, from /proc), which
 # a busy machine disturbs far less than a rate, and the bytes it allocated
 # per message (go_memstats_alloc_bytes_total).
+# Last, where the CPU went: smtp-source's and each smtp-sink's CPU time per
+# message beside the node's, medians over the rounds, and the ratio at
+# which the node path would spend the machine's CPU as fast as the
+# ceiling does (the ceiling's CPU per message over the node path's): on a
+# machine with fewer cores than the three processes need, that bounds the
+# node/ceiling ratio whatever the network does.
 # Every node transaction must be answered 2xx (checked in the node's
 # metrics) or the run fails: a fast node that refuses mail proves nothing.
 #
@@ -68,8 +74,10 @@ on_exit() {
 # shellcheck source=scripts/bench-lib.sh
 source "$repo/scripts/bench-lib.sh"
 
+# start_sink PORT starts an smtp-sink; sets sink_pid.
 start_sink() {
 	smtp-sink "${sink_user[@]}" "127.0.0.1:$1" 1024 >/dev/null 2>&1 &
+	sink_pid=$!
 	pids+=($!)
 	wait_port "$1"
 }
@@ -174,13 +182,14 @@ postfix_drained() {
 	done
 }
 
-# run PORT prints the messages/s of one smtp-source run against PORT.
+# run PORT prints the messages/s of one smtp-source run against PORT, and
+# leaves smtp-source's user and system seconds in $work/source.time.
 run() {
-	local start end
+	local start end status=0 TIMEFORMAT='%U %S'
 	start=$(date +%s.%N)
-	smtp-source -s "$sessions" -m "$messages" -l "$size" -f sender@bench.test -t rcpt@example.org \
-		-M client.bench.test "127.0.0.1:$1" 2>>"$work/smtp-source.err" ||
-		die "smtp-source against port $1 failed: $(tail -3 "$work/smtp-source.err")"
+	{ time smtp-source -s "$sessions" -m "$messages" -l "$size" -f sender@bench.test -t rcpt@example.org \
+		-M client.bench.test "127.0.0.1:$1" 2>>"$work/smtp-source.err"; } 2>"$work/source.time" || status=$?
+	((status == 0)) || die "smtp-source against port $1 failed: $(tail -3 "$work/smtp-source.err")"
 	end=$(date +%s.%N)
 	awk -v m="$messages" -v s="$start" -v e="$end" 'BEGIN { printf "%.0f\n", m / (e - s) }'
 }
@@ -204,18 +213,20 @@ transactions() {
 		END { printf "%d %d\n", ok, other }'
 }
 
+declare -A port mgmt pid sinkpid
 ceiling_port=$(free_port)
 start_sink "$ceiling_port"
+port[ceiling]=$ceiling_port sinkpid[ceiling]=$sink_pid
 paths=(ceiling node)
 node_sink=$(free_port)
 start_sink "$node_sink"
+sinkpid[node]=$sink_pid
 start_node node "$node_sink" true
-declare -A port mgmt pid
-port[ceiling]=$ceiling_port
 port[node]=$node_smtp mgmt[node]=$node_mgmt pid[node]=$node_pid
 if ((compare_cache)); then
 	nocache_sink=$(free_port)
 	start_sink "$nocache_sink"
+	sinkpid[nocache]=$sink_pid
 	start_node nocache "$nocache_sink" false
 	port[nocache]=$node_smtp mgmt[nocache]=$node_mgmt pid[nocache]=$node_pid
 	paths+=(nocache)
@@ -223,6 +234,7 @@ fi
 if [[ -n $baseline_bin ]]; then
 	baseline_sink=$(free_port)
 	start_sink "$baseline_sink"
+	sinkpid[baseline]=$sink_pid
 	start_node baseline "$baseline_sink" true "$baseline_bin"
 	port[baseline]=$node_smtp mgmt[baseline]=$node_mgmt pid[baseline]=$node_pid
 	paths+=(baseline)
@@ -230,6 +242,7 @@ fi
 if ((with_postfix)); then
 	postfix_sink=$(free_port)
 	start_sink "$postfix_sink"
+	sinkpid[postfix]=$sink_pid
 	start_postfix "$postfix_sink"
 	port[postfix]=$postfix_smtp
 	paths+=(postfix)
@@ -247,8 +260,12 @@ for p in "${paths[@]}"; do
 	[[ $p != postfix ]] || postfix_drained
 done
 
-declare -A ratios cpus allocs
+declare -A ratios cpus allocs sources sinks
 ticks=$(getconf CLK_TCK)
+# us_per_msg TICKS_BEFORE TICKS_AFTER prints the CPU microseconds a message.
+us_per_msg() {
+	awk -v a="$1" -v b="$2" -v t="$ticks" -v m="$messages" 'BEGIN { printf "%.0f", (b - a) / t / m * 1e6 }'
+}
 printf '%-6s' round
 for p in "${paths[@]}"; do printf '%23s' "$p msg/s"; done
 for p in "${paths[@]:1}"; do printf '%23s' "$p/ceiling"; done
@@ -262,10 +279,13 @@ for ((r = 1; r <= rounds; r++)); do
 			before=$(cpu_ticks "${pid[$p]}")
 			alloc_before=$(allocated "${mgmt[$p]}")
 		fi
+		sink_before=$(cpu_ticks "${sinkpid[$p]}")
 		rate[$p]=$(run "${port[$p]}")
+		sinks[$p]+="$(us_per_msg "$sink_before" "$(cpu_ticks "${sinkpid[$p]}")") "
+		sources[$p]+="$(awk -v m="$messages" '{ printf "%.0f", ($1 + $2) / m * 1e6 }' "$work/source.time") "
 		cpu[$p]=- alloc[$p]=-
 		if [[ -n ${pid[$p]:-} ]]; then
-			cpu[$p]=$(awk -v a="$before" -v b="$(cpu_ticks "${pid[$p]}")" -v t="$ticks" -v m="$messages" 'BEGIN { printf "%.0f", (b - a) / t / m * 1e6 }')
+			cpu[$p]=$(us_per_msg "$before" "$(cpu_ticks "${pid[$p]}")")
 			alloc[$p]=$(awk -v a="$alloc_before" -v b="$(allocated "${mgmt[$p]}")" -v m="$messages" 'BEGIN { printf "%.0f", (b - a) / m / 1024 }')
 		fi
 		[[ $p != postfix ]] || postfix_drained
@@ -307,6 +327,20 @@ for p in "${paths[@]:1}"; do
 	fi
 done
 curl -fsS "http://127.0.0.1:${mgmt[node]}/metrics" | grep -E '^mxgrid_relay_cache_(hits|misses|stale)_total ' | sed 's/^/node: /'
+
+# Where the CPU went, medians over the rounds (Postfix's own processes are
+# not counted: its path shows only smtp-source and its sink).
+ceiling_cpu=$(awk -v a="$(median ${sources[ceiling]})" -v b="$(median ${sinks[ceiling]})" 'BEGIN { print a + b }')
+printf '%-10s%23s%23s%23s%23s\n' path "smtp-source us/msg" "server us/msg" "smtp-sink us/msg" "CPU-bound ratio"
+for p in "${paths[@]}"; do
+	src=$(median ${sources[$p]}) snk=$(median ${sinks[$p]}) srv=- bound=-
+	if [[ -n ${pid[$p]:-} ]]; then
+		srv=$(median ${cpus[$p]})
+		bound=$(awk -v c="$ceiling_cpu" -v a="$src" -v b="$srv" -v d="$snk" 'BEGIN { printf "%.2f", c / (a + b + d) }')
+	fi
+	[[ $p != ceiling ]] || srv=0
+	printf '%-10s%23s%23s%23s%23s\n' "$p" "$src" "$srv" "$snk" "$bound"
+done
 
 if [[ -n $profile_dir ]]; then
 	mkdir -p "$profile_dir"
