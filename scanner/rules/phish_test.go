@@ -207,7 +207,7 @@ func TestBrandClaim(t *testing.T) {
 	}
 }
 
-func TestBrandOwnsItsMembers(t *testing.T) {
+func TestBrandOwnsItsDomains(t *testing.T) {
 	byName := map[string]*brand{}
 	for _, b := range brands.brands {
 		byName[b.name] = b
@@ -227,6 +227,9 @@ func TestBrandOwnsItsMembers(t *testing.T) {
 		{"hmrc", "tax.service.gov.uk", true},
 		{"hmrc", "other.service.gov.uk", false},
 		{"paypal", "paypal-secure.com", false},
+		{"paypal", "paypal.de", true}, // a global brand's country domains are its own
+		{"amazon", "amazon.co.jp", true},
+		{"paypal", "paypal.ws", false}, // a country the list does not name
 	}
 	for _, tt := range tests {
 		b := byName[tt.brand]

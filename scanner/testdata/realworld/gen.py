@@ -161,3 +161,6 @@ msg(A, "de-sparkasse-postfach", '"Sparkasse KölnBonn" <noreply@sparkasse-koelnb
  'Sehr geehrte Frau Silva,\n\nin Ihrem elektronischen Postfach im Online-Banking liegt eine neue Nachricht für Sie bereit: Kontoauszug 10/2025.\n\nBitte melden Sie sich wie gewohnt über www.sparkasse-koelnbonn.de oder die App Sparkasse an.\n\nMit freundlichen Grüßen\nIhre Sparkasse KölnBonn')
 msg(A, "en-hmrc-return", 'HMRC <noreply@confirmation.tax.service.gov.uk>', "Your tax return has been received",
  'Dear Ana Silva,\n\nWe have received your Self Assessment tax return for the 2024 to 2025 tax year on 14 October 2025.\n\nYour submission reference is 8H2K9L3M4N.\n\nYou can view your calculation by signing in to your HMRC online account at https://www.gov.uk/log-in-register-hmrc-online-services\n\nFrom HMRC')
+# A global brand writes from its country domains.
+msg(A, "de-paypal-zahlung", '"PayPal" <service@paypal.de>', "Sie haben eine Zahlung gesendet",
+ 'Hallo Ana Silva,\n\nSie haben eine Zahlung über 25,00 EUR an Tom Becker gesendet.\n\nEs kann einige Minuten dauern, bis die Transaktion in Ihrem PayPal-Konto angezeigt wird.\n\nTransaktionsdetails: https://www.paypal.com/myaccount/transactions\n\nIhr PayPal-Team')
