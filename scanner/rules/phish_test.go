@@ -229,7 +229,8 @@ func TestBrandOwnsItsDomains(t *testing.T) {
 		{"paypal", "paypal-secure.com", false},
 		{"paypal", "paypal.de", true}, // a global brand's country domains are its own
 		{"amazon", "amazon.co.jp", true},
-		{"paypal", "paypal.ws", false}, // a country the list does not name
+		{"paypal", "paypal.ws", false},              // a country the list does not name
+		{"microsoft", "sharepointonline.com", true}, // SharePoint's sharing notices
 	}
 	for _, tt := range tests {
 		b := byName[tt.brand]
