@@ -26,6 +26,7 @@ const (
 	TextMoneyPromise = "TEXT_MONEY_PROMISE"
 	TextAdvanceFee   = "TEXT_ADVANCE_FEE"
 	TextCallback     = "TEXT_CALLBACK"
+	TextPharma       = "TEXT_PHARMA"
 	maxFoldedText    = 16 << 10 // phishing asks early; newsletters' footers add nothing
 	maxScannedRunes  = 16 << 10
 	minZeroWidthHits = 2
@@ -43,6 +44,7 @@ var textWeights = map[string]float64{
 	TextMoneyPromise: 1.0,
 	TextAdvanceFee:   2.5,
 	TextCallback:     2.0,
+	TextPharma:       2.5,
 }
 
 var (
@@ -66,6 +68,10 @@ var (
 	callbackList string
 	//go:embed lists/qrscan.txt
 	qrScanList string
+	//go:embed lists/drugs.txt
+	drugsList string
+	//go:embed lists/noprescription.txt
+	noPrescriptionList string
 
 	urgency     = parsePhrases(urgencyList)
 	credentials = parsePhrases(credentialsList)
@@ -77,13 +83,15 @@ var (
 	identityAsk = parsePhrases(identityList)
 	callback    = parsePhrases(callbackList)
 	qrScan      = parsePhrases(qrScanList)
+	drugs       = parsePhrases(drugsList)
+	noRx        = parsePhrases(noPrescriptionList)
 
 	// textPhrases are the sets textSigns looks for, in one pass, at the
 	// places the found* constants name in its results.
 	textPhrases = newPhraseSets((&[foundSets]*phraseSet{
 		foundUrgency: urgency, foundCredentials: credentials, foundExtortion: extortion, foundCryptoPay: cryptoPay,
 		foundLure: lures, foundPromise: promises, foundWindfall: windfall, foundIdentityAsk: identityAsk,
-		foundCallback: callback, foundQRScan: qrScan,
+		foundCallback: callback, foundQRScan: qrScan, foundDrug: drugs, foundNoRx: noRx,
 	})[:]...)
 )
 
@@ -98,6 +106,8 @@ const (
 	foundIdentityAsk
 	foundCallback
 	foundQRScan
+	foundDrug
+	foundNoRx
 	foundSets
 )
 
@@ -148,6 +158,12 @@ func textSigns(f *findings, env *scanner.Envelope, m *scanner.Message) {
 	// number to call for the refund is the fraud (callback phishing).
 	if found[foundCallback] != "" && repliesToFreemail(m) {
 		f.hit(TextCallback, found[foundCallback])
+	}
+	// A prescription-only medicine sold without the prescription, which
+	// no licensed pharmacy may offer: counterfeit-pill spam. Either alone
+	// is everyday text (a pharmacy's reminder, an over-the-counter offer).
+	if found[foundDrug] != "" && found[foundNoRx] != "" {
+		f.hit(TextPharma, found[foundDrug]+" / "+found[foundNoRx])
 	}
 	// A deadline, a request for credentials or money, and somewhere to
 	// act on it: the shape of a phish in any language. Business email

@@ -164,3 +164,12 @@ msg(A, "en-hmrc-return", 'HMRC <noreply@confirmation.tax.service.gov.uk>', "Your
 # A global brand writes from its country domains.
 msg(A, "de-paypal-zahlung", '"PayPal" <service@paypal.de>', "Sie haben eine Zahlung gesendet",
  'Hallo Ana Silva,\n\nSie haben eine Zahlung über 25,00 EUR an Tom Becker gesendet.\n\nEs kann einige Minuten dauern, bis die Transaktion in Ihrem PayPal-Konto angezeigt wird.\n\nTransaktionsdetails: https://www.paypal.com/myaccount/transactions\n\nIhr PayPal-Team')
+# Counterfeit pills: a prescription-only medicine offered without the
+# prescription, in English and Spanish.
+msg(P, "en-pharmacy-no-prescription", '"Canadian Meds Direct" <orders@meds-direct-rx.shop>', "Save 80% on Viagra and Cialis - no prescription needed",
+ '<html><body><p>Hello,</p><p>Genuine Viagra, Cialis and Levitra at the lowest prices online. <b>No prescription required</b>, no doctor visit, discreet packaging and free worldwide shipping on orders over $99.</p><p>Also available: Tramadol, Xanax, Ambien.</p><p><a href="https://meds-direct-rx.shop/?ref=8812">Order now and get 10 free pills</a></p><p>To stop receiving these offers, reply REMOVE.</p></body></html>', html=True)
+msg(P, "es-farmacia-sin-receta", '"Farmacia Online 24h" <ventas@farmacia-barata24.site>', "Ozempic sin receta: envío en 24 horas",
+ 'Hola Ana,\n\n¿Quiere perder peso rápido? Ahora puede comprar Ozempic y Wegovy sin receta médica, con envío discreto en 24 horas a toda España.\n\nPrecio especial esta semana: 89 € la pluma.\n\nPida ya: https://farmacia-barata24.site/ozempic\n\nUn saludo,\nFarmacia Online 24h')
+# A pharmacy names a medicine, and a prescription it holds.
+msg(A, "en-pharmacy-repeat", '"Boots Online Doctor" <noreply@boots.com>', "Your repeat prescription is ready",
+ 'Hi Ana,\n\nGood news: your repeat prescription (sildenafil 50 mg, 8 tablets) has been approved by our prescriber and is ready to collect at Boots, Oxford Street, from 2pm today.\n\nPlease bring photo ID. You can manage your prescriptions at https://www.boots.com/online/prescriptions\n\nBoots Online Doctor')
