@@ -464,13 +464,35 @@ func TestCombinedSignsNeedEveryPart(t *testing.T) {
 		{TextExtortion, "the threat in Portuguese", alice + "Gravei um vídeo seu pela webcam. Envie 500 USD em bitcoin para a carteira abaixo.\n", true},
 		{TextCallback, "a receipt from the merchant's domain", "From: Shop <orders@shop.example>\n" + receipt, false},
 		{TextCallback, "a receipt from a webmail mailbox", "From: Shop Billing <shop.billing.dept@gmail.com>\n" + receipt, true},
+		{TextPhishAction, "a QR code to scan, in a picture", "From: IT Desk <it@corp.example>\n" + mfa + qrPicture, true},
+		{TextPhishAction, "a QR code to scan, and no picture", "From: IT Desk <it@corp.example>\n" + mfa + "\n--b--\n", false},
+		{TextPhishAction, "a picture, and no QR code to scan", "From: IT Desk <it@corp.example>\n" + strings.Replace(mfa, "scan the QR code below", "see the picture below", 1) + qrPicture, false},
+	} {
+		got := run(t, nil, msg(tc.raw), nil)
+		if _, fired := got[tc.symbol]; fired != tc.want {
+			t.Errorf("%s: %s fired %v, want %v (%v)", tc.name, tc.symbol, fired, tc.want, got)
+		}
+	}
+}
+
+// TestOffersNoHonestSellerMakes: the words of a job, a loan or a pharmacy
+// are everyday mail; income from home, credit without a credit check and a
+// prescription-only medicine without the prescription are offers no
+// honest employer, lender or pharmacy makes.
+func TestOffersNoHonestSellerMakes(t *testing.T) {
+	const alice = "From: Alice <alice@example.org>\nTo: bob@example.net\nDate: Tue, 14 Oct 2025 09:12:44 +0000\nMessage-ID: <o.1@example.org>\nSubject: hi\n\n"
+	for _, tc := range []struct {
+		symbol, name, raw string
+		want              bool
+	}{
+		{TextMoneyPromise, "a remote job", alice + "We are hiring a backend engineer, fully remote: you can work from home anywhere in the EU.\n", false},
+		{TextMoneyPromise, "income from home", alice + "Discover how thousands make money from home with just 250 USD.\n", true},
+		{TextMoneyPromise, "a loan's terms", alice + "Your loan of 15,000 EUR was approved after the usual credit check.\n", false},
+		{TextMoneyPromise, "credit without the check, in German", alice + "Ihr Kredit über 15.000 € wurde genehmigt, ohne Schufa und ohne Einkommensnachweis.\n", true},
 		{TextPharma, "a pharmacy's reminder", alice + "Your repeat prescription for sildenafil is ready to collect. Bring your prescription card.\n", false},
 		{TextPharma, "an over-the-counter offer", alice + "Hay fever season: antihistamines without a prescription, 20% off this week.\n", false},
 		{TextPharma, "the medicine without the prescription", alice + "Buy Cialis and Tramadol online, no prescription required, discreet shipping.\n", true},
 		{TextPharma, "the medicine without the prescription, in German", alice + "Viagra rezeptfrei? Jetzt ohne Rezept bestellen, Lieferung in 24 Stunden.\n", true},
-		{TextPhishAction, "a QR code to scan, in a picture", "From: IT Desk <it@corp.example>\n" + mfa + qrPicture, true},
-		{TextPhishAction, "a QR code to scan, and no picture", "From: IT Desk <it@corp.example>\n" + mfa + "\n--b--\n", false},
-		{TextPhishAction, "a picture, and no QR code to scan", "From: IT Desk <it@corp.example>\n" + strings.Replace(mfa, "scan the QR code below", "see the picture below", 1) + qrPicture, false},
 	} {
 		got := run(t, nil, msg(tc.raw), nil)
 		if _, fired := got[tc.symbol]; fired != tc.want {
