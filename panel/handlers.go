@@ -717,6 +717,18 @@ func (p *Panel) deleteRecipient(req *request) error {
 	return redirect(req, "/panel/domains/"+strconv.FormatInt(id, 10), "removed")
 }
 
+// ownDomain is an upload's check that the session may see the domain its
+// path names (its handler then writes it through the service, which checks
+// again).
+func (p *Panel) ownDomain(req *request) error {
+	id, err := pathID(req.r)
+	if err != nil {
+		return err
+	}
+	_, err = p.svc.GetDomain(req.r.Context(), req.sess.P, id)
+	return err
+}
+
 // importRecipients reads a CSV upload (one address or local part in the
 // first column of each row). Rows that pass the same check the service
 // applies are imported; the others are reported with their line numbers.

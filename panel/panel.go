@@ -202,7 +202,7 @@ func (p *Panel) routes() map[string]http.HandlerFunc {
 		"POST /panel/domains/{id}/approve":       a(p.domainAction(p.svc.ApproveDomain)),
 		"POST /panel/domains/{id}/test-route":    a(p.testRoute),
 		"POST /panel/domains/{id}/recipients":    a(p.addRecipient),
-		"POST /panel/domains/{id}/import":        a(p.importRecipients),
+		"POST /panel/domains/{id}/import":        p.upload(p.ownDomain, p.importRecipients),
 		"POST /panel/domains/{id}/recipients/rm": a(p.deleteRecipient),
 		"GET /panel/domains/{id}/stats":          a(p.stats),
 
@@ -251,6 +251,15 @@ type request struct {
 }
 
 func (p *Panel) authed(fn func(*request) error) http.HandlerFunc {
+	return p.upload(nil, fn)
+}
+
+// upload is authed for a form that carries a file to the object its path
+// names: owns, the check that the session may write that object, runs
+// before the body is read, so another tenant's id (or a missing one)
+// answers "Not found" without its upload parsed (up to maxCSV, spooled to
+// disk) first. Without owns, a POST's form is read first, as authed does.
+func (p *Panel) upload(owns, fn func(*request) error) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
 		sess, ok, err := p.readSession(r)
@@ -272,18 +281,8 @@ func (p *Panel) authed(fn func(*request) error) http.HandlerFunc {
 			}
 			return
 		}
-		if r.Method == http.MethodPost {
-			// Multipart forms (uploads) are parsed by their handlers with
-			// their own limit; ParseMultipartForm reads the token then.
-			if err := p.parseForm(w, r); err != nil {
-				p.fail(&request{w: w, r: r, sess: sess}, err)
-				return
-			}
-			if !tokensEqual(sess.CSRF, r.PostFormValue("csrf")) {
-				p.log.Warn("panel: form without a valid CSRF token refused", "path", r.URL.Path, "actor", sess.P.Actor)
-				http.Error(w, "this form has expired or did not come from the panel: reload the page and try again", http.StatusForbidden)
-				return
-			}
+		if r.Method == http.MethodPost && owns == nil && !p.readForm(&request{w: w, r: r, sess: sess}) {
+			return
 		}
 		req := &request{w: w, r: r, sess: sess}
 		done, err := p.svc.BeginRequest(r.Context(), sess.P)
@@ -303,10 +302,34 @@ func (p *Panel) authed(fn func(*request) error) http.HandlerFunc {
 			has, err := p.svc.HasLogo(r.Context(), res.ID)
 			req.hasLogo = err == nil && has
 		}
+		if owns != nil {
+			if err := owns(req); err != nil {
+				p.fail(req, err)
+				return
+			}
+			if !p.readForm(req) {
+				return
+			}
+		}
 		if err := fn(req); err != nil {
 			p.fail(req, err)
 		}
 	}
+}
+
+// readForm reads a POST's form (a multipart one, an upload, with its own
+// limit) and checks its CSRF token; false when the request was answered.
+func (p *Panel) readForm(req *request) bool {
+	if err := p.parseForm(req.w, req.r); err != nil {
+		p.fail(req, err)
+		return false
+	}
+	if !tokensEqual(req.sess.CSRF, req.r.PostFormValue("csrf")) {
+		p.log.Warn("panel: form without a valid CSRF token refused", "path", req.r.URL.Path, "actor", req.sess.P.Actor)
+		http.Error(req.w, "this form has expired or did not come from the panel: reload the page and try again", http.StatusForbidden)
+		return false
+	}
+	return true
 }
 
 // sessionCurrent reports whether what the session logged in with still

@@ -3,6 +3,7 @@ package panel
 import (
 	"bytes"
 	"context"
+	"io"
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
@@ -162,5 +163,84 @@ func TestRequestPlacesOfAReseller(t *testing.T) {
 	}
 	for _, done := range held[1:] {
 		done()
+	}
+}
+
+// readCounter counts the bytes read from a request body.
+type readCounter struct {
+	r io.Reader
+	n int
+}
+
+func (c *readCounter) Read(b []byte) (int, error) {
+	n, err := c.r.Read(b)
+	c.n += n
+	return n, err
+}
+
+// TestUploadOwnerCheckedBeforeTheBodyIsRead: a CSV upload to another
+// reseller's domain, or to one that does not exist, answers "Not found"
+// without a byte of the body read, whatever the body holds; the owner's
+// own upload is read and imported. Before, every multipart body was parsed
+// (up to maxCSV, spooled to disk) before the domain's owner was checked:
+// B's id with a body that did not parse answered 400 "could not be read".
+func TestUploadOwnerCheckedBeforeTheBodyIsRead(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	pa, _, dA := f.resellerWithDomain(t, tenant.Reseller{Name: "alpha"}, tenant.DomainRecord{Name: "alpha.example", Route: "192.0.2.1:25"})
+	_, _, dB := f.resellerWithDomain(t, tenant.Reseller{Name: "beta"}, tenant.DomainRecord{Name: "beta.example", Route: "192.0.2.2:25"})
+	csvForm := func() (string, string) {
+		var body bytes.Buffer
+		mw := multipart.NewWriter(&body)
+		mw.WriteField("csrf", "tok")
+		fw, _ := mw.CreateFormFile("csv", "list.csv")
+		fw.Write([]byte("mallory\n"))
+		mw.Close()
+		return mw.FormDataContentType(), body.String()
+	}
+	ct, good := csvForm()
+	for _, tc := range []struct {
+		name, id, ctype, body string
+	}{
+		{"B's domain, a good upload", itoa(dB.ID), ct, good},
+		{"B's domain, a body that does not parse", itoa(dB.ID), "multipart/form-data; boundary=x", "not a multipart body"},
+		{"B's domain, no boundary", itoa(dB.ID), "multipart/form-data", good},
+		{"a missing domain, a body that does not parse", "987654", "multipart/form-data; boundary=x", "not a multipart body"},
+	} {
+		body := &readCounter{r: strings.NewReader(tc.body)}
+		req := httptest.NewRequest("POST", "/panel/domains/"+tc.id+"/import", body)
+		req.Header.Set("Content-Type", tc.ctype)
+		code, page := f.serve(t, pa, req)
+		if code != http.StatusNotFound || strings.Contains(page, "beta.example") {
+			t.Errorf("%s: %d, want 404 revealing nothing\n%s", tc.name, code, page)
+		}
+		if body.n != 0 {
+			t.Errorf("%s: %d bytes of the body read before the owner was checked", tc.name, body.n)
+		}
+	}
+	if _, err := f.svc.GetRecipient(ctx, f.op, dB.ID, "mallory"); err == nil {
+		t.Error("A's upload was imported into B's domain")
+	}
+	req := httptest.NewRequest("POST", "/panel/domains/"+itoa(dA.ID)+"/import", strings.NewReader(good))
+	req.Header.Set("Content-Type", ct)
+	if code, page := f.serve(t, pa, req); code != http.StatusOK {
+		t.Fatalf("A's upload to its own domain: %d\n%s", code, page)
+	}
+	if _, err := f.svc.GetRecipient(ctx, pa, dA.ID, "mallory"); err != nil {
+		t.Errorf("A's upload to its own domain was not imported: %v", err)
+	}
+	// Without the session's CSRF token, the owner's upload is still refused.
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	fw, _ := mw.CreateFormFile("csv", "list.csv")
+	fw.Write([]byte("trudy\n"))
+	mw.Close()
+	req = httptest.NewRequest("POST", "/panel/domains/"+itoa(dA.ID)+"/import", &body)
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	if code, _ := f.serve(t, pa, req); code != http.StatusForbidden {
+		t.Errorf("A's upload without the CSRF token: %d, want 403", code)
+	}
+	if _, err := f.svc.GetRecipient(ctx, pa, dA.ID, "trudy"); err == nil {
+		t.Error("an upload without the CSRF token was imported")
 	}
 }
