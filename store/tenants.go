@@ -161,6 +161,16 @@ var tenantMigrations = []Migration{{
 	Version: 8,
 	Common: `ALTER TABLE domains ADD COLUMN recipient_count BIGINT NOT NULL DEFAULT 0;
 	UPDATE domains SET recipient_count = (SELECT COUNT(*) FROM recipients r WHERE r.domain_id = domains.id);`,
+}, {
+	// Version 9 remembers since when a reseller has claimed a name it gave
+	// up unproven (deleted, or renamed away): its next claim of the name
+	// goes on from then (continueClaim) until a proof settles the name.
+	// Otherwise deleting and re-creating a claim before it lapsed started
+	// its clock again, and a reseller doing so every few days kept the
+	// name from every other one for ever.
+	Version: 9,
+	Common: `CREATE TABLE domain_claims (name TEXT NOT NULL, reseller_id BIGINT NOT NULL, since_us BIGINT NOT NULL,
+		PRIMARY KEY (name, reseller_id));`,
 }}
 
 // What a tenant change log row names.
@@ -720,6 +730,9 @@ func (t *Tenants) CreateDomain(ctx context.Context, d *tenant.DomainRecord, a ad
 		if err := t.enforceQuota(ctx, tx, owner, quotaDomains, 1); err != nil {
 			return err
 		}
+		if err := continueClaim(ctx, tx, d, owner); err != nil {
+			return err
+		}
 		if err := forgetTakeover(ctx, tx, d); err != nil {
 			return err
 		}
@@ -741,6 +754,9 @@ func (t *Tenants) UpdateDomain(ctx context.Context, d *tenant.DomainRecord, a ad
 		if err := rememberFreedName(ctx, tx, d.ID, d.Name); err != nil {
 			return err
 		}
+		if err := rememberClaim(ctx, tx, d.ID, d.Name); err != nil {
+			return err
+		}
 		res, err := tx.ExecContext(ctx, `UPDATE domains SET customer_id = $1, name = $2, route = $3, tls = $4, policy = $5, updated_us = $6,
 			status = $7, verify_token = $8, pending_since_us = $9 WHERE id = $10 AND updated_us = $11`,
 			d.CustomerID, d.Name, d.Route, d.TLS, pol, written, d.Status, d.VerifyToken, pendingSince(d), d.ID, read)
@@ -756,6 +772,9 @@ func (t *Tenants) UpdateDomain(ctx context.Context, d *tenant.DomainRecord, a ad
 				return err
 			}
 		}
+		if err := continueClaim(ctx, tx, d, to); err != nil {
+			return err
+		}
 		if err := forgetTakeover(ctx, tx, d); err != nil {
 			return err
 		}
@@ -767,19 +786,62 @@ func (t *Tenants) UpdateDomain(ctx context.Context, d *tenant.DomainRecord, a ad
 	return v, err
 }
 
-// forgetTakeover ends the TXT-only rule of an active domain's name: a
-// proof or the operator settled who holds it.
+// forgetTakeover ends the TXT-only rule of an active domain's name, and
+// the clocks of the claims given up on it (rememberClaim): a proof or the
+// operator settled who holds it.
 func forgetTakeover(ctx context.Context, tx *sql.Tx, d *tenant.DomainRecord) error {
 	if d.Status != tenant.StatusActive {
 		return nil
 	}
-	_, err := tx.ExecContext(ctx, `DELETE FROM domain_takeovers WHERE name = $1`, d.Name)
+	if _, err := tx.ExecContext(ctx, `DELETE FROM domain_takeovers WHERE name = $1`, d.Name); err != nil {
+		return err
+	}
+	_, err := tx.ExecContext(ctx, `DELETE FROM domain_claims WHERE name = $1`, d.Name)
 	return err
+}
+
+// rememberClaim records, when domain id is pending and about to be
+// deleted or renamed (to a name other than keep), since when its reseller
+// has claimed the name, for continueClaim. A clock already recorded is
+// kept: the claim that gave it up had gone on from it.
+func rememberClaim(ctx context.Context, tx *sql.Tx, id int64, keep string) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO domain_claims (name, reseller_id, since_us)
+		SELECT d.name, c.reseller_id, d.pending_since_us FROM domains d JOIN customers c ON c.id = d.customer_id
+		WHERE d.id = $1 AND d.status = $2 AND d.name <> $3
+		ON CONFLICT (name, reseller_id) DO NOTHING`, id, tenant.StatusPending, keep)
+	return err
+}
+
+// continueClaim dates pending d, written for resellerID, from that
+// reseller's earlier claim on the name when it gave one up unproven
+// (rememberClaim): a claim given up and taken again lapses when the first
+// would have, rather than keeping the name from the other resellers for
+// another whole TTL.
+func continueClaim(ctx context.Context, tx *sql.Tx, d *tenant.DomainRecord, resellerID int64) error {
+	if d.Status != tenant.StatusPending {
+		return nil
+	}
+	var since int64
+	err := tx.QueryRowContext(ctx, `SELECT since_us FROM domain_claims WHERE name = $1 AND reseller_id = $2`, d.Name, resellerID).Scan(&since)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil
+	}
+	if err != nil || since >= pendingSince(d) {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE domains SET pending_since_us = $1 WHERE id = $2`, since, d.ID); err != nil {
+		return err
+	}
+	d.PendingSince = fromMicros(since)
+	return nil
 }
 
 func (t *Tenants) DeleteDomain(ctx context.Context, id int64, a admin.AuditEntry) (uint64, error) {
 	return t.write(ctx, "domain "+strconv.FormatInt(id, 10), a, changed{changedDomain, &id}, func(tx *sql.Tx) error {
 		if err := rememberFreedName(ctx, tx, id, ""); err != nil {
+			return err
+		}
+		if err := rememberClaim(ctx, tx, id, ""); err != nil {
 			return err
 		}
 		return expectRow(tx.ExecContext(ctx, `DELETE FROM domains WHERE id = $1`, id))

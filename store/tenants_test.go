@@ -298,3 +298,88 @@ func TestTenantsUnavailable(t *testing.T) {
 		t.Fatalf("Load err %v, want ErrUnavailable", err)
 	}
 }
+
+// TestClaimGivenUpKeepsItsClock: a pending domain deleted or renamed away
+// leaves its reseller's claim clock behind; the reseller's next pending
+// domain of the name is dated from it (another reseller's is not), and the
+// name becoming active forgets it.
+func TestClaimGivenUpKeepsItsClock(t *testing.T) {
+	for _, tc := range dialects {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			ts := NewTenants(tc.open(t))
+			a := admin.AuditEntry{Actor: "test", Action: "x", Object: "x"}
+			var custs []int64
+			for _, name := range []string{"holder", "other"} {
+				r := tenant.Reseller{Name: name}
+				if _, err := ts.CreateReseller(ctx, &r, a); err != nil {
+					t.Fatal(err)
+				}
+				c := tenant.Customer{ResellerID: r.ID, Name: name}
+				if _, err := ts.CreateCustomer(ctx, &c, a); err != nil {
+					t.Fatal(err)
+				}
+				custs = append(custs, c.ID)
+			}
+			t0 := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+			claim := func(cust int64, name string, at time.Time) tenant.DomainRecord {
+				t.Helper()
+				d := tenant.DomainRecord{CustomerID: cust, Name: name, Route: "192.0.2.1:25", TLS: "opportunistic",
+					Status: tenant.StatusPending, VerifyToken: "tok", PendingSince: at}
+				if _, err := ts.CreateDomain(ctx, &d, a); err != nil {
+					t.Fatal(err)
+				}
+				return d
+			}
+			since := func(id int64) time.Time {
+				t.Helper()
+				d, err := ts.GetDomain(ctx, id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return d.PendingSince
+			}
+
+			d := claim(custs[0], "wanted.example", t0)
+			if _, err := ts.DeleteDomain(ctx, d.ID, a); err != nil {
+				t.Fatal(err)
+			}
+			d = claim(custs[0], "wanted.example", t0.Add(48*time.Hour))
+			if !d.PendingSince.Equal(t0) || !since(d.ID).Equal(t0) {
+				t.Fatalf("claimed again after a delete: since %v (stored %v), want %v", d.PendingSince, since(d.ID), t0)
+			}
+			d.Name = "elsewhere.example"
+			if _, err := ts.UpdateDomain(ctx, &d, a); err != nil {
+				t.Fatal(err)
+			}
+			d.Name, d.PendingSince = "wanted.example", t0.Add(60*time.Hour)
+			if _, err := ts.UpdateDomain(ctx, &d, a); err != nil {
+				t.Fatal(err)
+			}
+			if !d.PendingSince.Equal(t0) || !since(d.ID).Equal(t0) {
+				t.Fatalf("renamed away and back: since %v (stored %v), want %v", d.PendingSince, since(d.ID), t0)
+			}
+			if _, err := ts.DeleteDomain(ctx, d.ID, a); err != nil {
+				t.Fatal(err)
+			}
+			// Another reseller's claim has a clock of its own.
+			t1 := t0.Add(70 * time.Hour)
+			o := claim(custs[1], "wanted.example", t1)
+			if !since(o.ID).Equal(t1) {
+				t.Fatalf("another reseller's claim: since %v, want %v", since(o.ID), t1)
+			}
+			// Proven, the name starts afresh for everyone.
+			o.Status, o.VerifyToken = tenant.StatusActive, ""
+			if _, err := ts.UpdateDomain(ctx, &o, a); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := ts.DeleteDomain(ctx, o.ID, a); err != nil {
+				t.Fatal(err)
+			}
+			t2 := t0.Add(100 * time.Hour)
+			if d := claim(custs[0], "wanted.example", t2); !since(d.ID).Equal(t2) {
+				t.Fatalf("the holder's claim after a proof: since %v, want %v", since(d.ID), t2)
+			}
+		})
+	}
+}

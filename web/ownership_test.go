@@ -615,3 +615,80 @@ func TestAPILapsedClaimNotTakenPastQuota(t *testing.T) {
 		t.Fatalf("the lapsed claim within the quota: %d %s", code, body)
 	}
 }
+
+// TestAPIClaimGivenUpAndTakenAgainKeepsItsClock: a reseller that gives its
+// unproven claim up (delete, or rename away) and claims the name again
+// before the TTL ends continues the first claim's clock, so another
+// reseller still takes the name over once the TTL from the first claim
+// has passed. Before, each new claim started the clock again: deleting and
+// re-creating the name every 71 hours kept it from every other reseller
+// for ever, the squatting the TTL is there to end. A proven name given up
+// starts afresh.
+func TestAPIClaimGivenUpAndTakenAgainKeepsItsClock(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		giveUp func(f *apiFixture, d tenant.DomainRecord) tenant.DomainRecord
+	}{
+		{"delete and create", func(f *apiFixture, d tenant.DomainRecord) tenant.DomainRecord {
+			if code, out := f.do("own", "DELETE", fmt.Sprintf("/api/v1/domains/%d", d.ID), nil); code != 204 {
+				t.Fatalf("delete: %d %s", code, out)
+			}
+			code, again, body := f.createAs("own", d.Name, f.custA.ID)
+			if code != 201 {
+				t.Fatalf("create again: %d %s", code, body)
+			}
+			return again
+		}},
+		{"rename away and back", func(f *apiFixture, d tenant.DomainRecord) tenant.DomainRecord {
+			path := fmt.Sprintf("/api/v1/domains/%d", d.ID)
+			if code, out := f.do("own", "PATCH", path, map[string]any{"name": "elsewhere.example"}); code != 200 {
+				t.Fatalf("rename away: %d %s", code, out)
+			}
+			code, out := f.do("own", "PATCH", path, map[string]any{"name": d.Name})
+			var back tenant.DomainRecord
+			if code != 200 || json.Unmarshal(out, &back) != nil {
+				t.Fatalf("rename back: %d %s", code, out)
+			}
+			return back
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f, now, custB := newLapseFixture(t)
+			later := func(d time.Duration) { now.Add(int64(d)) }
+			_, first, _ := f.createAs("own", "wanted.example", f.custA.ID)
+			later(tenant.DefaultPendingClaimTTL - time.Hour)
+			again := tc.giveUp(f, first)
+			if again.Status != tenant.StatusPending || !again.PendingSince.Equal(first.PendingSince) {
+				t.Fatalf("claimed again: %s since %v, want pending since the first claim (%v)", again.Status, again.PendingSince, first.PendingSince)
+			}
+			if code, _, body := f.createAs("other", "wanted.example", custB.ID); code != 409 {
+				t.Fatalf("within the first claim's TTL: %d %s, want 409", code, body)
+			}
+			later(2 * time.Hour)
+			if code, taken, body := f.createAs("other", "wanted.example", custB.ID); code != 201 || taken.Status != tenant.StatusPending {
+				t.Fatalf("past the first claim's TTL: %d %s, want 201 (the claim lapsed)", code, body)
+			}
+		})
+	}
+
+	// Proven, the name's clock is settled: given up and claimed again, a
+	// new claim has its whole TTL.
+	f, now, custB := newLapseFixture(t)
+	_, d, _ := f.createAs("own", "proven.example", f.custA.ID)
+	now.Add(int64(tenant.DefaultPendingClaimTTL - time.Hour))
+	f.dns.AddTXT("proven.example", admin.VerifyPrefix+d.VerifyToken)
+	if _, got := f.status("own", d.ID, "verify"); got.Status != tenant.StatusActive {
+		t.Fatalf("verify: %s", got.Status)
+	}
+	if code, out := f.do("own", "DELETE", fmt.Sprintf("/api/v1/domains/%d", d.ID), nil); code != 204 {
+		t.Fatalf("delete: %d %s", code, out)
+	}
+	_, again, _ := f.createAs("own", "proven.example", f.custA.ID)
+	if want := time.Unix(0, now.Load()); !again.PendingSince.Equal(want) {
+		t.Fatalf("a proven name claimed again: pending since %v, want now (%v)", again.PendingSince, want)
+	}
+	now.Add(int64(2 * time.Hour))
+	if code, _, body := f.createAs("other", "proven.example", custB.ID); code != 409 {
+		t.Fatalf("a fresh claim after a proof: %d %s, want 409", code, body)
+	}
+}
