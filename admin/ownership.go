@@ -280,20 +280,47 @@ func (ow *ownership) endCheck(reseller int64) {
 }
 
 // verify activates d when DNS proves it. A name taken over from a lapsed
-// claim, or freed by an active domain's delete or rename, is proven by its
-// TXT token only: MX records at the cluster show that the customer chose
-// this service, not which reseller, and the one whose claim lapsed (or who
-// held the name) may be that one.
+// claim, or freed by an active domain's delete or rename, or under another
+// reseller's active domain, is proven by its TXT token only: MX records at
+// the cluster show that the customer chose this service, not which
+// reseller, and the one whose claim lapsed (or who held the name, or who
+// holds the customer's domain above it) may be that one.
 func (s *Service) verify(ctx context.Context, d tenant.DomainRecord) (tenant.DomainRecord, error) {
 	takenOver, err := s.store.TakenOver(ctx, d.Name)
 	if err != nil {
 		return d, err
 	}
-	ok, err := s.own.proven(ctx, d, !takenOver)
+	under := false
+	if !takenOver {
+		if under, err = s.underOthers(ctx, d); err != nil {
+			return d, err
+		}
+	}
+	ok, err := s.own.proven(ctx, d, !takenOver && !under)
 	if err != nil || !ok {
 		return d, err
 	}
 	return s.activate(ctx, Operator("verify"), d, "verify")
+}
+
+// underOthers reports whether a parent of d's name is another reseller's
+// active domain.
+func (s *Service) underOthers(ctx context.Context, d tenant.DomainRecord) (bool, error) {
+	for n := d.Name; ; {
+		_, parent, ok := strings.Cut(n, ".")
+		if !ok || !strings.Contains(parent, ".") {
+			return false, nil
+		}
+		p, err := s.store.DomainByName(ctx, parent)
+		switch {
+		case errors.Is(err, tenant.ErrNotFound):
+		case err != nil:
+			return false, err
+		case p.ResellerID != d.ResellerID && p.Status == tenant.StatusActive:
+			return true, nil
+		}
+		n = parent
+	}
 }
 
 // ClaimHeldUntil is when d's claim on its name stops keeping it from the

@@ -692,3 +692,53 @@ func TestAPIClaimGivenUpAndTakenAgainKeepsItsClock(t *testing.T) {
 		t.Fatalf("a fresh claim after a proof: %d %s, want 409", code, body)
 	}
 }
+
+// TestAPIMXProvesNoNameUnderAnotherResellersDomain: MX records at the
+// cluster for a name under another reseller's active domain show that the
+// domain's customer sends that name's mail here, most likely through the
+// reseller holding its domain: they prove nothing about the reseller
+// claiming the name, whose TXT token does. Before, reseller A claimed
+// lists.b-corp.example, whose explicit MX named the cluster, and proved it
+// by MX: B's customer's mail for it went to A's route. A name under one's
+// own domain, under a mere claim or under nobody's is still proven by MX.
+func TestAPIMXProvesNoNameUnderAnotherResellersDomain(t *testing.T) {
+	f, _, custB := newLapseFixture(t)
+	ctx := context.Background()
+	for _, d := range []tenant.DomainRecord{
+		{CustomerID: custB.ID, Name: "b-corp.example"},
+		{CustomerID: f.custA.ID, Name: "a-corp.example"},
+	} {
+		d.Route = "192.0.2.1:25"
+		if _, err := f.svc.CreateDomain(ctx, f.op, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if code, _, body := f.createAs("other", "claimed-b.example", custB.ID); code != 201 {
+		t.Fatalf("B's claim: %d %s", code, body)
+	}
+	for _, tc := range []struct {
+		name   string
+		active bool
+	}{
+		{"lists.b-corp.example", false},
+		{"deep.lists.b-corp.example", false},
+		{"lists.a-corp.example", true},
+		{"lists.claimed-b.example", true},
+		{"lists.nobodys.example", true},
+	} {
+		f.dns.Add(t, tc.name+". 300 IN MX 10 mx1.mxgrid.test.")
+		code, d, body := f.createAs("own", tc.name, f.custA.ID)
+		if code != 201 {
+			t.Fatalf("%s: %d %s", tc.name, code, body)
+		}
+		if _, got := f.status("own", d.ID, "verify"); (got.Status == tenant.StatusActive) != tc.active {
+			t.Errorf("%s by its MX: %s, want active=%v", tc.name, got.Status, tc.active)
+		}
+		if !tc.active {
+			f.dns.AddTXT(tc.name, admin.VerifyPrefix+d.VerifyToken)
+			if _, got := f.status("own", d.ID, "verify"); got.Status != tenant.StatusActive {
+				t.Errorf("%s by its TXT token: %s, want active", tc.name, got.Status)
+			}
+		}
+	}
+}
