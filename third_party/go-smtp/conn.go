@@ -222,10 +222,10 @@ func (c *Conn) handle(cmd string, arg string) {
 	case "VRFY":
 		c.writeResponse(252, EnhancedCode{2, 5, 0}, "Cannot VRFY user, but will accept message")
 	case "NOOP":
-		c.writeResponse(250, EnhancedCode{2, 0, 0}, "I have successfully done nothing")
+		c.writeResponse(250, EnhancedCode{2, 0, 0}, "Ok")
 	case "RSET": // Reset session
 		c.reset()
-		c.writeResponse(250, EnhancedCode{2, 0, 0}, "Session reset")
+		c.writeResponse(250, EnhancedCode{2, 0, 0}, "Ok")
 	case "BDAT":
 		c.handleBdat(arg)
 	case "DATA":
@@ -681,7 +681,9 @@ func (c *Conn) handleMail(arg string) {
 		return
 	}
 
-	c.writeResponse(250, EnhancedCode{2, 0, 0}, fmt.Sprintf("Roger, accepting mail from <%v>", from))
+	// As Postfix answers: RFC 3463's address status codes (X.1.0 for the
+	// sender, X.1.5 for a valid recipient), and no client text echoed.
+	c.writeResponse(250, EnhancedCode{2, 1, 0}, "Ok")
 	c.fromReceived = true
 }
 
@@ -1025,7 +1027,7 @@ func (c *Conn) handleRcpt(arg string) {
 		return
 	}
 	c.recipients = append(c.recipients, recipient)
-	c.writeResponse(250, EnhancedCode{2, 0, 0}, fmt.Sprintf("I'll make sure <%v> gets this", recipient))
+	c.writeResponse(250, EnhancedCode{2, 1, 5}, "Ok")
 }
 
 func checkNotifySet(values []DSNNotify) error {

@@ -121,9 +121,9 @@ func TestHeloRepliesCarryNoEnhancedCodes(t *testing.T) {
 	const transaction = "MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.org>\r\nVRFY b\r\nDATA\r\nrefuse\r\n.\r\n"
 	rest, _ := converse(t, &envelopeLog{}, nil, "HELO c.test\r\n"+transaction+"EHLO c.test\r\n"+transaction+"QUIT\r\n")
 	want := []string{
-		"250 localhost Hello c.test", "250 Roger, accepting mail from <a@example.org>", "250 I'll make sure <b@example.org> gets this",
+		"250 localhost Hello c.test", "250 Ok", "250 Ok",
 		"252 Cannot VRFY user, but will accept message", "354 Go ahead. End your data with <CR><LF>.<CR><LF>", "554 refused", "250 SIZE",
-		"250 2.0.0 Roger, accepting mail from <a@example.org>", "250 2.0.0 I'll make sure <b@example.org> gets this",
+		"250 2.1.0 Ok", "250 2.1.5 Ok",
 		"252 2.5.0 Cannot VRFY user, but will accept message", "354 Go ahead. End your data with <CR><LF>.<CR><LF>", "554 5.7.1 refused",
 		"221 2.0.0 Bye",
 	}
