@@ -53,7 +53,9 @@ type session struct {
 	// per-recipient routes two recipients of one domain may differ.
 	route relay.Route
 	tx    Transaction
-	note  trackNote
+	// txRoute is where tx goes: route's once a recipient is accepted.
+	txRoute relay.Route
+	note    trackNote
 }
 
 func (s *Server) newSession(c *smtp.Conn) (smtp.Session, error) {
@@ -113,7 +115,7 @@ func (ss *session) Reset() {
 		}
 	}
 	ss.queueID, ss.from, ss.rcpts, ss.domain = "", mailaddr.Address{}, nil, nil
-	ss.route = relay.Route{}
+	ss.route, ss.txRoute = relay.Route{}, relay.Route{}
 	ss.mailOpts = relay.MailOptions{}
 	ss.note = trackNote{}
 }
@@ -280,12 +282,20 @@ func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 		ss.trackRcpt(rcpt, dom, cachedRefusal(r), nil)
 		return cachedRefusal(r)
 	}
+	if ss.tx != nil && ss.domain == nil && route != ss.txRoute {
+		// Open for a route whose every recipient was refused: the checks
+		// above bind a transaction to its first accepted recipient's
+		// route, so this recipient must not go into another server's
+		// transaction (delivered there, and that server's refusal cached
+		// as this route's).
+		ss.abortDownstream()
+	}
 	if ss.tx == nil {
 		tx, err := ss.srv.deps.Relay.Open(ss.ctx, route, ss.from, ss.mailOpts)
 		if err != nil {
 			return ss.rcptFailed(rcpt, dom, "", err)
 		}
-		ss.tx = tx
+		ss.tx, ss.txRoute = tx, route
 	}
 	if err := ss.tx.Rcpt(rcpt); err != nil {
 		return ss.rcptFailed(rcpt, dom, cacheKey, err)

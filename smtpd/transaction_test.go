@@ -167,6 +167,37 @@ func TestRecipientRules(t *testing.T) {
 	}
 }
 
+// A transaction's destination is its first accepted recipient's. A first
+// recipient refused by its customer's server left the downstream
+// transaction open, and the next recipient, of another route (another
+// customer's server), was sent into it: delivered to the wrong server, and
+// that server's refusal cached as the other route's answer, so the
+// recipient's own mail was refused for negative_cache_ttl.
+func TestRefusedFirstRecipientDoesNotFixTheRoute(t *testing.T) {
+	other := smtptest.StartSink(t)
+	n, sink := startNode(t, func(c *config.Config) {
+		c.Domains = append(c.Domains, smtptest.Domain("elsewhere.example", other.Addr))
+	})
+	sink.RejectRcpt("nobody@example.org", &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user"})
+	// example.org's server hosts no elsewhere.example mailbox.
+	sink.RejectRcpt("carol@elsewhere.example", &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user here"})
+	// Twice: the second session must not meet the first's refusal cached.
+	for range 2 {
+		c := dial(t, n.SMTPAddr())
+		c.cmd(250, "MAIL FROM:<x@sender.test>")
+		c.cmd(550, "RCPT TO:<nobody@example.org>")
+		c.cmd(250, "RCPT TO:<carol@elsewhere.example>")
+		c.data(250, testMessage)
+		c.cmd(221, "QUIT")
+	}
+	if got := sink.Messages(); len(got) != 0 {
+		t.Errorf("example.org's server got %+v, want nothing", got)
+	}
+	if got := other.Messages(); len(got) != 2 || len(got[0].Rcpts) != 1 || got[0].Rcpts[0] != "carol@elsewhere.example" {
+		t.Errorf("elsewhere.example's server got %+v, want two messages for carol", got)
+	}
+}
+
 func TestDownstreamDownIsTempfailAndNothingDelivered(t *testing.T) {
 	n, sink := startNode(t, nil)
 	sink.Stop()
