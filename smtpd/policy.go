@@ -50,11 +50,16 @@ func matchesIP(list []netip.Prefix, ip netip.Addr) bool {
 // subdomains), case-insensitively: list is lower-cased when the snapshot
 // is built (tenant.Lists). The domain is the parsed one: a quoted
 // local part holding "@allowed.example" does not make the sender match.
+// Both sides name domains by their A-labels, so no spelling of a listed
+// domain (U-label, A-label, full-width letters) escapes its entry.
 func matchesSender(list []string, from mailaddr.Address) bool {
 	if len(list) == 0 || from.IsNull() {
 		return false
 	}
-	domain := from.LookupDomain()
+	domain, err := tenant.NormalizeDomain(from.Domain)
+	if err != nil {
+		domain = from.LookupDomain() // an address literal
+	}
 	addr := strings.ToLower(from.Local) + "@" + domain
 	for _, e := range list {
 		switch {

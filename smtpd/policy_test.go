@@ -198,3 +198,39 @@ func TestBlockedSenderLearnsNoMailboxes(t *testing.T) {
 		t.Errorf("unknown mailbox for another sender: %q, want 5.1.1", msg)
 	}
 }
+
+// A sender list names a domain in one spelling, and a sender may write it
+// in another: its A-label, its U-label, other case or full-width letters.
+// Compared as written, a sender blocked as bücher.example passed as
+// xn--bcher-kva.example, and one blocked by its A-label passed in UTF-8.
+func TestBlockedSenderWhateverItsSpelling(t *testing.T) {
+	n, _ := startWithScore(t, scoreCheck{}, func(c *config.Config) {
+		c.Domains[0].SenderBlock = []string{"bücher.example", "boss@xn--strae-oqa.example"}
+	})
+	for _, tc := range []struct {
+		mail    string
+		blocked bool
+	}{
+		{"<a@bücher.example> SMTPUTF8", true},
+		{"<a@xn--bcher-kva.example>", true},
+		{"<a@XN--BCHER-KVA.example>", true},
+		{"<a@BÜCHER.example> SMTPUTF8", true},
+		{"<a@ｂücher.example> SMTPUTF8", true},
+		{"<a@news.xn--bcher-kva.example>", true},
+		{"<boss@straße.example> SMTPUTF8", true},
+		{"<Boss@xn--strae-oqa.example>", true},
+		{"<clerk@straße.example> SMTPUTF8", false},
+		{"<a@bucher.example>", false},
+	} {
+		c := dial(t, n.SMTPAddr())
+		c.cmd(250, "MAIL FROM:%s", tc.mail)
+		want := 250
+		if tc.blocked {
+			want = 550
+		}
+		c.c.PrintfLine("RCPT TO:<bob@example.org>")
+		if code, msg, _ := c.c.ReadResponse(0); code != want {
+			t.Errorf("MAIL FROM:%s: RCPT got %d %s, want %d", tc.mail, code, msg, want)
+		}
+	}
+}

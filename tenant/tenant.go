@@ -51,7 +51,8 @@ type Policy struct {
 type Lists struct {
 	// IPAllow and IPBlock hold prefixes; an address is a full-length one.
 	IPAllow, IPBlock []netip.Prefix
-	// SenderAllow and SenderBlock hold lower-cased addresses and domains.
+	// SenderAllow and SenderBlock hold lower-cased addresses and domains,
+	// domains as A-labels.
 	SenderAllow, SenderBlock []string
 }
 
@@ -78,10 +79,19 @@ func parseIPs(list []string) []netip.Prefix {
 	return out
 }
 
+// parseSenders lower-cases the entries and writes their domains as
+// A-labels, the form a sender's domain is compared in (smtpd): written as
+// typed, "bücher.example" let xn--bcher-kva.example through, and an
+// A-label let the same domain through in UTF-8.
 func parseSenders(list []string) []string {
 	var out []string
 	for _, e := range list {
-		out = append(out, strings.ToLower(strings.TrimSpace(e)))
+		e = strings.ToLower(strings.TrimSpace(e))
+		at := strings.LastIndexByte(e, '@')
+		if d, err := NormalizeDomain(e[at+1:]); err == nil {
+			e = e[:at+1] + d
+		}
+		out = append(out, e)
 	}
 	return out
 }
