@@ -543,7 +543,13 @@ func (t *Transaction) data(msg io.Reader) (string, *Error) {
 	_, err = io.CopyBuffer(w, struct{ io.Reader }{msg}, *buf)
 	copyBuffers.Put(buf)
 	if err != nil {
-		w.Close()
+		// Never end the data after a failed copy: when the message could
+		// not be read to its end (a spool file's read error), the
+		// end-of-data line had the server commit the part sent, a
+		// truncated message, while the sender heard 451 and sent it
+		// again. A connection closed mid-data aborts the transaction
+		// (RFC 5321 §3.8); release closes it again, harmlessly.
+		t.s.client.Close()
 		return "", t.downstream("DATA", err)
 	}
 	resp, err := w.CloseWithResponse()

@@ -397,3 +397,45 @@ func skipData(r *bufio.Reader) error {
 		}
 	}
 }
+
+// failingReader gives its text, then err.
+type failingReader struct {
+	text string
+	err  error
+}
+
+func (f *failingReader) Read(p []byte) (int, error) {
+	if f.text == "" {
+		return 0, f.err
+	}
+	n := copy(p, f.text)
+	f.text = f.text[n:]
+	return n, nil
+}
+
+// A message that cannot be read to its end (a spool file's read error)
+// must not be delivered: ending DATA after the part that was read had the
+// customer's server commit the truncated message while the sender, told
+// 451, sent it again.
+func TestUnreadableMessageIsNotDelivered(t *testing.T) {
+	sink := smtptest.StartSink(t)
+	r := newRelay()
+	tx, err := r.Begin(context.Background(), Route{Addr: sink.Addr, TLS: TLSNone}, mailaddr.Address{Local: "a", Domain: "sender.test"}, MailOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Rcpt(mailaddr.Address{Local: "bob", Domain: "customer.test"}); err != nil {
+		t.Fatal(err)
+	}
+	msg := &failingReader{text: "Subject: hi\r\n\r\nthe first half\r\n", err: errors.New("read spool file: input/output error")}
+	_, err = tx.Data(msg, func() bool { return false })
+	var e *Error
+	if !errors.As(err, &e) || !e.Temporary() {
+		t.Errorf("Data: %v, want a temporary error", err)
+	}
+	tx.Close()
+	time.Sleep(200 * time.Millisecond)
+	if got := sink.Messages(); len(got) != 0 {
+		t.Errorf("the customer's server got %d messages, want none: %q", len(got), got[0].Data)
+	}
+}
