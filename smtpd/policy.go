@@ -58,7 +58,7 @@ func matchesSender(list []string, from mailaddr.Address) bool {
 	}
 	domain, err := tenant.NormalizeDomain(from.Domain)
 	if err != nil {
-		domain = from.LookupDomain() // an address literal
+		domain = from.LookupDomain() // an address literal, a one-label name
 	}
 	addr := strings.ToLower(from.Local) + "@" + domain
 	for _, e := range list {
