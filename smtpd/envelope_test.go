@@ -348,6 +348,41 @@ func TestHostileHELOGivesCleanFoldedReceived(t *testing.T) {
 	}
 }
 
+// TestReceivedNamesTheNegotiatedProtocol: our Received field says what
+// the client negotiated (RFC 3848, RFC 6531 §3.7.4), not what we offer: a
+// HELO client spoke SMTP.
+func TestReceivedNamesTheNegotiatedProtocol(t *testing.T) {
+	n, sink := startRawNode(t, nil)
+	for _, tc := range []struct{ greeting, mail, want string }{
+		{"HELO client.sender.test", "MAIL FROM:<alice@sender.test>", " with SMTP id "},
+		{"EHLO client.sender.test", "MAIL FROM:<alice@sender.test>", " with ESMTP id "},
+		{"EHLO client.sender.test", "MAIL FROM:<alice@sender.test> SMTPUTF8", " with UTF8SMTP id "},
+	} {
+		t.Run(tc.want, func(t *testing.T) {
+			before := len(sink.messages())
+			conn, err := net.DialTimeout("tcp", n.SMTPAddr(), 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := &client{t: t, c: textproto.NewConn(conn)}
+			t.Cleanup(func() { c.c.Close() })
+			c.expect(220)
+			c.cmd(250, "%s", tc.greeting)
+			c.cmd(250, "%s", tc.mail)
+			c.cmd(250, "RCPT TO:<bob@example.org>")
+			c.data(250, testMessage)
+			msgs := sink.messages()
+			if len(msgs) != before+1 {
+				t.Fatalf("customer server got %d messages, want 1", len(msgs)-before)
+			}
+			field, _, _ := strings.Cut(string(msgs[before]), "\r\nFrom: ")
+			if value := strings.NewReplacer("\r\n\t", " ", "\r\n ", " ").Replace(field); !strings.Contains(value, tc.want) {
+				t.Errorf("Received: %s\nwant %q", value, tc.want)
+			}
+		})
+	}
+}
+
 // TestHELOCannotBreakReceived: a HELO holding a character that has a
 // meaning in a Received field (a comment's parenthesis, the ';' before the
 // date, a quote, a backslash, an angle or square bracket) left our trace

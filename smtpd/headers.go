@@ -135,9 +135,18 @@ func (ss *session) compose(msg *scanner.Message, v scanner.Verdict, policy scann
 // through writeField like every field we write, so however long the HELO
 // or recipient, its lines stay within RFC 5322's 998 octets.
 func (ss *session) writeReceived(w *bytes.Buffer) {
-	with := "ESMTP"
-	if _, ok := ss.conn.TLSConnectionState(); ok {
-		with = "ESMTPS"
+	// The protocol as RFC 3848 and RFC 6531 §3.7.4 name it: what the
+	// client negotiated, not what we offer.
+	_, tls := ss.conn.TLSConnectionState()
+	with := "SMTP"
+	switch {
+	case ss.mailOpts.UTF8:
+		with = "UTF8SMTP"
+	case ss.conn.ESMTP() || tls:
+		with = "ESMTP"
+	}
+	if tls {
+		with += "S"
 	}
 	helo := receivedHELO(asciiHELO(ss.helo()))
 	// Built by appending: one string for the whole value, not one per part.

@@ -17,3 +17,25 @@ func TestASCIIHELO(t *testing.T) {
 		}
 	}
 }
+
+// TestSanitizeClientText: what a client names itself reaches headers,
+// logs, message tracking and the panel with nothing that breaks a line or
+// reorders what a reader sees.
+func TestSanitizeClientText(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"mx.sender.test", "mx.sender.test"},
+		{"café.sender.test", "café.sender.test"},
+		{"a\x00b\x0bc\x7fd", "a?b?c?d"},
+		{"a\u0085b\u009fc", "a?b?c"},
+		{"invoice\u202egpj.exe", "invoice?gpj.exe"},
+		{"a\u2066b\u2069c\u200fd", "a?b?c?d"},
+		{"a\u200bb\ufeffc", "a?b?c"},
+		{"line\u2028two\u2029three", "line?two?three"},
+		{"a\ue000b", "a?b"},
+		{"caf\xe9", "caf?"},
+	} {
+		if got := sanitizeClientText(tc.in); got != tc.want {
+			t.Errorf("sanitizeClientText(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package smtpd
 import (
 	"bytes"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/mxgrid/mxgrid/replytext"
@@ -12,13 +13,22 @@ import (
 // in headers and logs: a domain is at most 255 octets (RFC 5321 §4.5.3.1.2).
 const maxClientText = 255
 
-// sanitizeClientText makes client-chosen text safe for headers and logs:
-// every control character (C0 including VT, DEL, C1 including U+0085 NEL)
-// and every invalid UTF-8 byte becomes '?', and the text is cut to
+// sanitizeClientText makes client-chosen text safe for headers, logs,
+// message tracking and the panel: every control character (C0 including
+// VT, DEL, C1 including U+0085 NEL), every format character (the bidi
+// overrides and isolates that reorder what a reader of the panel sees,
+// zero-width characters), the line and paragraph separators U+2028 and
+// U+2029 that end a line in some viewers, private-use and surrogate code
+// points and every invalid UTF-8 byte become '?', and the text is cut to
 // maxClientText octets on a character boundary.
 func sanitizeClientText(s string) string {
 	s = strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == utf8.RuneError {
+		switch {
+		case r < 0x80:
+			if r < 0x20 || r == 0x7f {
+				return '?'
+			}
+		case r == utf8.RuneError || unicode.In(r, unicode.Cc, unicode.Cf, unicode.Zl, unicode.Zp, unicode.Co, unicode.Cs):
 			return '?'
 		}
 		return r

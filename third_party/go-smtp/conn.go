@@ -408,6 +408,11 @@ func (c *Conn) improperPipelining(cmd string) bool {
 	return true
 }
 
+// ESMTP reports whether the client greeted with EHLO (or LHLO) rather
+// than HELO, for the protocol a Received field names (RFC 3848; mxgrid
+// patch).
+func (c *Conn) ESMTP() bool { return c.pipeliningNegotiated() }
+
 // pipeliningNegotiated: the client said EHLO (or LHLO), whose reply
 // offers PIPELINING; HELO negotiates no extension.
 func (c *Conn) pipeliningNegotiated() bool {
