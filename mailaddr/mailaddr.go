@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -70,6 +71,32 @@ func IsASCII(s string) bool {
 		}
 	}
 	return true
+}
+
+// FoldLocal is a local part as mailbox lists compare it: lower-cased, but
+// a character outside ASCII never folds into ASCII (the Kelvin sign into
+// k, U+0130 into i). "Kate" spelled with a Kelvin sign is another mailbox
+// to the customer's server, so it must not pass kate's entry in a
+// recipient list (and reach that server as a guess the list was there to
+// stop).
+func FoldLocal(s string) string {
+	if IsASCII(s) {
+		return strings.ToLower(s)
+	}
+	return strings.Map(func(r rune) rune {
+		if l := unicode.ToLower(r); r < utf8.RuneSelf || l >= utf8.RuneSelf {
+			return l
+		}
+		return r
+	}, s)
+}
+
+// IsPostmaster reports the local part postmaster, in any ASCII case. The
+// length test keeps Unicode folding out: every character outside ASCII
+// takes two or more octets, so no ten-octet string of one ("poſtmaſter",
+// with the long s that strings.EqualFold folds to s) has ten characters.
+func IsPostmaster(local string) bool {
+	return len(local) == len("postmaster") && strings.EqualFold(local, "postmaster")
 }
 
 // LookupDomain is the domain in the form the directory keys on.

@@ -154,3 +154,36 @@ func TestParseDecodedAllocatesNothing(t *testing.T) {
 		t.Errorf("ParseDecoded allocated %.0f times, want 0", n)
 	}
 }
+
+func TestFoldLocal(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"Kate", "kate"},
+		{"JÓZEF", "józef"},
+		{"\u212Aate", "\u212Aate"},
+		{"\u0130nfo", "\u0130nfo"},
+		{"ÅSA", "åsa"},
+		{"po\u017Ftmaster", "po\u017Ftmaster"},
+	} {
+		if got := FoldLocal(tc.in); got != tc.want {
+			t.Errorf("FoldLocal(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestIsPostmaster(t *testing.T) {
+	for _, tc := range []struct {
+		local string
+		want  bool
+	}{
+		{"postmaster", true},
+		{"PostMaster", true},
+		{"po\u017Ftma\u017Fter", false},
+		{"po\u017Ftmaster", false},
+		{"postmaster2", false},
+		{"\u212Aostmaster", false},
+	} {
+		if got := IsPostmaster(tc.local); got != tc.want {
+			t.Errorf("IsPostmaster(%q) = %v, want %v", tc.local, got, tc.want)
+		}
+	}
+}

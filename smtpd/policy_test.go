@@ -234,3 +234,36 @@ func TestBlockedSenderWhateverItsSpelling(t *testing.T) {
 		}
 	}
 }
+
+// A recipient list compares local parts without case, but a character
+// outside ASCII never stands for an ASCII one: "Kate" with a Kelvin sign
+// (U+212A), which lower-cases to k, and "poſtmaſter" with the long s,
+// which folds to s, are other mailboxes. They passed kate's entry and the
+// postmaster exception and reached the customer's server as guesses the
+// list was there to stop.
+func TestRecipientListFoldsASCIIOnly(t *testing.T) {
+	n, sink := startWithScore(t, scoreCheck{}, func(c *config.Config) {
+		c.Domains[0].Recipients = []string{"kate", "józef"}
+	})
+	for _, tc := range []struct {
+		rcpt string
+		want int
+	}{
+		{"<kate@example.org>", 250},
+		{"<KATE@example.org>", 250},
+		{"<\u212Aate@example.org>", 550},
+		{"<\u0130nfo@example.org>", 550},
+		{"<JÓZEF@example.org>", 250},
+		{"<PostMaster@example.org>", 250},
+		{"<po\u017Ftma\u017Fter@example.org>", 550},
+	} {
+		c := dial(t, n.SMTPAddr())
+		c.cmd(250, "MAIL FROM:<alice@sender.test> SMTPUTF8")
+		if msg := c.cmd(tc.want, "RCPT TO:%s", tc.rcpt); tc.want == 550 && !strings.HasPrefix(msg, "5.1.1") {
+			t.Errorf("RCPT TO:%s: %q, want 5.1.1", tc.rcpt, msg)
+		}
+	}
+	if got := sink.Messages(); len(got) != 0 {
+		t.Errorf("the customer server got %d messages", len(got))
+	}
+}

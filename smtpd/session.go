@@ -196,7 +196,7 @@ func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 		ss.log.Info("too many unknown recipients from this client, closing", "queue_id", ss.queueID)
 		return errClientTooManyUnknown
 	}
-	if strings.EqualFold(to, "postmaster") {
+	if mailaddr.IsPostmaster(to) {
 		if ss.srv.cfg.Postmaster == "" {
 			ss.counts.unknown++
 			ss.srv.metrics.rcpts.WithLabelValues("no_postmaster").Inc()

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 	"unicode"
+
+	"github.com/mxgrid/mxgrid/mailaddr"
 )
 
 // The hierarchy: the operator runs the cluster and has resellers; a
@@ -379,7 +381,8 @@ func (d *DomainRecord) Normalize() error {
 // NormalizeLocal validates a recipient's local part (or a full address at
 // domain) and returns it lower-cased, as AcceptsRecipient compares.
 func NormalizeLocal(s, domain string) (string, error) {
-	local, dom, hasAt := strings.Cut(strings.ToLower(strings.TrimSpace(s)), "@")
+	local, dom, hasAt := strings.Cut(strings.TrimSpace(s), "@")
+	local = mailaddr.FoldLocal(local)
 	if hasAt && !strings.EqualFold(dom, domain) {
 		return "", fmt.Errorf("%q is not an address at %s", s, domain)
 	}

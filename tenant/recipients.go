@@ -5,6 +5,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
+
+	"github.com/mxgrid/mxgrid/mailaddr"
 )
 
 // Recipients is a domain's set of accepted local parts, lower-cased,
@@ -27,7 +29,7 @@ func PackRecipients(locals []string) Recipients {
 	sorted := make([]string, len(locals))
 	size := 0
 	for i, l := range locals {
-		sorted[i] = strings.ToLower(l)
+		sorted[i] = mailaddr.FoldLocal(l)
 		size += len(sorted[i])
 	}
 	slices.Sort(sorted)

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/mxgrid/mxgrid/mailaddr"
 )
 
 // TLSMode is how a route's downstream connection uses TLS. The values are
@@ -86,7 +88,7 @@ type prefixRoute struct {
 func (d *Domain) RouteFor(local string) Route {
 	r := d.Route
 	if d.Routes != nil {
-		if rr, ok := d.Routes.lookup(strings.ToLower(local)); ok {
+		if rr, ok := d.Routes.lookup(mailaddr.FoldLocal(local)); ok {
 			r = rr
 		}
 	}

@@ -18,6 +18,8 @@ import (
 	"sync/atomic"
 
 	"golang.org/x/net/idna"
+
+	"github.com/mxgrid/mxgrid/mailaddr"
 )
 
 // Policy is a domain's filtering policy. It is set at each level of the
@@ -131,10 +133,10 @@ type Domain struct {
 // takes it, so it goes to the customer's server, whose answer is final,
 // even when a list of recipients leaves it out.
 func (d *Domain) AcceptsRecipient(local string) bool {
-	if d.Recipients.Len() == 0 || strings.EqualFold(local, "postmaster") {
+	if d.Recipients.Len() == 0 || mailaddr.IsPostmaster(local) {
 		return true
 	}
-	return d.Recipients.Has(strings.ToLower(local))
+	return d.Recipients.Has(mailaddr.FoldLocal(local))
 }
 
 // Snapshot is an immutable view of every domain.
@@ -326,7 +328,8 @@ func newDomain(s domainSpec) (*Domain, FieldErrors) {
 	if len(s.Recipients) > 0 {
 		locals := make([]string, 0, len(s.Recipients))
 		for i, r := range s.Recipients {
-			local, dom, hasAt := strings.Cut(strings.ToLower(strings.TrimSpace(r)), "@")
+			local, dom, hasAt := strings.Cut(strings.TrimSpace(r), "@")
+			local = mailaddr.FoldLocal(local)
 			if local == "" || (hasAt && !strings.EqualFold(dom, name)) {
 				fe[fmt.Sprintf("recipients[%d]", i)] = fmt.Sprintf("%q is not a local part or an address at %s", r, name)
 				continue
