@@ -279,28 +279,38 @@ func (ow *ownership) endCheck(reseller int64) {
 	<-ow.sem
 }
 
-// verify activates d when DNS proves it. A name taken over from a lapsed
-// claim, or freed by an active domain's delete or rename, or under another
-// reseller's active domain, is proven by its TXT token only: MX records at
-// the cluster show that the customer chose this service, not which
-// reseller, and the one whose claim lapsed (or who held the name, or who
-// holds the customer's domain above it) may be that one.
+// verify activates d when DNS proves it.
 func (s *Service) verify(ctx context.Context, d tenant.DomainRecord) (tenant.DomainRecord, error) {
-	takenOver, err := s.store.TakenOver(ctx, d.Name)
+	byMX, err := s.mxMayProve(ctx, d)
 	if err != nil {
 		return d, err
 	}
-	under := false
-	if !takenOver {
-		if under, err = s.underOthers(ctx, d); err != nil {
-			return d, err
-		}
-	}
-	ok, err := s.own.proven(ctx, d, !takenOver && !under)
+	ok, err := s.own.proven(ctx, d, byMX)
 	if err != nil || !ok {
 		return d, err
 	}
 	return s.activate(ctx, Operator("verify"), d, "verify")
+}
+
+// mxMayProve reports whether MX records at the cluster may prove d. A name
+// taken over from a lapsed claim, or freed by an active domain's delete or
+// rename, or under or above another reseller's active domain, is proven by
+// its TXT token only: MX records at the cluster show that the customer
+// chose this service, not which reseller, and the one whose claim lapsed
+// (or who held the name, or who holds the customer's domain above it or a
+// subdomain below it) may be that one.
+func (s *Service) mxMayProve(ctx context.Context, d tenant.DomainRecord) (bool, error) {
+	if takenOver, err := s.store.TakenOver(ctx, d.Name); err != nil || takenOver {
+		return false, err
+	}
+	if under, err := s.underOthers(ctx, d); err != nil || under {
+		return false, err
+	}
+	above, err := s.store.OthersActiveBelow(ctx, d.Name, d.ResellerID)
+	if err != nil {
+		return false, fmt.Errorf("ownership: domains under %s: %w", d.Name, err)
+	}
+	return !above, nil
 }
 
 // underOthers reports whether a parent of d's name is another reseller's

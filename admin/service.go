@@ -65,6 +65,9 @@ type Store interface {
 	// TakenOver reports whether a lapsed claim on name gave way to another
 	// since the name was last active (created or updated active).
 	TakenOver(ctx context.Context, name string) (bool, error)
+	// OthersActiveBelow reports whether an active domain of a reseller
+	// other than resellerID is named something ending in "." + name.
+	OthersActiveBelow(ctx context.Context, name string, resellerID int64) (bool, error)
 
 	// ListRecipients needs f.DomainID.
 	ListRecipients(ctx context.Context, f Filter) ([]Recipient, error)

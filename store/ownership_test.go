@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"strconv"
 	"testing"
 	"time"
 
@@ -131,6 +132,68 @@ func TestTakeoverMigration(t *testing.T) {
 				if got, err := ts.TakenOver(ctx, tt.name); err != nil || got != tt.want {
 					t.Errorf("%s: TakenOver = %v, %v; want %v", tt.name, got, err, tt.want)
 				}
+			}
+		})
+	}
+}
+
+// TestOthersActiveBelow: on both dialects, a name has another reseller's
+// active domain below it only when that domain's name ends in "." + name:
+// the reseller's own domains, pending claims, the name itself and names
+// that merely end alike do not count, and '_' or '%' in the name match
+// only themselves.
+func TestOthersActiveBelow(t *testing.T) {
+	for _, tc := range dialects {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			ts := NewTenants(tc.open(t))
+			a := admin.AuditEntry{Actor: "t", Action: "create", Object: "x"}
+			var custs [2]tenant.Customer
+			for i := range custs {
+				r := tenant.Reseller{Name: "r" + strconv.Itoa(i)}
+				if _, err := ts.CreateReseller(ctx, &r, a); err != nil {
+					t.Fatal(err)
+				}
+				custs[i] = tenant.Customer{ResellerID: r.ID, Name: "c"}
+				if _, err := ts.CreateCustomer(ctx, &custs[i], a); err != nil {
+					t.Fatal(err)
+				}
+			}
+			mine, others := custs[0], custs[1]
+			for _, d := range []tenant.DomainRecord{
+				{CustomerID: others.ID, Name: "eu.corp.example", Status: tenant.StatusActive},
+				{CustomerID: others.ID, Name: "deep.eu.deep.example", Status: tenant.StatusActive},
+				{CustomerID: others.ID, Name: "eu.claim.example", Status: tenant.StatusPending, VerifyToken: "t", PendingSince: time.Now()},
+				{CustomerID: others.ID, Name: "solo.example", Status: tenant.StatusActive},
+				{CustomerID: others.ID, Name: "eu.bzx.example", Status: tenant.StatusActive},
+				{CustomerID: mine.ID, Name: "eu.own.example", Status: tenant.StatusActive},
+			} {
+				d.Route, d.TLS = "192.0.2.1:25", "none"
+				if _, err := ts.CreateDomain(ctx, &d, a); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, tt := range []struct {
+				name string
+				want bool
+			}{
+				{"corp.example", true},
+				{"deep.example", true},
+				{"eu.deep.example", true},
+				{"claim.example", false},
+				{"solo.example", false},
+				{"own.example", false},
+				{"orp.example", false},
+				{"b_x.example", false},
+				{"%.example", false},
+				{"a-name-longer-than-any-domain-held.example", false},
+			} {
+				if got, err := ts.OthersActiveBelow(ctx, tt.name, mine.ResellerID); err != nil || got != tt.want {
+					t.Errorf("OthersActiveBelow(%s) = %v, %v; want %v", tt.name, got, err, tt.want)
+				}
+			}
+			if got, err := ts.OthersActiveBelow(ctx, "corp.example", others.ResellerID); err != nil || got {
+				t.Errorf("OthersActiveBelow(corp.example) for its own reseller = %v, %v; want false", got, err)
 			}
 		})
 	}

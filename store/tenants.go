@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/mxgrid/mxgrid/admin"
@@ -895,6 +896,23 @@ func (t *Tenants) TakenOver(ctx context.Context, name string) (bool, error) {
 	err := t.query(ctx, `SELECT COUNT(*) FROM domain_takeovers WHERE name = $1`, []any{name}, func(rows *sql.Rows) error {
 		return rows.Scan(&n)
 	})
+	return n > 0, err
+}
+
+// OthersActiveBelow compares the end of each name rather than matching
+// LIKE '%.' || name, which would read a '_' or '%' in name as a wildcard
+// (the service's names hold neither, but the store does not lean on
+// that). The length test leaves out names too short to end so, for which
+// substr's start would fall before the first character, where the
+// dialects differ (SQLite counts a negative start from the end).
+func (t *Tenants) OthersActiveBelow(ctx context.Context, name string, resellerID int64) (bool, error) {
+	suffix := "." + name
+	var n int
+	err := t.query(ctx, `SELECT COUNT(*) FROM domains d JOIN customers c ON c.id = d.customer_id
+		WHERE d.status = $1 AND c.reseller_id <> $2 AND length(d.name) > $3 AND substr(d.name, length(d.name) - $3 + 1) = $4`,
+		[]any{tenant.StatusActive, resellerID, utf8.RuneCountInString(suffix), suffix}, func(rows *sql.Rows) error {
+			return rows.Scan(&n)
+		})
 	return n > 0, err
 }
 
