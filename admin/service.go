@@ -24,6 +24,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/mxgrid/mxgrid/tenant"
 )
@@ -910,6 +912,21 @@ func ReadTokenFile(path string) (string, error) {
 		return "", fmt.Errorf("admin.operator_token_file: %w", err)
 	}
 	tok := strings.TrimSpace(string(b))
+	// An Authorization header cannot carry a line break or a control
+	// character, and a bearer token has no whitespace: a node that started
+	// with such a token would refuse every request presenting it. The
+	// error names the character, never the token.
+	if i := strings.IndexFunc(tok, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }); i >= 0 {
+		r, _ := utf8.DecodeRuneInString(tok[i:])
+		what := "a control character"
+		switch {
+		case r == '\n' || r == '\r':
+			what = "a line break"
+		case unicode.IsSpace(r):
+			what = "whitespace"
+		}
+		return "", fmt.Errorf("admin.operator_token_file: %s: the token holds %s (%U) at byte %d; the file must hold the token alone, on one line", path, what, r, i)
+	}
 	if len(tok) < 32 {
 		return "", fmt.Errorf("admin.operator_token_file: %s holds %d characters; use at least 32 random ones (mxgrid token create --operator prints one)", path, len(tok))
 	}

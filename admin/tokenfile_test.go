@@ -1,0 +1,65 @@
+package admin
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestReadTokenFile: the operator token file holds the token alone; what
+// surrounds it (the trailing newline an editor or echo adds) is ignored,
+// but whitespace or a control character inside the token, which no
+// request could present, is refused when the file is read, with an error
+// naming the file and the character and never showing the token.
+func TestReadTokenFile(t *testing.T) {
+	const tok = "0123456789abcdef0123456789abcdef"
+	const half = "0123456789abcdef"
+	tests := []struct {
+		name, content string
+		want          string // substring of the error, "" for none
+	}{
+		{"bare", tok, ""},
+		{"trailing newline", tok + "\n", ""},
+		{"trailing newlines", tok + "\n\n\n", ""},
+		{"CRLF", tok + "\r\n", ""},
+		{"surrounding blanks", "  " + tok + " \t\n", ""},
+		{"newline inside", half + "\n" + half + "\n", "a line break (U+000A) at byte 16"},
+		{"CR inside", half + "\r" + half, "a line break (U+000D)"},
+		{"two tokens", tok + "\n" + tok + "\n", "a line break"},
+		{"space inside", half + " " + half, "whitespace (U+0020)"},
+		{"tab inside", half + "\t" + half, "whitespace (U+0009)"},
+		{"no-break space inside", half + "\u00a0" + half, "whitespace (U+00A0)"},
+		{"NUL inside", half + "\x00" + half, "a control character (U+0000)"},
+		{"escape inside", half + "\x1b" + half, "a control character (U+001B)"},
+		{"DEL inside", half + "\x7f" + half, "a control character (U+007F)"},
+		{"short", "0123456789\n", "holds 10 characters"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "operator.token")
+			if err := os.WriteFile(path, []byte(tt.content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			got, err := ReadTokenFile(path)
+			if tt.want == "" {
+				if err != nil || got != strings.TrimSpace(tt.content) {
+					t.Fatalf("ReadTokenFile = %q, %v; want the token", got, err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("ReadTokenFile = %q; want an error holding %q", got, tt.want)
+			}
+			if msg := err.Error(); !strings.Contains(msg, tt.want) || !strings.Contains(msg, path) || strings.Contains(msg, half) {
+				t.Fatalf("error %q: want it to name %s and hold %q, without the token", msg, path, tt.want)
+			}
+		})
+	}
+	if got, err := ReadTokenFile(""); got != "" || err != nil {
+		t.Fatalf("no file: %q, %v", got, err)
+	}
+	if _, err := ReadTokenFile(filepath.Join(t.TempDir(), "missing")); err == nil || !strings.Contains(err.Error(), "admin.operator_token_file") {
+		t.Fatalf("missing file: %v", err)
+	}
+}
