@@ -160,10 +160,12 @@ func newVerifyToken() (string, error) {
 	return hex.EncodeToString(b), nil
 }
 
-// proven reports whether DNS proves d: its TXT token is published, or
-// (when byMX) all its most-preferred MX records point at the cluster's MX
-// hosts. A lookup error is returned only when no proof could be read.
-func (ow *ownership) proven(ctx context.Context, d tenant.DomainRecord, byMX bool) (bool, error) {
+// proven reports whether DNS proves d: its TXT token is published, or all
+// its most-preferred MX records point at the cluster's MX hosts and
+// mayUseMX says MX records may prove it. mayUseMX reads the store, so it
+// is asked only when the MX records would prove the name. A lookup error
+// is returned only when no proof could be read.
+func (ow *ownership) proven(ctx context.Context, d tenant.DomainRecord, mayUseMX func(context.Context) (bool, error)) (bool, error) {
 	if ow.dns == nil {
 		return false, errors.New("ownership: no resolver configured")
 	}
@@ -175,31 +177,13 @@ func (ow *ownership) proven(ctx context.Context, d tenant.DomainRecord, byMX boo
 			return true, nil
 		}
 	}
-	if !byMX {
-		if notFound(txtErr) {
-			return false, nil
-		}
-		return false, fmt.Errorf("ownership: lookup %s: %w", d.Name, txtErr)
-	}
 	mxs, mxErr := ow.dns.LookupMX(ctx, d.Name)
-	if len(mxs) > 0 && len(ow.mxHosts) > 0 {
-		best := mxs[0].Pref
-		for _, mx := range mxs {
-			best = min(best, mx.Pref)
+	if ow.atCluster(mxs) && !ow.wildcardMX(ctx, d.Name) {
+		ok, err := mayUseMX(ctx)
+		if err != nil || ok {
+			return ok, err
 		}
-		all := true
-		for _, mx := range mxs {
-			if mx.Pref != best {
-				continue
-			}
-			h, err := tenant.NormalizeDomain(strings.TrimSuffix(mx.Host, "."))
-			if err != nil || !ow.mxHosts[h] {
-				all = false
-			}
-		}
-		if all && !ow.wildcardMX(ctx, d.Name) {
-			return true, nil
-		}
+		mxErr = nil // read, and no proof of this name
 	}
 	if notFound(txtErr) && notFound(mxErr) {
 		return false, nil
@@ -208,6 +192,28 @@ func (ow *ownership) proven(ctx context.Context, d tenant.DomainRecord, byMX boo
 		return false, fmt.Errorf("ownership: lookup %s: %w", d.Name, errors.Join(txtErr, mxErr))
 	}
 	return false, nil
+}
+
+// atCluster reports whether all the most preferred of mxs name the
+// cluster's MX hosts.
+func (ow *ownership) atCluster(mxs []*net.MX) bool {
+	if len(mxs) == 0 || len(ow.mxHosts) == 0 {
+		return false
+	}
+	best := mxs[0].Pref
+	for _, mx := range mxs {
+		best = min(best, mx.Pref)
+	}
+	for _, mx := range mxs {
+		if mx.Pref != best {
+			continue
+		}
+		h, err := tenant.NormalizeDomain(strings.TrimSuffix(mx.Host, "."))
+		if err != nil || !ow.mxHosts[h] {
+			return false
+		}
+	}
+	return true
 }
 
 // wildcardMX reports whether name's MX records may come from a wildcard
@@ -281,11 +287,7 @@ func (ow *ownership) endCheck(reseller int64) {
 
 // verify activates d when DNS proves it.
 func (s *Service) verify(ctx context.Context, d tenant.DomainRecord) (tenant.DomainRecord, error) {
-	byMX, err := s.mxMayProve(ctx, d)
-	if err != nil {
-		return d, err
-	}
-	ok, err := s.own.proven(ctx, d, byMX)
+	ok, err := s.own.proven(ctx, d, func(ctx context.Context) (bool, error) { return s.mxMayProve(ctx, d) })
 	if err != nil || !ok {
 		return d, err
 	}
