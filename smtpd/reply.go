@@ -31,6 +31,7 @@ var (
 	errOtherRoute           = &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 5, 3}, Message: "recipient routed elsewhere, send it in another transaction"}
 	errOtherTenant          = &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 5, 3}, Message: "recipient belongs to another customer, send it in another transaction"}
 	errOtherPolicy          = &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 5, 3}, Message: "recipient's domain has another filtering policy, send it in another transaction"}
+	errOtherQuarantine      = &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 5, 3}, Message: "recipient's domain keeps its own quarantine, send it in another transaction"}
 	errShuttingDown         = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "service shutting down, try another MX"}
 	errBadAddress           = &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 1, 3}, Message: "bad recipient address syntax"}
 	errBadSender            = &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 1, 7}, Message: "bad sender address syntax"}

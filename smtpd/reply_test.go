@@ -55,6 +55,7 @@ func replyTable() []replyCase {
 		{name: "errOtherRoute", reply: errOtherRoute, code: 452, enhanced: smtp.EnhancedCode{4, 5, 3}, prefix: "recipient routed elsewhere"},
 		{name: "errOtherTenant", reply: errOtherTenant, code: 452, enhanced: smtp.EnhancedCode{4, 5, 3}, prefix: "recipient belongs to another customer"},
 		{name: "errOtherPolicy", reply: errOtherPolicy, code: 452, enhanced: smtp.EnhancedCode{4, 5, 3}, prefix: "recipient's domain has another filtering policy"},
+		{name: "errOtherQuarantine", reply: errOtherQuarantine, code: 452, enhanced: smtp.EnhancedCode{4, 5, 3}, prefix: "recipient's domain keeps its own quarantine"},
 		{name: "errShuttingDown", reply: errShuttingDown, code: 421, enhanced: smtp.EnhancedCode{4, 3, 2}, prefix: "service shutting down, try another MX"},
 		{name: "errBadAddress", reply: errBadAddress, code: 501, enhanced: smtp.EnhancedCode{5, 1, 3}, prefix: "bad recipient address syntax"},
 		{name: "errBadSender", reply: errBadSender, code: 501, enhanced: smtp.EnhancedCode{5, 1, 7}, prefix: "bad sender address syntax"},

@@ -14,6 +14,7 @@ import (
 	"net/netip"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -48,7 +49,11 @@ type session struct {
 	from     mailaddr.Address
 	mailOpts relay.MailOptions
 	rcpts    []string
-	domain   *tenant.Domain
+	// rcptDomains are rcpts' domains, in step: a transaction may carry
+	// several domains of one customer sharing a route and a policy, and
+	// each recipient's record and count belong to its own domain's id.
+	rcptDomains []*tenant.Domain
+	domain      *tenant.Domain
 	// route is the transaction's destination, its first recipient's: with
 	// per-recipient routes two recipients of one domain may differ.
 	route relay.Route
@@ -114,7 +119,7 @@ func (ss *session) Reset() {
 			ss.gate.idle.Store(true)
 		}
 	}
-	ss.queueID, ss.from, ss.rcpts, ss.domain = "", mailaddr.Address{}, nil, nil
+	ss.queueID, ss.from, ss.rcpts, ss.rcptDomains, ss.domain = "", mailaddr.Address{}, nil, nil, nil
 	ss.route, ss.txRoute = relay.Route{}, relay.Route{}
 	ss.mailOpts = relay.MailOptions{}
 	ss.note = trackNote{}
@@ -274,6 +279,12 @@ func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 		ss.srv.metrics.rcpts.WithLabelValues("other_policy").Inc()
 		return errOtherPolicy
 	}
+	if ss.domain != nil && dom != ss.domain && ss.mayQuarantine() {
+		// A held message is one domain's: its quarantine quota pays for
+		// it and its users release it.
+		ss.srv.metrics.rcpts.WithLabelValues("other_quarantine").Inc()
+		return errOtherQuarantine
+	}
 	cacheKey := negcache.Key(route.Addr, rcpt.Local+"@"+rcpt.LookupDomain())
 	if r, ok := ss.srv.negCache.Get(cacheKey); ok {
 		ss.refusedMailbox()
@@ -303,6 +314,7 @@ func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	ss.domain = dom
 	ss.route = route
 	ss.rcpts = append(ss.rcpts, rcpt.String())
+	ss.rcptDomains = append(ss.rcptDomains, dom)
 	ss.srv.metrics.rcpts.WithLabelValues("accepted").Inc()
 	return nil
 }
@@ -467,8 +479,12 @@ func (ss *session) Data(r io.Reader) (reply error) {
 	sent, outcome, verdict := ss.deliver(b, holdable)
 	ss.countTransaction(outcome, sent)
 	// Config domains (id 0) belong to no tenant and have no panel page.
-	if ss.srv.deps.Outcomes != nil && ss.domain.ID != 0 {
-		ss.srv.deps.Outcomes.Count(ss.domain.ID, outcome)
+	if ss.srv.deps.Outcomes != nil {
+		for i, d := range ss.rcptDomains {
+			if d.ID != 0 && !slices.Contains(ss.rcptDomains[:i], d) {
+				ss.srv.deps.Outcomes.Count(d.ID, outcome)
+			}
+		}
 	}
 	ss.srv.metrics.duration.WithLabelValues(replyClass(sent.Code)).Observe(time.Since(start).Seconds())
 	ss.srv.metrics.size.Observe(float64(b.size))

@@ -73,8 +73,8 @@ func (ss *session) trackData(reply error) {
 	}
 	sr := toSMTP(ss.log, reply) // every reply Data gives is one already
 	n := &ss.note
-	for _, rcpt := range ss.rcpts {
-		r := ss.trackBase(rcpt, ss.domain)
+	for i, rcpt := range ss.rcpts {
+		r := ss.trackBase(rcpt, ss.rcptDomains[i])
 		r.Size, r.MessageID, r.Subject = n.size, n.messageID, n.subject
 		r.Action, r.Reason, r.Score = n.verdict.Action.String(), n.verdict.Reason, n.verdict.Score
 		r.Symbols = topSymbolNames(n.verdict, 5)

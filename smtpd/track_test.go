@@ -3,6 +3,7 @@ package smtpd_test
 import (
 	"context"
 	"errors"
+	"io"
 	"strings"
 	"sync"
 	"testing"
@@ -10,7 +11,10 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/mxgrid/mxgrid/internal/smtptest"
+	"github.com/mxgrid/mxgrid/quarantine"
 	"github.com/mxgrid/mxgrid/scanner"
+	"github.com/mxgrid/mxgrid/smtpd"
+	"github.com/mxgrid/mxgrid/tenant"
 	"github.com/mxgrid/mxgrid/tracking"
 )
 
@@ -156,4 +160,82 @@ type failingCheck struct{}
 func (failingCheck) Name() string { return "failing" }
 func (failingCheck) Check(context.Context, *scanner.Envelope, *scanner.Message) (scanner.Result, error) {
 	return scanner.Result{}, errors.New("engine down")
+}
+
+// outcomeLog keeps what the session counts per domain.
+type outcomeLog struct {
+	mu     sync.Mutex
+	counts map[int64]int
+}
+
+func (l *outcomeLog) Count(domainID int64, _ smtpd.Outcome) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.counts[domainID]++
+}
+
+// refuseHold stands in for the quarantine where nothing reaches it.
+type refuseHold struct{}
+
+func (refuseHold) Hold(context.Context, quarantine.Item, io.Reader) ([]int64, error) {
+	return nil, errors.New("nothing is held in this test")
+}
+
+// TestEachRecipientBooksToItsOwnDomain: two domains of one customer on
+// one route and policy share a transaction, and each recipient's
+// tracking record and outcome count belong to its own domain. Booked to
+// the transaction's first domain, the second domain's history and
+// statistics missed its mail; with quarantine on, a held message is one
+// domain's, so the other domain's recipient goes in its own transaction.
+func TestEachRecipientBooksToItsOwnDomain(t *testing.T) {
+	for _, quarantine := range []bool{false, true} {
+		sink := smtptest.StartSink(t)
+		cfg := testConfig(t)
+		cfg.Domains = append(cfg.Domains, smtptest.Domain("example.org", sink.Addr), smtptest.Domain("example.net", sink.Addr))
+		if quarantine {
+			for i := range cfg.Domains {
+				cfg.Domains[i].TagAction = ptr(tenant.TagQuarantine)
+			}
+		}
+		deps := configDeps(t, cfg, nil)
+		domains, err := cfg.StaticDomains()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, d := range domains {
+			d.ID, d.CustomerID = int64(11+i), 5
+		}
+		snap, err := tenant.NewSnapshot(1, domains)
+		if err != nil {
+			t.Fatal(err)
+		}
+		deps.Directory = tenant.NewDirectory(snap)
+		log, outcomes := &trackerLog{}, &outcomeLog{counts: map[int64]int{}}
+		deps.Tracker, deps.Outcomes = log, outcomes
+		if quarantine {
+			deps.Quarantine = refuseHold{} // the recipient is refused before any hold
+		}
+		n := startWith(t, cfg, deps)
+
+		c := dial(t, n.SMTPAddr())
+		c.cmd(250, "MAIL FROM:<alice@sender.test>")
+		c.cmd(250, "RCPT TO:<bob@example.org>")
+		if quarantine {
+			if msg := c.cmd(452, "RCPT TO:<carol@example.net>"); !strings.HasPrefix(msg, "4.5.3") {
+				t.Errorf("quarantine: second domain's recipient %q, want 4.5.3", msg)
+			}
+			continue
+		}
+		c.cmd(250, "RCPT TO:<carol@example.net>")
+		c.data(250, testMessage)
+		recs := log.take()
+		if len(recs) != 2 || recs[0].DomainID != 11 || recs[0].Domain != "example.org" || recs[1].DomainID != 12 || recs[1].Domain != "example.net" {
+			t.Errorf("records booked to %+v, want bob to 11 (example.org), carol to 12 (example.net)", recs)
+		}
+		outcomes.mu.Lock()
+		if outcomes.counts[11] != 1 || outcomes.counts[12] != 1 {
+			t.Errorf("outcomes counted %v, want one for each domain", outcomes.counts)
+		}
+		outcomes.mu.Unlock()
+	}
 }
