@@ -28,14 +28,9 @@ func TestCSVImportsShareTheNodesPlaces(t *testing.T) {
 	ctx := context.Background()
 	pr, _, d := f.resellerWithDomain(t, tenant.Reseller{Name: "alpha"}, tenant.DomainRecord{Name: "one.example", Route: "192.0.2.1:25"})
 	upload := func() (int, string) {
-		var body bytes.Buffer
-		mw := multipart.NewWriter(&body)
-		mw.WriteField("csrf", "tok")
-		fw, _ := mw.CreateFormFile("csv", "list.csv")
-		fw.Write([]byte("alice\nbob\n"))
-		mw.Close()
-		req := httptest.NewRequest("POST", "/panel/domains/"+itoa(d.ID)+"/import", &body)
-		req.Header.Set("Content-Type", mw.FormDataContentType())
+		ct, body := csvUpload("tok", "alice\nbob\n")
+		req := httptest.NewRequest("POST", "/panel/domains/"+itoa(d.ID)+"/import", strings.NewReader(body))
+		req.Header.Set("Content-Type", ct)
 		return f.serve(t, pr, req)
 	}
 	var held []func()
@@ -189,16 +184,7 @@ func TestUploadOwnerCheckedBeforeTheBodyIsRead(t *testing.T) {
 	ctx := context.Background()
 	pa, _, dA := f.resellerWithDomain(t, tenant.Reseller{Name: "alpha"}, tenant.DomainRecord{Name: "alpha.example", Route: "192.0.2.1:25"})
 	_, _, dB := f.resellerWithDomain(t, tenant.Reseller{Name: "beta"}, tenant.DomainRecord{Name: "beta.example", Route: "192.0.2.2:25"})
-	csvForm := func() (string, string) {
-		var body bytes.Buffer
-		mw := multipart.NewWriter(&body)
-		mw.WriteField("csrf", "tok")
-		fw, _ := mw.CreateFormFile("csv", "list.csv")
-		fw.Write([]byte("mallory\n"))
-		mw.Close()
-		return mw.FormDataContentType(), body.String()
-	}
-	ct, good := csvForm()
+	ct, good := csvUpload("tok", "mallory\n")
 	for _, tc := range []struct {
 		name, id, ctype, body string
 	}{
@@ -230,17 +216,27 @@ func TestUploadOwnerCheckedBeforeTheBodyIsRead(t *testing.T) {
 		t.Errorf("A's upload to its own domain was not imported: %v", err)
 	}
 	// Without the session's CSRF token, the owner's upload is still refused.
-	var body bytes.Buffer
-	mw := multipart.NewWriter(&body)
-	fw, _ := mw.CreateFormFile("csv", "list.csv")
-	fw.Write([]byte("trudy\n"))
-	mw.Close()
-	req = httptest.NewRequest("POST", "/panel/domains/"+itoa(dA.ID)+"/import", &body)
-	req.Header.Set("Content-Type", mw.FormDataContentType())
+	ct, noToken := csvUpload("", "trudy\n")
+	req = httptest.NewRequest("POST", "/panel/domains/"+itoa(dA.ID)+"/import", strings.NewReader(noToken))
+	req.Header.Set("Content-Type", ct)
 	if code, _ := f.serve(t, pa, req); code != http.StatusForbidden {
 		t.Errorf("A's upload without the CSRF token: %d, want 403", code)
 	}
 	if _, err := f.svc.GetRecipient(ctx, pa, dA.ID, "trudy"); err == nil {
 		t.Error("an upload without the CSRF token was imported")
 	}
+}
+
+// csvUpload is a multipart form as the import page posts it: the CSRF
+// token (none when empty) and the file.
+func csvUpload(csrf, csv string) (contentType, body string) {
+	var b bytes.Buffer
+	mw := multipart.NewWriter(&b)
+	if csrf != "" {
+		mw.WriteField("csrf", csrf)
+	}
+	fw, _ := mw.CreateFormFile("csv", "list.csv")
+	fw.Write([]byte(csv))
+	mw.Close()
+	return mw.FormDataContentType(), b.String()
 }

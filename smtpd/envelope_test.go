@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/textproto"
 	"regexp"
 	"strconv"
 	"strings"
@@ -311,13 +310,7 @@ func TestBareNewlines(t *testing.T) {
 
 func TestHostileHELOGivesCleanFoldedReceived(t *testing.T) {
 	n, sink := startRawNode(t, nil)
-	conn, err := net.DialTimeout("tcp", n.SMTPAddr(), 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &client{t: t, c: textproto.NewConn(conn)}
-	t.Cleanup(func() { c.c.Close() })
-	c.expect(220)
+	c := dialUnintroduced(t, n.SMTPAddr())
 	helo := "bad\x0b\x7f\u0085\x01host" + strings.Repeat("a", 5000)
 	c.raw(250, "EHLO "+helo+"\r\n")
 	c.cmd(250, "MAIL FROM:<alice@sender.test>")
@@ -360,13 +353,7 @@ func TestReceivedNamesTheNegotiatedProtocol(t *testing.T) {
 	} {
 		t.Run(tc.want, func(t *testing.T) {
 			before := len(sink.messages())
-			conn, err := net.DialTimeout("tcp", n.SMTPAddr(), 5*time.Second)
-			if err != nil {
-				t.Fatal(err)
-			}
-			c := &client{t: t, c: textproto.NewConn(conn)}
-			t.Cleanup(func() { c.c.Close() })
-			c.expect(220)
+			c := dialUnintroduced(t, n.SMTPAddr())
 			c.cmd(250, "%s", tc.greeting)
 			c.cmd(250, "%s", tc.mail)
 			c.cmd(250, "RCPT TO:<bob@example.org>")

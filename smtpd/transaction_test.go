@@ -44,11 +44,28 @@ func dial(t *testing.T, addr string) *client {
 
 func greet(t *testing.T, conn net.Conn) *client {
 	t.Helper()
+	c := greeted(t, conn)
+	c.cmd(250, "EHLO client.sender.test")
+	return c
+}
+
+// dialUnintroduced connects and reads the greeting; the test says HELO or
+// EHLO itself.
+func dialUnintroduced(t *testing.T, addr string) *client {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return greeted(t, conn)
+}
+
+func greeted(t *testing.T, conn net.Conn) *client {
+	t.Helper()
 	conn.SetDeadline(time.Now().Add(30 * time.Second))
 	c := &client{t: t, c: textproto.NewConn(conn)}
 	t.Cleanup(func() { c.c.Close() })
 	c.expect(220)
-	c.cmd(250, "EHLO client.sender.test")
 	return c
 }
 
