@@ -35,11 +35,9 @@ type client struct {
 
 func dial(t *testing.T, addr string) *client {
 	t.Helper()
-	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return greet(t, conn)
+	c := dialUnintroduced(t, addr)
+	c.cmd(250, "EHLO client.sender.test")
+	return c
 }
 
 func greet(t *testing.T, conn net.Conn) *client {
