@@ -379,7 +379,11 @@ func (b *builder) buildSMTP(context.Context) error {
 	if b.opts.MemoryLimit {
 		b.run("memory limit", &memlimit.Tuner{Budget: b.cfg.SMTP.MemoryBudget, Reserved: b.smtp.MemoryReserved, Log: b.log})
 	}
-	b.web = web.New(b.health, b.registry, b.log.With("component", "http"), web.DefaultLimits())
+	lim := web.DefaultLimits()
+	if lim.Exempt, err = clientip.ParseTrusted(b.cfg.HTTP.TrustedProxies); err != nil {
+		return fmt.Errorf("http.trusted_proxies: %w", err)
+	}
+	b.web = web.New(b.health, b.registry, b.log.With("component", "http"), lim)
 	if b.cfg.HTTP.Pprof {
 		b.web.MountPprof()
 	}

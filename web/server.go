@@ -13,18 +13,22 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/mxgrid/mxgrid/health"
+	"github.com/mxgrid/mxgrid/internal/ratelimit"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/net/netutil"
 )
 
 // Limits bound what one client can hold of a listener: a slow or silent
-// client is cut off by the timeouts, a large one by the byte caps, and a
-// crowd by the connection cap (further connections wait in the kernel's
-// accept queue rather than costing a goroutine and buffers each).
+// client is cut off by the timeouts, a large one by the byte caps, one
+// holding many connections by the per-client cap, and a crowd by the
+// connection cap (further connections wait in the kernel's accept queue
+// rather than costing a goroutine and buffers each).
 type Limits struct {
 	ReadHeaderTimeout time.Duration
 	// ReadTimeout covers the whole request, body included: a client that
@@ -37,6 +41,14 @@ type Limits struct {
 	MaxBodyBytes int64
 	// MaxConns is the number of connections served at once per listener.
 	MaxConns int
+	// MaxConnsPerClient is the number of those one client address (an
+	// IPv6 /64) may hold; more are closed at once. Without it one client
+	// holding MaxConns idle keep-alive connections shut everyone else out
+	// for IdleTimeout, and again as soon as it reconnected.
+	MaxConnsPerClient int
+	// Exempt are the trusted proxies (http.trusted_proxies): all their
+	// clients come over their connections.
+	Exempt []netip.Prefix
 }
 
 // DefaultLimits fit the largest legitimate request (a recipient CSV import
@@ -50,6 +62,7 @@ func DefaultLimits() Limits {
 		MaxHeaderBytes:    64 << 10,
 		MaxBodyBytes:      40 << 20,
 		MaxConns:          1024,
+		MaxConnsPerClient: 256,
 	}
 }
 
@@ -108,10 +121,78 @@ func (s *Server) Listen(addr string) (net.Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("http listen %s: %w", addr, err)
 	}
+	if s.limits.MaxConnsPerClient > 0 {
+		l = &clientCapListener{Listener: l, max: s.limits.MaxConnsPerClient, exempt: s.limits.Exempt, n: map[netip.Prefix]int{}}
+	}
 	if s.limits.MaxConns > 0 {
+		// Outside the per-client cap, so a refused connection takes no
+		// place.
 		l = netutil.LimitListener(l, s.limits.MaxConns)
 	}
 	return l, nil
+}
+
+// clientCapListener closes a client's connections past max.
+type clientCapListener struct {
+	net.Listener
+	max    int
+	exempt []netip.Prefix
+	mu     sync.Mutex
+	n      map[netip.Prefix]int
+}
+
+func (l *clientCapListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		ap, err := netip.ParseAddrPort(c.RemoteAddr().String())
+		if err != nil || l.isExempt(ap.Addr().Unmap()) {
+			return c, nil
+		}
+		key := ratelimit.ClientKey(ap.Addr())
+		l.mu.Lock()
+		full := l.n[key] >= l.max
+		if !full {
+			l.n[key]++
+		}
+		l.mu.Unlock()
+		if full {
+			c.Close()
+			continue
+		}
+		return &clientCapConn{Conn: c, release: func() { l.release(key) }}, nil
+	}
+}
+
+func (l *clientCapListener) isExempt(a netip.Addr) bool {
+	for _, p := range l.exempt {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+func (l *clientCapListener) release(key netip.Prefix) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.n[key]--; l.n[key] <= 0 {
+		delete(l.n, key)
+	}
+}
+
+type clientCapConn struct {
+	net.Conn
+	once    sync.Once
+	release func()
+}
+
+func (c *clientCapConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(c.release)
+	return err
 }
 
 // Serve serves the public listener l and the management listener mgmt

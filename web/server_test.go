@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -152,6 +153,54 @@ func TestConnectionCap(t *testing.T) {
 	line, err := br.ReadString('\n')
 	if err != nil || !strings.HasPrefix(line, "HTTP/1.1 200") {
 		t.Fatalf("after a place freed: %q, %v", line, err)
+	}
+}
+
+// TestConnectionCapPerClient: one client cannot take the listener's
+// places (idle keep-alive connections hold one each for IdleTimeout); a
+// trusted proxy, which carries every client's connections, can.
+func TestConnectionCapPerClient(t *testing.T) {
+	tests := []struct {
+		name        string
+		exempt      []netip.Prefix
+		thirdServed bool
+	}{
+		{"one client over its cap", nil, false},
+		{"trusted proxy", []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			lim := DefaultLimits()
+			lim.MaxConns, lim.MaxConnsPerClient, lim.Exempt = 10, 2, tt.exempt
+			addr, _ := serve(t, lim, nil)
+			for range 2 {
+				c, err := net.Dial("tcp", addr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.Close()
+			}
+			time.Sleep(100 * time.Millisecond) // let the server accept them
+			get := func(local string) (string, error) {
+				d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}}
+				c, err := d.Dial("tcp", addr)
+				if err != nil {
+					return "", err
+				}
+				defer c.Close()
+				fmt.Fprintf(c, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+				c.SetReadDeadline(time.Now().Add(2 * time.Second))
+				return bufio.NewReader(c).ReadString('\n')
+			}
+			line, err := get("127.0.0.1")
+			if served := err == nil && strings.HasPrefix(line, "HTTP/1.1 200"); served != tt.thirdServed {
+				t.Errorf("third connection from 127.0.0.1: %q, %v; want served %v", line, err, tt.thirdServed)
+			}
+			// Another client is served all the same.
+			if line, err := get("127.0.0.2"); err != nil || !strings.HasPrefix(line, "HTTP/1.1 200") {
+				t.Errorf("another client: %q, %v", line, err)
+			}
+		})
 	}
 }
 
