@@ -67,7 +67,11 @@ type linkView struct{ Title, Text, Button string }
 func (l *Links) page(w http.ResponseWriter, code int, v linkView) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'")
+	// The page's one button acts: framed by another site, a decoy over
+	// it could have the recipient release spam or opt out unknowingly.
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'")
+	w.Header().Set("X-Frame-Options", "DENY")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.Header().Set("Referrer-Policy", "no-referrer")
 	w.WriteHeader(code)
 	linkPage.Execute(w, v)

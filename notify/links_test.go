@@ -160,3 +160,23 @@ func releasingQuarantine(t *testing.T, cfg quarantine.Config) (*store.Store, *qu
 	rel := relay.New(relay.DefaultConfig(), "mx.mxgrid.test", smtptest.Guard(), slog.New(slog.DiscardHandler), prometheus.NewRegistry())
 	return st, quarantine.New(cfg, st, smtpd.Releaser{Directory: dir, Relay: smtpd.Relay{Relay: rel}}, nil), customer
 }
+
+// TestLinkPagesCannotBeFramed: a link's page asks for one click that acts
+// (release, opt out), so no other site may frame it and put its own
+// content over the button.
+func TestLinkPagesCannotBeFramed(t *testing.T) {
+	key := bytes.Repeat([]byte("k"), 32)
+	mux := http.NewServeMux()
+	NewLinks([][]byte{key}, nil, nil, nil, nil).Mount(func(p string, h http.Handler) { mux.Handle(p, h) })
+	optOut := Sign(Link{Action: ActionOptOut, Recipient: "ann@a.example", Expires: time.Now().Add(time.Hour)}, key)
+	for _, path := range []string{"/q/optout/" + optOut, "/q/release/altered"} {
+		rec := httptest.NewRecorder()
+		mux.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+		h := rec.Header()
+		if !strings.Contains(h.Get("Content-Security-Policy"), "frame-ancestors 'none'") || h.Get("X-Frame-Options") != "DENY" ||
+			h.Get("X-Content-Type-Options") != "nosniff" {
+			t.Errorf("GET %s: %d, CSP %q, X-Frame-Options %q, X-Content-Type-Options %q; want framing refused and nosniff",
+				path, rec.Code, h.Get("Content-Security-Policy"), h.Get("X-Frame-Options"), h.Get("X-Content-Type-Options"))
+		}
+	}
+}
