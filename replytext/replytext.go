@@ -23,6 +23,14 @@ func Sanitize(s string, max int) string {
 // or a header field: control characters other than tab (C0, DEL, C1)
 // become spaces, invalid UTF-8 becomes '?'. Unlike Sanitize it keeps the
 // text's spacing and length; a header field folds it later.
+//
+// The Unicode line and paragraph separators (a line break for some
+// readers) and the bidirectional embeddings, overrides and isolates
+// become spaces too: shown in the panel, a Subject or a file name with
+// U+202E runs backwards after it ("invoice\u202etxt.mcod", a macro
+// document, read "invoicedocm.txt"; CVE-2021-42574, "Trojan Source"). The
+// marks (U+200E, U+200F) and zero-width joiners, which right-to-left and
+// Indic text needs, stay.
 func Printable(s string) string {
 	if printableASCII(s) {
 		// Nearly every value is; strings.Map would decode it rune by rune
@@ -33,7 +41,8 @@ func Printable(s string) string {
 		switch {
 		case r == '\t':
 			return r
-		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0):
+		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0),
+			r == 0x2028, r == 0x2029, r >= 0x202a && r <= 0x202e, r >= 0x2066 && r <= 0x2069:
 			return ' '
 		case r == utf8.RuneError:
 			return '?'

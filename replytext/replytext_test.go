@@ -41,6 +41,12 @@ func TestPrintable(t *testing.T) {
 		{"x\r\nInjected: yes", "x  Injected: yes"},
 		{"a\x00\x7f\u0085b", "a   b"},
 		{"a\xffb", "a?b"},
+		// Trojan Source: shown in the panel, "invoice\u202etxt.mcod" reads
+		// "invoicedocm.txt"; U+2028 ends a line for some readers.
+		{"invoice\u202etxt.mcod", "invoice txt.mcod"},
+		{"a\u202ab\u202cc\u2066d\u2069e", "a b c d e"},
+		{"one\u2028two\u2029three", "one two three"},
+		{"\u200f\u05e9\u05dc\u05d5\u05dd \u200dx", "\u200f\u05e9\u05dc\u05d5\u05dd \u200dx"},
 	}
 	for _, tt := range tests {
 		if got := Printable(tt.in); got != tt.want {
@@ -98,7 +104,8 @@ func FuzzSanitize(f *testing.F) {
 }
 
 // FuzzPrintableMatchesReference: the ASCII fast path returns what the
-// rune-by-rune mapping, Printable's first version, returns.
+// rune-by-rune mapping, Printable's first version with the bidirectional
+// controls and line separators added, returns.
 func FuzzPrintableMatchesReference(f *testing.F) {
 	for _, s := range []string{"plain  text", "a\tb\x7f", "x\r\ny", "a\u0085b", "\xff", "~ü"} {
 		f.Add(s)
@@ -108,7 +115,8 @@ func FuzzPrintableMatchesReference(f *testing.F) {
 			switch {
 			case r == '\t':
 				return r
-			case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0):
+			case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0),
+				r == 0x2028, r == 0x2029, r >= 0x202a && r <= 0x202e, r >= 0x2066 && r <= 0x2069:
 				return ' '
 			case r == utf8.RuneError:
 				return '?'

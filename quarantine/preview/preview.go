@@ -7,6 +7,7 @@ package preview
 import (
 	"strings"
 
+	"github.com/mxgrid/mxgrid/replytext"
 	"github.com/mxgrid/mxgrid/scanner"
 )
 
@@ -27,7 +28,11 @@ const maxPreviewText = 64 << 10
 // as on the mail path: a hostile message cannot make it expensive).
 func Of(msg []byte) Preview {
 	m := scanner.NewParser(nil).Parse(msg)
-	p := Preview{From: m.Header.Get("From"), To: m.Header.Get("To"), Subject: m.Subject, Date: m.Header.Get("Date")}
+	// The headers and file names a person reads to decide on a release
+	// are made printable as the stored Subject is (replytext.Printable):
+	// no line breaks, and no text running backwards to disguise a name.
+	p := Preview{From: replytext.Printable(m.Header.Get("From")), To: replytext.Printable(m.Header.Get("To")),
+		Subject: replytext.Printable(m.Subject), Date: replytext.Printable(m.Header.Get("Date"))}
 	text := m.Text
 	if text == "" {
 		text = m.HTML.Text
@@ -41,7 +46,7 @@ func Of(msg []byte) Preview {
 	p.Text = strings.Clone(strings.TrimSpace(text))
 	for _, part := range m.Parts {
 		if part.Filename != "" {
-			p.Attachments = append(p.Attachments, part.Filename)
+			p.Attachments = append(p.Attachments, replytext.Printable(part.Filename))
 		}
 	}
 	return p
