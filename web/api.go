@@ -144,8 +144,9 @@ func OperatorOnly(svc *admin.Service, log *slog.Logger) func(http.Handler) http.
 func (a *AdminAPI) authed(fn func(w http.ResponseWriter, r *http.Request, p admin.Principal) error) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
-		secret, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok {
+		// The scheme is case-insensitive (RFC 9110 §11.1): "bearer" too.
+		scheme, secret, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+		if !strings.EqualFold(scheme, "Bearer") {
 			a.fail(w, r, admin.ErrUnauthenticated)
 			return
 		}

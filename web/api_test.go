@@ -563,3 +563,37 @@ func TestOperatorOnly(t *testing.T) {
 		}
 	}
 }
+
+// TestAPIAuthSchemeIgnoresCase: the Authorization scheme is
+// case-insensitive (RFC 9110 §11.1); the token is not.
+func TestAPIAuthSchemeIgnoresCase(t *testing.T) {
+	f := newAPIFixture(t)
+	tok := f.tokens["own"]
+	for _, tc := range []struct {
+		header string
+		want   int
+	}{
+		{"Bearer " + tok, 200},
+		{"bearer " + tok, 200},
+		{"BEARER " + tok, 200},
+		{"Bearer  " + tok, 200},
+		{"Bearer " + strings.ToUpper(tok), 401},
+		{"Basic " + tok, 401},
+		{"Bearer" + tok, 401},
+		{tok, 401},
+	} {
+		req, err := http.NewRequest("GET", f.srv.URL+"/api/v1/domains", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", tc.header)
+		resp, err := f.srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("Authorization: %.12q...: %d, want %d", tc.header, resp.StatusCode, tc.want)
+		}
+	}
+}
