@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 
@@ -237,18 +238,44 @@ func decode(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
 	var (
 		mbe *http.MaxBytesError
 		fe  tenant.FieldErrors
+		ute *json.UnmarshalTypeError
 	)
 	switch {
 	case err == nil:
 		return nil
 	case errors.As(err, &fe):
 		return fe
+	case errors.As(err, &ute) && ute.Field != "":
+		// Named by its JSON path: encoding/json's own message names
+		// our Go types ("Go struct field domainBody.customer_id").
+		return tenant.FieldErrors{ute.Field: "must be " + jsonKind(ute.Type)}
 	case errors.As(err, &mbe):
 		return fmt.Errorf("%w: at most %d bytes", errBodyTooLarge, mbe.Limit)
 	case errors.Is(err, io.EOF):
 		return badRequest{"request body: a JSON object is required"}
 	}
 	return badRequest{"request body: " + err.Error()}
+}
+
+// jsonKind says what JSON value fits a Go type, for a client.
+func jsonKind(t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "an integer"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	}
+	return "an object"
 }
 
 // pathID parses the {id} path segment; a malformed one names no object.

@@ -389,7 +389,9 @@ func TestAPIBadInput(t *testing.T) {
 		{"trailing data", "POST", "/api/v1/resellers", `{"name":"x"} {"name":"y"}`, 400, ""},
 		{"unknown field", "POST", "/api/v1/resellers", `{"name":"x","bogus":1}`, 400, ""},
 		{"unknown policy field", "POST", "/api/v1/domains", `{"name":"u.example","customer_id":1,"route":"127.0.0.1:25","policy":{"tag":1}}`, 400, ""},
-		{"wrong type", "POST", "/api/v1/customers", `{"name":"x","reseller_id":"1"}`, 400, ""},
+		{"wrong type", "POST", "/api/v1/customers", `{"name":"x","reseller_id":"1"}`, 400, "reseller_id"},
+		{"wrong type in the policy", "PATCH", fmt.Sprintf("/api/v1/domains/%d", f.domA.ID), `{"policy":{"tag_score":"high"}}`, 400, "policy.tag_score"},
+		{"a fraction for an id", "POST", "/api/v1/domains", `{"name":"f.example","customer_id":1.5,"route":"h:25"}`, 400, "customer_id"},
 		{"missing name", "POST", "/api/v1/resellers", `{}`, 400, "name"},
 		{"domain without dot", "POST", "/api/v1/domains", dom("localhost"), 400, "name"},
 		{"domain with space", "POST", "/api/v1/domains", dom("exa mple.com"), 400, "name"},
@@ -471,6 +473,9 @@ func TestAPIBadInput(t *testing.T) {
 			}
 			if tc.wantField != "" && e.Fields[tc.wantField] == "" {
 				t.Errorf("fields %v lack %q", e.Fields, tc.wantField)
+			}
+			if strings.Contains(string(out), "Go struct") || strings.Contains(string(out), "Body.") {
+				t.Errorf("the error names our Go types: %s", out)
 			}
 		})
 	}
