@@ -526,6 +526,27 @@ func TestCheck(t *testing.T) {
 			},
 			wantVirus: VirusEICAR,
 		},
+		// A line that starts with the delimiter and goes on ("--b1-x",
+		// "--b1 x") is text to Thunderbird and Python's email, which show
+		// the parts after it.
+		{
+			name: "script after a line that starts like the delimiter",
+			raw: func(testing.TB) string {
+				return strings.Replace(withAttachment("invoice.js", "application/octet-stream", []byte("var x = 1;")),
+					"See attached.\r\n", "See attached.\r\n--b1-x\r\n", 1)
+			},
+			wantReject:  "invoice.js",
+			wantSymbols: []string{SymbolBlockedType},
+		},
+		{
+			name: "script after a line that starts like the delimiter and a blank",
+			raw: func(testing.TB) string {
+				return strings.Replace(withAttachment("invoice.js", "application/octet-stream", []byte("var x = 1;")),
+					"See attached.\r\n", "See attached.\r\n--b1 x\r\n", 1)
+			},
+			wantReject:  "invoice.js",
+			wantSymbols: []string{SymbolBlockedType},
+		},
 		{
 			name: "script named after a comma in Content-Disposition",
 			raw: func(testing.TB) string {

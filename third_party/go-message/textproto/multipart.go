@@ -197,21 +197,34 @@ func scanUntilBoundary(buf, dashBoundary, nlDashBoundary []byte, total int64, re
 // and the caller has verified already that bytes.HasPrefix(buf, prefix) is true.
 //
 // matchAfterPrefix returns +1 if the buffer does match the boundary,
-// meaning the prefix is followed by a dash, space, tab, cr, nl, or end of input.
+// meaning the prefix is followed by "--", or by spaces or tabs and then a
+// cr, nl, or end of input.
 // It returns -1 if the buffer definitely does NOT match the boundary,
 // meaning the prefix is followed by some other character.
-// For example, "--foobar" does not match "--foo".
+// For example, "--foobar" does not match "--foo", nor do "--foo-bar" and
+// "--foo x": mail readers (Thunderbird, Python's email) read such a line
+// as the part's text and the parts after it as parts, where ending the
+// part there made NextPart fail and hid those parts from the scanner.
 // It returns 0 more input needs to be read to make the decision,
-// meaning that len(buf) == len(prefix) and readErr == nil.
+// meaning that the line is cut short in buf and readErr == nil.
 func matchAfterPrefix(buf, prefix []byte, readErr error) int {
-	if len(buf) == len(prefix) {
+	rest := buf[len(prefix):]
+	switch {
+	case bytes.HasPrefix(rest, []byte("--")):
+		return +1
+	case len(rest) == 1 && rest[0] == '-' && readErr == nil:
+		return 0
+	case len(rest) > 0 && rest[0] == '-':
+		return -1
+	}
+	rest = skipLWSPChar(rest)
+	if len(rest) == 0 {
 		if readErr != nil {
 			return +1
 		}
 		return 0
 	}
-	c := buf[len(prefix)]
-	if c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '-' {
+	if rest[0] == '\r' || rest[0] == '\n' {
 		return +1
 	}
 	return -1
