@@ -516,6 +516,7 @@ func (w *walker) walk(e *message.Entity, depth int, path string, attached bool, 
 	for _, n := range slices.Concat(
 		paramValues(dparams, derr, e.Header.Get("Content-Disposition"), "filename"),
 		paramValues(params, err, e.Header.Get("Content-Type"), "name"),
+		repeatedFieldNames(e.Header),
 		// Thunderbird's last resorts (MimeHeaders_get_name), for a part
 		// with neither parameter: it shows and saves the file by them.
 		[]string{e.Header.Get("Content-Name"), e.Header.Get("X-Sun-Data-Name")}) {
@@ -789,6 +790,33 @@ func paramValues(params map[string]string, parseErr error, raw, key string) []st
 		vs = append(vs, v)
 	}
 	return vs
+}
+
+// repeatedFieldNames are the names a second (third...) Content-Disposition
+// or Content-Type field of h gives. go-message reads the first field, and
+// mail clients differ in which they read, as for a repeated parameter: a
+// part with "invoice.txt" in one Content-Disposition and "invoice.js" in
+// another passed the blocked types and the attachment rules.
+func repeatedFieldNames(h message.Header) []string {
+	var names []string
+	for _, f := range [...]struct{ field, key string }{{"Content-Disposition", "filename"}, {"Content-Type", "name"}} {
+		values := h.Values(f.field)
+		for _, v := range values[min(1, len(values)):] {
+			var (
+				one    message.Header
+				params map[string]string
+				err    error
+			)
+			one.Set(f.field, v)
+			if f.field == "Content-Type" {
+				_, params, err = one.ContentType()
+			} else {
+				_, params, err = one.ContentDisposition()
+			}
+			names = append(names, paramValues(params, err, v, f.key)...)
+		}
+	}
+	return names
 }
 
 // maxRawNames bounds the parameters read from a header that did not parse.

@@ -547,6 +547,26 @@ func TestCheck(t *testing.T) {
 			wantReject:  "invoice.js",
 			wantSymbols: []string{SymbolBlockedType},
 		},
+		// go-message reads the first of a repeated field; mail clients
+		// differ in which they read.
+		{
+			name: "script named by a second Content-Disposition",
+			raw: func(testing.TB) string {
+				return strings.Replace(withAttachment("invoice.txt", "application/octet-stream", []byte("var x = 1;")),
+					"Content-Transfer-Encoding: base64\r\n\r\n", "Content-Disposition: attachment; filename=\"invoice.js\"\r\nContent-Transfer-Encoding: base64\r\n\r\n", 1)
+			},
+			wantReject:  "invoice.js",
+			wantSymbols: []string{SymbolBlockedType},
+		},
+		{
+			name: "script named by a second Content-Type",
+			raw: func(testing.TB) string {
+				return strings.Replace(withAttachment("", "text/plain; name=\"notes.txt\"", []byte("var x = 1;")),
+					"Content-Transfer-Encoding: base64\r\n\r\n", "Content-Type: application/octet-stream; name*=utf-8''invoice.js\r\nContent-Transfer-Encoding: base64\r\n\r\n", 1)
+			},
+			wantReject:  "invoice.js",
+			wantSymbols: []string{SymbolBlockedType},
+		},
 		{
 			name: "script named after a comma in Content-Disposition",
 			raw: func(testing.TB) string {
