@@ -10,8 +10,12 @@ import (
 // to hide the real extension in a file dialog are trimmed, and so is an
 // NTFS stream name ("invoice.js::$DATA" is saved as invoice.js). It is
 // how the antivirus and the attachment rules read a name, so that what one
-// sees through, the other does too.
+// sees through, the other does too. A name ends at a NUL, as a C string
+// does where Windows saves it: "invoice.js\x00.txt" is invoice.js.
 func Extensions(name string) []string {
+	if i := strings.IndexByte(name, 0); i >= 0 {
+		name = name[:i]
+	}
 	name = strings.ToLower(path.Base(strings.ReplaceAll(name, `\`, "/")))
 	if len(name) > 2 && name[1] == ':' {
 		name = name[2:] // a drive: "c:invoice.js"

@@ -21,6 +21,8 @@ func TestExtensions(t *testing.T) {
 		{"noext", ""},
 		{"invoice.iso.", "iso"},
 		{"invoice.iso . ", "iso"},
+		{"invoice.js\x00.txt", "js"},
+		{"invoice.pdf.exe\x00", "exe,pdf"},
 	}
 	for _, tt := range tests {
 		if got := strings.Join(Extensions(tt.name), ","); got != tt.want {

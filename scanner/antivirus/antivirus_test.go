@@ -568,6 +568,23 @@ func TestCheck(t *testing.T) {
 			wantSymbols: []string{SymbolBlockedType},
 		},
 		{
+			name: "script named up to a NUL",
+			raw: func(testing.TB) string {
+				return strings.Replace(withAttachment("invoice.txt", "application/octet-stream", []byte("var x = 1;")),
+					`filename="invoice.txt"`, `filename*=utf-8''invoice.js%00.txt`, 1)
+			},
+			wantReject:  "invoice.js",
+			wantSymbols: []string{SymbolBlockedType},
+		},
+		{
+			name: "script in a zip named up to a NUL",
+			raw: func(t testing.TB) string {
+				return withAttachment("x.zip", "application/zip", zipOf(t, mem("invoice.js\x00.txt", []byte("var x = 1;"))))
+			},
+			wantReject:  "invoice.js",
+			wantSymbols: []string{SymbolBlockedType},
+		},
+		{
 			name: "script named after a comma in Content-Disposition",
 			raw: func(testing.TB) string {
 				return strings.Replace(withAttachment("invoice.js", "application/octet-stream", []byte("var x = 1;")),

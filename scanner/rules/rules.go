@@ -17,7 +17,6 @@ import (
 	"context"
 	"net/mail"
 	"net/netip"
-	"path"
 	"regexp"
 	"slices"
 	"strings"
@@ -600,14 +599,16 @@ var executable = map[string]bool{
 func attachments(f *findings, m *scanner.Message) {
 	for _, p := range m.Parts {
 		for _, shown := range p.Names() {
-			name := strings.ToLower(strings.TrimSpace(shown))
-			ext := path.Ext(name)
-			if executable[ext] {
-				f.hit(AttachExecutable, shown)
+			// Read as the antivirus reads it, as Windows saves it:
+			// "invoice.js." and "invoice.js::$DATA" are invoice.js.
+			exts := scanner.Extensions(shown)
+			if len(exts) == 0 || !executable["."+exts[0]] {
+				continue
 			}
+			f.hit(AttachExecutable, shown)
 			// "invoice.pdf.exe", "photo.jpg   .scr": a harmless extension
 			// shown, a dangerous one used.
-			if inner := path.Ext(strings.TrimSpace(strings.TrimSuffix(name, ext))); inner != "" && executable[ext] && len(inner) <= 5 {
+			if len(exts) == 2 && len(exts[1]) <= 4 {
 				f.hit(AttachDoubleExt, shown)
 			}
 		}
