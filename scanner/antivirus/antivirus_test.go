@@ -174,6 +174,13 @@ func symbolNames(r scanner.Result) []string {
 
 func TestCheck(t *testing.T) {
 	eicarZip := func(t testing.TB) []byte { return zipOf(t, mem("readme.txt", []byte("hi")), mem("eicar.com", eicar)) }
+	uuPDF := "From: a@example.org\r\nSubject: t\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n" +
+		"--b\r\nContent-Type: text/plain\r\n\r\nSee attached.\r\n" +
+		"--b\r\nContent-Type: application/pdf; name=scan.pdf\r\nContent-Disposition: attachment; filename=scan.pdf\r\nContent-Transfer-Encoding: x-uuencode\r\n\r\n" +
+		"begin 644 scan.pdf\r\n" +
+		"M35H`````````````````````````````````````````````````````````\r\n" +
+		"M````````````````````0````%!%````````````````````````````````\r\n" +
+		"F````````````````````````````````````````````````````\r\n`\r\nend\r\n--b--\r\n"
 	tests := []struct {
 		name        string
 		mod         func(*Config)
@@ -442,15 +449,15 @@ func TestCheck(t *testing.T) {
 		{
 			// Readers decode a part whose transfer encoding is uuencode;
 			// go-message leaves it encoded, so its content went unseen.
-			name: "executable in a part with Content-Transfer-Encoding x-uuencode",
+			name:        "executable in a part with Content-Transfer-Encoding x-uuencode",
+			raw:         func(testing.TB) string { return uuPDF },
+			wantReject:  "executable",
+			wantSymbols: []string{SymbolBlockedType, SymbolNameMismatch},
+		},
+		{
+			name: "executable in a part with Content-Transfer-Encoding x-uuencode and a parameter",
 			raw: func(testing.TB) string {
-				return "From: a@example.org\r\nSubject: t\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n" +
-					"--b\r\nContent-Type: text/plain\r\n\r\nSee attached.\r\n" +
-					"--b\r\nContent-Type: application/pdf; name=scan.pdf\r\nContent-Disposition: attachment; filename=scan.pdf\r\nContent-Transfer-Encoding: x-uuencode\r\n\r\n" +
-					"begin 644 scan.pdf\r\n" +
-					"M35H`````````````````````````````````````````````````````````\r\n" +
-					"M````````````````````0````%!%````````````````````````````````\r\n" +
-					"F````````````````````````````````````````````````````\r\n`\r\nend\r\n--b--\r\n"
+				return strings.Replace(uuPDF, "Content-Transfer-Encoding: x-uuencode", "Content-Transfer-Encoding: x-uuencode; mode=644", 1)
 			},
 			wantReject:  "executable",
 			wantSymbols: []string{SymbolBlockedType, SymbolNameMismatch},
@@ -582,6 +589,26 @@ func TestCheck(t *testing.T) {
 				return withAttachment("x.zip", "application/zip", zipOf(t, mem("invoice.js\x00.txt", []byte("var x = 1;"))))
 			},
 			wantReject:  "invoice.js",
+			wantSymbols: []string{SymbolBlockedType},
+		},
+		// Thunderbird reads a Content-Transfer-Encoding's first token, up
+		// to a blank or ';'.
+		{
+			name: "executable in a zip behind a comment after base64",
+			raw: func(t testing.TB) string {
+				return strings.Replace(withAttachment("invoice.zip", "application/zip", zipOf(t, mem("invoice.exe", peFile()))),
+					"Content-Transfer-Encoding: base64\r\n", "Content-Transfer-Encoding: base64 (mail)\r\n", 1)
+			},
+			wantReject:  "invoice.exe",
+			wantSymbols: []string{SymbolBlockedType},
+		},
+		{
+			name: "executable in a zip behind a semicolon after base64",
+			raw: func(t testing.TB) string {
+				return strings.Replace(withAttachment("invoice.zip", "application/zip", zipOf(t, mem("invoice.exe", peFile()))),
+					"Content-Transfer-Encoding: base64\r\n", "Content-Transfer-Encoding: base64;\r\n", 1)
+			},
+			wantReject:  "invoice.exe",
 			wantSymbols: []string{SymbolBlockedType},
 		},
 		{
