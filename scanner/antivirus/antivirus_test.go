@@ -114,6 +114,20 @@ func tarOf(t testing.TB, members ...member) []byte {
 	return buf.Bytes()
 }
 
+// v7 turns a one-member tarOf archive into a V7 tar: no magic, no
+// version, the header's checksum made again.
+func v7(tarball []byte) []byte {
+	b := bytes.Clone(tarball)
+	clear(b[257:265])
+	copy(b[148:156], "        ")
+	sum := 0
+	for _, c := range b[:512] {
+		sum += int(c)
+	}
+	copy(b[148:156], fmt.Sprintf("%06o\x00 ", sum))
+	return b
+}
+
 func b64(data []byte) string {
 	s := base64.StdEncoding.EncodeToString(data)
 	var b strings.Builder
@@ -609,6 +623,14 @@ func TestCheck(t *testing.T) {
 					"Content-Transfer-Encoding: base64\r\n", "Content-Transfer-Encoding: base64;\r\n", 1)
 			},
 			wantReject:  "invoice.exe",
+			wantSymbols: []string{SymbolBlockedType},
+		},
+		{
+			name: "script in a V7 tar",
+			raw: func(t testing.TB) string {
+				return withAttachment("files.tar", "application/x-tar", v7(tarOf(t, mem("invoice.js", []byte("var x = 1;")))))
+			},
+			wantReject:  "invoice.js",
 			wantSymbols: []string{SymbolBlockedType},
 		},
 		{

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/binary"
 	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/mxgrid/mxgrid/scanner"
 )
@@ -80,8 +82,7 @@ func sniff(data []byte) contentType {
 		return ctSevenZip
 	case bytes.HasPrefix(data, []byte("#!")):
 		return ctShebang
-	case len(data) >= 262 && string(data[257:262]) == "ustar":
-		// POSIX and GNU tar headers carry the magic at offset 257.
+	case isTar(data):
 		return ctTar
 	case len(data) > 0x8006 && string(data[0x8001:0x8006]) == "CD001":
 		// ISO 9660 primary volume descriptor at sector 16 (ECMA-119 8.4).
@@ -109,6 +110,31 @@ func isPE(data []byte) bool {
 	}
 	off := int64(binary.LittleEndian.Uint32(data[0x3C:]))
 	return off+4 <= int64(len(data)) && string(data[off:off+4]) == "PE\x00\x00"
+}
+
+// isTar checks for a tar header. POSIX and GNU headers carry the magic
+// at offset 257; a V7 header, older than both, has none, only its
+// checksum, and libarchive (tar.exe, Windows 11's Explorer) opens it as
+// a tar all the same.
+func isTar(data []byte) bool {
+	if len(data) >= 262 && string(data[257:262]) == "ustar" {
+		return true
+	}
+	if len(data) < 512 || data[0] == 0 {
+		return false
+	}
+	want, err := strconv.ParseUint(strings.Trim(string(data[148:156]), " \x00"), 8, 32)
+	if err != nil {
+		return false
+	}
+	// The checksum is the header's byte sum, its own field read as blanks.
+	sum := uint64(8 * ' ')
+	for i, b := range data[:512] {
+		if i < 148 || i >= 156 {
+			sum += uint64(b)
+		}
+	}
+	return sum == want
 }
 
 // oleHasMacros reports a VBA project in a Compound File: the directory holds
