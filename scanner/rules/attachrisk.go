@@ -5,6 +5,7 @@ import (
 	"bytes"
 	_ "embed"
 	"errors"
+	"io"
 	"strings"
 
 	"github.com/mxgrid/mxgrid/scanner"
@@ -75,6 +76,9 @@ var (
 var activeMarkup = [][]byte{
 	[]byte("<form"), []byte("<script"), []byte("http://"), []byte("https://"),
 	[]byte("window.location"), []byte("atob("), []byte("http-equiv=\"refresh"), []byte("<iframe"),
+	// A page or a file made from a data: URL, a link's download needing
+	// no script: HTML smuggling. Pictures (data:image/) are not.
+	[]byte("data:text/html"), []byte("data:application/"),
 }
 
 // max7zDecoded bounds the compressed 7z header bytes decoded per message,
@@ -86,9 +90,14 @@ const max7zDecoded = 8 << 20
 // active markup; phishing pages are small, the rest is padding.
 const maxActiveScan = 256 << 10
 
+// maxZippedPages bounds the bytes of zipped pages a message's zips
+// decompress, all together, to search them for active markup.
+const maxZippedPages = 1 << 20
+
 func attachRisk(f *findings, _ *scanner.Envelope, m *scanner.Message) {
 	locked := false // an encrypted archive, or one that may be
 	headerLeft := int64(max7zDecoded)
+	pagesLeft := maxZippedPages
 	for i := range m.Leaves {
 		l := &m.Leaves[i]
 		if !l.IsAttachment() {
@@ -103,7 +112,7 @@ func attachRisk(f *findings, _ *scanner.Envelope, m *scanner.Message) {
 		}
 		switch {
 		case bytes.HasPrefix(l.Data, zipMagic) || zipdir.HasEnd(l.Data):
-			locked = zipMembers(f, l) || locked
+			locked = zipMembers(f, l, &pagesLeft) || locked
 		case archdir.IsRAR(l.Data):
 			locked = namedMembers(f, l, archdir.ReadRAR(l.Data, maxZipNames)) || locked
 		case archdir.Is7z(l.Data):
@@ -176,7 +185,13 @@ func namedMembers(f *findings, l *scanner.Leaf, a archdir.Archive) (locked bool)
 }
 
 func active(data []byte) bool {
-	data = bytes.ToLower(data[:min(len(data), maxActiveScan)])
+	data = data[:min(len(data), maxActiveScan)]
+	// A page in UTF-16 with its BOM, which browsers read so, has a NUL
+	// beside every ASCII letter of its markup.
+	if bytes.HasPrefix(data, []byte{0xFF, 0xFE}) || bytes.HasPrefix(data, []byte{0xFE, 0xFF}) {
+		data = bytes.ReplaceAll(data, []byte{0}, nil)
+	}
+	data = bytes.ToLower(data)
 	for _, m := range activeMarkup {
 		if bytes.Contains(data, m) {
 			return true
@@ -194,8 +209,10 @@ const maxZipNames = 1000
 // from the central directory without decompressing anything (the
 // antivirus does the bounded decompression): an ISO or a shortcut in a
 // zip is the same delivery, one click further. It reports whether a member
-// is encrypted (general purpose flag bit 0, APPNOTE 4.4.4).
-func zipMembers(f *findings, l *scanner.Leaf) (encrypted bool) {
+// is encrypted (general purpose flag bit 0, APPNOTE 4.4.4). A zipped page
+// is read, within what is left of pagesLeft, for active markup: a login
+// or smuggling page is as active in a zip as attached.
+func zipMembers(f *findings, l *scanner.Leaf, pagesLeft *int) (encrypted bool) {
 	// The first local header's flag answers even when the central
 	// directory is missing (a truncated or hand-made archive).
 	encrypted = bytes.HasPrefix(l.Data, zipMagic) && len(l.Data) > 7 && l.Data[6]&1 != 0
@@ -206,8 +223,28 @@ func zipMembers(f *findings, l *scanner.Leaf) (encrypted bool) {
 	for _, zf := range zr.File {
 		if sym, _ := attachKind(scanner.Part{Filename: zf.Name}); sym != "" {
 			f.hit(sym, l.Filename+":"+zf.Name)
+			if sym == AttachHTML && activeMember(zf, pagesLeft) {
+				f.hit(AttachHTMLActive, l.Filename+":"+zf.Name)
+			}
 		}
 		encrypted = encrypted || zf.Flags&1 != 0
 	}
 	return encrypted
+}
+
+// activeMember reports active markup in the first maxActiveScan bytes of
+// a zip member, decompressing no more than *left, which it charges.
+func activeMember(zf *zip.File, left *int) bool {
+	if *left <= 0 || zf.Flags&1 != 0 {
+		return false
+	}
+	rc, err := zf.Open()
+	if err != nil {
+		return false
+	}
+	defer rc.Close()
+	// A member cut short or corrupt is judged on what decompressed.
+	data, _ := io.ReadAll(io.LimitReader(rc, int64(min(maxActiveScan, *left))))
+	*left -= len(data)
+	return active(data)
 }

