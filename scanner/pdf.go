@@ -219,3 +219,110 @@ func decodePDFText(b []byte) string {
 	}
 	return string(b)
 }
+
+// PDF actions that run something (ISO 32000-1 12.6.4): a launch action
+// starts a program or opens a file, a JavaScript action runs a script, on
+// opening (/OpenAction) or on a click.
+var (
+	pdfLaunchKey = []byte("/Launch")
+	pdfJSKey     = []byte("/JavaScript")
+)
+
+// PDFActions reports launch and JavaScript actions in a PDF, searched in
+// its objects and in its Flate streams (object streams hide them there),
+// inflating at most *inflateBudget bytes (and charging them). A name's
+// #xx escapes are undone (7.3.5): "/J#61vaScript" is /JavaScript to a
+// reader.
+func PDFActions(data []byte, inflateBudget *int) (launch, javascript bool) {
+	find := func(b []byte) {
+		if bytes.IndexByte(b, '#') >= 0 {
+			b = unescapePDFNames(b)
+		}
+		launch = launch || hasPDFName(b, pdfLaunchKey)
+		javascript = javascript || hasPDFName(b, pdfJSKey)
+	}
+	find(data)
+	for rest := data; !(launch && javascript) && *inflateBudget > 0; {
+		i := bytes.Index(rest, pdfStreamKey)
+		if i < 0 {
+			break
+		}
+		isEnd := i >= 3 && bytes.Equal(rest[i-3:i], []byte("end"))
+		rest = rest[i+len(pdfStreamKey):]
+		if isEnd {
+			continue
+		}
+		rest = bytes.TrimPrefix(bytes.TrimPrefix(rest, []byte("\r")), []byte("\n"))
+		end := bytes.Index(rest, pdfEndStreamKey)
+		if end < 0 {
+			end = len(rest)
+		}
+		if isZlib(rest[:end]) {
+			inflatedNames(rest[:end], inflateBudget, find)
+		}
+		rest = rest[end:]
+	}
+	return launch, javascript
+}
+
+// pdfNameOverlap is what each inflated chunk keeps of the one before: a
+// name cut at the boundary, even with every letter escaped, is whole.
+const pdfNameOverlap = 3 * 16
+
+// inflatedNames passes a Flate stream's output to find in chunks, each
+// with the tail of the one before.
+func inflatedNames(stream []byte, budget *int, find func([]byte)) {
+	zr, err := zlib.NewReader(bytes.NewReader(stream))
+	if err != nil {
+		return
+	}
+	defer zr.Close()
+	buf := make([]byte, 0, pdfChunk+pdfNameOverlap)
+	for *budget > 0 {
+		n, err := io.ReadFull(zr, buf[len(buf):len(buf)+min(pdfChunk, *budget)])
+		*budget -= n
+		buf = buf[:len(buf)+n]
+		find(buf)
+		if err != nil {
+			return
+		}
+		buf = append(buf[:0], buf[max(len(buf)-pdfNameOverlap, 0):]...)
+	}
+}
+
+// hasPDFName reports name in b as a whole name, not the start of a longer
+// one (/JavaScriptX).
+func hasPDFName(b, name []byte) bool {
+	for {
+		i := bytes.Index(b, name)
+		if i < 0 {
+			return false
+		}
+		b = b[i+len(name):]
+		if len(b) == 0 || !isPDFRegular(b[0]) {
+			return true
+		}
+	}
+}
+
+// isPDFRegular: not white space nor a delimiter (7.2.2), so part of a name.
+func isPDFRegular(c byte) bool {
+	return bytes.IndexByte(pdfNotRegular, c) < 0
+}
+
+var pdfNotRegular = []byte(" \t\r\n\f\x00()<>[]{}/%")
+
+// unescapePDFNames undoes #xx escapes, wherever they are: what they
+// produce outside names is not searched for.
+func unescapePDFNames(b []byte) []byte {
+	out := make([]byte, 0, len(b))
+	for i := 0; i < len(b); i++ {
+		if b[i] == '#' && i+2 < len(b) && isHex(b[i+1]) && isHex(b[i+2]) {
+			out = append(out, unhex(b[i+1])<<4|unhex(b[i+2]))
+			i += 2
+			continue
+		}
+		out = append(out, b[i])
+	}
+	return out
+}

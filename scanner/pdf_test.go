@@ -109,3 +109,30 @@ func FuzzPDFLinks(f *testing.F) {
 		}
 	})
 }
+
+func TestPDFActions(t *testing.T) {
+	padding := strings.Repeat("q 1 0 0 1 0 0 cm Q\n", pdfChunk/19)
+	tests := []struct {
+		name                   string
+		pdf                    []byte
+		budget                 int
+		wantLaunch, wantScript bool
+	}{
+		{"launch action", pdfWith(`2 0 obj << /S /Launch /Win << /F (cmd.exe) /P (/c calc) >> >> endobj`), maxPDFInflated, true, false},
+		{"JavaScript on opening", pdfWith(`1 0 obj << /Type /Catalog /OpenAction << /S /JavaScript /JS (app.alert(1)) >> >> endobj`), maxPDFInflated, false, true},
+		{"names escaped", pdfWith(`1 0 obj << /OpenAction << /S /#4Aava#53cript /JS 5 0 R >> /AA << /O << /S /L#61unch /F (x.exe) >> >> >> endobj`), maxPDFInflated, true, true},
+		{"in a compressed object stream", pdfWith(stream("/Type /ObjStm /N 1 /First 4 /Filter /FlateDecode", deflated(t, "4 0 << /S /Launch /F (invoice.exe) >>"))), maxPDFInflated, true, false},
+		{"across the boundary of two inflated chunks", pdfWith(stream("/Filter /FlateDecode", deflated(t, padding[:len(padding)-4]+"<</S /JavaScript /JS (x)>>"))), maxPDFInflated, false, true},
+		{"compressed, but nothing left of the budget", pdfWith(stream("/Filter /FlateDecode", deflated(t, "<</S /Launch>>"))), 0, false, false},
+		{"a longer name", pdfWith(`4 0 obj << /JavaScriptStyle 1 /Launcher 2 >> endobj`), maxPDFInflated, false, false},
+		{"a link, nothing run", pdfWith(`4 0 obj << /A << /S /URI /URI (https://example.org/) >> >> endobj`), maxPDFInflated, false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			budget := tt.budget
+			if launch, script := PDFActions(tt.pdf, &budget); launch != tt.wantLaunch || script != tt.wantScript {
+				t.Errorf("PDFActions = %v, %v, want %v, %v", launch, script, tt.wantLaunch, tt.wantScript)
+			}
+		})
+	}
+}

@@ -83,6 +83,8 @@ var symbolHelp = map[string]string{
 	"ATTACH_DISK_IMAGE":       "A disk image (ISO, IMG, VHD) attached: a way to carry malware past Windows' download warnings.",
 	"ATTACH_ONENOTE":          "A OneNote file attached: used to hide malicious scripts behind a fake button.",
 	"ATTACH_ARCHIVE_PASSWORD": "An archive with its password in the text: encrypted so that no scanner can look inside.",
+	"ATTACH_PDF_LAUNCH":       "An attached PDF that starts a program or opens a file when it is opened or clicked.",
+	"ATTACH_PDF_JAVASCRIPT":   "An attached PDF that runs JavaScript.",
 	"HTML_IMAGE_SINGLE_LINK":  "A picture and a single link, with almost no text.",
 	"HELO_BARE_IP":            "The sending server introduced itself with a bare IP address.",
 	"HELO_IP_MISMATCH":        "The sending server introduced itself with an address that is not its own.",

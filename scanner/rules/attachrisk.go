@@ -22,6 +22,8 @@ const (
 	AttachDiskImage   = "ATTACH_DISK_IMAGE"
 	AttachOneNote     = "ATTACH_ONENOTE"
 	AttachArchivePass = "ATTACH_ARCHIVE_PASSWORD"
+	AttachPDFLaunch   = "ATTACH_PDF_LAUNCH"
+	AttachPDFScript   = "ATTACH_PDF_JAVASCRIPT"
 	ImageSingleLink   = "HTML_IMAGE_SINGLE_LINK"
 )
 
@@ -41,7 +43,15 @@ var attachWeights = map[string]float64{
 	// With AV_ENCRYPTED_ARCHIVE (2) when the archive really is encrypted,
 	// this reaches the tag score: a scanner-proof box with its key.
 	AttachArchivePass: 4.0,
-	ImageSingleLink:   1.0,
+	// A PDF that starts a program or opens a file (a launch action):
+	// readers ask first, but the lure is written to make the reader say
+	// yes, and documents people mail never need it. Just under the tag
+	// score, as ATTACH_DISK_IMAGE.
+	AttachPDFLaunch: 5.0,
+	// Forms compute their fields with JavaScript, so a script alone says
+	// little; with a lure's text and links it adds up.
+	AttachPDFScript: 1.5,
+	ImageSingleLink: 1.0,
 }
 
 var (
@@ -67,6 +77,7 @@ var attachExt = map[string]string{
 // as a box that may be locked.
 var (
 	zipMagic  = []byte("PK\x03\x04")
+	pdfMagic  = []byte("%PDF-")
 	lockedExt = map[string]bool{".7z": true, ".rar": true}
 )
 
@@ -90,6 +101,10 @@ const max7zDecoded = 8 << 20
 // active markup; phishing pages are small, the rest is padding.
 const maxActiveScan = 256 << 10
 
+// maxPDFActionInflate bounds the PDF stream bytes a message's PDFs
+// inflate, all together, to search them for actions.
+const maxPDFActionInflate = 8 << 20
+
 // maxZippedPages bounds the bytes of zipped pages a message's zips
 // decompress, all together, to search them for active markup.
 const maxZippedPages = 1 << 20
@@ -98,6 +113,7 @@ func attachRisk(f *findings, _ *scanner.Envelope, m *scanner.Message) {
 	locked := false // an encrypted archive, or one that may be
 	headerLeft := int64(max7zDecoded)
 	pagesLeft := maxZippedPages
+	pdfLeft := maxPDFActionInflate
 	for i := range m.Leaves {
 		l := &m.Leaves[i]
 		if !l.IsAttachment() {
@@ -109,6 +125,16 @@ func attachRisk(f *findings, _ *scanner.Envelope, m *scanner.Message) {
 		}
 		if sym == AttachHTML && active(l.Data) {
 			f.hit(AttachHTMLActive, name)
+		}
+		// Readers find a PDF's header in its first kilobyte.
+		if bytes.Contains(l.Data[:min(len(l.Data), 1024)], pdfMagic) {
+			launch, script := scanner.PDFActions(l.Data, &pdfLeft)
+			if launch {
+				f.hit(AttachPDFLaunch, l.Filename)
+			}
+			if script {
+				f.hit(AttachPDFScript, l.Filename)
+			}
 		}
 		switch {
 		case bytes.HasPrefix(l.Data, zipMagic) || zipdir.HasEnd(l.Data):

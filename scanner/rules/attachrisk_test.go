@@ -119,6 +119,18 @@ func TestAttachRisk(t *testing.T) {
 			page := []byte(`<html><body><img src="data:image/png;base64,iVBORw0KGgo="><p>Order 1187: 2 books, 31.90 EUR</p></body></html>`)
 			return mixed("Ana <ana@example.com>", "receipt", "The receipt you asked for.", attachment{"receipt.html", "text/html", page})
 		}, []string{AttachHTML}},
+		{"en: a PDF that launches a program when opened", func(*testing.T) []byte {
+			launcher := []byte("%PDF-1.4\n1 0 obj\n<< /Type /Catalog /OpenAction 2 0 R >>\nendobj\n" +
+				"2 0 obj\n<< /S /Launch /Win << /F (cmd.exe) /P (/c start invoice.pdf.exe) >> >>\nendobj\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n")
+			return mixed("Billing <billing@invoices-example.example>", "Your invoice",
+				"Please find the invoice attached.", attachment{"invoice.pdf", "application/pdf", launcher})
+		}, []string{AttachPDFLaunch}},
+		{"en: a PDF that runs JavaScript when opened", func(*testing.T) []byte {
+			script := []byte("%PDF-1.4\n1 0 obj\n<< /Type /Catalog /OpenAction << /S /JavaScript /JS (app.launchURL\\('https://x.example.net/'\\)) >> >>\nendobj\n" +
+				"trailer\n<< /Root 1 0 R >>\n%%EOF\n")
+			return mixed("Billing <billing@invoices-example.example>", "Your invoice",
+				"Please find the invoice attached.", attachment{"invoice.pdf", "application/pdf", script})
+		}, []string{AttachPDFScript}},
 		{"de: encrypted zip with the password", func(t *testing.T) []byte {
 			return mixed("Buchhaltung <rechnung@firma-abrechnung.example>", "Rechnung 2026-1187",
 				"Guten Tag,\r\nanbei die Rechnung. Passwort: 1187", attachment{"Rechnung_1187.zip", "application/zip", zipOf(t, true, "Rechnung_1187.pdf.js")})
