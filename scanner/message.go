@@ -712,6 +712,17 @@ func (w *walker) readBody(body io.Reader, part Part, path string, attached bool)
 		// Slices of the leaf: no bytes beyond max_decoded_bytes.
 		w.addEmbedded(leaf, tnefFiles(leaf.Data), "t", "x-tnef")
 	}
+	if isMailFile(part) && len(leaf.Data) > 0 {
+		// Thunderbird and Outlook open an attached .eml as a message,
+		// whatever its type says, and its attachments with a click: an
+		// .exe in invoice.eml sent as application/octet-stream passed
+		// unread. Read as an attached message is, its parts are not
+		// this message's structure (the model's) but its leaves are
+		// scanned; a file that is no message is left as it is.
+		if inner, err := message.Read(bytes.NewReader(leaf.Data)); inner != nil && !isHeaderError(err) {
+			w.walk(inner, part.Depth+1, joinPath(path, 1), true, &strings.Builder{})
+		}
+	}
 	if rest > 0 {
 		w.p.add(w.m, SymbolMIMETooComplex, fmt.Sprintf("part %s larger than the %d bytes read (max_part_bytes %d, max_decoded_bytes %d)",
 			path, n, lim.MaxPartBytes, lim.MaxDecodedBytes))
@@ -734,6 +745,26 @@ func (w *walker) readBody(body io.Reader, part Part, path string, attached bool)
 		}
 	}
 	return int(n + rest), err
+}
+
+// isMailFile reports a part named as a saved message (.eml), unless it is
+// one by its type already (message/rfc822 parts are walked as messages).
+func isMailFile(p Part) bool {
+	if p.ContentType == "message/rfc822" || p.ContentType == "message/global" {
+		return false
+	}
+	for _, name := range p.Names() {
+		if exts := Extensions(name); len(exts) > 0 && exts[0] == "eml" {
+			return true
+		}
+	}
+	return false
+}
+
+// isHeaderError reports an error of message.Read that is no entity's: a
+// header that could not be read.
+func isHeaderError(err error) bool {
+	return err != nil && !message.IsUnknownCharset(err) && !message.IsUnknownEncoding(err)
 }
 
 // addText adds a text/plain part's text to the message's, after a newline

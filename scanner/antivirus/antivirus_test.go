@@ -634,6 +634,20 @@ func TestCheck(t *testing.T) {
 			wantSymbols: []string{SymbolBlockedType},
 		},
 		{
+			name: "script in a saved message attached as application/octet-stream",
+			raw: func(testing.TB) string {
+				return withAttachment("forwarded.eml", "application/octet-stream", []byte(withAttachment("invoice.js", "application/octet-stream", []byte("var x = 1;"))))
+			},
+			wantReject:  "invoice.js",
+			wantSymbols: []string{SymbolBlockedType},
+		},
+		{
+			name: "a file named .eml that is no message",
+			raw: func(testing.TB) string {
+				return withAttachment("notes.eml", "application/octet-stream", []byte("\x00\x01 not a header\r\n"))
+			},
+		},
+		{
 			name: "script named after a comma in Content-Disposition",
 			raw: func(testing.TB) string {
 				return strings.Replace(withAttachment("invoice.js", "application/octet-stream", []byte("var x = 1;")),
