@@ -15,6 +15,7 @@ import (
 	"archive/zip"
 	"bufio"
 	"bytes"
+	"compress/flate"
 	"compress/gzip"
 	"context"
 	"crypto/sha256"
@@ -269,10 +270,12 @@ func (s *scan) file(name, where string, data []byte, depth int) {
 		zr, err := s.openZip(data, describe(name, where))
 		if err != nil {
 			s.symbol(SymbolArchiveBroken, fmt.Sprintf("%s: %v", describe(name, where), err))
+			s.localMembers(data, nil, where, depth)
 			break
 		}
 		macros = ooxmlHasMacros(zr)
 		s.archive(zr, where, depth)
+		s.localMembers(data, zr, where, depth)
 	case zipdir.HasEnd(data):
 		// Zip readers (7-Zip, Windows Explorer, archive/zip) find an
 		// archive from its end record, so one behind prepended bytes
@@ -339,6 +342,58 @@ func (s *scan) archive(zr *zip.Reader, where string, depth int) {
 		}
 		data, err := readMember(f, &s.budget, s.c.cfg.ZipMaxRatio)
 		if !s.member(f.Name, inner, data, err, depth) {
+			return
+		}
+	}
+}
+
+// localMembers scans the members of a zip that only their local headers
+// give, those its central directory (zr, nil when it could not be read)
+// does not list: 7-Zip and WinRAR show them (zipdir.LocalFiles), so an
+// .exe in a zip with no directory, or in the first of two zips put end to
+// end, passed unread.
+func (s *scan) localMembers(data []byte, zr *zip.Reader, where string, depth int) {
+	listed := map[string]bool{}
+	if zr != nil {
+		for _, f := range zr.File {
+			listed[f.Name] = true
+		}
+	}
+	var unlisted []zipdir.LocalFile
+	for _, lf := range zipdir.LocalFiles(data, s.budget.files+len(listed)+1) {
+		if !listed[lf.Name] && !strings.HasSuffix(lf.Name, "/") {
+			unlisted = append(unlisted, lf)
+		}
+	}
+	if len(unlisted) == 0 || s.tooDeep(where, depth) {
+		return
+	}
+	for _, lf := range unlisted {
+		inner := where + "/" + lf.Name
+		if !s.takeMember(inner) {
+			return
+		}
+		if lf.Flags&0x1 != 0 {
+			s.symbol(SymbolEncrypted, inner)
+			s.classify(lf.Name, inner, ctUnknown, false)
+			continue
+		}
+		packed := lf.Data
+		if lf.CompressedSize > 0 {
+			packed = packed[:min(lf.CompressedSize, uint64(len(packed)))]
+		}
+		var r io.Reader
+		switch lf.Method {
+		case zip.Store:
+			r = bytes.NewReader(packed)
+		case zip.Deflate:
+			r = flate.NewReader(bytes.NewReader(packed))
+		default:
+			s.classify(lf.Name, inner, ctUnknown, false)
+			continue
+		}
+		out, err := expand(r, int64(len(packed)), lf.Name, &s.budget, s.c.cfg.ZipMaxRatio)
+		if !s.member(lf.Name, inner, out, err, depth) {
 			return
 		}
 	}

@@ -647,6 +647,27 @@ func TestCheck(t *testing.T) {
 				return withAttachment("notes.eml", "application/octet-stream", []byte("\x00\x01 not a header\r\n"))
 			},
 		},
+		// 7-Zip and WinRAR read a zip from its local headers when its
+		// central directory is missing, and show the first of two zips
+		// put end to end; archive/zip and Explorer read the last.
+		{
+			name: "executable in the first of two zips put end to end",
+			raw: func(t testing.TB) string {
+				return withAttachment("invoice.zip", "application/zip",
+					append(zipOf(t, mem("invoice.pdf", peFile())), zipOf(t, mem("readme.txt", []byte("hi")))...))
+			},
+			wantReject:  "executable",
+			wantSymbols: []string{SymbolBlockedType, SymbolNameMismatch},
+		},
+		{
+			name: "script in a zip with no central directory",
+			raw: func(t testing.TB) string {
+				z := zipOf(t, mem("invoice.js", []byte("var x = 1;")))
+				return withAttachment("invoice.zip", "application/zip", z[:bytes.Index(z, []byte("PK\x01\x02"))])
+			},
+			wantReject:  "invoice.js",
+			wantSymbols: []string{SymbolArchiveBroken, SymbolBlockedType},
+		},
 		{
 			name: "script named after a comma in Content-Disposition",
 			raw: func(testing.TB) string {

@@ -242,18 +242,31 @@ func zipMembers(f *findings, l *scanner.Leaf, pagesLeft *int) (encrypted bool) {
 	// The first local header's flag answers even when the central
 	// directory is missing (a truncated or hand-made archive).
 	encrypted = bytes.HasPrefix(l.Data, zipMagic) && len(l.Data) > 7 && l.Data[6]&1 != 0
+	listed := map[string]bool{}
 	zr, _, err := zipdir.Open(l.Data, maxZipNames)
-	if zr == nil || (err != nil && !errors.Is(err, zip.ErrInsecurePath)) {
-		return encrypted
-	}
-	for _, zf := range zr.File {
-		if sym, _ := attachKind(scanner.Part{Filename: zf.Name}); sym != "" {
-			f.hit(sym, l.Filename+":"+zf.Name)
-			if sym == AttachHTML && activeMember(zf, pagesLeft) {
-				f.hit(AttachHTMLActive, l.Filename+":"+zf.Name)
+	if zr != nil && (err == nil || errors.Is(err, zip.ErrInsecurePath)) {
+		for _, zf := range zr.File {
+			listed[zf.Name] = true
+			if sym, _ := attachKind(scanner.Part{Filename: zf.Name}); sym != "" {
+				f.hit(sym, l.Filename+":"+zf.Name)
+				if sym == AttachHTML && activeMember(zf, pagesLeft) {
+					f.hit(AttachHTMLActive, l.Filename+":"+zf.Name)
+				}
 			}
+			encrypted = encrypted || zf.Flags&1 != 0
 		}
-		encrypted = encrypted || zf.Flags&1 != 0
+	}
+	// Members only a local header gives, which 7-Zip and WinRAR show
+	// (zipdir.LocalFiles): in a zip with no directory, or in the first
+	// of two zips put end to end.
+	for _, lf := range zipdir.LocalFiles(l.Data, maxZipNames+len(listed)) {
+		if listed[lf.Name] {
+			continue
+		}
+		if sym, _ := attachKind(scanner.Part{Filename: lf.Name}); sym != "" {
+			f.hit(sym, l.Filename+":"+lf.Name)
+		}
+		encrypted = encrypted || lf.Flags&1 != 0
 	}
 	return encrypted
 }

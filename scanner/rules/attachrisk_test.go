@@ -131,6 +131,10 @@ func TestAttachRisk(t *testing.T) {
 			return mixed("Billing <billing@invoices-example.example>", "Your invoice",
 				"Please find the invoice attached.", attachment{"invoice.pdf", "application/pdf", script})
 		}, []string{AttachPDFScript}},
+		{"en: OneNote in the first of two zips put end to end", func(t *testing.T) []byte {
+			return mixed("Billing <billing@invoices-example.example>", "Your invoice",
+				"Please find the invoice attached.", attachment{"invoice.zip", "application/zip", append(zipOf(t, false, "invoice.one"), zipOf(t, false, "readme.txt")...)})
+		}, []string{AttachOneNote}},
 		{"de: encrypted zip with the password", func(t *testing.T) []byte {
 			return mixed("Buchhaltung <rechnung@firma-abrechnung.example>", "Rechnung 2026-1187",
 				"Guten Tag,\r\nanbei die Rechnung. Passwort: 1187", attachment{"Rechnung_1187.zip", "application/zip", zipOf(t, true, "Rechnung_1187.pdf.js")})

@@ -182,3 +182,60 @@ func (v *view) ReadAt(p []byte, off int64) (int, error) {
 	}
 	return n, nil
 }
+
+// sigLocal starts a member's local header (APPNOTE 4.3.7).
+var sigLocal = []byte("PK\x03\x04")
+
+const localHeaderLen = 30
+
+// LocalFile is a member as its local header gives it.
+type LocalFile struct {
+	Name   string
+	Flags  uint16
+	Method uint16
+	// Data is the archive from the member's data to its end: a local
+	// header with general purpose bit 3 set gives no sizes (they follow
+	// the data), so where the data ends is the decompressor's to find.
+	Data []byte
+	// CompressedSize is the size the header gives, 0 with bit 3.
+	CompressedSize uint64
+}
+
+// LocalFiles lists the members of data by their local headers, from the
+// first on, at most max. 7-Zip and WinRAR read an archive so when its
+// central directory is missing, and read the first of two archives put
+// end to end, where archive/zip and Explorer read the directory at the
+// end: the last.
+func LocalFiles(data []byte, max int) []LocalFile {
+	var files []LocalFile
+	for pos := 0; len(files) < max; {
+		i := bytes.Index(data[pos:], sigLocal)
+		if i < 0 {
+			break
+		}
+		h := data[pos+i:]
+		if len(h) < localHeaderLen {
+			break
+		}
+		nameLen := int(binary.LittleEndian.Uint16(h[26:]))
+		extraLen := int(binary.LittleEndian.Uint16(h[28:]))
+		if localHeaderLen+nameLen+extraLen > len(h) {
+			break
+		}
+		f := LocalFile{
+			Name:   string(h[localHeaderLen : localHeaderLen+nameLen]),
+			Flags:  binary.LittleEndian.Uint16(h[6:]),
+			Method: binary.LittleEndian.Uint16(h[8:]),
+			Data:   h[localHeaderLen+nameLen+extraLen:],
+		}
+		pos += i + localHeaderLen + nameLen + extraLen
+		if f.Flags&8 == 0 {
+			f.CompressedSize = uint64(binary.LittleEndian.Uint32(h[18:]))
+			// A member's data is skipped, so that a stored zip in it
+			// is its member, not the outer archive's.
+			pos += int(min(f.CompressedSize, uint64(len(data)-pos)))
+		}
+		files = append(files, f)
+	}
+	return files
+}

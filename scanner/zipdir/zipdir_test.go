@@ -4,8 +4,10 @@ import (
 	"archive/zip"
 	"bytes"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"runtime"
+	"strings"
 	"testing"
 )
 
@@ -132,4 +134,48 @@ func FuzzOpen(f *testing.F) {
 			t.Fatalf("%d members read with a limit of %d", len(zr.File), max)
 		}
 	})
+}
+
+func TestLocalFiles(t *testing.T) {
+	two := append(archive(t, "", 2), archive(t, "", 1)...)
+	noDirectory := archive(t, "", 2)
+	noDirectory = noDirectory[:bytes.Index(noDirectory, sigDirHeader)]
+	stored := archive(t, "", 1)
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	w, err := zw.CreateRaw(&zip.FileHeader{Name: "inner.zip", Method: zip.Store, CRC32: crc32.ChecksumIEEE(stored),
+		CompressedSize64: uint64(len(stored)), UncompressedSize64: uint64(len(stored))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(stored)
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	nested := buf.Bytes()
+	tests := []struct {
+		name string
+		data []byte
+		max  int
+		want string
+	}{
+		{"two archives end to end", two, 10, "m0,m1,m0"},
+		{"no central directory", noDirectory, 10, "m0,m1"},
+		{"at most one", two, 1, "m0"},
+		// A stored member's data is skipped when its header gives its
+		// size: its own members are not the archive's.
+		{"a stored zip inside", nested, 10, "inner.zip"},
+		{"a header cut short", noDirectory[:20], 10, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var names []string
+			for _, f := range LocalFiles(tt.data, tt.max) {
+				names = append(names, f.Name)
+			}
+			if got := strings.Join(names, ","); got != tt.want {
+				t.Errorf("LocalFiles = %q, want %q", got, tt.want)
+			}
+		})
+	}
 }
