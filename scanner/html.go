@@ -53,7 +53,7 @@ type URL struct {
 	Text   string
 	Image  bool // from <img src>
 	Plain  bool // found in plain text rather than in HTML markup
-	InFile bool // from an attached file: a PDF's link annotation
+	InFile bool // from an attached file: a PDF's link annotation, an invitation's link
 }
 
 const (

@@ -317,6 +317,7 @@ func (p *Parser) parse(m *Message, r io.ReaderAt, size int64) {
 	m.plainLimit = maxURLs - len(w.html.urls)
 	m.URLs = append(w.html.urls, FindURLs(m.Text, m.plainLimit)...)
 	m.URLs = appendPDFLinks(m.URLs, m.Leaves)
+	m.URLs = appendCalendarLinks(m.URLs, m.Leaves)
 }
 
 // appendPDFLinks adds the links of the PDFs among leaves, within maxURLs.
@@ -339,6 +340,45 @@ func appendPDFLinks(urls []URL, leaves []Leaf) []URL {
 		}
 	}
 	return urls
+}
+
+// appendCalendarLinks adds the links of the calendar invitations among
+// leaves, within maxURLs. Accepted or not, an invitation lands in the
+// calendar with its link, and phishing sends it for that: the link was
+// out of every link rule's and blocklist's reach. An iCalendar line is
+// folded by a line break and a blank (RFC 5545 3.1), which may split a
+// link.
+func appendCalendarLinks(urls []URL, leaves []Leaf) []URL {
+	for _, l := range leaves {
+		room := maxURLs - len(urls)
+		if room <= 0 {
+			break
+		}
+		if !isCalendar(l.Part) {
+			continue
+		}
+		text := calendarUnfold.Replace(string(l.Data))
+		for _, u := range FindURLs(text, room) {
+			u.InFile = true
+			urls = append(urls, u)
+		}
+	}
+	return urls
+}
+
+var calendarUnfold = strings.NewReplacer("\r\n ", "", "\r\n\t", "", "\n ", "", "\n\t", "")
+
+// isCalendar reports an iCalendar part, by its type or its name.
+func isCalendar(p Part) bool {
+	if p.ContentType == "text/calendar" || p.ContentType == "application/ics" {
+		return true
+	}
+	for _, name := range p.Names() {
+		if exts := Extensions(name); len(exts) > 0 && exts[0] == "ics" {
+			return true
+		}
+	}
+	return false
 }
 
 // Size is the size of the message as received.

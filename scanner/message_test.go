@@ -522,3 +522,34 @@ func FuzzCharsetReaderAtOnceMatchesStreaming(f *testing.F) {
 		}
 	})
 }
+
+// TestCalendarLinksAreMessageLinks: an invitation's links land in the
+// calendar, so they count as the mail's, folded lines joined.
+func TestCalendarLinksAreMessageLinks(t *testing.T) {
+	const ics = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VEVENT\r\nSUMMARY:Payroll update\r\n" +
+		"DESCRIPTION:Confirm your details at https://payroll-upd\r\n ate.example.net/login before Friday\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+	tests := []struct {
+		name, partHeader, body string
+		want                   []string
+	}{
+		{"text/calendar, a folded link", "Content-Type: text/calendar; method=REQUEST", ics, []string{"payroll-update.example.net"}},
+		{"an .ics sent as application/octet-stream", "Content-Type: application/octet-stream\r\nContent-Disposition: attachment; filename=invite.ics", ics, []string{"payroll-update.example.net"}},
+		{"an invitation with no link", "Content-Type: text/calendar", "BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nSUMMARY:Lunch\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := Parse([]byte("From: a@example.org\r\nSubject: Invitation\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n" +
+				"--b\r\nContent-Type: text/plain\r\n\r\nSee the invitation.\r\n--b\r\n" + tt.partHeader + "\r\n\r\n" + tt.body + "--b--\r\n"))
+			var hosts []string
+			for _, u := range m.URLs {
+				if !u.InFile {
+					t.Errorf("%s not marked as a file's link", u.Raw)
+				}
+				hosts = append(hosts, u.Host)
+			}
+			if !slices.Equal(hosts, tt.want) {
+				t.Errorf("links %q, want %q", hosts, tt.want)
+			}
+		})
+	}
+}
