@@ -5,7 +5,9 @@ import (
 	"bytes"
 	_ "embed"
 	"errors"
+	"html"
 	"io"
+	"regexp"
 	"strings"
 
 	"github.com/mxgrid/mxgrid/scanner"
@@ -86,11 +88,19 @@ var (
 // resource or redirect fetched from the network.
 var activeMarkup = [][]byte{
 	[]byte("<form"), []byte("<script"), []byte("http://"), []byte("https://"),
-	[]byte("window.location"), []byte("atob("), []byte("http-equiv=\"refresh"), []byte("<iframe"),
+	[]byte("window.location"), []byte("atob("), []byte("<iframe"), []byte("<object"), []byte("<embed"),
+	[]byte("javascript:"),
 	// A page or a file made from a data: URL, a link's download needing
 	// no script: HTML smuggling. Pictures (data:image/) are not.
 	[]byte("data:text/html"), []byte("data:application/"),
 }
+
+// activeAttribute is active markup that needs a pattern: a script in an
+// event handler (<img src=x onerror=...>, <body onload=...>), a redirect
+// however its attribute is quoted, and a resource or link by a
+// protocol-relative URL (//host/path, fetched over the network, or SMB
+// from a page opened from the disk).
+var activeAttribute = regexp.MustCompile(`<[^>]*\son[a-z]+\s*=|http-equiv\s*=\s*["']?refresh|\s(src|href|data|action|formaction)\s*=\s*["']?\s*//`)
 
 // max7zDecoded bounds the compressed 7z header bytes decoded per message,
 // all its 7z attachments together: as much as one may take. Each of 200
@@ -218,12 +228,17 @@ func active(data []byte) bool {
 		data = bytes.ReplaceAll(data, []byte{0}, nil)
 	}
 	data = bytes.ToLower(data)
+	// Character references work in attributes: &#106;avascript: is a
+	// javascript: link to the browser.
+	if bytes.Contains(data, []byte("&#")) {
+		data = []byte(html.UnescapeString(string(data)))
+	}
 	for _, m := range activeMarkup {
 		if bytes.Contains(data, m) {
 			return true
 		}
 	}
-	return false
+	return activeAttribute.Match(data)
 }
 
 // maxZipNames bounds the member names read from one zip: archive/zip holds

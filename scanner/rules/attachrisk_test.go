@@ -252,3 +252,29 @@ func TestSevenZipHeadersAreDecodedOncePerMessage(t *testing.T) {
 		})
 	}
 }
+
+// TestActiveMarkup: what makes an attached page act, with no <script>,
+// form or http(s) link, and what a static page holds.
+func TestActiveMarkup(t *testing.T) {
+	tests := []struct {
+		name, page string
+		want       bool
+	}{
+		{"script in an error handler", `<img src=x onerror="eval(decodeURIComponent('%64%6f%63'))">`, true},
+		{"script in the body's load handler", `<body onload="document.body.innerHTML=unescape('%3Cform')">`, true},
+		{"javascript: link behind a character reference", `<a href="&#106;avascript:eval(name)">Open the invoice</a>`, true},
+		{"redirect, unquoted", `<meta http-equiv=refresh content="0;url=//login.example.net/">`, true},
+		{"redirect, single-quoted", `<meta http-equiv='Refresh' content='0;url=x.html'>`, true},
+		{"protocol-relative resource", `<link rel=stylesheet href="//cdn.example.net/a.css">`, true},
+		{"an object", `<object data="invoice.pdf"></object>`, true},
+		{"static receipt", `<h1>Order 1187</h1><p>2 books, 31.90 EUR. We are online: see you soon.</p><img src="data:image/png;base64,iVBORw0KGgo=">`, false},
+		{"a word starting with on in the text", `<p>one = 1, online =2</p>`, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := active([]byte("<html>" + tt.page + "</html>")); got != tt.want {
+				t.Errorf("active = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
