@@ -568,6 +568,26 @@ func TestCheck(t *testing.T) {
 			wantReject:  "invoice.js",
 			wantSymbols: []string{SymbolBlockedType},
 		},
+		// Thunderbird passes over a line in a part's header that is no
+		// field, and shows the parts after it.
+		{
+			name: "script after a part whose header has a line that is no field",
+			raw: func(testing.TB) string {
+				return strings.Replace(withAttachment("invoice.js", "application/octet-stream", []byte("var x = 1;")),
+					"Content-Type: text/plain\r\n\r\nSee attached.", "Content-Type: text/plain\r\nSee attached.", 1)
+			},
+			wantReject:  "invoice.js",
+			wantSymbols: []string{SymbolBlockedType},
+		},
+		{
+			name: "script named after a line that is no field",
+			raw: func(testing.TB) string {
+				return strings.Replace(withAttachment("invoice.js", "application/octet-stream", []byte("var x = 1;")),
+					"--b1\r\nContent-Type: application/octet-stream", "--b1\r\nX-Junk\r\nContent-Type: application/octet-stream", 1)
+			},
+			wantReject:  "invoice.js",
+			wantSymbols: []string{SymbolBlockedType},
+		},
 		// go-message reads the first of a repeated field; mail clients
 		// differ in which they read.
 		{

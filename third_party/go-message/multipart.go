@@ -25,10 +25,16 @@ type multipartReader struct {
 // NextPart implements MultipartReader.
 func (r *multipartReader) NextPart() (*Entity, error) {
 	p, err := r.r.NextPart()
-	if err != nil {
+	if p == nil {
 		return nil, err
 	}
-	return New(Header{p.Header}, p)
+	// A part whose header had a line that is no field comes with the
+	// error (mxgrid patch, see textproto.readPartHeader).
+	e, newErr := New(Header{p.Header}, p)
+	if err == nil {
+		err = newErr
+	}
+	return e, err
 }
 
 // Close implements io.Closer.

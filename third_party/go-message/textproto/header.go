@@ -531,6 +531,10 @@ const (
 // for a header of more than MaxHeaderFields fields or MaxHeaderBytes bytes.
 var ErrHeaderTooLarge = errors.New("message: header exceeds the size limit")
 
+// errMalformedHeader starts ReadHeader's errors for a line that is no
+// field, which it reads past.
+var errMalformedHeader = errors.New("message: malformed MIME header")
+
 func ReadHeader(r *bufio.Reader) (Header, error) {
 	fs := make([]*headerField, 0, 32)
 	size := 0
@@ -542,7 +546,7 @@ func ReadHeader(r *bufio.Reader) (Header, error) {
 			return newHeader(fs), err
 		}
 
-		return newHeader(fs), fmt.Errorf("message: malformed MIME header initial line: %v", string(line))
+		return newHeader(fs), fmt.Errorf("%w initial line: %v", errMalformedHeader, string(line))
 	}
 
 	// Every field is read into one buffer, enough for most, and kept as a
@@ -565,7 +569,7 @@ func ReadHeader(r *bufio.Reader) (Header, error) {
 		// appear in the wild, violating specs, so we remove them if present.
 		i := bytes.IndexByte(kv, ':')
 		if i < 0 {
-			return newHeader(fs), fmt.Errorf("message: malformed MIME header line: %v", string(kv))
+			return newHeader(fs), fmt.Errorf("%w line: %v", errMalformedHeader, string(kv))
 		}
 
 		keyBytes := trim(kv[:i])
@@ -574,7 +578,7 @@ func ReadHeader(r *bufio.Reader) (Header, error) {
 		// See RFC 5322 Section 2.2
 		for _, c := range keyBytes {
 			if !validHeaderKeyByte(c) {
-				return newHeader(fs), fmt.Errorf("message: malformed MIME header key: %v", string(keyBytes))
+				return newHeader(fs), fmt.Errorf("%w key: %v", errMalformedHeader, string(keyBytes))
 			}
 		}
 

@@ -76,19 +76,59 @@ func (r *stickyErrorReader) Read(p []byte) (n int, _ error) {
 
 func newPart(mr *MultipartReader) (*Part, error) {
 	bp := &Part{mr: mr}
-	if err := bp.populateHeaders(); err != nil {
+	err := bp.populateHeaders()
+	if err != nil && !errors.Is(err, errMalformedHeader) {
 		return nil, err
 	}
 	bp.r = partReader{bp}
-	return bp, nil
+	return bp, err
 }
 
 func (bp *Part) populateHeaders() error {
-	header, err := ReadHeader(bp.mr.bufReader)
-	if err == nil {
+	header, err := readPartHeader(bp.mr.bufReader, bp.mr.dashBoundary)
+	if err == nil || errors.Is(err, errMalformedHeader) {
 		bp.Header = header
 	}
 	return err
+}
+
+// readPartHeader reads a part's header as Thunderbird does
+// (MimeHeaders_build_heads_list), an mxgrid patch: a line that is no
+// field is passed over, and the header goes on to its empty line.
+// ReadHeader stops at such a line with an error, which ended the
+// multipart: the parts after it went unread, where Thunderbird shows
+// them. A delimiter line after such a line ends the header, as the part:
+// Thunderbird looks for delimiters in headers too. The first such error
+// is returned with the header, within MaxHeaderFields and MaxHeaderBytes
+// for all the fields.
+func readPartHeader(r *bufio.Reader, dashBoundary []byte) (Header, error) {
+	var (
+		fs    []*headerField
+		size  int
+		first error
+	)
+	for {
+		h, err := ReadHeader(r)
+		for i := len(h.l) - 1; i >= 0; i-- {
+			fs = append(fs, h.l[i])
+			size += len(h.l[i].b)
+		}
+		if !errors.Is(err, errMalformedHeader) {
+			if err == nil {
+				err = first
+			}
+			return newHeader(fs), err
+		}
+		if first == nil {
+			first = err
+		}
+		if len(fs) >= MaxHeaderFields || size > MaxHeaderBytes {
+			return newHeader(fs), ErrHeaderTooLarge
+		}
+		if next, _ := r.Peek(len(dashBoundary)); bytes.Equal(next, dashBoundary) {
+			return newHeader(fs), first
+		}
+	}
 }
 
 // Read reads the body of a part, after its headers and before the
@@ -278,11 +318,11 @@ func (r *MultipartReader) NextPart() (*Part, error) {
 		if r.isBoundaryDelimiterLine(line) {
 			r.partsRead++
 			bp, err := newPart(r)
-			if err != nil {
+			if bp == nil {
 				return nil, err
 			}
 			r.currentPart = bp
-			return bp, nil
+			return bp, err
 		}
 
 		if r.isFinalBoundary(line) {
