@@ -318,6 +318,9 @@ Content-Disposition: attachment; filename=my invoice.js`, "application/octet-str
 		{"stray semicolon", `Content-Type: application/octet-stream
 Content-Disposition: attachment; filename="invoice.hta";;`, "application/octet-stream", "attachment", "invoice.hta", true},
 		{"repeated name in Content-Type", `Content-Type: Application/X-MSDownload; name="setup.exe"; name="x"`, "application/x-msdownload", "", "setup.exe", true},
+		{"RFC 2231 with no charset", `Content-Type: application/octet-stream
+Content-Disposition: attachment; filename*=''invoice.js`, "application/octet-stream", "attachment", "invoice.js", false},
+		{"RFC 2231 with no charset, continued", `Content-Type: application/octet-stream; name*0*=''inv; name*1*=oice%2Ejs`, "application/octet-stream", "", "invoice.js", false},
 		{"RFC 2231 in ISO-8859-1", `Content-Type: application/octet-stream
 Content-Disposition: attachment; filename*=iso-8859-1''R%E9sum%E9.js`, "application/octet-stream", "attachment", "Résumé.js", false},
 		{"RFC 2231 in Windows-1252, continued", `Content-Type: application/octet-stream; name*0*=windows-1252'en'set; name*1="up.e"; name*2*=x%65`, "application/octet-stream", "", "setup.exe", false},

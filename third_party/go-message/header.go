@@ -90,10 +90,12 @@ type paramSection struct {
 
 // cutCharset splits the first section of an encoded parameter,
 // "charset'language'value", when its charset is one mime.ParseMediaType
-// does not decode.
+// does not decode. An empty one, which it drops too, leaves the bytes as
+// they are: "filename*=''invoice.js" is invoice.js to Thunderbird and
+// Python's email.
 func cutCharset(first paramSection) (charset, value string, ok bool) {
 	parts := strings.SplitN(first.v, "'", 3)
-	if first.n != 0 || !first.enc || len(parts) != 3 || parts[0] == "" {
+	if first.n != 0 || !first.enc || len(parts) != 3 {
 		return "", "", false
 	}
 	switch strings.ToLower(parts[0]) {
