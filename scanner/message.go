@@ -430,6 +430,37 @@ func (m *Message) Head() ([]byte, error) {
 
 var wordDecoder = mime.WordDecoder{CharsetReader: charset.Reader}
 
+// lenientWordDecoder reads the words of a charset it does not know as
+// they are, as Python's email does (unknown-8bit): the letters of a name
+// are ASCII whatever the label says.
+var lenientWordDecoder = mime.WordDecoder{CharsetReader: func(label string, r io.Reader) (io.Reader, error) {
+	if dec, err := charset.Reader(label, r); err == nil {
+		return dec, nil
+	}
+	return r, nil
+}}
+
+// bWord is an RFC 2047 "B" word, its base64 padded or not.
+var bWord = regexp.MustCompile(`=\?[^?\s]+\?[bB]\?[A-Za-z0-9+/]*\?=`)
+
+// decodeNameWords decodes the RFC 2047 words of a file name, those in
+// base64 without its padding too (mime.WordDecoder leaves them as they
+// are; Thunderbird and Python's email decode them), and those in a
+// charset it does not know leniently; or the name stays as written.
+func decodeNameWords(n string) string {
+	n = bWord.ReplaceAllStringFunc(n, func(w string) string {
+		text := w[strings.LastIndexByte(w[:len(w)-2], '?')+1 : len(w)-2]
+		return w[:len(w)-2] + strings.Repeat("=", (4-len(text)%4)%4) + "?="
+	})
+	if dec, err := wordDecoder.DecodeHeader(n); err == nil {
+		return dec
+	}
+	if dec, err := lenientWordDecoder.DecodeHeader(n); err == nil {
+		return dec
+	}
+	return n
+}
+
 func (m *Message) parseFrom(mh mail.Header) {
 	// The first address alone is parsed: a sender chooses how many
 	// follow (see AddressListElements).
@@ -569,9 +600,7 @@ func (w *walker) walk(e *message.Entity, depth int, path string, attached bool, 
 		// Many MUAs put RFC 2047 words in file names although RFC 2047 5
 		// forbids it; the name is what the recipient sees.
 		if strings.Contains(n, "=?") {
-			if dec, err := wordDecoder.DecodeHeader(n); err == nil {
-				n = dec
-			}
+			n = decodeNameWords(n)
 		}
 		if n != "" && !slices.Contains(names, n) {
 			names = append(names, n)

@@ -318,6 +318,10 @@ Content-Disposition: attachment; filename=my invoice.js`, "application/octet-str
 		{"stray semicolon", `Content-Type: application/octet-stream
 Content-Disposition: attachment; filename="invoice.hta";;`, "application/octet-stream", "attachment", "invoice.hta", true},
 		{"repeated name in Content-Type", `Content-Type: Application/X-MSDownload; name="setup.exe"; name="x"`, "application/x-msdownload", "", "setup.exe", true},
+		{"RFC 2047 base64 without its padding", `Content-Type: application/octet-stream
+Content-Disposition: attachment; filename="=?utf-8?B?aW52b2ljZS5qcw?="`, "application/octet-stream", "attachment", "invoice.js", false},
+		{"RFC 2047 in a charset nobody knows", `Content-Type: application/octet-stream
+Content-Disposition: attachment; filename="=?x-unknown?Q?invoice=2Ejs?="`, "application/octet-stream", "attachment", "invoice.js", false},
 		{"RFC 2231 with no charset", `Content-Type: application/octet-stream
 Content-Disposition: attachment; filename*=''invoice.js`, "application/octet-stream", "attachment", "invoice.js", false},
 		{"RFC 2231 with no charset, continued", `Content-Type: application/octet-stream; name*0*=''inv; name*1*=oice%2Ejs`, "application/octet-stream", "", "invoice.js", false},
