@@ -353,22 +353,14 @@ func (s *scan) archive(zr *zip.Reader, where string, depth int) {
 // .exe in a zip with no directory, or in the first of two zips put end to
 // end, passed unread.
 func (s *scan) localMembers(data []byte, zr *zip.Reader, where string, depth int) {
-	listed := map[string]bool{}
-	if zr != nil {
-		for _, f := range zr.File {
-			listed[f.Name] = true
-		}
-	}
-	var unlisted []zipdir.LocalFile
-	for _, lf := range zipdir.LocalFiles(data, s.budget.files+len(listed)+1) {
-		if !listed[lf.Name] && !strings.HasSuffix(lf.Name, "/") {
-			unlisted = append(unlisted, lf)
-		}
-	}
+	unlisted := zipdir.Unlisted(data, zr, s.budget.files+1)
 	if len(unlisted) == 0 || s.tooDeep(where, depth) {
 		return
 	}
 	for _, lf := range unlisted {
+		if strings.HasSuffix(lf.Name, "/") {
+			continue
+		}
 		inner := where + "/" + lf.Name
 		if !s.takeMember(inner) {
 			return

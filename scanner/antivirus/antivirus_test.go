@@ -680,6 +680,15 @@ func TestCheck(t *testing.T) {
 			wantSymbols: []string{SymbolBlockedType, SymbolNameMismatch},
 		},
 		{
+			name: "executable in the first of two zips put end to end, named as the second's member",
+			raw: func(t testing.TB) string {
+				return withAttachment("invoice.zip", "application/zip",
+					append(zipOf(t, mem("invoice.pdf", peFile())), zipOf(t, mem("invoice.pdf", []byte("%PDF-1.7\n")))...))
+			},
+			wantReject:  "executable",
+			wantSymbols: []string{SymbolBlockedType, SymbolNameMismatch},
+		},
+		{
 			name: "script in a zip with no central directory",
 			raw: func(t testing.TB) string {
 				z := zipOf(t, mem("invoice.js", []byte("var x = 1;")))

@@ -257,11 +257,12 @@ func zipMembers(f *findings, l *scanner.Leaf, pagesLeft *int) (encrypted bool) {
 	// The first local header's flag answers even when the central
 	// directory is missing (a truncated or hand-made archive).
 	encrypted = bytes.HasPrefix(l.Data, zipMagic) && len(l.Data) > 7 && l.Data[6]&1 != 0
-	listed := map[string]bool{}
 	zr, _, err := zipdir.Open(l.Data, maxZipNames)
-	if zr != nil && (err == nil || errors.Is(err, zip.ErrInsecurePath)) {
+	if zr != nil && err != nil && !errors.Is(err, zip.ErrInsecurePath) {
+		zr = nil
+	}
+	if zr != nil {
 		for _, zf := range zr.File {
-			listed[zf.Name] = true
 			if sym, _ := attachKind(scanner.Part{Filename: zf.Name}); sym != "" {
 				f.hit(sym, l.Filename+":"+zf.Name)
 				if sym == AttachHTML && activeMember(zf, pagesLeft) {
@@ -274,10 +275,7 @@ func zipMembers(f *findings, l *scanner.Leaf, pagesLeft *int) (encrypted bool) {
 	// Members only a local header gives, which 7-Zip and WinRAR show
 	// (zipdir.LocalFiles): in a zip with no directory, or in the first
 	// of two zips put end to end.
-	for _, lf := range zipdir.LocalFiles(l.Data, maxZipNames+len(listed)) {
-		if listed[lf.Name] {
-			continue
-		}
+	for _, lf := range zipdir.Unlisted(l.Data, zr, maxZipNames) {
 		if sym, _ := attachKind(scanner.Part{Filename: lf.Name}); sym != "" {
 			f.hit(sym, l.Filename+":"+lf.Name)
 		}

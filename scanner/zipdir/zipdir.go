@@ -199,6 +199,37 @@ type LocalFile struct {
 	Data []byte
 	// CompressedSize is the size the header gives, 0 with bit 3.
 	CompressedSize uint64
+	// Offset is where the local header starts in the archive.
+	Offset int
+}
+
+// Unlisted are the local files of data that zr, the archive read from its
+// central directory (nil if it could not be), does not list, nor holds in
+// a listed member's data (a stored zip's own members), at most max. A
+// member is listed by where its data starts, not by its name: the first of
+// two zips end to end may name its .exe as the second names its PDF.
+func Unlisted(data []byte, zr *zip.Reader, max int) []LocalFile {
+	type span struct{ from, to int64 }
+	var spans []span
+	if zr != nil {
+		for _, f := range zr.File {
+			if off, err := f.DataOffset(); err == nil {
+				spans = append(spans, span{off, off + int64(f.CompressedSize64)})
+			}
+		}
+	}
+	var files []LocalFile
+	for _, lf := range LocalFiles(data, max+len(spans)) {
+		at, dataAt := int64(lf.Offset), int64(len(data)-len(lf.Data))
+		listed := false
+		for _, sp := range spans {
+			listed = listed || dataAt == sp.from || at >= sp.from && at < sp.to
+		}
+		if !listed && len(files) < max {
+			files = append(files, lf)
+		}
+	}
+	return files
 }
 
 // LocalFiles lists the members of data by their local headers, from the
@@ -227,6 +258,7 @@ func LocalFiles(data []byte, max int) []LocalFile {
 			Flags:  binary.LittleEndian.Uint16(h[6:]),
 			Method: binary.LittleEndian.Uint16(h[8:]),
 			Data:   h[localHeaderLen+nameLen+extraLen:],
+			Offset: pos + i,
 		}
 		pos += i + localHeaderLen + nameLen + extraLen
 		if f.Flags&8 == 0 {

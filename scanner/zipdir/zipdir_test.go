@@ -179,3 +179,49 @@ func TestLocalFiles(t *testing.T) {
 		})
 	}
 }
+
+func TestUnlisted(t *testing.T) {
+	open := func(data []byte) *zip.Reader {
+		zr, _, err := Open(data, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return zr
+	}
+	first := archive(t, "", 2)
+	two := append(bytes.Clone(first), archive(t, "", 1)...)
+	// A stored zip whose sizes follow its data (bit 3): only the central
+	// directory says where its data ends.
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	w, err := zw.CreateHeader(&zip.FileHeader{Name: "inner.zip", Method: zip.Store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(archive(t, "", 3))
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	nested := buf.Bytes()
+	tests := []struct {
+		name string
+		data []byte
+		zr   *zip.Reader
+		want string
+	}{
+		{"the first of two archives end to end, a name shared", two, open(two), "m0,m1"},
+		{"no central directory", first[:bytes.Index(first, sigDirHeader)], nil, "m0,m1"},
+		{"a stored zip's own members", nested, open(nested), ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var names []string
+			for _, f := range Unlisted(tt.data, tt.zr, 10) {
+				names = append(names, f.Name)
+			}
+			if got := strings.Join(names, ","); got != tt.want {
+				t.Errorf("Unlisted = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
