@@ -349,7 +349,7 @@ func (s *scan) archive(zr *zip.Reader, where string, depth int) {
 
 // localMembers scans the members of a zip that only their local headers
 // give, those its central directory (zr, nil when it could not be read)
-// does not list: 7-Zip and WinRAR show them (zipdir.LocalFiles), so an
+// does not list: 7-Zip and WinRAR show them (zipdir.Unlisted), so an
 // .exe in a zip with no directory, or in the first of two zips put end to
 // end, passed unread.
 func (s *scan) localMembers(data []byte, zr *zip.Reader, where string, depth int) {

@@ -273,7 +273,7 @@ func zipMembers(f *findings, l *scanner.Leaf, pagesLeft *int) (encrypted bool) {
 		}
 	}
 	// Members only a local header gives, which 7-Zip and WinRAR show
-	// (zipdir.LocalFiles): in a zip with no directory, or in the first
+	// (zipdir.Unlisted): in a zip with no directory, or in the first
 	// of two zips put end to end.
 	for _, lf := range zipdir.Unlisted(l.Data, zr, maxZipNames) {
 		if sym, _ := attachKind(scanner.Part{Filename: lf.Name}); sym != "" {
