@@ -136,3 +136,20 @@ func TestPDFActions(t *testing.T) {
 		})
 	}
 }
+
+// FuzzPDFActions: whatever the bytes, the inflate budget is never
+// overspent, and an action found in the plain bytes is reported.
+func FuzzPDFActions(f *testing.F) {
+	f.Add(pdfWith(`1 0 obj << /OpenAction << /S /#4Aava#53cript /JS 5 0 R >> >> endobj`))
+	f.Add(pdfWith(stream("/Filter /FlateDecode", deflated(f, "4 0 << /S /Launch /F (invoice.exe) >>"))))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		budget := 1 << 16
+		launch, js := PDFActions(data, &budget)
+		if budget < 0 {
+			t.Fatalf("budget overspent: %d", budget)
+		}
+		if hasPDFName(data, pdfLaunchKey) && !launch || hasPDFName(data, pdfJSKey) && !js {
+			t.Fatalf("an action in the plain bytes not reported: launch %v, javascript %v", launch, js)
+		}
+	})
+}

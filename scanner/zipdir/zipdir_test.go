@@ -225,3 +225,29 @@ func TestUnlisted(t *testing.T) {
 		})
 	}
 }
+
+// FuzzLocalFiles: whatever the bytes, at most max members, each header
+// inside the archive and its data a suffix of it, in the order they lie;
+// Unlisted gives a subset of them.
+func FuzzLocalFiles(f *testing.F) {
+	f.Add(append(archive(f, "", 2), archive(f, "", 1)...), 4)
+	f.Add([]byte("PK\x03\x04"), 1)
+	f.Fuzz(func(t *testing.T, data []byte, max int) {
+		max = max&0xFF + 1
+		files := LocalFiles(data, max)
+		if len(files) > max {
+			t.Fatalf("%d members with a limit of %d", len(files), max)
+		}
+		last := -1
+		for _, lf := range files {
+			if lf.Offset <= last || lf.Offset+localHeaderLen > len(data) || !bytes.HasSuffix(data, lf.Data) {
+				t.Fatalf("member %q at %d (previous at %d) lies outside the %d-byte archive", lf.Name, lf.Offset, last, len(data))
+			}
+			last = lf.Offset
+		}
+		zr, _, _ := Open(data, max)
+		if unlisted := Unlisted(data, zr, max); len(unlisted) > len(files) {
+			t.Fatalf("%d unlisted members of %d", len(unlisted), len(files))
+		}
+	})
+}

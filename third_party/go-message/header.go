@@ -91,8 +91,9 @@ type paramSection struct {
 // cutCharset splits the first section of an encoded parameter,
 // "charset'language'value", when its charset is one mime.ParseMediaType
 // does not decode. An empty one, which it drops too, leaves the bytes as
-// they are: "filename*=''invoice.js" is invoice.js to Thunderbird and
-// Python's email.
+// they are: to Thunderbird and Python's email this names invoice.js:
+//
+//	filename*=''invoice.js
 func cutCharset(first paramSection) (charset, value string, ok bool) {
 	parts := strings.SplitN(first.v, "'", 3)
 	if first.n != 0 || !first.enc || len(parts) != 3 {
