@@ -3,6 +3,7 @@ package scanner
 import (
 	"bytes"
 	"net/netip"
+	"net/url"
 	"strings"
 
 	"golang.org/x/net/html"
@@ -67,6 +68,7 @@ const (
 type htmlExtractor struct {
 	info   HTMLInfo
 	urls   []URL
+	base   URL // the part's <base href>, where its relative links go
 	text   strings.Builder
 	hidden strings.Builder
 }
@@ -97,6 +99,7 @@ var blockElements = map[atom.Atom]bool{
 func (x *htmlExtractor) extract(src []byte) {
 	x.info.Parts++
 	x.info.Bytes += len(src)
+	x.base = URL{}
 	z := html.NewTokenizer(bytes.NewReader(src))
 	// The element stack is bounded: past maxStack, elements are not pushed
 	// and their content belongs to the deepest element kept. Whether text is
@@ -179,6 +182,11 @@ func (x *htmlExtractor) extract(src []byte) {
 				x.info.Images++
 				if src != "" {
 					x.addURL(src, true)
+				}
+			case atom.Base:
+				// The first with an href counts (HTML's document base URL).
+				if x.base.Host == "" && href != "" {
+					x.base, _ = parseBrowserURL(href)
 				}
 			case atom.A, atom.Area:
 				if h := strings.TrimSpace(href); len(h) >= 5 && strings.EqualFold(h[:5], "data:") {
@@ -305,6 +313,9 @@ func (x *htmlExtractor) addURL(raw string, image bool) bool {
 		return false
 	}
 	u, ok := parseBrowserURL(raw)
+	if !ok && x.base.Host != "" {
+		u, ok = x.resolve(raw)
+	}
 	if !ok {
 		return false
 	}
@@ -313,15 +324,58 @@ func (x *htmlExtractor) addURL(raw string, image bool) bool {
 	return true
 }
 
+// resolve reads a relative link against the part's <base href>, as
+// Outlook and Thunderbird open it: the base names the host, the links
+// only a path ("baseStriker").
+func (x *htmlExtractor) resolve(raw string) (URL, bool) {
+	raw = browserClean(raw)
+	if hasScheme(raw) {
+		return URL{}, false // mailto:, cid:, javascript:
+	}
+	u := x.base
+	if b, err := url.Parse(u.Raw); err == nil {
+		if r, err := url.Parse(raw); err == nil {
+			u.Raw = b.ResolveReference(r).String()
+		}
+	}
+	return u, true
+}
+
+// hasScheme reports whether s starts with a URL scheme and its colon.
+func hasScheme(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == ':':
+			return i > 0
+		case 'a' <= c|0x20 && c|0x20 <= 'z':
+		case i > 0 && ('0' <= c && c <= '9' || c == '+' || c == '-' || c == '.'):
+		default:
+			return false
+		}
+	}
+	return false
+}
+
 // parseBrowserURL is parseURL of a link as a browser reads it from markup:
 // browsers drop tabs and newlines anywhere in a URL (WHATWG URL parsing),
 // so "http://ev&#9;il.example/" opens evil.example, and the C0 controls
-// and spaces around it.
+// and spaces around it. A link without a scheme but with an authority
+// ("//evil.example/", `\\evil.example`) takes the scheme of the page
+// showing the message, https in webmail.
 func parseBrowserURL(raw string) (URL, bool) {
+	raw = browserClean(raw)
+	if len(raw) >= 2 && (raw[0] == '/' || raw[0] == '\\') && (raw[1] == '/' || raw[1] == '\\') {
+		raw = "https:" + raw
+	}
+	return parseURL(raw)
+}
+
+// browserClean drops what a browser drops from a link in markup.
+func browserClean(raw string) string {
 	if strings.ContainsAny(raw, "\t\r\n") {
 		raw = strings.NewReplacer("\t", "", "\r", "", "\n", "").Replace(raw)
 	}
-	return parseURL(strings.TrimSpace(strings.TrimFunc(raw, func(r rune) bool { return r <= ' ' })))
+	return strings.TrimSpace(strings.TrimFunc(raw, func(r rune) bool { return r <= ' ' }))
 }
 
 // parseURL extracts the host of an absolute http(s) or scheme-less www.

@@ -210,12 +210,44 @@ func TestHTMLLinksAreReadAsBrowsersOpenThem(t *testing.T) {
 		{"https:/evil.example.com/", "evil.example.com", "example.com"},
 		{"HTTP:///evil.example.com/", "evil.example.com", "example.com"},
 		{"&#1;http://evil.example.com/", "evil.example.com", "example.com"},
+		{"//evil.example.com/login", "evil.example.com", "example.com"},
+		{` \\evil.example.com\login`, "evil.example.com", "example.com"},
+		{`/\evil.example.com/`, "evil.example.com", "example.com"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.href, func(t *testing.T) {
 			m := Parse(crlf("From: a@example.org\nContent-Type: text/html; charset=utf-8\n\n<a href=\"" + tt.href + "\">here</a>\n"))
 			if len(m.URLs) != 1 || m.URLs[0].Host != tt.host || m.URLs[0].Domain != tt.domain {
 				t.Fatalf("URLs = %+v, want host %q, domain %q", m.URLs, tt.host, tt.domain)
+			}
+		})
+	}
+}
+
+// TestRelativeLinksGoToTheBase: Outlook and Thunderbird open a relative
+// link at the part's <base href>, so that is the host the rules judge.
+func TestRelativeLinksGoToTheBase(t *testing.T) {
+	tests := []struct {
+		name, html string
+		hosts      []string
+	}{
+		{"base", `<base href="https://evil.example.com/"><a href="keep">confirm</a>`, []string{"evil.example.com"}},
+		{"path", `<head><base href="https://evil.example.com/a/"></head><a href="/keep?x=1">confirm</a>`, []string{"evil.example.com"}},
+		{"protocol-relative base", `<base href="//evil.example.com/"><a href="keep">confirm</a>`, []string{"evil.example.com"}},
+		{"first base counts", `<base href="https://evil.example.com/"><base href="https://other.example.org/"><a href="keep">x</a>`, []string{"evil.example.com"}},
+		{"absolute link keeps its host", `<base href="https://evil.example.com/"><a href="https://shop.example.org/">x</a>`, []string{"shop.example.org"}},
+		{"other schemes are no links", `<base href="https://evil.example.com/"><a href="mailto:a@example.org">x</a><a href="cid:logo">y</a>`, nil},
+		{"no base", `<a href="keep">confirm</a>`, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := Parse(crlf("From: a@example.org\nContent-Type: text/html; charset=utf-8\n\n" + tt.html + "\n"))
+			var hosts []string
+			for _, u := range m.URLs {
+				hosts = append(hosts, u.Host)
+			}
+			if !slices.Equal(hosts, tt.hosts) {
+				t.Fatalf("hosts = %q, want %q (URLs %+v)", hosts, tt.hosts, m.URLs)
 			}
 		})
 	}
