@@ -2,8 +2,10 @@ package rules
 
 import (
 	"strings"
+	"unicode"
 
 	"github.com/mxgrid/mxgrid/scanner"
+	"golang.org/x/text/width"
 )
 
 // Rules about sender identity: who the message claims to be from.
@@ -30,7 +32,7 @@ func identity(f *findings, _ *scanner.Envelope, m *scanner.Message) {
 	}
 	host := strings.TrimSuffix(strings.ToLower(domain), ".")
 	org := orgDomain(host)
-	if b := brands.claimedBy(m.FromName); b != nil && !b.owns(org) {
+	if b := brands.claimedBy(displayed(m.FromName)); b != nil && !b.owns(org) {
 		f.hit(FromBrandClaim, b.name+" from "+org)
 	}
 	if b, why := brands.lookalikeUnder(host, org); b != nil {
@@ -43,4 +45,20 @@ func identity(f *findings, _ *scanner.Envelope, m *scanner.Message) {
 func malformedDomain(addr, domain string) bool {
 	return !strings.Contains(domain, ".") || strings.HasPrefix(domain, "[") ||
 		strings.ContainsAny(addr, "%") || strings.Count(addr, "@") != 1
+}
+
+// displayed is a display name as a mail client draws it: format
+// characters (zero-width spaces and joiners, soft hyphens, bidi marks)
+// take no room and fullwidth letters are the letters, so "Pay\u200bPal"
+// and "ＰａｙＰａｌ" read PayPal, and must claim it as "PayPal" does.
+func displayed(name string) string {
+	if scanner.IsASCII(name) {
+		return name
+	}
+	return width.Fold.String(strings.Map(func(r rune) rune {
+		if unicode.Is(unicode.Cf, r) {
+			return -1
+		}
+		return r
+	}, name))
 }

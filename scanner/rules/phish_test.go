@@ -209,6 +209,34 @@ func TestBrandClaim(t *testing.T) {
 	}
 }
 
+// TestBrandClaimAsDisplayed: a From name claims the brand a mail client
+// shows, whatever invisible or fullwidth characters spell it.
+func TestBrandClaimAsDisplayed(t *testing.T) {
+	tests := []struct {
+		name  string
+		claim bool
+	}{
+		{"PayPal", true},
+		{"Pay\u200bPal", true},                         // zero-width space
+		{"Pay\u200dPal", true},                         // zero-width joiner
+		{"Pay\u00adPal", true},                         // soft hyphen
+		{"\u2060PayPal\ufeff", true},                   // word joiner, BOM
+		{"\uff30\uff41\uff59\uff30\uff41\uff4c", true}, // fullwidth
+		{"\u200ePayPal Service\u200f", true},
+		{"Pay Pal", false},
+		{"PayPal\u200b Fan Club", false},
+		{"Tom Becker", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := scanner.Parse([]byte("From: \"" + tt.name + "\" <service@account-review.co>\r\nSubject: hi\r\n\r\nhello\r\n"))
+			if got := run(t, &scanner.Envelope{}, m, nil)[FromBrandClaim] > 0; got != tt.claim {
+				t.Errorf("FROM_BRAND_CLAIM for %q (FromName %q) = %v, want %v", tt.name, m.FromName, got, tt.claim)
+			}
+		})
+	}
+}
+
 func TestBrandOwnsItsDomains(t *testing.T) {
 	byName := map[string]*brand{}
 	for _, b := range brands.brands {
