@@ -2,6 +2,7 @@ package scanner
 
 import (
 	"bytes"
+	"encoding/base64"
 	"net/netip"
 	"net/url"
 	"strings"
@@ -321,7 +322,52 @@ func (x *htmlExtractor) addURL(raw string, image bool) bool {
 	}
 	u.Image = image
 	x.urls = append(x.urls, u)
+	if t, ok := redirectTarget(u); ok && len(x.urls) < maxURLs {
+		t.Image = image
+		x.urls = append(x.urls, t)
+	}
 	return true
+}
+
+// openRedirects are pages of well-known sites that send the reader on to
+// whatever address a query parameter names. Phishers link them so that
+// the link's host is google.com and not the look-alike the reader lands
+// on; the target is judged as a link of its own.
+var openRedirects = [...]struct{ domain, path, param string }{
+	{"google.", "/url", "q"},
+	{"google.", "/url", "url"},
+	{"youtube.com", "/redirect", "q"},
+	{"facebook.com", "/l.php", "u"},
+	{"bing.com", "/ck/a", "u"}, // "a1" and the address in base64url
+}
+
+// redirectTarget is the link an open redirect u sends the reader to.
+func redirectTarget(u URL) (URL, bool) {
+	if !strings.Contains(u.Raw, "?") {
+		return URL{}, false
+	}
+	p, err := url.Parse(u.Raw)
+	if err != nil {
+		return URL{}, false
+	}
+	for _, r := range openRedirects {
+		if !strings.EqualFold(p.Path, r.path) || !(u.Domain == r.domain || strings.HasSuffix(r.domain, ".") && strings.HasPrefix(u.Domain, r.domain)) {
+			continue
+		}
+		target := p.Query().Get(r.param)
+		if r.domain == "bing.com" {
+			b, err := base64.RawURLEncoding.DecodeString(strings.TrimPrefix(target, "a1"))
+			if err != nil {
+				continue
+			}
+			target = string(b)
+		}
+		if t, ok := parseURL(target); ok {
+			t.Plain = u.Plain
+			return t, true
+		}
+	}
+	return URL{}, false
 }
 
 // resolve reads a relative link against the part's <base href>, as
@@ -564,6 +610,9 @@ func FindURLs(text string, limit int) []URL {
 		if u, ok := parseURL(strings.TrimRight(text[start:end], ".,;:!?)'\"")); ok {
 			u.Plain = true
 			out = append(out, u)
+			if t, ok := redirectTarget(u); ok && len(out) < limit {
+				out = append(out, t)
+			}
 		}
 		if end == start {
 			end++

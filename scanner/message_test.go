@@ -253,6 +253,41 @@ func TestRelativeLinksGoToTheBase(t *testing.T) {
 	}
 }
 
+// TestOpenRedirectsLeadToTheirTarget: a link through a well-known open
+// redirect is also a link to where it sends the reader.
+func TestOpenRedirectsLeadToTheirTarget(t *testing.T) {
+	tests := []struct {
+		link  string
+		hosts []string
+	}{
+		{"https://www.google.com/url?q=https://evil.example.com/keep&sa=D", []string{"www.google.com", "evil.example.com"}},
+		{"https://www.google.co.uk/url?sa=t&url=https%3A%2F%2Fevil.example.com%2F", []string{"www.google.co.uk", "evil.example.com"}},
+		{"https://www.youtube.com/redirect?event=x&q=http://evil.example.com/", []string{"www.youtube.com", "evil.example.com"}},
+		{"https://l.facebook.com/l.php?u=https%3A%2F%2Fevil.example.com%2F&h=AT0", []string{"l.facebook.com", "evil.example.com"}},
+		{"https://www.bing.com/ck/a?!&&p=0a&u=a1aHR0cHM6Ly9ldmlsLmV4YW1wbGUuY29tL2tlZXA&ntb=1", []string{"www.bing.com", "evil.example.com"}},
+		{"https://www.google.com/search?q=https://evil.example.com/", []string{"www.google.com"}},
+		{"https://www.google.com/url?q=/maps", []string{"www.google.com"}},
+		{"https://google.evil.example/url?q=https://shop.example.org/", []string{"google.evil.example"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.link, func(t *testing.T) {
+			for _, body := range []string{
+				"Content-Type: text/html\n\n<a href=\"" + tt.link + "\">sign in</a>\n",
+				"Content-Type: text/plain\n\nsign in: " + tt.link + "\n",
+			} {
+				m := Parse(crlf("From: a@example.org\n" + body))
+				var hosts []string
+				for _, u := range m.URLs {
+					hosts = append(hosts, u.Host)
+				}
+				if !slices.Equal(hosts, tt.hosts) {
+					t.Errorf("%s: hosts = %q, want %q", body[:24], hosts, tt.hosts)
+				}
+			}
+		})
+	}
+}
+
 // TestPlainTextDoesNotStarveHTML: text/plain cannot use up the budget of
 // the text/html alternative a reader shows; each has max_text_bytes.
 func TestPlainTextDoesNotStarveHTML(t *testing.T) {
