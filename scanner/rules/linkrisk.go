@@ -8,7 +8,7 @@ import (
 )
 
 // Rules about where the links lead. Image sources are not links a reader
-// follows, so only clickable and plain-text links count.
+// follows, so only clickable and plain-text links and forms' actions count.
 const (
 	URLLookalike    = "URL_LOOKALIKE"
 	URLShortener    = "URL_SHORTENER"
@@ -29,9 +29,9 @@ var linkWeights = map[string]float64{
 
 func linkRisk(f *findings, _ *scanner.Envelope, m *scanner.Message) {
 	seen := make(map[string]bool, 8)
-	for _, u := range m.URLs {
+	judge := func(u scanner.URL) {
 		if u.Image || u.Host == "" || seen[u.Host] {
-			continue
+			return
 		}
 		seen[u.Host] = true
 		if b, why := brands.lookalike(u.Host); b != nil {
@@ -45,6 +45,16 @@ func linkRisk(f *findings, _ *scanner.Envelope, m *scanner.Message) {
 		}
 		if percentHeavy(u.Raw) {
 			f.hit(URLPercentHeavy, u.Host)
+		}
+	}
+	for _, u := range m.URLs {
+		judge(u)
+	}
+	// A form's action is where the password typed into it goes, a link
+	// as much as an href is.
+	for _, action := range m.HTML.FormActions {
+		for _, u := range scanner.FindURLs(action, 1) {
+			judge(u)
 		}
 	}
 	if m.HTML.DataLinks > 0 {
