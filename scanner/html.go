@@ -165,7 +165,14 @@ func (x *htmlExtractor) extract(src []byte) {
 				case "bgcolor":
 					bg = string(v)
 				case "action":
-					action = string(v)
+					if a == atom.Form {
+						action = string(v)
+					}
+				case "formaction":
+					// A submit button's overrides its form's action.
+					if a == atom.Button || a == atom.Input {
+						action = string(v)
+					}
 				}
 			}
 			if blockElements[a] {
@@ -174,8 +181,10 @@ func (x *htmlExtractor) extract(src []byte) {
 			switch a {
 			case atom.Script:
 				x.info.Scripts++
-			case atom.Form:
-				x.info.Forms++
+			case atom.Form, atom.Button, atom.Input:
+				if a == atom.Form {
+					x.info.Forms++
+				}
 				if action = strings.TrimSpace(action); action != "" && len(x.info.FormActions) < maxFormActions {
 					x.info.FormActions = append(x.info.FormActions, action)
 				}

@@ -288,6 +288,26 @@ func TestOpenRedirectsLeadToTheirTarget(t *testing.T) {
 	}
 }
 
+// TestFormActions: where a form sends what is typed into it, its own
+// action or the one its submit button names (formaction).
+func TestFormActions(t *testing.T) {
+	tests := []struct {
+		html string
+		want []string
+	}{
+		{`<form action="https://a.example/post"><input type=password></form>`, []string{"https://a.example/post"}},
+		{`<form><button formaction="https://evil.example/k">Sign in</button></form>`, []string{"https://evil.example/k"}},
+		{`<form><input type=submit formaction=" https://evil.example/k "></form>`, []string{"https://evil.example/k"}},
+		{`<form><input action="https://x.example/"><a formaction="https://y.example/">z</a></form>`, nil},
+	}
+	for _, tt := range tests {
+		m := Parse(crlf("From: a@example.org\nContent-Type: text/html\n\n" + tt.html + "\n"))
+		if !slices.Equal(m.HTML.FormActions, tt.want) {
+			t.Errorf("%s: FormActions = %q, want %q", tt.html, m.HTML.FormActions, tt.want)
+		}
+	}
+}
+
 // TestPlainTextDoesNotStarveHTML: text/plain cannot use up the budget of
 // the text/html alternative a reader shows; each has max_text_bytes.
 func TestPlainTextDoesNotStarveHTML(t *testing.T) {
