@@ -143,6 +143,7 @@ func TestLookalike(t *testing.T) {
 		{"amazon.com.mx", ""}, // a brand's own country site, not in the list: no claim either way
 		{"microsoft-365-storage.netlify.app", "microsoft"},
 		{"xn--pypal-4ve.com", "paypal"}, // pаypal with a Cyrillic а
+		{"xn--80ak6aa92e.com", "apple"}, // аррӏе, all Cyrillic, with a palochka for the l
 		{"office-supplies.com", ""},
 		{"live-music.org", ""},
 		{"example.org", ""},
