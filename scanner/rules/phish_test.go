@@ -178,6 +178,29 @@ func TestLookalike(t *testing.T) {
 	}
 }
 
+// TestFreeHostingHosts: pages anyone can publish, IPFS gateways among
+// them, and not their makers' own sites.
+func TestFreeHostingHosts(t *testing.T) {
+	tests := []struct {
+		host string
+		want bool
+	}{
+		{"m365.pages.dev", true},
+		{"bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi.ipfs.dweb.link", true},
+		{"m365.mypinata.cloud", true},
+		{"gateway.pinata.cloud", true},
+		{"www.pinata.cloud", false},
+		{"bafybei.ipfs.4everland.link", true},
+		{"www.4everland.org", false},
+		{"paypal.com", false},
+	}
+	for _, tt := range tests {
+		if got := freeHosting.has(tt.host); got != tt.want {
+			t.Errorf("freeHosting.has(%q) = %v, want %v", tt.host, got, tt.want)
+		}
+	}
+}
+
 func TestBrandClaim(t *testing.T) {
 	tests := []struct {
 		name string
