@@ -95,6 +95,11 @@ var blockElements = map[atom.Atom]bool{
 	atom.P: true, atom.Div: true, atom.Br: true, atom.Tr: true, atom.Td: true, atom.Th: true,
 	atom.Li: true, atom.Table: true, atom.H1: true, atom.H2: true, atom.H3: true, atom.H4: true,
 	atom.Title: true, atom.Blockquote: true, atom.Hr: true, atom.Center: true, atom.Pre: true,
+	atom.H5: true, atom.H6: true, atom.Ul: true, atom.Ol: true, atom.Dl: true, atom.Dt: true, atom.Dd: true,
+	atom.Section: true, atom.Article: true, atom.Header: true, atom.Footer: true, atom.Nav: true, atom.Aside: true,
+	atom.Main: true, atom.Address: true, atom.Form: true, atom.Fieldset: true, atom.Legend: true, atom.Caption: true,
+	atom.Figure: true, atom.Figcaption: true, atom.Thead: true, atom.Tbody: true, atom.Tfoot: true,
+	atom.Input: true, atom.Button: true, atom.Select: true, atom.Option: true, atom.Textarea: true,
 }
 
 func (x *htmlExtractor) extract(src []byte) {
@@ -113,6 +118,10 @@ func (x *htmlExtractor) extract(src []byte) {
 	// and that text is never shown, whatever the stack's depth.
 	rawSkip := false
 	anchor := -1 // index in x.urls of the open <a>, if any
+	// glued: the text shown last ends inside a word, and the next text
+	// continues it unless a block or white space comes first: a browser
+	// shows "pass<b></b>word" and "pass<!-- -->word" as "password".
+	glued := false
 	var anchorText strings.Builder
 	for {
 		tt := z.Next()
@@ -129,12 +138,14 @@ func (x *htmlExtractor) extract(src []byte) {
 			}
 			t := z.Text()
 			if len(bytes.TrimSpace(t)) == 0 {
+				glued = false
 				continue
 			}
 			if top.hidden || (top.fgWhite && !top.bgDark) {
-				appendCapped(&x.hidden, t)
+				appendCapped(&x.hidden, t, true)
 			} else {
-				appendCapped(&x.text, t)
+				appendCapped(&x.text, t, !glued || t[0] <= ' ')
+				glued = t[len(t)-1] > ' '
 				if anchor >= 0 && anchorText.Len() < maxAnchorLen {
 					anchorText.Write(t)
 				}
@@ -177,6 +188,7 @@ func (x *htmlExtractor) extract(src []byte) {
 			}
 			if blockElements[a] {
 				x.text.WriteByte(' ')
+				glued = false
 			}
 			switch a {
 			case atom.Script:
@@ -232,6 +244,7 @@ func (x *htmlExtractor) extract(src []byte) {
 			a := atom.Lookup(name)
 			if blockElements[a] {
 				x.text.WriteByte(' ')
+				glued = false
 			}
 			if a == atom.A && anchor >= 0 {
 				x.urls[anchor].Text = strings.TrimSpace(anchorText.String())
@@ -253,11 +266,11 @@ func (x *htmlExtractor) finish() {
 	x.info.Hidden = x.hidden.String()
 }
 
-func appendCapped(b *strings.Builder, t []byte) {
+func appendCapped(b *strings.Builder, t []byte, sep bool) {
 	if b.Len() >= maxHTMLText {
 		return
 	}
-	if b.Len() > 0 {
+	if sep && b.Len() > 0 {
 		b.WriteByte(' ')
 	}
 	if len(t) > maxHTMLText-b.Len() {

@@ -308,6 +308,27 @@ func TestFormActions(t *testing.T) {
 	}
 }
 
+// TestInlineMarkupDoesNotSplitWords: a browser shows a word broken by
+// inline tags or comments whole, and that is the word the rules read.
+func TestInlineMarkupDoesNotSplitWords(t *testing.T) {
+	tests := []struct{ html, text string }{
+		{`confirm your pass<span>word</span> now`, "confirm your password now"},
+		{`con<b></b>firm your pass<!-- x -->word`, "confirm your password"},
+		{`pass<span style="display:none">zz</span>word`, "password"},
+		{`pass<script>x()</script>word`, "password"},
+		{`<span>Your</span> <span>password</span>`, "Your password"},
+		{"<span>Your</span>\n<span>password</span>", "Your password"},
+		{`<p>Title</p>Text<br>more<div>block</div><h5>five</h5>six<li>item</li>`, "Title Text more block five six item"},
+		{`Name<input name=n>Password<button>Go</button>`, "Name Password Go"},
+	}
+	for _, tt := range tests {
+		m := Parse(crlf("From: a@example.org\nContent-Type: text/html\n\n" + tt.html + "\n"))
+		if got := strings.Join(strings.Fields(m.HTML.Text), " "); got != tt.text {
+			t.Errorf("%s: text %q, want %q", tt.html, got, tt.text)
+		}
+	}
+}
+
 // TestPlainTextDoesNotStarveHTML: text/plain cannot use up the budget of
 // the text/html alternative a reader shows; each has max_text_bytes.
 func TestPlainTextDoesNotStarveHTML(t *testing.T) {
