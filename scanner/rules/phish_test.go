@@ -362,10 +362,19 @@ func TestFoldAndPhrases(t *testing.T) {
 	if got := fold("Straße d'impôt", 0); got != "strasse d impot" {
 		t.Errorf("fold = %q", got)
 	}
+	for in, want := range map[string]string{
+		"Confirm your ｐａｓｓｗｏｒｄ": "confirm your password",
+		"ＶＥＲＩＦＹ ＡＣＣＯＵＮＴ，２４ｈ": "verify account 24h",
+	} {
+		if got := fold(in, 0); got != want {
+			t.Errorf("fold(%q) = %q, want %q", in, got, want)
+		}
+	}
 	for _, tt := range []struct{ text, want string }{
 		{"Sua conta será bloqueada amanhã", "sua conta sera bloqueada"},
 		{"Bitte bestätigen Sie Ihre Daten.", ""}, // a credential phrase, not urgency
 		{"Ihr Konto wurde gesperrt", "ihr konto wurde gesperrt"},
+		{"Ｉｈｒ Ｋｏｎｔｏ ｗｕｒｄｅ ｇｅｓｐｅｒｒｔ", "ihr konto wurde gesperrt"},
 		{"the account will be suspended", ""},
 		{"", ""},
 	} {

@@ -317,7 +317,8 @@ var asciiFold = func() (t [utf8.RuneSelf]byte) {
 }()
 
 // latinBase maps the accented Latin letters (Latin-1 and Latin Extended-A)
-// to their lower-case base letters ("ß" to "ss").
+// to their lower-case base letters ("ß" to "ss"), and the fullwidth Latin
+// letters and digits to theirs: "ｐａｓｓｗｏｒｄ" shows the word password.
 var latinBase = func() map[rune]string {
 	m := map[rune]string{'ß': "ss", 'æ': "ae", 'Æ': "ae", 'œ': "oe", 'Œ': "oe", 'ø': "o", 'Ø': "o", 'đ': "d", 'Đ': "d", 'ł': "l", 'Ł': "l"}
 	for r := rune(0xC0); r <= 0x17F; r++ {
@@ -332,6 +333,11 @@ var latinBase = func() map[rune]string {
 		}
 		if len(base) == 1 && base[0] < utf8.RuneSelf {
 			m[r] = string(base)
+		}
+	}
+	for r := rune('０'); r <= 'ｚ'; r++ {
+		if c := byte(r - '０' + '0'); unicode.IsLetter(r) || unicode.IsDigit(r) {
+			m[r] = string(rune(asciiFold[c]))
 		}
 	}
 	return m
