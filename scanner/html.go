@@ -625,6 +625,15 @@ func FindURLs(text string, limit int) []URL {
 		if start < 0 {
 			break
 		}
+		if strings.HasPrefix(text[start:], "://") {
+			// A scheme in a case urlPrefixes lacks ("hTTps://"), which
+			// mail clients link as they link "https://".
+			scheme := start
+			for scheme > i && start-scheme <= len("https") && isASCIILetter(text[scheme-1]) {
+				scheme--
+			}
+			start = scheme
+		}
 		end := start
 		for end < len(text) && !isURLStop(text[end]) {
 			end++
@@ -644,8 +653,9 @@ func FindURLs(text string, limit int) []URL {
 	return out
 }
 
-// urlPrefixes start the bare URLs FindURLs finds.
-var urlPrefixes = [...]string{"http://", "https://", "www.", "HTTP://", "HTTPS://", "WWW.", "Http://", "Www."}
+// urlPrefixes start the bare URLs FindURLs finds; "://" those whose
+// scheme is written in another case.
+var urlPrefixes = [...]string{"http://", "https://", "www.", "HTTP://", "HTTPS://", "WWW.", "Http://", "Www.", "://"}
 
 // indexFrom is the index of the first sub in s at or after from, or -1.
 func indexFrom(s, sub string, from int) int {
@@ -653,6 +663,10 @@ func indexFrom(s, sub string, from int) int {
 		return from + j
 	}
 	return -1
+}
+
+func isASCIILetter(c byte) bool {
+	return 'a' <= c|0x20 && c|0x20 <= 'z'
 }
 
 func isURLStop(c byte) bool {

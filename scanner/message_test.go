@@ -329,6 +329,29 @@ func TestInlineMarkupDoesNotSplitWords(t *testing.T) {
 	}
 }
 
+// TestFindURLsInAnyCase: mail clients link a scheme in any case.
+func TestFindURLsInAnyCase(t *testing.T) {
+	tests := []struct {
+		text  string
+		hosts []string
+	}{
+		{"sign in: hTTps://evil.example.com/keep", []string{"evil.example.com"}},
+		{"HtTp://evil.example.com/ and https://ok.example.org/", []string{"evil.example.com", "ok.example.org"}},
+		{"xhTTps://evil.example.com/", nil}, // scheme xhttps
+		{"ftp://files.example.com/ and ://nothing", nil},
+		{"hTTps://", nil},
+	}
+	for _, tt := range tests {
+		var hosts []string
+		for _, u := range FindURLs(tt.text, 10) {
+			hosts = append(hosts, u.Host)
+		}
+		if !slices.Equal(hosts, tt.hosts) {
+			t.Errorf("FindURLs(%q) hosts = %q, want %q", tt.text, hosts, tt.hosts)
+		}
+	}
+}
+
 // TestPlainTextDoesNotStarveHTML: text/plain cannot use up the budget of
 // the text/html alternative a reader shows; each has max_text_bytes.
 func TestPlainTextDoesNotStarveHTML(t *testing.T) {
