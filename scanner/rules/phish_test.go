@@ -49,6 +49,7 @@ func TestPhishingFixtures(t *testing.T) {
 		"es-agencia-tributaria":       {FromBrandClaim, FromLookalike, URLFreeHosting, TextCredentials},
 		"es-netflix":                  {FromBrandClaim, FromLookalike, URLLookalike, TextUrgency},
 		"en-m365-password":            {FromBrandClaim, FromLookalike, TextPhishAction},
+		"en-m365-basestriker":         {FromBrandClaim, URLLookalike, TextUrgency, TextCredentials, TextPhishAction},
 		"en-docusign":                 {FromBrandClaim, FromLookalike, URLFreeHosting},
 		"en-paypal-limited":           {FromBrandClaim, FromLookalike, URLLookalike, TextPhishAction},
 		"en-dhl-html-attach":          {FromBrandClaim, FromLookalike, AttachHTML},
@@ -364,7 +365,7 @@ func TestFoldAndPhrases(t *testing.T) {
 	}
 	for in, want := range map[string]string{
 		"Confirm your ｐａｓｓｗｏｒｄ": "confirm your password",
-		"ＶＥＲＩＦＹ ＡＣＣＯＵＮＴ，２４ｈ": "verify account 24h",
+		"ＶＥＲＩＦＹ ＡＣＣＯＵＮＴ，２４ｈ":    "verify account 24h",
 	} {
 		if got := fold(in, 0); got != want {
 			t.Errorf("fold(%q) = %q, want %q", in, got, want)

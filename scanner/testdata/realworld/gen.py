@@ -173,3 +173,8 @@ msg(P, "es-farmacia-sin-receta", '"Farmacia Online 24h" <ventas@farmacia-barata2
 # A pharmacy names a medicine, and a prescription it holds.
 msg(A, "en-pharmacy-repeat", '"Boots Online Doctor" <noreply@boots.com>', "Your repeat prescription is ready",
  'Hi Ana,\n\nGood news: your repeat prescription (sildenafil 50 mg, 8 tablets) has been approved by our prescriber and is ready to collect at Boots, Oxford Street, from 2pm today.\n\nPlease bring photo ID. You can manage your prescriptions at https://www.boots.com/online/prescriptions\n\nBoots Online Doctor')
+# The m365 lure with its link and brand hidden from naive parsers: a
+# zero-width space in the display name, the look-alike only in <base href>
+# (the link itself relative), the trigger word split by an inline tag.
+msg(P, "en-m365-basestriker", '"Micro\u200bsoft 365" <it-notices@mailer-hub.net>', "Password expires today - action required",
+ '<html><head><base href="https://login-microsoftonline.verify-acct.com/"></head><body><p>Your pass<span>word</span> for ana.silva@example.com expires today.</p><p>To keep using your current password, <a href="keep">confirm your pass<span>word</span></a> now. Failure to comply will result in your account being locked.</p><p>Microsoft account team</p></body></html>', html=True)
