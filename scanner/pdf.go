@@ -45,10 +45,19 @@ func isPDF(data []byte) bool {
 func pdfLinks(data []byte, limit int, inflateBudget *int) []string {
 	var links []string
 	links = appendURIs(links, data, limit)
-	for rest := data; len(links) < limit && *inflateBudget > 0; {
+	eachFlateStream(data, inflateBudget, func() bool { return len(links) < limit }, func(stream []byte) {
+		links = inflatedURIs(links, stream, limit, inflateBudget)
+	})
+	return links
+}
+
+// eachFlateStream calls each with every Flate (zlib) stream of a PDF, in
+// order, while more says so and *budget is left.
+func eachFlateStream(data []byte, budget *int, more func() bool, each func(stream []byte)) {
+	for rest := data; more() && *budget > 0; {
 		i := bytes.Index(rest, pdfStreamKey)
 		if i < 0 {
-			break
+			return
 		}
 		isEnd := i >= 3 && bytes.Equal(rest[i-3:i], []byte("end"))
 		rest = rest[i+len(pdfStreamKey):]
@@ -61,11 +70,10 @@ func pdfLinks(data []byte, limit int, inflateBudget *int) []string {
 			end = len(rest)
 		}
 		if isZlib(rest[:end]) {
-			links = inflatedURIs(links, rest[:end], limit, inflateBudget)
+			each(rest[:end])
 		}
 		rest = rest[end:]
 	}
-	return links
 }
 
 // isZlib checks a zlib header (RFC 1950): deflate, and the header check.
@@ -242,26 +250,9 @@ func PDFActions(data []byte, inflateBudget *int) (launch, javascript bool) {
 		javascript = javascript || hasPDFName(b, pdfJSKey)
 	}
 	find(data)
-	for rest := data; !(launch && javascript) && *inflateBudget > 0; {
-		i := bytes.Index(rest, pdfStreamKey)
-		if i < 0 {
-			break
-		}
-		isEnd := i >= 3 && bytes.Equal(rest[i-3:i], []byte("end"))
-		rest = rest[i+len(pdfStreamKey):]
-		if isEnd {
-			continue
-		}
-		rest = bytes.TrimPrefix(bytes.TrimPrefix(rest, []byte("\r")), []byte("\n"))
-		end := bytes.Index(rest, pdfEndStreamKey)
-		if end < 0 {
-			end = len(rest)
-		}
-		if isZlib(rest[:end]) {
-			inflatedNames(rest[:end], inflateBudget, find)
-		}
-		rest = rest[end:]
-	}
+	eachFlateStream(data, inflateBudget, func() bool { return !(launch && javascript) }, func(stream []byte) {
+		inflatedNames(stream, inflateBudget, find)
+	})
 	return launch, javascript
 }
 
