@@ -600,5 +600,8 @@ func TestAPIAuthSchemeIgnoresCase(t *testing.T) {
 		if resp.StatusCode != tc.want {
 			t.Errorf("Authorization: %.12q...: %d, want %d", tc.header, resp.StatusCode, tc.want)
 		}
+		if resp.Header.Get("X-Content-Type-Options") != "nosniff" {
+			t.Errorf("Authorization: %.12q...: answered without nosniff", tc.header)
+		}
 	}
 }

@@ -83,7 +83,10 @@ func validRef(ref string) bool {
 func (h *WhyHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Robots-Tag", "noindex")
-	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
+	// No other site frames it, and no browser reads it as anything but
+	// the HTML it is: it carries text from the refused message's world.
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
 	if wait := h.limit.Take(ratelimit.ClientKey(h.opts.Clients.Of(r)), h.opts.Now()); wait > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(int(wait/time.Second)+1))
 		http.Error(w, "too many requests, try again later", http.StatusTooManyRequests)

@@ -47,6 +47,7 @@ func TestWhyPage(t *testing.T) {
 	mux.Handle("GET /why/{ref}", h)
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
+	var header http.Header
 	get := func(ref, client string) (int, string) {
 		t.Helper()
 		req, _ := http.NewRequest("GET", srv.URL+"/why/"+ref, nil)
@@ -56,11 +57,15 @@ func TestWhyPage(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer resp.Body.Close()
+		header = resp.Header
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
 
 	code, body := get("0123456789BCD", "192.0.2.1")
+	if header.Get("X-Content-Type-Options") != "nosniff" || !strings.Contains(header.Get("Content-Security-Policy"), "frame-ancestors 'none'") {
+		t.Errorf("the page may be sniffed or framed: %v", header)
+	}
 	if code != 200 || !strings.Contains(body, "bakery.example") || !strings.Contains(body, "malware") {
 		t.Fatalf("virus refusal: %d\n%s", code, body)
 	}
