@@ -158,6 +158,17 @@ type Part struct {
 	Size     int // decoded size in bytes
 }
 
+// namedAs reports whether one of p's names ends in the extension ext
+// (lower case, no dot), as a mail client would open it.
+func (p Part) namedAs(ext string) bool {
+	for _, name := range p.Names() {
+		if exts := Extensions(name); len(exts) > 0 && exts[0] == ext {
+			return true
+		}
+	}
+	return false
+}
+
 // Names yields Filename, if any, then AltNames.
 func (p Part) Names() []string {
 	if p.Filename == "" {
@@ -370,15 +381,7 @@ var calendarUnfold = strings.NewReplacer("\r\n ", "", "\r\n\t", "", "\n ", "", "
 
 // isCalendar reports an iCalendar part, by its type or its name.
 func isCalendar(p Part) bool {
-	if p.ContentType == "text/calendar" || p.ContentType == "application/ics" {
-		return true
-	}
-	for _, name := range p.Names() {
-		if exts := Extensions(name); len(exts) > 0 && exts[0] == "ics" {
-			return true
-		}
-	}
-	return false
+	return p.ContentType == "text/calendar" || p.ContentType == "application/ics" || p.namedAs("ics")
 }
 
 // Size is the size of the message as received.
@@ -819,15 +822,7 @@ func (w *walker) readBody(body io.Reader, part Part, path string, attached bool)
 // isMailFile reports a part named as a saved message (.eml), unless it is
 // one by its type already (message/rfc822 parts are walked as messages).
 func isMailFile(p Part) bool {
-	if p.ContentType == "message/rfc822" || p.ContentType == "message/global" {
-		return false
-	}
-	for _, name := range p.Names() {
-		if exts := Extensions(name); len(exts) > 0 && exts[0] == "eml" {
-			return true
-		}
-	}
-	return false
+	return p.ContentType != "message/rfc822" && p.ContentType != "message/global" && p.namedAs("eml")
 }
 
 // isHeaderError reports an error of message.Read that is no entity's: a

@@ -329,15 +329,11 @@ func (s *scan) archive(zr *zip.Reader, where string, depth int) {
 		if f.FileInfo().IsDir() {
 			continue
 		}
-		inner := where + "/" + f.Name
-		if !s.takeMember(inner) {
+		inner, readable, more := s.openMember(where, f.Name, f.Flags)
+		if !more {
 			return
 		}
-		// Bit 0 of the general purpose flags: encrypted (APPNOTE 4.4.4).
-		// The content is out of reach; the name still counts.
-		if f.Flags&0x1 != 0 {
-			s.symbol(SymbolEncrypted, inner)
-			s.classify(f.Name, inner, ctUnknown, false)
+		if !readable {
 			continue
 		}
 		data, err := readMember(f, &s.budget, s.c.cfg.ZipMaxRatio)
@@ -345,6 +341,23 @@ func (s *scan) archive(zr *zip.Reader, where string, depth int) {
 			return
 		}
 	}
+}
+
+// openMember takes a zip member's place in the message's budget (more is
+// false when it is spent) and says whether its content can be read: bit 0
+// of the general purpose flags is encryption (APPNOTE 4.4.4), and then
+// the content is out of reach and only the name counts.
+func (s *scan) openMember(where, name string, flags uint16) (inner string, readable, more bool) {
+	inner = where + "/" + name
+	if !s.takeMember(inner) {
+		return inner, false, false
+	}
+	if flags&0x1 != 0 {
+		s.symbol(SymbolEncrypted, inner)
+		s.classify(name, inner, ctUnknown, false)
+		return inner, false, true
+	}
+	return inner, true, true
 }
 
 // localMembers scans the members of a zip that only their local headers
@@ -361,13 +374,11 @@ func (s *scan) localMembers(data []byte, zr *zip.Reader, where string, depth int
 		if strings.HasSuffix(lf.Name, "/") {
 			continue
 		}
-		inner := where + "/" + lf.Name
-		if !s.takeMember(inner) {
+		inner, readable, more := s.openMember(where, lf.Name, lf.Flags)
+		if !more {
 			return
 		}
-		if lf.Flags&0x1 != 0 {
-			s.symbol(SymbolEncrypted, inner)
-			s.classify(lf.Name, inner, ctUnknown, false)
+		if !readable {
 			continue
 		}
 		packed := lf.Data
