@@ -294,7 +294,9 @@ func TestEndlessReplyRefused(t *testing.T) {
 }
 
 // slowRcptDownstream answers RCPT for slow@ only after delay (then 250),
-// and refuses gone@ with 550; it records every message it takes.
+// refuses gone@ with 550, and answers mixed@ with a reply whose code
+// changes on its last line (then waits for more); it records every message
+// it takes.
 func slowRcptDownstream(t *testing.T, delay time.Duration) (addr string, delivered *int32) {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -328,6 +330,8 @@ func slowRcptDownstream(t *testing.T, delay time.Duration) (addr string, deliver
 						io.WriteString(c, "250 2.1.5 ok, at last\r\n")
 					case strings.Contains(line, "gone@"):
 						io.WriteString(c, "550 5.1.1 no such user\r\n")
+					case strings.Contains(line, "mixed@"):
+						io.WriteString(c, "250-2.1.5 ok\r\n550 5.1.1 no such user\r\n")
 					case verb == "DATA":
 						io.WriteString(c, "354 go ahead\r\n")
 						if skipData(r) != nil {
@@ -384,6 +388,43 @@ func TestTimedOutRcptEndsTheTransaction(t *testing.T) {
 	time.Sleep(1500 * time.Millisecond)
 	if *delivered != 0 {
 		t.Errorf("delivered %d messages after a timed-out RCPT, want 0", *delivered)
+	}
+}
+
+// TestMixedCodeReplyEndsTheTransaction: a customer's server (any tenant
+// names one) whose RCPT reply begins "250-" and ends "550 " said neither.
+// The relay read the 550 line as more text of a 250 reply still going on
+// and waited for its end: the sender waited the whole command timeout for
+// a 451. Now the reply ends at its last line, as a protocol error: the
+// sender hears 451 at once, and the connection, out of step, is not used
+// again.
+func TestMixedCodeReplyEndsTheTransaction(t *testing.T) {
+	addr, delivered := slowRcptDownstream(t, 0)
+	cfg := DefaultConfig()
+	cfg.CommandTimeout = 8 * time.Second
+	r := New(cfg, "mx1.mxgrid.test", loopbackGuard(), slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	tx, err := r.Begin(context.Background(), Route{Addr: addr, TLS: TLSNone}, mailaddr.Address{Local: "a", Domain: "sender.test"}, MailOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Close()
+	if err := tx.Rcpt(mailaddr.Address{Local: "bob", Domain: "customer.test"}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	err = tx.Rcpt(mailaddr.Address{Local: "mixed", Domain: "customer.test"})
+	var e *Error
+	if !errors.As(err, &e) || e.Code != 451 {
+		t.Fatalf("RCPT mixed@: %v, want 451", err)
+	}
+	if waited := time.Since(start); waited > cfg.CommandTimeout/2 {
+		t.Errorf("RCPT mixed@ answered after %v, the relay waited for the timeout", waited)
+	}
+	if _, err := tx.Data(message("Subject: hi\r\n\r\nbody\r\n")); !errors.As(err, &e) || e.Code/100 != 4 {
+		t.Errorf("DATA after the malformed reply: %v, want a 4xx", err)
+	}
+	if *delivered != 0 {
+		t.Errorf("delivered %d messages after a malformed reply, want 0", *delivered)
 	}
 }
 

@@ -291,11 +291,99 @@ func (c *Client) readResponse(expectCode int) (int, string, error) {
 	if c.reply != nil { // nil in a Client built around a textproto.Conn, as upstream's tests do
 		c.reply.left = MaxReplyBytes
 	}
-	code, msg, err := c.text.ReadResponse(expectCode)
+	code, msg, err := readReply(c.text.R, expectCode)
 	if protoErr, ok := err.(*textproto.Error); ok {
 		err = toSMTPErr(protoErr)
 	}
 	return code, msg, err
+}
+
+// readReply reads one reply as textproto.Reader.ReadResponse does (the
+// same results and errors for a well-formed reply), except where the reply
+// is not well formed (mxgrid patch). RFC 5321 §4.2.1: every line carries
+// the reply's code, and the first line whose code is followed by a space,
+// or by nothing, is its last. ReadResponse instead took a line with
+// another code, or no code, for more text and read on: a server that
+// answered "250-ok" then "550 no" held the relay, and with it the sender
+// waiting for our answer, until the command timeout. Here such a line
+// ends the reply as Postfix's smtp client ends it, as a protocol error:
+// nothing the server said in it can be trusted.
+func readReply(r *bufio.Reader, expectCode int) (int, string, error) {
+	line, err := readReplyLine(r)
+	if err != nil {
+		return 0, "", err
+	}
+	code, more, message, err := parseReplyLine(line)
+	if err != nil {
+		return code, message, err
+	}
+	for more {
+		line, err = readReplyLine(r)
+		if err != nil {
+			return 0, "", err
+		}
+		next, cont, text, err := parseReplyLine(line)
+		switch {
+		case err != nil:
+			return code, message, err
+		case next != code:
+			return code, message, textproto.ProtocolError("reply code changed within a reply: " + line)
+		}
+		message += "\n" + text
+		more = cont
+	}
+	if expectCode > 0 && !replyCodeIs(code, expectCode) {
+		return code, message, &textproto.Error{Code: code, Msg: message}
+	}
+	return code, message, nil
+}
+
+// readReplyLine reads a line through its LF and returns it without its
+// line end. A line cut short, by the end of the connection or by the
+// reply's bound, is an error (io.EOF only when nothing of it came, as
+// textproto returns it): textproto.Reader.ReadLine returned such a
+// line as if it were whole, and "220-more" cut after its code read as a
+// reply's last line. The readers under r bound a line's length.
+func readReplyLine(r *bufio.Reader) (string, error) {
+	line, err := r.ReadString('\n')
+	if err != nil {
+		if err == io.EOF && line != "" {
+			err = io.ErrUnexpectedEOF
+		}
+		return "", err
+	}
+	return strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r"), nil
+}
+
+// parseReplyLine splits a reply line into its code, whether more lines
+// follow, and its text. A code alone ("250") is a last line of no text,
+// which textproto refused as too short; RFC 5321 §4.2 allows it.
+func parseReplyLine(line string) (code int, more bool, text string, err error) {
+	if len(line) < 3 || len(line) > 3 && line[3] != ' ' && line[3] != '-' {
+		return 0, false, "", textproto.ProtocolError("short response: " + line)
+	}
+	code, err = strconv.Atoi(line[:3])
+	if err != nil || code < 100 {
+		return 0, false, "", textproto.ProtocolError("invalid response code: " + line)
+	}
+	if len(line) == 3 {
+		return code, false, "", nil
+	}
+	return code, line[3] == '-', line[4:], nil
+}
+
+// replyCodeIs reports whether code is what expect asks for: one digit
+// names a class (2: any 2xx), two a class and category, three the code,
+// as textproto.Reader.ReadResponse reads expectCode.
+func replyCodeIs(code, expect int) bool {
+	switch {
+	case expect < 10:
+		return code/100 == expect
+	case expect < 100:
+		return code/10 == expect
+	default:
+		return code == expect
+	}
 }
 
 // cmd is a convenience function that sends a command and returns the response

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/textproto"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -220,6 +221,38 @@ func (e *endlessReply) Read(p []byte) (int, error) {
 
 func (e *endlessReply) Write(p []byte) (int, error) { return len(p), nil }
 
+// TestMalformedReplyEndsIt: a reply whose lines change code, or carry none,
+// or whose last line is cut short, is a protocol error where it goes
+// wrong. net/textproto read such lines as more text of the reply and went
+// on to the next line with the first code: "250-ok", "550 no", "250 x"
+// passed for a 250, and "250-ok", "550 no" alone held the client until
+// the command timeout.
+func TestMalformedReplyEndsIt(t *testing.T) {
+	for _, tc := range []struct {
+		name, ehloReply string
+		wantErr         bool
+	}{
+		{"code changed", "250-ok\r\n550 no\r\n250 x\r\n", true},
+		{"line without a code", "250-ok\r\nx\r\n250 x\r\n", true},
+		{"last line cut short", "250-ok\r\n250 x", true},
+		{"code without text last", "250-ok\r\n250\r\n", false},
+		{"empty continuation line", "250-ok\r\n250-\r\n250 SIZE 10\r\n", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := "220 hello\r\n" + tc.ehloReply
+			c := NewClient(faker{bufio.NewReadWriter(bufio.NewReader(strings.NewReader(in)), bufio.NewWriter(io.Discard))})
+			err := c.Hello("relay.test")
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("Hello: %v, want error %v", err, tc.wantErr)
+			}
+			var smtpErr *SMTPError
+			if errors.As(err, &smtpErr) {
+				t.Errorf("Hello: %v is a reply of the server's, want a protocol error", err)
+			}
+		})
+	}
+}
+
 // TestEndlessReplyRefused: a reply that goes on past MaxReplyBytes fails
 // the command once that much (and at most a read buffer more) has been
 // read, whatever its lines look like; a long but finite reply is read.
@@ -229,7 +262,6 @@ func TestEndlessReplyRefused(t *testing.T) {
 	}{
 		{"short continuation lines", "220 hello\r\n", "250-\r\n"},
 		{"long continuation lines", "220 hello\r\n", "250-" + strings.Repeat("a", 1900) + "\r\n"},
-		{"lines without a code", "220 hello\r\n250-ok\r\n", "x\r\n"},
 		{"an endless greeting", "220-hello\r\n", "220-more\r\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -253,4 +285,45 @@ func TestEndlessReplyRefused(t *testing.T) {
 	if ok, size := c.Extension("SIZE"); !ok || size != "1000" {
 		t.Errorf("SIZE after a long reply: %v %q", ok, size)
 	}
+}
+
+// FuzzReadReply: whatever the server sends, readReply returns without
+// panicking; a reply it accepts has every line of its code, and is read
+// by net/textproto's ReadResponse alike (but for a last line of a code
+// alone, which textproto refuses).
+func FuzzReadReply(f *testing.F) {
+	for _, seed := range []string{
+		"250 ok\r\n",
+		"250-a\r\n250-b\r\n250 c\r\n",
+		"250-ok\r\n550 no\r\n250 x\r\n",
+		"250-ok\r\nx\r\n250 x\r\n",
+		"250\r\n",
+		"250-\r\n250 \r\n",
+		"25 x\r\n",
+		"250 ok",
+		"+50 ok\r\n",
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		code, msg, err := readReply(bufio.NewReader(strings.NewReader(in)), 0)
+		if err != nil {
+			return
+		}
+		lines := strings.SplitAfter(in, "\n")[:strings.Count(msg, "\n")+1]
+		bareCode := false
+		for _, l := range lines {
+			if !strings.HasPrefix(l, strconv.Itoa(code)) || !strings.HasSuffix(l, "\n") {
+				t.Fatalf("readReply(%q) = %d, %q from line %q", in, code, msg, l)
+			}
+			bareCode = bareCode || strings.TrimRight(l, "\r\n") == strconv.Itoa(code)
+		}
+		if bareCode {
+			return
+		}
+		wantCode, wantMsg, wantErr := textproto.NewReader(bufio.NewReader(strings.NewReader(in))).ReadResponse(0)
+		if wantErr != nil || wantCode != code || wantMsg != msg {
+			t.Fatalf("readReply(%q) = %d, %q; textproto: %d, %q, %v", in, code, msg, wantCode, wantMsg, wantErr)
+		}
+	})
 }
