@@ -408,6 +408,17 @@ func (c *Conn) improperPipelining(cmd string) bool {
 	return true
 }
 
+// valueRefused answers 555 to a keyword that takes no value given one
+// (SMTPUTF8, RFC 6531 §3.4; REQUIRETLS, RFC 8689 §4.2), as Postfix
+// refuses "SMTPUTF8=yes", and reports whether it did (mxgrid patch).
+func (c *Conn) valueRefused(key, value string) bool {
+	if value == "" {
+		return false
+	}
+	c.writeResponse(555, EnhancedCode{5, 5, 4}, key+" takes no value")
+	return true
+}
+
 // ESMTP reports whether the client greeted with EHLO (or LHLO) rather
 // than HELO, for the protocol a Received field names (RFC 3848; mxgrid
 // patch).
@@ -610,10 +621,16 @@ func (c *Conn) handleMail(arg string) {
 				c.writeResponse(504, EnhancedCode{5, 5, 4}, "SMTPUTF8 is not implemented")
 				return
 			}
+			if c.valueRefused(key, value) {
+				return
+			}
 			opts.UTF8 = true
 		case "REQUIRETLS":
 			if !c.server.EnableREQUIRETLS {
 				c.writeResponse(504, EnhancedCode{5, 5, 4}, "REQUIRETLS is not implemented")
+				return
+			}
+			if c.valueRefused(key, value) {
 				return
 			}
 			opts.RequireTLS = true

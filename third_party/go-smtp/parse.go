@@ -55,17 +55,26 @@ func parseCmd(line string) (cmd string, arg string, err error) {
 //	" BODY=8BITMIME SIZE=1024 SMTPUTF8"
 //
 // The leading space is mandatory.
+// parseArgs reads the ESMTP parameters of MAIL or RCPT. A "KEY=" of no
+// value and a keyword given twice are refused (mxgrid patch): RFC 5321
+// §4.1.2's esmtp-value is one character or more, and RFC 5321 §4.1.1.11
+// keeps a keyword to one use. Upstream read "KEY=" as the bare keyword,
+// so "SMTPUTF8=" passed for SMTPUTF8, and kept the last of two SIZE
+// parameters, whichever the server would have refused.
 func parseArgs(s string) (map[string]string, error) {
 	argMap := map[string]string{}
 	for _, arg := range strings.Fields(s) {
 		m := strings.Split(arg, "=")
-		switch len(m) {
-		case 2:
-			argMap[strings.ToUpper(m[0])] = m[1]
-		case 1:
-			argMap[strings.ToUpper(m[0])] = ""
-		default:
+		if len(m) > 2 || len(m) == 2 && m[1] == "" {
 			return nil, fmt.Errorf("failed to parse arg string: %q", arg)
+		}
+		key := strings.ToUpper(m[0])
+		if _, dup := argMap[key]; dup {
+			return nil, fmt.Errorf("parameter %q given twice", key)
+		}
+		argMap[key] = ""
+		if len(m) == 2 {
+			argMap[key] = m[1]
 		}
 	}
 	return argMap, nil

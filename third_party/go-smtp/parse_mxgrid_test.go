@@ -75,3 +75,33 @@ func TestParseForwardPath(t *testing.T) {
 		}
 	}
 }
+
+// TestMailParameters: a keyword that takes no value refuses one, a
+// parameter of no value after its "=" is a syntax error, and a keyword
+// given twice is refused rather than read by its last use (mxgrid patch:
+// upstream took "SMTPUTF8=yes" and "SMTPUTF8=" for SMTPUTF8, and of two
+// SIZE parameters checked only the last).
+func TestMailParameters(t *testing.T) {
+	for _, tc := range []struct{ params, want string }{
+		{"", "250"},
+		{" SMTPUTF8", "250"},
+		{" smtputf8 SIZE=10", "250"},
+		{" SMTPUTF8=yes", "555"},
+		{" SMTPUTF8=", "501"},
+		{" REQUIRETLS=1", "555"},
+		{" SIZE=", "501"},
+		{" SIZE=10 SIZE=99999999", "501"},
+		{" SIZE=99999999 size=10", "501"},
+		{" BODY=8BITMIME BODY=8BITMIME", "501"},
+		{" SIZE=10=2", "501"},
+	} {
+		t.Run(tc.params, func(t *testing.T) {
+			codes, _ := roundTrips(t, &envelopeLog{}, func(s *Server) {
+				s.EnableSMTPUTF8, s.EnableREQUIRETLS, s.MaxMessageBytes = true, true, 1000
+			}, []step{{"EHLO c.test\r\n", 1}, {"MAIL FROM:<a@example.org>" + tc.params + "\r\n", 1}})
+			if got := strings.Join(codes, " "); got != "250 "+tc.want {
+				t.Errorf("replies %s, want 250 %s", got, tc.want)
+			}
+		})
+	}
+}
