@@ -165,7 +165,7 @@ func parseBrands(list string) *brandIndex {
 // Apple Tips", "Chase Miller") is someone writing about or named like a
 // brand.
 func (idx *brandIndex) claimedBy(displayName string) *brand {
-	f := fold(displayName, 200)
+	f := joinSpelledOut(fold(displayName, 200))
 	if f == "" {
 		return nil
 	}
@@ -183,6 +183,48 @@ func (idx *brandIndex) claimedBy(displayName string) *brand {
 		}
 	}
 	return nil
+}
+
+// joinSpelledOut joins a run of three or more one-letter words of folded
+// text into one word: "P a y P a l" and "P.a.y.P.a.l" read as the brand to
+// the eye, and fold leaves them as letters apart. Two letters stay apart
+// ("Pay Pal" is two words, "J R Smith" a name).
+func joinSpelledOut(f string) string {
+	if !strings.Contains(f, " ") || !hasSpelledOutRun(f) {
+		return f
+	}
+	words := strings.Fields(f)
+	out := make([]string, 0, len(words))
+	for i := 0; i < len(words); {
+		j := i
+		for j < len(words) && len(words[j]) == 1 {
+			j++
+		}
+		if j-i >= 3 {
+			out = append(out, strings.Join(words[i:j], ""))
+			i = j
+			continue
+		}
+		out = append(out, words[i])
+		i++
+	}
+	return strings.Join(out, " ")
+}
+
+// hasSpelledOutRun reports whether folded text has three one-letter words
+// in a row, so that most names cost joinSpelledOut no allocation.
+func hasSpelledOutRun(f string) bool {
+	run := 0
+	for _, w := range strings.Fields(f) {
+		if len(w) != 1 {
+			run = 0
+			continue
+		}
+		if run++; run == 3 {
+			return true
+		}
+	}
+	return false
 }
 
 func onlyServiceWords(s string) bool {

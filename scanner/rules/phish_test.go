@@ -164,6 +164,9 @@ func TestLookalike(t *testing.T) {
 		{"sparkasse-koelnbonn.com", "sparkasse"}, // the pattern names the country
 		{"sparkasse-sicherheit.info", "sparkasse"},
 		{"sparkasse-koelnbonn.de.example.ru", "sparkasse"}, // a member's name left of someone else's domain
+		{"volksbank-mittelhessen.de", ""},
+		{"volksbank-sicherheit.com", "volksbank"},
+		{"meine-volksbank.de", ""},
 		{"confirmation.tax.service.gov.uk", ""},            // HMRC's own, below a public suffix
 		{"", ""},
 	}
@@ -193,6 +196,11 @@ func TestFreeHostingHosts(t *testing.T) {
 		{"www.pinata.cloud", false},
 		{"bafybei.ipfs.4everland.link", true},
 		{"www.4everland.org", false},
+		{"invoices-2026.s3.amazonaws.com", true},
+		{"s3.amazonaws.com", true},
+		{"ec2-1-2-3-4.compute.amazonaws.com", false},
+		{"dl.dropboxusercontent.com", true},
+		{"www.dropbox.com", false},
 		{"paypal.com", false},
 	}
 	for _, tt := range tests {
@@ -221,6 +229,8 @@ func TestBrandClaim(t *testing.T) {
 		{"Visa Services", ""}, // a travel agency's name, not the card scheme
 		{"InPost", "inpost"},
 		{"Hermès", ""}, // the fashion house, not the parcel service
+		{"Volksbank Kundenservice", "volksbank"},
+		{"Volksbank Mittelhessen eG", ""}, // one bank of the federation, in its own name
 		{"", ""},
 	}
 	for _, tt := range tests {
@@ -249,6 +259,11 @@ func TestBrandClaimAsDisplayed(t *testing.T) {
 		{"\uff30\uff41\uff59\uff30\uff41\uff4c", true}, // fullwidth
 		{"\u200ePayPal Service\u200f", true},
 		{"Pay Pal", false},
+		{"P a y P a l", true}, // spelled out
+		{"P.a.y.P.a.l Service", true},
+		{"D H L", true},
+		{"J R Smith", false},
+		{"P a y P a l Fan Club", false},
 		{"PayPal\u200b Fan Club", false},
 		{"Tom Becker", false},
 	}
@@ -273,6 +288,9 @@ func TestBrandOwnsItsDomains(t *testing.T) {
 	}{
 		{"sparkasse", "sparkasse.de", true},
 		{"sparkasse", "sparkasse-hannover.de", true},
+		{"volksbank", "volksbank-mittelhessen.de", true},
+		{"volksbank", "vrbank-suedpfalz.de", true},
+		{"volksbank", "volksbank-sicherheit.com", false},
 		{"sparkasse", "berliner-sparkasse.de", true},
 		{"sparkasse", "sparkasse-muensterland-ost.de", true},
 		{"sparkasse", "sparkasse-hannover.com", false},

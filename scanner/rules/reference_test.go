@@ -385,7 +385,7 @@ func FuzzLookalikeMatchesReference(f *testing.F) {
 // claimedByReference is claimedBy as first written, padding each alias
 // for every name.
 func (idx *brandIndex) claimedByReference(displayName string) *brand {
-	f := fold(displayName, 200)
+	f := joinSpelledOut(fold(displayName, 200))
 	if f == "" {
 		return nil
 	}
