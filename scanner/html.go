@@ -167,6 +167,12 @@ func (x *htmlExtractor) extract(src []byte) {
 				switch string(k) {
 				case "href":
 					href = string(v)
+				case "xlink:href":
+					// SVG's link, followed as an href is, which wins
+					// where both are given (SVG 2).
+					if href == "" {
+						href = string(v)
+					}
 				case "src":
 					src = string(v)
 				case "style":

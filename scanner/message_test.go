@@ -253,6 +253,31 @@ func TestRelativeLinksGoToTheBase(t *testing.T) {
 	}
 }
 
+// TestSVGLinksAreLinks: a link inside inline SVG is clicked as any other,
+// whether its target is in href or in xlink:href.
+func TestSVGLinksAreLinks(t *testing.T) {
+	tests := []struct {
+		name, html string
+		hosts      []string
+	}{
+		{"xlink:href", `<svg><a xlink:href="https://evil.example.com/"><text>Sign in</text></a></svg>`, []string{"evil.example.com"}},
+		{"href", `<svg><a href="https://evil.example.com/"><text>Sign in</text></a></svg>`, []string{"evil.example.com"}},
+		{"href wins", `<svg><a xlink:href="https://other.example.org/" href="https://evil.example.com/">x</a></svg>`, []string{"evil.example.com"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := Parse(crlf("From: a@example.org\nContent-Type: text/html; charset=utf-8\n\n" + tt.html + "\n"))
+			var hosts []string
+			for _, u := range m.URLs {
+				hosts = append(hosts, u.Host)
+			}
+			if !slices.Equal(hosts, tt.hosts) {
+				t.Fatalf("hosts = %q, want %q", hosts, tt.hosts)
+			}
+		})
+	}
+}
+
 // TestOpenRedirectsLeadToTheirTarget: a link through a well-known open
 // redirect is also a link to where it sends the reader.
 func TestOpenRedirectsLeadToTheirTarget(t *testing.T) {
