@@ -167,7 +167,7 @@ func TestLookalike(t *testing.T) {
 		{"volksbank-mittelhessen.de", ""},
 		{"volksbank-sicherheit.com", "volksbank"},
 		{"meine-volksbank.de", ""},
-		{"confirmation.tax.service.gov.uk", ""},            // HMRC's own, below a public suffix
+		{"confirmation.tax.service.gov.uk", ""}, // HMRC's own, below a public suffix
 		{"", ""},
 	}
 	for _, tt := range tests {
