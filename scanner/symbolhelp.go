@@ -25,6 +25,7 @@ var symbolHelp = map[string]string{
 	"CLAMAV_TOO_LARGE":        "The message was larger than ClamAV scans.",
 	"EICAR":                   "The EICAR antivirus test file.",
 	"MISSING_FROM":            "No From header: legitimate software always writes one.",
+	"HEADER_REPEATED":         "A header field allowed only once appears twice, so programs disagree on which one counts.",
 	"MISSING_DATE":            "No Date header.",
 	"MISSING_MID":             "No Message-ID header.",
 	"DATE_INVALID":            "The Date header cannot be read.",

@@ -45,6 +45,7 @@ const (
 	ToUndisclosed      = "TO_UNDISCLOSED"
 	ToManyDomains      = "TO_MANY_DOMAINS"
 	MIMEMissingVersion = "MIME_NO_VERSION"
+	HeaderRepeated     = "HEADER_REPEATED"
 	SubjectAllCaps     = "SUBJ_ALL_CAPS"
 	SubjectHashBuster  = "SUBJ_HASHBUSTER"
 	TextUndeclared8bit = "TEXT_UNDECLARED_8BIT"
@@ -105,6 +106,7 @@ func coreWeights() map[string]float64 {
 		DateBadTimezone:    2.0,
 		DateFuture:         1.0,
 		MessageIDMalformed: 1.5,
+		HeaderRepeated:     2.0,
 		MailerBulk:         2.5,
 		FromDisplaySpoof:   2.0,
 		ReplyToFreemail:    1.0,
@@ -222,6 +224,15 @@ func (f *findings) hit(name, detail string) {
 	f.syms = append(f.syms, scanner.Symbol{Name: name, Score: w, Detail: detail})
 }
 
+// onceOnlyFields may appear at most once (RFC 5322 §3.6, RFC 2045 §3).
+// Given twice, readers disagree on which counts: the scanner reads the
+// first Content-Type or From, a mail client may show the last, so a second
+// one hides the message's real shape or sender from one of them. Writers
+// of legitimate mail do not repeat them; Reply-To, Cc and the threading
+// fields are left out, as list software is known to add them again.
+var onceOnlyFields = [...]string{"From", "Sender", "To", "Subject", "Date", "Message-Id",
+	"Mime-Version", "Content-Type", "Content-Transfer-Encoding"}
+
 func (r *Rules) headers(f *findings, m *scanner.Message) {
 	h := &m.Header
 	if strings.TrimSpace(h.Get("From")) == "" {
@@ -238,6 +249,12 @@ func (r *Rules) headers(f *findings, m *scanner.Message) {
 		f.hit(MissingMessageID, "")
 	case !strings.HasPrefix(mid, "<") || !strings.Contains(mid, "@") || !strings.HasSuffix(mid, ">"):
 		f.hit(MessageIDMalformed, mid)
+	}
+	for _, k := range onceOnlyFields {
+		if h.Count(k) > 1 {
+			f.hit(HeaderRepeated, k)
+			break
+		}
 	}
 	mailer := h.Get("X-Mailer")
 	lm := strings.ToLower(mailer)

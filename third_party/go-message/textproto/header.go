@@ -214,6 +214,12 @@ func (h *Header) Has(k string) bool {
 	return ok
 }
 
+// Count returns the number of fields with the specified key, without the
+// copies Values makes (mxgrid patch).
+func (h *Header) Count(k string) int {
+	return len(h.m[textproto.CanonicalMIMEHeaderKey(k)])
+}
+
 // Copy creates an independent copy of the header.
 func (h *Header) Copy() Header {
 	l := make([]*headerField, len(h.l))

@@ -22,3 +22,16 @@ func TestReadHeaderKeepsFieldsAtTheirSize(t *testing.T) {
 		}
 	}
 }
+
+// TestHeaderCount: Count is len(Values) for any spelling of the key.
+func TestHeaderCount(t *testing.T) {
+	h, err := ReadHeader(bufio.NewReader(strings.NewReader("From: a\r\nTo: b\r\nfrom: c\r\nFROM: d\r\n\r\n")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"From", "from", "To", "Cc"} {
+		if got, want := h.Count(k), len(h.Values(k)); got != want {
+			t.Errorf("Count(%q) = %d, want %d", k, got, want)
+		}
+	}
+}
