@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"slices"
 	"strings"
 	"unicode"
 
@@ -50,7 +51,9 @@ func malformedDomain(addr, domain string) bool {
 // displayed is a display name as a mail client draws it: format
 // characters (zero-width spaces and joiners, soft hyphens, bidi marks)
 // take no room and fullwidth letters are the letters, so "Pay\u200bPal"
-// and "ＰａｙＰａｌ" read PayPal, and must claim it as "PayPal" does.
+// and "ＰａｙＰａｌ" read PayPal, and must claim it as "PayPal" does. Text
+// after a right-to-left override is drawn backwards, so "\u202elaPyaP"
+// reads PayPal too.
 func displayed(name string) string {
 	if scanner.IsASCII(name) {
 		return name
@@ -60,5 +63,29 @@ func displayed(name string) string {
 			return -1
 		}
 		return r
-	}, name))
+	}, overridesReversed(name)))
+}
+
+// overridesReversed reverses each run of name that a right-to-left
+// override (U+202E) starts, up to the pop (U+202C) or the end: the order
+// a reader sees its letters in. Nested embeddings are not modelled; the
+// trick is one override.
+func overridesReversed(name string) string {
+	const rlo, pdf = '\u202e', '\u202c'
+	if !strings.ContainsRune(name, rlo) {
+		return name
+	}
+	var b strings.Builder
+	for {
+		before, rest, found := strings.Cut(name, string(rlo))
+		b.WriteString(before)
+		if !found {
+			return b.String()
+		}
+		run, after, _ := strings.Cut(rest, string(pdf))
+		r := []rune(run)
+		slices.Reverse(r)
+		b.WriteString(string(r))
+		name = after
+	}
 }

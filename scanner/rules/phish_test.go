@@ -258,6 +258,9 @@ func TestBrandClaimAsDisplayed(t *testing.T) {
 		{"\u2060PayPal\ufeff", true},                   // word joiner, BOM
 		{"\uff30\uff41\uff59\uff30\uff41\uff4c", true}, // fullwidth
 		{"\u200ePayPal Service\u200f", true},
+		{"\u202elaPyaP", true},                   // drawn backwards: "PayPal"
+		{"\u202ekrowten\u202c Microsoft", false}, // "network Microsoft" is no service word
+		{"\u202eecivreS laPyaP\u202c", true},
 		{"Pay Pal", false},
 		{"P a y P a l", true}, // spelled out
 		{"P.a.y.P.a.l Service", true},
