@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"mime/quotedprintable"
 	"net/http"
 	"path/filepath"
 	"regexp"
@@ -61,7 +62,7 @@ func digestsBy(t *testing.T, smarthost *smtptest.Sink, want int) map[string][]st
 		got = map[string][]string{}
 		n := 0
 		for _, m := range smarthost.Messages() {
-			got[m.Rcpts[0]] = append(got[m.Rcpts[0]], string(m.Data))
+			got[m.Rcpts[0]] = append(got[m.Rcpts[0]], digestText(t, m.Data))
 			n++
 		}
 		if n >= want {
@@ -69,6 +70,21 @@ func digestsBy(t *testing.T, smarthost *smtptest.Sink, want int) map[string][]st
 		}
 	}
 	return got
+}
+
+// digestText is a digest's header as sent and its body decoded: the body
+// is quoted-printable, which folds a long link across lines.
+func digestText(t *testing.T, raw []byte) string {
+	t.Helper()
+	head, body, ok := bytes.Cut(raw, []byte("\r\n\r\n"))
+	if !ok {
+		t.Fatalf("a digest without a body:\n%s", raw)
+	}
+	text, err := io.ReadAll(quotedprintable.NewReader(bytes.NewReader(body)))
+	if err != nil {
+		t.Fatalf("a digest's body is not quoted-printable: %v\n%s", err, raw)
+	}
+	return string(head) + "\r\n\r\n" + string(text)
 }
 
 var releaseLink = regexp.MustCompile(`https://filter\.example(/q/release/[A-Za-z0-9_\-.]+)`)

@@ -1,7 +1,11 @@
 package notify
 
 import (
+	"bytes"
+	"io"
+	"mime/quotedprintable"
 	"net/mail"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -39,10 +43,78 @@ func TestComposeHostileSubjectStaysOneLine(t *testing.T) {
 		baseURL: "https://mx.example", hostname: "mx.example", now: time.Now}
 	items := []quarantine.Item{{ID: 1, Time: time.Now(), Sender: "s@x.example\u202e",
 		Subject: "Invoice\u2028  Release: https://evil.example/q/release/x\u2029\u2066"}}
-	msg := string(d.compose("rcpt@a.example", "R", items))
+	_, body := readDigest(t, d.compose("rcpt@a.example", "R", items))
 	for _, r := range []rune{0x2028, 0x2029, 0x202e, 0x2066} {
-		if strings.ContainsRune(msg, r) {
-			t.Errorf("the digest holds U+%04X:\n%q", r, msg)
+		if strings.ContainsRune(body, r) {
+			t.Errorf("the digest holds U+%04X:\n%q", r, body)
 		}
+	}
+}
+
+// readDigest parses a composed digest and returns its header and its
+// body's text, decoded as its Content-Transfer-Encoding says.
+func readDigest(t *testing.T, raw []byte) (mail.Header, string) {
+	t.Helper()
+	msg, err := mail.ReadMessage(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := msg.Body
+	if strings.EqualFold(msg.Header.Get("Content-Transfer-Encoding"), "quoted-printable") {
+		r = quotedprintable.NewReader(r)
+	}
+	body, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatalf("decoding the body: %v", err)
+	}
+	return msg.Header, string(body)
+}
+
+// TestComposeLinesFitSMTP: no line of a digest is longer than the 998
+// octets RFC 5322 and 5321 allow, whatever the sender put in a held
+// message, and the text a reader sees is still whole. Before, the body went
+// as 8bit lines of the sender's text: a 998-byte subject (two spaces of
+// indent made 1000) or a long recipient's release link made a line a
+// strict smarthost (Exim's message_linelength_limit) refuses the digest
+// for, so one spam with a long subject cost its recipient every digest
+// while it was held.
+func TestComposeLinesFitSMTP(t *testing.T) {
+	longLocal := `"` + strings.Repeat("a", 400) + `"`
+	for _, tc := range []struct {
+		name, rcpt, subject, sender string
+	}{
+		{"998-byte ASCII subject", "rcpt@a.example", strings.Repeat("S", 998), "s@x.example"},
+		{"998-byte UTF-8 subject", "rcpt@a.example", strings.Repeat("é", 499), "s@x.example"},
+		{"a long recipient's links", longLocal + "@" + strings.Repeat("d", 60) + ".example", "hi", "s@x.example"},
+		{"a long sender", "rcpt@a.example", "hi", longLocal + "@" + strings.Repeat("x", 60) + ".example"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			key := []byte("k")
+			d := &Digests{cfg: Config{From: "digest@mx.example", LinkTTL: time.Hour}, keys: [][]byte{key},
+				baseURL: "https://quarantine.filter.mx.example", hostname: "mx.example", now: time.Now}
+			items := []quarantine.Item{{ID: 7, Time: time.Now(), Sender: tc.sender, Subject: tc.subject}}
+			raw := d.compose(tc.rcpt, "Reseller", items)
+			for i, line := range strings.Split(string(raw), "\r\n") {
+				if len(line) > 998 {
+					t.Errorf("line %d is %d octets, over 998: %.80q...", i+1, len(line), line)
+				}
+			}
+			_, body := readDigest(t, raw)
+			for _, want := range []string{tc.subject, tc.sender, tc.rcpt} {
+				if !strings.Contains(body, want) {
+					t.Errorf("the decoded digest lacks %.40q...", want)
+				}
+			}
+			links := regexp.MustCompile(`https://quarantine\.filter\.mx\.example/q/(release|optout)/([A-Za-z0-9_.-]+)`).FindAllStringSubmatch(body, -1)
+			if len(links) != 2 {
+				t.Fatalf("the decoded digest has %d links, want 2:\n%s", len(links), body)
+			}
+			for _, l := range links {
+				link, err := Parse(l[2], [][]byte{key}, time.Now())
+				if err != nil || string(link.Action) != l[1] || link.Recipient != tc.rcpt {
+					t.Errorf("link %s: %+v, %v; want a %s link for %q", l[0], link, err, l[1], tc.rcpt)
+				}
+			}
+		})
 	}
 }

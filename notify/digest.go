@@ -14,8 +14,10 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"mime"
+	"mime/quotedprintable"
 	"net"
 	"net/mail"
 	"os"
@@ -302,14 +304,22 @@ func (d *Digests) compose(rcpt, brand string, items []quarantine.Item) []byte {
 	fmt.Fprintf(&b, "To: <%s>\r\n", rcpt)
 	fmt.Fprintf(&b, "Subject: %s\r\n", mime.QEncoding.Encode("utf-8", fmt.Sprintf("%s: %d message(s) held for you", brand, len(items))))
 	fmt.Fprintf(&b, "Date: %s\r\nMessage-ID: <digest-%d@%s>\r\n", d.now().Format(time.RFC1123Z), d.now().UnixNano(), d.hostname)
-	b.WriteString("MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\nAuto-Submitted: auto-generated\r\n\r\n")
-	fmt.Fprintf(&b, "%s held these messages for %s because they look like spam.\r\n", brand, rcpt)
-	b.WriteString("If one is yours, open its release link: it is delivered to your mailbox.\r\n\r\n")
+	// Quoted-printable, not 8bit: a held subject may be 998 bytes and a
+	// link to a 480-byte recipient near 1000, and a line past 998 octets
+	// (RFC 5322 2.1.1, 5321 4.5.3.1.6) has a strict smarthost (Exim's
+	// message_linelength_limit) refuse the whole digest: one spam with a
+	// long subject cost its recipient every digest while it was held. QP
+	// folds lines at 76 without changing the text, and needs no 8BITMIME.
+	b.WriteString("MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\nAuto-Submitted: auto-generated\r\n\r\n")
+	body := quotedprintable.NewWriter(&b)
+	fmt.Fprintf(body, "%s held these messages for %s because they look like spam.\r\n", brand, rcpt)
+	io.WriteString(body, "If one is yours, open its release link: it is delivered to your mailbox.\r\n\r\n")
 	for _, it := range items {
-		fmt.Fprintf(&b, "%s  from %s\r\n  %s\r\n  Release: %s\r\n\r\n", it.Time.UTC().Format("2006-01-02 15:04 UTC"), oneLine(it.Sender),
+		fmt.Fprintf(body, "%s  from %s\r\n  %s\r\n  Release: %s\r\n\r\n", it.Time.UTC().Format("2006-01-02 15:04 UTC"), oneLine(it.Sender),
 			oneLine(it.Subject), d.link(ActionRelease, it.ID, rcpt))
 	}
-	fmt.Fprintf(&b, "Links work for %s. No more of these digests: %s\r\n", d.cfg.LinkTTL.Round(time.Hour), d.link(ActionOptOut, 0, rcpt))
+	fmt.Fprintf(body, "Links work for %s. No more of these digests: %s\r\n", d.cfg.LinkTTL.Round(time.Hour), d.link(ActionOptOut, 0, rcpt))
+	body.Close()
 	return b.Bytes()
 }
 
