@@ -254,12 +254,24 @@ func (d *Digests) RunOnce(ctx context.Context) (int, error) {
 	return sent, nil
 }
 
-// held groups every held item by recipient (lower-cased), leaving out
-// items of a domain that no longer serves its name as it did (deleted,
-// renamed, moved to another customer, suspended or awaiting proof): the
-// name's mailboxes may be another tenant's now, who must not read the old
-// tenant's senders and subjects, and a release of them delivers nothing
-// (smtpd.Releaser applies the same rule).
+// maxDigestItems bounds the messages one digest lists. Anyone can have a
+// recipient's quarantine fill (a domain holds up to max_bytes_per_domain,
+// a gigabyte by default: hundreds of thousands of small messages), and
+// each listed message is its sender, its subject (up to 998 bytes) and a
+// signed link: the digest was built whole in memory, and past the smarthost's
+// size limit refused, so flooding a recipient with spam also cost them the
+// digest that would show them their real mail among it. No reader goes
+// through more than this many entries of a mail anyway.
+const maxDigestItems = 100
+
+// held groups every held item by recipient (lower-cased), newest first,
+// at most maxDigestItems+1 per recipient (the one more tells compose that
+// the list is cut), leaving out items of a domain that no longer serves
+// its name as it did (deleted, renamed, moved to another customer,
+// suspended or awaiting proof): the name's mailboxes may be another
+// tenant's now, who must not read the old tenant's senders and subjects,
+// and a release of them delivers nothing (smtpd.Releaser applies the same
+// rule).
 func (d *Digests) held(ctx context.Context) (map[string][]quarantine.Item, error) {
 	out := map[string][]quarantine.Item{}
 	f := quarantine.Filter{Scope: tracking.Scope{Operator: true}, State: quarantine.StateHeld, Limit: 500}
@@ -274,7 +286,9 @@ func (d *Digests) held(ctx context.Context) (map[string][]quarantine.Item, error
 			}
 			for _, r := range it.Recipients {
 				r = strings.ToLower(r)
-				out[r] = append(out[r], it)
+				if len(out[r]) <= maxDigestItems { // pages go newest first
+					out[r] = append(out[r], it)
+				}
 			}
 		}
 		if len(page) < f.Limit {
@@ -291,18 +305,26 @@ func (d *Digests) link(a Action, id int64, rcpt string) string {
 }
 
 // compose writes the digest: text only, the held messages' details in the
-// body (never in headers, where their hostile text could do harm).
+// body (never in headers, where their hostile text could do harm). It
+// lists the first maxDigestItems of items (newest first, as held gives
+// them) and says when there are more.
 func (d *Digests) compose(rcpt, brand string, items []quarantine.Item) []byte {
 	if brand == "" {
 		brand = "Mail filter"
 	}
 	brand = oneLine(brand)
+	count := fmt.Sprintf("%d message(s)", len(items))
+	more := len(items) > maxDigestItems
+	if more {
+		items = items[:maxDigestItems]
+		count = fmt.Sprintf("more than %d messages", maxDigestItems)
+	}
 	var b bytes.Buffer
 	// The brand is a display name only: quoted, or encoded without RFC
 	// 2047's forbidden specials, so no name makes another address.
 	fmt.Fprintf(&b, "From: %s\r\n", (&mail.Address{Name: brand + " quarantine", Address: d.cfg.From}).String())
 	fmt.Fprintf(&b, "To: <%s>\r\n", rcpt)
-	fmt.Fprintf(&b, "Subject: %s\r\n", mime.QEncoding.Encode("utf-8", fmt.Sprintf("%s: %d message(s) held for you", brand, len(items))))
+	fmt.Fprintf(&b, "Subject: %s\r\n", mime.QEncoding.Encode("utf-8", fmt.Sprintf("%s: %s held for you", brand, count)))
 	fmt.Fprintf(&b, "Date: %s\r\nMessage-ID: <digest-%d@%s>\r\n", d.now().Format(time.RFC1123Z), d.now().UnixNano(), d.hostname)
 	// Quoted-printable, not 8bit: a held subject may be 998 bytes and a
 	// link to a 480-byte recipient near 1000, and a line past 998 octets
@@ -314,6 +336,9 @@ func (d *Digests) compose(rcpt, brand string, items []quarantine.Item) []byte {
 	body := quotedprintable.NewWriter(&b)
 	fmt.Fprintf(body, "%s held these messages for %s because they look like spam.\r\n", brand, rcpt)
 	io.WriteString(body, "If one is yours, open its release link: it is delivered to your mailbox.\r\n\r\n")
+	if more {
+		fmt.Fprintf(body, "More than %d messages are held for you: these are the newest %[1]d; your provider can show you the others.\r\n\r\n", maxDigestItems)
+	}
 	for _, it := range items {
 		fmt.Fprintf(body, "%s  from %s\r\n  %s\r\n  Release: %s\r\n\r\n", it.Time.UTC().Format("2006-01-02 15:04 UTC"), oneLine(it.Sender),
 			oneLine(it.Subject), d.link(ActionRelease, it.ID, rcpt))
