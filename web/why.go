@@ -20,9 +20,10 @@ import (
 // The public "why was I refused" page: every refusal's reply carries
 // <http.public_url>/why/<ref>. The page explains in plain words and
 // reveals no content and no recipient beyond the domain. A reference is
-// 64 random bits: unguessable, so the page needs no login; it is rate
-// limited per client address all the same, so nobody probes references in
-// bulk.
+// the refusal's time (32 bits, ~4 ms units) then 32 random bits: guessing
+// one means 2^32 tries per 4 ms of a refusal's time, so the page needs no
+// login; it is rate limited per client address all the same, so nobody
+// probes references in bulk.
 
 //go:embed templates/why.html
 var whyHTML string
