@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"slices"
 	"strings"
@@ -65,7 +66,13 @@ func (r *ptrBudgetResolver) LookupTXT(ctx context.Context, name string) ([]strin
 	r.names = nil
 	txts, err := r.Resolver.LookupTXT(ctx, name)
 	for _, t := range txts {
-		r.macros = r.macros || strings.IndexByte(t, '%') >= 0
+		if strings.IndexByte(t, '%') < 0 {
+			continue
+		}
+		r.macros = true
+		if isSPFRecord(t) && longestMacro(t) > maxMacroBody {
+			return nil, errLongMacro
+		}
 	}
 	return txts, err
 }
@@ -73,4 +80,50 @@ func (r *ptrBudgetResolver) LookupTXT(ctx context.Context, name string) ([]strin
 func (r *ptrBudgetResolver) LookupMX(ctx context.Context, name string) ([]*net.MX, error) {
 	r.names = nil
 	return r.Resolver.LookupMX(ctx, name)
+}
+
+// maxMacroBody bounds the body of an SPF macro ("ir" in "%{ir}") in a
+// record check_host reads. blitiri.com.ar/go/spf builds a body one
+// character at a time by string concatenation, in time and garbage
+// quadratic in its length and deaf to the deadline; the delimiters may
+// repeat, so a body of 20,000 '+' is valid, and a record including
+// itself expanded it ten times: 2 GB of garbage and a second of CPU per
+// identity, for every message from a domain whose DNS the sender runs.
+// A body is a letter, a digit count, 'r' and the delimiters (seven
+// meaningful): real ones are a few bytes long.
+const maxMacroBody = 32
+
+// errLongMacro is what LookupTXT answers for a record with a longer
+// body. Not a *net.DNSError, so the library makes it a permerror, as it
+// would the invalid macro it most likely is.
+var errLongMacro = fmt.Errorf("SPF record has a macro body over %d bytes", maxMacroBody)
+
+// isSPFRecord reports a TXT string the library takes for an SPF record
+// ("v=spf1", alone or before a space, in any case): only those are
+// expanded.
+func isSPFRecord(t string) bool {
+	return len(t) >= 6 && strings.EqualFold(t[:6], "v=spf1") && (len(t) == 6 || t[6] == ' ')
+}
+
+// longestMacro is the length in bytes of the longest macro body in an
+// SPF record, as the library reads one: after "%{", up to the '}' or the
+// end of its space-separated term; "%%" is a literal '%'.
+func longestMacro(record string) int {
+	most := 0
+	for i := 0; i < len(record); i++ {
+		if record[i] != '%' || i+1 == len(record) {
+			continue
+		}
+		i++
+		if record[i] != '{' {
+			continue
+		}
+		body := record[i+1:]
+		if end := strings.IndexAny(body, "} "); end >= 0 {
+			body = body[:end]
+		}
+		most = max(most, len(body))
+		i += len(body)
+	}
+	return most
 }
