@@ -238,6 +238,10 @@ func (b *builder) buildTenants(ctx context.Context) error {
 // one resolver.
 func (b *builder) buildScanner(context.Context) error {
 	b.resolver = dnsresolver.New(b.cfg.DNS, b.registry)
+	// Stages reports only a resolver it builds itself: this one, given to
+	// it, must be watched here, or a DNS outage never reached /readyz.
+	b.resolver.OnReachabilityChange(func(up bool) { reportDNS(b.health, up) })
+	reportDNS(b.health, true)
 	allowed, err := netguard.ParsePrefixes(b.cfg.Relay.AllowedRouteNetworks)
 	if err != nil {
 		return fmt.Errorf("relay: allowed_route_networks%w", err)

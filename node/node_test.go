@@ -2,12 +2,15 @@ package node_test
 
 import (
 	"context"
+	"fmt"
 	"net/smtp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/mxgrid/mxgrid/health"
 	"github.com/mxgrid/mxgrid/internal/nodetest"
+	"github.com/mxgrid/mxgrid/internal/smtptest"
 	"github.com/mxgrid/mxgrid/internal/testenv"
 	"github.com/mxgrid/mxgrid/scanner"
 	"github.com/mxgrid/mxgrid/store"
@@ -57,5 +60,32 @@ func TestStartsWhileDatabaseIsDown(t *testing.T) {
 			t.Fatal("the event recorded during the outage never reached the database")
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestDNSDownIsDegradedAndMailFlows: a node whose DNS server stops
+// answering keeps relaying (authentication gives temperror) and says so in
+// its readiness, as degraded. The node passed its resolver to the checks,
+// which only reported the resolver they built themselves: /readyz stayed
+// "ok" through a DNS outage, which the metrics alone showed.
+func TestDNSDownIsDegradedAndMailFlows(t *testing.T) {
+	n, sink := nodetest.StartWithSink(t, nil) // DNS at a port that refuses
+	msg := []byte("From: alice@sender.test\r\nTo: bob@example.org\r\nSubject: hi\r\n\r\nhello\r\n")
+	deadline := time.Now().Add(10 * time.Second)
+	for sent := 1; ; sent++ {
+		if code, text := smtptest.Send(t, n.SMTPAddr(), "alice@sender.test", "bob@example.org", msg); code != 250 {
+			t.Fatalf("message %d with DNS down: %d %s", sent, code, text)
+		}
+		level, conds := n.Health().Report()
+		if level == health.Degraded && strings.Contains(fmt.Sprint(conds), "dns") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %d messages with DNS down, readiness %s %v; want degraded naming dns", sent, level, conds)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if got := len(sink.Messages()); got == 0 {
+		t.Fatal("nothing relayed")
 	}
 }
