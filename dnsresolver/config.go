@@ -19,6 +19,7 @@ type Config struct {
 	Timeout time.Duration `yaml:"timeout"`
 	// CacheSize is the number of answers kept; 0 disables the cache.
 	// Answers over 4 KiB are never kept, so it also bounds the memory.
+	// Route names have a cache of their own of the same size (Routes).
 	CacheSize int `yaml:"cache_size"`
 	// CacheTTL is how long an answer is kept. The standard library resolver
 	// does not expose record TTLs, so this is an upper bound chosen by the

@@ -53,8 +53,14 @@ type Cached struct {
 	negTTL  time.Duration
 	now     func() time.Time
 
-	flight singleflight.Group
-	reach  reach
+	// flight and reach are shared with the Routes view, which has a
+	// cache of its own.
+	flight *singleflight.Group
+	reach  *reach
+	// prefix starts the keys of this view's lookups, so that a lookup in
+	// flight fills the cache of the view that asked.
+	prefix string
+	routes *Cached
 
 	mu    sync.Mutex
 	size  int
@@ -108,6 +114,8 @@ func New(cfg Config, reg prometheus.Registerer) *Cached {
 		ttl:     cfg.CacheTTL,
 		negTTL:  cfg.NegativeTTL,
 		now:     time.Now,
+		flight:  new(singleflight.Group),
+		reach:   new(reach),
 		size:    cfg.CacheSize,
 		lru:     list.New(),
 		items:   make(map[string]*list.Element),
@@ -130,6 +138,13 @@ func New(cfg Config, reg prometheus.Registerer) *Cached {
 		}),
 	}
 	c.hits = sync.OnceValue(func() prometheus.Counter { return c.cache.WithLabelValues("hit") })
+	c.routes = &Cached{
+		res: res, server: c.server, timeout: c.timeout, ttl: c.ttl, negTTL: c.negTTL, now: time.Now,
+		flight: c.flight, reach: c.reach, prefix: "route\x00",
+		size: c.size, lru: list.New(), items: make(map[string]*list.Element),
+		lookups: c.lookups, duration: c.duration, cache: c.cache, fastFails: c.fastFails, hits: c.hits,
+	}
+	c.routes.routes = c.routes
 	c.reach.now = time.Now
 	c.reach.serverAnswers = func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
@@ -149,6 +164,16 @@ func New(cfg Config, reg prometheus.Registerer) *Cached {
 	return c
 }
 
+// Routes returns the resolver for the relay's route names: the same
+// server, timeout, breaker and metrics, and a cache of its own, of
+// cache_size answers. The answers it keeps are served for up to maxStale
+// while DNS gives none, which is all that keeps mail flowing to a
+// customer whose route is a name; in the cache the checks share, the
+// names senders choose (their SPF, DMARC, DKIM and DNSBL lookups, a few
+// per message) evicted a quiet customer's route within a few dozen
+// messages, and once DNS failed its mail got 451.
+func (c *Cached) Routes() *Cached { return c.routes }
+
 // OnReachabilityChange calls fn whenever the server stops or starts
 // answering (for readiness). Call it before the first lookup.
 func (c *Cached) OnReachabilityChange(fn func(up bool)) { c.reach.onChange = fn }
@@ -157,21 +182,21 @@ func (c *Cached) OnReachabilityChange(fn func(up bool)) { c.reach.onChange = fn 
 // record's character-strings concatenated, as RFC 7208 section 3.3 and
 // RFC 6376 section 3.6.2.2 want).
 func (c *Cached) LookupTXT(ctx context.Context, name string) ([]string, error) {
-	return lookup(ctx, c, "txt", rootedKey("txt\x00", name), func(ctx context.Context) ([]string, error) {
+	return lookup(ctx, c, "txt", rootedKey(c.prefix+"txt\x00", name), func(ctx context.Context) ([]string, error) {
 		return c.res.LookupTXT(ctx, rooted(name))
 	})
 }
 
 // LookupMX returns the MX records of name.
 func (c *Cached) LookupMX(ctx context.Context, name string) ([]*net.MX, error) {
-	return lookup(ctx, c, "mx", rootedKey("mx\x00", name), func(ctx context.Context) ([]*net.MX, error) {
+	return lookup(ctx, c, "mx", rootedKey(c.prefix+"mx\x00", name), func(ctx context.Context) ([]*net.MX, error) {
 		return c.res.LookupMX(ctx, rooted(name))
 	})
 }
 
 // LookupIPAddr returns the A and AAAA records of host.
 func (c *Cached) LookupIPAddr(ctx context.Context, host string) ([]net.IPAddr, error) {
-	return lookup(ctx, c, "ip", rootedKey("ip\x00ipaddr\x00", host), func(ctx context.Context) ([]net.IPAddr, error) {
+	return lookup(ctx, c, "ip", rootedKey(c.prefix+"ip\x00ipaddr\x00", host), func(ctx context.Context) ([]net.IPAddr, error) {
 		return c.res.LookupIPAddr(ctx, rooted(host))
 	})
 }
@@ -179,14 +204,14 @@ func (c *Cached) LookupIPAddr(ctx context.Context, host string) ([]net.IPAddr, e
 // LookupNetIP returns the addresses of host for network "ip", "ip4" or
 // "ip6"; DNSBL queries use "ip4" to send one A query instead of A and AAAA.
 func (c *Cached) LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error) {
-	return lookup(ctx, c, "ip", rootedKey("ip\x00"+network+"\x00", host), func(ctx context.Context) ([]netip.Addr, error) {
+	return lookup(ctx, c, "ip", rootedKey(c.prefix+"ip\x00"+network+"\x00", host), func(ctx context.Context) ([]netip.Addr, error) {
 		return c.res.LookupNetIP(ctx, network, rooted(host))
 	})
 }
 
 // LookupAddr returns the PTR names of addr.
 func (c *Cached) LookupAddr(ctx context.Context, addr string) ([]string, error) {
-	return lookup(ctx, c, "ptr", "ptr\x00"+addr, func(ctx context.Context) ([]string, error) {
+	return lookup(ctx, c, "ptr", c.prefix+"ptr\x00"+addr, func(ctx context.Context) ([]string, error) {
 		return c.res.LookupAddr(ctx, addr)
 	})
 }

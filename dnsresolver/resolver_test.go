@@ -428,3 +428,35 @@ func TestCachedAnswerAllocations(t *testing.T) {
 		t.Errorf("a cached LookupTXT allocated %.0f times, want 3", n)
 	}
 }
+
+// TestRoutesKeepTheirOwnCache: answers for route names are kept apart
+// from the checks' lookups, which senders choose: however many names
+// those are, a route's last answer is still there to serve while the
+// server gives none.
+func TestRoutesKeepTheirOwnCache(t *testing.T) {
+	srv := dnstest.Start(t)
+	srv.AddA("mail.customer.example", "192.0.2.25")
+	srv.AddTXT("*.flood.example", "v=spf1 -all")
+	now := time.Unix(1_000_000, 0)
+	r := newTest(t, srv, func(c *Config) { c.CacheSize = 4 })
+	r.now = func() time.Time { return now }
+	routes := r.Routes()
+	routes.now = r.now
+	ctx := context.Background()
+	if _, err := routes.LookupNetIP(ctx, "ip", "mail.customer.example"); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 * r.size {
+		name := fmt.Sprintf("r%d.flood.example", i)
+		_, _ = r.LookupTXT(ctx, name)
+		_, _ = r.LookupNetIP(ctx, "ip", name) // the same kind of lookup as a route's
+	}
+	srv.ServFail("mail.customer.example")
+	now = now.Add(r.ttl + time.Minute)
+	if ips, err := routes.LookupNetIP(ctx, "ip", "mail.customer.example"); err != nil || fmt.Sprint(ips) != "[192.0.2.25]" {
+		t.Errorf("route lookup after %d other names = %v, %v; want the last answer", 6*r.size, ips, err)
+	}
+	if routes.Routes() != routes || r.Routes() != routes {
+		t.Error("Routes of the routes view is not itself")
+	}
+}

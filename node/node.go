@@ -235,7 +235,7 @@ func (b *builder) buildTenants(ctx context.Context) error {
 }
 
 // buildScanner builds the route guard and the scan pipeline, which share
-// one resolver.
+// one resolver (the guard its Routes view).
 func (b *builder) buildScanner(context.Context) error {
 	b.resolver = dnsresolver.New(b.cfg.DNS, b.registry)
 	// Stages reports only a resolver it builds itself: this one, given to
@@ -246,7 +246,9 @@ func (b *builder) buildScanner(context.Context) error {
 	if err != nil {
 		return fmt.Errorf("relay: allowed_route_networks%w", err)
 	}
-	b.guard = netguard.New(b.resolver, allowed)
+	// Route names get a cache of their own, out of reach of the names
+	// senders make the checks look up.
+	b.guard = netguard.New(b.resolver.Routes(), allowed)
 	stages := b.opts.Stages
 	if stages == nil {
 		stages, err = Stages(&b.cfg, StageEnv{Log: b.log, Registry: b.registry, Health: b.health, Resolver: b.resolver, Run: b.run})
