@@ -29,6 +29,7 @@ import (
 	"github.com/mxgrid/mxgrid/internal/nodetest"
 	"github.com/mxgrid/mxgrid/internal/testenv"
 	"github.com/mxgrid/mxgrid/node"
+	"github.com/mxgrid/mxgrid/notify"
 )
 
 var update = flag.Bool("update", false, "rewrite the generated part of docs/metrics.md")
@@ -51,6 +52,8 @@ func exportedMetrics(t *testing.T) map[string]metric {
 	sink := nodetest.StartSink(t)
 	cfg := nodetest.Config(t)
 	cfg.Domains = append(cfg.Domains, nodetest.Domain("example.org", sink.Addr))
+	// Digests on, so that their metrics are catalogued too.
+	cfg.Notify.Smarthost, cfg.Notify.SmarthostTLS, cfg.HTTP.PublicURL = sink.Addr, notify.TLSNone, "https://mx.example"
 	// The same collectors node.New registers on a registry of its own.
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -60,6 +60,11 @@ type Config struct {
 	// signs, all verify. Every node needs the same keys; with none, a node
 	// makes one at start and its links die with it.
 	LinkKeys []string `yaml:"link_keys"`
+	// MaxPerDomain bounds the digests one domain gets in a period. A
+	// catch-all domain's quarantine holds spam for every address a
+	// dictionary attack made up, and each would get a digest of its own,
+	// a flood of them into the customer's catch-all mailbox every day.
+	MaxPerDomain int `yaml:"max_per_domain"`
 }
 
 // Smarthost TLS modes.
@@ -70,7 +75,8 @@ const (
 
 // DefaultConfig sends no digests until a smarthost is set.
 func DefaultConfig() Config {
-	return Config{SmarthostTLS: TLSStartTLS, DigestInterval: 24 * time.Hour, CheckInterval: 10 * time.Minute, LinkTTL: 7 * 24 * time.Hour}
+	return Config{SmarthostTLS: TLSStartTLS, DigestInterval: 24 * time.Hour, CheckInterval: 10 * time.Minute, LinkTTL: 7 * 24 * time.Hour,
+		MaxPerDomain: 1000}
 }
 
 // Validate checks the section; messages name the key.
@@ -91,6 +97,8 @@ func (c Config) Validate() error {
 		return errors.New("check_interval: positive, at most digest_interval")
 	case c.LinkTTL < time.Hour:
 		return errors.New("link_ttl: at least 1h")
+	case c.MaxPerDomain < 1:
+		return errors.New("max_per_domain: at least 1")
 	}
 	_, err := c.Keys()
 	return err
@@ -118,6 +126,8 @@ func (c Config) Keys() ([][]byte, error) {
 type Store interface {
 	TryLease(ctx context.Context, name, holder string, ttl time.Duration, now time.Time) (bool, error)
 	MarkDigest(ctx context.Context, recipient, run string, now time.Time) (bool, error)
+	DigestsSent(ctx context.Context, run string) ([]string, error)
+	PruneDigests(ctx context.Context, before time.Time) (int64, error)
 	OptedOut(ctx context.Context, recipient string) (bool, error)
 	BrandOf(ctx context.Context, customerID int64) (string, error)
 }
@@ -134,18 +144,20 @@ type Domains interface {
 
 // Digests sends the digests.
 type Digests struct {
-	cfg      Config
-	keys     [][]byte
-	store    Store
-	items    Lister
-	domains  Domains
-	baseURL  string
-	hostname string
-	holder   string
-	leader   func() bool
-	now      func() time.Time
-	log      *slog.Logger
-	sent     *prometheus.CounterVec
+	cfg         Config
+	maxRunItems int
+	keys        [][]byte
+	store       Store
+	items       Lister
+	domains     Domains
+	baseURL     string
+	hostname    string
+	holder      string
+	leader      func() bool
+	now         func() time.Time
+	log         *slog.Logger
+	sent        *prometheus.CounterVec
+	capped      prometheus.Gauge
 }
 
 // Options are a Digests' collaborators.
@@ -186,10 +198,15 @@ func New(cfg Config, opts Options) (*Digests, error) {
 	}
 	return &Digests{cfg: cfg, keys: keys, store: opts.Store, items: opts.Items, domains: opts.Domains, baseURL: strings.TrimRight(opts.BaseURL, "/"),
 		hostname: opts.Hostname, holder: opts.Holder, leader: opts.Leader, now: opts.Now, log: opts.Log.With("component", "digest"),
+		maxRunItems: maxRunItems,
 		sent: promauto.With(opts.Registerer).NewCounterVec(prometheus.CounterOpts{
 			Name: "mxgrid_notify_digests_total",
 			Help: "Quarantine digests by result: sent, failed (the smarthost refused or was unreachable; not retried in the same period).",
-		}, []string{"result"})}, nil
+		}, []string{"result"}),
+		capped: promauto.With(opts.Registerer).NewGauge(prometheus.GaugeOpts{
+			Name: "mxgrid_notify_capped_messages",
+			Help: "Held messages the last digest run listed in no digest, their recipient's domain having had notify.max_per_domain digests this period (a catch-all domain under a dictionary attack).",
+		})}, nil
 }
 
 // Keys are the link keys in use (the link handler verifies with them).
@@ -219,11 +236,22 @@ func (d *Digests) RunOnce(ctx context.Context) (int, error) {
 	if err != nil || !ok {
 		return 0, err
 	}
-	run := now.UTC().Truncate(d.cfg.DigestInterval).Format(time.RFC3339)
-	byRcpt, err := d.held(ctx)
+	period := now.UTC().Truncate(d.cfg.DigestInterval)
+	run := period.Format(time.RFC3339)
+	// A record only has to outlive its period: older ones would pile up,
+	// one a recipient a period, for ever.
+	if _, err := d.store.PruneDigests(ctx, period.Add(-d.cfg.DigestInterval)); err != nil {
+		return 0, err
+	}
+	sentBefore, err := d.store.DigestsSent(ctx, run)
 	if err != nil {
 		return 0, err
 	}
+	byRcpt, capped, err := d.held(ctx, sentBefore)
+	if err != nil {
+		return 0, err
+	}
+	d.capped.Set(float64(capped))
 	rcpts := make([]string, 0, len(byRcpt))
 	for r := range byRcpt {
 		rcpts = append(rcpts, r)
@@ -264,21 +292,38 @@ func (d *Digests) RunOnce(ctx context.Context) (int, error) {
 // through more than this many entries of a mail anyway.
 const maxDigestItems = 100
 
-// held groups every held item by recipient (lower-cased), newest first,
-// at most maxDigestItems+1 per recipient (the one more tells compose that
-// the list is cut), leaving out items of a domain that no longer serves
-// its name as it did (deleted, renamed, moved to another customer,
-// suspended or awaiting proof): the name's mailboxes may be another
-// tenant's now, who must not read the old tenant's senders and subjects,
-// and a release of them delivers nothing (smtpd.Releaser applies the same
-// rule).
-func (d *Digests) held(ctx context.Context) (map[string][]quarantine.Item, error) {
+// maxRunItems bounds the held items one run keeps in memory, whatever the
+// quarantines hold (a gigabyte a domain by default: hundreds of thousands
+// of small messages, each to another made-up address of a catch-all
+// domain). A run that reaches it sends what it kept; the recipients it
+// left for later are the next check's (check_interval), since the
+// recipients this period already sent to are skipped.
+const maxRunItems = 50000
+
+// held groups the held items by recipient (lower-cased), newest first, at
+// most maxDigestItems+1 per recipient (the one more tells compose that the
+// list is cut), for recipients not in sent (their digest of this period is
+// recorded) and not of a domain that had cfg.MaxPerDomain digests this
+// period (it returns how many such items it left out), keeping at most
+// d.maxRunItems items in all. It leaves out items of a domain that no
+// longer serves its name as it did (deleted, renamed, moved to another customer, suspended
+// or awaiting proof): the name's mailboxes may be another tenant's now,
+// who must not read the old tenant's senders and subjects, and a release
+// of them delivers nothing (smtpd.Releaser applies the same rule).
+func (d *Digests) held(ctx context.Context, sent []string) (byRcpt map[string][]quarantine.Item, capped int, err error) {
+	done := make(map[string]bool, len(sent))
+	perDomain := map[string]int{}
+	for _, r := range sent {
+		done[r] = true
+		perDomain[recipientDomain(r)]++
+	}
 	out := map[string][]quarantine.Item{}
+	kept := 0
 	f := quarantine.Filter{Scope: tracking.Scope{Operator: true}, State: quarantine.StateHeld, Limit: 500}
 	for {
 		page, err := d.items.List(ctx, f)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		for _, it := range page {
 			if dom, ok := d.domains.Lookup(it.Domain); !ok || dom.ID != it.DomainID || dom.CustomerID != it.CustomerID {
@@ -286,16 +331,36 @@ func (d *Digests) held(ctx context.Context) (map[string][]quarantine.Item, error
 			}
 			for _, r := range it.Recipients {
 				r = strings.ToLower(r)
-				if len(out[r]) <= maxDigestItems { // pages go newest first
-					out[r] = append(out[r], it)
+				if done[r] {
+					continue
+				}
+				list, listed := out[r]
+				if !listed {
+					dom := recipientDomain(r)
+					if perDomain[dom] >= d.cfg.MaxPerDomain {
+						capped++
+						continue
+					}
+					perDomain[dom]++
+				}
+				if len(list) <= maxDigestItems { // pages go newest first
+					out[r] = append(list, it)
+					if kept++; kept >= d.maxRunItems {
+						return out, capped, nil
+					}
 				}
 			}
 		}
 		if len(page) < f.Limit {
-			return out, nil
+			return out, capped, nil
 		}
 		f.Before = page[len(page)-1].ID
 	}
+}
+
+// recipientDomain is the domain part of a lower-cased recipient.
+func recipientDomain(rcpt string) string {
+	return rcpt[strings.LastIndexByte(rcpt, '@')+1:]
 }
 
 // link is the URL of a signed link for rcpt.

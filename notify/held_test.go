@@ -41,8 +41,9 @@ func TestDigestListsOnlyMailOfTheDomainAsItIsNow(t *testing.T) {
 		{ID: 3, Domain: "a.example", DomainID: 7, CustomerID: 1, Recipients: []string{"bob@a.example"}, Subject: "moved"},
 		{ID: 4, Domain: "gone.example", DomainID: 9, CustomerID: 3, Recipients: []string{"eve@gone.example"}, Subject: "deleted"},
 	}
-	d := &Digests{items: held, domains: domains{"a.example": {Name: "a.example", ID: 7, CustomerID: 3}}}
-	got, err := d.held(context.Background())
+	d := &Digests{items: held, domains: domains{"a.example": {Name: "a.example", ID: 7, CustomerID: 3}},
+		cfg: DefaultConfig(), maxRunItems: maxRunItems}
+	got, _, err := d.held(context.Background(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,9 +82,9 @@ func TestDigestListsItsNewestOnly(t *testing.T) {
 					Recipients: []string{"bob@a.example"}, Sender: "s@x.example", Subject: fmt.Sprintf("spam #%d.", i)})
 			}
 			d := &Digests{items: held, domains: domains{"a.example": {Name: "a.example", ID: 7, CustomerID: 3}},
-				cfg: Config{From: "digest@mx.example", LinkTTL: time.Hour}, keys: [][]byte{[]byte("k")},
-				baseURL: "https://mx.example", hostname: "mx.example", now: time.Now}
-			got, err := d.held(context.Background())
+				cfg: Config{From: "digest@mx.example", LinkTTL: time.Hour, MaxPerDomain: 1}, maxRunItems: maxRunItems,
+				keys: [][]byte{[]byte("k")}, baseURL: "https://mx.example", hostname: "mx.example", now: time.Now}
+			got, _, err := d.held(context.Background(), nil)
 			if err != nil {
 				t.Fatal(err)
 			}

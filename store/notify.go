@@ -23,6 +23,12 @@ var notifyMigrations = []Migration{{
 	Postgres: `CREATE TABLE leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_us BIGINT NOT NULL);
 	CREATE TABLE digest_sent (recipient TEXT NOT NULL, run TEXT NOT NULL, at_us BIGINT NOT NULL, PRIMARY KEY (recipient, run));
 	CREATE TABLE digest_optout (recipient TEXT PRIMARY KEY, at_us BIGINT NOT NULL);`,
+}, {
+	// A run reads the recipients its period already sent to, and old
+	// periods' rows are pruned by age.
+	Version:  2,
+	SQLite:   `CREATE INDEX digest_sent_run ON digest_sent (run); CREATE INDEX digest_sent_at ON digest_sent (at_us);`,
+	Postgres: `CREATE INDEX digest_sent_run ON digest_sent (run); CREATE INDEX digest_sent_at ON digest_sent (at_us);`,
 }}
 
 // MigrateNotify creates the lease and digest tables.
@@ -65,6 +71,45 @@ func (s *Store) MarkDigest(ctx context.Context, recipient, run string, now time.
 		return false, fail("record a digest", err)
 	}
 	return n == 1, nil
+}
+
+// DigestsSent lists the recipients whose digest of run is recorded.
+func (s *Store) DigestsSent(ctx context.Context, run string) ([]string, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
+	defer cancel()
+	rows, err := s.DB.QueryContext(ctx, `SELECT recipient FROM digest_sent WHERE run = $1`, run)
+	if err != nil {
+		return nil, fail("digests sent", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var r string
+		if err := rows.Scan(&r); err != nil {
+			return nil, fail("digests sent", err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fail("digests sent", err)
+	}
+	return out, nil
+}
+
+// PruneDigests forgets digests recorded before before: a record only has
+// to outlive its period.
+func (s *Store) PruneDigests(ctx context.Context, before time.Time) (int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
+	defer cancel()
+	res, err := s.DB.ExecContext(ctx, `DELETE FROM digest_sent WHERE at_us < $1`, before.UnixMicro())
+	if err != nil {
+		return 0, fail("prune digests", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fail("prune digests", err)
+	}
+	return n, nil
 }
 
 // OptOut stops digests to recipient.

@@ -6,12 +6,25 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // Counter returns the counter name whose series carries labelValue ("" for
 // a family without labels). A series never counted fails the test: a
 // CounterVec shows a series only once it was touched.
 func Counter(t testing.TB, g prometheus.Gatherer, name, labelValue string) float64 {
+	t.Helper()
+	return series(t, g, name, labelValue).GetCounter().GetValue()
+}
+
+// Gauge returns the gauge name whose series carries labelValue, as Counter
+// does a counter's.
+func Gauge(t testing.TB, g prometheus.Gatherer, name, labelValue string) float64 {
+	t.Helper()
+	return series(t, g, name, labelValue).GetGauge().GetValue()
+}
+
+func series(t testing.TB, g prometheus.Gatherer, name, labelValue string) *dto.Metric {
 	t.Helper()
 	families, err := g.Gather()
 	if err != nil {
@@ -23,15 +36,15 @@ func Counter(t testing.TB, g prometheus.Gatherer, name, labelValue string) float
 		}
 		for _, m := range f.GetMetric() {
 			if labelValue == "" && len(m.GetLabel()) == 0 {
-				return m.GetCounter().GetValue()
+				return m
 			}
 			for _, l := range m.GetLabel() {
 				if l.GetValue() == labelValue {
-					return m.GetCounter().GetValue()
+					return m
 				}
 			}
 		}
 	}
 	t.Fatalf("no series %s{%q} gathered", name, labelValue)
-	return 0
+	return nil
 }

@@ -1,0 +1,49 @@
+package store
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+)
+
+// TestDigestRecords: a digest is recorded once per recipient and period,
+// a period lists whom it sent to, and pruning forgets only records older
+// than its bound.
+func TestDigestRecords(t *testing.T) {
+	for _, tc := range dialects {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			s := tc.open(t)
+			if err := s.MigrateNotify(ctx); err != nil {
+				t.Fatal(err)
+			}
+			t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+			mark := func(rcpt, run string, at time.Time, want bool) {
+				t.Helper()
+				if first, err := s.MarkDigest(ctx, rcpt, run, at); err != nil || first != want {
+					t.Fatalf("MarkDigest(%s, %s) = %v, %v; want %v", rcpt, run, first, err, want)
+				}
+			}
+			mark("a@x.example", "day1", t0, true)
+			mark("b@x.example", "day1", t0, true)
+			mark("a@x.example", "day1", t0, false)
+			mark("a@x.example", "day2", t0.Add(24*time.Hour), true)
+			sent := func(run string, want ...string) {
+				t.Helper()
+				got, err := s.DigestsSent(ctx, run)
+				slices.Sort(got)
+				if err != nil || !slices.Equal(got, want) {
+					t.Fatalf("DigestsSent(%s) = %q, %v; want %q", run, got, err, want)
+				}
+			}
+			sent("day1", "a@x.example", "b@x.example")
+			sent("day2", "a@x.example")
+			if n, err := s.PruneDigests(ctx, t0.Add(time.Hour)); err != nil || n != 2 {
+				t.Fatalf("PruneDigests = %d, %v; want 2", n, err)
+			}
+			sent("day1")
+			sent("day2", "a@x.example")
+		})
+	}
+}
