@@ -63,7 +63,8 @@ type Config struct {
 	// CommandTimeout bounds each downstream command's reply. Shorter than
 	// RFC 5321's 5 minutes because the sender is waiting on the other side.
 	CommandTimeout time.Duration `yaml:"command_timeout"`
-	// DataTimeout bounds the downstream's final reply after the message.
+	// DataTimeout bounds the message's body and the downstream's final
+	// reply after it, together.
 	DataTimeout time.Duration `yaml:"data_timeout"`
 	// AllowedRouteNetworks are CIDR prefixes tenant routes may reach even
 	// though they are loopback, private, link-local and so on (a customer
@@ -536,6 +537,14 @@ func (t *Transaction) data(msg io.Reader) (string, *Error) {
 	// broken DATA is never retried (never deliver twice), and its
 	// session is never reused.
 	t.reusable = false
+	// go-smtp's client clears the DATA command's deadline once the 354 is
+	// read and sets the final reply's only after the body: a server that
+	// stops reading the body (its window full) or reads it a byte at a
+	// time held the write, the sender waiting for our answer and this
+	// goroutine for ever. The body and the final reply share data_timeout,
+	// so the sender's answer comes within it however the server reads.
+	deadline := time.Now().Add(t.r.cfg.DataTimeout)
+	_ = t.s.conn.SetDeadline(deadline)
 	buf := copyBuffers.Get().(*[]byte)
 	// Hidden behind a plain Reader so that io.CopyBuffer uses buf: our
 	// message is an io.MultiReader, whose WriteTo would allocate 32 KiB
@@ -552,6 +561,7 @@ func (t *Transaction) data(msg io.Reader) (string, *Error) {
 		t.s.client.Close()
 		return "", t.downstream("DATA", err)
 	}
+	t.s.client.SubmissionTimeout = max(time.Until(deadline), time.Nanosecond)
 	resp, err := w.CloseWithResponse()
 	// The final reply, whatever its code, ends the transaction (RFC 5321
 	// §4.1.1.4), so the session needs no RSET before the next one.

@@ -1,0 +1,199 @@
+package relay
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/mxgrid/mxgrid/mailaddr"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// hostile is a scripted customer's server: it greets, answers EHLO with
+// ehlo, and hands every later command line to answer, which writes what
+// it likes (and may read the body itself). It counts connections and the
+// messages it took whole.
+type hostile struct {
+	addr      string
+	conns     atomic.Int32
+	delivered atomic.Int32
+	mu        sync.Mutex
+	open      []net.Conn
+}
+
+// body reads a message's data up to its lone dot and counts it taken.
+func (h *hostile) body(r *bufio.Reader) bool {
+	if skipData(r) != nil {
+		return false
+	}
+	h.delivered.Add(1)
+	return true
+}
+
+// hangUp closes every connection the server accepted.
+func (h *hostile) hangUp() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, c := range h.open {
+		c.Close()
+	}
+}
+
+func startHostile(t *testing.T, ehlo string, answer func(h *hostile, c net.Conn, r *bufio.Reader, line string) bool) *hostile {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &hostile{addr: l.Addr().String()}
+	t.Cleanup(func() {
+		l.Close()
+		h.hangUp()
+	})
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			h.conns.Add(1)
+			h.mu.Lock()
+			h.open = append(h.open, c)
+			h.mu.Unlock()
+			go func() {
+				defer c.Close()
+				r := bufio.NewReader(c)
+				io.WriteString(c, "220 customer.test ESMTP\r\n")
+				for {
+					line, err := r.ReadString('\n')
+					if err != nil {
+						return
+					}
+					line = strings.TrimRight(line, "\r\n")
+					switch strings.ToUpper(strings.Fields(line + " x")[0]) {
+					case "EHLO":
+						io.WriteString(c, ehlo)
+						continue
+					case "QUIT":
+						io.WriteString(c, "221 bye\r\n")
+						return
+					}
+					if !answer(h, c, r, line) {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return h
+}
+
+func hostileRelay(mutate func(*Config)) *Relay {
+	cfg := DefaultConfig()
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	return New(cfg, "mx1.mxgrid.test", loopbackGuard(), slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+}
+
+// endlessMessage is a message of n lines of text, made as it is read.
+type endlessMessage struct{ n int }
+
+func (m *endlessMessage) Read(p []byte) (int, error) {
+	const line = "0123456789012345678901234567890123456789012345678901234567890123456789\r\n"
+	if m.n == 0 {
+		return 0, io.EOF
+	}
+	k := 0
+	for m.n > 0 && len(p)-k >= len(line) {
+		k += copy(p[k:], line)
+		m.n--
+	}
+	return k, nil
+}
+
+// TestStalledBodyIsBounded: a customer's server (any tenant names one)
+// that answers 354 and then reads the body slowly, or not at all, fills
+// the connection's window and blocks the relay's write. go-smtp's client
+// clears the command's deadline once the 354 is read, and the final
+// reply's deadline is set only after the body, so nothing bounded the
+// body's writes: the relay, and with it the sender waiting for our
+// answer and the session's goroutine, waited for ever. Now the body and
+// the final reply share data_timeout.
+func TestStalledBodyIsBounded(t *testing.T) {
+	const timeout = 3 * time.Second
+	tests := []struct {
+		name  string
+		after func(c net.Conn, r *bufio.Reader)
+	}{
+		{"server stops reading the body", func(net.Conn, *bufio.Reader) {}},
+		{"server reads the body a byte at a time", func(c net.Conn, r *bufio.Reader) {
+			for {
+				if _, err := r.ReadByte(); err != nil {
+					return
+				}
+				time.Sleep(200 * time.Millisecond)
+			}
+		}},
+		{"server drips its final reply", func(c net.Conn, r *bufio.Reader) {
+			if skipData(r) != nil {
+				return
+			}
+			for {
+				if _, err := c.Write([]byte("2")); err != nil {
+					return
+				}
+				time.Sleep(200 * time.Millisecond)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := startHostile(t, "250-customer.test\r\n250 8BITMIME\r\n", func(h *hostile, c net.Conn, r *bufio.Reader, line string) bool {
+				if strings.EqualFold(line, "DATA") {
+					io.WriteString(c, "354 go ahead\r\n")
+					tt.after(c, r)
+					// Hold the connection as a stalled server does.
+					time.Sleep(time.Minute)
+					return false
+				}
+				io.WriteString(c, "250 ok\r\n")
+				return true
+			})
+			r := hostileRelay(func(c *Config) { c.CommandTimeout, c.DataTimeout = timeout, timeout })
+			tx, err := r.Begin(context.Background(), Route{Addr: h.addr, TLS: TLSNone}, mailaddr.Address{Local: "a", Domain: "sender.test"}, MailOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tx.Close()
+			if err := tx.Rcpt(mailaddr.Address{Local: "bob", Domain: "customer.test"}); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() {
+				// Large enough to fill both sockets' buffers.
+				_, err := tx.Data(&endlessMessage{n: 1 << 18}, func() bool { return false })
+				done <- err
+			}()
+			select {
+			case err := <-done:
+				var e *Error
+				if !errors.As(err, &e) || !e.Temporary() {
+					t.Errorf("Data: %v, want a temporary error", err)
+				}
+			case <-time.After(10 * timeout):
+				t.Errorf("Data still blocked %v after the 354, data_timeout is %v", 10*timeout, timeout)
+				h.hangUp()
+				<-done
+			}
+		})
+	}
+}
