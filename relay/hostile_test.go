@@ -197,3 +197,101 @@ func TestStalledBodyIsBounded(t *testing.T) {
 		})
 	}
 }
+
+// TestOutOfStepReplyEndsTheSession: a reply no server gives the command
+// it answers (354 to MAIL or RCPT, 250 to DATA, 354 after the body) says
+// the server and the relay disagree on where they are: every later reply
+// may be another command's. The relay took it for a refusal like a 550
+// and went on: later recipients and DATA were sent on the connection,
+// and the session went back to the cache, where the next sender's
+// transaction read the replies owed to this one. Now such a reply ends
+// the session as a broken connection does: the sender hears 451, nothing
+// more is sent on it, and the next transaction opens a new connection.
+func TestOutOfStepReplyEndsTheSession(t *testing.T) {
+	tests := []struct {
+		name string
+		// odd is the step the server answers oddly: MAIL, RCPT, DATA or
+		// the END of the data.
+		odd, reply string
+	}{
+		{"354 to MAIL", "MAIL", "354 go ahead\r\n"},
+		{"354 to RCPT", "RCPT", "354 go ahead\r\n"},
+		{"250 to DATA", "DATA", "250 ok\r\n"},
+		{"354 after the body", "END", "354 go ahead\r\n"},
+		{"100 to RCPT", "RCPT", "100 wait\r\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var mu sync.Mutex
+			var oddOn net.Conn // the connection the odd reply went on
+			oddSent := func() bool { mu.Lock(); defer mu.Unlock(); return oddOn != nil }
+			sendOdd := func(c net.Conn) { mu.Lock(); defer mu.Unlock(); oddOn = c; io.WriteString(c, tt.reply) }
+			// afterOdd counts the commands the server read after its odd
+			// reply on the same connection (the QUIT of a polite close
+			// aside).
+			var afterOdd atomic.Int32
+			// Without PIPELINING: no command was on its way with the one
+			// answered oddly.
+			h := startHostile(t, "250-customer.test\r\n250 8BITMIME\r\n", func(h *hostile, c net.Conn, r *bufio.Reader, line string) bool {
+				verb := strings.ToUpper(line[:4])
+				mu.Lock()
+				if oddOn == c {
+					afterOdd.Add(1)
+				}
+				mu.Unlock()
+				odd := !oddSent() && (verb == tt.odd || tt.odd == "RCPT" && strings.Contains(line, "odd@"))
+				switch {
+				case verb == "DATA" && !(odd && tt.odd == "DATA"):
+					io.WriteString(c, "354 go ahead\r\n")
+					if !h.body(r) {
+						return false
+					}
+					if tt.odd == "END" && !oddSent() {
+						sendOdd(c)
+						return true
+					}
+					io.WriteString(c, "250 2.0.0 queued\r\n")
+				case odd:
+					sendOdd(c)
+				default:
+					io.WriteString(c, "250 ok\r\n")
+				}
+				return true
+			})
+			r := hostileRelay(func(c *Config) { c.CommandTimeout = 5 * time.Second })
+			route := Route{Addr: h.addr, TLS: TLSNone}
+			tx, err := r.Begin(context.Background(), route, mailaddr.Address{Local: "a", Domain: "sender.test"}, MailOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			first := "bob"
+			if tt.odd == "RCPT" {
+				first = "odd"
+			}
+			errs := []error{tx.Rcpt(mailaddr.Address{Local: first, Domain: "customer.test"})}
+			if tt.odd != "MAIL" && tt.odd != "RCPT" {
+				_, err := tx.Data(message("Subject: hi\r\n\r\nbody\r\n"))
+				errs = append(errs, err)
+			} else {
+				errs = append(errs, tx.Rcpt(mailaddr.Address{Local: "carol", Domain: "customer.test"}))
+			}
+			tx.Close()
+			if !oddSent() {
+				t.Fatal("the server never gave its odd reply")
+			}
+			var e *Error
+			if err := errs[len(errs)-1]; tt.odd != "MAIL" && (!errors.As(err, &e) || !e.Temporary()) {
+				t.Errorf("after the odd reply: %v, want a temporary error", err)
+			}
+			if err := deliver(r, route, "next"); err != nil {
+				t.Fatalf("next message: %v", err)
+			}
+			if n := h.conns.Load(); n != 2 {
+				t.Errorf("%d connections, want the out-of-step one replaced", n)
+			}
+			if n := afterOdd.Load(); n != 0 {
+				t.Errorf("%d commands sent on the connection after its odd reply, want none", n)
+			}
+		})
+	}
+}

@@ -344,6 +344,11 @@ func (t *Transaction) mail(to mailaddr.Address) (rcptErr error, err *Error) {
 	if mailErr != nil {
 		e := t.downstream("MAIL", mailErr)
 		t.r.results.WithLabelValues("mail", outcome(e)).Inc()
+		if !t.reusable {
+			// Out of step or closing: the sender's next recipient
+			// begins again on a new connection, not on this one.
+			t.release()
+		}
 		return nil, t.beforeRcpt(e)
 	}
 	if t.s.uses > 1 {
@@ -584,11 +589,14 @@ const writeBufferSize = 16 << 10
 var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
 // downstream maps a failed command's error for the sender, and marks the
-// session unfit for reuse unless the server answered with a reply that
-// leaves it usable (anything but 421, RFC 5321 §3.8).
+// session unfit for reuse unless the server answered with a refusal that
+// leaves it usable (a 4xx or 5xx other than 421, RFC 5321 §3.8). Any
+// other code (354 to RCPT, 250 to DATA) is no answer to the command
+// sent: the server is somewhere else in the dialogue, and every later
+// reply may be another command's.
 func (t *Transaction) downstream(stage string, err error) *Error {
 	var se *smtp.SMTPError
-	if !errors.As(err, &se) || se.Code == 421 {
+	if !errors.As(err, &se) || se.Code == 421 || se.Code < 400 || se.Code >= 600 {
 		t.reusable = false
 	}
 	return downstreamError(t.route, stage, err)
