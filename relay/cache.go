@@ -76,6 +76,8 @@ type session struct {
 	key    cacheKey
 	client *smtp.Client
 	conn   net.Conn
+	// raw is the TCP connection under conn, whose socket unread asks.
+	raw net.Conn
 	// tls: STARTTLS succeeded; a reused session keeps it.
 	tls bool
 	// uses counts the transactions begun on the session.
@@ -84,6 +86,16 @@ type session struct {
 	// transaction since, so its next MAIL goes after RSET.
 	inTransaction bool
 	idleSince     time.Time
+}
+
+// unread reports whether the server sent anything since the last reply
+// read: a reply nobody asked for (a second reply to a command, one sent
+// while idle), or its close. Between transactions that is never sound:
+// the next command would read it as its own, and every reply after it one
+// command late. Under TLS any record counts, which costs at worst a new
+// connection.
+func (s *session) unread() bool {
+	return s.client.Buffered() > 0 || socketPending(s.raw)
 }
 
 // quit ends a sound session politely: QUIT is a courtesy, its failure
@@ -114,7 +126,7 @@ func newCacheMetrics(f promauto.Factory) cacheMetrics {
 		}),
 		stale: f.NewCounter(prometheus.CounterOpts{
 			Name: "mxgrid_relay_cache_stale_total",
-			Help: "Cached sessions that failed before MAIL was accepted (closed by the server, RSET or MAIL refused); the transaction was retried once on a new connection.",
+			Help: "Cached sessions that failed before MAIL was accepted (closed by the server, RSET or MAIL refused), or held input nobody asked for when taken (a stray reply, the server's close); the transaction was retried once on a new connection.",
 		}),
 		idle: f.NewGauge(prometheus.GaugeOpts{
 			Name: "mxgrid_relay_cache_idle_sessions",
@@ -140,10 +152,17 @@ func newCache(cfg CacheConfig, m cacheMetrics) *cache {
 }
 
 // get takes the freshest idle session for key, or nil. Sessions found
-// past their idle time are closed.
+// past their idle time are closed, and so, without QUIT, are those holding
+// input nobody asked for: handed to another sender's transaction, a stray
+// reply was read as its MAIL's, and each later reply as the command's
+// after (a refused recipient answered 250, the refusal then given to the
+// next recipient).
 func (c *cache) get(key cacheKey) *session {
-	var expired []*session
+	var expired, unread []*session
 	defer func() {
+		for _, s := range unread {
+			s.client.Close()
+		}
 		if len(expired) > 0 {
 			// Not on the caller's time: it has a sender waiting.
 			go closeAll(expired)
@@ -157,11 +176,17 @@ func (c *cache) get(key cacheKey) *session {
 		list[len(list)-1] = nil
 		list = list[:len(list)-1]
 		c.metrics.idle.Dec()
-		if time.Since(s.idleSince) <= c.cfg.IdleTimeout {
-			c.store(key, list)
-			return s
+		if time.Since(s.idleSince) > c.cfg.IdleTimeout {
+			expired = append(expired, s)
+			continue
 		}
-		expired = append(expired, s)
+		if s.unread() {
+			c.metrics.stale.Inc()
+			unread = append(unread, s)
+			continue
+		}
+		c.store(key, list)
+		return s
 	}
 	c.store(key, list)
 	return nil

@@ -295,3 +295,72 @@ func TestOutOfStepReplyEndsTheSession(t *testing.T) {
 		})
 	}
 }
+
+// TestStaleReplyNotReadByTheNextTransaction: a customer's server that
+// sends a reply nobody asked for (two replies to the end of the data,
+// or one written while the session is idle in the cache) left it for
+// the next transaction on the route, another sender's, which read it as
+// its own and every reply after it one command late: a recipient the
+// server refused with 550 was answered 250, and the refusal then read
+// as the next recipient's or DATA's. A cached session holding anything
+// unread is closed instead of reused.
+func TestStaleReplyNotReadByTheNextTransaction(t *testing.T) {
+	tests := []struct {
+		name string
+		// final is the reply to the first message's data; idle is
+		// written 100 ms after it.
+		final, idle string
+	}{
+		{"two replies to the data", "250 2.0.0 queued\r\n250 2.0.0 queued\r\n", ""},
+		{"a reply sent while idle", "250 2.0.0 queued\r\n", "250 2.0.0 ok\r\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := startHostile(t, "250-customer.test\r\n250 PIPELINING\r\n", func(h *hostile, c net.Conn, r *bufio.Reader, line string) bool {
+				switch {
+				case strings.EqualFold(line, "DATA"):
+					io.WriteString(c, "354 go ahead\r\n")
+					if !h.body(r) {
+						return false
+					}
+					io.WriteString(c, tt.final)
+					if tt.idle != "" {
+						time.Sleep(100 * time.Millisecond)
+						io.WriteString(c, tt.idle)
+					}
+				case strings.Contains(line, "gone@"):
+					io.WriteString(c, "550 5.1.1 no such user\r\n")
+				default:
+					io.WriteString(c, "250 ok\r\n")
+				}
+				return true
+			})
+			r := hostileRelay(func(c *Config) { c.CommandTimeout = 5 * time.Second })
+			route := Route{Addr: h.addr, TLS: TLSNone}
+			if err := deliver(r, route, "first"); err != nil {
+				t.Fatal(err)
+			}
+			// Time for the idle reply to arrive, well within idle_timeout.
+			time.Sleep(time.Second)
+			tx, err := r.Begin(context.Background(), route, mailaddr.Address{Local: "b", Domain: "sender.test"}, MailOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tx.Close()
+			err = tx.Rcpt(mailaddr.Address{Local: "gone", Domain: "customer.test"})
+			var e *Error
+			if !errors.As(err, &e) || e.Code != 550 {
+				t.Errorf("RCPT gone@, refused by the server: %v, want its 550", err)
+			}
+			if err := tx.Rcpt(mailaddr.Address{Local: "carol", Domain: "customer.test"}); err != nil {
+				t.Errorf("RCPT carol@, taken by the server: %v", err)
+			}
+			if _, err := tx.Data(message("Subject: second\r\n\r\nbody\r\n")); err != nil {
+				t.Errorf("second message: %v", err)
+			}
+			if n := h.delivered.Load(); n != 2 {
+				t.Errorf("the server took %d messages, want 2", n)
+			}
+		})
+	}
+}

@@ -420,7 +420,7 @@ func (r *Relay) session(ctx context.Context, route Route, tryTLS bool) (*session
 	}
 	// The connection is wrapped (replayConn) whether or not TLS started,
 	// so it is recorded here rather than asked of the connection.
-	s := &session{conn: hsConn, tls: tryTLS && err == nil}
+	s := &session{conn: hsConn, raw: conn, tls: tryTLS && err == nil}
 	if ehlo != nil {
 		// In clear text the handshake's EHLO stands: the client goes on
 		// from its reply, without a second EHLO's round trip.

@@ -1100,6 +1100,15 @@ func (c *Client) MaxMessageSize() (size int, ok bool) {
 	return size, true
 }
 
+// Buffered returns how many bytes the server sent that no reply read has
+// consumed (mxgrid patch). Between commands it should be none: anything
+// there is a reply nobody asked for, which the next command would read as
+// its own. mxgrid's relay asks before reusing a cached session; what still
+// waits in the socket it asks the socket.
+func (c *Client) Buffered() int {
+	return c.text.R.Buffered()
+}
+
 // Reset sends the RSET command to the server, aborting the current mail
 // transaction.
 func (c *Client) Reset() error {

@@ -327,3 +327,29 @@ func FuzzReadReply(f *testing.F) {
 		}
 	})
 }
+
+// TestBuffered: a reply the server sent beyond the one read waits in the
+// client's buffer, where Buffered sees it; after a reply and nothing more,
+// none waits.
+func TestBuffered(t *testing.T) {
+	for _, tc := range []struct {
+		name, server string
+		want         int
+	}{
+		{"one reply", "250 queued\r\n", 0},
+		{"a reply too many", "250 queued\r\n250 again\r\n", len("250 again\r\n")},
+		{"part of one", "250 queued\r\n25", 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var fake faker
+			fake.ReadWriter = bufio.NewReadWriter(bufio.NewReader(strings.NewReader(tc.server)), bufio.NewWriter(io.Discard))
+			c := NewClientGreeted(fake, "relay.test", "mx.test")
+			if err := c.Noop(); err != nil {
+				t.Fatal(err)
+			}
+			if got := c.Buffered(); got != tc.want {
+				t.Errorf("Buffered() = %d, want %d", got, tc.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,8 @@
+//go:build !unix
+
+package relay
+
+import "net"
+
+// socketPending: only the client's own buffer is looked at here.
+func socketPending(net.Conn) bool { return false }
