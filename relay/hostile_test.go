@@ -364,3 +364,31 @@ func TestStaleReplyNotReadByTheNextTransaction(t *testing.T) {
 		})
 	}
 }
+
+// TestLowerCaseExtensionsHonoured: a customer's server announcing its
+// extensions in lower case (RFC 5321 §2.4: keywords are case
+// insensitive) offers them: its 8-bit mail was refused with a permanent
+// 554 5.6.3, as if it lacked 8BITMIME.
+func TestLowerCaseExtensionsHonoured(t *testing.T) {
+	h := startHostile(t, "250-customer.test\r\n250 8bitmime\r\n", func(h *hostile, c net.Conn, r *bufio.Reader, line string) bool {
+		if strings.EqualFold(line, "DATA") {
+			io.WriteString(c, "354 go ahead\r\n")
+			if !h.body(r) {
+				return false
+			}
+		}
+		io.WriteString(c, "250 ok\r\n")
+		return true
+	})
+	tx, err := hostileRelay(nil).Begin(context.Background(), Route{Addr: h.addr, TLS: TLSNone}, mailaddr.Address{Local: "a", Domain: "sender.test"}, MailOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Close()
+	if err := tx.Rcpt(mailaddr.Address{Local: "bob", Domain: "customer.test"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Data(message("Subject: caf\u00e9\r\n\r\nbody\r\n")); err != nil {
+		t.Errorf("8-bit message to a server announcing 8bitmime: %v", err)
+	}
+}

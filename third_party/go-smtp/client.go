@@ -427,7 +427,11 @@ func (c *Client) ehlo() error {
 }
 
 // parseExtensions reads the extensions an EHLO reply's text announces,
-// one a line after the first, which is the server's name.
+// one a line after the first, which is the server's name. Keywords are
+// kept in upper case (mxgrid patch): RFC 5321 §2.4 makes them case
+// insensitive, and Extension and the commands look them up in upper case,
+// so a server announcing "8bitmime" or "pipelining" was taken to lack
+// them (mxgrid refused its 8-bit mail with a permanent 554).
 func parseExtensions(msg string) map[string]string {
 	ext := make(map[string]string)
 	extList := strings.Split(msg, "\n")
@@ -436,9 +440,9 @@ func parseExtensions(msg string) map[string]string {
 		for _, line := range extList {
 			args := strings.SplitN(line, " ", 2)
 			if len(args) > 1 {
-				ext[args[0]] = args[1]
+				ext[strings.ToUpper(args[0])] = args[1]
 			} else {
-				ext[args[0]] = ""
+				ext[strings.ToUpper(args[0])] = ""
 			}
 		}
 	}

@@ -353,3 +353,29 @@ func TestBuffered(t *testing.T) {
 		})
 	}
 }
+
+// TestExtensionKeywordsAnyCase: EHLO keywords are case insensitive (RFC
+// 5321 §2.4); a server announcing them in lower or mixed case offers them
+// as much as one shouting them.
+func TestExtensionKeywordsAnyCase(t *testing.T) {
+	for _, tc := range []struct {
+		name, ehlo string
+		want       []string
+	}{
+		{"upper case", "mx.test\n8BITMIME\nPIPELINING\nSIZE 1000", []string{"8BITMIME", "PIPELINING", "SIZE"}},
+		{"lower case", "mx.test\n8bitmime\npipelining\nsize 1000\nsmtputf8", []string{"8BITMIME", "PIPELINING", "SIZE", "SMTPUTF8"}},
+		{"mixed case", "mx.test\n8BitMime\nPipeLining", []string{"8BITMIME", "PIPELINING"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := NewClientGreeted(faker{}, "relay.test", tc.ehlo)
+			for _, ext := range tc.want {
+				if ok, _ := c.Extension(ext); !ok {
+					t.Errorf("Extension(%q) = false, the server offered it", ext)
+				}
+			}
+			if size, ok := c.MaxMessageSize(); strings.Contains(strings.ToUpper(tc.ehlo), "SIZE") && (!ok || size != 1000) {
+				t.Errorf("MaxMessageSize() = %d, %v; want 1000", size, ok)
+			}
+		})
+	}
+}
