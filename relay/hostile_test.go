@@ -392,3 +392,42 @@ func TestLowerCaseExtensionsHonoured(t *testing.T) {
 		t.Errorf("8-bit message to a server announcing 8bitmime: %v", err)
 	}
 }
+
+// TestFinalReplyOfAnyPositiveCodeIsDelivery: the server answered the end
+// of the data with a 2xx other than 250. go-smtp's client wants 250 and
+// nothing else, so the relay told the sender 451, and the sender sent
+// again a message the customer's server had taken: delivered twice.
+// Any 2xx there is the server taking the message, as Postfix's smtp
+// client reads it; the session, which answered oddly, is not reused.
+func TestFinalReplyOfAnyPositiveCodeIsDelivery(t *testing.T) {
+	for _, final := range []string{"251 2.0.0 queued", "200 ok", "299"} {
+		t.Run(final, func(t *testing.T) {
+			h := startHostile(t, "250 customer.test\r\n", func(h *hostile, c net.Conn, r *bufio.Reader, line string) bool {
+				if strings.EqualFold(line, "DATA") {
+					io.WriteString(c, "354 go ahead\r\n")
+					if !h.body(r) {
+						return false
+					}
+					io.WriteString(c, final+"\r\n")
+					return true
+				}
+				io.WriteString(c, "250 ok\r\n")
+				return true
+			})
+			r := hostileRelay(nil)
+			route := Route{Addr: h.addr, TLS: TLSNone}
+			if err := deliver(r, route, "first"); err != nil {
+				t.Errorf("the server answered %q: %v, want delivered", final, err)
+			}
+			if err := deliver(r, route, "second"); err != nil {
+				t.Errorf("second message: %v", err)
+			}
+			if n := h.delivered.Load(); n != 2 {
+				t.Errorf("the server took %d messages, want 2", n)
+			}
+			if n := h.conns.Load(); n != 2 {
+				t.Errorf("%d connections, want the odd session not reused", n)
+			}
+		})
+	}
+}
