@@ -698,7 +698,7 @@ func downstreamError(route Route, stage string, err error) *Error {
 			code = 451
 		}
 		e := &Error{Kind: KindReplied, Code: code, Message: replytext.Sanitize(se.Message, maxReplyText), Err: fmt.Errorf("relay to %s: %s: %w", route.Addr, stage, err)}
-		if se.EnhancedCode != smtp.NoEnhancedCode && se.EnhancedCode != smtp.EnhancedCodeNotSet && se.EnhancedCode[0] == code/100 {
+		if se.EnhancedCode != smtp.NoEnhancedCode && se.EnhancedCode != smtp.EnhancedCodeNotSet && se.EnhancedCode[0] == code/100 && enhancedPart(se.EnhancedCode[1]) && enhancedPart(se.EnhancedCode[2]) {
 			e.Enhanced = [3]int(se.EnhancedCode)
 		} else {
 			e.Enhanced = [3]int{code / 100, 0, 0}
@@ -711,6 +711,13 @@ func downstreamError(route Route, stage string, err error) *Error {
 	return &Error{Kind: KindLost, Code: 451, Enhanced: [3]int{4, 4, 2}, Message: "connection to customer mail server lost, try again later",
 		Err: fmt.Errorf("relay to %s: %s: %w", route.Addr, stage, err)}
 }
+
+// enhancedPart reports whether n is a valid subject or detail of an
+// enhanced status code: one to three digits (RFC 3463 §2). go-smtp's
+// client parses any integer there, and the code is written into our reply
+// as it is: "5.-1.1" or "5.1.1000" from the customer's server made ours
+// malformed.
+func enhancedPart(n int) bool { return n >= 0 && n <= 999 }
 
 func outcome(e *Error) string {
 	if e.Temporary() {

@@ -185,6 +185,11 @@ func TestDownstreamErrorMapping(t *testing.T) {
 		{"permanent with enhanced code", &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user"}, 550, [3]int{5, 1, 1}},
 		{"temporary without enhanced code", &smtp.SMTPError{Code: 451, EnhancedCode: smtp.NoEnhancedCode, Message: "later"}, 451, [3]int{4, 0, 0}},
 		{"enhanced class contradicting the code", &smtp.SMTPError{Code: 450, EnhancedCode: smtp.EnhancedCode{5, 1, 1}}, 450, [3]int{4, 0, 0}},
+		// RFC 3463 §2: subject and detail are one to three digits. The
+		// code goes into our reply as the server wrote it.
+		{"negative subject", &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, -1, 1}, Message: "no"}, 550, [3]int{5, 0, 0}},
+		{"detail of four digits", &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1000}, Message: "no"}, 550, [3]int{5, 0, 0}},
+		{"subject of 999", &smtp.SMTPError{Code: 450, EnhancedCode: smtp.EnhancedCode{4, 999, 0}, Message: "later"}, 450, [3]int{4, 999, 0}},
 		{"connection lost", io.ErrUnexpectedEOF, 451, [3]int{4, 4, 2}},
 		// 421 closes the session it is said in (RFC 5321 §3.8): passed on,
 		// it would close the sender's too, for a failure of ours.
