@@ -431,3 +431,55 @@ func TestFinalReplyOfAnyPositiveCodeIsDelivery(t *testing.T) {
 		})
 	}
 }
+
+// TestEhloRefusedFallsBackToHelo: a customer's server that does not know
+// EHLO refuses it with 500 or 502. RFC 5321 §3.2 has the client fall back
+// to HELO; the relay took the refusal for an unreachable server, and the
+// route's mail was deferred until it bounced. A route that requires TLS
+// still gets none: HELO offers no STARTTLS.
+func TestEhloRefusedFallsBackToHelo(t *testing.T) {
+	tests := []struct {
+		name, ehlo string
+		mode       TLSMode
+		want       int // 0: delivered
+	}{
+		{"502, TLS none", "502 5.5.2 command not recognized\r\n", TLSNone, 0},
+		{"500 of two lines, opportunistic", "500-5.5.1 what is\r\n500 5.5.1 EHLO?\r\n", TLSOpportunistic, 0},
+		{"502, TLS required", "502 5.5.2 command not recognized\r\n", TLSRequired, 451},
+		{"421 is not a refusal of EHLO", "421 4.3.2 busy\r\n", TLSNone, 451},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := startHostile(t, tt.ehlo, func(h *hostile, c net.Conn, r *bufio.Reader, line string) bool {
+				switch strings.ToUpper(line[:4]) {
+				case "HELO":
+					io.WriteString(c, "250 customer.test\r\n")
+				case "DATA":
+					io.WriteString(c, "354 go ahead\r\n")
+					if !h.body(r) {
+						return false
+					}
+					io.WriteString(c, "250 2.0.0 queued\r\n")
+				default:
+					io.WriteString(c, "250 ok\r\n")
+				}
+				return true
+			})
+			err := send(t, hostileRelay(nil), Route{Addr: h.addr, TLS: tt.mode})
+			var e *Error
+			switch {
+			case tt.want == 0 && err != nil:
+				t.Errorf("%v, want delivered", err)
+			case tt.want != 0 && (!errors.As(err, &e) || e.Code != tt.want):
+				t.Errorf("%v, want %d", err, tt.want)
+			}
+			want := int32(0)
+			if tt.want == 0 {
+				want = 1
+			}
+			if n := h.delivered.Load(); n != want {
+				t.Errorf("the server took %d messages, want %d", n, want)
+			}
+		})
+	}
+}

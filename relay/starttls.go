@@ -50,6 +50,27 @@ func handshake(conn net.Conn, hostname string, route Route, timeout time.Duratio
 		return nil, nil, err
 	}
 	lines, err = readReply(br, 250)
+	var refused *replyCodeError
+	if errors.As(err, &refused) && refused.code/100 == 5 {
+		// A server that does not know EHLO refuses it with 500 or 502;
+		// RFC 5321 §3.2 has the client fall back to HELO, as Postfix
+		// does. Without this its mail was deferred until it bounced.
+		// HELO offers no extension, STARTTLS included.
+		if _, err := fmt.Fprintf(conn, "HELO %s\r\n", hostname); err != nil {
+			return nil, nil, err
+		}
+		if lines, err = readReply(br, 250); err != nil {
+			return nil, nil, fmt.Errorf("HELO after EHLO was refused: %w", err)
+		}
+		if err := checkLoop(conn, lines, hostname, route, "ehlo"); err != nil {
+			return nil, nil, err
+		}
+		plain := &replayConn{Conn: conn, rest: br}
+		if tryTLS {
+			return plain, lines[:1], errNoStartTLS
+		}
+		return plain, lines[:1], nil
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("EHLO: %w", err)
 	}
@@ -104,12 +125,24 @@ func checkLoop(conn net.Conn, lines []string, hostname string, route Route, stag
 	return nil
 }
 
-// readReply reads one possibly multi-line reply and checks its code.
-// It reads no more than go-smtp's client does (smtp.MaxReplyBytes, and
-// lines no longer than br's buffer): a server that never ends a reply, or
-// a line, must not hold the handshake in memory until the timeout.
+// replyCodeError is a whole, well-formed reply of another code than the
+// one wanted.
+type replyCodeError struct {
+	code int
+	line string
+}
+
+func (e *replyCodeError) Error() string { return fmt.Sprintf("unexpected reply %q", e.line) }
+
+// readReply reads one possibly multi-line reply and checks its code: a
+// reply of another code is read to its end and returned as a
+// *replyCodeError. It reads no more than go-smtp's client does
+// (smtp.MaxReplyBytes, and lines no longer than br's buffer): a server
+// that never ends a reply, or a line, must not hold the handshake in
+// memory until the timeout.
 func readReply(br *bufio.Reader, want int) ([]string, error) {
 	var lines []string
+	first := 0
 	for read := 0; ; {
 		raw, err := br.ReadSlice('\n')
 		if errors.Is(err, bufio.ErrBufferFull) {
@@ -129,8 +162,10 @@ func readReply(br *bufio.Reader, want int) ([]string, error) {
 		if _, err := fmt.Sscanf(line[:3], "%d", &code); err != nil {
 			return nil, fmt.Errorf("malformed reply %q", line)
 		}
-		if code != want {
-			return nil, fmt.Errorf("unexpected reply %q", line)
+		if len(lines) == 0 {
+			first = code
+		} else if code != first {
+			return nil, fmt.Errorf("reply code changed within a reply: %q", line)
 		}
 		// A bare code ("250") is a line of empty text, as textproto
 		// reads it: dropping it would make an EHLO reply's first
@@ -141,6 +176,9 @@ func readReply(br *bufio.Reader, want int) ([]string, error) {
 		}
 		lines = append(lines, text)
 		if len(line) == 3 || line[3] != '-' {
+			if code != want {
+				return nil, &replyCodeError{code: code, line: line}
+			}
 			return lines, nil
 		}
 	}
