@@ -3,6 +3,7 @@ package relay
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"log/slog"
@@ -13,14 +14,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mxgrid/mxgrid/internal/smtptest"
 	"github.com/mxgrid/mxgrid/mailaddr"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
 // hostile is a scripted customer's server: it greets, answers EHLO with
-// ehlo, and hands every later command line to answer, which writes what
-// it likes (and may read the body itself). It counts connections and the
-// messages it took whole.
+// ehlo (or, when ehlo is empty, leaves EHLO to answer), starts TLS on
+// STARTTLS, and hands every other command line to answer, which writes
+// what it likes (and may read the body itself). It counts connections and
+// the messages it took whole.
 type hostile struct {
 	addr      string
 	conns     atomic.Int32
@@ -54,6 +57,7 @@ func startHostile(t *testing.T, ehlo string, answer func(h *hostile, c net.Conn,
 		t.Fatal(err)
 	}
 	h := &hostile{addr: l.Addr().String()}
+	cfg := &tls.Config{Certificates: []tls.Certificate{smtptest.SelfSigned(t, "customer.test")}}
 	t.Cleanup(func() {
 		l.Close()
 		h.hangUp()
@@ -68,7 +72,7 @@ func startHostile(t *testing.T, ehlo string, answer func(h *hostile, c net.Conn,
 			h.mu.Lock()
 			h.open = append(h.open, c)
 			h.mu.Unlock()
-			go func() {
+			go func(c net.Conn) {
 				defer c.Close()
 				r := bufio.NewReader(c)
 				io.WriteString(c, "220 customer.test ESMTP\r\n")
@@ -80,7 +84,17 @@ func startHostile(t *testing.T, ehlo string, answer func(h *hostile, c net.Conn,
 					line = strings.TrimRight(line, "\r\n")
 					switch strings.ToUpper(strings.Fields(line + " x")[0]) {
 					case "EHLO":
-						io.WriteString(c, ehlo)
+						if ehlo != "" {
+							io.WriteString(c, ehlo)
+							continue
+						}
+					case "STARTTLS":
+						io.WriteString(c, "220 2.0.0 ready\r\n")
+						tc := tls.Server(c, cfg)
+						if tc.Handshake() != nil {
+							return
+						}
+						c, r = tc, bufio.NewReader(tc)
 						continue
 					case "QUIT":
 						io.WriteString(c, "221 bye\r\n")
@@ -90,7 +104,7 @@ func startHostile(t *testing.T, ehlo string, answer func(h *hostile, c net.Conn,
 						return
 					}
 				}
-			}()
+			}(c)
 		}
 	}()
 	return h
@@ -479,6 +493,60 @@ func TestEhloRefusedFallsBackToHelo(t *testing.T) {
 			}
 			if n := h.delivered.Load(); n != want {
 				t.Errorf("the server took %d messages, want %d", n, want)
+			}
+		})
+	}
+}
+
+// TestRepliesAheadOfTheirCommandsRefused: a customer's server that sends,
+// after its reply to EHLO, replies to commands the relay has not sent
+// yet (a 250 for MAIL) had them read as those commands' own, and every
+// later reply one command late: the recipient it refused was answered
+// 250 to the sender, and that 550 was given to the next recipient, whom
+// the server had taken, a permanent bounce of good mail. Such a server
+// is now unreachable (451): nothing is sent to it.
+func TestRepliesAheadOfTheirCommandsRefused(t *testing.T) {
+	tests := []struct {
+		name, ehlo string
+		mode       TLSMode
+	}{
+		{"in the EHLO reply's write", "250-customer.test\r\n250 PIPELINING\r\n250 2.1.0 sender ok\r\n", TLSNone},
+		{"in the HELO reply's write", "502 5.5.2 what?\r\n", TLSNone},
+		// ehlo "": the EHLO after STARTTLS is answered below.
+		{"under TLS", "", TLSRequired},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := startHostile(t, tt.ehlo, func(h *hostile, c net.Conn, r *bufio.Reader, line string) bool {
+				_, inTLS := c.(*tls.Conn)
+				switch {
+				case strings.EqualFold(line[:4], "EHLO") && !inTLS:
+					io.WriteString(c, "250-customer.test\r\n250 STARTTLS\r\n")
+				case strings.EqualFold(line[:4], "EHLO"):
+					io.WriteString(c, "250 customer.test\r\n250 2.1.0 sender ok\r\n")
+				case strings.EqualFold(line[:4], "HELO"):
+					io.WriteString(c, "250 customer.test\r\n250 2.1.0 sender ok\r\n")
+				case strings.EqualFold(line, "DATA"):
+					io.WriteString(c, "354 go ahead\r\n")
+					if !h.body(r) {
+						return false
+					}
+					io.WriteString(c, "250 2.0.0 queued\r\n")
+				case strings.Contains(line, "gone@"):
+					io.WriteString(c, "550 5.1.1 no such user\r\n")
+				default:
+					io.WriteString(c, "250 ok\r\n")
+				}
+				return true
+			})
+			tx, err := hostileRelay(nil).Begin(context.Background(), Route{Addr: h.addr, TLS: tt.mode}, mailaddr.Address{Local: "a", Domain: "sender.test"}, MailOptions{})
+			if err == nil {
+				defer tx.Close()
+				err = tx.Rcpt(mailaddr.Address{Local: "gone", Domain: "customer.test"})
+			}
+			var e *Error
+			if !errors.As(err, &e) || e.Code != 451 {
+				t.Errorf("RCPT gone@, refused by the server: %v, want 451", err)
 			}
 		})
 	}

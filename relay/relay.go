@@ -436,6 +436,10 @@ func (r *Relay) session(ctx context.Context, route Route, tryTLS bool) (*session
 		if err := s.client.Hello(r.hostname); err != nil {
 			return fail(unreachable(route, err))
 		}
+		// As answeredAhead, under TLS: only the client's buffer can say.
+		if s.client.Buffered() > 0 {
+			return fail(unreachable(route, errAnsweredAhead))
+		}
 	}
 	if !stop() {
 		// ctx ended during EHLO and closed the connection.

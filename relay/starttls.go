@@ -65,6 +65,9 @@ func handshake(conn net.Conn, hostname string, route Route, timeout time.Duratio
 		if err := checkLoop(conn, lines, hostname, route, "ehlo"); err != nil {
 			return nil, nil, err
 		}
+		if answeredAhead(conn, br) {
+			return nil, nil, errAnsweredAhead
+		}
 		plain := &replayConn{Conn: conn, rest: br}
 		if tryTLS {
 			return plain, lines[:1], errNoStartTLS
@@ -76,6 +79,9 @@ func handshake(conn net.Conn, hostname string, route Route, timeout time.Duratio
 	}
 	if err := checkLoop(conn, lines, hostname, route, "ehlo"); err != nil {
 		return nil, nil, err
+	}
+	if answeredAhead(conn, br) {
+		return nil, nil, errAnsweredAhead
 	}
 	offered := false
 	for _, l := range lines {
@@ -108,6 +114,20 @@ func handshake(conn net.Conn, hostname string, route Route, timeout time.Duratio
 		return nil, nil, err
 	}
 	return &replayConn{Conn: tc, r: bufio.NewReader(strings.NewReader("220 " + route.Addr + " ESMTP\r\n"))}, nil, nil
+}
+
+// errAnsweredAhead: the server sent more than its reply to EHLO before it
+// was asked anything else.
+var errAnsweredAhead = errors.New("server sent replies to commands not yet sent")
+
+// answeredAhead reports whether anything waits after the reply just read,
+// in br or in conn's socket. Nothing may: the client has sent nothing
+// since. Such replies would be read as the next commands' own, every
+// later reply one command late: MAIL took the stray 250, a recipient the
+// server refused was answered 250 to the sender, and the refusal went to
+// the next recipient, one the server had taken (a permanent bounce).
+func answeredAhead(conn net.Conn, br *bufio.Reader) bool {
+	return br.Buffered() > 0 || socketPending(conn)
 }
 
 // checkLoop looks for our host name as the first word of a greeting or
