@@ -701,7 +701,7 @@ func downstreamError(route Route, stage string, err error) *Error {
 		if code == 421 {
 			code = 451
 		}
-		e := &Error{Kind: KindReplied, Code: code, Message: replytext.Sanitize(se.Message, maxReplyText), Err: fmt.Errorf("relay to %s: %s: %w", route.Addr, stage, err)}
+		e := &Error{Kind: KindReplied, Code: code, Message: replytext.Reply(se.Message, maxReplyText), Err: fmt.Errorf("relay to %s: %s: %w", route.Addr, stage, err)}
 		if se.EnhancedCode != smtp.NoEnhancedCode && se.EnhancedCode != smtp.EnhancedCodeNotSet && se.EnhancedCode[0] == code/100 && enhancedPart(se.EnhancedCode[1]) && enhancedPart(se.EnhancedCode[2]) {
 			e.Enhanced = [3]int(se.EnhancedCode)
 		} else {

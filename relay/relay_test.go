@@ -191,6 +191,7 @@ func TestDownstreamErrorMapping(t *testing.T) {
 		{"detail of four digits", &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1000}, Message: "no"}, 550, [3]int{5, 0, 0}},
 		{"subject of 999", &smtp.SMTPError{Code: 450, EnhancedCode: smtp.EnhancedCode{4, 999, 0}, Message: "later"}, 450, [3]int{4, 999, 0}},
 		{"connection lost", io.ErrUnexpectedEOF, 451, [3]int{4, 4, 2}},
+		{"non-ASCII text", &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "Postfach unbekannt: müller"}, 550, [3]int{5, 1, 1}},
 		// 421 closes the session it is said in (RFC 5321 §3.8): passed on,
 		// it would close the sender's too, for a failure of ours.
 		{"closing", &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 4, 2}, Message: "Idle timeout"}, 451, [3]int{4, 4, 2}},
@@ -201,6 +202,10 @@ func TestDownstreamErrorMapping(t *testing.T) {
 			e := downstreamError(Route{Addr: "h:25"}, "RCPT", tt.err)
 			if e.Code != tt.wantCode || e.Enhanced != tt.wantEnhanced || e.Message == "" {
 				t.Fatalf("got %d %v %q", e.Code, e.Enhanced, e.Message)
+			}
+			// RFC 5321 §4.2: our reply's text is printable ASCII.
+			if strings.ContainsFunc(e.Message, func(r rune) bool { return r < 0x20 || r > 0x7e }) {
+				t.Errorf("reply text %q is not printable ASCII", e.Message)
 			}
 		})
 	}

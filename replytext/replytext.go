@@ -19,6 +19,24 @@ func Sanitize(s string, max int) string {
 	return strings.TrimRight(Truncate(s, max), " ")
 }
 
+// Reply returns s as the text of a reply line we send to an SMTP client:
+// Sanitize's one printable line of at most max bytes, with every non-ASCII
+// character as '?'. RFC 5321 §4.2 makes reply text printable ASCII, and a
+// client that did not say SMTPUTF8 may not read more: a customer server's
+// UTF-8 (or Latin-1 made '?' already) passed on was for its own clients.
+func Reply(s string, max int) string {
+	s = Sanitize(s, max)
+	if printableASCII(s) {
+		return s
+	}
+	return strings.Map(func(r rune) rune {
+		if r >= utf8.RuneSelf {
+			return '?'
+		}
+		return r
+	}, s)
+}
+
 // Printable keeps text from elsewhere from injecting lines into a reply
 // or a header field: control characters other than tab (C0, DEL, C1)
 // become spaces, invalid UTF-8 becomes '?'. Unlike Sanitize it keeps the

@@ -75,6 +75,48 @@ func TestTruncateKeepsUTF8Whole(t *testing.T) {
 	}
 }
 
+func TestReply(t *testing.T) {
+	tests := []struct {
+		in   string
+		max  int
+		want string
+	}{
+		{"5.1.1 user unknown", 400, "5.1.1 user unknown"},
+		{"5.1.1 Benutzer unbekannt: müller", 400, "5.1.1 Benutzer unbekannt: m?ller"},
+		{"ok\r\n250 fake", 400, "ok 250 fake"},
+		{"boîte pleine", 5, "bo?t"}, // cut at 5 bytes ("boît"), then "î" made one "?"
+		{"a\xffb", 400, "a?b"},
+		{"\u202e\u05e9", 400, "?"},
+	}
+	for _, tt := range tests {
+		if got := Reply(tt.in, tt.max); got != tt.want {
+			t.Errorf("Reply(%q, %d) = %q, want %q", tt.in, tt.max, got, tt.want)
+		}
+	}
+}
+
+// FuzzReply: a reply's text is printable ASCII within the limit, whatever
+// it was given.
+func FuzzReply(f *testing.F) {
+	for _, s := range []string{"ok", "a\r\n250 x", "ab€cd", "\xff\xfe", "müller"} {
+		f.Add(s, 4)
+	}
+	f.Fuzz(func(t *testing.T, s string, max int) {
+		if max < 0 || max > 1000 {
+			return
+		}
+		got := Reply(s, max)
+		if len(got) > max {
+			t.Fatalf("Reply(%q, %d) = %q: too long", s, max, got)
+		}
+		for i := 0; i < len(got); i++ {
+			if c := got[i]; c < 0x20 || c > 0x7e {
+				t.Fatalf("Reply(%q, %d) = %q: byte %#x", s, max, got, c)
+			}
+		}
+	})
+}
+
 // FuzzSanitize: whatever the input, the result is one valid, printable,
 // trimmed line within the limit, and sanitising it again changes nothing.
 func FuzzSanitize(f *testing.F) {

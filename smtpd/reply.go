@@ -99,9 +99,9 @@ func verdictReply(v scanner.Verdict, queueID, whyURL string) (reply *smtp.SMTPEr
 	case scanner.Reject:
 		switch v.Reason {
 		case verdict.ReasonVirus:
-			return &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "message contains a virus (" + replytext.Sanitize(v.Detail, maxDetailText) + ")" + ref}, OutcomeRejectedVirus, true
+			return &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "message contains a virus (" + replytext.Reply(v.Detail, maxDetailText) + ")" + ref}, OutcomeRejectedVirus, true
 		case verdict.ReasonPolicy:
-			return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "message refused by policy (" + replytext.Sanitize(v.Detail, maxDetailText) + ")" + ref}, OutcomeRejectedPolicy, true
+			return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "message refused by policy (" + replytext.Reply(v.Detail, maxDetailText) + ")" + ref}, OutcomeRejectedPolicy, true
 		}
 		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "message rejected as spam" + ref}, OutcomeRejectedSpam, true
 	case scanner.Tempfail:
@@ -118,7 +118,7 @@ func deliveredReply(v scanner.Verdict, queueID, downstream string) (*smtp.SMTPEr
 		outcome = OutcomeTagged
 	}
 	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0},
-		Message: "ok, delivered as " + queueID + " (customer server: " + replytext.Sanitize(downstream, maxDetailText) + ")"}, outcome
+		Message: "ok, delivered as " + queueID + " (customer server: " + replytext.Reply(downstream, maxDetailText) + ")"}, outcome
 }
 
 // quarantinedReply tells the sender we took the message: it is held in
