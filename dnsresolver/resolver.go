@@ -85,10 +85,36 @@ type entry struct {
 	expires time.Time
 }
 
-// Uncached returns a resolver asking the configured server with no cache:
-// for answers that must be fresh (a domain's ownership proof just
-// published), where a cached "not found" would hide it for negative_ttl.
-func Uncached(cfg Config) *net.Resolver {
+// Fresh asks the configured server with no cache, for answers that must
+// be fresh (a domain's ownership proof just published), where a cached
+// "not found" would hide it for negative_ttl. Names are asked as given,
+// rooted: "example.com" never as "example.com.<search domain>", which
+// resolv.conf's search list (ndots:5 in Kubernetes) tries first, so that
+// a wildcard record of the operator's search domain cannot answer for a
+// tenant's name.
+type Fresh struct{ res freshLookups }
+
+// freshLookups is what Fresh asks of a *net.Resolver.
+type freshLookups interface {
+	LookupTXT(ctx context.Context, name string) ([]string, error)
+	LookupMX(ctx context.Context, name string) ([]*net.MX, error)
+}
+
+// Uncached returns the Fresh resolver of cfg.
+func Uncached(cfg Config) Fresh { return Fresh{res: plainResolver(cfg)} }
+
+// LookupTXT returns the TXT strings of name.
+func (f Fresh) LookupTXT(ctx context.Context, name string) ([]string, error) {
+	return f.res.LookupTXT(ctx, rooted(name))
+}
+
+// LookupMX returns the MX records of name.
+func (f Fresh) LookupMX(ctx context.Context, name string) ([]*net.MX, error) {
+	return f.res.LookupMX(ctx, rooted(name))
+}
+
+// plainResolver asks cfg's server, or the system's, with no cache.
+func plainResolver(cfg Config) *net.Resolver {
 	res := &net.Resolver{PreferGo: true}
 	if cfg.Server != "" {
 		server := cfg.Server
@@ -105,7 +131,7 @@ func Uncached(cfg Config) *net.Resolver {
 
 // New builds the resolver from a validated config. Metrics go to reg.
 func New(cfg Config, reg prometheus.Registerer) *Cached {
-	res := Uncached(cfg)
+	res := plainResolver(cfg)
 	f := promauto.With(reg)
 	c := &Cached{
 		res:     res,

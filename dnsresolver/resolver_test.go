@@ -460,3 +460,32 @@ func TestRoutesKeepTheirOwnCache(t *testing.T) {
 		t.Error("Routes of the routes view is not itself")
 	}
 }
+
+// askedNames records the names a Fresh resolver asks.
+type askedNames []string
+
+func (a *askedNames) LookupTXT(_ context.Context, name string) ([]string, error) {
+	*a = append(*a, name)
+	return nil, nil
+}
+
+func (a *askedNames) LookupMX(_ context.Context, name string) ([]*net.MX, error) {
+	*a = append(*a, name)
+	return nil, nil
+}
+
+// TestFreshAsksRootedNames: an ownership proof is looked up at the
+// tenant's name itself, never first under resolv.conf's search domains
+// (ndots:5 in Kubernetes tries "example.com.<search>" before
+// "example.com"), where a wildcard record of the operator's could answer.
+func TestFreshAsksRootedNames(t *testing.T) {
+	var asked askedNames
+	f := Fresh{res: &asked}
+	ctx := context.Background()
+	f.LookupTXT(ctx, "_mxgrid.example.com")
+	f.LookupMX(ctx, "example.com")
+	f.LookupMX(ctx, "example.com.")
+	if want := []string{"_mxgrid.example.com.", "example.com.", "example.com."}; strings.Join(asked, " ") != strings.Join(want, " ") {
+		t.Errorf("asked %q, want %q", asked, want)
+	}
+}
