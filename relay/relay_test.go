@@ -364,6 +364,25 @@ func slowRcptDownstream(t *testing.T, delay time.Duration) (addr string, deliver
 	return l.Addr().String(), &n
 }
 
+// begunForBob begins a transaction to the server at addr, with
+// bob@customer.test accepted, on a relay whose commands time out after
+// commandTimeout; it is closed at the end of the test.
+func begunForBob(t *testing.T, addr string, commandTimeout time.Duration) *Transaction {
+	t.Helper()
+	cfg := DefaultConfig()
+	cfg.CommandTimeout = commandTimeout
+	r := New(cfg, "mx1.mxgrid.test", loopbackGuard(), slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	tx, err := r.Begin(context.Background(), Route{Addr: addr, TLS: TLSNone}, mailaddr.Address{Local: "a", Domain: "sender.test"}, MailOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tx.Close)
+	if err := tx.Rcpt(mailaddr.Address{Local: "bob", Domain: "customer.test"}); err != nil {
+		t.Fatal(err)
+	}
+	return tx
+}
+
 // TestTimedOutRcptEndsTheTransaction: a RCPT whose reply did not come
 // within command_timeout leaves that reply on its way, so the connection
 // is out of step. Going on with it, the next RCPT read the late reply as
@@ -373,17 +392,7 @@ func slowRcptDownstream(t *testing.T, delay time.Duration) (addr string, deliver
 // every later RCPT and DATA answers 451, nothing is sent.
 func TestTimedOutRcptEndsTheTransaction(t *testing.T) {
 	addr, delivered := slowRcptDownstream(t, 800*time.Millisecond)
-	cfg := DefaultConfig()
-	cfg.CommandTimeout = 500 * time.Millisecond
-	r := New(cfg, "mx1.mxgrid.test", loopbackGuard(), slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
-	tx, err := r.Begin(context.Background(), Route{Addr: addr, TLS: TLSNone}, mailaddr.Address{Local: "a", Domain: "sender.test"}, MailOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Close()
-	if err := tx.Rcpt(mailaddr.Address{Local: "bob", Domain: "customer.test"}); err != nil {
-		t.Fatal(err)
-	}
+	tx := begunForBob(t, addr, 500*time.Millisecond)
 	wantTempfail := func(step string, err error) {
 		t.Helper()
 		var e *Error
@@ -393,7 +402,7 @@ func TestTimedOutRcptEndsTheTransaction(t *testing.T) {
 	}
 	wantTempfail("RCPT slow@ (timed out)", tx.Rcpt(mailaddr.Address{Local: "slow", Domain: "customer.test"}))
 	wantTempfail("RCPT gone@ after the timeout", tx.Rcpt(mailaddr.Address{Local: "gone", Domain: "customer.test"}))
-	_, err = tx.Data(message("Subject: hi\r\n\r\nbody\r\n"))
+	_, err := tx.Data(message("Subject: hi\r\n\r\nbody\r\n"))
 	wantTempfail("DATA after the timeout", err)
 	time.Sleep(1500 * time.Millisecond)
 	if *delivered != 0 {
@@ -410,24 +419,15 @@ func TestTimedOutRcptEndsTheTransaction(t *testing.T) {
 // again.
 func TestMixedCodeReplyEndsTheTransaction(t *testing.T) {
 	addr, delivered := slowRcptDownstream(t, 0)
-	cfg := DefaultConfig()
-	cfg.CommandTimeout = 8 * time.Second
-	r := New(cfg, "mx1.mxgrid.test", loopbackGuard(), slog.New(slog.DiscardHandler), prometheus.NewRegistry())
-	tx, err := r.Begin(context.Background(), Route{Addr: addr, TLS: TLSNone}, mailaddr.Address{Local: "a", Domain: "sender.test"}, MailOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Close()
-	if err := tx.Rcpt(mailaddr.Address{Local: "bob", Domain: "customer.test"}); err != nil {
-		t.Fatal(err)
-	}
+	const timeout = 8 * time.Second
+	tx := begunForBob(t, addr, timeout)
 	start := time.Now()
-	err = tx.Rcpt(mailaddr.Address{Local: "mixed", Domain: "customer.test"})
+	err := tx.Rcpt(mailaddr.Address{Local: "mixed", Domain: "customer.test"})
 	var e *Error
 	if !errors.As(err, &e) || e.Code != 451 {
 		t.Fatalf("RCPT mixed@: %v, want 451", err)
 	}
-	if waited := time.Since(start); waited > cfg.CommandTimeout/2 {
+	if waited := time.Since(start); waited > timeout/2 {
 		t.Errorf("RCPT mixed@ answered after %v, the relay waited for the timeout", waited)
 	}
 	if _, err := tx.Data(message("Subject: hi\r\n\r\nbody\r\n")); !errors.As(err, &e) || e.Code/100 != 4 {
