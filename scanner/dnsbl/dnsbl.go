@@ -128,17 +128,23 @@ func (c *Check) queries(env *scanner.Envelope, msg *scanner.Message) []query {
 		return qs
 	}
 	seen := map[string]bool{}
-	for _, u := range msg.URLs {
-		d := strings.TrimSuffix(u.Domain, ".")
-		if u.IP || d == "" || !strings.Contains(d, ".") || seen[d] {
-			continue
-		}
-		if len(seen) >= c.cfg.MaxDomains {
-			break
-		}
-		seen[d] = true
-		for i := range c.domain {
-			qs = append(qs, query{zone: &c.domain[i], item: d, name: d + "." + c.domain[i].name})
+	// Links a reader can click first, then image sources: max_domains
+	// taken in the message's order let a newsletter's tracking pixels, or
+	// a spammer's twenty decoy images ahead of the link, keep the domain
+	// the reader is sent to from being looked up at all.
+	for _, images := range [...]bool{false, true} {
+		for _, u := range msg.URLs {
+			d := strings.TrimSuffix(u.Domain, ".")
+			if u.Image != images || u.IP || d == "" || !strings.Contains(d, ".") || seen[d] {
+				continue
+			}
+			if len(seen) >= c.cfg.MaxDomains {
+				return qs
+			}
+			seen[d] = true
+			for i := range c.domain {
+				qs = append(qs, query{zone: &c.domain[i], item: d, name: d + "." + c.domain[i].name})
+			}
 		}
 	}
 	return qs

@@ -154,6 +154,27 @@ func TestMaxDomains(t *testing.T) {
 	}
 }
 
+// TestLinksBeforeImages: max_domains goes to the domains a reader can
+// click before image sources, so decoy images (or a newsletter's tracking
+// pixels) ahead of the link cannot keep its domain from being looked up.
+func TestLinksBeforeImages(t *testing.T) {
+	c, srv := setup(t, func(c *Config) { c.MaxDomains = 2 })
+	m := scanner.Parse([]byte("Subject: x\r\n\r\nx\r\n"))
+	for _, d := range []string{"pixel1.example", "pixel2.example", "pixel3.example"} {
+		m.URLs = append(m.URLs, scanner.URL{Raw: "http://" + d + "/p.gif", Host: d, Domain: d, Image: true})
+	}
+	m.URLs = append(m.URLs, scanner.URL{Raw: "http://evil.example/", Host: "evil.example", Domain: "evil.example"})
+	if _, err := c.Check(context.Background(), &scanner.Envelope{}, m); err != nil {
+		t.Fatal(err)
+	}
+	if srv.Queries("evil.example.dbl.test") != 1 {
+		t.Errorf("the link's domain was not looked up behind three images")
+	}
+	if n := srv.Queries("pixel1.example.dbl.test") + srv.Queries("pixel2.example.dbl.test") + srv.Queries("pixel3.example.dbl.test"); n != 1 {
+		t.Errorf("%d image domains looked up, want the one left of max_domains", n)
+	}
+}
+
 func TestReverse(t *testing.T) {
 	tests := map[string]string{
 		"192.0.2.99":  "99.2.0.192",
