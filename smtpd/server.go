@@ -36,6 +36,17 @@ type Directory interface {
 	Lookup(domain string) (*tenant.Domain, bool)
 }
 
+// partialDirectory is a Directory that can say it does not hold every
+// domain yet (tenant.Directory before the store or snapshot file loaded).
+type partialDirectory interface {
+	Partial() bool
+}
+
+func (s *Server) directoryPartial() bool {
+	p, ok := s.deps.Directory.(partialDirectory)
+	return ok && p.Partial()
+}
+
 // Scanner decides what happens to a message.
 type Scanner interface {
 	Scan(ctx context.Context, env *scanner.Envelope, msg *scanner.Message, policy scanner.Policy) scanner.Verdict

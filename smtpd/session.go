@@ -225,6 +225,15 @@ func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 		return errSourceRouted
 	}
 	dom, found := ss.srv.deps.Directory.Lookup(rcpt.LookupDomain())
+	if !found && ss.srv.directoryPartial() {
+		// A 5xx here would bounce mail for every provisioned domain while
+		// the store is down at start; a 4xx has senders retry, by which
+		// time the store, the snapshot file or another MX has it. Not
+		// counted as unknown: the client guessed nothing.
+		ss.srv.metrics.rcpts.WithLabelValues("tenants_not_loaded").Inc()
+		ss.log.Warn("recipient deferred: the tenant domains are not loaded yet", "queue_id", ss.queueID, "rcpt", rcpt.String())
+		return errTenantsNotLoaded
+	}
 	if !found {
 		ss.counts.unknown++
 		ss.srv.metrics.rcpts.WithLabelValues("unknown_domain").Inc()

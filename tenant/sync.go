@@ -153,6 +153,9 @@ func NewSyncer(ctx context.Context, cfg SyncConfig, opts SyncOptions) (*Syncer, 
 		return nil, err
 	}
 	s.static = snap.domains
+	// Until the store or the snapshot file answers, only the config
+	// file's domains are known, not every domain served.
+	snap.partial = true
 	s.dir = NewDirectory(snap)
 	reg := promauto.With(opts.Registry)
 	reg.NewGaugeFunc(prometheus.GaugeOpts{

@@ -80,11 +80,14 @@ func TestSyncerStartsFromStoreFileOrNothing(t *testing.T) {
 		wantLevel  health.Level
 		wantStore  bool // store.example is served
 		wantShared string
+		// wantPartial: the directory says the store's domains are
+		// missing, so SMTP defers domains it does not find.
+		wantPartial bool
 	}{
-		{"store down, no file, no static", false, nil, health.NotReady, false, ""},
-		{"store down, no file, static", false, []*Domain{static}, health.Degraded, false, "static.test:25"},
-		{"store down, file", true, nil, health.OK, true, "store.test:25"},
-		{"store down, file and static: config wins", true, []*Domain{static}, health.OK, true, "static.test:25"},
+		{"store down, no file, no static", false, nil, health.NotReady, false, "", true},
+		{"store down, no file, static", false, []*Domain{static}, health.Degraded, false, "static.test:25", true},
+		{"store down, file", true, nil, health.OK, true, "store.test:25", false},
+		{"store down, file and static: config wins", true, []*Domain{static}, health.OK, true, "static.test:25", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -109,6 +112,9 @@ func TestSyncerStartsFromStoreFileOrNothing(t *testing.T) {
 			if got != tc.wantShared {
 				t.Errorf("shared.example routes to %q, want %q", got, tc.wantShared)
 			}
+			if p := s.Directory().Partial(); p != tc.wantPartial {
+				t.Errorf("directory partial = %v, want %v", p, tc.wantPartial)
+			}
 		})
 	}
 }
@@ -117,6 +123,9 @@ func TestSyncerReloadAndStaleness(t *testing.T) {
 	dir := t.TempDir()
 	l := &fakeLoader{data: storeData(1, "one.test:25")}
 	s, h := newTestSyncer(t, dir, l, nil)
+	if s.Directory().Partial() {
+		t.Fatal("loaded from the store, yet partial")
+	}
 	now := time.Now()
 	s.now = func() time.Time { return now }
 

@@ -143,6 +143,10 @@ func (d *Domain) AcceptsRecipient(local string) bool {
 type Snapshot struct {
 	Version uint64
 	domains map[string]*Domain
+	// partial marks a snapshot without the store's domains (neither the
+	// store nor the snapshot file could be read yet): a name missing
+	// from it may well be provisioned.
+	partial bool
 }
 
 // NewSnapshot indexes domains by normalised name. A later duplicate is an
@@ -185,6 +189,11 @@ func (d *Directory) Swap(snap *Snapshot) { d.cur.Store(snap) }
 
 // Snapshot returns the current snapshot.
 func (d *Directory) Snapshot() *Snapshot { return d.cur.Load() }
+
+// Partial reports whether the store's domains are still unknown to this
+// node: a domain it does not find may exist, so the sender must be told
+// to try again (4xx), never that the domain is not ours (5xx).
+func (d *Directory) Partial() bool { return d.cur.Load().partial }
 
 // Lookup finds the domain for name (any case, Unicode or punycode).
 func (d *Directory) Lookup(name string) (*Domain, bool) {
