@@ -327,6 +327,12 @@ func (s *Syncer) loadFile() error {
 	}
 	snap := &Snapshot{Version: version, domains: served}
 	s.dir.Swap(snap)
+	// saved is the writer's clock, maybe ahead of ours (stepped back
+	// since, or another machine's file): a future time would make the
+	// snapshot look fresh for as long as the difference.
+	if now := s.now(); saved.After(now) {
+		saved = now
+	}
 	s.mu.Lock()
 	s.hasData = true
 	s.confirmed = saved

@@ -235,3 +235,39 @@ func TestSnapshotJournal(t *testing.T) {
 		t.Fatalf("after compaction: %v at version %d", got, again.Directory().Snapshot().Version)
 	}
 }
+
+// TestSnapshotFileAgeIsNeverInTheFuture: the file's saved time comes from
+// the clock of whoever wrote it (this node before NTP stepped it back,
+// another machine's copy). Taken as is, a time ahead of now made the
+// snapshot's age negative, and /readyz called it fresh for as long as the
+// clock lagged, however long the store stayed down.
+func TestSnapshotFileAgeIsNeverInTheFuture(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		saved time.Duration // relative to now
+		down  time.Duration // store down for this long after start
+		want  health.Level
+	}{
+		{"saved just now, store down briefly", 0, time.Second, health.OK},
+		{"saved just now, store down long", 0, time.Hour, health.Degraded},
+		{"saved a day ago", -24 * time.Hour, 0, health.Degraded},
+		{"saved a day ahead, store down long", 24 * time.Hour, time.Hour, health.Degraded},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			start := time.Now()
+			if err := newSnapshotFiles(dir).writeBase(7, start.Add(tc.saved), nil); err != nil {
+				t.Fatal(err)
+			}
+			s, h := newTestSyncer(t, dir, &fakeLoader{err: errors.New("down")}, nil)
+			s.now = func() time.Time { return start.Add(tc.down) }
+			s.report()
+			if lvl, conds := h.Report(); lvl != tc.want {
+				t.Errorf("readiness %v %v, want %v", lvl, conds, tc.want)
+			}
+			if age := s.Age(); age < 0 {
+				t.Errorf("snapshot age %v", age)
+			}
+		})
+	}
+}
