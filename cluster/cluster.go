@@ -263,7 +263,8 @@ func newCluster(cfg Config, self NodeInfo, reg *health.Registry, logger *slog.Lo
 	in, out := c.metrics.gossipBytes.WithLabelValues("in"), c.metrics.gossipBytes.WithLabelValues("out")
 	transport := newCountingTransport(nt,
 		func(n int) { in.Add(float64(n)) },
-		func(n int) { out.Add(float64(n)) })
+		func(n int) { out.Add(float64(n)) },
+		func(reason string) { c.metrics.streamsRefused.WithLabelValues(reason).Inc() })
 
 	mc.Name = self.Name
 	mc.BindAddr = bind.Addr().String()

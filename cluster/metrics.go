@@ -11,6 +11,10 @@ type metrics struct {
 	probeRTT      prometheus.Histogram
 	gossipBytes   *prometheus.CounterVec
 	dropped       prometheus.Counter
+	// streamsRefused counts inbound gossip TCP streams cut off by the
+	// transport's limits: someone without the key, or a cluster that
+	// outgrew them.
+	streamsRefused *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer, c *Cluster) *metrics {
@@ -33,6 +37,10 @@ func newMetrics(reg prometheus.Registerer, c *Cluster) *metrics {
 			Name: "mxgrid_cluster_gossip_bytes_total",
 			Help: "Gossip traffic of this node (UDP and TCP, after encryption); direction is in or out.",
 		}, []string{"direction"}),
+		streamsRefused: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "mxgrid_cluster_streams_refused_total",
+			Help: "Inbound gossip TCP streams cut off by this node's limits; reason is busy (too many open at once, from one address or in all) or too_large (over 1 MiB).",
+		}, []string{"reason"}),
 		dropped: f.NewCounter(prometheus.CounterOpts{
 			Name: "mxgrid_cluster_inbox_dropped_total",
 			Help: "Broadcasts and membership events dropped because this node's handlers fell behind.",

@@ -1,12 +1,35 @@
 package cluster
 
 import (
+	"errors"
 	"net"
+	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/memberlist"
 )
+
+// Limits on inbound TCP streams (push/pull, joins, fallback pings). The
+// gossip port faces the internet, and memberlist buffers a whole encrypted
+// stream, up to 20 MB, before it can tell that the sender has no key, for
+// TCPTimeout (10 s, 30 s WAN) per connection, with no cap on connections:
+// anyone could make a node hold their bandwidth times that timeout in
+// memory. A legitimate stream is a push/pull of every member's state,
+// about 600 bytes each with a full 512-byte meta (LocalState is empty),
+// so 1 MiB fits 1,700 members; and a peer has one or two streams open to
+// a node at a time.
+const (
+	maxStreamBytes    = 1 << 20
+	maxStreams        = 64
+	maxStreamsPerPeer = 8
+	// Reasons of mxgrid_cluster_streams_refused_total.
+	refusedBusy     = "busy"
+	refusedTooLarge = "too_large"
+)
+
+var errStreamTooLarge = errors.New("gossip stream over 1 MiB")
 
 // countingTransport wraps memberlist's NetTransport to count gossip bytes in
 // and out (UDP packets and TCP push/pull streams). memberlist reports its own
@@ -16,6 +39,12 @@ import (
 type countingTransport struct {
 	*memberlist.NetTransport
 	in, out func(n int)
+	refused func(reason string)
+
+	// open counts inbound streams being handled, by peer address.
+	mu    sync.Mutex
+	open  map[netip.Addr]int
+	total int
 
 	packets chan *memberlist.Packet
 	streams chan net.Conn
@@ -25,11 +54,13 @@ type countingTransport struct {
 
 var _ memberlist.NodeAwareTransport = (*countingTransport)(nil)
 
-func newCountingTransport(nt *memberlist.NetTransport, in, out func(int)) *countingTransport {
+func newCountingTransport(nt *memberlist.NetTransport, in, out func(int), refused func(string)) *countingTransport {
 	t := &countingTransport{
 		NetTransport: nt,
 		in:           in,
 		out:          out,
+		refused:      refused,
+		open:         make(map[netip.Addr]int),
 		packets:      make(chan *memberlist.Packet),
 		streams:      make(chan net.Conn),
 		stop:         make(chan struct{}),
@@ -58,8 +89,14 @@ func newCountingTransport(nt *memberlist.NetTransport, in, out func(int)) *count
 		for {
 			select {
 			case c := <-nt.StreamCh():
+				ic, ok := t.admit(c)
+				if !ok {
+					t.refused(refusedBusy)
+					_ = c.Close()
+					continue
+				}
 				select {
-				case t.streams <- &countingConn{Conn: c, in: in, out: out}:
+				case t.streams <- ic:
 				case <-t.stop:
 					_ = c.Close()
 					return
@@ -70,6 +107,33 @@ func newCountingTransport(nt *memberlist.NetTransport, in, out func(int)) *count
 		}
 	}()
 	return t
+}
+
+// admit wraps an accepted stream in the limits, or says no when too many
+// are open already, from its address or in all.
+func (t *countingTransport) admit(c net.Conn) (net.Conn, bool) {
+	var peer netip.Addr
+	if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil {
+		peer = ap.Addr().Unmap()
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.total >= maxStreams || t.open[peer] >= maxStreamsPerPeer {
+		return nil, false
+	}
+	t.total++
+	t.open[peer]++
+	release := func() {
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		t.total--
+		if t.open[peer]--; t.open[peer] <= 0 {
+			delete(t.open, peer)
+		}
+	}
+	ic := &inboundConn{countingConn: countingConn{Conn: c, in: t.in, out: t.out}, release: release, tooLarge: func() { t.refused(refusedTooLarge) }}
+	ic.left.Store(maxStreamBytes)
+	return ic, true
 }
 
 func (t *countingTransport) PacketCh() <-chan *memberlist.Packet { return t.packets }
@@ -131,4 +195,36 @@ func (c *countingConn) Write(b []byte) (int, error) {
 	n, err := c.Conn.Write(b)
 	c.out(n)
 	return n, err
+}
+
+// inboundConn is an accepted stream: it reads at most maxStreamBytes and
+// frees its slot when memberlist closes it.
+type inboundConn struct {
+	countingConn
+	left     atomic.Int64
+	once     sync.Once
+	release  func()
+	tooLarge func()
+	cut      atomic.Bool
+}
+
+func (c *inboundConn) Read(b []byte) (int, error) {
+	left := c.left.Load()
+	if left <= 0 {
+		if !c.cut.Swap(true) {
+			c.tooLarge()
+		}
+		return 0, errStreamTooLarge
+	}
+	if int64(len(b)) > left {
+		b = b[:left]
+	}
+	n, err := c.countingConn.Read(b)
+	c.left.Add(int64(-n))
+	return n, err
+}
+
+func (c *inboundConn) Close() error {
+	c.once.Do(c.release)
+	return c.countingConn.Close()
 }

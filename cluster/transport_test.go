@@ -1,0 +1,82 @@
+package cluster
+
+import (
+	"encoding/binary"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// TestUnauthenticatedStreamsAreBounded: the gossip port faces the
+// internet. Someone without the key opens TCP streams to it: memberlist
+// buffers an encrypted stream whole, up to 20 MB, before it can find the
+// key wrong, and holds any stream for TCPTimeout, with no cap on how
+// many. The transport cuts a stream off after maxStreamBytes and refuses
+// streams beyond maxStreamsPerPeer from one address.
+func TestUnauthenticatedStreamsAreBounded(t *testing.T) {
+	// A long TCPTimeout, so that only the limits can end these streams.
+	slowStreams := func(c *memberlist.Config) { fastTimers(c); c.TCPTimeout = time.Minute }
+	const encryptMsg = 10 // memberlist's message type of an encrypted stream
+	for _, tc := range []struct {
+		name   string
+		attack func(t *testing.T, addr string)
+		reason string
+		count  float64
+	}{
+		{"one stream announcing 20 MB", func(t *testing.T, addr string) {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(30 * time.Second))
+			hdr := binary.BigEndian.AppendUint32([]byte{encryptMsg}, 20<<20-1)
+			if _, err := c.Write(hdr); err != nil {
+				t.Fatal(err)
+			}
+			junk := make([]byte, 64<<10)
+			for sent := 0; sent < 8<<20; sent += len(junk) {
+				if _, err := c.Write(junk); err != nil {
+					return // cut off: the point
+				}
+			}
+		}, refusedTooLarge, 1},
+		{"idle streams from one address", func(t *testing.T, addr string) {
+			const extra = 4
+			var conns []net.Conn
+			for range maxStreamsPerPeer + extra {
+				c, err := net.Dial("tcp", addr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.Close()
+				conns = append(conns, c)
+			}
+			closed := 0
+			for _, c := range conns {
+				c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+				if _, err := c.Read(make([]byte, 1)); err != nil {
+					if ne, ok := err.(net.Error); !ok || !ne.Timeout() {
+						closed++
+					}
+				}
+			}
+			if closed < extra {
+				t.Errorf("%d of %d idle streams closed by the node, want at least %d", closed, len(conns), extra)
+			}
+		}, refusedBusy, 4},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := startNode(t, "a", "hetzner", nodeOpts{key: testKey, tune: slowStreams})
+			tc.attack(t, a.addr())
+			series := `mxgrid_cluster_streams_refused_total{reason="` + tc.reason + `"}`
+			waitFor(t, 10*time.Second, series, func() bool { return metricValue(t, a.reg, series) == tc.count })
+			// Some slack for memberlist's read-ahead and the header.
+			if in := metricValue(t, a.reg, `mxgrid_cluster_gossip_bytes_total{direction="in"}`); in > maxStreamBytes+64<<10 {
+				t.Errorf("the node read %.0f bytes from streams without the key", in)
+			}
+		})
+	}
+}
