@@ -251,7 +251,7 @@ func newCluster(cfg Config, self NodeInfo, reg *health.Registry, logger *slog.Lo
 	reg.Set(componentDrain, health.OK, "")
 	c.localMeta = c.currentMeta().encode(memberlist.MetaMaxSize)
 
-	stdlog := log.New(logWriter{log: logger.With("lib", "memberlist"), observe: c.observeLog}, "", 0)
+	stdlog := log.New(newLogWriter(logger.With("lib", "memberlist"), c.observeLog, c.now), "", 0)
 	nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{
 		BindAddrs: []string{bind.Addr().String()},
 		BindPort:  int(bind.Port()),

@@ -4,6 +4,21 @@ import (
 	"context"
 	"log/slog"
 	"strings"
+	"sync"
+	"time"
+
+	"github.com/mxgrid/mxgrid/internal/ratelimit"
+)
+
+// memberlist logs one line for every packet or stream it cannot read, at
+// error level, with the sender's address: a stream of junk UDP packets to
+// the public gossip port, from anyone, became as many log lines (40 bytes
+// in, 150 written). Each kind of line gets logBurst at once and one more
+// every logInterval; what was left out is counted on the next one logged.
+const (
+	logBurst    = 10
+	logInterval = 6 * time.Second
+	logKinds    = 256
 )
 
 // logWriter turns memberlist's std-log lines ("[WARN] memberlist: ...")
@@ -16,13 +31,49 @@ type logWriter struct {
 	// observe sees every line, whatever the level, before filtering: some
 	// facts (a failed probe) are only ever reported as log text.
 	observe func(msg string)
+	now     func() time.Time
+	limit   *ratelimit.Limiter[string]
+
+	mu      sync.Mutex
+	skipped map[string]int
 }
 
-func (w logWriter) Write(p []byte) (int, error) {
+func newLogWriter(log *slog.Logger, observe func(string), now func() time.Time) *logWriter {
+	return &logWriter{log: log, observe: observe, now: now,
+		limit: ratelimit.New[string](logBurst, logInterval, logKinds), skipped: map[string]int{}}
+}
+
+func (w *logWriter) Write(p []byte) (int, error) {
 	level, msg := parseMemberlistLine(string(p))
 	w.observe(msg)
+	kind := lineKind(msg)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.limit.Take(kind, w.now()) > 0 {
+		if _, ok := w.skipped[kind]; ok || len(w.skipped) < logKinds {
+			w.skipped[kind]++
+		}
+		return len(p), nil
+	}
+	if n := w.skipped[kind]; n > 0 {
+		delete(w.skipped, kind)
+		w.log.Log(context.Background(), level, msg, "similar_lines_skipped", n)
+		return len(p), nil
+	}
 	w.log.Log(context.Background(), level, msg)
 	return len(p), nil
+}
+
+// lineKind is what a line says without the particulars memberlist appends
+// after a colon (the error, the sender's address).
+func lineKind(msg string) string {
+	if i := strings.IndexByte(msg, ':'); i > 0 {
+		msg = msg[:i]
+	}
+	if len(msg) > 64 {
+		msg = msg[:64]
+	}
+	return msg
 }
 
 func parseMemberlistLine(line string) (slog.Level, string) {

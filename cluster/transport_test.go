@@ -3,6 +3,7 @@ package cluster
 import (
 	"encoding/binary"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -76,6 +77,52 @@ func TestUnauthenticatedStreamsAreBounded(t *testing.T) {
 			// Some slack for memberlist's read-ahead and the header.
 			if in := metricValue(t, a.reg, `mxgrid_cluster_gossip_bytes_total{direction="in"}`); in > maxStreamBytes+64<<10 {
 				t.Errorf("the node read %.0f bytes from streams without the key", in)
+			}
+		})
+	}
+}
+
+// TestJunkDoesNotFloodTheLog: memberlist logs every packet and stream it
+// cannot decrypt, at error level. Junk sent to the public gossip port by
+// anyone must not turn into as many log lines.
+func TestJunkDoesNotFloodTheLog(t *testing.T) {
+	const sent = 300
+	for _, tc := range []struct {
+		name string
+		send func(t *testing.T, addr string)
+		line string // what memberlist logs for each
+	}{
+		{"UDP packets", func(t *testing.T, addr string) {
+			c, err := net.Dial("udp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			for range sent {
+				c.Write([]byte("not a gossip packet"))
+				time.Sleep(100 * time.Microsecond) // not faster than a socket buffer drains
+			}
+		}, "Decrypt packet failed"},
+		{"TCP streams", func(t *testing.T, addr string) {
+			for range sent / 10 {
+				c, err := net.Dial("tcp", addr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				c.Write([]byte("GET / HTTP/1.0\r\n\r\n"))
+				c.SetReadDeadline(time.Now().Add(5 * time.Second))
+				c.Read(make([]byte, 1)) // until the node hangs up
+				c.Close()
+			}
+		}, "failed to receive"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := startNode(t, "a", "hetzner", nodeOpts{key: testKey})
+			tc.send(t, a.addr())
+			waitFor(t, 5*time.Second, "a logs "+tc.line, func() bool { return strings.Contains(a.logs.String(), tc.line) })
+			time.Sleep(200 * time.Millisecond) // the last packets' lines, if any
+			if n := strings.Count(a.logs.String(), tc.line); n > logBurst+1 {
+				t.Errorf("%d lines %q for junk from one sender, want at most %d", n, tc.line, logBurst+1)
 			}
 		})
 	}
