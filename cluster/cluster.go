@@ -282,6 +282,12 @@ func newCluster(cfg Config, self NodeInfo, reg *health.Registry, logger *slog.Lo
 	mc.Delegate = delegate{c}
 	mc.Events = eventDelegate{c}
 	mc.Ping = pingDelegate{c}
+	if key == nil && len(cfg.Join) == 0 && !cfg.InsecureNoKey {
+		// Unencrypted gossip on loopback is open to every local user:
+		// without a key, only a node that opted in takes members.
+		solo := soloDelegate{self: self.Name}
+		mc.Alive, mc.Merge = solo, solo
+	}
 	if opts.tune != nil {
 		opts.tune(mc)
 	}

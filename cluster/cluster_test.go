@@ -47,6 +47,9 @@ type nodeOpts struct {
 	tune    func(*memberlist.Config)
 	now     func() time.Time
 	profile string
+	// strictNoKey leaves insecure_no_key off on a keyless node (startNode
+	// sets it for every keyless node otherwise, to let tests form clusters).
+	strictNoKey bool
 }
 
 func startNode(t *testing.T, name, provider string, o nodeOpts) *testNode {
@@ -57,7 +60,7 @@ func startNode(t *testing.T, name, provider string, o nodeOpts) *testNode {
 		cfg.Bind = o.bind
 	}
 	cfg.SecretKey = o.key
-	cfg.InsecureNoKey = o.key == ""
+	cfg.InsecureNoKey = o.key == "" && !o.strictNoKey
 	cfg.Profile = o.profile
 	for _, j := range o.join {
 		cfg.Join = append(cfg.Join, j.addr())

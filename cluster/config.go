@@ -36,9 +36,11 @@ type Config struct {
 	// SecretKeyFile holds the key (same format) instead of SecretKey, so the
 	// config file can be world-readable while the key is not.
 	SecretKeyFile string `yaml:"secret_key_file"`
-	// InsecureNoKey lets a loopback node join others without a key (tests,
-	// one-machine setups). Without it, a join list needs a key: on a shared
-	// machine any local user could otherwise join and become leader.
+	// InsecureNoKey lets a loopback node gossip without a key (tests,
+	// one-machine setups): join others, and take members that join it.
+	// Without it, a join list needs a key, and a keyless node admits no
+	// member: on a shared machine any local user could otherwise join
+	// and become leader.
 	InsecureNoKey bool `yaml:"insecure_no_key"`
 	// Profile selects memberlist's timing: "lan" (probe every 500 ms, a dead
 	// node is noticed in about 3 s) or "wan" (every 5 s, about 40 s, for

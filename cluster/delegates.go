@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"errors"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -116,4 +117,26 @@ func (c *Cluster) observeLog(msg string) {
 	if r, ok := c.members[name]; ok && r.state == StateAlive {
 		c.setStateLocked(name, r, StateSuspect, EventSuspect)
 	}
+}
+
+// soloDelegate keeps a node without a key or join list a cluster of one:
+// it refuses every other node, whether it joins or is gossiped about.
+type soloDelegate struct{ self string }
+
+var errSolo = errors.New("this node has no cluster.secret_key and no cluster.join: it is a cluster of one (set insecure_no_key to take keyless members on loopback)")
+
+func (s soloDelegate) NotifyAlive(n *memberlist.Node) error {
+	if n.Name == s.self {
+		return nil
+	}
+	return errSolo
+}
+
+func (s soloDelegate) NotifyMerge(peers []*memberlist.Node) error {
+	for _, n := range peers {
+		if n.Name != s.self {
+			return errSolo
+		}
+	}
+	return nil
 }

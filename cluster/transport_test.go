@@ -127,3 +127,39 @@ func TestJunkDoesNotFloodTheLog(t *testing.T) {
 		})
 	}
 }
+
+// TestKeylessNodeAdmitsNoMembers: the default config, loopback without a
+// key or join list, is a cluster of one. A keyless node with a join list
+// is refused unless insecure_no_key says so, because on a shared machine
+// any local user could join and become leader; but anyone on the machine
+// could still join it from their side, unencrypted, become leader (so
+// this node stopped running the map, the verifier and the digests) and
+// feed it members. Without a key, members join only a node that opted in.
+func TestKeylessNodeAdmitsNoMembers(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		opts      nodeOpts
+		wantAdmit bool
+	}{
+		{"no key, no join list", nodeOpts{strictNoKey: true}, false},
+		{"no key, insecure_no_key", nodeOpts{}, true},
+		{"key", nodeOpts{key: testKey}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := startNode(t, "b-target", "hetzner", tc.opts)
+			x := startNode(t, "a-rogue", "local", nodeOpts{key: tc.opts.key, join: []*testNode{a}})
+			if tc.wantAdmit {
+				waitFor(t, 10*time.Second, "a lists x", func() bool { _, ok := a.member("a-rogue"); return ok })
+				return
+			}
+			waitFor(t, 10*time.Second, "x tried to join", func() bool { return strings.Contains(x.logs.String(), "join") })
+			time.Sleep(time.Second) // gossip rounds in which x would spread
+			if _, ok := a.member("a-rogue"); ok {
+				t.Fatal("a keyless node without a join list admitted a member")
+			}
+			if !a.IsLeader() {
+				t.Errorf("a is not its own leader: %q", a.Leader())
+			}
+		})
+	}
+}
