@@ -36,8 +36,8 @@ type Directory interface {
 	Lookup(domain string) (*tenant.Domain, bool)
 }
 
-// partialDirectory is a Directory that can say it does not hold every
-// domain yet (tenant.Directory before the store or snapshot file loaded).
+// partialDirectory is a Directory that can say it may lack domains
+// (tenant.Directory while the store has not confirmed it lately).
 type partialDirectory interface {
 	Partial() bool
 }

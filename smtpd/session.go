@@ -226,13 +226,14 @@ func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	}
 	dom, found := ss.srv.deps.Directory.Lookup(rcpt.LookupDomain())
 	if !found && ss.srv.directoryPartial() {
-		// A 5xx here would bounce mail for every provisioned domain while
-		// the store is down at start; a 4xx has senders retry, by which
-		// time the store, the snapshot file or another MX has it. Not
-		// counted as unknown: the client guessed nothing.
-		ss.srv.metrics.rcpts.WithLabelValues("tenants_not_loaded").Inc()
-		ss.log.Warn("recipient deferred: the tenant domains are not loaded yet", "queue_id", ss.queueID, "rcpt", rcpt.String())
-		return errTenantsNotLoaded
+		// The store has not confirmed the domain list lately (or ever):
+		// the domain may have been provisioned since. A 5xx would bounce
+		// its mail for good; a 4xx has senders retry, by which time the
+		// store or another MX has it. Not counted as unknown: the client
+		// guessed nothing.
+		ss.srv.metrics.rcpts.WithLabelValues("tenants_unconfirmed").Inc()
+		ss.log.Info("recipient deferred: unknown domain, and the tenant domain list is not confirmed by the store", "queue_id", ss.queueID, "rcpt", rcpt.String())
+		return errTenantsUnconfirmed
 	}
 	if !found {
 		ss.counts.unknown++

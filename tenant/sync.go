@@ -153,10 +153,10 @@ func NewSyncer(ctx context.Context, cfg SyncConfig, opts SyncOptions) (*Syncer, 
 		return nil, err
 	}
 	s.static = snap.domains
+	s.dir = NewDirectory(snap)
 	// Until the store or the snapshot file answers, only the config
 	// file's domains are known, not every domain served.
-	snap.partial = true
-	s.dir = NewDirectory(snap)
+	s.dir.unconfirmed.Store(true)
 	reg := promauto.With(opts.Registry)
 	reg.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "mxgrid_tenant_config_version",
@@ -290,13 +290,14 @@ func (s *Syncer) confirm() {
 // ready (every recipient would be refused); data older than StaleAfter
 // reload intervals is degraded.
 func (s *Syncer) report() {
-	if s.health == nil {
-		return
-	}
 	s.mu.Lock()
 	hasData, age := s.hasData, s.now().Sub(s.confirmed)
 	s.mu.Unlock()
 	stale := time.Duration(s.cfg.StaleAfter) * s.cfg.ReloadInterval
+	s.dir.unconfirmed.Store(!hasData || age > stale)
+	if s.health == nil {
+		return
+	}
 	switch {
 	case !hasData && len(s.static) == 0:
 		s.health.Set(healthComponent, health.NotReady, "no tenant snapshot: the store is unreachable and there is no snapshot file")

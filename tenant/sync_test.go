@@ -271,3 +271,62 @@ func TestSnapshotFileAgeIsNeverInTheFuture(t *testing.T) {
 		})
 	}
 }
+
+// TestPartialWhileUnconfirmed: a domain missing from a snapshot the store
+// has not confirmed lately may have been provisioned since (the snapshot
+// file is a day old, or this node lost the store while another node's API
+// created the domain); the directory must say so, so that SMTP defers
+// with 4xx instead of bouncing the new domain's mail with 550.
+func TestPartialWhileUnconfirmed(t *testing.T) {
+	const stale = 2 * time.Second // newTestSyncer: 2 intervals of 1 s
+	for _, tc := range []struct {
+		name     string
+		fileAge  time.Duration // -1: no file
+		storeUp  bool
+		downFor  time.Duration // after start
+		wantPart bool
+	}{
+		{"store up", -1, true, 0, false},
+		{"store down, no file", -1, false, 0, true},
+		{"store down, file just saved", 0, false, 0, false},
+		{"store down, file a day old", 24 * time.Hour, false, 0, true},
+		{"store down, file just saved, down long since", 0, false, 2 * stale, true},
+		{"store lost after loading, briefly", -1, true, stale / 2, false},
+		{"store lost after loading, long", -1, true, 2 * stale, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			start := time.Now()
+			if tc.fileAge >= 0 {
+				if err := newSnapshotFiles(dir).writeBase(7, start.Add(-tc.fileAge), nil); err != nil {
+					t.Fatal(err)
+				}
+			}
+			l := &fakeLoader{data: storeData(1, "one.test:25")}
+			if !tc.storeUp {
+				l.err = errors.New("down")
+			}
+			s, _ := newTestSyncer(t, dir, l, nil)
+			if tc.downFor > 0 {
+				l.err = errors.New("down")
+				s.now = func() time.Time { return start.Add(tc.downFor) }
+				if err := s.Reload(context.Background()); err == nil {
+					t.Fatal("reload with the store down succeeded")
+				}
+				s.report()
+			}
+			if got := s.Directory().Partial(); got != tc.wantPart {
+				t.Errorf("partial = %v, want %v", got, tc.wantPart)
+			}
+			if tc.wantPart && tc.storeUp {
+				l.err = nil
+				if err := s.Reload(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+				if s.Directory().Partial() {
+					t.Error("still partial once the store answered again")
+				}
+			}
+		})
+	}
+}

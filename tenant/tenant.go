@@ -143,10 +143,6 @@ func (d *Domain) AcceptsRecipient(local string) bool {
 type Snapshot struct {
 	Version uint64
 	domains map[string]*Domain
-	// partial marks a snapshot without the store's domains (neither the
-	// store nor the snapshot file could be read yet): a name missing
-	// from it may well be provisioned.
-	partial bool
 }
 
 // NewSnapshot indexes domains by normalised name. A later duplicate is an
@@ -175,6 +171,10 @@ func (s *Snapshot) All() iter.Seq[*Domain] { return maps.Values(s.domains) }
 // Directory serves lookups from the current snapshot.
 type Directory struct {
 	cur atomic.Pointer[Snapshot]
+	// unconfirmed is set by the Syncer while the store has not confirmed
+	// the snapshot lately: a name missing from it may have been
+	// provisioned since.
+	unconfirmed atomic.Bool
 }
 
 // NewDirectory starts with snap.
@@ -190,10 +190,13 @@ func (d *Directory) Swap(snap *Snapshot) { d.cur.Store(snap) }
 // Snapshot returns the current snapshot.
 func (d *Directory) Snapshot() *Snapshot { return d.cur.Load() }
 
-// Partial reports whether the store's domains are still unknown to this
-// node: a domain it does not find may exist, so the sender must be told
-// to try again (4xx), never that the domain is not ours (5xx).
-func (d *Directory) Partial() bool { return d.cur.Load().partial }
+// Partial reports whether the snapshot may lack domains the store holds:
+// the store's domains were never loaded, or the store has not confirmed
+// them for longer than the syncer's stale limit (a snapshot file from
+// yesterday, the store unreachable from this node while another node's API
+// adds domains). A domain it does not find may exist, so the sender must be
+// told to try again (4xx), never that the domain is not ours (5xx).
+func (d *Directory) Partial() bool { return d.unconfirmed.Load() }
 
 // Lookup finds the domain for name (any case, Unicode or punycode).
 func (d *Directory) Lookup(name string) (*Domain, bool) {
