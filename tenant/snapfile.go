@@ -7,9 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"time"
 )
 
@@ -57,6 +59,11 @@ func fromFile(fd fileDomain) (*Domain, error) {
 // journalEntry is one applied delta: the domains now served under the
 // names it touched, and the names no longer served.
 type journalEntry struct {
+	// Base is the id of the snapshot the entry extends: a journal left
+	// beside a newer snapshot by a crash between writing it and removing
+	// the journal is not replayed onto it (its versions may be higher,
+	// from before the store was restored).
+	Base    string       `json:"base,omitempty"`
 	Version uint64       `json:"version"`
 	Saved   time.Time    `json:"saved"`
 	Put     []fileDomain `json:"put,omitempty"`
@@ -72,6 +79,8 @@ type snapshotFiles struct {
 	// base instead, so replay at start stays short and the total written
 	// stays a constant times the changes.
 	baseBytes, journalBytes int64
+	// baseID is the id of the snapshot written or read last.
+	baseID string
 }
 
 const minCompact = 1 << 20
@@ -93,10 +102,12 @@ func (f *snapshotFiles) writeBase(version uint64, saved time.Time, domains map[s
 	}
 	defer os.Remove(tmp.Name()) // fails harmlessly after the rename
 	w := bufio.NewWriterSize(tmp, 1<<16)
+	id := strconv.FormatUint(rand.Uint64(), 36)
 	head, err := json.Marshal(struct {
+		ID      string    `json:"id"`
 		Version uint64    `json:"version"`
 		Saved   time.Time `json:"saved"`
-	}{version, saved.UTC()})
+	}{id, version, saved.UTC()})
 	if err != nil {
 		tmp.Close()
 		return err
@@ -135,7 +146,7 @@ func (f *snapshotFiles) writeBase(version uint64, saved time.Time, domains map[s
 	if err := os.Rename(tmp.Name(), f.base); err != nil {
 		return err
 	}
-	f.baseBytes, f.journalBytes = size, 0
+	f.baseBytes, f.journalBytes, f.baseID = size, 0, id
 	if err := os.Remove(f.journal); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
@@ -150,7 +161,7 @@ func (f *snapshotFiles) appendDelta(version uint64, saved time.Time, served map[
 	if f.journalBytes > max(f.baseBytes/2, minCompact) {
 		return f.writeBase(version, saved, served)
 	}
-	e := journalEntry{Version: version, Saved: saved.UTC()}
+	e := journalEntry{Base: f.baseID, Version: version, Saved: saved.UTC()}
 	for _, name := range touched {
 		if d, ok := served[name]; ok && d.Source == "store" {
 			e.Put = append(e.Put, toFile(d))
@@ -205,8 +216,8 @@ func (f *snapshotFiles) read() (uint64, time.Time, map[string]*Domain, error) {
 		if err := json.Unmarshal(bytes.TrimSpace(line), &e); err != nil {
 			return 0, time.Time{}, nil, fmt.Errorf("%s: %w", f.journal, err)
 		}
-		if e.Version <= version {
-			continue // written before the base that replaced it
+		if e.Base != f.baseID || e.Version <= version {
+			continue // written for the base this one replaced
 		}
 		for _, name := range e.Removed {
 			delete(domains, name)
@@ -237,6 +248,7 @@ func (f *snapshotFiles) readBase() (uint64, time.Time, map[string]*Domain, error
 		saved   time.Time
 		domains = map[string]*Domain{}
 	)
+	f.baseID = ""
 	dec := json.NewDecoder(bufio.NewReaderSize(fh, 1<<16))
 	if err := expectDelim(dec, '{'); err != nil {
 		return 0, time.Time{}, nil, err
@@ -247,6 +259,8 @@ func (f *snapshotFiles) readBase() (uint64, time.Time, map[string]*Domain, error
 			return 0, time.Time{}, nil, err
 		}
 		switch tok {
+		case "id":
+			err = dec.Decode(&f.baseID)
 		case "version":
 			err = dec.Decode(&version)
 		case "saved":

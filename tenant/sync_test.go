@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -326,6 +327,58 @@ func TestPartialWhileUnconfirmed(t *testing.T) {
 				if s.Directory().Partial() {
 					t.Error("still partial once the store answered again")
 				}
+			}
+		})
+	}
+}
+
+// TestJournalBelongsToItsBase: writeBase replaces the snapshot, then
+// removes the journal. A crash between the two leaves the new snapshot
+// beside the old one's journal. When the store went back in time
+// (restored from a backup: every node restarted, as docs/backup.md says),
+// the new snapshot's version is lower than the old journal's lines, which
+// replay on top of it at the next start with the store down: domains the
+// restored store never had, deleted ones back, routes of another history.
+func TestJournalBelongsToItsBase(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		newVersion  uint64
+		wantDomains []string
+	}{
+		{"store restored to an older version", 1, []string{"shared.example", "store.example"}},
+		{"store moved on", 9, []string{"shared.example", "store.example"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			l := &fakeLoader{data: storeData(5, "old.test:25")}
+			s, _ := newTestSyncer(t, dir, l, nil)
+			l.deltas = []Delta{{Data: Data{Version: 6, Customers: []Customer{{ID: 2, ResellerID: 1}},
+				Domains: []DomainRecord{{ID: 9, CustomerID: 2, Name: "other-history.example", Route: "old.test:25", TLS: "none"}}}}}
+			if err := s.Reload(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			journal := filepath.Join(dir, SnapshotJournal)
+			old, err := os.ReadFile(journal)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The store comes back at another version: a full load, and a
+			// crash right after the new snapshot took its place.
+			newTestSyncer(t, dir, &fakeLoader{data: storeData(tc.newVersion, "new.test:25")}, nil)
+			if err := os.WriteFile(journal, old, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			down, _ := newTestSyncer(t, dir, &fakeLoader{err: errors.New("down")}, nil)
+			var got []string
+			for d := range down.Directory().Snapshot().All() {
+				got = append(got, d.Name)
+				if d.Route.Addr != "new.test:25" {
+					t.Errorf("%s routes to %s, from the old snapshot's journal", d.Name, d.Route.Addr)
+				}
+			}
+			slices.Sort(got)
+			if !slices.Equal(got, tc.wantDomains) {
+				t.Errorf("served %v, want %v", got, tc.wantDomains)
 			}
 		})
 	}
