@@ -64,16 +64,25 @@ func (w *logWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// lineKind is what a line says without the particulars memberlist appends
-// after a colon (the error, the sender's address).
+// lineKind is what a line says without the particulars memberlist puts
+// in it (the error, the sender's address, a label or node name the sender
+// chose): its first words, up to a colon, a quote or "from=". A kind that
+// varied with the sender's choice would give each packet a fresh budget.
 func lineKind(msg string) string {
-	if i := strings.IndexByte(msg, ':'); i > 0 {
-		msg = msg[:i]
+	const words = 4
+	var kind []string
+	for _, w := range strings.Fields(msg) {
+		if i := strings.IndexAny(w, ":=\"'"); i >= 0 {
+			if w = w[:i]; w != "" {
+				kind = append(kind, w)
+			}
+			break
+		}
+		if kind = append(kind, w); len(kind) == words {
+			break
+		}
 	}
-	if len(msg) > 64 {
-		msg = msg[:64]
-	}
-	return msg
+	return strings.Join(kind, " ")
 }
 
 func parseMemberlistLine(line string) (slog.Level, string) {

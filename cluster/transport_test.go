@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"encoding/binary"
+	"fmt"
 	"net"
 	"strings"
 	"testing"
@@ -103,6 +104,18 @@ func TestJunkDoesNotFloodTheLog(t *testing.T) {
 				time.Sleep(100 * time.Microsecond) // not faster than a socket buffer drains
 			}
 		}, "Decrypt packet failed"},
+		{"UDP packets, each with another label", func(t *testing.T, addr string) {
+			c, err := net.Dial("udp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			for i := range sent {
+				label := fmt.Sprintf("label-%d", i)
+				c.Write(append([]byte{244, byte(len(label))}, label+"junk"...)) // memberlist's label header
+				time.Sleep(100 * time.Microsecond)
+			}
+		}, "discarding packet with unacceptable label"},
 		{"TCP streams", func(t *testing.T, addr string) {
 			for range sent / 10 {
 				c, err := net.Dial("tcp", addr)
@@ -161,5 +174,23 @@ func TestKeylessNodeAdmitsNoMembers(t *testing.T) {
 				t.Errorf("a is not its own leader: %q", a.Leader())
 			}
 		})
+	}
+}
+
+func TestLineKind(t *testing.T) {
+	for _, tc := range []struct{ a, b string }{
+		{"Decrypt packet failed: cipher: message authentication failed from=10.0.0.1:7946",
+			"Decrypt packet failed: no installed keys could decrypt the message from=[2001:db8::7]:1"},
+		{`discarding packet with unacceptable label "a": from=10.0.0.1:1`,
+			`discarding packet with unacceptable label "zzz": from=10.0.0.2:2`},
+		{"Stream connection from=10.0.0.1:1", "Stream connection from=10.9.9.9:9"},
+		{"failed to receive: EOF from=10.0.0.1:1", "failed to receive: remote node state is larger than limit (1) from=10.0.0.1:2"},
+	} {
+		if ka, kb := lineKind(tc.a), lineKind(tc.b); ka != kb || ka == "" {
+			t.Errorf("lineKind(%q) = %q, lineKind(%q) = %q: want one non-empty kind", tc.a, ka, tc.b, kb)
+		}
+	}
+	if lineKind("Decrypt packet failed: x") == lineKind("failed to receive: x") {
+		t.Error("two different lines share a kind")
 	}
 }
