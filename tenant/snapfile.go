@@ -81,6 +81,9 @@ type snapshotFiles struct {
 	baseBytes, journalBytes int64
 	// baseID is the id of the snapshot written or read last.
 	baseID string
+	// gap is set when a delta could not be appended: a later line would
+	// replay without it, so the next change rewrites the snapshot.
+	gap bool
 }
 
 const minCompact = 1 << 20
@@ -146,7 +149,7 @@ func (f *snapshotFiles) writeBase(version uint64, saved time.Time, domains map[s
 	if err := os.Rename(tmp.Name(), f.base); err != nil {
 		return err
 	}
-	f.baseBytes, f.journalBytes, f.baseID = size, 0, id
+	f.baseBytes, f.journalBytes, f.baseID, f.gap = size, 0, id, false
 	if err := os.Remove(f.journal); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
@@ -158,7 +161,7 @@ func (f *snapshotFiles) writeBase(version uint64, saved time.Time, domains map[s
 // file a little older, which the store corrects at the next load, and a
 // torn last line is ignored on replay.
 func (f *snapshotFiles) appendDelta(version uint64, saved time.Time, served map[string]*Domain, touched []string) error {
-	if f.journalBytes > max(f.baseBytes/2, minCompact) {
+	if f.gap || f.journalBytes > max(f.baseBytes/2, minCompact) {
 		return f.writeBase(version, saved, served)
 	}
 	e := journalEntry{Base: f.baseID, Version: version, Saved: saved.UTC()}
@@ -175,12 +178,16 @@ func (f *snapshotFiles) appendDelta(version uint64, saved time.Time, served map[
 	}
 	j, err := os.OpenFile(f.journal, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
+		f.gap = true
 		return err
 	}
 	n, err := j.Write(append(b, '\n'))
 	f.journalBytes += int64(n)
 	if cerr := j.Close(); err == nil {
 		err = cerr
+	}
+	if err != nil {
+		f.gap = true
 	}
 	return err
 }

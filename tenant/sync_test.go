@@ -383,3 +383,59 @@ func TestJournalBelongsToItsBase(t *testing.T) {
 		})
 	}
 }
+
+// TestJournalNeverSkipsAFailedDelta: a delta whose journal line could not
+// be written (disk full, the file unwritable for a while) is applied in
+// memory but missing from the journal. The next delta's line went on
+// after the gap, so a restart with the store down replayed the snapshot
+// without the lost change: here a deleted domain came back with its old
+// route. After a failed append the next change rewrites the snapshot.
+func TestJournalNeverSkipsAFailedDelta(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		breakIt func(t *testing.T, journal string) // make appending fail
+	}{
+		{"journal not a file", func(t *testing.T, journal string) {
+			if err := os.Mkdir(journal, 0o700); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"disk full", func(t *testing.T, journal string) {
+			if _, err := os.Stat("/dev/full"); err != nil {
+				t.Skip("no /dev/full")
+			}
+			if err := os.Symlink("/dev/full", journal); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			journal := filepath.Join(dir, SnapshotJournal)
+			l := &fakeLoader{data: storeData(1, "one.test:25")}
+			s, _ := newTestSyncer(t, dir, l, nil)
+			tc.breakIt(t, journal)
+			l.deltas = []Delta{{Data: Data{Version: 2}, RemovedDomains: []int64{3}}}
+			if err := s.Reload(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Remove(journal); err != nil { // space again
+				t.Fatal(err)
+			}
+			l.deltas = []Delta{{Data: Data{Version: 3, Domains: []DomainRecord{{ID: 4, CustomerID: 2, Name: "store.example", Route: "three.test:25", TLS: "none"}}}}}
+			if err := s.Reload(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			down, _ := newTestSyncer(t, dir, &fakeLoader{err: errors.New("down")}, nil)
+			if v := down.Directory().Snapshot().Version; v != 3 {
+				t.Errorf("restarted at version %d, want 3", v)
+			}
+			if d, ok := down.Directory().Lookup("shared.example"); ok {
+				t.Errorf("deleted shared.example is back, routed to %s", d.Route.Addr)
+			}
+			if d, ok := down.Directory().Lookup("store.example"); !ok || d.Route.Addr != "three.test:25" {
+				t.Errorf("store.example: %+v, %v", d, ok)
+			}
+		})
+	}
+}
