@@ -81,8 +81,9 @@ type snapshotFiles struct {
 	baseBytes, journalBytes int64
 	// baseID is the id of the snapshot written or read last.
 	baseID string
-	// gap is set when a delta could not be appended: a later line would
-	// replay without it, so the next change rewrites the snapshot.
+	// gap is set when a delta could not be appended, or a snapshot not
+	// written: a later line would replay without the change, onto a file
+	// that does not hold it, so the next change rewrites the snapshot.
 	gap bool
 }
 
@@ -96,6 +97,7 @@ func newSnapshotFiles(dir string) *snapshotFiles {
 // so a crash mid-write leaves the previous one, then empties the journal.
 // Domains are encoded one at a time: the file is never held in memory.
 func (f *snapshotFiles) writeBase(version uint64, saved time.Time, domains map[string]*Domain) error {
+	f.gap = true // until the new snapshot is in place
 	if err := os.MkdirAll(filepath.Dir(f.base), 0o700); err != nil {
 		return err
 	}

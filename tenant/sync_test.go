@@ -439,3 +439,53 @@ func TestJournalNeverSkipsAFailedDelta(t *testing.T) {
 		})
 	}
 }
+
+// TestFailedSnapshotWriteIsNotJournaled: a node that started from its
+// snapshot file (store down) loads everything when the store returns, and
+// rewrites the file; when that write fails, the old file stays. The deltas
+// that followed were appended to the old file's journal, after the gap
+// between its version and the full load's, so a restart with the store
+// down served neither the old state nor the new one: here a domain
+// deleted in the gap came back.
+func TestFailedSnapshotWriteIsNotJournaled(t *testing.T) {
+	dir := t.TempDir()
+	base := filepath.Join(dir, SnapshotFile)
+	newTestSyncer(t, dir, &fakeLoader{data: storeData(1, "one.test:25")}, nil)
+	l := &fakeLoader{err: errors.New("down")}
+	s, _ := newTestSyncer(t, dir, l, nil) // serves the file
+
+	// The store returns at version 3 without shared.example, and the
+	// new snapshot cannot replace the old one.
+	old, err := os.ReadFile(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(base); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(base, "busy"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	data := storeData(3, "one.test:25")
+	data.Domains = data.Domains[1:]
+	l.err, l.data = nil, data
+	if err := s.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(base); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(base, old, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	l.deltas = []Delta{{Data: Data{Version: 4, Domains: []DomainRecord{{ID: 4, CustomerID: 2, Name: "store.example", Route: "four.test:25", TLS: "none"}}}}}
+	if err := s.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	down, _ := newTestSyncer(t, dir, &fakeLoader{err: errors.New("down")}, nil)
+	if d, ok := down.Directory().Lookup("shared.example"); ok {
+		t.Errorf("shared.example, deleted before the failed write, is back at version %d, routed to %s",
+			down.Directory().Snapshot().Version, d.Route.Addr)
+	}
+}
