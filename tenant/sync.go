@@ -300,11 +300,11 @@ func (s *Syncer) report() {
 	}
 	switch {
 	case !hasData && len(s.static) == 0:
-		s.health.Set(healthComponent, health.NotReady, "no tenant snapshot: the store is unreachable and there is no snapshot file")
+		s.health.Set(healthComponent, health.NotReady, "no tenant snapshot: the store is unreachable and there is no snapshot file; mail to any domain is deferred (451)")
 	case !hasData:
-		s.health.Set(healthComponent, health.Degraded, "tenant store unreachable and no snapshot file: serving the config file's domains only")
+		s.health.Set(healthComponent, health.Degraded, "tenant store unreachable and no snapshot file: serving the config file's domains only, mail to any other is deferred (451)")
 	case age > stale:
-		s.health.Set(healthComponent, health.Degraded, fmt.Sprintf("tenant snapshot version %d not confirmed for %s: the store is unreachable", s.dir.Snapshot().Version, age.Round(time.Second)))
+		s.health.Set(healthComponent, health.Degraded, fmt.Sprintf("tenant snapshot version %d not confirmed for %s: the store is unreachable; mail to domains not in it is deferred (451)", s.dir.Snapshot().Version, age.Round(time.Second)))
 	default:
 		s.health.Set(healthComponent, health.OK, "")
 	}
