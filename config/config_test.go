@@ -166,6 +166,45 @@ func TestScannerWeightsNames(t *testing.T) {
 	}
 }
 
+// TestSMTPHostname: smtp.hostname is written verbatim into the greeting,
+// the EHLO reply and Received, so only a host name loads; a CR LF in it
+// used to load and split the 220 greeting into a forged second line.
+func TestSMTPHostname(t *testing.T) {
+	for _, tt := range []struct {
+		name, host, want string // want: substring of the error; "" loads
+	}{
+		{"host name", "mx1.example.net", ""},
+		{"upper case", "MX1.Example.NET", ""},
+		{"single label", "mx", ""},
+		{"CR LF", "mx.example\r\n250-INJECTED", "smtp.hostname:"},
+		{"bare LF", "mx.example\nX: y", "smtp.hostname:"},
+		{"space", "mx example", "smtp.hostname:"},
+		{"parenthesis", "mx(.example", "smtp.hostname:"},
+		{"trailing dot", "mx.example.", "smtp.hostname:"},
+		{"empty label", "mx..example", "smtp.hostname:"},
+		{"leading hyphen", "-mx.example", "smtp.hostname:"},
+		{"not ASCII", "mx.exämple.org", "smtp.hostname:"},
+		{"label over 63", strings.Repeat("a", 64) + ".org", "smtp.hostname:"},
+		{"over 253", strings.Repeat("a.", 127) + "org", "smtp.hostname:"},
+		{"empty", "", "smtp.hostname:"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "c.yaml")
+			os.WriteFile(path, []byte(fmt.Sprintf("smtp:\n  hostname: \"%s\"\n", tt.host)), 0o600)
+			_, err := Load(path)
+			if tt.want == "" {
+				if err != nil {
+					t.Fatalf("Load() = %v, want it to load", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Load() error = %v, want it to contain %q", err, tt.want)
+			}
+		})
+	}
+}
+
 func TestMissingFile(t *testing.T) {
 	_, err := Load(filepath.Join(t.TempDir(), "absent.yaml"))
 	if err == nil || !strings.Contains(err.Error(), "no such file") {

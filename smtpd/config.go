@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/mxgrid/mxgrid/mailaddr"
@@ -132,7 +133,7 @@ const (
 // DefaultConfig is a working loopback listener.
 func DefaultConfig() Config {
 	host, err := os.Hostname()
-	if err != nil || host == "" {
+	if err != nil || checkHostname(host) != nil {
 		host = "localhost"
 	}
 	return Config{
@@ -173,8 +174,8 @@ func (c Config) Validate() error {
 	if _, err := netguard.ParseListen(c.Listen); err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	if c.Hostname == "" {
-		return errors.New("hostname: must not be empty")
+	if err := checkHostname(c.Hostname); err != nil {
+		return fmt.Errorf("hostname: %w", err)
 	}
 	if c.MaxMessageBytes < 1024 {
 		return fmt.Errorf("max_message_bytes: %d is too small (at least 1024)", c.MaxMessageBytes)
@@ -248,6 +249,35 @@ func (c Config) Validate() error {
 	for i, a := range c.NegativeCacheMemcached {
 		if _, err := netguard.ParseTarget(a); err != nil {
 			return fmt.Errorf("negative_cache_memcached[%d]: %w", i, err)
+		}
+	}
+	return nil
+}
+
+// checkHostname accepts a host name as RFC 5321 §4.1.2's Domain: ASCII
+// letter-digit-hyphen labels. The name is written verbatim into the 220
+// greeting, the EHLO reply, the EHLO we send customers' servers and every
+// Received field; a CR LF in it made the greeting two reply lines (a
+// forged reply a client would act on), and a space or non-ASCII name a
+// greeting and trace that strict peers refuse.
+func checkHostname(h string) error {
+	switch {
+	case h == "":
+		return errors.New("must not be empty")
+	case len(h) > 253:
+		return fmt.Errorf("%d octets, at most 253", len(h))
+	}
+	for label := range strings.SplitSeq(h, ".") {
+		if label == "" || len(label) > 63 {
+			return fmt.Errorf("%q has an empty or over-long label (a trailing dot is not allowed)", h)
+		}
+		if label[0] == '-' || label[len(label)-1] == '-' {
+			return fmt.Errorf("%q has a label starting or ending with '-'", h)
+		}
+		for i := 0; i < len(label); i++ {
+			if c := label[i]; !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+				return fmt.Errorf("%q is not a host name: %q (letters, digits, '-' and '.' only; punycode for international names)", h, c)
+			}
 		}
 	}
 	return nil
