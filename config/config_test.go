@@ -77,6 +77,10 @@ func TestBadConfigNamesTheKey(t *testing.T) {
 		{"clamd port out of range", "antivirus:\n  clamd: tcp://127.0.0.1:66000\n", "antivirus.clamd"},
 		{"smarthost port out of range", "notify:\n  smarthost: smtp.example.org:2500000\n", "notify.smarthost:"},
 		{"memory budget below four messages", "smtp:\n  memory_budget: 1048576\n", "smtp.memory_budget:"},
+		// 3 x 2^62 and 3 x (2^63-1) overflow int64: the check once passed them.
+		{"max message bytes whose budget overflows", "smtp:\n  max_message_bytes: 4611686018427387904\n", "smtp.memory_budget:"},
+		{"max message bytes just past a third of int64", "smtp:\n  max_message_bytes: 3074457345618258603\n", "smtp.memory_budget:"},
+		{"everything at the int64 maximum", "smtp:\n  max_message_bytes: 9223372036854775807\n  spool_threshold: 9223372036854775807\n  memory_budget: 9223372036854775807\n", "smtp.memory_budget:"},
 		{"claims that lapse at once", "tenants:\n  pending_claim_ttl: 1s\n", "tenants.pending_claim_ttl:"},
 		{"negative client budget", "smtp:\n  client_unknown_recipients: -1\n", "smtp.client_unknown_recipients:"},
 		{"client budget without a window", "smtp:\n  client_unknown_window: 0s\n", "smtp.client_unknown_window:"},

@@ -236,9 +236,12 @@ func (c Config) Validate() error {
 		return errors.New("spool_wait: must not be negative")
 	}
 	// A message of the largest size must fit, held in memory or spooled,
-	// or it would be refused forever.
-	if need := max(holdFactor*min(c.SpoolThreshold, c.MaxMessageBytes), spoolFactor*c.MaxMessageBytes); c.MemoryBudget < need {
-		return fmt.Errorf("memory_budget: %d must hold %d times max_message_bytes (%d)", c.MemoryBudget, spoolFactor, need)
+	// or it would be refused forever. Compared by division: the products
+	// overflowed int64 for a max_message_bytes past 2^61, went negative,
+	// and a budget that could never hold such a message passed.
+	if c.MaxMessageBytes > c.MemoryBudget/spoolFactor || min(c.SpoolThreshold, c.MaxMessageBytes) > c.MemoryBudget/holdFactor {
+		return fmt.Errorf("memory_budget: %d must hold %d times max_message_bytes (%d) and %d times the smaller of it and spool_threshold (%d)",
+			c.MemoryBudget, spoolFactor, c.MaxMessageBytes, holdFactor, c.SpoolThreshold)
 	}
 	if c.NegativeCacheTTL < 0 {
 		return errors.New("negative_cache_ttl: must not be negative")
