@@ -20,6 +20,7 @@ import (
 	"golang.org/x/net/idna"
 
 	"github.com/mxgrid/mxgrid/mailaddr"
+	"github.com/mxgrid/mxgrid/netguard"
 )
 
 // Policy is a domain's filtering policy. It is set at each level of the
@@ -284,6 +285,22 @@ type StaticDomain struct {
 func (s StaticDomain) Build() (*Domain, error) {
 	d, fe := newDomain(domainSpec{Source: "config", Name: s.Name, Route: s.Route, TLS: s.TLS, Routes: s.Routes, Recipients: s.Recipients, Policy: s.Policy})
 	maps.Copy(fe, s.Policy.Validate(""))
+	// The relay dials a route through netguard.ParseTarget, stricter than
+	// ValidateRoute: a route only ValidateRoute took ("mail host:25",
+	// "mx.example:+25", "10.1:25") loaded, and every message for the
+	// domain was then answered 451 4.4.1 for ever.
+	dialable := func(key, route string) {
+		if _, bad := fe[key]; bad {
+			return
+		}
+		if _, err := netguard.ParseTarget(route); err != nil {
+			fe[key] = err.Error()
+		}
+	}
+	dialable("route", s.Route)
+	for i, r := range s.Routes {
+		dialable(fmt.Sprintf("routes[%d].route", i), r.Route)
+	}
 	if len(fe) > 0 {
 		return nil, fe.first()
 	}
