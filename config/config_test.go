@@ -123,6 +123,9 @@ func TestBadConfigNamesTheKey(t *testing.T) {
 		{"bad dnsbl on_error", "dnsbl:\n  on_error: \"\"\n", "dnsbl.on_error:"},
 		{"bad clamd on_error", "antivirus:\n  on_error: maybe\n", "antivirus.on_error:"},
 		{"bad built-in antivirus on_error", "antivirus:\n  builtin: {on_error: maybe}\n", "antivirus.builtin.on_error:"},
+		{"subject tag with CR LF", "scanner:\n  subject_tag: \"[SPAM]\\r\\nBcc: x@example.org\"\n", "scanner.subject_tag:"},
+		{"subject tag with a NUL", "scanner:\n  subject_tag: \"[SPAM]\\0\"\n", "scanner.subject_tag:"},
+		{"subject tag over 64 bytes", "scanner:\n  subject_tag: '" + strings.Repeat("x", 65) + "'\n", "scanner.subject_tag:"},
 		{"negative model timeout", "scanner:\n  model: {timeout: -1s}\n", "scanner.model.timeout:"},
 		{"bad rules on_error", "scanner:\n  rules: {on_error: drop}\n", "scanner.rules.on_error:"},
 	}

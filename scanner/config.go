@@ -7,7 +7,9 @@ import (
 	"math"
 	"slices"
 	"sort"
+	"strings"
 	"time"
+	"unicode"
 )
 
 // Config is the scanner's part of the node configuration (YAML key
@@ -123,6 +125,9 @@ func (c Config) Policy() Policy {
 	return Policy{TagScore: c.TagScore, RejectScore: c.RejectScore, SubjectTag: c.SubjectTag}
 }
 
+// maxSubjectTag is a domain's limit on its subject_tag too.
+const maxSubjectTag = 64
+
 // Validate reports the first invalid setting, naming its key.
 func (c Config) Validate() error {
 	var errs []error
@@ -131,6 +136,16 @@ func (c Config) Validate() error {
 	}
 	if !(c.RejectScore > c.TagScore) || math.IsInf(c.RejectScore, 0) {
 		errs = append(errs, fmt.Errorf("reject_score: must be greater than tag_score (%v), got %v", c.TagScore, c.RejectScore))
+	}
+	// As a domain's subject_tag (tenant.Policy.Validate): the tag goes into
+	// the Subject field. Unchecked here, a CR LF in it made the rewritten
+	// header fail to serialise, and every tagged message was relayed with
+	// its original header: no tag, and the sender's forged X-Spam-* and
+	// Authentication-Results fields, which the rewrite removes, kept.
+	if len(c.SubjectTag) > maxSubjectTag {
+		errs = append(errs, fmt.Errorf("subject_tag: at most %d bytes, got %d", maxSubjectTag, len(c.SubjectTag)))
+	} else if strings.ContainsFunc(c.SubjectTag, unicode.IsControl) {
+		errs = append(errs, fmt.Errorf("subject_tag: %q must not contain control characters (it goes into a header)", c.SubjectTag))
 	}
 	if c.Timeout <= 0 {
 		errs = append(errs, fmt.Errorf("timeout: must be positive, got %v", c.Timeout))
