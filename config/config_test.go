@@ -75,6 +75,11 @@ func TestBadConfigNamesTheKey(t *testing.T) {
 		{"geo memcached port out of range", "geo:\n  memcached: ['m:70000']\n", "geo.memcached[0]:"},
 		{"dns server port by name", "dns:\n  server: 127.0.0.1:domain\n", "dns.server:"},
 		{"clamd port out of range", "antivirus:\n  clamd: tcp://127.0.0.1:66000\n", "antivirus.clamd"},
+		{"digest sender without a domain", "notify:\n  from: quarantine\n", "notify.from:"},
+		{"digest sender with CR LF", "notify:\n  from: \"q@example.org\\r\\nRCPT TO:<x@example.org>\"\n", "notify.from:"},
+		{"digest sender not ASCII", "notify:\n  from: quarantäne@example.org\n", "notify.from:"},
+		{"smarthost user without a password", "notify:\n  username: digests\n", "notify.username, password_file:"},
+		{"smarthost password without a user", "notify:\n  password_file: /etc/mxgrid/smarthost.pw\n", "notify.username, password_file:"},
 		{"smarthost port out of range", "notify:\n  smarthost: smtp.example.org:2500000\n", "notify.smarthost:"},
 		{"memory budget below four messages", "smtp:\n  memory_budget: 1048576\n", "smtp.memory_budget:"},
 		// 3 x 2^62 and 3 x (2^63-1) overflow int64: the check once passed them.

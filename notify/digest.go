@@ -31,6 +31,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/mxgrid/mxgrid/internal/periodic"
+	"github.com/mxgrid/mxgrid/mailaddr"
 	"github.com/mxgrid/mxgrid/netguard"
 	"github.com/mxgrid/mxgrid/quarantine"
 	"github.com/mxgrid/mxgrid/tenant"
@@ -86,9 +87,21 @@ func (c Config) Validate() error {
 			return fmt.Errorf("smarthost: %w", err)
 		}
 	}
+	// The address is the digests' MAIL FROM and From field; one the
+	// smarthost refuses, or a CR LF go-smtp will not send, failed every
+	// digest at run time, counted but otherwise unseen.
+	if c.From != "" {
+		if a, err := mailaddr.ParseDecoded(c.From); err != nil || a.IsNull() || a.SourceRouted() || !a.ASCII() || a.Domain == "" {
+			return fmt.Errorf("from: %q is not an ASCII mailbox address", c.From)
+		}
+	}
 	switch {
 	case c.SmarthostTLS != TLSStartTLS && c.SmarthostTLS != TLSNone:
 		return errors.New("smarthost_tls: must be starttls or none")
+	case (c.Username == "") != (c.PasswordFile == ""):
+		// Without a password file each digest's AUTH read "" and failed;
+		// without a username the password was ignored and none was sent.
+		return errors.New("username, password_file: set both or neither")
 	case c.Username != "" && c.SmarthostTLS == TLSNone:
 		return errors.New("username: AUTH needs smarthost_tls: starttls (the password would travel in clear)")
 	case c.DigestInterval < time.Hour:
@@ -192,6 +205,18 @@ func New(cfg Config, opts Options) (*Digests, error) {
 	}
 	if cfg.From == "" {
 		cfg.From = "quarantine@" + opts.Hostname
+	}
+	if cfg.Username != "" {
+		// Read at each send, so that it can be rotated; read once here too,
+		// so a missing or empty file stops the start rather than failing
+		// every digest.
+		pw, err := os.ReadFile(cfg.PasswordFile)
+		if err == nil && strings.TrimSpace(string(pw)) == "" {
+			err = errors.New("empty")
+		}
+		if err != nil {
+			return nil, fmt.Errorf("notify.password_file: %s: %w", cfg.PasswordFile, err)
+		}
 	}
 	if opts.Domains == nil {
 		return nil, errors.New("notify: no tenant directory")
