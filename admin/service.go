@@ -902,14 +902,19 @@ func ignoreNotFound(err error) error {
 
 // ReadTokenFile reads the operator token file (admin.operator_token_file):
 // the token alone, surrounding whitespace ignored. An empty path means no
-// operator file token.
-func ReadTokenFile(path string) (string, error) {
+// operator file token. A file others may read is logged on log, as
+// cluster.secret_key_file is: whoever reads it has operator rights over
+// every tenant through the API.
+func ReadTokenFile(path string, log *slog.Logger) (string, error) {
 	if path == "" {
 		return "", nil
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return "", fmt.Errorf("admin.operator_token_file: %w", err)
+	}
+	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 && log != nil {
+		log.Warn("admin.operator_token_file is readable by group or others; chmod 600 it", "file", path, "mode", fi.Mode().Perm().String())
 	}
 	tok := strings.TrimSpace(string(b))
 	// An Authorization header cannot carry a line break or a control

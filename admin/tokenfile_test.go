@@ -1,6 +1,8 @@
 package admin
 
 import (
+	"bytes"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -41,7 +43,7 @@ func TestReadTokenFile(t *testing.T) {
 			if err := os.WriteFile(path, []byte(tt.content), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			got, err := ReadTokenFile(path)
+			got, err := ReadTokenFile(path, nil)
 			if tt.want == "" {
 				if err != nil || got != strings.TrimSpace(tt.content) {
 					t.Fatalf("ReadTokenFile = %q, %v; want the token", got, err)
@@ -56,10 +58,43 @@ func TestReadTokenFile(t *testing.T) {
 			}
 		})
 	}
-	if got, err := ReadTokenFile(""); got != "" || err != nil {
+	if got, err := ReadTokenFile("", nil); got != "" || err != nil {
 		t.Fatalf("no file: %q, %v", got, err)
 	}
-	if _, err := ReadTokenFile(filepath.Join(t.TempDir(), "missing")); err == nil || !strings.Contains(err.Error(), "admin.operator_token_file") {
+	if _, err := ReadTokenFile(filepath.Join(t.TempDir(), "missing"), nil); err == nil || !strings.Contains(err.Error(), "admin.operator_token_file") {
 		t.Fatalf("missing file: %v", err)
+	}
+}
+
+// TestReadTokenFileWarnsOfItsMode: whoever can read the file has operator
+// rights, so a file group or others may read is logged, as the cluster's
+// key file is; it was read without a word.
+func TestReadTokenFileWarnsOfItsMode(t *testing.T) {
+	for _, tt := range []struct {
+		mode os.FileMode
+		warn bool
+	}{
+		{0o600, false},
+		{0o400, false},
+		{0o640, true},
+		{0o644, true},
+		{0o604, true},
+	} {
+		t.Run(tt.mode.String(), func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "operator.token")
+			if err := os.WriteFile(path, []byte("0123456789abcdef0123456789abcdef\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(path, tt.mode); err != nil {
+				t.Fatal(err)
+			}
+			var logged bytes.Buffer
+			if _, err := ReadTokenFile(path, slog.New(slog.NewTextHandler(&logged, nil))); err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.Contains(logged.String(), "readable by group or others"); got != tt.warn {
+				t.Fatalf("mode %v: warned %v, want %v (log: %q)", tt.mode, got, tt.warn, logged.String())
+			}
+		})
 	}
 }

@@ -456,7 +456,7 @@ func (b *builder) startCluster(context.Context) error {
 // mountAdmin builds the tenant service and serves its API; its domain
 // ownership verifier runs on the cluster's leader.
 func (b *builder) mountAdmin(context.Context) error {
-	operatorToken, err := admin.ReadTokenFile(b.cfg.Admin.OperatorTokenFile)
+	operatorToken, err := admin.ReadTokenFile(b.cfg.Admin.OperatorTokenFile, b.log)
 	if err != nil {
 		return err
 	}
