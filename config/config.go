@@ -434,6 +434,24 @@ func (c *Config) StaticDomains() ([]*tenant.Domain, error) {
 		if seen[d.Name] {
 			return nil, fmt.Errorf("domains[%d].name: %s is listed twice", i, d.Name)
 		}
+		// A domain that sets one threshold takes the other from scanner:
+		// (smtpd's policy). Build checks the pair only when both are set,
+		// so tag_score: 15 under the default reject_score of 10 loaded and
+		// refused everything from 10 up, tagging nothing.
+		tag, reject := c.Scanner.TagScore, c.Scanner.RejectScore
+		if sd.TagScore != nil {
+			tag = *sd.TagScore
+		}
+		if sd.RejectScore != nil {
+			reject = *sd.RejectScore
+		}
+		switch {
+		case reject >= tag:
+		case sd.RejectScore == nil:
+			return nil, fmt.Errorf("domains[%d].tag_score: %v is above scanner.reject_score (%v), which the domain takes: set its reject_score too", i, tag, reject)
+		default:
+			return nil, fmt.Errorf("domains[%d].reject_score: %v is below scanner.tag_score (%v), which the domain takes: set its tag_score too", i, reject, tag)
+		}
 		seen[d.Name] = true
 		out = append(out, d)
 	}

@@ -223,6 +223,40 @@ func TestSMTPHostname(t *testing.T) {
 	}
 }
 
+// TestDomainThresholdsWithTheGlobalOnes: a domain setting one threshold
+// takes the other from scanner:, and the pair it ends with must be in
+// order; a tag_score above the inherited reject_score used to load and
+// refuse the whole tag band.
+func TestDomainThresholdsWithTheGlobalOnes(t *testing.T) {
+	for _, tt := range []struct {
+		name, yaml, want string // want: substring of the error; "" loads
+	}{
+		{"lower tag score", "domains:\n  - {name: a.org, route: 'h:25', tag_score: 4}\n", ""},
+		{"tag score at the inherited reject score", "domains:\n  - {name: a.org, route: 'h:25', tag_score: 10}\n", ""},
+		{"higher reject score", "domains:\n  - {name: a.org, route: 'h:25', reject_score: 20}\n", ""},
+		{"both raised", "domains:\n  - {name: a.org, route: 'h:25', tag_score: 15, reject_score: 20}\n", ""},
+		{"tag score above the inherited reject score", "domains:\n  - {name: a.org, route: 'h:25', tag_score: 15}\n", "domains[0].tag_score: 15 is above scanner.reject_score (10)"},
+		{"reject score below the inherited tag score", "domains:\n  - {name: a.org, route: 'h:25', reject_score: 3}\n", "domains[0].reject_score: 3 is below scanner.tag_score (6)"},
+		{"tag score above a configured reject score", "scanner: {tag_score: 2, reject_score: 4}\ndomains:\n  - {name: a.org, route: 'h:25', tag_score: 5}\n", "domains[0].tag_score: 5 is above scanner.reject_score (4)"},
+		{"second domain", "domains:\n  - {name: a.org, route: 'h:25'}\n  - {name: b.org, route: 'h:25', tag_score: 11}\n", "domains[1].tag_score:"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "c.yaml")
+			os.WriteFile(path, []byte(tt.yaml), 0o600)
+			_, err := Load(path)
+			if tt.want == "" {
+				if err != nil {
+					t.Fatalf("Load() = %v, want it to load", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Load() error = %v, want it to contain %q", err, tt.want)
+			}
+		})
+	}
+}
+
 func TestMissingFile(t *testing.T) {
 	_, err := Load(filepath.Join(t.TempDir(), "absent.yaml"))
 	if err == nil || !strings.Contains(err.Error(), "no such file") {
