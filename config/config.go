@@ -347,6 +347,14 @@ func (c *Config) Validate() error {
 	if err := check("cluster", c.Cluster.Validate()); err != nil {
 		return err
 	}
+	// As tenants.reserved_domains: the ownership check skips a name it
+	// cannot normalise, and a domain whose MX names only such a host is
+	// never proven.
+	for i, h := range c.Cluster.MXHosts {
+		if _, err := tenant.NormalizeDomain(h); err != nil {
+			return fmt.Errorf("cluster.mx_hosts[%d]: %w", i, err)
+		}
+	}
 	if err := check("geo", c.Geo.Validate()); err != nil {
 		return err
 	}

@@ -35,6 +35,8 @@ smtp:
 log: {format: json}
 relay:
   cache: {enabled: false, max_reuse: 10}
+cluster: {mx_hosts: [MX1.Filter.Example., mx2.filter.example]}
+tenants: {reserved_domains: [Brand.Example., exämple.net]}
 domains:
   - name: Example.ORG
     route: 127.0.0.1:2500
@@ -86,6 +88,11 @@ func TestBadConfigNamesTheKey(t *testing.T) {
 		{"max message bytes whose budget overflows", "smtp:\n  max_message_bytes: 4611686018427387904\n", "smtp.memory_budget:"},
 		{"max message bytes just past a third of int64", "smtp:\n  max_message_bytes: 3074457345618258603\n", "smtp.memory_budget:"},
 		{"everything at the int64 maximum", "smtp:\n  max_message_bytes: 9223372036854775807\n  spool_threshold: 9223372036854775807\n  memory_budget: 9223372036854775807\n", "smtp.memory_budget:"},
+		{"reserved domain with a space", "tenants:\n  reserved_domains: [brand.example, 'our brand.example']\n", "tenants.reserved_domains[1]:"},
+		{"reserved domain as a wildcard", "tenants:\n  reserved_domains: ['*.brand.example']\n", "tenants.reserved_domains[0]:"},
+		{"reserved domain empty", "tenants:\n  reserved_domains: ['']\n", "tenants.reserved_domains[0]:"},
+		{"MX host with a space", "cluster:\n  mx_hosts: [mx1.filter.example, 'mx2 filter.example']\n", "cluster.mx_hosts[1]:"},
+		{"MX host not fully qualified", "cluster:\n  mx_hosts: [mx1]\n", "cluster.mx_hosts[0]:"},
 		{"claims that lapse at once", "tenants:\n  pending_claim_ttl: 1s\n", "tenants.pending_claim_ttl:"},
 		{"negative client budget", "smtp:\n  client_unknown_recipients: -1\n", "smtp.client_unknown_recipients:"},
 		{"client budget without a window", "smtp:\n  client_unknown_window: 0s\n", "smtp.client_unknown_window:"},

@@ -69,6 +69,14 @@ func (c SyncConfig) Validate() error {
 	if c.PendingClaimTTL < time.Minute {
 		return errors.New("pending_claim_ttl: at least 1m")
 	}
+	// The ownership check drops a name NormalizeDomain refuses: a typo
+	// here ("our brand.example", "*.example.net") left the domain open to
+	// any reseller's claim, with nothing said.
+	for i, r := range c.ReservedDomains {
+		if _, err := NormalizeDomain(r); err != nil {
+			return fmt.Errorf("reserved_domains[%d]: %w", i, err)
+		}
+	}
 	return c.DefaultQuota.Validate("default_quota.").Err()
 }
 
