@@ -198,7 +198,17 @@ func Load(path string) (Config, error) {
 // dotted path (yaml.v3's KnownFields names only the Go type).
 func Parse(data []byte, cfg *Config) error {
 	var root yaml.Node
-	if err := yaml.Unmarshal(data, &root); err != nil {
+	docs := yaml.NewDecoder(bytes.NewReader(data))
+	if err := docs.Decode(&root); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("invalid YAML: %w", err)
+	}
+	// Decoding reads the first document only: a file of two (a template's
+	// output, or files joined with "---") had the second's keys dropped
+	// without a word. An empty document after the first is harmless.
+	var next yaml.Node
+	if err := docs.Decode(&next); err == nil && len(next.Content) > 0 && next.Content[0].Tag != "!!null" {
+		return fmt.Errorf("line %d: a second YAML document; the config is one document", next.Content[0].Line)
+	} else if err != nil && !errors.Is(err, io.EOF) {
 		return fmt.Errorf("invalid YAML: %w", err)
 	}
 	if len(root.Content) == 0 {

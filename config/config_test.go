@@ -129,6 +129,9 @@ func TestBadConfigNamesTheKey(t *testing.T) {
 		{"wrong type", "smtp:\n  max_recipients: lots\n", "invalid value"},
 		{"bad duration", "smtp:\n  data_timeout: soon\n", "invalid value"},
 		{"bad log format", "log:\n  format: xml\n", "log.format:"},
+		{"two documents", "smtp: {}\n---\nsmtp: {listen: '127.0.0.1:2626'}\n", "line 3: a second YAML document"},
+		{"a second document after a leading marker", "---\nlog: {format: json}\n---\nlog: {level: debug}\n", "line 4: a second YAML document"},
+		{"a bad second document", "smtp: {}\n---\nsmtp: [\n", "invalid YAML"},
 		{"not yaml", "smtp: [\n", "invalid YAML"},
 		{"section not a mapping", "smtp: 5\n", "smtp must be a mapping"},
 		{"bad auth on_error", "auth:\n  on_error: reject\n", "auth.on_error:"},
@@ -261,6 +264,24 @@ func TestDomainThresholdsWithTheGlobalOnes(t *testing.T) {
 				t.Fatalf("Load() error = %v, want it to contain %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestOneYAMLDocument: what marks or ends the one document loads; a
+// second document is refused (TestBadConfigNamesTheKey), as it was
+// dropped.
+func TestOneYAMLDocument(t *testing.T) {
+	for _, data := range []string{
+		"---\nlog: {format: json}\n",
+		"log: {format: json}\n...\n",
+		"log: {format: json}\n---\n",
+		"log: {format: json}\n---\n# nothing more\n",
+		"log: {format: json}\n--- ~\n",
+	} {
+		cfg := Default()
+		if err := Parse([]byte(data), &cfg); err != nil || cfg.Log.Format != "json" {
+			t.Errorf("Parse(%q) = %v, format %q; want it to load", data, err, cfg.Log.Format)
+		}
 	}
 }
 
