@@ -9,11 +9,14 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math"
 	"net/url"
 	"os"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/mxgrid/mxgrid/clientip"
 	"github.com/mxgrid/mxgrid/cluster"
@@ -251,8 +254,25 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string) error {
 		}
 	case t.Kind() == reflect.Struct && n.Kind != yaml.MappingNode && !isScalarStruct(t):
 		return fmt.Errorf("line %d: %s must be a mapping", n.Line, path)
+	case isInteger(t) && n.Kind == yaml.ScalarNode && n.ShortTag() == "!!float":
+		// yaml.v3 truncates a float into an integer field: max_recipients:
+		// 1.5 loaded as 1. A whole number written as one (1e9) is fine.
+		if f, err := strconv.ParseFloat(strings.ReplaceAll(n.Value, "_", ""), 64); err != nil || f != math.Trunc(f) {
+			return fmt.Errorf("line %d: %s: %s is not a whole number", n.Line, path, n.Value)
+		}
 	}
 	return nil
+}
+
+// isInteger reports the integer kinds but time.Duration's, which yaml.v3
+// decodes from a string only.
+func isInteger(t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return t != reflect.TypeOf(time.Duration(0))
+	}
+	return false
 }
 
 // isScalarStruct reports struct types that decode from a scalar.

@@ -29,7 +29,7 @@ func TestLoadFile(t *testing.T) {
 node: {name: node-a, provider: hetzner, region: fsn1}
 smtp:
   listen: 127.0.0.1:2626
-  max_message_bytes: 1048576
+  max_message_bytes: 1.048576e6
   trusted_proxies: [10.0.0.0/8]
   command_timeout: 30s
 log: {format: json}
@@ -52,7 +52,7 @@ domains:
 	if len(doms) != 1 || doms[0].Name != "example.org" || !doms[0].AcceptsRecipient("Bob") || doms[0].AcceptsRecipient("carol") {
 		t.Fatalf("domains = %+v", doms[0])
 	}
-	if *doms[0].Policy.RejectScore != 15 || cfg.SMTP.CommandTimeout.Seconds() != 30 || cfg.Node.Provider != "hetzner" {
+	if *doms[0].Policy.RejectScore != 15 || cfg.SMTP.CommandTimeout.Seconds() != 30 || cfg.Node.Provider != "hetzner" || cfg.SMTP.MaxMessageBytes != 1048576 {
 		t.Fatalf("values not applied: %+v", cfg)
 	}
 	// A key set in a section leaves the section's other defaults alone.
@@ -126,6 +126,9 @@ func TestBadConfigNamesTheKey(t *testing.T) {
 		{"zero reuse", "relay:\n  cache: {max_reuse: 0}\n", "relay.cache.max_reuse:"},
 		{"unknown cache key", "relay:\n  cache: {max_idle: 3}\n", `unknown key "relay.cache.max_idle"`},
 		{"bad route test burst", "panel:\n  route_test_burst: 0\n", "panel.route_test_burst"},
+		{"fraction in an integer key", "smtp:\n  max_recipients: 1.5\n", "line 2: smtp.max_recipients: 1.5 is not a whole number"},
+		{"fraction in a nested integer key", "relay:\n  cache: {max_reuse: 2.9}\n", "relay.cache.max_reuse: 2.9 is not a whole number"},
+		{"fraction in a domain's integer key", "domains:\n  - {name: a.org, route: 'h:25', max_message_size: 1048576.5}\n", "domains[0].max_message_size: 1048576.5 is not a whole number"},
 		{"wrong type", "smtp:\n  max_recipients: lots\n", "invalid value"},
 		{"bad duration", "smtp:\n  data_timeout: soon\n", "invalid value"},
 		{"bad log format", "log:\n  format: xml\n", "log.format:"},
