@@ -327,6 +327,11 @@ func (q *Queue[T, R]) shutdown(parent context.Context) error {
 	return fmt.Errorf("%s: %d %s not stored at shutdown: %w", q.cfg.Subsystem, lost, q.cfg.Noun, err)
 }
 
+// MaxBuffer bounds Tuning.Buffer, a hundred times the default. New
+// allocates the ring whole: a buffer of 4e9 records was a fatal "out of
+// memory" as the node started, one of 1e14 a makeslice panic.
+const MaxBuffer = 1_000_000
+
 // Tuning is the YAML-facing part of a queue's configuration and its
 // retention, shared (inline) by the events and tracking sections.
 type Tuning struct {
@@ -363,8 +368,8 @@ func DefaultTuning() Tuning {
 // Validate checks the keys; messages name them.
 func (t Tuning) Validate() error {
 	switch {
-	case t.Buffer <= 0:
-		return errors.New("buffer: must be positive")
+	case t.Buffer <= 0 || t.Buffer > MaxBuffer:
+		return fmt.Errorf("buffer: between 1 and %d (the whole buffer is allocated when the node starts)", MaxBuffer)
 	case t.Retention < time.Hour:
 		return errors.New("retention: must be at least 1h")
 	case t.BatchSize <= 0:
