@@ -198,6 +198,8 @@ func TestServeSetsMemoryLimit(t *testing.T) {
 	}{
 		{"tuned", nil, budget + memlimit.Margin, budget + memlimit.Margin + 200<<20},
 		{"operator's GOMEMLIMIT", []string{"GOMEMLIMIT=1GiB"}, 1 << 30, 1 << 30},
+		// The runtime takes an empty GOMEMLIMIT for none; so must serve.
+		{"empty GOMEMLIMIT", []string{"GOMEMLIMIT="}, budget + memlimit.Margin, budget + memlimit.Margin + 200<<20},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			mgmtPort := testenv.FreePort(t)

@@ -24,8 +24,10 @@ func runServe(ctx context.Context, args []string, _ io.Writer) error {
 		return err
 	}
 	log := newLogger(cfg.Log, os.Stderr)
-	// An operator's GOMEMLIMIT is the runtime's, and stays.
-	_, operatorLimit := os.LookupEnv("GOMEMLIMIT")
+	// An operator's GOMEMLIMIT is the runtime's, and stays. An empty one
+	// is no limit to the runtime, as unset: a compose file's
+	// "GOMEMLIMIT=${GOMEMLIMIT}" must not leave the node with none at all.
+	operatorLimit := os.Getenv("GOMEMLIMIT") != ""
 	n, err := node.New(ctx, cfg, node.Options{Log: log, Version: version, MemoryLimit: !operatorLimit})
 	if err != nil {
 		return err
