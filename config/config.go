@@ -10,6 +10,7 @@ import (
 	"io"
 	"maps"
 	"math"
+	"net/netip"
 	"net/url"
 	"os"
 	"reflect"
@@ -421,7 +422,59 @@ func (c *Config) Validate() error {
 	if err := check("antivirus", c.Antivirus.Validate()); err != nil {
 		return err
 	}
-	return check("map", c.Map.Validate())
+	if err := check("map", c.Map.Validate()); err != nil {
+		return err
+	}
+	return c.checkListeners()
+}
+
+// checkListeners refuses two listeners on one address. Each section's own
+// check passes them, and the second bind failed only after the store,
+// tenants and scanner were built, naming the address but not the keys
+// ("http listen 127.0.0.1:8025" for http.management_listen too).
+func (c *Config) checkListeners() error {
+	type listener struct {
+		key string
+		t   netguard.Target
+	}
+	var ls []listener
+	for _, l := range []struct{ key, addr string }{
+		{"smtp.listen", c.SMTP.Listen}, {"http.listen", c.HTTP.Listen},
+		{"http.management_listen", c.HTTP.ManagementListen}, {"cluster.bind", c.Cluster.Bind},
+	} {
+		t, err := netguard.ParseListen(l.addr)
+		if err != nil || t.Port == 0 {
+			continue // a port the kernel picks never clashes; errors are the sections'
+		}
+		for _, o := range ls {
+			if o.t.Port == t.Port && sameListenAddr(o.t, t) {
+				return fmt.Errorf("%s: %s and %s (%s) cannot both listen there", l.key, l.addr, o.key, o.t)
+			}
+		}
+		ls = append(ls, listener{l.key, t})
+	}
+	return nil
+}
+
+// sameListenAddr reports addresses whose binds at one port clash: equal
+// ones, every address ("" or ::, dual-stack in Go) with any, 0.0.0.0 with
+// any IPv4 address. A host name may resolve to anything: only the same
+// name is known to clash.
+func sameListenAddr(a, b netguard.Target) bool {
+	all := func(t netguard.Target) bool {
+		return t.Host == "" && (!t.IP.IsValid() || t.IP == netip.IPv6Unspecified())
+	}
+	any4 := func(t netguard.Target) bool { return t.IP == netip.IPv4Unspecified() }
+	v4 := func(t netguard.Target) bool { return t.IP.Unmap().Is4() }
+	switch {
+	case all(a) || all(b):
+		return true
+	case any4(a) && v4(b), any4(b) && v4(a):
+		return true
+	case a.IP.IsValid() && b.IP.IsValid():
+		return a.IP.Unmap() == b.IP.Unmap()
+	}
+	return a.Host != "" && a.Host == b.Host
 }
 
 // weightsSection is one section's weights key and the symbols it sets.

@@ -291,6 +291,42 @@ func TestOneYAMLDocument(t *testing.T) {
 	}
 }
 
+// TestListenersDoNotShareAnAddress: two listeners on one address used
+// to load and fail at the second bind, naming neither key.
+func TestListenersDoNotShareAnAddress(t *testing.T) {
+	for _, tt := range []struct {
+		name, yaml, want string // want: substring of the error; "" loads
+	}{
+		{"defaults", "", ""},
+		{"different ports", "smtp: {listen: '0.0.0.0:25'}\nhttp: {listen: '0.0.0.0:80'}\n", ""},
+		{"ports the kernel picks", "smtp: {listen: '127.0.0.1:0'}\nhttp: {listen: '127.0.0.1:0', management_listen: '127.0.0.1:0'}\n", ""},
+		{"IPv4 wildcard and IPv6 loopback", "smtp: {listen: '0.0.0.0:8025'}\nhttp: {listen: '[::1]:8025'}\n", ""},
+		{"different addresses", "http: {listen: '192.0.2.1:8025', management_listen: '127.0.0.1:8025'}\n", ""},
+		{"SMTP and HTTP", "smtp: {listen: '127.0.0.1:8025'}\n", "http.listen: 127.0.0.1:8025 and smtp.listen (127.0.0.1:8025)"},
+		{"HTTP and management", "http: {management_listen: '127.0.0.1:8025'}\n", "http.management_listen: 127.0.0.1:8025 and http.listen"},
+		{"cluster and SMTP", "cluster: {bind: '127.0.0.1:2525'}\n", "cluster.bind: 127.0.0.1:2525 and smtp.listen"},
+		{"every address and loopback", "smtp: {listen: ':8025'}\n", "http.listen: 127.0.0.1:8025 and smtp.listen"},
+		{"IPv6 wildcard and IPv4", "smtp: {listen: '[::]:8025'}\n", "http.listen:"},
+		{"IPv4 wildcard and loopback", "http: {listen: '0.0.0.0:8026'}\n", "http.management_listen: 127.0.0.1:8026 and http.listen"},
+		{"same host name", "smtp: {listen: 'localhost:9000'}\nhttp: {listen: 'localhost:9000'}\n", "http.listen: localhost:9000 and smtp.listen"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "c.yaml")
+			os.WriteFile(path, []byte(tt.yaml), 0o600)
+			_, err := Load(path)
+			if tt.want == "" {
+				if err != nil {
+					t.Fatalf("Load() = %v, want it to load", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Load() error = %v, want it to contain %q", err, tt.want)
+			}
+		})
+	}
+}
+
 func TestMissingFile(t *testing.T) {
 	_, err := Load(filepath.Join(t.TempDir(), "absent.yaml"))
 	if err == nil || !strings.Contains(err.Error(), "no such file") {
