@@ -297,6 +297,15 @@ func (s StaticDomain) Build() (*Domain, error) {
 			fe[key] = err.Error()
 		}
 	}
+	// idna.Lookup takes over-long labels and names and an all-numeric
+	// top label: a domain no MX record can name, so none of its mail ever
+	// arrives. The API refuses them (DomainRecord.Normalize); so does the
+	// config file now.
+	if _, bad := fe["name"]; !bad {
+		if err := checkDNSName(d.Name); err != nil {
+			fe["name"] = err.Error()
+		}
+	}
 	dialable("route", s.Route)
 	for i, r := range s.Routes {
 		dialable(fmt.Sprintf("routes[%d].route", i), r.Route)
