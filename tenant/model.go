@@ -359,14 +359,9 @@ func (d *DomainRecord) Normalize() error {
 		d.TLS = string(TLSOpportunistic)
 	}
 	dom, fe := newDomain(domainSpec{Name: d.Name, Route: d.Route, TLS: d.TLS, Routes: d.Routes})
+	checkInput(fe, dom.Name, d.Route, d.Routes)
 	if _, bad := fe["name"]; !bad {
-		// Stricter than config domains: the API must not store a domain
-		// no MX record can name.
-		if err := checkDNSName(dom.Name); err != nil {
-			fe["name"] = err.Error()
-		} else {
-			d.Name = dom.Name
-		}
+		d.Name = dom.Name
 	}
 	if d.CustomerID <= 0 {
 		fe["customer_id"] = "required"

@@ -285,10 +285,28 @@ type StaticDomain struct {
 func (s StaticDomain) Build() (*Domain, error) {
 	d, fe := newDomain(domainSpec{Source: "config", Name: s.Name, Route: s.Route, TLS: s.TLS, Routes: s.Routes, Recipients: s.Recipients, Policy: s.Policy})
 	maps.Copy(fe, s.Policy.Validate(""))
-	// The relay dials a route through netguard.ParseTarget, stricter than
-	// ValidateRoute: a route only ValidateRoute took ("mail host:25",
-	// "mx.example:+25", "10.1:25") loaded, and every message for the
-	// domain was then answered 451 4.4.1 for ever.
+	checkInput(fe, d.Name, s.Route, s.Routes)
+	if len(fe) > 0 {
+		return nil, fe.first()
+	}
+	return d, nil
+}
+
+// checkInput adds to fe what newDomain lets pass but input from the
+// config file or the API must not (rows already stored are loaded as they
+// are, so one cannot fail a whole reload):
+//   - a name no MX record can name (idna.Lookup takes over-long labels and
+//     names and an all-numeric top label), none of whose mail ever arrives;
+//   - a route the relay cannot dial: it parses routes with
+//     netguard.ParseTarget, stricter than ValidateRoute, so "mail host:25",
+//     "mx.example:+25" or "10.1:25" was stored and every message for the
+//     domain was then answered 451 4.4.1 for ever.
+func checkInput(fe FieldErrors, name, route string, routes []RouteRule) {
+	if _, bad := fe["name"]; !bad {
+		if err := checkDNSName(name); err != nil {
+			fe["name"] = err.Error()
+		}
+	}
 	dialable := func(key, route string) {
 		if _, bad := fe[key]; bad {
 			return
@@ -297,23 +315,10 @@ func (s StaticDomain) Build() (*Domain, error) {
 			fe[key] = err.Error()
 		}
 	}
-	// idna.Lookup takes over-long labels and names and an all-numeric
-	// top label: a domain no MX record can name, so none of its mail ever
-	// arrives. The API refuses them (DomainRecord.Normalize); so does the
-	// config file now.
-	if _, bad := fe["name"]; !bad {
-		if err := checkDNSName(d.Name); err != nil {
-			fe["name"] = err.Error()
-		}
-	}
-	dialable("route", s.Route)
-	for i, r := range s.Routes {
+	dialable("route", route)
+	for i, r := range routes {
 		dialable(fmt.Sprintf("routes[%d].route", i), r.Route)
 	}
-	if len(fe) > 0 {
-		return nil, fe.first()
-	}
-	return d, nil
 }
 
 // domainSpec is a domain as each source gives it: the config file, the

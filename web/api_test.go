@@ -401,6 +401,12 @@ func TestAPIBadInput(t *testing.T) {
 		{"domain is an IPv4 address", "POST", "/api/v1/domains", dom("127.0.0.1"), 400, "name"},
 		{"domain under a numeric top-level label", "POST", "/api/v1/domains", dom("mail.example.123"), 400, "name"},
 		{"route not host:port", "POST", "/api/v1/domains", map[string]any{"name": "r.example", "customer_id": f.custA.ID, "route": "mail.example"}, 400, "route"},
+		// Routes the relay cannot dial, once stored, deferred the domain's
+		// mail for ever.
+		{"route host with a space", "POST", "/api/v1/domains", map[string]any{"name": "r.example", "customer_id": f.custA.ID, "route": "mail host.example:25"}, 400, "route"},
+		{"route port with a sign", "POST", "/api/v1/domains", map[string]any{"name": "r.example", "customer_id": f.custA.ID, "route": "mail.example:+25"}, 400, "route"},
+		{"route rule not dialable", "POST", "/api/v1/domains", map[string]any{"name": "r.example", "customer_id": f.custA.ID, "route": "mail.example:25",
+			"routes": []map[string]any{{"route": "10.1:25", "recipients": []string{"a"}}}}, 400, "routes[0].route"},
 		{"bad tls", "POST", "/api/v1/domains", map[string]any{"name": "r.example", "customer_id": f.custA.ID, "route": "h:25", "tls": "maybe"}, 400, "tls"},
 		{"missing customer", "POST", "/api/v1/domains", map[string]any{"name": "r.example", "route": "h:25"}, 400, "customer_id"},
 		{"bad policy", "POST", "/api/v1/domains", map[string]any{"name": "r.example", "customer_id": f.custA.ID, "route": "h:25",
