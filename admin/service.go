@@ -27,6 +27,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/mxgrid/mxgrid/fsperm"
 	"github.com/mxgrid/mxgrid/tenant"
 )
 
@@ -913,9 +914,7 @@ func ReadTokenFile(path string, log *slog.Logger) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("admin.operator_token_file: %w", err)
 	}
-	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 && log != nil {
-		log.Warn("admin.operator_token_file is readable by group or others; chmod 600 it", "file", path, "mode", fi.Mode().Perm().String())
-	}
+	fsperm.WarnShared(log, "admin.operator_token_file", path)
 	tok := strings.TrimSpace(string(b))
 	// An Authorization header cannot carry a line break or a control
 	// character, and a bearer token has no whitespace: a node that started

@@ -29,6 +29,7 @@ import (
 	"github.com/hashicorp/memberlist"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/mxgrid/mxgrid/fsperm"
 	"github.com/mxgrid/mxgrid/health"
 	"github.com/mxgrid/mxgrid/internal/periodic"
 )
@@ -217,7 +218,7 @@ func newCluster(cfg Config, self NodeInfo, reg *health.Registry, logger *slog.Lo
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
 	if cfg.SecretKeyFile != "" {
-		warnKeyFileMode(cfg.SecretKeyFile, logger)
+		fsperm.WarnShared(logger, "cluster.secret_key_file", cfg.SecretKeyFile)
 	}
 	mc, err := cfg.memberlistConfig()
 	if err != nil {

@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"bytes"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -148,25 +147,6 @@ func TestKeyFileRefusedBeyondLoopback(t *testing.T) {
 	c.Bind = "127.0.0.1:7946"
 	if _, err := c.key(); err != nil {
 		t.Errorf("on loopback: %v", err)
-	}
-}
-
-func TestKeyFileModeWarning(t *testing.T) {
-	dir := t.TempDir()
-	for _, tt := range []struct {
-		mode os.FileMode
-		warn bool
-	}{{0o600, false}, {0o640, true}, {0o644, true}} {
-		p := filepath.Join(dir, tt.mode.String())
-		if err := os.WriteFile(p, []byte(testKey), tt.mode); err != nil {
-			t.Fatal(err)
-		}
-		os.Chmod(p, tt.mode)
-		var buf bytes.Buffer
-		warnKeyFileMode(p, slog.New(slog.NewTextHandler(&buf, nil)))
-		if got := strings.Contains(buf.String(), "readable by group or others"); got != tt.warn {
-			t.Errorf("mode %v: warned %v, want %v (%s)", tt.mode, got, tt.warn, buf.String())
-		}
 	}
 }
 

@@ -6,9 +6,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"io/fs"
-	"log/slog"
-	"os"
 )
 
 // NewKey returns a fresh random 32-byte gossip key, base64-encoded as
@@ -64,16 +61,4 @@ func KeyProblem(k []byte) error {
 		return fmt.Errorf("%w: it is printable text, not random bytes; generate one with `mxgrid keygen`", errWeakKey)
 	}
 	return nil
-}
-
-// warnKeyFileMode logs when the key file is readable by others than its
-// owner: anyone who can read it can join the cluster and become leader.
-func warnKeyFileMode(path string, log *slog.Logger) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return // key() reports the file's problems
-	}
-	if fi.Mode().Perm()&fs.FileMode(0o077) != 0 {
-		log.Warn("cluster.secret_key_file is readable by group or others; chmod 600 it", "file", path, "mode", fi.Mode().Perm().String())
-	}
 }

@@ -48,6 +48,18 @@ func CreatePrivate(path string) error {
 	return f.Close()
 }
 
+// WarnShared logs when the secret file the config key names is readable
+// by group or others: whoever reads it holds what it grants. It only
+// warns, since a container's secret mounts are often 0444 and not the
+// node's to change; a file it cannot stat is the reader's to report.
+func WarnShared(log *slog.Logger, key, path string) {
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().Perm()&0o077 == 0 || log == nil {
+		return
+	}
+	log.Warn(key+" is readable by group or others; chmod 600 it", "file", path, "mode", fi.Mode().Perm().String())
+}
+
 func tighten(path string, mode fs.FileMode, log *slog.Logger) error {
 	fi, err := os.Stat(path)
 	if err != nil {

@@ -56,3 +56,30 @@ func TestPrivate(t *testing.T) {
 		t.Errorf("warnings: want one for the dir and one for open.db:\n%s", out)
 	}
 }
+
+// TestWarnShared: a secret file others may read is named in a warning,
+// with the config key that points at it; a private one, or a missing one,
+// is not.
+func TestWarnShared(t *testing.T) {
+	dir := t.TempDir()
+	for _, tt := range []struct {
+		mode os.FileMode
+		warn bool
+	}{{0o600, false}, {0o400, false}, {0o640, true}, {0o644, true}, {0o604, true}} {
+		p := filepath.Join(dir, tt.mode.String())
+		if err := os.WriteFile(p, []byte("secret"), tt.mode); err != nil {
+			t.Fatal(err)
+		}
+		os.Chmod(p, tt.mode)
+		var buf bytes.Buffer
+		WarnShared(slog.New(slog.NewTextHandler(&buf, nil)), "smtp.tls_key", p)
+		if got := strings.Contains(buf.String(), "smtp.tls_key is readable by group or others"); got != tt.warn {
+			t.Errorf("mode %v: warned %v, want %v (%s)", tt.mode, got, tt.warn, buf.String())
+		}
+	}
+	var buf bytes.Buffer
+	WarnShared(slog.New(slog.NewTextHandler(&buf, nil)), "smtp.tls_key", filepath.Join(dir, "missing"))
+	if buf.Len() != 0 {
+		t.Errorf("a missing file was warned of: %s", buf.String())
+	}
+}

@@ -20,6 +20,7 @@ import (
 	"github.com/emersion/go-message/textproto"
 	"github.com/emersion/go-smtp"
 	"github.com/mxgrid/mxgrid/events"
+	"github.com/mxgrid/mxgrid/fsperm"
 	"github.com/mxgrid/mxgrid/health"
 	"github.com/mxgrid/mxgrid/internal/bytebudget"
 	"github.com/mxgrid/mxgrid/internal/ratelimit"
@@ -241,8 +242,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if cfg.TLSCert != "" {
 		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
 		if err != nil {
-			return nil, fmt.Errorf("smtp.tls_cert: %w", err)
+			return nil, fmt.Errorf("smtp.tls_cert, smtp.tls_key: %w", err)
 		}
+		fsperm.WarnShared(s.log, "smtp.tls_key", cfg.TLSKey)
 		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 		// From the handshake on, a goodbye in clear text would corrupt
 		// the stream; newSession learns of TLS only at the next EHLO.
