@@ -3,6 +3,7 @@ package rules
 import (
 	"bufio"
 	_ "embed"
+	"iter"
 	"math/bits"
 	"strings"
 	"unicode"
@@ -533,15 +534,21 @@ func firstLabel(domain string) string {
 
 // hostList is a set of registrable domains, and of longer hosts for
 // entries below a registrable domain (sites.google.com).
-type hostList map[string]bool
+type hostList struct {
+	names map[string]bool
+	// longest is the length of the longest name: a suffix of a host
+	// longer than that cannot be listed, and is not hashed.
+	longest int
+}
 
 func parseHostList(list string) hostList {
-	h := hostList{}
+	h := hostList{names: map[string]bool{}}
 	sc := bufio.NewScanner(strings.NewReader(list))
 	for sc.Scan() {
 		line := strings.ToLower(strings.TrimSpace(sc.Text()))
 		if line != "" && line[0] != '#' {
-			h[line] = true
+			h.names[line] = true
+			h.longest = max(h.longest, len(line))
 		}
 	}
 	return h
@@ -549,16 +556,43 @@ func parseHostList(list string) hostList {
 
 // has reports whether host is listed, or is under a listed name.
 func (h hostList) has(host string) bool {
-	host = strings.TrimSuffix(strings.ToLower(host), ".")
-	for {
-		if h[host] {
+	for name := range h.candidates(host) {
+		if h.names[name] {
 			return true
 		}
-		_, rest, ok := strings.Cut(host, ".")
-		if !ok || !strings.Contains(rest, ".") {
-			return false
+	}
+	return false
+}
+
+// candidates are host, lower-case without a final dot, and its parent
+// domains of two labels or more, those no longer than the longest
+// listed name. A sender's host can be a megabyte of labels ("a.a.a..."):
+// hashing every suffix of it read the host once per label, 10 s for one
+// link.
+func (h hostList) candidates(host string) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		host = strings.TrimSuffix(strings.ToLower(host), ".")
+		if len(host) > h.longest {
+			from := len(host) - h.longest - 1
+			i := strings.IndexByte(host[from:], '.')
+			if i < 0 {
+				return
+			}
+			host = host[from+i+1:]
+			if !strings.Contains(host, ".") {
+				return
+			}
 		}
-		host = rest
+		for {
+			if !yield(host) {
+				return
+			}
+			_, rest, ok := strings.Cut(host, ".")
+			if !ok || !strings.Contains(rest, ".") {
+				return
+			}
+			host = rest
+		}
 	}
 }
 

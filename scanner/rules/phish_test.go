@@ -583,3 +583,33 @@ func TestOffersNoHonestSellerMakes(t *testing.T) {
 		}
 	}
 }
+
+// TestHostListLooksUpBoundedSuffixes: a link's host of a megabyte of
+// labels ("a.a.a...bit.ly") is looked up by the suffixes that could be
+// listed, not by every one of its half a million suffixes, a read of the
+// host per label (10 s for one link). What is listed is still found.
+func TestHostListLooksUpBoundedSuffixes(t *testing.T) {
+	long := strings.Repeat("a.", 500_000)
+	for _, tt := range []struct {
+		list hostList
+		host string
+		want bool
+	}{
+		{shorteners, long + "bit.ly", true},
+		{shorteners, long + "Bit.Ly.", true},
+		{shorteners, long + "example.com", false},
+		{freeHosting, long + "x.s3.amazonaws.com", true},
+		{freeHosting, strings.Repeat("b", 1<<20) + ".com", false},
+	} {
+		if got := tt.list.has(tt.host); got != tt.want {
+			t.Errorf("has(%.20q...%q) = %v, want %v", tt.host, tt.host[len(tt.host)-20:], got, tt.want)
+		}
+		read := 0
+		for name := range tt.list.candidates(tt.host) {
+			read += len(name)
+		}
+		if bound := tt.list.longest * tt.list.longest; read > bound {
+			t.Errorf("%d bytes of host looked up, want at most %d", read, bound)
+		}
+	}
+}
