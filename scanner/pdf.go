@@ -45,10 +45,46 @@ func isPDF(data []byte) bool {
 func pdfLinks(data []byte, limit int, inflateBudget *int) []string {
 	var links []string
 	links = appendURIs(links, data, limit)
+	var inf inflater
 	eachFlateStream(data, inflateBudget, func() bool { return len(links) < limit }, func(stream []byte) {
-		links = inflatedURIs(links, stream, limit, inflateBudget)
+		links = inf.uris(links, stream, limit, inflateBudget)
 	})
 	return links
+}
+
+// inflater inflates the Flate streams of one PDF one after another with
+// one decompressor and one buffer. A PDF can be a million streams of a
+// few bytes: a decompressor (its 32 KiB window) and a chunk buffer of
+// their own for each allocated 650 times the size of the PDF.
+type inflater struct {
+	src bytes.Reader
+	zr  io.ReadCloser
+	buf []byte
+}
+
+// open starts inflating stream; false when it has no valid zlib header.
+func (f *inflater) open(stream []byte) (io.Reader, bool) {
+	f.src.Reset(stream)
+	if f.zr == nil {
+		zr, err := zlib.NewReader(&f.src)
+		if err != nil {
+			return nil, false
+		}
+		f.zr = zr
+		return zr, true
+	}
+	if err := f.zr.(zlib.Resetter).Reset(&f.src, nil); err != nil {
+		return nil, false
+	}
+	return f.zr, true
+}
+
+// buffer is the chunk buffer, empty, with room for size bytes.
+func (f *inflater) buffer(size int) []byte {
+	if cap(f.buf) < size {
+		f.buf = make([]byte, 0, size)
+	}
+	return f.buf[:0]
 }
 
 // eachFlateStream calls each with every Flate (zlib) stream of a PDF, in
@@ -81,16 +117,15 @@ func isZlib(b []byte) bool {
 	return len(b) >= 2 && b[0]&0x0F == 8 && (uint16(b[0])<<8|uint16(b[1]))%31 == 0
 }
 
-// inflatedURIs searches a Flate stream's output for /URI strings in
+// uris searches a Flate stream's output for /URI strings in
 // chunks, each searched with the tail of the one before, so that a string
 // across a chunk boundary is still whole.
-func inflatedURIs(links []string, stream []byte, limit int, budget *int) []string {
-	zr, err := zlib.NewReader(bytes.NewReader(stream))
-	if err != nil {
+func (f *inflater) uris(links []string, stream []byte, limit int, budget *int) []string {
+	zr, ok := f.open(stream)
+	if !ok {
 		return links
 	}
-	defer zr.Close()
-	buf := make([]byte, 0, pdfChunk+maxPDFString+len(pdfURIKey))
+	buf := f.buffer(pdfChunk + maxPDFString + len(pdfURIKey))
 	for len(links) < limit && *budget > 0 {
 		n, err := io.ReadFull(zr, buf[len(buf):len(buf)+min(pdfChunk, *budget)])
 		*budget -= n
@@ -250,8 +285,9 @@ func PDFActions(data []byte, inflateBudget *int) (launch, javascript bool) {
 		javascript = javascript || hasPDFName(b, pdfJSKey)
 	}
 	find(data)
+	var inf inflater
 	eachFlateStream(data, inflateBudget, func() bool { return !(launch && javascript) }, func(stream []byte) {
-		inflatedNames(stream, inflateBudget, find)
+		inf.names(stream, inflateBudget, find)
 	})
 	return launch, javascript
 }
@@ -260,15 +296,14 @@ func PDFActions(data []byte, inflateBudget *int) (launch, javascript bool) {
 // name cut at the boundary, even with every letter escaped, is whole.
 const pdfNameOverlap = 3 * 16
 
-// inflatedNames passes a Flate stream's output to find in chunks, each
+// names passes a Flate stream's output to find in chunks, each
 // with the tail of the one before.
-func inflatedNames(stream []byte, budget *int, find func([]byte)) {
-	zr, err := zlib.NewReader(bytes.NewReader(stream))
-	if err != nil {
+func (f *inflater) names(stream []byte, budget *int, find func([]byte)) {
+	zr, ok := f.open(stream)
+	if !ok {
 		return
 	}
-	defer zr.Close()
-	buf := make([]byte, 0, pdfChunk+pdfNameOverlap)
+	buf := f.buffer(pdfChunk + pdfNameOverlap)
 	for *budget > 0 {
 		n, err := io.ReadFull(zr, buf[len(buf):len(buf)+min(pdfChunk, *budget)])
 		*budget -= n

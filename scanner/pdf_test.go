@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"os"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -152,4 +153,37 @@ func FuzzPDFActions(f *testing.F) {
 			t.Fatalf("an action in the plain bytes not reported: launch %v, javascript %v", launch, js)
 		}
 	})
+}
+
+// TestManySmallStreamsAllocateLittle: a PDF of thousands of Flate
+// streams of a few bytes each is read for links and actions with one
+// decompressor and one chunk buffer, not a 32 KiB window and a 32 KiB
+// buffer per stream (650 times the size of the PDF in allocations,
+// 11 GiB for a 16 MB message in the parser and as much in the rules).
+func TestManySmallStreamsAllocateLittle(t *testing.T) {
+	objs := make([]string, 10_000)
+	obj := stream("/Filter /FlateDecode", deflated(t, "BT (hello) Tj ET"))
+	for i := range objs {
+		objs[i] = obj
+	}
+	pdf := pdfWith(objs...)
+	for _, tt := range []struct {
+		name string
+		read func(budget *int)
+	}{
+		{"pdfLinks", func(budget *int) { pdfLinks(pdf, maxPDFLinks, budget) }},
+		{"PDFActions", func(budget *int) { PDFActions(pdf, budget) }},
+	} {
+		var before, after runtime.MemStats
+		budget := maxPDFInflated
+		runtime.ReadMemStats(&before)
+		tt.read(&budget)
+		runtime.ReadMemStats(&after)
+		if used := maxPDFInflated - budget; used != len(objs)*len("BT (hello) Tj ET") {
+			t.Errorf("%s inflated %d bytes, want every stream's", tt.name, used)
+		}
+		if got := after.TotalAlloc - before.TotalAlloc; got > 4<<20 {
+			t.Errorf("%s allocated %d bytes for a PDF of %d", tt.name, got, len(pdf))
+		}
+	}
 }
