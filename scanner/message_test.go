@@ -717,3 +717,24 @@ func TestCalendarLinksAreMessageLinks(t *testing.T) {
 		})
 	}
 }
+
+// TestHTMLStrayEndTagsSearchNothing: an end tag whose element is not open
+// is not matched against the open ones. 255 open elements and a
+// megabyte of "</x>" had each read the whole stack (400 ms); the frames
+// searched are now at most those the end tags close, and the elements
+// are still closed as before.
+func TestHTMLStrayEndTagsSearchNothing(t *testing.T) {
+	const stray = 100_000
+	for _, open := range []string{"<div>", "<xx>"} {
+		src := strings.Repeat(open, 200) + strings.Repeat("</span></yy>", stray) +
+			`<span style="display:none">hidden</span><yy>shown</yy>`
+		var x htmlExtractor
+		x.extract([]byte(src))
+		if x.framesSearched > 1000 {
+			t.Errorf("%s: %d open elements searched for %d stray end tags", open, x.framesSearched, 2*stray)
+		}
+		if !strings.Contains(x.info.Text, "shown") || strings.Contains(x.info.Text, "hidden") {
+			t.Errorf("%s: text ...%q", open, x.info.Text[max(0, len(x.info.Text)-40):])
+		}
+	}
+}
