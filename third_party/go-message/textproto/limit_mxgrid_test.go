@@ -3,6 +3,7 @@ package textproto
 import (
 	"bufio"
 	"errors"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -35,5 +36,27 @@ func TestPartHeaderLimit(t *testing.T) {
 	mr := NewMultipartReader(strings.NewReader(body), "b")
 	if _, err := mr.NextPart(); !errors.Is(err, ErrHeaderTooLarge) {
 		t.Errorf("NextPart: %v, want ErrHeaderTooLarge", err)
+	}
+}
+
+// A part header of many lines that are no field is read past, as
+// Thunderbird reads it, with one line buffer: a header, a buffer and a
+// formatted error for each line allocated 600 bytes a line, 180 times
+// the size of a header of "x" lines. The first line's error is kept.
+func TestPartHeaderJunkLinesAllocateLittle(t *testing.T) {
+	const lines = 100_000
+	body := "--b\r\n" + strings.Repeat("x\r\n", lines) + "A: b\r\n\r\npart\r\n--b--\r\n"
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	p, err := NewMultipartReader(strings.NewReader(body), "b").NextPart()
+	runtime.ReadMemStats(&after)
+	if !errors.Is(err, errMalformedHeader) || !strings.HasPrefix(err.Error(), errMalformedHeader.Error()+" line: x\r\n") {
+		t.Fatalf("NextPart: %v, want the malformed line x", err)
+	}
+	if p.Header.Get("A") != "b" || p.Header.Len() != 1 {
+		t.Errorf("header %v, want A: b", p.Header.Map())
+	}
+	if got := after.TotalAlloc - before.TotalAlloc; got > 1<<20 {
+		t.Errorf("%d bytes allocated for %d lines", got, lines)
 	}
 }

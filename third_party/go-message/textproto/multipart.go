@@ -103,24 +103,26 @@ func (bp *Part) populateHeaders() error {
 // for all the fields.
 func readPartHeader(r *bufio.Reader, dashBoundary []byte) (Header, error) {
 	var (
+		hr    headerReader
 		fs    []*headerField
 		size  int
 		first error
 	)
 	for {
-		h, err := ReadHeader(r)
-		for i := len(h.l) - 1; i >= 0; i-- {
-			fs = append(fs, h.l[i])
-			size += len(h.l[i].b)
+		read := len(fs)
+		var err error
+		fs, err = hr.read(r, fs)
+		for _, f := range fs[read:] {
+			size += len(f.b)
 		}
-		if !errors.Is(err, errMalformedHeader) {
+		if !errors.Is(err, errMalformedLine) {
 			if err == nil {
 				err = first
 			}
 			return newHeader(fs), err
 		}
 		if first == nil {
-			first = err
+			first = hr.malformed()
 		}
 		if len(fs) >= MaxHeaderFields || size > MaxHeaderBytes {
 			return newHeader(fs), ErrHeaderTooLarge
