@@ -1100,3 +1100,36 @@ func TestSevenZipHeadersArePaidFromTheBudget(t *testing.T) {
 		})
 	}
 }
+
+// TestManyGzipFilesAllocateLittle: a message can hold thousands of tiny
+// gzip files (eight uuencoded in each of a thousand text parts), each
+// opened before the member budget is consulted. A decompressor for each
+// allocated 320 MB for 1 MB of mail; they are reused now.
+func TestManyGzipFilesAllocateLittle(t *testing.T) {
+	var gz bytes.Buffer
+	w := gzip.NewWriter(&gz)
+	w.Write([]byte("hello"))
+	w.Close()
+	msg := &scanner.Message{Raw: []byte("From: a@example.org\r\n\r\n")}
+	for i := range 4000 {
+		msg.Leaves = append(msg.Leaves, scanner.Leaf{
+			Part: scanner.Part{ContentType: "application/gzip", Disposition: "attachment", Filename: "a.gz"},
+			Path: fmt.Sprint(i + 1), Data: gz.Bytes(),
+		})
+	}
+	c := newCheck(t, nil)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	res, err := c.Check(context.Background(), &scanner.Envelope{}, msg)
+	runtime.ReadMemStats(&after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(symbolNames(res), SymbolArchiveLimit) {
+		t.Errorf("result %+v, want the member limit flagged", res)
+	}
+	if allocated := after.TotalAlloc - before.TotalAlloc; allocated > 16<<20 && !raceEnabled {
+		t.Errorf("the scan of %d gzip files allocated %d bytes", len(msg.Leaves), allocated)
+	}
+}

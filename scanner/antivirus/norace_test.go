@@ -1,0 +1,5 @@
+//go:build !race
+
+package antivirus
+
+const raceEnabled = false
