@@ -382,10 +382,7 @@ func (s *scan) localMembers(data []byte, zr *zip.Reader, where string, depth int
 		if !readable {
 			continue
 		}
-		packed := lf.Data
-		if lf.CompressedSize > 0 {
-			packed = packed[:min(lf.CompressedSize, uint64(len(packed)))]
-		}
+		packed := lf.Packed()
 		var r io.Reader
 		var fr io.ReadCloser
 		switch lf.Method {

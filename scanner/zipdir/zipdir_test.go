@@ -229,6 +229,33 @@ func TestUnlisted(t *testing.T) {
 // FuzzLocalFiles: whatever the bytes, at most max members, each header
 // inside the archive and its data a suffix of it, in the order they lie;
 // Unlisted gives a subset of them.
+// TestPackedStoredWithDescriptor: a stored member whose sizes follow its
+// data (bit 3) is its data up to the next signature, not the rest of the
+// archive: a message of many small members read each one's successors
+// too, quadratic in their number.
+func TestPackedStoredWithDescriptor(t *testing.T) {
+	data := archive(t, "", 200)
+	data = data[:bytes.Index(data, sigDirHeader)]
+	files := LocalFiles(data, 1000)
+	if len(files) != 200 {
+		t.Fatalf("%d members, want 200", len(files))
+	}
+	total := 0
+	for i, lf := range files {
+		if lf.Flags&8 == 0 || lf.Method != 0 {
+			t.Fatalf("member %d: flags %#x method %d, want a stored member with a data descriptor", i, lf.Flags, lf.Method)
+		}
+		got := lf.Packed()
+		if want := fmt.Sprintf("m%d", i); string(got) != want {
+			t.Errorf("member %d: packed %.20q, want %q", i, got, want)
+		}
+		total += len(got)
+	}
+	if total > len(data) {
+		t.Errorf("the members' data add up to %d bytes of a %d-byte archive", total, len(data))
+	}
+}
+
 func FuzzLocalFiles(f *testing.F) {
 	f.Add(append(archive(f, "", 2), archive(f, "", 1)...), 4)
 	f.Add([]byte("PK\x03\x04"), 1)
@@ -240,6 +267,9 @@ func FuzzLocalFiles(f *testing.F) {
 		}
 		last := -1
 		for _, lf := range files {
+			if p := lf.Packed(); !bytes.HasPrefix(lf.Data, p) {
+				t.Fatalf("member %q: packed data is not where its data starts", lf.Name)
+			}
 			if lf.Offset <= last || lf.Offset+localHeaderLen > len(data) || !bytes.HasSuffix(data, lf.Data) {
 				t.Fatalf("member %q at %d (previous at %d) lies outside the %d-byte archive", lf.Name, lf.Offset, last, len(data))
 			}
