@@ -213,7 +213,7 @@ func newCluster(cfg Config, self NodeInfo, reg *health.Registry, logger *slog.Lo
 	if self.Name == "" {
 		return nil, errors.New("cluster: node name is empty")
 	}
-	key, err := cfg.key()
+	keys, err := cfg.keys()
 	if err != nil {
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
@@ -278,12 +278,16 @@ func newCluster(cfg Config, self NodeInfo, reg *health.Registry, logger *slog.Lo
 		mc.AdvertiseAddr, mc.AdvertisePort = ap.Addr().String(), int(ap.Port())
 	}
 	mc.Transport = transport
-	mc.SecretKey = key
+	if len(keys) > 0 {
+		if mc.Keyring, err = memberlist.NewKeyring(keys, keys[0]); err != nil {
+			return nil, fmt.Errorf("cluster: keys: %w", err)
+		}
+	}
 	mc.Logger = stdlog
 	mc.Delegate = delegate{c}
 	mc.Events = eventDelegate{c}
 	mc.Ping = pingDelegate{c}
-	if key == nil && len(cfg.Join) == 0 && !cfg.InsecureNoKey {
+	if len(keys) == 0 && len(cfg.Join) == 0 && !cfg.InsecureNoKey {
 		// Unencrypted gossip on loopback is open to every local user:
 		// without a key, only a node that opted in takes members.
 		solo := soloDelegate{self: self.Name}

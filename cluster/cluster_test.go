@@ -371,6 +371,30 @@ func TestWrongKeyCannotJoin(t *testing.T) {
 	}
 }
 
+// TestKeyRotation: nodes that list a rotation's two keys gossip with
+// nodes that have either, whichever each encrypts with, so the key changes
+// in rolling restarts: the new key second everywhere, then first, then
+// alone. A node with only the new key and one with only the old still do
+// not.
+func TestKeyRotation(t *testing.T) {
+	oldOnly := startNode(t, "old", "hetzner", nodeOpts{key: testKey})
+	bothOld := startNode(t, "both-old", "ovh", nodeOpts{key: testKey + "\n" + otherTestKey, join: []*testNode{oldOnly}})
+	bothNew := startNode(t, "both-new", "scaleway", nodeOpts{key: otherTestKey + "\n" + testKey, join: []*testNode{bothOld}})
+	waitFor(t, 10*time.Second, "the three nodes see each other", func() bool {
+		return len(oldOnly.Members()) == 3 && len(bothOld.Members()) == 3 && len(bothNew.Members()) == 3
+	})
+	newOnly := startNode(t, "new", "upcloud", nodeOpts{key: otherTestKey, join: []*testNode{bothNew}})
+	waitFor(t, 10*time.Second, "the new-key node joins through a node that has both", func() bool {
+		_, ok := bothNew.member("new")
+		_, seen := newOnly.member("both-new")
+		return ok && seen
+	})
+	stray := startNode(t, "stray", "rogue", nodeOpts{key: otherTestKey, join: []*testNode{oldOnly}})
+	waitFor(t, 5*time.Second, "a new-key node cannot join through an old-key one", func() bool {
+		return strings.Contains(stray.logs.String(), "cluster.secret_key differs from the peer's")
+	})
+}
+
 func TestNewRefusesBadConfig(t *testing.T) {
 	tests := []struct {
 		name    string

@@ -31,10 +31,12 @@ type Config struct {
 	// SecretKey is the gossip encryption key, base64 of 16, 24 or 32 bytes
 	// (AES-128/192/256-GCM). Every node needs the same key. Required whenever
 	// Bind is not loopback: gossip carries readiness and announcements that
-	// an outsider must neither read nor forge.
+	// an outsider must neither read nor forge. During a rotation it holds
+	// two keys, separated by white space: the first encrypts, both decrypt.
 	SecretKey string `yaml:"secret_key"`
-	// SecretKeyFile holds the key (same format) instead of SecretKey, so the
-	// config file can be world-readable while the key is not.
+	// SecretKeyFile holds the key (same format, a key a line) instead of
+	// SecretKey, so the config file can be world-readable while the key is
+	// not.
 	SecretKeyFile string `yaml:"secret_key_file"`
 	// InsecureNoKey lets a loopback node gossip without a key (tests,
 	// one-machine setups): join others, and take members that join it.
@@ -91,7 +93,7 @@ func (c Config) Validate() error {
 	case c.SecretKey != "" && c.SecretKeyFile != "":
 		errs = append(errs, errors.New("secret_key and secret_key_file: set only one"))
 	case c.SecretKey != "":
-		if _, err := decodeKey(c.SecretKey); err != nil {
+		if _, err := decodeKeys(c.SecretKey); err != nil {
 			errs = append(errs, fmt.Errorf("secret_key: %w", err))
 		}
 	case c.SecretKeyFile == "" && err == nil && !bind.Addr().IsLoopback():
@@ -103,8 +105,8 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("insecure_no_key: only allowed with a loopback bind, not %s", c.Bind))
 	}
 	if c.SecretKey != "" && err == nil && !bind.Addr().IsLoopback() {
-		if k, kerr := decodeKey(c.SecretKey); kerr == nil {
-			if p := KeyProblem(k); p != nil {
+		if keys, kerr := decodeKeys(c.SecretKey); kerr == nil {
+			if p := keysProblem(keys); p != nil {
 				errs = append(errs, fmt.Errorf("secret_key: %w", p))
 			}
 		}
@@ -118,33 +120,76 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// key returns the decoded gossip key, reading SecretKeyFile if set; nil
+// keys returns the decoded gossip keys, reading SecretKeyFile if set: the
+// first encrypts, every one decrypts (a rotation's old and new key); none
 // means no encryption (only allowed on loopback, see Validate).
-func (c Config) key() ([]byte, error) {
+func (c Config) keys() ([][]byte, error) {
 	if c.SecretKeyFile == "" {
 		if c.SecretKey == "" {
 			return nil, nil
 		}
-		k, err := decodeKey(c.SecretKey)
+		keys, err := decodeKeys(c.SecretKey)
 		if err != nil {
 			return nil, fmt.Errorf("secret_key: %w", err)
 		}
-		return k, nil
+		return keys, nil
 	}
 	b, err := os.ReadFile(c.SecretKeyFile)
 	if err != nil {
 		return nil, fmt.Errorf("secret_key_file: %w", err)
 	}
-	k, err := decodeKey(string(b))
+	keys, err := decodeKeys(string(b))
 	if err != nil {
 		return nil, fmt.Errorf("secret_key_file: %s: %w", c.SecretKeyFile, err)
 	}
 	if bind, berr := parseIPPort(c.Bind); berr == nil && !bind.Addr().IsLoopback() {
-		if p := KeyProblem(k); p != nil {
+		if p := keysProblem(keys); p != nil {
 			return nil, fmt.Errorf("secret_key_file: %s: %w", c.SecretKeyFile, p)
 		}
 	}
-	return k, nil
+	return keys, nil
+}
+
+// maxKeys bounds the keys of a rotation: two are all one needs.
+const maxKeys = 4
+
+// decodeKeys reads one key, or several separated by white space (one a
+// line in a key file): rotating the key adds the new one after the old on
+// every node, then puts it first, then drops the old, each step a rolling
+// restart in which every node still reads every other.
+func decodeKeys(s string) ([][]byte, error) {
+	fields := strings.Fields(s)
+	switch {
+	case len(fields) == 0:
+		return nil, errors.New("empty")
+	case len(fields) > maxKeys:
+		return nil, fmt.Errorf("%d keys, at most %d (a rotation needs two)", len(fields), maxKeys)
+	}
+	keys := make([][]byte, len(fields))
+	for i, f := range fields {
+		k, err := decodeKey(f)
+		if err != nil {
+			if len(fields) == 1 {
+				return nil, err
+			}
+			return nil, fmt.Errorf("key %d: %w", i+1, err)
+		}
+		keys[i] = k
+	}
+	return keys, nil
+}
+
+// keysProblem is the first key's KeyProblem, or another's, named.
+func keysProblem(keys [][]byte) error {
+	for i, k := range keys {
+		if p := KeyProblem(k); p != nil {
+			if len(keys) == 1 {
+				return p
+			}
+			return fmt.Errorf("key %d: %w", i+1, p)
+		}
+	}
+	return nil
 }
 
 func decodeKey(s string) ([]byte, error) {

@@ -8,7 +8,8 @@ import (
 	"testing"
 )
 
-const testKey = "7hD0kqjrD2tmCUmXO4AdJC/I0g9reiS9X1/fUDQGy4Y=" // 32 random bytes
+const testKey = "7hD0kqjrD2tmCUmXO4AdJC/I0g9reiS9X1/fUDQGy4Y="      // 32 random bytes
+const otherTestKey = "OwwwJnM8GOxV6drM4ts0OE6pc/Vqzj2+sOj6bC8PWRQ=" // 32 random bytes too, for rotations
 
 func TestConfigValidate(t *testing.T) {
 	tests := []struct {
@@ -25,7 +26,7 @@ func TestConfigValidate(t *testing.T) {
 		{"public bind with key file", func(c *Config) { c.Bind = "10.0.0.1:7946"; c.SecretKeyFile = "/etc/mxgrid/gossip.key" }, ""},
 		{"key and key file", func(c *Config) { c.SecretKey = testKey; c.SecretKeyFile = "/k" },
 			"secret_key and secret_key_file: set only one"},
-		{"key not base64", func(c *Config) { c.SecretKey = "not base64!" }, "secret_key: not base64"},
+		{"key not base64", func(c *Config) { c.SecretKey = "not-base64!" }, "secret_key: not base64"},
 		{"key wrong length", func(c *Config) { c.SecretKey = "c2hvcnQ=" }, "secret_key: decodes to 5 bytes, want 16, 24 or 32"},
 		{"bind hostname", func(c *Config) { c.Bind = "localhost:7946" }, "bind: \"localhost:7946\": host must be an IP address"},
 		{"bind no port", func(c *Config) { c.Bind = "127.0.0.1" }, "bind: \"127.0.0.1\": want ip:port"},
@@ -81,18 +82,23 @@ func TestConfigKey(t *testing.T) {
 		{"file with newline", Config{SecretKeyFile: write("k", testKey+"\n")}, 32, ""},
 		{"missing file", Config{SecretKeyFile: filepath.Join(dir, "nope")}, 0, "secret_key_file: open"},
 		{"bad file", Config{SecretKeyFile: write("bad", "abc")}, 0, "secret_key_file: " + filepath.Join(dir, "bad") + ": not base64"},
+		{"empty file", Config{SecretKeyFile: write("empty", "\n")}, 0, "secret_key_file: " + filepath.Join(dir, "empty") + ": empty"},
+		{"rotation file", Config{SecretKeyFile: write("two", testKey+"\n"+otherTestKey+"\n")}, 32, ""},
+		{"rotation inline", Config{SecretKey: testKey + " " + otherTestKey}, 32, ""},
+		{"rotation with a bad key", Config{SecretKeyFile: write("badtwo", testKey+"\nabc\n")}, 0, ": key 2: not base64"},
+		{"too many keys", Config{SecretKey: strings.Repeat(testKey+" ", maxKeys+1)}, 0, "secret_key: 5 keys, at most 4"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			k, err := tt.cfg.key()
+			keys, err := tt.cfg.keys()
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("key() error = %v, want %q", err, tt.wantErr)
+					t.Fatalf("keys() error = %v, want %q", err, tt.wantErr)
 				}
 				return
 			}
-			if err != nil || len(k) != tt.wantLen {
-				t.Fatalf("key() = %d bytes, %v; want %d bytes", len(k), err, tt.wantLen)
+			if err != nil || (tt.wantLen == 0) != (len(keys) == 0) || len(keys) > 0 && len(keys[0]) != tt.wantLen {
+				t.Fatalf("keys() = %d keys, %v; want a first of %d bytes", len(keys), err, tt.wantLen)
 			}
 		})
 	}
@@ -141,11 +147,11 @@ func TestKeyFileRefusedBeyondLoopback(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := Config{Bind: "0.0.0.0:7946", SecretKeyFile: weak}
-	if _, err := c.key(); err == nil || !strings.Contains(err.Error(), "published") {
+	if _, err := c.keys(); err == nil || !strings.Contains(err.Error(), "published") {
 		t.Errorf("published key file beyond loopback: %v", err)
 	}
 	c.Bind = "127.0.0.1:7946"
-	if _, err := c.key(); err != nil {
+	if _, err := c.keys(); err != nil {
 		t.Errorf("on loopback: %v", err)
 	}
 }
