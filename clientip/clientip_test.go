@@ -2,6 +2,7 @@ package clientip
 
 import (
 	"crypto/tls"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -135,5 +136,20 @@ func TestHTTPS(t *testing.T) {
 				t.Errorf("HTTPS = %v, want %v", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestEveryone: only a network of every address of its family trusts
+// everyone; a wide one of a provider's does not.
+func TestEveryone(t *testing.T) {
+	trusted, err := ParseTrusted([]string{"10.0.0.0/8", "0.0.0.0/0", "2001:db8::/32", "::/0", "192.0.2.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(Everyone(trusted)); got != "[0.0.0.0/0 ::/0]" {
+		t.Errorf("Everyone = %s, want [0.0.0.0/0 ::/0]", got)
+	}
+	if got := Everyone(trusted[:1]); len(got) != 0 {
+		t.Errorf("Everyone(10.0.0.0/8) = %v, want none", got)
 	}
 }

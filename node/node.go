@@ -389,6 +389,9 @@ func (b *builder) buildSMTP(context.Context) error {
 	if lim.Exempt, err = clientip.ParseTrusted(b.cfg.HTTP.TrustedProxies); err != nil {
 		return fmt.Errorf("http.trusted_proxies: %w", err)
 	}
+	if all := clientip.Everyone(lim.Exempt); len(all) > 0 {
+		b.log.Warn("http.trusted_proxies trusts every address: any client can name itself in X-Forwarded-For and escape the per-client limits; list your proxies' networks", "networks", fmt.Sprint(all))
+	}
 	b.web = web.New(b.health, b.registry, b.log.With("component", "http"), lim)
 	if b.cfg.HTTP.Pprof {
 		b.web.MountPprof()

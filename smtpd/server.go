@@ -19,6 +19,7 @@ import (
 
 	"github.com/emersion/go-message/textproto"
 	"github.com/emersion/go-smtp"
+	"github.com/mxgrid/mxgrid/clientip"
 	"github.com/mxgrid/mxgrid/events"
 	"github.com/mxgrid/mxgrid/fsperm"
 	"github.com/mxgrid/mxgrid/health"
@@ -201,6 +202,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	sp, err := newSpool(deps.SpoolDir, cfg.SpoolThreshold, cfg.SpoolMinFree, deps.Registry, deps.Log)
 	if err != nil {
 		return nil, err
+	}
+	if all := clientip.Everyone(trusted); len(all) > 0 {
+		deps.Log.Warn("smtp.trusted_proxies trusts every address: any client can send a PROXY header naming any address as its own (DNSBL, per-address limits, logs); list your load balancers' networks", "component", "smtp", "networks", fmt.Sprint(all))
 	}
 	budget := bytebudget.New(cfg.MemoryBudget)
 	s := &Server{
