@@ -390,11 +390,15 @@ func (s *Store) dropBody(ctx context.Context, what string, scope tracking.Scope,
 }
 
 // PruneQuarantine deletes rows older than before, whatever their state,
-// and the bodies no row refers to any longer.
+// and the bodies no row refers to any longer. A release in progress is
+// spared, but a claim itself older than before is one whose node died (or
+// whose outcome could not be written) long ago: nothing will finish it, it
+// can be neither released nor deleted, and it would keep its body and its
+// share of the domain's cap for ever.
 func (s *Store) PruneQuarantine(ctx context.Context, before time.Time) (int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
 	defer cancel()
-	res, err := s.DB.ExecContext(ctx, `DELETE FROM quarantine WHERE at_us < $1 AND state <> 'releasing'`, before.UnixMicro())
+	res, err := s.DB.ExecContext(ctx, `DELETE FROM quarantine WHERE at_us < $1 AND (state <> 'releasing' OR released_us < $1)`, before.UnixMicro())
 	if err != nil {
 		return 0, fail("prune quarantine", err)
 	}

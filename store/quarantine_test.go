@@ -495,3 +495,63 @@ func TestDeleteOfAnotherTenantsItemLocksNothing(t *testing.T) {
 		t.Fatalf("the owner's delete: %v", err)
 	}
 }
+
+// TestPruneFreesAbandonedReleases: a release whose node died (or whose
+// database write failed) between the claim and the outcome leaves its item
+// releasing; the item can be neither released nor deleted again, and
+// prune skipped it, so it kept its body and its share of the domain's cap
+// for ever. A claim older than the retention is dead (a delivery takes
+// minutes at most): prune deletes it as it deletes any expired item, while
+// a fresh claim, still delivering, is left alone.
+func TestPruneFreesAbandonedReleases(t *testing.T) {
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	old := now.Add(-30 * 24 * time.Hour)
+	for _, tc := range []struct {
+		name      string
+		claimedAt time.Time
+		pruned    bool
+	}{
+		{"claim abandoned long ago", old.Add(time.Hour), true},
+		{"claim in progress", now, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			eachDialect(t, (*Store).MigrateQuarantine, func(t *testing.T, s *Store) {
+				ctx := context.Background()
+				fx := seedTenants(t, s, 1, 1)
+				scope := tracking.Scope{Operator: true}
+				put := func() ([]int64, error) {
+					return s.PutQuarantine(ctx, []quarantine.Item{{Time: old, QueueID: "Q", Domain: "a.example", DomainID: 5,
+						CustomerID: fx.customers[0], Sender: "x@s.example", Recipients: []string{"bob@a.example"}, Size: 600,
+						State: quarantine.StateHeld}}, []byte("gz"), 1000)
+				}
+				ids, err := put()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, _, err := s.ClaimRelease(ctx, scope, ids[0], "admin", tc.claimedAt); err != nil {
+					t.Fatal(err)
+				}
+				// The node dies here: FinishRelease never runs.
+				n, err := s.PruneQuarantine(ctx, now.Add(-14*24*time.Hour))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := n == 1; got != tc.pruned {
+					t.Fatalf("pruned %d rows, want pruned=%v", n, tc.pruned)
+				}
+				var bodies int
+				if err := s.DB.QueryRowContext(ctx, `SELECT COUNT(*) FROM quarantine_bodies`).Scan(&bodies); err != nil {
+					t.Fatal(err)
+				}
+				if tc.pruned != (bodies == 0) {
+					t.Fatalf("%d bodies left, pruned=%v", bodies, tc.pruned)
+				}
+				// The cap counts what is left: a second message fits only
+				// once the abandoned one is gone.
+				if _, err := put(); (err == nil) != tc.pruned {
+					t.Fatalf("hold after prune: %v, pruned=%v", err, tc.pruned)
+				}
+			})
+		})
+	}
+}
