@@ -111,6 +111,10 @@ const heldBytes = `(SELECT COALESCE(SUM(size), 0) FROM quarantine_bodies WHERE i
 // itemBody is an item's compressed body: its shared one, or its own.
 const itemBody = `COALESCE(body, (SELECT b.body FROM quarantine_bodies b WHERE b.id = quarantine.body_id))`
 
+// beforeQuarantineCommit, when a test sets it, sees PutQuarantine's
+// transaction just before the commit.
+var beforeQuarantineCommit func(context.Context, *sql.Tx)
+
 // PutQuarantine holds one message: its body gz once, and one row per
 // item (its recipients are held, released and deleted apart), all or
 // none, unless the domain's held bytes would pass maxBytes
@@ -127,7 +131,29 @@ func (s *Store) PutQuarantine(ctx context.Context, items []quarantine.Item, gz [
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
 	defer cancel()
-	tx, err := s.DB.BeginTx(ctx, nil)
+	conn, err := s.DB.Conn(ctx)
+	if err != nil {
+		return nil, fail("quarantine a message: connect", err)
+	}
+	defer conn.Close()
+	if s.Dialect == SQLite {
+		// The sender hears 250 once this commits, and nothing else keeps
+		// the message: the commit must reach the disk. The store runs WAL
+		// with synchronous=NORMAL, whose commits are fsynced only at the
+		// next checkpoint, so a power loss or kernel crash could take back
+		// a message already acknowledged. FULL for this transaction only:
+		// tracking's batches keep the cheaper setting.
+		if _, err := conn.ExecContext(ctx, `PRAGMA synchronous = FULL`); err != nil {
+			return nil, fail("quarantine a message: synchronous", err)
+		}
+		defer func() {
+			// Left FULL if this fails: slower, never less safe.
+			rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), s.Timeout)
+			defer rcancel()
+			conn.ExecContext(rctx, `PRAGMA synchronous = NORMAL`)
+		}()
+	}
+	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fail("quarantine a message: begin", err)
 	}
@@ -155,6 +181,9 @@ func (s *Store) PutQuarantine(ctx context.Context, items []quarantine.Item, gz [
 			return nil, fail("quarantine a message", err)
 		}
 		ids = append(ids, id)
+	}
+	if beforeQuarantineCommit != nil {
+		beforeQuarantineCommit(ctx, tx)
 	}
 	if err := tx.Commit(); err != nil {
 		return nil, fail("quarantine a message: commit", err)

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"slices"
@@ -554,4 +555,50 @@ func TestPruneFreesAbandonedReleases(t *testing.T) {
 			})
 		})
 	}
+}
+
+// TestQuarantineHoldIsCommittedDurably: the 250 for a held message follows
+// PutQuarantine's commit, and the message exists nowhere else, so on
+// SQLite (WAL) the commit runs with synchronous=FULL: under the store's
+// NORMAL a commit reaches the disk only at the next checkpoint, and a
+// power loss took back messages already acknowledged. The connection goes
+// back to NORMAL afterwards, for tracking's batches.
+func TestQuarantineHoldIsCommittedDurably(t *testing.T) {
+	eachDialect(t, (*Store).MigrateQuarantine, func(t *testing.T, s *Store) {
+		if s.Dialect != SQLite {
+			t.Skip("PostgreSQL's synchronous_commit is the server's")
+		}
+		ctx := context.Background()
+		const normal, full = 1, 2
+		var during int
+		beforeQuarantineCommit = func(ctx context.Context, tx *sql.Tx) {
+			if err := tx.QueryRowContext(ctx, `PRAGMA synchronous`).Scan(&during); err != nil {
+				t.Error(err)
+			}
+		}
+		t.Cleanup(func() { beforeQuarantineCommit = nil })
+		for _, tc := range []struct {
+			name string
+			max  int64
+			err  error
+		}{{"held", 1000, nil}, {"over the cap", 1, quarantine.ErrOverCap}} {
+			during = 0
+			_, err := s.PutQuarantine(ctx, []quarantine.Item{{Time: time.Now(), QueueID: "Q", Domain: "a.example", DomainID: 5,
+				CustomerID: 1, Sender: "x@s.example", Recipients: []string{"bob@a.example"}, Size: 100,
+				State: quarantine.StateHeld}}, []byte("gz"), tc.max)
+			if !errors.Is(err, tc.err) {
+				t.Fatalf("%s: %v", tc.name, err)
+			}
+			if tc.err == nil && during != full {
+				t.Errorf("%s: committed with synchronous=%d, want FULL (%d)", tc.name, during, full)
+			}
+			var after int
+			if err := s.DB.QueryRowContext(ctx, `PRAGMA synchronous`).Scan(&after); err != nil {
+				t.Fatal(err)
+			}
+			if after != normal {
+				t.Errorf("%s: the store's connection left at synchronous=%d, want NORMAL (%d)", tc.name, after, normal)
+			}
+		}
+	})
 }
