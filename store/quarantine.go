@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -418,28 +419,91 @@ func (s *Store) dropBody(ctx context.Context, what string, scope tracking.Scope,
 	return n, nil
 }
 
+// pruneBatch is how many items one prune statement deletes: one
+// statement for a whole backlog (a week's expiry after an outage, a
+// retention shortened) held SQLite's only connection, and with it every
+// hold, for the store's whole timeout, then rolled back and did the same
+// next round, never deleting anything.
+var pruneBatch = 500
+
 // PruneQuarantine deletes rows older than before, whatever their state,
-// and the bodies no row refers to any longer. A release in progress is
-// spared, but a claim itself older than before is one whose node died (or
-// whose outcome could not be written) long ago: nothing will finish it, it
-// can be neither released nor deleted, and it would keep its body and its
-// share of the domain's cap for ever.
+// and the bodies no row refers to any longer, pruneBatch rows at a time,
+// each batch committed on its own (under its own timeout, other calls
+// served between them), so an interrupted prune keeps what it did. A
+// release in progress is spared, but a claim itself older than before is
+// one whose node died (or whose outcome could not be written) long ago:
+// nothing will finish it, it can be neither released nor deleted, and it
+// would keep its body and its share of the domain's cap for ever.
 func (s *Store) PruneQuarantine(ctx context.Context, before time.Time) (int64, error) {
+	var total int64
+	for {
+		n, err := s.pruneQuarantineBatch(ctx, before)
+		total += n
+		if err != nil {
+			return total, err
+		}
+		if n < int64(pruneBatch) {
+			break
+		}
+	}
 	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
 	defer cancel()
-	res, err := s.DB.ExecContext(ctx, `DELETE FROM quarantine WHERE at_us < $1 AND (state <> 'releasing' OR released_us < $1)`, before.UnixMicro())
-	if err != nil {
-		return 0, fail("prune quarantine", err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return 0, fail("prune quarantine", err)
-	}
 	// A body is inserted in the transaction inserting its rows, so none
-	// is seen here before its rows are.
+	// is seen here before its rows are. The batches delete their own
+	// rows' bodies; this catches a body left by two of its items dropped
+	// at once, and any older orphan.
 	if _, err := s.DB.ExecContext(ctx, `DELETE FROM quarantine_bodies
 		WHERE NOT EXISTS (SELECT 1 FROM quarantine WHERE quarantine.body_id = quarantine_bodies.id)`); err != nil {
-		return n, fail("prune quarantine bodies", err)
+		return total, fail("prune quarantine bodies", err)
+	}
+	return total, nil
+}
+
+// pruneQuarantineBatch deletes up to pruneBatch expired rows, oldest ids
+// first, and the bodies only they referred to.
+func (s *Store) pruneQuarantineBatch(ctx context.Context, before time.Time) (int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
+	defer cancel()
+	tx, err := s.DB.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fail("prune quarantine: begin", err)
+	}
+	defer tx.Rollback()
+	rows, err := tx.QueryContext(ctx, `DELETE FROM quarantine WHERE id IN (SELECT id FROM quarantine
+		WHERE at_us < $1 AND (state <> 'releasing' OR released_us < $1) ORDER BY id LIMIT $2) RETURNING body_id`,
+		before.UnixMicro(), pruneBatch)
+	if err != nil {
+		return 0, fail("prune quarantine", err)
+	}
+	var (
+		n      int64
+		bodies []int64
+	)
+	for rows.Next() {
+		var b sql.NullInt64
+		if err := rows.Scan(&b); err != nil {
+			rows.Close()
+			return 0, fail("prune quarantine", err)
+		}
+		n++
+		if b.Valid && !slices.Contains(bodies, b.Int64) {
+			bodies = append(bodies, b.Int64)
+		}
+	}
+	if err := rows.Close(); err != nil {
+		return 0, fail("prune quarantine", err)
+	}
+	if err := rows.Err(); err != nil {
+		return 0, fail("prune quarantine", err)
+	}
+	for _, b := range bodies {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM quarantine_bodies WHERE id = $1
+			AND NOT EXISTS (SELECT 1 FROM quarantine WHERE body_id = $1)`, b); err != nil {
+			return 0, fail("prune quarantine bodies", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fail("prune quarantine: commit", err)
 	}
 	return n, nil
 }

@@ -602,3 +602,73 @@ func TestQuarantineHoldIsCommittedDurably(t *testing.T) {
 		}
 	})
 }
+
+// TestPruneWorksInBatches: expiry deletes a backlog a batch at a time,
+// each committed on its own. One statement for every expired item held
+// SQLite's only connection (and every hold waiting for it) as long as it
+// ran, and one that failed part way (the store's timeout on a large
+// backlog; here a trigger refusing the last row) rolled everything back,
+// the next round failing the same way: nothing was ever pruned.
+func TestPruneWorksInBatches(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		poisonLast bool
+		wantPruned int64
+	}{
+		{"whole backlog", false, 25},
+		{"fault on the last row keeps the batches before it", true, 20},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			eachDialect(t, (*Store).MigrateQuarantine, func(t *testing.T, s *Store) {
+				if tc.poisonLast && s.Dialect != SQLite {
+					t.Skip("the fault is a SQLite trigger")
+				}
+				ctx := context.Background()
+				old := pruneBatch
+				pruneBatch = 10
+				t.Cleanup(func() { pruneBatch = old })
+				now := time.Now().UTC()
+				put := func(at time.Time) int64 {
+					ids, err := s.PutQuarantine(ctx, []quarantine.Item{{Time: at, QueueID: "Q", Domain: "a.example", DomainID: 5,
+						CustomerID: 1, Sender: "x@s.example", Recipients: []string{"bob@a.example"}, Size: 10,
+						State: quarantine.StateHeld}}, []byte("gz"), 1<<20)
+					if err != nil {
+						t.Fatal(err)
+					}
+					return ids[0]
+				}
+				var last int64
+				for range 25 {
+					last = put(now.Add(-30 * 24 * time.Hour))
+				}
+				fresh := put(now)
+				if tc.poisonLast {
+					if _, err := s.DB.ExecContext(ctx, fmt.Sprintf(`CREATE TRIGGER poison BEFORE DELETE ON quarantine
+						WHEN old.id = %d BEGIN SELECT RAISE(ABORT, 'injected fault'); END`, last)); err != nil {
+						t.Fatal(err)
+					}
+				}
+				n, err := s.PruneQuarantine(ctx, now.Add(-14*24*time.Hour))
+				if (err != nil) != tc.poisonLast {
+					t.Fatalf("prune: %v", err)
+				}
+				if n != tc.wantPruned {
+					t.Errorf("pruned %d, want %d", n, tc.wantPruned)
+				}
+				var rows, bodies int64
+				if err := s.DB.QueryRowContext(ctx, `SELECT COUNT(*) FROM quarantine`).Scan(&rows); err != nil {
+					t.Fatal(err)
+				}
+				if err := s.DB.QueryRowContext(ctx, `SELECT COUNT(*) FROM quarantine_bodies`).Scan(&bodies); err != nil {
+					t.Fatal(err)
+				}
+				if left := 26 - tc.wantPruned; rows != left || bodies != left {
+					t.Errorf("%d rows and %d bodies left, want %d of each", rows, bodies, left)
+				}
+				if _, err := s.QuarantineItem(ctx, tracking.Scope{Operator: true}, fresh); err != nil {
+					t.Errorf("the item within the retention: %v", err)
+				}
+			})
+		})
+	}
+}
