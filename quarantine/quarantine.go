@@ -258,6 +258,12 @@ func (s *Service) Open(ctx context.Context, scope tracking.Scope, id int64, fn f
 		return it, err
 	}
 	var msg []byte
+	if gz == nil && (it.State == StateHeld || it.State == StateReleasing) {
+		// Its body lost (a partial restore, a hand-edited table): shown
+		// as no message, it looked like a released item's, or an empty
+		// mail.
+		return it, fmt.Errorf("quarantine: held message %d: its body is missing from the store", id)
+	}
 	if gz != nil {
 		if msg, err = gunzip(gz); err != nil {
 			return it, err

@@ -294,3 +294,47 @@ func TestReleaseNamesTheDomainThatHeldIt(t *testing.T) {
 		t.Fatalf("after the refused release: %v %v, want held", it.State, err)
 	}
 }
+
+// TestDamagedBodyIsAnErrorNotAMessage: a held item whose stored body is
+// corrupt or gone (a restore from a partial backup, a hand-edited table)
+// is refused with an error by a release (nothing delivered, the item
+// stays held) and by a preview. The preview used to get no message and
+// no error, as for a released item: an empty message shown as if it
+// were the mail.
+func TestDamagedBodyIsAnErrorNotAMessage(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		damage string
+	}{
+		{"corrupt", `UPDATE quarantine_bodies SET body = x'1f8b0800dead'`},
+		{"truncated", `UPDATE quarantine_bodies SET body = substr(body, 1, length(body) - 9)`},
+		{"missing", `DELETE FROM quarantine_bodies`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			st := openStore(t)
+			downstream := &recorder{}
+			svc := quarantine.New(quarantine.DefaultConfig(), st, downstream, nil)
+			ids, err := svc.Hold(ctx, quarantine.Item{Domain: "a.example", DomainID: 1, Sender: "s@x.example",
+				Recipients: []string{"bob@a.example"}}, strings.NewReader("Subject: hi\r\n\r\nbody\r\n"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := st.DB.ExecContext(ctx, tc.damage); err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := svc.Release(ctx, tracking.Scope{Operator: true}, ids[0], "op"); err == nil {
+				t.Error("release of a damaged message succeeded")
+			}
+			if len(downstream.held) != 0 {
+				t.Errorf("delivered %d times", len(downstream.held))
+			}
+			if _, msg, err := opened(svc, ids[0]); err == nil {
+				t.Errorf("preview of a damaged message: no error, %d bytes", len(msg))
+			}
+			if it, err := svc.Item(ctx, tracking.Scope{Operator: true}, ids[0]); err != nil || it.State != quarantine.StateHeld {
+				t.Errorf("after the failed release: %v %v", it.State, err)
+			}
+		})
+	}
+}
