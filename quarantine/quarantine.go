@@ -323,7 +323,7 @@ func (s *Service) Release(ctx context.Context, scope tracking.Scope, id int64, b
 	// even when the client has gone.
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	if ferr := s.store.FinishRelease(fctx, id, err == nil, s.now().UTC()); ferr != nil && err == nil {
+	if ferr := s.finishRelease(fctx, id, err == nil); ferr != nil && err == nil {
 		err = fmt.Errorf("quarantine: delivered, but recording it failed: %w", ferr)
 	}
 	if err != nil {
@@ -339,6 +339,34 @@ func (s *Service) Release(ctx context.Context, scope tracking.Scope, id int64, b
 		}
 	}
 	return it, reply, nil
+}
+
+// finishAttempts and finishBackoff: how often, and how far apart, a
+// release's outcome is written before it is given up. A write lost to a
+// database blip left the item releasing, which nothing releases or deletes
+// again: a message the customer's server refused could no longer be
+// released at all, until expiry took it.
+const (
+	finishAttempts = 4
+	finishBackoff  = 250 * time.Millisecond
+)
+
+// finishRelease records the outcome, retrying within ctx.
+func (s *Service) finishRelease(ctx context.Context, id int64, delivered bool) error {
+	var err error
+	for i := range finishAttempts {
+		if i > 0 {
+			select {
+			case <-ctx.Done():
+				return err
+			case <-time.After(finishBackoff << (i - 1)):
+			}
+		}
+		if err = s.store.FinishRelease(ctx, id, delivered, s.now().UTC()); err == nil {
+			return nil
+		}
+	}
+	return err
 }
 
 // Delete removes an item's message for good.

@@ -338,3 +338,64 @@ func TestDamagedBodyIsAnErrorNotAMessage(t *testing.T) {
 		})
 	}
 }
+
+// flakyFinish is the real store whose FinishRelease fails its first
+// failures calls, as a database blip would.
+type flakyFinish struct {
+	*store.Store
+	failures int
+	calls    int
+}
+
+func (f *flakyFinish) FinishRelease(ctx context.Context, id int64, delivered bool, now time.Time) error {
+	f.calls++
+	if f.calls <= f.failures {
+		return errors.New("injected: database is locked")
+	}
+	return f.Store.FinishRelease(ctx, id, delivered, now)
+}
+
+// TestReleaseOutcomeSurvivesABlip: writing a release's outcome is retried.
+// Written once, a failure left the item releasing for good: after the
+// customer's server refused, it could be neither released again nor
+// deleted; after a delivery, it still counted against the domain's cap.
+func TestReleaseOutcomeSurvivesABlip(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		refuse    bool
+		wantState quarantine.State
+	}{
+		{"customer's server refuses", true, quarantine.StateHeld},
+		{"delivered", false, quarantine.StateReleased},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			st := &flakyFinish{Store: openStore(t), failures: 1}
+			downstream := &recorder{fail: tc.refuse}
+			svc := quarantine.New(quarantine.DefaultConfig(), st, downstream, nil)
+			op := tracking.Scope{Operator: true}
+			ids, err := svc.Hold(ctx, quarantine.Item{Domain: "a.example", DomainID: 1, Sender: "s@x.example",
+				Recipients: []string{"bob@a.example"}}, strings.NewReader("Subject: hi\r\n\r\nbody\r\n"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _, err = svc.Release(ctx, op, ids[0], "op")
+			if (err != nil) != tc.refuse {
+				t.Fatalf("release: %v", err)
+			}
+			it, err := svc.Item(ctx, op, ids[0])
+			if err != nil || it.State != tc.wantState {
+				t.Fatalf("after the release: %q %v, want %q", it.State, err, tc.wantState)
+			}
+			if tc.refuse {
+				downstream.fail = false
+				if _, _, err := svc.Release(ctx, op, ids[0], "op"); err != nil {
+					t.Fatalf("second release once the server takes it: %v", err)
+				}
+			}
+			if len(downstream.got) != 1 {
+				t.Errorf("delivered %d times, want once", len(downstream.got))
+			}
+		})
+	}
+}
