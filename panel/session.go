@@ -44,6 +44,10 @@ const (
 // *store.PanelSessions implements it.
 type SessionStore interface {
 	PutSession(ctx context.Context, id string, data []byte, expires time.Time) error
+	// UpdateSession rewrites a live session and reports false, writing
+	// nothing, when there is none: a write back of a session read before
+	// another node's logout must not bring it back.
+	UpdateSession(ctx context.Context, id string, data []byte, expires time.Time) (bool, error)
 	// GetSession returns nil, nil for no (or no longer a) session.
 	GetSession(ctx context.Context, id string) ([]byte, error)
 	DeleteSession(ctx context.Context, id string) error
@@ -120,22 +124,29 @@ func (p *Panel) createSession(w http.ResponseWriter, r *http.Request, sess sessi
 	sess.Expires = now.Add(p.cfg.SessionTTL).Unix()
 	value := randomToken() + randomToken() // 384 bits
 	sess.id = sessionKey(value)
-	if err := p.saveSession(r.Context(), sess); err != nil {
-		return err
+	b, err := json.Marshal(sess)
+	if err != nil {
+		return fmt.Errorf("panel: encode session: %w", err)
+	}
+	if err := p.sessions.PutSession(r.Context(), sess.id, b, time.Unix(sess.Expires, 0)); err != nil {
+		return fmt.Errorf("panel: save session: %w", err)
 	}
 	http.SetCookie(w, p.cookie(r, sessionCookie, value, int(p.cfg.SessionTTL/time.Second)))
 	return nil
 }
 
-func (p *Panel) saveSession(ctx context.Context, sess session) error {
+// updateSession writes back a session this request read; false when it
+// ended meanwhile (logged out or revoked on any node), which stays so.
+func (p *Panel) updateSession(ctx context.Context, sess session) (bool, error) {
 	b, err := json.Marshal(sess)
 	if err != nil {
-		return fmt.Errorf("panel: encode session: %w", err)
+		return false, fmt.Errorf("panel: encode session: %w", err)
 	}
-	if err := p.sessions.PutSession(ctx, sess.id, b, time.Unix(sess.Expires, 0)); err != nil {
-		return fmt.Errorf("panel: save session: %w", err)
+	ok, err := p.sessions.UpdateSession(ctx, sess.id, b, time.Unix(sess.Expires, 0))
+	if err != nil {
+		return false, fmt.Errorf("panel: save session: %w", err)
 	}
-	return nil
+	return ok, nil
 }
 
 // readSession returns the request's live session. A session past its idle
@@ -160,7 +171,7 @@ func (p *Panel) readSession(r *http.Request) (sess session, ok bool, err error) 
 	}
 	if now.Sub(time.Unix(sess.LastSeen, 0)) >= touchEvery {
 		sess.LastSeen = now.Unix()
-		if err := p.saveSession(r.Context(), sess); err != nil {
+		if ok, err := p.updateSession(r.Context(), sess); err != nil || !ok {
 			return session{}, false, err
 		}
 	}
@@ -199,6 +210,16 @@ func (s *memorySessions) PutSession(_ context.Context, id string, data []byte, e
 	}
 	s.m[id] = memorySession{data: data, expires: expires}
 	return nil
+}
+
+func (s *memorySessions) UpdateSession(_ context.Context, id string, data []byte, expires time.Time) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if v, ok := s.m[id]; !ok || time.Now().After(v.expires) {
+		return false, nil
+	}
+	s.m[id] = memorySession{data: data, expires: expires}
+	return true, nil
 }
 
 func (s *memorySessions) GetSession(_ context.Context, id string) ([]byte, error) {

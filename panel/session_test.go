@@ -678,3 +678,65 @@ func runtimeGC() {
 	runtime.GC()
 	debug.FreeOSMemory()
 }
+
+// logoutBetween is a session store on which, for one session, another
+// node's logout lands between this node's read of the row and its write
+// back of the row (the minute's LastSeen refresh, or a password change
+// re-stamping the session).
+type logoutBetween struct {
+	SessionStore
+	armed bool
+}
+
+func (s *logoutBetween) GetSession(ctx context.Context, id string) ([]byte, error) {
+	b, err := s.SessionStore.GetSession(ctx, id)
+	if s.armed && b != nil {
+		s.armed = false
+		if derr := s.SessionStore.DeleteSession(ctx, id); derr != nil {
+			return nil, derr
+		}
+	}
+	return b, err
+}
+
+// TestLogoutNotUndoneByAConcurrentWrite: a stolen cookie kept busy on one
+// node must not bring its session back from a logout on another: the
+// write back of a session read before the logout finds no row, and the
+// session stays ended.
+func TestLogoutNotUndoneByAConcurrentWrite(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// write is the stolen cookie's request that writes its session
+		// back after reading it.
+		write func(uf *userFixture, stolen *client, csrf string, now *time.Time)
+	}{
+		{"last-seen refresh", func(_ *userFixture, stolen *client, _ string, now *time.Time) {
+			*now = now.Add(touchEvery + time.Second)
+			stolen.get("/panel/account")
+		}},
+		{"password change", func(_ *userFixture, stolen *client, csrf string, _ *time.Time) {
+			stolen.do("POST", "/panel/account/password", url.Values{"csrf": {csrf},
+				"current": {testPassword}, "new": {"another long passphrase"}, "confirm": {"another long passphrase"}})
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			uf := newUserFixture(t)
+			now := time.Now()
+			uf.p.now = func() time.Time { return now }
+			store := &logoutBetween{SessionStore: uf.p.sessions}
+			uf.p.sessions = store
+			c := uf.client(t)
+			if rec := c.login("ann@alpha.example", testPassword); rec.Code != http.StatusSeeOther {
+				t.Fatalf("login: %d", rec.Code)
+			}
+			stolen := c.replay(uf.fixture)
+			csrf := stolen.loggedIn("stolen cookie before logout")
+			store.armed = true
+			tc.write(uf, stolen, csrf, &now)
+			if store.armed {
+				t.Fatal("the request never read its session")
+			}
+			stolen.loggedOut("stolen cookie after a logout that raced its write")
+		})
+	}
+}

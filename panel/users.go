@@ -233,9 +233,16 @@ func (p *Panel) changePassword(req *request) error {
 	p.limits.succeed(key, addr)
 	sess := req.sess
 	sess.PW = p.passwordStamp(u.Hash)
-	if err := p.saveSession(r.Context(), sess); err != nil {
+	kept, err := p.updateSession(r.Context(), sess)
+	if err != nil {
 		return fmt.Errorf("keeping this session: %w", err)
 	}
 	p.log.Info("panel: password changed", "actor", req.sess.P.Actor, "client_ip", ip)
+	if !kept {
+		// Logged out on another node while the password changed: the
+		// session stays ended.
+		http.SetCookie(req.w, p.cookie(r, sessionCookie, "", -1))
+		return redirect(req, "/panel/login", "")
+	}
 	return redirect(req, "/panel/account", "password")
 }

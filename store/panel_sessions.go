@@ -56,6 +56,23 @@ func (p *PanelSessions) PutSession(ctx context.Context, id string, data []byte, 
 	return nil
 }
 
+// UpdateSession rewrites a live session, and only one: a session deleted
+// (logged out) on another node since this one read it stays deleted.
+func (p *PanelSessions) UpdateSession(ctx context.Context, id string, data []byte, expires time.Time) (bool, error) {
+	ctx, cancel := p.ctx(ctx)
+	defer cancel()
+	res, err := p.st.DB.ExecContext(ctx, `UPDATE panel_sessions SET data = $2, expires_us = $3 WHERE id = $1 AND expires_us >= $4`,
+		id, string(data), expires.UnixMicro(), time.Now().UnixMicro())
+	if err != nil {
+		return false, fail("update panel session", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fail("update panel session", err)
+	}
+	return n > 0, nil
+}
+
 // GetSession returns a session's data; nil without error when there is
 // none (never created, ended or expired).
 func (p *PanelSessions) GetSession(ctx context.Context, id string) ([]byte, error) {

@@ -1,0 +1,55 @@
+package store
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+// TestPanelSessionUpdateDoesNotResurrect: a node writing back a session it
+// read before another node deleted it (a logout) must find no row and
+// leave none, while a live session is rewritten.
+func TestPanelSessionUpdateDoesNotResurrect(t *testing.T) {
+	for _, d := range dialects {
+		t.Run(d.name, func(t *testing.T) {
+			ctx := context.Background()
+			s := d.open(t)
+			if err := s.MigratePanelSessions(ctx); err != nil {
+				t.Fatal(err)
+			}
+			ps := s.PanelSessions()
+			later := time.Now().Add(time.Hour)
+			for _, tc := range []struct {
+				id      string
+				deleted bool
+				want    string
+			}{
+				{"live", false, "v2"},
+				{"logged-out", true, ""},
+			} {
+				if err := ps.PutSession(ctx, tc.id, []byte("v1"), later); err != nil {
+					t.Fatal(err)
+				}
+				if tc.deleted {
+					if err := ps.DeleteSession(ctx, tc.id); err != nil {
+						t.Fatal(err)
+					}
+				}
+				ok, err := ps.UpdateSession(ctx, tc.id, []byte("v2"), later)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if ok != !tc.deleted {
+					t.Errorf("%s: UpdateSession = %v, want %v", tc.id, ok, !tc.deleted)
+				}
+				got, err := ps.GetSession(ctx, tc.id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if string(got) != tc.want {
+					t.Errorf("%s: session after update = %q, want %q", tc.id, got, tc.want)
+				}
+			}
+		})
+	}
+}
