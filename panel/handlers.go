@@ -66,7 +66,7 @@ func (p *Panel) login(w http.ResponseWriter, r *http.Request) {
 	// random. Only the address limit counts them.
 	account := ""
 	if email != "" {
-		account = accountKey(admin.LoginKey(email))
+		account = p.accountKey(admin.LoginKey(email))
 	}
 	if until := p.limits.wait(account, addr, now); !until.IsZero() {
 		p.log.Info("panel: login refused, too many failures", "account_hash", account, "client_ip", ip)

@@ -1,8 +1,6 @@
 package panel
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"maps"
 	"slices"
 	"sync"
@@ -76,12 +74,12 @@ func newLoginLimits(cfg Config) *loginLimits {
 	}
 }
 
-// accountKey hashes an account name: the table holds nothing typed into
-// the form, a password typed into the email field included.
-func accountKey(name string) string {
-	h := sha256.Sum256([]byte(name))
-	return hex.EncodeToString(h[:12])
-}
+// accountKey names an account in the limit tables and the log: the
+// table holds nothing typed into the form, a password typed into the
+// email field included. A MAC under the node's signing key, not a plain
+// hash: a plain one in the log could be reversed with a dictionary (a
+// mistyped password, or which addresses were tried), offline and fast.
+func (p *Panel) accountKey(name string) string { return p.sign.stamp("login account", name) }
 
 func pairKey(account, addr string) string { return account + "|" + addr }
 

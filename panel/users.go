@@ -203,7 +203,7 @@ func (p *Panel) changePassword(req *request) error {
 	ip := p.clientIP.Of(r)
 	// The login's limits, under an account key of its own: a borrowed
 	// session cannot guess the current password at leisure.
-	key := accountKey("password-change|" + strconv.FormatInt(req.sess.P.UserID, 10))
+	key := p.accountKey("password-change|" + strconv.FormatInt(req.sess.P.UserID, 10))
 	addr := clientip.LimitKey(ip)
 	now := p.now()
 	if until := p.limits.wait(key, addr, now); !until.IsZero() {
