@@ -244,5 +244,16 @@ func (p *Panel) changePassword(req *request) error {
 		http.SetCookie(req.w, p.cookie(r, sessionCookie, "", -1))
 		return redirect(req, "/panel/login", "")
 	}
+	// A new cookie for this browser: the stamp ends the user's other
+	// sessions, but a copy of this one's cookie (the very thief a
+	// password change is meant to shut out) would otherwise live on.
+	fresh := sess
+	fresh.CSRF = randomToken()
+	if err := p.createSession(req.w, r, fresh); err != nil {
+		return fmt.Errorf("re-issuing this session: %w", err)
+	}
+	if err := p.endSession(r.Context(), sess); err != nil {
+		return err
+	}
 	return redirect(req, "/panel/account", "password")
 }

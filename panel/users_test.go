@@ -361,6 +361,10 @@ func TestChangePassword(t *testing.T) {
 			}
 		})
 	}
+	// A copy of this very session's cookie, taken by whoever the user
+	// changes the password to shut out.
+	stolen := this.replay(uf.fixture)
+	stolen.loggedIn("stolen copy before the change")
 	rec := change(testPassword, next, next)
 	if rec.Code != http.StatusSeeOther || rec.Header().Get("Location") != "/panel/account?ok=password" {
 		t.Fatalf("change: %d %s\n%s", rec.Code, rec.Header().Get("Location"), rec.Body.String())
@@ -372,6 +376,7 @@ func TestChangePassword(t *testing.T) {
 	if rec := other.get("/panel/customers"); rec.Code != http.StatusSeeOther || rec.Header().Get("Location") != "/panel/login" {
 		t.Errorf("other session after the change: %d %s", rec.Code, rec.Header().Get("Location"))
 	}
+	stolen.loggedOut("stolen copy of the changing session's cookie after the change")
 	if rec := uf.client(t).login("ann@alpha.example", testPassword); rec.Code != http.StatusUnauthorized {
 		t.Errorf("old password: %d, want 401", rec.Code)
 	}
