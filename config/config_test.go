@@ -259,20 +259,7 @@ func TestDomainThresholdsWithTheGlobalOnes(t *testing.T) {
 		{"tag score above a configured reject score", "scanner: {tag_score: 2, reject_score: 4}\ndomains:\n  - {name: a.org, route: 'h:25', tag_score: 5}\n", "domains[0].tag_score: 5 is above scanner.reject_score (4)"},
 		{"second domain", "domains:\n  - {name: a.org, route: 'h:25'}\n  - {name: b.org, route: 'h:25', tag_score: 11}\n", "domains[1].tag_score:"},
 	} {
-		t.Run(tt.name, func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "c.yaml")
-			os.WriteFile(path, []byte(tt.yaml), 0o600)
-			_, err := Load(path)
-			if tt.want == "" {
-				if err != nil {
-					t.Fatalf("Load() = %v, want it to load", err)
-				}
-				return
-			}
-			if err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("Load() error = %v, want it to contain %q", err, tt.want)
-			}
-		})
+		t.Run(tt.name, func(t *testing.T) { loadWants(t, tt.yaml, tt.want) })
 	}
 }
 
@@ -313,20 +300,25 @@ func TestListenersDoNotShareAnAddress(t *testing.T) {
 		{"IPv4 wildcard and loopback", "http: {listen: '0.0.0.0:8026'}\n", "http.management_listen: 127.0.0.1:8026 and http.listen"},
 		{"same host name", "smtp: {listen: 'localhost:9000'}\nhttp: {listen: 'localhost:9000'}\n", "http.listen: localhost:9000 and smtp.listen"},
 	} {
-		t.Run(tt.name, func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "c.yaml")
-			os.WriteFile(path, []byte(tt.yaml), 0o600)
-			_, err := Load(path)
-			if tt.want == "" {
-				if err != nil {
-					t.Fatalf("Load() = %v, want it to load", err)
-				}
-				return
-			}
-			if err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("Load() error = %v, want it to contain %q", err, tt.want)
-			}
-		})
+		t.Run(tt.name, func(t *testing.T) { loadWants(t, tt.yaml, tt.want) })
+	}
+}
+
+// loadWants loads yaml as a config file and wants it to load (want "")
+// or to fail with an error containing want.
+func loadWants(t *testing.T, yaml, want string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	os.WriteFile(path, []byte(yaml), 0o600)
+	_, err := Load(path)
+	if want == "" {
+		if err != nil {
+			t.Fatalf("Load() = %v, want it to load", err)
+		}
+		return
+	}
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("Load() error = %v, want it to contain %q", err, want)
 	}
 }
 

@@ -1009,16 +1009,7 @@ func TestZipDirectoryCostsLittleMemory(t *testing.T) {
 	}
 	archive := zipOf(t, ms...)
 	msg := scanner.Parse([]byte(withAttachment("files.zip", "application/zip", archive)))
-	c := newCheck(t, nil)
-	var before, after runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&before)
-	res, err := c.Check(context.Background(), &scanner.Envelope{}, msg)
-	runtime.ReadMemStats(&after)
-	if err != nil {
-		t.Fatal(err)
-	}
-	allocated := after.TotalAlloc - before.TotalAlloc
+	res, allocated := checkAllocates(t, newCheck(t, nil), msg)
 	t.Logf("zip of %d bytes: the scan allocated %d bytes", len(archive), allocated)
 	if allocated > uint64(len(archive))/2 {
 		t.Errorf("the scan allocated %d bytes for a %d-byte zip, want at most half its size", allocated, len(archive))
@@ -1083,18 +1074,12 @@ func TestSevenZipHeadersArePaidFromTheBudget(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			msg := scanner.Parse([]byte(withAttachment("files.bin", "application/octet-stream", tt.archive)))
-			var before, after runtime.MemStats
-			runtime.ReadMemStats(&before)
-			res, err := c.Check(context.Background(), &scanner.Envelope{}, msg)
-			runtime.ReadMemStats(&after)
-			if err != nil {
-				t.Fatal(err)
-			}
+			res, alloc := checkAllocates(t, c, msg)
 			if !slices.Contains(symbolNames(res), SymbolArchiveLimit) {
 				t.Errorf("symbols %v, want %s", symbolNames(res), SymbolArchiveLimit)
 			}
 			// Two headers fit in the budget; the ten members are 830 KB.
-			if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 60<<20 {
+			if alloc > 60<<20 {
 				t.Errorf("scanning allocated %d MB, want under 60", alloc>>20)
 			}
 		})
@@ -1117,7 +1102,19 @@ func TestManyGzipFilesAllocateLittle(t *testing.T) {
 			Path: fmt.Sprint(i + 1), Data: gz.Bytes(),
 		})
 	}
-	c := newCheck(t, nil)
+	res, allocated := checkAllocates(t, newCheck(t, nil), msg)
+	if !slices.Contains(symbolNames(res), SymbolArchiveLimit) {
+		t.Errorf("result %+v, want the member limit flagged", res)
+	}
+	if allocated > 16<<20 && !raceEnabled {
+		t.Errorf("the scan of %d gzip files allocated %d bytes", len(msg.Leaves), allocated)
+	}
+}
+
+// checkAllocates runs c on msg and returns its result and the bytes the
+// check allocated, the heap collected first.
+func checkAllocates(t *testing.T, c *Check, msg *scanner.Message) (scanner.Result, uint64) {
+	t.Helper()
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
@@ -1126,10 +1123,5 @@ func TestManyGzipFilesAllocateLittle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Contains(symbolNames(res), SymbolArchiveLimit) {
-		t.Errorf("result %+v, want the member limit flagged", res)
-	}
-	if allocated := after.TotalAlloc - before.TotalAlloc; allocated > 16<<20 && !raceEnabled {
-		t.Errorf("the scan of %d gzip files allocated %d bytes", len(msg.Leaves), allocated)
-	}
+	return res, after.TotalAlloc - before.TotalAlloc
 }
