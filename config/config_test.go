@@ -186,20 +186,7 @@ func TestScannerWeightsNames(t *testing.T) {
 		{"a blocklist's own symbol name", "{URIBL_MINE: 2}", "URIBL_MINE is a DNS blocklist symbol",
 			"dnsbl:\n  domain_zones:\n    - {zone: uribl.example, symbol: URIBL_MINE, weights: {127.0.0.2: 3}}\n"},
 	} {
-		t.Run(tt.name, func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "mxgrid.yaml")
-			os.WriteFile(path, []byte("scanner:\n  weights: "+tt.weights+"\n"+tt.extra), 0o600)
-			_, err := Load(path)
-			if tt.want == "" {
-				if err != nil {
-					t.Fatalf("Load() = %v, want nil", err)
-				}
-				return
-			}
-			if err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("Load() error = %v, want it to contain %q", err, tt.want)
-			}
-		})
+		t.Run(tt.name, func(t *testing.T) { loadWants(t, "scanner:\n  weights: "+tt.weights+"\n"+tt.extra, tt.want) })
 	}
 }
 
@@ -225,20 +212,7 @@ func TestSMTPHostname(t *testing.T) {
 		{"over 253", strings.Repeat("a.", 127) + "org", "smtp.hostname:"},
 		{"empty", "", "smtp.hostname:"},
 	} {
-		t.Run(tt.name, func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "c.yaml")
-			os.WriteFile(path, []byte(fmt.Sprintf("smtp:\n  hostname: \"%s\"\n", tt.host)), 0o600)
-			_, err := Load(path)
-			if tt.want == "" {
-				if err != nil {
-					t.Fatalf("Load() = %v, want it to load", err)
-				}
-				return
-			}
-			if err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("Load() error = %v, want it to contain %q", err, tt.want)
-			}
-		})
+		t.Run(tt.name, func(t *testing.T) { loadWants(t, fmt.Sprintf("smtp:\n  hostname: \"%s\"\n", tt.host), tt.want) })
 	}
 }
 
