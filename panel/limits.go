@@ -2,6 +2,7 @@ package panel
 
 import (
 	"maps"
+	"net/netip"
 	"slices"
 	"sync"
 	"time"
@@ -15,7 +16,10 @@ import (
 //     are free, then each one makes that client wait twice as long as the
 //     last (1 s … the maximum);
 //   - per client address, a fixed number of failures per window, whatever
-//     the accounts;
+//     the accounts, and per network (an IPv4 /24, an IPv6 /48) four times
+//     that: whoever holds a /48 holds 65,536 /64s, each a fresh address
+//     budget, and would otherwise get one guess per /64 on an account
+//     under attack;
 //   - per account, the same number of failures per window from all
 //     addresses together; past it the account is under attack, and each
 //     address that has failed on it gets one guess per maximum wait, while
@@ -38,7 +42,11 @@ type loginLimits struct {
 	pairs    map[string]*pairFailures
 	accounts map[string]*windowFailures
 	addrs    map[string]*windowFailures
+	nets     map[string]*windowFailures
 }
+
+// networkShare is how many addresses' failures a network may spend.
+const networkShare = 4
 
 // pairFailures are one client address's failures on one account.
 type pairFailures struct {
@@ -71,7 +79,23 @@ func newLoginLimits(cfg Config) *loginLimits {
 		hashes:   make(chan struct{}, cfg.MaxPasswordHashes),
 		pairs:    make(map[string]*pairFailures),
 		accounts: make(map[string]*windowFailures), addrs: make(map[string]*windowFailures),
+		nets: make(map[string]*windowFailures),
 	}
+}
+
+// networkKey is the network of a client's limit key (clientip.LimitKey):
+// the /24 of an IPv4 address, the /48 of an IPv6 /64; other keys stand for
+// themselves.
+func networkKey(addr string) string {
+	if p, err := netip.ParsePrefix(addr); err == nil && p.Addr().Is6() {
+		n, _ := p.Addr().Prefix(48)
+		return n.String()
+	}
+	if a, err := netip.ParseAddr(addr); err == nil && a.Is4() {
+		n, _ := a.Prefix(24)
+		return n.String()
+	}
+	return addr
 }
 
 // accountKey names an account in the limit tables and the log: the
@@ -91,11 +115,14 @@ func (l *loginLimits) wait(account, addr string, now time.Time) time.Time {
 	var until time.Time
 	if p := l.pairs[pairKey(account, addr)]; account != "" && p != nil && now.Sub(p.last) <= forgetAfter {
 		until = p.until
-		if l.full(l.accounts[account], now) {
+		if l.full(l.accounts[account], now, l.windowMax) {
 			until = later(until, p.last.Add(l.maxBackoff))
 		}
 	}
-	if f := l.addrs[addr]; l.full(f, now) {
+	if f := l.addrs[addr]; l.full(f, now, l.windowMax) {
+		until = later(until, f.first.Add(l.window))
+	}
+	if f := l.nets[networkKey(addr)]; l.full(f, now, networkShare*l.windowMax) {
 		until = later(until, f.first.Add(l.window))
 	}
 	if !now.Before(until) {
@@ -111,9 +138,9 @@ func later(a, b time.Time) time.Time {
 	return a
 }
 
-// full reports whether a window's failures are used up.
-func (l *loginLimits) full(f *windowFailures, now time.Time) bool {
-	return f != nil && f.n >= l.windowMax && now.Sub(f.first) < l.window
+// full reports whether a window's max failures are used up.
+func (l *loginLimits) full(f *windowFailures, now time.Time, max int) bool {
+	return f != nil && f.n >= max && now.Sub(f.first) < l.window
 }
 
 // fail books a failure to the account (empty: none, as for token logins,
@@ -143,6 +170,7 @@ func (l *loginLimits) fail(account, addr string, now time.Time) {
 		l.count(l.accounts, account, now)
 	}
 	l.count(l.addrs, addr, now)
+	l.count(l.nets, networkKey(addr), now)
 }
 
 func (l *loginLimits) count(m map[string]*windowFailures, key string, now time.Time) {

@@ -506,7 +506,7 @@ func TestLoginLimitTablesStayBounded(t *testing.T) {
 		now = now.Add(time.Millisecond)
 		l.fail(fmt.Sprint("account", i), fmt.Sprintf("2001:db8:%x::/64", i), now)
 	}
-	for name, n := range map[string]int{"pairs": len(l.pairs), "accounts": len(l.accounts), "addresses": len(l.addrs)} {
+	for name, n := range map[string]int{"pairs": len(l.pairs), "accounts": len(l.accounts), "addresses": len(l.addrs), "networks": len(l.nets)} {
 		if n > maxTracked {
 			t.Errorf("%s table holds %d entries, more than %d", name, n, maxTracked)
 		}
@@ -517,6 +517,40 @@ func TestLoginLimitTablesStayBounded(t *testing.T) {
 	}
 	if !l.wait("account0", "2001:db8:0::/64", now).IsZero() {
 		t.Error("the oldest failure is still held after the table overflowed")
+	}
+}
+
+// TestLoginLimitPerNetwork: a network (an IPv4 /24, an IPv6 /48) may
+// spend four addresses' failures a window, whichever of its addresses
+// fail. Before, every /64 of a /48 was a fresh budget: 65,536 of them.
+func TestLoginLimitPerNetwork(t *testing.T) {
+	now := time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC)
+	for _, tt := range []struct {
+		name        string
+		addr        func(i int) string
+		other       string // an address of another network
+		sameNetwork bool
+	}{
+		{"IPv6 /64s of one /48", func(i int) string { return fmt.Sprintf("2001:db8:7:%x::/64", i) }, "2001:db8:8::/64", true},
+		{"IPv4 addresses of one /24", func(i int) string { return fmt.Sprintf("198.51.100.%d", i) }, "198.51.101.1", true},
+		{"IPv6 /48s", func(i int) string { return fmt.Sprintf("2001:db8:%x::/64", i) }, "2001:db8:ffff::/64", false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			l := newLoginLimits(Config{LockoutFailures: 5, LockoutDuration: time.Hour, AddressFailures: 2, MaxPasswordHashes: 1})
+			for i := range networkShare * 2 {
+				l.fail("", tt.addr(i), now)
+			}
+			fresh := tt.addr(networkShare * 2)
+			if held := !l.wait("", fresh, now).IsZero(); held != tt.sameNetwork {
+				t.Errorf("a fresh address after its network's %d failures: held back %v, want %v", networkShare*2, held, tt.sameNetwork)
+			}
+			if !l.wait("", tt.other, now).IsZero() {
+				t.Errorf("%s, of another network, is held back", tt.other)
+			}
+			if !l.wait("", fresh, now.Add(time.Hour)).IsZero() {
+				t.Error("still held back after the window")
+			}
+		})
 	}
 }
 
