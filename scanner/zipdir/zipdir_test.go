@@ -140,19 +140,7 @@ func TestLocalFiles(t *testing.T) {
 	two := append(archive(t, "", 2), archive(t, "", 1)...)
 	noDirectory := archive(t, "", 2)
 	noDirectory = noDirectory[:bytes.Index(noDirectory, sigDirHeader)]
-	stored := archive(t, "", 1)
-	var buf bytes.Buffer
-	zw := zip.NewWriter(&buf)
-	w, err := zw.CreateRaw(&zip.FileHeader{Name: "inner.zip", Method: zip.Store, CRC32: crc32.ChecksumIEEE(stored),
-		CompressedSize64: uint64(len(stored)), UncompressedSize64: uint64(len(stored))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.Write(stored)
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	nested := buf.Bytes()
+	nested := storedZip(t, archive(t, "", 1), true)
 	tests := []struct {
 		name string
 		data []byte
@@ -180,6 +168,31 @@ func TestLocalFiles(t *testing.T) {
 	}
 }
 
+// storedZip is a zip holding inner stored as "inner.zip": with its sizes
+// in the local header (sized), or after its data (bit 3) as archive/zip
+// writes a member it streams.
+func storedZip(t *testing.T, inner []byte, sized bool) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	var w io.Writer
+	var err error
+	if sized {
+		w, err = zw.CreateRaw(&zip.FileHeader{Name: "inner.zip", Method: zip.Store, CRC32: crc32.ChecksumIEEE(inner),
+			CompressedSize64: uint64(len(inner)), UncompressedSize64: uint64(len(inner))})
+	} else {
+		w, err = zw.CreateHeader(&zip.FileHeader{Name: "inner.zip", Method: zip.Store})
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(inner)
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
 func TestUnlisted(t *testing.T) {
 	open := func(data []byte) *zip.Reader {
 		zr, _, err := Open(data, 100)
@@ -192,17 +205,7 @@ func TestUnlisted(t *testing.T) {
 	two := append(bytes.Clone(first), archive(t, "", 1)...)
 	// A stored zip whose sizes follow its data (bit 3): only the central
 	// directory says where its data ends.
-	var buf bytes.Buffer
-	zw := zip.NewWriter(&buf)
-	w, err := zw.CreateHeader(&zip.FileHeader{Name: "inner.zip", Method: zip.Store})
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.Write(archive(t, "", 3))
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	nested := buf.Bytes()
+	nested := storedZip(t, archive(t, "", 3), false)
 	tests := []struct {
 		name string
 		data []byte
