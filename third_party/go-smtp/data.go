@@ -82,7 +82,9 @@ const (
 func (r *dataReader) Read(b []byte) (n int, err error) {
 	if r.limited {
 		if r.n <= 0 {
-			return 0, ErrDataTooLarge
+			r.limited = false
+			defer func() { r.limited = true }()
+			return readPastLimit(r.Read)
 		}
 		if int64(len(b)) > r.n {
 			b = b[0:r.n]
@@ -168,6 +170,22 @@ func (r *dataReader) Read(b []byte) (n int, err error) {
 		r.n -= int64(n)
 	}
 	return
+}
+
+// readPastLimit is a body's Read once MaxMessageBytes octets have been
+// read; read reads on with the limit lifted. Only an octet of the body
+// past them is over the limit: a message of exactly MaxMessageBytes, the
+// SIZE the server offers (RFC 1870) and the most BDAT takes, ends here
+// with io.EOF (mxgrid patch; upstream refused it 552 before it looked for
+// the end-of-data line, so mail the server had said it would take
+// bounced). An error reading the connection is that error, not
+// ErrDataTooLarge.
+func readPastLimit(read func([]byte) (int, error)) (int, error) {
+	var one [1]byte
+	if n, err := read(one[:]); n == 0 && err != nil {
+		return 0, err
+	}
+	return 0, ErrDataTooLarge
 }
 
 // dataRun copies into b the buffered bytes the state machine would only

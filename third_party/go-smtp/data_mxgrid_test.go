@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"io"
 	"math/rand"
+	"net"
 	"reflect"
 	"strings"
 	"testing"
 	"testing/iotest"
+	"time"
 )
 
 // TestDataReaderKeepsBareCR covers the mxgrid patches (PATCHES.md).
@@ -36,7 +38,9 @@ type byteDataReader dataReader
 func (r *byteDataReader) Read(b []byte) (n int, err error) {
 	if r.limited {
 		if r.n <= 0 {
-			return 0, ErrDataTooLarge
+			r.limited = false
+			defer func() { r.limited = true }()
+			return readPastLimit(r.Read)
 		}
 		if int64(len(b)) > r.n {
 			b = b[0:r.n]
@@ -355,5 +359,101 @@ func BenchmarkDataReader(b *testing.B) {
 				}
 			})
 		}
+	}
+}
+
+// TestMessageOfExactlyTheSizeLimit: a message of exactly MaxMessageBytes
+// octets, the SIZE the server offers and the most BDAT takes, is taken
+// through DATA too, and one octet more is refused. Upstream refused it
+// 552, a permanent failure for mail the sender had been told fits: the
+// reader returned ErrDataTooLarge as soon as the limit was reached,
+// before it looked at the end-of-data line. What counts is the message,
+// not its dot-stuffing.
+func TestMessageOfExactlyTheSizeLimit(t *testing.T) {
+	const limit = 1000
+	// body is a message of n octets; its last line starts with a dot when
+	// stuffed is set (sent as ".." on the wire, so one octet more there).
+	body := func(n int, stuffed bool) string {
+		last := "x\r\n"
+		if stuffed {
+			last = ".x\r\n"
+		}
+		head := "Subject: size\r\n\r\n"
+		return head + strings.Repeat("y", n-len(head)-len(last)) + last
+	}
+	for _, tc := range []struct {
+		name    string
+		size    int
+		bdat    bool
+		stuffed bool
+		want    string
+	}{
+		{name: "DATA one under", size: limit - 1, want: "250 "},
+		{name: "DATA at the limit", size: limit, want: "250 "},
+		{name: "DATA at the limit, last line dot-stuffed", size: limit, stuffed: true, want: "250 "},
+		{name: "DATA one over", size: limit + 1, want: "552 "},
+		{name: "DATA one over, last line dot-stuffed", size: limit + 1, stuffed: true, want: "552 "},
+		{name: "BDAT at the limit", size: limit, bdat: true, want: "250 "},
+		{name: "BDAT one over", size: limit + 1, bdat: true, want: "552 "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := NewServer(BackendFunc(func(*Conn) (Session, error) { return acceptingSession{}, nil }))
+			s.Domain = "localhost"
+			s.MaxMessageBytes = limit
+			go s.Serve(l)
+			defer s.Close()
+			c, err := net.Dial("tcp", l.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			r := bufio.NewReader(c)
+			// reply reads one reply and returns its last line.
+			reply := func() string {
+				for {
+					line, err := r.ReadString('\n')
+					if err != nil {
+						t.Fatalf("reading a reply: %v", err)
+					}
+					if len(line) < 4 || line[3] != '-' {
+						return line
+					}
+				}
+			}
+			msg := body(tc.size, tc.stuffed)
+			if len(msg) != tc.size {
+				t.Fatalf("test body of %d octets, want %d", len(msg), tc.size)
+			}
+			reply()
+			for _, cmd := range []string{"EHLO c.test", "MAIL FROM:<a@example.org> SIZE=" + fmt.Sprint(limit), "RCPT TO:<b@example.org>"} {
+				fmt.Fprintf(c, "%s\r\n", cmd)
+				if got := reply(); !strings.HasPrefix(got, "250 ") {
+					t.Fatalf("%s: %q", cmd, got)
+				}
+			}
+			if tc.bdat {
+				fmt.Fprintf(c, "BDAT %d LAST\r\n%s", len(msg), msg)
+			} else {
+				fmt.Fprint(c, "DATA\r\n")
+				if got := reply(); !strings.HasPrefix(got, "354 ") {
+					t.Fatalf("DATA: %q", got)
+				}
+				wire := strings.ReplaceAll(msg, "\r\n.", "\r\n..")
+				fmt.Fprintf(c, "%s.\r\n", wire)
+			}
+			if got := reply(); !strings.HasPrefix(got, tc.want) {
+				t.Errorf("message of %d octets: %q, want %s", tc.size, got, tc.want)
+			}
+			// The body was read to its end: the next command is one.
+			fmt.Fprint(c, "NOOP\r\n")
+			if got := reply(); !strings.HasPrefix(got, "250 ") {
+				t.Errorf("NOOP after the message: %q", got)
+			}
+		})
 	}
 }
