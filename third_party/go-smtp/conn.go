@@ -45,6 +45,11 @@ type Conn struct {
 	// previous one, which spent the round trip.
 	junk    int
 	inGroup bool
+	// mailWaited is set while the open transaction's MAIL was a command
+	// the client waited for and no message has been sent in it: if the
+	// transaction ends without one, that round trip was junk too (mxgrid
+	// patch; see transactionAbandoned).
+	mailWaited bool
 	// refused is set when the command at hand was answered 4xx or 5xx
 	// (other than its message's reply): it moved no mail, and counts as
 	// junk (mxgrid patch).
@@ -224,6 +229,9 @@ func (c *Conn) handle(cmd string, arg string) {
 	case "NOOP":
 		c.writeResponse(250, EnhancedCode{2, 0, 0}, "Ok")
 	case "RSET": // Reset session
+		if c.transactionAbandoned() {
+			return
+		}
 		c.reset()
 		c.writeResponse(250, EnhancedCode{2, 0, 0}, "Ok")
 	case "BDAT":
@@ -328,6 +336,23 @@ func isJunkCommand(cmd string) bool {
 // and a client may pipeline thousands of NOOPs in one write.
 func (c *Conn) tooMuchJunk() bool {
 	if c.inGroup {
+		return false
+	}
+	c.junk++
+	return c.overJunkLimit()
+}
+
+// transactionAbandoned counts, when a transaction ends without a message
+// (RSET, or EHLO or HELO starting over), the round trip its MAIL cost, if
+// the client waited for it, and says goodbye past the limit. MAIL moves
+// no mail by itself: without this a client that wrote "MAIL FROM, RSET"
+// in one go every so often held its connection for ever, the MAIL
+// uncounted as a command that is not junk and the RSET as one pipelined
+// (mxgrid patch).
+func (c *Conn) transactionAbandoned() bool {
+	waited := c.fromReceived && c.mailWaited
+	c.mailWaited = false
+	if !waited {
 		return false
 	}
 	c.junk++
@@ -464,6 +489,9 @@ func (c *Conn) handleGreet(enhanced bool, arg string) {
 	domain, err := parseHelloArgument(arg)
 	if err != nil {
 		c.writeResponse(501, EnhancedCode{5, 5, 2}, "Domain/address argument required for HELO")
+		return
+	}
+	if c.session != nil && c.transactionAbandoned() {
 		return
 	}
 	// c.helo is populated before NewSession so
@@ -707,6 +735,7 @@ func (c *Conn) handleMail(arg string) {
 	// sender, X.1.5 for a valid recipient), and no client text echoed.
 	c.writeResponse(250, EnhancedCode{2, 1, 0}, "Ok")
 	c.fromReceived = true
+	c.mailWaited = !c.inGroup
 }
 
 // This regexp matches 'hexchar' token defined in
@@ -1259,6 +1288,7 @@ func (c *Conn) handleData(arg string) {
 
 	// We have recipients, go to accept data
 	c.writeResponse(354, NoEnhancedCode, "Go ahead. End your data with <CR><LF>.<CR><LF>")
+	c.mailWaited = false // the client sends a message: no junk
 
 	defer c.reset()
 
@@ -1333,6 +1363,8 @@ func (c *Conn) handleBdat(arg string) {
 		c.reset()
 		return
 	}
+
+	c.mailWaited = false // the client sends a message: no junk
 
 	if c.bdatStatus == nil && c.server.LMTP {
 		c.bdatStatus = c.createStatusCollector()

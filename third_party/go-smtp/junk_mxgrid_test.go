@@ -95,6 +95,16 @@ func TestJunkCommandsCountRoundTrips(t *testing.T) {
 			"250 250 503 555 503 421", true},
 		{"refused commands in a group count once", []step{ehlo, {"MAIL FROM:<a@example.org>\r\n", 1}, {strings.Repeat("MAIL FROM:<a@example.org>\r\n", 100), 100}, {"QUIT\r\n", 1}},
 			"250 250 " + strings.Repeat("503 ", 100) + "221", true},
+		// A MAIL the client waited for moves no mail when its
+		// transaction ends without a message: "MAIL FROM, RSET" written
+		// at once every so often held a connection for ever, the RSET
+		// free as pipelined and MAIL no junk command.
+		{"MAIL then RSET in one go counts", []step{ehlo, {"MAIL FROM:<a@example.org>\r\nRSET\r\n", 2}, {"MAIL FROM:<a@example.org>\r\nRSET\r\n", 2}, {"MAIL FROM:<a@example.org>\r\nRSET\r\n", 2}},
+			"250 250 250 250 250 250 421", true},
+		{"MAIL then EHLO in one go counts", []step{ehlo, {"MAIL FROM:<a@example.org>\r\nEHLO c.test\r\n", 2}, {"MAIL FROM:<a@example.org>\r\nEHLO c.test\r\n", 2}, {"MAIL FROM:<a@example.org>\r\nEHLO c.test\r\n", 2}},
+			"250 250 250 250 250 250 421", true},
+		{"a round trip counts once", []step{ehlo, {"NOOP\r\nMAIL FROM:<a@example.org>\r\nRSET\r\n", 3}, {"NOOP\r\nMAIL FROM:<a@example.org>\r\nRSET\r\n", 3}, {"QUIT\r\n", 1}},
+			"250 250 250 250 250 250 250 221", true},
 		{"an accepted message starts refusals over", append(append([]step{ehlo, {"RCPT TO:<b@example.org>\r\n", 1}, {"DATA\r\n", 1}}, message...), step{"RCPT TO:<b@example.org>\r\n", 1}, step{"DATA\r\n", 1}, noop, step{"DATA\r\n", 2}),
 			"250 503 503 250 250 354 250 503 503 250 503 421", true},
 	} {
