@@ -522,32 +522,41 @@ func TestHarvestAcrossRSET(t *testing.T) {
 // connection closes; an accepted message starts the count over.
 func TestAbandonedTransactionBudget(t *testing.T) {
 	const limit, rounds = 3, 6
-	n, sink := startRawNode(t, func(c *config.Config) { c.SMTP.MaxJunkCommands = limit })
-	c := dial(t, n.SMTPAddr())
-	c.cmd(250, "MAIL FROM:<alice@sender.test>")
-	c.cmd(250, "RCPT TO:<bob@example.org>")
-	c.cmd(250, "RSET")
-	c.cmd(250, "MAIL FROM:<alice@sender.test>")
-	c.cmd(250, "RCPT TO:<bob@example.org>")
-	c.data(250, "Subject: kept\r\n\r\nbody\r\n") // starts the count over
-	var pipeline strings.Builder
-	for range rounds {
-		pipeline.WriteString("MAIL FROM:<mallory@sender.test>\r\nRCPT TO:<bob@example.org>\r\nRSET\r\n")
-	}
-	c.write(pipeline.String())
-	for range limit {
-		c.expect(250)
-		c.expect(250)
-		c.expect(250)
-	}
-	if msg := c.expect(421); !strings.HasPrefix(msg, "4.7.0") {
-		t.Errorf("reply %q, want 4.7.0", msg)
-	}
-	if _, err := c.c.R.ReadByte(); err != io.EOF {
-		t.Errorf("connection still open after 421 (read: %v)", err)
-	}
-	if got := sink.commands("RCPT"); len(got) != 2+limit {
-		t.Errorf("customer's server was sent %d RCPTs, want %d", len(got), 2+limit)
+	for _, tc := range []struct {
+		name string
+		// round is one abandoned transaction, written at once; replies
+		// is how many replies it gets.
+		round   string
+		replies int
+	}{
+		{"RSET", "MAIL FROM:<mallory@sender.test>\r\nRCPT TO:<bob@example.org>\r\nRSET\r\n", 3},
+		// A BDAT transfer given up before LAST is no message either.
+		{"BDAT given up", "MAIL FROM:<mallory@sender.test>\r\nRCPT TO:<bob@example.org>\r\nBDAT 0\r\nRSET\r\n", 4},
+		{"BDAT chunk given up", "MAIL FROM:<mallory@sender.test>\r\nRCPT TO:<bob@example.org>\r\nBDAT 4\r\nSubjRSET\r\n", 4},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n, sink := startRawNode(t, func(c *config.Config) { c.SMTP.MaxJunkCommands = limit })
+			c := dial(t, n.SMTPAddr())
+			c.cmd(250, "MAIL FROM:<alice@sender.test>")
+			c.cmd(250, "RCPT TO:<bob@example.org>")
+			c.cmd(250, "RSET")
+			c.cmd(250, "MAIL FROM:<alice@sender.test>")
+			c.cmd(250, "RCPT TO:<bob@example.org>")
+			c.data(250, "Subject: kept\r\n\r\nbody\r\n") // starts the count over
+			c.write(strings.Repeat(tc.round, rounds))
+			for range limit * tc.replies {
+				c.expect(250)
+			}
+			if msg := c.expect(421); !strings.HasPrefix(msg, "4.7.0") {
+				t.Errorf("reply %q, want 4.7.0", msg)
+			}
+			if _, err := c.c.R.ReadByte(); err != io.EOF {
+				t.Errorf("connection still open after 421 (read: %v)", err)
+			}
+			if got := sink.commands("RCPT"); len(got) != 2+limit {
+				t.Errorf("customer's server was sent %d RCPTs, want %d", len(got), 2+limit)
+			}
+		})
 	}
 }
 

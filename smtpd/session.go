@@ -101,10 +101,14 @@ func (ss *session) begin() {
 // so nothing is delivered that the sender was not told about.
 func (ss *session) Reset() {
 	if ss.tx != nil {
-		if ss.note.outcome == "" {
+		if ss.note.outcome == "" || ss.note.outcome == OutcomeReadError {
 			// Recipients reached the customer's server and no message
 			// followed: junk, as Postfix counts RSET, even pipelined,
-			// where go-smtp does not count it (see Mail).
+			// where go-smtp does not count it (see Mail). A BDAT
+			// transfer given up (RSET or EHLO before LAST) is one too:
+			// its Data has ended with a read error by now. Uncounted,
+			// "RCPT, BDAT 0, RSET, MAIL" in one write had the customer's
+			// server asked about a recipient every round trip, for ever.
 			ss.counts.abandoned++
 		}
 		ss.tx.Close()
