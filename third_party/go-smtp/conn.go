@@ -45,10 +45,11 @@ type Conn struct {
 	// previous one, which spent the round trip.
 	junk    int
 	inGroup bool
-	// mailWaited is set while the open transaction's MAIL was a command
-	// the client waited for and no message has been sent in it: if the
-	// transaction ends without one, that round trip was junk too (mxgrid
-	// patch; see transactionAbandoned).
+	// mailWaited is set when the open transaction's MAIL was a command
+	// the client waited for: if the transaction ends without a message,
+	// that round trip was junk too (mxgrid patch; see
+	// transactionAbandoned). A message's reply ends the transaction
+	// (reset), so the flag is read only while it is open.
 	mailWaited bool
 	// refused is set when the command at hand was answered 4xx or 5xx
 	// (other than its message's reply): it moved no mail, and counts as
@@ -343,8 +344,9 @@ func (c *Conn) tooMuchJunk() bool {
 }
 
 // transactionAbandoned counts, when a transaction ends without a message
-// (RSET, or EHLO or HELO starting over), the round trip its MAIL cost, if
-// the client waited for it, and says goodbye past the limit. MAIL moves
+// (RSET, or EHLO or HELO starting over, a BDAT transfer before its LAST
+// included), the round trip its MAIL cost, if the client waited for it,
+// and says goodbye past the limit. MAIL moves
 // no mail by itself: without this a client that wrote "MAIL FROM, RSET"
 // in one go every so often held its connection for ever, the MAIL
 // uncounted as a command that is not junk and the RSET as one pipelined
@@ -1288,7 +1290,6 @@ func (c *Conn) handleData(arg string) {
 
 	// We have recipients, go to accept data
 	c.writeResponse(354, NoEnhancedCode, "Go ahead. End your data with <CR><LF>.<CR><LF>")
-	c.mailWaited = false // the client sends a message: no junk
 
 	defer c.reset()
 
@@ -1363,8 +1364,6 @@ func (c *Conn) handleBdat(arg string) {
 		c.reset()
 		return
 	}
-
-	c.mailWaited = false // the client sends a message: no junk
 
 	if c.bdatStatus == nil && c.server.LMTP {
 		c.bdatStatus = c.createStatusCollector()

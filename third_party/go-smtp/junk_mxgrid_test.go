@@ -103,6 +103,8 @@ func TestJunkCommandsCountRoundTrips(t *testing.T) {
 			"250 250 250 250 250 250 421", true},
 		{"MAIL then EHLO in one go counts", []step{ehlo, {"MAIL FROM:<a@example.org>\r\nEHLO c.test\r\n", 2}, {"MAIL FROM:<a@example.org>\r\nEHLO c.test\r\n", 2}, {"MAIL FROM:<a@example.org>\r\nEHLO c.test\r\n", 2}},
 			"250 250 250 250 250 250 421", true},
+		{"MAIL then BDAT given up in one go counts", []step{ehlo, {"MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.org>\r\nBDAT 0\r\nRSET\r\n", 4}, {"MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.org>\r\nBDAT 0\r\nRSET\r\n", 4}, {"MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.org>\r\nBDAT 0\r\nRSET\r\n", 4}},
+			"250 250 250 250 250 250 250 250 250 250 250 250 421", true},
 		{"a round trip counts once", []step{ehlo, {"NOOP\r\nMAIL FROM:<a@example.org>\r\nRSET\r\n", 3}, {"NOOP\r\nMAIL FROM:<a@example.org>\r\nRSET\r\n", 3}, {"QUIT\r\n", 1}},
 			"250 250 250 250 250 250 250 221", true},
 		{"an accepted message starts refusals over", append(append([]step{ehlo, {"RCPT TO:<b@example.org>\r\n", 1}, {"DATA\r\n", 1}}, message...), step{"RCPT TO:<b@example.org>\r\n", 1}, step{"DATA\r\n", 1}, noop, step{"DATA\r\n", 2}),
