@@ -247,7 +247,10 @@ func (c *Conn) handle(cmd string, arg string) {
 	case "STARTTLS":
 		c.handleStartTLS(arg)
 	default:
-		msg := fmt.Sprintf("Syntax errors, %v command unrecognized", cmd)
+		// The client's four octets go back as printable ASCII (mxgrid
+		// patch): upstream echoed them raw, a NUL, a bare CR or 8-bit
+		// octets in our reply (RFC 5321 §4.2 keeps reply text printable).
+		msg := fmt.Sprintf("Syntax errors, %v command unrecognized", replyText(cmd))
 		c.protocolError(500, EnhancedCode{5, 5, 2}, msg)
 	}
 }

@@ -138,6 +138,20 @@ func TestHeloRepliesCarryNoEnhancedCodes(t *testing.T) {
 	}
 }
 
+// TestUnknownCommandEchoedPrintable: the reply to an unknown command
+// names it in printable ASCII (RFC 5321 §4.2). Upstream echoed the four
+// octets raw: a NUL, a bare CR or 8-bit octets went back in our reply.
+func TestUnknownCommandEchoedPrintable(t *testing.T) {
+	rest, _ := converse(t, &envelopeLog{}, nil, "XY\x00Z\r\nXY\rZ\r\nX\xc3\xa9Z\r\nQUIT\r\n")
+	want := "500 5.5.2 Syntax errors, XY?Z command unrecognized\r\n" +
+		"500 5.5.2 Syntax errors, XY?Z command unrecognized\r\n" +
+		"500 5.5.2 Syntax errors, X??Z command unrecognized\r\n" +
+		"221 2.0.0 Bye\r\n"
+	if rest != want {
+		t.Errorf("replies %q, want %q", rest, want)
+	}
+}
+
 // converse sends input to a fresh server whose sessions log to elog and
 // returns all it answered after its greeting, up to its close, and what it
 // logged.
