@@ -182,10 +182,20 @@ func (c *gateConn) sayGoodbye() error {
 // for as long as they could still begin a PROXY header: a client waits for
 // our reply after a short command ("HELO a.b\r\n" is 10 octets), so asking
 // for a whole v2 signature up front would stall it until the idle timeout.
+//
+// A whole line ("\r\n", an empty command) is all a client sends before it
+// waits, yet it also begins the v2 signature: past a line end only octets
+// already received are looked at. A v2 header comes in one piece, and one
+// sent in pieces is read as commands, not believed.
 func (c *gateConn) startsWithProxyHeader() bool {
 	v1 := []byte("PROXY ")
+	var head []byte
 	for n := 1; n <= len(proxyV2Sig); n++ {
-		head, err := c.peeked.Peek(n)
+		if bytes.HasSuffix(head, lfBytes) && c.peeked.Buffered() < n {
+			return false
+		}
+		var err error
+		head, err = c.peeked.Peek(n)
 		if err != nil {
 			return false
 		}

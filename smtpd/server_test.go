@@ -71,9 +71,12 @@ func listen(t *testing.T, srv *smtpd.Server) string {
 	return l.Addr().String()
 }
 
-// A short EHLO (under 16 octets) is answered at once: the check for a
-// PROXY header from an untrusted peer must not wait for more bytes than a
-// client sends before waiting for our reply.
+// A short first command (under 16 octets) is answered at once: the check
+// for a PROXY header from an untrusted peer must not wait for more bytes
+// than a client sends before waiting for our reply. An empty line is one
+// too, although "\r\n" also begins a PROXY v2 signature: waiting for the
+// signature's third octet held a client that sent one until the command
+// timeout, before its "500".
 func TestShortFirstCommandIsAnsweredAtOnce(t *testing.T) {
 	sink := smtptest.StartSink(t)
 	srv, addr := startServer(t, sink, slowScanner{started: make(chan struct{})})
@@ -82,18 +85,24 @@ func TestShortFirstCommandIsAnsweredAtOnce(t *testing.T) {
 		defer cancel()
 		srv.Shutdown(ctx)
 	})
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(3 * time.Second))
-	br := bufio.NewReader(conn)
-	if line, err := br.ReadString('\n'); err != nil || !strings.HasPrefix(line, "220") {
-		t.Fatalf("greeting %q, %v", line, err)
-	}
-	conn.Write([]byte("HELO a.b\r\n"))
-	if line, err := br.ReadString('\n'); err != nil || !strings.HasPrefix(line, "250") {
-		t.Fatalf("reply to a short HELO: %q, %v", line, err)
+	for _, tc := range []struct{ send, want string }{
+		{"HELO a.b\r\n", "250"},
+		{"\r\n", "500"},
+		{"\n", "500"},
+	} {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(3 * time.Second))
+		br := bufio.NewReader(conn)
+		if line, err := br.ReadString('\n'); err != nil || !strings.HasPrefix(line, "220") {
+			t.Fatalf("greeting %q, %v", line, err)
+		}
+		conn.Write([]byte(tc.send))
+		if line, err := br.ReadString('\n'); err != nil || !strings.HasPrefix(line, tc.want) {
+			t.Errorf("reply to %q: %q, %v; want %s", tc.send, line, err, tc.want)
+		}
 	}
 }
