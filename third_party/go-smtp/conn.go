@@ -197,8 +197,11 @@ func (c *Conn) handle(cmd string, arg string) {
 		// and then held the connection for ever, each reply restarting
 		// the command timeout. Counted once answered, as the reply says
 		// whether it was refused; past the limit the 421 follows it, as
-		// after too many errors.
-		if !junk && c.refused && !c.inGroup && !c.over.Load() {
+		// after too many errors. Pipelined or not, as Postfix counts its
+		// smtpd_hard_error_limit: free in a group, a refusal cost the
+		// client nothing, and one write of 20,000 bad RCPTs had the
+		// backend refuse (and log) each, write after write.
+		if !junk && c.refused && !c.over.Load() {
 			c.junk++
 			c.overJunkLimit()
 		}

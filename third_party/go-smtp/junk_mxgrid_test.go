@@ -93,8 +93,11 @@ func TestJunkCommandsCountRoundTrips(t *testing.T) {
 		// with too many errors.
 		{"refused commands count", []step{ehlo, {"MAIL FROM:<a@example.org>\r\n", 1}, {"MAIL FROM:<a@example.org>\r\n", 1}, {"RCPT TO:<busy@example.org> X=Y\r\n", 1}, {"MAIL FROM:<a@example.org>\r\n", 2}},
 			"250 250 503 555 503 421", true},
-		{"refused commands in a group count once", []step{ehlo, {"MAIL FROM:<a@example.org>\r\n", 1}, {strings.Repeat("MAIL FROM:<a@example.org>\r\n", 100), 100}, {"QUIT\r\n", 1}},
-			"250 250 " + strings.Repeat("503 ", 100) + "221", true},
+		// Pipelined or not, as Postfix's smtpd_hard_error_limit: in a
+		// group they cost the client nothing, and every one was refused
+		// (and logged) by the backend, write after write.
+		{"refused commands in a group count each", []step{ehlo, {"MAIL FROM:<a@example.org>\r\n", 1}, {strings.Repeat("MAIL FROM:<a@example.org>\r\n", 100), 100}, {"QUIT\r\n", 1}},
+			"250 250 503 503 503 421", true},
 		// A MAIL the client waited for moves no mail when its
 		// transaction ends without a message: "MAIL FROM, RSET" written
 		// at once every so often held a connection for ever, the RSET
