@@ -653,6 +653,44 @@ func TestRefusedCommandsCountAsJunk(t *testing.T) {
 	}
 }
 
+// TestDeferredRecipientsInAGroupAreFree: a recipient deferred to another
+// transaction (452 4.5.3: another route, past max_recipients) is flow
+// control a sender meets in bulk when it pipelines a long list, so it
+// does not count against smtp.max_junk_commands as refusals do: shown
+// out, the message to the recipients accepted would be lost with it, on
+// every retry.
+func TestDeferredRecipientsInAGroupAreFree(t *testing.T) {
+	other := startRawSink(t)
+	n, sink := startRawNode(t, func(c *config.Config) {
+		c.SMTP.MaxJunkCommands = 3
+		c.SMTP.MaxRecipients = 2
+		c.Domains = append(c.Domains, smtptest.Domain("other.test", other.Addr))
+	})
+	c := dial(t, n.SMTPAddr())
+	var group strings.Builder
+	group.WriteString("MAIL FROM:<alice@sender.test>\r\nRCPT TO:<bob@example.org>\r\n")
+	for i := range 10 {
+		fmt.Fprintf(&group, "RCPT TO:<user%d@other.test>\r\n", i)
+	}
+	group.WriteString("RCPT TO:<alice@example.org>\r\nRCPT TO:<carol@example.org>\r\nRCPT TO:<dave@example.org>\r\n")
+	c.write(group.String())
+	c.expect(250)
+	c.expect(250)
+	for range 10 { // another route
+		c.expect(452)
+	}
+	c.expect(250)
+	c.expect(452) // past max_recipients
+	c.expect(452)
+	c.data(250, testMessage)
+	if got := len(sink.messages()); got != 1 {
+		t.Errorf("delivered %d messages, want 1", got)
+	}
+	if got := sink.commands("RCPT"); len(got) != 2 {
+		t.Errorf("customer's server got RCPTs %q, want bob and alice", got)
+	}
+}
+
 // TestDuplicateRecipientOnce: a recipient given twice in a transaction
 // (in another case, or quoted) is accepted and reaches the customer's
 // server once, so it is delivered, tracked and quarantined once.

@@ -55,6 +55,12 @@ type Conn struct {
 	// (other than its message's reply): it moved no mail, and counts as
 	// junk (mxgrid patch).
 	refused bool
+	// deferred is set when that answer was "452 4.5.3", a recipient to
+	// send in another transaction (too many recipients, RFC 5321
+	// §4.5.3.1.10; RFC 3463 X.5.3): flow control a client meets in bulk
+	// when it pipelines a long recipient list, not an error (mxgrid
+	// patch).
+	deferred bool
 	// plainReplies is set while the client greeted with HELO: it
 	// negotiated no enhanced status codes (RFC 2034 §3), so replies carry
 	// none (mxgrid patch; upstream sent them to every client).
@@ -190,7 +196,7 @@ func (c *Conn) handle(cmd string, arg string) {
 	if junk && c.tooMuchJunk() {
 		return
 	}
-	c.refused = false
+	c.refused, c.deferred = false, false
 	defer func() {
 		// A command refused moves no mail either (mxgrid patch): without
 		// this, a MAIL nested in a transaction, or an address refused, now
@@ -200,8 +206,12 @@ func (c *Conn) handle(cmd string, arg string) {
 		// after too many errors. Pipelined or not, as Postfix counts its
 		// smtpd_hard_error_limit: free in a group, a refusal cost the
 		// client nothing, and one write of 20,000 bad RCPTs had the
-		// backend refuse (and log) each, write after write.
-		if !junk && c.refused && !c.over.Load() {
+		// backend refuse (and log) each, write after write. But for a
+		// recipient deferred to another transaction, as Postfix spares
+		// its recipient limit's overshoot: a sender pipelining 300
+		// recipients past a limit of 100 was shown out with 421, its
+		// accepted recipients' message too, on every retry.
+		if !junk && c.refused && !(c.deferred && c.inGroup) && !c.over.Load() {
 			c.junk++
 			c.overJunkLimit()
 		}
@@ -1723,6 +1733,7 @@ func (c *Conn) writeResponse(code int, enhCode EnhancedCode, text ...string) {
 	}
 	if code >= 400 {
 		c.refused = true
+		c.deferred = code == 452 && enhCode == EnhancedCode{4, 5, 3}
 	}
 	// TODO: error handling
 	if c.server.WriteTimeout != 0 {

@@ -35,8 +35,9 @@ func (l *envelopeLog) took() []string {
 
 // envelopeLogSession takes every sender and every body (a whole one is
 // logged as DATA) but one saying "refuse", which it answers with 554, and
-// every recipient but busy@, which it answers with 421 (closing). It logs
-// why the server closes, when a limit closes it.
+// every recipient but busy@, which it answers with 421 (closing), and
+// elsewhere@, which it defers to another transaction with 452 4.5.3. It
+// logs why the server closes, when a limit closes it.
 type envelopeLogSession struct{ l *envelopeLog }
 
 func (envelopeLogSession) Reset()        {}
@@ -63,6 +64,9 @@ func (s envelopeLogSession) Mail(from string, _ *MailOptions) error {
 func (s envelopeLogSession) Rcpt(to string, _ *RcptOptions) error {
 	if strings.HasPrefix(to, "busy@") {
 		return &SMTPError{Code: 421, EnhancedCode: EnhancedCode{4, 7, 0}, Message: "closing"}
+	}
+	if strings.HasPrefix(to, "elsewhere@") {
+		return &SMTPError{Code: 452, EnhancedCode: EnhancedCode{4, 5, 3}, Message: "send it in another transaction"}
 	}
 	s.l.add("RCPT " + to)
 	return nil

@@ -102,6 +102,14 @@ func TestJunkCommandsCountRoundTrips(t *testing.T) {
 		// transaction ends without a message: "MAIL FROM, RSET" written
 		// at once every so often held a connection for ever, the RSET
 		// free as pipelined and MAIL no junk command.
+		// A recipient deferred to another transaction (452 4.5.3, as
+		// past a recipient limit) is flow control, not an error: a
+		// long list pipelined meets it in bulk, and shown out, the
+		// message to the recipients accepted was lost with it.
+		{"recipients deferred in a group are free", []step{ehlo, {"MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.org>\r\n" + strings.Repeat("RCPT TO:<elsewhere@example.org>\r\n", 10) + "DATA\r\n", 13}, {"hello\r\n.\r\n", 1}},
+			"250 250 250 " + strings.Repeat("452 ", 10) + "354 250", false},
+		{"a recipient deferred counts when waited for", []step{ehlo, {"MAIL FROM:<a@example.org>\r\n", 1}, {"RCPT TO:<elsewhere@example.org>\r\n", 1}, {"RCPT TO:<elsewhere@example.org>\r\n", 1}, {"RCPT TO:<elsewhere@example.org>\r\n", 2}},
+			"250 250 452 452 452 421", true},
 		{"MAIL then RSET in one go counts", []step{ehlo, {"MAIL FROM:<a@example.org>\r\nRSET\r\n", 2}, {"MAIL FROM:<a@example.org>\r\nRSET\r\n", 2}, {"MAIL FROM:<a@example.org>\r\nRSET\r\n", 2}},
 			"250 250 250 250 250 250 421", true},
 		{"MAIL then EHLO in one go counts", []step{ehlo, {"MAIL FROM:<a@example.org>\r\nEHLO c.test\r\n", 2}, {"MAIL FROM:<a@example.org>\r\nEHLO c.test\r\n", 2}, {"MAIL FROM:<a@example.org>\r\nEHLO c.test\r\n", 2}},
