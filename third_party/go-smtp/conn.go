@@ -362,11 +362,10 @@ func (c *Conn) tooMuchJunk() bool {
 // transactionAbandoned counts, when a transaction ends without a message
 // (RSET, or EHLO or HELO starting over, a BDAT transfer before its LAST
 // included), the round trip its MAIL cost, if the client waited for it,
-// and says goodbye past the limit. MAIL moves
-// no mail by itself: without this a client that wrote "MAIL FROM, RSET"
-// in one go every so often held its connection for ever, the MAIL
-// uncounted as a command that is not junk and the RSET as one pipelined
-// (mxgrid patch).
+// and says goodbye past the limit. MAIL moves no mail by itself: without
+// this a client that wrote "MAIL FROM, RSET" in one go every so often
+// held its connection for ever, the MAIL uncounted as a command that is
+// not junk and the RSET as one pipelined (mxgrid patch).
 func (c *Conn) transactionAbandoned() bool {
 	waited := c.fromReceived && c.mailWaited
 	c.mailWaited = false
