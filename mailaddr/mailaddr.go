@@ -35,7 +35,8 @@ var (
 
 // Address is a mailbox, or the null reverse-path (<>) when both fields are
 // empty. Local is the decoded local part (without quotes or backslashes);
-// Domain is as given, or an address literal with its brackets.
+// Domain is as given (without the root's trailing dot), or an address literal
+// with its brackets.
 type Address struct {
 	Local  string
 	Domain string
@@ -164,6 +165,12 @@ func build(local, domain string) (Address, error) {
 	}
 	if !validQuotedContent(local) {
 		return Address{}, fmt.Errorf("%w: local part holds a character no quoting allows", ErrSyntax)
+	}
+	if d, ok := strings.CutSuffix(domain, "."); ok && !strings.HasPrefix(domain, "[") {
+		// The root's dot ("example.org."), which Postfix and Sendmail
+		// drop too: refused, the sender's mail bounced for good. One dot
+		// only: "example.org.." and "a@." stay errors.
+		domain = d
 	}
 	if err := checkDomain(domain); err != nil {
 		return Address{}, err

@@ -20,6 +20,8 @@ func TestParse(t *testing.T) {
 		{"user@[IPv6:2001:db8::1]", "user", "[IPv6:2001:db8::1]", "user@[IPv6:2001:db8::1]"},
 		{"jürgen@bücher.example", "jürgen", "bücher.example", "jürgen@bücher.example"},
 		{"علی\u200cرضا@example.ir", "علی\u200cرضا", "example.ir", "علی\u200cرضا@example.ir"},
+		// The root's dot is dropped, as Postfix and Sendmail drop it.
+		{"alice@Example.org.", "alice", "Example.org", "alice@Example.org"},
 	} {
 		a, err := Parse(tc.in)
 		if err != nil {
@@ -48,6 +50,9 @@ func TestParseRefuses(t *testing.T) {
 		{"a@b@c.test", ErrSyntax},
 		{"a@-b.test", ErrSyntax},
 		{"a@b..test", ErrSyntax},
+		{"a@b.test..", ErrSyntax},
+		{"a@.", ErrSyntax},
+		{"a@[192.0.2.1].", ErrSyntax},
 		{"a@b.test>", ErrSyntax},
 		{"a@b.test ORCPT=x", ErrSyntax},
 		{"a@[300.1.1.1]", ErrSyntax},

@@ -97,6 +97,10 @@ func TestEnvelopeInjectionIsQuotedNotPasted(t *testing.T) {
 			wantFrom: `"a> AUTH=admin@example.com X"@evil.test`, wantRcpt: "bob@example.org"},
 		{name: "mail SIZE and BODY", from: `<"a> SIZE=1 BODY=7BIT"@evil.test>`, rcpt: "<bob@example.org>",
 			wantFrom: `"a> SIZE=1 BODY=7BIT"@evil.test`, wantRcpt: "bob@example.org"},
+		// The root's trailing dot is dropped, as Postfix drops it; it
+		// was refused 501, the sender's mail bounced.
+		{name: "trailing dots", from: "<alice@sender.test.>", rcpt: "<bob@example.org.>",
+			wantFrom: "alice@sender.test", wantRcpt: "bob@example.org"},
 		{name: "rcpt NUL", from: "<alice@sender.test>", rcpt: "<\"bob\x00x\"@example.org>", rcptReply: 501},
 		{name: "rcpt CR", from: "<alice@sender.test>", rcpt: "<\"bob\rRCPT TO:<x@evil.test>\"@example.org>", rcptReply: 501},
 		{name: "rcpt CR unquoted", from: "<alice@sender.test>", rcpt: "<bob@example.org\rRSET>", rcptReply: 501},
