@@ -17,14 +17,11 @@ const DefaultLimit = 50
 // maxQueryText bounds each text filter: an address or a Message-ID.
 const maxQueryText = 998
 
-// QueryKeys are the search's URL parameters (API, panel and CLI share
+// ParseQuery reads a search from URL parameters (API, panel and CLI share
 // them): recipient, sender, domain_id, customer_id, queue_id, message_id,
 // ref, status, since, until (RFC 3339 or a duration back from now, "24h"),
-// cursor, limit.
-var QueryKeys = []string{"recipient", "sender", "domain_id", "customer_id", "queue_id", "message_id", "ref", "status", "since", "until", "cursor", "limit"}
-
-// ParseQuery reads a search from URL parameters. Errors name the key. The
-// scope is not read from the query: the caller sets it from who asks.
+// cursor, limit. Errors name the key. The scope is not read from the
+// query: the caller sets it from who asks.
 func ParseQuery(q url.Values, now time.Time) (Filter, map[string]string) {
 	errs := map[string]string{}
 	text := func(key string) string {
