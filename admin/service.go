@@ -245,18 +245,37 @@ func (s *Service) Authenticate(ctx context.Context, secret string) (Principal, e
 }
 
 // scope checks a list's filter and restricts it to the principal's
-// reseller.
-func (p Principal) scope(f Filter) (Filter, error) {
+// reseller. A reseller's filter naming another reseller selects nothing
+// (mine is false): replaced by the reseller's own id, as it was, the
+// answer listed the reseller's own objects as the other's, where a filter
+// naming another tenant's customer or domain finds nothing.
+func (p Principal) scope(f Filter) (_ Filter, mine bool, _ error) {
 	if err := CheckSearch("name", f.Name); err != nil {
-		return f, err
+		return f, false, err
 	}
 	if !p.Operator {
+		if f.ResellerID != 0 && f.ResellerID != p.ResellerID {
+			return f, false, nil
+		}
 		f.ResellerID = p.ResellerID
 	}
 	if f.Limit <= 0 || f.Limit > MaxPageSize {
 		f.Limit = DefaultPageSize
 	}
-	return f, nil
+	return f, true, nil
+}
+
+// scoped is fetch's page of f within p's scope, empty when f names what
+// p may not see.
+func scoped[T any](ctx context.Context, p Principal, f Filter, fetch func(context.Context, Filter) ([]T, error)) ([]T, error) {
+	f, mine, err := p.scope(f)
+	if err != nil {
+		return nil, err
+	}
+	if !mine {
+		return []T{}, nil
+	}
+	return fetch(ctx, f)
 }
 
 // owns reports whether p may see resellerID's data. Another reseller's
@@ -301,19 +320,17 @@ func object(kind string, id int64, name string) string {
 // --- resellers
 
 func (s *Service) ListResellers(ctx context.Context, p Principal, f Filter) ([]tenant.Reseller, error) {
-	f, err := p.scope(f)
-	if err != nil {
-		return nil, err
-	}
-	if !p.Operator {
-		// A reseller lists itself only.
-		r, err := s.store.GetReseller(ctx, p.ResellerID)
-		if err != nil || r.ID <= f.After || !strings.Contains(strings.ToLower(r.Name), strings.ToLower(f.Name)) {
-			return []tenant.Reseller{}, ignoreNotFound(err)
+	return scoped(ctx, p, f, func(ctx context.Context, f Filter) ([]tenant.Reseller, error) {
+		if !p.Operator {
+			// A reseller lists itself only.
+			r, err := s.store.GetReseller(ctx, p.ResellerID)
+			if err != nil || r.ID <= f.After || !strings.Contains(strings.ToLower(r.Name), strings.ToLower(f.Name)) {
+				return []tenant.Reseller{}, ignoreNotFound(err)
+			}
+			return []tenant.Reseller{r}, nil
 		}
-		return []tenant.Reseller{r}, nil
-	}
-	return s.store.ListResellers(ctx, f)
+		return s.store.ListResellers(ctx, f)
+	})
 }
 
 func (s *Service) GetReseller(ctx context.Context, p Principal, id int64) (tenant.Reseller, error) {
@@ -402,11 +419,7 @@ func validateReseller(r *tenant.Reseller) error {
 // --- customers
 
 func (s *Service) ListCustomers(ctx context.Context, p Principal, f Filter) ([]tenant.Customer, error) {
-	f, err := p.scope(f)
-	if err != nil {
-		return nil, err
-	}
-	return s.store.ListCustomers(ctx, f)
+	return scoped(ctx, p, f, s.store.ListCustomers)
 }
 
 func (s *Service) GetCustomer(ctx context.Context, p Principal, id int64) (tenant.Customer, error) {
@@ -484,11 +497,7 @@ func (s *Service) validateCustomer(ctx context.Context, c *tenant.Customer) erro
 // --- domains
 
 func (s *Service) ListDomains(ctx context.Context, p Principal, f Filter) ([]tenant.DomainRecord, error) {
-	f, err := p.scope(f)
-	if err != nil {
-		return nil, err
-	}
-	return s.store.ListDomains(ctx, f)
+	return scoped(ctx, p, f, s.store.ListDomains)
 }
 
 func (s *Service) GetDomain(ctx context.Context, p Principal, id int64) (tenant.DomainRecord, error) {
@@ -751,13 +760,11 @@ func (s *Service) ListRecipients(ctx context.Context, p Principal, domainID int6
 	if _, err := s.GetDomain(ctx, p, domainID); err != nil {
 		return nil, err
 	}
-	f, err := p.scope(f)
-	if err != nil {
-		return nil, err
-	}
-	f.ResellerID = 0
-	f.DomainID = domainID
-	return s.store.ListRecipients(ctx, f)
+	return scoped(ctx, p, f, func(ctx context.Context, f Filter) ([]Recipient, error) {
+		f.ResellerID = 0
+		f.DomainID = domainID
+		return s.store.ListRecipients(ctx, f)
+	})
 }
 
 func (s *Service) GetRecipient(ctx context.Context, p Principal, domainID int64, local string) (Recipient, error) {
@@ -823,11 +830,7 @@ func (s *Service) DeleteRecipient(ctx context.Context, p Principal, domainID int
 // --- tokens
 
 func (s *Service) ListTokens(ctx context.Context, p Principal, f Filter) ([]Token, error) {
-	f, err := p.scope(f)
-	if err != nil {
-		return nil, err
-	}
-	return s.store.ListTokens(ctx, f)
+	return scoped(ctx, p, f, s.store.ListTokens)
 }
 
 func (s *Service) GetToken(ctx context.Context, p Principal, id int64) (Token, error) {
@@ -887,11 +890,7 @@ func (s *Service) DeleteToken(ctx context.Context, p Principal, id int64) error 
 
 // ListAudit returns the audit trail, newest first; a reseller sees its own.
 func (s *Service) ListAudit(ctx context.Context, p Principal, f Filter) ([]AuditEntry, error) {
-	f, err := p.scope(f)
-	if err != nil {
-		return nil, err
-	}
-	return s.store.ListAudit(ctx, f)
+	return scoped(ctx, p, f, s.store.ListAudit)
 }
 
 func ignoreNotFound(err error) error {

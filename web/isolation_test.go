@@ -123,6 +123,20 @@ func TestAPICrossTenantIDsInBodiesAndQueries(t *testing.T) {
 			}
 		}
 	}
+	// A list filtered by A's reseller id is empty: B's own objects are
+	// not A's, and were listed in their place (the filter replaced by B's
+	// id), as B has a customer, a domain, a token and audit entries.
+	for _, list := range []string{"customers", "domains", "tokens", "audit"} {
+		path := fmt.Sprintf("/api/v1/%s?reseller_id=%d", list, A)
+		code, out := f.do("other", "GET", path, nil)
+		var pg struct{ Items []json.RawMessage }
+		if err := json.Unmarshal(out, &pg); code != 200 || err != nil || len(pg.Items) != 0 {
+			t.Errorf("GET %s as B: %d %s; want 200 and no items", path, code, out)
+		}
+		if code, out := f.do("other", "GET", fmt.Sprintf("/api/v1/%s?reseller_id=%d", list, f.resB.ID), nil); code != 200 || !strings.Contains(string(out), `"id"`) {
+			t.Errorf("GET /api/v1/%s?reseller_id=B as B: %d %s; want B's own", list, code, out)
+		}
+	}
 	// Lists and reads of A's children by A's parent's id: 404 as for a
 	// missing one.
 	for _, pair := range [][2]string{
