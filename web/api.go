@@ -149,7 +149,10 @@ func documentedQueryParams(doc []byte) map[string][]string {
 // escape, a ';'). Either was dropped, and a dropped filter silently widened
 // the answer to everything the token may see: "?status=held" (the
 // quarantine's is state), "?domain=x" (domain_id), a name on the audit log
-// (which has none), or "?domain_id=%35%" listed every domain's.
+// (which has none), or "?domain_id=%35%" listed every domain's. A
+// parameter given twice is refused too, as a JSON key given twice is: the
+// handlers read the first, and a proxy or log reading the last sees
+// another request.
 func takesOnly(known []string, fn apiHandler) apiHandler {
 	return func(w http.ResponseWriter, r *http.Request, p admin.Principal) error {
 		q, err := url.ParseQuery(r.URL.RawQuery)
@@ -157,9 +160,12 @@ func takesOnly(known []string, fn apiHandler) apiHandler {
 			return badRequest{"query: " + err.Error()}
 		}
 		fe := tenant.FieldErrors{}
-		for k := range q {
-			if !slices.Contains(known, k) {
+		for k, vs := range q {
+			switch {
+			case !slices.Contains(known, k):
 				fe[k] = "not a parameter of this request; it takes " + paramList(known)
+			case len(vs) > 1:
+				fe[k] = "given more than once"
 			}
 		}
 		if len(fe) > 0 {

@@ -457,6 +457,7 @@ func TestAPIBadInput(t *testing.T) {
 		{"a parameter of one object", "GET", fmt.Sprintf("/api/v1/domains/%d?fields=all", f.domA.ID), nil, 400, "fields"},
 		{"a filter with a bad escape", "GET", "/api/v1/quarantine?domain_id=%35%", nil, 400, ""},
 		{"filters split by a semicolon", "GET", fmt.Sprintf("/api/v1/domains?name=x;customer_id=%d", f.custA.ID), nil, 400, ""},
+		{"a filter given twice", "GET", fmt.Sprintf("/api/v1/quarantine?domain_id=%d&domain_id=%d", f.domA.ID, f.domA.ID+1), nil, 400, "domain_id"},
 		{"the audit log of one reseller", "GET", fmt.Sprintf("/api/v1/audit?reseller_id=%d", f.resA.ID), nil, 200, ""},
 		{"the tokens of one reseller", "GET", fmt.Sprintf("/api/v1/tokens?reseller_id=%d&name=A", f.resA.ID), nil, 200, ""},
 		// Names reach the operator's pages, the CLI's tables, logs and the
