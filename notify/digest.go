@@ -325,7 +325,7 @@ const maxDigestItems = 100
 // recipients this period already sent to are skipped.
 const maxRunItems = 50000
 
-// held groups the held items by recipient (lower-cased), newest first, at
+// held groups the held items by recipient (as mailbox folds it), newest first, at
 // most maxDigestItems+1 per recipient (the one more tells compose that the
 // list is cut), for recipients not in sent (their digest of this period is
 // recorded) and not of a domain that had cfg.MaxPerDomain digests this
@@ -355,7 +355,7 @@ func (d *Digests) held(ctx context.Context, sent []string) (byRcpt map[string][]
 				continue
 			}
 			for _, r := range it.Recipients {
-				r = strings.ToLower(r)
+				r = mailbox(r)
 				if done[r] {
 					continue
 				}
@@ -383,7 +383,23 @@ func (d *Digests) held(ctx context.Context, sent []string) (byRcpt map[string][]
 	}
 }
 
-// recipientDomain is the domain part of a lower-cased recipient.
+// mailbox is a recipient as digests group it, opt-outs record it and
+// links match it: the local part folded as recipient lists fold it
+// (mailaddr.FoldLocal: lower-cased, but no character outside ASCII folds
+// into ASCII), the domain lower-cased. strings.ToLower and EqualFold fold
+// the Kelvin sign into k and the long s into s: mail held for
+// "\u212aate@a.example", another mailbox to the customer's server and to
+// the domain's recipient list, was listed (sender, subject) in kate's
+// digest, with a link that released it, and its opt-out opted kate out.
+func mailbox(addr string) string {
+	i := strings.LastIndexByte(addr, '@')
+	if i < 0 {
+		return mailaddr.FoldLocal(addr)
+	}
+	return mailaddr.FoldLocal(addr[:i]) + strings.ToLower(addr[i:])
+}
+
+// recipientDomain is the domain part of a recipient as mailbox folds it.
 func recipientDomain(rcpt string) string {
 	return rcpt[strings.LastIndexByte(rcpt, '@')+1:]
 }

@@ -1,8 +1,12 @@
 package notify
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -10,6 +14,7 @@ import (
 
 	"github.com/mxgrid/mxgrid/quarantine"
 	"github.com/mxgrid/mxgrid/tenant"
+	"github.com/mxgrid/mxgrid/tracking"
 )
 
 type items []quarantine.Item
@@ -107,4 +112,87 @@ func TestDigestListsItsNewestOnly(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestLookAlikeMailboxesKeptApart: a local part that holds a character
+// outside ASCII folding into ASCII (the Kelvin sign into k, the long s
+// into s) is another mailbox, as recipient lists hold it
+// (mailaddr.FoldLocal). Digests grouped and links matched recipients with
+// strings.ToLower and EqualFold: mail held for "\u212aate@a.example" was
+// listed, sender and subject, in kate's digest, kate's link released it,
+// and its opt-out link opted kate out. ASCII case still folds.
+func TestLookAlikeMailboxesKeptApart(t *testing.T) {
+	const kelvin, longS = "\u212aate@a.example", "\u017fam@a.example"
+	held := items{
+		{ID: 1, Domain: "a.example", DomainID: 7, CustomerID: 3, Recipients: []string{"Kate@a.example"}, State: quarantine.StateHeld},
+		{ID: 2, Domain: "a.example", DomainID: 7, CustomerID: 3, Recipients: []string{kelvin}, State: quarantine.StateHeld},
+		{ID: 3, Domain: "a.example", DomainID: 7, CustomerID: 3, Recipients: []string{"sam@A.example"}, State: quarantine.StateHeld},
+		{ID: 4, Domain: "a.example", DomainID: 7, CustomerID: 3, Recipients: []string{longS}, State: quarantine.StateHeld},
+	}
+	d := &Digests{items: held, domains: domains{"a.example": {Name: "a.example", ID: 7, CustomerID: 3}},
+		cfg: DefaultConfig(), maxRunItems: maxRunItems}
+	got, _, err := d.held(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byRcpt := map[string][]int64{}
+	for rcpt, its := range got {
+		for _, it := range its {
+			byRcpt[rcpt] = append(byRcpt[rcpt], it.ID)
+		}
+	}
+	want := map[string][]int64{"kate@a.example": {1}, kelvin: {2}, "sam@a.example": {3}, longS: {4}}
+	if fmt.Sprint(byRcpt) != fmt.Sprint(want) {
+		t.Errorf("digests %v, want %v", byRcpt, want)
+	}
+
+	key := bytes.Repeat([]byte("k"), 32)
+	opts := &optOuts{}
+	mux := http.NewServeMux()
+	NewLinks([][]byte{key}, held, opts, nil, nil).Mount(func(p string, h http.Handler) { mux.Handle(p, h) })
+	for _, tc := range []struct {
+		item      int64
+		recipient string // the link's
+		code      int
+	}{
+		{2, "kate@a.example", http.StatusNotFound},
+		{1, kelvin, http.StatusNotFound},
+		{4, "sam@a.example", http.StatusNotFound},
+		{2, kelvin, http.StatusOK},
+		{1, "KATE@a.example", http.StatusOK},
+		{3, "sam@a.example", http.StatusOK},
+	} {
+		tok := Sign(Link{Action: ActionRelease, ItemID: tc.item, Recipient: tc.recipient, Expires: time.Now().Add(time.Hour)}, key)
+		rec := httptest.NewRecorder()
+		mux.ServeHTTP(rec, httptest.NewRequest("GET", "/q/release/"+tok, nil))
+		if rec.Code != tc.code {
+			t.Errorf("%s's link for item %d: %d, want %d", tc.recipient, tc.item, rec.Code, tc.code)
+		}
+	}
+	tok := Sign(Link{Action: ActionOptOut, Recipient: kelvin, Expires: time.Now().Add(time.Hour)}, key)
+	mux.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("POST", "/q/optout/"+tok, nil))
+	if !slices.Equal(opts.got, []string{kelvin}) {
+		t.Errorf("the opt-out link of %q opted out %q", kelvin, opts.got)
+	}
+}
+
+// Item finds an item of the list, for the link handler.
+func (l items) Item(_ context.Context, _ tracking.Scope, id int64) (quarantine.Item, error) {
+	for _, it := range l {
+		if it.ID == id {
+			return it, nil
+		}
+	}
+	return quarantine.Item{}, tenant.ErrNotFound
+}
+
+func (l items) Release(context.Context, tracking.Scope, int64, string) (quarantine.Item, string, error) {
+	return quarantine.Item{}, "", errors.New("this test releases nothing")
+}
+
+type optOuts struct{ got []string }
+
+func (o *optOuts) OptOut(_ context.Context, rcpt string, _ time.Time) error {
+	o.got = append(o.got, rcpt)
+	return nil
 }

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/mxgrid/mxgrid/quarantine"
@@ -94,7 +93,7 @@ func (l *Links) serve(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	op := tracking.Scope{Operator: true} // the signature authorizes
 	it, err := l.release.Item(ctx, op, link.ItemID)
-	if err == nil && !slices.ContainsFunc(it.Recipients, func(s string) bool { return strings.EqualFold(s, link.Recipient) }) {
+	if err == nil && !slices.ContainsFunc(it.Recipients, func(s string) bool { return mailbox(s) == mailbox(link.Recipient) }) {
 		err = tenant.ErrNotFound // a link is for its recipient's messages only
 	}
 	if err != nil {
@@ -145,7 +144,7 @@ func (l *Links) serveOptOut(w http.ResponseWriter, r *http.Request, link Link) {
 		l.page(w, http.StatusOK, linkView{Title: "Stop quarantine digests?", Text: "No more digests to " + link.Recipient + ". Held mail stays available through your provider.", Button: "Stop the digests"})
 		return
 	}
-	if err := l.optOut.OptOut(r.Context(), strings.ToLower(link.Recipient), l.now()); err != nil {
+	if err := l.optOut.OptOut(r.Context(), mailbox(link.Recipient), l.now()); err != nil {
 		l.log.Warn("opt-out link", "err", err)
 		l.page(w, http.StatusServiceUnavailable, linkView{Title: "Try again later", Text: "This could not be saved right now."})
 		return
