@@ -331,6 +331,11 @@ func TestQuarantineFiltersAreRefusedNotDropped(t *testing.T) {
 		{"after=x", 400, "after: must be a positive integer"},
 		{"state=gone", 400, "state: must be held, releasing or released"},
 		{"limit=51", 400, "limit: at most 50"},
+		// Pairs the query parser cannot read were dropped, the rest
+		// listed: every domain's held mail, or an unsearched list.
+		{"domain_id=%35%", 400, "address is not valid"},
+		{"q=invoice%zz", 400, "address is not valid"},
+		{"domain_id=7;state=released", 400, "address is not valid"},
 	} {
 		t.Run(tc.query, func(t *testing.T) {
 			code, body := f.get(t, me, "/panel/quarantine?"+tc.query)

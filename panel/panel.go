@@ -281,6 +281,13 @@ func (p *Panel) upload(owns, fn func(*request) error) http.HandlerFunc {
 			}
 			return
 		}
+		// url.Values drops the pairs it cannot read, and a page read the
+		// rest: "?domain_id=%35%" (a bad escape) or "?q=x;y" listed the
+		// whole quarantine or message log in place of what was asked for.
+		if _, err := url.ParseQuery(r.URL.RawQuery); err != nil {
+			p.fail(&request{w: w, r: r, sess: sess}, badInput{"This page's address is not valid (" + err.Error() + ")."})
+			return
+		}
 		if r.Method == http.MethodPost && owns == nil && !p.readForm(&request{w: w, r: r, sess: sess}) {
 			return
 		}
