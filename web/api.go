@@ -300,7 +300,8 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 }
 
 // decode reads one JSON object into v: bounded, unknown fields refused,
-// no key twice in an object (keyCheck), nothing after it.
+// no key twice in an object and no outer key null (keyCheck), nothing
+// after it.
 func decode(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
 	keys := &keyCheck{r: http.MaxBytesReader(w, r.Body, limit)}
 	dec := json.NewDecoder(keys)
@@ -311,6 +312,13 @@ func decode(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
 	}
 	if err == nil && keys.dup != "" {
 		err = fmt.Errorf("key %q is given twice in one object (keys are matched regardless of case)", keys.dup)
+	}
+	if err == nil && len(keys.nulls) > 0 {
+		fe := tenant.FieldErrors{}
+		for _, k := range keys.nulls {
+			fe[k] = "must not be null (leave the key out instead)"
+		}
+		err = fe
 	}
 	var (
 		mbe *http.MaxBytesError

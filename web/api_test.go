@@ -474,6 +474,13 @@ func TestAPIBadInput(t *testing.T) {
 		{"key again through the Kelvin sign", "PATCH", fmt.Sprintf("/api/v1/domains/%d", f.domA.ID), `{"policy":{"sender_block":["a@b.example"],"sender_bloc\u212A":[]}}`, 400, ""},
 		{"nested key again", "PATCH", fmt.Sprintf("/api/v1/domains/%d", f.domA.ID), `{"policy":{"tag_score":5,"Tag_Score":50}}`, 400, ""},
 		{"import list again", "POST", fmt.Sprintf("/api/v1/domains/%d/recipients/import", f.domA.ID), `{"recipients":["a"],"recipients":["b"],"replace":true}`, 400, ""},
+		// A null left the field as it was: 200, and nothing changed. Inside
+		// a policy, null inherits.
+		{"a customer set to null", "PATCH", fmt.Sprintf("/api/v1/domains/%d", f.domA.ID), `{"customer_id":null}`, 400, "customer_id"},
+		{"the routes set to null", "PATCH", fmt.Sprintf("/api/v1/domains/%d", f.domA.ID), `{"routes":null,"tls":"none"}`, 400, "routes"},
+		{"a policy set to null", "PATCH", fmt.Sprintf("/api/v1/customers/%d", f.custA.ID), `{"policy":null}`, 400, "policy"},
+		{"a null recipient list replacing all", "POST", fmt.Sprintf("/api/v1/domains/%d/recipients/import", f.domA.ID), `{"recipients":null,"replace":true}`, 400, "recipients"},
+		{"a policy field set to null", "PATCH", fmt.Sprintf("/api/v1/domains/%d", f.domA.ID), `{"policy":{"tag_score":null}}`, 200, ""},
 		{"same key in sibling objects", "PATCH", fmt.Sprintf("/api/v1/domains/%d", f.domA.ID),
 			`{"routes":[{"recipients":["a"],"route":"h:25"},{"recipients":["b"],"route":"i:25"}],"policy":{"sender_allow":["x@y.example"]}}`, 200, ""},
 	}

@@ -13,6 +13,12 @@ import (
 // decoder takes the last of such keys; a proxy, a log or a client library
 // reading the first sees another request: such a body is refused.
 //
+// It also notes the body's own keys (the outer object's) whose value is
+// null: the decoder leaves a field as it was for a null, so a PATCH with
+// "customer_id": null or "routes": null answered 200 and changed nothing,
+// where the client asked for a change. No outer field is nullable in
+// openapi.json (inside a policy, null means "inherit").
+//
 // It reads the bytes as they stream by, holding only the keys (values are
 // skipped), so a 32 MiB import costs no second copy. It only tracks
 // structure: the decoder reports any syntax error.
@@ -27,6 +33,11 @@ type keyCheck struct {
 	isKey     bool
 	key       []byte
 	dup       string
+	// last is the last key read; valueOf the outer object's key whose
+	// value comes next; nulls those of its keys given null.
+	last    string
+	valueOf string
+	nulls   []string
 }
 
 // maxKeyBytes bounds a key kept for comparison; no field name is longer,
@@ -60,6 +71,12 @@ func (k *keyCheck) step(b byte) {
 		}
 		return
 	}
+	if k.valueOf != "" && b != ' ' && b != '\t' && b != '\n' && b != '\r' {
+		if b == 'n' { // JSON's only value starting so is null
+			k.nulls = append(k.nulls, k.valueOf)
+		}
+		k.valueOf = ""
+	}
 	switch b {
 	case '"':
 		k.inString, k.escaped = true, false
@@ -81,11 +98,15 @@ func (k *keyCheck) step(b byte) {
 		k.expectKey = len(k.objects) > 0 && k.objects[len(k.objects)-1] != nil
 	case ':':
 		k.expectKey = false
+		if len(k.objects) == 1 {
+			k.valueOf = k.last
+		}
 	}
 }
 
 func (k *keyCheck) addKey() {
-	if len(k.key) > maxKeyBytes || k.dup != "" {
+	k.last = ""
+	if len(k.key) > maxKeyBytes {
 		return
 	}
 	name := string(k.key)
@@ -95,6 +116,10 @@ func (k *keyCheck) addKey() {
 			return // the decoder reports it
 		}
 		name = s
+	}
+	k.last = name
+	if k.dup != "" {
+		return
 	}
 	// Simple case folding as bytes.EqualFold (the decoder's) compares:
 	// upper then lower maps the Kelvin sign to k and the long s to s.

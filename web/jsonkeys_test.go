@@ -2,6 +2,7 @@ package web
 
 import (
 	"io"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -30,6 +31,31 @@ func TestKeyCheck(t *testing.T) {
 		}
 		if k.dup != tt.dup {
 			t.Errorf("%s: dup %q, want %q", tt.body, k.dup, tt.dup)
+		}
+	}
+}
+
+// TestKeyCheckNulls: the outer object's keys given null are noted (the
+// decoder would leave their fields as they were); a null inside a nested
+// object, an array or a string is not.
+func TestKeyCheckNulls(t *testing.T) {
+	for _, tt := range []struct {
+		body  string
+		nulls []string
+	}{
+		{`{"name":"x","route":"h:25"}`, nil},
+		{`{"customer_id":null}`, []string{"customer_id"}},
+		{`{ "routes" :` + "\n\t" + ` null , "name" : "null" }`, []string{"routes"}},
+		{`{"n\u0061me":null,"policy":{"tag_score":null}}`, []string{"name"}},
+		{`{"policy":{"tag_score":null},"routes":[null],"name":"n"}`, nil},
+		{`{"a":{"b":{"c":null}},"d":null}`, []string{"d"}},
+	} {
+		k := &keyCheck{r: strings.NewReader(tt.body)}
+		if _, err := io.ReadAll(k); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(k.nulls, tt.nulls) {
+			t.Errorf("%s: nulls %q, want %q", tt.body, k.nulls, tt.nulls)
 		}
 	}
 }
