@@ -17,9 +17,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/mxgrid/mxgrid/admin"
 	"github.com/mxgrid/mxgrid/dnsresolver"
 	"github.com/mxgrid/mxgrid/dnsresolver/dnstest"
+	"github.com/mxgrid/mxgrid/health"
 	"github.com/mxgrid/mxgrid/quarantine"
 	"github.com/mxgrid/mxgrid/store"
 	"github.com/mxgrid/mxgrid/tenant"
@@ -92,9 +95,10 @@ func newAPIFixture(t *testing.T, opts ...func(*admin.ServiceOptions)) *apiFixtur
 		o(&so)
 	}
 	f.svc = admin.NewService(tn, so)
-	mux := http.NewServeMux()
-	MountAdminAPI(mux.Handle, f.svc, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	f.srv = httptest.NewServer(mux)
+	// The node's own root handler, which vets paths before its mux.
+	s := New(health.New(), prometheus.NewRegistry(), slog.New(slog.DiscardHandler), DefaultLimits())
+	MountAdminAPI(s.Handle, f.svc, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	f.srv = httptest.NewServer(s.Handler())
 	t.Cleanup(f.srv.Close)
 
 	must := func(err error) {

@@ -9,7 +9,10 @@ import (
 	"testing"
 
 	"github.com/mxgrid/mxgrid/admin"
+	"github.com/mxgrid/mxgrid/quarantine"
+	"github.com/mxgrid/mxgrid/store"
 	"github.com/mxgrid/mxgrid/tenant"
+	"github.com/mxgrid/mxgrid/tracking"
 )
 
 // TestAPICrossTenantIDsInBodiesAndQueries has reseller B name reseller A's
@@ -168,5 +171,47 @@ func TestAPICrossTenantIDsInBodiesAndQueries(t *testing.T) {
 	}
 	if code, _ := f.do("short", "GET", "/api/v1/domains", nil); code != http.StatusUnauthorized {
 		t.Errorf("deleted token: %d, want 401", code)
+	}
+}
+
+// TestAPIPathsAreNotCleanedIntoAnotherObject: a recipient named "." or
+// ".." (stored before the API refused them, or by a tool below it) is a
+// path segment the mux cleans away, redirecting with 307, which clients
+// follow with the same method: deleting recipient ".." as the CLI sent it
+// deleted its domain, and reading it answered the domain. Such a path is
+// 404 now, and the escaped segment names the recipient.
+func TestAPIPathsAreNotCleanedIntoAnotherObject(t *testing.T) {
+	f := newAPIFixture(t)
+	ctx := context.Background()
+	dA := f.domA.ID
+	if _, _, err := store.NewTenants(f.st).AddRecipients(ctx, dA, []string{"..", "."}, false, admin.AuditEntry{Actor: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	rcpt := func(local string) string { return fmt.Sprintf("/api/v1/domains/%d/recipients/%s", dA, local) }
+	for _, tc := range []struct{ method, path string }{
+		{"DELETE", rcpt("..")},
+		{"GET", rcpt("..")},
+		{"DELETE", rcpt(".")},
+		{"DELETE", fmt.Sprintf("/api/v1/domains/%d/recipients/x/../..", dA)},
+		{"POST", fmt.Sprintf("/api/v1/quarantine/%d/x/../release", f.heldA)},
+		{"DELETE", fmt.Sprintf("/api/v1//domains/%d", dA)},
+	} {
+		if code, out := f.do("own", tc.method, tc.path, nil); code != http.StatusNotFound {
+			t.Errorf("%s %s: %d %s, want 404", tc.method, tc.path, code, out)
+		}
+	}
+	if d, err := f.svc.GetDomain(ctx, f.op, dA); err != nil || d.ID != dA {
+		t.Fatalf("the domain after deleting its recipient \"..\": %v", err)
+	}
+	if it, err := f.q.Item(ctx, tracking.Scope{Operator: true}, f.heldA); err != nil || it.State != quarantine.StateHeld {
+		t.Fatalf("the held message: %s %v, want still held", it.State, err)
+	}
+	for _, local := range []string{"%2E%2E", "%2E"} {
+		if code, out := f.do("own", "DELETE", rcpt(local), nil); code != http.StatusNoContent {
+			t.Errorf("DELETE %s: %d %s, want 204", rcpt(local), code, out)
+		}
+	}
+	if rs, err := f.svc.ListRecipients(ctx, f.op, dA, admin.Filter{}); err != nil || len(rs) != 1 || rs[0].Local != "alice" {
+		t.Errorf("recipients left: %+v %v, want alice's alone", rs, err)
 	}
 }

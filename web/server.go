@@ -14,6 +14,8 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"net/netip"
+	"path"
+	"strings"
 	"sync"
 	"time"
 
@@ -110,10 +112,44 @@ func (s *Server) MountPprof() {
 }
 
 // Handler returns the public root handler, for tests.
-func (s *Server) Handler() http.Handler { return s.mux }
+func (s *Server) Handler() http.Handler { return canonicalOnly(s.mux) }
 
 // ManagementHandler returns the management root handler, for tests.
-func (s *Server) ManagementHandler() http.Handler { return s.mgmt }
+func (s *Server) ManagementHandler() http.Handler { return canonicalOnly(s.mgmt) }
+
+// canonicalOnly answers 404 to a request on a path that is not in
+// canonical form (a ".", ".." or empty segment) which would change
+// something (any method but GET and HEAD) or which names an admin API
+// object. The mux redirects such a request to the cleaned path with 307,
+// which clients follow with the same method: a recipient named "..",
+// deleted as the CLI sends it, DELETE /api/v1/domains/5/recipients/..,
+// came back as DELETE /api/v1/domains/5 and deleted the domain, and a GET
+// of it answered the domain. A page or map GET is still redirected: it
+// changes nothing, and a browser resolves dot segments itself anyway.
+func canonicalOnly(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.EscapedPath()
+		readOnly := r.Method == http.MethodGet || r.Method == http.MethodHead
+		if (!readOnly || strings.HasPrefix(p, "/api/")) && p != cleanPath(p) {
+			http.NotFound(w, r)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// cleanPath is the path the mux would redirect p to, as net/http cleans
+// it: rooted, dot segments resolved, a trailing slash kept.
+func cleanPath(p string) string {
+	if p == "" || p[0] != '/' {
+		p = "/" + p
+	}
+	np := path.Clean(p)
+	if p[len(p)-1] == '/' && np != "/" {
+		np += "/"
+	}
+	return np
+}
 
 // Listen binds addr with the connection cap applied.
 func (s *Server) Listen(addr string) (net.Listener, error) {
@@ -198,10 +234,10 @@ func (c *clientCapConn) Close() error {
 // Serve serves the public listener l and the management listener mgmt
 // (nil: none) until ctx is cancelled, then shuts both down within 5 s.
 func (s *Server) Serve(ctx context.Context, l, mgmt net.Listener) error {
-	servers := []*http.Server{s.server(s.mux)}
+	servers := []*http.Server{s.server(s.Handler())}
 	listeners := []net.Listener{l}
 	if mgmt != nil {
-		servers = append(servers, s.server(s.mgmt))
+		servers = append(servers, s.server(s.ManagementHandler()))
 		listeners = append(listeners, mgmt)
 	}
 	errc := make(chan error, len(servers))
