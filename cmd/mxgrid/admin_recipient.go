@@ -91,10 +91,22 @@ func recipientOne(ctx context.Context, af apiFlags, base func() (string, error),
 	case "add":
 		return r.write(ctx, af, "POST", path, map[string]any{"local": local}, false, stdout)
 	case "get":
-		return r.write(ctx, af, "GET", path+"/"+url.PathEscape(local), nil, false, stdout)
+		return r.write(ctx, af, "GET", path+"/"+localSegment(local), nil, false, stdout)
 	default:
-		return r.delete(ctx, af, path+"/"+url.PathEscape(local), "recipient "+local, stdout)
+		return r.delete(ctx, af, path+"/"+localSegment(local), "recipient "+local, stdout)
 	}
+}
+
+// localSegment is local as one path segment. url.PathEscape leaves dots
+// alone, and a segment "." or ".." is resolved away on the way: recipient
+// ".." sent as is named its domain (the node's mux redirected DELETE
+// .../recipients/.. to DELETE /api/v1/domains/ID, and the domain was
+// deleted; it answers 404 now). Escaped, the dots name the recipient.
+func localSegment(local string) string {
+	if local == "." || local == ".." {
+		return strings.Repeat("%2E", len(local))
+	}
+	return url.PathEscape(local)
 }
 
 // recipientImport reads one address or local part per line; blank lines

@@ -203,6 +203,19 @@ func TestAdminCommandsProvisionThroughTheAPI(t *testing.T) {
 	if out := ok("recipient", "delete", "-domain", d, "bob"); out != "deleted recipient bob\n" {
 		t.Fatalf("recipient delete printed %q", out)
 	}
+	// Local parts "." and ".." are path segments a URL resolves away:
+	// deleting recipient ".." sent DELETE .../recipients/.., which the
+	// node redirected, method and all, to its domain.
+	for _, dots := range []string{"..", "."} {
+		ok("recipient", "add", "-domain", d, dots)
+		if got := rows(ok("recipient", "get", "-domain", d, dots), "ID", "DOMAIN", "LOCAL", "CREATED"); got[0][2] != dots {
+			t.Fatalf("recipient get %s printed %q", dots, got)
+		}
+		if out := ok("recipient", "delete", "-domain", d, dots); out != "deleted recipient "+dots+"\n" {
+			t.Fatalf("recipient delete %s printed %q", dots, out)
+		}
+	}
+	ok("domain", "get", d)
 
 	// The operator caps the reseller's domains at the three it holds: the
 	// next is refused with the quota and the usage, which get counts.
