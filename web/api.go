@@ -123,7 +123,11 @@ func documentedQueryParams(doc []byte) map[string][]string {
 	out := map[string][]string{}
 	for path, ops := range d.Paths {
 		var shared []param
-		json.Unmarshal(ops["parameters"], &shared)
+		if raw, ok := ops["parameters"]; ok {
+			if err := json.Unmarshal(raw, &shared); err != nil {
+				panic("openapi.json: " + path + ": " + err.Error())
+			}
+		}
 		for method, raw := range ops {
 			if method == "parameters" {
 				continue

@@ -111,10 +111,10 @@ func (s *Server) MountPprof() {
 	s.mgmt.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 }
 
-// Handler returns the public root handler, for tests.
+// Handler returns the public root handler (what Serve serves).
 func (s *Server) Handler() http.Handler { return canonicalOnly(s.mux) }
 
-// ManagementHandler returns the management root handler, for tests.
+// ManagementHandler returns the management root handler.
 func (s *Server) ManagementHandler() http.Handler { return canonicalOnly(s.mgmt) }
 
 // canonicalOnly answers 404 to a request on a path that is not in
