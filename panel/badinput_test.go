@@ -578,3 +578,30 @@ func (f *fixture) resellerR(t *testing.T) (tenant.Reseller, admin.Principal) {
 	}
 	return r, admin.Principal{ResellerID: r.ID, Actor: "r"}
 }
+
+// TestSuspendFormSaysWhich: the suspend form says 1 (suspend) or 0
+// (resume); anything else is refused and changes nothing. A form without
+// the field resumed a suspended customer.
+func TestSuspendFormSaysWhich(t *testing.T) {
+	f := newFixture(t)
+	pr, cid, _ := f.resellerWithDomain(t, tenant.Reseller{Name: "Alpha", Slug: "alpha"},
+		tenant.DomainRecord{Name: "alpha.example", Route: "192.0.2.1:25"})
+	c := f.client(t).as(f, pr)
+	path := "/panel/customers/" + itoa(cid) + "/suspend"
+	for _, tc := range []struct {
+		form      []string
+		code      int
+		suspended bool
+	}{
+		{[]string{"suspend", "1"}, http.StatusSeeOther, true},
+		{nil, http.StatusBadRequest, true},
+		{[]string{"suspend", "yes"}, http.StatusBadRequest, true},
+		{[]string{"suspend", "0"}, http.StatusSeeOther, false},
+	} {
+		rec := c.post(path, tc.form...)
+		cust, err := f.svc.GetCustomer(context.Background(), f.op, cid)
+		if rec.Code != tc.code || err != nil || cust.Suspended != tc.suspended {
+			t.Errorf("suspend form %q: %d, suspended %v (%v); want %d, %v", tc.form, rec.Code, cust.Suspended, err, tc.code, tc.suspended)
+		}
+	}
+}

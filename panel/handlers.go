@@ -376,7 +376,17 @@ func (p *Panel) suspendCustomer(req *request) error {
 	if err != nil {
 		return err
 	}
-	suspend := req.r.PostFormValue("suspend") == "1"
+	// The form says 1 or 0; anything else (a form without the field)
+	// resumed the customer, so a stale or hand-made form re-opened the
+	// mail of a customer suspended for abuse.
+	var suspend bool
+	switch req.r.PostFormValue("suspend") {
+	case "1":
+		suspend = true
+	case "0":
+	default:
+		return badInput{"The form must say whether to suspend (1) or resume (0) the customer."}
+	}
 	if _, err := p.svc.SetSuspended(req.r.Context(), req.sess.P, id, suspend); err != nil {
 		return err
 	}
