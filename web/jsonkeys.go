@@ -44,6 +44,16 @@ type keyCheck struct {
 // and a longer key is an unknown field the decoder refuses.
 const maxKeyBytes = 256
 
+// maxObjectKeys bounds the keys read per object. No request body holds a
+// map: an object is a struct of at most a dozen fields (a policy has 11),
+// so one with more distinct keys holds an unknown field the decoder
+// refuses, and which of its later keys come twice (or are null) no longer
+// matters. Kept without a bound, a 32 MiB import body of one object with
+// three million short keys ("a0":0,"a1":0...) made a 170 MB map (and
+// 280 MB of allocations) before the decoder refused its first key, where
+// the import bound counts ~65 MB a body.
+const maxObjectKeys = 64
+
 func (k *keyCheck) Read(p []byte) (int, error) {
 	n, err := k.r.Read(p)
 	for _, b := range p[:n] {
@@ -106,7 +116,8 @@ func (k *keyCheck) step(b byte) {
 
 func (k *keyCheck) addKey() {
 	k.last = ""
-	if len(k.key) > maxKeyBytes {
+	keys := k.objects[len(k.objects)-1]
+	if len(k.key) > maxKeyBytes || len(keys) >= maxObjectKeys {
 		return
 	}
 	name := string(k.key)
@@ -124,7 +135,6 @@ func (k *keyCheck) addKey() {
 	// Simple case folding as bytes.EqualFold (the decoder's) compares:
 	// upper then lower maps the Kelvin sign to k and the long s to s.
 	folded := strings.ToLower(strings.ToUpper(name))
-	keys := k.objects[len(k.objects)-1]
 	if keys[folded] {
 		k.dup = name
 		return

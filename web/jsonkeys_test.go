@@ -1,7 +1,9 @@
 package web
 
 import (
+	"fmt"
 	"io"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -57,5 +59,35 @@ func TestKeyCheckNulls(t *testing.T) {
 		if !slices.Equal(k.nulls, tt.nulls) {
 			t.Errorf("%s: nulls %q, want %q", tt.body, k.nulls, tt.nulls)
 		}
+	}
+}
+
+// TestKeyCheckHoldsFewKeys: an object with more keys than any request
+// body has fields keeps only the first maxObjectKeys, a dozen bytes each:
+// a body of millions of distinct keys cost a map of them all (about five
+// times the body) before the decoder refused the first.
+func TestKeyCheckHoldsFewKeys(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("{")
+	for i := 0; b.Len() < 4<<20; i++ {
+		fmt.Fprintf(&b, `"k%x":0,`, i)
+	}
+	b.WriteString(`"last":0}`)
+	body := b.String()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	k := &keyCheck{r: strings.NewReader(body)}
+	if _, err := io.Copy(io.Discard, k); err != nil {
+		t.Fatal(err)
+	}
+	runtime.ReadMemStats(&after)
+	if got := after.TotalAlloc - before.TotalAlloc; got > 1<<20 {
+		t.Errorf("reading a %d MiB object of distinct keys allocated %d MiB, want under 1", len(body)>>20, got>>20)
+	}
+	// Duplicates among the first keys are still found.
+	k = &keyCheck{r: strings.NewReader(`{"a":1,"b":2,"A":3,` + body[1:])}
+	io.Copy(io.Discard, k)
+	if k.dup != "A" {
+		t.Errorf("dup %q, want A", k.dup)
 	}
 }
