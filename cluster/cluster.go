@@ -83,6 +83,10 @@ type NodeInfo struct {
 	// (http.management_listen), gossiped so that any node can list every
 	// node's /metrics for Prometheus.
 	HTTPAddr string
+	// SMTPHostname is the node's smtp.hostname, gossiped so that every
+	// node's relay recognises the others' greetings (a route that reaches
+	// a member by an address the cluster does not know is a loop).
+	SMTPHostname string
 }
 
 // Member is a node as this node knows it.
@@ -110,10 +114,13 @@ type Member struct {
 	// (/metrics, /readyz): its gossiped address, with an unspecified host
 	// (0.0.0.0, ::) replaced by the member's gossip address. Empty when
 	// the member does not say (an older version).
-	HTTPAddr   string    `json:"http_addr,omitempty"`
-	LastChange time.Time `json:"last_change"`
-	Leader     bool      `json:"leader"`
-	Self       bool      `json:"self"`
+	HTTPAddr string `json:"http_addr,omitempty"`
+	// SMTPHostname is the member's smtp.hostname; empty when it does not
+	// say (an older version, or a name over 128 bytes).
+	SMTPHostname string    `json:"smtp_hostname,omitempty"`
+	LastChange   time.Time `json:"last_change"`
+	Leader       bool      `json:"leader"`
+	Self         bool      `json:"self"`
 }
 
 // up says whether the member can take mail and lead. Suspect counts: a
@@ -444,6 +451,7 @@ func (c *Cluster) memberLocked(name string, r *record) Member {
 		Load:           r.meta.Load,
 		ConfigVersion:  r.meta.ConfigVersion,
 		HTTPAddr:       reachableHTTP(r.meta.HTTPAddr, r.addr),
+		SMTPHostname:   r.meta.SMTPHostname,
 		LastChange:     r.lastChange,
 		Self:           name == c.self.Name,
 	}
@@ -498,15 +506,16 @@ func (c *Cluster) currentMeta() meta {
 	}
 	c.mu.Lock()
 	m := meta{
-		Provider: c.self.Provider,
-		Region:   c.self.Region,
-		Version:  c.self.Version,
-		Started:  c.self.Started,
-		Ready:    level < health.NotReady,
-		Draining: c.draining,
-		Leaving:  c.leaving,
-		Reasons:  reasons,
-		HTTPAddr: c.self.HTTPAddr,
+		Provider:     c.self.Provider,
+		Region:       c.self.Region,
+		Version:      c.self.Version,
+		Started:      c.self.Started,
+		Ready:        level < health.NotReady,
+		Draining:     c.draining,
+		Leaving:      c.leaving,
+		Reasons:      reasons,
+		HTTPAddr:     c.self.HTTPAddr,
+		SMTPHostname: c.self.SMTPHostname,
 	}
 	c.mu.Unlock()
 	if c.self.Load != nil {

@@ -24,14 +24,17 @@ const (
 
 // Per-field caps applied before the overall limit; they keep one long value
 // from crowding out the others and make the worst case easy to reason about:
-// 4 capped strings and the fixed fields take at most 4*(2+64) + 2 + 4*10 = 306
-// bytes, well under memberlist's 512.
+// 4 capped strings, the SMTP host name and the fixed fields take at most
+// 4*(2+64) + (2+128) + 2 + 5*10 = 446 bytes, under memberlist's 512.
 const (
 	maxLabelLen  = 64
 	maxReasonLen = 120
 	// maxAddrLen bounds HTTPAddr; a longer one is dropped, not truncated,
 	// since a cut address would point somewhere else.
 	maxAddrLen = 64
+	// maxHostLen bounds SMTPHostname, dropped like HTTPAddr when longer:
+	// a node whose name does not fit is recognised by its addresses only.
+	maxHostLen = 128
 )
 
 // meta is what a node says about itself in gossip (memberlist's node meta).
@@ -52,6 +55,10 @@ type meta struct {
 	// http.management_listen), where its /metrics answers, for Prometheus
 	// service discovery. Appended after Reasons: older nodes ignore it.
 	HTTPAddr string
+	// SMTPHostname is the node's smtp.hostname, the name its greeting and
+	// EHLO reply give: a relay that meets it downstream has reached a
+	// member of its own cluster (a loop). Appended after HTTPAddr.
+	SMTPHostname string
 }
 
 // encode returns m in at most limit bytes, truncating labels and reasons at
@@ -65,6 +72,9 @@ func (m meta) encode(limit int) []byte {
 	m.Version = truncate(m.Version, maxLabelLen)
 	if len(m.HTTPAddr) > maxAddrLen {
 		m.HTTPAddr = ""
+	}
+	if len(m.SMTPHostname) > maxHostLen {
+		m.SMTPHostname = ""
 	}
 	reasons := make([]string, len(m.Reasons))
 	for i, r := range m.Reasons {
@@ -107,7 +117,8 @@ func (m meta) marshal() []byte {
 	for _, r := range m.Reasons {
 		b = appendString(b, r)
 	}
-	return appendString(b, m.HTTPAddr)
+	b = appendString(b, m.HTTPAddr)
+	return appendString(b, m.SMTPHostname)
 }
 
 func appendString(b []byte, s string) []byte {
@@ -152,6 +163,9 @@ func decodeMeta(b []byte) (meta, error) {
 	// Absent in metas from nodes that predate it.
 	if d.err == nil && len(d.b) > 0 {
 		m.HTTPAddr = d.string()
+	}
+	if d.err == nil && len(d.b) > 0 {
+		m.SMTPHostname = d.string()
 	}
 	if d.err != nil {
 		return meta{}, fmt.Errorf("node meta: %w", d.err)

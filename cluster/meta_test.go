@@ -32,6 +32,8 @@ func TestMetaEncodeStaysUnderLimit(t *testing.T) {
 		{"multibyte labels", meta{Provider: multibyte, Region: multibyte, Version: multibyte}, 0, 0, ""},
 		{"many long reasons", meta{Provider: long, Region: long, Version: long, Reasons: many, Draining: true}, 2, 38, ""},
 		{"huge load", meta{Load: 1e300, ConfigVersion: ^uint64(0)}, 0, 0, ""},
+		{"every field at its cap", meta{Provider: long, Region: long, Version: long, Started: started, Load: 1e300, ConfigVersion: ^uint64(0),
+			HTTPAddr: strings.Repeat("h", maxAddrLen), SMTPHostname: strings.Repeat("h", maxHostLen), Reasons: many}, 0, 40, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -64,7 +66,7 @@ func TestMetaEncodeStaysUnderLimit(t *testing.T) {
 func TestMetaRoundTrip(t *testing.T) {
 	in := meta{Provider: "ovh", Region: "gra", Version: "v0.3.0", Started: time.Unix(1795000000, 0).UTC(),
 		Ready: false, Draining: true, Leaving: true, Reasons: []string{"cluster: draining", "smtp: not listening"},
-		Load: 3.5, ConfigVersion: 7, HTTPAddr: "[2001:db8::1]:8025"}
+		Load: 3.5, ConfigVersion: 7, HTTPAddr: "[2001:db8::1]:8025", SMTPHostname: "mx1.example.net"}
 	got, err := decodeMeta(in.encode(memberlist.MetaMaxSize))
 	if err != nil {
 		t.Fatal(err)
@@ -75,7 +77,7 @@ func TestMetaRoundTrip(t *testing.T) {
 }
 
 func TestMetaDecodeRejects(t *testing.T) {
-	valid := meta{Provider: "p", Reasons: []string{"a: b"}}.encode(memberlist.MetaMaxSize)
+	valid := meta{Provider: "p", Reasons: []string{"a: b"}, SMTPHostname: "mx1.example.net"}.encode(memberlist.MetaMaxSize)
 	tests := []struct {
 		name string
 		in   []byte
@@ -99,19 +101,24 @@ func TestMetaDecodeRejects(t *testing.T) {
 	}
 }
 
-// HTTPAddr was appended to version 1: a meta from a node that predates it
-// (ending after the reasons) still decodes, and an address too long to fit
-// its cap is dropped rather than cut into another address.
-func TestMetaHTTPAddr(t *testing.T) {
-	withAddr := meta{Provider: "p", Reasons: []string{"a: b"}, HTTPAddr: "10.0.0.5:8025"}.encode(memberlist.MetaMaxSize)
+// HTTPAddr, then SMTPHostname, were appended to version 1: a meta from a
+// node that predates either (ending before it) still decodes, and a value
+// too long to fit its cap is dropped rather than cut into another address
+// or name.
+func TestMetaAppendedFields(t *testing.T) {
+	const addr, host = "10.0.0.5:8025", "mx1.example.net"
+	full := meta{Provider: "p", Reasons: []string{"a: b"}, HTTPAddr: addr, SMTPHostname: host}.encode(memberlist.MetaMaxSize)
+	withoutHost := full[:len(full)-1-len(host)]
 	tests := []struct {
-		name string
-		in   []byte
-		want string
+		name           string
+		in             []byte
+		wantAddr, want string
 	}{
-		{"present", withAddr, "10.0.0.5:8025"},
-		{"older node without it", withAddr[:len(withAddr)-1-len("10.0.0.5:8025")], ""},
-		{"too long", meta{Provider: "p", HTTPAddr: strings.Repeat("h", maxAddrLen) + ":80"}.encode(memberlist.MetaMaxSize), ""},
+		{"present", full, addr, host},
+		{"older node without the host name", withoutHost, addr, ""},
+		{"older node without either", withoutHost[:len(withoutHost)-1-len(addr)], "", ""},
+		{"address too long", meta{Provider: "p", HTTPAddr: strings.Repeat("h", maxAddrLen) + ":80", SMTPHostname: host}.encode(memberlist.MetaMaxSize), "", host},
+		{"host name too long", meta{Provider: "p", HTTPAddr: addr, SMTPHostname: strings.Repeat("h", maxHostLen) + ".test"}.encode(memberlist.MetaMaxSize), addr, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -119,8 +126,8 @@ func TestMetaHTTPAddr(t *testing.T) {
 			if err != nil {
 				t.Fatalf("decodeMeta: %v", err)
 			}
-			if got.HTTPAddr != tt.want || got.Provider != "p" {
-				t.Fatalf("HTTPAddr = %q (provider %q), want %q", got.HTTPAddr, got.Provider, tt.want)
+			if got.HTTPAddr != tt.wantAddr || got.SMTPHostname != tt.want || got.Provider != "p" {
+				t.Fatalf("HTTPAddr %q, SMTPHostname %q (provider %q), want %q and %q", got.HTTPAddr, got.SMTPHostname, got.Provider, tt.wantAddr, tt.want)
 			}
 		})
 	}

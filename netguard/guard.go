@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -72,6 +73,7 @@ type Guard struct {
 	mu      sync.RWMutex
 	self    []netip.AddrPort
 	members func() []netip.Addr
+	names   func() []string
 
 	localMu sync.Mutex
 	local   []netip.Addr // this host's interface addresses
@@ -136,6 +138,33 @@ func (g *Guard) SetMembers(members func() []netip.Addr) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.members = members
+}
+
+// SetMemberHostnames sets the source of the cluster members' smtp.hostname
+// as they gossip them. A member reached at an address the cluster does not
+// know (its IPv6 or second address, or through NAT) greets with its own
+// name, not ours; without its name the two nodes relayed to each other at
+// RCPT, before any Received field exists, until their per-client
+// connection limits gave out (100 connections and a 451 per recipient).
+func (g *Guard) SetMemberHostnames(names func() []string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.names = names
+}
+
+// IsMemberHostname reports whether name, as a downstream server introduces
+// itself, is a cluster member's smtp.hostname. localhost is never one: it
+// is the name a node falls back to (smtp.hostname unset, no host name),
+// and misconfigured customer servers greet with it too.
+func (g *Guard) IsMemberHostname(name string) bool {
+	g.mu.RLock()
+	names := g.names
+	g.mu.RUnlock()
+	name = strings.ToLower(strings.TrimSuffix(name, "."))
+	if names == nil || IsLocalhost(name) {
+		return false
+	}
+	return slices.ContainsFunc(names(), func(m string) bool { return strings.EqualFold(strings.TrimSuffix(m, "."), name) })
 }
 
 // Check parses and resolves route and checks every address: a loop is

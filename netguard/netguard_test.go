@@ -232,6 +232,30 @@ func TestCheckRoute(t *testing.T) {
 	}
 }
 
+// TestIsMemberHostname: a member's name matches as servers write it (any
+// case, a trailing dot); localhost, the name a node without one falls back
+// to, matches nothing, since customers' servers greet with it too.
+func TestIsMemberHostname(t *testing.T) {
+	g := New(nil, nil)
+	if g.IsMemberHostname("mx2.example.net") {
+		t.Error("a member name matched before the members were known")
+	}
+	g.SetMemberHostnames(func() []string { return []string{"mx2.example.net", "localhost"} })
+	for name, want := range map[string]bool{
+		"mx2.example.net":      true,
+		"MX2.Example.NET.":     true,
+		"mx3.example.net":      false,
+		"mx2.example.net.evil": false,
+		"localhost":            false,
+		"LOCALHOST.":           false,
+		"":                     false,
+	} {
+		if got := g.IsMemberHostname(name); got != want {
+			t.Errorf("IsMemberHostname(%q) = %v, want %v", name, got, want)
+		}
+	}
+}
+
 // TestDial checks that the guarded dial connects to the address it checked:
 // a refused route makes no connection at all.
 func TestDial(t *testing.T) {

@@ -118,34 +118,46 @@ func TestRouteToItselfIs554(t *testing.T) {
 	}
 }
 
-// TestRouteToAnotherNodeIs554: a route to another cluster member's address
-// at our SMTP port is a loop found before any connection, even though that
-// member has another host name.
-func TestRouteToAnotherNodeIs554(t *testing.T) {
+// startPair starts nodes a and b (host names mx-a.test and mx-b.test) in
+// one cluster, on 127.0.0.1 and 127.0.0.2 at one SMTP port. Each relays
+// other.example to route(i, smtp), smtp being both nodes' SMTP addresses.
+func startPair(t *testing.T, route func(i int, smtp [2]string) string) (a, b *nodetest.Node) {
+	t.Helper()
 	port := testenv.FreePort(t)
+	smtpAddrs := [2]string{fmt.Sprintf("127.0.0.1:%d", port), fmt.Sprintf("127.0.0.2:%d", port)}
 	gossip := []string{fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), fmt.Sprintf("127.0.0.2:%d", testenv.FreePort(t))}
 	var nodes [2]*nodetest.Node
 	for i, name := range []string{"a", "b"} {
 		cfg := nodetest.Config(t)
 		cfg.Node.Name = "node-" + name
 		cfg.SMTP.Hostname = "mx-" + name + ".test"
-		cfg.SMTP.Listen = fmt.Sprintf("127.0.0.%d:%d", i+1, port)
+		cfg.SMTP.Listen = smtpAddrs[i]
 		cfg.Cluster.Bind = gossip[i]
 		cfg.Cluster.Join = gossip
-		// a's mail for other.example goes to b's SMTP service.
-		cfg.Domains = append(cfg.Domains, nodetest.Domain("other.example", fmt.Sprintf("127.0.0.2:%d", port)))
+		cfg.Domains = append(cfg.Domains, nodetest.Domain("other.example", route(i, smtpAddrs)))
 		nodes[i] = nodetest.Start(t, cfg, nil)
 	}
-	a, b := nodes[0], nodes[1]
-	eventually(t, 20*time.Second, "a sees b", func() bool {
-		resp, err := http.Get("http://" + a.ManagementAddr() + "/api/v1/cluster")
-		if err != nil {
-			return false
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		return strings.Contains(string(body), `"node-b"`)
-	})
+	a, b = nodes[0], nodes[1]
+	for _, n := range nodes {
+		eventually(t, 20*time.Second, n.Config.Node.Name+" sees both host names", func() bool {
+			resp, err := http.Get("http://" + n.ManagementAddr() + "/api/v1/cluster")
+			if err != nil {
+				return false
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			return strings.Contains(string(body), `"smtp_hostname": "mx-a.test"`) && strings.Contains(string(body), `"smtp_hostname": "mx-b.test"`)
+		})
+	}
+	return a, b
+}
+
+// TestRouteToAnotherNodeIs554: a route to another cluster member's address
+// at our SMTP port is a loop found before any connection, even though that
+// member has another host name.
+func TestRouteToAnotherNodeIs554(t *testing.T) {
+	// a's mail for other.example goes to b's SMTP service.
+	a, b := startPair(t, func(_ int, smtp [2]string) string { return smtp[1] })
 
 	err, took := sendOnce(a.SMTPAddr(), "bob@other.example")
 	t.Logf("a → b: %v after %v", err, took.Round(time.Millisecond))
@@ -157,5 +169,33 @@ func TestRouteToAnotherNodeIs554(t *testing.T) {
 	}
 	if got := metric(t, a, `mxgrid_relay_loops_total{detected_by="address"}`); got != 1 {
 		t.Errorf("a's loops{detected_by=address} = %v, want 1", got)
+	}
+}
+
+// TestRouteThroughAnotherNodeIs554: each node's route reaches the other
+// through an address the cluster does not know as a member's (a
+// forwarder here; in production the member's IPv6 or second address, or
+// its NAT address, which a tenant's DNS can hand each node in turn). The
+// other node greets with its own name: it is recognised as a member's at
+// the first hop. Before, the nodes relayed the RCPT to each other in a
+// chain, before any Received field could count hops, until each had
+// refused the other's 51st connection: about 100 connections per
+// recipient and a 451 the sender retried for days.
+func TestRouteThroughAnotherNodeIs554(t *testing.T) {
+	a, b := startPair(t, func(i int, smtp [2]string) string { return forward(t, smtp[1-i]) })
+
+	err, took := sendOnce(a.SMTPAddr(), "bob@other.example")
+	t.Logf("a → b → a ...: %v after %v", err, took.Round(time.Millisecond))
+	if !isLoopReply(err) {
+		t.Fatalf("got %v, want 554 5.4.6", err)
+	}
+	if got := metric(t, b, `mxgrid_smtp_connections_total{result="accepted"}`); got != 1 {
+		t.Errorf("b accepted %v connections, want a's one", got)
+	}
+	if got := metric(t, a, `mxgrid_smtp_connections_total{result="accepted"}`); got != 1 {
+		t.Errorf("a accepted %v connections, want the sender's one", got)
+	}
+	if got := metric(t, a, `mxgrid_relay_loops_total{detected_by="greeting"}`); got != 1 {
+		t.Errorf("a's loops{detected_by=greeting} = %v, want 1", got)
 	}
 }

@@ -441,12 +441,15 @@ func (b *builder) startCluster(context.Context) error {
 		Load:          b.smtp.MessagesPerSecond,
 		// Prometheus discovers the nodes' metrics through the cluster.
 		HTTPAddr: b.ManagementAddr(),
+		// The others' relays recognise this node by its greeting.
+		SMTPHostname: b.cfg.SMTP.Hostname,
 	}, b.health, b.log, b.registry)
 	if err != nil {
 		return err
 	}
 	b.onClose(b.cluster.Close)
 	b.guard.SetMembers(b.memberIPs)
+	b.guard.SetMemberHostnames(b.memberHostnames)
 	b.web.HandleManagement("GET /api/v1/cluster", web.ClusterAPI(b.cluster))
 	b.web.HandleManagement("GET /cluster", web.ClusterPage(b.cluster))
 	b.web.HandleManagement("GET /api/v1/cluster/prometheus-sd", web.PrometheusSD(b.cluster))
@@ -563,6 +566,19 @@ func (n *Node) memberIPs() []netip.Addr {
 		}
 	}
 	return ips
+}
+
+// memberHostnames are the cluster members' smtp.hostname, for the loop
+// check: a downstream that greets with one is a member.
+func (n *Node) memberHostnames() []string {
+	members := n.cluster.Members()
+	names := make([]string, 0, len(members))
+	for _, m := range members {
+		if m.SMTPHostname != "" {
+			names = append(names, m.SMTPHostname)
+		}
+	}
+	return names
 }
 
 // SMTPAddr, HTTPAddr and ManagementAddr are the bound listener addresses.

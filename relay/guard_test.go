@@ -112,18 +112,23 @@ func TestLoopByAddress(t *testing.T) {
 }
 
 // TestLoopByGreeting: a downstream that greets, or answers EHLO, with our
-// host name is this node behind another address (NAT, a proxy): 554 5.4.6
-// after one connection, no TLS retry, no MAIL.
+// host name is this node behind another address (NAT, a proxy), and with
+// a member's host name that member: 554 5.4.6 after one connection, no
+// TLS retry, no MAIL.
 func TestLoopByGreeting(t *testing.T) {
 	for _, tc := range []struct {
 		name, greeting, ehlo, by string
 	}{
 		{"greeting", "220 MX1.mxgrid.test. ESMTP mxgrid\r\n", "250 other.test\r\n", "greeting"},
 		{"ehlo", "220 proxy.test ESMTP\r\n", "250-mx1.mxgrid.test Hello\r\n250 STARTTLS\r\n", "ehlo"},
+		{"member's greeting", "220 mx2.mxgrid.test ESMTP mxgrid\r\n", "250 mx2.mxgrid.test\r\n", "greeting"},
+		{"member's ehlo", "220 proxy.test ESMTP\r\n", "250-MX2.mxgrid.test. Hello\r\n250 STARTTLS\r\n", "ehlo"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			addr, conns := rawDownstream(t, tc.greeting, tc.ehlo)
-			r := guardedRelay(loopbackGuard())
+			g := loopbackGuard()
+			g.SetMemberHostnames(func() []string { return []string{"mx1.mxgrid.test", "mx2.mxgrid.test"} })
+			r := guardedRelay(g)
 			for _, mode := range []TLSMode{TLSNone, TLSOpportunistic, TLSRequired} {
 				_, err := r.Begin(context.Background(), Route{Addr: addr, TLS: mode}, mailaddr.Address{Local: "a", Domain: "sender.test"}, MailOptions{})
 				wantReply(t, err, 554, [3]int{5, 4, 6})

@@ -193,6 +193,15 @@ func New(cfg Config, hostname string, guard *netguard.Guard, log *slog.Logger, r
 	return r
 }
 
+// ours reports whether name, as a downstream introduces itself, is this
+// node's host name or a cluster member's: either way the route leads back
+// into the cluster.
+func (r *Relay) ours(name string) bool {
+	name = strings.TrimSuffix(name, ".")
+	own := strings.TrimSuffix(r.hostname, ".")
+	return name != "" && (strings.EqualFold(name, own) || r.guard.IsMemberHostname(name))
+}
+
 // Run expires idle cached sessions until ctx ends, then closes every one
 // left: the node runs it as one of its parts and stops it after SMTP, so
 // no transaction is in flight by then (one handed back later is closed).
@@ -404,7 +413,7 @@ func (r *Relay) session(ctx context.Context, route Route, tryTLS bool) (*session
 		conn.Close()
 		return nil, e
 	}
-	hsConn, ehlo, err := handshake(conn, r.hostname, route, r.cfg.CommandTimeout, tryTLS)
+	hsConn, ehlo, err := handshake(conn, r.hostname, r.ours, route, r.cfg.CommandTimeout, tryTLS)
 	var loop *netguard.LoopError
 	switch {
 	case errors.As(err, &loop):

@@ -35,7 +35,7 @@ var errNoStartTLS = errors.New("server does not offer STARTTLS")
 // §4.2 says the client starts over with EHLO and the server sends no new
 // greeting: ehlo is nil and the returned connection replays a synthetic
 // 220 for the client to read.
-func handshake(conn net.Conn, hostname string, route Route, timeout time.Duration, tryTLS bool) (_ net.Conn, ehlo []string, _ error) {
+func handshake(conn net.Conn, hostname string, ours func(name string) bool, route Route, timeout time.Duration, tryTLS bool) (_ net.Conn, ehlo []string, _ error) {
 	_ = conn.SetDeadline(time.Now().Add(timeout))
 	defer conn.SetDeadline(time.Time{})
 	br := bufio.NewReader(conn)
@@ -43,7 +43,7 @@ func handshake(conn net.Conn, hostname string, route Route, timeout time.Duratio
 	if err != nil {
 		return nil, nil, fmt.Errorf("greeting: %w", err)
 	}
-	if err := checkLoop(conn, lines, hostname, route, "greeting"); err != nil {
+	if err := checkLoop(conn, lines, ours, route, "greeting"); err != nil {
 		return nil, nil, err
 	}
 	if _, err := fmt.Fprintf(conn, "EHLO %s\r\n", hostname); err != nil {
@@ -62,7 +62,7 @@ func handshake(conn net.Conn, hostname string, route Route, timeout time.Duratio
 		if lines, err = readReply(br, 250); err != nil {
 			return nil, nil, fmt.Errorf("HELO after EHLO was refused: %w", err)
 		}
-		if err := checkLoop(conn, lines, hostname, route, "ehlo"); err != nil {
+		if err := checkLoop(conn, lines, ours, route, "ehlo"); err != nil {
 			return nil, nil, err
 		}
 		if answeredAhead(conn, br) {
@@ -77,7 +77,7 @@ func handshake(conn net.Conn, hostname string, route Route, timeout time.Duratio
 	if err != nil {
 		return nil, nil, fmt.Errorf("EHLO: %w", err)
 	}
-	if err := checkLoop(conn, lines, hostname, route, "ehlo"); err != nil {
+	if err := checkLoop(conn, lines, ours, route, "ehlo"); err != nil {
 		return nil, nil, err
 	}
 	if answeredAhead(conn, br) {
@@ -130,14 +130,14 @@ func answeredAhead(conn net.Conn, br *bufio.Reader) bool {
 	return br.Buffered() > 0 || socketPending(conn)
 }
 
-// checkLoop looks for our host name as the first word of a greeting or
-// EHLO reply, where RFC 5321 §4.2 puts the server's own name.
-func checkLoop(conn net.Conn, lines []string, hostname string, route Route, stage string) error {
-	if len(lines) == 0 || hostname == "" {
+// checkLoop looks for a name of ours (see ours) as the first word of a
+// greeting or EHLO reply, where RFC 5321 §4.2 puts the server's own name.
+func checkLoop(conn net.Conn, lines []string, ours func(name string) bool, route Route, stage string) error {
+	if len(lines) == 0 {
 		return nil
 	}
 	name, _, _ := strings.Cut(lines[0], " ")
-	if strings.EqualFold(strings.TrimSuffix(name, "."), strings.TrimSuffix(hostname, ".")) {
+	if ours(name) {
 		t, _ := netguard.ParseTarget(route.Addr)
 		peer, _ := netip.ParseAddrPort(conn.RemoteAddr().String())
 		return &netguard.LoopError{Target: t, Addr: peer, DetectedBy: stage}
