@@ -187,7 +187,9 @@ func (g *Guard) Check(ctx context.Context, route string, trusted bool) ([]netip.
 		if g.isSelf(ap) {
 			return nil, &LoopError{Target: t, Addr: ap, DetectedBy: "address"}
 		}
-		if c := g.classify(ip); !trusted && c != Public && !g.isAllowed(ip) {
+		// The operator's allowed networks are for customers' servers: a
+		// node's or member's address inside one stays the cluster's.
+		if c := g.classify(ip); !trusted && c != Public && (c == Cluster || !g.isAllowed(ip)) {
 			return nil, &RefusedError{Target: t, Addr: ip, Class: c}
 		}
 		out = append(out, ap)
@@ -215,11 +217,17 @@ func (g *Guard) resolve(ctx context.Context, t Target) ([]netip.Addr, error) {
 	return ips, nil
 }
 
-// classify is Classify, with a public address of this host or of a
-// cluster member as Cluster.
+// classify is Classify, with an address of this host or of a cluster
+// member as Cluster, whatever network it is in: a node's private address
+// (where http.management_listen is advised to be) within
+// relay.allowed_route_networks made its management listener, gossip port
+// and every other service there reachable to tenant routes, and the
+// panel's route test a scanner of them. Loopback stays Loopback: it is
+// this host's whatever listens there, and an operator who allows it has
+// chosen that.
 func (g *Guard) classify(ip netip.Addr) Class {
 	c := Classify(ip)
-	if c == Public && g.isCluster(Embedded(ip)) {
+	if c != Loopback && g.isCluster(Embedded(ip)) {
 		return Cluster
 	}
 	return c

@@ -164,13 +164,16 @@ func TestCheckRoute(t *testing.T) {
 	dns.AddA("public.example.", "8.8.4.4")
 	g := New(resolver(dns.Addr), []netip.Prefix{netip.MustParsePrefix("10.9.0.0/16")})
 	g.SetSelf(netip.MustParseAddrPort("192.0.2.10:25"))
-	g.SetMembers(func() []netip.Addr { return []netip.Addr{netip.MustParseAddr("8.8.8.8")} })
+	g.SetMembers(func() []netip.Addr {
+		return []netip.Addr{netip.MustParseAddr("8.8.8.8"), netip.MustParseAddr("10.9.0.5")}
+	})
 	ctx := context.Background()
-	for _, tc := range []struct {
+	type check struct {
 		route   string
 		trusted bool
 		want    error // nil, ErrRefused or ErrLoop
-	}{
+	}
+	checks := []check{
 		{"public.example:25", false, nil},
 		{"8.8.4.4:25", false, nil},
 		{"127.0.0.1:25", false, ErrRefused},
@@ -193,7 +196,24 @@ func TestCheckRoute(t *testing.T) {
 		{"8.8.8.8:587", false, ErrRefused}, // another service of a member
 		{"[::ffff:8.8.8.8]:7946", false, ErrRefused},
 		{"8.8.8.8:587", true, nil},
-	} {
+		// A member inside the allowed network is still the cluster's: its
+		// management listener is no customer's server.
+		{"10.9.0.5:8026", false, ErrRefused},
+		{"[::ffff:10.9.0.5]:7946", false, ErrRefused},
+		{"10.9.0.5:25", true, ErrLoop},
+		{"10.9.0.5:8026", true, nil},
+	}
+	// So is this host's own address there.
+	if addrs, err := net.InterfaceAddrs(); err == nil {
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok && !n.IP.IsLoopback() && n.IP.IsPrivate() {
+				ip, _ := netip.AddrFromSlice(n.IP)
+				g.allowed = append(g.allowed, netip.PrefixFrom(ip.Unmap(), ip.Unmap().BitLen()))
+				checks = append(checks, check{net.JoinHostPort(n.IP.String(), "8026"), false, ErrRefused})
+			}
+		}
+	}
+	for _, tc := range checks {
 		_, err := g.Check(ctx, tc.route, tc.trusted)
 		switch {
 		case tc.want == nil && err != nil:
