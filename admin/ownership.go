@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/net/publicsuffix"
+
 	"github.com/mxgrid/mxgrid/internal/periodic"
 	"github.com/mxgrid/mxgrid/tenant"
 )
@@ -112,9 +114,9 @@ func newOwnership(o OwnershipOptions) *ownership {
 	for _, h := range o.MXHosts {
 		if n, err := tenant.NormalizeDomain(strings.TrimSuffix(h, ".")); err == nil {
 			ow.mxHosts[n] = true
-			// The MX hosts' registered domain (approximated by the last two
-			// labels) is ours too: a tenant must not capture its mail.
-			if reg := registered(n); reg != "" {
+			// The MX hosts' registered domain is ours too: a tenant must
+			// not capture its mail.
+			if reg, err := publicsuffix.EffectiveTLDPlusOne(n); err == nil {
 				ow.reserved[reg] = true
 			}
 		}
@@ -125,15 +127,6 @@ func newOwnership(o OwnershipOptions) *ownership {
 		}
 	}
 	return ow
-}
-
-// registered approximates the registrable domain by the last two labels.
-func registered(name string) string {
-	labels := strings.Split(name, ".")
-	if len(labels) < 2 {
-		return ""
-	}
-	return strings.Join(labels[len(labels)-2:], ".")
 }
 
 // isReserved reports whether name or one of its parents is reserved.

@@ -159,6 +159,30 @@ func TestAPIDomainOwnership(t *testing.T) {
 	})
 }
 
+// TestAPIMXHostsReserveTheirRegisteredDomain: an MX host's registered
+// domain and its subdomains are reserved, found by the public suffix
+// list. Before, the last two labels stood for it: mx1.filter.co.uk
+// reserved co.uk, and no reseller could create any name under it.
+func TestAPIMXHostsReserveTheirRegisteredDomain(t *testing.T) {
+	f := newAPIFixture(t, func(o *admin.ServiceOptions) {
+		o.Ownership.MXHosts = []string{"mx1.filter.co.uk", "mx2.mxgrid.test"}
+	})
+	for _, tc := range []struct {
+		name string
+		want int
+	}{
+		{"filter.co.uk", 409},
+		{"in.filter.co.uk", 409},
+		{"mxgrid.test", 409},
+		{"bakery.co.uk", 201},
+		{"shop.bakery.co.uk", 201},
+	} {
+		if code, _, body := f.createAs("own", tc.name, f.custA.ID); code != tc.want {
+			t.Errorf("%s: %d %s, want %d", tc.name, code, body, tc.want)
+		}
+	}
+}
+
 // TestAPIConflictsRevealNothing: a name held by another reseller gets the
 // same answer as a reserved one, naming neither the holder nor the name.
 func TestAPIConflictsRevealNothing(t *testing.T) {
