@@ -167,6 +167,15 @@ func (g *Guard) IsMemberHostname(name string) bool {
 	return slices.ContainsFunc(names(), func(m string) bool { return strings.EqualFold(strings.TrimSuffix(m, "."), name) })
 }
 
+// IsClusterName reports whether name, as a server introduces itself (the
+// first word of its greeting or EHLO reply, RFC 5321 §4.2), is own (this
+// node's smtp.hostname) or a member's: either way the route that reached
+// it leads back into the cluster.
+func (g *Guard) IsClusterName(name, own string) bool {
+	name = strings.TrimSuffix(name, ".")
+	return name != "" && (strings.EqualFold(name, strings.TrimSuffix(own, ".")) || g.IsMemberHostname(name))
+}
+
 // Check parses and resolves route and checks every address: a loop is
 // always refused, and an untrusted (tenant) route may not reach a
 // non-public network the operator has not allowed. One bad address

@@ -674,6 +674,13 @@ func (p *Panel) smtpProbe(ctx context.Context, addr string) routeTest {
 		for _, l := range strings.Split(msg, "\n") {
 			note(strconv.Itoa(code) + " " + replytext.Sanitize(l, 200))
 		}
+		// The relay refuses a server that introduces itself with a name
+		// of this cluster (554 5.4.6): the test must not call it OK.
+		first, _, _ := strings.Cut(msg, "\n")
+		if name, _, _ := strings.Cut(first, " "); p.guard.IsClusterName(name, p.helo) {
+			note("this is a server of this filtering cluster, not the customer's: mail would loop, and is refused with 554 5.4.6")
+			return code, false
+		}
 		return code, true
 	}
 	code, ok := reply()

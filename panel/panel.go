@@ -73,6 +73,8 @@ type Panel struct {
 	log      *slog.Logger
 	now      func() time.Time
 	dialSMTP func(ctx context.Context, addr string) (net.Conn, error)
+	// guard also tells a route test that a server's name is the cluster's.
+	guard *netguard.Guard
 	// routeTests limits "Test route" per reseller.
 	routeTests *ratelimit.Limiter[int64]
 	// takenEmails rations, per reseller, the answers that an address is
@@ -111,7 +113,7 @@ func New(cfg Config, opts Options) (*Panel, error) {
 	}
 	return &Panel{
 		cfg: cfg, svc: opts.Service, sign: signer{key}, limits: newLoginLimits(cfg), sessions: sessions, clientIP: ips,
-		pages: pages, helo: opts.SMTPHostname, log: log, now: time.Now,
+		pages: pages, helo: opts.SMTPHostname, log: log, now: time.Now, guard: guard,
 		// A route test is a tenant route: same check as the relay's.
 		dialSMTP:    func(ctx context.Context, addr string) (net.Conn, error) { return guard.Dial(ctx, d, addr, false) },
 		routeTests:  ratelimit.New[int64](cfg.RouteTestBurst, cfg.RouteTestInterval, 0),

@@ -100,6 +100,56 @@ func TestRouteTestObeysTheGuard(t *testing.T) {
 	}
 }
 
+// TestRouteTestFindsTheCluster: a route to a server that greets, or
+// answers EHLO, with this node's or a member's name (a member's address
+// the cluster does not know, through NAT or a forwarder) is not called OK,
+// since the relay refuses it with 554 5.4.6. Before, the test said "The
+// server answers SMTP." for a route every message to would bounce.
+func TestRouteTestFindsTheCluster(t *testing.T) {
+	g := netguard.New(nil, []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")})
+	g.SetMemberHostnames(func() []string { return []string{"mx.test", "mx2.test"} })
+	uf := newUserFixture(t)
+	uf.withGuard(t, g)
+	a := uf.client(t).as(uf.fixture, uf.aUser)
+	for _, tc := range []struct {
+		name, greeting, ehlo string
+		ok                   bool
+	}{
+		{"member's greeting", "220 mx2.test ESMTP\r\n", "250 mx2.test\r\n", false},
+		{"own name in the EHLO reply", "220 nat.test ESMTP\r\n", "250-MX.test. hello\r\n250 8BITMIME\r\n", false},
+		{"customer's server", "220 mail.customer.test ESMTP\r\n", "250-mail.customer.test\r\n250 8BITMIME\r\n", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			go func() {
+				c, err := l.Accept()
+				if err != nil {
+					return
+				}
+				defer c.Close()
+				fmt.Fprint(c, tc.greeting)
+				buf := make([]byte, 512)
+				if _, err := c.Read(buf); err == nil {
+					fmt.Fprint(c, tc.ehlo)
+				}
+				c.Read(buf)
+				fmt.Fprint(c, "221 bye\r\n")
+			}()
+			body := a.post(fmt.Sprintf("/panel/domains/%d/test-route", uf.domainRoutedTo(t, l.Addr().String()))).Body.String()
+			if ok := strings.Contains(body, "The server answers SMTP."); ok != tc.ok {
+				t.Errorf("OK = %v, want %v:\n%s", ok, tc.ok, body)
+			}
+			if loop := strings.Contains(body, "mail would loop"); loop == tc.ok {
+				t.Errorf("loop named = %v, want %v", loop, !tc.ok)
+			}
+		})
+	}
+}
+
 // TestRouteTestRateLimited: route_test_burst tests at once, then one per
 // route_test_interval, per reseller; beyond that 429 with Retry-After.
 func TestRouteTestRateLimited(t *testing.T) {

@@ -194,13 +194,8 @@ func New(cfg Config, hostname string, guard *netguard.Guard, log *slog.Logger, r
 }
 
 // ours reports whether name, as a downstream introduces itself, is this
-// node's host name or a cluster member's: either way the route leads back
-// into the cluster.
-func (r *Relay) ours(name string) bool {
-	name = strings.TrimSuffix(name, ".")
-	own := strings.TrimSuffix(r.hostname, ".")
-	return name != "" && (strings.EqualFold(name, own) || r.guard.IsMemberHostname(name))
-}
+// node's host name or a cluster member's.
+func (r *Relay) ours(name string) bool { return r.guard.IsClusterName(name, r.hostname) }
 
 // Run expires idle cached sessions until ctx ends, then closes every one
 // left: the node runs it as one of its parts and stops it after SMTP, so
