@@ -17,3 +17,6 @@ func FailAfter(opts Options, step string) Options {
 
 // ErrInjected is the error FailAfter injects.
 var ErrInjected = errInjected
+
+// MemberAddrs is memberAddrs.
+var MemberAddrs = memberAddrs

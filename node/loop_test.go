@@ -1,6 +1,7 @@
 package node_test
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -8,13 +9,17 @@ import (
 	"net/http"
 	"net/smtp"
 	"net/textproto"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/mxgrid/mxgrid/cluster"
+	"github.com/mxgrid/mxgrid/config"
 	"github.com/mxgrid/mxgrid/internal/nodetest"
 	"github.com/mxgrid/mxgrid/internal/testenv"
+	"github.com/mxgrid/mxgrid/node"
 )
 
 // metric reads one sample of the node's /metrics, 0 when absent.
@@ -119,22 +124,29 @@ func TestRouteToItselfIs554(t *testing.T) {
 }
 
 // startPair starts nodes a and b (host names mx-a.test and mx-b.test) in
-// one cluster, on 127.0.0.1 and 127.0.0.2 at one SMTP port. Each relays
-// other.example to route(i, smtp), smtp being both nodes' SMTP addresses.
-func startPair(t *testing.T, route func(i int, smtp [2]string) string) (a, b *nodetest.Node) {
+// one cluster, gossiping on 127.0.0.1 and 127.0.0.2, and listening for
+// SMTP at smtp[i] (127.0.0.1 and 127.0.0.2 unless given) at one port.
+// Each relays other.example to route(i, smtp); mutate, when set, edits
+// node i's config last.
+func startPair(t *testing.T, smtp [2]string, route func(i int, smtp [2]string) string, mutate func(i int, cfg *config.Config)) (a, b *nodetest.Node) {
 	t.Helper()
 	port := testenv.FreePort(t)
-	smtpAddrs := [2]string{fmt.Sprintf("127.0.0.1:%d", port), fmt.Sprintf("127.0.0.2:%d", port)}
+	for i, host := range [2]string{"127.0.0.1", "127.0.0.2"} {
+		smtp[i] = fmt.Sprintf("%s:%d", cmp.Or(smtp[i], host), port)
+	}
 	gossip := []string{fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), fmt.Sprintf("127.0.0.2:%d", testenv.FreePort(t))}
 	var nodes [2]*nodetest.Node
 	for i, name := range []string{"a", "b"} {
 		cfg := nodetest.Config(t)
 		cfg.Node.Name = "node-" + name
 		cfg.SMTP.Hostname = "mx-" + name + ".test"
-		cfg.SMTP.Listen = smtpAddrs[i]
+		cfg.SMTP.Listen = smtp[i]
 		cfg.Cluster.Bind = gossip[i]
 		cfg.Cluster.Join = gossip
-		cfg.Domains = append(cfg.Domains, nodetest.Domain("other.example", route(i, smtpAddrs)))
+		cfg.Domains = append(cfg.Domains, nodetest.Domain("other.example", route(i, smtp)))
+		if mutate != nil {
+			mutate(i, &cfg)
+		}
 		nodes[i] = nodetest.Start(t, cfg, nil)
 	}
 	a, b = nodes[0], nodes[1]
@@ -157,7 +169,7 @@ func startPair(t *testing.T, route func(i int, smtp [2]string) string) (a, b *no
 // member has another host name.
 func TestRouteToAnotherNodeIs554(t *testing.T) {
 	// a's mail for other.example goes to b's SMTP service.
-	a, b := startPair(t, func(_ int, smtp [2]string) string { return smtp[1] })
+	a, b := startPair(t, [2]string{}, func(_ int, smtp [2]string) string { return smtp[1] }, nil)
 
 	err, took := sendOnce(a.SMTPAddr(), "bob@other.example")
 	t.Logf("a → b: %v after %v", err, took.Round(time.Millisecond))
@@ -182,7 +194,7 @@ func TestRouteToAnotherNodeIs554(t *testing.T) {
 // refused the other's 51st connection: about 100 connections per
 // recipient and a 451 the sender retried for days.
 func TestRouteThroughAnotherNodeIs554(t *testing.T) {
-	a, b := startPair(t, func(i int, smtp [2]string) string { return forward(t, smtp[1-i]) })
+	a, b := startPair(t, [2]string{}, func(i int, smtp [2]string) string { return forward(t, smtp[1-i]) }, nil)
 
 	err, took := sendOnce(a.SMTPAddr(), "bob@other.example")
 	t.Logf("a → b → a ...: %v after %v", err, took.Round(time.Millisecond))
@@ -197,5 +209,60 @@ func TestRouteThroughAnotherNodeIs554(t *testing.T) {
 	}
 	if got := metric(t, a, `mxgrid_relay_loops_total{detected_by="greeting"}`); got != 1 {
 		t.Errorf("a's loops{detected_by=greeting} = %v, want 1", got)
+	}
+}
+
+// TestRouteToAnotherNodesManagementAddressIs554: a member's management
+// listener address is gossiped too, and is the member's as much as its
+// gossip address: b listens for SMTP and management on 127.0.0.3, gossips
+// on 127.0.0.2, and a's route to 127.0.0.3 at the SMTP port is a loop
+// found before any connection. Before, only the gossip address counted:
+// a connected, and only b's greeting showed the loop (and a tenant route
+// to a member's management address inside relay.allowed_route_networks
+// was let through).
+func TestRouteToAnotherNodesManagementAddressIs554(t *testing.T) {
+	a, b := startPair(t, [2]string{1: "127.0.0.3"}, func(_ int, smtp [2]string) string { return smtp[1] }, func(i int, cfg *config.Config) {
+		if i == 1 {
+			cfg.HTTP.ManagementListen = "127.0.0.3:0"
+		}
+	})
+
+	err, took := sendOnce(a.SMTPAddr(), "bob@other.example")
+	t.Logf("a → b's management address: %v after %v", err, took.Round(time.Millisecond))
+	if !isLoopReply(err) {
+		t.Fatalf("got %v, want 554 5.4.6", err)
+	}
+	if got := metric(t, b, `mxgrid_smtp_connections_total{result="accepted"}`); got != 0 {
+		t.Errorf("b received %v connections, want 0", got)
+	}
+	if got := metric(t, a, `mxgrid_relay_loops_total{detected_by="address"}`); got != 1 {
+		t.Errorf("a's loops{detected_by=address} = %v, want 1", got)
+	}
+}
+
+// TestMemberAddrs: a member's management address counts beside its gossip
+// address, but a loopback one only for a member that gossips on loopback
+// (on this machine): the default management listener, 127.0.0.1:8026,
+// must not make a static route to a server on this host's loopback at
+// our SMTP port a loop.
+func TestMemberAddrs(t *testing.T) {
+	for _, tc := range []struct {
+		gossip, mgmt string
+		want         []string
+	}{
+		{"203.0.113.5:7946", "10.0.0.5:8026", []string{"203.0.113.5", "10.0.0.5"}},
+		{"203.0.113.5:7946", "127.0.0.1:8026", []string{"203.0.113.5"}},
+		{"203.0.113.5:7946", "[::1]:8026", []string{"203.0.113.5"}},
+		{"127.0.0.2:7946", "127.0.0.3:8026", []string{"127.0.0.2", "127.0.0.3"}},
+		{"203.0.113.5:7946", "", []string{"203.0.113.5"}},
+		{"", "10.0.0.5:8026", nil},
+	} {
+		var got []string
+		for _, ip := range node.MemberAddrs([]cluster.Member{{Addr: tc.gossip, HTTPAddr: tc.mgmt}}) {
+			got = append(got, ip.String())
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("gossip %q, management %q: %v, want %v", tc.gossip, tc.mgmt, got, tc.want)
+		}
 	}
 }

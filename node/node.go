@@ -551,21 +551,41 @@ const (
 	whyInterval = 6 * time.Second
 )
 
-// memberIPs are the cluster members' addresses, for the loop check: a
-// route to one of them at our SMTP port leads back into the cluster.
-func (n *Node) memberIPs() []netip.Addr {
-	members := n.cluster.Members()
-	ips := make([]netip.Addr, 0, len(members))
+// memberIPs are the cluster members' addresses, for the guard: a route to
+// one of them at our SMTP port leads back into the cluster, and at any
+// other port to the operator's services.
+func (n *Node) memberIPs() []netip.Addr { return memberAddrs(n.cluster.Members()) }
+
+// memberAddrs are the addresses members gossip: each one's gossip address
+// and its management listener's, which the docs advise putting on a
+// private address apart from the public one. A loopback management
+// address is the member's own machine's: it is ours only when the member
+// gossips on loopback too (on this machine); otherwise the default
+// 127.0.0.1:8026 would make a static route to a local server at
+// 127.0.0.1:25 a loop.
+func memberAddrs(members []cluster.Member) []netip.Addr {
+	ips := make([]netip.Addr, 0, 2*len(members))
 	for _, m := range members {
-		host, _, err := net.SplitHostPort(m.Addr)
-		if err != nil {
-			host = m.Addr
+		gossip, ok := hostIP(m.Addr)
+		if !ok {
+			continue
 		}
-		if ip, err := netip.ParseAddr(host); err == nil {
-			ips = append(ips, ip)
+		ips = append(ips, gossip)
+		if mgmt, ok := hostIP(m.HTTPAddr); ok && (!mgmt.IsLoopback() || gossip.IsLoopback()) {
+			ips = append(ips, mgmt)
 		}
 	}
 	return ips
+}
+
+// hostIP is the IP of host:port (or of a bare address).
+func hostIP(addr string) (netip.Addr, bool) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		host = addr
+	}
+	ip, err := netip.ParseAddr(host)
+	return ip, err == nil
 }
 
 // memberHostnames are the cluster members' smtp.hostname, for the loop
