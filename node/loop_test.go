@@ -18,6 +18,7 @@ import (
 	"github.com/mxgrid/mxgrid/cluster"
 	"github.com/mxgrid/mxgrid/config"
 	"github.com/mxgrid/mxgrid/internal/nodetest"
+	"github.com/mxgrid/mxgrid/internal/smtptest"
 	"github.com/mxgrid/mxgrid/internal/testenv"
 	"github.com/mxgrid/mxgrid/node"
 )
@@ -241,28 +242,54 @@ func TestRouteToAnotherNodesManagementAddressIs554(t *testing.T) {
 }
 
 // TestMemberAddrs: a member's management address counts beside its gossip
-// address, but a loopback one only for a member that gossips on loopback
-// (on this machine): the default management listener, 127.0.0.1:8026,
-// must not make a static route to a server on this host's loopback at
-// our SMTP port a loop.
+// address, but a loopback one only for another member that gossips on
+// loopback (on this machine): this node's own loopback addresses, and a
+// distant member's default management listener 127.0.0.1:8026, must not
+// make a static route to a server on this host's loopback at our SMTP
+// port a loop.
 func TestMemberAddrs(t *testing.T) {
 	for _, tc := range []struct {
 		gossip, mgmt string
+		self         bool
 		want         []string
 	}{
-		{"203.0.113.5:7946", "10.0.0.5:8026", []string{"203.0.113.5", "10.0.0.5"}},
-		{"203.0.113.5:7946", "127.0.0.1:8026", []string{"203.0.113.5"}},
-		{"203.0.113.5:7946", "[::1]:8026", []string{"203.0.113.5"}},
-		{"127.0.0.2:7946", "127.0.0.3:8026", []string{"127.0.0.2", "127.0.0.3"}},
-		{"203.0.113.5:7946", "", []string{"203.0.113.5"}},
-		{"", "10.0.0.5:8026", nil},
+		{"203.0.113.5:7946", "10.0.0.5:8026", false, []string{"203.0.113.5", "10.0.0.5"}},
+		{"203.0.113.5:7946", "127.0.0.1:8026", false, []string{"203.0.113.5"}},
+		{"203.0.113.5:7946", "[::1]:8026", false, []string{"203.0.113.5"}},
+		{"127.0.0.2:7946", "127.0.0.3:8026", false, []string{"127.0.0.2", "127.0.0.3"}},
+		{"127.0.0.1:7946", "127.0.0.1:8026", true, nil},
+		{"203.0.113.5:7946", "127.0.0.1:8026", true, []string{"203.0.113.5"}},
+		{"203.0.113.5:7946", "", false, []string{"203.0.113.5"}},
+		{"", "10.0.0.5:8026", false, nil},
 	} {
 		var got []string
-		for _, ip := range node.MemberAddrs([]cluster.Member{{Addr: tc.gossip, HTTPAddr: tc.mgmt}}) {
+		for _, ip := range node.MemberAddrs([]cluster.Member{{Addr: tc.gossip, HTTPAddr: tc.mgmt, Self: tc.self}}) {
 			got = append(got, ip.String())
 		}
 		if !slices.Equal(got, tc.want) {
-			t.Errorf("gossip %q, management %q: %v, want %v", tc.gossip, tc.mgmt, got, tc.want)
+			t.Errorf("gossip %q, management %q, self %v: %v, want %v", tc.gossip, tc.mgmt, tc.self, got, tc.want)
 		}
+	}
+}
+
+// TestStaticRouteToALocalServerAtOurPort: a node listening on one address
+// relays a static domain to a server on this host's loopback at the same
+// port (mxgrid on the public address's port 25 in front of a local MTA on
+// 127.0.0.1:25). That is no loop, though the node gossips on loopback (the
+// default cluster.bind): its own gossip address was taken for a member's
+// SMTP service, and every message got 554 5.4.6.
+func TestStaticRouteToALocalServerAtOurPort(t *testing.T) {
+	sink := smtptest.StartSink(t)
+	_, port, _ := net.SplitHostPort(sink.Addr)
+	cfg := nodetest.Config(t)
+	cfg.SMTP.Listen = "127.0.0.2:" + port
+	cfg.Domains = append(cfg.Domains, nodetest.Domain("local.example", sink.Addr))
+	n := nodetest.Start(t, cfg, nil)
+
+	if err, _ := sendOnce(n.SMTPAddr(), "bob@local.example"); err != nil {
+		t.Fatalf("got %v, want delivered", err)
+	}
+	if got := len(sink.Messages()); got != 1 {
+		t.Errorf("sink received %d messages, want 1", got)
 	}
 }

@@ -558,11 +558,13 @@ func (n *Node) memberIPs() []netip.Addr { return memberAddrs(n.cluster.Members()
 
 // memberAddrs are the addresses members gossip: each one's gossip address
 // and its management listener's, which the docs advise putting on a
-// private address apart from the public one. A loopback management
-// address is the member's own machine's: it is ours only when the member
-// gossips on loopback too (on this machine); otherwise the default
-// 127.0.0.1:8026 would make a static route to a local server at
-// 127.0.0.1:25 a loop.
+// private address apart from the public one. A loopback address is a
+// machine's own: it counts only for another member that gossips on
+// loopback, so on this machine. This node's own listeners are known
+// exactly (Guard.SetSelf), and its default loopback gossip and management
+// addresses made a static route to a local server at 127.0.0.1 and our
+// SMTP port (a local MTA behind the node on the public address) a loop;
+// the default 127.0.0.1:8026 of a member elsewhere is that machine's.
 func memberAddrs(members []cluster.Member) []netip.Addr {
 	ips := make([]netip.Addr, 0, 2*len(members))
 	for _, m := range members {
@@ -570,9 +572,15 @@ func memberAddrs(members []cluster.Member) []netip.Addr {
 		if !ok {
 			continue
 		}
-		ips = append(ips, gossip)
-		if mgmt, ok := hostIP(m.HTTPAddr); ok && (!mgmt.IsLoopback() || gossip.IsLoopback()) {
-			ips = append(ips, mgmt)
+		onThisMachine := gossip.IsLoopback() && !m.Self
+		addrs := []netip.Addr{gossip}
+		if mgmt, ok := hostIP(m.HTTPAddr); ok {
+			addrs = append(addrs, mgmt)
+		}
+		for _, ip := range addrs {
+			if !ip.IsLoopback() || onThisMachine {
+				ips = append(ips, ip)
+			}
 		}
 	}
 	return ips
