@@ -23,8 +23,9 @@ var errNoStartTLS = errors.New("server does not offer STARTTLS")
 // customer servers with HELO restrictions (Postfix
 // reject_non_fqdn_helo_hostname) refuse; doing the first exchange here lets
 // us say our real name. It is also where a loop shows: a downstream that
-// greets or answers EHLO with our own host name is this node or another
-// running our configuration, and the answer is a *netguard.LoopError.
+// greets or answers EHLO with a name ours reports (our own host name or a
+// cluster member's) is this node, another running our configuration or a
+// member, and the answer is a *netguard.LoopError.
 //
 // Without TLS, the EHLO done here stands: ehlo is the text of its reply's
 // lines, from which the client is built (smtp.NewClientGreeted) rather
