@@ -613,3 +613,31 @@ func TestHostListLooksUpBoundedSuffixes(t *testing.T) {
 		}
 	}
 }
+
+// TestReceiptLineItemsAreNoPaymentRequest: an order confirmation lists its
+// delivery fee, in every language; a parcel scam asks the reader to pay it.
+func TestReceiptLineItemsAreNoPaymentRequest(t *testing.T) {
+	for _, tc := range []struct {
+		text string
+		want bool
+	}{
+		{"Subtotal £14.90 Delivery Fee £1.99 Total £16.89", false},
+		{"Subtotal de los productos: 29,99 € Gastos de envío: 0,00 €", false},
+		{"Casque 349,99 € Frais de livraison offerts", false},
+		{"Sneakers 89,95 € Spese di spedizione 0,00 €", false},
+		{"Pizza R$ 49,90 Taxa de entrega R$ 5,99", false},
+		{"Versandgebühr 4,95 €. Melden Sie sich an, um Ihre Bestellung zu sehen.", false},
+		{"Inicie sesión para ver su pedido.", false},
+		{"Your parcel is on hold. Pay the delivery fee of 1.99 EUR to release it.", true},
+		{"Des frais de livraison de 2,49 EUR restent à régler. Régler les frais sous 48 heures.", true},
+		{"Para recibir su paquete, pague los gastos de envío de 1,99 €.", true},
+		{"O seu pacote está retido: pague a taxa de entrega.", true},
+	} {
+		raw := "From: Shop <orders@shop.example>\nDate: Tue, 14 Oct 2025 09:12:44 +0000\nMessage-ID: <r.1@shop.example>\nSubject: Your order\n" +
+			"MIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\n\n" + tc.text + "\n"
+		got := run(t, nil, msg(raw), nil)
+		if _, fired := got[TextCredentials]; fired != tc.want {
+			t.Errorf("%q: %s fired %v, want %v", tc.text, TextCredentials, fired, tc.want)
+		}
+	}
+}
