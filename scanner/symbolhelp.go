@@ -57,7 +57,7 @@ var symbolHelp = map[string]string{
 	"TEXT_CALLBACK":           "A charge, renewal or order the reader never made, sent from a webmail mailbox: the number to call for a refund is the fraud.",
 	"TEXT_PHARMA":             "A prescription-only medicine offered without a prescription, which no licensed pharmacy may do.",
 	"TEXT_MONEY_PROMISE":      "The text promises guaranteed returns, doubled money, income from home or credit without a credit check, which no regulated investment or lender may promise.",
-	"TEXT_PHISH_ACTION":       "Urgency, a request for credentials or money, and a link, a form, a QR code to scan or a reply to a webmail mailbox to act on it: the shape of a phishing or business email compromise message.",
+	"TEXT_PHISH_ACTION":       "Urgency, a request for credentials or money, and a link away from the sender's own site, a form, a QR code to scan or a reply to a webmail mailbox to act on it: the shape of a phishing or business email compromise message.",
 	"TEXT_RCPT_ADDRESS":       "The subject or greeting addresses the reader by mailbox address, as mail-merge phishing does.",
 	"TEXT_ZERO_WIDTH":         "Invisible characters inside words, so that they read normally but match no filter.",
 	"TEXT_HOMOGLYPH":          "Words with letters swapped for look-alike Cyrillic or Greek ones (PayPal with a Cyrillic a).",

@@ -614,6 +614,35 @@ func TestHostListLooksUpBoundedSuffixes(t *testing.T) {
 	}
 }
 
+// TestPhishActionLinksLeaveTheSender: the words of a phish (a deadline and
+// a sign-in) are those of a bank's fraud alert or an IT department's
+// password notice; what tells them apart is where the link goes. Home, to
+// the sender's own organisation, is no phish, unless home is an
+// impostor's domain, which phishers send from and host on alike.
+func TestPhishActionLinksLeaveTheSender(t *testing.T) {
+	const body = "Date: Tue, 14 Oct 2025 09:12:44 +0000\nMessage-ID: <p.1@example.org>\nSubject: Security alert\n" +
+		"MIME-Version: 1.0\nContent-Type: text/html; charset=utf-8\n\n" +
+		"<p>We noticed suspicious activity on your card. Please sign in to your account to review it.</p>"
+	for _, tc := range []struct {
+		name, from, link string
+		want             bool
+	}{
+		{"the bank's own site", "Chase <alerts@chase.com>", "https://secure.chase.com/alerts", false},
+		{"the company's own subdomain", "IT <servicedesk@acme-corp.example>", "https://passwordreset.acme-corp.example/", false},
+		{"a page elsewhere", "Chase <alerts@chase.com>", "https://chase-review.example.net/login", true},
+		{"one link home, one elsewhere", "Chase <alerts@chase.com>", "https://secure.chase.com/\">x</a><a href=\"https://evil.example.net/", true},
+		{"home is a look-alike", "PayPal <service@paypal-resolution.com>", "https://www.paypal-resolution.com/signin", true},
+		{"home claims a brand", "PayPal <service@account-review.example>", "https://account-review.example/signin", true},
+		{"no From domain", "Security", "https://secure.chase.com/alerts", true},
+	} {
+		raw := "From: " + tc.from + "\n" + strings.Replace(body, "</p>", " <a href=\""+tc.link+"\">Review</a></p>", 1)
+		got := run(t, nil, msg(raw), nil)
+		if _, fired := got[TextPhishAction]; fired != tc.want {
+			t.Errorf("%s: %s fired %v, want %v (%v)", tc.name, TextPhishAction, fired, tc.want, got)
+		}
+	}
+}
+
 // TestReceiptLineItemsAreNoPaymentRequest: an order confirmation lists its
 // delivery fee, in every language; a parcel scam asks the reader to pay it.
 func TestReceiptLineItemsAreNoPaymentRequest(t *testing.T) {

@@ -169,9 +169,16 @@ func textSigns(f *findings, env *scanner.Envelope, m *scanner.Message) {
 	// act on it: the shape of a phish in any language. Business email
 	// compromise asks for no click: the reader is to answer, and the
 	// answer goes to a webmail mailbox the fraudster holds. A QR code is
-	// a link in a picture, to be opened on a phone.
+	// a link in a picture, to be opened on a phone. Links to the sender's
+	// own organisation do not count: a bank's fraud alert, a password
+	// expiry notice or a "sign in to enable 2FA by Friday" uses the same
+	// words and sends the reader home, where a phish sends them to a
+	// page of its own (a spoofed From domain is DMARC's to catch). Unless
+	// that home is an impostor's, a look-alike domain or one a brand's
+	// name is claimed from: phishers send from the domain they host on.
 	qrCode := found[foundQRScan] != "" && showsImage(m)
-	if u != "" && c != "" && (clickable(m) || len(m.HTML.FormActions) > 0 || repliesToFreemail(m) || qrCode) {
+	impostor := f.hasAny(FromLookalike, FromBrandClaim)
+	if u != "" && c != "" && (clickableElsewhere(m, impostor) || len(m.HTML.FormActions) > 0 || repliesToFreemail(m) || qrCode) {
 		f.hit(TextPhishAction, u+" / "+c)
 	}
 	if rcpt := recipientAddress(env, m); rcpt != "" && mentionsRecipient(m, rcpt) {
@@ -214,9 +221,16 @@ func showsImage(m *scanner.Message) bool {
 	return false
 }
 
-func clickable(m *scanner.Message) bool {
+// clickableElsewhere: m has a link to click that leaves the organisation
+// (eTLD+1) of its From address; any link counts when From has no domain
+// or when home counts too.
+func clickableElsewhere(m *scanner.Message, home bool) bool {
+	from := ""
+	if d := domainOf(m.FromAddr); d != "" && !home {
+		from = orgDomain(d)
+	}
 	for _, u := range m.URLs {
-		if !u.Image {
+		if !u.Image && (from == "" || u.Domain != from) {
 			return true
 		}
 	}
