@@ -585,6 +585,10 @@ func hasFields(s string, n int) bool {
 }
 
 func links(f *findings, m *scanner.Message) {
+	from := ""
+	if d := domainOf(m.FromAddr); d != "" {
+		from = orgDomain(d)
+	}
 	for _, u := range m.URLs {
 		if u.IP {
 			f.hit(URLIPHost, u.Host)
@@ -597,9 +601,12 @@ func links(f *findings, m *scanner.Message) {
 		}
 		if u.Text != "" && !u.Plain {
 			// Anchor text that is itself a link to somewhere else: the
-			// classic phishing disguise.
+			// classic phishing disguise. Not when the text shows the
+			// sender's own site: newsletters print their address and
+			// link it through their mail provider's click tracker
+			// ("www.shop.example" -> shop.us21.list-manage.com).
 			for _, shown := range scanner.FindURLs(u.Text, 1) {
-				if shown.Domain != u.Domain {
+				if shown.Domain != u.Domain && shown.Domain != from {
 					f.hit(URLTextMismatch, shown.Host+" -> "+u.Host)
 				}
 			}

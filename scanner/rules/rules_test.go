@@ -207,3 +207,26 @@ func TestHeaderRulesDoNotAllocate(t *testing.T) {
 		t.Errorf("headers allocated %.0f times a message", n)
 	}
 }
+
+// TestTextMismatchSparesTheSendersOwnSite: anchor text showing one domain
+// over a link to another is the phisher's disguise, but a newsletter
+// printing its own address over its mail provider's click tracker shows
+// the reader exactly where they are going.
+func TestTextMismatchSparesTheSendersOwnSite(t *testing.T) {
+	for _, tc := range []struct {
+		name, from, shown, link string
+		want                    bool
+	}{
+		{"the sender's site through a tracker", "news@greenvalleyfarm.co.uk", "www.greenvalleyfarm.co.uk", "https://greenvalleyfarm.us21.list-manage.com/track/click?u=1", false},
+		{"from a subdomain of the shown site", "news@email.shop.example", "https://shop.example/", "https://click.esp.example/c/1", false},
+		{"a bank shown by someone else", "alerts@mailer.example", "https://www.bank.com/", "https://evil.example/login", true},
+		{"the same domain", "news@shop.example", "www.shop.example", "https://www.shop.example/sale", false},
+	} {
+		raw := "From: " + tc.from + "\nDate: Tue, 14 Oct 2025 09:12:44 +0000\nMessage-ID: <t.1@example.org>\nSubject: news\n" +
+			"MIME-Version: 1.0\nContent-Type: text/html\n\n<p>" + strings.Repeat("text ", 60) + "</p><a href=\"" + tc.link + "\">" + tc.shown + "</a>\n"
+		got := run(t, nil, msg(raw), nil)
+		if _, fired := got[URLTextMismatch]; fired != tc.want {
+			t.Errorf("%s: %s fired %v, want %v (%v)", tc.name, URLTextMismatch, fired, tc.want, got)
+		}
+	}
+}
