@@ -166,7 +166,13 @@ func bodyReference(f *findings, m *scanner.Message) {
 		f.hit(BodyEmpty, "")
 	}
 	h := &m.HTML
-	if words := len(strings.Fields(h.Hidden)); words >= 20 {
+	words := 0
+	for _, w := range strings.Fields(h.Hidden) {
+		if strings.IndexFunc(w, func(r rune) bool { return unicode.IsLetter(r) || unicode.IsDigit(r) }) >= 0 {
+			words++
+		}
+	}
+	if words >= 20 {
 		f.hit(HTMLHiddenText, "")
 	}
 	if h.Images > 0 && len(strings.TrimSpace(h.Text))+len(strings.TrimSpace(m.Text)) < 200 {

@@ -566,7 +566,10 @@ func isBlank(s string) bool {
 }
 
 // hasFields reports whether s has at least n words (as strings.Fields
-// splits them) without collecting them.
+// splits them, counting those with a letter or digit) without collecting
+// them. The fields without one are the padding newsletters put after
+// their hidden preheader ("&#847;&zwnj;&nbsp;" a hundred times) so the
+// inbox preview shows nothing of the body: no word to read there.
 func hasFields(s string, n int) bool {
 	words := 0
 	for len(s) > 0 && words < n {
@@ -574,15 +577,20 @@ func hasFields(s string, n int) bool {
 		if s == "" {
 			break
 		}
-		words++
+		field := s
 		if i := strings.IndexFunc(s, unicode.IsSpace); i >= 0 {
-			s = s[i:]
+			field, s = s[:i], s[i:]
 		} else {
 			s = ""
+		}
+		if strings.IndexFunc(field, isLetterOrDigit) >= 0 {
+			words++
 		}
 	}
 	return words >= n
 }
+
+func isLetterOrDigit(r rune) bool { return unicode.IsLetter(r) || unicode.IsDigit(r) }
 
 func links(f *findings, m *scanner.Message) {
 	from := ""

@@ -73,6 +73,9 @@ func TestRules(t *testing.T) {
 		{"HTML sent as plain text", scanner.Envelope{}, okHeaders + "\n<html><body>hi</body></html>\n", []string{TextHTMLAsPlain}},
 		{"empty body", scanner.Envelope{}, okHeaders + "\n\n", []string{BodyEmpty}},
 		{"hidden text", scanner.Envelope{}, okHeaders + "Content-Type: text/html\n\n<p>" + strings.Repeat("visible ", 50) + "</p><div style=\"display:none\">" + strings.Repeat("poison ", 25) + "</div>\n", []string{HTMLHiddenText}},
+		// A preheader: a line of words, then padding that keeps the body
+		// out of the inbox preview.
+		{"preheader padding", scanner.Envelope{}, okHeaders + "Content-Type: text/html; charset=utf-8\n\n<div style=\"display:none\">Free bag of apples with every box" + strings.Repeat("&#847;&zwnj;&nbsp;", 60) + "</div><p>" + strings.Repeat("visible ", 50) + "</p>\n", nil},
 		{"image only", scanner.Envelope{}, okHeaders + "Content-Type: text/html\n\n<a href=\"http://shop.example.com/\"><img src=\"http://shop.example.com/offer.gif\"></a>\n", []string{HTMLImageOnly, ImageSingleLink}},
 		{"script and form", scanner.Envelope{}, okHeaders + "Content-Type: text/html\n\n<p>" + strings.Repeat("text ", 60) + "</p><form action=\"http://x.example.com/\"></form><script>x()</script>\n", []string{HTMLScript, HTMLForm, FormForeignPost}},
 		{"form posting to a look-alike", scanner.Envelope{}, okHeaders + "Content-Type: text/html\n\n<p>" + strings.Repeat("text ", 60) + "</p><form action=\"https://login-microsoftonline.verify-acct.com/keep\"><input type=password></form>\n", []string{HTMLForm, FormForeignPost, URLLookalike}},
