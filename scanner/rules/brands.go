@@ -32,6 +32,11 @@ type brand struct {
 	// registrable domain in one pattern ("sparkasse-*.de": hundreds of
 	// savings banks, sparkasse-koelnbonn.de among them).
 	members []memberPattern
+	// suffixes are listed domains that are public suffixes themselves:
+	// a government's (gov.br: receita.fazenda.gov.br is registered below
+	// it) or a brand's own top-level domain (dhl: express.dhl), where
+	// only the brand registers. Every domain below one is the brand's.
+	suffixes []string
 }
 
 // memberPattern is a registrable domain with a "*" for one or more
@@ -67,6 +72,11 @@ func (b *brand) owns(org string) bool {
 	if b.domains[org] {
 		return true
 	}
+	for _, sfx := range b.suffixes {
+		if len(org) > len(sfx) && org[len(org)-len(sfx)-1] == '.' && strings.HasSuffix(org, sfx) {
+			return true
+		}
+	}
 	for _, p := range b.members {
 		if p.matches(org) {
 			return true
@@ -80,8 +90,9 @@ func (b *brand) owns(org string) bool {
 type brandIndex struct {
 	brands []*brand
 	owner  map[string]*brand // registrable domain -> brand
-	// federations are the brands with member patterns, few enough to try
-	// each after owner finds nothing.
+	// federations are the brands with member patterns or public
+	// suffixes of their own, few enough to try each after owner finds
+	// nothing.
 	federations []*brand
 	// keys are the distinctive first labels of the brands' domains
 	// ("paypal", "docusign"), what lookalikes imitate; byLen holds those
@@ -143,12 +154,18 @@ func parseBrands(list string) *brandIndex {
 			}
 			b.domains[d] = true
 			idx.owner[d] = b
+			// ICANN's suffixes only: below a private one (github.io)
+			// anyone registers, and an unknown name is its own
+			// "suffix" by the list's default rule.
+			if sfx, icann := publicsuffix.PublicSuffix(d); sfx == d && icann {
+				b.suffixes = append(b.suffixes, d)
+			}
 			if k := firstLabel(d); len(k) >= 3 && !genericKeys[k] {
 				idx.keys[k] = b
 			}
 		}
 		idx.brands = append(idx.brands, b)
-		if len(b.members) > 0 {
+		if len(b.members) > 0 || len(b.suffixes) > 0 {
 			idx.federations = append(idx.federations, b)
 		}
 	}
@@ -337,7 +354,7 @@ func (idx *brandIndex) lookalikeUnder(host, org string) (b *brand, why string) {
 }
 
 // federationMember reports whether org is a member's domain of a
-// federated brand.
+// federated brand, or registered below a brand's public suffix.
 func (idx *brandIndex) federationMember(org string) bool {
 	for _, b := range idx.federations {
 		if b.owns(org) {

@@ -168,6 +168,8 @@ func TestLookalike(t *testing.T) {
 		{"volksbank-sicherheit.com", "volksbank"},
 		{"meine-volksbank.de", ""},
 		{"confirmation.tax.service.gov.uk", ""}, // HMRC's own, below a public suffix
+		{"mydhl.express.dhl", ""},               // below DHL's own top-level domain
+		{"receita.fazenda.gov.br", ""},          // below the government's suffix
 		{"", ""},
 	}
 	for _, tt := range tests {
@@ -307,6 +309,21 @@ func TestBrandOwnsItsDomains(t *testing.T) {
 		{"amazon", "amazon.co.jp", true},
 		{"paypal", "paypal.ws", false},              // a country the list does not name
 		{"microsoft", "sharepointonline.com", true}, // SharePoint's sharing notices
+		// A government's suffix: its agencies register below it.
+		{"receita federal", "fazenda.gov.br", true},
+		{"receita federal", "gov.br.example.com", false},
+		{"receita federal", "xgov.br", false},
+		// A brand's own top-level domain, where only the brand registers.
+		{"dhl", "express.dhl", true},
+		{"amazon", "signup.aws", true},
+		{"dhl", "express.dhl.example.com", false},
+		{"dhl", "expressdhl.com", false},
+		// Genuine senders outside the brand's main domains.
+		{"la poste", "notif-colissimo-laposte.info", true},
+		{"american express", "americanexpress.de", true},
+		{"dpd", "dpdlocal.co.uk", true},
+		{"gls", "gls-pakete.de", true},
+		{"microsoft", "microsoftstoreemail.com", true},
 	}
 	for _, tt := range tests {
 		b := byName[tt.brand]
