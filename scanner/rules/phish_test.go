@@ -687,3 +687,30 @@ func TestReceiptLineItemsAreNoPaymentRequest(t *testing.T) {
 		}
 	}
 }
+
+// TestSignInCountsWhenItLeadsAway: "sign in to your account" is in every
+// service's genuine mail, linking the service's own site; it asks for
+// credentials only when the sign-in page is somewhere else.
+func TestSignInCountsWhenItLeadsAway(t *testing.T) {
+	const body = "Date: Tue, 14 Oct 2025 09:12:44 +0000\nMessage-ID: <s.1@example.org>\nSubject: Your statement\n" +
+		"MIME-Version: 1.0\nContent-Type: text/html; charset=utf-8\n\n" +
+		"<p>Your October statement is ready. Sign in to your account to view it: <a href=\"LINK\">Statement</a></p>"
+	for _, tc := range []struct {
+		name, from, link string
+		want             bool
+	}{
+		{"the service's own site", "AWS <aws-billing@amazon.com>", "https://console.aws.amazon.com/billing", false},
+		{"a page elsewhere", "Billing <billing@amazon.com>", "https://billing-view.example.net/login", true},
+		{"the impostor's own site", "Amazon <billing@amazon-billing.example>", "https://amazon-billing.example/login", true},
+		{"no link at all", "AWS <aws-billing@amazon.com>", "", false},
+	} {
+		raw := "From: " + tc.from + "\n" + body
+		if tc.link == "" {
+			raw = strings.Replace(raw, "<a href=\"LINK\">Statement</a>", "the billing console", 1)
+		}
+		got := run(t, nil, msg(strings.Replace(raw, "LINK", tc.link, 1)), nil)
+		if _, fired := got[TextCredentials]; fired != tc.want {
+			t.Errorf("%s: %s fired %v, want %v (%v)", tc.name, TextCredentials, fired, tc.want, got)
+		}
+	}
+}

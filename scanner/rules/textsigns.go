@@ -52,6 +52,8 @@ var (
 	urgencyList string
 	//go:embed lists/credentials.txt
 	credentialsList string
+	//go:embed lists/signin.txt
+	signInList string
 	//go:embed lists/extortion.txt
 	extortionList string
 	//go:embed lists/cryptopay.txt
@@ -75,6 +77,7 @@ var (
 
 	urgency     = parsePhrases(urgencyList)
 	credentials = parsePhrases(credentialsList)
+	signIn      = parsePhrases(signInList)
 	extortion   = parsePhrases(extortionList)
 	cryptoPay   = parsePhrases(cryptoPayList)
 	lures       = parsePhrases(luresList)
@@ -89,7 +92,7 @@ var (
 	// textPhrases are the sets textSigns looks for, in one pass, at the
 	// places the found* constants name in its results.
 	textPhrases = newPhraseSets((&[foundSets]*phraseSet{
-		foundUrgency: urgency, foundCredentials: credentials, foundExtortion: extortion, foundCryptoPay: cryptoPay,
+		foundUrgency: urgency, foundCredentials: credentials, foundSignIn: signIn, foundExtortion: extortion, foundCryptoPay: cryptoPay,
 		foundLure: lures, foundPromise: promises, foundWindfall: windfall, foundIdentityAsk: identityAsk,
 		foundCallback: callback, foundQRScan: qrScan, foundDrug: drugs, foundNoRx: noRx,
 	})[:]...)
@@ -98,6 +101,7 @@ var (
 const (
 	foundUrgency = iota
 	foundCredentials
+	foundSignIn
 	foundExtortion
 	foundCryptoPay
 	foundLure
@@ -127,7 +131,19 @@ func textSigns(f *findings, env *scanner.Envelope, m *scanner.Message) {
 		found[i] = strings.Clone(found[i])
 	}
 	foldBuffers.Put(buf)
+	// Where the message sends the reader: links out of the sender's
+	// organisation (any link, when the sender is an impostor: phishers
+	// send from the look-alike domain they host on), a form, or a QR code
+	// the text says to scan, a link in a picture to be opened on a phone.
+	qrCode := found[foundQRScan] != "" && showsImage(m)
+	impostor := f.hasAny(FromLookalike, FromBrandClaim)
+	away := clickableElsewhere(m, impostor) || len(m.HTML.FormActions) > 0 || qrCode
 	u, c := found[foundUrgency], found[foundCredentials]
+	// "Sign in to your account" is what a bank's statement notice says
+	// too, linking its own site; a sign-in page elsewhere is a phish's.
+	if c == "" && away {
+		c = found[foundSignIn]
+	}
 	if u != "" {
 		f.hit(TextUrgency, u)
 	}
@@ -168,17 +184,12 @@ func textSigns(f *findings, env *scanner.Envelope, m *scanner.Message) {
 	// A deadline, a request for credentials or money, and somewhere to
 	// act on it: the shape of a phish in any language. Business email
 	// compromise asks for no click: the reader is to answer, and the
-	// answer goes to a webmail mailbox the fraudster holds. A QR code is
-	// a link in a picture, to be opened on a phone. Links to the sender's
-	// own organisation do not count: a bank's fraud alert, a password
-	// expiry notice or a "sign in to enable 2FA by Friday" uses the same
-	// words and sends the reader home, where a phish sends them to a
-	// page of its own (a spoofed From domain is DMARC's to catch). Unless
-	// that home is an impostor's, a look-alike domain or one a brand's
-	// name is claimed from: phishers send from the domain they host on.
-	qrCode := found[foundQRScan] != "" && showsImage(m)
-	impostor := f.hasAny(FromLookalike, FromBrandClaim)
-	if u != "" && c != "" && (clickableElsewhere(m, impostor) || len(m.HTML.FormActions) > 0 || repliesToFreemail(m) || qrCode) {
+	// answer goes to a webmail mailbox the fraudster holds. Links to the
+	// sender's own organisation do not count: a bank's fraud alert, a
+	// password expiry notice or a "sign in to enable 2FA by Friday" uses
+	// the same words and sends the reader home, where a phish sends them
+	// to a page of its own (a spoofed From domain is DMARC's to catch).
+	if u != "" && c != "" && (away || repliesToFreemail(m)) {
 		f.hit(TextPhishAction, u+" / "+c)
 	}
 	if rcpt := recipientAddress(env, m); rcpt != "" && mentionsRecipient(m, rcpt) {
