@@ -22,6 +22,8 @@ var (
 	shortenersList string
 	//go:embed lists/freehosting.txt
 	freeHostingList string
+	//go:embed lists/abusedtlds.txt
+	abusedTLDsList string
 )
 
 type brand struct {
@@ -616,4 +618,11 @@ func (h hostList) candidates(host string) iter.Seq[string] {
 var (
 	shorteners  = parseHostList(shortenersList)
 	freeHosting = parseHostList(freeHostingList)
+	abusedTLDs  = parseHostList(abusedTLDsList)
 )
+
+// abusedTLD reports whether host lies under one of lists/abusedtlds.txt.
+func abusedTLD(host string) bool {
+	host = strings.TrimSuffix(host, ".")
+	return abusedTLDs.names[strings.ToLower(host[strings.LastIndexByte(host, '.')+1:])]
+}

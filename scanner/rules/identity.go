@@ -14,12 +14,14 @@ const (
 	FromBrandClaim = "FROM_BRAND_CLAIM"
 	FromLookalike  = "FROM_LOOKALIKE"
 	FromMalformed  = "FROM_MALFORMED"
+	FromAbusedTLD  = "FROM_ABUSED_TLD"
 )
 
 var identityWeights = map[string]float64{
 	FromBrandClaim: 2.5,
 	FromLookalike:  3.0,
 	FromMalformed:  2.0,
+	FromAbusedTLD:  1.0,
 }
 
 func identity(f *findings, _ *scanner.Envelope, m *scanner.Message) {
@@ -38,6 +40,9 @@ func identity(f *findings, _ *scanner.Envelope, m *scanner.Message) {
 	}
 	if b, why := brands.lookalikeUnder(host, org); b != nil {
 		f.hit(FromLookalike, b.name+": "+why)
+	}
+	if abusedTLD(host) {
+		f.hit(FromAbusedTLD, host)
 	}
 }
 

@@ -16,6 +16,7 @@ const (
 	URLDataURI      = "URL_DATA_URI"
 	URLPercentHeavy = "URL_PERCENT_HEAVY"
 	FormForeignPost = "FORM_FOREIGN_ACTION"
+	URLAbusedTLD    = "URL_ABUSED_TLD"
 )
 
 var linkWeights = map[string]float64{
@@ -25,6 +26,7 @@ var linkWeights = map[string]float64{
 	URLDataURI:      2.5,
 	URLPercentHeavy: 1.0,
 	FormForeignPost: 0.5,
+	URLAbusedTLD:    1.0,
 }
 
 func linkRisk(f *findings, _ *scanner.Envelope, m *scanner.Message) {
@@ -42,6 +44,9 @@ func linkRisk(f *findings, _ *scanner.Envelope, m *scanner.Message) {
 			f.hit(URLShortener, u.Host)
 		case freeHosting.has(u.Host):
 			f.hit(URLFreeHosting, u.Host)
+		}
+		if !u.IP && abusedTLD(u.Host) {
+			f.hit(URLAbusedTLD, u.Host)
 		}
 		if percentHeavy(u.Raw) {
 			f.hit(URLPercentHeavy, u.Host)

@@ -714,3 +714,40 @@ func TestSignInCountsWhenItLeadsAway(t *testing.T) {
 		}
 	}
 }
+
+// TestAbusedTLDs: a sender or a link under a top-level domain that is
+// mostly spam counts; a name merely ending in those letters, or under a
+// listed word used as a second-level label, does not.
+func TestAbusedTLDs(t *testing.T) {
+	for _, tc := range []struct {
+		from, link string
+		want       []string
+		not        []string
+	}{
+		{"Parcel <info@parcel-update.top>", "https://track.parcel-update.top/p", []string{FromAbusedTLD, URLAbusedTLD}, nil},
+		{"Shop <news@shop.example>", "https://promo-deals.sbs/x", []string{URLAbusedTLD}, []string{FromAbusedTLD}},
+		{"Shop <news@shop.example>", "https://www.top.example/laptop", nil, []string{URLAbusedTLD, FromAbusedTLD}},
+		{"Desktop <news@desktop.com>", "https://desktop.com/", nil, []string{URLAbusedTLD, FromAbusedTLD}},
+		{"Shop <news@SHOP.CFD.>", "https://shop.example/", []string{FromAbusedTLD}, []string{URLAbusedTLD}},
+	} {
+		raw := "From: " + tc.from + "\nDate: Tue, 14 Oct 2025 09:12:44 +0000\nMessage-ID: <a.1@example.org>\nSubject: news\n" +
+			"MIME-Version: 1.0\nContent-Type: text/html\n\n<p>Our autumn news. <a href=\"" + tc.link + "\">Read more</a></p>\n"
+		got := run(t, nil, msg(raw), nil)
+		for _, s := range tc.want {
+			if _, ok := got[s]; !ok {
+				t.Errorf("%s / %s: %s missing (%v)", tc.from, tc.link, s, got)
+			}
+		}
+		for _, s := range tc.not {
+			if _, ok := got[s]; ok {
+				t.Errorf("%s / %s: %s fired (%v)", tc.from, tc.link, s, got)
+			}
+		}
+	}
+	// A voicemail behind a link to one of them is a lure.
+	raw := "From: Voice <vm@pbx.example>\nDate: Tue, 14 Oct 2025 09:12:44 +0000\nMessage-ID: <a.2@example.org>\nSubject: New voicemail\n" +
+		"MIME-Version: 1.0\nContent-Type: text/html\n\n<p>You have a new voicemail. <a href=\"https://vm-play.cyou/listen\">Play</a></p>\n"
+	if _, ok := run(t, nil, msg(raw), nil)[TextLureLink]; !ok {
+		t.Errorf("%s missing for a voicemail on an abused TLD", TextLureLink)
+	}
+}

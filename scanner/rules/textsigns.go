@@ -157,7 +157,7 @@ func textSigns(f *findings, env *scanner.Envelope, m *scanner.Message) {
 	}
 	// A voicemail, shared file or invoice waiting behind a link that no
 	// business would host its documents at. linkRisk ran before.
-	if found[foundLure] != "" && f.hasAny(URLFreeHosting, URLShortener, URLIPHost, URLLookalike) {
+	if found[foundLure] != "" && f.hasAny(URLFreeHosting, URLShortener, URLIPHost, URLLookalike, URLAbusedTLD) {
 		f.hit(TextLureLink, found[foundLure])
 	}
 	if found[foundPromise] != "" {
