@@ -76,6 +76,7 @@ var symbolHelp = map[string]string{
 	"URL_SHORTENER":           "A link goes through a URL shortener, which hides where it leads.",
 	"URL_FREE_HOSTING":        "A link leads to free web hosting, a site builder or an IPFS gateway, where phishing pages cost nothing.",
 	"URL_ABUSED_TLD":          "A link goes to a top-level domain (.top, .sbs, .cfd...) where most names are registered for spam and phishing.",
+	"URL_RCPT_FRAGMENT":       "A link carries the reader's own address after its #, which phishing pages read to pre-fill a fake login form.",
 	"URL_DATA_URI":            "A link carries a whole page inside itself (data: URI), out of reach of link blocklists.",
 	"URL_PERCENT_HEAVY":       "A link is mostly percent-encoded, hiding where it goes.",
 	"FORM_FOREIGN_ACTION":     "A form in the message sends what is typed into it to another organisation's site.",

@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"encoding/base64"
 	"net/url"
 	"strings"
 
@@ -17,6 +18,7 @@ const (
 	URLPercentHeavy = "URL_PERCENT_HEAVY"
 	FormForeignPost = "FORM_FOREIGN_ACTION"
 	URLAbusedTLD    = "URL_ABUSED_TLD"
+	URLRcptFragment = "URL_RCPT_FRAGMENT"
 )
 
 var linkWeights = map[string]float64{
@@ -27,9 +29,18 @@ var linkWeights = map[string]float64{
 	URLPercentHeavy: 1.0,
 	FormForeignPost: 0.5,
 	URLAbusedTLD:    1.0,
+	URLRcptFragment: 2.0,
 }
 
-func linkRisk(f *findings, _ *scanner.Envelope, m *scanner.Message) {
+func linkRisk(f *findings, env *scanner.Envelope, m *scanner.Message) {
+	if rcpt := recipientAddress(env, m); rcpt != "" {
+		for _, u := range m.URLs {
+			if !u.Image && fragmentIsAddress(u.Raw, rcpt) {
+				f.hit(URLRcptFragment, u.Host)
+				break
+			}
+		}
+	}
 	seen := make(map[string]bool, 8)
 	judge := func(u scanner.URL) {
 		if u.Image || u.Host == "" || seen[u.Host] {
@@ -111,4 +122,30 @@ func foreignAction(action, fromOrg string) bool {
 		return false // relative: nowhere to post from a mail client
 	}
 	return orgDomain(u.Hostname()) != fromOrg
+}
+
+// fragmentIsAddress: the link's fragment is the reader's address, as
+// written, percent-escaped or base64-encoded ("#ana@example.com",
+// "#YW5hQGV4YW1wbGUuY29t"). Phishing kits read it in the browser to
+// fill in the login form, so the page looks like the reader's own
+// provider's; the fragment never reaches a server, so no tracking link
+// puts it there. Web apps that route in the fragment ("#/invite?email=")
+// start it with a path, which is not the address.
+func fragmentIsAddress(raw, rcpt string) bool {
+	_, frag, ok := strings.Cut(raw, "#")
+	if !ok || frag == "" {
+		return false
+	}
+	if s, err := url.PathUnescape(frag); err == nil && strings.HasPrefix(strings.ToLower(s), rcpt) {
+		return true
+	}
+	// Base64 of the address, padded or not, standard or URL-safe: its
+	// whole groups of three bytes encode the same whatever follows.
+	whole := len(rcpt) / 3 * 3
+	for _, enc := range [...]*base64.Encoding{base64.StdEncoding, base64.URLEncoding} {
+		if whole > 0 && strings.HasPrefix(frag, enc.EncodeToString([]byte(rcpt[:whole]))) {
+			return true
+		}
+	}
+	return false
 }

@@ -751,3 +751,37 @@ func TestAbusedTLDs(t *testing.T) {
 		t.Errorf("%s missing for a voicemail on an abused TLD", TextLureLink)
 	}
 }
+
+// TestRecipientInFragment: a phishing kit's link carries the reader's
+// address after the "#", plain or base64, to pre-fill its login page; an
+// app routing in the fragment, an unsubscribe link's query and someone
+// else's address are not that.
+func TestRecipientInFragment(t *testing.T) {
+	for _, tc := range []struct {
+		link string
+		want bool
+	}{
+		{"https://login.example.net/owa/#ana.silva@example.com", true},
+		{"https://login.example.net/owa/#ANA.SILVA%40example.com", true},
+		{"https://login.example.net/#YW5hLnNpbHZhQGV4YW1wbGUuY29t", true},     // base64
+		{"https://login.example.net/#YW5hLnNpbHZhQGV4YW1wbGUuY29tCg", true},   // base64 of more than the address
+		{"https://login.example.net/?e=YW5hLnNpbHZhQGV4YW1wbGUuY29t", false}, // a query reaches the server: trackers
+		{"https://news.example.com/unsubscribe?email=ana.silva@example.com", false},
+		{"https://app.example.com/#/invite?email=ana.silva@example.com", false},
+		{"https://login.example.net/#tom@example.com", false},
+		{"https://docs.example.com/guide#install", false},
+	} {
+		raw := "From: IT <it@corp.example>\nTo: Ana Silva <ana.silva@example.com>\nDate: Tue, 14 Oct 2025 09:12:44 +0000\nMessage-ID: <f.1@example.org>\nSubject: Mailbox\n" +
+			"MIME-Version: 1.0\nContent-Type: text/html\n\n<p>Your mailbox. <a href=\"" + tc.link + "\">Open</a></p>\n"
+		got := run(t, nil, msg(raw), nil)
+		if _, fired := got[URLRcptFragment]; fired != tc.want {
+			t.Errorf("%s: %s fired %v, want %v", tc.link, URLRcptFragment, fired, tc.want)
+		}
+	}
+	// The envelope's recipient, when there is one, is the reader.
+	raw := "From: IT <it@corp.example>\nTo: list@corp.example\nDate: Tue, 14 Oct 2025 09:12:44 +0000\nMessage-ID: <f.2@example.org>\nSubject: Mailbox\n" +
+		"MIME-Version: 1.0\nContent-Type: text/html\n\n<p><a href=\"https://login.example.net/#bob@corp.example\">Open</a></p>\n"
+	if _, ok := run(t, &scanner.Envelope{Rcpts: []string{"Bob@corp.example"}}, msg(raw), nil)[URLRcptFragment]; !ok {
+		t.Errorf("%s missing for the envelope recipient", URLRcptFragment)
+	}
+}
