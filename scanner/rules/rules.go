@@ -511,7 +511,10 @@ func body(f *findings, m *scanner.Message) {
 	if hasFields(h.Hidden, 20) {
 		f.hit(HTMLHiddenText, "")
 	}
-	if h.Images > 0 && len(strings.TrimSpace(h.Text))+len(strings.TrimSpace(m.Text)) < 200 {
+	// The words are in the picture and the picture sells something, so
+	// there is somewhere to click. A picture with a line and nothing to
+	// click is a person sharing a photo ("Here it is!" from a phone).
+	if h.Images > 0 && len(strings.TrimSpace(h.Text))+len(strings.TrimSpace(m.Text)) < 200 && hasLink(m) {
 		f.hit(HTMLImageOnly, "")
 	}
 	if h.Scripts > 0 {
@@ -645,6 +648,16 @@ func attachments(f *findings, m *scanner.Message) {
 			}
 		}
 	}
+}
+
+// hasLink: m has a link to click (image sources are not).
+func hasLink(m *scanner.Message) bool {
+	for _, u := range m.URLs {
+		if !u.Image {
+			return true
+		}
+	}
+	return false
 }
 
 func hasAttachment(m *scanner.Message) bool {

@@ -77,6 +77,8 @@ func TestRules(t *testing.T) {
 		// out of the inbox preview.
 		{"preheader padding", scanner.Envelope{}, okHeaders + "Content-Type: text/html; charset=utf-8\n\n<div style=\"display:none\">Free bag of apples with every box" + strings.Repeat("&#847;&zwnj;&nbsp;", 60) + "</div><p>" + strings.Repeat("visible ", 50) + "</p>\n", nil},
 		{"image only", scanner.Envelope{}, okHeaders + "Content-Type: text/html\n\n<a href=\"http://shop.example.com/\"><img src=\"http://shop.example.com/offer.gif\"></a>\n", []string{HTMLImageOnly, ImageSingleLink}},
+		// A phone's photo with a line: nothing to click, nothing sold.
+		{"photo with a line", scanner.Envelope{}, okHeaders + "MIME-Version: 1.0\nContent-Type: multipart/related; boundary=r\n\n--r\nContent-Type: text/html\n\n<html><body>Here it is!<br><img src=\"cid:IMG_1234@apple\"></body></html>\n--r\nContent-Type: image/jpeg\nContent-ID: <IMG_1234@apple>\nContent-Transfer-Encoding: base64\n\n/9j/4AAQ\n--r--\n", nil},
 		{"script and form", scanner.Envelope{}, okHeaders + "Content-Type: text/html\n\n<p>" + strings.Repeat("text ", 60) + "</p><form action=\"http://x.example.com/\"></form><script>x()</script>\n", []string{HTMLScript, HTMLForm, FormForeignPost}},
 		{"form posting to a look-alike", scanner.Envelope{}, okHeaders + "Content-Type: text/html\n\n<p>" + strings.Repeat("text ", 60) + "</p><form action=\"https://login-microsoftonline.verify-acct.com/keep\"><input type=password></form>\n", []string{HTMLForm, FormForeignPost, URLLookalike}},
 		{"form posting to free hosting", scanner.Envelope{}, okHeaders + "Content-Type: text/html\n\n<p>" + strings.Repeat("text ", 60) + "</p><form action=\"https://m365-login.pages.dev/\"><input type=password></form>\n", []string{HTMLForm, FormForeignPost, URLFreeHosting}},
