@@ -763,8 +763,8 @@ func TestRecipientInFragment(t *testing.T) {
 	}{
 		{"https://login.example.net/owa/#ana.silva@example.com", true},
 		{"https://login.example.net/owa/#ANA.SILVA%40example.com", true},
-		{"https://login.example.net/#YW5hLnNpbHZhQGV4YW1wbGUuY29t", true},     // base64
-		{"https://login.example.net/#YW5hLnNpbHZhQGV4YW1wbGUuY29tCg", true},   // base64 of more than the address
+		{"https://login.example.net/#YW5hLnNpbHZhQGV4YW1wbGUuY29t", true},    // base64
+		{"https://login.example.net/#YW5hLnNpbHZhQGV4YW1wbGUuY29tCg", true},  // base64 of more than the address
 		{"https://login.example.net/?e=YW5hLnNpbHZhQGV4YW1wbGUuY29t", false}, // a query reaches the server: trackers
 		{"https://news.example.com/unsubscribe?email=ana.silva@example.com", false},
 		{"https://app.example.com/#/invite?email=ana.silva@example.com", false},
