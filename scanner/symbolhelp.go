@@ -37,6 +37,7 @@ var symbolHelp = map[string]string{
 	"FROM_BRAND_CLAIM":        "The sender's name is a well-known brand (a bank, a parcel service, Microsoft...) but the mail comes from another organisation's domain.",
 	"FROM_LOOKALIKE":          "The sender's domain imitates a well-known brand's (a misspelling, digits for letters, the brand's name inside another domain).",
 	"FROM_ABUSED_TLD":         "The sender's domain is under a top-level domain (.top, .sbs, .cfd...) where most names are registered for spam and phishing.",
+	"FROM_NAME_RCPT_DOMAIN":   "The sender's name shows the reader's own domain, but the mail comes from another organisation: a fake IT department or mail administrator.",
 	"FROM_MALFORMED":          "The sender's address is malformed in a way no real mail system writes (no top-level domain, an IP address, % routing).",
 	"REPLYTO_FREEMAIL_DIFF":   "Replies go to a free-mail address other than the sender's.",
 	"HEADER_8BIT":             "Raw 8-bit characters in headers (not encoded as the standard requires).",

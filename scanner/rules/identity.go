@@ -15,6 +15,7 @@ const (
 	FromLookalike  = "FROM_LOOKALIKE"
 	FromMalformed  = "FROM_MALFORMED"
 	FromAbusedTLD  = "FROM_ABUSED_TLD"
+	FromNameRcpt   = "FROM_NAME_RCPT_DOMAIN"
 )
 
 var identityWeights = map[string]float64{
@@ -22,9 +23,10 @@ var identityWeights = map[string]float64{
 	FromLookalike:  3.0,
 	FromMalformed:  2.0,
 	FromAbusedTLD:  1.0,
+	FromNameRcpt:   2.0,
 }
 
-func identity(f *findings, _ *scanner.Envelope, m *scanner.Message) {
+func identity(f *findings, env *scanner.Envelope, m *scanner.Message) {
 	if m.FromAddr == "" {
 		return
 	}
@@ -40,6 +42,9 @@ func identity(f *findings, _ *scanner.Envelope, m *scanner.Message) {
 	}
 	if b, why := brands.lookalikeUnder(host, org); b != nil {
 		f.hit(FromLookalike, b.name+": "+why)
+	}
+	if rd := namedRecipientDomain(env, m); rd != "" && orgDomain(rd) != org {
+		f.hit(FromNameRcpt, rd+" from "+org)
 	}
 	if abusedTLD(host) {
 		f.hit(FromAbusedTLD, host)
@@ -93,4 +98,23 @@ func overridesReversed(name string) string {
 		b.WriteString(string(r))
 		name = after
 	}
+}
+
+// namedRecipientDomain returns the recipient's domain when the From
+// display name shows it ("example.com IT Helpdesk", "Webmail
+// example.com"), else "". Mailbox-quota and password-expiry phish dress
+// as the reader's own organisation this way; the organisation's real
+// mail comes from its own domain, and vendors name themselves.
+func namedRecipientDomain(env *scanner.Envelope, m *scanner.Message) string {
+	if m.FromName == "" {
+		return ""
+	}
+	_, rd, ok := strings.Cut(recipientAddress(env, m), "@")
+	if !ok || !strings.Contains(rd, ".") {
+		return ""
+	}
+	if containsAddressWord(strings.ToLower(displayed(m.FromName)), rd) {
+		return rd
+	}
+	return ""
 }

@@ -785,3 +785,28 @@ func TestRecipientInFragment(t *testing.T) {
 		t.Errorf("%s missing for the envelope recipient", URLRcptFragment)
 	}
 }
+
+// TestFromNameShowsRecipientDomain: a display name showing the reader's
+// own domain, on mail from another organisation, dresses as the reader's
+// IT department; the organisation's own mail and a vendor naming itself
+// are not that.
+func TestFromNameShowsRecipientDomain(t *testing.T) {
+	for _, tc := range []struct {
+		from, to string
+		want     bool
+	}{
+		{"acme-corp.com IT Helpdesk <it@mail-quota.example>", "ana.silva@acme-corp.com", true},
+		{"\"Webmail ACME-CORP.COM\" <admin@server7.example>", "Ana <ana.silva@acme-corp.com>", true},
+		{"acme-corp.com IT Helpdesk <it@acme-corp.com>", "ana.silva@acme-corp.com", false},      // their own IT
+		{"acme-corp.com IT Helpdesk <it@mail.acme-corp.com>", "ana.silva@acme-corp.com", false}, // a subdomain of theirs
+		{"Acme Corp Slack <feedback@slack.example>", "ana.silva@acme-corp.com", false},          // a name, not the domain
+		{"myacme-corp.com Support <s@shop.example>", "ana.silva@acme-corp.com", false},          // another domain ending alike
+		{"Tom Becker <tom@partner.example>", "ana.silva@acme-corp.com", false},
+	} {
+		raw := "From: " + tc.from + "\nTo: " + tc.to + "\nDate: Tue, 14 Oct 2025 09:12:44 +0000\nMessage-ID: <n.1@example.org>\nSubject: Mailbox\n\nYour mailbox.\n"
+		got := run(t, nil, msg(raw), nil)
+		if _, fired := got[FromNameRcpt]; fired != tc.want {
+			t.Errorf("%s to %s: %s fired %v, want %v", tc.from, tc.to, FromNameRcpt, fired, tc.want)
+		}
+	}
+}
