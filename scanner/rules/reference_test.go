@@ -104,6 +104,13 @@ func disguisedWordsReference(texts ...string) (zeroWidth int, mixed string) {
 	for _, t := range texts {
 		start := -1
 		prevLatin := false
+		shy, letters := 0, 0 // the word's soft hyphens and letters
+		endWord := func() {
+			if letters < hyphenatedLetters {
+				zeroWidth += shy
+			}
+			shy, letters = 0, 0
+		}
 		for i, r := range t {
 			if runes++; runes > maxScannedRunes {
 				return zeroWidth, mixed
@@ -111,7 +118,11 @@ func disguisedWordsReference(texts ...string) (zeroWidth int, mixed string) {
 			switch {
 			case isZeroWidth(r):
 				if prevLatin && i+len(string(r)) < len(t) && startsLatinLetter(t[i+len(string(r)):]) {
-					zeroWidth++
+					if r == '\u00ad' {
+						shy++
+					} else {
+						zeroWidth++
+					}
 				}
 				continue
 			case unicode.IsLetter(r):
@@ -119,16 +130,19 @@ func disguisedWordsReference(texts ...string) (zeroWidth int, mixed string) {
 					start = i
 				}
 				prevLatin = r < 0x250
+				letters++
 				continue
 			}
 			if start >= 0 && mixed == "" && mixedScript(t[start:i]) {
 				mixed = t[start:i]
 			}
+			endWord()
 			start, prevLatin = -1, false
 		}
 		if start >= 0 && mixed == "" && mixedScript(t[start:]) {
 			mixed = t[start:]
 		}
+		endWord()
 	}
 	return zeroWidth, mixed
 }

@@ -346,7 +346,11 @@ var greetings = map[string]bool{
 
 // disguisedWords counts zero-width characters inside Latin words
 // ("Pay\u200bPal" reads as PayPal but matches no filter) and returns the
-// first word mixing Latin with Cyrillic or Greek letters.
+// first word mixing Latin with Cyrillic or Greek letters. A soft hyphen
+// counts only in a word shorter than hyphenatedLetters: German and Dutch
+// newsletters put "&shy;" into their long compounds
+// ("Jahres&shy;verbrauchs&shy;abrechnung") so a phone can break them,
+// while nobody hyphenates "Pay\u00adPal".
 func disguisedWords(texts ...string) (zeroWidth int, mixed string) {
 	runes := 0
 	for _, t := range texts {
@@ -362,6 +366,9 @@ func disguisedWords(texts ...string) (zeroWidth int, mixed string) {
 		// can mix scripts, and ASCII, most of any text, skips the
 		// unicode tables.
 		prevLatin, foreign := false, false
+		// letters and softHyphens of the word so far: the hyphens count
+		// once the word's length is known.
+		letters, softHyphens := 0, 0
 		for i := 0; i < len(t); {
 			if runes++; runes > maxScannedRunes {
 				return zeroWidth, mixed
@@ -378,11 +385,16 @@ func disguisedWords(texts ...string) (zeroWidth int, mixed string) {
 					start = at
 				}
 				prevLatin = true
+				letters++
 				continue
 			case r < utf8.RuneSelf:
 			case isZeroWidth(r):
 				if prevLatin && i < len(t) && startsLatinLetter(t[i:]) {
-					zeroWidth++
+					if r == softHyphen {
+						softHyphens++
+					} else {
+						zeroWidth++
+					}
 				}
 				continue
 			case unicode.IsLetter(r):
@@ -391,19 +403,34 @@ func disguisedWords(texts ...string) (zeroWidth int, mixed string) {
 				}
 				prevLatin = r < 0x250
 				foreign = true
+				letters++
 				continue
 			}
 			if start >= 0 && foreign && mixed == "" && mixedScript(t[start:at]) {
 				mixed = t[start:at]
 			}
+			if letters < hyphenatedLetters {
+				zeroWidth += softHyphens
+			}
 			start, prevLatin, foreign = -1, false, false
+			letters, softHyphens = 0, 0
 		}
 		if start >= 0 && foreign && mixed == "" && mixedScript(t[start:]) {
 			mixed = t[start:]
 		}
+		if letters < hyphenatedLetters {
+			zeroWidth += softHyphens
+		}
 	}
 	return zeroWidth, mixed
 }
+
+// softHyphen is U+00AD, an invisible hyphenation point.
+const softHyphen = '\u00ad'
+
+// hyphenatedLetters is the length from which a word may carry soft
+// hyphens: compounds that long overflow a phone's line.
+const hyphenatedLetters = 12
 
 func asciiLetter(c byte) bool { return c|0x20 >= 'a' && c|0x20 <= 'z' }
 
