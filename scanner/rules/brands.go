@@ -451,21 +451,32 @@ func isConfusable(r rune) bool {
 // mixedScript reports whether a Latin word has letters swapped for
 // Cyrillic or Greek ones that look the same ("PаyPal" with a Cyrillic
 // "а"), which no language does. Other mixes are mojibake ("bisonпїЅone",
-// UTF-8 read as Windows-1251), not disguise.
+// UTF-8 read as Windows-1251), not disguise. Nor is a Russian case ending
+// glued to a Latin name ("iPhoneом", "SMSку"): two or more Cyrillic
+// letters after all the Latin ones; a single one ("Googlе") is a swap.
 func mixedScript(word string) bool {
 	latin, swapped := 0, 0
+	// ending: the swapped letters so far are all Cyrillic and no Latin
+	// letter followed them.
+	ending := true
 	for _, r := range word {
 		switch {
 		case r < utf8.RuneSelf && unicode.IsLetter(r), r >= utf8.RuneSelf && unicode.In(r, unicode.Latin):
 			latin++
+			if swapped > 0 {
+				ending = false
+			}
 		case unicode.In(r, unicode.Cyrillic, unicode.Greek):
 			if _, ok := confusable[r]; !ok {
 				return false
 			}
 			swapped++
+			if latin == 0 || !unicode.Is(unicode.Cyrillic, r) {
+				ending = false
+			}
 		}
 	}
-	return latin >= 2 && swapped > 0
+	return latin >= 2 && swapped > 0 && !(ending && swapped >= 2)
 }
 
 // charClasses is the set of classes of the bytes of s: one class per

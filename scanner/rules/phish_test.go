@@ -385,7 +385,10 @@ func TestDisguisedWords(t *testing.T) {
 		{"bisonпїЅone", 0, ""},                       // mojibake is not disguise
 		{"preheader \u200c\u00a0\u200c text", 0, ""}, // newsletter padding between words
 		{"Καλημέρα", 0, ""},
-		{"Pay\u00adPal Kon\u00adto", 2, ""}, // soft hyphens in short words: nobody hyphenates them
+		{"Купил iPhoneом и SMSку", 0, ""},    // Russian case endings on Latin names
+		{"Your Googlе account", 0, "Googlе"}, // one Cyrillic letter at the end is a swap
+		{"Micrоsoftом", 0, "Micrоsoftом"},    // a swap inside is one whatever follows
+		{"Pay\u00adPal Kon\u00adto", 2, ""},  // soft hyphens in short words: nobody hyphenates them
 		// A newsletter's hyphenation points in long compounds.
 		{"Ihre Jahres\u00adverbrauchs\u00adabrechnung und Abschlags\u00adzahlung", 0, ""},
 		{"Jahres\u00adver\u200bbrauchs\u00adabrechnung", 1, ""}, // other zero-width characters still count
