@@ -324,6 +324,10 @@ func TestBrandOwnsItsDomains(t *testing.T) {
 		{"dpd", "dpdlocal.co.uk", true},
 		{"gls", "gls-pakete.de", true},
 		{"microsoft", "microsoftstoreemail.com", true},
+		{"dhl", "dhlparcel.nl", true},
+		{"irs", "govdelivery.com", true}, // US agencies' bulletins go out through GovDelivery
+		{"serasa", "serasaexperian.com.br", true},
+		{"amazon", "amazon.co.za", true},
 	}
 	for _, tt := range tests {
 		b := byName[tt.brand]
