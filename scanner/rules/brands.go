@@ -349,6 +349,12 @@ func (idx *brandIndex) lookalikeUnder(host, org string) (b *brand, why string) {
 			}
 		}
 	}
+	// A brand's own name on a top-level domain the list does not give it
+	// (binance.us) is that brand, not a misspelling of another within
+	// two letters (finances.gouv.fr's "finances").
+	if idx.keys[first] != nil {
+		return nil, ""
+	}
 	if b := idx.misspelt(first); b != nil {
 		return b, "misspelt brand in " + org
 	}

@@ -168,8 +168,12 @@ func TestLookalike(t *testing.T) {
 		{"volksbank-sicherheit.com", "volksbank"},
 		{"meine-volksbank.de", ""},
 		{"confirmation.tax.service.gov.uk", ""}, // HMRC's own, below a public suffix
-		{"mydhl.express.dhl", ""},               // below DHL's own top-level domain
-		{"receita.fazenda.gov.br", ""},          // below the government's suffix
+		{"binance.us", ""},                      // a brand's name on another TLD, not a misspelt "finances"
+		{"binance-us.com", "binance"},
+		{"paypal-community.com", ""}, // PayPal's own forum
+		{"www.paypal-communlty.com", "paypal"},
+		{"mydhl.express.dhl", ""},      // below DHL's own top-level domain
+		{"receita.fazenda.gov.br", ""}, // below the government's suffix
 		{"", ""},
 	}
 	for _, tt := range tests {
