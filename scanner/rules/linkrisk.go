@@ -35,7 +35,7 @@ var linkWeights = map[string]float64{
 func linkRisk(f *findings, env *scanner.Envelope, m *scanner.Message) {
 	if rcpt := recipientAddress(env, m); rcpt != "" {
 		for _, u := range m.URLs {
-			if !u.Image && fragmentIsAddress(u.Raw, rcpt) {
+			if !u.Image && fragmentIsAddress(unwrapped(u).Raw, rcpt) {
 				f.hit(URLRcptFragment, u.Host)
 				break
 			}
@@ -64,7 +64,7 @@ func linkRisk(f *findings, env *scanner.Envelope, m *scanner.Message) {
 		}
 	}
 	for _, u := range m.URLs {
-		judge(u)
+		judge(unwrapped(u))
 	}
 	// A form's action is where the password typed into it goes, a link
 	// as much as an href is.

@@ -601,6 +601,7 @@ func links(f *findings, m *scanner.Message) {
 		from = orgDomain(d)
 	}
 	for _, u := range m.URLs {
+		u = unwrapped(u)
 		if u.IP {
 			f.hit(URLIPHost, u.Host)
 		}

@@ -241,7 +241,7 @@ func clickableElsewhere(m *scanner.Message, home bool) bool {
 		from = orgDomain(d)
 	}
 	for _, u := range m.URLs {
-		if !u.Image && (from == "" || u.Domain != from) {
+		if !u.Image && (from == "" || unwrapped(u).Domain != from) {
 			return true
 		}
 	}
