@@ -831,3 +831,31 @@ func TestFromNameShowsRecipientDomain(t *testing.T) {
 		}
 	}
 }
+
+// TestBrandAtHomeSetsItsOwnDeadlines: a listed brand writing from its own
+// domain, its links and replies staying there, may warn and ask for
+// payment: it sends the reader to itself. The same words with a link or a
+// Reply-To elsewhere, or from the brand's webmail, still count.
+func TestBrandAtHomeSetsItsOwnDeadlines(t *testing.T) {
+	const body = "Date: Tue, 14 Oct 2025 09:12:44 +0000\nMessage-ID: <b.1@example.org>\nSubject: Your storage is full\n" +
+		"MIME-Version: 1.0\nContent-Type: text/html; charset=utf-8\n\n" +
+		"<p>Your storage is full. Please update your payment to keep your files: <a href=\"LINK\">Get more storage</a></p>"
+	for _, tc := range []struct {
+		name, head, link string
+		want             bool
+	}{
+		{"Google from google.com, linking Google", "From: Google <no-reply@accounts.google.com>\n", "https://one.google.com/storage", false},
+		{"a bank from its own domain", "From: Chase <no.reply.alerts@chase.com>\n", "https://secure.chase.com/pay", false},
+		{"Google's name, a link elsewhere", "From: Google <no-reply@accounts.google.com>\n", "https://google-storage.example.net/pay", true},
+		{"replies going elsewhere", "From: Google <no-reply@accounts.google.com>\nReply-To: billing@storage-help.example\n", "https://one.google.com/storage", true},
+		{"from Google's webmail", "From: Google Storage <storage.team.help@gmail.com>\n", "https://one.google.com/storage", true},
+		{"an unlisted sender's own domain", "From: Storage <billing@cloud-storage.example>\n", "https://cloud-storage.example/pay", true},
+	} {
+		got := run(t, nil, msg(tc.head+strings.Replace(body, "LINK", tc.link, 1)), nil)
+		_, u := got[TextUrgency]
+		_, c := got[TextCredentials]
+		if u != tc.want || c != tc.want {
+			t.Errorf("%s: %s %v, %s %v, want %v (%v)", tc.name, TextUrgency, u, TextCredentials, c, tc.want, got)
+		}
+	}
+}

@@ -144,6 +144,15 @@ func textSigns(f *findings, env *scanner.Envelope, m *scanner.Message) {
 	if c == "" && away {
 		c = found[foundSignIn]
 	}
+	// A listed brand writing from its own domain, every link and any
+	// Reply-To staying there, sets its own deadlines and asks for its own
+	// payments: Google's "your storage is full", a bank's "suspicious
+	// activity", Netflix's "update your payment", DHL's customs fee.
+	// Whatever it says, it sends the reader to the brand itself (a forged
+	// brand From is DMARC's to catch).
+	if !away && brandHome(m) {
+		u, c = "", ""
+	}
 	if u != "" {
 		f.hit(TextUrgency, u)
 	}
@@ -230,6 +239,27 @@ func showsImage(m *scanner.Message) bool {
 		}
 	}
 	return false
+}
+
+// brandHome: m's From domain is one of a listed brand's own, not its
+// webmail (gmail.com is Google's, but anyone's mailbox), and a Reply-To,
+// if any, is at the same organisation.
+func brandHome(m *scanner.Message) bool {
+	d := domainOf(m.FromAddr)
+	if d == "" {
+		return false
+	}
+	org := orgDomain(d)
+	if freemail[org] || brands.owner[org] == nil && !brands.federationMember(org) {
+		return false
+	}
+	if rt := m.Header.Get("Reply-To"); rt != "" {
+		a, err := mail.ParseAddress(rt)
+		if err != nil || orgDomain(domainOf(strings.ToLower(a.Address))) != org {
+			return false
+		}
+	}
+	return true
 }
 
 // clickableElsewhere: m has a link to click that leaves the organisation
