@@ -672,6 +672,11 @@ func TestPhishActionLinksLeaveTheSender(t *testing.T) {
 		{"home is a look-alike", "PayPal <service@paypal-resolution.com>", "https://www.paypal-resolution.com/signin", true},
 		{"home claims a brand", "PayPal <service@account-review.example>", "https://account-review.example/signin", true},
 		{"no From domain", "Security", "https://secure.chase.com/alerts", true},
+		// One government linking another of its sites is at home.
+		{"GOV.UK Notify to a service", "GOV.UK <noreply@notifications.service.gov.uk>", "https://www.passport.service.gov.uk/track", false},
+		{"a council to GOV.UK", "Council <tax@bristol.gov.uk>", "https://www.gov.uk/council-tax", false},
+		{"a government to a company", "GOV.UK <noreply@notifications.service.gov.uk>", "https://passport-service.example.com/track", true},
+		{"a company to a government site", "Chase <alerts@chase.com>", "https://www.gov.uk/", true},
 	} {
 		raw := "From: " + tc.from + "\n" + strings.Replace(body, "</p>", " <a href=\""+tc.link+"\">Review</a></p>", 1)
 		got := run(t, nil, msg(raw), nil)

@@ -9,6 +9,8 @@ import (
 	"unicode/utf8"
 	"unsafe"
 
+	"golang.org/x/net/publicsuffix"
+
 	"github.com/mxgrid/mxgrid/scanner"
 )
 
@@ -270,12 +272,37 @@ func clickableElsewhere(m *scanner.Message, home bool) bool {
 	if d := domainOf(m.FromAddr); d != "" && !home {
 		from = orgDomain(d)
 	}
+	gov := governmentSuffix(from)
 	for _, u := range m.URLs {
-		if !u.Image && (from == "" || unwrapped(u).Domain != from) {
+		if u.Image {
+			continue
+		}
+		d := unwrapped(u).Domain
+		if from == "" || d != from && (gov == "" || governmentSuffix(d) != gov) {
 			return true
 		}
 	}
 	return false
+}
+
+// governmentSuffix is the public suffix of org when registering below it
+// is for a government's bodies only ("gov.uk", "service.gov.uk",
+// "gouv.fr", "gov.br", "gob.es", "gv.at"), else "". One government
+// linking another of its sites is at home: GOV.UK Notify's mail from
+// notifications.service.gov.uk sends the reader to
+// passport.service.gov.uk, each its own registrable domain.
+func governmentSuffix(org string) string {
+	sfx, _ := publicsuffix.PublicSuffix(org)
+	if sfx == org {
+		return ""
+	}
+	for label := range strings.SplitSeq(sfx, ".") {
+		switch label {
+		case "gov", "gouv", "gob", "govt", "gv":
+			return sfx
+		}
+	}
+	return ""
 }
 
 // recipientAddress is the envelope recipient when there is exactly one
