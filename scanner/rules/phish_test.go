@@ -855,6 +855,8 @@ func TestBrandAtHomeSetsItsOwnDeadlines(t *testing.T) {
 		{"replies going elsewhere", "From: Google <no-reply@accounts.google.com>\nReply-To: billing@storage-help.example\n", "https://one.google.com/storage", true},
 		{"from Google's webmail", "From: Google Storage <storage.team.help@gmail.com>\n", "https://one.google.com/storage", true},
 		{"an unlisted sender's own domain", "From: Storage <billing@cloud-storage.example>\n", "https://cloud-storage.example/pay", true},
+		{"a council linking GOV.UK", "From: Council <tax@bristol.gov.uk>\n", "https://www.gov.uk/pay-council-tax", false},
+		{"a council linking a company", "From: Council <tax@bristol.gov.uk>\n", "https://council-pay.example.com/", true},
 	} {
 		got := run(t, nil, msg(tc.head+strings.Replace(body, "LINK", tc.link, 1)), nil)
 		_, u := got[TextUrgency]

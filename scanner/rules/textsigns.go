@@ -151,7 +151,7 @@ func textSigns(f *findings, env *scanner.Envelope, m *scanner.Message) {
 	// payments: Google's "your storage is full", a bank's "suspicious
 	// activity", Netflix's "update your payment", DHL's customs fee.
 	// Whatever it says, it sends the reader to the brand itself (a forged
-	// brand From is DMARC's to catch).
+	// brand From is DMARC's to catch). Public bodies likewise.
 	if !away && brandHome(m) {
 		u, c = "", ""
 	}
@@ -244,15 +244,16 @@ func showsImage(m *scanner.Message) bool {
 }
 
 // brandHome: m's From domain is one of a listed brand's own, not its
-// webmail (gmail.com is Google's, but anyone's mailbox), and a Reply-To,
-// if any, is at the same organisation.
+// webmail (gmail.com is Google's, but anyone's mailbox), or a public
+// body's below a government suffix (a council's "final notice"), and a
+// Reply-To, if any, is at the same organisation.
 func brandHome(m *scanner.Message) bool {
 	d := domainOf(m.FromAddr)
 	if d == "" {
 		return false
 	}
 	org := orgDomain(d)
-	if freemail[org] || brands.owner[org] == nil && !brands.federationMember(org) {
+	if freemail[org] || brands.owner[org] == nil && !brands.federationMember(org) && governmentSuffix(org) == "" {
 		return false
 	}
 	if rt := m.Header.Get("Reply-To"); rt != "" {
