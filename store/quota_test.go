@@ -362,3 +362,38 @@ func BenchmarkAddRecipientUnderQuota(b *testing.B) {
 		})
 	}
 }
+
+// TestCustomersCappedByTheDomainQuota: a reseller holds at most as many
+// customers as its domain quota allows domains; a customer costs every
+// node memory (its policy included) like a domain does, and without the
+// cap a reseller at its domain quota could still create them without end.
+// The refused create stores nothing; another reseller is not affected.
+func TestCustomersCappedByTheDomainQuota(t *testing.T) {
+	for _, tc := range dialects {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			f := newQuotaFixture(t, tc.open(t)) // one customer each, 3 domains
+			create := func(resellerID int64, name string) error {
+				c := tenant.Customer{ResellerID: resellerID, Name: name}
+				_, err := f.ts.CreateCustomer(ctx, &c, quotaAudit)
+				return err
+			}
+			for _, name := range []string{"c2", "c3"} {
+				if err := create(f.r1.ID, name); err != nil {
+					t.Fatalf("customer %s within the quota: %v", name, err)
+				}
+			}
+			wantQuotaError(t, create(f.r1.ID, "c4"), tenant.QuotaError{What: "customers", Quota: 3, Used: 3, After: 4})
+			var n int
+			if err := f.ts.st.DB.QueryRowContext(ctx, `SELECT COUNT(*) FROM customers WHERE reseller_id = $1`, f.r1.ID).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			if n != 3 {
+				t.Errorf("reseller 1 holds %d customers after the refused create, want 3", n)
+			}
+			if err := create(f.r2.ID, "c2"); err != nil {
+				t.Errorf("another reseller's customer: %v", err)
+			}
+		})
+	}
+}

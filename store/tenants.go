@@ -620,9 +620,12 @@ func (t *Tenants) CreateCustomer(ctx context.Context, c *tenant.Customer, a admi
 	now := nowUTC()
 	return t.write(ctx, "customer "+c.Name, a, changed{changedCustomer, &c.ID}, func(tx *sql.Tx) error {
 		c.Created, c.Updated = now, now
-		return tx.QueryRowContext(ctx, `INSERT INTO customers (reseller_id, name, policy, suspended, map_key, created_us, updated_us)
+		if err := tx.QueryRowContext(ctx, `INSERT INTO customers (reseller_id, name, policy, suspended, map_key, created_us, updated_us)
 			VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING id`,
-			c.ResellerID, c.Name, pol, c.Suspended, nullStr(c.MapKey), micros(now)).Scan(&c.ID)
+			c.ResellerID, c.Name, pol, c.Suspended, nullStr(c.MapKey), micros(now)).Scan(&c.ID); err != nil {
+			return err
+		}
+		return t.enforceQuota(ctx, tx, c.ResellerID, quotaCustomers, 1)
 	})
 }
 
@@ -1039,12 +1042,19 @@ func countRecipients(ctx context.Context, tx *sql.Tx, domainID, delta int64) err
 const (
 	quotaDomains    = "domains"
 	quotaRecipients = "recipients"
+	// quotaCustomers is capped by the domain quota: a customer exists to
+	// hold domains, so a reseller needs no more of them than domains, and
+	// each one (with a policy of up to the API's body limit) is held in
+	// every node's memory. Uncapped, a reseller at its domain quota could
+	// still create customers until the nodes ran out of memory.
+	quotaCustomers = "customers"
 )
 
 // quotaCount counts what a quota caps of reseller $1.
 var quotaCount = map[string]string{
 	quotaDomains:    `SELECT COUNT(*) FROM domains d JOIN customers c ON c.id = d.customer_id WHERE c.reseller_id = $1`,
 	quotaRecipients: `SELECT COALESCE(SUM(d.recipient_count), 0) FROM domains d JOIN customers c ON c.id = d.customer_id WHERE c.reseller_id = $1`,
+	quotaCustomers:  `SELECT COUNT(*) FROM customers WHERE reseller_id = $1`,
 }
 
 // Queries of the reseller ($1: a domain's or customer's id) holding an
@@ -1063,7 +1073,8 @@ func ownerOf(ctx context.Context, tx *sql.Tx, query string, id int64) (int64, er
 }
 
 // enforceQuota fails tx when the write it just made (delta more of what,
-// quotaDomains or quotaRecipients) left resellerID over its quota.
+// quotaDomains, quotaRecipients or quotaCustomers) left resellerID over
+// its quota.
 // Counting after the write makes duplicates, replaced lists and skipped
 // existing rows count as they are stored. The reseller's row is locked
 // first on PostgreSQL, so concurrent writes of one reseller count one

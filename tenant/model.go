@@ -166,7 +166,8 @@ var (
 
 // QuotaError is a write refused by a reseller's quota.
 type QuotaError struct {
-	// What is "domains" or "recipients".
+	// What is "domains", "recipients" or "customers" (capped by the
+	// domain quota).
 	What  string `json:"what"`
 	Quota int64  `json:"quota"`
 	// Used is what the reseller held before the write, After what it
