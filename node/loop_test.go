@@ -197,19 +197,27 @@ func TestRouteToAnotherNodeIs554(t *testing.T) {
 func TestRouteThroughAnotherNodeIs554(t *testing.T) {
 	a, b := startPair(t, [2]string{}, func(i int, smtp [2]string) string { return forward(t, smtp[1-i]) }, nil)
 
-	err, took := sendOnce(a.SMTPAddr(), "bob@other.example")
-	t.Logf("a → b → a ...: %v after %v", err, took.Round(time.Millisecond))
-	if !isLoopReply(err) {
-		t.Fatalf("got %v, want 554 5.4.6", err)
-	}
-	if got := metric(t, b, `mxgrid_smtp_connections_total{result="accepted"}`); got != 1 {
-		t.Errorf("b accepted %v connections, want a's one", got)
-	}
+	wantLoopRefused(t, a, b, 1, "greeting")
 	if got := metric(t, a, `mxgrid_smtp_connections_total{result="accepted"}`); got != 1 {
 		t.Errorf("a accepted %v connections, want the sender's one", got)
 	}
-	if got := metric(t, a, `mxgrid_relay_loops_total{detected_by="greeting"}`); got != 1 {
-		t.Errorf("a's loops{detected_by=greeting} = %v, want 1", got)
+}
+
+// wantLoopRefused sends a message for other.example to a, whose route
+// leads to b: the sender must hear 554 5.4.6, b must have accepted
+// bAccepted connections, and a must have counted the loop as detectedBy.
+func wantLoopRefused(t *testing.T, a, b *nodetest.Node, bAccepted float64, detectedBy string) {
+	t.Helper()
+	err, took := sendOnce(a.SMTPAddr(), "bob@other.example")
+	t.Logf("a → b: %v after %v", err, took.Round(time.Millisecond))
+	if !isLoopReply(err) {
+		t.Fatalf("got %v, want 554 5.4.6", err)
+	}
+	if got := metric(t, b, `mxgrid_smtp_connections_total{result="accepted"}`); got != bAccepted {
+		t.Errorf("b accepted %v connections, want %v", got, bAccepted)
+	}
+	if got := metric(t, a, `mxgrid_relay_loops_total{detected_by="`+detectedBy+`"}`); got != 1 {
+		t.Errorf("a's loops{detected_by=%s} = %v, want 1", detectedBy, got)
 	}
 }
 
@@ -228,17 +236,7 @@ func TestRouteToAnotherNodesManagementAddressIs554(t *testing.T) {
 		}
 	})
 
-	err, took := sendOnce(a.SMTPAddr(), "bob@other.example")
-	t.Logf("a → b's management address: %v after %v", err, took.Round(time.Millisecond))
-	if !isLoopReply(err) {
-		t.Fatalf("got %v, want 554 5.4.6", err)
-	}
-	if got := metric(t, b, `mxgrid_smtp_connections_total{result="accepted"}`); got != 0 {
-		t.Errorf("b received %v connections, want 0", got)
-	}
-	if got := metric(t, a, `mxgrid_relay_loops_total{detected_by="address"}`); got != 1 {
-		t.Errorf("a's loops{detected_by=address} = %v, want 1", got)
-	}
+	wantLoopRefused(t, a, b, 0, "address")
 }
 
 // TestMemberAddrs: a member's management address counts beside its gossip
