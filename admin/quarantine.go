@@ -17,7 +17,7 @@ type Quarantine interface {
 	Item(ctx context.Context, scope Scope, id int64) (quarantine.Item, error)
 	Open(ctx context.Context, scope Scope, id int64, fn func(quarantine.Item, []byte)) (quarantine.Item, error)
 	Release(ctx context.Context, scope Scope, id int64, by string) (quarantine.Item, string, error)
-	Delete(ctx context.Context, scope Scope, id int64) error
+	Delete(ctx context.Context, scope Scope, id int64, by string) error
 }
 
 // ListQuarantine lists p's quarantined messages, newest first; the scope
@@ -112,5 +112,9 @@ func (s *Service) DeleteQuarantined(ctx context.Context, p Principal, id int64) 
 	if s.quarantine == nil {
 		return ErrPanelUnconfigured
 	}
-	return s.quarantine.Delete(ctx, scope(p), id)
+	if err := s.quarantine.Delete(ctx, scope(p), id, p.Actor); err != nil {
+		return err
+	}
+	s.log.Info("quarantined message deleted", "id", id, "actor", p.Actor)
+	return nil
 }

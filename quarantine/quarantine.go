@@ -177,8 +177,9 @@ type Service struct {
 // its reader makes of it (a preview's parse, a delivery's copy).
 const openFactor = 3
 
-// TrackReleases makes every release a message-tracking record (one per
-// recipient, delivered with the customer server's reply).
+// TrackReleases makes every release and delete a message-tracking record
+// (one per recipient: a release delivered with the customer server's
+// reply, a delete still quarantined, saying who deleted it).
 func (s *Service) TrackReleases(t Tracker) { s.tracker = t }
 
 // New returns a service; deliver may be nil on a node that only holds.
@@ -330,15 +331,24 @@ func (s *Service) Release(ctx context.Context, scope tracking.Scope, id int64, b
 		return it, reply, fmt.Errorf("quarantine: release %d: %w", id, err)
 	}
 	it.State, it.ReleasedBy = StateReleased, by
-	if s.tracker != nil {
-		for _, rcpt := range it.Recipients {
-			s.tracker.Record(tracking.Record{Time: s.now().UTC(), QueueID: it.QueueID, Sender: it.Sender, Recipient: rcpt,
-				Domain: it.Domain, DomainID: it.DomainID, CustomerID: it.CustomerID, Size: it.Size, MessageID: it.MessageID,
-				Subject: it.Subject, Score: it.Score, Symbols: it.Symbols, Status: tracking.StatusDelivered, ReplyCode: 250,
-				Reply: "released from the quarantine by " + by, Downstream: reply})
-		}
-	}
+	s.track(it, tracking.StatusDelivered, "released from the quarantine by "+by, reply)
 	return it, reply, nil
+}
+
+// track records what became of held item it, one record per recipient,
+// beside the one that recorded it held: status and what says what, and
+// downstream is the customer server's reply, if any. The sender was told
+// 250 when the message was held, whatever happened to it since.
+func (s *Service) track(it Item, status tracking.Status, what, downstream string) {
+	if s.tracker == nil {
+		return
+	}
+	for _, rcpt := range it.Recipients {
+		s.tracker.Record(tracking.Record{Time: s.now().UTC(), QueueID: it.QueueID, Sender: it.Sender, Recipient: rcpt,
+			Domain: it.Domain, DomainID: it.DomainID, CustomerID: it.CustomerID, Size: it.Size, MessageID: it.MessageID,
+			Subject: it.Subject, Score: it.Score, Symbols: it.Symbols, Status: status, ReplyCode: 250,
+			Reply: what, Downstream: downstream})
+	}
 }
 
 // finishAttempts and finishBackoff: how often, and how far apart, a
@@ -369,9 +379,19 @@ func (s *Service) finishRelease(ctx context.Context, id int64, delivered bool) e
 	return err
 }
 
-// Delete removes an item's message for good.
-func (s *Service) Delete(ctx context.Context, scope tracking.Scope, id int64) error {
-	return s.store.DeleteQuarantine(ctx, scope, id)
+// Delete removes an item's message for good; by names who did, in the
+// message log, where a customer asking after a message it never got
+// finds it held and then deleted, and by whom, as it finds a release.
+func (s *Service) Delete(ctx context.Context, scope tracking.Scope, id int64, by string) error {
+	it, err := s.store.QuarantineItem(ctx, scope, id)
+	if err != nil {
+		return err
+	}
+	if err := s.store.DeleteQuarantine(ctx, scope, id); err != nil {
+		return err
+	}
+	s.track(it, tracking.StatusQuarantined, "deleted from the quarantine by "+by, "")
+	return nil
 }
 
 // Prune deletes items older than the retention.

@@ -399,3 +399,57 @@ func TestReleaseOutcomeSurvivesABlip(t *testing.T) {
 		})
 	}
 }
+
+// trackLog collects the message-tracking records the service makes.
+type trackLog []tracking.Record
+
+func (l *trackLog) Record(r tracking.Record) { *l = append(*l, r) }
+
+// TestReleaseAndDeleteAreTracked: a release and a delete each leave a
+// message-tracking record naming who did it, so that a
+// customer asking after a message finds it held and then released or
+// deleted, and by whom; a delete refused (the item is gone already)
+// records nothing.
+func TestReleaseAndDeleteAreTracked(t *testing.T) {
+	ctx := context.Background()
+	op := tracking.Scope{Operator: true}
+	var log trackLog
+	svc := quarantine.New(quarantine.DefaultConfig(), openStore(t), &recorder{}, nil)
+	svc.TrackReleases(&log)
+	hold := func() int64 {
+		ids, err := svc.Hold(ctx, quarantine.Item{Domain: "a.example", DomainID: 7, CustomerID: 1, Sender: "s@x.example",
+			Recipients: []string{"bob@a.example"}, QueueID: "Q1"}, strings.NewReader("Subject: x\r\n\r\nx\r\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ids[0]
+	}
+	released, deleted := hold(), hold()
+	if _, _, err := svc.Release(ctx, op, released, "alice@reseller"); err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Delete(ctx, op, deleted, "bob@customer"); err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Delete(ctx, op, deleted, "bob@customer"); err == nil {
+		t.Fatal("a deleted item was deleted again")
+	}
+	want := []struct {
+		rcpt   string
+		status tracking.Status
+		reply  string
+	}{
+		{"bob@a.example", tracking.StatusDelivered, "released from the quarantine by alice@reseller"},
+		{"bob@a.example", tracking.StatusQuarantined, "deleted from the quarantine by bob@customer"},
+	}
+	if len(log) != len(want) {
+		t.Fatalf("%d records, want %d: %+v", len(log), len(want), log)
+	}
+	for i, w := range want {
+		r := log[i]
+		if r.Recipient != w.rcpt || r.Status != w.status || r.Reply != w.reply || r.QueueID != "Q1" || r.DomainID != 7 || r.CustomerID != 1 {
+			t.Errorf("record %d = %s %s %q (queue %s, domain %d, customer %d), want %s %s %q of Q1, domain 7, customer 1",
+				i, r.Recipient, r.Status, r.Reply, r.QueueID, r.DomainID, r.CustomerID, w.rcpt, w.status, w.reply)
+		}
+	}
+}
