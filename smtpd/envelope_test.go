@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-smtp"
+
 	"github.com/mxgrid/mxgrid/config"
 	"github.com/mxgrid/mxgrid/internal/metrictest"
 	"github.com/mxgrid/mxgrid/internal/smtptest"
@@ -692,6 +694,43 @@ func TestDeferredRecipientsInAGroupAreFree(t *testing.T) {
 	}
 	if got := sink.commands("RCPT"); len(got) != 2 {
 		t.Errorf("customer's server got RCPTs %q, want bob and alice", got)
+	}
+}
+
+// TestDeferredRecipientsFreeUpToTheOvershootLimit: deferrals pipelined
+// are free only up to go-smtp's MaxFreeDeferrals a session, as Postfix's
+// smtpd_recipient_overshoot_limit; past it each counts as junk, and the
+// session is shown out. Without the cap a client pipelining recipients
+// it knew would be deferred kept its connection, and our lookups, for
+// ever.
+func TestDeferredRecipientsFreeUpToTheOvershootLimit(t *testing.T) {
+	n, _ := startRawNode(t, func(c *config.Config) {
+		c.SMTP.MaxJunkCommands = 3
+		c.SMTP.MaxRecipients = 1
+	})
+	c := dial(t, n.SMTPAddr())
+	c.cmd(250, "MAIL FROM:<alice@sender.test>")
+	c.cmd(250, "RCPT TO:<bob@example.org>")
+	const sent = smtp.MaxFreeDeferrals + 20
+	var group strings.Builder
+	for i := range sent {
+		fmt.Fprintf(&group, "RCPT TO:<user%d@example.org>\r\n", i)
+	}
+	c.write(group.String())
+	deferred := 0
+	for {
+		code, msg, err := c.c.ReadResponse(0)
+		if code == 452 {
+			deferred++
+			continue
+		}
+		if code != 421 {
+			t.Fatalf("after %d deferrals: %d %s (%v), want 452s then 421", deferred, code, msg, err)
+		}
+		break
+	}
+	if deferred <= smtp.MaxFreeDeferrals || deferred >= sent {
+		t.Errorf("shown out after %d deferrals, want more than the %d free and fewer than the %d sent", deferred, smtp.MaxFreeDeferrals, sent)
 	}
 }
 

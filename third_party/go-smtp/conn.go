@@ -61,6 +61,9 @@ type Conn struct {
 	// when it pipelines a long recipient list, not an error (mxgrid
 	// patch).
 	deferred bool
+	// freeDeferrals counts the deferrals let go free in groups this
+	// session, up to MaxFreeDeferrals (mxgrid patch).
+	freeDeferrals int
 	// plainReplies is set while the client greeted with HELO: it
 	// negotiated no enhanced status codes (RFC 2034 §3), so replies carry
 	// none (mxgrid patch; upstream sent them to every client).
@@ -210,8 +213,16 @@ func (c *Conn) handle(cmd string, arg string) {
 		// recipient deferred to another transaction, as Postfix spares
 		// its recipient limit's overshoot: a sender pipelining 300
 		// recipients past a limit of 100 was shown out with 421, its
-		// accepted recipients' message too, on every retry.
-		if !junk && c.refused && !(c.deferred && c.inGroup) && !c.over.Load() {
+		// accepted recipients' message too, on every retry. Up to
+		// MaxFreeDeferrals a session, as Postfix's
+		// smtpd_recipient_overshoot_limit: past it, a client pipelining
+		// recipient after recipient it knows will be deferred is refused
+		// like any other, instead of costing us a lookup each for ever.
+		free := c.deferred && c.inGroup && c.freeDeferrals < MaxFreeDeferrals
+		if free {
+			c.freeDeferrals++
+		}
+		if !junk && c.refused && !free && !c.over.Load() {
 			c.junk++
 			c.overJunkLimit()
 		}
@@ -358,6 +369,12 @@ func (c *Conn) tooMuchJunk() bool {
 	c.junk++
 	return c.overJunkLimit()
 }
+
+// MaxFreeDeferrals is how many recipients deferred to another transaction
+// (452 4.5.3) a session may have pipelined before each further one counts
+// as junk: Postfix's smtpd_recipient_overshoot_limit, 1000 (mxgrid
+// patch).
+const MaxFreeDeferrals = 1000
 
 // transactionAbandoned counts, when a transaction ends without a message
 // (RSET, or EHLO or HELO starting over, a BDAT transfer before its LAST
