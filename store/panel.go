@@ -75,8 +75,11 @@ func (t *Tenants) CreateUser(ctx context.Context, u *admin.User, a admin.AuditEn
 	now := nowUTC()
 	_, err := t.writeTx(ctx, "user "+u.Email, a, nil, func(tx *sql.Tx) error {
 		u.Created = now
-		return tx.QueryRowContext(ctx, `INSERT INTO panel_users (reseller_id, email, password, created_us) VALUES ($1, $2, $3, $4) RETURNING id`,
-			u.ResellerID, u.Email, u.Hash, micros(now)).Scan(&u.ID)
+		if err := tx.QueryRowContext(ctx, `INSERT INTO panel_users (reseller_id, email, password, created_us) VALUES ($1, $2, $3, $4) RETURNING id`,
+			u.ResellerID, u.Email, u.Hash, micros(now)).Scan(&u.ID); err != nil {
+			return err
+		}
+		return capPerReseller(ctx, tx, "panel_users", "users", u.ResellerID)
 	})
 	return err
 }

@@ -397,3 +397,56 @@ func TestCustomersCappedByTheDomainQuota(t *testing.T) {
 		})
 	}
 }
+
+// TestTokensAndUsersCappedPerReseller: a reseller holds at most
+// MaxPerReseller API tokens and as many panel users; the create past it
+// is refused with a quota error and stores nothing, another reseller and
+// the operator's own tokens are not affected.
+func TestTokensAndUsersCappedPerReseller(t *testing.T) {
+	for _, tc := range dialects {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			st := tc.open(t)
+			f := newQuotaFixture(t, st)
+			// The first MaxPerReseller rows straight in, in one
+			// transaction: what is tested is the next create.
+			tx, err := st.DB.BeginTx(ctx, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range MaxPerReseller {
+				if _, err := tx.ExecContext(ctx, `INSERT INTO api_tokens (reseller_id, name, hash, created_us) VALUES ($1, $2, $3, 0)`,
+					f.r1.ID, "t", fmt.Sprintf("hash-%d", i)); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := tx.ExecContext(ctx, `INSERT INTO panel_users (reseller_id, email, password, created_us) VALUES ($1, $2, 'x', 0)`,
+					f.r1.ID, fmt.Sprintf("u%d@r1.example", i)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := tx.Commit(); err != nil {
+				t.Fatal(err)
+			}
+			want := func(what string) tenant.QuotaError {
+				return tenant.QuotaError{What: what, Quota: MaxPerReseller, Used: MaxPerReseller, After: MaxPerReseller + 1}
+			}
+			wantQuotaError(t, f.ts.CreateToken(ctx, &admin.Token{ResellerID: f.r1.ID, Name: "one more", Hash: "over"}, quotaAudit), want("tokens"))
+			wantQuotaError(t, f.ts.CreateUser(ctx, &admin.User{ResellerID: f.r1.ID, Email: "over@r1.example", Hash: "x"}, quotaAudit), want("users"))
+			if _, err := f.ts.TokenByHash(ctx, "over"); !errors.Is(err, tenant.ErrNotFound) {
+				t.Errorf("the refused token was stored: %v", err)
+			}
+			if _, err := f.ts.UserByEmail(ctx, "over@r1.example"); !errors.Is(err, tenant.ErrNotFound) {
+				t.Errorf("the refused user was stored: %v", err)
+			}
+			if err := f.ts.CreateToken(ctx, &admin.Token{ResellerID: f.r2.ID, Name: "other", Hash: "other"}, quotaAudit); err != nil {
+				t.Errorf("another reseller's token: %v", err)
+			}
+			if err := f.ts.CreateUser(ctx, &admin.User{ResellerID: f.r2.ID, Email: "a@r2.example", Hash: "x"}, quotaAudit); err != nil {
+				t.Errorf("another reseller's user: %v", err)
+			}
+			if err := f.ts.CreateToken(ctx, &admin.Token{Name: "operator", Hash: "op"}, quotaAudit); err != nil {
+				t.Errorf("the operator's token: %v", err)
+			}
+		})
+	}
+}

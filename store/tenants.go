@@ -1192,10 +1192,38 @@ func (t *Tenants) CreateToken(ctx context.Context, tk *admin.Token, a admin.Audi
 	now := nowUTC()
 	_, err := t.writeTx(ctx, "token "+tk.Name, a, nil, func(tx *sql.Tx) error {
 		tk.Created = now
-		return tx.QueryRowContext(ctx, `INSERT INTO api_tokens (reseller_id, name, hash, created_us) VALUES ($1, $2, $3, $4) RETURNING id`,
-			nullID(tk.ResellerID), tk.Name, tk.Hash, micros(now)).Scan(&tk.ID)
+		if err := tx.QueryRowContext(ctx, `INSERT INTO api_tokens (reseller_id, name, hash, created_us) VALUES ($1, $2, $3, $4) RETURNING id`,
+			nullID(tk.ResellerID), tk.Name, tk.Hash, micros(now)).Scan(&tk.ID); err != nil {
+			return err
+		}
+		return capPerReseller(ctx, tx, "api_tokens", "tokens", tk.ResellerID)
 	})
 	return err
+}
+
+// MaxPerReseller caps a reseller's API tokens and panel users, each. No
+// hosting reseller needs more, and without a cap one (or a stolen token
+// of its) could grow the store's tables, and every audit and login
+// lookup, without bound. The operator's own tokens are not capped.
+const MaxPerReseller = 1000
+
+// capPerReseller fails tx when the insert it just made into table left
+// resellerID (0: the operator) with more than MaxPerReseller rows there,
+// with a quota error saying what. Unlike enforceQuota it locks nothing:
+// on PostgreSQL two concurrent creates may both take the last place, a
+// bound on growth all the same.
+func capPerReseller(ctx context.Context, tx *sql.Tx, table, what string, resellerID int64) error {
+	if resellerID == 0 {
+		return nil
+	}
+	var n int64
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM `+table+` WHERE reseller_id = $1`, resellerID).Scan(&n); err != nil {
+		return err
+	}
+	if n > MaxPerReseller {
+		return &tenant.QuotaError{What: what, Quota: MaxPerReseller, Used: n - 1, After: n}
+	}
+	return nil
 }
 
 func (t *Tenants) DeleteToken(ctx context.Context, id int64, a admin.AuditEntry) error {

@@ -167,7 +167,7 @@ var (
 // QuotaError is a write refused by a reseller's quota.
 type QuotaError struct {
 	// What is "domains", "recipients" or "customers" (capped by the
-	// domain quota).
+	// domain quota), or "tokens" or "users" (a fixed cap per reseller).
 	What  string `json:"what"`
 	Quota int64  `json:"quota"`
 	// Used is what the reseller held before the write, After what it
