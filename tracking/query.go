@@ -40,6 +40,13 @@ func ParseQuery(q url.Values, now time.Time) (Filter, map[string]string) {
 			return time.Time{}
 		}
 		if t, err := time.Parse(time.RFC3339, v); err == nil {
+			// Before 1970 nothing was logged, and year 1 in UTC is the
+			// zero time, which would be read as no bound at all: until
+			// 0001-01-01T00:00:00Z listed everything, not nothing.
+			if t.Before(time.Unix(0, 0)) {
+				errs[key] = "must be 1970 or later"
+				return time.Time{}
+			}
 			return t
 		}
 		if d, err := time.ParseDuration(v); err == nil && d > 0 && d < 100*365*24*time.Hour {

@@ -46,6 +46,14 @@ func TestParseQueryRefuses(t *testing.T) {
 	if _, errs := ParseQuery(url.Values{"since": {"1h"}, "until": {"2h"}}, time.Now()); errs["until"] == "" {
 		t.Error("until before since accepted")
 	}
+	// Year 1 is the zero time, which reads as no bound.
+	for _, key := range []string{"since", "until"} {
+		for _, v := range []string{"0001-01-01T00:00:00Z", "1969-12-31T23:59:59Z"} {
+			if _, errs := ParseQuery(url.Values{key: {v}}, time.Now()); errs[key] == "" {
+				t.Errorf("%s=%s accepted", key, v)
+			}
+		}
+	}
 }
 
 // FuzzParseQuery: any query string parses or names the keys it refused,
