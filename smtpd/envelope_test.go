@@ -122,8 +122,9 @@ func TestEnvelopeInjectionIsQuotedNotPasted(t *testing.T) {
 			c := dial(t, n.SMTPAddr())
 			msg := c.raw(tc.fromReply, "MAIL FROM:"+tc.from+"\r\n")
 			if tc.fromReply != 250 {
-				if !strings.HasPrefix(msg, "5.1.3") {
-					t.Errorf("MAIL reply %q, want 5.1.3", msg)
+				// RFC 3463: X.1.7 is the sender's address syntax.
+				if !strings.HasPrefix(msg, "5.1.7") {
+					t.Errorf("MAIL reply %q, want 5.1.7", msg)
 				}
 				return
 			}

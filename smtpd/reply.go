@@ -37,6 +37,7 @@ var (
 	errBadAddress           = &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 1, 3}, Message: "bad recipient address syntax"}
 	errBadSender            = &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 1, 7}, Message: "bad sender address syntax"}
 	errControlChar          = &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 1, 3}, Message: "control character in address"}
+	errSenderControlChar    = &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 1, 7}, Message: "control character in address"}
 	errNeedsUTF8            = &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 6, 7}, Message: "non-ASCII address without SMTPUTF8"}
 	errSourceRouted         = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "source routing (@, % or ! in the local part) is not accepted"}
 	errTooManyUnknown       = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "too many unknown recipients, closing connection"}
@@ -143,13 +144,21 @@ func relayRefused(reply *smtp.SMTPError) Outcome {
 	return OutcomeRelayPermfail
 }
 
-// addressError picks the reply to an address mailaddr refused: control
-// characters have their own, whichever command they came with.
-func addressError(err error, syntax *smtp.SMTPError) *smtp.SMTPError {
-	if errors.Is(err, mailaddr.ErrControl) {
+// addressError picks the reply to an address mailaddr refused, of the
+// sender's or a recipient's: control characters have their own text, and
+// each keeps its enhanced code (RFC 3463: X.1.7 for a sender's, X.1.3 for
+// a recipient's address syntax).
+func addressError(err error, sender bool) *smtp.SMTPError {
+	control := errors.Is(err, mailaddr.ErrControl)
+	switch {
+	case sender && control:
+		return errSenderControlChar
+	case sender:
+		return errBadSender
+	case control:
 		return errControlChar
 	}
-	return syntax
+	return errBadAddress
 }
 
 // toSMTP is the one place an internal error becomes a reply. Anything we

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/emersion/go-smtp"
+	"github.com/mxgrid/mxgrid/mailaddr"
 	"github.com/mxgrid/mxgrid/negcache"
 	"github.com/mxgrid/mxgrid/relay"
 	"github.com/mxgrid/mxgrid/scanner"
@@ -61,6 +62,7 @@ func replyTable() []replyCase {
 		{name: "errBadAddress", reply: errBadAddress, code: 501, enhanced: smtp.EnhancedCode{5, 1, 3}, prefix: "bad recipient address syntax"},
 		{name: "errBadSender", reply: errBadSender, code: 501, enhanced: smtp.EnhancedCode{5, 1, 7}, prefix: "bad sender address syntax"},
 		{name: "errControlChar", reply: errControlChar, code: 501, enhanced: smtp.EnhancedCode{5, 1, 3}, prefix: "control character in address"},
+		{name: "errSenderControlChar", reply: errSenderControlChar, code: 501, enhanced: smtp.EnhancedCode{5, 1, 7}, prefix: "control character in address"},
 		{name: "errNeedsUTF8", reply: errNeedsUTF8, code: 553, enhanced: smtp.EnhancedCode{5, 6, 7}, prefix: "non-ASCII address without SMTPUTF8"},
 		{name: "errSourceRouted", reply: errSourceRouted, code: 550, enhanced: smtp.EnhancedCode{5, 7, 1}, prefix: "source routing (@, % or ! in the local part) is not accepted"},
 		{name: "errTooManyUnknown", reply: errTooManyUnknown, code: 421, enhanced: smtp.EnhancedCode{4, 7, 0}, prefix: "too many unknown recipients"},
@@ -79,7 +81,9 @@ func replyTable() []replyCase {
 		{name: "errGoingAway", reply: errGoingAway, code: 421, enhanced: smtp.EnhancedCode{4, 3, 2}, prefix: "shutting down, try another MX"},
 		{name: "errDomainTooLarge", reply: errDomainTooLarge("example.org", 1000), code: 552, enhanced: smtp.EnhancedCode{5, 3, 4}, prefix: "message exceeds the size limit of example.org (1000 bytes)"},
 		{name: "cachedRefusal", reply: cachedRefusal(negcache.Reply{Code: 550, Enhanced: [3]int{5, 1, 1}, Message: "no such user"}), code: 550, enhanced: smtp.EnhancedCode{5, 1, 1}, prefix: "no such user"},
-		{name: "addressError", reply: addressError(errors.New("syntax"), errBadSender), code: 501, enhanced: smtp.EnhancedCode{5, 1, 7}, prefix: "bad sender address syntax"},
+		{name: "addressError", reply: addressError(errors.New("syntax"), true), code: 501, enhanced: smtp.EnhancedCode{5, 1, 7}, prefix: "bad sender address syntax"},
+		{name: "addressError recipient control", reply: addressError(mailaddr.ErrControl, false), code: 501, enhanced: smtp.EnhancedCode{5, 1, 3}, prefix: "control character in address"},
+		{name: "addressError sender control", reply: addressError(mailaddr.ErrControl, true), code: 501, enhanced: smtp.EnhancedCode{5, 1, 7}, prefix: "control character in address"},
 		{name: "toSMTP relay error", reply: toSMTP(discard, fmt.Errorf("rcpt: %w", &relay.Error{Code: 451, Enhanced: [3]int{4, 4, 1}, Message: "customer mail server unreachable, try again later"})), code: 451, enhanced: smtp.EnhancedCode{4, 4, 1}, prefix: "customer mail server unreachable"},
 		with(verdictCase(scanner.Reject, verdict.ReasonVirus, "Eicar\r\nInjected"), "verdictReply virus", 554, smtp.EnhancedCode{5, 7, 1}, "message contains a virus (Eicar Injected) [ref Q1]"),
 		with(verdictCase(scanner.Reject, verdict.ReasonPolicy, "DMARC p=reject"), "verdictReply policy", 550, smtp.EnhancedCode{5, 7, 1}, "message refused by policy (DMARC p=reject) [ref Q1]"),

@@ -166,7 +166,7 @@ func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
 	addr, err := mailaddr.ParseDecoded(from)
 	if err != nil {
 		ss.log.Info("sender refused: bad address", "from", sanitizeClientText(from), "err", err)
-		return addressError(err, errBadSender)
+		return addressError(err, true)
 	}
 	if !addr.ASCII() && (opts == nil || !opts.UTF8) {
 		// RFC 6531 §3.5: relaying it without SMTPUTF8 would hand the
@@ -217,7 +217,7 @@ func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	if err != nil || rcpt.IsNull() {
 		ss.srv.metrics.rcpts.WithLabelValues("bad_address").Inc()
 		ss.log.Info("recipient refused: bad address", "queue_id", ss.queueID, "rcpt", sanitizeClientText(to), "err", err)
-		return addressError(err, errBadAddress)
+		return addressError(err, false)
 	}
 	if !rcpt.ASCII() && !ss.mailOpts.UTF8 {
 		ss.srv.metrics.rcpts.WithLabelValues("bad_address").Inc()
