@@ -11,8 +11,10 @@ import (
 	"net"
 	"net/http"
 	"net/textproto"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/mxgrid/mxgrid/admin"
@@ -612,10 +614,12 @@ func (p *Panel) deleteDomain(req *request) error {
 	return redirect(req, "/panel/customers/"+strconv.FormatInt(d.CustomerID, 10), "deleted")
 }
 
-// testRoute opens an SMTP session to the domain's route and shows what it
-// answered: the greeting and EHLO replies, then QUIT. Only lines that are
-// SMTP replies are shown, so pointing a route at some other service
-// reveals no more than "not an SMTP server".
+// testRoute opens an SMTP session to each of the domain's routes (its own
+// and its recipient rules', each server once, at most maxTestedRoutes)
+// and shows what each answered: the greeting and EHLO replies, then QUIT.
+// OK only when every one answered. Only lines that are SMTP replies are
+// shown, so pointing a route at some other service reveals no more than
+// "not an SMTP server".
 func (p *Panel) testRoute(req *request) error {
 	id, err := pathID(req.r)
 	if err != nil {
@@ -633,8 +637,43 @@ func (p *Panel) testRoute(req *request) error {
 	}
 	ctx, cancel := context.WithTimeout(req.r.Context(), 15*time.Second)
 	defer cancel()
-	test := p.smtpProbe(ctx, d.Route)
+	routes := distinctRoutes(d)
+	skipped := len(routes) - maxTestedRoutes
+	routes = routes[:min(len(routes), maxTestedRoutes)]
+	// At once, so that a server that does not answer does not use up the
+	// others' time.
+	tests := make([]routeTest, len(routes))
+	var wg sync.WaitGroup
+	for i, route := range routes {
+		wg.Go(func() { tests[i] = p.smtpProbe(ctx, route) })
+	}
+	wg.Wait()
+	test := routeTest{OK: true}
+	for _, one := range tests {
+		test.OK = test.OK && one.OK
+		test.Transcript = append(test.Transcript, one.Transcript...)
+	}
+	if skipped > 0 {
+		test.Transcript = append(test.Transcript, fmt.Sprintf("%d more servers of recipient rules not tested", skipped))
+	}
 	return p.renderDomain(req, http.StatusOK, nil, "", nil, func(dd *domainData) { dd.Test = &test })
+}
+
+// maxTestedRoutes bounds the servers one "Test route" connects to: a
+// domain may have 100 recipient rules, and one click must not become a
+// hundred connections.
+const maxTestedRoutes = 5
+
+// distinctRoutes lists d's route, then its recipient rules' routes, each
+// once.
+func distinctRoutes(d tenant.DomainRecord) []string {
+	routes := []string{d.Route}
+	for _, r := range d.Routes {
+		if !slices.Contains(routes, r.Route) {
+			routes = append(routes, r.Route)
+		}
+	}
+	return routes
 }
 
 // maxProbeReply bounds what a route test reads of the server's replies

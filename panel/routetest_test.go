@@ -243,3 +243,96 @@ func TestRouteTestReadsABoundedReply(t *testing.T) {
 		})
 	}
 }
+
+// answeringSMTP is a customer's server that greets, answers EHLO and
+// QUIT, on every connection; it returns its address.
+func answeringSMTP(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				fmt.Fprint(c, "220 mail.customer.test ESMTP\r\n")
+				buf := make([]byte, 512)
+				if _, err := c.Read(buf); err == nil {
+					fmt.Fprint(c, "250 mail.customer.test\r\n")
+				}
+				c.Read(buf)
+				fmt.Fprint(c, "221 bye\r\n")
+			}()
+		}
+	}()
+	return l.Addr().String()
+}
+
+// TestRouteTestCoversRecipientRules: "Test route" connects to the
+// servers of the domain's recipient rules too, each once and at most
+// maxTestedRoutes of them, and is OK only when every one answers. Before,
+// it tested the domain's own route alone: a rule sending sales-* to a
+// server that was down passed the test while that mail got 451.
+func TestRouteTestCoversRecipientRules(t *testing.T) {
+	g := netguard.New(nil, []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")})
+	uf := newUserFixture(t)
+	uf.withGuard(t, g)
+	a := uf.client(t).as(uf.fixture, uf.aUser)
+	good, other := answeringSMTP(t), answeringSMTP(t)
+	dead, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := dead.Addr().String()
+	dead.Close()
+	domain := func(rules ...string) int64 {
+		t.Helper()
+		ctx := context.Background()
+		c, err := uf.svc.CreateCustomer(ctx, uf.op, tenant.Customer{Name: "c", ResellerID: uf.a.ID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := tenant.DomainRecord{CustomerID: c.ID, Name: fmt.Sprintf("d%d.example", c.ID), Route: good, TLS: "none"}
+		for i, r := range rules {
+			d.Routes = append(d.Routes, tenant.RouteRule{Recipients: []string{fmt.Sprintf("team%d-*", i)}, Route: r})
+		}
+		if d, err = uf.svc.CreateDomain(ctx, uf.op, d); err != nil {
+			t.Fatal(err)
+		}
+		return d.ID
+	}
+	test := func(id int64) string {
+		return a.post(fmt.Sprintf("/panel/domains/%d/test-route", id)).Body.String()
+	}
+
+	body := test(domain(other, good, other))
+	if !strings.Contains(body, "The server answers SMTP.") {
+		t.Errorf("every server answers, not OK:\n%s", body)
+	}
+	if n := strings.Count(body, "connecting to "); n != 2 {
+		t.Errorf("%d connections for two distinct servers:\n%s", n, body)
+	}
+
+	body = test(domain(down))
+	if strings.Contains(body, "The server answers SMTP.") || !strings.Contains(body, "connecting to "+down) {
+		t.Errorf("a rule's server down, still OK or untested:\n%s", body)
+	}
+
+	var many []string
+	for range maxTestedRoutes + 2 {
+		many = append(many, answeringSMTP(t))
+	}
+	body = test(domain(many...))
+	if n := strings.Count(body, "connecting to "); n != maxTestedRoutes {
+		t.Errorf("%d connections, want at most %d:\n%s", n, maxTestedRoutes, body)
+	}
+	if !strings.Contains(body, "3 more servers of recipient rules not tested") {
+		t.Errorf("the servers left untested are not said:\n%s", body)
+	}
+}
