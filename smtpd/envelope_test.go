@@ -703,16 +703,20 @@ func TestDeferredRecipientsInAGroupAreFree(t *testing.T) {
 // smtpd_recipient_overshoot_limit; past it each counts as junk, and the
 // session is shown out. Without the cap a client pipelining recipients
 // it knew would be deferred kept its connection, and our lookups, for
-// ever.
+// ever. The junk limit is as high as the free deferrals, and more than
+// both are sent: a write that reaches the node in pieces has some of its
+// deferrals read as waited for (counted) rather than pipelined, however
+// few, so only the cap can take the count past the limit.
 func TestDeferredRecipientsFreeUpToTheOvershootLimit(t *testing.T) {
+	const limit = smtp.MaxFreeDeferrals
 	n, _ := startRawNode(t, func(c *config.Config) {
-		c.SMTP.MaxJunkCommands = 3
+		c.SMTP.MaxJunkCommands = limit
 		c.SMTP.MaxRecipients = 1
 	})
 	c := dial(t, n.SMTPAddr())
 	c.cmd(250, "MAIL FROM:<alice@sender.test>")
 	c.cmd(250, "RCPT TO:<bob@example.org>")
-	const sent = smtp.MaxFreeDeferrals + 20
+	const sent = smtp.MaxFreeDeferrals + limit + 500
 	var group strings.Builder
 	for i := range sent {
 		fmt.Fprintf(&group, "RCPT TO:<user%d@example.org>\r\n", i)
@@ -725,13 +729,15 @@ func TestDeferredRecipientsFreeUpToTheOvershootLimit(t *testing.T) {
 			deferred++
 			continue
 		}
-		if code != 421 {
-			t.Fatalf("after %d deferrals: %d %s (%v), want 452s then 421", deferred, code, msg, err)
+		// Closed with the rest of the write unread, the node's socket
+		// answers with a reset, which may take the 421 with it.
+		if code != 421 && !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) {
+			t.Fatalf("after %d deferrals: %d %s (%v), want 452s then 421 or the end", deferred, code, msg, err)
 		}
 		break
 	}
-	if deferred <= smtp.MaxFreeDeferrals || deferred >= sent {
-		t.Errorf("shown out after %d deferrals, want more than the %d free and fewer than the %d sent", deferred, smtp.MaxFreeDeferrals, sent)
+	if deferred <= limit || deferred >= sent {
+		t.Errorf("shown out after %d deferrals, want more than %d and fewer than the %d sent", deferred, limit, sent)
 	}
 }
 
