@@ -13,6 +13,7 @@ import (
 
 	"github.com/mxgrid/mxgrid/admin"
 	"github.com/mxgrid/mxgrid/dnsresolver/dnstest"
+	"github.com/mxgrid/mxgrid/internal/smtptest"
 	"github.com/mxgrid/mxgrid/netguard"
 	"github.com/mxgrid/mxgrid/tenant"
 )
@@ -244,36 +245,6 @@ func TestRouteTestReadsABoundedReply(t *testing.T) {
 	}
 }
 
-// answeringSMTP is a customer's server that greets, answers EHLO and
-// QUIT, on every connection; it returns its address.
-func answeringSMTP(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				fmt.Fprint(c, "220 mail.customer.test ESMTP\r\n")
-				buf := make([]byte, 512)
-				if _, err := c.Read(buf); err == nil {
-					fmt.Fprint(c, "250 mail.customer.test\r\n")
-				}
-				c.Read(buf)
-				fmt.Fprint(c, "221 bye\r\n")
-			}()
-		}
-	}()
-	return l.Addr().String()
-}
-
 // TestRouteTestCoversRecipientRules: "Test route" connects to the
 // servers of the domain's recipient rules too, each once and at most
 // maxTestedRoutes of them, and is OK only when every one answers. Before,
@@ -284,7 +255,7 @@ func TestRouteTestCoversRecipientRules(t *testing.T) {
 	uf := newUserFixture(t)
 	uf.withGuard(t, g)
 	a := uf.client(t).as(uf.fixture, uf.aUser)
-	good, other := answeringSMTP(t), answeringSMTP(t)
+	good, other := smtptest.StartSink(t).Addr, smtptest.StartSink(t).Addr
 	dead, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -326,7 +297,7 @@ func TestRouteTestCoversRecipientRules(t *testing.T) {
 
 	var many []string
 	for range maxTestedRoutes + 2 {
-		many = append(many, answeringSMTP(t))
+		many = append(many, smtptest.StartSink(t).Addr)
 	}
 	body = test(domain(many...))
 	if n := strings.Count(body, "connecting to "); n != maxTestedRoutes {
