@@ -40,7 +40,15 @@ type Token struct {
 	Name       string    `json:"name"`
 	Hash       string    `json:"-"`
 	Created    time.Time `json:"created"`
-	Secret     string    `json:"token,omitempty"`
+	// Expires, when set, is when the token stops authenticating: a token
+	// handed to a script or a contractor need not outlive the job.
+	Expires time.Time `json:"expires,omitzero"`
+	Secret  string    `json:"token,omitempty"`
+}
+
+// Expired reports whether the token no longer authenticates at now.
+func (t Token) Expired(now time.Time) bool {
+	return !t.Expires.IsZero() && !now.Before(t.Expires)
 }
 
 // AuditEntry is one change: who, what, when.

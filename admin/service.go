@@ -235,6 +235,11 @@ func (s *Service) Authenticate(ctx context.Context, secret string) (Principal, e
 	if err != nil {
 		return Principal{}, err
 	}
+	// An expired token is refused as an unknown one is: the caller learns
+	// nothing about which tokens once existed.
+	if t.Expired(s.own.now()) {
+		return Principal{}, ErrUnauthenticated
+	}
 	actor := fmt.Sprintf("token %d (%s)", t.ID, t.Name)
 	if t.ResellerID == 0 {
 		p := Operator(actor)
@@ -862,6 +867,13 @@ func (s *Service) CreateToken(ctx context.Context, p Principal, t Token) (Token,
 			fe["reseller_id"] = "no such reseller"
 		} else if err != nil {
 			return Token{}, err
+		}
+	}
+	if !t.Expires.IsZero() {
+		// Stored to the microsecond, so the answer shows what is kept.
+		t.Expires = t.Expires.UTC().Truncate(time.Microsecond)
+		if !t.Expires.After(s.own.now()) {
+			fe["expires"] = "must be in the future"
 		}
 	}
 	if len(fe) > 0 {

@@ -342,9 +342,9 @@ func (p *Panel) readForm(req *request) bool {
 }
 
 // sessionCurrent reports whether what the session logged in with still
-// stands: the user with the same password, the API token, or the operator
-// token file's same token. A session whose user or stored token was
-// revoked is deleted.
+// stands: the user with the same password, the API token (not expired), or
+// the operator token file's same token. A session whose user or stored
+// token was revoked, or whose token expired, is deleted.
 func (p *Panel) sessionCurrent(ctx context.Context, sess session) (bool, error) {
 	var err error
 	current := true
@@ -356,7 +356,11 @@ func (p *Panel) sessionCurrent(ctx context.Context, sess session) (bool, error) 
 			current = tokensEqual(sess.PW, p.passwordStamp(u.Hash))
 		}
 	case sess.P.TokenID != 0:
-		_, err = p.svc.GetToken(ctx, sess.P, sess.P.TokenID)
+		var tk admin.Token
+		tk, err = p.svc.GetToken(ctx, sess.P, sess.P.TokenID)
+		if err == nil {
+			current = !tk.Expired(p.now())
+		}
 	case fromTokenFile(sess.P):
 		// The file is read at start and session rows outlive the process:
 		// a token replaced in the file (nodes restarted) must end the

@@ -26,10 +26,10 @@ import (
 // session ends at its next request once it is logged out, idle longer than
 // panel.idle_timeout, older than panel.session_ttl, its user removed or
 // its password changed (the row keeps a stamp of the password hash), the
-// API token it logged in with deleted, or, for a login with the operator
-// token file, the file's token replaced (the row keeps a stamp of the
-// token's hash). The signing key only protects the login form's CSRF
-// cookie and the stamps.
+// API token it logged in with deleted or expired, or, for a login with
+// the operator token file, the file's token replaced (the row keeps a
+// stamp of the token's hash). The signing key only protects the login
+// form's CSRF cookie and the stamps.
 
 const (
 	sessionCookie = "mxg_panel"

@@ -91,6 +91,25 @@ func TestSessionEnds(t *testing.T) {
 		c.loggedOut("cookie replayed after its token's deletion")
 	})
 
+	t.Run("token expired", func(t *testing.T) {
+		start := time.Now()
+		tok, err := uf.svc.CreateToken(ctx, uf.op, admin.Token{ResellerID: uf.a.ID, Name: "contractor", Expires: start.Add(10 * time.Minute)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := uf.client(t)
+		if rec := c.login("", tok.Secret); rec.Code != http.StatusSeeOther {
+			t.Fatalf("token login: %d", rec.Code)
+		}
+		// Inside the idle timeout both times: only the expiry ends it.
+		now := start.Add(9 * time.Minute)
+		uf.p.now = func() time.Time { return now }
+		defer func() { uf.p.now = time.Now }()
+		c.loggedIn("a minute before the token expires")
+		now = start.Add(11 * time.Minute)
+		c.loggedOut("a minute after the token expired")
+	})
+
 	t.Run("operator token replaced", func(t *testing.T) {
 		c := uf.client(t)
 		if rec := c.login("", testOperatorToken); rec.Code != http.StatusSeeOther {

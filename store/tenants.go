@@ -172,6 +172,10 @@ var tenantMigrations = []Migration{{
 	Version: 9,
 	Common: `CREATE TABLE domain_claims (name TEXT NOT NULL, reseller_id BIGINT NOT NULL, since_us BIGINT NOT NULL,
 		PRIMARY KEY (name, reseller_id));`,
+}, {
+	// Version 10: API tokens may expire (0: never, as every token before).
+	Version: 10,
+	Common:  `ALTER TABLE api_tokens ADD COLUMN expires_us BIGINT NOT NULL DEFAULT 0;`,
 }}
 
 // What a tenant change log row names.
@@ -1149,17 +1153,20 @@ func (t *Tenants) ResellerUsage(ctx context.Context, id int64) (admin.Usage, err
 
 // --- tokens
 
-const tokenCols = `id, reseller_id, name, hash, created_us`
+const tokenCols = `id, reseller_id, name, hash, created_us, expires_us`
 
 func scanToken(sc interface{ Scan(...any) error }) (admin.Token, error) {
 	var (
-		tk  admin.Token
-		rid sql.NullInt64
-		cre int64
+		tk       admin.Token
+		rid      sql.NullInt64
+		cre, exp int64
 	)
-	err := sc.Scan(&tk.ID, &rid, &tk.Name, &tk.Hash, &cre)
+	err := sc.Scan(&tk.ID, &rid, &tk.Name, &tk.Hash, &cre, &exp)
 	tk.ResellerID = rid.Int64
 	tk.Created = fromMicros(cre)
+	if exp != 0 {
+		tk.Expires = fromMicros(exp)
+	}
 	return tk, err
 }
 
@@ -1192,8 +1199,12 @@ func (t *Tenants) CreateToken(ctx context.Context, tk *admin.Token, a admin.Audi
 	now := nowUTC()
 	_, err := t.writeTx(ctx, "token "+tk.Name, a, nil, func(tx *sql.Tx) error {
 		tk.Created = now
-		if err := tx.QueryRowContext(ctx, `INSERT INTO api_tokens (reseller_id, name, hash, created_us) VALUES ($1, $2, $3, $4) RETURNING id`,
-			nullID(tk.ResellerID), tk.Name, tk.Hash, micros(now)).Scan(&tk.ID); err != nil {
+		var expires int64
+		if !tk.Expires.IsZero() {
+			expires = micros(tk.Expires)
+		}
+		if err := tx.QueryRowContext(ctx, `INSERT INTO api_tokens (reseller_id, name, hash, created_us, expires_us) VALUES ($1, $2, $3, $4, $5) RETURNING id`,
+			nullID(tk.ResellerID), tk.Name, tk.Hash, micros(now), expires).Scan(&tk.ID); err != nil {
 			return err
 		}
 		return capPerReseller(ctx, tx, "api_tokens", "tokens", tk.ResellerID)

@@ -145,6 +145,18 @@ func testTenantContract(t *testing.T, ts *Tenants) {
 	if version() != before {
 		t.Fatalf("a token changed the tenant config version")
 	}
+	// An expiry is kept to the microsecond; none reads back as none.
+	expires := time.Now().Add(time.Hour).UTC().Truncate(time.Microsecond)
+	short := admin.Token{Name: "contractor", Hash: admin.HashToken("short"), Expires: expires}
+	if err := ts.CreateToken(ctx, &short, audit("create")); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := ts.GetToken(ctx, short.ID); err != nil || !got.Expires.Equal(expires) {
+		t.Fatalf("GetToken = %+v, %v, want expires %v", got, err, expires)
+	}
+	if got, err := ts.GetToken(ctx, tok.ID); err != nil || !got.Expires.IsZero() {
+		t.Fatalf("GetToken = %+v, %v, want no expiry", got, err)
+	}
 
 	// Deleting a domain cascades its recipients; the reseller then goes
 	// once its customer has.

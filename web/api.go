@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/mxgrid/mxgrid/admin"
 	"github.com/mxgrid/mxgrid/quarantine"
@@ -346,10 +347,29 @@ func decode(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
 	return badRequest{"request body: " + err.Error()}
 }
 
+// rfc3339 is a request body's time. time.Time's own decoding error names
+// neither the key nor the form it wants ("parsing time ... as 2006-01-02");
+// this one is an UnmarshalTypeError, which decode reports by key.
+type rfc3339 struct{ time.Time }
+
+func (t *rfc3339) UnmarshalJSON(b []byte) error {
+	var s string
+	if json.Unmarshal(b, &s) == nil {
+		if v, err := time.Parse(time.RFC3339, s); err == nil {
+			t.Time = v
+			return nil
+		}
+	}
+	return &json.UnmarshalTypeError{Value: "not an RFC 3339 time", Type: reflect.TypeFor[rfc3339]()}
+}
+
 // jsonKind says what JSON value fits a Go type, for a client.
 func jsonKind(t reflect.Type) string {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
+	}
+	if t == reflect.TypeFor[rfc3339]() {
+		return "a time in RFC 3339 form, such as 2027-03-01T00:00:00Z"
 	}
 	switch t.Kind() {
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,

@@ -94,8 +94,9 @@ type importResult struct {
 }
 
 type tokenBody struct {
-	Name       string `json:"name"`
-	ResellerID int64  `json:"reseller_id"`
+	Name       string  `json:"name"`
+	ResellerID int64   `json:"reseller_id"`
+	Expires    rfc3339 `json:"expires"`
 }
 
 func set[T any](dst *T, src *T) {
@@ -136,7 +137,7 @@ func (b customerBody) apply(c *tenant.Customer) {
 }
 
 func (b tokenBody) apply(t *admin.Token) {
-	t.Name, t.ResellerID = b.Name, b.ResellerID
+	t.Name, t.ResellerID, t.Expires = b.Name, b.ResellerID, b.Expires.Time
 }
 
 func (b domainBody) apply(d *tenant.DomainRecord) {
