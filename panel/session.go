@@ -14,6 +14,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -43,7 +45,9 @@ const (
 // SessionStore keeps sessions by the hash of their cookie;
 // *store.PanelSessions implements it.
 type SessionStore interface {
-	PutSession(ctx context.Context, id string, data []byte, expires time.Time) error
+	// PutSession stores a session of owner and ends owner's oldest
+	// sessions beyond its newest keep.
+	PutSession(ctx context.Context, id, owner string, data []byte, expires time.Time, keep int) error
 	// UpdateSession rewrites a live session and reports false, writing
 	// nothing, when there is none: a write back of a session read before
 	// another node's logout must not bring it back.
@@ -69,6 +73,24 @@ type session struct {
 	OT string `json:"o,omitempty"`
 	// id is the store key (hash of the cookie), not stored.
 	id string
+}
+
+// maxSessions is how many sessions one login (a user, an API token, the
+// operator token file) keeps: a new one ends the oldest beyond it. A
+// person uses a few browsers; without a bound, a script logging in over
+// and over grew the session table without end, and an attacker holding a
+// password could open sessions faster than anyone noticed.
+const maxSessions = 20
+
+// owner names the login a session belongs to, for maxSessions.
+func owner(pr admin.Principal) string {
+	switch {
+	case pr.UserID != 0:
+		return "user:" + strconv.FormatInt(pr.UserID, 10)
+	case pr.TokenID != 0:
+		return "token:" + strconv.FormatInt(pr.TokenID, 10)
+	}
+	return "operator"
 }
 
 // touchEvery bounds how stale LastSeen may be: an idle timeout is honoured
@@ -128,7 +150,7 @@ func (p *Panel) createSession(w http.ResponseWriter, r *http.Request, sess sessi
 	if err != nil {
 		return fmt.Errorf("panel: encode session: %w", err)
 	}
-	if err := p.sessions.PutSession(r.Context(), sess.id, b, time.Unix(sess.Expires, 0)); err != nil {
+	if err := p.sessions.PutSession(r.Context(), sess.id, owner(sess.P), b, time.Unix(sess.Expires, 0), maxSessions); err != nil {
 		return fmt.Errorf("panel: save session: %w", err)
 	}
 	http.SetCookie(w, p.cookie(r, sessionCookie, value, int(p.cfg.SessionTTL/time.Second)))
@@ -193,32 +215,46 @@ type memorySessions struct {
 }
 
 type memorySession struct {
+	owner   string
 	data    []byte
+	created time.Time
 	expires time.Time
 }
 
 func newMemorySessions() *memorySessions { return &memorySessions{m: make(map[string]memorySession)} }
 
-func (s *memorySessions) PutSession(_ context.Context, id string, data []byte, expires time.Time) error {
+func (s *memorySessions) PutSession(_ context.Context, id, owner string, data []byte, expires time.Time, keep int) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := time.Now()
+	var others []string
 	for k, v := range s.m {
-		if now.After(v.expires) {
+		switch {
+		case now.After(v.expires):
+			delete(s.m, k)
+		case v.owner == owner && k != id:
+			others = append(others, k)
+		}
+	}
+	s.m[id] = memorySession{owner: owner, data: data, created: now, expires: expires}
+	if len(others) >= keep {
+		slices.SortFunc(others, func(a, b string) int { return s.m[a].created.Compare(s.m[b].created) })
+		for _, k := range others[:len(others)-(keep-1)] {
 			delete(s.m, k)
 		}
 	}
-	s.m[id] = memorySession{data: data, expires: expires}
 	return nil
 }
 
 func (s *memorySessions) UpdateSession(_ context.Context, id string, data []byte, expires time.Time) (bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if v, ok := s.m[id]; !ok || time.Now().After(v.expires) {
+	v, ok := s.m[id]
+	if !ok || time.Now().After(v.expires) {
 		return false, nil
 	}
-	s.m[id] = memorySession{data: data, expires: expires}
+	v.data, v.expires = data, expires
+	s.m[id] = v
 	return true, nil
 }
 

@@ -805,3 +805,41 @@ func TestLogoutNotUndoneByAConcurrentWrite(t *testing.T) {
 		})
 	}
 }
+
+// TestSessionsPerLoginAreBounded: a login past maxSessions of one user
+// ends that user's oldest session, and only the oldest; other users'
+// sessions stay. Logging in over and over grew the session table, and a
+// stolen password's sessions, without end.
+func TestSessionsPerLoginAreBounded(t *testing.T) {
+	uf := newUserFixture(t)
+	memory, err := New(DefaultConfig(), Options{Service: uf.svc, DataDir: uf.dir, SMTPHostname: "mx.test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		p    *Panel
+	}{{"store", uf.p}, {"memory", memory}} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := *uf.fixture
+			f.p = tc.p
+			login := func(email string) *client {
+				c := f.client(t)
+				if rec := c.login(email, testPassword); rec.Code != http.StatusSeeOther {
+					t.Fatalf("login of %s: %d", email, rec.Code)
+				}
+				return c
+			}
+			bob := login("bob@beta.example")
+			var ann []*client
+			for range maxSessions + 1 {
+				ann = append(ann, login("ann@alpha.example"))
+			}
+			ann[0].loggedOut("the oldest session past the bound")
+			for i, c := range ann[1:] {
+				c.loggedIn(fmt.Sprintf("session %d of %d", i+2, len(ann)))
+			}
+			bob.loggedIn("another user's session")
+		})
+	}
+}

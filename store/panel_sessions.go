@@ -21,6 +21,15 @@ var panelSessionsMigrations = []Migration{{
 		data TEXT NOT NULL,
 		expires_us BIGINT NOT NULL);
 	CREATE INDEX panel_sessions_expires ON panel_sessions (expires_us)`,
+}, {
+	// Sessions are kept per login (a user, a token) only up to a number:
+	// a script logging in over and over grew the table, and the sessions
+	// a stolen password opened, without end. Rows from before have no
+	// owner and are left to expire.
+	Version: 2,
+	Common: `ALTER TABLE panel_sessions ADD COLUMN owner TEXT NOT NULL DEFAULT '';
+	ALTER TABLE panel_sessions ADD COLUMN created_us BIGINT NOT NULL DEFAULT 0;
+	CREATE INDEX panel_sessions_owner ON panel_sessions (owner, created_us)`,
 }}
 
 // MigratePanelSessions creates or updates the panel_sessions table.
@@ -38,20 +47,28 @@ func (p *PanelSessions) ctx(ctx context.Context) (context.Context, context.Cance
 	return context.WithTimeout(ctx, p.st.Timeout)
 }
 
-// PutSession inserts or replaces a session, and drops expired ones so the
-// table does not grow with abandoned logins.
-func (p *PanelSessions) PutSession(ctx context.Context, id string, data []byte, expires time.Time) error {
+// PutSession inserts or replaces a session of owner (the login it
+// belongs to), drops expired ones so the table does not grow with
+// abandoned logins, and keeps owner's newest keep sessions (this one
+// always among them), ending the older ones.
+func (p *PanelSessions) PutSession(ctx context.Context, id, owner string, data []byte, expires time.Time, keep int) error {
 	ctx, cancel := p.ctx(ctx)
 	defer cancel()
 	now := time.Now().UnixMicro()
 	if _, err := p.st.DB.ExecContext(ctx, `DELETE FROM panel_sessions WHERE expires_us < $1`, now); err != nil {
 		return fail("expire panel sessions", err)
 	}
-	_, err := p.st.DB.ExecContext(ctx, `INSERT INTO panel_sessions (id, data, expires_us) VALUES ($1, $2, $3)
-		ON CONFLICT (id) DO UPDATE SET data = excluded.data, expires_us = excluded.expires_us`,
-		id, string(data), expires.UnixMicro())
+	_, err := p.st.DB.ExecContext(ctx, `INSERT INTO panel_sessions (id, data, expires_us, owner, created_us) VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT (id) DO UPDATE SET data = excluded.data, expires_us = excluded.expires_us, owner = excluded.owner, created_us = excluded.created_us`,
+		id, string(data), expires.UnixMicro(), owner, now)
 	if err != nil {
 		return fail("save panel session", err)
+	}
+	_, err = p.st.DB.ExecContext(ctx, `DELETE FROM panel_sessions WHERE owner = $1 AND id <> $2 AND id NOT IN (
+		SELECT id FROM panel_sessions WHERE owner = $1 AND id <> $2 ORDER BY created_us DESC, id DESC LIMIT $3)`,
+		owner, id, keep-1)
+	if err != nil {
+		return fail("end older panel sessions", err)
 	}
 	return nil
 }

@@ -27,7 +27,7 @@ func TestPanelSessionUpdateDoesNotResurrect(t *testing.T) {
 				{"live", false, "v2"},
 				{"logged-out", true, ""},
 			} {
-				if err := ps.PutSession(ctx, tc.id, []byte("v1"), later); err != nil {
+				if err := ps.PutSession(ctx, tc.id, "user:1", []byte("v1"), later, 20); err != nil {
 					t.Fatal(err)
 				}
 				if tc.deleted {
@@ -48,6 +48,41 @@ func TestPanelSessionUpdateDoesNotResurrect(t *testing.T) {
 				}
 				if string(got) != tc.want {
 					t.Errorf("%s: session after update = %q, want %q", tc.id, got, tc.want)
+				}
+			}
+		})
+	}
+}
+
+// TestPanelSessionsKeptPerOwner: putting a session ends its owner's oldest
+// beyond keep, never the new one nor another owner's.
+func TestPanelSessionsKeptPerOwner(t *testing.T) {
+	for _, d := range dialects {
+		t.Run(d.name, func(t *testing.T) {
+			ctx := context.Background()
+			s := d.open(t)
+			if err := s.MigratePanelSessions(ctx); err != nil {
+				t.Fatal(err)
+			}
+			ps := s.PanelSessions()
+			later := time.Now().Add(time.Hour)
+			put := func(id, owner string) {
+				t.Helper()
+				if err := ps.PutSession(ctx, id, owner, []byte(id), later, 3); err != nil {
+					t.Fatal(err)
+				}
+			}
+			put("b1", "user:2")
+			for _, id := range []string{"a1", "a2", "a3", "a4", "a5"} {
+				put(id, "user:1")
+			}
+			for id, want := range map[string]bool{"a1": false, "a2": false, "a3": true, "a4": true, "a5": true, "b1": true} {
+				got, err := ps.GetSession(ctx, id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if (got != nil) != want {
+					t.Errorf("session %s kept = %v, want %v", id, got != nil, want)
 				}
 			}
 		})
