@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -84,7 +83,7 @@ func MapHandlers(src MapSource, opts MapOptions) http.Handler {
 		regen = opts.Operator(regen)
 	} else {
 		regen = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-			http.Error(w, "operator authentication is not configured", http.StatusForbidden)
+			writeJSON(w, http.StatusForbidden, apiError{Error: "operator authentication is not configured"})
 		})
 	}
 	mux.Handle("POST /api/v1/map/regenerate", regen)
@@ -274,10 +273,9 @@ func (h *mapHandler) regenerate(w http.ResponseWriter, r *http.Request) {
 	m, err := h.src.Regenerate(r.Context())
 	if err != nil {
 		h.opts.Log.Error("map: regenerate on request failed", "err", err)
-		http.Error(w, "map generation failed", http.StatusInternalServerError)
+		writeJSON(w, http.StatusInternalServerError, apiError{Error: "map generation failed"})
 		return
 	}
-	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
-	json.NewEncoder(w).Encode(regenerated{GeneratedAt: m.GeneratedAt, ETag: m.ETag, Events: m.Events})
+	writeJSON(w, http.StatusOK, regenerated{GeneratedAt: m.GeneratedAt, ETag: m.ETag, Events: m.Events})
 }

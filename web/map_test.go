@@ -204,6 +204,11 @@ func TestMapRegenerate(t *testing.T) {
 			if res.StatusCode != tt.status || src.regen.Load() != tt.wantCalls {
 				t.Fatalf("status %d, %d generations; want %d, %d", res.StatusCode, src.regen.Load(), tt.status, tt.wantCalls)
 			}
+			// An API route answers JSON, its errors too (but for the
+			// test's own denying guard).
+			if ct := res.Header.Get("Content-Type"); tt.status != http.StatusUnauthorized && ct != "application/json" {
+				t.Errorf("Content-Type %q, want application/json", ct)
+			}
 			if tt.status == http.StatusOK {
 				var got regenerated
 				if err := json.NewDecoder(res.Body).Decode(&got); err != nil || got.ETag != m.ETag || got.Events != 10 {

@@ -112,7 +112,7 @@ func (s *Server) MountPprof() {
 }
 
 // Handler returns the public root handler (what Serve serves).
-func (s *Server) Handler() http.Handler { return canonicalOnly(s.mux) }
+func (s *Server) Handler() http.Handler { return canonicalOnly(apiUnrouted(s.mux)) }
 
 // ManagementHandler returns the management root handler.
 func (s *Server) ManagementHandler() http.Handler { return canonicalOnly(s.mgmt) }
@@ -131,11 +131,67 @@ func canonicalOnly(h http.Handler) http.Handler {
 		p := r.URL.EscapedPath()
 		readOnly := r.Method == http.MethodGet || r.Method == http.MethodHead
 		if (!readOnly || strings.HasPrefix(p, "/api/")) && p != cleanPath(p) {
-			http.NotFound(w, r)
+			if strings.HasPrefix(p, "/api/") {
+				writeJSON(w, http.StatusNotFound, apiError{Error: "not found"})
+			} else {
+				http.NotFound(w, r)
+			}
 			return
 		}
 		h.ServeHTTP(w, r)
 	})
+}
+
+// apiUnrouted answers in JSON, as every API route does, a request under
+// /api/ that no route takes: the mux's own 404 and 405 are text/plain,
+// which an API client reads as a broken answer rather than an error.
+func apiUnrouted(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasPrefix(r.URL.Path, "/api/") {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		// Handler only looks the route up (ServeHTTP also sets the path
+		// values a route reads); for no route, what it returns only sets
+		// a status and Allow, or redirects, which is passed on as it is.
+		h, pattern := mux.Handler(r)
+		var rec statusRecorder
+		if pattern == "" {
+			h.ServeHTTP(&rec, r)
+		}
+		if rec.code != http.StatusNotFound && rec.code != http.StatusMethodNotAllowed {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		if allow := rec.header.Get("Allow"); allow != "" {
+			w.Header().Set("Allow", allow)
+		}
+		writeJSON(w, rec.code, apiError{Error: strings.ToLower(http.StatusText(rec.code))})
+	})
+}
+
+// statusRecorder keeps what a handler answered but its body.
+type statusRecorder struct {
+	header http.Header
+	code   int
+}
+
+func (r *statusRecorder) Header() http.Header {
+	if r.header == nil {
+		r.header = http.Header{}
+	}
+	return r.header
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if r.code == 0 {
+		r.code = code
+	}
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	r.WriteHeader(http.StatusOK)
+	return len(b), nil
 }
 
 // cleanPath is the path the mux would redirect p to, as net/http cleans
