@@ -6,6 +6,16 @@ import (
 	"time"
 )
 
+// openPanelSessions is a fresh store's migrated session table.
+func openPanelSessions(t *testing.T, open func(testing.TB) *Store) *PanelSessions {
+	t.Helper()
+	s := open(t)
+	if err := s.MigratePanelSessions(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return s.PanelSessions()
+}
+
 // TestPanelSessionUpdateDoesNotResurrect: a node writing back a session it
 // read before another node deleted it (a logout) must find no row and
 // leave none, while a live session is rewritten.
@@ -13,11 +23,7 @@ func TestPanelSessionUpdateDoesNotResurrect(t *testing.T) {
 	for _, d := range dialects {
 		t.Run(d.name, func(t *testing.T) {
 			ctx := context.Background()
-			s := d.open(t)
-			if err := s.MigratePanelSessions(ctx); err != nil {
-				t.Fatal(err)
-			}
-			ps := s.PanelSessions()
+			ps := openPanelSessions(t, d.open)
 			later := time.Now().Add(time.Hour)
 			for _, tc := range []struct {
 				id      string
@@ -60,11 +66,7 @@ func TestPanelSessionsKeptPerOwner(t *testing.T) {
 	for _, d := range dialects {
 		t.Run(d.name, func(t *testing.T) {
 			ctx := context.Background()
-			s := d.open(t)
-			if err := s.MigratePanelSessions(ctx); err != nil {
-				t.Fatal(err)
-			}
-			ps := s.PanelSessions()
+			ps := openPanelSessions(t, d.open)
 			later := time.Now().Add(time.Hour)
 			put := func(id, owner string) {
 				t.Helper()
