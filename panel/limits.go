@@ -27,7 +27,9 @@ import (
 //     addresses gets about one guess per address and window, the user
 //     waits at most the maximum after a typo of its own;
 //   - at most a few argon2id hashes at once on the node (each takes tens of
-//     MiB): a login that would need one more is answered 429 at once.
+//     MiB): a login that would need one more is answered 429 at once. A
+//     reseller's password forms take one of them at a time, and never the
+//     last one free (tryFormHash).
 //
 // The tables are in memory on each node: behind a load balancer an attacker
 // gets each limit once per node, still a handful of guesses per window.
@@ -38,7 +40,9 @@ type loginLimits struct {
 	window     time.Duration
 	hashes     chan struct{}
 
-	mu       sync.Mutex
+	mu sync.Mutex
+	// forms holds the resellers with a password form hashing (tryFormHash).
+	forms    map[int64]bool
 	pairs    map[string]*pairFailures
 	accounts map[string]*windowFailures
 	addrs    map[string]*windowFailures
@@ -77,6 +81,7 @@ func newLoginLimits(cfg Config) *loginLimits {
 		free: cfg.LockoutFailures, maxBackoff: cfg.LockoutDuration,
 		windowMax: cfg.AddressFailures, window: cfg.LockoutDuration,
 		hashes:   make(chan struct{}, cfg.MaxPasswordHashes),
+		forms:    make(map[int64]bool),
 		pairs:    make(map[string]*pairFailures),
 		accounts: make(map[string]*windowFailures), addrs: make(map[string]*windowFailures),
 		nets: make(map[string]*windowFailures),
@@ -205,6 +210,32 @@ func (l *loginLimits) tryHash() bool {
 }
 
 func (l *loginLimits) doneHash() { <-l.hashes }
+
+// tryFormHash takes a place to hash for a password form (adding a user,
+// changing a password) of reseller (0: the operator), or reports false;
+// call done when the hash is computed. A reseller's forms take one place at
+// a time, and only while another stays free on the node: its forms are its
+// own to repeat (at its cap of users each add still hashes before it is
+// refused), and taking the places as logins do let a reseller posting them
+// in a loop hold every one, so that every other tenant's login got 429.
+// The operator's take any place, as its logins do.
+func (l *loginLimits) tryFormHash(reseller int64) (done func(), ok bool) {
+	if reseller == 0 {
+		return l.doneHash, l.tryHash()
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.forms[reseller] || cap(l.hashes) > 1 && len(l.hashes) >= cap(l.hashes)-1 || !l.tryHash() {
+		return nil, false
+	}
+	l.forms[reseller] = true
+	return func() {
+		l.mu.Lock()
+		delete(l.forms, reseller)
+		l.mu.Unlock()
+		l.doneHash()
+	}, true
+}
 
 // trim makes room in a full table: it drops the entries that are stale
 // and, if fewer than a tenth were, the oldest by since until nine tenths

@@ -122,10 +122,11 @@ func (p *Panel) addUser(req *request) error {
 		return p.renderUsers(req, http.StatusTooManyRequests, res, f,
 			"Too many addresses that are already in use were tried. Try again later.", nil)
 	}
-	if !p.limits.tryHash() {
+	done, ok := p.limits.tryFormHash(req.sess.P.ResellerID)
+	if !ok {
 		return hashesBusy(req, func(msg string) error { return p.renderUsers(req, http.StatusTooManyRequests, res, f, msg, nil) })
 	}
-	defer p.limits.doneHash()
+	defer done()
 	if _, err := p.svc.CreateUser(req.r.Context(), req.sess.P, res.ID, f.Email, req.r.PostFormValue("password")); err != nil {
 		if rationed && errors.Is(err, admin.ErrEmailNotAvailable) {
 			p.takenEmails.Take(res.ID, p.now())
@@ -158,9 +159,9 @@ func (p *Panel) deleteUser(req *request) error {
 
 // hashesBusy answers a form that would compute an argon2id hash (~19 MiB)
 // while the node's places for them (panel.max_password_hashes) are all
-// taken. Adding a user and changing a password share those places with
-// the logins: a reseller posting the add-user form many times at once had
-// the node compute every hash together.
+// taken to it (tryFormHash). Adding a user and changing a password share
+// those places with the logins: a reseller posting the add-user form many
+// times at once had the node compute every hash together.
 func hashesBusy(req *request, again func(msg string) error) error {
 	req.w.Header().Set("Retry-After", "1")
 	return again("Too many password operations at once on this node. Try again in a moment.")
@@ -215,10 +216,11 @@ func (p *Panel) changePassword(req *request) error {
 		return p.renderAccount(req, http.StatusBadRequest, "Please correct the highlighted fields.",
 			tenant.FieldErrors{"confirm": "the two new passwords differ"})
 	}
-	if !p.limits.tryHash() {
+	done, ok := p.limits.tryFormHash(req.sess.P.ResellerID)
+	if !ok {
 		return hashesBusy(req, func(msg string) error { return p.renderAccount(req, http.StatusTooManyRequests, msg, nil) })
 	}
-	defer p.limits.doneHash()
+	defer done()
 	u, err := p.svc.ChangePassword(r.Context(), req.sess.P, current, next)
 	if err != nil {
 		var fe tenant.FieldErrors

@@ -488,6 +488,56 @@ func TestPasswordFormsShareTheHashPlaces(t *testing.T) {
 	}
 }
 
+// A reseller's password forms hash one at a time and never take the
+// node's last hash place, which is the logins': sharing every place with
+// them, a reseller posting the add-user form in a loop (at its cap of
+// users each add still hashes before it is refused) held them all, and
+// every other tenant's login answered 429.
+func TestPasswordFormsLeaveLoginsAPlace(t *testing.T) {
+	uf := newUserFixture(t)
+	a := uf.client(t).as(uf.fixture, uf.aUser)
+	add := func(c *client, email string) int {
+		return c.post("/panel/users", "email", email, "password", testPassword).Code
+	}
+	// One of the default two places held, by a login or a form.
+	if !uf.p.limits.tryHash() {
+		t.Fatal("no hash place free")
+	}
+	if code := add(a, "dan@alpha.example"); code != http.StatusTooManyRequests {
+		t.Errorf("A adds a user with the last place free: %d, want 429", code)
+	}
+	if rec := uf.client(t).login("bob@beta.example", testPassword); rec.Code != http.StatusSeeOther {
+		t.Errorf("B logs in with the last place free: %d, want 303", rec.Code)
+	}
+	uf.p.limits.doneHash()
+
+	// With more places, each reseller's forms hold one.
+	cfg := DefaultConfig()
+	cfg.MaxPasswordHashes = 4
+	uf.p.limits = newLoginLimits(cfg)
+	done, ok := uf.p.limits.tryFormHash(uf.a.ID)
+	if !ok {
+		t.Fatal("no place for A's form")
+	}
+	if code := add(a, "dan@alpha.example"); code != http.StatusTooManyRequests {
+		t.Errorf("A adds a user while another of its forms hashes: %d, want 429", code)
+	}
+	bUser, err := uf.svc.AuthenticatePassword(context.Background(), "bob@beta.example", testPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := add(uf.client(t).as(uf.fixture, bUser), "eve@beta.example"); code != http.StatusSeeOther {
+		t.Errorf("B adds a user while A's form hashes: %d, want 303", code)
+	}
+	done()
+	if code := add(a, "dan@alpha.example"); code != http.StatusSeeOther {
+		t.Errorf("A adds a user once its form is done: %d, want 303", code)
+	}
+	if got := uf.emails(t, uf.a.ID); len(got) != 2 {
+		t.Errorf("A's users: %v", got)
+	}
+}
+
 // Panel logins are one namespace across resellers, so "this email address
 // is not available" tells a reseller that someone somewhere logs in with
 // it. The answer names no holder, and a reseller gets only a few of them:
