@@ -265,3 +265,19 @@ func TestRequestPlacesAreTheResellers(t *testing.T) {
 		done()
 	}
 }
+
+// A refused import entry is quoted in the answer only in part: entries are
+// as long as the body, and one of 30 MiB of DEL bytes, quoted whole, made
+// a 150 MB answer (2.6 GB allocated) from one request.
+func TestImportErrorQuotesLittleOfTheEntry(t *testing.T) {
+	f := newAPIFixture(t)
+	huge := strings.Repeat("\x7f", 8<<20)
+	for _, entry := range []string{huge, "bob@" + huge, huge + " ", strings.Repeat(" ", 8<<20) + "b\x7fb"} {
+		code, out := f.do("own", "POST", fmt.Sprintf("/api/v1/domains/%d/recipients/import", f.domA.ID),
+			`{"recipients":["ok","`+entry+`"]}`)
+		if code != http.StatusBadRequest || !strings.Contains(string(out), `"recipients[1]":"\"`) || len(out) > 1024 {
+			t.Errorf("an entry of %d bytes: %d, answer of %d bytes, want 400 naming recipients[1] in under 1 KiB: %.300s",
+				len(entry), code, len(out), out)
+		}
+	}
+}
