@@ -568,3 +568,30 @@ func TestBadInputThousandLevelNestedMIME(t *testing.T) {
 		c.Close()
 	})
 }
+
+// TestBadInputLastReplyIsNotLostToAReset: a client that pipelines
+// thousands of refused commands in one write is shown out with a 421
+// while most of its write is still unread; closing the socket over unread
+// input sends a TCP reset, and a client that gets it before it has read
+// the 421 never sees it (ECONNRESET) and cannot tell a limit from a
+// crash. The 421 must arrive, followed by a clean end of stream.
+func TestBadInputLastReplyIsNotLostToAReset(t *testing.T) {
+	n, _ := startNode(t, nil)
+	noLeak(t, func() {
+		c := rawDial(t, n.SMTPAddr())
+		// 2,000 refused RCPTs (no MAIL): 52 KB, over the server's read
+		// buffer, so most of it is still in the socket at the 421.
+		batch := strings.Repeat("RCPT TO:<nobody@example.org>\r\n", 2000)
+		werr := make(chan error, 1)
+		go func() { _, err := io.WriteString(c.Conn, batch); werr <- err }()
+		got, err := io.ReadAll(c.r)
+		if err != nil {
+			t.Fatalf("reading the replies: %v (after %d bytes ending %q)", err, len(got), got[max(0, len(got)-120):])
+		}
+		if !bytes.HasSuffix(got, []byte("\r\n421 4.7.0 Too many commands without a message, closing connection\r\n")) {
+			t.Errorf("the replies end %q, want the 421", got[max(0, len(got)-120):])
+		}
+		<-werr
+		c.Close()
+	})
+}

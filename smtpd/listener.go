@@ -220,6 +220,17 @@ func (c *gateConn) SyscallConn() (syscall.RawConn, error) {
 	return sc.SyscallConn()
 }
 
+// NetConn is the socket, which go-smtp shuts down and drains when it
+// closes a connection (a lingering close: closed over unread input, the
+// socket would send a reset, and the client could lose our last reply).
+// Read and SetReadDeadline here serve a session, not that drain.
+func (c *gateConn) NetConn() net.Conn {
+	if pc, ok := c.Conn.(*proxyproto.Conn); ok {
+		return pc.Raw()
+	}
+	return c.Conn
+}
+
 // SetReadDeadline is ours alone (see gateConn); go-smtp's calls are ignored.
 func (c *gateConn) SetReadDeadline(time.Time) error { return nil }
 

@@ -182,7 +182,7 @@ func (c *Conn) handle(cmd string, arg string) {
 	defer func() {
 		if err := recover(); err != nil {
 			c.writeResponse(421, EnhancedCode{4, 0, 0}, "Internal server error")
-			c.Close()
+			c.end()
 
 			stack := debug.Stack()
 			c.server.ErrorLog.Printf("panic serving %v: %v\n%s", c.conn.RemoteAddr(), err, stack)
@@ -265,7 +265,7 @@ func (c *Conn) handle(cmd string, arg string) {
 		c.handleData(arg)
 	case "QUIT":
 		c.writeResponse(221, EnhancedCode{2, 0, 0}, "Bye")
-		c.Close()
+		c.end()
 	case "AUTH":
 		c.handleAuth(arg)
 	case "STARTTLS":
@@ -295,7 +295,17 @@ func (c *Conn) setSession(session Session) {
 	c.session = session
 }
 
+// Close ends the session and closes the connection at once; the
+// connection's own goroutine ends a session with end instead, and closes
+// the connection lingering once handleConn returns.
 func (c *Conn) Close() error {
+	c.end()
+	return c.conn.Close()
+}
+
+// end says the connection is over and logs its session out, leaving the
+// socket to handleConn (mxgrid patch).
+func (c *Conn) end() {
 	c.over.Store(true)
 	c.locker.Lock()
 	defer c.locker.Unlock()
@@ -306,8 +316,43 @@ func (c *Conn) Close() error {
 		c.session.Logout()
 		c.session = nil
 	}
+}
 
-	return c.conn.Close()
+// A lingering close reads and discards what the client still sends, for
+// at most lingerTime and lingerBytes, once our side is shut down.
+const (
+	lingerTime  = 2 * time.Second
+	lingerBytes = 64 << 10
+)
+
+// closeLingering sends what replies wait in the buffer, shuts down our
+// side of the connection, and discards the client's input until it closes
+// its side or the linger bounds are spent, before it closes the socket
+// (mxgrid patch). Closing a socket with input unread sends a TCP reset,
+// and the client's kernel then drops what it had not handed to the client
+// yet: a client that pipelined thousands of commands, or a message behind
+// DATA, lost the 421 or 554 that ended its session and saw a reset
+// instead, as after a crash. Apache and nginx close so ("lingering
+// close"); bounded, so a client cannot hold the goroutine. Under TLS the
+// close_notify goes first and the socket below is drained.
+func (c *Conn) closeLingering() {
+	c.text.W.Flush()
+	if tc, ok := c.conn.(*tls.Conn); ok {
+		tc.CloseWrite()
+	}
+	sock := c.conn
+	for {
+		u, ok := sock.(interface{ NetConn() net.Conn })
+		if !ok {
+			break
+		}
+		sock = u.NetConn()
+	}
+	if cw, ok := sock.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
+		sock.SetReadDeadline(time.Now().Add(lingerTime))
+		io.CopyN(io.Discard, sock, lingerBytes)
+	}
+	c.conn.Close()
 }
 
 // stopBdat ends a BDAT transfer in progress and returns once the
@@ -400,7 +445,7 @@ func (c *Conn) overJunkLimit() bool {
 	}
 	c.closing(ErrTooMuchJunk)
 	c.writeResponse(421, EnhancedCode{4, 7, 0}, "Too many commands without a message, closing connection")
-	c.Close()
+	c.end()
 	return true
 }
 
@@ -463,7 +508,7 @@ func (c *Conn) improperPipelining(cmd string) bool {
 		f(c, cmd, unexpected)
 	}
 	c.writeResponse(554, EnhancedCode{5, 5, 0}, "Error: SMTP protocol synchronization")
-	c.Close()
+	c.end()
 	return true
 }
 
@@ -514,7 +559,7 @@ func (c *Conn) protocolError(code int, ec EnhancedCode, msg string) {
 		// refusal of the command, and then closed).
 		c.closing(ErrTooManyErrors)
 		c.writeResponse(421, EnhancedCode{4, 7, 0}, "Too many errors, closing connection")
-		c.Close()
+		c.end()
 	}
 }
 
@@ -1278,7 +1323,7 @@ func (c *Conn) handleStartTLS(arg string) {
 		// would follow a TLS alert, and clear-text commands would be
 		// taken from a client that asked for TLS. Close, as Postfix does
 		// (mxgrid patch; upstream answered 550 and read on).
-		c.Close()
+		c.end()
 		return
 	}
 
@@ -1478,7 +1523,7 @@ func (c *Conn) handleBdat(arg string) {
 		c.writeResponse(dataErrorToStatus(err))
 
 		if err == errPanic {
-			c.Close()
+			c.end()
 		}
 
 		c.reset()
@@ -1503,7 +1548,7 @@ func (c *Conn) handleBdat(arg string) {
 		}
 
 		if err == errPanic {
-			c.Close()
+			c.end()
 			return
 		}
 
@@ -1714,7 +1759,7 @@ func (c *Conn) handleDataLMTP() {
 	// If done gets false, the panic occurred in LMTPData and the connection
 	// should be closed.
 	if !<-done {
-		c.Close()
+		c.end()
 	}
 }
 

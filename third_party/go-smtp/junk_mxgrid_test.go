@@ -135,3 +135,41 @@ func TestJunkCommandsCountRoundTrips(t *testing.T) {
 		})
 	}
 }
+
+// TestLastReplyIsNotLostToAReset: the server ends a session with the
+// client's input still unread (thousands of refused commands pipelined in
+// one write, shown out with a 421). Closed at once, the socket sent a TCP
+// reset, and a client that got it before reading the 421 lost it; read
+// after, it still saw ECONNRESET, not the end of the stream. The close
+// now lingers: the client reads every reply, the 421 last, then EOF.
+func TestLastReplyIsNotLostToAReset(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := NewServer(BackendFunc(func(*Conn) (Session, error) { return envelopeLogSession{&envelopeLog{}}, nil }))
+	s.Domain = "localhost"
+	s.MaxJunkCommands = 3
+	go s.Serve(l)
+	defer s.Close()
+	c, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	// 50 KB, over the server's read buffer: most of it is still in the
+	// socket when the 421 is written.
+	go io.WriteString(c, "EHLO c.test\r\n"+strings.Repeat("RCPT TO:<b@example.org>\r\n", 2000))
+	got, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatalf("reading the replies: %v", err)
+	}
+	want := "\r\n421 4.7.0 Too many commands without a message, closing connection\r\n"
+	if !strings.HasSuffix(string(got), want) {
+		if len(got) > 200 {
+			got = got[len(got)-200:]
+		}
+		t.Errorf("the replies end %q, want the 421", got)
+	}
+}

@@ -226,7 +226,8 @@ func (s *Server) handleConn(c *Conn) error {
 	s.locker.Unlock()
 
 	defer func() {
-		c.Close()
+		c.end()
+		c.closeLingering()
 		c.releaseText()
 
 		s.locker.Lock()
