@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"sync"
@@ -307,6 +308,7 @@ func newProxyListener(l net.Listener, trusted []netip.Prefix, timeout time.Durat
 	return &proxyproto.Listener{
 		Listener:          l,
 		ReadHeaderTimeout: timeout,
+		ValidateHeader:    tcpProxyHeader,
 		ConnPolicy: func(o proxyproto.ConnPolicyOptions) (proxyproto.Policy, error) {
 			ip := addrIP(o.Upstream)
 			for _, p := range trusted {
@@ -317,4 +319,18 @@ func newProxyListener(l net.Listener, trusted []netip.Prefix, timeout time.Durat
 			return proxyproto.SKIP, nil
 		},
 	}
+}
+
+// tcpProxyHeader admits the headers of TCP clients over IPv4 or IPv6, and
+// those that say to use the connection's own addresses (v2 LOCAL, v1
+// UNKNOWN), as Postfix does. Another transport has no client IP address
+// to judge: a Unix socket's was served under an invalid one, every such
+// client sharing one per-IP limit.
+func tcpProxyHeader(h *proxyproto.Header) error {
+	switch {
+	case h.Command.IsLocal(), h.TransportProtocol == proxyproto.TCPv4, h.TransportProtocol == proxyproto.TCPv6,
+		h.Version == 1 && h.TransportProtocol == proxyproto.UNSPEC:
+		return nil
+	}
+	return fmt.Errorf("PROXY header for transport %#x: only TCP over IPv4 or IPv6 is served", byte(h.TransportProtocol))
 }

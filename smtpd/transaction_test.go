@@ -312,12 +312,17 @@ func TestProxyProtocol(t *testing.T) {
 
 // TestTrustedProxyHeaders: from a trusted proxy, a connection is served
 // under the address its PROXY header gives (v2 TLVs are skipped), or under
-// the proxy's own for a v2 LOCAL (the proxy's health check). One whose
-// header is malformed, cut short (a v2 length beyond the bytes sent) or
-// missing is closed unserved, as Postfix's smtpd_upstream_proxy_protocol
-// does: a header that timed out or never came was taken for "no header",
-// and the client was served as the proxy, an address DNSBLs are not asked
-// about, with what remained of the header read as commands.
+// the proxy's own for a v2 LOCAL (the proxy's health check) or a v1
+// UNKNOWN (the spec's "use the real endpoints"). One whose header is
+// malformed, cut short (a v2 length beyond the bytes sent) or missing is
+// closed unserved, as Postfix's smtpd_upstream_proxy_protocol does: a
+// header that timed out or never came was taken for "no header", and the
+// client was served as the proxy, an address DNSBLs are not asked about,
+// with what remained of the header read as commands. So is one for
+// another transport than TCP over IPv4 or IPv6, as Postfix refuses it: a
+// Unix socket's (AF_UNIX) was served with no client address at all
+// ("[invalid IP]" in our Received field, one per-IP limit shared by every
+// such client), a UDP one as a TCP client.
 func TestTrustedProxyHeaders(t *testing.T) {
 	n, sink := startNode(t, func(c *config.Config) {
 		c.SMTP.TrustedProxies = []string{"127.0.0.0/8"}
@@ -338,6 +343,9 @@ func TestTrustedProxyHeaders(t *testing.T) {
 		{"v1", []byte("PROXY TCP4 203.0.113.9 192.0.2.1 40000 25\r\n"), "203.0.113.9"},
 		{"v2 with a TLV", v2(0x21, 0x11, len(addrs)+len(authority), append(append([]byte(nil), addrs...), authority...)...), "203.0.113.9"},
 		{"v2 LOCAL", v2(0x20, 0x00, 0), "127.0.0.1"},
+		{"v1 UNKNOWN", []byte("PROXY UNKNOWN\r\n"), "127.0.0.1"},
+		{"v2 over UDP", v2(0x21, 0x12, len(addrs), addrs...), ""},
+		{"v2 from a Unix socket", v2(0x21, 0x31, 216, make([]byte, 216)...), ""},
 		{"v1 malformed", []byte("PROXY TCP4 203.0.113.9\r\n"), ""},
 		{"v2 length beyond the bytes sent", v2(0x21, 0x11, 100, addrs...), ""},
 		{"no header", nil, ""},
