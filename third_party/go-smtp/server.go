@@ -276,7 +276,10 @@ func (s *Server) handleConn(c *Conn) error {
 				return nil
 			}
 			if err == ErrTooLongLine {
-				c.writeResponse(500, EnhancedCode{5, 4, 0}, "Too long line, closing connection")
+				// A syntax error (RFC 5321 §4.2.4: 500 includes "command
+				// line too long"; RFC 3463 X.5.2), not X.4.0, a network
+				// or routing status (mxgrid patch).
+				c.writeResponse(500, EnhancedCode{5, 5, 2}, "Too long line, closing connection")
 				return nil
 			}
 
