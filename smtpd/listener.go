@@ -62,6 +62,7 @@ type gateConn struct {
 	readBy, writeBy deadline
 
 	firstRead    atomic.Bool
+	refused      bool         // a PROXY header from an untrusted peer: nothing is read
 	dataDeadline atomic.Int64 // unix nanos; 0 outside DATA
 	// commandBy is when the client's next command must have arrived
 	// whole: command_timeout after our last write (unix nanos). Each read
@@ -145,9 +146,17 @@ func (c *gateConn) Read(p []byte) (int, error) {
 			c.srv.metrics.connections.WithLabelValues("refused_proxy").Inc()
 			c.srv.log.Warn("PROXY header from untrusted address refused", "client_ip", c.ip.String())
 			c.Conn.Write(rawReply(errProxyRefused, ""))
-			c.Close()
-			return 0, net.ErrClosed
+			// Not closed here: go-smtp's lingering close reads away
+			// what the peer sent behind the header, which closed over
+			// unread would have reset the connection, the 554 with it.
+			c.refused = true
+			c.peeked.Reset(nil)
+			peekReaders.Put(c.peeked)
+			c.peeked = nil
 		}
+	}
+	if c.refused {
+		return 0, net.ErrClosed
 	}
 	var n int
 	var err error
