@@ -95,6 +95,9 @@ type Conn struct {
 	// reached a session already logged out (a nil dereference), and a
 	// transaction answered 421 went on to deliver.
 	over atomic.Bool
+	// quit is set once the client said QUIT (closeLingering; mxgrid
+	// patch). Only the connection's own goroutine reads and writes it.
+	quit bool
 }
 
 func newConn(c net.Conn, s *Server) *Conn {
@@ -265,6 +268,7 @@ func (c *Conn) handle(cmd string, arg string) {
 		c.handleData(arg)
 	case "QUIT":
 		c.writeResponse(221, EnhancedCode{2, 0, 0}, "Bye")
+		c.quit = true
 		c.end()
 	case "AUTH":
 		c.handleAuth(arg)
@@ -337,6 +341,14 @@ const (
 // close_notify goes first and the socket below is drained.
 func (c *Conn) closeLingering() {
 	c.text.W.Flush()
+	// A client that said QUIT and sent nothing behind it (it must not:
+	// QUIT ends a pipelined group) has nothing a reset could take: the
+	// close goes at once, sparing every ordinary session a shutdown and a
+	// wait for the client's own close.
+	if c.quit && c.text.R.Buffered() == 0 && socketPending(c.conn, c.pending[:]) == 0 {
+		c.conn.Close()
+		return
+	}
 	if tc, ok := c.conn.(*tls.Conn); ok {
 		tc.CloseWrite()
 	}

@@ -152,24 +152,35 @@ func TestLastReplyIsNotLostToAReset(t *testing.T) {
 	s.MaxJunkCommands = 3
 	go s.Serve(l)
 	defer s.Close()
-	c, err := net.Dial("tcp", l.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
 	// 50 KB, over the server's read buffer: most of it is still in the
-	// socket when the 421 is written.
-	go io.WriteString(c, "EHLO c.test\r\n"+strings.Repeat("RCPT TO:<b@example.org>\r\n", 2000))
-	got, err := io.ReadAll(c)
-	if err != nil {
-		t.Fatalf("reading the replies: %v", err)
-	}
-	want := "\r\n421 4.7.0 Too many commands without a message, closing connection\r\n"
-	if !strings.HasSuffix(string(got), want) {
-		if len(got) > 200 {
-			got = got[len(got)-200:]
-		}
-		t.Errorf("the replies end %q, want the 421", got)
+	// socket when the last reply is written.
+	junk := strings.Repeat("RCPT TO:<b@example.org>\r\n", 2000)
+	for _, tc := range []struct {
+		name, send, last string
+	}{
+		{"junk limit", "EHLO c.test\r\n" + junk, "421 4.7.0 Too many commands without a message, closing connection"},
+		// QUIT closes at once only when nothing follows it.
+		{"junk behind QUIT", "EHLO c.test\r\nQUIT\r\n" + junk, "221 2.0.0 Bye"},
+		{"QUIT", "EHLO c.test\r\nQUIT\r\n", "221 2.0.0 Bye"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := net.Dial("tcp", l.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			go io.WriteString(c, tc.send)
+			got, err := io.ReadAll(c)
+			if err != nil {
+				t.Fatalf("reading the replies: %v", err)
+			}
+			if !strings.HasSuffix(string(got), "\r\n"+tc.last+"\r\n") {
+				if len(got) > 200 {
+					got = got[len(got)-200:]
+				}
+				t.Errorf("the replies end %q, want %q", got, tc.last)
+			}
+		})
 	}
 }
