@@ -21,6 +21,33 @@ const MaxRequestsPerReseller = 8
 // running on this node (HTTP 429). It is an ErrBusy.
 var ErrRequestsBusy = fmt.Errorf("%w: %d requests of this reseller are running on this node", ErrBusy, MaxRequestsPerReseller)
 
+// A reseller's changes on a node (admin API calls and panel forms that
+// write) are rate limited: ChangeBurst at once, one more every
+// ChangeInterval. Each change is an audit row in the shared store, and a
+// change to a domain has every node reload it with its recipients: a
+// tenant looping PATCHes, changing something or nothing, grew the audit
+// table without end and kept every node reloading. 600 at once and 20 a
+// second are far beyond what a panel user or a provisioning script needs
+// (a recipient list goes in one import). The operator is not limited.
+const (
+	ChangeBurst    = 600
+	ChangeInterval = 50 * time.Millisecond
+)
+
+// ErrChangesBusy: the reseller spent its changes on this node (HTTP 429).
+// It is an ErrBusy.
+var ErrChangesBusy = fmt.Errorf("%w: this reseller made more than %d changes at %d a second on this node",
+	ErrBusy, ChangeBurst, time.Second/ChangeInterval)
+
+// AllowChange spends one of p's changes before a request that may write
+// is served, or fails with ErrChangesBusy: the client retries later.
+func (s *Service) AllowChange(p Principal) error {
+	if p.Operator || s.changes.Take(p.ResellerID, s.own.now()) == 0 {
+		return nil
+	}
+	return ErrChangesBusy
+}
+
 // BeginRequest takes one of p's request places before an authenticated
 // admin API or panel request is served; done gives it back once the
 // answer is written. With none free for the search wait (or until ctx

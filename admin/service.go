@@ -28,6 +28,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/mxgrid/mxgrid/fsperm"
+	"github.com/mxgrid/mxgrid/internal/ratelimit"
 	"github.com/mxgrid/mxgrid/tenant"
 )
 
@@ -134,6 +135,8 @@ type Service struct {
 	requestsOf *resellerPlaces
 	// importsOf holds each reseller's imports (BeginImport).
 	importsOf *resellerPlaces
+	// changes limits each reseller's rate of changes (AllowChange).
+	changes *ratelimit.Limiter[int64]
 	// searchWait is how long a search or a request waits for a place.
 	searchWait time.Duration
 	// charts holds the outcome charts summed lately (OutcomeCharts).
@@ -176,7 +179,7 @@ func NewService(st Store, opts ServiceOptions) *Service {
 		messages: opts.Messages, quarantine: opts.Quarantine, checkRoute: opts.CheckRoute, own: newOwnership(opts.Ownership),
 		imports: make(chan struct{}, MaxConcurrentImports), searches: make(chan struct{}, MaxConcurrentSearches),
 		searchesOf: newResellerPlaces(MaxSearchesPerReseller), requestsOf: newResellerPlaces(MaxRequestsPerReseller),
-		importsOf: newResellerPlaces(MaxImportsPerReseller)}
+		importsOf: newResellerPlaces(MaxImportsPerReseller), changes: ratelimit.New[int64](ChangeBurst, ChangeInterval, 0)}
 	if s.log == nil {
 		s.log = slog.Default()
 	}

@@ -300,6 +300,14 @@ func (p *Panel) upload(owns, fn func(*request) error) http.HandlerFunc {
 			return
 		}
 		defer done()
+		// Every form but the logout may change something: it spends one of
+		// the reseller's changes, as an API call that writes does.
+		if r.Method == http.MethodPost && r.Pattern != "POST /panel/logout" {
+			if err := p.svc.AllowChange(sess.P); err != nil {
+				p.fail(req, err)
+				return
+			}
+		}
 		if !sess.P.Operator {
 			res, err := p.svc.GetReseller(r.Context(), sess.P, sess.P.ResellerID)
 			if err != nil {
@@ -540,6 +548,9 @@ func (p *Panel) fail(req *request, err error) {
 	case errors.Is(err, admin.ErrRequestsBusy):
 		req.w.Header().Set("Retry-After", "5")
 		code, msg = http.StatusTooManyRequests, "Your account has too many requests running on this server right now. Try again in a moment."
+	case errors.Is(err, admin.ErrChangesBusy):
+		req.w.Header().Set("Retry-After", "5")
+		code, msg = http.StatusTooManyRequests, "Your account made too many changes on this server in a short time. Try again in a moment."
 	case errors.Is(err, admin.ErrBusy):
 		code, msg = http.StatusTooManyRequests, "Other checks are running (a reseller runs one at a time). Try again in a moment."
 	case errors.Is(err, quarantine.ErrNotHeld):

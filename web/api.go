@@ -243,6 +243,12 @@ func (a *AdminAPI) authed(fn func(w http.ResponseWriter, r *http.Request, p admi
 			return
 		}
 		defer done()
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			if err := a.svc.AllowChange(p); err != nil {
+				a.fail(w, r, err)
+				return
+			}
+		}
 		if err := fn(w, r, p); err != nil {
 			a.fail(w, r, err)
 		}
