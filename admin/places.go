@@ -26,11 +26,11 @@ var ErrRequestsBusy = fmt.Errorf("%w: %d requests of this reseller are running o
 // ChangeInterval. Each change is an audit row in the shared store, and a
 // change to a domain has every node reload it with its recipients: a
 // tenant looping PATCHes, changing something or nothing, grew the audit
-// table without end and kept every node reloading. 600 at once and 20 a
+// table without end and kept every node reloading. 1,000 at once and 20 a
 // second are far beyond what a panel user or a provisioning script needs
 // (a recipient list goes in one import). The operator is not limited.
 const (
-	ChangeBurst    = 600
+	ChangeBurst    = 1000
 	ChangeInterval = 50 * time.Millisecond
 )
 
