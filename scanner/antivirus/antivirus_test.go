@@ -568,6 +568,36 @@ func TestCheck(t *testing.T) {
 			wantReject:  "invoice.js",
 			wantSymbols: []string{SymbolBlockedType},
 		},
+		// go-message read the multipart's lines through a 4 KiB buffer
+		// and gave up on a longer one; Thunderbird reads lines of any
+		// length, and shows the parts after it.
+		{
+			name: "script after a preamble line over 4 KiB",
+			raw: func(testing.TB) string {
+				return strings.Replace(withAttachment("invoice.js", "application/octet-stream", []byte("var x = 1;")),
+					"\r\n\r\n--b1\r\n", "\r\n\r\n"+strings.Repeat("x", 5000)+"\r\n--b1\r\n", 1)
+			},
+			wantReject:  "invoice.js",
+			wantSymbols: []string{SymbolBlockedType},
+		},
+		{
+			name: "script after a delimiter padded past 4 KiB",
+			raw: func(testing.TB) string {
+				return strings.Replace(withAttachment("invoice.js", "application/octet-stream", []byte("var x = 1;")),
+					"See attached.\r\n--b1\r\n", "See attached.\r\n--b1"+strings.Repeat(" ", 5000)+"\r\n", 1)
+			},
+			wantReject:  "invoice.js",
+			wantSymbols: []string{SymbolBlockedType},
+		},
+		{
+			name: "script behind a boundary over 4 KiB",
+			raw: func(testing.TB) string {
+				return strings.ReplaceAll(withAttachment("invoice.js", "application/octet-stream", []byte("var x = 1;")),
+					"b1", strings.Repeat("b", 5000))
+			},
+			wantReject:  "invoice.js",
+			wantSymbols: []string{SymbolBlockedType},
+		},
 		// Thunderbird passes over a line in a part's header that is no
 		// field, and shows the parts after it.
 		{

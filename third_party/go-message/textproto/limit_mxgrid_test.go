@@ -3,6 +3,7 @@ package textproto
 import (
 	"bufio"
 	"errors"
+	"io"
 	"runtime"
 	"strings"
 	"testing"
@@ -59,4 +60,77 @@ func TestPartHeaderJunkLinesAllocateLittle(t *testing.T) {
 	if got := after.TotalAlloc - before.TotalAlloc; got > 1<<20 {
 		t.Errorf("%d bytes allocated for %d lines", got, lines)
 	}
+}
+
+// A line between parts longer than the read buffer (upstream gave up on
+// it, with bufio.ErrBufferFull, and so on every part after it) is read to
+// its end in the buffer's room: text in the preamble is passed over, a
+// delimiter padded with blanks or longer than the buffer is one. This
+// replaces upstream's TestLineLimit, which wanted NextPart to fail on an
+// endless line: mail comes whole, bounded by its size limit.
+func TestLongLinesBetweenParts(t *testing.T) {
+	long := strings.Repeat("b", 3*peekBufferSize)
+	for _, tc := range []struct {
+		name, boundary, body string
+	}{
+		{"preamble line", "b", strings.Repeat("x", 1<<20) + "\r\n--b\r\n\r\none\r\n--b--\r\n"},
+		{"padded delimiter", "b", "--b\r\n\r\nzero\r\n--b" + strings.Repeat(" ", 3*peekBufferSize) + "\r\n\r\none\r\n--b--\r\n"},
+		{"padded close delimiter", "b", "--b\r\n\r\none\r\n--b--" + strings.Repeat("\t", 3*peekBufferSize) + "\r\n--b\r\n\r\nnot a part\r\n"},
+		{"boundary over the buffer", long, "--" + long + "\r\n\r\none\r\n--" + long + "--\r\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mr := NewMultipartReader(strings.NewReader(tc.body), tc.boundary)
+			var last string
+			for {
+				p, err := mr.NextPart()
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					t.Fatalf("NextPart: %v", err)
+				}
+				b, err := io.ReadAll(p)
+				if err != nil {
+					t.Fatalf("part: %v", err)
+				}
+				last = string(b)
+			}
+			if last != "one" {
+				t.Errorf("last part %q, want one", last)
+			}
+		})
+	}
+	// A line that is no delimiter past the first part is not read as one.
+	mr := NewMultipartReader(strings.NewReader("--b\r\n\r\none\r\n--b"+strings.Repeat(" ", 3*peekBufferSize)+"x\r\n"), "b")
+	if p, err := mr.NextPart(); err != nil {
+		t.Fatalf("NextPart: %v", err)
+	} else if b, _ := io.ReadAll(p); string(b) != "one" {
+		t.Fatalf("first part %q", b)
+	}
+	if _, err := mr.NextPart(); err == nil || err == io.EOF {
+		t.Errorf("NextPart after a padded line with text: %v, want an error", err)
+	}
+}
+
+// An endless line in the preamble costs its reading, not its size.
+func TestLongPreambleLineAllocatesLittle(t *testing.T) {
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err := NewMultipartReader(io.LimitReader(zeros{}, 16<<20), "b").NextPart()
+	runtime.ReadMemStats(&after)
+	if err == nil || err == io.EOF {
+		t.Errorf("NextPart: %v, want an error", err)
+	}
+	if got := after.TotalAlloc - before.TotalAlloc; got > 1<<20 {
+		t.Errorf("%d bytes allocated for a 16 MiB line", got)
+	}
+}
+
+type zeros struct{}
+
+func (zeros) Read(b []byte) (int, error) {
+	for i := range b {
+		b[i] = 0
+	}
+	return len(b), nil
 }

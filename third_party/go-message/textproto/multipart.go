@@ -47,8 +47,16 @@ type Part struct {
 // parse such headers.
 func NewMultipartReader(r io.Reader, boundary string) *MultipartReader {
 	b := []byte("\r\n--" + boundary + "--")
+	size := peekBufferSize
+	if 2*len(b) > size {
+		size = 2 * len(b)
+	}
 	return &MultipartReader{
-		bufReader:        bufio.NewReaderSize(&stickyErrorReader{r: r}, peekBufferSize),
+		// The buffer must hold a whole delimiter and what follows it on
+		// its line for scanUntilBoundary and NextPart to recognise it.
+		// RFC 2046 caps a boundary at 70 characters, mail readers do
+		// not; the header the boundary came from bounds it.
+		bufReader:        bufio.NewReaderSize(&stickyErrorReader{r: r}, size),
 		nl:               b[:2],
 		nlDashBoundary:   b[:len(b)-2],
 		dashBoundaryDash: b[2:],
@@ -304,6 +312,9 @@ func (r *MultipartReader) NextPart() (*Part, error) {
 	expectNewPart := false
 	for {
 		line, err := r.bufReader.ReadSlice('\n')
+		if err == bufio.ErrBufferFull {
+			line, err = r.longLine(line)
+		}
 
 		if err == io.EOF && r.isFinalBoundary(line) {
 			// If the buffer ends in "--boundary--" without the
@@ -351,6 +362,42 @@ func (r *MultipartReader) NextPart() (*Part, error) {
 		}
 
 		return nil, fmt.Errorf("multipart: unexpected line in Next(): %q", line)
+	}
+}
+
+// longLine reads to its end a line between parts that is longer than the
+// buffer, head being what the buffer holds of it: text in the preamble, or
+// a delimiter padded with blanks. Such a line ended the multipart
+// (bufio.ErrBufferFull) and hid every part after it, where mail readers
+// read lines of any length. The line is returned as it counts: the
+// delimiter or close delimiter without its padding, or its first bytes.
+func (r *MultipartReader) longLine(head []byte) ([]byte, error) {
+	var delim []byte
+	for _, d := range [][]byte{r.dashBoundaryDash, r.dashBoundary} {
+		if bytes.HasPrefix(head, d) && len(skipLWSPChar(head[len(d):])) == 0 {
+			delim = d
+			break
+		}
+	}
+	if len(head) > 78 {
+		head = head[:78]
+	}
+	line := append([]byte(nil), head...)
+	for {
+		chunk, err := r.bufReader.ReadSlice('\n')
+		rest := skipLWSPChar(chunk)
+		if err == bufio.ErrBufferFull {
+			if len(rest) > 0 {
+				delim = nil
+			}
+			continue
+		}
+		if delim != nil {
+			// The padding is over: what is left is the line's end, or
+			// text that makes it no delimiter.
+			return append(append([]byte(nil), delim...), rest...), err
+		}
+		return line, err
 	}
 }
 

@@ -236,37 +236,6 @@ func TestVariousTextLineEndings(t *testing.T) {
 	}
 }
 
-type maliciousReader struct {
-	t *testing.T
-	n int
-}
-
-const maxReadThreshold = 1 << 20
-
-func (mr *maliciousReader) Read(b []byte) (n int, err error) {
-	mr.n += len(b)
-	if mr.n >= maxReadThreshold {
-		mr.t.Fatal("too much was read")
-		return 0, io.EOF
-	}
-	return len(b), nil
-}
-
-func TestLineLimit(t *testing.T) {
-	mr := &maliciousReader{t: t}
-	r := NewMultipartReader(mr, "fooBoundary")
-	part, err := r.NextPart()
-	if part != nil {
-		t.Errorf("unexpected part read")
-	}
-	if err == nil {
-		t.Errorf("expected an error")
-	}
-	if mr.n >= maxReadThreshold {
-		t.Errorf("expected to read < %d bytes; read %d", maxReadThreshold, mr.n)
-	}
-}
-
 func TestMultipartTruncated(t *testing.T) {
 	testBody := `
 This is a multi-part message.  This line is ignored.
