@@ -160,6 +160,9 @@ func (x *htmlExtractor) extract(src []byte) {
 				if anchor >= 0 && anchorText.Len() < maxAnchorLen {
 					anchorText.Write(t)
 				}
+				if open[openKey{atom.A, ""}] == 0 {
+					x.addTextURLs(t)
+				}
 			}
 		case html.StartTagToken, html.SelfClosingTagToken:
 			rawSkip = false
@@ -381,6 +384,19 @@ func (x *htmlExtractor) addURL(raw string, image bool) bool {
 		x.urls = append(x.urls, t)
 	}
 	return true
+}
+
+// addTextURLs records the bare links in text an HTML part shows outside
+// any link: Gmail, Outlook and Apple Mail make a link of each, as of one
+// in plain text, so "Confirm your account: https://evil.example/" with no
+// <a> around it was a link for the reader and none for the link rules and
+// the URL blocklists. They are plain links (URL.Plain), found as in Text.
+func (x *htmlExtractor) addTextURLs(t []byte) {
+	room := maxURLs - len(x.urls)
+	if room <= 0 || !bytes.Contains(t, []byte("://")) && !bytes.Contains(t, []byte("ww.")) && !bytes.Contains(t, []byte("WW.")) {
+		return
+	}
+	x.urls = append(x.urls, FindURLs(string(t), room)...)
 }
 
 // openRedirects are pages of well-known sites that send the reader on to
@@ -618,7 +634,7 @@ func (m *Message) AppendPlainURLs(dst []URL, text string, limit int) []URL {
 		return append(dst, FindURLs(text, limit)...)
 	}
 	n := 0
-	for _, u := range m.URLs {
+	for _, u := range m.URLs[m.plainFrom:] {
 		if n == limit {
 			break
 		}

@@ -103,12 +103,15 @@ type Message struct {
 	Text string
 	// HTML describes the text/html parts: visible text, hidden text, links.
 	HTML HTMLInfo
-	// URLs are the links found in text and HTML parts (HTML hrefs and image
-	// sources first, then bare URLs in plain text), at most maxURLs.
+	// URLs are the links found in text and HTML parts (HTML hrefs, image
+	// sources and bare URLs in HTML text first, then bare URLs in plain
+	// text), at most maxURLs.
 	URLs []URL
 	// plainLimit is the limit the parser gave FindURLs over Text for URLs
-	// (0: Text was not searched, as in a Message built by hand).
-	plainLimit int
+	// (0: Text was not searched, as in a Message built by hand), and
+	// plainFrom where in URLs those links start: the HTML parts' bare
+	// links before them are plain too, but not Text's.
+	plainLimit, plainFrom int
 	// Parts lists every entity of the MIME tree in depth-first order,
 	// multipart containers included (their Size is 0).
 	Parts []Part
@@ -325,7 +328,7 @@ func (p *Parser) parse(m *Message, r io.ReaderAt, size int64) {
 	}
 	m.Text = w.textString()
 	m.HTML = w.html.info
-	m.plainLimit = maxURLs - len(w.html.urls)
+	m.plainLimit, m.plainFrom = maxURLs-len(w.html.urls), len(w.html.urls)
 	m.URLs = append(w.html.urls, FindURLs(m.Text, m.plainLimit)...)
 	m.URLs = appendPDFLinks(m.URLs, m.Leaves)
 	m.URLs = appendCalendarLinks(m.URLs, m.Leaves)

@@ -279,6 +279,39 @@ func TestSVGLinksAreLinks(t *testing.T) {
 	}
 }
 
+// TestBareLinksInHTMLTextAreLinks: a URL an HTML part shows as text,
+// outside any link, is one for readers that make it clickable (Gmail,
+// Outlook, Apple Mail), so for the link rules and the URL blocklists too.
+// What a link's own text shows is the link's, and hidden text is no link.
+func TestBareLinksInHTMLTextAreLinks(t *testing.T) {
+	tests := []struct {
+		name, html string
+		hosts      []string
+	}{
+		{"bare in text", `<p>Confirm your account: https://evil.example.com/login</p>`, []string{"evil.example.com"}},
+		{"www. and entities", `<p>Go to www&#46;evil.example.com now</p>`, []string{"www.evil.example.com"}},
+		{"after an anchor", `<a href="https://shop.example.org/">shop</a> or http://192.0.2.7/claim`, []string{"shop.example.org", "192.0.2.7"}},
+		{"the text of a link", `<a href="https://shop.example.org/">https://shop.example.org/</a>`, []string{"shop.example.org"}},
+		{"the text of a mail link", `<a href="mailto:a@example.org">https://evil.example.com/</a>`, nil},
+		{"hidden", `<div style="display:none">https://evil.example.com/</div>`, nil},
+		{"in a style", `<style>a{background:url(https://evil.example.com/x.png)}</style>`, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if hosts := htmlLinkHosts(tt.html); !slices.Equal(hosts, tt.hosts) {
+				t.Fatalf("hosts = %q, want %q", hosts, tt.hosts)
+			}
+		})
+	}
+	// They are HTML links: the plain text's own, which the model reads,
+	// stay those of Text alone.
+	m := Parse(crlf("From: a@example.org\nContent-Type: multipart/alternative; boundary=b\n\n--b\nContent-Type: text/plain\n\n" +
+		"see https://plain.example.org/\n--b\nContent-Type: text/html\n\n<p>see https://evil.example.com/</p>\n--b--\n"))
+	if got := m.AppendPlainURLs(nil, m.Text, 200); len(got) != 1 || got[0].Host != "plain.example.org" {
+		t.Errorf("plain links of Text = %+v, want plain.example.org alone", got)
+	}
+}
+
 // TestOpenRedirectsLeadToTheirTarget: a link through a well-known open
 // redirect is also a link to where it sends the reader.
 func TestOpenRedirectsLeadToTheirTarget(t *testing.T) {
