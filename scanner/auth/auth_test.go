@@ -93,6 +93,10 @@ func newWorld(t testing.TB) *world {
 	srv.AddTXT("_dmarc.twice.example.org", "v=DMARC1; p=none")
 	srv.AddTXT("_dmarc.twice.example.org", "v=DMARC1; p=quarantine")
 	srv.AddTXT("dmarcfail.example", "v=spf1 ip4:192.0.2.10 -all")
+	// Errors in tags beside p=, as owners write them.
+	srv.AddTXT("_dmarc.sloppy.example", "v=DMARC1; p=reject; adkim=relaxed; pct=100%; rf=afrf:iodef; fo=1;0; rua=mailto:d@sloppy.example")
+	srv.AddTXT("_dmarc.nopolicy.example", "v=DMARC1; p=rejected; adkim=relaxed")
+	srv.AddTXT("_dmarc.manytags.example", "v=DMARC1; p=reject; adkim=relaxed"+strings.Repeat("; x=1", maxLenientTags))
 
 	cfg := dnsresolver.DefaultConfig()
 	cfg.Server = srv.Addr
@@ -325,6 +329,30 @@ func TestCheck(t *testing.T) {
 			env:         scanner.Envelope{ClientIP: bad, HELO: "[203.0.113.1]", MailFrom: "x@sub.twice.example", DMARCEnforce: true},
 			raw:         func(testing.TB) []byte { return testMessage("x@sub.twice.example") },
 			wantSymbols: []string{"SPF_NONE", "DKIM_NONE", "DMARC_NONE"},
+		},
+		// RFC 7489 6.3: syntax errors in the other tags are discarded in
+		// favour of their defaults. The library refused the whole record:
+		// mail spoofing such a p=reject domain was dmarc=permerror, let
+		// through.
+		{
+			name:        "a p=reject record with errors in other tags applies",
+			env:         scanner.Envelope{ClientIP: bad, HELO: "[203.0.113.1]", MailFrom: "x@sloppy.example", DMARCEnforce: true},
+			raw:         func(testing.TB) []byte { return testMessage("ceo@sloppy.example") },
+			wantAR:      []string{"spf=none reason=\"no DNS record found\" smtp.mailfrom=x@sloppy.example", "dkim=none", "dmarc=fail (p=reject dis=reject) header.from=sloppy.example"},
+			wantSymbols: []string{"SPF_NONE", "DKIM_NONE", "DMARC_FAIL_REJECT"},
+			wantReject:  true,
+		},
+		{
+			name:        "a record whose p= is not a policy stays broken",
+			env:         scanner.Envelope{ClientIP: bad, HELO: "[203.0.113.1]", MailFrom: "x@nopolicy.example", DMARCEnforce: true},
+			raw:         func(testing.TB) []byte { return testMessage("ceo@nopolicy.example") },
+			wantSymbols: []string{"SPF_NONE", "DKIM_NONE", "DMARC_PERMERROR"},
+		},
+		{
+			name:        "a record of more tags than are read one by one stays broken",
+			env:         scanner.Envelope{ClientIP: bad, HELO: "[203.0.113.1]", MailFrom: "x@manytags.example", DMARCEnforce: true},
+			raw:         func(testing.TB) []byte { return testMessage("ceo@manytags.example") },
+			wantSymbols: []string{"SPF_NONE", "DKIM_NONE", "DMARC_PERMERROR"},
 		},
 		{
 			name: "null MAIL FROM is checked as postmaster@HELO",

@@ -93,7 +93,11 @@ func (c *Check) lookupRecord(ctx context.Context, domain string) (*dmarc.Record,
 	lookup := &dmarc.LookupOptions{LookupTXT: func(name string) ([]string, error) {
 		txts, err := c.res.LookupTXT(ctx, name)
 		multiple = multipleDMARCRecords(txts)
-		return txts, err
+		lenient := make([]string, len(txts))
+		for i, txt := range txts {
+			lenient[i] = lenientRecord(txt)
+		}
+		return lenient, err
 	}}
 	rec, err := dmarc.LookupWithOptions(domain, lookup)
 	if multiple {
@@ -101,6 +105,36 @@ func (c *Check) lookupRecord(ctx context.Context, domain string) (*dmarc.Record,
 	}
 	return rec, err
 }
+
+// lenientRecord is txt with the tags go-msgauth refuses left out, but v=
+// and p=: RFC 7489 6.3 has a receiver discard syntax errors in the other
+// tags in favour of their defaults ("adkim=relaxed" is adkim=r, a bad
+// pct= is 100), where the library refused the whole record, so mail
+// spoofing a p=reject domain whose owner mistyped another tag was
+// dmarc=permerror and passed. A record whose p= is no policy stays broken,
+// and so does one of more than maxLenientTags tags (RFC 7489 defines 11):
+// each tag is parsed on its own, and a sender's own record of 32,000 tags
+// cost 15 ms a From domain.
+func lenientRecord(txt string) string {
+	if !strings.HasPrefix(txt, "v=") || strings.Count(txt, ";") >= maxLenientTags {
+		return txt
+	}
+	if _, err := dmarc.Parse(txt); err == nil {
+		return txt
+	}
+	var kept []string
+	for tag := range strings.SplitSeq(txt, ";") {
+		name, _, _ := strings.Cut(tag, "=")
+		if name = strings.TrimSpace(name); name == "v" || name == "p" {
+			kept = append(kept, tag)
+		} else if _, err := dmarc.Parse("v=DMARC1; p=none;" + tag); err == nil && name != "" {
+			kept = append(kept, tag)
+		}
+	}
+	return strings.Join(kept, ";")
+}
+
+const maxLenientTags = 32
 
 // multipleDMARCRecords reports whether more than one of txts is a DMARC
 // record (RFC 7489 6.6.3 step 2 discards the rest), by the library's own
