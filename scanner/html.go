@@ -142,6 +142,9 @@ func (x *htmlExtractor) extract(src []byte) {
 			return
 		case html.CommentToken:
 			x.info.CommentBytes += len(z.Raw())
+			if block, ok := outlookBlock(z.Text()); ok {
+				x.addOutlookLinks(block)
+			}
 		case html.TextToken:
 			top := stack[len(stack)-1]
 			if rawSkip || top.skip {
@@ -384,6 +387,46 @@ func (x *htmlExtractor) addURL(raw string, image bool) bool {
 		x.urls = append(x.urls, t)
 	}
 	return true
+}
+
+// outlookBlock is the markup of a conditional comment for Outlook
+// ("<!--[if mso]>...<![endif]-->", "[if gte mso 9]"), which Outlook for
+// Windows renders and browsers and other readers skip as a comment.
+func outlookBlock(comment []byte) ([]byte, bool) {
+	if len(comment) < 4 || !strings.EqualFold(string(comment[:4]), "[if ") {
+		return nil, false
+	}
+	end := bytes.Index(comment, []byte("]>"))
+	if end < 0 {
+		return nil, false
+	}
+	cond := bytes.ToLower(comment[4:end])
+	if !bytes.Contains(cond, []byte("mso")) || bytes.IndexByte(cond, '!') >= 0 {
+		return nil, false
+	}
+	return comment[end+2:], true
+}
+
+// addOutlookLinks records the links of a conditional comment's markup
+// for Outlook: a phishing link there, in an <a> or in the href of a VML
+// shape (<v:roundrect href=...>, the button newsletters draw for
+// Outlook), is clicked by Outlook's readers and was in no link list.
+func (x *htmlExtractor) addOutlookLinks(block []byte) {
+	z := html.NewTokenizer(bytes.NewReader(block))
+	for {
+		switch z.Next() {
+		case html.ErrorToken:
+			return
+		case html.StartTagToken, html.SelfClosingTagToken:
+			for more := true; more; {
+				var k, v []byte
+				k, v, more = z.TagAttr()
+				if string(k) == "href" {
+					x.addURL(string(v), false)
+				}
+			}
+		}
+	}
 }
 
 // addTextURLs records the bare links in text an HTML part shows outside

@@ -312,6 +312,29 @@ func TestBareLinksInHTMLTextAreLinks(t *testing.T) {
 	}
 }
 
+// TestOutlookConditionalLinksAreLinks: Outlook for Windows renders the
+// markup of a conditional comment for it, which every other reader skips;
+// its links are clicked by Outlook's readers.
+func TestOutlookConditionalLinksAreLinks(t *testing.T) {
+	tests := []struct {
+		name, html string
+		hosts      []string
+	}{
+		{"a VML button", `<!--[if mso]><v:roundrect href="https://evil.example.com/">Sign in</v:roundrect><![endif]-->`, []string{"evil.example.com"}},
+		{"a link, in any case", `<!--[IF GTE MSO 9]><a href="https://evil.example.com/">Sign in</a><![endif]-->`, []string{"evil.example.com"}},
+		{"for every reader but Outlook", `<!--[if !mso]><!--><a href="https://shop.example.org/">x</a><!--<![endif]-->`, []string{"shop.example.org"}},
+		{"for Internet Explorer", `<!--[if IE]><a href="https://evil.example.com/">x</a><![endif]-->`, nil},
+		{"a plain comment", `<!-- <a href="https://evil.example.com/">old</a> -->`, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if hosts := htmlLinkHosts(tt.html); !slices.Equal(hosts, tt.hosts) {
+				t.Fatalf("hosts = %q, want %q", hosts, tt.hosts)
+			}
+		})
+	}
+}
+
 // TestOpenRedirectsLeadToTheirTarget: a link through a well-known open
 // redirect is also a link to where it sends the reader.
 func TestOpenRedirectsLeadToTheirTarget(t *testing.T) {
