@@ -590,6 +590,15 @@ func TestCheck(t *testing.T) {
 			wantSymbols: []string{SymbolBlockedType},
 		},
 		{
+			name: "script after a line of text that starts as a delimiter padded past 4 KiB",
+			raw: func(testing.TB) string {
+				return strings.Replace(withAttachment("invoice.js", "application/octet-stream", []byte("var x = 1;")),
+					"See attached.\r\n", "See attached.\r\n--b1"+strings.Repeat(" ", 5000)+"x\r\n", 1)
+			},
+			wantReject:  "invoice.js",
+			wantSymbols: []string{SymbolBlockedType},
+		},
+		{
 			name: "script behind a boundary over 4 KiB",
 			raw: func(testing.TB) string {
 				return strings.ReplaceAll(withAttachment("invoice.js", "application/octet-stream", []byte("var x = 1;")),

@@ -51,12 +51,14 @@ func NewMultipartReader(r io.Reader, boundary string) *MultipartReader {
 	if 2*len(b) > size {
 		size = 2 * len(b)
 	}
+	src := &stickyErrorReader{r: r}
 	return &MultipartReader{
+		src: src,
 		// The buffer must hold a whole delimiter and what follows it on
 		// its line for scanUntilBoundary and NextPart to recognise it.
 		// RFC 2046 caps a boundary at 70 characters, mail readers do
 		// not; the header the boundary came from bounds it.
-		bufReader:        bufio.NewReaderSize(&stickyErrorReader{r: r}, size),
+		bufReader:        bufio.NewReaderSize(src, size),
 		nl:               b[:2],
 		nlDashBoundary:   b[:len(b)-2],
 		dashBoundaryDash: b[2:],
@@ -167,6 +169,9 @@ func (pr partReader) Read(d []byte) (int, error) {
 			_, p.readErr = br.Peek(len(peek) + 1)
 			if p.readErr == io.EOF {
 				p.readErr = io.ErrUnexpectedEOF
+			}
+			if p.readErr == bufio.ErrBufferFull && p.mr.squeezeBlanks(peek, p.total) {
+				p.readErr = nil
 			}
 		}
 	}
@@ -290,6 +295,8 @@ func (p *Part) Close() error {
 // isn't supported.
 type MultipartReader struct {
 	bufReader *bufio.Reader
+	// src is what bufReader reads, less what squeezeBlanks dropped.
+	src io.Reader
 
 	currentPart *Part
 	partsRead   int
@@ -363,6 +370,28 @@ func (r *MultipartReader) NextPart() (*Part, error) {
 
 		return nil, fmt.Errorf("multipart: unexpected line in Next(): %q", line)
 	}
+}
+
+// squeezeBlanks undoes a buffer filled by a possible delimiter and the
+// blanks after it, which cannot say whether the line is the delimiter
+// (blanks to its end) or text ("--b" and blanks, then more): the part was
+// ended there, and a line of text padded past the buffer ended the whole
+// multipart, hiding every part after it, where mail readers read on. The
+// blanks but one are dropped from the stream, no matter to either reading,
+// and the line is decided as it goes on. It reports whether it did so.
+func (r *MultipartReader) squeezeBlanks(buf []byte, total int64) bool {
+	prefix := r.nlDashBoundary
+	if total == 0 && bytes.HasPrefix(buf, r.dashBoundary) {
+		prefix = r.dashBoundary
+	}
+	if !bytes.HasPrefix(buf, prefix) || len(buf) == len(prefix) || len(skipLWSPChar(buf[len(prefix):])) > 0 {
+		return false
+	}
+	kept := append([]byte(nil), buf[:len(prefix)+1]...)
+	r.bufReader.Discard(len(buf))
+	// Nothing past buf was read from src: the buffer was full with it.
+	r.bufReader.Reset(io.MultiReader(bytes.NewReader(kept), r.src))
+	return true
 }
 
 // longLine reads to its end a line between parts that is longer than the
