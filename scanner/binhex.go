@@ -43,7 +43,7 @@ const binhexRun = 0x90
 // line, decoding at most budget bytes in all.
 func binhexFiles(text []byte, budget int) []embeddedFile {
 	var files []embeddedFile
-	for len(files) < maxTextFiles && budget > 0 {
+	for len(files) <= maxTextFiles && budget > 0 {
 		text = afterBinhexMagic(text)
 		if text == nil {
 			break

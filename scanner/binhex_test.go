@@ -51,8 +51,8 @@ func TestBinHexFiles(t *testing.T) {
 		{"cut at the budget", testenv.BinHex("big.bin", pe), 10, []embeddedFile{{"big.bin", pe[:10]}}},
 		{"budget spent by the first file", testenv.BinHex("a.js", []byte("var x;")) + testenv.BinHex("b.exe", pe), 6,
 			[]embeddedFile{{"a.js", []byte("var x;")}}},
-		{"at most maxTextFiles", strings.Repeat(testenv.BinHex("a", []byte("x")), maxTextFiles+1), 1 << 20,
-			slices.Repeat([]embeddedFile{{"a", []byte("x")}}, maxTextFiles)},
+		{"at most maxTextFiles and the one that tells there are more", strings.Repeat(testenv.BinHex("a", []byte("x")), maxTextFiles+2), 1 << 20,
+			slices.Repeat([]embeddedFile{{"a", []byte("x")}}, maxTextFiles+1)},
 	})
 }
 

@@ -702,9 +702,16 @@ func (w *walker) addEmbedded(leaf Leaf, files []embeddedFile, pathPrefix, encodi
 }
 
 // addDecoded adds the files find decodes from leaf's content, within
-// what is left of max_decoded_bytes.
+// what is left of max_decoded_bytes and maxTextFiles. Thunderbird shows
+// every one: a file past the limit is reported as the parser's other
+// limits are (MIME_TOO_COMPLEX), or eight harmless ones ahead of an
+// invoice.exe hid it.
 func (w *walker) addDecoded(leaf Leaf, find func(text []byte, budget int) []embeddedFile, pathPrefix, encoding string) {
 	files := find(leaf.Data, w.p.limits.MaxDecodedBytes-w.decoded)
+	if len(files) > maxTextFiles {
+		files = files[:maxTextFiles]
+		w.p.add(w.m, SymbolMIMETooComplex, fmt.Sprintf("more than %d %s files in the text of part %q", maxTextFiles, encoding, leaf.Path))
+	}
 	for _, f := range files {
 		w.decoded += len(f.data)
 	}

@@ -19,8 +19,9 @@ type embeddedFile struct {
 // as uuencode (none is in RFC 2045).
 var uuEncodings = map[string]bool{"x-uuencode": true, "uuencode": true, "x-uue": true}
 
-// maxTextFiles bounds the files of one encoding (uuencode, yEnc) looked
-// for in one text part.
+// maxTextFiles bounds the files of one encoding (uuencode, yEnc, BinHex)
+// decoded from one text part. The decoders find one more when there are
+// more, for the walk to report what it did not keep (addDecoded).
 const maxTextFiles = 8
 
 // uuFiles finds the uuencoded files in text, decoding at most budget bytes
@@ -33,7 +34,7 @@ func uuFiles(text []byte, budget int) []embeddedFile {
 		return nil
 	}
 	var files []embeddedFile
-	for len(text) > 0 && len(files) < maxTextFiles && budget > 0 {
+	for len(text) > 0 && len(files) <= maxTextFiles && budget > 0 {
 		line, rest, _ := bytes.Cut(text, []byte("\n"))
 		text = rest
 		if !bytes.HasPrefix(line, []byte("begin ")) {

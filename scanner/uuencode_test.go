@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+
+	"github.com/mxgrid/mxgrid/internal/testenv"
 )
 
 // uuencode is the reference encoder (POSIX uuencode's format).
@@ -49,4 +51,39 @@ func FuzzUUFiles(f *testing.F) {
 	f.Add([]byte("begin 644 a.exe\n#86)C\n`\nend\n"), []byte("payload"), 100)
 	f.Add([]byte("begin 644 x\n\xff\xff\n"), []byte{}, 5)
 	fuzzTextFiles(f, uuFiles, uuencode)
+}
+
+// TestTextFilesPastTheLimit: Thunderbird shows every file encoded in a
+// text part; the walk decodes maxTextFiles of each encoding, and a message
+// with more is past the parser's limits (MIME_TOO_COMPLEX, which tags),
+// not clean: eight harmless files ahead of an invoice.exe hid it.
+func TestTextFilesPastTheLimit(t *testing.T) {
+	pe := append([]byte("MZ"), bytes.Repeat([]byte{0, 1, 2, 0xff}, 40)...)
+	for _, tt := range []struct {
+		name   string
+		encode func(name string, data []byte) string
+	}{
+		{"uuencode", uuencode},
+		{"yEnc", yencode},
+		{"BinHex", testenv.BinHex},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, n := range []int{maxTextFiles, maxTextFiles + 1} {
+				body := strings.Repeat(tt.encode("notes.txt", []byte("hello")), n-1) + tt.encode("invoice.exe", pe)
+				m := Parse(append(crlf("From: a@example.org\nSubject: files\n\n"), body...))
+				files, tooComplex := 0, false
+				for _, l := range m.Leaves {
+					if l.Path != "" {
+						files++
+					}
+				}
+				for _, s := range m.Symbols {
+					tooComplex = tooComplex || s.Name == SymbolMIMETooComplex
+				}
+				if files != min(n, maxTextFiles) || tooComplex != (n > maxTextFiles) {
+					t.Errorf("%d files: %d decoded, MIME_TOO_COMPLEX %v; want %d, %v", n, files, tooComplex, min(n, maxTextFiles), n > maxTextFiles)
+				}
+			}
+		})
+	}
 }

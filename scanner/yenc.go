@@ -21,7 +21,7 @@ func yencFiles(text []byte, budget int) []embeddedFile {
 		return nil
 	}
 	var files []embeddedFile
-	for len(text) > 0 && len(files) < maxTextFiles && budget > 0 {
+	for len(text) > 0 && len(files) <= maxTextFiles && budget > 0 {
 		line, rest, _ := bytes.Cut(text, []byte("\n"))
 		text = rest
 		if !bytes.HasPrefix(line, []byte("=ybegin ")) {
