@@ -792,7 +792,13 @@ func (w *walker) readBody(body io.Reader, part Part, path string, attached bool)
 		w.addDecoded(leaf, binhexPart(leaf.Filename), "b", "x-binhex")
 	case !strings.HasPrefix(part.ContentType, "text/"):
 		// Slices of the leaf: no bytes beyond max_decoded_bytes.
-		w.addEmbedded(leaf, tnefFiles(leaf.Data), "t", "x-tnef")
+		files := tnefFiles(leaf.Data)
+		if len(files) > maxTNEFFiles {
+			// Outlook shows every one: the files not read are reported.
+			files = files[:maxTNEFFiles]
+			w.p.add(w.m, SymbolMIMETooComplex, fmt.Sprintf("more than %d files in the TNEF stream of part %q", maxTNEFFiles, path))
+		}
+		w.addEmbedded(leaf, files, "t", "x-tnef")
 	}
 	if isMailFile(part) && len(leaf.Data) > 0 {
 		// Thunderbird and Outlook open an attached .eml as a message,

@@ -25,9 +25,10 @@ const (
 // maxTNEFFiles bounds the attachments read from one TNEF stream.
 const maxTNEFFiles = 32
 
-// tnefFiles lists the attachments of a TNEF stream. The files' data are
-// slices of data, not copies. A stream cut short gives what it holds:
-// readers show an attachment whose data ends early.
+// tnefFiles lists the attachments of a TNEF stream, at most maxTNEFFiles
+// and, when there are more, one empty file more that says so. The files'
+// data are slices of data, not copies. A stream cut short gives what it
+// holds: readers show an attachment whose data ends early.
 func tnefFiles(data []byte) []embeddedFile {
 	if len(data) < 6 || binary.LittleEndian.Uint32(data) != tnefSignature {
 		return nil
@@ -48,7 +49,7 @@ func tnefFiles(data []byte) []embeddedFile {
 		switch id {
 		case tnefAttachRendData:
 			if len(files) == maxTNEFFiles {
-				return files
+				return append(files, embeddedFile{})
 			}
 			files = append(files, embeddedFile{})
 		case tnefAttachTitle:

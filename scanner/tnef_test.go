@@ -81,12 +81,36 @@ func TestTNEFAttachmentsAreLeaves(t *testing.T) {
 	}
 }
 
+// TestTNEFFilesPastTheLimit: Outlook shows every file of a winmail.dat;
+// the walk reads maxTNEFFiles, and a stream with more is past the
+// parser's limits (MIME_TOO_COMPLEX, which tags), not clean: 32 harmless
+// files ahead of an invoice.exe hid it.
+func TestTNEFFilesPastTheLimit(t *testing.T) {
+	for _, n := range []int{maxTNEFFiles, maxTNEFFiles + 1} {
+		files := make([]embeddedFile, n)
+		for i := range files {
+			files[i] = embeddedFile{"notes.txt", []byte("hello")}
+		}
+		files[n-1] = embeddedFile{"invoice.exe", []byte("MZ")}
+		raw := "From: a@example.org\r\nSubject: x\r\nContent-Type: application/ms-tnef; name=winmail.dat\r\nContent-Transfer-Encoding: base64\r\n\r\n" +
+			base64.StdEncoding.EncodeToString(tnefStream(files...)) + "\r\n"
+		m := Parse([]byte(raw))
+		tooComplex := false
+		for _, s := range m.Symbols {
+			tooComplex = tooComplex || s.Name == SymbolMIMETooComplex
+		}
+		if len(m.Leaves)-1 != min(n, maxTNEFFiles) || tooComplex != (n > maxTNEFFiles) {
+			t.Errorf("%d files: %d read, MIME_TOO_COMPLEX %v; want %d, %v", n, len(m.Leaves)-1, tooComplex, min(n, maxTNEFFiles), n > maxTNEFFiles)
+		}
+	}
+}
+
 func FuzzTNEFFiles(f *testing.F) {
 	f.Add(tnefStream(embeddedFile{"a.exe", []byte("MZ")}, embeddedFile{"b", nil}))
 	f.Add(tnefStream())
 	f.Fuzz(func(t *testing.T, data []byte) {
 		files := tnefFiles(data)
-		if len(files) > maxTNEFFiles {
+		if len(files) > maxTNEFFiles+1 || len(files) == maxTNEFFiles+1 && files[maxTNEFFiles].data != nil {
 			t.Fatalf("%d files", len(files))
 		}
 		for _, fl := range files {
