@@ -113,7 +113,7 @@ var blockElements = map[atom.Atom]bool{
 func (x *htmlExtractor) extract(src []byte) {
 	x.info.Parts++
 	x.info.Bytes += len(src)
-	x.base = URL{}
+	x.base = documentBase(src)
 	z := html.NewTokenizer(bytes.NewReader(src))
 	// The element stack is bounded: past maxStack, elements are not pushed
 	// and their content belongs to the deepest element kept. Whether text is
@@ -227,11 +227,6 @@ func (x *htmlExtractor) extract(src []byte) {
 				x.info.Images++
 				if src != "" {
 					x.addURL(src, true)
-				}
-			case atom.Base:
-				// The first with an href counts (HTML's document base URL).
-				if x.base.Host == "" && href != "" {
-					x.base, _ = parseBrowserURL(href)
 				}
 			case atom.A, atom.Area:
 				if h := strings.TrimSpace(href); len(h) >= 5 && strings.EqualFold(h[:5], "data:") {
@@ -481,6 +476,54 @@ func redirectTarget(u URL) (URL, bool) {
 		}
 	}
 	return URL{}, false
+}
+
+// documentBase is the link an HTML part's first <base href> names, the
+// document base URL every relative link of the part goes to wherever the
+// element stands (HTML's "first base element with an href, in tree
+// order"): read as links were met, a <base> after them left them without
+// a host, and "<a href=login>" then "<base href=https://evil.example/>"
+// was no link for the rules while the reader opened evil.example. The
+// part is tokenized for it only when it has a "<base" at all.
+func documentBase(src []byte) URL {
+	if !hasBaseTag(src) {
+		return URL{}
+	}
+	z := html.NewTokenizer(bytes.NewReader(src))
+	for {
+		switch z.Next() {
+		case html.ErrorToken:
+			return URL{}
+		case html.StartTagToken, html.SelfClosingTagToken:
+			name, more := z.TagName()
+			if atom.Lookup(name) != atom.Base {
+				continue
+			}
+			for more {
+				var k, v []byte
+				k, v, more = z.TagAttr()
+				if string(k) == "href" && len(v) > 0 {
+					u, _ := parseBrowserURL(string(v))
+					return u
+				}
+			}
+		}
+	}
+}
+
+// hasBaseTag reports whether src holds "<base" in any case.
+func hasBaseTag(src []byte) bool {
+	for i := bytes.IndexByte(src, '<'); i >= 0; {
+		if len(src)-i > 4 && bytes.EqualFold(src[i+1:i+5], []byte("base")) {
+			return true
+		}
+		j := bytes.IndexByte(src[i+1:], '<')
+		if j < 0 {
+			return false
+		}
+		i += 1 + j
+	}
+	return false
 }
 
 // resolve reads a relative link against the part's <base href>, as

@@ -238,6 +238,13 @@ func TestRelativeLinksGoToTheBase(t *testing.T) {
 		{"absolute link keeps its host", `<base href="https://evil.example.com/"><a href="https://shop.example.org/">x</a>`, []string{"shop.example.org"}},
 		{"other schemes are no links", `<base href="https://evil.example.com/"><a href="mailto:a@example.org">x</a><a href="cid:logo">y</a>`, nil},
 		{"no base", `<a href="keep">confirm</a>`, nil},
+		// The document's base URL is its first base element's wherever
+		// it stands: a link before it goes there too.
+		{"base after the link", `<a href="keep">confirm</a><base href="https://evil.example.com/">`, []string{"evil.example.com"}},
+		{"base in the body's end, an image before it", `<img src="/x.png"><p><a href="/keep">confirm</a></p><BASE HREF="https://evil.example.com/">`,
+			[]string{"evil.example.com", "evil.example.com"}},
+		{"a base in a comment is none", `<!-- <base href="https://evil.example.com/"> --><a href="keep">confirm</a>`, nil},
+		{"a base in a script is none", `<script>document.write('<base href="https://evil.example.com/">')</script><a href="keep">x</a>`, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
