@@ -128,6 +128,9 @@ func (x *htmlExtractor) extract(src []byte) {
 	// noscript as one raw text token up to their end tag (it cannot nest),
 	// and that text is never shown, whatever the stack's depth.
 	rawSkip := false
+	// noscript: the raw text is a <noscript>'s, which mail readers, which
+	// run no script, show as markup: its links are clicked there.
+	noscript := false
 	anchor := -1 // index in x.urls of the open <a>, if any
 	// glued: the text shown last ends inside a word, and the next text
 	// continues it unless a block or white space comes first: a browser
@@ -143,9 +146,12 @@ func (x *htmlExtractor) extract(src []byte) {
 		case html.CommentToken:
 			x.info.CommentBytes += len(z.Raw())
 			if block, ok := outlookBlock(z.Text()); ok {
-				x.addOutlookLinks(block)
+				x.addMarkupLinks(block)
 			}
 		case html.TextToken:
+			if noscript {
+				x.addMarkupLinks(z.Raw())
+			}
 			top := stack[len(stack)-1]
 			if rawSkip || top.skip {
 				continue
@@ -168,7 +174,7 @@ func (x *htmlExtractor) extract(src []byte) {
 				}
 			}
 		case html.StartTagToken, html.SelfClosingTagToken:
-			rawSkip = false
+			rawSkip, noscript = false, false
 			x.info.Tags++
 			name, hasAttr := z.TagName()
 			a := atom.Lookup(name)
@@ -244,7 +250,7 @@ func (x *htmlExtractor) extract(src []byte) {
 			if a == atom.Script || a == atom.Style || a == atom.Noscript {
 				// Even written <script/>: the tokenizer still reads what
 				// follows as the element's raw text.
-				rawSkip = true
+				rawSkip, noscript = true, a == atom.Noscript
 				continue
 			}
 			if tt == html.SelfClosingTagToken || voidElements[a] {
@@ -258,7 +264,7 @@ func (x *htmlExtractor) extract(src []byte) {
 				open[openKey{fr.tag, fr.name}]++
 			}
 		case html.EndTagToken:
-			rawSkip = false
+			rawSkip, noscript = false, false
 			name, _ := z.TagName()
 			a := atom.Lookup(name)
 			if blockElements[a] {
@@ -402,11 +408,14 @@ func outlookBlock(comment []byte) ([]byte, bool) {
 	return comment[end+2:], true
 }
 
-// addOutlookLinks records the links of a conditional comment's markup
-// for Outlook: a phishing link there, in an <a> or in the href of a VML
+// addMarkupLinks records the links of markup the part's tokenizer reads
+// as text or a comment, which a reader renders: a conditional comment's
+// for Outlook, where a phishing link in an <a> or in the href of a VML
 // shape (<v:roundrect href=...>, the button newsletters draw for
-// Outlook), is clicked by Outlook's readers and was in no link list.
-func (x *htmlExtractor) addOutlookLinks(block []byte) {
+// Outlook) is clicked by Outlook's readers, and a <noscript>'s, which
+// readers that run no script (all of them) show. Such a link was in no
+// link list.
+func (x *htmlExtractor) addMarkupLinks(block []byte) {
 	z := html.NewTokenizer(bytes.NewReader(block))
 	for {
 		switch z.Next() {

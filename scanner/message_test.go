@@ -342,6 +342,26 @@ func TestOutlookConditionalLinksAreLinks(t *testing.T) {
 	}
 }
 
+// TestNoscriptLinksAreLinks: mail readers run no script, so they show what
+// a <noscript> holds, and its links are clicked; a script's are not.
+func TestNoscriptLinksAreLinks(t *testing.T) {
+	tests := []struct {
+		name, html string
+		hosts      []string
+	}{
+		{"in a noscript", `<noscript><a href="https://evil.example.com/">Sign in</a></noscript>`, []string{"evil.example.com"}},
+		{"after a noscript", `<noscript>enable scripts</noscript><a href="https://shop.example.org/">x</a>`, []string{"shop.example.org"}},
+		{"in a script", `<script>var a = '<a href="https://evil.example.com/">';</script>`, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if hosts := htmlLinkHosts(tt.html); !slices.Equal(hosts, tt.hosts) {
+				t.Fatalf("hosts = %q, want %q", hosts, tt.hosts)
+			}
+		})
+	}
+}
+
 // TestOpenRedirectsLeadToTheirTarget: a link through a well-known open
 // redirect is also a link to where it sends the reader.
 func TestOpenRedirectsLeadToTheirTarget(t *testing.T) {
