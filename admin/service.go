@@ -21,6 +21,7 @@ import (
 	"maps"
 	"os"
 	"strconv"
+	"reflect"
 	"strings"
 	"sync"
 	"time"
@@ -394,11 +395,15 @@ func (s *Service) UpdateReseller(ctx context.Context, p Principal, id int64, pat
 		if err != nil {
 			return tenant.Reseller{}, err
 		}
+		old := r
 		read := r.Updated
 		patch(&r)
 		r.ID, r.Updated = id, read
 		if err := validateReseller(&r); err != nil {
 			return tenant.Reseller{}, err
+		}
+		if reflect.DeepEqual(r, old) {
+			return old, nil
 		}
 		v, err := s.store.UpdateReseller(ctx, &r, s.audit(p, id, "update", object("reseller", id, r.Name), r))
 		return r, s.committed(v, err)
@@ -466,6 +471,7 @@ func (s *Service) UpdateCustomer(ctx context.Context, p Principal, id int64, pat
 		if err != nil {
 			return tenant.Customer{}, err
 		}
+		old := c
 		owner, read := c.ResellerID, c.Updated
 		patch(&c)
 		c.ID, c.Updated = id, read
@@ -474,6 +480,9 @@ func (s *Service) UpdateCustomer(ctx context.Context, p Principal, id int64, pat
 		}
 		if err := s.validateCustomer(ctx, &c); err != nil {
 			return tenant.Customer{}, err
+		}
+		if reflect.DeepEqual(c, old) {
+			return old, nil
 		}
 		v, err := s.store.UpdateCustomer(ctx, &c, s.audit(p, c.ResellerID, "update", object("customer", id, c.Name), c))
 		return c, s.committed(v, err)
@@ -630,6 +639,9 @@ func (s *Service) updateDomainOnce(ctx context.Context, p Principal, id int64, p
 	}
 	if err := s.setOwnership(p, &d, old.Name); err != nil {
 		return tenant.DomainRecord{}, err
+	}
+	if reflect.DeepEqual(d, old) {
+		return old, nil
 	}
 	audit := s.audit(p, d.ResellerID, "update", object("domain", id, d.Name), d)
 	v, err := s.store.UpdateDomain(ctx, &d, audit)
