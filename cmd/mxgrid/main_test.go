@@ -94,56 +94,9 @@ func TestVersion(t *testing.T) {
 // (the sender gets the customer's 250) before the process exits 0.
 func TestServeDeliversAndDrainsOnSIGTERM(t *testing.T) {
 	sink := nodetest.StartSink(t)
-	smtpPort, httpPort := testenv.FreePort(t), testenv.FreePort(t)
-	path := writeConfig(t, fmt.Sprintf(`
-node: {name: bin-test, provider: test}
-smtp: {listen: "127.0.0.1:%d", hostname: mx.test, shutdown_grace: 10s}
-http: {listen: "127.0.0.1:%d", management_listen: "127.0.0.1:0"}
-data_dir: %s
-domains:
-  - {name: example.org, route: "%s", tls: none}
-`, smtpPort, httpPort, t.TempDir(), sink.Addr))
-	cmd := exec.Command(binary, "serve", "--config", path)
-	var logs bytes.Buffer
-	cmd.Stderr = &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	addr := fmt.Sprintf("127.0.0.1:%d", smtpPort)
-	var conn net.Conn
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		var err error
-		if conn, err = net.Dial("tcp", addr); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("node did not listen: %v\n%s", err, logs.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(30 * time.Second))
-	c := textproto.NewConn(conn)
-	expect := func(want int) string {
-		t.Helper()
-		code, msg, err := c.ReadResponse(want)
-		if err != nil {
-			t.Fatalf("want %d, got %d %s: %v\n%s", want, code, msg, err, logs.String())
-		}
-		return msg
-	}
-	send := func(want int, line string) string {
-		t.Helper()
-		c.PrintfLine("%s", line)
-		return expect(want)
-	}
-	expect(220)
-	send(250, "EHLO client.test")
-	send(250, "MAIL FROM:<a@sender.test>")
-	send(250, "RCPT TO:<bob@example.org>")
-	send(354, "DATA")
+	srv := startServe(t, sink.Addr, "10s")
+	cmd, addr, conn, c, logs := srv.cmd, srv.addr, srv.conn, srv.c, srv.logs
+	expect := srv.expect
 	w := bufio.NewWriter(conn)
 	w.WriteString("Subject: first half\r\n\r\nbody line one\r\n")
 	w.Flush()
@@ -183,6 +136,118 @@ domains:
 	msgs := sink.Messages()
 	if len(msgs) != 1 || !bytes.Contains(msgs[0].Data, []byte("body line two")) {
 		t.Fatalf("sink got %d messages, want the whole in-flight message", len(msgs))
+	}
+}
+
+// servedSession is a `mxgrid serve` process for example.org, relaying to
+// route, and one SMTP session with it in the middle of DATA.
+type servedSession struct {
+	cmd    *exec.Cmd
+	addr   string
+	conn   net.Conn
+	c      *textproto.Conn
+	logs   *bytes.Buffer
+	expect func(want int) string
+	send   func(want int, line string) string
+}
+
+func startServe(t *testing.T, route, grace string) *servedSession {
+	t.Helper()
+	smtpPort, httpPort, gossipPort := testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t)
+	path := writeConfig(t, fmt.Sprintf(`
+node: {name: bin-test, provider: test}
+smtp: {listen: "127.0.0.1:%d", hostname: mx.test, shutdown_grace: %s}
+http: {listen: "127.0.0.1:%d", management_listen: "127.0.0.1:0"}
+cluster: {bind: "127.0.0.1:%d"}
+data_dir: %s
+domains:
+  - {name: example.org, route: "%s", tls: none}
+`, smtpPort, grace, httpPort, gossipPort, t.TempDir(), route))
+	s := &servedSession{cmd: exec.Command(binary, "serve", "--config", path), logs: new(bytes.Buffer),
+		addr: fmt.Sprintf("127.0.0.1:%d", smtpPort)}
+	s.cmd.Stderr = s.logs
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.cmd.Process.Kill() })
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		var err error
+		if s.conn, err = net.Dial("tcp", s.addr); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node did not listen: %v\n%s", err, s.logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Cleanup(func() { s.conn.Close() })
+	s.conn.SetDeadline(time.Now().Add(30 * time.Second))
+	s.c = textproto.NewConn(s.conn)
+	s.expect = func(want int) string {
+		t.Helper()
+		code, msg, err := s.c.ReadResponse(want)
+		if err != nil {
+			t.Fatalf("want %d, got %d %s: %v\n%s", want, code, msg, err, s.logs.String())
+		}
+		return msg
+	}
+	s.send = func(want int, line string) string {
+		t.Helper()
+		s.c.PrintfLine("%s", line)
+		return s.expect(want)
+	}
+	s.expect(220)
+	s.send(250, "EHLO client.test")
+	s.send(250, "MAIL FROM:<a@sender.test>")
+	s.send(250, "RCPT TO:<bob@example.org>")
+	s.send(354, "DATA")
+	return s
+}
+
+// TestSecondSIGTERMEndsTheDrain: an operator (or a supervisor) that
+// signals again does not want to wait out smtp.shutdown_grace. The
+// first signal's handler stayed installed, so every later SIGTERM or
+// Ctrl-C was swallowed and only SIGKILL stopped a draining node.
+func TestSecondSIGTERMEndsTheDrain(t *testing.T) {
+	sink := nodetest.StartSink(t)
+	srv := startServe(t, sink.Addr, "10m")
+	srv.conn.Write([]byte("Subject: never finished\r\n\r\nbody\r\n"))
+	if err := srv.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	// Draining: new connections are no longer greeted.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		nc, err := net.DialTimeout("tcp", srv.addr, time.Second)
+		if err != nil {
+			break
+		}
+		nc.SetDeadline(time.Now().Add(time.Second))
+		line, _ := bufio.NewReader(nc).ReadString('\n')
+		nc.Close()
+		if !strings.HasPrefix(line, "220") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node still greets after SIGTERM\n%s", srv.logs.String())
+		}
+	}
+	if err := srv.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("a second SIGTERM did not end a drain of 10m\n%s", srv.logs.String())
+	}
+	// The unfinished message got no 250 and went nowhere.
+	if code, msg, err := srv.c.ReadResponse(250); err == nil {
+		t.Errorf("unfinished DATA answered %d %s", code, msg)
+	}
+	if n := len(sink.Messages()); n != 0 {
+		t.Errorf("sink got %d messages", n)
 	}
 }
 
