@@ -25,6 +25,14 @@ const SnapshotFile = "tenants.snapshot.json"
 // domains of 250 recipients).
 const SnapshotJournal = SnapshotFile + ".journal"
 
+// snapshotFormat is the snapshot's layout. Members are only ever added
+// within it, read by every version of it; a layout older versions would
+// misread in part (a domain's recipients or policy moved) takes the next
+// number, and a reader refuses a format it does not know rather than serve
+// the part it understands as every domain. Files written before the format
+// was recorded have none and are format 1.
+const snapshotFormat = 1
+
 // fileDomain is a domain as the files hold it: resolved, so a node serves
 // it without the hierarchy.
 type fileDomain struct {
@@ -109,10 +117,11 @@ func (f *snapshotFiles) writeBase(version uint64, saved time.Time, domains map[s
 	w := bufio.NewWriterSize(tmp, 1<<16)
 	id := strconv.FormatUint(rand.Uint64(), 36)
 	head, err := json.Marshal(struct {
+		Format  int       `json:"format"`
 		ID      string    `json:"id"`
 		Version uint64    `json:"version"`
 		Saved   time.Time `json:"saved"`
-	}{id, version, saved.UTC()})
+	}{snapshotFormat, id, version, saved.UTC()})
 	if err != nil {
 		tmp.Close()
 		return err
@@ -268,6 +277,11 @@ func (f *snapshotFiles) readBase() (uint64, time.Time, map[string]*Domain, error
 			return 0, time.Time{}, nil, err
 		}
 		switch tok {
+		case "format":
+			var format json.RawMessage
+			if err = dec.Decode(&format); err == nil && string(format) != strconv.Itoa(snapshotFormat) {
+				err = fmt.Errorf("written in format %s by another version of mxgrid; this one reads format %d", format, snapshotFormat)
+			}
 		case "id":
 			err = dec.Decode(&f.baseID)
 		case "version":

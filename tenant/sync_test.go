@@ -489,3 +489,43 @@ func TestFailedSnapshotWriteIsNotJournaled(t *testing.T) {
 			down.Directory().Snapshot().Version, d.Route.Addr)
 	}
 }
+
+// TestSnapshotFileOfANewerFormatIsRefused: a node started on a snapshot
+// file a newer version wrote (a downgrade while the store is down) must
+// not serve what it can read of it as the whole: a layout it does not
+// know may hold the domains, recipients or policy elsewhere. Its own
+// files, and those of versions before the format was written, load.
+func TestSnapshotFileOfANewerFormatIsRefused(t *testing.T) {
+	down := errors.New("connection refused")
+	for _, tc := range []struct {
+		name   string
+		format string // the file's "format" member, "" for none
+		served bool
+	}{
+		{"this format", `"format":1,`, true},
+		{"before the format was written", "", true},
+		{"newer format", `"format":2,`, false},
+		{"not a format", `"format":"2",`, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			newTestSyncer(t, dir, &fakeLoader{data: storeData(7, "store.test:25")}, nil)
+			path := filepath.Join(dir, SnapshotFile)
+			b, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b = []byte(`{` + tc.format + strings.TrimPrefix(strings.Replace(string(b), `"format":1,`, "", 1), "{"))
+			if err := os.WriteFile(path, b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			s, h := newTestSyncer(t, dir, &fakeLoader{err: down}, nil)
+			if _, ok := s.Directory().Lookup("store.example"); ok != tc.served {
+				t.Fatalf("store.example served = %v, want %v (file %s)", ok, tc.served, b)
+			}
+			if lvl, _ := h.Report(); !tc.served && lvl != health.NotReady {
+				t.Errorf("readiness %v, want not ready", lvl)
+			}
+		})
+	}
+}
