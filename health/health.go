@@ -12,6 +12,8 @@ package health
 import (
 	"sort"
 	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Level is how serious a component's condition is.
@@ -87,4 +89,27 @@ func (r *Registry) Report() (Level, []Condition) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Component < out[j].Component })
 	return worst, out
+}
+
+var levelDesc = prometheus.NewDesc("mxgrid_health_level",
+	"Readiness of each component as /readyz reports it: 0 ok, 1 degraded (mail flows with less protection or data), 2 not ready (the node should get no mail).",
+	[]string{"component"}, nil)
+
+// Register exports every component's level as mxgrid_health_level, so an
+// alert sees a degraded node: /readyz answers it 200, and says why only on
+// the management listener.
+func (r *Registry) Register(reg prometheus.Registerer) {
+	reg.MustRegister(collector{r})
+}
+
+type collector struct{ r *Registry }
+
+func (c collector) Describe(ch chan<- *prometheus.Desc) { ch <- levelDesc }
+
+func (c collector) Collect(ch chan<- prometheus.Metric) {
+	c.r.mu.RLock()
+	defer c.r.mu.RUnlock()
+	for name, cd := range c.r.conditions {
+		ch <- prometheus.MustNewConstMetric(levelDesc, prometheus.GaugeValue, float64(cd.level), name)
+	}
 }

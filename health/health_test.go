@@ -1,6 +1,11 @@
 package health
 
-import "testing"
+import (
+	"maps"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 func TestReportWorstLevelAndReasons(t *testing.T) {
 	tests := []struct {
@@ -32,5 +37,31 @@ func TestReportWorstLevelAndReasons(t *testing.T) {
 				t.Fatalf("Report() = %v, %v; want level %v with %d conditions", level, conds, tt.wantLevel, tt.wantConds)
 			}
 		})
+	}
+}
+
+// TestLevelsAreMetrics: each component's level is a gauge, which falls
+// back to 0 when it recovers.
+func TestLevelsAreMetrics(t *testing.T) {
+	r := New()
+	reg := prometheus.NewPedanticRegistry()
+	r.Register(reg)
+	r.Set("smtp", OK, "")
+	r.Set("clamd", NotReady, "down")
+	r.Set("geo", Degraded, "no database")
+	r.Set("geo", OK, "")
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			got[f.GetName()+"/"+m.GetLabel()[0].GetValue()] = m.GetGauge().GetValue()
+		}
+	}
+	want := map[string]float64{"mxgrid_health_level/clamd": 2, "mxgrid_health_level/geo": 0, "mxgrid_health_level/smtp": 0}
+	if !maps.Equal(got, want) {
+		t.Fatalf("gathered %v, want %v", got, want)
 	}
 }

@@ -163,6 +163,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *Node, err err
 		b.registry = prometheus.NewRegistry()
 		b.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
+	b.health.Register(b.registry)
 	b.log = b.log.With("node", cfg.Node.Name)
 	defer func() {
 		if err != nil {

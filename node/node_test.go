@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"net/smtp"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/mxgrid/mxgrid/config"
 	"github.com/mxgrid/mxgrid/health"
 	"github.com/mxgrid/mxgrid/internal/nodetest"
 	"github.com/mxgrid/mxgrid/internal/smtptest"
@@ -87,5 +89,27 @@ func TestDNSDownIsDegradedAndMailFlows(t *testing.T) {
 	}
 	if got := len(sink.Messages()); got == 0 {
 		t.Fatal("nothing relayed")
+	}
+}
+
+// TestDegradedConditionsAreMetrics: what /readyz lists shows in /metrics
+// too, so an alert sees a node running without its GeoIP database or its
+// DNS server while mail flows; only the management /readyz said so.
+func TestDegradedConditionsAreMetrics(t *testing.T) {
+	n, _ := nodetest.StartWithSink(t, func(cfg *config.Config) {
+		cfg.Geo.Database = filepath.Join(t.TempDir(), "missing.mmdb")
+	})
+	msg := []byte("From: alice@sender.test\r\nTo: bob@example.org\r\nSubject: hi\r\n\r\nhello\r\n")
+	if code, text := smtptest.Send(t, n.SMTPAddr(), "alice@sender.test", "bob@example.org", msg); code != 250 {
+		t.Fatalf("mail with GeoIP and DNS missing: %d %s", code, text)
+	}
+	level, conds := n.Health().Report()
+	if level != health.Degraded {
+		t.Fatalf("readiness %s %v, want degraded", level, conds)
+	}
+	for _, c := range conds {
+		if got := metric(t, n, `mxgrid_health_level{component="`+c.Component+`"}`); got != float64(health.Degraded) {
+			t.Errorf("%s is %s in /readyz, %v in /metrics", c.Component, c.Level, got)
+		}
 	}
 }
