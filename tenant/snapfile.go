@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -99,6 +100,30 @@ const minCompact = 1 << 20
 
 func newSnapshotFiles(dir string) *snapshotFiles {
 	return &snapshotFiles{base: filepath.Join(dir, SnapshotFile), journal: filepath.Join(dir, SnapshotJournal)}
+}
+
+// removeTemps removes the temporary files of snapshots whose writer died
+// before its rename: nothing else removes them, and each is as large as
+// the snapshot. Only the syncer writes in data_dir under this prefix.
+func (f *snapshotFiles) removeTemps() ([]string, error) {
+	dir := filepath.Dir(f.base)
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var removed []string
+	for _, e := range entries {
+		if e.Type().IsRegular() && strings.HasPrefix(e.Name(), SnapshotFile+".tmp") {
+			if err := os.Remove(filepath.Join(dir, e.Name())); err != nil {
+				return removed, err
+			}
+			removed = append(removed, e.Name())
+		}
+	}
+	return removed, nil
 }
 
 // writeBase replaces the snapshot atomically (temp file, fsync, rename),

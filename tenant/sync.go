@@ -179,6 +179,13 @@ func NewSyncer(ctx context.Context, cfg SyncConfig, opts SyncOptions) (*Syncer, 
 		Help: "Tenant snapshots built from the store: kind full (everything read) or delta (only what changed).",
 	}, []string{"kind"})
 
+	removed, err := s.files.removeTemps()
+	if len(removed) > 0 {
+		s.log.Info("removed tenant snapshot files an earlier run left unfinished", "files", removed)
+	}
+	if err != nil {
+		s.log.Warn("removing unfinished tenant snapshot files", "err", err)
+	}
 	if err := s.Reload(ctx); err != nil {
 		s.log.Warn("tenant store unavailable at start; trying the local snapshot", "err", err)
 		if err := s.loadFile(); err != nil {

@@ -529,3 +529,28 @@ func TestSnapshotFileOfANewerFormatIsRefused(t *testing.T) {
 		})
 	}
 }
+
+// TestSnapshotTempFilesSweptAtStart: a node killed while it wrote the
+// snapshot (at each start, after each full load) left its temporary file,
+// the size of every domain's recipients, in data_dir for ever; a crash
+// loop filled the disk with them.
+func TestSnapshotTempFilesSweptAtStart(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{SnapshotFile + ".tmp123", "notes.txt"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte("{"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	newTestSyncer(t, dir, &fakeLoader{err: errors.New("connection refused")}, nil)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if !slices.Equal(names, []string{"notes.txt"}) {
+		t.Errorf("data_dir after start: %v, want only notes.txt", names)
+	}
+}
