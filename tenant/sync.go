@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"os"
 	"sync"
 	"time"
 
@@ -127,6 +128,9 @@ type Syncer struct {
 	// confirmed is when the snapshot was last known to match the store.
 	confirmed time.Time
 	hasData   bool
+	// fileErr is why the snapshot file present at start could not be
+	// served: readiness names it rather than saying there is none.
+	fileErr error
 }
 
 // SyncOptions are a Syncer's dependencies.
@@ -190,6 +194,11 @@ func NewSyncer(ctx context.Context, cfg SyncConfig, opts SyncOptions) (*Syncer, 
 		s.log.Warn("tenant store unavailable at start; trying the local snapshot", "err", err)
 		if err := s.loadFile(); err != nil {
 			s.log.Warn("no usable tenant snapshot file", "file", s.files.base, "err", err)
+			if !errors.Is(err, os.ErrNotExist) {
+				s.mu.Lock()
+				s.fileErr = err
+				s.mu.Unlock()
+			}
 		}
 		s.report()
 	}
@@ -306,18 +315,22 @@ func (s *Syncer) confirm() {
 // reload intervals is degraded.
 func (s *Syncer) report() {
 	s.mu.Lock()
-	hasData, age := s.hasData, s.now().Sub(s.confirmed)
+	hasData, age, fileErr := s.hasData, s.now().Sub(s.confirmed), s.fileErr
 	s.mu.Unlock()
 	stale := time.Duration(s.cfg.StaleAfter) * s.cfg.ReloadInterval
 	s.dir.unconfirmed.Store(!hasData || age > stale)
 	if s.health == nil {
 		return
 	}
+	noFile := "there is no snapshot file"
+	if fileErr != nil {
+		noFile = fmt.Sprintf("the snapshot file is refused (%v)", fileErr)
+	}
 	switch {
 	case !hasData && len(s.static) == 0:
-		s.health.Set(healthComponent, health.NotReady, "no tenant snapshot: the store is unreachable and there is no snapshot file; mail to any domain is deferred (451)")
+		s.health.Set(healthComponent, health.NotReady, "no tenant snapshot: the store is unreachable and "+noFile+"; mail to any domain is deferred (451)")
 	case !hasData:
-		s.health.Set(healthComponent, health.Degraded, "tenant store unreachable and no snapshot file: serving the config file's domains only, mail to any other is deferred (451)")
+		s.health.Set(healthComponent, health.Degraded, "tenant store unreachable and "+noFile+": serving the config file's domains only, mail to any other is deferred (451)")
 	case age > stale:
 		s.health.Set(healthComponent, health.Degraded, fmt.Sprintf("tenant snapshot version %d not confirmed for %s: the store is unreachable; mail to domains not in it is deferred (451)", s.dir.Snapshot().Version, age.Round(time.Second)))
 	default:

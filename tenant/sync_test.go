@@ -554,3 +554,29 @@ func TestSnapshotTempFilesSweptAtStart(t *testing.T) {
 		t.Errorf("data_dir after start: %v, want only notes.txt", names)
 	}
 }
+
+// TestUnusableSnapshotFileIsNamed: with the store down, a snapshot file
+// that cannot be read (truncated, damaged, another format) leaves the
+// node without tenants, and readiness says the file was refused and why;
+// it said there was no snapshot file, sending the operator after a file
+// that was there.
+func TestUnusableSnapshotFileIsNamed(t *testing.T) {
+	dir := t.TempDir()
+	newTestSyncer(t, dir, &fakeLoader{data: storeData(7, "store.test:25")}, nil)
+	path := filepath.Join(dir, SnapshotFile)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b[:len(b)/2], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, h := newTestSyncer(t, dir, &fakeLoader{err: errors.New("connection refused")}, nil)
+	level, conds := h.Report()
+	if level != health.NotReady || len(conds) != 1 {
+		t.Fatalf("readiness %v %v, want not ready", level, conds)
+	}
+	if r := conds[0].Reason; !strings.Contains(r, SnapshotFile) || !strings.Contains(r, "unexpected EOF") || strings.Contains(r, "no snapshot file") {
+		t.Errorf("reason %q does not say the snapshot file was refused, and why", r)
+	}
+}
