@@ -7,6 +7,8 @@ import (
 	"math"
 	"time"
 	"unicode/utf8"
+
+	"github.com/hashicorp/memberlist"
 )
 
 // metaVersion1 is the first byte of every encoded meta. Version 1 fields are
@@ -133,6 +135,11 @@ var errShortMeta = errors.New("truncated")
 // (see FuzzDecodeMeta).
 func decodeMeta(b []byte) (meta, error) {
 	var m meta
+	// Our encoder never exceeds memberlist's limit (memberlist panics
+	// above it), but memberlist does not check the meta it receives.
+	if len(b) > memberlist.MetaMaxSize {
+		return m, fmt.Errorf("node meta: %d bytes, over memberlist's %d", len(b), memberlist.MetaMaxSize)
+	}
 	if len(b) < 2 {
 		return m, fmt.Errorf("node meta: %w (%d bytes)", errShortMeta, len(b))
 	}

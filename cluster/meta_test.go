@@ -87,6 +87,10 @@ func TestMetaDecodeRejects(t *testing.T) {
 		{"unknown version", []byte{9, 0}, "unknown version 9"},
 		{"cut in the middle", valid[:len(valid)-2], "truncated"},
 		{"reason count beyond input", []byte{1, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0x03}, "reasons in"},
+		// memberlist checks only the meta it sends: a peer's push/pull
+		// carried up to the stream cap, here 60,000 empty reasons (16
+		// bytes each once decoded, listed for an hour after it goes).
+		{"over memberlist's limit", append([]byte{1, 0, 0, 0, 0, 0, 0, 0, 0xe0, 0xd4, 0x03}, make([]byte, 60000)...), "over"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
