@@ -70,6 +70,10 @@ var (
 	// ErrOverCap: the domain's quarantine is full (the policy falls back
 	// to tag and deliver).
 	ErrOverCap = errors.New("quarantine: the domain's quarantine is full")
+	// ErrTooLarge: the message is larger than a held message may be to be
+	// opened again (MaxMessage); it is not held, and the policy falls back
+	// to tag and deliver.
+	ErrTooLarge = errors.New("quarantine: the message is too large to hold")
 	// ErrNotHeld: the item was released or deleted already (a second or
 	// concurrent release).
 	ErrNotHeld = errors.New("quarantine: the message is no longer held")
@@ -194,13 +198,18 @@ func New(cfg Config, st Store, deliver Deliverer, now func() time.Time) *Service
 // message is never held whole uncompressed: a spooled one stays on disk),
 // once for all its recipients, with one item per recipient (each is
 // released or deleted on its own: one recipient's release link delivers to
-// that recipient only), and returns the ids, or ErrOverCap, or the store's
-// error; the caller answers 250 only on success.
+// that recipient only), and returns the ids, or ErrOverCap, ErrTooLarge,
+// or the store's error; the caller answers 250 only on success.
 //
 // it.Size, when known, sizes the compressed copy's buffer: grown by
 // doubling instead, a 20 MB message that does not compress left 8 and 16
 // MB buffers behind it, garbage the memory budget does not count.
 func (s *Service) Hold(ctx context.Context, it Item, msg io.Reader) ([]int64, error) {
+	// smtp.max_message_bytes may pass MaxMessage: such a message, held,
+	// could never be released.
+	if it.Size > MaxMessage {
+		return nil, ErrTooLarge
+	}
 	var gz bytes.Buffer
 	if it.Size > 0 {
 		// Deflate's worst case: stored blocks, 5 bytes per 64 KiB, and
@@ -208,9 +217,12 @@ func (s *Service) Hold(ctx context.Context, it Item, msg io.Reader) ([]int64, er
 		gz.Grow(int(it.Size + it.Size>>12 + 64))
 	}
 	zw := gzip.NewWriter(&gz)
-	size, err := io.Copy(zw, msg)
+	size, err := io.Copy(zw, io.LimitReader(msg, MaxMessage+1))
 	if err != nil {
 		return nil, fmt.Errorf("quarantine: compress: %w", err)
+	}
+	if size > MaxMessage {
+		return nil, ErrTooLarge
 	}
 	if err := zw.Close(); err != nil {
 		return nil, fmt.Errorf("quarantine: compress: %w", err)
@@ -399,20 +411,20 @@ func (s *Service) Prune(ctx context.Context) (int64, error) {
 	return s.store.PruneQuarantine(ctx, s.now().Add(-s.cfg.Retention))
 }
 
-// maxMessage bounds a decompressed message: a corrupt or hostile row
-// cannot make a node inflate gigabytes.
-const maxMessage = 64 << 20
+// MaxMessage bounds a decompressed message: a corrupt or hostile row
+// cannot make a node inflate gigabytes. Hold takes nothing larger.
+const MaxMessage = 64 << 20
 
 func gunzip(gz []byte) ([]byte, error) {
 	zr, err := gzip.NewReader(bytes.NewReader(gz))
 	if err != nil {
 		return nil, fmt.Errorf("quarantine: stored message: %w", err)
 	}
-	msg, err := io.ReadAll(io.LimitReader(zr, maxMessage+1))
+	msg, err := io.ReadAll(io.LimitReader(zr, MaxMessage+1))
 	if err != nil {
 		return nil, fmt.Errorf("quarantine: stored message: %w", err)
 	}
-	if len(msg) > maxMessage {
+	if len(msg) > MaxMessage {
 		return nil, errors.New("quarantine: stored message too large")
 	}
 	return msg, nil

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -452,4 +453,46 @@ func TestReleaseAndDeleteAreTracked(t *testing.T) {
 				i, r.Recipient, r.Status, r.Reply, r.QueueID, r.DomainID, r.CustomerID, w.rcpt, w.status, w.reply)
 		}
 	}
+}
+
+// TestHeldMessageCanBeOpenedAgain: a message is held only if a release
+// and a preview can open it again. smtp.max_message_bytes may be set past
+// the 64 MiB a held message is opened within (with a memory_budget to
+// match): such a message was held with 250 and then refused by every
+// release ("stored message too large"), lost. Now Hold refuses it
+// (ErrTooLarge), stores nothing, and smtpd delivers it tagged.
+func TestHeldMessageCanBeOpenedAgain(t *testing.T) {
+	ctx := context.Background()
+	op := tracking.Scope{Operator: true}
+	cfg := quarantine.DefaultConfig()
+	cfg.MaxBytesPerDomain = 1 << 30
+	downstream := &recorder{}
+	svc := quarantine.New(cfg, openStore(t), downstream, nil)
+	hold := func(size int64, declared int64) ([]int64, error) {
+		return svc.Hold(ctx, quarantine.Item{Domain: "a.example", DomainID: 1, Sender: "s@x.example", Recipients: []string{"bob@a.example"},
+			Size: declared}, io.LimitReader(zeros{}, size))
+	}
+	for _, declared := range []int64{0, quarantine.MaxMessage + 1} {
+		if ids, err := hold(quarantine.MaxMessage+1, declared); !errors.Is(err, quarantine.ErrTooLarge) {
+			t.Fatalf("a message past MaxMessage (size given %d): %v %v, want ErrTooLarge", declared, ids, err)
+		}
+	}
+	if items, err := svc.List(ctx, quarantine.Filter{Scope: op}); err != nil || len(items) != 0 {
+		t.Fatalf("after the refused holds the quarantine lists %d items (%v), want none", len(items), err)
+	}
+	ids, err := hold(quarantine.MaxMessage, quarantine.MaxMessage)
+	if err != nil {
+		t.Fatalf("a message of MaxMessage bytes: %v", err)
+	}
+	if _, _, err := svc.Release(ctx, op, ids[0], "op"); err != nil || len(downstream.got) != 1 {
+		t.Fatalf("release of a message of MaxMessage bytes: %v, %d delivered", err, len(downstream.got))
+	}
+}
+
+// zeros reads as endless zero bytes.
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
 }

@@ -66,9 +66,12 @@ func (ss *session) hold(v scanner.Verdict, holdable bool, size int64, out io.Rea
 	}
 	if err != nil {
 		reason := "unavailable"
-		if errors.Is(err, quarantine.ErrOverCap) {
+		switch {
+		case errors.Is(err, quarantine.ErrOverCap):
 			reason = "over_cap"
-		} else if ss.srv.deps.Health != nil {
+		case errors.Is(err, quarantine.ErrTooLarge):
+			reason = "too_large"
+		case ss.srv.deps.Health != nil:
 			ss.srv.deps.Health.Set(healthQuarantine, health.Degraded, fmt.Sprintf("quarantine store failing (%v): mail it would hold is tagged and delivered", err))
 		}
 		ss.srv.metrics.quarantineFallbacks.WithLabelValues(reason).Inc()
