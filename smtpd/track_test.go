@@ -10,6 +10,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"github.com/mxgrid/mxgrid/config"
 	"github.com/mxgrid/mxgrid/internal/smtptest"
 	"github.com/mxgrid/mxgrid/quarantine"
 	"github.com/mxgrid/mxgrid/scanner"
@@ -39,12 +40,15 @@ func (l *trackerLog) take() []tracking.Record {
 }
 
 // startTracked serves example.org (routed to a sink) with stages and a
-// tracker.
-func startTracked(t *testing.T, stages []scanner.Stage) (*testNode, *smtptest.Sink, *trackerLog) {
+// tracker; mutate, if given, adjusts the config.
+func startTracked(t *testing.T, stages []scanner.Stage, mutate ...func(*config.Config)) (*testNode, *smtptest.Sink, *trackerLog) {
 	t.Helper()
 	sink := smtptest.StartSink(t)
 	cfg := testConfig(t)
 	cfg.Domains = append(cfg.Domains, smtptest.Domain("example.org", sink.Addr, "bob", "carol"))
+	for _, m := range mutate {
+		m(&cfg)
+	}
 	deps := configDeps(t, cfg, stages)
 	log := &trackerLog{}
 	deps.Tracker = log
@@ -141,6 +145,40 @@ func TestTrackingRecordsEveryRecipientOutcome(t *testing.T) {
 			t.Fatalf("record %+v", r)
 		}
 	})
+
+	// Refused by go-smtp before any of its bytes reached the session, the
+	// first BDAT chunk past the size limit left no record: the sender got
+	// a permanent 552, and the customer's message log knew nothing of it.
+	type step struct {
+		send string
+		want int
+	}
+	big := strings.Repeat("x", 5000)
+	for _, tc := range []struct {
+		name  string
+		steps []step
+	}{
+		{"DATA", []step{{"DATA\r\n", 354}, {big + "\r\n.\r\n", 552}}},
+		{"BDAT, in a later chunk", []step{{"BDAT 20\r\nSubject: too big\r\n\r\n", 250}, {"BDAT 5000 LAST\r\n" + big, 552}}},
+		{"BDAT, in its first chunk", []step{{"BDAT 5000 LAST\r\n" + big, 552}}},
+	} {
+		t.Run("too large by "+tc.name+": refused", func(t *testing.T) {
+			n, sink, log := startTracked(t, nil, func(c *config.Config) { c.SMTP.MaxMessageBytes = 4096 })
+			c := dial(t, n.SMTPAddr())
+			c.cmd(250, "MAIL FROM:<alice@sender.test>")
+			c.cmd(250, "RCPT TO:<bob@example.org>")
+			for _, s := range tc.steps {
+				c.raw(s.want, s.send)
+			}
+			c.cmd(250, "NOOP") // the transaction is over
+			if r := one(t, log); r.Status != tracking.StatusRefused || r.ReplyCode != 552 || r.Recipient != "bob@example.org" {
+				t.Fatalf("record %+v", r)
+			}
+			if len(sink.Messages()) != 0 {
+				t.Fatal("delivered")
+			}
+		})
+	}
 
 	t.Run("scan failed under tempfail", func(t *testing.T) {
 		n, _, log := startTracked(t, []scanner.Stage{{Check: failingCheck{}, OnError: scanner.OnErrorTempfail}})

@@ -1438,22 +1438,6 @@ func (c *Conn) handleBdat(arg string) {
 		return
 	}
 
-	if c.server.MaxMessageBytes != 0 && c.bytesReceived+int64(size) > c.server.MaxMessageBytes {
-		c.writeResponse(552, EnhancedCode{5, 3, 4}, "Max message size exceeded")
-		if c.bdatPipe != nil {
-			// The backend's Data hears why the transfer ends, as it does
-			// from DATA's reader (mxgrid patch): upstream told it only
-			// ErrDataReset, as if the client had given up.
-			c.bdatPipe.CloseWithError(ErrDataTooLarge)
-		}
-
-		// Discard chunk itself without passing it to backend.
-		c.skipChunk(size)
-
-		c.reset()
-		return
-	}
-
 	if c.bdatStatus == nil && c.server.LMTP {
 		c.bdatStatus = c.createStatusCollector()
 	}
@@ -1498,6 +1482,21 @@ func (c *Conn) handleBdat(arg string) {
 			c.dataResult <- err
 			r.CloseWithError(err)
 		}()
+	}
+
+	if c.server.MaxMessageBytes != 0 && c.bytesReceived+int64(size) > c.server.MaxMessageBytes {
+		c.writeResponse(552, EnhancedCode{5, 3, 4}, "Max message size exceeded")
+		// The backend's Data hears why the transfer ends, as it does from
+		// DATA's reader, even when this is the transfer's first chunk
+		// (mxgrid patch): upstream told it only ErrDataReset, as if the
+		// client had given up, or, for a first chunk, nothing at all.
+		c.bdatPipe.CloseWithError(ErrDataTooLarge)
+
+		// Discard chunk itself without passing it to backend.
+		c.skipChunk(size)
+
+		c.reset()
+		return
 	}
 
 	c.lineLimitReader.LineLimit = 0
