@@ -105,6 +105,8 @@ func deferText(r tracking.DeferReason) string {
 		return "A check could not run and its policy is to defer rather than let the message through unchecked; the sender retries."
 	case tracking.DeferLocal:
 		return "This node could not take the message at that moment; the sender retries."
+	case tracking.DeferClientGone:
+		return "The sending server broke the transfer off before the end of the message (it closed the connection or gave up); nothing was delivered, and it keeps the message to retry."
 	}
 	return string(r)
 }

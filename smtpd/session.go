@@ -450,6 +450,7 @@ func (ss *session) Data(r io.Reader) (reply error) {
 			// The client went away, or gave the transfer up (RSET, EHLO
 			// or STARTTLS during BDAT): no fault of ours, and nobody hears
 			// the reply.
+			ss.note.clientGone = true
 			ss.countTransaction(OutcomeReadError, errLocal)
 			ss.log.Info("message body not received", "queue_id", ss.queueID, "err", err)
 			return errLocal

@@ -32,6 +32,9 @@ type trackNote struct {
 	subject    string
 	downstream string
 	relayErr   error
+	// clientGone: the client broke the transfer off, so it heard no
+	// reply at all.
+	clientGone bool
 }
 
 // noteMessage keeps the header fields tracking shows.
@@ -89,10 +92,14 @@ func (ss *session) trackData(reply error) {
 		if r.Status != tracking.StatusDelivered {
 			r.Reference = ss.queueID // our refusals quote it as [ref ...]
 		}
-		switch n.outcome {
-		case OutcomeTempfailScan:
+		switch {
+		case n.clientGone:
+			// Recorded as our 451 and a busy node, it told the customer
+			// that we had failed their mail.
+			r.ReplyCode, r.Reply, r.Reference, r.DeferReason = 0, "", "", tracking.DeferClientGone
+		case n.outcome == OutcomeTempfailScan:
 			r.DeferReason = tracking.DeferScan
-		case OutcomeQuarantined:
+		case n.outcome == OutcomeQuarantined:
 			r.Status = tracking.StatusQuarantined
 		}
 		ss.srv.deps.Tracker.Record(r)

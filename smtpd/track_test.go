@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/emersion/go-smtp"
 
@@ -37,6 +38,21 @@ func (l *trackerLog) take() []tracking.Record {
 	out := l.recs
 	l.recs = nil
 	return out
+}
+
+// await returns the records once there are n, or fails after 5 s: a
+// session whose client went away records on its own time.
+func (l *trackerLog) await(t *testing.T, n int) []tracking.Record {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		l.mu.Lock()
+		got := len(l.recs)
+		l.mu.Unlock()
+		if got >= n {
+			break
+		}
+	}
+	return l.take()
 }
 
 // startTracked serves example.org (routed to a sink) with stages and a
@@ -172,6 +188,42 @@ func TestTrackingRecordsEveryRecipientOutcome(t *testing.T) {
 			}
 			c.cmd(250, "NOOP") // the transaction is over
 			if r := one(t, log); r.Status != tracking.StatusRefused || r.ReplyCode != 552 || r.Recipient != "bob@example.org" {
+				t.Fatalf("record %+v", r)
+			}
+			if len(sink.Messages()) != 0 {
+				t.Fatal("delivered")
+			}
+		})
+	}
+
+	// A client that breaks the transfer off hears nothing: recorded as
+	// our "451 local error" and a busy node, it told the customer that we
+	// had failed their mail.
+	for _, tc := range []struct {
+		name    string
+		breakOf func(c *client)
+	}{
+		{"closes the connection mid-DATA", func(c *client) {
+			c.raw(354, "DATA\r\n")
+			c.write("Subject: x\r\n\r\nhalf a bo")
+			c.c.Close()
+		}},
+		{"gives a BDAT transfer up", func(c *client) {
+			c.raw(250, "BDAT 12\r\nSubject: x\r\n")
+			c.cmd(250, "RSET")
+		}},
+	} {
+		t.Run("the client "+tc.name+": deferred, nothing answered", func(t *testing.T) {
+			n, sink, log := startTracked(t, nil)
+			c := dial(t, n.SMTPAddr())
+			c.cmd(250, "MAIL FROM:<alice@sender.test>")
+			c.cmd(250, "RCPT TO:<bob@example.org>")
+			tc.breakOf(c)
+			recs := log.await(t, 1)
+			if len(recs) != 1 {
+				t.Fatalf("%d records, want 1: %+v", len(recs), recs)
+			}
+			if r := recs[0]; r.Status != tracking.StatusDeferred || r.DeferReason != tracking.DeferClientGone || r.ReplyCode != 0 || r.Reply != "" || r.Reference != "" {
 				t.Fatalf("record %+v", r)
 			}
 			if len(sink.Messages()) != 0 {

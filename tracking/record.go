@@ -56,6 +56,11 @@ const (
 	// DeferLocal: the node could not take the message now (memory budget,
 	// shutting down).
 	DeferLocal DeferReason = "node_busy"
+	// DeferClientGone: the sending client broke the transfer off before
+	// the end of its message (closed the connection, or gave a BDAT
+	// transfer up): nothing was answered (ReplyCode 0), nothing was
+	// delivered, and the client keeps the message to retry.
+	DeferClientGone DeferReason = "client_gone"
 )
 
 // Record is one recipient's outcome of one transaction.
@@ -89,7 +94,8 @@ type Record struct {
 	Score   float64
 	Symbols []string
 	Status  Status
-	// ReplyCode and Reply are what we answered the sender.
+	// ReplyCode and Reply are what we answered the sender: 0 and "" when
+	// it broke the transfer off before any answer (DeferClientGone).
 	ReplyCode int
 	Reply     string
 	// Downstream is the customer server's reply to DATA, when it gave one.
