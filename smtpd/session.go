@@ -565,7 +565,7 @@ func (ss *session) deliver(b *body, holdable bool) (*smtp.SMTPError, Outcome, sc
 	_, env.TLS = ss.conn.TLSConnectionState()
 	policy := ss.policy()
 	v := ss.srv.deps.Scanner.Scan(ss.ctx, env, msg, policy)
-	ss.note.verdict = v
+	ss.note.verdict, ss.note.scanned = v, true
 	if reply, outcome, refused := verdictReply(v, ss.queueID, ss.srv.deps.WhyURL); refused {
 		if v.Action == scanner.Reject {
 			ss.record(v, msg)

@@ -24,9 +24,11 @@ type Tracker interface {
 // trackNote gathers, while a transaction runs, what its records need
 // beyond the session's state. Reset clears it.
 type trackNote struct {
-	start      time.Time
-	outcome    Outcome
+	start   time.Time
+	outcome Outcome
+	// verdict is the scan's, when scanned says there was one.
 	verdict    scanner.Verdict
+	scanned    bool
 	size       int64
 	messageID  string
 	subject    string
@@ -79,8 +81,12 @@ func (ss *session) trackData(reply error) {
 	for i, rcpt := range ss.rcpts {
 		r := ss.trackBase(rcpt, ss.rcptDomains[i])
 		r.Size, r.MessageID, r.Subject = n.size, n.messageID, n.subject
-		r.Action, r.Reason, r.Score = n.verdict.Action.String(), n.verdict.Reason, n.verdict.Score
-		r.Symbols = topSymbolNames(n.verdict, 5)
+		if n.scanned {
+			// A zero verdict reads "deliver": a message refused unscanned
+			// (too large, a loop) showed as scanned and found clean.
+			r.Action, r.Reason, r.Score = n.verdict.Action.String(), n.verdict.Reason, n.verdict.Score
+			r.Symbols = topSymbolNames(n.verdict, 5)
+		}
 		r.Downstream = n.downstream
 		if ss.tx != nil {
 			r.TLSOut = ss.tx.TLS()

@@ -187,7 +187,7 @@ func TestTrackingRecordsEveryRecipientOutcome(t *testing.T) {
 				c.raw(s.want, s.send)
 			}
 			c.cmd(250, "NOOP") // the transaction is over
-			if r := one(t, log); r.Status != tracking.StatusRefused || r.ReplyCode != 552 || r.Recipient != "bob@example.org" {
+			if r := one(t, log); r.Status != tracking.StatusRefused || r.ReplyCode != 552 || r.Recipient != "bob@example.org" || r.Action != "" {
 				t.Fatalf("record %+v", r)
 			}
 			if len(sink.Messages()) != 0 {
