@@ -446,17 +446,44 @@ func (s *Store) PruneQuarantine(ctx context.Context, before time.Time) (int64, e
 			break
 		}
 	}
+	// The batches delete their own rows' bodies; this catches a body left
+	// by two of its items dropped at once, and any older orphan.
+	for after := int64(0); ; {
+		last, err := s.sweepBodies(ctx, after)
+		if err != nil {
+			return total, err
+		}
+		if last == 0 {
+			return total, nil
+		}
+		after = last
+	}
+}
+
+// sweepBodies deletes the bodies no row refers to among the pruneBatch
+// after id after, in a statement of its own under its own timeout, and
+// returns the last id it looked at (0: none was left). One statement over
+// the whole table held SQLite's only connection, and every hold waiting
+// for it, for as long as it read a body table of millions, and one that
+// failed part way (the store's timeout) kept nothing of what it did. A
+// body is inserted in the transaction inserting its rows, so none is seen
+// here before its rows are.
+func (s *Store) sweepBodies(ctx context.Context, after int64) (int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
 	defer cancel()
-	// A body is inserted in the transaction inserting its rows, so none
-	// is seen here before its rows are. The batches delete their own
-	// rows' bodies; this catches a body left by two of its items dropped
-	// at once, and any older orphan.
-	if _, err := s.DB.ExecContext(ctx, `DELETE FROM quarantine_bodies
-		WHERE NOT EXISTS (SELECT 1 FROM quarantine WHERE quarantine.body_id = quarantine_bodies.id)`); err != nil {
-		return total, fail("prune quarantine bodies", err)
+	var last sql.NullInt64
+	if err := s.DB.QueryRowContext(ctx, `SELECT MAX(id) FROM (SELECT id FROM quarantine_bodies WHERE id > $1 ORDER BY id LIMIT $2) AS step`,
+		after, pruneBatch).Scan(&last); err != nil {
+		return 0, fail("prune quarantine bodies", err)
 	}
-	return total, nil
+	if !last.Valid {
+		return 0, nil
+	}
+	if _, err := s.DB.ExecContext(ctx, `DELETE FROM quarantine_bodies WHERE id > $1 AND id <= $2
+		AND NOT EXISTS (SELECT 1 FROM quarantine WHERE quarantine.body_id = quarantine_bodies.id)`, after, last.Int64); err != nil {
+		return 0, fail("prune quarantine bodies", err)
+	}
+	return last.Int64, nil
 }
 
 // pruneQuarantineBatch deletes up to pruneBatch expired rows, oldest ids

@@ -672,3 +672,42 @@ func TestPruneWorksInBatches(t *testing.T) {
 		})
 	}
 }
+
+// TestPruneSweepsOrphanBodiesInBatches: the bodies no item refers to any
+// longer are swept pruneBatch ids at a time, each step a statement of its
+// own. One statement over the whole body table held SQLite's only
+// connection (and every hold waiting for it) while it read a table of
+// millions, and when it failed part way (the store's timeout; here a
+// trigger refusing the last body) nothing it had done was kept, and the
+// next round began again from the start.
+func TestPruneSweepsOrphanBodiesInBatches(t *testing.T) {
+	eachDialect(t, (*Store).MigrateQuarantine, func(t *testing.T, s *Store) {
+		if s.Dialect != SQLite {
+			t.Skip("the fault is a SQLite trigger")
+		}
+		ctx := context.Background()
+		old := pruneBatch
+		pruneBatch = 10
+		t.Cleanup(func() { pruneBatch = old })
+		var last int64
+		for range 25 {
+			if err := s.DB.QueryRowContext(ctx, `INSERT INTO quarantine_bodies (size, body) VALUES (2, 'gz') RETURNING id`).Scan(&last); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := s.DB.ExecContext(ctx, fmt.Sprintf(`CREATE TRIGGER poison BEFORE DELETE ON quarantine_bodies
+			WHEN old.id = %d BEGIN SELECT RAISE(ABORT, 'injected fault'); END`, last)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.PruneQuarantine(ctx, time.Now().Add(-time.Hour)); err == nil {
+			t.Fatal("prune: no error from the injected fault")
+		}
+		var left int64
+		if err := s.DB.QueryRowContext(ctx, `SELECT COUNT(*) FROM quarantine_bodies`).Scan(&left); err != nil {
+			t.Fatal(err)
+		}
+		if left != 5 {
+			t.Errorf("%d orphan bodies left, want the last step's 5", left)
+		}
+	})
+}
