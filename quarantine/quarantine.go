@@ -332,18 +332,24 @@ func (s *Service) Release(ctx context.Context, scope tracking.Scope, id int64, b
 			err = fmt.Errorf("%w: %w", ErrDelivery, err)
 		}
 	}
+	delivered := err == nil
+	if delivered {
+		// Before the item's outcome, which may fail to be written: the
+		// message is in the recipient's mailbox whatever the item says,
+		// and tracking's queue retries its writes.
+		s.track(it, tracking.StatusDelivered, "released from the quarantine by "+by, reply)
+	}
 	// A context detached from the request's: the outcome must be written
 	// even when the client has gone.
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	if ferr := s.finishRelease(fctx, id, err == nil); ferr != nil && err == nil {
+	if ferr := s.finishRelease(fctx, id, delivered); ferr != nil && delivered {
 		err = fmt.Errorf("quarantine: delivered, but recording it failed: %w", ferr)
 	}
 	if err != nil {
 		return it, reply, fmt.Errorf("quarantine: release %d: %w", id, err)
 	}
 	it.State, it.ReleasedBy = StateReleased, by
-	s.track(it, tracking.StatusDelivered, "released from the quarantine by "+by, reply)
 	return it, reply, nil
 }
 

@@ -496,3 +496,31 @@ func (zeros) Read(p []byte) (int, error) {
 	clear(p)
 	return len(p), nil
 }
+
+// TestDeliveredReleaseIsTrackedWhenItsStateIsNot: a release the customer's
+// server took is in the message log even when the store could not record
+// it on the item (every retry failed). It was not: the log showed the
+// message quarantined for good, though it sat in the recipient's mailbox,
+// and the item itself, left releasing, can never be released again to
+// add the record.
+func TestDeliveredReleaseIsTrackedWhenItsStateIsNot(t *testing.T) {
+	ctx := context.Background()
+	var log trackLog
+	downstream := &recorder{}
+	svc := quarantine.New(quarantine.DefaultConfig(), &flakyFinish{Store: openStore(t), failures: 1000}, downstream, nil)
+	svc.TrackReleases(&log)
+	ids, err := svc.Hold(ctx, quarantine.Item{Domain: "a.example", DomainID: 7, CustomerID: 1, Sender: "s@x.example",
+		Recipients: []string{"bob@a.example"}, QueueID: "Q1"}, strings.NewReader("Subject: x\r\n\r\nx\r\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := svc.Release(ctx, tracking.Scope{Operator: true}, ids[0], "alice@reseller"); err == nil {
+		t.Fatal("release: no error, though its outcome could not be recorded")
+	}
+	if len(downstream.got) != 1 {
+		t.Fatalf("delivered %d times, want once", len(downstream.got))
+	}
+	if len(log) != 1 || log[0].Status != tracking.StatusDelivered || log[0].Downstream != "250 2.0.0 queued" {
+		t.Fatalf("tracked %+v, want the delivery", log)
+	}
+}
