@@ -100,7 +100,9 @@ type Store interface {
 	// the delivery failed (a later release tries again).
 	FinishRelease(ctx context.Context, id int64, delivered bool, now time.Time) error
 	DeleteQuarantine(ctx context.Context, scope tracking.Scope, id int64) error
-	PruneQuarantine(ctx context.Context, before time.Time) (int64, error)
+	// PruneQuarantine deletes items older than before, and hands expired
+	// those it deleted while still held.
+	PruneQuarantine(ctx context.Context, before time.Time, expired func([]Item)) (int64, error)
 }
 
 // Deliverer sends a released message to its domain's current route. The
@@ -412,9 +414,15 @@ func (s *Service) Delete(ctx context.Context, scope tracking.Scope, id int64, by
 	return nil
 }
 
-// Prune deletes items older than the retention.
+// Prune deletes items older than the retention; one still held is
+// tracked as deleted, as a delete by hand is: the message log showed it
+// quarantined for good, though the quarantine no longer had it.
 func (s *Service) Prune(ctx context.Context) (int64, error) {
-	return s.store.PruneQuarantine(ctx, s.now().Add(-s.cfg.Retention))
+	return s.store.PruneQuarantine(ctx, s.now().Add(-s.cfg.Retention), func(held []Item) {
+		for _, it := range held {
+			s.track(it, tracking.StatusQuarantined, "deleted from the quarantine after the retention", "")
+		}
+	})
 }
 
 // MaxMessage bounds a decompressed message: a corrupt or hostile row

@@ -524,3 +524,42 @@ func TestDeliveredReleaseIsTrackedWhenItsStateIsNot(t *testing.T) {
 		t.Fatalf("tracked %+v, want the delivery", log)
 	}
 }
+
+// TestExpiryIsTracked: a message the retention deletes while still held
+// leaves a message-tracking record, as a delete by hand does; one that was
+// released or deleted before has its record already and gets no other.
+// The log showed an expired message quarantined for good, though the
+// quarantine no longer had it.
+func TestExpiryIsTracked(t *testing.T) {
+	ctx := context.Background()
+	op := tracking.Scope{Operator: true}
+	clock := time.Date(2027, 3, 1, 9, 0, 0, 0, time.UTC)
+	var log trackLog
+	svc := quarantine.New(quarantine.DefaultConfig(), openStore(t), &recorder{}, func() time.Time { return clock })
+	svc.TrackReleases(&log)
+	hold := func(rcpt string) int64 {
+		ids, err := svc.Hold(ctx, quarantine.Item{Domain: "a.example", DomainID: 7, CustomerID: 1, Sender: "s@x.example",
+			Recipients: []string{rcpt}, QueueID: "Q1"}, strings.NewReader("Subject: x\r\n\r\nx\r\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ids[0]
+	}
+	hold("held@a.example")
+	released, deleted := hold("released@a.example"), hold("deleted@a.example")
+	if _, _, err := svc.Release(ctx, op, released, "op"); err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Delete(ctx, op, deleted, "op"); err != nil {
+		t.Fatal(err)
+	}
+	log = nil
+	clock = clock.Add(quarantine.DefaultConfig().Retention + time.Hour)
+	if n, err := svc.Prune(ctx); err != nil || n != 3 {
+		t.Fatalf("prune: %d %v, want 3", n, err)
+	}
+	if len(log) != 1 || log[0].Recipient != "held@a.example" || log[0].Status != tracking.StatusQuarantined ||
+		log[0].Reply != "deleted from the quarantine after the retention" || log[0].QueueID != "Q1" || log[0].DomainID != 7 {
+		t.Fatalf("tracked %+v, want the expiry of the item still held", log)
+	}
+}

@@ -434,10 +434,12 @@ var pruneBatch = 500
 // one whose node died (or whose outcome could not be written) long ago:
 // nothing will finish it, it can be neither released nor deleted, and it
 // would keep its body and its share of the domain's cap for ever.
-func (s *Store) PruneQuarantine(ctx context.Context, before time.Time) (int64, error) {
+// expired, if not nil, gets each committed batch's items that were still
+// held, which nobody released or deleted.
+func (s *Store) PruneQuarantine(ctx context.Context, before time.Time, expired func([]quarantine.Item)) (int64, error) {
 	var total int64
 	for {
-		n, err := s.pruneQuarantineBatch(ctx, before)
+		n, err := s.pruneQuarantineBatch(ctx, before, expired)
 		total += n
 		if err != nil {
 			return total, err
@@ -487,8 +489,9 @@ func (s *Store) sweepBodies(ctx context.Context, after int64) (int64, error) {
 }
 
 // pruneQuarantineBatch deletes up to pruneBatch expired rows, oldest ids
-// first, and the bodies only they referred to.
-func (s *Store) pruneQuarantineBatch(ctx context.Context, before time.Time) (int64, error) {
+// first, and the bodies only they referred to, and once that is committed
+// hands expired the rows that were held.
+func (s *Store) pruneQuarantineBatch(ctx context.Context, before time.Time, expired func([]quarantine.Item)) (int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
 	defer cancel()
 	tx, err := s.DB.BeginTx(ctx, nil)
@@ -497,7 +500,7 @@ func (s *Store) pruneQuarantineBatch(ctx context.Context, before time.Time) (int
 	}
 	defer tx.Rollback()
 	rows, err := tx.QueryContext(ctx, `DELETE FROM quarantine WHERE id IN (SELECT id FROM quarantine
-		WHERE at_us < $1 AND (state <> 'releasing' OR released_us < $1) ORDER BY id LIMIT $2) RETURNING body_id`,
+		WHERE at_us < $1 AND (state <> 'releasing' OR released_us < $1) ORDER BY id LIMIT $2) RETURNING `+quarantineCols+`, body_id`,
 		before.UnixMicro(), pruneBatch)
 	if err != nil {
 		return 0, fail("prune quarantine", err)
@@ -505,14 +508,19 @@ func (s *Store) pruneQuarantineBatch(ctx context.Context, before time.Time) (int
 	var (
 		n      int64
 		bodies []int64
+		held   []quarantine.Item
 	)
 	for rows.Next() {
 		var b sql.NullInt64
-		if err := rows.Scan(&b); err != nil {
+		it, err := scanItem(rows.Scan, &b)
+		if err != nil {
 			rows.Close()
-			return 0, fail("prune quarantine", err)
+			return 0, err
 		}
 		n++
+		if it.State == quarantine.StateHeld {
+			held = append(held, it)
+		}
 		if b.Valid && !slices.Contains(bodies, b.Int64) {
 			bodies = append(bodies, b.Int64)
 		}
@@ -531,6 +539,9 @@ func (s *Store) pruneQuarantineBatch(ctx context.Context, before time.Time) (int
 	}
 	if err := tx.Commit(); err != nil {
 		return 0, fail("prune quarantine: commit", err)
+	}
+	if expired != nil && len(held) > 0 {
+		expired(held)
 	}
 	return n, nil
 }

@@ -104,7 +104,7 @@ func TestQuarantineStore(t *testing.T) {
 		if _, err := put(500, now); err != nil {
 			t.Fatalf("after a release the cap has room: %v", err)
 		}
-		if n, err := s.PruneQuarantine(ctx, now.Add(-14*24*time.Hour)); err != nil || n != 1 {
+		if n, err := s.PruneQuarantine(ctx, now.Add(-14*24*time.Hour), nil); err != nil || n != 1 {
 			t.Fatalf("prune: %d %v", n, err)
 		}
 		if err := s.DeleteQuarantine(ctx, own, b); !errors.Is(err, tenant.ErrNotFound) {
@@ -435,7 +435,7 @@ func TestQuarantineHoldsOneBodyPerMessage(t *testing.T) {
 			t.Fatal(err)
 		}
 		before := bodies()
-		if n, err := s.PruneQuarantine(ctx, now.Add(-14*24*time.Hour)); err != nil || n != 2 {
+		if n, err := s.PruneQuarantine(ctx, now.Add(-14*24*time.Hour), nil); err != nil || n != 2 {
 			t.Fatalf("prune: %d %v", n, err)
 		}
 		if bodies() != before-1 || orphans() != 0 {
@@ -533,7 +533,7 @@ func TestPruneFreesAbandonedReleases(t *testing.T) {
 					t.Fatal(err)
 				}
 				// The node dies here: FinishRelease never runs.
-				n, err := s.PruneQuarantine(ctx, now.Add(-14*24*time.Hour))
+				n, err := s.PruneQuarantine(ctx, now.Add(-14*24*time.Hour), nil)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -648,7 +648,7 @@ func TestPruneWorksInBatches(t *testing.T) {
 						t.Fatal(err)
 					}
 				}
-				n, err := s.PruneQuarantine(ctx, now.Add(-14*24*time.Hour))
+				n, err := s.PruneQuarantine(ctx, now.Add(-14*24*time.Hour), nil)
 				if (err != nil) != tc.poisonLast {
 					t.Fatalf("prune: %v", err)
 				}
@@ -699,7 +699,7 @@ func TestPruneSweepsOrphanBodiesInBatches(t *testing.T) {
 			WHEN old.id = %d BEGIN SELECT RAISE(ABORT, 'injected fault'); END`, last)); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.PruneQuarantine(ctx, time.Now().Add(-time.Hour)); err == nil {
+		if _, err := s.PruneQuarantine(ctx, time.Now().Add(-time.Hour), nil); err == nil {
 			t.Fatal("prune: no error from the injected fault")
 		}
 		var left int64
