@@ -106,7 +106,8 @@ func (ss *session) trackData(reply error) {
 		case n.outcome == OutcomeTempfailScan:
 			r.DeferReason = tracking.DeferScan
 		case n.outcome == OutcomeQuarantined:
-			r.Status = tracking.StatusQuarantined
+			// Its 250 quotes [ref ...] too (quarantinedReply).
+			r.Status, r.Reference = tracking.StatusQuarantined, ss.queueID
 		}
 		ss.srv.deps.Tracker.Record(r)
 	}

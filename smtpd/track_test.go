@@ -329,3 +329,50 @@ func TestEachRecipientBooksToItsOwnDomain(t *testing.T) {
 		outcomes.mu.Unlock()
 	}
 }
+
+// holdAll is a quarantine that holds everything, numbering the items.
+type holdAll struct{ next int64 }
+
+func (h *holdAll) Hold(_ context.Context, it quarantine.Item, msg io.Reader) ([]int64, error) {
+	io.Copy(io.Discard, msg)
+	ids := make([]int64, len(it.Recipients))
+	for i := range ids {
+		h.next++
+		ids[i] = h.next
+	}
+	return ids, nil
+}
+
+// TestQuarantinedRecipientsAreTracked: each recipient of a held message
+// is recorded once, quarantined, with the reply the sender heard and the
+// reference that reply quotes ("[ref ...]"). The reference was left out,
+// so a support desk given it by the sender found nothing by it, and the
+// panel did not show it.
+func TestQuarantinedRecipientsAreTracked(t *testing.T) {
+	sink := smtptest.StartSink(t)
+	cfg := testConfig(t)
+	d := smtptest.Domain("example.org", sink.Addr, "bob", "carol")
+	d.TagAction = ptr(tenant.TagQuarantine)
+	cfg.Domains = append(cfg.Domains, d)
+	deps := configDeps(t, cfg, []scanner.Stage{{Check: scoreCheck{score: 8}}})
+	log := &trackerLog{}
+	deps.Tracker, deps.Quarantine = log, &holdAll{}
+	n := startWith(t, cfg, deps)
+	c := dial(t, n.SMTPAddr())
+	c.cmd(250, "MAIL FROM:<alice@sender.test>")
+	c.cmd(250, "RCPT TO:<bob@example.org>")
+	c.cmd(250, "RCPT TO:<carol@example.org>")
+	reply := c.data(250, testMessage)
+	recs := log.take()
+	if len(recs) != 2 || recs[0].Recipient != "bob@example.org" || recs[1].Recipient != "carol@example.org" {
+		t.Fatalf("records %+v", recs)
+	}
+	for _, r := range recs {
+		if r.Status != tracking.StatusQuarantined || r.ReplyCode != 250 || r.Reference == "" || !strings.Contains(reply, "[ref "+r.Reference+"]") {
+			t.Errorf("record %+v (reply %q)", r, reply)
+		}
+	}
+	if len(sink.Messages()) != 0 {
+		t.Error("a held message was delivered")
+	}
+}
