@@ -106,7 +106,7 @@ func deferText(r tracking.DeferReason) string {
 	case tracking.DeferLocal:
 		return "This node could not take the message at that moment; the sender retries."
 	case tracking.DeferClientGone:
-		return "The sending server broke the transfer off before the end of the message (it closed the connection or gave up); nothing was delivered, and it keeps the message to retry."
+		return "The sending server did not complete the transfer of the message (it closed the connection, gave up, or was too slow); nothing was delivered, and it keeps the message to retry."
 	}
 	return string(r)
 }

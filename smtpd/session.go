@@ -432,6 +432,7 @@ func (ss *session) Data(r io.Reader) (reply error) {
 		// Cleared, a client trickling the rest kept the connection (and
 		// its answer) for as long as it liked; Reset clears it.
 		if errors.Is(err, os.ErrDeadlineExceeded) {
+			ss.note.clientSlow = true
 			ss.countTransaction(OutcomeReadError, errDataTimeout)
 			ss.log.Info("message body timed out", "queue_id", ss.queueID, "data_timeout", ss.srv.cfg.DataTimeout)
 			return errDataTimeout

@@ -35,8 +35,9 @@ type trackNote struct {
 	downstream string
 	relayErr   error
 	// clientGone: the client broke the transfer off, so it heard no
-	// reply at all.
-	clientGone bool
+	// reply at all; clientSlow: it did not send the message within
+	// data_timeout, and heard so.
+	clientGone, clientSlow bool
 }
 
 // noteMessage keeps the header fields tracking shows.
@@ -103,6 +104,8 @@ func (ss *session) trackData(reply error) {
 			// Recorded as our 451 and a busy node, it told the customer
 			// that we had failed their mail.
 			r.ReplyCode, r.Reply, r.Reference, r.DeferReason = 0, "", "", tracking.DeferClientGone
+		case n.clientSlow:
+			r.DeferReason = tracking.DeferClientGone
 		case n.outcome == OutcomeTempfailScan:
 			r.DeferReason = tracking.DeferScan
 		case n.outcome == OutcomeQuarantined:

@@ -232,6 +232,19 @@ func TestTrackingRecordsEveryRecipientOutcome(t *testing.T) {
 		})
 	}
 
+	t.Run("the client does not send its message within data_timeout: deferred, its own doing", func(t *testing.T) {
+		n, _, log := startTracked(t, nil, func(c *config.Config) { c.SMTP.DataTimeout = 300 * time.Millisecond })
+		c := dial(t, n.SMTPAddr())
+		c.cmd(250, "MAIL FROM:<alice@sender.test>")
+		c.cmd(250, "RCPT TO:<bob@example.org>")
+		c.raw(354, "DATA\r\n")
+		c.write("Subject: x\r\n")
+		c.expect(421)
+		if r := one(t, log); r.Status != tracking.StatusDeferred || r.DeferReason != tracking.DeferClientGone || r.ReplyCode != 421 {
+			t.Fatalf("record %+v", r)
+		}
+	})
+
 	t.Run("scan failed under tempfail", func(t *testing.T) {
 		n, _, log := startTracked(t, []scanner.Stage{{Check: failingCheck{}, OnError: scanner.OnErrorTempfail}})
 		c := dial(t, n.SMTPAddr())

@@ -56,9 +56,10 @@ const (
 	// DeferLocal: the node could not take the message now (memory budget,
 	// shutting down).
 	DeferLocal DeferReason = "node_busy"
-	// DeferClientGone: the sending client broke the transfer off before
-	// the end of its message (closed the connection, or gave a BDAT
-	// transfer up): nothing was answered (ReplyCode 0), nothing was
+	// DeferClientGone: the sending client did not complete the transfer
+	// of its message: it broke it off (closed the connection, or gave a
+	// BDAT transfer up), and nothing was answered (ReplyCode 0), or it
+	// did not send it within data_timeout (421 4.4.2). Nothing was
 	// delivered, and the client keeps the message to retry.
 	DeferClientGone DeferReason = "client_gone"
 )
