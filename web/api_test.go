@@ -193,6 +193,23 @@ func (f *apiFixture) do(who, method, path string, body any) (int, []byte) {
 	return resp.StatusCode, out
 }
 
+// retryAfter sends a request without a body as who and returns its status
+// and Retry-After.
+func (f *apiFixture) retryAfter(who, method, path string) (int, string) {
+	f.t.Helper()
+	req, err := http.NewRequest(method, f.srv.URL+path, nil)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+f.tokens[who])
+	resp, err := f.srv.Client().Do(req)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode, resp.Header.Get("Retry-After")
+}
+
 // Fresh objects under reseller A, for destructive calls.
 func (f *apiFixture) freshCustomer() int64 {
 	c, err := f.svc.CreateCustomer(context.Background(), f.op, tenant.Customer{ResellerID: f.resA.ID, Name: "fresh"})

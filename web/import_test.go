@@ -153,19 +153,7 @@ func TestImportPlacesAreSharedBetweenResellers(t *testing.T) {
 func TestSearchesAtOnceAreBounded(t *testing.T) {
 	// A search waits this long for a place before 429.
 	f := newAPIFixture(t, func(o *admin.ServiceOptions) { o.SearchWait = 50 * time.Millisecond })
-	get := func(path string) (int, string) {
-		req, err := http.NewRequest("GET", f.srv.URL+path, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Authorization", "Bearer "+f.tokens["own"])
-		resp, err := f.srv.Client().Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode, resp.Header.Get("Retry-After")
-	}
+	get := func(path string) (int, string) { return f.retryAfter("own", "GET", path) }
 	var held []func()
 	for range admin.MaxConcurrentSearches {
 		done, err := f.svc.BeginSearch(context.Background(), f.op)
