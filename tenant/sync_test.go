@@ -509,12 +509,7 @@ func TestSnapshotFileOfANewerFormatIsRefused(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			newTestSyncer(t, dir, &fakeLoader{data: storeData(7, "store.test:25")}, nil)
-			path := filepath.Join(dir, SnapshotFile)
-			b, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatal(err)
-			}
+			path, b := writtenSnapshot(t, dir)
 			b = []byte(`{` + tc.format + strings.TrimPrefix(strings.Replace(string(b), `"format":1,`, "", 1), "{"))
 			if err := os.WriteFile(path, b, 0o600); err != nil {
 				t.Fatal(err)
@@ -562,12 +557,7 @@ func TestSnapshotTempFilesSweptAtStart(t *testing.T) {
 // that was there.
 func TestUnusableSnapshotFileIsNamed(t *testing.T) {
 	dir := t.TempDir()
-	newTestSyncer(t, dir, &fakeLoader{data: storeData(7, "store.test:25")}, nil)
-	path := filepath.Join(dir, SnapshotFile)
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	path, b := writtenSnapshot(t, dir)
 	if err := os.WriteFile(path, b[:len(b)/2], 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -579,4 +569,17 @@ func TestUnusableSnapshotFileIsNamed(t *testing.T) {
 	if r := conds[0].Reason; !strings.Contains(r, SnapshotFile) || !strings.Contains(r, "unexpected EOF") || strings.Contains(r, "no snapshot file") {
 		t.Errorf("reason %q does not say the snapshot file was refused, and why", r)
 	}
+}
+
+// writtenSnapshot has a syncer loaded from a store write its snapshot
+// file into dir, and returns the file's path and bytes.
+func writtenSnapshot(t *testing.T, dir string) (string, []byte) {
+	t.Helper()
+	newTestSyncer(t, dir, &fakeLoader{data: storeData(7, "store.test:25")}, nil)
+	path := filepath.Join(dir, SnapshotFile)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path, b
 }
