@@ -224,7 +224,7 @@ func Parse(data []byte, cfg *Config) error {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
-		return fmt.Errorf("invalid value: %s", strings.TrimPrefix(err.Error(), "yaml: "))
+		return fmt.Errorf("invalid value: %s", decodeError(err))
 	}
 	return nil
 }
@@ -233,6 +233,11 @@ func Parse(data []byte, cfg *Config) error {
 func checkKeys(n *yaml.Node, t reflect.Type, path string) error {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
+	}
+	if n.Kind == yaml.MappingNode {
+		if err := checkDuplicates(n, path); err != nil {
+			return err
+		}
 	}
 	switch {
 	case t.Kind() == reflect.Struct && n.Kind == yaml.MappingNode:
@@ -244,6 +249,12 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string) error {
 				return fmt.Errorf("line %d: unknown key %q", n.Content[i].Line, join(path, key))
 			}
 			if err := checkKeys(n.Content[i+1], ft, join(path, key)); err != nil {
+				return err
+			}
+		}
+	case t.Kind() == reflect.Map && n.Kind == yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if err := checkKeys(n.Content[i+1], t.Elem(), join(path, n.Content[i].Value)); err != nil {
 				return err
 			}
 		}
@@ -261,8 +272,50 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string) error {
 		if f, err := strconv.ParseFloat(strings.ReplaceAll(n.Value, "_", ""), 64); err != nil || f != math.Trunc(f) {
 			return fmt.Errorf("line %d: %s: %s is not a whole number", n.Line, path, n.Value)
 		}
+	case n.Kind != yaml.AliasNode:
+		// Decoding the whole file names only a line, over two lines of
+		// output ("unmarshal errors:\n  line 2: cannot unmarshal !!str
+		// `lots` into int"); decoding the value alone lets the error name
+		// its key.
+		if err := n.Decode(reflect.New(t).Interface()); err != nil {
+			return fmt.Errorf("line %d: %s: %s", n.Line, path, decodeError(err))
+		}
 	}
 	return nil
+}
+
+// checkDuplicates refuses a key given twice in one mapping: yaml.v3 says
+// so only when decoding the whole file, naming the line but not the key's
+// path, over two lines of output.
+func checkDuplicates(n *yaml.Node, path string) error {
+	seen := make(map[string]int, len(n.Content)/2)
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k := n.Content[i]
+		if first, ok := seen[k.Value]; ok {
+			return fmt.Errorf("line %d: %s: given twice (first at line %d)", k.Line, join(path, k.Value), first)
+		}
+		seen[k.Value] = k.Line
+	}
+	return nil
+}
+
+// decodeError is a yaml.v3 decoding error on one line, without the
+// "yaml: " and "line N: " prefixes its caller replaces with its own.
+func decodeError(err error) string {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return strings.TrimPrefix(err.Error(), "yaml: ")
+	}
+	msgs := make([]string, len(te.Errors))
+	for i, m := range te.Errors {
+		if rest, ok := strings.CutPrefix(m, "line "); ok {
+			if _, after, ok := strings.Cut(rest, ": "); ok {
+				m = after
+			}
+		}
+		msgs[i] = m
+	}
+	return strings.Join(msgs, "; ")
 }
 
 // isInteger reports the integer kinds but time.Duration's, which yaml.v3

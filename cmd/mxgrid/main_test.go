@@ -57,6 +57,8 @@ func TestBadConfigExitsWithOneClearError(t *testing.T) {
 		{"unknown key", "smtp:\n  listen: 127.0.0.1:0\n  colour: blue\n", `unknown key "smtp.colour"`},
 		{"bad listen address", "smtp:\n  listen: not-an-address\n", "smtp.listen:"},
 		{"bad route", "domains:\n  - name: example.org\n    route: mail.example.org\n", "domains[0].route:"},
+		{"key given twice", "smtp:\n  listen: 127.0.0.1:0\n  listen: 127.0.0.1:1\n", "smtp.listen: given twice"},
+		{"wrong type", "smtp:\n  max_recipients: lots\n", "smtp.max_recipients: cannot unmarshal"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
