@@ -10,24 +10,25 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+
+	"github.com/mxgrid/mxgrid/netguard"
 )
 
 // ParseTrusted parses http.trusted_proxies: CIDR networks or single
 // addresses.
 func ParseTrusted(list []string) ([]netip.Prefix, error) {
 	out := make([]netip.Prefix, 0, len(list))
-	for _, s := range list {
+	for i, s := range list {
 		s = strings.TrimSpace(s)
-		if p, err := netip.ParsePrefix(s); err == nil {
-			out = append(out, p.Masked())
-			continue
-		}
-		a, err := netip.ParseAddr(s)
+		p, err := netguard.ParsePrefix(s)
 		if err != nil {
-			return nil, fmt.Errorf("%q is neither an address nor a CIDR network", s)
+			return nil, fmt.Errorf("[%d]: %w", i, err)
 		}
-		a = a.Unmap()
-		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+		if !strings.Contains(s, "/") {
+			a := p.Addr().Unmap()
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		out = append(out, p)
 	}
 	return out, nil
 }

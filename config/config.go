@@ -393,7 +393,7 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("http.management_listen: %w", err)
 	}
 	if _, err := clientip.ParseTrusted(c.HTTP.TrustedProxies); err != nil {
-		return fmt.Errorf("http.trusted_proxies: %w", err)
+		return fmt.Errorf("http.trusted_proxies%w", err)
 	}
 	if err := checkPublicURL(c.HTTP.PublicURL); err != nil {
 		return fmt.Errorf("http.public_url: %w", err)

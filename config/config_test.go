@@ -125,6 +125,13 @@ func TestBadConfigNamesTheKey(t *testing.T) {
 		{"domain name of dots", "domains:\n  - name: '..'\n    route: h:25\n", "domains[0].name:"},
 		{"duplicate domain", "domains:\n  - {name: a.org, route: 'h:25'}\n  - {name: A.org, route: 'h:26'}\n", "domains[1].name:"},
 		{"bad proxy cidr", "smtp:\n  trusted_proxies: [10.0.0.0/33]\n", "smtp.trusted_proxies[0]"},
+		// Masked without a word: 10.1.2.3/8 trusted or allowed all of 10/8.
+		{"proxy cidr with host bits", "smtp:\n  trusted_proxies: [10.1.2.3/8]\n", `smtp.trusted_proxies[0]: "10.1.2.3/8" has host bits set: write 10.0.0.0/8 for the network or 10.1.2.3 for the address`},
+		{"http proxy cidr with host bits", "http:\n  trusted_proxies: [192.0.2.0/24, '2001:db8::1/32']\n", "http.trusted_proxies[1]: \"2001:db8::1/32\" has host bits set"},
+		{"trusted relay cidr with host bits", "events:\n  trusted_relays: [192.0.2.9/24]\n", "events.trusted_relays[0]: \"192.0.2.9/24\" has host bits set"},
+		{"allowed route network with host bits", "relay:\n  allowed_route_networks: [172.16.5.5/12]\n", "relay.allowed_route_networks[0]: \"172.16.5.5/12\" has host bits set"},
+		{"zoned proxy address", "smtp:\n  trusted_proxies: ['fe80::1%eth0']\n", "smtp.trusted_proxies[0]:"},
+		{"bad http proxy", "http:\n  trusted_proxies: [proxy.example]\n", "http.trusted_proxies[0]:"},
 		{"bad allowed route network", "relay:\n  allowed_route_networks: [10.0.0.0/8, lan]\n", "relay.allowed_route_networks[1]"},
 		{"no idle sessions per route", "relay:\n  cache: {max_idle_per_route: 0}\n", "relay.cache.max_idle_per_route:"},
 		{"zero idle timeout", "relay:\n  cache: {idle_timeout: 0s}\n", "relay.cache.idle_timeout:"},

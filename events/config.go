@@ -3,9 +3,9 @@ package events
 import (
 	"fmt"
 	"net/netip"
-	"strings"
 
 	"github.com/mxgrid/mxgrid/internal/batchq"
+	"github.com/mxgrid/mxgrid/netguard"
 )
 
 // Config is the `events:` section: the queue's tuning and retention
@@ -38,20 +38,11 @@ func (c Config) Validate() error {
 func (c Config) Trusted() ([]netip.Prefix, error) {
 	out := make([]netip.Prefix, 0, len(c.TrustedRelays))
 	for i, s := range c.TrustedRelays {
-		var p netip.Prefix
-		var err error
-		if strings.Contains(s, "/") {
-			p, err = netip.ParsePrefix(s)
-		} else {
-			var a netip.Addr
-			if a, err = netip.ParseAddr(s); err == nil {
-				p = netip.PrefixFrom(a, a.BitLen())
-			}
-		}
+		p, err := netguard.ParsePrefix(s)
 		if err != nil {
-			return nil, fmt.Errorf("trusted_relays[%d]: %q is not a CIDR or address: %w", i, s, err)
+			return nil, fmt.Errorf("trusted_relays[%d]: %w", i, err)
 		}
-		out = append(out, p.Masked())
+		out = append(out, p)
 	}
 	return out, nil
 }

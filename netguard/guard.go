@@ -111,17 +111,36 @@ const checkTimeout = 5 * time.Second
 func ParsePrefixes(ss []string) ([]netip.Prefix, error) {
 	ps := make([]netip.Prefix, 0, len(ss))
 	for i, s := range ss {
-		p, err := netip.ParsePrefix(s)
+		p, err := ParsePrefix(s)
 		if err != nil {
-			a, aerr := netip.ParseAddr(s)
-			if aerr != nil {
-				return nil, fmt.Errorf("[%d]: %q is not a CIDR prefix: %w", i, s, err)
-			}
-			p = netip.PrefixFrom(a, a.BitLen())
+			return nil, fmt.Errorf("[%d]: %w", i, err)
 		}
-		ps = append(ps, p.Masked())
+		ps = append(ps, p)
 	}
 	return ps, nil
+}
+
+// ParsePrefix parses a CIDR prefix, or a bare address as its /32 or /128,
+// for the keys that trust or allow networks. A prefix with host bits set
+// is refused: 10.1.2.3/8 was masked to 10.0.0.0/8 without a word, trusting
+// or allowing a whole /8 where the operator may have meant one address.
+// So is a zoned address, whose zone a prefix cannot hold.
+func ParsePrefix(s string) (netip.Prefix, error) {
+	if !strings.Contains(s, "/") {
+		a, err := netip.ParseAddr(s)
+		if err != nil || a.Zone() != "" {
+			return netip.Prefix{}, fmt.Errorf("%q is not a CIDR prefix or an address", s)
+		}
+		return netip.PrefixFrom(a, a.BitLen()), nil
+	}
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is not a CIDR prefix or an address", s)
+	}
+	if p != p.Masked() {
+		return netip.Prefix{}, fmt.Errorf("%q has host bits set: write %s for the network or %s for the address", s, p.Masked(), p.Addr())
+	}
+	return p, nil
 }
 
 // SetSelf records the node's SMTP listen addresses. An unspecified listen

@@ -388,7 +388,7 @@ func (b *builder) buildSMTP(context.Context) error {
 	}
 	lim := web.DefaultLimits()
 	if lim.Exempt, err = clientip.ParseTrusted(b.cfg.HTTP.TrustedProxies); err != nil {
-		return fmt.Errorf("http.trusted_proxies: %w", err)
+		return fmt.Errorf("http.trusted_proxies%w", err)
 	}
 	if all := clientip.Everyone(lim.Exempt); len(all) > 0 {
 		b.log.Warn("http.trusted_proxies trusts every address: any client can name itself in X-Forwarded-For and escape the per-client limits; list your proxies' networks", "networks", fmt.Sprint(all))
@@ -503,7 +503,7 @@ func (b *builder) mountAdmin(context.Context) error {
 func (b *builder) mountPanel(context.Context) error {
 	trusted, err := clientip.ParseTrusted(b.cfg.HTTP.TrustedProxies)
 	if err != nil {
-		return fmt.Errorf("http.trusted_proxies: %w", err)
+		return fmt.Errorf("http.trusted_proxies%w", err)
 	}
 	opts := panel.Options{Service: b.service, DataDir: b.cfg.DataDir, SMTPHostname: b.cfg.SMTP.Hostname, Guard: b.guard,
 		Log: b.log.With("component", "panel"), ClientIP: clientip.New(trusted), Sessions: b.store.PanelSessions()}

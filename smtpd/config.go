@@ -289,15 +289,11 @@ func checkHostname(h string) error {
 func (c Config) proxyPrefixes() ([]netip.Prefix, error) {
 	var out []netip.Prefix
 	for i, s := range c.TrustedProxies {
-		p, err := netip.ParsePrefix(s)
+		p, err := netguard.ParsePrefix(s)
 		if err != nil {
-			a, aerr := netip.ParseAddr(s)
-			if aerr != nil {
-				return nil, fmt.Errorf("trusted_proxies[%d]: %q is not a CIDR or an IP address", i, s)
-			}
-			p = netip.PrefixFrom(a, a.BitLen())
+			return nil, fmt.Errorf("trusted_proxies[%d]: %w", i, err)
 		}
-		out = append(out, p.Masked())
+		out = append(out, p)
 	}
 	return out, nil
 }
