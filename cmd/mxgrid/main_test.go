@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -66,18 +67,47 @@ func TestBadConfigExitsWithOneClearError(t *testing.T) {
 			if tt.config != "" {
 				path = writeConfig(t, tt.config)
 			}
-			cmd := exec.Command(binary, "serve", "--config", path)
-			var stderr bytes.Buffer
-			cmd.Stderr = &stderr
-			err := cmd.Run()
-			if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() == 0 {
-				t.Fatalf("exit = %v, want non-zero", err)
-			}
-			lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
-			if len(lines) != 1 || !strings.Contains(lines[0], tt.want) {
-				t.Fatalf("stderr = %q, want one line containing %q", stderr.String(), tt.want)
-			}
+			expectOneError(t, tt.want, "serve", "--config", path)
 		})
+	}
+}
+
+// TestServeRefusesJunkArguments: serve takes no arguments but its flags;
+// `mxgrid serve mxgrid.yaml` started a default node without reading the
+// file.
+func TestServeRefusesJunkArguments(t *testing.T) {
+	path := writeConfig(t, "smtp: {listen: '127.0.0.1:0'}\n")
+	for _, tt := range []struct {
+		name string
+		args []string
+	}{
+		{"config file without --config", []string{path}},
+		{"junk after the flags", []string{"--config", path, "junk"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			expectOneError(t, "is not a flag", append([]string{"serve"}, tt.args...)...)
+		})
+	}
+}
+
+// expectOneError runs the binary, which must exit non-zero with one line
+// on stderr containing want. A node that starts instead is killed, and
+// keeps its default ./data out of the source tree.
+func expectOneError(t *testing.T, want string, args ...string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, args...)
+	cmd.Dir = t.TempDir()
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() == 0 {
+		t.Fatalf("exit = %v, want non-zero", err)
+	}
+	lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+	if len(lines) != 1 || !strings.Contains(lines[0], want) {
+		t.Fatalf("stderr = %q, want one line containing %q", stderr.String(), want)
 	}
 }
 

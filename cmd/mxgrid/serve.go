@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -18,6 +19,11 @@ func runServe(ctx context.Context, args []string, _ io.Writer) error {
 	path := fs.String("config", "", "YAML configuration `file` (defaults: a loopback node, data in ./data)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	// `mxgrid serve mxgrid.yaml` started a default node, data in ./data,
+	// with the file not read at all.
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: mxgrid serve [--config FILE]: %q is not a flag", errUsage, fs.Arg(0))
 	}
 	cfg, err := config.Load(*path)
 	if err != nil {
