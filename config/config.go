@@ -185,7 +185,7 @@ func Load(path string) (Config, error) {
 	if path == "" {
 		return cfg, cfg.Validate()
 	}
-	data, err := os.ReadFile(path)
+	data, err := readFile(path)
 	if err != nil {
 		return cfg, fmt.Errorf("config: %w", err)
 	}
@@ -196,6 +196,28 @@ func Load(path string) (Config, error) {
 		return cfg, fmt.Errorf("config %s: %w", path, err)
 	}
 	return cfg, nil
+}
+
+// maxFileBytes bounds the file read: a hand-written config is a few
+// kilobytes, and a path mistaken for it (--config /dev/zero, a log) was
+// read whole, until the node died out of memory; a 100 MB file took 2 GB
+// and 11 seconds to refuse.
+const maxFileBytes = 4 << 20
+
+func readFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxFileBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	if len(data) > maxFileBytes {
+		return nil, fmt.Errorf("%s: over %d MiB, too large for a config file", path, maxFileBytes>>20)
+	}
+	return data, nil
 }
 
 // Parse decodes YAML data over cfg, refusing unknown keys with their full

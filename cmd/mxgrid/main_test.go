@@ -55,6 +55,9 @@ func TestBadConfigExitsWithOneClearError(t *testing.T) {
 		name, config, want string
 	}{
 		{"missing file", "", "no such file or directory"},
+		{"a directory", dir, "is a directory"},
+		// Read whole, it ran the node out of memory.
+		{"endless file", "/dev/zero", "/dev/zero: over 4 MiB, too large for a config file"},
 		{"unknown key", "smtp:\n  listen: 127.0.0.1:0\n  colour: blue\n", `unknown key "smtp.colour"`},
 		{"bad listen address", "smtp:\n  listen: not-an-address\n", "smtp.listen:"},
 		{"bad route", "domains:\n  - name: example.org\n    route: mail.example.org\n", "domains[0].route:"},
@@ -64,7 +67,9 @@ func TestBadConfigExitsWithOneClearError(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			path := filepath.Join(dir, "absent.yaml")
-			if tt.config != "" {
+			if filepath.IsAbs(tt.config) {
+				path = tt.config
+			} else if tt.config != "" {
 				path = writeConfig(t, tt.config)
 			}
 			expectOneError(t, tt.want, "serve", "--config", path)
