@@ -51,6 +51,11 @@ func writeConfig(t *testing.T, body string) string {
 
 func TestBadConfigExitsWithOneClearError(t *testing.T) {
 	dir := t.TempDir()
+	// started is a config that passes Validate, so New runs, and logs
+	// errors only, so the one on stderr is the one that stops it.
+	started := func(section string) string {
+		return fmt.Sprintf("smtp: {listen: '127.0.0.1:0'}\nhttp: {listen: '127.0.0.1:0', management_listen: '127.0.0.1:0'}\ndata_dir: %s\nlog: {level: error}\n%s\n", t.TempDir(), section)
+	}
 	tests := []struct {
 		name, config, want string
 	}{
@@ -63,6 +68,9 @@ func TestBadConfigExitsWithOneClearError(t *testing.T) {
 		{"bad route", "domains:\n  - name: example.org\n    route: mail.example.org\n", "domains[0].route:"},
 		{"key given twice", "smtp:\n  listen: 127.0.0.1:0\n  listen: 127.0.0.1:1\n", "smtp.listen: given twice"},
 		{"wrong type", "smtp:\n  max_recipients: lots\n", "smtp.max_recipients: cannot unmarshal"},
+		// Files the node reads as it starts, not by Validate.
+		{"model file a directory", started("scanner: {model_file: " + dir + "}"), "scanner.model_file: "},
+		{"model file not a model", started("scanner: {model_file: /dev/zero}"), "scanner.model_file: load model /dev/zero: not an mxgrid model file"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

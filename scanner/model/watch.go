@@ -108,7 +108,7 @@ func NewProvider(cfg scanner.Config, log *slog.Logger) (Provider, error) {
 	}
 	w, err := NewWatcher(cfg.ModelFile, ReloadInterval, log)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("scanner.model_file: %w", err)
 	}
 	return w, nil
 }
