@@ -19,7 +19,6 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"os"
 	"reflect"
 	"strconv"
 	"strings"
@@ -936,7 +935,7 @@ func ReadTokenFile(path string, log *slog.Logger) (string, error) {
 	if path == "" {
 		return "", nil
 	}
-	b, err := os.ReadFile(path)
+	b, err := fsperm.ReadSecret(path)
 	if err != nil {
 		return "", fmt.Errorf("admin.operator_token_file: %w", err)
 	}

@@ -6,12 +6,13 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/hashicorp/memberlist"
+
+	"github.com/mxgrid/mxgrid/fsperm"
 )
 
 // Config is the `cluster:` section of the node's configuration.
@@ -134,7 +135,7 @@ func (c Config) keys() ([][]byte, error) {
 		}
 		return keys, nil
 	}
-	b, err := os.ReadFile(c.SecretKeyFile)
+	b, err := fsperm.ReadSecret(c.SecretKeyFile)
 	if err != nil {
 		return nil, fmt.Errorf("secret_key_file: %w", err)
 	}

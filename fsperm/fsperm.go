@@ -6,6 +6,7 @@ package fsperm
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -46,6 +47,30 @@ func CreatePrivate(path string) error {
 		return fmt.Errorf("create %s: %w", path, err)
 	}
 	return f.Close()
+}
+
+// maxSecretBytes bounds a secret file: a key, token or password is at
+// most a few hundred bytes, a file of rotated keys a few lines.
+const maxSecretBytes = 64 << 10
+
+// ReadSecret reads the file a config key or flag names for a key, token or
+// password. Read whole, a path mistaken for one (/dev/zero, a log) ran the
+// node out of memory before any check saw it; a file over 64 KiB is
+// refused instead.
+func ReadSecret(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxSecretBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	if len(b) > maxSecretBytes {
+		return nil, fmt.Errorf("%s: over %d KiB, too large for a key, token or password", path, maxSecretBytes>>10)
+	}
+	return b, nil
 }
 
 // WarnShared logs when the secret file the config key names is readable

@@ -2,6 +2,7 @@ package fsperm
 
 import (
 	"bytes"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -54,6 +55,29 @@ func TestPrivate(t *testing.T) {
 	out := logs.String()
 	if strings.Count(out, "restricted") != 2 || !strings.Contains(out, open) || strings.Contains(out, private) {
 		t.Errorf("warnings: want one for the dir and one for open.db:\n%s", out)
+	}
+}
+
+// TestReadSecret: a secret file is read up to 64 KiB and refused past it,
+// never read whole (/dev/zero ran the node out of memory).
+func TestReadSecret(t *testing.T) {
+	dir := t.TempDir()
+	for _, tt := range []struct {
+		size int
+		ok   bool
+	}{{0, true}, {maxSecretBytes, true}, {maxSecretBytes + 1, false}} {
+		p := filepath.Join(dir, fmt.Sprint(tt.size))
+		os.WriteFile(p, bytes.Repeat([]byte("k"), tt.size), 0o600)
+		b, err := ReadSecret(p)
+		if (err == nil) != tt.ok || (tt.ok && len(b) != tt.size) {
+			t.Errorf("%d bytes: read %d, %v; want ok %v", tt.size, len(b), err, tt.ok)
+		}
+	}
+	if _, err := ReadSecret("/dev/zero"); err == nil || !strings.Contains(err.Error(), "over 64 KiB") {
+		t.Errorf("/dev/zero: %v, want refused as over 64 KiB", err)
+	}
+	if _, err := ReadSecret(dir); err == nil {
+		t.Error("a directory was read as a secret")
 	}
 }
 

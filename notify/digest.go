@@ -20,7 +20,6 @@ import (
 	"mime/quotedprintable"
 	"net"
 	"net/mail"
-	"os"
 	"sort"
 	"strings"
 	"time"
@@ -30,6 +29,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
+	"github.com/mxgrid/mxgrid/fsperm"
 	"github.com/mxgrid/mxgrid/internal/periodic"
 	"github.com/mxgrid/mxgrid/mailaddr"
 	"github.com/mxgrid/mxgrid/netguard"
@@ -210,12 +210,12 @@ func New(cfg Config, opts Options) (*Digests, error) {
 		// Read at each send, so that it can be rotated; read once here too,
 		// so a missing or empty file stops the start rather than failing
 		// every digest.
-		pw, err := os.ReadFile(cfg.PasswordFile)
+		pw, err := fsperm.ReadSecret(cfg.PasswordFile)
 		if err == nil && strings.TrimSpace(string(pw)) == "" {
-			err = errors.New("empty")
+			err = fmt.Errorf("%s is empty", cfg.PasswordFile)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("notify.password_file: %s: %w", cfg.PasswordFile, err)
+			return nil, fmt.Errorf("notify.password_file: %w", err)
 		}
 	}
 	if opts.Domains == nil {
@@ -497,7 +497,7 @@ func (d *Digests) send(ctx context.Context, rcpt string, items []quarantine.Item
 		}
 	}
 	if d.cfg.Username != "" {
-		pw, err := os.ReadFile(d.cfg.PasswordFile)
+		pw, err := fsperm.ReadSecret(d.cfg.PasswordFile)
 		if err != nil {
 			return fmt.Errorf("smarthost password: %w", err)
 		}

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/mxgrid/mxgrid/admin"
+	"github.com/mxgrid/mxgrid/fsperm"
 )
 
 // Sessions live server-side (SessionStore: the panel_sessions table, shared
@@ -281,7 +282,7 @@ type signer struct{ key []byte }
 // created on first start.
 func loadKey(path, dataDir string) ([]byte, error) {
 	if path != "" {
-		b, err := os.ReadFile(path)
+		b, err := fsperm.ReadSecret(path)
 		if err != nil {
 			return nil, fmt.Errorf("panel.session_key_file: %w", err)
 		}

@@ -17,6 +17,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/mxgrid/mxgrid/fsperm"
 	"github.com/mxgrid/mxgrid/internal/apiclient"
 )
 
@@ -54,7 +55,7 @@ func (f *apiFlags) client() (*apiclient.Client, error) {
 	case f.token != "" && f.tokenFile != "":
 		return nil, fmt.Errorf("%w: give -token or -token-file, not both", errUsage)
 	case f.tokenFile != "":
-		b, err := os.ReadFile(f.tokenFile)
+		b, err := fsperm.ReadSecret(f.tokenFile)
 		if err != nil {
 			return nil, fmt.Errorf("token file: %w", err)
 		}

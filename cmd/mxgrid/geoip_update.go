@@ -5,11 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 
 	"github.com/mxgrid/mxgrid/config"
+	"github.com/mxgrid/mxgrid/fsperm"
 	"github.com/mxgrid/mxgrid/geo"
 )
 
@@ -53,7 +53,7 @@ func runGeoIPUpdate(ctx context.Context, args []string, stdout io.Writer) error 
 		return fmt.Errorf("%w: no --out and no geo.database in the config (the node would not read the file)", errUsage)
 	}
 	if *account != "" {
-		key, err := os.ReadFile(*keyFile)
+		key, err := fsperm.ReadSecret(*keyFile)
 		if err != nil {
 			return fmt.Errorf("licence key: %w", err)
 		}

@@ -54,7 +54,7 @@ func TestBadConfigExitsWithOneClearError(t *testing.T) {
 	// started is a config that passes Validate, so New runs, and logs
 	// errors only, so the one on stderr is the one that stops it.
 	started := func(section string) string {
-		return fmt.Sprintf("smtp: {listen: '127.0.0.1:0'}\nhttp: {listen: '127.0.0.1:0', management_listen: '127.0.0.1:0'}\ndata_dir: %s\nlog: {level: error}\n%s\n", t.TempDir(), section)
+		return fmt.Sprintf("smtp: {listen: '127.0.0.1:0'}\nhttp: {listen: '127.0.0.1:0', management_listen: '127.0.0.1:0', public_url: 'https://filter.example'}\ndata_dir: %s\nlog: {level: error}\n%s\n", t.TempDir(), section)
 	}
 	tests := []struct {
 		name, config, want string
@@ -71,6 +71,11 @@ func TestBadConfigExitsWithOneClearError(t *testing.T) {
 		// Files the node reads as it starts, not by Validate.
 		{"model file a directory", started("scanner: {model_file: " + dir + "}"), "scanner.model_file: "},
 		{"model file not a model", started("scanner: {model_file: /dev/zero}"), "scanner.model_file: load model /dev/zero: not an mxgrid model file"},
+		// Secret files were read whole, until the node ran out of memory.
+		{"endless operator token file", started("admin: {operator_token_file: /dev/zero}"), "admin.operator_token_file: /dev/zero: over 64 KiB"},
+		{"endless session key file", started("panel: {session_key_file: /dev/zero}"), "panel.session_key_file: /dev/zero: over 64 KiB"},
+		{"endless gossip key file", started("cluster: {secret_key_file: /dev/zero}"), "secret_key_file: /dev/zero: over 64 KiB"},
+		{"endless smarthost password file", started("notify: {smarthost: 'smtp.example:587', username: digests, password_file: /dev/zero}"), "notify.password_file: /dev/zero: over 64 KiB"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
