@@ -240,7 +240,7 @@ func Parse(data []byte, cfg *Config) error {
 	if len(root.Content) == 0 {
 		return nil // an empty file: all defaults
 	}
-	if err := checkKeys(root.Content[0], reflect.TypeOf(*cfg), ""); err != nil {
+	if err := (&keyChecker{}).check(root.Content[0], reflect.TypeOf(*cfg), "", false); err != nil {
 		return err
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
@@ -251,10 +251,29 @@ func Parse(data []byte, cfg *Config) error {
 	return nil
 }
 
-// checkKeys walks a YAML mapping against a struct type.
-func checkKeys(n *yaml.Node, t reflect.Type, path string) error {
+// maxAliased bounds the values checked through aliases. An alias is
+// checked where it is used, as the type there expects, and an alias bomb
+// (a list of aliases of lists of aliases) multiplies with each level.
+const maxAliased = 100_000
+
+// keyChecker walks a YAML node against a type, counting the values it
+// checks through aliases.
+type keyChecker struct{ aliased int }
+
+// check walks n against t; aliased tells a node reached through an alias.
+func (kc *keyChecker) check(n *yaml.Node, t reflect.Type, path string, aliased bool) error {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
+	}
+	if n.Kind == yaml.AliasNode {
+		// Unfollowed, an alias of a mapping was refused as "must be a
+		// mapping", and one of a scalar skipped the checks here.
+		n, aliased = n.Alias, true
+	}
+	if aliased {
+		if kc.aliased++; kc.aliased > maxAliased {
+			return fmt.Errorf("line %d: %s: aliases expand to over %d values", n.Line, path, maxAliased)
+		}
 	}
 	if n.Kind == yaml.MappingNode {
 		if err := checkDuplicates(n, path); err != nil {
@@ -270,19 +289,19 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string) error {
 			if !ok {
 				return fmt.Errorf("line %d: unknown key %q", n.Content[i].Line, join(path, key))
 			}
-			if err := checkKeys(n.Content[i+1], ft, join(path, key)); err != nil {
+			if err := kc.check(n.Content[i+1], ft, join(path, key), aliased); err != nil {
 				return err
 			}
 		}
 	case t.Kind() == reflect.Map && n.Kind == yaml.MappingNode:
 		for i := 0; i+1 < len(n.Content); i += 2 {
-			if err := checkKeys(n.Content[i+1], t.Elem(), join(path, n.Content[i].Value)); err != nil {
+			if err := kc.check(n.Content[i+1], t.Elem(), join(path, n.Content[i].Value), aliased); err != nil {
 				return err
 			}
 		}
 	case t.Kind() == reflect.Slice && n.Kind == yaml.SequenceNode:
 		for i, c := range n.Content {
-			if err := checkKeys(c, t.Elem(), fmt.Sprintf("%s[%d]", path, i)); err != nil {
+			if err := kc.check(c, t.Elem(), fmt.Sprintf("%s[%d]", path, i), aliased); err != nil {
 				return err
 			}
 		}
@@ -294,7 +313,7 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string) error {
 		if f, err := strconv.ParseFloat(strings.ReplaceAll(n.Value, "_", ""), 64); err != nil || f != math.Trunc(f) {
 			return fmt.Errorf("line %d: %s: %s is not a whole number", n.Line, path, n.Value)
 		}
-	case n.Kind != yaml.AliasNode:
+	default:
 		// Decoding the whole file names only a line, over two lines of
 		// output ("unmarshal errors:\n  line 2: cannot unmarshal !!str
 		// `lots` into int"); decoding the value alone lets the error name

@@ -61,6 +61,48 @@ domains:
 	}
 }
 
+// TestAliasesAreCheckedWhereUsed: a YAML alias loads as the value it
+// stands for, checked as the key it is used at expects.
+func TestAliasesAreCheckedWhereUsed(t *testing.T) {
+	cfg := Default()
+	err := Parse([]byte(`
+smtp: {hostname: &h mx.example.org}
+auth: {authserv_id: *h}
+domains:
+  - &d {name: a.org, route: "h:25", recipients: &r [alice, bob]}
+  - {name: b.org, route: "h:25", recipients: *r}
+`), &cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Auth.AuthservID != "mx.example.org" || len(cfg.Domains) != 2 || len(cfg.Domains[1].Recipients) != 2 {
+		t.Fatalf("aliases not applied: %+v, %+v", cfg.Auth, cfg.Domains)
+	}
+	cfg = Default()
+	if err := Parse([]byte("domains:\n  - &d {name: a.org, route: 'h:25'}\n  - *d\n"), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "domains[1].name: a.org is listed twice") {
+		t.Fatalf("Validate() = %v, want the aliased domain listed twice", err)
+	}
+}
+
+// aliasBomb is 17 kB of YAML that, expanded, is a thousand domains of a
+// thousand routes of a thousand recipients each.
+func aliasBomb() string {
+	var b strings.Builder
+	b.WriteString("domains:\n  - &d {name: a.org, route: 'h:25', recipients: &r [")
+	for i := range 1000 {
+		fmt.Fprintf(&b, "u%d,", i)
+	}
+	b.WriteString("], routes: [&ro {route: 'h:25', recipients: *r}" + strings.Repeat(", *ro", 999) + "]}\n")
+	b.WriteString(strings.Repeat("  - *d\n", 999))
+	return b.String()
+}
+
 func TestBadConfigNamesTheKey(t *testing.T) {
 	tests := []struct {
 		name, yaml, want string
@@ -156,6 +198,14 @@ func TestBadConfigNamesTheKey(t *testing.T) {
 		{"key given twice in a domain", "domains:\n  - {name: a.org, route: 'h:25', route: 'evil:25'}\n", "line 2: domains[0].route: given twice"},
 		{"weight given twice", "scanner:\n  weights:\n    BAYES_SPAM: 1\n    BAYES_SPAM: 9\n", "line 4: scanner.weights.BAYES_SPAM: given twice (first at line 3)"},
 		{"bad log format", "log:\n  format: xml\n", "log.format:"},
+		// An alias is checked where it is used: it skipped the checks (a
+		// fraction reached an integer key truncated), or, of a mapping,
+		// was refused as "must be a mapping".
+		{"alias sneaking a fraction into an integer", "scanner: {reject_score: &f 15.5}\nsmtp: {max_recipients: *f}\n", "smtp.max_recipients: 15.5 is not a whole number"},
+		{"alias of a mapping with a key the use site lacks", "node: &n {name: a, provider: b}\nlog: *n\n", `unknown key "log.name"`},
+		{"alias bomb", aliasBomb(), "aliases expand to over 100000 values"},
+		{"merge key", "x: &x {colour: blue}\nsmtp:\n  <<: *x\n", `unknown key "x"`},
+		{"merge key in a known section", "log: &l {format: json}\nnode:\n  <<: *l\n", `unknown key "node.<<"`},
 		{"two documents", "smtp: {}\n---\nsmtp: {listen: '127.0.0.1:2626'}\n", "line 3: a second YAML document"},
 		{"a second document after a leading marker", "---\nlog: {format: json}\n---\nlog: {level: debug}\n", "line 4: a second YAML document"},
 		{"a bad second document", "smtp: {}\n---\nsmtp: [\n", "invalid YAML"},
