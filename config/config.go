@@ -212,7 +212,7 @@ func readFile(path string) ([]byte, error) {
 	defer f.Close()
 	data, err := io.ReadAll(io.LimitReader(f, maxFileBytes+1))
 	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, err)
+		return nil, err
 	}
 	if len(data) > maxFileBytes {
 		return nil, fmt.Errorf("%s: over %d MiB, too large for a config file", path, maxFileBytes>>20)

@@ -50,11 +50,12 @@ func CreatePrivate(path string) error {
 }
 
 // maxSecretBytes bounds a secret file: a key, token or password is at
-// most a few hundred bytes, a file of rotated keys a few lines.
+// most a few hundred bytes, a file of rotated keys a few lines, a TLS
+// certificate chain a few kilobytes.
 const maxSecretBytes = 64 << 10
 
-// ReadSecret reads the file a config key or flag names for a key, token or
-// password. Read whole, a path mistaken for one (/dev/zero, a log) ran the
+// ReadSecret reads the file a config key or flag names for a key, token,
+// password or TLS certificate. Read whole, a path mistaken for one (/dev/zero, a log) ran the
 // node out of memory before any check saw it; a file over 64 KiB is
 // refused instead.
 func ReadSecret(path string) ([]byte, error) {
@@ -65,10 +66,10 @@ func ReadSecret(path string) ([]byte, error) {
 	defer f.Close()
 	b, err := io.ReadAll(io.LimitReader(f, maxSecretBytes+1))
 	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, err)
+		return nil, err
 	}
 	if len(b) > maxSecretBytes {
-		return nil, fmt.Errorf("%s: over %d KiB, too large for a key, token or password", path, maxSecretBytes>>10)
+		return nil, fmt.Errorf("%s: over %d KiB, too large for a key, certificate, token or password", path, maxSecretBytes>>10)
 	}
 	return b, nil
 }

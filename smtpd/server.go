@@ -244,9 +244,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	srv.EnableSMTPUTF8 = true
 	srv.ErrorLog = slogAdapter{s.log}
 	if cfg.TLSCert != "" {
-		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		cert, err := loadCert(cfg.TLSCert, cfg.TLSKey)
 		if err != nil {
-			return nil, fmt.Errorf("smtp.tls_cert, smtp.tls_key: %w", err)
+			return nil, err
 		}
 		fsperm.WarnShared(s.log, "smtp.tls_key", cfg.TLSKey)
 		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
@@ -260,6 +260,25 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	s.smtp = srv
 	return s, nil
+}
+
+// loadCert reads smtp.tls_cert and smtp.tls_key as fsperm.ReadSecret
+// does, naming the key of a file it cannot read: tls.LoadX509KeyPair read
+// each whole, and /dev/zero ran the node out of memory.
+func loadCert(certFile, keyFile string) (tls.Certificate, error) {
+	certPEM, err := fsperm.ReadSecret(certFile)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("smtp.tls_cert: %w", err)
+	}
+	keyPEM, err := fsperm.ReadSecret(keyFile)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("smtp.tls_key: %w", err)
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("smtp.tls_cert, smtp.tls_key: %w", err)
+	}
+	return cert, nil
 }
 
 // Listen binds the configured address; separate from Serve so the caller
