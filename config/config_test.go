@@ -135,6 +135,7 @@ func TestBadConfigNamesTheKey(t *testing.T) {
 		{"reserved domain empty", "tenants:\n  reserved_domains: ['']\n", "tenants.reserved_domains[0]:"},
 		{"MX host with a space", "cluster:\n  mx_hosts: [mx1.filter.example, 'mx2 filter.example']\n", "cluster.mx_hosts[1]:"},
 		{"MX host not fully qualified", "cluster:\n  mx_hosts: [mx1]\n", "cluster.mx_hosts[0]:"},
+		{"staleness past a duration", "tenants:\n  stale_after: 1000000000\n", "tenants.stale_after: 1000000000 reload intervals of 30s overflow a duration"},
 		{"claims that lapse at once", "tenants:\n  pending_claim_ttl: 1s\n", "tenants.pending_claim_ttl:"},
 		{"negative client budget", "smtp:\n  client_unknown_recipients: -1\n", "smtp.client_unknown_recipients:"},
 		{"client budget without a window", "smtp:\n  client_unknown_window: 0s\n", "smtp.client_unknown_window:"},

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"math"
 	"os"
 	"sync"
 	"time"
@@ -60,6 +61,12 @@ func (c SyncConfig) Validate() error {
 	}
 	if c.StaleAfter < 1 {
 		return errors.New("stale_after: at least 1")
+	}
+	// The product is the staleness age. Past int64 it wrapped negative:
+	// every snapshot was stale from the start, readiness degraded and mail
+	// to domains not in it deferred (451) instead of refused, forever.
+	if int64(c.StaleAfter) > math.MaxInt64/int64(c.ReloadInterval) {
+		return fmt.Errorf("stale_after: %d reload intervals of %s overflow a duration", c.StaleAfter, c.ReloadInterval)
 	}
 	if c.VerifyInterval < 100*time.Millisecond {
 		return errors.New("verify_interval: at least 100ms")
