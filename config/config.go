@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/mxgrid/mxgrid/clientip"
 	"github.com/mxgrid/mxgrid/cluster"
@@ -140,6 +141,20 @@ func checkPublicURL(s string) error {
 	u, err := url.Parse(s)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
 		return fmt.Errorf("%q is not an absolute http(s) URL without query, fragment or user", s)
+	}
+	return nil
+}
+
+// checkLabel: node.name, provider and region label every event and
+// tracking record, gossip and metrics. A NUL made PostgreSQL refuse each
+// record the node wrote (SQLSTATE 22021), and other control characters
+// reached the API, the panel and the map as they were.
+func checkLabel(s string) error {
+	if len(s) > 64 {
+		return errors.New("at most 64 characters")
+	}
+	if i := strings.IndexFunc(s, unicode.IsControl); i >= 0 {
+		return fmt.Errorf("%q holds a control character", s)
 	}
 	return nil
 }
@@ -421,8 +436,10 @@ func (c *Config) Validate() error {
 	if c.Node.Name == "" {
 		return errors.New("node.name: must not be empty")
 	}
-	if len(c.Node.Name) > 64 {
-		return errors.New("node.name: at most 64 characters")
+	for _, f := range []struct{ key, v string }{{"node.name", c.Node.Name}, {"node.provider", c.Node.Provider}, {"node.region", c.Node.Region}} {
+		if err := checkLabel(f.v); err != nil {
+			return fmt.Errorf("%s: %w", f.key, err)
+		}
 	}
 	if err := check("smtp", c.SMTP.Validate()); err != nil {
 		return err
