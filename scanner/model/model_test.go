@@ -269,6 +269,42 @@ func TestWatcherReloadsAndKeepsGoodModel(t *testing.T) {
 	}
 }
 
+// TestWatcherWarnsOnceForAMissingFile: a model file removed while the node
+// runs is reported once, not at every reload interval, and again if it
+// goes missing after coming back.
+func TestWatcherWarnsOnceForAMissingFile(t *testing.T) {
+	samples := loadSamples(t, sampleDir)
+	data := encode(t, trainOn(t, samples, smallConfig()))
+	path := filepath.Join(t.TempDir(), "spam.model")
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	w, err := model.NewWatcher(path, time.Hour, slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	warnings := func() int { return strings.Count(logs.String(), "model file unreadable") }
+	os.Remove(path)
+	for range 3 {
+		if w.Reload() || w.Model() == nil {
+			t.Fatal("a missing file changed the model in force")
+		}
+	}
+	if n := warnings(); n != 1 {
+		t.Fatalf("%d warnings for one missing file, want 1:\n%s", n, logs.String())
+	}
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w.Reload()
+	os.Remove(path)
+	w.Reload()
+	if n := warnings(); n != 2 {
+		t.Fatalf("%d warnings, want another once the file went missing again:\n%s", n, logs.String())
+	}
+}
+
 func TestNewProviderUsesDefaultWithoutFile(t *testing.T) {
 	p, err := model.NewProvider(scanner.DefaultConfig(), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {

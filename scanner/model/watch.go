@@ -24,6 +24,9 @@ type Watcher struct {
 	log      *slog.Logger
 	cur      atomic.Pointer[Model]
 	stamp    fileStamp
+	// unreadable is the stat error last logged, so that a file gone for
+	// good is reported once, not every interval (17,280 lines a day).
+	unreadable string
 }
 
 type fileStamp struct {
@@ -66,9 +69,13 @@ func (w *Watcher) Reload() bool {
 	defer w.mu.Unlock()
 	st, err := stamp(w.path)
 	if err != nil {
-		w.log.Warn("model file unreadable, keeping the loaded model", "path", w.path, "err", err)
+		if err.Error() != w.unreadable {
+			w.unreadable = err.Error()
+			w.log.Warn("model file unreadable, keeping the loaded model", "path", w.path, "err", err)
+		}
 		return false
 	}
+	w.unreadable = ""
 	if st == w.stamp {
 		return false
 	}
