@@ -60,24 +60,8 @@ func TestHeldBytesReadsIndexesOnly(t *testing.T) {
 	if err := s.MigrateQuarantine(ctx); err != nil {
 		t.Fatal(err)
 	}
-	rows, err := s.DB.QueryContext(ctx, `EXPLAIN QUERY PLAN SELECT `+heldBytes, 5)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var plan []string
-	for rows.Next() {
-		var id, parent, unused int
-		var detail string
-		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
-			t.Fatal(err)
-		}
-		plan = append(plan, detail)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	all := strings.Join(plan, "\n")
+	all := queryPlan(t, s, "SELECT "+heldBytes, 5)
+	plan := strings.Split(all, "; ")
 	for _, want := range []string{"USING COVERING INDEX quarantine_bodies_domain", "USING COVERING INDEX quarantine_own_body"} {
 		if !strings.Contains(all, want) {
 			t.Errorf("plan without %q:\n%s", want, all)
