@@ -12,7 +12,6 @@ import (
 	"math"
 	"net/netip"
 	"net/url"
-	"os"
 	"reflect"
 	"slices"
 	"strconv"
@@ -24,6 +23,7 @@ import (
 	"github.com/mxgrid/mxgrid/cluster"
 	"github.com/mxgrid/mxgrid/dnsresolver"
 	"github.com/mxgrid/mxgrid/events"
+	"github.com/mxgrid/mxgrid/fsperm"
 	"github.com/mxgrid/mxgrid/geo"
 	"github.com/mxgrid/mxgrid/netguard"
 	"github.com/mxgrid/mxgrid/notify"
@@ -200,7 +200,7 @@ func Load(path string) (Config, error) {
 	if path == "" {
 		return cfg, cfg.Validate()
 	}
-	data, err := readFile(path)
+	data, err := fsperm.ReadLimited(path, maxFileBytes, "a config file")
 	if err != nil {
 		return cfg, fmt.Errorf("config: %w", err)
 	}
@@ -218,22 +218,6 @@ func Load(path string) (Config, error) {
 // read whole, until the node died out of memory; a 100 MB file took 2 GB
 // and 11 seconds to refuse.
 const maxFileBytes = 4 << 20
-
-func readFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxFileBytes+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(data) > maxFileBytes {
-		return nil, fmt.Errorf("%s: over %d MiB, too large for a config file", path, maxFileBytes>>20)
-	}
-	return data, nil
-}
 
 // Parse decodes YAML data over cfg, refusing unknown keys with their full
 // dotted path (yaml.v3's KnownFields names only the Go type).

@@ -59,17 +59,29 @@ const maxSecretBytes = 64 << 10
 // node out of memory before any check saw it; a file over 64 KiB is
 // refused instead.
 func ReadSecret(path string) ([]byte, error) {
+	return ReadLimited(path, maxSecretBytes, "a key, certificate, token or password")
+}
+
+// ReadLimited reads the file at path whole if it holds at most limit
+// bytes, and refuses it, having read no more than one byte past limit,
+// naming what it should have been. A path mistaken for a small file
+// (/dev/zero, a log) was read until the node ran out of memory.
+func ReadLimited(path string, limit int, what string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxSecretBytes+1))
+	b, err := io.ReadAll(io.LimitReader(f, int64(limit)+1))
 	if err != nil {
 		return nil, err
 	}
-	if len(b) > maxSecretBytes {
-		return nil, fmt.Errorf("%s: over %d KiB, too large for a key, certificate, token or password", path, maxSecretBytes>>10)
+	if len(b) > limit {
+		size := fmt.Sprintf("%d KiB", limit>>10)
+		if limit%(1<<20) == 0 {
+			size = fmt.Sprintf("%d MiB", limit>>20)
+		}
+		return nil, fmt.Errorf("%s: over %s, too large for %s", path, size, what)
 	}
 	return b, nil
 }
