@@ -222,8 +222,11 @@ func (vw *verdictWriter) write(r scanResult) error {
 			v.Action, v.Reason, tsvField(v.Detail))
 		return err
 	}
+	// The text is for a terminal: file names and the details, which quote
+	// what a message says of itself, are spelled out where a terminal
+	// would act on them (visible), as the admin tables are.
 	if r.err != nil {
-		_, err := fmt.Fprintf(vw.w, "%s: error: %v\n", r.path, r.err)
+		_, err := fmt.Fprintf(vw.w, "%s: error: %s\n", visible(r.path), visible(r.err.Error()))
 		return err
 	}
 	var b strings.Builder
@@ -232,16 +235,16 @@ func (vw *verdictWriter) write(r scanResult) error {
 	if v.Reason != verdict.ReasonNone && v.Reason != verdict.ReasonSpam {
 		why += ": " + string(v.Reason)
 		if v.Detail != "" {
-			why += " " + v.Detail
+			why += " " + visible(v.Detail)
 		}
 	}
-	fmt.Fprintf(&b, "%s: %s (%s) score %.2f", r.path, spamLabel(v), why, v.Score)
+	fmt.Fprintf(&b, "%s: %s (%s) score %.2f", visible(r.path), spamLabel(v), why, v.Score)
 	if v.Calibrated {
 		fmt.Fprintf(&b, ", spam probability %.4f", v.Probability)
 	}
 	b.WriteByte('\n')
 	for _, s := range syms {
-		fmt.Fprintf(&b, "  %-22s %7.2f  %s\n", s.Name, s.Score, s.Detail)
+		fmt.Fprintf(&b, "  %-22s %7.2f  %s\n", s.Name, s.Score, visible(s.Detail))
 	}
 	if len(v.Incomplete) > 0 {
 		fmt.Fprintf(&b, "  checks failed (skipped): %s\n", strings.Join(v.Incomplete, ", "))

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"unicode"
 
 	"github.com/mxgrid/mxgrid/internal/testenv"
 	"github.com/mxgrid/mxgrid/scanner/model"
@@ -231,5 +232,32 @@ func TestScanTSVEscapesFileNames(t *testing.T) {
 	unescape := strings.NewReplacer(`\\`, `\`, `\t`, "\t", `\n`, "\n", `\r`, "\r")
 	if got := unescape.Replace(f[0]); got != name {
 		t.Errorf("path field %q gives back %q, want %q", f[0], got, name)
+	}
+}
+
+// TestScanTextShowsOnlyVisibleText: the text output quotes what a message
+// says of itself (its Date, its Message-ID, a display name) in symbol
+// details, and names the file. An ESC there reached the terminal of the
+// operator scanning a sample (colours, a cleared screen, the window
+// title); it is spelled out as the admin tables spell it.
+func TestScanTextShowsOnlyVisibleText(t *testing.T) {
+	dir := t.TempDir()
+	name := filepath.Join(dir, "sample\x1b]0;title\a.eml")
+	raw := "From: a@example.org\r\nTo: b@example.org\r\nSubject: hi\r\n" +
+		"Date: \x1b[2Jnot a date\r\nMessage-ID: \x1b[31mred\u202e\r\n\r\nhello\r\n"
+	if err := os.WriteFile(name, []byte(raw), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, stderr, code := runBinary(t, "scan", name)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if strings.ContainsFunc(out, func(r rune) bool { return !unicode.IsGraphic(r) && r != '\n' }) {
+		t.Errorf("output holds a character the terminal acts on:\n%q", out)
+	}
+	for _, want := range []string{`sample\x1b]0;title\a.eml: `, `\x1b[2Jnot a date`, `\x1b[31mred\u202e`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %s:\n%s", want, out)
+		}
 	}
 }
