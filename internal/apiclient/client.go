@@ -6,6 +6,7 @@ package apiclient
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -220,6 +221,7 @@ func (c *Client) List(ctx context.Context, path string, query url.Values, limit 
 	}
 	var items []json.RawMessage
 	var after int64
+	step := 0 // the cursor's direction, once two pages told it
 	for {
 		size := MaxPageSize
 		if limit > 0 && limit-len(items) < size {
@@ -240,10 +242,15 @@ func (c *Client) List(ctx context.Context, path string, query url.Values, limit 
 		if page.NextAfter == 0 || (limit > 0 && len(items) >= limit) {
 			return items, nil
 		}
-		// Ids only grow along a list; a cursor that does not would loop
-		// forever on a misbehaving server.
-		if page.NextAfter <= after {
-			return items, fmt.Errorf("list %s: next_after %d does not advance past %d", path, page.NextAfter, after)
+		// A list's cursor goes one way: up, or down where the list is
+		// newest first (the quarantine, the audit log). One that stands
+		// still or turns back would loop forever on a misbehaving server.
+		if after > 0 {
+			d := cmp.Compare(page.NextAfter, after)
+			if d == 0 || (step != 0 && d != step) {
+				return items, fmt.Errorf("list %s: next_after %d does not advance past %d", path, page.NextAfter, after)
+			}
+			step = d
 		}
 		after = page.NextAfter
 	}

@@ -15,9 +15,10 @@ import (
 )
 
 // pagedServer serves ids 1..n under /api/v1/things in pages of at most
-// pageSize, as the API does: next_after is set when a page is full. It
-// records every query it was asked.
-func pagedServer(t *testing.T, n, pageSize int, queries *[]string) *httptest.Server {
+// pageSize, as the API does: next_after is set when a page is full. With
+// newestFirst the ids go down from n, as the quarantine and the audit log
+// list them. It records every query it was asked.
+func pagedServer(t *testing.T, n, pageSize int, newestFirst bool, queries *[]string) *httptest.Server {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		*queries = append(*queries, r.URL.RawQuery)
 		if r.Header.Get("Authorization") != "Bearer secret" {
@@ -29,7 +30,14 @@ func pagedServer(t *testing.T, n, pageSize int, queries *[]string) *httptest.Ser
 		after, _ := strconv.Atoi(r.URL.Query().Get("after"))
 		limit = min(limit, pageSize)
 		var items []map[string]int
-		for id := after + 1; id <= n && len(items) < limit; id++ {
+		next, step := after+1, 1
+		if newestFirst {
+			next, step = n, -1
+			if after > 0 {
+				next = after - 1
+			}
+		}
+		for id := next; id >= 1 && id <= n && len(items) < limit; id += step {
 			items = append(items, map[string]int{"id": id})
 		}
 		page := map[string]any{"items": items}
@@ -44,7 +52,7 @@ func pagedServer(t *testing.T, n, pageSize int, queries *[]string) *httptest.Ser
 
 func TestListFollowsPagesAndStopsAtLimit(t *testing.T) {
 	var queries []string
-	srv := pagedServer(t, 7, 3, &queries)
+	srv := pagedServer(t, 7, 3, false, &queries)
 	c, err := New(srv.URL+"/", "secret", 5*time.Second, "test")
 	if err != nil {
 		t.Fatal(err)
@@ -80,6 +88,36 @@ func TestListFollowsPagesAndStopsAtLimit(t *testing.T) {
 	}
 }
 
+// TestListFollowsNewestFirstPages: the quarantine and the audit log list
+// newest first, so their cursor goes down. The client took that for a
+// server looping and failed every list longer than a page: `mxgrid
+// quarantine list` printed nothing but an error once more than 1,000
+// messages were held.
+func TestListFollowsNewestFirstPages(t *testing.T) {
+	var queries []string
+	srv := pagedServer(t, 7, 3, true, &queries)
+	c, err := New(srv.URL, "secret", 5*time.Second, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	items, err := c.List(context.Background(), "/api/v1/things", nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []int
+	for _, it := range items {
+		var v struct{ ID int }
+		json.Unmarshal(it, &v)
+		got = append(got, v.ID)
+	}
+	if fmt.Sprint(got) != "[7 6 5 4 3 2 1]" {
+		t.Fatalf("got %v, want every id newest first", got)
+	}
+	if want := "limit=1000|after=5&limit=1000|after=2&limit=1000"; strings.Join(queries, "|") != want {
+		t.Fatalf("queries = %q, want %q", queries, want)
+	}
+}
+
 func TestErrorsCarryTheAPIsReasons(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
@@ -88,6 +126,10 @@ func TestErrorsCarryTheAPIsReasons(t *testing.T) {
 			fmt.Fprint(w, `{"error":"invalid input","fields":{"route":"want host:port","name":"required"}}`)
 		case "/loop":
 			fmt.Fprint(w, `{"items":[{"id":1}],"next_after":1}`)
+		case "/turn":
+			// Down from 9 to 5, then back up to 9.
+			next := map[string]string{"": "9", "9": "5", "5": "9"}[r.URL.Query().Get("after")]
+			fmt.Fprintf(w, `{"items":[{"id":%s}],"next_after":%[1]s}`, next)
 		default:
 			// Not the API: a proxy's error page.
 			w.WriteHeader(http.StatusBadGateway)
@@ -111,6 +153,9 @@ func TestErrorsCarryTheAPIsReasons(t *testing.T) {
 	}
 	if _, err := c.List(ctx, "/loop", nil, 0); err == nil || !strings.Contains(err.Error(), "does not advance") {
 		t.Fatalf("a cursor that does not advance: %v", err)
+	}
+	if _, err := c.List(ctx, "/turn", nil, 0); err == nil || !strings.Contains(err.Error(), "does not advance") {
+		t.Fatalf("a cursor that turns back: %v", err)
 	}
 	for _, base := range []string{"127.0.0.1:8025", "ftp://host", "http://"} {
 		if _, err := New(base, "t", time.Second, ""); err == nil {
