@@ -539,6 +539,16 @@ func visible(s string) string {
 	return b.String()
 }
 
+// visibleLines is visible line by line: the line breaks of a text made of
+// lines (an API error's list of fields) stay.
+func visibleLines(s string) string {
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		lines[i] = visible(l)
+	}
+	return strings.Join(lines, "\n")
+}
+
 // parseArgs parses flags that may come before or after the positional
 // arguments ("domain update 7 -route ..." reads naturally), and checks
 // that exactly want positionals were given. Each positional is a path

@@ -74,7 +74,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
-		fmt.Fprintf(stderr, "mxgrid %s: %v\n", args[0], err)
+		// Errors quote others' text: the API's reasons, a customer's
+		// server refusing a release.
+		fmt.Fprintf(stderr, "mxgrid %s: %s\n", args[0], visibleLines(err.Error()))
 		if errors.Is(err, errUsage) {
 			return 2
 		}

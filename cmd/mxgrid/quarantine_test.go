@@ -3,6 +3,9 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"slices"
@@ -10,6 +13,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode"
 
 	"github.com/mxgrid/mxgrid/internal/apiclient"
 	"github.com/mxgrid/mxgrid/internal/nodetest"
@@ -153,5 +157,34 @@ func TestQuarantineReleaseAllowSender(t *testing.T) {
 				t.Fatalf("sender on the allow list %v = %v, want %v", d.Policy.SenderAllow, got, tt.allowed)
 			}
 		})
+	}
+}
+
+// TestQuarantineReleaseRefusalShowsOnlyVisibleText: the API's answer to
+// a refused release quotes the customer's server, whose replies its
+// tenant writes, and other answers quote others' text too. An ESC there
+// reached the terminal of the operator running `mxgrid quarantine
+// release` (a window title, a cleared screen, OSC 52 clipboard writes);
+// the error is spelled out as tables are, one line kept per line.
+func TestQuarantineReleaseRefusalShowsOnlyVisibleText(t *testing.T) {
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadGateway)
+		io.WriteString(w, `{"error":"quarantine: delivery failed, the message stays held: 550 5.7.1 not today \u001b]0;pwned\u0007\u001b[2J"}`)
+	}))
+	defer api.Close()
+	cmd := exec.Command(binary, "quarantine", "release", "7", "-token-file", operatorTokenFile(t))
+	cmd.Env = append(os.Environ(), "MXGRID_API="+api.URL)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err == nil {
+		t.Fatal("release: exit 0, want 1")
+	}
+	errOut := stderr.String()
+	if strings.ContainsFunc(strings.TrimSuffix(errOut, "\n"), func(r rune) bool { return !unicode.IsGraphic(r) && r != '\n' }) {
+		t.Errorf("stderr holds a character the terminal acts on: %q", errOut)
+	}
+	if !strings.Contains(errOut, `not today \x1b]0;pwned\a\x1b[2J`) {
+		t.Errorf("stderr does not show the server's reply: %q", errOut)
 	}
 }
