@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -256,10 +257,34 @@ func (vw *verdictWriter) write(r scanResult) error {
 // tsvField escapes a backslash, tab, newline and carriage return as
 // PostgreSQL's COPY text format does: a file name may hold any of them,
 // and a row must stay one line of seven fields that gives the name back.
+// Every other control character (C0, DEL, C1) is written as COPY's \xHH
+// of each of its bytes: mail clients save a message under its Subject,
+// and an ESC in the name reached the terminal showing the rows.
 func tsvField(s string) string {
-	return tsvEscaper.Replace(s)
+	var b strings.Builder
+	for len(s) > 0 {
+		// Bytes that are no UTF-8 stay as they are: a Latin-1 file name
+		// must come back as it was.
+		r, n := utf8.DecodeRuneInString(s)
+		switch {
+		case r == '\\':
+			b.WriteString(`\\`)
+		case r == '\t':
+			b.WriteString(`\t`)
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r == '\r':
+			b.WriteString(`\r`)
+		case r < 0x20 || (r >= 0x7f && r < 0xa0):
+			for _, c := range []byte(s[:n]) {
+				fmt.Fprintf(&b, `\x%02x`, c)
+			}
+		default:
+			b.WriteString(s[:n])
+		}
+		s = s[n:]
+	}
+	return b.String()
 }
-
-var tsvEscaper = strings.NewReplacer("\\", "\\\\", "\t", "\\t", "\n", "\\n", "\r", "\\r")
 
 func round2(f float64) float64 { return math.Round(f*100) / 100 }

@@ -208,12 +208,14 @@ func TestEval(t *testing.T) {
 	}
 }
 
-// TestScanTSVEscapesFileNames: a file name may hold a tab, a newline or a
-// backslash; each tsv row stays one line of seven fields and gives the
+// TestScanTSVEscapesFileNames: a file name may hold a tab, a newline, a
+// backslash or any other control character (mail clients save a message
+// under its Subject), an ESC that a terminal showing the rows would act
+// on; each tsv row stays one line of seven visible fields and gives the
 // name back (COPY text format escapes).
 func TestScanTSVEscapesFileNames(t *testing.T) {
 	dir := t.TempDir()
-	name := filepath.Join(dir, "a\tb\nc\\d\re.eml")
+	name := filepath.Join(dir, "a\tb\nc\\d\re\x1b]0;title\a\u009b2J\xe9.eml")
 	if err := os.WriteFile(name, []byte("From: a@example.org\r\nSubject: hi\r\n\r\nhello\r\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -229,10 +231,40 @@ func TestScanTSVEscapesFileNames(t *testing.T) {
 	if len(f) != 7 {
 		t.Fatalf("row %q: %d fields, want 7", lines[0], len(f))
 	}
-	unescape := strings.NewReplacer(`\\`, `\`, `\t`, "\t", `\n`, "\n", `\r`, "\r")
-	if got := unescape.Replace(f[0]); got != name {
+	if strings.ContainsFunc(lines[0], func(r rune) bool { return !unicode.IsGraphic(r) && r != '\t' }) {
+		t.Errorf("row %q holds a character a terminal acts on", lines[0])
+	}
+	if got := unescapeCopy(f[0]); got != name {
 		t.Errorf("path field %q gives back %q, want %q", f[0], got, name)
 	}
+}
+
+// unescapeCopy reads a field in PostgreSQL's COPY text format: \\, \t,
+// \n, \r and \xHH for a byte.
+func unescapeCopy(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] != '\\' || i+1 == len(s) {
+			b.WriteByte(s[i])
+			continue
+		}
+		i++
+		switch s[i] {
+		case 't':
+			b.WriteByte('\t')
+		case 'n':
+			b.WriteByte('\n')
+		case 'r':
+			b.WriteByte('\r')
+		case 'x':
+			n, _ := strconv.ParseUint(s[i+1:min(i+3, len(s))], 16, 8)
+			b.WriteByte(byte(n))
+			i += 2
+		default:
+			b.WriteByte(s[i])
+		}
+	}
+	return b.String()
 }
 
 // TestScanTextShowsOnlyVisibleText: the text output quotes what a message
