@@ -551,3 +551,33 @@ func TestRepliesAheadOfTheirCommandsRefused(t *testing.T) {
 		})
 	}
 }
+
+// TestRefusalTextIsPrintable: a refusal's error quotes the customer's
+// server (any tenant names one), and it is shown beyond the logs: the
+// panel's and the API's answer to a release the server refused. Its text
+// went in raw: a bidirectional override ran the panel's message
+// backwards, ESC reached the terminal of whoever read the API's answer,
+// and the lines of a multi-line reply were lines of the error. It is one
+// printable line now, as message tracking keeps the server's replies.
+func TestRefusalTextIsPrintable(t *testing.T) {
+	h := startHostile(t, "250 customer.test\r\n", func(h *hostile, c net.Conn, r *bufio.Reader, line string) bool {
+		if strings.EqualFold(line, "DATA") {
+			io.WriteString(c, "354 go ahead\r\n")
+			if !h.body(r) {
+				return false
+			}
+			io.WriteString(c, "550-5.7.1 not \u202eyadot\r\n550 5.7.1 go away\x1b]0;title\a\u2028Released.\r\n")
+			return true
+		}
+		io.WriteString(c, "250 ok\r\n")
+		return true
+	})
+	err := deliver(hostileRelay(nil), Route{Addr: h.addr, TLS: TLSNone}, "first")
+	var re *Error
+	if !errors.As(err, &re) || re.Code != 550 {
+		t.Fatalf("deliver: %v, want the server's 550", err)
+	}
+	if s := err.Error(); strings.ContainsAny(s, "\r\n\x1b\a\u202e\u2028") || !strings.Contains(s, "go away") {
+		t.Errorf("error text %q: want the server's words on one printable line", s)
+	}
+}

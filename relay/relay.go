@@ -131,9 +131,13 @@ type Error struct {
 	Err error
 }
 
+// Error is one printable line: the cause quotes the customer's server,
+// and the text reaches more than logs (a refused release's answer in the
+// panel and the API), where a bidirectional override, ESC or a reply's
+// line breaks must not act.
 func (e *Error) Error() string {
 	if e.Err != nil {
-		return fmt.Sprintf("%d %d.%d.%d %s: %v", e.Code, e.Enhanced[0], e.Enhanced[1], e.Enhanced[2], e.Message, e.Err)
+		return fmt.Sprintf("%d %d.%d.%d %s: %s", e.Code, e.Enhanced[0], e.Enhanced[1], e.Enhanced[2], e.Message, replytext.Printable(e.Err.Error()))
 	}
 	return fmt.Sprintf("%d %d.%d.%d %s", e.Code, e.Enhanced[0], e.Enhanced[1], e.Enhanced[2], e.Message)
 }
