@@ -5,6 +5,8 @@
 package preview
 
 import (
+	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/mxgrid/mxgrid/replytext"
@@ -17,7 +19,8 @@ import (
 type Preview struct {
 	From, To, Subject, Date string
 	Text                    string
-	// Attachments are the parts' file names.
+	// Attachments are the parts' file names, one entry a part ("a.pdf or
+	// a.html" for a part that names itself twice).
 	Attachments []string
 }
 
@@ -45,9 +48,30 @@ func Of(msg []byte) Preview {
 	// keeps a copy, and not the whole message alive behind it.
 	p.Text = strings.Clone(strings.TrimSpace(text))
 	for _, part := range m.Parts {
-		if part.Filename != "" {
-			p.Attachments = append(p.Attachments, replytext.Printable(part.Filename))
+		if names := part.Names(); len(names) > 0 {
+			p.Attachments = append(p.Attachments, replytext.Printable(shownNames(names)))
 		}
 	}
 	return p
+}
+
+// maxNamesShown bounds the names shown for one part: a part may repeat
+// its name fields as often as its header holds fields.
+const maxNamesShown = 4
+
+// shownNames is every distinct name a part gives itself, up to
+// maxNamesShown: mail clients differ in which they save it under, and the
+// checks judged them all.
+func shownNames(names []string) string {
+	var distinct []string
+	for _, n := range names {
+		if !slices.Contains(distinct, n) {
+			distinct = append(distinct, n)
+		}
+	}
+	s := strings.Join(distinct[:min(len(distinct), maxNamesShown)], " or ")
+	if more := len(distinct) - maxNamesShown; more > 0 {
+		s += fmt.Sprintf(" (and %d more names)", more)
+	}
+	return s
 }

@@ -2,6 +2,7 @@ package preview
 
 import (
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -33,6 +34,36 @@ func TestPreviewHeadersCannotRunBackwards(t *testing.T) {
 		}
 	}
 	if want := []string{"invoice txt.mcod", "a  b.txt"}; !slices.Equal(p.Attachments, want) {
+		t.Errorf("Attachments %q, want %q", p.Attachments, want)
+	}
+}
+
+// TestPreviewShowsEveryNameOfAnAttachment: a part may name itself twice,
+// "invoice.pdf" in its Content-Disposition and "invoice.html" in its
+// Content-Type, and mail clients differ in which they save it under. The
+// antivirus and the rules judge every name; the preview, which a person
+// reads to decide on a release, showed the first only, so the page said
+// "invoice.pdf" for what the customer's client would open as a web page.
+func TestPreviewShowsEveryNameOfAnAttachment(t *testing.T) {
+	msg := "From: a@b.example\r\nSubject: invoice\r\nMIME-Version: 1.0\r\n" +
+		"Content-Type: multipart/mixed; boundary=BB\r\n\r\n" +
+		"--BB\r\nContent-Type: text/plain\r\n\r\nhello\r\n" +
+		"--BB\r\nContent-Type: text/html; name=\"invoice.html\"\r\n" +
+		"Content-Disposition: attachment; filename=\"invoice.pdf\"\r\n\r\n<p>x</p>\r\n" +
+		"--BB\r\nContent-Type: application/pdf\r\n" +
+		"Content-Disposition: attachment; filename=\"terms.pdf\"\r\n\r\nAAAA\r\n" +
+		"--BB\r\nContent-Type: application/octet-stream\r\n" +
+		strings.Repeat("Content-Disposition: attachment; filename=\"a.txt\"\r\n", 3) +
+		"Content-Disposition: attachment; filename=\"a.js\"\r\n" +
+		"Content-Disposition: attachment; filename=\"a.vbs\"\r\n" +
+		"Content-Disposition: attachment; filename=\"a.hta\"\r\n" +
+		"Content-Disposition: attachment; filename=\"a.wsf\"\r\n" +
+		"Content-Disposition: attachment; filename=\"a.cmd\"\r\n\r\nAAAA\r\n" +
+		"--BB--\r\n"
+	p := Of([]byte(msg))
+	// The same name given again is shown once; past a few, a count.
+	want := []string{"invoice.pdf or invoice.html", "terms.pdf", "a.txt or a.js or a.vbs or a.hta (and 2 more names)"}
+	if !slices.Equal(p.Attachments, want) {
 		t.Errorf("Attachments %q, want %q", p.Attachments, want)
 	}
 }
