@@ -139,6 +139,7 @@ func (c Config) Keys() ([][]byte, error) {
 type Store interface {
 	TryLease(ctx context.Context, name, holder string, ttl time.Duration, now time.Time) (bool, error)
 	MarkDigest(ctx context.Context, recipient, run string, now time.Time) (bool, error)
+	UnmarkDigest(ctx context.Context, recipient, run string) error
 	DigestsSent(ctx context.Context, run string) ([]string, error)
 	PruneDigests(ctx context.Context, before time.Time) (int64, error)
 	OptedOut(ctx context.Context, recipient string) (bool, error)
@@ -221,17 +222,23 @@ func New(cfg Config, opts Options) (*Digests, error) {
 	if opts.Domains == nil {
 		return nil, errors.New("notify: no tenant directory")
 	}
-	return &Digests{cfg: cfg, keys: keys, store: opts.Store, items: opts.Items, domains: opts.Domains, baseURL: strings.TrimRight(opts.BaseURL, "/"),
+	d := &Digests{cfg: cfg, keys: keys, store: opts.Store, items: opts.Items, domains: opts.Domains, baseURL: strings.TrimRight(opts.BaseURL, "/"),
 		hostname: opts.Hostname, holder: opts.Holder, leader: opts.Leader, now: opts.Now, log: opts.Log.With("component", "digest"),
 		maxRunItems: maxRunItems,
 		sent: promauto.With(opts.Registerer).NewCounterVec(prometheus.CounterOpts{
 			Name: "mxgrid_notify_digests_total",
-			Help: "Quarantine digests by result: sent, failed (the smarthost refused or was unreachable; not retried in the same period).",
+			Help: "Quarantine digests by result: sent; deferred (the smarthost was unreachable or answered 4xx before it took the digest: sent at a later check); failed (refused with 5xx, or the connection lost after the digest's end: not sent again this period).",
 		}, []string{"result"}),
 		capped: promauto.With(opts.Registerer).NewGauge(prometheus.GaugeOpts{
 			Name: "mxgrid_notify_capped_messages",
 			Help: "Held messages the last digest run listed in no digest, their recipient's domain having had notify.max_per_domain digests this period (a catch-all domain under a dictionary attack).",
-		})}, nil
+		})}
+	// Every result from the start, so a rate over "deferred" is not
+	// missing until the smarthost first fails.
+	for _, result := range [...]string{"sent", "deferred", "failed"} {
+		d.sent.WithLabelValues(result)
+	}
+	return d, nil
 }
 
 // Keys are the link keys in use (the link handler verifies with them).
@@ -288,7 +295,8 @@ func (d *Digests) RunOnce(ctx context.Context) (int, error) {
 			continue
 		}
 		// Recorded first: a digest is sent at most once per period, even
-		// by two runs at once; a failed send is not repeated this period.
+		// by two runs at once. Only one the smarthost cannot have taken
+		// is forgotten again, for a later check to send.
 		first, err := d.store.MarkDigest(ctx, rcpt, run, now)
 		if err != nil {
 			return sent, err
@@ -297,8 +305,21 @@ func (d *Digests) RunOnce(ctx context.Context) (int, error) {
 			continue
 		}
 		if err := d.send(ctx, rcpt, byRcpt[rcpt]); err != nil {
-			d.sent.WithLabelValues("failed").Inc()
-			d.log.Warn("sending a digest", "recipient", rcpt, "err", err)
+			var nt notTaken
+			if !errors.As(err, &nt) {
+				d.sent.WithLabelValues("failed").Inc()
+				d.log.Warn("sending a digest", "recipient", rcpt, "err", err)
+				continue
+			}
+			d.sent.WithLabelValues("deferred").Inc()
+			d.log.Warn("sending a digest, deferred to the next check", "recipient", rcpt, "err", err)
+			if err := d.store.UnmarkDigest(ctx, rcpt, run); err != nil {
+				return sent, err
+			}
+			if nt.smarthostDown {
+				// The rest would each wait out the same timeouts.
+				return sent, nil
+			}
 			continue
 		}
 		d.sent.WithLabelValues("sent").Inc()
@@ -473,53 +494,130 @@ func oneLine(s string) string {
 // smtpTimeout bounds each smarthost command.
 const smtpTimeout = 30 * time.Second
 
+// notTaken is a send the smarthost cannot have taken: it failed before
+// the digest's end was written, or the smarthost answered it with 4xx.
+// smarthostDown: it failed before any transaction, so the run's other
+// digests would fail the same way.
+type notTaken struct {
+	err           error
+	smarthostDown bool
+}
+
+func (e notTaken) Error() string { return e.err.Error() }
+func (e notTaken) Unwrap() error { return e.err }
+
+// errNoSMTPUTF8: the digest of a non-ASCII mailbox needs SMTPUTF8.
+var errNoSMTPUTF8 = errors.New("the recipient's mailbox is not ASCII, and the smarthost does not offer SMTPUTF8")
+
+// deferrable reports whether a digest that failed with err before its end
+// was written may be sent again: anything but the smarthost's 5xx, or a
+// mailbox it cannot take, which would only fail again.
+func deferrable(err error) bool {
+	var se *smtp.SMTPError
+	if errors.As(err, &se) {
+		return se.Code/100 == 4
+	}
+	return !errors.Is(err, errNoSMTPUTF8)
+}
+
+// send mails one digest. An error that is a notTaken leaves nothing at the
+// smarthost; any other may (a connection lost after the digest's end) or
+// is a refusal for good.
 func (d *Digests) send(ctx context.Context, rcpt string, items []quarantine.Item) error {
 	brand, err := d.store.BrandOf(ctx, items[0].CustomerID)
 	if err != nil {
 		return err
 	}
 	msg := d.compose(rcpt, brand, items)
+	c, err := d.dial(ctx)
+	if err != nil {
+		if deferrable(err) {
+			return notTaken{err: err, smarthostDown: true}
+		}
+		return err
+	}
+	defer c.Close()
+	if err := d.transaction(c, rcpt); err != nil {
+		if deferrable(err) {
+			return notTaken{err: err}
+		}
+		return err
+	}
+	w, err := c.Data()
+	if err != nil {
+		if deferrable(err) {
+			return notTaken{err: fmt.Errorf("smarthost DATA: %w", err)}
+		}
+		return fmt.Errorf("smarthost DATA: %w", err)
+	}
+	if _, err := w.Write(msg); err != nil {
+		// The end was not written: the smarthost drops what it got.
+		return notTaken{err: fmt.Errorf("smarthost DATA: %w", err)}
+	}
+	if err := w.Close(); err != nil {
+		var se *smtp.SMTPError
+		if errors.As(err, &se) && se.Code/100 == 4 {
+			return notTaken{err: fmt.Errorf("smarthost DATA: %w", err)}
+		}
+		return fmt.Errorf("smarthost DATA: %w", err)
+	}
+	// Taken: QUIT is a courtesy, its failure changes nothing.
+	_ = c.Quit()
+	return nil
+}
+
+// dial connects and greets the smarthost, with STARTTLS and AUTH as
+// configured.
+func (d *Digests) dial(ctx context.Context) (*smtp.Client, error) {
 	dialer := net.Dialer{Timeout: smtpTimeout}
 	conn, err := dialer.DialContext(ctx, "tcp", d.cfg.Smarthost)
 	if err != nil {
-		return fmt.Errorf("smarthost %s: %w", d.cfg.Smarthost, err)
+		return nil, fmt.Errorf("smarthost %s: %w", d.cfg.Smarthost, err)
 	}
 	c := smtp.NewClient(conn)
 	c.CommandTimeout, c.SubmissionTimeout = smtpTimeout, smtpTimeout
-	defer c.Close()
+	fail := func(err error) (*smtp.Client, error) {
+		c.Close()
+		return nil, err
+	}
 	if err := c.Hello(d.hostname); err != nil {
-		return fmt.Errorf("smarthost EHLO: %w", err)
+		return fail(fmt.Errorf("smarthost EHLO: %w", err))
 	}
 	if d.cfg.SmarthostTLS == TLSStartTLS {
 		host, _, _ := net.SplitHostPort(d.cfg.Smarthost)
 		if err := c.StartTLS(&tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}); err != nil {
-			return fmt.Errorf("smarthost STARTTLS: %w", err)
+			return fail(fmt.Errorf("smarthost STARTTLS: %w", err))
 		}
 	}
 	if d.cfg.Username != "" {
 		pw, err := fsperm.ReadSecret(d.cfg.PasswordFile)
 		if err != nil {
-			return fmt.Errorf("smarthost password: %w", err)
+			return fail(fmt.Errorf("smarthost password: %w", err))
 		}
 		if err := c.Auth(sasl.NewPlainClient("", d.cfg.Username, strings.TrimSpace(string(pw)))); err != nil {
-			return fmt.Errorf("smarthost AUTH: %w", err)
+			return fail(fmt.Errorf("smarthost AUTH: %w", err))
 		}
 	}
-	if err := c.Mail(d.cfg.From, nil); err != nil {
+	return c, nil
+}
+
+// transaction sends MAIL and RCPT. A recipient with a non-ASCII mailbox
+// (held from an SMTPUTF8 transaction) is sent with SMTPUTF8, as its
+// digest's To field is UTF-8 (RFC 6531, 6532): without it a smarthost
+// would refuse the address, or pass on a header it may not.
+func (d *Digests) transaction(c *smtp.Client, rcpt string) error {
+	var opts *smtp.MailOptions
+	if !mailaddr.IsASCII(rcpt) {
+		if ok, _ := c.Extension("SMTPUTF8"); !ok {
+			return fmt.Errorf("smarthost: %w", errNoSMTPUTF8)
+		}
+		opts = &smtp.MailOptions{UTF8: true}
+	}
+	if err := c.Mail(d.cfg.From, opts); err != nil {
 		return fmt.Errorf("smarthost MAIL: %w", err)
 	}
 	if err := c.Rcpt(rcpt, nil); err != nil {
 		return fmt.Errorf("smarthost RCPT: %w", err)
 	}
-	w, err := c.Data()
-	if err != nil {
-		return fmt.Errorf("smarthost DATA: %w", err)
-	}
-	if _, err := w.Write(msg); err != nil {
-		return fmt.Errorf("smarthost DATA: %w", err)
-	}
-	if err := w.Close(); err != nil {
-		return fmt.Errorf("smarthost DATA: %w", err)
-	}
-	return c.Quit()
+	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-smtp"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mxgrid/mxgrid/internal/metrictest"
@@ -84,5 +85,108 @@ func TestDigestRunsAreBounded(t *testing.T) {
 	}
 	if got := metrictest.Gauge(t, reg, "mxgrid_notify_capped_messages", ""); got != 20 {
 		t.Errorf("mxgrid_notify_capped_messages = %v, want 20", got)
+	}
+}
+
+// digestsFor makes a Digests whose only held mail is one message to each
+// of rcpts, sent through smarthost, and the registry its metrics are on.
+func digestsFor(t *testing.T, smarthost string, rcpts ...string) (*Digests, *prometheus.Registry) {
+	t.Helper()
+	st, err := store.Open(store.DefaultConfig(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if err := st.MigrateNotify(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	var held items
+	for i, r := range rcpts {
+		held = append(held, quarantine.Item{ID: int64(i + 1), Time: now, Domain: "b.example", DomainID: 10, CustomerID: 3,
+			Recipients: []string{r}, Sender: "s@x.example", Subject: "spam"})
+	}
+	reg := prometheus.NewRegistry()
+	d, err := New(Config{Smarthost: smarthost, SmarthostTLS: TLSNone, DigestInterval: 24 * time.Hour, CheckInterval: 10 * time.Minute,
+		LinkTTL: 24 * time.Hour, MaxPerDomain: 10}, Options{
+		Store: brandedStore{st}, Items: held, BaseURL: "https://mx.example", Hostname: "mx.example", Holder: "n1",
+		Domains: domains{"b.example": {Name: "b.example", ID: 10, CustomerID: 3}},
+		Now:     func() time.Time { return now }, Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d, reg
+}
+
+// TestDigestNotTakenIsSentAtTheNextCheck: a digest is recorded before it
+// is sent, so that it goes once, but one the smarthost cannot have taken
+// (unreachable, or a 4xx) was lost for the whole period (a day): a
+// smarthost restarting at the leader's check cost every recipient that
+// day's digest. It is now forgotten again and sent at a later check. One
+// refused with 5xx is not sent again that period, and none is ever sent
+// twice.
+func TestDigestNotTakenIsSentAtTheNextCheck(t *testing.T) {
+	ctx := context.Background()
+	deferred := func(t *testing.T, reg *prometheus.Registry) float64 {
+		return metrictest.Counter(t, reg, "mxgrid_notify_digests_total", "deferred")
+	}
+	t.Run("4xx at the end of data", func(t *testing.T) {
+		smarthost := smtptest.StartSink(t)
+		d, reg := digestsFor(t, smarthost.Addr, "a@b.example")
+		smarthost.RejectData(&smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "try later"})
+		if n, err := d.RunOnce(ctx); err != nil || n != 0 || deferred(t, reg) != 1 {
+			t.Fatalf("run against a 451: sent %d (%v), deferred %v; want 0, 1", n, err, deferred(t, reg))
+		}
+		smarthost.RejectData(nil)
+		if n, err := d.RunOnce(ctx); err != nil || n != 1 || len(smarthost.Messages()) != 1 {
+			t.Fatalf("next check: sent %d (%v), smarthost has %d; want 1 each", n, err, len(smarthost.Messages()))
+		}
+		if n, err := d.RunOnce(ctx); err != nil || n != 0 {
+			t.Fatalf("check after it was taken: sent %d (%v), want 0", n, err)
+		}
+	})
+	t.Run("smarthost down", func(t *testing.T) {
+		smarthost := smtptest.StartSink(t)
+		d, reg := digestsFor(t, smarthost.Addr, "a@b.example", "c@b.example")
+		smarthost.Stop()
+		if n, err := d.RunOnce(ctx); err != nil || n != 0 {
+			t.Fatalf("run while down: sent %d (%v), want 0", n, err)
+		}
+		// The run stops at the first: the second would wait out the same timeout.
+		if got := deferred(t, reg); got != 1 {
+			t.Errorf("deferred %v while the smarthost was down, want 1", got)
+		}
+		smarthost.Restart(t)
+		if n, err := d.RunOnce(ctx); err != nil || n != 2 {
+			t.Fatalf("run after the restart: sent %d (%v), want 2", n, err)
+		}
+	})
+	t.Run("5xx", func(t *testing.T) {
+		smarthost := smtptest.StartSink(t)
+		d, reg := digestsFor(t, smarthost.Addr, "a@b.example")
+		smarthost.RejectRcpt("a@b.example", &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user"})
+		for range 2 {
+			if n, err := d.RunOnce(ctx); err != nil || n != 0 {
+				t.Fatalf("run against a 550: sent %d (%v), want 0", n, err)
+			}
+		}
+		if got := metrictest.Counter(t, reg, "mxgrid_notify_digests_total", "failed"); got != 1 || deferred(t, reg) != 0 {
+			t.Errorf("failed %v, deferred %v; want the refusal counted once and not tried again this period", got, deferred(t, reg))
+		}
+	})
+}
+
+// TestDigestToAnSMTPUTF8Mailbox: mail held for a non-ASCII mailbox (from
+// an SMTPUTF8 transaction) got its digest sent without SMTPUTF8, so the
+// smarthost refused the address (or would have passed on a UTF-8 To field
+// a server may not take). It is sent with SMTPUTF8 now.
+func TestDigestToAnSMTPUTF8Mailbox(t *testing.T) {
+	smarthost := smtptest.StartSink(t)
+	d, _ := digestsFor(t, smarthost.Addr, "jürgen@b.example")
+	if n, err := d.RunOnce(context.Background()); err != nil || n != 1 {
+		t.Fatalf("sent %d (%v), want 1", n, err)
+	}
+	if m := smarthost.Messages(); len(m) != 1 || len(m[0].Rcpts) != 1 || m[0].Rcpts[0] != "jürgen@b.example" || !m[0].UTF8 {
+		t.Fatalf("smarthost got %+v, want one digest to jürgen@b.example with SMTPUTF8", m)
 	}
 }

@@ -73,6 +73,17 @@ func (s *Store) MarkDigest(ctx context.Context, recipient, run string, now time.
 	return n == 1, nil
 }
 
+// UnmarkDigest forgets recipient's digest of run, one the smarthost cannot
+// have taken, so that a later check sends it.
+func (s *Store) UnmarkDigest(ctx context.Context, recipient, run string) error {
+	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
+	defer cancel()
+	if _, err := s.DB.ExecContext(ctx, `DELETE FROM digest_sent WHERE recipient = $1 AND run = $2`, recipient, run); err != nil {
+		return fail("forget a digest", err)
+	}
+	return nil
+}
+
 // DigestsSent lists the recipients whose digest of run is recorded.
 func (s *Store) DigestsSent(ctx context.Context, run string) ([]string, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.Timeout)

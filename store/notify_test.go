@@ -8,8 +8,8 @@ import (
 )
 
 // TestDigestRecords: a digest is recorded once per recipient and period,
-// a period lists whom it sent to, and pruning forgets only records older
-// than its bound.
+// a period lists whom it sent to, a record can be forgotten, and pruning
+// forgets only records older than its bound.
 func TestDigestRecords(t *testing.T) {
 	for _, tc := range dialects {
 		t.Run(tc.name, func(t *testing.T) {
@@ -39,6 +39,14 @@ func TestDigestRecords(t *testing.T) {
 			}
 			sent("day1", "a@x.example", "b@x.example")
 			sent("day2", "a@x.example")
+			// A digest the smarthost did not take is forgotten, in its
+			// period only, and can be recorded again.
+			if err := s.UnmarkDigest(ctx, "a@x.example", "day1"); err != nil {
+				t.Fatal(err)
+			}
+			sent("day1", "b@x.example")
+			sent("day2", "a@x.example")
+			mark("a@x.example", "day1", t0, true)
 			if n, err := s.PruneDigests(ctx, t0.Add(time.Hour)); err != nil || n != 2 {
 				t.Fatalf("PruneDigests = %d, %v; want 2", n, err)
 			}

@@ -39,6 +39,8 @@ type Received struct {
 	Data  []byte
 	// Size is the SIZE parameter the relay declared at MAIL (0: none).
 	Size int64
+	// UTF8 tells whether MAIL asked for SMTPUTF8.
+	UTF8 bool
 	// Conn numbers the connection it came over, from 1 in accept order
 	// (across restarts), so a test can tell reused connections from new.
 	Conn int
@@ -321,10 +323,11 @@ type sinkSession struct {
 	tls   bool
 	from  string
 	size  int64
+	utf8  bool
 	rcpts []string
 }
 
-func (ss *sinkSession) Reset()        { ss.from, ss.rcpts = "", nil }
+func (ss *sinkSession) Reset()        { ss.from, ss.rcpts, ss.size, ss.utf8 = "", nil, 0, false }
 func (ss *sinkSession) Logout() error { return nil }
 
 func (ss *sinkSession) Mail(from string, opts *smtp.MailOptions) error {
@@ -336,7 +339,7 @@ func (ss *sinkSession) Mail(from string, opts *smtp.MailOptions) error {
 	}
 	ss.from = from
 	if opts != nil {
-		ss.size = opts.Size
+		ss.size, ss.utf8 = opts.Size, opts.UTF8
 	}
 	return nil
 }
@@ -374,7 +377,7 @@ func (ss *sinkSession) Data(r io.Reader) error {
 	if ss.sink.dataErr != nil {
 		return ss.sink.dataErr
 	}
-	ss.sink.received = append(ss.sink.received, Received{From: ss.from, Rcpts: ss.rcpts, Data: b.Bytes(), Size: ss.size, Conn: ss.conn, TLS: ss.tls})
+	ss.sink.received = append(ss.sink.received, Received{From: ss.from, Rcpts: ss.rcpts, Data: b.Bytes(), Size: ss.size, UTF8: ss.utf8, Conn: ss.conn, TLS: ss.tls})
 	return nil
 }
 
