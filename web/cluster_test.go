@@ -126,6 +126,11 @@ func TestClusterPageEscapes(t *testing.T) {
 	if rec.Code != 200 || !strings.Contains(body, "snapshot older than 10m &lt;stale&gt;") {
 		t.Fatalf("status %d; reason not escaped in:\n%s", rec.Code, body)
 	}
+	// What gossip names is escaped, and were it not, nothing could run.
+	if csp := rec.Header().Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") || !strings.Contains(csp, "frame-ancestors 'none'") ||
+		rec.Header().Get("X-Content-Type-Options") != "nosniff" {
+		t.Errorf("headers %v: want a CSP that runs nothing and frames nowhere, and nosniff", rec.Header())
+	}
 }
 
 // The page an operator opens must show every member in a real browser.
