@@ -250,7 +250,9 @@ func TestBareNewlines(t *testing.T) {
 		{"LF.CRLF", "a\n.\r\nb\r\n", "a\r\n..\r\nb\r\n"},
 		{"CR.CRLF", "a\r.\r\nb\r\n", "a\r\n..\r\nb\r\n"},
 		{"CRLF.CR", "a\r\n.\rX\r\n", "a\r\n\r\nX\r\n"},
-		{"CRCRLF stuffed", "a\r\r\n..b\r\n", "a\r\n\r\n..b\r\n"},
+		{"CRCRLF stuffed", "a\r\r\n..b\r\n", "a\r\n..b\r\n"},
+		{"CRs before LF", "a\r\r\r\nb\r\r\n\r\r\nc\r\n", "a\r\nb\r\n\r\nc\r\n"},
+		{"CRs then not LF", "a\r\rb\r\r\n", "a\r\n\r\nb\r\n"},
 		{"LF.CR mix", "a\n.\rb\n..c\r\n", "a\r\n..\r\nb\r\n...c\r\n"},
 		{"bare LF lines", "one\ntwo\n.three\r\n", "one\r\ntwo\r\n..three\r\n"},
 	}
@@ -315,6 +317,31 @@ func TestBareNewlines(t *testing.T) {
 		c.cmd(250, "RCPT TO:<bob@example.org>")
 		c.data(250, testMessage)
 	})
+}
+
+// TestCRCRLFLinesKeepTheirHeader: a client that converts CRLF to CRLF
+// again (PHP's mail() on some systems, a mail library on Windows) ends every
+// line with CR CR LF. Postfix reads the CRs before a LF as part of the line
+// end; read as a bare CR and a CRLF, each made an empty line, so the
+// header ended after its first field and the customer got Subject and
+// MIME fields as body text.
+func TestCRCRLFLinesKeepTheirHeader(t *testing.T) {
+	n, sink := startRawNode(t, nil)
+	msg := "From: a@sender.test\r\nTo: bob@example.org\r\nSubject: invoice\r\n" +
+		"MIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\nHello Bob,\r\nsee you.\r\n"
+	c := dial(t, n.SMTPAddr())
+	c.cmd(250, "MAIL FROM:<alice@sender.test>")
+	c.cmd(250, "RCPT TO:<bob@example.org>")
+	c.cmd(354, "DATA")
+	c.raw(250, strings.ReplaceAll(msg, "\r\n", "\r\r\n")+".\r\n")
+	msgs := sink.messages()
+	if len(msgs) != 1 {
+		t.Fatalf("customer server got %d messages, want 1", len(msgs))
+	}
+	checkCRLFStuffed(t, msgs[0])
+	if got := stripReceived(t, msgs[0]); string(got) != msg {
+		t.Errorf("customer server got\n%q\nwant\n%q", got, msg)
+	}
 }
 
 func TestHostileHELOGivesCleanFoldedReceived(t *testing.T) {

@@ -57,7 +57,10 @@ var crlfBytes, crBytes, lfBytes = []byte("\r\n"), []byte("\r"), []byte("\n")
 // smtpd_forbid_bare_newline=normalize does, and counts them. A lenient
 // server downstream would take a bare newline as a line end and so could
 // see an end of data ("<LF>.<LF>") we did not: after this, the relay's dot
-// stuffing sees exactly the lines the downstream will.
+// stuffing sees exactly the lines the downstream will. CRs right before a
+// LF end that line with it, as Postfix reads them (counted, not written):
+// CR CR LF is a CRLF converted twice, and read as a line end and an empty
+// line it ended the header after its first field.
 func normalizeNewlines(b []byte) ([]byte, int) {
 	// Every CR not in a CRLF is bare, and every LF not in one: counted in
 	// bulk (almost every body has none), not byte by byte.
@@ -68,11 +71,22 @@ func normalizeNewlines(b []byte) ([]byte, int) {
 	}
 	out := make([]byte, 0, len(b)+bare)
 	for i := 0; i < len(b); i++ {
-		switch {
-		case b[i] == '\r' && i+1 < len(b) && b[i+1] == '\n':
+		switch b[i] {
+		case '\r':
+			end := i + 1
+			for end < len(b) && b[end] == '\r' {
+				end++
+			}
+			if end < len(b) && b[end] == '\n' {
+				end++
+			} else {
+				for range end - i - 1 {
+					out = append(out, '\r', '\n')
+				}
+			}
 			out = append(out, '\r', '\n')
-			i++
-		case b[i] == '\r' || b[i] == '\n':
+			i = end - 1
+		case '\n':
 			out = append(out, '\r', '\n')
 		default:
 			out = append(out, b[i])

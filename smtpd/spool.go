@@ -162,11 +162,11 @@ func (sp *spool) spoolRest(head [][]byte, r io.Reader) (*body, error) {
 }
 
 // newlineWriter is normalizeNewlines for a stream: it writes a bare CR or
-// LF as CRLF and counts it. A CR at the end of one write may be followed
-// by the LF that starts the next, so it is held until then (or flush).
+// LF as CRLF and counts it. CRs at the end of one write may be followed
+// by the LF that starts the next, so they are held until then (or flush).
 type newlineWriter struct {
 	w    *bufio.Writer
-	cr   bool // a CR was seen and not yet written
+	crs  int // CRs seen and not yet written
 	n    int64
 	bare int
 	// high ORs every byte written: the body's 8-bitness, found in the
@@ -178,14 +178,20 @@ type newlineWriter struct {
 func (nw *newlineWriter) Write(p []byte) (int, error) {
 	high := nw.high
 	for i := 0; i < len(p) && nw.err == nil; {
-		if nw.cr {
-			nw.cr = false
-			nw.put("\r\n")
-			if p[i] == '\n' {
+		if nw.crs > 0 {
+			switch p[i] {
+			case '\r':
+				nw.crs++
+				i++
+				continue
+			case '\n':
+				nw.put("\r\n")
+				nw.bare += nw.crs - 1
+				nw.crs = 0
 				i++
 				continue
 			}
-			nw.bare++
+			nw.bareCRs()
 		}
 		j := i
 		for j < len(p) && p[j] != '\r' && p[j] != '\n' {
@@ -197,7 +203,7 @@ func (nw *newlineWriter) Write(p []byte) (int, error) {
 			break
 		}
 		if p[j] == '\r' {
-			nw.cr = true
+			nw.crs = 1
 		} else {
 			nw.put("\r\n")
 			nw.bare++
@@ -211,13 +217,18 @@ func (nw *newlineWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// flush writes a CR held at the end of the stream: it was bare.
-func (nw *newlineWriter) flush() error {
-	if nw.cr {
-		nw.cr = false
+// bareCRs writes the CRs held, which no LF followed: each ends a line.
+func (nw *newlineWriter) bareCRs() {
+	for range nw.crs {
 		nw.put("\r\n")
-		nw.bare++
 	}
+	nw.bare += nw.crs
+	nw.crs = 0
+}
+
+// flush writes the CRs held at the end of the stream: they were bare.
+func (nw *newlineWriter) flush() error {
+	nw.bareCRs()
 	return nw.err
 }
 

@@ -11,7 +11,7 @@ import (
 // gives the body held in memory (bare CR/LF handling is hardening against
 // SMTP smuggling: the two paths must not differ).
 func FuzzNewlineWriter(f *testing.F) {
-	for _, s := range []string{"", "a\r\nb\r\n", "\r", "\n", "a\rb\nc\r\n", "\r\r\n\n", "x\r", ".\n.\r\n"} {
+	for _, s := range []string{"", "a\r\nb\r\n", "\r", "\n", "a\rb\nc\r\n", "\r\r\n\n", "x\r", ".\n.\r\n", "a\r\r\r\nb", "a\r\rb\r"} {
 		f.Add([]byte(s), uint8(1))
 	}
 	f.Fuzz(func(t *testing.T, in []byte, cut uint8) {
@@ -34,16 +34,24 @@ func FuzzNewlineWriter(f *testing.F) {
 }
 
 // normalizeByteByByte is the plain reference normalizeNewlines is checked
-// against, written the other way round: every CR becomes CRLF, an LF
-// right after a CR was already written with it, any other LF becomes CRLF.
+// against, written the other way round: a CR followed by CRs and a LF is
+// dropped, any other CR becomes CRLF, an LF right after a CR was already
+// written with it, any other LF becomes CRLF.
 func normalizeByteByByte(b []byte) ([]byte, int) {
 	var out []byte
 	bare := 0
 	for i, c := range b {
 		switch {
 		case c == '\r':
-			out = append(out, '\r', '\n')
-			if i+1 == len(b) || b[i+1] != '\n' {
+			next := i + 1
+			for next < len(b) && b[next] == '\r' {
+				next++
+			}
+			endsLine := next < len(b) && b[next] == '\n'
+			if !endsLine || next == i+1 {
+				out = append(out, '\r', '\n')
+			}
+			if !endsLine || next > i+1 {
 				bare++
 			}
 		case c == '\n' && i > 0 && b[i-1] == '\r':
@@ -60,7 +68,7 @@ func normalizeByteByByte(b []byte) ([]byte, int) {
 // FuzzNormalizeNewlines: the bulk count that lets a clean body through
 // untouched agrees with the byte-by-byte reference on every input.
 func FuzzNormalizeNewlines(f *testing.F) {
-	for _, s := range []string{"", "a\r\nb\r\n", "\r", "\n", "\r\n", "\n\r", "a\rb\nc\r\n", "\r\r\n\n", ".\n.\r\n", "\r\n\r"} {
+	for _, s := range []string{"", "a\r\nb\r\n", "\r", "\n", "\r\n", "\n\r", "a\rb\nc\r\n", "\r\r\n\n", ".\n.\r\n", "\r\n\r", "a\r\r\r\nb", "a\r\rb\r"} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
