@@ -159,6 +159,9 @@ func ParseDecoded(s string) (Address, error) {
 	return build(s[:i], s[i+1:])
 }
 
+// v6Tag starts an IPv6 address literal, as build spells it.
+const v6Tag = "[IPv6:"
+
 func build(local, domain string) (Address, error) {
 	if local == "" {
 		return Address{}, fmt.Errorf("%w: empty local part", ErrSyntax)
@@ -171,6 +174,12 @@ func build(local, domain string) (Address, error) {
 		// drop too: refused, the sender's mail bounced for good. One dot
 		// only: "example.org.." and "a@." stay errors.
 		domain = d
+	}
+	if len(domain) > len(v6Tag) && strings.EqualFold(domain[:len(v6Tag)], v6Tag) {
+		// ABNF strings are case-insensitive (RFC 5234 §2.3), so
+		// "[ipv6:...]" is an RFC 5321 literal too: refused, the sender's
+		// mail bounced for good. Written back in the RFC's spelling.
+		domain = v6Tag + domain[len(v6Tag):]
 	}
 	if err := checkDomain(domain); err != nil {
 		return Address{}, err

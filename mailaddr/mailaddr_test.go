@@ -18,6 +18,9 @@ func TestParse(t *testing.T) {
 		{`"plain"@x.test`, "plain", "x.test", "plain@x.test"},
 		{"user@[192.0.2.1]", "user", "[192.0.2.1]", "user@[192.0.2.1]"},
 		{"user@[IPv6:2001:db8::1]", "user", "[IPv6:2001:db8::1]", "user@[IPv6:2001:db8::1]"},
+		// ABNF strings are case-insensitive (RFC 5234 §2.3): Postfix takes
+		// this literal; it is written back in RFC 5321's spelling.
+		{"user@[ipv6:2001:db8::1]", "user", "[IPv6:2001:db8::1]", "user@[IPv6:2001:db8::1]"},
 		{"jürgen@bücher.example", "jürgen", "bücher.example", "jürgen@bücher.example"},
 		{"علی\u200cرضا@example.ir", "علی\u200cرضا", "example.ir", "علی\u200cرضا@example.ir"},
 		// The root's dot is dropped, as Postfix and Sendmail drop it.
