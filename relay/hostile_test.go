@@ -581,3 +581,86 @@ func TestRefusalTextIsPrintable(t *testing.T) {
 		t.Errorf("error text %q: want the server's words on one printable line", s)
 	}
 }
+
+// TestSessionLostBeforeDataIsReplayed: the downstream session waits idle
+// between the recipients and DATA while the sender sends its body and the
+// scan runs. A customer's server that times it out (Postfix's
+// smtpd_timeout: 300 s, 10 s under stress) answers DATA 421 or has closed
+// the connection, and the sender heard 451 at every try: a slow sender's
+// mail was never delivered, where Postfix, storing it first, delivers it.
+// Nothing can be delivered without the body, so the transaction goes again
+// on a new connection: MAIL and every recipient the old one accepted. A
+// new connection that refuses one of them delivers nothing, and the
+// sender hears 451.
+func TestSessionLostBeforeDataIsReplayed(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		lost      string // what the first connection does at DATA ("" closes it)
+		refuse    string // a RCPT the second connection refuses
+		delivered bool
+	}{
+		{"421 to DATA", "421 4.4.2 customer.test Error: timeout exceeded\r\n", "", true},
+		{"closed before DATA", "", "", true},
+		{"a recipient refused on the new connection", "421 4.4.2 timeout\r\n", "RCPT TO:<carol@customer.test>", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var mu sync.Mutex
+			var first net.Conn
+			var rcpts []string
+			h := startHostile(t, "250-customer.test\r\n250 PIPELINING\r\n", func(h *hostile, c net.Conn, r *bufio.Reader, line string) bool {
+				mu.Lock()
+				if first == nil {
+					first = c
+				}
+				onFirst := c == first
+				if !onFirst && strings.HasPrefix(line, "RCPT") {
+					rcpts = append(rcpts, line)
+				}
+				mu.Unlock()
+				switch {
+				case onFirst && strings.EqualFold(line, "DATA"):
+					io.WriteString(c, tc.lost)
+					return false
+				case !onFirst && line == tc.refuse:
+					io.WriteString(c, "550 5.1.1 no such user\r\n")
+				case strings.EqualFold(line, "DATA"):
+					io.WriteString(c, "354 go ahead\r\n")
+					if !h.body(r) {
+						return false
+					}
+					io.WriteString(c, "250 2.0.0 queued\r\n")
+				default:
+					io.WriteString(c, "250 ok\r\n")
+				}
+				return true
+			})
+			r := hostileRelay(nil)
+			tx, err := r.Begin(context.Background(), Route{Addr: h.addr, TLS: TLSNone}, mailaddr.Address{Local: "a", Domain: "sender.test"}, MailOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tx.Close()
+			for _, to := range []string{"bob", "carol"} {
+				if err := tx.Rcpt(mailaddr.Address{Local: to, Domain: "customer.test"}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			_, err = tx.Data(message("Subject: slow\r\n\r\nbody\r\n"))
+			var e *Error
+			switch {
+			case tc.delivered && err != nil:
+				t.Fatalf("Data: %v, want delivered on a new connection", err)
+			case !tc.delivered && (!errors.As(err, &e) || e.Code != 451):
+				t.Fatalf("Data: %v, want 451", err)
+			}
+			if n := h.delivered.Load(); n != map[bool]int32{true: 1, false: 0}[tc.delivered] {
+				t.Errorf("the server took %d messages", n)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if tc.delivered && strings.Join(rcpts, ",") != "RCPT TO:<bob@customer.test>,RCPT TO:<carol@customer.test>" {
+				t.Errorf("the new connection got %q, want both recipients", rcpts)
+			}
+		})
+	}
+}

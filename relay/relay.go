@@ -237,7 +237,8 @@ type Transaction struct {
 	stop func() bool
 	// mailAccepted: the downstream took MAIL, so RCPT goes alone.
 	mailAccepted bool
-	rcpts        int
+	// accepted are the recipients the downstream took, for a replay.
+	accepted []mailaddr.Address
 	// reusable is false once the session's state is unknown: a network
 	// error or timeout, a 421, or DATA begun without its final reply.
 	reusable bool
@@ -488,12 +489,12 @@ func (t *Transaction) Rcpt(to mailaddr.Address) error {
 		return e
 	}
 	t.r.results.WithLabelValues("rcpt", "ok").Inc()
-	t.rcpts++
+	t.accepted = append(t.accepted, to)
 	return nil
 }
 
 // Recipients is how many recipients the downstream accepted.
-func (t *Transaction) Recipients() int { return t.rcpts }
+func (t *Transaction) Recipients() int { return len(t.accepted) }
 
 // TLS reports whether the session to the customer's server is encrypted.
 func (t *Transaction) TLS() bool { return t.s != nil && t.s.tls }
@@ -529,7 +530,7 @@ func (t *Transaction) Data(msg io.Reader, eightBit func() bool) (string, error) 
 			Err: fmt.Errorf("relay to %s: 8-bit message, and the server does not offer 8BITMIME", t.route.Addr)}
 	}
 	start := time.Now()
-	reply, err := t.data(msg)
+	reply, err := t.data(msg, eightBit)
 	// Both are outcomes; a success is "delivered" in the duration and "ok"
 	// in the per-stage results, like the other stages' successes.
 	durationOutcome, resultOutcome := "delivered", "ok"
@@ -545,8 +546,23 @@ func (t *Transaction) Data(msg io.Reader, eightBit func() bool) (string, error) 
 	return reply, nil
 }
 
-func (t *Transaction) data(msg io.Reader) (string, *Error) {
+func (t *Transaction) data(msg io.Reader, eightBit func() bool) (string, *Error) {
 	w, err := t.s.client.Data()
+	if err != nil && lostSession(err) && t.ctx.Err() == nil {
+		// The session waited idle while the sender sent its body and
+		// the scan ran, and the server timed it out (Postfix's
+		// smtpd_timeout: 300 s, 10 s under stress): a 451 for it had a
+		// slow sender fail at every try. Without the body nothing was
+		// delivered, so the transaction goes again on a new connection.
+		lost := t.downstream("DATA", err)
+		t.release()
+		t.r.log.Info("downstream session lost before DATA, sending the transaction again", "route", t.route.Addr, "err", err)
+		if rerr := t.replay(eightBit); rerr != nil {
+			t.r.log.Info("downstream transaction could not be sent again", "route", t.route.Addr, "err", rerr)
+			return "", lost
+		}
+		w, err = t.s.client.Data()
+	}
 	if err != nil {
 		return "", t.downstream("DATA", err)
 	}
@@ -596,6 +612,44 @@ func (t *Transaction) data(msg io.Reader) (string, *Error) {
 		return "", t.downstream("end of DATA", err)
 	}
 	return resp.StatusText, nil
+}
+
+// lostSession reports whether a command's failure says the session is gone
+// (a 421, the connection closed or broken, no reply in time) rather than
+// that the server refused the command.
+func lostSession(err error) bool {
+	var se *smtp.SMTPError
+	return !errors.As(err, &se) || se.Code == 421
+}
+
+// replay opens a new session and sends MAIL and every recipient the lost
+// one accepted. The sender was told they were accepted, so a refusal of
+// any of them fails the replay (the sender hears 451 and tries again) rather
+// than delivering to some.
+func (t *Transaction) replay(eightBit func() bool) error {
+	if len(t.accepted) == 0 {
+		return errors.New("no recipient to send again")
+	}
+	if err := t.dial(); err != nil {
+		return err
+	}
+	// Until DATA begins on it the new session is not reused: a failure
+	// below leaves it in a transaction of recipients only some took.
+	t.reusable = false
+	if ok, _ := t.s.client.Extension("8BITMIME"); !ok && eightBit() {
+		return errors.New("the new session does not offer 8BITMIME")
+	}
+	mailErr, err := t.sendMail(t.accepted[0])
+	if mailErr != nil {
+		return mailErr
+	}
+	for _, to := range t.accepted[1:] {
+		if err != nil {
+			break
+		}
+		err = t.s.client.Rcpt(to.String(), nil)
+	}
+	return err
 }
 
 // writeBufferSize is the downstream client's write buffer: a message of
