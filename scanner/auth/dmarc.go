@@ -92,12 +92,17 @@ func (c *Check) lookupRecord(ctx context.Context, domain string) (*dmarc.Record,
 	multiple := false
 	lookup := &dmarc.LookupOptions{LookupTXT: func(name string) ([]string, error) {
 		txts, err := c.res.LookupTXT(ctx, name)
-		multiple = multipleDMARCRecords(txts)
-		lenient := make([]string, len(txts))
-		for i, txt := range txts {
-			lenient[i] = lenientRecord(txt)
+		records := dmarcRecords(txts)
+		if multiple = len(records) > 1; multiple {
+			return nil, err
 		}
-		return lenient, err
+		// Only that one record is repaired, tag by tag: the library skips
+		// every other string, repaired or not, and the sender's DNS
+		// chooses how many there are.
+		for i, txt := range records {
+			records[i] = lenientRecord(txt)
+		}
+		return records, err
 	}}
 	rec, err := dmarc.LookupWithOptions(domain, lookup)
 	if multiple {
@@ -136,22 +141,23 @@ func lenientRecord(txt string) string {
 
 const maxLenientTags = 32
 
-// multipleDMARCRecords reports whether more than one of txts is a DMARC
-// record (RFC 7489 6.6.3 step 2 discards the rest), by the library's own
-// test so that this and the record it picks agree. Most domains publish
-// one TXT string at _dmarc, which needs no test.
-func multipleDMARCRecords(txts []string) bool {
+// dmarcRecords returns the strings of txts the library reads as a DMARC
+// record (RFC 7489 6.6.3 step 2 discards the rest), by its own test so
+// that these and the record it picks agree; lenientRecord keeps every v=
+// tag, so it makes no other string one. Most domains publish one TXT
+// string at _dmarc, which needs no test.
+func dmarcRecords(txts []string) []string {
 	if len(txts) < 2 {
-		return false
+		return txts
 	}
-	n := 0
+	var records []string
 	for _, txt := range txts {
 		one := &dmarc.LookupOptions{LookupTXT: func(string) ([]string, error) { return []string{txt}, nil }}
 		if _, err := dmarc.LookupWithOptions("", one); !errors.Is(err, dmarc.ErrNoPolicy) {
-			n++
+			records = append(records, txt)
 		}
 	}
-	return n > 1
+	return records
 }
 
 // evaluateDMARC implements RFC 7489 section 6.6 over the author domains'
