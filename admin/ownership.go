@@ -34,6 +34,12 @@ var ErrEmailNotAvailable = errors.New("this email address is not available")
 // ErrBusy means too many on-demand checks run at once (HTTP 429).
 var ErrBusy = errors.New("too many verifications in progress, retry later")
 
+// ErrNoDNSAnswer is a check that read no proof because the domain's DNS
+// answered neither its TXT nor its MX lookup (HTTP 502). The name's
+// servers are its holder's, not ours, and what the lookups' errors say
+// of our resolver (its address) is not for the caller: the text is fixed.
+var ErrNoDNSAnswer = errors.New("the domain's DNS answered neither the TXT nor the MX lookup; check its name servers, then try again")
+
 // DNS is the lookup surface ownership checks need; dnsresolver's uncached
 // resolver and *net.Resolver provide it.
 type DNS interface {
@@ -182,7 +188,7 @@ func (ow *ownership) proven(ctx context.Context, d tenant.DomainRecord, mayUseMX
 		return false, nil
 	}
 	if txtErr != nil && mxErr != nil {
-		return false, fmt.Errorf("ownership: lookup %s: %w", d.Name, errors.Join(txtErr, mxErr))
+		return false, fmt.Errorf("ownership: lookup %s: %w: %w", d.Name, ErrNoDNSAnswer, errors.Join(txtErr, mxErr))
 	}
 	return false, nil
 }

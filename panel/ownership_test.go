@@ -126,3 +126,41 @@ func TestCheckNowBusy(t *testing.T) {
 		t.Fatalf("Check now while a check runs: %d\n%s", code, body)
 	}
 }
+
+// failingDNS answers every lookup with a server failure, naming the
+// resolver as the Go resolver's errors do.
+type failingDNS struct{}
+
+func (failingDNS) LookupTXT(_ context.Context, name string) ([]string, error) {
+	return nil, &net.DNSError{Err: "server misbehaving", Name: name, Server: "10.0.0.2:53", IsTemporary: true}
+}
+
+func (failingDNS) LookupMX(_ context.Context, name string) ([]*net.MX, error) {
+	return nil, &net.DNSError{Err: "server misbehaving", Name: name, Server: "10.0.0.2:53", IsTemporary: true}
+}
+
+// TestCheckNowWhenDNSFails: "Check now" for a name whose DNS answers
+// neither lookup said "Something went wrong on our side" (500), logged as
+// an error; the reseller's DNS failed, and the page says so (502),
+// without the resolver's address.
+func TestCheckNowWhenDNSFails(t *testing.T) {
+	f := newFixture(t, func(_ *store.Store, so *admin.ServiceOptions) { so.Ownership.DNS = failingDNS{} })
+	ctx := context.Background()
+	r, err := f.svc.CreateReseller(ctx, f.op, tenant.Reseller{Name: "alpha"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := f.svc.CreateCustomer(ctx, f.op, tenant.Customer{ResellerID: r.ID, Name: "alpha customer"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pa := admin.Principal{ResellerID: r.ID, Actor: "alpha"}
+	d, err := f.svc.CreateDomain(ctx, pa, tenant.DomainRecord{CustomerID: c.ID, Name: "broken.example", Route: "192.0.2.1:25"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, body := f.post(t, pa, "/panel/domains/"+itoa(d.ID)+"/verify")
+	if code != http.StatusBadGateway || !strings.Contains(body, "DNS") || strings.Contains(body, "10.0.0.2") {
+		t.Fatalf("Check now with failing DNS: %d\n%s", code, body)
+	}
+}

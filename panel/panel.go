@@ -561,6 +561,8 @@ func (p *Panel) fail(req *request, err error) {
 		// The customer's server, not the panel: the reseller can act on it.
 		p.log.Warn("panel: release failed", "path", req.r.URL.Path, "err", err)
 		code, msg = http.StatusBadGateway, err.Error()
+	case errors.Is(err, admin.ErrNoDNSAnswer):
+		code, msg = http.StatusBadGateway, "The domain's DNS answered neither the TXT nor the MX lookup. Check its name servers, then try again."
 	case errors.Is(err, tenant.ErrUnavailable):
 		p.log.Warn("panel: tenant store unavailable", "path", req.r.URL.Path, "err", err)
 		code, msg = http.StatusServiceUnavailable, "The database is unavailable; mail keeps flowing, but changes cannot be saved now. Try again in a moment."

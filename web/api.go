@@ -286,6 +286,8 @@ func (a *AdminAPI) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, quarantine.ErrDelivery):
 		a.log.Warn("admin API: release failed", "path", r.URL.Path, "err", err)
 		code, body = http.StatusBadGateway, apiError{Error: err.Error()}
+	case errors.Is(err, admin.ErrNoDNSAnswer):
+		code, body = http.StatusBadGateway, apiError{Error: admin.ErrNoDNSAnswer.Error()}
 	case errors.Is(err, quarantine.ErrNotHeld):
 		code, body = http.StatusConflict, apiError{Error: "the message is no longer held: released or deleted already"}
 	case errors.Is(err, admin.ErrBusy), errors.Is(err, quarantine.ErrBusy):

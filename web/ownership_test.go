@@ -779,3 +779,25 @@ func TestAPIMXProvesNoNameBesideAnotherResellersDomain(t *testing.T) {
 		}
 	}
 }
+
+// TestAPIVerifyWhenDNSFails: "Check now" for a name whose DNS answers
+// neither the TXT nor the MX lookup (its servers fail, SERVFAIL) was
+// answered 500 "internal error" and logged as one of ours; it is the
+// reseller's DNS, so 502 says so, without the resolver's address, and the
+// domain stays pending.
+func TestAPIVerifyWhenDNSFails(t *testing.T) {
+	f := newAPIFixture(t)
+	_, d, body := f.createAs("own", "broken.example", f.custA.ID)
+	if d.Status != tenant.StatusPending {
+		t.Fatalf("create %s, want pending", body)
+	}
+	f.dns.ServFail("broken.example")
+	code, out := f.do("own", "POST", fmt.Sprintf("/api/v1/domains/%d/verify", d.ID), nil)
+	host, _, _ := strings.Cut(f.dns.Addr, ":")
+	if code != 502 || !strings.Contains(string(out), "DNS") || strings.Contains(string(out), host) {
+		t.Fatalf("verify = %d %s, want 502 naming DNS and not the resolver", code, out)
+	}
+	if code, out := f.do("own", "GET", fmt.Sprintf("/api/v1/domains/%d", d.ID), nil); code != 200 || !strings.Contains(string(out), `"pending"`) {
+		t.Fatalf("GET = %d %s, want it pending", code, out)
+	}
+}
