@@ -313,6 +313,7 @@ func lookup[T any](ctx context.Context, c *Cached, kind, key string, fn func(con
 		c.fastFails.Inc()
 		return stale(unreachableError(nameOf(key)))
 	}
+	keep := ctx.Value(passingKey{}) == nil
 	ch := c.flight.DoChan(key, func() (any, error) {
 		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.timeout)
 		defer cancel()
@@ -328,6 +329,7 @@ func lookup[T any](ctx context.Context, c *Cached, kind, key string, fn func(con
 		c.lookups.WithLabelValues(kind, resultLabel(derr)).Inc()
 		c.reach.done(derr)
 		switch {
+		case !keep:
 		case derr == nil:
 			if answerBytes(v) <= maxCachedAnswer {
 				c.put(key, v, nil, c.ttl)
@@ -378,6 +380,18 @@ type cacheOnlyKey struct{}
 // the lookups.
 func CacheOnly(ctx context.Context, p *CacheProbe) context.Context {
 	return context.WithValue(ctx, cacheOnlyKey{}, p)
+}
+
+type passingKey struct{}
+
+// Passing returns a context under which a Cached resolver keeps no answer
+// it looks up (it still answers from its cache), for a name asked once in
+// passing. A route being set is checked through the route names' cache,
+// as the relay will reach it; kept there, the names a reseller sets (20
+// changes a second) evicted the other customers' routes, whose last
+// answers keep their mail flowing while DNS gives none.
+func Passing(ctx context.Context) context.Context {
+	return context.WithValue(ctx, passingKey{}, true)
 }
 
 // maxStale is how long past its expiry an answer may still be served

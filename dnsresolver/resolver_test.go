@@ -461,6 +461,39 @@ func TestRoutesKeepTheirOwnCache(t *testing.T) {
 	}
 }
 
+// TestPassingLookupsKeepNothing: under Passing, a lookup is answered from
+// the cache when it can be, and what it looks up, found or not, takes
+// no place there.
+func TestPassingLookupsKeepNothing(t *testing.T) {
+	srv := dnstest.Start(t)
+	srv.AddA("mail.customer.example", "192.0.2.25")
+	srv.AddA("set.example", "192.0.2.26")
+	routes := newTest(t, srv, nil).Routes()
+	ctx := context.Background()
+	if _, err := routes.LookupNetIP(ctx, "ip", "mail.customer.example"); err != nil {
+		t.Fatal(err)
+	}
+	passing := Passing(ctx)
+	for range 2 {
+		if ips, err := routes.LookupNetIP(passing, "ip", "mail.customer.example"); err != nil || fmt.Sprint(ips) != "[192.0.2.25]" {
+			t.Fatalf("cached name in passing = %v, %v", ips, err)
+		}
+		if ips, err := routes.LookupNetIP(passing, "ip", "set.example"); err != nil || fmt.Sprint(ips) != "[192.0.2.26]" {
+			t.Fatalf("new name in passing = %v, %v", ips, err)
+		}
+		_, _ = routes.LookupNetIP(passing, "ip", "missing.example")
+	}
+	if n := srv.Queries("mail.customer.example."); n != 2 { // A and AAAA, once
+		t.Errorf("the cached name was asked %d times, want 2", n)
+	}
+	if n := srv.Queries("set.example."); n != 4 {
+		t.Errorf("a name looked up in passing was asked %d times, want 4: it was kept", n)
+	}
+	if n := len(routes.items); n != 1 {
+		t.Errorf("the cache holds %d answers, want 1", n)
+	}
+}
+
 // askedNames records the names a Fresh resolver asks.
 type askedNames []string
 

@@ -480,7 +480,9 @@ func (b *builder) mountAdmin(context.Context) error {
 		Activity:   b.store,
 		Messages:   b.store,
 		Quarantine: b.quarantine,
-		CheckRoute: b.guard.CheckRoute,
+		CheckRoute: func(ctx context.Context, route string) error {
+			return b.guard.CheckRoute(dnsresolver.Passing(ctx), route)
+		},
 		Ownership: admin.OwnershipOptions{
 			DNS:             dnsresolver.Uncached(b.cfg.DNS),
 			MXHosts:         b.cfg.Cluster.MXHosts,
