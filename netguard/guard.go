@@ -35,15 +35,20 @@ type RefusedError struct {
 	Class  Class
 }
 
+// Error names the address only when the route does: the address a name
+// resolves to is our resolver's answer, which knows the operator's
+// internal zones (split-horizon DNS, Kubernetes service names), and the
+// text reaches the tenant (the API's 400, the panel's route test). Addr
+// is for the operator's log.
 func (e *RefusedError) Error() string {
 	if e.Class == Cluster {
 		if e.Target.Host != "" {
-			return fmt.Sprintf("%s resolves to %s, an address of this cluster's nodes; routes may not lead to them", e.Target.Host, e.Addr)
+			return fmt.Sprintf("%s resolves to an address of this cluster's nodes; routes may not lead to them", e.Target.Host)
 		}
 		return fmt.Sprintf("%s is an address of this cluster's nodes; routes may not lead to them", e.Addr)
 	}
 	if e.Target.Host != "" {
-		return fmt.Sprintf("%s resolves to %s, a %s address; routes to %s networks are not allowed", e.Target.Host, e.Addr, e.Class, e.Class)
+		return fmt.Sprintf("%s resolves to a %s address; routes to %s networks are not allowed", e.Target.Host, e.Class, e.Class)
 	}
 	return fmt.Sprintf("%s is a %s address; routes to %s networks are not allowed", e.Addr, e.Class, e.Class)
 }
@@ -59,7 +64,11 @@ type LoopError struct {
 	DetectedBy string
 }
 
+// Error names the address only when the route does, as RefusedError's.
 func (e *LoopError) Error() string {
+	if e.Target.Host != "" {
+		return fmt.Sprintf("%s leads to this cluster's own SMTP service (detected by %s)", e.Target, e.DetectedBy)
+	}
 	return fmt.Sprintf("%s leads to %s, this cluster's own SMTP service (detected by %s)", e.Target, e.Addr, e.DetectedBy)
 }
 

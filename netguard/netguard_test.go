@@ -252,6 +252,40 @@ func TestCheckRoute(t *testing.T) {
 	}
 }
 
+// TestRefusalOfANameHidesItsAddress: a route name is refused naming the
+// class of what it resolves to, not the address. The node's resolver
+// answers the names of the operator's internal zones (split-horizon DNS,
+// Kubernetes service names) too, and a reseller setting one as a route
+// read the internal address in the API's 400 and in the panel's route
+// test. An address the route names itself is the tenant's own input.
+func TestRefusalOfANameHidesItsAddress(t *testing.T) {
+	dns := dnstest.Start(t)
+	dns.AddA("db.internal.example.", "10.1.2.3")
+	dns.AddA("node2.internal.example.", "192.0.2.77")
+	g := New(resolver(dns.Addr), nil)
+	g.SetSelf(netip.MustParseAddrPort("192.0.2.10:25"))
+	g.SetMembers(func() []netip.Addr { return []netip.Addr{netip.MustParseAddr("192.0.2.77")} })
+	for _, tc := range []struct {
+		route, class string
+		want         error
+	}{
+		{"db.internal.example:25", "private", ErrRefused},
+		{"node2.internal.example:5432", "cluster's nodes", ErrRefused},
+		{"node2.internal.example:25", "own SMTP service", ErrLoop},
+	} {
+		_, err := g.Check(context.Background(), tc.route, false)
+		if !errors.Is(err, tc.want) || !strings.Contains(err.Error(), tc.class) {
+			t.Errorf("%s: %v, want %v naming %q", tc.route, err, tc.want, tc.class)
+		}
+		if err != nil && (strings.Contains(err.Error(), "10.1.2.3") || strings.Contains(err.Error(), "192.0.2.77")) {
+			t.Errorf("%s: %q names the address", tc.route, err)
+		}
+	}
+	if _, err := g.Check(context.Background(), "10.1.2.3:25", false); err == nil || !strings.Contains(err.Error(), "10.1.2.3") {
+		t.Errorf("an address route: %v, want it named", err)
+	}
+}
+
 // TestIsMemberHostname: a member's name matches as servers write it (any
 // case, a trailing dot); localhost, the name a node without one falls back
 // to, matches nothing, since customers' servers greet with it too.
