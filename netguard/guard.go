@@ -243,7 +243,7 @@ func (g *Guard) resolve(ctx context.Context, t Target) ([]netip.Addr, error) {
 	}
 	ips, err := g.res.LookupNetIP(ctx, "ip", t.Host)
 	if err != nil {
-		return nil, fmt.Errorf("%w %s: %w", ErrUnresolved, t.Host, err)
+		return nil, &unresolvedError{host: t.Host, err: err}
 	}
 	if len(ips) == 0 {
 		return nil, fmt.Errorf("%w %s: no addresses", ErrUnresolved, t.Host)
@@ -253,6 +253,27 @@ func (g *Guard) resolve(ctx context.Context, t Target) ([]netip.Addr, error) {
 	}
 	return ips, nil
 }
+
+// unresolvedError is a route's name that did not resolve: it says what
+// DNS said of the name, not which server said it, as a *net.DNSError's
+// text does ("lookup x on 10.0.0.2:53: no such host"). It reaches the
+// tenant (the panel's route test, a release's 502), and the node's
+// resolver is not theirs to know. It wraps ErrUnresolved and err.
+type unresolvedError struct {
+	host string
+	err  error
+}
+
+func (e *unresolvedError) Error() string {
+	why := e.err.Error()
+	var de *net.DNSError
+	if errors.As(e.err, &de) {
+		why = de.Err
+	}
+	return fmt.Sprintf("%s %s: %s", ErrUnresolved, e.host, why)
+}
+
+func (e *unresolvedError) Unwrap() []error { return []error{ErrUnresolved, e.err} }
 
 // classify is Classify, with an address of this host or of a cluster
 // member as Cluster, whatever network it is in: a node's private address

@@ -286,6 +286,24 @@ func TestRefusalOfANameHidesItsAddress(t *testing.T) {
 	}
 }
 
+// TestUnresolvedNameHidesTheResolver: a name that does not resolve is
+// refused with what DNS said of it, not the DNS error's text, which names
+// the node's resolver ("lookup x on 10.0.0.2:53: no such host") and
+// reached tenants in the panel's route test and a release's 502; the
+// DNS error stays wrapped for whoever classifies it.
+func TestUnresolvedNameHidesTheResolver(t *testing.T) {
+	dns := dnstest.Start(t)
+	g := New(resolver(dns.Addr), nil)
+	_, err := g.Check(context.Background(), "nx.example:25", false)
+	var de *net.DNSError
+	if !errors.Is(err, ErrUnresolved) || !errors.As(err, &de) || !de.IsNotFound {
+		t.Fatalf("Check = %v, want ErrUnresolved wrapping a not-found DNS error", err)
+	}
+	if msg := err.Error(); msg != "cannot resolve nx.example: no such host" {
+		t.Errorf("error %q, want it without the server (%s)", msg, de.Server)
+	}
+}
+
 // TestIsMemberHostname: a member's name matches as servers write it (any
 // case, a trailing dot); localhost, the name a node without one falls back
 // to, matches nothing, since customers' servers greet with it too.

@@ -11,7 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/mxgrid/mxgrid/admin"
+	"github.com/mxgrid/mxgrid/dnsresolver"
 	"github.com/mxgrid/mxgrid/dnsresolver/dnstest"
 	"github.com/mxgrid/mxgrid/internal/smtptest"
 	"github.com/mxgrid/mxgrid/netguard"
@@ -305,5 +308,24 @@ func TestRouteTestCoversRecipientRules(t *testing.T) {
 	}
 	if !strings.Contains(body, "3 more servers of recipient rules not tested") {
 		t.Errorf("the servers left untested are not said:\n%s", body)
+	}
+}
+
+// TestRouteTestHidesTheResolver: a route whose name does not resolve was
+// shown as the DNS error reads, "lookup nx.test. on 10.0.0.2:53: no such
+// host": the node's resolver's address, which nothing else shows a tenant
+// (Authentication-Results drop it too). The panel names the host and
+// what DNS said of it.
+func TestRouteTestHidesTheResolver(t *testing.T) {
+	dns := dnstest.Start(t)
+	cfg := dnsresolver.DefaultConfig()
+	cfg.Server = dns.Addr
+	uf := newUserFixture(t)
+	uf.withGuard(t, netguard.New(dnsresolver.New(cfg, prometheus.NewRegistry()).Routes(), nil))
+	a := uf.client(t).as(uf.fixture, uf.aUser)
+	rec := a.post(fmt.Sprintf("/panel/domains/%d/test-route", uf.domainRoutedTo(t, "nx.test:25")))
+	host, _, _ := net.SplitHostPort(dns.Addr)
+	if body := rec.Body.String(); rec.Code != 200 || !strings.Contains(body, "nx.test") || !strings.Contains(body, "no such host") || strings.Contains(body, host) {
+		t.Errorf("test of an unresolvable route: %d\n%s", rec.Code, body)
 	}
 }
