@@ -390,7 +390,7 @@ if [ "${#pkgs[@]}" -eq 0 ]; then pkgs=(./...); fi
 # such a module (./third_party/go-smtp/...), vets, tests and fuzzes it in its
 # own directory. main_pkgs are the selected packages of the main module, mods
 # the selected nested modules.
-nested_modules=(third_party/go-smtp third_party/go-message)
+nested_modules=(third_party/go-smtp third_party/go-message third_party/go-msgauth)
 # Vet checks a nested module's upstream code does not pass: go-message's
 # Entity.WriteTo predates io.WriterTo (its signature is its API), and its
 # tests build net/mail.Address unkeyed. Our patches there are vetted by
