@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"golang.org/x/net/html"
@@ -23,9 +24,13 @@ type HTMLInfo struct {
 	// Hidden is text a reader cannot see: display:none, visibility:hidden,
 	// zero-size fonts, white on white. Spammers hide random words there to
 	// poison statistical filters.
-	Hidden       string
-	Tags         int
-	Images       int
+	Hidden string
+	Tags   int
+	Images int
+	// Decorations are the images whose width or height attribute or
+	// style makes them too small to carry a message's words: logos,
+	// icons, spacers, tracking pixels.
+	Decorations  int
 	Links        int
 	Forms        int
 	Scripts      int
@@ -183,7 +188,7 @@ func (x *htmlExtractor) extract(src []byte) {
 			if a == 0 {
 				fr.name = string(name)
 			}
-			var href, src, style, color, bg, action string
+			var href, src, style, color, bg, action, width, height string
 			for hasAttr {
 				var k, v []byte
 				k, v, hasAttr = z.TagAttr()
@@ -198,6 +203,10 @@ func (x *htmlExtractor) extract(src []byte) {
 					}
 				case "src":
 					src = string(v)
+				case "width":
+					width = string(v)
+				case "height":
+					height = string(v)
 				case "style":
 					style = string(v)
 				case "color":
@@ -231,6 +240,9 @@ func (x *htmlExtractor) extract(src []byte) {
 				}
 			case atom.Img:
 				x.info.Images++
+				if decoration(width, height, style) {
+					x.info.Decorations++
+				}
 				if src != "" {
 					x.addURL(src, true)
 				}
@@ -346,6 +358,39 @@ func applyStyle(fr *htmlFrame, style, color, bg string) {
 	if color != "" {
 		fr.fgWhite = isWhite(strings.ToLower(strings.TrimSpace(color)))
 	}
+}
+
+// Below these sizes an image cannot hold a line of readable words beside
+// another: a sales pitch drawn as a picture needs more room than a logo.
+const (
+	minWordsImageWidth  = 200
+	minWordsImageHeight = 50
+)
+
+// decoration: an image declared, in its width or height attribute or in
+// its style, smaller than a picture of words can be.
+func decoration(width, height, style string) bool {
+	s := strings.ToLower(strings.ReplaceAll(style, " ", ""))
+	small := func(attr, prop string, lim int) bool {
+		if n, ok := pixels(attr); ok && n < lim {
+			return true
+		}
+		v, ok := cssValue(";"+s, ";"+prop+":")
+		if !ok {
+			return false
+		}
+		n, ok := pixels(v)
+		return ok && n < lim
+	}
+	return small(width, "width", minWordsImageWidth) || small(height, "height", minWordsImageHeight)
+}
+
+// pixels reads a length in CSS pixels ("120", "120px"); percentages,
+// other units and garbage are not a declared size.
+func pixels(v string) (int, bool) {
+	v = strings.TrimSuffix(strings.TrimSpace(strings.ToLower(v)), "px")
+	n, err := strconv.Atoi(v)
+	return n, err == nil && n >= 0
 }
 
 func cssValue(s, key string) (string, bool) {

@@ -167,7 +167,9 @@ func attachRisk(f *findings, _ *scanner.Envelope, m *scanner.Message) {
 			f.hit(AttachArchivePass, w)
 		}
 	}
-	if m.HTML.Images > 0 && len(strings.TrimSpace(m.HTML.Text)) < 100 && len(strings.TrimSpace(m.Text)) < 100 {
+	// As for HTML_IMAGE_ONLY, a logo or a tracking pixel is not the
+	// picture the words are in.
+	if m.HTML.Images > m.HTML.Decorations && len(strings.TrimSpace(m.HTML.Text)) < 100 && len(strings.TrimSpace(m.Text)) < 100 {
 		domains := map[string]bool{}
 		for _, u := range m.URLs {
 			if !u.Image && !u.InFile { // the mail's own links

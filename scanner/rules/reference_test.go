@@ -189,7 +189,7 @@ func bodyReference(f *findings, m *scanner.Message) {
 	if words >= 20 {
 		f.hit(HTMLHiddenText, "")
 	}
-	if h.Images > 0 && len(strings.TrimSpace(h.Text))+len(strings.TrimSpace(m.Text)) < 200 && slices.ContainsFunc(m.URLs, func(u scanner.URL) bool { return !u.Image }) {
+	if h.Images > h.Decorations && len(strings.TrimSpace(h.Text))+len(strings.TrimSpace(m.Text)) < 200 && slices.ContainsFunc(m.URLs, func(u scanner.URL) bool { return !u.Image }) {
 		f.hit(HTMLImageOnly, "")
 	}
 	if h.Scripts > 0 {

@@ -513,8 +513,9 @@ func body(f *findings, m *scanner.Message) {
 	}
 	// The words are in the picture and the picture sells something, so
 	// there is somewhere to click. A picture with a line and nothing to
-	// click is a person sharing a photo ("Here it is!" from a phone).
-	if h.Images > 0 && len(strings.TrimSpace(h.Text))+len(strings.TrimSpace(m.Text)) < 200 && hasLink(m) {
+	// click is a person sharing a photo ("Here it is!" from a phone). A
+	// logo above a two-line shipping notice is no picture of words.
+	if h.Images > h.Decorations && len(strings.TrimSpace(h.Text))+len(strings.TrimSpace(m.Text)) < 200 && hasLink(m) {
 		f.hit(HTMLImageOnly, "")
 	}
 	if h.Scripts > 0 {

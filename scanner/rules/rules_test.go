@@ -77,6 +77,13 @@ func TestRules(t *testing.T) {
 		// out of the inbox preview.
 		{"preheader padding", scanner.Envelope{}, okHeaders + "Content-Type: text/html; charset=utf-8\n\n<div style=\"display:none\">Free bag of apples with every box" + strings.Repeat("&#847;&zwnj;&nbsp;", 60) + "</div><p>" + strings.Repeat("visible ", 50) + "</p>\n", nil},
 		{"image only", scanner.Envelope{}, okHeaders + "Content-Type: text/html\n\n<a href=\"http://shop.example.com/\"><img src=\"http://shop.example.com/offer.gif\"></a>\n", []string{HTMLImageOnly, ImageSingleLink}},
+		// A shop's shipping notice: its logo, declared small, above two
+		// lines and a tracking link. The words are in the text.
+		{"logo above a short notice", scanner.Envelope{}, okHeaders + "Content-Type: text/html\n\n<img src=\"https://cdn.shop.example/logo.png\" width=\"120\" alt=\"Shop\"><p>Your order 1234 ships tomorrow.</p><a href=\"https://shop.example/track\">Track it</a><img src=\"https://t.shop.example/o.gif\" style=\"width:1px;height:1px\">\n", nil},
+		// The same notice drawn as a banner: declared wide and tall, the
+		// words are in the picture.
+		{"banner above a short notice", scanner.Envelope{}, okHeaders + "Content-Type: text/html\n\n<img src=\"https://cdn.shop.example/offer.png\" width=\"600\" height=\"400\"><p>Your order 1234 ships tomorrow.</p><a href=\"https://shop.example/track\">Track it</a>\n", []string{HTMLImageOnly, ImageSingleLink}},
+		{"image sized in percent", scanner.Envelope{}, okHeaders + "Content-Type: text/html\n\n<img src=\"https://cdn.shop.example/offer.png\" width=\"100%\"><a href=\"https://shop.example/\">Shop</a>\n", []string{HTMLImageOnly, ImageSingleLink}},
 		// A phone's photo with a line: nothing to click, nothing sold.
 		{"photo with a line", scanner.Envelope{}, okHeaders + "MIME-Version: 1.0\nContent-Type: multipart/related; boundary=r\n\n--r\nContent-Type: text/html\n\n<html><body>Here it is!<br><img src=\"cid:IMG_1234@apple\"></body></html>\n--r\nContent-Type: image/jpeg\nContent-ID: <IMG_1234@apple>\nContent-Transfer-Encoding: base64\n\n/9j/4AAQ\n--r--\n", nil},
 		{"script and form", scanner.Envelope{}, okHeaders + "Content-Type: text/html\n\n<p>" + strings.Repeat("text ", 60) + "</p><form action=\"http://x.example.com/\"></form><script>x()</script>\n", []string{HTMLScript, HTMLForm, FormForeignPost}},
