@@ -41,6 +41,10 @@ func linkRisk(f *findings, env *scanner.Envelope, m *scanner.Message) {
 			}
 		}
 	}
+	fromOrg := ""
+	if _, d, ok := strings.Cut(m.FromAddr, "@"); ok {
+		fromOrg = orgDomain(d)
+	}
 	seen := make(map[string]bool, 8)
 	judge := func(u scanner.URL) {
 		if u.Image || u.Host == "" || seen[u.Host] {
@@ -53,7 +57,12 @@ func linkRisk(f *findings, env *scanner.Envelope, m *scanner.Message) {
 		switch {
 		case shorteners.has(u.Host):
 			f.hit(URLShortener, u.Host)
-		case freeHosting.has(u.Host):
+		case freeHosting.has(u.Host) && orgDomain(u.Host) != fromOrg:
+			// A site on a free host is the sender's own when the mail
+			// comes from it: an app's sign-in mail from
+			// noreply@app.firebaseapp.com linking app.firebaseapp.com.
+			// Each site there is its own registrable domain (the public
+			// suffix list says so), so no other site's mail matches.
 			f.hit(URLFreeHosting, u.Host)
 		}
 		if !u.IP && abusedTLD(u.Host) {
@@ -79,10 +88,6 @@ func linkRisk(f *findings, env *scanner.Envelope, m *scanner.Message) {
 	if len(m.HTML.FormActions) == 0 {
 		// Most mail has no form: no need to look up the From's org.
 		return
-	}
-	fromOrg := ""
-	if _, d, ok := strings.Cut(m.FromAddr, "@"); ok {
-		fromOrg = orgDomain(d)
 	}
 	for _, action := range m.HTML.FormActions {
 		if foreignAction(action, fromOrg) {

@@ -657,6 +657,30 @@ func TestHostListLooksUpBoundedSuffixes(t *testing.T) {
 // password notice; what tells them apart is where the link goes. Home, to
 // the sender's own organisation, is no phish, unless home is an
 // impostor's domain, which phishers send from and host on alike.
+// TestFreeHostIsHomeToItsOwnSite: a site on a free host mailing its own
+// users (an app's sign-in link from Firebase Auth's default sender) links
+// home; a link to the same host from anyone else, or to another site on
+// it, is still a page anyone could have put up.
+func TestFreeHostIsHomeToItsOwnSite(t *testing.T) {
+	const body = "Date: Tue, 14 Oct 2025 09:12:44 +0000\nMessage-ID: <p.1@example.org>\nSubject: Reset your password\n" +
+		"MIME-Version: 1.0\nContent-Type: text/html; charset=utf-8\n\n<p>Follow this link to reset your password.</p>"
+	for _, tc := range []struct {
+		name, from, link string
+		want             bool
+	}{
+		{"the app's own site", "noreply@acme-tasks.firebaseapp.com", "https://acme-tasks.firebaseapp.com/__/auth/action?mode=resetPassword", false},
+		{"another app on the same host", "noreply@acme-tasks.firebaseapp.com", "https://acme-login.firebaseapp.com/", true},
+		{"the host from a company", "IT <it@acme-corp.example>", "https://acme-tasks.firebaseapp.com/", true},
+		{"a page below a listed host", "Sites <sites@example.org>", "https://sites.google.com/view/acme-login", true},
+	} {
+		raw := "From: " + tc.from + "\n" + strings.Replace(body, "</p>", " <a href=\""+tc.link+"\">Reset</a></p>", 1)
+		got := run(t, nil, msg(raw), nil)
+		if _, fired := got[URLFreeHosting]; fired != tc.want {
+			t.Errorf("%s: %s fired %v, want %v (%v)", tc.name, URLFreeHosting, fired, tc.want, got)
+		}
+	}
+}
+
 func TestPhishActionLinksLeaveTheSender(t *testing.T) {
 	const body = "Date: Tue, 14 Oct 2025 09:12:44 +0000\nMessage-ID: <p.1@example.org>\nSubject: Security alert\n" +
 		"MIME-Version: 1.0\nContent-Type: text/html; charset=utf-8\n\n" +
