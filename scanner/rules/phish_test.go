@@ -88,6 +88,8 @@ func TestPhishingFixtures(t *testing.T) {
 		"en-qr-mfa":                   {TextUrgency, TextCredentials, TextPhishAction},
 		"en-pharmacy-no-prescription": {TextPharma},
 		"es-farmacia-sin-receta":      {TextPharma},
+		"ja-card-riyou":               {TextUrgency, TextCredentials, TextPhishAction},
+		"zh-icbc-dongjie":             {FromAbusedTLD, URLAbusedTLD, TextUrgency, TextCredentials, TextPhishAction},
 	}
 	files, _ := filepath.Glob(filepath.Join(realworld, "phish", "*.eml"))
 	if len(files) != len(tests) {
@@ -424,7 +426,14 @@ func TestFoldAndPhrases(t *testing.T) {
 			t.Errorf("fold(%q) = %q, want %q", in, got, want)
 		}
 	}
+	// Chinese and Japanese put no spaces between words: each character
+	// is one, so a phrase is found inside a run of them.
+	if got := fold("24時間以内にご確認ください", 0); got != "24 時 間 以 内 に ご 確 認 く だ さ い" {
+		t.Errorf("fold = %q", got)
+	}
 	for _, tt := range []struct{ text, want string }{
+		{"24時間以内にご本人確認をお願いいたします", "24 時 間 以 内"},
+		{"系统检测到您的账户存在异常登录", "账 户 存 在 异 常"},
 		{"Sua conta será bloqueada amanhã", "sua conta sera bloqueada"},
 		{"Bitte bestätigen Sie Ihre Daten.", ""}, // a credential phrase, not urgency
 		{"Ihr Konto wurde gesperrt", "ihr konto wurde gesperrt"},

@@ -163,7 +163,8 @@ func foldWords(s string, _ int) []string { return strings.Fields(fold(s, 0)) }
 // fold lower-cases s, strips accents from Latin letters and turns every
 // run of other characters (punctuation, apostrophes, hyphens, spaces) into
 // one space, so phrases match as whole words: "Última notificação!" ->
-// "ultima notificacao". At most limit bytes of s are read (0: all).
+// "ultima notificacao". Each Chinese or Japanese character is a word of
+// its own (see unspacedScript). At most limit bytes of s are read (0: all).
 func fold(s string, limit int) string { return foldParts(limit, s) }
 
 // foldParts folds the parts as if joined by spaces, reading at most limit
@@ -238,6 +239,12 @@ func appendFold(dst []byte, limit int, parts ...string) []byte {
 			r, size := utf8.DecodeRuneInString(s[i:])
 			i += size
 			switch {
+			case unspacedScript(r):
+				if !space {
+					b = append(b, ' ')
+				}
+				b = append(utf8.AppendRune(b, r), ' ')
+				space = true
 			case unicode.IsLetter(r) || unicode.IsDigit(r):
 				if base, ok := latinBase[r]; ok {
 					b = append(b, base...)
@@ -259,6 +266,15 @@ func appendFold(dst []byte, limit int, parts ...string) []byte {
 		b = b[:len(b)-1]
 	}
 	return b
+}
+
+// unspacedScript: r is written without spaces between words (Chinese,
+// Japanese kana and kanji), so fold makes each character a word of its
+// own, in a list's phrase and in the text alike: "24時間以内に" holds the
+// phrase "24時間以内" as "24 時 間 以 内" followed by "に", where read as
+// one word it could match no phrase at all.
+func unspacedScript(r rune) bool {
+	return unicode.In(r, unicode.Han, unicode.Hiragana, unicode.Katakana)
 }
 
 // fold8s folds s into dst eight bytes at a time as appendFold's byte

@@ -48,6 +48,12 @@ func foldPartsReference(limit int, parts ...string) string {
 			case r < utf8.RuneSelf && r >= 'A' && r <= 'Z':
 				b = append(b, byte(r+'a'-'A'))
 				space = false
+			case unicode.In(r, unicode.Han, unicode.Hiragana, unicode.Katakana):
+				if !space {
+					b = append(b, ' ')
+				}
+				b = append(utf8.AppendRune(b, r), ' ')
+				space = true
 			case r >= utf8.RuneSelf && (unicode.IsLetter(r) || unicode.IsDigit(r)):
 				if base, ok := latinBase[r]; ok {
 					b = append(b, base...)

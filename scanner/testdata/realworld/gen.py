@@ -178,3 +178,11 @@ msg(A, "en-pharmacy-repeat", '"Boots Online Doctor" <noreply@boots.com>', "Your 
 # (the link itself relative), the trigger word split by an inline tag.
 msg(P, "en-m365-basestriker", '"Micro\u200bsoft 365" <it-notices@mailer-hub.net>', "Password expires today - action required",
  '<html><head><base href="https://login-microsoftonline.verify-acct.com/"></head><body><p>Your pass<span>word</span> for ana.silva@example.com expires today.</p><p>To keep using your current password, <a href="keep">confirm your pass<span>word</span></a> now. Failure to comply will result in your account being locked.</p><p>Microsoft account team</p></body></html>', html=True)
+# Chinese and Japanese phish and a Japanese notice: their phrases are
+# matched character by character (no spaces between words).
+msg(P, "ja-card-riyou", '"三井住友カード" <info@smbc-card-security.xyz>', "【重要】ご利用確認のお願い",
+ "三井住友カードをご利用いただきありがとうございます。\n\nお客様のカードに不正利用の可能性があるため、ご利用を一時停止しております。\n24時間以内に下記URLよりご本人確認をお願いいたします。\n\nhttps://smbc-card-check.xyz/login\n\n期限内にご確認いただけない場合、カードのご利用を制限させていただきます。", mid="<smbc.20251014@smbc-card-security.xyz>")
+msg(P, "zh-icbc-dongjie", '"中国工商银行" <service@icbc-secure-cn.top>', "您的账户存在异常",
+ "尊敬的客户：\n\n系统检测到您的账户存在异常登录，账户已被临时冻结。请在24小时内点击以下链接验证您的身份，否则账户将被永久停用。\n\nhttp://icbc-verify.top/login\n\n中国工商银行", mid="<icbc.20251014@icbc-secure-cn.top>")
+msg(A, "ja-login-notice", '"メルカリ" <no-reply@mercari.jp>', "新しい端末からのログインがありました",
+ "いつもメルカリをご利用いただきありがとうございます。\n\n新しい端末からログインがありました。\n日時：2025年10月14日 18:12\n端末：iPhone\n\nお心当たりがない場合は、パスワードを変更してください。\nhttps://jp.mercari.com/mypage/settings\n\nメルカリ事務局", mid="<login.20251014@mercari.jp>")
