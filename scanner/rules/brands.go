@@ -101,6 +101,8 @@ type brandIndex struct {
 	// of 5 letters or more by length, for the misspelling test.
 	keys  map[string]*brand
 	byLen [maxKeyLen + 1][]brandKey
+	// longest is the length of the longest listed domain (ownedBelow).
+	longest int
 }
 
 // brandKey is a key with the classes of characters it holds (charClasses).
@@ -156,6 +158,7 @@ func parseBrands(list string) *brandIndex {
 			}
 			b.domains[d] = true
 			idx.owner[d] = b
+			idx.longest = max(idx.longest, len(d))
 			// ICANN's suffixes only: below a private one (github.io)
 			// anyone registers, and an unknown name is its own
 			// "suffix" by the list's default rule.
@@ -558,9 +561,35 @@ func absInt(x int) int {
 func orgDomain(host string) string {
 	host = strings.TrimSuffix(strings.ToLower(host), ".")
 	if d, err := publicsuffix.EffectiveTLDPlusOne(host); err == nil {
+		if len(host) > len(d) && brands.owner[d] == nil {
+			if own := brands.ownedBelow(host, d); own != "" {
+				return own
+			}
+		}
 		return d
 	}
 	return host
+}
+
+// ownedBelow returns the listed brand domain that host is, or is under,
+// below org, or "". Some countries register companies at a second level
+// the public suffix list does not name (amazon.com.be under com.be): its
+// "registrable domain" is then the registry's, and the brand's own
+// domain is the organisation. Only suffixes no longer than the longest
+// listed domain are looked up, so a host of a million labels costs one
+// pass over it.
+func (idx *brandIndex) ownedBelow(host, org string) string {
+	for rest := host; len(rest) > len(org); {
+		if len(rest) <= idx.longest && idx.owner[rest] != nil {
+			return rest
+		}
+		i := strings.IndexByte(rest, '.')
+		if i < 0 {
+			break
+		}
+		rest = rest[i+1:]
+	}
+	return ""
 }
 
 func firstLabel(domain string) string {

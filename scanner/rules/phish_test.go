@@ -144,6 +144,13 @@ func TestLookalike(t *testing.T) {
 		{"docusing.com", "docusign"},
 		{"arnazon.com", "amazon"},
 		{"amazon.com.mx", ""}, // a brand's own country site, not in the list: no claim either way
+		// Below a second level the public suffix list does not know
+		// (com.be): the brand's listed domain is its own, a label
+		// below someone else's is not.
+		{"amazon.com.be", ""},
+		{"www.amazon.com.be", ""},
+		{"amazon.login.com.be", "amazon"},
+		{"amazon.com.be.verify-id.com", "amazon"},
 		{"microsoft-365-storage.netlify.app", "microsoft"},
 		{"xn--pypal-4ve.com", "paypal"}, // pаypal with a Cyrillic а
 		{"xn--80ak6aa92e.com", "apple"}, // аррӏе, all Cyrillic, with a palochka for the l
@@ -313,6 +320,7 @@ func TestBrandOwnsItsDomains(t *testing.T) {
 		{"paypal", "paypal-secure.com", false},
 		{"paypal", "paypal.de", true}, // a global brand's country domains are its own
 		{"amazon", "amazon.co.jp", true},
+		{"amazon", "amazon.com.be", true},           // Belgium's store, opened in 2022
 		{"paypal", "paypal.ws", false},              // a country the list does not name
 		{"microsoft", "sharepointonline.com", true}, // SharePoint's sharing notices
 		// A government's suffix: its agencies register below it.
