@@ -599,6 +599,10 @@ func TestCombinedSignsNeedEveryPart(t *testing.T) {
 		{TextExtortion, "the hacker in German", alice + "Ich habe Ihr Gerät gehackt. Zahlen Sie 1000 EUR in Bitcoin.\n", true},
 		{TextPhishAction, "payroll diversion from webmail", "From: Ana Silva <ana.silva.home@gmail.com>\n" + head + "Subject: Direct deposit\n\nHi, I changed banks and would like to update my direct deposit before the next payroll. What do you need from me?\n", true},
 		{TextPhishAction, "a wire transfer asked from webmail", "From: Robert Miller <robert.miller.ceo@gmail.com>\n" + head + "Subject: Quick request\n\nI need you to process a wire transfer for a vendor today. I'm in a meeting and can't take calls.\n", true},
+		// The transfer asked with its urgency in the middle of the ask.
+		{TextPhishAction, "an urgent wire transfer asked from webmail", "From: Robert Miller <robert.miller.ceo@gmail.com>\n" + head + "Subject: Quick request\n\nI need you to handle an urgent wire transfer for a vendor today. I'm in a meeting and can't take calls.\n", true},
+		{TextPhishAction, "an urgent transfer asked from webmail, in Spanish", "From: Roberto Díaz <roberto.diaz.direccion@gmail.com>\n" + head + "Subject: Urgente\n\n¿Puedes realizar una transferencia urgente hoy? Estoy en una reunión y no puedo atender llamadas.\n", true},
+		{TextPhishAction, "a friend's wire transfer done, from webmail", "From: Tom Becker <tom.becker77@gmail.com>\n" + head + "Subject: rent\n\nI made the wire transfer for the rent this morning; the urgent repair is booked for Thursday.\n", false},
 		{TextPhishAction, "HR asking from its own domain", "From: Acme HR <hr@acme-corp.example>\n" + head + "Subject: Direct deposit\n\nIf you changed banks, please update your direct deposit in the HR portal before the next payroll.\n", false},
 		{TextCallback, "a receipt from the merchant's domain", "From: Shop <orders@shop.example>\n" + receipt, false},
 		{TextCallback, "a receipt from a webmail mailbox", "From: Shop Billing <shop.billing.dept@gmail.com>\n" + receipt, true},
