@@ -29,6 +29,7 @@ const (
 	TextAdvanceFee   = "TEXT_ADVANCE_FEE"
 	TextCallback     = "TEXT_CALLBACK"
 	TextPharma       = "TEXT_PHARMA"
+	TextLeadGen      = "TEXT_LEAD_GEN"
 	maxFoldedText    = 16 << 10 // phishing asks early; newsletters' footers add nothing
 	maxScannedRunes  = 16 << 10
 	minZeroWidthHits = 2
@@ -47,6 +48,7 @@ var textWeights = map[string]float64{
 	TextAdvanceFee:   2.5,
 	TextCallback:     2.0,
 	TextPharma:       2.5,
+	TextLeadGen:      2.0,
 }
 
 var (
@@ -76,6 +78,10 @@ var (
 	drugsList string
 	//go:embed lists/noprescription.txt
 	noPrescriptionList string
+	//go:embed lists/leadgen.txt
+	leadGenList string
+	//go:embed lists/contactlists.txt
+	contactListsList string
 
 	urgency     = parsePhrases(urgencyList)
 	credentials = parsePhrases(credentialsList)
@@ -90,6 +96,8 @@ var (
 	qrScan      = parsePhrases(qrScanList)
 	drugs       = parsePhrases(drugsList)
 	noRx        = parsePhrases(noPrescriptionList)
+	leadGen     = parsePhrases(leadGenList)
+	contactList = parsePhrases(contactListsList)
 
 	// textPhrases are the sets textSigns looks for, in one pass, at the
 	// places the found* constants name in its results.
@@ -97,6 +105,7 @@ var (
 		foundUrgency: urgency, foundCredentials: credentials, foundSignIn: signIn, foundExtortion: extortion, foundCryptoPay: cryptoPay,
 		foundLure: lures, foundPromise: promises, foundWindfall: windfall, foundIdentityAsk: identityAsk,
 		foundCallback: callback, foundQRScan: qrScan, foundDrug: drugs, foundNoRx: noRx,
+		foundLeadGen: leadGen, foundContactList: contactList,
 	})[:]...)
 )
 
@@ -114,6 +123,8 @@ const (
 	foundQRScan
 	foundDrug
 	foundNoRx
+	foundLeadGen
+	foundContactList
 	foundSets
 )
 
@@ -191,6 +202,14 @@ func textSigns(f *findings, env *scanner.Envelope, m *scanner.Message) {
 	// is everyday text (a pharmacy's reminder, an over-the-counter offer).
 	if found[foundDrug] != "" && found[foundNoRx] != "" {
 		f.hit(TextPharma, found[foundDrug]+" / "+found[foundNoRx])
+	}
+	// A cold pitch for search ranking, a website or leads from a webmail
+	// mailbox (agencies pitch from their own domains), or other people's
+	// contact details for sale from anyone: business-to-business spam.
+	if found[foundLeadGen] != "" && repliesToFreemail(m) {
+		f.hit(TextLeadGen, found[foundLeadGen])
+	} else if found[foundContactList] != "" {
+		f.hit(TextLeadGen, found[foundContactList])
 	}
 	// A deadline, a request for credentials or money, and somewhere to
 	// act on it: the shape of a phish in any language. Business email
