@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"unicode"
 
 	"golang.org/x/net/html"
 	"golang.org/x/net/html/atom"
@@ -25,8 +26,12 @@ type HTMLInfo struct {
 	// zero-size fonts, white on white. Spammers hide random words there to
 	// poison statistical filters.
 	Hidden string
-	Tags   int
-	Images int
+	// HiddenShownWords counts the words of Hidden in elements a <style>
+	// rule of the message displays by their class on some screens: a
+	// mobile-only menu, hidden inline for the desktop.
+	HiddenShownWords int
+	Tags             int
+	Images           int
 	// Decorations are the images whose width or height attribute or
 	// style makes them too small to carry a message's words: logos,
 	// icons, spacers, tracking pixels.
@@ -77,6 +82,10 @@ type htmlExtractor struct {
 	base   URL // the part's <base href>, where its relative links go
 	text   strings.Builder
 	hidden strings.Builder
+	// shown are the classes <style> rules display (responsiveClasses),
+	// cssRead the style text read for them.
+	shown   map[string]bool
+	cssRead int
 	// framesSearched counts the open elements end tags were matched
 	// against, for the test that bounds it.
 	framesSearched int
@@ -87,6 +96,7 @@ type htmlFrame struct {
 	name    string
 	skip    bool // this element or an ancestor is never rendered (head, svg)
 	hidden  bool // this element or an ancestor hides its content
+	shown   bool // ... and a <style> rule shows it by class on some screens
 	bgDark  bool // the nearest background is not white
 	fgWhite bool // the nearest font colour is white
 }
@@ -133,6 +143,7 @@ func (x *htmlExtractor) extract(src []byte) {
 	// noscript as one raw text token up to their end tag (it cannot nest),
 	// and that text is never shown, whatever the stack's depth.
 	rawSkip := false
+	inStyle := false // the raw text is a <style>'s
 	// noscript: the raw text is a <noscript>'s, which mail readers, which
 	// run no script, show as markup: its links are clicked there.
 	noscript := false
@@ -157,6 +168,9 @@ func (x *htmlExtractor) extract(src []byte) {
 			if noscript {
 				x.addMarkupLinks(z.Raw())
 			}
+			if rawSkip && inStyle {
+				x.responsiveClasses(z.Text())
+			}
 			top := stack[len(stack)-1]
 			if rawSkip || top.skip {
 				continue
@@ -168,6 +182,9 @@ func (x *htmlExtractor) extract(src []byte) {
 			}
 			if top.hidden || (top.fgWhite && !top.bgDark) {
 				appendCapped(&x.hidden, t, true)
+				if top.hidden && top.shown {
+					x.info.HiddenShownWords += words(t)
+				}
 			} else {
 				appendCapped(&x.text, t, !glued || t[0] <= ' ')
 				glued = t[len(t)-1] > ' '
@@ -179,7 +196,7 @@ func (x *htmlExtractor) extract(src []byte) {
 				}
 			}
 		case html.StartTagToken, html.SelfClosingTagToken:
-			rawSkip, noscript = false, false
+			rawSkip, noscript, inStyle = false, false, false
 			x.info.Tags++
 			name, hasAttr := z.TagName()
 			a := atom.Lookup(name)
@@ -188,7 +205,7 @@ func (x *htmlExtractor) extract(src []byte) {
 			if a == 0 {
 				fr.name = string(name)
 			}
-			var href, src, style, color, bg, action, width, height string
+			var href, src, style, color, bg, action, width, height, class string
 			for hasAttr {
 				var k, v []byte
 				k, v, hasAttr = z.TagAttr()
@@ -203,6 +220,8 @@ func (x *htmlExtractor) extract(src []byte) {
 					}
 				case "src":
 					src = string(v)
+				case "class":
+					class = string(v)
 				case "width":
 					width = string(v)
 				case "height":
@@ -258,11 +277,15 @@ func (x *htmlExtractor) extract(src []byte) {
 					}
 				}
 			}
+			wasHidden := fr.hidden
 			applyStyle(&fr, style, color, bg)
+			if fr.hidden && !wasHidden && x.showsAny(class) {
+				fr.shown = true
+			}
 			if a == atom.Script || a == atom.Style || a == atom.Noscript {
 				// Even written <script/>: the tokenizer still reads what
 				// follows as the element's raw text.
-				rawSkip, noscript = true, a == atom.Noscript
+				rawSkip, noscript, inStyle = true, a == atom.Noscript, a == atom.Style
 				continue
 			}
 			if tt == html.SelfClosingTagToken || voidElements[a] {
@@ -276,7 +299,7 @@ func (x *htmlExtractor) extract(src []byte) {
 				open[openKey{fr.tag, fr.name}]++
 			}
 		case html.EndTagToken:
-			rawSkip, noscript = false, false
+			rawSkip, noscript, inStyle = false, false, false
 			name, _ := z.TagName()
 			a := atom.Lookup(name)
 			if blockElements[a] {
@@ -328,6 +351,85 @@ func appendCapped(b *strings.Builder, t []byte, sep bool) {
 		t = t[:maxHTMLText-b.Len()]
 	}
 	b.Write(t)
+}
+
+// Bounds on what responsiveClasses reads and keeps.
+const (
+	maxCSS          = 64 << 10
+	maxShownClasses = 512
+)
+
+// responsiveClasses records the classes that the rules of a style sheet
+// display (display: anything but none): mail templates hide a mobile menu
+// or layout inline for the desktop and show it by class in an @media
+// rule. Selectors are read only for their ".class" parts, enough for
+// that idiom.
+func (x *htmlExtractor) responsiveClasses(css []byte) {
+	css = css[:min(len(css), max(0, maxCSS-x.cssRead))]
+	x.cssRead += len(css)
+	for len(css) > 0 {
+		rule, rest, _ := bytes.Cut(css, []byte("}"))
+		css = rest
+		i := bytes.LastIndexByte(rule, '{')
+		if i < 0 {
+			continue
+		}
+		sel, decl := rule[:i], strings.ToLower(strings.ReplaceAll(string(rule[i+1:]), " ", ""))
+		if j := bytes.LastIndexByte(sel, '{'); j >= 0 {
+			sel = sel[j+1:] // past an @media block's opening
+		}
+		v, ok := cssValue(";"+decl, ";display:")
+		if !ok || strings.HasPrefix(v, "none") {
+			continue
+		}
+		for {
+			k := bytes.IndexByte(sel, '.')
+			if k < 0 {
+				break
+			}
+			sel = sel[k+1:]
+			n := 0
+			for n < len(sel) && (isASCIILetterOrDigit(sel[n]) || sel[n] == '-' || sel[n] == '_') {
+				n++
+			}
+			if n > 0 && len(x.shown) < maxShownClasses {
+				if x.shown == nil {
+					x.shown = map[string]bool{}
+				}
+				x.shown[string(sel[:n])] = true
+			}
+		}
+	}
+}
+
+// showsAny: a style rule displays one of the classes of a class
+// attribute.
+func (x *htmlExtractor) showsAny(class string) bool {
+	if len(x.shown) == 0 {
+		return false
+	}
+	for _, c := range strings.Fields(class) {
+		if x.shown[c] {
+			return true
+		}
+	}
+	return false
+}
+
+func isASCIILetterOrDigit(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+}
+
+// words counts the fields of t holding a letter or a digit, as the rules
+// count Hidden's.
+func words(t []byte) int {
+	n := 0
+	for _, f := range bytes.Fields(t) {
+		if bytes.IndexFunc(f, func(r rune) bool { return unicode.IsLetter(r) || unicode.IsDigit(r) }) >= 0 {
+			n++
+		}
+	}
+	return n
 }
 
 // applyStyle updates a frame with what an element's attributes say about

@@ -508,7 +508,9 @@ func body(f *findings, m *scanner.Message) {
 		f.hit(BodyEmpty, "")
 	}
 	h := &m.HTML
-	if hasFields(h.Hidden, 20) {
+	// Words a style rule shows on some screens (a mobile menu hidden
+	// inline for the desktop) are read by someone.
+	if hasFields(h.Hidden, 20+h.HiddenShownWords) {
 		f.hit(HTMLHiddenText, "")
 	}
 	// The words are in the picture and the picture sells something, so

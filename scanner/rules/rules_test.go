@@ -73,6 +73,11 @@ func TestRules(t *testing.T) {
 		{"HTML sent as plain text", scanner.Envelope{}, okHeaders + "\n<html><body>hi</body></html>\n", []string{TextHTMLAsPlain}},
 		{"empty body", scanner.Envelope{}, okHeaders + "\n\n", []string{BodyEmpty}},
 		{"hidden text", scanner.Envelope{}, okHeaders + "Content-Type: text/html\n\n<p>" + strings.Repeat("visible ", 50) + "</p><div style=\"display:none\">" + strings.Repeat("poison ", 25) + "</div>\n", []string{HTMLHiddenText}},
+		// A mobile-only menu: hidden inline for the desktop, shown by its
+		// class in an @media rule.
+		{"mobile menu shown by a media query", scanner.Envelope{}, okHeaders + "Content-Type: text/html\n\n<html><head><style>@media only screen and (max-width:480px){ .mob { display:block !important } }</style></head><body><div class=\"nav mob\" style=\"display:none;max-height:0;overflow:hidden\">" + strings.Repeat("Jackets Boots ", 15) + "</div><p>" + strings.Repeat("visible ", 50) + "</p></body></html>\n", nil},
+		// The same words under a class no rule shows, or one a rule hides.
+		{"hidden under a class no rule shows", scanner.Envelope{}, okHeaders + "Content-Type: text/html\n\n<html><head><style>.mob{display:none} .hdr{color:red}</style></head><body><div class=\"mob hdr\" style=\"display:none\">" + strings.Repeat("poison words ", 15) + "</div><p>" + strings.Repeat("visible ", 50) + "</p></body></html>\n", []string{HTMLHiddenText}},
 		// A preheader: a line of words, then padding that keeps the body
 		// out of the inbox preview.
 		{"preheader padding", scanner.Envelope{}, okHeaders + "Content-Type: text/html; charset=utf-8\n\n<div style=\"display:none\">Free bag of apples with every box" + strings.Repeat("&#847;&zwnj;&nbsp;", 60) + "</div><p>" + strings.Repeat("visible ", 50) + "</p>\n", nil},
