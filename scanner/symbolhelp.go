@@ -58,6 +58,7 @@ var symbolHelp = map[string]string{
 	"TEXT_ADVANCE_FEE":        "A prize, inheritance or donation out of nowhere, a request for the reader's name, address or identity document, and replies going to a webmail mailbox: advance-fee fraud.",
 	"TEXT_CALLBACK":           "A charge, renewal or order the reader never made, sent from a webmail mailbox: the number to call for a refund is the fraud.",
 	"TEXT_LEAD_GEN":           "A cold pitch for search ranking, a website or leads from a webmail mailbox, or other people's contact lists for sale.",
+	"FROM_BRAND_HOME":         "A listed brand's or public body's mail from its own domain that sends the reader nowhere else: evidence of ham.",
 	"TEXT_PHARMA":             "A prescription-only medicine offered without a prescription, which no licensed pharmacy may do.",
 	"TEXT_MONEY_PROMISE":      "The text promises guaranteed returns, doubled money, income from home or credit without a credit check, which no regulated investment or lender may promise.",
 	"TEXT_PHISH_ACTION":       "Urgency, a request for credentials or money, and a link away from the sender's own site, a form, a QR code to scan or a reply to a webmail mailbox to act on it: the shape of a phishing or business email compromise message.",

@@ -11,13 +11,16 @@ import (
 
 const realworld = "../testdata/realworld"
 
-// newSymbols are the symbols of the identity, link, attachment and text
-// groups: none of them may fire on the legitimate fixtures.
+// newSymbols are the spam signs of the identity, link, attachment and
+// text groups: none of them may fire on the legitimate fixtures. Their
+// evidence of ham (negative weights) may.
 func newSymbols() map[string]bool {
 	m := map[string]bool{}
 	for _, g := range groups {
-		for name := range g.weights {
-			m[name] = true
+		for name, w := range g.weights {
+			if w > 0 {
+				m[name] = true
+			}
 		}
 	}
 	m[ToManyDomains] = true // a header rule, but as new as the groups
@@ -684,6 +687,41 @@ func TestHostListLooksUpBoundedSuffixes(t *testing.T) {
 // password notice; what tells them apart is where the link goes. Home, to
 // the sender's own organisation, is no phish, unless home is an
 // impostor's domain, which phishers send from and host on alike.
+// TestBrandHomeIsHamEvidence: a listed brand's mail from its own domain
+// that sends the reader nowhere else (links, forms, Reply-To) cannot
+// phish the reader; it earns FROM_BRAND_HOME, whatever it says. A link
+// away, an answer going elsewhere, webmail or a look-alike does not.
+func TestBrandHomeIsHamEvidence(t *testing.T) {
+	const body = "Date: Tue, 14 Oct 2025 09:12:44 +0000\nMessage-ID: <p.1@example.org>\nSubject: Your order has shipped\n" +
+		"MIME-Version: 1.0\nContent-Type: text/html; charset=utf-8\n\n<p>Your order is on its way.</p>"
+	for _, tc := range []struct {
+		name, from, extra, link string
+		want                    bool
+	}{
+		{"the brand linking home", "Amazon <shipment-tracking@amazon.co.uk>", "", "https://www.amazon.co.uk/gp/your-account/order-details", true},
+		{"the brand with no link", "PayPal <service@paypal.de>", "", "", true},
+		{"a public body linking home", "GOV.UK Notify <noreply@notifications.service.gov.uk>", "", "https://www.passport.service.gov.uk/track", true},
+		{"the brand linking elsewhere", "Amazon <shipment-tracking@amazon.co.uk>", "", "https://amazon-track.example.net/", false},
+		{"replies going elsewhere", "PayPal <service@paypal.de>", "Reply-To: paypal.billing@example.net\n", "", false},
+		{"webmail at a brand's domain", "Ana <ana.silva@gmail.com>", "", "", false},
+		{"a look-alike domain", "Amazon <shipment@amazon-co-uk.example>", "", "https://amazon-co-uk.example/", false},
+		{"an unlisted company", "Shop <orders@shop.example>", "", "https://shop.example/", false},
+		{"a callback lure from the brand's domain", "PayPal <service@paypal.com>", "", "", false},
+	} {
+		raw := "From: " + tc.from + "\n" + tc.extra + body
+		if strings.HasPrefix(tc.name, "a callback lure") {
+			raw = strings.Replace(raw, "Your order is on its way.", "You sent 499.99 USD to Norton. If you did not authorize this payment, call +1 808 555 0199.", 1)
+		}
+		if tc.link != "" {
+			raw = strings.Replace(raw, "</p>", " <a href=\""+tc.link+"\">Track</a></p>", 1)
+		}
+		got := run(t, nil, msg(raw), nil)
+		if _, fired := got[FromBrandHome]; fired != tc.want {
+			t.Errorf("%s: %s fired %v, want %v (%v)", tc.name, FromBrandHome, fired, tc.want, got)
+		}
+	}
+}
+
 // TestFreeHostIsHomeToItsOwnSite: a site on a free host mailing its own
 // users (an app's sign-in link from Firebase Auth's default sender) links
 // home; a link to the same host from anyone else, or to another site on

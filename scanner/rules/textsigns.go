@@ -30,6 +30,7 @@ const (
 	TextCallback     = "TEXT_CALLBACK"
 	TextPharma       = "TEXT_PHARMA"
 	TextLeadGen      = "TEXT_LEAD_GEN"
+	FromBrandHome    = "FROM_BRAND_HOME"
 	maxFoldedText    = 16 << 10 // phishing asks early; newsletters' footers add nothing
 	maxScannedRunes  = 16 << 10
 	minZeroWidthHits = 2
@@ -49,6 +50,7 @@ var textWeights = map[string]float64{
 	TextCallback:     2.0,
 	TextPharma:       2.5,
 	TextLeadGen:      2.0,
+	FromBrandHome:    -1.0,
 }
 
 var (
@@ -165,6 +167,13 @@ func textSigns(f *findings, env *scanner.Envelope, m *scanner.Message) {
 	// brand From is DMARC's to catch). Public bodies likewise.
 	if !away && brandHome(m) {
 		u, c = "", ""
+		// Evidence of ham, except where the text is a callback lure's
+		// ("if you did not authorize this payment, call ..."): a seller's
+		// note in a genuine PayPal or QuickBooks invoice carries those
+		// lures from the brand's own domain.
+		if found[foundCallback] == "" {
+			f.hit(FromBrandHome, domainOf(m.FromAddr))
+		}
 	}
 	if u != "" {
 		f.hit(TextUrgency, u)
