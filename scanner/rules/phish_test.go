@@ -707,10 +707,15 @@ func TestBrandHomeIsHamEvidence(t *testing.T) {
 		{"a look-alike domain", "Amazon <shipment@amazon-co-uk.example>", "", "https://amazon-co-uk.example/", false},
 		{"an unlisted company", "Shop <orders@shop.example>", "", "https://shop.example/", false},
 		{"a callback lure from the brand's domain", "PayPal <service@paypal.com>", "", "", false},
+		{"the brand linking its other domain", "WeTransfer <noreply@wetransfer.com>", "", "https://we.tl/t-AbCdEf", true},
+		{"a file shared through the brand", "Google Drive <drive-shares-dm-noreply@google.com>", "", "https://docs.google.com/document/d/1Ab/edit", false},
 	} {
 		raw := "From: " + tc.from + "\n" + tc.extra + body
-		if strings.HasPrefix(tc.name, "a callback lure") {
+		switch {
+		case strings.HasPrefix(tc.name, "a callback lure"):
 			raw = strings.Replace(raw, "Your order is on its way.", "You sent 499.99 USD to Norton. If you did not authorize this payment, call +1 808 555 0199.", 1)
+		case strings.HasPrefix(tc.name, "a file shared"):
+			raw = strings.Replace(raw, "Your order is on its way.", "Maria shared a document with you.", 1)
 		}
 		if tc.link != "" {
 			raw = strings.Replace(raw, "</p>", " <a href=\""+tc.link+"\">Track</a></p>", 1)
@@ -757,6 +762,7 @@ func TestPhishActionLinksLeaveTheSender(t *testing.T) {
 		{"the bank's own site", "Chase <alerts@chase.com>", "https://secure.chase.com/alerts", false},
 		{"the company's own subdomain", "IT <servicedesk@acme-corp.example>", "https://passwordreset.acme-corp.example/", false},
 		{"a page elsewhere", "Chase <alerts@chase.com>", "https://chase-review.example.net/login", true},
+		{"the brand's other domain", "Microsoft <account-security-noreply@accountprotection.microsoft.com>", "https://account.live.com/activity", false},
 		{"one link home, one elsewhere", "Chase <alerts@chase.com>", "https://secure.chase.com/\">x</a><a href=\"https://evil.example.net/", true},
 		{"home is a look-alike", "PayPal <service@paypal-resolution.com>", "https://www.paypal-resolution.com/signin", true},
 		{"home claims a brand", "PayPal <service@account-review.example>", "https://account-review.example/signin", true},

@@ -168,10 +168,11 @@ func textSigns(f *findings, env *scanner.Envelope, m *scanner.Message) {
 	if !away && brandHome(m) {
 		u, c = "", ""
 		// Evidence of ham, except where the text is a callback lure's
-		// ("if you did not authorize this payment, call ..."): a seller's
-		// note in a genuine PayPal or QuickBooks invoice carries those
-		// lures from the brand's own domain.
-		if found[foundCallback] == "" {
+		// ("if you did not authorize this payment, call ...") or a
+		// shared document's: a seller's note in a genuine PayPal invoice
+		// and a file shared through SharePoint or Google Drive carry
+		// other people's lures from the brand's own domain.
+		if found[foundCallback] == "" && found[foundLure] == "" {
 			f.hit(FromBrandHome, domainOf(m.FromAddr))
 		}
 	}
@@ -295,19 +296,28 @@ func brandHome(m *scanner.Message) bool {
 
 // clickableElsewhere: m has a link to click that leaves the organisation
 // (eTLD+1) of its From address; any link counts when From has no domain
-// or when home counts too.
+// or when home counts too. A listed brand's other domains are its home
+// too: WeTransfer's mail links we.tl, Amazon's amazon.com from
+// amazon.co.uk.
 func clickableElsewhere(m *scanner.Message, home bool) bool {
 	from := ""
 	if d := domainOf(m.FromAddr); d != "" && !home {
 		from = orgDomain(d)
 	}
 	gov := governmentSuffix(from)
+	fromBrand := brands.owner[from]
 	for _, u := range m.URLs {
 		if u.Image {
 			continue
 		}
-		d := unwrapped(u).Domain
-		if from == "" || d != from && (gov == "" || governmentSuffix(d) != gov) {
+		uu := unwrapped(u)
+		d := uu.Domain
+		switch {
+		case from == "":
+			return true
+		case d == from, gov != "" && governmentSuffix(d) == gov:
+		case fromBrand != nil && !uu.IP && fromBrand.owns(orgDomain(uu.Host)):
+		default:
 			return true
 		}
 	}
