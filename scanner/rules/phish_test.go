@@ -511,6 +511,8 @@ func TestRepliesToFreemail(t *testing.T) {
 		{"webmail From, replies to a company", "From: Ana <ana@gmail.com>\nReply-To: Ana <ana@acme.example>\n", false},
 		{"unparsable Reply-To: the reply goes to From", "From: Boss <boss@gmail.com>\nReply-To: <<<\n", true},
 		{"domain case", "From: boss@GMAIL.COM\n", true},
+		{"China's largest webmail", "From: 王总 <wang.zong.office@qq.com>\n", true},
+		{"Korea's", "From: Kim <kim.ceo@naver.com>\n", true},
 	} {
 		m := msg(tc.header + "Subject: x\n\nhi\n")
 		if got := repliesToFreemail(m); got != tc.want {

@@ -387,6 +387,11 @@ var freemail = map[string]bool{
 	"live.fr": true, "live.it": true, "live.co.uk": true, "laposte.net": true, "orange.fr": true,
 	"free.fr": true, "sfr.fr": true, "virgilio.it": true, "alice.it": true, "uol.com.br": true,
 	"bol.com.br": true, "terra.com.br": true, "sapo.pt": true, "wp.pl": true, "o2.pl": true, "onet.pl": true,
+	// The largest free providers of the other languages the text rules
+	// read (Chinese, Japanese, Russian) and of Korea.
+	"qq.com": true, "foxmail.com": true, "sina.cn": true, "yeah.net": true, "139.com": true,
+	"yahoo.co.jp": true, "naver.com": true, "hanmail.net": true, "daum.net": true,
+	"rambler.ru": true, "ya.ru": true,
 }
 
 func checkDate(f *findings, d, received string, now func() time.Time) {
