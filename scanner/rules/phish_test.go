@@ -154,6 +154,14 @@ func TestLookalike(t *testing.T) {
 		{"www.amazon.com.be", ""},
 		{"amazon.login.com.be", "amazon"},
 		{"amazon.com.be.verify-id.com", "amazon"},
+		// Shops and business software phished since 2023.
+		{"zalando.co.uk", ""},
+		{"zalando-kundenkonto.com", "zalando"},
+		{"ifood.com.br", ""},
+		{"post.xero.com", ""},
+		{"xero-billing-notice.com", "xero"},
+		{"xerox.com", ""},
+		{"acme.atlassian.net", ""},
 		{"microsoft-365-storage.netlify.app", "microsoft"},
 		{"xn--pypal-4ve.com", "paypal"}, // pаypal with a Cyrillic а
 		{"xn--80ak6aa92e.com", "apple"}, // аррӏе, all Cyrillic, with a palochka for the l
