@@ -25,8 +25,9 @@ import (
 //
 // The per-domain cap counts the uncompressed size of each body a held
 // item of the domain refers to, once, and is checked in the statement
-// inserting the body; on PostgreSQL two inserts racing at the cap may both
-// pass it (a soft cap, by a message).
+// inserting the body, one hold of a domain at a time (SQLite's one
+// connection; on PostgreSQL checked again under a lock per domain,
+// holdLock).
 
 const quarantineComponent = "quarantine"
 
@@ -128,6 +129,12 @@ const heldBytes = `(SELECT COALESCE(SUM(size), 0) FROM quarantine_bodies WHERE d
 // itemBody is an item's compressed body: its shared one, or its own.
 const itemBody = `COALESCE(body, (SELECT b.body FROM quarantine_bodies b WHERE b.id = quarantine.body_id))`
 
+// holdLock serialises a domain's holds until their transaction ends, in
+// the two-key space of advisory locks, apart from the migrations' one-key
+// lock; domain ids past 32 bits share a key with another domain's, whose
+// holds then wait their turn too.
+const holdLock = `SELECT pg_advisory_xact_lock(7411924, ($1::bigint % 2147483648)::integer)`
+
 // beforeQuarantineCommit, when a test sets it, sees PutQuarantine's
 // transaction just before the commit.
 var beforeQuarantineCommit func(context.Context, *sql.Tx)
@@ -185,6 +192,25 @@ func (s *Store) PutQuarantine(ctx context.Context, items []quarantine.Item, gz [
 	}
 	if err != nil {
 		return nil, fail("quarantine a message", err)
+	}
+	if s.Dialect == Postgres {
+		// The insert's check read the bodies committed when it began:
+		// holds of a domain racing at its cap all passed it. Checked
+		// again under the domain's lock, with this body, which is
+		// written before the lock is taken: the lock is held only for
+		// the check, the rows and the commit, a waiting hold takes a
+		// pooled connection for little time, and a domain that is
+		// clearly full is still refused by the insert, writing nothing.
+		if _, err := tx.ExecContext(ctx, holdLock, msg.DomainID); err != nil {
+			return nil, fail("quarantine a message: lock its domain", err)
+		}
+		var within bool
+		if err := tx.QueryRowContext(ctx, `SELECT `+heldBytes+` <= $2`, msg.DomainID, maxBytes).Scan(&within); err != nil {
+			return nil, fail("quarantine a message", err)
+		}
+		if !within {
+			return nil, quarantine.ErrOverCap
+		}
 	}
 	ids := make([]int64, 0, len(items))
 	for _, it := range items {

@@ -2,7 +2,9 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -108,6 +110,73 @@ func TestCapCountsBodiesHeldBeforeTheUpgrade(t *testing.T) {
 			}
 			if err := hold(400); err != nil {
 				t.Errorf("400 bytes beside 600, cap 1000: %v", err)
+			}
+		})
+	}
+}
+
+// TestCapHoldsUnderRacingHolds: two holds of one domain race for the
+// cap's last room; one is held, the other refused. The second hold runs
+// while the first's transaction is open, after the first's body was
+// inserted: on PostgreSQL each insert's cap check read the bodies
+// committed when it began, so every hold racing at the cap passed it (16
+// holds of 300 KiB at once against 1 MiB held 9), however many raced.
+func TestCapHoldsUnderRacingHolds(t *testing.T) {
+	for _, d := range dialects {
+		t.Run(d.name, func(t *testing.T) {
+			ctx := context.Background()
+			s := d.open(t)
+			if err := s.MigrateQuarantine(ctx); err != nil {
+				t.Fatal(err)
+			}
+			hold := func(rcpt string) error {
+				_, err := s.PutQuarantine(ctx, []quarantine.Item{{Time: time.Now(), QueueID: "Q", Domain: "a.example", DomainID: 5,
+					CustomerID: 3, Sender: "s@x.example", Recipients: []string{rcpt}, Size: 600}}, []byte("gz"), 1000)
+				return err
+			}
+			second := make(chan error, 1)
+			beforeQuarantineCommit = func(ctx context.Context, tx *sql.Tx) {
+				beforeQuarantineCommit = nil
+				waits := s.DB.Stats().WaitCount
+				go func() { second <- hold("ann@a.example") }()
+				// The second hold either ends, or waits for the first:
+				// for SQLite's only connection, or for a lock.
+				for {
+					select {
+					case err := <-second:
+						second <- err
+						return
+					default:
+					}
+					var waiting int
+					if d.name == "postgres" {
+						if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM pg_locks WHERE NOT granted
+							AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`).Scan(&waiting); err != nil {
+							t.Error(err)
+							return
+						}
+					} else if s.DB.Stats().WaitCount > waits {
+						waiting = 1
+					}
+					if waiting > 0 {
+						return
+					}
+					runtime.Gosched()
+				}
+			}
+			t.Cleanup(func() { beforeQuarantineCommit = nil })
+			if err := hold("bob@a.example"); err != nil {
+				t.Fatalf("first hold: %v", err)
+			}
+			if err := <-second; !errors.Is(err, quarantine.ErrOverCap) {
+				t.Errorf("second hold of 600 bytes beside 600 held, cap 1000: %v, want ErrOverCap", err)
+			}
+			var held int
+			if err := s.DB.QueryRowContext(ctx, `SELECT COUNT(*) FROM quarantine WHERE domain_id = 5`).Scan(&held); err != nil {
+				t.Fatal(err)
+			}
+			if held != 1 {
+				t.Errorf("%d held, want 1", held)
 			}
 		})
 	}
