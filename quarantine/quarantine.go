@@ -327,10 +327,16 @@ func (s *Service) Release(ctx context.Context, scope tracking.Scope, id int64, b
 	if err != nil {
 		return it, "", err
 	}
+	// From the claim on, the release is the node's, not its caller's: a
+	// caller going away (a tab closed, a proxy's timeout) ended the
+	// delivery, whose connection closed before the customer's server
+	// replied to a message it may have taken, and the item went back to
+	// held for a second delivery. The relay's timeouts bound it.
+	dctx := context.WithoutCancel(ctx)
 	msg, err := gunzip(gz)
 	var reply string
 	if err == nil {
-		if reply, err = s.deliver.Deliver(ctx, HeldDomain{ID: it.DomainID, CustomerID: it.CustomerID, Name: it.Domain}, it.Sender, it.Recipients, msg); err != nil {
+		if reply, err = s.deliver.Deliver(dctx, HeldDomain{ID: it.DomainID, CustomerID: it.CustomerID, Name: it.Domain}, it.Sender, it.Recipients, msg); err != nil {
 			err = fmt.Errorf("%w: %w", ErrDelivery, err)
 		}
 	}
@@ -341,9 +347,7 @@ func (s *Service) Release(ctx context.Context, scope tracking.Scope, id int64, b
 		// and tracking's queue retries its writes.
 		s.track(it, tracking.StatusDelivered, "released from the quarantine by "+by, reply)
 	}
-	// A context detached from the request's: the outcome must be written
-	// even when the client has gone.
-	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	fctx, cancel := context.WithTimeout(dctx, 10*time.Second)
 	defer cancel()
 	if ferr := s.finishRelease(fctx, id, delivered); ferr != nil && delivered {
 		err = fmt.Errorf("quarantine: delivered, but recording it failed: %w", ferr)

@@ -563,3 +563,47 @@ func TestExpiryIsTracked(t *testing.T) {
 		t.Fatalf("tracked %+v, want the expiry of the item still held", log)
 	}
 }
+
+// callerLeaves is a customer's server that takes the message and, before
+// its reply reaches us, sees the releasing caller go away (a browser tab
+// closed, a proxy's or the CLI's timeout); like the relay, it loses the
+// reply when the delivery's context ends: the connection is closed.
+type callerLeaves struct {
+	leave     context.CancelFunc
+	delivered int
+}
+
+func (c *callerLeaves) Deliver(ctx context.Context, _ quarantine.HeldDomain, _ string, _ []string, _ []byte) (string, error) {
+	c.delivered++
+	c.leave()
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	return "250 2.0.0 queued", nil
+}
+
+// TestReleaseOutlivesItsCaller: a release whose caller goes away while
+// the customer's server takes the message ends as it would have: released,
+// once. The delivery ran in the request's context, whose end closed the
+// connection before the server's 250 was read: the item went back to
+// held, and the next release delivered the message a second time.
+func TestReleaseOutlivesItsCaller(t *testing.T) {
+	op := tracking.Scope{Operator: true}
+	ctx, leave := context.WithCancel(context.Background())
+	downstream := &callerLeaves{leave: leave}
+	svc := quarantine.New(quarantine.DefaultConfig(), openStore(t), downstream, nil)
+	ids, err := svc.Hold(ctx, quarantine.Item{Domain: "a.example", DomainID: 7, CustomerID: 1, Sender: "s@x.example",
+		Recipients: []string{"bob@a.example"}}, strings.NewReader("Subject: x\r\n\r\nx\r\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := svc.Release(ctx, op, ids[0], "op"); err != nil {
+		t.Errorf("release whose caller left: %v", err)
+	}
+	if _, _, err := svc.Release(context.Background(), op, ids[0], "op"); !errors.Is(err, quarantine.ErrNotHeld) {
+		t.Errorf("second release: %v, want ErrNotHeld", err)
+	}
+	if downstream.delivered != 1 {
+		t.Errorf("delivered %d times, want once", downstream.delivered)
+	}
+}
