@@ -63,8 +63,8 @@ func (s *Service) ReleaseQuarantined(ctx context.Context, p Principal, id int64,
 		if err != nil {
 			return it, err
 		}
-		if it.State != quarantine.StateHeld {
-			return it, quarantine.ErrNotHeld
+		if err := it.Releasable(); err != nil {
+			return it, err
 		}
 		if allow, err = s.senderAllowance(ctx, p, it); err != nil {
 			return it, err

@@ -113,8 +113,8 @@ func (l *Links) serve(w http.ResponseWriter, r *http.Request) {
 		l.page(w, http.StatusConflict, linkView{Title: "Ask your provider", Text: "This message was held for several recipients at once; your provider can release it."})
 		return
 	}
-	if it.State != quarantine.StateHeld {
-		l.page(w, http.StatusConflict, linkView{Title: "Already released", Text: "This message was released (or deleted) already; it is not delivered again."})
+	if err := it.Releasable(); err != nil {
+		l.notHeld(w, err)
 		return
 	}
 	if r.Method == http.MethodGet {
@@ -123,7 +123,7 @@ func (l *Links) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	if _, _, err := l.release.Release(ctx, op, link.ItemID, "digest link for "+link.Recipient); err != nil {
 		if errors.Is(err, quarantine.ErrNotHeld) {
-			l.page(w, http.StatusConflict, linkView{Title: "Already released", Text: "This message was released (or deleted) already; it is not delivered again."})
+			l.notHeld(w, err)
 			return
 		}
 		if errors.Is(err, quarantine.ErrBusy) {
@@ -137,6 +137,19 @@ func (l *Links) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	l.page(w, http.StatusOK, linkView{Title: "Released", Text: "The message is on its way to your mailbox."})
+}
+
+// notHeld answers a release of an item not held (err is ErrNotHeld or
+// ErrReleasing). One being released is not said to be released: a double
+// click's second request answered so, and the page it left showed the
+// message released though the first request's delivery failed and it
+// stayed held.
+func (l *Links) notHeld(w http.ResponseWriter, err error) {
+	if errors.Is(err, quarantine.ErrReleasing) {
+		l.page(w, http.StatusConflict, linkView{Title: "Being released", Text: "This message is being delivered to your mailbox right now. If your mail server does not take it, it stays in the quarantine: open this link again in a moment."})
+		return
+	}
+	l.page(w, http.StatusConflict, linkView{Title: "Already released", Text: "This message was released (or deleted) already; it is not delivered again."})
 }
 
 func (l *Links) serveOptOut(w http.ResponseWriter, r *http.Request, link Link) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-smtp"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mxgrid/mxgrid/internal/smtptest"
@@ -178,5 +180,60 @@ func TestLinkPagesCannotBeFramed(t *testing.T) {
 			t.Errorf("GET %s: %d, CSP %q, X-Frame-Options %q, X-Content-Type-Options %q; want framing refused and nosniff",
 				path, rec.Code, h.Get("Content-Security-Policy"), h.Get("X-Frame-Options"), h.Get("X-Content-Type-Options"))
 		}
+	}
+}
+
+// TestReleaseLinkWhileItIsBeingReleased: a release link opened, or its
+// button pressed again (a double click), while the message's delivery is
+// under way says it is being released, not that it was: the second
+// click's page is the one the browser shows, and when the delivery then
+// failed it showed "Already released" for a message still held.
+func TestReleaseLinkWhileItIsBeingReleased(t *testing.T) {
+	ctx := context.Background()
+	_, q, customer := releasingQuarantine(t, quarantine.DefaultConfig())
+	gate := customer.GateData()
+	ids, err := q.Hold(ctx, quarantine.Item{Domain: "a.example", DomainID: 7, CustomerID: 3, Sender: "s@x.example",
+		Recipients: []string{"ann@a.example"}}, strings.NewReader("Subject: x\r\n\r\nx\r\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := bytes.Repeat([]byte("k"), 32)
+	mux := http.NewServeMux()
+	NewLinks([][]byte{key}, q, nil, nil, nil).Mount(func(p string, h http.Handler) { mux.Handle(p, h) })
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	link := srv.URL + "/q/release/" + Sign(Link{Action: ActionRelease, ItemID: ids[0], Recipient: "ann@a.example", Expires: time.Now().Add(time.Hour)}, key)
+	open := func(method string) (int, string) {
+		req, err := http.NewRequest(method, link, nil)
+		if err != nil {
+			t.Error(err)
+			return 0, ""
+		}
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Error(err)
+			return 0, ""
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	first := make(chan int, 1)
+	go func() {
+		code, _ := open("POST")
+		first <- code
+	}()
+	<-gate.Entered
+	for _, method := range []string{"GET", "POST"} {
+		if code, body := open(method); code != http.StatusConflict || !strings.Contains(body, "Being released") {
+			t.Errorf("%s during the release: %d %s, want 409 saying it is being released", method, code, body)
+		}
+	}
+	gate.Reply <- &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "try again later"}
+	if code := <-first; code != http.StatusBadGateway {
+		t.Fatalf("the release the customer's server refused: %d, want 502", code)
+	}
+	if it, err := q.Item(ctx, tracking.Scope{Operator: true}, ids[0]); err != nil || it.State != quarantine.StateHeld || len(customer.Messages()) != 0 {
+		t.Fatalf("after the refused release: %q %v, %d delivered; want held, none", it.State, err, len(customer.Messages()))
 	}
 }

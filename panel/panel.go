@@ -553,6 +553,8 @@ func (p *Panel) fail(req *request, err error) {
 		code, msg = http.StatusTooManyRequests, "Your account made too many changes on this server in a short time. Try again in a moment."
 	case errors.Is(err, admin.ErrBusy):
 		code, msg = http.StatusTooManyRequests, "Other checks are running (a reseller runs one at a time). Try again in a moment."
+	case errors.Is(err, quarantine.ErrReleasing):
+		code, msg = http.StatusConflict, "The message is being released right now. If its delivery fails, it stays held: reload its page in a moment."
 	case errors.Is(err, quarantine.ErrNotHeld):
 		code, msg = http.StatusConflict, "The message is no longer held: it was released or deleted already."
 	case errors.Is(err, quarantine.ErrBusy):

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mxgrid/mxgrid/admin"
 	"github.com/mxgrid/mxgrid/quarantine"
@@ -30,11 +32,14 @@ func (s *customerServer) Deliver(context.Context, quarantine.HeldDomain, string,
 // "Something went wrong on our side" (500) and an error in the log.
 func TestQuarantineReleaseFailuresAreExplained(t *testing.T) {
 	ctx := context.Background()
-	var q *quarantine.Service
+	var (
+		q      *quarantine.Service
+		shared *store.Store
+	)
 	server := &customerServer{}
 	f := newFixture(t, func(st *store.Store, o *admin.ServiceOptions) {
 		q = quarantine.New(quarantine.DefaultConfig(), st, server, nil)
-		o.Quarantine = q
+		o.Quarantine, shared = q, st
 	})
 	r, err := f.svc.CreateReseller(ctx, f.op, tenant.Reseller{Name: "R"})
 	if err != nil {
@@ -59,16 +64,25 @@ func TestQuarantineReleaseFailuresAreExplained(t *testing.T) {
 	}
 	server.down = true
 	held := hold()
+	// Another node sharing the store is delivering this one: if that
+	// delivery fails, it is held again, so it is not "released already".
+	releasing := hold()
+	claimed, _ := strconv.ParseInt(releasing, 10, 64)
+	if _, _, err := shared.ClaimRelease(ctx, tracking.Scope{Operator: true}, claimed, "other node", time.Now()); err != nil {
+		t.Fatal(err)
+	}
 	for _, tt := range []struct {
-		name, id string
-		code     int
-		says     string
+		name, id, action string
+		code             int
+		says             string
 	}{
-		{"server down", held, http.StatusBadGateway, "stays held"},
-		{"released already", released, http.StatusConflict, "no longer held"},
+		{"server down", held, "release", http.StatusBadGateway, "stays held"},
+		{"released already", released, "release", http.StatusConflict, "no longer held"},
+		{"being released", releasing, "release", http.StatusConflict, "being released right now"},
+		{"delete of one being released", releasing, "delete", http.StatusConflict, "being released right now"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			code, body := f.post(t, me, "/panel/quarantine/"+tt.id+"/release")
+			code, body := f.post(t, me, "/panel/quarantine/"+tt.id+"/"+tt.action)
 			if code != tt.code || !strings.Contains(body, tt.says) {
 				t.Errorf("release: %d, want %d saying %q:\n%.300s", code, tt.code, tt.says, body)
 			}

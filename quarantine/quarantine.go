@@ -52,6 +52,18 @@ type Item struct {
 	ReleasedAt time.Time
 }
 
+// Releasable is nil for a held item, else why it can be neither released
+// nor deleted: ErrReleasing or ErrNotHeld.
+func (it Item) Releasable() error {
+	switch it.State {
+	case StateHeld:
+		return nil
+	case StateReleasing:
+		return ErrReleasing
+	}
+	return ErrNotHeld
+}
+
 // Filter narrows a list; the scope comes from who asks.
 type Filter struct {
 	Scope      tracking.Scope
@@ -77,6 +89,12 @@ var (
 	// ErrNotHeld: the item was released or deleted already (a second or
 	// concurrent release).
 	ErrNotHeld = errors.New("quarantine: the message is no longer held")
+	// ErrReleasing: another release is delivering the item right now; if
+	// the customer's server does not take it, it stays held. It is also
+	// ErrNotHeld (not held now), but not "released or deleted": answered
+	// so, a second click, a colleague's release or a delete was told the
+	// message was gone, and found it held again after that delivery failed.
+	ErrReleasing error = releasingError{}
 	// ErrDelivery: the customer's server did not take the released
 	// message; it stays held.
 	ErrDelivery = errors.New("quarantine: delivery failed, the message stays held")
@@ -84,6 +102,14 @@ var (
 	// quarantine.max_open_bytes; nothing was done, try again shortly.
 	ErrBusy = errors.New("quarantine: too many held messages open on this node; try again shortly")
 )
+
+type releasingError struct{}
+
+func (releasingError) Error() string {
+	return "quarantine: the message is being released right now; if its delivery fails, it stays held"
+}
+
+func (releasingError) Is(target error) bool { return target == ErrNotHeld }
 
 // Store persists items; *store.Store implements it. Items another scope
 // does not own are tenant.ErrNotFound.
@@ -94,11 +120,13 @@ type Store interface {
 	// QuarantineItem is GetQuarantine without the body.
 	QuarantineItem(ctx context.Context, scope tracking.Scope, id int64) (Item, error)
 	// ClaimRelease moves a held item to releasing and returns it with its
-	// body; an item not held is ErrNotHeld.
+	// body; an item being released is ErrReleasing, another not held
+	// ErrNotHeld.
 	ClaimRelease(ctx context.Context, scope tracking.Scope, id int64, by string, now time.Time) (Item, []byte, error)
 	// FinishRelease records the outcome: released, or back to held when
 	// the delivery failed (a later release tries again).
 	FinishRelease(ctx context.Context, id int64, delivered bool, now time.Time) error
+	// DeleteQuarantine refuses an item not held as ClaimRelease does.
 	DeleteQuarantine(ctx context.Context, scope tracking.Scope, id int64) error
 	// PruneQuarantine deletes items older than before, and hands expired
 	// those it deleted while still held.

@@ -376,6 +376,11 @@ func (s *Store) ClaimRelease(ctx context.Context, scope tracking.Scope, id int64
 	if n, err := res.RowsAffected(); err != nil {
 		return it, nil, fail("claim a release", err)
 	} else if n != 1 {
+		// Unread (deleted or expired meanwhile, or a failing read), it
+		// is simply not held.
+		if cur, _ := s.QuarantineItem(ctx, scope, id); cur.State == quarantine.StateReleasing {
+			return it, nil, quarantine.ErrReleasing
+		}
 		return it, nil, quarantine.ErrNotHeld
 	}
 	return it, body, nil
@@ -407,8 +412,12 @@ func (s *Store) DeleteQuarantine(ctx context.Context, scope tracking.Scope, id i
 		return err
 	}
 	if n != 1 {
-		if _, _, err := s.GetQuarantine(ctx, scope, id); err != nil {
+		it, err := s.QuarantineItem(ctx, scope, id)
+		if err != nil {
 			return err // not found in this scope
+		}
+		if it.State == quarantine.StateReleasing {
+			return quarantine.ErrReleasing
 		}
 		return quarantine.ErrNotHeld
 	}

@@ -288,6 +288,8 @@ func (a *AdminAPI) fail(w http.ResponseWriter, r *http.Request, err error) {
 		code, body = http.StatusBadGateway, apiError{Error: err.Error()}
 	case errors.Is(err, admin.ErrNoDNSAnswer):
 		code, body = http.StatusBadGateway, apiError{Error: admin.ErrNoDNSAnswer.Error()}
+	case errors.Is(err, quarantine.ErrReleasing):
+		code, body = http.StatusConflict, apiError{Error: "the message is being released right now: if its delivery fails, it stays held"}
 	case errors.Is(err, quarantine.ErrNotHeld):
 		code, body = http.StatusConflict, apiError{Error: "the message is no longer held: released or deleted already"}
 	case errors.Is(err, admin.ErrBusy), errors.Is(err, quarantine.ErrBusy):

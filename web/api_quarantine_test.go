@@ -53,27 +53,7 @@ func TestAPIReleaseAndAllowSender(t *testing.T) {
 			if tt.refused {
 				customer.RejectData(&smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "not wanted"})
 			}
-			var (
-				q      *quarantine.Service
-				syncer *tenant.Syncer
-			)
-			f := newAPIFixture(t, func(o *admin.ServiceOptions) {
-				var err error
-				syncer, err = tenant.NewSyncer(ctx, tenant.DefaultSyncConfig(), tenant.SyncOptions{Loader: o.Panel.(*store.Tenants),
-					DataDir: t.TempDir(), Timeout: 10 * time.Second, Log: slog.New(slog.DiscardHandler), Registry: prometheus.NewRegistry()})
-				if err != nil {
-					t.Fatal(err)
-				}
-				rel := relay.New(relay.DefaultConfig(), "mx.mxgrid.test", smtptest.Guard(), slog.New(slog.DiscardHandler), prometheus.NewRegistry())
-				q = quarantine.New(quarantine.DefaultConfig(), o.Activity.(*store.Store),
-					smtpd.Releaser{Directory: syncer.Directory(), Relay: smtpd.Relay{Relay: rel}}, nil)
-				o.Quarantine = q
-			})
-			if _, err := f.svc.UpdateDomain(ctx, f.op, f.domA.ID, func(d *tenant.DomainRecord) {
-				d.Route, d.TLS = customer.Addr, string(tenant.TLSNone)
-			}); err != nil {
-				t.Fatal(err)
-			}
+			f, q, syncer := releasingAPIFixture(t, customer)
 			ids, err := q.Hold(ctx, quarantine.Item{Domain: "a.example", DomainID: f.domA.ID, CustomerID: f.custA.ID,
 				Sender: tt.sender, Recipients: []string{"alice@a.example"}}, strings.NewReader("Subject: x\r\n\r\nx\r\n"))
 			if err != nil {
@@ -108,6 +88,36 @@ func TestAPIReleaseAndAllowSender(t *testing.T) {
 	}
 }
 
+// releasingAPIFixture is the API over the node's real release path: the
+// tenant directory loaded from the store, the relay, and customer's
+// server as customer A's route.
+func releasingAPIFixture(t *testing.T, customer *smtptest.Sink) (*apiFixture, *quarantine.Service, *tenant.Syncer) {
+	t.Helper()
+	ctx := context.Background()
+	var (
+		q      *quarantine.Service
+		syncer *tenant.Syncer
+	)
+	f := newAPIFixture(t, func(o *admin.ServiceOptions) {
+		var err error
+		syncer, err = tenant.NewSyncer(ctx, tenant.DefaultSyncConfig(), tenant.SyncOptions{Loader: o.Panel.(*store.Tenants),
+			DataDir: t.TempDir(), Timeout: 10 * time.Second, Log: slog.New(slog.DiscardHandler), Registry: prometheus.NewRegistry()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rel := relay.New(relay.DefaultConfig(), "mx.mxgrid.test", smtptest.Guard(), slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+		q = quarantine.New(quarantine.DefaultConfig(), o.Activity.(*store.Store),
+			smtpd.Releaser{Directory: syncer.Directory(), Relay: smtpd.Relay{Relay: rel}}, nil)
+		o.Quarantine = q
+	})
+	if _, err := f.svc.UpdateDomain(ctx, f.op, f.domA.ID, func(d *tenant.DomainRecord) {
+		d.Route, d.TLS = customer.Addr, string(tenant.TLSNone)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return f, q, syncer
+}
+
 // TestAPIQuarantineBusyIsRetried: a preview or release refused because the
 // node's held messages open at once fill quarantine.max_open_bytes answers
 // 429 with Retry-After, as other "try again shortly" refusals do, not 500.
@@ -117,5 +127,50 @@ func TestAPIQuarantineBusyIsRetried(t *testing.T) {
 	a.fail(rec, httptest.NewRequest("GET", "/api/v1/quarantine/1", nil), fmt.Errorf("preview: %w", quarantine.ErrBusy))
 	if rec.Code != http.StatusTooManyRequests || rec.Header().Get("Retry-After") == "" {
 		t.Fatalf("busy quarantine: %d, Retry-After %q", rec.Code, rec.Header().Get("Retry-After"))
+	}
+}
+
+// TestAPIReleaseInProgressIsSaidSo: while a release's delivery is under
+// way, a second release or a delete of the message answers 409 saying it
+// is being released, not that it was released or deleted already: that
+// answer was wrong whenever the delivery then failed, and the message,
+// which the caller took for gone, was held again. Real HTTP requests
+// racing on one node, through the relay to a customer's server.
+func TestAPIReleaseInProgressIsSaidSo(t *testing.T) {
+	ctx := context.Background()
+	customer := smtptest.StartSink(t)
+	gate := customer.GateData()
+	f, _, syncer := releasingAPIFixture(t, customer)
+	if err := syncer.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	id := f.held()
+	release := fmt.Sprintf("/api/v1/quarantine/%d/release", id)
+	type answer struct {
+		code int
+		body []byte
+	}
+	first := make(chan answer, 1)
+	go func() {
+		code, body := f.do("own", "POST", release, nil)
+		first <- answer{code, body}
+	}()
+	<-gate.Entered
+	for _, req := range []struct{ method, path string }{{"POST", release}, {"DELETE", fmt.Sprintf("/api/v1/quarantine/%d", id)}} {
+		code, body := f.do("own", req.method, req.path, nil)
+		if code != http.StatusConflict || !strings.Contains(string(body), "being released") {
+			t.Errorf("%s %s during the release: %d %s, want 409 saying it is being released", req.method, req.path, code, body)
+		}
+	}
+	gate.Reply <- &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "try again later"}
+	if a := <-first; a.code != http.StatusBadGateway {
+		t.Fatalf("the release the customer's server refused: %d %s, want 502", a.code, a.body)
+	}
+	go func() {
+		<-gate.Entered
+		gate.Reply <- nil
+	}()
+	if code, body := f.do("own", "POST", release, nil); code != http.StatusOK || len(customer.Messages()) != 1 {
+		t.Fatalf("release after the failed one: %d %s, delivered %d; want 200, once", code, body, len(customer.Messages()))
 	}
 }

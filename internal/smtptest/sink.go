@@ -78,6 +78,7 @@ type Sink struct {
 	dataErr   *smtp.SMTPError
 	rsetReply string
 	stall     time.Duration
+	gate      *Gate
 	stopped   chan struct{}
 	conns     int
 	verbs     map[string]int
@@ -195,6 +196,28 @@ func (s *Sink) Stall(d time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.stall = d
+}
+
+// Gate holds each message's final reply until the test gives it: Entered
+// tells that a message was read, Reply (nil: accept) answers it, as a
+// server that takes its time over the message.
+type Gate struct {
+	Entered <-chan struct{}
+	Reply   chan<- *smtp.SMTPError
+
+	entered chan struct{}
+	reply   chan *smtp.SMTPError
+}
+
+// GateData makes the sink hold every message's final reply at the
+// returned gate.
+func (s *Sink) GateData() *Gate {
+	g := &Gate{entered: make(chan struct{}), reply: make(chan *smtp.SMTPError)}
+	g.Entered, g.Reply = g.entered, g.reply
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.gate = g
+	return g
 }
 
 // Messages returns a copy of what was accepted so far.
@@ -363,8 +386,23 @@ func (ss *sinkSession) Data(r io.Reader) error {
 		return err
 	}
 	ss.sink.mu.Lock()
-	stall, stopped := ss.sink.stall, ss.sink.stopped
+	stall, gate, stopped := ss.sink.stall, ss.sink.gate, ss.sink.stopped
 	ss.sink.mu.Unlock()
+	if gate != nil {
+		select {
+		case gate.entered <- struct{}{}:
+		case <-stopped:
+			return errStalled
+		}
+		select {
+		case err := <-gate.reply:
+			if err != nil {
+				return err
+			}
+		case <-stopped:
+			return errStalled
+		}
+	}
 	if stall > 0 {
 		select {
 		case <-time.After(stall):
