@@ -76,7 +76,9 @@ func (s *Service) ReleaseQuarantined(ctx context.Context, p Principal, id int64,
 	}
 	s.log.Info("quarantined message released", "id", id, "actor", p.Actor, "domain", it.Domain)
 	if allow != nil {
-		if _, err := s.UpdateDomain(ctx, p, it.DomainID, allow); err != nil {
+		// Once the message is out, its caller may have gone (the release
+		// outlives it): the sender is allowed all the same, as decided.
+		if _, err := s.UpdateDomain(context.WithoutCancel(ctx), p, it.DomainID, allow); err != nil {
 			return it, fmt.Errorf("the message was released, but its sender was not put on the allow list: %w", err)
 		}
 	}

@@ -174,3 +174,36 @@ func TestAPIReleaseInProgressIsSaidSo(t *testing.T) {
 		t.Fatalf("release after the failed one: %d %s, delivered %d; want 200, once", code, body, len(customer.Messages()))
 	}
 }
+
+// TestReleaseAndAllowOutlivesItsCaller: "release and allow the sender" is
+// one decision, carried out whole when its caller goes away while the
+// customer's server takes the message: the message is released and the
+// sender allowed. The allow list was changed in the caller's context,
+// ended by then: the message went out and its sender stayed off the list,
+// the answer saying so reaching nobody.
+func TestReleaseAndAllowOutlivesItsCaller(t *testing.T) {
+	customer := smtptest.StartSink(t)
+	gate := customer.GateData()
+	f, q, syncer := releasingAPIFixture(t, customer)
+	if err := syncer.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	id := f.held()
+	ctx, leave := context.WithCancel(context.Background())
+	go func() {
+		<-gate.Entered
+		leave()
+		gate.Reply <- nil
+	}()
+	if _, err := f.svc.ReleaseQuarantined(ctx, admin.Principal{ResellerID: f.resA.ID, Actor: "r"}, id, true); err != nil {
+		t.Errorf("release and allow whose caller left: %v", err)
+	}
+	it, err := q.Item(context.Background(), tracking.Scope{Operator: true}, id)
+	if err != nil || it.State != quarantine.StateReleased || len(customer.Messages()) != 1 {
+		t.Fatalf("state %s, %v, delivered %d; want released, once", it.State, err, len(customer.Messages()))
+	}
+	d, err := f.svc.GetDomain(context.Background(), f.op, f.domA.ID)
+	if err != nil || !slices.Contains(d.Policy.SenderAllow, "x@sender.example") {
+		t.Errorf("allow list %v, %v; want the released message's sender on it", d.Policy.SenderAllow, err)
+	}
+}
