@@ -123,9 +123,10 @@ type Store interface {
 	// body; an item being released is ErrReleasing, another not held
 	// ErrNotHeld.
 	ClaimRelease(ctx context.Context, scope tracking.Scope, id int64, by string, now time.Time) (Item, []byte, error)
-	// FinishRelease records the outcome: released, or back to held when
-	// the delivery failed (a later release tries again).
-	FinishRelease(ctx context.Context, id int64, delivered bool, now time.Time) error
+	// FinishRelease records the outcome of claim (as ClaimRelease returned
+	// it, and no later claim): released, or back to held when the
+	// delivery failed (a later release tries again).
+	FinishRelease(ctx context.Context, claim Item, delivered bool, now time.Time) error
 	// DeleteQuarantine refuses an item not held as ClaimRelease does.
 	DeleteQuarantine(ctx context.Context, scope tracking.Scope, id int64) error
 	// PruneQuarantine deletes items older than before, and hands expired
@@ -377,7 +378,7 @@ func (s *Service) Release(ctx context.Context, scope tracking.Scope, id int64, b
 	}
 	fctx, cancel := context.WithTimeout(dctx, 10*time.Second)
 	defer cancel()
-	if ferr := s.finishRelease(fctx, id, delivered); ferr != nil && delivered {
+	if ferr := s.finishRelease(fctx, it, delivered); ferr != nil && delivered {
 		err = fmt.Errorf("quarantine: delivered, but recording it failed: %w", ferr)
 	}
 	if err != nil {
@@ -414,7 +415,7 @@ const (
 )
 
 // finishRelease records the outcome, retrying within ctx.
-func (s *Service) finishRelease(ctx context.Context, id int64, delivered bool) error {
+func (s *Service) finishRelease(ctx context.Context, claim Item, delivered bool) error {
 	var err error
 	for i := range finishAttempts {
 		if i > 0 {
@@ -424,7 +425,7 @@ func (s *Service) finishRelease(ctx context.Context, id int64, delivered bool) e
 			case <-time.After(finishBackoff << (i - 1)):
 			}
 		}
-		if err = s.store.FinishRelease(ctx, id, delivered, s.now().UTC()); err == nil {
+		if err = s.store.FinishRelease(ctx, claim, delivered, s.now().UTC()); err == nil {
 			return nil
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -348,12 +349,12 @@ type flakyFinish struct {
 	calls    int
 }
 
-func (f *flakyFinish) FinishRelease(ctx context.Context, id int64, delivered bool, now time.Time) error {
+func (f *flakyFinish) FinishRelease(ctx context.Context, claim quarantine.Item, delivered bool, now time.Time) error {
 	f.calls++
 	if f.calls <= f.failures {
 		return errors.New("injected: database is locked")
 	}
-	return f.Store.FinishRelease(ctx, id, delivered, now)
+	return f.Store.FinishRelease(ctx, claim, delivered, now)
 }
 
 // TestReleaseOutcomeSurvivesABlip: writing a release's outcome is retried.
@@ -605,5 +606,80 @@ func TestReleaseOutlivesItsCaller(t *testing.T) {
 	}
 	if downstream.delivered != 1 {
 		t.Errorf("delivered %d times, want once", downstream.delivered)
+	}
+}
+
+// heldUp is a customer's server that takes each message when the test
+// says: entered tells that a delivery started, proceed lets it finish.
+type heldUp struct {
+	entered, proceed chan struct{}
+	delivered        atomic.Int32
+}
+
+func (h *heldUp) Deliver(context.Context, quarantine.HeldDomain, string, []string, []byte) (string, error) {
+	h.entered <- struct{}{}
+	<-h.proceed
+	h.delivered.Add(1)
+	return "250 2.0.0 queued", nil
+}
+
+// lostReply is the real store whose first FinishRelease is written but
+// answered with an error, as a connection lost after its commit would
+// be; between the two, meanwhile runs.
+type lostReply struct {
+	*store.Store
+	meanwhile func()
+	calls     int
+}
+
+func (l *lostReply) FinishRelease(ctx context.Context, claim quarantine.Item, delivered bool, now time.Time) error {
+	l.calls++
+	err := l.Store.FinishRelease(ctx, claim, delivered, now)
+	if l.calls == 1 && err == nil {
+		l.meanwhile()
+		return errors.New("injected: connection reset after the commit")
+	}
+	return err
+}
+
+// TestRetriedOutcomeFinishesOnlyItsOwnClaim: a failed release's outcome
+// whose write is retried, though the first write was done (its reply lost),
+// does not touch the claim another release made in between. The retry
+// put that claim back to held while its delivery was under way, so a
+// third release delivered the message as well: twice.
+func TestRetriedOutcomeFinishesOnlyItsOwnClaim(t *testing.T) {
+	ctx := context.Background()
+	op := tracking.Scope{Operator: true}
+	st := openStore(t)
+	slow := &heldUp{entered: make(chan struct{}), proceed: make(chan struct{})}
+	other := quarantine.New(quarantine.DefaultConfig(), st, slow, nil)
+	third := &recorder{}
+	later := quarantine.New(quarantine.DefaultConfig(), st, third, nil)
+	ids, err := other.Hold(ctx, quarantine.Item{Domain: "a.example", DomainID: 7, CustomerID: 1, Sender: "s@x.example",
+		Recipients: []string{"bob@a.example"}}, strings.NewReader("Subject: x\r\n\r\nx\r\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherDone := make(chan error, 1)
+	flaky := &lostReply{Store: st, meanwhile: func() {
+		go func() {
+			_, _, err := other.Release(ctx, op, ids[0], "other node")
+			otherDone <- err
+		}()
+		<-slow.entered
+	}}
+	refused := quarantine.New(quarantine.DefaultConfig(), flaky, &recorder{fail: true}, nil)
+	if _, _, err := refused.Release(ctx, op, ids[0], "first"); !errors.Is(err, quarantine.ErrDelivery) {
+		t.Fatalf("first release: %v, want ErrDelivery", err)
+	}
+	if _, _, err := later.Release(ctx, op, ids[0], "third"); !errors.Is(err, quarantine.ErrNotHeld) {
+		t.Errorf("release while another delivers: %v, want ErrNotHeld", err)
+	}
+	close(slow.proceed)
+	if err := <-otherDone; err != nil {
+		t.Fatalf("the other node's release: %v", err)
+	}
+	if n := int(slow.delivered.Load()) + len(third.got); n != 1 {
+		t.Errorf("delivered %d times, want once", n)
 	}
 }

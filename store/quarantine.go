@@ -383,23 +383,30 @@ func (s *Store) ClaimRelease(ctx context.Context, scope tracking.Scope, id int64
 		}
 		return it, nil, quarantine.ErrNotHeld
 	}
+	// The claim, which FinishRelease finishes and no other.
+	it.State, it.ReleasedBy, it.ReleasedAt = quarantine.StateReleasing, by, time.UnixMicro(now.UnixMicro()).UTC()
 	return it, body, nil
 }
 
-// FinishRelease records a release's outcome; a delivered message's body
-// is dropped (it lives at the customer now).
-func (s *Store) FinishRelease(ctx context.Context, id int64, delivered bool, now time.Time) error {
+// FinishRelease records the outcome of claim, as ClaimRelease returned
+// it; a delivered message's body is dropped (it lives at the customer
+// now). Only that claim is finished: a write retried after its reply was
+// lost (done, though it failed) put back to held the claim another release
+// had made since, during that one's delivery, and a third release
+// delivered the message again.
+func (s *Store) FinishRelease(ctx context.Context, claim quarantine.Item, delivered bool, now time.Time) error {
+	const ours = `id = $1 AND state = 'releasing' AND released_by = $2 AND released_us = $3`
+	args := []any{claim.ID, claim.ReleasedBy, claim.ReleasedAt.UnixMicro()}
 	if !delivered {
 		ctx, cancel := context.WithTimeout(ctx, s.Timeout)
 		defer cancel()
-		if _, err := s.DB.ExecContext(ctx, `UPDATE quarantine SET state = 'held', released_by = '', released_us = 0
-			WHERE id = $1 AND state = 'releasing'`, id); err != nil {
+		if _, err := s.DB.ExecContext(ctx, `UPDATE quarantine SET state = 'held', released_by = '', released_us = 0 WHERE `+ours, args...); err != nil {
 			return fail("finish a release", err)
 		}
 		return nil
 	}
-	_, err := s.dropBody(ctx, "finish a release", tracking.Scope{Operator: true}, id, `UPDATE quarantine SET state = 'released', released_us = $2, body = NULL, body_id = NULL
-		WHERE id = $1 AND state = 'releasing'`, id, now.UnixMicro())
+	_, err := s.dropBody(ctx, "finish a release", tracking.Scope{Operator: true}, claim.ID, `UPDATE quarantine SET state = 'released', released_us = $4, body = NULL, body_id = NULL
+		WHERE `+ours, append(args, now.UnixMicro())...)
 	return err
 }
 

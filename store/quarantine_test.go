@@ -85,13 +85,14 @@ func TestQuarantineStore(t *testing.T) {
 			t.Fatalf("%d claims won, want 1", wins.Load())
 		}
 		// The delivery failed: back to held, and claimable again.
-		if err := s.FinishRelease(ctx, a, false, now); err != nil {
+		if err := s.FinishRelease(ctx, quarantine.Item{ID: a, ReleasedBy: "op", ReleasedAt: now}, false, now); err != nil {
 			t.Fatal(err)
 		}
-		if _, _, err := s.ClaimRelease(ctx, own, a, "op", now); err != nil {
+		claim, _, err := s.ClaimRelease(ctx, own, a, "op", now)
+		if err != nil {
 			t.Fatalf("claim after a failed delivery: %v", err)
 		}
-		if err := s.FinishRelease(ctx, a, true, now); err != nil {
+		if err := s.FinishRelease(ctx, claim, true, now); err != nil {
 			t.Fatal(err)
 		}
 		if it, body, err := s.GetQuarantine(ctx, own, a); err != nil || it.State != quarantine.StateReleased || body != nil || it.ReleasedBy != "op" {
@@ -370,10 +371,11 @@ func TestQuarantineHoldsOneBodyPerMessage(t *testing.T) {
 		}
 
 		// One recipient's release leaves the others their body.
-		if _, _, err := s.ClaimRelease(ctx, op, big[0], "op", now); err != nil {
+		claim, _, err := s.ClaimRelease(ctx, op, big[0], "op", now)
+		if err != nil {
 			t.Fatal(err)
 		}
-		if err := s.FinishRelease(ctx, big[0], true, now); err != nil {
+		if err := s.FinishRelease(ctx, claim, true, now); err != nil {
 			t.Fatal(err)
 		}
 		if got := bodyOf(big[1]); got != "gz BIG" || bodies() != 2 {
@@ -400,10 +402,11 @@ func TestQuarantineHoldsOneBodyPerMessage(t *testing.T) {
 		if _, err := hold("FULL", 1, now, "ann@a.example"); !errors.Is(err, quarantine.ErrOverCap) {
 			t.Fatalf("700 bytes shared + 300 of a row's own + 1 against 1000: %v", err)
 		}
-		if _, body, err := s.ClaimRelease(ctx, op, own, "op", now); err != nil || string(body) != "gz OWN" {
+		claim, body, err := s.ClaimRelease(ctx, op, own, "op", now)
+		if err != nil || string(body) != "gz OWN" {
 			t.Fatalf("claim a row with its own body: %q %v", body, err)
 		}
-		if err := s.FinishRelease(ctx, own, true, now); err != nil {
+		if err := s.FinishRelease(ctx, claim, true, now); err != nil {
 			t.Fatal(err)
 		}
 
