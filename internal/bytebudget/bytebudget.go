@@ -1,6 +1,6 @@
 // Package bytebudget counts bytes held against a limit by many goroutines
 // at once, without a lock: a node's memory for message bodies, or for
-// archives being expanded.
+// held messages being opened.
 package bytebudget
 
 import (

@@ -19,6 +19,7 @@ import (
 	"compress/gzip"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -29,11 +30,11 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
-	"github.com/mxgrid/mxgrid/internal/bytebudget"
 	"github.com/mxgrid/mxgrid/scanner"
 	"github.com/mxgrid/mxgrid/scanner/archdir"
 	"github.com/mxgrid/mxgrid/scanner/zipdir"
@@ -122,14 +123,14 @@ type Check struct {
 	weights  map[string]float64
 	hashes   map[[sha256.Size]byte]string
 	findings *prometheus.CounterVec
-	pool     *bytebudget.Budget
+	pool     *pool
 }
 
 var _ scanner.Check = (*Check)(nil)
 
 // New builds the engine from a validated config, loading the hash blocklist.
 func New(cfg Config, reg prometheus.Registerer) (*Check, error) {
-	c := &Check{cfg: cfg, blocked: set(cfg.BlockedTypes...), weights: Weights(), pool: bytebudget.New(cfg.ZipExpandedInFlight)}
+	c := &Check{cfg: cfg, blocked: set(cfg.BlockedTypes...), weights: Weights(), pool: newPool(cfg.ZipExpandedInFlight)}
 	for k, v := range cfg.Weights {
 		c.weights[k] = v
 	}
@@ -155,11 +156,12 @@ func New(cfg Config, reg prometheus.Registerer) (*Check, error) {
 func (c *Check) Name() string { return "antivirus" }
 
 // Check implements scanner.Check. It fails when ctx ends first, and with
-// scanner.ErrBusy when the node's scans hold zip_expanded_in_flight.
+// scanner.ErrBusy when the node's scans hold zip_expanded_in_flight for
+// longer than it may wait (half the time left to ctx's deadline).
 func (c *Check) Check(ctx context.Context, _ *scanner.Envelope, msg *scanner.Message) (scanner.Result, error) {
 	s := &scan{ctx: ctx, c: c, budget: budget{files: c.cfg.ZipMaxFiles, expanded: c.cfg.ZipMaxExpanded, pool: c.pool}, details: map[string][]string{}}
 	// Members are garbage once the scan returns.
-	defer func() { c.pool.Release(s.budget.held) }()
+	defer func() { c.pool.release(s.budget.held) }()
 	// The raw message first: EICAR in an unencoded part, or hidden in a
 	// part the parser cannot delimit, is still found. Then the parser's
 	// leaves: the MIME tree is read once, under the scanner's limits, and
@@ -175,11 +177,14 @@ func (c *Check) Check(ctx context.Context, _ *scanner.Envelope, msg *scanner.Mes
 		}
 		s.leaf(&msg.Leaves[i])
 	}
-	if err := ctx.Err(); err != nil {
-		return scanner.Result{}, fmt.Errorf("antivirus: %w", err)
-	}
+	// Busy before ctx: a scan that waited for the pool until its context
+	// ended must still tempfail, not fall to on_error (accept by default)
+	// with its archive unscanned.
 	if s.busy && s.virus == "" {
 		return scanner.Result{}, fmt.Errorf("antivirus: %w: archives of other messages hold zip_expanded_in_flight (%d bytes)", scanner.ErrBusy, c.cfg.ZipExpandedInFlight)
+	}
+	if err := ctx.Err(); err != nil {
+		return scanner.Result{}, fmt.Errorf("antivirus: %w", err)
 	}
 	return s.result(), nil
 }
@@ -197,6 +202,29 @@ type scan struct {
 }
 
 func (s *scan) done() bool { return s.virus != "" || s.busy || s.ctx.Err() != nil }
+
+// reserve takes room in the node's pool for n bytes an archive declares
+// it expands to, or marks the scan busy. A scan that holds nothing yet
+// waits its turn for at most half the time left to its deadline, leaving
+// the rest to scan what it gets; without a deadline it does not wait.
+func (s *scan) reserve(n int64) bool {
+	wait := s.ctx
+	if s.budget.held == 0 {
+		var cancel context.CancelFunc
+		if deadline, ok := s.ctx.Deadline(); ok {
+			wait, cancel = context.WithTimeout(s.ctx, time.Until(deadline)/2)
+		} else {
+			wait, cancel = context.WithCancel(s.ctx)
+			cancel()
+		}
+		defer cancel()
+	}
+	if !s.budget.reserve(wait, n) {
+		s.busy = true
+		return false
+	}
+	return true
+}
 
 func (s *scan) setVirus(name, finding string) {
 	if s.virus == "" {
@@ -326,6 +354,25 @@ func (s *scan) archive(zr *zip.Reader, where string, depth int) {
 	if s.tooDeep(where, depth) {
 		return
 	}
+	// What the members the budget lets us read declare, taken before
+	// the first is expanded.
+	var need int64
+	files := s.budget.files
+	for _, f := range zr.File {
+		if files == 0 || need >= s.budget.expanded {
+			break
+		}
+		if f.FileInfo().IsDir() {
+			continue
+		}
+		files--
+		if f.Flags&0x1 == 0 {
+			need += min(declared(f, s.c.cfg.ZipMaxRatio), s.budget.expanded)
+		}
+	}
+	if !s.reserve(need) {
+		return
+	}
 	for _, f := range zr.File {
 		if f.FileInfo().IsDir() {
 			continue
@@ -440,6 +487,11 @@ func (s *scan) gzipped(name, where string, data []byte, depth int) {
 	if !s.takeMember(where + "/" + inner) {
 		return
 	}
+	// The size the trailer declares (modulo 2^32), within the ratio.
+	isize := int64(binary.LittleEndian.Uint32(data[len(data)-4:]))
+	if !s.reserve(min(isize, ratioLimit(int64(len(data)), s.c.cfg.ZipMaxRatio))) {
+		return
+	}
 	out, err := expand(zr, int64(len(data)), inner, &s.budget, s.c.cfg.ZipMaxRatio)
 	s.member(inner, where+"/"+inner, out, err, depth)
 }
@@ -449,6 +501,11 @@ func (s *scan) gzipped(name, where string, data []byte, depth int) {
 // sparse entry expands.
 func (s *scan) tarball(where string, data []byte, depth int) {
 	if s.tooDeep(where, depth) {
+		return
+	}
+	// Its members are copied out of data: at most its size, sparse
+	// entries aside.
+	if !s.reserve(int64(len(data))) {
 		return
 	}
 	tr := tar.NewReader(bytes.NewReader(data))

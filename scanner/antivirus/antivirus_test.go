@@ -21,6 +21,7 @@ import (
 	"strings"
 	"testing"
 	"testing/iotest"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -1060,31 +1061,49 @@ func TestZipDirectoryCostsLittleMemory(t *testing.T) {
 
 // TestArchivesShareTheNodesExpansionPool: each message may decompress
 // zip_max_expanded, and many small archives sent at once could each claim
-// it. The scans share zip_expanded_in_flight; one that finds it spent
-// answers busy (the pipeline then tempfails, whatever on_error says), and
-// a message's bytes return to the pool when its scan ends.
+// it. The scans share zip_expanded_in_flight; one that finds no room for
+// what its archive declares, or whose archive expands past what it
+// declared once the pool is spent, answers busy (the pipeline then
+// tempfails, whatever on_error says), also when it waited for room until
+// its deadline; and a message's bytes return to the pool when its scan
+// ends.
 func TestArchivesShareTheNodesExpansionPool(t *testing.T) {
 	c := newCheck(t, func(c *Config) { c.ZipMaxExpanded = 1 << 20; c.ZipExpandedInFlight = 1 << 20 })
-	archive := withAttachment("data.zip", "application/zip", zipOf(t, mem("random.bin", randomBytes(50_000))))
-	scan := func() error {
-		_, err := c.Check(context.Background(), &scanner.Envelope{}, scanner.Parse([]byte(archive)))
+	random := randomBytes(50_000)
+	archive := withAttachment("data.zip", "application/zip", zipOf(t, mem("random.bin", random)))
+	// The gzip trailer's size says 100 bytes of the 50,000.
+	liar := gzipOf(t, "random.bin", random)
+	binary.LittleEndian.PutUint32(liar[len(liar)-4:], 100)
+	scan := func(ctx context.Context, raw string) error {
+		_, err := c.Check(ctx, &scanner.Envelope{}, scanner.Parse([]byte(raw)))
 		return err
 	}
 
-	if err := scan(); err != nil || c.pool.Used() != 0 {
+	if err := scan(context.Background(), archive); err != nil || c.pool.Used() != 0 {
 		t.Fatalf("with the pool free: %v, %d bytes left held", err, c.pool.Used())
 	}
 	othersHold := c.cfg.ZipExpandedInFlight - 10_000 // scans in progress
-	c.pool.Reserve(othersHold)
-	if err := scan(); !errors.Is(err, scanner.ErrBusy) {
+	c.pool.tryTake(othersHold)
+	if err := scan(context.Background(), archive); !errors.Is(err, scanner.ErrBusy) {
 		t.Fatalf("with the pool spent: %v, want ErrBusy", err)
 	}
+	if err := scan(context.Background(), withAttachment("data.gz", "application/gzip", liar)); !errors.Is(err, scanner.ErrBusy) {
+		t.Fatalf("a gzip expanding past its declared size with the pool spent: %v, want ErrBusy", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if err := scan(ctx, archive); !errors.Is(err, scanner.ErrBusy) {
+		t.Fatalf("waiting for the pool until the deadline: %v, want ErrBusy", err)
+	}
 	if got := c.pool.Used(); got != othersHold {
-		t.Fatalf("after the busy scan the pool holds %d, want the others' %d", got, othersHold)
+		t.Fatalf("after the busy scans the pool holds %d, want the others' %d", got, othersHold)
 	}
 	// A virus found before the pool ran out is still the answer.
-	infected := withAttachment("x.zip", "application/zip", zipOf(t, mem("eicar.com", eicar), mem("random.bin", randomBytes(50_000))))
-	res, err := c.Check(context.Background(), &scanner.Envelope{}, scanner.Parse([]byte(infected)))
+	infected := &scanner.Message{Raw: []byte("From: a@example.org\r\n\r\n"), Leaves: []scanner.Leaf{
+		{Part: scanner.Part{ContentType: "application/zip", Filename: "x.zip"}, Path: "1", Data: zipOf(t, mem("eicar.com", eicar))},
+		{Part: scanner.Part{ContentType: "application/zip", Filename: "y.zip"}, Path: "2", Data: zipOf(t, mem("random.bin", random))},
+	}}
+	res, err := c.Check(context.Background(), &scanner.Envelope{}, infected)
 	if err != nil || res.Virus != VirusEICAR {
 		t.Fatalf("EICAR before the pool ran out: %+v, %v", res, err)
 	}
@@ -1163,4 +1182,39 @@ func checkAllocates(t *testing.T, c *Check, msg *scanner.Message) (scanner.Resul
 		t.Fatal(err)
 	}
 	return res, after.TotalAlloc - before.TotalAlloc
+}
+
+// TestArchivesTakeTurnsInThePool: more messages at once than the pool
+// holds, each with an archive whose member fits it alone. Each scan used
+// to charge the pool as it decompressed and give up the moment it was
+// full, so every scan held a slice and nearly all answered busy (the
+// sweep: 39 of 40 messages 451). They take turns now, and all pass.
+func TestArchivesTakeTurnsInThePool(t *testing.T) {
+	const memberSize, scans = 3 << 20, 8
+	c := newCheck(t, func(c *Config) { c.ZipMaxExpanded = 4 << 20; c.ZipExpandedInFlight = 4 << 20 })
+	raw := []byte(withAttachment("data.zip", "application/zip", zipOf(t, mem("random.bin", randomBytes(memberSize)))))
+	// A bound, not a synchronisation: the scans wait for each other.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	start := make(chan struct{})
+	errs := make(chan error, scans)
+	for range scans {
+		go func() {
+			msg := scanner.Parse(raw)
+			<-start
+			_, err := c.Check(ctx, &scanner.Envelope{}, msg)
+			errs <- err
+		}()
+	}
+	close(start)
+	busy := 0
+	for range scans {
+		if err := <-errs; err != nil {
+			busy++
+			t.Log(err)
+		}
+	}
+	if busy > 0 || c.pool.Used() != 0 {
+		t.Fatalf("%d of %d scans failed, %d bytes left held; want all scanned, one at a time", busy, scans, c.pool.Used())
+	}
 }

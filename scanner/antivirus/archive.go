@@ -2,12 +2,13 @@ package antivirus
 
 import (
 	"archive/zip"
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strings"
 
-	"github.com/mxgrid/mxgrid/internal/bytebudget"
 	"github.com/mxgrid/mxgrid/scanner/zipdir"
 )
 
@@ -22,18 +23,45 @@ var errZipBomb = errors.New("zip bomb")
 // budget is what one message may cost in archive work, shared by every
 // archive in it, so many small archives cannot add up to a big one.
 type budget struct {
-	files    int                // members left to look at
-	expanded int64              // bytes left to decompress
-	pool     *bytebudget.Budget // the node's bytes in flight, shared by every scan
-	held     int64              // what this message holds of pool
+	files    int   // members left to look at
+	expanded int64 // bytes left to decompress
+	pool     *pool // the node's bytes in flight, shared by every scan
+	held     int64 // what this message holds of pool
+	unspent  int64 // what of held no member has decompressed yet
 }
 
 // errPoolSpent stops a member read when the node's scans together hold
 // zip_expanded_in_flight.
 var errPoolSpent = errors.New("archive bytes in flight on this node spent")
 
-// pooledReader reserves in the message's budget.pool each byte it returns:
-// a member is charged as it decompresses, not by the size it declares.
+// reserve makes sure the message holds n bytes of the pool that no member
+// has used yet, n being what an archive declares it expands to: taken in
+// one go before it is expanded, so that scans arriving together take
+// turns rather than each expanding part of its archive. A message that
+// holds nothing yet waits its turn until wait ends; one that holds some
+// takes more only if it is free at once (see pool).
+func (b *budget) reserve(wait context.Context, n int64) bool {
+	n = min(n, b.expanded) - b.unspent
+	if n <= 0 {
+		return true
+	}
+	var ok bool
+	if b.held == 0 {
+		ok = b.pool.take(wait, n)
+	} else {
+		ok = b.pool.tryTake(n)
+	}
+	if ok {
+		b.held += n
+		b.unspent += n
+	}
+	return ok
+}
+
+// pooledReader charges the message's budget.pool each byte it returns:
+// what the archive declared was reserved before, and a member that
+// expands past it (its archive lied, or declares nothing) takes more
+// only while the pool has it free.
 type pooledReader struct {
 	r io.Reader
 	b *budget
@@ -42,12 +70,41 @@ type pooledReader struct {
 func (pr pooledReader) Read(p []byte) (int, error) {
 	n, err := pr.r.Read(p)
 	if n > 0 {
-		if !pr.b.pool.Reserve(int64(n)) {
-			return 0, errPoolSpent
+		from := min(int64(n), pr.b.unspent)
+		pr.b.unspent -= from
+		if more := int64(n) - from; more > 0 {
+			if !pr.b.pool.tryTake(more) {
+				return 0, errPoolSpent
+			}
+			pr.b.held += more
 		}
-		pr.b.held += int64(n)
 	}
 	return n, err
+}
+
+// declared is what archive/zip will let f expand to (it refuses to read
+// past the size the directory gives), within the ratio limit; nothing for
+// a member readMember refuses by its declared sizes alone.
+func declared(f *zip.File, maxRatio int64) int64 {
+	if declaresBomb(f, maxRatio) {
+		return 0
+	}
+	limit := ratioLimit(int64(min(f.CompressedSize64, math.MaxInt64)), maxRatio)
+	return int64(min(f.UncompressedSize64, uint64(limit)))
+}
+
+func declaresBomb(f *zip.File, maxRatio int64) bool {
+	return f.UncompressedSize64 > bombFloor && f.CompressedSize64 > 0 &&
+		f.UncompressedSize64/f.CompressedSize64 > uint64(maxRatio)
+}
+
+// ratioLimit is the most a member of compressed bytes may expand to
+// before it is a bomb.
+func ratioLimit(compressed, maxRatio int64) int64 {
+	if compressed > (math.MaxInt64-bombFloor)/maxRatio {
+		return math.MaxInt64
+	}
+	return compressed*maxRatio + bombFloor
 }
 
 // readMember decompresses f within the ratio and budget limits. It returns
@@ -58,8 +115,7 @@ func (pr pooledReader) Read(p []byte) (int, error) {
 func readMember(f *zip.File, b *budget, maxRatio int64) ([]byte, error) {
 	// The declared sizes are checked first: a bomb that admits it is one
 	// costs nothing to reject.
-	if f.UncompressedSize64 > bombFloor && f.CompressedSize64 > 0 &&
-		f.UncompressedSize64/f.CompressedSize64 > uint64(maxRatio) {
+	if declaresBomb(f, maxRatio) {
 		return nil, fmt.Errorf("%w: %s declares %d bytes from %d", errZipBomb, f.Name, f.UncompressedSize64, f.CompressedSize64)
 	}
 	rc, err := f.Open()
@@ -73,15 +129,15 @@ func readMember(f *zip.File, b *budget, maxRatio int64) ([]byte, error) {
 // expand reads what r decompresses from compressed bytes, within the ratio
 // and budget limits, as readMember says.
 func expand(r io.Reader, compressed int64, name string, b *budget, maxRatio int64) ([]byte, error) {
-	ratioLimit := compressed*maxRatio + bombFloor
-	limit := min(ratioLimit, b.expanded)
+	bombAt := ratioLimit(compressed, maxRatio)
+	limit := min(bombAt, b.expanded)
 	data, err := io.ReadAll(pooledReader{io.LimitReader(r, limit+1), b})
 	if errors.Is(err, errPoolSpent) {
 		return nil, err
 	}
 	b.expanded -= min(int64(len(data)), b.expanded)
 	if int64(len(data)) > limit {
-		if limit == ratioLimit {
+		if limit == bombAt {
 			return nil, fmt.Errorf("%w: %s expands past %d:1", errZipBomb, name, maxRatio)
 		}
 		return data[:limit], errBudget

@@ -46,9 +46,11 @@ type Config struct {
 	// ZipMaxExpanded bounds the bytes decompressed per message, all archives together.
 	ZipMaxExpanded int64 `yaml:"zip_max_expanded"`
 	// ZipExpandedInFlight bounds the bytes decompressed by all the node's
-	// scans at once. A message whose archives find it spent is answered
-	// 451 (the sender retries), so many small archives sent at once
-	// cannot each claim zip_max_expanded of memory.
+	// scans at once, so many small archives sent at once cannot each claim
+	// zip_max_expanded of memory. An archive takes what it declares before
+	// it is expanded, and messages wait their turn for it (up to half the
+	// time left to the scan); a message still without room is answered
+	// 451 (the sender retries).
 	ZipExpandedInFlight int64 `yaml:"zip_expanded_in_flight"`
 	// ZipMaxRatio is the decompressed/compressed ratio above which a member
 	// larger than 1 MiB is a zip bomb. Text compresses about 10:1; bombs
