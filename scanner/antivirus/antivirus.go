@@ -303,7 +303,7 @@ func (s *scan) file(name, where string, data []byte, depth int) {
 			break
 		}
 		macros = ooxmlHasMacros(zr)
-		s.archive(zr, where, depth)
+		s.archive(zr, int64(len(data)), where, depth)
 		s.localMembers(data, zr, where, depth)
 	case zipdir.HasEnd(data):
 		// Zip readers (7-Zip, Windows Explorer, archive/zip) find an
@@ -316,7 +316,7 @@ func (s *scan) file(name, where string, data []byte, depth int) {
 				ct = ctZip
 			}
 			macros = ooxmlHasMacros(zr)
-			s.archive(zr, where, depth)
+			s.archive(zr, int64(len(data)), where, depth)
 		}
 	}
 	s.classify(name, where, ct, macros)
@@ -346,11 +346,12 @@ func describe(name, where string) string {
 	return fmt.Sprintf("%q", name)
 }
 
-// archive scans the members of a zip archive within the message's budget.
+// archive scans the members of a zip archive of size bytes within the
+// message's budget.
 // Members are files in their own right: each goes through file, so an
 // executable, EICAR or a nested archive inside a zip is found like one
 // attached directly.
-func (s *scan) archive(zr *zip.Reader, where string, depth int) {
+func (s *scan) archive(zr *zip.Reader, size int64, where string, depth int) {
 	if s.tooDeep(where, depth) {
 		return
 	}
@@ -367,7 +368,7 @@ func (s *scan) archive(zr *zip.Reader, where string, depth int) {
 		}
 		files--
 		if f.Flags&0x1 == 0 {
-			need += min(declared(f, s.c.cfg.ZipMaxRatio), s.budget.expanded)
+			need += min(declared(f, size, s.c.cfg.ZipMaxRatio), s.budget.expanded)
 		}
 	}
 	if !s.reserve(need) {
@@ -384,7 +385,7 @@ func (s *scan) archive(zr *zip.Reader, where string, depth int) {
 		if !readable {
 			continue
 		}
-		data, err := readMember(f, &s.budget, s.c.cfg.ZipMaxRatio)
+		data, err := readMember(f, size, &s.budget, s.c.cfg.ZipMaxRatio)
 		if !s.member(f.Name, inner, data, err, depth) {
 			return
 		}
@@ -443,7 +444,7 @@ func (s *scan) localMembers(data []byte, zr *zip.Reader, where string, depth int
 			s.classify(lf.Name, inner, ctUnknown, false)
 			continue
 		}
-		out, err := expand(r, int64(len(packed)), lf.Name, &s.budget, s.c.cfg.ZipMaxRatio)
+		out, err := expand(r, int64(len(packed)), 0, lf.Name, &s.budget, s.c.cfg.ZipMaxRatio)
 		if fr != nil {
 			flateReaders.Put(fr)
 		}
@@ -488,11 +489,11 @@ func (s *scan) gzipped(name, where string, data []byte, depth int) {
 		return
 	}
 	// The size the trailer declares (modulo 2^32), within the ratio.
-	isize := int64(binary.LittleEndian.Uint32(data[len(data)-4:]))
-	if !s.reserve(min(isize, ratioLimit(int64(len(data)), s.c.cfg.ZipMaxRatio))) {
+	isize := min(int64(binary.LittleEndian.Uint32(data[len(data)-4:])), ratioLimit(int64(len(data)), s.c.cfg.ZipMaxRatio))
+	if !s.reserve(isize) {
 		return
 	}
-	out, err := expand(zr, int64(len(data)), inner, &s.budget, s.c.cfg.ZipMaxRatio)
+	out, err := expand(zr, int64(len(data)), isize, inner, &s.budget, s.c.cfg.ZipMaxRatio)
 	s.member(inner, where+"/"+inner, out, err, depth)
 }
 
@@ -524,7 +525,7 @@ func (s *scan) tarball(where string, data []byte, depth int) {
 		if !s.takeMember(inner) {
 			return
 		}
-		out, err := expand(tr, int64(len(data)), h.Name, &s.budget, s.c.cfg.ZipMaxRatio)
+		out, err := expand(tr, int64(len(data)), h.Size, h.Name, &s.budget, s.c.cfg.ZipMaxRatio)
 		if !s.member(h.Name, inner, out, err, depth) {
 			return
 		}

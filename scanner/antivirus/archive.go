@@ -82,14 +82,17 @@ func (pr pooledReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// declared is what archive/zip will let f expand to (it refuses to read
-// past the size the directory gives), within the ratio limit; nothing for
-// a member readMember refuses by its declared sizes alone.
-func declared(f *zip.File, maxRatio int64) int64 {
+// declared is what archive/zip will let f, a member of an archive of
+// size bytes, expand to (it refuses to read past the size the directory
+// gives), within the ratio limit; nothing for a member readMember refuses
+// by its declared sizes alone. Its compressed size is believed only as
+// far as the archive has bytes: a 1 KB zip declaring 64 MB had it
+// reserved and a buffer of it allocated.
+func declared(f *zip.File, size, maxRatio int64) int64 {
 	if declaresBomb(f, maxRatio) {
 		return 0
 	}
-	limit := ratioLimit(int64(min(f.CompressedSize64, math.MaxInt64)), maxRatio)
+	limit := ratioLimit(int64(min(f.CompressedSize64, uint64(size))), maxRatio)
 	return int64(min(f.UncompressedSize64, uint64(limit)))
 }
 
@@ -112,7 +115,7 @@ func ratioLimit(compressed, maxRatio int64) int64 {
 // actually produced, not on the sizes the archive declares, which lie), and
 // errBudget when the message's expansion budget is spent, errPoolSpent
 // when the node's.
-func readMember(f *zip.File, b *budget, maxRatio int64) ([]byte, error) {
+func readMember(f *zip.File, size int64, b *budget, maxRatio int64) ([]byte, error) {
 	// The declared sizes are checked first: a bomb that admits it is one
 	// costs nothing to reject.
 	if declaresBomb(f, maxRatio) {
@@ -123,15 +126,20 @@ func readMember(f *zip.File, b *budget, maxRatio int64) ([]byte, error) {
 		return nil, fmt.Errorf("open member %s: %w", f.Name, err)
 	}
 	defer rc.Close()
-	return expand(rc, int64(f.CompressedSize64), f.Name, b, maxRatio)
+	return expand(rc, int64(f.CompressedSize64), declared(f, size, maxRatio), f.Name, b, maxRatio)
 }
 
 // expand reads what r decompresses from compressed bytes, within the ratio
-// and budget limits, as readMember says.
-func expand(r io.Reader, compressed int64, name string, b *budget, maxRatio int64) ([]byte, error) {
+// and budget limits, as readMember says. size is what the archive declares
+// (0: nothing): the member is read into a buffer of that size, within the
+// limits, rather than one grown as it fills, which allocated twice the
+// member and held up to that at once while the pool counted it once.
+func expand(r io.Reader, compressed, size int64, name string, b *budget, maxRatio int64) ([]byte, error) {
 	bombAt := ratioLimit(compressed, maxRatio)
 	limit := min(bombAt, b.expanded)
-	data, err := io.ReadAll(pooledReader{io.LimitReader(r, limit+1), b})
+	// One more byte than the member, to read its end without growing.
+	buf := make([]byte, 0, min(max(size, 511), limit)+1)
+	data, err := readAll(pooledReader{io.LimitReader(r, limit+1), b}, buf)
 	if errors.Is(err, errPoolSpent) {
 		return nil, err
 	}
@@ -150,6 +158,23 @@ func expand(r io.Reader, compressed int64, name string, b *budget, maxRatio int6
 }
 
 var errBudget = errors.New("archive expansion budget spent")
+
+// readAll is io.ReadAll into buf.
+func readAll(r io.Reader, buf []byte) ([]byte, error) {
+	for {
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+	}
+}
 
 // openZip opens data as a zip archive, reading no more of its central
 // directory than the message's member budget can still use: archive/zip
