@@ -110,7 +110,21 @@ func (f Fresh) LookupTXT(ctx context.Context, name string) ([]string, error) {
 
 // LookupMX returns the MX records of name.
 func (f Fresh) LookupMX(ctx context.Context, name string) ([]*net.MX, error) {
-	return f.res.LookupMX(ctx, rooted(name))
+	return validRecords(f.res.LookupMX(ctx, rooted(name)))
+}
+
+// validRecords takes the records the Go resolver returns beside an error
+// as the answer: it drops the records of an answer whose names are not
+// valid (a space, a byte past ASCII) and returns the others with an error,
+// "DNS response contained records which contain invalid names". One
+// mistyped MX of a domain failed all of them: SPF's mx mechanism gave
+// temperror, an MX ownership proof failed as if DNS had. PTR answers are
+// cut the same way.
+func validRecords[T any](v []T, err error) ([]T, error) {
+	if err != nil && len(v) > 0 {
+		return v, nil
+	}
+	return v, err
 }
 
 // plainResolver asks cfg's server, or the system's, with no cache.
@@ -318,7 +332,7 @@ func lookup[T any](ctx context.Context, c *Cached, kind, key string, fn func(con
 		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.timeout)
 		defer cancel()
 		start := time.Now()
-		v, err := fn(lctx)
+		v, err := validRecords(fn(lctx))
 		c.duration.WithLabelValues(kind).Observe(time.Since(start).Seconds())
 		derr := asDNSError(err, key)
 		if derr != nil && c.server != "" {

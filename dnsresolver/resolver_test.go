@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -520,5 +521,33 @@ func TestFreshAsksRootedNames(t *testing.T) {
 	f.LookupMX(ctx, "example.com.")
 	if want := []string{"_mxgrid.example.com.", "example.com.", "example.com."}; strings.Join(asked, " ") != strings.Join(want, " ") {
 		t.Errorf("asked %q, want %q", asked, want)
+	}
+}
+
+// TestAnswerWithAnInvalidNameKeepsTheValidRecords: the Go resolver drops
+// the records of an answer whose names are not valid and returns the
+// others beside an error. We took the error and dropped them all: one
+// mistyped MX of a domain made SPF's mx mechanism a temperror and an MX
+// ownership proof fail as if DNS had, cached or not; PTR likewise.
+func TestAnswerWithAnInvalidNameKeepsTheValidRecords(t *testing.T) {
+	srv := dnstest.Start(t)
+	srv.Add(t, `mixed.example. 300 IN MX 10 mx1.mixed.example.`, `mixed.example. 300 IN MX 20 bad\ name.mixed.example.`,
+		`25.2.0.192.in-addr.arpa. 300 IN PTR mail.mixed.example.`, `25.2.0.192.in-addr.arpa. 300 IN PTR bad\ name.mixed.example.`)
+	ctx := context.Background()
+	c := newTest(t, srv, nil)
+	cfg := DefaultConfig()
+	cfg.Server = srv.Addr
+	fresh := Uncached(cfg)
+	for name, lookup := range map[string]func() ([]*net.MX, error){
+		"cached": func() ([]*net.MX, error) { return c.LookupMX(ctx, "mixed.example") },
+		"fresh":  func() ([]*net.MX, error) { return fresh.LookupMX(ctx, "mixed.example") },
+	} {
+		mx, err := lookup()
+		if err != nil || len(mx) != 1 || mx[0].Host != "mx1.mixed.example." {
+			t.Errorf("%s LookupMX = %v, %v; want the valid mx1.mixed.example.", name, mx, err)
+		}
+	}
+	if names, err := c.LookupAddr(ctx, "192.0.2.25"); err != nil || !slices.Equal(names, []string{"mail.mixed.example."}) {
+		t.Errorf("LookupAddr = %q, %v; want the valid mail.mixed.example.", names, err)
 	}
 }
