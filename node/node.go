@@ -207,8 +207,7 @@ func (b *builder) openStore(ctx context.Context) error {
 	}
 	b.store = st
 	b.onClose(st.Close)
-	b.prepareStore(ctx)
-	return nil
+	return b.prepareStore(ctx)
 }
 
 // buildTenants builds the directory: the store's domains (or, while it is
@@ -726,9 +725,12 @@ func (b *builder) mountMap(context.Context) error {
 // to date. A database that is down now (a node started during an outage)
 // is retried in the background: their writers buffer and retry meanwhile,
 // so the node catches up instead of running without them until restarted.
-func (b *builder) prepareStore(ctx context.Context) {
+// A database a newer mxgrid migrated (a rollback) stops the start: this
+// version would run on tables it does not know. Found only once a database
+// that was down is back, it leaves the store failing in /readyz instead.
+func (b *builder) prepareStore(ctx context.Context) error {
 	migrate := func(ctx context.Context) error {
-		for _, m := range []func(context.Context) error{b.store.MigrateEvents, b.store.MigrateMaps, b.store.MigrateDomainStats, b.store.MigratePanelSessions, b.store.MigrateTracking, b.store.MigrateQuarantine, b.store.MigrateNotify} {
+		for _, m := range []func(context.Context) error{b.store.CheckSchema, b.store.MigrateEvents, b.store.MigrateMaps, b.store.MigrateDomainStats, b.store.MigratePanelSessions, b.store.MigrateTracking, b.store.MigrateQuarantine, b.store.MigrateNotify} {
 			mctx, cancel := context.WithTimeout(ctx, b.store.Timeout)
 			err := m(mctx)
 			cancel()
@@ -739,8 +741,9 @@ func (b *builder) prepareStore(ctx context.Context) {
 		return nil
 	}
 	err := migrate(ctx)
-	if err == nil {
-		return
+	var tooNew *store.SchemaTooNewError
+	if err == nil || errors.As(err, &tooNew) {
+		return err
 	}
 	b.log.Error("store unavailable; mail keeps flowing, events wait in their buffer, retrying", "err", err)
 	b.health.Set("store", health.Degraded, err.Error())
@@ -749,7 +752,11 @@ func (b *builder) prepareStore(ctx context.Context) {
 		defer reached()
 		periodic.Every(ctx, storeRetryInterval, nil, func(ctx context.Context) {
 			if err := migrate(ctx); err != nil {
-				b.health.Set("store", health.Degraded, err.Error())
+				level := health.Degraded
+				if errors.As(err, &tooNew) {
+					level = health.NotReady
+				}
+				b.health.Set("store", level, err.Error())
 				return
 			}
 			b.log.Info("store reachable again")
@@ -758,6 +765,7 @@ func (b *builder) prepareStore(ctx context.Context) {
 		})
 		return nil
 	}))
+	return nil
 }
 
 // privateFiles restricts the database, the tenant snapshot and the panel

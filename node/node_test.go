@@ -3,6 +3,7 @@ package node_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/smtp"
 	"path/filepath"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/mxgrid/mxgrid/internal/nodetest"
 	"github.com/mxgrid/mxgrid/internal/smtptest"
 	"github.com/mxgrid/mxgrid/internal/testenv"
+	"github.com/mxgrid/mxgrid/node"
 	"github.com/mxgrid/mxgrid/scanner"
 	"github.com/mxgrid/mxgrid/store"
 )
@@ -111,5 +113,34 @@ func TestDegradedConditionsAreMetrics(t *testing.T) {
 		if got := metric(t, n, `mxgrid_health_level{component="`+c.Component+`"}`); got != float64(health.Degraded) {
 			t.Errorf("%s is %s in /readyz, %v in /metrics", c.Component, c.Level, got)
 		}
+	}
+}
+
+// TestRefusesADatabaseANewerVersionMigrated: rolled back onto a database a
+// newer mxgrid migrated, a node does not start (mxgrid serve exits non-zero)
+// and says which schema and versions; it ran on the unknown tables.
+func TestRefusesADatabaseANewerVersionMigrated(t *testing.T) {
+	cfg := nodetest.Config(t)
+	st, err := store.Open(cfg.Store, cfg.DataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := st.CheckSchema(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.DB.ExecContext(ctx, `INSERT INTO schema_migrations (component, version, applied_at) VALUES ('tenants', 999, $1)`, time.Now().UTC()); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	n, err := node.New(ctx, cfg, node.Options{Log: slog.New(slog.DiscardHandler)})
+	if err == nil {
+		stopped, stop := context.WithCancel(ctx)
+		stop()
+		n.Run(stopped)
+		t.Fatal("node started on a schema newer than it knows")
+	}
+	if want := "tenants schema is version 999, newer than this mxgrid knows"; !strings.Contains(err.Error(), want) {
+		t.Fatalf("start error = %q, want it to say %q", err, want)
 	}
 }

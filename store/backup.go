@@ -58,7 +58,8 @@ type BackupManifest struct {
 
 // knownSchemas is the newest version of each component this build has. A
 // component added to the store must be listed here, or restore refuses
-// backups that hold it (the backup-while-serving test catches that).
+// backups that hold it (the backup-while-serving test catches that) and a
+// node refuses a database that holds it (CheckSchema); one dropped stays.
 func knownSchemas() map[string]int {
 	last := func(ms []Migration) int { return ms[len(ms)-1].Version }
 	return map[string]int{
@@ -73,6 +74,27 @@ func knownSchemas() map[string]int {
 		quarantineComponent:    last(quarantineMigrations),
 		notifyComponent:        last(notifyMigrations),
 	}
+}
+
+// schemaVersions is each component's newest applied migration.
+func schemaVersions(ctx context.Context, db *sql.DB) (map[string]int, error) {
+	rows, err := db.QueryContext(ctx, `SELECT component, MAX(version) FROM schema_migrations GROUP BY component`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var (
+			c string
+			v int
+		)
+		if err := rows.Scan(&c, &v); err != nil {
+			return nil, err
+		}
+		out[c] = v
+	}
+	return out, rows.Err()
 }
 
 // countedTables are the tables whose rows the manifest counts.
@@ -147,25 +169,8 @@ func describe(ctx context.Context, path string, m *BackupManifest) error {
 		return err
 	}
 	defer db.Close()
-	m.Schema = map[string]int{}
-	rows, err := db.QueryContext(ctx, `SELECT component, MAX(version) FROM schema_migrations GROUP BY component`)
-	if err != nil {
+	if m.Schema, err = schemaVersions(ctx, db); err != nil {
 		return fmt.Errorf("schema versions: %w", err)
-	}
-	for rows.Next() {
-		var (
-			c string
-			v int
-		)
-		if err := rows.Scan(&c, &v); err != nil {
-			rows.Close()
-			return err
-		}
-		m.Schema[c] = v
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return err
 	}
 	m.Rows = map[string]int64{}
 	for _, table := range countedTables {

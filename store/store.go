@@ -14,9 +14,11 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -201,6 +203,9 @@ func (s *Store) Migrate(ctx context.Context, component string, migrations []Migr
 	if err != nil {
 		return fail(fmt.Sprintf("read %s schema version", component), err)
 	}
+	if last := migrations[len(migrations)-1].Version; current > last {
+		return &SchemaTooNewError{Component: component, Stored: current, Known: last}
+	}
 	prev := 0
 	for _, m := range migrations {
 		if m.Version <= prev {
@@ -212,6 +217,44 @@ func (s *Store) Migrate(ctx context.Context, component string, migrations []Migr
 		}
 		if err := s.apply(ctx, component, m); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// SchemaTooNewError is a database a newer mxgrid migrated: this version
+// would read and write tables whose meaning it does not know (a rollback
+// after an upgrade), so it refuses to run on it rather than guess.
+type SchemaTooNewError struct {
+	Component string
+	Stored    int // the database's version
+	Known     int // this build's newest; 0 for a component it does not have
+}
+
+func (e *SchemaTooNewError) Error() string {
+	if e.Known == 0 {
+		return fmt.Sprintf("store: the database holds a %s schema (version %d) this mxgrid does not know: "+
+			"a newer mxgrid migrated it; run that version or a newer one", e.Component, e.Stored)
+	}
+	return fmt.Sprintf("store: the database's %s schema is version %d, newer than this mxgrid knows (%d): "+
+		"a newer mxgrid migrated it; run that version or a newer one", e.Component, e.Stored, e.Known)
+}
+
+// CheckSchema refuses, with a *SchemaTooNewError, a database holding any
+// component newer than this build knows, including one whose tables this
+// node only migrates later (the tenants' on first load).
+func (s *Store) CheckSchema(ctx context.Context) error {
+	if err := s.createMigrationTable(ctx); err != nil {
+		return err
+	}
+	stored, err := schemaVersions(ctx, s.DB)
+	if err != nil {
+		return fail("read schema versions", err)
+	}
+	known := knownSchemas()
+	for _, c := range slices.Sorted(maps.Keys(stored)) {
+		if stored[c] > known[c] {
+			return &SchemaTooNewError{Component: c, Stored: stored[c], Known: known[c]}
 		}
 	}
 	return nil

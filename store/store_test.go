@@ -2,8 +2,10 @@ package store
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 func TestMigrateAppliesOnceAndInOrder(t *testing.T) {
@@ -84,5 +86,48 @@ func TestSQLiteSettings(t *testing.T) {
 		if got != want {
 			t.Errorf("PRAGMA %s = %s, want %s", pragma, got, want)
 		}
+	}
+}
+
+// TestRefusesASchemaANewerVersionMigrated: the binary rolled back onto a
+// database a newer mxgrid migrated refuses it, naming the component and
+// both versions, instead of running on tables it does not know.
+func TestRefusesASchemaANewerVersionMigrated(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		component     string
+		version       int
+		stored, known int
+	}{
+		{trackingComponent, 99, 99, knownSchemas()[trackingComponent]},
+		{"component_of_the_future", 1, 1, 0},
+	} {
+		t.Run(tc.component, func(t *testing.T) {
+			s, err := Open(DefaultConfig(), t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			if err := s.MigrateTracking(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.CheckSchema(ctx); err != nil {
+				t.Fatalf("check of this version's own schema: %v", err)
+			}
+			if _, err := s.DB.ExecContext(ctx, `INSERT INTO schema_migrations (component, version, applied_at) VALUES ($1, $2, $3)`,
+				tc.component, tc.version, time.Now().UTC()); err != nil {
+				t.Fatal(err)
+			}
+			var tooNew *SchemaTooNewError
+			err = s.CheckSchema(ctx)
+			if !errors.As(err, &tooNew) || *tooNew != (SchemaTooNewError{tc.component, tc.stored, tc.known}) {
+				t.Fatalf("CheckSchema = %v, want the %s schema refused as newer", err, tc.component)
+			}
+			if tc.known > 0 {
+				if err := s.MigrateTracking(ctx); !errors.As(err, &tooNew) {
+					t.Fatalf("MigrateTracking on a newer schema = %v, want it refused", err)
+				}
+			}
+		})
 	}
 }
