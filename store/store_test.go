@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 )
@@ -129,5 +130,66 @@ func TestRefusesASchemaANewerVersionMigrated(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestMigrationOutlivesTheQueryTimeout: a migration still running when
+// the caller's deadline (the store's timeout, 5 s) passes completes: one
+// rewriting a large table failed at it and was retried, locking the
+// table, for ever. A cancelled caller (shutdown) still stops it.
+func TestMigrationOutlivesTheQueryTimeout(t *testing.T) {
+	defer func() { beforeMigrationStatement = nil }()
+	migs := []Migration{{Version: 1, Common: `CREATE TABLE t (id INTEGER PRIMARY KEY)`}}
+	for _, tc := range []struct {
+		name    string
+		end     func(context.Context) (context.Context, context.CancelFunc)
+		applied bool
+	}{
+		{"deadline", func(ctx context.Context) (context.Context, context.CancelFunc) {
+			d := &expiring{Context: ctx, done: make(chan struct{})}
+			return d, sync.OnceFunc(func() { close(d.done) })
+		}, true},
+		{"cancelled", context.WithCancel, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := Open(DefaultConfig(), t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			ctx, end := tc.end(context.Background())
+			defer end()
+			beforeMigrationStatement = func(mctx context.Context) {
+				end()
+				<-ctx.Done()
+				if !tc.applied {
+					<-mctx.Done()
+				}
+			}
+			err = s.Migrate(ctx, "test", migs)
+			if tc.applied && err != nil {
+				t.Fatalf("migration past the caller's deadline: %v", err)
+			}
+			if !tc.applied && !errors.Is(err, context.Canceled) {
+				t.Fatalf("migration of a cancelled caller = %v, want context.Canceled", err)
+			}
+		})
+	}
+}
+
+// expiring is a context whose deadline passes when done is closed.
+type expiring struct {
+	context.Context
+	done chan struct{}
+}
+
+func (e *expiring) Done() <-chan struct{} { return e.done }
+
+func (e *expiring) Err() error {
+	select {
+	case <-e.done:
+		return context.DeadlineExceeded
+	default:
+		return nil
 	}
 }
