@@ -180,16 +180,35 @@ func (m Migration) sqlFor(dialect string) string {
 }
 
 func (s *Store) createMigrationTable(ctx context.Context) error {
-	_, err := s.DB.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+	tx, err := s.DB.BeginTx(ctx, nil)
+	if err != nil {
+		return fail("create schema_migrations", err)
+	}
+	defer tx.Rollback()
+	if s.Dialect == Postgres {
+		// IF NOT EXISTS does not make two creations at once safe: the
+		// second waits for the first's catalog row, then fails on it
+		// (duplicate key in pg_type), and a node of a cluster started
+		// together on a new database reported its store unavailable.
+		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, migrationLock); err != nil {
+			return fail("lock for schema_migrations", err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		component TEXT NOT NULL,
 		version INTEGER NOT NULL,
 		applied_at TIMESTAMP NOT NULL,
-		PRIMARY KEY (component, version))`)
-	if err != nil {
+		PRIMARY KEY (component, version))`); err != nil {
+		return fail("create schema_migrations", err)
+	}
+	if err := tx.Commit(); err != nil {
 		return fail("create schema_migrations", err)
 	}
 	return nil
 }
+
+// migrationLock is the advisory lock under which nodes change the schema.
+const migrationLock = 7411923
 
 // Migrate applies component's migrations that are not applied yet, each in
 // its own transaction, in version order. Versions must be increasing.
@@ -298,7 +317,7 @@ func (s *Store) apply(ctx context.Context, component string, m Migration) error 
 		// Nodes of a cluster start together against one database: the
 		// lock makes the second wait for the first, then find the version
 		// applied, instead of failing on a duplicate table.
-		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(7411923)`); err != nil {
+		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, migrationLock); err != nil {
 			return fail(fmt.Sprintf("lock for %s v%d", component, m.Version), err)
 		}
 		var applied int

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/mxgrid/mxgrid/internal/testenv"
 )
 
 func TestMigrateAppliesOnceAndInOrder(t *testing.T) {
@@ -191,5 +193,58 @@ func (e *expiring) Err() error {
 		return context.DeadlineExceeded
 	default:
 		return nil
+	}
+}
+
+// TestNodesCreatingTheSchemaTogether: a node starting on a new PostgreSQL
+// database while another is creating schema_migrations waits for it: the
+// second CREATE TABLE IF NOT EXISTS failed on the first's uncommitted
+// catalog row (duplicate key in pg_type), and that node started with its
+// store reported unavailable.
+func TestNodesCreatingTheSchemaTogether(t *testing.T) {
+	ctx := context.Background()
+	dsn := testenv.PostgresDB(t)
+	open := func() *Store {
+		s, err := Open(Config{Driver: Postgres, DSN: dsn, Timeout: 30 * time.Second}, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	first, second := open(), open()
+	tx, err := first.DB.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, migrationLock); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.ExecContext(ctx, `CREATE TABLE schema_migrations (component TEXT NOT NULL, version INTEGER NOT NULL,
+		applied_at TIMESTAMP NOT NULL, PRIMARY KEY (component, version))`); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		done <- second.Migrate(ctx, "test", []Migration{{Version: 1, Common: `CREATE TABLE t (id BIGINT)`}})
+	}()
+	// Commit once the second is waiting, on the lock or on the catalog.
+	for waiting := 0; waiting == 0; {
+		select {
+		case err := <-done:
+			t.Fatalf("migrate beside a node creating the schema did not wait for it: %v", err)
+		default:
+		}
+		if err := first.DB.QueryRowContext(ctx, `SELECT COUNT(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("migrate beside a node creating the schema: %v", err)
 	}
 }
