@@ -26,6 +26,7 @@ type compose struct {
 		Ports       []string
 		Volumes     []string
 		Environment map[string]string
+		Ulimits     map[string]yaml.Node
 	}
 }
 
@@ -128,6 +129,11 @@ func TestComposeCluster(t *testing.T) {
 		if !slices.Equal(cfg.Geo.Memcached, []string{"memcached:11211"}) {
 			t.Errorf("%s: geo.memcached %v, want [memcached:11211]", name, cfg.Geo.Memcached)
 		}
+		// The daemon's default open-file limit may be far below what
+		// smtp.max_connections sessions need.
+		if soft, want := nofileSoft(t, svc.Ulimits["nofile"]), descriptorsPerSession*cfg.SMTP.MaxConnections; soft < want {
+			t.Errorf("%s: ulimits nofile %d, want at least %d for smtp.max_connections %d", name, soft, want, cfg.SMTP.MaxConnections)
+		}
 		// Published ports lead to the listeners.
 		for _, l := range []string{cfg.SMTP.Listen, cfg.HTTP.Listen} {
 			_, port, _ := net.SplitHostPort(l)
@@ -208,6 +214,28 @@ func TestComposeCluster(t *testing.T) {
 			t.Fatalf("docker compose config: %v\n%s", err, out)
 		}
 	})
+}
+
+// descriptorsPerSession bounds what one SMTP session holds open: the
+// sender's connection, the relay's, clamd's and a spool file.
+const descriptorsPerSession = 4
+
+// nofileSoft is the soft limit of a compose ulimits entry, given as one
+// number or as soft and hard; 0 when unset.
+func nofileSoft(t *testing.T, n yaml.Node) int {
+	t.Helper()
+	if n.Kind == 0 {
+		return 0
+	}
+	var single int
+	if n.Decode(&single) == nil {
+		return single
+	}
+	var pair struct{ Soft int }
+	if err := n.Decode(&pair); err != nil {
+		t.Fatalf("ulimits nofile: %v", err)
+	}
+	return pair.Soft
 }
 
 // TestDashboardUsesExportedMetrics extracts every metric named in the
