@@ -36,11 +36,16 @@ func (s slowScanner) Scan(ctx context.Context, _ *scanner.Envelope, _ *scanner.M
 // startServer runs a bare smtpd.Server relaying example.org to sink.
 func startServer(t *testing.T, sink *smtptest.Sink, sc smtpd.Scanner) (*smtpd.Server, string) {
 	t.Helper()
+	return startServerLogged(t, sink, sc, slog.New(slog.NewTextHandler(io.Discard, nil)))
+}
+
+// startServerLogged is startServer logging to log.
+func startServerLogged(t *testing.T, sink *smtptest.Sink, sc smtpd.Scanner, log *slog.Logger) (*smtpd.Server, string) {
+	t.Helper()
 	snap, err := tenant.NewSnapshot(1, []*tenant.Domain{{Name: "example.org", Route: tenant.Route{Addr: sink.Addr, TLS: tenant.TLSNone}}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	reg := prometheus.NewRegistry()
 	cfg := smtpd.DefaultConfig()
 	cfg.Hostname = "mx.test"

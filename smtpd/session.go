@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"reflect"
@@ -455,6 +456,14 @@ func (ss *session) Data(r io.Reader) (reply error) {
 			ss.countTransaction(OutcomeReadError, errLocal)
 			ss.log.Info("message body not received", "queue_id", ss.queueID, "err", err)
 			return errLocal
+		}
+		if errors.Is(err, net.ErrClosed) && ss.srv.draining.Load() {
+			// The shutdown grace ran out with the body still coming, and
+			// the node closed the connection: the sender retries another
+			// MX. Ours, but no fault.
+			ss.countTransaction(OutcomeReadError, errShuttingDown)
+			ss.log.Info("message body cut off: the shutdown grace ran out", "queue_id", ss.queueID)
+			return errShuttingDown
 		}
 		reply := toSMTP(ss.log, fmt.Errorf("read DATA: %w", err))
 		ss.countTransaction(OutcomeReadError, reply)
