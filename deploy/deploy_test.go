@@ -378,6 +378,15 @@ func TestDockerfile(t *testing.T) {
 	if !strings.Contains(entry, "/usr/local/bin/mxgrid") {
 		t.Errorf("ENTRYPOINT %s: want the mxgrid binary", entry)
 	}
+	// A HEALTHCHECK asking another config than serve's asks the wrong
+	// port once an operator moves http.listen: every node unhealthy.
+	serve := regexp.MustCompile(`(?m)^CMD \["serve", "--config", ("[^"]+")\]`).FindSubmatch(b)
+	if serve == nil {
+		t.Fatal(`no CMD ["serve", "--config", FILE]`)
+	}
+	if health := `"health", "--config", ` + string(serve[1]) + `]`; !strings.Contains(string(b), health) {
+		t.Errorf("HEALTHCHECK: want mxgrid %s, serve's config", health)
+	}
 }
 
 // TestSystemdUnit checks the hardening the deployment guide promises and,
