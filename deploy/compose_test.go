@@ -91,6 +91,21 @@ func TestComposeStack(t *testing.T) {
 		}
 	})
 
+	// down -v gave every node a fresh volume, initialised from the image's
+	// /var/lib/mxgrid: a node that had to restrict it means the image
+	// makes it readable by others, and a warning every operator sees.
+	t.Run("fresh data volumes are private", func(t *testing.T) {
+		for node := range composeHTTP {
+			out, err := st.compose("logs", "--no-color", node)
+			if err != nil {
+				t.Fatalf("compose logs %s: %v\n%s", node, err, out)
+			}
+			if strings.Contains(out, "readable by other users") {
+				t.Errorf("%s restricted its data directory at first start:\n%s", node, out)
+			}
+		}
+	})
+
 	t.Run("mail through each node reaches mailpit", func(t *testing.T) {
 		tag := fmt.Sprintf("compose-%d", time.Now().UnixNano())
 		want := map[string]bool{}

@@ -13,7 +13,7 @@ revision="$(git rev-parse HEAD 2>/dev/null || echo unknown)"
 ctx="$(mktemp -d)"
 trap 'rm -rf "$ctx"' EXIT
 CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${version}" -o "$ctx/mxgrid" ./cmd/mxgrid
-mkdir "$ctx/data"
+mkdir -p -m 700 "$ctx/data/mxgrid"
 tar -C "$ctx" -cf "$ctx/data.tar" data
 docker build -q -f deploy/Dockerfile --target runtime \
 	--build-arg BIN_FROM=host-bin --build-arg VERSION="$version" --build-arg REVISION="$revision" \
