@@ -63,7 +63,7 @@ func (s *Service) ReleaseQuarantined(ctx context.Context, p Principal, id int64,
 		if err != nil {
 			return it, err
 		}
-		if err := it.Releasable(); err != nil {
+		if err := it.Releasable(s.own.now()); err != nil {
 			return it, err
 		}
 		if allow, err = s.senderAllowance(ctx, p, it); err != nil {

@@ -113,7 +113,7 @@ func (l *Links) serve(w http.ResponseWriter, r *http.Request) {
 		l.page(w, http.StatusConflict, linkView{Title: "Ask your provider", Text: "This message was held for several recipients at once; your provider can release it."})
 		return
 	}
-	if err := it.Releasable(); err != nil {
+	if err := it.Releasable(l.now()); err != nil {
 		l.notHeld(w, err)
 		return
 	}
@@ -145,6 +145,11 @@ func (l *Links) serve(w http.ResponseWriter, r *http.Request) {
 // message released though the first request's delivery failed and it
 // stayed held.
 func (l *Links) notHeld(w http.ResponseWriter, err error) {
+	if abandoned := (*quarantine.AbandonedError)(nil); errors.As(err, &abandoned) {
+		l.page(w, http.StatusConflict, linkView{Title: "Release did not finish", Text: "A release of this message began at " +
+			abandoned.Since.UTC().Format(time.RFC3339) + " and did not finish. Whether it reached your mailbox is unknown, so it is not released again; it is removed from the quarantine when its retention ends. Ask your provider if you did not get it."})
+		return
+	}
 	if errors.Is(err, quarantine.ErrReleasing) {
 		l.page(w, http.StatusConflict, linkView{Title: "Being released", Text: "This message is being delivered to your mailbox right now. If your mail server does not take it, it stays in the quarantine: open this link again in a moment."})
 		return

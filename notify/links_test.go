@@ -237,3 +237,38 @@ func TestReleaseLinkWhileItIsBeingReleased(t *testing.T) {
 		t.Fatalf("after the refused release: %q %v, %d delivered; want held, none", it.State, err, len(customer.Messages()))
 	}
 }
+
+// TestReleaseLinkOfAnAbandonedRelease: a release link of a message whose
+// release was begun by a node that stopped during the delivery, long ago,
+// says when that release began and that whether it reached the mailbox is
+// unknown, not that it is being delivered right now: that page, opened
+// again "in a moment" as it asked, said the same until retention.
+func TestReleaseLinkOfAnAbandonedRelease(t *testing.T) {
+	ctx := context.Background()
+	st, q, customer := releasingQuarantine(t, quarantine.DefaultConfig())
+	ids, err := q.Hold(ctx, quarantine.Item{Domain: "a.example", DomainID: 7, CustomerID: 3, Sender: "s@x.example",
+		Recipients: []string{"ann@a.example"}}, strings.NewReader("Subject: x\r\n\r\nx\r\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	began := time.Now().Add(-2 * quarantine.ClaimAbandonedAfter).UTC()
+	if _, _, err := st.ClaimRelease(ctx, tracking.Scope{Operator: true}, ids[0], "dead node", began); err != nil {
+		t.Fatal(err)
+	}
+	key := bytes.Repeat([]byte("k"), 32)
+	h := NewLinks([][]byte{key}, q, nil, nil, nil)
+	link := "/q/release/" + Sign(Link{Action: ActionRelease, ItemID: ids[0], Recipient: "ann@a.example", Expires: time.Now().Add(time.Hour)}, key)
+	mux := http.NewServeMux()
+	h.Mount(func(p string, h http.Handler) { mux.Handle(p, h) })
+	for _, method := range []string{"GET", "POST"} {
+		rec := httptest.NewRecorder()
+		mux.ServeHTTP(rec, httptest.NewRequest(method, link, nil))
+		if body := rec.Body.String(); rec.Code != http.StatusConflict || !strings.Contains(body, began.Format(time.RFC3339)) ||
+			!strings.Contains(body, "unknown") || strings.Contains(body, "right now") {
+			t.Errorf("%s of an abandoned release: %d %s, want 409 saying when it began and that its delivery is unknown", method, rec.Code, body)
+		}
+	}
+	if len(customer.Messages()) != 0 {
+		t.Errorf("delivered %d, want none", len(customer.Messages()))
+	}
+}

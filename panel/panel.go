@@ -522,10 +522,11 @@ func (p *Panel) render(req *request, code int, name string, pg page) {
 // fail maps a service error to a page, as the API maps it to a status.
 func (p *Panel) fail(req *request, err error) {
 	var (
-		fe   tenant.FieldErrors
-		bad  badInput
-		code int
-		msg  string
+		fe        tenant.FieldErrors
+		bad       badInput
+		abandoned *quarantine.AbandonedError
+		code      int
+		msg       string
 	)
 	switch {
 	case errors.As(err, &fe):
@@ -553,6 +554,8 @@ func (p *Panel) fail(req *request, err error) {
 		code, msg = http.StatusTooManyRequests, "Your account made too many changes on this server in a short time. Try again in a moment."
 	case errors.Is(err, admin.ErrBusy):
 		code, msg = http.StatusTooManyRequests, "Other checks are running (a reseller runs one at a time). Try again in a moment."
+	case errors.As(err, &abandoned):
+		code, msg = http.StatusConflict, "The message is not released again: "+abandoned.Message()+"."
 	case errors.Is(err, quarantine.ErrReleasing):
 		code, msg = http.StatusConflict, "The message is being released right now. If its delivery fails, it stays held: reload its page in a moment."
 	case errors.Is(err, quarantine.ErrNotHeld):

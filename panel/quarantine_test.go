@@ -29,7 +29,8 @@ func (s *customerServer) Deliver(context.Context, quarantine.HeldDomain, string,
 // TestQuarantineReleaseFailuresAreExplained: a release the customer's
 // server refuses, and one of a message released or deleted already, tell
 // the reseller what happened (as the API's 502 and 409 do); both answered
-// "Something went wrong on our side" (500) and an error in the log.
+// "Something went wrong on our side" (500) and an error in the log. A
+// release abandoned by a node that stopped says so, not "being released".
 func TestQuarantineReleaseFailuresAreExplained(t *testing.T) {
 	ctx := context.Background()
 	var (
@@ -71,6 +72,13 @@ func TestQuarantineReleaseFailuresAreExplained(t *testing.T) {
 	if _, _, err := shared.ClaimRelease(ctx, tracking.Scope{Operator: true}, claimed, "other node", time.Now()); err != nil {
 		t.Fatal(err)
 	}
+	// A node that stopped during its delivery, long ago: no release is
+	// under way, and whether the message was delivered is unknown.
+	abandoned := hold()
+	claimed, _ = strconv.ParseInt(abandoned, 10, 64)
+	if _, _, err := shared.ClaimRelease(ctx, tracking.Scope{Operator: true}, claimed, "dead node", time.Now().Add(-2*quarantine.ClaimAbandonedAfter)); err != nil {
+		t.Fatal(err)
+	}
 	for _, tt := range []struct {
 		name, id, action string
 		code             int
@@ -80,6 +88,8 @@ func TestQuarantineReleaseFailuresAreExplained(t *testing.T) {
 		{"released already", released, "release", http.StatusConflict, "no longer held"},
 		{"being released", releasing, "release", http.StatusConflict, "being released right now"},
 		{"delete of one being released", releasing, "delete", http.StatusConflict, "being released right now"},
+		{"release abandoned", abandoned, "release", http.StatusConflict, "did not finish (its node may have stopped); whether the message was delivered is unknown"},
+		{"delete of one abandoned", abandoned, "delete", http.StatusConflict, "did not finish"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			code, body := f.post(t, me, "/panel/quarantine/"+tt.id+"/"+tt.action)

@@ -53,16 +53,49 @@ type Item struct {
 }
 
 // Releasable is nil for a held item, else why it can be neither released
-// nor deleted: ErrReleasing or ErrNotHeld.
-func (it Item) Releasable() error {
+// nor deleted at now: ErrReleasing, an *AbandonedError or ErrNotHeld.
+func (it Item) Releasable(now time.Time) error {
 	switch it.State {
 	case StateHeld:
 		return nil
 	case StateReleasing:
+		if now.Sub(it.ReleasedAt) > ClaimAbandonedAfter {
+			return &AbandonedError{Since: it.ReleasedAt, By: it.ReleasedBy}
+		}
 		return ErrReleasing
 	}
 	return ErrNotHeld
 }
+
+// ClaimAbandonedAfter is an age no live release's claim reaches: the
+// relay's default timeouts bound a delivery to about 17 minutes (two
+// connects of 10 s, a dozen commands of 60 s with STARTTLS retried in
+// clear, 5 minutes of data), and its outcome is written within seconds.
+// A claim older than this was left by a node that stopped mid-release.
+// It is also how long a release's caller is waited on (its HTTP answer).
+const ClaimAbandonedAfter = 30 * time.Minute
+
+// AbandonedError: the item's release began at Since and never finished
+// (its node stopped during the delivery). Whether the customer's server
+// took the message is unknown, so it is never released again (twice in a
+// mailbox is worse than once in the quarantine) and retention removes it.
+// Answered "being released right now", a claim hours old told every later
+// caller to wait for a delivery that no node was making. It is also
+// ErrNotHeld, not ErrReleasing.
+type AbandonedError struct {
+	Since time.Time
+	By    string
+}
+
+func (e *AbandonedError) Error() string { return "quarantine: " + e.Message() }
+
+// Message says so to whoever asked for a release or delete.
+func (e *AbandonedError) Message() string {
+	return "a release began at " + e.Since.UTC().Format(time.RFC3339) +
+		" and did not finish (its node may have stopped); whether the message was delivered is unknown, so it is not released again and is removed at the retention"
+}
+
+func (*AbandonedError) Is(target error) bool { return target == ErrNotHeld }
 
 // Filter narrows a list; the scope comes from who asks.
 type Filter struct {
@@ -130,7 +163,7 @@ type Store interface {
 	// DeleteQuarantine refuses an item not held as ClaimRelease does.
 	DeleteQuarantine(ctx context.Context, scope tracking.Scope, id int64) error
 	// PruneQuarantine deletes items older than before, and hands expired
-	// those it deleted while still held.
+	// those it deleted while still held or releasing (an abandoned claim).
 	PruneQuarantine(ctx context.Context, before time.Time, expired func([]Item)) (int64, error)
 }
 
@@ -354,7 +387,7 @@ func (s *Service) Release(ctx context.Context, scope tracking.Scope, id int64, b
 	defer done()
 	it, gz, err := s.store.ClaimRelease(ctx, scope, id, by, s.now().UTC())
 	if err != nil {
-		return it, "", err
+		return it, "", s.claimed(ctx, scope, id, err)
 	}
 	// From the claim on, the release is the node's, not its caller's: a
 	// caller going away (a tab closed, a proxy's timeout) ended the
@@ -386,6 +419,18 @@ func (s *Service) Release(ctx context.Context, scope tracking.Scope, id int64, b
 	}
 	it.State, it.ReleasedBy = StateReleased, by
 	return it, reply, nil
+}
+
+// claimed turns the store's ErrReleasing into what the claim is now: still
+// under way, or abandoned.
+func (s *Service) claimed(ctx context.Context, scope tracking.Scope, id int64, err error) error {
+	if !errors.Is(err, ErrReleasing) {
+		return err
+	}
+	if cur, rerr := s.store.QuarantineItem(ctx, scope, id); rerr == nil && cur.State == StateReleasing {
+		return cur.Releasable(s.now())
+	}
+	return err
 }
 
 // track records what became of held item it, one record per recipient,
@@ -441,7 +486,7 @@ func (s *Service) Delete(ctx context.Context, scope tracking.Scope, id int64, by
 		return err
 	}
 	if err := s.store.DeleteQuarantine(ctx, scope, id); err != nil {
-		return err
+		return s.claimed(ctx, scope, id, err)
 	}
 	s.track(it, tracking.StatusQuarantined, "deleted from the quarantine by "+by, "")
 	return nil
@@ -449,11 +494,19 @@ func (s *Service) Delete(ctx context.Context, scope tracking.Scope, id int64, by
 
 // Prune deletes items older than the retention; one still held is
 // tracked as deleted, as a delete by hand is: the message log showed it
-// quarantined for good, though the quarantine no longer had it.
+// quarantined for good, though the quarantine no longer had it. So is an
+// abandoned release's, saying that its delivery is unknown: its log ended
+// at "quarantined", as if no release had been tried. Quarantined, not
+// delivered: nothing says the customer's server took it.
 func (s *Service) Prune(ctx context.Context) (int64, error) {
-	return s.store.PruneQuarantine(ctx, s.now().Add(-s.cfg.Retention), func(held []Item) {
-		for _, it := range held {
-			s.track(it, tracking.StatusQuarantined, "deleted from the quarantine after the retention", "")
+	return s.store.PruneQuarantine(ctx, s.now().Add(-s.cfg.Retention), func(expired []Item) {
+		for _, it := range expired {
+			what := "deleted from the quarantine after the retention"
+			if it.State == StateReleasing {
+				what += "; a release by " + it.ReleasedBy + " began at " + it.ReleasedAt.UTC().Format(time.RFC3339) +
+					" and did not finish (its node may have stopped): whether it was delivered is unknown"
+			}
+			s.track(it, tracking.StatusQuarantined, what, "")
 		}
 	})
 }

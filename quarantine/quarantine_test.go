@@ -683,3 +683,66 @@ func TestRetriedOutcomeFinishesOnlyItsOwnClaim(t *testing.T) {
 		t.Errorf("delivered %d times, want once", n)
 	}
 }
+
+// TestAbandonedClaimIsSaidSo: a release whose node stopped mid-delivery
+// leaves its claim, which nothing finishes. While it is young it may be
+// a live release, answered "being released"; older than any live release
+// can be, a release or delete says when the release began and that its
+// delivery is unknown (it answered "being released right now" for ever),
+// and when retention removes it the message log says so: its log ended at
+// "quarantined", as if no release had been tried.
+func TestAbandonedClaimIsSaidSo(t *testing.T) {
+	ctx := context.Background()
+	op := tracking.Scope{Operator: true}
+	st := openStore(t)
+	began := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+	now := began
+	svc := quarantine.New(quarantine.DefaultConfig(), st, &recorder{}, func() time.Time { return now })
+	var log trackLog
+	svc.TrackReleases(&log)
+	ids, err := svc.Hold(ctx, quarantine.Item{Domain: "a.example", DomainID: 7, CustomerID: 1, Sender: "s@x.example",
+		Recipients: []string{"bob@a.example"}, QueueID: "Q1"}, strings.NewReader("Subject: x\r\n\r\nx\r\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The node that claimed it stopped before the outcome was written.
+	if _, _, err := st.ClaimRelease(ctx, op, ids[0], "dead node", began); err != nil {
+		t.Fatal(err)
+	}
+	tries := map[string]func() error{
+		"release": func() error { _, _, err := svc.Release(ctx, op, ids[0], "op"); return err },
+		"delete":  func() error { return svc.Delete(ctx, op, ids[0], "op") },
+	}
+	for _, age := range []time.Duration{time.Minute, quarantine.ClaimAbandonedAfter} {
+		now = began.Add(age)
+		for name, try := range tries {
+			if err := try(); !errors.Is(err, quarantine.ErrReleasing) {
+				t.Errorf("%s of a claim %s old: %v, want ErrReleasing", name, age, err)
+			}
+		}
+	}
+	now = began.Add(quarantine.ClaimAbandonedAfter + time.Second)
+	for name, try := range tries {
+		var abandoned *quarantine.AbandonedError
+		err := try()
+		if !errors.As(err, &abandoned) || errors.Is(err, quarantine.ErrReleasing) || !errors.Is(err, quarantine.ErrNotHeld) ||
+			!abandoned.Since.Equal(began) || !strings.Contains(err.Error(), "2026-03-01T09:00:00Z") || !strings.Contains(err.Error(), "unknown") {
+			t.Errorf("%s of an abandoned claim: %v, want an AbandonedError since %s", name, err, began)
+		}
+	}
+	if it, err := svc.Item(ctx, op, ids[0]); err != nil || it.State != quarantine.StateReleasing {
+		t.Fatalf("after the refused tries: %q %v, want still releasing", it.State, err)
+	}
+	if len(log) != 0 {
+		t.Fatalf("refused tries recorded %+v", log)
+	}
+	now = began.Add(quarantine.DefaultConfig().Retention + time.Hour)
+	if n, err := svc.Prune(ctx); err != nil || n != 1 {
+		t.Fatalf("prune: %d, %v; want the abandoned claim removed", n, err)
+	}
+	if len(log) != 1 || log[0].Status != tracking.StatusQuarantined || log[0].QueueID != "Q1" ||
+		!strings.Contains(log[0].Reply, "after the retention") || !strings.Contains(log[0].Reply, "dead node") ||
+		!strings.Contains(log[0].Reply, "2026-03-01T09:00:00Z") || !strings.Contains(log[0].Reply, "unknown") {
+		t.Errorf("records of the removed claim: %+v, want one, quarantined, saying its delivery is unknown", log)
+	}
+}

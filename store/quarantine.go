@@ -493,7 +493,7 @@ var pruneBatch = 500
 // nothing will finish it, it can be neither released nor deleted, and it
 // would keep its body and its share of the domain's cap for ever.
 // expired, if not nil, gets each committed batch's items that were still
-// held, which nobody released or deleted.
+// held, which nobody released or deleted, or releasing, abandoned.
 func (s *Store) PruneQuarantine(ctx context.Context, before time.Time, expired func([]quarantine.Item)) (int64, error) {
 	var total int64
 	for {
@@ -548,7 +548,7 @@ func (s *Store) sweepBodies(ctx context.Context, after int64) (int64, error) {
 
 // pruneQuarantineBatch deletes up to pruneBatch expired rows, oldest ids
 // first, and the bodies only they referred to, and once that is committed
-// hands expired the rows that were held.
+// hands expired the rows that were held or releasing.
 func (s *Store) pruneQuarantineBatch(ctx context.Context, before time.Time, expired func([]quarantine.Item)) (int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
 	defer cancel()
@@ -576,7 +576,7 @@ func (s *Store) pruneQuarantineBatch(ctx context.Context, before time.Time, expi
 			return 0, err
 		}
 		n++
-		if it.State == quarantine.StateHeld {
+		if it.State == quarantine.StateHeld || it.State == quarantine.StateReleasing {
 			held = append(held, it)
 		}
 		if b.Valid && !slices.Contains(bodies, b.Int64) {

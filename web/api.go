@@ -257,11 +257,12 @@ func (a *AdminAPI) authed(fn func(w http.ResponseWriter, r *http.Request, p admi
 
 func (a *AdminAPI) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var (
-		fe   tenant.FieldErrors
-		bad  badRequest
-		qe   *tenant.QuotaError
-		code int
-		body = apiError{Error: err.Error()}
+		fe        tenant.FieldErrors
+		bad       badRequest
+		qe        *tenant.QuotaError
+		abandoned *quarantine.AbandonedError
+		code      int
+		body      = apiError{Error: err.Error()}
 	)
 	switch {
 	case errors.As(err, &fe):
@@ -288,6 +289,8 @@ func (a *AdminAPI) fail(w http.ResponseWriter, r *http.Request, err error) {
 		code, body = http.StatusBadGateway, apiError{Error: err.Error()}
 	case errors.Is(err, admin.ErrNoDNSAnswer):
 		code, body = http.StatusBadGateway, apiError{Error: admin.ErrNoDNSAnswer.Error()}
+	case errors.As(err, &abandoned):
+		code, body = http.StatusConflict, apiError{Error: abandoned.Message()}
 	case errors.Is(err, quarantine.ErrReleasing):
 		code, body = http.StatusConflict, apiError{Error: "the message is being released right now: if its delivery fails, it stays held"}
 	case errors.Is(err, quarantine.ErrNotHeld):

@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -172,6 +173,32 @@ func TestAPIReleaseInProgressIsSaidSo(t *testing.T) {
 	}()
 	if code, body := f.do("own", "POST", release, nil); code != http.StatusOK || len(customer.Messages()) != 1 {
 		t.Fatalf("release after the failed one: %d %s, delivered %d; want 200, once", code, body, len(customer.Messages()))
+	}
+}
+
+// TestAPIAbandonedReleaseIsSaidSo: a claim left by a node that stopped
+// during its delivery, older than any live release can be, is answered
+// 409 saying when that release began and that its delivery is unknown, to
+// a release (with or without allowing the sender) and a delete. It was
+// answered "being released right now" until retention removed it.
+func TestAPIAbandonedReleaseIsSaidSo(t *testing.T) {
+	f := newAPIFixture(t)
+	id := f.held()
+	began := time.Now().Add(-2 * quarantine.ClaimAbandonedAfter).UTC()
+	if _, _, err := f.st.ClaimRelease(context.Background(), tracking.Scope{Operator: true}, id, "dead node", began); err != nil {
+		t.Fatal(err)
+	}
+	release := fmt.Sprintf("/api/v1/quarantine/%d/release", id)
+	for _, req := range []struct {
+		method, path string
+		body         any
+	}{{"POST", release, nil}, {"POST", release, map[string]any{"allow_sender": true}}, {"DELETE", fmt.Sprintf("/api/v1/quarantine/%d", id), nil}} {
+		code, body := f.do("own", req.method, req.path, req.body)
+		var answer apiError
+		if err := json.Unmarshal(body, &answer); code != http.StatusConflict || err != nil ||
+			!strings.Contains(answer.Error, "began at "+began.Format(time.RFC3339)) || !strings.Contains(answer.Error, "unknown") {
+			t.Errorf("%s %s %v of an abandoned release: %d %s, want 409 saying when it began and that its delivery is unknown", req.method, req.path, req.body, code, body)
+		}
 	}
 }
 
