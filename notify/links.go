@@ -121,6 +121,7 @@ func (l *Links) serve(w http.ResponseWriter, r *http.Request) {
 		l.page(w, http.StatusOK, linkView{Title: "Release this message?", Text: "From " + it.Sender + ": " + it.Subject, Button: "Release it to my mailbox"})
 		return
 	}
+	quarantine.AwaitRelease(w)
 	if _, _, err := l.release.Release(ctx, op, link.ItemID, "digest link for "+link.Recipient); err != nil {
 		if errors.Is(err, quarantine.ErrNotHeld) {
 			l.notHeld(w, err)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -270,5 +271,48 @@ func TestReleaseLinkOfAnAbandonedRelease(t *testing.T) {
 	}
 	if len(customer.Messages()) != 0 {
 		t.Errorf("delivered %d, want none", len(customer.Messages()))
+	}
+}
+
+// TestReleaseLinkSlowerThanTheWriteTimeoutIsAnswered: a release link's
+// POST whose delivery outlasts the HTTP server's write timeout (a slow
+// customer server; the relay allows it minutes) still shows its page:
+// the connection was cut instead, and the recipient saw an error for a
+// message on its way to the mailbox.
+func TestReleaseLinkSlowerThanTheWriteTimeoutIsAnswered(t *testing.T) {
+	ctx := context.Background()
+	_, q, customer := releasingQuarantine(t, quarantine.DefaultConfig())
+	gate := customer.GateData()
+	ids, err := q.Hold(ctx, quarantine.Item{Domain: "a.example", DomainID: 7, CustomerID: 3, Sender: "s@x.example",
+		Recipients: []string{"ann@a.example"}}, strings.NewReader("Subject: x\r\n\r\nx\r\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := bytes.Repeat([]byte("k"), 32)
+	mux := http.NewServeMux()
+	NewLinks([][]byte{key}, q, nil, nil, nil).Mount(func(p string, h http.Handler) { mux.Handle(p, h) })
+	const writeTimeout = 100 * time.Millisecond
+	srv := httptest.NewUnstartedServer(mux)
+	srv.Config.WriteTimeout = writeTimeout
+	srv.Start()
+	t.Cleanup(srv.Close)
+	link := srv.URL + "/q/release/" + Sign(Link{Action: ActionRelease, ItemID: ids[0], Recipient: "ann@a.example", Expires: time.Now().Add(time.Hour)}, key)
+	answered := make(chan string, 1)
+	go func() {
+		resp, err := srv.Client().Post(link, "", nil)
+		if err != nil {
+			answered <- err.Error()
+			return
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		answered <- fmt.Sprint(resp.StatusCode, " ", string(body), " ", err)
+	}()
+	<-gate.Entered
+	// The customer's server is slow: the write timeout passes mid-delivery.
+	<-time.After(3 * writeTimeout)
+	gate.Reply <- nil
+	if a := <-answered; !strings.HasPrefix(a, "200 ") || !strings.Contains(a, "on its way to your mailbox") {
+		t.Errorf("release outlasting the write timeout answered %q, want 200 released", a)
 	}
 }

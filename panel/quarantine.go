@@ -87,6 +87,7 @@ func (p *Panel) releaseQuarantined(req *request) error {
 		return err
 	}
 	allow := req.r.PostFormValue("allow") == "1"
+	quarantine.AwaitRelease(req.w)
 	if _, err := p.svc.ReleaseQuarantined(req.r.Context(), req.sess.P, id, allow); err != nil {
 		return err
 	}

@@ -3,7 +3,9 @@ package panel
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -100,5 +102,75 @@ func TestQuarantineReleaseFailuresAreExplained(t *testing.T) {
 	}
 	if it, err := q.Item(ctx, tracking.Scope{Operator: true}, 2); err != nil || it.State != quarantine.StateHeld {
 		t.Errorf("after the failed release: %v %v, want held", it.State, err)
+	}
+}
+
+// gatedServer takes each message when the test says: entered tells that a
+// delivery started, proceed lets it finish.
+type gatedServer struct{ entered, proceed chan struct{} }
+
+func (s gatedServer) Deliver(context.Context, quarantine.HeldDomain, string, []string, []byte) (string, error) {
+	s.entered <- struct{}{}
+	<-s.proceed
+	return "250 2.0.0 queued", nil
+}
+
+// TestReleaseSlowerThanTheWriteTimeoutIsAnswered: the release form whose
+// delivery outlasts the HTTP server's write timeout (a slow customer
+// server; the relay allows it minutes) still redirects to the released
+// message: the connection was cut instead, and the reseller saw an error
+// for a message that was delivered.
+func TestReleaseSlowerThanTheWriteTimeoutIsAnswered(t *testing.T) {
+	ctx := context.Background()
+	server := gatedServer{entered: make(chan struct{}), proceed: make(chan struct{})}
+	var q *quarantine.Service
+	f := newFixture(t, func(st *store.Store, o *admin.ServiceOptions) {
+		q = quarantine.New(quarantine.DefaultConfig(), st, server, nil)
+		o.Quarantine = q
+	})
+	me, customer, dom := f.resellerWithDomain(t, tenant.Reseller{Name: "R"}, tenant.DomainRecord{Name: "c.example", Route: "127.0.0.1:2525"})
+	ids, err := q.Hold(ctx, quarantine.Item{Domain: "c.example", DomainID: dom.ID, CustomerID: customer, Sender: "s@x.example",
+		Recipients: []string{"bob@c.example"}, Subject: "Invoice"}, strings.NewReader("Subject: Invoice\r\n\r\nPay.\r\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	f.p.Mount(mux.Handle)
+	const writeTimeout = 100 * time.Millisecond
+	srv := httptest.NewUnstartedServer(mux)
+	srv.Config.WriteTimeout = writeTimeout
+	srv.Start()
+	t.Cleanup(srv.Close)
+	req := httptest.NewRequest("POST", "/panel/quarantine/"+strconv.FormatInt(ids[0], 10)+"/release", nil)
+	login := httptest.NewRecorder()
+	if err := f.p.createSession(login, req, f.session(t, me)); err != nil {
+		t.Fatal(err)
+	}
+	post, err := http.NewRequest("POST", srv.URL+req.URL.Path, strings.NewReader("csrf=tok"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	post.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for _, c := range login.Result().Cookies() {
+		post.AddCookie(c)
+	}
+	client := srv.Client()
+	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	answered := make(chan string, 1)
+	go func() {
+		resp, err := client.Do(post)
+		if err != nil {
+			answered <- err.Error()
+			return
+		}
+		resp.Body.Close()
+		answered <- fmt.Sprint(resp.StatusCode, " ", resp.Header.Get("Location"))
+	}()
+	<-server.entered
+	// The customer's server is slow: the write timeout passes mid-delivery.
+	<-time.After(3 * writeTimeout)
+	close(server.proceed)
+	if a := <-answered; !strings.HasPrefix(a, "303 ") || !strings.Contains(a, "released") {
+		t.Errorf("release outlasting the write timeout answered %q, want 303 to the released message", a)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"time"
 
 	"github.com/mxgrid/mxgrid/internal/bytebudget"
@@ -74,6 +75,16 @@ func (it Item) Releasable(now time.Time) error {
 // A claim older than this was left by a node that stopped mid-release.
 // It is also how long a release's caller is waited on (its HTTP answer).
 const ClaimAbandonedAfter = 30 * time.Minute
+
+// AwaitRelease lets the answer to a release, written to w, go out up to
+// ClaimAbandonedAfter from now. The HTTP server's write timeout (90 s) is
+// shorter than the relay lets a delivery take (up to 5 minutes for the
+// data alone): a slow customer server's release finished, but its caller
+// got a dropped connection instead of the outcome.
+func AwaitRelease(w http.ResponseWriter) {
+	// Unsupported only by a writer with no deadline to extend.
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(ClaimAbandonedAfter))
+}
 
 // AbandonedError: the item's release began at Since and never finished
 // (its node stopped during the delivery). Whether the customer's server

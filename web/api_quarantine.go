@@ -104,6 +104,7 @@ func (a *AdminAPI) releaseQuarantined(w http.ResponseWriter, r *http.Request, p 
 			return err
 		}
 	}
+	quarantine.AwaitRelease(w)
 	it, err := a.svc.ReleaseQuarantined(r.Context(), p, id, body.AllowSender)
 	if err != nil {
 		return err

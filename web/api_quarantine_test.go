@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -199,6 +200,49 @@ func TestAPIAbandonedReleaseIsSaidSo(t *testing.T) {
 			!strings.Contains(answer.Error, "began at "+began.Format(time.RFC3339)) || !strings.Contains(answer.Error, "unknown") {
 			t.Errorf("%s %s %v of an abandoned release: %d %s, want 409 saying when it began and that its delivery is unknown", req.method, req.path, req.body, code, body)
 		}
+	}
+}
+
+// TestAPIReleaseSlowerThanTheWriteTimeoutIsAnswered: a release whose
+// customer's server takes longer than the HTTP server's write timeout (the
+// relay allows 5 minutes for the data alone, the server 90 s to answer)
+// answers its caller: the connection was cut when the answer was written,
+// and the caller never learnt that the message was delivered.
+func TestAPIReleaseSlowerThanTheWriteTimeoutIsAnswered(t *testing.T) {
+	customer := smtptest.StartSink(t)
+	gate := customer.GateData()
+	f, _, syncer := releasingAPIFixture(t, customer)
+	if err := syncer.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	id := f.held()
+	const writeTimeout = 100 * time.Millisecond
+	srv := httptest.NewUnstartedServer(f.srv.Config.Handler)
+	srv.Config.WriteTimeout = writeTimeout
+	srv.Start()
+	t.Cleanup(srv.Close)
+	req, err := http.NewRequest("POST", fmt.Sprintf("%s/api/v1/quarantine/%d/release", srv.URL, id), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+f.tokens["own"])
+	answered := make(chan string, 1)
+	go func() {
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			answered <- err.Error()
+			return
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		answered <- fmt.Sprint(resp.StatusCode, " ", string(body), " ", err)
+	}()
+	<-gate.Entered
+	// The customer's server is slow: the write timeout passes mid-delivery.
+	<-time.After(3 * writeTimeout)
+	gate.Reply <- nil
+	if a := <-answered; !strings.HasPrefix(a, "200 ") || !strings.Contains(a, `"released"`) {
+		t.Errorf("release outlasting the write timeout answered %q, want 200 released", a)
 	}
 }
 
