@@ -204,21 +204,19 @@ type scan struct {
 func (s *scan) done() bool { return s.virus != "" || s.busy || s.ctx.Err() != nil }
 
 // reserve takes room in the node's pool for n bytes an archive declares
-// it expands to, or marks the scan busy. A scan that holds nothing yet
-// waits its turn for at most half the time left to its deadline, leaving
-// the rest to scan what it gets; without a deadline it does not wait.
+// it expands to, or marks the scan busy. It waits its turn for at most
+// half the time left to its deadline, leaving the rest to scan what it
+// gets; without a deadline it does not wait.
 func (s *scan) reserve(n int64) bool {
-	wait := s.ctx
-	if s.budget.held == 0 {
-		var cancel context.CancelFunc
-		if deadline, ok := s.ctx.Deadline(); ok {
-			wait, cancel = context.WithTimeout(s.ctx, time.Until(deadline)/2)
-		} else {
-			wait, cancel = context.WithCancel(s.ctx)
-			cancel()
-		}
-		defer cancel()
+	var wait context.Context
+	var cancel context.CancelFunc
+	if deadline, ok := s.ctx.Deadline(); ok {
+		wait, cancel = context.WithTimeout(s.ctx, time.Until(deadline)/2)
+	} else {
+		wait, cancel = context.WithCancel(s.ctx)
+		cancel()
 	}
+	defer cancel()
 	if !s.budget.reserve(wait, n) {
 		s.busy = true
 		return false

@@ -1267,3 +1267,58 @@ func TestMembersAreReadIntoTheirDeclaredSize(t *testing.T) {
 		t.Errorf("a %d-byte zip declaring %d MiB allocated %d MiB", buf.Len(), size>>20, allocated>>20)
 	}
 }
+
+// TestNestedArchivesTakeTurnsInThePool: a scan that already holds bytes
+// (the outer zip's member, the inner zip) and needs room for what the
+// inner zip declares took it only if it was free at once, so scans of a
+// zip in a zip arriving together answered busy although each fits the
+// pool alone. They wait their turn now, ahead of scans that hold nothing;
+// a nested archive expanding past what it declares still answers busy at
+// once.
+func TestNestedArchivesTakeTurnsInThePool(t *testing.T) {
+	const memberSize, scans = 3 << 20, 8
+	c := newCheck(t, func(c *Config) {
+		c.ZipMaxExpanded, c.ZipExpandedInFlight, c.ZipMaxRatio = 4<<20, 4<<20, 100_000
+	})
+	inner := zipOf(t, mem("data.bin", bytes.Repeat([]byte("0123456789abcdef"), memberSize/16)))
+	raw := []byte(withAttachment("data.zip", "application/zip", zipOf(t, mem("inner.zip", inner))))
+	// A bound, not a synchronisation: the scans wait for each other.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	start := make(chan struct{})
+	errs := make(chan error, scans)
+	for range scans {
+		go func() {
+			msg := scanner.Parse(raw)
+			<-start
+			_, err := c.Check(ctx, &scanner.Envelope{}, msg)
+			errs <- err
+		}()
+	}
+	close(start)
+	busy := 0
+	for range scans {
+		if err := <-errs; err != nil {
+			busy++
+			t.Log(err)
+		}
+	}
+	if busy > 0 || c.pool.Used() != 0 {
+		t.Fatalf("%d of %d scans failed, %d bytes left held; want all scanned, one at a time", busy, scans, c.pool.Used())
+	}
+
+	// A gzip in a zip whose trailer says 100 bytes of 50,000, with room
+	// for the outer zip only: busy without waiting (the deadline is an
+	// hour away).
+	random := randomBytes(50_000)
+	liar := gzipOf(t, "random.bin", random)
+	binary.LittleEndian.PutUint32(liar[len(liar)-4:], 100)
+	othersHold := c.cfg.ZipExpandedInFlight - 60_000
+	c.pool.tryTake(othersHold)
+	hour, cancel := context.WithTimeout(context.Background(), time.Hour)
+	defer cancel()
+	_, err := c.Check(hour, &scanner.Envelope{}, scanner.Parse([]byte(withAttachment("data.zip", "application/zip", zipOf(t, mem("data.gz", liar))))))
+	if !errors.Is(err, scanner.ErrBusy) || c.pool.Used() != othersHold {
+		t.Fatalf("a nested gzip expanding past its declared size: %v, %d held; want ErrBusy, %d", err, c.pool.Used(), othersHold)
+	}
+}

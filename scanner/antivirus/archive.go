@@ -37,20 +37,15 @@ var errPoolSpent = errors.New("archive bytes in flight on this node spent")
 // reserve makes sure the message holds n bytes of the pool that no member
 // has used yet, n being what an archive declares it expands to: taken in
 // one go before it is expanded, so that scans arriving together take
-// turns rather than each expanding part of its archive. A message that
-// holds nothing yet waits its turn until wait ends; one that holds some
-// takes more only if it is free at once (see pool).
+// turns rather than each expanding part of its archive. It waits its
+// turn until wait ends at most (see pool for when one that holds some
+// may wait).
 func (b *budget) reserve(wait context.Context, n int64) bool {
 	n = min(n, b.expanded) - b.unspent
 	if n <= 0 {
 		return true
 	}
-	var ok bool
-	if b.held == 0 {
-		ok = b.pool.take(wait, n)
-	} else {
-		ok = b.pool.tryTake(n)
-	}
+	ok := b.pool.take(wait, b.held, n)
 	if ok {
 		b.held += n
 		b.unspent += n

@@ -10,7 +10,7 @@ import (
 func (p *pool) waiting() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.waiters.Len()
+	return p.holders.Len() + p.newcomers.Len()
 }
 
 // waitFor yields until n takers are queued in p.
@@ -26,13 +26,13 @@ func waitFor(p *pool, n int) {
 // larger than the pool is refused at once.
 func TestPoolServesInOrder(t *testing.T) {
 	p := newPool(100)
-	if p.take(context.Background(), 101) {
+	if p.take(context.Background(), 0, 101) {
 		t.Fatal("took more than the pool")
 	}
 	p.tryTake(60)
 	got := make(chan int64, 2)
 	taker := func(ctx context.Context, n int64) {
-		if p.take(ctx, n) {
+		if p.take(ctx, 0, n) {
 			got <- n
 		} else {
 			got <- -n
@@ -58,10 +58,46 @@ func TestPoolServesInOrder(t *testing.T) {
 	go taker(context.Background(), 50)
 	waitFor(p, 2)
 	cancel()
-	if n := <-got; n != -90 {
-		t.Fatalf("the cancelled waiter got %d, want -90", n)
+	// Both answer; in either order.
+	if a, b := <-got, <-got; a+b != 50-90 || p.Used() != 80 || p.waiting() != 0 {
+		t.Fatalf("the cancelled waiter and the one behind it got %d and %d with %d used and %d waiting, want -90 and 50, 80, 0", a, b, p.Used(), p.waiting())
 	}
-	if n := <-got; n != 50 || p.Used() != 80 || p.waiting() != 0 {
-		t.Fatalf("behind it %d with %d used and %d waiting, want 50, 80, 0", n, p.Used(), p.waiting())
+}
+
+// TestPoolLetsHoldersWaitWithoutDeadlock: a scan that holds bytes waits
+// ahead of those that hold none, unless waiting could deadlock: with
+// every holder waiting, the oldest must still fit beside what the
+// others hold.
+func TestPoolLetsHoldersWaitWithoutDeadlock(t *testing.T) {
+	p := newPool(100)
+	got := make(chan int64, 2)
+	taker := func(held, n int64) {
+		if p.take(context.Background(), held, n) {
+			got <- n
+		} else {
+			got <- -n
+		}
+	}
+	// Scans A and C hold 20 each, B 40.
+	p.tryTake(80)
+	go taker(0, 50) // a newcomer
+	waitFor(p, 1)
+	go taker(20, 45) // A needs 45 more
+	waitFor(p, 2)
+	// Were B waiting too, A's 45 would not fit beside A's and B's 60.
+	if p.take(context.Background(), 40, 10) {
+		t.Fatal("B waited although A could then never fit")
+	}
+	p.release(20) // C ends
+	p.release(40) // B ends: the newcomer would fit, but A goes first
+	if n := <-got; n != 45 || p.Used() != 65 {
+		t.Fatalf("first served %d with %d used, want A's 45 and 65", n, p.Used())
+	}
+	p.release(20 + 45) // A ends
+	if n := <-got; n != 50 || p.Used() != 50 {
+		t.Fatalf("then %d with %d used, want 50 and 50", n, p.Used())
+	}
+	if p.take(context.Background(), 60, 41) {
+		t.Fatal("took more than the pool in all")
 	}
 }
