@@ -429,6 +429,11 @@ func (s *scan) localMembers(data []byte, zr *zip.Reader, where string, depth int
 			continue
 		}
 		packed := lf.Packed()
+		// What the header declares, taken like a directory's sizes.
+		size := min(int64(lf.UncompressedSize), ratioLimit(int64(len(packed)), s.c.cfg.ZipMaxRatio))
+		if !s.reserve(size) {
+			return
+		}
 		var r io.Reader
 		var fr io.ReadCloser
 		switch lf.Method {
@@ -442,7 +447,7 @@ func (s *scan) localMembers(data []byte, zr *zip.Reader, where string, depth int
 			s.classify(lf.Name, inner, ctUnknown, false)
 			continue
 		}
-		out, err := expand(r, int64(len(packed)), 0, lf.Name, &s.budget, s.c.cfg.ZipMaxRatio)
+		out, err := expand(r, int64(len(packed)), size, lf.Name, &s.budget, s.c.cfg.ZipMaxRatio)
 		if fr != nil {
 			flateReaders.Put(fr)
 		}

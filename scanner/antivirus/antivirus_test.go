@@ -13,6 +13,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"os"
 	"path/filepath"
@@ -1320,5 +1321,50 @@ func TestNestedArchivesTakeTurnsInThePool(t *testing.T) {
 	_, err := c.Check(hour, &scanner.Envelope{}, scanner.Parse([]byte(withAttachment("data.zip", "application/zip", zipOf(t, mem("data.gz", liar))))))
 	if !errors.Is(err, scanner.ErrBusy) || c.pool.Used() != othersHold {
 		t.Fatalf("a nested gzip expanding past its declared size: %v, %d held; want ErrBusy, %d", err, c.pool.Used(), othersHold)
+	}
+}
+
+// TestDirectorylessZipsTakeTurnsInThePool: a zip without a central
+// directory is read from its local headers. Their members were charged to
+// the pool only as they decompressed, free at once or busy, so such zips
+// arriving together answered busy although each fits the pool alone. The
+// size a local header declares is now taken up front, in turn.
+func TestDirectorylessZipsTakeTurnsInThePool(t *testing.T) {
+	const memberSize, scans = 3 << 20, 8
+	c := newCheck(t, func(c *Config) { c.ZipMaxExpanded, c.ZipExpandedInFlight = 4<<20, 4<<20 })
+	member := randomBytes(memberSize)
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	w, err := zw.CreateRaw(&zip.FileHeader{Name: "random.bin", Method: zip.Store, CRC32: crc32.ChecksumIEEE(member), CompressedSize64: memberSize, UncompressedSize64: memberSize})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(member)
+	zw.Close()
+	z := buf.Bytes()
+	raw := []byte(withAttachment("data.zip", "application/zip", z[:bytes.Index(z, []byte("PK\x01\x02"))]))
+	// A bound, not a synchronisation: the scans wait for each other.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	start := make(chan struct{})
+	errs := make(chan error, scans)
+	for range scans {
+		go func() {
+			msg := scanner.Parse(raw)
+			<-start
+			_, err := c.Check(ctx, &scanner.Envelope{}, msg)
+			errs <- err
+		}()
+	}
+	close(start)
+	busy := 0
+	for range scans {
+		if err := <-errs; err != nil {
+			busy++
+			t.Log(err)
+		}
+	}
+	if busy > 0 || c.pool.Used() != 0 {
+		t.Fatalf("%d of %d scans failed, %d bytes left held; want all scanned, one at a time", busy, scans, c.pool.Used())
 	}
 }

@@ -197,8 +197,9 @@ type LocalFile struct {
 	// header with general purpose bit 3 set gives no sizes (they follow
 	// the data), so where the data ends is the decompressor's to find.
 	Data []byte
-	// CompressedSize is the size the header gives, 0 with bit 3.
-	CompressedSize uint64
+	// CompressedSize and UncompressedSize are the sizes the header
+	// gives, 0 with bit 3.
+	CompressedSize, UncompressedSize uint64
 	// Offset is where the local header starts in the archive.
 	Offset int
 }
@@ -294,6 +295,7 @@ func LocalFiles(data []byte, max int) []LocalFile {
 		pos += i + localHeaderLen + nameLen + extraLen
 		if f.Flags&8 == 0 {
 			f.CompressedSize = uint64(binary.LittleEndian.Uint32(h[18:]))
+			f.UncompressedSize = uint64(binary.LittleEndian.Uint32(h[22:]))
 			// A member's data is skipped, so that a stored zip in it
 			// is its member, not the outer archive's.
 			pos += int(min(f.CompressedSize, uint64(len(data)-pos)))
