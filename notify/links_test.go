@@ -184,16 +184,14 @@ func TestLinkPagesCannotBeFramed(t *testing.T) {
 	}
 }
 
-// TestReleaseLinkWhileItIsBeingReleased: a release link opened, or its
-// button pressed again (a double click), while the message's delivery is
-// under way says it is being released, not that it was: the second
-// click's page is the one the browser shows, and when the delivery then
-// failed it showed "Already released" for a message still held.
-func TestReleaseLinkWhileItIsBeingReleased(t *testing.T) {
-	ctx := context.Background()
-	_, q, customer := releasingQuarantine(t, quarantine.DefaultConfig())
-	gate := customer.GateData()
-	ids, err := q.Hold(ctx, quarantine.Item{Domain: "a.example", DomainID: 7, CustomerID: 3, Sender: "s@x.example",
+// gatedReleaseLink holds one message for ann@a.example in a quarantine
+// whose customer server holds its final reply at gate, and serves the
+// links (with writeTimeout, if any); link releases the message.
+func gatedReleaseLink(t *testing.T, writeTimeout time.Duration) (q *quarantine.Service, customer *smtptest.Sink, gate *smtptest.Gate, id int64, srv *httptest.Server, link string) {
+	t.Helper()
+	_, q, customer = releasingQuarantine(t, quarantine.DefaultConfig())
+	gate = customer.GateData()
+	ids, err := q.Hold(context.Background(), quarantine.Item{Domain: "a.example", DomainID: 7, CustomerID: 3, Sender: "s@x.example",
 		Recipients: []string{"ann@a.example"}}, strings.NewReader("Subject: x\r\n\r\nx\r\n"))
 	if err != nil {
 		t.Fatal(err)
@@ -201,9 +199,21 @@ func TestReleaseLinkWhileItIsBeingReleased(t *testing.T) {
 	key := bytes.Repeat([]byte("k"), 32)
 	mux := http.NewServeMux()
 	NewLinks([][]byte{key}, q, nil, nil, nil).Mount(func(p string, h http.Handler) { mux.Handle(p, h) })
-	srv := httptest.NewServer(mux)
+	srv = httptest.NewUnstartedServer(mux)
+	srv.Config.WriteTimeout = writeTimeout
+	srv.Start()
 	t.Cleanup(srv.Close)
-	link := srv.URL + "/q/release/" + Sign(Link{Action: ActionRelease, ItemID: ids[0], Recipient: "ann@a.example", Expires: time.Now().Add(time.Hour)}, key)
+	return q, customer, gate, ids[0], srv, srv.URL + "/q/release/" + Sign(Link{Action: ActionRelease, ItemID: ids[0], Recipient: "ann@a.example", Expires: time.Now().Add(time.Hour)}, key)
+}
+
+// TestReleaseLinkWhileItIsBeingReleased: a release link opened, or its
+// button pressed again (a double click), while the message's delivery is
+// under way says it is being released, not that it was: the second
+// click's page is the one the browser shows, and when the delivery then
+// failed it showed "Already released" for a message still held.
+func TestReleaseLinkWhileItIsBeingReleased(t *testing.T) {
+	ctx := context.Background()
+	q, customer, gate, id, srv, link := gatedReleaseLink(t, 0)
 	open := func(method string) (int, string) {
 		req, err := http.NewRequest(method, link, nil)
 		if err != nil {
@@ -234,7 +244,7 @@ func TestReleaseLinkWhileItIsBeingReleased(t *testing.T) {
 	if code := <-first; code != http.StatusBadGateway {
 		t.Fatalf("the release the customer's server refused: %d, want 502", code)
 	}
-	if it, err := q.Item(ctx, tracking.Scope{Operator: true}, ids[0]); err != nil || it.State != quarantine.StateHeld || len(customer.Messages()) != 0 {
+	if it, err := q.Item(ctx, tracking.Scope{Operator: true}, id); err != nil || it.State != quarantine.StateHeld || len(customer.Messages()) != 0 {
 		t.Fatalf("after the refused release: %q %v, %d delivered; want held, none", it.State, err, len(customer.Messages()))
 	}
 }
@@ -280,23 +290,8 @@ func TestReleaseLinkOfAnAbandonedRelease(t *testing.T) {
 // the connection was cut instead, and the recipient saw an error for a
 // message on its way to the mailbox.
 func TestReleaseLinkSlowerThanTheWriteTimeoutIsAnswered(t *testing.T) {
-	ctx := context.Background()
-	_, q, customer := releasingQuarantine(t, quarantine.DefaultConfig())
-	gate := customer.GateData()
-	ids, err := q.Hold(ctx, quarantine.Item{Domain: "a.example", DomainID: 7, CustomerID: 3, Sender: "s@x.example",
-		Recipients: []string{"ann@a.example"}}, strings.NewReader("Subject: x\r\n\r\nx\r\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	key := bytes.Repeat([]byte("k"), 32)
-	mux := http.NewServeMux()
-	NewLinks([][]byte{key}, q, nil, nil, nil).Mount(func(p string, h http.Handler) { mux.Handle(p, h) })
 	const writeTimeout = 100 * time.Millisecond
-	srv := httptest.NewUnstartedServer(mux)
-	srv.Config.WriteTimeout = writeTimeout
-	srv.Start()
-	t.Cleanup(srv.Close)
-	link := srv.URL + "/q/release/" + Sign(Link{Action: ActionRelease, ItemID: ids[0], Recipient: "ann@a.example", Expires: time.Now().Add(time.Hour)}, key)
+	_, _, gate, _, srv, link := gatedReleaseLink(t, writeTimeout)
 	answered := make(chan string, 1)
 	go func() {
 		resp, err := srv.Client().Post(link, "", nil)

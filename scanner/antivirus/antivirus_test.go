@@ -1197,6 +1197,14 @@ func TestArchivesTakeTurnsInThePool(t *testing.T) {
 	const memberSize, scans = 3 << 20, 8
 	c := newCheck(t, func(c *Config) { c.ZipMaxExpanded = 4 << 20; c.ZipExpandedInFlight = 4 << 20 })
 	raw := []byte(withAttachment("data.zip", "application/zip", zipOf(t, mem("random.bin", randomBytes(memberSize)))))
+	scanAllAtOnce(t, c, raw, scans)
+}
+
+// scanAllAtOnce scans raw scans times at once with c and fails unless
+// every scan succeeded and the pool is empty again: the pool made them
+// take turns rather than fail.
+func scanAllAtOnce(t *testing.T, c *Check, raw []byte, scans int) {
+	t.Helper()
 	// A bound, not a synchronisation: the scans wait for each other.
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -1286,30 +1294,7 @@ func TestNestedArchivesTakeTurnsInThePool(t *testing.T) {
 	})
 	inner := zipOf(t, mem("data.bin", bytes.Repeat([]byte("0123456789abcdef"), memberSize/16)))
 	raw := []byte(withAttachment("data.zip", "application/zip", zipOf(t, mem("inner.zip", inner))))
-	// A bound, not a synchronisation: the scans wait for each other.
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	start := make(chan struct{})
-	errs := make(chan error, scans)
-	for range scans {
-		go func() {
-			msg := scanner.Parse(raw)
-			<-start
-			_, err := c.Check(ctx, &scanner.Envelope{}, msg)
-			errs <- err
-		}()
-	}
-	close(start)
-	busy := 0
-	for range scans {
-		if err := <-errs; err != nil {
-			busy++
-			t.Log(err)
-		}
-	}
-	if busy > 0 || c.pool.Used() != 0 {
-		t.Fatalf("%d of %d scans failed, %d bytes left held; want all scanned, one at a time", busy, scans, c.pool.Used())
-	}
+	scanAllAtOnce(t, c, raw, scans)
 
 	// A gzip in a zip whose trailer says 100 bytes of 50,000, with room
 	// for the outer zip only: busy without waiting (the deadline is an
@@ -1346,28 +1331,5 @@ func TestDirectorylessZipsTakeTurnsInThePool(t *testing.T) {
 	zw.Close()
 	z := buf.Bytes()
 	raw := []byte(withAttachment("data.zip", "application/zip", z[:bytes.Index(z, []byte("PK\x01\x02"))]))
-	// A bound, not a synchronisation: the scans wait for each other.
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	start := make(chan struct{})
-	errs := make(chan error, scans)
-	for range scans {
-		go func() {
-			msg := scanner.Parse(raw)
-			<-start
-			_, err := c.Check(ctx, &scanner.Envelope{}, msg)
-			errs <- err
-		}()
-	}
-	close(start)
-	busy := 0
-	for range scans {
-		if err := <-errs; err != nil {
-			busy++
-			t.Log(err)
-		}
-	}
-	if busy > 0 || c.pool.Used() != 0 {
-		t.Fatalf("%d of %d scans failed, %d bytes left held; want all scanned, one at a time", busy, scans, c.pool.Used())
-	}
+	scanAllAtOnce(t, c, raw, scans)
 }
