@@ -37,7 +37,7 @@ func (n *testNode) Health() *health.Registry { return n.health }
 
 // testConfig is a loopback configuration: the port chosen by the OS, tenant
 // routes allowed to reach the loopback sinks.
-func testConfig(t *testing.T) config.Config {
+func testConfig(t testing.TB) config.Config {
 	cfg := config.Default()
 	cfg.Node.Name = "test-node"
 	cfg.DataDir = t.TempDir()
@@ -57,7 +57,7 @@ func startConfigured(t *testing.T, cfg config.Config, stages []scanner.Stage) *t
 
 // configDeps builds the server's collaborators from cfg; a test may replace
 // some (a fake relay) before startWith.
-func configDeps(t *testing.T, cfg config.Config, stages []scanner.Stage) smtpd.Deps {
+func configDeps(t testing.TB, cfg config.Config, stages []scanner.Stage) smtpd.Deps {
 	t.Helper()
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("test config invalid: %v", err)
@@ -92,7 +92,7 @@ func configDeps(t *testing.T, cfg config.Config, stages []scanner.Stage) smtpd.D
 
 // startWith serves an smtpd.Server made of cfg.SMTP and deps until the end
 // of the test.
-func startWith(t *testing.T, cfg config.Config, deps smtpd.Deps) *testNode {
+func startWith(t testing.TB, cfg config.Config, deps smtpd.Deps) *testNode {
 	t.Helper()
 	srv, err := smtpd.New(cfg.SMTP, deps)
 	if err != nil {
@@ -104,7 +104,7 @@ func startWith(t *testing.T, cfg config.Config, deps smtpd.Deps) *testNode {
 
 // serve runs srv until the end of the test, then shuts it down within grace
 // and waits for Serve to return.
-func serve(t *testing.T, srv *smtpd.Server, grace time.Duration) string {
+func serve(t testing.TB, srv *smtpd.Server, grace time.Duration) string {
 	t.Helper()
 	l, err := srv.Listen()
 	if err != nil {

@@ -1,0 +1,109 @@
+package smtpd_test
+
+import (
+	"bufio"
+	"bytes"
+	"net"
+	"os"
+	"os/exec"
+	"testing"
+	"time"
+
+	"github.com/mxgrid/mxgrid/internal/smtptest"
+)
+
+// BenchmarkTransaction is one message as scripts/bench-smtp.sh's
+// smtp-source sends it: a new connection, HELO, MAIL, RCPT, DATA with a
+// 5 KB message, QUIT, relayed over the cached connection to Postfix's
+// smtp-sink (another process, so that -benchmem counts the node and this
+// small client only). No scan stages: it measures the session, relay
+// path, not the checks. Its allocs/op are what to compare; its time
+// depends on the machine.
+func BenchmarkTransaction(b *testing.B) {
+	sinkAddr := startSMTPSink(b)
+	cfg := testConfig(b)
+	cfg.Domains = append(cfg.Domains, smtptest.Domain("example.org", sinkAddr))
+	n := startWith(b, cfg, configDeps(b, cfg, nil))
+
+	var msg bytes.Buffer
+	msg.WriteString("From: <sender@bench.test>\r\nTo: <rcpt@example.org>\r\nDate: Sun, 6 Dec 2026 21:00:00 +0000\r\nMessage-Id: <1@bench.test>\r\n\r\n")
+	for msg.Len() < 5120 {
+		msg.WriteString("abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvw\r\n")
+	}
+	msg.WriteString(".\r\n")
+	script := []struct {
+		send []byte
+		want byte // the reply's first digit
+	}{
+		{nil, '2'},
+		{[]byte("HELO client.bench.test\r\n"), '2'},
+		{[]byte("MAIL FROM:<sender@bench.test>\r\n"), '2'},
+		{[]byte("RCPT TO:<rcpt@example.org>\r\n"), '2'},
+		{[]byte("DATA\r\n"), '3'},
+		{msg.Bytes(), '2'},
+		{[]byte("QUIT\r\n"), '2'},
+	}
+	r := bufio.NewReader(nil)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		c, err := net.Dial("tcp", n.SMTPAddr())
+		if err != nil {
+			b.Fatal(err)
+		}
+		r.Reset(c)
+		for _, step := range script {
+			if _, err := c.Write(step.send); err != nil {
+				b.Fatal(err)
+			}
+			for {
+				line, err := r.ReadSlice('\n')
+				if err != nil || len(line) < 4 || line[0] != step.want {
+					b.Fatalf("after %q: %q %v", step.send, line, err)
+				}
+				if line[3] == ' ' {
+					break
+				}
+			}
+		}
+		c.Close()
+	}
+}
+
+// startSMTPSink runs Postfix's smtp-sink on a loopback port until the end
+// of the benchmark, and returns its address.
+func startSMTPSink(b *testing.B) string {
+	b.Helper()
+	bin, err := exec.LookPath("smtp-sink")
+	if err != nil {
+		if bin, err = exec.LookPath("/usr/sbin/smtp-sink"); err != nil {
+			b.Skip("needs Postfix's smtp-sink")
+		}
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	args := []string{addr, "1024"}
+	if os.Geteuid() == 0 {
+		// It drops privileges when run as root, to a user named here.
+		args = append([]string{"-u", "nobody"}, args...)
+	}
+	cmd := exec.Command(bin, args...)
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+			return addr
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("smtp-sink did not listen on %s: %v", addr, err)
+		}
+	}
+}
