@@ -33,9 +33,10 @@ type Conn struct {
 	helo   string
 
 	// pending is where improperPipelining peeks into the socket (mxgrid
-	// patch): a local array escapes to the heap through socketPending's
+	// patch): a local array escapes to the heap through socketPeek's
 	// closure, 112 bytes per command checked.
 	pending [100]byte
+	peek    socketPeek
 
 	// Number of errors witnessed on this connection
 	errCount int
@@ -111,6 +112,7 @@ func newConn(c net.Conn, s *Server) *Conn {
 }
 
 func (c *Conn) init() {
+	c.peek = socketPeek{}
 	c.lineLimitReader = &lineLimitReader{
 		R:         c.conn,
 		LineLimit: c.server.MaxLineLength,
@@ -345,7 +347,7 @@ func (c *Conn) closeLingering() {
 	// QUIT ends a pipelined group) has nothing a reset could take: the
 	// close goes at once, sparing every ordinary session a shutdown and a
 	// wait for the client's own close.
-	if c.quit && c.text.R.Buffered() == 0 && socketPending(c.conn, c.pending[:]) == 0 {
+	if c.quit && c.text.R.Buffered() == 0 && c.peek.pending(c.conn, c.pending[:]) == 0 {
 		c.conn.Close()
 		return
 	}
@@ -511,7 +513,7 @@ func (c *Conn) improperPipelining(cmd string) bool {
 	// asks the socket too. After QUIT nothing more runs, so what follows
 	// it is not worth the system call.
 	if len(unexpected) == 0 && cmd != "QUIT" {
-		unexpected = c.pending[:socketPending(c.conn, c.pending[:])]
+		unexpected = c.pending[:c.peek.pending(c.conn, c.pending[:])]
 	}
 	if len(unexpected) == 0 {
 		return false

@@ -4,5 +4,7 @@ package smtp
 
 import "net"
 
-// socketPending: only the input already read is looked at here.
-func socketPending(net.Conn, []byte) int { return 0 }
+// socketPeek: only the input already read is looked at here.
+type socketPeek struct{}
+
+func (*socketPeek) pending(net.Conn, []byte) int { return 0 }
