@@ -197,6 +197,8 @@ func (p *parser) parsePath() (string, error) {
 }
 
 func (p *parser) parseMailbox() (string, error) {
+	start := p.s
+	quoted := strings.HasPrefix(p.s, `"`)
 	localPart, err := p.parseLocalPart()
 	if err != nil {
 		return "", fmt.Errorf("in local-part: %v", err)
@@ -208,10 +210,7 @@ func (p *parser) parseMailbox() (string, error) {
 		return "", err
 	}
 
-	var sb strings.Builder
-	sb.WriteString(localPart)
-	sb.WriteByte('@')
-
+	domainStart := p.s
 	for {
 		ch, ok := p.peekByte()
 		if !ok {
@@ -223,18 +222,29 @@ func (p *parser) parseMailbox() (string, error) {
 		// "a@@b" is no mailbox: a backend taking the last @ as the
 		// separator read the local part "a@" at "b". ("a@b@c" stays
 		// for the backend, which refuses or quotes source routes.)
-		if ch == '@' && strings.HasSuffix(sb.String(), "@") {
+		if ch == '@' && endsDomainless(domainStart[:len(domainStart)-len(p.s)]) {
 			return "", fmt.Errorf("empty domain before @")
 		}
 		p.readByte()
-		sb.WriteByte(ch)
 	}
-
-	if strings.HasSuffix(sb.String(), "@") {
+	domain := domainStart[:len(domainStart)-len(p.s)]
+	if endsDomainless(domain) {
 		return "", fmt.Errorf("domain is empty")
 	}
 
-	return sb.String(), nil
+	// A dot-string local part is the mailbox's text as sent, which the
+	// mailbox can share rather than copy (mxgrid patch: built byte by
+	// byte, it was four allocations an address).
+	if !quoted {
+		return start[:len(start)-len(p.s)], nil
+	}
+	return localPart + "@" + domain, nil
+}
+
+// endsDomainless reports whether the domain read so far leaves an @ the
+// last character of the mailbox: nothing read yet, or an @ last.
+func endsDomainless(domain string) bool {
+	return domain == "" || domain[len(domain)-1] == '@'
 }
 
 func (p *parser) parseLocalPart() (string, error) {
@@ -254,20 +264,18 @@ func (p *parser) parseLocalPart() (string, error) {
 			}
 			sb.WriteByte(ch)
 		}
-	} else { // dot-string
+	} else { // dot-string, read as sent
+		start := p.s
 		for {
 			ch, ok := p.peekByte()
-			if !ok {
-				return sb.String(), nil
+			if !ok || ch == '@' {
+				return start[:len(start)-len(p.s)], nil
 			}
 			switch ch {
-			case '@':
-				return sb.String(), nil
 			case '(', ')', '<', '>', '[', ']', ':', ';', '\\', ',', '"', ' ', '\t':
 				return "", fmt.Errorf("malformed dot-string")
 			}
 			p.readByte()
-			sb.WriteByte(ch)
 		}
 	}
 }
