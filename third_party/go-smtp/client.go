@@ -599,7 +599,11 @@ func (c *Client) mailLine(from string, opts *MailOptions) (string, error) {
 	// mxgrid: room for the address and the usual parameters; the builder
 	// grows for the rest (upstream reserved 2 KiB for every command).
 	sb.Grow(len(from) + 64)
-	fmt.Fprintf(&sb, "MAIL FROM:<%s>", from)
+	// mxgrid: the address is written, not formatted (Fprintf boxed it,
+	// an allocation a command).
+	sb.WriteString("MAIL FROM:<")
+	sb.WriteString(from)
+	sb.WriteByte('>')
 	if _, ok := c.ext["8BITMIME"]; ok {
 		sb.WriteString(" BODY=8BITMIME")
 	}
@@ -675,7 +679,9 @@ func (c *Client) rcptLine(to string, opts *RcptOptions) (string, error) {
 	var sb strings.Builder
 	// mxgrid: as in mailLine.
 	sb.Grow(len(to) + 32)
-	fmt.Fprintf(&sb, "RCPT TO:<%s>", to)
+	sb.WriteString("RCPT TO:<")
+	sb.WriteString(to)
+	sb.WriteByte('>')
 	if _, ok := c.ext["DSN"]; ok && opts != nil {
 		if len(opts.Notify) != 0 {
 			sb.WriteString(" NOTIFY=")
@@ -766,8 +772,10 @@ func (c *Client) MailRcpt(reset bool, from string, mailOpts *MailOptions, to str
 	if reset {
 		c.text.W.WriteString("RSET\r\n")
 	}
-	c.text.W.WriteString(mail + "\r\n")
-	c.text.W.WriteString(rcpt + "\r\n")
+	c.text.W.WriteString(mail)
+	c.text.W.WriteString("\r\n")
+	c.text.W.WriteString(rcpt)
+	c.text.W.WriteString("\r\n")
 	err = c.text.W.Flush()
 	c.text.EndRequest(id)
 	if err != nil {
@@ -780,9 +788,9 @@ func (c *Client) MailRcpt(reset bool, from string, mailOpts *MailOptions, to str
 		expect = expect[1:]
 	}
 	var first error
+	var smtpErr *SMTPError // escapes through errors.As: one for the loop
 	for i, code := range expect {
 		_, _, err := c.readResponse(code)
-		var smtpErr *SMTPError
 		switch {
 		case err != nil && !errors.As(err, &smtpErr):
 			// The stream is out of step: the caller must see a broken
@@ -797,7 +805,7 @@ func (c *Client) MailRcpt(reset bool, from string, mailOpts *MailOptions, to str
 	if first != nil {
 		return first, nil
 	}
-	c.rcpts = nil
+	c.rcpts = c.rcpts[:0]
 	if rcptErr == nil {
 		c.rcpts = append(c.rcpts, to)
 	}
