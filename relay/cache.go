@@ -76,8 +76,10 @@ type session struct {
 	key    cacheKey
 	client *smtp.Client
 	conn   net.Conn
-	// raw is the TCP connection under conn, whose socket unread asks.
-	raw net.Conn
+	// raw is the TCP connection under conn, whose socket unread asks
+	// through peek.
+	raw  net.Conn
+	peek socketPeek
 	// tls: STARTTLS succeeded; a reused session keeps it.
 	tls bool
 	// uses counts the transactions begun on the session.
@@ -95,7 +97,7 @@ type session struct {
 // command late. Under TLS any record counts, which costs at worst a new
 // connection.
 func (s *session) unread() bool {
-	return s.client.Buffered() > 0 || socketPending(s.raw)
+	return s.client.Buffered() > 0 || s.peek.pending(s.raw)
 }
 
 // quit ends a sound session politely: QUIT is a courtesy, its failure
