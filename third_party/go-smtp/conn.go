@@ -145,10 +145,12 @@ func (c *Conn) init() {
 	// by hand, without the io.Closer NewConn would keep: the server never
 	// closes it, it closes c.conn.
 	c.releaseText()
+	// rwc made an interface value once, not once for each buffer.
+	var rw io.ReadWriter = rwc
 	br := textReaders.Get().(*bufio.Reader)
-	br.Reset(rwc)
+	br.Reset(rw)
 	bw := textWriters.Get().(*bufio.Writer)
-	bw.Reset(rwc)
+	bw.Reset(rw)
 	c.text = &textproto.Conn{Reader: textproto.Reader{R: br}, Writer: textproto.Writer{W: bw}}
 }
 
@@ -1798,7 +1800,7 @@ func (c *Conn) greet() {
 	if c.server.LMTP {
 		protocol = "LMTP"
 	}
-	c.writeResponse(220, NoEnhancedCode, fmt.Sprintf("%v %s Service Ready", c.server.Domain, protocol))
+	c.writeResponse(220, NoEnhancedCode, c.server.Domain+" "+protocol+" Service Ready")
 }
 
 func (c *Conn) writeResponse(code int, enhCode EnhancedCode, text ...string) {
