@@ -788,11 +788,10 @@ func (c *Client) MailRcpt(reset bool, from string, mailOpts *MailOptions, to str
 		expect = expect[1:]
 	}
 	var first error
-	var smtpErr *SMTPError // escapes through errors.As: one for the loop
 	for i, code := range expect {
 		_, _, err := c.readResponse(code)
 		switch {
-		case err != nil && !errors.As(err, &smtpErr):
+		case err != nil && !isSMTPError(err):
 			// The stream is out of step: the caller must see a broken
 			// connection, whatever was refused before.
 			return err, nil
@@ -810,6 +809,14 @@ func (c *Client) MailRcpt(reset bool, from string, mailOpts *MailOptions, to str
 		c.rcpts = append(c.rcpts, to)
 	}
 	return nil, rcptErr
+}
+
+// isSMTPError reports a server's reply, not a broken stream. The
+// *SMTPError errors.As fills escapes: allocated here, it is allocated only
+// for an error, not on every reply (mxgrid patch).
+func isSMTPError(err error) bool {
+	var e *SMTPError
+	return errors.As(err, &e)
 }
 
 // DataCommand is a pending DATA command. DataCommand is an io.WriteCloser.
@@ -915,9 +922,12 @@ func (cmd *DataCommand) close() error {
 		return err
 	}
 
-	cmd.closeErr = errors.New("smtp: data writer closed twice")
+	cmd.closeErr = errDataClosedTwice
 	return nil
 }
+
+// errDataClosedTwice is made once, not on every message (mxgrid patch).
+var errDataClosedTwice = errors.New("smtp: data writer closed twice")
 
 // DataResponse is the response returned by a DATA command. See
 // DataCommand.CloseWithResponse.
