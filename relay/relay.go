@@ -600,15 +600,17 @@ func (t *Transaction) data(msg io.Reader, eightBit func() bool) (string, *Error)
 	// §4.1.1.4), so the session needs no RSET before the next one.
 	t.reusable = true
 	t.s.inTransaction = false
-	if se := (*smtp.SMTPError)(nil); errors.As(err, &se) && se.Code/100 == 2 {
-		// go-smtp wants 250, but any 2xx here is the server taking the
-		// message, as Postfix's smtp client reads it: a 451 for it had
-		// the sender send again what was delivered. The session, which
-		// answered oddly, is not reused.
-		t.reusable = false
-		return se.Message, nil
-	}
 	if err != nil {
+		// Asked only here: the *SMTPError errors.As fills escapes, an
+		// allocation for every message if it were declared above.
+		if se := (*smtp.SMTPError)(nil); errors.As(err, &se) && se.Code/100 == 2 {
+			// go-smtp wants 250, but any 2xx here is the server taking
+			// the message, as Postfix's smtp client reads it: a 451 for
+			// it had the sender send again what was delivered. The
+			// session, which answered oddly, is not reused.
+			t.reusable = false
+			return se.Message, nil
+		}
 		return "", t.downstream("end of DATA", err)
 	}
 	return resp.StatusText, nil
