@@ -253,7 +253,10 @@ func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 		// know, and the negative cache and duplicates see one name.
 		rcpt.Domain = dom.Name
 	}
-	if ss.accepted(rcpt) {
+	// Its wire form, made once: the duplicate check and the accepted list
+	// want the same string.
+	text := rcpt.String()
+	if ss.accepted(text) {
 		// Accepted already: the customer's server gets it once, and it is
 		// tracked and quarantined once (a tenant's lists compare local
 		// parts without case, as this does).
@@ -328,7 +331,7 @@ func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	}
 	ss.domain = dom
 	ss.route = route
-	ss.rcpts = append(ss.rcpts, rcpt.String())
+	ss.rcpts = append(ss.rcpts, text)
 	ss.rcptDomains = append(ss.rcptDomains, dom)
 	ss.srv.metrics.rcpts.WithLabelValues("accepted").Inc()
 	return nil
@@ -347,10 +350,10 @@ func (ss *session) refusedMailbox() {
 	}
 }
 
-func (ss *session) accepted(rcpt mailaddr.Address) bool {
-	s := rcpt.String()
+// accepted reports whether rcpt (an address's String) was accepted already.
+func (ss *session) accepted(rcpt string) bool {
 	for _, r := range ss.rcpts {
-		if strings.EqualFold(r, s) {
+		if strings.EqualFold(r, rcpt) {
 			return true
 		}
 	}
