@@ -70,9 +70,13 @@ func (s *Server) newSession(c *smtp.Conn) (smtp.Session, error) {
 		nc = tc.NetConn()
 	}
 	gate, _ := nc.(*gateConn)
-	counts := new(connCounts)
+	// Serve's connections keep their counts on the gateConn; a connection
+	// from elsewhere gets its own, allocated only then.
+	var counts *connCounts
 	if gate != nil {
 		counts = &gate.counts
+	} else {
+		counts = new(connCounts)
 	}
 	ip := addrIP(nc.RemoteAddr())
 	s.metrics.sessions.Inc()
