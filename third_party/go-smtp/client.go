@@ -823,7 +823,9 @@ func isSMTPError(err error) bool {
 // See Client.Data.
 type DataCommand struct {
 	client *Client
-	wc     io.WriteCloser
+	// wc is held, not pointed to: one allocation a message less (mxgrid
+	// patch; the dot-stuffing writer is the only one there is).
+	wc dotWriter
 
 	closeErr error
 }
@@ -967,7 +969,7 @@ func (c *Client) Data() (*DataCommand, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &DataCommand{client: c, wc: &dotWriter{w: c.text.W}}, nil
+	return &DataCommand{client: c, wc: dotWriter{w: c.text.W}}, nil
 }
 
 // SendMail will use an existing connection to send an email from
