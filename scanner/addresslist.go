@@ -67,3 +67,63 @@ func AddressListElements(v string) iter.Seq[string] {
 		next(len(v))
 	}
 }
+
+// SimpleAddress reads an address in the shapes nearly all mail uses,
+// "local@domain", "<local@domain>" and "Words of a name <local@domain>",
+// all in ASCII atoms with single spaces between the words, for which
+// mail.ParseAddress (go-message's and net/mail's) cannot but answer that
+// name and address; it answers !ok for anything else, for the parser to
+// judge. Without RFC 2047's "=?" a word is not decoded, so cannot fail to
+// be. The parser allocates about ten times per address, this not at all,
+// and every message's From is read so (and its To where no envelope
+// says the recipient).
+func SimpleAddress(v string) (name, addr string, ok bool) {
+	v = strings.Trim(v, " \t")
+	if before, angle, found := strings.Cut(v, "<"); found {
+		spec, found := strings.CutSuffix(angle, ">")
+		if !found {
+			return "", "", false
+		}
+		if name = strings.TrimRight(before, " \t"); name != "" {
+			for word := range strings.SplitSeq(name, " ") {
+				if !atoms(word) || strings.ContainsAny(word, "=?") {
+					return "", "", false
+				}
+			}
+		}
+		v = spec
+	}
+	local, domain, found := strings.Cut(v, "@")
+	if !found || !dotAtom(local) || !dotAtom(domain) {
+		return "", "", false
+	}
+	return name, v, true
+}
+
+// dotAtom reports an RFC 5322 dot-atom in ASCII: atoms joined by single
+// dots.
+func dotAtom(s string) bool {
+	return atoms(s) && s[0] != '.' && s[len(s)-1] != '.' && !strings.Contains(s, "..")
+}
+
+// atoms reports a non-empty run of ASCII atext (RFC 5322 3.2.3) and dots.
+func atoms(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !atomChar[s[i]] {
+			return false
+		}
+	}
+	return true
+}
+
+// atomChar is atoms' test of one byte, a table for a loop run on every
+// address.
+var atomChar = func() (set [256]bool) {
+	for c := byte('!'); c <= '~'; c++ {
+		set[c] = strings.IndexByte(`()<>[]:;@\,"`, c) < 0
+	}
+	return set
+}()

@@ -1,12 +1,13 @@
 package scanner
 
 import (
+	"net/mail"
 	"runtime"
 	"slices"
 	"strings"
 	"testing"
 
-	"github.com/emersion/go-message/mail"
+	gomail "github.com/emersion/go-message/mail"
 )
 
 func TestAddressListElements(t *testing.T) {
@@ -41,12 +42,12 @@ func FuzzFirstAddressElementMatchesList(f *testing.F) {
 	f.Add(`a@[1.2.3.4], <"q,q"@x.example>`)
 	f.Add(`g: a@x.example, b@y.example;, c@z.example`)
 	f.Fuzz(func(t *testing.T, list string) {
-		addrs, err := mail.ParseAddressList(list)
+		addrs, err := gomail.ParseAddressList(list)
 		if err != nil || len(addrs) == 0 {
 			return
 		}
 		for first := range AddressListElements(list) {
-			a, err := mail.ParseAddress(first)
+			a, err := gomail.ParseAddress(first)
 			if err != nil || a.Name != addrs[0].Name || a.Address != addrs[0].Address {
 				t.Fatalf("first element %q read as %v (%v), list's first address %v", first, a, err, addrs[0])
 			}
@@ -85,4 +86,89 @@ func TestParseFromOfALongList(t *testing.T) {
 			}
 		})
 	}
+}
+
+// SimpleAddress, which spares most mail the address parser, may answer
+// only what both parsers answer, and only where a list holds exactly that
+// one address.
+func FuzzSimpleAddressMatchesParser(f *testing.F) {
+	for _, v := range []string{
+		"alice@example.org", " <alice@Example.ORG> ", "Alice Smith <alice@example.org>", "\"Alice\" <alice@example.org>",
+		"=?x-unknown?q?Alice?= <alice@example.org>", "A.B. <a.b@example.org>", ".. <a@b>", "a..b@example.org",
+		"alice@example.org.", "alice @example.org", "alice@ example.org", "a@b, c@d", "a <b <c@d>", "<a@b> (comment)",
+		"a@[192.0.2.1]", "Gr\u00fc\u00df <a@b.example>", "\ta\tb\t<a@b>\t", "x:y@z", "a@b>", "A  B <a@b>", "A B\t<a@b>",
+	} {
+		f.Add(v)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		name, addr, ok := SimpleAddress(v)
+		if !ok {
+			return
+		}
+		for parser, parse := range map[string]func(string) (*mail.Address, error){
+			"net/mail": mail.ParseAddress,
+			"go-message": func(v string) (*mail.Address, error) {
+				a, err := gomail.ParseAddress(v)
+				return (*mail.Address)(a), err
+			},
+		} {
+			a, err := parse(v)
+			if err != nil || a.Name != name || a.Address != addr {
+				t.Fatalf("SimpleAddress(%q) = %q, %q; %s: %v, %v", v, name, addr, parser, a, err)
+			}
+		}
+		if addrs, err := gomail.ParseAddressList(v); err != nil || len(addrs) != 1 {
+			t.Fatalf("SimpleAddress(%q) = %q, the list parser %d addresses, err %v", v, addr, len(addrs), err)
+		}
+	})
+}
+
+func TestSimpleAddress(t *testing.T) {
+	tests := []struct {
+		v, name, addr string // addr "" for a value left to the parser
+	}{
+		{"alice@example.org", "", "alice@example.org"},
+		{" <alice@Example.ORG> ", "", "alice@Example.ORG"},
+		{"Alice Smith <alice@example.org>", "Alice Smith", "alice@example.org"},
+		{"A.B.\t<a.b@example.org>", "A.B.", "a.b@example.org"},
+		{"Alice  Smith <alice@example.org>", "", ""},
+		{"\"Alice\" <alice@example.org>", "", ""},
+		{"=?utf-8?q?Alice?= <alice@example.org>", "", ""},
+		{"a..b@example.org", "", ""},
+		{"alice@example.org.", "", ""},
+		{"a@b, c@d", "", ""},
+		{"alice@example.org (Alice)", "", ""},
+		{"", "", ""},
+	}
+	for _, tt := range tests {
+		name, addr, ok := SimpleAddress(tt.v)
+		if ok != (tt.addr != "") || name != tt.name || addr != tt.addr {
+			t.Errorf("SimpleAddress(%q) = %q, %q, %v, want %q, %q", tt.v, name, addr, ok, tt.name, tt.addr)
+		}
+	}
+}
+
+// atomsReference is atoms as first written (in package auth), searching
+// the excluded characters for each byte.
+func atomsReference(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < '!' || c > '~' || strings.IndexByte(`()<>[]:;@\,"`, c) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func FuzzAtomTableMatchesReference(f *testing.F) {
+	for _, s := range []string{"", "alice@example.org", "a b", "x=y", "\x7f", "\xff", `"q"`, "~!#$%&'*+-/=?^_`{|}"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if got, want := atoms(s), atomsReference(s); got != want {
+			t.Fatalf("atoms(%q) = %v, reference %v", s, got, want)
+		}
+	})
 }

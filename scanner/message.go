@@ -471,6 +471,11 @@ func (m *Message) parseFrom(mh mail.Header) {
 	// The first address alone is parsed: a sender chooses how many
 	// follow (see AddressListElements).
 	for first := range AddressListElements(mh.Get("From")) {
+		if name, addr, ok := SimpleAddress(first); ok {
+			m.FromName = name
+			m.FromAddr = strings.ToLower(addr)
+			return
+		}
 		if len(first) <= MaxAddressBytes {
 			if a, err := mail.ParseAddress(first); err == nil {
 				m.FromName = a.Name

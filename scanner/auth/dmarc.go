@@ -465,52 +465,14 @@ func domainsAfterAt(v string) iter.Seq[string] {
 }
 
 // simpleFromDomain returns the domain of a From value in the shapes
-// nearly all mail uses, "local@domain", "<local@domain>" and "Words of
-// a name <local@domain>", all in ASCII atoms, for which net/mail's parser
-// (mail.ParseAddressList) cannot but find that one address; it answers
-// !ok for anything else, for the parser to judge. Without RFC 2047's
-// "=?" a word is not decoded, so cannot fail to be.
+// nearly all mail uses (scanner.SimpleAddress), for which net/mail's
+// parser (mail.ParseAddressList) cannot but find that one address; it
+// answers !ok for anything else, for the parser to judge.
 func simpleFromDomain(v string) (domain string, ok bool) {
-	v = strings.Trim(v, " \t")
-	if name, angle, found := strings.Cut(v, "<"); found {
-		spec, found := strings.CutSuffix(angle, ">")
-		if !found {
-			return "", false
-		}
-		for _, word := range strings.FieldsFunc(name, func(r rune) bool { return r == ' ' || r == '\t' }) {
-			if !atoms(word) || strings.ContainsAny(word, "=?") {
-				return "", false
-			}
-		}
-		v = spec
-	}
-	local, domain, found := strings.Cut(v, "@")
-	if !found || !dotAtom(local) || !dotAtom(domain) {
+	_, addr, ok := scanner.SimpleAddress(v)
+	if !ok {
 		return "", false
 	}
+	_, domain, _ = strings.Cut(addr, "@")
 	return domain, true
 }
-
-// dotAtom reports an RFC 5322 dot-atom in ASCII: atoms joined by single
-// dots.
-func dotAtom(s string) bool {
-	return atoms(s) && s[0] != '.' && s[len(s)-1] != '.' && !strings.Contains(s, "..")
-}
-
-// atoms reports a non-empty run of ASCII atext (RFC 5322 3.2.3) and dots.
-func atoms(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if !atomChar[s[i]] {
-			return false
-		}
-	}
-	return true
-}
-
-// atomChar is atoms' test of one byte, a table as tokenChar is.
-var atomChar = byteSet(func(c byte) bool {
-	return c >= '!' && c <= '~' && strings.IndexByte(`()<>[]:;@\,"`, c) < 0
-})
