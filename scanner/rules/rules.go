@@ -15,7 +15,6 @@ package rules
 
 import (
 	"context"
-	"net/mail"
 	"net/netip"
 	"regexp"
 	"slices"
@@ -450,13 +449,13 @@ func replyTo(f *findings, m *scanner.Message) {
 	if rt == "" || m.FromAddr == "" {
 		return
 	}
-	a, err := mail.ParseAddress(rt)
-	if err != nil {
+	a, ok := parseAddress(rt)
+	if !ok {
 		return
 	}
-	d := domainOf(strings.ToLower(a.Address))
+	d := domainOf(strings.ToLower(a))
 	if freemail[d] && d != domainOf(m.FromAddr) {
-		f.hit(ReplyToFreemail, a.Address)
+		f.hit(ReplyToFreemail, a)
 	}
 }
 
