@@ -159,7 +159,7 @@ func (c *Check) Name() string { return "antivirus" }
 // scanner.ErrBusy when the node's scans hold zip_expanded_in_flight for
 // longer than it may wait (half the time left to ctx's deadline).
 func (c *Check) Check(ctx context.Context, _ *scanner.Envelope, msg *scanner.Message) (scanner.Result, error) {
-	s := &scan{ctx: ctx, c: c, budget: budget{files: c.cfg.ZipMaxFiles, expanded: c.cfg.ZipMaxExpanded, pool: c.pool}, details: map[string][]string{}}
+	s := &scan{ctx: ctx, c: c, budget: budget{files: c.cfg.ZipMaxFiles, expanded: c.cfg.ZipMaxExpanded, pool: c.pool}}
 	// Members are garbage once the scan returns.
 	defer func() { c.pool.release(s.budget.held) }()
 	// The raw message first: EICAR in an unencoded part, or hidden in a
@@ -234,6 +234,10 @@ func (s *scan) setVirus(name, finding string) {
 // symbol records a finding; a symbol appears once per message with its
 // first few details.
 func (s *scan) symbol(name, detail string) {
+	if s.details == nil {
+		// Made on the first finding: most messages have none.
+		s.details = map[string][]string{}
+	}
 	d := s.details[name]
 	if len(d) < maxDetailsPerSymbol && !slices.Contains(d, detail) {
 		d = append(d, detail)
