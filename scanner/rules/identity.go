@@ -36,7 +36,7 @@ func identity(f *findings, env *scanner.Envelope, m *scanner.Message) {
 		return
 	}
 	host := strings.TrimSuffix(strings.ToLower(domain), ".")
-	org := orgDomain(host)
+	org := f.fromOrg.get(host, orgDomain)
 	if b := brands.claimedBy(displayed(m.FromName)); b != nil && !b.owns(org) {
 		f.hit(FromBrandClaim, b.name+" from "+org)
 	}

@@ -43,7 +43,7 @@ func linkRisk(f *findings, env *scanner.Envelope, m *scanner.Message) {
 	}
 	fromOrg := ""
 	if _, d, ok := strings.Cut(m.FromAddr, "@"); ok {
-		fromOrg = orgDomain(d)
+		fromOrg = f.fromOrg.get(d, orgDomain)
 	}
 	seen := make(map[string]bool, 8)
 	judge := func(u scanner.URL) {

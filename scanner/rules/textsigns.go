@@ -152,7 +152,7 @@ func textSigns(f *findings, env *scanner.Envelope, m *scanner.Message) {
 	// the text says to scan, a link in a picture to be opened on a phone.
 	qrCode := found[foundQRScan] != "" && showsImage(m)
 	impostor := f.hasAny(FromLookalike, FromBrandClaim)
-	away := clickableElsewhere(m, impostor) || len(m.HTML.FormActions) > 0 || qrCode
+	away := clickableElsewhere(f, m, impostor) || len(m.HTML.FormActions) > 0 || qrCode
 	u, c := found[foundUrgency], found[foundCredentials]
 	// "Sign in to your account" is what a bank's statement notice says
 	// too, linking its own site; a sign-in page elsewhere is a phish's.
@@ -165,7 +165,7 @@ func textSigns(f *findings, env *scanner.Envelope, m *scanner.Message) {
 	// activity", Netflix's "update your payment", DHL's customs fee.
 	// Whatever it says, it sends the reader to the brand itself (a forged
 	// brand From is DMARC's to catch). Public bodies likewise.
-	if !away && brandHome(m) {
+	if !away && brandHome(f, m) {
 		u, c = "", ""
 		// Evidence of ham, except where the text is a callback lure's
 		// ("if you did not authorize this payment, call ...") or a
@@ -276,13 +276,13 @@ func showsImage(m *scanner.Message) bool {
 // webmail (gmail.com is Google's, but anyone's mailbox), or a public
 // body's below a government suffix (a council's "final notice"), and a
 // Reply-To, if any, is at the same organisation.
-func brandHome(m *scanner.Message) bool {
+func brandHome(f *findings, m *scanner.Message) bool {
 	d := domainOf(m.FromAddr)
 	if d == "" {
 		return false
 	}
-	org := orgDomain(d)
-	if freemail[org] || brands.owner[org] == nil && !brands.federationMember(org) && governmentSuffix(org) == "" {
+	org := f.fromOrg.get(d, orgDomain)
+	if freemail[org] || brands.owner[org] == nil && !brands.federationMember(org) && f.fromGov.get(org, governmentSuffix) == "" {
 		return false
 	}
 	if rt := m.Header.Get("Reply-To"); rt != "" {
@@ -299,12 +299,12 @@ func brandHome(m *scanner.Message) bool {
 // or when home counts too. A listed brand's other domains are its home
 // too: WeTransfer's mail links we.tl, Amazon's amazon.com from
 // amazon.co.uk.
-func clickableElsewhere(m *scanner.Message, home bool) bool {
+func clickableElsewhere(f *findings, m *scanner.Message, home bool) bool {
 	from := ""
 	if d := domainOf(m.FromAddr); d != "" && !home {
-		from = orgDomain(d)
+		from = f.fromOrg.get(d, orgDomain)
 	}
-	gov := governmentSuffix(from)
+	gov := f.fromGov.get(from, governmentSuffix)
 	fromBrand := brands.owner[from]
 	for _, u := range m.URLs {
 		if u.Image {
