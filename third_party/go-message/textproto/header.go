@@ -63,8 +63,18 @@ func makeHeaderMap(fs []*headerField) map[string][]*headerField {
 	}
 
 	m := make(map[string][]*headerField, len(fs))
+	// A key's first field gets a one-slot slice of one array for all (an
+	// mxgrid patch): a new slice for each key was an allocation for nearly
+	// every field of every header read. The capacity of one makes a second
+	// field of the key, or Add, append into a slice of its own.
+	first := make([]*headerField, len(fs))
 	for i, f := range fs {
-		m[f.k] = append(m[f.k], fs[i])
+		if l, ok := m[f.k]; ok {
+			m[f.k] = append(l, f)
+		} else {
+			first[i] = f
+			m[f.k] = first[i : i+1 : i+1]
+		}
 	}
 	return m
 }
