@@ -9,6 +9,7 @@ import (
 	"net/textproto"
 	"sort"
 	"strings"
+	"unsafe"
 )
 
 type headerField struct {
@@ -497,36 +498,46 @@ func readContinuedLineSlice(r *bufio.Reader, line []byte) ([]byte, error) {
 	return line, nil
 }
 
-func writeContinued(b *strings.Builder, l []byte) {
-	// Strip trailing \r, if any
-	if len(l) > 0 && l[len(l)-1] == '\r' {
-		l = l[:len(l)-1]
+// appendUnfolded appends v with the newlines and the spaces around them
+// taken out, the lines it joined separated by one space.
+func appendUnfolded(dst, v []byte) []byte {
+	start := len(dst)
+	for {
+		l := v
+		i := bytes.IndexByte(v, '\n')
+		if i >= 0 {
+			l, v = v[:i], v[i+1:]
+		}
+		// Strip trailing \r, if any
+		if len(l) > 0 && l[len(l)-1] == '\r' {
+			l = l[:len(l)-1]
+		}
+		if l = trim(l); len(l) > 0 {
+			if len(dst) > start {
+				dst = append(dst, ' ')
+			}
+			dst = append(dst, l...)
+		}
+		if i < 0 {
+			return dst
+		}
 	}
-	l = trim(l)
-	if len(l) == 0 {
-		return
-	}
-	if b.Len() > 0 {
-		b.WriteByte(' ')
-	}
-	b.Write(l)
 }
 
 // Strip newlines and spaces around newlines.
 func trimAroundNewlines(v []byte) string {
-	var b strings.Builder
-	b.Grow(len(v))
-	for {
-		i := bytes.IndexByte(v, '\n')
-		if i < 0 {
-			writeContinued(&b, v)
-			break
-		}
-		writeContinued(&b, v[:i])
-		v = v[i+1:]
-	}
+	return ownedString(appendUnfolded(make([]byte, 0, len(v)), v))
+}
 
-	return b.String()
+// ownedString is b as a string without a copy, for bytes nothing writes
+// once they are made one (an mxgrid patch).
+func ownedString(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	// As strings.Builder did before unsafe.String (this module's go.mod
+	// says go 1.14): a string is a slice header's first two words.
+	return *(*string)(unsafe.Pointer(&b))
 }
 
 // ReadHeader reads a MIME header from r. The header is a sequence of possibly
@@ -649,8 +660,14 @@ func (hr *headerReader) read(r *bufio.Reader, fs []*headerField) ([]*headerField
 		i++ // skip colon
 		v := kv[i:]
 
-		value := trimAroundNewlines(v)
-		fs = append(fs, newHeaderField(key, value, bytes.Clone(kv)))
+		// The field's raw bytes and its unfolded value share one array
+		// (an mxgrid patch; upstream made one for each, two allocations
+		// for every field of every header read): the value is its tail,
+		// which nothing writes once it is made a string, and raw's
+		// capacity ends before it, so an append to raw cannot reach it.
+		buf := appendUnfolded(append(make([]byte, 0, len(kv)+len(v)), kv...), v)
+		raw, value := buf[:len(kv):len(kv)], buf[len(kv):]
+		fs = append(fs, newHeaderField(key, ownedString(value), raw))
 
 		if err != nil {
 			return fs, err
