@@ -125,6 +125,26 @@ type Message struct {
 	// MaxDecodedBytes; a leaf cut short is Truncated and the message
 	// carries MIME_TOO_COMPLEX.
 	Leaves []Leaf
+
+	// letters is TextLetters' count, taken on first use.
+	letters struct {
+		once           sync.Once
+		letters, upper int
+	}
+}
+
+// TextLetters counts the ASCII letters of m's Text and HTML.Text taken
+// together and, of those, the upper-case ones (ASCIILetters). The rules
+// and the model both ask, concurrently, for every message: it is counted
+// once, on first use, a pass over all the text (~0.3 ns a byte) fewer.
+// m's text must not change after.
+func (m *Message) TextLetters() (letters, upper int) {
+	m.letters.once.Do(func() {
+		l, u := ASCIILetters(m.Text)
+		hl, hu := ASCIILetters(m.HTML.Text)
+		m.letters.letters, m.letters.upper = l+hl, u+hu
+	})
+	return m.letters.letters, m.letters.upper
 }
 
 // Leaf is one content entity of the MIME tree as read once.

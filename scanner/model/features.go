@@ -515,7 +515,15 @@ func (e *emitter) shape(m *scanner.Message, body string) {
 	if h.CommentBytes > 0 {
 		e.addString(nsShape, "comments:"+bucket(h.CommentBytes>>5))
 	}
-	e.addString(nsShape, "caps:"+bucket(capsPercent(body, h.Text)/10))
+	caps := 0
+	if len(body) == len(m.Text) {
+		// No footer cut (body is a prefix of m.Text): the count the
+		// rules take too.
+		caps = capsShare(m.TextLetters())
+	} else {
+		caps = capsPercent(body, h.Text)
+	}
+	e.addString(nsShape, "caps:"+bucket(caps/10))
 	e.addString(nsShape, "subjcaps:"+bucket(capsPercent(m.Subject)/25))
 	if m.FromName == "" {
 		e.addString(nsShape, "fromname:none")
@@ -671,6 +679,11 @@ func capsPercent(texts ...string) int {
 		letters += l
 		upper += u
 	}
+	return capsShare(letters, upper)
+}
+
+// capsShare is the percentage of upper among letters, 0 with fewer than 10.
+func capsShare(letters, upper int) int {
 	if letters < 10 {
 		return 0
 	}

@@ -515,9 +515,7 @@ func body(f *findings, m *scanner.Message) {
 	}
 	// The plain and the HTML text are read as one, without joining them:
 	// they can be megabytes.
-	letters, upper := scanner.ASCIILetters(m.Text)
-	l, u := scanner.ASCIILetters(m.HTML.Text)
-	letters, upper = letters+l, upper+u
+	letters, upper := m.TextLetters()
 	if letters >= 200 && upper*2 > letters {
 		f.hit(TextUppercase, "")
 	}
