@@ -267,7 +267,7 @@ func rootedKey(prefix, name string) string {
 	if name == "" || strings.HasSuffix(name, ".") {
 		return prefix + name
 	}
-	if mayBeIP(name) {
+	if MayBeIP(name) {
 		if _, err := netip.ParseAddr(name); err == nil {
 			return prefix + name
 		}
@@ -275,10 +275,11 @@ func rootedKey(prefix, name string) string {
 	return prefix + name + "."
 }
 
-// mayBeIP reports whether s could parse as an IP address: an IPv6 one
-// has a colon, an IPv4 one only digits and dots. Names, all but every
-// lookup, skip ParseAddr, which allocates the error it returns for them.
-func mayBeIP(s string) bool {
+// MayBeIP reports whether s could parse as an IP address (netip.ParseAddr,
+// net.ParseIP): an IPv6 one has a colon, an IPv4 one only digits and
+// dots. Names, all but every lookup, skip ParseAddr, which allocates the
+// error it returns for them.
+func MayBeIP(s string) bool {
 	if strings.IndexByte(s, ':') >= 0 {
 		return true
 	}

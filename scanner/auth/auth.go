@@ -598,6 +598,8 @@ const dkimSignature = "DKIM-Signature"
 
 // isDomain reports whether a HELO argument is a domain name we can check,
 // not an address literal ("[192.0.2.1]") or garbage.
+// A name that cannot be an IP address is not given to net.ParseIP, whose
+// error for it allocates: every message's HELO is asked about.
 func isDomain(s string) bool {
-	return s != "" && !strings.HasPrefix(s, "[") && strings.Contains(s, ".") && net.ParseIP(s) == nil
+	return s != "" && !strings.HasPrefix(s, "[") && strings.Contains(s, ".") && !(dnsresolver.MayBeIP(s) && net.ParseIP(s) != nil)
 }

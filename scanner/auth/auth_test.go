@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/netip"
 	"reflect"
 	"runtime"
@@ -1165,4 +1166,17 @@ func TestDKIMOfLongRunsOfEmptyLines(t *testing.T) {
 			}
 		}
 	}
+}
+
+// isDomain answers as it did when every HELO went to net.ParseIP.
+func FuzzIsDomainMatchesParseIP(f *testing.F) {
+	for _, s := range []string{"mail.example.org", "192.0.2.1", "[192.0.2.1]", "::1", "::ffff:192.0.2.1", "1.2.3", "1..2", "fe80::1%eth0", "localhost", "0x7f.0.0.1", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		want := s != "" && !strings.HasPrefix(s, "[") && strings.Contains(s, ".") && net.ParseIP(s) == nil
+		if got := isDomain(s); got != want {
+			t.Fatalf("isDomain(%q) = %v, with net.ParseIP %v", s, got, want)
+		}
+	})
 }
