@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"strconv"
+	"strings"
 
 	"github.com/mxgrid/mxgrid/scanner"
 )
@@ -118,14 +120,31 @@ func (c *Check) Check(_ context.Context, _ *scanner.Envelope, msg *scanner.Messa
 // cross-validation scores exactly what a node would.
 func (c *Check) Symbols(cal Calibration, z, p float64) []scanner.Symbol {
 	pts := cal.Points(z, p)
-	detail := fmt.Sprintf("margin=%+.2f bayes=%.3f", z, p)
 	switch {
 	case pts > 0 && c.spamW != 0:
-		return []scanner.Symbol{{Name: SymbolSpam, Score: round2(c.spamW * pts), Detail: detail}}
+		return []scanner.Symbol{{Name: SymbolSpam, Score: round2(c.spamW * pts), Detail: detail(z, p)}}
 	case pts < 0 && c.hamMin != 0:
-		return []scanner.Symbol{{Name: SymbolHam, Score: round2(math.Max(c.hamMin, pts)), Detail: detail}}
+		return []scanner.Symbol{{Name: SymbolHam, Score: round2(math.Max(c.hamMin, pts)), Detail: detail(z, p)}}
 	}
 	return nil
+}
+
+// detail is fmt.Sprintf("margin=%+.2f bayes=%.3f", z, p) in one
+// allocation: Sprintf boxed both floats, three a message.
+func detail(z, p float64) string {
+	var num [32]byte
+	var b strings.Builder
+	b.Grow(len("margin=+0.00 bayes=0.000") + 8)
+	b.WriteString("margin=")
+	zs := strconv.AppendFloat(num[:0], z, 'f', 2, 64)
+	if zs[0] != '-' && zs[0] != '+' {
+		// %+ signs what AppendFloat leaves unsigned, NaN included.
+		b.WriteByte('+')
+	}
+	b.Write(zs)
+	b.WriteString(" bayes=")
+	b.Write(strconv.AppendFloat(num[:0], p, 'f', 3, 64))
+	return b.String()
 }
 
 func round2(f float64) float64 { return math.Round(f*100) / 100 }
