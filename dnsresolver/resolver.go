@@ -222,57 +222,103 @@ func (c *Cached) OnReachabilityChange(fn func(up bool)) { c.reach.onChange = fn 
 // record's character-strings concatenated, as RFC 7208 section 3.3 and
 // RFC 6376 section 3.6.2.2 want).
 func (c *Cached) LookupTXT(ctx context.Context, name string) ([]string, error) {
-	return lookup(ctx, c, "txt", rootedKey(c.prefix+"txt\x00", name), func(ctx context.Context) ([]string, error) {
-		return c.res.LookupTXT(ctx, rooted(name))
-	})
+	return lookup(ctx, c, query{kind: "txt", name: name, root: true}, lookupTXT)
 }
 
 // LookupMX returns the MX records of name.
 func (c *Cached) LookupMX(ctx context.Context, name string) ([]*net.MX, error) {
-	return lookup(ctx, c, "mx", rootedKey(c.prefix+"mx\x00", name), func(ctx context.Context) ([]*net.MX, error) {
-		return c.res.LookupMX(ctx, rooted(name))
-	})
+	return lookup(ctx, c, query{kind: "mx", name: name, root: true}, lookupMX)
 }
 
 // LookupIPAddr returns the A and AAAA records of host.
 func (c *Cached) LookupIPAddr(ctx context.Context, host string) ([]net.IPAddr, error) {
-	return lookup(ctx, c, "ip", rootedKey(c.prefix+"ip\x00ipaddr\x00", host), func(ctx context.Context) ([]net.IPAddr, error) {
-		return c.res.LookupIPAddr(ctx, rooted(host))
-	})
+	return lookup(ctx, c, query{kind: "ip", qual: "ipaddr", name: host, root: true}, lookupIPAddr)
 }
 
 // LookupNetIP returns the addresses of host for network "ip", "ip4" or
 // "ip6"; DNSBL queries use "ip4" to send one A query instead of A and AAAA.
 func (c *Cached) LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error) {
-	return lookup(ctx, c, "ip", rootedKey(c.prefix+"ip\x00"+network+"\x00", host), func(ctx context.Context) ([]netip.Addr, error) {
-		return c.res.LookupNetIP(ctx, network, rooted(host))
-	})
+	return lookup(ctx, c, query{kind: "ip", qual: network, name: host, root: true}, lookupNetIP)
 }
 
 // LookupAddr returns the PTR names of addr.
 func (c *Cached) LookupAddr(ctx context.Context, addr string) ([]string, error) {
-	return lookup(ctx, c, "ptr", c.prefix+"ptr\x00"+addr, func(ctx context.Context) ([]string, error) {
-		return c.res.LookupAddr(ctx, addr)
-	})
+	return lookup(ctx, c, query{kind: "ptr", name: addr}, lookupAddr)
+}
+
+// query is one lookup: its kind (the metrics' type label), a qualifier
+// of its answer's type (LookupNetIP's network), and the name, to be asked
+// rooted or, a PTR's address, as given.
+type query struct {
+	kind, qual, name string
+	root             bool
+}
+
+// The lookups' calls of the Go resolver are functions, not closures, so
+// that a lookup the cache answers makes none.
+
+func lookupTXT(ctx context.Context, res *net.Resolver, q query) ([]string, error) {
+	return res.LookupTXT(ctx, rooted(q.name))
+}
+
+func lookupMX(ctx context.Context, res *net.Resolver, q query) ([]*net.MX, error) {
+	return res.LookupMX(ctx, rooted(q.name))
+}
+
+func lookupIPAddr(ctx context.Context, res *net.Resolver, q query) ([]net.IPAddr, error) {
+	return res.LookupIPAddr(ctx, rooted(q.name))
+}
+
+func lookupNetIP(ctx context.Context, res *net.Resolver, q query) ([]netip.Addr, error) {
+	return res.LookupNetIP(ctx, q.qual, rooted(q.name))
+}
+
+func lookupAddr(ctx context.Context, res *net.Resolver, q query) ([]string, error) {
+	return res.LookupAddr(ctx, q.name)
+}
+
+// appendKey appends q's cache key to b: the view's prefix, the kind, the
+// qualifier of an address lookup and the (rooted) name, the parts after the prefix
+// ended by NULs. A lookup the cache answers finds its entry by these bytes
+// and makes no string of them.
+func (c *Cached) appendKey(b []byte, q query) []byte {
+	b = append(b, c.prefix...)
+	b = append(b, q.kind...)
+	b = append(b, 0)
+	if q.kind == "ip" {
+		// Written even if empty (LookupNetIP's network ""), so that no
+		// name puts an answer of one type under the other's key.
+		b = append(b, q.qual...)
+		b = append(b, 0)
+	}
+	b = append(b, q.name...)
+	if q.root && needsRoot(q.name) {
+		b = append(b, '.')
+	}
+	return b
 }
 
 // rooted adds the trailing dot so the resolver never tries the search
 // domains of resolv.conf: "_dmarc.example.org" must not become
 // "_dmarc.example.org.corp.local". IP literals are left alone.
-func rooted(name string) string { return rootedKey("", name) }
+func rooted(name string) string {
+	if needsRoot(name) {
+		return name + "."
+	}
+	return name
+}
 
-// rootedKey is prefix+rooted(name) in one allocation: a lookup the cache
-// answers builds its key and nothing else.
-func rootedKey(prefix, name string) string {
+// needsRoot reports whether rooted adds a dot to name.
+func needsRoot(name string) bool {
 	if name == "" || strings.HasSuffix(name, ".") {
-		return prefix + name
+		return false
 	}
 	if MayBeIP(name) {
 		if _, err := netip.ParseAddr(name); err == nil {
-			return prefix + name
+			return false
 		}
 	}
-	return prefix + name + "."
+	return true
 }
 
 // MayBeIP reports whether s could parse as an IP address (netip.ParseAddr,
@@ -291,13 +337,19 @@ func MayBeIP(s string) bool {
 	return true
 }
 
+// keyBytes holds the key of any lookup on the stack: a name of 253
+// bytes, its dot, and the prefix, kind and qualifier.
+const keyBytes = 320
+
 // lookup serves from the cache, or runs fn once for all concurrent callers
-// of the same key (kind, a NUL and the rooted name with any qualifier).
-// The shared lookup runs under the resolver's own timeout, detached from
-// the first caller's cancellation so one impatient caller does not fail
-// the others; each caller still stops waiting at its own deadline.
-func lookup[T any](ctx context.Context, c *Cached, kind, key string, fn func(context.Context) ([]T, error)) ([]T, error) {
-	e, fresh := c.get(key)
+// of the same key (see appendKey). The shared lookup runs under the
+// resolver's own timeout, detached from the first caller's cancellation so
+// one impatient caller does not fail the others; each caller still stops
+// waiting at its own deadline.
+func lookup[T any](ctx context.Context, c *Cached, q query, fn func(context.Context, *net.Resolver, query) ([]T, error)) ([]T, error) {
+	var buf [keyBytes]byte
+	kb := c.appendKey(buf[:0], q)
+	e, fresh := c.get(kb)
 	if fresh {
 		c.hits().Inc()
 		if e.err != nil {
@@ -306,6 +358,7 @@ func lookup[T any](ctx context.Context, c *Cached, kind, key string, fn func(con
 		}
 		return slices.Clone(e.val.([]T)), nil
 	}
+	key := string(kb)
 	if p, ok := ctx.Value(cacheOnlyKey{}).(*CacheProbe); ok {
 		p.missed.Store(true)
 		return nil, &net.DNSError{Err: "not in the cache", Name: nameOf(key), IsTemporary: true}
@@ -333,15 +386,15 @@ func lookup[T any](ctx context.Context, c *Cached, kind, key string, fn func(con
 		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.timeout)
 		defer cancel()
 		start := time.Now()
-		v, err := validRecords(fn(lctx))
-		c.duration.WithLabelValues(kind).Observe(time.Since(start).Seconds())
+		v, err := validRecords(fn(lctx, c.res, q))
+		c.duration.WithLabelValues(q.kind).Observe(time.Since(start).Seconds())
 		derr := asDNSError(err, key)
 		if derr != nil && c.server != "" {
 			// The Go resolver names the resolv.conf server it thought it
 			// dialled; say which one really answered.
 			derr.Server = c.server
 		}
-		c.lookups.WithLabelValues(kind, resultLabel(derr)).Inc()
+		c.lookups.WithLabelValues(q.kind, resultLabel(derr)).Inc()
 		c.reach.done(derr)
 		switch {
 		case !keep:
@@ -478,13 +531,13 @@ func resultLabel(err *net.DNSError) string {
 // get returns key's entry and whether it is fresh. An expired answer
 // (never a "no such record") is kept and returned, not fresh, for up to
 // maxStale past its expiry: lookup serves it if the server gives none.
-func (c *Cached) get(key string) (*entry, bool) {
+func (c *Cached) get(key []byte) (*entry, bool) {
 	if c.size == 0 {
 		return nil, false
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	el, ok := c.items[key]
+	el, ok := c.items[string(key)]
 	if !ok {
 		return nil, false
 	}
@@ -498,7 +551,7 @@ func (c *Cached) get(key string) (*entry, bool) {
 		return e, false
 	}
 	c.lru.Remove(el)
-	delete(c.items, key)
+	delete(c.items, e.key)
 	return nil, false
 }
 
