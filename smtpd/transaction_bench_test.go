@@ -3,6 +3,8 @@ package smtpd_test
 import (
 	"bufio"
 	"bytes"
+	"io"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -19,11 +21,25 @@ import (
 // small client only). No scan stages: it measures the session, relay
 // path, not the checks. Its allocs/op are what to compare; its time
 // depends on the machine.
-func BenchmarkTransaction(b *testing.B) {
+func BenchmarkTransaction(b *testing.B) { benchTransaction(b, nil) }
+
+// BenchmarkTransactionAtWarn is BenchmarkTransaction on a node logging at
+// warn and above, as docs/benchmarks.md's node does: no transaction line.
+func BenchmarkTransactionAtWarn(b *testing.B) {
+	benchTransaction(b, slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn})))
+}
+
+// benchTransaction runs BenchmarkTransaction with the node's logger log,
+// if not nil.
+func benchTransaction(b *testing.B, log *slog.Logger) {
 	sinkAddr := startSMTPSink(b)
 	cfg := testConfig(b)
 	cfg.Domains = append(cfg.Domains, smtptest.Domain("example.org", sinkAddr))
-	n := startWith(b, cfg, configDeps(b, cfg, nil))
+	deps := configDeps(b, cfg, nil)
+	if log != nil {
+		deps.Log = log
+	}
+	n := startWith(b, cfg, deps)
 
 	var msg bytes.Buffer
 	msg.WriteString("From: <sender@bench.test>\r\nTo: <rcpt@example.org>\r\nDate: Sun, 6 Dec 2026 21:00:00 +0000\r\nMessage-Id: <1@bench.test>\r\n\r\n")
