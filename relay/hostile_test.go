@@ -664,3 +664,102 @@ func TestSessionLostBeforeDataIsReplayed(t *testing.T) {
 		})
 	}
 }
+
+// TestSMTPUTF8DecidedForTheSessionUsed: whether MAIL carries SMTPUTF8 was
+// decided once, at Begin, for the session then in hand. When a cached
+// session failed its MAIL (a 421 as the server restarts), or a session
+// was lost before DATA, the transaction went on over a new connection to
+// a server that may offer other extensions now. Offered before and not
+// now: MAIL still asked for it, go-smtp's client would not write it, and
+// the sender heard 451 "connection lost" for an ASCII message that goes
+// without it. Not offered before and offered now: an 8-bit message was
+// refused for good (550 5.6.7) by a server that takes it.
+func TestSMTPUTF8DecidedForTheSessionUsed(t *testing.T) {
+	const (
+		with    = "250-customer.test\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n"
+		without = "250-customer.test\r\n250-PIPELINING\r\n250 8BITMIME\r\n"
+	)
+	for _, tc := range []struct {
+		name        string
+		first, next string // the first connection's EHLO reply, and later ones'
+		lost        string // the first connection's answer to the command it fails
+		at          string // that command
+		msg         string
+		wantMail    string // the MAIL the new connection gets
+	}{
+		{"cached session refuses MAIL, SMTPUTF8 gone", with, without, "421 4.3.2 restarting\r\n", "MAIL",
+			"Subject: ascii\r\n\r\nbody\r\n", "MAIL FROM:<a@sender.test> BODY=8BITMIME"},
+		{"session lost before DATA, SMTPUTF8 gone", with, without, "421 4.4.2 timeout\r\n", "DATA",
+			"Subject: ascii\r\n\r\nbody\r\n", "MAIL FROM:<a@sender.test> BODY=8BITMIME"},
+		{"cached session refuses MAIL, SMTPUTF8 new", without, with, "421 4.3.2 restarting\r\n", "MAIL",
+			"Subject: caf\u00e9\r\n\r\nbody\r\n", "MAIL FROM:<a@sender.test> BODY=8BITMIME SMTPUTF8"},
+		{"session lost before DATA, SMTPUTF8 new", without, with, "421 4.4.2 timeout\r\n", "DATA",
+			"Subject: ascii\r\n\r\nbody\r\n", "MAIL FROM:<a@sender.test> BODY=8BITMIME SMTPUTF8"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var mu sync.Mutex
+			var first net.Conn
+			var mails []string
+			h := startHostile(t, "", func(h *hostile, c net.Conn, r *bufio.Reader, line string) bool {
+				mu.Lock()
+				if first == nil {
+					first = c
+				}
+				onFirst := c == first
+				verb := strings.ToUpper(strings.Fields(line + " x")[0])
+				if verb == "MAIL" {
+					mails = append(mails, line)
+				}
+				// The first MAIL on the first connection is the cached
+				// case's first transaction, delivered.
+				failNow := onFirst && verb == tc.at && (tc.at != "MAIL" || len(mails) > 1)
+				mu.Unlock()
+				switch {
+				case verb == "EHLO" && onFirst:
+					io.WriteString(c, tc.first)
+				case verb == "EHLO":
+					io.WriteString(c, tc.next)
+				case failNow:
+					io.WriteString(c, tc.lost)
+					return false
+				case verb == "DATA":
+					io.WriteString(c, "354 go ahead\r\n")
+					if !h.body(r) {
+						return false
+					}
+					io.WriteString(c, "250 2.0.0 queued\r\n")
+				default:
+					io.WriteString(c, "250 ok\r\n")
+				}
+				return true
+			})
+			r := hostileRelay(nil)
+			route := Route{Addr: h.addr, TLS: TLSNone}
+			send := func(msg string) error {
+				tx, err := r.Begin(context.Background(), route, mailaddr.Address{Local: "a", Domain: "sender.test"}, MailOptions{UTF8: true})
+				if err != nil {
+					return err
+				}
+				defer tx.Close()
+				if err := tx.Rcpt(mailaddr.Address{Local: "bob", Domain: "customer.test"}); err != nil {
+					return err
+				}
+				_, err = tx.Data(message(msg))
+				return err
+			}
+			if tc.at == "MAIL" {
+				if err := send("Subject: first\r\n\r\nbody\r\n"); err != nil {
+					t.Fatalf("first transaction: %v", err)
+				}
+			}
+			if err := send(tc.msg); err != nil {
+				t.Fatalf("got %v, want delivered on a new connection", err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if last := mails[len(mails)-1]; last != tc.wantMail {
+				t.Errorf("the new connection got %q, want %q", last, tc.wantMail)
+			}
+		})
+	}
+}

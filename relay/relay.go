@@ -18,6 +18,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -227,9 +228,11 @@ type Transaction struct {
 	route Route
 	from  mailaddr.Address
 	opts  MailOptions
-	// withoutUTF8: the sender asked for SMTPUTF8, the server does not
-	// offer it, and the transaction goes on without it while nothing in
-	// it needs it (an ASCII recipient, a 7-bit message).
+	// withoutUTF8: the sender asked for SMTPUTF8 (opts.UTF8), the
+	// session's server does not offer it, and the transaction goes on
+	// without it while nothing in it needs it (an ASCII recipient, a 7-bit
+	// message). It is the current session's: a new connection may reach
+	// a server that offers other extensions.
 	withoutUTF8 bool
 	// s is nil only after a stale cached session was dropped and no new
 	// connection could be made.
@@ -273,19 +276,37 @@ func (r *Relay) Begin(ctx context.Context, route Route, from mailaddr.Address, o
 			return nil, err
 		}
 	}
-	if opts.UTF8 {
-		if ok, _ := t.s.client.Extension("SMTPUTF8"); !ok {
-			if !from.ASCII() {
-				t.Close()
-				return nil, errNeedsSMTPUTF8()
-			}
-			// RFC 6531 §3.4 forbids only what needs SMTPUTF8: many
-			// senders ask for it on every message, and ASCII mail goes
-			// without it, as Postfix sends it.
-			t.opts.UTF8, t.withoutUTF8 = false, true
-		}
+	if err := t.fitUTF8(); err != nil {
+		t.Close()
+		return nil, err
 	}
 	return t, nil
+}
+
+// fitUTF8 decides, for the current session, whether MAIL carries the
+// SMTPUTF8 the sender asked for, and refuses what cannot go without it:
+// the sender, to, and the recipients a replay sends again. It is asked
+// before every MAIL: decided once at Begin, a cached session replaced by
+// a new connection to a server without SMTPUTF8 had MAIL ask for it
+// anyway (go-smtp's client refuses to write that, which read as a lost
+// connection: 451 for mail that could go).
+func (t *Transaction) fitUTF8(to ...mailaddr.Address) *Error {
+	if !t.opts.UTF8 {
+		return nil
+	}
+	ok, _ := t.s.client.Extension("SMTPUTF8")
+	t.withoutUTF8 = !ok
+	if ok {
+		return nil
+	}
+	// RFC 6531 §3.4 forbids only what needs SMTPUTF8: many senders ask
+	// for it on every message, and ASCII mail goes without it, as Postfix
+	// sends it.
+	nonASCII := func(a mailaddr.Address) bool { return !a.ASCII() }
+	if !t.from.ASCII() || slices.ContainsFunc(to, nonASCII) || slices.ContainsFunc(t.accepted, nonASCII) {
+		return errNeedsSMTPUTF8()
+	}
+	return nil
 }
 
 // errNeedsSMTPUTF8 refuses what needs SMTPUTF8 for a server without it
@@ -334,6 +355,9 @@ func (t *Transaction) mail(to mailaddr.Address) (rcptErr error, err *Error) {
 			return nil, t.beforeRcpt(err)
 		}
 	}
+	if e := t.fitUTF8(to); e != nil {
+		return nil, e
+	}
 	mailErr, rcptErr := t.sendMail(to)
 	if mailErr != nil && t.s.uses > 1 {
 		e := t.downstream("MAIL", mailErr)
@@ -347,6 +371,9 @@ func (t *Transaction) mail(to mailaddr.Address) (rcptErr error, err *Error) {
 		}
 		if err := t.dial(); err != nil {
 			return nil, t.beforeRcpt(err)
+		}
+		if e := t.fitUTF8(to); e != nil {
+			return nil, e
 		}
 		mailErr, rcptErr = t.sendMail(to)
 	}
@@ -373,7 +400,7 @@ func (t *Transaction) mail(to mailaddr.Address) (rcptErr error, err *Error) {
 func (t *Transaction) sendMail(to mailaddr.Address) (mailErr, rcptErr error) {
 	reset := t.s.inTransaction
 	t.s.inTransaction = true
-	return t.s.client.MailRcpt(reset, t.from.String(), &smtp.MailOptions{Size: t.opts.Size, UTF8: t.opts.UTF8}, to.String(), nil)
+	return t.s.client.MailRcpt(reset, t.from.String(), &smtp.MailOptions{Size: t.opts.Size, UTF8: t.opts.UTF8 && !t.withoutUTF8}, to.String(), nil)
 }
 
 // beforeRcpt marks a failure that came before the recipient was answered.
@@ -640,6 +667,12 @@ func (t *Transaction) replay(eightBit func() bool) error {
 	t.reusable = false
 	if ok, _ := t.s.client.Extension("8BITMIME"); !ok && eightBit() {
 		return errors.New("the new session does not offer 8BITMIME")
+	}
+	if e := t.fitUTF8(); e != nil {
+		return e
+	}
+	if t.withoutUTF8 && eightBit() {
+		return errors.New("the new session does not offer SMTPUTF8, and the message is 8-bit")
 	}
 	mailErr, err := t.sendMail(t.accepted[0])
 	if mailErr != nil {
