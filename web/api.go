@@ -318,8 +318,8 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 }
 
 // decode reads one JSON object into v: bounded, unknown fields refused,
-// no key twice in an object and no outer key null (keyCheck), nothing
-// after it.
+// strings valid UTF-8, no key twice in an object and no outer key null
+// (keyCheck), nothing after it.
 func decode(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
 	keys := &keyCheck{r: http.MaxBytesReader(w, r.Body, limit)}
 	dec := json.NewDecoder(keys)
@@ -327,6 +327,9 @@ func decode(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
 	err := dec.Decode(v)
 	if err == nil && dec.Decode(&struct{}{}) != io.EOF {
 		err = errors.New("one JSON object expected, found more data after it")
+	}
+	if err == nil && keys.notUTF8 {
+		err = errors.New("a string is not valid UTF-8")
 	}
 	if err == nil && keys.dup != "" {
 		err = fmt.Errorf("key %q is given twice in one object (keys are matched regardless of case)", keys.dup)

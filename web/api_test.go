@@ -486,6 +486,11 @@ func TestAPIBadInput(t *testing.T) {
 		{"bidi override in a name", "POST", "/api/v1/customers", fmt.Sprintf(`{"name":"invoice\u202egpj.exe","reseller_id":%d}`, f.resA.ID), 400, "name"},
 		{"bidi isolate in a name", "POST", "/api/v1/tokens", `{"name":"a\u2067b"}`, 400, "name"},
 		{"line separator in a name", "POST", "/api/v1/resellers", `{"name":"a\u2028level=ERROR"}`, 400, "name"},
+		// The decoder turns bytes that are not UTF-8 into U+FFFD: such a
+		// name was stored as something the client never sent.
+		{"invalid UTF-8 in a name", "POST", "/api/v1/customers", fmt.Sprintf("{\"name\":\"Acme\xff\",\"reseller_id\":%d}", f.resA.ID), 400, ""},
+		{"a truncated UTF-8 sequence in a name", "POST", "/api/v1/resellers", "{\"name\":\"Caf\xc3\"}", 400, ""},
+		{"an overlong UTF-8 slash in a list entry", "PATCH", fmt.Sprintf("/api/v1/domains/%d", f.domA.ID), "{\"policy\":{\"sender_block\":[\"a\xc0\xafb@x.example\"]}}", 400, ""},
 		// A key given twice, in any case or spelling (Go's decoder folds
 		// case and takes the last), means what a proxy or log reading the
 		// first does not: refused.

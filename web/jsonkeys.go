@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"strings"
+	"unicode/utf8"
 )
 
 // keyCheck passes a request body through to the JSON decoder and notes the
@@ -41,6 +42,12 @@ type keyCheck struct {
 	nulls   []string
 	// tooLong is set once a key passed maxKeyBytes.
 	tooLong bool
+	// partial holds a string's UTF-8 sequence read so far; notUTF8 is
+	// set at the first invalid one. The decoder turns such bytes into
+	// U+FFFD without a word, so "Acme\xff" was stored as "Acme\uFFFD",
+	// a name (or list entry) the client never sent.
+	partial []byte
+	notUTF8 bool
 }
 
 // maxKeyBytes bounds a key: no field name is longer, escaped or not. A
@@ -79,6 +86,7 @@ func (k *keyCheck) Read(p []byte) (int, error) {
 
 func (k *keyCheck) step(b byte) {
 	if k.inString {
+		k.checkUTF8(b)
 		switch {
 		case k.escaped:
 			k.escaped = false
@@ -127,6 +135,21 @@ func (k *keyCheck) step(b byte) {
 		if len(k.objects) == 1 {
 			k.valueOf = k.last
 		}
+	}
+}
+
+// checkUTF8 follows b through a string's UTF-8 sequences. Bytes outside
+// strings need no check: the decoder refuses any that is not ASCII.
+func (k *keyCheck) checkUTF8(b byte) {
+	if b < utf8.RuneSelf {
+		k.notUTF8 = k.notUTF8 || len(k.partial) > 0
+		k.partial = k.partial[:0]
+		return
+	}
+	k.partial = append(k.partial, b)
+	if utf8.FullRune(k.partial) {
+		k.notUTF8 = k.notUTF8 || !utf8.Valid(k.partial)
+		k.partial = k.partial[:0]
 	}
 }
 
