@@ -605,3 +605,48 @@ func TestSuspendFormSaysWhich(t *testing.T) {
 		}
 	}
 }
+
+// TestRepeatedFormFieldsAreRefused posts forms that give a field twice.
+// The handlers read the first value; a proxy, a log or a WAF may read the
+// last, so the form means two things: refused, as the API refuses a JSON
+// key or a query parameter given twice, and nothing is changed.
+func TestRepeatedFormFieldsAreRefused(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	pr, _, d := f.resellerWithDomain(t, tenant.Reseller{Name: "R"}, tenant.DomainRecord{Name: "rep.example", Route: "192.0.2.2:25"})
+	if _, err := f.svc.AddRecipients(ctx, f.op, d.ID, []string{"alice", "bob"}, false); err != nil {
+		t.Fatal(err)
+	}
+	dom := "/panel/domains/" + itoa(d.ID)
+	c := f.client(t).as(f, pr)
+	for _, tc := range []struct {
+		name, path string
+		form       url.Values
+	}{
+		{"recipient to remove", dom + "/recipients/rm", url.Values{"csrf": {"tok"}, "local": {"alice", "bob"}}},
+		{"route", dom, url.Values{"csrf": {"tok"}, "name": {"rep.example"}, "route": {"192.0.2.3:25", "192.0.2.4:25"}, "tls": {"opportunistic"}}},
+		{"CSRF token", dom + "/recipients", url.Values{"csrf": {"tok", "forged"}, "local": {"carol"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := c.do("POST", tc.path, tc.form)
+			if rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), "given twice") {
+				t.Errorf("status %d, want 400 naming the field given twice:\n%s", rec.Code, rec.Body)
+			}
+		})
+	}
+	login := f.client(t)
+	m := csrfRE.FindStringSubmatch(login.get("/panel/login").Body.String())
+	if m == nil {
+		t.Fatal("login form without a CSRF token")
+	}
+	rec := login.do("POST", "/panel/login", url.Values{"csrf": {m[1]}, "email": {"a@rep.example", "b@rep.example"}, "password": {"x"}})
+	if rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), "given twice") {
+		t.Errorf("login with the email twice: status %d, want 400 naming the field given twice:\n%s", rec.Code, rec.Body)
+	}
+	if r, err := f.svc.ListRecipients(ctx, f.op, d.ID, admin.Filter{Limit: admin.MaxPageSize}); err != nil || len(r) != 2 || r[0].Local != "alice" || r[1].Local != "bob" {
+		t.Errorf("recipients after the forms: %+v %v, want alice and bob only", r, err)
+	}
+	if got, err := f.svc.GetDomain(ctx, f.op, d.ID); err != nil || got.Route != "192.0.2.2:25" {
+		t.Errorf("domain after the forms: %+v %v", got, err)
+	}
+}

@@ -54,6 +54,10 @@ func (p *Panel) login(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "bad form", http.StatusBadRequest)
 		return
 	}
+	if err := repeatedField(r); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
 	if !p.checkPre(r) {
 		p.log.Warn("panel: login form without a valid CSRF token refused")
 		http.Error(w, "this form has expired or did not come from the panel: reload the page and try again", http.StatusForbidden)

@@ -429,6 +429,26 @@ func (p *Panel) parseForm(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return badInput{"the form could not be read: " + err.Error()}
 	}
+	return repeatedField(r)
+}
+
+// repeatedField refuses a form that gives a field twice: the handlers
+// read the first value, a proxy, a log or a WAF may read the last, so
+// `local=alice&local=bob` removed alice where the log showed bob. The API
+// refuses a JSON key or a query parameter given twice alike.
+func repeatedField(r *http.Request) error {
+	for k, v := range r.PostForm {
+		if len(v) > 1 {
+			return badInput{fmt.Sprintf("the form field %.40q is given twice", k)}
+		}
+	}
+	if r.MultipartForm != nil {
+		for k, v := range r.MultipartForm.File {
+			if len(v) > 1 || len(r.PostForm[k]) > 0 {
+				return badInput{fmt.Sprintf("the form field %.40q is given twice", k)}
+			}
+		}
+	}
 	return nil
 }
 
