@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/mxgrid/mxgrid/internal/queryval"
+	"github.com/mxgrid/mxgrid/tenant"
 )
 
 // DefaultLimit is a page when the query names none.
@@ -16,6 +17,23 @@ const DefaultLimit = 50
 
 // maxQueryText bounds each text filter: an address or a Message-ID.
 const maxQueryText = 998
+
+// recipientQuery writes a searched recipient's domain as the provisioned
+// name: smtpd logs a recipient at a U-label or another spelling IDNA maps
+// to the domain (full-width letters or dots) under the domain's A-label,
+// so "anna@bücher.example" found nothing where the log holds
+// anna@xn--bcher-kva.example. A domain that is no name (an address
+// literal) is searched as typed.
+func recipientQuery(s string) string {
+	at := strings.LastIndexByte(s, '@')
+	if at < 0 {
+		return s
+	}
+	if d, err := tenant.NormalizeDomain(s[at+1:]); err == nil {
+		return s[:at+1] + d
+	}
+	return s
+}
 
 // ParseQuery reads a search from URL parameters (API, panel and CLI share
 // them): recipient, sender, domain_id, customer_id, queue_id, message_id,
@@ -56,7 +74,7 @@ func ParseQuery(q url.Values, now time.Time) (Filter, map[string]string) {
 		return time.Time{}
 	}
 	f := Filter{
-		Recipient: text("recipient"), Sender: text("sender"),
+		Recipient: recipientQuery(text("recipient")), Sender: text("sender"),
 		DomainID: id("domain_id"), CustomerID: id("customer_id"),
 		QueueID: text("queue_id"), MessageID: text("message_id"), Reference: text("ref"),
 		Since: when("since"), Until: when("until"), Limit: DefaultLimit,

@@ -659,3 +659,23 @@ func TestAPIAuthSchemeIgnoresCase(t *testing.T) {
 		}
 	}
 }
+
+// TestMessageSearchByAnyDomainSpelling searches the message log for a
+// recipient of an IDN domain. A recipient at a non-ASCII spelling of the
+// domain is logged at the provisioned A-label (smtpd), so a search typed
+// as the customer reads the name found nothing: "no such message" for
+// mail that was delivered.
+func TestMessageSearchByAnyDomainSpelling(t *testing.T) {
+	f := newAPIFixture(t)
+	ctx := context.Background()
+	if err := f.st.InsertTracking(ctx, []tracking.Record{{Time: time.Now(), QueueID: "QIDN", Sender: "x@sender.example",
+		Recipient: "anna@xn--bcher-kva.example", DomainID: f.domA.ID, CustomerID: f.custA.ID, Status: tracking.StatusDelivered, ReplyCode: 250}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, rcpt := range []string{"anna@xn--bcher-kva.example", "anna@bücher.example", "anna@BÜCHER.example", "anna@bücher\uff0eexample", "anna@xn--bcher-kva.example."} {
+		code, out := f.do("own", "GET", "/api/v1/messages?recipient="+url.QueryEscape(rcpt), nil)
+		if code != 200 || !strings.Contains(string(out), `"queue_id":"QIDN"`) {
+			t.Errorf("recipient=%s: %d %s, want the message", rcpt, code, out)
+		}
+	}
+}
