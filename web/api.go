@@ -331,6 +331,9 @@ func decode(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
 	if err == nil && keys.notUTF8 {
 		err = errors.New("a string is not valid UTF-8")
 	}
+	if err == nil && keys.unpaired {
+		err = errors.New(`a string escapes half of a UTF-16 surrogate pair (\ud800-\udfff)`)
+	}
 	if err == nil && keys.dup != "" {
 		err = fmt.Errorf("key %q is given twice in one object (keys are matched regardless of case)", keys.dup)
 	}

@@ -491,6 +491,12 @@ func TestAPIBadInput(t *testing.T) {
 		{"invalid UTF-8 in a name", "POST", "/api/v1/customers", fmt.Sprintf("{\"name\":\"Acme\xff\",\"reseller_id\":%d}", f.resA.ID), 400, ""},
 		{"a truncated UTF-8 sequence in a name", "POST", "/api/v1/resellers", "{\"name\":\"Caf\xc3\"}", 400, ""},
 		{"an overlong UTF-8 slash in a list entry", "PATCH", fmt.Sprintf("/api/v1/domains/%d", f.domA.ID), "{\"policy\":{\"sender_block\":[\"a\xc0\xafb@x.example\"]}}", 400, ""},
+		// So does an escape of half a surrogate pair.
+		{"a lone high surrogate in a name", "POST", "/api/v1/resellers", `{"name":"Acme\ud800"}`, 400, ""},
+		{"a lone low surrogate in a name", "POST", "/api/v1/resellers", `{"name":"\udc00Acme"}`, 400, ""},
+		{"two high surrogates in a name", "POST", "/api/v1/resellers", `{"name":"\ud800\ud800"}`, 400, ""},
+		{"a high surrogate before another escape", "POST", "/api/v1/resellers", `{"name":"\ud800\/"}`, 400, ""},
+		{"a surrogate pair in a name", "POST", "/api/v1/resellers", `{"name":"Acme \ud83d\ude00 \u00e9\\u"}`, 201, ""},
 		// A key given twice, in any case or spelling (Go's decoder folds
 		// case and takes the last), means what a proxy or log reading the
 		// first does not: refused.

@@ -48,6 +48,15 @@ type keyCheck struct {
 	// a name (or list entry) the client never sent.
 	partial []byte
 	notUTF8 bool
+	// hexLeft counts the hex digits of a \u escape still to read, hex
+	// holds those read; wantLow is set after a high surrogate's escape,
+	// which only a low one's may follow. unpaired is set at the first
+	// surrogate escape that is not half of a pair, which the decoder
+	// turns into U+FFFD as it does bytes that are not UTF-8.
+	hexLeft  int
+	hex      rune
+	wantLow  bool
+	unpaired bool
 }
 
 // maxKeyBytes bounds a key: no field name is longer, escaped or not. A
@@ -88,16 +97,26 @@ func (k *keyCheck) step(b byte) {
 	if k.inString {
 		k.checkUTF8(b)
 		switch {
+		case k.hexLeft > 0:
+			k.hexDigit(b)
 		case k.escaped:
 			k.escaped = false
+			if b == 'u' {
+				k.hexLeft, k.hex = 4, 0
+			} else {
+				k.noLow()
+			}
 		case b == '\\':
 			k.escaped = true
 		case b == '"':
+			k.noLow()
 			k.inString = false
 			if k.isKey {
 				k.addKey()
 			}
 			return
+		default:
+			k.noLow()
 		}
 		if k.isKey {
 			k.tooLong = len(k.key) == maxKeyBytes
@@ -151,6 +170,34 @@ func (k *keyCheck) checkUTF8(b byte) {
 		k.notUTF8 = k.notUTF8 || !utf8.Valid(k.partial)
 		k.partial = k.partial[:0]
 	}
+}
+
+// hexDigit reads one hex digit of a \u escape; at the last, it checks
+// the escaped code unit against the one before.
+func (k *keyCheck) hexDigit(b byte) {
+	var v byte
+	switch {
+	case '0' <= b && b <= '9':
+		v = b - '0'
+	case 'a' <= b && b <= 'f':
+		v = b - 'a' + 10
+	case 'A' <= b && b <= 'F':
+		v = b - 'A' + 10
+	}
+	k.hex = k.hex<<4 | rune(v)
+	if k.hexLeft--; k.hexLeft > 0 {
+		return
+	}
+	low := 0xdc00 <= k.hex && k.hex <= 0xdfff
+	k.unpaired = k.unpaired || low != k.wantLow
+	k.wantLow = 0xd800 <= k.hex && k.hex <= 0xdbff
+}
+
+// noLow notes a string going on with anything but a \u escape: a high
+// surrogate's escape just before it was half a pair.
+func (k *keyCheck) noLow() {
+	k.unpaired = k.unpaired || k.wantLow
+	k.wantLow = false
 }
 
 func (k *keyCheck) addKey() {
