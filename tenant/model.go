@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"net/netip"
 	"sort"
 	"strconv"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/mxgrid/mxgrid/mailaddr"
+	"github.com/mxgrid/mxgrid/netguard"
 )
 
 // The hierarchy: the operator runs the cluster and has resellers; a
@@ -341,14 +341,13 @@ func checkSender(s string) error {
 	return nil
 }
 
+// checkIP takes what the config's network keys take: parseIPs matches a
+// prefix by its network bits, so 10.1.2.3/8 let all of 10/8 skip the
+// filters (or be refused) where one address may have been meant, and a
+// zoned address, which no client's is, matched nothing.
 func checkIP(s string) error {
-	if _, err := netip.ParsePrefix(s); err == nil {
-		return nil
-	}
-	if _, err := netip.ParseAddr(s); err == nil {
-		return nil
-	}
-	return fmt.Errorf("%q is not an IP address or CIDR prefix", s)
+	_, err := netguard.ParsePrefix(s)
+	return err
 }
 
 func hasControl(s string) bool {

@@ -439,6 +439,12 @@ func TestAPIBadInput(t *testing.T) {
 			"routes": []map[string]any{{"recipients": []string{"a"}, "route": "h:25"}, {"recipients": []string{"A"}, "route": "i:25"}}}, 400, "routes[1].recipients[0]"},
 		{"unknown route rule field", "PATCH", fmt.Sprintf("/api/v1/domains/%d", f.domA.ID), `{"routes":[{"recipients":["a"],"route":"h:25","via":"x"}]}`, 400, ""},
 		{"bad ip list", "PATCH", fmt.Sprintf("/api/v1/domains/%d", f.domA.ID), map[string]any{"policy": map[string]any{"ip_block": []string{"10.0.0.0/33"}}}, 400, "policy.ip_block[0]"},
+		// The list matches by the prefix's network bits: 10.1.2.3/8 let
+		// all of 10/8 skip the filters where one address may have been
+		// meant, as the config's network keys refuse; a zoned address
+		// matched nothing.
+		{"an IP list prefix with host bits set", "PATCH", fmt.Sprintf("/api/v1/domains/%d", f.domA.ID), map[string]any{"policy": map[string]any{"ip_allow": []string{"192.0.2.1", "10.1.2.3/8"}}}, 400, "policy.ip_allow[1]"},
+		{"a zoned address in an IP list", "PATCH", fmt.Sprintf("/api/v1/domains/%d", f.domA.ID), map[string]any{"policy": map[string]any{"ip_block": []string{"fe80::1%eth0"}}}, 400, "policy.ip_block[0]"},
 		{"duplicate domain", "POST", "/api/v1/domains", dom("a.example"), 409, ""},
 		{"duplicate domain other case", "POST", "/api/v1/domains", dom("A.Example."), 409, ""},
 		{"duplicate via rename", "POST", "/api/v1/domains", dom("b.example"), 201, ""},
