@@ -334,6 +334,11 @@ func checkSender(s string) error {
 		dom = local
 	} else if local == "" {
 		return fmt.Errorf("%q has an empty local part", s)
+	} else if strings.Contains(local, "*") {
+		// matchesSender compares a whole address: "*@spammer.example",
+		// as SpamAssassin's lists write a domain, matched only the
+		// sender whose local part is "*", so it blocked nothing.
+		return fmt.Errorf("%q: entries have no wildcards; the domain alone (%s) matches every address at it and its subdomains", s, dom)
 	}
 	if _, err := NormalizeDomain(dom); err != nil {
 		return fmt.Errorf("%q: %w", s, err)

@@ -445,6 +445,10 @@ func TestAPIBadInput(t *testing.T) {
 		// matched nothing.
 		{"an IP list prefix with host bits set", "PATCH", fmt.Sprintf("/api/v1/domains/%d", f.domA.ID), map[string]any{"policy": map[string]any{"ip_allow": []string{"192.0.2.1", "10.1.2.3/8"}}}, 400, "policy.ip_allow[1]"},
 		{"a zoned address in an IP list", "PATCH", fmt.Sprintf("/api/v1/domains/%d", f.domA.ID), map[string]any{"policy": map[string]any{"ip_block": []string{"fe80::1%eth0"}}}, 400, "policy.ip_block[0]"},
+		// "*@spammer.example" (SpamAssassin's blacklist_from syntax) was
+		// stored as the address with local part "*": it blocked nothing.
+		{"a wildcard local part in a sender list", "PATCH", fmt.Sprintf("/api/v1/domains/%d", f.domA.ID), map[string]any{"policy": map[string]any{"sender_block": []string{"*@spammer.example"}}}, 400, "policy.sender_block[0]"},
+		{"a glob in a sender list's local part", "PATCH", fmt.Sprintf("/api/v1/domains/%d", f.domA.ID), map[string]any{"policy": map[string]any{"sender_allow": []string{"ok@partner.example", "bill*@partner.example"}}}, 400, "policy.sender_allow[1]"},
 		{"duplicate domain", "POST", "/api/v1/domains", dom("a.example"), 409, ""},
 		{"duplicate domain other case", "POST", "/api/v1/domains", dom("A.Example."), 409, ""},
 		{"duplicate via rename", "POST", "/api/v1/domains", dom("b.example"), 201, ""},
