@@ -611,8 +611,14 @@ func TestSuspendFormSaysWhich(t *testing.T) {
 // last, so the form means two things: refused, as the API refuses a JSON
 // key or a query parameter given twice, and nothing is changed.
 func TestRepeatedFormFieldsAreRefused(t *testing.T) {
-	f := newFixture(t)
 	ctx := context.Background()
+	f := newFixture(t, func(st *store.Store, o *admin.ServiceOptions) {
+		if err := st.MigrateTracking(ctx); err != nil {
+			t.Fatal(err)
+		}
+		o.Messages = st
+		o.Quarantine = quarantine.New(quarantine.DefaultConfig(), st, nil, nil)
+	})
 	pr, _, d := f.resellerWithDomain(t, tenant.Reseller{Name: "R"}, tenant.DomainRecord{Name: "rep.example", Route: "192.0.2.2:25"})
 	if _, err := f.svc.AddRecipients(ctx, f.op, d.ID, []string{"alice", "bob"}, false); err != nil {
 		t.Fatal(err)
@@ -633,6 +639,12 @@ func TestRepeatedFormFieldsAreRefused(t *testing.T) {
 				t.Errorf("status %d, want 400 naming the field given twice:\n%s", rec.Code, rec.Body)
 			}
 		})
+	}
+	// A search form is a GET's query.
+	for _, path := range []string{"/panel/messages?recipient=alice%40rep.example&recipient=bob%40rep.example", "/panel/quarantine?domain_id=" + itoa(d.ID) + "&domain_id=1"} {
+		if rec := c.get(path); rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), "given twice") {
+			t.Errorf("GET %s: status %d, want 400 naming the parameter given twice:\n%s", path, rec.Code, rec.Body)
+		}
 	}
 	login := f.client(t)
 	m := csrfRE.FindStringSubmatch(login.get("/panel/login").Body.String())

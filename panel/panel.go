@@ -286,7 +286,18 @@ func (p *Panel) upload(owns, fn func(*request) error) http.HandlerFunc {
 		// url.Values drops the pairs it cannot read, and a page read the
 		// rest: "?domain_id=%35%" (a bad escape) or "?q=x;y" listed the
 		// whole quarantine or message log in place of what was asked for.
-		if _, err := url.ParseQuery(r.URL.RawQuery); err != nil {
+		// A parameter given twice is refused as a form field is
+		// (repeatedField): a page read the first.
+		q, err := url.ParseQuery(r.URL.RawQuery)
+		if err == nil {
+			for k, v := range q {
+				if len(v) > 1 {
+					err = fmt.Errorf("the parameter %.40q is given twice", k)
+					break
+				}
+			}
+		}
+		if err != nil {
 			p.fail(&request{w: w, r: r, sess: sess}, badInput{"This page's address is not valid (" + err.Error() + ")."})
 			return
 		}
