@@ -386,7 +386,7 @@ func NormalizeLocal(s, domain string) (string, error) {
 	s = strings.TrimSpace(s)
 	local, dom, hasAt := strings.Cut(s, "@")
 	local = mailaddr.FoldLocal(local)
-	if hasAt && !strings.EqualFold(dom, domain) {
+	if hasAt && !atDomain(dom, domain) {
 		return "", fmt.Errorf("%s is not an address at %s", quoted(s), domain)
 	}
 	if local == "" || len(local) > 64 {
@@ -400,6 +400,14 @@ func NormalizeLocal(s, domain string) (string, error) {
 		}
 	}
 	return local, nil
+}
+
+// atDomain reports whether dom is a spelling of domain (its stored name,
+// an A-label) as the SMTP session reads it (Directory.Lookup): the
+// customer writes anna@bücher.example, not its A-label.
+func atDomain(dom, domain string) bool {
+	n, err := NormalizeDomain(dom)
+	return err == nil && n == domain
 }
 
 // maxQuoted is how much of a refused value an error quotes.

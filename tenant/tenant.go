@@ -373,7 +373,7 @@ func newDomain(s domainSpec) (*Domain, FieldErrors) {
 		for i, r := range s.Recipients {
 			local, dom, hasAt := strings.Cut(strings.TrimSpace(r), "@")
 			local = mailaddr.FoldLocal(local)
-			if local == "" || (hasAt && !strings.EqualFold(dom, name)) {
+			if local == "" || (hasAt && !atDomain(dom, name)) {
 				fe[fmt.Sprintf("recipients[%d]", i)] = fmt.Sprintf("%q is not a local part or an address at %s", r, name)
 				continue
 			}

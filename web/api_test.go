@@ -695,3 +695,35 @@ func TestMessageSearchByAnyDomainSpelling(t *testing.T) {
 		}
 	}
 }
+
+// TestRecipientAtAnySpellingOfItsDomain adds recipients written with their
+// domain as the customer spells it. The SMTP session takes mail for
+// anna@bücher.example at the domain stored as xn--bcher-kva.example, but
+// the API refused to list her there ("not an address at"), nor at
+// a.example with a trailing dot, which the domain's own name may have.
+func TestRecipientAtAnySpellingOfItsDomain(t *testing.T) {
+	f := newAPIFixture(t)
+	idn, err := f.svc.CreateDomain(context.Background(), f.op, tenant.DomainRecord{CustomerID: f.custA.ID, Name: "bücher.example", Route: "127.0.0.1:25"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		dom   int64
+		local string
+		want  string
+	}{
+		{idn.ID, "anna@bücher.example", "anna"},
+		{idn.ID, "Ben@BÜCHER.Example", "ben"},
+		{idn.ID, "cleo@XN--BCHER-KVA.example", "cleo"},
+		{f.domA.ID, "dora@a.example.", "dora"},
+		{f.domA.ID, "emil@a\uff0eexample", "emil"},
+	} {
+		code, out := f.do("own", "POST", fmt.Sprintf("/api/v1/domains/%d/recipients", tc.dom), map[string]any{"local": tc.local})
+		if code != 201 || !strings.Contains(string(out), `"local":"`+tc.want+`"`) {
+			t.Errorf("add %s: %d %s, want 201 as %s", tc.local, code, out, tc.want)
+		}
+	}
+	if code, out := f.do("own", "POST", fmt.Sprintf("/api/v1/domains/%d/recipients", idn.ID), map[string]any{"local": "anna@buecher.example"}); code != 400 {
+		t.Errorf("an address at another domain: %d %s, want 400", code, out)
+	}
+}
