@@ -206,6 +206,12 @@ func TestRecipientsCSV(t *testing.T) {
 		{"bad rows reported by line", "alice\nbad address\ncarol@other.example\n\"unterminated\ndave\n", []string{"alice"}, []int{2, 3, 4}},
 		{"extra columns and blanks", "alice,Alice A\n\n  ,x\nbob@d.example,Bob\n", []string{"alice", "bob@d.example"}, nil},
 		{"html in a row", "<script>alert(1)</script>\nok\n", []string{"ok"}, []int{1}},
+		// Spreadsheets save "CSV UTF-8" with a byte order mark: the first
+		// row was refused ("invalid character"), or its header imported
+		// as a bad row.
+		{"byte order mark before an address", "\ufeffalice\nbob\n", []string{"alice", "bob"}, nil},
+		{"byte order mark before the header", "\ufeffEmail\nbob\n", []string{"bob"}, nil},
+		{"byte order mark not at the start", "alice\n\ufeffbob\n", []string{"alice"}, []int{2}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -837,7 +837,13 @@ func (p *Panel) importRecipients(req *request) error {
 const maxBadRows = 200
 
 func parseRecipientsCSV(r io.Reader, domain string) (good []string, bad []badRow, err error) {
-	cr := csv.NewReader(bufio.NewReader(r))
+	br := bufio.NewReader(r)
+	// Spreadsheets save "CSV UTF-8" with a byte order mark, which is no
+	// part of the first row: it made a valid first address a bad row.
+	if bom, err := br.Peek(3); err == nil && string(bom) == "\ufeff" {
+		br.Discard(3)
+	}
+	cr := csv.NewReader(br)
 	cr.FieldsPerRecord = -1
 	cr.TrimLeadingSpace = true
 	cr.ReuseRecord = true
