@@ -27,8 +27,11 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"golang.org/x/net/idna"
+
 	"github.com/mxgrid/mxgrid/fsperm"
 	"github.com/mxgrid/mxgrid/internal/ratelimit"
+	"github.com/mxgrid/mxgrid/mailaddr"
 	"github.com/mxgrid/mxgrid/tenant"
 )
 
@@ -513,7 +516,23 @@ func (s *Service) validateCustomer(ctx context.Context, c *tenant.Customer) erro
 // --- domains
 
 func (s *Service) ListDomains(ctx context.Context, p Principal, f Filter) ([]tenant.DomainRecord, error) {
+	f.Name = domainSearch(f.Name)
 	return scoped(ctx, p, f, s.store.ListDomains)
+}
+
+// domainSearch writes a non-ASCII name filter in A-labels, as domain names
+// are stored: "bücher" or "BÜCHER.example" found nothing beside
+// xn--bcher-kva.example. Text IDNA refuses, or whose A-labels are longer
+// than a search, is searched as typed (CheckSearch judges it).
+func domainSearch(name string) string {
+	if mailaddr.IsASCII(name) {
+		return name
+	}
+	a, err := idna.Lookup.ToASCII(name)
+	if err != nil || len(a) > maxSearchLen {
+		return name
+	}
+	return a
 }
 
 func (s *Service) GetDomain(ctx context.Context, p Principal, id int64) (tenant.DomainRecord, error) {

@@ -727,3 +727,19 @@ func TestRecipientAtAnySpellingOfItsDomain(t *testing.T) {
 		t.Errorf("an address at another domain: %d %s, want 400", code, out)
 	}
 }
+
+// TestDomainListFilterByUnicodeName filters the domain list by a name as
+// the customer spells it: the list searches the stored A-label names, so
+// "bücher" found nothing beside xn--bcher-kva.example.
+func TestDomainListFilterByUnicodeName(t *testing.T) {
+	f := newAPIFixture(t)
+	if _, err := f.svc.CreateDomain(context.Background(), f.op, tenant.DomainRecord{CustomerID: f.custA.ID, Name: "bücher.example", Route: "127.0.0.1:25"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"bücher", "BÜCHER.example", "xn--bcher-kva"} {
+		code, out := f.do("own", "GET", "/api/v1/domains?name="+url.QueryEscape(name), nil)
+		if code != 200 || !strings.Contains(string(out), `"name":"xn--bcher-kva.example"`) || strings.Contains(string(out), `"name":"a.example"`) {
+			t.Errorf("name=%s: %d %s, want xn--bcher-kva.example alone", name, code, out)
+		}
+	}
+}
