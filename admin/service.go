@@ -523,9 +523,10 @@ func (s *Service) ListDomains(ctx context.Context, p Principal, f Filter) ([]ten
 // domainSearch writes a non-ASCII name filter in A-labels, as domain names
 // are stored: "bücher" or "BÜCHER.example" found nothing beside
 // xn--bcher-kva.example. Text IDNA refuses, or whose A-labels are longer
-// than a search, is searched as typed (CheckSearch judges it).
+// than a search, is searched as typed (CheckSearch judges it), and so is
+// text that is not UTF-8, which IDNA would take as U+FFFD and answer for.
 func domainSearch(name string) string {
-	if mailaddr.IsASCII(name) {
+	if mailaddr.IsASCII(name) || !utf8.ValidString(name) {
 		return name
 	}
 	a, err := idna.Lookup.ToASCII(name)
