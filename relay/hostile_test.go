@@ -32,12 +32,24 @@ type hostile struct {
 	open      []net.Conn
 }
 
-// body reads a message's data up to its lone dot and counts it taken.
-func (h *hostile) body(r *bufio.Reader) bool {
+// data answers DATA with 354, then reads the message up to its lone dot
+// and counts it taken.
+func (h *hostile) data(c net.Conn, r *bufio.Reader) bool {
+	io.WriteString(c, "354 go ahead\r\n")
 	if skipData(r) != nil {
 		return false
 	}
 	h.delivered.Add(1)
+	return true
+}
+
+// accept answers DATA as a server that takes the message: 354, the body
+// read and counted, 250.
+func (h *hostile) accept(c net.Conn, r *bufio.Reader) bool {
+	if !h.data(c, r) {
+		return false
+	}
+	io.WriteString(c, "250 2.0.0 queued\r\n")
 	return true
 }
 
@@ -256,8 +268,7 @@ func TestOutOfStepReplyEndsTheSession(t *testing.T) {
 				odd := !oddSent() && (verb == tt.odd || tt.odd == "RCPT" && strings.Contains(line, "odd@"))
 				switch {
 				case verb == "DATA" && !(odd && tt.odd == "DATA"):
-					io.WriteString(c, "354 go ahead\r\n")
-					if !h.body(r) {
+					if !h.data(c, r) {
 						return false
 					}
 					if tt.odd == "END" && !oddSent() {
@@ -333,8 +344,7 @@ func TestStaleReplyNotReadByTheNextTransaction(t *testing.T) {
 			h := startHostile(t, "250-customer.test\r\n250 PIPELINING\r\n", func(h *hostile, c net.Conn, r *bufio.Reader, line string) bool {
 				switch {
 				case strings.EqualFold(line, "DATA"):
-					io.WriteString(c, "354 go ahead\r\n")
-					if !h.body(r) {
+					if !h.data(c, r) {
 						return false
 					}
 					io.WriteString(c, tt.final)
@@ -386,8 +396,7 @@ func TestStaleReplyNotReadByTheNextTransaction(t *testing.T) {
 func TestLowerCaseExtensionsHonoured(t *testing.T) {
 	h := startHostile(t, "250-customer.test\r\n250 8bitmime\r\n", func(h *hostile, c net.Conn, r *bufio.Reader, line string) bool {
 		if strings.EqualFold(line, "DATA") {
-			io.WriteString(c, "354 go ahead\r\n")
-			if !h.body(r) {
+			if !h.data(c, r) {
 				return false
 			}
 		}
@@ -418,8 +427,7 @@ func TestFinalReplyOfAnyPositiveCodeIsDelivery(t *testing.T) {
 		t.Run(final, func(t *testing.T) {
 			h := startHostile(t, "250 customer.test\r\n", func(h *hostile, c net.Conn, r *bufio.Reader, line string) bool {
 				if strings.EqualFold(line, "DATA") {
-					io.WriteString(c, "354 go ahead\r\n")
-					if !h.body(r) {
+					if !h.data(c, r) {
 						return false
 					}
 					io.WriteString(c, final+"\r\n")
@@ -469,11 +477,9 @@ func TestEhloRefusedFallsBackToHelo(t *testing.T) {
 				case "HELO":
 					io.WriteString(c, "250 customer.test\r\n")
 				case "DATA":
-					io.WriteString(c, "354 go ahead\r\n")
-					if !h.body(r) {
+					if !h.accept(c, r) {
 						return false
 					}
-					io.WriteString(c, "250 2.0.0 queued\r\n")
 				default:
 					io.WriteString(c, "250 ok\r\n")
 				}
@@ -527,11 +533,9 @@ func TestRepliesAheadOfTheirCommandsRefused(t *testing.T) {
 				case strings.EqualFold(line[:4], "HELO"):
 					io.WriteString(c, "250 customer.test\r\n250 2.1.0 sender ok\r\n")
 				case strings.EqualFold(line, "DATA"):
-					io.WriteString(c, "354 go ahead\r\n")
-					if !h.body(r) {
+					if !h.accept(c, r) {
 						return false
 					}
-					io.WriteString(c, "250 2.0.0 queued\r\n")
 				case strings.Contains(line, "gone@"):
 					io.WriteString(c, "550 5.1.1 no such user\r\n")
 				default:
@@ -562,8 +566,7 @@ func TestRepliesAheadOfTheirCommandsRefused(t *testing.T) {
 func TestRefusalTextIsPrintable(t *testing.T) {
 	h := startHostile(t, "250 customer.test\r\n", func(h *hostile, c net.Conn, r *bufio.Reader, line string) bool {
 		if strings.EqualFold(line, "DATA") {
-			io.WriteString(c, "354 go ahead\r\n")
-			if !h.body(r) {
+			if !h.data(c, r) {
 				return false
 			}
 			io.WriteString(c, "550-5.7.1 not \u202eyadot\r\n550 5.7.1 go away\x1b]0;title\a\u2028Released.\r\n")
@@ -624,11 +627,9 @@ func TestSessionLostBeforeDataIsReplayed(t *testing.T) {
 				case !onFirst && line == tc.refuse:
 					io.WriteString(c, "550 5.1.1 no such user\r\n")
 				case strings.EqualFold(line, "DATA"):
-					io.WriteString(c, "354 go ahead\r\n")
-					if !h.body(r) {
+					if !h.accept(c, r) {
 						return false
 					}
-					io.WriteString(c, "250 2.0.0 queued\r\n")
 				default:
 					io.WriteString(c, "250 ok\r\n")
 				}
@@ -723,11 +724,9 @@ func TestSMTPUTF8DecidedForTheSessionUsed(t *testing.T) {
 					io.WriteString(c, tc.lost)
 					return false
 				case verb == "DATA":
-					io.WriteString(c, "354 go ahead\r\n")
-					if !h.body(r) {
+					if !h.accept(c, r) {
 						return false
 					}
-					io.WriteString(c, "250 2.0.0 queued\r\n")
 				default:
 					io.WriteString(c, "250 ok\r\n")
 				}
