@@ -22,14 +22,7 @@ func TestShutdownGraceExpiredAbortsTransactions(t *testing.T) {
 	sink := smtptest.StartSink(t)
 	sc := slowScanner{started: make(chan struct{})}
 	srv, addr := startServer(t, sink, sc)
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := greet(t, conn)
-	c.cmd(250, "MAIL FROM:<alice@sender.test>")
-	c.cmd(250, "RCPT TO:<bob@example.org>")
-	c.cmd(354, "DATA")
+	conn, c := inData(t, addr)
 	w := c.c.DotWriter()
 	w.Write([]byte(strings.ReplaceAll(testMessage, "\r\n", "\n")))
 	w.Close()
@@ -38,7 +31,7 @@ func TestShutdownGraceExpiredAbortsTransactions(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	err = srv.Shutdown(ctx)
+	err := srv.Shutdown(ctx)
 	if err == nil {
 		t.Error("Shutdown reported a clean drain although the grace expired")
 	}
@@ -76,14 +69,7 @@ func TestShutdownCutOfABodyIsNoError(t *testing.T) {
 	sink := smtptest.StartSink(t)
 	rec := &logRecords{min: slog.LevelError}
 	srv, addr := startServerLogged(t, sink, slowScanner{started: make(chan struct{})}, slog.New(rec))
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := greet(t, conn)
-	c.cmd(250, "MAIL FROM:<alice@sender.test>")
-	c.cmd(250, "RCPT TO:<bob@example.org>")
-	c.cmd(354, "DATA")
+	conn, c := inData(t, addr)
 	// Half a body, then nothing: the sender is still sending at shutdown.
 	fmt.Fprint(c.c.W, "Subject: slow\r\n\r\nfirst line\r\n")
 	c.c.W.Flush()
@@ -170,4 +156,19 @@ func TestShutdownSendsNoClearTextIntoTLS(t *testing.T) {
 	if err == nil || strings.Contains(err.Error(), "tls:") {
 		t.Fatalf("after the shutdown the TLS client read %d bytes, %v; want the connection closed", n, err)
 	}
+}
+
+// inData connects and opens a transaction up to DATA's 354: a sender about
+// to send its body when the node shuts down.
+func inData(t *testing.T, addr string) (net.Conn, *client) {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := greet(t, conn)
+	c.cmd(250, "MAIL FROM:<alice@sender.test>")
+	c.cmd(250, "RCPT TO:<bob@example.org>")
+	c.cmd(354, "DATA")
+	return conn, c
 }
