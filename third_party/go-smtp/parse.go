@@ -62,8 +62,13 @@ func parseCmd(line string) (cmd string, arg string, err error) {
 // so "SMTPUTF8=" passed for SMTPUTF8, and kept the last of two SIZE
 // parameters, whichever the server would have refused.
 func parseArgs(s string) (map[string]string, error) {
-	argMap := map[string]string{}
+	// Made for the first parameter (mxgrid patch): most MAIL and RCPT
+	// commands have none, and the empty map was an allocation each.
+	var argMap map[string]string
 	for _, arg := range strings.Fields(s) {
+		if argMap == nil {
+			argMap = make(map[string]string)
+		}
 		m := strings.Split(arg, "=")
 		if len(m) > 2 || len(m) == 2 && m[1] == "" {
 			return nil, fmt.Errorf("failed to parse arg string: %q", arg)

@@ -100,6 +100,24 @@ func TestParsePathAllocatesNothing(t *testing.T) {
 	}
 }
 
+// TestParseArgsWithoutParametersAllocatesNothing: most MAIL and RCPT
+// commands carry no parameter, and their empty map was an allocation each
+// (mxgrid patch).
+func TestParseArgsWithoutParametersAllocatesNothing(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates")
+	}
+	for _, s := range []string{"", " ", "\t "} {
+		if allocs := testing.AllocsPerRun(100, func() {
+			if args, err := parseArgs(s); err != nil || len(args) != 0 {
+				t.Fatalf("parseArgs(%q) = %v, %v", s, args, err)
+			}
+		}); allocs != 0 {
+			t.Errorf("parseArgs(%q): %.0f allocations", s, allocs)
+		}
+	}
+}
+
 // TestMailParameters: a keyword that takes no value refuses one, a
 // parameter of no value after its "=" is a syntax error, and a keyword
 // given twice is refused rather than read by its last use (mxgrid patch:
