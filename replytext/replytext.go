@@ -15,8 +15,29 @@ import (
 // are trimmed, and the cut never splits a character, so the sender's MTA
 // gets one valid reply line whatever the downstream or a check said.
 func Sanitize(s string, max int) string {
-	s = strings.Join(strings.Fields(Printable(s)), " ")
+	s = Printable(s)
+	if !singleSpaced(s) {
+		s = strings.Join(strings.Fields(s), " ")
+	}
 	return strings.TrimRight(Truncate(s, max), " ")
+}
+
+// singleSpaced reports whether s is printable ASCII whose words stand one
+// space apart, with none at its ends: text Fields and Join would return
+// unchanged. Nearly every reply is ("2.0.0 Ok: queued as 4XyZ"), and
+// splitting and joining it again were two allocations a relayed message.
+func singleSpaced(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == ' ':
+			if i == 0 || i == len(s)-1 || s[i-1] == ' ' {
+				return false
+			}
+		case c <= ' ' || c >= 0x7f:
+			return false
+		}
+	}
+	return true
 }
 
 // Reply returns s as the text of a reply line we send to an SMTP client:

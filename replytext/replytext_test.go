@@ -145,6 +145,36 @@ func FuzzSanitize(f *testing.F) {
 	})
 }
 
+// FuzzSanitizeMatchesReference: with its fast path for text already one
+// space apart, Sanitize returns what splitting and joining every value did.
+func FuzzSanitizeMatchesReference(f *testing.F) {
+	for _, s := range []string{"", "ok", "2.0.0 Ok: queued as 4XyZ", " a", "a ", "a  b", "a\tb", "a\u00a0b", "a\u0085b", "x\r\ny", "~ü", "\xff"} {
+		f.Add(s, 400)
+		f.Add(s, 2)
+	}
+	f.Fuzz(func(t *testing.T, s string, max int) {
+		if max < 0 || max > 1000 {
+			return
+		}
+		want := strings.TrimRight(Truncate(strings.Join(strings.Fields(Printable(s)), " "), max), " ")
+		if got := Sanitize(s, max); got != want {
+			t.Fatalf("Sanitize(%q, %d) = %q, reference %q", s, max, got, want)
+		}
+	})
+}
+
+// TestSanitizeCleanTextAllocatesNothing: a reply already one printable line
+// (nearly every customer server's) comes back as it is.
+func TestSanitizeCleanTextAllocatesNothing(t *testing.T) {
+	if allocs := testing.AllocsPerRun(100, func() {
+		if got := Reply("2.0.0 Ok: queued as 4XyZ", 400); got != "2.0.0 Ok: queued as 4XyZ" {
+			t.Fatalf("Reply = %q", got)
+		}
+	}); allocs != 0 {
+		t.Errorf("%.0f allocations", allocs)
+	}
+}
+
 // FuzzPrintableMatchesReference: the ASCII fast path returns what the
 // rune-by-rune mapping, Printable's first version with the bidirectional
 // controls and line separators added, returns.
