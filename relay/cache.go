@@ -187,7 +187,11 @@ func (c *cache) get(key cacheKey) *session {
 			unread = append(unread, s)
 			continue
 		}
-		c.store(key, list)
+		// Kept even when empty: the session comes back to this list when
+		// its transaction ends, and a deleted list was a new array for
+		// every message on a route with one idle session. expire drops
+		// the lists still empty at its next run.
+		c.idle[key] = list
 		return s
 	}
 	c.store(key, list)
