@@ -88,6 +88,9 @@ type session struct {
 	// transaction since, so its next MAIL goes after RSET.
 	inTransaction bool
 	idleSince     time.Time
+	// closeConn closes conn when a transaction's context ends: made once
+	// for the connection, not for every transaction on it.
+	closeConn func()
 }
 
 // unread reports whether the server sent anything since the last reply

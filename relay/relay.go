@@ -240,8 +240,10 @@ type Transaction struct {
 	stop func() bool
 	// mailAccepted: the downstream took MAIL, so RCPT goes alone.
 	mailAccepted bool
-	// accepted are the recipients the downstream took, for a replay.
+	// accepted are the recipients the downstream took, for a replay;
+	// first is its array while there is one, which is nearly always.
 	accepted []mailaddr.Address
+	first    [1]mailaddr.Address
 	// reusable is false once the session's state is unknown: a network
 	// error or timeout, a 421, or DATA begun without its final reply.
 	reusable bool
@@ -268,6 +270,7 @@ type Transaction struct {
 // message is 8-bit is known only at Data, which refuses it then.
 func (r *Relay) Begin(ctx context.Context, route Route, from mailaddr.Address, opts MailOptions) (*Transaction, error) {
 	t := &Transaction{r: r, ctx: ctx, route: route, from: from, opts: opts}
+	t.accepted = t.first[:0]
 	if s := r.cached(cacheKey{route: route, helo: r.hostname}); s != nil {
 		t.use(s)
 	} else {
@@ -326,7 +329,7 @@ func (r *Relay) cached(key cacheKey) *session {
 // use makes s the transaction's session, closed if ctx ends.
 func (t *Transaction) use(s *session) {
 	t.s = s
-	t.stop = context.AfterFunc(t.ctx, func() { s.conn.Close() })
+	t.stop = context.AfterFunc(t.ctx, s.closeConn)
 	t.reusable = true
 	s.uses++
 }
@@ -457,6 +460,7 @@ func (r *Relay) session(ctx context.Context, route Route, tryTLS bool) (*session
 	// The connection is wrapped (replayConn) whether or not TLS started,
 	// so it is recorded here rather than asked of the connection.
 	s := &session{conn: hsConn, raw: conn, tls: tryTLS && err == nil}
+	s.closeConn = func() { hsConn.Close() }
 	if ehlo != nil {
 		// In clear text the handshake's EHLO stands: the client goes on
 		// from its reply, without a second EHLO's round trip.
