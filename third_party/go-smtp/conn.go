@@ -32,6 +32,12 @@ type Conn struct {
 	server *Server
 	helo   string
 
+	// textConn is what text points to, and rw what its buffers read and
+	// write through: held here, they are not three allocations a
+	// connection (mxgrid patch).
+	textConn textproto.Conn
+	rw       connRW
+
 	// pending is where improperPipelining peeks into the socket (mxgrid
 	// patch): a local array escapes to the heap through socketPeek's
 	// closure, 112 bytes per command checked.
@@ -74,7 +80,7 @@ type Conn struct {
 	locker     sync.Mutex
 	binarymime bool
 
-	lineLimitReader *lineLimitReader
+	lineLimitReader lineLimitReader
 	bdatPipe        *io.PipeWriter
 	bdatStatus      *statusCollector // used for BDAT on LMTP
 	dataResult      chan error
@@ -113,30 +119,13 @@ func newConn(c net.Conn, s *Server) *Conn {
 
 func (c *Conn) init() {
 	c.peek = socketPeek{}
-	c.lineLimitReader = &lineLimitReader{
+	c.lineLimitReader = lineLimitReader{
 		R:         c.conn,
 		LineLimit: c.server.MaxLineLength,
 	}
-	rwc := struct {
-		io.Reader
-		io.Writer
-		io.Closer
-	}{
-		Reader: flushBeforeRead{c},
-		Writer: c.conn,
-		Closer: c.conn,
-	}
-
+	c.rw = connRW{Reader: flushBeforeRead{c}, Writer: c.conn}
 	if c.server.Debug != nil {
-		rwc = struct {
-			io.Reader
-			io.Writer
-			io.Closer
-		}{
-			io.TeeReader(rwc.Reader, c.server.Debug),
-			io.MultiWriter(rwc.Writer, c.server.Debug),
-			rwc.Closer,
-		}
+		c.rw = connRW{io.TeeReader(c.rw.Reader, c.server.Debug), io.MultiWriter(c.rw.Writer, c.server.Debug)}
 	}
 
 	// The buffers come from pools (mxgrid patch): a fresh 4 KiB reader
@@ -145,13 +134,18 @@ func (c *Conn) init() {
 	// by hand, without the io.Closer NewConn would keep: the server never
 	// closes it, it closes c.conn.
 	c.releaseText()
-	// rwc made an interface value once, not once for each buffer.
-	var rw io.ReadWriter = rwc
 	br := textReaders.Get().(*bufio.Reader)
-	br.Reset(rw)
+	br.Reset(&c.rw)
 	bw := textWriters.Get().(*bufio.Writer)
-	bw.Reset(rw)
-	c.text = &textproto.Conn{Reader: textproto.Reader{R: br}, Writer: textproto.Writer{W: bw}}
+	bw.Reset(&c.rw)
+	c.textConn = textproto.Conn{Reader: textproto.Reader{R: br}, Writer: textproto.Writer{W: bw}}
+	c.text = &c.textConn
+}
+
+// connRW is what a connection's buffers read and write through.
+type connRW struct {
+	io.Reader
+	io.Writer
 }
 
 // readBufferSize is the connection's read buffer (mxgrid patch; upstream
