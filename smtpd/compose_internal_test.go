@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"testing/iotest"
 
 	"github.com/emersion/go-smtp"
 	"github.com/prometheus/client_golang/prometheus"
@@ -90,5 +91,22 @@ func BenchmarkReadParseCompose(b *testing.B) {
 			b.Fatalf("compose = %d bytes, offset %d", len(head), off)
 		}
 		res.release()
+	}
+}
+
+// TestRelayedReadsHeadThenRest: the message as it leaves is our fields,
+// then the received message from the offset, for any reads a copy makes
+// (iotest.TestReader: small reads, Read after EOF, ...).
+func TestRelayedReadsHeadThenRest(t *testing.T) {
+	for _, tc := range []struct{ head, rest string }{
+		{"", ""},
+		{"Received: x\r\n", ""},
+		{"", "Subject: s\r\n\r\nbody\r\n"},
+		{"Received: x\r\n", "Subject: s\r\n\r\nbody\r\n"},
+	} {
+		r := &relayed{head: []byte(tc.head), rest: strings.NewReader(tc.rest)}
+		if err := iotest.TestReader(r, []byte(tc.head+tc.rest)); err != nil {
+			t.Errorf("head %q, rest %q: %v", tc.head, tc.rest, err)
+		}
 	}
 }

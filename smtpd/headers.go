@@ -3,6 +3,7 @@ package smtpd
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"mime"
 	"strconv"
 	"strings"
@@ -128,6 +129,24 @@ func (ss *session) compose(msg *scanner.Message, v scanner.Verdict, policy scann
 		return top.Bytes(), 0
 	}
 	return top.Bytes(), int64(msg.BodyOffset)
+}
+
+// relayed reads the message as it leaves: our fields (compose's head),
+// then the message as received from compose's offset. One value, where
+// io.MultiReader over a bytes.Reader of the head was three allocations a
+// message; it reads the same bytes in the same order.
+type relayed struct {
+	head []byte
+	rest io.Reader
+}
+
+func (r *relayed) Read(p []byte) (int, error) {
+	if len(r.head) > 0 {
+		n := copy(p, r.head)
+		r.head = r.head[n:]
+		return n, nil
+	}
+	return r.rest.Read(p)
 }
 
 // writeReceived writes our trace field (RFC 5321 §4.4). No reverse DNS:

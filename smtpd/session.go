@@ -1,7 +1,6 @@
 package smtpd
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -638,14 +637,14 @@ func (ss *session) deliver(b *body, holdable bool) (*smtp.SMTPError, Outcome, sc
 	}
 	head, off := ss.compose(msg, v, policy)
 	if ss.quarantines(v) {
-		if held, ok := ss.hold(v, holdable, int64(len(head))+b.size, io.MultiReader(bytes.NewReader(head), msg.Reader(off))); ok {
+		if held, ok := ss.hold(v, holdable, int64(len(head))+b.size, &relayed{head: head, rest: msg.Reader(off)}); ok {
 			ss.abortDownstream()
 			return held, OutcomeQuarantined, v
 		}
 	}
 	// Our fields, then the message from its file or memory: a spooled
 	// body is never copied whole.
-	reply, err := ss.tx.Data(io.MultiReader(bytes.NewReader(head), msg.Reader(off)), func() bool { return has8Bit(head) || b.eightBit() })
+	reply, err := ss.tx.Data(&relayed{head: head, rest: msg.Reader(off)}, func() bool { return has8Bit(head) || b.eightBit() })
 	ss.note.downstream, ss.note.relayErr = reply, err
 	if err != nil {
 		r := toSMTP(ss.log, err)
