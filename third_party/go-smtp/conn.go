@@ -81,6 +81,7 @@ type Conn struct {
 	binarymime bool
 
 	lineLimitReader lineLimitReader
+	dataReader      dataReader // see newDataReader
 	bdatPipe        *io.PipeWriter
 	bdatStatus      *statusCollector // used for BDAT on LMTP
 	dataResult      chan error

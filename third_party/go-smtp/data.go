@@ -56,10 +56,12 @@ type dataReader struct {
 	n       int64 // Maximum bytes remaining
 }
 
+// newDataReader readies the reader of a DATA body: the connection's own,
+// set anew for each message rather than allocated (mxgrid patch), as the
+// backend has consumed it when its Data returns (Session.Data).
 func newDataReader(c *Conn) *dataReader {
-	dr := &dataReader{
-		r: c.text.R,
-	}
+	c.dataReader = dataReader{r: c.text.R}
+	dr := &c.dataReader
 
 	if c.server.MaxMessageBytes > 0 {
 		dr.limited = true
