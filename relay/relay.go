@@ -610,10 +610,14 @@ func (t *Transaction) data(msg io.Reader, eightBit func() bool) (string, *Error)
 	deadline := time.Now().Add(t.r.cfg.DataTimeout)
 	_ = t.s.conn.SetDeadline(deadline)
 	buf := copyBuffers.Get().(*[]byte)
-	// Hidden behind a plain Reader so that io.CopyBuffer uses buf: our
-	// message is an io.MultiReader, whose WriteTo would allocate 32 KiB
-	// for every message.
-	_, err = io.CopyBuffer(w, struct{ io.Reader }{msg}, *buf)
+	// A message with a WriteTo is hidden behind a plain Reader so that
+	// io.CopyBuffer uses buf: an io.MultiReader's allocates 32 KiB for
+	// every message. Hiding one without (smtpd's) was an allocation too.
+	src := msg
+	if _, ok := msg.(io.WriterTo); ok {
+		src = struct{ io.Reader }{msg}
+	}
+	_, err = io.CopyBuffer(w, src, *buf)
 	copyBuffers.Put(buf)
 	if err != nil {
 		// Never end the data after a failed copy: when the message could
