@@ -38,9 +38,19 @@ type Config struct {
 }
 
 // DefaultConfig records everything for 30 days.
+//
+// Batches are of 2,000 records, not the queues' default 500: each commit
+// writes again every index page its rows touched, and a node's records
+// touch the same few pages of most indexes (one place per sender,
+// recipient, tenant, and the newest time and queue ids), so four times the
+// rows cost SQLite under half the page writes per record. Below 2,000
+// messages a second that is one commit a flush_interval, which still
+// bounds how long a record waits.
 func DefaultConfig() Config {
-	return Config{Enabled: true, StoreSubjects: true, DeferralWindow: 12 * time.Hour, DeferralInterval: time.Minute,
+	c := Config{Enabled: true, StoreSubjects: true, DeferralWindow: 12 * time.Hour, DeferralInterval: time.Minute,
 		Tuning: batchq.DefaultTuning()}
+	c.BatchSize = 2000
+	return c
 }
 
 // Validate checks the section; messages name the key.
