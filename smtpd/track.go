@@ -2,6 +2,7 @@ package smtpd
 
 import (
 	"errors"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -163,11 +164,46 @@ func deferReason(cause error) tracking.DeferReason {
 	return tracking.DeferCustomerTempfail
 }
 
-// topSymbolNames are the names of v's n most significant symbols.
+// topSymbolNames are the names of v's n most significant symbols, in
+// v.TopSymbols(n)'s order (by weight, ties as they came). They are picked
+// in one pass into a small index array: TopSymbols copies and sorts all of
+// a verdict's twenty-odd symbols, and every message's tracking record (and
+// event, and quarantine item) asked for them again. A NaN score makes the
+// weights no order, which only the sort itself answers.
 func topSymbolNames(v scanner.Verdict, n int) []string {
-	top := v.TopSymbols(n)
+	var buf [16]int
+	top := buf[:0] // indices into v.Symbols, strongest first
+	if n > len(buf) {
+		top = make([]int, 0, n)
+	}
+	for i, s := range v.Symbols {
+		w := math.Abs(s.Score) // as byWeight compares them
+		if w != w {
+			return symbolNames(v.TopSymbols(n))
+		}
+		j := len(top)
+		for j > 0 && w > math.Abs(v.Symbols[top[j-1]].Score) {
+			j--
+		}
+		if j >= n {
+			continue
+		}
+		if len(top) < n {
+			top = append(top, 0)
+		}
+		copy(top[j+1:], top[j:len(top)-1])
+		top[j] = i
+	}
 	names := make([]string, len(top))
-	for i, s := range top {
+	for k, i := range top {
+		names[k] = v.Symbols[i].Name
+	}
+	return names
+}
+
+func symbolNames(syms []scanner.Symbol) []string {
+	names := make([]string, len(syms))
+	for i, s := range syms {
 		names[i] = s.Name
 	}
 	return names
