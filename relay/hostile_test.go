@@ -762,3 +762,59 @@ func TestSMTPUTF8DecidedForTheSessionUsed(t *testing.T) {
 		})
 	}
 }
+
+// A recipient after a session was dropped goes out on a new connection,
+// so whether it needs SMTPUTF8 is asked of that connection: the dropped
+// one's extensions refused "jörg" with 550 5.6.7 (a bounce) though the
+// server it would have reached takes it.
+func TestRcptAfterADroppedSessionAsksTheNextOne(t *testing.T) {
+	const (
+		with    = "250-customer.test\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n"
+		without = "250-customer.test\r\n250-PIPELINING\r\n250 8BITMIME\r\n"
+	)
+	var mu sync.Mutex
+	var first net.Conn
+	var mails []string
+	h := startHostile(t, "", func(h *hostile, c net.Conn, r *bufio.Reader, line string) bool {
+		mu.Lock()
+		if first == nil {
+			first = c
+		}
+		onFirst := c == first
+		verb := strings.ToUpper(strings.Fields(line + " x")[0])
+		if verb == "MAIL" {
+			mails = append(mails, line)
+		}
+		mu.Unlock()
+		switch {
+		case verb == "EHLO" && onFirst:
+			io.WriteString(c, without)
+		case verb == "EHLO":
+			io.WriteString(c, with)
+		case verb == "MAIL" && onFirst:
+			io.WriteString(c, "421 4.3.2 restarting\r\n")
+			return false
+		default:
+			io.WriteString(c, "250 ok\r\n")
+		}
+		return true
+	})
+	r := hostileRelay(nil)
+	tx, err := r.Begin(context.Background(), Route{Addr: h.addr, TLS: TLSNone}, mailaddr.Address{Local: "a", Domain: "sender.test"}, MailOptions{UTF8: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Close()
+	var e *Error
+	if err := tx.Rcpt(mailaddr.Address{Local: "bob", Domain: "customer.test"}); !errors.As(err, &e) || !e.Temporary() {
+		t.Fatalf("first recipient: got %v, want the 421 as a temporary failure", err)
+	}
+	if err := tx.Rcpt(mailaddr.Address{Local: "j\u00f6rg", Domain: "customer.test"}); err != nil {
+		t.Fatalf("second recipient: got %v, want accepted on a new connection offering SMTPUTF8", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := "MAIL FROM:<a@sender.test> BODY=8BITMIME SMTPUTF8"; len(mails) != 2 || mails[1] != want {
+		t.Errorf("MAIL commands %q, want the second %q", mails, want)
+	}
+}

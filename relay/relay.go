@@ -497,7 +497,9 @@ func (t *Transaction) Rcpt(to mailaddr.Address) error {
 	if t.broken != nil {
 		return t.broken
 	}
-	if t.withoutUTF8 && !to.ASCII() {
+	// Without a session, mail connects and asks the new one
+	// (fitUTF8): withoutUTF8 is then a dropped session's answer.
+	if t.s != nil && t.withoutUTF8 && !to.ASCII() {
 		return errNeedsSMTPUTF8()
 	}
 	var err error
