@@ -12,7 +12,7 @@ import (
 // normalizeByIDNA is NormalizeDomain without the lowerLDH fast path: the
 // reference the fast path must agree with.
 func normalizeByIDNA(name string) (string, error) {
-	name = strings.TrimSuffix(strings.TrimSpace(name), ".")
+	name = trimRootDot(strings.TrimSpace(name))
 	if name == "" {
 		return "", fmt.Errorf("empty domain name")
 	}
@@ -35,7 +35,8 @@ var normalizeSeeds = []string{
 	"abc--d.org", "-a.org", "a-.org", "a..b", ".a.b", "a.b.", "a.b..", ".",
 	"a", "a_b.org", "a b.org", " a.org ", "1.2.3.4", "a.-", "a.b-", "a.--",
 	"xn--.org", "xn--ls8h.la", "ﬀ.org", "a\u00adb.org", "\u00ad.org",
-	strings.Repeat("a", 64) + ".org",
+	strings.Repeat("a", 64) + ".org", "a.b\uff0e", "a.b\u3002", "a.b\uff61",
+	"a.b\u3002.", "a.b.\u3002", "\u3002",
 }
 
 func checkNormalize(t *testing.T, name string) {
@@ -64,6 +65,26 @@ func FuzzNormalizeDomain(f *testing.F) {
 		f.Add(name)
 	}
 	f.Fuzz(checkNormalize)
+}
+
+// A trailing dot is the root's in each spelling IDNA maps to ".", as the
+// ASCII one is, and only one is dropped.
+func TestNormalizeDomainTrailingDots(t *testing.T) {
+	for _, tt := range []struct{ name, want string }{
+		{"example.org.", "example.org"},
+		{"example.org\uff0e", "example.org"},
+		{"B\u00fccher.example\u3002", "xn--bcher-kva.example"},
+		{"example.org\uff61", "example.org"},
+		{"example\u3002org\u3002", "example.org"},
+		{"example.org\u3002.", ""},
+		{"example.org..", ""},
+		{"\uff0e", ""},
+	} {
+		got, err := NormalizeDomain(tt.name)
+		if got != tt.want || (err == nil) != (tt.want != "") {
+			t.Errorf("NormalizeDomain(%q) = %q, %v; want %q", tt.name, got, err, tt.want)
+		}
+	}
 }
 
 func BenchmarkNormalizeDomain(b *testing.B) {

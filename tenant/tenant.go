@@ -209,10 +209,26 @@ func (d *Directory) Lookup(name string) (*Domain, bool) {
 	return dom, ok
 }
 
+// rootDots are the dots IDNA maps to ".": U+002E and the full-width,
+// ideographic and half-width ideographic full stops (UTS #46).
+var rootDots = [...]string{".", "\uff0e", "\u3002", "\uff61"}
+
+// trimRootDot drops one trailing dot, the DNS root's, in any of its IDNA
+// spellings: "example.org\uff0e" is "example.org." as IDNA reads it, not a
+// name with an empty label.
+func trimRootDot(name string) string {
+	for _, dot := range rootDots {
+		if n, ok := strings.CutSuffix(name, dot); ok {
+			return n
+		}
+	}
+	return name
+}
+
 // NormalizeDomain lower-cases and converts to the ASCII (punycode) form, so
 // "Exämple.ORG" and "xn--exmple-cua.org" are the same domain.
 func NormalizeDomain(name string) (string, error) {
-	name = strings.TrimSuffix(strings.TrimSpace(name), ".")
+	name = trimRootDot(strings.TrimSpace(name))
 	if name == "" {
 		return "", errors.New("empty domain name")
 	}
