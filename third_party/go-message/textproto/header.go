@@ -585,6 +585,26 @@ type headerReader struct {
 	line    []byte
 	badWhat string // "initial line", "line" or "key"
 	bad     []byte // in line: valid until the next read
+	// fields is where the fields read are made, a few to an allocation
+	// (an mxgrid patch): one each was most of a header's allocations.
+	fields []headerField
+}
+
+// newField returns a field made in hr.fields, whose arrays double from 4
+// up to 64 fields, so that the few fields of a part's header take one
+// and a long header wastes at most half of one.
+func (hr *headerReader) newField(k, v string, b []byte) *headerField {
+	if len(hr.fields) == cap(hr.fields) {
+		n := 2 * cap(hr.fields)
+		if n < 4 {
+			n = 4
+		} else if n > 64 {
+			n = 64
+		}
+		hr.fields = make([]headerField, 0, n)
+	}
+	hr.fields = append(hr.fields, headerField{k: k, v: v, b: b})
+	return &hr.fields[len(hr.fields)-1]
 }
 
 // malformed is the error for the last line read returned errMalformedLine.
@@ -648,12 +668,10 @@ func (hr *headerReader) read(r *bufio.Reader, fs []*headerField) ([]*headerField
 			}
 		}
 
-		key := textproto.CanonicalMIMEHeaderKey(string(keyBytes))
-
 		// As per RFC 7230 field-name is a token, tokens consist of one or more
 		// chars. We could return a an error here, but better to be liberal in
 		// what we accept, so if we get an empty key, skip it.
-		if key == "" {
+		if len(keyBytes) == 0 {
 			continue
 		}
 
@@ -667,7 +685,12 @@ func (hr *headerReader) read(r *bufio.Reader, fs []*headerField) ([]*headerField
 		// capacity ends before it, so an append to raw cannot reach it.
 		buf := appendUnfolded(append(make([]byte, 0, len(kv)+len(v)), kv...), v)
 		raw, value := buf[:len(kv):len(kv)], buf[len(kv):]
-		fs = append(fs, newHeaderField(key, ownedString(value), raw))
+		// The key is read in raw, as the value is in buf: a key already
+		// canonical, nearly every one, is that string itself, not a copy
+		// (an mxgrid patch).
+		keyAt := cap(kv) - cap(keyBytes) // keyBytes's offset in kv
+		key := textproto.CanonicalMIMEHeaderKey(ownedString(raw[keyAt : keyAt+len(keyBytes)]))
+		fs = append(fs, hr.newField(key, ownedString(value), raw))
 
 		if err != nil {
 			return fs, err
