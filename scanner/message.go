@@ -126,10 +126,11 @@ type Message struct {
 	// carries MIME_TOO_COMPLEX.
 	Leaves []Leaf
 
-	// letters is TextLetters' count, taken on first use.
+	// letters is what TextLetters and TextASCII say, taken on first use.
 	letters struct {
-		once           sync.Once
-		letters, upper int
+		once             sync.Once
+		letters, upper   int
+		ascii, htmlASCII bool
 	}
 }
 
@@ -139,12 +140,26 @@ type Message struct {
 // once, on first use, a pass over all the text (~0.3 ns a byte) fewer.
 // m's text must not change after.
 func (m *Message) TextLetters() (letters, upper int) {
-	m.letters.once.Do(func() {
-		l, u := ASCIILetters(m.Text)
-		hl, hu := ASCIILetters(m.HTML.Text)
-		m.letters.letters, m.letters.upper = l+hl, u+hu
-	})
+	m.countLetters()
 	return m.letters.letters, m.letters.upper
+}
+
+// TextASCII reports whether m's Text, and its HTML.Text, are ASCII
+// (IsASCII), as found in TextLetters' pass: the rules and the model
+// each asked, each a pass over all the text. m's text must not change
+// after.
+func (m *Message) TextASCII() (text, html bool) {
+	m.countLetters()
+	return m.letters.ascii, m.letters.htmlASCII
+}
+
+func (m *Message) countLetters() {
+	m.letters.once.Do(func() {
+		l, u, ascii := asciiLetters(m.Text)
+		hl, hu, htmlASCII := asciiLetters(m.HTML.Text)
+		m.letters.letters, m.letters.upper = l+hl, u+hu
+		m.letters.ascii, m.letters.htmlASCII = ascii, htmlASCII
+	})
 }
 
 // Leaf is one content entity of the MIME tree as read once.

@@ -823,26 +823,38 @@ func TestHTMLStrayEndTagsSearchNothing(t *testing.T) {
 }
 
 // TestTextLetters: the count the rules and the model share is
-// ASCIILetters of the plain and the HTML text together, the same for
-// every check asking at once.
+// ASCIILetters of the plain and the HTML text together, and TextASCII
+// IsASCII of each, the same for every check asking at once.
 func TestTextLetters(t *testing.T) {
-	m := Parse(crlf("Subject: x\nContent-Type: multipart/alternative; boundary=b\n\n--b\n" +
-		"Content-Type: text/plain\n\nHELLO there Ärger\n--b\nContent-Type: text/html\n\n<p>SHOUT quietly</p>\n--b--\n"))
-	l, u := ASCIILetters(m.Text)
-	hl, hu := ASCIILetters(m.HTML.Text)
-	if hl == 0 {
-		t.Fatalf("no HTML text parsed: %q", m.HTML.Text)
-	}
-	results := make(chan [2]int, 4)
-	for range cap(results) {
-		go func() {
-			letters, upper := m.TextLetters()
-			results <- [2]int{letters, upper}
-		}()
-	}
-	for range cap(results) {
-		if got, want := <-results, [2]int{l + hl, u + hu}; got != want {
-			t.Errorf("TextLetters() = %v, want %v", got, want)
+	for _, plain := range []string{"HELLO there Ärger", "HELLO there"} {
+		m := Parse(crlf("Subject: x\nContent-Type: multipart/alternative; boundary=b\n\n--b\n" +
+			"Content-Type: text/plain; charset=utf-8\n\n" + plain + "\n--b\nContent-Type: text/html\n\n<p>SHOUT quietly</p>\n--b--\n"))
+		l, u := ASCIILetters(m.Text)
+		hl, hu := ASCIILetters(m.HTML.Text)
+		if hl == 0 {
+			t.Fatalf("no HTML text parsed: %q", m.HTML.Text)
+		}
+		type answer struct {
+			letters, upper int
+			ascii, html    bool
+		}
+		results := make(chan answer, 4)
+		for i := range cap(results) {
+			go func() {
+				var a answer
+				// Either may be asked first.
+				if i%2 == 0 {
+					a.letters, a.upper = m.TextLetters()
+				}
+				a.ascii, a.html = m.TextASCII()
+				a.letters, a.upper = m.TextLetters()
+				results <- a
+			}()
+		}
+		for range cap(results) {
+			if got, want := <-results, (answer{l + hl, u + hu, IsASCII(m.Text), IsASCII(m.HTML.Text)}); got != want {
+				t.Errorf("%q: TextLetters, TextASCII = %v, want %v", plain, got, want)
+			}
 		}
 	}
 }

@@ -42,23 +42,36 @@ func IsASCII(s string) bool {
 // ones (the share of capitals the model and the rules look at). Bytes of
 // multi-byte characters are never ASCII, so s is read bytewise.
 func ASCIILetters(s string) (letters, upper int) {
+	letters, upper, _ = asciiLetters(s)
+	return letters, upper
+}
+
+// asciiLetters is ASCIILetters, and IsASCII(s) from the same reads.
+func asciiLetters(s string) (letters, upper int, ascii bool) {
 	i := 0
+	var or uint64 // the words read, or-ed: a high bit set is a byte past ASCII
 	// Four words of eight at a time: their marks, all in bit 7 of a byte,
 	// shifted apart into bits 7 to 4, take one count each.
 	for ; i+32 <= len(s); i += 32 {
-		l0, u0 := letters8(binary.LittleEndian.Uint64([]byte(s[i : i+8])))
-		l1, u1 := letters8(binary.LittleEndian.Uint64([]byte(s[i+8 : i+16])))
-		l2, u2 := letters8(binary.LittleEndian.Uint64([]byte(s[i+16 : i+24])))
-		l3, u3 := letters8(binary.LittleEndian.Uint64([]byte(s[i+24 : i+32])))
+		x0, x1 := binary.LittleEndian.Uint64([]byte(s[i:i+8])), binary.LittleEndian.Uint64([]byte(s[i+8:i+16]))
+		x2, x3 := binary.LittleEndian.Uint64([]byte(s[i+16:i+24])), binary.LittleEndian.Uint64([]byte(s[i+24:i+32]))
+		or |= x0 | x1 | x2 | x3
+		l0, u0 := letters8(x0)
+		l1, u1 := letters8(x1)
+		l2, u2 := letters8(x2)
+		l3, u3 := letters8(x3)
 		letters += bits.OnesCount64(l0 | l1>>1 | l2>>2 | l3>>3)
 		upper += bits.OnesCount64(u0 | u1>>1 | u2>>2 | u3>>3)
 	}
 	for ; i+8 <= len(s); i += 8 {
-		l, u := letters8(binary.LittleEndian.Uint64([]byte(s[i : i+8])))
+		x := binary.LittleEndian.Uint64([]byte(s[i : i+8]))
+		or |= x
+		l, u := letters8(x)
 		letters += bits.OnesCount64(l)
 		upper += bits.OnesCount64(u)
 	}
 	for ; i < len(s); i++ {
+		or |= uint64(s[i])
 		if c := s[i] | 0x20; c >= 'a' && c <= 'z' {
 			letters++
 			if s[i]&0x20 == 0 {
@@ -66,7 +79,7 @@ func ASCIILetters(s string) (letters, upper int) {
 			}
 		}
 	}
-	return letters, upper
+	return letters, upper, or&highs == 0
 }
 
 // ASCIIWord returns the length of the run of ASCII letters and digits

@@ -57,10 +57,10 @@ func FuzzTextHelpersMatchReference(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		for off := range min(len(s), 8) + 1 {
 			s := s[off:]
-			l, u := ASCIILetters(s)
+			l, u, ascii := asciiLetters(s)
 			wl, wu := asciiLettersReference(s)
-			if l != wl || u != wu {
-				t.Fatalf("ASCIILetters(%q) = %d, %d; reference %d, %d", s, l, u, wl, wu)
+			if l != wl || u != wu || ascii != isASCIIReference(s) {
+				t.Fatalf("asciiLetters(%q) = %d, %d, %v; reference %d, %d, %v", s, l, u, ascii, wl, wu, isASCIIReference(s))
 			}
 			n, d := ASCIIWord(s)
 			wn, wd := asciiWordReference(s)

@@ -160,15 +160,17 @@ func (e *emitter) addString(ns uint64, s string) {
 }
 
 func (e *emitter) message(m *scanner.Message) {
-	e.textTokens(stripListTag(m.Subject), nsSubject, nsSubjectPair, 200)
+	e.textTokens(stripListTag(m.Subject), false, nsSubject, nsSubjectPair, 200)
 	var body string
 	body, e.s.lower = bodyText(m.Text, e.s.lower)
-	e.textTokens(body, nsWord, nsPair, maxWords)
-	e.textTokens(m.HTML.Text, nsWord, nsPair, maxWords)
+	// body is m.Text or the start of it.
+	textASCII, htmlASCII := m.TextASCII()
+	e.textTokens(body, textASCII, nsWord, nsPair, maxWords)
+	e.textTokens(m.HTML.Text, htmlASCII, nsWord, nsPair, maxWords)
 	e.chars(body, maxChars)
 	e.chars(m.HTML.Text, maxChars)
-	e.textTokens(m.HTML.Hidden, nsHidden, 0, 500)
-	e.textTokens(m.FromName, nsFromName, 0, 20)
+	e.textTokens(m.HTML.Hidden, false, nsHidden, 0, 500)
+	e.textTokens(m.FromName, false, nsFromName, 0, 20)
 	e.urls(m, body)
 	e.mime(m)
 	e.shape(m, body)
@@ -177,12 +179,13 @@ func (e *emitter) message(m *scanner.Message) {
 // textTokens emits a unigram per word and, when pair != 0, orthogonal
 // sparse bigrams: the word with each of the window-1 words before it, each
 // distance its own feature (CRM114/rspamd OSB), which captures phrases
-// while tolerating inserted filler words.
-func (e *emitter) textTokens(text string, uni, pair uint64, limit int) {
+// while tolerating inserted filler words. ascii says the caller knows
+// text is ASCII; else it is looked at.
+func (e *emitter) textTokens(text string, ascii bool, uni, pair uint64, limit int) {
 	if text == "" {
 		return
 	}
-	if !scanner.IsASCII(text) {
+	if !ascii && !scanner.IsASCII(text) {
 		// NFKC folds full-width letters, ligatures and other look-alike
 		// compatibility forms spammers use to dodge word matches.
 		text = norm.NFKC.String(text)
@@ -462,7 +465,7 @@ func (e *emitter) urls(m *scanner.Message, body string) {
 			e.addString(nsShape, "url:img")
 		}
 		if u.Text != "" && !u.Image {
-			e.textTokens(u.Text, nsAnchor, 0, 20)
+			e.textTokens(u.Text, false, nsAnchor, 0, 20)
 		}
 		if i == 0 || urls[i-1].Domain != u.Domain {
 			domains++

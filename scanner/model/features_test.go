@@ -174,7 +174,7 @@ func FuzzTextTokensMatchesReference(f *testing.F) {
 	f.Fuzz(func(t *testing.T, text string, limit int) {
 		limit = 1 + abs(limit)%300
 		for _, ns := range [][2]uint64{{nsWord, nsPair}, {nsHidden, 0}} {
-			got := emitted(x, func(e *emitter) { e.textTokens(text, ns[0], ns[1], limit) })
+			got := emitted(x, func(e *emitter) { e.textTokens(text, scanner.IsASCII(text), ns[0], ns[1], limit) })
 			want := emitted(x, func(e *emitter) { e.textTokensReference(text, ns[0], ns[1], limit) })
 			if !slices.Equal(got, want) {
 				t.Fatalf("%q limit %d: %d features, reference %d", text, limit, len(got), len(want))

@@ -423,7 +423,7 @@ func TestDisguisedWords(t *testing.T) {
 		{"Jahres\u00adver\u200bbrauchs\u00adabrechnung", 1, ""}, // other zero-width characters still count
 	}
 	for _, tt := range tests {
-		zw, mixed := disguisedWords(tt.text)
+		zw, mixed := disguisedWords([]string{tt.text}, nil)
 		if zw != tt.zeroWidth || mixed != tt.mixed {
 			t.Errorf("disguisedWords(%q) = %d, %q; want %d, %q", tt.text, zw, mixed, tt.zeroWidth, tt.mixed)
 		}

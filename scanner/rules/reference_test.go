@@ -260,10 +260,13 @@ func FuzzDisguisedWordsMatchesReference(f *testing.F) {
 		f.Add(s, s+" tail")
 	}
 	f.Fuzz(func(t *testing.T, a, b string) {
-		zw, mixed := disguisedWords(a, b)
 		wzw, wmixed := disguisedWordsReference(a, b)
-		if zw != wzw || mixed != wmixed {
-			t.Fatalf("disguisedWords(%q, %q) = %d %q, reference %d %q", a, b, zw, mixed, wzw, wmixed)
+		// Without, then with, what the caller knows of which is ASCII.
+		for _, ascii := range [][]bool{nil, {scanner.IsASCII(a), scanner.IsASCII(b)}} {
+			zw, mixed := disguisedWords([]string{a, b}, ascii)
+			if zw != wzw || mixed != wmixed {
+				t.Fatalf("disguisedWords(%q, %q, %v) = %d %q, reference %d %q", a, b, ascii, zw, mixed, wzw, wmixed)
+			}
 		}
 	})
 }

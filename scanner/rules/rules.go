@@ -508,7 +508,7 @@ func subject(f *findings, m *scanner.Message) {
 }
 
 func body(f *findings, m *scanner.Message) {
-	if !utf8.ValidString(m.Text) {
+	if ascii, _ := m.TextASCII(); !ascii && !utf8.ValidString(m.Text) {
 		// Decoding gave invalid UTF-8: the part declared us-ascii (or no
 		// charset) but carries 8-bit text, which no standard MUA sends.
 		f.hit(TextUndeclared8bit, "")

@@ -235,7 +235,8 @@ func textSigns(f *findings, env *scanner.Envelope, m *scanner.Message) {
 	if rcpt := recipientAddress(env, m); rcpt != "" && mentionsRecipient(m, rcpt) {
 		f.hit(TextRecipient, "")
 	}
-	zw, mixed := disguisedWords(m.Subject, m.FromName, m.Text, m.HTML.Text)
+	textASCII, htmlASCII := m.TextASCII()
+	zw, mixed := disguisedWords([]string{m.Subject, m.FromName, m.Text, m.HTML.Text}, []bool{2: textASCII, 3: htmlASCII})
 	if zw >= minZeroWidthHits {
 		f.hit(TextZeroWidth, "")
 	}
@@ -461,11 +462,12 @@ var greetings = map[string]bool{
 // counts only in a word shorter than hyphenatedLetters: German and Dutch
 // newsletters put "&shy;" into their long compounds
 // ("Jahres&shy;verbrauchs&shy;abrechnung") so a phone can break them,
-// while nobody hyphenates "Pay\u00adPal".
-func disguisedWords(texts ...string) (zeroWidth int, mixed string) {
+// while nobody hyphenates "Pay\u00adPal". ascii[i], where true, says
+// texts[i] is ASCII, known without reading it again.
+func disguisedWords(texts []string, ascii []bool) (zeroWidth int, mixed string) {
 	runes := 0
-	for _, t := range texts {
-		if scanner.IsASCII(t) {
+	for k, t := range texts {
+		if k < len(ascii) && ascii[k] || scanner.IsASCII(t) {
 			// No zero-width character, no letter of another script.
 			if runes += len(t); runes > maxScannedRunes {
 				return zeroWidth, mixed
