@@ -57,3 +57,72 @@ func TestAppendPlainURLsIsFindURLs(t *testing.T) {
 		})
 	}
 }
+
+// findURLsReference is FindURLs as it was before urlAnchors: the next
+// occurrence of each prefix kept, and the first of them taken.
+func findURLsReference(text string, limit int) []URL {
+	prefixes := [...]string{"http://", "https://", "www.", "HTTP://", "HTTPS://", "WWW.", "Http://", "Www.", "://"}
+	var out []URL
+	var next [len(prefixes)]int
+	for k, p := range prefixes {
+		next[k] = indexFrom(text, p, 0)
+	}
+	for i := 0; i < len(text) && len(out) < limit; {
+		start := -1
+		for k, p := range prefixes {
+			if next[k] >= 0 && next[k] < i {
+				next[k] = indexFrom(text, p, i)
+			}
+			if next[k] >= 0 && (start < 0 || next[k] < start) {
+				start = next[k]
+			}
+		}
+		if start < 0 {
+			break
+		}
+		if strings.HasPrefix(text[start:], "://") {
+			scheme := start
+			for scheme > i && start-scheme <= len("https") && isASCIILetter(text[scheme-1]) {
+				scheme--
+			}
+			start = scheme
+		}
+		end := start
+		for end < len(text) && !isURLStop(text[end]) {
+			end++
+		}
+		if u, ok := parseURL(strings.TrimRight(text[start:end], ".,;:!?)'\"")); ok {
+			u.Plain = true
+			out = append(out, u)
+			if t, ok := redirectTarget(u); ok && len(out) < limit {
+				out = append(out, t)
+			}
+		}
+		if end == start {
+			end++
+		}
+		i = end
+	}
+	return out
+}
+
+// FuzzFindURLsMatchesReference: the prefixes found through their three
+// anchors start the links the search for each prefix found.
+func FuzzFindURLsMatchesReference(f *testing.F) {
+	for _, s := range []string{
+		"see https://a.example/x and www.b.example, WWW.C.EXAMPLE; Www.d.example",
+		"hTTps://mixed.example/ xhttp://glued.example ://bare HTTPS://UP.EXAMPLE/ Http://t.example",
+		"wwww.x.example wWw.no.example ww.no www. www.. WWW.WWW.example://x",
+		"https://https://double.example/ http:///x :// ://:// https:/ www.a.b://c",
+		"a://b.example https://www.google.com/url?q=https://evil.example/ end",
+	} {
+		f.Add(s, 3)
+		f.Add(s, 500)
+	}
+	f.Fuzz(func(t *testing.T, text string, limit int) {
+		limit = 1 + int(uint(limit)%600)
+		if got, want := FindURLs(text, limit), findURLsReference(text, limit); !reflect.DeepEqual(got, want) {
+			t.Fatalf("FindURLs(%q, %d) = %v, reference %v", text, limit, got, want)
+		}
+	})
+}
