@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"bytes"
 	_ "embed"
 	"net/mail"
 	"strings"
@@ -389,11 +390,14 @@ func mentionsRecipient(m *scanner.Message, rcpt string) bool {
 	if !ok || len(local) < 4 {
 		return false
 	}
-	places := []string{m.Subject}
+	places := make([]string, 1, 3)
+	places[0] = m.Subject
+	// The greeting is folded on the stack, most often all of it.
+	var folded [2 * greetingBytes]byte
 	for _, t := range []string{m.Text, m.HTML.Text} {
 		line := firstLine(t)
 		line = line[:min(len(line), greetingBytes)]
-		if greeting(fold(line, 0)) {
+		if greeting(appendFold(folded[:0], 0, line)) {
 			places = append(places, line)
 		}
 	}
@@ -443,9 +447,9 @@ func firstLine(s string) string {
 }
 
 // greeting reports whether a folded line opens with a salutation.
-func greeting(folded string) bool {
-	w, _, _ := strings.Cut(folded, " ")
-	return greetings[w]
+func greeting(folded []byte) bool {
+	w, _, _ := bytes.Cut(folded, []byte(" "))
+	return greetings[string(w)]
 }
 
 var greetings = map[string]bool{
