@@ -259,6 +259,11 @@ func FuzzDisguisedWordsMatchesReference(f *testing.F) {
 	for _, s := range textSeeds {
 		f.Add(s, s+" tail")
 	}
+	// A run of ASCII letters taking the rune budget to within a few runes
+	// of its end: the word that mixes scripts after it is found or not.
+	for d := -2; d <= 2; d++ {
+		f.Add("é "+strings.Repeat("x", maxScannedRunes-8+d), "Gооgle")
+	}
 	f.Fuzz(func(t *testing.T, a, b string) {
 		wzw, wmixed := disguisedWordsReference(a, b)
 		// Without, then with, what the caller knows of which is ASCII.

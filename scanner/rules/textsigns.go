@@ -501,8 +501,18 @@ func disguisedWords(texts []string, ascii []bool) (zeroWidth int, mixed string) 
 				if start < 0 {
 					start = at
 				}
+				// The ASCII letters after it, read at once, change the
+				// counts only: past the budget, nothing found differs.
+				n := 1
+				for i < len(t) && asciiLetter(t[i]) {
+					i++
+					n++
+				}
+				if runes += n - 1; runes > maxScannedRunes {
+					return zeroWidth, mixed
+				}
 				prevLatin = true
-				letters++
+				letters += n
 				continue
 			case r < utf8.RuneSelf:
 			case isZeroWidth(r):
