@@ -278,7 +278,13 @@ func (s *Store) SearchTracking(ctx context.Context, f tracking.Filter) ([]tracki
 		add(s.caselessEquals("recipient", "?"), f.Recipient)
 	}
 	if f.Sender != "" {
-		add(s.caselessEquals("sender", "?"), f.Sender)
+		spellings := []any{f.Sender}
+		conds := []string{s.caselessEquals("sender", "?")}
+		for _, o := range f.SenderSpellings {
+			spellings = append(spellings, o)
+			conds = append(conds, s.caselessEquals("sender", "?"))
+		}
+		add("("+strings.Join(conds, " OR ")+")", spellings...)
 	}
 	for _, c := range []struct{ col, v string }{{"queue_id", f.QueueID}, {"message_id", f.MessageID}, {"reference", f.Reference}, {"status", string(f.Status)}} {
 		if c.v != "" {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/mxgrid/mxgrid/internal/queryval"
 	"github.com/mxgrid/mxgrid/tenant"
+	"golang.org/x/net/idna"
 )
 
 // DefaultLimit is a page when the query names none.
@@ -33,6 +34,33 @@ func recipientQuery(s string) string {
 		return s[:at+1] + d
 	}
 	return s
+}
+
+// otherSpellings are address with its domain in its other IDNA forms:
+// the A-label and the U-label of "anna@Bücher.example" or of
+// "anna@xn--bcher-kva.example", less the one typed. There are none for
+// an ASCII name, an address literal or no domain.
+func otherSpellings(address string) []string {
+	at := strings.LastIndexByte(address, '@')
+	if at < 0 {
+		return nil
+	}
+	typed := address[at+1:]
+	ascii, err := tenant.NormalizeDomain(typed)
+	if err != nil {
+		return nil
+	}
+	unicode, err := idna.Lookup.ToUnicode(ascii)
+	if err != nil || unicode == ascii {
+		return nil
+	}
+	var others []string
+	for _, d := range []string{ascii, unicode} {
+		if d != typed {
+			others = append(others, address[:at+1]+d)
+		}
+	}
+	return others
 }
 
 // ParseQuery reads a search from URL parameters (API, panel and CLI share
@@ -79,6 +107,7 @@ func ParseQuery(q url.Values, now time.Time) (Filter, map[string]string) {
 		QueueID: text("queue_id"), MessageID: text("message_id"), Reference: text("ref"),
 		Since: when("since"), Until: when("until"), Limit: DefaultLimit,
 	}
+	f.SenderSpellings = otherSpellings(f.Sender)
 	if s := q.Get("status"); s != "" {
 		st, ok := ParseStatus(s)
 		if !ok {

@@ -2,6 +2,8 @@ package tracking
 
 import (
 	"net/url"
+	"reflect"
+	"slices"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -25,11 +27,32 @@ func TestParseQuery(t *testing.T) {
 		t.Fatalf("times: %+v", f)
 	}
 	f.Since, f.Until, f.After.Time, want.Since, want.Until, want.After.Time = time.Time{}, time.Time{}, time.Time{}, time.Time{}, time.Time{}, time.Time{}
-	if f != want {
+	if !reflect.DeepEqual(f, want) {
 		t.Fatalf("got %+v\nwant %+v", f, want)
 	}
 	if f, errs := ParseQuery(url.Values{}, now); errs != nil || f.Limit != DefaultLimit {
 		t.Fatalf("empty query: %+v %v", f, errs)
+	}
+}
+
+// A sender is logged as written, so its search asks for the other IDNA
+// spellings of its domain too.
+func TestParseQuerySenderSpellings(t *testing.T) {
+	for _, tt := range []struct {
+		sender string
+		want   []string
+	}{
+		{"anna@b\u00fccher.example", []string{"anna@xn--bcher-kva.example"}},
+		{"anna@xn--bcher-kva.example", []string{"anna@b\u00fccher.example"}},
+		{"anna@B\u00dcCHER.example", []string{"anna@xn--bcher-kva.example", "anna@b\u00fccher.example"}},
+		{"anna@example.org", nil},
+		{"anna@[192.0.2.1]", nil},
+		{"anna", nil},
+	} {
+		f, errs := ParseQuery(url.Values{"sender": {tt.sender}}, time.Now())
+		if errs != nil || !slices.Equal(f.SenderSpellings, tt.want) {
+			t.Errorf("sender=%s: spellings %q (%v), want %q", tt.sender, f.SenderSpellings, errs, tt.want)
+		}
 	}
 }
 

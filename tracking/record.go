@@ -121,13 +121,17 @@ type Filter struct {
 	DomainID   int64
 	CustomerID int64
 	Recipient  string
-	Sender     string
-	QueueID    string
-	MessageID  string
-	Reference  string
-	Status     Status
-	Since      time.Time
-	Until      time.Time
+	// Sender is matched as typed and in each of SenderSpellings: smtpd
+	// logs a sender as it was written, so one sender of an IDN domain can
+	// be logged at its U-label and at its A-label.
+	Sender          string
+	SenderSpellings []string
+	QueueID         string
+	MessageID       string
+	Reference       string
+	Status          Status
+	Since           time.Time
+	Until           time.Time
 	// After continues a previous page (newest first).
 	After Cursor
 	Limit int

@@ -694,6 +694,20 @@ func TestMessageSearchByAnyDomainSpelling(t *testing.T) {
 			t.Errorf("recipient=%s: %d %s, want the message", rcpt, code, out)
 		}
 	}
+	// A sender is logged as it was written: the same one at either
+	// spelling of its domain is found by both.
+	if err := f.st.InsertTracking(ctx, []tracking.Record{
+		{Time: time.Now(), QueueID: "QU", Sender: "jan@m\u00fcller.example", Recipient: "a@a.example", DomainID: f.domA.ID, CustomerID: f.custA.ID, Status: tracking.StatusDelivered, ReplyCode: 250},
+		{Time: time.Now(), QueueID: "QA", Sender: "jan@xn--mller-kva.example", Recipient: "a@a.example", DomainID: f.domA.ID, CustomerID: f.custA.ID, Status: tracking.StatusDelivered, ReplyCode: 250},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, sender := range []string{"jan@m\u00fcller.example", "jan@xn--mller-kva.example", "JAN@M\u00dcLLER.example"} {
+		code, out := f.do("own", "GET", "/api/v1/messages?sender="+url.QueryEscape(sender), nil)
+		if code != 200 || !strings.Contains(string(out), `"queue_id":"QU"`) || !strings.Contains(string(out), `"queue_id":"QA"`) {
+			t.Errorf("sender=%s: %d %s, want both messages", sender, code, out)
+		}
+	}
 }
 
 // TestRecipientAtAnySpellingOfItsDomain adds recipients written with their
