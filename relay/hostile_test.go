@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -128,6 +129,38 @@ func hostileRelay(mutate func(*Config)) *Relay {
 		mutate(&cfg)
 	}
 	return New(cfg, "mx1.mxgrid.test", loopbackGuard(), slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+}
+
+// connLog tells a hostile server's answer function whether a line came on
+// the first connection the server took, and keeps the lines it is given,
+// across connections, for the test to read once the relay is done.
+type connLog struct {
+	mu    sync.Mutex
+	first net.Conn
+	lines []string
+}
+
+func (l *connLog) onFirst(c net.Conn) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.first == nil {
+		l.first = c
+	}
+	return c == l.first
+}
+
+// keep keeps line and returns how many lines are kept.
+func (l *connLog) keep(line string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lines = append(l.lines, line)
+	return len(l.lines)
+}
+
+func (l *connLog) kept() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.lines)
 }
 
 // endlessMessage is a message of n lines of text, made as it is read.
@@ -607,19 +640,12 @@ func TestSessionLostBeforeDataIsReplayed(t *testing.T) {
 		{"a recipient refused on the new connection", "421 4.4.2 timeout\r\n", "RCPT TO:<carol@customer.test>", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var mu sync.Mutex
-			var first net.Conn
-			var rcpts []string
+			var conns connLog
 			h := startHostile(t, "250-customer.test\r\n250 PIPELINING\r\n", func(h *hostile, c net.Conn, r *bufio.Reader, line string) bool {
-				mu.Lock()
-				if first == nil {
-					first = c
-				}
-				onFirst := c == first
+				onFirst := conns.onFirst(c)
 				if !onFirst && strings.HasPrefix(line, "RCPT") {
-					rcpts = append(rcpts, line)
+					conns.keep(line)
 				}
-				mu.Unlock()
 				switch {
 				case onFirst && strings.EqualFold(line, "DATA"):
 					io.WriteString(c, tc.lost)
@@ -657,9 +683,7 @@ func TestSessionLostBeforeDataIsReplayed(t *testing.T) {
 			if n := h.delivered.Load(); n != map[bool]int32{true: 1, false: 0}[tc.delivered] {
 				t.Errorf("the server took %d messages", n)
 			}
-			mu.Lock()
-			defer mu.Unlock()
-			if tc.delivered && strings.Join(rcpts, ",") != "RCPT TO:<bob@customer.test>,RCPT TO:<carol@customer.test>" {
+			if rcpts := conns.kept(); tc.delivered && strings.Join(rcpts, ",") != "RCPT TO:<bob@customer.test>,RCPT TO:<carol@customer.test>" {
 				t.Errorf("the new connection got %q, want both recipients", rcpts)
 			}
 		})
@@ -698,23 +722,17 @@ func TestSMTPUTF8DecidedForTheSessionUsed(t *testing.T) {
 			"Subject: ascii\r\n\r\nbody\r\n", "MAIL FROM:<a@sender.test> BODY=8BITMIME SMTPUTF8"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var mu sync.Mutex
-			var first net.Conn
-			var mails []string
+			var conns connLog
 			h := startHostile(t, "", func(h *hostile, c net.Conn, r *bufio.Reader, line string) bool {
-				mu.Lock()
-				if first == nil {
-					first = c
-				}
-				onFirst := c == first
+				onFirst := conns.onFirst(c)
 				verb := strings.ToUpper(strings.Fields(line + " x")[0])
+				mails := 0
 				if verb == "MAIL" {
-					mails = append(mails, line)
+					mails = conns.keep(line)
 				}
 				// The first MAIL on the first connection is the cached
 				// case's first transaction, delivered.
-				failNow := onFirst && verb == tc.at && (tc.at != "MAIL" || len(mails) > 1)
-				mu.Unlock()
+				failNow := onFirst && verb == tc.at && (tc.at != "MAIL" || mails > 1)
 				switch {
 				case verb == "EHLO" && onFirst:
 					io.WriteString(c, tc.first)
@@ -754,10 +772,8 @@ func TestSMTPUTF8DecidedForTheSessionUsed(t *testing.T) {
 			if err := send(tc.msg); err != nil {
 				t.Fatalf("got %v, want delivered on a new connection", err)
 			}
-			mu.Lock()
-			defer mu.Unlock()
-			if last := mails[len(mails)-1]; last != tc.wantMail {
-				t.Errorf("the new connection got %q, want %q", last, tc.wantMail)
+			if mails := conns.kept(); len(mails) == 0 || mails[len(mails)-1] != tc.wantMail {
+				t.Errorf("MAIL commands %q, want the last %q", mails, tc.wantMail)
 			}
 		})
 	}
@@ -772,20 +788,13 @@ func TestRcptAfterADroppedSessionAsksTheNextOne(t *testing.T) {
 		with    = "250-customer.test\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n"
 		without = "250-customer.test\r\n250-PIPELINING\r\n250 8BITMIME\r\n"
 	)
-	var mu sync.Mutex
-	var first net.Conn
-	var mails []string
+	var conns connLog
 	h := startHostile(t, "", func(h *hostile, c net.Conn, r *bufio.Reader, line string) bool {
-		mu.Lock()
-		if first == nil {
-			first = c
-		}
-		onFirst := c == first
+		onFirst := conns.onFirst(c)
 		verb := strings.ToUpper(strings.Fields(line + " x")[0])
 		if verb == "MAIL" {
-			mails = append(mails, line)
+			conns.keep(line)
 		}
-		mu.Unlock()
 		switch {
 		case verb == "EHLO" && onFirst:
 			io.WriteString(c, without)
@@ -812,9 +821,7 @@ func TestRcptAfterADroppedSessionAsksTheNextOne(t *testing.T) {
 	if err := tx.Rcpt(mailaddr.Address{Local: "j\u00f6rg", Domain: "customer.test"}); err != nil {
 		t.Fatalf("second recipient: got %v, want accepted on a new connection offering SMTPUTF8", err)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if want := "MAIL FROM:<a@sender.test> BODY=8BITMIME SMTPUTF8"; len(mails) != 2 || mails[1] != want {
+	if mails, want := conns.kept(), "MAIL FROM:<a@sender.test> BODY=8BITMIME SMTPUTF8"; len(mails) != 2 || mails[1] != want {
 		t.Errorf("MAIL commands %q, want the second %q", mails, want)
 	}
 }
