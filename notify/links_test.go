@@ -52,7 +52,7 @@ func TestReleaseLinkDeliversToItsRecipientOnly(t *testing.T) {
 	zw.Write([]byte("Subject: y\r\n\r\ny\r\n"))
 	zw.Close()
 	both, err := st.PutQuarantine(ctx, []quarantine.Item{{Time: time.Now(), Domain: "a.example", DomainID: 7, CustomerID: 3, Sender: "s@x.example",
-		Recipients: []string{"ann@a.example", "bob@a.example"}, State: quarantine.StateHeld}}, gz.Bytes(), 1<<30)
+		Recipients: []string{"ann@a.example", "bob@a.example"}, State: quarantine.StateHeld}}, gz.Bytes(), 0, 1<<30)
 	if err != nil {
 		t.Fatal(err)
 	}

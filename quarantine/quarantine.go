@@ -158,7 +158,9 @@ func (releasingError) Is(target error) bool { return target == ErrNotHeld }
 // Store persists items; *store.Store implements it. Items another scope
 // does not own are tenant.ErrNotFound.
 type Store interface {
-	PutQuarantine(ctx context.Context, items []Item, gz []byte, maxBytesPerDomain int64) ([]int64, error)
+	// PutQuarantine holds one message, its body gz once for its items,
+	// counting cost against the domain's maxBytesPerDomain.
+	PutQuarantine(ctx context.Context, items []Item, gz []byte, cost, maxBytesPerDomain int64) ([]int64, error)
 	ListQuarantine(ctx context.Context, f Filter) ([]Item, error)
 	GetQuarantine(ctx context.Context, scope tracking.Scope, id int64) (Item, []byte, error)
 	// QuarantineItem is GetQuarantine without the body.
@@ -311,7 +313,30 @@ func (s *Service) Hold(ctx context.Context, it Item, msg io.Reader) ([]int64, er
 		items[i] = it
 		items[i].Recipients = []string{r}
 	}
-	return s.store.PutQuarantine(ctx, items, gz.Bytes(), s.cfg.MaxBytesPerDomain)
+	return s.store.PutQuarantine(ctx, items, gz.Bytes(), heldCost(size, items), s.cfg.MaxBytesPerDomain)
+}
+
+// rowOverhead is about what an item's row costs beyond its text: its
+// numbers, the row's header and its index entries.
+const rowOverhead = 200
+
+// heldCost is what a message of size bytes and its items count against
+// the domain's cap: the message once, and each item's row. A row keeps its sender's text
+// per recipient: counted as the message alone, a 2 KB spam (a 998-byte
+// subject and Message-ID) to 100 recipients stored 200 KB of rows for 2 KB
+// of the cap, and a 1 GiB cap let a domain's quarantine pass 100 GiB.
+func heldCost(size int64, items []Item) int64 {
+	cost := size
+	for _, it := range items {
+		cost += rowOverhead + int64(len(it.QueueID)+len(it.Domain)+len(it.Sender)+len(it.Subject)+len(it.MessageID))
+		for _, r := range it.Recipients {
+			cost += int64(len(r)) + 1
+		}
+		for _, sym := range it.Symbols {
+			cost += int64(len(sym)) + 1
+		}
+	}
+	return cost
 }
 
 // List returns a page of the scope's items, newest first.

@@ -86,8 +86,9 @@ func TestRetentionAndCapWithInjectedClock(t *testing.T) {
 	if _, reply, err := svc.Release(ctx, op, young, "op"); err != nil || reply != "250 2.0.0 queued" || len(downstream.got) != 1 {
 		t.Fatalf("release: %q %v %d", reply, err, len(downstream.got))
 	}
-	// Released bytes no longer count: a message of the whole cap fits.
-	if _, err := hold(2 << 20); err != nil {
+	// Released bytes no longer count: a message of the whole cap, but its
+	// row's share, fits.
+	if _, err := hold(2<<20 - 1<<10); err != nil {
 		t.Fatalf("after release and prune the cap has room: %v", err)
 	}
 }
@@ -744,5 +745,47 @@ func TestAbandonedClaimIsSaidSo(t *testing.T) {
 		!strings.Contains(log[0].Reply, "after the retention") || !strings.Contains(log[0].Reply, "dead node") ||
 		!strings.Contains(log[0].Reply, "2026-03-01T09:00:00Z") || !strings.Contains(log[0].Reply, "unknown") {
 		t.Errorf("records of the removed claim: %+v, want one, quarantined, saying its delivery is unknown", log)
+	}
+}
+
+// TestHeldRowsCountAgainstTheCap: a message is stored once, but each of
+// its recipients' items keeps the sender, the recipient, the subject and
+// the Message-ID in a row of its own, and those count against the cap too.
+// Counted as the message alone, a spammer's 2 KB message (a 998-byte
+// subject and Message-ID) to 100 recipients stored 200 KB of rows for 2
+// KB of the cap: a 1 GiB cap let a domain's quarantine grow past 100 GiB.
+func TestHeldRowsCountAgainstTheCap(t *testing.T) {
+	ctx := context.Background()
+	const maxBytes = 1 << 20
+	cfg := quarantine.DefaultConfig()
+	cfg.MaxBytesPerDomain = maxBytes
+	svc := quarantine.New(cfg, openStore(t), &recorder{}, nil)
+	subject, msgID := strings.Repeat("s", 998), "<"+strings.Repeat("m", 996)+">"
+	msg := "Subject: " + subject + "\r\nMessage-ID: " + msgID + "\r\n\r\nx\r\n"
+	rcpts := make([]string, 100)
+	for i := range rcpts {
+		rcpts[i] = fmt.Sprintf("%s%02d@a.example", strings.Repeat("r", 62), i)
+	}
+	var stored int64
+	for holds := 0; ; holds++ {
+		it := quarantine.Item{QueueID: "Q", Domain: "a.example", DomainID: 1, Sender: strings.Repeat("x", 64) + "@spam.example",
+			Recipients: rcpts, Subject: subject, MessageID: msgID, Symbols: []string{"BAYES_SPAM", "URIBL_BLACK"}}
+		ids, err := svc.Hold(ctx, it, strings.NewReader(msg))
+		if errors.Is(err, quarantine.ErrOverCap) {
+			if holds == 0 {
+				t.Fatal("the first message was refused")
+			}
+			return
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		stored += int64(len(msg))
+		for _, r := range rcpts[:len(ids)] {
+			stored += int64(len(it.QueueID) + len(it.Domain) + len(it.Sender) + len(r) + len(subject) + len(msgID) + len("BAYES_SPAM URIBL_BLACK"))
+		}
+		if stored > maxBytes {
+			t.Fatalf("%d messages held: %d bytes of messages and rows under a cap of %d", holds+1, stored, maxBytes)
+		}
 	}
 }

@@ -23,8 +23,9 @@ import (
 // (and rows a node of an older version writes during a rolling upgrade)
 // keep the body in their own body column and are read as they are.
 //
-// The per-domain cap counts the uncompressed size of each body a held
-// item of the domain refers to, once, and is checked in the statement
+// The per-domain cap counts the cost of each body a held item of the
+// domain refers to, once (quarantine.Service counts the message's
+// uncompressed size and its items' rows), and is checked in the statement
 // inserting the body, one hold of a domain at a time (SQLite's one
 // connection; on PostgreSQL checked again under a lock per domain,
 // holdLock).
@@ -117,7 +118,7 @@ func (s *Store) MigrateQuarantine(ctx context.Context) error {
 const quarantineCols = `id, at_us, queue_id, domain, domain_id, customer_id, sender, recipients, subject, message_id,
 	size, score, symbols, state, released_by, released_us`
 
-// heldBytes is the uncompressed size of the mail domain $1 holds: each of
+// heldBytes is what the mail domain $1 holds counts against its cap: each of
 // its bodies once, and the items that keep their own body (held before
 // bodies were shared). A body lives only while a held (or releasing) item
 // refers to it: a release or delete clears the item's body_id and deletes
@@ -141,9 +142,10 @@ var beforeQuarantineCommit func(context.Context, *sql.Tx)
 
 // PutQuarantine holds one message: its body gz once, and one row per
 // item (its recipients are held, released and deleted apart), all or
-// none, unless the domain's held bytes would pass maxBytes
-// (quarantine.ErrOverCap). The items are one message's, in one domain.
-func (s *Store) PutQuarantine(ctx context.Context, items []quarantine.Item, gz []byte, maxBytes int64) ([]int64, error) {
+// none, unless the domain's held bytes and cost, what the caller counts
+// the message and its rows, would pass maxBytes (quarantine.ErrOverCap).
+// The items are one message's, in one domain.
+func (s *Store) PutQuarantine(ctx context.Context, items []quarantine.Item, gz []byte, cost, maxBytes int64) ([]int64, error) {
 	if len(items) == 0 {
 		return nil, nil
 	}
@@ -183,10 +185,10 @@ func (s *Store) PutQuarantine(ctx context.Context, items []quarantine.Item, gz [
 	}
 	defer tx.Rollback()
 	var bodyID int64
-	// The size goes twice: PostgreSQL deduces one type per parameter, and
+	// The cost goes twice: PostgreSQL deduces one type per parameter, and
 	// the sum is numeric where the column is bigint.
 	err = tx.QueryRowContext(ctx, `INSERT INTO quarantine_bodies (size, body, domain_id) SELECT $2, $3, $1 WHERE `+heldBytes+` + $5 <= $4 RETURNING id`,
-		msg.DomainID, msg.Size, gz, maxBytes, msg.Size).Scan(&bodyID)
+		msg.DomainID, cost, gz, maxBytes, cost).Scan(&bodyID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, quarantine.ErrOverCap
 	}

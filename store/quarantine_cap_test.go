@@ -46,7 +46,7 @@ func BenchmarkHoldBesideManyHeld(b *testing.B) {
 	}
 	b.ResetTimer()
 	for range b.N {
-		if _, err := s.PutQuarantine(ctx, []quarantine.Item{it}, gz, 1<<40); err != nil {
+		if _, err := s.PutQuarantine(ctx, []quarantine.Item{it}, gz, it.Size, 1<<40); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -102,7 +102,7 @@ func TestCapCountsBodiesHeldBeforeTheUpgrade(t *testing.T) {
 			}
 			hold := func(size int64) error {
 				_, err := s.PutQuarantine(ctx, []quarantine.Item{{Time: time.Now(), QueueID: "N", Domain: "a.example", DomainID: 5,
-					CustomerID: 3, Sender: "s@x.example", Recipients: []string{"ann@a.example"}, Size: size}}, []byte("gz"), 1000)
+					CustomerID: 3, Sender: "s@x.example", Recipients: []string{"ann@a.example"}, Size: size}}, []byte("gz"), size, 1000)
 				return err
 			}
 			if err := hold(500); !errors.Is(err, quarantine.ErrOverCap) {
@@ -131,7 +131,7 @@ func TestCapHoldsUnderRacingHolds(t *testing.T) {
 			}
 			hold := func(rcpt string) error {
 				_, err := s.PutQuarantine(ctx, []quarantine.Item{{Time: time.Now(), QueueID: "Q", Domain: "a.example", DomainID: 5,
-					CustomerID: 3, Sender: "s@x.example", Recipients: []string{rcpt}, Size: 600}}, []byte("gz"), 1000)
+					CustomerID: 3, Sender: "s@x.example", Recipients: []string{rcpt}, Size: 600}}, []byte("gz"), 600, 1000)
 				return err
 			}
 			second := make(chan error, 1)

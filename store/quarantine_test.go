@@ -30,7 +30,7 @@ func TestQuarantineStore(t *testing.T) {
 		put := func(size int64, at time.Time) (int64, error) {
 			ids, err := s.PutQuarantine(ctx, []quarantine.Item{{Time: at, QueueID: "Q", Domain: "a.example", DomainID: 5, CustomerID: fx.customers[0],
 				Sender: "x@s.example", Recipients: []string{"bob@a.example", "ann@a.example"}, Subject: "Invoice", Size: size,
-				Score: 7, Symbols: []string{"MODEL_SPAM"}, State: quarantine.StateHeld}}, []byte("gz"), 1000)
+				Score: 7, Symbols: []string{"MODEL_SPAM"}, State: quarantine.StateHeld}}, []byte("gz"), size, 1000)
 			if err != nil {
 				return 0, err
 			}
@@ -218,7 +218,7 @@ func TestQuarantineRecipientsKeepQuotedSpaces(t *testing.T) {
 			{"ann@a.example", "bob@a.example"},
 		} {
 			ids, err := s.PutQuarantine(ctx, []quarantine.Item{{Time: time.Now(), Domain: "a.example", DomainID: 5, CustomerID: 3,
-				Sender: "x@s.example", Recipients: rcpts, State: quarantine.StateHeld}}, []byte("gz"), 1<<30)
+				Sender: "x@s.example", Recipients: rcpts, State: quarantine.StateHeld}}, []byte("gz"), 0, 1<<30)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -246,7 +246,7 @@ func TestQuarantineSearchText(t *testing.T) {
 		for _, subject := range []string{"Überweisung fällig", "100% free", "a_b", `back\slash`, "plain"} {
 			got, err := s.PutQuarantine(ctx, []quarantine.Item{{Time: time.Now(), QueueID: "Q", Domain: "a.example", DomainID: 5,
 				CustomerID: fx.customers[0], Sender: "x@s.example", Recipients: []string{"bob@a.example"}, Subject: subject,
-				State: quarantine.StateHeld}}, []byte("gz"), 1<<30)
+				State: quarantine.StateHeld}}, []byte("gz"), 0, 1<<30)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -323,7 +323,7 @@ func TestQuarantineHoldsOneBodyPerMessage(t *testing.T) {
 				items[i] = quarantine.Item{Time: at, QueueID: queueID, Domain: "a.example", DomainID: 5, CustomerID: 3,
 					Sender: "x@s.example", Recipients: []string{r}, Subject: "Offer", Size: size, Score: 7, State: quarantine.StateHeld}
 			}
-			return s.PutQuarantine(ctx, items, []byte("gz "+queueID), capBytes)
+			return s.PutQuarantine(ctx, items, []byte("gz "+queueID), size, capBytes)
 		}
 		count := func(query string) int {
 			t.Helper()
@@ -464,7 +464,7 @@ func TestDeleteOfAnotherTenantsItemLocksNothing(t *testing.T) {
 	owner, other := tracking.Scope{ResellerID: fx.resellers[0]}, tracking.Scope{ResellerID: fx.resellers[1]}
 	ids, err := s.PutQuarantine(ctx, []quarantine.Item{{Time: time.Now(), QueueID: "Q", Domain: "a.example", DomainID: 5,
 		CustomerID: fx.customers[0], Sender: "x@s.example", Recipients: []string{"bob@a.example"}, Size: 10, State: quarantine.StateHeld}},
-		[]byte("gz"), 1000)
+		[]byte("gz"), 10, 1000)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -526,7 +526,7 @@ func TestPruneFreesAbandonedReleases(t *testing.T) {
 				put := func() ([]int64, error) {
 					return s.PutQuarantine(ctx, []quarantine.Item{{Time: old, QueueID: "Q", Domain: "a.example", DomainID: 5,
 						CustomerID: fx.customers[0], Sender: "x@s.example", Recipients: []string{"bob@a.example"}, Size: 600,
-						State: quarantine.StateHeld}}, []byte("gz"), 1000)
+						State: quarantine.StateHeld}}, []byte("gz"), 600, 1000)
 				}
 				ids, err := put()
 				if err != nil {
@@ -588,7 +588,7 @@ func TestQuarantineHoldIsCommittedDurably(t *testing.T) {
 			during = 0
 			_, err := s.PutQuarantine(ctx, []quarantine.Item{{Time: time.Now(), QueueID: "Q", Domain: "a.example", DomainID: 5,
 				CustomerID: 1, Sender: "x@s.example", Recipients: []string{"bob@a.example"}, Size: 100,
-				State: quarantine.StateHeld}}, []byte("gz"), tc.max)
+				State: quarantine.StateHeld}}, []byte("gz"), 100, tc.max)
 			if !errors.Is(err, tc.err) {
 				t.Fatalf("%s: %v", tc.name, err)
 			}
@@ -634,7 +634,7 @@ func TestPruneWorksInBatches(t *testing.T) {
 				put := func(at time.Time) int64 {
 					ids, err := s.PutQuarantine(ctx, []quarantine.Item{{Time: at, QueueID: "Q", Domain: "a.example", DomainID: 5,
 						CustomerID: 1, Sender: "x@s.example", Recipients: []string{"bob@a.example"}, Size: 10,
-						State: quarantine.StateHeld}}, []byte("gz"), 1<<20)
+						State: quarantine.StateHeld}}, []byte("gz"), 10, 1<<20)
 					if err != nil {
 						t.Fatal(err)
 					}
