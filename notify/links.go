@@ -134,6 +134,10 @@ func (l *Links) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		l.log.Warn("release link", "item", link.ItemID, "err", err)
+		if errors.Is(err, quarantine.ErrMaybeDelivered) {
+			l.page(w, http.StatusBadGateway, linkView{Title: "Delivery not confirmed", Text: "The connection to your mail server was lost after the message was sent, so it may be in your mailbox. It is not released again; ask your provider if you did not get it."})
+			return
+		}
 		l.page(w, http.StatusBadGateway, linkView{Title: "Not delivered yet", Text: "Your mail server did not take the message; it stays in the quarantine. Try again later."})
 		return
 	}

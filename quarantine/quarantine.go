@@ -142,10 +142,24 @@ var (
 	// ErrDelivery: the customer's server did not take the released
 	// message; it stays held.
 	ErrDelivery = errors.New("quarantine: delivery failed, the message stays held")
+	// ErrMaybeDelivered: a Deliverer lost the customer's server after
+	// sending the whole message, so the server may have taken it. The
+	// release is not undone: put back to held, the message was delivered
+	// again by the next release, the customer having been told it was
+	// not delivered. It is also ErrDelivery.
+	ErrMaybeDelivered error = maybeDeliveredError{}
 	// ErrBusy: the messages open on this node (previews, releases) hold
 	// quarantine.max_open_bytes; nothing was done, try again shortly.
 	ErrBusy = errors.New("quarantine: too many held messages open on this node; try again shortly")
 )
+
+type maybeDeliveredError struct{}
+
+func (maybeDeliveredError) Error() string {
+	return "quarantine: the connection to the customer's server was lost after the message was sent, so it may have been delivered; it is not released again, and is removed at the retention"
+}
+
+func (maybeDeliveredError) Is(target error) bool { return target == ErrDelivery }
 
 type releasingError struct{}
 
@@ -434,9 +448,15 @@ func (s *Service) Release(ctx context.Context, scope tracking.Scope, id int64, b
 	msg, err := gunzip(gz)
 	var reply string
 	if err == nil {
-		if reply, err = s.deliver.Deliver(dctx, HeldDomain{ID: it.DomainID, CustomerID: it.CustomerID, Name: it.Domain}, it.Sender, it.Recipients, msg); err != nil {
+		if reply, err = s.deliver.Deliver(dctx, HeldDomain{ID: it.DomainID, CustomerID: it.CustomerID, Name: it.Domain}, it.Sender, it.Recipients, msg); err != nil && !errors.Is(err, ErrMaybeDelivered) {
 			err = fmt.Errorf("%w: %w", ErrDelivery, err)
 		}
+	}
+	if errors.Is(err, ErrMaybeDelivered) {
+		// Left releasing, as a release whose node stopped is: whether it
+		// was delivered is unknown, and twice in a mailbox is worse than
+		// once in the quarantine.
+		return it, reply, fmt.Errorf("quarantine: release %d: %w", id, err)
 	}
 	delivered := err == nil
 	if delivered {

@@ -130,6 +130,11 @@ type Error struct {
 	BeforeRcpt bool
 	// Err is the underlying cause, for logs only.
 	Err error
+	// MaybeTaken: the message's end was sent and the session was lost
+	// before a reply, so the customer's server may have taken it. The
+	// sender retries anyway (RFC 5321 §6.1 accepts the duplicate); a
+	// quarantine release must not.
+	MaybeTaken bool
 }
 
 // Error is one printable line: the cause quotes the customer's server,
@@ -648,7 +653,9 @@ func (t *Transaction) data(msg io.Reader, eightBit func() bool) (string, *Error)
 			t.reusable = false
 			return se.Message, nil
 		}
-		return "", t.downstream("end of DATA", err)
+		e := t.downstream("end of DATA", err)
+		e.MaybeTaken = e.Kind == KindLost
+		return "", e
 	}
 	return resp.StatusText, nil
 }

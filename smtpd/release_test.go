@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -12,7 +14,9 @@ import (
 	"github.com/mxgrid/mxgrid/quarantine"
 	"github.com/mxgrid/mxgrid/relay"
 	"github.com/mxgrid/mxgrid/smtpd"
+	"github.com/mxgrid/mxgrid/store"
 	"github.com/mxgrid/mxgrid/tenant"
+	"github.com/mxgrid/mxgrid/tracking"
 )
 
 // directory is a tenant snapshot of one domain, or of none.
@@ -101,5 +105,49 @@ func TestReleaseOf8BitNeeds8BITMIME(t *testing.T) {
 				t.Fatalf("release: %v, DATA sent %d times; want 554 5.6.3 and none", err, len(sink.commands("DATA")))
 			}
 		})
+	}
+}
+
+// TestReleaseLostAfterTheMessageIsNotReleasedAgain: the customer's server
+// read a released message to its end and was lost before its reply (here
+// it never answers, and the relay's data timeout ends the wait), so it may
+// have taken the message. The release is not undone: put back to held and
+// answered "stays held", the message was delivered again by the next
+// click, a second copy in the recipient's mailbox.
+func TestReleaseLostAfterTheMessageIsNotReleasedAgain(t *testing.T) {
+	ctx := context.Background()
+	sink := smtptest.StartSink(t)
+	gate := sink.GateData()
+	read := make(chan struct{})
+	go func() {
+		<-gate.Entered
+		close(read)
+	}()
+	dir := directory{"a.example": {Name: "a.example", ID: 7, CustomerID: 3, Route: tenant.Route{Addr: sink.Addr, TLS: tenant.TLSNone}}}
+	rcfg := relay.DefaultConfig()
+	rcfg.DataTimeout = 300 * time.Millisecond
+	rel := relay.New(rcfg, "mx.mxgrid.test", smtptest.Guard(), slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	st, err := store.Open(store.DefaultConfig(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if err := st.MigrateQuarantine(ctx); err != nil {
+		t.Fatal(err)
+	}
+	svc := quarantine.New(quarantine.DefaultConfig(), st, smtpd.Releaser{Directory: dir, Relay: smtpd.Relay{Relay: rel}}, nil)
+	ids, err := svc.Hold(ctx, quarantine.Item{Domain: "a.example", DomainID: 7, CustomerID: 3, Sender: "s@x.example",
+		Recipients: []string{"bob@a.example"}}, strings.NewReader("Subject: x\r\n\r\nx\r\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	op := tracking.Scope{Operator: true}
+	_, _, err = svc.Release(ctx, op, ids[0], "op")
+	<-read
+	if !errors.Is(err, quarantine.ErrMaybeDelivered) || !errors.Is(err, quarantine.ErrDelivery) {
+		t.Fatalf("release lost after the message's end: %v", err)
+	}
+	if _, _, err := svc.Release(ctx, op, ids[0], "op"); !errors.Is(err, quarantine.ErrNotHeld) || sink.Connections() != 1 {
+		t.Fatalf("second release: %v, %d connections to the customer's server; want not held and 1", err, sink.Connections())
 	}
 }
