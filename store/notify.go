@@ -149,12 +149,13 @@ func (s *Store) OptedOut(ctx context.Context, recipient string) (bool, error) {
 }
 
 // BrandOf is the white-label name a customer's mail goes out under: its
-// reseller's name ("" for the operator's own domains).
+// reseller's display name, as the panel shows it, or its name when it has
+// none ("" for the operator's own domains).
 func (s *Store) BrandOf(ctx context.Context, customerID int64) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
 	defer cancel()
 	var name string
-	err := s.DB.QueryRowContext(ctx, `SELECT r.name FROM customers c JOIN resellers r ON r.id = c.reseller_id WHERE c.id = $1`, customerID).Scan(&name)
+	err := s.DB.QueryRowContext(ctx, `SELECT COALESCE(NULLIF(r.display_name, ''), r.name) FROM customers c JOIN resellers r ON r.id = c.reseller_id WHERE c.id = $1`, customerID).Scan(&name)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", nil
 	}

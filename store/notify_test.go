@@ -5,7 +5,42 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/mxgrid/mxgrid/admin"
+	"github.com/mxgrid/mxgrid/tenant"
 )
+
+// TestBrandOf: a digest goes out under the white label the panel shows,
+// the reseller's display name, and its name when it has none.
+func TestBrandOf(t *testing.T) {
+	for _, tc := range dialects {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			s := tc.open(t)
+			ts := NewTenants(s)
+			a := admin.AuditEntry{Actor: "t", Action: "create", Object: "x"}
+			for _, r := range []tenant.Reseller{{Name: "acme-hosting", DisplayName: "ACME Mail Shield"}, {Name: "plain-it"}} {
+				if _, err := ts.CreateReseller(ctx, &r, a); err != nil {
+					t.Fatal(err)
+				}
+				c := tenant.Customer{ResellerID: r.ID, Name: "c"}
+				if _, err := ts.CreateCustomer(ctx, &c, a); err != nil {
+					t.Fatal(err)
+				}
+				want := r.DisplayName
+				if want == "" {
+					want = r.Name
+				}
+				if got, err := s.BrandOf(ctx, c.ID); err != nil || got != want {
+					t.Errorf("BrandOf(customer of %s) = %q, %v; want %q", r.Name, got, err, want)
+				}
+			}
+			if got, err := s.BrandOf(ctx, 0); err != nil || got != "" {
+				t.Errorf("BrandOf(operator's) = %q, %v; want \"\"", got, err)
+			}
+		})
+	}
+}
 
 // TestDigestRecords: a digest is recorded once per recipient and period,
 // a period lists whom it sent to, a record can be forgotten, and pruning
