@@ -404,6 +404,44 @@ func TestCheck(t *testing.T) {
 			wantReject:  true,
 		},
 		{
+			// RFC 5322 allows comments and white space around a
+			// domain's atoms (obs-domain); net/mail does not, and
+			// the domain read past it was none: dmarc=permerror.
+			name: "From with comments and blanks in a p=reject domain: DMARC fails",
+			env:  scanner.Envelope{ClientIP: good, HELO: "[192.0.2.10]", MailFrom: "x@strict.example", DMARCEnforce: true},
+			raw: func(testing.TB) []byte {
+				return []byte("From: CEO <ceo@(a (nested) comment)example.org>, ceo@ example . (x) org\r\nSubject: x\r\n\r\nx\r\n")
+			},
+			wantAR: []string{
+				"spf=pass smtp.mailfrom=x@strict.example",
+				"dkim=none",
+				"dmarc=fail (p=reject dis=reject) header.from=example.org",
+			},
+			wantSymbols: []string{"SPF_PASS", "DKIM_NONE", "DMARC_FAIL_REJECT"},
+			wantReject:  true,
+		},
+		{
+			// Read as RFC 5322 reads it, the domain is another; as
+			// written, or in the comment, it is the spoofed one, which
+			// a mail reader may show.
+			name: "From naming a p=reject domain before a blank or in a comment: DMARC fails",
+			env:  scanner.Envelope{ClientIP: good, HELO: "[192.0.2.10]", MailFrom: "x@strict.example", DMARCEnforce: true},
+			raw: func(testing.TB) []byte {
+				return []byte("From: <ceo@example.org .other.example>\r\nFrom: x@(ceo@example.org)other.example\r\nSubject: x\r\n\r\nx\r\n")
+			},
+			wantSymbols: []string{"SPF_PASS", "DKIM_NONE", "DMARC_FAIL_REJECT"},
+			wantReject:  true,
+		},
+		{
+			name: "From with white space after a p=reject domain's dot: DMARC fails",
+			env:  scanner.Envelope{ClientIP: good, HELO: "[192.0.2.10]", MailFrom: "x@strict.example", DMARCEnforce: true},
+			raw: func(testing.TB) []byte {
+				return []byte("From: CEO <ceo@example. org>\r\nSubject: x\r\n\r\nx\r\n")
+			},
+			wantSymbols: []string{"SPF_PASS", "DKIM_NONE", "DMARC_FAIL_REJECT"},
+			wantReject:  true,
+		},
+		{
 			name: "unparsable From without a domain: permerror",
 			env:  scanner.Envelope{ClientIP: good, HELO: "[192.0.2.10]", MailFrom: "x@strict.example"},
 			raw: func(testing.TB) []byte {

@@ -441,10 +441,39 @@ func aLabels(domain string) string {
 	return strings.ToLower(domain)
 }
 
-// domainsAfterAt yields the names that follow an '@' in v (a domain
+// domainsAfterAt yields the names that follow an '@' in v, each as
+// written (namesAfterAt) and as RFC 5322 reads a domain (readDomain):
+// comments and white space may come before it and around its dots
+// (3.4.1, obs-domain 4.4). net/mail refuses "ceo@(x)bank.example" and
+// "ceo@bank. example", and read only as written they named no domain, or
+// "bank.": a spoofed p=reject domain was dmarc=permerror. The names after
+// an '@' in the comments read past are yielded too, as written, so every
+// byte of v is read at most twice.
+func domainsAfterAt(v string) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		for rest := v; ; {
+			at := strings.IndexByte(rest, '@')
+			if at < 0 {
+				return
+			}
+			d, next := readDomain(strings.TrimPrefix(skipCFWS(rest[at+1:]), "["))
+			if d = strings.TrimSuffix(d, "."); strings.Contains(d, ".") && !yield(d) {
+				return
+			}
+			for d := range namesAfterAt(rest[at : len(rest)-len(next)]) {
+				if !yield(d) {
+					return
+				}
+			}
+			rest = next
+		}
+	}
+}
+
+// namesAfterAt yields the names that follow an '@' in v (a domain
 // literal's brackets dropped), up to the first character no domain holds;
 // those without a dot are left out.
-func domainsAfterAt(v string) iter.Seq[string] {
+func namesAfterAt(v string) iter.Seq[string] {
 	return func(yield func(string) bool) {
 		for rest := v; ; {
 			_, after, found := strings.Cut(rest, "@")
@@ -462,6 +491,53 @@ func domainsAfterAt(v string) iter.Seq[string] {
 			rest = after[end:]
 		}
 	}
+}
+
+// readDomain reads the domain at the start of s, its labels up to the
+// first character no domain holds, the dots between them perhaps
+// surrounded by comments and white space; it returns the name, without
+// those, and what follows it. A name written whole is a part of s.
+func readDomain(s string) (name, rest string) {
+	var b []byte // the name, once comments or blanks split it; nil while it is s[:n]
+	n := 0
+	rest = s
+	for {
+		end := strings.IndexAny(rest, " \t\r\n<>()[],;:\"\\@.")
+		if end < 0 {
+			end = len(rest)
+		}
+		label, after := rest[:end], rest[end:]
+		next := skipCFWS(after)
+		dot := strings.HasPrefix(next, ".")
+		if dot {
+			next = skipCFWS(next[1:])
+		}
+		switch {
+		case b == nil && len(s)-len(rest) == n && !dot:
+			n += end
+		case b == nil && len(s)-len(rest) == n && strings.HasPrefix(after, "."):
+			n += end + 1
+			if len(next) != len(after)-1 {
+				b = []byte(s[:n])
+			}
+		default:
+			if b == nil {
+				b = []byte(s[:n])
+			}
+			b = append(b, label...)
+			if dot {
+				b = append(b, '.')
+			}
+		}
+		rest = next
+		if !dot {
+			break
+		}
+	}
+	if b == nil {
+		return s[:n], rest
+	}
+	return string(b), rest
 }
 
 // simpleFromDomain returns the domain of a From value in the shapes

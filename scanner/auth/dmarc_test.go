@@ -158,3 +158,22 @@ func TestManyDMARCStringsCostLittle(t *testing.T) {
 		}
 	}
 }
+
+func TestReadDomain(t *testing.T) {
+	for _, tt := range []struct{ in, name, rest string }{
+		{"example.org>", "example.org", ">"},
+		{"example.org", "example.org", ""},
+		{"example. org>", "example.org", ">"},
+		{"example .org>", "example.org", ">"},
+		{"example.(x)org (y)>", "example.org", ">"},
+		{"a.b (x) . c. d e", "a.b.c.d", "e"},
+		{"example.org.>", "example.org.", ">"},
+		{"example.org.  , b@c.d", "example.org.", ", b@c.d"},
+		{">", "", ">"},
+	} {
+		name, rest := readDomain(tt.in)
+		if name != tt.name || rest != tt.rest {
+			t.Errorf("readDomain(%q) = %q, %q; want %q, %q", tt.in, name, rest, tt.name, tt.rest)
+		}
+	}
+}
