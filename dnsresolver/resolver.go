@@ -129,18 +129,16 @@ func validRecords[T any](v []T, err error) ([]T, error) {
 
 // plainResolver asks cfg's server, or the system's, with no cache.
 func plainResolver(cfg Config) *net.Resolver {
-	res := &net.Resolver{PreferGo: true}
-	if cfg.Server != "" {
-		server := cfg.Server
-		// The Go resolver dials the servers of /etc/resolv.conf; replacing
-		// the address (keeping udp or tcp, since it retries truncated answers
-		// over tcp) points every query at the configured server.
-		res.Dial = func(ctx context.Context, network, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, network, server)
+	server := cfg.Server
+	// The Go resolver dials the servers of /etc/resolv.conf; replacing
+	// the address (keeping udp or tcp, since it retries truncated answers
+	// over tcp) points every query at the configured server.
+	return &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, address string) (net.Conn, error) {
+		if server != "" {
+			address = server
 		}
-	}
-	return res
+		return dial(ctx, network, address)
+	}}
 }
 
 // New builds the resolver from a validated config. Metrics go to reg.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/mxgrid/mxgrid/dnsresolver/dnstest"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/net/dns/dnsmessage"
 )
 
 func newTest(t *testing.T, srv *dnstest.Server, mod func(*Config)) *Cached {
@@ -313,19 +314,19 @@ func TestLargeAnswersAreNotCached(t *testing.T) {
 		wantCached bool
 	}{
 		{"one record", 1, true},
-		{"over 4 KiB", maxCachedAnswer/16 + 1, false},
+		{"over 4 KiB", maxCachedAnswer/64 + 1, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := dnstest.Start(t)
 			for i := range tc.records {
-				srv.AddA("*.evil.test", fmt.Sprintf("10.0.%d.%d", i/256, i%256))
+				srv.AddTXT("*.evil.test", fmt.Sprintf("%064d", i))
 			}
 			c := newTest(t, srv, nil)
 			var queries []int
 			for range 2 {
-				got, err := c.LookupNetIP(context.Background(), "ip4", "x.evil.test")
+				got, err := c.LookupTXT(context.Background(), "x.evil.test")
 				if err != nil || len(got) != tc.records {
-					t.Fatalf("got %d addresses, %v; want %d", len(got), err, tc.records)
+					t.Fatalf("got %d strings, %v; want %d", len(got), err, tc.records)
 				}
 				// Counted per lookup: a big answer takes UDP and then TCP.
 				queries = append(queries, srv.Queries("x.evil.test"))
@@ -334,6 +335,91 @@ func TestLargeAnswersAreNotCached(t *testing.T) {
 				t.Errorf("queries after each lookup %v: cached=%v, want %v", queries, cached, tc.wantCached)
 			}
 		})
+	}
+}
+
+// TestManyAddressesAreCut: the Go resolver opens a UDP socket for each
+// address of an answer to sort them (RFC 6724), so a name of the sender's
+// with thousands of A records (SPF's a and mx terms look up ten or a
+// hundred such names) cost thousands of sockets a lookup. Its first
+// maxAddressRecords addresses of each type are kept, after a CNAME too.
+func TestManyAddressesAreCut(t *testing.T) {
+	srv := dnstest.Start(t)
+	for i := range 2000 {
+		srv.AddA("*.evil.test", fmt.Sprintf("10.%d.%d.1", i/250, i%250))
+	}
+	for i := range 40 {
+		srv.AddA("*.evil.test", fmt.Sprintf("2001:db8::%x", i+1))
+	}
+	for i := range 40 {
+		srv.AddA("udp.test", fmt.Sprintf("192.0.2.%d", i+1))
+	}
+	srv.AddA("few.test", "192.0.2.1")
+	srv.AddA("few.test", "192.0.2.2")
+	c := newTest(t, srv, nil)
+	for _, tc := range []struct {
+		name, host, network string
+		want4, want6        int
+	}{
+		{"A and AAAA", "x.evil.test", "ip", maxAddressRecords, maxAddressRecords},
+		{"A only", "y.evil.test", "ip4", maxAddressRecords, 0},
+		{"an answer that fits UDP", "udp.test", "ip4", maxAddressRecords, 0},
+		{"a few addresses", "few.test", "ip", 2, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := c.LookupNetIP(context.Background(), tc.network, tc.host)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var v4, v6 int
+			for _, a := range got {
+				if a.Is4() {
+					v4++
+				} else {
+					v6++
+				}
+			}
+			if v4 != tc.want4 || v6 != tc.want6 {
+				t.Errorf("%d IPv4 and %d IPv6 addresses, want %d and %d", v4, v6, tc.want4, tc.want6)
+			}
+		})
+	}
+	ips, err := c.LookupIPAddr(context.Background(), "z.evil.test")
+	if err != nil || len(ips) != 2*maxAddressRecords {
+		t.Errorf("LookupIPAddr: %d addresses, %v; want %d", len(ips), err, 2*maxAddressRecords)
+	}
+
+	// The CNAME chain before the addresses is kept.
+	alias, target := dnsmessage.MustNewName("alias.test."), dnsmessage.MustNewName("x.evil.test.")
+	msg := dnsmessage.Message{
+		Header:    dnsmessage.Header{ID: 7, Response: true},
+		Questions: []dnsmessage.Question{{Name: alias, Type: dnsmessage.TypeA, Class: dnsmessage.ClassINET}},
+		Answers: []dnsmessage.Resource{{
+			Header: dnsmessage.ResourceHeader{Name: alias, Type: dnsmessage.TypeCNAME, Class: dnsmessage.ClassINET, TTL: 60},
+			Body:   &dnsmessage.CNAMEResource{CNAME: target},
+		}},
+	}
+	for i := range 100 {
+		msg.Answers = append(msg.Answers, dnsmessage.Resource{
+			Header: dnsmessage.ResourceHeader{Name: target, Type: dnsmessage.TypeA, Class: dnsmessage.ClassINET, TTL: 60},
+			Body:   &dnsmessage.AResource{A: [4]byte{10, 0, 0, byte(i)}},
+		})
+	}
+	packed, err := msg.Pack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := capAnswer(packed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cut dnsmessage.Message
+	if err := cut.Unpack(out); err != nil {
+		t.Fatal(err)
+	}
+	if len(cut.Answers) != 1+maxAddressRecords || cut.Answers[0].Header.Type != dnsmessage.TypeCNAME || cut.ID != 7 {
+		t.Errorf("cut answer: %d records, the first %v, ID %d; want the CNAME and %d addresses, ID 7",
+			len(cut.Answers), cut.Answers[0].Header.Type, cut.ID, maxAddressRecords)
 	}
 }
 
