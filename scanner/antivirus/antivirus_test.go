@@ -286,6 +286,19 @@ func TestCheck(t *testing.T) {
 			wantVirus: VirusEICAR,
 		},
 		{
+			// Thunderbird decodes base64 four characters at a time and
+			// goes on past a padded group; encoding/base64 stopped at
+			// the first, so a zip encoded as one padded byte and the rest
+			// was a "P" to the scanner and an archive to the recipient.
+			name: "executable in a zip whose base64 is padded after its first byte",
+			raw: func(t testing.TB) string {
+				z := zipOf(t, mem("setup.exe", peFile()))
+				return strings.Replace(withAttachment("invoice.zip", "application/zip", z), b64(z), b64(z[:1])+b64(z[1:]), 1)
+			},
+			wantReject:  "setup.exe",
+			wantSymbols: []string{SymbolBlockedType},
+		},
+		{
 			// Windows 11 opens RAR; the engine cannot unpack it, but RAR
 			// keeps member names in plain headers (archdir's tests build
 			// such archives field by field).

@@ -34,13 +34,14 @@ func IsUnknownEncoding(err error) bool {
 // and members, an HTML body's text and links) while the recipient's
 // reader decoded it whole. A mailing list footer appended to a base64
 // body decodes into a few bytes of junk, as it does for those readers.
+// It is read past padding too (base64Reader), as Thunderbird reads it.
 func encodingReader(enc string, r io.Reader) (io.Reader, error) {
 	var dec io.Reader
 	switch strings.ToLower(enc) {
 	case "quoted-printable":
 		dec = &qpReader{r: bufio.NewReader(r)}
 	case "base64":
-		dec = base64.NewDecoder(base64.StdEncoding, &base64AlphabetReader{wrapped: r})
+		dec = &base64Reader{r: r}
 	case "7bit", "8bit", "binary", "":
 		dec = r
 	default:
@@ -164,33 +165,97 @@ func unhex(c byte) byte {
 	return c - '0'
 }
 
-// base64AlphabetReader passes on only the base64 alphabet and '=' (mxgrid
-// patch, see encodingReader).
-type base64AlphabetReader struct {
-	wrapped io.Reader
+// base64Reader decodes base64 four characters at a time, each group on
+// its own, as Thunderbird does (mime_decode_base64_buffer), an mxgrid
+// patch: characters outside the alphabet are skipped, and a group with
+// '=' gives its one or two bytes and decoding goes on after it.
+// encoding/base64 stopped at the first padded group, so a file encoded as
+// its first byte ("UA==") then the rest was one byte to the scanner and
+// the whole file to the recipient. Characters left over at the end, short
+// of a group, are io.ErrUnexpectedEOF, as for encoding/base64.
+type base64Reader struct {
+	r     io.Reader
+	in    [1024]byte
+	group [4]byte
+	n     int       // characters in group
+	buf   [768]byte // in's 1024 characters and 3 left in group: 256 groups
+	out   []byte
+	err   error
 }
 
-func (r *base64AlphabetReader) Read(p []byte) (int, error) {
-	for {
-		n, err := r.wrapped.Read(p)
-		kept := 0
-		for _, c := range p[:n] {
-			if base64Alphabet[c] {
-				p[kept] = c
-				kept++
+func (d *base64Reader) Read(p []byte) (int, error) {
+	for len(d.out) == 0 {
+		if d.err != nil {
+			return 0, d.err
+		}
+		n, err := d.r.Read(d.in[:])
+		d.decode(d.in[:n])
+		if err == io.EOF && d.n > 0 {
+			err = io.ErrUnexpectedEOF
+		}
+		d.err = err
+	}
+	n := copy(p, d.out)
+	d.out = d.out[n:]
+	return n, nil
+}
+
+func (d *base64Reader) decode(in []byte) {
+	out := d.buf[:0]
+	for i := 0; i < len(in); i++ {
+		if d.n == 0 && i+4 <= len(in) {
+			// A group of four characters of the alphabet, nearly all
+			// groups, at once: padding and skipped bytes are above 63.
+			a, b, c, e := base64Value[in[i]], base64Value[in[i+1]], base64Value[in[i+2]], base64Value[in[i+3]]
+			if a|b|c|e < 64 {
+				num := uint32(a)<<18 | uint32(b)<<12 | uint32(c)<<6 | uint32(e)
+				out = append(out, byte(num>>16), byte(num>>8), byte(num))
+				i += 3
+				continue
 			}
 		}
-		// A read of nothing but ignored bytes is no answer yet.
-		if kept > 0 || err != nil || n == 0 {
-			return kept, err
+		v := base64Value[in[i]]
+		if v == notBase64 {
+			continue
 		}
+		d.group[d.n] = v
+		if d.n++; d.n < 4 {
+			continue
+		}
+		d.n = 0
+		g := d.group
+		pad := 0
+		for k := range g {
+			if g[k] == base64Pad {
+				g[k] = 0
+				pad++
+			}
+		}
+		num := uint32(g[0])<<18 | uint32(g[1])<<12 | uint32(g[2])<<6 | uint32(g[3])
+		keep := 3 - pad
+		if pad > 2 {
+			keep = 1 // "x===" and "====" encode no byte; Thunderbird writes one
+		}
+		out = append(out, byte(num>>16), byte(num>>8), byte(num))[:len(out)+keep]
 	}
+	d.out = out
 }
 
-var base64Alphabet = func() (t [256]bool) {
-	for _, c := range []byte("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=") {
-		t[c] = true
+const (
+	notBase64 = 0xff
+	base64Pad = 0xfe
+)
+
+// base64Value is each byte's value in the base64 alphabet, base64Pad for
+// '=' and notBase64 for the characters skipped.
+var base64Value = func() (t [256]byte) {
+	for i := range t {
+		t[i] = notBase64
 	}
+	for i, c := range []byte("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/") {
+		t[c] = byte(i)
+	}
+	t['='] = base64Pad
 	return t
 }()
 

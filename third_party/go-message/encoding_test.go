@@ -2,10 +2,12 @@ package message
 
 import (
 	"bytes"
+	"encoding/base64"
 	"io"
 	"io/ioutil"
 	"strings"
 	"testing"
+	"testing/iotest"
 )
 
 var testEncodings = []struct {
@@ -166,4 +168,59 @@ func writeStringBytePerByte(w io.Writer, s string) error {
 		}
 	}
 	return nil
+}
+
+// TestBase64PastPadding: base64 is decoded a group of four at a time, on
+// past a padded group and characters outside the alphabet, as
+// Thunderbird decodes it; characters short of a group at the end are an
+// error.
+func TestBase64PastPadding(t *testing.T) {
+	for _, tc := range []struct {
+		encoded, decoded string
+		err              bool
+	}{
+		{encoded: "TQ==WkFC", decoded: "MZAB"},
+		{encoded: "TQ==\r\nWkFCQw==\r\n", decoded: "MZABC"},
+		{encoded: "TWE=WkFCQw==", decoded: "MaZABC"},
+		{encoded: "TW!E=\r\nW*kFC", decoded: "MaZAB"},
+		{encoded: "TQ==A===", decoded: "M\x00"}, // as Thunderbird: "x===" gives a byte
+		{encoded: "TQ==Wk", decoded: "M", err: true},
+	} {
+		r, err := encodingReader("base64", strings.NewReader(tc.encoded))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := ioutil.ReadAll(r)
+		if string(b) != tc.decoded || (err != nil) != tc.err {
+			t.Errorf("%q: decoded %q, error %v; want %q, error %v", tc.encoded, b, err, tc.decoded, tc.err)
+		}
+	}
+}
+
+// FuzzBase64AsEncodingBase64: wherever encoding/base64 decodes a body's
+// alphabet characters, the decoder gives the same bytes, read in any
+// split.
+func FuzzBase64AsEncodingBase64(f *testing.F) {
+	f.Add([]byte("Y2Fmw6k=\r\n"), uint8(3))
+	f.Add([]byte("TWFu!\r\nTWE="), uint8(1))
+	f.Fuzz(func(t *testing.T, body []byte, split uint8) {
+		var alphabet []byte
+		for _, c := range body {
+			if base64Value[c] != notBase64 {
+				alphabet = append(alphabet, c)
+			}
+		}
+		want, err := base64.StdEncoding.DecodeString(string(alphabet))
+		if err != nil {
+			return
+		}
+		r, _ := encodingReader("base64", iotest.OneByteReader(bytes.NewReader(body)))
+		if split%2 == 0 {
+			r, _ = encodingReader("base64", bytes.NewReader(body))
+		}
+		got, err := ioutil.ReadAll(r)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("decoded %q, %v; encoding/base64 %q", got, err, want)
+		}
+	})
 }
