@@ -384,6 +384,11 @@ func (s *scan) archive(zr *zip.Reader, size int64, where string, depth int) {
 		if !more {
 			return
 		}
+		if alt := zipdir.UnicodePath(f); alt != "" {
+			// The name the recipient's 7-Zip extracts it under; its
+			// content is judged under the other.
+			s.classify(alt, where+"/"+alt, ctUnknown, false)
+		}
 		if !readable {
 			continue
 		}

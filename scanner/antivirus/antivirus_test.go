@@ -57,17 +57,28 @@ type member struct {
 	name      string
 	data      []byte
 	encrypted bool
+	extra     []byte
 }
 
 func mem(name string, data []byte) member    { return member{name: name, data: data} }
 func locked(name string, data []byte) member { return member{name: name, data: data, encrypted: true} }
+
+// unicodePath is an Info-ZIP Unicode Path extra field (0x7075, APPNOTE
+// 4.6.9) giving a member stored as name the name unicode.
+func unicodePath(name, unicode string) []byte {
+	b := binary.LittleEndian.AppendUint16(nil, 0x7075)
+	b = binary.LittleEndian.AppendUint16(b, uint16(5+len(unicode)))
+	b = append(b, 1)
+	b = binary.LittleEndian.AppendUint32(b, crc32.ChecksumIEEE([]byte(name)))
+	return append(b, unicode...)
+}
 
 func zipOf(t testing.TB, members ...member) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	zw := zip.NewWriter(&buf)
 	for _, m := range members {
-		fh := &zip.FileHeader{Name: m.name, Method: zip.Deflate}
+		fh := &zip.FileHeader{Name: m.name, Method: zip.Deflate, Extra: m.extra}
 		if m.encrypted {
 			fh.Flags |= 0x1
 		}
@@ -463,6 +474,24 @@ func TestCheck(t *testing.T) {
 			raw:         func(testing.TB) string { return withAttachment("invoice.js", "text/plain", []byte("var x = 1;")) },
 			wantReject:  "script",
 			wantSymbols: []string{SymbolBlockedType},
+		},
+		{
+			// 7-Zip, WinRAR and libarchive extract a member under the
+			// name of its Unicode Path field, archive/zip reads the other.
+			name: "script in a zip named by its Unicode Path field",
+			raw: func(t testing.TB) string {
+				z := zipOf(t, member{name: "invoice.txt", data: []byte("var x = 1;"), extra: unicodePath("invoice.txt", "invoice.js")})
+				return withAttachment("invoice.zip", "application/zip", z)
+			},
+			wantReject:  "invoice.js",
+			wantSymbols: []string{SymbolBlockedType},
+		},
+		{
+			name: "a Unicode Path field for another name is not read",
+			raw: func(t testing.TB) string {
+				z := zipOf(t, member{name: "invoice.txt", data: []byte("var x = 1;"), extra: unicodePath("other.txt", "invoice.js")})
+				return withAttachment("invoice.zip", "application/zip", z)
+			},
 		},
 		{
 			// Thunderbird shows a uuencoded block as an attachment.

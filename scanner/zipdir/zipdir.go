@@ -15,7 +15,10 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"hash/crc32"
 	"io"
+	"strings"
+	"unicode/utf8"
 )
 
 // Record signatures and fixed lengths (APPNOTE 4.3.12, 4.3.16, 4.3.14-15).
@@ -56,6 +59,39 @@ func Open(data []byte, maxEntries int) (zr *zip.Reader, truncated bool, err erro
 	}
 	zr, err = zip.NewReader(view, view.Size())
 	return zr, true, err
+}
+
+// UnicodePath returns the name 7-Zip, WinRAR and libarchive extract f
+// under in place of its own, or "": that of its Info-ZIP Unicode Path
+// extra field (0x7075, APPNOTE 4.6.9), read as 7-Zip reads it
+// (CItem::GetUnicodeString): for a name not flagged UTF-8, from the first
+// such field, of version 0 or 1, whose CRC is the name's, in UTF-8
+// without a NUL. archive/zip ignores the field, so a member stored as
+// invoice.txt and named invoice.js there was judged as a text file.
+func UnicodePath(f *zip.File) string {
+	if f.Flags&0x800 != 0 {
+		return ""
+	}
+	for extra := f.Extra; len(extra) >= 4; {
+		id, size := binary.LittleEndian.Uint16(extra), int(binary.LittleEndian.Uint16(extra[2:]))
+		if size > len(extra)-4 {
+			return ""
+		}
+		field := extra[4 : 4+size]
+		extra = extra[4+size:]
+		if id != 0x7075 {
+			continue
+		}
+		if len(field) < 5 || field[0] > 1 || binary.LittleEndian.Uint32(field[1:]) != crc32.ChecksumIEEE([]byte(f.Name)) {
+			return ""
+		}
+		name := string(field[5:])
+		if name == f.Name || !utf8.ValidString(name) || strings.IndexByte(name, 0) >= 0 {
+			return ""
+		}
+		return name
+	}
+	return ""
 }
 
 // HasEnd reports an end-of-central-directory record where one can be: in
