@@ -4,6 +4,8 @@ import (
 	"archive/zip"
 	"bytes"
 	"encoding/base64"
+	"encoding/binary"
+	"hash/crc32"
 	"strings"
 	"testing"
 )
@@ -38,6 +40,17 @@ func Zipped(t testing.TB, name string, data []byte) []byte {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
+}
+
+// UnicodePathExtra is an Info-ZIP Unicode Path extra field (0x7075,
+// APPNOTE 4.6.9) for a zip member stored as name: 7-Zip extracts it as
+// unicode.
+func UnicodePathExtra(name, unicode string) []byte {
+	b := binary.LittleEndian.AppendUint16(nil, 0x7075)
+	b = binary.LittleEndian.AppendUint16(b, uint16(5+len(unicode)))
+	b = append(b, 1)
+	b = binary.LittleEndian.AppendUint32(b, crc32.ChecksumIEEE([]byte(name)))
+	return append(b, unicode...)
 }
 
 // Message100KB is a realistic clean message of about 100 KB: text plus a

@@ -63,16 +63,6 @@ type member struct {
 func mem(name string, data []byte) member    { return member{name: name, data: data} }
 func locked(name string, data []byte) member { return member{name: name, data: data, encrypted: true} }
 
-// unicodePath is an Info-ZIP Unicode Path extra field (0x7075, APPNOTE
-// 4.6.9) giving a member stored as name the name unicode.
-func unicodePath(name, unicode string) []byte {
-	b := binary.LittleEndian.AppendUint16(nil, 0x7075)
-	b = binary.LittleEndian.AppendUint16(b, uint16(5+len(unicode)))
-	b = append(b, 1)
-	b = binary.LittleEndian.AppendUint32(b, crc32.ChecksumIEEE([]byte(name)))
-	return append(b, unicode...)
-}
-
 func zipOf(t testing.TB, members ...member) []byte {
 	t.Helper()
 	var buf bytes.Buffer
@@ -480,7 +470,7 @@ func TestCheck(t *testing.T) {
 			// name of its Unicode Path field, archive/zip reads the other.
 			name: "script in a zip named by its Unicode Path field",
 			raw: func(t testing.TB) string {
-				z := zipOf(t, member{name: "invoice.txt", data: []byte("var x = 1;"), extra: unicodePath("invoice.txt", "invoice.js")})
+				z := zipOf(t, member{name: "invoice.txt", data: []byte("var x = 1;"), extra: testenv.UnicodePathExtra("invoice.txt", "invoice.js")})
 				return withAttachment("invoice.zip", "application/zip", z)
 			},
 			wantReject:  "invoice.js",
@@ -489,7 +479,7 @@ func TestCheck(t *testing.T) {
 		{
 			name: "a Unicode Path field for another name is not read",
 			raw: func(t testing.TB) string {
-				z := zipOf(t, member{name: "invoice.txt", data: []byte("var x = 1;"), extra: unicodePath("other.txt", "invoice.js")})
+				z := zipOf(t, member{name: "invoice.txt", data: []byte("var x = 1;"), extra: testenv.UnicodePathExtra("other.txt", "invoice.js")})
 				return withAttachment("invoice.zip", "application/zip", z)
 			},
 		},

@@ -265,10 +265,18 @@ func zipMembers(f *findings, l *scanner.Leaf, pagesLeft *int) (encrypted bool) {
 	}
 	if zr != nil {
 		for _, zf := range zr.File {
-			if sym, _ := attachKind(scanner.Part{Filename: zf.Name}); sym != "" {
-				f.hit(sym, l.Filename+":"+zf.Name)
-				if sym == AttachHTML && activeMember(zf, pagesLeft) {
-					f.hit(AttachHTMLActive, l.Filename+":"+zf.Name)
+			names := []string{zf.Name}
+			if alt := zipdir.UnicodePath(zf); alt != "" {
+				// 7-Zip extracts the member under this name, Windows
+				// Explorer under the other.
+				names = append(names, alt)
+			}
+			for _, name := range names {
+				if sym, _ := attachKind(scanner.Part{Filename: name}); sym != "" {
+					f.hit(sym, l.Filename+":"+name)
+					if sym == AttachHTML && activeMember(zf, pagesLeft) {
+						f.hit(AttachHTMLActive, l.Filename+":"+name)
+					}
 				}
 			}
 			encrypted = encrypted || zf.Flags&1 != 0

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mxgrid/mxgrid/internal/testenv"
 	"github.com/mxgrid/mxgrid/scanner"
 )
 
@@ -134,6 +135,19 @@ func TestAttachRisk(t *testing.T) {
 		{"en: OneNote in the first of two zips put end to end", func(t *testing.T) []byte {
 			return mixed("Billing <billing@invoices-example.example>", "Your invoice",
 				"Please find the invoice attached.", attachment{"invoice.zip", "application/zip", append(zipOf(t, false, "invoice.one"), zipOf(t, false, "readme.txt")...)})
+		}, []string{AttachOneNote}},
+		{"en: OneNote in a zip, named so by its Unicode Path field", func(t *testing.T) []byte {
+			var buf bytes.Buffer
+			zw := zip.NewWriter(&buf)
+			w, err := zw.CreateHeader(&zip.FileHeader{Name: "invoice.txt", Extra: testenv.UnicodePathExtra("invoice.txt", "invoice.one")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := w.Write([]byte("notes")); err != nil || zw.Close() != nil {
+				t.Fatal(err)
+			}
+			return mixed("Billing <billing@invoices-example.example>", "Your invoice",
+				"Please find the invoice attached.", attachment{"invoice.zip", "application/zip", buf.Bytes()})
 		}, []string{AttachOneNote}},
 		{"de: encrypted zip with the password", func(t *testing.T) []byte {
 			return mixed("Buchhaltung <rechnung@firma-abrechnung.example>", "Rechnung 2026-1187",
