@@ -16,8 +16,10 @@ type embeddedFile struct {
 }
 
 // uuEncodings are the Content-Transfer-Encoding names mail readers decode
-// as uuencode (none is in RFC 2045).
-var uuEncodings = map[string]bool{"x-uuencode": true, "uuencode": true, "x-uue": true}
+// as uuencode or yEnc (none is in RFC 2045): Thunderbird's (mimeleaf.cpp)
+// all. Without "uue" and "x-yencode", which go-message does not know
+// either, a zip so encoded was scanned as its encoded text.
+var uuEncodings = map[string]bool{"x-uuencode": true, "uuencode": true, "x-uue": true, "uue": true, "x-yencode": true}
 
 // maxTextFiles bounds the files of one encoding (uuencode, yEnc, BinHex)
 // decoded from one text part. The decoders find one more when there are

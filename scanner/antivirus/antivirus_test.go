@@ -143,6 +143,21 @@ func b64(data []byte) string {
 	return b.String()
 }
 
+// yenc is data yEnc-encoded as name, one line, with its =ybegin and =yend
+// lines.
+func yenc(name string, data []byte) string {
+	var enc []byte
+	for _, b := range data {
+		switch c := b + 42; c {
+		case 0, '\n', '\r', '=':
+			enc = append(enc, '=', c+64)
+		default:
+			enc = append(enc, c)
+		}
+	}
+	return fmt.Sprintf("=ybegin line=128 size=%d name=%s\r\n%s\r\n=yend size=%[1]d\r\n", len(data), name, enc)
+}
+
 // withAttachment is a multipart/mixed message with a text part and one
 // base64 attachment.
 func withAttachment(name, ctype string, data []byte) string {
@@ -504,6 +519,24 @@ func TestCheck(t *testing.T) {
 			wantSymbols: []string{SymbolBlockedType, SymbolNameMismatch},
 		},
 		{
+			// Thunderbird decodes "uue" as uuencode and "x-yencode" as
+			// yEnc too (mimeleaf.cpp); go-message knows neither.
+			name:        "executable in a part with Content-Transfer-Encoding uue",
+			raw:         func(testing.TB) string { return strings.Replace(uuPDF, "x-uuencode", "uue", 1) },
+			wantReject:  "executable",
+			wantSymbols: []string{SymbolBlockedType, SymbolNameMismatch},
+		},
+		{
+			name: "executable in a part with Content-Transfer-Encoding x-yencode",
+			raw: func(testing.TB) string {
+				return "From: a@example.org\r\nSubject: t\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n" +
+					"--b\r\nContent-Type: application/pdf; name=scan.pdf\r\nContent-Disposition: attachment; filename=scan.pdf\r\nContent-Transfer-Encoding: x-yencode\r\n\r\n" +
+					yenc("scan.pdf", peFile()) + "--b--\r\n"
+			},
+			wantReject:  "executable",
+			wantSymbols: []string{SymbolBlockedType, SymbolNameMismatch},
+		},
+		{
 			name: "executable in a part with Content-Transfer-Encoding x-uuencode and a parameter",
 			raw: func(testing.TB) string {
 				return strings.Replace(uuPDF, "Content-Transfer-Encoding: x-uuencode", "Content-Transfer-Encoding: x-uuencode; mode=644", 1)
@@ -516,17 +549,7 @@ func TestCheck(t *testing.T) {
 			// Content-Type) as an attachment too.
 			name: "executable yEnc-encoded in the text",
 			raw: func(testing.TB) string {
-				var enc []byte
-				for _, b := range peFile() {
-					switch c := b + 42; c {
-					case 0, '\n', '\r', '=':
-						enc = append(enc, '=', c+64)
-					default:
-						enc = append(enc, c)
-					}
-				}
-				return fmt.Sprintf("From: a@example.org\r\nSubject: t\r\n\r\nSee below.\r\n=ybegin line=128 size=%d name=invoice.exe\r\n%s\r\n=yend size=%[1]d\r\n",
-					len(peFile()), enc)
+				return "From: a@example.org\r\nSubject: t\r\n\r\nSee below.\r\n" + yenc("invoice.exe", peFile())
 			},
 			wantReject:  "invoice.exe",
 			wantSymbols: []string{SymbolBlockedType},
