@@ -851,6 +851,17 @@ func (w *walker) readBody(body io.Reader, part Part, path string, attached bool)
 			w.walk(inner, part.Depth+1, joinPath(path, 1), true, &strings.Builder{})
 		}
 	}
+	if isSMIME(part) {
+		// An opaque-signed message's content is shown as the message's
+		// own (smime.go); read as an attached one, its leaves are
+		// scanned but it is not this message's structure or text, as
+		// for an .eml.
+		if content := signedContent(leaf.Data); content != nil {
+			if inner, err := message.Read(bytes.NewReader(content)); inner != nil && !isHeaderError(err) {
+				w.walk(inner, part.Depth+1, joinPath(path, 1), true, &strings.Builder{})
+			}
+		}
+	}
 	if rest > 0 {
 		w.p.add(w.m, SymbolMIMETooComplex, fmt.Sprintf("part %s larger than the %d bytes read (max_part_bytes %d, max_decoded_bytes %d)",
 			path, n, lim.MaxPartBytes, lim.MaxDecodedBytes))
