@@ -196,6 +196,19 @@ func opaqueSigned(inner string, indefinite bool) string {
 		"Content-Disposition: attachment; filename=smime.p7m\r\nContent-Transfer-Encoding: base64\r\n\r\n" + b64(p7)
 }
 
+// jsBzip2 is "var x = 1;\n" as Python's bz2.compress writes it (Go writes
+// no bzip2).
+const jsBzip2 = "QlpoOTFBWSZTWfyyExIAAATZgAAQQAAgCiAAEUAgACIGmj1CDJiFhz2gF4u5IpwoSH5ZCYkA"
+
+func unb64(t testing.TB, s string) []byte {
+	t.Helper()
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 // withAttachment is a multipart/mixed message with a text part and one
 // base64 attachment.
 func withAttachment(name, ctype string, data []byte) string {
@@ -409,6 +422,34 @@ func TestCheck(t *testing.T) {
 				return withAttachment("docs.tgz", "application/x-gtar", gzipOf(t, "", tarOf(t, mem("docs/readme.txt", []byte("hi")), mem("docs/open.js", []byte("WScript.Shell")))))
 			},
 			wantReject:  "docs/open.js",
+			wantSymbols: []string{SymbolBlockedType},
+		},
+		{
+			// Windows 11 opens .bz2 and .tar.bz2 too (libarchive).
+			name: "script in a .bz2",
+			raw: func(t testing.TB) string {
+				return withAttachment("invoice.js.bz2", "application/x-bzip2", unb64(t, jsBzip2))
+			},
+			wantReject:  "invoice.js",
+			wantSymbols: []string{SymbolBlockedType},
+		},
+		{
+			// Its decoder's 3.6 MB of tables count as expanded bytes: a
+			// thousand tiny .bz2 members cost 3.6 GB otherwise.
+			name: "bzip2 tables past the expansion budget",
+			mod:  func(c *Config) { c.ZipMaxExpanded = 1 << 20 },
+			raw: func(t testing.TB) string {
+				return withAttachment("invoice.js.bz2", "application/x-bzip2", unb64(t, jsBzip2))
+			},
+			wantReject:  "invoice.js",
+			wantSymbols: []string{SymbolArchiveLimit, SymbolBlockedType},
+		},
+		{
+			name: "executable in a .tbz2",
+			raw: func(t testing.TB) string {
+				return withAttachment("invoice.tbz2", "application/x-bzip2", unb64(t, "QlpoOTFBWSZTWSq82LkAAHJfgMyAQAFngAACAJBiAF5ACAggAFRCanpDCM1MD1QSSINBkMIyYnAchB3kCESasYGu7ZoEMDFeXpPk4RPgyT2DTe57BbO0N5AZF30EgZmRfi7kinChIFV5sXI="))
+			},
+			wantReject:  "setup.exe",
 			wantSymbols: []string{SymbolBlockedType},
 		},
 		{

@@ -30,6 +30,7 @@ const (
 	ctTar      contentType = "tar"
 	ctRar      contentType = "rar"
 	ctSevenZip contentType = "7z"
+	ctBzip2    contentType = "bzip2"
 )
 
 var (
@@ -78,6 +79,8 @@ func sniff(data []byte) contentType {
 		return ctRar
 	case bytes.HasPrefix(data, magicSevenZ):
 		return ctSevenZip
+	case isBzip2(data):
+		return ctBzip2
 	case bytes.HasPrefix(data, []byte("#!")):
 		return ctShebang
 	case isTar(data):
@@ -108,6 +111,13 @@ func isPE(data []byte) bool {
 	}
 	off := int64(binary.LittleEndian.Uint32(data[0x3C:]))
 	return off+4 <= int64(len(data)) && string(data[off:off+4]) == "PE\x00\x00"
+}
+
+// isBzip2 checks for a bzip2 stream: "BZh", the block size (1 to 9, in
+// 100 kB) and the magic of a first block or of the stream's end.
+func isBzip2(data []byte) bool {
+	return len(data) >= 10 && string(data[:3]) == "BZh" && data[3] >= '1' && data[3] <= '9' &&
+		(string(data[4:10]) == "1AY&SY" || string(data[4:10]) == "\x17rE8P\x90")
 }
 
 // isTar checks for a tar header. POSIX and GNU headers carry the magic
@@ -182,6 +192,7 @@ var (
 		"doc": {ctOLE, ctRTF}, "xls": {ctOLE}, "ppt": {ctOLE}, "msi": {ctOLE},
 		"docx": {ctZip}, "xlsx": {ctZip}, "pptx": {ctZip}, "zip": {ctZip}, "jar": {ctZip},
 		"odt": {ctZip}, "ods": {ctZip}, "rtf": {ctRTF}, "gz": {ctGzip}, "tgz": {ctGzip}, "tar": {ctTar},
+		"bz2": {ctBzip2}, "tbz2": {ctBzip2}, "tbz": {ctBzip2},
 		"rar": {ctRar}, "7z": {ctSevenZip}, "iso": {ctISO},
 		"txt": {ctUnknown, ctShebang}, "csv": {ctUnknown}, "htm": {ctUnknown}, "html": {ctUnknown},
 		"exe": {ctPE}, "dll": {ctPE}, "scr": {ctPE},
