@@ -852,13 +852,12 @@ func (w *walker) readBody(body io.Reader, part Part, path string, attached bool)
 		}
 	}
 	if isSMIME(part) {
-		// An opaque-signed message's content is shown as the message's
-		// own (smime.go); read as an attached one, its leaves are
-		// scanned but it is not this message's structure or text, as
-		// for an .eml.
+		// An opaque-signed message's content is shown as the message
+		// (smime.go): its text and links are this message's, though
+		// its parts are not the structure the model was fitted to.
 		if content := signedContent(leaf.Data); content != nil {
 			if inner, err := message.Read(bytes.NewReader(content)); inner != nil && !isHeaderError(err) {
-				w.walk(inner, part.Depth+1, joinPath(path, 1), true, &strings.Builder{})
+				w.walk(inner, part.Depth+1, joinPath(path, 1), attached, &strings.Builder{})
 			}
 		}
 	}

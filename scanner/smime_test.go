@@ -3,6 +3,8 @@ package scanner
 import (
 	"strings"
 	"testing"
+
+	"github.com/mxgrid/mxgrid/internal/testenv"
 )
 
 // berSigned is a CMS SignedData of "hi!" in BER as streaming signers write
@@ -37,4 +39,18 @@ func FuzzSignedContent(f *testing.F) {
 			t.Fatalf("content of %d bytes from %d", len(c), len(b))
 		}
 	})
+}
+
+// TestOpaqueSignedTextIsTheMessages: the content of an opaque-signed
+// message is what the recipient reads as the message, so its text and
+// links are the message's, for the model and the rules; read as an
+// attached message's, spam wrapped in a signature of its own had no text
+// and no links.
+func TestOpaqueSignedTextIsTheMessages(t *testing.T) {
+	inner := "Content-Type: text/html; charset=utf-8\r\n\r\n" +
+		`<p>Your mailbox is almost full.</p><a href="https://mailbox-upgrade.example/login">Upgrade now</a>` + "\r\n"
+	m := Parse([]byte(testenv.OpaqueSigned(inner, true)))
+	if !strings.Contains(m.HTML.Text, "Upgrade now") || len(m.URLs) != 1 || m.URLs[0].Host != "mailbox-upgrade.example" {
+		t.Fatalf("HTML text %q, links %+v", m.HTML.Text, m.URLs)
+	}
 }

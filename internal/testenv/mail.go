@@ -75,3 +75,41 @@ func SMTPSourceMessage() []byte {
 	}
 	return []byte(msg.String())
 }
+
+// der is a DER (BER with indefinite set: BER's indefinite length) element
+// of the tag given, holding content.
+func der(tag byte, indefinite bool, content ...[]byte) []byte {
+	c := bytes.Join(content, nil)
+	switch {
+	case indefinite:
+		return append(append([]byte{tag, 0x80}, c...), 0, 0)
+	case len(c) < 0x80:
+		return append([]byte{tag, byte(len(c))}, c...)
+	default:
+		return append([]byte{tag, 0x84, byte(len(c) >> 24), byte(len(c) >> 16), byte(len(c) >> 8), byte(len(c))}, c...)
+	}
+}
+
+// OpaqueSigned is an S/MIME opaque-signed message (RFC 8551 3.5.2): the
+// entity inner in a CMS SignedData, without signers (the signature is no
+// matter to a reader showing the content). In BER (indefinite) the content
+// is cut into two OCTET STRINGs of a constructed one, as streaming signers
+// write it.
+func OpaqueSigned(inner string, indefinite bool) string {
+	oid := func(last byte) []byte {
+		return der(0x06, false, []byte{0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, last})
+	}
+	content := der(0x04, false, []byte(inner))
+	if indefinite {
+		content = der(0x24, true, der(0x04, false, []byte(inner[:10])), der(0x04, false, []byte(inner[10:])))
+	}
+	signedData := der(0x30, indefinite,
+		der(0x02, false, []byte{1}),
+		der(0x31, false),
+		der(0x30, indefinite, oid(1), der(0xa0, indefinite, content)),
+		der(0x31, false))
+	p7 := der(0x30, indefinite, oid(2), der(0xa0, indefinite, signedData))
+	return "From: a@example.org\r\nTo: b@example.net\r\nSubject: signed\r\nMIME-Version: 1.0\r\n" +
+		"Content-Type: application/pkcs7-mime; smime-type=signed-data; name=smime.p7m\r\n" +
+		"Content-Disposition: attachment; filename=smime.p7m\r\nContent-Transfer-Encoding: base64\r\n\r\n" + wrap76(base64.StdEncoding.EncodeToString(p7))
+}

@@ -158,44 +158,6 @@ func yenc(name string, data []byte) string {
 	return fmt.Sprintf("=ybegin line=128 size=%d name=%s\r\n%s\r\n=yend size=%[1]d\r\n", len(data), name, enc)
 }
 
-// der is a DER (BER with indefinite set: BER's indefinite length) element
-// of the tag given, holding content.
-func der(tag byte, indefinite bool, content ...[]byte) []byte {
-	c := bytes.Join(content, nil)
-	switch {
-	case indefinite:
-		return append(append([]byte{tag, 0x80}, c...), 0, 0)
-	case len(c) < 0x80:
-		return append([]byte{tag, byte(len(c))}, c...)
-	default:
-		return append([]byte{tag, 0x84, byte(len(c) >> 24), byte(len(c) >> 16), byte(len(c) >> 8), byte(len(c))}, c...)
-	}
-}
-
-// opaqueSigned is an S/MIME opaque-signed message (RFC 8551 3.5.2): the
-// entity inner in a CMS SignedData, without signers (the signature is no
-// matter to a reader showing the content). In BER (indefinite) the content
-// is cut into two OCTET STRINGs of a constructed one, as streaming signers
-// write it.
-func opaqueSigned(inner string, indefinite bool) string {
-	oid := func(last byte) []byte {
-		return der(0x06, false, []byte{0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, last})
-	}
-	content := der(0x04, false, []byte(inner))
-	if indefinite {
-		content = der(0x24, true, der(0x04, false, []byte(inner[:10])), der(0x04, false, []byte(inner[10:])))
-	}
-	signedData := der(0x30, indefinite,
-		der(0x02, false, []byte{1}),
-		der(0x31, false),
-		der(0x30, indefinite, oid(1), der(0xa0, indefinite, content)),
-		der(0x31, false))
-	p7 := der(0x30, indefinite, oid(2), der(0xa0, indefinite, signedData))
-	return "From: a@example.org\r\nTo: b@example.net\r\nSubject: signed\r\nMIME-Version: 1.0\r\n" +
-		"Content-Type: application/pkcs7-mime; smime-type=signed-data; name=smime.p7m\r\n" +
-		"Content-Disposition: attachment; filename=smime.p7m\r\nContent-Transfer-Encoding: base64\r\n\r\n" + b64(p7)
-}
-
 // jsBzip2 is "var x = 1;\n" as Python's bz2.compress writes it (Go writes
 // no bzip2).
 const jsBzip2 = "QlpoOTFBWSZTWfyyExIAAATZgAAQQAAgCiAAEUAgACIGmj1CDJiFhz2gF4u5IpwoSH5ZCYkA"
@@ -370,7 +332,7 @@ func TestCheck(t *testing.T) {
 			// content, attachments and all, whatever its signature.
 			name: "executable in a zip in an opaque-signed S/MIME message",
 			raw: func(t testing.TB) string {
-				return opaqueSigned(withAttachment("invoice.zip", "application/zip", zipOf(t, mem("setup.exe", peFile()))), false)
+				return testenv.OpaqueSigned(withAttachment("invoice.zip", "application/zip", zipOf(t, mem("setup.exe", peFile()))), false)
 			},
 			wantReject:  "setup.exe",
 			wantSymbols: []string{SymbolBlockedType},
@@ -378,7 +340,7 @@ func TestCheck(t *testing.T) {
 		{
 			name: "EICAR in an opaque-signed S/MIME message in BER",
 			raw: func(t testing.TB) string {
-				return opaqueSigned(withAttachment("files.zip", "application/zip", zipOf(t, mem("eicar.com", eicar))), true)
+				return testenv.OpaqueSigned(withAttachment("files.zip", "application/zip", zipOf(t, mem("eicar.com", eicar))), true)
 			},
 			wantVirus: VirusEICAR,
 		},
