@@ -46,7 +46,7 @@ const (
 	SymbolBlockedType   = "AV_BLOCKED_TYPE"       // explains a Reject; the rejection does the work
 	SymbolNameMismatch  = "AV_NAME_TYPE_MISMATCH" // invoice.pdf that is a PE file
 	SymbolEncrypted     = "AV_ENCRYPTED_ARCHIVE"  // members we cannot read: a classic way past scanners
-	SymbolArchiveLimit  = "AV_ARCHIVE_LIMIT"      // archive nesting, member count or expansion limit reached
+	SymbolArchiveLimit  = "AV_ARCHIVE_LIMIT"      // archive nesting, member count or expansion limit reached, or a method not read
 	SymbolArchiveBroken = "AV_ARCHIVE_BROKEN"     // an archive or member that does not decode
 	SymbolPartUndecoded = "AV_PART_UNDECODABLE"   // a part whose transfer encoding is broken (truncated base64)
 )
@@ -656,6 +656,11 @@ func (s *scan) member(name, inner string, data []byte, err error, depth int) boo
 		s.symbol(SymbolArchiveLimit, fmt.Sprintf("%s: more than %d bytes expanded", inner, s.c.cfg.ZipMaxExpanded))
 		s.file(name, inner, data, depth+1)
 		return false
+	case errors.Is(err, zip.ErrAlgorithm):
+		// A method the recipient's Explorer or 7-Zip reads (Deflate64)
+		// and archive/zip does not: its content, an archive with an
+		// executable perhaps, is never scanned, as past a limit.
+		s.symbol(SymbolArchiveLimit, fmt.Sprintf("%s: %v", inner, err))
 	case err != nil:
 		s.symbol(SymbolArchiveBroken, fmt.Sprintf("%s: %v", inner, err))
 	}

@@ -171,6 +171,10 @@ func unb64(t testing.TB, s string) []byte {
 	return b
 }
 
+type nopWriteCloser struct{ io.Writer }
+
+func (nopWriteCloser) Close() error { return nil }
+
 // withAttachment is a multipart/mixed message with a text part and one
 // base64 attachment.
 func withAttachment(name, ctype string, data []byte) string {
@@ -454,6 +458,26 @@ func TestCheck(t *testing.T) {
 				return withAttachment("secret.zip", "application/zip", zipOf(t, locked("doc.txt", []byte("xx"))))
 			},
 			wantSymbols: []string{SymbolEncrypted},
+		},
+		{
+			// Windows Explorer and 7-Zip extract Deflate64 (method 9),
+			// archive/zip does not: what is inside went unscanned, and a
+			// member that does not decode is only AV_ARCHIVE_BROKEN.
+			name: "executable in a zip in a Deflate64 member is reported unscanned",
+			raw: func(t testing.TB) string {
+				var buf bytes.Buffer
+				zw := zip.NewWriter(&buf)
+				zw.RegisterCompressor(9, func(w io.Writer) (io.WriteCloser, error) { return nopWriteCloser{w}, nil })
+				w, err := zw.CreateHeader(&zip.FileHeader{Name: "inner.zip", Method: 9})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := w.Write(zipOf(t, mem("setup.exe", peFile()))); err != nil || zw.Close() != nil {
+					t.Fatal(err)
+				}
+				return withAttachment("invoice.zip", "application/zip", buf.Bytes())
+			},
+			wantSymbols: []string{SymbolArchiveLimit},
 		},
 		{
 			name: "encrypted executable is blocked by its name",
