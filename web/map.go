@@ -7,6 +7,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -97,12 +98,12 @@ type mapHandler struct {
 }
 
 func (h *mapHandler) page(w http.ResponseWriter, r *http.Request) {
-	v, err := parseView(r)
+	q, v, err := parseView(r)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	m, scoped, ok := h.mapFor(w, r)
+	m, scoped, ok := h.mapFor(w, r, q)
 	if !ok {
 		return
 	}
@@ -120,12 +121,12 @@ func (h *mapHandler) page(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *mapHandler) svg(w http.ResponseWriter, r *http.Request) {
-	v, err := parseView(r)
+	q, v, err := parseView(r)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	m, _, ok := h.mapFor(w, r)
+	m, _, ok := h.mapFor(w, r, q)
 	if !ok {
 		return
 	}
@@ -136,7 +137,12 @@ func (h *mapHandler) svg(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *mapHandler) json(w http.ResponseWriter, r *http.Request) {
-	m, _, ok := h.mapFor(w, r)
+	q, err := mapQuery(r)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	m, _, ok := h.mapFor(w, r, q)
 	if !ok {
 		return
 	}
@@ -145,10 +151,10 @@ func (h *mapHandler) json(w http.ResponseWriter, r *http.Request) {
 	h.serve(w, r, m, "application/json", m.JSON)
 }
 
-// mapFor is the global map, or with ?reseller= or ?customer= that scope's
-// map; scoped reports which. When ok is false the answer has been written.
-func (h *mapHandler) mapFor(w http.ResponseWriter, r *http.Request) (m *spammap.Map, scoped, ok bool) {
-	q := r.URL.Query()
+// mapFor is the global map, or with ?reseller= or ?customer= in q (r's
+// query, mapQuery) that scope's map; scoped reports which. When ok is
+// false the answer has been written.
+func (h *mapHandler) mapFor(w http.ResponseWriter, r *http.Request, q url.Values) (m *spammap.Map, scoped, ok bool) {
 	kind, key := "", ""
 	for _, k := range []string{"reseller", "customer"} {
 		if q.Has(k) {
@@ -236,10 +242,36 @@ type viewError string
 
 func (e viewError) Error() string { return string(e) }
 
-// parseView reads ?width=, ?height= (CSS pixels) and ?theme=light|dark.
-func parseView(r *http.Request) (spammap.View, error) {
-	q := r.URL.Query()
+// mapParams are the query parameters the map reads.
+var mapParams = []string{"reseller", "customer", "width", "height", "theme"}
+
+// mapQuery is r's query, refused when it cannot be read whole or gives one
+// of mapParams twice. url.Values drops a pair it cannot read (a bad escape,
+// a ';'), and "?reseller=a;b" served the global map; the handlers read the
+// first of two values, so a cache or proxy keying on the last kept one
+// reseller's map under another's address. Other parameters are the
+// embedder's own (a cache buster, a campaign tag) and are let be.
+func mapQuery(r *http.Request) (url.Values, error) {
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return nil, viewError("query: " + err.Error())
+	}
+	for _, k := range mapParams {
+		if len(q[k]) > 1 {
+			return nil, viewError(k + ": given more than once")
+		}
+	}
+	return q, nil
+}
+
+// parseView reads r's query (mapQuery) and in it ?width=, ?height= (CSS
+// pixels) and ?theme=light|dark.
+func parseView(r *http.Request) (url.Values, spammap.View, error) {
 	var v spammap.View
+	q, err := mapQuery(r)
+	if err != nil {
+		return nil, v, err
+	}
 	for _, p := range []struct {
 		key string
 		dst *int
@@ -250,7 +282,7 @@ func parseView(r *http.Request) (spammap.View, error) {
 		}
 		n, err := strconv.Atoi(s)
 		if err != nil || n < minMapSize || n > maxMapSize {
-			return v, viewError(p.key + ": want a whole number of pixels from " + strconv.Itoa(minMapSize) + " to " + strconv.Itoa(maxMapSize))
+			return nil, v, viewError(p.key + ": want a whole number of pixels from " + strconv.Itoa(minMapSize) + " to " + strconv.Itoa(maxMapSize))
 		}
 		*p.dst = n
 	}
@@ -258,9 +290,9 @@ func parseView(r *http.Request) (spammap.View, error) {
 	case "", spammap.Light, spammap.Dark:
 		v.Theme = t
 	default:
-		return v, viewError("theme: want light or dark")
+		return nil, v, viewError("theme: want light or dark")
 	}
-	return v, nil
+	return q, v, nil
 }
 
 type regenerated struct {

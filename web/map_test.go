@@ -274,3 +274,40 @@ func TestMapScopedErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestMapQueryReadWhole: a map query that cannot be read whole, or gives a
+// parameter the map reads twice, is refused. url.Values dropped the pair
+// it could not read ("?reseller=a;b" served the global map) and the
+// handlers read the first of two, so a cache or proxy keying on the last
+// value ("?reseller=a&reseller=b") kept one reseller's map under the
+// other's address.
+func TestMapQueryReadWhole(t *testing.T) {
+	world, err := spammap.LoadWorld()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := renderMap(t, world, 10, time.Now())
+	h := MapHandlers(&fixedMap{m: m, interval: time.Hour}, MapOptions{Scoped: func(context.Context, string, string) (*spammap.Map, bool, error) {
+		return m, true, nil
+	}})
+	for _, target := range []string{
+		"/map?reseller=a&reseller=b",
+		"/map.svg?customer=k&customer=l",
+		"/map.json?reseller=a&reseller=b",
+		"/map.json?reseller=a;b",
+		"/map?reseller=%zz",
+		"/map.svg?width=600&width=4000",
+		"/map?theme=dark&theme=light",
+	} {
+		if res := get(t, h, "GET", target, nil); res.StatusCode != http.StatusBadRequest {
+			t.Errorf("%s: %d, want 400", target, res.StatusCode)
+		}
+	}
+	// Parameters the map does not read are an embedder's own (a cache
+	// buster, a campaign tag): served as before.
+	for _, target := range []string{"/map?reseller=a&utm_source=x&utm_source=y", "/map.json?v=1"} {
+		if res := get(t, h, "GET", target, nil); res.StatusCode != http.StatusOK {
+			t.Errorf("%s: %d, want 200", target, res.StatusCode)
+		}
+	}
+}
