@@ -200,14 +200,28 @@ func copyAtMost(w io.Writer, r io.Reader, limit int64) (int64, error) {
 	return n, err
 }
 
+// writeFileAtomic writes through a new temporary file: a fixed temporary
+// name, in a directory others may write, is one they can plant a symlink
+// at, and the write followed it to any file the operator may write.
 func writeFileAtomic(path string, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
 		return err
 	}
-	return os.Rename(tmp, path)
+	defer os.Remove(tmp.Name()) // after the rename, a no-op
+	_, err = tmp.Write(b)
+	if err == nil {
+		err = tmp.Chmod(0o644)
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
 }

@@ -225,3 +225,30 @@ func FuzzUnpackMMDB(f *testing.F) {
 		}
 	})
 }
+
+// TestUpdateStateIgnoresAPlantedTempName: the state file was written
+// through the fixed name <database>.state.tmp, following a symlink there,
+// so another user of a shared directory could have the operator's update
+// overwrite any file the operator may write.
+func TestUpdateStateIgnoresAPlantedTempName(t *testing.T) {
+	f := newFixtureServer(t)
+	f.serve(cityFixture(t, geotest.Known, 0), `"v1"`)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "city.mmdb")
+	victim := filepath.Join(t.TempDir(), "victim")
+	if err := os.WriteFile(victim, []byte("keep"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(victim, path+".state.tmp"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Update(context.Background(), UpdateOptions{URL: f.srv.URL + "/db", Path: path}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(victim); string(got) != "keep" {
+		t.Fatalf("the symlink's target was written: %q", got)
+	}
+	if b, err := os.ReadFile(path + ".state"); err != nil || !strings.Contains(string(b), `v1`) {
+		t.Fatalf("state %q, %v", b, err)
+	}
+}
