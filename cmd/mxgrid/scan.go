@@ -38,6 +38,9 @@ func runScan(ctx context.Context, args []string, stdout io.Writer) error {
 	if fset.NArg() == 0 || (*format != "text" && *format != "json" && *format != "tsv") {
 		return fmt.Errorf("%w: mxgrid scan [--format text|json|tsv] PATH...", errUsage)
 	}
+	if *workers < 1 {
+		return fmt.Errorf("%w: -workers %d: at least 1", errUsage, *workers)
+	}
 	cfg, err := config.Load(*cfgPath)
 	if err != nil {
 		return err
@@ -69,7 +72,9 @@ func runScan(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	next := make(chan int)
 	var wg sync.WaitGroup
-	for range max(1, *workers) {
+	// One worker per file at most: each is a goroutine, and -workers
+	// 9223372036854775807 started them until the machine ran out of memory.
+	for range min(*workers, len(files)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

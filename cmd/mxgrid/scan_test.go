@@ -151,6 +151,11 @@ func TestScanUsage(t *testing.T) {
 			t.Errorf("%v: exit %d, want 2", args, code)
 		}
 	}
+	for _, n := range []string{"0", "-1"} {
+		if _, stderr, code := runBinary(t, "scan", "-workers", n, sampleCorpus); code != 2 || !strings.Contains(stderr, "-workers "+n) {
+			t.Errorf("-workers %s: exit %d, stderr %q; want 2 naming the flag", n, code, stderr)
+		}
+	}
 	if _, stderr, code := runBinary(t, "scan", "/nonexistent/dir"); code != 1 || !strings.Contains(stderr, "no such file") {
 		t.Errorf("missing path: exit %d, stderr %q", code, stderr)
 	}
