@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mxgrid/mxgrid/config"
+	"github.com/mxgrid/mxgrid/fsperm"
 	"github.com/mxgrid/mxgrid/health"
 	"github.com/mxgrid/mxgrid/node"
 	"github.com/mxgrid/mxgrid/scanner"
@@ -79,7 +80,7 @@ func runScan(ctx context.Context, args []string, stdout io.Writer) error {
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				results[i] <- scanFile(ctx, p, parser, policy, files[i])
+				results[i] <- scanFile(ctx, p, parser, policy, files[i], int(cfg.SMTP.MaxMessageBytes))
 			}
 		}()
 	}
@@ -117,8 +118,11 @@ type scanResult struct {
 	verdict scanner.Verdict
 }
 
-func scanFile(ctx context.Context, p *scanner.Pipeline, parser *scanner.Parser, policy scanner.Policy, path string) scanResult {
-	raw, err := os.ReadFile(path)
+// scanFile reads at most limit bytes (smtp.max_message_bytes): a node
+// never scans a larger message, and a path such as /dev/zero was read
+// until the machine ran out of memory.
+func scanFile(ctx context.Context, p *scanner.Pipeline, parser *scanner.Parser, policy scanner.Policy, path string, limit int) scanResult {
+	raw, err := fsperm.ReadLimited(path, limit, "a message (smtp.max_message_bytes)")
 	if err != nil {
 		return scanResult{path: path, err: err}
 	}

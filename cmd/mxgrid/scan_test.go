@@ -298,3 +298,20 @@ func TestScanTextShowsOnlyVisibleText(t *testing.T) {
 		}
 	}
 }
+
+// TestScanRefusesAFileLargerThanAMessage: a file over
+// smtp.max_message_bytes is reported, not read; read whole, a path such
+// as /dev/zero took the machine's memory.
+func TestScanRefusesAFileLargerThanAMessage(t *testing.T) {
+	big := filepath.Join(t.TempDir(), "big.eml")
+	if err := os.WriteFile(big, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(big, 25<<20+1); err != nil { // the default limit, plus one
+		t.Fatal(err)
+	}
+	out, stderr, code := runBinary(t, "scan", "--format", "tsv", big)
+	if f := strings.Split(out, "\t"); code != 0 || len(f) < 4 || f[1] != "error" || !strings.Contains(f[3], "over 25 MiB") {
+		t.Errorf("exit %d, stdout %q, stderr %q; want an error line saying the file is over 25 MiB", code, out, stderr)
+	}
+}
