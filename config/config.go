@@ -443,6 +443,9 @@ func (c *Config) Validate() error {
 	if c.DataDir == "" {
 		return errors.New("data_dir: must not be empty")
 	}
+	if err := c.checkPaths(); err != nil {
+		return err
+	}
 	switch c.Log.Format {
 	case "text", "json":
 	default:
@@ -521,6 +524,29 @@ func (c *Config) Validate() error {
 		return err
 	}
 	return c.checkListeners()
+}
+
+// checkPaths refuses a path starting with "~": no shell reads this file,
+// so it is not expanded, and data_dir: ~/mxgrid made the node keep its
+// database, snapshot and keys in a directory named "~" under whatever its
+// working directory was, without a word.
+func (c *Config) checkPaths() error {
+	for _, p := range []struct{ key, v string }{
+		{"data_dir", c.DataDir},
+		{"smtp.tls_cert", c.SMTP.TLSCert}, {"smtp.tls_key", c.SMTP.TLSKey},
+		{"scanner.model_file", c.Scanner.ModelFile},
+		{"geo.database", c.Geo.Database}, {"geo.asn_database", c.Geo.ASNDatabase},
+		{"antivirus.hash_blocklist", c.Antivirus.HashBlocklist},
+		{"admin.operator_token_file", c.Admin.OperatorTokenFile},
+		{"cluster.secret_key_file", c.Cluster.SecretKeyFile},
+		{"panel.session_key_file", c.Panel.SessionKeyFile},
+		{"notify.password_file", c.Notify.PasswordFile},
+	} {
+		if strings.HasPrefix(p.v, "~") {
+			return fmt.Errorf("%s: %q: ~ is not expanded here; give the full path", p.key, p.v)
+		}
+	}
+	return nil
 }
 
 // checkListeners refuses two listeners on one address. Each section's own
