@@ -315,3 +315,18 @@ func TestScanRefusesAFileLargerThanAMessage(t *testing.T) {
 		t.Errorf("exit %d, stdout %q, stderr %q; want an error line saying the file is over 25 MiB", code, out, stderr)
 	}
 }
+
+// TestTrainChecksTheConfigFirst: a bad -config is refused before the
+// corpus is read; it was reported only after training, the work lost.
+func TestTrainChecksTheConfigFirst(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "mxgrid.yaml")
+	if err := os.WriteFile(cfg, []byte("scanner:\n  tag_scor: 5\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(dir, "no-such-folder")
+	_, stderr, code := runBinary(t, "train", "-config", cfg, "-spam", missing, "-ham", missing, "-o", filepath.Join(dir, "m.bin"))
+	if code != 1 || !strings.Contains(stderr, `unknown key "scanner.tag_scor"`) {
+		t.Errorf("exit %d, stderr %q; want the config's error before the corpus is read", code, stderr)
+	}
+}

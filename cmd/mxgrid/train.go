@@ -39,6 +39,12 @@ func runTrain(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
+	// Before the corpus is read and trained on: a bad config was reported
+	// only after training, minutes later, and the work was lost.
+	conf, err := config.Load(*cfgPath)
+	if err != nil {
+		return err
+	}
 	start := time.Now()
 	samples, err := loadCorpus(*spamDir, *hamDir)
 	if err != nil {
@@ -50,10 +56,6 @@ func runTrain(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	m, err := model.Train(examples, cfg)
-	if err != nil {
-		return err
-	}
-	conf, err := config.Load(*cfgPath)
 	if err != nil {
 		return err
 	}
