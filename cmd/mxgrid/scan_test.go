@@ -330,3 +330,13 @@ func TestTrainChecksTheConfigFirst(t *testing.T) {
 		t.Errorf("exit %d, stderr %q; want the config's error before the corpus is read", code, stderr)
 	}
 }
+
+// TestTrainNamesTheBitsGiven: -bits past 255 was clamped before the
+// range check, which then refused "got 255", a value never given.
+func TestTrainNamesTheBitsGiven(t *testing.T) {
+	dir := t.TempDir()
+	_, stderr, code := runBinary(t, "train", "-bits", "300", "-spam", dir, "-ham", dir, "-o", filepath.Join(dir, "m.bin"))
+	if code == 0 || !strings.Contains(stderr, "300") {
+		t.Errorf("exit %d, stderr %q; want a refusal naming 300", code, stderr)
+	}
+}

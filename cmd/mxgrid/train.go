@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"time"
@@ -35,7 +36,11 @@ func runTrain(ctx context.Context, args []string, stdout io.Writer) error {
 	if *spamDir == "" || *hamDir == "" || *out == "" || fs.NArg() > 0 {
 		return fmt.Errorf("%w: mxgrid train --spam DIR --ham DIR -o FILE", errUsage)
 	}
-	cfg.Bits = uint8(min(*bits, 255))
+	if *bits > math.MaxUint8 {
+		// Clamped to 255 for Validate, -bits 300 was refused as "got 255".
+		return fmt.Errorf("%w: -bits %d: out of range", errUsage, *bits)
+	}
+	cfg.Bits = uint8(*bits)
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
