@@ -120,6 +120,11 @@ func Backup(ctx context.Context, dbPath, out string, now time.Time) (BackupManif
 	if _, err := os.Stat(dbPath); err != nil {
 		return m, fmt.Errorf("backup: no database at %s (is data_dir right?): %w", dbPath, err)
 	}
+	// The backup is renamed over out: `-out /dev/null`, run as root,
+	// replaced the device with a file for every process on the machine.
+	if fi, err := os.Lstat(out); err == nil && !fi.Mode().IsRegular() {
+		return m, fmt.Errorf("backup: %s is a %s, not a file; the backup would replace it", out, fi.Mode().Type())
+	}
 	dir := filepath.Dir(out)
 	copyFile, err := os.CreateTemp(dir, ".mxgrid-backup-*.db")
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -147,6 +148,30 @@ func TestBackupRestoreWhileWriting(t *testing.T) {
 // TestRestoreRefuses: a file that is not a complete, intact backup, or a
 // target that already has a database, is refused with a message saying
 // which, and the target directory is left exactly as it was.
+// TestBackupKeepsWhatIsNotAFile: -out naming a device, a FIFO or a
+// symlink is refused and left as it was; the backup was renamed over it
+// (-out /dev/null, as root, replaced the device with a file).
+func TestBackupKeepsWhatIsNotAFile(t *testing.T) {
+	_, dbPath := seededStore(t)
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "link")
+	if err := os.Symlink(filepath.Join(dir, "elsewhere"), link); err != nil {
+		t.Fatal(err)
+	}
+	for out, mode := range map[string]os.FileMode{fifo: os.ModeNamedPipe, link: os.ModeSymlink} {
+		if _, err := Backup(context.Background(), dbPath, out, time.Now()); err == nil || !strings.Contains(err.Error(), "not a file") {
+			t.Errorf("%s: %v, want refused as not a file", out, err)
+		}
+		if fi, err := os.Lstat(out); err != nil || fi.Mode().Type() != mode {
+			t.Errorf("%s was replaced: %v, %v", out, fi.Mode(), err)
+		}
+	}
+}
+
 func TestRestoreRefuses(t *testing.T) {
 	ctx := context.Background()
 	_, dbPath := seededStore(t)

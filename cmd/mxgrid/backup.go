@@ -19,7 +19,7 @@ import (
 func runBackup(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := newFlagSet("backup")
 	path := fs.String("config", "", "YAML configuration `file` (its data_dir and store sections are used)")
-	out := fs.String("out", "", "backup `file` to write (replaced atomically when it exists)")
+	out := fs.String("out", "", "backup `file` to write (a file there is replaced atomically; anything else there is refused)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
