@@ -196,6 +196,11 @@ func Run(ctx context.Context, samples []Sample, opts Options) (*Report, error) {
 	if err := opts.validate(); err != nil {
 		return nil, err
 	}
+	if opts.Model == nil && opts.HoldoutLatest == 0 && opts.Folds > len(samples) {
+		// Each fold trains a model: -folds 1000000000 on a few messages
+		// trained until the machine ran out of memory, its folds empty.
+		return nil, fmt.Errorf("folds: %d is more than the %d messages", opts.Folds, len(samples))
+	}
 	samples = slices.Clone(samples)
 	sort.SliceStable(samples, func(i, j int) bool { return samples[i].Path < samples[j].Path })
 	switch {

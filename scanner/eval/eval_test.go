@@ -78,6 +78,22 @@ func options(blind bool) Options {
 	}
 }
 
+// TestMoreFoldsThanMessages: each fold trains a model, and -folds
+// 1000000000 on four messages trained until memory ran out.
+func TestMoreFoldsThanMessages(t *testing.T) {
+	samples := loadSamples(t, "../../testdata/corpus")[18:22] // two spam, two ham
+	opts := options(true)
+	opts.Train.Bits = 12
+	opts.Folds = len(samples) + 1
+	if _, err := Run(context.Background(), samples, opts); err == nil || !strings.Contains(err.Error(), "folds: 5 is more than the 4 messages") {
+		t.Errorf("Run = %v, want folds refused", err)
+	}
+	opts.Folds = len(samples)
+	if _, err := Run(context.Background(), samples, opts); err != nil {
+		t.Errorf("one fold per message (leave one out): %v", err)
+	}
+}
+
 func TestRunOnSamples(t *testing.T) {
 	opts := options(true)
 	opts.Folds = 2
