@@ -29,6 +29,7 @@ import (
 
 	"github.com/emersion/go-message/textproto"
 
+	"github.com/mxgrid/mxgrid/fsperm"
 	"github.com/mxgrid/mxgrid/scanner"
 	"github.com/mxgrid/mxgrid/scanner/lang"
 	"github.com/mxgrid/mxgrid/scanner/model"
@@ -95,8 +96,15 @@ type Sample struct {
 	Raw  []byte
 }
 
+// MaxSampleBytes bounds one corpus file: a node refuses a larger message
+// (smtp.max_message_bytes is 25 MiB by default), and read whole, a disk
+// image or log left in a corpus folder took the machine's memory before
+// training began.
+const MaxSampleBytes = 64 << 20
+
 // LoadDir reads every regular file under dir (recursively), labelled spam
-// or not, in lexical path order.
+// or not, in lexical path order. A file over MaxSampleBytes is an error
+// naming it.
 func LoadDir(dir string, spam bool) ([]Sample, error) {
 	var out []Sample
 	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
@@ -106,7 +114,7 @@ func LoadDir(dir string, spam bool) ([]Sample, error) {
 		if !d.Type().IsRegular() || strings.HasPrefix(d.Name(), ".") {
 			return nil
 		}
-		raw, err := os.ReadFile(path)
+		raw, err := fsperm.ReadLimited(path, MaxSampleBytes, "a message")
 		if err != nil {
 			return err
 		}

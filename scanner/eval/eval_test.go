@@ -94,6 +94,28 @@ func TestMoreFoldsThanMessages(t *testing.T) {
 	}
 }
 
+// TestLoadDirRefusesAFileLargerThanAMessage: a sparse file one byte over
+// the bound is refused by name, not read whole.
+func TestLoadDirRefusesAFileLargerThanAMessage(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "a.eml"), []byte("Subject: x\r\n\r\nx\r\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := LoadDir(dir, true); err != nil || len(got) != 1 {
+		t.Fatalf("LoadDir = %d samples, %v", len(got), err)
+	}
+	big := filepath.Join(dir, "disk.img")
+	if err := os.WriteFile(big, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(big, MaxSampleBytes+1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadDir(dir, true); err == nil || !strings.Contains(err.Error(), "disk.img: over 64 MiB") {
+		t.Errorf("LoadDir with %s = %v, want it refused by name", big, err)
+	}
+}
+
 func TestRunOnSamples(t *testing.T) {
 	opts := options(true)
 	opts.Folds = 2
