@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -139,6 +140,12 @@ func TestVersion(t *testing.T) {
 	}
 	if err := exec.Command(binary, "no-such-command").Run(); err == nil {
 		t.Fatal("unknown command exited 0")
+	}
+	for _, arg := range []string{"-x", "--json", "extra"} {
+		var exit *exec.ExitError
+		if out, err := exec.Command(binary, "version", arg).CombinedOutput(); !errors.As(err, &exit) || !strings.Contains(string(out), strings.TrimLeft(arg, "-")) {
+			t.Errorf("version %s: %q, %v; want refused, naming it", arg, out, err)
+		}
 	}
 }
 
