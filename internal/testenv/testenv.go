@@ -27,6 +27,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 )
@@ -165,11 +166,22 @@ func Swaks(t testing.TB) string {
 // retrying it can be given that very port as its own source port and
 // connect to itself (TCP simultaneous open), holding the port so the
 // server cannot bind it again.
+//
+// A port is handed out once per test process: picked at random, two calls
+// for one configuration (a node's SMTP, HTTP and gossip ports) could draw
+// the same free port, which the node then refused as two listeners on one
+// address.
 func FreePort(t testing.TB) int {
 	t.Helper()
 	low, span := belowEphemeral()
 	for range 50 {
 		port := low + rand.IntN(span)
+		handedOut.Lock()
+		taken := handedOut.ports[port]
+		handedOut.Unlock()
+		if taken {
+			continue
+		}
 		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
 		if err != nil {
 			continue
@@ -179,12 +191,24 @@ func FreePort(t testing.TB) int {
 		l.Close()
 		if err == nil {
 			u.Close()
-			return port
+			handedOut.Lock()
+			taken = handedOut.ports[port]
+			handedOut.ports[port] = true
+			handedOut.Unlock()
+			if !taken {
+				return port
+			}
 		}
 	}
 	t.Fatal("FreePort: no port below the ephemeral range free for both TCP and UDP")
 	return 0
 }
+
+// handedOut holds the ports FreePort returned in this process.
+var handedOut = struct {
+	sync.Mutex
+	ports map[int]bool
+}{ports: map[int]bool{}}
 
 // belowEphemeral is the range FreePort picks from: from 20000 up to the
 // ephemeral range's start (32768 by default), as in scripts/test.sh.

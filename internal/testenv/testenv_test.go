@@ -175,6 +175,20 @@ func TestFreePort(t *testing.T) {
 	}
 }
 
+// TestFreePortNeverTwice: 2,000 draws from the ~12,800 ports below the
+// ephemeral range repeat one all but surely when drawn independently;
+// a node given one port twice refused to start.
+func TestFreePortNeverTwice(t *testing.T) {
+	seen := map[int]bool{}
+	for range 2000 {
+		p := FreePort(t)
+		if seen[p] {
+			t.Fatalf("FreePort returned %d twice", p)
+		}
+		seen[p] = true
+	}
+}
+
 func TestBelowEphemeral(t *testing.T) {
 	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
 	if err != nil {
