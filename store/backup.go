@@ -125,19 +125,12 @@ func Backup(ctx context.Context, dbPath, out string, now time.Time) (BackupManif
 	if fi, err := os.Lstat(out); err == nil && !fi.Mode().IsRegular() {
 		return m, fmt.Errorf("backup: %s is a %s, not a file; the backup would replace it", out, fi.Mode().Type())
 	}
-	dir := filepath.Dir(out)
-	copyFile, err := os.CreateTemp(dir, ".mxgrid-backup-*.db")
+	scratch, err := privateScratch(filepath.Dir(out))
 	if err != nil {
 		return m, fmt.Errorf("backup: %w", err)
 	}
-	copyPath := copyFile.Name()
-	copyFile.Close()
-	defer os.Remove(copyPath)
-	// VACUUM INTO wants a file that does not exist (or is empty); the
-	// temporary name only reserved a unique one in out's directory.
-	if err := os.Remove(copyPath); err != nil {
-		return m, fmt.Errorf("backup: %w", err)
-	}
+	defer os.RemoveAll(scratch)
+	copyPath := filepath.Join(scratch, "mxgrid.db")
 	if err := vacuumInto(ctx, dbPath, copyPath); err != nil {
 		return m, err
 	}
@@ -151,6 +144,18 @@ func Backup(ctx context.Context, dbPath, out string, now time.Time) (BackupManif
 		return m, fmt.Errorf("backup: %w", err)
 	}
 	return m, nil
+}
+
+// privateScratch makes a directory in dir that only this user can enter,
+// for the uncompressed copy VACUUM INTO writes. SQLite creates that file
+// with the umask's mode (0644 as a rule), and it holds every password and
+// token hash: in out's directory it was readable by every local user
+// while the backup ran. VACUUM INTO also wants a name that does not exist,
+// which in a shared directory is a name another user can take first, as
+// a symlink to a file of theirs.
+func privateScratch(dir string) (string, error) {
+	// MkdirTemp makes it 0700, which a umask can only narrow.
+	return os.MkdirTemp(dir, ".mxgrid-backup-*")
 }
 
 // vacuumInto copies the live database through a read-only connection.

@@ -172,6 +172,40 @@ func TestBackupKeepsWhatIsNotAFile(t *testing.T) {
 	}
 }
 
+// TestBackupCopyIsPrivate: the uncompressed copy VACUUM INTO writes (every
+// password and token hash) goes in a directory only its owner can enter,
+// whatever the umask; it was a 0644 file in out's directory, at a name
+// another user could take first.
+func TestBackupCopyIsPrivate(t *testing.T) {
+	old := syscall.Umask(0)
+	defer syscall.Umask(old)
+	dir := t.TempDir()
+	scratch, err := privateScratch(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Lstat(scratch)
+	if err != nil || !fi.IsDir() || fi.Mode().Perm() != 0o700 || filepath.Dir(scratch) != dir {
+		t.Fatalf("scratch %s: %v, %v; want a 0700 directory in %s", scratch, fi.Mode(), err, dir)
+	}
+	if err := os.Remove(scratch); err != nil {
+		t.Fatal(err)
+	}
+
+	_, dbPath := seededStore(t)
+	out := filepath.Join(dir, "b.mxbackup")
+	if _, err := Backup(context.Background(), dbPath, out, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil || len(entries) != 1 || entries[0].Name() != "b.mxbackup" {
+		t.Fatalf("out's directory after a backup: %v, %v; want only the backup", entries, err)
+	}
+	if fi, err := os.Stat(out); err != nil || fi.Mode().Perm()&0o077 != 0 {
+		t.Fatalf("backup file: %v, %v; want readable by its owner alone", fi.Mode(), err)
+	}
+}
+
 func TestRestoreRefuses(t *testing.T) {
 	ctx := context.Background()
 	_, dbPath := seededStore(t)
