@@ -168,7 +168,15 @@ type spfResult struct {
 type dkimResult struct {
 	outcome
 	domain string
+	// testing: the key says its domain is testing DKIM (t=y), and RFC
+	// 6376 3.6.1 has its mail treated as unsigned "even should the
+	// signature fail to verify": the result is reported, but neither
+	// scores nor authenticates anything.
+	testing bool
 }
+
+// verified reports whether d is a signature that authenticates its domain.
+func (d dkimResult) verified() bool { return d.result == "pass" && !d.testing }
 
 // methods is what one message's methods found; the goroutines that run
 // them share it. A method not run has an empty outcome.method.
@@ -320,7 +328,7 @@ func senderAuthenticated(mailFrom string, spfRes spfResult, dkims []dkimResult) 
 		return true
 	}
 	for _, d := range dkims {
-		if d.result == "pass" && aligned(d.domain, domain, dmarc.AlignmentRelaxed) {
+		if d.verified() && aligned(d.domain, domain, dmarc.AlignmentRelaxed) {
 			return true
 		}
 	}
@@ -494,6 +502,7 @@ func (c *Check) checkDKIM(ctx context.Context, msg *scanner.Message) []dkimResul
 		if v.Err != nil {
 			d.reason = strings.TrimPrefix(v.Err.Error(), "dkim: ")
 		}
+		d.testing = v.Testing
 		n := 0
 		if v.Domain != "" {
 			d.props[n] = prop{"header.d", v.Domain}
@@ -504,6 +513,15 @@ func (c *Check) checkDKIM(ctx context.Context, msg *scanner.Message) []dkimResul
 		}
 		d.symbol = symbolName("DKIM_", d.result)
 		d.detail = d.domain
+		if d.testing {
+			d.symbol = "DKIM_NONE"
+			d.detail = d.domain + " (testing)"
+			if d.reason == "" {
+				d.reason = "key in testing mode"
+			} else {
+				d.reason += "; key in testing mode"
+			}
+		}
 		out = append(out, d)
 	}
 	return out

@@ -73,6 +73,10 @@ func newWorld(t testing.TB) *world {
 	srv.AddTXT("ed._domainkey.strict.example", "v=DKIM1; k=ed25519; p="+pub)
 	srv.AddTXT("ed._domainkey.xn--bnk-qla.example", "v=DKIM1; k=ed25519; p="+pub) // bänk.example
 	srv.ServFail("tmp._domainkey.example.org")
+	// A domain testing DKIM (t=y): its signatures count as none.
+	srv.AddTXT("ed._domainkey.testing.example", "v=DKIM1; t=y; k=ed25519; p="+pub)
+	srv.AddTXT("testing.example", "v=spf1 ip4:192.0.2.10 -all")
+	srv.AddTXT("_dmarc.testing.example", "v=DMARC1; p=reject")
 	bigDER, _ := x509.MarshalPKIXPublicKey(fakeRSAKey(8192))
 	srv.AddTXT("big._domainkey.example.org", "v=DKIM1; k=rsa; p="+base64.StdEncoding.EncodeToString(bigDER))
 
@@ -232,6 +236,32 @@ func TestCheck(t *testing.T) {
 			env:         scanner.Envelope{ClientIP: bad, HELO: "[203.0.113.1]", MailFrom: "alice@example.org"},
 			raw:         func(t testing.TB) []byte { return w.sign(t, testMessage("alice@example.org"), "other.example", "ed") },
 			wantSymbols: []string{"SPF_FAIL", "DKIM_PASS", "DMARC_FAIL_REJECT"},
+		},
+		{
+			// RFC 6376 3.6.1: mail signed with a testing key is treated as
+			// unsigned, so its pass authenticates nothing for DMARC.
+			name: "testing key (t=y), valid signature, SPF fail: DMARC fails",
+			env:  scanner.Envelope{ClientIP: bad, HELO: "[203.0.113.1]", MailFrom: "alice@testing.example", DMARCEnforce: true},
+			raw: func(t testing.TB) []byte {
+				return w.sign(t, testMessage("alice@testing.example"), "testing.example", "ed")
+			},
+			wantAR: []string{
+				"spf=fail smtp.mailfrom=alice@testing.example",
+				"dkim=pass reason=\"key in testing mode\" header.d=testing.example header.i=@testing.example",
+				"dmarc=fail (p=reject dis=reject) header.from=testing.example",
+			},
+			wantSymbols: []string{"SPF_FAIL", "DKIM_NONE", "DMARC_FAIL_REJECT"},
+			wantReject:  true,
+		},
+		{
+			// "even should the signature fail to verify": a domain trying
+			// DKIM out is not penalised for a broken signature.
+			name: "testing key (t=y), broken signature, SPF pass: no DKIM_FAIL",
+			env:  scanner.Envelope{ClientIP: good, HELO: "[192.0.2.10]", MailFrom: "alice@testing.example"},
+			raw: func(t testing.TB) []byte {
+				return append(w.sign(t, testMessage("alice@testing.example"), "testing.example", "ed"), "Changed.\r\n"...)
+			},
+			wantSymbols: []string{"SPF_PASS", "DKIM_NONE", "DMARC_PASS"},
 		},
 		{
 			// No aligned pass, but the aligned signature's key could not be

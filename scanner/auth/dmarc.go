@@ -302,7 +302,7 @@ func spfAuthenticated(r *spfResult) string {
 
 func dkimAligned(dkims []dkimResult, from string, mode dmarc.AlignmentMode) bool {
 	for _, d := range dkims {
-		if d.result == "pass" && aligned(d.domain, from, mode) {
+		if d.verified() && aligned(d.domain, from, mode) {
 			return true
 		}
 	}

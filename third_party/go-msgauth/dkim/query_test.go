@@ -2,6 +2,7 @@ package dkim
 
 import (
 	"fmt"
+	"strings"
 )
 
 const dnsRawRSAPublicKey = "v=DKIM1; p=MIGJAoGBALVI635dLK4cJJAH3Lx6upo3X/L" +
@@ -31,6 +32,10 @@ func queryTest(domain, selector string, txtLookup txtLookupFunc) (*queryResult, 
 		return parsePublicKey(dnsRawRSAPublicKey)
 	case "brisbane._domainkey.football.example.com":
 		return parsePublicKey(dnsEd25519PublicKey)
+	case "testing._domainkey.example.org":
+		return parsePublicKey("v=DKIM1; t=y; " + strings.TrimPrefix(dnsPublicKey, "v=DKIM1; "))
+	case "strict._domainkey.example.org":
+		return parsePublicKey("v=DKIM1; t=s; " + strings.TrimPrefix(dnsPublicKey, "v=DKIM1; "))
 	}
 	return nil, fmt.Errorf("unknown test DNS record %v", record)
 }

@@ -79,6 +79,11 @@ type Verification struct {
 	// The expiration time. If the signature doesn't expire, it's set to zero.
 	Expiration time.Time
 
+	// Testing is set when the signing key's record carries the t=y flag:
+	// the domain is testing DKIM, and RFC 6376 3.6.1 has verifiers treat
+	// its mail as unsigned whatever Err says (mxgrid patch).
+	Testing bool
+
 	// Err is nil if the signature is valid.
 	Err error
 }
@@ -231,7 +236,10 @@ func verify(h header, r io.Reader, sigField, sigValue string, options *VerifyOpt
 
 	if i, ok := params["i"]; ok {
 		verif.Identifier = stripWhitespace(i)
-		if !strings.HasSuffix(verif.Identifier, "@"+verif.Domain) && !strings.HasSuffix(verif.Identifier, "."+verif.Domain) {
+		// Domain names compare without case (RFC 6376 3.5: i= "is the
+		// same as, or a subdomain of" d=; mxgrid patch).
+		id, d := strings.ToLower(verif.Identifier), strings.ToLower(verif.Domain)
+		if !strings.HasSuffix(id, "@"+d) && !strings.HasSuffix(id, "."+d) {
 			return verif, permFailError("domain mismatch")
 		}
 	} else {
@@ -290,6 +298,21 @@ func verify(h header, r io.Reader, sigField, sigValue string, options *VerifyOpt
 		return verif, err
 	} else if res == nil {
 		return verif, permFailError("unsupported public key query method")
+	}
+
+	for _, flag := range res.Flags {
+		switch flag {
+		case "y":
+			verif.Testing = true
+		case "s":
+			// RFC 6376 3.6.1: the key signs for its own domain only, the
+			// i= domain "MUST NOT be a subdomain of d=" (mxgrid patch;
+			// upstream parsed the flags and ignored them).
+			_, idDomain, _ := strings.Cut(verif.Identifier, "@")
+			if !strings.EqualFold(idDomain, verif.Domain) {
+				return verif, permFailError("the key forbids signing for a subdomain (t=s)")
+			}
+		}
 	}
 
 	// Parse algos
