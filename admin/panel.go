@@ -537,7 +537,11 @@ func (s *Service) AuthenticatePassword(ctx context.Context, email, password stri
 type MapScope struct {
 	// Key names the stored map: "reseller:SLUG:ID" or "customer:KEY:ID",
 	// ID the reseller's.
-	Key      string
+	Key string
+	// Name is the scope as the public map shows it: "reseller:SLUG" or
+	// "customer:KEY", what its URL already says. Internal ids stay out of
+	// a page anyone may fetch.
+	Name     string
 	Reseller tenant.Reseller
 	// domains selects the domains covered (MapDomains).
 	domains Filter
@@ -567,7 +571,8 @@ func (s *Service) ResellerMap(ctx context.Context, slug string) (MapScope, error
 	// With the id: a slug freed by a deleted reseller and taken by a new
 	// one must not serve the old one's map (its brand and sources) for
 	// the rest of the period.
-	return MapScope{Key: "reseller:" + r.Slug + ":" + strconv.FormatInt(r.ID, 10), Reseller: r, domains: Filter{ResellerID: r.ID}}, nil
+	return MapScope{Key: "reseller:" + r.Slug + ":" + strconv.FormatInt(r.ID, 10), Name: "reseller:" + r.Slug,
+		Reseller: r, domains: Filter{ResellerID: r.ID}}, nil
 }
 
 // CustomerMap resolves /map?customer=KEY.
@@ -589,7 +594,8 @@ func (s *Service) CustomerMap(ctx context.Context, key string) (MapScope, error)
 	}
 	// With the reseller's id: a customer moved to another reseller shows
 	// its new reseller's brand from the move on, not at the next period.
-	return MapScope{Key: "customer:" + key + ":" + strconv.FormatInt(r.ID, 10), Reseller: r, domains: Filter{CustomerID: c.ID}}, nil
+	return MapScope{Key: "customer:" + key + ":" + strconv.FormatInt(r.ID, 10), Name: "customer:" + key,
+		Reseller: r, domains: Filter{CustomerID: c.ID}}, nil
 }
 
 // domainIDs pages through every domain the filter selects.

@@ -411,6 +411,11 @@ func TestResellerMapShowsOnlyItsSources(t *testing.T) {
 		if m.Events != 3 || !strings.Contains(js, tt.want) || strings.Contains(js, tt.absent) || !strings.Contains(js, `"accent":"#aa3300"`) {
 			t.Errorf("%s=%s: %d events, json %s", tt.kind, tt.key, m.Events, js)
 		}
+		// The public map names its scope as its URL does, without the
+		// reseller's internal id.
+		if want := `"scope":"` + tt.kind + ":" + tt.key + `"`; !strings.Contains(js, want) {
+			t.Errorf("%s=%s: json %s, want %s", tt.kind, tt.key, js, want)
+		}
 		// The same period serves the held generation: same ETag.
 		again, _, _ := scoped(ctx, tt.kind, tt.key)
 		if again.ETag != m.ETag {

@@ -694,7 +694,7 @@ func ScopedMaps(svc *admin.Service, maps MapScoper) func(ctx context.Context, ki
 		// The domains and the logo are read for a render only: every view
 		// of a map already rendered read all the reseller's domain records
 		// and its logo (up to 256 KiB), on a public URL.
-		m, err := maps.Scoped(ctx, spammap.Scope{Key: sc.Key, Resolve: func(ctx context.Context) ([]int64, spammap.Brand, error) {
+		m, err := maps.Scoped(ctx, spammap.Scope{Key: sc.Key, Name: sc.Name, Resolve: func(ctx context.Context) ([]int64, spammap.Brand, error) {
 			brand := spammap.Brand{Name: sc.Reseller.DisplayName, Accent: sc.Reseller.Accent}
 			if brand.Name == "" {
 				brand.Name = sc.Reseller.Name

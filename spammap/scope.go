@@ -38,7 +38,9 @@ var _ DomainEventSource = StoreEvents{}
 type Scope struct {
 	// Key names the stored map ("reseller:SLUG:ID", "customer:KEY:ID"); never
 	// GlobalScope.
-	Key       string
+	Key string
+	// Name is what /map.json shows as its scope (Key when empty).
+	Name      string
 	DomainIDs []int64
 	Brand     Brand
 	// Resolve, when set, gives DomainIDs and Brand once the map must be
@@ -151,6 +153,7 @@ func (s *Scheduler) scoped(ctx context.Context, sc Scope, period time.Time) (*Ma
 	if err != nil {
 		return nil, err
 	}
+	m.Scope = sc.Key // stored and held under its key; agg.Scope is its public name
 	if _, err := s.maps.PutMap(ctx, m.Record()); err != nil {
 		return nil, fmt.Errorf("spammap: store %s: %w", sc.Key, err)
 	}
@@ -181,7 +184,11 @@ func collectFiltered(ctx context.Context, src DomainEventSource, cfg Config, sc 
 			}
 		}
 	}
-	agg := a.result(sc.Key, cfg, now, world.names())
+	name := sc.Name
+	if name == "" {
+		name = sc.Key
+	}
+	agg := a.result(name, cfg, now, world.names())
 	brand := sc.Brand
 	agg.Brand = &brand
 	return agg, nil
