@@ -708,6 +708,17 @@ func TestCheck(t *testing.T) {
 			wantReject:  "invoice.js",
 			wantSymbols: []string{SymbolBlockedType},
 		},
+		// A close delimiter is "--b1--" and blanks to the line's end (RFC
+		// 2046 5.1.1): "--b1--x" is text to Thunderbird and Python's
+		// email, which show the parts after it.
+		{
+			name: "EICAR after a line that starts like the close delimiter",
+			raw: func(testing.TB) string {
+				return strings.Replace(withAttachment("readme.txt", "text/plain", eicar),
+					"See attached.\r\n", "See attached.\r\n--b1--x\r\n", 1)
+			},
+			wantVirus: VirusEICAR,
+		},
 		// go-message read the multipart's lines through a 4 KiB buffer
 		// and gave up on a longer one; Thunderbird reads lines of any
 		// length, and shows the parts after it.

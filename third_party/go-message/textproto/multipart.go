@@ -252,25 +252,27 @@ func scanUntilBoundary(buf, dashBoundary, nlDashBoundary []byte, total int64, re
 // and the caller has verified already that bytes.HasPrefix(buf, prefix) is true.
 //
 // matchAfterPrefix returns +1 if the buffer does match the boundary,
-// meaning the prefix is followed by "--", or by spaces or tabs and then a
-// cr, nl, or end of input.
+// meaning the prefix is followed, directly or after "--", by spaces or
+// tabs and then a cr, nl, or end of input.
 // It returns -1 if the buffer definitely does NOT match the boundary,
 // meaning the prefix is followed by some other character.
-// For example, "--foobar" does not match "--foo", nor do "--foo-bar" and
-// "--foo x": mail readers (Thunderbird, Python's email) read such a line
-// as the part's text and the parts after it as parts, where ending the
-// part there made NextPart fail and hid those parts from the scanner.
+// For example, "--foobar" does not match "--foo", nor do "--foo-bar",
+// "--foo x" and "--foo--x": mail readers (Thunderbird, Python's email)
+// read such a line as the part's text and the parts after it as parts,
+// where ending the part there (upstream, for any line starting "--foo-",
+// "--foo ", "--foo\t" or "--foo--") hid those parts from the scanner.
 // It returns 0 more input needs to be read to make the decision,
 // meaning that the line is cut short in buf and readErr == nil.
 func matchAfterPrefix(buf, prefix []byte, readErr error) int {
 	rest := buf[len(prefix):]
-	switch {
-	case bytes.HasPrefix(rest, []byte("--")):
-		return +1
-	case len(rest) == 1 && rest[0] == '-' && readErr == nil:
-		return 0
-	case len(rest) > 0 && rest[0] == '-':
-		return -1
+	if len(rest) > 0 && rest[0] == '-' {
+		switch {
+		case len(rest) == 1 && readErr == nil:
+			return 0
+		case len(rest) == 1 || rest[1] != '-':
+			return -1
+		}
+		rest = rest[2:]
 	}
 	rest = skipLWSPChar(rest)
 	if len(rest) == 0 {
@@ -372,22 +374,30 @@ func (r *MultipartReader) NextPart() (*Part, error) {
 	}
 }
 
-// squeezeBlanks undoes a buffer filled by a possible delimiter and the
-// blanks after it, which cannot say whether the line is the delimiter
-// (blanks to its end) or text ("--b" and blanks, then more): the part was
-// ended there, and a line of text padded past the buffer ended the whole
-// multipart, hiding every part after it, where mail readers read on. The
-// blanks but one are dropped from the stream, no matter to either reading,
-// and the line is decided as it goes on. It reports whether it did so.
+// squeezeBlanks undoes a buffer filled by a possible delimiter or close
+// delimiter and the blanks after it, which cannot say whether the line is
+// the delimiter (blanks to its end) or text ("--b" or "--b--" and blanks,
+// then more): the part was ended there, and a line of text padded past the
+// buffer ended the whole multipart, hiding every part after it, where mail
+// readers read on. The blanks but one are dropped from the stream, no
+// matter to either reading, and the line is decided as it goes on. It
+// reports whether it did so.
 func (r *MultipartReader) squeezeBlanks(buf []byte, total int64) bool {
 	prefix := r.nlDashBoundary
 	if total == 0 && bytes.HasPrefix(buf, r.dashBoundary) {
 		prefix = r.dashBoundary
 	}
-	if !bytes.HasPrefix(buf, prefix) || len(buf) == len(prefix) || len(skipLWSPChar(buf[len(prefix):])) > 0 {
+	if !bytes.HasPrefix(buf, prefix) {
 		return false
 	}
-	kept := append([]byte(nil), buf[:len(prefix)+1]...)
+	head := len(prefix)
+	if bytes.HasPrefix(buf[head:], []byte("--")) {
+		head += 2
+	}
+	if len(buf) == head || len(skipLWSPChar(buf[head:])) > 0 {
+		return false
+	}
+	kept := append([]byte(nil), buf[:head+1]...)
 	r.bufReader.Discard(len(buf))
 	// Nothing past buf was read from src: the buffer was full with it.
 	r.bufReader.Reset(io.MultiReader(bytes.NewReader(kept), r.src))

@@ -1,0 +1,71 @@
+package textproto
+
+import (
+	"io"
+	"reflect"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+var spaces = regexp.MustCompile(" +")
+
+// A close delimiter is "--b--", then only blanks to the line's end (RFC
+// 2046 5.1.1). A line that goes on with text is the part's text, as
+// Thunderbird and Python's email read it: ending the multipart there hid
+// the parts after it (an attachment the recipient opens) from the scanner.
+func TestCloseDelimiterIsWholeLine(t *testing.T) {
+	pad := strings.Repeat(" ", 3*peekBufferSize)
+	for _, tc := range []struct {
+		name, body string
+		parts      []string
+	}{
+		{"text after the close delimiter",
+			"--b\r\n\r\none\r\n--b--x\r\ntwo\r\n--b\r\n\r\nthree\r\n--b--\r\n",
+			[]string{"one\r\n--b--x\r\ntwo", "three"}},
+		{"blank then text",
+			"--b\r\n\r\none\r\n--b-- \tx\r\n--b\r\n\r\nthree\r\n--b--\r\n",
+			[]string{"one\r\n--b-- \tx", "three"}},
+		{"at a part's start",
+			"--b\r\n\r\n--b--x\r\n--b\r\n\r\nthree\r\n--b--\r\n",
+			[]string{"--b--x", "three"}},
+		{"LF line ends",
+			"--b\n\none\n--b--x\n--b\n\nthree\n--b--\n",
+			[]string{"one\n--b--x", "three"}},
+		{"text after padding past the buffer",
+			"--b\r\n\r\none\r\n--b--" + pad + "x\r\n--b\r\n\r\nthree\r\n--b--\r\n",
+			[]string{"one\r\n--b-- x", "three"}},
+		{"padded close delimiter",
+			"--b\r\n\r\none\r\n--b-- \t\r\n--b\r\n\r\nnot a part\r\n",
+			[]string{"one"}},
+		{"close delimiter at the end of input",
+			"--b\r\n\r\none\r\n--b--",
+			[]string{"one"}},
+		{"padded close delimiter at the end of input",
+			"--b\r\n\r\none\r\n--b--  ",
+			[]string{"one"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mr := NewMultipartReader(strings.NewReader(tc.body), "b")
+			var parts []string
+			for {
+				p, err := mr.NextPart()
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					t.Fatalf("NextPart after %q: %v", parts, err)
+				}
+				b, err := io.ReadAll(p)
+				if err != nil {
+					t.Fatalf("part %d: %v", len(parts), err)
+				}
+				// squeezeBlanks drops padding past the buffer.
+				parts = append(parts, spaces.ReplaceAllString(string(b), " "))
+			}
+			if !reflect.DeepEqual(parts, tc.parts) {
+				t.Errorf("parts %q, want %q", parts, tc.parts)
+			}
+		})
+	}
+}
