@@ -382,21 +382,31 @@ func (s *Store) scanTracking(ctx context.Context, q string, args []any) ([]track
 }
 
 // waitingSQL selects the deferrals matching where that no later success
-// answered. The answer is looked up per deferral through the recipient
-// index, so the comparison must be in the form it serves: on SQLite,
-// lower() on both sides scanned the whole log once per deferral.
+// answered, oldest first. The answer is looked up per deferral through
+// the recipient index, so the comparison must be in the form it serves:
+// on SQLite, lower() on both sides scanned the whole log once per
+// deferral.
 // Only a record of the deferral's domain (by id) answers it: an address
 // outlives its domain, and once one tenant deleted a name and another
 // created it, the other's deliveries to the name took the first tenant's
 // deferrals off its view, which then told it what mail the other's
 // customer had received.
+// The limit is shared out among the domains, each newest first (every
+// domain's newest deferral, then every domain's second newest...): the
+// oldest rows of the window took every place, so a domain that piled
+// deferrals up (a tenant's own domain routed to a dead server costs it
+// nothing) hid every other domain's, the operator's gauge included,
+// and its own newest ones.
 func (s *Store) waitingSQL(where []string, limitArg int) string {
-	return `SELECT d.domain, d.domain_id, d.customer_id, d.recipient, d.sender, d.message_id, d.at_us, d.defer_reason, d.reply
+	return `SELECT domain, domain_id, customer_id, recipient, sender, message_id, at_us, defer_reason, reply FROM (
+		SELECT d.id, d.domain, d.domain_id, d.customer_id, d.recipient, d.sender, d.message_id, d.at_us, d.defer_reason, d.reply,
+			ROW_NUMBER() OVER (PARTITION BY d.domain_id ORDER BY d.at_us DESC, d.id DESC) AS turn
 		FROM message_log d WHERE ` + strings.Join(where, " AND ") + `
 		AND NOT EXISTS (SELECT 1 FROM message_log s WHERE s.status <> 'deferred' AND s.at_us > d.at_us
 			AND ` + s.caselessEquals("s.recipient", "d.recipient") + ` AND ` + s.caselessEquals("s.sender", "d.sender") + `
 			AND s.domain_id = d.domain_id AND (d.message_id = '' OR s.message_id = d.message_id))
-		ORDER BY d.at_us LIMIT $` + strconv.Itoa(limitArg)
+		ORDER BY turn, d.at_us DESC, d.id DESC LIMIT $` + strconv.Itoa(limitArg) + `) w
+		ORDER BY at_us, id`
 }
 
 // WaitingTracking is the deferral view: deferrals since f.Since that no
