@@ -15,18 +15,19 @@ import (
 )
 
 // ParseTrusted parses http.trusted_proxies: CIDR networks or single
-// addresses.
+// addresses. Peers are compared unmapped (an IPv4 client of a dual-stack
+// listener is ::ffff:a.b.c.d), so a network or an address written in the
+// v4-mapped form is taken as the IPv4 one it names: kept as written, it
+// contained no peer, and every client behind that proxy had its address.
 func ParseTrusted(list []string) ([]netip.Prefix, error) {
 	out := make([]netip.Prefix, 0, len(list))
 	for i, s := range list {
-		s = strings.TrimSpace(s)
-		p, err := netguard.ParsePrefix(s)
+		p, err := netguard.ParsePrefix(strings.TrimSpace(s))
 		if err != nil {
 			return nil, fmt.Errorf("[%d]: %w", i, err)
 		}
-		if !strings.Contains(s, "/") {
-			a := p.Addr().Unmap()
-			p = netip.PrefixFrom(a, a.BitLen())
+		if p.Addr().Is4In6() && p.Bits() >= 96 {
+			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
 		}
 		out = append(out, p)
 	}

@@ -48,6 +48,41 @@ func TestOf(t *testing.T) {
 	}
 }
 
+// TestTrustedProxiesWrittenAsMappedAddresses: a peer is compared as its
+// IPv4 address (the listener's v4-mapped form unmapped), so a proxy
+// network written in the v4-mapped form (::ffff:10.0.0.0/104) trusted
+// nobody: every client behind the proxy got the proxy's address, and
+// shared one panel login budget and one connection cap.
+func TestTrustedProxiesWrittenAsMappedAddresses(t *testing.T) {
+	trusted, err := ParseTrusted([]string{"::ffff:10.0.0.0/104", "::ffff:192.0.2.1/128", "::ffff:198.51.100.9"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := New(trusted)
+	for _, remote := range []string{"10.1.2.3:4000", "[::ffff:10.1.2.3]:4000", "192.0.2.1:80", "198.51.100.9:80"} {
+		req := &http.Request{RemoteAddr: remote, Header: http.Header{"X-Forwarded-For": {"203.0.113.5"}}}
+		if got := r.Of(req).String(); got != "203.0.113.5" {
+			t.Errorf("behind proxy %s: Of = %s, want 203.0.113.5", remote, got)
+		}
+	}
+	req := &http.Request{RemoteAddr: "10.1.2.3:4000", Header: http.Header{"X-Forwarded-Proto": {"https"}}}
+	if !r.HTTPS(req) {
+		t.Error("X-Forwarded-Proto of a proxy written as ::ffff:10.0.0.0/104 not believed")
+	}
+	if got := fmt.Sprint(Everyone(mustTrusted(t, "::ffff:0.0.0.0/96"))); got != "[0.0.0.0/0]" {
+		t.Errorf("Everyone(::ffff:0.0.0.0/96) = %s, want [0.0.0.0/0]: it is every IPv4 client", got)
+	}
+}
+
+func mustTrusted(t *testing.T, list ...string) []netip.Prefix {
+	t.Helper()
+	p, err := ParseTrusted(list)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 func TestLimitKey(t *testing.T) {
 	a := LimitKey(netip.MustParseAddr("2001:db8:1:2:aaaa::1"))
 	b := LimitKey(netip.MustParseAddr("2001:db8:1:2:bbbb::9"))
