@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mxgrid/mxgrid/clientip"
 	"github.com/mxgrid/mxgrid/mailaddr"
 	"github.com/mxgrid/mxgrid/netguard"
 )
@@ -286,14 +287,12 @@ func checkHostname(h string) error {
 	return nil
 }
 
+// proxyPrefixes are TrustedProxies as the PROXY listener compares them,
+// with clients unmapped: as http.trusted_proxies are read.
 func (c Config) proxyPrefixes() ([]netip.Prefix, error) {
-	var out []netip.Prefix
-	for i, s := range c.TrustedProxies {
-		p, err := netguard.ParsePrefix(s)
-		if err != nil {
-			return nil, fmt.Errorf("trusted_proxies[%d]: %w", i, err)
-		}
-		out = append(out, p)
+	out, err := clientip.ParseTrusted(c.TrustedProxies)
+	if err != nil {
+		return nil, fmt.Errorf("trusted_proxies%w", err)
 	}
 	return out, nil
 }

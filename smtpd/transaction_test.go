@@ -379,6 +379,33 @@ func TestTrustedProxyHeaders(t *testing.T) {
 	}
 }
 
+// TestTrustedProxyWrittenV4Mapped: a peer is compared as its IPv4
+// address, so a proxy written in the v4-mapped form (::ffff:127.0.0.1, as
+// a dual-stack listener shows its IPv4 clients) trusted nobody, and every
+// message through it got 554 for a PROXY header "from an untrusted
+// address".
+func TestTrustedProxyWrittenV4Mapped(t *testing.T) {
+	for _, trusted := range []string{"::ffff:127.0.0.1", "::ffff:127.0.0.0/104"} {
+		t.Run(trusted, func(t *testing.T) {
+			n, sink := startNode(t, func(c *config.Config) { c.SMTP.TrustedProxies = []string{trusted} })
+			conn, err := net.Dial("tcp", n.SMTPAddr())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			conn.SetDeadline(time.Now().Add(10 * time.Second))
+			conn.Write([]byte("PROXY TCP4 203.0.113.9 192.0.2.1 40000 25\r\n"))
+			c := greet(t, conn)
+			c.cmd(250, "MAIL FROM:<alice@sender.test>")
+			c.cmd(250, "RCPT TO:<bob@example.org>")
+			c.data(250, testMessage)
+			if msgs := sink.Messages(); len(msgs) != 1 || !bytes.Contains(msgs[0].Data, []byte("([203.0.113.9])")) {
+				t.Fatalf("delivered %d, want one from 203.0.113.9", len(msgs))
+			}
+		})
+	}
+}
+
 // TestProxyHeaderFromUntrustedAddressIsRefused: an untrusted peer that
 // opens with a PROXY header gets 554 and the connection closes. Whatever
 // it sent behind the header is left unread: closed at once over it, the
