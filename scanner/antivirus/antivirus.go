@@ -383,14 +383,9 @@ func (s *scan) archive(zr *zip.Reader, size int64, where string, depth int) {
 		if f.FileInfo().IsDir() {
 			continue
 		}
-		inner, readable, more := s.openMember(where, f.Name, f.Flags)
+		inner, readable, more := s.openMember(where, f.Name, zipdir.UnicodePath(f), f.Flags)
 		if !more {
 			return
-		}
-		if alt := zipdir.UnicodePath(f); alt != "" {
-			// The name the recipient's 7-Zip extracts it under; its
-			// content is judged under the other.
-			s.classify(alt, where+"/"+alt, ctUnknown, false)
 		}
 		if !readable {
 			continue
@@ -405,11 +400,17 @@ func (s *scan) archive(zr *zip.Reader, size int64, where string, depth int) {
 // openMember takes a zip member's place in the message's budget (more is
 // false when it is spent) and says whether its content can be read: bit 0
 // of the general purpose flags is encryption (APPNOTE 4.4.4), and then
-// the content is out of reach and only the name counts.
-func (s *scan) openMember(where, name string, flags uint16) (inner string, readable, more bool) {
+// the content is out of reach and only the name counts. alt is the name
+// of its Unicode Path field, or "".
+func (s *scan) openMember(where, name, alt string, flags uint16) (inner string, readable, more bool) {
 	inner = where + "/" + name
 	if !s.takeMember(inner) {
 		return inner, false, false
+	}
+	if alt != "" {
+		// The name the recipient's 7-Zip extracts it under; its
+		// content is judged under the other.
+		s.classify(alt, where+"/"+alt, ctUnknown, false)
 	}
 	if flags&0x1 != 0 {
 		s.symbol(SymbolEncrypted, inner)
@@ -433,7 +434,7 @@ func (s *scan) localMembers(data []byte, zr *zip.Reader, where string, depth int
 		if strings.HasSuffix(lf.Name, "/") {
 			continue
 		}
-		inner, readable, more := s.openMember(where, lf.Name, lf.Flags)
+		inner, readable, more := s.openMember(where, lf.Name, lf.UnicodePath(), lf.Flags)
 		if !more {
 			return
 		}

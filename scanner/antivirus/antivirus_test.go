@@ -574,6 +574,17 @@ func TestCheck(t *testing.T) {
 			wantSymbols: []string{SymbolBlockedType},
 		},
 		{
+			// 7-Zip reads the field in the local header of a member the
+			// central directory does not list, as in the directory.
+			name: "script in a zip with no central directory named by its Unicode Path field",
+			raw: func(t testing.TB) string {
+				z := zipOf(t, member{name: "invoice.txt", data: []byte("var x = 1;"), extra: testenv.UnicodePathExtra("invoice.txt", "invoice.js")})
+				return withAttachment("invoice.zip", "application/zip", z[:bytes.Index(z, []byte("PK\x01\x02"))])
+			},
+			wantReject:  "invoice.js",
+			wantSymbols: []string{SymbolArchiveBroken, SymbolBlockedType},
+		},
+		{
 			name: "a Unicode Path field for another name is not read",
 			raw: func(t testing.TB) string {
 				z := zipOf(t, member{name: "invoice.txt", data: []byte("var x = 1;"), extra: testenv.UnicodePathExtra("other.txt", "invoice.js")})

@@ -265,13 +265,7 @@ func zipMembers(f *findings, l *scanner.Leaf, pagesLeft *int) (encrypted bool) {
 	}
 	if zr != nil {
 		for _, zf := range zr.File {
-			names := []string{zf.Name}
-			if alt := zipdir.UnicodePath(zf); alt != "" {
-				// 7-Zip extracts the member under this name, Windows
-				// Explorer under the other.
-				names = append(names, alt)
-			}
-			for _, name := range names {
+			for _, name := range memberNames(zf.Name, zipdir.UnicodePath(zf)) {
 				if sym, _ := attachKind(scanner.Part{Filename: name}); sym != "" {
 					f.hit(sym, l.Filename+":"+name)
 					if sym == AttachHTML && activeMember(zf, pagesLeft) {
@@ -286,12 +280,24 @@ func zipMembers(f *findings, l *scanner.Leaf, pagesLeft *int) (encrypted bool) {
 	// (zipdir.Unlisted): in a zip with no directory, or in the first
 	// of two zips put end to end.
 	for _, lf := range zipdir.Unlisted(l.Data, zr, maxZipNames) {
-		if sym, _ := attachKind(scanner.Part{Filename: lf.Name}); sym != "" {
-			f.hit(sym, l.Filename+":"+lf.Name)
+		for _, name := range memberNames(lf.Name, lf.UnicodePath()) {
+			if sym, _ := attachKind(scanner.Part{Filename: name}); sym != "" {
+				f.hit(sym, l.Filename+":"+name)
+			}
 		}
 		encrypted = encrypted || lf.Flags&1 != 0
 	}
 	return encrypted
+}
+
+// memberNames are the names a zip member is extracted under: its own
+// (Windows Explorer's) and that of its Unicode Path field (alt, 7-Zip's),
+// if any.
+func memberNames(name, alt string) []string {
+	if alt == "" {
+		return []string{name}
+	}
+	return []string{name, alt}
 }
 
 // activeMember reports active markup in the first maxActiveScan bytes of

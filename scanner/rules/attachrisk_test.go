@@ -35,6 +35,22 @@ func mixed(from, subject, text string, atts ...attachment) []byte {
 	return []byte(b.String())
 }
 
+// unicodeNamedZip is a zip of one member stored as name, which its
+// Unicode Path field names alt: 7-Zip extracts it as alt.
+func unicodeNamedZip(t *testing.T, name, alt string) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	w, err := zw.CreateHeader(&zip.FileHeader{Name: name, Extra: testenv.UnicodePathExtra(name, alt)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write([]byte("notes")); err != nil || zw.Close() != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
 // zipOf builds a zip archive; encrypted sets the traditional encryption
 // flag (bit 0) that encrypted members carry.
 func zipOf(t *testing.T, encrypted bool, names ...string) []byte {
@@ -137,17 +153,15 @@ func TestAttachRisk(t *testing.T) {
 				"Please find the invoice attached.", attachment{"invoice.zip", "application/zip", append(zipOf(t, false, "invoice.one"), zipOf(t, false, "readme.txt")...)})
 		}, []string{AttachOneNote}},
 		{"en: OneNote in a zip, named so by its Unicode Path field", func(t *testing.T) []byte {
-			var buf bytes.Buffer
-			zw := zip.NewWriter(&buf)
-			w, err := zw.CreateHeader(&zip.FileHeader{Name: "invoice.txt", Extra: testenv.UnicodePathExtra("invoice.txt", "invoice.one")})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := w.Write([]byte("notes")); err != nil || zw.Close() != nil {
-				t.Fatal(err)
-			}
 			return mixed("Billing <billing@invoices-example.example>", "Your invoice",
-				"Please find the invoice attached.", attachment{"invoice.zip", "application/zip", buf.Bytes()})
+				"Please find the invoice attached.", attachment{"invoice.zip", "application/zip", unicodeNamedZip(t, "invoice.txt", "invoice.one")})
+		}, []string{AttachOneNote}},
+		// 7-Zip reads the field in the local header of a member the
+		// central directory does not list, as in the directory.
+		{"en: OneNote in a zip with no central directory, named so by its Unicode Path field", func(t *testing.T) []byte {
+			z := unicodeNamedZip(t, "invoice.txt", "invoice.one")
+			return mixed("Billing <billing@invoices-example.example>", "Your invoice",
+				"Please find the invoice attached.", attachment{"invoice.zip", "application/zip", z[:bytes.Index(z, []byte("PK\x01\x02"))]})
 		}, []string{AttachOneNote}},
 		{"de: encrypted zip with the password", func(t *testing.T) []byte {
 			return mixed("Buchhaltung <rechnung@firma-abrechnung.example>", "Rechnung 2026-1187",

@@ -68,11 +68,17 @@ func Open(data []byte, maxEntries int) (zr *zip.Reader, truncated bool, err erro
 // such field, of version 0 or 1, whose CRC is the name's, in UTF-8
 // without a NUL. archive/zip ignores the field, so a member stored as
 // invoice.txt and named invoice.js there was judged as a text file.
-func UnicodePath(f *zip.File) string {
-	if f.Flags&0x800 != 0 {
+func UnicodePath(f *zip.File) string { return unicodePath(f.Name, f.Flags, f.Extra) }
+
+// UnicodePath is UnicodePath of a member read from its local header,
+// whose extra field 7-Zip reads as it reads the directory's.
+func (f LocalFile) UnicodePath() string { return unicodePath(f.Name, f.Flags, f.Extra) }
+
+func unicodePath(stored string, flags uint16, extra []byte) string {
+	if flags&0x800 != 0 {
 		return ""
 	}
-	for extra := f.Extra; len(extra) >= 4; {
+	for len(extra) >= 4 {
 		id, size := binary.LittleEndian.Uint16(extra), int(binary.LittleEndian.Uint16(extra[2:]))
 		if size > len(extra)-4 {
 			return ""
@@ -82,11 +88,11 @@ func UnicodePath(f *zip.File) string {
 		if id != 0x7075 {
 			continue
 		}
-		if len(field) < 5 || field[0] > 1 || binary.LittleEndian.Uint32(field[1:]) != crc32.ChecksumIEEE([]byte(f.Name)) {
+		if len(field) < 5 || field[0] > 1 || binary.LittleEndian.Uint32(field[1:]) != crc32.ChecksumIEEE([]byte(stored)) {
 			return ""
 		}
 		name := string(field[5:])
-		if name == f.Name || !utf8.ValidString(name) || strings.IndexByte(name, 0) >= 0 {
+		if name == stored || !utf8.ValidString(name) || strings.IndexByte(name, 0) >= 0 {
 			return ""
 		}
 		return name
@@ -229,6 +235,7 @@ type LocalFile struct {
 	Name   string
 	Flags  uint16
 	Method uint16
+	Extra  []byte
 	// Data is the archive from the member's data to its end: a local
 	// header with general purpose bit 3 set gives no sizes (they follow
 	// the data), so where the data ends is the decompressor's to find.
@@ -325,6 +332,7 @@ func LocalFiles(data []byte, max int) []LocalFile {
 			Name:   string(h[localHeaderLen : localHeaderLen+nameLen]),
 			Flags:  binary.LittleEndian.Uint16(h[6:]),
 			Method: binary.LittleEndian.Uint16(h[8:]),
+			Extra:  h[localHeaderLen+nameLen : localHeaderLen+nameLen+extraLen],
 			Data:   h[localHeaderLen+nameLen+extraLen:],
 			Offset: pos + i,
 		}

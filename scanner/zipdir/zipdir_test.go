@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // archive builds a zip of n stored members named m0, m1, ..., each holding
@@ -277,6 +278,9 @@ func FuzzLocalFiles(f *testing.F) {
 				t.Fatalf("member %q at %d (previous at %d) lies outside the %d-byte archive", lf.Name, lf.Offset, last, len(data))
 			}
 			last = lf.Offset
+			if alt := lf.UnicodePath(); alt == lf.Name && alt != "" || !utf8.ValidString(alt) || strings.IndexByte(alt, 0) >= 0 {
+				t.Fatalf("member %q: Unicode Path %q", lf.Name, alt)
+			}
 		}
 		zr, _, _ := Open(data, max)
 		if unlisted := Unlisted(data, zr, max); len(unlisted) > len(files) {
