@@ -292,6 +292,8 @@ func (s *scan) file(name, where string, data []byte, depth int) {
 		s.gzipped(name, where, data, depth)
 	case ct == ctBzip2:
 		s.bzipped(name, where, data, depth)
+	case ct == ctXZ:
+		s.xzipped(name, where, data, depth)
 	case ct == ctTar:
 		s.tarball(where, data, depth)
 	case ct == ctRar:
@@ -548,6 +550,23 @@ func (s *scan) bzipped(name, where string, data []byte, depth int) {
 	s.member(inner, where+"/"+inner, out, err, depth)
 }
 
+// xzipped scans the file an .xz file holds (Windows 11 and 7-Zip open
+// .xz, .txz and .tar.xz), named as the outer name without its extension:
+// xz keeps no name. Its decoders' dictionaries are paid from the
+// expansion budget as they are allocated (xzReader).
+func (s *scan) xzipped(name, where string, data []byte, depth int) {
+	if s.tooDeep(where, depth) {
+		return
+	}
+	inner := unpackedName(name, ".txz")
+	if !s.takeMember(where + "/" + inner) {
+		return
+	}
+	limit := min(ratioLimit(int64(len(data)), s.c.cfg.ZipMaxRatio), s.budget.expanded)
+	out, err := expand(newXZReader(data, limit, &s.budget), int64(len(data)), 0, inner, &s.budget, s.c.cfg.ZipMaxRatio)
+	s.member(inner, where+"/"+inner, out, err, depth)
+}
+
 // tarball scans the regular files of a tar archive. Their bytes are
 // copied out of data, within the expansion budget like any member's: a
 // sparse entry expands.
@@ -657,9 +676,9 @@ func (s *scan) member(name, inner string, data []byte, err error, depth int) boo
 		s.symbol(SymbolArchiveLimit, fmt.Sprintf("%s: more than %d bytes expanded", inner, s.c.cfg.ZipMaxExpanded))
 		s.file(name, inner, data, depth+1)
 		return false
-	case errors.Is(err, zip.ErrAlgorithm):
-		// A method the recipient's Explorer or 7-Zip reads (Deflate64)
-		// and archive/zip does not: its content, an archive with an
+	case errors.Is(err, zip.ErrAlgorithm), errors.Is(err, errUnscannable):
+		// A method the recipient's Explorer or 7-Zip reads (Deflate64,
+		// an xz filter) and we do not: its content, an archive with an
 		// executable perhaps, is never scanned, as past a limit.
 		s.symbol(SymbolArchiveLimit, fmt.Sprintf("%s: %v", inner, err))
 	case err != nil:

@@ -419,6 +419,76 @@ func TestCheck(t *testing.T) {
 			wantSymbols: []string{SymbolBlockedType},
 		},
 		{
+			// Windows 11 opens .xz, .txz and .tar.xz too (libarchive).
+			name:      "EICAR in a .xz",
+			raw:       func(t testing.TB) string { return withAttachment("files.xz", "application/x-xz", xzOf(t, eicar, 0)) },
+			wantVirus: VirusEICAR,
+		},
+		{
+			// Its 64 MiB dictionary is not allocated for 11 bytes.
+			name: "script in a .xz written by xz -9",
+			raw: func(t testing.TB) string {
+				return withAttachment("invoice.js.xz", "application/x-xz", unb64(t, jsXZ))
+			},
+			wantReject:  "invoice.js",
+			wantSymbols: []string{SymbolBlockedType},
+		},
+		{
+			name: "executable in a .txz of two streams, the second of many blocks",
+			raw: func(t testing.TB) string {
+				txz := append(xzOf(t, nil, 0), xzOf(t, tarOf(t, mem("readme.txt", randomBytes(3000)), mem("setup.exe", peFile())), 1024)...)
+				return withAttachment("invoice.txz", "application/x-xz", txz)
+			},
+			wantReject:  "setup.exe",
+			wantSymbols: []string{SymbolBlockedType},
+		},
+		{
+			// xz -T2 --block-size=4096: three blocks, their sizes in
+			// their headers.
+			name: "executable in a .tar.xz written by xz in blocks",
+			raw: func(t testing.TB) string {
+				return withAttachment("invoice.tar.xz", "application/x-xz", unb64(t, "/Td6WFoAAATm1rRGA8BrgCAhARYAAAAA3ibwVuAP/wBjXQA5mUrwMZRl6terfpodUvoqr8G3zSOI1qq6lilYkUDeKnPQyoqEpML8dD03ijA3A2nt+CChVo29e34c3ezrNz5Kjfr16lh1i5Jqrl+kDIWXb17+yzqAHFdhKTI11e29x0h5uwAAAOz4qSZshGOqA8AhgCAhARYAAAAAt7Fo3+AP/wAZXQAAb/3//6O3/0c+SBVyOWFRuJIo5qOEnilGAAAAAKXw6iWU09MmA8AZgBAhARYAAAAABiCBIeAH/wARXQAAb/3//6O3/0c+SBVwlKlgAAAAAABH4yckGGj7OAADgwGAIDmAIDGAECj0xFUUFzswAwAAAAAEWVo="))
+			},
+			wantReject:  "setup.exe",
+			wantSymbols: []string{SymbolBlockedType},
+		},
+		{
+			// xz --x86: a BCJ filter before LZMA2, which xz and 7-Zip
+			// read and the engine does not.
+			name: "a .xz with a BCJ filter is reported unscanned",
+			raw: func(t testing.TB) string {
+				return withAttachment("invoice.xz", "application/x-xz", unb64(t, "/Td6WFoAAATm1rRGAgEEACEBFgANhjUfAQAKdmFyIHggPSAxOwoAAN/Yx+2UB9O/AAEjC8Ib/QkftvN9AQAAAAAEWVo="))
+			},
+			wantSymbols: []string{SymbolArchiveLimit},
+		},
+		{
+			// A decoder's dictionary and tables count as expanded bytes.
+			name: "xz dictionary past the expansion budget",
+			mod:  func(c *Config) { c.ZipMaxExpanded = 16 << 10 },
+			raw: func(t testing.TB) string {
+				return withAttachment("invoice.js.xz", "application/x-xz", unb64(t, jsXZ))
+			},
+			wantReject:  "invoice.js",
+			wantSymbols: []string{SymbolArchiveLimit, SymbolBlockedType},
+		},
+		{
+			// 150 KB of numbers twice, in one LZMA2 chunk, with 256 KiB
+			// to expand: the block reaches back further than the
+			// dictionary the engine gives it (half of what is left to
+			// expand), not than the 8 MiB it declares, with which the
+			// recipient's xz reads it whole.
+			name: "an xz block past the dictionary it was given is reported unscanned",
+			mod:  func(c *Config) { c.ZipMaxExpanded = 256 << 10 },
+			raw: func(t testing.TB) string {
+				var numbers []byte
+				for i := 0; len(numbers) < 150<<10; i++ {
+					numbers = fmt.Appendf(numbers, "%08d\n", i*7919)
+				}
+				return withAttachment("numbers.txt.xz", "application/x-xz", xzOf(t, append(numbers, numbers...), 0))
+			},
+			wantSymbols: []string{SymbolArchiveLimit},
+		},
+		{
 			name: "EICAR in a tar",
 			raw: func(t testing.TB) string {
 				return withAttachment("files.tar", "application/x-tar", tarOf(t, mem("eicar.com", eicar)))

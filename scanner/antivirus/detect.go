@@ -31,6 +31,7 @@ const (
 	ctRar      contentType = "rar"
 	ctSevenZip contentType = "7z"
 	ctBzip2    contentType = "bzip2"
+	ctXZ       contentType = "xz"
 )
 
 var (
@@ -81,6 +82,8 @@ func sniff(data []byte) contentType {
 		return ctSevenZip
 	case isBzip2(data):
 		return ctBzip2
+	case isXZ(data):
+		return ctXZ
 	case bytes.HasPrefix(data, []byte("#!")):
 		return ctShebang
 	case isTar(data):
@@ -192,7 +195,7 @@ var (
 		"doc": {ctOLE, ctRTF}, "xls": {ctOLE}, "ppt": {ctOLE}, "msi": {ctOLE},
 		"docx": {ctZip}, "xlsx": {ctZip}, "pptx": {ctZip}, "zip": {ctZip}, "jar": {ctZip},
 		"odt": {ctZip}, "ods": {ctZip}, "rtf": {ctRTF}, "gz": {ctGzip}, "tgz": {ctGzip}, "tar": {ctTar},
-		"bz2": {ctBzip2}, "tbz2": {ctBzip2}, "tbz": {ctBzip2},
+		"bz2": {ctBzip2}, "tbz2": {ctBzip2}, "tbz": {ctBzip2}, "xz": {ctXZ}, "txz": {ctXZ},
 		"rar": {ctRar}, "7z": {ctSevenZip}, "iso": {ctISO},
 		"txt": {ctUnknown, ctShebang}, "csv": {ctUnknown}, "htm": {ctUnknown}, "html": {ctUnknown},
 		"exe": {ctPE}, "dll": {ctPE}, "scr": {ctPE},
