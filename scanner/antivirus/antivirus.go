@@ -294,6 +294,8 @@ func (s *scan) file(name, where string, data []byte, depth int) {
 		s.bzipped(name, where, data, depth)
 	case ct == ctXZ:
 		s.xzipped(name, where, data, depth)
+	case ct == ctZstd:
+		s.zstded(name, where, data, depth)
 	case ct == ctTar:
 		s.tarball(where, data, depth)
 	case ct == ctRar:
@@ -564,6 +566,28 @@ func (s *scan) xzipped(name, where string, data []byte, depth int) {
 	}
 	limit := min(ratioLimit(int64(len(data)), s.c.cfg.ZipMaxRatio), s.budget.expanded)
 	out, err := expand(newXZReader(data, limit, &s.budget), int64(len(data)), 0, inner, &s.budget, s.c.cfg.ZipMaxRatio)
+	s.member(inner, where+"/"+inner, out, err, depth)
+}
+
+// zstded scans the file a Zstandard file holds (Windows 11 opens .zst,
+// .tzst and .tar.zst), named as the outer name without its extension:
+// zstd keeps no name. Its decoder's window and buffers are paid from the
+// expansion budget before they are allocated (newZstdReader).
+func (s *scan) zstded(name, where string, data []byte, depth int) {
+	if s.tooDeep(where, depth) {
+		return
+	}
+	inner := unpackedName(name, ".tzst")
+	if !s.takeMember(where + "/" + inner) {
+		return
+	}
+	zr, err := newZstdReader(data, &s.budget)
+	if err != nil {
+		s.member(inner, where+"/"+inner, nil, err, depth)
+		return
+	}
+	defer zr.Close()
+	out, err := expand(zr, int64(len(data)), 0, inner, &s.budget, s.c.cfg.ZipMaxRatio)
 	s.member(inner, where+"/"+inner, out, err, depth)
 }
 

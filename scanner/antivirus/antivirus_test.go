@@ -489,6 +489,41 @@ func TestCheck(t *testing.T) {
 			wantSymbols: []string{SymbolArchiveLimit},
 		},
 		{
+			// Windows 11 opens .zst, .tzst and .tar.zst too (libarchive).
+			name:      "EICAR in a .zst",
+			raw:       func(t testing.TB) string { return withAttachment("files.zst", "application/zstd", zstdOf(t, eicar)) },
+			wantVirus: VirusEICAR,
+		},
+		{
+			name: "executable in a .tar.zst written by zstd -19",
+			raw: func(t testing.TB) string {
+				return withAttachment("invoice.tar.zst", "application/zstd", unb64(t, exeTarZstd19))
+			},
+			wantReject:  "setup.exe",
+			wantSymbols: []string{SymbolBlockedType},
+		},
+		{
+			// The second frame's window (4 KiB) is the larger: the
+			// decoder is paid for it, and reads it.
+			name: "executable in the second frame of a .tzst",
+			raw: func(t testing.TB) string {
+				tzst := append(zstdOfAll(t, nil), zstdOf(t, tarOf(t, mem("setup.exe", peFile())))...)
+				return withAttachment("invoice.tzst", "application/zstd", tzst)
+			},
+			wantReject:  "setup.exe",
+			wantSymbols: []string{SymbolBlockedType},
+		},
+		{
+			// A decoder's window and buffers count as expanded bytes.
+			name: "zstd window past the expansion budget",
+			mod:  func(c *Config) { c.ZipMaxExpanded = 1 << 20 },
+			raw: func(t testing.TB) string {
+				return withAttachment("invoice.js.zst", "application/zstd", unb64(t, jsZstd))
+			},
+			wantReject:  "invoice.js",
+			wantSymbols: []string{SymbolArchiveLimit, SymbolBlockedType},
+		},
+		{
 			name: "EICAR in a tar",
 			raw: func(t testing.TB) string {
 				return withAttachment("files.tar", "application/x-tar", tarOf(t, mem("eicar.com", eicar)))

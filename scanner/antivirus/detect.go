@@ -32,6 +32,7 @@ const (
 	ctSevenZip contentType = "7z"
 	ctBzip2    contentType = "bzip2"
 	ctXZ       contentType = "xz"
+	ctZstd     contentType = "zstd"
 )
 
 var (
@@ -84,6 +85,8 @@ func sniff(data []byte) contentType {
 		return ctBzip2
 	case isXZ(data):
 		return ctXZ
+	case isZstd(data):
+		return ctZstd
 	case bytes.HasPrefix(data, []byte("#!")):
 		return ctShebang
 	case isTar(data):
@@ -196,6 +199,7 @@ var (
 		"docx": {ctZip}, "xlsx": {ctZip}, "pptx": {ctZip}, "zip": {ctZip}, "jar": {ctZip},
 		"odt": {ctZip}, "ods": {ctZip}, "rtf": {ctRTF}, "gz": {ctGzip}, "tgz": {ctGzip}, "tar": {ctTar},
 		"bz2": {ctBzip2}, "tbz2": {ctBzip2}, "tbz": {ctBzip2}, "xz": {ctXZ}, "txz": {ctXZ},
+		"zst": {ctZstd}, "tzst": {ctZstd},
 		"rar": {ctRar}, "7z": {ctSevenZip}, "iso": {ctISO},
 		"txt": {ctUnknown, ctShebang}, "csv": {ctUnknown}, "htm": {ctUnknown}, "html": {ctUnknown},
 		"exe": {ctPE}, "dll": {ctPE}, "scr": {ctPE},
