@@ -182,11 +182,24 @@ func attachRisk(f *findings, _ *scanner.Envelope, m *scanner.Message) {
 	}
 }
 
+// compressedExt are the compressions of one file that keep no name of
+// their own, or whose name 7-Zip does not show (gzip's): the file is the
+// name without the extension, label.iso in label.iso.xz, which 7-Zip and
+// WinRAR open.
+var compressedExt = map[string]bool{"gz": true, "bz2": true, "xz": true, "zst": true}
+
 // attachKind is the symbol an attachment's names or declared type earn,
 // and the name that earned it.
 func attachKind(p scanner.Part) (string, string) {
 	for _, name := range p.Names() {
-		if sym, ok := attachExt[lastExt(name)]; ok {
+		exts := scanner.Extensions(name)
+		if len(exts) == 2 && compressedExt[exts[0]] {
+			exts = exts[1:]
+		}
+		if len(exts) == 0 {
+			continue
+		}
+		if sym, ok := attachExt["."+exts[0]]; ok {
 			return sym, name
 		}
 	}

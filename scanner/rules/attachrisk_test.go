@@ -171,6 +171,16 @@ func TestAttachRisk(t *testing.T) {
 			return mixed("Correos <envios@correos-entregas.example>", "Su paquete está retenido",
 				"Adjuntamos el albarán. Contraseña: 5521", attachment{"albaran.dat", "application/octet-stream", zipOf(t, true, "albaran.iso", "albaran.lnk")})
 		}, []string{AttachDiskImage, AttachArchivePass}},
+		// 7-Zip and WinRAR open the file a .gz, .bz2, .xz or .zst
+		// holds, named without that extension.
+		{"fr: disk image compressed with xz", func(*testing.T) []byte {
+			return mixed("La Poste <colis@laposte-suivi.example>", "Votre colis",
+				"Bonjour, veuillez trouver ci-joint le bordereau.", attachment{"bordereau.img.xz", "application/x-xz", []byte("\xfd7zXZ\x00not really")})
+		}, []string{AttachDiskImage}},
+		{"en: OneNote compressed with Zstandard", func(*testing.T) []byte {
+			return mixed("Billing <billing@invoices-example.example>", "Your invoice",
+				"Please find the invoice attached.", attachment{"invoice.one.zst", "application/zstd", []byte("(\xb5/\xfdnot really")})
+		}, []string{AttachOneNote}},
 		{"fr: disk image", func(*testing.T) []byte {
 			return mixed("La Poste <colis@laposte-suivi.example>", "Votre colis",
 				"Bonjour, veuillez trouver ci-joint le bordereau.", attachment{"bordereau.img", "application/octet-stream", []byte("not really a disk")})
