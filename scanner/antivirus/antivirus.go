@@ -15,18 +15,14 @@ import (
 	"archive/zip"
 	"bufio"
 	"bytes"
-	"compress/bzip2"
 	"compress/flate"
-	"compress/gzip"
 	"context"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"path"
 	"slices"
 	"sort"
 	"strings"
@@ -38,6 +34,7 @@ import (
 
 	"github.com/mxgrid/mxgrid/scanner"
 	"github.com/mxgrid/mxgrid/scanner/archdir"
+	"github.com/mxgrid/mxgrid/scanner/unpack"
 	"github.com/mxgrid/mxgrid/scanner/zipdir"
 )
 
@@ -288,14 +285,8 @@ func (s *scan) file(name, where string, data []byte, depth int) {
 	switch {
 	case ct == ctOLE:
 		macros = oleHasMacros(data)
-	case ct == ctGzip:
-		s.gzipped(name, where, data, depth)
-	case ct == ctBzip2:
-		s.bzipped(name, where, data, depth)
-	case ct == ctXZ:
-		s.xzipped(name, where, data, depth)
-	case ct == ctZstd:
-		s.zstded(name, where, data, depth)
+	case ct == ctGzip, ct == ctBzip2, ct == ctXZ, ct == ctZstd:
+		s.compressed(name, where, data, depth)
 	case ct == ctTar:
 		s.tarball(where, data, depth)
 	case ct == ctRar:
@@ -474,121 +465,42 @@ func (s *scan) localMembers(data []byte, zr *zip.Reader, where string, depth int
 	}
 }
 
-// gzipReaders and flateReaders are reused across archives and messages:
-// a decompressor holds a 32 KiB window, and a message can be thousands
-// of tiny gzip files (eight uuencoded in each of a thousand text parts),
-// each opened before the member budget is looked at: 1 MB of them
-// allocated 320 MB.
-var (
-	gzipReaders  = sync.Pool{New: func() any { return new(gzip.Reader) }}
-	flateReaders = sync.Pool{New: func() any { return flate.NewReader(bytes.NewReader(nil)) }}
-)
+// flateReaders are reused across archives and messages: a decompressor
+// holds a 32 KiB window, and a message can be thousands of tiny
+// archives, each opened before the member budget is looked at.
+var flateReaders = sync.Pool{New: func() any { return flate.NewReader(bytes.NewReader(nil)) }}
 
-// gzipped scans the file a gzip stream holds (Windows 11 and every
-// archiver open .gz, .tgz and .tar.gz): named as its header says, or as
-// the outer name without ".gz".
-func (s *scan) gzipped(name, where string, data []byte, depth int) {
+// compressed scans the file a gzip, bzip2, xz or Zstandard file holds
+// (Windows 11 and 7-Zip open .gz, .bz2, .xz and .zst, and the .tar.gz and
+// the like they make): named as a gzip header says, or as the outer name
+// without its extension. The decoder's memory is paid from the expansion
+// budget (unpack.Open).
+func (s *scan) compressed(name, where string, data []byte, depth int) {
 	if s.tooDeep(where, depth) {
 		return
 	}
-	zr := gzipReaders.Get().(*gzip.Reader)
-	defer gzipReaders.Put(zr)
-	err := zr.Reset(bytes.NewReader(data))
-	if err != nil {
+	bombAt := ratioLimit(int64(len(data)), s.c.cfg.ZipMaxRatio)
+	st, err := unpack.Open(data, name, min(bombAt, s.budget.expanded), &s.budget.expanded)
+	defer st.Close()
+	if err != nil && st.Format == unpack.Gzip {
 		s.symbol(SymbolArchiveBroken, fmt.Sprintf("%s: %v", where, err))
 		return
 	}
-	inner := zr.Name
-	if inner == "" {
-		inner = unpackedName(name, ".tgz")
-	}
-	if !s.takeMember(where + "/" + inner) {
+	inner := where + "/" + st.Name
+	if !s.takeMember(inner) {
 		return
 	}
-	// The size the trailer declares (modulo 2^32), within the ratio.
-	isize := min(int64(binary.LittleEndian.Uint32(data[len(data)-4:])), ratioLimit(int64(len(data)), s.c.cfg.ZipMaxRatio))
-	if !s.reserve(isize) {
-		return
-	}
-	out, err := expand(zr, int64(len(data)), isize, inner, &s.budget, s.c.cfg.ZipMaxRatio)
-	s.member(inner, where+"/"+inner, out, err, depth)
-}
-
-// unpackedName names the file a compressed file called name holds when
-// the format keeps no name: name without its extension, a tar for the
-// extensions in tars (".tgz").
-func unpackedName(name string, tars ...string) string {
-	ext := path.Ext(name)
-	inner := strings.TrimSuffix(path.Base(strings.ReplaceAll(name, `\`, "/")), ext)
-	for _, t := range tars {
-		if strings.EqualFold(ext, t) {
-			return inner + ".tar"
-		}
-	}
-	return inner
-}
-
-// bzipped scans the file a bzip2 stream holds (Windows 11 and 7-Zip open
-// .bz2 and .tar.bz2), named as the outer name without its extension:
-// bzip2 keeps no name. Its decoder allocates 400 kB per 100 kB of block
-// size the stream declares, 3.6 MB for most, which is charged to the
-// expansion budget: a thousand tiny .bz2 members would otherwise cost
-// 3.6 GB of allocations.
-func (s *scan) bzipped(name, where string, data []byte, depth int) {
-	if s.tooDeep(where, depth) {
-		return
-	}
-	inner := unpackedName(name, ".tbz2", ".tbz")
-	if !s.takeMember(where + "/" + inner) {
-		return
-	}
-	if tables := int64(data[3]-'0') * 400_000; tables <= s.budget.expanded {
-		s.budget.expanded -= tables
-	} else {
-		s.member(inner, where+"/"+inner, nil, errBudget, depth)
-		return
-	}
-	out, err := expand(bzip2.NewReader(bytes.NewReader(data)), int64(len(data)), 0, inner, &s.budget, s.c.cfg.ZipMaxRatio)
-	s.member(inner, where+"/"+inner, out, err, depth)
-}
-
-// xzipped scans the file an .xz file holds (Windows 11 and 7-Zip open
-// .xz, .txz and .tar.xz), named as the outer name without its extension:
-// xz keeps no name. Its decoders' dictionaries are paid from the
-// expansion budget as they are allocated (xzReader).
-func (s *scan) xzipped(name, where string, data []byte, depth int) {
-	if s.tooDeep(where, depth) {
-		return
-	}
-	inner := unpackedName(name, ".txz")
-	if !s.takeMember(where + "/" + inner) {
-		return
-	}
-	limit := min(ratioLimit(int64(len(data)), s.c.cfg.ZipMaxRatio), s.budget.expanded)
-	out, err := expand(newXZReader(data, limit, &s.budget), int64(len(data)), 0, inner, &s.budget, s.c.cfg.ZipMaxRatio)
-	s.member(inner, where+"/"+inner, out, err, depth)
-}
-
-// zstded scans the file a Zstandard file holds (Windows 11 opens .zst,
-// .tzst and .tar.zst), named as the outer name without its extension:
-// zstd keeps no name. Its decoder's window and buffers are paid from the
-// expansion budget before they are allocated (newZstdReader).
-func (s *scan) zstded(name, where string, data []byte, depth int) {
-	if s.tooDeep(where, depth) {
-		return
-	}
-	inner := unpackedName(name, ".tzst")
-	if !s.takeMember(where + "/" + inner) {
-		return
-	}
-	zr, err := newZstdReader(data, &s.budget)
 	if err != nil {
-		s.member(inner, where+"/"+inner, nil, err, depth)
+		s.member(st.Name, inner, nil, err, depth)
 		return
 	}
-	defer zr.Close()
-	out, err := expand(zr, int64(len(data)), 0, inner, &s.budget, s.c.cfg.ZipMaxRatio)
-	s.member(inner, where+"/"+inner, out, err, depth)
+	// What it declares (gzip's trailer), within the ratio.
+	size := min(st.Size, bombAt)
+	if !s.reserve(size) {
+		return
+	}
+	out, err := expand(st, int64(len(data)), size, st.Name, &s.budget, s.c.cfg.ZipMaxRatio)
+	s.member(st.Name, inner, out, err, depth)
 }
 
 // tarball scans the regular files of a tar archive. Their bytes are
@@ -603,26 +515,16 @@ func (s *scan) tarball(where string, data []byte, depth int) {
 	if !s.reserve(int64(len(data))) {
 		return
 	}
-	tr := tar.NewReader(bytes.NewReader(data))
-	for !s.done() {
-		h, err := tr.Next()
-		if err != nil {
-			if !errors.Is(err, io.EOF) {
-				s.symbol(SymbolArchiveBroken, fmt.Sprintf("%s: %v", where, err))
-			}
-			return
-		}
-		if h.Typeflag != tar.TypeReg && h.Typeflag != tar.TypeGNUSparse {
-			continue
-		}
+	err := unpack.Files(bytes.NewReader(data), func(h *tar.Header, content io.Reader) bool {
 		inner := where + "/" + h.Name
 		if !s.takeMember(inner) {
-			return
+			return false
 		}
-		out, err := expand(tr, int64(len(data)), h.Size, h.Name, &s.budget, s.c.cfg.ZipMaxRatio)
-		if !s.member(h.Name, inner, out, err, depth) {
-			return
-		}
+		out, err := expand(content, int64(len(data)), h.Size, h.Name, &s.budget, s.c.cfg.ZipMaxRatio)
+		return s.member(h.Name, inner, out, err, depth) && !s.done()
+	})
+	if err != nil {
+		s.symbol(SymbolArchiveBroken, fmt.Sprintf("%s: %v", where, err))
 	}
 }
 
@@ -696,11 +598,11 @@ func (s *scan) member(name, inner string, data []byte, err error, depth int) boo
 	case errors.Is(err, errZipBomb):
 		s.setVirus(VirusZipBomb, "zip_bomb")
 		return false
-	case errors.Is(err, errBudget):
+	case errors.Is(err, unpack.ErrBudget):
 		s.symbol(SymbolArchiveLimit, fmt.Sprintf("%s: more than %d bytes expanded", inner, s.c.cfg.ZipMaxExpanded))
 		s.file(name, inner, data, depth+1)
 		return false
-	case errors.Is(err, zip.ErrAlgorithm), errors.Is(err, errUnscannable):
+	case errors.Is(err, zip.ErrAlgorithm), errors.Is(err, unpack.ErrUnscannable):
 		// A method the recipient's Explorer or 7-Zip reads (Deflate64,
 		// an xz filter) and we do not: its content, an archive with an
 		// executable perhaps, is never scanned, as past a limit.

@@ -1,7 +1,6 @@
 package antivirus
 
 import (
-	"archive/tar"
 	"archive/zip"
 	"bytes"
 	"compress/gzip"
@@ -19,7 +18,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -86,36 +84,14 @@ func zipOf(t testing.TB, members ...member) []byte {
 	return buf.Bytes()
 }
 
-func gzipOf(t testing.TB, name string, data []byte) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	zw.Name = name
-	if _, err := zw.Write(data); err != nil {
-		t.Fatal(err)
-	}
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
-}
-
+// tarOf is a tar of members (their encryption aside: tar has none).
 func tarOf(t testing.TB, members ...member) []byte {
 	t.Helper()
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for _, m := range members {
-		if err := tw.WriteHeader(&tar.Header{Name: m.name, Mode: 0o644, Size: int64(len(m.data)), Typeflag: tar.TypeReg}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tw.Write(m.data); err != nil {
-			t.Fatal(err)
-		}
+	files := make([]testenv.TarFile, len(members))
+	for i, m := range members {
+		files[i] = testenv.TarFile{Name: m.name, Data: m.data}
 	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
+	return testenv.Tar(t, files...)
 }
 
 // v7 turns a one-member tarOf archive into a V7 tar: no magic, no
@@ -377,7 +353,7 @@ func TestCheck(t *testing.T) {
 		{
 			name: "executable in a .gz, named by the gzip header",
 			raw: func(t testing.TB) string {
-				return withAttachment("invoice.pdf.gz", "application/gzip", gzipOf(t, "invoice.exe", peFile()))
+				return withAttachment("invoice.pdf.gz", "application/gzip", testenv.Gzip(t, "invoice.exe", peFile()))
 			},
 			wantReject:  "invoice.exe",
 			wantSymbols: []string{SymbolBlockedType},
@@ -385,7 +361,7 @@ func TestCheck(t *testing.T) {
 		{
 			name: "script in a .tgz",
 			raw: func(t testing.TB) string {
-				return withAttachment("docs.tgz", "application/x-gtar", gzipOf(t, "", tarOf(t, mem("docs/readme.txt", []byte("hi")), mem("docs/open.js", []byte("WScript.Shell")))))
+				return withAttachment("docs.tgz", "application/x-gtar", testenv.Gzip(t, "", tarOf(t, mem("docs/readme.txt", []byte("hi")), mem("docs/open.js", []byte("WScript.Shell")))))
 			},
 			wantReject:  "docs/open.js",
 			wantSymbols: []string{SymbolBlockedType},
@@ -420,15 +396,17 @@ func TestCheck(t *testing.T) {
 		},
 		{
 			// Windows 11 opens .xz, .txz and .tar.xz too (libarchive).
-			name:      "EICAR in a .xz",
-			raw:       func(t testing.TB) string { return withAttachment("files.xz", "application/x-xz", xzOf(t, eicar, 0)) },
+			name: "EICAR in a .xz",
+			raw: func(t testing.TB) string {
+				return withAttachment("files.xz", "application/x-xz", testenv.XZ(t, eicar, 0))
+			},
 			wantVirus: VirusEICAR,
 		},
 		{
 			// Its 64 MiB dictionary is not allocated for 11 bytes.
 			name: "script in a .xz written by xz -9",
 			raw: func(t testing.TB) string {
-				return withAttachment("invoice.js.xz", "application/x-xz", unb64(t, jsXZ))
+				return withAttachment("invoice.js.xz", "application/x-xz", unb64(t, testenv.JSXZ))
 			},
 			wantReject:  "invoice.js",
 			wantSymbols: []string{SymbolBlockedType},
@@ -436,7 +414,7 @@ func TestCheck(t *testing.T) {
 		{
 			name: "executable in a .txz of two streams, the second of many blocks",
 			raw: func(t testing.TB) string {
-				txz := append(xzOf(t, nil, 0), xzOf(t, tarOf(t, mem("readme.txt", randomBytes(3000)), mem("setup.exe", peFile())), 1024)...)
+				txz := append(testenv.XZ(t, nil, 0), testenv.XZ(t, tarOf(t, mem("readme.txt", randomBytes(3000)), mem("setup.exe", peFile())), 1024)...)
 				return withAttachment("invoice.txz", "application/x-xz", txz)
 			},
 			wantReject:  "setup.exe",
@@ -466,7 +444,7 @@ func TestCheck(t *testing.T) {
 			name: "xz dictionary past the expansion budget",
 			mod:  func(c *Config) { c.ZipMaxExpanded = 16 << 10 },
 			raw: func(t testing.TB) string {
-				return withAttachment("invoice.js.xz", "application/x-xz", unb64(t, jsXZ))
+				return withAttachment("invoice.js.xz", "application/x-xz", unb64(t, testenv.JSXZ))
 			},
 			wantReject:  "invoice.js",
 			wantSymbols: []string{SymbolArchiveLimit, SymbolBlockedType},
@@ -484,20 +462,22 @@ func TestCheck(t *testing.T) {
 				for i := 0; len(numbers) < 150<<10; i++ {
 					numbers = fmt.Appendf(numbers, "%08d\n", i*7919)
 				}
-				return withAttachment("numbers.txt.xz", "application/x-xz", xzOf(t, append(numbers, numbers...), 0))
+				return withAttachment("numbers.txt.xz", "application/x-xz", testenv.XZ(t, append(numbers, numbers...), 0))
 			},
 			wantSymbols: []string{SymbolArchiveLimit},
 		},
 		{
 			// Windows 11 opens .zst, .tzst and .tar.zst too (libarchive).
-			name:      "EICAR in a .zst",
-			raw:       func(t testing.TB) string { return withAttachment("files.zst", "application/zstd", zstdOf(t, eicar)) },
+			name: "EICAR in a .zst",
+			raw: func(t testing.TB) string {
+				return withAttachment("files.zst", "application/zstd", testenv.Zstd(t, eicar))
+			},
 			wantVirus: VirusEICAR,
 		},
 		{
 			name: "executable in a .tar.zst written by zstd -19",
 			raw: func(t testing.TB) string {
-				return withAttachment("invoice.tar.zst", "application/zstd", unb64(t, exeTarZstd19))
+				return withAttachment("invoice.tar.zst", "application/zstd", unb64(t, testenv.ExeTarZstd19))
 			},
 			wantReject:  "setup.exe",
 			wantSymbols: []string{SymbolBlockedType},
@@ -507,7 +487,7 @@ func TestCheck(t *testing.T) {
 			// decoder is paid for it, and reads it.
 			name: "executable in the second frame of a .tzst",
 			raw: func(t testing.TB) string {
-				tzst := append(zstdOfAll(t, nil), zstdOf(t, tarOf(t, mem("setup.exe", peFile())))...)
+				tzst := append(testenv.ZstdAll(t, nil), testenv.Zstd(t, tarOf(t, mem("setup.exe", peFile())))...)
 				return withAttachment("invoice.tzst", "application/zstd", tzst)
 			},
 			wantReject:  "setup.exe",
@@ -518,7 +498,7 @@ func TestCheck(t *testing.T) {
 			name: "zstd window past the expansion budget",
 			mod:  func(c *Config) { c.ZipMaxExpanded = 1 << 20 },
 			raw: func(t testing.TB) string {
-				return withAttachment("invoice.js.zst", "application/zstd", unb64(t, jsZstd))
+				return withAttachment("invoice.js.zst", "application/zstd", unb64(t, testenv.JSZstd))
 			},
 			wantReject:  "invoice.js",
 			wantSymbols: []string{SymbolArchiveLimit, SymbolBlockedType},
@@ -533,7 +513,7 @@ func TestCheck(t *testing.T) {
 		{
 			name: "gzip bomb by ratio",
 			raw: func(t testing.TB) string {
-				return withAttachment("logs.gz", "application/gzip", gzipOf(t, "logs.txt", make([]byte, 8<<20)))
+				return withAttachment("logs.gz", "application/gzip", testenv.Gzip(t, "logs.txt", make([]byte, 8<<20)))
 			},
 			wantVirus: VirusZipBomb,
 		},
@@ -1220,7 +1200,7 @@ func FuzzCheck(f *testing.F) {
 	f.Add([]byte("Subject: x\r\n\r\nhello\r\n"))
 	f.Add([]byte(withAttachment("a.zip", "application/zip", zipOf(f, mem("a.txt", []byte("x")), mem("b.zip", zipOf(f, mem("c.exe", peFile())))))))
 	f.Add([]byte(withAttachment("r.doc", "application/msword", oleFile(true))))
-	f.Add([]byte(withAttachment("a.tgz", "application/gzip", gzipOf(f, "", tarOf(f, mem("a.exe", peFile()))))))
+	f.Add([]byte(withAttachment("a.tgz", "application/gzip", testenv.Gzip(f, "", tarOf(f, mem("a.exe", peFile()))))))
 	f.Add([]byte(nestedMIME(30, "application/octet-stream", "eA==")))
 	c := newCheck(f, func(c *Config) { c.ZipMaxExpanded = 1 << 20 })
 	f.Fuzz(func(t *testing.T, raw []byte) {
@@ -1303,22 +1283,6 @@ func FuzzSignatureMatchesContains(f *testing.F) {
 	})
 }
 
-// FuzzTarOctalMatchesParseUint: a tar header's 8-byte numeric field reads
-// as strconv.ParseUint of it trimmed, base 8, did.
-func FuzzTarOctalMatchesParseUint(f *testing.F) {
-	for _, s := range []string{"0000644\x00", " 17 \x00\x00", "", "\x00\x00\x00\x00", "0o17", "+17", "1_7", "8", "77777777", "1 2"} {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, field []byte) {
-		field = field[:min(len(field), 8)]
-		got, ok := tarOctal(field)
-		want, err := strconv.ParseUint(strings.Trim(string(field), " \x00"), 8, 32)
-		if ok != (err == nil) || got != want {
-			t.Fatalf("tarOctal(%q) = %d, %v; ParseUint %d, %v", field, got, ok, want, err)
-		}
-	})
-}
-
 // TestZipDirectoryCostsLittleMemory: archive/zip holds a few hundred bytes
 // for each 46-byte directory entry, so a zip of empty entries cost the
 // scan more than twice its size before a member was looked at, and a zip
@@ -1357,7 +1321,7 @@ func TestArchivesShareTheNodesExpansionPool(t *testing.T) {
 	random := randomBytes(50_000)
 	archive := withAttachment("data.zip", "application/zip", zipOf(t, mem("random.bin", random)))
 	// The gzip trailer's size says 100 bytes of the 50,000.
-	liar := gzipOf(t, "random.bin", random)
+	liar := testenv.Gzip(t, "random.bin", random)
 	binary.LittleEndian.PutUint32(liar[len(liar)-4:], 100)
 	scan := func(ctx context.Context, raw string) error {
 		_, err := c.Check(ctx, &scanner.Envelope{}, scanner.Parse([]byte(raw)))
@@ -1529,7 +1493,7 @@ func TestMembersAreReadIntoTheirDeclaredSize(t *testing.T) {
 		archive        []byte
 	}{
 		{"zip", "data.zip", zipOf(t, mem("data.bin", member))},
-		{"gzip", "data.bin.gz", gzipOf(t, "data.bin", member)},
+		{"gzip", "data.bin.gz", testenv.Gzip(t, "data.bin", member)},
 		{"tar", "data.tar", tarOf(t, mem("data.bin", member))},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -1581,7 +1545,7 @@ func TestNestedArchivesTakeTurnsInThePool(t *testing.T) {
 	// for the outer zip only: busy without waiting (the deadline is an
 	// hour away).
 	random := randomBytes(50_000)
-	liar := gzipOf(t, "random.bin", random)
+	liar := testenv.Gzip(t, "random.bin", random)
 	binary.LittleEndian.PutUint32(liar[len(liar)-4:], 100)
 	othersHold := c.cfg.ZipExpandedInFlight - 60_000
 	c.pool.tryTake(othersHold)

@@ -9,6 +9,7 @@ import (
 	"math"
 	"strings"
 
+	"github.com/mxgrid/mxgrid/scanner/unpack"
 	"github.com/mxgrid/mxgrid/scanner/zipdir"
 )
 
@@ -108,7 +109,7 @@ func ratioLimit(compressed, maxRatio int64) int64 {
 // readMember decompresses f within the ratio and budget limits. It returns
 // errZipBomb when the member expands past maxRatio (measured on the bytes
 // actually produced, not on the sizes the archive declares, which lie), and
-// errBudget when the message's expansion budget is spent, errPoolSpent
+// unpack.ErrBudget when the message's expansion budget is spent, errPoolSpent
 // when the node's.
 func readMember(f *zip.File, size int64, b *budget, maxRatio int64) ([]byte, error) {
 	// The declared sizes are checked first: a bomb that admits it is one
@@ -143,7 +144,7 @@ func expand(r io.Reader, compressed, size int64, name string, b *budget, maxRati
 		if limit == bombAt {
 			return nil, fmt.Errorf("%w: %s expands past %d:1", errZipBomb, name, maxRatio)
 		}
-		return data[:limit], errBudget
+		return data[:limit], unpack.ErrBudget
 	}
 	if err != nil {
 		// A CRC mismatch or corrupt stream: scan what came out anyway.
@@ -151,8 +152,6 @@ func expand(r io.Reader, compressed, size int64, name string, b *budget, maxRati
 	}
 	return data, nil
 }
-
-var errBudget = errors.New("archive expansion budget spent")
 
 // readAll is io.ReadAll into buf.
 func readAll(r io.Reader, buf []byte) ([]byte, error) {

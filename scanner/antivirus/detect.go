@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"github.com/mxgrid/mxgrid/scanner"
+	"github.com/mxgrid/mxgrid/scanner/unpack"
 )
 
 // contentType is what the first bytes of a file say it is.
@@ -75,21 +76,21 @@ func sniff(data []byte) contentType {
 		return ctGIF
 	case bytes.HasPrefix(data, []byte("{\\rtf")):
 		return ctRTF
-	case bytes.HasPrefix(data, []byte{0x1F, 0x8B}):
+	case unpack.IsGzip(data):
 		return ctGzip
 	case bytes.HasPrefix(data, magicRar):
 		return ctRar
 	case bytes.HasPrefix(data, magicSevenZ):
 		return ctSevenZip
-	case isBzip2(data):
+	case unpack.IsBzip2(data):
 		return ctBzip2
-	case isXZ(data):
+	case unpack.IsXZ(data):
 		return ctXZ
-	case isZstd(data):
+	case unpack.IsZstd(data):
 		return ctZstd
 	case bytes.HasPrefix(data, []byte("#!")):
 		return ctShebang
-	case isTar(data):
+	case unpack.IsTar(data):
 		return ctTar
 	case len(data) > 0x8006 && string(data[0x8001:0x8006]) == "CD001":
 		// ISO 9660 primary volume descriptor at sector 16 (ECMA-119 8.4).
@@ -117,56 +118,6 @@ func isPE(data []byte) bool {
 	}
 	off := int64(binary.LittleEndian.Uint32(data[0x3C:]))
 	return off+4 <= int64(len(data)) && string(data[off:off+4]) == "PE\x00\x00"
-}
-
-// isBzip2 checks for a bzip2 stream: "BZh", the block size (1 to 9, in
-// 100 kB) and the magic of a first block or of the stream's end.
-func isBzip2(data []byte) bool {
-	return len(data) >= 10 && string(data[:3]) == "BZh" && data[3] >= '1' && data[3] <= '9' &&
-		(string(data[4:10]) == "1AY&SY" || string(data[4:10]) == "\x17rE8P\x90")
-}
-
-// isTar checks for a tar header. POSIX and GNU headers carry the magic
-// at offset 257; a V7 header, older than both, has none, only its
-// checksum, and libarchive (tar.exe, Windows 11's Explorer) opens it as
-// a tar all the same.
-func isTar(data []byte) bool {
-	if len(data) >= 262 && string(data[257:262]) == "ustar" {
-		return true
-	}
-	if len(data) < 512 || data[0] == 0 {
-		return false
-	}
-	want, ok := tarOctal(data[148:156])
-	if !ok {
-		return false
-	}
-	// The checksum is the header's byte sum, its own field read as blanks.
-	sum := uint64(8 * ' ')
-	for i, b := range data[:512] {
-		if i < 148 || i >= 156 {
-			sum += uint64(b)
-		}
-	}
-	return sum == want
-}
-
-// tarOctal reads a tar header's numeric field: octal digits between
-// blanks and NULs. It is strconv.ParseUint of the trimmed field in base 8
-// without the error, which allocated twice for every leaf of 512 bytes
-// or more that is not a tar, nearly all mail's text.
-func tarOctal(field []byte) (n uint64, ok bool) {
-	field = bytes.Trim(field, " \x00")
-	if len(field) == 0 {
-		return 0, false
-	}
-	for _, c := range field {
-		if c < '0' || c > '7' {
-			return 0, false
-		}
-		n = n*8 + uint64(c-'0')
-	}
-	return n, true
 }
 
 // oleHasMacros reports a VBA project in a Compound File: the directory holds

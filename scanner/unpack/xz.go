@@ -1,4 +1,4 @@
-package antivirus
+package unpack
 
 import (
 	"bytes"
@@ -32,16 +32,11 @@ const (
 	xzDecoderCost = 32 << 10
 )
 
-var (
-	errXZCorrupt = errors.New("xz: corrupt")
-	// errUnscannable is content the recipient's archiver reads and the
-	// engine does not: never scanned, as past a limit.
-	errUnscannable = errors.New("not read by the engine")
-)
+var errXZCorrupt = errors.New("xz: corrupt")
 
-// isXZ checks for an xz stream header: its magic, and flags whose CRC
+// IsXZ checks for an xz stream header: its magic, and flags whose CRC
 // matches.
-func isXZ(data []byte) bool {
+func IsXZ(data []byte) bool {
 	_, err := xzStreamFlags(data)
 	return err == nil
 }
@@ -116,7 +111,7 @@ func parseXZBlockHeader(b []byte) (xzBlock, error) {
 		p += k + int(size)
 	}
 	if filters > 1 || id != xzFilterLZMA2 {
-		return xzBlock{}, fmt.Errorf("%w: xz filter %#x", errUnscannable, id)
+		return xzBlock{}, fmt.Errorf("%w: xz filter %#x", ErrUnscannable, id)
 	}
 	if size != 1 || h[p-1] > 40 {
 		return xzBlock{}, fmt.Errorf("%w: LZMA2 properties", errXZCorrupt)
@@ -162,9 +157,9 @@ func allZero(b []byte) bool {
 // xzReader decompresses the streams of an .xz file one block after the
 // other. Each block's dictionary is at most limit less what came out
 // before it, limit being the most the caller reads, and half of what is
-// left of b's expansion budget; it and a decoder are paid from that
-// budget before they are allocated, and what they decode from what is
-// left (errBudget past it).
+// left of the caller's expansion budget; it and a decoder are paid from
+// that budget before they are allocated, and what they decode from what
+// is left (ErrBudget past it).
 type xzReader struct {
 	data     []byte
 	pos      int
@@ -179,11 +174,11 @@ type xzReader struct {
 	declared int64 // and the one it declares, when more
 
 	limit, out int64
-	b          *budget
+	left       *int64 // the caller's expansion budget
 }
 
-func newXZReader(data []byte, limit int64, b *budget) *xzReader {
-	return &xzReader{data: data, stream: -1, limit: limit, b: b}
+func newXZReader(data []byte, limit int64, left *int64) *xzReader {
+	return &xzReader{data: data, stream: -1, limit: limit, left: left}
 }
 
 func (x *xzReader) Read(p []byte) (int, error) {
@@ -197,15 +192,15 @@ func (x *xzReader) Read(p []byte) (int, error) {
 		n, err := x.block.Read(p)
 		x.out += int64(n)
 		switch {
-		case x.out > x.b.expanded:
-			err = errBudget
+		case x.out > *x.left:
+			err = ErrBudget
 		case err == io.EOF:
 			err = x.endBlock()
 		case err != nil && x.declared > 0:
 			// The block reaches back past the dictionary it got, or is
 			// corrupt: the recipient's xz, with all of its dictionary,
 			// may read on.
-			err = fmt.Errorf("%w: block decoded with a %d-byte dictionary of the %d it declares: %v", errUnscannable, x.dict, x.declared, err)
+			err = fmt.Errorf("%w: block decoded with a %d-byte dictionary of the %d it declares: %v", ErrUnscannable, x.dict, x.declared, err)
 		}
 		if n > 0 || err != nil {
 			return n, err
@@ -238,13 +233,13 @@ func (x *xzReader) next() error {
 	if err != nil {
 		return err
 	}
-	left := x.b.expanded - x.out - xzDecoderCost
+	left := *x.left - x.out - xzDecoderCost
 	dict := max(min(blk.dict, x.limit+1-x.out, left/2), lzma.MinDictCap)
 	cost := dict + xzDecoderCost
-	if cost > x.b.expanded-x.out {
-		return errBudget
+	if cost > *x.left-x.out {
+		return ErrBudget
 	}
-	x.b.expanded -= cost
+	*x.left -= cost
 	x.dict, x.declared = dict, 0
 	if dict < blk.dict {
 		x.declared = blk.dict

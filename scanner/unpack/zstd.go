@@ -1,4 +1,4 @@
-package antivirus
+package unpack
 
 import (
 	"bytes"
@@ -32,8 +32,8 @@ const (
 
 var errZstdCorrupt = errors.New("zstd: corrupt")
 
-// isZstd checks for a Zstandard frame or a skippable frame (3.1.2).
-func isZstd(data []byte) bool {
+// IsZstd checks for a Zstandard frame or a skippable frame (3.1.2).
+func IsZstd(data []byte) bool {
 	if len(data) < 4 {
 		return false
 	}
@@ -159,27 +159,27 @@ type zstdReader struct{ *zstd.Decoder }
 func (r zstdReader) Read(p []byte) (int, error) {
 	n, err := r.Decoder.Read(p)
 	if errors.Is(err, zstd.ErrWindowSizeExceeded) || errors.Is(err, zstd.ErrDecoderSizeExceeded) {
-		err = fmt.Errorf("%w: %v", errUnscannable, err)
+		err = fmt.Errorf("%w: %v", ErrUnscannable, err)
 	}
 	return n, err
 }
 
 // newZstdReader is a decoder of data, its frames' largest window paid
-// from b's expansion budget, or errBudget, or errUnscannable past
+// from the expansion budget *left, or ErrBudget, or ErrUnscannable past
 // zstdMaxWindow. The caller closes it.
-func newZstdReader(data []byte, b *budget) (zstdReader, error) {
+func newZstdReader(data []byte, left *int64) (zstdReader, error) {
 	window, err := zstdWindow(data)
 	if err != nil {
 		return zstdReader{}, err
 	}
 	if window > zstdMaxWindow {
-		return zstdReader{}, fmt.Errorf("%w: a zstd window of %d bytes, more than %d", errUnscannable, window, zstdMaxWindow)
+		return zstdReader{}, fmt.Errorf("%w: a zstd window of %d bytes, more than %d", ErrUnscannable, window, zstdMaxWindow)
 	}
 	cost := zstdCost(window)
-	if cost > uint64(b.expanded) {
-		return zstdReader{}, errBudget
+	if cost > uint64(*left) {
+		return zstdReader{}, ErrBudget
 	}
-	b.expanded -= int64(cost)
+	*left -= int64(cost)
 	d, err := zstd.NewReader(bytes.NewReader(data), zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
 		zstd.WithDecoderMaxWindow(window), zstd.WithDecoderMaxMemory(window))
 	return zstdReader{d}, err
