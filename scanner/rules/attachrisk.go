@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"archive/tar"
 	"archive/zip"
 	"bytes"
 	_ "embed"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/mxgrid/mxgrid/scanner"
 	"github.com/mxgrid/mxgrid/scanner/archdir"
+	"github.com/mxgrid/mxgrid/scanner/unpack"
 	"github.com/mxgrid/mxgrid/scanner/zipdir"
 )
 
@@ -119,11 +121,20 @@ const maxPDFActionInflate = 8 << 20
 // decompress, all together, to search them for active markup.
 const maxZippedPages = 1 << 20
 
+// maxUnpacked bounds the bytes the rules decompress from a message's
+// gzip, bzip2, xz and Zstandard attachments, all together, their
+// decoders' memory included, to read the names in a tar (past each
+// member's content) and the pages: the tar of a few megabytes a lure
+// comes in, or one zstd -19 wrote (an 8 MiB window, 10 MiB to decode).
+// The antivirus reads on, within zip_max_expanded.
+const maxUnpacked = 16 << 20
+
 func attachRisk(f *findings, _ *scanner.Envelope, m *scanner.Message) {
 	locked := false // an encrypted archive, or one that may be
 	headerLeft := int64(max7zDecoded)
 	pagesLeft := maxZippedPages
 	pdfLeft := maxPDFActionInflate
+	unpackLeft := int64(maxUnpacked)
 	for i := range m.Leaves {
 		l := &m.Leaves[i]
 		if !l.IsAttachment() {
@@ -155,6 +166,10 @@ func attachRisk(f *findings, _ *scanner.Envelope, m *scanner.Message) {
 			a := archdir.Read7z(l.Data, maxZipNames, headerLeft)
 			headerLeft -= a.Decoded
 			locked = namedMembers(f, l, a) || locked
+		case unpack.IsTar(l.Data):
+			tarMembers(f, l.Filename, bytes.NewReader(l.Data), &pagesLeft)
+		case unpack.Compression(l.Data) != unpack.None:
+			unpackLeft = compressedMembers(f, l, unpackLeft, &pagesLeft)
 		case lockedExt[lastExt(l.Filename)]:
 			locked = true
 		}
@@ -324,8 +339,78 @@ func activeMember(zf *zip.File, left *int) bool {
 		return false
 	}
 	defer rc.Close()
+	return activeIn(rc, left)
+}
+
+// activeIn reports active markup in the first maxActiveScan bytes r
+// reads, reading no more than *left, which it charges.
+func activeIn(r io.Reader, left *int) bool {
+	if *left <= 0 {
+		return false
+	}
 	// A member cut short or corrupt is judged on what decompressed.
-	data, _ := io.ReadAll(io.LimitReader(rc, int64(min(maxActiveScan, *left))))
+	data, _ := io.ReadAll(io.LimitReader(r, int64(min(maxActiveScan, *left))))
 	*left -= len(data)
 	return active(data)
+}
+
+// tarMembers applies the attachment kinds to the names of the files in a
+// tar r reads, named outer, as zipMembers does to a zip's (Windows 11's
+// Explorer and 7-Zip open .tar, .tar.gz and the like), and reads the pages
+// among them, within *pagesLeft, for active markup. It reads no more than
+// maxZipNames names.
+func tarMembers(f *findings, outer string, r io.Reader, pagesLeft *int) {
+	names := 0
+	// A tar cut short or corrupt is judged on the names before the fault.
+	_ = unpack.Files(r, func(h *tar.Header, content io.Reader) bool {
+		if sym, _ := attachKind(scanner.Part{Filename: h.Name}); sym != "" {
+			f.hit(sym, outer+":"+h.Name)
+			if sym == AttachHTML && activeIn(content, pagesLeft) {
+				f.hit(AttachHTMLActive, outer+":"+h.Name)
+			}
+		}
+		names++
+		return names < maxZipNames
+	})
+}
+
+// compressedMembers judges the file a gzip, bzip2, xz or Zstandard
+// attachment holds: by the name its gzip header gives (the attachment's
+// own name without the extension was judged with it, attachKind), as a
+// page by its markup, and as a tar by its members' names (tarMembers).
+// What it decompresses, decoders' memory included, is paid from budget;
+// it returns what is left.
+func compressedMembers(f *findings, l *scanner.Leaf, budget int64, pagesLeft *int) (left int64) {
+	// Taken in here, not from the caller: a budget the decoders hold a
+	// pointer to is on the heap, and messages without such a file need
+	// none.
+	left = budget
+	s, err := unpack.Open(l.Data, l.Filename, left, &left)
+	defer s.Close()
+	if err != nil {
+		return left
+	}
+	// What it decodes is paid once read: the xz decoder pays its
+	// dictionaries from left meanwhile, and needs to see them paid.
+	r := &io.LimitedReader{R: s, N: left}
+	limit := r.N
+	defer func() { left = max(left-(limit-r.N), 0) }()
+	// A tar's first header says it is one.
+	head := make([]byte, 512)
+	n, _ := io.ReadFull(r, head)
+	head = head[:n]
+	content := io.MultiReader(bytes.NewReader(head), r)
+	if unpack.IsTar(head) {
+		tarMembers(f, l.Filename, content, pagesLeft)
+		return left
+	}
+	sym, _ := attachKind(scanner.Part{Filename: s.Name})
+	if sym == "" {
+		return left
+	}
+	f.hit(sym, l.Filename+":"+s.Name)
+	if sym == AttachHTML && activeIn(content, pagesLeft) {
+		f.hit(AttachHTMLActive, l.Filename+":"+s.Name)
+	}
+	return left
 }

@@ -173,6 +173,40 @@ func TestAttachRisk(t *testing.T) {
 		}, []string{AttachDiskImage, AttachArchivePass}},
 		// 7-Zip and WinRAR open the file a .gz, .bz2, .xz or .zst
 		// holds, named without that extension.
+		// Windows 11's Explorer and 7-Zip open a tar, and the tar a
+		// .gz, .xz or .zst holds: its files are judged as a zip's.
+		{"en: login page in a .tar.gz", func(t *testing.T) []byte {
+			return mixed("Billing <billing@invoices-example.example>", "Your invoice",
+				"Please find the invoice attached.", attachment{"invoice.tar.gz", "application/gzip", testenv.Gzip(t, "",
+					testenv.Tar(t, testenv.TarFile{Name: "invoice/readme.txt", Data: []byte("Open the invoice.")}, testenv.TarFile{Name: "invoice/Invoice.html", Data: loginPage}))})
+		}, []string{AttachHTML, AttachHTMLActive}},
+		{"fr: disk image in a .tar.xz", func(t *testing.T) []byte {
+			return mixed("La Poste <colis@laposte-suivi.example>", "Votre colis",
+				"Bonjour, veuillez trouver ci-joint le bordereau.", attachment{"bordereau.tar.xz", "application/x-xz",
+					testenv.XZ(t, testenv.Tar(t, testenv.TarFile{Name: "bordereau.iso", Data: []byte("not really a disk")}), 0)})
+		}, []string{AttachDiskImage}},
+		{"en: OneNote in a .tar.zst", func(t *testing.T) []byte {
+			return mixed("Billing <billing@invoices-example.example>", "Your invoice",
+				"Please find the invoice attached.", attachment{"invoice.tar.zst", "application/zstd",
+					testenv.Zstd(t, testenv.Tar(t, testenv.TarFile{Name: "invoice.one", Data: []byte("not really a notebook")}))})
+		}, []string{AttachOneNote}},
+		{"en: OneNote in a .tar.zst with zstd -19's 8 MiB window", func(t *testing.T) []byte {
+			return mixed("Billing <billing@invoices-example.example>", "Your invoice",
+				"Please find the invoice attached.", attachment{"invoice.tar.zst", "application/zstd",
+					testenv.ZstdDeclaring(t, testenv.Tar(t, testenv.TarFile{Name: "invoice.one", Data: []byte("not really a notebook")}), 13<<3)})
+		}, []string{AttachOneNote}},
+		// A shortcut is the antivirus' to refuse (shortcut), in a tar
+		// as in a zip; the disk image beside it is the rules'.
+		{"de: disk image beside a shortcut in a plain tar", func(t *testing.T) []byte {
+			return mixed("DHL <paket@dhl-zustellung.example>", "Ihre Sendung",
+				"Guten Tag, anbei der Lieferschein.", attachment{"lieferschein.tar", "application/x-tar",
+					testenv.Tar(t, testenv.TarFile{Name: "Lieferschein.lnk", Data: []byte("L\x00\x00\x00")}, testenv.TarFile{Name: "Lieferschein.vhdx", Data: []byte("not really a disk")})})
+		}, []string{AttachDiskImage}},
+		// 7-Zip names the file in a .gz as its header does.
+		{"pt: login page in a gzip whose header names it, the attachment innocuous", func(t *testing.T) []byte {
+			return mixed("Banco <avisos@seguranca-cliente.example>", "Atualização cadastral obrigatória",
+				"Prezado cliente, abra o documento anexo para confirmar seus dados.", attachment{"documento.gz", "application/gzip", testenv.Gzip(t, "Comprovante.html", loginPage)})
+		}, []string{AttachHTML, AttachHTMLActive}},
 		{"fr: disk image compressed with xz", func(*testing.T) []byte {
 			return mixed("La Poste <colis@laposte-suivi.example>", "Votre colis",
 				"Bonjour, veuillez trouver ci-joint le bordereau.", attachment{"bordereau.img.xz", "application/x-xz", []byte("\xfd7zXZ\x00not really")})
@@ -227,6 +261,11 @@ func TestAttachRisk(t *testing.T) {
 		{"en ham: a calendar invitation", func(*testing.T) []byte {
 			return mixed("Maria <maria@example.com>", "Invitation: team meeting",
 				"Hi, see the invitation attached.", attachment{"invite.ics", "text/calendar", ics})
+		}, nil},
+		{"en ham: a .tar.gz of logs", func(t *testing.T) []byte {
+			return mixed("Ops <ops@example.com>", "Logs from last night",
+				"Hi, the logs you asked for. The password for the staging box is in the vault.", attachment{"logs.tar.gz", "application/gzip", testenv.Gzip(t, "",
+					testenv.Tar(t, testenv.TarFile{Name: "logs/app.log", Data: []byte("12:00 started\n")}, testenv.TarFile{Name: "logs/report.pdf", Data: pdf}))})
 		}, nil},
 		{"de ham: a zip of holiday photos", func(t *testing.T) []byte {
 			return mixed("Jonas <jonas@example.de>", "Urlaubsfotos",
@@ -289,6 +328,48 @@ func TestSevenZipHeadersAreDecodedOncePerMessage(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestUnpackingIsBoundedPerMessage: what the rules decompress from a
+// message's compressed attachments, decoders' memory included, is bounded
+// all together (maxUnpacked). An .xz may declare a 1.5 GiB dictionary,
+// which the decoder gets as far as the bytes it may read allow: twenty
+// attachments with 16 MB each would allocate twenty dictionaries of 8 MB.
+func TestUnpackingIsBoundedPerMessage(t *testing.T) {
+	page := testenv.XZDeclaring(t, []byte("<html><form action=\"https://collect.example.net/p.php\"></form></html>"), 37)
+	var atts []attachment
+	for i := range 20 {
+		atts = append(atts, attachment{fmt.Sprintf("%d.html.xz", i), "application/x-xz", page})
+	}
+	msg := scanner.Parse(mixed("a@example.org", "files", "Attached.", atts...))
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	got := run(t, &scanner.Envelope{}, msg, nil)
+	runtime.ReadMemStats(&after)
+	if _, ok := got[AttachHTMLActive]; !ok {
+		t.Errorf("%s did not fire: %v", AttachHTMLActive, got)
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 32<<20 {
+		t.Errorf("the rules allocated %d MB, want under 32", alloc>>20)
+	}
+}
+
+// FuzzCompressedMembers reads arbitrary bytes as a compressed attachment:
+// no panic, and the budget it returns within what it was given.
+func FuzzCompressedMembers(f *testing.F) {
+	page := []byte("<html><form></form></html>")
+	f.Add(testenv.Gzip(f, "page.html", page))
+	f.Add(testenv.Gzip(f, "", testenv.Tar(f, testenv.TarFile{Name: "a.iso", Data: page}, testenv.TarFile{Name: "b.html", Data: page})))
+	f.Add(testenv.XZDeclaring(f, testenv.Tar(f, testenv.TarFile{Name: "b.html", Data: page}), 40))
+	f.Add(testenv.Zstd(f, testenv.Tar(f, testenv.TarFile{Name: "c.one", Data: page})))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		fs := &findings{w: attachWeights}
+		pages := maxZippedPages
+		left := compressedMembers(fs, &scanner.Leaf{Part: scanner.Part{Filename: "a.tgz"}, Data: data}, 1<<20, &pages)
+		if left < 0 || left > 1<<20 || pages < 0 {
+			t.Fatalf("%d of the budget left, %d of the pages'", left, pages)
+		}
+	})
 }
 
 // TestActiveMarkup: what makes an attached page act, with no <script>,
