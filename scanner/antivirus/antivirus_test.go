@@ -815,6 +815,23 @@ func TestCheck(t *testing.T) {
 			},
 			wantVirus: VirusEICAR,
 		},
+		// Thunderbird strips every ASCII space (isspace: a form feed, a
+		// vertical tab too) from a line's end before comparing it with
+		// the delimiter: "--b1\f" is a delimiter to the reader.
+		{
+			name: "EICAR after delimiters padded with a form feed",
+			raw: func(testing.TB) string {
+				return strings.ReplaceAll(withAttachment("readme.txt", "text/plain", eicar), "--b1\r\n", "--b1\f\r\n")
+			},
+			wantVirus: VirusEICAR,
+		},
+		{
+			name: "EICAR after delimiters padded with a vertical tab",
+			raw: func(testing.TB) string {
+				return strings.ReplaceAll(withAttachment("readme.txt", "text/plain", eicar), "--b1\r\n", "--b1\v\r\n")
+			},
+			wantVirus: VirusEICAR,
+		},
 		// go-message read the multipart's lines through a 4 KiB buffer
 		// and gave up on a longer one; Thunderbird reads lines of any
 		// length, and shows the parts after it.

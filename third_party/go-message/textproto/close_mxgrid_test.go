@@ -44,6 +44,9 @@ func TestCloseDelimiterIsWholeLine(t *testing.T) {
 		{"padded close delimiter at the end of input",
 			"--b\r\n\r\none\r\n--b--  ",
 			[]string{"one"}},
+		{"delimiters padded with a form feed and a vertical tab",
+			"--b\f\r\n\r\none\r\n--b\v \r\n\r\ntwo\r\n--b--\f\r\n--b\r\n\r\nnot a part\r\n",
+			[]string{"one", "two"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			mr := NewMultipartReader(strings.NewReader(tc.body), "b")

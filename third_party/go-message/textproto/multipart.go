@@ -475,12 +475,16 @@ func (mr *MultipartReader) isBoundaryDelimiterLine(line []byte) (ret bool) {
 	return bytes.Equal(rest, mr.nl)
 }
 
-// skipLWSPChar returns b with leading spaces and tabs removed.
-// RFC 822 defines:
+// skipLWSPChar returns b with leading blanks removed. RFC 822 defines:
 //
 //	LWSP-char = SPACE / HTAB
+//
+// and Thunderbird (MimeMultipart_check_boundary) strips every ASCII space
+// of C's isspace from a delimiter line's end, a form feed or a vertical
+// tab too: "--b\f" is a delimiter to the reader, and was text to the
+// scanner, which saw none of the parts it delimited.
 func skipLWSPChar(b []byte) []byte {
-	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t' || b[0] == '\v' || b[0] == '\f') {
 		b = b[1:]
 	}
 	return b
