@@ -606,13 +606,9 @@ func (w *walker) walk(e *message.Entity, depth int, path string, attached bool, 
 	if w.parts > walkFactor*lim.MaxParts || depth > lim.MaxDepth {
 		return
 	}
-	// The encoding's first token, as go-message decodes it and Thunderbird
-	// reads it: "x-uuencode; x" is uuencode.
-	enc := strings.TrimSpace(e.Header.Get("Content-Transfer-Encoding"))
-	if i := strings.IndexAny(enc, " \t;"); i >= 0 {
-		enc = enc[:i]
-	}
-	part := Part{Depth: depth, Encoding: strings.ToLower(enc)}
+	// The encoding as go-message decodes it and Thunderbird reads it:
+	// "x-uuencode; x" is uuencode.
+	part := Part{Depth: depth, Encoding: e.Header.TransferEncoding()}
 	ct, params, err := e.Header.ContentType()
 	if err != nil && e.Header.Get("Content-Type") != "" {
 		w.p.add(w.m, SymbolMIMEBroken, "Content-Type: "+err.Error())

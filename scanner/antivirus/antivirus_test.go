@@ -929,7 +929,7 @@ func TestCheck(t *testing.T) {
 			wantSymbols: []string{SymbolBlockedType},
 		},
 		// Thunderbird reads a Content-Transfer-Encoding's first token, up
-		// to a blank or ';'.
+		// to a ';', a ',' or an ASCII space (isspace: a form feed too).
 		{
 			name: "executable in a zip behind a comment after base64",
 			raw: func(t testing.TB) string {
@@ -947,6 +947,23 @@ func TestCheck(t *testing.T) {
 			},
 			wantReject:  "invoice.exe",
 			wantSymbols: []string{SymbolBlockedType},
+		},
+		{
+			name: "executable in a zip behind a comma after base64",
+			raw: func(t testing.TB) string {
+				return strings.Replace(withAttachment("invoice.zip", "application/zip", zipOf(t, mem("invoice.exe", peFile()))),
+					"Content-Transfer-Encoding: base64\r\n", "Content-Transfer-Encoding: base64,x\r\n", 1)
+			},
+			wantReject:  "invoice.exe",
+			wantSymbols: []string{SymbolBlockedType},
+		},
+		{
+			name: "EICAR behind a form feed around base64",
+			raw: func(testing.TB) string {
+				return strings.Replace(withAttachment("readme.txt", "text/plain", eicar),
+					"Content-Transfer-Encoding: base64\r\n", "Content-Transfer-Encoding: \fbase64\fx\r\n", 1)
+			},
+			wantVirus: VirusEICAR,
 		},
 		{
 			name: "script in a V7 tar",

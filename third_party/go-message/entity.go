@@ -36,13 +36,7 @@ func New(header Header, body io.Reader) (*Entity, error) {
 	// e.g. "quoted-printable". So we just ignore it for multipart.
 	// See https://github.com/emersion/go-message/issues/48
 	if !strings.HasPrefix(mediaType, "multipart/") {
-		// Read as Thunderbird reads it (MimeHeaders_get with strip_p):
-		// the first token, up to a blank or ';'. "base64 (mail)" and
-		// "base64;" are base64 to the reader.
-		enc := header.Get("Content-Transfer-Encoding")
-		if i := strings.IndexAny(enc, " \t;"); i >= 0 {
-			enc = enc[:i]
-		}
+		enc := header.TransferEncoding()
 		if decoded, encErr := encodingReader(enc, body); encErr != nil {
 			err = UnknownEncodingError{encErr}
 		} else {

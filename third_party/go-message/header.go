@@ -268,6 +268,23 @@ func (h *Header) ContentDisposition() (disp string, params map[string]string, er
 
 // SetContentDisposition formats the Content-Disposition header field, as
 // defined in RFC 2183.
+// TransferEncoding returns the Content-Transfer-Encoding as Thunderbird
+// reads it (MimeHeaders_get with strip_p): its first token, up to a ';', a
+// ',' or an ASCII space of C's isspace, in lower case. "base64 (mail)",
+// "base64;", "base64,x" and "\fbase64" are base64 to the recipient's
+// reader; read whole, they were an unknown encoding to the scanner, which
+// left the part encoded.
+func (h *Header) TransferEncoding() string {
+	enc := strings.TrimLeft(h.Get("Content-Transfer-Encoding"), asciiSpace)
+	if i := strings.IndexAny(enc, asciiSpace+";,"); i >= 0 {
+		enc = enc[:i]
+	}
+	return strings.ToLower(enc)
+}
+
+// asciiSpace is C's isspace in the C locale.
+const asciiSpace = " \t\n\v\f\r"
+
 func (h *Header) SetContentDisposition(disp string, params map[string]string) {
 	h.Set("Content-Disposition", formatHeaderWithParams(disp, params))
 }
