@@ -783,6 +783,24 @@ func TestCheck(t *testing.T) {
 			},
 			wantVirus: VirusEICAR,
 		},
+		// Thunderbird's mime_create reads a type as what follows its last
+		// '?' (for "=?windows-1252?q?application/pdf", bug 659355).
+		{
+			name: "EICAR in a multipart typed after a question mark",
+			raw: func(testing.TB) string {
+				return strings.Replace(withAttachment("readme.txt", "text/plain", eicar),
+					`multipart/mixed; boundary="b1"`, `text/plain?multipart/mixed; boundary="b1"`, 1)
+			},
+			wantVirus: VirusEICAR,
+		},
+		{
+			name: "EICAR in a multipart typed as an encoded word",
+			raw: func(testing.TB) string {
+				return strings.Replace(withAttachment("readme.txt", "text/plain", eicar),
+					`multipart/mixed; boundary="b1"`, `=?us-ascii?q?multipart/mixed; boundary="b1"`, 1)
+			},
+			wantVirus: VirusEICAR,
+		},
 		// A line that starts with the delimiter and goes on ("--b1-x",
 		// "--b1 x") is text to Thunderbird and Python's email, which show
 		// the parts after it.

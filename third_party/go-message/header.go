@@ -252,7 +252,15 @@ func (h *Header) ContentType() (t string, params map[string]string, err error) {
 	if v == "" {
 		return "text/plain", nil, nil
 	}
-	return parseHeaderWithParams(v)
+	t, params, err = parseHeaderWithParams(v)
+	// mxgrid patch: Thunderbird's mime_create reads the type as what
+	// follows its last '?' (for "=?windows-1252?q?application/pdf", its
+	// bug 659355), so "text/plain?multipart/mixed; boundary=b" is a
+	// multipart to the recipient, whose parts the scanner never read.
+	if i := strings.LastIndexByte(t, '?'); i >= 0 {
+		t = t[i+1:]
+	}
+	return t, params, err
 }
 
 // SetContentType formats the Content-Type header field.
