@@ -691,7 +691,7 @@ func (w *walker) walk(e *message.Entity, depth int, path string, attached bool, 
 		return
 	}
 
-	if ct == "message/rfc822" || ct == "message/global" {
+	if isMessageType(ct) {
 		// A forwarded message: its text counts as this message's text. An
 		// attached one is still read, for the antivirus and attachment
 		// rules, but its text is not what this sender wrote.
@@ -882,9 +882,16 @@ func (w *walker) readBody(body io.Reader, part Part, path string, attached bool)
 }
 
 // isMailFile reports a part named as a saved message (.eml), unless it is
-// one by its type already (message/rfc822 parts are walked as messages).
+// one by its type already (see isMessageType).
 func isMailFile(p Part) bool {
-	return p.ContentType != "message/rfc822" && p.ContentType != "message/global" && p.namedAs("eml")
+	return !isMessageType(p.ContentType) && p.namedAs("eml")
+}
+
+// isMessageType reports a type whose body is walked as a message: an
+// attached or forwarded one, or message/news, which Thunderbird shows as
+// it shows message/rfc822 (an EICAR in one passed unread).
+func isMessageType(ct string) bool {
+	return ct == "message/rfc822" || ct == "message/global" || ct == "message/news"
 }
 
 // isHeaderError reports an error of message.Read that is no entity's: a

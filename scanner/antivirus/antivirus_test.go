@@ -258,6 +258,15 @@ func TestCheck(t *testing.T) {
 			wantVirus: VirusEICAR,
 		},
 		{
+			// Thunderbird shows message/news as it shows message/rfc822.
+			name: "EICAR in an attached message typed message/news",
+			raw: func(testing.TB) string {
+				inner := "Subject: inner\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n" + b64(eicar)
+				return "Subject: fwd\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\nContent-Type: message/news\r\n\r\n" + inner + "--x--\r\n"
+			},
+			wantVirus: VirusEICAR,
+		},
+		{
 			// Readers find a zip from its end: bytes before it do not
 			// stop the recipient opening it, nor may they stop the scan.
 			name: "executable in a zip behind prepended bytes",
