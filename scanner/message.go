@@ -695,17 +695,7 @@ func (w *walker) walk(e *message.Entity, depth int, path string, attached bool, 
 		// A forwarded message: its text counts as this message's text. An
 		// attached one is still read, for the antivirus and attachment
 		// rules, but its text is not what this sender wrote.
-		inner, err := message.Read(e.Body)
-		w.entityError(err)
-		if inner != nil {
-			if shape.Len() < 512 {
-				shape.WriteByte('(')
-			}
-			w.walk(inner, depth+1, joinPath(path, 1), attached || part.Disposition == "attachment", shape)
-			if shape.Len() < 512 {
-				shape.WriteByte(')')
-			}
-		}
+		w.walkMessage(e.Body, part, path, attached || part.Disposition == "attachment", shape)
 		return
 	}
 
@@ -715,6 +705,57 @@ func (w *walker) walk(e *message.Entity, depth int, path string, attached bool, 
 	}
 	if err != nil {
 		w.p.add(w.m, SymbolMIMEBroken, ct+" body: "+err.Error())
+	}
+}
+
+// walkMessage walks the message in body, which go-message leaves as it
+// came whatever part's transfer encoding says. Thunderbird shows it so (its
+// MimeMessage has no decoder); other readers decode a base64 or
+// quoted-printable one. Both readings are walked: the decoded one first,
+// as the message's structure, then the body as it came, whose header does
+// not parse unless it is a message in clear (marked base64, it was garbage
+// to the scanner and an attachment to the recipient). The body is held
+// for the two readings, within the bytes a leaf may keep.
+func (w *walker) walkMessage(body io.Reader, part Part, path string, attached bool, shape *strings.Builder) {
+	readings := []io.Reader{body}
+	if part.Encoding == "base64" || part.Encoding == "quoted-printable" {
+		lim := w.p.limits
+		keep := max(min(lim.MaxPartBytes, lim.MaxDecodedBytes-w.decoded), 0)
+		raw, err := io.ReadAll(io.LimitReader(body, int64(keep)))
+		if rest, _ := io.Copy(io.Discard, body); rest > 0 {
+			w.p.add(w.m, SymbolMIMETooComplex, fmt.Sprintf("message %s larger than the %d bytes read", path, len(raw)))
+		}
+		if err != nil {
+			w.p.add(w.m, SymbolMIMEBroken, part.ContentType+" body: "+err.Error())
+		}
+		var h message.Header
+		h.Set("Content-Transfer-Encoding", part.Encoding)
+		dec, _ := message.New(h, bytes.NewReader(raw)) // untyped: no charset to convert
+		readings = []io.Reader{dec.Body, bytes.NewReader(raw)}
+	}
+	walked := false
+	for i, r := range readings {
+		inner, err := message.Read(r)
+		if i == 0 || inner != nil {
+			w.entityError(err)
+		}
+		if inner == nil {
+			continue
+		}
+		sb, att := shape, attached
+		if walked {
+			// The structure and the text are the decoded reading's, as
+			// they always were; the other gives its leaves.
+			sb, att = &strings.Builder{}, true
+		}
+		if sb.Len() < 512 {
+			sb.WriteByte('(')
+		}
+		w.walk(inner, part.Depth+1, joinPath(path, 1), att, sb)
+		if sb.Len() < 512 {
+			sb.WriteByte(')')
+		}
+		walked = true
 	}
 }
 

@@ -258,6 +258,27 @@ func TestCheck(t *testing.T) {
 			wantVirus: VirusEICAR,
 		},
 		{
+			// Thunderbird reads an attached message as it is, whatever its
+			// transfer encoding says (its MimeMessage has no decoder).
+			name: "EICAR in an attached message marked base64 but sent in clear",
+			raw: func(testing.TB) string {
+				inner := "Subject: inner\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n" + b64(eicar)
+				return "Subject: fwd\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\nContent-Type: message/rfc822\r\n" +
+					"Content-Transfer-Encoding: base64\r\n\r\n" + inner + "--x--\r\n"
+			},
+			wantVirus: VirusEICAR,
+		},
+		{
+			// Other readers decode one that is encoded: both are read.
+			name: "EICAR in an attached message encoded in base64",
+			raw: func(testing.TB) string {
+				inner := "Subject: inner\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n" + b64(eicar)
+				return "Subject: fwd\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\nContent-Type: message/rfc822\r\n" +
+					"Content-Transfer-Encoding: base64\r\n\r\n" + b64([]byte(inner)) + "--x--\r\n"
+			},
+			wantVirus: VirusEICAR,
+		},
+		{
 			// Thunderbird shows message/news as it shows message/rfc822.
 			name: "EICAR in an attached message typed message/news",
 			raw: func(testing.TB) string {

@@ -39,7 +39,7 @@ func New(header Header, body io.Reader) (*Entity, error) {
 		enc := header.TransferEncoding()
 		if decoded, encErr := encodingReader(enc, body); encErr != nil {
 			err = UnknownEncodingError{encErr}
-		} else {
+		} else if !isMessageType(mediaType) {
 			body = decoded
 		}
 	}
@@ -61,6 +61,20 @@ func New(header Header, body io.Reader) (*Entity, error) {
 		mediaType:   mediaType,
 		mediaParams: mediaParams,
 	}, err
+}
+
+// isMessageType reports a type whose body New leaves as it is, whatever
+// its transfer encoding (an mxgrid patch): RFC 2046 5.2.1 allows none but
+// 7bit, 8bit and binary on message/rfc822, and Thunderbird's MimeMessage,
+// which shows message/rfc822, message/global and message/news, has no
+// decoder. A caller that wants the decoded reading too decodes the body
+// itself (mxgrid's scanner reads both).
+func isMessageType(mediaType string) bool {
+	switch mediaType {
+	case "message/rfc822", "message/global", "message/news":
+		return true
+	}
+	return false
 }
 
 // NewMultipart makes a new multipart message with the provided header and
