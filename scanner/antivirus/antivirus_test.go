@@ -1074,6 +1074,24 @@ func TestCheck(t *testing.T) {
 			wantReject:  "invoice.js",
 			wantSymbols: []string{SymbolBlockedType},
 		},
+		// Thunderbird's nsMIMEHeaderParamImpl drops the backslash of any
+		// quoted-pair.
+		{
+			name: "script named with a quoted-pair in its extension",
+			raw: func(testing.TB) string {
+				return strings.Replace(withAttachment("invoice.js", "application/octet-stream", []byte("var x = 1;")),
+					`filename="invoice.js"`, `filename="invoice.j\s"`, 1)
+			},
+			wantReject:  "invoice.js",
+			wantSymbols: []string{SymbolBlockedType},
+		},
+		{
+			name: "EICAR behind a boundary with a quoted-pair",
+			raw: func(testing.TB) string {
+				return strings.Replace(withAttachment("readme.txt", "text/plain", eicar), `boundary="b1"`, `boundary="\b1"`, 1)
+			},
+			wantVirus: VirusEICAR,
+		},
 		{
 			// "text" without a subtype is Thunderbird's untyped text, in
 			// which it shows a uuencoded block as an attachment.

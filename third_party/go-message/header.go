@@ -24,6 +24,9 @@ func parseHeaderWithParams(s string) (f string, params map[string]string, err er
 	if strings.Contains(s, "*=") {
 		addCharsetParams(s, params)
 	}
+	if strings.Contains(s, "\\") {
+		unescapeQuotedPairs(s, params)
+	}
 	for k, v := range params {
 		params[k], _ = decodeHeader(v)
 	}
@@ -76,6 +79,35 @@ func addCharsetParams(s string, params map[string]string) {
 			if b, err := io.ReadAll(r); err == nil {
 				params[base] = string(b)
 			}
+		}
+	}
+}
+
+// unescapeQuotedPairs sets each parameter whose value is a quoted-string
+// with a backslash in it (the first of a repeated one) as Thunderbird's
+// RemoveQuotedStringEscapes reads it: every quoted-pair is the character
+// after the backslash (RFC 822 3.4.1). mime.ParseMediaType undoes only a
+// quoted tspecial, so filename="invoice.j\s" was "invoice.j\s" to the
+// attachment rules and invoice.js to the recipient, and boundary="\b"
+// delimited nothing for the scanner and the parts for the reader.
+func unescapeQuotedPairs(s string, params map[string]string) {
+	if params == nil {
+		return
+	}
+	rest := ""
+	if i := strings.IndexAny(s, ";,"); i >= 0 {
+		rest = s[i+1:]
+	}
+	seen := make(map[string]bool)
+	for _, p := range splitParams(rest) {
+		k, v, ok := strings.Cut(p, "=")
+		k, v = strings.ToLower(strings.TrimSpace(k)), strings.TrimSpace(v)
+		if !ok || seen[k] {
+			continue
+		}
+		seen[k] = true
+		if _, set := params[k]; set && len(v) > 1 && v[0] == '"' && strings.Contains(v, "\\") {
+			params[k] = unquoteParam(v)
 		}
 	}
 }
