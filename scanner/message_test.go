@@ -553,8 +553,10 @@ func TestParseReadsParametersAsMailReadersDo(t *testing.T) {
 	}{
 		{"repeated filename", `Content-Type: application/octet-stream
 Content-Disposition: attachment; filename="invoice.js"; filename="notes.txt"`, "application/octet-stream", "attachment", "invoice.js", true},
+		// Ended at the blank, as Thunderbird and Python's email read it;
+		// the whole value stays one of the part's AltNames.
 		{"unquoted name with a space", `Content-Type: application/octet-stream
-Content-Disposition: attachment; filename=my invoice.js`, "application/octet-stream", "attachment", "my invoice.js", true},
+Content-Disposition: attachment; filename=my invoice.js`, "application/octet-stream", "attachment", "my", true},
 		{"stray semicolon", `Content-Type: application/octet-stream
 Content-Disposition: attachment; filename="invoice.hta";;`, "application/octet-stream", "attachment", "invoice.hta", true},
 		{"repeated name in Content-Type", `Content-Type: Application/X-MSDownload; name="setup.exe"; name="x"`, "application/x-msdownload", "", "setup.exe", true},

@@ -1074,6 +1074,24 @@ func TestCheck(t *testing.T) {
 			wantReject:  "invoice.js",
 			wantSymbols: []string{SymbolBlockedType},
 		},
+		// Thunderbird's nsMIMEHeaderParamImpl (and Python's email) ends an
+		// unquoted value at a blank.
+		{
+			name: "script named by an unquoted name ended by a blank",
+			raw: func(testing.TB) string {
+				return strings.Replace(withAttachment("invoice.js", "application/octet-stream", []byte("var x = 1;")),
+					`filename="invoice.js"`, `filename=invoice.js notes.txt`, 1)
+			},
+			wantReject:  "invoice.js",
+			wantSymbols: []string{SymbolBlockedType},
+		},
+		{
+			name: "EICAR behind an unquoted boundary ended by a blank",
+			raw: func(testing.TB) string {
+				return strings.Replace(withAttachment("readme.txt", "text/plain", eicar), `boundary="b1"`, `boundary=b1 x`, 1)
+			},
+			wantVirus: VirusEICAR,
+		},
 		// Thunderbird's nsMIMEHeaderParamImpl drops the backslash of any
 		// quoted-pair.
 		{

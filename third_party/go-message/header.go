@@ -157,9 +157,9 @@ func percentDecode(s string) []byte {
 
 // parseParamsLenient reads a media type and its parameters as mail readers
 // do where mime.ParseMediaType gives up: a repeated parameter counts once,
-// the first (as Thunderbird reads it), and a value it cannot parse (an
-// unquoted file name with a space or parentheses, a stray ';') is taken as
-// written. Without it a file name or boundary written so vanished for the
+// the first (as Thunderbird reads it), an unquoted value ends at a blank
+// (Thunderbird's nsMIMEHeaderParamImpl, Python's email), and a value it
+// cannot parse otherwise (parentheses, a stray ';') is taken as written. Without it a file name or boundary written so vanished for the
 // scanner while the recipient's reader still used it: "filename=a.js;
 // filename=b" hid a script from the attachment rules, and a repeated
 // boundary made a multipart unreadable. The type is the first token, up to
@@ -188,6 +188,11 @@ func parseParamsLenient(s string) (f string, params map[string]string, ok bool) 
 		k, v = strings.ToLower(strings.TrimSpace(k)), strings.TrimSpace(v)
 		if _, dup := params[k]; !found || k == "" || dup {
 			continue
+		}
+		if i := strings.IndexAny(v, asciiSpace); i >= 0 && !strings.HasPrefix(v, `"`) {
+			// An unquoted value ends at a blank, to Thunderbird and
+			// Python's email: "boundary=b x" delimits with "--b".
+			v = v[:i]
 		}
 		params[k] = unquoteParam(v)
 		canonical += "; " + k + "=" + v
