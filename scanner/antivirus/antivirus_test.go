@@ -1074,6 +1074,27 @@ func TestCheck(t *testing.T) {
 			wantReject:  "invoice.js",
 			wantSymbols: []string{SymbolBlockedType},
 		},
+		// Thunderbird's nsMIMEHeaderParamImpl reads the parameters from a
+		// field's start when it has no ';' or ',' ("for broken http
+		// servers").
+		{
+			name: "script named in a Content-Disposition without a type",
+			raw: func(testing.TB) string {
+				return strings.Replace(withAttachment("invoice.js", "application/octet-stream", []byte("var x = 1;")),
+					`attachment; filename=`, `filename=`, 1)
+			},
+			wantReject:  "invoice.js",
+			wantSymbols: []string{SymbolBlockedType},
+		},
+		{
+			name: "script named in a Content-Type without a type",
+			raw: func(testing.TB) string {
+				return strings.Replace(strings.Replace(withAttachment("invoice.js", "application/octet-stream", []byte("var x = 1;")),
+					"Content-Disposition: attachment; filename=\"invoice.js\"\r\n", "", 1), `Content-Type: application/octet-stream`, `Content-Type: name="invoice.js"`, 1)
+			},
+			wantReject:  "invoice.js",
+			wantSymbols: []string{SymbolBlockedType},
+		},
 		// Thunderbird's nsMIMEHeaderParamImpl (and Python's email) ends an
 		// unquoted value at a blank.
 		{

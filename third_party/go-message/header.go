@@ -170,7 +170,10 @@ func percentDecode(s string) []byte {
 // the scanner and not from the reader. ok is false when s has no first
 // token.
 func parseParamsLenient(s string) (f string, params map[string]string, ok bool) {
-	f, rest := s, ""
+	// With no ';' or ',', Thunderbird reads the parameters from the
+	// start ("for broken http servers"): "Content-Disposition:
+	// filename=invoice.js" names the file the recipient sees.
+	f, rest := s, s
 	if i := strings.IndexAny(s, ";,"); i >= 0 {
 		f, rest = s[:i], s[i+1:]
 	}
