@@ -279,6 +279,16 @@ func TestCheck(t *testing.T) {
 			wantVirus: VirusEICAR,
 		},
 		{
+			// RFC 2046 5.1.5: a digest's part without a Content-Type is
+			// message/rfc822, as Thunderbird and Python's email read it.
+			name: "EICAR in an untyped message of a digest",
+			raw: func(testing.TB) string {
+				inner := "Subject: inner\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n" + b64(eicar)
+				return "Subject: digest\r\nContent-Type: multipart/digest; boundary=x\r\n\r\n--x\r\n\r\n" + inner + "--x--\r\n"
+			},
+			wantVirus: VirusEICAR,
+		},
+		{
 			// Thunderbird shows message/news as it shows message/rfc822.
 			name: "EICAR in an attached message typed message/news",
 			raw: func(testing.TB) string {

@@ -20,6 +20,9 @@ type MultipartReader interface {
 
 type multipartReader struct {
 	r *textproto.MultipartReader
+	// digest: the parts are a multipart/digest's, whose default type is
+	// message/rfc822 (RFC 2046 5.1.5; an mxgrid patch).
+	digest bool
 }
 
 // NextPart implements MultipartReader.
@@ -30,6 +33,12 @@ func (r *multipartReader) NextPart() (*Entity, error) {
 	}
 	// A part whose header had a line that is no field comes with the
 	// error (mxgrid patch, see textproto.readPartHeader).
+	if r.digest && !p.Header.Has("Content-Type") {
+		// Thunderbird (MimeMultipartDigest) and Python's email show
+		// such a part as a message, with its attachments: read as text,
+		// they were one opaque leaf to the scanner.
+		p.Header.Set("Content-Type", "message/rfc822")
+	}
 	e, newErr := New(Header{p.Header}, p)
 	if err == nil {
 		err = newErr
