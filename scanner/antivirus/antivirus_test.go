@@ -841,6 +841,16 @@ func TestCheck(t *testing.T) {
 			},
 			wantVirus: VirusEICAR,
 		},
+		// An empty boundary (boundary="") makes "--" the delimiter to
+		// Thunderbird (MimeMultipart_check_boundary compares the line
+		// with "--" and the empty string) and to Python's email.
+		{
+			name: "EICAR behind an empty boundary",
+			raw: func(testing.TB) string {
+				return strings.ReplaceAll(withAttachment("readme.txt", "text/plain", eicar), `b1`, ``)
+			},
+			wantVirus: VirusEICAR,
+		},
 		// A line that starts with the delimiter and goes on ("--b1-x",
 		// "--b1 x") is text to Thunderbird and Python's email, which show
 		// the parts after it.

@@ -182,7 +182,13 @@ func (e *Entity) MultipartReader() MultipartReader {
 	if mb, ok := e.Body.(*multipartBody); ok {
 		return mb
 	}
-	return &multipartReader{textproto.NewMultipartReader(e.Body, e.mediaParams["boundary"]), e.mediaType == "multipart/digest"}
+	boundary, ok := e.mediaParams["boundary"]
+	if !ok {
+		// Thunderbird reads no part without a boundary parameter; an
+		// empty one makes "--" the delimiter (an mxgrid patch).
+		return &multipartReader{}
+	}
+	return &multipartReader{textproto.NewMultipartReader(e.Body, boundary), e.mediaType == "multipart/digest"}
 }
 
 // writeBodyTo writes this entity's body to w (without the header).

@@ -1,6 +1,7 @@
 package message
 
 import (
+	"errors"
 	"io"
 
 	"github.com/emersion/go-message/textproto"
@@ -27,6 +28,9 @@ type multipartReader struct {
 
 // NextPart implements MultipartReader.
 func (r *multipartReader) NextPart() (*Entity, error) {
+	if r.r == nil {
+		return nil, errors.New("multipart: no boundary parameter")
+	}
 	p, err := r.r.NextPart()
 	if p == nil {
 		return nil, err

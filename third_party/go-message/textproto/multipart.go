@@ -315,9 +315,6 @@ func (r *MultipartReader) NextPart() (*Part, error) {
 	if r.currentPart != nil {
 		r.currentPart.Close()
 	}
-	if string(r.dashBoundary) == "--" {
-		return nil, fmt.Errorf("multipart: boundary is empty")
-	}
 	expectNewPart := false
 	for {
 		line, err := r.bufReader.ReadSlice('\n')

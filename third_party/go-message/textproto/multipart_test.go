@@ -815,10 +815,27 @@ func roundTripParseTest() parseTest {
 	return t
 }
 
-func TestNoBoundary(t *testing.T) {
-	mr := NewMultipartReader(strings.NewReader(""), "")
-	_, err := mr.NextPart()
-	if got, want := fmt.Sprint(err), "multipart: boundary is empty"; got != want {
-		t.Errorf("NextPart error = %v; want %v", got, want)
+// TestEmptyBoundary: an empty boundary makes "--" the delimiter and "----"
+// the close delimiter, as Thunderbird and Python's email read it (an
+// mxgrid patch; upstream refused it, and the message's parts went unread).
+func TestEmptyBoundary(t *testing.T) {
+	mr := NewMultipartReader(strings.NewReader("--\r\n\r\none\r\n-- \r\n\r\ntwo\r\n----\r\n"), "")
+	var parts []string
+	for {
+		p, err := mr.NextPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("NextPart after %q: %v", parts, err)
+		}
+		b, err := io.ReadAll(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		parts = append(parts, string(b))
+	}
+	if want := []string{"one", "two"}; !reflect.DeepEqual(parts, want) {
+		t.Errorf("parts = %q, want %q", parts, want)
 	}
 }
