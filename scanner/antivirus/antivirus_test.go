@@ -851,6 +851,16 @@ func TestCheck(t *testing.T) {
 			},
 			wantVirus: VirusEICAR,
 		},
+		// RFC 2046 5.1.1 ends no boundary in a space; Python's email
+		// strips one, and delimits with "--b1" where the field says
+		// boundary="b1 ".
+		{
+			name: "EICAR behind a boundary ending in a space",
+			raw: func(testing.TB) string {
+				return strings.Replace(withAttachment("readme.txt", "text/plain", eicar), `boundary="b1"`, `boundary="b1 "`, 1)
+			},
+			wantVirus: VirusEICAR,
+		},
 		// A line that starts with the delimiter and goes on ("--b1-x",
 		// "--b1 x") is text to Thunderbird and Python's email, which show
 		// the parts after it.

@@ -188,6 +188,10 @@ func (e *Entity) MultipartReader() MultipartReader {
 		// empty one makes "--" the delimiter (an mxgrid patch).
 		return &multipartReader{}
 	}
+	// RFC 2046 5.1.1 ends no boundary in a blank; Python's email strips
+	// one (an mxgrid patch): "--b" and "--b " both delimit parts of a
+	// boundary="b " multipart, where only the latter did for the scanner.
+	boundary = strings.TrimRight(boundary, asciiSpace)
 	return &multipartReader{textproto.NewMultipartReader(e.Body, boundary), e.mediaType == "multipart/digest"}
 }
 
