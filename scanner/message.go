@@ -857,10 +857,13 @@ func (w *walker) readBody(body io.Reader, part Part, path string, attached bool)
 	}
 	w.m.Leaves = append(w.m.Leaves, leaf)
 	switch {
-	case part.ContentType == "text/plain" || uuEncodings[part.Encoding]:
+	case part.ContentType == "text/plain" || uuEncodings[part.Encoding] || part.ContentType == sunAttachmentType:
 		// Thunderbird shows a uuencoded, yEnc- or BinHex-encoded
 		// block as an attachment, and decodes a part whose transfer
-		// encoding is uuencode, which go-message leaves encoded.
+		// encoding is uuencode, which go-message leaves encoded; and
+		// an x-sun-attachment's (Sun MailTool's attachments, which it
+		// splits at "----------" lines), whose X-Sun-Encoding-Info is
+		// uuencode.
 		w.addDecoded(leaf, uuFiles, "u", "x-uuencode")
 		w.addDecoded(leaf, yencFiles, "y", "x-yenc")
 		w.addDecoded(leaf, binhexFiles, "b", "x-binhex")

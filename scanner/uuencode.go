@@ -21,6 +21,10 @@ type embeddedFile struct {
 // either, a zip so encoded was scanned as its encoded text.
 var uuEncodings = map[string]bool{"x-uuencode": true, "uuencode": true, "x-uue": true, "uue": true, "x-yencode": true}
 
+// sunAttachmentType is Sun MailTool's attachments in one part, which
+// Thunderbird reads (mimesun.cpp): its uuencoded ones are found as in text.
+const sunAttachmentType = "x-sun-attachment"
+
 // maxTextFiles bounds the files of one encoding (uuencode, yEnc, BinHex)
 // decoded from one text part. The decoders find one more when there are
 // more, for the walk to report what it did not keep (addDecoded).

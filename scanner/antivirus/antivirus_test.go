@@ -729,6 +729,22 @@ func TestCheck(t *testing.T) {
 			wantSymbols: []string{SymbolBlockedType},
 		},
 		{
+			// Thunderbird reads an x-sun-attachment part as Sun MailTool's
+			// attachments ("----------" between them) and uudecodes one
+			// whose X-Sun-Encoding-Info is uuencode.
+			name: "executable uuencoded in a Sun attachment",
+			raw: func(testing.TB) string {
+				return "From: a@example.org\r\nSubject: t\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n" +
+					"Content-Type: x-sun-attachment\r\n\r\n----------\r\nX-Sun-Data-Type: default-app\r\n" +
+					"X-Sun-Data-Name: invoice.exe\r\nX-Sun-Encoding-Info: uuencode\r\n\r\nbegin 644 invoice.exe\r\n" +
+					"M35H`````````````````````````````````````````````````````````\r\n" +
+					"M````````````````````0````%!%````````````````````````````````\r\n" +
+					"F````````````````````````````````````````````````````\r\n`\r\nend\r\n--b--\r\n"
+			},
+			wantReject:  "invoice.exe",
+			wantSymbols: []string{SymbolBlockedType},
+		},
+		{
 			// Readers decode a part whose transfer encoding is uuencode;
 			// go-message leaves it encoded, so its content went unseen.
 			name:        "executable in a part with Content-Transfer-Encoding x-uuencode",
