@@ -735,10 +735,11 @@ func (w *walker) walkMessage(body io.Reader, part Part, path string, attached bo
 	}
 	walked := false
 	for i, r := range readings {
-		inner, err := message.Read(r)
-		if i == 0 || inner != nil {
-			w.entityError(err)
+		inner, err := readMessage(r)
+		if i > 0 && (inner == nil || isHeaderError(err)) {
+			continue // the body as it came is no message
 		}
+		w.entityError(err)
 		if inner == nil {
 			continue
 		}
@@ -887,7 +888,7 @@ func (w *walker) readBody(body io.Reader, part Part, path string, attached bool)
 		// unread. Read as an attached message is, its parts are not
 		// this message's structure (the model's) but its leaves are
 		// scanned; a file that is no message is left as it is.
-		if inner, err := message.Read(bytes.NewReader(leaf.Data)); inner != nil && !isHeaderError(err) {
+		if inner, err := readMessage(bytes.NewReader(leaf.Data)); inner != nil && !isHeaderError(err) {
 			w.walk(inner, part.Depth+1, joinPath(path, 1), true, &strings.Builder{})
 		}
 	}
@@ -896,7 +897,7 @@ func (w *walker) readBody(body io.Reader, part Part, path string, attached bool)
 		// (smime.go): its text and links are this message's, though
 		// its parts are not the structure the model was fitted to.
 		if content := signedContent(leaf.Data); content != nil {
-			if inner, err := message.Read(bytes.NewReader(content)); inner != nil && !isHeaderError(err) {
+			if inner, err := readMessage(bytes.NewReader(content)); inner != nil && !isHeaderError(err) {
 				w.walk(inner, part.Depth+1, joinPath(path, 1), attached, &strings.Builder{})
 			}
 		}
@@ -938,10 +939,24 @@ func isMessageType(ct string) bool {
 	return ct == "message/rfc822" || ct == "message/global" || ct == "message/news"
 }
 
-// isHeaderError reports an error of message.Read that is no entity's: a
+// readMessage reads a message from r as Thunderbird reads an attached one:
+// a line of its header that is no field (an mbox "From " line, a stray
+// line) is passed over, and the message comes with that error. Refused
+// whole before, an attached message so written hid its attachments from
+// the scanner. A header with no field at all is no message (base64 text
+// read as one): nil, with the error.
+func readMessage(r io.Reader) (*message.Entity, error) {
+	e, err := message.Read(r)
+	if e != nil && textproto.IsMalformedHeader(err) && e.Header.Len() == 0 {
+		return nil, err
+	}
+	return e, err
+}
+
+// isHeaderError reports an error of readMessage that is no entity's: a
 // header that could not be read.
 func isHeaderError(err error) bool {
-	return err != nil && !message.IsUnknownCharset(err) && !message.IsUnknownEncoding(err)
+	return err != nil && !message.IsUnknownCharset(err) && !message.IsUnknownEncoding(err) && !textproto.IsMalformedHeader(err)
 }
 
 // addText adds a text/plain part's text to the message's, after a newline

@@ -289,6 +289,26 @@ func TestCheck(t *testing.T) {
 			wantVirus: VirusEICAR,
 		},
 		{
+			// Thunderbird passes over a line of an attached message's
+			// header that is no field (an mbox "From " line among them)
+			// and shows the message and its attachments.
+			name: "EICAR in an attached message whose header has a line that is no field",
+			raw: func(testing.TB) string {
+				inner := "Subject: inner\r\njunk\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n" + b64(eicar)
+				return "Subject: fwd\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\nContent-Type: message/rfc822\r\n\r\n" + inner + "--x--\r\n"
+			},
+			wantVirus: VirusEICAR,
+		},
+		{
+			name: "EICAR in an attached message saved with its mbox From line",
+			raw: func(testing.TB) string {
+				inner := "From a@example.org Mon Jan  1 00:00:00 2024\r\nSubject: inner\r\nContent-Type: application/octet-stream\r\n" +
+					"Content-Transfer-Encoding: base64\r\n\r\n" + b64(eicar)
+				return "Subject: fwd\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\nContent-Type: message/rfc822\r\n\r\n" + inner + "--x--\r\n"
+			},
+			wantVirus: VirusEICAR,
+		},
+		{
 			// Thunderbird shows message/news as it shows message/rfc822.
 			name: "EICAR in an attached message typed message/news",
 			raw: func(testing.TB) string {

@@ -152,14 +152,20 @@ func ReadWithOptions(r io.Reader, opts *ReadOptions) (*Entity, error) {
 	lr := &limitedReader{R: r, N: opts.MaxHeaderBytes}
 	br := bufio.NewReader(lr)
 
-	h, err := textproto.ReadHeader(br)
-	if err != nil {
+	h, err := textproto.ReadMessageHeader(br)
+	if err != nil && !textproto.IsMalformedHeader(err) {
 		return nil, err
 	}
 
 	lr.N = math.MaxInt64
 
-	return New(Header{h}, br)
+	// A line that is no field was passed over, as Thunderbird passes
+	// over it (an mxgrid patch): the entity comes with that error.
+	e, newErr := New(Header{h}, br)
+	if err == nil {
+		err = newErr
+	}
+	return e, err
 }
 
 // Read reads a message from r. The message's encoding and charset are

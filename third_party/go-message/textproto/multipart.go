@@ -137,10 +137,26 @@ func readPartHeader(r *bufio.Reader, dashBoundary []byte) (Header, error) {
 		if len(fs) >= MaxHeaderFields || size > MaxHeaderBytes {
 			return newHeader(fs), ErrHeaderTooLarge
 		}
-		if next, _ := r.Peek(len(dashBoundary)); bytes.Equal(next, dashBoundary) {
+		if next, _ := r.Peek(len(dashBoundary)); len(dashBoundary) > 0 && bytes.Equal(next, dashBoundary) {
 			return newHeader(fs), first
 		}
 	}
+}
+
+// ReadMessageHeader reads a message's header as Thunderbird reads an
+// attached one's (an mxgrid patch): as readPartHeader reads a part's, a
+// line that is no field (an mbox "From " line, a stray line) passed over,
+// up to the empty line. The header comes with the first such line's error,
+// which verifies IsMalformedHeader. ReadHeader refused it, and the attached
+// message with its attachments went unread.
+func ReadMessageHeader(r *bufio.Reader) (Header, error) {
+	return readPartHeader(r, nil)
+}
+
+// IsMalformedHeader reports an error of ReadMessageHeader (or ReadHeader)
+// that comes with the fields read: a line that is no field.
+func IsMalformedHeader(err error) bool {
+	return errors.Is(err, errMalformedHeader)
 }
 
 // Read reads the body of a part, after its headers and before the
