@@ -5,8 +5,11 @@ import (
 	"regexp"
 )
 
-// uuBegin is the first line of a uuencoded file: "begin <mode> <name>".
-var uuBegin = regexp.MustCompile(`^begin [0-7]{3,4} ([^\r\n]+?)\r?$`)
+// uuBegin is the first line of a uuencoded file: "begin <mode> <name>",
+// the name possibly empty, as Thunderbird reads it
+// (MimeUntypedText_uu_begin_line_p): a file with none is an attachment
+// to the recipient all the same.
+var uuBegin = regexp.MustCompile(`^begin [0-7]{3,4} ([^\r\n]*?)\r?$`)
 
 // embeddedFile is a file carried inside a part's content: uuencoded in a
 // text part, or in a TNEF (winmail.dat) attachment.

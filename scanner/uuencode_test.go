@@ -42,6 +42,7 @@ func TestUUFiles(t *testing.T) {
 		{"cut at the budget", uuencode("big.bin", pe), 10, []embeddedFile{{"big.bin", pe[:10]}}},
 		{"no end line", "begin 644 x.exe\r\n" + strings.Split(uuencode("x.exe", pe), "\r\n")[1] + "\r\n", 1 << 20, []embeddedFile{{"x.exe", pe[:45]}}},
 		{"prose that says begin", "begin the meeting at 10\r\nbegin 644\r\n", 1 << 20, nil},
+		{"no name", "begin 644 \r\n" + strings.SplitN(uuencode("x", pe), "\r\n", 2)[1], 1 << 20, []embeddedFile{{"", pe}}},
 	})
 }
 

@@ -765,6 +765,17 @@ func TestCheck(t *testing.T) {
 			wantSymbols: []string{SymbolBlockedType},
 		},
 		{
+			// Thunderbird takes "begin", a mode and a blank for a uuencoded
+			// file whatever follows, no name at all too.
+			name: "EICAR uuencoded without a name in the text",
+			raw: func(testing.TB) string {
+				return "From: a@example.org\r\nSubject: t\r\n\r\nSee below.\r\n\r\nbegin 644 \r\n" +
+					"M6#5/(5`E0$%06S1<4%I8-30H4%XI-T-#*3=])$5)0T%2+5-404Y$05)$+4%.\r\n" +
+					"75$E625)54RU415-4+49)3$4A)$@K2\"H`\r\n`\r\nend\r\n"
+			},
+			wantVirus: VirusEICAR,
+		},
+		{
 			// Readers decode a part whose transfer encoding is uuencode;
 			// go-message leaves it encoded, so its content went unseen.
 			name:        "executable in a part with Content-Transfer-Encoding x-uuencode",
