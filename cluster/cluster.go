@@ -601,7 +601,13 @@ func (c *Cluster) joinLoop(ctx context.Context) {
 			return
 		case <-time.After(wait):
 		}
-		if c.numUp() > 1 {
+		// The first join is always made, whoever is up: a peer that
+		// joined this node before this loop first ran made it count two
+		// members, and the join list was never tried. The pair then stayed
+		// a cluster of its own, apart from the members only the list
+		// reaches, and this node never set joinAttempted, so neither
+		// could lead: nobody ran the singleton jobs.
+		if c.joinAttempted.Load() && c.numUp() > 1 {
 			c.health.Set(componentPeers, health.OK, "")
 			wait = checkWait
 			continue

@@ -50,6 +50,9 @@ type nodeOpts struct {
 	// strictNoKey leaves insecure_no_key off on a keyless node (startNode
 	// sets it for every keyless node otherwise, to let tests form clusters).
 	strictNoKey bool
+	// runAfter, when set, holds the node's Run (its join loop) until it is
+	// closed; its gossip port answers from the start.
+	runAfter chan struct{}
 }
 
 func startNode(t *testing.T, name, provider string, o nodeOpts) *testNode {
@@ -80,6 +83,13 @@ func startNode(t *testing.T, name, provider string, o nodeOpts) *testNode {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
+		if o.runAfter != nil {
+			select {
+			case <-o.runAfter:
+			case <-ctx.Done():
+				return
+			}
+		}
 		if err := n.Run(ctx); err != nil {
 			t.Errorf("%s: Run: %v", name, err)
 		}
@@ -369,6 +379,25 @@ func TestWrongKeyCannotJoin(t *testing.T) {
 			x.stop()
 		})
 	}
+}
+
+// TestJoinedBeforeItsOwnJoinStillJoins: a node that another joins before
+// its own join loop first runs still joins its list. It counted two
+// members and never tried: the pair stayed a cluster apart from the rest,
+// and neither could lead (the flake behind TestKeyRotation under load).
+func TestJoinedBeforeItsOwnJoinStillJoins(t *testing.T) {
+	seed := startNode(t, "seed", "hetzner", nodeOpts{key: testKey})
+	hold := make(chan struct{})
+	late := startNode(t, "late", "ovh", nodeOpts{key: testKey, join: []*testNode{seed}, runAfter: hold})
+	early := startNode(t, "early", "scaleway", nodeOpts{key: testKey, join: []*testNode{late}})
+	waitFor(t, 10*time.Second, "early joins late", func() bool { return len(late.Members()) == 2 })
+	close(hold)
+	waitFor(t, 10*time.Second, "late joins seed, its list, and the three see each other", func() bool {
+		return len(seed.Members()) == 3 && len(late.Members()) == 3 && len(early.Members()) == 3
+	})
+	waitFor(t, 10*time.Second, "one of them leads", func() bool {
+		return seed.IsLeader() || late.IsLeader() || early.IsLeader()
+	})
 }
 
 // TestKeyRotation: nodes that list a rotation's two keys gossip with
