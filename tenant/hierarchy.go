@@ -1,7 +1,6 @@
 package tenant
 
 import (
-	"fmt"
 	"log/slog"
 	"maps"
 )
@@ -22,11 +21,13 @@ func newHierarchy() *hierarchy {
 // apply returns the domains served after d (cur, the domains served
 // before, is left as it is: snapshots in use are immutable) and the names
 // whose entry changed. Every domain d carries is built, with its effective
-// policy (domain over customer over reseller), before anything changes, so
-// a delta that fails leaves h as it was. Config-file domains (Source
-// "config") in cur win over stored ones of the same name, loudly: the
-// config file is what the operator on this machine asked for.
-func (h *hierarchy) apply(d Delta, cur map[string]*Domain, log *slog.Logger) (map[string]*Domain, []string, error) {
+// policy (domain over customer over reseller). A stored domain that does
+// not build (a row restored from an old backup or edited by hand) is left
+// out, loudly: failing the whole load for it kept every other tenant's
+// changes from every node. Config-file domains (Source "config") in cur
+// win over stored ones of the same name, loudly: the config file is what
+// the operator on this machine asked for.
+func (h *hierarchy) apply(d Delta, cur map[string]*Domain, log *slog.Logger) (map[string]*Domain, []string) {
 	resellers := make(map[int64]Policy, len(d.Resellers))
 	for _, r := range d.Resellers {
 		resellers[r.ID] = r.Policy
@@ -60,7 +61,10 @@ func (h *hierarchy) apply(d Delta, cur map[string]*Domain, log *slog.Logger) (ma
 			Name: dr.Name, Route: dr.Route, TLS: dr.TLS, Routes: dr.Routes,
 			Known: d.Recipients[dr.ID], Policy: dr.Policy, Inherited: c.Policy.Over(resellerPolicy(c.ResellerID))})
 		if len(fe) > 0 {
-			return nil, nil, fmt.Errorf("domain %s: %w", dr.Name, fe)
+			// Dropped below like any domain the delta names, so its
+			// earlier version is not served either.
+			log.Error("stored domain is invalid; not served", "domain", dr.Name, "id", dr.ID, "err", fe)
+			continue
 		}
 		built = append(built, dom)
 	}
@@ -106,5 +110,5 @@ func (h *hierarchy) apply(d Delta, cur map[string]*Domain, log *slog.Logger) (ma
 		h.names[dom.ID] = dom.Name
 		touched = append(touched, dom.Name)
 	}
-	return next, touched, nil
+	return next, touched
 }

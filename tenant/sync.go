@@ -265,10 +265,7 @@ func (s *Syncer) Reload(ctx context.Context) error {
 		return fmt.Errorf("load tenants: %w", err)
 	}
 	tree := newHierarchy()
-	served, _, err := tree.apply(Delta{Data: data}, s.static, s.log)
-	if err != nil {
-		return err
-	}
+	served, _ := tree.apply(Delta{Data: data}, s.static, s.log)
 	s.tree = tree
 	snap := &Snapshot{Version: data.Version, domains: served}
 	s.dir.Swap(snap)
@@ -293,10 +290,7 @@ func (s *Syncer) applyChanges(ctx context.Context) error {
 		return fmt.Errorf("load tenant changes: %w", err)
 	}
 	if d.Version != cur.Version {
-		served, touched, err := s.tree.apply(d, cur.domains, s.log)
-		if err != nil {
-			return err
-		}
+		served, touched := s.tree.apply(d, cur.domains, s.log)
 		s.dir.Swap(&Snapshot{Version: d.Version, domains: served})
 		s.loads.WithLabelValues("delta").Inc()
 		s.log.Debug("tenant changes applied", "version", d.Version, "domains_changed", len(touched))

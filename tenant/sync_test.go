@@ -583,3 +583,48 @@ func writtenSnapshot(t *testing.T, dir string) (string, []byte) {
 	}
 	return path, b
 }
+
+// TestInvalidStoredDomainIsLeftOut: a domain row the API would refuse
+// (restored from an old backup, edited by hand in SQL) is not served, and
+// it does not stop the load or delta it came in: that failed whole, so a
+// starting node served no stored domain at all and a running one stayed
+// on its version for good (a deleted domain still accepted, a new one
+// never), every other tenant held hostage by one row.
+func TestInvalidStoredDomainIsLeftOut(t *testing.T) {
+	data := storeData(1, "one.test:25")
+	data.Domains = append(data.Domains, DomainRecord{ID: 5, CustomerID: 2, Name: "bad.example", Route: "no port", TLS: "none"})
+	l := &fakeLoader{data: data}
+	s, h := newTestSyncer(t, t.TempDir(), l, nil)
+	if lvl, conds := h.Report(); lvl != health.OK {
+		t.Fatalf("after a full load with one invalid domain: %v %v", lvl, conds)
+	}
+	if _, ok := s.Directory().Lookup("store.example"); !ok {
+		t.Fatal("one invalid domain kept the valid ones from being served")
+	}
+	if _, ok := s.Directory().Lookup("bad.example"); ok {
+		t.Fatal("an invalid domain is served")
+	}
+
+	// A delta: store.example's row turns invalid, shared.example is
+	// deleted and a new domain comes; the old store.example must go, not
+	// stay as it was.
+	l.data.Version = 2
+	l.deltas = []Delta{{
+		Data: Data{Version: 2, Domains: []DomainRecord{
+			{ID: 4, CustomerID: 2, Name: "store.example", Route: "store.test:25", TLS: "sometimes"},
+			{ID: 6, CustomerID: 2, Name: "new.example", Route: "new.test:25", TLS: "none"},
+		}},
+		RemovedDomains: []int64{3},
+	}}
+	if err := s.Reload(context.Background()); err != nil {
+		t.Fatalf("a delta with one invalid domain: %v", err)
+	}
+	if v := s.Directory().Snapshot().Version; v != 2 {
+		t.Errorf("version %d, want 2", v)
+	}
+	for name, want := range map[string]bool{"new.example": true, "shared.example": false, "store.example": false} {
+		if _, ok := s.Directory().Lookup(name); ok != want {
+			t.Errorf("%s served = %v, want %v", name, ok, want)
+		}
+	}
+}
