@@ -220,7 +220,7 @@ func (b *builder) buildTenants(ctx context.Context) error {
 	b.tenants = store.NewTenants(b.store)
 	b.tenants.DefaultQuota = b.cfg.Tenants.DefaultQuota
 	b.syncer, err = tenant.NewSyncer(ctx, b.cfg.Tenants, tenant.SyncOptions{
-		Loader: b.tenants, Static: b.static, DataDir: b.cfg.DataDir, Timeout: b.cfg.Store.Timeout,
+		Loader: b.tenants, Static: b.static, DataDir: b.cfg.DataDir, Store: b.cfg.Store.Identity(), Timeout: b.cfg.Store.Timeout,
 		Health: b.health, Log: b.log.With("component", "tenants"), Registry: b.registry,
 	})
 	if err != nil {

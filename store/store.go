@@ -11,18 +11,23 @@ package store
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"maps"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/mxgrid/mxgrid/fsperm"
 	"github.com/mxgrid/mxgrid/tenant"
 
@@ -70,6 +75,25 @@ func (c Config) Validate() error {
 		return errors.New("timeout: must be positive")
 	}
 	return nil
+}
+
+// Identity names the database c points at, for the tenant snapshot file
+// (tenant.SyncOptions.Store): PostgreSQL's host, port and database, which
+// a password change or an added option leave as they are. SQLite's file
+// lives in data_dir beside the snapshot, so a copied data_dir brings its
+// own store: the driver is enough.
+func (c Config) Identity() string {
+	if c.Driver != Postgres {
+		return c.Driver
+	}
+	pc, err := pgconn.ParseConfig(c.DSN)
+	if err != nil {
+		// Connecting refuses it too; a digest still tells it from
+		// another DSN without writing its password into the file.
+		sum := sha256.Sum256([]byte(c.DSN))
+		return Postgres + " " + hex.EncodeToString(sum[:8])
+	}
+	return fmt.Sprintf("%s %s/%s", Postgres, net.JoinHostPort(pc.Host, strconv.Itoa(int(pc.Port))), pc.Database)
 }
 
 // Store is the handle on the database: one per node, never nil, safe for

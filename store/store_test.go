@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -246,5 +247,28 @@ func TestNodesCreatingTheSchemaTogether(t *testing.T) {
 	}
 	if err := <-done; err != nil {
 		t.Fatalf("migrate beside a node creating the schema: %v", err)
+	}
+}
+
+// TestConfigIdentity: the name a tenant snapshot file records of its
+// store follows the database, not how the DSN is spelt nor its password.
+func TestConfigIdentity(t *testing.T) {
+	id := func(dsn string) string { return Config{Driver: Postgres, DSN: dsn}.Identity() }
+	a := id("postgres://mx:one@db.a:5432/mxgrid?sslmode=require")
+	for _, same := range []string{"postgres://mx:two@db.a/mxgrid?connect_timeout=5", "host=db.a port=5432 dbname=mxgrid user=mx password=three"} {
+		if got := id(same); got != a {
+			t.Errorf("Identity(%q) = %q, want %q", same, got, a)
+		}
+	}
+	for _, other := range []string{"postgres://mx:one@db.b:5432/mxgrid", "postgres://mx:one@db.a:5433/mxgrid", "postgres://mx:one@db.a:5432/other"} {
+		if got := id(other); got == a {
+			t.Errorf("Identity(%q) = %q, the same as another database's", other, got)
+		}
+	}
+	if got := id("postgres://mx:secret@db.a:notaport/mxgrid"); strings.Contains(got, "secret") {
+		t.Errorf("Identity of a DSN it cannot parse = %q, with its password", got)
+	}
+	if got := DefaultConfig().Identity(); got != SQLite {
+		t.Errorf("SQLite Identity = %q", got)
 	}
 }

@@ -83,6 +83,10 @@ type journalEntry struct {
 // syncer's reload uses it, one call at a time.
 type snapshotFiles struct {
 	base, journal string
+	// store names the database the snapshot is written from (SyncOptions.
+	// Store): a file naming another is refused, not served as this
+	// deployment's domains.
+	store string
 	// baseBytes and journalBytes decide when to compact: once the journal
 	// is half the base (at least minCompact), the next change rewrites the
 	// base instead, so replay at start stays short and the total written
@@ -98,8 +102,8 @@ type snapshotFiles struct {
 
 const minCompact = 1 << 20
 
-func newSnapshotFiles(dir string) *snapshotFiles {
-	return &snapshotFiles{base: filepath.Join(dir, SnapshotFile), journal: filepath.Join(dir, SnapshotJournal)}
+func newSnapshotFiles(dir, store string) *snapshotFiles {
+	return &snapshotFiles{base: filepath.Join(dir, SnapshotFile), journal: filepath.Join(dir, SnapshotJournal), store: store}
 }
 
 // removeTemps removes the temporary files of snapshots whose writer died
@@ -144,9 +148,10 @@ func (f *snapshotFiles) writeBase(version uint64, saved time.Time, domains map[s
 	head, err := json.Marshal(struct {
 		Format  int       `json:"format"`
 		ID      string    `json:"id"`
+		Store   string    `json:"store,omitempty"`
 		Version uint64    `json:"version"`
 		Saved   time.Time `json:"saved"`
-	}{snapshotFormat, id, version, saved.UTC()})
+	}{snapshotFormat, id, f.store, version, saved.UTC()})
 	if err != nil {
 		tmp.Close()
 		return err
@@ -309,6 +314,12 @@ func (f *snapshotFiles) readBase() (uint64, time.Time, map[string]*Domain, error
 			}
 		case "id":
 			err = dec.Decode(&f.baseID)
+		case "store":
+			// Files written before the store was recorded have none.
+			var store string
+			if err = dec.Decode(&store); err == nil && store != f.store {
+				err = fmt.Errorf("written from another store (%s), not this node's (%s)", store, f.store)
+			}
 		case "version":
 			err = dec.Decode(&version)
 		case "saved":

@@ -4,6 +4,7 @@ import (
 	"maps"
 	"os"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -20,7 +21,7 @@ func FuzzSnapshotFiles(f *testing.F) {
 	if len(fe) > 0 {
 		f.Fatal(fe)
 	}
-	files := newSnapshotFiles(dir)
+	files := newSnapshotFiles(dir, "")
 	if err := files.writeBase(7, time.Unix(1e9, 0), map[string]*Domain{d.Name: d}); err != nil {
 		f.Fatal(err)
 	}
@@ -37,7 +38,7 @@ func FuzzSnapshotFiles(f *testing.F) {
 
 	f.Fuzz(func(t *testing.T, base, journal []byte) {
 		dir := t.TempDir()
-		files := newSnapshotFiles(dir)
+		files := newSnapshotFiles(dir, "")
 		if err := os.WriteFile(files.base, base, 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -55,7 +56,7 @@ func FuzzSnapshotFiles(f *testing.F) {
 				t.Fatalf("domain %q held under %q", d.Name, name)
 			}
 		}
-		again := newSnapshotFiles(t.TempDir())
+		again := newSnapshotFiles(t.TempDir(), "")
 		if err := again.writeBase(version, saved, domains); err != nil {
 			t.Fatal(err)
 		}
@@ -73,4 +74,42 @@ func FuzzSnapshotFiles(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestSnapshotFileOfAnotherStoreIsRefused: a snapshot file copied from
+// another deployment (a data_dir restored onto the wrong machine, a
+// cloned VM image) was served whole by a node whose own store was down
+// at start: another cluster's domains accepted and relayed to their
+// routes. The file names the store it was written from; a node reading
+// it for another store refuses it. Files written before the store was
+// recorded still load.
+func TestSnapshotFileOfAnotherStoreIsRefused(t *testing.T) {
+	d, fe := newDomain(domainSpec{ID: 3, CustomerID: 2, Source: "store", Name: "example.org", Route: "mx.example.org:25", TLS: "none"})
+	if len(fe) > 0 {
+		t.Fatal(fe)
+	}
+	for _, tc := range []struct {
+		name           string
+		written, local string
+		ok             bool
+	}{
+		{"same store", "postgres db.a:5432/mxgrid", "postgres db.a:5432/mxgrid", true},
+		{"another store", "postgres db.b:5432/mxgrid", "postgres db.a:5432/mxgrid", false},
+		{"written before the store was recorded", "", "postgres db.a:5432/mxgrid", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			w := newSnapshotFiles(dir, tc.written)
+			if err := w.writeBase(7, time.Unix(1e9, 0), map[string]*Domain{d.Name: d}); err != nil {
+				t.Fatal(err)
+			}
+			_, _, got, err := newSnapshotFiles(dir, tc.local).read()
+			if tc.ok && (err != nil || got[d.Name] == nil) {
+				t.Fatalf("read = %v, %v; want the domain", got, err)
+			}
+			if !tc.ok && (err == nil || !strings.Contains(err.Error(), tc.written)) {
+				t.Fatalf("read = %v, %v; want an error naming the other store", got, err)
+			}
+		})
+	}
 }

@@ -147,6 +147,11 @@ type SyncOptions struct {
 	Static []*Domain
 	// DataDir holds the snapshot file.
 	DataDir string
+	// Store names the database Loader reads (store.Config.Identity),
+	// recorded in the snapshot file: a file written from another
+	// deployment's store is refused rather than served while this one's
+	// is down.
+	Store string
 	// Timeout bounds reading the changes from the store; a full load is
 	// bounded by the Loader, being far longer at a large size.
 	Timeout  time.Duration
@@ -160,7 +165,7 @@ type SyncOptions struct {
 // only. It fails only when the static domains are invalid.
 func NewSyncer(ctx context.Context, cfg SyncConfig, opts SyncOptions) (*Syncer, error) {
 	s := &Syncer{
-		cfg: cfg, loader: opts.Loader, files: newSnapshotFiles(opts.DataDir), timeout: opts.Timeout,
+		cfg: cfg, loader: opts.Loader, files: newSnapshotFiles(opts.DataDir, opts.Store), timeout: opts.Timeout,
 		health: opts.Health, log: opts.Log, trigger: make(chan struct{}, 1), now: time.Now,
 	}
 	s.confirmed = s.now()

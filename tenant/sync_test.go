@@ -257,7 +257,7 @@ func TestSnapshotFileAgeIsNeverInTheFuture(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			start := time.Now()
-			if err := newSnapshotFiles(dir).writeBase(7, start.Add(tc.saved), nil); err != nil {
+			if err := newSnapshotFiles(dir, "").writeBase(7, start.Add(tc.saved), nil); err != nil {
 				t.Fatal(err)
 			}
 			s, h := newTestSyncer(t, dir, &fakeLoader{err: errors.New("down")}, nil)
@@ -299,7 +299,7 @@ func TestPartialWhileUnconfirmed(t *testing.T) {
 			dir := t.TempDir()
 			start := time.Now()
 			if tc.fileAge >= 0 {
-				if err := newSnapshotFiles(dir).writeBase(7, start.Add(-tc.fileAge), nil); err != nil {
+				if err := newSnapshotFiles(dir, "").writeBase(7, start.Add(-tc.fileAge), nil); err != nil {
 					t.Fatal(err)
 				}
 			}
