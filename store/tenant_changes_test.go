@@ -236,3 +236,66 @@ func (w *randomWriter) step(ctx context.Context) string {
 	}
 	return what
 }
+
+// TestDeltaBoundCountsTheDomainsItReads: a change to a reseller or a
+// customer is one object in the log, but the delta reads every domain
+// under it with their recipients. A large hosting reseller's policy
+// change was applied as a delta reading as much as a full load, within
+// the store's timeout (5 s) rather than a full load's (10 min): past it
+// the delta failed, and failed again at every reload, the same changes
+// and more each time, so every node stayed on its version until
+// restarted. Past maxDeltaObjects domains or maxDeltaRecipients
+// recipients the node loads everything instead.
+func TestDeltaBoundCountsTheDomainsItReads(t *testing.T) {
+	for _, tc := range dialects {
+		t.Run(tc.name, func(t *testing.T) {
+			st := tc.open(t)
+			ts := NewTenants(st)
+			ctx := context.Background()
+			a := admin.AuditEntry{Actor: "test", Action: "x", Object: "x"}
+			r := tenant.Reseller{Name: "hoster"}
+			if _, err := ts.CreateReseller(ctx, &r, a); err != nil {
+				t.Fatal(err)
+			}
+			c := tenant.Customer{ResellerID: r.ID, Name: "c"}
+			if _, err := ts.CreateCustomer(ctx, &c, a); err != nil {
+				t.Fatal(err)
+			}
+			d := tenant.DomainRecord{CustomerID: c.ID, Name: "big.example", Route: "mx.test:25", TLS: "none", Status: tenant.StatusActive}
+			if _, err := ts.CreateDomain(ctx, &d, a); err != nil {
+				t.Fatal(err)
+			}
+			// Only the count the bound reads: a million rows would take
+			// the test minutes.
+			if _, err := st.DB.ExecContext(ctx, `UPDATE domains SET recipient_count = $1`, maxDeltaRecipients+1); err != nil {
+				t.Fatal(err)
+			}
+			changed := func(what string) {
+				t.Helper()
+				var before uint64
+				if err := st.DB.QueryRowContext(ctx, `SELECT version FROM tenant_version`).Scan(&before); err != nil {
+					t.Fatal(err)
+				}
+				score := float64(before)
+				r.Policy.TagScore = &score
+				if _, err := ts.UpdateReseller(ctx, &r, a); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := ts.LoadSince(ctx, before); !errors.Is(err, tenant.ErrChangesGone) {
+					t.Errorf("%s: a reseller change is a delta (err %v), want a full load", what, err)
+				}
+			}
+			changed("recipients past the bound")
+
+			if _, err := st.DB.ExecContext(ctx, `UPDATE domains SET recipient_count = 0`); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := st.DB.ExecContext(ctx, `WITH RECURSIVE n (i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $1)
+				INSERT INTO domains (customer_id, name, route, tls, policy, created_us, updated_us)
+				SELECT $2, 'd' || i || '.example', 'mx.test:25', 'none', '{}', 0, 0 FROM n`, maxDeltaObjects, c.ID); err != nil {
+				t.Fatal(err)
+			}
+			changed("domains past the bound")
+		})
+	}
+}

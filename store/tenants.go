@@ -197,9 +197,14 @@ type changed struct {
 // than replaying.
 const changeLogKeep = 50000
 
-// maxDeltaObjects bounds how many changed objects a node applies as a
-// delta; past that a full load is cheaper and simpler.
+// maxDeltaObjects bounds how many changed objects, and domains read, a
+// node applies as a delta; past that a full load is cheaper and simpler.
 const maxDeltaObjects = 20000
+
+// maxDeltaRecipients bounds the recipients a delta reads: it has the
+// store's timeout, not a full load's, and a change to a large reseller
+// reads all of its domains' recipients.
+const maxDeltaRecipients = 1000000
 
 // Tenants implements admin.Store (and PanelStore, panel.go) for the admin
 // side and tenant.Loader for the snapshot, over the store's handle. It
@@ -1339,10 +1344,17 @@ func (t *Tenants) LoadSince(ctx context.Context, version uint64) (tenant.Delta, 
 			int64(version)).Scan(&objects); err != nil {
 			return mapErr(err, "change log")
 		}
-		if objects > maxDeltaObjects {
+		v := int64(version)
+		// A reseller or customer is one object in the log, yet the delta
+		// reads all its domains.
+		var domains, recipients int64
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(SUM(recipient_count), 0) FROM domains WHERE id IN (`+changedDomainIDs+`)`,
+			v).Scan(&domains, &recipients); err != nil {
+			return mapErr(err, "change log")
+		}
+		if objects > maxDeltaObjects || domains > maxDeltaObjects || recipients > maxDeltaRecipients {
 			return tenant.ErrChangesGone
 		}
-		v := int64(version)
 		if err := readHierarchy(ctx, tx, &d.Data, " WHERE id IN ("+changedIDs+")", []any{v}); err != nil {
 			return err
 		}
