@@ -694,12 +694,18 @@ func scanDomain(sc interface{ Scan(...any) error }) (tenant.DomainRecord, error)
 	}
 	p, err := decodePolicy(pol)
 	if err != nil {
-		return d, err
+		return d, fmt.Errorf("%w: policy: %v", errDamaged, err)
 	}
 	d.Policy = p
-	d.Routes, err = decodeRoutes(rts)
-	return d, err
+	if d.Routes, err = decodeRoutes(rts); err != nil {
+		return d, fmt.Errorf("%w: routes: %v", errDamaged, err)
+	}
+	return d, nil
 }
+
+// errDamaged is a row read whole whose JSON columns do not decode: not
+// what the store writes, so edited by hand or restored wrong.
+var errDamaged = errors.New("stored row does not decode")
 
 func (t *Tenants) ListDomains(ctx context.Context, f admin.Filter) ([]tenant.DomainRecord, error) {
 	var w where
@@ -1475,6 +1481,11 @@ func readHierarchy(ctx context.Context, tx *sql.Tx, data *tenant.Data, where str
 func readDomains(ctx context.Context, tx *sql.Tx, data *tenant.Data, whereDomain, whereRecipient string) error {
 	if err := eachRow(ctx, tx, "SELECT "+domainCols+domainFrom+whereDomain, nil, func(rows *sql.Rows) error {
 		d, err := scanDomain(rows)
+		if errors.Is(err, errDamaged) {
+			// The syncer leaves it out, loudly: failing the read kept
+			// every node from loading any domain.
+			d.Damaged, err = err.Error(), nil
+		}
 		data.Domains = append(data.Domains, d)
 		return err
 	}); err != nil {

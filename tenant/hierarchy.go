@@ -50,6 +50,10 @@ func (h *hierarchy) apply(d Delta, cur map[string]*Domain, log *slog.Logger) (ma
 	}
 	built := make([]*Domain, 0, len(d.Domains))
 	for _, dr := range d.Domains {
+		if dr.Damaged != "" {
+			log.Error("stored domain is damaged; not served", "domain", dr.Name, "id", dr.ID, "err", dr.Damaged)
+			continue
+		}
 		c := customer(dr.CustomerID)
 		// A suspended customer's domains and unproven ones are left out:
 		// RCPT refuses them like unknown domains and nothing reaches the

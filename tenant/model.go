@@ -110,6 +110,10 @@ type DomainRecord struct {
 	PendingSince time.Time `json:"pending_since,omitzero"`
 	Created      time.Time `json:"created"`
 	Updated      time.Time `json:"updated"`
+	// Damaged is why the store could not read the row (its policy or
+	// routes do not decode), set only in a Loader's Data: such a domain
+	// is not served, and the others load.
+	Damaged string `json:"-"`
 }
 
 // Domain status. A reseller could otherwise create any name (gmail.com, the
