@@ -362,3 +362,50 @@ func TestDamagedDomainRowIsLeftOut(t *testing.T) {
 		})
 	}
 }
+
+// TestDamagedParentLeavesItsDomainsOut: a reseller or customer row whose
+// policy does not decode failed the whole read as a domain's did. Its
+// domains, whose effective policy cannot be known, are left out; every
+// other domain loads.
+func TestDamagedParentLeavesItsDomainsOut(t *testing.T) {
+	for _, tc := range dialects {
+		t.Run(tc.name, func(t *testing.T) {
+			st := tc.open(t)
+			ts := NewTenants(st)
+			ctx := context.Background()
+			a := admin.AuditEntry{Actor: "test", Action: "x", Object: "x"}
+			tree := func(name string) (tenant.Reseller, tenant.Customer) {
+				r := tenant.Reseller{Name: name}
+				if _, err := ts.CreateReseller(ctx, &r, a); err != nil {
+					t.Fatal(err)
+				}
+				c := tenant.Customer{ResellerID: r.ID, Name: name}
+				if _, err := ts.CreateCustomer(ctx, &c, a); err != nil {
+					t.Fatal(err)
+				}
+				d := tenant.DomainRecord{CustomerID: c.ID, Name: name + ".example", Route: "mx.test:25", TLS: "none", Status: tenant.StatusActive}
+				if _, err := ts.CreateDomain(ctx, &d, a); err != nil {
+					t.Fatal(err)
+				}
+				return r, c
+			}
+			tree("fine")
+			_, c := tree("customer")
+			r, _ := tree("reseller")
+			for _, q := range []struct {
+				sql string
+				id  int64
+			}{{`UPDATE customers SET policy = 'null x' WHERE id = $1`, c.ID}, {`UPDATE resellers SET policy = '[' WHERE id = $1`, r.ID}} {
+				if _, err := st.DB.ExecContext(ctx, q.sql, q.id); err != nil {
+					t.Fatal(err)
+				}
+			}
+			s := newSyncer(t, ts, t.TempDir(), prometheus.NewRegistry())
+			for name, want := range map[string]bool{"fine.example": true, "customer.example": false, "reseller.example": false} {
+				if _, ok := s.Directory().Lookup(name); ok != want {
+					t.Errorf("%s served = %v, want %v", name, ok, want)
+				}
+			}
+		})
+	}
+}

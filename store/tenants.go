@@ -462,8 +462,11 @@ func scanReseller(sc interface{ Scan(...any) error }) (tenant.Reseller, error) {
 	}
 	r.Created, r.Updated = fromMicros(cre), fromMicros(upd)
 	p, err := decodePolicy(pol)
+	if err != nil {
+		return r, fmt.Errorf("%w: policy: %v", errDamaged, err)
+	}
 	r.Policy = p
-	return r, err
+	return r, nil
 }
 
 func (t *Tenants) ListResellers(ctx context.Context, f admin.Filter) ([]tenant.Reseller, error) {
@@ -595,8 +598,11 @@ func scanCustomer(sc interface{ Scan(...any) error }) (tenant.Customer, error) {
 	}
 	c.Created, c.Updated = fromMicros(cre), fromMicros(upd)
 	p, err := decodePolicy(pol)
+	if err != nil {
+		return c, fmt.Errorf("%w: policy: %v", errDamaged, err)
+	}
 	c.Policy = p
-	return c, err
+	return c, nil
 }
 
 func (t *Tenants) ListCustomers(ctx context.Context, f admin.Filter) ([]tenant.Customer, error) {
@@ -706,6 +712,17 @@ func scanDomain(sc interface{ Scan(...any) error }) (tenant.DomainRecord, error)
 // errDamaged is a row read whole whose JSON columns do not decode: not
 // what the store writes, so edited by hand or restored wrong.
 var errDamaged = errors.New("stored row does not decode")
+
+// keepDamaged lets a snapshot read keep a damaged row, why in *why, for
+// the syncer to leave out loudly: failing the read kept every node from
+// loading any domain.
+func keepDamaged(err error, why *string) error {
+	if errors.Is(err, errDamaged) {
+		*why = err.Error()
+		return nil
+	}
+	return err
+}
 
 func (t *Tenants) ListDomains(ctx context.Context, f admin.Filter) ([]tenant.DomainRecord, error) {
 	var w where
@@ -1463,14 +1480,14 @@ func readHierarchy(ctx context.Context, tx *sql.Tx, data *tenant.Data, where str
 	if err := eachRow(ctx, tx, "SELECT "+resellerCols+" FROM resellers"+where, kind(changedReseller), func(rows *sql.Rows) error {
 		r, err := scanReseller(rows)
 		data.Resellers = append(data.Resellers, r)
-		return err
+		return keepDamaged(err, &data.Resellers[len(data.Resellers)-1].Damaged)
 	}); err != nil {
 		return err
 	}
 	return eachRow(ctx, tx, "SELECT "+customerCols+" FROM customers"+where, kind(changedCustomer), func(rows *sql.Rows) error {
 		c, err := scanCustomer(rows)
 		data.Customers = append(data.Customers, c)
-		return err
+		return keepDamaged(err, &data.Customers[len(data.Customers)-1].Damaged)
 	})
 }
 
@@ -1481,13 +1498,8 @@ func readHierarchy(ctx context.Context, tx *sql.Tx, data *tenant.Data, where str
 func readDomains(ctx context.Context, tx *sql.Tx, data *tenant.Data, whereDomain, whereRecipient string) error {
 	if err := eachRow(ctx, tx, "SELECT "+domainCols+domainFrom+whereDomain, nil, func(rows *sql.Rows) error {
 		d, err := scanDomain(rows)
-		if errors.Is(err, errDamaged) {
-			// The syncer leaves it out, loudly: failing the read kept
-			// every node from loading any domain.
-			d.Damaged, err = err.Error(), nil
-		}
 		data.Domains = append(data.Domains, d)
-		return err
+		return keepDamaged(err, &data.Domains[len(data.Domains)-1].Damaged)
 	}); err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package tenant
 
 import (
+	"cmp"
 	"log/slog"
 	"maps"
 )
@@ -9,13 +10,13 @@ import (
 // apply deltas: each reseller's policy, each customer (its reseller, policy
 // and suspension), and which name each stored domain is served under.
 type hierarchy struct {
-	resellers map[int64]Policy
+	resellers map[int64]Reseller
 	customers map[int64]Customer
 	names     map[int64]string
 }
 
 func newHierarchy() *hierarchy {
-	return &hierarchy{resellers: map[int64]Policy{}, customers: map[int64]Customer{}, names: map[int64]string{}}
+	return &hierarchy{resellers: map[int64]Reseller{}, customers: map[int64]Customer{}, names: map[int64]string{}}
 }
 
 // apply returns the domains served after d (cur, the domains served
@@ -28,17 +29,17 @@ func newHierarchy() *hierarchy {
 // win over stored ones of the same name, loudly: the config file is what
 // the operator on this machine asked for.
 func (h *hierarchy) apply(d Delta, cur map[string]*Domain, log *slog.Logger) (map[string]*Domain, []string) {
-	resellers := make(map[int64]Policy, len(d.Resellers))
+	resellers := make(map[int64]Reseller, len(d.Resellers))
 	for _, r := range d.Resellers {
-		resellers[r.ID] = r.Policy
+		resellers[r.ID] = r
 	}
 	customers := make(map[int64]Customer, len(d.Customers))
 	for _, c := range d.Customers {
 		customers[c.ID] = c
 	}
-	resellerPolicy := func(id int64) Policy {
-		if p, ok := resellers[id]; ok {
-			return p
+	reseller := func(id int64) Reseller {
+		if r, ok := resellers[id]; ok {
+			return r
 		}
 		return h.resellers[id]
 	}
@@ -50,11 +51,14 @@ func (h *hierarchy) apply(d Delta, cur map[string]*Domain, log *slog.Logger) (ma
 	}
 	built := make([]*Domain, 0, len(d.Domains))
 	for _, dr := range d.Domains {
-		if dr.Damaged != "" {
-			log.Error("stored domain is damaged; not served", "domain", dr.Name, "id", dr.ID, "err", dr.Damaged)
+		c := customer(dr.CustomerID)
+		r := reseller(c.ResellerID)
+		// A damaged customer or reseller leaves the domain's effective
+		// policy unknown.
+		if damaged := cmp.Or(dr.Damaged, c.Damaged, r.Damaged); damaged != "" {
+			log.Error("stored domain, or its customer or reseller, is damaged; not served", "domain", dr.Name, "id", dr.ID, "err", damaged)
 			continue
 		}
-		c := customer(dr.CustomerID)
 		// A suspended customer's domains and unproven ones are left out:
 		// RCPT refuses them like unknown domains and nothing reaches the
 		// customer's server.
@@ -63,7 +67,7 @@ func (h *hierarchy) apply(d Delta, cur map[string]*Domain, log *slog.Logger) (ma
 		}
 		dom, fe := newDomain(domainSpec{ID: dr.ID, CustomerID: dr.CustomerID, Source: "store",
 			Name: dr.Name, Route: dr.Route, TLS: dr.TLS, Routes: dr.Routes,
-			Known: d.Recipients[dr.ID], Policy: dr.Policy, Inherited: c.Policy.Over(resellerPolicy(c.ResellerID))})
+			Known: d.Recipients[dr.ID], Policy: dr.Policy, Inherited: c.Policy.Over(r.Policy)})
 		if len(fe) > 0 {
 			// Dropped below like any domain the delta names, so its
 			// earlier version is not served either.

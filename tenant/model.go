@@ -38,6 +38,8 @@ type Reseller struct {
 	Quota   Quota     `json:"quota"`
 	Created time.Time `json:"created"`
 	Updated time.Time `json:"updated"`
+	// Damaged is as DomainRecord's: its domains are not served.
+	Damaged string `json:"-"`
 }
 
 // Quota caps what a reseller may provision: every node holds every
@@ -82,6 +84,8 @@ type Customer struct {
 	MapKey  string    `json:"map_key,omitempty"`
 	Created time.Time `json:"created"`
 	Updated time.Time `json:"updated"`
+	// Damaged is as DomainRecord's: its domains are not served.
+	Damaged string `json:"-"`
 }
 
 // DomainRecord is a provisioned domain as stored and edited. ResellerID is
