@@ -25,6 +25,7 @@ import (
 // permanent 554 that leaks internal text.
 var (
 	errUnknownDomain        = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "relay access denied: we do not accept mail for this domain"}
+	errDomainUnservable     = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 5}, Message: "domain configuration error on this filter: try again later"}
 	errTenantsUnconfirmed   = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "domain not in this node's domain list, which is out of date: try again later"}
 	errUnknownUser          = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "recipient address rejected: user unknown"}
 	errNoPostmaster         = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "this filter keeps no mailbox of its own, write to postmaster at the domain you mean"}

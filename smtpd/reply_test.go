@@ -49,6 +49,7 @@ func replyTable() []replyCase {
 	whySpam, whySpamOutcome, _ := verdictReply(scanner.Verdict{Action: scanner.Reject, Reason: verdict.ReasonSpam}, "Q1", "https://filter.example/why/")
 	return []replyCase{
 		{name: "errUnknownDomain", reply: errUnknownDomain, code: 550, enhanced: smtp.EnhancedCode{5, 7, 1}, prefix: "relay access denied"},
+		{name: "errDomainUnservable", reply: errDomainUnservable, code: 451, enhanced: smtp.EnhancedCode{4, 3, 5}, prefix: "domain configuration error"},
 		{name: "errTenantsUnconfirmed", reply: errTenantsUnconfirmed, code: 451, enhanced: smtp.EnhancedCode{4, 3, 0}, prefix: "domain not in this node's domain list"},
 		{name: "errUnknownUser", reply: errUnknownUser, code: 550, enhanced: smtp.EnhancedCode{5, 1, 1}, prefix: "recipient address rejected: user unknown"},
 		{name: "errClientTooManyUnknown", reply: errClientTooManyUnknown, code: 421, enhanced: smtp.EnhancedCode{4, 7, 0}, prefix: "too many unknown recipients from your address"},

@@ -44,6 +44,21 @@ type partialDirectory interface {
 	Partial() bool
 }
 
+// unservableDirectory is a Directory that knows the provisioned domains it
+// cannot serve (tenant.Directory: records damaged or refused on load).
+type unservableDirectory interface {
+	Unservable(domain string) (reason string, ok bool)
+}
+
+// unservable reports why domain is provisioned but cannot be served.
+func (s *Server) unservable(domain string) (string, bool) {
+	u, ok := s.deps.Directory.(unservableDirectory)
+	if !ok {
+		return "", false
+	}
+	return u.Unservable(domain)
+}
+
 func (s *Server) directoryPartial() bool {
 	p, ok := s.deps.Directory.(partialDirectory)
 	return ok && p.Partial()

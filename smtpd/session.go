@@ -280,6 +280,17 @@ func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 		return errSourceRouted
 	}
 	dom, found := ss.srv.deps.Directory.Lookup(rcpt.LookupDomain())
+	if !found {
+		if reason, ok := ss.srv.unservable(rcpt.LookupDomain()); ok {
+			// Provisioned, but its stored record does not build: the
+			// customer's mail waits at the sender (451) while an
+			// operator repairs the record, rather than bouncing as no
+			// one's.
+			ss.srv.metrics.rcpts.WithLabelValues("domain_unservable").Inc()
+			ss.log.Warn("recipient deferred: the domain's stored record cannot be served", "queue_id", ss.queueID, "rcpt", rcpt.String(), "reason", reason)
+			return errDomainUnservable
+		}
+	}
 	if !found && ss.srv.directoryPartial() {
 		// The store has not confirmed the domain list lately (or ever):
 		// the domain may have been provisioned since. A 5xx would bounce

@@ -21,7 +21,12 @@ func (l *storeLoader) data() tenant.Data {
 	return tenant.Data{
 		Version:   1,
 		Customers: []tenant.Customer{{ID: 1}},
-		Domains:   []tenant.DomainRecord{{ID: 2, CustomerID: 1, Name: "provisioned.example", Route: "127.0.0.1:1", TLS: "none"}},
+		Domains: []tenant.DomainRecord{
+			{ID: 2, CustomerID: 1, Name: "provisioned.example", Route: "127.0.0.1:1", TLS: "none"},
+			// A row the API would refuse (restored from an old backup,
+			// edited by hand): provisioned, but it cannot be served.
+			{ID: 3, CustomerID: 1, Name: "damaged.example", Route: "no port", TLS: "none"},
+		},
 	}
 }
 
@@ -41,7 +46,9 @@ func (l *storeLoader) LoadSince(ctx context.Context, _ uint64) (tenant.Delta, er
 // store is down and without a snapshot file knows only its config file's
 // domains. A domain it does not find may be provisioned, so RCPT must
 // defer (4xx), not bounce it for good with 550; once the store answers,
-// an unknown domain is refused as before.
+// an unknown domain is refused as before, and a provisioned one whose
+// stored record cannot be served is deferred (it was refused as unknown:
+// its mail bounced while the record waited for repair).
 func TestUnknownDomainWhileTenantsUnloaded(t *testing.T) {
 	cfg := testConfig(t)
 	deps := configDeps(t, cfg, nil)
@@ -66,6 +73,7 @@ func TestUnknownDomainWhileTenantsUnloaded(t *testing.T) {
 		{"store down: provisioned domain", false, "bob@provisioned.example", 451, "4.3.0"},
 		{"store down: any other domain", false, "victim@open-relay.test", 451, "4.3.0"},
 		{"store up: unknown domain", true, "victim@open-relay.test", 550, "5.7.1"},
+		{"store up: provisioned domain whose record cannot be served", true, "bob@damaged.example", 451, "4.3.5"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.storeUp && !loader.up {

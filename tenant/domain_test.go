@@ -3,7 +3,6 @@ package tenant
 import (
 	"io"
 	"log/slog"
-	"maps"
 	"math"
 	"net/netip"
 	"reflect"
@@ -143,7 +142,7 @@ func TestNormalizeKeepsAPIErrors(t *testing.T) {
 func resolve(t *testing.T, data Data) []*Domain {
 	t.Helper()
 	served, _ := newHierarchy().apply(Delta{Data: data}, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	out := slices.Collect(maps.Values(served))
+	out := slices.Collect(served.All())
 	slices.SortFunc(out, func(a, b *Domain) int { return strings.Compare(a.Name, b.Name) })
 	return out
 }

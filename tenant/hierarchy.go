@@ -24,11 +24,11 @@ func newHierarchy() *hierarchy {
 // whose entry changed. Every domain d carries is built, with its effective
 // policy (domain over customer over reseller). A stored domain that does
 // not build (a row restored from an old backup or edited by hand) is left
-// out, loudly: failing the whole load for it kept every other tenant's
-// changes from every node. Config-file domains (Source "config") in cur
+// out, loudly, and listed as unservable (its mail deferred): failing the
+// whole load for it kept every other tenant's changes from every node. Config-file domains (Source "config") in cur
 // win over stored ones of the same name, loudly: the config file is what
 // the operator on this machine asked for.
-func (h *hierarchy) apply(d Delta, cur map[string]*Domain, log *slog.Logger) (map[string]*Domain, []string) {
+func (h *hierarchy) apply(d Delta, cur *Snapshot, log *slog.Logger) (*Snapshot, []string) {
 	resellers := make(map[int64]Reseller, len(d.Resellers))
 	for _, r := range d.Resellers {
 		resellers[r.ID] = r
@@ -50,13 +50,16 @@ func (h *hierarchy) apply(d Delta, cur map[string]*Domain, log *slog.Logger) (ma
 		return h.customers[id]
 	}
 	built := make([]*Domain, 0, len(d.Domains))
+	var broken []DomainRecord
 	for _, dr := range d.Domains {
 		c := customer(dr.CustomerID)
 		r := reseller(c.ResellerID)
 		// A damaged customer or reseller leaves the domain's effective
 		// policy unknown.
 		if damaged := cmp.Or(dr.Damaged, c.Damaged, r.Damaged); damaged != "" {
-			log.Error("stored domain, or its customer or reseller, is damaged; not served", "domain", dr.Name, "id", dr.ID, "err", damaged)
+			log.Error("stored domain, or its customer or reseller, is damaged; its mail is deferred", "domain", dr.Name, "id", dr.ID, "err", damaged)
+			dr.Damaged = damaged
+			broken = append(broken, dr)
 			continue
 		}
 		// A suspended customer's domains and unproven ones are left out:
@@ -71,7 +74,9 @@ func (h *hierarchy) apply(d Delta, cur map[string]*Domain, log *slog.Logger) (ma
 		if len(fe) > 0 {
 			// Dropped below like any domain the delta names, so its
 			// earlier version is not served either.
-			log.Error("stored domain is invalid; not served", "domain", dr.Name, "id", dr.ID, "err", fe)
+			log.Error("stored domain is invalid; its mail is deferred", "domain", dr.Name, "id", dr.ID, "err", fe)
+			dr.Damaged = fe.Error()
+			broken = append(broken, dr)
 			continue
 		}
 		built = append(built, dom)
@@ -85,9 +90,10 @@ func (h *hierarchy) apply(d Delta, cur map[string]*Domain, log *slog.Logger) (ma
 	for _, id := range d.RemovedCustomers {
 		delete(h.customers, id)
 	}
-	next := maps.Clone(cur)
-	if next == nil {
-		next = map[string]*Domain{}
+	next := &Snapshot{domains: map[string]*Domain{}, unservable: map[string]unservable{}}
+	if cur != nil {
+		maps.Copy(next.domains, cur.domains)
+		maps.Copy(next.unservable, cur.unservable)
 	}
 	var touched []string
 	// Every domain the delta names leaves first, so a rename (or a name
@@ -98,8 +104,11 @@ func (h *hierarchy) apply(d Delta, cur map[string]*Domain, log *slog.Logger) (ma
 			return
 		}
 		delete(h.names, id)
-		if dom, ok := next[name]; ok && dom.Source == "store" && dom.ID == id {
-			delete(next, name)
+		if dom, ok := next.domains[name]; ok && dom.Source == "store" && dom.ID == id {
+			delete(next.domains, name)
+		}
+		if u, ok := next.unservable[name]; ok && u.id == id {
+			delete(next.unservable, name)
 		}
 		touched = append(touched, name)
 	}
@@ -110,13 +119,25 @@ func (h *hierarchy) apply(d Delta, cur map[string]*Domain, log *slog.Logger) (ma
 		drop(dr.ID)
 	}
 	for _, dom := range built {
-		if prev, ok := next[dom.Name]; ok && prev.Source != "store" {
+		if prev, ok := next.domains[dom.Name]; ok && prev.Source != "store" {
 			log.Warn("domain is both in the config file and in the tenant store; the config file wins", "domain", dom.Name)
 			continue
 		}
-		next[dom.Name] = dom
+		next.domains[dom.Name] = dom
 		h.names[dom.ID] = dom.Name
 		touched = append(touched, dom.Name)
+	}
+	for _, dr := range broken {
+		name, err := NormalizeDomain(dr.Name)
+		if err != nil {
+			continue // no mail can name it
+		}
+		if _, ok := next.domains[name]; ok {
+			continue // a config-file domain, or a valid one, serves the name
+		}
+		next.unservable[name] = unservable{id: dr.ID, reason: dr.Damaged}
+		h.names[dr.ID] = name
+		touched = append(touched, name)
 	}
 	return next, touched
 }

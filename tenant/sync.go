@@ -190,6 +190,10 @@ func NewSyncer(ctx context.Context, cfg SyncConfig, opts SyncOptions) (*Syncer, 
 		Name: "mxgrid_tenant_config_age_seconds",
 		Help: "Seconds since the served tenant snapshot was last confirmed current against the store.",
 	}, func() float64 { return s.Age().Seconds() })
+	reg.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "mxgrid_tenant_unservable_domains",
+		Help: "Stored domains whose record could not be built (damaged, or refused by the API's checks); their mail is deferred (451) until the record is repaired.",
+	}, func() float64 { return float64(len(s.dir.Snapshot().unservable)) })
 	s.loads = reg.NewCounterVec(prometheus.CounterOpts{
 		Name: "mxgrid_tenant_loads_total",
 		Help: "Tenant snapshots built from the store: kind full (everything read) or delta (only what changed).",
@@ -270,14 +274,14 @@ func (s *Syncer) Reload(ctx context.Context) error {
 		return fmt.Errorf("load tenants: %w", err)
 	}
 	tree := newHierarchy()
-	served, _ := tree.apply(Delta{Data: data}, s.static, s.log)
+	snap, _ := tree.apply(Delta{Data: data}, &Snapshot{domains: s.static}, s.log)
+	snap.Version = data.Version
 	s.tree = tree
-	snap := &Snapshot{Version: data.Version, domains: served}
 	s.dir.Swap(snap)
 	s.loads.WithLabelValues("full").Inc()
 	s.log.Info("tenant snapshot loaded", "version", data.Version, "domains", snap.Len())
 	s.confirm()
-	if err := s.files.writeBase(data.Version, s.now(), served); err != nil {
+	if err := s.files.writeBase(data.Version, s.now(), snap.domains); err != nil {
 		// Serving is unaffected; only a restart during an outage is.
 		s.log.Error("writing the tenant snapshot file", "file", s.files.base, "err", err)
 	}
@@ -295,11 +299,12 @@ func (s *Syncer) applyChanges(ctx context.Context) error {
 		return fmt.Errorf("load tenant changes: %w", err)
 	}
 	if d.Version != cur.Version {
-		served, touched := s.tree.apply(d, cur.domains, s.log)
-		s.dir.Swap(&Snapshot{Version: d.Version, domains: served})
+		next, touched := s.tree.apply(d, cur, s.log)
+		next.Version = d.Version
+		s.dir.Swap(next)
 		s.loads.WithLabelValues("delta").Inc()
 		s.log.Debug("tenant changes applied", "version", d.Version, "domains_changed", len(touched))
-		if err := s.files.appendDelta(d.Version, s.now(), served, touched); err != nil {
+		if err := s.files.appendDelta(d.Version, s.now(), next.domains, touched); err != nil {
 			s.log.Error("writing the tenant snapshot journal", "file", s.files.journal, "err", err)
 		}
 	}
@@ -339,6 +344,8 @@ func (s *Syncer) report() {
 		s.health.Set(healthComponent, health.Degraded, "tenant store unreachable and "+noFile+": serving the config file's domains only, mail to any other is deferred (451)")
 	case age > stale:
 		s.health.Set(healthComponent, health.Degraded, fmt.Sprintf("tenant snapshot version %d not confirmed for %s: the store is unreachable; mail to domains not in it is deferred (451)", s.dir.Snapshot().Version, age.Round(time.Second)))
+	case len(s.dir.Snapshot().unservable) > 0:
+		s.health.Set(healthComponent, health.Degraded, fmt.Sprintf("%d stored domains have records that cannot be served (see the log); their mail is deferred (451)", len(s.dir.Snapshot().unservable)))
 	default:
 		s.health.Set(healthComponent, health.OK, "")
 	}

@@ -595,7 +595,8 @@ func TestInvalidStoredDomainIsLeftOut(t *testing.T) {
 	data.Domains = append(data.Domains, DomainRecord{ID: 5, CustomerID: 2, Name: "bad.example", Route: "no port", TLS: "none"})
 	l := &fakeLoader{data: data}
 	s, h := newTestSyncer(t, t.TempDir(), l, nil)
-	if lvl, conds := h.Report(); lvl != health.OK {
+	// Degraded, not down: the others are served, and the operator is told.
+	if lvl, conds := h.Report(); lvl != health.Degraded || !strings.Contains(conds[0].Reason, "1 stored domains") {
 		t.Fatalf("after a full load with one invalid domain: %v %v", lvl, conds)
 	}
 	if _, ok := s.Directory().Lookup("store.example"); !ok {
@@ -603,6 +604,11 @@ func TestInvalidStoredDomainIsLeftOut(t *testing.T) {
 	}
 	if _, ok := s.Directory().Lookup("bad.example"); ok {
 		t.Fatal("an invalid domain is served")
+	}
+	// Provisioned all the same: its mail is deferred (smtpd), not refused
+	// as no one's.
+	if why, ok := s.Directory().Unservable("BAD.example"); !ok || !strings.Contains(why, "route") {
+		t.Fatalf("bad.example unservable = %v (%q), want listed with the route's problem", ok, why)
 	}
 
 	// A delta: store.example's row turns invalid, shared.example is
@@ -626,5 +632,31 @@ func TestInvalidStoredDomainIsLeftOut(t *testing.T) {
 		if _, ok := s.Directory().Lookup(name); ok != want {
 			t.Errorf("%s served = %v, want %v", name, ok, want)
 		}
+	}
+	for name, want := range map[string]bool{"store.example": true, "bad.example": true, "shared.example": false} {
+		if _, ok := s.Directory().Unservable(name); ok != want {
+			t.Errorf("%s unservable = %v, want %v", name, ok, want)
+		}
+	}
+
+	// Repaired, and bad.example deleted: nothing is left unservable.
+	l.data.Version = 3
+	l.deltas = []Delta{{
+		Data:           Data{Version: 3, Domains: []DomainRecord{{ID: 4, CustomerID: 2, Name: "store.example", Route: "store.test:25", TLS: "none"}}},
+		RemovedDomains: []int64{5},
+	}}
+	if err := s.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := s.Directory().Lookup("store.example"); !ok {
+		t.Error("the repaired store.example is not served")
+	}
+	for _, name := range []string{"store.example", "bad.example"} {
+		if _, ok := s.Directory().Unservable(name); ok {
+			t.Errorf("%s still unservable", name)
+		}
+	}
+	if lvl, conds := h.Report(); lvl != health.OK {
+		t.Errorf("after the repair: %v %v", lvl, conds)
 	}
 }

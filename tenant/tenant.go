@@ -144,6 +144,16 @@ func (d *Domain) AcceptsRecipient(local string) bool {
 type Snapshot struct {
 	Version uint64
 	domains map[string]*Domain
+	// unservable are the stored domains whose record could not be built
+	// (damaged, or refused by the checks the API makes): provisioned, so
+	// their mail must be deferred, not refused as no one's.
+	unservable map[string]unservable
+}
+
+// unservable is a stored domain left out of a snapshot, and why.
+type unservable struct {
+	id     int64
+	reason string
 }
 
 // NewSnapshot indexes domains by normalised name. A later duplicate is an
@@ -207,6 +217,18 @@ func (d *Directory) Lookup(name string) (*Domain, bool) {
 	}
 	dom, ok := d.cur.Load().domains[n]
 	return dom, ok
+}
+
+// Unservable reports whether name is a stored domain whose record could
+// not be built, and why: its mail is the customer's, held up by data an
+// operator must repair, so a sender is told to try again.
+func (d *Directory) Unservable(name string) (string, bool) {
+	n, err := NormalizeDomain(name)
+	if err != nil {
+		return "", false
+	}
+	u, ok := d.cur.Load().unservable[n]
+	return u.reason, ok
 }
 
 // rootDots are the dots IDNA maps to ".": U+002E and the full-width,
