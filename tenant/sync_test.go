@@ -592,11 +592,13 @@ func writtenSnapshot(t *testing.T, dir string) (string, []byte) {
 // never), every other tenant held hostage by one row.
 func TestInvalidStoredDomainIsLeftOut(t *testing.T) {
 	data := storeData(1, "one.test:25")
-	data.Domains = append(data.Domains, DomainRecord{ID: 5, CustomerID: 2, Name: "bad.example", Route: "no port", TLS: "none"})
+	injected := "[SPAM]\r\nX-Spam-Status: No"
+	data.Domains = append(data.Domains, DomainRecord{ID: 5, CustomerID: 2, Name: "bad.example", Route: "no port", TLS: "none"},
+		DomainRecord{ID: 7, CustomerID: 2, Name: "tagged.example", Route: "tagged.test:25", TLS: "none", Policy: Policy{SubjectTag: &injected}})
 	l := &fakeLoader{data: data}
 	s, h := newTestSyncer(t, t.TempDir(), l, nil)
 	// Degraded, not down: the others are served, and the operator is told.
-	if lvl, conds := h.Report(); lvl != health.Degraded || !strings.Contains(conds[0].Reason, "1 stored domains") {
+	if lvl, conds := h.Report(); lvl != health.Degraded || !strings.Contains(conds[0].Reason, "2 stored domains") {
 		t.Fatalf("after a full load with one invalid domain: %v %v", lvl, conds)
 	}
 	if _, ok := s.Directory().Lookup("store.example"); !ok {
@@ -609,6 +611,11 @@ func TestInvalidStoredDomainIsLeftOut(t *testing.T) {
 	// as no one's.
 	if why, ok := s.Directory().Unservable("BAD.example"); !ok || !strings.Contains(why, "route") {
 		t.Fatalf("bad.example unservable = %v (%q), want listed with the route's problem", ok, why)
+	}
+	// A subject tag with a line break would have failed every tagged
+	// message's header rewrite (relaying the sender's own header).
+	if why, ok := s.Directory().Unservable("tagged.example"); !ok || !strings.Contains(why, "subject_tag") {
+		t.Fatalf("tagged.example unservable = %v (%q), want listed with the subject tag's problem", ok, why)
 	}
 
 	// A delta: store.example's row turns invalid, shared.example is
@@ -643,7 +650,7 @@ func TestInvalidStoredDomainIsLeftOut(t *testing.T) {
 	l.data.Version = 3
 	l.deltas = []Delta{{
 		Data:           Data{Version: 3, Domains: []DomainRecord{{ID: 4, CustomerID: 2, Name: "store.example", Route: "store.test:25", TLS: "none"}}},
-		RemovedDomains: []int64{5},
+		RemovedDomains: []int64{5, 7},
 	}}
 	if err := s.Reload(context.Background()); err != nil {
 		t.Fatal(err)

@@ -405,6 +405,14 @@ func newDomain(s domainSpec) (*Domain, FieldErrors) {
 	d := &Domain{Name: name, ID: s.ID, CustomerID: s.CustomerID, Source: s.Source,
 		Route: Route{Addr: s.Route, TLS: mode}, Routes: routes, Policy: s.Policy.Over(s.Inherited)}
 	d.Lists = d.Policy.lists()
+	// Unlike the scores, which a merge may legitimately reorder, a
+	// subject tag is valid or not on its own, and it goes into a header:
+	// one with a line break (a row edited by hand: the API refuses it)
+	// made the rewrite of every tagged message fail, and the header went
+	// out as the sender wrote it, its forged X-Spam-Status with it.
+	if tag := d.Policy.SubjectTag; tag != nil && hasControl(*tag) {
+		fe["policy.subject_tag"] = "must not contain control characters (it goes into a header)"
+	}
 	d.Recipients = s.Known
 	if len(s.Recipients) > 0 {
 		locals := make([]string, 0, len(s.Recipients))
