@@ -584,7 +584,8 @@ func (c *Cluster) prune() {
 
 // joinLoop joins the configured peers, and joins again whenever this node
 // finds itself alone (all peers restarted, or a partition healed after
-// memberlist forgot the dead), backing off while nobody answers.
+// memberlist forgot the dead), backing off while nobody answers; with
+// peers, it joins the listed nodes that are not members.
 func (c *Cluster) joinLoop(ctx context.Context) {
 	if len(c.cfg.Join) == 0 {
 		return
@@ -607,9 +608,10 @@ func (c *Cluster) joinLoop(ctx context.Context) {
 		// a cluster of its own, apart from the members only the list
 		// reaches, and this node never set joinAttempted, so neither
 		// could lead: nobody ran the singleton jobs.
-		if c.joinAttempted.Load() && c.numUp() > 1 {
+		if up := c.numUp(); c.joinAttempted.Load() && up > 1 {
 			c.health.Set(componentPeers, health.OK, "")
 			wait = checkWait
+			c.joinUnlisted(ctx, up)
 			continue
 		}
 		n, err := c.ml.Join(c.cfg.Join)
@@ -629,6 +631,48 @@ func (c *Cluster) joinLoop(ctx context.Context) {
 			continue
 		}
 		c.log.Warn("joining the cluster failed; retrying", "join", c.cfg.Join, "err", explainJoinError(err), "retry_in", wait)
+	}
+}
+
+// joinUnlisted joins the entries of the join list that are not members
+// while this node has peers. Having peers is no proof of having joined:
+// a node whose first join found its list down, then was joined by a node
+// listing it, stayed in a cluster of the two for good, and a partition
+// that outlasted memberlist's memory of the dead (GossipToTheDeadTime)
+// left two clusters, each with its own leader. An entry at an address no
+// member advertises (NAT, a name of several nodes) is joined at each check:
+// one state exchange, harmless.
+func (c *Cluster) joinUnlisted(ctx context.Context, up int) {
+	members := map[netip.AddrPort]bool{}
+	c.mu.Lock()
+	for _, r := range c.members {
+		if ap, err := netip.ParseAddrPort(r.addr); err == nil && (r.state == StateAlive || r.state == StateSuspect) {
+			members[netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())] = true
+		}
+	}
+	c.mu.Unlock()
+	var missing []string
+	for _, j := range c.cfg.Join {
+		host, port, _ := net.SplitHostPort(j) // Validate checked the form
+		p, _ := parsePort(port)
+		ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+		joined := err == nil
+		for _, ip := range ips {
+			joined = joined && members[netip.AddrPortFrom(ip.Unmap(), p)]
+		}
+		if !joined {
+			missing = append(missing, j)
+		}
+	}
+	if len(missing) == 0 {
+		return
+	}
+	if _, err := c.ml.Join(missing); err != nil {
+		c.log.Debug("a listed node is not a member and did not answer", "join", missing, "err", err)
+		return
+	}
+	if n := c.numUp(); n > up {
+		c.log.Info("joined listed nodes that were not members", "join", missing, "members", n)
 	}
 }
 

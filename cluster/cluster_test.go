@@ -3,9 +3,12 @@ package cluster
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"github.com/mxgrid/mxgrid/internal/testenv"
 	"log/slog"
+	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -397,6 +400,139 @@ func TestJoinedBeforeItsOwnJoinStillJoins(t *testing.T) {
 	})
 	waitFor(t, 10*time.Second, "one of them leads", func() bool {
 		return seed.IsLeader() || late.IsLeader() || early.IsLeader()
+	})
+}
+
+// TestJoinListRetriedWhileJoinedByOthers: a node whose first join found
+// its list down, then was joined by a node listing it, still joins its list
+// when it answers. It counted two members and stopped trying: the pair
+// stayed a cluster apart, with a leader of its own.
+func TestJoinListRetriedWhileJoinedByOthers(t *testing.T) {
+	n1 := startNode(t, "n1", "p", nodeOpts{key: testKey})
+	// n2's address, with nobody on it yet.
+	n2 := startNode(t, "n2", "p", nodeOpts{key: testKey})
+	addr := n2.addr()
+	n2.kill()
+	n3 := startNode(t, "n3", "p", nodeOpts{key: testKey, join: []*testNode{n2}})
+	waitFor(t, 5*time.Second, "n3's first join fails", func() bool {
+		return strings.Contains(n3.logs.String(), "joining the cluster failed")
+	})
+	n4 := startNode(t, "n4", "p", nodeOpts{key: testKey, join: []*testNode{n3}})
+	waitFor(t, 5*time.Second, "n4 joins n3", func() bool { return len(n3.Members()) == 2 })
+	n2 = startNode(t, "n2", "p", nodeOpts{key: testKey, bind: addr, join: []*testNode{n1}})
+	all := []*testNode{n1, n2, n3, n4}
+	waitFor(t, 40*time.Second, "one cluster of four, led by n1 alone", func() bool {
+		for _, n := range all {
+			if len(n.Members()) != 4 || n.IsLeader() != (n == n1) {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// wall cuts the network between two groups of nodes: their transports drop
+// what one group sends the other while it stands.
+type wall struct {
+	mu    sync.Mutex
+	side  map[string]int // gossip address -> group
+	stand bool
+}
+
+func (w *wall) blocks(from, to string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	a, okA := w.side[from]
+	b, okB := w.side[to]
+	return w.stand && okA && okB && a != b
+}
+
+type walledTransport struct {
+	memberlist.NodeAwareTransport
+	self string
+	w    *wall
+}
+
+var errWalled = errors.New("partitioned")
+
+func (t walledTransport) WriteTo(b []byte, addr string) (time.Time, error) {
+	if t.w.blocks(t.self, addr) {
+		return time.Now(), nil
+	}
+	return t.NodeAwareTransport.WriteTo(b, addr)
+}
+
+func (t walledTransport) WriteToAddress(b []byte, a memberlist.Address) (time.Time, error) {
+	if t.w.blocks(t.self, a.Addr) {
+		return time.Now(), nil
+	}
+	return t.NodeAwareTransport.WriteToAddress(b, a)
+}
+
+func (t walledTransport) DialTimeout(addr string, timeout time.Duration) (net.Conn, error) {
+	if t.w.blocks(t.self, addr) {
+		return nil, errWalled
+	}
+	return t.NodeAwareTransport.DialTimeout(addr, timeout)
+}
+
+func (t walledTransport) DialAddressTimeout(a memberlist.Address, timeout time.Duration) (net.Conn, error) {
+	if t.w.blocks(t.self, a.Addr) {
+		return nil, errWalled
+	}
+	return t.NodeAwareTransport.DialAddressTimeout(a, timeout)
+}
+
+func (w *wall) tune(c *memberlist.Config) {
+	fastTimers(c)
+	// memberlist forgets a dead member at once: a long partition.
+	c.GossipToTheDeadTime = time.Millisecond
+	c.Transport = walledTransport{c.Transport.(memberlist.NodeAwareTransport), net.JoinHostPort(c.BindAddr, strconv.Itoa(c.BindPort)), w}
+}
+
+// TestLongPartitionHeals: two sides of a partition that outlasts
+// memberlist's memory of the dead merge again once it heals. Each side had
+// peers, so none joined again: two clusters and two leaders, for good.
+func TestLongPartitionHeals(t *testing.T) {
+	w := &wall{side: map[string]int{}}
+	o := nodeOpts{key: testKey, tune: w.tune}
+	a := startNode(t, "a", "p", o)
+	o.join = []*testNode{a}
+	b := startNode(t, "b", "p", o)
+	c := startNode(t, "c", "q", o)
+	d := startNode(t, "d", "q", o)
+	all := []*testNode{a, b, c, d}
+	waitFor(t, 10*time.Second, "one cluster of four", func() bool {
+		for _, n := range all {
+			if len(n.Members()) != 4 {
+				return false
+			}
+		}
+		return true
+	})
+	w.mu.Lock()
+	w.side[a.addr()], w.side[b.addr()], w.side[c.addr()], w.side[d.addr()] = 0, 0, 1, 1
+	w.stand = true
+	w.mu.Unlock()
+	waitFor(t, 20*time.Second, "each side sees the other dead", func() bool {
+		return stateOf(a, "c") == StateDead && stateOf(a, "d") == StateDead && stateOf(b, "c") == StateDead && stateOf(b, "d") == StateDead &&
+			stateOf(c, "a") == StateDead && stateOf(c, "b") == StateDead && stateOf(d, "a") == StateDead && stateOf(d, "b") == StateDead
+	})
+	if !a.IsLeader() || !c.IsLeader() {
+		t.Fatalf("leaders during the partition: a %v, c %v", a.IsLeader(), c.IsLeader())
+	}
+	w.mu.Lock()
+	w.stand = false
+	w.mu.Unlock()
+	waitFor(t, 40*time.Second, "the partition heals into one cluster led by a", func() bool {
+		for _, n := range all {
+			for _, m := range []string{"a", "b", "c", "d"} {
+				if stateOf(n, m) != StateAlive {
+					return false
+				}
+			}
+		}
+		return a.IsLeader() && !c.IsLeader()
 	})
 }
 

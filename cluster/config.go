@@ -27,7 +27,9 @@ type Config struct {
 	Advertise string `yaml:"advertise"`
 	// Join lists host:port of existing members (DNS names allowed). They are
 	// tried in the background until one answers, and again whenever this
-	// node finds itself alone, so nodes can start in any order.
+	// node finds itself alone, so nodes can start in any order; an entry
+	// that is not a member is tried again every 10 s, so that clusters
+	// formed apart (a partition, nodes started out of order) merge.
 	Join []string `yaml:"join"`
 	// SecretKey is the gossip encryption key, base64 of 16, 24 or 32 bytes
 	// (AES-128/192/256-GCM). Every node needs the same key. Required whenever
