@@ -48,6 +48,7 @@ const (
 const (
 	componentDrain = "cluster"       // NotReady while draining
 	componentPeers = "cluster.peers" // Degraded while no join target answers
+	componentName  = "cluster.name"  // NotReady while an older node goes by this node's name
 )
 
 const (
@@ -183,6 +184,11 @@ type Cluster struct {
 	watchers  []func(Event)
 	seen      map[uint64]time.Time // broadcast ids already delivered
 
+	// nameTakenAt is when an older node at another address last claimed
+	// this node's name; zero when none did for nameConflictHold.
+	nameTakenAt      time.Time
+	nameConflictHold time.Duration
+
 	// joinAttempted is set once the first join of cluster.join has been
 	// tried: before it, a starting node that sees only itself would claim
 	// leadership and run singleton work (the hourly map) beside the real
@@ -303,6 +309,9 @@ func newCluster(cfg Config, self NodeInfo, reg *health.Registry, logger *slog.Lo
 	if opts.tune != nil {
 		opts.tune(mc)
 	}
+	mc.Conflict = conflictDelegate{c}
+	// The older node's state comes with every push/pull while it lives.
+	c.nameConflictHold = 3 * mc.PushPullInterval
 	c.ml, err = memberlist.Create(mc)
 	if err != nil {
 		_ = transport.Shutdown()
@@ -561,6 +570,7 @@ func (c *Cluster) refreshLoop(ctx context.Context) {
 		c.updateMetaLocked(updateTimeout, false)
 		c.updMu.Unlock()
 		c.prune()
+		c.expireNameConflict()
 	})
 }
 

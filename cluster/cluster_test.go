@@ -76,9 +76,13 @@ func startNode(t *testing.T, name, provider string, o nodeOpts) *testNode {
 	}
 	n := &testNode{name: name, health: health.New(), reg: prometheus.NewRegistry(), logs: &testenv.SyncBuffer{}}
 	logger := slog.New(slog.NewTextHandler(n.logs, &slog.HandlerOptions{Level: slog.LevelInfo})).With("node", name)
+	started := time.Now()
+	if o.now != nil {
+		started = o.now()
+	}
 	var err error
 	n.Cluster, err = newCluster(cfg, NodeInfo{Name: name, Provider: provider, Region: provider + "-1", Version: "test",
-		Started: time.Now(), HTTPAddr: "0.0.0.0:8025"}, n.health, logger, n.reg, options{tune: o.tune, now: o.now})
+		Started: started, HTTPAddr: "0.0.0.0:8025"}, n.health, logger, n.reg, options{tune: o.tune, now: o.now})
 	if err != nil {
 		t.Fatalf("start %s: %v", name, err)
 	}
@@ -428,6 +432,34 @@ func TestJoinListRetriedWhileJoinedByOthers(t *testing.T) {
 			}
 		}
 		return true
+	})
+}
+
+// TestDuplicateNameStepsDown: a second live node started under a member's
+// name (a copied config) is refused by the others, and, being the younger,
+// steps out of readiness, so it does not lead beside the first. Its
+// readiness comes back once the first is gone.
+func TestDuplicateNameStepsDown(t *testing.T) {
+	a, b, _ := threeProviders(t, nodeOpts{key: testKey})
+	var skew atomic.Int64
+	skew.Store(int64(time.Minute)) // the copy starts a minute later
+	clock := func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
+	dup := startNode(t, "a", "copy", nodeOpts{key: testKey, join: []*testNode{a, b}, now: clock})
+	waitFor(t, 10*time.Second, "the copy is not ready, and says why", func() bool {
+		level, conds := dup.health.Report()
+		return level == health.NotReady && len(conds) == 1 && conds[0].Component == componentName &&
+			strings.Contains(conds[0].Reason, `node name "a" is taken by the member at `+a.addr())
+	})
+	waitFor(t, 5*time.Second, "only the first leads", func() bool { return a.IsLeader() && !dup.IsLeader() })
+	if level, conds := a.health.Report(); level != health.OK {
+		t.Errorf("the first node's readiness: %v %v", level, conds)
+	}
+	a.kill()
+	waitFor(t, 10*time.Second, "b sees the first dead", func() bool { return stateOf(b, "a") == StateDead })
+	waitFor(t, 20*time.Second, "the copy is ready once the first is gone", func() bool {
+		skew.Add(int64(time.Minute))
+		level, _ := dup.health.Report()
+		return level == health.OK
 	})
 }
 

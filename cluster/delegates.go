@@ -2,9 +2,12 @@ package cluster
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/hashicorp/memberlist"
+
+	"github.com/mxgrid/mxgrid/health"
 )
 
 // One small adapter per memberlist callback interface, each forwarding to
@@ -116,6 +119,63 @@ func (c *Cluster) observeLog(msg string) {
 	defer c.mu.Unlock()
 	if r, ok := c.members[name]; ok && r.state == StateAlive {
 		c.setStateLocked(name, r, StateSuspect, EventSuspect)
+	}
+}
+
+type conflictDelegate struct{ c *Cluster }
+
+var _ memberlist.ConflictDelegate = conflictDelegate{}
+
+// NotifyConflict hears of a node that goes by a member's name at another
+// address (memberlist keeps the first and ignores the other). Two live
+// nodes with one name (a copied config) split the cluster's view: the
+// others list only the first, and the copy, listing itself under the
+// name, led beside it when the name was the lowest, quietly. The copy,
+// the younger of the two, steps out of readiness, hence out of the
+// leadership and the load balancer, until it is renamed or the other is
+// gone.
+func (d conflictDelegate) NotifyConflict(existing, other *memberlist.Node) {
+	c := d.c
+	if existing.Name != c.self.Name {
+		return
+	}
+	m, err := decodeMeta(other.Meta)
+	if err != nil {
+		return
+	}
+	theirs, ours := m.Started.Unix(), c.self.Started.Unix()
+	if theirs > ours || theirs == ours && other.Address() >= existing.Address() {
+		return
+	}
+	c.mu.Lock()
+	first := c.nameTakenAt.IsZero()
+	c.nameTakenAt = c.now()
+	c.mu.Unlock()
+	if !first {
+		return
+	}
+	reason := fmt.Sprintf("node name %q is taken by the member at %s, up since %s: give this node its own node.name",
+		c.self.Name, other.Address(), m.Started.Format(time.RFC3339))
+	c.log.Error("another node goes by this node's name; not ready until it is renamed", "member", other.Address(), "member_started", m.Started)
+	c.health.Set(componentName, health.NotReady, reason)
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+}
+
+// expireNameConflict clears the name conflict once the older node has not
+// been heard of for nameConflictHold: it stopped, or its state is gone.
+func (c *Cluster) expireNameConflict() {
+	c.mu.Lock()
+	expired := !c.nameTakenAt.IsZero() && c.now().Sub(c.nameTakenAt) > c.nameConflictHold
+	if expired {
+		c.nameTakenAt = time.Time{}
+	}
+	c.mu.Unlock()
+	if expired {
+		c.log.Info("no other node goes by this node's name any more")
+		c.health.Set(componentName, health.OK, "")
 	}
 }
 
