@@ -348,6 +348,31 @@ func TestCrashedLeaderIsReplacedAndRejoins(t *testing.T) {
 	}
 }
 
+// TestCrashedNodeRestartsAtANewAddress: a node killed and started again
+// under its name at another address (a new port, a rescheduled container)
+// is taken back at once, and leads again without a second leader. memberlist kept the dead member's address and
+// refused the new one as a name conflict until it forgot the dead
+// (GossipToTheDeadTime: 30 s on lan, then a push/pull: 40 s measured).
+func TestCrashedNodeRestartsAtANewAddress(t *testing.T) {
+	o := nodeOpts{tune: func(c *memberlist.Config) {
+		fastTimers(c)
+		c.GossipToTheDeadTime = time.Hour
+	}}
+	a, b, c := threeProviders(t, o)
+	a.kill()
+	for _, n := range []*testNode{b, c} {
+		waitFor(t, 10*time.Second, n.name+" sees a dead", func() bool { return stateOf(n, "a") == StateDead })
+	}
+	o.join = []*testNode{b}
+	a = startNode(t, "a", "hetzner", o)
+	for _, n := range []*testNode{b, c} {
+		waitFor(t, 10*time.Second, n.name+" lists a alive at its new address, leading alone", func() bool {
+			m, _ := n.member("a")
+			return m.State == StateAlive && m.Addr == a.addr() && a.IsLeader() && !b.IsLeader()
+		})
+	}
+}
+
 func containsInOrder(list []string, want ...string) bool {
 	for _, e := range list {
 		if len(want) > 0 && e == want[0] {

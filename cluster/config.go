@@ -230,13 +230,23 @@ func lanConfig() *memberlist.Config {
 // memberlistConfig maps the profile to memberlist's tuned defaults; the
 // caller fills in names, addresses, delegates and the key.
 func (c Config) memberlistConfig() (*memberlist.Config, error) {
+	var mc *memberlist.Config
 	switch c.Profile {
 	case "", "lan":
-		return lanConfig(), nil
+		mc = lanConfig()
 	case "wan":
-		return memberlist.DefaultWANConfig(), nil
+		mc = memberlist.DefaultWANConfig()
+	default:
+		return nil, fmt.Errorf("profile: %q: want lan or wan", c.Profile)
 	}
-	return nil, fmt.Errorf("profile: %q: want lan or wan", c.Profile)
+	// A dead member's name goes to the next node that claims it from
+	// another address: a crashed node started again at a new port or IP (a
+	// rescheduled container). memberlist otherwise refuses it as a name
+	// conflict until it forgets the dead (GossipToTheDeadTime, 30 s on lan,
+	// 60 s on wan, then a push/pull): all that time the others did not list
+	// it, and it led beside their leader when its name was the lowest.
+	mc.DeadNodeReclaimTime = time.Nanosecond
+	return mc, nil
 }
 
 func parseIPPort(s string) (netip.AddrPort, error) {
