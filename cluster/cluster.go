@@ -63,6 +63,9 @@ const (
 	updateTimeout = 2 * time.Second
 	// leaveTimeout bounds Leave when Run's context ends without one.
 	leaveTimeout = 5 * time.Second
+	// maxClaimants bounds the names remembered as claimed from a second
+	// address.
+	maxClaimants = 64
 	// inboxSize bounds work queued from memberlist's goroutines (messages,
 	// membership events) for this package's dispatcher.
 	inboxSize = 1024
@@ -188,6 +191,9 @@ type Cluster struct {
 	// this node's name; zero when none did for nameConflictHold.
 	nameTakenAt      time.Time
 	nameConflictHold time.Duration
+	// claimants are the addresses that claimed a member's name while it
+	// was taken, by name: joined once the member is dead (see joinUnlisted).
+	claimants map[string]string
 
 	// joinAttempted is set once the first join of cluster.join has been
 	// tried: before it, a starting node that sees only itself would claim
@@ -257,6 +263,7 @@ func newCluster(cfg Config, self NodeInfo, reg *health.Registry, logger *slog.Lo
 		members:   make(map[string]*record),
 		handlers:  make(map[string][]func([]byte, string)),
 		seen:      make(map[uint64]time.Time),
+		claimants: make(map[string]string),
 	}
 	// A node with no one to join leads itself from the start.
 	c.joinAttempted.Store(len(cfg.Join) == 0)
@@ -652,6 +659,12 @@ func (c *Cluster) joinLoop(ctx context.Context) {
 // left two clusters, each with its own leader. An entry at an address no
 // member advertises (NAT, a name of several nodes) is joined at each check:
 // one state exchange, harmless.
+//
+// It also joins the node that claimed a member's name from another address
+// once that member is dead: a crashed node started again at a new address
+// before the others noticed the crash was refused as a name conflict, and
+// nothing told them of it again until its next push/pull (30 s on lan,
+// 60 s on wan), while it led beside their leader.
 func (c *Cluster) joinUnlisted(ctx context.Context, up int) {
 	members := map[netip.AddrPort]bool{}
 	c.mu.Lock()
@@ -674,6 +687,18 @@ func (c *Cluster) joinUnlisted(ctx context.Context, up int) {
 			missing = append(missing, j)
 		}
 	}
+	c.mu.Lock()
+	for name, addr := range c.claimants {
+		r, ok := c.members[name]
+		switch {
+		case ok && r.addr == addr:
+			delete(c.claimants, name)
+		case !ok || r.state == StateDead || r.state == StateLeft:
+			missing = append(missing, addr)
+			delete(c.claimants, name)
+		}
+	}
+	c.mu.Unlock()
 	if len(missing) == 0 {
 		return
 	}

@@ -373,6 +373,32 @@ func TestCrashedNodeRestartsAtANewAddress(t *testing.T) {
 	}
 }
 
+// TestRestartedBeforeNoticedIsTakenBack: a node started again at a new
+// address before the others noticed its crash is refused as a name
+// conflict while its old self is alive to them; once that is dead, they
+// take the new one. Nothing told them of it again but its next push/pull
+// (30 s on lan), turned off here, so the old code never does.
+func TestRestartedBeforeNoticedIsTakenBack(t *testing.T) {
+	o := nodeOpts{tune: func(c *memberlist.Config) {
+		fastTimers(c)
+		c.PushPullInterval = time.Hour
+		c.GossipToTheDeadTime = time.Hour
+	}}
+	a, b, c := threeProviders(t, o)
+	o.join = []*testNode{b}
+	a2 := startNode(t, "a", "hetzner", o)
+	waitFor(t, 5*time.Second, "b refuses the second a", func() bool {
+		return strings.Contains(b.logs.String(), "Conflicting address for a")
+	})
+	a.kill()
+	for _, n := range []*testNode{b, c} {
+		waitFor(t, 20*time.Second, n.name+" lists a alive at its new address", func() bool {
+			m, _ := n.member("a")
+			return m.State == StateAlive && m.Addr == a2.addr()
+		})
+	}
+}
+
 func containsInOrder(list []string, want ...string) bool {
 	for _, e := range list {
 		if len(want) > 0 && e == want[0] {

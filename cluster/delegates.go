@@ -137,6 +137,11 @@ var _ memberlist.ConflictDelegate = conflictDelegate{}
 func (d conflictDelegate) NotifyConflict(existing, other *memberlist.Node) {
 	c := d.c
 	if existing.Name != c.self.Name {
+		c.mu.Lock()
+		if _, ok := c.claimants[existing.Name]; ok || len(c.claimants) < maxClaimants {
+			c.claimants[existing.Name] = other.Address()
+		}
+		c.mu.Unlock()
 		return
 	}
 	m, err := decodeMeta(other.Meta)
