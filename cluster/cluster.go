@@ -63,6 +63,9 @@ const (
 	updateTimeout = 2 * time.Second
 	// leaveTimeout bounds Leave when Run's context ends without one.
 	leaveTimeout = 5 * time.Second
+	// nameMissedPings is how many pings in a row (one a second) the node
+	// that goes by this node's name must miss to be taken for gone.
+	nameMissedPings = 3
 	// maxClaimants bounds the names remembered as claimed from a second
 	// address.
 	maxClaimants = 64
@@ -187,10 +190,9 @@ type Cluster struct {
 	watchers  []func(Event)
 	seen      map[uint64]time.Time // broadcast ids already delivered
 
-	// nameTakenAt is when an older node at another address last claimed
-	// this node's name; zero when none did for nameConflictHold.
-	nameTakenAt      time.Time
-	nameConflictHold time.Duration
+	// nameHolder is the older node at another address that claims this
+	// node's name, if any (see checkNameConflict).
+	nameHolder nameHolder
 	// claimants are the addresses that claimed a member's name while it
 	// was taken, by name: joined once the member is dead (see joinUnlisted).
 	claimants map[string]string
@@ -200,6 +202,14 @@ type Cluster struct {
 	// leadership and run singleton work (the hourly map) beside the real
 	// leader. A node that finds nobody still leads itself after that try.
 	joinAttempted atomic.Bool
+}
+
+// nameHolder is an older node that goes by this node's name.
+type nameHolder struct {
+	addr     string
+	started  time.Time
+	missed   int  // pings unanswered in a row
+	reported bool // this node is not ready for it
 }
 
 // record is the member table's entry: memberlist's view plus decoded meta.
@@ -317,8 +327,6 @@ func newCluster(cfg Config, self NodeInfo, reg *health.Registry, logger *slog.Lo
 		opts.tune(mc)
 	}
 	mc.Conflict = conflictDelegate{c}
-	// The older node's state comes with every push/pull while it lives.
-	c.nameConflictHold = 3 * mc.PushPullInterval
 	c.ml, err = memberlist.Create(mc)
 	if err != nil {
 		_ = transport.Shutdown()
@@ -577,7 +585,7 @@ func (c *Cluster) refreshLoop(ctx context.Context) {
 		c.updateMetaLocked(updateTimeout, false)
 		c.updMu.Unlock()
 		c.prune()
-		c.expireNameConflict()
+		c.checkNameConflict()
 	})
 }
 

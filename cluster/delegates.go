@@ -3,6 +3,7 @@ package cluster
 import (
 	"errors"
 	"fmt"
+	"net"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -131,9 +132,9 @@ var _ memberlist.ConflictDelegate = conflictDelegate{}
 // nodes with one name (a copied config) split the cluster's view: the
 // others list only the first, and the copy, listing itself under the
 // name, led beside it when the name was the lowest, quietly. The copy,
-// the younger of the two, steps out of readiness, hence out of the
-// leadership and the load balancer, until it is renamed or the other is
-// gone.
+// the younger of the two, notes the other here; checkNameConflict takes
+// it out of readiness, hence out of the leadership and the load balancer,
+// while the other answers.
 func (d conflictDelegate) NotifyConflict(existing, other *memberlist.Node) {
 	c := d.c
 	if existing.Name != c.self.Name {
@@ -153,35 +154,54 @@ func (d conflictDelegate) NotifyConflict(existing, other *memberlist.Node) {
 		return
 	}
 	c.mu.Lock()
-	first := c.nameTakenAt.IsZero()
-	c.nameTakenAt = c.now()
-	c.mu.Unlock()
-	if !first {
-		return
-	}
-	reason := fmt.Sprintf("node name %q is taken by the member at %s, up since %s: give this node its own node.name",
-		c.self.Name, other.Address(), m.Started.Format(time.RFC3339))
-	c.log.Error("another node goes by this node's name; not ready until it is renamed", "member", other.Address(), "member_started", m.Started)
-	c.health.Set(componentName, health.NotReady, reason)
-	select {
-	case c.kick <- struct{}{}:
-	default:
+	defer c.mu.Unlock()
+	if c.nameHolder.addr != other.Address() {
+		c.nameHolder = nameHolder{addr: other.Address(), started: m.Started}
 	}
 }
 
-// expireNameConflict clears the name conflict once the older node has not
-// been heard of for nameConflictHold: it stopped, or its state is gone.
-func (c *Cluster) expireNameConflict() {
+// checkNameConflict pings the older node that goes by this node's name,
+// if any. While it answers, this node is not ready. It is forgotten once
+// it misses nameMissedPings in a row (the next conflict brings it back).
+// The ping tells a live namesake from this node's own crashed former
+// self, which the others hold alive until they notice the crash: that
+// one must not cost the restarted node its readiness.
+func (c *Cluster) checkNameConflict() {
 	c.mu.Lock()
-	expired := !c.nameTakenAt.IsZero() && c.now().Sub(c.nameTakenAt) > c.nameConflictHold
-	if expired {
-		c.nameTakenAt = time.Time{}
-	}
+	h := c.nameHolder
 	c.mu.Unlock()
-	if expired {
+	if h.addr == "" {
+		return
+	}
+	answered := false
+	if addr, err := net.ResolveUDPAddr("udp", h.addr); err == nil {
+		_, err = c.ml.Ping(c.self.Name, addr)
+		answered = err == nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.nameHolder.addr != h.addr {
+		return
+	}
+	if !answered && c.nameHolder.missed+1 < nameMissedPings {
+		c.nameHolder.missed++
+		return
+	}
+	if answered {
+		c.nameHolder.missed = 0
+		if !c.nameHolder.reported {
+			c.nameHolder.reported = true
+			c.log.Error("another node goes by this node's name; not ready until it is renamed", "member", h.addr, "member_started", h.started)
+			c.health.Set(componentName, health.NotReady, fmt.Sprintf("node name %q is taken by the member at %s, up since %s: give this node its own node.name",
+				c.self.Name, h.addr, h.started.Format(time.RFC3339)))
+		}
+		return
+	}
+	if c.nameHolder.reported {
 		c.log.Info("no other node goes by this node's name any more")
 		c.health.Set(componentName, health.OK, "")
 	}
+	c.nameHolder = nameHolder{}
 }
 
 // soloDelegate keeps a node without a key or join list a cluster of one:
