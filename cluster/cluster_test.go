@@ -517,6 +517,34 @@ func TestDuplicateNameStepsDown(t *testing.T) {
 	})
 }
 
+// TestNameConflictForgetsASecondNamesake: a node not ready for one live
+// namesake, then told of another that does not answer, is ready again once
+// it has forgotten that one (the readiness taken was not given back).
+func TestNameConflictForgetsASecondNamesake(t *testing.T) {
+	older := func() time.Time { return time.Now().Add(-time.Hour) }
+	first := startNode(t, "a", "hetzner", nodeOpts{key: testKey, now: older})
+	n := startNode(t, "a", "copy", nodeOpts{key: testKey})
+	conflict := func(addr string) {
+		host, port, _ := net.SplitHostPort(addr)
+		p, _ := strconv.Atoi(port)
+		meta := meta{Started: older()}.encode(memberlist.MetaMaxSize)
+		conflictDelegate{n.Cluster}.NotifyConflict(n.ml.LocalNode(), &memberlist.Node{Name: "a", Addr: net.ParseIP(host), Port: uint16(p), Meta: meta})
+	}
+	conflict(first.addr())
+	waitFor(t, 5*time.Second, "not ready while the first answers", func() bool {
+		level, _ := n.health.Report()
+		return level == health.NotReady
+	})
+	gone := startNode(t, "gone", "p", nodeOpts{key: testKey})
+	addr := gone.addr()
+	gone.kill()
+	conflict(addr)
+	waitFor(t, 10*time.Second, "ready once the silent one is forgotten", func() bool {
+		level, _ := n.health.Report()
+		return level == health.OK
+	})
+}
+
 // wall cuts the network between two groups of nodes: their transports drop
 // what one group sends the other while it stands.
 type wall struct {

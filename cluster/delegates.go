@@ -156,7 +156,9 @@ func (d conflictDelegate) NotifyConflict(existing, other *memberlist.Node) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.nameHolder.addr != other.Address() {
-		c.nameHolder = nameHolder{addr: other.Address(), started: m.Started}
+		// reported stays: the readiness it took is given back when this
+		// one is forgotten.
+		c.nameHolder = nameHolder{addr: other.Address(), started: m.Started, reported: c.nameHolder.reported}
 	}
 }
 
@@ -192,9 +194,9 @@ func (c *Cluster) checkNameConflict() {
 		if !c.nameHolder.reported {
 			c.nameHolder.reported = true
 			c.log.Error("another node goes by this node's name; not ready until it is renamed", "member", h.addr, "member_started", h.started)
-			c.health.Set(componentName, health.NotReady, fmt.Sprintf("node name %q is taken by the member at %s, up since %s: give this node its own node.name",
-				c.self.Name, h.addr, h.started.Format(time.RFC3339)))
 		}
+		c.health.Set(componentName, health.NotReady, fmt.Sprintf("node name %q is taken by the member at %s, up since %s: give this node its own node.name",
+			c.self.Name, h.addr, h.started.Format(time.RFC3339)))
 		return
 	}
 	if c.nameHolder.reported {
