@@ -253,14 +253,7 @@ func TestDeltaBoundCountsTheDomainsItReads(t *testing.T) {
 			ts := NewTenants(st)
 			ctx := context.Background()
 			a := admin.AuditEntry{Actor: "test", Action: "x", Object: "x"}
-			r := tenant.Reseller{Name: "hoster"}
-			if _, err := ts.CreateReseller(ctx, &r, a); err != nil {
-				t.Fatal(err)
-			}
-			c := tenant.Customer{ResellerID: r.ID, Name: "c"}
-			if _, err := ts.CreateCustomer(ctx, &c, a); err != nil {
-				t.Fatal(err)
-			}
+			r, c := resellerWithCustomer(t, ts, "hoster")
 			d := tenant.DomainRecord{CustomerID: c.ID, Name: "big.example", Route: "mx.test:25", TLS: "none", Status: tenant.StatusActive}
 			if _, err := ts.CreateDomain(ctx, &d, a); err != nil {
 				t.Fatal(err)
@@ -313,14 +306,7 @@ func TestDamagedDomainRowIsLeftOut(t *testing.T) {
 			ts := NewTenants(st)
 			ctx := context.Background()
 			a := admin.AuditEntry{Actor: "test", Action: "x", Object: "x"}
-			r := tenant.Reseller{Name: "r"}
-			if _, err := ts.CreateReseller(ctx, &r, a); err != nil {
-				t.Fatal(err)
-			}
-			c := tenant.Customer{ResellerID: r.ID, Name: "c"}
-			if _, err := ts.CreateCustomer(ctx, &c, a); err != nil {
-				t.Fatal(err)
-			}
+			_, c := resellerWithCustomer(t, ts, "r")
 			domain := func(name string) tenant.DomainRecord {
 				d := tenant.DomainRecord{CustomerID: c.ID, Name: name, Route: "mx.test:25", TLS: "none", Status: tenant.StatusActive}
 				if _, err := ts.CreateDomain(ctx, &d, a); err != nil {
@@ -375,14 +361,7 @@ func TestDamagedParentLeavesItsDomainsOut(t *testing.T) {
 			ctx := context.Background()
 			a := admin.AuditEntry{Actor: "test", Action: "x", Object: "x"}
 			tree := func(name string) (tenant.Reseller, tenant.Customer) {
-				r := tenant.Reseller{Name: name}
-				if _, err := ts.CreateReseller(ctx, &r, a); err != nil {
-					t.Fatal(err)
-				}
-				c := tenant.Customer{ResellerID: r.ID, Name: name}
-				if _, err := ts.CreateCustomer(ctx, &c, a); err != nil {
-					t.Fatal(err)
-				}
+				r, c := resellerWithCustomer(t, ts, name)
 				d := tenant.DomainRecord{CustomerID: c.ID, Name: name + ".example", Route: "mx.test:25", TLS: "none", Status: tenant.StatusActive}
 				if _, err := ts.CreateDomain(ctx, &d, a); err != nil {
 					t.Fatal(err)
@@ -408,4 +387,21 @@ func TestDamagedParentLeavesItsDomainsOut(t *testing.T) {
 			}
 		})
 	}
+}
+
+// resellerWithCustomer creates a reseller and one customer of it, both
+// named name.
+func resellerWithCustomer(t *testing.T, ts *Tenants, name string) (tenant.Reseller, tenant.Customer) {
+	t.Helper()
+	ctx := context.Background()
+	a := admin.AuditEntry{Actor: "test", Action: "x", Object: "x"}
+	r := tenant.Reseller{Name: name}
+	if _, err := ts.CreateReseller(ctx, &r, a); err != nil {
+		t.Fatal(err)
+	}
+	c := tenant.Customer{ResellerID: r.ID, Name: name}
+	if _, err := ts.CreateCustomer(ctx, &c, a); err != nil {
+		t.Fatal(err)
+	}
+	return r, c
 }
