@@ -2,6 +2,7 @@ package tenant
 
 import (
 	"cmp"
+	"fmt"
 	"log/slog"
 	"maps"
 )
@@ -66,6 +67,14 @@ func (h *hierarchy) apply(d Delta, cur *Snapshot, log *slog.Logger) (*Snapshot, 
 		// RCPT refuses them like unknown domains and nothing reaches the
 		// customer's server.
 		if c.Suspended || dr.Status == StatusPending {
+			continue
+		}
+		// A status the store never writes (set by hand: "disabled") was
+		// served as active: whoever set it meant something else.
+		if dr.Status != StatusActive && dr.Status != "" {
+			log.Error("stored domain has an unknown status; its mail is deferred", "domain", dr.Name, "id", dr.ID, "status", dr.Status)
+			dr.Damaged = fmt.Sprintf("unknown status %q", dr.Status)
+			broken = append(broken, dr)
 			continue
 		}
 		dom, fe := newDomain(domainSpec{ID: dr.ID, CustomerID: dr.CustomerID, Source: "store",

@@ -594,11 +594,12 @@ func TestInvalidStoredDomainIsLeftOut(t *testing.T) {
 	data := storeData(1, "one.test:25")
 	injected := "[SPAM]\r\nX-Spam-Status: No"
 	data.Domains = append(data.Domains, DomainRecord{ID: 5, CustomerID: 2, Name: "bad.example", Route: "no port", TLS: "none"},
-		DomainRecord{ID: 7, CustomerID: 2, Name: "tagged.example", Route: "tagged.test:25", TLS: "none", Policy: Policy{SubjectTag: &injected}})
+		DomainRecord{ID: 7, CustomerID: 2, Name: "tagged.example", Route: "tagged.test:25", TLS: "none", Policy: Policy{SubjectTag: &injected}},
+		DomainRecord{ID: 8, CustomerID: 2, Name: "disabled.example", Route: "disabled.test:25", TLS: "none", Status: "disabled"})
 	l := &fakeLoader{data: data}
 	s, h := newTestSyncer(t, t.TempDir(), l, nil)
 	// Degraded, not down: the others are served, and the operator is told.
-	if lvl, conds := h.Report(); lvl != health.Degraded || !strings.Contains(conds[0].Reason, "2 stored domains") {
+	if lvl, conds := h.Report(); lvl != health.Degraded || !strings.Contains(conds[0].Reason, "3 stored domains") {
 		t.Fatalf("after a full load with one invalid domain: %v %v", lvl, conds)
 	}
 	if _, ok := s.Directory().Lookup("store.example"); !ok {
@@ -616,6 +617,13 @@ func TestInvalidStoredDomainIsLeftOut(t *testing.T) {
 	// message's header rewrite (relaying the sender's own header).
 	if why, ok := s.Directory().Unservable("tagged.example"); !ok || !strings.Contains(why, "subject_tag") {
 		t.Fatalf("tagged.example unservable = %v (%q), want listed with the subject tag's problem", ok, why)
+	}
+	// A status the store never writes, set by hand, was served as active.
+	if _, ok := s.Directory().Lookup("disabled.example"); ok {
+		t.Fatal("a domain of an unknown status is served")
+	}
+	if why, ok := s.Directory().Unservable("disabled.example"); !ok || !strings.Contains(why, "disabled") {
+		t.Fatalf("disabled.example unservable = %v (%q), want listed with its status", ok, why)
 	}
 
 	// A delta: store.example's row turns invalid, shared.example is
@@ -650,7 +658,7 @@ func TestInvalidStoredDomainIsLeftOut(t *testing.T) {
 	l.data.Version = 3
 	l.deltas = []Delta{{
 		Data:           Data{Version: 3, Domains: []DomainRecord{{ID: 4, CustomerID: 2, Name: "store.example", Route: "store.test:25", TLS: "none"}}},
-		RemovedDomains: []int64{5, 7},
+		RemovedDomains: []int64{5, 7, 8},
 	}}
 	if err := s.Reload(context.Background()); err != nil {
 		t.Fatal(err)
