@@ -323,14 +323,7 @@ func TestClaimGivenUpKeepsItsClock(t *testing.T) {
 			a := admin.AuditEntry{Actor: "test", Action: "x", Object: "x"}
 			var custs []int64
 			for _, name := range []string{"holder", "other"} {
-				r := tenant.Reseller{Name: name}
-				if _, err := ts.CreateReseller(ctx, &r, a); err != nil {
-					t.Fatal(err)
-				}
-				c := tenant.Customer{ResellerID: r.ID, Name: name}
-				if _, err := ts.CreateCustomer(ctx, &c, a); err != nil {
-					t.Fatal(err)
-				}
+				_, c := resellerWithCustomer(t, ts, name)
 				custs = append(custs, c.ID)
 			}
 			t0 := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)

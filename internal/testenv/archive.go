@@ -4,8 +4,10 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"encoding/base64"
 	"encoding/binary"
 	"hash/crc32"
+	"io"
 	"testing"
 
 	"github.com/klauspost/compress/zstd"
@@ -46,13 +48,29 @@ func Gzip(t testing.TB, name string, data []byte) []byte {
 	var buf bytes.Buffer
 	zw := gzip.NewWriter(&buf)
 	zw.Name = name
-	if _, err := zw.Write(data); err != nil {
-		t.Fatal(err)
-	}
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
+	writeAll(t, zw, data)
 	return buf.Bytes()
+}
+
+// writeAll writes data through a compressor and closes it.
+func writeAll(t testing.TB, w io.WriteCloser, data []byte) {
+	t.Helper()
+	if _, err := w.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Base64 decodes s, a file written by a tool and pasted into a test.
+func Base64(t testing.TB, s string) []byte {
+	t.Helper()
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 // XZ is data as an .xz file of blocks of at most blockSize bytes (0: one
@@ -70,9 +88,7 @@ func XZWith(t testing.TB, data []byte, cfg xz.WriterConfig) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := w.Write(data); err != nil || w.Close() != nil {
-		t.Fatal(err)
-	}
+	writeAll(t, w, data)
 	return buf.Bytes()
 }
 
@@ -102,9 +118,7 @@ func Zstd(t testing.TB, data []byte) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := w.Write(data); err != nil || w.Close() != nil {
-		t.Fatal(err)
-	}
+	writeAll(t, w, data)
 	return buf.Bytes()
 }
 

@@ -138,15 +138,6 @@ func yenc(name string, data []byte) string {
 // no bzip2).
 const jsBzip2 = "QlpoOTFBWSZTWfyyExIAAATZgAAQQAAgCiAAEUAgACIGmj1CDJiFhz2gF4u5IpwoSH5ZCYkA"
 
-func unb64(t testing.TB, s string) []byte {
-	t.Helper()
-	b, err := base64.StdEncoding.DecodeString(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 type nopWriteCloser struct{ io.Writer }
 
 func (nopWriteCloser) Close() error { return nil }
@@ -430,7 +421,7 @@ func TestCheck(t *testing.T) {
 			// Windows 11 opens .bz2 and .tar.bz2 too (libarchive).
 			name: "script in a .bz2",
 			raw: func(t testing.TB) string {
-				return withAttachment("invoice.js.bz2", "application/x-bzip2", unb64(t, jsBzip2))
+				return withAttachment("invoice.js.bz2", "application/x-bzip2", testenv.Base64(t, jsBzip2))
 			},
 			wantReject:  "invoice.js",
 			wantSymbols: []string{SymbolBlockedType},
@@ -441,7 +432,7 @@ func TestCheck(t *testing.T) {
 			name: "bzip2 tables past the expansion budget",
 			mod:  func(c *Config) { c.ZipMaxExpanded = 1 << 20 },
 			raw: func(t testing.TB) string {
-				return withAttachment("invoice.js.bz2", "application/x-bzip2", unb64(t, jsBzip2))
+				return withAttachment("invoice.js.bz2", "application/x-bzip2", testenv.Base64(t, jsBzip2))
 			},
 			wantReject:  "invoice.js",
 			wantSymbols: []string{SymbolArchiveLimit, SymbolBlockedType},
@@ -449,7 +440,7 @@ func TestCheck(t *testing.T) {
 		{
 			name: "executable in a .tbz2",
 			raw: func(t testing.TB) string {
-				return withAttachment("invoice.tbz2", "application/x-bzip2", unb64(t, "QlpoOTFBWSZTWSq82LkAAHJfgMyAQAFngAACAJBiAF5ACAggAFRCanpDCM1MD1QSSINBkMIyYnAchB3kCESasYGu7ZoEMDFeXpPk4RPgyT2DTe57BbO0N5AZF30EgZmRfi7kinChIFV5sXI="))
+				return withAttachment("invoice.tbz2", "application/x-bzip2", testenv.Base64(t, "QlpoOTFBWSZTWSq82LkAAHJfgMyAQAFngAACAJBiAF5ACAggAFRCanpDCM1MD1QSSINBkMIyYnAchB3kCESasYGu7ZoEMDFeXpPk4RPgyT2DTe57BbO0N5AZF30EgZmRfi7kinChIFV5sXI="))
 			},
 			wantReject:  "setup.exe",
 			wantSymbols: []string{SymbolBlockedType},
@@ -466,7 +457,7 @@ func TestCheck(t *testing.T) {
 			// Its 64 MiB dictionary is not allocated for 11 bytes.
 			name: "script in a .xz written by xz -9",
 			raw: func(t testing.TB) string {
-				return withAttachment("invoice.js.xz", "application/x-xz", unb64(t, testenv.JSXZ))
+				return withAttachment("invoice.js.xz", "application/x-xz", testenv.Base64(t, testenv.JSXZ))
 			},
 			wantReject:  "invoice.js",
 			wantSymbols: []string{SymbolBlockedType},
@@ -485,7 +476,7 @@ func TestCheck(t *testing.T) {
 			// their headers.
 			name: "executable in a .tar.xz written by xz in blocks",
 			raw: func(t testing.TB) string {
-				return withAttachment("invoice.tar.xz", "application/x-xz", unb64(t, "/Td6WFoAAATm1rRGA8BrgCAhARYAAAAA3ibwVuAP/wBjXQA5mUrwMZRl6terfpodUvoqr8G3zSOI1qq6lilYkUDeKnPQyoqEpML8dD03ijA3A2nt+CChVo29e34c3ezrNz5Kjfr16lh1i5Jqrl+kDIWXb17+yzqAHFdhKTI11e29x0h5uwAAAOz4qSZshGOqA8AhgCAhARYAAAAAt7Fo3+AP/wAZXQAAb/3//6O3/0c+SBVyOWFRuJIo5qOEnilGAAAAAKXw6iWU09MmA8AZgBAhARYAAAAABiCBIeAH/wARXQAAb/3//6O3/0c+SBVwlKlgAAAAAABH4yckGGj7OAADgwGAIDmAIDGAECj0xFUUFzswAwAAAAAEWVo="))
+				return withAttachment("invoice.tar.xz", "application/x-xz", testenv.Base64(t, "/Td6WFoAAATm1rRGA8BrgCAhARYAAAAA3ibwVuAP/wBjXQA5mUrwMZRl6terfpodUvoqr8G3zSOI1qq6lilYkUDeKnPQyoqEpML8dD03ijA3A2nt+CChVo29e34c3ezrNz5Kjfr16lh1i5Jqrl+kDIWXb17+yzqAHFdhKTI11e29x0h5uwAAAOz4qSZshGOqA8AhgCAhARYAAAAAt7Fo3+AP/wAZXQAAb/3//6O3/0c+SBVyOWFRuJIo5qOEnilGAAAAAKXw6iWU09MmA8AZgBAhARYAAAAABiCBIeAH/wARXQAAb/3//6O3/0c+SBVwlKlgAAAAAABH4yckGGj7OAADgwGAIDmAIDGAECj0xFUUFzswAwAAAAAEWVo="))
 			},
 			wantReject:  "setup.exe",
 			wantSymbols: []string{SymbolBlockedType},
@@ -495,7 +486,7 @@ func TestCheck(t *testing.T) {
 			// read and the engine does not.
 			name: "a .xz with a BCJ filter is reported unscanned",
 			raw: func(t testing.TB) string {
-				return withAttachment("invoice.xz", "application/x-xz", unb64(t, "/Td6WFoAAATm1rRGAgEEACEBFgANhjUfAQAKdmFyIHggPSAxOwoAAN/Yx+2UB9O/AAEjC8Ib/QkftvN9AQAAAAAEWVo="))
+				return withAttachment("invoice.xz", "application/x-xz", testenv.Base64(t, "/Td6WFoAAATm1rRGAgEEACEBFgANhjUfAQAKdmFyIHggPSAxOwoAAN/Yx+2UB9O/AAEjC8Ib/QkftvN9AQAAAAAEWVo="))
 			},
 			wantSymbols: []string{SymbolArchiveLimit},
 		},
@@ -504,7 +495,7 @@ func TestCheck(t *testing.T) {
 			name: "xz dictionary past the expansion budget",
 			mod:  func(c *Config) { c.ZipMaxExpanded = 16 << 10 },
 			raw: func(t testing.TB) string {
-				return withAttachment("invoice.js.xz", "application/x-xz", unb64(t, testenv.JSXZ))
+				return withAttachment("invoice.js.xz", "application/x-xz", testenv.Base64(t, testenv.JSXZ))
 			},
 			wantReject:  "invoice.js",
 			wantSymbols: []string{SymbolArchiveLimit, SymbolBlockedType},
@@ -537,7 +528,7 @@ func TestCheck(t *testing.T) {
 		{
 			name: "executable in a .tar.zst written by zstd -19",
 			raw: func(t testing.TB) string {
-				return withAttachment("invoice.tar.zst", "application/zstd", unb64(t, testenv.ExeTarZstd19))
+				return withAttachment("invoice.tar.zst", "application/zstd", testenv.Base64(t, testenv.ExeTarZstd19))
 			},
 			wantReject:  "setup.exe",
 			wantSymbols: []string{SymbolBlockedType},
@@ -558,7 +549,7 @@ func TestCheck(t *testing.T) {
 			name: "zstd window past the expansion budget",
 			mod:  func(c *Config) { c.ZipMaxExpanded = 1 << 20 },
 			raw: func(t testing.TB) string {
-				return withAttachment("invoice.js.zst", "application/zstd", unb64(t, testenv.JSZstd))
+				return withAttachment("invoice.js.zst", "application/zstd", testenv.Base64(t, testenv.JSZstd))
 			},
 			wantReject:  "invoice.js",
 			wantSymbols: []string{SymbolArchiveLimit, SymbolBlockedType},

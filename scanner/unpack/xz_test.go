@@ -45,7 +45,7 @@ func readAll(t testing.TB, data []byte, limit int64, left *int64) ([]byte, error
 func FuzzXZ(f *testing.F) {
 	f.Add(testenv.XZ(f, []byte("hello"), 0))
 	f.Add(append(testenv.XZ(f, nil, 0), testenv.XZ(f, bytes.Repeat([]byte("ab"), 2000), 512)...))
-	f.Add(unb64(f, testenv.JSXZ))
+	f.Add(testenv.Base64(f, testenv.JSXZ))
 	f.Add(testenv.XZDeclaring(f, []byte("hello"), 40))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		const budget = 1 << 20
@@ -61,7 +61,7 @@ func FuzzXZ(f *testing.F) {
 // and declares a dictionary LZMA2 can.
 func FuzzXZBlockHeader(f *testing.F) {
 	f.Add(testenv.XZ(f, []byte("hello"), 0)[xzStreamHeaderLen:])
-	f.Add(unb64(f, testenv.JSXZ)[xzStreamHeaderLen:])
+	f.Add(testenv.Base64(f, testenv.JSXZ)[xzStreamHeaderLen:])
 	f.Fuzz(func(t *testing.T, b []byte) {
 		blk, err := parseXZBlockHeader(b)
 		if err != nil {

@@ -2,7 +2,6 @@ package unpack
 
 import (
 	"bytes"
-	"encoding/base64"
 	"errors"
 	"io"
 	"testing"
@@ -12,15 +11,6 @@ import (
 	"github.com/mxgrid/mxgrid/internal/testenv"
 )
 
-func unb64(t testing.TB, s string) []byte {
-	t.Helper()
-	b, err := base64.StdEncoding.DecodeString(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 func TestZstdWindow(t *testing.T) {
 	single := testenv.ZstdAll(t, []byte("hello"))
 	tests := []struct {
@@ -28,10 +18,10 @@ func TestZstdWindow(t *testing.T) {
 		data []byte
 		want uint64
 	}{
-		{"zstd -19", unb64(t, testenv.ExeTarZstd19), 8 << 20},
+		{"zstd -19", testenv.Base64(t, testenv.ExeTarZstd19), 8 << 20},
 		{"a single segment's size, at least 1 KiB", single, 1024},
-		{"the largest of two frames", append(bytes.Clone(single), unb64(t, testenv.ExeTarZstd19)...), 8 << 20},
-		{"after a skippable frame", append([]byte{0x50, 0x2A, 0x4D, 0x18, 2, 0, 0, 0, 'h', 'i'}, unb64(t, testenv.JSZstd)...), 2 << 20},
+		{"the largest of two frames", append(bytes.Clone(single), testenv.Base64(t, testenv.ExeTarZstd19)...), 8 << 20},
+		{"after a skippable frame", append([]byte{0x50, 0x2A, 0x4D, 0x18, 2, 0, 0, 0, 'h', 'i'}, testenv.Base64(t, testenv.JSZstd)...), 2 << 20},
 		{"1.5 GiB", testenv.ZstdDeclaring(t, []byte("x"), 20<<3|4), 3 << 29},
 	}
 	for _, tt := range tests {
@@ -49,7 +39,7 @@ func TestZstdWindow(t *testing.T) {
 func FuzzZstd(f *testing.F) {
 	f.Add(testenv.Zstd(f, []byte("hello")))
 	f.Add(append(testenv.ZstdAll(f, []byte("hello")), testenv.Zstd(f, bytes.Repeat([]byte("ab"), 2000))...))
-	f.Add(unb64(f, testenv.ExeTarZstd19))
+	f.Add(testenv.Base64(f, testenv.ExeTarZstd19))
 	f.Add(testenv.ZstdDeclaring(f, []byte("hello"), 20<<3|4))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		const budget = 1 << 20
