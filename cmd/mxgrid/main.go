@@ -49,11 +49,27 @@ var commands = map[string]command{
 var errUsage = errors.New("usage")
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	// The first signal starts a graceful stop; a second one must end the
-	// process at once, which the handler swallowed while still installed.
-	context.AfterFunc(ctx, stop)
-	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+	os.Exit(run(stopOnSignal(), os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// stopOnSignal returns a context that ends at the first SIGTERM or SIGINT.
+// The second one ends the process at once: an operator or supervisor who
+// signals again does not want to wait out a drain. The channel holds both,
+// so a second signal that arrives before the first is handled is not
+// lost, as it was when the second one relied on the handler having been
+// removed by then.
+func stopOnSignal() context.Context {
+	signals := make(chan os.Signal, 2)
+	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		<-signals
+		cancel()
+		sig := <-signals
+		fmt.Fprintf(os.Stderr, "mxgrid: second %s, exiting without waiting for the drain\n", sig)
+		os.Exit(128 + int(sig.(syscall.Signal)))
+	}()
+	return ctx
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
