@@ -18,7 +18,8 @@ import (
 func TestUnansweredServerFailsFast(t *testing.T) {
 	srv := dnstest.Start(t)
 	srv.AddTXT("ok.test", "v=spf1 -all")
-	c := newTest(t, srv, func(c *Config) { c.Timeout = 100 * time.Millisecond; c.CacheSize = 0 })
+	const timeout = 100 * time.Millisecond
+	c := newTest(t, srv, func(c *Config) { c.Timeout = timeout; c.CacheSize = 0 })
 	now := time.Now()
 	var mu sync.Mutex
 	c.reach.now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
@@ -38,7 +39,9 @@ func TestUnansweredServerFailsFast(t *testing.T) {
 	}
 	start := time.Now()
 	_, err := c.LookupTXT(ctx, "ok.test")
-	if took := time.Since(start); took > 20*time.Millisecond {
+	// One that waited would take the whole timeout; the bound leaves a
+	// loaded machine all the rest.
+	if took := time.Since(start); took >= timeout {
 		t.Errorf("lookup while down took %v, want immediate", took)
 	}
 	if derr := dnsErr(t, err); !derr.IsTemporary || derr.IsNotFound {

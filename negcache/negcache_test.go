@@ -120,7 +120,9 @@ func TestMemcachedDownOrHung(t *testing.T) {
 			for range 100 {
 				c.Get("k2")
 			}
-			if d := time.Since(start); d > 100*time.Millisecond {
+			// Each one waiting would take 100 timeouts (5 s); the bound
+			// is 20 of them, room for a loaded machine.
+			if d := time.Since(start); d > time.Second {
 				t.Errorf("100 lookups during back-off took %v", d)
 			}
 			c.Add("k3", userUnknown)
