@@ -54,9 +54,11 @@ func TestBadConfigExitsWithOneClearError(t *testing.T) {
 	dir := t.TempDir()
 	// started is a config that passes Validate, so New runs, and logs
 	// errors only, so the one on stderr is the one that stops it; smtp
-	// holds more keys of that section.
-	started := func(smtp, section string) string {
-		return fmt.Sprintf("smtp: {listen: '127.0.0.1:0', %s}\nhttp: {listen: '127.0.0.1:0', management_listen: '127.0.0.1:0', public_url: 'https://filter.example'}\ndata_dir: %s\nlog: {level: error}\n%s\n", smtp, t.TempDir(), section)
+	// and cluster hold more keys of those sections. Every port is the
+	// kernel's choice: a node on the default gossip port must not decide
+	// which error a test sees.
+	started := func(smtp, cluster, section string) string {
+		return fmt.Sprintf("smtp: {listen: '127.0.0.1:0', %s}\nhttp: {listen: '127.0.0.1:0', management_listen: '127.0.0.1:0', public_url: 'https://filter.example'}\ncluster: {bind: '127.0.0.1:0', %s}\ndata_dir: %s\nlog: {level: error}\n%s\n", smtp, cluster, t.TempDir(), section)
 	}
 	tests := []struct {
 		name, config, want string
@@ -71,15 +73,15 @@ func TestBadConfigExitsWithOneClearError(t *testing.T) {
 		{"key given twice", "smtp:\n  listen: 127.0.0.1:0\n  listen: 127.0.0.1:1\n", "smtp.listen: given twice"},
 		{"wrong type", "smtp:\n  max_recipients: lots\n", "smtp.max_recipients: cannot unmarshal"},
 		// Files the node reads as it starts, not by Validate.
-		{"model file a directory", started("", "scanner: {model_file: "+dir+"}"), "scanner.model_file: "},
-		{"model file not a model", started("", "scanner: {model_file: /dev/zero}"), "scanner.model_file: load model /dev/zero: not an mxgrid model file"},
+		{"model file a directory", started("", "", "scanner: {model_file: "+dir+"}"), "scanner.model_file: "},
+		{"model file not a model", started("", "", "scanner: {model_file: /dev/zero}"), "scanner.model_file: load model /dev/zero: not an mxgrid model file"},
 		// Secret files were read whole, until the node ran out of memory.
-		{"endless operator token file", started("", "admin: {operator_token_file: /dev/zero}"), "admin.operator_token_file: /dev/zero: over 64 KiB"},
-		{"endless session key file", started("", "panel: {session_key_file: /dev/zero}"), "panel.session_key_file: /dev/zero: over 64 KiB"},
-		{"endless gossip key file", started("", "cluster: {secret_key_file: /dev/zero}"), "secret_key_file: /dev/zero: over 64 KiB"},
-		{"endless TLS certificate", started("tls_cert: /dev/zero, tls_key: /dev/zero", ""), "smtp.tls_cert: /dev/zero: over 64 KiB"},
-		{"TLS key a directory", started("tls_cert: /dev/null, tls_key: "+dir, ""), "smtp.tls_key: read " + dir + ": is a directory"},
-		{"endless smarthost password file", started("", "notify: {smarthost: 'smtp.example:587', username: digests, password_file: /dev/zero}"), "notify.password_file: /dev/zero: over 64 KiB"},
+		{"endless operator token file", started("", "", "admin: {operator_token_file: /dev/zero}"), "admin.operator_token_file: /dev/zero: over 64 KiB"},
+		{"endless session key file", started("", "", "panel: {session_key_file: /dev/zero}"), "panel.session_key_file: /dev/zero: over 64 KiB"},
+		{"endless gossip key file", started("", "secret_key_file: /dev/zero", ""), "secret_key_file: /dev/zero: over 64 KiB"},
+		{"endless TLS certificate", started("tls_cert: /dev/zero, tls_key: /dev/zero", "", ""), "smtp.tls_cert: /dev/zero: over 64 KiB"},
+		{"TLS key a directory", started("tls_cert: /dev/null, tls_key: "+dir, "", ""), "smtp.tls_key: read " + dir + ": is a directory"},
+		{"endless smarthost password file", started("", "", "notify: {smarthost: 'smtp.example:587', username: digests, password_file: /dev/zero}"), "notify.password_file: /dev/zero: over 64 KiB"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -331,6 +333,7 @@ func TestServeSetsMemoryLimit(t *testing.T) {
 			path := writeConfig(t, fmt.Sprintf(`
 smtp: {listen: "127.0.0.1:0", max_message_bytes: 10485760, memory_budget: %d}
 http: {listen: "127.0.0.1:0", management_listen: "127.0.0.1:%d"}
+cluster: {bind: "127.0.0.1:0"}
 data_dir: %s
 `, budget, mgmtPort, t.TempDir()))
 			cmd := exec.Command(binary, "serve", "--config", path)
