@@ -785,6 +785,29 @@ func TestDuplicateRecipientOnce(t *testing.T) {
 	}
 }
 
+// TestDuplicateFoldsASCIIOnly: a recipient is a duplicate of one already
+// accepted only under the folding the recipient list uses (ASCII case). A
+// Kelvin sign or a long s folds into ASCII under Unicode rules, and such a
+// "duplicate" was answered 250 without reaching the customer's server: the
+// sender told its mail was delivered to a mailbox the node refuses.
+func TestDuplicateFoldsASCIIOnly(t *testing.T) {
+	n, sink := startRawNode(t, func(c *config.Config) { c.Domains[0].Recipients = []string{"kate", "postmaster"} })
+	c := dial(t, n.SMTPAddr())
+	c.cmd(250, "MAIL FROM:<alice@sender.test> SMTPUTF8")
+	c.cmd(250, "RCPT TO:<kate@example.org>")
+	c.cmd(250, "RCPT TO:<postmaster@example.org>")
+	for _, rcpt := range []string{"\u212Aate@example.org", "po\u017Ftma\u017Fter@example.org"} {
+		if msg := c.cmd(550, "RCPT TO:<%s>", rcpt); !strings.HasPrefix(msg, "5.1.1") {
+			t.Errorf("RCPT TO:<%s>: %q, want 5.1.1", rcpt, msg)
+		}
+	}
+	c.cmd(250, "RCPT TO:<KATE@example.org>")
+	c.data(250, "Subject: once\r\n\r\nbody\r\n")
+	if got := sink.commands("RCPT"); len(got) != 2 {
+		t.Errorf("customer's server got %q, want kate and postmaster once each", got)
+	}
+}
+
 // TestPostmaster: RCPT TO:<postmaster>, the one recipient without a domain
 // (RFC 5321 §4.5.1), goes to smtp.postmaster and from there to that
 // domain's server like any recipient; with none set it is a refused

@@ -15,7 +15,6 @@ import (
 	"os"
 	"reflect"
 	"slices"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -411,10 +410,15 @@ func (ss *session) refusedMailbox() {
 	}
 }
 
-// accepted reports whether rcpt (an address's String) was accepted already.
+// accepted reports whether rcpt (an address's String) was accepted
+// already, compared as the recipient lists compare local parts
+// (mailaddr.FoldLocal): under strings.EqualFold's Unicode folding a Kelvin
+// sign matched a k, and a recipient the lists refuse was answered 250 as a
+// duplicate without reaching the customer's server.
 func (ss *session) accepted(rcpt string) bool {
+	folded := mailaddr.FoldLocal(rcpt)
 	for _, r := range ss.rcpts {
-		if strings.EqualFold(r, rcpt) {
+		if mailaddr.FoldLocal(r) == folded {
 			return true
 		}
 	}
