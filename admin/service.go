@@ -67,7 +67,8 @@ type Store interface {
 	DomainByName(ctx context.Context, name string) (tenant.DomainRecord, error)
 	// DeleteLapsedClaim deletes domain id only while it is still pending
 	// since before pendingBefore; otherwise tenant.ErrNotFound. In the
-	// same transaction it marks the name taken over.
+	// same transaction it marks the name taken over and keeps the
+	// holder's claim clock, as a delete of a pending domain does.
 	DeleteLapsedClaim(ctx context.Context, id int64, pendingBefore time.Time, a AuditEntry) (uint64, error)
 	// TakenOver reports whether a lapsed claim on name gave way to another
 	// since the name was last active (created or updated active).

@@ -916,6 +916,13 @@ func (t *Tenants) DeleteLapsedClaim(ctx context.Context, id int64, pendingBefore
 		// The condition is checked in the statements themselves: a proof
 		// that activated the domain a moment ago keeps it, and marks
 		// nothing (the DELETE finds no row and the transaction rolls back).
+		// The holder's clock is kept as for a claim given up: two
+		// resellers (one tenant's two accounts) taking the name from each
+		// other in turn each started a whole TTL again, and kept it from
+		// every other reseller for ever.
+		if err := rememberClaim(ctx, tx, id, ""); err != nil {
+			return err
+		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO domain_takeovers (name)
 			SELECT name FROM domains WHERE id = $1 AND status = $2 AND pending_since_us < $3
 			ON CONFLICT (name) DO NOTHING`, id, tenant.StatusPending, micros(pendingBefore)); err != nil {

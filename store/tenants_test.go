@@ -385,6 +385,17 @@ func TestClaimGivenUpKeepsItsClock(t *testing.T) {
 			if d := claim(custs[0], "wanted.example", t2); !since(d.ID).Equal(t2) {
 				t.Fatalf("the holder's claim after a proof: since %v, want %v", since(d.ID), t2)
 			}
+
+			// A claim lost to a takeover ended unproven as one given up
+			// did: two resellers taking the name from each other in turn
+			// (one tenant's two accounts) must not each start afresh.
+			d = claim(custs[0], "lost.example", t0)
+			if _, err := ts.DeleteLapsedClaim(ctx, d.ID, t0.Add(time.Microsecond), a); err != nil {
+				t.Fatal(err)
+			}
+			if d := claim(custs[0], "lost.example", t2); !since(d.ID).Equal(t0) {
+				t.Fatalf("claimed again after losing the name to a takeover: since %v, want %v", since(d.ID), t0)
+			}
 		})
 	}
 }
