@@ -673,3 +673,24 @@ func TestRepeatedFormFieldsAreRefused(t *testing.T) {
 		t.Errorf("domain after the forms: %+v %v", got, err)
 	}
 }
+
+// TestFormsThatAreNotUTF8AreRefused: a form value that is not UTF-8 is
+// refused (400) and nothing is saved, as an API body with such a string
+// is. Before, a domain form's subject tag of "\xff\xfe[SPAM]" was saved as
+// "\ufffd\ufffd[SPAM]", prefixed from then on to the subject of every
+// tagged message of the domain, the bytes the reseller sent silently
+// replaced.
+func TestFormsThatAreNotUTF8AreRefused(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	pr, _, d := f.resellerWithDomain(t, tenant.Reseller{Name: "R"}, tenant.DomainRecord{Name: "utf.example", Route: "192.0.2.2:25"})
+	c := f.client(t).as(f, pr)
+	rec := c.do("POST", "/panel/domains/"+itoa(d.ID), url.Values{"csrf": {"tok"}, "name": {"utf.example"},
+		"route": {"192.0.2.3:25"}, "tls": {"opportunistic"}, "subject_tag": {"\xff\xfe[SPAM]"}})
+	if rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), "UTF-8") {
+		t.Errorf("a subject tag that is not UTF-8: status %d, want 400 saying so:\n%s", rec.Code, rec.Body)
+	}
+	if got, err := f.svc.GetDomain(ctx, f.op, d.ID); err != nil || got.Route != "192.0.2.2:25" || got.Policy.SubjectTag != nil {
+		t.Errorf("domain after the form: route %s, subject tag %v, %v; want it unchanged", got.Route, got.Policy.SubjectTag, err)
+	}
+}

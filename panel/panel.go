@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/mxgrid/mxgrid/admin"
 	"github.com/mxgrid/mxgrid/clientip"
@@ -440,7 +441,26 @@ func (p *Panel) parseForm(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return badInput{"the form could not be read: " + err.Error()}
 	}
-	return repeatedField(r)
+	if err := repeatedField(r); err != nil {
+		return err
+	}
+	return notUTF8(r)
+}
+
+// notUTF8 refuses a form with a value that is not UTF-8, as the API
+// refuses such a string in a body: a field the service checks no further
+// (a domain's subject tag) was stored with the bytes replaced by U+FFFD.
+// The login form is not vetted so: a password set before may hold any
+// bytes.
+func notUTF8(r *http.Request) error {
+	for k, vs := range r.PostForm {
+		for _, v := range vs {
+			if !utf8.ValidString(v) {
+				return badInput{fmt.Sprintf("the form field %.40q is not UTF-8 text", k)}
+			}
+		}
+	}
+	return nil
 }
 
 // repeatedField refuses a form that gives a field twice: the handlers
