@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"database/sql/driver"
@@ -176,6 +177,13 @@ var tenantMigrations = []Migration{{
 	// Version 10: API tokens may expire (0: never, as every token before).
 	Version: 10,
 	Common:  `ALTER TABLE api_tokens ADD COLUMN expires_us BIGINT NOT NULL DEFAULT 0;`,
+}, {
+	// Version 11 remembers a given-up claim's verification token beside
+	// its clock: the reseller's next claim of the name takes it again, so
+	// the TXT record its customer published still proves it (continueClaim).
+	// Claims remembered before have none ('') and keep their new token.
+	Version: 11,
+	Common:  `ALTER TABLE domain_claims ADD COLUMN verify_token TEXT NOT NULL DEFAULT '';`,
 }}
 
 // What a tenant change log row names.
@@ -838,11 +846,11 @@ func forgetTakeover(ctx context.Context, tx *sql.Tx, d *tenant.DomainRecord) err
 
 // rememberClaim records, when domain id is pending and about to be
 // deleted or renamed (to a name other than keep), since when its reseller
-// has claimed the name, for continueClaim. A clock already recorded is
-// kept: the claim that gave it up had gone on from it.
+// has claimed the name, and with which token, for continueClaim. A clock
+// already recorded is kept: the claim that gave it up had gone on from it.
 func rememberClaim(ctx context.Context, tx *sql.Tx, id int64, keep string) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO domain_claims (name, reseller_id, since_us)
-		SELECT d.name, c.reseller_id, d.pending_since_us FROM domains d JOIN customers c ON c.id = d.customer_id
+	_, err := tx.ExecContext(ctx, `INSERT INTO domain_claims (name, reseller_id, since_us, verify_token)
+		SELECT d.name, c.reseller_id, d.pending_since_us, d.verify_token FROM domains d JOIN customers c ON c.id = d.customer_id
 		WHERE d.id = $1 AND d.status = $2 AND d.name <> $3
 		ON CONFLICT (name, reseller_id) DO NOTHING`, id, tenant.StatusPending, keep)
 	return err
@@ -852,23 +860,31 @@ func rememberClaim(ctx context.Context, tx *sql.Tx, id int64, keep string) error
 // reseller's earlier claim on the name when it gave one up unproven
 // (rememberClaim): a claim given up and taken again lapses when the first
 // would have, rather than keeping the name from the other resellers for
-// another whole TTL.
+// another whole TTL. It takes that claim's token again too: dated from a
+// lapsed clock, the claim may be taken over at once, and a new token each
+// time left the TXT record the customer published proving none of them.
+// A claim already dated so (an edit of it) is left as it is.
 func continueClaim(ctx context.Context, tx *sql.Tx, d *tenant.DomainRecord, resellerID int64) error {
 	if d.Status != tenant.StatusPending {
 		return nil
 	}
-	var since int64
-	err := tx.QueryRowContext(ctx, `SELECT since_us FROM domain_claims WHERE name = $1 AND reseller_id = $2`, d.Name, resellerID).Scan(&since)
+	var (
+		since int64
+		token string
+	)
+	err := tx.QueryRowContext(ctx, `SELECT since_us, verify_token FROM domain_claims WHERE name = $1 AND reseller_id = $2`,
+		d.Name, resellerID).Scan(&since, &token)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil
 	}
 	if err != nil || since >= pendingSince(d) {
 		return err
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE domains SET pending_since_us = $1 WHERE id = $2`, since, d.ID); err != nil {
+	token = cmp.Or(token, d.VerifyToken)
+	if _, err := tx.ExecContext(ctx, `UPDATE domains SET pending_since_us = $1, verify_token = $2 WHERE id = $3`, since, token, d.ID); err != nil {
 		return err
 	}
-	d.PendingSince = fromMicros(since)
+	d.PendingSince, d.VerifyToken = fromMicros(since), token
 	return nil
 }
 

@@ -393,8 +393,30 @@ func TestClaimGivenUpKeepsItsClock(t *testing.T) {
 			if _, err := ts.DeleteLapsedClaim(ctx, d.ID, t0.Add(time.Microsecond), a); err != nil {
 				t.Fatal(err)
 			}
-			if d := claim(custs[0], "lost.example", t2); !since(d.ID).Equal(t0) {
-				t.Fatalf("claimed again after losing the name to a takeover: since %v, want %v", since(d.ID), t0)
+			// Claimed again, the name keeps its first token too: a
+			// claim dated from a lapsed clock may be taken over at once,
+			// and a new token each time left the customer's published
+			// TXT record proving none of them.
+			again := tenant.DomainRecord{CustomerID: custs[0], Name: "lost.example", Route: "192.0.2.1:25", TLS: "opportunistic",
+				Status: tenant.StatusPending, VerifyToken: "second", PendingSince: t2}
+			if _, err := ts.CreateDomain(ctx, &again, a); err != nil {
+				t.Fatal(err)
+			}
+			stored, err := ts.GetDomain(ctx, again.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !stored.PendingSince.Equal(t0) || stored.VerifyToken != "tok" || again.VerifyToken != "tok" {
+				t.Fatalf("claimed again after losing the name to a takeover: since %v, token %q (answered %q); want %v, %q",
+					stored.PendingSince, stored.VerifyToken, again.VerifyToken, t0, "tok")
+			}
+			// An edit of the claim changes neither.
+			stored.Route = "192.0.2.9:25"
+			if _, err := ts.UpdateDomain(ctx, &stored, a); err != nil {
+				t.Fatal(err)
+			}
+			if got, err := ts.GetDomain(ctx, again.ID); err != nil || !got.PendingSince.Equal(t0) || got.VerifyToken != "tok" {
+				t.Fatalf("after an edit: since %v, token %q, %v; want %v, %q", got.PendingSince, got.VerifyToken, err, t0, "tok")
 			}
 		})
 	}

@@ -717,6 +717,35 @@ func TestAPIClaimGivenUpAndTakenAgainKeepsItsClock(t *testing.T) {
 	}
 }
 
+// TestAPIClaimLostAndTakenBackKeepsItsToken: a reseller whose claim
+// lapsed and was taken over claims the name back once the other claim
+// lapses too. Its claim goes on from its first one, so it may be taken over
+// at once (else two accounts of one tenant, taking the name from each other
+// in turn, kept it from everyone for ever); it keeps its first token as
+// well, so the TXT record the customer published meanwhile proves it at
+// the first check, before anyone can take it again.
+func TestAPIClaimLostAndTakenBackKeepsItsToken(t *testing.T) {
+	f, now, custB := newLapseFixture(t)
+	later := func(d time.Duration) { now.Add(int64(d)) }
+	_, first, _ := f.createAs("own", "wanted.example", f.custA.ID)
+	later(tenant.DefaultPendingClaimTTL + time.Minute)
+	if code, _, body := f.createAs("other", "wanted.example", custB.ID); code != 201 {
+		t.Fatalf("taking the lapsed claim over: %d %s", code, body)
+	}
+	later(tenant.DefaultPendingClaimTTL + time.Minute)
+	code, back, body := f.createAs("own", "wanted.example", f.custA.ID)
+	if code != 201 || !back.PendingSince.Equal(first.PendingSince) || back.VerifyToken != first.VerifyToken {
+		t.Fatalf("taken back: %d %s; want pending since %v with the token %s", code, body, first.PendingSince, first.VerifyToken)
+	}
+	f.dns.AddTXT("wanted.example", admin.VerifyPrefix+first.VerifyToken)
+	if _, got := f.status("own", back.ID, "verify"); got.Status != tenant.StatusActive {
+		t.Fatalf("verified by the first token's TXT record: %s, want active", got.Status)
+	}
+	if code, _, body := f.createAs("other", "wanted.example", custB.ID); code != 409 {
+		t.Fatalf("a proven name: %d %s, want 409", code, body)
+	}
+}
+
 // TestAPIMXProvesNoNameBesideAnotherResellersDomain: MX records at the
 // cluster for a name under or above another reseller's active domain show
 // that the customer uses the service, most likely through that reseller:
