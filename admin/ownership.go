@@ -343,6 +343,12 @@ func (s *Service) ClaimHeldUntil(d tenant.DomainRecord) time.Time {
 	return d.PendingSince.Add(s.own.claimTTL)
 }
 
+// ClaimLapsed reports whether d is an unproven claim that another
+// reseller's create or rename may replace now, as takeLapsedClaim judges.
+func (s *Service) ClaimLapsed(d tenant.DomainRecord) bool {
+	return !s.ClaimHeldUntil(d).IsZero() && d.PendingSince.Before(s.own.now().Add(-s.own.claimTTL))
+}
+
 // takeLapsedClaim removes another reseller's claim on name that has stayed
 // unproven past PendingClaimTTL, so that p, creating or renaming a domain
 // of reseller resellerID, may have the name; it reports whether it did.

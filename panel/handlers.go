@@ -502,8 +502,10 @@ func (p *Panel) createDomain(req *request) error {
 type domainData struct {
 	Domain tenant.DomainRecord
 	// ClaimHeldUntil is when a pending domain's name stops being kept
-	// from the other resellers (zero when active).
+	// from the other resellers (zero when active); ClaimLapsed, that it
+	// has passed.
 	ClaimHeldUntil time.Time
+	ClaimLapsed    bool
 	Customer       tenant.Customer
 	Form           domainForm
 	Recipients     []admin.Recipient
@@ -550,7 +552,8 @@ func (p *Panel) renderDomain(req *request, code int, f *domainForm, msg string, 
 	if err != nil {
 		return err
 	}
-	data := domainData{Domain: d, ClaimHeldUntil: p.svc.ClaimHeldUntil(d), Customer: c, Form: formOf(d), Recipients: rcpts}
+	data := domainData{Domain: d, ClaimHeldUntil: p.svc.ClaimHeldUntil(d), ClaimLapsed: p.svc.ClaimLapsed(d), Customer: c,
+		Form: formOf(d), Recipients: rcpts}
 	if f != nil {
 		data.Form = *f
 	}

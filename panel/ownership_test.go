@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -73,6 +74,34 @@ func TestPanelDomainHistoryAndProof(t *testing.T) {
 	}
 	if _, body := f.get(t, pa, "/panel/domains/"+itoa(d.ID)); strings.Contains(body, `id="domain-pending"`) {
 		t.Fatalf("active domain still shows the pending card")
+	}
+}
+
+// TestPanelSaysWhenAClaimHasLapsed: a pending domain's page says until
+// when no other reseller can add the name, and once that time has passed,
+// that the claim has lapsed and may be replaced at any time. Before, it
+// went on saying "No other reseller can add ... until" a time in the past,
+// as it did for a name taken back after a takeover, whose claim is dated
+// from the first.
+func TestPanelSaysWhenAClaimHasLapsed(t *testing.T) {
+	now := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	var clock atomic.Int64
+	clock.Store(now.UnixNano())
+	f := newFixture(t, func(_ *store.Store, so *admin.ServiceOptions) {
+		so.Ownership.Now = func() time.Time { return time.Unix(0, clock.Load()).UTC() }
+	})
+	pr, cust, _ := f.resellerWithDomain(t, tenant.Reseller{Name: "alpha"}, tenant.DomainRecord{Name: "alpha.example", Route: "192.0.2.1:25"})
+	d, err := f.svc.CreateDomain(context.Background(), pr, tenant.DomainRecord{CustomerID: cust, Name: "claimed.example", Route: "192.0.2.1:25"})
+	if err != nil || d.Status != tenant.StatusPending {
+		t.Fatalf("claim: %+v, %v", d, err)
+	}
+	page := "/panel/domains/" + itoa(d.ID)
+	if _, body := f.get(t, pr, page); !strings.Contains(body, `id="claim-held-until"`) || strings.Contains(body, `id="claim-lapsed"`) {
+		t.Fatalf("a fresh claim's page does not say until when it is held:\n%s", body)
+	}
+	clock.Add(int64(tenant.DefaultPendingClaimTTL + time.Minute))
+	if _, body := f.get(t, pr, page); strings.Contains(body, `id="claim-held-until"`) || !strings.Contains(body, `id="claim-lapsed"`) {
+		t.Fatalf("a lapsed claim's page does not say it lapsed:\n%s", body)
 	}
 }
 
