@@ -155,6 +155,7 @@ func (s *Store) PutQuarantine(ctx context.Context, items []quarantine.Item, gz [
 			return nil, errors.New("store: quarantine a message: its items differ in domain or size")
 		}
 	}
+	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
 	defer cancel()
 	conn, err := s.DB.Conn(ctx)
@@ -231,9 +232,39 @@ func (s *Store) PutQuarantine(ctx context.Context, items []quarantine.Item, gz [
 		beforeQuarantineCommit(ctx, tx)
 	}
 	if err := tx.Commit(); err != nil {
+		if s.Dialect == Postgres && s.heldAfterAll(parent, msg.DomainID, bodyID) {
+			return ids, nil
+		}
 		return nil, fail("quarantine a message: commit", err)
 	}
 	return ids, nil
+}
+
+// heldAfterAll reports whether a hold whose commit failed on PostgreSQL
+// took effect all the same. A commit whose reply is lost (the connection
+// broken after the COMMIT went out, or the store's timeout passing while
+// the server waits for a synchronous standby, where the cancel leaves the
+// transaction committed locally) may have held the message: answered as
+// failed, smtpd delivered it tagged too, and the customer got it in the
+// mailbox and again in the quarantine, releasable a second time. The
+// hold's transaction keeps its domain's lock (holdLock) until it ends, so
+// once another transaction has the lock, the hold has committed or never
+// will, and its body says which. false when that cannot be learnt either
+// (the store's timeout): the caller's fallback stands.
+func (s *Store) heldAfterAll(parent context.Context, domainID, bodyID int64) bool {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), s.Timeout)
+	defer cancel()
+	tx, err := s.DB.BeginTx(ctx, nil)
+	if err != nil {
+		return false
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, holdLock, domainID); err != nil {
+		return false
+	}
+	var held bool
+	err = tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM quarantine_bodies WHERE id = $1)`, bodyID).Scan(&held)
+	return err == nil && held
 }
 
 // ListQuarantine returns f's page, newest first (no bodies).

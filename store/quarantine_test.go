@@ -5,6 +5,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -13,6 +16,7 @@ import (
 	"time"
 
 	"github.com/mxgrid/mxgrid/admin"
+	"github.com/mxgrid/mxgrid/internal/testenv"
 	"github.com/mxgrid/mxgrid/quarantine"
 	"github.com/mxgrid/mxgrid/tenant"
 	"github.com/mxgrid/mxgrid/tracking"
@@ -713,4 +717,140 @@ func TestPruneSweepsOrphanBodiesInBatches(t *testing.T) {
 			t.Errorf("%d orphan bodies left, want the last step's 5", left)
 		}
 	})
+}
+
+// TestHoldWhoseCommitReplyIsLostIsKnownHeld: on PostgreSQL a commit can
+// take effect on the server while its reply never reaches the node (the
+// connection lost after the COMMIT went out, or the server waiting past
+// the store's timeout for a synchronous standby: a cancel then leaves the
+// transaction committed locally). The hold answered an error for a
+// message the quarantine held, and smtpd, told so, delivered it tagged
+// as well: the customer found it in the mailbox, and again in the
+// quarantine and its digest, releasable a second time.
+func TestHoldWhoseCommitReplyIsLostIsKnownHeld(t *testing.T) {
+	dsn, err := url.Parse(testenv.PostgresDB(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := startReplyCutter(t, dsn.Host)
+	dsn.Host = proxy.addr
+	s, err := Open(Config{Driver: Postgres, DSN: dsn.String(), Timeout: time.Second}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	ctx := context.Background()
+	if err := s.MigrateQuarantine(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Domain 6's commits fail for good, at the commit itself: asked
+	// after such a failure, the store must not find the hold made.
+	if _, err := s.DB.ExecContext(ctx, `CREATE FUNCTION refuse_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN IF NEW.domain_id = 6 THEN RAISE EXCEPTION 'refused at commit'; END IF; RETURN NULL; END $$;
+		CREATE CONSTRAINT TRIGGER refuse_commit AFTER INSERT ON quarantine_bodies DEFERRABLE INITIALLY DEFERRED
+		FOR EACH ROW EXECUTE FUNCTION refuse_commit();`); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { beforeQuarantineCommit = nil })
+	for _, tc := range []struct {
+		name     string
+		domainID int64
+		wantHeld bool
+	}{{"reply lost", 5, true}, {"refused at commit", 6, false}} {
+		beforeQuarantineCommit = func(context.Context, *sql.Tx) {
+			if tc.wantHeld {
+				proxy.cut()
+			}
+		}
+		ids, err := s.PutQuarantine(ctx, []quarantine.Item{{Time: time.Now(), QueueID: "Q", Domain: "a.example", DomainID: tc.domainID,
+			CustomerID: 1, Sender: "x@s.example", Recipients: []string{"bob@a.example"}, Size: 100,
+			State: quarantine.StateHeld}}, []byte("gz"), 100, 1<<20)
+		beforeQuarantineCommit = nil
+		var held []int64
+		rows, qerr := s.DB.QueryContext(ctx, `SELECT id FROM quarantine WHERE domain_id = $1 ORDER BY id`, tc.domainID)
+		if qerr != nil {
+			t.Fatal(qerr)
+		}
+		for rows.Next() {
+			var id int64
+			if err := rows.Scan(&id); err != nil {
+				t.Fatal(err)
+			}
+			held = append(held, id)
+		}
+		rows.Close()
+		switch {
+		case err != nil && len(held) > 0:
+			t.Errorf("%s: the hold failed (%v), but the store holds items %v: the message would be delivered tagged and held too", tc.name, err, held)
+		case err == nil && !slices.Equal(ids, held):
+			t.Errorf("%s: the hold returned items %v, the store holds %v", tc.name, ids, held)
+		case (err == nil) != tc.wantHeld:
+			t.Errorf("%s: the hold answered %v", tc.name, err)
+		}
+	}
+}
+
+// replyCutter passes TCP connections through to a server until cut: from
+// then on, what the server sends on the connections open at that moment is
+// dropped (their replies are lost), and new connections pass as before.
+type replyCutter struct {
+	addr  string
+	mu    sync.Mutex
+	conns []*atomic.Bool
+}
+
+func startReplyCutter(t *testing.T, target string) *replyCutter {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	p := &replyCutter{addr: ln.Addr().String()}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			srv, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			cut := new(atomic.Bool)
+			p.mu.Lock()
+			p.conns = append(p.conns, cut)
+			p.mu.Unlock()
+			go func() {
+				io.Copy(srv, c)
+				srv.Close()
+			}()
+			go func() {
+				defer c.Close()
+				buf := make([]byte, 32<<10)
+				for {
+					n, err := srv.Read(buf)
+					if n > 0 && !cut.Load() {
+						if _, err := c.Write(buf[:n]); err != nil {
+							return
+						}
+					}
+					if err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return p
+}
+
+// cut loses the replies of every connection open now.
+func (p *replyCutter) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		c.Store(true)
+	}
 }
