@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/mxgrid/mxgrid/internal/bytebudget"
+	"github.com/mxgrid/mxgrid/tenant"
 	"github.com/mxgrid/mxgrid/tracking"
 )
 
@@ -435,8 +436,23 @@ func (s *Service) Release(ctx context.Context, scope tracking.Scope, id int64, b
 		return it, "", err
 	}
 	defer done()
-	it, gz, err := s.store.ClaimRelease(ctx, scope, id, by, s.now().UTC())
+	now := s.now().UTC()
+	it, gz, err := s.store.ClaimRelease(ctx, scope, id, by, now)
 	if err != nil {
+		if !errors.Is(err, ErrNotHeld) && !errors.Is(err, tenant.ErrNotFound) {
+			// The claim may have taken effect though its reply was lost
+			// (a broken connection, the store's timeout as it committed).
+			// Left so, the item read as being released, then as a release
+			// that never finished, which nothing releases again: mail the
+			// customer asked for was kept from it until the retention
+			// deleted it. Nothing was delivered, so it goes back to held,
+			// if the claim is there, and only that claim.
+			uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			defer cancel()
+			if uerr := s.finishRelease(uctx, Item{ID: id, ReleasedBy: by, ReleasedAt: now}, false); uerr != nil {
+				err = fmt.Errorf("%w (and putting it back to held if it was claimed: %w)", err, uerr)
+			}
+		}
 		return it, "", s.claimed(ctx, scope, id, err)
 	}
 	// From the claim on, the release is the node's, not its caller's: a

@@ -403,6 +403,59 @@ func TestReleaseOutcomeSurvivesABlip(t *testing.T) {
 	}
 }
 
+// lostClaimReply is the real store whose ClaimRelease takes effect but
+// answers an error, once: the reply to its update lost (the connection to
+// PostgreSQL broken after the statement went out, or the store's timeout
+// passing just as it committed).
+type lostClaimReply struct {
+	*store.Store
+	lost bool
+}
+
+func (l *lostClaimReply) ClaimRelease(ctx context.Context, scope tracking.Scope, id int64, by string, now time.Time) (quarantine.Item, []byte, error) {
+	it, body, err := l.Store.ClaimRelease(ctx, scope, id, by, now)
+	if err == nil && !l.lost {
+		l.lost = true
+		return it, nil, errors.New("injected: claim a release: timeout: context deadline exceeded")
+	}
+	return it, body, err
+}
+
+// TestReleaseWhoseClaimFailedCanBeTriedAgain: a release whose claim
+// failed delivered nothing, so the message must stay releasable. A claim
+// that took effect though its reply was lost left the item releasing:
+// the next release was told a delivery was under way, and half an hour
+// later that an earlier release had not finished and whether it was
+// delivered was unknown, so it was never released, and the retention
+// deleted mail the customer had asked for and never got.
+func TestReleaseWhoseClaimFailedCanBeTriedAgain(t *testing.T) {
+	ctx := context.Background()
+	st := &lostClaimReply{Store: openStore(t)}
+	downstream := &recorder{}
+	svc := quarantine.New(quarantine.DefaultConfig(), st, downstream, nil)
+	op := tracking.Scope{Operator: true}
+	ids, err := svc.Hold(ctx, quarantine.Item{Domain: "a.example", DomainID: 1, Sender: "s@x.example",
+		Recipients: []string{"bob@a.example"}}, strings.NewReader("Subject: hi\r\n\r\nbody\r\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := svc.Release(ctx, op, ids[0], "op"); err == nil {
+		t.Fatal("the release whose claim failed succeeded")
+	}
+	if len(downstream.got) != 0 {
+		t.Fatal("the release whose claim failed delivered")
+	}
+	if it, err := svc.Item(ctx, op, ids[0]); err != nil || it.State != quarantine.StateHeld {
+		t.Fatalf("after the failed claim: %q %v, want held", it.State, err)
+	}
+	if _, _, err := svc.Release(ctx, op, ids[0], "op"); err != nil {
+		t.Fatalf("the release tried again: %v", err)
+	}
+	if len(downstream.got) != 1 {
+		t.Errorf("delivered %d times, want once", len(downstream.got))
+	}
+}
+
 // trackLog collects the message-tracking records the service makes.
 type trackLog []tracking.Record
 
