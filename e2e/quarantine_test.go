@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -275,5 +276,56 @@ func TestQuarantineIsPaidFromTheMemoryBudget(t *testing.T) {
 		if !bytes.Contains(m, []byte(want)) {
 			t.Errorf("metrics lack %s", want)
 		}
+	}
+}
+
+// TestQuarantineKeepsTheSpoolsFreeDisk: on SQLite held mail fills
+// data_dir's disk, which the spool needs (smtp.spool_min_free): the
+// per-domain cap bounds one domain, not a flood of tag-band mail across
+// all of a node's quarantining domains. With the disk below the spool's
+// minimum a message is tagged and delivered instead of held (counted,
+// /readyz degraded), as over the cap; held, the disk filled until every
+// big message of every tenant was deferred at the spool, and the store's
+// other writes failed. On PostgreSQL held mail takes no local disk.
+func TestQuarantineKeepsTheSpoolsFreeDisk(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		postgres bool
+		wantHeld bool
+	}{{"sqlite", false, false}, {"postgres", true, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			sink := smtptest.StartSink(t)
+			n := quarantineNode(t, sink.Addr, func(c *config.Config) {
+				c.SMTP.SpoolMinFree = math.MaxInt64 // no disk has that much free
+				if tc.postgres {
+					c.Store = store.Config{Driver: store.Postgres, DSN: testenv.PostgresDB(t), Timeout: 5 * time.Second}
+				}
+			})
+			if code, reply := smtptest.Send(t, n.SMTPAddr(), "x@sender.example", "bob@example.org", []byte(tagBandMessage)); code != 250 {
+				t.Fatalf("tag-band message: %d %s", code, reply)
+			}
+			got := sink.Messages()
+			if held := len(got) == 0; held != tc.wantHeld {
+				t.Fatalf("held %v, want %v", held, tc.wantHeld)
+			}
+			if tc.wantHeld {
+				return
+			}
+			if !bytes.Contains(got[0].Data, []byte("X-Spam-Flag: YES")) {
+				t.Fatal("the message was delivered untagged")
+			}
+			if !bytes.Contains(nodeMetrics(t, n), []byte(`mxgrid_smtp_quarantine_fallbacks_total{reason="disk"} 1`)) {
+				t.Error("the fallback was not counted")
+			}
+			resp, err := http.Get("http://" + n.ManagementAddr() + "/readyz")
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if !bytes.Contains(body, []byte("spool_min_free")) {
+				t.Errorf("/readyz does not say why: %s", body)
+			}
+		})
 	}
 }

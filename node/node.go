@@ -294,6 +294,15 @@ func (b *builder) buildEvents(context.Context) error {
 	return nil
 }
 
+// quarantineDir is where held mail takes this node's disk: SQLite's
+// directory; none on PostgreSQL, whose disk is the database server's.
+func (b *builder) quarantineDir() string {
+	if b.cfg.Store.Driver != store.SQLite {
+		return ""
+	}
+	return filepath.Dir(store.SQLitePath(b.cfg.Store, b.cfg.DataDir))
+}
+
 // whyURL is the prefix of the links to the /why page quoted in refusals:
 // only with tracking (the page reads its records) and a public URL.
 func (b *builder) whyURL() string {
@@ -365,6 +374,7 @@ func (b *builder) buildSMTP(context.Context) error {
 		Recorder:      b.recorder,
 		Tracker:       b.tracker,
 		Quarantine:    b.quarantine,
+		QuarantineDir: b.quarantineDir(),
 		WhyURL:        b.whyURL(),
 		Directory:     b.directory,
 		Parser:        scanner.NewParser(b.cfg.Scanner.Weights).WithLimits(b.cfg.Scanner.Limits),

@@ -38,7 +38,7 @@ func newMetrics(reg prometheus.Registerer, budget *bytebudget.Budget) *metrics {
 		}),
 		quarantineFallbacks: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "mxgrid_smtp_quarantine_fallbacks_total",
-			Help: "Messages the policy would quarantine that were tagged and delivered instead, by reason: over_cap (the domain's quarantine is full), too_large (past the 64 MiB a held message may have), unavailable (the store failed), memory (smtp.memory_budget is too small ever to hold the message).",
+			Help: "Messages the policy would quarantine that were tagged and delivered instead, by reason: over_cap (the domain's quarantine is full), too_large (past the 64 MiB a held message may have), unavailable (the store failed), memory (smtp.memory_budget is too small ever to hold the message), disk (the SQLite store's disk is below smtp.spool_min_free).",
 		}, []string{"reason"}),
 		budgetRefusals: f.NewCounter(prometheus.CounterOpts{
 			Name: "mxgrid_smtp_budget_refusals_total",

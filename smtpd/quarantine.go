@@ -51,6 +51,21 @@ func (ss *session) hold(v scanner.Verdict, holdable bool, size int64, out io.Rea
 			"memory_budget", ss.srv.cfg.MemoryBudget)
 		return nil, false
 	}
+	if dir := ss.srv.deps.QuarantineDir; dir != "" {
+		// The per-domain cap bounds one domain, not a flood of tag-band
+		// mail across every domain that quarantines: held, it filled the
+		// disk the spool shares, and every tenant's big mail was deferred
+		// there (452), while the store's other writes failed.
+		if free, ok := freeBytes(dir); ok && free-size < ss.srv.cfg.SpoolMinFree {
+			ss.srv.metrics.quarantineFallbacks.WithLabelValues("disk").Inc()
+			if ss.srv.deps.Health != nil {
+				ss.srv.deps.Health.Set(healthQuarantine, health.Degraded, fmt.Sprintf(
+					"%s has %d bytes free, below smtp.spool_min_free: mail the quarantine would hold is tagged and delivered", dir, free))
+			}
+			ss.log.Warn("quarantine: the disk is low, delivering tagged", "queue_id", ss.queueID, "free", free, "spool_min_free", ss.srv.cfg.SpoolMinFree)
+			return nil, false
+		}
+	}
 	ctx, cancel := context.WithTimeout(ss.ctx, quarantineTimeout)
 	defer cancel()
 	in := &readFailure{r: out}

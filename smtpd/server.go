@@ -125,6 +125,10 @@ type Deps struct {
 	Tracker Tracker
 	// Quarantine may be nil: tag_action quarantine then tags and delivers.
 	Quarantine Quarantiner
+	// QuarantineDir, when set, is where the quarantine's store writes on
+	// this node's disk (SQLite's, in data_dir, beside the spool): a message
+	// is held only while that disk keeps smtp.spool_min_free besides it.
+	QuarantineDir string
 	// WhyURL, when set, is the public "why was I refused" page's prefix
 	// (http.public_url + "/why/"), quoted with the reference in refusals.
 	WhyURL string
