@@ -20,6 +20,7 @@ import (
 	"github.com/mxgrid/mxgrid/internal/smtptest"
 	"github.com/mxgrid/mxgrid/internal/testenv"
 	"github.com/mxgrid/mxgrid/notify"
+	"github.com/mxgrid/mxgrid/scanner"
 	"github.com/mxgrid/mxgrid/store"
 )
 
@@ -28,7 +29,7 @@ var digestKey = bytes.Repeat([]byte("k"), 32)
 
 // digestNode runs a node that quarantines example.org's tag band and
 // sends digests through smarthost every 100 ms (the period stays a day).
-func digestNode(t *testing.T, name, customer, smarthost string, mutate func(*config.Config)) *nodetest.Node {
+func digestNode(t *testing.T, name, customer, smarthost string, mutate func(*config.Config), extra ...scanner.Stage) *nodetest.Node {
 	t.Helper()
 	return quarantineNode(t, customer, func(cfg *config.Config) {
 		cfg.Node.Name = name
@@ -41,7 +42,7 @@ func digestNode(t *testing.T, name, customer, smarthost string, mutate func(*con
 		if mutate != nil {
 			mutate(cfg)
 		}
-	})
+	}, extra...)
 }
 
 // holdFor sends a tag-band message to rcpt.
@@ -274,6 +275,69 @@ func TestDigestTwoLeaders(t *testing.T) {
 	for r, ds := range got {
 		if len(ds) != 1 {
 			t.Errorf("%s got %d digests", r, len(ds))
+		}
+	}
+}
+
+// quotedTagBand scores a message whose text says "TAGME" in the tag band,
+// as nodetest.TagBand scores such a subject: a digest quotes the subjects
+// (and senders) of the spam it lists, and the model reads them there as
+// it read them in the spam (the built-in model put each of three digests
+// listing 60 of its corpus's tag-band subjects in the tag band).
+type quotedTagBand struct{}
+
+func (quotedTagBand) Name() string { return "quoted_tag_band" }
+
+func (quotedTagBand) Check(_ context.Context, _ *scanner.Envelope, m *scanner.Message) (scanner.Result, error) {
+	if strings.Contains(m.Text, "TAGME") {
+		return scanner.Result{Symbols: []scanner.Symbol{{Name: "TEST_QUOTED_TAG_BAND", Score: 8}}}, nil
+	}
+	return scanner.Result{}, nil
+}
+
+// TestDigestThroughTheFilterReachesItsRecipient: the smarthost delivers a
+// digest to its recipient's MX, which is this cluster; there the digest,
+// which lists the held spam's subjects, was scanned as any mail and put in
+// the tag band, so on a domain that quarantines it was held itself, never
+// seen, and listed in the next digest. A digest the cluster signed reaches
+// its recipient untagged; one changed on the way, or sent to another
+// recipient, is scanned as any mail.
+func TestDigestThroughTheFilterReachesItsRecipient(t *testing.T) {
+	smarthost := smtptest.StartSink(t)
+	customer := smtptest.StartSink(t)
+	n := digestNode(t, "digest-node", customer.Addr, smarthost.Addr, nil, scanner.Stage{Check: quotedTagBand{}, OnError: scanner.OnErrorAccept})
+	holdFor(t, n, "ann@example.org", "First")
+	digestsBy(t, smarthost, 1)
+	digest := smarthost.Messages()[0]
+	held := func() int {
+		_, body := api(t, n, "GET", "/api/v1/quarantine?state=held")
+		var list struct{ Items []struct{ ID int64 } }
+		if err := json.Unmarshal(body, &list); err != nil {
+			t.Fatal(err)
+		}
+		return len(list.Items)
+	}
+	// As the smarthost's delivery to the recipient's MX.
+	if code, reply := smtptest.Send(t, n.SMTPAddr(), digest.From, digest.Rcpts[0], digest.Data); code != 250 {
+		t.Fatalf("the digest, at the MX: %d %s", code, reply)
+	}
+	got := customer.Messages()
+	if len(got) != 1 || !bytes.Contains(got[0].Data, []byte("held for you")) || bytes.Contains(got[0].Data, []byte("X-Spam-Flag")) {
+		t.Fatalf("the customer has %d messages, want the digest untagged (quarantine holds %d)", len(got), held())
+	}
+	for _, tc := range []struct {
+		name, rcpt string
+		data       []byte
+	}{
+		{"changed", digest.Rcpts[0], bytes.Replace(digest.Data, []byte("Release:"), []byte("Releaze:"), 1)},
+		{"to another recipient", "bob@example.org", digest.Data},
+	} {
+		before := held()
+		if code, reply := smtptest.Send(t, n.SMTPAddr(), digest.From, tc.rcpt, tc.data); code != 250 {
+			t.Fatalf("%s: %d %s", tc.name, code, reply)
+		}
+		if held() != before+1 || len(customer.Messages()) != 1 {
+			t.Errorf("%s: not scanned as any mail (held %d, was %d; the customer has %d)", tc.name, held(), before, len(customer.Messages()))
 		}
 	}
 }

@@ -27,8 +27,8 @@ import (
 const quarantineToken = "quarantine-test-operator-token-0123456789"
 
 // quarantineNode configures a node whose example.org quarantines the tag
-// band; mutate adjusts it further.
-func quarantineNode(t *testing.T, sinkAddr string, mutate func(*config.Config)) *nodetest.Node {
+// band (nodetest.TagBand, and the extra stages); mutate adjusts it further.
+func quarantineNode(t *testing.T, sinkAddr string, mutate func(*config.Config), extra ...scanner.Stage) *nodetest.Node {
 	t.Helper()
 	tokFile := filepath.Join(t.TempDir(), "op.token")
 	if err := os.WriteFile(tokFile, []byte(quarantineToken), 0o600); err != nil {
@@ -44,7 +44,7 @@ func quarantineNode(t *testing.T, sinkAddr string, mutate func(*config.Config)) 
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	return nodetest.Start(t, cfg, []scanner.Stage{{Check: nodetest.TagBand{}, OnError: scanner.OnErrorAccept}})
+	return nodetest.Start(t, cfg, append([]scanner.Stage{{Check: nodetest.TagBand{}, OnError: scanner.OnErrorAccept}}, extra...))
 }
 
 // api calls the admin API as the operator and returns status and body.

@@ -9,13 +9,15 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"github.com/emersion/go-message/textproto"
+	"io"
 	"log/slog"
 	"net"
 	"net/netip"
 	"path/filepath"
 	"slices"
 	"time"
+
+	"github.com/emersion/go-message/textproto"
 
 	"github.com/mxgrid/mxgrid/admin"
 	"github.com/mxgrid/mxgrid/clientip"
@@ -126,6 +128,9 @@ type builder struct {
 	tracker    smtpd.Tracker // nil when tracking is off
 	quarantine *quarantine.Service
 	service    *admin.Service
+	// linkKeys sign the digests and their links, and verify the digests
+	// that come back through this node (one random key when none is set).
+	linkKeys [][]byte
 }
 
 // buildSteps are New's steps in order. Each may add parts and closers;
@@ -368,6 +373,9 @@ func (b *builder) buildSMTP(context.Context) error {
 		return nil
 	}))
 	var err error
+	if b.linkKeys, err = b.cfg.Notify.Keys(); err != nil {
+		return fmt.Errorf("notify.%w", err)
+	}
 	b.smtp, err = smtpd.New(b.cfg.SMTP, smtpd.Deps{
 		SpoolDir:      filepath.Join(b.cfg.DataDir, "spool"),
 		Outcomes:      outcomes,
@@ -375,6 +383,9 @@ func (b *builder) buildSMTP(context.Context) error {
 		Tracker:       b.tracker,
 		Quarantine:    b.quarantine,
 		QuarantineDir: b.quarantineDir(),
+		OwnMail: func(rcpt string, h textproto.Header, body func() io.Reader) bool {
+			return notify.Owns(b.linkKeys, b.cfg.Notify.LinkTTL, time.Now(), rcpt, h, body)
+		},
 		WhyURL:        b.whyURL(),
 		Directory:     b.directory,
 		Parser:        scanner.NewParser(b.cfg.Scanner.Weights).WithLimits(b.cfg.Scanner.Limits),
@@ -543,7 +554,7 @@ func (b *builder) mountPanel(context.Context) error {
 // and serves their links on every node.
 func (b *builder) mountDigests() error {
 	leader := func() bool { return b.cluster != nil && b.cluster.IsLeader() }
-	d, err := notify.New(b.cfg.Notify, notify.Options{Store: b.store, Items: b.quarantine, Domains: b.directory, BaseURL: b.cfg.HTTP.PublicURL,
+	d, err := notify.New(b.cfg.Notify, notify.Options{Store: b.store, Items: b.quarantine, Domains: b.directory, Keys: b.linkKeys, BaseURL: b.cfg.HTTP.PublicURL,
 		Hostname: b.cfg.SMTP.Hostname, Holder: b.cfg.Node.Name, Leader: leader, Log: b.log, Registerer: b.registry})
 	if err != nil {
 		return err

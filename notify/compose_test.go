@@ -1,7 +1,9 @@
 package notify
 
 import (
+	"bufio"
 	"bytes"
+	"fmt"
 	"io"
 	"mime/quotedprintable"
 	"net/mail"
@@ -9,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/emersion/go-message/textproto"
 
 	"github.com/mxgrid/mxgrid/quarantine"
 )
@@ -116,5 +120,59 @@ func TestComposeLinesFitSMTP(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestDigestIsKnownForItsOwnRecipientOnly: a digest coming back through
+// its recipient's MX is known by its signature, under any of the link
+// keys and in any case of the recipient's address, while its links work;
+// the same digest with its body changed, for another recipient, under
+// another key, or older than the links is not.
+func TestDigestIsKnownForItsOwnRecipientOnly(t *testing.T) {
+	old, cur := bytes.Repeat([]byte("o"), 32), bytes.Repeat([]byte("n"), 32)
+	written := time.Date(2026, 12, 7, 6, 0, 0, 0, time.UTC)
+	d := &Digests{cfg: Config{From: "digest@mx.example", LinkTTL: time.Hour}, keys: [][]byte{cur, old},
+		baseURL: "https://mx.example", hostname: "mx.example", now: func() time.Time { return written }}
+	raw := d.compose("ann@a.example", "R", []quarantine.Item{{ID: 1, Time: time.Now(), Sender: "s@x.example", Subject: "hi"}})
+	head, body, _ := bytes.Cut(raw, []byte("\r\n\r\n"))
+	h, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(append(head, "\r\n\r\n"...))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := written.Add(59 * time.Minute)
+	owns := func(keys [][]byte, rcpt string, body []byte) bool {
+		return Owns(keys, time.Hour, now, rcpt, h, func() io.Reader { return bytes.NewReader(body) })
+	}
+	for _, tc := range []struct {
+		name string
+		keys [][]byte
+		rcpt string
+		body []byte
+		want bool
+	}{
+		{"as sent", [][]byte{old, cur}, "ann@a.example", body, true},
+		{"another case", [][]byte{cur}, "Ann@A.example", body, true},
+		{"body changed", [][]byte{cur}, "ann@a.example", bytes.Replace(body, []byte("hi"), []byte("ho"), 1), false},
+		{"another recipient", [][]byte{cur}, "bob@a.example", body, false},
+		{"another key", [][]byte{old}, "ann@a.example", body, false},
+	} {
+		if got := owns(tc.keys, tc.rcpt, tc.body); got != tc.want {
+			t.Errorf("%s: owned %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	for _, at := range []time.Time{written.Add(time.Hour), written.Add(-time.Hour)} {
+		if now = at; owns([][]byte{cur}, "ann@a.example", body) {
+			t.Errorf("owned at %s, written at %s with links of an hour", at, written)
+		}
+	}
+	now = written
+	sig := h.Get(signatureField)
+	h.Set(signatureField, fmt.Sprint(written.Add(10*time.Minute).Unix())+sig[strings.IndexByte(sig, '.'):])
+	if owns([][]byte{cur}, "ann@a.example", body) {
+		t.Error("owned with its time changed")
+	}
+	h.Del(signatureField)
+	if owns([][]byte{cur}, "ann@a.example", body) {
+		t.Error("a message without the signature is owned")
 	}
 }

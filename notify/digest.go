@@ -9,11 +9,14 @@ package notify
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"log/slog"
 	"mime"
@@ -21,9 +24,11 @@ import (
 	"net"
 	"net/mail"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/emersion/go-message/textproto"
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 	"github.com/prometheus/client_golang/prometheus"
@@ -181,6 +186,9 @@ type Options struct {
 	// Domains is the tenant directory: a digest lists only what the
 	// domain now serving the recipient's name held.
 	Domains Domains
+	// Keys, when set, are the link keys (else cfg's): the node verifies
+	// digests that come back to it (Owns) with the same.
+	Keys [][]byte
 	// BaseURL is http.public_url: links point there.
 	BaseURL string
 	// Hostname introduces us to the smarthost; Holder names this node in
@@ -194,9 +202,12 @@ type Options struct {
 
 // New returns the digest job.
 func New(cfg Config, opts Options) (*Digests, error) {
-	keys, err := cfg.Keys()
-	if err != nil {
-		return nil, fmt.Errorf("notify: %w", err)
+	keys := opts.Keys
+	if len(keys) == 0 {
+		var err error
+		if keys, err = cfg.Keys(); err != nil {
+			return nil, fmt.Errorf("notify: %w", err)
+		}
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -446,21 +457,14 @@ func (d *Digests) compose(rcpt, brand string, items []quarantine.Item) []byte {
 		items = items[:maxDigestItems]
 		count = fmt.Sprintf("more than %d messages", maxDigestItems)
 	}
-	var b bytes.Buffer
-	// The brand is a display name only: quoted, or encoded without RFC
-	// 2047's forbidden specials, so no name makes another address.
-	fmt.Fprintf(&b, "From: %s\r\n", (&mail.Address{Name: brand + " quarantine", Address: d.cfg.From}).String())
-	fmt.Fprintf(&b, "To: <%s>\r\n", rcpt)
-	fmt.Fprintf(&b, "Subject: %s\r\n", mime.QEncoding.Encode("utf-8", fmt.Sprintf("%s: %s held for you", brand, count)))
-	fmt.Fprintf(&b, "Date: %s\r\nMessage-ID: <digest-%d@%s>\r\n", d.now().Format(time.RFC1123Z), d.now().UnixNano(), d.hostname)
 	// Quoted-printable, not 8bit: a held subject may be 998 bytes and a
 	// link to a 480-byte recipient near 1000, and a line past 998 octets
 	// (RFC 5322 2.1.1, 5321 4.5.3.1.6) has a strict smarthost (Exim's
 	// message_linelength_limit) refuse the whole digest: one spam with a
 	// long subject cost its recipient every digest while it was held. QP
 	// folds lines at 76 without changing the text, and needs no 8BITMIME.
-	b.WriteString("MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\nAuto-Submitted: auto-generated\r\n\r\n")
-	body := quotedprintable.NewWriter(&b)
+	var text bytes.Buffer
+	body := quotedprintable.NewWriter(&text)
 	fmt.Fprintf(body, "%s held these messages for %s because they look like spam.\r\n", brand, rcpt)
 	io.WriteString(body, "If one is yours, open its release link: it is delivered to your mailbox.\r\n\r\n")
 	if more {
@@ -472,7 +476,90 @@ func (d *Digests) compose(rcpt, brand string, items []quarantine.Item) []byte {
 	}
 	fmt.Fprintf(body, "Links work for %s. No more of these digests: %s\r\n", d.cfg.LinkTTL.Round(time.Hour), d.link(ActionOptOut, 0, rcpt))
 	body.Close()
+	var b bytes.Buffer
+	b.Grow(1024 + text.Len())
+	// The brand is a display name only: quoted, or encoded without RFC
+	// 2047's forbidden specials, so no name makes another address.
+	fmt.Fprintf(&b, "From: %s\r\n", (&mail.Address{Name: brand + " quarantine", Address: d.cfg.From}).String())
+	fmt.Fprintf(&b, "To: <%s>\r\n", rcpt)
+	fmt.Fprintf(&b, "Subject: %s\r\n", mime.QEncoding.Encode("utf-8", fmt.Sprintf("%s: %s held for you", brand, count)))
+	fmt.Fprintf(&b, "Date: %s\r\nMessage-ID: <digest-%d@%s>\r\n", d.now().Format(time.RFC1123Z), d.now().UnixNano(), d.hostname)
+	at := d.now().Unix()
+	sig, _ := bodyMACs(d.keys[:1], rcpt, at, bytes.NewReader(text.Bytes()))
+	fmt.Fprintf(&b, "%s: %d.%s\r\n", signatureField, at, base64.RawURLEncoding.EncodeToString(sig[0]))
+	b.WriteString("MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\nAuto-Submitted: auto-generated\r\n\r\n")
+	b.Write(text.Bytes())
 	return b.Bytes()
+}
+
+// A digest goes through the smarthost to its recipient's MX, which is
+// this cluster, and was scanned there as any mail: a list of spam
+// subjects and senders reads as spam does, so a recipient with much mail
+// held had the digest tagged, or held in the very quarantine it reports
+// on, never seen and listed in the next one. A digest carries a signature
+// of its recipient, its time and its body (under the link keys, with a
+// prefix no link's payload has), and the node it comes back to delivers
+// it as an allow-listed client's mail (Owns) while its links work: an old
+// digest sent again, whose subjects were written by spammers, is scanned.
+const signatureField = "X-Mxgrid-Digest"
+
+// signatureSkew is how far in the future a digest's time may be: the
+// clocks of the node that wrote it and the one it comes back to differ.
+const signatureSkew = 5 * time.Minute
+
+// maxSignedBody bounds what Owns reads of a message claiming to be a
+// digest: one lists at most maxDigestItems messages of a few KB each.
+const maxSignedBody = 4 << 20
+
+// bodyMACs are the signatures under each of keys of a digest for rcpt
+// written at (Unix seconds) whose body is read from body; false when it is
+// over maxSignedBody or cannot be read.
+func bodyMACs(keys [][]byte, rcpt string, at int64, body io.Reader) ([][]byte, bool) {
+	ws := make([]io.Writer, len(keys))
+	macs := make([]hash.Hash, len(keys))
+	for i, k := range keys {
+		macs[i] = hmac.New(sha256.New, k)
+		io.WriteString(macs[i], "digest\x00"+mailbox(rcpt)+"\x00"+strconv.FormatInt(at, 10)+"\x00")
+		ws[i] = macs[i]
+	}
+	n, err := io.Copy(io.MultiWriter(ws...), io.LimitReader(body, maxSignedBody+1))
+	if err != nil || n > maxSignedBody {
+		return nil, false
+	}
+	out := make([][]byte, len(macs))
+	for i, m := range macs {
+		out[i] = m.Sum(nil)
+	}
+	return out, true
+}
+
+// Owns reports whether a message for rcpt, with header h and the body
+// body returns, is a digest signed with one of keys less than maxAge
+// (notify.link_ttl) before now. The body is read only when the header
+// carries a signature of that age.
+func Owns(keys [][]byte, maxAge time.Duration, now time.Time, rcpt string, h textproto.Header, body func() io.Reader) bool {
+	ats, sig64, ok := strings.Cut(h.Get(signatureField), ".")
+	at, err := strconv.ParseInt(ats, 10, 64)
+	if !ok || err != nil {
+		return false
+	}
+	if t := time.Unix(at, 0); !t.After(now.Add(-maxAge)) || t.After(now.Add(signatureSkew)) {
+		return false
+	}
+	sig, err := base64.RawURLEncoding.DecodeString(sig64)
+	if err != nil || len(sig) != sha256.Size {
+		return false
+	}
+	macs, ok := bodyMACs(keys, rcpt, at, body())
+	if !ok {
+		return false
+	}
+	for _, m := range macs {
+		if hmac.Equal(m, sig) {
+			return true
+		}
+	}
+	return false
 }
 
 // oneLine keeps a sender's text on its line of the digest: control

@@ -1,10 +1,11 @@
 package smtpd
 
 import (
-	"github.com/mxgrid/mxgrid/mailaddr"
+	"io"
 	"net/netip"
 	"strings"
 
+	"github.com/mxgrid/mxgrid/mailaddr"
 	"github.com/mxgrid/mxgrid/scanner"
 	"github.com/mxgrid/mxgrid/tenant"
 )
@@ -26,6 +27,14 @@ func (ss *session) policy() scanner.Policy {
 	p.ClientAllowlisted = matchesIP(ss.domain.Lists.IPAllow, ss.clientIP)
 	p.SenderAllowlisted = matchesSender(ss.domain.Lists.SenderAllow, ss.from)
 	return p
+}
+
+// ownMail reports whether msg is mail this cluster wrote for the
+// transaction's one recipient (Deps.OwnMail).
+func (ss *session) ownMail(msg *scanner.Message) bool {
+	own := ss.srv.deps.OwnMail
+	return own != nil && len(ss.rcpts) == 1 &&
+		own(ss.rcpts[0], msg.Header, func() io.Reader { return msg.Reader(int64(msg.BodyOffset)) })
 }
 
 // blocked reports whether dom's block lists refuse this client or sender;

@@ -129,6 +129,13 @@ type Deps struct {
 	// this node's disk (SQLite's, in data_dir, beside the spool): a message
 	// is held only while that disk keeps smtp.spool_min_free besides it.
 	QuarantineDir string
+	// OwnMail, when set, reports whether a message for rcpt (header h,
+	// body read from what body returns) is mail this cluster wrote, a
+	// quarantine digest coming back through its recipient's MX, which is
+	// then delivered as an allow-listed client's: a digest lists held
+	// spam's subjects and senders, and scored as any mail it was tagged,
+	// or held in the quarantine it reports on.
+	OwnMail func(rcpt string, h textproto.Header, body func() io.Reader) bool
 	// WhyURL, when set, is the public "why was I refused" page's prefix
 	// (http.public_url + "/why/"), quoted with the reference in refusals.
 	WhyURL string

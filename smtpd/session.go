@@ -643,6 +643,9 @@ func (ss *session) deliver(b *body, holdable bool) (*smtp.SMTPError, Outcome, sc
 	}
 	_, env.TLS = ss.conn.TLSConnectionState()
 	policy := ss.policy()
+	if ss.ownMail(msg) {
+		policy.ClientAllowlisted = true
+	}
 	v := ss.srv.deps.Scanner.Scan(ss.ctx, env, msg, policy)
 	ss.note.verdict, ss.note.scanned = v, true
 	if reply, outcome, refused := verdictReply(v, ss.queueID, ss.srv.deps.WhyURL); refused {
