@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"database/sql"
 	"encoding/json"
 	"fmt"
@@ -22,6 +23,7 @@ import (
 	"github.com/mxgrid/mxgrid/scanner"
 	"github.com/mxgrid/mxgrid/store"
 	"github.com/mxgrid/mxgrid/tenant"
+	"github.com/mxgrid/mxgrid/tracking"
 )
 
 const quarantineToken = "quarantine-test-operator-token-0123456789"
@@ -327,5 +329,49 @@ func TestQuarantineKeepsTheSpoolsFreeDisk(t *testing.T) {
 				t.Errorf("/readyz does not say why: %s", body)
 			}
 		})
+	}
+}
+
+// TestReleaseInFlightAtShutdownFinishes: a node told to stop (SIGTERM,
+// as in a rolling upgrade) while a release is delivering lets it finish
+// within smtp.shutdown_grace, as it lets SMTP transactions finish. The
+// HTTP side gave its requests 5 s, and a release to a slower server (one
+// that holds its greeting, as Postfix's postscreen does for 6 s) was cut
+// by the process's exit: left releasing, the message could never be
+// released again, and whether it was delivered was unknown.
+func TestReleaseInFlightAtShutdownFinishes(t *testing.T) {
+	sink := smtptest.StartSink(t)
+	n := quarantineNode(t, sink.Addr, func(c *config.Config) { c.SMTP.ShutdownGrace = 15 * time.Second })
+	id := holdOne(t, n, sink)
+	gate := sink.GateData()
+	go func() {
+		// Its answer may be lost as the node stops: what matters is the item.
+		req, _ := http.NewRequest("POST", fmt.Sprintf("http://%s/api/v1/quarantine/%d/release", n.HTTPAddr(), id), nil)
+		req.Header.Set("Authorization", "Bearer "+quarantineToken)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	<-gate.Entered
+	stopped := make(chan struct{})
+	go func() {
+		n.Stop(t)
+		close(stopped)
+	}()
+	// Past the 5 s the HTTP side allowed its requests, well within the grace.
+	time.Sleep(6 * time.Second)
+	gate.Reply <- nil
+	<-stopped
+	if got := len(sink.Messages()); got != 1 {
+		t.Fatalf("the customer has %d messages, want the released one", got)
+	}
+	st, err := store.Open(store.Config{Driver: store.SQLite, DSN: filepath.Join(n.Config.DataDir, "mxgrid.db"), Timeout: 5 * time.Second}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	it, err := st.QuarantineItem(context.Background(), tracking.Scope{Operator: true}, id)
+	if err != nil || it.State != "released" {
+		t.Fatalf("after the node stopped the item is %q (%v), want released", it.State, err)
 	}
 }

@@ -407,6 +407,9 @@ func (b *builder) buildSMTP(context.Context) error {
 		b.run("memory limit", &memlimit.Tuner{Budget: b.cfg.SMTP.MemoryBudget, Reserved: b.smtp.MemoryReserved, Log: b.log})
 	}
 	lim := web.DefaultLimits()
+	// A release from the quarantine, delivering within its request, gets
+	// the grace an SMTP transaction gets.
+	lim.ShutdownGrace = max(lim.ShutdownGrace, b.cfg.SMTP.ShutdownGrace)
 	if lim.Exempt, err = clientip.ParseTrusted(b.cfg.HTTP.TrustedProxies); err != nil {
 		return fmt.Errorf("http.trusted_proxies%w", err)
 	}

@@ -51,6 +51,11 @@ type Limits struct {
 	// Exempt are the trusted proxies (http.trusted_proxies): all their
 	// clients come over their connections.
 	Exempt []netip.Prefix
+	// ShutdownGrace is how long requests in flight may finish once the
+	// server stops. A release from the quarantine delivers the message
+	// within its request: cut by the process's exit, it was left neither
+	// released nor held, and could never be released again.
+	ShutdownGrace time.Duration
 }
 
 // DefaultLimits fit the largest legitimate request (a recipient CSV import
@@ -62,6 +67,7 @@ func DefaultLimits() Limits {
 		WriteTimeout:      90 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
+		ShutdownGrace:     5 * time.Second,
 		MaxBodyBytes:      40 << 20,
 		MaxConns:          1024,
 		MaxConnsPerClient: 256,
@@ -288,7 +294,8 @@ func (c *clientCapConn) Close() error {
 }
 
 // Serve serves the public listener l and the management listener mgmt
-// (nil: none) until ctx is cancelled, then shuts both down within 5 s.
+// (nil: none) until ctx is cancelled, then shuts both down within the
+// limits' ShutdownGrace.
 func (s *Server) Serve(ctx context.Context, l, mgmt net.Listener) error {
 	servers := []*http.Server{s.server(s.Handler())}
 	listeners := []net.Listener{l}
@@ -308,7 +315,7 @@ func (s *Server) Serve(ctx context.Context, l, mgmt net.Listener) error {
 		return err
 	case <-ctx.Done():
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	sctx, cancel := context.WithTimeout(context.Background(), s.limits.ShutdownGrace)
 	defer cancel()
 	var errs []error
 	for _, srv := range servers {
