@@ -374,4 +374,15 @@ func TestReleaseInFlightAtShutdownFinishes(t *testing.T) {
 	if err != nil || it.State != "released" {
 		t.Fatalf("after the node stopped the item is %q (%v), want released", it.State, err)
 	}
+	if err := st.MigrateTracking(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	recs, _, err := st.SearchTracking(context.Background(), tracking.Filter{Scope: tracking.Scope{Operator: true}, Recipient: "bob@example.org", Limit: 10})
+	var statuses []string
+	for _, r := range recs {
+		statuses = append(statuses, string(r.Status))
+	}
+	if err != nil || strings.Join(statuses, ",") != "delivered,quarantined" {
+		t.Fatalf("the message log has %v (%v), want the release's delivery and the hold", statuses, err)
+	}
 }

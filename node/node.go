@@ -652,11 +652,16 @@ func (n *Node) Health() *health.Registry { return n.health }
 func (n *Node) Run(ctx context.Context) error {
 	defer n.close()
 	n.log.Info("node started", "smtp", n.SMTPAddr(), "http", n.HTTPAddr(), "management", n.ManagementAddr(), "provider", n.cfg.Node.Provider, "region", n.cfg.Node.Region)
+	// Parts stop in reverse: SMTP drains first, then HTTP, whose requests
+	// use the other parts (a release delivers through the relay and is
+	// recorded in message tracking): stopped last, a release finishing
+	// in its grace found the relay's sessions closed and its record
+	// unwritten, the message log saying held what was delivered.
 	parts := slices.Concat(
-		[]part{{"http", RunFunc(func(ctx context.Context) error { return n.web.Serve(ctx, n.httpListener, n.mgmtListener) })},
-			{"cluster", n.cluster}},
+		[]part{{"cluster", n.cluster}},
 		n.parts,
-		[]part{{"smtp", RunFunc(n.serveSMTP)}})
+		[]part{{"http", RunFunc(func(ctx context.Context) error { return n.web.Serve(ctx, n.httpListener, n.mgmtListener) })},
+			{"smtp", RunFunc(n.serveSMTP)}})
 	failed := make(chan error, len(parts))
 	stops := make([]func(), len(parts))
 	for i, p := range parts {
