@@ -324,7 +324,10 @@ func (d *Digests) RunOnce(ctx context.Context) (int, error) {
 			}
 			d.sent.WithLabelValues("deferred").Inc()
 			d.log.Warn("sending a digest, deferred to the next check", "recipient", rcpt, "err", err)
-			if err := d.store.UnmarkDigest(ctx, rcpt, run); err != nil {
+			// Also when the run is being stopped, which may be why the
+			// send failed (its dial cancelled): left recorded, the
+			// digest was not sent that period at all.
+			if err := d.store.UnmarkDigest(context.WithoutCancel(ctx), rcpt, run); err != nil {
 				return sent, err
 			}
 			if nt.smarthostDown {

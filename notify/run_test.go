@@ -190,3 +190,35 @@ func TestDigestToAnSMTPUTF8Mailbox(t *testing.T) {
 		t.Fatalf("smarthost got %+v, want one digest to jürgen@b.example with SMTPUTF8", m)
 	}
 }
+
+// stopAfterMark is the real store, with the node told to stop (ctx
+// cancelled) as a digest's record is written, before the digest is sent.
+type stopAfterMark struct {
+	brandedStore
+	stop context.CancelFunc
+}
+
+func (s stopAfterMark) MarkDigest(ctx context.Context, recipient, run string, now time.Time) (bool, error) {
+	first, err := s.brandedStore.MarkDigest(ctx, recipient, run, now)
+	s.stop()
+	return first, err
+}
+
+// TestDigestCutByShutdownIsSentLater: a digest recorded and then not
+// sent because the node was stopping (its dial cancelled) is forgotten
+// again, so the next leader's check sends it. Forgotten with the stopping
+// run's context, the record stayed, and the recipient got no digest that
+// period.
+func TestDigestCutByShutdownIsSentLater(t *testing.T) {
+	smarthost := smtptest.StartSink(t)
+	d, _ := digestsFor(t, smarthost.Addr, "a@b.example")
+	ctx, cancel := context.WithCancel(context.Background())
+	d.store = stopAfterMark{brandedStore: d.store.(brandedStore), stop: cancel}
+	if n, _ := d.RunOnce(ctx); n != 0 {
+		t.Fatalf("the stopping run sent %d digests", n)
+	}
+	d.store = d.store.(stopAfterMark).brandedStore
+	if n, err := d.RunOnce(context.Background()); err != nil || n != 1 || len(smarthost.Messages()) != 1 {
+		t.Fatalf("next check: sent %d (%v), smarthost has %d; want 1 each", n, err, len(smarthost.Messages()))
+	}
+}
