@@ -125,7 +125,7 @@ type builder struct {
 	guard      *netguard.Guard
 	pipeline   *scanner.Pipeline
 	recorder   smtpd.Recorder
-	tracker    smtpd.Tracker // nil when tracking is off
+	tracker    quarantine.Tracker // nil when tracking is off; smtpd.Tracker too
 	quarantine *quarantine.Service
 	service    *admin.Service
 	// linkKeys sign the digests and their links, and verify the digests

@@ -252,8 +252,10 @@ func (c Config) Validate() error {
 }
 
 // Tracker records a release in message tracking; *tracking.Recorder.
+// Room says how many records Record takes before it drops the oldest.
 type Tracker interface {
 	Record(tracking.Record)
+	Room() (free, size int)
 }
 
 // Service is the quarantine's one door: smtpd holds, the API, panel and
@@ -571,8 +573,12 @@ func (s *Service) Delete(ctx context.Context, scope tracking.Scope, id int64, by
 // at "quarantined", as if no release had been tried. Quarantined, not
 // delivered: nothing says the customer's server took it.
 func (s *Service) Prune(ctx context.Context) (int64, error) {
+	waiting := s.tracker != nil
 	return s.store.PruneQuarantine(ctx, s.now().Add(-s.cfg.Retention), func(expired []Item) {
 		for _, it := range expired {
+			if waiting {
+				waiting = s.awaitTracking(ctx, len(it.Recipients))
+			}
 			what := "deleted from the quarantine after the retention"
 			if it.State == StateReleasing {
 				what += "; a release by " + it.ReleasedBy + " began at " + it.ReleasedAt.UTC().Format(time.RFC3339) +
@@ -581,6 +587,36 @@ func (s *Service) Prune(ctx context.Context) (int64, error) {
 			s.track(it, tracking.StatusQuarantined, what, "")
 		}
 	})
+}
+
+// trackingStall is how long an expiry waits on message tracking that
+// takes no record at all (its store down or stuck) before it records the
+// rest of the run as mail does, dropping the oldest when the buffer is
+// full. A var for the tests.
+var trackingStall = 10 * time.Second
+
+// awaitTracking waits until the tracker takes n more records without
+// dropping any, and reports whether it did. An expiry of a backlog is
+// records by the hundred thousand, put as fast as the store deletes; put
+// at once they pushed out of the buffer the records of the mail of the
+// last seconds, whose "where is my mail?" then had no answer. It gives up
+// when the tracker makes no progress for trackingStall, or ctx ends.
+func (s *Service) awaitTracking(ctx context.Context, n int) bool {
+	free, size := s.tracker.Room()
+	best, since := free, time.Now()
+	for free < min(n, size) {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(20 * time.Millisecond):
+		}
+		if free, _ = s.tracker.Room(); free > best {
+			best, since = free, time.Now()
+		} else if time.Since(since) > trackingStall {
+			return false
+		}
+	}
+	return true
 }
 
 // MaxMessage bounds a decompressed message: a corrupt or hostile row

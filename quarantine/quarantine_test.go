@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -461,6 +462,8 @@ type trackLog []tracking.Record
 
 func (l *trackLog) Record(r tracking.Record) { *l = append(*l, r) }
 
+func (l *trackLog) Room() (free, size int) { return math.MaxInt, math.MaxInt }
+
 // TestReleaseAndDeleteAreTracked: a release and a delete each leave a
 // message-tracking record naming who did it, so that a
 // customer asking after a message finds it held and then released or
@@ -616,6 +619,72 @@ func TestExpiryIsTracked(t *testing.T) {
 	if len(log) != 1 || log[0].Recipient != "held@a.example" || log[0].Status != tracking.StatusQuarantined ||
 		log[0].Reply != "deleted from the quarantine after the retention" || log[0].QueueID != "Q1" || log[0].DomainID != 7 {
 		t.Fatalf("tracked %+v, want the expiry of the item still held", log)
+	}
+}
+
+// slowTracking is message tracking's store, slow (each write takes a few
+// milliseconds) or down (every write fails).
+type slowTracking struct {
+	down   bool
+	stored atomic.Int64
+}
+
+func (s *slowTracking) InsertTracking(_ context.Context, recs []tracking.Record) error {
+	if s.down {
+		return errors.New("tracking store down")
+	}
+	time.Sleep(2 * time.Millisecond)
+	s.stored.Add(int64(len(recs)))
+	return nil
+}
+
+func (s *slowTracking) PruneTracking(context.Context, time.Time) (int64, error) { return 0, nil }
+
+// TestExpiryWaitsForTrackingRoom: the expiry of many held messages puts
+// its records no faster than message tracking writes them, so it pushes
+// none out of the buffer (there, the records of the mail of the last
+// seconds); with tracking's store down it waits only trackingStall, then
+// ends as before.
+func TestExpiryWaitsForTrackingRoom(t *testing.T) {
+	defer quarantine.SetTrackingStall(200 * time.Millisecond)()
+	const items, rcpts = 10, 30
+	for _, down := range []bool{false, true} {
+		t.Run(fmt.Sprintf("tracking down %v", down), func(t *testing.T) {
+			ctx := context.Background()
+			clock := time.Date(2027, 3, 1, 9, 0, 0, 0, time.UTC)
+			cfg := tracking.DefaultConfig()
+			cfg.Buffer, cfg.BatchSize, cfg.FlushInterval = 50, 10, 10*time.Millisecond
+			st := &slowTracking{down: down}
+			rec, err := tracking.NewRecorder(cfg, st, nil, nil, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rctx, stop := context.WithCancel(ctx)
+			ran := make(chan error, 1)
+			go func() { ran <- rec.Run(rctx) }()
+			svc := quarantine.New(quarantine.DefaultConfig(), openStore(t), &recorder{}, func() time.Time { return clock })
+			svc.TrackReleases(rec)
+			for i := range items {
+				to := make([]string, rcpts)
+				for j := range to {
+					to[j] = fmt.Sprintf("r%d.%d@a.example", i, j)
+				}
+				if _, err := svc.Hold(ctx, quarantine.Item{Domain: "a.example", DomainID: 7, CustomerID: 1, Sender: "s@x.example",
+					Recipients: to, QueueID: "Q1"}, strings.NewReader("Subject: x\r\n\r\nx\r\n")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			clock = clock.Add(quarantine.DefaultConfig().Retention + time.Hour)
+			// An item per recipient.
+			if n, err := svc.Prune(ctx); err != nil || n != items*rcpts {
+				t.Fatalf("prune: %d %v, want %d", n, err, items*rcpts)
+			}
+			stop()
+			<-ran
+			if got := st.stored.Load(); !down && got != items*rcpts {
+				t.Errorf("tracking stored %d expiry records, want %d: the expiry pushed records out of its buffer", got, items*rcpts)
+			}
+		})
 	}
 }
 

@@ -128,6 +128,10 @@ func (r *Recorder) Record(rec Record) {
 	r.queue.Put(rec)
 }
 
+// Room is how many records Record takes before it drops the oldest, and
+// how many the buffer holds in all (batchq.Queue.Room).
+func (r *Recorder) Room() (free, size int) { return r.queue.Room() }
+
 // Clip makes s one line of printable, valid UTF-8 of at most 998 bytes:
 // what a client or a downstream server wrote is shown in the panel, the API
 // and the CLI, and PostgreSQL stores nothing else. The quarantine keeps its

@@ -163,6 +163,15 @@ func (q *Queue[T, R]) Len() int {
 	return q.n
 }
 
+// Room is how many records Put takes before it drops the oldest, and how
+// many the buffer holds in all: a producer of records in bulk, which may
+// wait, waits for room rather than pushing out the SMTP path's records.
+func (q *Queue[T, R]) Room() (free, size int) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.buf) - q.n, len(q.buf)
+}
+
 // Put queues v and returns at once: it never blocks and never fails. When
 // the buffer is full the oldest queued record is dropped and counted.
 func (q *Queue[T, R]) Put(v T) {
