@@ -97,7 +97,7 @@ func (ss *session) hold(v scanner.Verdict, holdable bool, size int64, out io.Rea
 		ss.srv.deps.Health.Set(healthQuarantine, health.OK, "")
 	}
 	ss.srv.metrics.quarantined.Inc()
-	return quarantinedReply(ss.queueID, ids), true
+	return quarantinedReply(ss.queueID, len(ids)), true
 }
 
 // readFailure remembers the error of the reader it passes on.

@@ -126,14 +126,16 @@ func deliveredReply(v scanner.Verdict, queueID, downstream string) (*smtp.SMTPEr
 
 // quarantinedReply tells the sender we took the message: it is held in
 // the recipients' quarantine (committed before this reply), one item per
-// recipient; the reply names the first.
-func quarantinedReply(queueID string, ids []int64) *smtp.SMTPError {
-	more := ""
-	if len(ids) > 1 {
-		more = fmt.Sprintf(" (+%d more)", len(ids)-1)
+// recipient. It names the message by the reference message tracking
+// finds it under, as our refusals do, and not by the items' ids: those
+// count every tenant's held mail, which a sender has no business learning
+// from two probes.
+func quarantinedReply(queueID string, items int) *smtp.SMTPError {
+	for1 := ""
+	if items > 1 {
+		for1 = fmt.Sprintf(" for %d recipients", items)
 	}
-	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0},
-		Message: fmt.Sprintf("ok, quarantined as %d%s [ref %s]", ids[0], more, queueID)}
+	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "ok, quarantined" + for1 + " [ref " + queueID + "]"}
 }
 
 // relayRefused is the outcome of a message the customer's server refused

@@ -92,8 +92,8 @@ func replyTable() []replyCase {
 		{name: "verdictReply spam with why", reply: whySpam, code: 550, enhanced: smtp.EnhancedCode{5, 7, 1},
 			prefix: "message rejected as spam [ref Q1] see https://filter.example/why/Q1", outcome: whySpamOutcome},
 		with(verdictCase(scanner.Tempfail, verdict.ReasonCheckError, "clamav unavailable"), "verdictReply tempfail", 451, smtp.EnhancedCode{4, 7, 1}, "message could not be fully scanned"),
-		{name: "quarantinedReply", reply: quarantinedReply("Q1", []int64{42}), code: 250, enhanced: smtp.EnhancedCode{2, 0, 0}, prefix: "ok, quarantined as 42 [ref Q1]"},
-		{name: "quarantinedReply two recipients", reply: quarantinedReply("Q1", []int64{42, 43}), code: 250, enhanced: smtp.EnhancedCode{2, 0, 0}, prefix: "ok, quarantined as 42 (+1 more) [ref Q1]"},
+		{name: "quarantinedReply", reply: quarantinedReply("Q1", 1), code: 250, enhanced: smtp.EnhancedCode{2, 0, 0}, prefix: "ok, quarantined [ref Q1]"},
+		{name: "quarantinedReply two recipients", reply: quarantinedReply("Q1", 2), code: 250, enhanced: smtp.EnhancedCode{2, 0, 0}, prefix: "ok, quarantined for 2 recipients [ref Q1]"},
 		{name: "deliveredReply", reply: delivered, code: 250, enhanced: smtp.EnhancedCode{2, 0, 0}, prefix: "ok, delivered as Q1 (customer server: 2.0.0 queued as X)", outcome: deliveredOutcome},
 		{name: "deliveredReply tagged", reply: tagged, code: 250, enhanced: smtp.EnhancedCode{2, 0, 0}, prefix: "ok, delivered as Q1 (customer server: ok)", outcome: taggedOutcome},
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -369,7 +370,8 @@ func TestQuarantinedRecipientsAreTracked(t *testing.T) {
 	cfg.Domains = append(cfg.Domains, d)
 	deps := configDeps(t, cfg, []scanner.Stage{{Check: scoreCheck{score: 8}}})
 	log := &trackerLog{}
-	deps.Tracker, deps.Quarantine = log, &holdAll{}
+	const heldID = 73411 // the first item's id
+	deps.Tracker, deps.Quarantine = log, &holdAll{next: heldID - 1}
 	n := startWith(t, cfg, deps)
 	c := dial(t, n.SMTPAddr())
 	c.cmd(250, "MAIL FROM:<alice@sender.test>")
@@ -379,6 +381,11 @@ func TestQuarantinedRecipientsAreTracked(t *testing.T) {
 	recs := log.take()
 	if len(recs) != 2 || recs[0].Recipient != "bob@example.org" || recs[1].Recipient != "carol@example.org" {
 		t.Fatalf("records %+v", recs)
+	}
+	// The items' ids count every tenant's held mail: not the sender's
+	// to learn.
+	if strings.Contains(reply, strconv.Itoa(heldID)) {
+		t.Errorf("reply %q names the quarantine item %d", reply, heldID)
 	}
 	for _, r := range recs {
 		if r.Status != tracking.StatusQuarantined || r.ReplyCode != 250 || r.Reference == "" || !strings.Contains(reply, "[ref "+r.Reference+"]") {
