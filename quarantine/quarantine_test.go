@@ -319,24 +319,20 @@ func TestDamagedBodyIsAnErrorNotAMessage(t *testing.T) {
 			st := openStore(t)
 			downstream := &recorder{}
 			svc := quarantine.New(quarantine.DefaultConfig(), st, downstream, nil)
-			ids, err := svc.Hold(ctx, quarantine.Item{Domain: "a.example", DomainID: 1, Sender: "s@x.example",
-				Recipients: []string{"bob@a.example"}}, strings.NewReader("Subject: hi\r\n\r\nbody\r\n"))
-			if err != nil {
-				t.Fatal(err)
-			}
+			id := holdOne(t, svc)
 			if _, err := st.DB.ExecContext(ctx, tc.damage); err != nil {
 				t.Fatal(err)
 			}
-			if _, _, err := svc.Release(ctx, tracking.Scope{Operator: true}, ids[0], "op"); err == nil {
+			if _, _, err := svc.Release(ctx, tracking.Scope{Operator: true}, id, "op"); err == nil {
 				t.Error("release of a damaged message succeeded")
 			}
 			if len(downstream.held) != 0 {
 				t.Errorf("delivered %d times", len(downstream.held))
 			}
-			if _, msg, err := opened(svc, ids[0]); err == nil {
+			if _, msg, err := opened(svc, id); err == nil {
 				t.Errorf("preview of a damaged message: no error, %d bytes", len(msg))
 			}
-			if it, err := svc.Item(ctx, tracking.Scope{Operator: true}, ids[0]); err != nil || it.State != quarantine.StateHeld {
+			if it, err := svc.Item(ctx, tracking.Scope{Operator: true}, id); err != nil || it.State != quarantine.StateHeld {
 				t.Errorf("after the failed release: %v %v", it.State, err)
 			}
 		})
@@ -378,22 +374,18 @@ func TestReleaseOutcomeSurvivesABlip(t *testing.T) {
 			downstream := &recorder{fail: tc.refuse}
 			svc := quarantine.New(quarantine.DefaultConfig(), st, downstream, nil)
 			op := tracking.Scope{Operator: true}
-			ids, err := svc.Hold(ctx, quarantine.Item{Domain: "a.example", DomainID: 1, Sender: "s@x.example",
-				Recipients: []string{"bob@a.example"}}, strings.NewReader("Subject: hi\r\n\r\nbody\r\n"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			_, _, err = svc.Release(ctx, op, ids[0], "op")
+			id := holdOne(t, svc)
+			_, _, err := svc.Release(ctx, op, id, "op")
 			if (err != nil) != tc.refuse {
 				t.Fatalf("release: %v", err)
 			}
-			it, err := svc.Item(ctx, op, ids[0])
+			it, err := svc.Item(ctx, op, id)
 			if err != nil || it.State != tc.wantState {
 				t.Fatalf("after the release: %q %v, want %q", it.State, err, tc.wantState)
 			}
 			if tc.refuse {
 				downstream.fail = false
-				if _, _, err := svc.Release(ctx, op, ids[0], "op"); err != nil {
+				if _, _, err := svc.Release(ctx, op, id, "op"); err != nil {
 					t.Fatalf("second release once the server takes it: %v", err)
 				}
 			}
@@ -435,21 +427,17 @@ func TestReleaseWhoseClaimFailedCanBeTriedAgain(t *testing.T) {
 	downstream := &recorder{}
 	svc := quarantine.New(quarantine.DefaultConfig(), st, downstream, nil)
 	op := tracking.Scope{Operator: true}
-	ids, err := svc.Hold(ctx, quarantine.Item{Domain: "a.example", DomainID: 1, Sender: "s@x.example",
-		Recipients: []string{"bob@a.example"}}, strings.NewReader("Subject: hi\r\n\r\nbody\r\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := svc.Release(ctx, op, ids[0], "op"); err == nil {
+	id := holdOne(t, svc)
+	if _, _, err := svc.Release(ctx, op, id, "op"); err == nil {
 		t.Fatal("the release whose claim failed succeeded")
 	}
 	if len(downstream.got) != 0 {
 		t.Fatal("the release whose claim failed delivered")
 	}
-	if it, err := svc.Item(ctx, op, ids[0]); err != nil || it.State != quarantine.StateHeld {
+	if it, err := svc.Item(ctx, op, id); err != nil || it.State != quarantine.StateHeld {
 		t.Fatalf("after the failed claim: %q %v, want held", it.State, err)
 	}
-	if _, _, err := svc.Release(ctx, op, ids[0], "op"); err != nil {
+	if _, _, err := svc.Release(ctx, op, id, "op"); err != nil {
 		t.Fatalf("the release tried again: %v", err)
 	}
 	if len(downstream.got) != 1 {
@@ -620,6 +608,17 @@ func TestExpiryIsTracked(t *testing.T) {
 		log[0].Reply != "deleted from the quarantine after the retention" || log[0].QueueID != "Q1" || log[0].DomainID != 7 {
 		t.Fatalf("tracked %+v, want the expiry of the item still held", log)
 	}
+}
+
+// holdOne holds a small message for bob@a.example and returns its id.
+func holdOne(t *testing.T, svc *quarantine.Service) int64 {
+	t.Helper()
+	ids, err := svc.Hold(context.Background(), quarantine.Item{Domain: "a.example", DomainID: 1, Sender: "s@x.example",
+		Recipients: []string{"bob@a.example"}}, strings.NewReader("Subject: hi\r\n\r\nbody\r\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ids[0]
 }
 
 // slowTracking is message tracking's store, slow (each write takes a few
