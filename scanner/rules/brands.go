@@ -114,12 +114,15 @@ type brandKey struct {
 const maxKeyLen = 63
 
 // genericKeys are first labels of brand domains that are ordinary words:
-// "office-supplies.com" imitates nobody.
+// "office-supplies.com" imitates nobody, nor does "easy-tax.co.uk" HMRC
+// (tax.service.gov.uk) or finanzen.net, two letters from "finances",
+// the French tax office (finances.gouv.fr).
 var genericKeys = map[string]bool{
 	"live": true, "office": true, "outlook": true, "windows": true, "me": true, "msn": true, "bing": true,
 	"meta": true, "fb": true, "db": true, "bb": true, "gov": true, "booking": true, "steam": true,
 	"aws": true, "azure": true, "mabanque": true,
 	"post": true, "visa": true, "zoom": true, "ledger": true, "caf": true, "ssa": true, "hermes": true, "norton": true,
+	"tax": true, "finances": true,
 }
 
 var brands = parseBrands(brandsList)
@@ -353,8 +356,8 @@ func (idx *brandIndex) lookalikeUnder(host, org string) (b *brand, why string) {
 		}
 	}
 	// A brand's own name on a top-level domain the list does not give it
-	// (binance.us) is that brand, not a misspelling of another within
-	// two letters (finances.gouv.fr's "finances").
+	// (binance.us) is that brand, not a misspelling of another brand's
+	// key within two letters.
 	if idx.keys[first] != nil {
 		return nil, ""
 	}

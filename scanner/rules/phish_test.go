@@ -188,7 +188,12 @@ func TestLookalike(t *testing.T) {
 		{"volksbank-sicherheit.com", "volksbank"},
 		{"meine-volksbank.de", ""},
 		{"confirmation.tax.service.gov.uk", ""}, // HMRC's own, below a public suffix
-		{"binance.us", ""},                      // a brand's name on another TLD, not a misspelt "finances"
+		{"easy-tax.co.uk", ""},                  // an accountant: "tax" is a word, not HMRC
+		{"hmrc-tax-refund.com", "hmrc"},
+		{"finanzen.net", ""},      // a German finance portal, not a misspelt finances.gouv.fr
+		{"home-finances.com", ""}, // nor a household budget's site
+		{"impots-remboursement.com", "impots"},
+		{"binance.us", ""}, // a brand's name on another TLD
 		{"binance-us.com", "binance"},
 		{"paypal-community.com", ""}, // PayPal's own forum
 		{"www.paypal-communlty.com", "paypal"},
