@@ -403,7 +403,7 @@ func appendCalendarLinks(urls []URL, leaves []Leaf) []URL {
 		if room <= 0 {
 			break
 		}
-		if !isCalendar(l.Part) {
+		if !l.Part.IsCalendar() {
 			continue
 		}
 		text := calendarUnfold.Replace(string(l.Data))
@@ -417,8 +417,8 @@ func appendCalendarLinks(urls []URL, leaves []Leaf) []URL {
 
 var calendarUnfold = strings.NewReplacer("\r\n ", "", "\r\n\t", "", "\n ", "", "\n\t", "")
 
-// isCalendar reports an iCalendar part, by its type or its name.
-func isCalendar(p Part) bool {
+// IsCalendar reports an iCalendar part, by its type or its name.
+func (p Part) IsCalendar() bool {
 	return p.ContentType == "text/calendar" || p.ContentType == "application/ics" || p.namedAs("ics")
 }
 

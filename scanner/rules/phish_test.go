@@ -558,6 +558,27 @@ func TestMentionsRecipient(t *testing.T) {
 	}
 }
 
+// Google Calendar sends each attendee its own copy of an invitation,
+// the attendee's address closing the subject.
+func TestMentionsRecipientCalendarInvitee(t *testing.T) {
+	const invitation = "Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: text/plain\n\nReview\nThursday Dec 10, 2026\n" +
+		"--b\nContent-Type: text/calendar; method=REQUEST\n\nBEGIN:VCALENDAR\nMETHOD:REQUEST\nBEGIN:VEVENT\nSUMMARY:Review\nEND:VEVENT\nEND:VCALENDAR\n--b--\n"
+	const plain = "Content-Type: text/plain\n\nHello,\n"
+	for _, tc := range []struct {
+		name, subject, body string
+		want                bool
+	}{
+		{"the invitation's own subject", "Invitation: Review @ Thu Dec 10, 2026 3pm - 3:30pm (CET) (Ana.Silva@example.com)", invitation, false},
+		{"that subject without an invitation", "Invitation: Review @ Thu Dec 10, 2026 3pm - 3:30pm (CET) (ana.silva@example.com)", plain, true},
+		{"an invitation addressing the reader elsewhere in the subject", "ana.silva@example.com: your mailbox is full", invitation, true},
+	} {
+		m := msg("From: a@sender.example\nTo: ana.silva@example.com\nSubject: " + tc.subject + "\nMIME-Version: 1.0\n" + tc.body)
+		if got := mentionsRecipient(m, "ana.silva@example.com"); got != tc.want {
+			t.Errorf("%s: mentionsRecipient = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
 func FuzzContainsAddressWord(f *testing.F) {
 	f.Add("dear ana.silva,", "ana.silva")
 	f.Add("xana.silva ana.silva", "ana.silva")

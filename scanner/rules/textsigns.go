@@ -391,7 +391,7 @@ func mentionsRecipient(m *scanner.Message, rcpt string) bool {
 		return false
 	}
 	places := make([]string, 1, 3)
-	places[0] = m.Subject
+	places[0] = subjectBesidesInvitee(m, rcpt)
 	// The greeting is folded on the stack, most often all of it.
 	var folded [2 * greetingBytes]byte
 	for _, t := range []string{m.Text, m.HTML.Text} {
@@ -409,6 +409,25 @@ func mentionsRecipient(m *scanner.Message, rcpt string) bool {
 		}
 	}
 	return false
+}
+
+// subjectBesidesInvitee is the subject without the invitee's address
+// that a calendar invitation's subject ends with (Google Calendar's
+// "Invitation: Review @ Thu Dec 10, 2026 3pm - 3:30pm (CET)
+// (ana@example.com)", sent to each attendee): the calendar names whose
+// copy it is, as a phish greeting the reader by mailbox does not.
+func subjectBesidesInvitee(m *scanner.Message, rcpt string) string {
+	s := m.Subject
+	suffix := "(" + rcpt + ")"
+	if len(s) < len(suffix) || !strings.EqualFold(s[len(s)-len(suffix):], suffix) {
+		return s
+	}
+	for _, l := range m.Leaves {
+		if l.Part.IsCalendar() {
+			return s[:len(s)-len(suffix)]
+		}
+	}
+	return s
 }
 
 // containsAddressWord reports whether s holds w with no letter, digit or
