@@ -99,6 +99,9 @@ type Message struct {
 	// empty when From is missing or unparsable.
 	FromName string
 	FromAddr string
+	// fromNameQuoted: FromName may hold RFC 2047 words the address
+	// parser left as written (ShownFromName).
+	fromNameQuoted bool
 	// Text is the decoded text of the text/plain parts, in tree order.
 	Text string
 	// HTML describes the text/html parts: visible text, hidden text, links.
@@ -502,6 +505,20 @@ func decodeNameWords(n string) string {
 	return n
 }
 
+// ShownFromName is FromName as mail clients show it. A display name
+// written as a quoted string keeps its RFC 2047 words ("=?gb18030?B?
+// zfXA9g==?=" <wang@qq.com>, as QQ Mail and Foxmail write every name):
+// RFC 2047 5 says they are no encoded words there and net/mail leaves
+// them, but Gmail, Outlook, Apple Mail and Thunderbird decode them and
+// show the name, "PayPal" for "=?utf-8?B?UGF5UGFs?=", so the rules read
+// this. The model reads FromName, as it was trained.
+func (m *Message) ShownFromName() string {
+	if !m.fromNameQuoted || !strings.Contains(m.FromName, "=?") {
+		return m.FromName
+	}
+	return decodeNameWords(m.FromName)
+}
+
 func (m *Message) parseFrom(mh mail.Header) {
 	// The first address alone is parsed: a sender chooses how many
 	// follow (see AddressListElements).
@@ -514,6 +531,7 @@ func (m *Message) parseFrom(mh mail.Header) {
 		if len(first) <= MaxAddressBytes {
 			if a, err := mail.ParseAddress(first); err == nil {
 				m.FromName = a.Name
+				m.fromNameQuoted = strings.HasPrefix(strings.TrimLeft(first, " \t"), `"`)
 				m.FromAddr = strings.ToLower(a.Address)
 				return
 			}
@@ -525,6 +543,7 @@ func (m *Message) parseFrom(mh mail.Header) {
 	raw := mh.Get("From")
 	if i := strings.IndexByte(raw, '<'); i >= 0 {
 		m.FromName = strings.Trim(strings.TrimSpace(raw[:i]), `"`)
+		m.fromNameQuoted = true // nothing decoded it
 		if j := strings.IndexByte(raw[i:], '>'); j > 0 {
 			m.FromAddr = strings.ToLower(strings.TrimSpace(raw[i+1 : i+j]))
 		}

@@ -860,3 +860,24 @@ func TestTextLetters(t *testing.T) {
 		}
 	}
 }
+
+// A quoted display name keeps its RFC 2047 words in FromName, as net/mail
+// reads it and the model was trained; ShownFromName decodes them, as
+// every mail client does.
+func TestShownFromName(t *testing.T) {
+	for _, tt := range []struct{ from, name, shown string }{
+		{`"=?gb18030?B?zfXA9g==?=" <wangli1988@qq.com>`, "=?gb18030?B?zfXA9g==?=", "王丽"},
+		{`"=?utf-8?Q?Pay=50al?= Service" <s@evil.example>`, "=?utf-8?Q?Pay=50al?= Service", "PayPal Service"},
+		{`=?utf-8?B?UGF5UGFs?= <s@evil.example>`, "PayPal", "PayPal"},
+		{`"=?utf-8?B?UGF5UGFs?=" <service@evil.example> (x`, "=?utf-8?B?UGF5UGFs?=", "PayPal"}, // unparsable
+		// An unquoted word decoding to a word's syntax is shown as
+		// written: decoded once, never twice.
+		{`=?utf-8?Q?=3D=3Futf-8=3FB=3FUGF5UGFs=3F=3D?= <s@evil.example>`, "=?utf-8?B?UGF5UGFs?=", "=?utf-8?B?UGF5UGFs?="},
+		{`"Ana Silva" <ana@example.com>`, "Ana Silva", "Ana Silva"},
+	} {
+		m := Parse([]byte("From: " + tt.from + "\r\nSubject: hi\r\n\r\nhello\r\n"))
+		if m.FromName != tt.name || m.ShownFromName() != tt.shown {
+			t.Errorf("From: %s: FromName %q, ShownFromName %q; want %q, %q", tt.from, m.FromName, m.ShownFromName(), tt.name, tt.shown)
+		}
+	}
+}

@@ -37,7 +37,7 @@ func identity(f *findings, env *scanner.Envelope, m *scanner.Message) {
 	}
 	host := strings.TrimSuffix(strings.ToLower(domain), ".")
 	org := f.fromOrg.get(host, orgDomain)
-	if b := brands.claimedBy(displayed(m.FromName)); b != nil && !b.owns(org) {
+	if b := brands.claimedBy(displayed(m.ShownFromName())); b != nil && !b.owns(org) {
 		f.hit(FromBrandClaim, b.name+" from "+org)
 	}
 	if b, why := brands.lookalikeUnder(host, org); b != nil {
@@ -113,7 +113,7 @@ func namedRecipientDomain(env *scanner.Envelope, m *scanner.Message) string {
 	if !ok || !strings.Contains(rd, ".") {
 		return ""
 	}
-	if containsAddressWord(strings.ToLower(displayed(m.FromName)), rd) {
+	if containsAddressWord(strings.ToLower(displayed(m.ShownFromName())), rd) {
 		return rd
 	}
 	return ""

@@ -300,6 +300,9 @@ func TestBrandClaimAsDisplayed(t *testing.T) {
 		{"P a y P a l Fan Club", false},
 		{"PayPal\u200b Fan Club", false},
 		{"Tom Becker", false},
+		{"=?utf-8?B?UGF5UGFs?=", true}, // an encoded word in quotes, decoded by every client
+		{"=?utf-8?Q?PayPal?= Service", true},
+		{"=?utf-8?B?VG9tIEJlY2tlcg==?=", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -450,12 +450,13 @@ func fromDisplay(f *findings, m *scanner.Message) {
 	if m.FromAddr == "" {
 		return
 	}
-	shown := addrInText.FindString(m.FromName)
+	name := m.ShownFromName()
+	shown := addrInText.FindString(name)
 	if shown == "" {
 		return
 	}
 	if domainOf(strings.ToLower(shown)) != domainOf(m.FromAddr) {
-		f.hit(FromDisplaySpoof, m.FromName)
+		f.hit(FromDisplaySpoof, name)
 	}
 }
 

@@ -237,7 +237,7 @@ func textSigns(f *findings, env *scanner.Envelope, m *scanner.Message) {
 		f.hit(TextRecipient, "")
 	}
 	textASCII, htmlASCII := m.TextASCII()
-	zw, mixed := disguisedWords([]string{m.Subject, m.FromName, m.Text, m.HTML.Text}, []bool{2: textASCII, 3: htmlASCII})
+	zw, mixed := disguisedWords([]string{m.Subject, m.ShownFromName(), m.Text, m.HTML.Text}, []bool{2: textASCII, 3: htmlASCII})
 	if zw >= minZeroWidthHits {
 		f.hit(TextZeroWidth, "")
 	}
