@@ -379,7 +379,8 @@ func (idx *brandIndex) federationMember(org string) bool {
 }
 
 // misspelt is the brand whose key word is within one letter of (two for
-// keys of eight or more), but not, a word of five letters or more.
+// keys of eight or more), but not, a word of five letters or more, nor
+// the key grown by a letter (extended).
 func (idx *brandIndex) misspelt(word string) *brand {
 	if len(word) < 5 {
 		return nil
@@ -394,12 +395,24 @@ func (idx *brandIndex) misspelt(word string) *brand {
 			if classDistance(classes, k.classes) > limit {
 				continue // editDistance would be over limit too
 			}
+			if extended(word, k.key) {
+				continue
+			}
 			if d := editDistance(word, k.key, limit); d > 0 && d <= limit {
 				return idx.keys[k.key]
 			}
 		}
 	}
 	return nil
+}
+
+// extended reports a five-letter key with one letter added at its end:
+// that makes another word more often than a typo of the brand (posteo.de,
+// a German mail provider, from Poste Italiane's "poste"; poster, apples,
+// chased), and typosquatting changes or drops a letter of so short a name
+// (app1e, appie, chse) rather than growing it.
+func extended(word, key string) bool {
+	return len(key) == 5 && len(word) == 6 && strings.HasPrefix(word, key)
 }
 
 // fillers are the words phishing glues to a brand name in one label

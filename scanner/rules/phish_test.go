@@ -193,7 +193,13 @@ func TestLookalike(t *testing.T) {
 		{"finanzen.net", ""},      // a German finance portal, not a misspelt finances.gouv.fr
 		{"home-finances.com", ""}, // nor a household budget's site
 		{"impots-remboursement.com", "impots"},
-		{"binance.us", ""}, // a brand's name on another TLD
+		{"posteo.de", ""},    // a German mail provider, not Poste Italiane's "poste" misspelt
+		{"poster.co.uk", ""}, // nor a print shop
+		{"apples.com", ""},
+		{"postte.it", "poste italiane"}, // a letter doubled inside is a typo
+		{"appie.com", "apple"},
+		{"paypall.com", "paypal"}, // longer names grown by a letter still are
+		{"binance.us", ""},        // a brand's name on another TLD
 		{"binance-us.com", "binance"},
 		{"paypal-community.com", ""}, // PayPal's own forum
 		{"www.paypal-communlty.com", "paypal"},

@@ -375,7 +375,7 @@ func (idx *brandIndex) misspeltReference(word string) *brand {
 			if len(k.key) >= 8 {
 				limit = 2
 			}
-			if d := editDistance(word, k.key, limit); d > 0 && d <= limit {
+			if d := editDistance(word, k.key, limit); d > 0 && d <= limit && !extended(word, k.key) {
 				return idx.keys[k.key]
 			}
 		}
