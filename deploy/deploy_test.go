@@ -379,7 +379,7 @@ func TestDockerfile(t *testing.T) {
 		t.Errorf("ENTRYPOINT %s: want the mxgrid binary", entry)
 	}
 	// A HEALTHCHECK asking another config than serve's asks the wrong
-	// port once an operator moves http.listen: every node unhealthy.
+	// port once an operator moves http.management_listen: every node unhealthy.
 	serve := regexp.MustCompile(`(?m)^CMD \["serve", "--config", ("[^"]+")\]`).FindSubmatch(b)
 	if serve == nil {
 		t.Fatal(`no CMD ["serve", "--config", FILE]`)

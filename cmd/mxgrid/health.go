@@ -17,12 +17,15 @@ import (
 // runtime image has no shell and no curl, so the binary asks its own
 // /readyz and exits 0 only on 200 (a degraded node answers 200 too: it
 // still takes mail). Given the node's --config it asks where that config's
-// http.listen is, so moving the listener does not leave a HEALTHCHECK
-// asking the old port and every node marked unhealthy.
+// http.management_listen is, so moving the listener does not leave a
+// HEALTHCHECK asking the old port and every node marked unhealthy. Not
+// http.listen: anyone can fill the public listener's connections, which
+// costs the node no mail, and a check asking there had the node reported
+// unhealthy (restarted, taken out of rotation) for it.
 func runHealth(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := newFlagSet("health")
-	url := fs.String("url", "", "readiness `URL` to ask (default: /readyz on the config's http.listen)")
-	path := fs.String("config", "", "the node's YAML configuration `file` (default: the built-in defaults, http://127.0.0.1:8025)")
+	url := fs.String("url", "", "readiness `URL` to ask (default: /readyz on the config's http.management_listen)")
+	path := fs.String("config", "", "the node's YAML configuration `file` (default: the built-in defaults, http://127.0.0.1:8026)")
 	timeout := fs.Duration("timeout", 3*time.Second, "give up after this long")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -35,8 +38,8 @@ func runHealth(ctx context.Context, args []string, stdout io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("health: %w", err)
 		}
-		if *url, err = readyzURL(cfg.HTTP.Listen); err != nil {
-			return fmt.Errorf("health: http.listen: %w", err)
+		if *url, err = readyzURL(cfg.HTTP.ManagementListen); err != nil {
+			return fmt.Errorf("health: http.management_listen: %w", err)
 		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)

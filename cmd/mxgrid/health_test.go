@@ -4,12 +4,19 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mxgrid/mxgrid/health"
+	"github.com/mxgrid/mxgrid/web"
 )
 
 // TestHealth: the exit status follows /readyz's status code, over a real
@@ -50,7 +57,7 @@ func TestHealth(t *testing.T) {
 }
 
 // TestHealthAsksTheConfigsListener: with --config, health asks /readyz
-// where the node's http.listen is, a wildcard bind on loopback, over a
+// where the node's http.management_listen is, a wildcard bind on loopback, over a
 // real socket on a port only the config names.
 func TestHealthAsksTheConfigsListener(t *testing.T) {
 	ready := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -78,7 +85,7 @@ func TestHealthAsksTheConfigsListener(t *testing.T) {
 			srv.Start()
 			defer srv.Close()
 			port := ln.Addr().(*net.TCPAddr).Port
-			cfg := writeConfig(t, fmt.Sprintf("http:\n  listen: "+tt.listen+"\n", port))
+			cfg := writeConfig(t, fmt.Sprintf("http:\n  management_listen: "+tt.listen+"\n", port))
 			var out, errOut bytes.Buffer
 			if got := run(context.Background(), []string{"health", "--config", cfg}, &out, &errOut); got != 0 {
 				t.Fatalf("exit %d, want 0; stdout %q stderr %q", got, out.String(), errOut.String())
@@ -96,7 +103,7 @@ func TestHealthRefusesWhatItCannotAsk(t *testing.T) {
 		want string
 	}{
 		{"port 0", func(t *testing.T) []string {
-			return []string{"health", "--config", writeConfig(t, "http:\n  listen: 127.0.0.1:0\n")}
+			return []string{"health", "--config", writeConfig(t, "http:\n  management_listen: 127.0.0.1:0\n")}
 		}, "port 0"},
 		{"config and url", func(t *testing.T) []string {
 			return []string{"health", "--config", writeConfig(t, ""), "--url", "http://127.0.0.1:1/readyz"}
@@ -112,5 +119,43 @@ func TestHealthRefusesWhatItCannotAsk(t *testing.T) {
 				t.Fatalf("exit %d, stderr %q: want a failure naming %q", got, errOut.String(), tt.want)
 			}
 		})
+	}
+}
+
+// TestHealthOutlastsAFullPublicListener: anyone on the internet can take
+// every connection the public listener serves at once (a few addresses'
+// worth of requests sent slowly), which costs the node no mail. The
+// health check asks the management listener, which they cannot reach, so
+// it does not report the node unhealthy (and have it restarted or taken
+// out of rotation) for a flood of map viewers.
+func TestHealthOutlastsAFullPublicListener(t *testing.T) {
+	const maxConns = 2
+	srv := web.New(health.New(), prometheus.NewRegistry(), slog.New(slog.DiscardHandler),
+		web.Limits{ReadHeaderTimeout: time.Minute, IdleTimeout: time.Minute, MaxConns: maxConns})
+	pub, err := srv.Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mgmt, err := srv.Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, pub, mgmt) }()
+	defer func() { cancel(); <-done }()
+	for range maxConns {
+		c, err := net.Dial("tcp", pub.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		fmt.Fprintf(c, "GET /healthz HTTP/1.1\r\n") // the rest never comes
+	}
+	time.Sleep(100 * time.Millisecond) // let the server accept them
+	cfg := writeConfig(t, fmt.Sprintf("http:\n  listen: %s\n  management_listen: %s\n", pub.Addr(), mgmt.Addr()))
+	var out, errOut bytes.Buffer
+	if got := run(context.Background(), []string{"health", "--config", cfg, "--timeout", "2s"}, &out, &errOut); got != 0 {
+		t.Fatalf("exit %d, want 0; stdout %q stderr %q", got, out.String(), errOut.String())
 	}
 }
