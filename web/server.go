@@ -23,7 +23,6 @@ import (
 	"github.com/mxgrid/mxgrid/internal/ratelimit"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"golang.org/x/net/netutil"
 )
 
 // Limits bound what one client can hold of a listener: a slow or silent
@@ -41,7 +40,8 @@ type Limits struct {
 	MaxHeaderBytes int
 	// MaxBodyBytes caps every request body; handlers may cap lower.
 	MaxBodyBytes int64
-	// MaxConns is the number of connections served at once per listener.
+	// MaxConns is the number of connections served at once per listener;
+	// at it, the one idle longest gives its place to a new one.
 	MaxConns int
 	// MaxConnsPerClient is the number of those one client address (an
 	// IPv6 /64) may hold; more are closed at once. Without it one client
@@ -225,9 +225,130 @@ func (s *Server) Listen(addr string) (net.Listener, error) {
 	if s.limits.MaxConns > 0 {
 		// Outside the per-client cap, so a refused connection takes no
 		// place.
-		l = netutil.LimitListener(l, s.limits.MaxConns)
+		l = newCapListener(l, s.limits.MaxConns)
 	}
 	return l, nil
+}
+
+// capListener serves at most max connections at once. At the cap, a new
+// connection takes the place of the one idle longest between requests
+// (http.StateIdle, which a client must expect to lose at any time, RFC
+// 9112 §9.3.1); with none idle it waits for a place, and the ones behind
+// it in the kernel's accept queue. Without reclaiming, a few addresses'
+// worth of keep-alive connections, one request each and then nothing, shut
+// every other client out for IdleTimeout, renewed by reconnecting: the
+// per-client cap alone leaves four IPv4 addresses (or IPv6 /64s) enough.
+// net/http reports a keep-alive connection idle until the next request's
+// header has been read whole, so one trickling that header in is taken
+// too; a new connection's first request keeps its place, and a request
+// read whole keeps it until answered, both bounded by the timeouts.
+type capListener struct {
+	net.Listener
+	places chan struct{}
+	// becameIdle wakes an Accept waiting for a place when a connection
+	// goes idle, which it may then take.
+	becameIdle chan struct{}
+	closed     chan struct{}
+	closeOnce  sync.Once
+	mu         sync.Mutex
+	idle       map[*capConn]time.Time
+}
+
+func newCapListener(l net.Listener, max int) *capListener {
+	return &capListener{Listener: l, places: make(chan struct{}, max), becameIdle: make(chan struct{}, 1),
+		closed: make(chan struct{}), idle: map[*capConn]time.Time{}}
+}
+
+func (l *capListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	for {
+		select {
+		case l.places <- struct{}{}:
+			return &capConn{Conn: c, l: l}, nil
+		default:
+		}
+		if l.reclaimIdle() {
+			continue
+		}
+		select {
+		case l.places <- struct{}{}:
+			return &capConn{Conn: c, l: l}, nil
+		case <-l.becameIdle:
+		case <-l.closed:
+			c.Close()
+			return nil, net.ErrClosed
+		}
+	}
+}
+
+// reclaimIdle closes the connection idle longest, if any.
+func (l *capListener) reclaimIdle() bool {
+	l.mu.Lock()
+	var oldest *capConn
+	var since time.Time
+	for c, t := range l.idle {
+		if oldest == nil || t.Before(since) {
+			oldest, since = c, t
+		}
+	}
+	l.mu.Unlock()
+	if oldest == nil {
+		return false
+	}
+	oldest.Close()
+	return true
+}
+
+func (l *capListener) Close() error {
+	l.closeOnce.Do(func() { close(l.closed) })
+	return l.Listener.Close()
+}
+
+// setIdle records c's state between requests (http.Server.ConnState).
+func (l *capListener) setIdle(c *capConn, idle bool) {
+	l.mu.Lock()
+	if idle && !c.gone {
+		l.idle[c] = time.Now()
+	} else {
+		delete(l.idle, c)
+	}
+	l.mu.Unlock()
+	if idle {
+		select {
+		case l.becameIdle <- struct{}{}:
+		default:
+		}
+	}
+}
+
+type capConn struct {
+	net.Conn
+	l    *capListener
+	once sync.Once
+	gone bool // under l.mu
+}
+
+func (c *capConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(func() {
+		c.l.mu.Lock()
+		c.gone = true
+		delete(c.l.idle, c)
+		c.l.mu.Unlock()
+		<-c.l.places
+	})
+	return err
+}
+
+// trackIdle is the http.Server.ConnState that tells a capListener which
+// of its connections are idle.
+func trackIdle(c net.Conn, state http.ConnState) {
+	if cc, ok := c.(*capConn); ok {
+		cc.l.setIdle(cc, state == http.StateIdle)
+	}
 }
 
 // clientCapListener closes a client's connections past max.
@@ -347,6 +468,7 @@ func (s *Server) server(h http.Handler) *http.Server {
 		WriteTimeout:      lim.WriteTimeout,
 		IdleTimeout:       lim.IdleTimeout,
 		MaxHeaderBytes:    lim.MaxHeaderBytes,
+		ConnState:         trackIdle,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 }

@@ -4,12 +4,14 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -153,6 +155,68 @@ func TestConnectionCap(t *testing.T) {
 	line, err := br.ReadString('\n')
 	if err != nil || !strings.HasPrefix(line, "HTTP/1.1 200") {
 		t.Fatalf("after a place freed: %q, %v", line, err)
+	}
+}
+
+// TestConnectionCapReclaimsIdle: at the cap, a new connection takes the
+// place of the one idle longest between requests, which a client must
+// expect to lose at any time (RFC 9112 §9.3.1) and reconnects. Before, a
+// few addresses' idle keep-alive connections (one request each, then
+// nothing) shut everyone else out for the whole IdleTimeout, renewed by
+// reconnecting. A new connection sending its first request keeps its place.
+func TestConnectionCapReclaimsIdle(t *testing.T) {
+	lim := DefaultLimits()
+	lim.MaxConns = 3
+	addr, _ := serve(t, lim, nil)
+	dial := func() (net.Conn, *bufio.Reader) {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c, bufio.NewReader(c)
+	}
+	get := func(c net.Conn, br *bufio.Reader, within time.Duration) error {
+		c.SetDeadline(time.Now().Add(within))
+		if _, err := fmt.Fprintf(c, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+			return err
+		}
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			return err
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("status %d", resp.StatusCode)
+		}
+		return nil
+	}
+	oldest, oldestBR := dial()
+	if err := get(oldest, oldestBR, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond) // idle the longest
+	idle, idleBR := dial()
+	if err := get(idle, idleBR, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	busy, busyBR := dial()
+	fmt.Fprintf(busy, "GET /healthz HTTP/1.1\r\n") // the rest comes later
+	time.Sleep(100 * time.Millisecond)
+
+	c, br := dial()
+	if err := get(c, br, 2*time.Second); err != nil {
+		t.Fatalf("a new connection at the cap, with idle ones held: %v", err)
+	}
+	oldest.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if n, err := oldestBR.ReadByte(); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("the connection idle longest was not closed: %v, %v", n, err)
+	}
+	busy.SetDeadline(time.Now().Add(2 * time.Second))
+	fmt.Fprintf(busy, "Host: x\r\n\r\n")
+	if resp, err := http.ReadResponse(busyBR, nil); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("the connection in the middle of a request lost its place: %v", err)
 	}
 }
 
