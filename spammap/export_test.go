@@ -10,3 +10,6 @@ func SetMaxNetworks(n int) (restore func()) {
 	maxNetworks = n
 	return func() { maxNetworks = old }
 }
+
+// MaxScopedLoads is maxScopedLoads, for the tests.
+const MaxScopedLoads = maxScopedLoads

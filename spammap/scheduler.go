@@ -57,10 +57,11 @@ type Scheduler struct {
 	mu      sync.Mutex
 	current atomic.Pointer[Map]
 
-	// Scoped maps (scope.go): renders in flight, their places on this
-	// node (maxScopedRenders) and the maps held.
+	// Scoped maps (scope.go): renders and loads in flight, their places
+	// on this node (maxScopedRenders, maxScopedLoads) and the maps held.
 	scopes    singleflight.Group
 	renders   chan struct{}
+	loads     chan struct{}
 	scopeMu   sync.Mutex
 	scopeMaps map[string]*Map
 }
@@ -85,6 +86,7 @@ func NewScheduler(cfg Config, world *World, events EventSource, maps MapStore, l
 		log:       log.With("component", "spammap"),
 		scopeMaps: make(map[string]*Map),
 		renders:   make(chan struct{}, maxScopedRenders),
+		loads:     make(chan struct{}, maxScopedLoads),
 		// A minute bounds how stale a follower's copy is and how long a
 		// missed generation waits for a new leader, at one cheap query.
 		poll: min(cfg.Interval, time.Minute),

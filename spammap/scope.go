@@ -56,8 +56,8 @@ type Scope struct {
 // bound, anyone could open /map?customer=KEY for every customer and hang
 // up, and have the node read them all at once. Past it, a scope not yet
 // rendered this period waits up to scopedRenderWait for a place, then is
-// ErrBusy (HTTP 429); renders in flight are joined and stored maps served
-// as before.
+// ErrBusy (HTTP 429); renders in flight are joined, and stored maps read
+// within maxScopedLoads.
 const maxScopedRenders = 2
 
 // scopedRenderWait is how long a render waits for a place: a render of a
@@ -65,8 +65,18 @@ const maxScopedRenders = 2
 // (a panel listing its customers' maps) are served in turn, not refused.
 const scopedRenderWait = 5 * time.Second
 
-// ErrBusy: maxScopedRenders scoped maps are being rendered on this node.
-var ErrBusy = fmt.Errorf("spammap: %d white-label maps are being rendered on this node; try again shortly", maxScopedRenders)
+// maxScopedLoads bounds the stored scoped maps this node reads at once.
+// A node holds maxScopesHeld in memory and then forgets them all, so a
+// viewer cycling through more scopes (customer maps are embedded on
+// customers' sites, reseller slugs are their names) has every view, a
+// HEAD or a 304 included, read a whole map (JSON, drawing and page,
+// 150 KB and up) over the store's connections, which the mail path
+// shares. Past it a load waits as a render does, then is ErrBusy.
+const maxScopedLoads = 2
+
+// ErrBusy: maxScopedRenders scoped maps are being rendered, or
+// maxScopedLoads read from the store, on this node.
+var ErrBusy = errors.New("spammap: this node is rendering or reading as many white-label maps as it may at once; try again shortly")
 
 // maxScopesHeld bounds the scoped maps a node keeps in memory; past it, the
 // held maps are dropped and reloaded from the store on demand.
@@ -117,28 +127,20 @@ func (s *Scheduler) scoped(ctx context.Context, sc Scope, period time.Time) (*Ma
 		if m := s.held(sc.Key); m != nil && m.ETag == etag {
 			return m, nil
 		}
-		rec, ok, err := s.maps.GetMap(ctx, sc.Key)
-		if err != nil {
-			return nil, err
-		}
-		if ok {
-			m := FromRecord(rec, s.world)
-			s.hold(m)
-			return m, nil
+		m, err := s.load(ctx, sc.Key)
+		if err != nil || m != nil {
+			return m, err
 		}
 	}
 	src, ok := s.events.(DomainEventSource)
 	if !ok {
 		return nil, errors.New("spammap: the event source cannot filter by domain")
 	}
-	wait := time.NewTimer(scopedRenderWait)
-	defer wait.Stop()
-	select {
-	case s.renders <- struct{}{}:
-		defer func() { <-s.renders }()
-	case <-wait.C:
-		return nil, ErrBusy
+	release, err := take(s.renders)
+	if err != nil {
+		return nil, err
 	}
+	defer release()
 	if sc.Resolve != nil {
 		if sc.DomainIDs, sc.Brand, err = sc.Resolve(ctx); err != nil {
 			return nil, fmt.Errorf("spammap: resolve %s: %w", sc.Key, err)
@@ -160,6 +162,34 @@ func (s *Scheduler) scoped(ctx context.Context, sc Scope, period time.Time) (*Ma
 	s.seconds.Observe(time.Since(start).Seconds())
 	s.hold(m)
 	return m, nil
+}
+
+// load reads the scope's stored map, nil when there is none.
+func (s *Scheduler) load(ctx context.Context, key string) (*Map, error) {
+	release, err := take(s.loads)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	rec, ok, err := s.maps.GetMap(ctx, key)
+	if err != nil || !ok {
+		return nil, err
+	}
+	m := FromRecord(rec, s.world)
+	s.hold(m)
+	return m, nil
+}
+
+// take waits up to scopedRenderWait for a place in places.
+func take(places chan struct{}) (release func(), err error) {
+	wait := time.NewTimer(scopedRenderWait)
+	defer wait.Stop()
+	select {
+	case places <- struct{}{}:
+		return func() { <-places }, nil
+	case <-wait.C:
+		return nil, ErrBusy
+	}
 }
 
 // collectFiltered aggregates the scope's events; a scope without domains

@@ -3,6 +3,7 @@ package spammap_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"sync/atomic"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mxgrid/mxgrid/spammap"
+	"github.com/mxgrid/mxgrid/store"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -144,4 +146,95 @@ func gatedScheduler(t *testing.T) (*gatedEvents, *spammap.Scheduler) {
 		t.Fatal(err)
 	}
 	return src, sched
+}
+
+// gatedLoads holds each GetMap until release is closed, counting them.
+type gatedLoads struct {
+	spammap.MapStore
+	loads   atomic.Int32
+	release chan struct{}
+}
+
+func (g *gatedLoads) GetMap(ctx context.Context, scope string) (store.MapRecord, bool, error) {
+	g.loads.Add(1)
+	select {
+	case <-g.release:
+		return g.MapStore.GetMap(ctx, scope)
+	case <-ctx.Done():
+		return store.MapRecord{}, false, ctx.Err()
+	}
+}
+
+// TestScopedLoadsBoundedPerNode: a node reads at most MaxScopedLoads
+// stored white-label maps from the store at once. A node holds 256 in
+// memory; past that it forgets them all, so anyone cycling through more
+// scopes (customer maps are embedded on customers' sites, reseller slugs
+// are their names) made every view, a HEAD or a 304 included, read a
+// whole map (JSON, drawing and page, 150 KB and up) over the store's
+// connections, which the mail path shares, as many at once as requests
+// came. The loads past the bound wait, then are refused (ErrBusy).
+func TestScopedLoadsBoundedPerNode(t *testing.T) {
+	world, err := spammap.LoadWorld()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := openStore(t)
+	quiet := slog.New(slog.DiscardHandler)
+	scope := func(i int) spammap.Scope {
+		key := fmt.Sprintf("customer:k%d", i)
+		return spammap.Scope{Key: key, DomainIDs: []int64{1}, Brand: spammap.Brand{Name: key}}
+	}
+	n := spammap.MaxScopedLoads + 1
+	noEvents := &gatedEvents{started: make(chan struct{}), release: make(chan struct{})}
+	close(noEvents.release)
+	// Rendered and stored this period by another node.
+	other, err := spammap.NewScheduler(spammap.DefaultConfig(), world, noEvents, st, &flag{}, prometheus.NewRegistry(), quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		if _, err := other.Scoped(context.Background(), scope(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gated := &gatedLoads{MapStore: st, release: make(chan struct{})}
+	sched, err := spammap.NewScheduler(spammap.DefaultConfig(), world, noEvents, gated, &flag{}, prometheus.NewRegistry(), quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	for i := range n - 1 {
+		go sched.Scoped(ctx, scope(i))
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for gated.loads.Load() < int32(n-1) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d loads started, want %d", gated.loads.Load(), n-1)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	cancel() // the viewers leave; the loads keep their places
+	last, cancelLast := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancelLast()
+	if _, err := sched.Scoped(last, scope(n-1)); !errors.Is(err, spammap.ErrBusy) {
+		t.Fatalf("one more stored scope while %d load: %v, want ErrBusy", n-1, err)
+	}
+	if got := gated.loads.Load(); got != int32(n-1) {
+		t.Fatalf("%d loads, want %d (the refused scope reads nothing)", got, n-1)
+	}
+	close(gated.release)
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		m, err := sched.Scoped(context.Background(), scope(n-1))
+		if err == nil {
+			if m.Scope != scope(n-1).Key {
+				t.Fatalf("got the map of %q", m.Scope)
+			}
+			break
+		}
+		if !errors.Is(err, spammap.ErrBusy) || time.Now().After(deadline) {
+			t.Fatalf("the last scope after the loads: %v", err)
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
