@@ -311,35 +311,31 @@ func summary(agg *Aggregate) string {
 	return grouped(agg.Events) + " " + noun + " · " + span
 }
 
+// A view's page and image are returned in parts, to be written one after
+// the other: the generation's rendered bytes are a part of every view's
+// answer, never copied into one. An answer is held until its client has
+// read it, and slow readers of a copy each held one.
+
 // SVG is the standalone image for a view.
-func (m *Map) SVG(v View) []byte {
+func (m *Map) SVG(v View) [][]byte {
 	width, height := v.size(m.viewW, m.viewH)
-	var b bytes.Buffer
-	b.Grow(len(m.Drawing) + 2048)
-	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 %s %s" width="%d" height="%d" role="img" aria-label="World map of spam and virus sources"><style>%s</style>`,
+	head := fmt.Sprintf(`<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 %s %s" width="%d" height="%d" role="img" aria-label="World map of spam and virus sources"><style>%s</style>`,
 		fmtFloat(m.viewW), fmtFloat(m.viewH), width, height, mapCSS(v.palette(), true))
-	b.Write(m.Drawing)
-	b.WriteString(`</svg>`)
-	return b.Bytes()
+	return [][]byte{[]byte(head), m.Drawing, []byte(`</svg>`)}
 }
 
 // Page is the embeddable HTML document for a view, and the CSP source that
 // allows its one stylesheet (the page has no script and loads nothing).
-func (m *Map) Page(v View) (page []byte, styleSrc string) {
+func (m *Map) Page(v View) (page [][]byte, styleSrc string) {
 	css := pageCSS(v, m.brand)
 	sum := sha256.Sum256([]byte(css))
 	p := v.palette()
-	var b bytes.Buffer
-	b.Grow(len(m.Body) + 4096)
-	b.WriteString(`<!doctype html><html lang="en"><head><meta charset="utf-8">` +
+	head := `<!doctype html><html lang="en"><head><meta charset="utf-8">` +
 		`<meta name="viewport" content="width=device-width,initial-scale=1">` +
 		`<meta name="color-scheme" content="` + p.scheme + `">` +
-		`<link rel="icon" href="data:,"><title>Where spam comes from</title><style>`)
-	b.WriteString(css)
-	b.WriteString(`</style></head><body>`)
-	b.Write(m.Body)
-	b.WriteString(`</body></html>`)
-	return b.Bytes(), "'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'"
+		`<link rel="icon" href="data:,"><title>Where spam comes from</title><style>` +
+		css + `</style></head><body>`
+	return [][]byte{[]byte(head), m.Body, []byte(`</body></html>`)}, "'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'"
 }
 
 func (v View) palette() palette {

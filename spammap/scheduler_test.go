@@ -194,7 +194,7 @@ func sameBytes(ns ...*node) bool {
 		for _, v := range views {
 			a, _ := m.Page(v)
 			b, _ := ref.Page(v)
-			if !bytes.Equal(a, b) || !bytes.Equal(m.SVG(v), ref.SVG(v)) {
+			if !bytes.Equal(bytes.Join(a, nil), bytes.Join(b, nil)) || !bytes.Equal(bytes.Join(m.SVG(v), nil), bytes.Join(ref.SVG(v), nil)) {
 				return false
 			}
 		}

@@ -228,8 +228,8 @@ func TestRender(t *testing.T) {
 	if m.ETag != again.ETag || !bytes.Equal(m.Body, again.Body) {
 		t.Fatal("rendering the same aggregate twice differs")
 	}
-	page, styleSrc := m.Page(View{Theme: Dark, Width: 600, Height: 430})
-	svg := m.SVG(View{Width: 600})
+	parts, styleSrc := m.Page(View{Theme: Dark, Width: 600, Height: 430})
+	page, svg := bytes.Join(parts, nil), bytes.Join(m.SVG(View{Width: 600}), nil)
 	for _, tt := range []struct {
 		name, doc, want string
 	}{
@@ -276,7 +276,8 @@ func TestRenderEmpty(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	page, _ := m.Page(View{})
+	parts, _ := m.Page(View{})
+	page := bytes.Join(parts, nil)
 	for _, want := range []string{"No spam sources recorded yet", "No events yet", "No countries to rank yet", "<path d=\"M"} {
 		if !bytes.Contains(page, []byte(want)) {
 			t.Errorf("empty page lacks %q", want)

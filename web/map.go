@@ -117,7 +117,7 @@ func (h *mapHandler) page(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src "+styleSrc+
 		"; img-src "+img+"; base-uri 'none'; form-action 'none'; frame-ancestors "+h.ancestors)
-	h.serve(w, r, m, "text/html; charset=utf-8", body)
+	h.serve(w, r, m, "text/html; charset=utf-8", body...)
 }
 
 func (h *mapHandler) svg(w http.ResponseWriter, r *http.Request) {
@@ -133,7 +133,7 @@ func (h *mapHandler) svg(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors "+h.ancestors)
 	// Dashboards elsewhere may fetch the image and the data.
 	w.Header().Set("Access-Control-Allow-Origin", "*")
-	h.serve(w, r, m, "image/svg+xml", m.SVG(v))
+	h.serve(w, r, m, "image/svg+xml", m.SVG(v)...)
 }
 
 func (h *mapHandler) json(w http.ResponseWriter, r *http.Request) {
@@ -192,11 +192,15 @@ func (h *mapHandler) mapFor(w http.ResponseWriter, r *http.Request, q url.Values
 	return m, true, true
 }
 
-// serve answers with body, or 304 when the client has it. Caches may keep
-// it until the next generation is due.
-func (h *mapHandler) serve(w http.ResponseWriter, r *http.Request, m *spammap.Map, contentType string, body []byte) {
-	sum := sha256.Sum256(body)
-	etag := `"` + hex.EncodeToString(sum[:16]) + `"`
+// serve answers with the body made of parts, or 304 when the client has
+// it. Caches may keep it until the next generation is due.
+func (h *mapHandler) serve(w http.ResponseWriter, r *http.Request, m *spammap.Map, contentType string, parts ...[]byte) {
+	sum, size := sha256.New(), 0
+	for _, p := range parts {
+		sum.Write(p)
+		size += len(p)
+	}
+	etag := `"` + hex.EncodeToString(sum.Sum(nil)[:16]) + `"`
 	hdr := w.Header()
 	hdr.Set("ETag", etag)
 	hdr.Set("Cache-Control", "public, max-age="+strconv.Itoa(maxAge(m.GeneratedAt, h.src.Interval(), time.Now())))
@@ -207,10 +211,14 @@ func (h *mapHandler) serve(w http.ResponseWriter, r *http.Request, m *spammap.Ma
 		return
 	}
 	hdr.Set("Content-Type", contentType)
-	hdr.Set("Content-Length", strconv.Itoa(len(body)))
+	hdr.Set("Content-Length", strconv.Itoa(size))
 	w.WriteHeader(http.StatusOK)
 	if r.Method != http.MethodHead {
-		w.Write(body)
+		for _, p := range parts {
+			if _, err := w.Write(p); err != nil {
+				return
+			}
+		}
 	}
 }
 
