@@ -6,6 +6,7 @@ package ratelimit
 
 import (
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 )
@@ -77,9 +78,13 @@ func (l *Limiter[K]) Ready(key K, now time.Time) bool {
 	return b == nil || b.tokens+float64(now.Sub(b.last))/float64(l.interval) >= 1
 }
 
-// evict forgets refilled buckets; when every key is still busy (a flood
-// from many addresses) it forgets them all: a new key then starts full,
-// which an attacker with that many addresses has anyway.
+// evict forgets refilled buckets and, when that leaves less than a tenth
+// of maxKeys free, the buckets used longest ago until it does (a flood
+// from many addresses: a key forgotten starts full again, which an
+// attacker with that many addresses has anyway). The room made keeps the
+// next evictions a tenth of maxKeys away: with keys arriving as fast as
+// the oldest refilled, each eviction found one to forget, and every new
+// key scanned the whole table under the lock.
 func (l *Limiter[K]) evict(now time.Time) {
 	full := time.Duration(l.burst * float64(l.interval))
 	for k, b := range l.buckets {
@@ -87,7 +92,19 @@ func (l *Limiter[K]) evict(now time.Time) {
 			delete(l.buckets, k)
 		}
 	}
-	if len(l.buckets) >= l.maxKeys {
-		clear(l.buckets)
+	excess := len(l.buckets) - l.maxKeys*9/10
+	if excess <= 0 {
+		return
+	}
+	lasts := make([]time.Time, 0, len(l.buckets))
+	for _, b := range l.buckets {
+		lasts = append(lasts, b.last)
+	}
+	slices.SortFunc(lasts, time.Time.Compare)
+	cutoff := lasts[excess-1]
+	for k, b := range l.buckets {
+		if !b.last.After(cutoff) {
+			delete(l.buckets, k)
+		}
 	}
 }
