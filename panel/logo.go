@@ -2,6 +2,8 @@ package panel
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"sync"
 	"time"
 
@@ -33,15 +35,18 @@ type logoCache struct {
 type heldLogo struct {
 	at   time.Time
 	logo admin.Logo
+	// etag names the logo's bytes, whoever's they are: a slug freed and
+	// taken by another reseller names another logo.
+	etag string
 }
 
 // get is slug's logo, read with read when not held since logoFresh.
-func (c *logoCache) get(ctx context.Context, slug string, now time.Time, read func(context.Context) (admin.Logo, error)) (admin.Logo, error) {
+func (c *logoCache) get(ctx context.Context, slug string, now time.Time, read func(context.Context) (admin.Logo, error)) (heldLogo, error) {
 	c.mu.Lock()
 	h, ok := c.held[slug]
 	c.mu.Unlock()
 	if ok && !now.Before(h.at) && now.Sub(h.at) < logoFresh {
-		return h.logo, nil
+		return h, nil
 	}
 	v, err, _ := c.flight.Do(slug, func() (any, error) {
 		// The read is every waiting request's: one leaving does not fail
@@ -58,12 +63,14 @@ func (c *logoCache) get(ctx context.Context, slug string, now time.Time, read fu
 		if c.held == nil || c.bytes+len(l.Data) > maxLogosHeld {
 			c.held, c.bytes = make(map[string]heldLogo), 0
 		}
-		c.held[slug] = heldLogo{at: now, logo: l}
+		sum := sha256.Sum256(l.Data)
+		h := heldLogo{at: now, logo: l, etag: `"` + hex.EncodeToString(sum[:16]) + `"`}
+		c.held[slug] = h
 		c.bytes += len(l.Data)
-		return l, nil
+		return h, nil
 	})
 	if err != nil {
-		return admin.Logo{}, err
+		return heldLogo{}, err
 	}
-	return v.(admin.Logo), nil
+	return v.(heldLogo), nil
 }

@@ -1,6 +1,7 @@
 package panel
 
 import (
+	"bytes"
 	"context"
 	"net/http"
 	"net/http/httptest"
@@ -84,5 +85,75 @@ func TestLogoRequestsShareOneRead(t *testing.T) {
 			t.Errorf("%s: Content-Length %s, want %d", step.name, got, step.want)
 		}
 		clock = clock.Add(-step.after)
+	}
+}
+
+// TestLogoRevalidatedAfterSlugReuse: a logo is named by its bytes and
+// asked again at each use, so a slug freed and taken by another reseller
+// shows the new reseller's logo, not the one a browser or a cache in front
+// of the node kept. It was served public for an hour by slug alone.
+func TestLogoRevalidatedAfterSlugReuse(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	clock := time.Now()
+	f.p.now = func() time.Time { return clock }
+	mux := http.NewServeMux()
+	f.p.Mount(mux.Handle)
+	get := func(etag string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest("GET", "/panel/logo/r", nil)
+		if etag != "" {
+			req.Header.Set("If-None-Match", etag)
+		}
+		rec := httptest.NewRecorder()
+		mux.ServeHTTP(rec, req)
+		return rec
+	}
+	first := pngBytes(t)
+	r, pr := f.resellerR(t)
+	if err := f.svc.SetLogo(ctx, pr, r.ID, first); err != nil {
+		t.Fatal(err)
+	}
+	rec := get("")
+	etag := rec.Header().Get("ETag")
+	if rec.Code != http.StatusOK || etag == "" || rec.Header().Get("Cache-Control") != "no-cache" || !bytes.Equal(rec.Body.Bytes(), first) {
+		t.Fatalf("logo: %d, ETag %q, Cache-Control %q", rec.Code, etag, rec.Header().Get("Cache-Control"))
+	}
+	if rec := get(etag); rec.Code != http.StatusNotModified || rec.Body.Len() != 0 {
+		t.Errorf("revalidated unchanged: %d with %d bytes, want 304", rec.Code, rec.Body.Len())
+	}
+
+	if err := f.svc.DeleteReseller(ctx, f.op, r.ID); err != nil {
+		t.Fatal(err)
+	}
+	second := append(pngBytes(t), 0)
+	r2, pr2 := f.resellerR(t)
+	if err := f.svc.SetLogo(ctx, pr2, r2.ID, second); err != nil {
+		t.Fatal(err)
+	}
+	clock = clock.Add(logoFresh)
+	if rec := get(etag); rec.Code != http.StatusOK || !bytes.Equal(rec.Body.Bytes(), second) {
+		t.Errorf("the slug's new reseller's logo, revalidated with the old one's tag: %d, %d bytes, want 200 and its %d", rec.Code, rec.Body.Len(), len(second))
+	}
+}
+
+func TestNoneMatch(t *testing.T) {
+	const etag = `"abc"`
+	for _, tc := range []struct {
+		field string
+		want  bool
+	}{
+		{"", false},
+		{`"abc"`, true},
+		{`W/"abc"`, true},
+		{`"x", "abc"`, true},
+		{`"x",W/"abc" `, true},
+		{"*", true},
+		{`"abcd"`, false},
+		{`abc`, false},
+		{`"x"`, false},
+	} {
+		if got := noneMatch(tc.field, etag); got != tc.want {
+			t.Errorf("noneMatch(%q) = %v, want %v", tc.field, got, tc.want)
+		}
 	}
 }

@@ -685,11 +685,34 @@ func (p *Panel) logo(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h := w.Header()
-	h.Set("Content-Type", l.ContentType)
+	h.Set("Content-Type", l.logo.ContentType)
 	h.Set("Content-Security-Policy", "default-src 'none'; sandbox")
-	h.Set("Cache-Control", "public, max-age=3600")
-	h.Set("Content-Length", strconv.Itoa(len(l.Data)))
-	w.Write(l.Data)
+	// Asked again at each use, answered 304 while unchanged: kept for an
+	// hour by browsers and caches in front of the node, a slug freed and
+	// taken by another reseller showed the first one's logo on the new
+	// one's map and panel that long.
+	h.Set("Cache-Control", "no-cache")
+	h.Set("ETag", l.etag)
+	if noneMatch(r.Header.Get("If-None-Match"), l.etag) {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	h.Set("Content-Length", strconv.Itoa(len(l.logo.Data)))
+	w.Write(l.logo.Data)
+}
+
+// noneMatch reports whether an If-None-Match field names etag (RFC 9110
+// §13.1.2: a list of tags, weak ones compared by their opaque part, or
+// "*"). http.ServeContent would judge it too, but copies each answer
+// through a buffer of its own.
+func noneMatch(field, etag string) bool {
+	for tag := range strings.SplitSeq(field, ",") {
+		tag = strings.TrimPrefix(strings.TrimSpace(tag), "W/")
+		if tag == etag || tag == "*" {
+			return true
+		}
+	}
+	return false
 }
 
 // ScopedMaps resolves /map?reseller=SLUG and /map?customer=KEY to the
