@@ -184,7 +184,10 @@ func parseParamsLenient(s string) (f string, params map[string]string, ok bool) 
 	if f == "" {
 		return "", nil, false
 	}
-	canonical := f
+	// Built as one buffer: appended to a string, it was copied whole for
+	// every parameter kept, quadratic in a field of thousands of them.
+	var canonical strings.Builder
+	canonical.WriteString(f)
 	params = make(map[string]string)
 	for _, p := range splitParams(rest) {
 		k, v, found := strings.Cut(p, "=")
@@ -198,11 +201,14 @@ func parseParamsLenient(s string) (f string, params map[string]string, ok bool) 
 			v = v[:i]
 		}
 		params[k] = unquoteParam(v)
-		canonical += "; " + k + "=" + v
+		canonical.WriteString("; ")
+		canonical.WriteString(k)
+		canonical.WriteByte('=')
+		canonical.WriteString(v)
 	}
 	// Without the repeats, mime.ParseMediaType may read the rest, and
 	// then decodes RFC 2231 values and continuations.
-	if _, strict, err := mime.ParseMediaType(canonical); err == nil {
+	if _, strict, err := mime.ParseMediaType(canonical.String()); err == nil {
 		params = strict
 	}
 	return f, params, true
