@@ -42,7 +42,9 @@ func parseHeaderWithParams(s string) (f string, params map[string]string, err er
 func addCharsetParams(s string, params map[string]string) {
 	sections := make(map[string][]paramSection)
 	_, rest, _ := strings.Cut(s, ";")
-	for _, p := range splitParams(rest) {
+	for more := true; more; {
+		var p string
+		p, rest, more = cutParam(rest)
 		k, v, ok := strings.Cut(p, "=")
 		base, idx, ext := strings.Cut(strings.ToLower(strings.TrimSpace(k)), "*")
 		if !ok || !ext {
@@ -99,7 +101,9 @@ func unescapeQuotedPairs(s string, params map[string]string) {
 		rest = s[i+1:]
 	}
 	seen := make(map[string]bool)
-	for _, p := range splitParams(rest) {
+	for more := true; more; {
+		var p string
+		p, rest, more = cutParam(rest)
 		k, v, ok := strings.Cut(p, "=")
 		k, v = strings.ToLower(strings.TrimSpace(k)), strings.TrimSpace(v)
 		if !ok || seen[k] {
@@ -189,7 +193,9 @@ func parseParamsLenient(s string) (f string, params map[string]string, ok bool) 
 	var canonical strings.Builder
 	canonical.WriteString(f)
 	params = make(map[string]string)
-	for _, p := range splitParams(rest) {
+	for more := true; more; {
+		var p string
+		p, rest, more = cutParam(rest)
 		k, v, found := strings.Cut(p, "=")
 		k, v = strings.ToLower(strings.TrimSpace(k)), strings.TrimSpace(v)
 		if _, dup := params[k]; !found || k == "" || dup {
@@ -214,11 +220,12 @@ func parseParamsLenient(s string) (f string, params map[string]string, ok bool) 
 	return f, params, true
 }
 
-// splitParams splits a parameter list at the semicolons outside quoted
-// strings.
-func splitParams(s string) []string {
-	var parts []string
-	start, quoted := 0, false
+// cutParam cuts a parameter list at its first semicolon outside a quoted
+// string: the parameter before it and the list after it, more false when
+// there is none. Read one at a time, a field of a million semicolons is
+// not a million strings held at once.
+func cutParam(s string) (param, rest string, more bool) {
+	quoted := false
 	for i := 0; i < len(s); i++ {
 		switch c := s[i]; {
 		case c == '\\' && quoted:
@@ -226,11 +233,10 @@ func splitParams(s string) []string {
 		case c == '"':
 			quoted = !quoted
 		case c == ';' && !quoted:
-			parts = append(parts, s[start:i])
-			start = i + 1
+			return s[:i], s[i+1:], true
 		}
 	}
-	return append(parts, s[start:])
+	return s, "", false
 }
 
 // unquoteParam undoes an RFC 2045 quoted-string; other values are
