@@ -628,7 +628,7 @@ func (w *walker) walk(e *message.Entity, depth int, path string, attached bool, 
 	// The encoding as go-message decodes it and Thunderbird reads it:
 	// "x-uuencode; x" is uuencode.
 	part := Part{Depth: depth, Encoding: e.Header.TransferEncoding()}
-	ct, params, err := e.Header.ContentType()
+	ct, params, err := e.ContentType() // as go-message read it: a field can be a megabyte of parameters
 	if err != nil && e.Header.Get("Content-Type") != "" {
 		w.p.add(w.m, SymbolMIMEBroken, "Content-Type: "+err.Error())
 	}

@@ -17,6 +17,16 @@ type Entity struct {
 
 	mediaType   string
 	mediaParams map[string]string
+	mediaErr    error
+}
+
+// ContentType is the header's Content-Type as New read it, as
+// Header.ContentType reads it (an mxgrid patch): a caller that read it
+// again parsed the field a second time, and a part's field may be a
+// megabyte of parameters. The map is the entity's: read it, do not
+// change it.
+func (e *Entity) ContentType() (t string, params map[string]string, err error) {
+	return e.mediaType, e.mediaParams, e.mediaErr
 }
 
 // New makes a new message with the provided header and body. The entity's
@@ -28,7 +38,7 @@ type Entity struct {
 func New(header Header, body io.Reader) (*Entity, error) {
 	var err error
 
-	mediaType, mediaParams, _ := header.ContentType()
+	mediaType, mediaParams, mediaErr := header.ContentType()
 
 	// QUIRK: RFC 2045 section 6.4 specifies that multipart messages can't have
 	// a Content-Transfer-Encoding other than "7bit", "8bit" or "binary".
@@ -60,6 +70,7 @@ func New(header Header, body io.Reader) (*Entity, error) {
 		Body:        body,
 		mediaType:   mediaType,
 		mediaParams: mediaParams,
+		mediaErr:    mediaErr,
 	}, err
 }
 
