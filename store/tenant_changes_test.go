@@ -254,10 +254,7 @@ func TestDeltaBoundCountsTheDomainsItReads(t *testing.T) {
 			ctx := context.Background()
 			a := admin.AuditEntry{Actor: "test", Action: "x", Object: "x"}
 			r, c := resellerWithCustomer(t, ts, "hoster")
-			d := tenant.DomainRecord{CustomerID: c.ID, Name: "big.example", Route: "mx.test:25", TLS: "none", Status: tenant.StatusActive}
-			if _, err := ts.CreateDomain(ctx, &d, a); err != nil {
-				t.Fatal(err)
-			}
+			activeDomain(t, ts, c.ID, "big.example")
 			// Only the count the bound reads: a million rows would take
 			// the test minutes.
 			if _, err := st.DB.ExecContext(ctx, `UPDATE domains SET recipient_count = $1`, maxDeltaRecipients+1); err != nil {
@@ -307,13 +304,7 @@ func TestDamagedDomainRowIsLeftOut(t *testing.T) {
 			ctx := context.Background()
 			a := admin.AuditEntry{Actor: "test", Action: "x", Object: "x"}
 			_, c := resellerWithCustomer(t, ts, "r")
-			domain := func(name string) tenant.DomainRecord {
-				d := tenant.DomainRecord{CustomerID: c.ID, Name: name, Route: "mx.test:25", TLS: "none", Status: tenant.StatusActive}
-				if _, err := ts.CreateDomain(ctx, &d, a); err != nil {
-					t.Fatal(err)
-				}
-				return d
-			}
+			domain := func(name string) tenant.DomainRecord { return activeDomain(t, ts, c.ID, name) }
 			damage := func(d tenant.DomainRecord) {
 				if _, err := st.DB.ExecContext(ctx, `UPDATE domains SET policy = '{"tag_score":' WHERE id = $1`, d.ID); err != nil {
 					t.Fatal(err)
@@ -359,13 +350,9 @@ func TestDamagedParentLeavesItsDomainsOut(t *testing.T) {
 			st := tc.open(t)
 			ts := NewTenants(st)
 			ctx := context.Background()
-			a := admin.AuditEntry{Actor: "test", Action: "x", Object: "x"}
 			tree := func(name string) (tenant.Reseller, tenant.Customer) {
 				r, c := resellerWithCustomer(t, ts, name)
-				d := tenant.DomainRecord{CustomerID: c.ID, Name: name + ".example", Route: "mx.test:25", TLS: "none", Status: tenant.StatusActive}
-				if _, err := ts.CreateDomain(ctx, &d, a); err != nil {
-					t.Fatal(err)
-				}
+				activeDomain(t, ts, c.ID, name+".example")
 				return r, c
 			}
 			tree("fine")
@@ -404,4 +391,14 @@ func resellerWithCustomer(t *testing.T, ts *Tenants, name string) (tenant.Resell
 		t.Fatal(err)
 	}
 	return r, c
+}
+
+// activeDomain creates an active domain of customer customerID.
+func activeDomain(t *testing.T, ts *Tenants, customerID int64, name string) tenant.DomainRecord {
+	t.Helper()
+	d := tenant.DomainRecord{CustomerID: customerID, Name: name, Route: "mx.test:25", TLS: "none", Status: tenant.StatusActive}
+	if _, err := ts.CreateDomain(context.Background(), &d, admin.AuditEntry{Actor: "test", Action: "x", Object: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	return d
 }
