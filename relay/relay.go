@@ -73,12 +73,21 @@ type Config struct {
 	AllowedRouteNetworks []string `yaml:"allowed_route_networks"`
 	// Cache keeps downstream sessions open between transactions.
 	Cache CacheConfig `yaml:"cache"`
+	// ReleaseAfterIdle hands a transaction's session back (to the cache,
+	// or closed) once the sender has left it idle this long after its
+	// recipients were accepted; the sender's next step sends MAIL and
+	// every accepted recipient again. Without it, one client allowed 50
+	// connections held 50 sessions on its customer's server by accepting
+	// a recipient and idling in each, and a customer server limiting
+	// connections per client (Postfix: 50) answered everyone else's mail
+	// 421 meanwhile. A body read slowly, and the scan, are idle time too.
+	ReleaseAfterIdle time.Duration `yaml:"release_after_idle"`
 }
 
 // DefaultConfig returns timeouts that keep the sender's own timeouts
 // (RFC 5321 §4.5.3.2: 5 min per command, 10 min after DATA) out of reach.
 func DefaultConfig() Config {
-	return Config{ConnectTimeout: 10 * time.Second, CommandTimeout: 60 * time.Second, DataTimeout: 5 * time.Minute, Cache: DefaultCacheConfig()}
+	return Config{ConnectTimeout: 10 * time.Second, CommandTimeout: 60 * time.Second, DataTimeout: 5 * time.Minute, Cache: DefaultCacheConfig(), ReleaseAfterIdle: 10 * time.Second}
 }
 
 // Validate checks the section; messages name the key.
@@ -90,6 +99,8 @@ func (c Config) Validate() error {
 		return errors.New("command_timeout: must be positive")
 	case c.DataTimeout <= 0:
 		return errors.New("data_timeout: must be positive")
+	case c.ReleaseAfterIdle <= 0 || c.ReleaseAfterIdle > maxIdleTimeout:
+		return errors.New("release_after_idle: must be positive and at most 5m")
 	}
 	if _, err := netguard.ParsePrefixes(c.AllowedRouteNetworks); err != nil {
 		return fmt.Errorf("allowed_route_networks%w", err)
@@ -165,6 +176,8 @@ type Relay struct {
 	refused  *prometheus.CounterVec
 	loops    *prometheus.CounterVec
 	cacheM   cacheMetrics
+	// idleReleases counts sessions parked for an idle sender.
+	idleReleases prometheus.Counter
 	// cache is nil when relay.cache.enabled is false.
 	cache *cache
 }
@@ -196,6 +209,10 @@ func New(cfg Config, hostname string, guard *netguard.Guard, log *slog.Logger, r
 			Help: "Downstream results by stage (connect, mail, rcpt, data) and outcome (ok, tempfail, permfail; refused_8bit: an 8-bit message not sent to a server without 8BITMIME, or one sent with SMTPUTF8 to a server without SMTPUTF8).",
 		}, []string{"stage", "outcome"}),
 		cacheM: newCacheMetrics(f),
+		idleReleases: f.NewCounter(prometheus.CounterOpts{
+			Name: "mxgrid_relay_idle_releases_total",
+			Help: "Downstream sessions handed back (cached or closed) because the sender left its accepted recipients idle for relay.release_after_idle; its next step sends MAIL and the recipients again.",
+		}),
 	}
 	if cfg.Cache.Enabled {
 		r.cache = newCache(cfg.Cache, r.cacheM)
@@ -239,10 +256,22 @@ type Transaction struct {
 	// message). It is the current session's: a new connection may reach
 	// a server that offers other extensions.
 	withoutUTF8 bool
-	// s is nil only after a stale cached session was dropped and no new
-	// connection could be made.
+	// s is nil after a stale cached session was dropped and no new
+	// connection could be made, and while the transaction is parked.
 	s    *session
 	stop func() bool
+	// tls: the last session the transaction used started TLS.
+	tls bool
+	// parked: the session was handed back while the sender idled
+	// (ReleaseAfterIdle); the sender's next step sends the transaction
+	// again.
+	parked bool
+	// idle parks the transaction when it fires. armed: it runs between
+	// the sender's steps. A step that finds it fired waits on idleDone
+	// for park to finish, so park never runs beside a step.
+	idle     *time.Timer
+	armed    bool
+	idleDone sync.WaitGroup
 	// mailAccepted: the downstream took MAIL, so RCPT goes alone.
 	mailAccepted bool
 	// accepted are the recipients the downstream took, for a replay;
@@ -336,6 +365,7 @@ func (t *Transaction) use(s *session) {
 	t.s = s
 	t.stop = context.AfterFunc(t.ctx, s.closeConn)
 	t.reusable = true
+	t.tls = s.tls
 	s.uses++
 }
 
@@ -499,8 +529,15 @@ func (r *Relay) session(ctx context.Context, route Route, tryTLS bool) (*session
 // *Error carrying the downstream's own code, so "550 5.1.1 no such user"
 // reaches the sender.
 func (t *Transaction) Rcpt(to mailaddr.Address) error {
+	t.wake()
+	defer t.armIdle()
 	if t.broken != nil {
 		return t.broken
+	}
+	if t.parked {
+		if e := t.resume(sevenBit); e != nil {
+			return e
+		}
 	}
 	// Without a session, mail connects and asks the new one
 	// (fitUTF8): withoutUTF8 is then a dropped session's answer.
@@ -534,8 +571,9 @@ func (t *Transaction) Rcpt(to mailaddr.Address) error {
 // Recipients is how many recipients the downstream accepted.
 func (t *Transaction) Recipients() int { return len(t.accepted) }
 
-// TLS reports whether the session to the customer's server is encrypted.
-func (t *Transaction) TLS() bool { return t.s != nil && t.s.tls }
+// TLS reports whether the session to the customer's server is encrypted
+// (the last one the transaction used, once it has none).
+func (t *Transaction) TLS() bool { return t.tls }
 
 // Data streams the message and returns the downstream's final reply text.
 // Only a nil error means the customer's server took responsibility.
@@ -551,8 +589,15 @@ func (t *Transaction) TLS() bool { return t.s != nil && t.s.tls }
 // any refused message (RSET with the session's next MAIL, or QUIT), so
 // the session stays reusable.
 func (t *Transaction) Data(msg io.Reader, eightBit func() bool) (string, error) {
+	t.wake()
 	if t.broken != nil {
 		return "", t.broken
+	}
+	if t.parked {
+		if e := t.resume(eightBit); e != nil {
+			t.r.results.WithLabelValues("data", outcome(e)).Inc()
+			return "", e
+		}
 	}
 	if t.withoutUTF8 && eightBit() {
 		// An 8-bit message that asked for SMTPUTF8 may carry UTF-8
@@ -676,11 +721,32 @@ func (t *Transaction) replay(eightBit func() bool) error {
 	if len(t.accepted) == 0 {
 		return errors.New("no recipient to send again")
 	}
-	if err := t.dial(); err != nil {
-		return err
+	s := t.r.cached(cacheKey{route: t.route, helo: t.r.hostname})
+	if s == nil {
+		if err := t.dial(); err != nil {
+			return err
+		}
+		return t.sendAgain(eightBit)
 	}
-	// Until DATA begins on it the new session is not reused: a failure
-	// below leaves it in a transaction of recipients only some took.
+	t.use(s)
+	err := t.sendAgain(eightBit)
+	if err != nil && lostSession(err) && t.ctx.Err() == nil {
+		// A cached session that failed is not the server's answer: one
+		// more try on a new connection, as mail does.
+		t.r.cacheM.stale.Inc()
+		t.release()
+		if err := t.dial(); err != nil {
+			return err
+		}
+		err = t.sendAgain(eightBit)
+	}
+	return err
+}
+
+// sendAgain sends MAIL and every accepted recipient on the transaction's
+// new session. Until every recipient is taken the session is not reused: a
+// failure leaves it in a transaction of recipients only some took.
+func (t *Transaction) sendAgain(eightBit func() bool) error {
 	t.reusable = false
 	if ok, _ := t.s.client.Extension("8BITMIME"); !ok && eightBit() {
 		return errors.New("the new session does not offer 8BITMIME")
@@ -701,7 +767,73 @@ func (t *Transaction) replay(eightBit func() bool) error {
 		}
 		err = t.s.client.Rcpt(to.String(), nil)
 	}
+	t.reusable = err == nil
 	return err
+}
+
+// sevenBit is the answer to "is the message 8-bit" before it has come:
+// Data asks again once it has.
+func sevenBit() bool { return false }
+
+// armIdle starts the idle clock when a step of the sender's leaves
+// recipients accepted on a live session.
+func (t *Transaction) armIdle() {
+	if t.s == nil || t.broken != nil || len(t.accepted) == 0 {
+		return
+	}
+	t.armed = true
+	t.idleDone.Add(1)
+	if t.idle == nil {
+		t.idle = time.AfterFunc(t.r.cfg.ReleaseAfterIdle, t.park)
+	} else {
+		t.idle.Reset(t.r.cfg.ReleaseAfterIdle)
+	}
+}
+
+// wake stops the idle clock as a step begins; when it has fired, the step
+// waits for park to be done with the session.
+func (t *Transaction) wake() {
+	if !t.armed {
+		return
+	}
+	t.armed = false
+	if t.idle.Stop() {
+		t.idleDone.Done()
+	} else {
+		t.idleDone.Wait()
+	}
+}
+
+// park hands the session of an idle sender back: to the cache, where its
+// next user (this transaction's next step, or another sender's) ends the
+// open transaction with RSET, or closed.
+func (t *Transaction) park() {
+	defer t.idleDone.Done()
+	t.r.idleReleases.Inc()
+	t.release()
+	t.parked = true
+}
+
+// resume sends a parked transaction again. The sender was told its
+// recipients were accepted, so a refusal now is answered 4xx: the sender
+// tries again, and hears the refusal at RCPT then.
+func (t *Transaction) resume(eightBit func() bool) *Error {
+	t.parked = false
+	err := t.replay(eightBit)
+	if err == nil {
+		return nil
+	}
+	if t.s != nil {
+		t.release()
+	}
+	var e *Error
+	if !errors.As(err, &e) {
+		e = downstreamError(t.route, "MAIL and RCPT sent again", err)
+		e.Code, e.Enhanced[0] = 451, 4
+	}
+	t.r.log.Info("downstream transaction could not be sent again after the sender idled", "route", t.route.Addr, "err", err)
+	t.broken = e
+	return e
 }
 
 // writeBufferSize is the downstream client's write buffer: a message of
@@ -734,6 +866,7 @@ func (t *Transaction) downstream(stage string, err error) *Error {
 // first), and is otherwise closed politely. It is safe to call more than
 // once.
 func (t *Transaction) Close() {
+	t.wake()
 	if t.closed {
 		return
 	}

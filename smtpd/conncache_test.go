@@ -177,3 +177,66 @@ func messageID(data []byte) string {
 	s = s[i+len("Message-ID: <"):]
 	return s[:strings.Index(s, "@")]
 }
+
+// TestIdleSendersHoldNoDownstreamSessions: clients that have their
+// recipients accepted and then idle (one address may open 50 sessions) do
+// not each hold a connection on the customer's server, which may limit
+// connections per client and refuse everyone else's mail meanwhile. When
+// they go on, every message is delivered once.
+func TestIdleSendersHoldNoDownstreamSessions(t *testing.T) {
+	const senders = 8
+	sink := smtptest.StartSink(t)
+	cfg := testConfig(t)
+	cfg.Relay.ReleaseAfterIdle = 50 * time.Millisecond
+	cfg.Relay.Cache.MaxIdlePerRoute = 2
+	cfg.Domains = append(cfg.Domains, smtptest.Domain("example.org", sink.Addr))
+	n := startConfigured(t, cfg, nil)
+
+	clients := make([]*smtp.Client, senders)
+	for i := range clients {
+		c, err := smtp.Dial(n.SMTPAddr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if err := c.Hello("client.sender.test"); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Mail("alice@sender.test", nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Rcpt("bob@example.org", nil); err != nil {
+			t.Fatal(err)
+		}
+		clients[i] = c
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for sink.Open() > cfg.Relay.Cache.MaxIdlePerRoute && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if open := sink.Open(); open > cfg.Relay.Cache.MaxIdlePerRoute {
+		t.Fatalf("%d idle senders hold %d downstream connections, want at most the cache's %d", senders, open, cfg.Relay.Cache.MaxIdlePerRoute)
+	}
+	for i, c := range clients {
+		w, err := c.Data()
+		if err != nil {
+			t.Fatalf("sender %d: DATA: %v", i, err)
+		}
+		msg := strings.Replace(testMessage, "<1@sender.test>", fmt.Sprintf("<idle%d@sender.test>", i), 1)
+		if _, err := w.Write([]byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Close(); err != nil {
+			t.Fatalf("sender %d: end of data: %v", i, err)
+		}
+	}
+	delivered := make(map[string]int)
+	for _, m := range sink.Messages() {
+		delivered[messageID(m.Data)]++
+	}
+	for i := range senders {
+		if id := fmt.Sprintf("idle%d", i); delivered[id] != 1 {
+			t.Errorf("%s delivered %d times, want once", id, delivered[id])
+		}
+	}
+}

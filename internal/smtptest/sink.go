@@ -81,6 +81,7 @@ type Sink struct {
 	gate      *Gate
 	stopped   chan struct{}
 	conns     int
+	open      int
 	verbs     map[string]int
 	// commandWrites counts the reads that brought commands.
 	commandWrites int
@@ -234,6 +235,13 @@ func (s *Sink) Connections() int {
 	return s.conns
 }
 
+// Open is how many of its connections the sink has not closed yet.
+func (s *Sink) Open() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.open
+}
+
 // Commands is how many times the sink was sent the command verb (EHLO,
 // RSET, MAIL...) on clear-text connections. A read is taken as commands
 // when every line of it starts with an upper-case verb, which tells a
@@ -266,6 +274,7 @@ func (l *sinkListener) Accept() (net.Conn, error) {
 	}
 	l.sink.mu.Lock()
 	l.sink.conns++
+	l.sink.open++
 	id := l.sink.conns
 	l.sink.mu.Unlock()
 	return &sinkConn{Conn: c, sink: l.sink, id: id}, nil
@@ -273,8 +282,18 @@ func (l *sinkListener) Accept() (net.Conn, error) {
 
 type sinkConn struct {
 	net.Conn
-	sink *Sink
-	id   int
+	sink   *Sink
+	id     int
+	closed sync.Once
+}
+
+func (c *sinkConn) Close() error {
+	c.closed.Do(func() {
+		c.sink.mu.Lock()
+		c.sink.open--
+		c.sink.mu.Unlock()
+	})
+	return c.Conn.Close()
 }
 
 var rset = []byte("RSET\r\n")

@@ -1,0 +1,154 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-smtp"
+	"github.com/mxgrid/mxgrid/internal/smtptest"
+	"github.com/mxgrid/mxgrid/mailaddr"
+)
+
+// idleRelay parks a transaction after idle and keeps at most two idle
+// sessions per route.
+func idleRelay(idle time.Duration) *Relay {
+	return cachedRelay(func(c *Config) {
+		c.ReleaseAfterIdle = idle
+		c.Cache.MaxIdlePerRoute = 2
+	})
+}
+
+func bob() mailaddr.Address { return mailaddr.Address{Local: "bob", Domain: "customer.test"} }
+
+// begunFor opens a transaction whose recipients the downstream accepted.
+func begunFor(t *testing.T, r *Relay, route Route, rcpts ...mailaddr.Address) *Transaction {
+	t.Helper()
+	tx, err := r.Begin(context.Background(), route, mailaddr.Address{Local: "a", Domain: "sender.test"}, MailOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tx.Close)
+	for _, to := range rcpts {
+		if err := tx.Rcpt(to); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return tx
+}
+
+// waitFor polls cond for up to 10 s: the idle clock is the mechanism under
+// test, so only its outcome is asserted, never how soon it came.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("still waiting for %s", what)
+		}
+	}
+}
+
+// TestIdleSenderReleasesItsSession: a client that has recipients accepted
+// and then idles (50 such sessions are allowed from one address) does not
+// hold a connection on the customer's server for each; when it goes on,
+// the transaction is sent again and delivered once.
+func TestIdleSenderReleasesItsSession(t *testing.T) {
+	sink := smtptest.StartSink(t)
+	r := idleRelay(20 * time.Millisecond)
+	route := Route{Addr: sink.Addr, TLS: TLSNone}
+	const senders = 6
+	txs := make([]*Transaction, senders)
+	for i := range txs {
+		txs[i] = begunFor(t, r, route, bob())
+	}
+	if got := sink.Connections(); got != senders {
+		t.Fatalf("%d connections for %d open transactions", got, senders)
+	}
+	// Two are kept idle by the cache (max_idle_per_route), the rest quit.
+	waitFor(t, "the idle senders' sessions to be released", func() bool { return value(t, r.idleReleases) == senders })
+	waitFor(t, "the sessions beyond the cache's room to close", func() bool { return sink.Open() == 2 })
+
+	// One sender adds a recipient: MAIL and bob go again first.
+	carol := mailaddr.Address{Local: "carol", Domain: "customer.test"}
+	if err := txs[0].Rcpt(carol); err != nil {
+		t.Fatalf("recipient after the idle release: %v", err)
+	}
+	for i, tx := range txs {
+		if _, err := tx.Data(message(fmt.Sprintf("Subject: m-%d\r\n\r\nbody\r\n", i))); err != nil {
+			t.Fatalf("message %d after the idle release: %v", i, err)
+		}
+		tx.Close()
+	}
+	msgs := sink.Messages()
+	got := subjects(msgs)
+	if len(msgs) != senders || len(got) != senders {
+		t.Fatalf("delivered %v, want each of %d messages once", got, senders)
+	}
+	for _, m := range msgs {
+		want := []string{"bob@customer.test"}
+		if string(m.Data[:len("Subject: m-0")]) == "Subject: m-0" {
+			want = append(want, "carol@customer.test")
+		}
+		if fmt.Sprint(m.Rcpts) != fmt.Sprint(want) || m.From != "a@sender.test" {
+			t.Errorf("message %.12q from %s to %v, want to %v", m.Data, m.From, m.Rcpts, want)
+		}
+	}
+}
+
+// A recipient the customer's server refuses when the transaction is sent
+// again was accepted before: the sender hears 4xx and tries again (and then
+// hears the refusal at RCPT), and nothing is delivered.
+func TestIdleSenderRecipientRefusedOnResume(t *testing.T) {
+	sink := smtptest.StartSink(t)
+	r := idleRelay(20 * time.Millisecond)
+	route := Route{Addr: sink.Addr, TLS: TLSNone}
+	tx := begunFor(t, r, route, bob())
+	waitFor(t, "the idle release", func() bool { return value(t, r.idleReleases) == 1 })
+	sink.RejectRcpt("bob@customer.test", &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user"})
+	_, err := tx.Data(message("Subject: refused\r\n\r\nbody\r\n"))
+	var e *Error
+	if !errors.As(err, &e) || e.Code != 451 || e.Enhanced != [3]int{4, 1, 1} {
+		t.Fatalf("Data after the recipient was refused on resume: %v, want 451 4.1.1", err)
+	}
+	if n := len(sink.Messages()); n != 0 {
+		t.Fatalf("%d messages delivered", n)
+	}
+	// The transaction stays failed: no later step reopens it.
+	if err := tx.Rcpt(mailaddr.Address{Local: "carol", Domain: "customer.test"}); !errors.Is(err, e) {
+		t.Errorf("Rcpt after the failed resume: %v, want the same failure", err)
+	}
+}
+
+// Steps racing the idle clock (1 ms, so parks fall between and around every
+// step) deliver the message once to every recipient; run with -race.
+func TestIdleReleaseRacesTheSteps(t *testing.T) {
+	sink := smtptest.StartSink(t)
+	r := idleRelay(time.Millisecond)
+	route := Route{Addr: sink.Addr, TLS: TLSNone}
+	var rcpts []mailaddr.Address
+	for i := range 30 {
+		rcpts = append(rcpts, mailaddr.Address{Local: fmt.Sprintf("u%d", i), Domain: "customer.test"})
+	}
+	for round := range 5 {
+		tx := begunFor(t, r, route, rcpts...)
+		time.Sleep(2 * time.Millisecond)
+		if _, err := tx.Data(message(fmt.Sprintf("Subject: r-%d\r\n\r\nbody\r\n", round))); err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		tx.Close()
+	}
+	msgs := sink.Messages()
+	if len(msgs) != 5 {
+		t.Fatalf("%d messages, want 5", len(msgs))
+	}
+	for _, m := range msgs {
+		if len(m.Rcpts) != len(rcpts) {
+			t.Errorf("message %.10q to %d recipients, want %d", m.Data, len(m.Rcpts), len(rcpts))
+		}
+	}
+	if value(t, r.idleReleases) == 0 {
+		t.Error("no session was released: the test raced nothing")
+	}
+}
