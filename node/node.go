@@ -359,6 +359,7 @@ func (b *builder) buildSMTP(context.Context) error {
 	// Any node releases through its own relay to the domain's current
 	// route; any node prunes (idempotent deletes).
 	b.quarantine = quarantine.New(b.cfg.Quarantine, b.store, smtpd.Releaser{Directory: b.directory, Relay: smtpd.Relay{Relay: rel}}, nil)
+	b.quarantine.ShareOpensAmong(b.store)
 	if b.tracker != nil {
 		b.quarantine.TrackReleases(b.tracker)
 	}

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/mxgrid/mxgrid/internal/bytebudget"
@@ -268,12 +269,44 @@ type Service struct {
 	now     func() time.Time
 	// opened is what open messages hold of cfg.MaxOpenBytes.
 	opened *bytebudget.Budget
+	// owners, when set, has each reseller's items hold at most its share
+	// (shareOf) of opened.
+	owners   Owners
+	sharesMu sync.Mutex
+	shares   map[int64]*bytebudget.Budget
 }
 
 // openFactor is what an open message costs per byte of its size: the
 // compressed copy read from the store, the message decompressed, and what
 // its reader makes of it (a preview's parse, a delivery's copy).
 const openFactor = 3
+
+// Owners says which reseller a customer is of; *store.Store.
+type Owners interface {
+	ResellerOf(ctx context.Context, customerID int64) (int64, error)
+}
+
+// ShareOpensAmong gives each reseller at most half of max_open_bytes for
+// its customers' items, whoever opens them (o says whose an item is).
+// Shared whole, one tenant releasing two big held messages at a time to a
+// server of its own that answered each RCPT after a minute with 451 (the
+// message held again, to be released again) kept every open byte of the
+// node, and every other tenant's previews, releases and digest links
+// answered 429.
+func (s *Service) ShareOpensAmong(o Owners) { s.owners = o }
+
+// shareOf is reseller's part of max_open_bytes, made at its first open: a
+// few bytes per reseller that ever opened one on this node.
+func (s *Service) shareOf(reseller int64) *bytebudget.Budget {
+	s.sharesMu.Lock()
+	defer s.sharesMu.Unlock()
+	b, ok := s.shares[reseller]
+	if !ok {
+		b = bytebudget.New(s.cfg.MaxOpenBytes / 2)
+		s.shares[reseller] = b
+	}
+	return b
+}
 
 // TrackReleases makes every release and delete a message-tracking record
 // (one per recipient: a release delivered with the customer server's
@@ -285,7 +318,8 @@ func New(cfg Config, st Store, deliver Deliverer, now func() time.Time) *Service
 	if now == nil {
 		now = time.Now
 	}
-	return &Service{cfg: cfg, store: st, deliver: deliver, now: now, opened: bytebudget.New(cfg.MaxOpenBytes)}
+	return &Service{cfg: cfg, store: st, deliver: deliver, now: now, opened: bytebudget.New(cfg.MaxOpenBytes),
+		shares: map[int64]*bytebudget.Budget{}}
 }
 
 // Hold stores the message read from msg, compressed as it is read (the
@@ -378,7 +412,7 @@ func (s *Service) Open(ctx context.Context, scope tracking.Scope, id int64, fn f
 	if err != nil {
 		return it, err
 	}
-	done, err := s.reserveOpen(ctx, it.Size)
+	done, err := s.reserveOpen(ctx, it)
 	if err != nil {
 		return it, err
 	}
@@ -412,12 +446,29 @@ const openWait = 5 * time.Second
 // reserveOpen takes an open message's share of max_open_bytes, waiting up
 // to openWait (or until ctx ends), and returns what gives it back. A
 // message larger than the whole budget takes all of it: it opens, alone.
-func (s *Service) reserveOpen(ctx context.Context, size int64) (func(), error) {
-	n := min(openFactor*max(size, 1), s.cfg.MaxOpenBytes)
-	if !s.opened.ReserveWait(ctx, n, openWait) {
+// With owners, it first takes its reseller's share of the bytes (all of
+// the share when it is larger), within the same wait.
+func (s *Service) reserveOpen(ctx context.Context, it Item) (func(), error) {
+	n := min(openFactor*max(it.Size, 1), s.cfg.MaxOpenBytes)
+	deadline := time.Now().Add(openWait)
+	giveShare := func() {}
+	if s.owners != nil {
+		reseller, err := s.owners.ResellerOf(ctx, it.CustomerID)
+		if err != nil {
+			return nil, fmt.Errorf("quarantine: whose message %d is: %w", it.ID, err)
+		}
+		share := s.shareOf(reseller)
+		own := min(n, s.cfg.MaxOpenBytes/2)
+		if !share.ReserveWait(ctx, own, openWait) {
+			return nil, ErrBusy
+		}
+		giveShare = func() { share.Release(own) }
+	}
+	if !s.opened.ReserveWait(ctx, n, time.Until(deadline)) {
+		giveShare()
 		return nil, ErrBusy
 	}
-	return func() { s.opened.Release(n) }, nil
+	return func() { s.opened.Release(n); giveShare() }, nil
 }
 
 // Release delivers a held item to its domain's current route, exactly
@@ -433,7 +484,7 @@ func (s *Service) Release(ctx context.Context, scope tracking.Scope, id int64, b
 	}
 	// The bytes before the claim: a release refused for them leaves the
 	// item held as it was.
-	done, err := s.reserveOpen(ctx, it.Size)
+	done, err := s.reserveOpen(ctx, it)
 	if err != nil {
 		return it, "", err
 	}

@@ -204,6 +204,72 @@ func TestOpenMessagesShareMaxOpenBytes(t *testing.T) {
 	}
 }
 
+// resellers maps customers to their resellers, as the store does.
+type resellers map[int64]int64
+
+func (r resellers) ResellerOf(_ context.Context, customerID int64) (int64, error) {
+	return r[customerID], nil
+}
+
+// TestOneResellerCannotHoldEveryOpenByte: the messages one reseller's
+// customers have open (releases to their own servers, however slowly
+// those answer, and previews) hold at most half of max_open_bytes, so
+// another reseller's previews and releases still open. Shared unbounded,
+// a tenant releasing two big held messages at a time to a server of its
+// own that answered each RCPT after a minute with 451 (the message held
+// again, to be released again) held every open byte of the node, and
+// every other tenant's previews, releases and digest links got 429. The
+// owner is the item's, whoever asks: the operator and digest links too.
+func TestOneResellerCannotHoldEveryOpenByte(t *testing.T) {
+	ctx := context.Background()
+	cfg := quarantine.DefaultConfig()
+	cfg.MaxOpenBytes = 1 << 20
+	downstream := &heldUp{entered: make(chan struct{}), proceed: make(chan struct{})}
+	svc := quarantine.New(cfg, openStore(t), downstream, nil)
+	// Customers 1 and 2 are one reseller's, customer 3 another's.
+	svc.ShareOpensAmong(resellers{1: 10, 2: 10, 3: 20})
+	op := tracking.Scope{Operator: true}
+	hold := func(customer int64, size int) int64 {
+		t.Helper()
+		ids, err := svc.Hold(ctx, quarantine.Item{Domain: "a.example", DomainID: customer, CustomerID: customer, Sender: "s@x.example",
+			Recipients: []string{"bob@a.example"}}, strings.NewReader("Subject: x\r\n\r\n"+strings.Repeat("x", size)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ids[0]
+	}
+	// 600 KiB and 420 KiB open: together all but 4 KiB of the budget.
+	big, second, other := hold(1, 200<<10), hold(2, 140<<10), hold(3, 2<<10)
+	impatient := func() context.Context {
+		c, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+		t.Cleanup(cancel)
+		return c
+	}
+	released := make(chan error, 2)
+	go func() { _, _, err := svc.Release(ctx, op, big, "op"); released <- err }()
+	<-downstream.entered
+	go func() { _, _, err := svc.Release(impatient(), op, second, "op"); released <- err }()
+	inFlight := 1
+	select {
+	case err := <-released:
+		if !errors.Is(err, quarantine.ErrBusy) {
+			t.Errorf("the reseller's second release while its first holds its share: %v, want ErrBusy", err)
+		}
+	case <-downstream.entered:
+		inFlight++
+		t.Error("the reseller's second release opened past its share of max_open_bytes")
+	}
+	if _, err := svc.Open(impatient(), op, other, func(quarantine.Item, []byte) {}); err != nil {
+		t.Errorf("another reseller's preview while the first's releases are delivered: %v", err)
+	}
+	close(downstream.proceed)
+	for range inFlight {
+		if err := <-released; err != nil {
+			t.Errorf("release: %v", err)
+		}
+	}
+}
+
 // opened returns an item and its message, read through Open.
 func opened(svc *quarantine.Service, id int64) (quarantine.Item, []byte, error) {
 	var msg []byte

@@ -42,6 +42,33 @@ func TestBrandOf(t *testing.T) {
 	}
 }
 
+// TestResellerOf: a held message's reseller, whose share of the node's
+// open quarantine bytes it takes, is its customer's; the operator's own
+// domains (customer 0) and a deleted customer's are reseller 0.
+func TestResellerOf(t *testing.T) {
+	for _, tc := range dialects {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			s := tc.open(t)
+			ts := NewTenants(s)
+			r, c := resellerWithCustomer(t, ts, "acme")
+			gone := tenant.Customer{ResellerID: r.ID, Name: "gone"}
+			a := admin.AuditEntry{Actor: "t", Action: "x", Object: "x"}
+			if _, err := ts.CreateCustomer(ctx, &gone, a); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := ts.DeleteCustomer(ctx, gone.ID, a); err != nil {
+				t.Fatal(err)
+			}
+			for customer, want := range map[int64]int64{c.ID: r.ID, 0: 0, gone.ID: 0} {
+				if got, err := s.ResellerOf(ctx, customer); err != nil || got != want {
+					t.Errorf("ResellerOf(%d) = %d, %v; want %d", customer, got, err, want)
+				}
+			}
+		})
+	}
+}
+
 // TestDigestRecords: a digest is recorded once per recipient and period,
 // a period lists whom it sent to, a record can be forgotten, and pruning
 // forgets only records older than its bound.

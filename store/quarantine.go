@@ -636,3 +636,20 @@ func (s *Store) pruneQuarantineBatch(ctx context.Context, before time.Time, expi
 	}
 	return n, nil
 }
+
+// ResellerOf is the reseller customer customerID is of, for the share of
+// quarantine.max_open_bytes its held messages may take; 0 for the
+// operator's own domains (customer 0) and for a customer since deleted.
+func (s *Store) ResellerOf(ctx context.Context, customerID int64) (int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
+	defer cancel()
+	var id int64
+	err := s.DB.QueryRowContext(ctx, `SELECT reseller_id FROM customers WHERE id = $1`, customerID).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fail("reseller of a customer", err)
+	}
+	return id, nil
+}
