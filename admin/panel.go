@@ -372,6 +372,12 @@ func (s *Service) CreateUser(ctx context.Context, p Principal, resellerID int64,
 	if !p.Operator {
 		resellerID = p.ResellerID
 	}
+	// A password never expires.
+	if until, err := s.loginExpires(ctx, p); err != nil {
+		return User{}, err
+	} else if !until.IsZero() {
+		return User{}, fmt.Errorf("%w: a login with a token that expires adds no panel user, whose password would outlive it", ErrForbidden)
+	}
 	e, fe := CheckNewUser(email, password)
 	if _, err := s.store.GetReseller(ctx, resellerID); errors.Is(err, tenant.ErrNotFound) {
 		fe["reseller_id"] = "no such reseller"

@@ -911,6 +911,13 @@ func (s *Service) CreateToken(ctx context.Context, p Principal, t Token) (Token,
 			fe["expires"] = "must be in the future"
 		}
 	}
+	until, err := s.loginExpires(ctx, p)
+	if err != nil {
+		return Token{}, err
+	}
+	if !until.IsZero() && (t.Expires.IsZero() || t.Expires.After(until)) && fe["expires"] == "" {
+		fe["expires"] = "required, and no later than " + until.Format(time.RFC3339Nano) + ", when the token creating it expires"
+	}
 	if len(fe) > 0 {
 		return Token{}, fe
 	}
@@ -925,6 +932,22 @@ func (s *Service) CreateToken(ctx context.Context, p Principal, t Token) (Token,
 	}
 	t.Secret = secret
 	return t, nil
+}
+
+// loginExpires is when p's login stops working: its API token's expiry,
+// zero for a token that never expires, a password or the operator token
+// file. A credential made by a login that expires must not outlive it: a
+// contractor's token for a day minted one without expiry, or a panel
+// user, and kept the reseller's data for ever.
+func (s *Service) loginExpires(ctx context.Context, p Principal) (time.Time, error) {
+	if p.TokenID == 0 {
+		return time.Time{}, nil
+	}
+	t, err := s.store.GetToken(ctx, p.TokenID)
+	if err != nil {
+		return time.Time{}, err
+	}
+	return t.Expires, nil
 }
 
 func (s *Service) DeleteToken(ctx context.Context, p Principal, id int64) error {

@@ -589,7 +589,7 @@ func (p *Panel) fail(req *request, err error) {
 	case errors.Is(err, tenant.ErrNotFound):
 		code, msg = http.StatusNotFound, "Not found."
 	case errors.Is(err, admin.ErrForbidden):
-		code, msg = http.StatusForbidden, "Only the operator may do this."
+		code, msg = http.StatusForbidden, forbidden(err)
 	case errors.Is(err, tenant.ErrQuotaExceeded):
 		code, msg = http.StatusForbidden, err.Error()
 	case errors.Is(err, tenant.ErrConflict):
@@ -631,6 +631,20 @@ func (p *Panel) fail(req *request, err error) {
 		return
 	}
 	p.render(req, code, "error", page{Title: "Error", Error: msg, Fields: fe})
+}
+
+// forbidden is the sentence an admin.ErrForbidden gives as its reason
+// ("forbidden: only the operator may do this"): not every refusal is the
+// operator's to make (a login with a token that expires adds no users).
+func forbidden(err error) string {
+	s := err.Error()
+	if i := strings.LastIndex(s, admin.ErrForbidden.Error()+": "); i >= 0 {
+		s = s[i+len(admin.ErrForbidden.Error())+2:]
+	}
+	if s == "" {
+		return "This is not allowed."
+	}
+	return strings.ToUpper(s[:1]) + s[1:] + "."
 }
 
 func redirect(req *request, path, notice string) error {

@@ -297,6 +297,29 @@ func TestAddUserRefusals(t *testing.T) {
 	}
 }
 
+// A session opened with a token that expires adds no user: the user's
+// password would let whoever held the token in after it expired. The page
+// says why, not that only the operator may.
+func TestExpiringTokenSessionAddsNoUser(t *testing.T) {
+	uf := newUserFixture(t)
+	ctx := context.Background()
+	tk, err := uf.svc.CreateToken(ctx, uf.op, admin.Token{Name: "contractor", ResellerID: uf.a.ID, Expires: time.Now().Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr, err := uf.svc.Authenticate(ctx, tk.Secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := uf.client(t).as(uf.fixture, pr).post("/panel/users", "email", "stays@alpha.example", "password", testPassword)
+	if body := rec.Body.String(); rec.Code != http.StatusForbidden || !strings.Contains(body, "A login with a token that expires adds no panel user") {
+		t.Errorf("add: %d, want 403 saying why\n%s", rec.Code, body)
+	}
+	if got := uf.emails(t, uf.a.ID); len(got) != 1 {
+		t.Errorf("users of A: %v, want ann's alone", got)
+	}
+}
+
 // Every form of the two pages needs the session's CSRF token.
 func TestUsersCSRF(t *testing.T) {
 	uf := newUserFixture(t)

@@ -1,7 +1,9 @@
 package web
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -92,5 +94,49 @@ func TestTokenExpiry(t *testing.T) {
 		if code != http.StatusBadRequest || !strings.Contains(string(body), "expires") {
 			t.Errorf("%s: %d %s, want 400 naming expires", tc.name, code, body)
 		}
+	}
+}
+
+// A token that expires (or a panel session opened with it) cannot make a
+// credential that outlives it: a token it creates expires no later, and it
+// adds no panel user, whose password never expires. A contractor's token
+// for a day minted a token without expiry, or a login, and kept the
+// reseller's data for ever.
+func TestExpiringTokenMakesNothingThatOutlivesIt(t *testing.T) {
+	f := newAPIFixture(t)
+	expires := time.Now().Add(time.Hour).UTC().Truncate(time.Second)
+	code, body := f.do("own", "POST", "/api/v1/tokens", map[string]any{"name": "contractor", "expires": expires.Format(time.RFC3339)})
+	if code != http.StatusCreated {
+		t.Fatalf("create: %d %s", code, body)
+	}
+	var contractor admin.Token
+	if err := json.Unmarshal(body, &contractor); err != nil {
+		t.Fatal(err)
+	}
+	f.tokens["contractor"] = contractor.Secret
+	for _, tc := range []struct {
+		name    string
+		expires any
+	}{{"never", nil}, {"later", expires.Add(time.Second).Format(time.RFC3339)}} {
+		req := map[string]any{"name": "minted " + tc.name}
+		if tc.expires != nil {
+			req["expires"] = tc.expires
+		}
+		if code, body := f.do("contractor", "POST", "/api/v1/tokens", req); code != http.StatusBadRequest || !strings.Contains(string(body), "expires") {
+			t.Errorf("a token expiring %s, created with one expiring at %s: %d %s, want 400 naming expires", tc.name, expires, code, body)
+		}
+	}
+	if code, body := f.do("contractor", "POST", "/api/v1/tokens", map[string]any{"name": "helper", "expires": expires.Format(time.RFC3339)}); code != http.StatusCreated {
+		t.Errorf("a token expiring with its creator: %d %s, want 201", code, body)
+	}
+	p, err := f.svc.Authenticate(context.Background(), contractor.Secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.CreateUser(context.Background(), p, f.resA.ID, "stays@a.example", "correct horse battery"); !errors.Is(err, admin.ErrForbidden) {
+		t.Errorf("a panel user added with an expiring token: %v, want ErrForbidden", err)
+	}
+	if us, err := f.svc.ListUsers(context.Background(), f.op, f.resA.ID); err != nil || len(us) != 0 {
+		t.Errorf("users of A: %+v %v, want none", us, err)
 	}
 }
