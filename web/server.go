@@ -233,15 +233,19 @@ func (s *Server) Listen(addr string) (net.Listener, error) {
 // capListener serves at most max connections at once. At the cap, a new
 // connection takes the place of the one idle longest between requests
 // (http.StateIdle, which a client must expect to lose at any time, RFC
-// 9112 §9.3.1); with none idle it waits for a place, and the ones behind
-// it in the kernel's accept queue. Without reclaiming, a few addresses'
-// worth of keep-alive connections, one request each and then nothing, shut
-// every other client out for IdleTimeout, renewed by reconnecting: the
-// per-client cap alone leaves four IPv4 addresses (or IPv6 /64s) enough.
+// 9112 §9.3.1); with none idle, of the oldest still reading its first
+// request's header (http.StateNew: nothing of it has been served) of the
+// client holding the most places, if that client holds more than one
+// beyond the newcomer's own; with neither it waits for a place, and the
+// ones behind it in the kernel's accept queue. Without reclaiming, a few
+// addresses' worth of keep-alive connections, one request each and then
+// nothing, shut every other client out for IdleTimeout, renewed by
+// reconnecting; so did first requests trickled within ReadHeaderTimeout.
 // net/http reports a keep-alive connection idle until the next request's
 // header has been read whole, so one trickling that header in is taken
-// too; a new connection's first request keeps its place, and a request
-// read whole keeps it until answered, both bounded by the timeouts.
+// too. A request read whole keeps its place until answered, bounded by
+// the timeouts; the per-client cap keeps a few addresses from holding
+// every place that way.
 type capListener struct {
 	net.Listener
 	places chan struct{}
@@ -251,12 +255,12 @@ type capListener struct {
 	closed     chan struct{}
 	closeOnce  sync.Once
 	mu         sync.Mutex
-	idle       map[*capConn]time.Time
+	conns      map[*capConn]struct{}
 }
 
 func newCapListener(l net.Listener, max int) *capListener {
 	return &capListener{Listener: l, places: make(chan struct{}, max), becameIdle: make(chan struct{}, 1),
-		closed: make(chan struct{}), idle: map[*capConn]time.Time{}}
+		closed: make(chan struct{}), conns: map[*capConn]struct{}{}}
 }
 
 func (l *capListener) Accept() (net.Conn, error) {
@@ -264,18 +268,22 @@ func (l *capListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	var client netip.Prefix // none for a trusted proxy, which carries many
+	if cc, ok := c.(*clientCapConn); ok {
+		client = cc.key
+	}
 	for {
 		select {
 		case l.places <- struct{}{}:
-			return &capConn{Conn: c, l: l}, nil
+			return l.admit(c, client), nil
 		default:
 		}
-		if l.reclaimIdle() {
+		if l.reclaim(client) {
 			continue
 		}
 		select {
 		case l.places <- struct{}{}:
-			return &capConn{Conn: c, l: l}, nil
+			return l.admit(c, client), nil
 		case <-l.becameIdle:
 		case <-l.closed:
 			c.Close()
@@ -284,21 +292,43 @@ func (l *capListener) Accept() (net.Conn, error) {
 	}
 }
 
-// reclaimIdle closes the connection idle longest, if any.
-func (l *capListener) reclaimIdle() bool {
+func (l *capListener) admit(c net.Conn, client netip.Prefix) *capConn {
+	cc := &capConn{Conn: c, l: l, client: client, state: http.StateNew, since: time.Now()}
 	l.mu.Lock()
-	var oldest *capConn
-	var since time.Time
-	for c, t := range l.idle {
-		if oldest == nil || t.Before(since) {
-			oldest, since = c, t
+	l.conns[cc] = struct{}{}
+	l.mu.Unlock()
+	return cc
+}
+
+// reclaim closes the connection a newcomer from client takes the place
+// of, if any.
+func (l *capListener) reclaim(client netip.Prefix) bool {
+	l.mu.Lock()
+	var idle *capConn
+	held := map[netip.Prefix]int{}
+	for c := range l.conns {
+		if c.state == http.StateIdle && (idle == nil || c.since.Before(idle.since)) {
+			idle = c
+		}
+		if c.client.IsValid() {
+			held[c.client]++
+		}
+	}
+	victim := idle
+	if victim == nil {
+		most := held[client] + 1
+		for c := range l.conns {
+			n := held[c.client]
+			if c.state == http.StateNew && c.client.IsValid() && (n > most || n == most && victim != nil && c.since.Before(victim.since)) {
+				victim, most = c, n
+			}
 		}
 	}
 	l.mu.Unlock()
-	if oldest == nil {
+	if victim == nil {
 		return false
 	}
-	oldest.Close()
+	victim.Close()
 	return true
 }
 
@@ -307,16 +337,14 @@ func (l *capListener) Close() error {
 	return l.Listener.Close()
 }
 
-// setIdle records c's state between requests (http.Server.ConnState).
-func (l *capListener) setIdle(c *capConn, idle bool) {
+// setState records c's state (http.Server.ConnState).
+func (l *capListener) setState(c *capConn, state http.ConnState) {
 	l.mu.Lock()
-	if idle && !c.gone {
-		l.idle[c] = time.Now()
-	} else {
-		delete(l.idle, c)
+	if _, open := l.conns[c]; open {
+		c.state, c.since = state, time.Now()
 	}
 	l.mu.Unlock()
-	if idle {
+	if state == http.StateIdle {
 		select {
 		case l.becameIdle <- struct{}{}:
 		default:
@@ -326,28 +354,30 @@ func (l *capListener) setIdle(c *capConn, idle bool) {
 
 type capConn struct {
 	net.Conn
-	l    *capListener
-	once sync.Once
-	gone bool // under l.mu
+	l      *capListener
+	client netip.Prefix
+	once   sync.Once
+	// Under l.mu.
+	state http.ConnState
+	since time.Time
 }
 
 func (c *capConn) Close() error {
 	err := c.Conn.Close()
 	c.once.Do(func() {
 		c.l.mu.Lock()
-		c.gone = true
-		delete(c.l.idle, c)
+		delete(c.l.conns, c)
 		c.l.mu.Unlock()
 		<-c.l.places
 	})
 	return err
 }
 
-// trackIdle is the http.Server.ConnState that tells a capListener which
-// of its connections are idle.
-func trackIdle(c net.Conn, state http.ConnState) {
+// trackState is the http.Server.ConnState that tells a capListener what
+// its connections are doing.
+func trackState(c net.Conn, state http.ConnState) {
 	if cc, ok := c.(*capConn); ok {
-		cc.l.setIdle(cc, state == http.StateIdle)
+		cc.l.setState(cc, state)
 	}
 }
 
@@ -381,7 +411,7 @@ func (l *clientCapListener) Accept() (net.Conn, error) {
 			c.Close()
 			continue
 		}
-		return &clientCapConn{Conn: c, release: func() { l.release(key) }}, nil
+		return &clientCapConn{Conn: c, key: key, release: func() { l.release(key) }}, nil
 	}
 }
 
@@ -404,6 +434,7 @@ func (l *clientCapListener) release(key netip.Prefix) {
 
 type clientCapConn struct {
 	net.Conn
+	key     netip.Prefix
 	once    sync.Once
 	release func()
 }
@@ -468,7 +499,7 @@ func (s *Server) server(h http.Handler) *http.Server {
 		WriteTimeout:      lim.WriteTimeout,
 		IdleTimeout:       lim.IdleTimeout,
 		MaxHeaderBytes:    lim.MaxHeaderBytes,
-		ConnState:         trackIdle,
+		ConnState:         trackState,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 }

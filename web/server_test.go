@@ -246,8 +246,7 @@ func TestConnectionCapPerClient(t *testing.T) {
 			}
 			time.Sleep(100 * time.Millisecond) // let the server accept them
 			get := func(local string) (string, error) {
-				d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}}
-				c, err := d.Dial("tcp", addr)
+				c, err := dialFrom(local, addr)
 				if err != nil {
 					return "", err
 				}
@@ -265,6 +264,57 @@ func TestConnectionCapPerClient(t *testing.T) {
 				t.Errorf("another client: %q, %v", line, err)
 			}
 		})
+	}
+}
+
+// dialFrom connects to addr from the loopback address local, another
+// client to the listener's per-client accounting.
+func dialFrom(local, addr string) (net.Conn, error) {
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}}
+	return d.Dial("tcp", addr)
+}
+
+// TestConnectionCapFirstRequestsTrickled: a few addresses, each at its
+// per-client cap, trickle the header of their connections' first request
+// (http.StateNew: not idle, so not reclaimed), renewing each within the
+// header timeout. At the cap, a new connection takes the place of the
+// oldest such connection of the client holding the most places: before,
+// four addresses held every place and every other client waited unserved.
+// A client holding no more than the newcomer would keeps its first
+// request.
+func TestConnectionCapFirstRequestsTrickled(t *testing.T) {
+	lim := DefaultLimits()
+	lim.ReadHeaderTimeout = time.Minute
+	lim.MaxConns, lim.MaxConnsPerClient = 9, 2
+	addr, _ := serve(t, lim, nil)
+	dial := func(local string) (net.Conn, *bufio.Reader) {
+		c, err := dialFrom(local, addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c, bufio.NewReader(c)
+	}
+	visitor, visitorBR := dial("127.0.0.6")
+	fmt.Fprintf(visitor, "GET /healthz HTTP/1.1\r\n") // the rest comes later
+	for i := range 4 {
+		for range 2 {
+			c, _ := dial(fmt.Sprintf("127.0.0.%d", i+1))
+			fmt.Fprintf(c, "GET /healthz HTTP/1.1\r\nX-A: b\r\n")
+		}
+	}
+	time.Sleep(100 * time.Millisecond) // let the server accept them
+
+	c, br := dial("127.0.0.5")
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	fmt.Fprintf(c, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+	if resp, err := http.ReadResponse(br, nil); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("a new client, with four at their cap trickling first requests: %v", err)
+	}
+	visitor.SetDeadline(time.Now().Add(5 * time.Second))
+	fmt.Fprintf(visitor, "Host: x\r\n\r\n")
+	if resp, err := http.ReadResponse(visitorBR, nil); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("a client with one first request in progress lost its place: %v", err)
 	}
 }
 
