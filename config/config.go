@@ -41,6 +41,7 @@ import (
 	"github.com/mxgrid/mxgrid/store"
 	"github.com/mxgrid/mxgrid/tenant"
 	"github.com/mxgrid/mxgrid/tracking"
+	"github.com/mxgrid/mxgrid/web"
 	"gopkg.in/yaml.v3"
 )
 
@@ -101,6 +102,11 @@ type HTTP struct {
 	// TrustedProxies are the networks whose X-Forwarded-For is believed
 	// for the client address (login limits, logs).
 	TrustedProxies []string `yaml:"trusted_proxies"`
+	// MaxConnections caps each listener's concurrent connections.
+	MaxConnections int `yaml:"max_connections"`
+	// MaxConnectionsPerIP caps those of one client (an IPv4 address, an
+	// IPv6 /64); trusted proxies are exempt.
+	MaxConnectionsPerIP int `yaml:"max_connections_per_ip"`
 	// Pprof serves Go's profiler at /debug/pprof/ on the management
 	// listener: off by default, as a profile shows code paths and memory
 	// and costs CPU while it runs.
@@ -168,10 +174,12 @@ type Log struct {
 // Default is the configuration of `mxgrid serve` without a file.
 func Default() Config {
 	smtp := smtpd.DefaultConfig()
+	httpLimits := web.DefaultLimits()
 	return Config{
-		Node:       Node{Name: smtp.Hostname, Provider: "local", Region: "local"},
-		SMTP:       smtp,
-		HTTP:       HTTP{Listen: "127.0.0.1:8025", ManagementListen: "127.0.0.1:8026"},
+		Node: Node{Name: smtp.Hostname, Provider: "local", Region: "local"},
+		SMTP: smtp,
+		HTTP: HTTP{Listen: "127.0.0.1:8025", ManagementListen: "127.0.0.1:8026",
+			MaxConnections: httpLimits.MaxConns, MaxConnectionsPerIP: httpLimits.MaxConnsPerClient},
 		DataDir:    "./data",
 		Log:        Log{Format: "text", Level: "info"},
 		Relay:      relay.DefaultConfig(),
@@ -436,6 +444,12 @@ func (c *Config) Validate() error {
 	}
 	if _, err := clientip.ParseTrusted(c.HTTP.TrustedProxies); err != nil {
 		return fmt.Errorf("http.trusted_proxies%w", err)
+	}
+	if c.HTTP.MaxConnections < 1 {
+		return errors.New("http.max_connections: must be at least 1")
+	}
+	if c.HTTP.MaxConnectionsPerIP < 1 {
+		return errors.New("http.max_connections_per_ip: must be at least 1")
 	}
 	if err := checkPublicURL(c.HTTP.PublicURL); err != nil {
 		return fmt.Errorf("http.public_url: %w", err)

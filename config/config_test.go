@@ -114,6 +114,8 @@ func TestBadConfigNamesTheKey(t *testing.T) {
 		{"bad http listen", "http:\n  listen: 8025\n", "http.listen:"},
 		{"listen port out of range", "smtp:\n  listen: 127.0.0.1:99999\n", "smtp.listen:"},
 		{"listen port by name", "smtp:\n  listen: 127.0.0.1:smtp\n", "smtp.listen:"},
+		{"no http connections", "http:\n  max_connections: 0\n", "http.max_connections:"},
+		{"no http connections per client", "http:\n  max_connections_per_ip: 0\n", "http.max_connections_per_ip:"},
 		{"management listen port out of range", "http:\n  management_listen: 127.0.0.1:80800\n", "http.management_listen:"},
 		{"negative cache memcached without port", "smtp:\n  negative_cache_memcached: ['memcached:0']\n", "smtp.negative_cache_memcached[0]:"},
 		{"geo memcached port out of range", "geo:\n  memcached: ['m:70000']\n", "geo.memcached[0]:"},

@@ -408,6 +408,7 @@ func (b *builder) buildSMTP(context.Context) error {
 		b.run("memory limit", &memlimit.Tuner{Budget: b.cfg.SMTP.MemoryBudget, Reserved: b.smtp.MemoryReserved, Log: b.log})
 	}
 	lim := web.DefaultLimits()
+	lim.MaxConns, lim.MaxConnsPerClient = b.cfg.HTTP.MaxConnections, b.cfg.HTTP.MaxConnectionsPerIP
 	// A release from the quarantine, delivering within its request, gets
 	// the grace an SMTP transaction gets.
 	lim.ShutdownGrace = max(lim.ShutdownGrace, b.cfg.SMTP.ShutdownGrace)

@@ -44,9 +44,13 @@ type Limits struct {
 	// at it, the one idle longest gives its place to a new one.
 	MaxConns int
 	// MaxConnsPerClient is the number of those one client address (an
-	// IPv6 /64) may hold; more are closed at once. Without it one client
-	// holding MaxConns idle keep-alive connections shut everyone else out
-	// for IdleTimeout, and again as soon as it reconnected.
+	// IPv6 /64) may hold; more are closed at once, as nginx's limit_conn
+	// and Postfix's smtpd_client_connection_count_limit do. Without it one
+	// client holding MaxConns idle keep-alive connections shut everyone
+	// else out for IdleTimeout, and again as soon as it reconnected; a
+	// request read whole keeps its place until answered, so MaxConns over
+	// it is how many addresses it takes to hold every place with slow
+	// bodies or slow reads.
 	MaxConnsPerClient int
 	// Exempt are the trusted proxies (http.trusted_proxies): all their
 	// clients come over their connections.
@@ -70,7 +74,9 @@ func DefaultLimits() Limits {
 		ShutdownGrace:     5 * time.Second,
 		MaxBodyBytes:      40 << 20,
 		MaxConns:          1024,
-		MaxConnsPerClient: 256,
+		// A browser opens at most 6 connections to a host: this is a few
+		// behind one NAT, and 32 addresses to fill MaxConns.
+		MaxConnsPerClient: 32,
 	}
 }
 

@@ -318,6 +318,40 @@ func TestConnectionCapFirstRequestsTrickled(t *testing.T) {
 	}
 }
 
+// TestFewAddressesCannotFillTheListener: a request read whole keeps its
+// place until answered (reclaiming it could cut a release mid-delivery),
+// for at most the timeouts, so what keeps a few addresses sending bodies
+// slowly from holding every place is the per-client cap. At 256 of 1,024,
+// four addresses held them all, renewed every ReadTimeout.
+func TestFewAddressesCannotFillTheListener(t *testing.T) {
+	lim := DefaultLimits()
+	addr, _ := serve(t, lim, echoBody)
+	const addresses = 4
+	for i := range addresses {
+		for range lim.MaxConns / addresses {
+			c, err := dialFrom(fmt.Sprintf("127.0.0.%d", i+1), addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { c.Close() })
+			// Refused past the per-client cap, the write may fail.
+			fmt.Fprintf(c, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\na")
+		}
+	}
+	time.Sleep(200 * time.Millisecond) // let the server accept them
+
+	c, err := dialFrom("127.0.0.5", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	fmt.Fprintf(c, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+	if resp, err := http.ReadResponse(bufio.NewReader(c), nil); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("another client, with %d addresses sending bodies slowly on every connection they could open: %v", addresses, err)
+	}
+}
+
 func TestListenersApart(t *testing.T) {
 	public, mgmt := serve(t, DefaultLimits(), func(s *Server) {
 		s.HandleManagement("GET /cluster", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "members") }))
