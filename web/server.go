@@ -491,6 +491,18 @@ func (s *Server) Serve(ctx context.Context, l, mgmt net.Listener) error {
 
 func (s *Server) server(h http.Handler) *http.Server {
 	lim := s.limits
+	framed := h
+	h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// net/http drops a Content-Length sent along with Transfer-Encoding
+		// before any handler sees it and reads the body chunked; a proxy in
+		// front that framed it by the Content-Length takes what follows the
+		// chunks for another request. So a chunked request ends its
+		// connection (RFC 9112 §6.1); browsers never send one.
+		if len(r.TransferEncoding) > 0 {
+			w.Header().Set("Connection", "close")
+		}
+		framed.ServeHTTP(w, r)
+	})
 	if lim.MaxBodyBytes > 0 {
 		inner := h
 		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -105,6 +105,37 @@ func TestBodyCap(t *testing.T) {
 	}
 }
 
+// TestChunkedRequestClosesItsConnection: net/http reads a body sent with
+// both Content-Length and Transfer-Encoding: chunked as chunked, drops
+// the Content-Length before any handler sees it, and went on reading the
+// connection after the chunks. A proxy in front that framed the body by
+// its Content-Length took the rest for the start of another request (a
+// smuggled one: CL.TE desync). RFC 9112 §6.1: the server MUST close the
+// connection after answering such a request.
+func TestChunkedRequestClosesItsConnection(t *testing.T) {
+	addr, _ := serve(t, DefaultLimits(), echoBody)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	fmt.Fprintf(c, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 40\r\nTransfer-Encoding: chunked\r\n\r\n"+
+		"0\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp, err := http.ReadResponse(br, nil); err == nil {
+		t.Fatalf("what followed the chunks was served as a request: %s", resp.Status)
+	} else if errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatal("the connection was kept open after the request")
+	}
+}
+
 func TestHeaderCap(t *testing.T) {
 	addr, _ := serve(t, DefaultLimits(), nil)
 	for _, tt := range []struct {
