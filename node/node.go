@@ -439,7 +439,7 @@ func (b *builder) listen(context.Context) error {
 		return err
 	}
 	b.onClose(closeListener(b.httpListener))
-	if b.mgmtListener, err = b.web.Listen(b.cfg.HTTP.ManagementListen); err != nil {
+	if b.mgmtListener, err = b.web.ListenManagement(b.cfg.HTTP.ManagementListen); err != nil {
 		return err
 	}
 	b.onClose(closeListener(b.mgmtListener))

@@ -22,6 +22,7 @@ import (
 	"github.com/mxgrid/mxgrid/health"
 	"github.com/mxgrid/mxgrid/internal/ratelimit"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
@@ -85,24 +86,68 @@ func DefaultLimits() Limits {
 // loopback by default because what it shows helps an attacker map the
 // cluster.
 type Server struct {
-	mux    *http.ServeMux
-	mgmt   *http.ServeMux
-	health *health.Registry
-	log    *slog.Logger
-	limits Limits
+	mux     *http.ServeMux
+	mgmt    *http.ServeMux
+	health  *health.Registry
+	log     *slog.Logger
+	limits  Limits
+	metrics *connMetrics
+}
+
+// connMetrics count what the connection caps do, by listener.
+type connMetrics struct {
+	conns     *prometheus.CounterVec
+	reclaimed *prometheus.CounterVec
+	active    *prometheus.GaugeVec
+}
+
+func newConnMetrics(reg prometheus.Registerer) *connMetrics {
+	f := promauto.With(reg)
+	return &connMetrics{
+		conns: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "mxgrid_http_connections_total",
+			Help: "HTTP connections by listener (public, management) and result: accepted, refused_ip_limit (closed at once: its client address, an IPv6 /64, held http.max_connections_per_ip).",
+		}, []string{"listener", "result"}),
+		reclaimed: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "mxgrid_http_connections_reclaimed_total",
+			Help: "HTTP connections closed at http.max_connections to give their place to a new one, by listener and state: idle (between requests), first_request (still reading its first request's header, of the client holding the most places).",
+		}, []string{"listener", "state"}),
+		active: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "mxgrid_http_connections_active",
+			Help: "HTTP connections holding a place under http.max_connections now, by listener.",
+		}, []string{"listener"}),
+	}
+}
+
+// listenerMetrics are one listener's series of connMetrics.
+type listenerMetrics struct {
+	accepted, refusedIP, reclaimedIdle, reclaimedNew prometheus.Counter
+	active                                           prometheus.Gauge
+}
+
+func (m *connMetrics) of(listener string) *listenerMetrics {
+	return &listenerMetrics{
+		accepted:      m.conns.WithLabelValues(listener, "accepted"),
+		refusedIP:     m.conns.WithLabelValues(listener, "refused_ip_limit"),
+		reclaimedIdle: m.reclaimed.WithLabelValues(listener, "idle"),
+		reclaimedNew:  m.reclaimed.WithLabelValues(listener, "first_request"),
+		active:        m.active.WithLabelValues(listener),
+	}
 }
 
 // New builds the server with /healthz and /readyz on both listeners and
-// /metrics on the management one. The public /readyz, which load balancers
-// and anyone else can ask, names what is degraded but not why: the reasons
-// carry internal addresses, database users and error text.
-func New(h *health.Registry, gatherer prometheus.Gatherer, log *slog.Logger, limits Limits) *Server {
-	s := &Server{mux: http.NewServeMux(), mgmt: http.NewServeMux(), health: h, log: log, limits: limits}
+// /metrics (reg's, the server's own among them) on the management one.
+// The public /readyz, which load balancers and anyone else can ask, names
+// what is degraded but not why: the reasons carry internal addresses,
+// database users and error text.
+func New(h *health.Registry, reg *prometheus.Registry, log *slog.Logger, limits Limits) *Server {
+	s := &Server{mux: http.NewServeMux(), mgmt: http.NewServeMux(), health: h, log: log, limits: limits,
+		metrics: newConnMetrics(reg)}
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.Handle("GET /readyz", s.readyz(false))
 	s.mgmt.HandleFunc("GET /healthz", s.healthz)
 	s.mgmt.Handle("GET /readyz", s.readyz(true))
-	s.mgmt.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{EnableOpenMetrics: true}))
+	s.mgmt.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{EnableOpenMetrics: true}))
 	return s
 }
 
@@ -219,19 +264,28 @@ func cleanPath(p string) string {
 	return np
 }
 
-// Listen binds addr with the connection cap applied.
-func (s *Server) Listen(addr string) (net.Listener, error) {
+// Listen binds the public listener's addr with the connection caps
+// applied.
+func (s *Server) Listen(addr string) (net.Listener, error) { return s.listen("public", addr) }
+
+// ListenManagement binds the management listener's addr alike.
+func (s *Server) ListenManagement(addr string) (net.Listener, error) {
+	return s.listen("management", addr)
+}
+
+func (s *Server) listen(name, addr string) (net.Listener, error) {
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("http listen %s: %w", addr, err)
 	}
+	m := s.metrics.of(name)
 	if s.limits.MaxConnsPerClient > 0 {
-		l = &clientCapListener{Listener: l, max: s.limits.MaxConnsPerClient, exempt: s.limits.Exempt, n: map[netip.Prefix]int{}}
+		l = &clientCapListener{Listener: l, max: s.limits.MaxConnsPerClient, exempt: s.limits.Exempt, n: map[netip.Prefix]int{}, refused: m.refusedIP}
 	}
 	if s.limits.MaxConns > 0 {
 		// Outside the per-client cap, so a refused connection takes no
 		// place.
-		l = newCapListener(l, s.limits.MaxConns)
+		l = newCapListener(l, s.limits.MaxConns, m)
 	}
 	return l, nil
 }
@@ -260,13 +314,14 @@ type capListener struct {
 	becameIdle chan struct{}
 	closed     chan struct{}
 	closeOnce  sync.Once
+	metrics    *listenerMetrics
 	mu         sync.Mutex
 	conns      map[*capConn]struct{}
 }
 
-func newCapListener(l net.Listener, max int) *capListener {
+func newCapListener(l net.Listener, max int, m *listenerMetrics) *capListener {
 	return &capListener{Listener: l, places: make(chan struct{}, max), becameIdle: make(chan struct{}, 1),
-		closed: make(chan struct{}), conns: map[*capConn]struct{}{}}
+		closed: make(chan struct{}), metrics: m, conns: map[*capConn]struct{}{}}
 }
 
 func (l *capListener) Accept() (net.Conn, error) {
@@ -303,6 +358,8 @@ func (l *capListener) admit(c net.Conn, client netip.Prefix) *capConn {
 	l.mu.Lock()
 	l.conns[cc] = struct{}{}
 	l.mu.Unlock()
+	l.metrics.accepted.Inc()
+	l.metrics.active.Inc()
 	return cc
 }
 
@@ -333,6 +390,11 @@ func (l *capListener) reclaim(client netip.Prefix) bool {
 	l.mu.Unlock()
 	if victim == nil {
 		return false
+	}
+	if victim == idle {
+		l.metrics.reclaimedIdle.Inc()
+	} else {
+		l.metrics.reclaimedNew.Inc()
 	}
 	victim.Close()
 	return true
@@ -375,6 +437,7 @@ func (c *capConn) Close() error {
 		delete(c.l.conns, c)
 		c.l.mu.Unlock()
 		<-c.l.places
+		c.l.metrics.active.Dec()
 	})
 	return err
 }
@@ -390,10 +453,11 @@ func trackState(c net.Conn, state http.ConnState) {
 // clientCapListener closes a client's connections past max.
 type clientCapListener struct {
 	net.Listener
-	max    int
-	exempt []netip.Prefix
-	mu     sync.Mutex
-	n      map[netip.Prefix]int
+	max     int
+	exempt  []netip.Prefix
+	refused prometheus.Counter
+	mu      sync.Mutex
+	n       map[netip.Prefix]int
 }
 
 func (l *clientCapListener) Accept() (net.Conn, error) {
@@ -414,6 +478,7 @@ func (l *clientCapListener) Accept() (net.Conn, error) {
 		}
 		l.mu.Unlock()
 		if full {
+			l.refused.Inc()
 			c.Close()
 			continue
 		}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/mxgrid/mxgrid/health"
+	"github.com/mxgrid/mxgrid/internal/testenv"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -32,7 +33,7 @@ func serve(t *testing.T, lim Limits, setup func(*Server)) (public, mgmt string) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	ml, err := s.Listen("127.0.0.1:0")
+	ml, err := s.ListenManagement("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,7 +199,7 @@ func TestConnectionCap(t *testing.T) {
 func TestConnectionCapReclaimsIdle(t *testing.T) {
 	lim := DefaultLimits()
 	lim.MaxConns = 3
-	addr, _ := serve(t, lim, nil)
+	addr, mgmt := serve(t, lim, nil)
 	dial := func() (net.Conn, *bufio.Reader) {
 		c, err := net.Dial("tcp", addr)
 		if err != nil {
@@ -249,6 +250,11 @@ func TestConnectionCapReclaimsIdle(t *testing.T) {
 	if resp, err := http.ReadResponse(busyBR, nil); err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("the connection in the middle of a request lost its place: %v", err)
 	}
+	idles := metric(t, mgmt, `mxgrid_http_connections_reclaimed_total{listener="public",state="idle"}`)
+	firsts := metric(t, mgmt, `mxgrid_http_connections_reclaimed_total{listener="public",state="first_request"}`)
+	if idles != 1 || firsts != 0 {
+		t.Errorf("reclaimed: %v idle, %v first requests; want 1, 0", idles, firsts)
+	}
 }
 
 // TestConnectionCapPerClient: one client cannot take the listener's
@@ -259,15 +265,16 @@ func TestConnectionCapPerClient(t *testing.T) {
 		name        string
 		exempt      []netip.Prefix
 		thirdServed bool
+		refused     float64
 	}{
-		{"one client over its cap", nil, false},
-		{"trusted proxy", []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}, true},
+		{"one client over its cap", nil, false, 1},
+		{"trusted proxy", []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}, true, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			lim := DefaultLimits()
 			lim.MaxConns, lim.MaxConnsPerClient, lim.Exempt = 10, 2, tt.exempt
-			addr, _ := serve(t, lim, nil)
+			addr, mgmt := serve(t, lim, nil)
 			for range 2 {
 				c, err := net.Dial("tcp", addr)
 				if err != nil {
@@ -294,8 +301,21 @@ func TestConnectionCapPerClient(t *testing.T) {
 			if line, err := get("127.0.0.2"); err != nil || !strings.HasPrefix(line, "HTTP/1.1 200") {
 				t.Errorf("another client: %q, %v", line, err)
 			}
+			if n := metric(t, mgmt, `mxgrid_http_connections_total{listener="public",result="refused_ip_limit"}`); n != tt.refused {
+				t.Errorf("refused_ip_limit: %v, want %v", n, tt.refused)
+			}
 		})
 	}
+}
+
+// metric is a series' value on the management listener's /metrics.
+func metric(t *testing.T, mgmt, series string) float64 {
+	t.Helper()
+	v, found, err := testenv.MetricSum(http.DefaultClient, "http://"+mgmt+"/metrics", series+" ")
+	if err != nil || !found {
+		t.Fatalf("%s: %v (found %v)", series, err, found)
+	}
+	return v
 }
 
 // dialFrom connects to addr from the loopback address local, another
@@ -317,7 +337,7 @@ func TestConnectionCapFirstRequestsTrickled(t *testing.T) {
 	lim := DefaultLimits()
 	lim.ReadHeaderTimeout = time.Minute
 	lim.MaxConns, lim.MaxConnsPerClient = 9, 2
-	addr, _ := serve(t, lim, nil)
+	addr, mgmt := serve(t, lim, nil)
 	dial := func(local string) (net.Conn, *bufio.Reader) {
 		c, err := dialFrom(local, addr)
 		if err != nil {
@@ -346,6 +366,9 @@ func TestConnectionCapFirstRequestsTrickled(t *testing.T) {
 	fmt.Fprintf(visitor, "Host: x\r\n\r\n")
 	if resp, err := http.ReadResponse(visitorBR, nil); err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("a client with one first request in progress lost its place: %v", err)
+	}
+	if n := metric(t, mgmt, `mxgrid_http_connections_reclaimed_total{listener="public",state="first_request"}`); n != 1 {
+		t.Errorf("first requests reclaimed: %v, want 1", n)
 	}
 }
 

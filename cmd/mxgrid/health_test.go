@@ -136,7 +136,7 @@ func TestHealthOutlastsAFullPublicListener(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mgmt, err := srv.Listen("127.0.0.1:0")
+	mgmt, err := srv.ListenManagement("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
