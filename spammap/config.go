@@ -29,8 +29,10 @@ type Config struct {
 	// lifetime caches are told the map has.
 	Interval time.Duration `yaml:"interval"`
 	// FrameAncestors restricts which sites may embed /map in a frame, sent
-	// as CSP frame-ancestors sources ("https://example.com", "'self'").
-	// Empty allows any site: the map is made to be embedded.
+	// as CSP frame-ancestors sources ("https://example.com", "'self'"),
+	// 'self' always among them unless 'none' is (the panel previews the
+	// map in a frame). Empty allows any site: the map is made to be
+	// embedded.
 	FrameAncestors []string `yaml:"frame_ancestors"`
 	// Attribution is the credit the GeoIP data's licence asks for, printed
 	// on the map.

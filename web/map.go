@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -28,7 +29,8 @@ type MapSource interface {
 // MapOptions configures the map's handlers.
 type MapOptions struct {
 	// FrameAncestors is map.frame_ancestors: the sites that may frame /map
-	// (CSP frame-ancestors). Empty allows any site.
+	// (CSP frame-ancestors), and this origin, the panel's, unless 'none'
+	// is among them. Empty allows any site.
 	FrameAncestors []string
 	// Operator guards POST /api/v1/map/regenerate (the admin API's operator
 	// authentication). Nil refuses every request, so the endpoint is never
@@ -72,8 +74,15 @@ func MapHandlers(src MapSource, opts MapOptions) http.Handler {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
 	h := &mapHandler{src: src, opts: opts, ancestors: "*"}
-	if len(opts.FrameAncestors) > 0 {
-		h.ancestors = strings.Join(opts.FrameAncestors, " ")
+	if anc := opts.FrameAncestors; len(anc) > 0 {
+		// The panel's map page previews the reseller's map in a frame of
+		// this origin; 'none' means no frame at all, and * takes it in.
+		if !slices.ContainsFunc(anc, func(s string) bool {
+			return s == "*" || strings.EqualFold(s, "'self'") || strings.EqualFold(s, "'none'")
+		}) {
+			anc = append([]string{"'self'"}, anc...)
+		}
+		h.ancestors = strings.Join(anc, " ")
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /map", h.page)

@@ -173,6 +173,13 @@ func TestMapFrameAncestors(t *testing.T) {
 	if get(t, h, "GET", "/map", nil).Header.Get("X-Frame-Options") != "" {
 		t.Error("X-Frame-Options would override frame-ancestors in old browsers")
 	}
+	// The panel's map page frames the reseller's map from this origin as
+	// its preview: a list without 'self' left it a browser error.
+	h = MapHandlers(src, MapOptions{FrameAncestors: []string{"https://www.example.com"}})
+	csp = get(t, h, "GET", "/map", nil).Header.Get("Content-Security-Policy")
+	if !strings.HasSuffix(csp, "; frame-ancestors 'self' https://www.example.com") {
+		t.Errorf("CSP %q: the panel's preview may not frame the map", csp)
+	}
 }
 
 func TestMapRegenerate(t *testing.T) {
