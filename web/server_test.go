@@ -2,6 +2,7 @@ package web
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -103,6 +104,39 @@ func TestBodyCap(t *testing.T) {
 		if resp.StatusCode != tt.want {
 			t.Errorf("body of %d bytes: %d, want %d", tt.size, resp.StatusCode, tt.want)
 		}
+	}
+}
+
+// TestSlowReaderCutOff: a client that reads its answer slowly (or not at
+// all) holds its place until the write timeout, not for as long as it
+// keeps the window shut.
+func TestSlowReaderCutOff(t *testing.T) {
+	lim := DefaultLimits()
+	lim.WriteTimeout, lim.MaxConns = time.Second, 1
+	// More than the kernel buffers of both ends hold.
+	big := bytes.Repeat([]byte("x"), 32<<20)
+	addr, _ := serve(t, lim, func(s *Server) {
+		s.Handle("GET /big", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.Write(big) }))
+	})
+	slow, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	// Set, the buffer is not grown by the kernel.
+	slow.(*net.TCPConn).SetReadBuffer(4096)
+	fmt.Fprintf(slow, "GET /big HTTP/1.1\r\nHost: x\r\n\r\n") // and never read
+	time.Sleep(100 * time.Millisecond)
+
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(c, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+	if resp, err := http.ReadResponse(bufio.NewReader(c), nil); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("the only place stayed with a client not reading its answer: %v", err)
 	}
 }
 
