@@ -100,7 +100,7 @@ type HTTP struct {
 	// loopback by default, as they map the cluster for an attacker.
 	ManagementListen string `yaml:"management_listen"`
 	// TrustedProxies are the networks whose X-Forwarded-For is believed
-	// for the client address (login limits, logs).
+	// for the client address (login and API token limits, logs).
 	TrustedProxies []string `yaml:"trusted_proxies"`
 	// MaxConnections caps each listener's concurrent connections.
 	MaxConnections int `yaml:"max_connections"`

@@ -128,6 +128,9 @@ type builder struct {
 	tracker    quarantine.Tracker // nil when tracking is off; smtpd.Tracker too
 	quarantine *quarantine.Service
 	service    *admin.Service
+	// clients tells an HTTP request's client address
+	// (http.trusted_proxies).
+	clients *clientip.Resolver
 	// linkKeys sign the digests and their links, and verify the digests
 	// that come back through this node (one random key when none is set).
 	linkKeys [][]byte
@@ -415,6 +418,7 @@ func (b *builder) buildSMTP(context.Context) error {
 	if lim.Exempt, err = clientip.ParseTrusted(b.cfg.HTTP.TrustedProxies); err != nil {
 		return fmt.Errorf("http.trusted_proxies%w", err)
 	}
+	b.clients = clientip.New(lim.Exempt)
 	if all := clientip.Everyone(lim.Exempt); len(all) > 0 {
 		b.log.Warn("http.trusted_proxies trusts every address: any client can name itself in X-Forwarded-For and escape the per-client limits; list your proxies' networks", "networks", fmt.Sprint(all))
 	}
@@ -522,7 +526,7 @@ func (b *builder) mountAdmin(context.Context) error {
 		svc.RunVerifier(ctx, cfg.VerifyInterval, cfg.VerifyPerRound, isLeader)
 		return nil
 	}))
-	web.MountAdminAPI(b.web.Handle, svc, b.log.With("component", "api"))
+	web.MountAdminAPI(b.web.Handle, svc, b.clients, b.log.With("component", "api"))
 	return nil
 }
 
@@ -748,7 +752,7 @@ func (b *builder) mountMap(context.Context) error {
 	}
 	b.run("map", sched)
 	b.web.MountMap(sched, web.MapOptions{FrameAncestors: b.cfg.Map.FrameAncestors, Log: b.log.With("component", "map"),
-		Scoped: panel.ScopedMaps(b.service, sched), Operator: web.OperatorOnly(b.service, b.log.With("component", "api"))})
+		Scoped: panel.ScopedMaps(b.service, sched), Operator: web.OperatorOnly(b.service, b.clients, b.log.With("component", "api"))})
 	return nil
 }
 

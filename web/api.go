@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"reflect"
 	"slices"
@@ -17,6 +18,8 @@ import (
 	"time"
 
 	"github.com/mxgrid/mxgrid/admin"
+	"github.com/mxgrid/mxgrid/clientip"
+	"github.com/mxgrid/mxgrid/internal/ratelimit"
 	"github.com/mxgrid/mxgrid/quarantine"
 	"github.com/mxgrid/mxgrid/tenant"
 )
@@ -37,8 +40,29 @@ var openAPIDoc []byte
 // AdminAPI serves /api/v1/ for resellers, customers, domains, recipients,
 // tokens and the audit log.
 type AdminAPI struct {
-	svc *admin.Service
-	log *slog.Logger
+	svc     *admin.Service
+	log     *slog.Logger
+	clients *clientip.Resolver
+	// failures are the bearer tokens each client address showed that
+	// matched nothing.
+	failures *ratelimit.Limiter[netip.Prefix]
+}
+
+// A client address may show authFailureBurst bearer tokens that match
+// nothing, then one per authFailureInterval; past that it is answered
+// 429 without a lookup. Each token is looked up in the store, over the
+// connections the mail path shares: one address had thousands a second
+// looked up. A client retrying a revoked token meets the limit soon,
+// and has nothing to lose by it.
+const (
+	authFailureBurst      = 50
+	authFailureInterval   = time.Second
+	maxAuthFailureClients = 100_000
+)
+
+func newAdminAPI(svc *admin.Service, clients *clientip.Resolver, log *slog.Logger) *AdminAPI {
+	return &AdminAPI{svc: svc, log: log, clients: clients,
+		failures: ratelimit.New[netip.Prefix](authFailureBurst, authFailureInterval, maxAuthFailureClients)}
 }
 
 // apiRoute is one pattern of the API; the OpenAPI test walks these.
@@ -48,9 +72,9 @@ type apiRoute struct {
 }
 
 // MountAdminAPI registers every route of the admin API with handle
-// (Server.Handle).
-func MountAdminAPI(handle func(pattern string, h http.Handler), svc *admin.Service, log *slog.Logger) {
-	a := &AdminAPI{svc: svc, log: log}
+// (Server.Handle); clients tells the client address behind a request.
+func MountAdminAPI(handle func(pattern string, h http.Handler), svc *admin.Service, clients *clientip.Resolver, log *slog.Logger) {
+	a := newAdminAPI(svc, clients, log)
 	for _, r := range a.routes() {
 		handle(r.pattern, r.handler)
 	}
@@ -209,8 +233,8 @@ func (e badRequest) Error() string { return e.msg }
 
 // OperatorOnly guards h with the operator's bearer token, for operator
 // actions that live outside the admin API (regenerating the map).
-func OperatorOnly(svc *admin.Service, log *slog.Logger) func(http.Handler) http.Handler {
-	a := &AdminAPI{svc: svc, log: log}
+func OperatorOnly(svc *admin.Service, clients *clientip.Resolver, log *slog.Logger) func(http.Handler) http.Handler {
+	a := newAdminAPI(svc, clients, log)
 	return func(h http.Handler) http.Handler {
 		return a.authed(func(w http.ResponseWriter, r *http.Request, p admin.Principal) error {
 			if !p.Operator {
@@ -232,7 +256,7 @@ func (a *AdminAPI) authed(fn func(w http.ResponseWriter, r *http.Request, p admi
 			a.fail(w, r, admin.ErrUnauthenticated)
 			return
 		}
-		p, err := a.svc.Authenticate(r.Context(), strings.TrimSpace(secret))
+		p, err := a.authenticate(r, strings.TrimSpace(secret))
 		if err != nil {
 			a.fail(w, r, err)
 			return
@@ -255,16 +279,43 @@ func (a *AdminAPI) authed(fn func(w http.ResponseWriter, r *http.Request, p admi
 	})
 }
 
+// authFailuresError: the client address showed too many tokens that
+// matched nothing; Wait is until it may show another.
+type authFailuresError struct{ Wait time.Duration }
+
+func (e authFailuresError) Error() string {
+	return "too many failed authentications from this address: try again later"
+}
+
+// authenticate looks secret up, unless r's client address showed too
+// many tokens that matched nothing.
+func (a *AdminAPI) authenticate(r *http.Request, secret string) (admin.Principal, error) {
+	key, now := ratelimit.ClientKey(a.clients.Of(r)), time.Now()
+	if !a.failures.Ready(key, now) {
+		// Take spends nothing from an empty bucket; it says how long.
+		return admin.Principal{}, authFailuresError{Wait: a.failures.Take(key, now)}
+	}
+	p, err := a.svc.Authenticate(r.Context(), secret)
+	if errors.Is(err, admin.ErrUnauthenticated) {
+		a.failures.Take(key, now)
+	}
+	return p, err
+}
+
 func (a *AdminAPI) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var (
 		fe        tenant.FieldErrors
 		bad       badRequest
 		qe        *tenant.QuotaError
 		abandoned *quarantine.AbandonedError
+		failures  authFailuresError
 		code      int
 		body      = apiError{Error: err.Error()}
 	)
 	switch {
+	case errors.As(err, &failures):
+		w.Header().Set("Retry-After", strconv.Itoa(int(failures.Wait/time.Second)+1))
+		code = http.StatusTooManyRequests
 	case errors.As(err, &fe):
 		code, body = http.StatusBadRequest, apiError{Error: "invalid input", Fields: fe}
 	case errors.As(err, &qe):

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/mxgrid/mxgrid/admin"
+	"github.com/mxgrid/mxgrid/clientip"
 	"github.com/mxgrid/mxgrid/internal/testenv"
 	"github.com/mxgrid/mxgrid/store"
 )
@@ -30,7 +31,7 @@ func TestAdminAPIStoreErrorsOnPostgres(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	svc := admin.NewService(store.NewTenants(st), admin.ServiceOptions{OperatorToken: operatorSecret, Log: log})
 	mux := http.NewServeMux()
-	MountAdminAPI(mux.Handle, svc, log)
+	MountAdminAPI(mux.Handle, svc, clientip.New(nil), log)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	list := func() *http.Response {
