@@ -239,7 +239,7 @@ func TestStalledBodyIsBounded(t *testing.T) {
 			done := make(chan error, 1)
 			go func() {
 				// Large enough to fill both sockets' buffers.
-				_, err := tx.Data(&endlessMessage{n: 1 << 18}, func() bool { return false })
+				_, err := tx.Data(&endlessMessage{n: 1 << 18}, textBits(""))
 				done <- err
 			}()
 			select {

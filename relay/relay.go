@@ -206,7 +206,7 @@ func New(cfg Config, hostname string, guard *netguard.Guard, log *slog.Logger, r
 		}, []string{"outcome"}),
 		results: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "mxgrid_relay_results_total",
-			Help: "Downstream results by stage (connect, mail, rcpt, data) and outcome (ok, tempfail, permfail; refused_8bit: an 8-bit message not sent to a server without 8BITMIME, or one sent with SMTPUTF8 to a server without SMTPUTF8).",
+			Help: "Downstream results by stage (connect, mail, rcpt, data) and outcome (ok, tempfail, permfail; refused_8bit: an 8-bit message not sent to a server without 8BITMIME, or one with an 8-bit header field sent with SMTPUTF8 to a server without SMTPUTF8).",
 		}, []string{"stage", "outcome"}),
 		cacheM: newCacheMetrics(f),
 		idleReleases: f.NewCounter(prometheus.CounterOpts{
@@ -252,9 +252,10 @@ type Transaction struct {
 	opts  MailOptions
 	// withoutUTF8: the sender asked for SMTPUTF8 (opts.UTF8), the
 	// session's server does not offer it, and the transaction goes on
-	// without it while nothing in it needs it (an ASCII recipient, a 7-bit
-	// message). It is the current session's: a new connection may reach
-	// a server that offers other extensions.
+	// without it while nothing in it needs it (an ASCII recipient, a
+	// message whose header fields are 7-bit). It is the current
+	// session's: a new connection may reach a server that offers other
+	// extensions.
 	withoutUTF8 bool
 	// s is nil after a stale cached session was dropped and no new
 	// connection could be made, and while the transaction is parked.
@@ -535,7 +536,7 @@ func (t *Transaction) Rcpt(to mailaddr.Address) error {
 		return t.broken
 	}
 	if t.parked {
-		if e := t.resume(sevenBit); e != nil {
+		if e := t.resume(notYet{}); e != nil {
 			return e
 		}
 	}
@@ -575,11 +576,28 @@ func (t *Transaction) Recipients() int { return len(t.accepted) }
 // (the last one the transaction used, once it has none).
 func (t *Transaction) TLS() bool { return t.tls }
 
+// EightBit answers what Data may need to know of a message's bytes >= 0x80
+// before it sends it. Each question is asked only of a server whose
+// missing extension makes the answer matter, so an ordinary transaction
+// pays for neither.
+type EightBit interface {
+	// Any reports whether the message holds a byte >= 0x80; asked of a
+	// server without 8BITMIME or SMTPUTF8.
+	Any() bool
+	// InHeader reports whether a header field holds one: the message's
+	// own, a MIME part's or an attached message's (RFC 6532 §3), which
+	// only SMTPUTF8 may carry. It is asked only when the sender asked for
+	// SMTPUTF8, the server does not offer it, and Any is true; the
+	// message may be read again for it. An error is the message's
+	// (a spool file that cannot be read).
+	InHeader() (bool, error)
+}
+
 // Data streams the message and returns the downstream's final reply text.
 // Only a nil error means the customer's server took responsibility.
 //
 // RFC 6152 §3: 8-bit data must not be relayed to a server that did not
-// offer 8BITMIME. Such a message (one in which eightBit finds a byte
+// offer 8BITMIME. Such a message (one in which eightBit.Any finds a byte
 // >= 0x80; what the sender declared does not count, as many declare
 // BODY=8BITMIME for every message) is refused with 554 5.6.3 and
 // nothing is sent, rather than downgraded: a MIME rewrite would break DKIM
@@ -588,7 +606,7 @@ func (t *Transaction) TLS() bool { return t.tls }
 // The transaction stays open without DATA, and Close ends it as it ends
 // any refused message (RSET with the session's next MAIL, or QUIT), so
 // the session stays reusable.
-func (t *Transaction) Data(msg io.Reader, eightBit func() bool) (string, error) {
+func (t *Transaction) Data(msg io.Reader, eightBit EightBit) (string, error) {
 	t.wake()
 	if t.broken != nil {
 		return "", t.broken
@@ -599,15 +617,16 @@ func (t *Transaction) Data(msg io.Reader, eightBit func() bool) (string, error) 
 			return "", e
 		}
 	}
-	if t.withoutUTF8 && eightBit() {
-		// An 8-bit message that asked for SMTPUTF8 may carry UTF-8
-		// header fields (RFC 6532), which only SMTPUTF8 may carry.
-		t.r.results.WithLabelValues("data", "refused_8bit").Inc()
-		e := errNeedsSMTPUTF8()
-		e.Err = fmt.Errorf("relay to %s: 8-bit message sent with SMTPUTF8, and the server does not offer it", t.route.Addr)
+	if e := t.needsUTF8(eightBit); e != nil {
+		result := "refused_8bit"
+		if e.Temporary() {
+			result = outcome(e)
+		}
+		t.r.results.WithLabelValues("data", result).Inc()
+		e.Err = fmt.Errorf("relay to %s: %w", t.route.Addr, e.Err)
 		return "", e
 	}
-	if ok, _ := t.s.client.Extension("8BITMIME"); !ok && eightBit() {
+	if ok, _ := t.s.client.Extension("8BITMIME"); !ok && eightBit.Any() {
 		t.r.results.WithLabelValues("data", "refused_8bit").Inc()
 		return "", &Error{Kind: KindRefusedLocally, Code: 554, Enhanced: [3]int{5, 6, 3}, Message: "the customer's server does not accept 8-bit mail",
 			Err: fmt.Errorf("relay to %s: 8-bit message, and the server does not offer 8BITMIME", t.route.Addr)}
@@ -629,7 +648,28 @@ func (t *Transaction) Data(msg io.Reader, eightBit func() bool) (string, error) 
 	return reply, nil
 }
 
-func (t *Transaction) data(msg io.Reader, eightBit func() bool) (string, *Error) {
+// needsUTF8 refuses a message that needs the SMTPUTF8 the session's
+// server lacks: one with an 8-bit header field. An 8-bit body alone goes
+// without it, as Postfix sends it (RFC 6531 §3.4 forbids only what needs
+// SMTPUTF8; the 8BITMIME check still applies).
+func (t *Transaction) needsUTF8(eightBit EightBit) *Error {
+	if !t.withoutUTF8 || !eightBit.Any() {
+		return nil
+	}
+	inHeader, err := eightBit.InHeader()
+	if err != nil {
+		return &Error{Kind: KindRefusedLocally, Code: 451, Enhanced: [3]int{4, 3, 0}, Message: "local error reading the message, try again later",
+			Err: fmt.Errorf("reading the message for 8-bit header fields: %w", err)}
+	}
+	if !inHeader {
+		return nil
+	}
+	e := errNeedsSMTPUTF8()
+	e.Err = errors.New("8-bit header field in a message sent with SMTPUTF8, and the server does not offer it")
+	return e
+}
+
+func (t *Transaction) data(msg io.Reader, eightBit EightBit) (string, *Error) {
 	w, err := t.s.client.Data()
 	if err != nil && lostSession(err) && t.ctx.Err() == nil {
 		// The session waited idle while the sender sent its body and
@@ -717,7 +757,7 @@ func lostSession(err error) bool {
 // one accepted. The sender was told they were accepted, so a refusal of
 // any of them fails the replay (the sender hears 451 and tries again) rather
 // than delivering to some.
-func (t *Transaction) replay(eightBit func() bool) error {
+func (t *Transaction) replay(eightBit EightBit) error {
 	if len(t.accepted) == 0 {
 		return errors.New("no recipient to send again")
 	}
@@ -746,16 +786,16 @@ func (t *Transaction) replay(eightBit func() bool) error {
 // sendAgain sends MAIL and every accepted recipient on the transaction's
 // new session. Until every recipient is taken the session is not reused: a
 // failure leaves it in a transaction of recipients only some took.
-func (t *Transaction) sendAgain(eightBit func() bool) error {
+func (t *Transaction) sendAgain(eightBit EightBit) error {
 	t.reusable = false
-	if ok, _ := t.s.client.Extension("8BITMIME"); !ok && eightBit() {
+	if ok, _ := t.s.client.Extension("8BITMIME"); !ok && eightBit.Any() {
 		return errors.New("the new session does not offer 8BITMIME")
 	}
 	if e := t.fitUTF8(); e != nil {
 		return e
 	}
-	if t.withoutUTF8 && eightBit() {
-		return errors.New("the new session does not offer SMTPUTF8, and the message is 8-bit")
+	if e := t.needsUTF8(eightBit); e != nil {
+		return e
 	}
 	mailErr, err := t.sendMail(t.accepted[0])
 	if mailErr != nil {
@@ -771,9 +811,12 @@ func (t *Transaction) sendAgain(eightBit func() bool) error {
 	return err
 }
 
-// sevenBit is the answer to "is the message 8-bit" before it has come:
-// Data asks again once it has.
-func sevenBit() bool { return false }
+// notYet answers EightBit before the message has come: nothing in it is
+// 8-bit yet, and Data asks again once it has.
+type notYet struct{}
+
+func (notYet) Any() bool               { return false }
+func (notYet) InHeader() (bool, error) { return false, nil }
 
 // armIdle starts the idle clock when a step of the sender's leaves
 // recipients accepted on a live session.
@@ -817,7 +860,7 @@ func (t *Transaction) park() {
 // resume sends a parked transaction again. The sender was told its
 // recipients were accepted, so a refusal now is answered 4xx: the sender
 // tries again, and hears the refusal at RCPT then.
-func (t *Transaction) resume(eightBit func() bool) *Error {
+func (t *Transaction) resume(eightBit EightBit) *Error {
 	t.parked = false
 	err := t.replay(eightBit)
 	if err == nil {

@@ -93,9 +93,24 @@ func send(t *testing.T, r *Relay, route Route) error {
 	return err
 }
 
-// message is a body for Data with the 8-bit check smtpd makes.
-func message(s string) (io.Reader, func() bool) {
-	return strings.NewReader(s), func() bool { return strings.ContainsFunc(s, func(r rune) bool { return r >= utf8.RuneSelf }) }
+// message is a body for Data with the 8-bit checks smtpd makes.
+func message(s string) (io.Reader, EightBit) {
+	return strings.NewReader(s), textBits(s)
+}
+
+// textBits is EightBit for a message without MIME parts: its header is
+// what comes before the first empty line.
+type textBits string
+
+func (s textBits) Any() bool { return has8Bit(string(s)) }
+
+func (s textBits) InHeader() (bool, error) {
+	head, _, _ := strings.Cut(string(s), "\r\n\r\n")
+	return has8Bit(head), nil
+}
+
+func has8Bit(s string) bool {
+	return strings.ContainsFunc(s, func(r rune) bool { return r >= utf8.RuneSelf })
 }
 
 func TestTLSModes(t *testing.T) {
@@ -479,7 +494,7 @@ func TestUnreadableMessageIsNotDelivered(t *testing.T) {
 		t.Fatal(err)
 	}
 	msg := &failingReader{text: "Subject: hi\r\n\r\nthe first half\r\n", err: errors.New("read spool file: input/output error")}
-	_, err = tx.Data(msg, func() bool { return false })
+	_, err = tx.Data(msg, textBits(""))
 	var e *Error
 	if !errors.As(err, &e) || !e.Temporary() {
 		t.Errorf("Data: %v, want a temporary error", err)
@@ -488,5 +503,84 @@ func TestUnreadableMessageIsNotDelivered(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	if got := sink.Messages(); len(got) != 0 {
 		t.Errorf("the customer's server got %d messages, want none: %q", len(got), got[0].Data)
+	}
+}
+
+// askedBits is EightBit that counts the header questions asked.
+type askedBits struct {
+	any      bool
+	inHeader error
+	asked    int
+}
+
+func (a *askedBits) Any() bool { return a.any }
+
+func (a *askedBits) InHeader() (bool, error) {
+	a.asked++
+	return false, a.inHeader
+}
+
+// TestEightBitHeaderAskedOnlyWhereItMatters: whether a header field is
+// 8-bit may cost a second read of a spooled message, so Data asks it only
+// of an 8-bit message whose sender asked for SMTPUTF8, for a server without
+// it. An error reading the message is a temporary failure, with no DATA
+// sent: a spool file's read error must not refuse mail for good.
+func TestEightBitHeaderAskedOnlyWhereItMatters(t *testing.T) {
+	readErr := errors.New("read spool file: input/output error")
+	tests := []struct {
+		name      string
+		smtputf8  bool // the server offers SMTPUTF8
+		utf8      bool // the sender asked for it
+		bits      askedBits
+		wantAsked int
+		wantCode  int // 0: delivered
+	}{
+		{name: "server offers SMTPUTF8", smtputf8: true, utf8: true, bits: askedBits{any: true}},
+		{name: "sender did not ask for SMTPUTF8", bits: askedBits{any: true}},
+		{name: "7-bit message", utf8: true},
+		{name: "8-bit message", utf8: true, bits: askedBits{any: true}, wantAsked: 1},
+		{name: "unreadable message", utf8: true, bits: askedBits{any: true, inHeader: readErr}, wantAsked: 1, wantCode: 451},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ehlo := "250-customer.test\r\n250 8BITMIME\r\n"
+			if tc.smtputf8 {
+				ehlo = "250-customer.test\r\n250-SMTPUTF8\r\n250 8BITMIME\r\n"
+			}
+			h := startHostile(t, ehlo, func(h *hostile, c net.Conn, r *bufio.Reader, line string) bool {
+				if strings.EqualFold(line, "DATA") {
+					return h.accept(c, r)
+				}
+				io.WriteString(c, "250 ok\r\n")
+				return true
+			})
+			r := hostileRelay(nil)
+			tx, err := r.Begin(context.Background(), Route{Addr: h.addr, TLS: TLSNone}, mailaddr.Address{Local: "a", Domain: "sender.test"}, MailOptions{UTF8: tc.utf8})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tx.Close()
+			if err := tx.Rcpt(mailaddr.Address{Local: "bob", Domain: "customer.test"}); err != nil {
+				t.Fatal(err)
+			}
+			_, err = tx.Data(strings.NewReader("Subject: hi\r\n\r\nbody\r\n"), &tc.bits)
+			var e *Error
+			switch {
+			case tc.wantCode == 0 && err != nil:
+				t.Fatalf("Data: %v, want delivered", err)
+			case tc.wantCode != 0 && (!errors.As(err, &e) || e.Code != tc.wantCode || !errors.Is(err, readErr)):
+				t.Fatalf("Data: %v, want %d with the read error", err, tc.wantCode)
+			}
+			if tc.bits.asked != tc.wantAsked {
+				t.Errorf("InHeader asked %d times, want %d", tc.bits.asked, tc.wantAsked)
+			}
+			want := int32(1)
+			if tc.wantCode != 0 {
+				want = 0
+			}
+			if h.delivered.Load() != want {
+				t.Errorf("server got %d messages, want %d", h.delivered.Load(), want)
+			}
+		})
 	}
 }

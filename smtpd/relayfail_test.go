@@ -79,7 +79,7 @@ func (tx *fakeTx) Recipients() int {
 
 func (tx *fakeTx) TLS() bool { return false }
 
-func (tx *fakeTx) Data(msg io.Reader, _ func() bool) (string, error) {
+func (tx *fakeTx) Data(msg io.Reader, _ relay.EightBit) (string, error) {
 	if _, err := io.Copy(io.Discard, msg); err != nil {
 		return "", err
 	}

@@ -60,7 +60,7 @@ func (r Releaser) Deliver(ctx context.Context, held quarantine.HeldDomain, sende
 			return "", fmt.Errorf("release to %s: %w", a.String(), err)
 		}
 	}
-	reply, err := tx.Data(bytes.NewReader(msg), func() bool { return has8Bit(msg) })
+	reply, err := tx.Data(bytes.NewReader(msg), heldBits(msg))
 	if re := (*relay.Error)(nil); errors.As(err, &re) && re.MaybeTaken {
 		return "", fmt.Errorf("release to %s: %w: %w", domain, quarantine.ErrMaybeDelivered, err)
 	}

@@ -87,10 +87,10 @@ type Transaction interface {
 	// TLS reports whether the downstream session is encrypted.
 	TLS() bool
 	// Data returns the downstream's final reply text; only a nil error
-	// means the customer's server took the message. eightBit reports
-	// whether msg holds a byte >= 0x80; it is asked only when the
-	// customer's server did not offer 8BITMIME (relay.Transaction.Data).
-	Data(msg io.Reader, eightBit func() bool) (reply string, err error)
+	// means the customer's server took the message. eightBit is asked
+	// about msg's bytes >= 0x80 only when the customer's server lacks
+	// 8BITMIME or SMTPUTF8 (relay.Transaction.Data).
+	Data(msg io.Reader, eightBit relay.EightBit) (reply string, err error)
 	Close()
 }
 

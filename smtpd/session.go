@@ -667,7 +667,7 @@ func (ss *session) deliver(b *body, holdable bool) (*smtp.SMTPError, Outcome, sc
 	}
 	// Our fields, then the message from its file or memory: a spooled
 	// body is never copied whole.
-	reply, err := ss.tx.Data(&relayed{head: head, rest: msg.Reader(off)}, func() bool { return has8Bit(head) || b.eightBit() })
+	reply, err := ss.tx.Data(&relayed{head: head, rest: msg.Reader(off)}, &relayedBits{head: head, b: b, msg: msg, off: off})
 	ss.note.downstream, ss.note.relayErr = reply, err
 	if err != nil {
 		r := toSMTP(ss.log, err)
