@@ -302,9 +302,6 @@ func (d *Digests) RunOnce(ctx context.Context) (int, error) {
 	sort.Strings(rcpts)
 	sent := 0
 	for _, rcpt := range rcpts {
-		if out, err := d.store.OptedOut(ctx, rcpt); err != nil || out {
-			continue
-		}
 		// Recorded first: a digest is sent at most once per period, even
 		// by two runs at once. Only one the smarthost cannot have taken
 		// is forgotten again, for a later check to send.
@@ -363,9 +360,12 @@ const maxRunItems = 50000
 // held groups the held items by recipient (as mailbox folds it), newest first, at
 // most maxDigestItems+1 per recipient (the one more tells compose that the
 // list is cut), for recipients not in sent (their digest of this period is
-// recorded) and not of a domain that had cfg.MaxPerDomain digests this
-// period (it returns how many such items it left out), keeping at most
-// d.maxRunItems items in all. It leaves out items of a domain that no
+// recorded), not opted out and not of a domain that had cfg.MaxPerDomain
+// digests this period (it returns how many such items it left out),
+// keeping at most d.maxRunItems items in all. Opted-out recipients are left
+// out first: counted, they took their domain's digests and the run's items
+// every period though they get no digest, and recipients who want theirs
+// got none. It leaves out items of a domain that no
 // longer serves its name as it did (deleted, renamed, moved to another customer, suspended
 // or awaiting proof): the name's mailboxes may be another tenant's now,
 // who must not read the old tenant's senders and subjects, and a release
@@ -396,6 +396,14 @@ func (d *Digests) held(ctx context.Context, sent []string) (byRcpt map[string][]
 				}
 				list, listed := out[r]
 				if !listed {
+					optedOut, err := d.store.OptedOut(ctx, r)
+					if err != nil {
+						return nil, 0, err
+					}
+					if optedOut {
+						done[r] = true
+						continue
+					}
 					dom := recipientDomain(r)
 					if perDomain[dom] >= d.cfg.MaxPerDomain {
 						capped++

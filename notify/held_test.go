@@ -28,6 +28,12 @@ func (l items) List(_ context.Context, f quarantine.Filter) ([]quarantine.Item, 
 
 type domains map[string]*tenant.Domain
 
+// noOptOuts is a store no recipient opted out of, for the tests of what
+// a digest lists (its other methods are not called).
+type noOptOuts struct{ Store }
+
+func (noOptOuts) OptedOut(context.Context, string) (bool, error) { return false, nil }
+
 func (d domains) Lookup(name string) (*tenant.Domain, bool) {
 	dom, ok := d[name]
 	return dom, ok
@@ -46,7 +52,7 @@ func TestDigestListsOnlyMailOfTheDomainAsItIsNow(t *testing.T) {
 		{ID: 3, Domain: "a.example", DomainID: 7, CustomerID: 1, Recipients: []string{"bob@a.example"}, Subject: "moved"},
 		{ID: 4, Domain: "gone.example", DomainID: 9, CustomerID: 3, Recipients: []string{"eve@gone.example"}, Subject: "deleted"},
 	}
-	d := &Digests{items: held, domains: domains{"a.example": {Name: "a.example", ID: 7, CustomerID: 3}},
+	d := &Digests{store: noOptOuts{}, items: held, domains: domains{"a.example": {Name: "a.example", ID: 7, CustomerID: 3}},
 		cfg: DefaultConfig(), maxRunItems: maxRunItems}
 	got, _, err := d.held(context.Background(), nil)
 	if err != nil {
@@ -86,7 +92,7 @@ func TestDigestListsItsNewestOnly(t *testing.T) {
 				held = append(held, quarantine.Item{ID: int64(i), Time: time.Now(), Domain: "a.example", DomainID: 7, CustomerID: 3,
 					Recipients: []string{"bob@a.example"}, Sender: "s@x.example", Subject: fmt.Sprintf("spam #%d.", i)})
 			}
-			d := &Digests{items: held, domains: domains{"a.example": {Name: "a.example", ID: 7, CustomerID: 3}},
+			d := &Digests{store: noOptOuts{}, items: held, domains: domains{"a.example": {Name: "a.example", ID: 7, CustomerID: 3}},
 				cfg: Config{From: "digest@mx.example", LinkTTL: time.Hour, MaxPerDomain: 1}, maxRunItems: maxRunItems,
 				keys: [][]byte{[]byte("k")}, baseURL: "https://mx.example", hostname: "mx.example", now: time.Now}
 			got, _, err := d.held(context.Background(), nil)
@@ -129,7 +135,7 @@ func TestLookAlikeMailboxesKeptApart(t *testing.T) {
 		{ID: 3, Domain: "a.example", DomainID: 7, CustomerID: 3, Recipients: []string{"sam@A.example"}, State: quarantine.StateHeld},
 		{ID: 4, Domain: "a.example", DomainID: 7, CustomerID: 3, Recipients: []string{longS}, State: quarantine.StateHeld},
 	}
-	d := &Digests{items: held, domains: domains{"a.example": {Name: "a.example", ID: 7, CustomerID: 3}},
+	d := &Digests{store: noOptOuts{}, items: held, domains: domains{"a.example": {Name: "a.example", ID: 7, CustomerID: 3}},
 		cfg: DefaultConfig(), maxRunItems: maxRunItems}
 	got, _, err := d.held(context.Background(), nil)
 	if err != nil {

@@ -222,3 +222,39 @@ func TestDigestCutByShutdownIsSentLater(t *testing.T) {
 		t.Fatalf("next check: sent %d (%v), smarthost has %d; want 1 each", n, err, len(smarthost.Messages()))
 	}
 }
+
+// TestOptedOutRecipientsTakeNoDigestPlace: recipients who opted out get no
+// digest, and so take none of their domain's max_per_domain digests nor of
+// a run's held items. Counted before the opt-out was read, ten colleagues
+// who opted out, with mail held newer than hers, used up their domain's
+// ten digests every period, and a recipient who wanted hers never got one.
+func TestOptedOutRecipientsTakeNoDigestPlace(t *testing.T) {
+	ctx := context.Background()
+	var rcpts []string
+	for i := range 10 {
+		rcpts = append(rcpts, fmt.Sprintf("out%d@b.example", i))
+	}
+	for _, tc := range []struct {
+		name     string
+		runItems int
+	}{{"domain's cap", maxRunItems}, {"run's items", 10}} {
+		t.Run(tc.name, func(t *testing.T) {
+			smarthost := smtptest.StartSink(t)
+			d, _ := digestsFor(t, smarthost.Addr, append(rcpts, "wants@b.example")...)
+			d.maxRunItems = tc.runItems
+			for _, r := range rcpts {
+				if err := d.store.(brandedStore).OptOut(ctx, r, d.now()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for range 2 {
+				if _, err := d.RunOnce(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if m := smarthost.Messages(); len(m) != 1 || len(m[0].Rcpts) != 1 || m[0].Rcpts[0] != "wants@b.example" {
+				t.Fatalf("smarthost got %+v, want one digest, to wants@b.example", m)
+			}
+		})
+	}
+}
