@@ -266,6 +266,10 @@ func (s *Store) InsertEvents(ctx context.Context, evs []StoredEvent) error {
 	return nil
 }
 
+// beforeInsertCommit, when a test sets it, is called with the table just
+// before insertRows commits.
+var beforeInsertCommit func(table string)
+
 // insertRows writes n rows in one transaction, with prepared statements;
 // see insertRowsTx.
 func (s *Store) insertRows(ctx context.Context, table, columns string, ncols, n int, argsOf func(args []any, i int) []any) error {
@@ -280,6 +284,9 @@ func (s *Store) insertRows(ctx context.Context, table, columns string, ncols, n 
 	defer tx.Rollback()
 	if err := s.insertRowsTx(ctx, tx, table, columns, ncols, n, "", stmts, argsOf); err != nil {
 		return err
+	}
+	if beforeInsertCommit != nil {
+		beforeInsertCommit(table)
 	}
 	if err := tx.Commit(); err != nil {
 		return fail(fmt.Sprintf("insert %d %s rows: commit", n, table), err)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -134,14 +135,18 @@ func (s *Store) ensurePartitions(ctx context.Context, recs []tracking.Record) er
 	return nil
 }
 
-// trackingArgs appends r's values in trackingColumns' order; text holds
-// the batch's joined symbols and addresses.
-func trackingArgs(args []any, text *batchText, r *tracking.Record) []any {
+// trackingArgs appends r's values in trackingColumns' order, after its id
+// when withID; text holds the batch's joined symbols and addresses.
+func trackingArgs(args []any, text *batchText, r *tracking.Record, withID bool) []any {
 	ip := ""
 	if r.ClientIP.IsValid() {
 		ip = text.addr(r.ClientIP)
 	}
 	a := rowArgs{args: args, ncols: trackingColumnCount}
+	if withID {
+		a.ncols++
+		a.ints(r.ID)
+	}
 	a.ints(r.Time.UnixMicro())
 	a.strs(r.Node, r.QueueID, ip, r.HELO, r.Sender, r.Recipient, r.Domain)
 	a.ints(r.DomainID, r.CustomerID, r.Size)
@@ -156,6 +161,14 @@ func trackingArgs(args []any, text *batchText, r *tracking.Record) []any {
 }
 
 // InsertTracking writes recs in one transaction (all or none).
+//
+// On PostgreSQL it sets each record's ID, from the log's sequence, the
+// first time it is given the batch: a commit can take effect while its
+// reply is lost (the connection broken after the COMMIT went out, the
+// store's timeout passing meanwhile), and tracking's queue writes a batch
+// that failed again, whole. Written again under new ids, every record of
+// the batch was in the log twice. Given again with its ids, a batch one of
+// whose rows is stored was committed, and is not written twice.
 func (s *Store) InsertTracking(ctx context.Context, recs []tracking.Record) error {
 	if len(recs) == 0 {
 		return nil
@@ -165,10 +178,54 @@ func (s *Store) InsertTracking(ctx context.Context, recs []tracking.Record) erro
 	if err := s.ensurePartitions(ctx, recs); err != nil {
 		return err
 	}
+	withID := s.Dialect == Postgres
+	if withID {
+		if stored, err := s.trackingIDs(ctx, recs); err != nil || stored {
+			return err
+		}
+	}
+	columns, ncols := trackingColumns, trackingColumnCount
+	if withID {
+		columns, ncols = "id, "+columns, ncols+1
+	}
 	var text batchText
-	return s.insertRows(ctx, "message_log", trackingColumns, trackingColumnCount, len(recs), func(args []any, i int) []any {
-		return trackingArgs(args, &text, &recs[i])
+	return s.insertRows(ctx, "message_log", columns, ncols, len(recs), func(args []any, i int) []any {
+		return trackingArgs(args, &text, &recs[i], withID)
 	})
+}
+
+// trackingIDs gives recs their ids from the message log's sequence, or,
+// when they have them already (a batch written before), reports whether
+// that write was committed.
+func (s *Store) trackingIDs(ctx context.Context, recs []tracking.Record) (stored bool, err error) {
+	if first := recs[0]; first.ID != 0 {
+		err := s.DB.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM message_log WHERE at_us = $1 AND id = $2)`,
+			first.Time.UnixMicro(), first.ID).Scan(&stored)
+		if err != nil {
+			return false, fail("insert message log rows: was the batch stored", err)
+		}
+		return stored, nil
+	}
+	ids := make([]int64, 0, len(recs))
+	err = scanRows(ctx, s.DB, "allocate message log ids", `SELECT nextval(pg_get_serial_sequence('message_log', 'id')) FROM generate_series(1, $1)`,
+		[]any{len(recs)}, func(rows *sql.Rows) (int64, error) {
+			var id int64
+			return id, rows.Scan(&id)
+		}, func(id int64) error {
+			ids = append(ids, id)
+			return nil
+		})
+	if err != nil {
+		return false, err
+	}
+	if len(ids) != len(recs) {
+		return false, fmt.Errorf("store: allocate message log ids: %d for %d records", len(ids), len(recs))
+	}
+	slices.Sort(ids)
+	for i := range recs {
+		recs[i].ID = ids[i]
+	}
+	return false, nil
 }
 
 // PruneTracking deletes records older than before: whole day partitions on

@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/mxgrid/mxgrid/admin"
+	"github.com/mxgrid/mxgrid/internal/testenv"
 	"github.com/mxgrid/mxgrid/tenant"
 	"github.com/mxgrid/mxgrid/tracking"
 	"github.com/mxgrid/mxgrid/verdict"
@@ -167,7 +169,7 @@ func testTrackingContract(t *testing.T, s *Store) {
 		pages++
 		if pages == 1 {
 			late := recs[0]
-			late.Time = now.Add(time.Minute)
+			late.ID, late.Time = 0, now.Add(time.Minute) // a new record
 			if err := s.InsertTracking(ctx, []tracking.Record{late}); err != nil {
 				t.Fatal(err)
 			}
@@ -195,7 +197,7 @@ func testTrackingContract(t *testing.T, s *Store) {
 
 	// Retention: records of earlier days go; today's stay.
 	old := recs[0]
-	old.Time = now.AddDate(0, 0, -40)
+	old.ID, old.Time = 0, now.AddDate(0, 0, -40)
 	if err := s.InsertTracking(ctx, []tracking.Record{old, old}); err != nil {
 		t.Fatal(err)
 	}
@@ -504,4 +506,61 @@ func queryPlan(t *testing.T, s *Store, q string, args ...any) string {
 		plan = append(plan, detail)
 	}
 	return strings.Join(plan, "; ")
+}
+
+// TestTrackingBatchWhoseCommitReplyIsLostIsStoredOnce: on PostgreSQL a
+// batch's commit can take effect while its reply never reaches the node
+// (the connection lost after the COMMIT went out, the store's timeout
+// passing meanwhile). Tracking's queue keeps a batch that failed and
+// writes it again: every record of it (up to tracking.batch_size, 2,000)
+// was in the log twice, two "delivered" for one message. The batch
+// written again is now known stored, and stored once.
+func TestTrackingBatchWhoseCommitReplyIsLostIsStoredOnce(t *testing.T) {
+	dsn, err := url.Parse(testenv.PostgresDB(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := startReplyCutter(t, dsn.Host)
+	dsn.Host = proxy.addr
+	s, err := Open(Config{Driver: Postgres, DSN: dsn.String(), Timeout: time.Second}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	ctx := context.Background()
+	if err := s.MigrateTracking(ctx); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	recs := []tracking.Record{
+		{Time: now, QueueID: "Q1", Recipient: "a@b.example", Status: tracking.StatusDelivered},
+		{Time: now, QueueID: "Q2", Recipient: "c@b.example", Status: tracking.StatusDelivered},
+	}
+	beforeInsertCommit = func(table string) {
+		if table == "message_log" {
+			proxy.cut()
+		}
+	}
+	err = s.InsertTracking(ctx, recs)
+	beforeInsertCommit = nil
+	if err == nil {
+		t.Fatal("the batch whose commit reply was lost was answered stored")
+	}
+	// As the queue does: the same batch again until it is taken (each of
+	// the pool's connections cut with the first fails once).
+	for try := 0; err != nil; try++ {
+		if try == 10 {
+			t.Fatalf("the batch written again: %v", err)
+		}
+		err = s.InsertTracking(ctx, recs)
+	}
+	for _, q := range []string{"Q1", "Q2"} {
+		var n int
+		if err := s.DB.QueryRowContext(ctx, `SELECT COUNT(*) FROM message_log WHERE queue_id = $1`, q).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n != 1 {
+			t.Errorf("%s has %d records, want 1", q, n)
+		}
+	}
 }

@@ -66,6 +66,8 @@ func (c Config) Validate() error {
 
 // Store persists records; *store.Store is the implementation.
 type Store interface {
+	// InsertTracking writes recs, all or none; it may set their IDs,
+	// and recs given again (a retry) are the same batch.
 	InsertTracking(ctx context.Context, recs []Record) error
 	PruneTracking(ctx context.Context, before time.Time) (int64, error)
 }
@@ -115,6 +117,9 @@ func (r *Recorder) Record(rec Record) {
 	if rec.Time.IsZero() {
 		rec.Time = time.Now()
 	}
+	// The store gives a batch its ids once, and takes a batch given again
+	// with them for one it wrote before.
+	rec.ID = 0
 	if !r.cfg.StoreSubjects {
 		rec.Subject = ""
 	}
