@@ -381,12 +381,13 @@ func (b *builder) buildSMTP(context.Context) error {
 		return fmt.Errorf("notify.%w", err)
 	}
 	b.smtp, err = smtpd.New(b.cfg.SMTP, smtpd.Deps{
-		SpoolDir:      filepath.Join(b.cfg.DataDir, "spool"),
-		Outcomes:      outcomes,
-		Recorder:      b.recorder,
-		Tracker:       b.tracker,
-		Quarantine:    b.quarantine,
-		QuarantineDir: b.quarantineDir(),
+		SpoolDir:           filepath.Join(b.cfg.DataDir, "spool"),
+		Outcomes:           outcomes,
+		Recorder:           b.recorder,
+		Tracker:            b.tracker,
+		Quarantine:         b.quarantine,
+		QuarantineDir:      b.quarantineDir(),
+		QuarantineReusable: b.store.ReusableBytes,
 		OwnMail: func(rcpt string, h textproto.Header, body func() io.Reader) bool {
 			return notify.Owns(b.linkKeys, b.cfg.Notify.LinkTTL, time.Now(), rcpt, h, body)
 		},

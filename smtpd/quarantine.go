@@ -56,11 +56,19 @@ func (ss *session) hold(v scanner.Verdict, holdable bool, size int64, out io.Rea
 		// mail across every domain that quarantines: held, it filled the
 		// disk the spool shares, and every tenant's big mail was deferred
 		// there (452), while the store's other writes failed.
-		if free, ok := freeBytes(dir); ok && free-size < ss.srv.cfg.SpoolMinFree {
+		free, ok := freeBytes(dir)
+		if reusable := ss.srv.deps.QuarantineReusable; ok && reusable != nil && free-size < ss.srv.cfg.SpoolMinFree {
+			// Asked only when the disk alone is short; unread, the
+			// file is taken to have no room.
+			if n, err := reusable(ss.ctx); err == nil {
+				free += n
+			}
+		}
+		if ok && free-size < ss.srv.cfg.SpoolMinFree {
 			ss.srv.metrics.quarantineFallbacks.WithLabelValues("disk").Inc()
 			if ss.srv.deps.Health != nil {
 				ss.srv.deps.Health.Set(healthQuarantine, health.Degraded, fmt.Sprintf(
-					"%s has %d bytes free, below smtp.spool_min_free: mail the quarantine would hold is tagged and delivered", dir, free))
+					"%s has %d bytes free (its database's free pages included), below smtp.spool_min_free: mail the quarantine would hold is tagged and delivered", dir, free))
 			}
 			ss.log.Warn("quarantine: the disk is low, delivering tagged", "queue_id", ss.queueID, "free", free, "spool_min_free", ss.srv.cfg.SpoolMinFree)
 			return nil, false

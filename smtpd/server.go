@@ -129,6 +129,11 @@ type Deps struct {
 	// this node's disk (SQLite's, in data_dir, beside the spool): a message
 	// is held only while that disk keeps smtp.spool_min_free besides it.
 	QuarantineDir string
+	// QuarantineReusable, when set with QuarantineDir, is the space the
+	// store's file holds free for its next writes (SQLite's free pages):
+	// held mail that left the store gave its pages back to the file, not
+	// to the disk, and a hold that fits in them takes no more of the disk.
+	QuarantineReusable func(context.Context) (int64, error)
 	// OwnMail, when set, reports whether a message for rcpt (header h,
 	// body read from what body returns) is mail this cluster wrote, a
 	// quarantine digest coming back through its recipient's MX, which is

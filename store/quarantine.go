@@ -267,6 +267,25 @@ func (s *Store) heldAfterAll(parent context.Context, domainID, bodyID int64) boo
 	return err == nil && held
 }
 
+// ReusableBytes is the space inside the SQLite database file that its
+// next writes take before the file grows: its free pages. Held mail the
+// retention, a release or a delete removed leaves its pages so, and the
+// disk gets none of it back (the store does not vacuum), so a check of
+// what a hold may take of the disk counts them too. 0 on PostgreSQL, whose
+// disk is the database server's.
+func (s *Store) ReusableBytes(ctx context.Context) (int64, error) {
+	if s.Dialect != SQLite {
+		return 0, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
+	defer cancel()
+	var free, page int64
+	if err := s.DB.QueryRowContext(ctx, `SELECT f.freelist_count, p.page_size FROM pragma_freelist_count() f, pragma_page_size() p`).Scan(&free, &page); err != nil {
+		return 0, fail("free pages", err)
+	}
+	return free * page, nil
+}
+
 // ListQuarantine returns f's page, newest first (no bodies).
 func (s *Store) ListQuarantine(ctx context.Context, f quarantine.Filter) ([]quarantine.Item, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
