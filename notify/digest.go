@@ -302,6 +302,13 @@ func (d *Digests) RunOnce(ctx context.Context) (int, error) {
 	sort.Strings(rcpts)
 	sent := 0
 	for _, rcpt := range rcpts {
+		// Read before the record: failing once recorded, it was counted
+		// as a digest the smarthost refused and left recorded, and a
+		// blip of the store cost the recipient the period's digest.
+		brand, err := d.store.BrandOf(ctx, byRcpt[rcpt][0].CustomerID)
+		if err != nil {
+			return sent, err
+		}
 		// Recorded first: a digest is sent at most once per period, even
 		// by two runs at once. Only one the smarthost cannot have taken
 		// is forgotten again, for a later check to send.
@@ -312,7 +319,7 @@ func (d *Digests) RunOnce(ctx context.Context) (int, error) {
 		if !first {
 			continue
 		}
-		if err := d.send(ctx, rcpt, byRcpt[rcpt]); err != nil {
+		if err := d.send(ctx, rcpt, brand, byRcpt[rcpt]); err != nil {
 			var nt notTaken
 			if !errors.As(err, &nt) {
 				d.sent.WithLabelValues("failed").Inc()
@@ -618,14 +625,10 @@ func deferrable(err error) bool {
 	return !errors.Is(err, errNoSMTPUTF8)
 }
 
-// send mails one digest. An error that is a notTaken leaves nothing at the
-// smarthost; any other may (a connection lost after the digest's end) or
-// is a refusal for good.
-func (d *Digests) send(ctx context.Context, rcpt string, items []quarantine.Item) error {
-	brand, err := d.store.BrandOf(ctx, items[0].CustomerID)
-	if err != nil {
-		return err
-	}
+// send mails one digest, under brand. An error that is a notTaken leaves
+// nothing at the smarthost; any other may (a connection lost after the
+// digest's end) or is a refusal for good.
+func (d *Digests) send(ctx context.Context, rcpt, brand string, items []quarantine.Item) error {
 	msg := d.compose(rcpt, brand, items)
 	c, err := d.dial(ctx)
 	if err != nil {

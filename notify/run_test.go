@@ -2,6 +2,7 @@ package notify
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -256,5 +257,40 @@ func TestOptedOutRecipientsTakeNoDigestPlace(t *testing.T) {
 				t.Fatalf("smarthost got %+v, want one digest, to wants@b.example", m)
 			}
 		})
+	}
+}
+
+// brandFails is the real store, whose read of the brand fails while down.
+type brandFails struct {
+	brandedStore
+	down *bool
+}
+
+func (s brandFails) BrandOf(ctx context.Context, customerID int64) (string, error) {
+	if *s.down {
+		return "", errors.New("store: brand: connection reset")
+	}
+	return s.brandedStore.BrandOf(ctx, customerID)
+}
+
+// TestDigestWhoseBrandCannotBeReadIsSentLater: a digest recorded and then
+// not sent because the store failed to give its brand (nothing reached the
+// smarthost) is forgotten again and sent at the next check. It was left
+// recorded, and counted failed as a digest the smarthost refused: a blip
+// of the store during the run cost its recipients that period's digest.
+func TestDigestWhoseBrandCannotBeReadIsSentLater(t *testing.T) {
+	smarthost := smtptest.StartSink(t)
+	d, reg := digestsFor(t, smarthost.Addr, "a@b.example")
+	down := true
+	d.store = brandFails{brandedStore: d.store.(brandedStore), down: &down}
+	if n, _ := d.RunOnce(context.Background()); n != 0 {
+		t.Fatalf("the run without a brand sent %d digests", n)
+	}
+	if got := metrictest.Counter(t, reg, "mxgrid_notify_digests_total", "failed"); got != 0 {
+		t.Errorf("failed %v: nothing reached the smarthost", got)
+	}
+	down = false
+	if n, err := d.RunOnce(context.Background()); err != nil || n != 1 || len(smarthost.Messages()) != 1 {
+		t.Fatalf("next check: sent %d (%v), smarthost has %d; want 1 each", n, err, len(smarthost.Messages()))
 	}
 }
