@@ -425,3 +425,40 @@ func TestQuarantineReusesItsFreedPages(t *testing.T) {
 		t.Fatal("the message was delivered tagged, not held in the database's free pages")
 	}
 }
+
+// TestReleaseIsFoundByTheHoldsReference: the 250 of a held message quotes
+// the reference message tracking finds it by ("search the message log by
+// that reference"), and the search by it finds what became of the message
+// since: its release, as its hold. The release's record had no reference,
+// so support asked about [ref X] read "quarantined" and nothing more.
+func TestReleaseIsFoundByTheHoldsReference(t *testing.T) {
+	sink := smtptest.StartSink(t)
+	n := quarantineNode(t, sink.Addr, nil)
+	id := holdOne(t, n, sink)
+	_, body := api(t, n, "GET", fmt.Sprintf("/api/v1/quarantine/%d", id))
+	var it struct {
+		QueueID string `json:"queue_id"`
+	}
+	if err := json.Unmarshal(body, &it); err != nil || it.QueueID == "" {
+		t.Fatalf("item: %s %v", body, err)
+	}
+	if code, body := api(t, n, "POST", fmt.Sprintf("/api/v1/quarantine/%d/release", id)); code != 200 {
+		t.Fatalf("release: %d %s", code, body)
+	}
+	var statuses []string
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		_, body = api(t, n, "GET", "/api/v1/messages?ref="+it.QueueID)
+		var m struct{ Items []struct{ Status string } }
+		json.Unmarshal(body, &m)
+		statuses = statuses[:0]
+		for _, r := range m.Items {
+			statuses = append(statuses, r.Status)
+		}
+		if len(statuses) == 2 {
+			break
+		}
+	}
+	if strings.Join(statuses, ",") != "delivered,quarantined" {
+		t.Fatalf("records found by [ref %s]: %v, want the release and the hold", it.QueueID, statuses)
+	}
+}

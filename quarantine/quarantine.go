@@ -561,7 +561,10 @@ func (s *Service) claimed(ctx context.Context, scope tracking.Scope, id int64, e
 // track records what became of held item it, one record per recipient,
 // beside the one that recorded it held: status and what says what, and
 // downstream is the customer server's reply, if any. The sender was told
-// 250 when the message was held, whatever happened to it since.
+// 250 when the message was held, whatever happened to it since, quoting
+// the queue id as the reference the message log finds it by: each record
+// carries it, or a search by the reference found the hold and not what
+// became of the message.
 func (s *Service) track(it Item, status tracking.Status, what, downstream string) {
 	if s.tracker == nil {
 		return
@@ -570,7 +573,7 @@ func (s *Service) track(it Item, status tracking.Status, what, downstream string
 		s.tracker.Record(tracking.Record{Time: s.now().UTC(), QueueID: it.QueueID, Sender: it.Sender, Recipient: rcpt,
 			Domain: it.Domain, DomainID: it.DomainID, CustomerID: it.CustomerID, Size: it.Size, MessageID: it.MessageID,
 			Subject: it.Subject, Score: it.Score, Symbols: it.Symbols, Status: status, ReplyCode: 250,
-			Reply: what, Downstream: downstream})
+			Reply: what, Downstream: downstream, Reference: it.QueueID})
 	}
 }
 
