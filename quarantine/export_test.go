@@ -9,3 +9,6 @@ func SetTrackingStall(d time.Duration) (restore func()) {
 	trackingStall = d
 	return func() { trackingStall = old }
 }
+
+// OpenFactor is what max_open_bytes counts an open message per byte.
+const OpenFactor = openFactor
