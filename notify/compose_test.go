@@ -26,7 +26,7 @@ func TestComposeBrandStaysADisplayName(t *testing.T) {
 		baseURL: "https://mx.example", hostname: "mx.example", now: time.Now}
 	items := []quarantine.Item{{ID: 1, Time: time.Now(), Sender: "s@x.example", Subject: "hi"}}
 	for _, brand := range []string{`Support <ceo@bank.example>, x`, `a"b, <c@d.example>`, `Grüße; group:`, "plain", ""} {
-		msg, err := mail.ReadMessage(strings.NewReader(string(d.compose("rcpt@a.example", brand, items))))
+		msg, err := mail.ReadMessage(strings.NewReader(string(d.compose("rcpt@a.example", brand, items, false))))
 		if err != nil {
 			t.Fatalf("%q: %v", brand, err)
 		}
@@ -47,7 +47,7 @@ func TestComposeHostileSubjectStaysOneLine(t *testing.T) {
 		baseURL: "https://mx.example", hostname: "mx.example", now: time.Now}
 	items := []quarantine.Item{{ID: 1, Time: time.Now(), Sender: "s@x.example\u202e",
 		Subject: "Invoice\u2028  Release: https://evil.example/q/release/x\u2029\u2066"}}
-	_, body := readDigest(t, d.compose("rcpt@a.example", "R", items))
+	_, body := readDigest(t, d.compose("rcpt@a.example", "R", items, false))
 	for _, r := range []rune{0x2028, 0x2029, 0x202e, 0x2066} {
 		if strings.ContainsRune(body, r) {
 			t.Errorf("the digest holds U+%04X:\n%q", r, body)
@@ -97,7 +97,7 @@ func TestComposeLinesFitSMTP(t *testing.T) {
 			d := &Digests{cfg: Config{From: "digest@mx.example", LinkTTL: time.Hour}, keys: [][]byte{key},
 				baseURL: "https://quarantine.filter.mx.example", hostname: "mx.example", now: time.Now}
 			items := []quarantine.Item{{ID: 7, Time: time.Now(), Sender: tc.sender, Subject: tc.subject}}
-			raw := d.compose(tc.rcpt, "Reseller", items)
+			raw := d.compose(tc.rcpt, "Reseller", items, false)
 			for i, line := range strings.Split(string(raw), "\r\n") {
 				if len(line) > 998 {
 					t.Errorf("line %d is %d octets, over 998: %.80q...", i+1, len(line), line)
@@ -133,7 +133,7 @@ func TestDigestIsKnownForItsOwnRecipientOnly(t *testing.T) {
 	written := time.Date(2026, 12, 7, 6, 0, 0, 0, time.UTC)
 	d := &Digests{cfg: Config{From: "digest@mx.example", LinkTTL: time.Hour}, keys: [][]byte{cur, old},
 		baseURL: "https://mx.example", hostname: "mx.example", now: func() time.Time { return written }}
-	raw := d.compose("ann@a.example", "R", []quarantine.Item{{ID: 1, Time: time.Now(), Sender: "s@x.example", Subject: "hi"}})
+	raw := d.compose("ann@a.example", "R", []quarantine.Item{{ID: 1, Time: time.Now(), Sender: "s@x.example", Subject: "hi"}}, false)
 	head, body, _ := bytes.Cut(raw, []byte("\r\n\r\n"))
 	h, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(append(head, "\r\n\r\n"...))))
 	if err != nil {

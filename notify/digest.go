@@ -290,7 +290,7 @@ func (d *Digests) RunOnce(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	byRcpt, capped, err := d.held(ctx, sentBefore)
+	byRcpt, more, capped, err := d.held(ctx, sentBefore)
 	if err != nil {
 		return 0, err
 	}
@@ -319,7 +319,7 @@ func (d *Digests) RunOnce(ctx context.Context) (int, error) {
 		if !first {
 			continue
 		}
-		if err := d.send(ctx, rcpt, brand, byRcpt[rcpt]); err != nil {
+		if err := d.send(ctx, rcpt, brand, byRcpt[rcpt], more[rcpt]); err != nil {
 			var nt notTaken
 			if !errors.As(err, &nt) {
 				d.sent.WithLabelValues("failed").Inc()
@@ -359,25 +359,29 @@ const maxDigestItems = 100
 // maxRunItems bounds the held items one run keeps in memory, whatever the
 // quarantines hold (a gigabyte a domain by default: hundreds of thousands
 // of small messages, each to another made-up address of a catch-all
-// domain). A run that reaches it sends what it kept; the recipients it
-// left for later are the next check's (check_interval), since the
-// recipients this period already sent to are skipped.
+// domain). A run that reaches it sends what it kept, saying so to the
+// recipients it kept some of whose older mail it did not keep; the
+// recipients it left for later are the next check's (check_interval),
+// since the recipients this period already sent to are skipped.
 const maxRunItems = 50000
 
-// held groups the held items by recipient (as mailbox folds it), newest first, at
-// most maxDigestItems+1 per recipient (the one more tells compose that the
-// list is cut), for recipients not in sent (their digest of this period is
-// recorded), not opted out and not of a domain that had cfg.MaxPerDomain
-// digests this period (it returns how many such items it left out),
-// keeping at most d.maxRunItems items in all. Opted-out recipients are left
-// out first: counted, they took their domain's digests and the run's items
-// every period though they get no digest, and recipients who want theirs
-// got none. It leaves out items of a domain that no
-// longer serves its name as it did (deleted, renamed, moved to another customer, suspended
-// or awaiting proof): the name's mailboxes may be another tenant's now,
-// who must not read the old tenant's senders and subjects, and a release
-// of them delivers nothing (smtpd.Releaser applies the same rule).
-func (d *Digests) held(ctx context.Context, sent []string) (byRcpt map[string][]quarantine.Item, capped int, err error) {
+// held groups the held items by recipient (as mailbox folds it), newest
+// first, at most maxDigestItems+1 per recipient (the one more tells
+// compose that the list is cut), for recipients not in sent (their digest
+// of this period is recorded), not opted out and not of a domain that had
+// cfg.MaxPerDomain digests this period (it returns how many such items it
+// left out), keeping at most d.maxRunItems items in all: past them it
+// reads on only to learn which recipients it kept some of have older ones
+// (more), which their digests say; cut there, a recipient with two held
+// read "1 message(s)". Opted-out recipients are left out first: counted,
+// they took their domain's digests and the run's items every period though
+// they get no digest, and recipients who want theirs got none. It leaves
+// out items of a domain that no longer serves its name as it did (deleted,
+// renamed, moved to another customer, suspended or awaiting proof): the
+// name's mailboxes may be another tenant's now, who must not read the old
+// tenant's senders and subjects, and a release of them delivers nothing
+// (smtpd.Releaser applies the same rule).
+func (d *Digests) held(ctx context.Context, sent []string) (byRcpt map[string][]quarantine.Item, more map[string]bool, capped int, err error) {
 	done := make(map[string]bool, len(sent))
 	perDomain := map[string]int{}
 	for _, r := range sent {
@@ -385,12 +389,13 @@ func (d *Digests) held(ctx context.Context, sent []string) (byRcpt map[string][]
 		perDomain[recipientDomain(r)]++
 	}
 	out := map[string][]quarantine.Item{}
+	more = map[string]bool{}
 	kept := 0
 	f := quarantine.Filter{Scope: tracking.Scope{Operator: true}, State: quarantine.StateHeld, Limit: 500}
 	for {
 		page, err := d.items.List(ctx, f)
 		if err != nil {
-			return nil, 0, err
+			return nil, nil, 0, err
 		}
 		for _, it := range page {
 			if dom, ok := d.domains.Lookup(it.Domain); !ok || dom.ID != it.DomainID || dom.CustomerID != it.CustomerID {
@@ -402,10 +407,18 @@ func (d *Digests) held(ctx context.Context, sent []string) (byRcpt map[string][]
 					continue
 				}
 				list, listed := out[r]
+				if kept >= d.maxRunItems {
+					if listed {
+						// Its digest does without this older one,
+						// but must not read as the whole list.
+						more[r] = true
+					}
+					continue
+				}
 				if !listed {
 					optedOut, err := d.store.OptedOut(ctx, r)
 					if err != nil {
-						return nil, 0, err
+						return nil, nil, 0, err
 					}
 					if optedOut {
 						done[r] = true
@@ -420,14 +433,12 @@ func (d *Digests) held(ctx context.Context, sent []string) (byRcpt map[string][]
 				}
 				if len(list) <= maxDigestItems { // pages go newest first
 					out[r] = append(list, it)
-					if kept++; kept >= d.maxRunItems {
-						return out, capped, nil
-					}
+					kept++
 				}
 			}
 		}
 		if len(page) < f.Limit {
-			return out, capped, nil
+			return out, more, capped, nil
 		}
 		f.Before = page[len(page)-1].ID
 	}
@@ -463,17 +474,19 @@ func (d *Digests) link(a Action, id int64, rcpt string) string {
 // compose writes the digest: text only, the held messages' details in the
 // body (never in headers, where their hostile text could do harm). It
 // lists the first maxDigestItems of items (newest first, as held gives
-// them) and says when there are more.
-func (d *Digests) compose(rcpt, brand string, items []quarantine.Item) []byte {
+// them) and says when there are more: past those, or, with more, past all
+// of items.
+func (d *Digests) compose(rcpt, brand string, items []quarantine.Item, more bool) []byte {
 	if brand == "" {
 		brand = "Mail filter"
 	}
 	brand = oneLine(brand)
+	if len(items) > maxDigestItems {
+		items, more = items[:maxDigestItems], true
+	}
 	count := fmt.Sprintf("%d message(s)", len(items))
-	more := len(items) > maxDigestItems
 	if more {
-		items = items[:maxDigestItems]
-		count = fmt.Sprintf("more than %d messages", maxDigestItems)
+		count = fmt.Sprintf("more than %d messages", len(items))
 	}
 	// Quoted-printable, not 8bit: a held subject may be 998 bytes and a
 	// link to a 480-byte recipient near 1000, and a line past 998 octets
@@ -486,7 +499,7 @@ func (d *Digests) compose(rcpt, brand string, items []quarantine.Item) []byte {
 	fmt.Fprintf(body, "%s held these messages for %s because they look like spam.\r\n", brand, rcpt)
 	io.WriteString(body, "If one is yours, open its release link: it is delivered to your mailbox.\r\n\r\n")
 	if more {
-		fmt.Fprintf(body, "More than %d messages are held for you: these are the newest %[1]d; your provider can show you the others.\r\n\r\n", maxDigestItems)
+		fmt.Fprintf(body, "More than %d messages are held for you: these are the newest %[1]d; your provider can show you the others.\r\n\r\n", len(items))
 	}
 	for _, it := range items {
 		fmt.Fprintf(body, "%s  from %s\r\n  %s\r\n  Release: %s\r\n\r\n", it.Time.UTC().Format("2006-01-02 15:04 UTC"), oneLine(it.Sender),
@@ -625,11 +638,12 @@ func deferrable(err error) bool {
 	return !errors.Is(err, errNoSMTPUTF8)
 }
 
-// send mails one digest, under brand. An error that is a notTaken leaves
+// send mails one digest, under brand (more: items are not all the
+// recipient's held mail). An error that is a notTaken leaves
 // nothing at the smarthost; any other may (a connection lost after the
 // digest's end) or is a refusal for good.
-func (d *Digests) send(ctx context.Context, rcpt, brand string, items []quarantine.Item) error {
-	msg := d.compose(rcpt, brand, items)
+func (d *Digests) send(ctx context.Context, rcpt, brand string, items []quarantine.Item, more bool) error {
+	msg := d.compose(rcpt, brand, items, more)
 	c, err := d.dial(ctx)
 	if err != nil {
 		if deferrable(err) {

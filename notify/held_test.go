@@ -54,7 +54,7 @@ func TestDigestListsOnlyMailOfTheDomainAsItIsNow(t *testing.T) {
 	}
 	d := &Digests{store: noOptOuts{}, items: held, domains: domains{"a.example": {Name: "a.example", ID: 7, CustomerID: 3}},
 		cfg: DefaultConfig(), maxRunItems: maxRunItems}
-	got, _, err := d.held(context.Background(), nil)
+	got, _, _, err := d.held(context.Background(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,14 +95,14 @@ func TestDigestListsItsNewestOnly(t *testing.T) {
 			d := &Digests{store: noOptOuts{}, items: held, domains: domains{"a.example": {Name: "a.example", ID: 7, CustomerID: 3}},
 				cfg: Config{From: "digest@mx.example", LinkTTL: time.Hour, MaxPerDomain: 1}, maxRunItems: maxRunItems,
 				keys: [][]byte{[]byte("k")}, baseURL: "https://mx.example", hostname: "mx.example", now: time.Now}
-			got, _, err := d.held(context.Background(), nil)
+			got, _, _, err := d.held(context.Background(), nil)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if len(got["bob@a.example"]) > maxDigestItems+1 {
 				t.Errorf("the job holds %d of bob's items, want at most %d", len(got["bob@a.example"]), maxDigestItems+1)
 			}
-			hdr, body := readDigest(t, d.compose("bob@a.example", "R", got["bob@a.example"]))
+			hdr, body := readDigest(t, d.compose("bob@a.example", "R", got["bob@a.example"], false))
 			if n := strings.Count(body, "/q/release/"); n != tc.links {
 				t.Errorf("the digest lists %d messages, want %d", n, tc.links)
 			}
@@ -137,7 +137,7 @@ func TestLookAlikeMailboxesKeptApart(t *testing.T) {
 	}
 	d := &Digests{store: noOptOuts{}, items: held, domains: domains{"a.example": {Name: "a.example", ID: 7, CustomerID: 3}},
 		cfg: DefaultConfig(), maxRunItems: maxRunItems}
-	got, _, err := d.held(context.Background(), nil)
+	got, _, _, err := d.held(context.Background(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -294,3 +294,24 @@ func TestDigestWhoseBrandCannotBeReadIsSentLater(t *testing.T) {
 		t.Fatalf("next check: sent %d (%v), smarthost has %d; want 1 each", n, err, len(smarthost.Messages()))
 	}
 }
+
+// TestDigestOfARunCutShortSaysThereIsMore: a run stops keeping held items
+// at maxRunItems, and the recipients it kept some of may have older ones
+// past that point. Their digests said "1 message(s)" for a recipient with
+// two held, as if the list were whole; they now say there are more.
+func TestDigestOfARunCutShortSaysThereIsMore(t *testing.T) {
+	smarthost := smtptest.StartSink(t)
+	// Newest first: a's second message comes after the run is cut.
+	d, _ := digestsFor(t, smarthost.Addr, "a@b.example", "c@b.example", "e@b.example", "a@b.example")
+	d.maxRunItems = 3
+	if n, err := d.RunOnce(context.Background()); err != nil || n != 3 {
+		t.Fatalf("sent %d digests (%v), want 3", n, err)
+	}
+	for _, m := range smarthost.Messages() {
+		hdr, body := readDigest(t, m.Data)
+		more := strings.Contains(hdr.Get("Subject"), "more than") && strings.Contains(body, "your provider can show you the others")
+		if want := m.Rcpts[0] == "a@b.example"; more != want {
+			t.Errorf("%s's digest (%q) says there are more: %v, want %v", m.Rcpts[0], hdr.Get("Subject"), more, want)
+		}
+	}
+}
