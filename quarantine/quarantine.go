@@ -516,12 +516,20 @@ func (s *Service) Release(ctx context.Context, scope tracking.Scope, id int64, b
 	dctx := context.WithoutCancel(ctx)
 	msg, err := gunzip(gz, it.Size)
 	var reply string
+	why := err // what kept the message from the customer's server
 	if err == nil {
 		if reply, err = s.deliver.Deliver(dctx, HeldDomain{ID: it.DomainID, CustomerID: it.CustomerID, Name: it.Domain}, it.Sender, it.Recipients, msg); err != nil && !errors.Is(err, ErrMaybeDelivered) {
-			err = fmt.Errorf("%w: %w", ErrDelivery, err)
+			why, err = err, fmt.Errorf("%w: %w", ErrDelivery, err)
 		}
 	}
+	// Each outcome is tracked before the item's, which may fail to be
+	// written: the log says what happened to the message whatever the
+	// item says, and tracking's queue retries its writes. A release that
+	// did not deliver is tracked too: the log of a message released and
+	// never received said "quarantined" and nothing more, neither the
+	// release nor why the customer's server did not take it.
 	if errors.Is(err, ErrMaybeDelivered) {
+		s.track(it, tracking.StatusQuarantined, "a release by "+by+" lost the customer's server after the message was sent: whether it was delivered is unknown, and it is not released again", reply)
 		// Left releasing, as a release whose node stopped is: whether it
 		// was delivered is unknown, and twice in a mailbox is worse than
 		// once in the quarantine.
@@ -529,10 +537,9 @@ func (s *Service) Release(ctx context.Context, scope tracking.Scope, id int64, b
 	}
 	delivered := err == nil
 	if delivered {
-		// Before the item's outcome, which may fail to be written: the
-		// message is in the recipient's mailbox whatever the item says,
-		// and tracking's queue retries its writes.
 		s.track(it, tracking.StatusDelivered, "released from the quarantine by "+by, reply)
+	} else {
+		s.track(it, tracking.StatusQuarantined, "a release by "+by+" was not delivered, still quarantined ("+why.Error()+")", reply)
 	}
 	fctx, cancel := context.WithTimeout(dctx, 10*time.Second)
 	defer cancel()

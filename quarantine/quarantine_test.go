@@ -1008,3 +1008,53 @@ func TestOpenAllocatesWhatItIsCounted(t *testing.T) {
 			len(msg), got, float64(got)/float64(len(msg)), counted)
 	}
 }
+
+// maybeTaken is a customer's server lost after the whole message was sent.
+type maybeTaken struct{}
+
+func (maybeTaken) Deliver(context.Context, quarantine.HeldDomain, string, []string, []byte) (string, error) {
+	return "", fmt.Errorf("release to bob@a.example: connection reset after the end of data: %w", quarantine.ErrMaybeDelivered)
+}
+
+// TestUndeliveredReleaseIsTracked: a release the customer's server did not
+// take leaves a message-tracking record saying so, and why, as one it took
+// does: asked why a message released from the quarantine never arrived,
+// support found it quarantined and nothing more, neither the release nor
+// the server's refusal. One whose delivery is unknown (the connection lost
+// after the message was sent) says that.
+func TestUndeliveredReleaseIsTracked(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		deliver quarantine.Deliverer
+		want    []string
+	}{
+		{"refused", &recorder{fail: true}, []string{"a release by alice@reseller was not delivered, still quarantined", "connection refused"}},
+		{"maybe taken", maybeTaken{}, []string{"a release by alice@reseller", "whether it was delivered is unknown"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var log trackLog
+			svc := quarantine.New(quarantine.DefaultConfig(), openStore(t), tc.deliver, nil)
+			svc.TrackReleases(&log)
+			ids, err := svc.Hold(context.Background(), quarantine.Item{Domain: "a.example", DomainID: 7, CustomerID: 1, Sender: "s@x.example",
+				Recipients: []string{"bob@a.example"}, QueueID: "Q1"}, strings.NewReader("Subject: x\r\n\r\nx\r\n"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := svc.Release(context.Background(), tracking.Scope{Operator: true}, ids[0], "alice@reseller"); !errors.Is(err, quarantine.ErrDelivery) {
+				t.Fatalf("release: %v, want a failed delivery", err)
+			}
+			if len(log) != 1 {
+				t.Fatalf("tracked %+v, want the release", log)
+			}
+			r := log[0]
+			for _, w := range tc.want {
+				if !strings.Contains(r.Reply, w) {
+					t.Errorf("tracked %q, want it to say %q", r.Reply, w)
+				}
+			}
+			if r.Status != tracking.StatusQuarantined || r.Recipient != "bob@a.example" || r.Reference != "Q1" {
+				t.Errorf("tracked %s for %s [ref %s], want quarantined for bob@a.example [ref Q1]", r.Status, r.Recipient, r.Reference)
+			}
+		})
+	}
+}
