@@ -485,12 +485,12 @@ func (s *Store) DeleteQuarantine(ctx context.Context, scope tracking.Scope, id i
 
 // dropBody runs update, which clears item id's body, and when it changed
 // the item deletes the body the item shared if no other item refers to it.
-// It returns the rows update changed. On PostgreSQL the body's row is
-// locked first: two of its last items dropped at once would otherwise each
-// see the other still referring to it, and neither would delete it. Only
-// an item in scope has its body locked: another tenant's delete of the
-// item's id must not hold up the owner's releases and deletes, nor wait
-// on a lock that tells it the id exists.
+// It returns the rows update changed. On PostgreSQL the item's row, then
+// its body's, are locked first: two of its last items dropped at once would
+// otherwise each see the other still referring to it, and neither would
+// delete it. Only an item in scope is locked: another tenant's delete of
+// the item's id must not hold up the owner's releases and deletes, nor
+// wait on a lock that tells it the id exists.
 func (s *Store) dropBody(ctx context.Context, what string, scope tracking.Scope, id int64, update string, args ...any) (int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
 	defer cancel()
@@ -501,7 +501,14 @@ func (s *Store) dropBody(ctx context.Context, what string, scope tracking.Scope,
 	defer tx.Rollback()
 	var bodyID sql.NullInt64
 	cond, sargs := scopeWhere(scope, 2)
-	if err := tx.QueryRowContext(ctx, `SELECT body_id FROM quarantine WHERE id = $1`+cond, append([]any{id}, sargs...)...).Scan(&bodyID); err != nil && !errors.Is(err, sql.ErrNoRows) {
+	lock := ""
+	if s.Dialect == Postgres {
+		// The row before its body, in expiry's order (its rows, then
+		// their bodies): the body first, a delete of an item expiry was
+		// deleting deadlocked with it, and one of them failed.
+		lock = " FOR UPDATE"
+	}
+	if err := tx.QueryRowContext(ctx, `SELECT body_id FROM quarantine WHERE id = $1`+cond+lock, append([]any{id}, sargs...)...).Scan(&bodyID); err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return 0, fail(what, err)
 	}
 	if bodyID.Valid && s.Dialect == Postgres {

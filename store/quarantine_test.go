@@ -854,3 +854,54 @@ func (p *replyCutter) cut() {
 		c.Store(true)
 	}
 }
+
+// TestDeleteBesidePruneDoesNotDeadlock: on PostgreSQL a delete (or a
+// release's outcome) locked the item's body, then its row; expiry deletes
+// its rows, then their bodies, the other way round. A delete of an expired
+// item that expiry was deleting at that moment deadlocked with it, and
+// PostgreSQL aborted one: the customer's delete failed with a store error,
+// or the prune round did. Both now take the row first.
+func TestDeleteBesidePruneDoesNotDeadlock(t *testing.T) {
+	s := openPostgres(t)
+	ctx := context.Background()
+	if err := s.MigrateQuarantine(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ids, err := s.PutQuarantine(ctx, []quarantine.Item{{Time: time.Now().Add(-time.Hour), QueueID: "Q", Domain: "a.example", DomainID: 5,
+		CustomerID: 1, Sender: "x@s.example", Recipients: []string{"bob@a.example"}, Size: 100, State: quarantine.StateHeld}},
+		[]byte("gz"), 100, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body int64
+	if err := s.DB.QueryRowContext(ctx, `SELECT body_id FROM quarantine WHERE id = $1`, ids[0]).Scan(&body); err != nil {
+		t.Fatal(err)
+	}
+	// Expiry's batch, in its order: the rows, then their bodies.
+	prune, err := s.DB.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prune.Rollback()
+	if _, err := prune.ExecContext(ctx, `DELETE FROM quarantine WHERE id = $1`, ids[0]); err != nil {
+		t.Fatal(err)
+	}
+	deleted := make(chan error, 1)
+	go func() { deleted <- s.DeleteQuarantine(ctx, tracking.Scope{Operator: true}, ids[0]) }()
+	// The delete waits for the row expiry holds.
+	for waiting := 0; waiting == 0; time.Sleep(10 * time.Millisecond) {
+		if err := s.DB.QueryRowContext(ctx, `SELECT COUNT(*) FROM pg_locks WHERE NOT granted`).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := prune.ExecContext(ctx, `DELETE FROM quarantine_bodies WHERE id = $1
+		AND NOT EXISTS (SELECT 1 FROM quarantine WHERE body_id = $1)`, body); err != nil {
+		t.Fatalf("expiry deleting the body: %v", err)
+	}
+	if err := prune.Commit(); err != nil {
+		t.Fatalf("expiry: %v", err)
+	}
+	if err := <-deleted; !errors.Is(err, tenant.ErrNotFound) {
+		t.Fatalf("the delete beside expiry: %v, want not found (expired)", err)
+	}
+}
