@@ -416,17 +416,19 @@ func (d *Digests) held(ctx context.Context, sent []string) (byRcpt map[string][]
 					continue
 				}
 				if !listed {
+					dom := recipientDomain(r)
+					if perDomain[dom] >= d.cfg.MaxPerDomain {
+						capped++
+						continue
+					}
+					// After the cap: a catch-all domain's thousands
+					// of made-up recipients cost no look-up each.
 					optedOut, err := d.store.OptedOut(ctx, r)
 					if err != nil {
 						return nil, nil, 0, err
 					}
 					if optedOut {
 						done[r] = true
-						continue
-					}
-					dom := recipientDomain(r)
-					if perDomain[dom] >= d.cfg.MaxPerDomain {
-						capped++
 						continue
 					}
 					perDomain[dom]++
