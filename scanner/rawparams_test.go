@@ -13,19 +13,23 @@ import (
 // rawParamRegexp is what rawParams replaced, the reference it must match.
 var rawParamRegexp = regexp.MustCompile(`;\s*([A-Za-z0-9_.-]+)(\*[0-9]+)?\*?\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)`)
 
-func regexpRawParams(raw string, n int) [][3]string {
-	var out [][3]string
-	for _, m := range rawParamRegexp.FindAllStringSubmatch(raw, n) {
-		out = append(out, [3]string{m[1], m[2], m[3]})
+func regexpRawParams(raw, key string, n int) []string {
+	var out []string
+	for _, m := range rawParamRegexp.FindAllStringSubmatch(raw, -1) {
+		if len(out) < n && m[2] == "" && strings.EqualFold(m[1], key) {
+			out = append(out, m[3])
+		}
 	}
 	return out
 }
 
 func checkRawParamsAsRegexp(t *testing.T, raw string) {
 	t.Helper()
-	for _, n := range []int{maxRawNames, 2} {
-		if got, want := rawParams(raw, n), regexpRawParams(raw, n); !reflect.DeepEqual(got, want) {
-			t.Fatalf("rawParams(%q, %d) = %q, the regexp finds %q", raw, n, got, want)
+	for _, key := range []string{"filename", "name", "a", "N"} {
+		for _, n := range []int{maxRawNames, 2} {
+			if got, want := rawParams(raw, key, n), regexpRawParams(raw, key, n); !reflect.DeepEqual(got, want) {
+				t.Fatalf("rawParams(%q, %q, %d) = %q, the regexp finds %q", raw, key, n, got, want)
+			}
 		}
 	}
 }

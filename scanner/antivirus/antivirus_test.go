@@ -1259,6 +1259,20 @@ func TestCheck(t *testing.T) {
 			wantSymbols: []string{SymbolBlockedType},
 		},
 		{
+			// The repeated file name is searched in the whole field, not
+			// in its first 32 parameters.
+			name: "script by a filename given twice, 40 parameters apart",
+			raw: func(testing.TB) string {
+				var pad strings.Builder
+				for i := range 40 {
+					fmt.Fprintf(&pad, "; x%d=1", i)
+				}
+				return withAttachment(`invoice.txt"`+pad.String()+`; filename="invoice.js`, "text/plain", []byte("var x = 1;"))
+			},
+			wantReject:  "invoice.js",
+			wantSymbols: []string{SymbolBlockedType},
+		},
+		{
 			name: "shortcut by content",
 			raw: func(testing.TB) string {
 				return withAttachment("", "application/octet-stream", append(append([]byte{}, magicLNK...), 0, 0))
