@@ -613,6 +613,20 @@ func (w *walker) entityError(err error) {
 	}
 }
 
+// fieldError reports the error go-message gave reading a part's field
+// with parameters. One of more parameters than it reads is past the
+// parser's limits, as a part too many is: its other parameters were not
+// read (the names in it are still searched, see paramValues).
+func (w *walker) fieldError(field string, err error) {
+	switch {
+	case err == nil:
+	case errors.Is(err, message.ErrTooManyParams):
+		w.p.add(w.m, SymbolMIMETooComplex, field+": "+err.Error())
+	default:
+		w.p.add(w.m, SymbolMIMEBroken, field+": "+err.Error())
+	}
+}
+
 // walk reads entity e at depth and tree position path. attached is true
 // inside an attached (not forwarded) message: its leaves are scanned, but
 // its text is not this message's text.
@@ -629,8 +643,8 @@ func (w *walker) walk(e *message.Entity, depth int, path string, attached bool, 
 	// "x-uuencode; x" is uuencode.
 	part := Part{Depth: depth, Encoding: e.Header.TransferEncoding()}
 	ct, params, err := e.ContentType() // as go-message read it: a field can be a megabyte of parameters
-	if err != nil && e.Header.Get("Content-Type") != "" {
-		w.p.add(w.m, SymbolMIMEBroken, "Content-Type: "+err.Error())
+	if e.Header.Get("Content-Type") != "" {
+		w.fieldError("Content-Type", err)
 	}
 	if ct == "" || ct == "text" {
 		// RFC 2045 section 5.2; "text" without a subtype is, like no
@@ -644,8 +658,8 @@ func (w *walker) walk(e *message.Entity, depth int, path string, attached bool, 
 	// unquoted parameter) still names the file the recipient sees;
 	// dparams are nil only for one it could not read at all.
 	disp, dparams, derr := e.Header.ContentDisposition()
-	if derr != nil && e.Header.Get("Content-Disposition") != "" {
-		w.p.add(w.m, SymbolMIMEBroken, "Content-Disposition: "+derr.Error())
+	if e.Header.Get("Content-Disposition") != "" {
+		w.fieldError("Content-Disposition", derr)
 	}
 	if derr == nil || dparams != nil {
 		part.Disposition = disp

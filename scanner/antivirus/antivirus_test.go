@@ -156,6 +156,15 @@ func withAttachment(name, ctype string, data []byte) string {
 		b64(data) + "--b1--\r\n"
 }
 
+// manyParams is n parameters to pad a field with.
+func manyParams(n int) string {
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, "; x%d=1", i)
+	}
+	return b.String()
+}
+
 func newCheck(t testing.TB, mod func(*Config)) *Check {
 	t.Helper()
 	cfg := DefaultConfig()
@@ -1263,14 +1272,27 @@ func TestCheck(t *testing.T) {
 			// in its first 32 parameters.
 			name: "script by a filename given twice, 40 parameters apart",
 			raw: func(testing.TB) string {
-				var pad strings.Builder
-				for i := range 40 {
-					fmt.Fprintf(&pad, "; x%d=1", i)
-				}
-				return withAttachment(`invoice.txt"`+pad.String()+`; filename="invoice.js`, "text/plain", []byte("var x = 1;"))
+				return withAttachment(`invoice.txt"`+manyParams(40)+`; filename="invoice.js`, "text/plain", []byte("var x = 1;"))
 			},
 			wantReject:  "invoice.js",
 			wantSymbols: []string{SymbolBlockedType},
+		},
+		{
+			// Past the parameters go-message reads, a name is still
+			// found, and a boundary still read.
+			name: "script by a filename given twice, 200 parameters apart",
+			raw: func(testing.TB) string {
+				return withAttachment(`invoice.txt"`+manyParams(200)+`; filename="invoice.js`, "text/plain", []byte("var x = 1;"))
+			},
+			wantReject:  "invoice.js",
+			wantSymbols: []string{SymbolBlockedType},
+		},
+		{
+			name: "EICAR behind a boundary after 200 parameters",
+			raw: func(testing.TB) string {
+				return strings.Replace(withAttachment("readme.txt", "text/plain", eicar), `boundary="b1"`, manyParams(200)+`; boundary="b1"`, 1)
+			},
+			wantVirus: VirusEICAR,
 		},
 		{
 			name: "shortcut by content",
