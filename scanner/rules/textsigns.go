@@ -363,10 +363,15 @@ func recipientAddress(env *scanner.Envelope, m *scanner.Message) string {
 // parseAddress is the address net/mail's ParseAddress reads in v, found
 // without it in the shapes nearly all mail uses (scanner.SimpleAddress):
 // it allocates about ten times an address, and a message's To and
-// Reply-To are read by several rules.
+// Reply-To are read by several rules. A value longer than any address
+// (scanner.MaxAddressBytes) is none: a quoted display name costs net/mail
+// 40 times its size.
 func parseAddress(v string) (addr string, ok bool) {
 	if _, addr, ok := scanner.SimpleAddress(v); ok {
 		return addr, true
+	}
+	if len(v) > scanner.MaxAddressBytes {
+		return "", false
 	}
 	a, err := mail.ParseAddress(v)
 	if err != nil {
