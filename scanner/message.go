@@ -102,6 +102,12 @@ type Message struct {
 	// fromNameQuoted: FromName may hold RFC 2047 words the address
 	// parser left as written (ShownFromName).
 	fromNameQuoted bool
+	// shownFrom is ShownFromName, decoded on first use: several rules
+	// read it, and a name can be most of a megabyte of words.
+	shownFrom struct {
+		once sync.Once
+		name string
+	}
 	// Text is the decoded text of the text/plain parts, in tree order.
 	Text string
 	// HTML describes the text/html parts: visible text, hidden text, links.
@@ -516,7 +522,8 @@ func (m *Message) ShownFromName() string {
 	if !m.fromNameQuoted || !strings.Contains(m.FromName, "=?") {
 		return m.FromName
 	}
-	return decodeNameWords(m.FromName)
+	m.shownFrom.once.Do(func() { m.shownFrom.name = decodeNameWords(m.FromName) })
+	return m.shownFrom.name
 }
 
 func (m *Message) parseFrom(mh mail.Header) {
