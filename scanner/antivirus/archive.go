@@ -135,7 +135,7 @@ func expand(r io.Reader, compressed, size int64, name string, b *budget, maxRati
 	limit := min(bombAt, b.expanded)
 	// One more byte than the member, to read its end without growing.
 	buf := make([]byte, 0, min(max(size, 511), limit)+1)
-	data, err := readAll(pooledReader{io.LimitReader(r, limit+1), b}, buf)
+	data, err := readAll(pooledReader{io.LimitReader(r, limit+1), b}, buf, limit+1)
 	if errors.Is(err, errPoolSpent) {
 		return nil, err
 	}
@@ -153,8 +153,11 @@ func expand(r io.Reader, compressed, size int64, name string, b *budget, maxRati
 	return data, nil
 }
 
-// readAll is io.ReadAll into buf.
-func readAll(r io.Reader, buf []byte) ([]byte, error) {
+// readAll is io.ReadAll into buf, of a reader that returns at most most
+// bytes. A full buffer is doubled, to at most most: grown by append, a
+// quarter at a time past 256 KiB, a member that expanded past what its
+// archive declared allocated five times its size.
+func readAll(r io.Reader, buf []byte, most int64) ([]byte, error) {
 	for {
 		n, err := r.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]
@@ -165,7 +168,12 @@ func readAll(r io.Reader, buf []byte) ([]byte, error) {
 			return buf, err
 		}
 		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
+			if int64(len(buf)) >= most {
+				return buf, nil // all r may return: its next read is io.EOF
+			}
+			grown := make([]byte, len(buf), min(2*int64(cap(buf)), most))
+			copy(grown, buf)
+			buf = grown
 		}
 	}
 }

@@ -2,8 +2,12 @@ package antivirus
 
 import (
 	"context"
+	"errors"
+	"io"
 	"runtime"
 	"testing"
+
+	"github.com/mxgrid/mxgrid/scanner/unpack"
 )
 
 // waiting is how many scans wait for room.
@@ -100,4 +104,34 @@ func TestPoolLetsHoldersWaitWithoutDeadlock(t *testing.T) {
 	if p.take(context.Background(), 60, 41) {
 		t.Fatal("took more than the pool in all")
 	}
+}
+
+// A member that expands past what its archive declares (a gzip of many
+// members declares only its last one's size) is read into a buffer that
+// grows: grown by append, past 256 KB a quarter at a time, an 8 MiB read
+// allocated some 40 MB, and held the last two buffers, more than the
+// bytes the pool counted, at once. Doubled up to the read's limit, it
+// allocates at most twice the limit.
+func TestExpandGrowsItsBufferToTheLimit(t *testing.T) {
+	const limit = 8 << 20
+	b := &budget{expanded: limit, pool: newPool(1 << 30)}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	data, err := expand(io.LimitReader(zeros{}, 2*limit), 1<<20, 1<<20, "m", b, 100)
+	runtime.ReadMemStats(&after)
+	if len(data) != limit || !errors.Is(err, unpack.ErrBudget) {
+		t.Fatalf("read %d bytes, err %v; want %d and the budget spent", len(data), err, limit)
+	}
+	if got := after.TotalAlloc - before.TotalAlloc; got > 2*limit+1<<20 {
+		t.Errorf("expanding %d MiB allocated %d MiB, want at most twice that", limit>>20, got>>20)
+	}
+}
+
+// zeros reads zero bytes without end.
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
 }
