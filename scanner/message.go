@@ -1223,7 +1223,13 @@ func paramValues(params map[string]string, parseErr error, raw, key string) []st
 // or Content-Type field of h gives. go-message reads the first field, and
 // mail clients differ in which they read, as for a repeated parameter: a
 // part with "invoice.txt" in one Content-Disposition and "invoice.js" in
-// another passed the blocked types and the attachment rules.
+// another passed the blocked types and the attachment rules. Each field
+// is read for the name's parameters alone (message.ParamsNamed): a part
+// may repeat a field of a hundred parameters a thousand times, and read
+// whole, a 22 MB message of such parts took 1.4 s and 1.5 GB. Whether the
+// whole field would have parsed is then not known, so when others were
+// dropped the field is searched for other values of the name too, as one
+// that does not parse is.
 func repeatedFieldNames(h message.Header) []string {
 	var names []string
 	for _, f := range [...]struct{ field, key string }{{"Content-Disposition", "filename"}, {"Content-Type", "name"}} {
@@ -1234,17 +1240,25 @@ func repeatedFieldNames(h message.Header) []string {
 				params map[string]string
 				err    error
 			)
-			one.Set(f.field, v)
+			named, dropped := message.ParamsNamed(v, f.key)
+			one.Set(f.field, named)
 			if f.field == "Content-Type" {
 				_, params, err = one.ContentType()
 			} else {
 				_, params, err = one.ContentDisposition()
+			}
+			if dropped && err == nil {
+				err = errReadForNames
 			}
 			names = append(names, paramValues(params, err, v, f.key)...)
 		}
 	}
 	return names
 }
+
+// errReadForNames stands for the error a field read for its file names
+// alone might have given whole.
+var errReadForNames = errors.New("read for its names alone")
 
 // maxRawNames bounds the values of a name read from a header that did not
 // parse.

@@ -92,6 +92,36 @@ func capParams(s string) (_ string, capped bool) {
 	return b.String(), true
 }
 
+// ParamsNamed returns a Content-Type or Content-Disposition value with its
+// type and, of its parameters, only those named key (or an RFC 2231
+// section of key): what ContentType or ContentDisposition read of key,
+// without the cost of the others (an mxgrid patch, for a caller that
+// reads a part's every repeated field for its file name). dropped
+// reports parameters left out.
+func ParamsNamed(s, key string) (_ string, dropped bool) {
+	i := strings.IndexByte(s, ';')
+	if i < 0 {
+		return s, false
+	}
+	var b strings.Builder
+	b.WriteString(s[:i])
+	for rest, more := s[i+1:], true; more; {
+		var p string
+		p, rest, more = cutParam(rest)
+		k, _, _ := strings.Cut(p, "=")
+		if base, _, _ := strings.Cut(strings.TrimSpace(k), "*"); !strings.EqualFold(base, key) {
+			dropped = dropped || strings.TrimSpace(p) != ""
+			continue
+		}
+		b.WriteByte(';')
+		b.WriteString(p)
+	}
+	if !dropped {
+		return s, false
+	}
+	return b.String(), true
+}
+
 // isLookedUpParam reports a parameter name (k, before its '=') of the
 // kind mail readers and mxgrid's scanner look up: a boundary, a charset,
 // a file name, or an RFC 2231 section of one.
