@@ -31,6 +31,11 @@ var ErrNotAvailable = errors.New("this domain name is not available")
 // ErrEmailNotAvailable is ErrNotAvailable's counterpart for panel logins.
 var ErrEmailNotAvailable = errors.New("this email address is not available")
 
+// ErrNotProvenByMX is the store's refusal to activate a domain by its MX
+// records (Store.ActivateDomain) when they prove nothing of its name: it
+// was taken over, or is under or above another reseller's active domain.
+var ErrNotProvenByMX = fmt.Errorf("%w: MX records do not prove this name", tenant.ErrConflict)
+
 // ErrBusy means too many on-demand checks run at once (HTTP 429).
 var ErrBusy = errors.New("too many verifications in progress, retry later")
 
@@ -159,38 +164,44 @@ func newVerifyToken() (string, error) {
 	return hex.EncodeToString(b), nil
 }
 
-// proven reports whether DNS proves d: its TXT token is published, or all
-// its most-preferred MX records point at the cluster's MX hosts and
-// mayUseMX says MX records may prove it. mayUseMX reads the store, so it
-// is asked only when the MX records would prove the name. A lookup error
-// is returned only when no proof could be read.
-func (ow *ownership) proven(ctx context.Context, d tenant.DomainRecord, mayUseMX func(context.Context) (bool, error)) (bool, error) {
+// proof is what DNS showed of a domain's ownership.
+type proof int
+
+const (
+	noProof proof = iota
+	provenByTXT
+	// provenByMX: the store still decides whether MX records may prove
+	// the name (Store.ActivateDomain), as it activates it.
+	provenByMX
+)
+
+// proven reports what DNS proves of d: its TXT token is published, or all
+// its most-preferred MX records point at the cluster's MX hosts (and no
+// wildcard's). A lookup error is returned only when no proof could be
+// read.
+func (ow *ownership) proven(ctx context.Context, d tenant.DomainRecord) (proof, error) {
 	if ow.dns == nil {
-		return false, errors.New("ownership: no resolver configured")
+		return noProof, errors.New("ownership: no resolver configured")
 	}
 	ctx, cancel := context.WithTimeout(ctx, ow.timeout)
 	defer cancel()
 	txts, txtErr := ow.dns.LookupTXT(ctx, d.Name)
 	for _, t := range txts {
 		if d.VerifyToken != "" && strings.TrimSpace(t) == VerifyPrefix+d.VerifyToken {
-			return true, nil
+			return provenByTXT, nil
 		}
 	}
 	mxs, mxErr := ow.dns.LookupMX(ctx, d.Name)
 	if ow.atCluster(mxs) && !ow.wildcardMX(ctx, d.Name) {
-		ok, err := mayUseMX(ctx)
-		if err != nil || ok {
-			return ok, err
-		}
-		mxErr = nil // read, and no proof of this name
+		return provenByMX, nil
 	}
 	if notFound(txtErr) && notFound(mxErr) {
-		return false, nil
+		return noProof, nil
 	}
 	if txtErr != nil && mxErr != nil {
-		return false, fmt.Errorf("ownership: lookup %s: %w: %w", d.Name, ErrNoDNSAnswer, errors.Join(txtErr, mxErr))
+		return noProof, fmt.Errorf("ownership: lookup %s: %w: %w", d.Name, ErrNoDNSAnswer, errors.Join(txtErr, mxErr))
 	}
-	return false, nil
+	return noProof, nil
 }
 
 // atCluster reports whether all the most preferred of mxs name the
@@ -284,54 +295,19 @@ func (ow *ownership) endCheck(reseller int64) {
 	<-ow.sem
 }
 
-// verify activates d when DNS proves it.
+// verify activates d when DNS proves it. A name MX records may not prove
+// stays pending, as it is when nothing proves it: the answer says nothing
+// of another tenant's names.
 func (s *Service) verify(ctx context.Context, d tenant.DomainRecord) (tenant.DomainRecord, error) {
-	ok, err := s.own.proven(ctx, d, func(ctx context.Context) (bool, error) { return s.mxMayProve(ctx, d) })
-	if err != nil || !ok {
+	how, err := s.own.proven(ctx, d)
+	if err != nil || how == noProof {
 		return d, err
 	}
-	return s.activate(ctx, Operator("verify"), d, "verify")
-}
-
-// mxMayProve reports whether MX records at the cluster may prove d. A name
-// taken over from a lapsed claim, or freed by an active domain's delete or
-// rename, or under or above another reseller's active domain, is proven by
-// its TXT token only: MX records at the cluster show that the customer
-// chose this service, not which reseller, and the one whose claim lapsed
-// (or who held the name, or who holds the customer's domain above it or a
-// subdomain below it) may be that one.
-func (s *Service) mxMayProve(ctx context.Context, d tenant.DomainRecord) (bool, error) {
-	if takenOver, err := s.store.TakenOver(ctx, d.Name); err != nil || takenOver {
-		return false, err
+	got, err := s.activate(ctx, Operator("verify"), d, "verify", how == provenByMX)
+	if errors.Is(err, ErrNotProvenByMX) {
+		return got, nil
 	}
-	if under, err := s.underOthers(ctx, d); err != nil || under {
-		return false, err
-	}
-	above, err := s.store.OthersActiveBelow(ctx, d.Name, d.ResellerID)
-	if err != nil {
-		return false, fmt.Errorf("ownership: domains under %s: %w", d.Name, err)
-	}
-	return !above, nil
-}
-
-// underOthers reports whether a parent of d's name is another reseller's
-// active domain.
-func (s *Service) underOthers(ctx context.Context, d tenant.DomainRecord) (bool, error) {
-	for n := d.Name; ; {
-		_, parent, ok := strings.Cut(n, ".")
-		if !ok || !strings.Contains(parent, ".") {
-			return false, nil
-		}
-		p, err := s.store.DomainByName(ctx, parent)
-		switch {
-		case errors.Is(err, tenant.ErrNotFound):
-		case err != nil:
-			return false, err
-		case p.ResellerID != d.ResellerID && p.Status == tenant.StatusActive:
-			return true, nil
-		}
-		n = parent
-	}
+	return got, err
 }
 
 // ClaimHeldUntil is when d's claim on its name stops keeping it from the
@@ -353,7 +329,7 @@ func (s *Service) ClaimLapsed(d tenant.DomainRecord) bool {
 // unproven past PendingClaimTTL, so that p, creating or renaming a domain
 // of reseller resellerID, may have the name; it reports whether it did.
 // The removal is audited to the claim's holder, without naming who asked,
-// and marks the name taken over (Store.TakenOver): TXT proof only.
+// and marks the name taken over: TXT proof only (Store.ActivateDomain).
 // Only a reseller takes a claim over: the operator deletes what it wants.
 func (s *Service) takeLapsedClaim(ctx context.Context, p Principal, resellerID int64, name string) bool {
 	if p.Operator {
@@ -406,10 +382,13 @@ func (s *Service) ApproveDomain(ctx context.Context, p Principal, id int64) (ten
 	if d.Status == tenant.StatusActive {
 		return d, nil
 	}
-	return s.activate(ctx, p, d, "approve")
+	return s.activate(ctx, p, d, "approve", false)
 }
 
-func (s *Service) activate(ctx context.Context, p Principal, d tenant.DomainRecord, action string) (tenant.DomainRecord, error) {
+// activate makes d active, unless it was renamed or given a new token
+// since it was read; byMX has the store refuse it (ErrNotProvenByMX, d
+// returned as it is stored) when MX records may not prove its name.
+func (s *Service) activate(ctx context.Context, p Principal, d tenant.DomainRecord, action string, byMX bool) (tenant.DomainRecord, error) {
 	s.own.mu.Lock()
 	defer s.own.mu.Unlock()
 	return untilFresh(func() (tenant.DomainRecord, error) {
@@ -422,9 +401,13 @@ func (s *Service) activate(ctx context.Context, p Principal, d tenant.DomainReco
 		if cur.Name != d.Name || cur.VerifyToken != d.VerifyToken {
 			return cur, nil
 		}
+		pending := cur
 		cur.Status, cur.PendingSince = tenant.StatusActive, time.Time{}
-		v, err := s.store.UpdateDomain(ctx, &cur, s.audit(p, cur.ResellerID, action, object("domain", cur.ID, cur.Name), nil))
-		return cur, s.committed(v, err)
+		v, err := s.store.ActivateDomain(ctx, &cur, byMX, s.audit(p, cur.ResellerID, action, object("domain", cur.ID, cur.Name), nil))
+		if err != nil {
+			return pending, err
+		}
+		return cur, s.committed(v, nil)
 	})
 }
 

@@ -70,12 +70,14 @@ type Store interface {
 	// same transaction it marks the name taken over and keeps the
 	// holder's claim clock, as a delete of a pending domain does.
 	DeleteLapsedClaim(ctx context.Context, id int64, pendingBefore time.Time, a AuditEntry) (uint64, error)
-	// TakenOver reports whether a lapsed claim on name gave way to another
-	// since the name was last active (created or updated active).
-	TakenOver(ctx context.Context, name string) (bool, error)
-	// OthersActiveBelow reports whether an active domain of a reseller
-	// other than resellerID is named something ending in "." + name.
-	OthersActiveBelow(ctx context.Context, name string, resellerID int64) (bool, error)
+	// ActivateDomain is UpdateDomain for d made active, one activation at
+	// a time across the nodes sharing the store. With byMX it fails with
+	// ErrNotProvenByMX, writing nothing, when in its transaction the name
+	// turns out to be one MX records may not prove: taken over from a
+	// lapsed claim or freed by an active domain's delete or rename since
+	// it was last active, or under or above another reseller's active
+	// domain.
+	ActivateDomain(ctx context.Context, d *tenant.DomainRecord, byMX bool, a AuditEntry) (uint64, error)
 
 	// ListRecipients needs f.DomainID.
 	ListRecipients(ctx context.Context, f Filter) ([]Recipient, error)

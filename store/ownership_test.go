@@ -120,6 +120,9 @@ func TestTakeoverMigration(t *testing.T) {
 				}
 			}
 			ts := NewTenants(st)
+			if _, err := ts.db(ctx); err != nil {
+				t.Fatal(err)
+			}
 			for _, tt := range []struct {
 				name string
 				want bool
@@ -129,7 +132,7 @@ func TestTakeoverMigration(t *testing.T) {
 				{"proven.example", false},
 				{"fresh.example", false},
 			} {
-				if got, err := ts.TakenOver(ctx, tt.name); err != nil || got != tt.want {
+				if got, err := takenOver(ctx, ts.st.DB, tt.name); err != nil || got != tt.want {
 					t.Errorf("%s: TakenOver = %v, %v; want %v", tt.name, got, err, tt.want)
 				}
 			}
@@ -188,11 +191,11 @@ func TestOthersActiveBelow(t *testing.T) {
 				{"%.example", false},
 				{"a-name-longer-than-any-domain-held.example", false},
 			} {
-				if got, err := ts.OthersActiveBelow(ctx, tt.name, mine.ResellerID); err != nil || got != tt.want {
+				if got, err := othersActiveBelow(ctx, ts.st.DB, tt.name, mine.ResellerID); err != nil || got != tt.want {
 					t.Errorf("OthersActiveBelow(%s) = %v, %v; want %v", tt.name, got, err, tt.want)
 				}
 			}
-			if got, err := ts.OthersActiveBelow(ctx, "corp.example", others.ResellerID); err != nil || got {
+			if got, err := othersActiveBelow(ctx, ts.st.DB, "corp.example", others.ResellerID); err != nil || got {
 				t.Errorf("OthersActiveBelow(corp.example) for its own reseller = %v, %v; want false", got, err)
 			}
 		})

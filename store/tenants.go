@@ -761,6 +761,9 @@ func (t *Tenants) CreateDomain(ctx context.Context, d *tenant.DomainRecord, a ad
 	}
 	now := nowUTC()
 	return t.write(ctx, "domain "+d.Name, a, changed{changedDomain, &d.ID}, func(tx *sql.Tx) error {
+		if err := t.lockActivations(ctx, tx, d); err != nil {
+			return err
+		}
 		d.Created, d.Updated = now, now
 		if err := tx.QueryRowContext(ctx, `INSERT INTO domains (customer_id, name, route, tls, policy, created_us, updated_us, status, verify_token, pending_since_us)
 			VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8, $9) RETURNING id`,
@@ -785,12 +788,45 @@ func (t *Tenants) CreateDomain(ctx context.Context, d *tenant.DomainRecord, a ad
 }
 
 func (t *Tenants) UpdateDomain(ctx context.Context, d *tenant.DomainRecord, a admin.AuditEntry) (uint64, error) {
+	return t.updateDomain(ctx, d, a, nil)
+}
+
+// ActivateDomain writes d, made active, as UpdateDomain does, after the
+// lock every write of an active domain takes. With byMX it first checks,
+// in that transaction, that MX records may still prove d's name (mxProves).
+// Checked before the transaction, two resellers proving a parent and its
+// subdomain by MX at the same moment, on two nodes or two goroutines of
+// one, each found the other's name pending and both became active.
+func (t *Tenants) ActivateDomain(ctx context.Context, d *tenant.DomainRecord, byMX bool, a admin.AuditEntry) (uint64, error) {
+	return t.updateDomain(ctx, d, a, func(tx *sql.Tx) error {
+		if !byMX {
+			return nil
+		}
+		ok, err := mxProves(ctx, tx, d.Name, d.ResellerID)
+		if err == nil && !ok {
+			err = admin.ErrNotProvenByMX
+		}
+		return err
+	})
+}
+
+// updateDomain is UpdateDomain, running check (when set) in its
+// transaction after the activation lock and before any write.
+func (t *Tenants) updateDomain(ctx context.Context, d *tenant.DomainRecord, a admin.AuditEntry, check func(tx *sql.Tx) error) (uint64, error) {
 	pol, err := encodePolicy(d.Policy)
 	if err != nil {
 		return 0, err
 	}
 	read, written := versions(d.Updated)
 	v, err := t.write(ctx, "domain "+d.Name, a, changed{changedDomain, &d.ID}, func(tx *sql.Tx) error {
+		if err := t.lockActivations(ctx, tx, d); err != nil {
+			return err
+		}
+		if check != nil {
+			if err := check(tx); err != nil {
+				return err
+			}
+		}
 		from, err := ownerOf(ctx, tx, ownerOfDomain, d.ID)
 		if err != nil {
 			return err
@@ -828,6 +864,24 @@ func (t *Tenants) UpdateDomain(ctx context.Context, d *tenant.DomainRecord, a ad
 		d.Updated = time.UnixMicro(written).UTC()
 	}
 	return v, err
+}
+
+// activationLock is the advisory lock (PostgreSQL) that every write of an
+// active domain takes first, so that an MX proof's check (mxProves) and
+// its activation see every other activation committed before them: the
+// nodes sharing the database activate one at a time. Such writes are few
+// (proofs, approvals, the operator's creates and edits), and every tenant
+// write waits for the config version's row anyway. SQLite's one
+// connection writes one transaction at a time already.
+const activationLock = 7411925
+
+// lockActivations takes activationLock in tx when it writes d active.
+func (t *Tenants) lockActivations(ctx context.Context, tx *sql.Tx, d *tenant.DomainRecord) error {
+	if t.st.Dialect != Postgres || d.Status != tenant.StatusActive {
+		return nil
+	}
+	_, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, activationLock)
+	return err
 }
 
 // forgetTakeover ends the TXT-only rule of an active domain's name, and
@@ -949,28 +1003,75 @@ func (t *Tenants) DeleteLapsedClaim(ctx context.Context, id int64, pendingBefore
 	})
 }
 
-func (t *Tenants) TakenOver(ctx context.Context, name string) (bool, error) {
+// rowQuerier is a *sql.DB or a *sql.Tx.
+type rowQuerier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// mxProves reports whether MX records at the cluster may prove name for
+// resellerID: not a name taken over from a lapsed claim or freed by an
+// active domain's delete or rename (takenOver), nor one under or above
+// another reseller's active domain. MX records show that the customer
+// chose this service, not which reseller, and the one whose claim lapsed
+// (or who held the name, or who holds the customer's domain above it or
+// a subdomain below it) may be that one: only the TXT token proves those.
+func mxProves(ctx context.Context, q rowQuerier, name string, resellerID int64) (bool, error) {
+	for _, nested := range []func(context.Context, rowQuerier, string, int64) (bool, error){othersActiveAbove, othersActiveBelow} {
+		if found, err := nested(ctx, q, name, resellerID); err != nil || found {
+			return false, err
+		}
+	}
+	taken, err := takenOver(ctx, q, name)
+	return !taken, err
+}
+
+// takenOver reports whether a lapsed claim on name gave way to another,
+// or an active domain of the name was deleted or renamed, since the name
+// was last active.
+func takenOver(ctx context.Context, q rowQuerier, name string) (bool, error) {
 	var n int
-	err := t.query(ctx, `SELECT COUNT(*) FROM domain_takeovers WHERE name = $1`, []any{name}, func(rows *sql.Rows) error {
-		return rows.Scan(&n)
-	})
+	err := q.QueryRowContext(ctx, `SELECT COUNT(*) FROM domain_takeovers WHERE name = $1`, name).Scan(&n)
 	return n > 0, err
 }
 
-// OthersActiveBelow compares the end of each name rather than matching
-// LIKE '%.' || name, which would read a '_' or '%' in name as a wildcard
-// (the service's names hold neither, but the store does not lean on
-// that). The length test leaves out names too short to end so, for which
-// substr's start would fall before the first character, where the
-// dialects differ (SQLite counts a negative start from the end).
-func (t *Tenants) OthersActiveBelow(ctx context.Context, name string, resellerID int64) (bool, error) {
+// othersActiveAbove reports whether a parent of name (with a dot: not a
+// top-level domain) is the active domain of a reseller other than
+// resellerID.
+func othersActiveAbove(ctx context.Context, q rowQuerier, name string, resellerID int64) (bool, error) {
+	args := []any{tenant.StatusActive, resellerID}
+	var in []string
+	for n := name; ; {
+		_, parent, ok := strings.Cut(n, ".")
+		if !ok || !strings.Contains(parent, ".") {
+			break
+		}
+		args = append(args, parent)
+		in = append(in, "$"+strconv.Itoa(len(args)))
+		n = parent
+	}
+	if len(in) == 0 {
+		return false, nil
+	}
+	var n int
+	err := q.QueryRowContext(ctx, `SELECT COUNT(*) FROM domains d JOIN customers c ON c.id = d.customer_id
+		WHERE d.status = $1 AND c.reseller_id <> $2 AND d.name IN (`+strings.Join(in, ", ")+`)`, args...).Scan(&n)
+	return n > 0, err
+}
+
+// othersActiveBelow reports whether an active domain of a reseller other
+// than resellerID is named something ending in "." + name. It compares
+// the end of each name rather than matching LIKE '%.' || name, which
+// would read a '_' or '%' in name as a wildcard (the service's names hold
+// neither, but the store does not lean on that). The length test leaves
+// out names too short to end so, for which substr's start would fall
+// before the first character, where the dialects differ (SQLite counts a
+// negative start from the end).
+func othersActiveBelow(ctx context.Context, q rowQuerier, name string, resellerID int64) (bool, error) {
 	suffix := "." + name
 	var n int
-	err := t.query(ctx, `SELECT COUNT(*) FROM domains d JOIN customers c ON c.id = d.customer_id
+	err := q.QueryRowContext(ctx, `SELECT COUNT(*) FROM domains d JOIN customers c ON c.id = d.customer_id
 		WHERE d.status = $1 AND c.reseller_id <> $2 AND length(d.name) > $3 AND substr(d.name, length(d.name) - $3 + 1) = $4`,
-		[]any{tenant.StatusActive, resellerID, utf8.RuneCountInString(suffix), suffix}, func(rows *sql.Rows) error {
-			return rows.Scan(&n)
-		})
+		tenant.StatusActive, resellerID, utf8.RuneCountInString(suffix), suffix).Scan(&n)
 	return n > 0, err
 }
 

@@ -216,7 +216,7 @@ func testLapsedClaims(t *testing.T, ts *Tenants, customerID int64, a admin.Audit
 	}
 	takenOver := func(when string, want bool) {
 		t.Helper()
-		if got, err := ts.TakenOver(ctx, "claimed.example"); err != nil || got != want {
+		if got, err := takenOver(ctx, ts.st.DB, "claimed.example"); err != nil || got != want {
 			t.Fatalf("%s: TakenOver = %v, %v; want %v", when, got, err, want)
 		}
 	}
@@ -261,7 +261,7 @@ func testFreedNames(t *testing.T, ts *Tenants, customerID int64, a admin.AuditEn
 	}
 	takenOver := func(name string, want bool) {
 		t.Helper()
-		if got, err := ts.TakenOver(ctx, name); err != nil || got != want {
+		if got, err := takenOver(ctx, ts.st.DB, name); err != nil || got != want {
 			t.Fatalf("TakenOver(%s) = %v, %v; want %v", name, got, err, want)
 		}
 	}
