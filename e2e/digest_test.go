@@ -215,7 +215,11 @@ func TestDigestEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	if out, err := st.OptedOut(context.Background(), "bob@example.org"); err != nil || !out {
+	opted, err := notify.Parse(strings.TrimPrefix(optout[1], "/q/optout/"), [][]byte{digestKey}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := st.OptedOut(context.Background(), opted.ItemID, opted.CustomerID, "bob@example.org"); err != nil || !out {
 		t.Fatalf("bob opted out: %v %v", out, err)
 	}
 }

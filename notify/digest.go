@@ -147,7 +147,7 @@ type Store interface {
 	UnmarkDigest(ctx context.Context, recipient, run string) error
 	DigestsSent(ctx context.Context, run string) ([]string, error)
 	PruneDigests(ctx context.Context, before time.Time) (int64, error)
-	OptedOut(ctx context.Context, recipient string) (bool, error)
+	OptedOut(ctx context.Context, domainID, customerID int64, recipient string) (bool, error)
 	BrandOf(ctx context.Context, customerID int64) (string, error)
 }
 
@@ -423,7 +423,7 @@ func (d *Digests) held(ctx context.Context, sent []string) (byRcpt map[string][]
 					}
 					// After the cap: a catch-all domain's thousands
 					// of made-up recipients cost no look-up each.
-					optedOut, err := d.store.OptedOut(ctx, r)
+					optedOut, err := d.store.OptedOut(ctx, it.DomainID, it.CustomerID, r)
 					if err != nil {
 						return nil, nil, 0, err
 					}
@@ -467,17 +467,18 @@ func recipientDomain(rcpt string) string {
 	return rcpt[strings.LastIndexByte(rcpt, '@')+1:]
 }
 
-// link is the URL of a signed link for rcpt.
-func (d *Digests) link(a Action, id int64, rcpt string) string {
-	tok := Sign(Link{Action: a, ItemID: id, Recipient: rcpt, Expires: d.now().Add(d.cfg.LinkTTL)}, d.keys[0])
-	return d.baseURL + "/q/" + string(a) + "/" + tok
+// link is the URL of l signed, expiring after cfg.LinkTTL.
+func (d *Digests) link(l Link) string {
+	l.Expires = d.now().Add(d.cfg.LinkTTL)
+	return d.baseURL + "/q/" + string(l.Action) + "/" + Sign(l, d.keys[0])
 }
 
 // compose writes the digest: text only, the held messages' details in the
 // body (never in headers, where their hostile text could do harm). It
 // lists the first maxDigestItems of items (newest first, as held gives
 // them) and says when there are more: past those, or, with more, past all
-// of items.
+// of items. Its opt-out link is for the domain and customer of items,
+// which held gives only of the domain now serving the name.
 func (d *Digests) compose(rcpt, brand string, items []quarantine.Item, more bool) []byte {
 	if brand == "" {
 		brand = "Mail filter"
@@ -505,9 +506,10 @@ func (d *Digests) compose(rcpt, brand string, items []quarantine.Item, more bool
 	}
 	for _, it := range items {
 		fmt.Fprintf(body, "%s  from %s\r\n  %s\r\n  Release: %s\r\n\r\n", it.Time.UTC().Format("2006-01-02 15:04 UTC"), oneLine(it.Sender),
-			oneLine(it.Subject), d.link(ActionRelease, it.ID, rcpt))
+			oneLine(it.Subject), d.link(Link{Action: ActionRelease, ItemID: it.ID, Recipient: rcpt}))
 	}
-	fmt.Fprintf(body, "Links work for %s. No more of these digests: %s\r\n", d.cfg.LinkTTL.Round(time.Hour), d.link(ActionOptOut, 0, rcpt))
+	optOut := Link{Action: ActionOptOut, ItemID: items[0].DomainID, CustomerID: items[0].CustomerID, Recipient: rcpt}
+	fmt.Fprintf(body, "Links work for %s. No more of these digests: %s\r\n", d.cfg.LinkTTL.Round(time.Hour), d.link(optOut))
 	body.Close()
 	var b bytes.Buffer
 	b.Grow(1024 + text.Len())

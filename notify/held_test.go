@@ -32,7 +32,7 @@ type domains map[string]*tenant.Domain
 // a digest lists (its other methods are not called).
 type noOptOuts struct{ Store }
 
-func (noOptOuts) OptedOut(context.Context, string) (bool, error) { return false, nil }
+func (noOptOuts) OptedOut(context.Context, int64, int64, string) (bool, error) { return false, nil }
 
 func (d domains) Lookup(name string) (*tenant.Domain, bool) {
 	dom, ok := d[name]
@@ -155,7 +155,7 @@ func TestLookAlikeMailboxesKeptApart(t *testing.T) {
 	key := bytes.Repeat([]byte("k"), 32)
 	opts := &optOuts{}
 	mux := http.NewServeMux()
-	NewLinks([][]byte{key}, held, opts, nil, nil).Mount(func(p string, h http.Handler) { mux.Handle(p, h) })
+	NewLinks([][]byte{key}, held, opts, d.domains, nil, nil).Mount(func(p string, h http.Handler) { mux.Handle(p, h) })
 	for _, tc := range []struct {
 		item      int64
 		recipient string // the link's
@@ -175,7 +175,7 @@ func TestLookAlikeMailboxesKeptApart(t *testing.T) {
 			t.Errorf("%s's link for item %d: %d, want %d", tc.recipient, tc.item, rec.Code, tc.code)
 		}
 	}
-	tok := Sign(Link{Action: ActionOptOut, Recipient: kelvin, Expires: time.Now().Add(time.Hour)}, key)
+	tok := Sign(Link{Action: ActionOptOut, ItemID: 7, CustomerID: 3, Recipient: kelvin, Expires: time.Now().Add(time.Hour)}, key)
 	mux.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("POST", "/q/optout/"+tok, nil))
 	if !slices.Equal(opts.got, []string{kelvin}) {
 		t.Errorf("the opt-out link of %q opted out %q", kelvin, opts.got)
@@ -198,7 +198,7 @@ func (l items) Release(context.Context, tracking.Scope, int64, string) (quaranti
 
 type optOuts struct{ got []string }
 
-func (o *optOuts) OptOut(_ context.Context, rcpt string, _ time.Time) error {
+func (o *optOuts) OptOut(_ context.Context, _, _ int64, rcpt string, _ time.Time) error {
 	o.got = append(o.got, rcpt)
 	return nil
 }

@@ -27,7 +27,7 @@ type Releaser interface {
 
 // OptOuts records opt-outs; *store.Store.
 type OptOuts interface {
-	OptOut(ctx context.Context, recipient string, now time.Time) error
+	OptOut(ctx context.Context, domainID, customerID int64, recipient string, now time.Time) error
 }
 
 // Links serves /q/release/{token} and /q/optout/{token}.
@@ -35,19 +35,21 @@ type Links struct {
 	keys    [][]byte
 	release Releaser
 	optOut  OptOuts
+	domains Domains
 	now     func() time.Time
 	log     *slog.Logger
 }
 
-// NewLinks serves links signed with keys.
-func NewLinks(keys [][]byte, r Releaser, o OptOuts, now func() time.Time, log *slog.Logger) *Links {
+// NewLinks serves links signed with keys; an opt-out link acts only while
+// domains (the tenant directory) has its domain as its customer held it.
+func NewLinks(keys [][]byte, r Releaser, o OptOuts, domains Domains, now func() time.Time, log *slog.Logger) *Links {
 	if now == nil {
 		now = time.Now
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Links{keys: keys, release: r, optOut: o, now: now, log: log}
+	return &Links{keys: keys, release: r, optOut: o, domains: domains, now: now, log: log}
 }
 
 // Mount registers the routes with handle.
@@ -163,11 +165,19 @@ func (l *Links) notHeld(w http.ResponseWriter, err error) {
 }
 
 func (l *Links) serveOptOut(w http.ResponseWriter, r *http.Request, link Link) {
+	rcpt := mailbox(link.Recipient)
+	// The domain's mailboxes are another tenant's once it is deleted and
+	// its name created again, or moved to another customer: the former
+	// owner's link must not stop their digests.
+	if dom, ok := l.domains.Lookup(recipientDomain(rcpt)); !ok || dom.ID != link.ItemID || dom.CustomerID != link.CustomerID {
+		l.page(w, http.StatusGone, linkView{Title: "This link no longer works", Text: "Ask your provider about quarantine digests."})
+		return
+	}
 	if r.Method == http.MethodGet {
 		l.page(w, http.StatusOK, linkView{Title: "Stop quarantine digests?", Text: "No more digests to " + link.Recipient + ". Held mail stays available through your provider.", Button: "Stop the digests"})
 		return
 	}
-	if err := l.optOut.OptOut(r.Context(), mailbox(link.Recipient), l.now()); err != nil {
+	if err := l.optOut.OptOut(r.Context(), link.ItemID, link.CustomerID, rcpt, l.now()); err != nil {
 		l.log.Warn("opt-out link", "err", err)
 		l.page(w, http.StatusServiceUnavailable, linkView{Title: "Try again later", Text: "This could not be saved right now."})
 		return

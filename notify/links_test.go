@@ -45,7 +45,7 @@ func TestReleaseLinkDeliversToItsRecipientOnly(t *testing.T) {
 	}
 	key := bytes.Repeat([]byte("k"), 32)
 	mux := http.NewServeMux()
-	NewLinks([][]byte{key}, q, nil, nil, nil).Mount(func(p string, h http.Handler) { mux.Handle(p, h) })
+	NewLinks([][]byte{key}, q, nil, nil, nil, nil).Mount(func(p string, h http.Handler) { mux.Handle(p, h) })
 	ann, bob := ids[0], ids[1]
 	var gz bytes.Buffer
 	zw := gzip.NewWriter(&gz)
@@ -113,7 +113,7 @@ func TestReleaseLinkWhenTheNodeIsBusy(t *testing.T) {
 	big, mine := hold(strings.Repeat("y", 400<<10)), hold("x") // 3 x 400 KiB: all of max_open_bytes
 	key := bytes.Repeat([]byte("k"), 32)
 	mux := http.NewServeMux()
-	NewLinks([][]byte{key}, q, nil, nil, nil).Mount(func(p string, h http.Handler) { mux.Handle(p, h) })
+	NewLinks([][]byte{key}, q, nil, nil, nil, nil).Mount(func(p string, h http.Handler) { mux.Handle(p, h) })
 	tok := Sign(Link{Action: ActionRelease, ItemID: mine, Recipient: "ann@a.example", Expires: time.Now().Add(time.Hour)}, key)
 	post := func() *httptest.ResponseRecorder {
 		rec := httptest.NewRecorder()
@@ -170,8 +170,9 @@ func releasingQuarantine(t *testing.T, cfg quarantine.Config) (*store.Store, *qu
 func TestLinkPagesCannotBeFramed(t *testing.T) {
 	key := bytes.Repeat([]byte("k"), 32)
 	mux := http.NewServeMux()
-	NewLinks([][]byte{key}, nil, nil, nil, nil).Mount(func(p string, h http.Handler) { mux.Handle(p, h) })
-	optOut := Sign(Link{Action: ActionOptOut, Recipient: "ann@a.example", Expires: time.Now().Add(time.Hour)}, key)
+	dir := domains{"a.example": {Name: "a.example", ID: 7, CustomerID: 3}}
+	NewLinks([][]byte{key}, nil, nil, dir, nil, nil).Mount(func(p string, h http.Handler) { mux.Handle(p, h) })
+	optOut := Sign(Link{Action: ActionOptOut, ItemID: 7, CustomerID: 3, Recipient: "ann@a.example", Expires: time.Now().Add(time.Hour)}, key)
 	for _, path := range []string{"/q/optout/" + optOut, "/q/release/altered"} {
 		rec := httptest.NewRecorder()
 		mux.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
@@ -198,7 +199,7 @@ func gatedReleaseLink(t *testing.T, writeTimeout time.Duration) (q *quarantine.S
 	}
 	key := bytes.Repeat([]byte("k"), 32)
 	mux := http.NewServeMux()
-	NewLinks([][]byte{key}, q, nil, nil, nil).Mount(func(p string, h http.Handler) { mux.Handle(p, h) })
+	NewLinks([][]byte{key}, q, nil, nil, nil, nil).Mount(func(p string, h http.Handler) { mux.Handle(p, h) })
 	srv = httptest.NewUnstartedServer(mux)
 	srv.Config.WriteTimeout = writeTimeout
 	srv.Start()
@@ -267,7 +268,7 @@ func TestReleaseLinkOfAnAbandonedRelease(t *testing.T) {
 		t.Fatal(err)
 	}
 	key := bytes.Repeat([]byte("k"), 32)
-	h := NewLinks([][]byte{key}, q, nil, nil, nil)
+	h := NewLinks([][]byte{key}, q, nil, nil, nil, nil)
 	link := "/q/release/" + Sign(Link{Action: ActionRelease, ItemID: ids[0], Recipient: "ann@a.example", Expires: time.Now().Add(time.Hour)}, key)
 	mux := http.NewServeMux()
 	h.Mount(func(p string, h http.Handler) { mux.Handle(p, h) })

@@ -244,7 +244,7 @@ func TestOptedOutRecipientsTakeNoDigestPlace(t *testing.T) {
 			d, _ := digestsFor(t, smarthost.Addr, append(rcpts, "wants@b.example")...)
 			d.maxRunItems = tc.runItems
 			for _, r := range rcpts {
-				if err := d.store.(brandedStore).OptOut(ctx, r, d.now()); err != nil {
+				if err := d.store.(brandedStore).OptOut(ctx, 10, 3, r, d.now()); err != nil {
 					t.Fatal(err)
 				}
 			}

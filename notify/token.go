@@ -26,13 +26,25 @@ const (
 
 // Link is a token's content.
 type Link struct {
-	Action    Action
-	ItemID    int64 // 0 for an opt-out
-	Recipient string
-	Expires   time.Time
+	Action Action
+	// ItemID is a release's held item, or an opt-out's domain (0: a
+	// config file's domain).
+	ItemID int64
+	// CustomerID is an opt-out's domain's customer: the opt-out is the
+	// domain's as that customer holds it (0: a release, or a config
+	// file's domain).
+	CustomerID int64
+	Recipient  string
+	Expires    time.Time
 }
 
-const tokenVersion = "v1"
+// Token versions: v2 is an opt-out naming its domain and customer; a v1
+// opt-out named neither and is refused as expired. Release links stay
+// v1, which nodes from before v2 still read during an upgrade.
+const (
+	tokenVersion   = "v1"
+	tokenVersionV2 = "v2"
+)
 
 // Errors of Parse: a link someone changed, and one too old.
 var (
@@ -45,10 +57,15 @@ const maxToken = 1024
 
 // Sign returns l's token under key.
 func Sign(l Link, key []byte) string {
-	payload := strings.Join([]string{tokenVersion, string(l.Action), strconv.FormatInt(l.ItemID, 10),
+	fields := []string{tokenVersion, string(l.Action), strconv.FormatInt(l.ItemID, 10),
 		// A quoted local part may hold "|": the address travels encoded.
 		base64.RawURLEncoding.EncodeToString([]byte(l.Recipient)),
-		strconv.FormatInt(l.Expires.Unix(), 10)}, "|")
+		strconv.FormatInt(l.Expires.Unix(), 10)}
+	if l.Action == ActionOptOut {
+		fields[0] = tokenVersionV2
+		fields = append(fields, strconv.FormatInt(l.CustomerID, 10))
+	}
+	payload := strings.Join(fields, "|")
 	m := hmac.New(sha256.New, key)
 	m.Write([]byte(payload))
 	return base64.RawURLEncoding.EncodeToString([]byte(payload)) + "." + base64.RawURLEncoding.EncodeToString(m.Sum(nil))
@@ -83,17 +100,30 @@ func Parse(token string, keys [][]byte, now time.Time) (Link, error) {
 	// Signed by us, so well-formed; checked anyway (a key leak must not
 	// become a crash).
 	f := strings.Split(string(payload), "|")
-	if len(f) != 5 || f[0] != tokenVersion {
+	var (
+		customer int64
+		err4     error
+	)
+	switch {
+	case len(f) == 5 && f[0] == tokenVersion:
+	case len(f) == 6 && f[0] == tokenVersionV2 && Action(f[1]) == ActionOptOut:
+		customer, err4 = strconv.ParseInt(f[5], 10, 64)
+		if customer < 0 {
+			err4 = ErrTampered
+		}
+	default:
 		return Link{}, ErrTampered
 	}
 	id, err1 := strconv.ParseInt(f[2], 10, 64)
 	exp, err2 := strconv.ParseInt(f[4], 10, 64)
 	rcpt, err3 := base64.RawURLEncoding.DecodeString(f[3])
-	if err1 != nil || err2 != nil || err3 != nil || id < 0 || (Action(f[1]) != ActionRelease && Action(f[1]) != ActionOptOut) {
+	if err1 != nil || err2 != nil || err3 != nil || err4 != nil || id < 0 || (Action(f[1]) != ActionRelease && Action(f[1]) != ActionOptOut) {
 		return Link{}, ErrTampered
 	}
-	l := Link{Action: Action(f[1]), ItemID: id, Recipient: string(rcpt), Expires: time.Unix(exp, 0).UTC()}
-	if !now.Before(l.Expires) {
+	l := Link{Action: Action(f[1]), ItemID: id, CustomerID: customer, Recipient: string(rcpt), Expires: time.Unix(exp, 0).UTC()}
+	// An opt-out signed before v2 could stop the digests of whoever holds
+	// its address's domain now, another tenant perhaps.
+	if !now.Before(l.Expires) || (l.Action == ActionOptOut && f[0] == tokenVersion) {
 		return l, ErrExpired
 	}
 	return l, nil

@@ -29,6 +29,17 @@ var notifyMigrations = []Migration{{
 	Version:  2,
 	SQLite:   `CREATE INDEX digest_sent_run ON digest_sent (run); CREATE INDEX digest_sent_at ON digest_sent (at_us);`,
 	Postgres: `CREATE INDEX digest_sent_run ON digest_sent (run); CREATE INDEX digest_sent_at ON digest_sent (at_us);`,
+}, {
+	// Version 3 keeps opt-outs per domain as its customer holds it:
+	// digest_optout named an address across all tenants, so an opt-out
+	// outlived its domain's move to another tenant, whose users then got
+	// no digest and could not see why. Those rows say nothing of which
+	// domain and owner they were for, so none is carried over (their
+	// recipients opt out again with the next digest's link); the table
+	// stays for nodes not yet upgraded, which still read and write it.
+	Version: 3,
+	Common: `CREATE TABLE digest_optouts (domain_id BIGINT NOT NULL, customer_id BIGINT NOT NULL, recipient TEXT NOT NULL,
+		at_us BIGINT NOT NULL, PRIMARY KEY (domain_id, customer_id, recipient));`,
 }}
 
 // MigrateNotify creates the lease and digest tables.
@@ -123,22 +134,27 @@ func (s *Store) PruneDigests(ctx context.Context, before time.Time) (int64, erro
 	return n, nil
 }
 
-// OptOut stops digests to recipient.
-func (s *Store) OptOut(ctx context.Context, recipient string, now time.Time) error {
+// OptOut stops digests to recipient of domain domainID while customer
+// customerID holds it: a domain re-created (a new id) or moved to another
+// customer has other mailboxes of the name.
+func (s *Store) OptOut(ctx context.Context, domainID, customerID int64, recipient string, now time.Time) error {
 	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
 	defer cancel()
-	if _, err := s.DB.ExecContext(ctx, `INSERT INTO digest_optout (recipient, at_us) VALUES ($1, $2) ON CONFLICT DO NOTHING`, recipient, now.UnixMicro()); err != nil {
+	if _, err := s.DB.ExecContext(ctx, `INSERT INTO digest_optouts (domain_id, customer_id, recipient, at_us) VALUES ($1, $2, $3, $4)
+		ON CONFLICT DO NOTHING`, domainID, customerID, recipient, now.UnixMicro()); err != nil {
 		return fail("opt out", err)
 	}
 	return nil
 }
 
-// OptedOut reports whether recipient asked for no digests.
-func (s *Store) OptedOut(ctx context.Context, recipient string) (bool, error) {
+// OptedOut reports whether recipient of domain domainID asked for no
+// digests while customer customerID held it.
+func (s *Store) OptedOut(ctx context.Context, domainID, customerID int64, recipient string) (bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
 	defer cancel()
 	var one int
-	err := s.DB.QueryRowContext(ctx, `SELECT 1 FROM digest_optout WHERE recipient = $1`, recipient).Scan(&one)
+	err := s.DB.QueryRowContext(ctx, `SELECT 1 FROM digest_optouts WHERE domain_id = $1 AND customer_id = $2 AND recipient = $3`,
+		domainID, customerID, recipient).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
 	}

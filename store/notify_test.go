@@ -117,3 +117,39 @@ func TestDigestRecords(t *testing.T) {
 		})
 	}
 }
+
+// TestDigestOptOuts: on both dialects, an opt-out is a recipient's of one
+// domain as one customer holds it: the name's domain re-created (another
+// id) or moved to another customer, and another mailbox, are not opted
+// out. Recorded twice, it stays one.
+func TestDigestOptOuts(t *testing.T) {
+	for _, tc := range dialects {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			s := tc.open(t)
+			if err := s.MigrateNotify(ctx); err != nil {
+				t.Fatal(err)
+			}
+			at := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+			for range 2 {
+				if err := s.OptOut(ctx, 7, 3, "bob@a.example", at); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, tt := range []struct {
+				domain, customer int64
+				rcpt             string
+				want             bool
+			}{
+				{7, 3, "bob@a.example", true},
+				{8, 3, "bob@a.example", false},
+				{7, 4, "bob@a.example", false},
+				{7, 3, "ann@a.example", false},
+			} {
+				if got, err := s.OptedOut(ctx, tt.domain, tt.customer, tt.rcpt); err != nil || got != tt.want {
+					t.Errorf("OptedOut(%d, %d, %s) = %v, %v; want %v", tt.domain, tt.customer, tt.rcpt, got, err, tt.want)
+				}
+			}
+		})
+	}
+}
