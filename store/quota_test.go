@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/mxgrid/mxgrid/admin"
+	"github.com/mxgrid/mxgrid/internal/testenv"
 	"github.com/mxgrid/mxgrid/tenant"
 )
 
@@ -448,5 +451,64 @@ func TestTokensAndUsersCappedPerReseller(t *testing.T) {
 				t.Errorf("the operator's token: %v", err)
 			}
 		})
+	}
+}
+
+// TestConcurrentReplacesKeepOneList: two nodes replacing one domain's
+// recipient list at the same moment on PostgreSQL leave one of the two
+// lists, counted right. Each replace's DELETE ran on the rows committed
+// when it began, so the second left the first's new rows in place: the
+// domain kept both lists, and the addresses a customer had just removed
+// were accepted again.
+func TestConcurrentReplacesKeepOneList(t *testing.T) {
+	ctx := context.Background()
+	dsn := testenv.PostgresDB(t)
+	open := func() *Tenants {
+		s, err := Open(Config{Driver: Postgres, DSN: dsn, Timeout: 30 * time.Second}, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return NewTenants(s)
+	}
+	nodes := [2]*Tenants{open(), open()}
+	f := newQuotaFixture(t, nodes[0].st)
+	f.ts.DefaultQuota = tenant.Quota{}
+	d, err := f.domain(ctx, f.cust[0], "a.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lists [2][]string
+	for i := range lists {
+		for j := range 20 {
+			lists[i] = append(lists[i], fmt.Sprintf("l%d-%02d", i, j))
+		}
+	}
+	for round := range 20 {
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i, node := range nodes {
+			wg.Go(func() {
+				<-start
+				if _, _, err := node.AddRecipients(ctx, d.ID, lists[i], true, quotaAudit); err != nil {
+					t.Errorf("round %d: replace %d: %v", round, i, err)
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+		got, err := f.ts.ListRecipients(ctx, admin.Filter{DomainID: d.ID, Limit: admin.MaxPageSize})
+		if err != nil {
+			t.Fatal(err)
+		}
+		locals := make([]string, len(got))
+		for i, r := range got {
+			locals[i] = r.Local
+		}
+		slices.Sort(locals)
+		if !slices.Equal(locals, lists[0]) && !slices.Equal(locals, lists[1]) {
+			t.Fatalf("round %d: after two replaces at once the domain holds %d recipients %q, want one of the lists", round, len(locals), locals)
+		}
+		checkRecipientCounts(t, f.ts.st)
 	}
 }

@@ -1122,6 +1122,16 @@ func (t *Tenants) AddRecipients(ctx context.Context, domainID int64, locals []st
 	v, err := t.write(ctx, "recipients", a, changed{changedDomain, &domainID}, func(tx *sql.Tx) error {
 		var removed int64
 		if replace {
+			if t.st.Dialect == Postgres {
+				// Replaces of one domain's list run one after another, each
+				// DELETE reading what the one before committed: run at once
+				// (two nodes), the second deleted only the rows committed when
+				// it began and left the first's new list beside its own. NO
+				// KEY: the foreign keys of other adds' rows need not wait.
+				if _, err := tx.ExecContext(ctx, `SELECT id FROM domains WHERE id = $1 FOR NO KEY UPDATE`, domainID); err != nil {
+					return err
+				}
+			}
 			res, err := tx.ExecContext(ctx, `DELETE FROM recipients WHERE domain_id = $1`, domainID)
 			if err != nil {
 				return err
