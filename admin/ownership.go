@@ -326,11 +326,14 @@ func (s *Service) ClaimLapsed(d tenant.DomainRecord) bool {
 }
 
 // takeLapsedClaim removes another reseller's claim on name that has stayed
-// unproven past PendingClaimTTL, so that p, creating or renaming a domain
-// of reseller resellerID, may have the name; it reports whether it did.
-// The removal is audited to the claim's holder, without naming who asked,
-// and marks the name taken over: TXT proof only (Store.ActivateDomain).
-// Only a reseller takes a claim over: the operator deletes what it wants.
+// unproven past PendingClaimTTL, so that p, renaming a domain of reseller
+// resellerID, may have the name; it reports whether it did. A create
+// takes the claim over in its own transaction (Store.TakeOverDomain):
+// refused past its reseller's quota, it leaves the claim as it was.
+// The removal is audited to the claim's holder, without naming who asked
+// (lapseAudit), and marks the name taken over: TXT proof only
+// (Store.ActivateDomain). Only a reseller takes a claim over: the
+// operator deletes what it wants.
 func (s *Service) takeLapsedClaim(ctx context.Context, p Principal, resellerID int64, name string) bool {
 	if p.Operator {
 		return false
@@ -339,17 +342,26 @@ func (s *Service) takeLapsedClaim(ctx context.Context, p Principal, resellerID i
 	if !ok {
 		return false
 	}
-	detail := fmt.Sprintf("unproven since %s; another tenant claimed the name", held.PendingSince.Format(time.RFC3339))
-	v, err := s.store.DeleteLapsedClaim(ctx, held.ID, lapsedBefore, AuditEntry{Actor: "ownership", ResellerID: held.ResellerID,
-		Action: "lapse", Object: object("domain", held.ID, held.Name), Detail: detail})
+	v, err := s.store.DeleteLapsedClaim(ctx, held.ID, lapsedBefore, lapseAudit(held))
 	if err != nil {
 		// Proven or removed meanwhile: the name stays unavailable.
 		return false
 	}
-	s.log.Info("a lapsed domain claim gave way to another reseller's", "domain", held.Name, "domain_id", held.ID,
-		"held_by", held.ResellerID, "claimed_by", resellerID, "pending_since", held.PendingSince)
+	s.logLapse(held, resellerID)
 	_ = s.committed(v, nil)
 	return true
+}
+
+// lapseAudit is the entry, in its holder's trail, of held's claim giving
+// way to another tenant's, whom it does not name.
+func lapseAudit(held tenant.DomainRecord) AuditEntry {
+	return AuditEntry{Actor: "ownership", ResellerID: held.ResellerID, Action: "lapse", Object: object("domain", held.ID, held.Name),
+		Detail: fmt.Sprintf("unproven since %s; another tenant claimed the name", held.PendingSince.Format(time.RFC3339))}
+}
+
+func (s *Service) logLapse(held tenant.DomainRecord, claimedBy int64) {
+	s.log.Info("a lapsed domain claim gave way to another reseller's", "domain", held.Name, "domain_id", held.ID,
+		"held_by", held.ResellerID, "claimed_by", claimedBy, "pending_since", held.PendingSince)
 }
 
 // lapsed finds the claim on name that resellerID may take over: another
@@ -361,13 +373,6 @@ func (s *Service) lapsed(ctx context.Context, resellerID int64, name string) (he
 	}
 	lapsedBefore = s.own.now().Add(-s.own.claimTTL)
 	return held, lapsedBefore, held.PendingSince.Before(lapsedBefore)
-}
-
-// lapsedClaim reports whether resellerID could take name over from a
-// lapsed claim.
-func (s *Service) lapsedClaim(ctx context.Context, resellerID int64, name string) bool {
-	_, _, ok := s.lapsed(ctx, resellerID, name)
-	return ok
 }
 
 // ApproveDomain activates a domain without proof; operator only.

@@ -70,6 +70,12 @@ type Store interface {
 	// same transaction it marks the name taken over and keeps the
 	// holder's claim clock, as a delete of a pending domain does.
 	DeleteLapsedClaim(ctx context.Context, id int64, pendingBefore time.Time, a AuditEntry) (uint64, error)
+	// TakeOverDomain is CreateDomain of d in place of domain lapsedID,
+	// removed as DeleteLapsedClaim removes it (audited with lapse), in
+	// one transaction: a create refused (the reseller's quota) leaves the
+	// claim as it was, and a claim proven or removed meanwhile is
+	// tenant.ErrNotFound with nothing created.
+	TakeOverDomain(ctx context.Context, d *tenant.DomainRecord, lapsedID int64, pendingBefore time.Time, lapse, create AuditEntry) (uint64, error)
 	// ActivateDomain is UpdateDomain for d made active, one activation at
 	// a time across the nodes sharing the store. With byMX it fails with
 	// ErrNotProvenByMX, writing nothing, when in its transaction the name
@@ -561,33 +567,17 @@ func (s *Service) CreateDomain(ctx context.Context, p Principal, d tenant.Domain
 	}
 	audit := s.audit(p, d.ResellerID, "create", "domain "+d.Name, d)
 	v, err := s.store.CreateDomain(ctx, &d, audit)
-	if errors.Is(err, tenant.ErrConflict) {
-		// A lapsed claim is removed before the create that takes its name
-		// is tried again: a reseller at its domain quota, whose create
-		// would be refused, must not remove another tenant's claim.
-		if qerr := s.roomForDomain(ctx, d.ResellerID); qerr != nil {
-			if !p.Operator && s.lapsedClaim(ctx, d.ResellerID, d.Name) {
-				return d, qerr
+	if errors.Is(err, tenant.ErrConflict) && !p.Operator {
+		if held, lapsedBefore, ok := s.lapsed(ctx, d.ResellerID, d.Name); ok {
+			v, err = s.store.TakeOverDomain(ctx, &d, held.ID, lapsedBefore, lapseAudit(held), audit)
+			if err == nil {
+				s.logLapse(held, d.ResellerID)
+			} else if errors.Is(err, tenant.ErrNotFound) {
+				err = tenant.ErrConflict // proven or removed meanwhile: the name stays unavailable
 			}
-		} else if s.takeLapsedClaim(ctx, p, d.ResellerID, d.Name) {
-			v, err = s.store.CreateDomain(ctx, &d, audit)
 		}
 	}
 	return d, s.committed(v, neutralConflict(err))
-}
-
-// roomForDomain is a *tenant.QuotaError when resellerID holds as many
-// domains as its quota allows (or an error reading it), nil when one more
-// fits.
-func (s *Service) roomForDomain(ctx context.Context, resellerID int64) error {
-	u, err := s.store.ResellerUsage(ctx, resellerID)
-	if err != nil {
-		return err
-	}
-	if q := u.Domains.Quota; q > 0 && u.Domains.Used >= q {
-		return &tenant.QuotaError{What: "domains", Quota: q, Used: u.Domains.Used, After: u.Domains.Used + 1}
-	}
-	return nil
 }
 
 // setOwnership sets d's status and token. A reseller's new name (oldName

@@ -512,3 +512,80 @@ func TestConcurrentReplacesKeepOneList(t *testing.T) {
 		checkRecipientCounts(t, f.ts.st)
 	}
 }
+
+// TestTakeOverDomain: on both dialects, a create in place of a lapsed
+// claim removes the claim, marks the name taken over and logs both
+// changes in one transaction: refused past the reseller's quota, or with
+// the claim proven or younger than asked meanwhile, it leaves the claim,
+// its mark and the audit trail as they were, and creates nothing. A node
+// applying the change log sees the claim gone and the new domain there.
+func TestTakeOverDomain(t *testing.T) {
+	for _, tc := range dialects {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			f := newQuotaFixture(t, tc.open(t))
+			f.ts.DefaultQuota = tenant.Quota{Domains: 1}
+			since := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+			claim := tenant.DomainRecord{CustomerID: f.cust[0], Name: "wanted.example", Route: "192.0.2.1:25", TLS: "opportunistic",
+				Status: tenant.StatusPending, VerifyToken: "t", PendingSince: since}
+			if _, err := f.ts.CreateDomain(ctx, &claim, quotaAudit); err != nil {
+				t.Fatal(err)
+			}
+			full, err := f.ts.Load(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			lapse := admin.AuditEntry{Actor: "ownership", ResellerID: f.r1.ID, Action: "lapse", Object: "claim"}
+			takeOver := func() (tenant.DomainRecord, error) {
+				d := tenant.DomainRecord{CustomerID: f.cust[1], Name: "wanted.example", Route: "192.0.2.2:25", TLS: "opportunistic",
+					Status: tenant.StatusPending, VerifyToken: "u", PendingSince: since.Add(96 * time.Hour)}
+				_, err := f.ts.TakeOverDomain(ctx, &d, claim.ID, since.Add(time.Hour), lapse, quotaAudit)
+				return d, err
+			}
+			unchanged := func(when string) {
+				t.Helper()
+				if d, err := f.ts.DomainByName(ctx, "wanted.example"); err != nil || d.ID != claim.ID {
+					t.Fatalf("%s: the name is %+v, %v; want the claim", when, d, err)
+				}
+				if taken, err := takenOver(ctx, f.ts.st.DB, "wanted.example"); err != nil || taken {
+					t.Fatalf("%s: taken over %v, %v", when, taken, err)
+				}
+				audit, err := f.ts.ListAudit(ctx, admin.Filter{ResellerID: f.r1.ID})
+				if err != nil || slices.ContainsFunc(audit, func(e admin.AuditEntry) bool { return e.Action == "lapse" }) {
+					t.Fatalf("%s: the holder's trail %v, %v shows a lapse", when, audit, err)
+				}
+			}
+			if _, err := f.domain(ctx, f.cust[1], "own.example"); err != nil {
+				t.Fatal(err)
+			}
+			_, err = takeOver()
+			wantQuotaError(t, err, tenant.QuotaError{What: "domains", Quota: 1, Used: 1, After: 2})
+			unchanged("past the quota")
+
+			f.ts.DefaultQuota = tenant.Quota{}
+			if _, err := f.ts.TakeOverDomain(ctx, &tenant.DomainRecord{CustomerID: f.cust[1], Name: "wanted.example", Route: "192.0.2.2:25",
+				TLS: "opportunistic", Status: tenant.StatusPending, VerifyToken: "u"}, claim.ID, since, lapse, quotaAudit); !errors.Is(err, tenant.ErrNotFound) {
+				t.Fatalf("a claim not older than asked: %v, want ErrNotFound", err)
+			}
+			unchanged("a claim not lapsed")
+
+			d, err := takeOver()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, err := f.ts.DomainByName(ctx, "wanted.example"); err != nil || got.ID != d.ID || got.ResellerID != f.r2.ID {
+				t.Fatalf("the name is %+v, %v; want the new claim %d", got, err, d.ID)
+			}
+			if taken, err := takenOver(ctx, f.ts.st.DB, "wanted.example"); err != nil || !taken {
+				t.Fatalf("taken over %v, %v; want marked", taken, err)
+			}
+			delta, err := f.ts.LoadSince(ctx, full.Version)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Contains(delta.RemovedDomains, claim.ID) || !slices.ContainsFunc(delta.Domains, func(r tenant.DomainRecord) bool { return r.ID == d.ID }) {
+				t.Fatalf("delta removes %v and carries %d domains; want %d removed and %d there", delta.RemovedDomains, len(delta.Domains), claim.ID, d.ID)
+			}
+		})
+	}
+}

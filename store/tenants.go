@@ -371,14 +371,28 @@ func (t *Tenants) writeTx(ctx context.Context, what string, a admin.AuditEntry, 
 	if err := fn(tx); err != nil {
 		return 0, mapErr(err, what)
 	}
+	v, err := logChange(ctx, tx, a, ch)
+	if err != nil {
+		return 0, err
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, mapErr(err, what)
+	}
+	return v, nil
+}
+
+// logChange appends the audit entry of a change made in tx and, when ch
+// is set, bumps the config version and logs what changed; it returns the
+// new version (0 without ch).
+func logChange(ctx context.Context, tx *sql.Tx, a admin.AuditEntry, ch *changed) (uint64, error) {
 	if _, err := tx.ExecContext(ctx, `INSERT INTO tenant_audit (at_us, actor, reseller_id, action, object, detail)
 		VALUES ($1, $2, $3, $4, $5, $6)`, micros(nowUTC()), a.Actor, nullID(a.ResellerID), a.Action, a.Object, a.Detail); err != nil {
 		return 0, mapErr(err, "audit entry")
 	}
-	var v int64
 	if ch == nil {
-		return 0, mapErr(tx.Commit(), what)
+		return 0, nil
 	}
+	var v int64
 	if err := tx.QueryRowContext(ctx, `UPDATE tenant_version SET version = version + 1 WHERE id = 1 RETURNING version`).Scan(&v); err != nil {
 		return 0, mapErr(err, "config version")
 	}
@@ -387,9 +401,6 @@ func (t *Tenants) writeTx(ctx context.Context, what string, a admin.AuditEntry, 
 	}
 	if _, err := tx.ExecContext(ctx, `DELETE FROM tenant_changes WHERE version <= $1`, v-changeLogKeep); err != nil {
 		return 0, mapErr(err, "change log")
-	}
-	if err := tx.Commit(); err != nil {
-		return 0, mapErr(err, what)
 	}
 	return uint64(v), nil
 }
@@ -759,32 +770,57 @@ func (t *Tenants) CreateDomain(ctx context.Context, d *tenant.DomainRecord, a ad
 	if err != nil {
 		return 0, err
 	}
-	now := nowUTC()
 	return t.write(ctx, "domain "+d.Name, a, changed{changedDomain, &d.ID}, func(tx *sql.Tx) error {
-		if err := t.lockActivations(ctx, tx, d); err != nil {
-			return err
-		}
-		d.Created, d.Updated = now, now
-		if err := tx.QueryRowContext(ctx, `INSERT INTO domains (customer_id, name, route, tls, policy, created_us, updated_us, status, verify_token, pending_since_us)
-			VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8, $9) RETURNING id`,
-			d.CustomerID, d.Name, d.Route, d.TLS, pol, micros(now), d.Status, d.VerifyToken, pendingSince(d)).Scan(&d.ID); err != nil {
-			return err
-		}
-		owner, err := ownerOf(ctx, tx, ownerOfDomain, d.ID)
-		if err != nil {
-			return err
-		}
-		if err := t.enforceQuota(ctx, tx, owner, quotaDomains, 1); err != nil {
-			return err
-		}
-		if err := continueClaim(ctx, tx, d, owner); err != nil {
-			return err
-		}
-		if err := forgetTakeover(ctx, tx, d); err != nil {
-			return err
-		}
-		return putRoutes(ctx, tx, d.ID, d.Routes)
+		return t.createDomain(ctx, tx, d, pol)
 	})
+}
+
+// TakeOverDomain removes the lapsed claim and creates d in one
+// transaction: removed first and created after, a create refused past
+// the reseller's quota (by a create of its own that took the last place
+// meanwhile) left another tenant's claim removed for nothing.
+func (t *Tenants) TakeOverDomain(ctx context.Context, d *tenant.DomainRecord, lapsedID int64, pendingBefore time.Time, lapse, create admin.AuditEntry) (uint64, error) {
+	pol, err := encodePolicy(d.Policy)
+	if err != nil {
+		return 0, err
+	}
+	return t.write(ctx, "domain "+d.Name, create, changed{changedDomain, &d.ID}, func(tx *sql.Tx) error {
+		if err := deleteLapsedClaim(ctx, tx, lapsedID, pendingBefore); err != nil {
+			return err
+		}
+		if _, err := logChange(ctx, tx, lapse, &changed{changedDomain, &lapsedID}); err != nil {
+			return err
+		}
+		return t.createDomain(ctx, tx, d, pol)
+	})
+}
+
+// createDomain inserts d, its policy encoded as pol, in tx.
+func (t *Tenants) createDomain(ctx context.Context, tx *sql.Tx, d *tenant.DomainRecord, pol string) error {
+	if err := t.lockActivations(ctx, tx, d); err != nil {
+		return err
+	}
+	now := nowUTC()
+	d.Created, d.Updated = now, now
+	if err := tx.QueryRowContext(ctx, `INSERT INTO domains (customer_id, name, route, tls, policy, created_us, updated_us, status, verify_token, pending_since_us)
+		VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8, $9) RETURNING id`,
+		d.CustomerID, d.Name, d.Route, d.TLS, pol, micros(now), d.Status, d.VerifyToken, pendingSince(d)).Scan(&d.ID); err != nil {
+		return err
+	}
+	owner, err := ownerOf(ctx, tx, ownerOfDomain, d.ID)
+	if err != nil {
+		return err
+	}
+	if err := t.enforceQuota(ctx, tx, owner, quotaDomains, 1); err != nil {
+		return err
+	}
+	if err := continueClaim(ctx, tx, d, owner); err != nil {
+		return err
+	}
+	if err := forgetTakeover(ctx, tx, d); err != nil {
+		return err
+	}
+	return putRoutes(ctx, tx, d.ID, d.Routes)
 }
 
 func (t *Tenants) UpdateDomain(ctx context.Context, d *tenant.DomainRecord, a admin.AuditEntry) (uint64, error) {
@@ -983,24 +1019,29 @@ func (t *Tenants) DomainByName(ctx context.Context, name string) (tenant.DomainR
 
 func (t *Tenants) DeleteLapsedClaim(ctx context.Context, id int64, pendingBefore time.Time, a admin.AuditEntry) (uint64, error) {
 	return t.write(ctx, "domain "+strconv.FormatInt(id, 10), a, changed{changedDomain, &id}, func(tx *sql.Tx) error {
-		// The condition is checked in the statements themselves: a proof
-		// that activated the domain a moment ago keeps it, and marks
-		// nothing (the DELETE finds no row and the transaction rolls back).
-		// The holder's clock is kept as for a claim given up: two
-		// resellers (one tenant's two accounts) taking the name from each
-		// other in turn each started a whole TTL again, and kept it from
-		// every other reseller for ever.
-		if err := rememberClaim(ctx, tx, id, ""); err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO domain_takeovers (name)
-			SELECT name FROM domains WHERE id = $1 AND status = $2 AND pending_since_us < $3
-			ON CONFLICT (name) DO NOTHING`, id, tenant.StatusPending, micros(pendingBefore)); err != nil {
-			return err
-		}
-		return expectRow(tx.ExecContext(ctx, `DELETE FROM domains WHERE id = $1 AND status = $2 AND pending_since_us < $3`,
-			id, tenant.StatusPending, micros(pendingBefore)))
+		return deleteLapsedClaim(ctx, tx, id, pendingBefore)
 	})
+}
+
+// deleteLapsedClaim is DeleteLapsedClaim's change, in tx.
+func deleteLapsedClaim(ctx context.Context, tx *sql.Tx, id int64, pendingBefore time.Time) error {
+	// The condition is checked in the statements themselves: a proof
+	// that activated the domain a moment ago keeps it, and marks
+	// nothing (the DELETE finds no row and the transaction rolls back).
+	// The holder's clock is kept as for a claim given up: two
+	// resellers (one tenant's two accounts) taking the name from each
+	// other in turn each started a whole TTL again, and kept it from
+	// every other reseller for ever.
+	if err := rememberClaim(ctx, tx, id, ""); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO domain_takeovers (name)
+		SELECT name FROM domains WHERE id = $1 AND status = $2 AND pending_since_us < $3
+		ON CONFLICT (name) DO NOTHING`, id, tenant.StatusPending, micros(pendingBefore)); err != nil {
+		return err
+	}
+	return expectRow(tx.ExecContext(ctx, `DELETE FROM domains WHERE id = $1 AND status = $2 AND pending_since_us < $3`,
+		id, tenant.StatusPending, micros(pendingBefore)))
 }
 
 // rowQuerier is a *sql.DB or a *sql.Tx.

@@ -640,6 +640,55 @@ func TestAPILapsedClaimNotTakenPastQuota(t *testing.T) {
 	}
 }
 
+// TestAPILapsedClaimsRacingPastQuota: a reseller with room for one more
+// domain creating four names held by lapsed claims at the same moment
+// takes one of them over; the other claims stay, with their holder. Each
+// claim was removed before the create that took its name, after a check
+// of the quota that all passed, so the creates refused past the quota
+// had removed claims for nothing.
+func TestAPILapsedClaimsRacingPastQuota(t *testing.T) {
+	names := []string{"one.example", "two.example", "three.example", "four.example"}
+	for round := range 20 {
+		f, now, custB := newLapseFixture(t)
+		for _, n := range names {
+			if code, _, body := f.createAs("own", n, f.custA.ID); code != 201 {
+				t.Fatalf("A's claim of %s: %d %s", n, code, body)
+			}
+		}
+		if code, out := f.do("operator", "PATCH", fmt.Sprintf("/api/v1/resellers/%d", f.resB.ID), map[string]any{"quota": map[string]int{"domains": 1}}); code != 200 {
+			t.Fatalf("quota: %d %s", code, out)
+		}
+		now.Add(int64(tenant.DefaultPendingClaimTTL + time.Minute))
+		var (
+			wg    sync.WaitGroup
+			start = make(chan struct{})
+			mu    sync.Mutex
+			codes = map[int]int{}
+		)
+		for _, n := range names {
+			wg.Go(func() {
+				<-start
+				code, _, _ := f.createAs("other", n, custB.ID)
+				mu.Lock()
+				defer mu.Unlock()
+				codes[code]++
+			})
+		}
+		close(start)
+		wg.Wait()
+		held := 0
+		for _, n := range names {
+			if d, err := store.NewTenants(f.st).DomainByName(context.Background(), n); err == nil && d.ResellerID == f.resA.ID {
+				held++
+			}
+		}
+		if held != len(names)-1 || codes[201] != 1 || codes[403] != len(names)-1 {
+			t.Fatalf("round %d: B's creates answered %v, A keeps %d of its %d lapsed claims; want one 201, the rest 403 and kept",
+				round, codes, held, len(names))
+		}
+	}
+}
+
 // TestAPIClaimGivenUpAndTakenAgainKeepsItsClock: a reseller that gives its
 // unproven claim up (delete, or rename away) and claims the name again
 // before the TTL ends continues the first claim's clock, so another
