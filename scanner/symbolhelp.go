@@ -39,7 +39,7 @@ var symbolHelp = map[string]string{
 	"FROM_ABUSED_TLD":         "The sender's domain is under a top-level domain (.top, .sbs, .cfd...) where most names are registered for spam and phishing.",
 	"FROM_NAME_RCPT_DOMAIN":   "The sender's name shows the reader's own domain, but the mail comes from another organisation: a fake IT department or mail administrator.",
 	"FROM_MALFORMED":          "The sender's address is malformed in a way no real mail system writes (no top-level domain, an IP address, % routing).",
-	"REPLYTO_FREEMAIL_DIFF":   "Replies go to a free-mail address other than the sender's.",
+	"REPLYTO_FREEMAIL_DIFF":   "Replies go to a free-mail address other than the sender's, whose address takes replies.",
 	"HEADER_8BIT":             "Raw 8-bit characters in headers (not encoded as the standard requires).",
 	"HEADER_EMPTY_ADDR":       "An address header is empty.",
 	"PRIORITY_HIGH":           "Marked urgent.",

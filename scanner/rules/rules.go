@@ -472,9 +472,31 @@ func replyTo(f *findings, m *scanner.Message) {
 		return
 	}
 	d := domainOf(strings.ToLower(a))
-	if freemail[d] && d != domainOf(m.FromAddr) {
+	if freemail[d] && d != domainOf(m.FromAddr) && !automatedSender(m.FromAddr) {
 		f.hit(ReplyToFreemail, a)
 	}
+}
+
+// automatedSender: addr's mailbox is one that takes no replies
+// (no-reply@, donotreply@, notifications@). A platform writing for one
+// of its users from such an address (a Google Drive share, a booking
+// made through a scheduling service, a form's response) must send the
+// replies to that user, whose mailbox is as often webmail as not; a
+// fraudster's From is a mailbox, theirs or a stolen one, that answers.
+func automatedSender(addr string) bool {
+	i := strings.LastIndexByte(addr, '@')
+	if i <= 0 {
+		return false
+	}
+	local := strings.Map(func(r rune) rune {
+		switch r {
+		case '-', '_', '.':
+			return -1
+		}
+		return unicode.ToLower(r)
+	}, addr[:i])
+	return strings.Contains(local, "noreply") || strings.Contains(local, "donotreply") ||
+		strings.HasPrefix(local, "notification")
 }
 
 func domainOf(addr string) string {
