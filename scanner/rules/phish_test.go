@@ -1030,6 +1030,28 @@ func TestFromNameShowsRecipientDomain(t *testing.T) {
 	}
 }
 
+// TestPaymentMethodUpdateAtHome: any subscription asks to update the
+// payment method on file when a card nears its expiry date, linking its
+// own billing page; the request counts as one for credentials only when
+// the way to act on it leads elsewhere, as a request to sign in does.
+func TestPaymentMethodUpdateAtHome(t *testing.T) {
+	const head = "From: Notebooklane Billing <billing@notebooklane.example>\nDate: Tue, 14 Oct 2025 09:12:44 +0000\nMessage-ID: <p.1@example.org>\nSubject: Your plan renews on 14 December\n" +
+		"MIME-Version: 1.0\nContent-Type: text/html; charset=utf-8\n\n"
+	for _, tc := range []struct {
+		name, body string
+		want       bool
+	}{
+		{"its own billing page", `<p>To keep your workspace, update your payment method in <a href="https://app.notebooklane.example/settings/billing">Settings</a>.</p>`, false},
+		{"a page elsewhere", `<p>To keep your workspace, update your payment method <a href="https://notebooklane-billing.pages.dev/">here</a>.</p>`, true},
+		{"a form", `<form action="https://app.notebooklane.example/pay"><p>Update your billing details below.</p></form>`, true},
+	} {
+		got := run(t, nil, msg(head+tc.body), nil)
+		if _, c := got[TextCredentials]; c != tc.want {
+			t.Errorf("%s: %s %v, want %v (%v)", tc.name, TextCredentials, c, tc.want, got)
+		}
+	}
+}
+
 // TestBrandAtHomeSetsItsOwnDeadlines: a listed brand writing from its own
 // domain, its links and replies staying there, may warn and ask for
 // payment: it sends the reader to itself. The same words with a link or a
@@ -1037,7 +1059,7 @@ func TestFromNameShowsRecipientDomain(t *testing.T) {
 func TestBrandAtHomeSetsItsOwnDeadlines(t *testing.T) {
 	const body = "Date: Tue, 14 Oct 2025 09:12:44 +0000\nMessage-ID: <b.1@example.org>\nSubject: Your storage is full\n" +
 		"MIME-Version: 1.0\nContent-Type: text/html; charset=utf-8\n\n" +
-		"<p>Your storage is full. Please update your payment to keep your files: <a href=\"LINK\">Get more storage</a></p>"
+		"<p>Your storage is full. Please update your card details to keep your files: <a href=\"LINK\">Get more storage</a></p>"
 	for _, tc := range []struct {
 		name, head, link string
 		want             bool
