@@ -149,41 +149,102 @@ func TestFullHeaderLegitimateMail(t *testing.T) {
 	if len(files) < 30 {
 		t.Fatalf("only %d ham fixtures", len(files))
 	}
-	md, err := model.Default()
-	if err != nil {
-		t.Fatal(err)
-	}
-	mc := model.NewCheck(md, nil)
 	fresh := newSymbols()
+	tagged := 0
 	for _, f := range files {
 		t.Run(strings.TrimSuffix(filepath.Base(f), ".eml"), func(t *testing.T) {
-			raw, err := os.ReadFile(f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			m := scanner.Parse(raw)
+			m, score, syms := fullHeaderScore(t, f)
 			if len(m.Symbols) > 0 {
 				t.Errorf("parser findings %v", m.Symbols)
 			}
-			res, err := mc.Check(context.Background(), &scanner.Envelope{}, m)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var score float64
-			for _, s := range res.Symbols {
-				score += s.Score
-			}
-			for name, w := range run(t, &scanner.Envelope{}, m, nil) {
+			for name := range syms {
 				if fresh[name] {
 					t.Errorf("%s fired on legitimate mail", name)
 				}
-				score += w
 			}
 			if score >= scanner.DefaultRejectScore {
 				t.Errorf("score %.2f: refused", score)
 			}
+			if score >= scanner.DefaultTagScore {
+				tagged++
+				t.Logf("score %.2f: tagged %v", score, syms)
+			}
 		})
 	}
+	t.Logf("%d of %d tagged", tagged, len(files))
+}
+
+// fullHeaderScore scans the message in file with the rules and the
+// built-in model, as a node without network checks would.
+func fullHeaderScore(t *testing.T, file string) (*scanner.Message, float64, map[string]float64) {
+	t.Helper()
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	md, err := model.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := scanner.Parse(raw)
+	res, err := model.NewCheck(md, nil).Check(context.Background(), &scanner.Envelope{}, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	syms := run(t, &scanner.Envelope{}, m, nil)
+	var score float64
+	for _, s := range res.Symbols {
+		score += s.Score
+		syms[s.Name] = s.Score
+	}
+	for name, w := range syms {
+		if name != model.SymbolSpam && name != model.SymbolHam {
+			score += w
+		}
+	}
+	return m, score, syms
+}
+
+// TestFullHeaderModernSpam: spam and phishing of today, hand-written
+// after 2023-2026 campaigns with the headers their senders give them
+// (scanner/testdata/fullheaders/spam: look-alike domains, an HTML
+// attachment holding a login form, callback and gift-card fraud,
+// sextortion, crypto giveaways, files shared from free hosts and abused
+// top-level domains, a hijacked reply chain with an encrypted zip, a
+// snowshoe sender with its own DKIM and one-click unsubscribe), is at
+// least tagged by the rules and the built-in model, without the
+// authentication checks. The known misses say why they are missed; one
+// that becomes caught must leave the list.
+func TestFullHeaderModernSpam(t *testing.T) {
+	knownMisses := map[string]string{
+		// The whole message is a picture of a QR code: no text for the
+		// text rules or the model, no link for the link rules.
+		"s09-qr-mfa-image-only": "the lure and its link are in the picture",
+	}
+	files, _ := filepath.Glob(filepath.Join("../testdata/fullheaders", "spam", "*.eml"))
+	if len(files) < 10 {
+		t.Fatalf("only %d spam fixtures", len(files))
+	}
+	caught := 0
+	for _, f := range files {
+		name := strings.TrimSuffix(filepath.Base(f), ".eml")
+		t.Run(name, func(t *testing.T) {
+			_, score, syms := fullHeaderScore(t, f)
+			why, known := knownMisses[name]
+			switch {
+			case score >= scanner.DefaultTagScore:
+				caught++
+				if known {
+					t.Errorf("score %.2f: caught now, remove it from the known misses", score)
+				}
+			case !known:
+				t.Errorf("score %.2f: neither tagged nor refused %v", score, syms)
+			default:
+				t.Logf("score %.2f: known miss, %s", score, why)
+			}
+		})
+	}
+	t.Logf("%d of %d caught", caught, len(files))
 }
 
 func TestLookalike(t *testing.T) {
