@@ -563,7 +563,7 @@ write(K,"s07-sharepoint-share-abused-tld",[XRCV("40.107.94.51","NAM10-BN7-obe.ou
 import io, zipfile, struct
 def enczip(name, data):
     # a zip whose one member has the encryption flag set (content not really encrypted: it is only read)
-    b=io.BytesIO(); z=zipfile.ZipFile(b,"w"); z.writestr(name,data); z.close(); raw=bytearray(b.getvalue())
+    b=io.BytesIO(); z=zipfile.ZipFile(b,"w"); z.writestr(zipfile.ZipInfo(name,date_time=(2026,12,7,5,30,0)),data); z.close(); raw=bytearray(b.getvalue())
     for sig,off in ((b"PK\x03\x04",6),(b"PK\x01\x02",8)):
         i=raw.find(sig)
         while i>=0:
