@@ -216,11 +216,7 @@ func fullHeaderScore(t *testing.T, file string) (*scanner.Message, float64, map[
 // authentication checks. The known misses say why they are missed; one
 // that becomes caught must leave the list.
 func TestFullHeaderModernSpam(t *testing.T) {
-	knownMisses := map[string]string{
-		// The whole message is a picture of a QR code: no text for the
-		// text rules or the model, no link for the link rules.
-		"s09-qr-mfa-image-only": "the lure and its link are in the picture",
-	}
+	knownMisses := map[string]string{}
 	files, _ := filepath.Glob(filepath.Join("../testdata/fullheaders", "spam", "*.eml"))
 	if len(files) < 10 {
 		t.Fatalf("only %d spam fixtures", len(files))

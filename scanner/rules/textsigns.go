@@ -32,6 +32,7 @@ const (
 	TextPharma       = "TEXT_PHARMA"
 	TextLeadGen      = "TEXT_LEAD_GEN"
 	FromBrandHome    = "FROM_BRAND_HOME"
+	QRCodeOnly       = "QR_CODE_ONLY"
 	maxFoldedText    = 16 << 10 // phishing asks early; newsletters' footers add nothing
 	maxScannedRunes  = 16 << 10
 	minZeroWidthHits = 2
@@ -52,6 +53,7 @@ var textWeights = map[string]float64{
 	TextPharma:       2.5,
 	TextLeadGen:      2.0,
 	FromBrandHome:    -1.0,
+	QRCodeOnly:       2.0,
 }
 
 var (
@@ -232,6 +234,14 @@ func textSigns(f *findings, env *scanner.Envelope, m *scanner.Message) {
 	// to a page of its own (a spoofed From domain is DMARC's to catch).
 	if u != "" && c != "" && (away || repliesToFreemail(m)) {
 		f.hit(TextPhishAction, u+" / "+c)
+	}
+	// A QR code and next to no words: the lure and its link are in the
+	// picture, out of reach of every text and link rule, to be opened on
+	// a phone the mail gateway does not protect. Tickets, boarding passes
+	// and app pairing mails show codes too, with what they are for
+	// written beside them.
+	if shortText(m, 200) && showsQRCode(m) {
+		f.hit(QRCodeOnly, "")
 	}
 	if rcpt := recipientAddress(env, m); rcpt != "" && mentionsRecipient(m, rcpt) {
 		f.hit(TextRecipient, "")

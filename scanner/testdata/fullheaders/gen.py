@@ -575,7 +575,35 @@ write(K,"s08-reply-chain-hijack-zip",[XRCV("91.92.240.33","mail.northwind-logist
  multi("mixed",[part('text/plain; charset="UTF-8"',"Hi Ana,\n\nPlease see the attached revised documents and let me know your thoughts.\n\nDocument password: 7731\n\nBest,\nDavid\n\nFrom: Ana Silva <ana.silva@example.com>\nSent: Friday, December 4, 2026 4:12 PM\nTo: David Okafor\nSubject: Q4 forecast review\n\nHi David,\nAttached is the updated Q4 forecast. Revenue is 3% above plan, mostly from the Rotterdam contract.\nAna\n","7bit"),
   attach("application/zip","Q4_revised_7731.zip",enczip("Q4_revised.js","var s=WScript.CreateObject('WScript.Shell');"))]))
 # S09 image-only QR code phishing: MFA re-enrolment, the link is in the picture
-qrpng=PNG
+def qr_png(seed, size=25, scale=10, quiet=4):
+    # a QR code's look (finder patterns, timing lines, data modules of a
+    # separately seeded generator), not a decodable one: enough for the
+    # scanner, which finds codes but does not read them
+    import zlib
+    rnd=random.Random(seed)
+    m=[[rnd.random()<0.5 for _ in range(size)] for _ in range(size)]
+    def finder(r0,c0):
+        for r in range(-1,8):
+            for c in range(-1,8):
+                rr,cc=r0+r,c0+c
+                if 0<=rr<size and 0<=cc<size:
+                    ring=max(abs(r-3),abs(c-3))
+                    m[rr][cc]= ring!=2 and ring!=4
+    finder(0,0); finder(0,size-7); finder(size-7,0)
+    for i in range(8,size-8): m[6][i]=m[i][6]= i%2==0
+    n=(size+2*quiet)*scale
+    rows=b""
+    for y in range(n):
+        row=bytearray([0])
+        for x in range(n):
+            r,c=y//scale-quiet,x//scale-quiet
+            dark=0<=r<size and 0<=c<size and m[r][c]
+            row.append(0 if dark else 255)
+        rows+=bytes(row)
+    import struct
+    def chunk(t,d): return struct.pack(">I",len(d))+t+d+struct.pack(">I",zlib.crc32(t+d)&0xffffffff)
+    return b"\x89PNG\r\n\x1a\n"+chunk(b"IHDR",struct.pack(">IIBBBBB",n,n,8,0,0,0,0))+chunk(b"IDAT",zlib.compress(rows,9))+chunk(b"IEND",b"")
+qrpng=qr_png(9)
 write(K,"s09-qr-mfa-image-only",[XRCV("5.181.80.100","mail.hr-portal-notice.example"),
  "From: IT Service Desk <it-desk@hr-portal-notice.example>","To: ana.silva@example.com","Subject: Multi-factor authentication re-enrolment required","Date: Mon, 07 Dec 2026 04:22:00 +0000","Message-ID: <mfa.11@hr-portal-notice.example>"],
  multi("related",[part('text/html; charset="UTF-8"','<html><body><img src="cid:qr01@mfa" width="600" height="700" alt=""></body></html>',"7bit"),
@@ -615,3 +643,11 @@ write(K,"s16-invoice-link-free-host",[XRCV("185.173.35.9","mail.kleinman-cpa.exa
  "From: Sarah Kleinman <sarah@kleinman-cpa.example>","To: ana.silva@example.com","Subject: Invoice 20261207 pending your approval","Date: Mon, 07 Dec 2026 03:55:00 +0000","Message-ID: <inv.9@kleinman-cpa.example>"],
  alt("Hello,\n\nYou have a new invoice pending your approval. The document is shared securely below.\n\nView invoice: https://kleinman-invoices.web.app/view?id=20261207\n\nThank you,\nSarah Kleinman\n",
  '<html><body><p>Hello,</p><p>You have a new invoice pending your approval. The document is shared securely below.</p><p><a href="https://kleinman-invoices.web.app/view?id=20261207">View invoice</a></p><p>Thank you,<br>Sarah Kleinman</p></body></html>'))
+# ---- A legitimate QR code: a boarding pass with its code inline and what
+# it is for written beside it.
+K="ham"
+write(K,"l53-boarding-pass-qr",[GRCV("13.111.14.10","mta.email.flytap.com"),dkim("email.flytap.com","200608"),
+ "From: TAP Air Portugal <boardingpass@email.flytap.com>","To: ana.silva@example.com","Subject: Boarding pass TP 1946 Lisbon - Porto, 18 Dec","Date: Mon, 07 Dec 2026 05:20:00 +0000","Message-ID: <bp.tp1946.20261218.ana@email.flytap.com>"],
+ multi("related",[alt("Boarding pass\n\nPassenger: SILVA/ANA\nFlight: TP 1946, Lisbon (LIS) to Porto (OPO)\nDate: Friday 18 December 2026\nBoarding: 17:25, gate closes 17:45\nSeat: 14C\nBooking reference: X7QK2M\n\nShow the QR code at security and at the gate, on your phone or printed. Hand baggage: one bag of up to 8 kg.\n",
+  '<html><body><h2>Boarding pass</h2><table><tr><td>Passenger</td><td>SILVA/ANA</td></tr><tr><td>Flight</td><td>TP 1946, Lisbon (LIS) to Porto (OPO)</td></tr><tr><td>Date</td><td>Friday 18 December 2026</td></tr><tr><td>Boarding</td><td>17:25, gate closes 17:45</td></tr><tr><td>Seat</td><td>14C</td></tr><tr><td>Booking reference</td><td>X7QK2M</td></tr></table><p><img src="cid:bpqr@flytap" width="330" height="330" alt="Boarding pass QR code"></p><p>Show the QR code at security and at the gate, on your phone or printed. Hand baggage: one bag of up to 8 kg.</p><p><a href="https://www.flytap.com/en-pt/manage-booking">Manage your booking</a></p></body></html>'),
+  attach("image/png","boardingpass.png",qr_png(53),"inline","bpqr@flytap")]))
