@@ -82,10 +82,11 @@ type htmlExtractor struct {
 	base   URL // the part's <base href>, where its relative links go
 	text   strings.Builder
 	hidden strings.Builder
-	// shown are the classes <style> rules display (responsiveClasses),
-	// cssRead the style text read for them.
-	shown   map[string]bool
-	cssRead int
+	// shown are the classes <style> rules display and painted those they
+	// give a background other than white (classRules), cssRead the style
+	// text read for them.
+	shown, painted map[string]bool
+	cssRead        int
 	// framesSearched counts the open elements end tags were matched
 	// against, for the test that bounds it.
 	framesSearched int
@@ -169,7 +170,7 @@ func (x *htmlExtractor) extract(src []byte) {
 				x.addMarkupLinks(z.Raw())
 			}
 			if rawSkip && inStyle {
-				x.responsiveClasses(z.Text())
+				x.classRules(z.Text())
 			}
 			top := stack[len(stack)-1]
 			if rawSkip || top.skip {
@@ -278,8 +279,13 @@ func (x *htmlExtractor) extract(src []byte) {
 				}
 			}
 			wasHidden := fr.hidden
+			// A class's background first: the element's own attributes
+			// and style override it, as in a browser.
+			if hasAny(x.painted, class) {
+				fr.bgDark = true
+			}
 			applyStyle(&fr, style, color, bg)
-			if fr.hidden && !wasHidden && x.showsAny(class) {
+			if fr.hidden && !wasHidden && hasAny(x.shown, class) {
 				fr.shown = true
 			}
 			if a == atom.Script || a == atom.Style || a == atom.Noscript {
@@ -353,18 +359,20 @@ func appendCapped(b *strings.Builder, t []byte, sep bool) {
 	b.Write(t)
 }
 
-// Bounds on what responsiveClasses reads and keeps.
+// Bounds on what classRules reads and keeps.
 const (
 	maxCSS          = 64 << 10
 	maxShownClasses = 512
 )
 
-// responsiveClasses records the classes that the rules of a style sheet
-// display (display: anything but none): mail templates hide a mobile menu
-// or layout inline for the desktop and show it by class in an @media
-// rule. Selectors are read only for their ".class" parts, enough for
-// that idiom.
-func (x *htmlExtractor) responsiveClasses(css []byte) {
+// classRules records the classes that the rules of a style sheet display
+// (display: anything but none): mail templates hide a mobile menu or
+// layout inline for the desktop and show it by class in an @media rule.
+// It records the classes given a background other than white too: the
+// dark band or the coloured button of a template whose white text is on
+// it, styled by class as most templates of today are. Selectors are read
+// only for their ".class" parts, enough for those idioms.
+func (x *htmlExtractor) classRules(css []byte) {
 	css = css[:min(len(css), max(0, maxCSS-x.cssRead))]
 	x.cssRead += len(css)
 	for len(css) > 0 {
@@ -374,12 +382,18 @@ func (x *htmlExtractor) responsiveClasses(css []byte) {
 		if i < 0 {
 			continue
 		}
-		sel, decl := rule[:i], strings.ToLower(strings.ReplaceAll(string(rule[i+1:]), " ", ""))
+		sel, decl := rule[:i], ";"+strings.ToLower(strings.ReplaceAll(string(rule[i+1:]), " ", ""))
 		if j := bytes.LastIndexByte(sel, '{'); j >= 0 {
 			sel = sel[j+1:] // past an @media block's opening
 		}
-		v, ok := cssValue(";"+decl, ";display:")
-		if !ok || strings.HasPrefix(v, "none") {
+		v, ok := cssValue(decl, ";display:")
+		shows := ok && !strings.HasPrefix(v, "none")
+		v, ok = cssValue(decl, ";background-color:")
+		if !ok {
+			v, ok = cssValue(decl, ";background:")
+		}
+		paints := ok && paint(v)
+		if !shows && !paints {
 			continue
 		}
 		for {
@@ -392,24 +406,47 @@ func (x *htmlExtractor) responsiveClasses(css []byte) {
 			for n < len(sel) && (isASCIILetterOrDigit(sel[n]) || sel[n] == '-' || sel[n] == '_') {
 				n++
 			}
-			if n > 0 && len(x.shown) < maxShownClasses {
-				if x.shown == nil {
-					x.shown = map[string]bool{}
-				}
-				x.shown[string(sel[:n])] = true
+			if n == 0 {
+				continue
+			}
+			if shows {
+				x.shown = addClass(x.shown, string(sel[:n]))
+			}
+			if paints {
+				x.painted = addClass(x.painted, string(sel[:n]))
 			}
 		}
 	}
 }
 
-// showsAny: a style rule displays one of the classes of a class
-// attribute.
-func (x *htmlExtractor) showsAny(class string) bool {
-	if len(x.shown) == 0 {
+// paint: a CSS background value gives a colour other than white.
+func paint(v string) bool {
+	v = strings.TrimSuffix(strings.TrimSpace(v), "!important")
+	switch v {
+	case "", "none", "transparent", "inherit", "initial", "unset":
+		return false
+	}
+	return !isWhite(v)
+}
+
+func addClass(set map[string]bool, c string) map[string]bool {
+	if len(set) >= maxShownClasses {
+		return set
+	}
+	if set == nil {
+		set = map[string]bool{}
+	}
+	set[c] = true
+	return set
+}
+
+// hasAny: set holds one of the classes of a class attribute.
+func hasAny(set map[string]bool, class string) bool {
+	if len(set) == 0 {
 		return false
 	}
 	for _, c := range strings.Fields(class) {
-		if x.shown[c] {
+		if set[c] {
 			return true
 		}
 	}

@@ -175,6 +175,37 @@ Content-Type: text/html
 	}
 }
 
+// TestParseHTMLClassBackgrounds: white text on a band or a button that a
+// <style> rule paints by class, as templates of today style them, is
+// seen; white text whose class paints nothing, or paints white, or whose
+// own style puts it back on white, is not.
+func TestParseHTMLClassBackgrounds(t *testing.T) {
+	raw := crlf(`From: shop@example.com
+Subject: offer
+Content-Type: text/html
+
+<html><head><style>.band{background:#101418}.btn{background-color:#2b6e4f !important}
+.plain{background:transparent}.paper{background:#ffffff}</style></head><body>
+<table class="wrap band"><tr><td style="color:#ffffff">geminids on the thirteenth</td></tr></table>
+<a class="btn" style="color:#fff" href="https://shop.example/o">view your order</a>
+<div class="plain"><font color="white">transparent poison</font></div>
+<div class="paper"><font color="white">paper poison</font></div>
+<div class="band" style="background:#fff"><font color="white">overridden poison</font></div>
+</body></html>
+`)
+	h := Parse(raw).HTML
+	for _, seen := range []string{"geminids on the thirteenth", "view your order"} {
+		if !strings.Contains(h.Text, seen) {
+			t.Errorf("visible text %q lacks %q", h.Text, seen)
+		}
+	}
+	for _, hidden := range []string{"transparent poison", "paper poison", "overridden poison"} {
+		if !strings.Contains(h.Hidden, hidden) {
+			t.Errorf("hidden text %q lacks %q", h.Hidden, hidden)
+		}
+	}
+}
+
 func TestFindURLs(t *testing.T) {
 	text := "see http://Example.COM/a?b, or www.test.org. Also (https://[2001:db8::1]/x) and http://%65vil.example/ end"
 	got := FindURLs(text, 10)
