@@ -1109,6 +1109,27 @@ func TestPaymentMethodUpdateAtHome(t *testing.T) {
 	}
 }
 
+// TestMiracleCure: a body transformed without effort, guaranteed, is
+// supplement spam; a clinic writing about weight loss and a shop
+// guaranteeing refunds are not.
+func TestMiracleCure(t *testing.T) {
+	for _, tc := range []struct {
+		name, text string
+		want       bool
+	}{
+		{"belly fat without diet", "This 10-second morning ritual melts up to 20 lbs of stubborn belly fat in 3 weeks, without diet or exercise.", true},
+		{"keto gummies, money back", "Keto Gummies: results in days. 100% natural with a 60-day money-back guarantee.", true},
+		{"a clinic on weight loss", "Our dietitians run a weight loss group on Tuesdays: realistic goals, a balanced diet and exercise you enjoy.", false},
+		{"a shop's guarantee", "Every kettle comes with a 30-day money-back guarantee and free returns.", false},
+		{"news on blood sugar", "The study followed 2,000 adults to see how walking after meals affects blood sugar levels.", false},
+	} {
+		raw := okHeaders + "\n" + tc.text + "\n"
+		if _, got := run(t, nil, msg(raw), nil)[TextMiracleCure]; got != tc.want {
+			t.Errorf("%s: %s %v, want %v", tc.name, TextMiracleCure, got, tc.want)
+		}
+	}
+}
+
 // TestBrandAtHomeSetsItsOwnDeadlines: a listed brand writing from its own
 // domain, its links and replies staying there, may warn and ask for
 // payment: it sends the reader to itself. The same words with a link or a

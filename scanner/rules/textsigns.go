@@ -31,6 +31,7 @@ const (
 	TextCallback     = "TEXT_CALLBACK"
 	TextPharma       = "TEXT_PHARMA"
 	TextLeadGen      = "TEXT_LEAD_GEN"
+	TextMiracleCure  = "TEXT_MIRACLE_CURE"
 	FromBrandHome    = "FROM_BRAND_HOME"
 	QRCodeOnly       = "QR_CODE_ONLY"
 	maxFoldedText    = 16 << 10 // phishing asks early; newsletters' footers add nothing
@@ -52,6 +53,7 @@ var textWeights = map[string]float64{
 	TextCallback:     2.0,
 	TextPharma:       2.5,
 	TextLeadGen:      2.0,
+	TextMiracleCure:  1.5,
 	FromBrandHome:    -1.0,
 	QRCodeOnly:       2.0,
 }
@@ -87,6 +89,10 @@ var (
 	leadGenList string
 	//go:embed lists/contactlists.txt
 	contactListsList string
+	//go:embed lists/bodyclaims.txt
+	bodyClaimsList string
+	//go:embed lists/effortless.txt
+	effortlessList string
 
 	urgency     = parsePhrases(urgencyList)
 	credentials = parsePhrases(credentialsList)
@@ -103,6 +109,8 @@ var (
 	noRx        = parsePhrases(noPrescriptionList)
 	leadGen     = parsePhrases(leadGenList)
 	contactList = parsePhrases(contactListsList)
+	bodyClaims  = parsePhrases(bodyClaimsList)
+	effortless  = parsePhrases(effortlessList)
 
 	// textPhrases are the sets textSigns looks for, in one pass, at the
 	// places the found* constants name in its results.
@@ -111,6 +119,7 @@ var (
 		foundLure: lures, foundPromise: promises, foundWindfall: windfall, foundIdentityAsk: identityAsk,
 		foundCallback: callback, foundQRScan: qrScan, foundDrug: drugs, foundNoRx: noRx,
 		foundLeadGen: leadGen, foundContactList: contactList,
+		foundBodyClaim: bodyClaims, foundEffortless: effortless,
 	})[:]...)
 )
 
@@ -130,6 +139,8 @@ const (
 	foundNoRx
 	foundLeadGen
 	foundContactList
+	foundBodyClaim
+	foundEffortless
 	foundSets
 )
 
@@ -215,6 +226,14 @@ func textSigns(f *findings, env *scanner.Envelope, m *scanner.Message) {
 	// is everyday text (a pharmacy's reminder, an over-the-counter offer).
 	if found[foundDrug] != "" && found[foundNoRx] != "" {
 		f.hit(TextPharma, found[foundDrug]+" / "+found[foundNoRx])
+	}
+	// A body transformed and no effort to it: weight melted away, years
+	// undone, a chronic illness reversed, by a ritual doctors are
+	// speechless about, guaranteed (supplement spam, from snowshoe
+	// domains that authenticate). A clinic's newsletter writes about
+	// weight loss and a shop guarantees refunds, each without the other.
+	if found[foundBodyClaim] != "" && found[foundEffortless] != "" {
+		f.hit(TextMiracleCure, found[foundBodyClaim]+" / "+found[foundEffortless])
 	}
 	// A cold pitch for search ranking, a website or leads from a webmail
 	// mailbox (agencies pitch from their own domains), or other people's
