@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"compress/zlib"
 	"io"
+	"strings"
 	"sync"
 	"unicode/utf16"
+	"unicode/utf8"
 )
 
 // Phishing moved into attached PDFs: a page with one "view document"
@@ -360,4 +362,130 @@ func unescapePDFNames(b []byte) []byte {
 		out = append(out, b[i])
 	}
 	return out
+}
+
+// Bounds of PDFText: the text callback and extortion lures put on a page
+// is a few hundred words, and each stream is inflated whole before it is
+// read, so one is read only up to maxPDFTextStream.
+const (
+	maxPDFTextStream = 256 << 10
+	pdfTextOperator  = 4 // bytes after a string searched for its operator
+)
+
+// PDFText returns the text a PDF shows with literal strings (the Tj, TJ,
+// ' and " operators of its content streams, ISO 32000-1 9.4.3), in its
+// uncompressed objects and its Flate streams, up to limit bytes,
+// inflating at most *inflateBudget bytes (and charging them). Strings a
+// font maps through a CMap (hexadecimal glyph numbers) are not decoded:
+// what comes out is the text of PDFs written with standard encodings,
+// which is how invoice and letter generators write them, or nothing.
+func PDFText(data []byte, limit int, inflateBudget *int) string {
+	var b strings.Builder
+	appendPDFText(&b, data, limit)
+	inf := inflaters.Get().(*inflater)
+	defer inflaters.Put(inf)
+	eachFlateStream(data, inflateBudget, func() bool { return b.Len() < limit }, func(stream []byte) {
+		zr, ok := inf.open(stream)
+		if !ok {
+			return
+		}
+		size := min(maxPDFTextStream, *inflateBudget)
+		n, _ := io.ReadFull(zr, inf.buffer(size)[:size])
+		buf := inf.buf[:n]
+		*inflateBudget -= n
+		appendPDFText(&b, buf, limit)
+	})
+	return b.String()
+}
+
+// appendPDFText appends to b, space-separated, the literal strings of
+// content that a text-showing operator shows.
+func appendPDFText(b *strings.Builder, content []byte, limit int) {
+	for i := 0; i < len(content) && b.Len() < limit; i++ {
+		switch content[i] {
+		case '(':
+			s, end := pdfLiteral(content[i:])
+			if end < 0 {
+				return
+			}
+			i += end
+			if op := pdfOperator(content[i+1:]); op == "Tj" || op == "'" || op == "\"" {
+				appendShown(b, s, limit)
+			}
+		case '[':
+			// A TJ array: strings with kerning numbers between them,
+			// which keep the letters of one word apart on the page.
+			j := bytes.IndexByte(content[i:min(len(content), i+maxPDFStringScan)], ']')
+			if j < 0 || pdfOperator(content[i+j+1:]) != "TJ" {
+				continue
+			}
+			var word []byte
+			for k := i + 1; k < i+j; k++ {
+				if content[k] != '(' {
+					continue
+				}
+				s, end := pdfLiteral(content[k : i+j])
+				if end < 0 {
+					break
+				}
+				word = append(word, s...)
+				k += end
+			}
+			appendShown(b, string(word), limit)
+			i += j
+		}
+	}
+}
+
+// pdfLiteral reads the literal string at the start of b: its text and
+// the index of its closing parenthesis, -1 when it has none.
+func pdfLiteral(b []byte) (string, int) {
+	depth := 0
+	for i := 1; i < len(b) && i < maxPDFStringScan; i++ {
+		switch b[i] {
+		case '\\':
+			i++
+		case '(':
+			depth++
+		case ')':
+			if depth == 0 {
+				s, _ := pdfString(b[:i+1])
+				return s, i
+			}
+			depth--
+		}
+	}
+	return "", -1
+}
+
+// pdfOperator is the operator that follows a string operand, after
+// white space.
+func pdfOperator(b []byte) string {
+	b = bytes.TrimLeft(b[:min(len(b), 64)], " \t\r\n\f\x00")
+	n := 0
+	for n < len(b) && n < pdfTextOperator && (b[n] == '\'' || b[n] == '"' || b[n] >= 'A' && b[n] <= 'Z' || b[n] >= 'a' && b[n] <= 'z') {
+		n++
+	}
+	return string(b[:n])
+}
+
+// appendShown appends a shown string unless it is mostly not text: glyph
+// numbers of a CMap-encoded font read as bytes.
+func appendShown(b *strings.Builder, s string, limit int) {
+	if s == "" {
+		return
+	}
+	printable := 0
+	for _, r := range s {
+		if r >= ' ' && r != utf8.RuneError {
+			printable++
+		}
+	}
+	if printable*5 < utf8.RuneCountInString(s)*4 {
+		return
+	}
+	if b.Len() > 0 {
+		b.WriteByte(' ')
+	}
+	b.WriteString(s[:min(len(s), max(0, limit-b.Len()))])
 }

@@ -221,3 +221,34 @@ func TestManySmallPDFsAllocateLittle(t *testing.T) {
 		}
 	}
 }
+
+func TestPDFText(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		pdf  []byte
+		want string
+	}{
+		{"uncompressed Tj", pdfWith(stream("/Length 60", "BT /F1 12 Tf 72 720 Td (Amount charged: USD 399.99) Tj 0 -16 Td (Call +1 808 555 0199) Tj ET")),
+			"Amount charged: USD 399.99 Call +1 808 555 0199"},
+		{"compressed, kerned TJ and escapes", pdfWith(stream("/Filter /FlateDecode", deflated(t, `BT [(If you did )-20(not auth)12(orize this)] TJ T* (payment \(call us\)) ' ET`))),
+			"If you did not authorize this payment (call us)"},
+		{"strings no operator shows", pdfWith(`<< /Title (Invoice) /Author (Accounts) >>`, stream("/Length 9", "[(a) (b)] 0 d")), ""},
+		{"glyph numbers of a CMap font", pdfWith(stream("/Length 30", "BT (\x00\x12\x00\x05\x00\x33) Tj ET")), ""},
+	} {
+		budget := 1 << 20
+		if got := PDFText(tc.pdf, 4096, &budget); got != tc.want {
+			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
+
+func FuzzPDFText(f *testing.F) {
+	f.Add(pdfWith(stream("/Length 20", "BT (a) Tj [(b)-3(c)] TJ ET")))
+	f.Add(pdfWith(stream("/Filter /FlateDecode", deflated(f, "(x) ' (y) \" [(z\\)] TJ"))))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		budget := 1 << 20
+		if s := PDFText(data, 256, &budget); len(s) > 256 || budget < 0 {
+			t.Fatalf("%d bytes of text, budget %d", len(s), budget)
+		}
+	})
+}

@@ -2,6 +2,7 @@ package rules
 
 import (
 	"context"
+	"encoding/base64"
 	"os"
 	"path/filepath"
 	"strings"
@@ -216,12 +217,7 @@ func fullHeaderScore(t *testing.T, file string) (*scanner.Message, float64, map[
 // authentication checks. The known misses say why they are missed; one
 // that becomes caught must leave the list.
 func TestFullHeaderModernSpam(t *testing.T) {
-	knownMisses := map[string]string{
-		// The charge, the refund and the number to call are in the
-		// attached invoice; the message says "Please find your invoice
-		// attached." The parser reads a PDF's links, not its text.
-		"s18-callback-in-pdf": "the lure is in the PDF's text",
-	}
+	knownMisses := map[string]string{}
 	files, _ := filepath.Glob(filepath.Join("../testdata/fullheaders", "spam", "*.eml"))
 	if len(files) < 10 {
 		t.Fatalf("only %d spam fixtures", len(files))
@@ -1110,6 +1106,39 @@ func TestPaymentMethodUpdateAtHome(t *testing.T) {
 		got := run(t, nil, msg(head+tc.body), nil)
 		if _, c := got[TextCredentials]; c != tc.want {
 			t.Errorf("%s: %s %v, want %v (%v)", tc.name, TextCredentials, c, tc.want, got)
+		}
+	}
+}
+
+// TestLuresInDocuments: the charge and the number to call, or the threat
+// and the wallet, printed in an attached PDF count as in the text; the
+// same invoice from a business's own domain is a business's.
+func TestLuresInDocuments(t *testing.T) {
+	pdf := func(lines ...string) string {
+		content := "BT /F1 12 Tf 72 720 Td"
+		for _, l := range lines {
+			content += " (" + l + ") Tj 0 -16 Td"
+		}
+		content += " ET"
+		return base64.StdEncoding.EncodeToString([]byte("%PDF-1.7\n4 0 obj\n<< /Length 1 >>\nstream\n" + content + "\nendstream\nendobj\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n"))
+	}
+	mail := func(from, data string) string {
+		return "From: " + from + "\nTo: ana@example.com\nDate: Tue, 14 Oct 2025 09:12:44 +0000\nMessage-ID: <d.1@example.org>\nSubject: Invoice attached\n" +
+			"MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: text/plain\n\nPlease find your invoice attached.\n" +
+			"--b\nContent-Type: application/pdf; name=invoice.pdf\nContent-Disposition: attachment; filename=invoice.pdf\nContent-Transfer-Encoding: base64\n\n" + data + "\n--b--\n"
+	}
+	charge := pdf("Total Device Protection renewal", "Amount charged: USD 399.99", "If you did not authorize this payment call +1 808 555 0199")
+	for _, tc := range []struct {
+		name, raw, sym string
+		want           bool
+	}{
+		{"a charge to call about, from webmail", mail("Accounts <accounts.team882@gmail.com>", charge), TextCallback, true},
+		{"the same invoice from a business", mail("Billing <billing@northwind-logistics.com>", charge), TextCallback, false},
+		{"an ordinary invoice from webmail", mail("Jo <jo.plumber@gmail.com>", pdf("Invoice 12", "Boiler service, 1 hour: EUR 80")), TextCallback, false},
+		{"a threat and a wallet", mail("x@example.net", pdf("I recorded you through your camera", "Send 1450 USD in Bitcoin to 1F3kQx7LmN9pR2sT4vW6yZ8bC1dE3fG5hJ")), TextExtortion, true},
+	} {
+		if _, got := run(t, nil, msg(tc.raw), nil)[tc.sym]; got != tc.want {
+			t.Errorf("%s: %s %v, want %v", tc.name, tc.sym, got, tc.want)
 		}
 	}
 }

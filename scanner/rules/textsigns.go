@@ -2,6 +2,7 @@ package rules
 
 import (
 	"bytes"
+	"cmp"
 	_ "embed"
 	"net/mail"
 	"strings"
@@ -160,6 +161,9 @@ func textSigns(f *findings, env *scanner.Envelope, m *scanner.Message) {
 		found[i] = strings.Clone(found[i])
 	}
 	foldBuffers.Put(buf)
+	// The lures that travel as a document: a charge and the number to
+	// call printed in an attached invoice, a threat in a PDF letter.
+	inFile := documentPhrases(m)
 	// Where the message sends the reader: links out of the sender's
 	// organisation (any link, when the sender is an impostor: phishers
 	// send from the look-alike domain they host on), a form, or a QR code
@@ -198,8 +202,8 @@ func textSigns(f *findings, env *scanner.Envelope, m *scanner.Message) {
 	}
 	// A threat to expose the reader and a wallet to pay: sextortion, sent
 	// "from" the reader's own address or from anywhere.
-	if found[foundExtortion] != "" && found[foundCryptoPay] != "" {
-		f.hit(TextExtortion, found[foundExtortion]+" / "+found[foundCryptoPay])
+	if threat, pay := cmp.Or(found[foundExtortion], inFile[foundExtortion]), cmp.Or(found[foundCryptoPay], inFile[foundCryptoPay]); threat != "" && pay != "" {
+		f.hit(TextExtortion, threat+" / "+pay)
 	}
 	// A voicemail, shared file or invoice waiting behind a link that no
 	// business would host its documents at. linkRisk ran before.
@@ -218,8 +222,8 @@ func textSigns(f *findings, env *scanner.Envelope, m *scanner.Message) {
 	}
 	// A charge the reader never made, "billed" from a webmail mailbox: the
 	// number to call for the refund is the fraud (callback phishing).
-	if found[foundCallback] != "" && repliesToFreemail(m) {
-		f.hit(TextCallback, found[foundCallback])
+	if charge := cmp.Or(found[foundCallback], inFile[foundCallback]); charge != "" && repliesToFreemail(m) {
+		f.hit(TextCallback, charge)
 	}
 	// A prescription-only medicine sold without the prescription, which
 	// no licensed pharmacy may offer: counterfeit-pill spam. Either alone
@@ -273,6 +277,34 @@ func textSigns(f *findings, env *scanner.Envelope, m *scanner.Message) {
 	if mixed != "" {
 		f.hit(TextHomoglyph, mixed)
 	}
+}
+
+// maxDocumentInflate bounds the PDF streams documentPhrases inflates for
+// one message.
+const maxDocumentInflate = 8 << 20
+
+// documentPhrases finds textPhrases in the text of m's PDFs (what their
+// pages show with standard encodings; see scanner.PDFText), up to
+// maxFoldedText of it. Only the lures that travel as a document read
+// them: a legitimate contract or statement says "within 24 hours" and
+// "verify your identity" too, and its links are the PDF's, not the
+// message's.
+func documentPhrases(m *scanner.Message) (found [foundSets]string) {
+	budget := maxDocumentInflate
+	var text strings.Builder
+	for i := range m.Leaves {
+		l := &m.Leaves[i]
+		if text.Len() < maxFoldedText && bytes.Contains(l.Data[:min(len(l.Data), 1024)], pdfMagic) {
+			text.WriteString(scanner.PDFText(l.Data, maxFoldedText-text.Len(), &budget))
+			text.WriteByte(' ')
+		}
+	}
+	if text.Len() == 0 {
+		return found
+	}
+	folded := string(appendFold(nil, maxFoldedText, text.String()))
+	textPhrases.find(folded, found[:])
+	return found
 }
 
 // repliesToFreemail: a reply to m goes to a free webmail provider, at
