@@ -24,6 +24,8 @@ var (
 	freeHostingList string
 	//go:embed lists/abusedtlds.txt
 	abusedTLDsList string
+	//go:embed lists/clicktrackers.txt
+	clickTrackersList string
 )
 
 type brand struct {
@@ -681,6 +683,8 @@ var (
 	shorteners  = parseHostList(shortenersList)
 	freeHosting = parseHostList(freeHostingList)
 	abusedTLDs  = parseHostList(abusedTLDsList)
+	// clickTrackers are mail services' click-tracking hosts.
+	clickTrackers = parseHostList(clickTrackersList)
 )
 
 // abusedTLD reports whether host lies under one of lists/abusedtlds.txt.

@@ -244,6 +244,10 @@ func TestTextMismatchSparesTheSendersOwnSite(t *testing.T) {
 		{"from a subdomain of the shown site", "news@email.shop.example", "https://shop.example/", "https://click.esp.example/c/1", false},
 		{"a bank shown by someone else", "alerts@mailer.example", "https://www.bank.com/", "https://evil.example/login", true},
 		{"the same domain", "news@shop.example", "www.shop.example", "https://www.shop.example/sale", false},
+		{"another site through the newsletter's tracker", "news@bookshop.example", "www.theguardian.com/cities", "https://u4412873.ct.sendgrid.net/ls/click?upn=u001.abc", false},
+		{"another site through a tracker's subdomain", "news@bookshop.example", "https://lisboa.pt/", "https://bookshop.us21.list-manage.com/track/click?u=1", false},
+		{"a brand through a tracker", "alerts@mailer.example", "www.paypal.com", "https://u4412873.ct.sendgrid.net/ls/click?upn=u001.abc", true},
+		{"another site through a host that only looks like one", "news@bookshop.example", "www.theguardian.com", "https://ct.sendgrid.net.evil.example/c", true},
 	} {
 		raw := "From: " + tc.from + "\nDate: Tue, 14 Oct 2025 09:12:44 +0000\nMessage-ID: <t.1@example.org>\nSubject: news\n" +
 			"MIME-Version: 1.0\nContent-Type: text/html\n\n<p>" + strings.Repeat("text ", 60) + "</p><a href=\"" + tc.link + "\">" + tc.shown + "</a>\n"
