@@ -579,7 +579,7 @@ func TestFoldAndPhrases(t *testing.T) {
 		t.Errorf("fold = %q", got)
 	}
 	for _, tt := range []struct{ text, want string }{
-		{"24時間以内にご本人確認をお願いいたします", "24 時 間 以 内"},
+		{"24時間以内にご本人確認をお願いいたします", ""}, // a deadline, found below
 		{"系统检测到您的账户存在异常登录", "账 户 存 在 异 常"},
 		{"Sua conta será bloqueada amanhã", "sua conta sera bloqueada"},
 		{"Bitte bestätigen Sie Ihre Daten.", ""}, // a credential phrase, not urgency
@@ -591,6 +591,9 @@ func TestFoldAndPhrases(t *testing.T) {
 		if got := urgency.find(fold(tt.text, 0)); got != tt.want {
 			t.Errorf("urgency.find(%q) = %q, want %q", tt.text, got, tt.want)
 		}
+	}
+	if got := deadlines.find(fold("24時間以内にご本人確認をお願いいたします", 0)); got != "24 時 間 以 内" {
+		t.Errorf("deadlines.find = %q", got)
 	}
 }
 
@@ -1087,6 +1090,29 @@ func TestFromNameShowsRecipientDomain(t *testing.T) {
 		got := run(t, nil, msg(raw), nil)
 		if _, fired := got[FromNameRcpt]; fired != tc.want {
 			t.Errorf("%s to %s: %s fired %v, want %v", tc.from, tc.to, FromNameRcpt, fired, tc.want)
+		}
+	}
+}
+
+// TestDeadlinesAtHome: "within 24 hours", "action required" and
+// "suspicious activity" are what a shop's order, a sign-up and a
+// new-device alert say, linking the sender's own site; they count with a
+// link elsewhere, a reply to webmail or no link at all.
+func TestDeadlinesAtHome(t *testing.T) {
+	const head = "Date: Tue, 14 Oct 2025 09:12:44 +0000\nMessage-ID: <d.1@example.org>\nSubject: Your order\nMIME-Version: 1.0\nContent-Type: text/html; charset=utf-8\n\n"
+	for _, tc := range []struct {
+		name, from, body string
+		want             bool
+	}{
+		{"a shop linking its order page", "Kettle <orders@kettleandco.example>", `<p>It ships within 24 hours. <a href="https://kettleandco.example/orders/1">Track it</a></p>`, false},
+		{"a new-device alert linking home", "Fleetwise <security@fleetwise.example>", `<p>Suspicious activity? <a href="https://app.fleetwise.example/security">Reset your password</a></p>`, false},
+		{"a link elsewhere", "Fleetwise <security@fleetwise.example>", `<p>Suspicious activity? <a href="https://fleetwise-security.pages.dev/">Reset your password</a></p>`, true},
+		{"no link at all", "Order Desk <billing@orderdesk.example>", `<p>The charge appears on your statement within 24 hours. Call +1 888 555 0147.</p>`, true},
+		{"a reply to webmail", "Desk <desk@orderdesk.example>\nReply-To: desk.orders@gmail.com", `<p>Answer within 24 hours. <a href="https://orderdesk.example/">Our site</a></p>`, true},
+	} {
+		got := run(t, nil, msg("From: "+tc.from+"\n"+head+tc.body), nil)
+		if _, u := got[TextUrgency]; u != tc.want {
+			t.Errorf("%s: %s %v, want %v (%v)", tc.name, TextUrgency, u, tc.want, got)
 		}
 	}
 }

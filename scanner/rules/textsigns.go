@@ -62,6 +62,8 @@ var textWeights = map[string]float64{
 var (
 	//go:embed lists/urgency.txt
 	urgencyList string
+	//go:embed lists/deadlines.txt
+	deadlinesList string
 	//go:embed lists/credentials.txt
 	credentialsList string
 	//go:embed lists/signin.txt
@@ -96,6 +98,7 @@ var (
 	effortlessList string
 
 	urgency     = parsePhrases(urgencyList)
+	deadlines   = parsePhrases(deadlinesList)
 	credentials = parsePhrases(credentialsList)
 	signIn      = parsePhrases(signInList)
 	extortion   = parsePhrases(extortionList)
@@ -116,7 +119,7 @@ var (
 	// textPhrases are the sets textSigns looks for, in one pass, at the
 	// places the found* constants name in its results.
 	textPhrases = newPhraseSets((&[foundSets]*phraseSet{
-		foundUrgency: urgency, foundCredentials: credentials, foundSignIn: signIn, foundExtortion: extortion, foundCryptoPay: cryptoPay,
+		foundUrgency: urgency, foundDeadline: deadlines, foundCredentials: credentials, foundSignIn: signIn, foundExtortion: extortion, foundCryptoPay: cryptoPay,
 		foundLure: lures, foundPromise: promises, foundWindfall: windfall, foundIdentityAsk: identityAsk,
 		foundCallback: callback, foundQRScan: qrScan, foundDrug: drugs, foundNoRx: noRx,
 		foundLeadGen: leadGen, foundContactList: contactList,
@@ -126,6 +129,7 @@ var (
 
 const (
 	foundUrgency = iota
+	foundDeadline
 	foundCredentials
 	foundSignIn
 	foundExtortion
@@ -172,6 +176,13 @@ func textSigns(f *findings, env *scanner.Envelope, m *scanner.Message) {
 	impostor := f.hasAny(FromLookalike, FromBrandClaim)
 	away := clickableElsewhere(f, m, impostor) || len(m.HTML.FormActions) > 0 || qrCode
 	u, c := found[foundUrgency], found[foundCredentials]
+	// "Within 24 hours", "action required", "suspicious activity": what
+	// a shop's order, a sign-up and a new-device alert say too, sending
+	// the reader to the sender's own site. Without a link to follow
+	// they are a callback's or an impostor's deadline.
+	if u == "" && !(hasLink(m) && !away && !repliesToFreemail(m)) {
+		u = found[foundDeadline]
+	}
 	// "Sign in to your account" is what a bank's statement notice says
 	// too, linking its own site; a sign-in page elsewhere is a phish's.
 	if c == "" && away {
