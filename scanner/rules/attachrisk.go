@@ -183,8 +183,9 @@ func attachRisk(f *findings, _ *scanner.Envelope, m *scanner.Message) {
 		}
 	}
 	// As for HTML_IMAGE_ONLY, a logo or a tracking pixel is not the
-	// picture the words are in.
-	if m.HTML.Images > m.HTML.Decorations && len(strings.TrimSpace(m.HTML.Text)) < 100 && len(strings.TrimSpace(m.Text)) < 100 {
+	// picture the words are in, and a picture linking only the sender's
+	// own organisation is its own marketing.
+	if m.HTML.Images > m.HTML.Decorations && len(strings.TrimSpace(m.HTML.Text)) < 100 && len(strings.TrimSpace(m.Text)) < 100 && clickableElsewhere(f, m, false) {
 		domains := map[string]bool{}
 		for _, u := range m.URLs {
 			if !u.Image && !u.InFile { // the mail's own links

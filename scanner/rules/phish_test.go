@@ -27,9 +27,11 @@ func newSymbols() map[string]bool {
 		}
 	}
 	m[ToManyDomains] = true // a header rule, but as new as the groups
-	// A core rule, but a newsletter's links through its mail service's
-	// click tracker must not show it.
+	// Core rules, but a newsletter's links through its mail service's
+	// click tracker must not show the first, nor a shop's sale drawn as
+	// one picture linking the shop the second.
 	m[URLTextMismatch] = true
+	m[HTMLImageOnly] = true
 	return m
 }
 

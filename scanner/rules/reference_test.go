@@ -195,7 +195,7 @@ func bodyReference(f *findings, m *scanner.Message) {
 	if words >= 20+h.HiddenShownWords {
 		f.hit(HTMLHiddenText, "")
 	}
-	if h.Images > h.Decorations && len(strings.TrimSpace(h.Text))+len(strings.TrimSpace(m.Text)) < 200 && slices.ContainsFunc(m.URLs, func(u scanner.URL) bool { return !u.Image }) {
+	if h.Images > h.Decorations && len(strings.TrimSpace(h.Text))+len(strings.TrimSpace(m.Text)) < 200 && clickableElsewhere(f, m, false) {
 		f.hit(HTMLImageOnly, "")
 	}
 	if h.Scripts > 0 {

@@ -558,8 +558,10 @@ func body(f *findings, m *scanner.Message) {
 	// The words are in the picture and the picture sells something, so
 	// there is somewhere to click. A picture with a line and nothing to
 	// click is a person sharing a photo ("Here it is!" from a phone). A
-	// logo above a two-line shipping notice is no picture of words.
-	if h.Images > h.Decorations && len(strings.TrimSpace(h.Text))+len(strings.TrimSpace(m.Text)) < 200 && hasLink(m) {
+	// logo above a two-line shipping notice is no picture of words. A
+	// shop's sale drawn as one picture, linking only the shop, is the
+	// shop's own marketing, for the model to judge.
+	if h.Images > h.Decorations && len(strings.TrimSpace(h.Text))+len(strings.TrimSpace(m.Text)) < 200 && clickableElsewhere(f, m, false) {
 		f.hit(HTMLImageOnly, "")
 	}
 	if h.Scripts > 0 {

@@ -92,6 +92,7 @@ func TestRules(t *testing.T) {
 		// The same notice drawn as a banner: declared wide and tall, the
 		// words are in the picture.
 		{"banner above a short notice", scanner.Envelope{}, okHeaders + "Content-Type: text/html\n\n<img src=\"https://cdn.shop.example/offer.png\" width=\"600\" height=\"400\"><p>Your order 1234 ships tomorrow.</p><a href=\"https://shop.example/track\">Track it</a>\n", []string{HTMLImageOnly, ImageSingleLink}},
+		{"a shop's sale as one picture, linking the shop", scanner.Envelope{}, strings.Replace(okHeaders, "alice@example.org", "hello@shop.example", 1) + "Content-Type: text/html\n\n<a href=\"https://click.shop.example/c/1\"><img src=\"https://img.shop.example/sale.jpg\" width=\"600\" height=\"800\"></a><a href=\"https://shop.example/\">Shop now</a>\n", nil},
 		{"image sized in percent", scanner.Envelope{}, okHeaders + "Content-Type: text/html\n\n<img src=\"https://cdn.shop.example/offer.png\" width=\"100%\"><a href=\"https://shop.example/\">Shop</a>\n", []string{HTMLImageOnly, ImageSingleLink}},
 		// A phone's photo with a line: nothing to click, nothing sold.
 		{"photo with a line", scanner.Envelope{}, okHeaders + "MIME-Version: 1.0\nContent-Type: multipart/related; boundary=r\n\n--r\nContent-Type: text/html\n\n<html><body>Here it is!<br><img src=\"cid:IMG_1234@apple\"></body></html>\n--r\nContent-Type: image/jpeg\nContent-ID: <IMG_1234@apple>\nContent-Transfer-Encoding: base64\n\n/9j/4AAQ\n--r--\n", nil},
