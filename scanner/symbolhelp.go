@@ -53,6 +53,7 @@ var symbolHelp = map[string]string{
 	"TEXT_HTML_AS_PLAIN":      "HTML sent as plain text.",
 	"TEXT_URGENCY":            "The text threatens a deadline or a loss (account suspended, last notice, within 24 hours), or asks for an urgent payment by someone who cannot take calls.",
 	"QR_CODE_ONLY":            "A picture of a QR code with next to no text: the lure and its link are in the picture, to be opened on a phone.",
+	"TEXT_JOB_SCAM":           "Easy work paid by the day with no experience, and a recruiter to write to on WhatsApp or Telegram: a job scam.",
 	"TEXT_MIRACLE_CURE":       "A body transformed without effort (weight melted away, years undone) by a secret or guaranteed remedy: supplement spam.",
 	"TEXT_CREDENTIALS":        "The text asks to verify an account, confirm details, enter a password or pay a fee, announces new bank details, or asks for gift cards.",
 	"TEXT_EXTORTION":          "The text threatens to expose the reader (a recording, their browsing, their contacts told) and asks for cryptocurrency: extortion.",

@@ -1174,6 +1174,26 @@ func TestLuresInDocuments(t *testing.T) {
 	}
 }
 
+// TestJobScam: pay by the day with no experience, and the recruiter on
+// a chat app, is a job scam; a friend's new job and a job board's
+// listing are not.
+func TestJobScam(t *testing.T) {
+	for _, tc := range []struct {
+		name, text string
+		want       bool
+	}{
+		{"daily salary on WhatsApp", "Flexible part-time position, no experience required. Daily salary: $300 - $800. Contact our recruiter on WhatsApp: +44 7700 900123.", true},
+		{"paid daily on Telegram", "Work from your phone 60 minutes a day, paid daily. Write to our HR manager on Telegram.", true},
+		{"a friend's new job", "I found a part-time job at the library! Text me on WhatsApp and I'll tell you all about it.", false},
+		{"a job board's listing", "New jobs for you: Barista, part-time, no experience required. Apply on the company's page.", false},
+	} {
+		raw := okHeaders + "\n" + tc.text + "\n"
+		if _, got := run(t, nil, msg(raw), nil)[TextJobScam]; got != tc.want {
+			t.Errorf("%s: %s %v, want %v", tc.name, TextJobScam, got, tc.want)
+		}
+	}
+}
+
 // TestMiracleCure: a body transformed without effort, guaranteed, is
 // supplement spam; a clinic writing about weight loss and a shop
 // guaranteeing refunds are not.

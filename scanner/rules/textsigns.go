@@ -33,6 +33,7 @@ const (
 	TextPharma       = "TEXT_PHARMA"
 	TextLeadGen      = "TEXT_LEAD_GEN"
 	TextMiracleCure  = "TEXT_MIRACLE_CURE"
+	TextJobScam      = "TEXT_JOB_SCAM"
 	FromBrandHome    = "FROM_BRAND_HOME"
 	QRCodeOnly       = "QR_CODE_ONLY"
 	maxFoldedText    = 16 << 10 // phishing asks early; newsletters' footers add nothing
@@ -55,6 +56,7 @@ var textWeights = map[string]float64{
 	TextPharma:       2.5,
 	TextLeadGen:      2.0,
 	TextMiracleCure:  1.5,
+	TextJobScam:      2.0,
 	FromBrandHome:    -1.0,
 	QRCodeOnly:       2.0,
 }
@@ -96,6 +98,10 @@ var (
 	bodyClaimsList string
 	//go:embed lists/effortless.txt
 	effortlessList string
+	//go:embed lists/joboffers.txt
+	jobOffersList string
+	//go:embed lists/messengers.txt
+	messengersList string
 
 	urgency     = parsePhrases(urgencyList)
 	deadlines   = parsePhrases(deadlinesList)
@@ -115,6 +121,8 @@ var (
 	contactList = parsePhrases(contactListsList)
 	bodyClaims  = parsePhrases(bodyClaimsList)
 	effortless  = parsePhrases(effortlessList)
+	jobOffers   = parsePhrases(jobOffersList)
+	messengers  = parsePhrases(messengersList)
 
 	// textPhrases are the sets textSigns looks for, in one pass, at the
 	// places the found* constants name in its results.
@@ -124,6 +132,7 @@ var (
 		foundCallback: callback, foundQRScan: qrScan, foundDrug: drugs, foundNoRx: noRx,
 		foundLeadGen: leadGen, foundContactList: contactList,
 		foundBodyClaim: bodyClaims, foundEffortless: effortless,
+		foundJobOffer: jobOffers, foundMessenger: messengers,
 	})[:]...)
 )
 
@@ -146,6 +155,8 @@ const (
 	foundContactList
 	foundBodyClaim
 	foundEffortless
+	foundJobOffer
+	foundMessenger
 	foundSets
 )
 
@@ -249,6 +260,14 @@ func textSigns(f *findings, env *scanner.Envelope, m *scanner.Message) {
 	// weight loss and a shop guarantees refunds, each without the other.
 	if found[foundBodyClaim] != "" && found[foundEffortless] != "" {
 		f.hit(TextMiracleCure, found[foundBodyClaim]+" / "+found[foundEffortless])
+	}
+	// Easy work paid by the day, and the recruiter to be written to on
+	// WhatsApp or Telegram, where no mail filter follows: the task and
+	// job scams that end in an "activation fee". Job boards write the
+	// offer's words, and friends name their chat app, each without the
+	// other.
+	if found[foundJobOffer] != "" && found[foundMessenger] != "" {
+		f.hit(TextJobScam, found[foundJobOffer]+" / "+found[foundMessenger])
 	}
 	// A cold pitch for search ranking, a website or leads from a webmail
 	// mailbox (agencies pitch from their own domains), or other people's
