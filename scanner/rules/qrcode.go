@@ -6,7 +6,6 @@ import (
 	_ "image/gif" // pictures in mail: GIF, JPEG and PNG
 	_ "image/jpeg"
 	_ "image/png"
-	"strings"
 
 	"github.com/mxgrid/mxgrid/scanner"
 )
@@ -264,9 +263,4 @@ func addFinder(fs []finder, f finder) []finder {
 		}
 	}
 	return append(fs, f)
-}
-
-// shortText: the message's text, plain and HTML, is under n bytes.
-func shortText(m *scanner.Message, n int) bool {
-	return len(strings.TrimSpace(m.HTML.Text))+len(strings.TrimSpace(m.Text)) < n
 }

@@ -561,7 +561,7 @@ func body(f *findings, m *scanner.Message) {
 	// logo above a two-line shipping notice is no picture of words. A
 	// shop's sale drawn as one picture, linking only the shop, is the
 	// shop's own marketing, for the model to judge.
-	if h.Images > h.Decorations && len(strings.TrimSpace(h.Text))+len(strings.TrimSpace(m.Text)) < 200 && clickableElsewhere(f, m, false) {
+	if h.Images > h.Decorations && shortText(m, 200) && clickableElsewhere(f, m, false) {
 		f.hit(HTMLImageOnly, "")
 	}
 	if h.Scripts > 0 {
@@ -573,6 +573,12 @@ func body(f *findings, m *scanner.Message) {
 	if h.CommentBytes > 500 && h.CommentBytes*3 > h.Bytes {
 		f.hit(HTMLCommentFlood, "")
 	}
+}
+
+// shortText: the message's text, plain and HTML, is under n bytes: what
+// a picture's words leave when they are all in the picture.
+func shortText(m *scanner.Message, n int) bool {
+	return len(strings.TrimSpace(m.HTML.Text))+len(strings.TrimSpace(m.Text)) < n
 }
 
 // looksLikeHTML reports whether plain text holds "<html", "<body" or
