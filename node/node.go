@@ -31,6 +31,7 @@ import (
 	"github.com/mxgrid/mxgrid/health"
 	"github.com/mxgrid/mxgrid/internal/memlimit"
 	"github.com/mxgrid/mxgrid/internal/periodic"
+	"github.com/mxgrid/mxgrid/internal/ratelimit"
 	"github.com/mxgrid/mxgrid/netguard"
 	"github.com/mxgrid/mxgrid/notify"
 	"github.com/mxgrid/mxgrid/panel"
@@ -131,6 +132,9 @@ type builder struct {
 	// clients tells an HTTP request's client address
 	// (http.trusted_proxies).
 	clients *clientip.Resolver
+	// misses limits, per client address, the public lookups (API tokens,
+	// map scopes, logos) that find nothing: one budget for them all.
+	misses *ratelimit.Misses
 	// linkKeys sign the digests and their links, and verify the digests
 	// that come back through this node (one random key when none is set).
 	linkKeys [][]byte
@@ -420,6 +424,7 @@ func (b *builder) buildSMTP(context.Context) error {
 		return fmt.Errorf("http.trusted_proxies%w", err)
 	}
 	b.clients = clientip.New(lim.Exempt)
+	b.misses = ratelimit.NewMisses(b.registry)
 	if all := clientip.Everyone(lim.Exempt); len(all) > 0 {
 		b.log.Warn("http.trusted_proxies trusts every address: any client can name itself in X-Forwarded-For and escape the per-client limits; list your proxies' networks", "networks", fmt.Sprint(all))
 	}
@@ -527,7 +532,7 @@ func (b *builder) mountAdmin(context.Context) error {
 		svc.RunVerifier(ctx, cfg.VerifyInterval, cfg.VerifyPerRound, isLeader)
 		return nil
 	}))
-	web.MountAdminAPI(b.web.Handle, svc, b.clients, b.log.With("component", "api"))
+	web.MountAdminAPI(b.web.Handle, svc, b.clients, b.misses, b.log.With("component", "api"))
 	return nil
 }
 
@@ -538,7 +543,7 @@ func (b *builder) mountPanel(context.Context) error {
 		return fmt.Errorf("http.trusted_proxies%w", err)
 	}
 	opts := panel.Options{Service: b.service, DataDir: b.cfg.DataDir, SMTPHostname: b.cfg.SMTP.Hostname, Guard: b.guard,
-		Log: b.log.With("component", "panel"), ClientIP: clientip.New(trusted), Sessions: b.store.PanelSessions()}
+		Log: b.log.With("component", "panel"), ClientIP: clientip.New(trusted), Misses: b.misses, Sessions: b.store.PanelSessions()}
 	pnl, err := panel.New(b.cfg.Panel, opts)
 	if err != nil {
 		return err
@@ -753,7 +758,7 @@ func (b *builder) mountMap(context.Context) error {
 	}
 	b.run("map", sched)
 	b.web.MountMap(sched, web.MapOptions{FrameAncestors: b.cfg.Map.FrameAncestors, Log: b.log.With("component", "map"),
-		Scoped: panel.ScopedMaps(b.service, sched), Operator: web.OperatorOnly(b.service, b.clients, b.log.With("component", "api"))})
+		Scoped: panel.ScopedMaps(b.service, sched), Misses: b.misses, Clients: b.clients, Operator: web.OperatorOnly(b.service, b.clients, b.misses, b.log.With("component", "api"))})
 	return nil
 }
 

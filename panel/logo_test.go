@@ -8,10 +8,13 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/mxgrid/mxgrid/admin"
+	"github.com/mxgrid/mxgrid/store"
+	"github.com/mxgrid/mxgrid/tenant"
 )
 
 // discardWriter answers into nothing: the test counts the handler's
@@ -155,5 +158,62 @@ func TestNoneMatch(t *testing.T) {
 		if got := noneMatch(tc.field, etag); got != tc.want {
 			t.Errorf("noneMatch(%q) = %v, want %v", tc.field, got, tc.want)
 		}
+	}
+}
+
+// countingPanelStore counts the reads of a reseller by slug and of a logo.
+type countingPanelStore struct {
+	admin.PanelStore
+	reads atomic.Int32
+}
+
+func (c *countingPanelStore) ResellerBySlug(ctx context.Context, slug string) (tenant.Reseller, error) {
+	c.reads.Add(1)
+	return c.PanelStore.ResellerBySlug(ctx, slug)
+}
+
+func (c *countingPanelStore) GetLogo(ctx context.Context, resellerID int64) (admin.Logo, error) {
+	c.reads.Add(1)
+	return c.PanelStore.GetLogo(ctx, resellerID)
+}
+
+// TestLogoMissesLimitedPerClient: /panel/logo/{slug} is public, and a slug
+// no reseller has (or one without a logo) is held by no cache: a client
+// cycling through made-up slugs had a store read made per request, over
+// the connections the mail path shares. Past 50 logos that do not exist
+// an address is answered 429 with Retry-After and nothing is read;
+// another address still gets its logo.
+func TestLogoMissesLimitedPerClient(t *testing.T) {
+	counting := &countingPanelStore{}
+	f := newFixture(t, func(_ *store.Store, so *admin.ServiceOptions) {
+		counting.PanelStore = so.Panel
+		so.Panel = counting
+	})
+	r, pr := f.resellerR(t)
+	if err := f.svc.SetLogo(context.Background(), pr, r.ID, pngBytes(t)); err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	f.p.Mount(mux.Handle)
+	from := func(addr, path string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest("GET", path, nil)
+		req.RemoteAddr = addr + ":40000"
+		rec := httptest.NewRecorder()
+		mux.ServeHTTP(rec, req)
+		return rec
+	}
+	counting.reads.Store(0)
+	var last *httptest.ResponseRecorder
+	for i := range 200 {
+		last = from("192.0.2.1", "/panel/logo/made-up-"+strconv.Itoa(i))
+	}
+	if n := counting.reads.Load(); n > 60 {
+		t.Errorf("200 made-up slugs from one address: %d store reads, want at most 60", n)
+	}
+	if last.Code != http.StatusTooManyRequests || last.Header().Get("Retry-After") == "" {
+		t.Errorf("200th made-up slug: %d (Retry-After %q), want 429 with Retry-After", last.Code, last.Header().Get("Retry-After"))
+	}
+	if rec := from("192.0.2.2", "/panel/logo/r"); rec.Code != http.StatusOK {
+		t.Errorf("a logo from another address: %d", rec.Code)
 	}
 }

@@ -59,6 +59,10 @@ type Options struct {
 	// ClientIP tells the client's address behind trusted proxies; nil
 	// trusts none.
 	ClientIP *clientip.Resolver
+	// Misses limits each client address's logos that do not exist, the
+	// node's other public lookups' too; nil gives the panel a budget of
+	// its own.
+	Misses *ratelimit.Misses
 }
 
 // Panel serves /panel/.
@@ -82,7 +86,8 @@ type Panel struct {
 	// already a login (users.go).
 	takenEmails *ratelimit.Limiter[int64]
 	// logos holds the logos served lately (logo.go).
-	logos logoCache
+	logos  logoCache
+	misses *ratelimit.Misses
 }
 
 // New builds the panel; it reads or creates the session key.
@@ -112,6 +117,10 @@ func New(cfg Config, opts Options) (*Panel, error) {
 	if ips == nil {
 		ips = clientip.New(nil)
 	}
+	misses := opts.Misses
+	if misses == nil {
+		misses = ratelimit.NewMisses(nil)
+	}
 	return &Panel{
 		cfg: cfg, svc: opts.Service, sign: signer{key}, limits: newLoginLimits(cfg), sessions: sessions, clientIP: ips,
 		pages: pages, helo: opts.SMTPHostname, log: log, now: time.Now, guard: guard,
@@ -119,6 +128,7 @@ func New(cfg Config, opts Options) (*Panel, error) {
 		dialSMTP:    func(ctx context.Context, addr string) (net.Conn, error) { return guard.Dial(ctx, d, addr, false) },
 		routeTests:  ratelimit.New[int64](cfg.RouteTestBurst, cfg.RouteTestInterval, 0),
 		takenEmails: ratelimit.New[int64](takenEmailBurst, takenEmailInterval, 0),
+		misses:      misses,
 	}, nil
 }
 
@@ -687,12 +697,19 @@ func (p *Panel) static(w http.ResponseWriter, r *http.Request) {
 // HTML or SVG type, and a CSP that forbids everything should a browser
 // render it as a document anyway.
 func (p *Panel) logo(w http.ResponseWriter, r *http.Request) {
-	slug := r.PathValue("slug")
-	l, err := p.logos.get(r.Context(), slug, p.now(), func(ctx context.Context) (admin.Logo, error) {
+	slug, client, now := r.PathValue("slug"), p.clientIP.Of(r), p.now()
+	if wait := p.misses.Refused(client, "logo", now); wait > 0 {
+		w.Header().Set("Retry-After", ratelimit.RetryAfter(wait))
+		http.Error(w, "too many logos that do not exist asked from this address, try again later", http.StatusTooManyRequests)
+		return
+	}
+	l, err := p.logos.get(r.Context(), slug, now, func(ctx context.Context) (admin.Logo, error) {
 		return p.svc.LogoBySlug(ctx, slug)
 	})
 	if err != nil {
-		if !errors.Is(err, tenant.ErrNotFound) {
+		if errors.Is(err, tenant.ErrNotFound) {
+			p.misses.Missed(client, now)
+		} else {
 			p.log.Warn("panel: logo", "err", err)
 		}
 		http.NotFound(w, r)

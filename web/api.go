@@ -9,7 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"reflect"
 	"slices"
@@ -43,26 +42,17 @@ type AdminAPI struct {
 	svc     *admin.Service
 	log     *slog.Logger
 	clients *clientip.Resolver
-	// failures are the bearer tokens each client address showed that
-	// matched nothing.
-	failures *ratelimit.Limiter[netip.Prefix]
+	// misses counts the bearer tokens each client address showed that
+	// matched nothing: each was a store read over the connections the
+	// mail path shares, thousands a second from one address.
+	misses *ratelimit.Misses
 }
 
-// A client address may show authFailureBurst bearer tokens that match
-// nothing, then one per authFailureInterval; past that it is answered
-// 429 without a lookup. Each token is looked up in the store, over the
-// connections the mail path shares: one address had thousands a second
-// looked up. A client retrying a revoked token meets the limit soon,
-// and has nothing to lose by it.
-const (
-	authFailureBurst      = 50
-	authFailureInterval   = time.Second
-	maxAuthFailureClients = 100_000
-)
-
-func newAdminAPI(svc *admin.Service, clients *clientip.Resolver, log *slog.Logger) *AdminAPI {
-	return &AdminAPI{svc: svc, log: log, clients: clients,
-		failures: ratelimit.New[netip.Prefix](authFailureBurst, authFailureInterval, maxAuthFailureClients)}
+func newAdminAPI(svc *admin.Service, clients *clientip.Resolver, misses *ratelimit.Misses, log *slog.Logger) *AdminAPI {
+	if misses == nil {
+		misses = ratelimit.NewMisses(nil)
+	}
+	return &AdminAPI{svc: svc, log: log, clients: clients, misses: misses}
 }
 
 // apiRoute is one pattern of the API; the OpenAPI test walks these.
@@ -72,9 +62,10 @@ type apiRoute struct {
 }
 
 // MountAdminAPI registers every route of the admin API with handle
-// (Server.Handle); clients tells the client address behind a request.
-func MountAdminAPI(handle func(pattern string, h http.Handler), svc *admin.Service, clients *clientip.Resolver, log *slog.Logger) {
-	a := newAdminAPI(svc, clients, log)
+// (Server.Handle); clients tells the client address behind a request,
+// misses limits its tokens that match nothing (nil: a budget of its own).
+func MountAdminAPI(handle func(pattern string, h http.Handler), svc *admin.Service, clients *clientip.Resolver, misses *ratelimit.Misses, log *slog.Logger) {
+	a := newAdminAPI(svc, clients, misses, log)
 	for _, r := range a.routes() {
 		handle(r.pattern, r.handler)
 	}
@@ -233,8 +224,8 @@ func (e badRequest) Error() string { return e.msg }
 
 // OperatorOnly guards h with the operator's bearer token, for operator
 // actions that live outside the admin API (regenerating the map).
-func OperatorOnly(svc *admin.Service, clients *clientip.Resolver, log *slog.Logger) func(http.Handler) http.Handler {
-	a := newAdminAPI(svc, clients, log)
+func OperatorOnly(svc *admin.Service, clients *clientip.Resolver, misses *ratelimit.Misses, log *slog.Logger) func(http.Handler) http.Handler {
+	a := newAdminAPI(svc, clients, misses, log)
 	return func(h http.Handler) http.Handler {
 		return a.authed(func(w http.ResponseWriter, r *http.Request, p admin.Principal) error {
 			if !p.Operator {
@@ -290,14 +281,13 @@ func (e authFailuresError) Error() string {
 // authenticate looks secret up, unless r's client address showed too
 // many tokens that matched nothing.
 func (a *AdminAPI) authenticate(r *http.Request, secret string) (admin.Principal, error) {
-	key, now := ratelimit.ClientKey(a.clients.Of(r)), time.Now()
-	if !a.failures.Ready(key, now) {
-		// Take spends nothing from an empty bucket; it says how long.
-		return admin.Principal{}, authFailuresError{Wait: a.failures.Take(key, now)}
+	client, now := a.clients.Of(r), time.Now()
+	if wait := a.misses.Refused(client, "api_token", now); wait > 0 {
+		return admin.Principal{}, authFailuresError{Wait: wait}
 	}
 	p, err := a.svc.Authenticate(r.Context(), secret)
 	if errors.Is(err, admin.ErrUnauthenticated) {
-		a.failures.Take(key, now)
+		a.misses.Missed(client, now)
 	}
 	return p, err
 }
@@ -314,7 +304,7 @@ func (a *AdminAPI) fail(w http.ResponseWriter, r *http.Request, err error) {
 	)
 	switch {
 	case errors.As(err, &failures):
-		w.Header().Set("Retry-After", strconv.Itoa(int(failures.Wait/time.Second)+1))
+		w.Header().Set("Retry-After", ratelimit.RetryAfter(failures.Wait))
 		code = http.StatusTooManyRequests
 	case errors.As(err, &fe):
 		code, body = http.StatusBadRequest, apiError{Error: "invalid input", Fields: fe}

@@ -31,7 +31,7 @@ func TestAdminAPIStoreErrorsOnPostgres(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	svc := admin.NewService(store.NewTenants(st), admin.ServiceOptions{OperatorToken: operatorSecret, Log: log})
 	mux := http.NewServeMux()
-	MountAdminAPI(mux.Handle, svc, clientip.New(nil), log)
+	MountAdminAPI(mux.Handle, svc, clientip.New(nil), nil, log)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	list := func() *http.Response {

@@ -99,7 +99,7 @@ func newAPIFixture(t *testing.T, opts ...func(*admin.ServiceOptions)) *apiFixtur
 	f.svc = admin.NewService(tn, so)
 	// The node's own root handler, which vets paths before its mux.
 	s := New(health.New(), prometheus.NewRegistry(), slog.New(slog.DiscardHandler), DefaultLimits())
-	MountAdminAPI(s.Handle, f.svc, clientip.New(nil), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	MountAdminAPI(s.Handle, f.svc, clientip.New(nil), nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	f.srv = httptest.NewServer(s.Handler())
 	t.Cleanup(f.srv.Close)
 
@@ -384,7 +384,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		}
 	}
 	var routed []string
-	MountAdminAPI(func(pattern string, _ http.Handler) { routed = append(routed, pattern) }, nil, nil, nil)
+	MountAdminAPI(func(pattern string, _ http.Handler) { routed = append(routed, pattern) }, nil, nil, nil, nil)
 	sort.Strings(documented)
 	sort.Strings(routed)
 	if strings.Join(documented, "\n") != strings.Join(routed, "\n") {
@@ -625,7 +625,7 @@ func TestAPISQLMetacharacters(t *testing.T) {
 
 func TestOperatorOnly(t *testing.T) {
 	f := newAPIFixture(t)
-	guarded := OperatorOnly(f.svc, clientip.New(nil), slog.New(slog.NewTextHandler(io.Discard, nil)))(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	guarded := OperatorOnly(f.svc, clientip.New(nil), nil, slog.New(slog.NewTextHandler(io.Discard, nil)))(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.WriteHeader(http.StatusAccepted)
 	}))
 	for who, want := range map[string]int{"operator": 202, "own": 403, "other": 403, "none": 401, "bad": 401} {

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mxgrid/mxgrid/clientip"
+	"github.com/mxgrid/mxgrid/internal/ratelimit"
 	"github.com/mxgrid/mxgrid/spammap"
 )
 
@@ -40,7 +42,12 @@ type MapOptions struct {
 	// white-label map, found false when the scope does not exist. Nil
 	// answers 404 to scoped requests.
 	Scoped func(ctx context.Context, kind, key string) (m *spammap.Map, found bool, err error)
-	Log    *slog.Logger
+	// Misses limits each client address's scopes that do not exist, the
+	// node's other public lookups' too (Clients tells the address, nil
+	// trusting no proxy); nil gives the handlers a budget of their own.
+	Misses  *ratelimit.Misses
+	Clients *clientip.Resolver
+	Log     *slog.Logger
 }
 
 // Size bounds for ?width= and ?height=, in CSS pixels: below 160 nothing is
@@ -72,6 +79,12 @@ func (s *Server) MountMap(src MapSource, opts MapOptions) {
 func MapHandlers(src MapSource, opts MapOptions) http.Handler {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.Misses == nil {
+		opts.Misses = ratelimit.NewMisses(nil)
+	}
+	if opts.Clients == nil {
+		opts.Clients = clientip.New(nil)
 	}
 	h := &mapHandler{src: src, opts: opts, ancestors: "*"}
 	if anc := opts.FrameAncestors; len(anc) > 0 {
@@ -181,6 +194,12 @@ func (h *mapHandler) mapFor(w http.ResponseWriter, r *http.Request, q url.Values
 		http.Error(w, "no such map", http.StatusNotFound)
 		return nil, true, false
 	}
+	client, now := h.opts.Clients.Of(r), time.Now()
+	if wait := h.opts.Misses.Refused(client, "map", now); wait > 0 {
+		w.Header().Set("Retry-After", ratelimit.RetryAfter(wait))
+		http.Error(w, "too many maps that do not exist asked from this address, try again later", http.StatusTooManyRequests)
+		return nil, true, false
+	}
 	m, found, err := h.opts.Scoped(r.Context(), kind, key)
 	switch {
 	case err != nil && r.Context().Err() != nil:
@@ -195,6 +214,7 @@ func (h *mapHandler) mapFor(w http.ResponseWriter, r *http.Request, q url.Values
 		http.Error(w, "map unavailable, try again later", http.StatusServiceUnavailable)
 		return nil, true, false
 	case !found:
+		h.opts.Misses.Missed(client, now)
 		http.Error(w, "no such map", http.StatusNotFound)
 		return nil, true, false
 	}

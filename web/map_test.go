@@ -353,3 +353,48 @@ func TestMapViewsShareTheRenderedBytes(t *testing.T) {
 		}
 	}
 }
+
+// TestMapScopeMissesLimitedPerClient: every /map?reseller=SLUG or
+// ?customer=KEY is a store read over the connections the mail path shares,
+// and a client cycling through made-up scopes had one made per request,
+// as many a second as it could send. Past 50 scopes that do not exist an
+// address is answered 429 with Retry-After and nothing is looked up; the
+// global map is still served to it, and another address's scope is
+// looked up.
+func TestMapScopeMissesLimitedPerClient(t *testing.T) {
+	world, err := spammap.LoadWorld()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := renderMap(t, world, 10, time.Now())
+	var lookups atomic.Int32
+	h := MapHandlers(&fixedMap{m: m, interval: time.Hour}, MapOptions{Scoped: func(_ context.Context, _, key string) (*spammap.Map, bool, error) {
+		lookups.Add(1)
+		return m, key == "alpha", nil
+	}})
+	from := func(addr, target string) *http.Response {
+		req := httptest.NewRequest("GET", target, nil)
+		req.RemoteAddr = addr + ":40000"
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec.Result()
+	}
+	var last *http.Response
+	for i := range 200 {
+		kind := []string{"reseller", "customer"}[i%2]
+		last = from("192.0.2.1", fmt.Sprintf("/map.svg?%s=made-up-%d", kind, i))
+	}
+	if n := lookups.Load(); n > 60 {
+		t.Errorf("200 made-up scopes from one address: %d lookups, want at most 60", n)
+	}
+	if last.StatusCode != http.StatusTooManyRequests || last.Header.Get("Retry-After") == "" {
+		t.Errorf("200th made-up scope: %d (Retry-After %q), want 429 with Retry-After", last.StatusCode, last.Header.Get("Retry-After"))
+	}
+	if res := from("192.0.2.1", "/map.svg"); res.StatusCode != http.StatusOK {
+		t.Errorf("the global map to the limited address: %d", res.StatusCode)
+	}
+	before := lookups.Load()
+	if res := from("192.0.2.2", "/map.svg?reseller=alpha"); res.StatusCode != http.StatusOK || lookups.Load() != before+1 {
+		t.Errorf("another address's scope: %d, %d lookups", res.StatusCode, lookups.Load()-before)
+	}
+}

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
-	"strconv"
 	"strings"
 	"time"
 
@@ -89,7 +88,7 @@ func (h *WhyHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	if wait := h.limit.Take(ratelimit.ClientKey(h.opts.Clients.Of(r)), h.opts.Now()); wait > 0 {
-		w.Header().Set("Retry-After", strconv.Itoa(int(wait/time.Second)+1))
+		w.Header().Set("Retry-After", ratelimit.RetryAfter(wait))
 		http.Error(w, "too many requests, try again later", http.StatusTooManyRequests)
 		return
 	}

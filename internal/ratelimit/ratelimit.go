@@ -71,11 +71,25 @@ func (l *Limiter[K]) Take(key K, now time.Time) time.Duration {
 }
 
 // Ready reports whether key has a token to spend now, without spending it.
-func (l *Limiter[K]) Ready(key K, now time.Time) bool {
+func (l *Limiter[K]) Ready(key K, now time.Time) bool { return l.Wait(key, now) == 0 }
+
+// Wait is how long until key has a token to spend, 0 when it has one now;
+// it spends nothing.
+func (l *Limiter[K]) Wait(key K, now time.Time) time.Duration {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	b := l.buckets[key]
-	return b == nil || b.tokens+float64(now.Sub(b.last))/float64(l.interval) >= 1
+	if b == nil {
+		return 0
+	}
+	tokens := b.tokens
+	if elapsed := now.Sub(b.last); elapsed > 0 {
+		tokens += float64(elapsed) / float64(l.interval)
+	}
+	if tokens >= 1 {
+		return 0
+	}
+	return time.Duration((1 - tokens) * float64(l.interval))
 }
 
 // evict forgets refilled buckets and, when that leaves less than a tenth

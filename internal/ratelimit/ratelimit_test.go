@@ -101,3 +101,44 @@ func TestEvictionMakesRoom(t *testing.T) {
 		t.Fatal("the key used just before was forgotten")
 	}
 }
+
+func TestWaitSpendsNothing(t *testing.T) {
+	l := New[string](1, time.Second, 0)
+	now := time.Unix(1000, 0)
+	if wait := l.Wait("a", now); wait != 0 {
+		t.Fatalf("a fresh key waits %v", wait)
+	}
+	l.Take("a", now)
+	for range 3 {
+		if wait := l.Wait("a", now.Add(250*time.Millisecond)); wait != 750*time.Millisecond {
+			t.Fatalf("wait %v, want 750ms", wait)
+		}
+	}
+	if wait := l.Wait("a", now.Add(time.Second)); wait != 0 {
+		t.Fatalf("after an interval: wait %v", wait)
+	}
+}
+
+// TestMissesOneBudgetPerAddress: the misses of every route come out of
+// one budget per address (an IPv6 /64), and lookups that found something
+// spend none of it.
+func TestMissesOneBudgetPerAddress(t *testing.T) {
+	m := NewMisses(nil)
+	now := time.Unix(1000, 0)
+	a := netip.MustParseAddr("2001:db8::1")
+	for i := range MissBurst {
+		if wait := m.Refused(a, "map", now); wait != 0 {
+			t.Fatalf("miss %d refused", i)
+		}
+		m.Missed(a, now)
+	}
+	if m.Refused(netip.MustParseAddr("2001:db8::2"), "logo", now) == 0 {
+		t.Error("another address of the /64, another route: not refused")
+	}
+	if m.Refused(netip.MustParseAddr("2001:db8:1::1"), "logo", now) != 0 {
+		t.Error("another /64 refused")
+	}
+	if wait := m.Refused(a, "api_token", now.Add(MissInterval)); wait != 0 {
+		t.Errorf("after an interval: wait %v", wait)
+	}
+}
