@@ -59,9 +59,9 @@ type Options struct {
 	// ClientIP tells the client's address behind trusted proxies; nil
 	// trusts none.
 	ClientIP *clientip.Resolver
-	// Misses limits each client address's logos that do not exist, the
-	// node's other public lookups' too; nil gives the panel a budget of
-	// its own.
+	// Misses limits each client address's logos and sessions that do
+	// not exist, the node's other public lookups' too; nil gives the
+	// panel a budget of its own.
 	Misses *ratelimit.Misses
 }
 
@@ -278,6 +278,11 @@ func (p *Panel) upload(owns, fn func(*request) error) http.HandlerFunc {
 		sess, ok, err := p.readSession(r)
 		if err == nil && ok {
 			ok, err = p.sessionCurrent(r.Context(), sess)
+		}
+		if refused := (sessionsRefused{}); errors.As(err, &refused) {
+			w.Header().Set("Retry-After", ratelimit.RetryAfter(refused.Wait))
+			http.Error(w, "Too many unknown sessions from this address; try again later.", http.StatusTooManyRequests)
+			return
 		}
 		if err != nil {
 			p.log.Warn("panel: session store unavailable", "err", err)

@@ -172,15 +172,33 @@ func (p *Panel) updateSession(ctx context.Context, sess session) (bool, error) {
 	return ok, nil
 }
 
+// sessionsRefused: the client address showed too many session cookies
+// that matched nothing; Wait is until it may show another.
+type sessionsRefused struct{ Wait time.Duration }
+
+func (e sessionsRefused) Error() string {
+	return "too many unknown sessions from this address: try again later"
+}
+
 // readSession returns the request's live session. A session past its idle
-// or absolute limit is deleted; ok is false for it as for none.
+// or absolute limit is deleted; ok is false for it as for none. A client
+// address past its sessions that do not exist (p.misses) is refused with
+// sessionsRefused, nothing looked up.
 func (p *Panel) readSession(r *http.Request) (sess session, ok bool, err error) {
 	c, cerr := r.Cookie(p.cookieName(r, sessionCookie))
 	if cerr != nil || c.Value == "" || len(c.Value) > 256 {
 		return session{}, false, nil
 	}
+	client, now := p.clientIP.Of(r), p.now()
+	if wait := p.misses.Refused(client, "session", now); wait > 0 {
+		return session{}, false, sessionsRefused{Wait: wait}
+	}
 	id := sessionKey(c.Value)
 	b, err := p.sessions.GetSession(r.Context(), id)
+	if err == nil && b == nil {
+		// A browser's expired session misses once: its cookie is cleared.
+		p.misses.Missed(client, now)
+	}
 	if err != nil || b == nil {
 		return session{}, false, err
 	}
@@ -188,7 +206,6 @@ func (p *Panel) readSession(r *http.Request) (sess session, ok bool, err error) 
 		return session{}, false, nil
 	}
 	sess.id = id
-	now := p.now()
 	if !now.Before(time.Unix(sess.Expires, 0)) || now.Sub(time.Unix(sess.LastSeen, 0)) > p.cfg.IdleTimeout {
 		return session{}, false, p.endSession(r.Context(), sess)
 	}

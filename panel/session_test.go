@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -841,5 +842,48 @@ func TestSessionsPerLoginAreBounded(t *testing.T) {
 			}
 			bob.loggedIn("another user's session")
 		})
+	}
+}
+
+// countingSessions counts the sessions read.
+type countingSessions struct {
+	SessionStore
+	reads atomic.Int32
+}
+
+func (c *countingSessions) GetSession(ctx context.Context, id string) ([]byte, error) {
+	c.reads.Add(1)
+	return c.SessionStore.GetSession(ctx, id)
+}
+
+// TestUnknownSessionsLimitedPerClient: any value of the panel's session
+// cookie is looked up in the store, over the connections the mail path
+// shares, and a client sending made-up ones had a read made per request.
+// Past 50 sessions that do not exist an address is answered 429 with
+// Retry-After and nothing is read; another address's session still
+// opens its pages.
+func TestUnknownSessionsLimitedPerClient(t *testing.T) {
+	f := newFixture(t)
+	_, pr := f.resellerR(t)
+	counting := &countingSessions{SessionStore: f.p.sessions}
+	f.p.sessions = counting
+	mux := http.NewServeMux()
+	f.p.Mount(mux.Handle)
+	var last *httptest.ResponseRecorder
+	for i := range 200 {
+		req := httptest.NewRequest("GET", "/panel/", nil)
+		req.RemoteAddr = "198.51.100.7:40000"
+		req.AddCookie(&http.Cookie{Name: sessionCookie, Value: "made-up-" + strconv.Itoa(i)})
+		last = httptest.NewRecorder()
+		mux.ServeHTTP(last, req)
+	}
+	if n := counting.reads.Load(); n > 60 {
+		t.Errorf("200 made-up sessions from one address: %d store reads, want at most 60", n)
+	}
+	if last.Code != http.StatusTooManyRequests || last.Header().Get("Retry-After") == "" {
+		t.Errorf("200th made-up session: %d (Retry-After %q), want 429 with Retry-After", last.Code, last.Header().Get("Retry-After"))
+	}
+	if code, _ := f.get(t, pr, "/panel/brand"); code != http.StatusOK {
+		t.Errorf("a session from another address: %d", code)
 	}
 }

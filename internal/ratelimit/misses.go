@@ -22,7 +22,8 @@ const (
 )
 
 // Misses counts, per client address (ClientKey), the lookups of public
-// names (map scopes, logos) and of bearer tokens that found nothing, and
+// names (map scopes, logos), of bearer tokens and of session cookies that
+// found nothing, and
 // refuses an address that made too many. It is one budget for all of
 // them: an address does not get one per route. Safe for concurrent use.
 type Misses struct {
@@ -34,10 +35,10 @@ type Misses struct {
 func NewMisses(reg prometheus.Registerer) *Misses {
 	refused := promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
 		Name: "mxgrid_http_lookups_refused_total",
-		Help: "Public HTTP requests answered 429 without their store lookup, by route (api_token, map, logo): their client address (an IPv6 /64) had shown 50 tokens, map scopes or logo slugs that matched nothing, then more than one a second.",
+		Help: "Public HTTP requests answered 429 without their store lookup, by route (api_token, map, logo, session): their client address (an IPv6 /64) had shown 50 API tokens, map scopes, logo slugs or panel session cookies that matched nothing, then more than one a second.",
 	}, []string{"route"})
 	// Exported at 0 from the start, so a rate over them is never empty.
-	for _, route := range []string{"api_token", "map", "logo"} {
+	for _, route := range []string{"api_token", "map", "logo", "session"} {
 		refused.WithLabelValues(route)
 	}
 	return &Misses{limit: New[netip.Prefix](MissBurst, MissInterval, maxMissClients), refused: refused}
