@@ -2,11 +2,15 @@ package node_test
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/mxgrid/mxgrid/internal/nodetest"
+	"github.com/mxgrid/mxgrid/internal/ratelimit"
 )
 
 // TestManagementEndpointsNotPublic: what maps the cluster for an attacker
@@ -73,5 +77,57 @@ func TestPrometheusSDListsManagementListener(t *testing.T) {
 	}
 	if len(groups) != 1 || !slices.Equal(groups[0].Targets, []string{n.ManagementAddr()}) {
 		t.Fatalf("service discovery = %+v, want the one target %s (public listener %s)", groups, n.ManagementAddr(), n.HTTPAddr())
+	}
+}
+
+// TestPublicLookupMissesShareOneBudget: a node's public lookups that find
+// nothing (map scopes, logo slugs, panel sessions, API tokens) come out of
+// one budget per client address, not one per route, and the refusals are
+// counted by route on the management listener.
+func TestPublicLookupMissesShareOneBudget(t *testing.T) {
+	n := nodetest.Start(t, nodetest.Config(t), nil)
+	get := func(addr, path string, hdr ...string) *http.Response {
+		t.Helper()
+		req, err := http.NewRequest("GET", "http://"+addr+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i+1 < len(hdr); i += 2 {
+			req.Header.Set(hdr[i], hdr[i+1])
+		}
+		resp, err := http.DefaultTransport.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp
+	}
+	for i := range ratelimit.MissBurst {
+		path := []string{"/map.svg?reseller=nobody-", "/panel/logo/nobody-", "/map.json?customer=nobody-"}[i%3] + strconv.Itoa(i)
+		if resp := get(n.HTTPAddr(), path); resp.StatusCode != http.StatusNotFound {
+			t.Fatalf("%s: %d, want 404", path, resp.StatusCode)
+		}
+	}
+	for route, req := range map[string][]string{
+		"map":       {"/map?reseller=nobody"},
+		"logo":      {"/panel/logo/nobody"},
+		"session":   {"/panel/", "Cookie", "mxg_panel=nobody"},
+		"api_token": {"/api/v1/domains", "Authorization", "Bearer nobody"},
+	} {
+		if resp := get(n.HTTPAddr(), req[0], req[1:]...); resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+			t.Errorf("%s past the budget: %d (Retry-After %q), want 429", route, resp.StatusCode, resp.Header.Get("Retry-After"))
+		}
+	}
+	resp, err := http.Get("http://" + n.ManagementAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, route := range []string{"api_token", "map", "logo", "session"} {
+		if want := `mxgrid_http_lookups_refused_total{route="` + route + `"} 1`; !strings.Contains(string(body), want) {
+			t.Errorf("metrics lack %s", want)
+		}
 	}
 }
