@@ -31,6 +31,8 @@ type Locator interface {
 
 // Store persists events; *store.Store is the implementation.
 type Store interface {
+	// InsertEvents writes evs, all or none; it may set their IDs, and
+	// evs given again (a retry) are the same batch.
 	InsertEvents(ctx context.Context, evs []store.StoredEvent) error
 	PruneEvents(ctx context.Context, before time.Time) (int64, error)
 }

@@ -14,6 +14,12 @@ import (
 // StoredEvent is one refused or tagged message's source as stored: who sent
 // it, what we decided, and where the sender is, when the GeoIP database knew.
 type StoredEvent struct {
+	// ID is set by InsertEvents (0 before): the rollup keeps the newest
+	// event's id to break ties between events recorded in the same
+	// microsecond as the map does, so ids are known before the rows are
+	// written; and a batch given again with its ids is the same batch
+	// (see batchIDs).
+	ID       int64
 	Time     time.Time
 	IP       netip.Addr
 	Node     string
@@ -192,11 +198,11 @@ func insertSQL(table, columns string, ncols, n int, dialect string) string {
 	return b.String()
 }
 
-// eventArgs appends the event id and e's values in eventColumns' order;
-// text holds the batch's joined symbols and addresses.
-func eventArgs(args []any, text *batchText, id int64, e *StoredEvent) []any {
+// eventArgs appends e's id and values in eventColumns' order; text holds
+// the batch's joined symbols and addresses.
+func eventArgs(args []any, text *batchText, e *StoredEvent) []any {
 	a := rowArgs{args: args, ncols: eventColumnCount + 1}
-	a.ints(id, e.Time.UnixMicro())
+	a.ints(e.ID, e.Time.UnixMicro())
 	a.strs(text.addr(e.IP), e.Node, e.Provider, e.Domain, e.Verdict, e.Action)
 	a.floats(e.Score)
 	a.strs(text.join(e.Symbols, " "))
@@ -213,12 +219,23 @@ func eventArgs(args []any, text *batchText, id int64, e *StoredEvent) []any {
 // adds them to the map rollup in the same transaction: either the whole
 // batch is stored and counted or none of it is. The call is bounded by the
 // store's timeout unless ctx has an earlier deadline.
+//
+// It sets the events' IDs; on PostgreSQL the first time it is given the
+// batch, and given again with them (the events queue's retry of a batch
+// whose commit reply was lost) it does not store or count the batch twice.
 func (s *Store) InsertEvents(ctx context.Context, evs []StoredEvent) error {
 	if len(evs) == 0 {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
 	defer cancel()
+	if s.Dialect == Postgres {
+		stored, err := s.batchIDs(ctx, "events", len(evs), evs[0].ID, evs[0].Time,
+			func(i int, id int64) { evs[i].ID = id })
+		if err != nil || stored {
+			return err
+		}
+	}
 	what := fmt.Sprintf("insert %d events", len(evs))
 	const columns, ncols = "id, " + eventColumns, eventColumnCount + 1
 	stmts, err := s.insertStatements(ctx, "events", columns, ncols, len(evs))
@@ -234,13 +251,14 @@ func (s *Store) InsertEvents(ctx context.Context, evs []StoredEvent) error {
 	if err != nil {
 		return err
 	}
-	ids, err := s.allocateIDs(ctx, tx, len(evs))
-	if err != nil {
-		return err
+	if s.Dialect != Postgres {
+		if err := sqliteEventIDs(ctx, tx, evs); err != nil {
+			return err
+		}
 	}
 	var text batchText
 	if err := s.insertRowsTx(ctx, tx, "events", columns, ncols, len(evs), "", stmts, func(args []any, i int) []any {
-		return eventArgs(args, &text, ids[i], &evs[i])
+		return eventArgs(args, &text, &evs[i])
 	}); err != nil {
 		return err
 	}
@@ -248,11 +266,14 @@ func (s *Store) InsertEvents(ctx context.Context, evs []StoredEvent) error {
 	b := newRollupBatch(false)
 	for i := range evs {
 		if at := evs[i].Time.UnixMicro(); at < cursor {
-			b.add(ids[i], at, &evs[i])
+			b.add(evs[i].ID, at, &evs[i])
 		}
 	}
 	if err := s.writeRollup(ctx, tx, b); err != nil {
 		return err
+	}
+	if beforeInsertCommit != nil {
+		beforeInsertCommit("events")
 	}
 	if err := tx.Commit(); err != nil {
 		return fail(what+": commit", err)
@@ -267,7 +288,7 @@ func (s *Store) InsertEvents(ctx context.Context, evs []StoredEvent) error {
 }
 
 // beforeInsertCommit, when a test sets it, is called with the table just
-// before insertRows commits.
+// before insertRows or InsertEvents commits.
 var beforeInsertCommit func(table string)
 
 // insertRows writes n rows in one transaction, with prepared statements;
@@ -330,7 +351,7 @@ func (s *Store) insertRowsTx(ctx context.Context, tx *sql.Tx, table, columns str
 // The caller's ctx bounds the scan: it may legitimately take longer than the
 // store's per-request timeout.
 func (s *Store) RecentEvents(ctx context.Context, limit int, since time.Time, fn func(StoredEvent) error) error {
-	query := `SELECT ` + eventColumns + ` FROM events WHERE at_us >= $1 ORDER BY at_us DESC, id DESC`
+	query := `SELECT id, ` + eventColumns + ` FROM events WHERE at_us >= $1 ORDER BY at_us DESC, id DESC`
 	args := []any{since.UnixMicro()}
 	if limit > 0 {
 		query += ` LIMIT $2`
@@ -339,7 +360,7 @@ func (s *Store) RecentEvents(ctx context.Context, limit int, since time.Time, fn
 	return s.scanEvents(ctx, "recent events", query, args, fn)
 }
 
-// scanEvents runs a query selecting eventColumns and calls fn for each
+// scanEvents runs a query selecting id and eventColumns and calls fn for each
 // decoded row; what names the query in errors.
 func (s *Store) scanEvents(ctx context.Context, what, q string, args []any, fn func(StoredEvent) error) error {
 	return scanRows(ctx, s.DB, what, q, args, func(rows *sql.Rows) (StoredEvent, error) {
@@ -350,7 +371,7 @@ func (s *Store) scanEvents(ctx context.Context, what, q string, args []any, fn f
 			symbols string
 			asn     int64
 		)
-		if err := rows.Scan(&atUS, &ip, &e.Node, &e.Provider, &e.Domain, &e.Verdict, &e.Action, &e.Score,
+		if err := rows.Scan(&e.ID, &atUS, &ip, &e.Node, &e.Provider, &e.Domain, &e.Verdict, &e.Action, &e.Score,
 			&symbols, &e.Located, &e.Country, &e.CountryName, &e.City, &e.Lat, &e.Lon,
 			&e.AccuracyKM, &asn, &e.ASOrg, &e.DomainID); err != nil {
 			return e, err

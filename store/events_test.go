@@ -256,6 +256,9 @@ func BenchmarkInsertEvents(b *testing.B) {
 			ctx := context.Background()
 			b.ResetTimer()
 			for b.Loop() {
+				for i := range evs {
+					evs[i].ID = 0 // new events, not the batch written again
+				}
 				if err := s.InsertEvents(ctx, evs); err != nil {
 					b.Fatal(err)
 				}
@@ -369,5 +372,31 @@ func TestEventIndexes(t *testing.T) {
 				t.Errorf("indexes on events: %v, want %v", got, want)
 			}
 		})
+	}
+}
+
+// TestEventBatchWhoseCommitReplyIsLostIsStoredOnce: on PostgreSQL a
+// batch's commit can take effect while its reply never reaches the node
+// (the connection lost after the COMMIT went out, the store's timeout
+// passing meanwhile). The events queue keeps a batch that failed and
+// writes it again: every event of it was stored twice, and counted twice
+// on the map's rollup.
+func TestEventBatchWhoseCommitReplyIsLostIsStoredOnce(t *testing.T) {
+	s, proxy := openPostgresReplyCutter(t)
+	ctx := context.Background()
+	if err := s.MigrateEvents(ctx); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	evs := []StoredEvent{sampleEvent(1, now), sampleEvent(2, now)}
+	writeLosingCommitReply(t, proxy, "events", func() error { return s.InsertEvents(ctx, evs) })
+	for _, q := range []string{`SELECT COUNT(*) FROM events`, `SELECT SUM(n) FROM map_hours WHERE domain_id = -1`} {
+		var n int
+		if err := s.DB.QueryRowContext(ctx, q).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n != len(evs) {
+			t.Errorf("%s: %d, want %d", q, n, len(evs))
+		}
 	}
 }

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
+	"time"
 )
 
 // insertChunks splits n rows into the multi-row INSERTs that write them:
@@ -162,4 +164,57 @@ func (t *batchText) addr(a netip.Addr) string {
 	start := t.b.Len()
 	t.b.Write(a.AppendTo(buf[:0]))
 	return t.b.String()[start:]
+}
+
+// batchIDs gives a batch of n rows of table (a table with an (at_us, id)
+// index) their ids from the table's sequence, through set, in increasing
+// order, the first time it is written: firstID, the batch's first row's,
+// is 0. Given the batch again with its ids, it reports whether the write
+// that had them was committed, and then the batch is not written twice.
+//
+// PostgreSQL only: a commit can take effect while its reply is lost (the
+// connection broken after the COMMIT went out, the store's timeout passing
+// meanwhile), and the batch queues write a batch that failed again, whole.
+// Written again under new ids, every row was stored twice. With its ids, a
+// batch whose first write is still committing is refused by the primary
+// key meanwhile (the queue tries again later), never stored twice.
+func (s *Store) batchIDs(ctx context.Context, table string, n int, firstID int64, firstAt time.Time, set func(i int, id int64)) (stored bool, err error) {
+	if firstID != 0 {
+		err := s.DB.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM `+table+` WHERE at_us = $1 AND id = $2)`,
+			firstAt.UnixMicro(), firstID).Scan(&stored)
+		if err != nil {
+			return false, fail("insert "+table+" rows: was the batch stored", err)
+		}
+		return stored, nil
+	}
+	ids, err := nextIDs(ctx, s.DB, table, n)
+	if err != nil {
+		return false, err
+	}
+	for i, id := range ids {
+		set(i, id)
+	}
+	return false, nil
+}
+
+// nextIDs takes n ids from table's id sequence (PostgreSQL), in increasing
+// order.
+func nextIDs(ctx context.Context, db querier, table string, n int) ([]int64, error) {
+	ids := make([]int64, 0, n)
+	err := scanRows(ctx, db, "allocate "+table+" ids", `SELECT nextval(pg_get_serial_sequence($1, 'id')) FROM generate_series(1, $2)`,
+		[]any{table, n}, func(rows *sql.Rows) (int64, error) {
+			var id int64
+			return id, rows.Scan(&id)
+		}, func(id int64) error {
+			ids = append(ids, id)
+			return nil
+		})
+	if err != nil {
+		return nil, err
+	}
+	if len(ids) != n {
+		return nil, fmt.Errorf("store: allocate %s ids: %d for %d rows", table, len(ids), n)
+	}
+	slices.Sort(ids)
+	return ids, nil
 }

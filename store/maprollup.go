@@ -548,34 +548,17 @@ func (s *Store) dropEmptyRollup(ctx context.Context) error {
 	return nil
 }
 
-// allocateIDs returns n new event ids in increasing order. The rollup
-// keeps the newest event's id to break ties between events recorded in
-// the same microsecond as the map does, so the ids must be known before
-// the rows are written; they are what the column's default would give.
-func (s *Store) allocateIDs(ctx context.Context, tx *sql.Tx, n int) ([]int64, error) {
-	ids := make([]int64, 0, n)
-	if s.Dialect != Postgres {
-		// SQLite's single writer: nobody takes ids between this read and
-		// the insert.
-		var last int64
-		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(id), 0) FROM events`).Scan(&last); err != nil {
-			return nil, fail("allocate event ids", err)
-		}
-		for i := range n {
-			ids = append(ids, last+1+int64(i))
-		}
-		return ids, nil
+// sqliteEventIDs gives evs their ids, what the column's default would:
+// SQLite's single writer takes none between this read and the insert.
+func sqliteEventIDs(ctx context.Context, tx *sql.Tx, evs []StoredEvent) error {
+	var last int64
+	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(id), 0) FROM events`).Scan(&last); err != nil {
+		return fail("allocate event ids", err)
 	}
-	err := scanRows(ctx, tx, "allocate event ids", `SELECT nextval(pg_get_serial_sequence('events', 'id')) FROM generate_series(1, $1)`,
-		[]any{n}, func(rows *sql.Rows) (int64, error) {
-			var id int64
-			return id, rows.Scan(&id)
-		}, func(id int64) error {
-			ids = append(ids, id)
-			return nil
-		})
-	slices.Sort(ids)
-	return ids, err
+	for i := range evs {
+		evs[i].ID = last + 1 + int64(i)
+	}
+	return nil
 }
 
 // MapSnapshot reads one scope's rollup and events as of one instant, so

@@ -728,17 +728,7 @@ func TestPruneSweepsOrphanBodiesInBatches(t *testing.T) {
 // as well: the customer found it in the mailbox, and again in the
 // quarantine and its digest, releasable a second time.
 func TestHoldWhoseCommitReplyIsLostIsKnownHeld(t *testing.T) {
-	dsn, err := url.Parse(testenv.PostgresDB(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := startReplyCutter(t, dsn.Host)
-	dsn.Host = proxy.addr
-	s, err := Open(Config{Driver: Postgres, DSN: dsn.String(), Timeout: time.Second}, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
+	s, proxy := openPostgresReplyCutter(t)
 	ctx := context.Background()
 	if err := s.MigrateQuarantine(ctx); err != nil {
 		t.Fatal(err)
@@ -852,6 +842,48 @@ func (p *replyCutter) cut() {
 	defer p.mu.Unlock()
 	for _, c := range p.conns {
 		c.Store(true)
+	}
+}
+
+// openPostgresReplyCutter opens a private PostgreSQL database through a
+// replyCutter, with a short timeout: a cut reply fails its call soon.
+func openPostgresReplyCutter(t *testing.T) (*Store, *replyCutter) {
+	t.Helper()
+	dsn, err := url.Parse(testenv.PostgresDB(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := startReplyCutter(t, dsn.Host)
+	dsn.Host = proxy.addr
+	s, err := Open(Config{Driver: Postgres, DSN: dsn.String(), Timeout: time.Second}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, proxy
+}
+
+// writeLosingCommitReply calls write, losing the reply to its commit of
+// table's rows (the commit takes effect), then, as the batch queues do,
+// calls it again until it succeeds; each of the pool's connections cut
+// with the first fails once.
+func writeLosingCommitReply(t *testing.T, proxy *replyCutter, table string, write func() error) {
+	t.Helper()
+	beforeInsertCommit = func(tb string) {
+		if tb == table {
+			proxy.cut()
+		}
+	}
+	err := write()
+	beforeInsertCommit = nil
+	if err == nil {
+		t.Fatal("the batch whose commit reply was lost was answered stored")
+	}
+	for try := 0; err != nil; try++ {
+		if try == 10 {
+			t.Fatalf("the batch written again: %v", err)
+		}
+		err = write()
 	}
 }
 

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -180,7 +179,9 @@ func (s *Store) InsertTracking(ctx context.Context, recs []tracking.Record) erro
 	}
 	withID := s.Dialect == Postgres
 	if withID {
-		if stored, err := s.trackingIDs(ctx, recs); err != nil || stored {
+		stored, err := s.batchIDs(ctx, "message_log", len(recs), recs[0].ID, recs[0].Time,
+			func(i int, id int64) { recs[i].ID = id })
+		if err != nil || stored {
 			return err
 		}
 	}
@@ -192,40 +193,6 @@ func (s *Store) InsertTracking(ctx context.Context, recs []tracking.Record) erro
 	return s.insertRows(ctx, "message_log", columns, ncols, len(recs), func(args []any, i int) []any {
 		return trackingArgs(args, &text, &recs[i], withID)
 	})
-}
-
-// trackingIDs gives recs their ids from the message log's sequence, or,
-// when they have them already (a batch written before), reports whether
-// that write was committed.
-func (s *Store) trackingIDs(ctx context.Context, recs []tracking.Record) (stored bool, err error) {
-	if first := recs[0]; first.ID != 0 {
-		err := s.DB.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM message_log WHERE at_us = $1 AND id = $2)`,
-			first.Time.UnixMicro(), first.ID).Scan(&stored)
-		if err != nil {
-			return false, fail("insert message log rows: was the batch stored", err)
-		}
-		return stored, nil
-	}
-	ids := make([]int64, 0, len(recs))
-	err = scanRows(ctx, s.DB, "allocate message log ids", `SELECT nextval(pg_get_serial_sequence('message_log', 'id')) FROM generate_series(1, $1)`,
-		[]any{len(recs)}, func(rows *sql.Rows) (int64, error) {
-			var id int64
-			return id, rows.Scan(&id)
-		}, func(id int64) error {
-			ids = append(ids, id)
-			return nil
-		})
-	if err != nil {
-		return false, err
-	}
-	if len(ids) != len(recs) {
-		return false, fmt.Errorf("store: allocate message log ids: %d for %d records", len(ids), len(recs))
-	}
-	slices.Sort(ids)
-	for i := range recs {
-		recs[i].ID = ids[i]
-	}
-	return false, nil
 }
 
 // PruneTracking deletes records older than before: whole day partitions on

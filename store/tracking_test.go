@@ -5,14 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"net/url"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/mxgrid/mxgrid/admin"
-	"github.com/mxgrid/mxgrid/internal/testenv"
 	"github.com/mxgrid/mxgrid/tenant"
 	"github.com/mxgrid/mxgrid/tracking"
 	"github.com/mxgrid/mxgrid/verdict"
@@ -516,17 +514,7 @@ func queryPlan(t *testing.T, s *Store, q string, args ...any) string {
 // was in the log twice, two "delivered" for one message. The batch
 // written again is now known stored, and stored once.
 func TestTrackingBatchWhoseCommitReplyIsLostIsStoredOnce(t *testing.T) {
-	dsn, err := url.Parse(testenv.PostgresDB(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := startReplyCutter(t, dsn.Host)
-	dsn.Host = proxy.addr
-	s, err := Open(Config{Driver: Postgres, DSN: dsn.String(), Timeout: time.Second}, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
+	s, proxy := openPostgresReplyCutter(t)
 	ctx := context.Background()
 	if err := s.MigrateTracking(ctx); err != nil {
 		t.Fatal(err)
@@ -536,24 +524,7 @@ func TestTrackingBatchWhoseCommitReplyIsLostIsStoredOnce(t *testing.T) {
 		{Time: now, QueueID: "Q1", Recipient: "a@b.example", Status: tracking.StatusDelivered},
 		{Time: now, QueueID: "Q2", Recipient: "c@b.example", Status: tracking.StatusDelivered},
 	}
-	beforeInsertCommit = func(table string) {
-		if table == "message_log" {
-			proxy.cut()
-		}
-	}
-	err = s.InsertTracking(ctx, recs)
-	beforeInsertCommit = nil
-	if err == nil {
-		t.Fatal("the batch whose commit reply was lost was answered stored")
-	}
-	// As the queue does: the same batch again until it is taken (each of
-	// the pool's connections cut with the first fails once).
-	for try := 0; err != nil; try++ {
-		if try == 10 {
-			t.Fatalf("the batch written again: %v", err)
-		}
-		err = s.InsertTracking(ctx, recs)
-	}
+	writeLosingCommitReply(t, proxy, "message_log", func() error { return s.InsertTracking(ctx, recs) })
 	for _, q := range []string{"Q1", "Q2"} {
 		var n int
 		if err := s.DB.QueryRowContext(ctx, `SELECT COUNT(*) FROM message_log WHERE queue_id = $1`, q).Scan(&n); err != nil {
