@@ -194,6 +194,9 @@ type Store interface {
 	// PruneQuarantine deletes items older than before, and hands expired
 	// those it deleted while still held or releasing (an abandoned claim).
 	PruneQuarantine(ctx context.Context, before time.Time, expired func([]Item)) (int64, error)
+	// SharedNow is the clock of a database the nodes share; ok is false
+	// for one that is the node's own.
+	SharedNow(ctx context.Context) (now time.Time, ok bool, err error)
 }
 
 // Deliverer sends a released message to its domain's current route. The
@@ -633,9 +636,20 @@ func (s *Service) Delete(ctx context.Context, scope tracking.Scope, id int64, by
 // abandoned release's, saying that its delivery is unknown: its log ended
 // at "quarantined", as if no release had been tried. Quarantined, not
 // delivered: nothing says the customer's server took it.
+//
+// The retention counts from the shared database's clock when there is
+// one: every node expires the one quarantine, and one whose clock ran
+// ahead deleted mail its peers held before its time.
 func (s *Service) Prune(ctx context.Context) (int64, error) {
+	now, shared, err := s.store.SharedNow(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if !shared {
+		now = s.now()
+	}
 	waiting := s.tracker != nil
-	return s.store.PruneQuarantine(ctx, s.now().Add(-s.cfg.Retention), func(expired []Item) {
+	return s.store.PruneQuarantine(ctx, now.Add(-s.cfg.Retention), func(expired []Item) {
 		for _, it := range expired {
 			if waiting {
 				waiting = s.awaitTracking(ctx, len(it.Recipients))

@@ -293,6 +293,53 @@ func openStore(t *testing.T) *store.Store {
 	return st
 }
 
+// openPostgresStore opens a private PostgreSQL database with the
+// quarantine.
+func openPostgresStore(t *testing.T) *store.Store {
+	t.Helper()
+	st, err := store.Open(store.Config{Driver: store.Postgres, DSN: testenv.PostgresDB(t), Timeout: 5 * time.Second}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if err := st.MigrateQuarantine(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// TestExpiryOnANodeWhoseClockIsAheadKeepsHeldMail: on PostgreSQL every
+// node runs expiry against the one shared quarantine. A node whose clock
+// ran 15 days ahead deleted, at its next run, mail held for a day by its
+// peers with a 14-day retention. The database's clock, which every node
+// reads alike, now sets the cutoff; the node's own skew does not count.
+func TestExpiryOnANodeWhoseClockIsAheadKeepsHeldMail(t *testing.T) {
+	ctx := context.Background()
+	st := openPostgresStore(t)
+	at := func(d time.Duration) func() time.Time { return func() time.Time { return time.Now().Add(d) } }
+	day := 24 * time.Hour
+	hold := func(clock func() time.Time, queueID string) {
+		svc := quarantine.New(quarantine.DefaultConfig(), st, &recorder{}, clock)
+		if _, err := svc.Hold(ctx, quarantine.Item{QueueID: queueID, Domain: "a.example", DomainID: 1, Sender: "s@x.example",
+			Recipients: []string{"bob@a.example"}}, strings.NewReader("Subject: x\r\n\r\nx\r\n")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hold(at(-day), "FRESH")
+	hold(at(-15*day), "EXPIRED")
+	ahead := quarantine.New(quarantine.DefaultConfig(), st, &recorder{}, at(15*day))
+	if n, err := ahead.Prune(ctx); err != nil || n != 1 {
+		t.Fatalf("expiry by the node 15 days ahead deleted %d items (%v), want the one 15 days old", n, err)
+	}
+	items, err := ahead.List(ctx, quarantine.Filter{Scope: tracking.Scope{Operator: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(items) != 1 || items[0].QueueID != "FRESH" {
+		t.Fatalf("held after the expiry: %+v, want FRESH", items)
+	}
+}
+
 // TestHeldTextIsOnePrintableLine: the subject and Message-ID a sender
 // wrote are held as one printable line of valid UTF-8, as message
 // tracking keeps them. A raw 8-bit subject used to fail the insert on
@@ -300,18 +347,7 @@ func openStore(t *testing.T) *store.Store {
 // the quarantine reported failing), and control characters reached the
 // API, the CLI's terminal and every other reader.
 func TestHeldTextIsOnePrintableLine(t *testing.T) {
-	stores := map[string]*store.Store{"sqlite": openStore(t)}
-	if dsn := testenv.PostgresDB(t); dsn != "" {
-		st, err := store.Open(store.Config{Driver: store.Postgres, DSN: dsn, Timeout: 5 * time.Second}, "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
-		if err := st.MigrateQuarantine(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		stores["postgres"] = st
-	}
+	stores := map[string]*store.Store{"sqlite": openStore(t), "postgres": openPostgresStore(t)}
 	tests := []struct{ name, subject, messageID, wantSubject, wantMessageID string }{
 		{"plain", "Invoice 7", "<a@x.example>", "Invoice 7", "<a@x.example>"},
 		{"raw Latin-1", "caf\xe9 cr\xe8me", "<caf\xe9@x.example>", "caf? cr?me", "<caf?@x.example>"},

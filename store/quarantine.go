@@ -579,6 +579,22 @@ func (s *Store) PruneQuarantine(ctx context.Context, before time.Time, expired f
 	}
 }
 
+// SharedNow is PostgreSQL's clock, which every node sharing the store
+// reads alike; on SQLite, a store of the node's own, ok is false: the
+// node's clock is the store's.
+func (s *Store) SharedNow(ctx context.Context) (now time.Time, ok bool, err error) {
+	if s.Dialect != Postgres {
+		return time.Time{}, false, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
+	defer cancel()
+	var us int64
+	if err := s.DB.QueryRowContext(ctx, `SELECT (EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::BIGINT`).Scan(&us); err != nil {
+		return time.Time{}, false, fail("read the database's clock", err)
+	}
+	return time.UnixMicro(us), true, nil
+}
+
 // sweepBodies deletes the bodies no row refers to among the pruneBatch
 // after id after, in a statement of its own under its own timeout, and
 // returns the last id it looked at (0: none was left). One statement over
