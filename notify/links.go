@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/mxgrid/mxgrid/quarantine"
+	"github.com/mxgrid/mxgrid/replytext"
 	"github.com/mxgrid/mxgrid/tenant"
 	"github.com/mxgrid/mxgrid/tracking"
 )
@@ -138,6 +139,11 @@ func (l *Links) serve(w http.ResponseWriter, r *http.Request) {
 		l.log.Warn("release link", "item", link.ItemID, "err", err)
 		if errors.Is(err, quarantine.ErrMaybeDelivered) {
 			l.page(w, http.StatusBadGateway, linkView{Title: "Delivery not confirmed", Text: "The connection to your mail server was lost after the message was sent, so it may be in your mailbox. It is not released again; ask your provider if you did not get it."})
+			return
+		}
+		if refused := (*quarantine.RefusedError)(nil); errors.As(err, &refused) {
+			l.page(w, http.StatusBadGateway, linkView{Title: "Not delivered", Text: "Your mail server refused the message for good, so releasing it again will not help: " +
+				replytext.Sanitize(refused.Reply, 300) + ". It stays in the quarantine; ask your provider about it."})
 			return
 		}
 		l.page(w, http.StatusBadGateway, linkView{Title: "Not delivered yet", Text: "Your mail server did not take the message; it stays in the quarantine. Try again later."})

@@ -197,6 +197,14 @@ func gatedReleaseLink(t *testing.T, writeTimeout time.Duration) (q *quarantine.S
 	if err != nil {
 		t.Fatal(err)
 	}
+	srv, linkTo := serveLinks(t, q, writeTimeout)
+	return q, customer, gate, ids[0], srv, linkTo(ids[0])
+}
+
+// serveLinks serves q's links (with writeTimeout, if any); linkTo gives
+// the release link of ann@a.example's item id.
+func serveLinks(t *testing.T, q *quarantine.Service, writeTimeout time.Duration) (srv *httptest.Server, linkTo func(id int64) string) {
+	t.Helper()
 	key := bytes.Repeat([]byte("k"), 32)
 	mux := http.NewServeMux()
 	NewLinks([][]byte{key}, q, nil, nil, nil, nil).Mount(func(p string, h http.Handler) { mux.Handle(p, h) })
@@ -204,7 +212,9 @@ func gatedReleaseLink(t *testing.T, writeTimeout time.Duration) (q *quarantine.S
 	srv.Config.WriteTimeout = writeTimeout
 	srv.Start()
 	t.Cleanup(srv.Close)
-	return q, customer, gate, ids[0], srv, srv.URL + "/q/release/" + Sign(Link{Action: ActionRelease, ItemID: ids[0], Recipient: "ann@a.example", Expires: time.Now().Add(time.Hour)}, key)
+	return srv, func(id int64) string {
+		return srv.URL + "/q/release/" + Sign(Link{Action: ActionRelease, ItemID: id, Recipient: "ann@a.example", Expires: time.Now().Add(time.Hour)}, key)
+	}
 }
 
 // TestReleaseLinkWhileItIsBeingReleased: a release link opened, or its
@@ -311,4 +321,63 @@ func TestReleaseLinkSlowerThanTheWriteTimeoutIsAnswered(t *testing.T) {
 	if a := <-answered; !strings.HasPrefix(a, "200 ") || !strings.Contains(a, "on its way to your mailbox") {
 		t.Errorf("release outlasting the write timeout answered %q, want 200 released", a)
 	}
+}
+
+// TestReleaseLinkRefusedForGoodIsFinal: a release the customer's server
+// refused for good (a 5xx), or of a domain no longer served as the one
+// that held the message, said "Try again later", and the recipient tried
+// again and again for the same answer. It now says the refusal is final,
+// with the server's reply (its code and text, one printable line; not the
+// route the API and the panel show too); a temporary refusal still says
+// to try again later.
+func TestReleaseLinkRefusedForGoodIsFinal(t *testing.T) {
+	post := func(srv *httptest.Server, link string) (int, string) {
+		resp, err := srv.Client().Post(link, "", nil)
+		if err != nil {
+			t.Error(err)
+			return 0, ""
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	for _, tc := range []struct {
+		name       string
+		reply      *smtp.SMTPError
+		final      bool
+		wantInPage string
+	}{
+		{"4xx", &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "busy, come back"}, false, "Try again later"},
+		{"5xx", &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "mailbox \x1b[31mgone"}, true, "550 5.1.1 mailbox [31mgone."},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, gate, _, srv, link := gatedReleaseLink(t, 0)
+			go func() {
+				<-gate.Entered
+				gate.Reply <- tc.reply
+			}()
+			code, body := post(srv, link)
+			if code != http.StatusBadGateway || !strings.Contains(body, tc.wantInPage) ||
+				strings.Contains(body, "Try again later") == tc.final || strings.Contains(body, "will not help") != tc.final ||
+				strings.ContainsAny(body, "\x1b") || strings.Contains(body, "127.0.0.1") {
+				t.Fatalf("%d %s\nwant 502 with %q, final %v", code, body, tc.wantInPage, tc.final)
+			}
+		})
+	}
+	t.Run("domain no longer served", func(t *testing.T) {
+		// Held by domain 8, which was deleted: releasingQuarantine's
+		// directory has the name as domain 7 now, another domain.
+		_, q, customer := releasingQuarantine(t, quarantine.DefaultConfig())
+		ids, err := q.Hold(context.Background(), quarantine.Item{Domain: "a.example", DomainID: 8, CustomerID: 3, Sender: "s@x.example",
+			Recipients: []string{"ann@a.example"}}, strings.NewReader("Subject: x\r\n\r\nx\r\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv, linkTo := serveLinks(t, q, 0)
+		code, body := post(srv, linkTo(ids[0]))
+		if code != http.StatusBadGateway || strings.Contains(body, "Try again later") || !strings.Contains(body, "no longer served") ||
+			len(customer.Messages()) != 0 {
+			t.Fatalf("%d %s\nwant 502, final, saying the domain is no longer served", code, body)
+		}
+	})
 }

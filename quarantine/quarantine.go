@@ -155,6 +155,22 @@ var (
 	ErrBusy = errors.New("quarantine: too many held messages open on this node; try again shortly")
 )
 
+// RefusedError is a delivery that failed for good: the customer's server
+// refused the message with a permanent (5xx) reply, or the domain is no
+// longer served as the one that held it. A release tried again gets the
+// same answer until someone changes the server or the domain.
+type RefusedError struct {
+	// Reply is the customer's server's answer (code and text), or why
+	// nothing was sent, fit to show whoever asked for the release: not
+	// the route or the session's detail that Err has for the logs, the
+	// API and the panel.
+	Reply string
+	Err   error
+}
+
+func (e *RefusedError) Error() string { return e.Err.Error() }
+func (e *RefusedError) Unwrap() error { return e.Err }
+
 type maybeDeliveredError struct{}
 
 func (maybeDeliveredError) Error() string {
@@ -206,6 +222,7 @@ type Store interface {
 // may be another reseller's, whose server must not get the message (nor
 // the releasing tenant an error naming that server), so a Deliverer
 // delivers only while name is still domain id of customer CustomerID.
+// A failure that trying again cannot mend is a *RefusedError.
 type Deliverer interface {
 	Deliver(ctx context.Context, domain HeldDomain, sender string, rcpts []string, msg []byte) (reply string, err error)
 }

@@ -34,7 +34,7 @@ func (r Releaser) Deliver(ctx context.Context, held quarantine.HeldDomain, sende
 	domain := held.Name
 	dom, ok := r.Directory.Lookup(domain)
 	if !ok || dom.ID != held.ID || dom.CustomerID != held.CustomerID || len(rcpts) == 0 {
-		return "", fmt.Errorf("release to %s: %w", domain, errNoLongerServed)
+		return "", &quarantine.RefusedError{Reply: errNoLongerServed.Error(), Err: fmt.Errorf("release to %s: %w", domain, errNoLongerServed)}
 	}
 	from, err := mailaddr.ParseReversePath(sender)
 	if err != nil {
@@ -52,17 +52,29 @@ func (r Releaser) Deliver(ctx context.Context, held quarantine.HeldDomain, sende
 	}
 	tx, err := r.Relay.Open(ctx, relayRoute(dom.RouteFor(to[0].Local)), from, relay.MailOptions{Size: int64(len(msg)), UTF8: utf8})
 	if err != nil {
-		return "", fmt.Errorf("release to %s: %w", domain, err)
+		return "", refusal(fmt.Errorf("release to %s: %w", domain, err))
 	}
 	defer tx.Close()
 	for _, a := range to {
 		if err := tx.Rcpt(a); err != nil {
-			return "", fmt.Errorf("release to %s: %w", a.String(), err)
+			return "", refusal(fmt.Errorf("release to %s: %w", a.String(), err))
 		}
 	}
 	reply, err := tx.Data(bytes.NewReader(msg), heldBits(msg))
 	if re := (*relay.Error)(nil); errors.As(err, &re) && re.MaybeTaken {
 		return "", fmt.Errorf("release to %s: %w: %w", domain, quarantine.ErrMaybeDelivered, err)
 	}
-	return reply, err
+	return reply, refusal(err)
+}
+
+// refusal makes err, when the relay says the customer's server refused
+// for good (5xx), a quarantine.RefusedError: the recipient of a digest
+// was told to try again later, and got the same refusal each time.
+func refusal(err error) error {
+	if re := (*relay.Error)(nil); errors.As(err, &re) && re.Code >= 500 && re.Code < 600 {
+		reply := *re
+		reply.Err = nil
+		return &quarantine.RefusedError{Reply: reply.Error(), Err: err}
+	}
+	return err
 }
