@@ -401,6 +401,11 @@ func PDFText(data []byte, limit int, inflateBudget *int) string {
 // appendPDFText appends to b, space-separated, the literal strings of
 // content that a text-showing operator shows.
 func appendPDFText(b *strings.Builder, content []byte, limit int) {
+	// closeAt is the first ']' at or after the last '[' looked at
+	// (len(content) when none): searched once for every '[' before it, a
+	// run of '[' without one read the search window again at each, 8 KiB
+	// a byte.
+	closeAt := -1
 	for i := 0; i < len(content) && b.Len() < limit; i++ {
 		switch content[i] {
 		case '(':
@@ -415,8 +420,14 @@ func appendPDFText(b *strings.Builder, content []byte, limit int) {
 		case '[':
 			// A TJ array: strings with kerning numbers between them,
 			// which keep the letters of one word apart on the page.
-			j := bytes.IndexByte(content[i:min(len(content), i+maxPDFStringScan)], ']')
-			if j < 0 || pdfOperator(content[i+j+1:]) != "TJ" {
+			if closeAt < i {
+				closeAt = len(content)
+				if k := bytes.IndexByte(content[i:], ']'); k >= 0 {
+					closeAt = i + k
+				}
+			}
+			j := closeAt - i
+			if closeAt == len(content) || j >= maxPDFStringScan || pdfOperator(content[closeAt+1:]) != "TJ" {
 				continue
 			}
 			var word []byte
