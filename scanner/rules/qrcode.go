@@ -17,6 +17,11 @@ const (
 	maxQRPictures  = 4
 	maxQRDataBytes = 2 << 20
 	maxQRPixels    = 1 << 20
+	// maxQRFinders bounds the finder patterns kept of one picture: a
+	// code has three, a page of codes a few dozen, and threeAlike tries
+	// every triple (a picture tiled with thousands of finder-like squares
+	// of mixed sizes, which form no code, was billions of tries).
+	maxQRFinders = 64
 )
 
 // showsQRCode: one of m's pictures (an image part, inline or attached) is
@@ -63,7 +68,7 @@ func hasQRCode(data []byte) bool {
 	g := newGreyMap(img)
 	var centres []finder
 	columns := map[int][]centre{} // each column's finder centres, read once
-	for y := 0; y < g.h; y++ {
+	for y := 0; y < g.h && len(centres) < maxQRFinders; y++ {
 		runs := g.runs(func(i int) bool { return g.dark(i, y) }, g.w)
 		for _, c := range finderCentres(runs) {
 			down, ok := columns[c.pos]
@@ -256,6 +261,9 @@ type finder struct {
 // addFinder adds f to fs unless it is one already there, seen again on
 // the next line: within three modules of it.
 func addFinder(fs []finder, f finder) []finder {
+	if len(fs) >= maxQRFinders {
+		return fs
+	}
 	for _, o := range fs {
 		dx, dy := float64(o.x-f.x), float64(o.y-f.y)
 		if lim := 3 * max(o.module, f.module); dx*dx+dy*dy < lim*lim {

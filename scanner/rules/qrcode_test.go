@@ -111,3 +111,15 @@ func TestQRCodeOnly(t *testing.T) {
 		}
 	}
 }
+
+// A picture cannot make threeAlike try more than maxQRFinders³ triples:
+// finders past the bound are not kept, however far from the others.
+func TestFindersKeptBounded(t *testing.T) {
+	var fs []finder
+	for i := range 10 * maxQRFinders {
+		fs = addFinder(fs, finder{x: 100 * i, y: 0, module: 1})
+	}
+	if len(fs) != maxQRFinders {
+		t.Fatalf("%d finders kept, want %d", len(fs), maxQRFinders)
+	}
+}
