@@ -49,31 +49,27 @@ func eightBitHeader(r io.Reader) (bool, error) {
 	hs := headerScan{inHeader: true}
 	br := bufio.NewReaderSize(r, 4<<10)
 	// mid: the fragment read continues a line longer than the buffer;
-	// skip: that line is a delimiter, no header field.
-	mid, skip := false, false
+	// skip: that line is a delimiter, no header field; field: it began in
+	// a header, so it is one to go-message even as a delimiter (which a
+	// header ends only to Postfix): "--b: \xe9" in a part's header is a
+	// field named "--b" to Go.
+	mid, skip, field := false, false, false
 	for {
 		frag, err := br.ReadSlice('\n')
 		if err != nil && err != bufio.ErrBufferFull && err != io.EOF {
 			return false, err
 		}
-		switch {
-		case mid && skip:
-		case mid && hs.inHeader:
-			if has8Bit(frag) {
-				return true, nil
-			}
-			if !hs.addType(frag) {
-				return true, nil
-			}
-		case mid:
-		default:
+		if !mid {
+			field = hs.inHeader
 			var ok bool
 			if skip, ok = hs.line(frag); !ok {
 				return true, nil
 			}
-			if hs.inHeader && !skip && has8Bit(frag) {
-				return true, nil
-			}
+		} else if !skip && hs.inHeader && !hs.addType(frag) {
+			return true, nil
+		}
+		if field && has8Bit(frag) {
+			return true, nil
 		}
 		if !hs.inHeader && len(hs.open) == 0 {
 			// The body of a message that is no multipart: no header
