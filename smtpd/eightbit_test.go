@@ -119,6 +119,7 @@ func TestEightBitBodyWithoutSMTPUTF8(t *testing.T) {
 		{name: "UTF-8 file name in a nested part's header, spooled", message: multipart("Content-Disposition: attachment;\r\n filename=\"\xc3\xa4.pdf\"", big), want: 550},
 		{name: "UTF-8 in an attached message's header", message: "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n--b\r\nContent-Type: message/rfc822\r\n\r\nSubject: Gr\xc3\xbc\xc3\x9fe\r\n\r\ncaf\xc3\xa9\r\n--b--\r\n", want: 550},
 		{name: "UTF-8 in a part's field named as its delimiter", message: multipart("Content-Type: text/plain\r\n--inner: Gr\xc3\xbc\xc3\x9fe", "plain"), want: 550},
+		{name: "UTF-8 in an attached message whose part's header holds its delimiter", message: multipart("Content-Type: message/rfc822\r\n--inner", "Subject: Gr\xc3\xbc\xc3\x9fe\r\n\r\nhi"), want: 550},
 		{name: "UTF-8 in a digest's untyped message", message: "Content-Type: multipart/digest; boundary=d\r\n\r\n--d\r\n\r\nFrom: J\xc3\xbcrgen <j@sender.test>\r\n\r\nhi\r\n--d--\r\n", want: 550},
 	}
 	for _, tc := range tests {

@@ -40,7 +40,8 @@ const (
 // It reads r once, line by line, and stops at the first such byte or once
 // no header can follow (the body of a message that is no multipart).
 // Where readers differ it takes the reading that finds more headers: a
-// part's header ends only at an empty line, a delimiter is a line that
+// part's header ends only at an empty line (a delimiter in it, a new
+// part to Postfix, is a malformed line to Go), a delimiter is a line that
 // starts with "--" and an open boundary (Postfix's reading; Go's also
 // wants nothing after it but blanks), a multipart is closed only by an
 // outer delimiter, and every Content-Type field of a header counts. A
@@ -117,13 +118,22 @@ func (hs *headerScan) line(l []byte) (delimiter, ok bool) {
 			}
 			// An outer boundary ends the multiparts inside it.
 			hs.open = hs.open[:i+1]
+			if hs.inHeader {
+				// go-message reads a part's header up to its empty
+				// line, taking a delimiter there for a malformed line:
+				// the header goes on, and the types read in it still
+				// count, as the next part's do.
+				hs.inType = false
+				hs.inDigest = hs.inDigest || hs.open[i].digest
+				hs.headers++
+				return true, hs.headers <= maxHeaders
+			}
 			if bytes.HasPrefix(l[2+len(b):], []byte("--")) {
 				// A close delimiter: the epilogue, a body, follows. The
 				// multipart stays open: what closes one differs between
 				// readers ("--b--x", or "--b--" on an LF line before
 				// the first part, is no close to Go's, which reads a
 				// part at a "--b" after it).
-				hs.inHeader = false
 				return true, true
 			}
 			return true, hs.startHeader(hs.open[i].digest)

@@ -40,6 +40,8 @@ var eightBitHeaderCases = []struct {
 	{"a field named as a delimiter, read as one by go-message", "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n--b: \xe9\r\n\r\nc\r\n--b--\r\n", true},
 	{"a field named as a close delimiter", "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n--b--: \xe9\r\n\r\nc\r\n--b--\r\n", true},
 	{"a long field named as a delimiter", "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n--b: " + strings.Repeat("a", 10000) + "\xe9\r\n\r\nc\r\n--b--\r\n", true},
+	{"a delimiter in a part's header, which go-message reads on", "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: message/rfc822\r\n--b\r\nX: a\r\n\r\nSubject: \xe9\r\n\r\nc\r\n--b--\r\n", true},
+	{"a close delimiter in a part's header, which go-message reads on", "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n--b--\r\nX: \xe9\r\n\r\nc\r\n--b--\r\n", true},
 	{"8-bit after a delimiter in a body", "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\nc\r\n--b \xe9\r\n\r\nc\r\n--b--\r\n", false},
 	{"a close to Postfix, no close to Go", "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b--x\r\n--b\r\nX: \xe9\r\n\r\n", true},
 	{"attached message", "Content-Type: message/rfc822\r\n\r\nSubject: \xe9\r\n\r\nb\r\n", true},
