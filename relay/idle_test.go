@@ -1,9 +1,13 @@
 package relay
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -150,5 +154,52 @@ func TestIdleReleaseRacesTheSteps(t *testing.T) {
 	}
 	if value(t, r.idleReleases) == 0 {
 		t.Error("no session was released: the test raced nothing")
+	}
+}
+
+// A message the customer's server cannot take (8-bit without 8BITMIME, an
+// 8-bit header field sent with SMTPUTF8 without SMTPUTF8) is refused for
+// good after an idle release as without one: a slow body and the scan are
+// idle time, so a large message was parked before its Data nearly always,
+// and heard 451 4.4.2 "connection lost" at every try until its sender gave
+// up days later, where a prompt one heard 554 5.6.3 at once.
+func TestIdleReleaseKeepsTheEightBitRefusals(t *testing.T) {
+	tests := []struct {
+		name, ehlo string
+		utf8       bool
+		code       int
+		enhanced   [3]int
+	}{
+		{"8-bit, no 8BITMIME", "250 customer.test\r\n", false, 554, [3]int{5, 6, 3}},
+		{"8-bit header, no SMTPUTF8", "250-customer.test\r\n250 8BITMIME\r\n", true, 550, [3]int{5, 6, 7}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := startHostile(t, tc.ehlo, func(h *hostile, c net.Conn, r *bufio.Reader, line string) bool {
+				if strings.EqualFold(line, "DATA") {
+					return h.accept(c, r)
+				}
+				io.WriteString(c, "250 ok\r\n")
+				return true
+			})
+			r := hostileRelay(func(c *Config) { c.ReleaseAfterIdle = 20 * time.Millisecond })
+			tx, err := r.Begin(context.Background(), Route{Addr: h.addr, TLS: TLSNone}, mailaddr.Address{Local: "a", Domain: "sender.test"}, MailOptions{UTF8: tc.utf8})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tx.Close()
+			if err := tx.Rcpt(bob()); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, "the idle release", func() bool { return value(t, r.idleReleases) == 1 })
+			_, err = tx.Data(message("Subject: caf\u00e9\r\n\r\nbody\r\n"))
+			wantReply(t, err, tc.code, tc.enhanced)
+			if v := value(t, r.results.WithLabelValues("data", "refused_8bit")); v != 1 {
+				t.Errorf("data results refused_8bit = %v, want 1", v)
+			}
+			if n := h.delivered.Load(); n != 0 {
+				t.Errorf("the server took %d messages", n)
+			}
+		})
 	}
 }

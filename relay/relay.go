@@ -536,7 +536,7 @@ func (t *Transaction) Rcpt(to mailaddr.Address) error {
 		return t.broken
 	}
 	if t.parked {
-		if e := t.resume(notYet{}); e != nil {
+		if e := t.resume(); e != nil {
 			return e
 		}
 	}
@@ -612,7 +612,7 @@ func (t *Transaction) Data(msg io.Reader, eightBit EightBit) (string, error) {
 		return "", t.broken
 	}
 	if t.parked {
-		if e := t.resume(eightBit); e != nil {
+		if e := t.resume(); e != nil {
 			t.r.results.WithLabelValues("data", outcome(e)).Inc()
 			return "", e
 		}
@@ -859,10 +859,13 @@ func (t *Transaction) park() {
 
 // resume sends a parked transaction again. The sender was told its
 // recipients were accepted, so a refusal now is answered 4xx: the sender
-// tries again, and hears the refusal at RCPT then.
-func (t *Transaction) resume(eightBit EightBit) *Error {
+// tries again, and hears the refusal at RCPT then. What the message needs
+// of the new session is Data's to ask after it, so that a message the
+// server cannot take is refused as it is without a release (554 5.6.3,
+// 550 5.6.7, counted refused_8bit), not answered "connection lost".
+func (t *Transaction) resume() *Error {
 	t.parked = false
-	err := t.replay(eightBit)
+	err := t.replay(notYet{})
 	if err == nil {
 		return nil
 	}
