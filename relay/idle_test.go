@@ -203,3 +203,25 @@ func TestIdleReleaseKeepsTheEightBitRefusals(t *testing.T) {
 		})
 	}
 }
+
+// A parked session is the cache's freshest, so the transaction's next step
+// takes it back, RSET first; a server that refuses RSET fails that MAIL,
+// which on a cached session is no answer about this transaction: as at a
+// transaction's first MAIL, it goes again on a new connection. It was
+// answered 451 at every try of a sender slow enough to be parked.
+func TestIdleReleaseResumesPastARefusedRset(t *testing.T) {
+	sink := smtptest.StartSink(t)
+	sink.RefuseRset("502 5.5.1 RSET not implemented")
+	r := idleRelay(20 * time.Millisecond)
+	tx := begunFor(t, r, Route{Addr: sink.Addr, TLS: TLSNone}, bob())
+	waitFor(t, "the idle release", func() bool { return value(t, r.idleReleases) == 1 })
+	if _, err := tx.Data(message("Subject: resumed\r\n\r\nbody\r\n")); err != nil {
+		t.Fatalf("Data after the idle release: %v", err)
+	}
+	if got := subjects(sink.Messages()); got["resumed"] != 1 || len(got) != 1 {
+		t.Fatalf("delivered %v, want the message once", got)
+	}
+	if s := value(t, r.cacheM.stale); s != 1 {
+		t.Errorf("stale %v, want 1", s)
+	}
+}

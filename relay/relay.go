@@ -12,6 +12,7 @@
 package relay
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -761,45 +762,43 @@ func (t *Transaction) replay(eightBit EightBit) error {
 	if len(t.accepted) == 0 {
 		return errors.New("no recipient to send again")
 	}
-	s := t.r.cached(cacheKey{route: t.route, helo: t.r.hostname})
-	if s == nil {
-		if err := t.dial(); err != nil {
-			return err
+	if s := t.r.cached(cacheKey{route: t.route, helo: t.r.hostname}); s != nil {
+		t.use(s)
+		mailErr, err := t.sendAgain(eightBit)
+		if mailErr == nil && (err == nil || !lostSession(err)) || t.ctx.Err() != nil {
+			return cmp.Or(mailErr, err)
 		}
-		return t.sendAgain(eightBit)
-	}
-	t.use(s)
-	err := t.sendAgain(eightBit)
-	if err != nil && lostSession(err) && t.ctx.Err() == nil {
-		// A cached session that failed is not the server's answer: one
-		// more try on a new connection, as mail does.
+		// A cached session that failed, or refused MAIL (its RSET
+		// refused with it: the session a park left open is the
+		// freshest, so nearly always the one taken back), is not the
+		// server's answer: one more try on a new connection, as mail
+		// does.
 		t.r.cacheM.stale.Inc()
 		t.release()
-		if err := t.dial(); err != nil {
-			return err
-		}
-		err = t.sendAgain(eightBit)
 	}
-	return err
+	if err := t.dial(); err != nil {
+		return err
+	}
+	return cmp.Or(t.sendAgain(eightBit))
 }
 
 // sendAgain sends MAIL and every accepted recipient on the transaction's
-// new session. Until every recipient is taken the session is not reused: a
-// failure leaves it in a transaction of recipients only some took.
-func (t *Transaction) sendAgain(eightBit EightBit) error {
+// new session; mailErr is MAIL's own failure. Until every recipient is
+// taken the session is not reused: a failure leaves it in a transaction of
+// recipients only some took.
+func (t *Transaction) sendAgain(eightBit EightBit) (mailErr, err error) {
 	t.reusable = false
 	if ok, _ := t.s.client.Extension("8BITMIME"); !ok && eightBit.Any() {
-		return errors.New("the new session does not offer 8BITMIME")
+		return nil, errors.New("the new session does not offer 8BITMIME")
 	}
 	if e := t.fitUTF8(); e != nil {
-		return e
+		return nil, e
 	}
 	if e := t.needsUTF8(eightBit); e != nil {
-		return e
+		return nil, e
 	}
-	mailErr, err := t.sendMail(t.accepted[0])
-	if mailErr != nil {
-		return mailErr
+	if mailErr, err = t.sendMail(t.accepted[0]); mailErr != nil {
+		return mailErr, nil
 	}
 	for _, to := range t.accepted[1:] {
 		if err != nil {
@@ -808,7 +807,7 @@ func (t *Transaction) sendAgain(eightBit EightBit) error {
 		err = t.s.client.Rcpt(to.String(), nil)
 	}
 	t.reusable = err == nil
-	return err
+	return nil, err
 }
 
 // notYet answers EightBit before the message has come: nothing in it is
