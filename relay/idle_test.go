@@ -225,3 +225,24 @@ func TestIdleReleaseResumesPastARefusedRset(t *testing.T) {
 		t.Errorf("stale %v, want 1", s)
 	}
 }
+
+// A transaction that cannot be sent again fails the sender's next RCPT
+// before the customer's server heard of that recipient: the failure is
+// marked BeforeRcpt, so smtpd does not take bob's "no such user" for
+// carol's (counted against the client as a harvest guess, and logged as
+// carol's refusal).
+func TestIdleResumeFailureSaysNothingOfTheNewRecipient(t *testing.T) {
+	sink := smtptest.StartSink(t)
+	r := idleRelay(20 * time.Millisecond)
+	tx := begunFor(t, r, Route{Addr: sink.Addr, TLS: TLSNone}, bob())
+	waitFor(t, "the idle release", func() bool { return value(t, r.idleReleases) == 1 })
+	sink.RejectRcpt("bob@customer.test", &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user"})
+	err := tx.Rcpt(mailaddr.Address{Local: "carol", Domain: "customer.test"})
+	var e *Error
+	if !errors.As(err, &e) || e.Code != 451 || !e.BeforeRcpt {
+		t.Fatalf("Rcpt after a failed resume: %v (BeforeRcpt %v), want 451 before the recipient", err, e != nil && e.BeforeRcpt)
+	}
+	if n := sink.Commands("RCPT"); n != 2 {
+		t.Errorf("%d RCPT commands, want bob's two and not carol's", n)
+	}
+}

@@ -876,6 +876,9 @@ func (t *Transaction) resume() *Error {
 		e = downstreamError(t.route, "MAIL and RCPT sent again", err)
 		e.Code, e.Enhanced[0] = 451, 4
 	}
+	// Whatever was refused, it was not the recipient of the step that
+	// resumed, nor of any later one (t.broken).
+	e.BeforeRcpt = true
 	t.r.log.Info("downstream transaction could not be sent again after the sender idled", "route", t.route.Addr, "err", err)
 	t.broken = e
 	return e
