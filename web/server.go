@@ -106,7 +106,7 @@ func newConnMetrics(reg prometheus.Registerer) *connMetrics {
 	return &connMetrics{
 		conns: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "mxgrid_http_connections_total",
-			Help: "HTTP connections by listener (public, management) and result: accepted, refused_ip_limit (closed at once: its client address, an IPv6 /64, held http.max_connections_per_ip).",
+			Help: "HTTP connections by listener (public, management) and result: accepted, refused_ip_limit (closed at once: its client address, an IPv6 /64, held http.max_connections_per_ip), refused_full (closed at once at http.max_connections with no place to take: its client held one already).",
 		}, []string{"listener", "result"}),
 		reclaimed: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "mxgrid_http_connections_reclaimed_total",
@@ -121,14 +121,15 @@ func newConnMetrics(reg prometheus.Registerer) *connMetrics {
 
 // listenerMetrics are one listener's series of connMetrics.
 type listenerMetrics struct {
-	accepted, refusedIP, reclaimedIdle, reclaimedNew prometheus.Counter
-	active                                           prometheus.Gauge
+	accepted, refusedIP, refusedFull, reclaimedIdle, reclaimedNew prometheus.Counter
+	active                                                        prometheus.Gauge
 }
 
 func (m *connMetrics) of(listener string) *listenerMetrics {
 	return &listenerMetrics{
 		accepted:      m.conns.WithLabelValues(listener, "accepted"),
 		refusedIP:     m.conns.WithLabelValues(listener, "refused_ip_limit"),
+		refusedFull:   m.conns.WithLabelValues(listener, "refused_full"),
 		reclaimedIdle: m.reclaimed.WithLabelValues(listener, "idle"),
 		reclaimedNew:  m.reclaimed.WithLabelValues(listener, "first_request"),
 		active:        m.active.WithLabelValues(listener),
@@ -297,7 +298,8 @@ func (s *Server) listen(name, addr string) (net.Listener, error) {
 // request's header (http.StateNew: nothing of it has been served) of the
 // client holding the most places, if that client holds more than one
 // beyond the newcomer's own; with neither it waits for a place, and the
-// ones behind it in the kernel's accept queue. Without reclaiming, a few
+// ones behind it in the kernel's accept queue, unless its client holds a
+// place already: then it is closed at once. Without reclaiming, a few
 // addresses' worth of keep-alive connections, one request each and then
 // nothing, shut every other client out for IdleTimeout, renewed by
 // reconnecting; so did first requests trickled within ReadHeaderTimeout.
@@ -325,22 +327,40 @@ func newCapListener(l net.Listener, max int, m *listenerMetrics) *capListener {
 }
 
 func (l *capListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		var client netip.Prefix // none for a trusted proxy, which carries many
+		if cc, ok := c.(*clientCapConn); ok {
+			client = cc.key
+		}
+		if cc, err := l.place(c, client); cc != nil || err != nil {
+			return cc, err
+		}
 	}
-	var client netip.Prefix // none for a trusted proxy, which carries many
-	if cc, ok := c.(*clientCapConn); ok {
-		client = cc.key
-	}
+}
+
+// place admits c once it has a place, or closes it and returns nil when
+// there is none to take and its client holds one already: waiting, it held
+// up every connection behind it in the accept queue, among them clients
+// holding nothing, which would have taken a place at once.
+func (l *capListener) place(c net.Conn, client netip.Prefix) (net.Conn, error) {
 	for {
 		select {
 		case l.places <- struct{}{}:
 			return l.admit(c, client), nil
 		default:
 		}
-		if l.reclaim(client) {
+		reclaimed, holds := l.reclaim(client)
+		if reclaimed {
 			continue
+		}
+		if holds > 0 {
+			l.metrics.refusedFull.Inc()
+			c.Close()
+			return nil, nil
 		}
 		select {
 		case l.places <- struct{}{}:
@@ -364,8 +384,9 @@ func (l *capListener) admit(c net.Conn, client netip.Prefix) *capConn {
 }
 
 // reclaim closes the connection a newcomer from client takes the place
-// of, if any.
-func (l *capListener) reclaim(client netip.Prefix) bool {
+// of, if any; holds is how many places client holds (none counted for a
+// trusted proxy).
+func (l *capListener) reclaim(client netip.Prefix) (reclaimed bool, holds int) {
 	l.mu.Lock()
 	var idle *capConn
 	held := map[netip.Prefix]int{}
@@ -389,7 +410,7 @@ func (l *capListener) reclaim(client netip.Prefix) bool {
 	}
 	l.mu.Unlock()
 	if victim == nil {
-		return false
+		return false, held[client]
 	}
 	if victim == idle {
 		l.metrics.reclaimedIdle.Inc()
@@ -397,7 +418,7 @@ func (l *capListener) reclaim(client netip.Prefix) bool {
 		l.metrics.reclaimedNew.Inc()
 	}
 	victim.Close()
-	return true
+	return true, held[client]
 }
 
 func (l *capListener) Close() error {

@@ -14,6 +14,7 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -128,7 +129,7 @@ func TestSlowReaderCutOff(t *testing.T) {
 	fmt.Fprintf(slow, "GET /big HTTP/1.1\r\nHost: x\r\n\r\n") // and never read
 	time.Sleep(100 * time.Millisecond)
 
-	c, err := net.Dial("tcp", addr)
+	c, err := dialFrom("127.0.0.2", addr) // another client: the same one's would be closed at once
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,10 +195,11 @@ func TestConnectionCap(t *testing.T) {
 	lim := DefaultLimits()
 	lim.MaxConns = 2
 	addr, _ := serve(t, lim, nil)
-	// Two connections that say nothing take both places.
+	// Two clients' connections that say nothing take both places, one
+	// each: none to reclaim, and the third is a client holding none.
 	var held []net.Conn
-	for range 2 {
-		c, err := net.Dial("tcp", addr)
+	for _, local := range []string{"127.0.0.1", "127.0.0.2"} {
+		c, err := dialFrom(local, addr)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -205,7 +207,7 @@ func TestConnectionCap(t *testing.T) {
 		defer c.Close()
 	}
 	time.Sleep(100 * time.Millisecond) // let the server accept them
-	c, err := net.Dial("tcp", addr)
+	c, err := dialFrom("127.0.0.3", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -403,6 +405,54 @@ func TestConnectionCapFirstRequestsTrickled(t *testing.T) {
 	}
 	if n := metric(t, mgmt, `mxgrid_http_connections_reclaimed_total{listener="public",state="first_request"}`); n != 1 {
 		t.Errorf("first requests reclaimed: %v, want 1", n)
+	}
+}
+
+// TestConnectionCapNewcomerHoldsUpNoOne: at the cap, with nothing to
+// reclaim for it, a new connection of a client that already holds a place
+// is closed at once. It waited for a place, and every connection behind it
+// in the accept queue with it: a client holding nothing, which would have
+// taken a place from the heaviest client's first requests at once, waited
+// for a header timeout to free one.
+func TestConnectionCapNewcomerHoldsUpNoOne(t *testing.T) {
+	lim := DefaultLimits()
+	lim.ReadHeaderTimeout = time.Minute
+	lim.MaxConns, lim.MaxConnsPerClient = 4, 3
+	addr, mgmt := serve(t, lim, nil)
+	dial := func(local string) net.Conn {
+		c, err := dialFrom(local, addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		fmt.Fprintf(c, "GET /healthz HTTP/1.1\r\n") // the rest never comes
+		return c
+	}
+	for _, local := range []string{"127.0.0.1", "127.0.0.1", "127.0.0.2", "127.0.0.2"} {
+		dial(local)
+	}
+	time.Sleep(100 * time.Millisecond) // let the server accept them
+	// Two places each: neither holds one more than the other's newcomer
+	// would, so this one can take no place.
+	third := dial("127.0.0.1")
+	time.Sleep(100 * time.Millisecond)
+
+	c, err := dialFrom("127.0.0.5", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	fmt.Fprintf(c, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+	if resp, err := http.ReadResponse(bufio.NewReader(c), nil); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("a new client behind another's third connection at the cap: %v", err)
+	}
+	third.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := third.Read(make([]byte, 1)); !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) {
+		t.Errorf("the third connection: %v, want it closed", err)
+	}
+	if n := metric(t, mgmt, `mxgrid_http_connections_total{listener="public",result="refused_full"}`); n != 1 {
+		t.Errorf("refused_full: %v, want 1", n)
 	}
 }
 
