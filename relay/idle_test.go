@@ -120,8 +120,30 @@ func TestIdleSenderRecipientRefusedOnResume(t *testing.T) {
 		t.Fatalf("%d messages delivered", n)
 	}
 	// The transaction stays failed: no later step reopens it.
-	if err := tx.Rcpt(mailaddr.Address{Local: "carol", Domain: "customer.test"}); !errors.Is(err, e) {
-		t.Errorf("Rcpt after the failed resume: %v, want the same failure", err)
+	var later *Error
+	if err := tx.Rcpt(mailaddr.Address{Local: "carol", Domain: "customer.test"}); !errors.As(err, &later) || later.Code != e.Code || !later.BeforeRcpt {
+		t.Errorf("Rcpt after the failed resume: %v, want the same failure, marked as not about carol", err)
+	}
+}
+
+// After a RCPT that left the downstream out of step (a 421), later
+// recipients are not sent: their answer says nothing about them
+// (BeforeRcpt), so the sender's session is not charged a refused mailbox
+// for each.
+func TestRecipientsAfterABrokenRcptAreNotAnswered(t *testing.T) {
+	sink := smtptest.StartSink(t)
+	r := cachedRelay(nil)
+	tx := begunFor(t, r, Route{Addr: sink.Addr, TLS: TLSNone}, bob())
+	sink.RejectRcpt("carol@customer.test", &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "closing"})
+	var first, later *Error
+	if err := tx.Rcpt(mailaddr.Address{Local: "carol", Domain: "customer.test"}); !errors.As(err, &first) || first.BeforeRcpt {
+		t.Fatalf("the recipient the server answered 421: %v, want its refusal", err)
+	}
+	if err := tx.Rcpt(mailaddr.Address{Local: "dave", Domain: "customer.test"}); !errors.As(err, &later) || later.Code != first.Code || !later.BeforeRcpt {
+		t.Fatalf("a recipient after it: %v, want the same failure marked BeforeRcpt", err)
+	}
+	if first.BeforeRcpt {
+		t.Error("the failure kept for later recipients changed the first one's")
 	}
 }
 

@@ -534,7 +534,10 @@ func (t *Transaction) Rcpt(to mailaddr.Address) error {
 	t.wake()
 	defer t.armIdle()
 	if t.broken != nil {
-		return t.broken
+		// Not sent: nothing here speaks about this recipient.
+		e := *t.broken
+		e.BeforeRcpt = true
+		return &e
 	}
 	if t.parked {
 		if e := t.resume(); e != nil {
