@@ -12,7 +12,6 @@ import (
 
 	"github.com/mxgrid/mxgrid/internal/smtptest"
 	"github.com/mxgrid/mxgrid/quarantine"
-	"github.com/mxgrid/mxgrid/store"
 )
 
 // TestOptOutBelongsToTheDomainAsOwned: a recipient's opt-out is the
@@ -24,14 +23,7 @@ import (
 // why, and the old link still stopped them.
 func TestOptOutBelongsToTheDomainAsOwned(t *testing.T) {
 	ctx := context.Background()
-	st, err := store.Open(store.DefaultConfig(), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	if err := st.MigrateNotify(ctx); err != nil {
-		t.Fatal(err)
-	}
+	st := notifyStore(t)
 	smarthost := smtptest.StartSink(t)
 	clock := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
 	now := func() time.Time { return clock }

@@ -33,14 +33,7 @@ func (brandedStore) BrandOf(context.Context, int64) (string, error) { return "R"
 // every quarantine in memory at once.
 func TestDigestRunsAreBounded(t *testing.T) {
 	ctx := context.Background()
-	st, err := store.Open(store.DefaultConfig(), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	if err := st.MigrateNotify(ctx); err != nil {
-		t.Fatal(err)
-	}
+	st := notifyStore(t)
 	smarthost := smtptest.StartSink(t)
 	now := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
 	var held items
@@ -89,9 +82,9 @@ func TestDigestRunsAreBounded(t *testing.T) {
 	}
 }
 
-// digestsFor makes a Digests whose only held mail is one message to each
-// of rcpts, sent through smarthost, and the registry its metrics are on.
-func digestsFor(t *testing.T, smarthost string, rcpts ...string) (*Digests, *prometheus.Registry) {
+// notifyStore is a SQLite store with the notify schema, closed at the
+// end of the test.
+func notifyStore(t *testing.T) *store.Store {
 	t.Helper()
 	st, err := store.Open(store.DefaultConfig(), t.TempDir())
 	if err != nil {
@@ -101,6 +94,14 @@ func digestsFor(t *testing.T, smarthost string, rcpts ...string) (*Digests, *pro
 	if err := st.MigrateNotify(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	return st
+}
+
+// digestsFor makes a Digests whose only held mail is one message to each
+// of rcpts, sent through smarthost, and the registry its metrics are on.
+func digestsFor(t *testing.T, smarthost string, rcpts ...string) (*Digests, *prometheus.Registry) {
+	t.Helper()
+	st := notifyStore(t)
 	now := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
 	var held items
 	for i, r := range rcpts {

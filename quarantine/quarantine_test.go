@@ -282,22 +282,21 @@ func opened(svc *quarantine.Service, id int64) (quarantine.Item, []byte, error) 
 // openStore is a fresh SQLite store with the quarantine table.
 func openStore(t *testing.T) *store.Store {
 	t.Helper()
-	st, err := store.Open(store.DefaultConfig(), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	if err := st.MigrateQuarantine(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	return st
+	return quarantineStore(t, store.DefaultConfig(), t.TempDir())
 }
 
 // openPostgresStore opens a private PostgreSQL database with the
 // quarantine.
 func openPostgresStore(t *testing.T) *store.Store {
 	t.Helper()
-	st, err := store.Open(store.Config{Driver: store.Postgres, DSN: testenv.PostgresDB(t), Timeout: 5 * time.Second}, "")
+	return quarantineStore(t, store.Config{Driver: store.Postgres, DSN: testenv.PostgresDB(t), Timeout: 5 * time.Second}, "")
+}
+
+// quarantineStore opens the store cfg names with the quarantine schema,
+// closed at the end of the test.
+func quarantineStore(t *testing.T, cfg store.Config, dataDir string) *store.Store {
+	t.Helper()
+	st, err := store.Open(cfg, dataDir)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -129,14 +129,8 @@ func TestSlowReaderCutOff(t *testing.T) {
 	fmt.Fprintf(slow, "GET /big HTTP/1.1\r\nHost: x\r\n\r\n") // and never read
 	time.Sleep(100 * time.Millisecond)
 
-	c, err := dialFrom("127.0.0.2", addr) // another client: the same one's would be closed at once
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	fmt.Fprintf(c, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-	if resp, err := http.ReadResponse(bufio.NewReader(c), nil); err != nil || resp.StatusCode != http.StatusOK {
+	// another client: the same one's would be closed at once
+	if err := healthzFrom("127.0.0.2", addr, 10*time.Second); err != nil {
 		t.Fatalf("the only place stayed with a client not reading its answer: %v", err)
 	}
 }
@@ -361,6 +355,27 @@ func dialFrom(local, addr string) (net.Conn, error) {
 	return d.Dial("tcp", addr)
 }
 
+// healthzFrom asks addr's /healthz on a new connection from local, and
+// wants 200 within the time given.
+func healthzFrom(local, addr string, within time.Duration) error {
+	c, err := dialFrom(local, addr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(within))
+	fmt.Fprintf(c, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("status %s", resp.Status)
+	}
+	return nil
+}
+
 // TestConnectionCapFirstRequestsTrickled: a few addresses, each at its
 // per-client cap, trickle the header of their connections' first request
 // (http.StateNew: not idle, so not reclaimed), renewing each within the
@@ -437,14 +452,7 @@ func TestConnectionCapNewcomerHoldsUpNoOne(t *testing.T) {
 	third := dial("127.0.0.1")
 	time.Sleep(100 * time.Millisecond)
 
-	c, err := dialFrom("127.0.0.5", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	fmt.Fprintf(c, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-	if resp, err := http.ReadResponse(bufio.NewReader(c), nil); err != nil || resp.StatusCode != http.StatusOK {
+	if err := healthzFrom("127.0.0.5", addr, 5*time.Second); err != nil {
 		t.Fatalf("a new client behind another's third connection at the cap: %v", err)
 	}
 	third.SetReadDeadline(time.Now().Add(5 * time.Second))
@@ -478,14 +486,7 @@ func TestFewAddressesCannotFillTheListener(t *testing.T) {
 	}
 	time.Sleep(200 * time.Millisecond) // let the server accept them
 
-	c, err := dialFrom("127.0.0.5", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	fmt.Fprintf(c, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-	if resp, err := http.ReadResponse(bufio.NewReader(c), nil); err != nil || resp.StatusCode != http.StatusOK {
+	if err := healthzFrom("127.0.0.5", addr, 5*time.Second); err != nil {
 		t.Fatalf("another client, with %d addresses sending bodies slowly on every connection they could open: %v", addresses, err)
 	}
 }
