@@ -11,6 +11,7 @@ import (
 
 	"github.com/mxgrid/mxgrid/internal/nodetest"
 	"github.com/mxgrid/mxgrid/internal/ratelimit"
+	"github.com/mxgrid/mxgrid/notify"
 )
 
 // TestManagementEndpointsNotPublic: what maps the cluster for an attacker
@@ -86,26 +87,9 @@ func TestPrometheusSDListsManagementListener(t *testing.T) {
 // counted by route on the management listener.
 func TestPublicLookupMissesShareOneBudget(t *testing.T) {
 	n := nodetest.Start(t, nodetest.Config(t), nil)
-	get := func(addr, path string, hdr ...string) *http.Response {
-		t.Helper()
-		req, err := http.NewRequest("GET", "http://"+addr+path, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i := 0; i+1 < len(hdr); i += 2 {
-			req.Header.Set(hdr[i], hdr[i+1])
-		}
-		resp, err := http.DefaultTransport.RoundTrip(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		return resp
-	}
 	for i := range ratelimit.MissBurst {
 		path := []string{"/map.svg?reseller=nobody-", "/panel/logo/nobody-", "/map.json?customer=nobody-"}[i%3] + strconv.Itoa(i)
-		if resp := get(n.HTTPAddr(), path); resp.StatusCode != http.StatusNotFound {
+		if resp := get(t, n.HTTPAddr(), path); resp.StatusCode != http.StatusNotFound {
 			t.Fatalf("%s: %d, want 404", path, resp.StatusCode)
 		}
 	}
@@ -115,19 +99,72 @@ func TestPublicLookupMissesShareOneBudget(t *testing.T) {
 		"session":   {"/panel/", "Cookie", "mxg_panel=nobody"},
 		"api_token": {"/api/v1/domains", "Authorization", "Bearer nobody"},
 	} {
-		if resp := get(n.HTTPAddr(), req[0], req[1:]...); resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+		if resp := get(t, n.HTTPAddr(), req[0], req[1:]...); resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
 			t.Errorf("%s past the budget: %d (Retry-After %q), want 429", route, resp.StatusCode, resp.Header.Get("Retry-After"))
 		}
 	}
+	body := metrics(t, n)
+	for _, route := range []string{"api_token", "map", "logo", "session"} {
+		if want := `mxgrid_http_lookups_refused_total{route="` + route + `"} 1`; !strings.Contains(body, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+}
+
+// TestDigestLinksLimitedPerClient: a node limits digest link requests per
+// client address as http.trusted_proxies tells it (the forwarded one
+// behind a proxy, not the proxy's), and counts the refusals on the
+// management listener. Altered links spend the budget as valid ones do.
+func TestDigestLinksLimitedPerClient(t *testing.T) {
+	sink := nodetest.StartSink(t)
+	cfg := nodetest.Config(t)
+	cfg.Notify.Smarthost, cfg.Notify.SmarthostTLS, cfg.HTTP.PublicURL = sink.Addr, notify.TLSNone, "https://mx.example"
+	cfg.HTTP.TrustedProxies = []string{"127.0.0.1"}
+	n := nodetest.Start(t, cfg, nil)
+	for i := range notify.LinkBurst {
+		if resp := get(t, n.HTTPAddr(), "/q/release/altered", "X-Forwarded-For", "192.0.2.1"); resp.StatusCode != http.StatusForbidden {
+			t.Fatalf("request %d within the burst: %d, want 403", i, resp.StatusCode)
+		}
+	}
+	if resp := get(t, n.HTTPAddr(), "/q/release/altered", "X-Forwarded-For", "192.0.2.1"); resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("past the burst: %d (Retry-After %q), want 429", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	if resp := get(t, n.HTTPAddr(), "/q/release/altered", "X-Forwarded-For", "192.0.2.2"); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("another client behind the proxy: %d, want 403", resp.StatusCode)
+	}
+	if want := "mxgrid_notify_link_requests_refused_total 1"; !strings.Contains(metrics(t, n), want) {
+		t.Errorf("metrics lack %s", want)
+	}
+}
+
+// get sends a GET of path with the header fields hdr (name, value, ...)
+// to the listener at addr.
+func get(t *testing.T, addr, path string, hdr ...string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequest("GET", "http://"+addr+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp
+}
+
+// metrics is what n's management listener exports.
+func metrics(t *testing.T, n *nodetest.Node) string {
+	t.Helper()
 	resp, err := http.Get("http://" + n.ManagementAddr() + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, route := range []string{"api_token", "map", "logo", "session"} {
-		if want := `mxgrid_http_lookups_refused_total{route="` + route + `"} 1`; !strings.Contains(string(body), want) {
-			t.Errorf("metrics lack %s", want)
-		}
-	}
+	return string(body)
 }

@@ -578,7 +578,7 @@ func (b *builder) mountDigests() error {
 		b.log.Warn("notify.link_keys is empty: this node's digest links stop working when it restarts, and other nodes cannot serve them")
 	}
 	b.run("digests", d)
-	notify.NewLinks(d.Keys(), b.quarantine, b.store, b.directory, nil, b.log.With("component", "digest-links")).Mount(b.web.Handle)
+	notify.NewLinks(d.Keys(), b.quarantine, b.store, b.directory, b.clients, b.registry, nil, b.log.With("component", "digest-links")).Mount(b.web.Handle)
 	return nil
 }
 

@@ -155,7 +155,7 @@ func TestLookAlikeMailboxesKeptApart(t *testing.T) {
 	key := bytes.Repeat([]byte("k"), 32)
 	opts := &optOuts{}
 	mux := http.NewServeMux()
-	NewLinks([][]byte{key}, held, opts, d.domains, nil, nil).Mount(func(p string, h http.Handler) { mux.Handle(p, h) })
+	NewLinks([][]byte{key}, held, opts, d.domains, nil, nil, nil, nil).Mount(func(p string, h http.Handler) { mux.Handle(p, h) })
 	for _, tc := range []struct {
 		item      int64
 		recipient string // the link's

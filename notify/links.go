@@ -6,9 +6,15 @@ import (
 	"html/template"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"slices"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/mxgrid/mxgrid/clientip"
+	"github.com/mxgrid/mxgrid/internal/ratelimit"
 	"github.com/mxgrid/mxgrid/quarantine"
 	"github.com/mxgrid/mxgrid/replytext"
 	"github.com/mxgrid/mxgrid/tenant"
@@ -31,26 +37,53 @@ type OptOuts interface {
 	OptOut(ctx context.Context, domainID, customerID int64, recipient string, now time.Time) error
 }
 
+// A client address (ratelimit.ClientKey) may make LinkBurst requests of
+// digest links, pages and buttons alike, then one per linkInterval; past
+// that it is answered 429 without a store read. Whoever held a valid link
+// could open it without end, each time a read of its item over the
+// connections the mail path shares. The burst is a whole digest's pages
+// (maxDigestItems) opened at once, in tabs or by a link scanner, and each
+// one's button pressed, so a person clicking through a digest never
+// waits; 4 a second after it is faster than anyone reads a page. Altered
+// and expired links spend it too: the check comes first, so a refusal
+// costs not even a signature check.
+const (
+	LinkBurst       = 2 * maxDigestItems
+	linkInterval    = time.Second / 4
+	maxLinkClients  = 100_000
+	linkRefusedHelp = "Digest link requests (/q/..., pages and actions alike) answered 429 without their store read: their client address (an IPv6 /64) had made 200, then more than 4 a second."
+)
+
 // Links serves /q/release/{token} and /q/optout/{token}.
 type Links struct {
 	keys    [][]byte
 	release Releaser
 	optOut  OptOuts
 	domains Domains
+	clients *clientip.Resolver
+	limit   *ratelimit.Limiter[netip.Prefix]
+	refused prometheus.Counter
 	now     func() time.Time
 	log     *slog.Logger
 }
 
 // NewLinks serves links signed with keys; an opt-out link acts only while
 // domains (the tenant directory) has its domain as its customer held it.
-func NewLinks(keys [][]byte, r Releaser, o OptOuts, domains Domains, now func() time.Time, log *slog.Logger) *Links {
+// Requests are limited per client address as clients tells it (nil: the
+// connection's peer); refusals are counted with reg (nil: not exported).
+func NewLinks(keys [][]byte, r Releaser, o OptOuts, domains Domains, clients *clientip.Resolver, reg prometheus.Registerer, now func() time.Time, log *slog.Logger) *Links {
+	if clients == nil {
+		clients = clientip.New(nil)
+	}
 	if now == nil {
 		now = time.Now
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Links{keys: keys, release: r, optOut: o, domains: domains, now: now, log: log}
+	refused := promauto.With(reg).NewCounter(prometheus.CounterOpts{Name: "mxgrid_notify_link_requests_refused_total", Help: linkRefusedHelp})
+	return &Links{keys: keys, release: r, optOut: o, domains: domains, clients: clients,
+		limit: ratelimit.New[netip.Prefix](LinkBurst, linkInterval, maxLinkClients), refused: refused, now: now, log: log}
 }
 
 // Mount registers the routes with handle.
@@ -80,7 +113,14 @@ func (l *Links) page(w http.ResponseWriter, code int, v linkView) {
 }
 
 func (l *Links) serve(w http.ResponseWriter, r *http.Request) {
-	link, err := Parse(r.PathValue("token"), l.keys, l.now())
+	now := l.now()
+	if wait := l.limit.Take(ratelimit.ClientKey(l.clients.Of(r)), now); wait > 0 {
+		l.refused.Inc()
+		w.Header().Set("Retry-After", ratelimit.RetryAfter(wait))
+		l.page(w, http.StatusTooManyRequests, linkView{Title: "Try again in a moment", Text: "Too many quarantine pages were opened from your address. Nothing was changed."})
+		return
+	}
+	link, err := Parse(r.PathValue("token"), l.keys, now)
 	switch {
 	case errors.Is(err, ErrExpired):
 		l.page(w, http.StatusGone, linkView{Title: "This link has expired", Text: "Ask for a new digest, or ask your provider to release the message."})

@@ -11,12 +11,16 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/emersion/go-smtp"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/mxgrid/mxgrid/clientip"
+
+	"github.com/mxgrid/mxgrid/internal/metrictest"
 	"github.com/mxgrid/mxgrid/internal/smtptest"
 	"github.com/mxgrid/mxgrid/quarantine"
 	"github.com/mxgrid/mxgrid/relay"
@@ -45,7 +49,7 @@ func TestReleaseLinkDeliversToItsRecipientOnly(t *testing.T) {
 	}
 	key := bytes.Repeat([]byte("k"), 32)
 	mux := http.NewServeMux()
-	NewLinks([][]byte{key}, q, nil, nil, nil, nil).Mount(func(p string, h http.Handler) { mux.Handle(p, h) })
+	NewLinks([][]byte{key}, q, nil, nil, nil, nil, nil, nil).Mount(func(p string, h http.Handler) { mux.Handle(p, h) })
 	ann, bob := ids[0], ids[1]
 	var gz bytes.Buffer
 	zw := gzip.NewWriter(&gz)
@@ -113,7 +117,7 @@ func TestReleaseLinkWhenTheNodeIsBusy(t *testing.T) {
 	big, mine := hold(strings.Repeat("y", 400<<10)), hold("x") // 3 x 400 KiB: all of max_open_bytes
 	key := bytes.Repeat([]byte("k"), 32)
 	mux := http.NewServeMux()
-	NewLinks([][]byte{key}, q, nil, nil, nil, nil).Mount(func(p string, h http.Handler) { mux.Handle(p, h) })
+	NewLinks([][]byte{key}, q, nil, nil, nil, nil, nil, nil).Mount(func(p string, h http.Handler) { mux.Handle(p, h) })
 	tok := Sign(Link{Action: ActionRelease, ItemID: mine, Recipient: "ann@a.example", Expires: time.Now().Add(time.Hour)}, key)
 	post := func() *httptest.ResponseRecorder {
 		rec := httptest.NewRecorder()
@@ -171,7 +175,7 @@ func TestLinkPagesCannotBeFramed(t *testing.T) {
 	key := bytes.Repeat([]byte("k"), 32)
 	mux := http.NewServeMux()
 	dir := domains{"a.example": {Name: "a.example", ID: 7, CustomerID: 3}}
-	NewLinks([][]byte{key}, nil, nil, dir, nil, nil).Mount(func(p string, h http.Handler) { mux.Handle(p, h) })
+	NewLinks([][]byte{key}, nil, nil, dir, nil, nil, nil, nil).Mount(func(p string, h http.Handler) { mux.Handle(p, h) })
 	optOut := Sign(Link{Action: ActionOptOut, ItemID: 7, CustomerID: 3, Recipient: "ann@a.example", Expires: time.Now().Add(time.Hour)}, key)
 	for _, path := range []string{"/q/optout/" + optOut, "/q/release/altered"} {
 		rec := httptest.NewRecorder()
@@ -207,7 +211,7 @@ func serveLinks(t *testing.T, q *quarantine.Service, writeTimeout time.Duration)
 	t.Helper()
 	key := bytes.Repeat([]byte("k"), 32)
 	mux := http.NewServeMux()
-	NewLinks([][]byte{key}, q, nil, nil, nil, nil).Mount(func(p string, h http.Handler) { mux.Handle(p, h) })
+	NewLinks([][]byte{key}, q, nil, nil, nil, nil, nil, nil).Mount(func(p string, h http.Handler) { mux.Handle(p, h) })
 	srv = httptest.NewUnstartedServer(mux)
 	srv.Config.WriteTimeout = writeTimeout
 	srv.Start()
@@ -278,7 +282,7 @@ func TestReleaseLinkOfAnAbandonedRelease(t *testing.T) {
 		t.Fatal(err)
 	}
 	key := bytes.Repeat([]byte("k"), 32)
-	h := NewLinks([][]byte{key}, q, nil, nil, nil, nil)
+	h := NewLinks([][]byte{key}, q, nil, nil, nil, nil, nil, nil)
 	link := "/q/release/" + Sign(Link{Action: ActionRelease, ItemID: ids[0], Recipient: "ann@a.example", Expires: time.Now().Add(time.Hour)}, key)
 	mux := http.NewServeMux()
 	h.Mount(func(p string, h http.Handler) { mux.Handle(p, h) })
@@ -380,4 +384,96 @@ func TestReleaseLinkRefusedForGoodIsFinal(t *testing.T) {
 			t.Fatalf("%d %s\nwant 502, final, saying the domain is no longer served", code, body)
 		}
 	})
+}
+
+// countingReleaser counts the store reads of the links it serves.
+type countingReleaser struct {
+	Releaser
+	reads atomic.Int64
+}
+
+func (c *countingReleaser) Item(ctx context.Context, scope tracking.Scope, id int64) (quarantine.Item, error) {
+	c.reads.Add(1)
+	return c.Releaser.Item(ctx, scope, id)
+}
+
+func (c *countingReleaser) Release(ctx context.Context, scope tracking.Scope, id int64, by string) (quarantine.Item, string, error) {
+	c.reads.Add(1)
+	return c.Releaser.Release(ctx, scope, id, by)
+}
+
+// TestLinkRequestsLimitedPerClient: one valid link opened again and again
+// from one client address (IPv6 by /64, behind a trusted proxy the
+// forwarded one) reads its item LinkBurst times, then is answered 429
+// with Retry-After and no store read, its button too; each of those reads
+// went over the connections the mail path shares, as many a second as the
+// address sent. Another address is served meanwhile, and the first gets
+// one more request per linkInterval. Real store, HTTP server, relay and
+// customer server; the clock stands still.
+func TestLinkRequestsLimitedPerClient(t *testing.T) {
+	ctx := context.Background()
+	_, q, customer := releasingQuarantine(t, quarantine.DefaultConfig())
+	ids, err := q.Hold(ctx, quarantine.Item{Domain: "a.example", DomainID: 7, CustomerID: 3, Sender: "s@x.example",
+		Recipients: []string{"ann@a.example"}}, strings.NewReader("Subject: x\r\n\r\nx\r\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := bytes.Repeat([]byte("k"), 32)
+	counted := &countingReleaser{Releaser: q}
+	trusted, err := clientip.ParseTrusted([]string{"127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	start := time.Now()
+	var elapsed atomic.Int64
+	now := func() time.Time { return start.Add(time.Duration(elapsed.Load())) }
+	mux := http.NewServeMux()
+	NewLinks([][]byte{key}, counted, nil, nil, clientip.New(trusted), reg, now, nil).Mount(func(p string, h http.Handler) { mux.Handle(p, h) })
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	link := srv.URL + "/q/release/" + Sign(Link{Action: ActionRelease, ItemID: ids[0], Recipient: "ann@a.example", Expires: start.Add(time.Hour)}, key)
+	open := func(method, client string) *http.Response {
+		t.Helper()
+		req, err := http.NewRequest(method, link, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("X-Forwarded-For", client)
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp
+	}
+
+	for i := range LinkBurst {
+		if resp := open("GET", "2001:db8::1"); resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %d within the burst: %d", i, resp.StatusCode)
+		}
+	}
+	if n := counted.reads.Load(); n != LinkBurst {
+		t.Fatalf("%d store reads for %d pages", n, LinkBurst)
+	}
+	for _, req := range []struct{ method, client string }{{"GET", "2001:db8::1"}, {"POST", "2001:db8::1"}, {"GET", "2001:db8::2"}} {
+		resp := open(req.method, req.client)
+		if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+			t.Errorf("%s from %s past the burst: %d, Retry-After %q; want 429 with Retry-After", req.method, req.client, resp.StatusCode, resp.Header.Get("Retry-After"))
+		}
+	}
+	if n := counted.reads.Load(); n != LinkBurst || len(customer.Messages()) != 0 {
+		t.Fatalf("past the burst: %d store reads, %d delivered; want %d, none", n, len(customer.Messages()), LinkBurst)
+	}
+	if n := metrictest.Counter(t, reg, "mxgrid_notify_link_requests_refused_total", ""); n != 3 {
+		t.Errorf("%v refusals counted, want 3", n)
+	}
+	if resp := open("POST", "2001:db8:1::1"); resp.StatusCode != http.StatusOK || len(customer.Messages()) != 1 {
+		t.Fatalf("another /64's release: %d, %d delivered; want 200, 1", resp.StatusCode, len(customer.Messages()))
+	}
+	elapsed.Store(int64(linkInterval))
+	if resp := open("GET", "2001:db8::1"); resp.StatusCode != http.StatusConflict {
+		t.Fatalf("an interval later: %d, want 409 (released)", resp.StatusCode)
+	}
 }

@@ -61,7 +61,7 @@ func TestOptOutBelongsToTheDomainAsOwned(t *testing.T) {
 	optOut := func(owner int, token string) int {
 		t.Helper()
 		mux := http.NewServeMux()
-		NewLinks([][]byte{key}, owners[owner].held, st, owners[owner].dir, now, nil).Mount(func(p string, h http.Handler) { mux.Handle(p, h) })
+		NewLinks([][]byte{key}, owners[owner].held, st, owners[owner].dir, nil, nil, now, nil).Mount(func(p string, h http.Handler) { mux.Handle(p, h) })
 		rec := httptest.NewRecorder()
 		mux.ServeHTTP(rec, httptest.NewRequest("POST", "/q/optout/"+token, nil))
 		return rec.Code
