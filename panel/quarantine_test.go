@@ -21,7 +21,7 @@ import (
 // customerServer takes every message, or none while down.
 type customerServer struct{ down bool }
 
-func (s *customerServer) Deliver(context.Context, quarantine.HeldDomain, string, []string, []byte) (string, error) {
+func (s *customerServer) Deliver(context.Context, quarantine.HeldDomain, string, bool, []string, []byte) (string, error) {
 	if s.down {
 		return "", errors.New("451 4.4.1 customer mail server unreachable")
 	}
@@ -109,7 +109,7 @@ func TestQuarantineReleaseFailuresAreExplained(t *testing.T) {
 // delivery started, proceed lets it finish.
 type gatedServer struct{ entered, proceed chan struct{} }
 
-func (s gatedServer) Deliver(context.Context, quarantine.HeldDomain, string, []string, []byte) (string, error) {
+func (s gatedServer) Deliver(context.Context, quarantine.HeldDomain, string, bool, []string, []byte) (string, error) {
 	s.entered <- struct{}{}
 	<-s.proceed
 	return "250 2.0.0 queued", nil

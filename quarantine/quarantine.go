@@ -43,6 +43,12 @@ type Item struct {
 	DomainID   int64
 	CustomerID int64
 	Sender     string
+	// SMTPUTF8: the sender's MAIL asked for SMTPUTF8 (RFC 6531), which a
+	// release asks for again, as the live relay does: a UTF-8 header
+	// field (RFC 6532) needs it. False for items held before quarantine
+	// schema 5, or by a node not yet upgraded, which nothing recorded it
+	// for: their release asks for it only for a non-ASCII address.
+	SMTPUTF8   bool
 	Recipients []string
 	Subject    string
 	MessageID  string
@@ -222,9 +228,10 @@ type Store interface {
 // may be another reseller's, whose server must not get the message (nor
 // the releasing tenant an error naming that server), so a Deliverer
 // delivers only while name is still domain id of customer CustomerID.
-// A failure that trying again cannot mend is a *RefusedError.
+// smtputf8 is the held item's SMTPUTF8. A failure that trying again
+// cannot mend is a *RefusedError.
 type Deliverer interface {
-	Deliver(ctx context.Context, domain HeldDomain, sender string, rcpts []string, msg []byte) (reply string, err error)
+	Deliver(ctx context.Context, domain HeldDomain, sender string, smtputf8 bool, rcpts []string, msg []byte) (reply string, err error)
 }
 
 // HeldDomain is the domain that held a message: its id, its customer and
@@ -538,7 +545,7 @@ func (s *Service) Release(ctx context.Context, scope tracking.Scope, id int64, b
 	var reply string
 	why := err // what kept the message from the customer's server
 	if err == nil {
-		if reply, err = s.deliver.Deliver(dctx, HeldDomain{ID: it.DomainID, CustomerID: it.CustomerID, Name: it.Domain}, it.Sender, it.Recipients, msg); err != nil && !errors.Is(err, ErrMaybeDelivered) {
+		if reply, err = s.deliver.Deliver(dctx, HeldDomain{ID: it.DomainID, CustomerID: it.CustomerID, Name: it.Domain}, it.Sender, it.SMTPUTF8, it.Recipients, msg); err != nil && !errors.Is(err, ErrMaybeDelivered) {
 			why, err = err, fmt.Errorf("%w: %w", ErrDelivery, err)
 		}
 	}

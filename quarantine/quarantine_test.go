@@ -27,7 +27,7 @@ type recorder struct {
 	held []quarantine.HeldDomain
 }
 
-func (r *recorder) Deliver(_ context.Context, domain quarantine.HeldDomain, _ string, rcpts []string, msg []byte) (string, error) {
+func (r *recorder) Deliver(_ context.Context, domain quarantine.HeldDomain, _ string, _ bool, rcpts []string, msg []byte) (string, error) {
 	r.held = append(r.held, domain)
 	if r.fail {
 		return "", errors.New("connection refused")
@@ -799,7 +799,7 @@ type callerLeaves struct {
 	delivered int
 }
 
-func (c *callerLeaves) Deliver(ctx context.Context, _ quarantine.HeldDomain, _ string, _ []string, _ []byte) (string, error) {
+func (c *callerLeaves) Deliver(ctx context.Context, _ quarantine.HeldDomain, _ string, _ bool, _ []string, _ []byte) (string, error) {
 	c.delivered++
 	c.leave()
 	if err := ctx.Err(); err != nil {
@@ -841,7 +841,7 @@ type heldUp struct {
 	delivered        atomic.Int32
 }
 
-func (h *heldUp) Deliver(context.Context, quarantine.HeldDomain, string, []string, []byte) (string, error) {
+func (h *heldUp) Deliver(context.Context, quarantine.HeldDomain, string, bool, []string, []byte) (string, error) {
 	h.entered <- struct{}{}
 	<-h.proceed
 	h.delivered.Add(1)
@@ -1047,7 +1047,7 @@ func TestOpenAllocatesWhatItIsCounted(t *testing.T) {
 // maybeTaken is a customer's server lost after the whole message was sent.
 type maybeTaken struct{}
 
-func (maybeTaken) Deliver(context.Context, quarantine.HeldDomain, string, []string, []byte) (string, error) {
+func (maybeTaken) Deliver(context.Context, quarantine.HeldDomain, string, bool, []string, []byte) (string, error) {
 	return "", fmt.Errorf("release to bob@a.example: connection reset after the end of data: %w", quarantine.ErrMaybeDelivered)
 }
 

@@ -79,7 +79,7 @@ func (ss *session) hold(v scanner.Verdict, holdable bool, size int64, out io.Rea
 	in := &readFailure{r: out}
 	ids, err := ss.srv.deps.Quarantine.Hold(ctx, quarantine.Item{
 		QueueID: ss.queueID, Domain: ss.domain.Name, DomainID: ss.domain.ID, CustomerID: ss.domain.CustomerID,
-		Sender: ss.from.String(), Recipients: ss.rcpts, Subject: ss.note.subject, MessageID: ss.note.messageID,
+		Sender: ss.from.String(), SMTPUTF8: ss.mailOpts.UTF8, Recipients: ss.rcpts, Subject: ss.note.subject, MessageID: ss.note.messageID,
 		Score: v.Score, Symbols: topSymbolNames(v, 10), Size: size,
 	}, in)
 	if in.err != nil {

@@ -30,7 +30,15 @@ var errNoLongerServed = errors.New("no longer served as the domain that held it 
 // the id and the customer are checked in the one lookup that gives the
 // route: a moved domain keeps its id, but its held mail stays in the old
 // customer's quarantine, whose reseller may no longer be the domain's.
-func (r Releaser) Deliver(ctx context.Context, held quarantine.HeldDomain, sender string, rcpts []string, msg []byte) (string, error) {
+//
+// smtputf8 is whether the sender asked for SMTPUTF8: the relay then asks
+// the customer's server for it and refuses (550 5.6.7) a message with a
+// UTF-8 header field to a server without it, as on the live path. An item
+// held before that was recorded asks for it only for a non-ASCII address,
+// as releases did: inferred from 8-bit header fields instead, the raw
+// Latin-1 headers of a legacy sender who never asked for it, which the
+// live path passes on, would be refused.
+func (r Releaser) Deliver(ctx context.Context, held quarantine.HeldDomain, sender string, smtputf8 bool, rcpts []string, msg []byte) (string, error) {
 	domain := held.Name
 	dom, ok := r.Directory.Lookup(domain)
 	if !ok || dom.ID != held.ID || dom.CustomerID != held.CustomerID || len(rcpts) == 0 {
@@ -46,7 +54,7 @@ func (r Releaser) Deliver(ctx context.Context, held quarantine.HeldDomain, sende
 			return "", fmt.Errorf("release: recipient %q: %w", s, err)
 		}
 	}
-	utf8 := !from.ASCII()
+	utf8 := smtputf8 || !from.ASCII()
 	for _, a := range to {
 		utf8 = utf8 || !a.ASCII()
 	}

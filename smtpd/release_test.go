@@ -3,6 +3,7 @@ package smtpd_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -11,8 +12,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mxgrid/mxgrid/internal/smtptest"
+	"github.com/mxgrid/mxgrid/internal/testenv"
 	"github.com/mxgrid/mxgrid/quarantine"
 	"github.com/mxgrid/mxgrid/relay"
+	"github.com/mxgrid/mxgrid/scanner"
 	"github.com/mxgrid/mxgrid/smtpd"
 	"github.com/mxgrid/mxgrid/store"
 	"github.com/mxgrid/mxgrid/tenant"
@@ -55,7 +58,7 @@ func TestReleaseOnlyWhileTheNameIsTheSameDomain(t *testing.T) {
 			}
 			rel := relay.New(relay.DefaultConfig(), "mx.mxgrid.test", smtptest.Guard(), slog.New(slog.DiscardHandler), prometheus.NewRegistry())
 			r := smtpd.Releaser{Directory: dir, Relay: smtpd.Relay{Relay: rel}}
-			_, err := r.Deliver(context.Background(), quarantine.HeldDomain{ID: 7, CustomerID: 3, Name: "a.example"}, "s@x.example",
+			_, err := r.Deliver(context.Background(), quarantine.HeldDomain{ID: 7, CustomerID: 3, Name: "a.example"}, "s@x.example", false,
 				[]string{"bob@a.example"}, []byte("Subject: x\r\n\r\nx\r\n"))
 			if tc.delivered {
 				if err != nil || len(sink.Messages()) != 1 {
@@ -92,7 +95,7 @@ func TestReleaseOf8BitNeeds8BITMIME(t *testing.T) {
 			dir := directory{"a.example": {Name: "a.example", ID: 7, Route: tenant.Route{Addr: sink.Addr, TLS: tenant.TLSNone}}}
 			rel := relay.New(relay.DefaultConfig(), "mx.mxgrid.test", smtptest.Guard(), slog.New(slog.DiscardHandler), prometheus.NewRegistry())
 			r := smtpd.Releaser{Directory: dir, Relay: smtpd.Relay{Relay: rel}}
-			_, err := r.Deliver(context.Background(), quarantine.HeldDomain{ID: 7, Name: "a.example"}, "s@x.example",
+			_, err := r.Deliver(context.Background(), quarantine.HeldDomain{ID: 7, Name: "a.example"}, "s@x.example", false,
 				[]string{"bob@a.example"}, []byte(tc.msg))
 			if tc.delivered {
 				if err != nil || len(sink.messages()) != 1 {
@@ -106,6 +109,141 @@ func TestReleaseOf8BitNeeds8BITMIME(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestReleaseAsksForSMTPUTF8AsTheSenderDid: a held message whose sender
+// asked for SMTPUTF8 is released with it, as the live relay sends it: to a
+// server offering it with the parameter, and to one without it refused for
+// good (550 5.6.7) when a header field is UTF-8 (RFC 6532), the item held
+// still. The release asked for SMTPUTF8 only for a non-ASCII address, so
+// a UTF-8 Subject went to either without it. An item whose sender did not
+// ask (or held before that was recorded) is released as before: its raw
+// Latin-1 Subject, passed on live, is not refused.
+func TestReleaseAsksForSMTPUTF8AsTheSenderDid(t *testing.T) {
+	const (
+		utf8Subject   = "Subject: Gr\xc3\xbc\xc3\x9fe\r\n\r\nx\r\n"
+		latin1Subject = "Subject: Gr\xfc\xdfe\r\n\r\nx\r\n"
+	)
+	for _, db := range []struct {
+		name string
+		cfg  func(t *testing.T) store.Config
+	}{
+		{"sqlite", func(*testing.T) store.Config { return store.DefaultConfig() }},
+		{"postgres", func(t *testing.T) store.Config {
+			return store.Config{Driver: store.Postgres, DSN: testenv.PostgresDB(t), Timeout: 5 * time.Second}
+		}},
+	} {
+		for _, tc := range []struct {
+			name      string
+			smtputf8  bool // the sender's MAIL asked for it
+			offer     bool // the customer's server offers it
+			msg       string
+			delivered bool
+		}{
+			{"asked, UTF-8 Subject, offered", true, true, utf8Subject, true},
+			{"asked, UTF-8 Subject, not offered", true, false, utf8Subject, false},
+			{"not asked, Latin-1 Subject, offered", false, true, latin1Subject, true},
+			{"not asked, Latin-1 Subject, not offered", false, false, latin1Subject, true},
+		} {
+			t.Run(db.name+"/"+tc.name, func(t *testing.T) {
+				ctx := context.Background()
+				sink := startRawSink(t)
+				if !tc.offer {
+					sink.withholdSMTPUTF8()
+				}
+				dir := directory{"a.example": {Name: "a.example", ID: 7, CustomerID: 3, Route: tenant.Route{Addr: sink.Addr, TLS: tenant.TLSNone}}}
+				rel := relay.New(relay.DefaultConfig(), "mx.mxgrid.test", smtptest.Guard(), slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+				svc := quarantine.New(quarantine.DefaultConfig(), openQuarantine(t, db.cfg(t)), smtpd.Releaser{Directory: dir, Relay: smtpd.Relay{Relay: rel}}, nil)
+				ids, err := svc.Hold(ctx, quarantine.Item{Domain: "a.example", DomainID: 7, CustomerID: 3, Sender: "s@x.example",
+					SMTPUTF8: tc.smtputf8, Recipients: []string{"bob@a.example"}}, strings.NewReader(tc.msg))
+				if err != nil {
+					t.Fatal(err)
+				}
+				op := tracking.Scope{Operator: true}
+				_, _, err = svc.Release(ctx, op, ids[0], "op")
+				it, ierr := svc.Item(ctx, op, ids[0])
+				if ierr != nil {
+					t.Fatal(ierr)
+				}
+				if tc.delivered {
+					if err != nil || len(sink.messages()) != 1 || it.State != quarantine.StateReleased {
+						t.Fatalf("release: %v, %d delivered, %s; want 1, released", err, len(sink.messages()), it.State)
+					}
+					if mails := sink.commands("MAIL "); len(mails) != 1 || strings.HasSuffix(mails[0], " SMTPUTF8") != tc.smtputf8 {
+						t.Errorf("MAIL lines %q, want one asking for SMTPUTF8: %v", mails, tc.smtputf8)
+					}
+					return
+				}
+				var refused *quarantine.RefusedError
+				if !errors.As(err, &refused) || !strings.HasPrefix(refused.Reply, "550 5.6.7 ") || len(sink.commands("DATA")) != 0 {
+					t.Fatalf("release: %v, DATA sent %d times; want refused for good (550 5.6.7) and none", err, len(sink.commands("DATA")))
+				}
+				if it.State != quarantine.StateHeld {
+					t.Fatalf("after a refused release the item is %s, want held", it.State)
+				}
+			})
+		}
+	}
+}
+
+// TestSMTPUTF8IsHeldWithTheMessage: whether the sender's MAIL asked for
+// SMTPUTF8 is held with the message, and its release asks the customer's
+// server for it only then. It was not kept, and a message with a UTF-8
+// Subject came out of the quarantine without it.
+func TestSMTPUTF8IsHeldWithTheMessage(t *testing.T) {
+	for _, asked := range []bool{true, false} {
+		t.Run(fmt.Sprintf("asked %v", asked), func(t *testing.T) {
+			ctx := context.Background()
+			sink := smtptest.StartSink(t)
+			cfg := testConfig(t)
+			d := smtptest.Domain("example.org", sink.Addr, "bob")
+			d.TagAction = ptr(tenant.TagQuarantine)
+			cfg.Domains = append(cfg.Domains, d)
+			deps := configDeps(t, cfg, []scanner.Stage{{Check: scoreCheck{score: 8}}})
+			st := openQuarantine(t, store.DefaultConfig())
+			deps.Quarantine = quarantine.New(quarantine.DefaultConfig(), st, nil, nil)
+			n := startWith(t, cfg, deps)
+			c := dial(t, n.SMTPAddr())
+			mail := "MAIL FROM:<alice@sender.test>"
+			if asked {
+				mail += " SMTPUTF8"
+			}
+			c.cmd(250, "%s", mail)
+			c.cmd(250, "RCPT TO:<bob@example.org>")
+			c.data(250, strings.Replace(testMessage, "Subject: quarterly report", "Subject: Gr\xc3\xbc\xc3\x9fe", 1))
+
+			op := tracking.Scope{Operator: true}
+			held, err := st.ListQuarantine(ctx, quarantine.Filter{Scope: op, Limit: 10})
+			if err != nil || len(held) != 1 || held[0].SMTPUTF8 != asked {
+				t.Fatalf("held %+v, %v; want one item, SMTPUTF8 %v", held, err, asked)
+			}
+			dir := directory{"example.org": {Name: "example.org", ID: held[0].DomainID, CustomerID: held[0].CustomerID,
+				Route: tenant.Route{Addr: sink.Addr, TLS: tenant.TLSNone}}}
+			rel := relay.New(relay.DefaultConfig(), "mx.mxgrid.test", smtptest.Guard(), slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+			svc := quarantine.New(quarantine.DefaultConfig(), st, smtpd.Releaser{Directory: dir, Relay: smtpd.Relay{Relay: rel}}, nil)
+			if _, _, err := svc.Release(ctx, op, held[0].ID, "op"); err != nil {
+				t.Fatal(err)
+			}
+			if got := sink.Messages(); len(got) != 1 || got[0].UTF8 != asked {
+				t.Fatalf("the customer's server got %+v; want one message, SMTPUTF8 %v", got, asked)
+			}
+		})
+	}
+}
+
+// openQuarantine opens a store of cfg (SQLite in a temporary directory)
+// with the quarantine.
+func openQuarantine(t *testing.T, cfg store.Config) *store.Store {
+	t.Helper()
+	st, err := store.Open(cfg, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if err := st.MigrateQuarantine(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return st
 }
 
 // TestReleaseLostAfterTheMessageIsNotReleasedAgain: the customer's server
@@ -127,15 +265,7 @@ func TestReleaseLostAfterTheMessageIsNotReleasedAgain(t *testing.T) {
 	rcfg := relay.DefaultConfig()
 	rcfg.DataTimeout = 300 * time.Millisecond
 	rel := relay.New(rcfg, "mx.mxgrid.test", smtptest.Guard(), slog.New(slog.DiscardHandler), prometheus.NewRegistry())
-	st, err := store.Open(store.DefaultConfig(), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	if err := st.MigrateQuarantine(ctx); err != nil {
-		t.Fatal(err)
-	}
-	svc := quarantine.New(quarantine.DefaultConfig(), st, smtpd.Releaser{Directory: dir, Relay: smtpd.Relay{Relay: rel}}, nil)
+	svc := quarantine.New(quarantine.DefaultConfig(), openQuarantine(t, store.DefaultConfig()), smtpd.Releaser{Directory: dir, Relay: smtpd.Relay{Relay: rel}}, nil)
 	ids, err := svc.Hold(ctx, quarantine.Item{Domain: "a.example", DomainID: 7, CustomerID: 3, Sender: "s@x.example",
 		Recipients: []string{"bob@a.example"}}, strings.NewReader("Subject: x\r\n\r\nx\r\n"))
 	if err != nil {

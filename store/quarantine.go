@@ -108,6 +108,16 @@ var quarantineMigrations = []Migration{{
 	UPDATE quarantine_bodies SET domain_id = (SELECT q.domain_id FROM quarantine q WHERE q.body_id = quarantine_bodies.id LIMIT 1);
 	CREATE INDEX quarantine_bodies_domain ON quarantine_bodies (domain_id, size);
 	CREATE INDEX quarantine_own_body ON quarantine (domain_id, state, size, body_id) WHERE body_id IS NULL;`,
+}, {
+	// Whether the sender asked for SMTPUTF8, which a release asks for
+	// again: without it, a message with a UTF-8 header field went to any
+	// server, one offering SMTPUTF8 too, without the parameter RFC 6531
+	// requires. Rows held before, and rows a node of the previous version
+	// writes during a rolling upgrade, are false: unknown, released as
+	// they were (SMTPUTF8 only for a non-ASCII address). A constant
+	// default rewrites no rows on either database.
+	Version: 5,
+	Common:  `ALTER TABLE quarantine ADD COLUMN smtputf8 BOOLEAN NOT NULL DEFAULT FALSE;`,
 }}
 
 // MigrateQuarantine creates or upgrades the quarantine table.
@@ -116,7 +126,7 @@ func (s *Store) MigrateQuarantine(ctx context.Context) error {
 }
 
 const quarantineCols = `id, at_us, queue_id, domain, domain_id, customer_id, sender, recipients, subject, message_id,
-	size, score, symbols, state, released_by, released_us`
+	size, score, symbols, state, released_by, released_us, smtputf8`
 
 // heldBytes is what the mail domain $1 holds counts against its cap: each of
 // its bodies once, and the items that keep their own body (held before
@@ -219,10 +229,10 @@ func (s *Store) PutQuarantine(ctx context.Context, items []quarantine.Item, gz [
 	for _, it := range items {
 		var id int64
 		err := tx.QueryRowContext(ctx, `INSERT INTO quarantine (at_us, queue_id, domain, domain_id, customer_id, sender, recipients,
-			subject, message_id, size, score, symbols, state, released_by, released_us, body_id)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, '', 0, $14) RETURNING id`,
+			subject, message_id, size, score, symbols, state, released_by, released_us, body_id, smtputf8)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, '', 0, $14, $15) RETURNING id`,
 			it.Time.UnixMicro(), it.QueueID, it.Domain, it.DomainID, it.CustomerID, it.Sender, strings.Join(it.Recipients, " "),
-			it.Subject, it.MessageID, it.Size, it.Score, strings.Join(it.Symbols, " "), string(quarantine.StateHeld), bodyID).Scan(&id)
+			it.Subject, it.MessageID, it.Size, it.Score, strings.Join(it.Symbols, " "), string(quarantine.StateHeld), bodyID, it.SMTPUTF8).Scan(&id)
 		if err != nil {
 			return nil, fail("quarantine a message", err)
 		}
@@ -334,7 +344,7 @@ func scanItem(scan func(...any) error, extra ...any) (quarantine.Item, error) {
 		rcpts, syms, state string
 	)
 	dest := append([]any{&it.ID, &atUS, &it.QueueID, &it.Domain, &it.DomainID, &it.CustomerID, &it.Sender, &rcpts, &it.Subject,
-		&it.MessageID, &it.Size, &it.Score, &syms, &state, &it.ReleasedBy, &relUS}, extra...)
+		&it.MessageID, &it.Size, &it.Score, &syms, &state, &it.ReleasedBy, &relUS, &it.SMTPUTF8}, extra...)
 	if err := scan(dest...); err != nil {
 		return it, fail("read quarantine", err)
 	}

@@ -937,3 +937,45 @@ func TestDeleteBesidePruneDoesNotDeadlock(t *testing.T) {
 		t.Fatalf("the delete beside expiry: %v, want not found (expired)", err)
 	}
 }
+
+// TestSMTPUTF8IsKeptWithTheItem: the sender's SMTPUTF8 is read back with
+// its item (its release asks for it again). An item held before the
+// upgrade, or written after it by a node not yet upgraded, which knows no
+// such column, reads false: released as items were before.
+func TestSMTPUTF8IsKeptWithTheItem(t *testing.T) {
+	for _, d := range dialects {
+		t.Run(d.name, func(t *testing.T) {
+			ctx := context.Background()
+			s := d.open(t)
+			if err := s.Migrate(ctx, quarantineComponent, quarantineMigrations[:4]); err != nil {
+				t.Fatal(err)
+			}
+			// As a node of the previous version holds a message.
+			older := func() int64 {
+				var id int64
+				if err := s.DB.QueryRowContext(ctx, `INSERT INTO quarantine (at_us, queue_id, domain, domain_id, customer_id, sender, recipients,
+					subject, message_id, size, score, symbols, state, released_by, released_us, body)
+					VALUES (1, 'Q', 'a.example', 5, 3, 's@x.example', 'bob@a.example', 's', '', 2, 7, '', 'held', '', 0, 'gz') RETURNING id`).Scan(&id); err != nil {
+					t.Fatal(err)
+				}
+				return id
+			}
+			before := older()
+			if err := s.MigrateQuarantine(ctx); err != nil {
+				t.Fatal(err)
+			}
+			during := older()
+			ids, err := s.PutQuarantine(ctx, []quarantine.Item{{Time: time.Now(), QueueID: "N", Domain: "a.example", DomainID: 5,
+				CustomerID: 3, Sender: "s@x.example", SMTPUTF8: true, Recipients: []string{"ann@a.example"}, Size: 2}}, []byte("gz"), 2, 1<<20)
+			if err != nil {
+				t.Fatal(err)
+			}
+			op := tracking.Scope{Operator: true}
+			for id, want := range map[int64]bool{before: false, during: false, ids[0]: true} {
+				if it, _, err := s.ClaimRelease(ctx, op, id, "op", time.Now()); err != nil || it.SMTPUTF8 != want {
+					t.Errorf("item %d claimed: SMTPUTF8 %v, %v; want %v", id, it.SMTPUTF8, err, want)
+				}
+			}
+		})
+	}
+}

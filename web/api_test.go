@@ -158,7 +158,7 @@ func (f *apiFixture) held() int64 {
 // failingDeliverer injects a customer server that is down.
 type failingDeliverer struct{}
 
-func (failingDeliverer) Deliver(context.Context, quarantine.HeldDomain, string, []string, []byte) (string, error) {
+func (failingDeliverer) Deliver(context.Context, quarantine.HeldDomain, string, bool, []string, []byte) (string, error) {
 	return "", errors.New("customer server down")
 }
 
