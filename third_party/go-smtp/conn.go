@@ -736,7 +736,7 @@ func (c *Conn) handleMail(arg string) {
 			opts.Size = size
 		case "SMTPUTF8":
 			if !c.server.EnableSMTPUTF8 {
-				c.writeResponse(504, EnhancedCode{5, 5, 4}, "SMTPUTF8 is not implemented")
+				c.writeResponse(555, EnhancedCode{5, 5, 4}, "SMTPUTF8 is not supported")
 				return
 			}
 			if c.valueRefused(key, value) {
@@ -745,7 +745,7 @@ func (c *Conn) handleMail(arg string) {
 			opts.UTF8 = true
 		case "REQUIRETLS":
 			if !c.server.EnableREQUIRETLS {
-				c.writeResponse(504, EnhancedCode{5, 5, 4}, "REQUIRETLS is not implemented")
+				c.writeResponse(555, EnhancedCode{5, 5, 4}, "REQUIRETLS is not supported")
 				return
 			}
 			if c.valueRefused(key, value) {
@@ -757,7 +757,7 @@ func (c *Conn) handleMail(arg string) {
 			switch BodyType(value) {
 			case BodyBinaryMIME:
 				if !c.server.EnableBINARYMIME {
-					c.writeResponse(504, EnhancedCode{5, 5, 4}, "BINARYMIME is not implemented")
+					c.writeResponse(555, EnhancedCode{5, 5, 4}, "BINARYMIME is not supported")
 					return
 				}
 				c.binarymime = true
@@ -770,7 +770,7 @@ func (c *Conn) handleMail(arg string) {
 			opts.Body = BodyType(value)
 		case "RET":
 			if !c.server.EnableDSN {
-				c.writeResponse(504, EnhancedCode{5, 5, 4}, "RET is not implemented")
+				c.writeResponse(555, EnhancedCode{5, 5, 4}, "RET is not supported")
 				return
 			}
 			value = strings.ToUpper(value)
@@ -784,7 +784,7 @@ func (c *Conn) handleMail(arg string) {
 			opts.Return = DSNReturn(value)
 		case "ENVID":
 			if !c.server.EnableDSN {
-				c.writeResponse(504, EnhancedCode{5, 5, 4}, "ENVID is not implemented")
+				c.writeResponse(555, EnhancedCode{5, 5, 4}, "ENVID is not supported")
 				return
 			}
 			value, err := decodeXtext(value)
@@ -1089,7 +1089,7 @@ func (c *Conn) handleRcpt(arg string) {
 		switch key {
 		case "NOTIFY":
 			if !c.server.EnableDSN {
-				c.writeResponse(504, EnhancedCode{5, 5, 4}, "NOTIFY is not implemented")
+				c.writeResponse(555, EnhancedCode{5, 5, 4}, "NOTIFY is not supported")
 				return
 			}
 			notify := []DSNNotify{}
@@ -1103,7 +1103,7 @@ func (c *Conn) handleRcpt(arg string) {
 			opts.Notify = notify
 		case "ORCPT":
 			if !c.server.EnableDSN {
-				c.writeResponse(504, EnhancedCode{5, 5, 4}, "ORCPT is not implemented")
+				c.writeResponse(555, EnhancedCode{5, 5, 4}, "ORCPT is not supported")
 				return
 			}
 			aType, aAddr, err := decodeTypedAddress(value)
@@ -1115,7 +1115,7 @@ func (c *Conn) handleRcpt(arg string) {
 			opts.OriginalRecipient = aAddr
 		case "RRVS":
 			if !c.server.EnableRRVS {
-				c.writeResponse(504, EnhancedCode{5, 5, 4}, "RRVS is not implemented")
+				c.writeResponse(555, EnhancedCode{5, 5, 4}, "RRVS is not supported")
 				return
 			}
 			value, _, _ = strings.Cut(value, ";") // discard the no-support action
@@ -1127,7 +1127,7 @@ func (c *Conn) handleRcpt(arg string) {
 			opts.RequireRecipientValidSince = rrvsTime
 		case "BY":
 			if !c.server.EnableDELIVERBY {
-				c.writeResponse(504, EnhancedCode{5, 5, 4}, "DELIVERBY is not implemented")
+				c.writeResponse(555, EnhancedCode{5, 5, 4}, "DELIVERBY is not supported")
 				return
 			}
 			deliverBy := parseDeliverByArgument(value)
@@ -1144,7 +1144,7 @@ func (c *Conn) handleRcpt(arg string) {
 			opts.DeliverBy = deliverBy
 		case "MT-PRIORITY":
 			if !c.server.EnableMTPRIORITY {
-				c.writeResponse(504, EnhancedCode{5, 5, 4}, "MT-PRIORITY is not implemented")
+				c.writeResponse(555, EnhancedCode{5, 5, 4}, "MT-PRIORITY is not supported")
 				return
 			}
 			mtPriority, err := strconv.Atoi(value)

@@ -1,0 +1,44 @@
+package smtp_test
+
+import (
+	"io"
+	"strings"
+	"testing"
+)
+
+// A MAIL or RCPT parameter the server recognises but does not offer is
+// answered 555, as RFC 5321 §4.1.1.11 says of any parameter it cannot
+// implement (and as Postfix answers an unsupported one), not 504.
+func TestUnofferedParametersAnswered555(t *testing.T) {
+	for _, tc := range []struct {
+		setup string // a command before, "" for none
+		cmd   string
+	}{
+		{"", "MAIL FROM:<a@example.com> RET=HDRS"},
+		{"", "MAIL FROM:<a@example.com> ENVID=x"},
+		{"", "MAIL FROM:<a@example.com> SMTPUTF8"},
+		{"", "MAIL FROM:<a@example.com> REQUIRETLS"},
+		{"", "MAIL FROM:<a@example.com> BODY=BINARYMIME"},
+		{"MAIL FROM:<a@example.com>", "RCPT TO:<b@example.com> NOTIFY=NEVER"},
+		{"MAIL FROM:<a@example.com>", "RCPT TO:<b@example.com> ORCPT=rfc822;b@example.com"},
+		{"MAIL FROM:<a@example.com>", "RCPT TO:<b@example.com> RRVS=2030-01-01T00:00:00Z"},
+		{"MAIL FROM:<a@example.com>", "RCPT TO:<b@example.com> MT-PRIORITY=1"},
+	} {
+		t.Run(tc.cmd, func(t *testing.T) {
+			_, s, c, scanner, _ := testServerEhlo(t)
+			defer s.Close()
+			if tc.setup != "" {
+				io.WriteString(c, tc.setup+"\r\n")
+				scanner.Scan()
+				if !strings.HasPrefix(scanner.Text(), "250 ") {
+					t.Fatalf("%s: %q", tc.setup, scanner.Text())
+				}
+			}
+			io.WriteString(c, tc.cmd+"\r\n")
+			scanner.Scan()
+			if !strings.HasPrefix(scanner.Text(), "555 5.5.4 ") {
+				t.Errorf("%s: %q, want 555 5.5.4", tc.cmd, scanner.Text())
+			}
+		})
+	}
+}
