@@ -578,7 +578,11 @@ func (c *Conn) protocolError(code int, ec EnhancedCode, msg string) {
 func (c *Conn) handleGreet(enhanced bool, arg string) {
 	domain, err := parseHelloArgument(arg)
 	if err != nil {
-		c.writeResponse(501, EnhancedCode{5, 5, 2}, "Domain/address argument required for HELO")
+		verb := "HELO"
+		if enhanced {
+			verb = "EHLO"
+		}
+		c.writeResponse(501, EnhancedCode{5, 5, 2}, "Domain/address argument required for "+verb)
 		return
 	}
 	if c.session != nil && c.transactionAbandoned() {

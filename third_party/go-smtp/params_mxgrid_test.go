@@ -42,3 +42,16 @@ func TestUnofferedParametersAnswered555(t *testing.T) {
 		})
 	}
 }
+
+// The reply to a greeting without its argument names the command given.
+func TestGreetingWithoutArgumentNamesItsVerb(t *testing.T) {
+	for _, verb := range []string{"HELO", "EHLO"} {
+		_, s, c, scanner := testServerGreeted(t)
+		io.WriteString(c, verb+"\r\n")
+		scanner.Scan()
+		if want := "501 5.5.2 Domain/address argument required for " + verb; scanner.Text() != want {
+			t.Errorf("%s: %q, want %q", verb, scanner.Text(), want)
+		}
+		s.Close()
+	}
+}
