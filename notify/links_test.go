@@ -229,21 +229,7 @@ func serveLinks(t *testing.T, q *quarantine.Service, writeTimeout time.Duration)
 func TestReleaseLinkWhileItIsBeingReleased(t *testing.T) {
 	ctx := context.Background()
 	q, customer, gate, id, srv, link := gatedReleaseLink(t, 0)
-	open := func(method string) (int, string) {
-		req, err := http.NewRequest(method, link, nil)
-		if err != nil {
-			t.Error(err)
-			return 0, ""
-		}
-		resp, err := srv.Client().Do(req)
-		if err != nil {
-			t.Error(err)
-			return 0, ""
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(body)
-	}
+	open := func(method string) (int, string) { return fetch(t, srv, method, link) }
 	first := make(chan int, 1)
 	go func() {
 		code, _ := open("POST")
@@ -335,16 +321,7 @@ func TestReleaseLinkSlowerThanTheWriteTimeoutIsAnswered(t *testing.T) {
 // route the API and the panel show too); a temporary refusal still says
 // to try again later.
 func TestReleaseLinkRefusedForGoodIsFinal(t *testing.T) {
-	post := func(srv *httptest.Server, link string) (int, string) {
-		resp, err := srv.Client().Post(link, "", nil)
-		if err != nil {
-			t.Error(err)
-			return 0, ""
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(body)
-	}
+	post := func(srv *httptest.Server, link string) (int, string) { return fetch(t, srv, "POST", link) }
 	for _, tc := range []struct {
 		name       string
 		reply      *smtp.SMTPError
@@ -476,4 +453,23 @@ func TestLinkRequestsLimitedPerClient(t *testing.T) {
 	if resp := open("GET", "2001:db8::1"); resp.StatusCode != http.StatusConflict {
 		t.Fatalf("an interval later: %d, want 409 (released)", resp.StatusCode)
 	}
+}
+
+// fetch asks srv for link with method and returns the answer's status
+// code and body; a failed request is an error of the test, and 0.
+func fetch(t *testing.T, srv *httptest.Server, method, link string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, link, nil)
+	if err != nil {
+		t.Error(err)
+		return 0, ""
+	}
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Error(err)
+		return 0, ""
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
 }
