@@ -330,6 +330,10 @@ func TestReleaseLinkRefusedForGoodIsFinal(t *testing.T) {
 	}{
 		{"4xx", &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "busy, come back"}, false, "Try again later"},
 		{"5xx", &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "mailbox \x1b[31mgone"}, true, "550 5.1.1 mailbox [31mgone."},
+		// RFC 3463: a full mailbox is a persistent transient failure, given
+		// as 552 5.2.2 by many servers; the recipient who makes room can
+		// release it.
+		{"5xx mailbox full", &smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 2, 2}, Message: "mailbox full"}, false, "Try again later"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, _, gate, _, srv, link := gatedReleaseLink(t, 0)

@@ -77,12 +77,23 @@ func (r Releaser) Deliver(ctx context.Context, held quarantine.HeldDomain, sende
 
 // refusal makes err, when the relay says the customer's server refused
 // for good (5xx), a quarantine.RefusedError: the recipient of a digest
-// was told to try again later, and got the same refusal each time.
+// was told to try again later, and got the same refusal each time. A 5xx
+// whose enhanced code RFC 3463 calls a persistent transient failure is
+// not for good: a full mailbox (552 5.2.2, as many servers say it) takes
+// the release once the recipient has made room.
 func refusal(err error) error {
-	if re := (*relay.Error)(nil); errors.As(err, &re) && re.Code >= 500 && re.Code < 600 {
+	if re := (*relay.Error)(nil); errors.As(err, &re) && re.Code >= 500 && re.Code < 600 && !persistentTransient[re.Enhanced] {
 		reply := *re
 		reply.Err = nil
 		return &quarantine.RefusedError{Reply: reply.Error(), Err: err}
 	}
 	return err
+}
+
+// persistentTransient are the enhanced codes RFC 3463 gives only (or, for
+// X.2.2, "should") as persistent transient failures, in their 5.x.x form:
+// mailbox full, mail system full, no answer from host, bad connection,
+// directory server failure, mail system congestion.
+var persistentTransient = map[[3]int]bool{
+	{5, 2, 2}: true, {5, 3, 1}: true, {5, 4, 1}: true, {5, 4, 2}: true, {5, 4, 3}: true, {5, 4, 5}: true,
 }
