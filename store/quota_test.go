@@ -589,3 +589,57 @@ func TestTakeOverDomain(t *testing.T) {
 		})
 	}
 }
+
+// TestTakeOverBesideCreateDoesNotDeadlock: on PostgreSQL every tenant
+// write bumps the config version's row last, after the rows it checks
+// (a create locks its reseller's row for the quota). A take-over bumped
+// the version for the claim it removed before its create's quota check:
+// beside a create of the same reseller that held the reseller's row,
+// each waited for the other's lock and PostgreSQL aborted one of them.
+func TestTakeOverBesideCreateDoesNotDeadlock(t *testing.T) {
+	ctx := context.Background()
+	f := newQuotaFixture(t, openPostgres(t))
+	since := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	claim := tenant.DomainRecord{CustomerID: f.cust[0], Name: "wanted.example", Route: "192.0.2.1:25", TLS: "opportunistic",
+		Status: tenant.StatusPending, VerifyToken: "t", PendingSince: since}
+	if _, err := f.ts.CreateDomain(ctx, &claim, quotaAudit); err != nil {
+		t.Fatal(err)
+	}
+	// A create of r2's, in its order: the reseller's row, then the version's.
+	create, err := f.ts.st.DB.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer create.Rollback()
+	if _, err := create.ExecContext(ctx, `SELECT id FROM resellers WHERE id = $1 FOR NO KEY UPDATE`, f.r2.ID); err != nil {
+		t.Fatal(err)
+	}
+	took := make(chan error, 1)
+	go func() {
+		d := tenant.DomainRecord{CustomerID: f.cust[1], Name: "wanted.example", Route: "192.0.2.2:25", TLS: "opportunistic",
+			Status: tenant.StatusPending, VerifyToken: "u"}
+		_, err := f.ts.TakeOverDomain(ctx, &d, claim.ID, since.Add(time.Hour), admin.AuditEntry{Actor: "ownership", Action: "lapse"}, quotaAudit)
+		took <- err
+	}()
+	// The take-over waits for the reseller's row.
+	for waiting := 0; waiting == 0; time.Sleep(10 * time.Millisecond) {
+		select {
+		case err := <-took:
+			t.Fatalf("the take-over ended without waiting for the reseller's row: %v", err)
+		default:
+		}
+		if err := create.QueryRowContext(ctx, `SELECT COUNT(*) FROM pg_locks WHERE NOT granted
+			AND pid IN (SELECT pid FROM pg_stat_activity WHERE datname = current_database())`).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := create.ExecContext(ctx, `UPDATE tenant_version SET version = version + 1 WHERE id = 1`); err != nil {
+		t.Fatalf("the create bumping the version: %v", err)
+	}
+	if err := create.Commit(); err != nil {
+		t.Fatalf("the create: %v", err)
+	}
+	if err := <-took; err != nil {
+		t.Fatalf("the take-over beside the create: %v", err)
+	}
+}

@@ -788,10 +788,15 @@ func (t *Tenants) TakeOverDomain(ctx context.Context, d *tenant.DomainRecord, la
 		if err := deleteLapsedClaim(ctx, tx, lapsedID, pendingBefore); err != nil {
 			return err
 		}
-		if _, err := logChange(ctx, tx, lapse, &changed{changedDomain, &lapsedID}); err != nil {
+		if err := t.createDomain(ctx, tx, d, pol); err != nil {
 			return err
 		}
-		return t.createDomain(ctx, tx, d, pol)
+		// The version's row is locked last, as every tenant write locks
+		// it: bumped before the create's quota check, the take-over held
+		// it waiting for the reseller's row, which a create of that
+		// reseller held waiting for the version's, and one was aborted.
+		_, err := logChange(ctx, tx, lapse, &changed{changedDomain, &lapsedID})
+		return err
 	})
 }
 
