@@ -4,10 +4,11 @@
 // loopback server), and a single cache and timeout apply.
 //
 // It wraps the standard library's pure-Go resolver. Errors are always
-// *net.DNSError, unwrapped: blitiri.com.ar/go/spf and go-msgauth classify
-// failures with type assertions (err.(*net.DNSError), err.(net.Error)), not
-// errors.As, so a wrapped error would turn "no such record" into permerror
-// and a timeout into a hard failure.
+// *net.DNSError, unwrapped, and either IsNotFound or temporary:
+// blitiri.com.ar/go/spf and go-msgauth classify failures with type
+// assertions (err.(*net.DNSError), err.(net.Error)), not errors.As, so a
+// wrapped error would turn "no such record" into permerror and a timeout
+// into a hard failure.
 package dnsresolver
 
 import (
@@ -394,6 +395,17 @@ func lookup[T any](ctx context.Context, c *Cached, q query, fn func(context.Cont
 		}
 		c.lookups.WithLabelValues(q.kind, resultLabel(derr)).Inc()
 		c.reach.done(derr)
+		if derr != nil && !derr.IsNotFound {
+			// Anything but "no such record" is no answer, to ask again
+			// later (RFC 7208 4.4: every RCODE but 0 and 3 is
+			// temperror). The Go resolver calls a REFUSED reply (a
+			// resolver limiting its clients' rate), one it cannot parse
+			// and a lame referral permanent; SPF, DKIM and DMARC read
+			// permerror, which DMARC does not excuse: a p=reject domain's
+			// own mail was refused for a lookup refused. Marked after
+			// reach.done, for which these are answers.
+			derr.IsTemporary = true
+		}
 		switch {
 		case !keep:
 		case derr == nil:

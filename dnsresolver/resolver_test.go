@@ -82,6 +82,7 @@ func TestErrorsAreClassified(t *testing.T) {
 	srv.AddA("nodata.example.org", "192.0.2.1")
 	srv.ServFail("broken.example.org")
 	srv.Silent("slow.example.org")
+	srv.Refuse("refused.example.org")
 	r := newTest(t, srv, func(c *Config) { c.Timeout = 200 * time.Millisecond })
 	ctx := context.Background()
 
@@ -92,6 +93,10 @@ func TestErrorsAreClassified(t *testing.T) {
 		{"missing.example.org", true, false, false},
 		{"nodata.example.org", true, false, false},
 		{"broken.example.org", false, true, false},
+		// No answer either (RFC 7208 4.4 and RFC 7489 6.6.3 say
+		// temperror): the Go resolver calls it permanent, and SPF, DKIM
+		// and DMARC read permerror, which DMARC does not excuse.
+		{"refused.example.org", false, true, false},
 		{"slow.example.org", false, true, true},
 	}
 	for _, tt := range tests {

@@ -1,6 +1,6 @@
 // Package dnstest runs an authoritative-style DNS server on 127.0.0.1 for
 // tests: it answers from records the test adds, and can be told to answer
-// SERVFAIL or to stay silent for a name, so SPF, DKIM, DMARC and DNSBL code
+// SERVFAIL or REFUSED or to stay silent for a name, so SPF, DKIM, DMARC and DNSBL code
 // meets real DNS packets, truncation and timeouts without the network.
 package dnstest
 
@@ -19,21 +19,21 @@ type Server struct {
 	// Addr is "127.0.0.1:port", serving both UDP and TCP.
 	Addr string
 
-	mu       sync.Mutex
-	records  map[string][]dns.RR // by lower-case FQDN
-	servfail map[string]bool
-	silent   map[string]bool
-	queries  map[string]int
+	mu      sync.Mutex
+	records map[string][]dns.RR // by lower-case FQDN
+	rcodes  map[string]int      // an error answer, by name
+	silent  map[string]bool
+	queries map[string]int
 }
 
 // Start runs a server until the test ends.
 func Start(t testing.TB) *Server {
 	t.Helper()
 	s := &Server{
-		records:  make(map[string][]dns.RR),
-		servfail: make(map[string]bool),
-		silent:   make(map[string]bool),
-		queries:  make(map[string]int),
+		records: make(map[string][]dns.RR),
+		rcodes:  make(map[string]int),
+		silent:  make(map[string]bool),
+		queries: make(map[string]int),
 	}
 	pc, ln, err := listenPair()
 	if err != nil {
@@ -124,10 +124,16 @@ func (s *Server) AddA(name, ip string) {
 }
 
 // ServFail makes every query for name answer SERVFAIL (a temporary error).
-func (s *Server) ServFail(name string) {
+func (s *Server) ServFail(name string) { s.fail(name, dns.RcodeServerFailure) }
+
+// Refuse makes every query for name answer REFUSED, as a resolver does
+// that limits its clients' rate or is not theirs to use.
+func (s *Server) Refuse(name string) { s.fail(name, dns.RcodeRefused) }
+
+func (s *Server) fail(name string, rcode int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.servfail[key(name)] = true
+	s.rcodes[key(name)] = rcode
 }
 
 // Silent makes the server drop every query for name, so the client times out.
@@ -184,7 +190,7 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	k := key(q.Name)
 	s.mu.Lock()
 	s.queries[k]++
-	silent, servfail := s.silent[k], s.servfail[k]
+	silent, rcode := s.silent[k], s.rcodes[k]
 	rrs, exists := s.records[k]
 	if !exists {
 		rrs, exists = s.wildcard(k)
@@ -206,8 +212,8 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	m.SetReply(req)
 	m.Authoritative = true
 	switch {
-	case servfail:
-		m.Rcode = dns.RcodeServerFailure
+	case rcode != dns.RcodeSuccess:
+		m.Rcode = rcode
 	case !exists:
 		m.Rcode = dns.RcodeNameError
 	default:

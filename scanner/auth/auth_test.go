@@ -89,6 +89,13 @@ func newWorld(t testing.TB) *world {
 	srv.ServFail("spftmp.example")
 	srv.AddTXT("_dmarc.spftmp.example", "v=DMARC1; p=reject")
 	srv.ServFail("_dmarc.dmarcfail.example")
+	// REFUSED, as a resolver answers a client over its rate limit: no
+	// answer, to try again later, as SERVFAIL (RFC 7208 4.4).
+	srv.Refuse("spfrefused.example")
+	srv.AddTXT("_dmarc.spfrefused.example", "v=DMARC1; p=reject")
+	srv.Refuse("refused._domainkey.example.org")
+	srv.AddTXT("dmarcrefused.example", "v=spf1 ip4:192.0.2.10 -all")
+	srv.Refuse("_dmarc.dmarcrefused.example")
 	// Two DMARC records (and a non-DMARC string, which does not count): no
 	// DMARC, neither the first record nor the organizational domain's.
 	srv.AddTXT("_dmarc.twice.example", "v=DMARC1; p=reject")
@@ -276,6 +283,26 @@ func TestCheck(t *testing.T) {
 			env:         scanner.Envelope{ClientIP: bad, HELO: "[203.0.113.1]", MailFrom: "alice@spftmp.example", DMARCEnforce: true},
 			raw:         func(testing.TB) []byte { return testMessage("alice@spftmp.example") },
 			wantSymbols: []string{"SPF_TEMPERROR", "DKIM_NONE", "DMARC_TEMPERROR"},
+		},
+		{
+			name:        "aligned SPF lookup REFUSED, unsigned: DMARC temperror, no reject",
+			env:         scanner.Envelope{ClientIP: bad, HELO: "[203.0.113.1]", MailFrom: "alice@spfrefused.example", DMARCEnforce: true},
+			raw:         func(testing.TB) []byte { return testMessage("alice@spfrefused.example") },
+			wantSymbols: []string{"SPF_TEMPERROR", "DKIM_NONE", "DMARC_TEMPERROR"},
+		},
+		{
+			name: "aligned DKIM key lookup REFUSED, SPF fail: DMARC temperror, no reject",
+			env:  scanner.Envelope{ClientIP: bad, HELO: "[203.0.113.1]", MailFrom: "alice@example.org", DMARCEnforce: true},
+			raw: func(t testing.TB) []byte {
+				return w.sign(t, testMessage("alice@example.org"), "example.org", "refused")
+			},
+			wantSymbols: []string{"SPF_FAIL", "DKIM_TEMPERROR", "DMARC_TEMPERROR"},
+		},
+		{
+			name:        "DMARC record lookup REFUSED: temperror",
+			env:         scanner.Envelope{ClientIP: good, HELO: "[192.0.2.10]", MailFrom: "x@dmarcrefused.example"},
+			raw:         func(testing.TB) []byte { return testMessage("x@dmarcrefused.example") },
+			wantSymbols: []string{"SPF_PASS", "DKIM_NONE", "DMARC_TEMPERROR"},
 		},
 		{
 			name:        "unaligned DKIM temperror does not stop a DMARC fail",
