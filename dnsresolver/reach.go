@@ -115,11 +115,17 @@ func (r *reach) up() bool {
 
 // isNoServer: the Go resolver's words for "nobody answered" (connection
 // refused, network unreachable, no servers configured), which it reports
-// without IsTimeout.
+// without IsTimeout, and for a server that answers REFUSED (or another
+// error RCODE but SERVFAIL), which it reports as a permanent "server
+// misbehaving". A recursive resolver passes a name's broken servers on
+// as SERVFAIL (temporary): DNS works. The other codes are its own, for
+// any name: it does not serve the node (its access control leaves the
+// node out), which counted as working, and /readyz stayed ready while
+// every lookup failed.
 func isNoServer(err *net.DNSError) bool {
 	switch {
 	case err.Err == "server misbehaving":
-		return false // it answered, badly (SERVFAIL): DNS works
+		return !err.IsTemporary
 	case err.IsTemporary:
 		return true
 	}

@@ -135,3 +135,38 @@ func TestRefusingServerFailsFast(t *testing.T) {
 		t.Fatal("a refusing server is still considered reachable")
 	}
 }
+
+// TestRefusingResolverIsDown: a resolver that answers REFUSED does not
+// serve us (its access control leaves the node out, as unbound's default
+// does for any other host): after three refusals and a refused root
+// probe, the server is down for /readyz and lookups fail fast. Refusals
+// of a few names while the root is answered are not enough.
+func TestRefusingResolverIsDown(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		rootRefused bool
+		wantUp      bool
+	}{
+		{"root answered", false, true},
+		{"everything refused", true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := dnstest.Start(t)
+			if tc.rootRefused {
+				srv.Refuse(".")
+			}
+			c := newTest(t, srv, func(c *Config) { c.CacheSize = 0 })
+			var changes []bool
+			c.OnReachabilityChange(func(up bool) { changes = append(changes, up) })
+			for _, name := range []string{"a.test", "b.test", "c.test", "d.test"} {
+				srv.Refuse(name)
+				if _, err := c.LookupTXT(context.Background(), name); !dnsErr(t, err).Temporary() {
+					t.Fatalf("%s: %v, want a temporary error", name, err)
+				}
+			}
+			if c.reach.up() != tc.wantUp || len(changes) != map[bool]int{true: 0, false: 1}[tc.wantUp] {
+				t.Errorf("up=%v changes=%v, want up=%v", c.reach.up(), changes, tc.wantUp)
+			}
+		})
+	}
+}
