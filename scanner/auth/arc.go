@@ -12,6 +12,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -275,19 +276,40 @@ func (c *Check) verifyARC(ctx context.Context, msg *scanner.Message) (result, re
 			return "fail", fmt.Sprintf("instance %d cv=%s", i, cv)
 		}
 	}
+	// A key its DNS could not give now is no failure: failing the chain
+	// then scored every list and forwarder's mail during a DNS outage. The
+	// other signatures are still checked, and one that does not verify
+	// fails the chain whatever could not be looked up.
+	var unverified string
 	// Only the newest message signature must verify (RFC 8617 5.2): older
 	// ones were broken by the very changes ARC exists to vouch for.
 	if err := c.verifyAMS(ctx, msg, fields, sets[max].sig); err != nil {
-		return "fail", fmt.Sprintf("ARC-Message-Signature i=%d: %v", max, err)
+		reason := fmt.Sprintf("ARC-Message-Signature i=%d: %v", max, err)
+		if !errors.Is(err, errKeyUnavailable) {
+			return "fail", reason
+		}
+		unverified = reason
 	}
 	canon := canonicalSets(sets, max)
 	for i := max; i >= 1; i-- {
 		if err := c.verifySeal(ctx, sets[i].seal, canon, i); err != nil {
-			return "fail", fmt.Sprintf("ARC-Seal i=%d: %v", i, err)
+			reason := fmt.Sprintf("ARC-Seal i=%d: %v", i, err)
+			if !errors.Is(err, errKeyUnavailable) {
+				return "fail", reason
+			}
+			unverified = cmp.Or(unverified, reason)
 		}
+	}
+	if unverified != "" {
+		return "temperror", unverified
 	}
 	return "pass", ""
 }
+
+// errKeyUnavailable marks a key lookup that DNS could not answer now
+// (a timeout, SERVFAIL, a resolver that is down), as against a key that
+// does not exist.
+var errKeyUnavailable = errors.New("key unavailable")
 
 func (c *Check) verifyAMS(ctx context.Context, msg *scanner.Message, fields []*rawField, ams *rawField) error {
 	t := ams.tags
@@ -388,6 +410,9 @@ func (c *Check) verifySignature(ctx context.Context, t map[string]string, sum []
 	}
 	txts, err := c.res.LookupTXT(ctx, t["s"]+"._domainkey."+t["d"])
 	if err != nil {
+		if dnsErr, ok := errors.AsType[*net.DNSError](err); ok && !dnsErr.IsNotFound && (dnsErr.IsTemporary || dnsErr.IsTimeout) {
+			return fmt.Errorf("%w: %w", errKeyUnavailable, err)
+		}
 		return fmt.Errorf("key: %w", err)
 	}
 	if len(txts) == 0 {

@@ -120,10 +120,14 @@ func TestARC(t *testing.T) {
 	}
 	w.srv.AddTXT("ed._domainkey.rollover.example", "v=DKIM1; k=ed25519; p="+pub)
 	w.srv.AddTXT("ed._domainkey.rollover.example", "v=DKIM1; k=ed25519; p="+base64.StdEncoding.EncodeToString(stale.Public().(ed25519.PublicKey)))
+	// Keys DNS cannot give now: a seal is neither verified nor failed.
+	w.srv.ServFail("ed._domainkey.servfail-key.example")
+	w.srv.Refuse("ed._domainkey.refused-key.example")
 	c := w.check(t, func(c *Config) { c.ARC = true })
 	orig := string(testMessage("alice@example.org"))
 	one := w.arcSeal(t, orig, "lists.example", 1, "none")
 	two := w.arcSeal(t, one, "fwd.example", 2, "pass")
+	unavailable := w.arcSeal(t, one, "servfail-key.example", 2, "pass")
 	tests := []struct {
 		name, raw, want string
 	}{
@@ -143,6 +147,11 @@ func TestARC(t *testing.T) {
 		{"key record of another version", w.arcSeal(t, orig, "version.example", 1, "none"), "fail"},
 		{"selector with two keys", w.arcSeal(t, orig, "rollover.example", 1, "none"), "pass"},
 		{"instance out of range", "ARC-Seal: i=99; cv=none\r\n" + orig, "fail"},
+		{"sealer's key lookup fails (SERVFAIL)", w.arcSeal(t, orig, "servfail-key.example", 1, "none"), "temperror"},
+		{"sealer's key lookup refused", w.arcSeal(t, orig, "refused-key.example", 1, "none"), "temperror"},
+		{"newest key unavailable, older hops intact", unavailable, "temperror"},
+		{"newest key unavailable, an older seal broken", strings.Replace(unavailable, "spf=pass smtp.mailfrom=alice@example.org\r\nFrom", "spf=fail smtp.mailfrom=alice@example.org\r\nFrom", 1), "fail"},
+		{"key unavailable, body changed", strings.Replace(w.arcSeal(t, orig, "servfail-key.example", 1, "none"), "Hello Bob.", "Hello Bob, pay this.", 1), "fail"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
