@@ -278,3 +278,45 @@ func TestReleaseAndAllowOutlivesItsCaller(t *testing.T) {
 		t.Errorf("allow list %v, %v; want the released message's sender on it", d.Policy.SenderAllow, err)
 	}
 }
+
+// TestAPIQuarantinePreviewCutsLongHeaders: a held message's preview shows
+// its From, To, Subject and Date and its attachments' names, all written by
+// the sender, who may make each nearly a megabyte (the header's bound).
+// They were answered whole: a 600 KB From made a 600 KB answer, and a page
+// of the panel one screen after another of it above the Release button.
+// Each is cut as the stored Subject is, to 998 bytes.
+func TestAPIQuarantinePreviewCutsLongHeaders(t *testing.T) {
+	f := newAPIFixture(t)
+	long := func(s string) string { return strings.Repeat(s, 200_000/len(s)) }
+	msg := "From: " + long("Bank ") + "<a@b.example>\r\nTo: " + long("b@c.example, ") + "x@c.example\r\n" +
+		"Subject: " + long("Invoice ") + "\r\nDate: " + long("Mon ") + "\r\nMIME-Version: 1.0\r\n" +
+		"Content-Type: multipart/mixed; boundary=BB\r\n\r\n" +
+		"--BB\r\nContent-Type: text/plain\r\n\r\nhello\r\n" +
+		"--BB\r\nContent-Type: application/octet-stream\r\n" +
+		"Content-Disposition: attachment; filename=\"" + long("invoice") + ".exe\"\r\n\r\nAAAA\r\n--BB--\r\n"
+	ids, err := f.q.Hold(context.Background(), quarantine.Item{Domain: "a.example", DomainID: f.domA.ID, CustomerID: f.custA.ID,
+		Sender: "a@b.example", Recipients: []string{"alice@a.example"}}, strings.NewReader(msg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, out := f.do("own", "GET", fmt.Sprintf("/api/v1/quarantine/%d", ids[0]), nil)
+	var got struct {
+		Preview struct {
+			From, To, Subject, Date string
+			Text                    string
+			Attachments             []string
+		} `json:"preview"`
+	}
+	if err := json.Unmarshal(out, &got); code != http.StatusOK || err != nil {
+		t.Fatalf("GET: %d %v %.300s", code, err, out)
+	}
+	pv := got.Preview
+	if pv.Text != "hello" || len(pv.Attachments) != 1 {
+		t.Fatalf("preview text %q, attachments %d: not the message held", pv.Text, len(pv.Attachments))
+	}
+	for _, v := range []struct{ name, s string }{{"From", pv.From}, {"To", pv.To}, {"Subject", pv.Subject}, {"Date", pv.Date}, {"attachment", pv.Attachments[0]}} {
+		if len(v.s) == 0 || len(v.s) > 998 {
+			t.Errorf("preview's %s is %d bytes, want 1 to 998", v.name, len(v.s))
+		}
+	}
+}

@@ -9,8 +9,8 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/mxgrid/mxgrid/replytext"
 	"github.com/mxgrid/mxgrid/scanner"
+	"github.com/mxgrid/mxgrid/tracking"
 )
 
 // Preview is what a person may safely see of a held message: a few
@@ -32,10 +32,11 @@ const maxPreviewText = 64 << 10
 func Of(msg []byte) Preview {
 	m := scanner.NewParser(nil).Parse(msg)
 	// The headers and file names a person reads to decide on a release
-	// are made printable as the stored Subject is (replytext.Printable):
-	// no line breaks, and no text running backwards to disguise a name.
-	p := Preview{From: replytext.Printable(m.Header.Get("From")), To: replytext.Printable(m.Header.Get("To")),
-		Subject: replytext.Printable(m.Subject), Date: replytext.Printable(m.Header.Get("Date"))}
+	// are clipped as the stored Subject is (tracking.Clip): no line
+	// breaks, no text running backwards to disguise a name, and no field
+	// of a megabyte (the header's bound) answered whole.
+	p := Preview{From: tracking.Clip(m.Header.Get("From")), To: tracking.Clip(m.Header.Get("To")),
+		Subject: tracking.Clip(m.Subject), Date: tracking.Clip(m.Header.Get("Date"))}
 	text := m.Text
 	if text == "" {
 		text = m.HTML.Text
@@ -49,7 +50,7 @@ func Of(msg []byte) Preview {
 	p.Text = strings.Clone(strings.TrimSpace(text))
 	for _, part := range m.Parts {
 		if names := part.Names(); len(names) > 0 {
-			p.Attachments = append(p.Attachments, replytext.Printable(shownNames(names)))
+			p.Attachments = append(p.Attachments, tracking.Clip(shownNames(names)))
 		}
 	}
 	return p
