@@ -16,6 +16,8 @@ import (
 	"text/tabwriter"
 	"time"
 	"unicode"
+	"unicode/utf16"
+	"unicode/utf8"
 
 	"github.com/mxgrid/mxgrid/fsperm"
 	"github.com/mxgrid/mxgrid/internal/apiclient"
@@ -434,7 +436,7 @@ func (r resource) write(ctx context.Context, af apiFlags, method, path string, b
 		return err
 	}
 	if af.json {
-		_, err := stdout.Write(append(bytes.TrimSpace(data), '\n'))
+		_, err := stdout.Write(append(visibleJSON(bytes.TrimSpace(data)), '\n'))
 		return err
 	}
 	return printItems(stdout, false, r.columns, []json.RawMessage{data})
@@ -465,7 +467,7 @@ func printItems(w io.Writer, asJSON bool, cols []column, items []json.RawMessage
 		if err != nil {
 			return fmt.Errorf("encode output: %w", err)
 		}
-		_, err = w.Write(append(b, '\n'))
+		_, err = w.Write(append(visibleJSON(b), '\n'))
 		return err
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -537,6 +539,51 @@ func visible(s string) string {
 		b.WriteString(q[1 : len(q)-1])
 	}
 	return b.String()
+}
+
+// visibleJSON is JSON with the characters visible spells out written as
+// \u escapes: -json prints what the API answered, whose strings quote
+// senders (a held message's text), and JSON escapes the C0 controls but
+// not DEL, the C1 controls (U+009B is CSI to xterm and VTE) or the bidi
+// overrides. The values stay the same. Outside its strings JSON holds
+// only printable ASCII and the C0 white space it is laid out with, so
+// every such character is inside a string.
+func visibleJSON(b []byte) []byte {
+	var out []byte
+	for i := 0; i < len(b); {
+		r, n := utf8.DecodeRune(b[i:])
+		if r < 0x20 || unicode.IsGraphic(r) || r == utf8.RuneError && n == 1 {
+			if out != nil {
+				out = append(out, b[i:i+n]...)
+			}
+			i += n
+			continue
+		}
+		if out == nil {
+			out = append(make([]byte, 0, len(b)+64), b[:i]...)
+		}
+		if r1, r2 := utf16.EncodeRune(r); r1 != utf8.RuneError {
+			out = fmt.Appendf(out, `\u%04x\u%04x`, r1, r2)
+		} else {
+			out = fmt.Appendf(out, `\u%04x`, r)
+		}
+		i += n
+	}
+	if out == nil {
+		return b
+	}
+	return out
+}
+
+// visibleJSONWriter writes what json.Encoder encodes through visibleJSON
+// (one Write a value).
+type visibleJSONWriter struct{ w io.Writer }
+
+func (v visibleJSONWriter) Write(p []byte) (int, error) {
+	if _, err := v.w.Write(visibleJSON(p)); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }
 
 // visibleLines is visible line by line: the line breaks of a text made of

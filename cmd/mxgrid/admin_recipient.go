@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -144,7 +145,7 @@ func recipientImport(ctx context.Context, af apiFlags, base func() (string, erro
 		return err
 	}
 	if af.json {
-		_, err := fmt.Fprintf(stdout, "%s\n", strings.TrimSpace(string(data)))
+		_, err := fmt.Fprintf(stdout, "%s\n", visibleJSON(bytes.TrimSpace(data)))
 		return err
 	}
 	var res struct {

@@ -57,7 +57,7 @@ func runGeoIP(ctx context.Context, args []string, stdout io.Writer) error {
 	if !*asJSON {
 		printDatabases(stdout, cfg.Geo, loc.Databases())
 	}
-	enc := json.NewEncoder(stdout)
+	enc := json.NewEncoder(visibleJSONWriter{stdout})
 	for _, ip := range addrs {
 		l, layer, err := loc.Lookup(ctx, ip)
 		if err != nil {

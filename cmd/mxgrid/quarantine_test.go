@@ -188,3 +188,45 @@ func TestQuarantineReleaseRefusalShowsOnlyVisibleText(t *testing.T) {
 		t.Errorf("stderr does not show the server's reply: %q", errOut)
 	}
 }
+
+// TestQuarantineJSONShowsOnlyVisibleText: -json prints the API's answer,
+// and a held message's preview carries its text as the sender wrote it.
+// JSON escapes C0 controls, but not DEL, the C1 controls or the bidi
+// overrides: a body with U+009B (CSI, which xterm and VTE act on in
+// UTF-8) cleared the screen of the operator running `mxgrid quarantine
+// get ID -json`, and U+202E ran the rest of the line backwards. They are
+// written as JSON's \u escapes: the same JSON, the same values.
+func TestQuarantineJSONShowsOnlyVisibleText(t *testing.T) {
+	tokFile := operatorTokenFile(t)
+	cfg := nodetest.Config(t)
+	cfg.Admin.OperatorTokenFile = tokFile
+	d := nodetest.Domain("example.org", smtptest.StartSink(t).Addr)
+	q := tenant.TagQuarantine
+	d.Policy.TagAction = &q
+	cfg.Domains = append(cfg.Domains, d)
+	n := nodetest.Start(t, cfg, []scanner.Stage{{Check: nodetest.TagBand{}}})
+	const text = "Pay \u009b2J\u009b]0;pwned\u0007 now \u007f\u202efdp.exe"
+	msg := "Subject: TAGME\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n" + text + "\r\n"
+	if code, reply := smtptest.Send(t, n.SMTPAddr(), "x@sender.example", "bob@example.org", []byte(msg)); code != 250 {
+		t.Fatalf("send: %d %s", code, reply)
+	}
+	mx := cli(t, n, tokFile)
+	out, errOut, code := mx("quarantine", "list", "-json")
+	var held []struct{ ID int64 }
+	if err := json.Unmarshal([]byte(out), &held); code != 0 || err != nil || len(held) != 1 {
+		t.Fatalf("quarantine list: exit %d, %v\n%s%s", code, err, out, errOut)
+	}
+	out, errOut, code = mx("quarantine", "get", strconv.FormatInt(held[0].ID, 10), "-json")
+	var got struct {
+		Preview struct{ Text string } `json:"preview"`
+	}
+	if err := json.Unmarshal([]byte(out), &got); code != 0 || err != nil {
+		t.Fatalf("quarantine get: exit %d, %v\n%s%s", code, err, out, errOut)
+	}
+	if got.Preview.Text != text {
+		t.Errorf("preview text %q, want %q: -json must keep the values", got.Preview.Text, text)
+	}
+	if strings.ContainsFunc(strings.TrimSuffix(out, "\n"), func(r rune) bool { return !unicode.IsGraphic(r) }) {
+		t.Errorf("stdout holds a character the terminal acts on: %q", out)
+	}
+}

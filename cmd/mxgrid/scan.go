@@ -184,7 +184,7 @@ type verdictWriter struct {
 }
 
 func newVerdictWriter(format string, w io.Writer, skipped []string) *verdictWriter {
-	return &verdictWriter{format: format, w: w, skipped: skipped, enc: json.NewEncoder(w)}
+	return &verdictWriter{format: format, w: w, skipped: skipped, enc: json.NewEncoder(visibleJSONWriter{w})}
 }
 
 type jsonVerdict struct {

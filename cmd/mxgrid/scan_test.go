@@ -12,6 +12,7 @@ import (
 	"unicode"
 
 	"github.com/mxgrid/mxgrid/internal/testenv"
+	"github.com/mxgrid/mxgrid/scanner"
 	"github.com/mxgrid/mxgrid/scanner/model"
 )
 
@@ -295,6 +296,44 @@ func TestScanTextShowsOnlyVisibleText(t *testing.T) {
 	for _, want := range []string{`sample\x1b]0;title\a.eml: `, `\x1b[2Jnot a date`, `\x1b[31mred\u202e`} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %s:\n%s", want, out)
+		}
+	}
+}
+
+// TestScanJSONShowsOnlyVisibleText: JSON escapes the C0 controls but not
+// DEL, the C1 controls (U+009B is CSI to xterm and VTE in UTF-8) or the
+// bidi overrides, and --format json quotes a message's Date and
+// Message-ID in symbol details as the text output does: they reached the
+// terminal as written. They are JSON's \u escapes now, the values the same.
+func TestScanJSONShowsOnlyVisibleText(t *testing.T) {
+	dir := t.TempDir()
+	name := filepath.Join(dir, "sample\u009b2J.eml")
+	raw := "From: a@example.org\r\nTo: b@example.org\r\nSubject: hi\r\n" +
+		"Date: \u009b2Jnot a date\r\nMessage-ID: \u009b31mred\u202e\u007f\r\n\r\nhello\r\n"
+	if err := os.WriteFile(name, []byte(raw), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, stderr, code := runBinary(t, "scan", "--format", "json", name)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if strings.ContainsFunc(out, func(r rune) bool { return !unicode.IsGraphic(r) && r != '\n' }) {
+		t.Errorf("output holds a character the terminal acts on:\n%q", out)
+	}
+	var v struct {
+		Path    string
+		Symbols []scanner.Symbol
+	}
+	if err := json.Unmarshal([]byte(out), &v); err != nil || v.Path != name {
+		t.Fatalf("path %q, %v; want %q", v.Path, err, name)
+	}
+	var details string
+	for _, s := range v.Symbols {
+		details += s.Detail + "\n"
+	}
+	for _, want := range []string{"\u009b2Jnot a date", "\u009b31mred\u202e\u007f"} {
+		if !strings.Contains(details, want) {
+			t.Errorf("symbol details lack %q:\n%q", want, details)
 		}
 	}
 }
