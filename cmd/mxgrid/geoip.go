@@ -102,11 +102,13 @@ func describe(ip netip.Addr, l geo.Location, layer geo.Layer) string {
 		}
 		return "not looked up: no database"
 	}
+	// The names are the database's, and an AS's is whatever its holder
+	// registered: spelled out as the admin tables are.
 	var parts []string
 	if l.Located {
-		place := strings.TrimSpace(l.Country + " " + l.CountryName)
+		place := visible(strings.TrimSpace(l.Country + " " + l.CountryName))
 		if l.City != "" {
-			place += ", " + l.City
+			place += ", " + visible(l.City)
 		}
 		place += fmt.Sprintf(" (%.4f, %.4f)", l.Lat, l.Lon)
 		if l.AccuracyKM > 0 {
@@ -117,7 +119,7 @@ func describe(ip netip.Addr, l geo.Location, layer geo.Layer) string {
 		parts = append(parts, "unknown to the database")
 	}
 	if l.ASN != 0 {
-		parts = append(parts, fmt.Sprintf("AS%d %s", l.ASN, l.ASOrg))
+		parts = append(parts, fmt.Sprintf("AS%d %s", l.ASN, visible(l.ASOrg)))
 	}
 	return strings.Join(parts, "\t")
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode"
 
 	"github.com/mxgrid/mxgrid/geo"
 	"github.com/mxgrid/mxgrid/geo/geotest"
@@ -115,5 +116,30 @@ func TestGeoIPLookupText(t *testing.T) {
 	}
 	if err := exec.Command(binary, "geoip", "lookup", "not-an-ip").Run(); err == nil {
 		t.Error("a bad address was accepted")
+	}
+}
+
+// TestGeoIPLookupTextShowsOnlyVisibleText: a network's AS name is what its
+// holder registered, and a spammer's network is the one an operator looks
+// up. An ESC in it reached the operator's terminal, and a tab shifted the
+// columns; they are spelled out as the admin tables spell them.
+func TestGeoIPLookupTextShowsOnlyVisibleText(t *testing.T) {
+	dir := t.TempDir()
+	city, asn := filepath.Join(dir, "city.mmdb"), filepath.Join(dir, "asn.mmdb")
+	geotest.WriteCity(t, city, geotest.Options{}, []geotest.Record{{Network: "81.2.69.0/24", Country: "GB", CountryName: "United\tKingdom",
+		City: "Lon\u009b2Jdon", Lat: 51.5, Lon: -0.1}})
+	geotest.WriteASN(t, asn, geotest.Options{}, []geotest.ASN{{Network: "81.2.69.0/24", Number: 64500, Org: "Bulk\x1b]0;pwned\a\x1b[2J Hosting\u202e"}})
+	cfg := writeConfig(t, fmt.Sprintf("geo:\n  database: %s\n  asn_database: %s\n", city, asn))
+	out, err := exec.Command(binary, "geoip", "lookup", "--config", cfg, "81.2.69.142").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := strings.TrimSuffix(string(out), "\n")
+	last = last[strings.LastIndexByte(last, '\n')+1:]
+	if strings.ContainsFunc(last, func(r rune) bool { return !unicode.IsGraphic(r) && r != '\t' }) {
+		t.Errorf("output holds a character the terminal acts on: %q", last)
+	}
+	if want := "81.2.69.142\tGB United\\tKingdom, Lon\\u009b2Jdon (51.5000, -0.1000)\tAS64500 Bulk\\x1b]0;pwned\\a\\x1b[2J Hosting\\u202e\t[file]"; last != want {
+		t.Errorf("output %q\nwant     %q", last, want)
 	}
 }
