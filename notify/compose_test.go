@@ -55,6 +55,24 @@ func TestComposeHostileSubjectStaysOneLine(t *testing.T) {
 	}
 }
 
+// TestComposeHostileSubjectCannotWrapIntoAReleaseLine: a subject padded
+// with a run of white space (spaces, tabs, no-break or ideographic spaces)
+// before "Release: https://evil..." stayed on its line of the text, but a
+// mail client wraps the run, and on a phone the attacker's link began a
+// line of its own under the message's date, as the digest's own Release
+// links do. A run of white space in a subject or sender is one space.
+func TestComposeHostileSubjectCannotWrapIntoAReleaseLine(t *testing.T) {
+	d := &Digests{cfg: Config{From: "digest@mx.example", LinkTTL: time.Hour}, keys: [][]byte{[]byte("k")},
+		baseURL: "https://mx.example", hostname: "mx.example", now: time.Now}
+	pad := strings.Repeat(" ", 300) + strings.Repeat("\t", 50) + strings.Repeat("\u00a0", 50) + strings.Repeat("\u3000", 50)
+	items := []quarantine.Item{{ID: 1, Time: time.Now(), Sender: "s@x.example", Subject: "Invoice" + pad + "Release: https://evil.example/q/release/x" + pad}}
+	_, body := readDigest(t, d.compose("rcpt@a.example", "R", items, false))
+	want := "\r\n  Invoice Release: https://evil.example/q/release/x\r\n"
+	if !strings.Contains(body, want) {
+		t.Errorf("the digest does not list the subject as %q:\n%q", want, body)
+	}
+}
+
 // readDigest parses a composed digest and returns its header and its
 // body's text, decoded as its Content-Transfer-Encoding says.
 func readDigest(t *testing.T, raw []byte) (mail.Header, string) {

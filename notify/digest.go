@@ -39,6 +39,7 @@ import (
 	"github.com/mxgrid/mxgrid/mailaddr"
 	"github.com/mxgrid/mxgrid/netguard"
 	"github.com/mxgrid/mxgrid/quarantine"
+	"github.com/mxgrid/mxgrid/replytext"
 	"github.com/mxgrid/mxgrid/tenant"
 	"github.com/mxgrid/mxgrid/tracking"
 )
@@ -597,21 +598,14 @@ func Owns(keys [][]byte, maxAge time.Duration, now time.Time, rcpt string, h tex
 	return false
 }
 
-// oneLine keeps a sender's text on its line of the digest: control
-// characters, Unicode line and paragraph separators (a line break for some
-// mail clients: a subject could start a "Release:" line of its own) and
-// bidirectional embeddings, overrides and isolates (which run the text
-// after them backwards) become spaces.
-func oneLine(s string) string {
-	return strings.Map(func(r rune) rune {
-		switch {
-		case r < 0x20, r == 0x7f, r >= 0x80 && r < 0xa0,
-			r == 0x2028, r == 0x2029, r >= 0x202a && r <= 0x202e, r >= 0x2066 && r <= 0x2069:
-			return ' '
-		}
-		return r
-	}, s)
-}
+// oneLine keeps a sender's text on its line of the digest, as it is
+// drawn too (replytext.Sanitize): control characters, Unicode line and
+// paragraph separators (a line break for some mail clients: a subject
+// could start a "Release:" line of its own) and bidirectional embeddings,
+// overrides and isolates (which run the text after them backwards) become
+// spaces, and each run of white space one space: a client wraps a long
+// run, and the text after it began a line of its own.
+func oneLine(s string) string { return replytext.Sanitize(s, len(s)) }
 
 // smtpTimeout bounds each smarthost command.
 const smtpTimeout = 30 * time.Second
