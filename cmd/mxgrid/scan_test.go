@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -211,6 +212,43 @@ func TestEval(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("eval output lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+// TestEvalShowsOnlyVisibleText: eval lists the ham files it flagged by
+// name, and a ham corpus saved from a mailbox names its files after their
+// subjects; a spam filed there by mistake is just what that list shows.
+// An ESC in its name reached the terminal; such a name is quoted.
+func TestEvalShowsOnlyVisibleText(t *testing.T) {
+	ham := t.TempDir()
+	for _, dir := range []string{"ham", "spam"} {
+		entries, err := os.ReadDir(filepath.Join(sampleCorpus, dir))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, e := range entries {
+			b, err := os.ReadFile(filepath.Join(sampleCorpus, dir, e.Name()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			name := e.Name()
+			if dir == "spam" {
+				name = fmt.Sprintf("Win\x1b]0;pwned\a\u009b2J %d.eml", i)
+			}
+			if err := os.WriteFile(filepath.Join(ham, name), b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	out, stderr, code := runBinary(t, "eval", "--spam", sampleCorpus+"/spam", "--ham", ham, "--folds", "2", "--routing-blind")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(out, `"Win\x1b]0;pwned\a\u009b2J `) {
+		t.Errorf("eval does not list a flagged ham file by its quoted name:\n%s", out)
+	}
+	if strings.ContainsFunc(out, func(r rune) bool { return !unicode.IsGraphic(r) && r != '\n' }) {
+		t.Errorf("output holds a character the terminal acts on:\n%q", out)
 	}
 }
 

@@ -23,9 +23,11 @@ import (
 	"runtime"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 
 	"github.com/emersion/go-message/textproto"
 
@@ -691,7 +693,7 @@ func (r *Report) Write(w io.Writer) error {
 		if sm.Spam {
 			what = "caught"
 		}
-		fmt.Fprintf(&b, "  %-20s %7.2f%%  (%d/%d %s, %d rejected)\n", sm.Name, 100*ratio(sm.Flagged, sm.N), sm.Flagged, sm.N, what, sm.Rejected)
+		fmt.Fprintf(&b, "  %-20s %7.2f%%  (%d/%d %s, %d rejected)\n", shown(sm.Name), 100*ratio(sm.Flagged, sm.N), sm.Flagged, sm.N, what, sm.Rejected)
 	}
 	fmt.Fprintf(&b, "precision              %7.2f%%\n", 100*m.Precision)
 	fmt.Fprintf(&b, "F1                     %7.2f%%\n", 100*m.F1)
@@ -730,7 +732,7 @@ func (r *Report) Write(w io.Writer) error {
 				fmt.Fprintf(&b, "  ... and %d more\n", len(fps)-n)
 				break
 			}
-			fmt.Fprintf(&b, "  %6.2f %+6.2f  %s\n", oc.Score, oc.Margin, filepath.Base(oc.Path))
+			fmt.Fprintf(&b, "  %6.2f %+6.2f  %s\n", oc.Score, oc.Margin, shown(filepath.Base(oc.Path)))
 		}
 	}
 	// The log-likelihood ratio is what the corpus alone says a symbol is
@@ -854,4 +856,16 @@ func (r *Report) writeErrorSymbols(w io.Writer) {
 		}
 		fmt.Fprintln(w)
 	}
+}
+
+// shown is a corpus file's name, or the part of the corpus named after
+// it (Subset), as the report lists it: quoted as Go quotes it when it
+// holds a character a terminal would act on rather than show. A corpus
+// saved from a mailbox names its files after their subjects, and the ham
+// files flagged are where a spam filed as ham shows.
+func shown(name string) string {
+	if strings.ContainsFunc(name, func(r rune) bool { return !unicode.IsGraphic(r) }) {
+		return strconv.QuoteToGraphic(name)
+	}
+	return name
 }
