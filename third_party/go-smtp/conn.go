@@ -798,6 +798,12 @@ func (c *Conn) handleMail(arg string) {
 			}
 			opts.EnvelopeID = value
 		case "AUTH":
+			if !c.authAllowed() || len(c.authMechanisms()) == 0 {
+				// EHLO offered no AUTH (RFC 4954 §5 defines the
+				// parameter for servers that do).
+				c.writeResponse(555, EnhancedCode{5, 5, 4}, "AUTH is not supported")
+				return
+			}
 			value, err := decodeXtext(value)
 			if err != nil || value == "" {
 				c.writeResponse(500, EnhancedCode{5, 5, 4}, "Malformed AUTH parameter value")

@@ -4,6 +4,8 @@ import (
 	"io"
 	"strings"
 	"testing"
+
+	"github.com/emersion/go-smtp"
 )
 
 // A MAIL or RCPT parameter the server recognises but does not offer is
@@ -40,6 +42,41 @@ func TestUnofferedParametersAnswered555(t *testing.T) {
 				t.Errorf("%s: %q, want 555 5.5.4", tc.cmd, scanner.Text())
 			}
 		})
+	}
+}
+
+// MAIL's AUTH parameter (RFC 4954 §5) belongs to the AUTH extension: a
+// server that offers no mechanism (none at all, or none before TLS) answers
+// it 555 as it answers any parameter of an extension it does not offer,
+// whatever its value decodes to. One that offers AUTH still takes it.
+func TestAuthParameterNeedsAuthOffered(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		fn   []serverConfigureFunc
+		want string
+	}{
+		{"no mechanism", []serverConfigureFunc{authDisabled}, "555 5.5.4 "},
+		{"not before TLS", []serverConfigureFunc{func(s *smtp.Server) { s.AllowInsecureAuth = false }}, "555 5.5.4 "},
+		{"offered", nil, "250 "},
+	} {
+		for _, param := range []string{"AUTH=<>", "AUTH=a@example.com"} {
+			t.Run(tc.name+" "+param, func(t *testing.T) {
+				_, s, c, scanner, caps := testServerEhlo(t, tc.fn...)
+				defer s.Close()
+				offered := false
+				for cp := range caps {
+					offered = offered || strings.HasPrefix(cp, "AUTH ")
+				}
+				if offered != (tc.want == "250 ") {
+					t.Fatalf("EHLO capabilities %v: AUTH offered %v", caps, offered)
+				}
+				io.WriteString(c, "MAIL FROM:<root@example.com> "+param+"\r\n")
+				scanner.Scan()
+				if !strings.HasPrefix(scanner.Text(), tc.want) {
+					t.Errorf("%s: %q, want %q", param, scanner.Text(), tc.want)
+				}
+			})
+		}
 	}
 }
 
