@@ -336,15 +336,20 @@ func logLoss(what string, log *slog.Logger, r Runner) RunFunc {
 }
 
 // withoutOurAuthResults removes inbound Authentication-Results fields that
-// claim our authserv-id, as smtpd.Deps.PrepareHeader: a copy is edited
-// only when the header has such a field.
-func withoutOurAuthResults(authServID string) func(textproto.Header) (textproto.Header, bool) {
+// claim our authserv-id or a cluster member's host name, as
+// smtpd.Deps.PrepareHeader: a copy is edited only when the header has such
+// a field. A member's name is every other node's authserv-id by default,
+// and a customer trusting our results trusts each: the cluster is one
+// ADMD (RFC 8601 §5), and a sender must not bring a member's results to
+// another member.
+func withoutOurAuthResults(authServID string, guard *netguard.Guard) func(textproto.Header) (textproto.Header, bool) {
+	ours := func(id string) bool { return guard.IsClusterName(id, authServID) }
 	return func(h textproto.Header) (textproto.Header, bool) {
 		if !h.Has(auth.HeaderField) {
 			return h, false
 		}
 		c := h.Copy()
-		if auth.StripOurAuthResults(&c, authServID) == 0 {
+		if auth.StripOurAuthResults(&c, ours) == 0 {
 			return h, false
 		}
 		return c, true
@@ -356,8 +361,8 @@ func (b *builder) buildSMTP(context.Context) error {
 	// Ten seconds of counts per batch: the panel is that far behind.
 	outcomes := domainstats.New(b.store, 10*time.Second, b.log.With("component", "domainstats"))
 	b.run("domain stats", outcomes)
-	// Inbound Authentication-Results fields that claim our name are forged
-	// and removed before relaying (RFC 8601 §5).
+	// Inbound Authentication-Results fields that claim our name or a
+	// member's are forged and removed before relaying (RFC 8601 §5).
 	authServID := b.cfg.AuthServID()
 	rel := relay.New(b.cfg.Relay, b.cfg.SMTP.Hostname, b.guard, b.log.With("component", "relay"), b.registry)
 	// Stopped after SMTP (parts stop in reverse), so its idle downstream
@@ -399,7 +404,7 @@ func (b *builder) buildSMTP(context.Context) error {
 		Directory:     b.directory,
 		Parser:        scanner.NewParser(b.cfg.Scanner.Weights).WithLimits(b.cfg.Scanner.Limits),
 		AuthServID:    authServID,
-		PrepareHeader: withoutOurAuthResults(authServID),
+		PrepareHeader: withoutOurAuthResults(authServID, b.guard),
 		Scanner:       b.pipeline,
 		Relay:         smtpd.Relay{Relay: rel},
 		Policy:        b.cfg.Scanner.Policy(),

@@ -866,7 +866,8 @@ func TestStripOurAuthResults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := StripOurAuthResults(&h, "mx.mxgrid.test"); n != 8 {
+	ours := func(id string) bool { return strings.EqualFold(id, "mx.mxgrid.test") }
+	if n := StripOurAuthResults(&h, ours); n != 8 {
 		t.Errorf("removed %d fields, want 8", n)
 	}
 	got := h.Values(HeaderField)

@@ -126,15 +126,18 @@ func FormatHeader(authservID string, resinfos []string) string {
 	return authservID + "; " + strings.Join(resinfos, "; ")
 }
 
-// StripOurAuthResults removes every Authentication-Results field that
-// claims our authserv-id, which a sender may have added to forge results
-// (RFC 8601 5: such fields MUST be removed or renamed before ours is added).
-// Fields of other authserv-ids are kept. It returns how many were removed.
-func StripOurAuthResults(h *textproto.Header, authservID string) int {
+// StripOurAuthResults removes every Authentication-Results field whose
+// authserv-id ours claims, which a sender may have added to forge results
+// (RFC 8601 5: the fields of any authserv-id of our ADMD MUST be removed or
+// renamed before ours is added). ours gets the id as a reader takes it
+// (unquoted, after comments, without a trailing dot or control
+// characters), in the sender's case. Fields of other authserv-ids are
+// kept. It returns how many were removed.
+func StripOurAuthResults(h *textproto.Header, ours func(authservID string) bool) int {
 	removed := 0
 	fields := h.FieldsByKey(HeaderField)
 	for fields.Next() {
-		if strings.EqualFold(authservIDOf(fields.Value()), authservID) {
+		if ours(authservIDOf(fields.Value())) {
 			fields.Del()
 			removed++
 		}
