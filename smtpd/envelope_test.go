@@ -319,6 +319,48 @@ func TestBareNewlines(t *testing.T) {
 	})
 }
 
+// TestControlLedDotLinesAreStuffed: a line of a dot and control
+// characters ("\x00.") is data to us and to any RFC 5321 server, but some
+// servers drop NULs and other controls before they look for the end of
+// data (SEC Consult's SMTP smuggling research found <CRLF>\x00.<CRLF>
+// taken for it): relayed as sent, the rest of the body ran there as
+// commands, a second message the scan never saw. Such a line leaves with a
+// leading dot, which a conforming server removes again: the message
+// arrives as sent.
+func TestControlLedDotLinesAreStuffed(t *testing.T) {
+	n, sink := startRawNode(t, nil)
+	smuggled := "MAIL FROM:<ceo@bank.example>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\nSubject: smuggled\r\n\r\npay\r\n"
+	for _, line := range []string{"\x00.", "\x00\x00.\x00", "\x01.", "\x0b.\x7f", "\x7f."} {
+		t.Run(fmt.Sprintf("%q", line), func(t *testing.T) {
+			body := bareHeader + "a\r\n" + line + "\r\n" + smuggled + line + "\r\nend\r\n"
+			got := stripReceived(t, relayOne(t, n, sink, "", body))
+			checkCRLFStuffed(t, got)
+			for _, l := range strings.Split(string(got), "\r\n") {
+				if strings.Map(dropControl, l) == "." {
+					t.Errorf("line %q reached the customer server: \".\" to a server that drops controls", l)
+				}
+			}
+			// A conforming server removes the leading dot of each line.
+			var unstuffed []string
+			for _, l := range strings.Split(string(got), "\r\n") {
+				unstuffed = append(unstuffed, strings.TrimPrefix(l, "."))
+			}
+			if u := strings.Join(unstuffed, "\r\n"); u != body {
+				t.Errorf("unstuffed, the customer server reads\n%q\nwant\n%q", u, body)
+			}
+		})
+	}
+}
+
+// dropControl drops what some servers drop from a line before they compare
+// it with the end of data: C0 controls but HT, CR and LF, and DEL.
+func dropControl(r rune) rune {
+	if r < 0x20 && r != '\t' && r != '\r' && r != '\n' || r == 0x7f {
+		return -1
+	}
+	return r
+}
+
 // TestCRCRLFLinesKeepTheirHeader: a client that converts CRLF to CRLF
 // again (PHP's mail() on some systems, a mail library on Windows) ends every
 // line with CR CR LF. Postfix reads the CRs before a LF as part of the line

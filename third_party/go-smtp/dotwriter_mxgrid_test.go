@@ -89,8 +89,40 @@ func (p writePlan) run(in []byte, newWriter func(*bufio.Writer) io.WriteCloser) 
 func newBulkDotWriter(bw *bufio.Writer) io.WriteCloser { return &dotWriter{w: bw} }
 
 // textprotoDotWriter is the writer Client.Data used before (PATCHES.md),
-// one WriteByte per byte: the reference.
-func textprotoDotWriter(bw *bufio.Writer) io.WriteCloser { return textproto.NewWriter(bw).DotWriter() }
+// one WriteByte per byte, with a dot sent before a line's first octet that
+// is a control as before one that is a dot: the reference.
+func textprotoDotWriter(bw *bufio.Writer) io.WriteCloser {
+	return &controlStuffing{bw: bw, dot: textproto.NewWriter(bw).DotWriter(), atStart: true}
+}
+
+// controlStuffing feeds its DotWriter one octet at a time, and writes a dot
+// to the buffer before an octet that starts a line (the body's first, or
+// one after an LF, bare or not) when stuffedControl takes it, as the
+// DotWriter writes its own before a leading dot: an error sticks in the
+// buffer and the next octet's write returns it.
+type controlStuffing struct {
+	bw      *bufio.Writer
+	dot     io.WriteCloser
+	atStart bool
+}
+
+func (c *controlStuffing) Write(b []byte) (n int, err error) {
+	for n < len(b) {
+		if c.atStart && stuffedControl(b[n]) {
+			c.bw.WriteByte('.')
+		}
+		var m int
+		m, err = c.dot.Write(b[n : n+1])
+		n += m
+		if err != nil {
+			return n, err
+		}
+		c.atStart = b[n-1] == '\n'
+	}
+	return n, nil
+}
+
+func (c *controlStuffing) Close() error { return c.dot.Close() }
 
 // diffDotWriter fails unless both writers return the same counts and
 // errors from every Write and Close under the plan and hand the connection
@@ -125,6 +157,10 @@ var dotWriterInputs = []string{
 	strings.Repeat("x", 5000) + "\r\n.\r\n",
 	strings.Repeat("y\r", 300) + ".",
 	strings.Repeat(".\n", 300),
+	"\x00.\r\n",
+	"a\r\n\x00.\r\nb\r\n\x01\x00.\x00\r\n",
+	"\x7f\n\x1f.\r\x00.\r\n\t.\r\n \x00\r\n",
+	strings.Repeat("\x00.\n", 300),
 }
 
 // TestDotWriterMatchesTextproto: the bulk writer behaves as textproto's
@@ -137,6 +173,9 @@ func TestDotWriterMatchesTextproto(t *testing.T) {
 		b := randomBody(rng)
 		if rng.Intn(2) == 0 {
 			b = bytes.ReplaceAll(b, []byte("\r\n.\r\n"), nil)
+		}
+		if rng.Intn(2) == 0 {
+			b = bytes.ReplaceAll(b, []byte("x"), []byte("\x00"))
 		}
 		inputs = append(inputs, string(b))
 	}
@@ -167,7 +206,7 @@ func BenchmarkDotWriter(b *testing.B) {
 		for _, impl := range []struct {
 			name string
 			new  func(*bufio.Writer) io.WriteCloser
-		}{{"bulk", newBulkDotWriter}, {"textproto", textprotoDotWriter}} {
+		}{{"bulk", newBulkDotWriter}, {"textproto", func(bw *bufio.Writer) io.WriteCloser { return textproto.NewWriter(bw).DotWriter() }}} {
 			b.Run(size.name+"/"+impl.name, func(b *testing.B) {
 				bw := bufio.NewWriter(io.Discard)
 				b.SetBytes(int64(len(body)))
