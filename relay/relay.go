@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -238,7 +239,12 @@ func (r *Relay) Run(ctx context.Context) error {
 // MailOptions carries the sender's MAIL parameters that matter downstream.
 type MailOptions struct {
 	Size int64
-	UTF8 bool
+	// Slack is the part of Size that estimates what we add to the
+	// message (our header fields), more than they usually take: a server
+	// whose SIZE limit Size passes by no more than Slack is declared its
+	// limit instead (sendMail).
+	Slack int64
+	UTF8  bool
 }
 
 // Transaction is one downstream SMTP transaction. It is not safe for
@@ -440,7 +446,25 @@ func (t *Transaction) mail(to mailaddr.Address) (rcptErr error, err *Error) {
 func (t *Transaction) sendMail(to mailaddr.Address) (mailErr, rcptErr error) {
 	reset := t.s.inTransaction
 	t.s.inTransaction = true
-	return t.s.client.MailRcpt(reset, t.from.String(), &smtp.MailOptions{Size: t.opts.Size, UTF8: t.opts.UTF8 && !t.withoutUTF8}, to.String(), nil)
+	return t.s.client.MailRcpt(reset, t.from.String(), &smtp.MailOptions{Size: t.declaredSize(), UTF8: t.opts.UTF8 && !t.withoutUTF8}, to.String(), nil)
+}
+
+// declaredSize is the SIZE MAIL declares (RFC 1870): the sender's with our
+// slack, but no more than the session's server takes when the sender's own
+// size fits. Declared over it, a message the server would have taken (our
+// fields take less than the slack) was refused 552 for good at MAIL; if it
+// does not fit after all, the server refuses it at the end of the data.
+func (t *Transaction) declaredSize() int64 {
+	size := t.opts.Size
+	if t.opts.Slack <= 0 {
+		return size
+	}
+	ok, param := t.s.client.Extension("SIZE")
+	limit, err := strconv.ParseInt(param, 10, 64)
+	if !ok || err != nil || limit <= 0 || size <= limit {
+		return size
+	}
+	return max(limit, size-t.opts.Slack)
 }
 
 // beforeRcpt marks a failure that came before the recipient was answered.

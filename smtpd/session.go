@@ -233,6 +233,7 @@ func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
 			// top; declare room for them (RFC 1870 §5: SIZE is an estimate,
 			// but strict servers refuse a message larger than declared).
 			ss.mailOpts.Size += addedHeaderAllowance
+			ss.mailOpts.Slack = addedHeaderAllowance
 		}
 	}
 	return nil

@@ -291,6 +291,33 @@ func TestSizeLimit(t *testing.T) {
 	}
 }
 
+// TestDeclaredSizeFitsTheCustomersLimit: MAIL's SIZE goes downstream with
+// room for our fields, an estimate of 4 KB where they take a few hundred
+// octets. A sender declaring a size just under the customer's limit
+// (RFC 1870) was declared over it and refused 552 for good, for a message
+// the customer's server takes; it is declared the limit instead. A size
+// over the limit on its own is still declared as it is, and refused.
+func TestDeclaredSizeFitsTheCustomersLimit(t *testing.T) {
+	const limit = 1 << 20
+	sink := smtptest.StartSink(t, smtptest.MaxMessageBytes(limit))
+	cfg := testConfig(t)
+	cfg.Domains = append(cfg.Domains, smtptest.Domain("example.org", sink.Addr))
+	n := startConfigured(t, cfg, nil)
+	msg := testMessage + strings.Repeat(strings.Repeat("x", 98)+"\r\n", (limit-2000-len(testMessage))/100)
+	c := dial(t, n.SMTPAddr())
+	c.cmd(250, "MAIL FROM:<alice@sender.test> SIZE=%d", len(msg))
+	c.cmd(250, "RCPT TO:<bob@example.org>")
+	c.data(250, msg)
+	got := sink.Messages()
+	if len(got) != 1 || got[0].Size != limit {
+		t.Fatalf("customer's server got %d messages, want one declared %d", len(got), limit)
+	}
+	c.cmd(250, "MAIL FROM:<alice@sender.test> SIZE=%d", limit+1)
+	if msg := c.cmd(552, "RCPT TO:<bob@example.org>"); !strings.HasPrefix(msg, "5.3.4") {
+		t.Errorf("reply %q to a declared size over the customer's limit, want 5.3.4", msg)
+	}
+}
+
 func TestProxyProtocol(t *testing.T) {
 	n, sink := startNode(t, func(c *config.Config) { c.SMTP.TrustedProxies = []string{"127.0.0.0/8"} })
 	conn, err := net.Dial("tcp", n.SMTPAddr())

@@ -6,6 +6,7 @@ package smtptest
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/tls"
 	"errors"
 	"io"
@@ -62,6 +63,13 @@ func CloseIdleAfter(d time.Duration) Option {
 	return func(s *Sink) { s.idleTimeout = d }
 }
 
+// MaxMessageBytes makes the sink offer SIZE n and refuse a larger message,
+// or a MAIL declaring one, with 552, as a customer's server with a size
+// limit (64 MiB otherwise).
+func MaxMessageBytes(n int64) Option {
+	return func(s *Sink) { s.maxBytes = n }
+}
+
 // Sink is a downstream mail server (the customer's) that records every
 // message it accepts. Its replies can be changed to inject failures.
 type Sink struct {
@@ -69,6 +77,7 @@ type Sink struct {
 
 	tls         bool
 	idleTimeout time.Duration
+	maxBytes    int64
 	cert        *tls.Config
 
 	mu        sync.Mutex
@@ -112,7 +121,7 @@ func (s *Sink) serve(l net.Listener) {
 	srv := smtp.NewServer(smtp.BackendFunc(s.newSession))
 	srv.Domain = "sink.test"
 	srv.EnableSMTPUTF8 = true
-	srv.MaxMessageBytes = 64 << 20
+	srv.MaxMessageBytes = cmp.Or(s.maxBytes, 64<<20)
 	srv.MaxLineLength = 1 << 20
 	srv.ReadTimeout = s.idleTimeout
 	srv.TLSConfig = s.cert
