@@ -244,8 +244,8 @@ func Parse(data []byte, cfg *Config) error {
 	} else if err != nil && !errors.Is(err, io.EOF) {
 		return fmt.Errorf("invalid YAML: %w", err)
 	}
-	if len(root.Content) == 0 {
-		return nil // an empty file: all defaults
+	if len(root.Content) == 0 || root.Content[0].ShortTag() == "!!null" {
+		return nil // an empty file, or one of "~": all defaults
 	}
 	if err := (&keyChecker{}).check(root.Content[0], reflect.TypeOf(*cfg), "", false); err != nil {
 		return err
@@ -269,6 +269,11 @@ type keyChecker struct{ aliased int }
 
 // check walks n against t; aliased tells a node reached through an alias.
 func (kc *keyChecker) check(n *yaml.Node, t reflect.Type, path string, aliased bool) error {
+	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" && !nullable(t) {
+		// yaml.v3 leaves such a field as it was: "subject_tag:", meant to
+		// turn the tag off, kept the default "[SPAM]" without a word.
+		return fmt.Errorf("line %d: %s: no value (leave the key out for its default)", n.Line, path)
+	}
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
@@ -364,6 +369,16 @@ func decodeError(err error) string {
 		msgs[i] = m
 	}
 	return strings.Join(msgs, "; ")
+}
+
+// nullable reports the kinds yaml.v3 sets to their zero value from a null:
+// an empty list or map, an unset pointer (a domain's threshold inherited).
+func nullable(t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.Pointer, reflect.Map, reflect.Slice, reflect.Interface:
+		return true
+	}
+	return false
 }
 
 // isInteger reports the integer kinds but time.Duration's, which yaml.v3

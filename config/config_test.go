@@ -223,6 +223,11 @@ func TestBadConfigNamesTheKey(t *testing.T) {
 		{"a bad second document", "smtp: {}\n---\nsmtp: [\n", "invalid YAML"},
 		{"not yaml", "smtp: [\n", "invalid YAML"},
 		{"section not a mapping", "smtp: 5\n", "smtp must be a mapping"},
+		// yaml.v3 leaves a field as it was for a key without a value:
+		// "subject_tag:", meant as off, kept "[SPAM]".
+		{"key without a value", "scanner:\n  subject_tag:\n", "line 2: scanner.subject_tag: no value"},
+		{"key given null", "smtp: {max_hops: ~}\n", "line 1: smtp.max_hops: no value"},
+		{"domain key without a value", "domains:\n  - name: a.org\n    route: 'h:25'\n    tls:\n", "line 4: domains[0].tls: no value"},
 		{"bad auth on_error", "auth:\n  on_error: reject\n", "auth.on_error:"},
 		{"bad dnsbl on_error", "dnsbl:\n  on_error: \"\"\n", "dnsbl.on_error:"},
 		{"bad clamd on_error", "antivirus:\n  on_error: maybe\n", "antivirus.on_error:"},
@@ -603,4 +608,21 @@ func lookup(m map[string]any, path []string) any {
 		v = mm[k]
 	}
 	return v
+}
+
+// TestEmptyFileIsDefaults: a file with no settings (empty, comments only,
+// or a null document) gives the defaults, as no file does.
+func TestEmptyFileIsDefaults(t *testing.T) {
+	for _, body := range []string{"", "# nothing set yet\n", "~\n", "null\n"} {
+		path := filepath.Join(t.TempDir(), "mxgrid.yaml")
+		os.WriteFile(path, []byte(body), 0o600)
+		cfg, err := Load(path)
+		if err != nil {
+			t.Errorf("%q: %v", body, err)
+			continue
+		}
+		if !reflect.DeepEqual(cfg, Default()) {
+			t.Errorf("%q: not the defaults", body)
+		}
+	}
 }
