@@ -318,6 +318,9 @@ func (kc *keyChecker) check(n *yaml.Node, t reflect.Type, path string, aliased b
 			}
 		}
 	case t.Kind() == reflect.Struct && n.Kind != yaml.MappingNode && !isScalarStruct(t):
+		if path == "" {
+			return fmt.Errorf("line %d: the file must be a mapping of sections (smtp:, http:, ...)", n.Line)
+		}
 		return fmt.Errorf("line %d: %s must be a mapping", n.Line, path)
 	case isInteger(t) && n.Kind == yaml.ScalarNode && n.ShortTag() == "!!float":
 		// yaml.v3 truncates a float into an integer field: max_recipients:

@@ -223,6 +223,8 @@ func TestBadConfigNamesTheKey(t *testing.T) {
 		{"a bad second document", "smtp: {}\n---\nsmtp: [\n", "invalid YAML"},
 		{"not yaml", "smtp: [\n", "invalid YAML"},
 		{"section not a mapping", "smtp: 5\n", "smtp must be a mapping"},
+		{"file a list", "- smtp: {}\n", "line 1: the file must be a mapping of sections (smtp:, http:, ...)"},
+		{"file a string", "smtp.listen 127.0.0.1:25\n", "line 1: the file must be a mapping of sections"},
 		// yaml.v3 leaves a field as it was for a key without a value:
 		// "subject_tag:", meant as off, kept "[SPAM]".
 		{"key without a value", "scanner:\n  subject_tag:\n", "line 2: scanner.subject_tag: no value"},
