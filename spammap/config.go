@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // DefaultAttribution credits DB-IP Lite, the free database the project
@@ -72,6 +73,11 @@ func (c Config) Validate() error {
 	}
 	if len(c.Attribution) > 300 {
 		return errors.New("attribution: longer than 300 characters")
+	}
+	// One line of the map's footer and of /map.svg, where XML 1.0 cannot
+	// carry most control characters: the SVG was not well-formed.
+	if strings.ContainsFunc(c.Attribution, unicode.IsControl) {
+		return fmt.Errorf("attribution: %q must not contain control characters", c.Attribution)
 	}
 	return nil
 }

@@ -334,6 +334,10 @@ func TestConfigValidate(t *testing.T) {
 		{"header injection", with(func(c *Config) { c.FrameAncestors = []string{"https://a.example; script-src *"} }), "frame_ancestors[0]:"},
 		{"empty ancestor", with(func(c *Config) { c.FrameAncestors = []string{""} }), "frame_ancestors[0]:"},
 		{"no attribution", with(func(c *Config) { c.Attribution = " " }), "attribution:"},
+		// XML 1.0 has no escape for most of them: /map.svg was not
+		// well-formed, and browsers drew an error instead of the map.
+		{"control character in attribution", with(func(c *Config) { c.Attribution = "DB-IP \x01" }), "attribution:"},
+		{"line break in attribution", with(func(c *Config) { c.Attribution = "DB-IP\nCC BY 4.0" }), "attribution:"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
