@@ -391,6 +391,8 @@ func decode(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
 		ute *json.UnmarshalTypeError
 	)
 	switch {
+	case keys.notObject && !errors.As(err, &mbe):
+		return badRequest{"request body: a JSON object is required"}
 	case err == nil:
 		return nil
 	case errors.As(err, &fe):

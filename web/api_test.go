@@ -409,6 +409,9 @@ func TestAPIBadInput(t *testing.T) {
 	}{
 		{"malformed JSON", "POST", "/api/v1/resellers", `{"name":`, 400, ""},
 		{"not an object", "POST", "/api/v1/resellers", `[1,2]`, 400, ""},
+		{"a string for the body", "POST", "/api/v1/resellers", `"Acme"`, 400, ""},
+		// A null body was read as {}: a PATCH answered 200 and changed nothing.
+		{"null for the body", "PATCH", fmt.Sprintf("/api/v1/domains/%d", f.domA.ID), `null`, 400, ""},
 		{"empty body", "POST", "/api/v1/resellers", ``, 400, ""},
 		{"trailing data", "POST", "/api/v1/resellers", `{"name":"x"} {"name":"y"}`, 400, ""},
 		{"unknown field", "POST", "/api/v1/resellers", `{"name":"x","bogus":1}`, 400, ""},
@@ -544,7 +547,7 @@ func TestAPIBadInput(t *testing.T) {
 			if tc.wantField != "" && e.Fields[tc.wantField] == "" {
 				t.Errorf("fields %v lack %q", e.Fields, tc.wantField)
 			}
-			if strings.Contains(string(out), "Go struct") || strings.Contains(string(out), "Body.") {
+			if strings.Contains(string(out), "Go struct") || strings.Contains(string(out), "Go value") || strings.Contains(string(out), "Body.") {
 				t.Errorf("the error names our Go types: %s", out)
 			}
 		})

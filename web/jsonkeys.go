@@ -57,6 +57,9 @@ type keyCheck struct {
 	hex      rune
 	wantLow  bool
 	unpaired bool
+	// notObject is set when the body begins with anything but an object:
+	// the decoder named our Go types refusing one, and took null for {}.
+	started, notObject bool
 }
 
 // maxKeyBytes bounds a key: no field name is longer, escaped or not. A
@@ -123,6 +126,9 @@ func (k *keyCheck) step(b byte) {
 			k.key = append(k.key, b)
 		}
 		return
+	}
+	if !k.started && b != ' ' && b != '\t' && b != '\n' && b != '\r' {
+		k.started, k.notObject = true, b != '{'
 	}
 	if k.valueOf != "" && b != ' ' && b != '\t' && b != '\n' && b != '\r' {
 		if b == 'n' { // JSON's only value starting so is null
