@@ -33,6 +33,9 @@ func runHealth(ctx context.Context, args []string, stdout io.Writer) error {
 	if fs.NArg() != 0 || (*url != "" && *path != "") {
 		return fmt.Errorf("%w: mxgrid health [--config FILE | --url URL] [--timeout D]", errUsage)
 	}
+	if *timeout <= 0 {
+		return fmt.Errorf("%w: --timeout must be positive, got %s", errUsage, *timeout)
+	}
 	if *url == "" {
 		cfg, err := config.Load(*path)
 		if err != nil {

@@ -111,6 +111,14 @@ func TestHealthRefusesWhatItCannotAsk(t *testing.T) {
 		{"missing config", func(t *testing.T) []string {
 			return []string{"health", "--config", filepath.Join(t.TempDir(), "none.yaml")}
 		}, "none.yaml"},
+		// A timeout of none gave every node "context deadline exceeded":
+		// unhealthy, restarted, for a typo in the HEALTHCHECK.
+		{"zero timeout", func(t *testing.T) []string {
+			return []string{"health", "--url", "http://127.0.0.1:1/readyz", "--timeout", "0s"}
+		}, "--timeout must be positive"},
+		{"negative timeout", func(t *testing.T) []string {
+			return []string{"health", "--url", "http://127.0.0.1:1/readyz", "--timeout", "-3s"}
+		}, "--timeout must be positive"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
