@@ -33,6 +33,9 @@ func runKeygen(_ context.Context, args []string, stdout io.Writer) error {
 	}
 	f, err := os.OpenFile(*out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if errors.Is(err, fs.ErrExist) {
+		if fi, serr := os.Stat(*out); serr == nil && !fi.Mode().IsRegular() {
+			return fmt.Errorf("keygen: %s exists and is not a regular file, so it holds no key", *out)
+		}
 		fmt.Fprintf(stdout, "%s exists; kept\n", *out)
 		return nil
 	}

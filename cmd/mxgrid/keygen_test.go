@@ -59,4 +59,14 @@ func TestKeygen(t *testing.T) {
 			t.Errorf("config with the generated file: %v", err)
 		}
 	})
+	// A bind mount of a host path that did not exist makes a directory
+	// there: "exists; kept" and exit 0 left the node to fail at start.
+	t.Run("out refuses a directory", func(t *testing.T) {
+		p := t.TempDir()
+		var out bytes.Buffer
+		err := runKeygen(context.Background(), []string{"-out", p}, &out)
+		if err == nil || !strings.Contains(err.Error(), "not a regular file") {
+			t.Fatalf("keygen -out DIR: %v (%q), want an error saying it is not a regular file", err, out.String())
+		}
+	})
 }
