@@ -603,11 +603,8 @@ func visibleLines(s string) string {
 func parseArgs(fs *flag.FlagSet, args []string, want int, what string, pos ...*string) error {
 	var got []string
 	for {
-		if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
+		if err := parseFlags(fs, args); err != nil {
 			return err
-		} else if err != nil {
-			// The flag package has printed the flags already.
-			return fmt.Errorf("%w: %v", errUsage, err)
 		}
 		rest := fs.Args()
 		if len(rest) == 0 {

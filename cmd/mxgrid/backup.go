@@ -20,7 +20,7 @@ func runBackup(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := newFlagSet("backup")
 	path := fs.String("config", "", "YAML configuration `file` (its data_dir and store sections are used)")
 	out := fs.String("out", "", "backup `file` to write (a file there is replaced atomically; anything else there is refused)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *out == "" || fs.NArg() > 0 {
@@ -43,7 +43,7 @@ func runRestore(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := newFlagSet("restore")
 	path := fs.String("config", "", "YAML configuration `file` of the node to restore (its data_dir and store sections)")
 	dataDir := fs.String("data-dir", "", "restore into this `directory` instead of the config's data_dir")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {

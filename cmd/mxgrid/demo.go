@@ -18,7 +18,7 @@ func runDemo(ctx context.Context, args []string, stdout io.Writer) error {
 	freePorts := fs.Bool("free-ports", false, "use free loopback ports instead of HTTP 8025-8027, management 8035-8037, SMTP 2525-2527, gossip 7946-7948 and the customer's 2600")
 	geoip := fs.String("geoip", "", "GeoIP2/GeoLite2 or DB-IP City .mmdb `file` to place the map's points (default: a built-in excerpt of DB-IP City Lite covering the sample)")
 	level := fs.String("log-level", "warn", "the nodes' log `level` on stderr: debug, info, warn or error")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {

@@ -25,7 +25,7 @@ func runEval(ctx context.Context, args []string, stdout io.Writer) error {
 	testHam := fs.String("test-ham", "", "with --test-spam: this `folder` of ham")
 	modelPath := fs.String("model", "", "model `file` whose calibration scores the folds (default: the embedded model's)")
 	cfgPath := fs.String("config", "", "YAML configuration `file` for thresholds and weights (default: built-in defaults)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	testing := *testSpam != "" || *testHam != ""

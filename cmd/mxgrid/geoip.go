@@ -29,7 +29,7 @@ func runGeoIP(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := newFlagSet("geoip lookup")
 	path := fs.String("config", "", "YAML configuration `file` of the node (its geo: section is used)")
 	asJSON := fs.Bool("json", false, "print one JSON object per address")
-	if err := fs.Parse(args[1:]); err != nil {
+	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}
 	if fs.NArg() == 0 {

@@ -32,7 +32,7 @@ func runGeoIPUpdate(ctx context.Context, args []string, stdout io.Writer) error 
 	keyFile := fs.String("license-key-file", "", "`file` holding the MaxMind licence key")
 	asn := fs.Bool("asn", false, "the file is an ASN database (geo.asn_database)")
 	timeout := fs.Duration("timeout", 10*time.Minute, "give up after this long")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 0 {

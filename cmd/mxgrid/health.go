@@ -27,7 +27,7 @@ func runHealth(ctx context.Context, args []string, stdout io.Writer) error {
 	url := fs.String("url", "", "readiness `URL` to ask (default: /readyz on the config's http.management_listen)")
 	path := fs.String("config", "", "the node's YAML configuration `file` (default: the built-in defaults, http://127.0.0.1:8026)")
 	timeout := fs.Duration("timeout", 3*time.Second, "give up after this long")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 0 || (*url != "" && *path != "") {

@@ -17,7 +17,7 @@ import (
 func runKeygen(_ context.Context, args []string, stdout io.Writer) error {
 	fset := newFlagSet("keygen")
 	out := fset.String("out", "", "write the key to this `file` (mode 0600) unless it exists, instead of printing it")
-	if err := fset.Parse(args); err != nil {
+	if err := parseFlags(fset, args); err != nil {
 		return err
 	}
 	if fset.NArg() > 0 {

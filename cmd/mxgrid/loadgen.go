@@ -29,7 +29,7 @@ func runLoadgen(ctx context.Context, args []string, stdout io.Writer) error {
 	maxRetry := fs.Duration("max-retry", def.MaxRetryDelay, "longest wait between retries")
 	deadline := fs.Duration("deadline", 10*time.Minute, "give up on messages still not final after this long")
 	records := fs.String("records", "", "write each message's outcome to this TSV `file`")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() == 0 {
@@ -65,7 +65,7 @@ func runLoadgenSink(ctx context.Context, args []string, stdout io.Writer) error 
 	listen := fs.String("listen", "127.0.0.1:2526", "loopback `host:port` to accept mail on")
 	report := fs.String("report", "", "append each accepted id to this `file` (read back on restart)")
 	grace := fs.Duration("grace", 5*time.Second, "on stop, how long transactions in flight may finish")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *report == "" {

@@ -114,6 +114,16 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "\nRun 'mxgrid <command> -h' for a command's flags.")
 }
 
+// parseFlags parses args into fs; an unknown flag or a bad value is a
+// usage error (exit 2), the flag package having printed the flags.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	err := fs.Parse(args)
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	return err
+}
+
 // newFlagSet returns a flag set that reports errors instead of exiting.
 func newFlagSet(name string) *flag.FlagSet {
 	fs := flag.NewFlagSet("mxgrid "+name, flag.ContinueOnError)

@@ -360,3 +360,23 @@ data_dir: %s
 		})
 	}
 }
+
+// TestBadFlagIsAUsageError: a flag a command lacks, or a flag's bad value,
+// exits 2 as every other mistake in the command line does; the commands
+// that call no API exited 1, as for a failure of the work itself.
+func TestBadFlagIsAUsageError(t *testing.T) {
+	for _, args := range [][]string{
+		{"serve", "-no-such-flag"}, {"demo", "-interval", "soon"}, {"scan", "-workers", "two"},
+		{"train", "-no-such-flag"}, {"eval", "-folds", "x"}, {"keygen", "-no-such-flag"},
+		{"health", "-timeout", "x"}, {"backup", "-no-such-flag"}, {"restore", "-no-such-flag"},
+		{"version", "-no-such-flag"}, {"token", "create", "-reseller", "abc"},
+		{"geoip", "lookup", "-no-such-flag"}, {"geoip", "update", "-no-such-flag"},
+		{"map", "rebuild", "-no-such-flag"}, {"loadgen", "-sessions", "x"}, {"loadgen", "sink", "-no-such-flag"},
+		{"domain", "list", "-no-such-flag"},
+	} {
+		var out, errOut bytes.Buffer
+		if code := run(context.Background(), args, &out, &errOut); code != 2 {
+			t.Errorf("mxgrid %s: exit %d, want 2\n%s", strings.Join(args, " "), code, errOut.String())
+		}
+	}
+}

@@ -17,7 +17,7 @@ func runMap(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	fs := newFlagSet("map rebuild")
 	path := fs.String("config", "", "YAML configuration `file` (its store section is used)")
-	if err := fs.Parse(args[1:]); err != nil {
+	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {

@@ -33,7 +33,7 @@ func runScan(ctx context.Context, args []string, stdout io.Writer) error {
 	format := fset.String("format", "text", "output `format`: text, json (one object per line) or tsv (path, verdict, score, symbols, action, reason, detail)")
 	cfgPath := fset.String("config", "", "YAML configuration `file` (default: built-in defaults)")
 	workers := fset.Int("workers", runtime.GOMAXPROCS(0), "messages scanned in parallel")
-	if err := fset.Parse(args); err != nil {
+	if err := parseFlags(fset, args); err != nil {
 		return err
 	}
 	if fset.NArg() == 0 || (*format != "text" && *format != "json" && *format != "tsv") {

@@ -17,7 +17,7 @@ import (
 func runServe(ctx context.Context, args []string, _ io.Writer) error {
 	fs := newFlagSet("serve")
 	path := fs.String("config", "", "YAML configuration `file` (defaults: a loopback node, data in ./data)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	// `mxgrid serve mxgrid.yaml` started a default node, data in ./data,

@@ -35,7 +35,7 @@ func runToken(ctx context.Context, args []string, stdout io.Writer) error {
 	reseller := fs.Int64("reseller", 0, "create a token scoped to this reseller `id`")
 	name := fs.String("name", "cli", "a `name` for the token, shown in lists and the audit log")
 	expiresIn := fs.Duration("expires-in", 0, "the token stops working after this `duration` (e.g. 720h); 0: never")
-	if err := fs.Parse(args[1:]); err != nil {
+	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}
 	if *operator == (*reseller > 0) {

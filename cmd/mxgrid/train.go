@@ -30,7 +30,7 @@ func runTrain(ctx context.Context, args []string, stdout io.Writer) error {
 	cfg := model.DefaultTrainConfig()
 	bits := fs.Uint("bits", uint(cfg.Bits), "log2 of the number of hashed feature buckets")
 	fs.IntVar(&cfg.Epochs, "epochs", cfg.Epochs, "training passes over the corpus")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *spamDir == "" || *hamDir == "" || *out == "" || fs.NArg() > 0 {

@@ -16,7 +16,7 @@ var version = "dev"
 // 0, which a script reads as the JSON it asked for.
 func runVersion(_ context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("mxgrid version", flag.ContinueOnError)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
