@@ -23,8 +23,12 @@ func runGeoIP(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(args) > 0 && args[0] == "update" {
 		return runGeoIPUpdate(ctx, args[1:], stdout)
 	}
+	usage := fmt.Errorf("%w: %s", errUsage, geoipUsage)
+	if len(args) > 0 && isHelp(args[0]) {
+		return printUsage(usage)
+	}
 	if len(args) == 0 || args[0] != "lookup" {
-		return fmt.Errorf("%w: %s", errUsage, geoipUsage)
+		return usage
 	}
 	fs := newFlagSet("geoip lookup")
 	path := fs.String("config", "", "YAML configuration `file` of the node (its geo: section is used)")

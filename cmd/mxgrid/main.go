@@ -124,6 +124,11 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 	return err
 }
 
+// isHelp reports an argument asking for a command's usage.
+func isHelp(arg string) bool {
+	return arg == "-h" || arg == "-help" || arg == "--help" || arg == "help"
+}
+
 // newFlagSet returns a flag set that reports errors instead of exiting.
 func newFlagSet(name string) *flag.FlagSet {
 	fs := flag.NewFlagSet("mxgrid "+name, flag.ContinueOnError)

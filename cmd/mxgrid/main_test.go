@@ -380,3 +380,18 @@ func TestBadFlagIsAUsageError(t *testing.T) {
 		}
 	}
 }
+
+// TestCommandHelp: -h on a command that takes an action first shows its
+// usage and exits 0, as every command's -h does; geoip, map and token
+// answered it as a mistake, exit 2.
+func TestCommandHelp(t *testing.T) {
+	for _, args := range [][]string{
+		{"geoip", "-h"}, {"geoip", "--help"}, {"map", "-h"}, {"token", "--help"}, {"token", "help"},
+		{"domain", "-h"}, {"messages", "--help"},
+	} {
+		var out, errOut bytes.Buffer
+		if code := run(context.Background(), args, &out, &errOut); code != 0 {
+			t.Errorf("mxgrid %s: exit %d, stderr %q; want 0", strings.Join(args, " "), code, errOut.String())
+		}
+	}
+}

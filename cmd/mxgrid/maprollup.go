@@ -12,8 +12,12 @@ import (
 // rolling upgrade, or by a bulk load) are otherwise missing from the map
 // until they leave its window.
 func runMap(ctx context.Context, args []string, stdout io.Writer) error {
+	usage := fmt.Errorf("%w: mxgrid map rebuild [-config FILE]", errUsage)
+	if len(args) > 0 && isHelp(args[0]) {
+		return printUsage(usage)
+	}
 	if len(args) == 0 || args[0] != "rebuild" {
-		return fmt.Errorf("%w: mxgrid map rebuild [-config FILE]", errUsage)
+		return usage
 	}
 	fs := newFlagSet("map rebuild")
 	path := fs.String("config", "", "YAML configuration `file` (its store section is used)")

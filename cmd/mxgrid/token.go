@@ -26,8 +26,12 @@ func openStore(path string) (*store.Store, error) {
 // runToken creates admin API tokens straight in the store, which is how
 // the first operator token comes to exist (the API needs a token already).
 func runToken(ctx context.Context, args []string, stdout io.Writer) error {
+	usage := fmt.Errorf("%w: mxgrid token create [-config file] (-operator | -reseller ID) [-name NAME] [-expires-in DURATION]", errUsage)
+	if len(args) > 0 && isHelp(args[0]) {
+		return printUsage(usage)
+	}
 	if len(args) == 0 || args[0] != "create" {
-		return fmt.Errorf("%w: mxgrid token create [-config file] (-operator | -reseller ID) [-name NAME] [-expires-in DURATION]", errUsage)
+		return usage
 	}
 	fs := newFlagSet("token create")
 	path := fs.String("config", "", "YAML configuration `file` (its store section is used)")
