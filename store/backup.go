@@ -123,7 +123,7 @@ func Backup(ctx context.Context, dbPath, out string, now time.Time) (BackupManif
 	// The backup is renamed over out: `-out /dev/null`, run as root,
 	// replaced the device with a file for every process on the machine.
 	if fi, err := os.Lstat(out); err == nil && !fi.Mode().IsRegular() {
-		return m, fmt.Errorf("backup: %s is a %s, not a file; the backup would replace it", out, fi.Mode().Type())
+		return m, fmt.Errorf("backup: %s is a %s, not a file; the backup would replace it", out, fileKind(fi.Mode()))
 	}
 	scratch, err := privateScratch(filepath.Dir(out))
 	if err != nil {
@@ -469,4 +469,22 @@ func checkDatabase(ctx context.Context, path, in string, m BackupManifest) error
 		}
 	}
 	return nil
+}
+
+// fileKind names what a path that is not a regular file is, in words:
+// FileMode's String is "d---------" for a directory.
+func fileKind(m os.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "directory"
+	case m&os.ModeSymlink != 0:
+		return "symbolic link"
+	case m&os.ModeNamedPipe != 0:
+		return "named pipe"
+	case m&os.ModeSocket != 0:
+		return "socket"
+	case m&os.ModeDevice != 0:
+		return "device"
+	}
+	return "special file"
 }

@@ -162,11 +162,19 @@ func TestBackupKeepsWhatIsNotAFile(t *testing.T) {
 	if err := os.Symlink(filepath.Join(dir, "elsewhere"), link); err != nil {
 		t.Fatal(err)
 	}
-	for out, mode := range map[string]os.FileMode{fifo: os.ModeNamedPipe, link: os.ModeSymlink} {
-		if _, err := Backup(context.Background(), dbPath, out, time.Now()); err == nil || !strings.Contains(err.Error(), "not a file") {
-			t.Errorf("%s: %v, want refused as not a file", out, err)
+	sub := filepath.Join(dir, "sub")
+	if err := os.Mkdir(sub, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	// The error names what is there in words; it said "is a d---------".
+	for out, want := range map[string]struct {
+		mode os.FileMode
+		kind string
+	}{fifo: {os.ModeNamedPipe, "named pipe"}, link: {os.ModeSymlink, "symbolic link"}, sub: {os.ModeDir, "directory"}} {
+		if _, err := Backup(context.Background(), dbPath, out, time.Now()); err == nil || !strings.Contains(err.Error(), "is a "+want.kind+", not a file") {
+			t.Errorf("%s: %v, want refused as a %s, not a file", out, err, want.kind)
 		}
-		if fi, err := os.Lstat(out); err != nil || fi.Mode().Type() != mode {
+		if fi, err := os.Lstat(out); err != nil || fi.Mode().Type() != want.mode {
 			t.Errorf("%s was replaced: %v, %v", out, fi.Mode(), err)
 		}
 	}
