@@ -381,8 +381,9 @@ func subject(data []byte) string {
 }
 
 // deliver runs one SMTP transaction with node at smtpAddr, first sending a
-// PROXY v1 header that names src as the client when src is valid, and
-// returns the node's final reply as text.
+// PROXY v1 header that names src as the client when src is valid (else
+// the connection's own loopback address), and returns the node's final
+// reply as text.
 func deliver(ctx context.Context, smtpAddr string, src netip.Addr, data []byte) string {
 	ctx, cancel := context.WithTimeout(ctx, sendTimeout)
 	defer cancel()
@@ -395,16 +396,18 @@ func deliver(ctx context.Context, smtpAddr string, src netip.Addr, data []byte) 
 	if dl, ok := ctx.Deadline(); ok {
 		conn.SetDeadline(dl)
 	}
+	// The nodes require the header from loopback: a message without a
+	// source of its own names the connection's, or it was closed unserved.
+	from, dst := conn.LocalAddr(), conn.RemoteAddr().(*net.TCPAddr)
 	if src.IsValid() {
-		dst := conn.RemoteAddr().(*net.TCPAddr)
 		if src.Is6() {
 			dst = &net.TCPAddr{IP: net.IPv6loopback, Port: dst.Port}
 		}
 		// The source port is made up: the sample records none.
-		h := proxyproto.HeaderProxyFromAddrs(1, net.TCPAddrFromAddrPort(netip.AddrPortFrom(src, 40000)), dst)
-		if _, err := h.WriteTo(conn); err != nil {
-			return "PROXY header: " + err.Error()
-		}
+		from = net.TCPAddrFromAddrPort(netip.AddrPortFrom(src, 40000))
+	}
+	if _, err := proxyproto.HeaderProxyFromAddrs(1, from, dst).WriteTo(conn); err != nil {
+		return "PROXY header: " + err.Error()
 	}
 	c := smtp.NewClient(conn)
 	defer c.Close()
