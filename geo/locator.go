@@ -534,7 +534,7 @@ func (f *dbFile) load(l *Locator) {
 	}
 	fi, err := os.Stat(f.path)
 	if err != nil {
-		f.failed(l, nil, fmt.Errorf("stat %s: %w", f.path, err))
+		f.failed(l, nil, err) // it names the path already
 		return
 	}
 	if f.loadedInfo != nil && sameFile(f.loadedInfo, fi) {

@@ -247,6 +247,10 @@ func TestOpenRejectsWrongKind(t *testing.T) {
 			if level != health.Degraded || len(conds) != 1 || !strings.Contains(conds[0].Reason, tt.wantReason) {
 				t.Fatalf("health %v %+v, want Degraded mentioning %q", level, conds, tt.wantReason)
 			}
+			// "stat /x.mmdb: stat /x.mmdb: no such file or directory"
+			if n := strings.Count(conds[0].Reason, tt.db); n != 1 {
+				t.Errorf("reason %q names the file %d times, want once", conds[0].Reason, n)
+			}
 		})
 	}
 }
