@@ -237,6 +237,8 @@ func TestBadConfigNamesTheKey(t *testing.T) {
 		{"subject tag with CR LF", "scanner:\n  subject_tag: \"[SPAM]\\r\\nBcc: x@example.org\"\n", "scanner.subject_tag:"},
 		{"subject tag with a NUL", "scanner:\n  subject_tag: \"[SPAM]\\0\"\n", "scanner.subject_tag:"},
 		{"subject tag over 64 bytes", "scanner:\n  subject_tag: '" + strings.Repeat("x", 65) + "'\n", "scanner.subject_tag:"},
+		// The file has no policy: section; the error named one.
+		{"domain subject tag with CR LF", "domains:\n  - {name: a.org, route: 'h:25', subject_tag: \"[SPAM]\\r\\nBcc: x@a.org\"}\n", "domains[0].subject_tag: must not contain control characters"},
 		{"negative model timeout", "scanner:\n  model: {timeout: -1s}\n", "scanner.model.timeout:"},
 		{"bad rules on_error", "scanner:\n  rules: {on_error: drop}\n", "scanner.rules.on_error:"},
 	}
