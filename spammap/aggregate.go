@@ -210,7 +210,6 @@ func (a *aggregator) add(e Event) error {
 	}
 	at := eventAt{us: e.Time.UnixMicro()}
 	if lat, lon, ok := store.MapCell(e.Located, e.Lat, e.Lon); ok {
-		a.located++
 		a.addCell(cellKey{lat, lon}, 1, store.MapFixed(e.Lat), store.MapFixed(e.Lon), at, e.Country, e.City)
 	}
 	if e.Country != "" {
@@ -233,7 +232,17 @@ func (a *aggregator) addNetwork(e Event) {
 	a.networks[k] = n
 }
 
+// addCell places count events in cell k, unless it is cell 0, 0: a
+// quarter degree of open sea off West Africa where no address is, but
+// where geo records every answer without coordinates (a country database,
+// the embedded one included, knows none). Those count for their country
+// only; they were all drawn as one point there. The rollup keeps them in
+// the cell, so that every version counts and prunes them alike.
 func (a *aggregator) addCell(k cellKey, count int, sumLat, sumLon int64, at eventAt, country, city string) {
+	if k == (cellKey{}) {
+		return
+	}
+	a.located += count
 	c := a.cells[k]
 	if c == nil {
 		c = &cellAcc{}

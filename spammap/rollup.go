@@ -129,7 +129,6 @@ type rollupReader struct {
 func (r *rollupReader) addCell(c store.MapCellRow) error {
 	at := eventAt{c.NewestUS, c.NewestID}
 	if c.CellLat != store.NoCell {
-		r.a.located += int(c.Events)
 		r.a.addCell(cellKey{c.CellLat, c.CellLon}, int(c.Events), c.SumLat, c.SumLon, at, c.Country, c.City)
 	}
 	if c.Country != "" {

@@ -53,8 +53,8 @@ func (c *rollupCase) event() store.StoredEvent {
 		e.IP = netip.MustParseAddr("::ffff:100.0.0.9") // the /24 of busy network 0
 	}
 	switch x := rng.IntN(100); {
-	case x < 8: // a country-only answer
-		e.Located, e.City, e.Lat, e.Lon = false, "", 0, 0
+	case x < 8: // a country-only answer, as geo records it: at 0, 0
+		e.City, e.Lat, e.Lon = "", 0, 0
 	case x < 10: // nothing known
 		e.Located, e.Country, e.CountryName, e.City, e.Lat, e.Lon = false, "", "", "", 0, 0
 	case x < 11: // a position out of range counts for the country only
