@@ -114,9 +114,12 @@ func describe(ip netip.Addr, l geo.Location, layer geo.Layer) string {
 		if l.City != "" {
 			place += ", " + visible(l.City)
 		}
-		place += fmt.Sprintf(" (%.4f, %.4f)", l.Lat, l.Lon)
-		if l.AccuracyKM > 0 {
-			place += fmt.Sprintf(" ±%d km", l.AccuracyKM)
+		// A country database knows no coordinates: geo gives 0, 0.
+		if l.Lat != 0 || l.Lon != 0 {
+			place += fmt.Sprintf(" (%.4f, %.4f)", l.Lat, l.Lon)
+			if l.AccuracyKM > 0 {
+				place += fmt.Sprintf(" ±%d km", l.AccuracyKM)
+			}
 		}
 		parts = append(parts, place)
 	} else {

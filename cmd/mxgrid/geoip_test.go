@@ -143,3 +143,16 @@ func TestGeoIPLookupTextShowsOnlyVisibleText(t *testing.T) {
 		t.Errorf("output %q\nwant     %q", last, want)
 	}
 }
+
+// TestGeoIPLookupCountryOnly: with the embedded country database (no
+// geo.database) an answer has a country and no coordinates; the text
+// showed "(0.0000, 0.0000)", a place in the sea off West Africa.
+func TestGeoIPLookupCountryOnly(t *testing.T) {
+	out, err := exec.Command(binary, "geoip", "lookup", "8.8.8.8").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(out), "8.8.8.8\tUS United States\t[file]") {
+		t.Errorf("output lacks the country alone:\n%s", out)
+	}
+}
