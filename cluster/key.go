@@ -25,10 +25,10 @@ var publishedKeys = []string{
 }
 
 // errWeakKey marks a key refused for what it is, not for its format.
-var errWeakKey = errors.New("weak gossip key")
+var errWeakKey = errors.New("weak key")
 
 // KeyProblem says why a decoded key is not fit to guard gossip beyond
-// loopback, or nil. It catches what people type instead of generating:
+// loopback, or to sign digest links (notify.link_keys), or nil. It catches what people type instead of generating:
 // published keys, runs of one byte ("AAAA…"), repeated patterns, and keys
 // that are all printable text (a passphrase, hex, "0123…"), which 32 random
 // bytes are with odds of about 1 in 10^14.

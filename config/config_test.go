@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/base64"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -122,6 +123,9 @@ func TestBadConfigNamesTheKey(t *testing.T) {
 		{"dns server port by name", "dns:\n  server: 127.0.0.1:domain\n", "dns.server:"},
 		{"clamd port out of range", "antivirus:\n  clamd: tcp://127.0.0.1:66000\n", "antivirus.clamd"},
 		{"digest sender without a domain", "notify:\n  from: quarantine\n", "notify.from:"},
+		// Anyone who has or guesses the key signs release links.
+		{"digest link key of one byte", "notify:\n  link_keys: [AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=]\n", "notify.link_keys[0]: weak key"},
+		{"digest link key of text", "notify:\n  link_keys: [" + base64.StdEncoding.EncodeToString([]byte("our digest links key, keep it safe")) + "]\n", "notify.link_keys[0]: weak key"},
 		{"digest sender with CR LF", "notify:\n  from: \"q@example.org\\r\\nRCPT TO:<x@example.org>\"\n", "notify.from:"},
 		{"digest sender not ASCII", "notify:\n  from: quarantäne@example.org\n", "notify.from:"},
 		{"smarthost user without a password", "notify:\n  username: digests\n", "notify.username, password_file:"},

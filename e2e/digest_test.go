@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -27,7 +28,11 @@ import (
 )
 
 // digestKey signs the test nodes' links; the test signs an expired one.
-var digestKey = bytes.Repeat([]byte("k"), 32)
+var digestKey = func() []byte {
+	k := make([]byte, 32)
+	rand.Read(k)
+	return k
+}()
 
 // digestNode runs a node that quarantines example.org's tag band and
 // sends digests through smarthost every 100 ms (the period stays a day).

@@ -34,6 +34,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
+	"github.com/mxgrid/mxgrid/cluster"
 	"github.com/mxgrid/mxgrid/fsperm"
 	"github.com/mxgrid/mxgrid/internal/periodic"
 	"github.com/mxgrid/mxgrid/mailaddr"
@@ -135,6 +136,11 @@ func (c Config) Keys() ([][]byte, error) {
 		k, err := base64.StdEncoding.DecodeString(s)
 		if err != nil || len(k) < 32 {
 			return nil, fmt.Errorf("link_keys[%d]: base64 of at least 32 random bytes (mxgrid keygen)", i)
+		}
+		// Whoever has the key signs links that release held mail: one
+		// typed or copied ("AAAA…", a phrase) is refused as gossip's is.
+		if err := cluster.KeyProblem(k); err != nil {
+			return nil, fmt.Errorf("link_keys[%d]: %w", i, err)
 		}
 		keys[i] = k
 	}
