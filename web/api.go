@@ -73,6 +73,9 @@ func MountAdminAPI(handle func(pattern string, h http.Handler), svc *admin.Servi
 
 func (a *AdminAPI) routes() []apiRoute {
 	h := func(pattern string, fn apiHandler) apiRoute {
+		if !hasBody[pattern] {
+			fn = takesNoBody(fn)
+		}
 		return apiRoute{pattern, a.authed(takesOnly(queryParams[pattern], fn))}
 	}
 	return []apiRoute{
@@ -125,10 +128,11 @@ func (a *AdminAPI) routes() []apiRoute {
 }
 
 // queryParams are the query parameters openapi.json documents for each
-// route ("GET /api/v1/quarantine"): the only ones the route takes.
-var queryParams = documentedQueryParams(openAPIDoc)
+// route ("GET /api/v1/quarantine"): the only ones the route takes;
+// hasBody the routes it documents a request body for.
+var queryParams, hasBody = documentedRequests(openAPIDoc)
 
-func documentedQueryParams(doc []byte) map[string][]string {
+func documentedRequests(doc []byte) (map[string][]string, map[string]bool) {
 	type param struct{ Name, In string }
 	var d struct {
 		Paths map[string]map[string]json.RawMessage `json:"paths"`
@@ -136,7 +140,7 @@ func documentedQueryParams(doc []byte) map[string][]string {
 	if err := json.Unmarshal(doc, &d); err != nil {
 		panic("openapi.json: " + err.Error()) // embedded, and read by TestOpenAPIMatchesRoutes
 	}
-	out := map[string][]string{}
+	out, body := map[string][]string{}, map[string]bool{}
 	for path, ops := range d.Paths {
 		var shared []param
 		if raw, ok := ops["parameters"]; ok {
@@ -148,12 +152,16 @@ func documentedQueryParams(doc []byte) map[string][]string {
 			if method == "parameters" {
 				continue
 			}
-			var op struct{ Parameters []param }
+			var op struct {
+				Parameters  []param
+				RequestBody json.RawMessage `json:"requestBody"`
+			}
 			if err := json.Unmarshal(raw, &op); err != nil {
 				panic("openapi.json: " + method + " " + path + ": " + err.Error())
 			}
 			key := strings.ToUpper(method) + " " + path
 			out[key] = []string{}
+			body[key] = op.RequestBody != nil
 			for _, p := range append(slices.Clone(shared), op.Parameters...) {
 				if p.In == "query" {
 					out[key] = append(out[key], p.Name)
@@ -161,7 +169,7 @@ func documentedQueryParams(doc []byte) map[string][]string {
 			}
 		}
 	}
-	return out
+	return out, body
 }
 
 // takesOnly refuses a request whose query the route cannot read whole: a
@@ -190,6 +198,21 @@ func takesOnly(known []string, fn apiHandler) apiHandler {
 		}
 		if len(fe) > 0 {
 			return fe
+		}
+		return fn(w, r, p)
+	}
+}
+
+// takesNoBody refuses a body on a route that reads none, unless it is an
+// empty object: its fields were dropped, and the call answered as if
+// they had been read ({"reason": ...} on an approve). A client that
+// always sends {} is served.
+func takesNoBody(fn apiHandler) apiHandler {
+	return func(w http.ResponseWriter, r *http.Request, p admin.Principal) error {
+		if r.ContentLength != 0 {
+			if err := decode(w, r, maxBody, &struct{}{}); err != nil {
+				return err
+			}
 		}
 		return fn(w, r, p)
 	}

@@ -412,6 +412,10 @@ func TestAPIBadInput(t *testing.T) {
 		{"a string for the body", "POST", "/api/v1/resellers", `"Acme"`, 400, ""},
 		// A null body was read as {}: a PATCH answered 200 and changed nothing.
 		{"null for the body", "PATCH", fmt.Sprintf("/api/v1/domains/%d", f.domA.ID), `null`, 400, ""},
+		// A body a route does not read was dropped: 200, its fields unseen.
+		{"a field on a route that takes no body", "POST", fmt.Sprintf("/api/v1/domains/%d/approve", f.domA.ID), `{"reason":"checked by phone"}`, 400, ""},
+		{"a list on a route that takes no body", "DELETE", fmt.Sprintf("/api/v1/domains/%d/recipients/nobody", f.domA.ID), `[]`, 400, ""},
+		{"an empty object on a route that takes no body", "POST", fmt.Sprintf("/api/v1/domains/%d/approve", f.domA.ID), `{}`, 200, ""},
 		{"empty body", "POST", "/api/v1/resellers", ``, 400, ""},
 		{"trailing data", "POST", "/api/v1/resellers", `{"name":"x"} {"name":"y"}`, 400, ""},
 		{"unknown field", "POST", "/api/v1/resellers", `{"name":"x","bogus":1}`, 400, ""},
