@@ -269,10 +269,13 @@ type keyChecker struct{ aliased int }
 
 // check walks n against t; aliased tells a node reached through an alias.
 func (kc *keyChecker) check(n *yaml.Node, t reflect.Type, path string, aliased bool) error {
-	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" && !nullable(t) {
-		// yaml.v3 leaves such a field as it was: "subject_tag:", meant to
-		// turn the tag off, kept the default "[SPAM]" without a word.
-		return fmt.Errorf("line %d: %s: no value (leave the key out for its default)", n.Line, path)
+	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" {
+		if !nullable(t) {
+			// yaml.v3 leaves such a field as it was: "subject_tag:", meant
+			// to turn the tag off, kept the default "[SPAM]" without a word.
+			return fmt.Errorf("line %d: %s: no value (leave the key out for its default)", n.Line, path)
+		}
+		return nil
 	}
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
@@ -374,12 +377,16 @@ func decodeError(err error) string {
 	return strings.Join(msgs, "; ")
 }
 
-// nullable reports the kinds yaml.v3 sets to their zero value from a null:
-// an empty list or map, an unset pointer (a domain's threshold inherited).
+// nullable reports the kinds a null may stand for: an empty list or map,
+// an unset pointer (a domain's threshold inherited), and a section all of
+// whose keys are left out or commented out, which yaml.v3 leaves at its
+// defaults as a missing section.
 func nullable(t reflect.Type) bool {
 	switch t.Kind() {
 	case reflect.Pointer, reflect.Map, reflect.Slice, reflect.Interface:
 		return true
+	case reflect.Struct:
+		return !isScalarStruct(t)
 	}
 	return false
 }

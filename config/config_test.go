@@ -619,9 +619,11 @@ func lookup(m map[string]any, path []string) any {
 }
 
 // TestEmptyFileIsDefaults: a file with no settings (empty, comments only,
-// or a null document) gives the defaults, as no file does.
+// a null document, or sections whose keys are all commented out) gives the
+// defaults, as no file does.
 func TestEmptyFileIsDefaults(t *testing.T) {
-	for _, body := range []string{"", "# nothing set yet\n", "~\n", "null\n"} {
+	for _, body := range []string{"", "# nothing set yet\n", "~\n", "null\n",
+		"quarantine:\n  # max_bytes_per_domain: 2147483648\n", "relay: {cache: ~}\n"} {
 		path := filepath.Join(t.TempDir(), "mxgrid.yaml")
 		os.WriteFile(path, []byte(body), 0o600)
 		cfg, err := Load(path)
