@@ -9,8 +9,10 @@ import (
 	"slices"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/mxgrid/mxgrid/internal/nodetest"
+	"github.com/mxgrid/mxgrid/internal/smtptest"
 	"github.com/mxgrid/mxgrid/internal/testenv"
 	"github.com/mxgrid/mxgrid/node"
 	"go.uber.org/goleak"
@@ -56,5 +58,35 @@ func TestFailedNewReleasesEverything(t *testing.T) {
 			}
 			u.Close()
 		})
+	}
+}
+
+// TestStopLeavesNoGoroutine: a node that relayed a message and was stopped
+// leaves no goroutine of its own behind (sessions, the relay's cached
+// downstream session, recorders, gossip, the loops of every part). Idle
+// workers (the scan's pool, go-smtp's connection workers, the sink's too)
+// end 2 s after their last work, so they get a few seconds to.
+func TestStopLeavesNoGoroutine(t *testing.T) {
+	sink := nodetest.StartSink(t)
+	// The sink serves for the whole test: only goroutines started after it count.
+	before := goleak.IgnoreCurrent()
+	cfg := nodetest.Config(t)
+	cfg.Domains = append(cfg.Domains, nodetest.Domain("example.org", sink.Addr))
+	n := nodetest.Start(t, cfg, nil)
+	if code, msg := smtptest.Send(t, n.SMTPAddr(), "alice@sender.test", "bob@example.org",
+		[]byte("Subject: hello\r\n\r\nSee you at noon.\r\n")); code != 250 {
+		t.Fatalf("send: %d %s", code, msg)
+	}
+	n.Stop(t)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := goleak.Find(before)
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
