@@ -1,0 +1,5 @@
+//go:build !race
+
+package quarantine_test
+
+const raceEnabled = false
