@@ -18,6 +18,12 @@ type reach struct {
 	now      func() time.Time
 	onChange func(up bool) // called outside the lock, on every change
 
+	// notifyMu serialises the calls of onChange, and reportedDown is what
+	// it was last told: two changes close together were reported each
+	// after the lock was let go, so the earlier could arrive last.
+	notifyMu     sync.Mutex
+	reportedDown bool
+
 	mu        sync.Mutex
 	failures  int
 	down      bool
@@ -95,11 +101,26 @@ func (r *reach) done(err *net.DNSError) {
 		r.backoff = minBackoff
 		r.nextProbe = r.now().Add(r.backoff)
 	}
-	up := !r.down
 	r.mu.Unlock()
-	if changed && r.onChange != nil {
-		r.onChange(up)
+	if changed {
+		r.notify()
 	}
+}
+
+// notify tells onChange the state as it is now, when that is not what it
+// was last told.
+func (r *reach) notify() {
+	if r.onChange == nil {
+		return
+	}
+	r.notifyMu.Lock()
+	defer r.notifyMu.Unlock()
+	up := r.up()
+	if r.reportedDown == !up {
+		return
+	}
+	r.reportedDown = !up
+	r.onChange(up)
 }
 
 // answered: the server replied, even if with NXDOMAIN or SERVFAIL.

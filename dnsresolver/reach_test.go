@@ -173,3 +173,50 @@ func TestRefusingResolverIsDown(t *testing.T) {
 		})
 	}
 }
+
+// TestReachabilityReportedAsItIs: two changes close together (the breaker
+// trips, and a lookup sent before it answers at once) are reported in
+// their order, so readiness ends up saying what the breaker does. Each
+// was reported after the lock was let go, so the trip's report, arriving
+// last, left /readyz saying "dns degraded" of a server that answers (or
+// the reverse) until the next change, which might not come for hours.
+func TestReachabilityReportedAsItIs(t *testing.T) {
+	r := &reach{now: time.Now, serverAnswers: func() bool { return false }}
+	var mu sync.Mutex
+	var reports []bool
+	slow := make(chan struct{}) // holds up the first report
+	r.onChange = func(up bool) {
+		mu.Lock()
+		first := len(reports) == 0 && !up
+		mu.Unlock()
+		if first {
+			<-slow
+		}
+		mu.Lock()
+		reports = append(reports, up)
+		mu.Unlock()
+	}
+	timeout := &net.DNSError{Err: "i/o timeout", IsTimeout: true}
+	for range failuresToTrip - 1 {
+		r.done(timeout)
+	}
+	tripped := make(chan struct{})
+	go func() { defer close(tripped); r.done(timeout) }()
+	for r.up() {
+		time.Sleep(time.Millisecond)
+	}
+	answered := make(chan struct{})
+	go func() { defer close(answered); r.done(nil) }()
+	select {
+	case <-answered:
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(slow)
+	<-tripped
+	<-answered
+	mu.Lock()
+	defer mu.Unlock()
+	if !r.up() || len(reports) == 0 || !reports[len(reports)-1] {
+		t.Errorf("breaker up=%v, reported %v: the last report must say what the breaker does", r.up(), reports)
+	}
+}
