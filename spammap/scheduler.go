@@ -53,7 +53,8 @@ type Scheduler struct {
 	seconds prometheus.Histogram
 	points  prometheus.Gauge
 
-	// mu serialises generations on this node (schedule and API).
+	// mu serialises changes of current: generations on this node
+	// (schedule and API) and the poll's loads of the stored one.
 	mu      sync.Mutex
 	current atomic.Pointer[Map]
 
@@ -132,7 +133,12 @@ func (s *Scheduler) tick(ctx context.Context) {
 			}
 		}
 	}
-	if err := s.refresh(ctx); err != nil {
+	// Under mu, as a generation: loaded beside one the API asked for, the
+	// older generation it read replaced the new one.
+	s.mu.Lock()
+	err := s.refresh(ctx)
+	s.mu.Unlock()
+	if err != nil {
 		s.log.Warn("map: load stored generation", "err", err)
 	}
 }
@@ -147,6 +153,7 @@ func (s *Scheduler) due(ctx context.Context, now time.Time) (bool, error) {
 }
 
 // refresh loads the stored generation when it differs from the one held.
+// The caller holds mu.
 func (s *Scheduler) refresh(ctx context.Context) error {
 	_, etag, ok, err := s.maps.MapVersion(ctx, s.scope)
 	if err != nil || !ok || etag == s.current.Load().ETag {

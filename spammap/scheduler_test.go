@@ -201,3 +201,83 @@ func sameBytes(ns ...*node) bool {
 	}
 	return true
 }
+
+// gatedMaps holds up the first GetMap after reading what it returns, as a
+// slow query over the stored generation would.
+type gatedMaps struct {
+	*store.Store
+	once             sync.Once
+	entered, release chan struct{}
+}
+
+func (g *gatedMaps) GetMap(ctx context.Context, scope string) (store.MapRecord, bool, error) {
+	rec, ok, err := g.Store.GetMap(ctx, scope)
+	g.once.Do(func() {
+		close(g.entered)
+		<-g.release
+	})
+	return rec, ok, err
+}
+
+// TestPollDoesNotUndoARegeneration: a generation the operator asks for
+// (the API's Regenerate) while the node's poll is loading the stored one
+// stays the one served. The poll loaded outside the lock generations take,
+// so the generation it had read, older, replaced the new one until the
+// next poll, up to a minute on which the node served another map than the
+// one the API had answered with.
+func TestPollDoesNotUndoARegeneration(t *testing.T) {
+	world, err := spammap.LoadWorld()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := openStore(t)
+	cfg := spammap.DefaultConfig()
+	cfg.Interval = time.Hour // one poll a minute: only the first happens
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	src := spammaptest.Corpus{N: 200, Seed: 7, End: time.Now(), Span: time.Hour}
+	other, err := spammap.NewScheduler(cfg, world, src, st, &flag{}, prometheus.NewRegistry(), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.Regenerate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+
+	maps := &gatedMaps{Store: st, entered: make(chan struct{}), release: make(chan struct{})}
+	sched, err := spammap.NewScheduler(cfg, world, src, maps, &flag{}, prometheus.NewRegistry(), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan struct{})
+	go func() { defer close(ran); sched.Run(ctx) }()
+	defer func() { cancel(); <-ran }()
+	<-maps.entered
+
+	regenerated := make(chan *spammap.Map, 1)
+	go func() {
+		m, err := sched.Regenerate(context.Background())
+		if err != nil {
+			t.Error(err)
+		}
+		regenerated <- m
+	}()
+	var m *spammap.Map
+	select {
+	case m = <-regenerated:
+	case <-time.After(2 * time.Second): // waiting for the poll's load, as it should
+	}
+	close(maps.release)
+	if m == nil {
+		m = <-regenerated
+	}
+	// Run returns once its first poll, the one held up, is done.
+	cancel()
+	<-ran
+	if m == nil {
+		return
+	}
+	if got := sched.Current().ETag; got != m.ETag {
+		t.Errorf("serving %s after the API's regeneration answered %s", got, m.ETag)
+	}
+}
