@@ -14,7 +14,6 @@ import (
 	"net"
 	"net/netip"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-message/textproto"
@@ -199,12 +198,11 @@ type Server struct {
 
 	// parser is set in New and only read after.
 	parser *scanner.Parser
-	// rate has its own lock; draining and inflight synchronise themselves.
-	rate     rate
-	budget   *bytebudget.Budget
-	spool    *spool
-	draining atomic.Bool
-	inflight sync.WaitGroup
+	// rate has its own lock; transactions synchronises itself.
+	rate         rate
+	budget       *bytebudget.Budget
+	spool        *spool
+	transactions transactions
 	// txBase parents every transaction's context; abortTx cancels them
 	// all when the shutdown grace runs out. Both are set in New.
 	txBase  context.Context
@@ -350,17 +348,15 @@ func (s *Server) Serve(l net.Listener) error {
 // finish (their sender gets the downstream's real answer), then closes
 // everything that is left.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.draining.Store(true)
+	idle := s.transactions.drain()
 	if s.deps.Health != nil {
 		s.deps.Health.Set("smtp", health.NotReady, "shutting down")
 	}
 	done := make(chan error, 1)
 	go func() { done <- s.smtp.Shutdown(ctx) }()
 	s.closeIdle()
-	waited := make(chan struct{})
-	go func() { s.inflight.Wait(); close(waited) }()
 	select {
-	case <-waited:
+	case <-idle:
 		// Sessions that finished their transaction get 421 at their next
 		// MAIL; close what remains rather than wait for their QUIT.
 		s.closeIdle()
@@ -378,7 +374,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		// its connection closed, retries another MX.
 		s.abortTx()
 		s.closeAll()
-		<-waited
+		<-idle
 	}
 	return err
 }

@@ -135,16 +135,21 @@ func (c *connHandler) handler() slog.Handler {
 	return c.h
 }
 
-func (ss *session) begin() {
+// begin starts a transaction, or reports false when the server is
+// draining.
+func (ss *session) begin() bool {
 	if ss.ctx != nil {
-		return
+		return true
 	}
-	ss.srv.inflight.Add(1)
+	if !ss.srv.transactions.begin() {
+		return false
+	}
 	if ss.gate != nil {
 		ss.gate.idle.Store(false)
 	}
 	ss.ctx, ss.cancel = context.WithCancel(ss.srv.txBase)
 	ss.queueID = newQueueID()
+	return true
 }
 
 // Reset ends the transaction: a downstream transaction still open gets QUIT,
@@ -167,7 +172,7 @@ func (ss *session) Reset() {
 	if ss.ctx != nil {
 		ss.cancel()
 		ss.ctx, ss.cancel = nil, nil
-		ss.srv.inflight.Done()
+		ss.srv.transactions.end()
 		if ss.gate != nil {
 			ss.gate.dataDeadline.Store(0)
 			ss.gate.idle.Store(true)
@@ -201,7 +206,7 @@ func (ss *session) Logout() error {
 }
 
 func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
-	if ss.srv.draining.Load() {
+	if ss.srv.transactions.draining.Load() {
 		return errShuttingDown
 	}
 	if ss.counts.abandoned >= ss.srv.cfg.MaxJunkCommands {
@@ -224,7 +229,9 @@ func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
 		return errNeedsUTF8
 	}
 	ss.Reset()
-	ss.begin()
+	if !ss.begin() {
+		return errShuttingDown
+	}
 	ss.from = addr
 	if opts != nil {
 		ss.mailOpts = relay.MailOptions{Size: opts.Size, UTF8: opts.UTF8}
@@ -240,7 +247,7 @@ func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
 }
 
 func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
-	if ss.srv.draining.Load() {
+	if ss.srv.transactions.draining.Load() {
 		ss.srv.metrics.rcpts.WithLabelValues("draining").Inc()
 		return errShuttingDown
 	}
@@ -526,7 +533,7 @@ func (ss *session) Data(r io.Reader) (reply error) {
 			ss.log.Info("message body not received", "queue_id", ss.queueID, "err", err)
 			return errLocal
 		}
-		if errors.Is(err, net.ErrClosed) && ss.srv.draining.Load() {
+		if errors.Is(err, net.ErrClosed) && ss.srv.transactions.draining.Load() {
 			// The shutdown grace ran out with the body still coming, and
 			// the node closed the connection: the sender retries another
 			// MX. Ours, but no fault.
