@@ -254,3 +254,32 @@ func TestRepeatedFieldsReadForTheirNames(t *testing.T) {
 		t.Errorf("a repeated %d-byte field allocated %d bytes to read, want at most 8 times its size (the header reader's share included)", len(field), perField)
 	}
 }
+
+// A part may give maxRawNames names in each of its MaxHeaderFields
+// fields, and each name kept was searched for among those kept before it:
+// a part of 32,000 distinct names (a 600 KB header) took 5 s of CPU to
+// parse, and a message holds many such parts. Every distinct name is
+// still kept, in order, a repeated one once.
+func TestManyNamesOfAPartAreKept(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n")
+	want := []string{"n0.txt"}
+	for range MaxHeaderFields - 1 {
+		b.WriteString("Content-Disposition: attachment")
+		b.WriteString("; filename=n0.txt")
+		for range maxRawNames - 1 {
+			name := fmt.Sprintf("n%d.txt", len(want))
+			want = append(want, name)
+			b.WriteString("; filename=" + name)
+		}
+		b.WriteString("\r\n")
+	}
+	b.WriteString("\r\nx\r\n--b--\r\n")
+	m := NewParser(nil).Parse([]byte(b.String()))
+	if len(m.Parts) != 2 {
+		t.Fatalf("%d parts, want the multipart and its attachment", len(m.Parts))
+	}
+	if got := m.Parts[1].Names(); !slices.Equal(got, want) {
+		t.Errorf("%d names kept, want the %d distinct ones in order", len(got), len(want))
+	}
+}

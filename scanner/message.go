@@ -727,6 +727,10 @@ func (w *walker) walk(e *message.Entity, depth int, path string, attached bool, 
 		part.Disposition = disp
 	}
 	var names []string
+	// A part may give 32 names in each of its thousand header fields
+	// (maxRawNames, MaxHeaderFields): searching the names kept for each
+	// one took seconds a part.
+	seen := map[string]struct{}{}
 	for _, n := range slices.Concat(
 		paramValues(dparams, derr, e.Header.Get("Content-Disposition"), "filename"),
 		paramValues(params, err, e.Header.Get("Content-Type"), "name"),
@@ -739,7 +743,8 @@ func (w *walker) walk(e *message.Entity, depth int, path string, attached bool, 
 		if strings.Contains(n, "=?") {
 			n = decodeNameWords(n)
 		}
-		if n != "" && !slices.Contains(names, n) {
+		if _, dup := seen[n]; n != "" && !dup {
+			seen[n] = struct{}{}
 			names = append(names, n)
 		}
 	}
