@@ -215,7 +215,8 @@ func (p Part) namedAs(ext string) bool {
 	return false
 }
 
-// Names yields Filename, if any, then AltNames.
+// Names yields Filename, if any, then AltNames: distinct names, in the
+// order the part gives them.
 func (p Part) Names() []string {
 	if p.Filename == "" {
 		return p.AltNames

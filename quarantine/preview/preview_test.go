@@ -1,6 +1,7 @@
 package preview
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -63,6 +64,27 @@ func TestPreviewShowsEveryNameOfAnAttachment(t *testing.T) {
 	p := Of([]byte(msg))
 	// The same name given again is shown once; past a few, a count.
 	want := []string{"invoice.pdf or invoice.html", "terms.pdf", "a.txt or a.js or a.vbs or a.hta (and 2 more names)"}
+	if !slices.Equal(p.Attachments, want) {
+		t.Errorf("Attachments %q, want %q", p.Attachments, want)
+	}
+}
+
+// TestPreviewOfAPartOfManyNames: a part may give tens of thousands of
+// names (32 in each of a thousand header fields); the preview shows a few
+// and counts the rest.
+func TestPreviewOfAPartOfManyNames(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("Content-Type: multipart/mixed; boundary=BB\r\n\r\n--BB\r\n")
+	for i := range 999 {
+		b.WriteString("Content-Disposition: attachment")
+		for j := range 32 {
+			fmt.Fprintf(&b, "; filename=n%d.txt", i*32+j)
+		}
+		b.WriteString("\r\n")
+	}
+	b.WriteString("\r\nAAAA\r\n--BB--\r\n")
+	p := Of([]byte(b.String()))
+	want := []string{"n0.txt or n1.txt or n2.txt or n3.txt (and 31964 more names)"}
 	if !slices.Equal(p.Attachments, want) {
 		t.Errorf("Attachments %q, want %q", p.Attachments, want)
 	}
