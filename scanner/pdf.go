@@ -164,27 +164,56 @@ func (f *inflater) uris(links []string, stream []byte, limit int, budget *int) [
 
 // appendURIs appends the strings after each /URI key in b.
 func appendURIs(links []string, b []byte, limit int) []string {
+	var gap hexGap
 	for len(links) < limit {
 		i := bytes.Index(b, pdfURIKey)
 		if i < 0 {
 			break
 		}
 		b = b[i+len(pdfURIKey):]
-		if s, ok := pdfString(b); ok && s != "" {
+		if s, ok := pdfString(b, &gap); ok && s != "" {
 			links = append(links, s)
 		}
 	}
 	return links
 }
 
+// hexGap remembers, over one search of a buffer, a run of its bytes that
+// holds no hexadecimal digit nor '>', nothing a hex string reads. Such a
+// string yields no link, so it does not count toward the limit, and the
+// keys in it ("/URI <" itself is such a run) each read it again: a PDF
+// of "/URI <" repeated scanned maxPDFStringScan bytes for every 6, 8 s
+// of CPU for 2 MB. The run is kept by its bytes' distances from the
+// buffer's end, as every slice read is a suffix of the buffer: those
+// from to+1 to from.
+type hexGap struct{ from, to int }
+
+// skip returns how many leading bytes of rest, a suffix of the buffer,
+// a hex string reads nothing from.
+func (g *hexGap) skip(rest []byte) int {
+	if len(rest) > g.from || len(rest) <= g.to {
+		n := 0
+		for n < len(rest) && rest[n] != '>' && !isHex(rest[n]) {
+			n++
+		}
+		g.from, g.to = len(rest), len(rest)-n
+	}
+	return len(rest) - g.to
+}
+
 // pdfString reads the PDF string object at the start of b after white
 // space: a literal "(...)" with its escapes and balanced parentheses, or a
 // hexadecimal "<...>" (ISO 32000-1 7.3.4). A UTF-16BE string (with its
-// byte order mark) is converted to UTF-8.
-func pdfString(b []byte) (string, bool) {
+// byte order mark) is converted to UTF-8. gap, if not nil, is the search
+// of the buffer b is a suffix of.
+func pdfString(b []byte, gap *hexGap) (string, bool) {
 	b = bytes.TrimLeft(b, " \t\r\n\f\x00")
 	if len(b) == 0 {
 		return "", false
+	}
+	skip := 0
+	if gap != nil && b[0] == '<' {
+		skip = gap.skip(b[1:])
 	}
 	b = b[:min(len(b), maxPDFStringScan)]
 	var out []byte
@@ -240,7 +269,7 @@ func pdfString(b []byte) (string, bool) {
 	case b[0] == '<' && (len(b) < 2 || b[1] != '<'):
 		var hi byte
 		odd := false
-		for _, c := range b[1:] {
+		for _, c := range b[min(1+skip, len(b)):] {
 			if c == '>' || len(out) >= maxPDFString {
 				break
 			}
@@ -460,7 +489,7 @@ func pdfLiteral(b []byte) (string, int) {
 			depth++
 		case ')':
 			if depth == 0 {
-				s, _ := pdfString(b[:i+1])
+				s, _ := pdfString(b[:i+1], nil)
 				return s, i
 			}
 			depth--

@@ -94,14 +94,61 @@ func TestPDFLinksReadEachStringOnce(t *testing.T) {
 	}
 }
 
+// TestPDFLinksSkipGapsOnce: the keys of a run without hex digits ("/URI <"
+// repeated) read it once between them (see hexGap), and each still reads
+// the string a reader would, within maxPDFStringScan. Read again from
+// each key, 2 MB of "/URI <" took 8 s of CPU to parse.
+func TestPDFLinksSkipGapsOnce(t *testing.T) {
+	tests := []struct {
+		name string
+		pdf  string
+		want []string
+	}{
+		{"each key reads past the gap", "/URI </URI < /URI <68>", []string{"h", "h", "h"}},
+		{"the window ends in the gap", "/URI <" + strings.Repeat("z", maxPDFStringScan-1) + "68 /URI <69>", []string{"i"}},
+		{"the window ends at its first digit", "/URI <" + strings.Repeat("z", maxPDFStringScan-2) + "68 /URI <69>", []string{"`", "i"}},
+		{"a closed empty string", "/URI <zz> /URI <zz/URI (a) 6>", []string{"\xa6", "a"}},
+	}
+	for _, tt := range tests {
+		pdf := []byte("%PDF-1.7\n" + tt.pdf)
+		if got := appendURIs(nil, pdf, maxPDFLinks); !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("%s: links %q, want %q", tt.name, got, tt.want)
+		}
+		if got, want := appendURIs(nil, pdf, maxPDFLinks), everyKeyURIs(pdf, maxPDFLinks); !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: links %q, reading every key's string %q", tt.name, got, want)
+		}
+	}
+}
+
+// everyKeyURIs is appendURIs reading each key's string whole, without
+// the gap it knows of.
+func everyKeyURIs(b []byte, limit int) []string {
+	var links []string
+	for len(links) < limit {
+		i := bytes.Index(b, pdfURIKey)
+		if i < 0 {
+			break
+		}
+		b = b[i+len(pdfURIKey):]
+		if s, ok := pdfString(b, nil); ok && s != "" {
+			links = append(links, s)
+		}
+	}
+	return links
+}
+
 func FuzzPDFLinks(f *testing.F) {
 	f.Add(pdfWith(`<< /URI (https://a.example/\(x\)) >>`))
 	f.Add(pdfWith(stream("/Filter /FlateDecode", deflated(f, "/URI <68747470>"))))
+	f.Add([]byte("/URI </URI <zz> /URI <z/URI (a) 6>"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		budget := 1 << 20
 		links := pdfLinks(data, 4, &budget)
 		if len(links) > 4 || budget < 0 {
 			t.Fatalf("%d links, budget %d", len(links), budget)
+		}
+		if got, want := appendURIs(nil, data, 4), everyKeyURIs(data, 4); !reflect.DeepEqual(got, want) {
+			t.Fatalf("links %q, reading every key's string %q", got, want)
 		}
 		for _, l := range links {
 			if len(l) > 4*maxPDFString {
