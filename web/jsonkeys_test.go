@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // TestKeyCheck: keys are compared per object, folded and unescaped;
@@ -120,5 +122,93 @@ func TestAPIOverlongKeyEndsTheBody(t *testing.T) {
 	}
 	if _, err := f.svc.GetRecipient(context.Background(), f.op, f.domA.ID, "bob"); err == nil {
 		t.Error("the refused import added bob")
+	}
+}
+
+// FuzzKeyCheck: for a body that is one JSON value, keyCheck notes invalid
+// UTF-8, and for one of valid UTF-8, the duplicate key and the outer null
+// keys that the decoder's own tokens show (referenceKeys).
+func FuzzKeyCheck(f *testing.F) {
+	for _, s := range []string{
+		`{"a":1,"b":{"a":2},"c":[{"a":3},{"a":4}]}`, `{"a":"{\"a\":1,\"a\":2}","b":"\\","c":"]}"}`,
+		`{"x":[{"k":1},{"k":1,"\u212a":2}]}`, `{ "routes" :` + "\n\t" + ` null , "name" : "null" }`,
+		`{"n\u0061me":null,"policy":{"tag_score":null}}`, `[{"a":null}]`, `{"a\"b":1,"a\u0022b":2}`, "{\"\xff\":1}",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, body string) {
+		if !json.Valid([]byte(body)) {
+			return
+		}
+		k := &keyCheck{r: strings.NewReader(body)}
+		if _, err := io.ReadAll(k); err != nil {
+			return // a key past maxKeyBytes
+		}
+		// Outside strings the decoder takes no byte past ASCII.
+		if valid := utf8.ValidString(body); k.notUTF8 == valid {
+			t.Fatalf("keyCheck: notUTF8 %v for a body whose UTF-8 is valid: %v", k.notUTF8, valid)
+		} else if !valid {
+			return // refused as such: the decoder's tokens read U+FFFD for each bad byte, keyCheck reads the bytes
+		}
+		if dup, nulls := referenceKeys(t, body); k.dup != dup || !slices.Equal(k.nulls, nulls) {
+			t.Fatalf("keyCheck: dup %q, nulls %q; want %q, %q", k.dup, k.nulls, dup, nulls)
+		}
+	})
+}
+
+// referenceKeys reads body, one JSON value, by the decoder's tokens: the
+// first key given twice in an object (folded as the decoder matches
+// them), among the first maxObjectKeys each holds, and the outer
+// object's keys given null.
+func referenceKeys(t *testing.T, body string) (dup string, nulls []string) {
+	type frame struct {
+		keys    map[string]bool // nil for an array
+		wantKey bool
+	}
+	var stack []*frame
+	last := ""
+	dec := json.NewDecoder(strings.NewReader(body))
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			return dup, nulls
+		}
+		if err != nil {
+			t.Fatalf("a valid body: %v", err)
+		}
+		var top *frame
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		if s, ok := tok.(string); ok && top != nil && top.keys != nil && top.wantKey {
+			top.wantKey, last = false, ""
+			if len(top.keys) < maxObjectKeys {
+				last = s
+				if folded := strings.ToLower(strings.ToUpper(s)); dup == "" && top.keys[folded] {
+					dup = s
+				} else if dup == "" {
+					top.keys[folded] = true
+				}
+			}
+			continue
+		}
+		switch tok {
+		case json.Delim('{'):
+			stack = append(stack, &frame{keys: map[string]bool{}, wantKey: true})
+			continue
+		case json.Delim('['):
+			stack = append(stack, &frame{})
+			continue
+		case json.Delim('}'), json.Delim(']'):
+			stack = stack[:len(stack)-1]
+		case nil:
+			if len(stack) == 1 && top.keys != nil && last != "" {
+				nulls = append(nulls, last)
+			}
+		}
+		// A value ended: an object's next token is a key.
+		if len(stack) > 0 {
+			stack[len(stack)-1].wantKey = true
+		}
 	}
 }
