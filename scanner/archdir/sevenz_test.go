@@ -6,6 +6,7 @@ import (
 	"flag"
 	"os"
 	"reflect"
+	"runtime"
 	"testing"
 	"unicode/utf16"
 
@@ -232,5 +233,52 @@ func TestHeaderBomb7z(t *testing.T) {
 	want := Archive{Entries: []Entry{{Name: "a.txt"}}, Decoded: max7zHeader}
 	if got := Read7z(bomb, 10, max7zHeader); !reflect.DeepEqual(got, want) {
 		t.Errorf("Read7z = %+v, want %+v", got, want)
+	}
+}
+
+// number7 writes v, below 1<<21, as a three-byte 7z NUMBER whatever its
+// size, so that a header's layout does not depend on its values.
+func number7(v int) []byte {
+	return []byte{0xC0 | byte(v>>16)&0x1F, byte(v), byte(v >> 8)}
+}
+
+// TestSummedCountsAreBoundedByTheHeader: the counts a 7z header gives per
+// coder or folder are each bounded by the bytes left, but the reader
+// summed them: k coders each giving as many outputs as bytes follow it
+// had it read about 2.5k² numbers (8,000 coders in 40 KB: 1.2 s of CPU, a
+// 400 KB header minutes), and f folders each giving as many substreams
+// had it allocate a CRC vector of 1.5f² bools (23 MB for 16 KB; for a
+// 2 MB header, or an encoded one of 20 KB, hundreds of GB: the process
+// killed). A count is read no further than the bytes left.
+func TestSummedCountsAreBoundedByTheHeader(t *testing.T) {
+	const k = 8000
+	coders := []byte{id7Header, id7MainStreams, id7UnpackInfo, id7Folder, 1, 0}
+	coders = append(coders, number7(k)...)
+	for i := range k {
+		coders = append(coders, 0x10, 1) // one input, and outputs:
+		coders = append(coders, number7((k-i-1)*5+1)...)
+	}
+	substreams := []byte{id7Header, id7MainStreams, id7UnpackInfo, id7Folder}
+	substreams = append(substreams, number7(k)...)
+	substreams = append(substreams, 0)                  // not external
+	substreams = append(substreams, make([]byte, k)...) // folders of no coder
+	substreams = append(substreams, id7CodersUnpack, id7End, id7SubStreams, id7NumUnpackStream)
+	for i := range k {
+		substreams = append(substreams, number7((k-i)*3)...)
+	}
+	substreams = append(substreams, id7CRC, 0, id7End, id7End)
+	for _, header := range [][]byte{coders, substreams} {
+		data := layout7(t, header, nil, false, 0)
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		got := Read7z(data, 10, max7zHeader)
+		runtime.ReadMemStats(&after)
+		if !reflect.DeepEqual(got, Archive{Truncated: true}) {
+			t.Errorf("Read7z = %+v, want it truncated", got)
+		}
+		// A folder or coder of a few bytes is a struct of tens.
+		if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 64*uint64(len(data)) {
+			t.Errorf("reading a %d KB header allocated %d KB", len(data)>>10, alloc>>10)
+		}
 	}
 }
