@@ -106,12 +106,12 @@ func Uncached(cfg Config) Fresh { return Fresh{res: plainResolver(cfg)} }
 
 // LookupTXT returns the TXT strings of name.
 func (f Fresh) LookupTXT(ctx context.Context, name string) ([]string, error) {
-	return f.res.LookupTXT(ctx, rooted(name))
+	return f.res.LookupTXT(ctx, absolute(name))
 }
 
 // LookupMX returns the MX records of name.
 func (f Fresh) LookupMX(ctx context.Context, name string) ([]*net.MX, error) {
-	return validRecords(f.res.LookupMX(ctx, rooted(name)))
+	return validRecords(f.res.LookupMX(ctx, absolute(name)))
 }
 
 // validRecords takes the records the Go resolver returns beside an error
@@ -257,11 +257,11 @@ type query struct {
 // that a lookup the cache answers makes none.
 
 func lookupTXT(ctx context.Context, res *net.Resolver, q query) ([]string, error) {
-	return res.LookupTXT(ctx, rooted(q.name))
+	return res.LookupTXT(ctx, absolute(q.name))
 }
 
 func lookupMX(ctx context.Context, res *net.Resolver, q query) ([]*net.MX, error) {
-	return res.LookupMX(ctx, rooted(q.name))
+	return res.LookupMX(ctx, absolute(q.name))
 }
 
 func lookupIPAddr(ctx context.Context, res *net.Resolver, q query) ([]net.IPAddr, error) {
@@ -291,7 +291,7 @@ func (c *Cached) appendKey(b []byte, q query) []byte {
 		b = append(b, 0)
 	}
 	b = append(b, q.name...)
-	if q.root && needsRoot(q.name) {
+	if q.root && (q.kind == "ip" && needsRoot(q.name) || q.kind != "ip" && needsDot(q.name)) {
 		b = append(b, '.')
 	}
 	return b
@@ -299,7 +299,8 @@ func (c *Cached) appendKey(b []byte, q query) []byte {
 
 // rooted adds the trailing dot so the resolver never tries the search
 // domains of resolv.conf: "_dmarc.example.org" must not become
-// "_dmarc.example.org.corp.local". IP literals are left alone.
+// "_dmarc.example.org.corp.local". IP literals are left alone: an address
+// lookup answers one without DNS.
 func rooted(name string) string {
 	if needsRoot(name) {
 		return name + "."
@@ -307,9 +308,24 @@ func rooted(name string) string {
 	return name
 }
 
+// absolute is rooted for the records only names have (TXT, MX): there a
+// name shaped like an address is a name, a sender's domain "192.0.2.1"
+// for one, and left unrooted it walked the search domains (first, under
+// Kubernetes' ndots:5), where an operator's wildcard could answer its
+// SPF.
+func absolute(name string) string {
+	if needsDot(name) {
+		return name + "."
+	}
+	return name
+}
+
+// needsDot reports whether name is not yet absolute.
+func needsDot(name string) bool { return name != "" && !strings.HasSuffix(name, ".") }
+
 // needsRoot reports whether rooted adds a dot to name.
 func needsRoot(name string) bool {
-	if name == "" || strings.HasSuffix(name, ".") {
+	if !needsDot(name) {
 		return false
 	}
 	if MayBeIP(name) {

@@ -431,25 +431,32 @@ func TestManyAddressesAreCut(t *testing.T) {
 // rooted ends names with a dot and leaves IP literals alone; names never
 // go through ParseAddr, whose error for them was an allocation a lookup.
 func TestRooted(t *testing.T) {
-	for _, tt := range []struct{ in, want string }{
-		{"example.org", "example.org."},
-		{"example.org.", "example.org."},
-		{"_dmarc.example.org", "_dmarc.example.org."},
-		{"4.3.2.1.bl.test", "4.3.2.1.bl.test."},
-		{"192.0.2.1", "192.0.2.1"},
-		{"2001:db8::1", "2001:db8::1"},
-		{"fe80::1%eth0", "fe80::1%eth0"},
-		{"::ffff:192.0.2.1", "::ffff:192.0.2.1"},
-		{"1.2.3", "1.2.3."},
-		{"123", "123."},
-		{"a:b", "a:b."},
-		{"", ""},
+	// in, as an address lookup asks it (rooted), as a TXT or MX lookup
+	// does (absolute): a name shaped like an address is a name there.
+	for _, tt := range []struct{ in, host, name string }{
+		{"example.org", "example.org.", "example.org."},
+		{"example.org.", "example.org.", "example.org."},
+		{"_dmarc.example.org", "_dmarc.example.org.", "_dmarc.example.org."},
+		{"4.3.2.1.bl.test", "4.3.2.1.bl.test.", "4.3.2.1.bl.test."},
+		{"192.0.2.1", "192.0.2.1", "192.0.2.1."},
+		{"2001:db8::1", "2001:db8::1", "2001:db8::1."},
+		{"fe80::1%eth0", "fe80::1%eth0", "fe80::1%eth0."},
+		{"::ffff:192.0.2.1", "::ffff:192.0.2.1", "::ffff:192.0.2.1."},
+		{"1.2.3", "1.2.3.", "1.2.3."},
+		{"123", "123.", "123."},
+		{"a:b", "a:b.", "a:b."},
+		{"", "", ""},
 	} {
-		if got := rooted(tt.in); got != tt.want {
-			t.Errorf("rooted(%q) = %q, want %q", tt.in, got, tt.want)
+		if got := rooted(tt.in); got != tt.host {
+			t.Errorf("rooted(%q) = %q, want %q", tt.in, got, tt.host)
 		}
-		if got := string(new(Cached).appendKey(nil, query{kind: "txt", name: tt.in, root: true})); got != "txt\x00"+tt.want {
-			t.Errorf("the TXT key of %q = %q, want %q", tt.in, got, "txt\x00"+tt.want)
+		if got := absolute(tt.in); got != tt.name {
+			t.Errorf("absolute(%q) = %q, want %q", tt.in, got, tt.name)
+		}
+		for kind, want := range map[string]string{"ip": "ip\x00\x00" + tt.host, "txt": "txt\x00" + tt.name, "mx": "mx\x00" + tt.name} {
+			if got := string(new(Cached).appendKey(nil, query{kind: kind, name: tt.in, root: true})); got != want {
+				t.Errorf("the %s key of %q = %q, want %q", kind, tt.in, got, want)
+			}
 		}
 	}
 	if n := testing.AllocsPerRun(100, func() { _ = rooted("example.org.") }); n != 0 {
