@@ -76,10 +76,7 @@ func TestDigestRecords(t *testing.T) {
 	for _, tc := range dialects {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
-			s := tc.open(t)
-			if err := s.MigrateNotify(ctx); err != nil {
-				t.Fatal(err)
-			}
+			s := openNotify(t, tc.open)
 			t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
 			mark := func(rcpt, run string, at time.Time, want bool) {
 				t.Helper()
@@ -126,10 +123,7 @@ func TestDigestOptOuts(t *testing.T) {
 	for _, tc := range dialects {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
-			s := tc.open(t)
-			if err := s.MigrateNotify(ctx); err != nil {
-				t.Fatal(err)
-			}
+			s := openNotify(t, tc.open)
 			at := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
 			for range 2 {
 				if err := s.OptOut(ctx, 7, 3, "bob@a.example", at); err != nil {
@@ -152,4 +146,14 @@ func TestDigestOptOuts(t *testing.T) {
 			}
 		})
 	}
+}
+
+// openNotify opens a store of one dialect with the notify schema.
+func openNotify(t *testing.T, open func(testing.TB) *Store) *Store {
+	t.Helper()
+	s := open(t)
+	if err := s.MigrateNotify(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
