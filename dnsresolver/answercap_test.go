@@ -89,6 +89,13 @@ func FuzzCapAnswer(f *testing.F) {
 		if cut.Header != h || len(cut.Questions) != 1 || cut.Questions[0] != q {
 			t.Fatalf("cut: header %+v, questions %+v; want %+v and %+v", cut.Header, cut.Questions, h, q)
 		}
+		// A record's length is its encoding's: a name compressed in the
+		// answer may be written whole when rebuilt (or the other way).
+		for _, rs := range [][]dnsmessage.Resource{cut.Answers, want} {
+			for i := range rs {
+				rs[i].Header.Length = 0
+			}
+		}
 		if !reflect.DeepEqual(cut.Answers, want) {
 			t.Fatalf("cut to %d records, want %d", len(cut.Answers), len(want))
 		}
