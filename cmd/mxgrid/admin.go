@@ -551,6 +551,13 @@ func visible(s string) string {
 func visibleJSON(b []byte) []byte {
 	var out []byte
 	for i := 0; i < len(b); {
+		if b[i] < utf8.RuneSelf-1 { // printable ASCII or a C0 control: the bulk of any log line
+			if out != nil {
+				out = append(out, b[i])
+			}
+			i++
+			continue
+		}
 		r, n := utf8.DecodeRune(b[i:])
 		if r < 0x20 || unicode.IsGraphic(r) || r == utf8.RuneError && n == 1 {
 			if out != nil {

@@ -46,7 +46,10 @@ func newLogger(c config.Log, w io.Writer) *slog.Logger {
 	_ = level.UnmarshalText([]byte(c.Level)) // validated by config
 	opts := &slog.HandlerOptions{Level: level}
 	if c.Format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
+		// JSON leaves C1 controls and bidi overrides raw in its strings,
+		// and log values quote senders: a log viewer or terminal would act
+		// on them. The text handler already quotes them.
+		return slog.New(slog.NewJSONHandler(visibleJSONWriter{w}, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
 }

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"unicode"
+
+	"github.com/mxgrid/mxgrid/config"
 )
 
 // TestTableShowsOnlyVisibleText: text a sender wrote (a subject, a quoted
@@ -48,5 +50,36 @@ func TestTableShowsOnlyVisibleText(t *testing.T) {
 				t.Errorf("subject shown as %q, want %q", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestJSONLogShowsOnlyVisibleText: log values quote senders (a HELO name,
+// an address, a subject). The JSON log escaped the C0 controls but wrote
+// DEL, the C1 controls and the bidi overrides raw, for a terminal tailing
+// the log or a log viewer to act on. Each record stays one JSON object
+// whose values decode to what was logged.
+func TestJSONLogShowsOnlyVisibleText(t *testing.T) {
+	for _, value := range []string{
+		"mail.example.com",
+		"a\x7fb",
+		"a\u009b2Jb",
+		"abc\u202efdp.exe",
+		"\u2066isolate\u2069",
+		"Rechnung für März ✓",
+		"\U0001F600 and \x1b[31m",
+	} {
+		var out bytes.Buffer
+		newLogger(config.Log{Level: "info", Format: "json"}, &out).Info("session", "helo", value)
+		line := strings.TrimSuffix(out.String(), "\n")
+		if strings.Contains(line, "\n") {
+			t.Fatalf("%q logged on more than one line: %q", value, line)
+		}
+		if strings.ContainsFunc(line, func(r rune) bool { return !unicode.IsGraphic(r) }) {
+			t.Errorf("%q logged with an invisible character: %q", value, line)
+		}
+		var rec struct{ Helo string }
+		if err := json.Unmarshal([]byte(line), &rec); err != nil || rec.Helo != value {
+			t.Errorf("%q logged as %q: decodes to %q, %v", value, line, rec.Helo, err)
+		}
 	}
 }
