@@ -30,6 +30,7 @@ import (
 	"golang.org/x/net/idna"
 
 	"github.com/mxgrid/mxgrid/fsperm"
+	"github.com/mxgrid/mxgrid/internal/keycheck"
 	"github.com/mxgrid/mxgrid/internal/ratelimit"
 	"github.com/mxgrid/mxgrid/mailaddr"
 	"github.com/mxgrid/mxgrid/tenant"
@@ -994,6 +995,11 @@ func ReadTokenFile(path string, log *slog.Logger) (string, error) {
 	}
 	if len(tok) < 32 {
 		return "", fmt.Errorf("admin.operator_token_file: %s holds %d characters; use at least 32 random ones (mxgrid token create --operator prints one)", path, len(tok))
+	}
+	// Whoever guesses it has every tenant: one typed ("aaaa…",
+	// "passwordpassword…") is refused as a weak gossip key is.
+	if err := keycheck.TextProblem(tok); err != nil {
+		return "", fmt.Errorf("admin.operator_token_file: %s: %w; use 32 or more random characters (mxgrid token create --operator prints one)", path, err)
 	}
 	return tok, nil
 }

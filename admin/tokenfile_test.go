@@ -15,8 +15,8 @@ import (
 // request could present, is refused when the file is read, with an error
 // naming the file and the character and never showing the token.
 func TestReadTokenFile(t *testing.T) {
-	const tok = "0123456789abcdef0123456789abcdef"
-	const half = "0123456789abcdef"
+	const tok = "9f2c41d07be35a8e6c10f4b92d7a3e58"
+	const half = "9f2c41d07be35a8e"
 	tests := []struct {
 		name, content string
 		want          string // substring of the error, "" for none
@@ -36,6 +36,8 @@ func TestReadTokenFile(t *testing.T) {
 		{"escape inside", half + "\x1b" + half, "a control character (U+001B)"},
 		{"DEL inside", half + "\x7f" + half, "a control character (U+007F)"},
 		{"short", "0123456789\n", "holds 10 characters"},
+		{"one character", strings.Repeat("a", 40) + "\n", "weak key: only 1 different characters in 40"},
+		{"a word repeated", strings.Repeat("operators-", 4), "weak key: repeats every 10 characters"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -82,7 +84,7 @@ func TestReadTokenFileWarnsOfItsMode(t *testing.T) {
 	} {
 		t.Run(tt.mode.String(), func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "operator.token")
-			if err := os.WriteFile(path, []byte("0123456789abcdef0123456789abcdef\n"), 0o600); err != nil {
+			if err := os.WriteFile(path, []byte("9f2c41d07be35a8e6c10f4b92d7a3e58\n"), 0o600); err != nil {
 				t.Fatal(err)
 			}
 			if err := os.Chmod(path, tt.mode); err != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/memberlist"
 
 	"github.com/mxgrid/mxgrid/fsperm"
+	"github.com/mxgrid/mxgrid/internal/keycheck"
 )
 
 // Config is the `cluster:` section of the node's configuration.
@@ -182,10 +183,10 @@ func decodeKeys(s string) ([][]byte, error) {
 	return keys, nil
 }
 
-// keysProblem is the first key's KeyProblem, or another's, named.
+// keysProblem is the first key's keycheck.KeyProblem, or another's, named.
 func keysProblem(keys [][]byte) error {
 	for i, k := range keys {
-		if p := KeyProblem(k); p != nil {
+		if p := keycheck.KeyProblem(k); p != nil {
 			if len(keys) == 1 {
 				return p
 			}

@@ -34,8 +34,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
-	"github.com/mxgrid/mxgrid/cluster"
 	"github.com/mxgrid/mxgrid/fsperm"
+	"github.com/mxgrid/mxgrid/internal/keycheck"
 	"github.com/mxgrid/mxgrid/internal/periodic"
 	"github.com/mxgrid/mxgrid/mailaddr"
 	"github.com/mxgrid/mxgrid/netguard"
@@ -139,7 +139,7 @@ func (c Config) Keys() ([][]byte, error) {
 		}
 		// Whoever has the key signs links that release held mail: one
 		// typed or copied ("AAAA…", a phrase) is refused as gossip's is.
-		if err := cluster.KeyProblem(k); err != nil {
+		if err := keycheck.KeyProblem(k); err != nil {
 			return nil, fmt.Errorf("link_keys[%d]: %w", i, err)
 		}
 		keys[i] = k

@@ -22,6 +22,7 @@ import (
 
 	"github.com/mxgrid/mxgrid/admin"
 	"github.com/mxgrid/mxgrid/fsperm"
+	"github.com/mxgrid/mxgrid/internal/keycheck"
 )
 
 // Sessions live server-side (SessionStore: the panel_sessions table, shared
@@ -306,6 +307,10 @@ func loadKey(path, dataDir string) ([]byte, error) {
 		k := strings.TrimSpace(string(b))
 		if len(k) < 32 {
 			return nil, fmt.Errorf("panel.session_key_file: %s holds %d characters; use at least 32 random ones", path, len(k))
+		}
+		// Whoever guesses it forges any reseller's session cookie.
+		if err := keycheck.TextProblem(k); err != nil {
+			return nil, fmt.Errorf("panel.session_key_file: %s: %w; use 32 or more random characters (mxgrid keygen prints some)", path, err)
 		}
 		return []byte(k), nil
 	}

@@ -15,6 +15,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"strconv"
@@ -885,5 +886,34 @@ func TestUnknownSessionsLimitedPerClient(t *testing.T) {
 	}
 	if code, _ := f.get(t, pr, "/panel/brand"); code != http.StatusOK {
 		t.Errorf("a session from another address: %d", code)
+	}
+}
+
+// TestSessionKeyFileRefusesTypedKeys: whoever guesses the key forges any
+// reseller's session cookie. A file long enough but typed ("xxxx…", a word
+// repeated) was taken; it is now refused, naming the file, never the key.
+func TestSessionKeyFileRefusesTypedKeys(t *testing.T) {
+	for _, tt := range []struct{ name, key, want string }{
+		{"generated", "7hD0kqjrD2tmCUmXO4AdJC/I0g9reiS9X1/fUDQGy4Y=", ""},
+		{"short", "abc", "holds 3 characters"},
+		{"one character", strings.Repeat("x", 48), "weak key: only 1 different characters"},
+		{"a word repeated", strings.Repeat("panel-session:", 4), "weak key: repeats every 14 characters"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "panel.key")
+			if err := os.WriteFile(path, []byte(tt.key+"\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			k, err := loadKey(path, t.TempDir())
+			if tt.want == "" {
+				if err != nil || string(k) != tt.key {
+					t.Fatalf("loadKey = %q, %v; want the key", k, err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), path) || strings.Contains(err.Error(), tt.key) {
+				t.Fatalf("loadKey error %v: want it to name %s and hold %q, without the key", err, path, tt.want)
+			}
+		})
 	}
 }

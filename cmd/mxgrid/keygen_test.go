@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/mxgrid/mxgrid/cluster"
+	"github.com/mxgrid/mxgrid/internal/keycheck"
 )
 
 func TestKeygen(t *testing.T) {
@@ -24,7 +25,7 @@ func TestKeygen(t *testing.T) {
 		if err != nil || len(raw) != 32 {
 			t.Fatalf("keygen printed %q: not base64 of 32 bytes (%v)", key, err)
 		}
-		if err := cluster.KeyProblem(raw); err != nil {
+		if err := keycheck.KeyProblem(raw); err != nil {
 			t.Errorf("a generated key is refused: %v", err)
 		}
 		if seen[key] {
