@@ -28,7 +28,11 @@ import (
 
 // maxLocal bounds the in-process cache: a dictionary attack must not grow
 // it without limit. Beyond it the oldest-expiring half is not worth the
-// bookkeeping; expired entries are swept, then arbitrary ones dropped.
+// bookkeeping; expired entries are swept, then arbitrary ones dropped
+// until a tenth of it is free. Dropping just the one to make room let a
+// dictionary attack keep the cache full of live refusals, and each of its
+// refusals then swept the whole table under the lock every RCPT takes (a
+// quarter of the node's CPU in a flood from fresh IPv6 /64s).
 const maxLocal = 100_000
 
 // backoff is how long memcached is skipped after a failure, so a hung
@@ -236,7 +240,7 @@ func (c *Cache) store(key string, r Reply, now time.Time) {
 			}
 		}
 		for k := range c.local {
-			if len(c.local) < maxLocal {
+			if len(c.local) < maxLocal*9/10 {
 				break
 			}
 			delete(c.local, k)

@@ -4,6 +4,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strconv"
 	"testing"
 	"time"
 
@@ -130,5 +131,21 @@ func TestMemcachedDownOrHung(t *testing.T) {
 				t.Error("local cache did not answer while memcached is broken")
 			}
 		})
+	}
+}
+
+// TestFullCacheMakesRoom: a dictionary attack keeps the local cache full of
+// live refusals; the insert that finds it full makes room for a tenth more,
+// so the inserts after it do not sweep the whole table under the lock each.
+func TestFullCacheMakesRoom(t *testing.T) {
+	c := newCache(Config{TTL: time.Hour}, nil)
+	for i := range maxLocal + 1 {
+		c.Add(Key("mx:25", strconv.Itoa(i)+"@b.test"), userUnknown)
+	}
+	if n, keep := len(c.local), maxLocal*9/10+1; n > keep {
+		t.Errorf("%d entries after the insert past %d, want at most %d", n, maxLocal, keep)
+	}
+	if _, ok := c.Get(Key("mx:25", strconv.Itoa(maxLocal)+"@b.test")); !ok {
+		t.Error("the insert that made room was not kept")
 	}
 }
