@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"strings"
 
+	"github.com/mxgrid/mxgrid/internal/ratelimit"
 	"github.com/mxgrid/mxgrid/netguard"
 )
 
@@ -119,16 +120,17 @@ func parseHost(s string) netip.Addr {
 	return a.Unmap()
 }
 
-// LimitKey is the unit that address-based limits count: an IPv4 address,
-// or an IPv6 /64, since one subscriber commonly holds a whole /64 and
-// would otherwise get 2^64 fresh budgets.
+// LimitKey is the unit that address-based limits count, ratelimit.ClientKey
+// as text: an IPv4 address (an IPv6 one that carries it too), or an IPv6
+// /64, since one subscriber commonly holds a whole /64 and would otherwise
+// get 2^64 fresh budgets.
 func LimitKey(a netip.Addr) string {
 	if !a.IsValid() {
 		return "unknown"
 	}
-	if a.Is4() {
-		return a.String()
+	p := ratelimit.ClientKey(a)
+	if p.Addr().Is4() {
+		return p.Addr().String()
 	}
-	p, _ := a.Prefix(64)
 	return p.String()
 }

@@ -484,6 +484,12 @@ func TestPerIPConnectionLimit(t *testing.T) {
 		{name: "neighbouring IPv4 address", held: []string{"198.51.100.10", "198.51.100.10"}, next: "198.51.100.11", want: 220},
 		{name: "same IPv6 /64", held: []string{"2001:db8:1::1", "2001:db8:1::2"}, next: "2001:db8:1:0:ffff::3", want: 421},
 		{name: "neighbouring IPv6 /64", held: []string{"2001:db8:2::1", "2001:db8:2::2"}, next: "2001:db8:2:1::1", want: 220},
+		// A 6to4 site (2002::/16) is the IPv4 address in its prefix, with
+		// 65,536 /64s: counted by /64, one IPv4 host had as many budgets.
+		{name: "6to4 networks of one IPv4 address", held: []string{"2002:c633:6414:1::1", "198.51.100.20"}, next: "2002:c633:6414:ffff::1", want: 421},
+		// Behind a NAT64 (64:ff9b::/96) every IPv4 client is in one /64.
+		{name: "NAT64 addresses of neighbouring IPv4 addresses", held: []string{"64:ff9b::c633:641e", "64:ff9b::c633:641e"}, next: "64:ff9b::c633:641f", want: 220},
+		{name: "NAT64 address of an IPv4 address", held: []string{"64:ff9b::c633:6428", "198.51.100.40"}, next: "64:ff9b::c633:6428", want: 421},
 	}
 	greeting := func(src string) (int, string) {
 		conn, err := net.Dial("tcp", n.SMTPAddr())

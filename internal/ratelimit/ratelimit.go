@@ -9,13 +9,19 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/mxgrid/mxgrid/netguard"
 )
 
 // ClientKey is the key of a client address: the address itself for IPv4,
 // its /64 for IPv6, the share one host gets (an IPv6 host holds a whole
-// /64 and could otherwise take a fresh key per request).
+// /64 and could otherwise take a fresh key per request). An IPv6 address
+// that carries an IPv4 one is keyed as that IPv4 address (netguard.Embedded):
+// a 6to4 site (2002::/16) is one IPv4 host's 65,536 /64s, each a fresh key,
+// and the IPv4 clients a translator brings to an IPv6-only node under
+// NAT64's prefix (64:ff9b::/96) all shared one /64.
 func ClientKey(a netip.Addr) netip.Prefix {
-	a = a.Unmap()
+	a = netguard.Embedded(a)
 	if a.Is6() {
 		p, _ := a.Prefix(64)
 		return p

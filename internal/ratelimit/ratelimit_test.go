@@ -48,6 +48,9 @@ func TestClientKey(t *testing.T) {
 		{"192.0.2.7", "192.0.2.7/32"},
 		{"::ffff:192.0.2.7", "192.0.2.7/32"},
 		{"2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"},
+		{"2002:c000:207:1::1", "192.0.2.7/32"}, // 6to4
+		{"64:ff9b::c000:207", "192.0.2.7/32"},  // NAT64
+		{"fe80::1%eth0", "fe80::/64"},
 	} {
 		if got := ClientKey(netip.MustParseAddr(tc.in)); got.String() != tc.want {
 			t.Errorf("ClientKey(%s) = %s, want %s", tc.in, got, tc.want)
