@@ -738,7 +738,14 @@ func helo(f *findings, env *scanner.Envelope) {
 	}
 	if strings.HasPrefix(h, "[") && strings.HasSuffix(h, "]") {
 		lit := strings.TrimPrefix(h[1:len(h)-1], "ipv6:")
-		if a, err := netip.ParseAddr(lit); err == nil && env.ClientIP.IsValid() && a.Unmap() != env.ClientIP.Unmap() {
+		a, err := netip.ParseAddr(lit)
+		switch {
+		case err != nil:
+			// Brackets around no address ("[x]", nine IPv6 groups)
+			// make no literal: taken for one, they escaped every rule
+			// here that the same text unbracketed meets.
+			f.hit(HELONotFQDN, env.HELO)
+		case env.ClientIP.IsValid() && a.Unmap() != env.ClientIP.Unmap():
 			f.hit(HELOIPMismatch, env.HELO)
 		}
 		return

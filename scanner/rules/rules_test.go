@@ -113,6 +113,13 @@ func TestRules(t *testing.T) {
 		{"HELO address literal matches", scanner.Envelope{HELO: "[192.0.2.7]", ClientIP: netip.MustParseAddr("192.0.2.7")}, okHeaders + "\nhi\n", nil},
 		{"HELO literal mismatch", scanner.Envelope{HELO: "[10.0.0.1]", ClientIP: netip.MustParseAddr("192.0.2.7")}, okHeaders + "\nhi\n", []string{HELOIPMismatch}},
 		{"HELO not a FQDN", scanner.Envelope{HELO: "dd_it7"}, okHeaders + "\nhi\n", []string{HELONotFQDN}},
+		{"HELO IPv6 literal matches", scanner.Envelope{HELO: "[IPv6:2001:db8::7]", ClientIP: netip.MustParseAddr("2001:db8::7")}, okHeaders + "\nhi\n", nil},
+		{"HELO IPv6 literal of the client's IPv4 address", scanner.Envelope{HELO: "[IPv6:::ffff:192.0.2.7]", ClientIP: netip.MustParseAddr("192.0.2.7")}, okHeaders + "\nhi\n", nil},
+		{"HELO IPv6 literal mismatch", scanner.Envelope{HELO: "[IPv6:2001:db8::8]", ClientIP: netip.MustParseAddr("2001:db8::7")}, okHeaders + "\nhi\n", []string{HELOIPMismatch}},
+		// Brackets around what is no address escaped every HELO rule.
+		{"HELO bracketed name", scanner.Envelope{HELO: "[dd_it7]", ClientIP: netip.MustParseAddr("192.0.2.7")}, okHeaders + "\nhi\n", []string{HELONotFQDN}},
+		{"HELO IPv6 literal of nine groups", scanner.Envelope{HELO: "[IPv6:1:2:3:4:5:6:7:8:9]", ClientIP: netip.MustParseAddr("2001:db8::7")}, okHeaders + "\nhi\n", []string{HELONotFQDN}},
+		{"HELO empty literal", scanner.Envelope{HELO: "[]", ClientIP: netip.MustParseAddr("192.0.2.7")}, okHeaders + "\nhi\n", []string{HELONotFQDN}},
 		{"HELO dynamic", scanner.Envelope{HELO: "adsl-67-121-10-5.dsl.example.net"}, okHeaders + "\nhi\n", []string{HELODynamic}},
 		{"HELO proper", scanner.Envelope{HELO: "mail.example.org"}, okHeaders + "\nhi\n", nil},
 		{"HELO dynamic pool name", scanner.Envelope{HELO: "pool-71-105-3-9.nycmny.fios.example.net"}, okHeaders + "\nhi\n", []string{HELODynamic}},
