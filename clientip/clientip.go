@@ -27,10 +27,7 @@ func ParseTrusted(list []string) ([]netip.Prefix, error) {
 		if err != nil {
 			return nil, fmt.Errorf("[%d]: %w", i, err)
 		}
-		if p.Addr().Is4In6() && p.Bits() >= 96 {
-			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
-		}
-		out = append(out, p)
+		out = append(out, netguard.Unmapped(p))
 	}
 	return out, nil
 }

@@ -152,6 +152,18 @@ func ParsePrefix(s string) (netip.Prefix, error) {
 	return p, nil
 }
 
+// Unmapped is p as the addresses it is compared with are written: a
+// network of IPv4-mapped addresses (::ffff:a.b.c.d/96 and longer, as a
+// dual-stack socket shows IPv4 peers) is the IPv4 network it names, since
+// client addresses are unmapped before any comparison; kept as written,
+// it held none of them. Any other prefix is returned unchanged.
+func Unmapped(p netip.Prefix) netip.Prefix {
+	if p.Addr().Is4In6() && p.Bits() >= 96 {
+		return netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+	}
+	return p
+}
+
 // SetSelf records the node's SMTP listen addresses. An unspecified listen
 // address (0.0.0.0, ::) stands for every local address at that port.
 func (g *Guard) SetSelf(addrs ...netip.AddrPort) {

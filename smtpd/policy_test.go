@@ -91,6 +91,14 @@ func TestDomainPolicyOverSMTP(t *testing.T) {
 		c.cmd(250, "MAIL FROM:<a@partner.test>")
 		c.cmd(550, "RCPT TO:<bob@example.org>")
 	})
+	// A dual-stack listener's logs show IPv4 clients as ::ffff:a.b.c.d;
+	// a network copied in that form held no client, which is unmapped.
+	t.Run("ip block list in the IPv4-mapped form refuses the IPv4 client", func(t *testing.T) {
+		n, _ := startWithScore(t, scoreCheck{}, func(c *config.Config) { c.Domains[0].IPBlock = []string{"::ffff:127.0.0.0/104"} })
+		c := dial(t, n.SMTPAddr())
+		c.cmd(250, "MAIL FROM:<a@partner.test>")
+		c.cmd(550, "RCPT TO:<bob@example.org>")
+	})
 
 	n, sink := startWithScore(t, scoreCheck{score: 30, senderAuthenticated: true}, func(c *config.Config) {
 		d := &c.Domains[0]

@@ -73,7 +73,7 @@ func parseIPs(list []string) []netip.Prefix {
 	var out []netip.Prefix
 	for _, e := range list {
 		if p, err := netip.ParsePrefix(e); err == nil {
-			out = append(out, p)
+			out = append(out, netguard.Unmapped(p))
 		} else if a, err := netip.ParseAddr(e); err == nil && a.Zone() == "" {
 			a = a.Unmap()
 			out = append(out, netip.PrefixFrom(a, a.BitLen()))
