@@ -27,7 +27,7 @@ func ParseTrusted(list []string) ([]netip.Prefix, error) {
 		if err != nil {
 			return nil, fmt.Errorf("[%d]: %w", i, err)
 		}
-		out = append(out, netguard.Unmapped(p))
+		out = append(out, p)
 	}
 	return out, nil
 }

@@ -170,7 +170,9 @@ func TestRecorderLocatesAndStores(t *testing.T) {
 func TestTrustedRelaySource(t *testing.T) {
 	s := openStore(t, store.SQLite)
 	cfg := fastConfig()
-	cfg.TrustedRelays = []string{"198.18.0.0/15"}
+	// The second as a dual-stack server logs IPv4 peers; the client
+	// address is compared unmapped.
+	cfg.TrustedRelays = []string{"198.18.0.0/15", "::ffff:192.0.2.0/120"}
 	rec, err := NewRecorder(cfg, Options{Store: s, Locator: newLocator(t)})
 	if err != nil {
 		t.Fatal(err)
@@ -181,20 +183,21 @@ func TestTrustedRelaySource(t *testing.T) {
 	}
 	rec.Record(Event{ClientIP: netip.MustParseAddr("198.18.0.1"), Received: received})
 	rec.Record(Event{ClientIP: netip.MustParseAddr("89.160.20.112"), Received: received}) // untrusted: headers ignored
+	rec.Record(Event{ClientIP: netip.MustParseAddr("192.0.2.9"), Received: received})
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if err := rec.Run(ctx); err != nil { // flushes at once
 		t.Fatal(err)
 	}
 	got := allEvents(t, s)
-	if len(got) != 2 {
+	if len(got) != 3 {
 		t.Fatalf("%d events", len(got))
 	}
 	ips := map[string]string{}
 	for _, e := range got {
 		ips[e.IP.String()] = e.City
 	}
-	if ips["81.2.69.142"] != "London" || ips["89.160.20.112"] != "Linköping" {
+	if len(ips) != 2 || ips["81.2.69.142"] != "London" || ips["89.160.20.112"] != "Linköping" {
 		t.Fatalf("sources %v, want the hop behind the relay and the untrusted client", ips)
 	}
 }

@@ -133,14 +133,15 @@ func ParsePrefixes(ss []string) ([]netip.Prefix, error) {
 // for the keys that trust or allow networks. A prefix with host bits set
 // is refused: 10.1.2.3/8 was masked to 10.0.0.0/8 without a word, trusting
 // or allowing a whole /8 where the operator may have meant one address.
-// So is a zoned address, whose zone a prefix cannot hold.
+// So is a zoned address, whose zone a prefix cannot hold. One written
+// IPv4-mapped is the IPv4 network it names (Unmapped).
 func ParsePrefix(s string) (netip.Prefix, error) {
 	if !strings.Contains(s, "/") {
 		a, err := netip.ParseAddr(s)
 		if err != nil || a.Zone() != "" {
 			return netip.Prefix{}, fmt.Errorf("%q is not a CIDR prefix or an address", s)
 		}
-		return netip.PrefixFrom(a, a.BitLen()), nil
+		return Unmapped(netip.PrefixFrom(a, a.BitLen())), nil
 	}
 	p, err := netip.ParsePrefix(s)
 	if err != nil {
@@ -149,7 +150,7 @@ func ParsePrefix(s string) (netip.Prefix, error) {
 	if p != p.Masked() {
 		return netip.Prefix{}, fmt.Errorf("%q has host bits set: write %s for the network or %s for the address", s, p.Masked(), p.Addr())
 	}
-	return p, nil
+	return Unmapped(p), nil
 }
 
 // Unmapped is p as the addresses it is compared with are written: a
