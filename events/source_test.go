@@ -83,6 +83,16 @@ func TestSourceIP(t *testing.T) {
 		{"no trusted prefixes", forwarder.String(), nil, forwarder.String()},
 		{"chain exhausted", forwarder.String(), chain[:2], forwarder.String()},
 		{"unparsable hop stops the walk", forwarder.String(), []string{"by relay1 with local", chain[2]}, forwarder.String()},
+		{"internal IPv6 hops skipped", forwarder.String(), []string{
+			"from internal (internal [IPv6:fec0::7]) by relay1.fwd.example",
+			"from internal (internal [IPv6:2002:a00:7::1]) by internal.fwd.example",
+			chain[2],
+		}, "89.160.20.112"},
+		// Taken for an internal hop, the header its sender wrote was believed.
+		{"a Teredo client is the source", forwarder.String(), []string{
+			"from teredo (teredo [IPv6:2001:0:4136:e378:8000:63bf:3fff:fdd2]) by relay1.fwd.example",
+			chain[3],
+		}, "2001:0:4136:e378:8000:63bf:3fff:fdd2"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -9,6 +9,8 @@ package geo
 import (
 	"math"
 	"net/netip"
+
+	"github.com/mxgrid/mxgrid/netguard"
 )
 
 // Location is what the node records about an address. The zero value means
@@ -48,46 +50,15 @@ const coordScale = 1e5
 
 func roundCoord(v float64) float64 { return math.Round(v*coordScale) / coordScale }
 
-// nonPublic are ranges that are never looked up or shown: they identify
-// nobody's location and could reveal internal topology on a public map.
-var nonPublic = []netip.Prefix{
-	netip.MustParsePrefix("0.0.0.0/8"),       // "this network" (RFC 791)
-	netip.MustParsePrefix("10.0.0.0/8"),      // private (RFC 1918)
-	netip.MustParsePrefix("100.64.0.0/10"),   // CGNAT shared space (RFC 6598)
-	netip.MustParsePrefix("127.0.0.0/8"),     // loopback
-	netip.MustParsePrefix("169.254.0.0/16"),  // link local
-	netip.MustParsePrefix("172.16.0.0/12"),   // private
-	netip.MustParsePrefix("192.0.0.0/24"),    // IETF protocol assignments (RFC 6890)
-	netip.MustParsePrefix("192.0.2.0/24"),    // TEST-NET-1 (RFC 5737)
-	netip.MustParsePrefix("192.168.0.0/16"),  // private
-	netip.MustParsePrefix("198.18.0.0/15"),   // benchmarking (RFC 2544)
-	netip.MustParsePrefix("198.51.100.0/24"), // TEST-NET-2
-	netip.MustParsePrefix("203.0.113.0/24"),  // TEST-NET-3
-	netip.MustParsePrefix("224.0.0.0/4"),     // multicast
-	netip.MustParsePrefix("240.0.0.0/4"),     // reserved, and broadcast
-	netip.MustParsePrefix("::/128"),
-	netip.MustParsePrefix("::1/128"),
-	netip.MustParsePrefix("64:ff9b:1::/48"), // local-use NAT64 (RFC 8215)
-	netip.MustParsePrefix("100::/64"),       // discard-only (RFC 6666)
-	netip.MustParsePrefix("2001:db8::/32"),  // documentation (RFC 3849)
-	netip.MustParsePrefix("3fff::/20"),      // documentation (RFC 9637)
-	netip.MustParsePrefix("fc00::/7"),       // unique local (RFC 4193)
-	netip.MustParsePrefix("fe80::/10"),      // link local
-	netip.MustParsePrefix("ff00::/8"),       // multicast
+// Public reports whether addr may be looked up and shown: an address of no
+// special network (netguard.Classify), looking through IPv4 embedded in
+// IPv6 (mapped, NAT64, 6to4) and ignoring a zone. Private, loopback,
+// link-local, CGNAT, documentation, multicast and other special ranges
+// identify nobody's location and could reveal internal topology on a
+// public map. A Teredo address is public: its host is on the internet,
+// behind a NAT, though routes may not lead there.
+func Public(addr netip.Addr) bool {
+	return netguard.Classify(addr) == netguard.Public || teredo.Contains(addr)
 }
 
-// Public reports whether addr may be looked up and shown: false for private,
-// loopback, link-local, CGNAT, documentation, multicast and other special
-// ranges. IPv4-mapped IPv6 addresses are judged as the IPv4 address.
-func Public(addr netip.Addr) bool {
-	addr = addr.Unmap()
-	if !addr.IsValid() {
-		return false
-	}
-	for _, p := range nonPublic {
-		if p.Contains(addr) {
-			return false
-		}
-	}
-	return true
-}
+var teredo = netip.MustParsePrefix("2001::/32")

@@ -79,6 +79,18 @@ func TestPublic(t *testing.T) {
 		{"fd00::1", false},
 		{"fe80::1", false},
 		{"ff02::1", false},
+		// Not public in IPv6 dress either: each was looked up and, as a
+		// trusted relay's internal hop, recorded as the spam's source.
+		{"fe80::1%eth0", false},
+		{"fec0::1", false},           // site-local
+		{"2002:a01:203::1", false},   // 6to4 of 10.1.2.3
+		{"64:ff9b::a01:203", false},  // NAT64 of 10.1.2.3
+		{"::ffff:0:a01:203", false},  // IPv4-translated
+		{"2002:5102:458e::1", true},  // 6to4 of 81.2.69.142
+		{"64:ff9b::5102:458e", true}, // NAT64 of 81.2.69.142
+		// A Teredo client (RFC 4380) is an internet host behind a NAT, not
+		// a relay's internal hop (netguard reserves 2001::/23 for routes).
+		{"2001:0:4136:e378:8000:63bf:3fff:fdd2", true},
 	}
 	for _, tt := range tests {
 		if got := Public(netip.MustParseAddr(tt.addr)); got != tt.want {
