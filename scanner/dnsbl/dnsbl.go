@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
+	"github.com/mxgrid/mxgrid/netguard"
 	"github.com/mxgrid/mxgrid/scanner"
 )
 
@@ -115,9 +116,12 @@ func (c *Check) Check(ctx context.Context, env *scanner.Envelope, msg *scanner.M
 // queries lists the lookups for a message: the client IP in each IP zone
 // unless it is not routable (a private or loopback address is never listed,
 // and leaks our network to the list), and each URL domain in each domain zone.
+// An IPv6 address that carries an IPv4 one (mapped, 6to4, NAT64) is asked
+// as that IPv4 address: lists know the IPv4 host, and a listed one came
+// unlisted as its 6to4 site.
 func (c *Check) queries(env *scanner.Envelope, msg *scanner.Message) []query {
 	var qs []query
-	ip := env.ClientIP.Unmap()
+	ip := netguard.Embedded(env.ClientIP)
 	if ip.IsValid() && !ip.IsPrivate() && !ip.IsLoopback() && !ip.IsLinkLocalUnicast() && !ip.IsUnspecified() {
 		rev := reverse(ip)
 		for i := range c.ip {

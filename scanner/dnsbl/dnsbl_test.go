@@ -72,6 +72,10 @@ func TestCheck(t *testing.T) {
 		{"listed IP, two codes", "192.0.2.99", withURLs(), []string{"RBL_BL_TEST 3.00 192.0.2.99 127.0.0.2", "RBL_BL_TEST 1.50 192.0.2.99 127.0.0.4"}},
 		{"IPv4-mapped address is looked up as IPv4", "::ffff:192.0.2.99", withURLs(), []string{"RBL_BL_TEST 3.00 192.0.2.99 127.0.0.2", "RBL_BL_TEST 1.50 192.0.2.99 127.0.0.4"}},
 		{"listed IPv6", "2001:db8::1", withURLs(), []string{"RBL_BL_TEST 3.00 2001:db8::1 127.0.0.2"}},
+		// Lists know the IPv4 address, not each 6to4 site (2002::/16,
+		// an IPv4 host's own IPv6 network) or NAT64 form of it.
+		{"6to4 address is looked up as its IPv4 address", "2002:c000:263:1::9", withURLs(), []string{"RBL_BL_TEST 3.00 192.0.2.99 127.0.0.2", "RBL_BL_TEST 1.50 192.0.2.99 127.0.0.4"}},
+		{"NAT64 address is looked up as its IPv4 address", "64:ff9b::c000:263", withURLs(), []string{"RBL_BL_TEST 3.00 192.0.2.99 127.0.0.2", "RBL_BL_TEST 1.50 192.0.2.99 127.0.0.4"}},
 		{"clean IP", "192.0.2.1", withURLs(), nil},
 		{"unconfigured code is ignored", "192.0.2.98", withURLs(), nil},
 		{"answer outside 127/8 is ignored", "192.0.2.97", withURLs(), nil},
@@ -102,7 +106,7 @@ func TestCheck(t *testing.T) {
 
 func TestPrivateAddressesAreNotQueried(t *testing.T) {
 	c, srv := setup(t, nil)
-	for _, ip := range []string{"10.0.0.10", "127.0.0.1", "192.168.1.1", "fe80::1", "::1"} {
+	for _, ip := range []string{"10.0.0.10", "127.0.0.1", "192.168.1.1", "fe80::1", "::1", "2002:c0a8:101::1"} {
 		if _, err := c.Check(context.Background(), &scanner.Envelope{ClientIP: netip.MustParseAddr(ip)}, withURLs()); err != nil {
 			t.Fatal(err)
 		}
