@@ -19,6 +19,7 @@ import (
 
 	"github.com/mxgrid/mxgrid/health"
 	"github.com/mxgrid/mxgrid/internal/periodic"
+	"github.com/mxgrid/mxgrid/netguard"
 )
 
 // Health components the Locator reports.
@@ -237,9 +238,12 @@ func (l *Locator) loadEmbedded() {
 // addresses (private, loopback, CGNAT, documentation...) are never looked
 // up: they return a zero Location and LayerNone. Cache failures are never
 // returned (the next layer answers); an error means the database file
-// itself could not be read for this address.
+// itself could not be read for this address. A 6to4 or NAT64 address is
+// looked up as the IPv4 address in it, where its sender is: a flat
+// database (the embedded one) placed all 6to4 in one country, and knew no
+// NAT64.
 func (l *Locator) Lookup(ctx context.Context, addr netip.Addr) (Location, Layer, error) {
-	addr = addr.Unmap()
+	addr = netguard.Embedded(addr)
 	if !Public(addr) {
 		l.m.count(LayerNone, outNotPublic)
 		return Location{}, LayerNone, nil

@@ -178,6 +178,9 @@ func TestLookupSchemas(t *testing.T) {
 		{"geoip2 city with asn", city, asn, []probe{
 			{"81.2.69.142", withASN(london, 20712, "Andrews & Arnold Ltd"), LayerFile},
 			{"::ffff:81.2.69.142", withASN(london, 20712, "Andrews & Arnold Ltd"), LayerFile},
+			// 6to4 and NAT64 addresses are where the IPv4 address in them is.
+			{"2002:5102:458e:1::9", withASN(london, 20712, "Andrews & Arnold Ltd"), LayerFile},
+			{"64:ff9b::5102:458e", withASN(london, 20712, "Andrews & Arnold Ltd"), LayerFile},
 			{"89.160.20.112", withASN(linkoping, 29518, "Bredband2 AB"), LayerFile},
 			{"2a02:ff0::1", withASN(berlin, 4294967290, "Big ASN GmbH"), LayerFile},
 			{"67.43.156.1", bhutan, LayerFile}, // registered-country fallback
@@ -193,6 +196,7 @@ func TestLookupSchemas(t *testing.T) {
 			{"81.2.69.142", noAccuracy(london), LayerFile},
 			// The IPv4-only trap: a mapped address must be looked up as IPv4...
 			{"::ffff:89.160.20.112", noAccuracy(linkoping), LayerFile},
+			{"2002:59a0:1470::1", noAccuracy(linkoping), LayerFile},
 			// ...and an IPv6 address is "unknown", not an error.
 			{"2a02:ff0::1", Location{}, LayerFile},
 		}},
