@@ -48,9 +48,16 @@ func (e *RefusedError) Error() string {
 		return fmt.Sprintf("%s is an address of this cluster's nodes; routes may not lead to them", e.Addr)
 	}
 	if e.Target.Host != "" {
-		return fmt.Sprintf("%s resolves to a %s address; routes to %s networks are not allowed", e.Target.Host, e.Class, e.Class)
+		return fmt.Sprintf("%s resolves to %s %s address; routes to %s networks are not allowed", e.Target.Host, article(e.Class), e.Class, e.Class)
 	}
-	return fmt.Sprintf("%s is a %s address; routes to %s networks are not allowed", e.Addr, e.Class, e.Class)
+	return fmt.Sprintf("%s is %s %s address; routes to %s networks are not allowed", e.Addr, article(e.Class), e.Class, e.Class)
+}
+
+func article(c Class) string {
+	if c != "" && strings.ContainsRune("aeiou", rune(c[0])) {
+		return "an"
+	}
+	return "a"
 }
 
 func (e *RefusedError) Is(target error) bool { return target == ErrRefused }

@@ -414,3 +414,20 @@ func TestDialTriesFewAddresses(t *testing.T) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// TestRefusedErrorReads: the refusal reaches the tenant (the API's 400, the
+// panel's route test) as a sentence.
+func TestRefusedErrorReads(t *testing.T) {
+	for _, tt := range []struct {
+		err  RefusedError
+		want string
+	}{
+		{RefusedError{Target: Target{Host: "mx.example.com"}, Class: Unspecified}, "mx.example.com resolves to an unspecified address; routes to unspecified networks are not allowed"},
+		{RefusedError{Addr: netip.MustParseAddr("10.0.0.1"), Class: Private}, "10.0.0.1 is a private address; routes to private networks are not allowed"},
+		{RefusedError{Addr: netip.MustParseAddr("::"), Class: Unspecified}, ":: is an unspecified address; routes to unspecified networks are not allowed"},
+	} {
+		if got := tt.err.Error(); got != tt.want {
+			t.Errorf("%q, want %q", got, tt.want)
+		}
+	}
+}
