@@ -67,7 +67,7 @@ func (r *Resolver) isTrusted(a netip.Addr) bool {
 // and prove nothing). The zero Addr when RemoteAddr is not an address
 // (never over a real socket).
 func (r *Resolver) Of(req *http.Request) netip.Addr {
-	peer := parseHost(req.RemoteAddr)
+	peer := peerOf(req)
 	if !peer.IsValid() || !r.isTrusted(peer) {
 		return peer
 	}
@@ -97,9 +97,14 @@ func (r *Resolver) HTTPS(req *http.Request) bool {
 	if req.TLS != nil {
 		return true
 	}
-	peer := parseHost(req.RemoteAddr)
+	peer := peerOf(req)
 	return peer.IsValid() && r.isTrusted(peer) && strings.EqualFold(req.Header.Get("X-Forwarded-Proto"), "https")
 }
+
+// peerOf is the connection's peer without its zone: the kernel names a
+// link-local peer with its interface (fe80::1%eth0), which no trusted
+// network contains, so a proxy on a link-local address was never trusted.
+func peerOf(req *http.Request) netip.Addr { return parseHost(req.RemoteAddr).WithZone("") }
 
 // parseHost accepts "addr", "addr:port" and "[v6]:port".
 func parseHost(s string) netip.Addr {

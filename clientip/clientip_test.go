@@ -11,7 +11,7 @@ import (
 )
 
 func TestOf(t *testing.T) {
-	trusted, err := ParseTrusted([]string{"10.0.0.0/8", "192.0.2.1", "2001:db8:1::/48"})
+	trusted, err := ParseTrusted([]string{"10.0.0.0/8", "192.0.2.1", "2001:db8:1::/48", "fe80::/64"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,6 +34,8 @@ func TestOf(t *testing.T) {
 		{"IPv6 trusted proxy", "[2001:db8:1::5]:443", []string{"2001:db8:2::7"}, "2001:db8:2::7"},
 		{"v4-mapped peer", "[::ffff:10.1.2.3]:1", []string{"198.51.100.7"}, "198.51.100.7"},
 		{"hop with a port", "10.1.2.3:1", []string{"[2001:db8:3::1]:555"}, "2001:db8:3::1"},
+		{"link-local trusted proxy, named with its interface", "[fe80::1%eth0]:443", []string{"198.51.100.7"}, "198.51.100.7"},
+		{"link-local client", "[fe80::2%eth0]:443", nil, "fe80::2"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -488,7 +488,9 @@ func (l *clientCapListener) Accept() (net.Conn, error) {
 			return nil, err
 		}
 		ap, err := netip.ParseAddrPort(c.RemoteAddr().String())
-		if err != nil || l.isExempt(ap.Addr().Unmap()) {
+		// Without its zone: a trusted proxy on a link-local address is
+		// named with its interface, which no prefix contains.
+		if err != nil || l.isExempt(ap.Addr().Unmap().WithZone("")) {
 			return c, nil
 		}
 		key := ratelimit.ClientKey(ap.Addr())
