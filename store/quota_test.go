@@ -462,16 +462,7 @@ func TestTokensAndUsersCappedPerReseller(t *testing.T) {
 // were accepted again.
 func TestConcurrentReplacesKeepOneList(t *testing.T) {
 	ctx := context.Background()
-	dsn := testenv.PostgresDB(t)
-	open := func() *Tenants {
-		s, err := Open(Config{Driver: Postgres, DSN: dsn, Timeout: 30 * time.Second}, "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		return NewTenants(s)
-	}
-	nodes := [2]*Tenants{open(), open()}
+	nodes := twoPostgresNodes(t)
 	f := newQuotaFixture(t, nodes[0].st)
 	f.ts.DefaultQuota = tenant.Quota{}
 	d, err := f.domain(ctx, f.cust[0], "a.example")
@@ -510,6 +501,85 @@ func TestConcurrentReplacesKeepOneList(t *testing.T) {
 			t.Fatalf("round %d: after two replaces at once the domain holds %d recipients %q, want one of the lists", round, len(locals), locals)
 		}
 		checkRecipientCounts(t, f.ts.st)
+	}
+}
+
+// twoPostgresNodes are two handles on one new PostgreSQL database, as two
+// nodes of a cluster have.
+func twoPostgresNodes(t *testing.T) [2]*Tenants {
+	t.Helper()
+	dsn := testenv.PostgresDB(t)
+	open := func() *Tenants {
+		s, err := Open(Config{Driver: Postgres, DSN: dsn, Timeout: 30 * time.Second}, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return NewTenants(s)
+	}
+	return [2]*Tenants{open(), open()}
+}
+
+// TestConcurrentRecipientWritesAllCommit: on PostgreSQL, imports of one
+// domain's recipients in different orders, a replace of its list and
+// single deletes, made at the same moment on two nodes, each commit (a
+// delete may find its recipient already replaced away), counted right.
+// Each locked the rows it touched in its own order and the domain's row
+// (its count) last, so they deadlocked: PostgreSQL aborted one, and its
+// caller got 503, the database unavailable, for a change that was only
+// refused.
+func TestConcurrentRecipientWritesAllCommit(t *testing.T) {
+	ctx := context.Background()
+	nodes := twoPostgresNodes(t)
+	f := newQuotaFixture(t, nodes[0].st)
+	f.ts.DefaultQuota = tenant.Quota{}
+	d, err := f.domain(ctx, f.cust[0], "a.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var list []string
+	for i := range 100 {
+		list = append(list, fmt.Sprintf("u%03d", i))
+	}
+	reversed := slices.Clone(list)
+	slices.Reverse(reversed)
+	for round := range 20 {
+		if _, _, err := f.ts.AddRecipients(ctx, d.ID, list[:50], true, quotaAudit); err != nil {
+			t.Fatal(err)
+		}
+		writes := []func(*Tenants) error{
+			func(ts *Tenants) error { _, _, err := ts.AddRecipients(ctx, d.ID, list, false, quotaAudit); return err },
+			func(ts *Tenants) error {
+				_, _, err := ts.AddRecipients(ctx, d.ID, reversed, false, quotaAudit)
+				return err
+			},
+			func(ts *Tenants) error {
+				_, _, err := ts.AddRecipients(ctx, d.ID, list[25:], true, quotaAudit)
+				return err
+			},
+			func(ts *Tenants) error {
+				if _, err := ts.DeleteRecipient(ctx, d.ID, "u010", quotaAudit); !errors.Is(err, tenant.ErrNotFound) {
+					return err
+				}
+				return nil
+			},
+		}
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i, write := range writes {
+			wg.Go(func() {
+				<-start
+				if err := write(nodes[i%2]); err != nil {
+					t.Errorf("round %d: write %d: %v", round, i, err)
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+		checkRecipientCounts(t, f.ts.st)
+		if t.Failed() {
+			return
+		}
 	}
 }
 

@@ -1166,18 +1166,11 @@ func (t *Tenants) AddRecipients(ctx context.Context, domainID int64, locals []st
 	added := 0
 	now := micros(nowUTC())
 	v, err := t.write(ctx, "recipients", a, changed{changedDomain, &domainID}, func(tx *sql.Tx) error {
+		if err := t.lockRecipients(ctx, tx, domainID); err != nil {
+			return err
+		}
 		var removed int64
 		if replace {
-			if t.st.Dialect == Postgres {
-				// Replaces of one domain's list run one after another, each
-				// DELETE reading what the one before committed: run at once
-				// (two nodes), the second deleted only the rows committed when
-				// it began and left the first's new list beside its own. NO
-				// KEY: the foreign keys of other adds' rows need not wait.
-				if _, err := tx.ExecContext(ctx, `SELECT id FROM domains WHERE id = $1 FOR NO KEY UPDATE`, domainID); err != nil {
-					return err
-				}
-			}
 			res, err := tx.ExecContext(ctx, `DELETE FROM recipients WHERE domain_id = $1`, domainID)
 			if err != nil {
 				return err
@@ -1230,11 +1223,31 @@ func (t *Tenants) AddRecipients(ctx context.Context, domainID int64, locals []st
 
 func (t *Tenants) DeleteRecipient(ctx context.Context, domainID int64, local string, a admin.AuditEntry) (uint64, error) {
 	return t.write(ctx, "recipient "+local, a, changed{changedDomain, &domainID}, func(tx *sql.Tx) error {
+		if err := t.lockRecipients(ctx, tx, domainID); err != nil {
+			return err
+		}
 		if err := expectRow(tx.ExecContext(ctx, `DELETE FROM recipients WHERE domain_id = $1 AND local = $2`, domainID, local)); err != nil {
 			return err
 		}
 		return countRecipients(ctx, tx, domainID, -1)
 	})
+}
+
+// lockRecipients makes the writes of domainID's recipients run one after
+// another on PostgreSQL (SQLite's one connection does already), locking
+// the domain's row before any recipient's. Each replace's DELETE then
+// reads what the one before committed: at once (two nodes), the second
+// deleted only the rows committed when it began and left the first's new
+// list beside its own. And no two writes deadlock: each locked its
+// recipients in its own order (an import's list, a replace's DELETE) and
+// the domain's row, for its count, last. NO KEY, as the count's UPDATE
+// takes it: the least lock that orders them.
+func (t *Tenants) lockRecipients(ctx context.Context, tx *sql.Tx, domainID int64) error {
+	if t.st.Dialect != Postgres {
+		return nil
+	}
+	_, err := tx.ExecContext(ctx, `SELECT id FROM domains WHERE id = $1 FOR NO KEY UPDATE`, domainID)
+	return err
 }
 
 // countRecipients keeps domains.recipient_count: every write that adds or
