@@ -1233,21 +1233,24 @@ func (t *Tenants) DeleteRecipient(ctx context.Context, domainID int64, local str
 	})
 }
 
-// lockRecipients makes the writes of domainID's recipients run one after
-// another on PostgreSQL (SQLite's one connection does already), locking
-// the domain's row before any recipient's. Each replace's DELETE then
-// reads what the one before committed: at once (two nodes), the second
-// deleted only the rows committed when it began and left the first's new
-// list beside its own. And no two writes deadlock: each locked its
-// recipients in its own order (an import's list, a replace's DELETE) and
-// the domain's row, for its count, last. NO KEY, as the count's UPDATE
-// takes it: the least lock that orders them.
+// lockRecipients finds domainID before its recipients are written (a
+// write racing the domain's delete fails ErrNotFound, where an insert's
+// foreign key answered a conflict and an empty replace wrote a change) and
+// makes those writes run one after another on PostgreSQL (SQLite's one
+// connection does already), locking the domain's row before any
+// recipient's. Each replace's DELETE then reads what the one before
+// committed: at once (two nodes), the second deleted only the rows
+// committed when it began and left the first's new list beside its own.
+// And no two writes deadlock: each locked its recipients in its own order
+// (an import's list, a replace's DELETE) and the domain's row, for its
+// count, last. NO KEY, as the count's UPDATE takes it: the least lock
+// that orders them.
 func (t *Tenants) lockRecipients(ctx context.Context, tx *sql.Tx, domainID int64) error {
-	if t.st.Dialect != Postgres {
-		return nil
+	lock := ""
+	if t.st.Dialect == Postgres {
+		lock = " FOR NO KEY UPDATE"
 	}
-	_, err := tx.ExecContext(ctx, `SELECT id FROM domains WHERE id = $1 FOR NO KEY UPDATE`, domainID)
-	return err
+	return tx.QueryRowContext(ctx, `SELECT id FROM domains WHERE id = $1`+lock, domainID).Scan(&domainID)
 }
 
 // countRecipients keeps domains.recipient_count: every write that adds or

@@ -163,6 +163,24 @@ func testTenantContract(t *testing.T, ts *Tenants) {
 	if _, err := ts.DeleteDomain(ctx, d.ID, audit("delete")); err != nil {
 		t.Fatal(err)
 	}
+	// A write of its recipients that read the domain before the delete
+	// (an import racing it on another node) finds it gone, not a conflict
+	// ("refers to a missing one", 409), and logs no change.
+	gone := version()
+	for _, w := range []struct {
+		locals  []string
+		replace bool
+	}{{[]string{"late"}, false}, {[]string{"late"}, true}, {nil, true}} {
+		if _, _, err := ts.AddRecipients(ctx, d.ID, w.locals, w.replace, audit("import")); !errors.Is(err, tenant.ErrNotFound) {
+			t.Errorf("AddRecipients %v (replace %v) to a deleted domain: %v, want ErrNotFound", w.locals, w.replace, err)
+		}
+	}
+	if _, err := ts.DeleteRecipient(ctx, d.ID, "x", audit("delete")); !errors.Is(err, tenant.ErrNotFound) {
+		t.Errorf("DeleteRecipient of a deleted domain: %v, want ErrNotFound", err)
+	}
+	if v := version(); v != gone {
+		t.Errorf("recipient writes to a deleted domain moved the version from %d to %d", gone, v)
+	}
 	if _, err := ts.DeleteCustomer(ctx, c.ID, audit("delete")); err != nil {
 		t.Fatal(err)
 	}
