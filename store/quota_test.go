@@ -583,6 +583,46 @@ func TestConcurrentRecipientWritesAllCommit(t *testing.T) {
 	}
 }
 
+// TestConcurrentNameSwapsConflict: on PostgreSQL, two pending domains
+// renamed into each other's names at the same moment on two nodes are
+// both refused as taken (409), as they are one after the other. Each
+// rename held its domain's old name in the unique index and waited for
+// the other's, so they deadlocked: PostgreSQL aborted one, and its
+// caller got 503, the database unavailable.
+func TestConcurrentNameSwapsConflict(t *testing.T) {
+	ctx := context.Background()
+	nodes := twoPostgresNodes(t)
+	f := newQuotaFixture(t, nodes[0].st)
+	f.ts.DefaultQuota = tenant.Quota{}
+	var doms [2]tenant.DomainRecord
+	for i, name := range []string{"x.example", "y.example"} {
+		d, err := f.domain(ctx, f.cust[0], name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		doms[i] = d
+	}
+	for round := range 500 {
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i, node := range nodes {
+			wg.Go(func() {
+				d := doms[i]
+				d.Name = doms[1-i].Name
+				<-start
+				if _, err := node.UpdateDomain(ctx, &d, quotaAudit); !errors.Is(err, tenant.ErrConflict) {
+					t.Errorf("round %d: renaming %s to %s: %v, want a conflict", round, doms[i].Name, d.Name, err)
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+		if t.Failed() {
+			return
+		}
+	}
+}
+
 // TestTakeOverDomain: on both dialects, a create in place of a lapsed
 // claim removes the claim, marks the name taken over and logs both
 // changes in one transaction: refused past the reseller's quota, or with

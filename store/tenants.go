@@ -802,7 +802,7 @@ func (t *Tenants) TakeOverDomain(ctx context.Context, d *tenant.DomainRecord, la
 
 // createDomain inserts d, its policy encoded as pol, in tx.
 func (t *Tenants) createDomain(ctx context.Context, tx *sql.Tx, d *tenant.DomainRecord, pol string) error {
-	if err := t.lockActivations(ctx, tx, d); err != nil {
+	if err := t.lockActivations(ctx, tx, d, false); err != nil {
 		return err
 	}
 	now := nowUTC()
@@ -860,7 +860,7 @@ func (t *Tenants) updateDomain(ctx context.Context, d *tenant.DomainRecord, a ad
 	}
 	read, written := versions(d.Updated)
 	v, err := t.write(ctx, "domain "+d.Name, a, changed{changedDomain, &d.ID}, func(tx *sql.Tx) error {
-		if err := t.lockActivations(ctx, tx, d); err != nil {
+		if err := t.lockActivations(ctx, tx, d, true); err != nil {
 			return err
 		}
 		if check != nil {
@@ -914,12 +914,30 @@ func (t *Tenants) updateDomain(ctx context.Context, d *tenant.DomainRecord, a ad
 // (proofs, approvals, the operator's creates and edits), and every tenant
 // write waits for the config version's row anyway. SQLite's one
 // connection writes one transaction at a time already.
+//
+// Renames of pending domains take it too: two of them into each other's
+// names at once (a swap, on two nodes) each held its old name in the
+// unique index while it waited for the other's, and PostgreSQL aborted
+// one as a deadlock, a 503 where both are refused as taken. Renames are
+// few as well.
 const activationLock = 7411925
 
-// lockActivations takes activationLock in tx when it writes d active.
-func (t *Tenants) lockActivations(ctx context.Context, tx *sql.Tx, d *tenant.DomainRecord) error {
-	if t.st.Dialect != Postgres || d.Status != tenant.StatusActive {
+// lockActivations takes activationLock in tx when it writes d active or,
+// for an update (update set), renames it.
+func (t *Tenants) lockActivations(ctx context.Context, tx *sql.Tx, d *tenant.DomainRecord, update bool) error {
+	if t.st.Dialect != Postgres {
 		return nil
+	}
+	if d.Status != tenant.StatusActive {
+		renamed := false
+		if update {
+			if err := tx.QueryRowContext(ctx, `SELECT name <> $2 FROM domains WHERE id = $1`, d.ID, d.Name).Scan(&renamed); err != nil {
+				return err
+			}
+		}
+		if !renamed {
+			return nil
+		}
 	}
 	_, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, activationLock)
 	return err
