@@ -155,6 +155,7 @@ func TestBadConfigNamesTheKey(t *testing.T) {
 		{"negative client budget", "smtp:\n  client_unknown_recipients: -1\n", "smtp.client_unknown_recipients:"},
 		{"client budget without a window", "smtp:\n  client_unknown_window: 0s\n", "smtp.client_unknown_window:"},
 		{"no junk commands", "smtp:\n  max_junk_commands: 0\n", "smtp.max_junk_commands:"},
+		{"no stress timeout", "smtp:\n  stress_command_timeout: 0s\n", "smtp.stress_command_timeout:"},
 		{"postmaster without a domain", "smtp:\n  postmaster: postmaster\n", "smtp.postmaster:"},
 		{"source-routed postmaster", "smtp:\n  postmaster: a%b@example.org\n", "smtp.postmaster:"},
 		{"relative public url", "http:\n  public_url: filter.example\n", "http.public_url:"},

@@ -39,6 +39,11 @@ type Config struct {
 	// command must have arrived whole, and how long it may stay silent
 	// between reads of the message body.
 	CommandTimeout time.Duration `yaml:"command_timeout"`
+	// StressCommandTimeout replaces CommandTimeout, when shorter, while
+	// the node is under stress (its connections near MaxConnections,
+	// see stress.go), between messages: as Postfix's
+	// smtpd_timeout = ${stress?{10}:{300}}s.
+	StressCommandTimeout time.Duration `yaml:"stress_command_timeout"`
 	// DataTimeout bounds the transfer of a whole message body.
 	DataTimeout time.Duration `yaml:"data_timeout"`
 	// ProxyHeaderTimeout bounds the wait for a PROXY header from a trusted proxy.
@@ -145,9 +150,11 @@ func DefaultConfig() Config {
 		MaxConnections:      2000,
 		MaxConnectionsPerIP: 50,
 		CommandTimeout:      2 * time.Minute,
-		DataTimeout:         10 * time.Minute,
-		ProxyHeaderTimeout:  5 * time.Second,
-		ShutdownGrace:       30 * time.Second,
+		// Postfix's under stress: a sender's MTA answers at once.
+		StressCommandTimeout: 10 * time.Second,
+		DataTimeout:          10 * time.Minute,
+		ProxyHeaderTimeout:   5 * time.Second,
+		ShutdownGrace:        30 * time.Second,
 
 		BareNewline:            BareNewlineNormalize,
 		MaxHops:                50,
@@ -194,7 +201,7 @@ func (c Config) Validate() error {
 		return errors.New("max_connections_per_ip: must be at least 1")
 	}
 	for key, d := range map[string]time.Duration{
-		"command_timeout": c.CommandTimeout, "data_timeout": c.DataTimeout,
+		"command_timeout": c.CommandTimeout, "stress_command_timeout": c.StressCommandTimeout, "data_timeout": c.DataTimeout,
 		"proxy_header_timeout": c.ProxyHeaderTimeout, "shutdown_grace": c.ShutdownGrace,
 	} {
 		if d <= 0 {

@@ -64,15 +64,19 @@ type gateConn struct {
 	firstRead    atomic.Bool
 	refused      bool         // a PROXY header from an untrusted peer: nothing is read
 	dataDeadline atomic.Int64 // unix nanos; 0 outside DATA
-	// commandBy is when the client's next command must have arrived
-	// whole: command_timeout after our last write (unix nanos). Each read
-	// alone extends the idle deadline, so a client trickling a command a
-	// byte at a time kept its connection for days.
-	commandBy atomic.Int64
-	idle      atomic.Bool // no transaction in progress
-	goingAway atomic.Bool // shutdown: the next read says goodbye
-	tls       atomic.Bool // STARTTLS done: no clear-text goodbye
-	closed    atomic.Bool
+	// repliedAt is our last write (unix nanos): the client's next
+	// command must have arrived whole a command timeout after it. Each
+	// read alone extends the idle deadline, so a client trickling a
+	// command a byte at a time kept its connection for days.
+	repliedAt atomic.Int64
+	// stressDeadline is set while the read deadline in force is the
+	// stress one, shorter than command_timeout: a timeout then is
+	// stress's doing.
+	stressDeadline atomic.Bool
+	idle           atomic.Bool // no transaction in progress
+	goingAway      atomic.Bool // shutdown: the next read says goodbye
+	tls            atomic.Bool // STARTTLS done: no clear-text goodbye
+	closed         atomic.Bool
 
 	// counts outlive the session STARTTLS ends; only the connection's
 	// goroutine touches them.
@@ -115,7 +119,7 @@ func (c *gateConn) Write(p []byte) (int, error) {
 		return 0, err
 	}
 	n, err := c.Conn.Write(p)
-	c.commandBy.Store(time.Now().Add(c.srv.cfg.CommandTimeout).UnixNano())
+	c.repliedAt.Store(time.Now().UnixNano())
 	return n, err
 }
 
@@ -123,11 +127,18 @@ func (c *gateConn) Read(p []byte) (int, error) {
 	if err := c.admit(); err != nil {
 		return 0, err
 	}
-	deadline := time.Now().Add(c.srv.cfg.CommandTimeout)
+	timeout, lowered := c.srv.cfg.CommandTimeout, false
 	limit := c.dataDeadline.Load()
 	if limit == 0 {
-		limit = c.commandBy.Load()
+		// Between messages, where stress shortens the wait: a body
+		// underway keeps its usual bounds.
+		timeout, lowered = c.srv.idleTimeout()
+		if r := c.repliedAt.Load(); r != 0 {
+			limit = r + int64(timeout)
+		}
 	}
+	c.stressDeadline.Store(lowered)
+	deadline := time.Now().Add(timeout)
 	if limit != 0 && time.Unix(0, limit).Before(deadline) {
 		deadline = time.Unix(0, limit)
 	}
@@ -174,6 +185,18 @@ func (c *gateConn) Read(p []byte) (int, error) {
 		return n, c.sayGoodbye()
 	}
 	return n, err
+}
+
+// tighten gives a read already waiting between messages the stress
+// timeout, counted from our last reply as any command's: it would
+// otherwise keep the usual one, minutes, until the client's next command.
+func (c *gateConn) tighten(timeout time.Duration) {
+	r := c.repliedAt.Load()
+	if r == 0 || c.dataDeadline.Load() != 0 || c.goingAway.Load() {
+		return
+	}
+	c.stressDeadline.Store(true)
+	c.readBy.set(time.Unix(0, r+int64(timeout)), c.Conn.SetReadDeadline)
 }
 
 // sayGoodbye answers an idle client during shutdown (RFC 5321 §3.8: 421

@@ -9,6 +9,7 @@ import (
 type metrics struct {
 	connections *prometheus.CounterVec
 	active      prometheus.Gauge
+	stress      prometheus.Gauge
 	sessions    prometheus.Counter
 	// shownOut counts sessions a limit closed, by limit.
 	shownOut     *prometheus.CounterVec
@@ -52,13 +53,17 @@ func newMetrics(reg prometheus.Registerer, budget *bytebudget.Budget) *metrics {
 			Name: "mxgrid_smtp_connections_active",
 			Help: "Connections open now.",
 		}),
+		stress: f.NewGauge(prometheus.GaugeOpts{
+			Name: "mxgrid_smtp_stress",
+			Help: "1 while the node is under stress: from 80 % of smtp.max_connections open until fewer than 60 % are, sessions between messages get smtp.stress_command_timeout for a command and 2 commands without a message, and their first error closes them; 0 otherwise.",
+		}),
 		sessions: f.NewCounter(prometheus.CounterOpts{
 			Name: "mxgrid_smtp_sessions_total",
 			Help: "SMTP sessions started (EHLO/HELO received).",
 		}),
 		shownOut: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "mxgrid_smtp_sessions_closed_by_limit_total",
-			Help: "Sessions the node closed for a limit, by limit: errors (too many bad commands), junk_commands (smtp.max_junk_commands), command_timeout (a command not whole within smtp.command_timeout), all with 421; pipelining (554 5.5.0, input behind a command where RFC 2920 forbids it: smtp.forbid_unauth_pipelining).",
+			Help: "Sessions the node closed for a limit, by limit: errors (too many bad commands), junk_commands (smtp.max_junk_commands), command_timeout (a command not whole within smtp.command_timeout), and stress_errors, stress_junk_commands, stress_command_timeout (the lower limits of a node under stress, mxgrid_smtp_stress, closed a session the usual ones would have kept), all with 421; pipelining (554 5.5.0, input behind a command where RFC 2920 forbids it: smtp.forbid_unauth_pipelining).",
 		}, []string{"limit"}),
 		rcpts: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "mxgrid_smtp_recipients_total",

@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-message/textproto"
@@ -217,6 +218,11 @@ type Server struct {
 	mu    sync.Mutex
 	perIP map[netip.Prefix]int
 	conns map[*gateConn]struct{}
+	// stressed is set while conns is past the high-water mark
+	// (stress.go), written under mu; stressOn and stressOff are the
+	// marks.
+	stressed            atomic.Bool
+	stressOn, stressOff int
 }
 
 // New builds a server; Serve starts it.
@@ -248,6 +254,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		perIP:   make(map[netip.Prefix]int),
 		conns:   make(map[*gateConn]struct{}),
 	}
+	s.stressOn, s.stressOff = stressMarks(cfg.MaxConnections)
 	s.negCache = negcache.New(negcache.Config{
 		TTL:       cfg.NegativeCacheTTL,
 		Memcached: cfg.NegativeCacheMemcached,
@@ -266,6 +273,8 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	srv.MaxMessageBytes = cfg.MaxMessageBytes
 	srv.MaxRecipients = cfg.MaxRecipients
 	srv.MaxJunkCommands = cfg.MaxJunkCommands
+	srv.Stressed = s.stressedConn
+	srv.StressJunkCommands = stressJunkCommands
 	srv.ForbidUnauthPipelining = cfg.ForbidUnauthPipelining
 	srv.ImproperPipelining = s.improperPipelining
 	srv.MaxLineLength = maxLineLength
@@ -429,6 +438,7 @@ func (s *Server) acquire(c *gateConn) (bool, string) {
 	s.perIP[key]++
 	s.conns[c] = struct{}{}
 	s.metrics.active.Inc()
+	s.updateStress(len(s.conns))
 	return true, ""
 }
 
@@ -444,6 +454,7 @@ func (s *Server) release(c *gateConn) {
 		delete(s.perIP, key)
 	}
 	s.metrics.active.Dec()
+	s.updateStress(len(s.conns))
 }
 
 type slogAdapter struct{ log *slog.Logger }

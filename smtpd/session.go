@@ -195,6 +195,12 @@ func (ss *session) Closing(reason error) {
 		limit = "junk_commands"
 	case errors.Is(reason, smtp.ErrCommandTimedOut):
 		limit = "command_timeout"
+		if ss.gate != nil && ss.gate.stressDeadline.Load() {
+			limit = "stress_command_timeout"
+		}
+	}
+	if errors.Is(reason, smtp.ErrStressed) {
+		limit = "stress_" + limit
 	}
 	ss.srv.metrics.shownOut.WithLabelValues(limit).Inc()
 	ss.log.Info("closing the session: limit reached", "limit", limit)

@@ -466,6 +466,28 @@ func TestProxyHeaderFromUntrustedAddressIsRefused(t *testing.T) {
 	}
 }
 
+// dialAs connects to addr with a PROXY v2 header naming src as the client,
+// as a trusted proxy (127.0.0.0/8 in smtp.trusted_proxies) sends it: the
+// one way a test connects from addresses the machine does not have.
+func dialAs(t *testing.T, addr, src string) net.Conn {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	from := &net.TCPAddr{IP: net.ParseIP(src), Port: 40000}
+	to := &net.TCPAddr{IP: net.ParseIP("2001:db8:ffff::25"), Port: 25}
+	if from.IP.To4() != nil {
+		to.IP = net.ParseIP("192.0.2.1")
+	}
+	if _, err := proxyproto.HeaderProxyFromAddrs(2, from, to).WriteTo(conn); err != nil {
+		t.Fatal(err)
+	}
+	return conn
+}
+
 // TestPerIPConnectionLimit: the limit is per client, an IPv4 address or an
 // IPv6 /64 (a host holds a whole /64). Clients are given by PROXY header,
 // the one way a test can connect from addresses the machine does not have.
@@ -492,21 +514,7 @@ func TestPerIPConnectionLimit(t *testing.T) {
 		{name: "NAT64 address of an IPv4 address", held: []string{"64:ff9b::c633:6428", "198.51.100.40"}, next: "64:ff9b::c633:6428", want: 421},
 	}
 	greeting := func(src string) (int, string) {
-		conn, err := net.Dial("tcp", n.SMTPAddr())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { conn.Close() })
-		conn.SetDeadline(time.Now().Add(10 * time.Second))
-		from := &net.TCPAddr{IP: net.ParseIP(src), Port: 40000}
-		to := &net.TCPAddr{IP: net.ParseIP("2001:db8:ffff::25"), Port: 25}
-		if from.IP.To4() != nil {
-			to.IP = net.ParseIP("192.0.2.1")
-		}
-		if _, err := proxyproto.HeaderProxyFromAddrs(2, from, to).WriteTo(conn); err != nil {
-			t.Fatal(err)
-		}
-		code, msg, _ := textproto.NewConn(conn).ReadResponse(0)
+		code, msg, _ := textproto.NewConn(dialAs(t, n.SMTPAddr(), src)).ReadResponse(0)
 		return code, msg
 	}
 	for _, tc := range tests {

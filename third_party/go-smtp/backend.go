@@ -109,6 +109,13 @@ var (
 	ErrTooManyErrors   = errors.New("smtp: too many errors")
 	ErrTooMuchJunk     = errors.New("smtp: too many commands without a message")
 	ErrCommandTimedOut = errors.New("smtp: command not received in time")
+	// ErrStressed comes joined to ErrTooManyErrors or ErrTooMuchJunk
+	// when only the lower limits of Server.Stressed closed the
+	// connection: the usual ones would have let it go on.
+	ErrStressed = errors.New("smtp: limit lowered under stress")
+
+	errTooManyErrorsStressed = errors.Join(ErrTooManyErrors, ErrStressed)
+	errTooMuchJunkStressed   = errors.Join(ErrTooMuchJunk, ErrStressed)
 )
 
 // ClosingSession is a Session that hears why the server closes its

@@ -451,13 +451,25 @@ func (c *Conn) transactionAbandoned() bool {
 
 // overJunkLimit says goodbye once the junk count is past the limit.
 func (c *Conn) overJunkLimit() bool {
-	if c.server.MaxJunkCommands <= 0 || c.junk <= c.server.MaxJunkCommands {
+	limit, reason := c.server.MaxJunkCommands, ErrTooMuchJunk
+	if s := c.server.StressJunkCommands; s > 0 && (limit <= 0 || s < limit) && c.stressed() {
+		if limit <= 0 || c.junk <= limit {
+			reason = errTooMuchJunkStressed
+		}
+		limit = s
+	}
+	if limit <= 0 || c.junk <= limit {
 		return false
 	}
-	c.closing(ErrTooMuchJunk)
+	c.closing(reason)
 	c.writeResponse(421, EnhancedCode{4, 7, 0}, "Too many commands without a message, closing connection")
 	c.end()
 	return true
+}
+
+// stressed says whether c runs under the stress limits now.
+func (c *Conn) stressed() bool {
+	return c.server.Stressed != nil && c.server.Stressed(c)
 }
 
 // closing tells the session, if it listens, why the server closes.
@@ -564,11 +576,15 @@ func (c *Conn) protocolError(code int, ec EnhancedCode, msg string) {
 	c.writeResponse(code, ec, msg)
 
 	c.errCount++
-	if c.errCount > errThreshold {
+	if over := c.errCount > errThreshold; over || c.stressed() {
 		// 421, the reply that announces a close (RFC 5321 §3.8), as
 		// Postfix sends it (mxgrid patch; upstream said 500, a permanent
 		// refusal of the command, and then closed).
-		c.closing(ErrTooManyErrors)
+		if over {
+			c.closing(ErrTooManyErrors)
+		} else {
+			c.closing(errTooManyErrorsStressed)
+		}
 		c.writeResponse(421, EnhancedCode{4, 7, 0}, "Too many errors, closing connection")
 		c.end()
 	}

@@ -184,3 +184,57 @@ func TestLastReplyIsNotLostToAReset(t *testing.T) {
 		})
 	}
 }
+
+// TestStressLimits: while Server.Stressed says so, StressJunkCommands
+// replaces a higher MaxJunkCommands and the first error closes the
+// connection, as Postfix's smtpd_junk_command_limit and
+// smtpd_hard_error_limit do under stress; a sender that greets, sends a
+// message and greets again still fits. The session hears that only the
+// stress limit closed it.
+func TestStressLimits(t *testing.T) {
+	ehlo := step{"EHLO c.test\r\n", 1}
+	noop := step{"NOOP\r\n", 1}
+	message := []step{{"MAIL FROM:<a@example.org>\r\n", 1}, {"RCPT TO:<b@example.org>\r\n", 1}, {"DATA\r\n", 1}, {"hello\r\n.\r\n", 1}}
+	for _, tc := range []struct {
+		name     string
+		stressed bool
+		steps    []step
+		want     string
+		reason   error // the session's last note, if it was told
+	}{
+		{"without stress", false, []step{ehlo, noop, noop, noop, {"BOGUS\r\n", 1}}, "250 250 250 250 501", nil},
+		{"junk under stress", true, []step{ehlo, noop, noop}, "250 250 421", errTooMuchJunkStressed},
+		{"an error under stress", true, []step{ehlo, {"BOGUS\r\n", 2}}, "250 501 421", errTooManyErrorsStressed},
+		{"a sender under stress", true, append(append([]step{ehlo, ehlo}, message...), ehlo, noop, step{"QUIT\r\n", 1}),
+			"250 250 250 250 354 250 250 250 221", nil},
+		{"a group under stress", true, []step{ehlo, {strings.Repeat("NOOP\r\n", 10) + "QUIT\r\n", 11}},
+			"250 " + strings.Repeat("250 ", 10) + "221", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			elog := &envelopeLog{}
+			codes, _ := roundTrips(t, elog, func(s *Server) {
+				s.MaxJunkCommands = 100
+				s.StressJunkCommands = 2
+				s.Stressed = func(*Conn) bool { return tc.stressed }
+			}, tc.steps)
+			if got := strings.Join(codes, " "); got != tc.want {
+				t.Errorf("replies %s, want %s", got, tc.want)
+			}
+			took := elog.took()
+			var told string
+			if len(took) > 0 && strings.HasPrefix(took[len(took)-1], "closing: ") {
+				told = took[len(took)-1]
+			}
+			want := ""
+			if tc.reason != nil {
+				want = "closing: " + tc.reason.Error()
+			}
+			if told != want {
+				t.Errorf("session heard %q, want %v", took, tc.reason)
+			}
+		})
+	}
+	if !errors.Is(errTooMuchJunkStressed, ErrTooMuchJunk) || !errors.Is(errTooMuchJunkStressed, ErrStressed) {
+		t.Error("a stress close is not both the limit's and ErrStressed")
+	}
+}

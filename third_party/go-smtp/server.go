@@ -47,6 +47,16 @@ type Server struct {
 	// hold a connection for ever with a NOOP now and then. Zero means no
 	// limit.
 	MaxJunkCommands int
+	// Stressed, when set, says whether c runs under the stress limits
+	// now; it is asked whenever a junk command or an error is counted
+	// (mxgrid patch, after Postfix's stress-adaptive
+	// smtpd_junk_command_limit and smtpd_hard_error_limit, 1 under
+	// stress). Under them StressJunkCommands replaces MaxJunkCommands
+	// when lower, and the first error closes the connection, where
+	// three are let go otherwise. A server whose connections are all
+	// taken sheds the clients that hold one without sending mail.
+	Stressed           func(c *Conn) bool
+	StressJunkCommands int
 	// ForbidUnauthPipelining ends the session of a client that sends more
 	// behind a command than RFC 2920 allows: anything behind a command
 	// when it did not say EHLO (no PIPELINING negotiated), or behind one
