@@ -226,6 +226,63 @@ func TestQuarantineStoreDownFallsBack(t *testing.T) {
 	}
 }
 
+// TestQuarantineReadyAgainOnceTheStoreIs: the degraded condition a failed
+// hold leaves in /readyz goes once the store answers again, without
+// another message to hold. It stayed until the next tag-band message of a
+// domain that quarantines, hours later on a node that gets few: /readyz
+// (and an alert on it) said the quarantine was failing all that time.
+func TestQuarantineReadyAgainOnceTheStoreIs(t *testing.T) {
+	sink := smtptest.StartSink(t)
+	n := quarantineNode(t, sink.Addr, nil)
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(n.Config.DataDir, "mxgrid.db")+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	// The failure, and its end: the quarantine's table away and back.
+	if _, err := db.Exec(`ALTER TABLE quarantine RENAME TO quarantine_away`); err != nil {
+		t.Fatal(err)
+	}
+	if code, reply := smtptest.Send(t, n.SMTPAddr(), "x@sender.example", "bob@example.org", []byte(tagBandMessage)); code != 250 {
+		t.Fatalf("with the quarantine failing: %d %s", code, reply)
+	}
+	if !quarantineDegraded(t, n) {
+		t.Fatal("/readyz does not say the quarantine is failing")
+	}
+	if _, err := db.Exec(`ALTER TABLE quarantine_away RENAME TO quarantine`); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for quarantineDegraded(t, n) {
+		if time.Now().After(deadline) {
+			t.Fatal("/readyz still says the quarantine is failing, its store answering again")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// quarantineDegraded reports whether the node's /readyz lists the quarantine.
+func quarantineDegraded(t *testing.T, n *nodetest.Node) bool {
+	t.Helper()
+	resp, err := http.Get("http://" + n.ManagementAddr() + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var r struct {
+		Conditions []struct{ Component string }
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range r.Conditions {
+		if c.Component == "quarantine" {
+			return true
+		}
+	}
+	return false
+}
+
 // nodeMetrics is the node's /metrics page.
 func nodeMetrics(t *testing.T, n *nodetest.Node) []byte {
 	t.Helper()

@@ -417,6 +417,10 @@ func (b *builder) buildSMTP(context.Context) error {
 	if err != nil {
 		return err
 	}
+	b.run("quarantine readiness", RunFunc(func(ctx context.Context) error {
+		periodic.Every(ctx, storeRetryInterval, nil, b.smtp.RecheckQuarantine)
+		return nil
+	}))
 	if b.opts.MemoryLimit {
 		b.run("memory limit", &memlimit.Tuner{Budget: b.cfg.SMTP.MemoryBudget, Reserved: b.smtp.MemoryReserved, Log: b.log})
 	}

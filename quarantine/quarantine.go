@@ -425,6 +425,13 @@ func (s *Service) List(ctx context.Context, f Filter) ([]Item, error) {
 	return s.store.ListQuarantine(ctx, f)
 }
 
+// Ready reports whether the store answers: it reads the newest item of
+// all, as a list does, and holds nothing.
+func (s *Service) Ready(ctx context.Context) error {
+	_, err := s.store.ListQuarantine(ctx, Filter{Limit: 1})
+	return err
+}
+
 // Item returns an item without opening its message.
 func (s *Service) Item(ctx context.Context, scope tracking.Scope, id int64) (Item, error) {
 	return s.store.QuarantineItem(ctx, scope, id)

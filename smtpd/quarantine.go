@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	"github.com/emersion/go-smtp"
@@ -18,6 +19,9 @@ import (
 // Quarantiner keeps a message instead of delivering it; *quarantine.Service.
 type Quarantiner interface {
 	Hold(ctx context.Context, it quarantine.Item, msg io.Reader) ([]int64, error)
+	// Ready reports whether the quarantine's store answers, without
+	// holding anything.
+	Ready(ctx context.Context) error
 }
 
 // healthQuarantine is the component /readyz shows a failing quarantine
@@ -26,6 +30,88 @@ const healthQuarantine = "quarantine"
 
 // quarantineTimeout bounds the store write the sender waits for.
 const quarantineTimeout = 10 * time.Second
+
+// quarantineFault is why the quarantine's condition is degraded: what
+// RecheckQuarantine looks at again.
+type quarantineFault int
+
+const (
+	quarantineFine quarantineFault = iota
+	quarantineStoreFailing
+	quarantineDiskLow
+)
+
+// quarantineHealth remembers the fault behind the quarantine's condition
+// in /readyz, and counts its changes, so that a check started before a
+// hold failed again cannot clear what that hold reported.
+type quarantineHealth struct {
+	mu    sync.Mutex
+	fault quarantineFault
+	gen   uint64
+}
+
+// setQuarantineHealth reports the quarantine's state; reason is for a fault.
+func (s *Server) setQuarantineHealth(fault quarantineFault, reason string) {
+	s.quarantineHealth.mu.Lock()
+	defer s.quarantineHealth.mu.Unlock()
+	s.setQuarantineHealthLocked(fault, reason)
+}
+
+func (s *Server) setQuarantineHealthLocked(fault quarantineFault, reason string) {
+	s.quarantineHealth.fault = fault
+	s.quarantineHealth.gen++
+	if s.deps.Health == nil {
+		return
+	}
+	if fault == quarantineFine {
+		s.deps.Health.Set(healthQuarantine, health.OK, "")
+		return
+	}
+	s.deps.Health.Set(healthQuarantine, health.Degraded, reason)
+}
+
+// RecheckQuarantine clears the quarantine's degraded condition once what
+// a failed hold reported has mended: the store answers again, or the disk
+// has smtp.spool_min_free. Only the next message held cleared it, and on
+// a node whose quarantining domains get little tag-band mail that was
+// hours after the store came back: /readyz, and alerts on it, said the
+// quarantine was failing all that time. The node calls it periodically.
+func (s *Server) RecheckQuarantine(ctx context.Context) {
+	s.quarantineHealth.mu.Lock()
+	fault, gen := s.quarantineHealth.fault, s.quarantineHealth.gen
+	s.quarantineHealth.mu.Unlock()
+	switch fault {
+	case quarantineFine:
+		return
+	case quarantineStoreFailing:
+		if s.deps.Quarantine.Ready(ctx) != nil {
+			return
+		}
+	case quarantineDiskLow:
+		if free, ok := s.quarantineFree(ctx, s.cfg.SpoolMinFree); !ok || free < s.cfg.SpoolMinFree {
+			return
+		}
+	}
+	s.quarantineHealth.mu.Lock()
+	defer s.quarantineHealth.mu.Unlock()
+	if s.quarantineHealth.gen == gen {
+		s.setQuarantineHealthLocked(quarantineFine, "")
+	}
+}
+
+// quarantineFree is the room the quarantine's disk has, the database's
+// free pages counted when the disk alone has less than need.
+func (s *Server) quarantineFree(ctx context.Context, need int64) (int64, bool) {
+	free, ok := freeBytes(s.deps.QuarantineDir)
+	if reusable := s.deps.QuarantineReusable; ok && reusable != nil && free < need {
+		// Asked only when the disk alone is short; unread, the
+		// file is taken to have no room.
+		if n, err := reusable(ctx); err == nil {
+			free += n
+		}
+	}
+	return free, ok
+}
 
 // mayQuarantine reports whether the transaction's policy quarantines
 // its tag band, so that holding its message must be paid for.
@@ -56,20 +142,10 @@ func (ss *session) hold(v scanner.Verdict, holdable bool, size int64, out io.Rea
 		// mail across every domain that quarantines: held, it filled the
 		// disk the spool shares, and every tenant's big mail was deferred
 		// there (452), while the store's other writes failed.
-		free, ok := freeBytes(dir)
-		if reusable := ss.srv.deps.QuarantineReusable; ok && reusable != nil && free-size < ss.srv.cfg.SpoolMinFree {
-			// Asked only when the disk alone is short; unread, the
-			// file is taken to have no room.
-			if n, err := reusable(ss.ctx); err == nil {
-				free += n
-			}
-		}
-		if ok && free-size < ss.srv.cfg.SpoolMinFree {
+		if free, ok := ss.srv.quarantineFree(ss.ctx, size+ss.srv.cfg.SpoolMinFree); ok && free-size < ss.srv.cfg.SpoolMinFree {
 			ss.srv.metrics.quarantineFallbacks.WithLabelValues("disk").Inc()
-			if ss.srv.deps.Health != nil {
-				ss.srv.deps.Health.Set(healthQuarantine, health.Degraded, fmt.Sprintf(
-					"%s has %d bytes free (its database's free pages included), below smtp.spool_min_free: mail the quarantine would hold is tagged and delivered", dir, free))
-			}
+			ss.srv.setQuarantineHealth(quarantineDiskLow, fmt.Sprintf(
+				"%s has %d bytes free (its database's free pages included), below smtp.spool_min_free: mail the quarantine would hold is tagged and delivered", dir, free))
 			ss.log.Warn("quarantine: the disk is low, delivering tagged", "queue_id", ss.queueID, "free", free, "spool_min_free", ss.srv.cfg.SpoolMinFree)
 			return nil, false
 		}
@@ -94,16 +170,14 @@ func (ss *session) hold(v scanner.Verdict, holdable bool, size int64, out io.Rea
 			reason = "over_cap"
 		case errors.Is(err, quarantine.ErrTooLarge):
 			reason = "too_large"
-		case ss.srv.deps.Health != nil:
-			ss.srv.deps.Health.Set(healthQuarantine, health.Degraded, fmt.Sprintf("quarantine store failing (%v): mail it would hold is tagged and delivered", err))
+		default:
+			ss.srv.setQuarantineHealth(quarantineStoreFailing, fmt.Sprintf("quarantine store failing (%v): mail it would hold is tagged and delivered", err))
 		}
 		ss.srv.metrics.quarantineFallbacks.WithLabelValues(reason).Inc()
 		ss.log.Warn("quarantine failed, delivering tagged", "queue_id", ss.queueID, "reason", reason, "err", err)
 		return nil, false
 	}
-	if ss.srv.deps.Health != nil {
-		ss.srv.deps.Health.Set(healthQuarantine, health.OK, "")
-	}
+	ss.srv.setQuarantineHealth(quarantineFine, "")
 	ss.srv.metrics.quarantined.Inc()
 	return quarantinedReply(ss.queueID, len(ids)), true
 }

@@ -204,6 +204,8 @@ type Server struct {
 	budget       *bytebudget.Budget
 	spool        *spool
 	transactions transactions
+	// quarantineHealth is the quarantine's condition in /readyz.
+	quarantineHealth quarantineHealth
 	// txBase parents every transaction's context; abortTx cancels them
 	// all when the shutdown grace runs out. Both are set in New.
 	txBase  context.Context

@@ -285,6 +285,8 @@ func (refuseHold) Hold(context.Context, quarantine.Item, io.Reader) ([]int64, er
 	return nil, errors.New("nothing is held in this test")
 }
 
+func (refuseHold) Ready(context.Context) error { return errors.New("nothing is held in this test") }
+
 // TestEachRecipientBooksToItsOwnDomain: two domains of one customer on
 // one route and policy share a transaction, and each recipient's
 // tracking record and outcome count belong to its own domain. Booked to
@@ -356,6 +358,8 @@ func (h *holdAll) Hold(_ context.Context, it quarantine.Item, msg io.Reader) ([]
 	}
 	return ids, nil
 }
+
+func (*holdAll) Ready(context.Context) error { return nil }
 
 // TestQuarantinedRecipientsAreTracked: each recipient of a held message
 // is recorded once, quarantined, with the reply the sender heard and the
