@@ -13,6 +13,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -28,11 +29,11 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/mxgrid/mxgrid/fsperm"
 	"github.com/mxgrid/mxgrid/tenant"
 
-	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
-	_ "modernc.org/sqlite"             // registers the "sqlite" database/sql driver
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 )
 
 // Driver names accepted in store.driver.
@@ -166,16 +167,56 @@ func Open(cfg Config, dataDir string) (*Store, error) {
 		// and keeps transactions serialised.
 		db.SetMaxOpenConns(1)
 	case Postgres:
-		db, err = sql.Open("pgx", cfg.DSN)
+		// The pgx driver's connector parses the DSN at every connection,
+		// so a passfile is read again for each, as sql.Open("pgx") does.
+		c, err := stdlib.GetDefaultDriver().(driver.DriverContext).OpenConnector(cfg.DSN)
 		if err != nil {
 			return nil, fmt.Errorf("store: open postgres: %w", err)
 		}
+		db = sql.OpenDB(endsIdleTransactions{Connector: c, after: idleInTransaction(cfg.Timeout)})
 		db.SetMaxOpenConns(16)
 		db.SetConnMaxIdleTime(time.Minute)
 	default:
 		return nil, fmt.Errorf("store: unknown driver %q", cfg.Driver)
 	}
 	return &Store{DB: db, Dialect: cfg.Driver, Timeout: cfg.Timeout}, nil
+}
+
+// idleInTransaction is how long PostgreSQL keeps a session of ours that
+// sits idle inside a transaction before it ends the session, and with it
+// the transaction and its locks. Ours say their next statement within
+// milliseconds (a map's aggregation between its reads: a few seconds at
+// worst), and those bound by the store's timeout are rolled back by it; a
+// node that stops inside one (SIGSTOP, a paused VM, a host gone without a
+// word) says nothing more, and its locks (the config version's row, a
+// domain's hold lock) made every other node's tenant writes and holds of
+// that domain wait and fail until it came back: for ever under SIGSTOP,
+// two hours and more for a host gone, until TCP keepalive found it out.
+func idleInTransaction(timeout time.Duration) time.Duration { return 4 * timeout }
+
+// endsIdleTransactions sets idle_in_transaction_session_timeout on each of
+// its connections: once connected rather than as a startup parameter,
+// which a pooler such as PgBouncer refuses.
+type endsIdleTransactions struct {
+	driver.Connector
+	after time.Duration
+}
+
+func (c endsIdleTransactions) Connect(ctx context.Context) (driver.Conn, error) {
+	conn, err := c.Connector.Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ex, ok := conn.(driver.ExecerContext)
+	if !ok {
+		conn.Close()
+		return nil, errors.New("store: the postgres driver's connection cannot execute a statement")
+	}
+	if _, err := ex.ExecContext(ctx, fmt.Sprintf("SET idle_in_transaction_session_timeout = %d", c.after.Milliseconds()), nil); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return conn, nil
 }
 
 // Close closes the database.
