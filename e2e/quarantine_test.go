@@ -197,11 +197,7 @@ func TestQuarantineStoreDownFallsBack(t *testing.T) {
 	sink := smtptest.StartSink(t)
 	n := quarantineNode(t, sink.Addr, nil)
 	// The failure: the quarantine's table is gone from the node's database.
-	db, err := sql.Open("sqlite", "file:"+filepath.Join(n.Config.DataDir, "mxgrid.db")+"?_pragma=busy_timeout(5000)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := nodeDB(t, n)
 	if _, err := db.Exec(`DROP TABLE quarantine`); err != nil {
 		t.Fatal(err)
 	}
@@ -234,11 +230,7 @@ func TestQuarantineStoreDownFallsBack(t *testing.T) {
 func TestQuarantineReadyAgainOnceTheStoreIs(t *testing.T) {
 	sink := smtptest.StartSink(t)
 	n := quarantineNode(t, sink.Addr, nil)
-	db, err := sql.Open("sqlite", "file:"+filepath.Join(n.Config.DataDir, "mxgrid.db")+"?_pragma=busy_timeout(5000)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := nodeDB(t, n)
 	// The failure, and its end: the quarantine's table away and back.
 	if _, err := db.Exec(`ALTER TABLE quarantine RENAME TO quarantine_away`); err != nil {
 		t.Fatal(err)
@@ -259,6 +251,18 @@ func TestQuarantineReadyAgainOnceTheStoreIs(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// nodeDB opens the node's SQLite database beside it, to break the store
+// under it.
+func nodeDB(t *testing.T, n *nodetest.Node) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(n.Config.DataDir, "mxgrid.db")+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
 }
 
 // quarantineDegraded reports whether the node's /readyz lists the quarantine.
