@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -52,7 +53,9 @@ func (s *Service) OpenQuarantined(ctx context.Context, p Principal, id int64, fn
 // it) must not leave the sender allowed, its next spam delivered unheld.
 // The list change is checked before anything is delivered, so a sender no
 // list can hold (a quoted local part with a space) refuses the whole
-// request instead of failing after the message left.
+// request instead of failing after the message left. A release delivered
+// whose record waits for the store returns the item and
+// quarantine.ErrRecordPending.
 func (s *Service) ReleaseQuarantined(ctx context.Context, p Principal, id int64, allowSender bool) (quarantine.Item, error) {
 	if s.quarantine == nil {
 		return quarantine.Item{}, ErrPanelUnconfigured
@@ -71,10 +74,11 @@ func (s *Service) ReleaseQuarantined(ctx context.Context, p Principal, id int64,
 		}
 	}
 	it, _, err := s.quarantine.Release(ctx, scope(p), id, p.Actor)
-	if err != nil {
+	pending := errors.Is(err, quarantine.ErrRecordPending)
+	if err != nil && !pending {
 		return it, err
 	}
-	s.log.Info("quarantined message released", "id", id, "actor", p.Actor, "domain", it.Domain)
+	s.log.Info("quarantined message released", "id", id, "actor", p.Actor, "domain", it.Domain, "record_pending", pending)
 	if allow != nil {
 		// Once the message is out, its caller may have gone (the release
 		// outlives it): the sender is allowed all the same, as decided.
@@ -82,7 +86,7 @@ func (s *Service) ReleaseQuarantined(ctx context.Context, p Principal, id int64,
 			return it, fmt.Errorf("the message was released, but its sender was not put on the allow list: %w", err)
 		}
 	}
-	return it, nil
+	return it, err
 }
 
 // senderAllowance returns the patch putting a held message's envelope

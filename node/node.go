@@ -375,6 +375,22 @@ func (b *builder) buildSMTP(context.Context) error {
 	if b.tracker != nil {
 		b.quarantine.TrackReleases(b.tracker)
 	}
+	b.quarantine.LogTo(b.log.With("component", "quarantine"))
+	b.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "mxgrid_quarantine_release_records_pending",
+		Help: "Releases this node delivered (or that failed) whose outcome the store did not answer to record; the node records them when it answers again, or gives each up 30 minutes after its release began (logged).",
+	}, func() float64 { return float64(b.quarantine.PendingRecords()) }))
+	b.run("quarantine release records", RunFunc(func(ctx context.Context) error {
+		periodic.Every(ctx, storeRetryInterval, nil, b.quarantine.RecordPending)
+		// The node stops, its HTTP requests (the releases) ended first:
+		// a last round, and what the store still does not take is lost
+		// with the node, which says so.
+		last, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeRetryInterval)
+		defer cancel()
+		b.quarantine.RecordPending(last)
+		b.quarantine.GiveUpPending("the node stopped")
+		return nil
+	}))
 	b.run("quarantine pruning", RunFunc(func(ctx context.Context) error {
 		periodic.Every(ctx, b.cfg.Quarantine.PruneInterval, nil, func(ctx context.Context) {
 			if n, err := b.quarantine.Prune(ctx); err != nil {

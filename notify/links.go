@@ -165,7 +165,14 @@ func (l *Links) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	quarantine.AwaitRelease(w)
-	if _, _, err := l.release.Release(ctx, op, link.ItemID, "digest link for "+link.Recipient); err != nil {
+	_, _, err = l.release.Release(ctx, op, link.ItemID, "digest link for "+link.Recipient)
+	if errors.Is(err, quarantine.ErrRecordPending) {
+		// Delivered: "try again later" sent the recipient after a message
+		// in their mailbox, to be told it was released already.
+		l.page(w, http.StatusOK, linkView{Title: "Released", Text: "The message is on its way to your mailbox; the quarantine shows it released once its database answers again."})
+		return
+	}
+	if err != nil {
 		if errors.Is(err, quarantine.ErrNotHeld) {
 			l.notHeld(w, err)
 			return

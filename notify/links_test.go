@@ -21,6 +21,7 @@ import (
 	"github.com/mxgrid/mxgrid/clientip"
 
 	"github.com/mxgrid/mxgrid/internal/metrictest"
+	"github.com/mxgrid/mxgrid/internal/quarantinetest"
 	"github.com/mxgrid/mxgrid/internal/smtptest"
 	"github.com/mxgrid/mxgrid/quarantine"
 	"github.com/mxgrid/mxgrid/relay"
@@ -154,6 +155,13 @@ func TestReleaseLinkWhenTheNodeIsBusy(t *testing.T) {
 // SMTP server, through the node's relay.
 func releasingQuarantine(t *testing.T, cfg quarantine.Config) (*store.Store, *quarantine.Service, *smtptest.Sink) {
 	t.Helper()
+	return releasingQuarantineOver(t, cfg, nil)
+}
+
+// releasingQuarantineOver is releasingQuarantine whose service reaches the
+// store through wrap (nil: directly), to inject the store's failures.
+func releasingQuarantineOver(t *testing.T, cfg quarantine.Config, wrap func(*store.Store) quarantine.Store) (*store.Store, *quarantine.Service, *smtptest.Sink) {
+	t.Helper()
 	st, err := store.Open(store.DefaultConfig(), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -165,7 +173,11 @@ func releasingQuarantine(t *testing.T, cfg quarantine.Config) (*store.Store, *qu
 	customer := smtptest.StartSink(t)
 	dir := domains{"a.example": {Name: "a.example", ID: 7, CustomerID: 3, Route: tenant.Route{Addr: customer.Addr, TLS: tenant.TLSNone}}}
 	rel := relay.New(relay.DefaultConfig(), "mx.mxgrid.test", smtptest.Guard(), slog.New(slog.DiscardHandler), prometheus.NewRegistry())
-	return st, quarantine.New(cfg, st, smtpd.Releaser{Directory: dir, Relay: smtpd.Relay{Relay: rel}}, nil), customer
+	var qs quarantine.Store = st
+	if wrap != nil {
+		qs = wrap(st)
+	}
+	return st, quarantine.New(cfg, qs, smtpd.Releaser{Directory: dir, Relay: smtpd.Relay{Relay: rel}}, nil), customer
 }
 
 // TestLinkPagesCannotBeFramed: a link's page asks for one click that acts
@@ -476,4 +488,29 @@ func fetch(t *testing.T, srv *httptest.Server, method, link string) (int, string
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(body)
+}
+
+// TestReleaseLinkDeliveredWhileTheStoreIsDown: a release link whose
+// message the recipient's server took, the store not answering to record
+// it, answered "Not delivered yet ... Try again later" (502) for a message
+// in the mailbox. It says released, its record pending.
+func TestReleaseLinkDeliveredWhileTheStoreIsDown(t *testing.T) {
+	ctx := context.Background()
+	_, q, customer := releasingQuarantineOver(t, quarantine.DefaultConfig(), func(st *store.Store) quarantine.Store {
+		return quarantinetest.NewRecordingDown(st)
+	})
+	ids, err := q.Hold(ctx, quarantine.Item{Domain: "a.example", DomainID: 7, CustomerID: 3, Sender: "s@x.example",
+		Recipients: []string{"ann@a.example"}}, strings.NewReader("Subject: x\r\n\r\nx\r\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := bytes.Repeat([]byte("k"), 32)
+	mux := http.NewServeMux()
+	NewLinks([][]byte{key}, q, nil, nil, nil, nil, nil, nil).Mount(func(p string, h http.Handler) { mux.Handle(p, h) })
+	tok := Sign(Link{Action: ActionRelease, ItemID: ids[0], Recipient: "ann@a.example", Expires: time.Now().Add(time.Hour)}, key)
+	rec := httptest.NewRecorder()
+	mux.ServeHTTP(rec, httptest.NewRequest("POST", "/q/release/"+tok, nil))
+	if body := rec.Body.String(); rec.Code != http.StatusOK || !strings.Contains(body, "Released") || strings.Contains(body, "Try again") || len(customer.Messages()) != 1 {
+		t.Fatalf("release delivered while the store is down: %d, delivered %d:\n%s", rec.Code, len(customer.Messages()), body)
+	}
 }

@@ -1,6 +1,7 @@
 package panel
 
 import (
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -88,15 +89,26 @@ func (p *Panel) releaseQuarantined(req *request) error {
 	}
 	allow := req.r.PostFormValue("allow") == "1"
 	quarantine.AwaitRelease(req.w)
-	if _, err := p.svc.ReleaseQuarantined(req.r.Context(), req.sess.P, id, allow); err != nil {
-		return err
-	}
+	it, err := p.svc.ReleaseQuarantined(req.r.Context(), req.sess.P, id, allow)
 	notice := "released"
 	if allow {
 		notice = "allowed"
 	}
+	if errors.Is(err, quarantine.ErrRecordPending) {
+		// Shown here, not after a redirect: the message's page reads the
+		// store, which did not answer; and shown as the store's outage,
+		// "try again later", it hid that the message was delivered.
+		p.render(req, http.StatusOK, "quarantined", page{Title: "Quarantined message", Nav: "quarantine",
+			Notice: notices[notice] + " " + recordPendingNotice, Data: quarantinedData{Item: it}})
+		return nil
+	}
+	if err != nil {
+		return err
+	}
 	return redirect(req, "/panel/quarantine/"+strconv.FormatInt(id, 10), notice)
 }
+
+const recordPendingNotice = "The database did not answer to record the release; this node records it when it answers again, and until then the message reads as being released."
 
 func (p *Panel) deleteQuarantined(req *request) error {
 	id, err := pathID(req.r)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/mxgrid/mxgrid/admin"
+	"github.com/mxgrid/mxgrid/internal/quarantinetest"
 	"github.com/mxgrid/mxgrid/quarantine"
 	"github.com/mxgrid/mxgrid/store"
 	"github.com/mxgrid/mxgrid/tenant"
@@ -172,5 +173,28 @@ func TestReleaseSlowerThanTheWriteTimeoutIsAnswered(t *testing.T) {
 	close(server.proceed)
 	if a := <-answered; !strings.HasPrefix(a, "303 ") || !strings.Contains(a, "released") {
 		t.Errorf("release outlasting the write timeout answered %q, want 303 to the released message", a)
+	}
+}
+
+// TestReleaseDeliveredWhileTheStoreIsDownSaysSo: a release the customer's
+// server took, whose recording the store did not answer, showed the
+// store's outage ("try again later") for a message in the mailbox. It
+// shows the released message, saying its record is pending.
+func TestReleaseDeliveredWhileTheStoreIsDownSaysSo(t *testing.T) {
+	ctx := context.Background()
+	var q *quarantine.Service
+	f := newFixture(t, func(st *store.Store, o *admin.ServiceOptions) {
+		q = quarantine.New(quarantine.DefaultConfig(), quarantinetest.NewRecordingDown(st), &customerServer{}, nil)
+		o.Quarantine = q
+	})
+	me, customer, dom := f.resellerWithDomain(t, tenant.Reseller{Name: "R"}, tenant.DomainRecord{Name: "c.example", Route: "127.0.0.1:2525"})
+	ids, err := q.Hold(ctx, quarantine.Item{Domain: "c.example", DomainID: dom.ID, CustomerID: customer, Sender: "s@x.example",
+		Recipients: []string{"bob@c.example"}, Subject: "Invoice"}, strings.NewReader("Subject: Invoice\r\n\r\nPay.\r\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, body := f.post(t, me, "/panel/quarantine/"+itoa(ids[0])+"/release")
+	if code != http.StatusOK || !strings.Contains(body, "was delivered") || !strings.Contains(body, "released") || strings.Contains(body, "try again") {
+		t.Fatalf("release delivered while the store is down: %d, want 200 saying it was delivered:\n%.2000s", code, body)
 	}
 }

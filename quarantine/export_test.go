@@ -10,5 +10,13 @@ func SetTrackingStall(d time.Duration) (restore func()) {
 	return func() { trackingStall = old }
 }
 
+// SetFinishBackoff shortens the waits between writes of a release's
+// outcome, for the test's life.
+func SetFinishBackoff(d time.Duration) (restore func()) {
+	old := finishBackoff
+	finishBackoff = d
+	return func() { finishBackoff = old }
+}
+
 // OpenFactor is what max_open_bytes counts an open message per byte.
 const OpenFactor = openFactor

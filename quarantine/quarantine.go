@@ -15,7 +15,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -156,6 +158,14 @@ var (
 	// again by the next release, the customer having been told it was
 	// not delivered. It is also ErrDelivery.
 	ErrMaybeDelivered error = maybeDeliveredError{}
+	// ErrRecordPending: the customer's server took the released message,
+	// but the store did not answer while the release was recorded. The
+	// release happened: the item returned with it is released, and the
+	// node records it when the store answers again (RecordPending).
+	// Answered as the store's failure, the caller was invited to try a
+	// release again that could only answer 409, for a message in the
+	// mailbox.
+	ErrRecordPending = errors.New("quarantine: delivered, but the store did not answer to record it; the node records it when the store answers again")
 	// ErrBusy: the messages open on this node (previews, releases) hold
 	// quarantine.max_open_bytes; nothing was done, try again shortly.
 	ErrBusy = errors.New("quarantine: too many held messages open on this node; try again shortly")
@@ -301,7 +311,26 @@ type Service struct {
 	owners   Owners
 	sharesMu sync.Mutex
 	shares   map[int64]*bytebudget.Budget
+	log      *slog.Logger
+	// pending are outcomes of releases the store did not take in time,
+	// oldest first, for RecordPending to write.
+	pendingMu sync.Mutex
+	pending   []pendingOutcome
 }
+
+// pendingOutcome is a release's outcome waiting for the store: the claim
+// as ClaimRelease returned it, whether the customer's server took the
+// message, and when it answered.
+type pendingOutcome struct {
+	claim     Item
+	delivered bool
+	at        time.Time
+}
+
+// maxPending bounds the outcomes a node keeps for a store that does not
+// answer: a few hundred bytes each. Past it the oldest is given up (its
+// item reads, as before, as a release whose outcome is unknown).
+const maxPending = 1000
 
 // openFactor is what an open message costs per byte of its size: the
 // compressed copy read from the store, the message decompressed, and what
@@ -346,8 +375,11 @@ func New(cfg Config, st Store, deliver Deliverer, now func() time.Time) *Service
 		now = time.Now
 	}
 	return &Service{cfg: cfg, store: st, deliver: deliver, now: now, opened: bytebudget.New(cfg.MaxOpenBytes),
-		shares: map[int64]*bytebudget.Budget{}}
+		shares: map[int64]*bytebudget.Budget{}, log: slog.New(slog.DiscardHandler)}
 }
+
+// LogTo logs what becomes of the outcomes the store did not take in time.
+func (s *Service) LogTo(l *slog.Logger) { s.log = l }
 
 // Hold stores the message read from msg, compressed as it is read (the
 // message is never held whole uncompressed: a spooled one stays on disk),
@@ -507,7 +539,9 @@ func (s *Service) reserveOpen(ctx context.Context, it Item) (func(), error) {
 
 // Release delivers a held item to its domain's current route, exactly
 // once: the claim is recorded first, and only the caller that made it
-// delivers. A failed delivery puts the item back (held).
+// delivers. A failed delivery puts the item back (held). A delivery the
+// store did not answer to record returns the item released and
+// ErrRecordPending.
 func (s *Service) Release(ctx context.Context, scope tracking.Scope, id int64, by string) (Item, string, error) {
 	if s.deliver == nil {
 		return Item{}, "", errors.New("quarantine: this node cannot deliver")
@@ -577,14 +611,91 @@ func (s *Service) Release(ctx context.Context, scope tracking.Scope, id int64, b
 	}
 	fctx, cancel := context.WithTimeout(dctx, 10*time.Second)
 	defer cancel()
-	if ferr := s.finishRelease(fctx, it, delivered); ferr != nil && delivered {
-		err = fmt.Errorf("quarantine: delivered, but recording it failed: %w", ferr)
+	if ferr := s.finishRelease(fctx, it, delivered); ferr != nil {
+		// Left releasing, the item became a release "whose delivery is
+		// unknown" half an hour later, though this node knew the outcome.
+		s.keepPending(pendingOutcome{claim: it, delivered: delivered, at: s.now().UTC()}, ferr)
+		if delivered {
+			// Not the store's error itself: the caller is to answer as
+			// for a release, not as for a store that is down.
+			err = fmt.Errorf("%w (%v)", ErrRecordPending, ferr)
+		}
+	}
+	if delivered {
+		it.State, it.ReleasedBy = StateReleased, by
 	}
 	if err != nil {
 		return it, reply, fmt.Errorf("quarantine: release %d: %w", id, err)
 	}
-	it.State, it.ReleasedBy = StateReleased, by
 	return it, reply, nil
+}
+
+// keepPending keeps an outcome the store did not take (err), for
+// RecordPending.
+func (s *Service) keepPending(p pendingOutcome, err error) {
+	s.log.Warn("quarantine: a release's outcome could not be recorded; kept to record when the store answers again",
+		"id", p.claim.ID, "delivered", p.delivered, "err", err)
+	s.pendingMu.Lock()
+	defer s.pendingMu.Unlock()
+	if len(s.pending) == maxPending {
+		s.giveUp(s.pending[0], "too many releases' outcomes are waiting for the store")
+		s.pending = s.pending[1:]
+	}
+	s.pending = append(s.pending, p)
+}
+
+func (s *Service) giveUp(p pendingOutcome, why string) {
+	s.log.Error("quarantine: a release's outcome is not recorded, given up: "+why+"; the item reads as a release whose delivery is unknown",
+		"id", p.claim.ID, "delivered", p.delivered, "outcome_at", p.at, "released_by", p.claim.ReleasedBy)
+}
+
+// PendingRecords is how many releases' outcomes wait for the store.
+func (s *Service) PendingRecords() int {
+	s.pendingMu.Lock()
+	defer s.pendingMu.Unlock()
+	return len(s.pending)
+}
+
+// RecordPending writes the outcomes the store did not take when their
+// releases ended, oldest first, stopping at the first the store still
+// does not take (the rest wait for the next call). One whose claim is
+// older than ClaimAbandonedAfter is given up: by then every reader has
+// been told its release did not finish. The node calls it on a loop.
+func (s *Service) RecordPending(ctx context.Context) {
+	s.pendingMu.Lock()
+	todo := slices.Clone(s.pending)
+	s.pendingMu.Unlock()
+	var done []pendingOutcome
+	for _, p := range todo {
+		if s.now().Sub(p.claim.ReleasedAt) > ClaimAbandonedAfter {
+			s.giveUp(p, "the store did not answer for "+ClaimAbandonedAfter.String()+" since the release began")
+			done = append(done, p)
+			continue
+		}
+		if err := s.store.FinishRelease(ctx, p.claim, p.delivered, s.now().UTC()); err != nil {
+			break
+		}
+		s.log.Info("quarantine: a release's outcome the store did not take is recorded", "id", p.claim.ID, "delivered", p.delivered, "outcome_at", p.at)
+		done = append(done, p)
+	}
+	s.pendingMu.Lock()
+	defer s.pendingMu.Unlock()
+	s.pending = slices.DeleteFunc(s.pending, func(p pendingOutcome) bool {
+		return slices.ContainsFunc(done, func(d pendingOutcome) bool {
+			return d.claim.ID == p.claim.ID && d.claim.ReleasedAt.Equal(p.claim.ReleasedAt)
+		})
+	})
+}
+
+// GiveUpPending gives up every outcome still waiting for the store, as
+// the node stops (why), logging each: they are lost with the node.
+func (s *Service) GiveUpPending(why string) {
+	s.pendingMu.Lock()
+	defer s.pendingMu.Unlock()
+	for _, p := range s.pending {
+		s.giveUp(p, why)
+	}
+	s.pending = nil
 }
 
 // claimed turns the store's ErrReleasing into what the claim is now: still
@@ -622,11 +733,11 @@ func (s *Service) track(it Item, status tracking.Status, what, downstream string
 // release's outcome is written before it is given up. A write lost to a
 // database blip left the item releasing, which nothing releases or deletes
 // again: a message the customer's server refused could no longer be
-// released at all, until expiry took it.
-const (
-	finishAttempts = 4
-	finishBackoff  = 250 * time.Millisecond
-)
+// released at all, until expiry took it. finishBackoff is a var for the
+// tests.
+const finishAttempts = 4
+
+var finishBackoff = 250 * time.Millisecond
 
 // finishRelease records the outcome, retrying within ctx.
 func (s *Service) finishRelease(ctx context.Context, claim Item, delivered bool) error {

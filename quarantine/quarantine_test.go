@@ -1096,3 +1096,74 @@ func TestUndeliveredReleaseIsTracked(t *testing.T) {
 		})
 	}
 }
+
+// TestOutcomesTheStoreDidNotTakeAreRecordedLater: a release whose outcome
+// the store did not answer to record (every retry failed) was left
+// releasing, and read half an hour later as a release "whose delivery is
+// unknown", though the node knew it. The node keeps the outcome and
+// records it when the store answers again: delivered, the item is
+// released; refused, it is held again. One still unrecorded when its
+// claim is abandoned is given up.
+func TestOutcomesTheStoreDidNotTakeAreRecordedLater(t *testing.T) {
+	defer quarantine.SetFinishBackoff(time.Millisecond)()
+	ctx := context.Background()
+	clock := time.Date(2027, 3, 1, 9, 0, 0, 0, time.UTC)
+	st := &flakyFinish{Store: openStore(t), failures: math.MaxInt}
+	downstream := &recorder{}
+	svc := quarantine.New(quarantine.DefaultConfig(), st, downstream, func() time.Time { return clock })
+	op := tracking.Scope{Operator: true}
+	delivered, refused, abandoned := holdOne(t, svc), holdOne(t, svc), holdOne(t, svc)
+	it, _, err := svc.Release(ctx, op, delivered, "op")
+	if !errors.Is(err, quarantine.ErrRecordPending) || it.State != quarantine.StateReleased {
+		t.Fatalf("delivered, not recorded: %s %v; want released, its record pending", it.State, err)
+	}
+	downstream.fail = true
+	if _, _, err := svc.Release(ctx, op, refused, "op"); !errors.Is(err, quarantine.ErrDelivery) || errors.Is(err, quarantine.ErrRecordPending) {
+		t.Fatalf("refused, not recorded: %v; want a failed delivery", err)
+	}
+	if n := svc.PendingRecords(); n != 2 {
+		t.Fatalf("%d pending, want 2", n)
+	}
+	clock = clock.Add(10 * time.Minute)
+	calls := st.calls
+	svc.RecordPending(ctx)
+	if st.calls != calls+1 {
+		t.Fatalf("the store still down: %d writes, want the round to end at the first failure", st.calls-calls)
+	}
+	calls = st.calls
+	st.failures = 0
+	svc.RecordPending(ctx)
+	for id, want := range map[int64]quarantine.State{delivered: quarantine.StateReleased, refused: quarantine.StateHeld} {
+		if it, err := svc.Item(ctx, op, id); err != nil || it.State != want {
+			t.Errorf("item %d once the store answers: %s %v, want %s", id, it.State, err, want)
+		}
+	}
+	if n := svc.PendingRecords(); n != 0 || st.calls != calls+2 {
+		t.Fatalf("%d pending after %d writes, want none after 2", n, st.calls-calls)
+	}
+
+	st.failures = math.MaxInt
+	downstream.fail = false
+	if _, _, err := svc.Release(ctx, op, abandoned, "op"); !errors.Is(err, quarantine.ErrRecordPending) {
+		t.Fatal(err)
+	}
+	clock = clock.Add(quarantine.ClaimAbandonedAfter + time.Second)
+	st.failures = 0
+	calls = st.calls
+	svc.RecordPending(ctx)
+	if n := svc.PendingRecords(); n != 0 || st.calls != calls {
+		t.Fatalf("past the abandoned claim's age: %d pending, %d writes; want given up", n, st.calls-calls)
+	}
+	if it, err := svc.Item(ctx, op, abandoned); err != nil || it.State != quarantine.StateReleasing {
+		t.Fatalf("given up: %s %v, want left releasing", it.State, err)
+	}
+
+	st.failures = math.MaxInt
+	if _, _, err := svc.Release(ctx, op, holdOne(t, svc), "op"); !errors.Is(err, quarantine.ErrRecordPending) {
+		t.Fatal(err)
+	}
+	svc.GiveUpPending("the node stopped")
+	if n := svc.PendingRecords(); n != 0 {
+		t.Fatalf("%d pending after the node gave them up", n)
+	}
+}

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"errors"
 	"net/http"
 	"time"
 
@@ -106,12 +107,27 @@ func (a *AdminAPI) releaseQuarantined(w http.ResponseWriter, r *http.Request, p 
 	}
 	quarantine.AwaitRelease(w)
 	it, err := a.svc.ReleaseQuarantined(r.Context(), p, id, body.AllowSender)
+	if errors.Is(err, quarantine.ErrRecordPending) {
+		// Delivered: answered as the store's outage (503, try again),
+		// the caller took a message in the mailbox for one not released.
+		writeJSON(w, http.StatusOK, releasedJSON{quarantineJSON: toQuarantineJSON(it), RecordPending: true, Notice: recordPendingNotice})
+		return nil
+	}
 	if err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusOK, toQuarantineJSON(it))
 	return nil
 }
+
+// releasedJSON is a release's answer whose record waits for the store.
+type releasedJSON struct {
+	quarantineJSON
+	RecordPending bool   `json:"record_pending,omitempty"`
+	Notice        string `json:"notice,omitempty"`
+}
+
+const recordPendingNotice = "the message was delivered; the database did not answer to record the release, and this node records it when the database answers again (until then the message reads as being released)"
 
 func (a *AdminAPI) deleteQuarantined(w http.ResponseWriter, r *http.Request, p admin.Principal) error {
 	id, err := pathID(r)

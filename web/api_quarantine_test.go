@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mxgrid/mxgrid/admin"
+	"github.com/mxgrid/mxgrid/internal/quarantinetest"
 	"github.com/mxgrid/mxgrid/internal/smtptest"
 	"github.com/mxgrid/mxgrid/quarantine"
 	"github.com/mxgrid/mxgrid/relay"
@@ -95,6 +96,13 @@ func TestAPIReleaseAndAllowSender(t *testing.T) {
 // server as customer A's route.
 func releasingAPIFixture(t *testing.T, customer *smtptest.Sink) (*apiFixture, *quarantine.Service, *tenant.Syncer) {
 	t.Helper()
+	return releasingAPIFixtureOver(t, customer, nil)
+}
+
+// releasingAPIFixtureOver is releasingAPIFixture whose quarantine reaches
+// the store through wrap (nil: directly), to inject the store's failures.
+func releasingAPIFixtureOver(t *testing.T, customer *smtptest.Sink, wrap func(*store.Store) quarantine.Store) (*apiFixture, *quarantine.Service, *tenant.Syncer) {
+	t.Helper()
 	ctx := context.Background()
 	var (
 		q      *quarantine.Service
@@ -108,7 +116,11 @@ func releasingAPIFixture(t *testing.T, customer *smtptest.Sink) (*apiFixture, *q
 			t.Fatal(err)
 		}
 		rel := relay.New(relay.DefaultConfig(), "mx.mxgrid.test", smtptest.Guard(), slog.New(slog.DiscardHandler), prometheus.NewRegistry())
-		q = quarantine.New(quarantine.DefaultConfig(), o.Activity.(*store.Store),
+		var qs quarantine.Store = o.Activity.(*store.Store)
+		if wrap != nil {
+			qs = wrap(o.Activity.(*store.Store))
+		}
+		q = quarantine.New(quarantine.DefaultConfig(), qs,
 			smtpd.Releaser{Directory: syncer.Directory(), Relay: smtpd.Relay{Relay: rel}}, nil)
 		o.Quarantine = q
 	})
@@ -318,5 +330,56 @@ func TestAPIQuarantinePreviewCutsLongHeaders(t *testing.T) {
 		if len(v.s) == 0 || len(v.s) > 998 {
 			t.Errorf("preview's %s is %d bytes, want 1 to 998", v.name, len(v.s))
 		}
+	}
+}
+
+// TestAPIReleaseDeliveredWhileTheStoreIsDown: the customer's server took
+// a released message, and then the store did not answer while its release
+// was recorded. The API answered 503 "the tenant database is unavailable
+// ... try again later", though the message was in the mailbox; the item
+// stayed releasing, and half an hour later was a release that "did not
+// finish, whether delivered is unknown", for good. Now the answer is the
+// release's (200, released) saying its record is pending, and the node
+// records it once the store answers again.
+func TestAPIReleaseDeliveredWhileTheStoreIsDown(t *testing.T) {
+	ctx := context.Background()
+	customer := smtptest.StartSink(t)
+	var st *quarantinetest.RecordingDown
+	f, q, syncer := releasingAPIFixtureOver(t, customer, func(s *store.Store) quarantine.Store {
+		st = quarantinetest.NewRecordingDown(s)
+		return st
+	})
+	if err := syncer.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	id := f.held()
+	code, out := f.do("own", "POST", fmt.Sprintf("/api/v1/quarantine/%d/release", id), nil)
+	var got struct {
+		ID            int64  `json:"id"`
+		State         string `json:"state"`
+		RecordPending bool   `json:"record_pending"`
+		Notice        string `json:"notice"`
+	}
+	if err := json.Unmarshal(out, &got); err != nil || code != http.StatusOK || got.ID != id || got.State != "released" ||
+		!got.RecordPending || got.Notice == "" || strings.Contains(string(out), "try again") {
+		t.Fatalf("release delivered while the store is down: %d %s (%v); want 200 released, its record pending", code, out, err)
+	}
+	if n := len(customer.Messages()); n != 1 {
+		t.Fatalf("delivered %d times, want once", n)
+	}
+	if it, err := q.Item(ctx, tracking.Scope{Operator: true}, id); err != nil || it.State != quarantine.StateReleasing {
+		t.Fatalf("while the store is down: %s %v, want still releasing", it.State, err)
+	}
+	q.RecordPending(ctx) // a tick of the node's loop, the store still down
+	if n := q.PendingRecords(); n != 1 {
+		t.Fatalf("%d records pending while the store is down, want 1", n)
+	}
+	st.Down.Store(false)
+	q.RecordPending(ctx)
+	if it, err := q.Item(ctx, tracking.Scope{Operator: true}, id); err != nil || it.State != quarantine.StateReleased || q.PendingRecords() != 0 {
+		t.Fatalf("once the store answers: %s %v, %d pending; want released, none pending", it.State, err, q.PendingRecords())
+	}
+	if code, out := f.do("own", "POST", fmt.Sprintf("/api/v1/quarantine/%d/release", id), nil); code != http.StatusConflict || len(customer.Messages()) != 1 {
+		t.Fatalf("second release: %d %s, delivered %d; want 409, once", code, out, len(customer.Messages()))
 	}
 }
