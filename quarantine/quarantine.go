@@ -672,7 +672,9 @@ func (s *Service) RecordPending(ctx context.Context) {
 			done = append(done, p)
 			continue
 		}
-		if err := s.store.FinishRelease(ctx, p.claim, p.delivered, s.now().UTC()); err != nil {
+		// Released when the customer's server took it, not when the store
+		// came back.
+		if err := s.store.FinishRelease(ctx, p.claim, p.delivered, p.at); err != nil {
 			break
 		}
 		s.log.Info("quarantine: a release's outcome the store did not take is recorded", "id", p.claim.ID, "delivered", p.delivered, "outcome_at", p.at)

@@ -1124,6 +1124,7 @@ func TestOutcomesTheStoreDidNotTakeAreRecordedLater(t *testing.T) {
 	if n := svc.PendingRecords(); n != 2 {
 		t.Fatalf("%d pending, want 2", n)
 	}
+	deliveredAt := clock
 	clock = clock.Add(10 * time.Minute)
 	calls := st.calls
 	svc.RecordPending(ctx)
@@ -1137,6 +1138,9 @@ func TestOutcomesTheStoreDidNotTakeAreRecordedLater(t *testing.T) {
 		if it, err := svc.Item(ctx, op, id); err != nil || it.State != want {
 			t.Errorf("item %d once the store answers: %s %v, want %s", id, it.State, err, want)
 		}
+	}
+	if it, err := svc.Item(ctx, op, delivered); err != nil || !it.ReleasedAt.Equal(deliveredAt) {
+		t.Errorf("released at %v, %v; want %v, when the customer's server took it", it.ReleasedAt, err, deliveredAt)
 	}
 	if n := svc.PendingRecords(); n != 0 || st.calls != calls+2 {
 		t.Fatalf("%d pending after %d writes, want none after 2", n, st.calls-calls)
