@@ -82,12 +82,21 @@ func (s *Service) ReleaseQuarantined(ctx context.Context, p Principal, id int64,
 	if allow != nil {
 		// Once the message is out, its caller may have gone (the release
 		// outlives it): the sender is allowed all the same, as decided.
-		if _, err := s.UpdateDomain(context.WithoutCancel(ctx), p, it.DomainID, allow); err != nil {
-			return it, fmt.Errorf("the message was released, but its sender was not put on the allow list: %w", err)
+		if _, aerr := s.UpdateDomain(context.WithoutCancel(ctx), p, it.DomainID, allow); aerr != nil {
+			s.log.Warn("a released message's sender was not put on the allow list", "id", id, "domain", it.Domain, "err", aerr)
+			return it, errors.Join(err, fmt.Errorf("%w: %w", ErrAllowNotSaved, aerr))
 		}
 	}
 	return it, err
 }
+
+// ErrAllowNotSaved: "release and allow" delivered the message, but its
+// sender could not be put on the domain's allow list (the database did
+// not answer, or the domain changed meanwhile). The release stands; only
+// the list change is to be made again. Answered as the list's error
+// (503, "try again later"), the caller retried a release that could only
+// answer 409, and the sender was never allowed.
+var ErrAllowNotSaved = errors.New("the message was released, but its sender was not put on the allow list")
 
 // senderAllowance returns the patch putting a held message's envelope
 // sender on its domain's allow list (nil when there is nothing to allow),

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/mxgrid/mxgrid/admin"
 	"github.com/mxgrid/mxgrid/quarantine"
 	"github.com/mxgrid/mxgrid/quarantine/preview"
 	"github.com/mxgrid/mxgrid/tenant"
@@ -94,12 +95,23 @@ func (p *Panel) releaseQuarantined(req *request) error {
 	if allow {
 		notice = "allowed"
 	}
-	if errors.Is(err, quarantine.ErrRecordPending) {
+	pending, unallowed := errors.Is(err, quarantine.ErrRecordPending), errors.Is(err, admin.ErrAllowNotSaved)
+	if pending || unallowed {
 		// Shown here, not after a redirect: the message's page reads the
-		// store, which did not answer; and shown as the store's outage,
+		// store, which may not answer; and shown as the store's outage,
 		// "try again later", it hid that the message was delivered.
+		if unallowed {
+			notice = "released"
+		}
+		text := notices[notice]
+		if pending {
+			text += " " + recordPendingNotice
+		}
+		if unallowed {
+			text += " " + senderNotAllowedNotice
+		}
 		p.render(req, http.StatusOK, "quarantined", page{Title: "Quarantined message", Nav: "quarantine",
-			Notice: notices[notice] + " " + recordPendingNotice, Data: quarantinedData{Item: it}})
+			Notice: text, Data: quarantinedData{Item: it}})
 		return nil
 	}
 	if err != nil {
@@ -108,7 +120,10 @@ func (p *Panel) releaseQuarantined(req *request) error {
 	return redirect(req, "/panel/quarantine/"+strconv.FormatInt(id, 10), notice)
 }
 
-const recordPendingNotice = "The database did not answer to record the release; this node records it when it answers again, and until then the message reads as being released."
+const (
+	recordPendingNotice    = "The database did not answer to record the release; this node records it when it answers again, and until then the message reads as being released."
+	senderNotAllowedNotice = "Its sender could not be put on the domain's allow list: add it on the domain's page (do not release the message again)."
+)
 
 func (p *Panel) deleteQuarantined(req *request) error {
 	id, err := pathID(req.r)

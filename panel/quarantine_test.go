@@ -198,3 +198,30 @@ func TestReleaseDeliveredWhileTheStoreIsDownSaysSo(t *testing.T) {
 		t.Fatalf("release delivered while the store is down: %d, want 200 saying it was delivered:\n%.2000s", code, body)
 	}
 }
+
+// TestReleaseAndAllowDeliveredButNotAllowedSaysSo: "release and allow"
+// whose message was delivered but whose allow-list write failed showed
+// "try again in a moment": a retry could only say the message was no
+// longer held, and the sender was never allowed. It shows the released
+// message, saying the sender is to be allowed on the domain's page.
+func TestReleaseAndAllowDeliveredButNotAllowedSaysSo(t *testing.T) {
+	ctx := context.Background()
+	var q *quarantine.Service
+	f := newFixture(t, func(st *store.Store, o *admin.ServiceOptions) {
+		q = quarantine.New(quarantine.DefaultConfig(), quarantinetest.DomainsGoneAfterRecording{Store: st}, &customerServer{}, nil)
+		o.Quarantine = q
+	})
+	me, customer, dom := f.resellerWithDomain(t, tenant.Reseller{Name: "R"}, tenant.DomainRecord{Name: "c.example", Route: "127.0.0.1:2525"})
+	ids, err := q.Hold(ctx, quarantine.Item{Domain: "c.example", DomainID: dom.ID, CustomerID: customer, Sender: "s@x.example",
+		Recipients: []string{"bob@c.example"}, Subject: "Invoice"}, strings.NewReader("Subject: Invoice\r\n\r\nPay.\r\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := httptest.NewRequest("POST", "/panel/quarantine/"+itoa(ids[0])+"/release", strings.NewReader("csrf=tok&allow=1"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	code, body := f.serve(t, me, req)
+	if code != http.StatusOK || !strings.Contains(body, "was delivered") || !strings.Contains(body, "allow list") ||
+		strings.Contains(body, "now on the domain") || strings.Contains(strings.ToLower(body), "try again") {
+		t.Fatalf("release delivered, sender not allowed: %d, want 200 saying so:\n%.2000s", code, body)
+	}
+}

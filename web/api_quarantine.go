@@ -3,6 +3,7 @@ package web
 import (
 	"errors"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/mxgrid/mxgrid/admin"
@@ -107,27 +108,41 @@ func (a *AdminAPI) releaseQuarantined(w http.ResponseWriter, r *http.Request, p 
 	}
 	quarantine.AwaitRelease(w)
 	it, err := a.svc.ReleaseQuarantined(r.Context(), p, id, body.AllowSender)
+	out := releasedJSON{quarantineJSON: toQuarantineJSON(it)}
+	// Delivered, whatever else failed: answered as the store's outage
+	// (503, try again), the caller took a message in the mailbox for one
+	// not released.
+	var notices []string
 	if errors.Is(err, quarantine.ErrRecordPending) {
-		// Delivered: answered as the store's outage (503, try again),
-		// the caller took a message in the mailbox for one not released.
-		writeJSON(w, http.StatusOK, releasedJSON{quarantineJSON: toQuarantineJSON(it), RecordPending: true, Notice: recordPendingNotice})
-		return nil
+		out.RecordPending = true
+		notices = append(notices, recordPendingNotice)
 	}
-	if err != nil {
+	if errors.Is(err, admin.ErrAllowNotSaved) {
+		out.SenderNotAllowed = true
+		notices = append(notices, senderNotAllowedNotice)
+	}
+	if notices != nil {
+		out.Notice = "the message was delivered; " + strings.Join(notices, "; ")
+	} else if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, toQuarantineJSON(it))
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 
-// releasedJSON is a release's answer whose record waits for the store.
+// releasedJSON is a release's answer: the item, and what of the release
+// waits or failed though the message was delivered.
 type releasedJSON struct {
 	quarantineJSON
-	RecordPending bool   `json:"record_pending,omitempty"`
-	Notice        string `json:"notice,omitempty"`
+	RecordPending    bool   `json:"record_pending,omitempty"`
+	SenderNotAllowed bool   `json:"sender_not_allowed,omitempty"`
+	Notice           string `json:"notice,omitempty"`
 }
 
-const recordPendingNotice = "the message was delivered; the database did not answer to record the release, and this node records it when the database answers again (until then the message reads as being released)"
+const (
+	recordPendingNotice    = "the database did not answer to record the release, and this node records it when the database answers again (until then the message reads as being released)"
+	senderNotAllowedNotice = "its sender could not be put on the domain's allow list: add it there again (the release is not to be repeated)"
+)
 
 func (a *AdminAPI) deleteQuarantined(w http.ResponseWriter, r *http.Request, p admin.Principal) error {
 	id, err := pathID(r)

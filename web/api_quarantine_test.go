@@ -383,3 +383,47 @@ func TestAPIReleaseDeliveredWhileTheStoreIsDown(t *testing.T) {
 		t.Fatalf("second release: %d %s, delivered %d; want 409, once", code, out, len(customer.Messages()))
 	}
 }
+
+// TestAPIReleaseDeliveredButSenderNotAllowed: "release and allow" whose
+// message the customer's server took, but whose allow-list write then
+// failed, answered 503 "changes cannot be saved now: try again later": a
+// retry could only answer 409, and the sender was never allowed. Now the
+// answer is the release's (200, released), saying the sender is to be
+// allowed again, not the release repeated.
+func TestAPIReleaseDeliveredButSenderNotAllowed(t *testing.T) {
+	ctx := context.Background()
+	customer := smtptest.StartSink(t)
+	var st quarantinetest.DomainsGoneAfterRecording
+	f, q, syncer := releasingAPIFixtureOver(t, customer, func(s *store.Store) quarantine.Store {
+		st = quarantinetest.DomainsGoneAfterRecording{Store: s}
+		return st
+	})
+	if err := syncer.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ids, err := q.Hold(ctx, quarantine.Item{Domain: "a.example", DomainID: f.domA.ID, CustomerID: f.custA.ID,
+		Sender: "news@sender.example", Recipients: []string{"alice@a.example"}}, strings.NewReader("Subject: x\r\n\r\nx\r\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, out := f.do("own", "POST", fmt.Sprintf("/api/v1/quarantine/%d/release", ids[0]), map[string]any{"allow_sender": true})
+	var got struct {
+		State            string `json:"state"`
+		SenderNotAllowed bool   `json:"sender_not_allowed"`
+		RecordPending    bool   `json:"record_pending"`
+		Notice           string `json:"notice"`
+	}
+	if err := json.Unmarshal(out, &got); err != nil || code != http.StatusOK || got.State != "released" || !got.SenderNotAllowed ||
+		got.RecordPending || !strings.Contains(got.Notice, "allow list") || strings.Contains(got.Notice, "try again") {
+		t.Fatalf("release delivered, allow list not saved: %d %s (%v); want 200 released, the sender not allowed", code, out, err)
+	}
+	if n := len(customer.Messages()); n != 1 {
+		t.Fatalf("delivered %d times, want once", n)
+	}
+	if err := st.Restore(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if d, err := f.svc.GetDomain(ctx, f.op, f.domA.ID); err != nil || slices.Contains(d.Policy.SenderAllow, "news@sender.example") {
+		t.Fatalf("allow list %v, %v; want the sender not on it", d.Policy.SenderAllow, err)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/mxgrid/mxgrid/quarantine"
+	"github.com/mxgrid/mxgrid/store"
 	"github.com/mxgrid/mxgrid/tenant"
 )
 
@@ -33,4 +34,24 @@ func (r *RecordingDown) FinishRelease(ctx context.Context, claim quarantine.Item
 		return fmt.Errorf("%w: store: finish a release: injected: connection refused", tenant.ErrUnavailable)
 	}
 	return r.Store.FinishRelease(ctx, claim, delivered, now)
+}
+
+// DomainsGoneAfterRecording records a release's outcome, then takes the
+// tenants' domains table away (until Restore): the allow-list write that
+// follows a delivered "release and allow" fails, as in an outage that
+// begins just then.
+type DomainsGoneAfterRecording struct{ *store.Store }
+
+func (d DomainsGoneAfterRecording) FinishRelease(ctx context.Context, claim quarantine.Item, delivered bool, now time.Time) error {
+	if err := d.Store.FinishRelease(ctx, claim, delivered, now); err != nil {
+		return err
+	}
+	_, err := d.DB.ExecContext(ctx, `ALTER TABLE domains RENAME TO domains_away`)
+	return err
+}
+
+// Restore puts the domains table back.
+func (d DomainsGoneAfterRecording) Restore(ctx context.Context) error {
+	_, err := d.DB.ExecContext(ctx, `ALTER TABLE domains_away RENAME TO domains`)
+	return err
 }
