@@ -38,7 +38,11 @@ import (
 
 // Store persists tenants. Every write commits the change, an audit entry
 // and a bump of the tenant config version in one transaction, and returns
-// the new version. Get/Update/Delete of a missing row return ErrNotFound; a
+// the new version. A write of an existing customer's or domain's takes
+// owner, the reseller the service found holding it: held by another by
+// then (the operator moved it, or its customer, since), it writes nothing
+// and returns ErrNotFound, as the service answers for an object the
+// caller cannot see. Get/Update/Delete of a missing row return ErrNotFound; a
 // duplicate (domain name, recipient) or a delete of a parent that still has
 // children returns an error wrapping ErrConflict; a database that cannot be
 // reached returns an error wrapping ErrUnavailable. store.Tenants
@@ -58,13 +62,15 @@ type Store interface {
 	GetCustomer(ctx context.Context, id int64) (tenant.Customer, error)
 	CreateCustomer(ctx context.Context, c *tenant.Customer, a AuditEntry) (uint64, error)
 	UpdateCustomer(ctx context.Context, c *tenant.Customer, a AuditEntry) (uint64, error)
-	DeleteCustomer(ctx context.Context, id int64, a AuditEntry) (uint64, error)
+	DeleteCustomer(ctx context.Context, id, owner int64, a AuditEntry) (uint64, error)
 
 	ListDomains(ctx context.Context, f Filter) ([]tenant.DomainRecord, error)
 	GetDomain(ctx context.Context, id int64) (tenant.DomainRecord, error)
 	CreateDomain(ctx context.Context, d *tenant.DomainRecord, a AuditEntry) (uint64, error)
-	UpdateDomain(ctx context.Context, d *tenant.DomainRecord, a AuditEntry) (uint64, error)
-	DeleteDomain(ctx context.Context, id int64, a AuditEntry) (uint64, error)
+	// UpdateDomain's owner is the domain's before the write; d.ResellerID
+	// is its customer's, who holds it after.
+	UpdateDomain(ctx context.Context, d *tenant.DomainRecord, owner int64, a AuditEntry) (uint64, error)
+	DeleteDomain(ctx context.Context, id, owner int64, a AuditEntry) (uint64, error)
 	DomainByName(ctx context.Context, name string) (tenant.DomainRecord, error)
 	// DeleteLapsedClaim deletes domain id only while it is still pending
 	// since before pendingBefore; otherwise tenant.ErrNotFound. In the
@@ -91,8 +97,8 @@ type Store interface {
 	GetRecipient(ctx context.Context, domainID int64, local string) (Recipient, error)
 	// AddRecipients inserts locals, skipping those already present, or with
 	// replace makes the list exactly locals. It returns how many were added.
-	AddRecipients(ctx context.Context, domainID int64, locals []string, replace bool, a AuditEntry) (int, uint64, error)
-	DeleteRecipient(ctx context.Context, domainID int64, local string, a AuditEntry) (uint64, error)
+	AddRecipients(ctx context.Context, domainID, owner int64, locals []string, replace bool, a AuditEntry) (int, uint64, error)
+	DeleteRecipient(ctx context.Context, domainID, owner int64, local string, a AuditEntry) (uint64, error)
 
 	ListTokens(ctx context.Context, f Filter) ([]Token, error)
 	GetToken(ctx context.Context, id int64) (Token, error)
@@ -506,7 +512,7 @@ func (s *Service) DeleteCustomer(ctx context.Context, p Principal, id int64) err
 	if err != nil {
 		return err
 	}
-	v, err := s.store.DeleteCustomer(ctx, id, s.audit(p, c.ResellerID, "delete", object("customer", id, c.Name), nil))
+	v, err := s.store.DeleteCustomer(ctx, id, c.ResellerID, s.audit(p, c.ResellerID, "delete", object("customer", id, c.Name), nil))
 	return s.committed(v, err)
 }
 
@@ -657,9 +663,9 @@ func (s *Service) updateDomainOnce(ctx context.Context, p Principal, id int64, p
 		return old, nil
 	}
 	audit := s.audit(p, d.ResellerID, "update", object("domain", id, d.Name), d)
-	v, err := s.store.UpdateDomain(ctx, &d, audit)
+	v, err := s.store.UpdateDomain(ctx, &d, old.ResellerID, audit)
 	if errors.Is(err, tenant.ErrConflict) && !errors.Is(err, tenant.ErrStale) && d.Name != old.Name && s.takeLapsedClaim(ctx, p, d.ResellerID, d.Name) {
-		v, err = s.store.UpdateDomain(ctx, &d, audit)
+		v, err = s.store.UpdateDomain(ctx, &d, old.ResellerID, audit)
 	}
 	if errors.Is(err, tenant.ErrStale) {
 		return d, err // not a name conflict: read again (UpdateDomain)
@@ -672,7 +678,7 @@ func (s *Service) DeleteDomain(ctx context.Context, p Principal, id int64) error
 	if err != nil {
 		return err
 	}
-	v, err := s.store.DeleteDomain(ctx, id, s.audit(p, d.ResellerID, "delete", object("domain", id, d.Name), nil))
+	v, err := s.store.DeleteDomain(ctx, id, d.ResellerID, s.audit(p, d.ResellerID, "delete", object("domain", id, d.Name), nil))
 	return s.committed(v, err)
 }
 
@@ -842,7 +848,7 @@ func (s *Service) AddRecipients(ctx context.Context, p Principal, domainID int64
 	if replace {
 		action = "replace"
 	}
-	added, v, err := s.store.AddRecipients(ctx, domainID, norm, replace,
+	added, v, err := s.store.AddRecipients(ctx, domainID, d.ResellerID, norm, replace,
 		s.audit(p, d.ResellerID, action, object("domain", domainID, d.Name)+" recipients", map[string]int{"count": len(norm)}))
 	return added, s.committed(v, err)
 }
@@ -856,7 +862,7 @@ func (s *Service) DeleteRecipient(ctx context.Context, p Principal, domainID int
 	if err != nil {
 		return tenant.ErrNotFound
 	}
-	v, err := s.store.DeleteRecipient(ctx, domainID, l, s.audit(p, d.ResellerID, "delete", object("domain", domainID, d.Name)+" recipient "+l, nil))
+	v, err := s.store.DeleteRecipient(ctx, domainID, d.ResellerID, l, s.audit(p, d.ResellerID, "delete", object("domain", domainID, d.Name)+" recipient "+l, nil))
 	return s.committed(v, err)
 }
 

@@ -57,7 +57,7 @@ func TestResellerOf(t *testing.T) {
 			if _, err := ts.CreateCustomer(ctx, &gone, a); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := ts.DeleteCustomer(ctx, gone.ID, a); err != nil {
+			if _, err := ts.DeleteCustomer(ctx, gone.ID, gone.ResellerID, a); err != nil {
 				t.Fatal(err)
 			}
 			for customer, want := range map[int64]int64{c.ID: r.ID, 0: 0, gone.ID: 0} {

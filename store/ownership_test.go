@@ -48,7 +48,7 @@ func TestDomainOwnershipMigration(t *testing.T) {
 				t.Fatalf("created: %+v, %v", got, err)
 			}
 			got.Status = tenant.StatusActive
-			if _, err := ts.UpdateDomain(ctx, &got, admin.AuditEntry{Actor: "t", Action: "update", Object: "x"}); err != nil {
+			if _, err := ts.UpdateDomain(ctx, &got, got.ResellerID, admin.AuditEntry{Actor: "t", Action: "update", Object: "x"}); err != nil {
 				t.Fatal(err)
 			}
 			if got, _ = ts.GetDomain(ctx, d.ID); got.Status != tenant.StatusActive {

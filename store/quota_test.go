@@ -104,7 +104,7 @@ func TestResellerQuota(t *testing.T) {
 					want: &tenant.QuotaError{What: "recipients", Quota: 5, Used: 5, After: 6}},
 			}
 			for _, s := range steps {
-				added, _, err := f.ts.AddRecipients(ctx, doms[s.domain].ID, s.locals, s.replace, quotaAudit)
+				added, _, err := f.ts.AddRecipients(ctx, doms[s.domain].ID, doms[s.domain].ResellerID, s.locals, s.replace, quotaAudit)
 				if s.want != nil {
 					wantQuotaError(t, err, *s.want)
 					continue
@@ -119,10 +119,10 @@ func TestResellerQuota(t *testing.T) {
 				t.Fatalf("usage %+v, %v; want %+v (refused writes rolled back)", u, err, want)
 			}
 			checkRecipientCounts(t, f.ts.st)
-			if _, err := f.ts.DeleteRecipient(ctx, doms[0].ID, "v", quotaAudit); err != nil {
+			if _, err := f.ts.DeleteRecipient(ctx, doms[0].ID, doms[0].ResellerID, "v", quotaAudit); err != nil {
 				t.Fatal(err)
 			}
-			if _, _, err := f.ts.AddRecipients(ctx, doms[1].ID, []string{"e"}, false, quotaAudit); err != nil {
+			if _, _, err := f.ts.AddRecipients(ctx, doms[1].ID, doms[1].ResellerID, []string{"e"}, false, quotaAudit); err != nil {
 				t.Fatalf("the place a deletion freed: %v", err)
 			}
 			checkRecipientCounts(t, f.ts.st)
@@ -237,7 +237,7 @@ func TestRecipientCountMigration(t *testing.T) {
 				t.Fatalf("recipients %+v, %v; want %+v", u.Recipients, err, want)
 			}
 			checkRecipientCounts(t, st)
-			_, _, err = ts.AddRecipients(ctx, 3, []string{"p", "q"}, false, quotaAudit)
+			_, _, err = ts.AddRecipients(ctx, 3, 1, []string{"p", "q"}, false, quotaAudit)
 			wantQuotaError(t, err, tenant.QuotaError{What: "recipients", Quota: 4, Used: 3, After: 5})
 		})
 	}
@@ -283,7 +283,7 @@ func TestResellerQuotaMoves(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if _, _, err := f.ts.AddRecipients(ctx, d.ID, []string{"a", "b", "c"}[i:], false, quotaAudit); err != nil {
+				if _, _, err := f.ts.AddRecipients(ctx, d.ID, d.ResellerID, []string{"a", "b", "c"}[i:], false, quotaAudit); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -295,12 +295,12 @@ func TestResellerQuotaMoves(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, _, err := f.ts.AddRecipients(ctx, full.ID, []string{"x"}, false, quotaAudit); err != nil {
+			if _, _, err := f.ts.AddRecipients(ctx, full.ID, full.ResellerID, []string{"x"}, false, quotaAudit); err != nil {
 				t.Fatal(err)
 			}
 			moveDomain := func(d tenant.DomainRecord) error {
 				d.CustomerID = f.cust[0]
-				_, err := f.ts.UpdateDomain(ctx, &d, quotaAudit)
+				_, err := f.ts.UpdateDomain(ctx, &d, d.ResellerID, quotaAudit)
 				return err
 			}
 			wantQuotaError(t, moveDomain(full), tenant.QuotaError{What: "recipients", Quota: 5, Used: 5, After: 6})
@@ -358,7 +358,7 @@ func BenchmarkAddRecipientUnderQuota(b *testing.B) {
 			}
 			b.ResetTimer()
 			for i := range b.N {
-				if _, _, err := ts.AddRecipients(ctx, d.ID, []string{fmt.Sprintf("new%d", i)}, false, quotaAudit); err != nil {
+				if _, _, err := ts.AddRecipients(ctx, d.ID, d.ResellerID, []string{fmt.Sprintf("new%d", i)}, false, quotaAudit); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -481,7 +481,7 @@ func TestConcurrentReplacesKeepOneList(t *testing.T) {
 		for i, node := range nodes {
 			wg.Go(func() {
 				<-start
-				if _, _, err := node.AddRecipients(ctx, d.ID, lists[i], true, quotaAudit); err != nil {
+				if _, _, err := node.AddRecipients(ctx, d.ID, d.ResellerID, lists[i], true, quotaAudit); err != nil {
 					t.Errorf("round %d: replace %d: %v", round, i, err)
 				}
 			})
@@ -544,21 +544,24 @@ func TestConcurrentRecipientWritesAllCommit(t *testing.T) {
 	reversed := slices.Clone(list)
 	slices.Reverse(reversed)
 	for round := range 20 {
-		if _, _, err := f.ts.AddRecipients(ctx, d.ID, list[:50], true, quotaAudit); err != nil {
+		if _, _, err := f.ts.AddRecipients(ctx, d.ID, d.ResellerID, list[:50], true, quotaAudit); err != nil {
 			t.Fatal(err)
 		}
 		writes := []func(*Tenants) error{
-			func(ts *Tenants) error { _, _, err := ts.AddRecipients(ctx, d.ID, list, false, quotaAudit); return err },
 			func(ts *Tenants) error {
-				_, _, err := ts.AddRecipients(ctx, d.ID, reversed, false, quotaAudit)
+				_, _, err := ts.AddRecipients(ctx, d.ID, d.ResellerID, list, false, quotaAudit)
 				return err
 			},
 			func(ts *Tenants) error {
-				_, _, err := ts.AddRecipients(ctx, d.ID, list[25:], true, quotaAudit)
+				_, _, err := ts.AddRecipients(ctx, d.ID, d.ResellerID, reversed, false, quotaAudit)
 				return err
 			},
 			func(ts *Tenants) error {
-				if _, err := ts.DeleteRecipient(ctx, d.ID, "u010", quotaAudit); !errors.Is(err, tenant.ErrNotFound) {
+				_, _, err := ts.AddRecipients(ctx, d.ID, d.ResellerID, list[25:], true, quotaAudit)
+				return err
+			},
+			func(ts *Tenants) error {
+				if _, err := ts.DeleteRecipient(ctx, d.ID, d.ResellerID, "u010", quotaAudit); !errors.Is(err, tenant.ErrNotFound) {
 					return err
 				}
 				return nil
@@ -610,7 +613,7 @@ func TestConcurrentNameSwapsConflict(t *testing.T) {
 				d := doms[i]
 				d.Name = doms[1-i].Name
 				<-start
-				if _, err := node.UpdateDomain(ctx, &d, quotaAudit); !errors.Is(err, tenant.ErrConflict) {
+				if _, err := node.UpdateDomain(ctx, &d, d.ResellerID, quotaAudit); !errors.Is(err, tenant.ErrConflict) {
 					t.Errorf("round %d: renaming %s to %s: %v, want a conflict", round, doms[i].Name, d.Name, err)
 				}
 			})

@@ -43,17 +43,17 @@ func testRouteRules(t *testing.T, ts *Tenants, d tenant.DomainRecord, a admin.Au
 		}
 	}
 	d.Routes = rules
-	if _, err := ts.UpdateDomain(ctx, &d, a); err != nil {
+	if _, err := ts.UpdateDomain(ctx, &d, d.ResellerID, a); err != nil {
 		t.Fatal(err)
 	}
 	check(rules)
 	d.Routes = rules[1:]
-	if _, err := ts.UpdateDomain(ctx, &d, a); err != nil {
+	if _, err := ts.UpdateDomain(ctx, &d, d.ResellerID, a); err != nil {
 		t.Fatal(err)
 	}
 	check(rules[1:])
 	d.Routes = []tenant.RouteRule{}
-	if _, err := ts.UpdateDomain(ctx, &d, a); err != nil {
+	if _, err := ts.UpdateDomain(ctx, &d, d.ResellerID, a); err != nil {
 		t.Fatal(err)
 	}
 	check([]tenant.RouteRule{})
@@ -67,7 +67,7 @@ func testRouteRules(t *testing.T, ts *Tenants, d tenant.DomainRecord, a admin.Au
 	if err != nil || !reflect.DeepEqual(got.Routes, rules) {
 		t.Fatalf("created domain's routes = %#v, %v", got.Routes, err)
 	}
-	if _, err := ts.DeleteDomain(ctx, other.ID, a); err != nil {
+	if _, err := ts.DeleteDomain(ctx, other.ID, other.ResellerID, a); err != nil {
 		t.Fatal(err)
 	}
 	st, err := ts.db(ctx)

@@ -150,6 +150,17 @@ type randomWriter struct {
 	seq       int
 }
 
+// owner is the reseller holding domain id now: the customer moves it
+// writes leave the domains it keeps naming the one before.
+func (w *randomWriter) owner(ctx context.Context, id int64) int64 {
+	w.t.Helper()
+	d, err := w.ts.GetDomain(ctx, id)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return d.ResellerID
+}
+
 func (w *randomWriter) step(ctx context.Context) string {
 	w.t.Helper()
 	a := admin.AuditEntry{Actor: "test", Action: "x", Object: "x"}
@@ -209,7 +220,7 @@ func (w *randomWriter) step(ctx context.Context) string {
 			d.Policy.SubjectTag = new(string)
 			*d.Policy.SubjectTag = fmt.Sprintf("[S%d]", w.seq)
 		}
-		_, err = w.ts.UpdateDomain(ctx, d, a)
+		_, err = w.ts.UpdateDomain(ctx, d, w.owner(ctx, d.ID), a)
 	case op <= 9:
 		d := w.domains[w.rng.IntN(len(w.domains))]
 		what = "recipients"
@@ -217,18 +228,18 @@ func (w *randomWriter) step(ctx context.Context) string {
 		for range w.rng.IntN(5) + 1 {
 			locals = append(locals, fmt.Sprintf("u%d", w.rng.IntN(20)))
 		}
-		_, _, err = w.ts.AddRecipients(ctx, d.ID, locals, w.rng.IntN(3) == 0, a)
+		_, _, err = w.ts.AddRecipients(ctx, d.ID, w.owner(ctx, d.ID), locals, w.rng.IntN(3) == 0, a)
 	case op == 10:
 		d := w.domains[w.rng.IntN(len(w.domains))]
 		what = "delete recipient"
-		_, err = w.ts.DeleteRecipient(ctx, d.ID, fmt.Sprintf("u%d", w.rng.IntN(20)), a)
+		_, err = w.ts.DeleteRecipient(ctx, d.ID, w.owner(ctx, d.ID), fmt.Sprintf("u%d", w.rng.IntN(20)), a)
 		if errors.Is(err, tenant.ErrNotFound) {
 			err = nil
 		}
 	default:
 		i := w.rng.IntN(len(w.domains))
 		what = "delete domain"
-		_, err = w.ts.DeleteDomain(ctx, w.domains[i].ID, a)
+		_, err = w.ts.DeleteDomain(ctx, w.domains[i].ID, w.owner(ctx, w.domains[i].ID), a)
 		w.domains = append(w.domains[:i], w.domains[i+1:]...)
 	}
 	if err != nil {
@@ -324,12 +335,12 @@ func TestDamagedDomainRowIsLeftOut(t *testing.T) {
 			served(full, map[string]bool{"good.example": true, "bad.example": false})
 
 			later := domain("later.example")
-			if _, err := ts.UpdateDomain(ctx, &later, a); err != nil {
+			if _, err := ts.UpdateDomain(ctx, &later, later.ResellerID, a); err != nil {
 				t.Fatal(err)
 			}
 			damage(later)
 			domain("new.example")
-			if _, err := ts.DeleteDomain(ctx, good.ID, a); err != nil {
+			if _, err := ts.DeleteDomain(ctx, good.ID, good.ResellerID, a); err != nil {
 				t.Fatal(err)
 			}
 			if err := full.Reload(ctx); err != nil {

@@ -692,9 +692,9 @@ func (t *Tenants) UpdateCustomer(ctx context.Context, c *tenant.Customer, a admi
 	return v, err
 }
 
-func (t *Tenants) DeleteCustomer(ctx context.Context, id int64, a admin.AuditEntry) (uint64, error) {
+func (t *Tenants) DeleteCustomer(ctx context.Context, id, owner int64, a admin.AuditEntry) (uint64, error) {
 	return t.write(ctx, "customer "+strconv.FormatInt(id, 10), a, changed{changedCustomer, &id}, func(tx *sql.Tx) error {
-		return expectRow(tx.ExecContext(ctx, `DELETE FROM customers WHERE id = $1`, id))
+		return expectRow(tx.ExecContext(ctx, `DELETE FROM customers WHERE id = $1 AND reseller_id = $2`, id, owner))
 	})
 }
 
@@ -816,6 +816,7 @@ func (t *Tenants) createDomain(ctx context.Context, tx *sql.Tx, d *tenant.Domain
 	if err != nil {
 		return err
 	}
+	d.ResellerID = owner
 	if err := t.enforceQuota(ctx, tx, owner, quotaDomains, 1); err != nil {
 		return err
 	}
@@ -828,8 +829,8 @@ func (t *Tenants) createDomain(ctx context.Context, tx *sql.Tx, d *tenant.Domain
 	return putRoutes(ctx, tx, d.ID, d.Routes)
 }
 
-func (t *Tenants) UpdateDomain(ctx context.Context, d *tenant.DomainRecord, a admin.AuditEntry) (uint64, error) {
-	return t.updateDomain(ctx, d, a, nil)
+func (t *Tenants) UpdateDomain(ctx context.Context, d *tenant.DomainRecord, owner int64, a admin.AuditEntry) (uint64, error) {
+	return t.updateDomain(ctx, d, owner, a, nil)
 }
 
 // ActivateDomain writes d, made active, as UpdateDomain does, after the
@@ -839,7 +840,7 @@ func (t *Tenants) UpdateDomain(ctx context.Context, d *tenant.DomainRecord, a ad
 // subdomain by MX at the same moment, on two nodes or two goroutines of
 // one, each found the other's name pending and both became active.
 func (t *Tenants) ActivateDomain(ctx context.Context, d *tenant.DomainRecord, byMX bool, a admin.AuditEntry) (uint64, error) {
-	return t.updateDomain(ctx, d, a, func(tx *sql.Tx) error {
+	return t.updateDomain(ctx, d, d.ResellerID, a, func(tx *sql.Tx) error {
 		if !byMX {
 			return nil
 		}
@@ -853,12 +854,13 @@ func (t *Tenants) ActivateDomain(ctx context.Context, d *tenant.DomainRecord, by
 
 // updateDomain is UpdateDomain, running check (when set) in its
 // transaction after the activation lock and before any write.
-func (t *Tenants) updateDomain(ctx context.Context, d *tenant.DomainRecord, a admin.AuditEntry, check func(tx *sql.Tx) error) (uint64, error) {
+func (t *Tenants) updateDomain(ctx context.Context, d *tenant.DomainRecord, owner int64, a admin.AuditEntry, check func(tx *sql.Tx) error) (uint64, error) {
 	pol, err := encodePolicy(d.Policy)
 	if err != nil {
 		return 0, err
 	}
 	read, written := versions(d.Updated)
+	var to int64
 	v, err := t.write(ctx, "domain "+d.Name, a, changed{changedDomain, &d.ID}, func(tx *sql.Tx) error {
 		if err := t.lockActivations(ctx, tx, d, true); err != nil {
 			return err
@@ -868,8 +870,7 @@ func (t *Tenants) updateDomain(ctx context.Context, d *tenant.DomainRecord, a ad
 				return err
 			}
 		}
-		from, err := ownerOf(ctx, tx, ownerOfDomain, d.ID)
-		if err != nil {
+		if err := t.lockOwnedDomain(ctx, tx, d.ID, owner, noKeyUpdate); err != nil {
 			return err
 		}
 		if err := rememberFreedName(ctx, tx, d.ID, d.Name); err != nil {
@@ -884,11 +885,10 @@ func (t *Tenants) updateDomain(ctx context.Context, d *tenant.DomainRecord, a ad
 		if err := expectFresh(ctx, tx, "domains", d.ID, res, err); err != nil {
 			return err
 		}
-		to, err := ownerOf(ctx, tx, ownerOfDomain, d.ID)
-		if err != nil {
+		if to, err = ownerOf(ctx, tx, ownerOfDomain, d.ID); err != nil {
 			return err
 		}
-		if to != from {
+		if to != owner {
 			if err := t.enforceMoved(ctx, tx, to, `SELECT id FROM domains WHERE id = $1`, d.ID); err != nil {
 				return err
 			}
@@ -902,7 +902,7 @@ func (t *Tenants) updateDomain(ctx context.Context, d *tenant.DomainRecord, a ad
 		return putRoutes(ctx, tx, d.ID, d.Routes)
 	})
 	if err == nil {
-		d.Updated = time.UnixMicro(written).UTC()
+		d.Updated, d.ResellerID = time.UnixMicro(written).UTC(), to
 	}
 	return v, err
 }
@@ -1001,8 +1001,11 @@ func continueClaim(ctx context.Context, tx *sql.Tx, d *tenant.DomainRecord, rese
 	return nil
 }
 
-func (t *Tenants) DeleteDomain(ctx context.Context, id int64, a admin.AuditEntry) (uint64, error) {
+func (t *Tenants) DeleteDomain(ctx context.Context, id, owner int64, a admin.AuditEntry) (uint64, error) {
 	return t.write(ctx, "domain "+strconv.FormatInt(id, 10), a, changed{changedDomain, &id}, func(tx *sql.Tx) error {
+		if err := t.lockOwnedDomain(ctx, tx, id, owner, "UPDATE"); err != nil {
+			return err
+		}
 		if err := rememberFreedName(ctx, tx, id, ""); err != nil {
 			return err
 		}
@@ -1180,11 +1183,11 @@ func (t *Tenants) GetRecipient(ctx context.Context, domainID int64, local string
 // well under both dialects' limits.
 const recipientsPerStatement = 500
 
-func (t *Tenants) AddRecipients(ctx context.Context, domainID int64, locals []string, replace bool, a admin.AuditEntry) (int, uint64, error) {
+func (t *Tenants) AddRecipients(ctx context.Context, domainID, owner int64, locals []string, replace bool, a admin.AuditEntry) (int, uint64, error) {
 	added := 0
 	now := micros(nowUTC())
 	v, err := t.write(ctx, "recipients", a, changed{changedDomain, &domainID}, func(tx *sql.Tx) error {
-		if err := t.lockRecipients(ctx, tx, domainID); err != nil {
+		if err := t.lockOwnedDomain(ctx, tx, domainID, owner, noKeyUpdate); err != nil {
 			return err
 		}
 		var removed int64
@@ -1230,18 +1233,14 @@ func (t *Tenants) AddRecipients(ctx context.Context, domainID int64, locals []st
 			// a reseller over a lowered quota may still clean up.
 			return nil
 		}
-		owner, err := ownerOf(ctx, tx, ownerOfDomain, domainID)
-		if err != nil {
-			return err
-		}
 		return t.enforceQuota(ctx, tx, owner, quotaRecipients, int64(added)-removed)
 	})
 	return added, v, err
 }
 
-func (t *Tenants) DeleteRecipient(ctx context.Context, domainID int64, local string, a admin.AuditEntry) (uint64, error) {
+func (t *Tenants) DeleteRecipient(ctx context.Context, domainID, owner int64, local string, a admin.AuditEntry) (uint64, error) {
 	return t.write(ctx, "recipient "+local, a, changed{changedDomain, &domainID}, func(tx *sql.Tx) error {
-		if err := t.lockRecipients(ctx, tx, domainID); err != nil {
+		if err := t.lockOwnedDomain(ctx, tx, domainID, owner, noKeyUpdate); err != nil {
 			return err
 		}
 		if err := expectRow(tx.ExecContext(ctx, `DELETE FROM recipients WHERE domain_id = $1 AND local = $2`, domainID, local)); err != nil {
@@ -1251,24 +1250,44 @@ func (t *Tenants) DeleteRecipient(ctx context.Context, domainID int64, local str
 	})
 }
 
-// lockRecipients finds domainID before its recipients are written (a
-// write racing the domain's delete fails ErrNotFound, where an insert's
-// foreign key answered a conflict and an empty replace wrote a change) and
-// makes those writes run one after another on PostgreSQL (SQLite's one
-// connection does already), locking the domain's row before any
-// recipient's. Each replace's DELETE then reads what the one before
-// committed: at once (two nodes), the second deleted only the rows
-// committed when it began and left the first's new list beside its own.
-// And no two writes deadlock: each locked its recipients in its own order
-// (an import's list, a replace's DELETE) and the domain's row, for its
-// count, last. NO KEY, as the count's UPDATE takes it: the least lock
-// that orders them.
-func (t *Tenants) lockRecipients(ctx context.Context, tx *sql.Tx, domainID int64) error {
-	lock := ""
+// noKeyUpdate is the row lock of a write that leaves the row's keys as
+// they are (PostgreSQL's FOR NO KEY UPDATE), the least that orders such
+// writes: foreign keys' KEY SHARE locks need not wait for it.
+const noKeyUpdate = "NO KEY UPDATE"
+
+// lockOwnedDomain finds domain id held by reseller owner, the one the
+// service checked it against, before the write that follows; missing or
+// another's, it is ErrNotFound, as the service answers for an object the
+// caller cannot see. Checked by the service alone, a write by id landed
+// on whoever held the domain by then: the operator giving it (or its
+// customer) to another reseller between the check and the write had one
+// reseller delete, import into or reroute another's domain.
+//
+// On PostgreSQL it locks the domain's row (lock: FOR UPDATE for a
+// delete, noKeyUpdate otherwise, the lock its write takes anyway, taken
+// first) and its customer's (FOR SHARE), so that neither changes hands
+// before the write commits; SQLite's one connection writes one
+// transaction at a time already. The domain's row locked first also
+// orders a domain's recipient writes: each replace's DELETE reads what
+// the one before committed (at once, on two nodes, the second deleted
+// only the rows committed when it began and left the first's new list
+// beside its own), and no two deadlock (each locked its recipients in its
+// own order, an import's list or a replace's DELETE, and the domain's row,
+// for its count, last).
+func (t *Tenants) lockOwnedDomain(ctx context.Context, tx *sql.Tx, id, owner int64, lock string) error {
+	locks := ""
 	if t.st.Dialect == Postgres {
-		lock = " FOR NO KEY UPDATE"
+		locks = " FOR " + lock + " OF d FOR SHARE OF c"
 	}
-	return tx.QueryRowContext(ctx, `SELECT id FROM domains WHERE id = $1`+lock, domainID).Scan(&domainID)
+	var held int64
+	if err := tx.QueryRowContext(ctx, `SELECT c.reseller_id FROM domains d JOIN customers c ON c.id = d.customer_id WHERE d.id = $1`+locks,
+		id).Scan(&held); err != nil {
+		return err
+	}
+	if held != owner {
+		return tenant.ErrNotFound
+	}
+	return nil
 }
 
 // countRecipients keeps domains.recipient_count: every write that adds or

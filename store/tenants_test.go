@@ -68,7 +68,7 @@ func testTenantContract(t *testing.T, ts *Tenants) {
 	if _, err := ts.CreateDomain(ctx, &dup, audit("create")); !errors.Is(err, tenant.ErrConflict) {
 		t.Fatalf("duplicate domain err %v, want ErrConflict", err)
 	}
-	if _, err := ts.DeleteCustomer(ctx, c.ID, audit("delete")); !errors.Is(err, tenant.ErrConflict) {
+	if _, err := ts.DeleteCustomer(ctx, c.ID, c.ResellerID, audit("delete")); !errors.Is(err, tenant.ErrConflict) {
 		t.Fatalf("deleting a customer with domains: err %v, want ErrConflict", err)
 	}
 	gd, err := ts.GetDomain(ctx, d.ID)
@@ -80,21 +80,21 @@ func testTenantContract(t *testing.T, ts *Tenants) {
 	testFreedNames(t, ts, c.ID, audit("free"))
 
 	// Recipients: import is idempotent, replace sets the list exactly.
-	added, _, err := ts.AddRecipients(ctx, d.ID, []string{"a", "b", "o'brien"}, false, audit("import"))
+	added, _, err := ts.AddRecipients(ctx, d.ID, d.ResellerID, []string{"a", "b", "o'brien"}, false, audit("import"))
 	if err != nil || added != 3 {
 		t.Fatalf("AddRecipients = %d, %v; want 3", added, err)
 	}
-	added, _, err = ts.AddRecipients(ctx, d.ID, []string{"a", "c"}, false, audit("import"))
+	added, _, err = ts.AddRecipients(ctx, d.ID, d.ResellerID, []string{"a", "c"}, false, audit("import"))
 	if err != nil || added != 1 {
 		t.Fatalf("re-import = %d, %v; want 1 new", added, err)
 	}
 	if _, err := ts.GetRecipient(ctx, d.ID, "o'brien"); err != nil {
 		t.Fatalf("GetRecipient with a quote: %v", err)
 	}
-	if _, err := ts.DeleteRecipient(ctx, d.ID, "zz", audit("delete")); !errors.Is(err, tenant.ErrNotFound) {
+	if _, err := ts.DeleteRecipient(ctx, d.ID, d.ResellerID, "zz", audit("delete")); !errors.Is(err, tenant.ErrNotFound) {
 		t.Fatalf("DeleteRecipient(missing) err %v", err)
 	}
-	if _, _, err := ts.AddRecipients(ctx, d.ID, []string{"x"}, true, audit("replace")); err != nil {
+	if _, _, err := ts.AddRecipients(ctx, d.ID, d.ResellerID, []string{"x"}, true, audit("replace")); err != nil {
 		t.Fatal(err)
 	}
 
@@ -160,7 +160,7 @@ func testTenantContract(t *testing.T, ts *Tenants) {
 
 	// Deleting a domain cascades its recipients; the reseller then goes
 	// once its customer has.
-	if _, err := ts.DeleteDomain(ctx, d.ID, audit("delete")); err != nil {
+	if _, err := ts.DeleteDomain(ctx, d.ID, d.ResellerID, audit("delete")); err != nil {
 		t.Fatal(err)
 	}
 	// A write of its recipients that read the domain before the delete
@@ -171,17 +171,17 @@ func testTenantContract(t *testing.T, ts *Tenants) {
 		locals  []string
 		replace bool
 	}{{[]string{"late"}, false}, {[]string{"late"}, true}, {nil, true}} {
-		if _, _, err := ts.AddRecipients(ctx, d.ID, w.locals, w.replace, audit("import")); !errors.Is(err, tenant.ErrNotFound) {
+		if _, _, err := ts.AddRecipients(ctx, d.ID, d.ResellerID, w.locals, w.replace, audit("import")); !errors.Is(err, tenant.ErrNotFound) {
 			t.Errorf("AddRecipients %v (replace %v) to a deleted domain: %v, want ErrNotFound", w.locals, w.replace, err)
 		}
 	}
-	if _, err := ts.DeleteRecipient(ctx, d.ID, "x", audit("delete")); !errors.Is(err, tenant.ErrNotFound) {
+	if _, err := ts.DeleteRecipient(ctx, d.ID, d.ResellerID, "x", audit("delete")); !errors.Is(err, tenant.ErrNotFound) {
 		t.Errorf("DeleteRecipient of a deleted domain: %v, want ErrNotFound", err)
 	}
 	if v := version(); v != gone {
 		t.Errorf("recipient writes to a deleted domain moved the version from %d to %d", gone, v)
 	}
-	if _, err := ts.DeleteCustomer(ctx, c.ID, audit("delete")); err != nil {
+	if _, err := ts.DeleteCustomer(ctx, c.ID, c.ResellerID, audit("delete")); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := ts.DeleteReseller(ctx, r.ID, audit("delete")); err != nil {
@@ -219,7 +219,7 @@ func testLapsedClaims(t *testing.T, ts *Tenants, customerID int64, a admin.Audit
 	}
 	// Proven: the claim never lapses, and no time is kept for it.
 	pending.Status = tenant.StatusActive
-	if _, err := ts.UpdateDomain(ctx, &pending, a); err != nil {
+	if _, err := ts.UpdateDomain(ctx, &pending, pending.ResellerID, a); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := ts.DeleteLapsedClaim(ctx, pending.ID, since.Add(time.Hour), a); !errors.Is(err, tenant.ErrNotFound) {
@@ -229,7 +229,7 @@ func testLapsedClaims(t *testing.T, ts *Tenants, customerID int64, a admin.Audit
 		t.Fatalf("active domain pending since %v", got.PendingSince)
 	}
 	pending.Status, pending.PendingSince = tenant.StatusPending, since
-	if _, err := ts.UpdateDomain(ctx, &pending, a); err != nil {
+	if _, err := ts.UpdateDomain(ctx, &pending, pending.ResellerID, a); err != nil {
 		t.Fatal(err)
 	}
 	takenOver := func(when string, want bool) {
@@ -253,11 +253,11 @@ func testLapsedClaims(t *testing.T, ts *Tenants, customerID int64, a admin.Audit
 	}
 	takenOver("claimed again", true)
 	next.Status = tenant.StatusActive
-	if _, err := ts.UpdateDomain(ctx, &next, a); err != nil {
+	if _, err := ts.UpdateDomain(ctx, &next, next.ResellerID, a); err != nil {
 		t.Fatal(err)
 	}
 	takenOver("once active", false)
-	if _, err := ts.DeleteDomain(ctx, next.ID, a); err != nil {
+	if _, err := ts.DeleteDomain(ctx, next.ID, next.ResellerID, a); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -284,10 +284,10 @@ func testFreedNames(t *testing.T, ts *Tenants, customerID int64, a admin.AuditEn
 		}
 	}
 	held, claim := create("held.example", tenant.StatusActive), create("claim.example", tenant.StatusPending)
-	if _, err := ts.DeleteDomain(ctx, held.ID, a); err != nil {
+	if _, err := ts.DeleteDomain(ctx, held.ID, held.ResellerID, a); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ts.DeleteDomain(ctx, claim.ID, a); err != nil {
+	if _, err := ts.DeleteDomain(ctx, claim.ID, claim.ResellerID, a); err != nil {
 		t.Fatal(err)
 	}
 	takenOver("held.example", true)
@@ -295,13 +295,13 @@ func testFreedNames(t *testing.T, ts *Tenants, customerID int64, a admin.AuditEn
 
 	renamed := create("old.example", tenant.StatusActive)
 	renamed.Name = "new.example"
-	if _, err := ts.UpdateDomain(ctx, renamed, a); err != nil {
+	if _, err := ts.UpdateDomain(ctx, renamed, renamed.ResellerID, a); err != nil {
 		t.Fatal(err)
 	}
 	takenOver("old.example", true)
 	takenOver("new.example", false)
 	renamed.Route = "127.0.0.2:25" // an edit that keeps the name frees nothing
-	if _, err := ts.UpdateDomain(ctx, renamed, a); err != nil {
+	if _, err := ts.UpdateDomain(ctx, renamed, renamed.ResellerID, a); err != nil {
 		t.Fatal(err)
 	}
 	takenOver("new.example", false)
@@ -309,7 +309,7 @@ func testFreedNames(t *testing.T, ts *Tenants, customerID int64, a admin.AuditEn
 	again := create("held.example", tenant.StatusActive)
 	takenOver("held.example", false)
 	for _, d := range []*tenant.DomainRecord{renamed, again} {
-		if _, err := ts.DeleteDomain(ctx, d.ID, a); err != nil {
+		if _, err := ts.DeleteDomain(ctx, d.ID, d.ResellerID, a); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -364,7 +364,7 @@ func TestClaimGivenUpKeepsItsClock(t *testing.T) {
 			}
 
 			d := claim(custs[0], "wanted.example", t0)
-			if _, err := ts.DeleteDomain(ctx, d.ID, a); err != nil {
+			if _, err := ts.DeleteDomain(ctx, d.ID, d.ResellerID, a); err != nil {
 				t.Fatal(err)
 			}
 			d = claim(custs[0], "wanted.example", t0.Add(48*time.Hour))
@@ -372,17 +372,17 @@ func TestClaimGivenUpKeepsItsClock(t *testing.T) {
 				t.Fatalf("claimed again after a delete: since %v (stored %v), want %v", d.PendingSince, since(d.ID), t0)
 			}
 			d.Name = "elsewhere.example"
-			if _, err := ts.UpdateDomain(ctx, &d, a); err != nil {
+			if _, err := ts.UpdateDomain(ctx, &d, d.ResellerID, a); err != nil {
 				t.Fatal(err)
 			}
 			d.Name, d.PendingSince = "wanted.example", t0.Add(60*time.Hour)
-			if _, err := ts.UpdateDomain(ctx, &d, a); err != nil {
+			if _, err := ts.UpdateDomain(ctx, &d, d.ResellerID, a); err != nil {
 				t.Fatal(err)
 			}
 			if !d.PendingSince.Equal(t0) || !since(d.ID).Equal(t0) {
 				t.Fatalf("renamed away and back: since %v (stored %v), want %v", d.PendingSince, since(d.ID), t0)
 			}
-			if _, err := ts.DeleteDomain(ctx, d.ID, a); err != nil {
+			if _, err := ts.DeleteDomain(ctx, d.ID, d.ResellerID, a); err != nil {
 				t.Fatal(err)
 			}
 			// Another reseller's claim has a clock of its own.
@@ -393,10 +393,10 @@ func TestClaimGivenUpKeepsItsClock(t *testing.T) {
 			}
 			// Proven, the name starts afresh for everyone.
 			o.Status, o.VerifyToken = tenant.StatusActive, ""
-			if _, err := ts.UpdateDomain(ctx, &o, a); err != nil {
+			if _, err := ts.UpdateDomain(ctx, &o, o.ResellerID, a); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := ts.DeleteDomain(ctx, o.ID, a); err != nil {
+			if _, err := ts.DeleteDomain(ctx, o.ID, o.ResellerID, a); err != nil {
 				t.Fatal(err)
 			}
 			t2 := t0.Add(100 * time.Hour)
@@ -430,7 +430,7 @@ func TestClaimGivenUpKeepsItsClock(t *testing.T) {
 			}
 			// An edit of the claim changes neither.
 			stored.Route = "192.0.2.9:25"
-			if _, err := ts.UpdateDomain(ctx, &stored, a); err != nil {
+			if _, err := ts.UpdateDomain(ctx, &stored, stored.ResellerID, a); err != nil {
 				t.Fatal(err)
 			}
 			if got, err := ts.GetDomain(ctx, again.ID); err != nil || !got.PendingSince.Equal(t0) || got.VerifyToken != "tok" {

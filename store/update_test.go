@@ -40,10 +40,10 @@ func TestUpdatesLoseNothing(t *testing.T) {
 			// A write on a version read before another write is refused.
 			first, second := d, d
 			first.Route, second.Route = "192.0.2.2:25", "192.0.2.3:25"
-			if _, err := ts.UpdateDomain(ctx, &first, audit); err != nil {
+			if _, err := ts.UpdateDomain(ctx, &first, first.ResellerID, audit); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := ts.UpdateDomain(ctx, &second, audit); !errors.Is(err, tenant.ErrStale) {
+			if _, err := ts.UpdateDomain(ctx, &second, second.ResellerID, audit); !errors.Is(err, tenant.ErrStale) {
 				t.Fatalf("domain written on a stale version: %v, want ErrStale", err)
 			}
 			if got, err := ts.GetDomain(ctx, d.ID); err != nil || got.Route != first.Route || !got.Updated.Equal(first.Updated) {

@@ -184,7 +184,7 @@ func TestAPIPathsAreNotCleanedIntoAnotherObject(t *testing.T) {
 	f := newAPIFixture(t)
 	ctx := context.Background()
 	dA := f.domA.ID
-	if _, _, err := store.NewTenants(f.st).AddRecipients(ctx, dA, []string{"..", "."}, false, admin.AuditEntry{Actor: "test"}); err != nil {
+	if _, _, err := store.NewTenants(f.st).AddRecipients(ctx, dA, f.domA.ResellerID, []string{"..", "."}, false, admin.AuditEntry{Actor: "test"}); err != nil {
 		t.Fatal(err)
 	}
 	rcpt := func(local string) string { return fmt.Sprintf("/api/v1/domains/%d/recipients/%s", dA, local) }
