@@ -222,8 +222,9 @@ func (s *Service) SetLogo(ctx context.Context, p Principal, id int64, data []byt
 	if !logoTypes[ct] {
 		return tenant.FieldErrors{"logo": "must be a PNG, JPEG, GIF or WebP image (got " + ct + ")"}
 	}
-	return ps.PutLogo(ctx, id, Logo{ContentType: ct, Data: data},
-		s.audit(p, id, "update", object("reseller", id, "")+" logo", map[string]any{"bytes": len(data), "type": ct}))
+	// The operator's reseller gone is not found, as it is a moment later.
+	return p.loginGone(ps.PutLogo(ctx, id, Logo{ContentType: ct, Data: data},
+		s.audit(p, id, "update", object("reseller", id, "")+" logo", map[string]any{"bytes": len(data), "type": ct})))
 }
 
 // LogoBySlug is a reseller's logo for public pages (the map, the login
@@ -379,7 +380,9 @@ func (s *Service) CreateUser(ctx context.Context, p Principal, resellerID int64,
 		return User{}, fmt.Errorf("%w: a login with a token that expires adds no panel user, whose password would outlive it", ErrForbidden)
 	}
 	e, fe := CheckNewUser(email, password)
-	if _, err := s.store.GetReseller(ctx, resellerID); errors.Is(err, tenant.ErrNotFound) {
+	if _, err := s.store.GetReseller(ctx, resellerID); errors.Is(err, tenant.ErrNotFound) && !p.Operator {
+		return User{}, p.resellerGone(ErrParentGone)
+	} else if errors.Is(err, tenant.ErrNotFound) {
 		fe["reseller_id"] = "no such reseller"
 	} else if err != nil {
 		return User{}, err
@@ -403,7 +406,7 @@ func (s *Service) CreateUser(ctx context.Context, p Principal, resellerID int64,
 		if errors.Is(err, tenant.ErrConflict) {
 			return User{}, notAvailable
 		}
-		return User{}, err
+		return User{}, p.resellerGone(err)
 	}
 	return u, nil
 }

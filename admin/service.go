@@ -66,6 +66,12 @@ type Store interface {
 
 	ListDomains(ctx context.Context, f Filter) ([]tenant.DomainRecord, error)
 	GetDomain(ctx context.Context, id int64) (tenant.DomainRecord, error)
+	// CreateDomain, TakeOverDomain and UpdateDomain write d under
+	// d.CustomerID held by d.ResellerID (when set: the service sets it
+	// from the customer it checked); a customer gone or held by another
+	// reseller by then is ErrParentGone, and so is a missing reseller
+	// for CreateCustomer, UpdateCustomer, CreateToken, CreateUser and
+	// PutLogo.
 	CreateDomain(ctx context.Context, d *tenant.DomainRecord, a AuditEntry) (uint64, error)
 	// UpdateDomain's owner is the domain's before the write; d.ResellerID
 	// is its customer's, who holds it after.
@@ -107,6 +113,39 @@ type Store interface {
 	DeleteToken(ctx context.Context, id int64, a AuditEntry) error
 
 	ListAudit(ctx context.Context, f Filter) ([]AuditEntry, error)
+}
+
+// ErrParentGone is the store's refusal of a create or a move under a
+// parent (a domain's customer, a customer's or a token's reseller) that
+// is gone, or for a domain's customer held by another reseller than the
+// record's, since the service checked it. The service answers it as its
+// check answers a parent missing then.
+var ErrParentGone = fmt.Errorf("%w: the object it goes under is gone", tenant.ErrNotFound)
+
+// parentGone is err, or when the store found the parent gone, the answer
+// of the service's own check: field is "no such what".
+func parentGone(err error, field, what string) error {
+	if errors.Is(err, ErrParentGone) {
+		return tenant.FieldErrors{field: "no such " + what}
+	}
+	return err
+}
+
+// loginGone is err, or ErrUnauthenticated when the store found p's own
+// reseller gone: p's login went with it, and a moment later
+// authenticates no more.
+func (p Principal) loginGone(err error) error {
+	if !p.Operator && errors.Is(err, ErrParentGone) {
+		return ErrUnauthenticated
+	}
+	return err
+}
+
+// resellerGone is err, or when the store found the reseller p writes for
+// gone, the answer a moment later: loginGone's for p's own, "no such
+// reseller" for the operator, as its check answers.
+func (p Principal) resellerGone(err error) error {
+	return parentGone(p.loginGone(err), "reseller_id", "reseller")
 }
 
 // Principal is who calls the service, from their token.
@@ -480,7 +519,7 @@ func (s *Service) CreateCustomer(ctx context.Context, p Principal, c tenant.Cust
 	}
 	c.MapKey = key
 	v, err := s.store.CreateCustomer(ctx, &c, s.audit(p, c.ResellerID, "create", "customer "+c.Name, c))
-	return c, s.committed(v, err)
+	return c, s.committed(v, p.resellerGone(err))
 }
 
 func (s *Service) UpdateCustomer(ctx context.Context, p Principal, id int64, patch func(*tenant.Customer)) (tenant.Customer, error) {
@@ -503,7 +542,7 @@ func (s *Service) UpdateCustomer(ctx context.Context, p Principal, id int64, pat
 			return old, nil
 		}
 		v, err := s.store.UpdateCustomer(ctx, &c, s.audit(p, c.ResellerID, "update", object("customer", id, c.Name), c))
-		return c, s.committed(v, err)
+		return c, s.committed(v, p.resellerGone(err))
 	})
 }
 
@@ -579,12 +618,12 @@ func (s *Service) CreateDomain(ctx context.Context, p Principal, d tenant.Domain
 			v, err = s.store.TakeOverDomain(ctx, &d, held.ID, lapsedBefore, lapseAudit(held), audit)
 			if err == nil {
 				s.logLapse(held, d.ResellerID)
-			} else if errors.Is(err, tenant.ErrNotFound) {
+			} else if errors.Is(err, tenant.ErrNotFound) && !errors.Is(err, ErrParentGone) {
 				err = tenant.ErrConflict // proven or removed meanwhile: the name stays unavailable
 			}
 		}
 	}
-	return d, s.committed(v, neutralConflict(err))
+	return d, s.committed(v, parentGone(neutralConflict(err), "customer_id", "customer"))
 }
 
 // setOwnership sets d's status and token. A reseller's new name (oldName
@@ -670,7 +709,7 @@ func (s *Service) updateDomainOnce(ctx context.Context, p Principal, id int64, p
 	if errors.Is(err, tenant.ErrStale) {
 		return d, err // not a name conflict: read again (UpdateDomain)
 	}
-	return d, s.committed(v, neutralConflict(err))
+	return d, s.committed(v, parentGone(neutralConflict(err), "customer_id", "customer"))
 }
 
 func (s *Service) DeleteDomain(ctx context.Context, p Principal, id int64) error {
@@ -897,7 +936,9 @@ func (s *Service) CreateToken(ctx context.Context, p Principal, t Token) (Token,
 	if t.ResellerID < 0 {
 		fe["reseller_id"] = "must be a reseller id, or 0 for an operator token"
 	} else if t.ResellerID > 0 {
-		if _, err := s.store.GetReseller(ctx, t.ResellerID); errors.Is(err, tenant.ErrNotFound) {
+		if _, err := s.store.GetReseller(ctx, t.ResellerID); errors.Is(err, tenant.ErrNotFound) && !p.Operator {
+			return Token{}, p.resellerGone(ErrParentGone)
+		} else if errors.Is(err, tenant.ErrNotFound) {
 			fe["reseller_id"] = "no such reseller"
 		} else if err != nil {
 			return Token{}, err
@@ -927,7 +968,7 @@ func (s *Service) CreateToken(ctx context.Context, p Principal, t Token) (Token,
 	t.Hash = hash
 	t.ID = 0
 	if err := s.store.CreateToken(ctx, &t, s.audit(p, t.ResellerID, "create", "token "+t.Name, nil)); err != nil {
-		return Token{}, err
+		return Token{}, p.resellerGone(err)
 	}
 	t.Secret = secret
 	return t, nil

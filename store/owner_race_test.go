@@ -109,8 +109,8 @@ func (f *raceFixture) moveDomain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d.CustomerID = f.c2.ID
-	if _, err := f.node[1].UpdateDomain(ctx, &d, d.ResellerID, quotaAudit); err != nil {
+	d.CustomerID, d.ResellerID = f.c2.ID, f.r2.ID
+	if _, err := f.node[1].UpdateDomain(ctx, &d, f.r1.ID, quotaAudit); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -28,6 +28,9 @@ func (t *Tenants) CustomerByMapKey(ctx context.Context, key string) (tenant.Cust
 func (t *Tenants) PutLogo(ctx context.Context, resellerID int64, l admin.Logo, a admin.AuditEntry) error {
 	now := nowUTC()
 	_, err := t.writeTx(ctx, "logo of reseller "+strconv.FormatInt(resellerID, 10), a, nil, func(tx *sql.Tx) error {
+		if err := t.lockParent(ctx, tx, resellerParent, resellerID, resellerID); err != nil {
+			return err
+		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO reseller_logos (reseller_id, content_type, data, updated_us) VALUES ($1, $2, $3, $4)
 			ON CONFLICT (reseller_id) DO UPDATE SET content_type = excluded.content_type, data = excluded.data, updated_us = excluded.updated_us`,
 			resellerID, l.ContentType, l.Data, micros(now))
@@ -74,6 +77,9 @@ func scanUser(sc interface{ Scan(...any) error }) (admin.User, error) {
 func (t *Tenants) CreateUser(ctx context.Context, u *admin.User, a admin.AuditEntry) error {
 	now := nowUTC()
 	_, err := t.writeTx(ctx, "user "+u.Email, a, nil, func(tx *sql.Tx) error {
+		if err := t.lockParent(ctx, tx, resellerParent, u.ResellerID, u.ResellerID); err != nil {
+			return err
+		}
 		u.Created = now
 		if err := tx.QueryRowContext(ctx, `INSERT INTO panel_users (reseller_id, email, password, created_us) VALUES ($1, $2, $3, $4) RETURNING id`,
 			u.ResellerID, u.Email, u.Hash, micros(now)).Scan(&u.ID); err != nil {

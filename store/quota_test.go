@@ -299,8 +299,9 @@ func TestResellerQuotaMoves(t *testing.T) {
 				t.Fatal(err)
 			}
 			moveDomain := func(d tenant.DomainRecord) error {
-				d.CustomerID = f.cust[0]
-				_, err := f.ts.UpdateDomain(ctx, &d, d.ResellerID, quotaAudit)
+				owner := d.ResellerID
+				d.CustomerID, d.ResellerID = f.cust[0], f.r1.ID
+				_, err := f.ts.UpdateDomain(ctx, &d, owner, quotaAudit)
 				return err
 			}
 			wantQuotaError(t, moveDomain(full), tenant.QuotaError{What: "recipients", Quota: 5, Used: 5, After: 6})

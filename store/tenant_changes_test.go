@@ -220,7 +220,13 @@ func (w *randomWriter) step(ctx context.Context) string {
 			d.Policy.SubjectTag = new(string)
 			*d.Policy.SubjectTag = fmt.Sprintf("[S%d]", w.seq)
 		}
-		_, err = w.ts.UpdateDomain(ctx, d, w.owner(ctx, d.ID), a)
+		owner := w.owner(ctx, d.ID)
+		c, err := w.ts.GetCustomer(ctx, d.CustomerID)
+		if err != nil {
+			w.t.Fatal(err)
+		}
+		d.ResellerID = c.ResellerID
+		_, err = w.ts.UpdateDomain(ctx, d, owner, a)
 	case op <= 9:
 		d := w.domains[w.rng.IntN(len(w.domains))]
 		what = "recipients"

@@ -653,6 +653,9 @@ func (t *Tenants) CreateCustomer(ctx context.Context, c *tenant.Customer, a admi
 	}
 	now := nowUTC()
 	return t.write(ctx, "customer "+c.Name, a, changed{changedCustomer, &c.ID}, func(tx *sql.Tx) error {
+		if err := t.lockParent(ctx, tx, resellerParent, c.ResellerID, c.ResellerID); err != nil {
+			return err
+		}
 		c.Created, c.Updated = now, now
 		if err := tx.QueryRowContext(ctx, `INSERT INTO customers (reseller_id, name, policy, suspended, map_key, created_us, updated_us)
 			VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING id`,
@@ -672,6 +675,9 @@ func (t *Tenants) UpdateCustomer(ctx context.Context, c *tenant.Customer, a admi
 	v, err := t.write(ctx, "customer "+c.Name, a, changed{changedCustomer, &c.ID}, func(tx *sql.Tx) error {
 		from, err := ownerOf(ctx, tx, ownerOfCustomer, c.ID)
 		if err != nil {
+			return err
+		}
+		if err := t.lockParent(ctx, tx, resellerParent, c.ResellerID, c.ResellerID); err != nil {
 			return err
 		}
 		// The map key never changes: embeds already published keep working.
@@ -805,6 +811,9 @@ func (t *Tenants) createDomain(ctx context.Context, tx *sql.Tx, d *tenant.Domain
 	if err := t.lockActivations(ctx, tx, d, false); err != nil {
 		return err
 	}
+	if err := t.lockParent(ctx, tx, customerParent, d.CustomerID, d.ResellerID); err != nil {
+		return err
+	}
 	now := nowUTC()
 	d.Created, d.Updated = now, now
 	if err := tx.QueryRowContext(ctx, `INSERT INTO domains (customer_id, name, route, tls, policy, created_us, updated_us, status, verify_token, pending_since_us)
@@ -877,6 +886,9 @@ func (t *Tenants) updateDomain(ctx context.Context, d *tenant.DomainRecord, owne
 			return err
 		}
 		if err := rememberClaim(ctx, tx, d.ID, d.Name); err != nil {
+			return err
+		}
+		if err := t.lockParent(ctx, tx, customerParent, d.CustomerID, d.ResellerID); err != nil {
 			return err
 		}
 		res, err := tx.ExecContext(ctx, `UPDATE domains SET customer_id = $1, name = $2, route = $3, tls = $4, policy = $5, updated_us = $6,
@@ -1329,6 +1341,41 @@ const (
 	ownerOfCustomer = `SELECT reseller_id FROM customers WHERE id = $1`
 )
 
+// parent is what a create or a move writes under, for lockParent: the
+// query of the reseller holding parent $1, and the lock (PostgreSQL)
+// that keeps its answer true until the transaction ends.
+type parent struct{ query, lock string }
+
+var (
+	// A customer's FOR SHARE also keeps it from being given to another
+	// reseller (its reseller_id is no key).
+	customerParent = parent{`SELECT reseller_id FROM customers WHERE id = $1`, " FOR SHARE"}
+	resellerParent = parent{`SELECT id FROM resellers WHERE id = $1`, " FOR KEY SHARE"}
+)
+
+// lockParent finds parent id for a write under it and keeps it there,
+// held by reseller want (0: by whoever holds it), until tx ends. Missing
+// or another's, it is admin.ErrParentGone, which the service answers as
+// its own check of the parent does ("no such customer"). Left to the
+// insert's foreign key, a parent deleted since the service checked it
+// answered a conflict, "... still has dependent objects (delete them
+// first) or refers to a missing one" (for a domain, that its name was
+// taken), where the same request a moment later was told there is no
+// such parent; and a customer given to another reseller since took the
+// domain created under it there.
+func (t *Tenants) lockParent(ctx context.Context, tx *sql.Tx, p parent, id, want int64) error {
+	lock := ""
+	if t.st.Dialect == Postgres {
+		lock = p.lock
+	}
+	var held int64
+	err := tx.QueryRowContext(ctx, p.query+lock, id).Scan(&held)
+	if errors.Is(err, sql.ErrNoRows) || (err == nil && want != 0 && held != want) {
+		return admin.ErrParentGone
+	}
+	return err
+}
+
 // ownerOf runs one of the owner queries in tx. A missing object is
 // ErrNotFound, like the write it precedes would report.
 func ownerOf(ctx context.Context, tx *sql.Tx, query string, id int64) (int64, error) {
@@ -1459,6 +1506,11 @@ func (t *Tenants) TokenByHash(ctx context.Context, hash string) (admin.Token, er
 func (t *Tenants) CreateToken(ctx context.Context, tk *admin.Token, a admin.AuditEntry) error {
 	now := nowUTC()
 	_, err := t.writeTx(ctx, "token "+tk.Name, a, nil, func(tx *sql.Tx) error {
+		if tk.ResellerID != 0 {
+			if err := t.lockParent(ctx, tx, resellerParent, tk.ResellerID, tk.ResellerID); err != nil {
+				return err
+			}
+		}
 		tk.Created = now
 		var expires int64
 		if !tk.Expires.IsZero() {
