@@ -421,6 +421,10 @@ func (s *Store) quarantineItem(ctx context.Context, scope tracking.Scope, id int
 	return it, err
 }
 
+// beforeClaim, when a test sets it, is called between ClaimRelease's read
+// of the item and its claim.
+var beforeClaim func()
+
 // ClaimRelease: held -> releasing in one conditional update; whoever
 // changes the row delivers.
 func (s *Store) ClaimRelease(ctx context.Context, scope tracking.Scope, id int64, by string, now time.Time) (quarantine.Item, []byte, error) {
@@ -428,19 +432,32 @@ func (s *Store) ClaimRelease(ctx context.Context, scope tracking.Scope, id int64
 	if err != nil {
 		return it, nil, err
 	}
+	if beforeClaim != nil {
+		beforeClaim()
+	}
 	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
 	defer cancel()
+	// The claim is in scope too: read in scope alone, an item whose
+	// customer the operator gave to another reseller just after the read
+	// was claimed, and released, by the reseller that no longer held it.
+	cond, sargs := scopeWhere(scope, 4)
 	res, err := s.DB.ExecContext(ctx, `UPDATE quarantine SET state = 'releasing', released_by = $2, released_us = $3
-		WHERE id = $1 AND state = 'held'`, id, by, now.UnixMicro())
+		WHERE id = $1 AND state = 'held'`+cond, append([]any{id, by, now.UnixMicro()}, sargs...)...)
 	if err != nil {
 		return it, nil, fail("claim a release", err)
 	}
 	if n, err := res.RowsAffected(); err != nil {
 		return it, nil, fail("claim a release", err)
 	} else if n != 1 {
+		cur, err := s.QuarantineItem(ctx, scope, id)
+		if errors.Is(err, tenant.ErrNotFound) && !scope.Operator {
+			if _, err := s.QuarantineItem(ctx, tracking.Scope{Operator: true}, id); err == nil {
+				return it, nil, fmt.Errorf("quarantined message %d: %w", id, tenant.ErrNotFound) // another's now
+			}
+		}
 		// Unread (deleted or expired meanwhile, or a failing read), it
 		// is simply not held.
-		if cur, _ := s.QuarantineItem(ctx, scope, id); cur.State == quarantine.StateReleasing {
+		if cur.State == quarantine.StateReleasing {
 			return it, nil, quarantine.ErrReleasing
 		}
 		return it, nil, quarantine.ErrNotHeld

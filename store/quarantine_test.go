@@ -979,3 +979,40 @@ func TestSMTPUTF8IsKeptWithTheItem(t *testing.T) {
 		})
 	}
 }
+
+// TestReleaseClaimStaysInTheScopeRead: a reseller's release of a held
+// message whose customer the operator gives to another reseller (on
+// another node) between the release's read of the item, in the
+// reseller's scope, and its claim claims nothing: the message is the
+// other reseller's now, and not found for this one, as it is a moment
+// later. It stays held.
+func TestReleaseClaimStaysInTheScopeRead(t *testing.T) {
+	eachDialect(t, (*Store).MigrateQuarantine, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		fx := seedTenants(t, s, 2, 1)
+		ids, err := s.PutQuarantine(ctx, []quarantine.Item{{Time: time.Now(), QueueID: "Q", Domain: "a.example", DomainID: 5,
+			CustomerID: fx.customers[0], Sender: "x@s.example", Recipients: []string{"bob@a.example"}, Size: 10, State: quarantine.StateHeld}},
+			[]byte("gz"), 10, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		beforeClaim = func() {
+			ts := NewTenants(s)
+			c, err := ts.GetCustomer(ctx, fx.customers[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.ResellerID = fx.resellers[1]
+			if _, err := ts.UpdateCustomer(ctx, &c, admin.AuditEntry{Actor: "operator", Action: "update", Object: "x"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		t.Cleanup(func() { beforeClaim = nil })
+		if _, _, err := s.ClaimRelease(ctx, tracking.Scope{ResellerID: fx.resellers[0]}, ids[0], "reseller 1", time.Now()); !errors.Is(err, tenant.ErrNotFound) {
+			t.Errorf("claim after the move: %v, want not found", err)
+		}
+		if it, err := s.QuarantineItem(ctx, tracking.Scope{ResellerID: fx.resellers[1]}, ids[0]); err != nil || it.State != quarantine.StateHeld {
+			t.Errorf("the other reseller's item: %+v, %v; want held", it, err)
+		}
+	})
+}
