@@ -1632,7 +1632,8 @@ const domainsPerRead = 1000
 
 // LoadSince reads what changed after version, in one transaction like
 // Load, from the change log; tenant.ErrChangesGone when the log does not
-// reach back that far, holds more than maxDeltaObjects objects, or the
+// hold every version since (it no longer reaches back that far, or a node
+// without the log wrote one), holds more than maxDeltaObjects objects, or the
 // store is behind the node (it was restored from a backup).
 func (t *Tenants) LoadSince(ctx context.Context, version uint64) (tenant.Delta, error) {
 	var d tenant.Delta
@@ -1641,11 +1642,18 @@ func (t *Tenants) LoadSince(ctx context.Context, version uint64) (tenant.Delta, 
 		if current == version {
 			return nil
 		}
-		var oldest, objects int64
-		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MIN(version), $1), COUNT(*) FROM tenant_changes`, int64(current)+1).Scan(&oldest, &objects); err != nil {
+		if version > current {
+			return tenant.ErrChangesGone
+		}
+		// Every version has its row, so fewer rows than versions since
+		// means the log no longer reaches back, or a node from before the
+		// log (tenants schema 4, still running during a rolling upgrade)
+		// changed tenants without one: a delta would leave its change out.
+		var logged, objects int64
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM tenant_changes WHERE version > $1`, int64(version)).Scan(&logged); err != nil {
 			return mapErr(err, "change log")
 		}
-		if version > current || int64(version)+1 < oldest {
+		if logged != int64(current-version) {
 			return tenant.ErrChangesGone
 		}
 		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM (SELECT DISTINCT kind, object_id FROM tenant_changes WHERE version > $1) ch`,
