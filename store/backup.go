@@ -279,9 +279,9 @@ func badBackup(file, format string, args ...any) error {
 // manifest, gzip CRC, size, SHA-256, SQLite integrity_check, schema
 // versions) in a temporary file beside dbPath; only a backup that passes
 // becomes dbPath, by a hard link that fails if dbPath appeared meanwhile.
-// On any failure nothing in the directory has changed.
-func Restore(ctx context.Context, in, dbPath string) (BackupManifest, error) {
-	var m BackupManifest
+// On any failure nothing in the directory has changed, and a directory
+// made for the restore is removed again.
+func Restore(ctx context.Context, in, dbPath string) (m BackupManifest, err error) {
 	for _, p := range []string{dbPath, dbPath + "-wal", dbPath + "-shm"} {
 		if _, err := os.Lstat(p); err == nil {
 			return m, fmt.Errorf("restore: %s already exists: restore only into a data directory without a database (move the old one away first)", p)
@@ -300,9 +300,19 @@ func Restore(ctx context.Context, in, dbPath string) (BackupManifest, error) {
 		return m, err
 	}
 	dir := filepath.Dir(dbPath)
+	made := missingDirs(dir)
 	if err := os.MkdirAll(dir, fsperm.DirMode); err != nil {
 		return m, fmt.Errorf("restore: create data directory: %w", err)
 	}
+	defer func() {
+		if err != nil {
+			// Left behind, an empty directory owned by whoever restored
+			// keeps the node's user from a later restore into it.
+			for _, d := range made {
+				os.Remove(d)
+			}
+		}
+	}()
 	tmp, err := os.CreateTemp(dir, ".mxgrid-restore-*.db")
 	if err != nil {
 		return m, fmt.Errorf("restore: %w", err)
@@ -391,6 +401,21 @@ func readLine(br *bufio.Reader, max int) (string, error) {
 			return "", io.ErrUnexpectedEOF
 		default:
 			return "", err
+		}
+	}
+}
+
+// missingDirs is dir and those of its parents that do not exist,
+// deepest first.
+func missingDirs(dir string) []string {
+	var missing []string
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Lstat(d); !errors.Is(err, os.ErrNotExist) {
+			return missing
+		}
+		missing = append(missing, d)
+		if filepath.Dir(d) == d {
+			return missing
 		}
 	}
 }

@@ -147,7 +147,8 @@ func TestBackupRestoreWhileWriting(t *testing.T) {
 
 // TestRestoreRefuses: a file that is not a complete, intact backup, or a
 // target that already has a database, is refused with a message saying
-// which, and the target directory is left exactly as it was.
+// which, and the target directory is left exactly as it was (not there
+// at all when restore had to create it).
 // TestBackupKeepsWhatIsNotAFile: -out naming a device, a FIFO or a
 // symlink is refused and left as it was; the backup was renamed over it
 // (-out /dev/null, as root, replaced the device with a file).
@@ -282,6 +283,14 @@ func TestRestoreRefuses(t *testing.T) {
 			}
 			if names := dirNames(t, dir); !reflect.DeepEqual(names, []string{"tenants.snapshot.json"}) {
 				t.Fatalf("target directory now holds %v", names)
+			}
+			// A new node's data directory, which restore creates.
+			fresh := filepath.Join(t.TempDir(), "srv")
+			if _, err := Restore(ctx, in, filepath.Join(fresh, "new-node-data", "mxgrid.db")); !errors.Is(err, ErrBadBackup) {
+				t.Fatalf("into a new directory: err %v, want ErrBadBackup", err)
+			}
+			if _, err := os.Lstat(fresh); !errors.Is(err, os.ErrNotExist) {
+				t.Fatalf("the refused restore left %s behind (%v)", fresh, err)
 			}
 		})
 	}
