@@ -640,6 +640,14 @@ func (c *Cluster) joinLoop(ctx context.Context) {
 			continue
 		}
 		n, err := c.ml.Join(c.cfg.Join)
+		if err == nil && c.numUp() == 1 {
+			// Only this node answered (it is in its own join list), and
+			// memberlist keeps the other entries' errors to itself when
+			// one answers: a wrong key was never named. Those alone tell.
+			if others := c.unjoined(ctx); len(others) > 0 {
+				n, err = c.ml.Join(others)
+			}
+		}
 		c.joinAttempted.Store(true)
 		if err == nil && c.numUp() > 1 {
 			c.log.Info("joined the cluster", "answered", n, "members", c.numUp())
@@ -674,27 +682,7 @@ func (c *Cluster) joinLoop(ctx context.Context) {
 // nothing told them of it again until its next push/pull (30 s on lan,
 // 60 s on wan), while it led beside their leader.
 func (c *Cluster) joinUnlisted(ctx context.Context, up int) {
-	members := map[netip.AddrPort]bool{}
-	c.mu.Lock()
-	for _, r := range c.members {
-		if ap, err := netip.ParseAddrPort(r.addr); err == nil && (r.state == StateAlive || r.state == StateSuspect) {
-			members[netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())] = true
-		}
-	}
-	c.mu.Unlock()
-	var missing []string
-	for _, j := range c.cfg.Join {
-		host, port, _ := net.SplitHostPort(j) // Validate checked the form
-		p, _ := parsePort(port)
-		ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
-		joined := err == nil
-		for _, ip := range ips {
-			joined = joined && members[netip.AddrPortFrom(ip.Unmap(), p)]
-		}
-		if !joined {
-			missing = append(missing, j)
-		}
-	}
+	missing := c.unjoined(ctx)
 	c.mu.Lock()
 	for name, addr := range c.claimants {
 		r, ok := c.members[name]
@@ -717,6 +705,32 @@ func (c *Cluster) joinUnlisted(ctx context.Context, up int) {
 	if n := c.numUp(); n > up {
 		c.log.Info("joined listed nodes that were not members", "join", missing, "members", n)
 	}
+}
+
+// unjoined is the entries of the join list at which no live member is.
+func (c *Cluster) unjoined(ctx context.Context) []string {
+	members := map[netip.AddrPort]bool{}
+	c.mu.Lock()
+	for _, r := range c.members {
+		if ap, err := netip.ParseAddrPort(r.addr); err == nil && (r.state == StateAlive || r.state == StateSuspect) {
+			members[netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())] = true
+		}
+	}
+	c.mu.Unlock()
+	var missing []string
+	for _, j := range c.cfg.Join {
+		host, port, _ := net.SplitHostPort(j) // Validate checked the form
+		p, _ := parsePort(port)
+		ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+		joined := err == nil
+		for _, ip := range ips {
+			joined = joined && members[netip.AddrPortFrom(ip.Unmap(), p)]
+		}
+		if !joined {
+			missing = append(missing, j)
+		}
+	}
+	return missing
 }
 
 // explainJoinError adds the likely cause to memberlist's join errors whose

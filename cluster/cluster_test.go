@@ -56,6 +56,9 @@ type nodeOpts struct {
 	// runAfter, when set, holds the node's Run (its join loop) until it is
 	// closed; its gossip port answers from the start.
 	runAfter chan struct{}
+	// joinSelf lists the node's own bind address (set bind) in its join
+	// list too, as docs/cluster.md says to list every node.
+	joinSelf bool
 }
 
 func startNode(t *testing.T, name, provider string, o nodeOpts) *testNode {
@@ -70,6 +73,9 @@ func startNode(t *testing.T, name, provider string, o nodeOpts) *testNode {
 	cfg.Profile = o.profile
 	for _, j := range o.join {
 		cfg.Join = append(cfg.Join, j.addr())
+	}
+	if o.joinSelf {
+		cfg.Join = append(cfg.Join, cfg.Bind)
 	}
 	if o.tune == nil && o.profile == "" {
 		o.tune = fastTimers
@@ -428,22 +434,32 @@ func TestWrongKeyCannotJoin(t *testing.T) {
 	a := startNode(t, "a", "hetzner", nodeOpts{key: testKey})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			x := startNode(t, "x", "rogue", nodeOpts{key: tt.key, join: []*testNode{a}})
-			waitFor(t, 5*time.Second, "x logs why it cannot join", func() bool {
-				return strings.Contains(x.logs.String(), tt.wantHint)
-			})
-			if _, ok := a.member("x"); ok {
-				t.Error("a lists x")
-			}
-			if len(x.Members()) != 1 {
-				t.Errorf("x sees %v", x.Members())
-			}
-			if level, conds := x.health.Report(); level != health.Degraded || conds[0].Component != componentPeers {
-				t.Errorf("x's readiness: %v %v", level, conds)
-			}
-			x.stop()
+			testWrongKeyCannotJoin(t, a, startNode(t, "x", "rogue", nodeOpts{key: tt.key, join: []*testNode{a}}), tt.wantHint)
+		})
+		// Its own entry answers the join, and memberlist then keeps the
+		// others' errors to itself.
+		t.Run(tt.name+", itself listed", func(t *testing.T) {
+			bind := "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))
+			testWrongKeyCannotJoin(t, a, startNode(t, "x", "rogue", nodeOpts{key: tt.key, bind: bind, joinSelf: true, join: []*testNode{a}}), tt.wantHint)
 		})
 	}
+}
+
+func testWrongKeyCannotJoin(t *testing.T, a, x *testNode, wantHint string) {
+	t.Helper()
+	waitFor(t, 5*time.Second, "x logs why it cannot join", func() bool {
+		return strings.Contains(x.logs.String(), wantHint)
+	})
+	if _, ok := a.member("x"); ok {
+		t.Error("a lists x")
+	}
+	if len(x.Members()) != 1 {
+		t.Errorf("x sees %v", x.Members())
+	}
+	if level, conds := x.health.Report(); level != health.Degraded || conds[0].Component != componentPeers {
+		t.Errorf("x's readiness: %v %v", level, conds)
+	}
+	x.stop()
 }
 
 // TestJoinedBeforeItsOwnJoinStillJoins: a node that another joins before
