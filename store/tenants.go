@@ -706,9 +706,19 @@ func (t *Tenants) DeleteCustomer(ctx context.Context, id, owner int64, a admin.A
 
 // --- domains
 
-const domainCols = `d.id, d.customer_id, c.reseller_id, d.name, d.route, d.tls, d.policy, d.created_us, d.updated_us,
-	COALESCE(rt.rules, '[]'), d.status, d.verify_token, d.pending_since_us`
+var domainCols = `d.id, d.customer_id, c.reseller_id, d.name, d.route, d.tls, d.policy, d.created_us, d.updated_us,
+	COALESCE(rt.rules, '[]'), d.status, d.verify_token, ` + pendingSinceUs("d.")
+
 const domainFrom = ` FROM domains d JOIN customers c ON c.id = d.customer_id LEFT JOIN domain_routes rt ON rt.domain_id = d.id`
+
+// pendingSinceUs is the expression of when a domain row (its columns
+// prefixed by table) became pending. A node from before tenants schema 5,
+// still writing during a rolling upgrade, leaves the column at 0, which
+// made its claims lapse at once: they date from their last update, as
+// that migration dated the claims pending then.
+func pendingSinceUs(table string) string {
+	return "CASE WHEN " + table + "pending_since_us = 0 THEN " + table + "updated_us ELSE " + table + "pending_since_us END"
+}
 
 func scanDomain(sc interface{ Scan(...any) error }) (tenant.DomainRecord, error) {
 	var (
@@ -975,7 +985,7 @@ func forgetTakeover(ctx context.Context, tx *sql.Tx, d *tenant.DomainRecord) err
 // already recorded is kept: the claim that gave it up had gone on from it.
 func rememberClaim(ctx context.Context, tx *sql.Tx, id int64, keep string) error {
 	_, err := tx.ExecContext(ctx, `INSERT INTO domain_claims (name, reseller_id, since_us, verify_token)
-		SELECT d.name, c.reseller_id, d.pending_since_us, d.verify_token FROM domains d JOIN customers c ON c.id = d.customer_id
+		SELECT d.name, c.reseller_id, `+pendingSinceUs("d.")+`, d.verify_token FROM domains d JOIN customers c ON c.id = d.customer_id
 		WHERE d.id = $1 AND d.status = $2 AND d.name <> $3
 		ON CONFLICT (name, reseller_id) DO NOTHING`, id, tenant.StatusPending, keep)
 	return err
@@ -1074,11 +1084,11 @@ func deleteLapsedClaim(ctx context.Context, tx *sql.Tx, id int64, pendingBefore 
 		return err
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO domain_takeovers (name)
-		SELECT name FROM domains WHERE id = $1 AND status = $2 AND pending_since_us < $3
+		SELECT name FROM domains WHERE id = $1 AND status = $2 AND `+pendingSinceUs("")+` < $3
 		ON CONFLICT (name) DO NOTHING`, id, tenant.StatusPending, micros(pendingBefore)); err != nil {
 		return err
 	}
-	return expectRow(tx.ExecContext(ctx, `DELETE FROM domains WHERE id = $1 AND status = $2 AND pending_since_us < $3`,
+	return expectRow(tx.ExecContext(ctx, `DELETE FROM domains WHERE id = $1 AND status = $2 AND `+pendingSinceUs("")+` < $3`,
 		id, tenant.StatusPending, micros(pendingBefore)))
 }
 

@@ -439,3 +439,44 @@ func TestClaimGivenUpKeepsItsClock(t *testing.T) {
 		})
 	}
 }
+
+// TestClaimOfANodeBeforePendingSince: during a rolling upgrade a node from
+// before tenants schema 5 still creates pending domains, leaving
+// pending_since_us at its default 0. Such a claim is pending since its
+// row's last update, as the migration dated those pending then: read as
+// pending since 1970, another reseller took the name over at once
+// instead of after tenants.pending_claim_ttl.
+func TestClaimOfANodeBeforePendingSince(t *testing.T) {
+	for _, tc := range dialects {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			ts := NewTenants(tc.open(t))
+			a := admin.AuditEntry{Actor: "test", Action: "x", Object: "x"}
+			_, c := resellerWithCustomer(t, ts, "holder")
+			d := tenant.DomainRecord{CustomerID: c.ID, Name: "claimed.example", Route: "192.0.2.1:25", TLS: "none",
+				Status: tenant.StatusPending, VerifyToken: "tok", PendingSince: time.Now()}
+			if _, err := ts.CreateDomain(ctx, &d, a); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := ts.st.DB.ExecContext(ctx, `UPDATE domains SET pending_since_us = 0 WHERE id = $1`, d.ID); err != nil {
+				t.Fatal(err)
+			}
+			got, err := ts.DomainByName(ctx, d.Name)
+			if err != nil || !got.PendingSince.Equal(got.Updated) {
+				t.Fatalf("DomainByName = pending since %v (updated %v), %v; want since its update", got.PendingSince, got.Updated, err)
+			}
+			lapsedBefore := time.Now().Add(-72 * time.Hour)
+			if _, err := ts.DeleteLapsedClaim(ctx, d.ID, lapsedBefore, a); !errors.Is(err, tenant.ErrNotFound) {
+				t.Fatalf("DeleteLapsedClaim of a fresh claim: err %v, want ErrNotFound", err)
+			}
+			if _, err := ts.DeleteDomain(ctx, d.ID, a); err != nil {
+				t.Fatal(err)
+			}
+			var since int64
+			if err := ts.st.DB.QueryRowContext(ctx, `SELECT since_us FROM domain_claims WHERE name = $1`, d.Name).Scan(&since); err != nil ||
+				!fromMicros(since).Equal(got.Updated) {
+				t.Fatalf("claim given up remembered as since %v, %v; want %v", fromMicros(since), err, got.Updated)
+			}
+		})
+	}
+}
