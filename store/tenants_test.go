@@ -452,7 +452,7 @@ func TestClaimOfANodeBeforePendingSince(t *testing.T) {
 			ctx := context.Background()
 			ts := NewTenants(tc.open(t))
 			a := admin.AuditEntry{Actor: "test", Action: "x", Object: "x"}
-			_, c := resellerWithCustomer(t, ts, "holder")
+			r, c := resellerWithCustomer(t, ts, "holder")
 			d := tenant.DomainRecord{CustomerID: c.ID, Name: "claimed.example", Route: "192.0.2.1:25", TLS: "none",
 				Status: tenant.StatusPending, VerifyToken: "tok", PendingSince: time.Now()}
 			if _, err := ts.CreateDomain(ctx, &d, a); err != nil {
@@ -469,7 +469,7 @@ func TestClaimOfANodeBeforePendingSince(t *testing.T) {
 			if _, err := ts.DeleteLapsedClaim(ctx, d.ID, lapsedBefore, a); !errors.Is(err, tenant.ErrNotFound) {
 				t.Fatalf("DeleteLapsedClaim of a fresh claim: err %v, want ErrNotFound", err)
 			}
-			if _, err := ts.DeleteDomain(ctx, d.ID, a); err != nil {
+			if _, err := ts.DeleteDomain(ctx, d.ID, r.ID, a); err != nil {
 				t.Fatal(err)
 			}
 			var since int64
