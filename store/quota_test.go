@@ -463,9 +463,7 @@ func TestTokensAndUsersCappedPerReseller(t *testing.T) {
 // were accepted again.
 func TestConcurrentReplacesKeepOneList(t *testing.T) {
 	ctx := context.Background()
-	nodes := twoPostgresNodes(t)
-	f := newQuotaFixture(t, nodes[0].st)
-	f.ts.DefaultQuota = tenant.Quota{}
+	nodes, f := twoUnquotedNodes(t)
 	d, err := f.domain(ctx, f.cust[0], "a.example")
 	if err != nil {
 		t.Fatal(err)
@@ -505,6 +503,16 @@ func TestConcurrentReplacesKeepOneList(t *testing.T) {
 	}
 }
 
+// twoUnquotedNodes are twoPostgresNodes with a quota fixture on the first,
+// its quotas off: the races under test are not the quotas'.
+func twoUnquotedNodes(t *testing.T) ([2]*Tenants, *quotaFixture) {
+	t.Helper()
+	nodes := twoPostgresNodes(t)
+	f := newQuotaFixture(t, nodes[0].st)
+	f.ts.DefaultQuota = tenant.Quota{}
+	return nodes, f
+}
+
 // twoPostgresNodes are two handles on one new PostgreSQL database, as two
 // nodes of a cluster have.
 func twoPostgresNodes(t *testing.T) [2]*Tenants {
@@ -531,9 +539,7 @@ func twoPostgresNodes(t *testing.T) [2]*Tenants {
 // refused.
 func TestConcurrentRecipientWritesAllCommit(t *testing.T) {
 	ctx := context.Background()
-	nodes := twoPostgresNodes(t)
-	f := newQuotaFixture(t, nodes[0].st)
-	f.ts.DefaultQuota = tenant.Quota{}
+	nodes, f := twoUnquotedNodes(t)
 	d, err := f.domain(ctx, f.cust[0], "a.example")
 	if err != nil {
 		t.Fatal(err)
@@ -595,9 +601,7 @@ func TestConcurrentRecipientWritesAllCommit(t *testing.T) {
 // caller got 503, the database unavailable.
 func TestConcurrentNameSwapsConflict(t *testing.T) {
 	ctx := context.Background()
-	nodes := twoPostgresNodes(t)
-	f := newQuotaFixture(t, nodes[0].st)
-	f.ts.DefaultQuota = tenant.Quota{}
+	nodes, f := twoUnquotedNodes(t)
 	var doms [2]tenant.DomainRecord
 	for i, name := range []string{"x.example", "y.example"} {
 		d, err := f.domain(ctx, f.cust[0], name)
