@@ -58,6 +58,11 @@ func TestWritesUnderAParentJustGone(t *testing.T) {
 	ctx := context.Background()
 	noCustomer := tenant.FieldErrors{"customer_id": "no such customer"}
 	noReseller := tenant.FieldErrors{"reseller_id": "no such reseller"}
+	deleteReseller3 := func(f *raceFixture, r3 int64, t *testing.T) {
+		if _, err := f.node[1].DeleteReseller(ctx, r3, quotaAudit); err != nil {
+			t.Fatal(err)
+		}
+	}
 	newDomain := tenant.DomainRecord{Name: "new.example", Route: "192.0.2.1:25", TLS: "opportunistic"}
 	for _, dia := range raceDialects {
 		for _, tc := range []struct {
@@ -106,11 +111,7 @@ func TestWritesUnderAParentJustGone(t *testing.T) {
 			want: noCustomer,
 		}, {
 			name: "customer under a deleted reseller",
-			race: func(f *raceFixture, r3 int64, t *testing.T) {
-				if _, err := f.node[1].DeleteReseller(ctx, r3, quotaAudit); err != nil {
-					t.Fatal(err)
-				}
-			},
+			race: deleteReseller3,
 			write: func(f *raceFixture, svc *admin.Service, r3, _ int64) error {
 				_, err := svc.CreateCustomer(ctx, admin.Operator("operator"), tenant.Customer{ResellerID: r3, Name: "c"})
 				return err
@@ -118,11 +119,7 @@ func TestWritesUnderAParentJustGone(t *testing.T) {
 			want: noReseller,
 		}, {
 			name: "customer by a deleted reseller's own token",
-			race: func(f *raceFixture, r3 int64, t *testing.T) {
-				if _, err := f.node[1].DeleteReseller(ctx, r3, quotaAudit); err != nil {
-					t.Fatal(err)
-				}
-			},
+			race: deleteReseller3,
 			write: func(f *raceFixture, svc *admin.Service, r3, token int64) error {
 				_, err := svc.CreateCustomer(ctx, admin.Principal{ResellerID: r3, TokenID: token, Actor: "token"}, tenant.Customer{Name: "c"})
 				return err
@@ -130,11 +127,7 @@ func TestWritesUnderAParentJustGone(t *testing.T) {
 			want: admin.ErrUnauthenticated,
 		}, {
 			name: "customer moved to a deleted reseller",
-			race: func(f *raceFixture, r3 int64, t *testing.T) {
-				if _, err := f.node[1].DeleteReseller(ctx, r3, quotaAudit); err != nil {
-					t.Fatal(err)
-				}
-			},
+			race: deleteReseller3,
 			write: func(f *raceFixture, svc *admin.Service, r3, _ int64) error {
 				_, err := svc.UpdateCustomer(ctx, admin.Operator("operator"), f.e1.ID, func(c *tenant.Customer) { c.ResellerID = r3 })
 				return err
@@ -142,11 +135,7 @@ func TestWritesUnderAParentJustGone(t *testing.T) {
 			want: noReseller,
 		}, {
 			name: "operator's token for a deleted reseller",
-			race: func(f *raceFixture, r3 int64, t *testing.T) {
-				if _, err := f.node[1].DeleteReseller(ctx, r3, quotaAudit); err != nil {
-					t.Fatal(err)
-				}
-			},
+			race: deleteReseller3,
 			write: func(f *raceFixture, svc *admin.Service, r3, _ int64) error {
 				_, err := svc.CreateToken(ctx, admin.Operator("operator"), admin.Token{ResellerID: r3, Name: "late"})
 				return err
@@ -156,11 +145,7 @@ func TestWritesUnderAParentJustGone(t *testing.T) {
 			// Its own token went with the reseller: a moment later the
 			// request is not authenticated.
 			name: "token of a deleted reseller's own",
-			race: func(f *raceFixture, r3 int64, t *testing.T) {
-				if _, err := f.node[1].DeleteReseller(ctx, r3, quotaAudit); err != nil {
-					t.Fatal(err)
-				}
-			},
+			race: deleteReseller3,
 			write: func(f *raceFixture, svc *admin.Service, r3, token int64) error {
 				_, err := svc.CreateToken(ctx, admin.Principal{ResellerID: r3, TokenID: token, Actor: "token"}, admin.Token{Name: "late"})
 				return err
@@ -168,11 +153,7 @@ func TestWritesUnderAParentJustGone(t *testing.T) {
 			want: admin.ErrUnauthenticated,
 		}, {
 			name: "operator's panel user for a deleted reseller",
-			race: func(f *raceFixture, r3 int64, t *testing.T) {
-				if _, err := f.node[1].DeleteReseller(ctx, r3, quotaAudit); err != nil {
-					t.Fatal(err)
-				}
-			},
+			race: deleteReseller3,
 			write: func(f *raceFixture, svc *admin.Service, r3, _ int64) error {
 				_, err := svc.CreateUser(ctx, admin.Operator("operator"), r3, "late@example.com", "correct horse battery staple")
 				return err
@@ -180,11 +161,7 @@ func TestWritesUnderAParentJustGone(t *testing.T) {
 			want: noReseller,
 		}, {
 			name: "panel user by a deleted reseller's own token",
-			race: func(f *raceFixture, r3 int64, t *testing.T) {
-				if _, err := f.node[1].DeleteReseller(ctx, r3, quotaAudit); err != nil {
-					t.Fatal(err)
-				}
-			},
+			race: deleteReseller3,
 			write: func(f *raceFixture, svc *admin.Service, r3, token int64) error {
 				_, err := svc.CreateUser(ctx, admin.Principal{ResellerID: r3, TokenID: token, Actor: "token"}, 0,
 					"late@example.com", "correct horse battery staple")
@@ -193,22 +170,14 @@ func TestWritesUnderAParentJustGone(t *testing.T) {
 			want: admin.ErrUnauthenticated,
 		}, {
 			name: "logo of a deleted reseller's own login",
-			race: func(f *raceFixture, r3 int64, t *testing.T) {
-				if _, err := f.node[1].DeleteReseller(ctx, r3, quotaAudit); err != nil {
-					t.Fatal(err)
-				}
-			},
+			race: deleteReseller3,
 			write: func(f *raceFixture, svc *admin.Service, r3, token int64) error {
 				return svc.SetLogo(ctx, admin.Principal{ResellerID: r3, TokenID: token, Actor: "token"}, r3, png)
 			},
 			want: admin.ErrUnauthenticated,
 		}, {
 			name: "operator's logo of a deleted reseller",
-			race: func(f *raceFixture, r3 int64, t *testing.T) {
-				if _, err := f.node[1].DeleteReseller(ctx, r3, quotaAudit); err != nil {
-					t.Fatal(err)
-				}
-			},
+			race: deleteReseller3,
 			write: func(f *raceFixture, svc *admin.Service, r3, _ int64) error {
 				return svc.SetLogo(ctx, admin.Operator("operator"), r3, png)
 			},
