@@ -122,19 +122,8 @@ func (s gatedServer) Deliver(context.Context, quarantine.HeldDomain, string, boo
 // message: the connection was cut instead, and the reseller saw an error
 // for a message that was delivered.
 func TestReleaseSlowerThanTheWriteTimeoutIsAnswered(t *testing.T) {
-	ctx := context.Background()
 	server := gatedServer{entered: make(chan struct{}), proceed: make(chan struct{})}
-	var q *quarantine.Service
-	f := newFixture(t, func(st *store.Store, o *admin.ServiceOptions) {
-		q = quarantine.New(quarantine.DefaultConfig(), st, server, nil)
-		o.Quarantine = q
-	})
-	me, customer, dom := f.resellerWithDomain(t, tenant.Reseller{Name: "R"}, tenant.DomainRecord{Name: "c.example", Route: "127.0.0.1:2525"})
-	ids, err := q.Hold(ctx, quarantine.Item{Domain: "c.example", DomainID: dom.ID, CustomerID: customer, Sender: "s@x.example",
-		Recipients: []string{"bob@c.example"}, Subject: "Invoice"}, strings.NewReader("Subject: Invoice\r\n\r\nPay.\r\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	f, me, id := oneHeldInvoice(t, nil, server)
 	mux := http.NewServeMux()
 	f.p.Mount(mux.Handle)
 	const writeTimeout = 100 * time.Millisecond
@@ -142,7 +131,7 @@ func TestReleaseSlowerThanTheWriteTimeoutIsAnswered(t *testing.T) {
 	srv.Config.WriteTimeout = writeTimeout
 	srv.Start()
 	t.Cleanup(srv.Close)
-	req := httptest.NewRequest("POST", "/panel/quarantine/"+strconv.FormatInt(ids[0], 10)+"/release", nil)
+	req := httptest.NewRequest("POST", "/panel/quarantine/"+strconv.FormatInt(id, 10)+"/release", nil)
 	login := httptest.NewRecorder()
 	if err := f.p.createSession(login, req, f.session(t, me)); err != nil {
 		t.Fatal(err)
@@ -181,19 +170,8 @@ func TestReleaseSlowerThanTheWriteTimeoutIsAnswered(t *testing.T) {
 // store's outage ("try again later") for a message in the mailbox. It
 // shows the released message, saying its record is pending.
 func TestReleaseDeliveredWhileTheStoreIsDownSaysSo(t *testing.T) {
-	ctx := context.Background()
-	var q *quarantine.Service
-	f := newFixture(t, func(st *store.Store, o *admin.ServiceOptions) {
-		q = quarantine.New(quarantine.DefaultConfig(), quarantinetest.NewRecordingDown(st), &customerServer{}, nil)
-		o.Quarantine = q
-	})
-	me, customer, dom := f.resellerWithDomain(t, tenant.Reseller{Name: "R"}, tenant.DomainRecord{Name: "c.example", Route: "127.0.0.1:2525"})
-	ids, err := q.Hold(ctx, quarantine.Item{Domain: "c.example", DomainID: dom.ID, CustomerID: customer, Sender: "s@x.example",
-		Recipients: []string{"bob@c.example"}, Subject: "Invoice"}, strings.NewReader("Subject: Invoice\r\n\r\nPay.\r\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	code, body := f.post(t, me, "/panel/quarantine/"+itoa(ids[0])+"/release")
+	f, me, id := oneHeldInvoice(t, func(st *store.Store) quarantine.Store { return quarantinetest.NewRecordingDown(st) }, &customerServer{})
+	code, body := f.post(t, me, "/panel/quarantine/"+itoa(id)+"/release")
 	if code != http.StatusOK || !strings.Contains(body, "was delivered") || !strings.Contains(body, "released") || strings.Contains(body, "try again") {
 		t.Fatalf("release delivered while the store is down: %d, want 200 saying it was delivered:\n%.2000s", code, body)
 	}
@@ -205,23 +183,35 @@ func TestReleaseDeliveredWhileTheStoreIsDownSaysSo(t *testing.T) {
 // longer held, and the sender was never allowed. It shows the released
 // message, saying the sender is to be allowed on the domain's page.
 func TestReleaseAndAllowDeliveredButNotAllowedSaysSo(t *testing.T) {
-	ctx := context.Background()
-	var q *quarantine.Service
-	f := newFixture(t, func(st *store.Store, o *admin.ServiceOptions) {
-		q = quarantine.New(quarantine.DefaultConfig(), quarantinetest.DomainsGoneAfterRecording{Store: st}, &customerServer{}, nil)
-		o.Quarantine = q
-	})
-	me, customer, dom := f.resellerWithDomain(t, tenant.Reseller{Name: "R"}, tenant.DomainRecord{Name: "c.example", Route: "127.0.0.1:2525"})
-	ids, err := q.Hold(ctx, quarantine.Item{Domain: "c.example", DomainID: dom.ID, CustomerID: customer, Sender: "s@x.example",
-		Recipients: []string{"bob@c.example"}, Subject: "Invoice"}, strings.NewReader("Subject: Invoice\r\n\r\nPay.\r\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req := httptest.NewRequest("POST", "/panel/quarantine/"+itoa(ids[0])+"/release", strings.NewReader("csrf=tok&allow=1"))
+	f, me, id := oneHeldInvoice(t, func(st *store.Store) quarantine.Store { return quarantinetest.DomainsGoneAfterRecording{Store: st} }, &customerServer{})
+	req := httptest.NewRequest("POST", "/panel/quarantine/"+itoa(id)+"/release", strings.NewReader("csrf=tok&allow=1"))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	code, body := f.serve(t, me, req)
 	if code != http.StatusOK || !strings.Contains(body, "was delivered") || !strings.Contains(body, "allow list") ||
 		strings.Contains(body, "now on the domain") || strings.Contains(strings.ToLower(body), "try again") {
 		t.Fatalf("release delivered, sender not allowed: %d, want 200 saying so:\n%.2000s", code, body)
 	}
+}
+
+// oneHeldInvoice is a panel fixture whose quarantine, over the store as
+// wrap makes it (nil: the store itself), delivers to deliver; it holds one
+// message of reseller me's domain c.example, id.
+func oneHeldInvoice(t *testing.T, wrap func(*store.Store) quarantine.Store, deliver quarantine.Deliverer) (f *fixture, me admin.Principal, id int64) {
+	t.Helper()
+	var q *quarantine.Service
+	f = newFixture(t, func(st *store.Store, o *admin.ServiceOptions) {
+		var qs quarantine.Store = st
+		if wrap != nil {
+			qs = wrap(st)
+		}
+		q = quarantine.New(quarantine.DefaultConfig(), qs, deliver, nil)
+		o.Quarantine = q
+	})
+	me, customer, dom := f.resellerWithDomain(t, tenant.Reseller{Name: "R"}, tenant.DomainRecord{Name: "c.example", Route: "127.0.0.1:2525"})
+	ids, err := q.Hold(context.Background(), quarantine.Item{Domain: "c.example", DomainID: dom.ID, CustomerID: customer, Sender: "s@x.example",
+		Recipients: []string{"bob@c.example"}, Subject: "Invoice"}, strings.NewReader("Subject: Invoice\r\n\r\nPay.\r\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f, me, ids[0]
 }
