@@ -21,7 +21,8 @@ var ErrWeak = errors.New("weak key")
 
 // KeyProblem says why decoded key bytes are not fit to guard gossip beyond
 // loopback or to sign digest links (notify.link_keys), or nil. It catches
-// published keys, runs of one byte ("AAAA…"), repeated patterns, and keys
+// published keys, runs of one byte ("AAAA…"), keys of few different bytes
+// (under half, or 128), repeated patterns, and keys
 // that are all printable text (a passphrase, hex, "0123…"), which 32 random
 // bytes are with odds of about 1 in 10^14.
 func KeyProblem(k []byte) error {
@@ -33,7 +34,7 @@ func KeyProblem(k []byte) error {
 	if len(k) == 0 {
 		return fmt.Errorf("%w: empty", ErrWeak)
 	}
-	if err := patternProblem(k, len(k)/2, "bytes"); err != nil {
+	if err := patternProblem(k, min(len(k)/2, maxKeyDistinct), "bytes"); err != nil {
 		return fmt.Errorf("%w; generate one with `mxgrid keygen`", err)
 	}
 	if !bytes.ContainsFunc(k, func(r rune) bool { return r < 0x20 || r > 0x7e }) {
@@ -41,6 +42,13 @@ func KeyProblem(k []byte) error {
 	}
 	return nil
 }
+
+// maxKeyDistinct caps the half of a key's bytes that must differ: n random
+// bytes hold about 256(1-e^(-n/256)) different values, fewer than n/2 from
+// about 400 on (a 512-byte key, 224), so longer generated keys were all
+// refused. 128 is about seven standard deviations under a random key's count at
+// 256 bytes, where the cap starts to matter.
+const maxKeyDistinct = 128
 
 // minTextDistinct is the fewest different characters a text secret of 32
 // or more may hold: 32 random hex digits hold fewer than 8 with odds of
