@@ -187,16 +187,24 @@ func (c *gateConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// tighten gives a read already waiting between messages the stress
-// timeout, counted from our last reply as any command's: it would
-// otherwise keep the usual one, minutes, until the client's next command.
-func (c *gateConn) tighten(timeout time.Duration) {
+// retime gives a read already waiting between messages the timeout now
+// in force, counted from our last reply as any command's: entering
+// stress, it would otherwise keep the usual one, minutes, until the
+// client's next command; leaving it, the stress one, and the client be
+// shown out after the stress had ended.
+func (c *gateConn) retime(timeout time.Duration, lowered bool) {
 	r := c.repliedAt.Load()
-	if r == 0 || c.dataDeadline.Load() != 0 || c.goingAway.Load() {
+	if r == 0 || c.dataDeadline.Load() != 0 {
 		return
 	}
-	c.stressDeadline.Store(true)
+	c.stressDeadline.Store(lowered)
 	c.readBy.set(time.Unix(0, r+int64(timeout)), c.Conn.SetReadDeadline)
+	// Checked after, as in Read: closeIdle sets the flag, then "now",
+	// which the deadline above must not replace unseen (leaving stress
+	// is what a shutdown's closing sessions bring about).
+	if c.goingAway.Load() {
+		c.Conn.SetReadDeadline(time.Now())
+	}
 }
 
 // sayGoodbye answers an idle client during shutdown (RFC 5321 §3.8: 421

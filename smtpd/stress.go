@@ -65,7 +65,7 @@ func (s *Server) updateStress(n int) {
 		}
 		if lowered {
 			for c := range s.conns {
-				c.tighten(timeout)
+				c.retime(timeout, true)
 			}
 		}
 	case stressed && n < s.stressOff:
@@ -74,6 +74,11 @@ func (s *Server) updateStress(n int) {
 		s.log.Warn("SMTP connections below the low-water mark: usual session limits again", "connections", n, "max_connections", s.cfg.MaxConnections)
 		if s.deps.Health != nil {
 			s.deps.Health.Set(healthStress, health.OK, "")
+		}
+		for c := range s.conns {
+			if c.stressDeadline.Load() {
+				c.retime(s.cfg.CommandTimeout, false)
+			}
 		}
 	}
 }

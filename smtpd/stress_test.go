@@ -223,3 +223,25 @@ func TestStressSparesMessagesUnderway(t *testing.T) {
 		t.Errorf("/readyz lists %+v after the stress", conds)
 	}
 }
+
+// TestStressEndsForSessionsWaiting: a session that began waiting for its
+// next command under stress gets the usual command timeout back when the
+// node leaves stress. Before, it kept the stress deadline set as it began
+// to wait, and was shown out with 421 after the stress had ended, counted
+// as stress's doing.
+func TestStressEndsForSessionsWaiting(t *testing.T) {
+	n, _, stress := stressNode(t)
+	var held []*client
+	for i := range 8 {
+		held = append(held, greet(t, dialAs(t, n.SMTPAddr(), fmt.Sprintf("2001:db8:%x::%d", i/2, i%2+1))))
+	}
+	waitStress(t, n, 1)
+	c := greet(t, dialAs(t, n.SMTPAddr(), "2001:db8:ff::1"))
+	for _, h := range held {
+		h.c.Close()
+	}
+	waitStress(t, n, 0)
+	time.Sleep(3 * stress)
+	c.cmd(250, "NOOP")
+	c.cmd(221, "QUIT")
+}
