@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/mxgrid/mxgrid/mailaddr"
+	"github.com/mxgrid/mxgrid/netguard"
 	"github.com/mxgrid/mxgrid/scanner"
 	"github.com/mxgrid/mxgrid/tenant"
 )
@@ -38,9 +39,13 @@ func (ss *session) ownMail(msg *scanner.Message) bool {
 }
 
 // blocked reports whether dom's block lists refuse this client or sender;
-// checked at RCPT so a blocked sender never sends its message.
+// checked at RCPT so a blocked sender never sends its message. A client
+// whose IPv6 address carries an IPv4 one (6to4, NAT64) is that IPv4 host
+// to the block list, as to the per-client limits: a blocked host came
+// back in through its 6to4 site. The allow list is not widened so.
 func (ss *session) blocked(dom *tenant.Domain) bool {
-	return matchesIP(dom.Lists.IPBlock, ss.clientIP) || matchesSender(dom.Lists.SenderBlock, ss.from)
+	return matchesIP(dom.Lists.IPBlock, ss.clientIP) || matchesIP(dom.Lists.IPBlock, netguard.Embedded(ss.clientIP)) ||
+		matchesSender(dom.Lists.SenderBlock, ss.from)
 }
 
 // matchesIP reports whether ip is in one of the prefixes of list, parsed

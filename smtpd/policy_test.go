@@ -93,6 +93,19 @@ func TestDomainPolicyOverSMTP(t *testing.T) {
 	})
 	// A dual-stack listener's logs show IPv4 clients as ::ffff:a.b.c.d;
 	// a network copied in that form held no client, which is unmapped.
+	// 2002:cb00:7105::/48 is 203.0.113.5's 6to4 site, 64:ff9b::cb00:7105
+	// the same host through a NAT64 gateway.
+	for _, src := range []string{"2002:cb00:7105:1::9", "64:ff9b::cb00:7105"} {
+		t.Run("ip block list refuses the IPv4 host through "+src, func(t *testing.T) {
+			n, _ := startWithScore(t, scoreCheck{}, func(c *config.Config) {
+				c.SMTP.TrustedProxies = []string{"127.0.0.0/8"}
+				c.Domains[0].IPBlock = []string{"203.0.113.5"}
+			})
+			c := greet(t, dialAs(t, n.SMTPAddr(), src))
+			c.cmd(250, "MAIL FROM:<a@partner.test>")
+			c.cmd(550, "RCPT TO:<bob@example.org>")
+		})
+	}
 	t.Run("ip block list in the IPv4-mapped form refuses the IPv4 client", func(t *testing.T) {
 		n, _ := startWithScore(t, scoreCheck{}, func(c *config.Config) { c.Domains[0].IPBlock = []string{"::ffff:127.0.0.0/104"} })
 		c := dial(t, n.SMTPAddr())
