@@ -118,7 +118,7 @@ func FuzzOf(f *testing.F) {
 	f.Fuzz(func(t *testing.T, remote, xff string) {
 		req := &http.Request{RemoteAddr: remote, Header: http.Header{"X-Forwarded-For": {xff}}}
 		got := r.Of(req)
-		peer := parseHost(remote)
+		peer := peerOf(req)
 		if !peer.IsValid() || !r.isTrusted(peer) {
 			if got != peer {
 				t.Fatalf("untrusted peer %q: got %v from the header", remote, got)
