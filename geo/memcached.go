@@ -254,7 +254,13 @@ func decodeLocation(b []byte) (Location, error) {
 		if math.Abs(loc.Lat) > 90 || math.Abs(loc.Lon) > 180 {
 			d.err = true
 		}
-		loc.AccuracyKM = int(d.uvarint())
+		// GeoIP's radius is 16 bits: a value past that is not ours, and
+		// one past int's range was read back negative.
+		accuracy := d.uvarint()
+		if accuracy > math.MaxUint16 {
+			d.err = true
+		}
+		loc.AccuracyKM = int(accuracy)
 		loc.CountryName = d.string()
 		loc.City = d.string()
 	}
