@@ -761,3 +761,47 @@ func TestTakeOverBesideCreateDoesNotDeadlock(t *testing.T) {
 		t.Fatalf("the take-over beside the create: %v", err)
 	}
 }
+
+// TestConcurrentDomainAndCustomerDeletesDoNotDeadlock: on PostgreSQL, a
+// domain's delete and its customer's, made at the same moment on two
+// nodes, run one after the other: the domain goes, and the customer goes
+// too or is refused for the domain it still held (409). The domain's
+// delete locked its row for update, then its customer's for share, while
+// the customer's delete held its own row and, checking its foreign key,
+// waited for the domain's: they deadlocked, PostgreSQL aborted one, and
+// its caller got 503, the database unavailable.
+func TestConcurrentDomainAndCustomerDeletesDoNotDeadlock(t *testing.T) {
+	ctx := context.Background()
+	nodes := twoPostgresNodes(t)
+	f := newQuotaFixture(t, nodes[0].st)
+	f.ts.DefaultQuota = tenant.Quota{}
+	for round := range 200 {
+		c := tenant.Customer{ResellerID: f.r1.ID, Name: "c", MapKey: fmt.Sprintf("k%d", round)}
+		if _, err := f.ts.CreateCustomer(ctx, &c, quotaAudit); err != nil {
+			t.Fatal(err)
+		}
+		d, err := f.domain(ctx, c.ID, fmt.Sprintf("d%d.example", round))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		wg.Go(func() {
+			<-start
+			if _, err := nodes[0].DeleteDomain(ctx, d.ID, d.ResellerID, quotaAudit); err != nil {
+				t.Errorf("round %d: deleting the domain: %v", round, err)
+			}
+		})
+		wg.Go(func() {
+			<-start
+			if _, err := nodes[1].DeleteCustomer(ctx, c.ID, c.ResellerID, quotaAudit); err != nil && !errors.Is(err, tenant.ErrConflict) {
+				t.Errorf("round %d: deleting the customer: %v, want done or a conflict", round, err)
+			}
+		})
+		close(start)
+		wg.Wait()
+		if t.Failed() {
+			return
+		}
+	}
+}

@@ -889,7 +889,7 @@ func (t *Tenants) updateDomain(ctx context.Context, d *tenant.DomainRecord, owne
 				return err
 			}
 		}
-		if err := t.lockOwnedDomain(ctx, tx, d.ID, owner, noKeyUpdate); err != nil {
+		if err := t.lockOwnedDomain(ctx, tx, d.ID, owner); err != nil {
 			return err
 		}
 		if err := rememberFreedName(ctx, tx, d.ID, d.Name); err != nil {
@@ -1025,7 +1025,7 @@ func continueClaim(ctx context.Context, tx *sql.Tx, d *tenant.DomainRecord, rese
 
 func (t *Tenants) DeleteDomain(ctx context.Context, id, owner int64, a admin.AuditEntry) (uint64, error) {
 	return t.write(ctx, "domain "+strconv.FormatInt(id, 10), a, changed{changedDomain, &id}, func(tx *sql.Tx) error {
-		if err := t.lockOwnedDomain(ctx, tx, id, owner, "UPDATE"); err != nil {
+		if err := t.lockOwnedDomain(ctx, tx, id, owner); err != nil {
 			return err
 		}
 		if err := rememberFreedName(ctx, tx, id, ""); err != nil {
@@ -1209,7 +1209,7 @@ func (t *Tenants) AddRecipients(ctx context.Context, domainID, owner int64, loca
 	added := 0
 	now := micros(nowUTC())
 	v, err := t.write(ctx, "recipients", a, changed{changedDomain, &domainID}, func(tx *sql.Tx) error {
-		if err := t.lockOwnedDomain(ctx, tx, domainID, owner, noKeyUpdate); err != nil {
+		if err := t.lockOwnedDomain(ctx, tx, domainID, owner); err != nil {
 			return err
 		}
 		var removed int64
@@ -1262,7 +1262,7 @@ func (t *Tenants) AddRecipients(ctx context.Context, domainID, owner int64, loca
 
 func (t *Tenants) DeleteRecipient(ctx context.Context, domainID, owner int64, local string, a admin.AuditEntry) (uint64, error) {
 	return t.write(ctx, "recipient "+local, a, changed{changedDomain, &domainID}, func(tx *sql.Tx) error {
-		if err := t.lockOwnedDomain(ctx, tx, domainID, owner, noKeyUpdate); err != nil {
+		if err := t.lockOwnedDomain(ctx, tx, domainID, owner); err != nil {
 			return err
 		}
 		if err := expectRow(tx.ExecContext(ctx, `DELETE FROM recipients WHERE domain_id = $1 AND local = $2`, domainID, local)); err != nil {
@@ -1272,11 +1272,6 @@ func (t *Tenants) DeleteRecipient(ctx context.Context, domainID, owner int64, lo
 	})
 }
 
-// noKeyUpdate is the row lock of a write that leaves the row's keys as
-// they are (PostgreSQL's FOR NO KEY UPDATE), the least that orders such
-// writes: foreign keys' KEY SHARE locks need not wait for it.
-const noKeyUpdate = "NO KEY UPDATE"
-
 // lockOwnedDomain finds domain id held by reseller owner, the one the
 // service checked it against, before the write that follows; missing or
 // another's, it is ErrNotFound, as the service answers for an object the
@@ -1285,21 +1280,24 @@ const noKeyUpdate = "NO KEY UPDATE"
 // customer) to another reseller between the check and the write had one
 // reseller delete, import into or reroute another's domain.
 //
-// On PostgreSQL it locks the domain's row (lock: FOR UPDATE for a
-// delete, noKeyUpdate otherwise, the lock its write takes anyway, taken
-// first) and its customer's (FOR SHARE), so that neither changes hands
-// before the write commits; SQLite's one connection writes one
-// transaction at a time already. The domain's row locked first also
-// orders a domain's recipient writes: each replace's DELETE reads what
-// the one before committed (at once, on two nodes, the second deleted
-// only the rows committed when it began and left the first's new list
-// beside its own), and no two deadlock (each locked its recipients in its
-// own order, an import's list or a replace's DELETE, and the domain's row,
-// for its count, last).
-func (t *Tenants) lockOwnedDomain(ctx context.Context, tx *sql.Tx, id, owner int64, lock string) error {
+// On PostgreSQL it locks the domain's row (FOR NO KEY UPDATE, the least
+// that orders its writes) and its customer's (FOR SHARE), so that neither
+// changes hands before the write commits; SQLite's one connection writes
+// one transaction at a time already. A delete's FOR UPDATE is left to its
+// DELETE: taken here, the customer's delete, holding its own row and
+// checking its foreign key (KEY SHARE of the domain's, which NO KEY
+// UPDATE lets through), waited for the domain's delete, which waited for
+// the customer's row, and PostgreSQL aborted one as deadlocked. The
+// domain's row locked first also orders a domain's recipient writes: each
+// replace's DELETE reads what the one before committed (at once, on two
+// nodes, the second deleted only the rows committed when it began and
+// left the first's new list beside its own), and no two deadlock (each
+// locked its recipients in its own order, an import's list or a
+// replace's DELETE, and the domain's row, for its count, last).
+func (t *Tenants) lockOwnedDomain(ctx context.Context, tx *sql.Tx, id, owner int64) error {
 	locks := ""
 	if t.st.Dialect == Postgres {
-		locks = " FOR " + lock + " OF d FOR SHARE OF c"
+		locks = " FOR NO KEY UPDATE OF d FOR SHARE OF c"
 	}
 	var held int64
 	if err := tx.QueryRowContext(ctx, `SELECT c.reseller_id FROM domains d JOIN customers c ON c.id = d.customer_id WHERE d.id = $1`+locks,
