@@ -253,6 +253,46 @@ func TestQuarantineReadyAgainOnceTheStoreIs(t *testing.T) {
 	}
 }
 
+// TestQuarantineStaysDegradedWhileItsStoreTakesNoHolds: a store that
+// answers reads but takes no holds (a PostgreSQL primary's disk full, or
+// its address now a read-only standby's) leaves the quarantine degraded
+// in /readyz until it takes them again. The re-check read the newest
+// item, which such a store answers, and cleared the condition within 5 s
+// while every message to hold was still tagged and delivered, so /readyz
+// (and an alert on it) said the quarantine was fine but for a few seconds
+// after each failed hold.
+func TestQuarantineStaysDegradedWhileItsStoreTakesNoHolds(t *testing.T) {
+	sink := smtptest.StartSink(t)
+	n := quarantineNode(t, sink.Addr, nil)
+	db := nodeDB(t, n)
+	if _, err := db.Exec(`CREATE TRIGGER no_holds BEFORE INSERT ON quarantine_bodies BEGIN SELECT RAISE(ABORT, 'no room'); END`); err != nil {
+		t.Fatal(err)
+	}
+	if code, reply := smtptest.Send(t, n.SMTPAddr(), "x@sender.example", "bob@example.org", []byte(tagBandMessage)); code != 250 {
+		t.Fatalf("with the quarantine failing: %d %s", code, reply)
+	}
+	// Two re-checks (every 5 s) and some.
+	for deadline := time.Now().Add(12 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if !quarantineDegraded(t, n) {
+			t.Fatal("/readyz says the quarantine is fine, its store taking no holds")
+		}
+	}
+	if _, err := db.Exec(`DROP TRIGGER no_holds`); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for quarantineDegraded(t, n) {
+		if time.Now().After(deadline) {
+			t.Fatal("/readyz still says the quarantine is failing, its store taking holds again")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	var rows int
+	if err := db.QueryRow(`SELECT (SELECT COUNT(*) FROM quarantine) + (SELECT COUNT(*) FROM quarantine_bodies)`).Scan(&rows); err != nil || rows != 0 {
+		t.Fatalf("the re-checks left %d rows held, %v", rows, err)
+	}
+}
+
 // nodeDB opens the node's SQLite database beside it, to break the store
 // under it.
 func nodeDB(t *testing.T, n *nodetest.Node) *sql.DB {

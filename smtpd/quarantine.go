@@ -19,7 +19,7 @@ import (
 // Quarantiner keeps a message instead of delivering it; *quarantine.Service.
 type Quarantiner interface {
 	Hold(ctx context.Context, it quarantine.Item, msg io.Reader) ([]int64, error)
-	// Ready reports whether the quarantine's store answers, without
+	// Ready reports whether the quarantine's store takes holds, without
 	// holding anything.
 	Ready(ctx context.Context) error
 }
@@ -71,7 +71,7 @@ func (s *Server) setQuarantineHealthLocked(fault quarantineFault, reason string)
 }
 
 // RecheckQuarantine clears the quarantine's degraded condition once what
-// a failed hold reported has mended: the store answers again, or the disk
+// a failed hold reported has mended: the store takes holds again, or the disk
 // has smtp.spool_min_free. Only the next message held cleared it, and on
 // a node whose quarantining domains get little tag-band mail that was
 // hours after the store came back: /readyz, and alerts on it, said the

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -195,48 +196,9 @@ func (s *Store) PutQuarantine(ctx context.Context, items []quarantine.Item, gz [
 		return nil, fail("quarantine a message: begin", err)
 	}
 	defer tx.Rollback()
-	var bodyID int64
-	// The cost goes twice: PostgreSQL deduces one type per parameter, and
-	// the sum is numeric where the column is bigint.
-	err = tx.QueryRowContext(ctx, `INSERT INTO quarantine_bodies (size, body, domain_id) SELECT $2, $3, $1 WHERE `+heldBytes+` + $5 <= $4 RETURNING id`,
-		msg.DomainID, cost, gz, maxBytes, cost).Scan(&bodyID)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, quarantine.ErrOverCap
-	}
+	ids, bodyID, err := s.putHold(ctx, tx, items, gz, cost, maxBytes)
 	if err != nil {
-		return nil, fail("quarantine a message", err)
-	}
-	if s.Dialect == Postgres {
-		// The insert's check read the bodies committed when it began:
-		// holds of a domain racing at its cap all passed it. Checked
-		// again under the domain's lock, with this body, which is
-		// written before the lock is taken: the lock is held only for
-		// the check, the rows and the commit, a waiting hold takes a
-		// pooled connection for little time, and a domain that is
-		// clearly full is still refused by the insert, writing nothing.
-		if _, err := tx.ExecContext(ctx, holdLock, msg.DomainID); err != nil {
-			return nil, fail("quarantine a message: lock its domain", err)
-		}
-		var within bool
-		if err := tx.QueryRowContext(ctx, `SELECT `+heldBytes+` <= $2`, msg.DomainID, maxBytes).Scan(&within); err != nil {
-			return nil, fail("quarantine a message", err)
-		}
-		if !within {
-			return nil, quarantine.ErrOverCap
-		}
-	}
-	ids := make([]int64, 0, len(items))
-	for _, it := range items {
-		var id int64
-		err := tx.QueryRowContext(ctx, `INSERT INTO quarantine (at_us, queue_id, domain, domain_id, customer_id, sender, recipients,
-			subject, message_id, size, score, symbols, state, released_by, released_us, body_id, smtputf8)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, '', 0, $14, $15) RETURNING id`,
-			it.Time.UnixMicro(), it.QueueID, it.Domain, it.DomainID, it.CustomerID, it.Sender, strings.Join(it.Recipients, " "),
-			it.Subject, it.MessageID, it.Size, it.Score, strings.Join(it.Symbols, " "), string(quarantine.StateHeld), bodyID, it.SMTPUTF8).Scan(&id)
-		if err != nil {
-			return nil, fail("quarantine a message", err)
-		}
-		ids = append(ids, id)
+		return nil, err
 	}
 	if beforeQuarantineCommit != nil {
 		beforeQuarantineCommit(ctx, tx)
@@ -248,6 +210,74 @@ func (s *Store) PutQuarantine(ctx context.Context, items []quarantine.Item, gz [
 		return nil, fail("quarantine a message: commit", err)
 	}
 	return ids, nil
+}
+
+// putHold writes a hold's rows in tx: its body, then one item per
+// recipient. It returns the items' ids and the body's.
+func (s *Store) putHold(ctx context.Context, tx *sql.Tx, items []quarantine.Item, gz []byte, cost, maxBytes int64) ([]int64, int64, error) {
+	msg := items[0]
+	var bodyID int64
+	// The cost goes twice: PostgreSQL deduces one type per parameter, and
+	// the sum is numeric where the column is bigint.
+	err := tx.QueryRowContext(ctx, `INSERT INTO quarantine_bodies (size, body, domain_id) SELECT $2, $3, $1 WHERE `+heldBytes+` + $5 <= $4 RETURNING id`,
+		msg.DomainID, cost, gz, maxBytes, cost).Scan(&bodyID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, 0, quarantine.ErrOverCap
+	}
+	if err != nil {
+		return nil, 0, fail("quarantine a message", err)
+	}
+	if s.Dialect == Postgres {
+		// The insert's check read the bodies committed when it began:
+		// holds of a domain racing at its cap all passed it. Checked
+		// again under the domain's lock, with this body, which is
+		// written before the lock is taken: the lock is held only for
+		// the check, the rows and the commit, a waiting hold takes a
+		// pooled connection for little time, and a domain that is
+		// clearly full is still refused by the insert, writing nothing.
+		if _, err := tx.ExecContext(ctx, holdLock, msg.DomainID); err != nil {
+			return nil, 0, fail("quarantine a message: lock its domain", err)
+		}
+		var within bool
+		if err := tx.QueryRowContext(ctx, `SELECT `+heldBytes+` <= $2`, msg.DomainID, maxBytes).Scan(&within); err != nil {
+			return nil, 0, fail("quarantine a message", err)
+		}
+		if !within {
+			return nil, 0, quarantine.ErrOverCap
+		}
+	}
+	ids := make([]int64, 0, len(items))
+	for _, it := range items {
+		var id int64
+		err := tx.QueryRowContext(ctx, `INSERT INTO quarantine (at_us, queue_id, domain, domain_id, customer_id, sender, recipients,
+			subject, message_id, size, score, symbols, state, released_by, released_us, body_id, smtputf8)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, '', 0, $14, $15) RETURNING id`,
+			it.Time.UnixMicro(), it.QueueID, it.Domain, it.DomainID, it.CustomerID, it.Sender, strings.Join(it.Recipients, " "),
+			it.Subject, it.MessageID, it.Size, it.Score, strings.Join(it.Symbols, " "), string(quarantine.StateHeld), bodyID, it.SMTPUTF8).Scan(&id)
+		if err != nil {
+			return nil, 0, fail("quarantine a message", err)
+		}
+		ids = append(ids, id)
+	}
+	return ids, bodyID, nil
+}
+
+// QuarantineTakesHolds makes a hold's writes, an empty message of no
+// domain, in a transaction it rolls back: what a failed hold needs of the
+// store to be mended. A read is not enough: a store that answers reads
+// but takes no writes (a PostgreSQL primary's disk full, or its address
+// now a read-only standby's) passed it, and the quarantine read as
+// mended a few seconds after every failed hold.
+func (s *Store) QuarantineTakesHolds(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
+	defer cancel()
+	tx, err := s.DB.BeginTx(ctx, nil)
+	if err != nil {
+		return fail("try a hold: begin", err)
+	}
+	defer tx.Rollback()
+	_, _, err = s.putHold(ctx, tx, []quarantine.Item{{}}, []byte{}, 0, math.MaxInt64)
+	return err
 }
 
 // heldAfterAll reports whether a hold whose commit failed on PostgreSQL

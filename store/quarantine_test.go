@@ -1016,3 +1016,44 @@ func TestReleaseClaimStaysInTheScopeRead(t *testing.T) {
 		}
 	})
 }
+
+// TestQuarantineTakesHoldsOnlyWhenItDoes: on PostgreSQL, the quarantine's
+// readiness check fails on a database that answers reads but takes no
+// writes (a read-only standby, as a primary's address may name after a
+// failover), where holds fail, and passes on one that takes them, leaving
+// nothing held.
+func TestQuarantineTakesHoldsOnlyWhenItDoes(t *testing.T) {
+	ctx := context.Background()
+	dsn := testenv.PostgresDB(t)
+	open := func() *Store {
+		s, err := Open(Config{Driver: Postgres, DSN: dsn, Timeout: 30 * time.Second}, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	s := open()
+	if err := s.MigrateQuarantine(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.QuarantineTakesHolds(ctx); err != nil {
+		t.Fatalf("a store taking holds: %v", err)
+	}
+	if list, err := s.ListQuarantine(ctx, quarantine.Filter{Scope: tracking.Scope{Operator: true}, Limit: 10}); err != nil || len(list) != 0 {
+		t.Fatalf("after the check: held %v, %v; want nothing", list, err)
+	}
+	if _, err := s.DB.ExecContext(ctx, `DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET default_transaction_read_only = on', current_database()); END $$`); err != nil {
+		t.Fatal(err)
+	}
+	ro := open()
+	if _, err := ro.ListQuarantine(ctx, quarantine.Filter{Scope: tracking.Scope{Operator: true}, Limit: 1}); err != nil {
+		t.Fatalf("the read-only store does not answer a read: %v", err)
+	}
+	if _, err := ro.PutQuarantine(ctx, []quarantine.Item{{Domain: "a.example", DomainID: 5, CustomerID: 3}}, []byte("gz"), 10, 1<<20); err == nil {
+		t.Fatal("the read-only store took a hold")
+	}
+	if err := ro.QuarantineTakesHolds(ctx); err == nil {
+		t.Fatal("the check passes on a store that takes no holds")
+	}
+}
