@@ -41,8 +41,9 @@ import (
 // the new version. A write of an existing customer's or domain's takes
 // owner, the reseller the service found holding it: held by another by
 // then (the operator moved it, or its customer, since), it writes nothing
-// and returns ErrNotFound, as the service answers for an object the
-// caller cannot see. Get/Update/Delete of a missing row return ErrNotFound; a
+// and returns ErrStale. The service reads the object again: a reseller
+// finds it gone from its view (404), the operator, who sees every
+// reseller's, writes it where it went, as a moment later. Get/Update/Delete of a missing row return ErrNotFound; a
 // duplicate (domain name, recipient) or a delete of a parent that still has
 // children returns an error wrapping ErrConflict; a database that cannot be
 // reached returns an error wrapping ErrUnavailable. store.Tenants
@@ -117,9 +118,10 @@ type Store interface {
 
 // ErrParentGone is the store's refusal of a create or a move under a
 // parent (a domain's customer, a customer's or a token's reseller) that
-// is gone, or for a domain's customer held by another reseller than the
-// record's, since the service checked it. The service answers it as its
-// check answers a parent missing then.
+// is gone since the service checked it. The service answers it as its
+// check answers a parent missing then. A domain's customer held by
+// another reseller than the record's since is ErrStale: checked again, it
+// is missing for a reseller, and the operator's domain goes under it.
 var ErrParentGone = fmt.Errorf("%w: the object it goes under is gone", tenant.ErrNotFound)
 
 // parentGone is err, or when the store found the parent gone, the answer
@@ -547,12 +549,14 @@ func (s *Service) UpdateCustomer(ctx context.Context, p Principal, id int64, pat
 }
 
 func (s *Service) DeleteCustomer(ctx context.Context, p Principal, id int64) error {
-	c, err := s.GetCustomer(ctx, p, id)
-	if err != nil {
-		return err
-	}
-	v, err := s.store.DeleteCustomer(ctx, id, c.ResellerID, s.audit(p, c.ResellerID, "delete", object("customer", id, c.Name), nil))
-	return s.committed(v, err)
+	return untilFreshErr(func() error {
+		c, err := s.GetCustomer(ctx, p, id)
+		if err != nil {
+			return err
+		}
+		v, err := s.store.DeleteCustomer(ctx, id, c.ResellerID, s.audit(p, c.ResellerID, "delete", object("customer", id, c.Name), nil))
+		return s.committed(v, err)
+	})
 }
 
 func (s *Service) validateCustomer(ctx context.Context, c *tenant.Customer) error {
@@ -605,6 +609,10 @@ func (s *Service) GetDomain(ctx context.Context, p Principal, id int64) (tenant.
 // CreateDomain creates d: active at once for the operator, pending with a
 // fresh verification token for a reseller.
 func (s *Service) CreateDomain(ctx context.Context, p Principal, d tenant.DomainRecord) (tenant.DomainRecord, error) {
+	return untilFresh(func() (tenant.DomainRecord, error) { return s.createDomainOnce(ctx, p, d) })
+}
+
+func (s *Service) createDomainOnce(ctx context.Context, p Principal, d tenant.DomainRecord) (tenant.DomainRecord, error) {
 	if err := s.validateDomain(ctx, p, &d); err != nil {
 		return tenant.DomainRecord{}, err
 	}
@@ -613,7 +621,7 @@ func (s *Service) CreateDomain(ctx context.Context, p Principal, d tenant.Domain
 	}
 	audit := s.audit(p, d.ResellerID, "create", "domain "+d.Name, d)
 	v, err := s.store.CreateDomain(ctx, &d, audit)
-	if errors.Is(err, tenant.ErrConflict) && !p.Operator {
+	if errors.Is(err, tenant.ErrConflict) && !errors.Is(err, tenant.ErrStale) && !p.Operator {
 		if held, lapsedBefore, ok := s.lapsed(ctx, d.ResellerID, d.Name); ok {
 			v, err = s.store.TakeOverDomain(ctx, &d, held.ID, lapsedBefore, lapseAudit(held), audit)
 			if err == nil {
@@ -622,6 +630,9 @@ func (s *Service) CreateDomain(ctx context.Context, p Principal, d tenant.Domain
 				err = tenant.ErrConflict // proven or removed meanwhile: the name stays unavailable
 			}
 		}
+	}
+	if errors.Is(err, tenant.ErrStale) {
+		return d, err // the customer changed hands: check it again (CreateDomain)
 	}
 	return d, s.committed(v, parentGone(neutralConflict(err), "customer_id", "customer"))
 }
@@ -682,6 +693,12 @@ func untilFresh[T any](readModifyWrite func() (T, error)) (T, error) {
 	return readModifyWrite()
 }
 
+// untilFreshErr is untilFresh for a write that returns only an error.
+func untilFreshErr(readWrite func() error) error {
+	_, err := untilFresh(func() (struct{}, error) { return struct{}{}, readWrite() })
+	return err
+}
+
 func (s *Service) updateDomainOnce(ctx context.Context, p Principal, id int64, patch func(*tenant.DomainRecord)) (tenant.DomainRecord, error) {
 	d, err := s.GetDomain(ctx, p, id)
 	if err != nil {
@@ -713,12 +730,14 @@ func (s *Service) updateDomainOnce(ctx context.Context, p Principal, id int64, p
 }
 
 func (s *Service) DeleteDomain(ctx context.Context, p Principal, id int64) error {
-	d, err := s.GetDomain(ctx, p, id)
-	if err != nil {
-		return err
-	}
-	v, err := s.store.DeleteDomain(ctx, id, d.ResellerID, s.audit(p, d.ResellerID, "delete", object("domain", id, d.Name), nil))
-	return s.committed(v, err)
+	return untilFreshErr(func() error {
+		d, err := s.GetDomain(ctx, p, id)
+		if err != nil {
+			return err
+		}
+		v, err := s.store.DeleteDomain(ctx, id, d.ResellerID, s.audit(p, d.ResellerID, "delete", object("domain", id, d.Name), nil))
+		return s.committed(v, err)
+	})
 }
 
 // validateDomain checks d and that its customer exists and belongs to p;
@@ -861,6 +880,10 @@ func (s *Service) GetRecipient(ctx context.Context, p Principal, domainID int64,
 // answer says how many were new. Every entry is checked before any is
 // stored, so a bad line rejects the whole import.
 func (s *Service) AddRecipients(ctx context.Context, p Principal, domainID int64, locals []string, replace bool) (int, error) {
+	return untilFresh(func() (int, error) { return s.addRecipientsOnce(ctx, p, domainID, locals, replace) })
+}
+
+func (s *Service) addRecipientsOnce(ctx context.Context, p Principal, domainID int64, locals []string, replace bool) (int, error) {
 	d, err := s.GetDomain(ctx, p, domainID)
 	if err != nil {
 		return 0, err
@@ -893,16 +916,18 @@ func (s *Service) AddRecipients(ctx context.Context, p Principal, domainID int64
 }
 
 func (s *Service) DeleteRecipient(ctx context.Context, p Principal, domainID int64, local string) error {
-	d, err := s.GetDomain(ctx, p, domainID)
-	if err != nil {
-		return err
-	}
-	l, err := tenant.NormalizeLocal(local, d.Name)
-	if err != nil {
-		return tenant.ErrNotFound
-	}
-	v, err := s.store.DeleteRecipient(ctx, domainID, d.ResellerID, l, s.audit(p, d.ResellerID, "delete", object("domain", domainID, d.Name)+" recipient "+l, nil))
-	return s.committed(v, err)
+	return untilFreshErr(func() error {
+		d, err := s.GetDomain(ctx, p, domainID)
+		if err != nil {
+			return err
+		}
+		l, err := tenant.NormalizeLocal(local, d.Name)
+		if err != nil {
+			return tenant.ErrNotFound
+		}
+		v, err := s.store.DeleteRecipient(ctx, domainID, d.ResellerID, l, s.audit(p, d.ResellerID, "delete", object("domain", domainID, d.Name)+" recipient "+l, nil))
+		return s.committed(v, err)
+	})
 }
 
 // --- tokens

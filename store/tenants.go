@@ -700,7 +700,8 @@ func (t *Tenants) UpdateCustomer(ctx context.Context, c *tenant.Customer, a admi
 
 func (t *Tenants) DeleteCustomer(ctx context.Context, id, owner int64, a admin.AuditEntry) (uint64, error) {
 	return t.write(ctx, "customer "+strconv.FormatInt(id, 10), a, changed{changedCustomer, &id}, func(tx *sql.Tx) error {
-		return expectRow(tx.ExecContext(ctx, `DELETE FROM customers WHERE id = $1 AND reseller_id = $2`, id, owner))
+		res, err := tx.ExecContext(ctx, `DELETE FROM customers WHERE id = $1 AND reseller_id = $2`, id, owner)
+		return expectFresh(ctx, tx, "customers", id, res, err)
 	})
 }
 
@@ -1273,9 +1274,8 @@ func (t *Tenants) DeleteRecipient(ctx context.Context, domainID, owner int64, lo
 }
 
 // lockOwnedDomain finds domain id held by reseller owner, the one the
-// service checked it against, before the write that follows; missing or
-// another's, it is ErrNotFound, as the service answers for an object the
-// caller cannot see. Checked by the service alone, a write by id landed
+// service checked it against, before the write that follows; missing, it
+// is ErrNotFound, another's ErrStale, for the service to read it again. Checked by the service alone, a write by id landed
 // on whoever held the domain by then: the operator giving it (or its
 // customer) to another reseller between the check and the write had one
 // reseller delete, import into or reroute another's domain.
@@ -1305,7 +1305,7 @@ func (t *Tenants) lockOwnedDomain(ctx context.Context, tx *sql.Tx, id, owner int
 		return err
 	}
 	if held != owner {
-		return tenant.ErrNotFound
+		return tenant.ErrStale
 	}
 	return nil
 }
@@ -1362,9 +1362,11 @@ var (
 )
 
 // lockParent finds parent id for a write under it and keeps it there,
-// held by reseller want (0: by whoever holds it), until tx ends. Missing
-// or another's, it is admin.ErrParentGone, which the service answers as
-// its own check of the parent does ("no such customer"). Left to the
+// held by reseller want (0: by whoever holds it), until tx ends. Missing,
+// it is admin.ErrParentGone, which the service answers as its own check
+// of the parent does ("no such customer"); another's, ErrStale, for the
+// service to check it again: a reseller finds it gone, the operator
+// writes under it where it went. Left to the
 // insert's foreign key, a parent deleted since the service checked it
 // answered a conflict, "... still has dependent objects (delete them
 // first) or refers to a missing one" (for a domain, that its name was
@@ -1378,8 +1380,11 @@ func (t *Tenants) lockParent(ctx context.Context, tx *sql.Tx, p parent, id, want
 	}
 	var held int64
 	err := tx.QueryRowContext(ctx, p.query+lock, id).Scan(&held)
-	if errors.Is(err, sql.ErrNoRows) || (err == nil && want != 0 && held != want) {
+	if errors.Is(err, sql.ErrNoRows) {
 		return admin.ErrParentGone
+	}
+	if err == nil && want != 0 && held != want {
+		return tenant.ErrStale
 	}
 	return err
 }
