@@ -318,6 +318,9 @@ type Service struct {
 	// oldest first, for RecordPending to write.
 	pendingMu sync.Mutex
 	pending   []pendingOutcome
+	// pendingStopped is why outcomes are no longer kept (GiveUpPending):
+	// a release still running when the node stopped gives its own up.
+	pendingStopped string
 }
 
 // pendingOutcome is a release's outcome waiting for the store: the claim
@@ -638,6 +641,12 @@ func (s *Service) keepPending(p pendingOutcome, err error) {
 		"id", p.claim.ID, "delivered", p.delivered, "err", err)
 	s.pendingMu.Lock()
 	defer s.pendingMu.Unlock()
+	if s.pendingStopped != "" {
+		// A release that outlived the node's stop: nothing records it
+		// any more, and it says so as the others did.
+		s.giveUp(p, s.pendingStopped)
+		return
+	}
 	if len(s.pending) == maxPending {
 		s.giveUp(s.pending[0], "too many releases' outcomes are waiting for the store")
 		s.pending = s.pending[1:]
@@ -698,7 +707,7 @@ func (s *Service) GiveUpPending(why string) {
 	for _, p := range s.pending {
 		s.giveUp(p, why)
 	}
-	s.pending = nil
+	s.pending, s.pendingStopped = nil, why
 }
 
 // claimed turns the store's ErrReleasing into what the claim is now: still

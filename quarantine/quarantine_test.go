@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"runtime"
 	"strings"
@@ -1169,5 +1170,16 @@ func TestOutcomesTheStoreDidNotTakeAreRecordedLater(t *testing.T) {
 	svc.GiveUpPending("the node stopped")
 	if n := svc.PendingRecords(); n != 0 {
 		t.Fatalf("%d pending after the node gave them up", n)
+	}
+	// A release that outlives the stop (its HTTP request past the
+	// server's grace) gives its outcome up at once, logged: kept, nothing
+	// would ever record it or say so.
+	var logged bytes.Buffer
+	svc.LogTo(slog.New(slog.NewTextHandler(&logged, nil)))
+	if _, _, err := svc.Release(ctx, op, holdOne(t, svc), "op"); !errors.Is(err, quarantine.ErrRecordPending) {
+		t.Fatal(err)
+	}
+	if n := svc.PendingRecords(); n != 0 || !strings.Contains(logged.String(), "given up: the node stopped") {
+		t.Fatalf("a release after the stop: %d pending, logged %q; want given up, said so", n, logged.String())
 	}
 }
