@@ -127,12 +127,13 @@ func (c *gateConn) Read(p []byte) (int, error) {
 	if err := c.admit(); err != nil {
 		return 0, err
 	}
-	timeout, lowered := c.srv.cfg.CommandTimeout, false
+	// Stress shortens every wait, a body's reads included, as Postfix's
+	// stress smtpd_timeout does: spared, a client that started a message
+	// and sent a byte of its body inside every command_timeout held its
+	// slot for all of data_timeout. A body that keeps coming is not cut.
+	timeout, lowered := c.srv.idleTimeout()
 	limit := c.dataDeadline.Load()
 	if limit == 0 {
-		// Between messages, where stress shortens the wait: a body
-		// underway keeps its usual bounds.
-		timeout, lowered = c.srv.idleTimeout()
 		if r := c.repliedAt.Load(); r != 0 {
 			limit = r + int64(timeout)
 		}
@@ -187,18 +188,26 @@ func (c *gateConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// retime gives a read already waiting between messages the timeout now
-// in force, counted from our last reply as any command's: entering
-// stress, it would otherwise keep the usual one, minutes, until the
-// client's next command; leaving it, the stress one, and the client be
-// shown out after the stress had ended.
+// retime gives a read already waiting the timeout now in force: between
+// messages counted from our last reply, as any command's; in a body from
+// now, within data_timeout. Entering stress, it would otherwise keep the
+// usual one, minutes, until the client's next command or line; leaving
+// it, the stress one, and the client be shown out after the stress had
+// ended.
 func (c *gateConn) retime(timeout time.Duration, lowered bool) {
 	r := c.repliedAt.Load()
-	if r == 0 || c.dataDeadline.Load() != 0 {
+	if r == 0 {
 		return
 	}
+	deadline := time.Unix(0, r+int64(timeout))
+	if limit := c.dataDeadline.Load(); limit != 0 {
+		deadline = time.Now().Add(timeout)
+		if l := time.Unix(0, limit); l.Before(deadline) {
+			deadline = l
+		}
+	}
 	c.stressDeadline.Store(lowered)
-	c.readBy.set(time.Unix(0, r+int64(timeout)), c.Conn.SetReadDeadline)
+	c.readBy.set(deadline, c.Conn.SetReadDeadline)
 	// Checked after, as in Read: closeIdle sets the flag, then "now",
 	// which the deadline above must not replace unseen (leaving stress
 	// is what a shutdown's closing sessions bring about).

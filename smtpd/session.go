@@ -517,7 +517,11 @@ func (ss *session) Data(r io.Reader) (reply error) {
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			ss.note.clientSlow = true
 			ss.countTransaction(OutcomeReadError, errDataTimeout)
-			ss.log.Info("message body timed out", "queue_id", ss.queueID, "data_timeout", ss.srv.cfg.DataTimeout)
+			if ss.gate != nil && ss.gate.stressDeadline.Load() {
+				ss.log.Info("message body stopped coming under stress", "queue_id", ss.queueID, "stress_command_timeout", ss.srv.cfg.StressCommandTimeout)
+			} else {
+				ss.log.Info("message body timed out", "queue_id", ss.queueID, "data_timeout", ss.srv.cfg.DataTimeout)
+			}
 			return errDataTimeout
 		}
 		if errors.Is(err, errSpoolFull) {

@@ -13,16 +13,18 @@ import (
 // (postconf(5): smtpd_timeout = ${stress?{10}:{300}}s,
 // smtpd_junk_command_limit and smtpd_hard_error_limit ${stress?{1}:...}),
 // for one process: once open connections reach stressOnPercent of
-// smtp.max_connections, every session between messages, those already
-// open included, gets smtp.stress_command_timeout for its next command,
+// smtp.max_connections, every session, those already open included, gets
+// smtp.stress_command_timeout for its next command or the next piece of
+// its body (data_timeout still bounds the whole), and between messages
 // stressJunkCommands commands that move no mail, and is closed at its
 // first error; below stressOffPercent the usual limits return. Without it
 // 40 clients at the per-IP limit, each sending a NOOP inside every
 // command timeout, held all 2,000 connections for the ~200 minutes
 // smtp.max_junk_commands allowed, and every other sender got 421 "too many
-// connections". A message underway (DATA, or BDAT until its reply) keeps
-// its usual bounds (smtp.command_timeout between reads, data_timeout for
-// the whole), so stress never cuts a body a sender is transferring.
+// connections". A body that keeps coming is never cut; one idle past the
+// stress timeout is, as by Postfix (421 4.4.2, the sender retries):
+// spared, a client that started a message and trickled its body held its
+// slot for all of data_timeout.
 const (
 	stressOnPercent  = 80
 	stressOffPercent = 60
