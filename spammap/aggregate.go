@@ -9,6 +9,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/mxgrid/mxgrid/geo"
 	"github.com/mxgrid/mxgrid/store"
 )
 
@@ -166,6 +167,15 @@ func (k netKey) prefix() netip.Prefix {
 	return netip.PrefixFrom(netip.AddrFrom16(a), 48)
 }
 
+// public reports whether the network may be listed. A private, link-local,
+// CGNAT or documentation network is a customer's or operator's internal
+// addressing, which the public map must not show, and says nothing of
+// where spam comes from; its events still count. Judged on the prefix
+// (every special range is a whole /24 or /48, or a NAT64 /48 that names
+// no network), so that the rollup's rows, which keep no address, are
+// judged as the events are.
+func (k netKey) public() bool { return geo.Public(k.prefix().Addr()) }
+
 // aggregator accumulates counts per key; its memory grows with the number
 // of distinct cells, countries and networks, never with the events.
 type aggregator struct {
@@ -225,6 +235,9 @@ func (a *aggregator) addNetwork(e Event) {
 	}
 	k := netKeyOf(e.IP)
 	n, ok := a.networks[k]
+	if !ok && !k.public() {
+		return
+	}
 	if us := e.Time.UnixMicro(); !ok || us > n.newest {
 		n.country, n.asn, n.asOrg, n.newest = a.label(e.Country), e.ASN, a.label(e.ASOrg), us
 	}

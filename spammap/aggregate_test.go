@@ -35,9 +35,9 @@ func TestTopNetworksMatchesAFullSort(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	a := newAggregator()
 	for range 50_000 {
-		ip := netip.AddrFrom4([4]byte{byte(rng.IntN(4)), byte(rng.IntN(50)), byte(rng.IntN(50)), 1})
+		ip := netip.AddrFrom4([4]byte{byte(81 + rng.IntN(4)), byte(rng.IntN(50)), byte(rng.IntN(50)), 1})
 		if rng.IntN(5) == 0 {
-			ip = netip.AddrFrom16([16]byte{0x20, 0x01, byte(rng.IntN(3)), byte(rng.IntN(30)), 0, byte(rng.IntN(9))})
+			ip = netip.AddrFrom16([16]byte{0x2a, 0x02, byte(rng.IntN(3)), byte(rng.IntN(30)), 0, byte(rng.IntN(9))})
 		}
 		if err := a.add(Event{IP: ip, Country: "BR", ASOrg: "AS " + string(rune('A'+rng.IntN(3)))}); err != nil {
 			t.Fatal(err)

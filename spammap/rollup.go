@@ -148,7 +148,10 @@ type netCand struct {
 
 func (r *rollupReader) merge(row store.MapNetRow) {
 	k := netKey(row.Net)
-	c := r.cands[k]
+	c, ok := r.cands[k]
+	if !ok && !k.public() {
+		return
+	}
 	if at := (eventAt{row.NewestUS, row.NewestID}); (c.rows == 0 && c.part == 0) || at.after(c.newest) {
 		c.country, c.asn, c.asOrg, c.newest = r.a.label(row.Country), row.ASN, r.a.label(row.ASOrg), at
 	}

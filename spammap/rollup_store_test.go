@@ -48,9 +48,11 @@ func (c *rollupCase) event() store.StoredEvent {
 	e.IP = netip.AddrFrom4([4]byte{100, byte(net >> 8), byte(net), byte(rng.IntN(256))})
 	switch x := rng.IntN(100); {
 	case x < 5:
-		e.IP = netip.AddrFrom16([16]byte{0x20, 0x01, 0xd, 0xb8, 0, byte(net % 7), 9: byte(rng.IntN(256))})
+		e.IP = netip.AddrFrom16([16]byte{0x2a, 0x02, 0xe, 0xc0, 0, byte(net % 7), 9: byte(rng.IntN(256))})
 	case x < 7:
 		e.IP = netip.MustParseAddr("::ffff:100.0.0.9") // the /24 of busy network 0
+	case x < 9: // an internal client: counted, never listed
+		e.IP = netip.AddrFrom4([4]byte{10, 1, byte(net), 3})
 	}
 	switch x := rng.IntN(100); {
 	case x < 8: // a country-only answer, as geo records it: at 0, 0

@@ -108,12 +108,12 @@ func ev(minAgo int, ip, country, city string, lat, lon float64) Event {
 func TestCollect(t *testing.T) {
 	w := loadWorld(t)
 	src := events{
-		ev(1, "192.0.2.10", "DE", "Frankfurt am Main", 50.11, 8.68),
-		ev(2, "192.0.2.200", "DE", "Frankfurt am Main", 50.13, 8.70),
-		ev(3, "198.51.100.7", "BR", "São Paulo", -23.55, -46.63),
-		ev(4, "2001:db8:1:2::1", "DE", "Frankfurt am Main", 50.11, 8.68),
-		ev(5, "::ffff:203.0.113.9", "FR", "", 0, 0), // country-only answer
-		ev(90, "192.0.2.11", "DE", "Berlin", 52.52, 13.40),
+		ev(1, "81.2.69.10", "DE", "Frankfurt am Main", 50.11, 8.68),
+		ev(2, "81.2.69.200", "DE", "Frankfurt am Main", 50.13, 8.70),
+		ev(3, "89.160.20.7", "BR", "São Paulo", -23.55, -46.63),
+		ev(4, "2a02:ec0:1:2::1", "DE", "Frankfurt am Main", 50.11, 8.68),
+		ev(5, "::ffff:175.16.199.9", "FR", "", 0, 0), // country-only answer
+		ev(90, "81.2.69.11", "DE", "Berlin", 52.52, 13.40),
 	}
 	cfg := DefaultConfig()
 	tests := []struct {
@@ -136,10 +136,10 @@ func TestCollect(t *testing.T) {
 			},
 			wantCountries: []CountryCount{{"DE", "Germany", 4}, {"BR", "Brazil", 1}, {"FR", "France", 1}},
 			wantNetworks: []Network{
-				{Prefix: "192.0.2.0/24", Count: 3, Country: "DE", ASN: 64500},
-				{Prefix: "198.51.100.0/24", Count: 1, Country: "BR", ASN: 64500},
-				{Prefix: "203.0.113.0/24", Count: 1, Country: "FR", ASN: 64500},
-				{Prefix: "2001:db8:1::/48", Count: 1, Country: "DE", ASN: 64500},
+				{Prefix: "81.2.69.0/24", Count: 3, Country: "DE", ASN: 64500},
+				{Prefix: "89.160.20.0/24", Count: 1, Country: "BR", ASN: 64500},
+				{Prefix: "175.16.199.0/24", Count: 1, Country: "FR", ASN: 64500},
+				{Prefix: "2a02:ec0:1::/48", Count: 1, Country: "DE", ASN: 64500},
 			},
 			wantFrom: t0.Add(-90 * time.Minute),
 		},
@@ -147,7 +147,7 @@ func TestCollect(t *testing.T) {
 			name: "points limit keeps the newest", points: 2, wantEvents: 2, wantLocated: 2,
 			wantLocations: []Location{{Lat: 50.12, Lon: 8.69, Count: 2, Country: "DE", City: "Frankfurt am Main"}},
 			wantCountries: []CountryCount{{"DE", "Germany", 2}},
-			wantNetworks:  []Network{{Prefix: "192.0.2.0/24", Count: 2, Country: "DE", ASN: 64500}},
+			wantNetworks:  []Network{{Prefix: "81.2.69.0/24", Count: 2, Country: "DE", ASN: 64500}},
 			wantFrom:      t0.Add(-2 * time.Minute),
 		},
 		{
@@ -158,10 +158,10 @@ func TestCollect(t *testing.T) {
 			},
 			wantCountries: []CountryCount{{"DE", "Germany", 3}, {"BR", "Brazil", 1}, {"FR", "France", 1}},
 			wantNetworks: []Network{
-				{Prefix: "192.0.2.0/24", Count: 2, Country: "DE", ASN: 64500},
-				{Prefix: "198.51.100.0/24", Count: 1, Country: "BR", ASN: 64500},
-				{Prefix: "203.0.113.0/24", Count: 1, Country: "FR", ASN: 64500},
-				{Prefix: "2001:db8:1::/48", Count: 1, Country: "DE", ASN: 64500},
+				{Prefix: "81.2.69.0/24", Count: 2, Country: "DE", ASN: 64500},
+				{Prefix: "89.160.20.0/24", Count: 1, Country: "BR", ASN: 64500},
+				{Prefix: "175.16.199.0/24", Count: 1, Country: "FR", ASN: 64500},
+				{Prefix: "2a02:ec0:1::/48", Count: 1, Country: "DE", ASN: 64500},
 			},
 			wantFrom: t0.Add(-5 * time.Minute),
 		},
@@ -211,8 +211,8 @@ func (f failing) RecentEvents(context.Context, int, time.Time, func(Event) error
 func TestRender(t *testing.T) {
 	w := loadWorld(t)
 	src := events{
-		ev(1, "192.0.2.10", "DE", "Frankfurt <am> Main", 50.11, 8.68),
-		ev(3, "198.51.100.7", "BR", "São Paulo", -23.55, -46.63),
+		ev(1, "81.2.69.10", "DE", "Frankfurt <am> Main", 50.11, 8.68),
+		ev(3, "89.160.20.7", "BR", "São Paulo", -23.55, -46.63),
 	}
 	cfg := DefaultConfig()
 	cfg.Attribution = `Data © "Example" <GeoIP> & co`
@@ -253,7 +253,7 @@ func TestRender(t *testing.T) {
 		t.Errorf("style source %q", styleSrc)
 	}
 	for _, doc := range [][]byte{page, svg, m.JSON} {
-		for _, ip := range []string{"192.0.2.10", "198.51.100.7"} {
+		for _, ip := range []string{"81.2.69.10", "89.160.20.7"} {
 			if bytes.Contains(doc, []byte(ip)) {
 				t.Errorf("output shows raw address %s", ip)
 			}

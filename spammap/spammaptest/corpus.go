@@ -142,7 +142,7 @@ func (c Corpus) RecentEvents(ctx context.Context, limit int, since time.Time, fn
 		case x < 6: // a country-level answer: no position
 			e.Located, e.City, e.Lat, e.Lon = false, "", 0, 0
 		case x < 8:
-			e.IP = netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, byte(ci), byte(netIdx >> 8), byte(netIdx), 0, 0, 0, 0, 0, 0, 0, byte(rng.IntN(256)), byte(rng.IntN(256))})
+			e.IP = netip.AddrFrom16([16]byte{0x2a, 0x02, 0x0e, 0xc0, byte(ci), byte(netIdx >> 8), byte(netIdx), 0, 0, 0, 0, 0, 0, 0, byte(rng.IntN(256)), byte(rng.IntN(256))})
 		}
 		if !e.IP.IsValid() {
 			e.IP = netip.AddrFrom4([4]byte{byte(11 + ci*3), byte(netIdx >> 8), byte(netIdx), byte(1 + rng.IntN(254))})
