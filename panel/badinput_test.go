@@ -367,7 +367,7 @@ func TestResellerMapShowsOnlyItsSources(t *testing.T) {
 	ctx := context.Background()
 	now := time.Now().UTC()
 	var evs []store.StoredEvent
-	for _, rs := range []struct{ slug, domain, ip string }{{"alpha", "alpha.example", "192.0.2.7"}, {"beta", "beta.example", "198.51.100.9"}} {
+	for _, rs := range []struct{ slug, domain, ip string }{{"alpha", "alpha.example", "81.2.69.7"}, {"beta", "beta.example", "89.160.20.9"}} {
 		r, err := f.svc.CreateReseller(ctx, f.op, tenant.Reseller{Name: rs.slug, Slug: rs.slug, Accent: "#aa3300"})
 		if err != nil {
 			t.Fatal(err)
@@ -394,8 +394,8 @@ func TestResellerMapShowsOnlyItsSources(t *testing.T) {
 		want, absent string
 		found        bool
 	}{
-		{"reseller", "alpha", "192.0.2.0/24", "198.51.100.0/24", true},
-		{"reseller", "beta", "198.51.100.0/24", "192.0.2.0/24", true},
+		{"reseller", "alpha", "81.2.69.0/24", "89.160.20.0/24", true},
+		{"reseller", "beta", "89.160.20.0/24", "81.2.69.0/24", true},
 		{"reseller", "nobody", "", "", false},
 		{"customer", strings.Repeat("0", 32), "", "", false},
 	}
