@@ -111,13 +111,7 @@ func (t *Tenants) UserEmailsWithLocal(ctx context.Context, local string) ([]stri
 }
 
 func (t *Tenants) ListUsers(ctx context.Context, resellerID int64) ([]admin.User, error) {
-	out := []admin.User{}
-	err := t.query(ctx, "SELECT "+userCols+" FROM panel_users WHERE reseller_id = $1 ORDER BY id", []any{resellerID}, func(rows *sql.Rows) error {
-		u, err := scanUser(rows)
-		out = append(out, u)
-		return err
-	})
-	return out, err
+	return listOf(ctx, t, "SELECT "+userCols+" FROM panel_users WHERE reseller_id = $1 ORDER BY id", []any{resellerID}, scanUser)
 }
 
 func (t *Tenants) GetUser(ctx context.Context, id int64) (admin.User, error) {

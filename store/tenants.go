@@ -494,17 +494,22 @@ func (t *Tenants) ListResellers(ctx context.Context, f admin.Filter) ([]tenant.R
 		w.add("id = $?", f.ResellerID)
 	}
 	w.nameLike("name", f.Name)
-	out := []tenant.Reseller{}
-	err := t.query(ctx, "SELECT "+resellerCols+" FROM resellers"+w.page("id", f), w.args, func(rows *sql.Rows) error {
-		r, err := scanReseller(rows)
-		out = append(out, r)
-		return err
-	})
-	return out, err
+	return listOf(ctx, t, "SELECT "+resellerCols+" FROM resellers"+w.page("id", f), w.args, scanReseller)
 }
 
 func (t *Tenants) GetReseller(ctx context.Context, id int64) (tenant.Reseller, error) {
 	return getOne(ctx, t, "SELECT "+resellerCols+" FROM resellers WHERE id = $1", id, scanReseller)
+}
+
+// listOf reads every row q selects.
+func listOf[T any](ctx context.Context, t *Tenants, q string, args []any, scan func(interface{ Scan(...any) error }) (T, error)) ([]T, error) {
+	out := []T{}
+	err := t.query(ctx, q, args, func(rows *sql.Rows) error {
+		v, err := scan(rows)
+		out = append(out, v)
+		return err
+	})
+	return out, err
 }
 
 // getOne reads one row by key.
@@ -633,13 +638,7 @@ func (t *Tenants) ListCustomers(ctx context.Context, f admin.Filter) ([]tenant.C
 		w.add("id = $?", f.CustomerID)
 	}
 	w.nameLike("name", f.Name)
-	out := []tenant.Customer{}
-	err := t.query(ctx, "SELECT "+customerCols+" FROM customers"+w.page("id", f), w.args, func(rows *sql.Rows) error {
-		c, err := scanCustomer(rows)
-		out = append(out, c)
-		return err
-	})
-	return out, err
+	return listOf(ctx, t, "SELECT "+customerCols+" FROM customers"+w.page("id", f), w.args, scanCustomer)
 }
 
 func (t *Tenants) GetCustomer(ctx context.Context, id int64) (tenant.Customer, error) {
@@ -769,13 +768,7 @@ func (t *Tenants) ListDomains(ctx context.Context, f admin.Filter) ([]tenant.Dom
 		w.add("d.customer_id = $?", f.CustomerID)
 	}
 	w.nameLike("d.name", f.Name)
-	out := []tenant.DomainRecord{}
-	err := t.query(ctx, "SELECT "+domainCols+domainFrom+w.page("d.id", f), w.args, func(rows *sql.Rows) error {
-		d, err := scanDomain(rows)
-		out = append(out, d)
-		return err
-	})
-	return out, err
+	return listOf(ctx, t, "SELECT "+domainCols+domainFrom+w.page("d.id", f), w.args, scanDomain)
 }
 
 func (t *Tenants) GetDomain(ctx context.Context, id int64) (tenant.DomainRecord, error) {
@@ -1181,13 +1174,7 @@ func (t *Tenants) ListRecipients(ctx context.Context, f admin.Filter) ([]admin.R
 	var w where
 	w.add("domain_id = $?", f.DomainID)
 	w.nameLike("local", f.Name)
-	out := []admin.Recipient{}
-	err := t.query(ctx, "SELECT id, domain_id, local, created_us FROM recipients"+w.page("id", f), w.args, func(rows *sql.Rows) error {
-		r, err := scanRecipient(rows)
-		out = append(out, r)
-		return err
-	})
-	return out, err
+	return listOf(ctx, t, "SELECT id, domain_id, local, created_us FROM recipients"+w.page("id", f), w.args, scanRecipient)
 }
 
 func (t *Tenants) GetRecipient(ctx context.Context, domainID int64, local string) (admin.Recipient, error) {
@@ -1497,13 +1484,7 @@ func (t *Tenants) ListTokens(ctx context.Context, f admin.Filter) ([]admin.Token
 		w.add("reseller_id = $?", f.ResellerID)
 	}
 	w.nameLike("name", f.Name)
-	out := []admin.Token{}
-	err := t.query(ctx, "SELECT "+tokenCols+" FROM api_tokens"+w.page("id", f), w.args, func(rows *sql.Rows) error {
-		tk, err := scanToken(rows)
-		out = append(out, tk)
-		return err
-	})
-	return out, err
+	return listOf(ctx, t, "SELECT "+tokenCols+" FROM api_tokens"+w.page("id", f), w.args, scanToken)
 }
 
 func (t *Tenants) GetToken(ctx context.Context, id int64) (admin.Token, error) {
