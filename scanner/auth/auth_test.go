@@ -877,16 +877,6 @@ func TestStripOurAuthResults(t *testing.T) {
 	}
 }
 
-func TestFormatHeader(t *testing.T) {
-	if got := FormatHeader("mx.mxgrid.test", nil); got != "mx.mxgrid.test; none" {
-		t.Errorf("no results: %q", got)
-	}
-	got := FormatHeader("mx.mxgrid.test", []string{"spf=pass smtp.mailfrom=a@example.org", "dkim=none"})
-	if got != "mx.mxgrid.test; spf=pass smtp.mailfrom=a@example.org; dkim=none" {
-		t.Errorf("FormatHeader = %q", got)
-	}
-}
-
 func TestPvalue(t *testing.T) {
 	tests := map[string]string{
 		"alice@example.org":     "alice@example.org",

@@ -115,17 +115,6 @@ func isPrintableASCII(s string) bool {
 // commentText drops what would end or escape a comment.
 var commentText = strings.NewReplacer("(", "", ")", "", "\\", "")
 
-// FormatHeader builds the field value of our Authentication-Results header
-// from the verdict's resinfo strings: "authserv-id; resinfo; resinfo", or
-// "authserv-id; none" when no method ran (RFC 8601 2.2).
-func FormatHeader(authservID string, resinfos []string) string {
-	if len(resinfos) == 0 {
-		return authservID + "; none"
-	}
-	// One line: the header writer folds it (RFC 5322 2.2.3).
-	return authservID + "; " + strings.Join(resinfos, "; ")
-}
-
 // StripOurAuthResults removes every Authentication-Results field whose
 // authserv-id ours claims, which a sender may have added to forge results
 // (RFC 8601 5: the fields of any authserv-id of our ADMD MUST be removed or

@@ -119,7 +119,7 @@ func TestReasonQuotingTheSenderIsBounded(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			h := FormatHeader("mx.mxgrid.test", res.AuthResults)
+			h := strings.Join(res.AuthResults, "; ")
 			if !strings.Contains(h, "arc=fail reason=\"bad instance") || len(h) > 4<<10 {
 				t.Errorf("Authentication-Results of %d bytes: %.300s", len(h), h)
 			}
