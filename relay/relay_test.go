@@ -31,9 +31,8 @@ type downstream struct {
 }
 
 type dsSession struct {
-	d   *downstream
-	c   *smtp.Conn
-	tls bool
+	d *downstream
+	c *smtp.Conn
 }
 
 func (s *dsSession) Reset()                                    {}

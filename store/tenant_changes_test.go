@@ -263,9 +263,9 @@ func (w *randomWriter) step(ctx context.Context) string {
 			*d.Policy.SubjectTag = fmt.Sprintf("[S%d]", w.seq)
 		}
 		owner := w.owner(ctx, d.ID)
-		c, err := w.ts.GetCustomer(ctx, d.CustomerID)
-		if err != nil {
-			w.t.Fatal(err)
+		c, cerr := w.ts.GetCustomer(ctx, d.CustomerID)
+		if cerr != nil {
+			w.t.Fatal(cerr)
 		}
 		d.ResellerID = c.ResellerID
 		_, err = w.ts.UpdateDomain(ctx, d, owner, a)

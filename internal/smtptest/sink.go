@@ -457,7 +457,7 @@ var errNoHeaderEnd = errors.New("message has no header/body separator")
 // StripPrepended removes the n header fields we prepended (each possibly
 // folded) from data, for byte-for-byte comparison with what was sent.
 func StripPrepended(data []byte, names ...string) ([]byte, error) {
-	if bytes.Index(data, []byte("\r\n\r\n")) < 0 {
+	if !bytes.Contains(data, []byte("\r\n\r\n")) {
 		return nil, errNoHeaderEnd
 	}
 	for _, name := range names {
