@@ -267,7 +267,18 @@ func (s *Service) VerifyDomain(ctx context.Context, p Principal, id int64) (tena
 		return tenant.DomainRecord{}, ErrBusy
 	}
 	defer s.own.endCheck(d.ResellerID)
-	return s.verify(ctx, d)
+	got, err := s.verify(ctx, d)
+	if err != nil {
+		return tenant.DomainRecord{}, err
+	}
+	// verify reads the domain again by id once DNS has answered, up to the
+	// check's timeout later: the operator may have given it to another
+	// reseller meanwhile, whose record it is now. A proof activates it
+	// whoever asked, as the leader's next round would.
+	if err := p.owns(got.ResellerID); err != nil {
+		return tenant.DomainRecord{}, err
+	}
+	return got, nil
 }
 
 // startCheck takes the reseller's place and one of the node's for an

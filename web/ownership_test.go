@@ -879,3 +879,56 @@ func TestAPIVerifyWhenDNSFails(t *testing.T) {
 		t.Fatalf("GET = %d %s, want it pending", code, out)
 	}
 }
+
+// meanwhileDNS proves every name by its TXT token, and runs meanwhile once,
+// at the first lookup: what happens while a check waits for DNS.
+type meanwhileDNS struct {
+	token     string
+	once      sync.Once
+	meanwhile func()
+}
+
+func (m *meanwhileDNS) LookupTXT(context.Context, string) ([]string, error) {
+	m.once.Do(m.meanwhile)
+	return []string{admin.VerifyPrefix + m.token}, nil
+}
+
+func (m *meanwhileDNS) LookupMX(context.Context, string) ([]*net.MX, error) {
+	return nil, &net.DNSError{Err: "no such host", IsNotFound: true}
+}
+
+// TestAPIVerifyOfADomainMovedMeanwhile: a reseller's "check now" of its
+// pending domain, which the operator gives to another reseller's customer
+// while the check waits for DNS, answers 404 as the domain does a moment
+// later. The check read the domain in the caller's scope, then activated
+// and answered it as read again by id alone: the other reseller's domain,
+// its customer and reseller ids, route and lists.
+func TestAPIVerifyOfADomainMovedMeanwhile(t *testing.T) {
+	dns := &meanwhileDNS{}
+	f := newAPIFixture(t, func(o *admin.ServiceOptions) { o.Ownership.DNS = dns })
+	ctx := context.Background()
+	custB, err := f.svc.CreateCustomer(ctx, f.op, tenant.Customer{ResellerID: f.resB.ID, Name: "customer B"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, d, body := f.createAs("own", "moving.example", f.custA.ID)
+	if d.Status != tenant.StatusPending {
+		t.Fatalf("create %s, want pending", body)
+	}
+	dns.token = d.VerifyToken
+	var moveErr error
+	dns.meanwhile = func() {
+		_, moveErr = f.svc.UpdateDomain(ctx, f.op, d.ID, func(d *tenant.DomainRecord) { d.CustomerID = custB.ID })
+	}
+	code, out := f.do("own", "POST", fmt.Sprintf("/api/v1/domains/%d/verify", d.ID), nil)
+	if moveErr != nil {
+		t.Fatalf("moving the domain during the check: %v", moveErr)
+	}
+	_, missing := f.do("own", "POST", "/api/v1/domains/987654321/verify", nil)
+	if code != 404 || string(out) != string(missing) {
+		t.Fatalf("verify of a domain moved meanwhile = %d %s, want 404 %s", code, out, missing)
+	}
+	if code, out := f.do("other", "GET", fmt.Sprintf("/api/v1/domains/%d", d.ID), nil); code != 200 || !strings.Contains(string(out), fmt.Sprintf(`"customer_id":%d`, custB.ID)) {
+		t.Fatalf("the new owner's GET = %d %s", code, out)
+	}
+}
