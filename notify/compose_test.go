@@ -60,16 +60,43 @@ func TestComposeHostileSubjectStaysOneLine(t *testing.T) {
 // before "Release: https://evil..." stayed on its line of the text, but a
 // mail client wraps the run, and on a phone the attacker's link began a
 // line of its own under the message's date, as the digest's own Release
-// links do. A run of white space in a subject or sender is one space.
+// links do. A run of white space in a subject or sender is one space, and
+// so is a run of the letters fonts draw blank (Hangul fillers, the blank
+// braille pattern), which padded the subject as well as spaces did.
 func TestComposeHostileSubjectCannotWrapIntoAReleaseLine(t *testing.T) {
 	d := &Digests{cfg: Config{From: "digest@mx.example", LinkTTL: time.Hour}, keys: [][]byte{[]byte("k")},
 		baseURL: "https://mx.example", hostname: "mx.example", now: time.Now}
-	pad := strings.Repeat(" ", 300) + strings.Repeat("\t", 50) + strings.Repeat("\u00a0", 50) + strings.Repeat("\u3000", 50)
-	items := []quarantine.Item{{ID: 1, Time: time.Now(), Sender: "s@x.example", Subject: "Invoice" + pad + "Release: https://evil.example/q/release/x" + pad}}
-	_, body := readDigest(t, d.compose("rcpt@a.example", "R", items, false))
-	want := "\r\n  Invoice Release: https://evil.example/q/release/x\r\n"
-	if !strings.Contains(body, want) {
-		t.Errorf("the digest does not list the subject as %q:\n%q", want, body)
+	for name, pad := range map[string]string{
+		"white space":   strings.Repeat(" ", 300) + strings.Repeat("\t", 50) + strings.Repeat("\u00a0", 50) + strings.Repeat("\u3000", 50),
+		"blank braille": strings.Repeat("\u2800", 200),
+		"hangul filler": strings.Repeat("\u3164", 100) + strings.Repeat("\uffa0", 100) + strings.Repeat("\u115f\u1160", 50),
+	} {
+		items := []quarantine.Item{{ID: 1, Time: time.Now(), Sender: "s@x.example", Subject: "Invoice" + pad + "Release: https://evil.example/q/release/x" + pad}}
+		_, body := readDigest(t, d.compose("rcpt@a.example", "R", items, false))
+		want := "\r\n  Subject: Invoice Release: https://evil.example/q/release/x\r\n"
+		if !strings.Contains(body, want) {
+			t.Errorf("%s: the digest does not list the subject as %q:\n%q", name, want, body)
+		}
+	}
+}
+
+// TestComposeHostileSubjectCannotPassForAReleaseLine: a held message's
+// subject had a line of its own, indented as the Release line under it,
+// so a subject "Release: https://evil..." read as a second release link
+// for the message, the first one, with no wrapping needed. Every line
+// that reads as a release link is the digest's own.
+func TestComposeHostileSubjectCannotPassForAReleaseLine(t *testing.T) {
+	d := &Digests{cfg: Config{From: "digest@mx.example", LinkTTL: time.Hour}, keys: [][]byte{[]byte("k")},
+		baseURL: "https://mx.example", hostname: "mx.example", now: time.Now}
+	for _, subject := range []string{"Release: https://evil.example/q/release/x", "  release:  https://evil.example/", "RELEASE https://evil.example/"} {
+		items := []quarantine.Item{{ID: 1, Time: time.Now(), Sender: "s@x.example", Subject: subject}}
+		_, body := readDigest(t, d.compose("rcpt@a.example", "R", items, false))
+		for _, line := range strings.Split(body, "\r\n") {
+			l := strings.ToLower(strings.TrimSpace(line))
+			if strings.HasPrefix(l, "release") && !strings.HasPrefix(l, "release: https://mx.example/q/release/") {
+				t.Errorf("subject %q makes a line that reads as a release link: %q\n%q", subject, line, body)
+			}
+		}
 	}
 }
 

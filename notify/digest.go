@@ -512,7 +512,10 @@ func (d *Digests) compose(rcpt, brand string, items []quarantine.Item, more bool
 		fmt.Fprintf(body, "More than %d messages are held for you: these are the newest %[1]d; your provider can show you the others.\r\n\r\n", len(items))
 	}
 	for _, it := range items {
-		fmt.Fprintf(body, "%s  from %s\r\n  %s\r\n  Release: %s\r\n\r\n", it.Time.UTC().Format("2006-01-02 15:04 UTC"), oneLine(it.Sender),
+		// The subject's line is labelled: bare, indented as the Release
+		// line under it, a subject "Release: https://evil..." read as the
+		// message's own release link.
+		fmt.Fprintf(body, "%s  from %s\r\n  Subject: %s\r\n  Release: %s\r\n\r\n", it.Time.UTC().Format("2006-01-02 15:04 UTC"), oneLine(it.Sender),
 			oneLine(it.Subject), d.link(Link{Action: ActionRelease, ItemID: it.ID, Recipient: rcpt}))
 	}
 	optOut := Link{Action: ActionOptOut, ItemID: items[0].DomainID, CustomerID: items[0].CustomerID, Recipient: rcpt}
@@ -610,8 +613,14 @@ func Owns(keys [][]byte, maxAge time.Duration, now time.Time, rcpt string, h tex
 // could start a "Release:" line of its own) and bidirectional embeddings,
 // overrides and isolates (which run the text after them backwards) become
 // spaces, and each run of white space one space: a client wraps a long
-// run, and the text after it began a line of its own.
-func oneLine(s string) string { return replytext.Sanitize(s, len(s)) }
+// run, and the text after it began a line of its own. The letters fonts
+// draw blank (Hangul fillers, the blank braille pattern) count as white
+// space: a run of them padded the text to a wrap as well as spaces did.
+func oneLine(s string) string { return replytext.Sanitize(blankLetters.Replace(s), len(s)) }
+
+// blankLetters maps the characters that are no white space to Unicode but
+// are drawn as a blank to a space.
+var blankLetters = strings.NewReplacer("\u115f", " ", "\u1160", " ", "\u2800", " ", "\u3164", " ", "\uffa0", " ")
 
 // smtpTimeout bounds each smarthost command.
 const smtpTimeout = 30 * time.Second
