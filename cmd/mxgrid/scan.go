@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -266,14 +267,14 @@ func (vw *verdictWriter) write(r scanResult) error {
 // tsvField escapes a backslash, tab, newline and carriage return as
 // PostgreSQL's COPY text format does: a file name may hold any of them,
 // and a row must stay one line of seven fields that gives the name back.
-// Every other control character (C0, DEL, C1) is written as COPY's \xHH
-// of each of its bytes: mail clients save a message under its Subject,
-// and an ESC in the name reached the terminal showing the rows.
+// Every other character a terminal acts on or does not show (C0, DEL, C1,
+// the bidirectional overrides, zero-width characters: what visible spells
+// out) is written as COPY's \xHH of each of its bytes: mail clients save
+// a message under its Subject, and an ESC in the name reached the
+// terminal showing the rows, a U+202E ran it backwards.
 func tsvField(s string) string {
 	var b strings.Builder
 	for len(s) > 0 {
-		// Bytes that are no UTF-8 stay as they are: a Latin-1 file name
-		// must come back as it was.
 		r, n := utf8.DecodeRuneInString(s)
 		switch {
 		case r == '\\':
@@ -284,7 +285,15 @@ func tsvField(s string) string {
 			b.WriteString(`\n`)
 		case r == '\r':
 			b.WriteString(`\r`)
-		case r < 0x20 || (r >= 0x7f && r < 0xa0):
+		case r == utf8.RuneError && n == 1:
+			// A byte that is no UTF-8 stays as it is (a Latin-1 file name
+			// must come back as it was), but for Latin-1's C1 controls.
+			if s[0] < 0xa0 {
+				fmt.Fprintf(&b, `\x%02x`, s[0])
+			} else {
+				b.WriteByte(s[0])
+			}
+		case !unicode.IsGraphic(r):
 			for _, c := range []byte(s[:n]) {
 				fmt.Fprintf(&b, `\x%02x`, c)
 			}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/mxgrid/mxgrid/internal/testenv"
 	"github.com/mxgrid/mxgrid/scanner"
@@ -256,10 +257,14 @@ func TestEvalShowsOnlyVisibleText(t *testing.T) {
 // backslash or any other control character (mail clients save a message
 // under its Subject), an ESC that a terminal showing the rows would act
 // on; each tsv row stays one line of seven visible fields and gives the
-// name back (COPY text format escapes).
+// name back (COPY text format escapes). A bidirectional override
+// ("invoice\u202etxt.exe" read "invoiceexe.txt") and a byte of a C1
+// control that is no UTF-8 (CSI to a terminal reading Latin-1) are
+// escaped as the text output spells them out, where tsv wrote them as
+// they were.
 func TestScanTSVEscapesFileNames(t *testing.T) {
 	dir := t.TempDir()
-	name := filepath.Join(dir, "a\tb\nc\\d\re\x1b]0;title\a\u009b2J\xe9.eml")
+	name := filepath.Join(dir, "a\tb\nc\\d\re\x1b]0;title\a\u009b2J\xe9 invoice\u202etxt.exe\u200b\x9b31m.eml")
 	if err := os.WriteFile(name, []byte("From: a@example.org\r\nSubject: hi\r\n\r\nhello\r\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -277,6 +282,13 @@ func TestScanTSVEscapesFileNames(t *testing.T) {
 	}
 	if strings.ContainsFunc(lines[0], func(r rune) bool { return !unicode.IsGraphic(r) && r != '\t' }) {
 		t.Errorf("row %q holds a character a terminal acts on", lines[0])
+	}
+	for i := 0; i < len(lines[0]); {
+		r, n := utf8.DecodeRuneInString(lines[0][i:])
+		if r == utf8.RuneError && n == 1 && lines[0][i] < 0xa0 {
+			t.Errorf("row %q holds byte %#x, a C1 control read as Latin-1", lines[0], lines[0][i])
+		}
+		i += n
 	}
 	if got := unescapeCopy(f[0]); got != name {
 		t.Errorf("path field %q gives back %q, want %q", f[0], got, name)
