@@ -59,14 +59,19 @@ func (ss *session) compose(msg *scanner.Message, v scanner.Verdict, policy scann
 	}
 	if v.Action == scanner.Tag && policy.SubjectTag != "" {
 		tag := policy.SubjectTag
+		subj := h.Get("Subject")
 		if !mailaddr.IsASCII(tag) {
 			// As an encoded word (RFC 2047) the tag leaves a 7-bit
 			// message 7-bit: raw, a reseller's "[СПАМ]" made every
 			// tagged message 8-bit, refused 554 5.6.3 for a customer's
-			// server without 8BITMIME.
+			// server without 8BITMIME. Before an encoded word the
+			// space between the two is no text (RFC 2047 6.2), so the
+			// space goes inside the tag's word.
+			if startsWithEncodedWord(subj) {
+				tag += " "
+			}
 			tag = mime.QEncoding.Encode("utf-8", tag)
 		}
-		subj := h.Get("Subject")
 		if !strings.HasPrefix(subj, tag) {
 			edit()
 			h.Set("Subject", strings.TrimSpace(tag+" "+subj))
@@ -129,6 +134,17 @@ func (ss *session) compose(msg *scanner.Message, v scanner.Verdict, policy scann
 		return top.Bytes(), 0
 	}
 	return top.Bytes(), int64(msg.BodyOffset)
+}
+
+// startsWithEncodedWord reports whether a field's value begins with what
+// reads as an RFC 2047 encoded word: "=?" up to "?=" before the first
+// white space.
+func startsWithEncodedWord(v string) bool {
+	first := strings.TrimLeft(v, " \t\r\n")
+	if i := strings.IndexAny(first, " \t\r\n"); i >= 0 {
+		first = first[:i]
+	}
+	return len(first) >= 8 && strings.HasPrefix(first, "=?") && strings.HasSuffix(first, "?=")
 }
 
 // relayed reads the message as it leaves: our fields (compose's head),

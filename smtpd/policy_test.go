@@ -164,35 +164,43 @@ func TestOtherPolicyIsAnotherTransaction(t *testing.T) {
 // reseller's "[СПАМ]") goes into the Subject as an RFC 2047 encoded word.
 // Written raw, it made every tagged 7-bit message 8-bit: refused with 554
 // 5.6.3 for a customer's server without 8BITMIME, and UTF-8 in a header
-// without SMTPUTF8 (RFC 6532) for the others.
+// without SMTPUTF8 (RFC 6532) for the others. Before a subject that starts
+// with an encoded word (most spam's), the space after the tag went between
+// two encoded words, where it is no text (RFC 2047 6.2): the subject read
+// "[СПАМ]quarterly report".
 func TestNonASCIISubjectTagStaysSevenBit(t *testing.T) {
-	sink := startRawSink(t)
-	sink.withhold8BitMIME()
-	cfg := testConfig(t)
-	d := smtptest.Domain("example.org", sink.Addr)
-	d.SubjectTag = ptr("[СПАМ]")
-	cfg.Domains = append(cfg.Domains, d)
-	n := startConfigured(t, cfg, []scanner.Stage{{Check: scoreCheck{score: 8}}})
-	c := dial(t, n.SMTPAddr())
-	c.cmd(250, "MAIL FROM:<a@sender.test>")
-	c.cmd(250, "RCPT TO:<bob@example.org>")
-	c.data(250, testMessage)
-	got := sink.messages()
-	if len(got) != 1 {
-		t.Fatalf("customer server got %d messages, want the tagged one", len(got))
-	}
-	for _, b := range got[0] {
-		if b >= 0x80 {
-			t.Fatalf("tagged message is 8-bit:\n%s", got[0])
-		}
-	}
-	h, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(got[0])))
-	if err != nil {
-		t.Fatal(err)
-	}
-	subj, err := new(mime.WordDecoder).DecodeHeader(h.Get("Subject"))
-	if err != nil || subj != "[СПАМ] quarterly report" {
-		t.Errorf("Subject %q reads %q (%v), want %q", h.Get("Subject"), subj, err, "[СПАМ] quarterly report")
+	for _, subject := range []string{"quarterly report", "=?utf-8?q?quarterly?= report", "=?UTF-8?B?cXVhcnRlcmx5IHJlcG9ydA==?=",
+		"=?utf-8?q?quarterly?=\r\n =?utf-8?q?_report?="} {
+		t.Run(subject, func(t *testing.T) {
+			sink := startRawSink(t)
+			sink.withhold8BitMIME()
+			cfg := testConfig(t)
+			d := smtptest.Domain("example.org", sink.Addr)
+			d.SubjectTag = ptr("[СПАМ]")
+			cfg.Domains = append(cfg.Domains, d)
+			n := startConfigured(t, cfg, []scanner.Stage{{Check: scoreCheck{score: 8}}})
+			c := dial(t, n.SMTPAddr())
+			c.cmd(250, "MAIL FROM:<a@sender.test>")
+			c.cmd(250, "RCPT TO:<bob@example.org>")
+			c.data(250, strings.Replace(testMessage, "Subject: quarterly report", "Subject: "+subject, 1))
+			got := sink.messages()
+			if len(got) != 1 {
+				t.Fatalf("customer server got %d messages, want the tagged one", len(got))
+			}
+			for _, b := range got[0] {
+				if b >= 0x80 {
+					t.Fatalf("tagged message is 8-bit:\n%s", got[0])
+				}
+			}
+			h, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(got[0])))
+			if err != nil {
+				t.Fatal(err)
+			}
+			subj, err := new(mime.WordDecoder).DecodeHeader(h.Get("Subject"))
+			if err != nil || subj != "[СПАМ] quarterly report" {
+				t.Errorf("Subject %q reads %q (%v), want %q", h.Get("Subject"), subj, err, "[СПАМ] quarterly report")
+			}
+		})
 	}
 }
 
