@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/emersion/go-message"
+
 	"github.com/mxgrid/mxgrid/scanner"
 	"github.com/mxgrid/mxgrid/tracking"
 )
@@ -34,7 +36,11 @@ func Of(msg []byte) Preview {
 	// are clipped as the stored Subject is (tracking.Clip): no line
 	// breaks, no text running backwards to disguise a name, and no field
 	// of a megabyte (the header's bound) answered whole.
-	p := Preview{From: tracking.Clip(m.Header.Get("From")), To: tracking.Clip(m.Header.Get("To")),
+	// From and To are shown as mail clients show them, their RFC 2047
+	// words decoded as the Subject's are: as written, an encoded display
+	// name hid the "PayPal Support" the recipient would see.
+	h := message.Header{Header: m.Header}
+	p := Preview{From: tracking.Clip(decoded(h, "From")), To: tracking.Clip(decoded(h, "To")),
 		Subject: tracking.Clip(m.Subject), Date: tracking.Clip(m.Header.Get("Date"))}
 	text := m.Text
 	if text == "" {
@@ -53,6 +59,15 @@ func Of(msg []byte) Preview {
 		}
 	}
 	return p
+}
+
+// decoded is h's field k with its RFC 2047 words decoded, or as written
+// when they cannot be.
+func decoded(h message.Header, k string) string {
+	if v, err := h.Text(k); err == nil {
+		return v
+	}
+	return h.Get(k)
 }
 
 // maxNamesShown bounds the names shown for one part: a part may repeat

@@ -26,6 +26,7 @@ func TestPreviewHeadersCannotRunBackwards(t *testing.T) {
 		"--BB--\r\n"
 	p := Of([]byte(msg))
 	tests := []struct{ field, got, want string }{
+		{"From", p.From, "Bank  knaB <a@b.example>"},
 		{"Subject", p.Subject, "Invoice  fdp.exe"},
 		{"To", p.To, " moc.elpmaxe-knab <bob@c.example>"},
 	}
@@ -36,6 +37,29 @@ func TestPreviewHeadersCannotRunBackwards(t *testing.T) {
 	}
 	if want := []string{"invoice txt.mcod", "a  b.txt"}; !slices.Equal(p.Attachments, want) {
 		t.Errorf("Attachments %q, want %q", p.Attachments, want)
+	}
+}
+
+// TestPreviewShowsDisplayNamesAsMailClientsDo: the From and To a person
+// reads to decide on a release were shown as written, so an encoded
+// display name read "=?utf-8?b?UGF5UGFsIFN1cHBvcnQ=?=" where the
+// recipient's mail client, once the message is released, shows "PayPal
+// Support": the name a phish borrows was hidden from the one who judges
+// it. Their RFC 2047 words are decoded, as the Subject's are, and what
+// they decode to is clipped as the Subject is.
+func TestPreviewShowsDisplayNamesAsMailClientsDo(t *testing.T) {
+	msg := "From: =?utf-8?b?UGF5UGFsIFN1cHBvcnQ=?= <service@paypal.example.net>\r\n" +
+		"To: =?iso-8859-1?q?J=F6rg?= <j@c.example>, =?utf-8?q?a=0D=0AX-Evil:_1?= <b@c.example>\r\n" +
+		"Subject: hi\r\n\r\nhello\r\n"
+	p := Of([]byte(msg))
+	tests := []struct{ field, got, want string }{
+		{"From", p.From, "PayPal Support <service@paypal.example.net>"},
+		{"To", p.To, "Jörg <j@c.example>, a  X-Evil: 1 <b@c.example>"},
+	}
+	for _, tt := range tests {
+		if tt.got != tt.want {
+			t.Errorf("%s %q, want %q", tt.field, tt.got, tt.want)
+		}
 	}
 }
 
