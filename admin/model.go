@@ -111,6 +111,18 @@ func checkName(fe tenant.FieldErrors, key, name string) {
 	}
 }
 
+// checkPolicyText refuses, in what a tenant writes, a subject tag that
+// is no text by isText: Policy.Validate refuses only control characters
+// in it, as it also vets the policies stored domains load with, and a
+// tag with U+202E ran every tagged subject of the customer's backwards.
+func checkPolicyText(fe tenant.FieldErrors, p tenant.Policy) {
+	if p.SubjectTag != nil && !isText(*p.SubjectTag) {
+		if _, said := fe["policy.subject_tag"]; !said {
+			fe["policy.subject_tag"] = notText
+		}
+	}
+}
+
 // notText is the field error of text isText refuses.
 const notText = "must be UTF-8 text without control characters, line separators or bidirectional overrides"
 

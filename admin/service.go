@@ -484,6 +484,7 @@ func validateReseller(r *tenant.Reseller) error {
 	fe := r.Policy.Validate("policy.")
 	maps.Copy(fe, r.Quota.Validate("quota."))
 	checkName(fe, "name", r.Name)
+	checkPolicyText(fe, r.Policy)
 	validateBrand(fe, r)
 	return fe.Err()
 }
@@ -562,6 +563,7 @@ func (s *Service) DeleteCustomer(ctx context.Context, p Principal, id int64) err
 func (s *Service) validateCustomer(ctx context.Context, c *tenant.Customer) error {
 	fe := c.Policy.Validate("policy.")
 	checkName(fe, "name", c.Name)
+	checkPolicyText(fe, c.Policy)
 	if c.ResellerID <= 0 {
 		fe["reseller_id"] = "required"
 	} else if _, err := s.store.GetReseller(ctx, c.ResellerID); errors.Is(err, tenant.ErrNotFound) {
@@ -749,6 +751,7 @@ func (s *Service) validateDomain(ctx context.Context, p Principal, d *tenant.Dom
 	} else {
 		fe = tenant.FieldErrors{}
 	}
+	checkPolicyText(fe, d.Policy)
 	if d.CustomerID > 0 {
 		c, err := s.store.GetCustomer(ctx, d.CustomerID)
 		switch {

@@ -558,6 +558,34 @@ func TestAPIBadInput(t *testing.T) {
 	}
 }
 
+// TestAPISubjectTagIsText: a subject tag goes into every tagged subject
+// of the domains under the policy, and one with U+202E ran them
+// backwards in the recipients' mail readers; it was refused only control
+// characters. Every level's policy refuses what names refuse, naming the
+// field, and keeps taking a tag in any script.
+func TestAPISubjectTagIsText(t *testing.T) {
+	f := newAPIFixture(t)
+	paths := []struct{ method, path string }{
+		{"PATCH", fmt.Sprintf("/api/v1/resellers/%d", f.resA.ID)},
+		{"PATCH", fmt.Sprintf("/api/v1/customers/%d", f.custA.ID)},
+		{"PATCH", fmt.Sprintf("/api/v1/domains/%d", f.domA.ID)},
+	}
+	for _, p := range paths {
+		for _, tag := range []string{"[SPAM\u202e]", "[SPAM]\u2028", "\u2066[SPAM]", "[SPAM]\u0085"} {
+			code, out := f.do("operator", p.method, p.path, map[string]any{"policy": map[string]any{"subject_tag": tag}})
+			var e apiError
+			json.Unmarshal(out, &e)
+			if code != 400 || e.Fields["policy.subject_tag"] == "" {
+				t.Errorf("%s %s with subject_tag %q: %d %s; want 400 naming policy.subject_tag", p.method, p.path, tag, code, out)
+			}
+		}
+		code, out := f.do("operator", p.method, p.path, map[string]any{"policy": map[string]any{"subject_tag": "[СПАМ]"}})
+		if code != 200 || !strings.Contains(string(out), "[СПАМ]") {
+			t.Errorf("%s %s with subject_tag [СПАМ]: %d %s; want 200", p.method, p.path, code, out)
+		}
+	}
+}
+
 // TestAPISQLMetacharacters puts SQL metacharacters in every string field:
 // free text is stored verbatim, structured fields are refused, and the
 // tables survive.
