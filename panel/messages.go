@@ -99,6 +99,8 @@ func deferText(r tracking.DeferReason) string {
 		return "The customer's server could not be reached; the sender keeps the message and retries."
 	case tracking.DeferTimeout:
 		return "The customer's server stopped answering during the delivery; the sender retries."
+	case tracking.DeferMaybeDelivered:
+		return "The customer's server was lost after the whole message had been sent to it, before it answered: it may have taken the message, so the sender's retry may deliver it a second time."
 	case tracking.DeferCustomerTempfail:
 		return "The customer's server refused for now (its own temporary error, quoted above); the sender retries."
 	case tracking.DeferScan:

@@ -159,6 +159,9 @@ func deferReason(cause error) tracking.DeferReason {
 	case relay.KindUnreachable:
 		return tracking.DeferUnreachable
 	case relay.KindLost:
+		if re.MaybeTaken {
+			return tracking.DeferMaybeDelivered
+		}
 		return tracking.DeferTimeout
 	}
 	return tracking.DeferCustomerTempfail

@@ -163,6 +163,35 @@ func TestTrackingRecordsEveryRecipientOutcome(t *testing.T) {
 		}
 	})
 
+	// The customer's server read the whole message and was lost before
+	// its reply: it may have taken it. Recorded as a plain timeout, the
+	// log told an operator chasing a duplicate that nothing had arrived;
+	// Postfix logs "message may be sent more than once".
+	t.Run("customer server lost after the message: deferred, maybe delivered", func(t *testing.T) {
+		n, sink, log := startTracked(t, nil, func(c *config.Config) { c.Relay.DataTimeout = 300 * time.Millisecond })
+		gate := sink.GateData() // read, never answered
+		go func() { <-gate.Entered }()
+		c := dial(t, n.SMTPAddr())
+		c.cmd(250, "MAIL FROM:<alice@sender.test>")
+		c.cmd(250, "RCPT TO:<bob@example.org>")
+		c.data(451, testMessage)
+		if r := one(t, log); r.Status != tracking.StatusDeferred || r.DeferReason != tracking.DeferMaybeDelivered || r.ReplyCode != 451 {
+			t.Fatalf("record %+v", r)
+		}
+	})
+
+	t.Run("customer server lost before the message's end: deferred, timeout", func(t *testing.T) {
+		n, sink, log := startTracked(t, nil, func(c *config.Config) { c.Relay.CommandTimeout = 300 * time.Millisecond })
+		c := dial(t, n.SMTPAddr())
+		c.cmd(250, "MAIL FROM:<alice@sender.test>")
+		c.cmd(250, "RCPT TO:<bob@example.org>")
+		sink.Stop() // the open session's DATA finds it gone
+		c.data(451, testMessage)
+		if r := one(t, log); r.Status != tracking.StatusDeferred || r.DeferReason != tracking.DeferTimeout {
+			t.Fatalf("record %+v", r)
+		}
+	})
+
 	// Refused by go-smtp before any of its bytes reached the session, the
 	// first BDAT chunk past the size limit left no record: the sender got
 	// a permanent 552, and the customer's message log knew nothing of it.

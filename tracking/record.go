@@ -49,6 +49,12 @@ const (
 	DeferUnreachable DeferReason = "customer_unreachable"
 	// DeferTimeout: the customer's server stopped answering mid-transaction.
 	DeferTimeout DeferReason = "customer_timeout"
+	// DeferMaybeDelivered: the customer's server was lost (the connection
+	// closed, or no reply within relay.data_timeout) after the message's
+	// end was sent, so it may have taken the message and the sender's
+	// retry may deliver it twice: Postfix's "message may be sent more
+	// than once".
+	DeferMaybeDelivered DeferReason = "customer_lost_after_data"
 	// DeferCustomerTempfail: the customer's server answered 4xx.
 	DeferCustomerTempfail DeferReason = "customer_tempfail"
 	// DeferScan: a check failed under on_error=tempfail.
