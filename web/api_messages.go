@@ -27,6 +27,7 @@ type messageJSON struct {
 	MessageID   string    `json:"message_id,omitempty"`
 	Subject     string    `json:"subject,omitempty"`
 	Action      string    `json:"action,omitempty"`
+	Reason      string    `json:"reason,omitempty"`
 	Score       float64   `json:"score"`
 	Symbols     []string  `json:"symbols,omitempty"`
 	Status      string    `json:"status"`
@@ -44,7 +45,7 @@ func toMessageJSON(r tracking.Record) messageJSON {
 	m := messageJSON{
 		ID: r.ID, Time: r.Time, Node: r.Node, QueueID: r.QueueID, HELO: r.HELO, Sender: r.Sender,
 		Recipient: r.Recipient, Domain: r.Domain, DomainID: r.DomainID, CustomerID: r.CustomerID, Size: r.Size,
-		MessageID: r.MessageID, Subject: r.Subject, Action: r.Action, Score: r.Score, Symbols: r.Symbols,
+		MessageID: r.MessageID, Subject: r.Subject, Action: r.Action, Reason: string(r.Reason), Score: r.Score, Symbols: r.Symbols,
 		Status: string(r.Status), ReplyCode: r.ReplyCode, Reply: r.Reply, Downstream: r.Downstream,
 		Reference: r.Reference, DeferReason: string(r.DeferReason), TLSIn: r.TLSIn, TLSOut: r.TLSOut,
 		DurationMS: r.Duration.Milliseconds(),

@@ -29,6 +29,7 @@ import (
 	"github.com/mxgrid/mxgrid/store"
 	"github.com/mxgrid/mxgrid/tenant"
 	"github.com/mxgrid/mxgrid/tracking"
+	"github.com/mxgrid/mxgrid/verdict"
 )
 
 const operatorSecret = "operator-file-token-for-tests"
@@ -744,6 +745,38 @@ func TestMessageSearchByAnyDomainSpelling(t *testing.T) {
 		if code != 200 || !strings.Contains(string(out), `"queue_id":"QU"`) || !strings.Contains(string(out), `"queue_id":"QA"`) {
 			t.Errorf("sender=%s: %d %s, want both messages", sender, code, out)
 		}
+	}
+}
+
+// TestMessageSaysWhyItsVerdictDecided: a virus delivered tagged (the
+// domain's virus_action: tag) and spam delivered tagged differ only in
+// the verdict's reason. The panel showed it; the API, and so the CLI,
+// left it out, and read both as "delivered, action tag".
+func TestMessageSaysWhyItsVerdictDecided(t *testing.T) {
+	f := newAPIFixture(t)
+	ctx := context.Background()
+	if err := f.st.InsertTracking(ctx, []tracking.Record{{Time: time.Now(), QueueID: "QVIRUS", Sender: "x@sender.example",
+		Recipient: "alice@a.example", DomainID: f.domA.ID, CustomerID: f.custA.ID, Action: "tag", Reason: verdict.ReasonVirus,
+		Status: tracking.StatusDelivered, ReplyCode: 250}}); err != nil {
+		t.Fatal(err)
+	}
+	code, out := f.do("own", "GET", "/api/v1/messages?queue_id=QVIRUS", nil)
+	var page struct {
+		Items []struct {
+			ID     int64  `json:"id"`
+			Reason string `json:"reason"`
+		} `json:"items"`
+	}
+	if err := json.Unmarshal(out, &page); code != 200 || err != nil || len(page.Items) != 1 || page.Items[0].Reason != "virus" {
+		t.Fatalf("search: %d %s (%v), want one message with reason virus", code, out, err)
+	}
+	code, out = f.do("own", "GET", fmt.Sprintf("/api/v1/messages/%d", page.Items[0].ID), nil)
+	if code != 200 || !strings.Contains(string(out), `"reason":"virus"`) {
+		t.Fatalf("get: %d %s, want reason virus", code, out)
+	}
+	// A clean message has no reason, and says none.
+	if code, out := f.do("own", "GET", "/api/v1/messages?queue_id=QA", nil); code != 200 || strings.Contains(string(out), `"reason"`) {
+		t.Fatalf("clean message: %d %s", code, out)
 	}
 }
 
