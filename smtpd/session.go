@@ -688,6 +688,7 @@ func (ss *session) deliver(b *body, holdable bool) (*smtp.SMTPError, Outcome, sc
 	reply, err := ss.tx.Data(&relayed{head: head, rest: msg.Reader(off)}, &relayedBits{head: head, b: b, msg: msg, off: off})
 	ss.note.downstream, ss.note.relayErr = reply, err
 	if err != nil {
+		ss.note.downstream = customerReply(err)
 		r := toSMTP(ss.log, err)
 		ss.log.Warn("downstream refused message", "queue_id", ss.queueID, "err", err)
 		return r, relayRefused(r), v

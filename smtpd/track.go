@@ -69,6 +69,7 @@ func (ss *session) trackRcpt(rcpt mailaddr.Address, dom *tenant.Domain, reply *s
 	}
 	r := ss.trackBase(rcpt.String(), dom)
 	setReply(&r, reply, cause)
+	r.Downstream = customerReply(cause)
 	ss.srv.deps.Tracker.Record(r)
 }
 
@@ -130,6 +131,22 @@ func setReply(r *tracking.Record, reply *smtp.SMTPError, cause error) {
 		r.Status = tracking.StatusDeferred
 		r.DeferReason = deferReason(cause)
 	}
+}
+
+// customerReply is the customer server's own reply in a relay failure,
+// as it wrote it ("" when it gave none: unreachable, lost, or our own
+// refusal). Ours may differ: its 421 is our 451, a malformed enhanced code
+// is replaced, its text cut.
+func customerReply(cause error) string {
+	var re *relay.Error
+	var se *smtp.SMTPError
+	if !errors.As(cause, &re) || re.Kind != relay.KindReplied || !errors.As(re.Err, &se) {
+		return ""
+	}
+	if se.EnhancedCode == smtp.EnhancedCodeNotSet || se.EnhancedCode == smtp.NoEnhancedCode {
+		return strconv.Itoa(se.Code) + " " + se.Message
+	}
+	return replyLine(se)
 }
 
 // replyLine is a reply as the sender saw it on the wire.

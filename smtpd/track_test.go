@@ -163,6 +163,41 @@ func TestTrackingRecordsEveryRecipientOutcome(t *testing.T) {
 		}
 	})
 
+	// The customer server's refusal is its reply too: the record kept
+	// only ours, so a 421 (ours 451) read as a 451, and the panel's
+	// "the customer's server answered us" was empty for every refusal.
+	// Postfix logs "host X said: ..." for each.
+	for _, tc := range []struct {
+		name      string
+		at        string
+		reply     *smtp.SMTPError
+		heard     int
+		status    tracking.Status
+		wantReply string
+	}{
+		{"421 at DATA", "DATA", &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "going down"}, 451, tracking.StatusDeferred, "421 4.3.2 going down"},
+		{"550 at DATA", "DATA", &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "content refused"}, 550, tracking.StatusRefused, "550 5.7.1 content refused"},
+		{"550 at RCPT", "RCPT", &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user"}, 550, tracking.StatusRefused, "550 5.1.1 no such user"},
+		{"450 without an enhanced code at RCPT", "RCPT", &smtp.SMTPError{Code: 450, EnhancedCode: smtp.NoEnhancedCode, Message: "greylisted"}, 450, tracking.StatusDeferred, "450 greylisted"},
+	} {
+		t.Run("customer server's "+tc.name+": its reply kept", func(t *testing.T) {
+			n, sink, log := startTracked(t, nil)
+			c := dial(t, n.SMTPAddr())
+			c.cmd(250, "MAIL FROM:<alice@sender.test>")
+			if tc.at == "RCPT" {
+				sink.RejectRcpt("bob@example.org", tc.reply)
+				c.cmd(tc.heard, "RCPT TO:<bob@example.org>")
+			} else {
+				sink.RejectData(tc.reply)
+				c.cmd(250, "RCPT TO:<bob@example.org>")
+				c.data(tc.heard, testMessage)
+			}
+			if r := one(t, log); r.Status != tc.status || r.ReplyCode != tc.heard || r.Downstream != tc.wantReply {
+				t.Fatalf("record %+v, want %s with the customer's reply %q", r, tc.status, tc.wantReply)
+			}
+		})
+	}
+
 	// The customer's server read the whole message and was lost before
 	// its reply: it may have taken it. Recorded as a plain timeout, the
 	// log told an operator chasing a duplicate that nothing had arrived;

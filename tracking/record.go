@@ -105,7 +105,9 @@ type Record struct {
 	// it broke the transfer off before any answer (DeferClientGone).
 	ReplyCode int
 	Reply     string
-	// Downstream is the customer server's reply to DATA, when it gave one.
+	// Downstream is the customer server's own reply, as it wrote it: to
+	// the message, or its refusal of the recipient at RCPT ("" when it
+	// gave none). Reply may differ: a 421 of its is our 451.
 	Downstream  string
 	Reference   string
 	DeferReason DeferReason
