@@ -316,10 +316,10 @@ func (s *Store) SearchTracking(ctx context.Context, f tracking.Filter) ([]tracki
 		}
 	}
 	if !f.Since.IsZero() {
-		add("at_us >= ?", f.Since.UnixMicro())
+		add("at_us >= ?", ceilMicro(f.Since))
 	}
 	if !f.Until.IsZero() {
-		add("at_us < ?", f.Until.UnixMicro())
+		add("at_us < ?", ceilMicro(f.Until))
 	}
 	if !f.After.IsZero() {
 		at := f.After.Time.UnixMicro()
@@ -338,6 +338,17 @@ func (s *Store) SearchTracking(ctx context.Context, f tracking.Filter) ([]tracki
 		next = tracking.Cursor{Time: last.Time, ID: last.ID}
 	}
 	return recs, next, nil
+}
+
+// ceilMicro is t in the microseconds records are kept in, rounded up:
+// a bound a nanosecond past a record's time is past the record, and cut
+// down it would compare as the record's own time.
+func ceilMicro(t time.Time) int64 {
+	us := t.UnixMicro()
+	if t.Nanosecond()%1000 != 0 {
+		us++
+	}
+	return us
 }
 
 // caselessEquals compares col with other (a parameter, "?", or another

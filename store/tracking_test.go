@@ -148,6 +148,27 @@ func testTrackingContract(t *testing.T, s *Store) {
 		}
 	}
 
+	// Since is inclusive and until exclusive to the nanosecond a query
+	// names, though records are kept to the microsecond: cut to it, a
+	// bound a nanosecond past a record took the record before it
+	// (since) and left the record itself out (until).
+	for _, tc := range []struct {
+		name         string
+		since, until time.Time
+		want         []string
+	}{
+		{"exact", now.Add(-4 * time.Minute), now.Add(-2 * time.Minute), []string{"Q004"}},
+		{"a nanosecond past", now.Add(-4*time.Minute + time.Nanosecond), now.Add(-2*time.Minute + time.Nanosecond), []string{"Q002"}},
+	} {
+		var got []string
+		for _, r := range search(tracking.Filter{Scope: reseller1, Since: tc.since, Until: tc.until}) {
+			got = append(got, r.QueueID)
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("time range %s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+
 	// Pages of 7 walk all 30 once each, in order, even with new records
 	// arriving between pages.
 	seen := map[int64]bool{}
