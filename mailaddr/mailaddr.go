@@ -31,6 +31,10 @@ var (
 	// any C0 or C1 control, DEL, a Unicode line or paragraph separator, a
 	// bidirectional override) or invalid UTF-8.
 	ErrControl = errors.New("control character in address")
+	// ErrInvalidUTF8 is an address that is not UTF-8 (an 8-bit charset
+	// such as Latin-1 wrote it). It is an ErrControl too, refused alike,
+	// but a reply can name it: no control character is in it.
+	ErrInvalidUTF8 = fmt.Errorf("%w: invalid UTF-8", ErrControl)
 )
 
 // Address is a mailbox, or the null reverse-path (<>) when both fields are
@@ -200,7 +204,7 @@ func checkText(s string) error {
 	for i, r := range s {
 		if r == utf8.RuneError {
 			if _, size := utf8.DecodeRuneInString(s[i:]); size <= 1 {
-				return fmt.Errorf("%w: invalid UTF-8 at offset %d", ErrControl, i)
+				return fmt.Errorf("%w at offset %d", ErrInvalidUTF8, i)
 			}
 		}
 		if isControl(r) {

@@ -78,10 +78,21 @@ func TestParseRefuses(t *testing.T) {
 		{"admin\u202egnp.exe@c.test", ErrControl},
 		{"a\u2067b\u2069@c.test", ErrControl},
 		{"a@c\u202e.test", ErrControl},
-		{"a\xff@c.test", ErrControl},
+		{"a\xff@c.test", ErrInvalidUTF8},
+		{"j\xfcrgen@c.test", ErrInvalidUTF8},
+		{"a@b\xe4cker.test", ErrInvalidUTF8},
 	} {
-		if _, err := Parse(tc.in); !errors.Is(err, tc.want) {
+		_, err := Parse(tc.in)
+		if !errors.Is(err, tc.want) {
 			t.Errorf("Parse(%q) = %v, want %v", tc.in, err, tc.want)
+		}
+		// Invalid UTF-8 is refused as a control is, but named apart: a
+		// control is not it.
+		if got, want := errors.Is(err, ErrInvalidUTF8), tc.want == ErrInvalidUTF8; got != want {
+			t.Errorf("Parse(%q) = %v: errors.Is ErrInvalidUTF8 %v, want %v", tc.in, err, got, want)
+		}
+		if tc.want == ErrInvalidUTF8 && !errors.Is(err, ErrControl) {
+			t.Errorf("Parse(%q) = %v, want an ErrControl too", tc.in, err)
 		}
 	}
 }

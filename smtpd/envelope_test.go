@@ -1195,3 +1195,30 @@ func TestNonASCIIRecipientDomainPassedOnAsProvisioned(t *testing.T) {
 		t.Errorf("duplicates counted %v, want 1", v)
 	}
 }
+
+// TestAddressRefusalNamesItsReason: an address in an 8-bit charset
+// (Latin-1, as old MTAs write it without SMTPUTF8) was answered "control
+// character in address", which its sender could not find in it.
+func TestAddressRefusalNamesItsReason(t *testing.T) {
+	n, sink := startRawNode(t, nil)
+	tests := []struct{ name, cmd, want string }{
+		{name: "sender Latin-1", cmd: "MAIL FROM:<j\xfcrgen@sender.test>\r\n", want: "5.1.7 invalid UTF-8 in address"},
+		{name: "sender control", cmd: "MAIL FROM:<a\x0bb@sender.test>\r\n", want: "5.1.7 control character in address"},
+		{name: "recipient Latin-1", cmd: "RCPT TO:<b\xe4r@example.org>\r\n", want: "5.1.3 invalid UTF-8 in address"},
+		{name: "recipient control", cmd: "RCPT TO:<\"b\x00r\"@example.org>\r\n", want: "5.1.3 control character in address"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := dial(t, n.SMTPAddr())
+			if strings.HasPrefix(tc.cmd, "RCPT") {
+				c.raw(250, "MAIL FROM:<alice@sender.test>\r\n")
+			}
+			if got := c.raw(501, tc.cmd); got != tc.want {
+				t.Errorf("%q: reply %q, want %q", tc.cmd, got, tc.want)
+			}
+		})
+	}
+	if got := sink.commands("RCPT"); len(got) != 0 {
+		t.Errorf("refused recipients reached the customer server: %q", got)
+	}
+}

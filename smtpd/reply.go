@@ -39,6 +39,8 @@ var (
 	errBadSender            = &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 1, 7}, Message: "bad sender address syntax"}
 	errControlChar          = &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 1, 3}, Message: "control character in address"}
 	errSenderControlChar    = &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 1, 7}, Message: "control character in address"}
+	errInvalidUTF8          = &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 1, 3}, Message: "invalid UTF-8 in address"}
+	errSenderInvalidUTF8    = &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 1, 7}, Message: "invalid UTF-8 in address"}
 	errNeedsUTF8            = &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 6, 7}, Message: "non-ASCII address without SMTPUTF8"}
 	errSourceRouted         = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "source routing (@, % or ! in the local part) is not accepted"}
 	errTooManyUnknown       = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "too many unknown recipients, closing connection"}
@@ -148,12 +150,18 @@ func relayRefused(reply *smtp.SMTPError) Outcome {
 }
 
 // addressError picks the reply to an address mailaddr refused, of the
-// sender's or a recipient's: control characters have their own text, and
-// each keeps its enhanced code (RFC 3463: X.1.7 for a sender's, X.1.3 for
-// a recipient's address syntax).
+// sender's or a recipient's: control characters and invalid UTF-8 have
+// their own texts (an address in Latin-1 was answered "control character",
+// which its sender could not find in it), and each keeps its enhanced code
+// (RFC 3463: X.1.7 for a sender's, X.1.3 for a recipient's address syntax).
 func addressError(err error, sender bool) *smtp.SMTPError {
+	invalidUTF8 := errors.Is(err, mailaddr.ErrInvalidUTF8)
 	control := errors.Is(err, mailaddr.ErrControl)
 	switch {
+	case sender && invalidUTF8:
+		return errSenderInvalidUTF8
+	case invalidUTF8:
+		return errInvalidUTF8
 	case sender && control:
 		return errSenderControlChar
 	case sender:
