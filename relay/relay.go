@@ -515,6 +515,14 @@ func (r *Relay) session(ctx context.Context, route Route, tryTLS bool) (*session
 	case err != nil && !tryTLS:
 		return fail(unreachable(route, err))
 	case err != nil:
+		if errors.Is(err, errNoStartTLS) {
+			// TLS is required and not offered, but the clear-text session
+			// is sound: it ends with QUIT (RFC 5321 §4.1.1.10), as Postfix
+			// ends it. Closed without, the customer's Postfix logged "lost
+			// connection after EHLO" at each retry, which fail2ban's
+			// postfix filter (mode aggressive) bans the node for.
+			(&session{client: smtp.NewClientGreeted(hsConn, r.hostname, strings.Join(ehlo, "\n"))}).quit()
+		}
 		return fail(&Error{Kind: KindUnreachable, Code: 451, Enhanced: [3]int{4, 7, 5}, Message: "TLS with customer mail server failed, try again later",
 			Err: fmt.Errorf("relay to %s: STARTTLS: %w", route.Addr, err)})
 	}

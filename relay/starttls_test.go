@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -215,5 +216,25 @@ func TestReadReplyAsTextproto(t *testing.T) {
 		if got := strings.Join(lines, "\n"); got != want {
 			t.Errorf("%q: read as %q, textproto reads %q", reply, got, want)
 		}
+	}
+}
+
+// TestTLSRequiredNotOfferedSaysQuit: a route that requires TLS, to a
+// server that offers no STARTTLS, is refused (451 4.7.5), but the clear
+// text session is sound and ends with QUIT (RFC 5321 §4.1.1.10). Closed
+// without it, the customer's Postfix logged "lost connection after EHLO"
+// at every retry, the line fail2ban's postfix filter (mode aggressive)
+// bans the node's address for.
+func TestTLSRequiredNotOfferedSaysQuit(t *testing.T) {
+	d := startRecordingDownstream(t, noStartTLS)
+	r := New(DefaultConfig(), "mx1.mxgrid.test", loopbackGuard(), slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
+	_, err := r.Begin(context.Background(), Route{Addr: d.addr, TLS: TLSRequired}, mailaddr.Address{Local: "a", Domain: "sender.test"}, MailOptions{})
+	var re *Error
+	if !errors.As(err, &re) || re.Code != 451 || re.Enhanced != [3]int{4, 7, 5} {
+		t.Fatalf("Begin = %v, want 451 4.7.5", err)
+	}
+	want := [][]string{{"EHLO mx1.mxgrid.test", "QUIT"}}
+	if got := d.verbs(); !slices.EqualFunc(got, want, slices.Equal) {
+		t.Errorf("customer's server got %q, want %q", got, want)
 	}
 }
