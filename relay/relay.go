@@ -479,18 +479,16 @@ func (t *Transaction) beforeRcpt(err error) *Error {
 
 // connect opens the session per the route's TLS mode. Like Postfix's "may"
 // level, opportunistic TLS falls back to a fresh clear-text connection when
-// the handshake fails: refusing would block mail to servers with broken
-// TLS, and the fallback is no worse than TLSNone.
+// STARTTLS fails (errStartTLS): refusing would block mail to servers with
+// broken TLS, and the fallback is no worse than TLSNone.
 func (r *Relay) connect(ctx context.Context, route Route) (*session, error) {
 	t, err := r.session(ctx, route, route.TLS != TLSNone)
-	if err == nil || route.TLS != TLSOpportunistic || errors.Is(err, errUnreachable) || errors.Is(err, netguard.ErrLoop) {
+	if route.TLS != TLSOpportunistic || !errors.Is(err, errStartTLS) {
 		return t, err
 	}
 	r.log.Info("opportunistic TLS failed, relaying in clear text", "route", route.Addr, "err", err)
 	return r.session(ctx, route, false)
 }
-
-var errUnreachable = errors.New("unreachable")
 
 func (r *Relay) session(ctx context.Context, route Route, tryTLS bool) (*session, error) {
 	d := net.Dialer{Timeout: r.cfg.ConnectTimeout}
@@ -512,7 +510,7 @@ func (r *Relay) session(ctx context.Context, route Route, tryTLS bool) (*session
 	case errors.Is(err, errNoStartTLS) && route.TLS == TLSOpportunistic:
 		// The server said it has no TLS; its greeting is used up, so
 		// continue on this connection through a replayed greeting.
-	case err != nil && !tryTLS:
+	case err != nil && !errors.Is(err, errStartTLS) && !errors.Is(err, errNoStartTLS):
 		return fail(unreachable(route, err))
 	case err != nil:
 		if errors.Is(err, errNoStartTLS) {
@@ -524,7 +522,7 @@ func (r *Relay) session(ctx context.Context, route Route, tryTLS bool) (*session
 			(&session{client: smtp.NewClientGreeted(hsConn, r.hostname, strings.Join(ehlo, "\n"))}).quit()
 		}
 		return fail(&Error{Kind: KindUnreachable, Code: 451, Enhanced: [3]int{4, 7, 5}, Message: "TLS with customer mail server failed, try again later",
-			Err: fmt.Errorf("relay to %s: STARTTLS: %w", route.Addr, err)})
+			Err: fmt.Errorf("relay to %s: %w", route.Addr, err)})
 	}
 	// The connection is wrapped (replayConn) whether or not TLS started,
 	// so it is recorded here rather than asked of the connection.
@@ -541,13 +539,15 @@ func (r *Relay) session(ctx context.Context, route Route, tryTLS bool) (*session
 	s.client.CommandTimeout = r.cfg.CommandTimeout
 	s.client.SubmissionTimeout = r.cfg.DataTimeout
 	if ehlo == nil {
-		// RFC 3207 §4.2: after STARTTLS the client starts over with EHLO.
+		// RFC 3207 §4.2: after STARTTLS the client starts over with EHLO;
+		// its failure is the TLS session's (errStartTLS), which
+		// opportunistic TLS retries in clear text.
 		if err := s.client.Hello(r.hostname); err != nil {
-			return fail(unreachable(route, err))
+			return fail(unreachable(route, fmt.Errorf("%w: EHLO: %w", errStartTLS, err)))
 		}
 		// As answeredAhead, under TLS: only the client's buffer can say.
 		if s.client.Buffered() > 0 {
-			return fail(unreachable(route, errAnsweredAhead))
+			return fail(unreachable(route, fmt.Errorf("%w: %w", errStartTLS, errAnsweredAhead)))
 		}
 	}
 	if !stop() {
@@ -997,9 +997,9 @@ func (r *Relay) dialError(route Route, err error) *Error {
 		r.refused.WithLabelValues(string(refused.Class)).Inc()
 		r.log.Warn("tenant route refused at connect", "route", route.Addr, "addr", refused.Addr, "class", refused.Class)
 		return &Error{Kind: KindUnreachable, Code: 451, Enhanced: [3]int{4, 4, 4}, Message: "customer route not allowed, try again later",
-			Err: fmt.Errorf("relay to %s: %w: %w", route.Addr, errUnreachable, err)}
+			Err: fmt.Errorf("relay to %s: %w", route.Addr, err)}
 	}
-	return unreachable(route, fmt.Errorf("%w: %w", errUnreachable, err))
+	return unreachable(route, err)
 }
 
 func (r *Relay) loopError(route Route, loop *netguard.LoopError) *Error {

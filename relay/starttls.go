@@ -17,6 +17,12 @@ import (
 
 var errNoStartTLS = errors.New("server does not offer STARTTLS")
 
+// errStartTLS marks a failure of STARTTLS itself (its reply, or the
+// handshake): the only failure opportunistic TLS retries in clear text.
+// One before it (a 421 greeting from a server at its connection limit)
+// would only be met again, on a second connection.
+var errStartTLS = errors.New("STARTTLS")
+
 // handshake runs greeting, EHLO and (when tryTLS) STARTTLS by hand and
 // returns a connection on which go-smtp's client can go on. go-smtp's own
 // NewClientStartTLS always introduces itself as "localhost", which
@@ -98,21 +104,21 @@ func handshake(conn net.Conn, hostname string, ours func(name string) bool, rout
 		return plain, lines, errNoStartTLS
 	}
 	if _, err := conn.Write([]byte("STARTTLS\r\n")); err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("%w: %w", errStartTLS, err)
 	}
 	if _, err := readReply(br, 220); err != nil {
-		return nil, nil, fmt.Errorf("STARTTLS: %w", err)
+		return nil, nil, fmt.Errorf("%w: %w", errStartTLS, err)
 	}
 	if br.Buffered() > 0 {
 		// RFC 3207 §5: data pipelined before the handshake is an attack.
-		return nil, nil, errors.New("server sent data before the TLS handshake")
+		return nil, nil, fmt.Errorf("%w: server sent data before the TLS handshake", errStartTLS)
 	}
 	host, _, _ := net.SplitHostPort(route.Addr)
 	// Certificates are not verified (see TLSOpportunistic); TLS 1.2 is the
 	// floor so a downgrade is a handshake failure, not clear text.
 	tc := tls.Client(conn, &tls.Config{ServerName: host, InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}) //nolint:gosec // documented policy
 	if err := tc.Handshake(); err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("%w: %w", errStartTLS, err)
 	}
 	return &replayConn{Conn: tc, r: bufio.NewReader(strings.NewReader("220 " + route.Addr + " ESMTP\r\n"))}, nil, nil
 }

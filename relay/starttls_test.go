@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -236,5 +237,55 @@ func TestTLSRequiredNotOfferedSaysQuit(t *testing.T) {
 	want := [][]string{{"EHLO mx1.mxgrid.test", "QUIT"}}
 	if got := d.verbs(); !slices.EqualFunc(got, want, slices.Equal) {
 		t.Errorf("customer's server got %q, want %q", got, want)
+	}
+}
+
+// TestRefusalBeforeSTARTTLSIsNotRetriedInClearText: opportunistic TLS
+// retries in clear text when STARTTLS itself fails, as Postfix's "may"
+// level does. A server that refuses before STARTTLS (a 421 greeting at
+// its connection limit, a 421 to EHLO) was connected to a second time,
+// to refuse again: against a real Postfix at its
+// smtpd_client_connection_count_limit every deferred recipient cost two
+// connections (1022 refusals for 511 deferrals), doubling the load on a
+// server that had said it was overloaded, and was logged as a TLS failure.
+func TestRefusalBeforeSTARTTLSIsNotRetriedInClearText(t *testing.T) {
+	for _, tt := range []struct{ name, greeting, ehlo string }{
+		{"421 greeting", "421 4.7.0 customer.test Error: too many connections\r\n", ""},
+		{"421 to EHLO", "220 customer.test ESMTP\r\n", "421 4.3.2 busy\r\n"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			l, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { l.Close() })
+			var conns atomic.Int32
+			go func() {
+				for {
+					c, err := l.Accept()
+					if err != nil {
+						return
+					}
+					conns.Add(1)
+					go func() {
+						defer c.Close()
+						io.WriteString(c, tt.greeting)
+						if tt.ehlo != "" {
+							bufio.NewReader(c).ReadString('\n')
+							io.WriteString(c, tt.ehlo)
+						}
+					}()
+				}
+			}()
+			r := New(DefaultConfig(), "mx1.mxgrid.test", loopbackGuard(), slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
+			_, err = r.Begin(context.Background(), Route{Addr: l.Addr().String(), TLS: TLSOpportunistic}, mailaddr.Address{Local: "a", Domain: "sender.test"}, MailOptions{})
+			var re *Error
+			if !errors.As(err, &re) || re.Code != 451 || re.Enhanced != [3]int{4, 4, 1} {
+				t.Errorf("Begin = %v, want 451 4.4.1 (unreachable, not a TLS failure)", err)
+			}
+			if n := conns.Load(); n != 1 {
+				t.Errorf("%d connections, want 1", n)
+			}
+		})
 	}
 }
