@@ -194,6 +194,16 @@ func TestBadConfigNamesTheKey(t *testing.T) {
 		{"bad allowed route network", "relay:\n  allowed_route_networks: [10.0.0.0/8, lan]\n", "relay.allowed_route_networks[1]"},
 		{"no idle sessions per route", "relay:\n  cache: {max_idle_per_route: 0}\n", "relay.cache.max_idle_per_route:"},
 		{"zero idle timeout", "relay:\n  cache: {idle_timeout: 0s}\n", "relay.cache.idle_timeout:"},
+		// A loop of 1ns ran back to back, a core busy for good; relay's
+		// sweep of half of it, a ticker of 0, panicked at start.
+		{"idle timeout of a nanosecond", "relay:\n  cache: {idle_timeout: 1ns}\n", "relay.cache.idle_timeout: between 200ms and 5m"},
+		{"events flushed back to back", "events:\n  flush_interval: 999us\n", "events.flush_interval: at least 1ms"},
+		{"events pruned back to back", "events:\n  prune_interval: 1ns\n", "events.prune_interval: at least 100ms"},
+		{"tracking pruned back to back", "tracking:\n  prune_interval: 99ms\n", "tracking.prune_interval: at least 100ms"},
+		{"deferral view read back to back", "tracking:\n  deferral_interval: 1ns\n", "tracking.deferral_interval: at least 100ms"},
+		{"quarantine pruned back to back", "quarantine:\n  prune_interval: 1ns\n", "quarantine.prune_interval: at least 100ms"},
+		{"digests checked back to back", "notify:\n  check_interval: 1ns\n", "notify.check_interval: at least 100ms"},
+		{"clamd pinged back to back", "antivirus:\n  probe_interval: 1ns\n", "antivirus.probe_interval: at least 100ms"},
 		{"idle timeout past RFC 5321's", "relay:\n  cache: {idle_timeout: 10m}\n", "relay.cache.idle_timeout:"},
 		{"zero reuse", "relay:\n  cache: {max_reuse: 0}\n", "relay.cache.max_reuse:"},
 		{"unknown cache key", "relay:\n  cache: {max_idle: 3}\n", `unknown key "relay.cache.max_idle"`},

@@ -28,7 +28,7 @@ func TestDeferralViewFollowsRetryingSenders(t *testing.T) {
 	n, sink := nodetest.StartWithSink(t, func(cfg *config.Config) {
 		cfg.Admin.OperatorTokenFile = tokFile
 		cfg.Tracking.FlushInterval = 20 * time.Millisecond
-		cfg.Tracking.DeferralInterval = 50 * time.Millisecond
+		cfg.Tracking.DeferralInterval = 100 * time.Millisecond
 	})
 	sink.Stop()
 

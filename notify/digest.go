@@ -113,8 +113,8 @@ func (c Config) Validate() error {
 		return errors.New("username: AUTH needs smarthost_tls: starttls (the password would travel in clear)")
 	case c.DigestInterval < time.Hour:
 		return errors.New("digest_interval: at least 1h")
-	case c.CheckInterval <= 0 || c.CheckInterval > c.DigestInterval:
-		return errors.New("check_interval: positive, at most digest_interval")
+	case c.CheckInterval < periodic.MinInterval || c.CheckInterval > c.DigestInterval:
+		return fmt.Errorf("check_interval: at least %s, at most digest_interval", periodic.MinInterval)
 	case c.LinkTTL < time.Hour:
 		return errors.New("link_ttl: at least 1h")
 	case c.MaxPerDomain < 1:

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/mxgrid/mxgrid/internal/bytebudget"
+	"github.com/mxgrid/mxgrid/internal/periodic"
 	"github.com/mxgrid/mxgrid/tenant"
 	"github.com/mxgrid/mxgrid/tracking"
 )
@@ -283,8 +284,8 @@ func (c Config) Validate() error {
 		return errors.New("max_bytes_per_domain: at least 1 MiB")
 	case c.Retention < time.Hour:
 		return errors.New("retention: at least 1h")
-	case c.PruneInterval <= 0:
-		return errors.New("prune_interval: must be positive")
+	case c.PruneInterval < periodic.MinInterval:
+		return fmt.Errorf("prune_interval: at least %s", periodic.MinInterval)
 	case c.MaxOpenBytes < 1<<20:
 		return errors.New("max_open_bytes: at least 1 MiB")
 	}

@@ -3,6 +3,7 @@ package relay
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"sync"
 	"time"
@@ -51,8 +52,9 @@ func (c CacheConfig) Validate() error {
 	switch {
 	case c.MaxIdlePerRoute < 1:
 		return errors.New("max_idle_per_route: must be at least 1")
-	case c.IdleTimeout <= 0 || c.IdleTimeout > maxIdleTimeout:
-		return errors.New("idle_timeout: must be positive and at most 5m")
+	case c.IdleTimeout < 2*periodic.MinInterval || c.IdleTimeout > maxIdleTimeout:
+		// The sweep runs every half of it.
+		return fmt.Errorf("idle_timeout: between %s and 5m", 2*periodic.MinInterval)
 	case c.MaxReuse < 1:
 		return errors.New("max_reuse: must be at least 1")
 	}

@@ -56,8 +56,8 @@ var DefaultQuota = Quota{}
 
 // Validate checks the section; messages name the key.
 func (c SyncConfig) Validate() error {
-	if c.ReloadInterval < 100*time.Millisecond {
-		return errors.New("reload_interval: at least 100ms")
+	if c.ReloadInterval < periodic.MinInterval {
+		return fmt.Errorf("reload_interval: at least %s", periodic.MinInterval)
 	}
 	if c.StaleAfter < 1 {
 		return errors.New("stale_after: at least 1")
@@ -68,8 +68,8 @@ func (c SyncConfig) Validate() error {
 	if int64(c.StaleAfter) > math.MaxInt64/int64(c.ReloadInterval) {
 		return fmt.Errorf("stale_after: %d reload intervals of %s overflow a duration", c.StaleAfter, c.ReloadInterval)
 	}
-	if c.VerifyInterval < 100*time.Millisecond {
-		return errors.New("verify_interval: at least 100ms")
+	if c.VerifyInterval < periodic.MinInterval {
+		return fmt.Errorf("verify_interval: at least %s", periodic.MinInterval)
 	}
 	if c.VerifyPerRound < 1 {
 		return errors.New("verify_per_round: at least 1")

@@ -12,6 +12,7 @@ import (
 
 	"github.com/mxgrid/mxgrid/health"
 	"github.com/mxgrid/mxgrid/internal/batchq"
+	"github.com/mxgrid/mxgrid/internal/periodic"
 	"github.com/mxgrid/mxgrid/replytext"
 )
 
@@ -58,8 +59,8 @@ func (c Config) Validate() error {
 	switch {
 	case c.DeferralWindow < time.Minute:
 		return errors.New("deferral_window: must be at least 1m")
-	case c.DeferralInterval <= 0:
-		return errors.New("deferral_interval: must be positive")
+	case c.DeferralInterval < periodic.MinInterval:
+		return fmt.Errorf("deferral_interval: at least %s", periodic.MinInterval)
 	}
 	return c.Tuning.Validate()
 }

@@ -9,6 +9,13 @@ import (
 	"time"
 )
 
+// MinInterval is the shortest interval a configured loop that calls the
+// store or a server may have: with 1ns a prune or a store query ran back
+// to back, a core busy for good, and relay's sweep of half of it, a ticker
+// of 0, panicked at start. Each section's Validate refuses less, naming
+// its key.
+const MinInterval = 100 * time.Millisecond
+
 // Every calls fn every interval, and at once whenever wake delivers (nil:
 // never), until ctx ends. fn is not called after ctx ended; a call in
 // progress finishes first. A caller that wants an immediate first run calls

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mxgrid/mxgrid/internal/periodic"
 	"github.com/mxgrid/mxgrid/netguard"
 	"github.com/mxgrid/mxgrid/scanner"
 )
@@ -60,8 +61,8 @@ func (c Config) Validate() error {
 		return errors.New("timeout: must be positive")
 	case c.MaxSize < 1:
 		return errors.New("max_size: must be at least 1")
-	case c.ProbeInterval <= 0:
-		return errors.New("probe_interval: must be positive")
+	case c.ProbeInterval < periodic.MinInterval:
+		return fmt.Errorf("probe_interval: at least %s", periodic.MinInterval)
 	}
 	return nil
 }
