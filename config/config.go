@@ -562,7 +562,45 @@ func (c *Config) Validate() error {
 	if err := check("map", c.Map.Validate()); err != nil {
 		return err
 	}
+	if err := c.checkFinalReply(); err != nil {
+		return err
+	}
 	return c.checkListeners()
+}
+
+// senderFinalReplyWait is how long a sender waits for the reply to its
+// final dot (RFC 5321 §4.5.3.2.6).
+const senderFinalReplyWait = 10 * time.Minute
+
+// checkFinalReply refuses timeouts whose chain after the sender's final
+// dot (room in the memory budget, the scan, the downstream DATA command,
+// the body and its final reply) outlasts the sender's wait: it gives up
+// and sends again while the customer's server may still take the first
+// copy, so the customer gets it twice. Each section's own check passed
+// relay.data_timeout: 15m, or a scanner.timeout of 10m.
+func (c *Config) checkFinalReply() error {
+	chain := []struct {
+		key string
+		d   time.Duration
+	}{
+		{"smtp.spool_wait", c.SMTP.SpoolWait}, {"scanner.timeout", c.Scanner.Timeout},
+		{"relay.command_timeout", c.Relay.CommandTimeout}, {"relay.data_timeout", c.Relay.DataTimeout},
+	}
+	var total time.Duration
+	over := false
+	keys, values := make([]string, len(chain)), make([]string, len(chain))
+	for i, l := range chain {
+		keys[i], values[i] = l.key, l.d.String()
+		// Compared by subtraction: a sum of durations near int64's
+		// limit wraps negative and would pass.
+		over = over || l.d > senderFinalReplyWait-total
+		total += l.d
+	}
+	if over {
+		return fmt.Errorf("%s: %s outlast the %s a sender waits for the reply to its message (RFC 5321 §4.5.3.2.6): it would send the message again while the customer's server may take it",
+			strings.Join(keys, " + "), strings.Join(values, " + "), senderFinalReplyWait)
+	}
+	return nil
 }
 
 // checkPaths refuses a path starting with "~": no shell reads this file,

@@ -225,6 +225,11 @@ func TestBadConfigNamesTheKey(t *testing.T) {
 		{"key given twice in a domain", "domains:\n  - {name: a.org, route: 'h:25', route: 'evil:25'}\n", "line 2: domains[0].route: given twice"},
 		{"weight given twice", "scanner:\n  weights:\n    BAYES_SPAM: 1\n    BAYES_SPAM: 9\n", "line 4: scanner.weights.BAYES_SPAM: given twice (first at line 3)"},
 		{"bad log format", "log:\n  format: xml\n", "log.format:"},
+		// The sender gives up after 10 minutes and sends again while the
+		// customer's server may still take the first copy.
+		{"relay data timeout past the sender's wait", "relay:\n  data_timeout: 15m\n", "smtp.spool_wait + scanner.timeout + relay.command_timeout + relay.data_timeout: 2m0s + 20s + 1m0s + 15m0s outlast the 10m0s a sender waits"},
+		{"scan and delivery past the sender's wait", "scanner:\n  timeout: 5m\nrelay:\n  data_timeout: 5m\n", "2m0s + 5m0s + 1m0s + 5m0s outlast"},
+		{"a final-reply chain that wraps int64", "smtp:\n  spool_wait: 2562047h\nscanner:\n  timeout: 2562047h\nrelay:\n  command_timeout: 2562047h\n  data_timeout: 2562047h\n", "2562047h0m0s + 2562047h0m0s + 2562047h0m0s + 2562047h0m0s outlast"},
 		// An alias is checked where it is used: it skipped the checks (a
 		// fraction reached an integer key truncated), or, of a mapping,
 		// was refused as "must be a mapping".
