@@ -641,7 +641,8 @@ func loadHashes(path string) (map[[sha256.Size]byte]string, error) {
 	hashes := make(map[[sha256.Size]byte]string)
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 0, 256), maxHashBlocklistLine)
-	for n := 1; sc.Scan(); n++ {
+	n := 1
+	for ; sc.Scan(); n++ {
 		line, _, _ := strings.Cut(sc.Text(), "#")
 		fields := strings.Fields(line)
 		if len(fields) == 0 {
@@ -657,7 +658,10 @@ func loadHashes(path string) (map[[sha256.Size]byte]string, error) {
 		}
 		hashes[[sha256.Size]byte(b)] = name
 	}
-	if err := sc.Err(); err != nil {
+	if err := sc.Err(); errors.Is(err, bufio.ErrTooLong) {
+		// bufio's "token too long" named neither the line nor the bound.
+		return nil, fmt.Errorf("%s:%d: a line over %d bytes is not a hash entry (is it the right file?)", path, n, maxHashBlocklistLine)
+	} else if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return hashes, nil

@@ -1384,12 +1384,18 @@ func TestHashBlocklist(t *testing.T) {
 		t.Errorf("unlisted attachment: Virus = %q", res.Virus)
 	}
 
-	badPath := filepath.Join(t.TempDir(), "bad.txt")
-	_ = os.WriteFile(badPath, []byte("abc123 nope\n"), 0o644)
-	cfg := DefaultConfig()
-	cfg.HashBlocklist = badPath
-	if _, err := New(cfg, prometheus.NewRegistry()); err == nil || !strings.Contains(err.Error(), "bad.txt:1") {
-		t.Errorf("malformed list: err = %v, want it to name the line", err)
+	for _, bad := range []struct{ name, list, want string }{
+		{"malformed entry", "abc123 nope\n", "bad.txt:1: \"abc123\" is not a SHA-256"},
+		// A binary file, or a file of other data, given by mistake.
+		{"line past the bound", list + strings.Repeat("a", maxHashBlocklistLine+1) + "\n", "bad.txt:5: a line over 4096 bytes"},
+	} {
+		badPath := filepath.Join(t.TempDir(), "bad.txt")
+		_ = os.WriteFile(badPath, []byte(bad.list), 0o644)
+		cfg := DefaultConfig()
+		cfg.HashBlocklist = badPath
+		if _, err := New(cfg, prometheus.NewRegistry()); err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("%s: err = %v, want it to contain %q", bad.name, err, bad.want)
+		}
 	}
 }
 
