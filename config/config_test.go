@@ -104,6 +104,15 @@ func aliasBomb() string {
 	return b.String()
 }
 
+// manyWeights is a flow mapping body of n made-up symbols.
+func manyWeights(n int) string {
+	w := make([]string, n)
+	for i := range w {
+		w[i] = fmt.Sprintf("S%d: 1", i)
+	}
+	return strings.Join(w, ", ")
+}
+
 func TestBadConfigNamesTheKey(t *testing.T) {
 	tests := []struct {
 		name, yaml, want string
@@ -236,6 +245,8 @@ func TestBadConfigNamesTheKey(t *testing.T) {
 		{"alias sneaking a fraction into an integer", "scanner: {reject_score: &f 15.5}\nsmtp: {max_recipients: *f}\n", "smtp.max_recipients: 15.5 is not a whole number"},
 		{"alias of a mapping with a key the use site lacks", "node: &n {name: a, provider: b}\nlog: *n\n", `unknown key "log.name"`},
 		{"alias bomb", aliasBomb(), "aliases expand to over 100000 values"},
+		{"weights of more keys than symbols", "scanner:\n  weights: {" + manyWeights(1001) + "}\n", "line 2: scanner.weights: 1001 keys, at most 1000"},
+		{"zone weights of more keys than codes", "dnsbl:\n  ip_zones:\n    - {zone: zen.example.org, weights: {" + manyWeights(1001) + "}}\n", "dnsbl.ip_zones[0].weights: 1001 keys, at most 1000"},
 		{"merge key", "x: &x {colour: blue}\nsmtp:\n  <<: *x\n", `unknown key "x"`},
 		{"merge key in a known section", "log: &l {format: json}\nnode:\n  <<: *l\n", `unknown key "node.<<"`},
 		{"two documents", "smtp: {}\n---\nsmtp: {listen: '127.0.0.1:2626'}\n", "line 3: a second YAML document"},
