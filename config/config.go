@@ -263,13 +263,13 @@ func Parse(data []byte, cfg *Config) error {
 // (a list of aliases of lists of aliases) multiplies with each level.
 const maxAliased = 100_000
 
-// maxMapKeys bounds the keys of a map-typed value (the weights). yaml.v3
-// compares each key of a mapping with every other as it decodes, and a
-// 3.4 MB file of 300,000 weights took over ten minutes to be refused
-// (80,000: 51 s). No map has more than a few hundred legitimate keys: the
-// symbols of all checks together. A struct's mapping needs no bound: its
-// first unknown key is refused before yaml.v3 sees it.
-const maxMapKeys = 1000
+// maxMappingKeys bounds the keys of any mapping. yaml.v3 compares each key
+// of a mapping with every other when it decodes one, into whatever type:
+// a 3.4 MB file of 300,000 weights (or of one mapping given for
+// smtp.hostname) took over ten minutes to be refused (80,000: 51 s). No
+// mapping has more than a few hundred legitimate keys: a section's fields,
+// or the symbols of all checks together.
+const maxMappingKeys = 1000
 
 // keyChecker walks a YAML node against a type, counting the values it
 // checks through aliases.
@@ -299,6 +299,13 @@ func (kc *keyChecker) check(n *yaml.Node, t reflect.Type, path string, aliased b
 		}
 	}
 	if n.Kind == yaml.MappingNode {
+		if keys := len(n.Content) / 2; keys > maxMappingKeys {
+			what := path
+			if what == "" {
+				what = "the file"
+			}
+			return fmt.Errorf("line %d: %s: %d keys, at most %d", n.Line, what, keys, maxMappingKeys)
+		}
 		if err := checkDuplicates(n, path); err != nil {
 			return err
 		}
@@ -317,9 +324,6 @@ func (kc *keyChecker) check(n *yaml.Node, t reflect.Type, path string, aliased b
 			}
 		}
 	case t.Kind() == reflect.Map && n.Kind == yaml.MappingNode:
-		if keys := len(n.Content) / 2; keys > maxMapKeys {
-			return fmt.Errorf("line %d: %s: %d keys, at most %d", n.Line, path, keys, maxMapKeys)
-		}
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			if err := kc.check(n.Content[i+1], t.Elem(), join(path, n.Content[i].Value), aliased); err != nil {
 				return err

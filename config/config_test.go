@@ -246,6 +246,8 @@ func TestBadConfigNamesTheKey(t *testing.T) {
 		{"alias of a mapping with a key the use site lacks", "node: &n {name: a, provider: b}\nlog: *n\n", `unknown key "log.name"`},
 		{"alias bomb", aliasBomb(), "aliases expand to over 100000 values"},
 		{"weights of more keys than symbols", "scanner:\n  weights: {" + manyWeights(1001) + "}\n", "line 2: scanner.weights: 1001 keys, at most 1000"},
+		{"a file of many keys", strings.ReplaceAll(manyWeights(1001), ", ", "\n") + "\n", "line 1: the file: 1001 keys, at most 1000"},
+		{"a mapping of many keys for a string", "smtp:\n  hostname: {" + manyWeights(1001) + "}\n", "line 2: smtp.hostname: 1001 keys, at most 1000"},
 		{"zone weights of more keys than codes", "dnsbl:\n  ip_zones:\n    - {zone: zen.example.org, weights: {" + manyWeights(1001) + "}}\n", "dnsbl.ip_zones[0].weights: 1001 keys, at most 1000"},
 		{"merge key", "x: &x {colour: blue}\nsmtp:\n  <<: *x\n", `unknown key "x"`},
 		{"merge key in a known section", "log: &l {format: json}\nnode:\n  <<: *l\n", `unknown key "node.<<"`},
