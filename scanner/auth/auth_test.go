@@ -109,6 +109,7 @@ func newWorld(t testing.TB) *world {
 	// Errors in tags beside p=, as owners write them.
 	srv.AddTXT("_dmarc.sloppy.example", "v=DMARC1; p=reject; adkim=relaxed; pct=100%; rf=afrf:iodef; fo=1;0; rua=mailto:d@sloppy.example")
 	srv.AddTXT("_dmarc.nopolicy.example", "v=DMARC1; p=rejected; adkim=relaxed")
+	srv.AddTXT("_dmarc.shouting.example", "v=DMARC1; P=Reject; ADKIM=S")
 	srv.AddTXT("_dmarc.manytags.example", "v=DMARC1; p=reject; adkim=relaxed"+strings.Repeat("; x=1", maxLenientTags))
 
 	cfg := dnsresolver.DefaultConfig()
@@ -398,6 +399,14 @@ func TestCheck(t *testing.T) {
 			env:         scanner.Envelope{ClientIP: bad, HELO: "[203.0.113.1]", MailFrom: "x@sloppy.example", DMARCEnforce: true},
 			raw:         func(testing.TB) []byte { return testMessage("ceo@sloppy.example") },
 			wantAR:      []string{"spf=none reason=\"no DNS record found\" smtp.mailfrom=x@sloppy.example", "dkim=none", "dmarc=fail (p=reject dis=reject) header.from=sloppy.example"},
+			wantSymbols: []string{"SPF_NONE", "DKIM_NONE", "DMARC_FAIL_REJECT"},
+			wantReject:  true,
+		},
+		{
+			name:        "a record's tags and keywords count in any case",
+			env:         scanner.Envelope{ClientIP: bad, HELO: "[203.0.113.1]", MailFrom: "x@shouting.example", DMARCEnforce: true},
+			raw:         func(testing.TB) []byte { return testMessage("ceo@shouting.example") },
+			wantAR:      []string{"spf=none reason=\"no DNS record found\" smtp.mailfrom=x@shouting.example", "dkim=none", "dmarc=fail (p=reject dis=reject) header.from=shouting.example"},
 			wantSymbols: []string{"SPF_NONE", "DKIM_NONE", "DMARC_FAIL_REJECT"},
 			wantReject:  true,
 		},

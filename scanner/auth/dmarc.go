@@ -120,6 +120,13 @@ func (c *Check) lookupRecord(ctx context.Context, domain string) (*dmarc.Record,
 // and so does one of more than maxLenientTags tags (RFC 7489 defines 11):
 // each tag is parsed on its own, and a sender's own record of 32,000 tags
 // cost 15 ms a From domain.
+//
+// Tag names and the keywords of the keyword tags are read in any case, as
+// RFC 7489 6.4's ABNF (quoted strings, case-insensitive by RFC 5234 2.3)
+// and OpenDMARC read them; the library knew "p=reject" only in lower case,
+// and mail spoofing a domain whose record said "p=Reject" was
+// dmarc=permerror, let through. The version stays DMARC1, in upper case,
+// as the ABNF spells it byte by byte.
 func lenientRecord(txt string) string {
 	if !strings.HasPrefix(txt, "v=") || strings.Count(txt, ";") >= maxLenientTags {
 		return txt
@@ -129,8 +136,15 @@ func lenientRecord(txt string) string {
 	}
 	var kept []string
 	for tag := range strings.SplitSeq(txt, ";") {
-		name, _, _ := strings.Cut(tag, "=")
-		if name = strings.TrimSpace(name); name == "v" || name == "p" {
+		name, value, hasValue := strings.Cut(tag, "=")
+		name = strings.ToLower(strings.TrimSpace(name))
+		if hasValue && name != "v" {
+			if keywordTags[name] {
+				value = strings.ToLower(value)
+			}
+			tag = name + "=" + value
+		}
+		if name == "v" || name == "p" {
 			kept = append(kept, tag)
 		} else if _, err := dmarc.Parse("v=DMARC1; p=none;" + tag); err == nil && name != "" {
 			kept = append(kept, tag)
@@ -138,6 +152,10 @@ func lenientRecord(txt string) string {
 	}
 	return strings.Join(kept, ";")
 }
+
+// keywordTags are the DMARC tags whose values are keywords (RFC 7489
+// 6.4), not URIs or numbers.
+var keywordTags = map[string]bool{"p": true, "sp": true, "adkim": true, "aspf": true, "fo": true, "rf": true}
 
 const maxLenientTags = 32
 
