@@ -91,6 +91,11 @@ func (c Config) Validate() error {
 
 var loopback = netip.MustParsePrefix("127.0.0.0/8")
 
+// listError holds the codes lists answer for a query they refuse, not a
+// listing: Spamhaus' 127.255.255.252 (a zone name mistyped), .254 (asked
+// through a public resolver) and .255 (over the free volume).
+var listError = netip.MustParsePrefix("127.255.255.0/24")
+
 func (z Zone) validate() error {
 	if z.Zone == "" || strings.ContainsAny(z.Zone, " /:@") || strings.HasPrefix(z.Zone, ".") || !strings.Contains(z.Zone, ".") {
 		return fmt.Errorf("zone: %q is not a DNS zone", z.Zone)
@@ -103,6 +108,9 @@ func (z Zone) validate() error {
 		if err != nil || !loopback.Contains(a) {
 			// RFC 5782 2.1: answers are in 127.0.0.0/8.
 			return fmt.Errorf("weights: %q is not a return code in 127.0.0.0/8", code)
+		}
+		if listError.Contains(a) {
+			return fmt.Errorf("weights: %q is a list's error code (127.255.255.0/24), not a listing", code)
 		}
 	}
 	return nil

@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
@@ -41,6 +42,9 @@ type zone struct {
 	name    string
 	symbol  string
 	weights map[string]float64
+	// refusedLogged is set once the zone's first refusal is logged: a
+	// list that refuses one query refuses them all.
+	refusedLogged atomic.Bool
 }
 
 var _ scanner.Check = (*Check)(nil)
@@ -49,14 +53,14 @@ var _ scanner.Check = (*Check)(nil)
 func New(cfg Config, res Resolver, log *slog.Logger, reg prometheus.Registerer) *Check {
 	c := &Check{cfg: cfg, res: res, log: log.With("component", "dnsbl")}
 	for _, z := range cfg.IPZones {
-		c.ip = append(c.ip, zone{strings.TrimSuffix(z.Zone, "."), symbolFor(z, "RBL_"), z.Weights})
+		c.ip = append(c.ip, zone{name: strings.TrimSuffix(z.Zone, "."), symbol: symbolFor(z, "RBL_"), weights: z.Weights})
 	}
 	for _, z := range cfg.DomainZones {
-		c.domain = append(c.domain, zone{strings.TrimSuffix(z.Zone, "."), symbolFor(z, "URIBL_"), z.Weights})
+		c.domain = append(c.domain, zone{name: strings.TrimSuffix(z.Zone, "."), symbol: symbolFor(z, "URIBL_"), weights: z.Weights})
 	}
 	c.lookups = promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
 		Name: "mxgrid_dnsbl_lookups_total",
-		Help: "DNSBL lookups by zone and result (listed, clean, error). Errors and timeouts count as not listed.",
+		Help: "DNSBL lookups by zone and result (listed: a return code with a weight; clean; refused: the list's error code 127.255.255.x; error). Refusals, errors and timeouts count as not listed.",
 	}, []string{"zone", "result"})
 	return c
 }
@@ -183,13 +187,29 @@ func (c *Check) lookup(ctx context.Context, q *query) {
 		c.log.Debug("dnsbl lookup failed", "zone", q.zone.name, "item", q.item, "err", err)
 		return
 	}
+	result := "clean"
 	for _, a := range addrs {
-		if a = a.Unmap(); loopback.Contains(a) {
-			q.codes = append(q.codes, a)
+		a = a.Unmap()
+		switch {
+		case listError.Contains(a):
+			result = "refused"
+		case loopback.Contains(a):
+			if _, ok := q.zone.weights[a.String()]; ok {
+				q.codes = append(q.codes, a)
+			}
 		}
 	}
-	result := "clean"
-	if len(q.codes) > 0 {
+	if result == "refused" {
+		// Spamhaus answers 127.255.255.254 to every query sent through a
+		// public resolver and .255 past the free volume: a node whose
+		// dns.server is one has the list listing nothing, and counted as
+		// listing everyone. Said once, where the operator looks.
+		q.codes = nil
+		if !q.zone.refusedLogged.Swap(true) {
+			c.log.Warn("dnsbl zone refuses our queries: its error codes are not listings; use a resolver of your own, not a public one, or a paid feed",
+				"zone", q.zone.name, "item", q.item, "codes", addrs)
+		}
+	} else if len(q.codes) > 0 {
 		result = "listed"
 	}
 	c.lookups.WithLabelValues(q.zone.name, result).Inc()

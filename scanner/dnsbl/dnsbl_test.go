@@ -1,6 +1,7 @@
 package dnsbl
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/mxgrid/mxgrid/dnsresolver"
 	"github.com/mxgrid/mxgrid/dnsresolver/dnstest"
@@ -28,6 +30,9 @@ func setup(t *testing.T, mod func(*Config)) (*Check, *dnstest.Server) {
 	srv.AddA("99.2.0.192.bl.test", "127.0.0.4")
 	srv.AddA("98.2.0.192.bl.test", "127.255.255.254")
 	srv.AddA("97.2.0.192.bl.test", "192.0.2.1") // not a DNSBL answer at all
+	srv.AddA("96.2.0.192.bl.test", "127.0.0.9") // a code the zone gives no weight
+	srv.AddA("95.2.0.192.bl.test", "127.0.0.2")
+	srv.AddA("95.2.0.192.bl.test", "127.255.255.255") // over the list's limit
 	srv.AddA("1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.bl.test", "127.0.0.2")
 	srv.AddA("evil.example.dbl.test", "127.0.1.2")
 	srv.AddA("worse.example.dbl.test", "127.0.1.2")
@@ -77,7 +82,9 @@ func TestCheck(t *testing.T) {
 		{"6to4 address is looked up as its IPv4 address", "2002:c000:263:1::9", withURLs(), []string{"RBL_BL_TEST 3.00 192.0.2.99 127.0.0.2", "RBL_BL_TEST 1.50 192.0.2.99 127.0.0.4"}},
 		{"NAT64 address is looked up as its IPv4 address", "64:ff9b::c000:263", withURLs(), []string{"RBL_BL_TEST 3.00 192.0.2.99 127.0.0.2", "RBL_BL_TEST 1.50 192.0.2.99 127.0.0.4"}},
 		{"clean IP", "192.0.2.1", withURLs(), nil},
-		{"unconfigured code is ignored", "192.0.2.98", withURLs(), nil},
+		{"unconfigured code is ignored", "192.0.2.96", withURLs(), nil},
+		{"the list's error code is ignored", "192.0.2.98", withURLs(), nil},
+		{"a listing beside the list's error code is ignored", "192.0.2.95", withURLs(), nil},
 		{"answer outside 127/8 is ignored", "192.0.2.97", withURLs(), nil},
 		{"listed URL domains, one symbol per code", "192.0.2.1", withURLs("good.example", "evil.example", "worse.example", "evil.example"),
 			[]string{"URIBL_DBL_TEST 4.00 evil.example,worse.example 127.0.1.2"}},
@@ -101,6 +108,40 @@ func TestCheck(t *testing.T) {
 				t.Errorf("symbols = %q, want %q", got, tt.want)
 			}
 		})
+	}
+}
+
+// The list's error codes (Spamhaus' answer to every query through a
+// public resolver) counted as listings in mxgrid_dnsbl_lookups_total,
+// and nothing said why no IP was ever listed. Codes without a weight are
+// no listing either.
+func TestLookupResults(t *testing.T) {
+	var logs bytes.Buffer
+	srv := dnstest.Start(t)
+	srv.AddA("98.2.0.192.bl.test", "127.255.255.254")
+	srv.AddA("96.2.0.192.bl.test", "127.0.0.9")
+	srv.AddA("99.2.0.192.bl.test", "127.0.0.2")
+	rcfg := dnsresolver.DefaultConfig()
+	rcfg.Server = srv.Addr
+	cfg := DefaultConfig()
+	cfg.IPZones = []Zone{{Zone: "bl.test", Weights: map[string]float64{"127.0.0.2": 3}}}
+	c := New(cfg, dnsresolver.New(rcfg, prometheus.NewRegistry()), slog.New(slog.NewTextHandler(&logs, nil)), prometheus.NewRegistry())
+	for _, ip := range []string{"192.0.2.98", "192.0.2.98", "192.0.2.96", "192.0.2.99", "192.0.2.1"} {
+		if _, err := c.Check(context.Background(), &scanner.Envelope{ClientIP: netip.MustParseAddr(ip)}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for result, want := range map[string]float64{"refused": 2, "clean": 2, "listed": 1, "error": 0} {
+		var m dto.Metric
+		if err := c.lookups.WithLabelValues("bl.test", result).Write(&m); err != nil {
+			t.Fatal(err)
+		}
+		if got := m.GetCounter().GetValue(); got != want {
+			t.Errorf("lookups{result=%q} = %v, want %v", result, got, want)
+		}
+	}
+	if n := strings.Count(logs.String(), "dnsbl zone refuses our queries"); n != 1 {
+		t.Errorf("refusal logged %d times, want once:\n%s", n, logs.String())
 	}
 }
 
@@ -205,6 +246,9 @@ func TestConfigValidate(t *testing.T) {
 		{"code outside 127/8", func(c *Config) {
 			c.DomainZones = []Zone{{Zone: "dbl.spamhaus.org", Weights: map[string]float64{"10.0.0.2": 1}}}
 		}, `domain_zones[0].weights: "10.0.0.2" is not a return code`},
+		{"the list's error code", func(c *Config) {
+			c.IPZones = []Zone{{Zone: "zen.spamhaus.org", Weights: map[string]float64{"127.0.0.2": 1, "127.255.255.254": 1}}}
+		}, `ip_zones[0].weights: "127.255.255.254" is a list's error code`},
 		{"zero timeout", func(c *Config) { c.Timeout = 0 }, "timeout:"},
 		{"zero parallel", func(c *Config) { c.MaxParallel = 0 }, "max_parallel:"},
 	}
