@@ -42,9 +42,13 @@ type zone struct {
 	name    string
 	symbol  string
 	weights map[string]float64
-	// refusedLogged is set once the zone's first refusal is logged: a
-	// list that refuses one query refuses them all.
-	refusedLogged atomic.Bool
+	// testPoint is the name RFC 5782 5 forbids the list to list:
+	// 127.0.0.1 of an IP list, INVALID of a domain list.
+	testPoint string
+	// refusedLogged and worldLogged are set once the zone's first
+	// refusal, or listing of its test point, is logged: a list that
+	// does so for one query does so for all.
+	refusedLogged, worldLogged atomic.Bool
 }
 
 var _ scanner.Check = (*Check)(nil)
@@ -53,14 +57,16 @@ var _ scanner.Check = (*Check)(nil)
 func New(cfg Config, res Resolver, log *slog.Logger, reg prometheus.Registerer) *Check {
 	c := &Check{cfg: cfg, res: res, log: log.With("component", "dnsbl")}
 	for _, z := range cfg.IPZones {
-		c.ip = append(c.ip, zone{name: strings.TrimSuffix(z.Zone, "."), symbol: symbolFor(z, "RBL_"), weights: z.Weights})
+		name := strings.TrimSuffix(z.Zone, ".")
+		c.ip = append(c.ip, zone{name: name, symbol: symbolFor(z, "RBL_"), weights: z.Weights, testPoint: "1.0.0.127." + name})
 	}
 	for _, z := range cfg.DomainZones {
-		c.domain = append(c.domain, zone{name: strings.TrimSuffix(z.Zone, "."), symbol: symbolFor(z, "URIBL_"), weights: z.Weights})
+		name := strings.TrimSuffix(z.Zone, ".")
+		c.domain = append(c.domain, zone{name: name, symbol: symbolFor(z, "URIBL_"), weights: z.Weights, testPoint: "invalid." + name})
 	}
 	c.lookups = promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
 		Name: "mxgrid_dnsbl_lookups_total",
-		Help: "DNSBL lookups by zone and result (listed: a return code with a weight; clean; refused: the list's error code 127.255.255.x; error). Refusals, errors and timeouts count as not listed.",
+		Help: "DNSBL lookups by zone and result (listed: a return code with a weight; clean; refused: the list's error code 127.255.255.x; lists_all: the list lists its RFC 5782 test point too; error). Only listed counts as listed.",
 	}, []string{"zone", "result"})
 	return c
 }
@@ -211,8 +217,34 @@ func (c *Check) lookup(ctx context.Context, q *query) {
 		}
 	} else if len(q.codes) > 0 {
 		result = "listed"
+		if c.listsAll(ctx, q.zone) {
+			q.codes, result = nil, "lists_all"
+		}
 	}
 	c.lookups.WithLabelValues(q.zone.name, result).Inc()
+}
+
+// listsAll reports whether zone lists its test point, which RFC 5782 5
+// forbids: a list whose domain lapsed, or that was shut down, may be
+// wildcarded to list every address (SORBS's, ORDB's), and each would then
+// carry the list's weight, all mail scored as spam. Asked only when
+// something is listed, and cached by the resolver. A test point that gives
+// no answer leaves the listing standing, as before the check.
+func (c *Check) listsAll(ctx context.Context, zone *zone) bool {
+	addrs, err := c.res.LookupNetIP(ctx, "ip4", zone.testPoint)
+	if err != nil {
+		return false
+	}
+	for _, a := range addrs {
+		if _, ok := zone.weights[a.Unmap().String()]; ok {
+			if !zone.worldLogged.Swap(true) {
+				c.log.Warn("dnsbl zone lists its test point, so it lists everyone: its answers are ignored; remove the zone",
+					"zone", zone.name, "test_point", zone.testPoint, "codes", addrs)
+			}
+			return true
+		}
+	}
+	return false
 }
 
 // result gives one symbol per zone and return code, naming what is listed:

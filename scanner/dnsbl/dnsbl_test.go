@@ -145,6 +145,46 @@ func TestLookupResults(t *testing.T) {
 	}
 }
 
+// A list that lists its RFC 5782 test point (a lapsed list's wildcard
+// answers 127.0.0.2 for every name) lists nobody: each message got its
+// weight.
+func TestZoneListingItsTestPointIsIgnored(t *testing.T) {
+	var logs bytes.Buffer
+	srv := dnstest.Start(t)
+	srv.AddA("*.dead.test", "127.0.0.2")
+	srv.AddA("99.2.0.192.live.test", "127.0.0.2")
+	srv.AddA("evil.example.deaddbl.test", "127.0.1.2")
+	srv.AddA("invalid.deaddbl.test", "127.0.1.2")
+	srv.AddA("evil.example.livedbl.test", "127.0.1.2")
+	rcfg := dnsresolver.DefaultConfig()
+	rcfg.Server = srv.Addr
+	cfg := DefaultConfig()
+	ipw, dw := map[string]float64{"127.0.0.2": 3}, map[string]float64{"127.0.1.2": 4}
+	cfg.IPZones = []Zone{{Zone: "dead.test", Weights: ipw}, {Zone: "live.test", Weights: ipw}}
+	cfg.DomainZones = []Zone{{Zone: "deaddbl.test", Weights: dw}, {Zone: "livedbl.test", Weights: dw}}
+	c := New(cfg, dnsresolver.New(rcfg, prometheus.NewRegistry()), slog.New(slog.NewTextHandler(&logs, nil)), prometheus.NewRegistry())
+	for range 2 {
+		res, err := c.Check(context.Background(), &scanner.Envelope{ClientIP: netip.MustParseAddr("192.0.2.99")}, withURLs("evil.example"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, s := range res.Symbols {
+			got = append(got, s.Name)
+		}
+		if want := "RBL_LIVE_TEST,URIBL_LIVEDBL_TEST"; strings.Join(got, ",") != want {
+			t.Errorf("symbols %v, want %s", got, want)
+		}
+	}
+	var m dto.Metric
+	if err := c.lookups.WithLabelValues("dead.test", "lists_all").Write(&m); err != nil || m.GetCounter().GetValue() != 2 {
+		t.Errorf("lookups{zone=dead.test,result=lists_all} = %v (%v), want 2", m.GetCounter().GetValue(), err)
+	}
+	if n := strings.Count(logs.String(), "lists its test point"); n != 2 {
+		t.Errorf("%d warnings, want one per dead zone:\n%s", n, logs.String())
+	}
+}
+
 func TestPrivateAddressesAreNotQueried(t *testing.T) {
 	c, srv := setup(t, nil)
 	for _, ip := range []string{"10.0.0.10", "127.0.0.1", "192.168.1.1", "fe80::1", "::1", "2002:c0a8:101::1"} {
