@@ -116,7 +116,14 @@ func parsePublicKey(s string) (*queryResult, error) {
 	if p == "" {
 		return nil, permFailError("key revoked")
 	}
-	p = strings.ReplaceAll(p, " ", "")
+	// RFC 6376 3.6.1: FWS may stand between any two base64 characters,
+	// a tab or a folded line as well as a space.
+	p = strings.Map(func(r rune) rune {
+		if r == ' ' || r == '\t' || r == '\r' || r == '\n' {
+			return -1
+		}
+		return r
+	}, p)
 	b, err := base64.StdEncoding.DecodeString(p)
 	if err != nil {
 		return nil, permFailError("key syntax error: " + err.Error())
