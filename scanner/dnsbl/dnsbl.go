@@ -226,10 +226,11 @@ func (c *Check) lookup(ctx context.Context, q *query) {
 
 // listsAll reports whether zone lists its test point, which RFC 5782 5
 // forbids: a list whose domain lapsed, or that was shut down, may be
-// wildcarded to list every address (SORBS's, ORDB's), and each would then
-// carry the list's weight, all mail scored as spam. Asked only when
-// something is listed, and cached by the resolver. A test point that gives
-// no answer leaves the listing standing, as before the check.
+// wildcarded to list every address (AHBL did, on purpose, when it
+// closed), and each would then carry the list's weight, all mail scored
+// as spam. Asked only when something is listed, and cached by the
+// resolver. A test point that gives no answer leaves the listing
+// standing, as before the check.
 func (c *Check) listsAll(ctx context.Context, zone *zone) bool {
 	addrs, err := c.res.LookupNetIP(ctx, "ip4", zone.testPoint)
 	if err != nil {
