@@ -92,6 +92,9 @@ func (c *Check) lookupRecord(ctx context.Context, domain string) (*dmarc.Record,
 	multiple := false
 	lookup := &dmarc.LookupOptions{LookupTXT: func(name string) ([]string, error) {
 		txts, err := c.res.LookupTXT(ctx, name)
+		for i, txt := range txts {
+			txts[i] = canonicalVersion(txt)
+		}
 		records := dmarcRecords(txts)
 		if multiple = len(records) > 1; multiple {
 			return nil, err
@@ -109,6 +112,30 @@ func (c *Check) lookupRecord(ctx context.Context, domain string) (*dmarc.Record,
 		return nil, errMultipleRecords
 	}
 	return rec, err
+}
+
+// canonicalVersion writes the version tag of a DMARC record as the
+// library looks for it, "v=DMARC1" at the very start: RFC 7489 6.4 allows
+// white space around its '=' (and its tag name in any case), and
+// OpenDMARC white space before it, where the library discarded such a
+// record and a spoofed p=reject domain had no DMARC. The value stays
+// DMARC1 in upper case, as the ABNF spells it byte by byte.
+func canonicalVersion(txt string) string {
+	if strings.HasPrefix(txt, "v=DMARC1") {
+		return txt
+	}
+	rest := strings.TrimLeft(txt, " \t")
+	if rest == "" || rest[0] != 'v' && rest[0] != 'V' {
+		return txt
+	}
+	rest, ok := strings.CutPrefix(strings.TrimLeft(rest[1:], " \t"), "=")
+	if !ok {
+		return txt
+	}
+	if rest, ok = strings.CutPrefix(strings.TrimLeft(rest, " \t"), "DMARC1"); !ok {
+		return txt
+	}
+	return "v=DMARC1" + rest
 }
 
 // lenientRecord is txt with the tags go-msgauth refuses left out, but v=

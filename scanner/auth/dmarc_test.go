@@ -229,3 +229,25 @@ func FuzzLenientRecordReadsAnyCase(f *testing.F) {
 		}
 	})
 }
+
+// canonicalVersion rewrites only a version tag that reads v=DMARC1 once
+// its white space is gone (and its name's case), and keeps the rest.
+func FuzzCanonicalVersion(f *testing.F) {
+	for _, v := range []string{"v=DMARC1; p=reject", " v=DMARC1; p=reject", "V = DMARC1;p=none", "\tv\t=\tDMARC1", "v=dmarc1", "vv=DMARC1", "v=DMARC10", "x=1; v=DMARC1", ""} {
+		f.Add(v)
+	}
+	f.Fuzz(func(t *testing.T, txt string) {
+		got := canonicalVersion(txt)
+		if got == txt {
+			return
+		}
+		rest, ok := strings.CutPrefix(got, "v=DMARC1")
+		if !ok || !strings.HasSuffix(txt, rest) {
+			t.Fatalf("canonicalVersion(%q) = %q", txt, got)
+		}
+		head := strings.NewReplacer(" ", "", "\t", "").Replace(strings.TrimSuffix(txt, rest))
+		if head != "v=DMARC1" && head != "V=DMARC1" {
+			t.Fatalf("canonicalVersion(%q) = %q: rewrote %q", txt, got, head)
+		}
+	})
+}
