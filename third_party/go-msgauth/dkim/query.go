@@ -128,7 +128,10 @@ func parsePublicKey(s string) (*queryResult, error) {
 	if err != nil {
 		return nil, permFailError("key syntax error: " + err.Error())
 	}
-	switch params["k"] {
+	// The key record's keywords compare without case, as OpenDKIM's do
+	// (RFC 6376's ABNF spells them as case-insensitive strings): a key
+	// published as k=RSA was a permanent failure.
+	switch strings.ToLower(params["k"]) {
 	case "rsa", "":
 		pub, err := x509.ParsePKIXPublicKey(b)
 		if err != nil {
@@ -164,13 +167,13 @@ func parsePublicKey(s string) (*queryResult, error) {
 	}
 
 	if hashesStr, ok := params["h"]; ok {
-		res.HashAlgos = parseTagList(hashesStr)
+		res.HashAlgos = parseTagList(strings.ToLower(hashesStr))
 	}
 	if notes, ok := params["n"]; ok {
 		res.Notes = notes
 	}
 	if servicesStr, ok := params["s"]; ok {
-		services := parseTagList(servicesStr)
+		services := parseTagList(strings.ToLower(servicesStr))
 
 		hasWildcard := false
 		for _, s := range services {
@@ -184,7 +187,7 @@ func parsePublicKey(s string) (*queryResult, error) {
 		}
 	}
 	if flagsStr, ok := params["t"]; ok {
-		res.Flags = parseTagList(flagsStr)
+		res.Flags = parseTagList(strings.ToLower(flagsStr))
 	}
 
 	return res, nil

@@ -19,6 +19,21 @@ func TestKeyDataWithFoldingWhiteSpace(t *testing.T) {
 	}
 }
 
+// TestKeyRecordKeywordsInAnyCase: k=, h=, s= and t= compare without
+// case, as OpenDKIM's; upstream refused k=RSA as an unsupported
+// algorithm, and read h=SHA256 as naming no hash it knew.
+func TestKeyRecordKeywordsInAnyCase(t *testing.T) {
+	p := strings.TrimPrefix(dnsPublicKey, "v=DKIM1; p=")
+	res, err := parsePublicKey("v=DKIM1; k=RSA; h=SHA256; s=EMAIL; t=Y; p=" + p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.KeyAlgo != "rsa" || strings.Join(res.HashAlgos, ",") != "sha256" ||
+		strings.Join(res.Services, ",") != "email" || strings.Join(res.Flags, ",") != "y" {
+		t.Errorf("got %s, h=%v, s=%v, t=%v", res.KeyAlgo, res.HashAlgos, res.Services, res.Flags)
+	}
+}
+
 // FuzzKeyDataIgnoresFoldingWhiteSpace: FWS anywhere in p= changes
 // nothing of what the key record is.
 func FuzzKeyDataIgnoresFoldingWhiteSpace(f *testing.F) {
