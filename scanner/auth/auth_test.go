@@ -111,6 +111,7 @@ func newWorld(t testing.TB) *world {
 	srv.AddTXT("_dmarc.nopolicy.example", "v=DMARC1; p=rejected; adkim=relaxed")
 	srv.AddTXT("_dmarc.shouting.example", "v=DMARC1; P=Reject; ADKIM=S")
 	srv.AddTXT("_dmarc.spaced.example", " V = DMARC1 ; p=reject")
+	srv.AddTXT("_dmarc.upsub.example", "v=DMARC1; p=none; SP=reject")
 	srv.AddTXT("_dmarc.manytags.example", "v=DMARC1; p=reject; adkim=relaxed"+strings.Repeat("; x=1", maxLenientTags))
 
 	cfg := dnsresolver.DefaultConfig()
@@ -408,6 +409,13 @@ func TestCheck(t *testing.T) {
 			env:         scanner.Envelope{ClientIP: bad, HELO: "[203.0.113.1]", MailFrom: "x@shouting.example", DMARCEnforce: true},
 			raw:         func(testing.TB) []byte { return testMessage("ceo@shouting.example") },
 			wantAR:      []string{"spf=none reason=\"no DNS record found\" smtp.mailfrom=x@shouting.example", "dkim=none", "dmarc=fail (p=reject dis=reject) header.from=shouting.example"},
+			wantSymbols: []string{"SPF_NONE", "DKIM_NONE", "DMARC_FAIL_REJECT"},
+			wantReject:  true,
+		},
+		{
+			name:        "an upper-case tag of a record the library parses counts",
+			env:         scanner.Envelope{ClientIP: bad, HELO: "[203.0.113.1]", MailFrom: "x@upsub.example", DMARCEnforce: true},
+			raw:         func(testing.TB) []byte { return testMessage("ceo@mail.upsub.example") },
 			wantSymbols: []string{"SPF_NONE", "DKIM_NONE", "DMARC_FAIL_REJECT"},
 			wantReject:  true,
 		},

@@ -152,20 +152,22 @@ func canonicalVersion(txt string) string {
 // RFC 7489 6.4's ABNF (quoted strings, case-insensitive by RFC 5234 2.3)
 // and OpenDMARC read them; the library knew "p=reject" only in lower case,
 // and mail spoofing a domain whose record said "p=Reject" was
-// dmarc=permerror, let through. The version stays DMARC1, in upper case,
+// dmarc=permerror, let through. A record the library parses is read tag
+// by tag too when it holds a capital letter: "SP=reject" beside "p=none"
+// was an unknown tag, ignored. The version stays DMARC1, in upper case,
 // as the ABNF spells it byte by byte.
 func lenientRecord(txt string) string {
 	if !strings.HasPrefix(txt, "v=") || strings.Count(txt, ";") >= maxLenientTags {
 		return txt
 	}
-	if _, err := dmarc.Parse(txt); err == nil {
+	if _, err := dmarc.Parse(txt); err == nil && !hasUpperASCII(strings.TrimPrefix(txt, "v=DMARC1")) {
 		return txt
 	}
 	var kept []string
 	for tag := range strings.SplitSeq(txt, ";") {
 		name, value, hasValue := strings.Cut(tag, "=")
 		name = strings.ToLower(strings.TrimSpace(name))
-		if hasValue && name != "v" {
+		if hasValue {
 			if keywordTags[name] {
 				value = strings.ToLower(value)
 			}
@@ -178,6 +180,12 @@ func lenientRecord(txt string) string {
 		}
 	}
 	return strings.Join(kept, ";")
+}
+
+// hasUpperASCII reports a capital letter in s: most records have none,
+// and take the library's one parse.
+func hasUpperASCII(s string) bool {
+	return strings.IndexFunc(s, func(r rune) bool { return 'A' <= r && r <= 'Z' }) >= 0
 }
 
 // keywordTags are the DMARC tags whose values are keywords (RFC 7489

@@ -180,10 +180,8 @@ func TestReadDomain(t *testing.T) {
 
 // lenientRecord reads a record's tag names and keywords in any case: a
 // record and its copy in upper case (all but the version) give the same
-// policy and alignment, and a record the library parses is left as it is.
-// Records naming a tag twice (in any case) are left out of the
-// comparison: RFC 6376 3.2, whose tag lists RFC 7489 6.3 adopts, makes
-// them invalid, and the library's last-one-wins is kept for them.
+// policy and alignment, and a record in lower case the library parses is
+// left as it is.
 func FuzzLenientRecordReadsAnyCase(f *testing.F) {
 	for _, v := range []string{
 		"v=DMARC1; p=reject", "v=DMARC1; p=Reject; sp=None; adkim=S; aspf=r", "v=DMARC1; P=quarantine; pct=50",
@@ -202,7 +200,7 @@ func FuzzLenientRecordReadsAnyCase(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, txt string) {
 		got := lenientRecord(txt)
-		if _, err := dmarc.Parse(txt); err == nil && got != txt {
+		if _, err := dmarc.Parse(txt); err == nil && !hasUpperASCII(strings.TrimPrefix(txt, "v=DMARC1")) && got != txt {
 			t.Fatalf("lenientRecord(%q) = %q, want it unchanged", txt, got)
 		}
 		rest, ok := strings.CutPrefix(txt, "v=DMARC1")
@@ -210,14 +208,6 @@ func FuzzLenientRecordReadsAnyCase(f *testing.F) {
 			return
 		}
 		shouted := "v=DMARC1" + upper(rest)
-		names := map[string]bool{}
-		for tag := range strings.SplitSeq(shouted, ";") {
-			name, _, _ := strings.Cut(tag, "=")
-			if name = strings.TrimSpace(name); name != "" && names[name] {
-				return
-			}
-			names[name] = true
-		}
 		a, errA := dmarc.Parse(got)
 		b, errB := dmarc.Parse(lenientRecord(shouted))
 		if (errA == nil) != (errB == nil) {
