@@ -64,7 +64,7 @@ func (c *Counter) Count(domainID int64, outcome smtpd.Outcome) {
 		one.Rejected = 1
 	case smtpd.OutcomeRejectedVirus:
 		one.Virus = 1
-	case smtpd.OutcomeTempfailScan, smtpd.OutcomeRelayTempfail:
+	case smtpd.OutcomeTempfailScan, smtpd.OutcomeRelayTempfail, smtpd.OutcomeTempfailQuarantine:
 		one.Tempfail = 1
 	default:
 		return // no empty row to write at every flush

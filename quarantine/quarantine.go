@@ -141,6 +141,12 @@ var (
 	// opened again (MaxMessage); it is not held, and the policy falls back
 	// to tag and deliver.
 	ErrTooLarge = errors.New("quarantine: the message is too large to hold")
+	// ErrHoldUnknown: the hold's commit went out and its outcome could
+	// not be learnt (the store stalled or lost just then); the message
+	// may be held. Delivered tagged as well, it would be in the mailbox
+	// and releasable from the quarantine a second time: the sender is to
+	// try again later.
+	ErrHoldUnknown = errors.New("quarantine: whether the message was held is unknown")
 	// ErrNotHeld: the item was released or deleted already (a second or
 	// concurrent release).
 	ErrNotHeld = errors.New("quarantine: the message is no longer held")

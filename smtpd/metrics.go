@@ -71,7 +71,7 @@ func newMetrics(reg prometheus.Registerer, budget *bytebudget.Budget) *metrics {
 		}, []string{"result"}),
 		transactions: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "mxgrid_smtp_transactions_total",
-			Help: "Finished DATA transactions by outcome (delivered, tagged, rejected_spam, rejected_virus, rejected_policy, tempfail_scan, relay_tempfail, relay_permfail, too_large, read_error, bare_newline, too_many_hops) and reply class (2xx, 4xx, 5xx).",
+			Help: "Finished DATA transactions by outcome (delivered, tagged, quarantined, rejected_spam, rejected_virus, rejected_policy, tempfail_scan, tempfail_quarantine: the quarantine's store did not confirm a hold, relay_tempfail, relay_permfail, too_large, read_error, bare_newline, too_many_hops) and reply class (2xx, 4xx, 5xx).",
 		}, []string{"outcome", "class"}),
 		size: f.NewHistogram(prometheus.HistogramOpts{
 			Name:    "mxgrid_smtp_message_size_bytes",

@@ -11,10 +11,13 @@ const (
 	OutcomeDelivered Outcome = "delivered"
 	OutcomeTagged    Outcome = "tagged"
 	// OutcomeQuarantined: held in the quarantine (250), not delivered.
-	OutcomeQuarantined    Outcome = "quarantined"
-	OutcomeRejectedSpam   Outcome = "rejected_spam"
-	OutcomeRejectedVirus  Outcome = "rejected_virus"
-	OutcomeRejectedPolicy Outcome = "rejected_policy"
+	OutcomeQuarantined Outcome = "quarantined"
+	// OutcomeTempfailQuarantine: the quarantine's store did not tell
+	// whether it held the message (451).
+	OutcomeTempfailQuarantine Outcome = "tempfail_quarantine"
+	OutcomeRejectedSpam       Outcome = "rejected_spam"
+	OutcomeRejectedVirus      Outcome = "rejected_virus"
+	OutcomeRejectedPolicy     Outcome = "rejected_policy"
 	// OutcomeTempfailScan: a check failed under on_error=tempfail.
 	OutcomeTempfailScan Outcome = "tempfail_scan"
 	// OutcomeRelayTempfail and OutcomeRelayPermfail: the customer's server

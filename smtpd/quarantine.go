@@ -129,13 +129,16 @@ func (ss *session) quarantines(v scanner.Verdict) bool {
 // hold stores the message as it would have been delivered (read from out)
 // in the quarantine, unless holdable says the memory budget could not pay
 // for it. size is about its size (at least it). On success the sender hears 250 only now, after the commit; on
-// failure the caller delivers tagged instead: mail always flows.
-func (ss *session) hold(v scanner.Verdict, holdable bool, size int64, out io.Reader) (*smtp.SMTPError, bool) {
+// failure the caller delivers tagged instead: mail always flows. A hold
+// whose outcome the store cannot tell is answered 451, as Postfix answers
+// a queue file it cannot be sure of: the message may be held, and
+// delivered tagged too it would be in the mailbox and releasable again.
+func (ss *session) hold(v scanner.Verdict, holdable bool, size int64, out io.Reader) (*smtp.SMTPError, Outcome, bool) {
 	if !holdable {
 		ss.srv.metrics.quarantineFallbacks.WithLabelValues("memory").Inc()
 		ss.log.Warn("quarantine: memory_budget too small to hold the message, delivering tagged", "queue_id", ss.queueID,
 			"memory_budget", ss.srv.cfg.MemoryBudget)
-		return nil, false
+		return nil, "", false
 	}
 	if dir := ss.srv.deps.QuarantineDir; dir != "" {
 		// The per-domain cap bounds one domain, not a flood of tag-band
@@ -147,7 +150,7 @@ func (ss *session) hold(v scanner.Verdict, holdable bool, size int64, out io.Rea
 			ss.srv.setQuarantineHealth(quarantineDiskLow, fmt.Sprintf(
 				"%s has %d bytes free (its database's free pages included), below smtp.spool_min_free: mail the quarantine would hold is tagged and delivered", dir, free))
 			ss.log.Warn("quarantine: the disk is low, delivering tagged", "queue_id", ss.queueID, "free", free, "spool_min_free", ss.srv.cfg.SpoolMinFree)
-			return nil, false
+			return nil, "", false
 		}
 	}
 	ctx, cancel := context.WithTimeout(ss.ctx, quarantineTimeout)
@@ -161,7 +164,7 @@ func (ss *session) hold(v scanner.Verdict, holdable bool, size int64, out io.Rea
 	if in.err != nil {
 		// Our own copy (a spool file) failed, not the quarantine.
 		ss.log.Warn("quarantine: could not read the message, delivering tagged", "queue_id", ss.queueID, "err", in.err)
-		return nil, false
+		return nil, "", false
 	}
 	if err != nil {
 		reason := "unavailable"
@@ -173,13 +176,17 @@ func (ss *session) hold(v scanner.Verdict, holdable bool, size int64, out io.Rea
 		default:
 			ss.srv.setQuarantineHealth(quarantineStoreFailing, fmt.Sprintf("quarantine store failing (%v): mail it would hold is tagged and delivered", err))
 		}
+		if errors.Is(err, quarantine.ErrHoldUnknown) {
+			ss.log.Warn("quarantine: the store did not confirm the hold, deferring", "queue_id", ss.queueID, "err", err)
+			return errHoldUnknown, OutcomeTempfailQuarantine, true
+		}
 		ss.srv.metrics.quarantineFallbacks.WithLabelValues(reason).Inc()
 		ss.log.Warn("quarantine failed, delivering tagged", "queue_id", ss.queueID, "reason", reason, "err", err)
-		return nil, false
+		return nil, "", false
 	}
 	ss.srv.setQuarantineHealth(quarantineFine, "")
 	ss.srv.metrics.quarantined.Inc()
-	return quarantinedReply(ss.queueID, len(ids)), true
+	return quarantinedReply(ss.queueID, len(ids)), OutcomeQuarantined, true
 }
 
 // readFailure remembers the error of the reader it passes on.

@@ -55,6 +55,7 @@ var (
 	errDataTimeout          = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 4, 2}, Message: "message not received within the time limit, closing connection"}
 	errLocal                = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "local error, try again later"}
 	errNoResources          = &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 3, 1}, Message: "insufficient system resources, try again later"}
+	errHoldUnknown          = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "quarantine storage did not confirm the message, try again later"}
 )
 
 // Replies written straight to the connection, outside go-smtp: before its

@@ -75,6 +75,7 @@ func replyTable() []replyCase {
 		{name: "errHeaderTooLarge", reply: errHeaderTooLarge, code: 552, enhanced: smtp.EnhancedCode{5, 3, 4}, prefix: "a header of the message"},
 		{name: "errTooManyHops", reply: errTooManyHops, code: 554, enhanced: smtp.EnhancedCode{5, 4, 6}, prefix: "too many hops"},
 		{name: "errNoResources", reply: errNoResources, code: 452, enhanced: smtp.EnhancedCode{4, 3, 1}, prefix: "insufficient system resources"},
+		{name: "errHoldUnknown", reply: errHoldUnknown, code: 451, enhanced: smtp.EnhancedCode{4, 3, 0}, prefix: "quarantine storage did not confirm the message"},
 		{name: "errTempScan", reply: errTempScan, code: 451, enhanced: smtp.EnhancedCode{4, 7, 1}, prefix: "message could not be fully scanned"},
 		{name: "errTimedOut", reply: errTimedOut, code: 451, enhanced: smtp.EnhancedCode{4, 4, 5}, prefix: "timed out, try again later"},
 		{name: "errDataTimeout", reply: errDataTimeout, code: 421, enhanced: smtp.EnhancedCode{4, 4, 2}, prefix: "message not received within the time limit"},

@@ -678,9 +678,9 @@ func (ss *session) deliver(b *body, holdable bool) (*smtp.SMTPError, Outcome, sc
 	}
 	head, off := ss.compose(msg, v, policy)
 	if ss.quarantines(v) {
-		if held, ok := ss.hold(v, holdable, int64(len(head))+b.size, &relayed{head: head, rest: msg.Reader(off)}); ok {
+		if held, outcome, ok := ss.hold(v, holdable, int64(len(head))+b.size, &relayed{head: head, rest: msg.Reader(off)}); ok {
 			ss.abortDownstream()
-			return held, OutcomeQuarantined, v
+			return held, outcome, v
 		}
 	}
 	// Our fields, then the message from its file or memory: a spooled

@@ -3,6 +3,7 @@ package smtpd_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"strconv"
 	"strings"
@@ -424,6 +425,56 @@ func (h *holdAll) Hold(_ context.Context, it quarantine.Item, msg io.Reader) ([]
 }
 
 func (*holdAll) Ready(context.Context) error { return nil }
+
+// failHold is a quarantine whose every hold fails with err.
+type failHold struct{ err error }
+
+func (f failHold) Hold(_ context.Context, _ quarantine.Item, msg io.Reader) ([]int64, error) {
+	io.Copy(io.Discard, msg)
+	return nil, f.err
+}
+
+func (failHold) Ready(context.Context) error { return nil }
+
+// TestHoldOfUnknownOutcomeIsDeferred: a hold the store failed is tagged
+// and delivered, but one whose commit the store may have made (its reply
+// lost, the store silent as it would have said: quarantine.ErrHoldUnknown)
+// is answered 451 and nothing is delivered. Delivered tagged, a message
+// the quarantine held all the same was in the mailbox and releasable from
+// the quarantine a second time.
+func TestHoldOfUnknownOutcomeIsDeferred(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		err       error
+		code      int
+		delivered int
+	}{
+		{"failed", fmt.Errorf("store: quarantine a message: %w", errors.New("disk full")), 250, 1},
+		{"unknown", fmt.Errorf("%w: store: quarantine a message: commit: %w", quarantine.ErrHoldUnknown, context.DeadlineExceeded), 451, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sink := smtptest.StartSink(t)
+			cfg := testConfig(t)
+			d := smtptest.Domain("example.org", sink.Addr, "bob")
+			d.TagAction = ptr(tenant.TagQuarantine)
+			cfg.Domains = append(cfg.Domains, d)
+			deps := configDeps(t, cfg, []scanner.Stage{{Check: scoreCheck{score: 8}}})
+			log := &trackerLog{}
+			deps.Tracker, deps.Quarantine = log, failHold{err: tc.err}
+			n := startWith(t, cfg, deps)
+			c := dial(t, n.SMTPAddr())
+			c.cmd(250, "MAIL FROM:<alice@sender.test>")
+			c.cmd(250, "RCPT TO:<bob@example.org>")
+			reply := c.data(tc.code, testMessage)
+			if got := len(sink.Messages()); got != tc.delivered {
+				t.Errorf("the customer got %d messages, want %d (reply %q)", got, tc.delivered, reply)
+			}
+			if recs := log.take(); len(recs) != 1 || recs[0].ReplyCode != tc.code {
+				t.Errorf("records %+v, want one with %d", recs, tc.code)
+			}
+		})
+	}
+}
 
 // TestQuarantinedRecipientsAreTracked: each recipient of a held message
 // is recorded once, quarantined, with the reply the sender heard and the

@@ -204,8 +204,14 @@ func (s *Store) PutQuarantine(ctx context.Context, items []quarantine.Item, gz [
 		beforeQuarantineCommit(ctx, tx)
 	}
 	if err := tx.Commit(); err != nil {
-		if s.Dialect == Postgres && s.heldAfterAll(parent, msg.DomainID, bodyID) {
+		if s.Dialect != Postgres {
+			return nil, fail("quarantine a message: commit", err)
+		}
+		switch held, known := s.heldAfterAll(parent, msg.DomainID, bodyID); {
+		case held:
 			return ids, nil
+		case !known:
+			return nil, fmt.Errorf("%w: %w", quarantine.ErrHoldUnknown, fail("quarantine a message: commit", err))
 		}
 		return nil, fail("quarantine a message: commit", err)
 	}
@@ -289,22 +295,24 @@ func (s *Store) QuarantineTakesHolds(ctx context.Context) error {
 // mailbox and again in the quarantine, releasable a second time. The
 // hold's transaction keeps its domain's lock (holdLock) until it ends, so
 // once another transaction has the lock, the hold has committed or never
-// will, and its body says which. false when that cannot be learnt either
-// (the store's timeout): the caller's fallback stands.
-func (s *Store) heldAfterAll(parent context.Context, domainID, bodyID int64) bool {
+// will, and its body says which. known is false when that cannot be learnt
+// either (the store's timeout, as with a server stopped mid-commit, which
+// commits when it goes on).
+func (s *Store) heldAfterAll(parent context.Context, domainID, bodyID int64) (held, known bool) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), s.Timeout)
 	defer cancel()
 	tx, err := s.DB.BeginTx(ctx, nil)
 	if err != nil {
-		return false
+		return false, false
 	}
 	defer tx.Rollback()
 	if _, err := tx.ExecContext(ctx, holdLock, domainID); err != nil {
-		return false
+		return false, false
 	}
-	var held bool
-	err = tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM quarantine_bodies WHERE id = $1)`, bodyID).Scan(&held)
-	return err == nil && held
+	if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM quarantine_bodies WHERE id = $1)`, bodyID).Scan(&held); err != nil {
+		return false, false
+	}
+	return held, true
 }
 
 // ReusableBytes is the space inside the SQLite database file that its

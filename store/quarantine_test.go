@@ -726,7 +726,11 @@ func TestPruneSweepsOrphanBodiesInBatches(t *testing.T) {
 // transaction committed locally). The hold answered an error for a
 // message the quarantine held, and smtpd, told so, delivered it tagged
 // as well: the customer found it in the mailbox, and again in the
-// quarantine and its digest, releasable a second time.
+// quarantine and its digest, releasable a second time. When the store
+// cannot say either (it stalls past its timeout just then, as a
+// PostgreSQL stopped mid-commit does), the hold is ErrHoldUnknown, for
+// smtpd to answer 4xx: answered as a plain failure, the message was
+// delivered tagged, and held once the server went on.
 func TestHoldWhoseCommitReplyIsLostIsKnownHeld(t *testing.T) {
 	s, proxy := openPostgresReplyCutter(t)
 	ctx := context.Background()
@@ -742,13 +746,25 @@ func TestHoldWhoseCommitReplyIsLostIsKnownHeld(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { beforeQuarantineCommit = nil })
+	const (
+		held = iota
+		notHeld
+		unknown
+	)
 	for _, tc := range []struct {
 		name     string
 		domainID int64
-		wantHeld bool
-	}{{"reply lost", 5, true}, {"refused at commit", 6, false}} {
+		want     int
+	}{{"reply lost", 5, held}, {"refused at commit", 6, notHeld}, {"reply lost, the store silent past its timeout", 7, unknown}} {
+		stalled := make(chan struct{})
 		beforeQuarantineCommit = func(context.Context, *sql.Tx) {
-			if tc.wantHeld {
+			if tc.want == unknown {
+				// Whoever asks for the domain's lock after the commit
+				// (the store's own check) waits past the timeout: a
+				// session that queued for it first keeps it that long.
+				stallDomainLock(t, s, proxy.direct, tc.domainID, stalled)
+			}
+			if tc.want != notHeld {
 				proxy.cut()
 			}
 		}
@@ -756,7 +772,10 @@ func TestHoldWhoseCommitReplyIsLostIsKnownHeld(t *testing.T) {
 			CustomerID: 1, Sender: "x@s.example", Recipients: []string{"bob@a.example"}, Size: 100,
 			State: quarantine.StateHeld}}, []byte("gz"), 100, 1<<20)
 		beforeQuarantineCommit = nil
-		var held []int64
+		if tc.want == unknown {
+			<-stalled
+		}
+		var heldIDs []int64
 		rows, qerr := s.DB.QueryContext(ctx, `SELECT id FROM quarantine WHERE domain_id = $1 ORDER BY id`, tc.domainID)
 		if qerr != nil {
 			t.Fatal(qerr)
@@ -766,17 +785,73 @@ func TestHoldWhoseCommitReplyIsLostIsKnownHeld(t *testing.T) {
 			if err := rows.Scan(&id); err != nil {
 				t.Fatal(err)
 			}
-			held = append(held, id)
+			heldIDs = append(heldIDs, id)
 		}
 		rows.Close()
-		switch {
-		case err != nil && len(held) > 0:
-			t.Errorf("%s: the hold failed (%v), but the store holds items %v: the message would be delivered tagged and held too", tc.name, err, held)
-		case err == nil && !slices.Equal(ids, held):
-			t.Errorf("%s: the hold returned items %v, the store holds %v", tc.name, ids, held)
-		case (err == nil) != tc.wantHeld:
-			t.Errorf("%s: the hold answered %v", tc.name, err)
+		switch tc.want {
+		case held:
+			if err != nil || !slices.Equal(ids, heldIDs) {
+				t.Errorf("%s: the hold returned items %v (%v), the store holds %v", tc.name, ids, err, heldIDs)
+			}
+		case notHeld:
+			if err == nil || errors.Is(err, quarantine.ErrHoldUnknown) || len(heldIDs) > 0 {
+				t.Errorf("%s: the hold answered %v, the store holds %v", tc.name, err, heldIDs)
+			}
+		case unknown:
+			if len(heldIDs) != 1 {
+				t.Fatalf("%s: the store holds %v, want the one item the commit made", tc.name, heldIDs)
+			}
+			if !errors.Is(err, quarantine.ErrHoldUnknown) {
+				t.Errorf("%s: the hold answered %v (items %v), not ErrHoldUnknown: the message would be delivered tagged and held too", tc.name, err, ids)
+			}
 		}
+	}
+}
+
+// stallDomainLock queues a session, connected to dsn apart from s, for
+// domainID's hold lock behind the hold in progress, and returns once it
+// waits; the session keeps the lock for twice s's timeout once it has it,
+// and stalled is closed when it let go.
+func stallDomainLock(t *testing.T, s *Store, dsn string, domainID int64, stalled chan<- struct{}) {
+	t.Helper()
+	other, err := Open(Config{Driver: Postgres, DSN: dsn, Timeout: time.Minute}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	conn, err := other.DB.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pid int
+	if err := conn.QueryRowContext(ctx, `SELECT pg_backend_pid()`).Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		defer close(stalled)
+		defer other.Close()
+		defer conn.Close()
+		tx, err := conn.BeginTx(ctx, nil)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer tx.Rollback()
+		if _, err := tx.ExecContext(ctx, holdLock, domainID); err != nil {
+			t.Error(err)
+			return
+		}
+		time.Sleep(2 * s.Timeout) // the stall itself, not a synchronisation
+	}()
+	for {
+		var waiting bool
+		if err := other.DB.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE pid = $1 AND locktype = 'advisory' AND NOT granted)`, pid).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 
@@ -784,9 +859,12 @@ func TestHoldWhoseCommitReplyIsLostIsKnownHeld(t *testing.T) {
 // then on, what the server sends on the connections open at that moment is
 // dropped (their replies are lost), and new connections pass as before.
 type replyCutter struct {
-	addr  string
-	mu    sync.Mutex
-	conns []*atomic.Bool
+	addr string
+	// direct is the server's DSN, bypassing the cutter (set by
+	// openPostgresReplyCutter).
+	direct string
+	mu     sync.Mutex
+	conns  []*atomic.Bool
 }
 
 func startReplyCutter(t *testing.T, target string) *replyCutter {
@@ -854,6 +932,7 @@ func openPostgresReplyCutter(t *testing.T) (*Store, *replyCutter) {
 		t.Fatal(err)
 	}
 	proxy := startReplyCutter(t, dsn.Host)
+	proxy.direct = dsn.String()
 	dsn.Host = proxy.addr
 	s, err := Open(Config{Driver: Postgres, DSN: dsn.String(), Timeout: time.Second}, "")
 	if err != nil {
