@@ -335,7 +335,7 @@ func TestQuarantineFiltersAreRefusedNotDropped(t *testing.T) {
 		{"domain_id=7x", 400, "domain_id: must be a positive integer"},
 		{"customer_id=-3", 400, "customer_id: must be a positive integer"},
 		{"after=x", 400, "after: must be a positive integer"},
-		{"state=gone", 400, "state: must be held, releasing or released"},
+		{"state=gone", 400, "state: must be held, releasing, unconfirmed or released"},
 		{"limit=51", 400, "limit: at most 50"},
 		// Pairs the query parser cannot read were dropped, the rest
 		// listed: every domain's held mail, or an unsearched list.

@@ -91,7 +91,7 @@ func TestQuarantineReleaseFailuresAreExplained(t *testing.T) {
 		{"released already", released, "release", http.StatusConflict, "no longer held"},
 		{"being released", releasing, "release", http.StatusConflict, "being released right now"},
 		{"delete of one being released", releasing, "delete", http.StatusConflict, "being released right now"},
-		{"release abandoned", abandoned, "release", http.StatusConflict, "did not finish (its node may have stopped); whether the message was delivered is unknown"},
+		{"release abandoned", abandoned, "release", http.StatusConflict, "did not finish (its node stopped, or lost the customer server after sending the message); whether the message was delivered is unknown"},
 		{"delete of one abandoned", abandoned, "delete", http.StatusConflict, "did not finish"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

@@ -33,8 +33,12 @@ type State string
 const (
 	StateHeld      State = "held"
 	StateReleasing State = "releasing"
-	StateReleased  State = "released"
-	StateDeleted   State = "deleted"
+	// StateUnconfirmed: a release lost the customer's server after the
+	// message was sent, so it may have been delivered; it is not
+	// released again, and the retention removes it.
+	StateUnconfirmed State = "unconfirmed"
+	StateReleased    State = "released"
+	StateDeleted     State = "deleted"
 )
 
 // Item is one quarantined message's metadata (the body is kept apart).
@@ -75,6 +79,8 @@ func (it Item) Releasable(now time.Time) error {
 			return &AbandonedError{Since: it.ReleasedAt, By: it.ReleasedBy}
 		}
 		return ErrReleasing
+	case StateUnconfirmed:
+		return &AbandonedError{Since: it.ReleasedAt, By: it.ReleasedBy}
 	}
 	return ErrNotHeld
 }
@@ -98,7 +104,8 @@ func AwaitRelease(w http.ResponseWriter) {
 }
 
 // AbandonedError: the item's release began at Since and never finished
-// (its node stopped during the delivery). Whether the customer's server
+// (its node stopped during the delivery, or the customer's server was lost
+// after the message was sent: StateUnconfirmed). Whether the customer's server
 // took the message is unknown, so it is never released again (twice in a
 // mailbox is worse than once in the quarantine) and retention removes it.
 // Answered "being released right now", a claim hours old told every later
@@ -114,7 +121,7 @@ func (e *AbandonedError) Error() string { return "quarantine: " + e.Message() }
 // Message says so to whoever asked for a release or delete.
 func (e *AbandonedError) Message() string {
 	return "a release began at " + e.Since.UTC().Format(time.RFC3339) +
-		" and did not finish (its node may have stopped); whether the message was delivered is unknown, so it is not released again and is removed at the retention"
+		" and did not finish (its node stopped, or lost the customer server after sending the message); whether the message was delivered is unknown, so it is not released again and is removed at the retention"
 }
 
 func (*AbandonedError) Is(target error) bool { return target == ErrNotHeld }
@@ -228,6 +235,9 @@ type Store interface {
 	// it, and no later claim): released, or back to held when the
 	// delivery failed (a later release tries again).
 	FinishRelease(ctx context.Context, claim Item, delivered bool, now time.Time) error
+	// UnconfirmRelease records that claim's delivery may have taken place
+	// (StateUnconfirmed), if the item is still that claim's.
+	UnconfirmRelease(ctx context.Context, claim Item) error
 	// DeleteQuarantine refuses an item not held as ClaimRelease does.
 	DeleteQuarantine(ctx context.Context, scope tracking.Scope, id int64) error
 	// PruneQuarantine deletes items older than before, and hands expired
@@ -499,7 +509,7 @@ func (s *Service) Open(ctx context.Context, scope tracking.Scope, id int64, fn f
 		return it, err
 	}
 	var msg []byte
-	if gz == nil && (it.State == StateHeld || it.State == StateReleasing) {
+	if gz == nil && (it.State == StateHeld || it.State == StateReleasing || it.State == StateUnconfirmed) {
 		// Its body lost (a partial restore, a hand-edited table): shown
 		// as no message, it looked like a released item's, or an empty
 		// mail.
@@ -609,9 +619,15 @@ func (s *Service) Release(ctx context.Context, scope tracking.Scope, id int64, b
 	// release nor why the customer's server did not take it.
 	if errors.Is(err, ErrMaybeDelivered) {
 		s.track(it, tracking.StatusQuarantined, "a release by "+by+" lost the customer's server after the message was sent: whether it was delivered is unknown, and it is not released again", reply)
-		// Left releasing, as a release whose node stopped is: whether it
-		// was delivered is unknown, and twice in a mailbox is worse than
-		// once in the quarantine.
+		// Not back to held: whether it was delivered is unknown, and
+		// twice in a mailbox is worse than once in the quarantine. Nor
+		// left releasing, which read as a delivery under way for half
+		// an hour; so left only if this cannot be written.
+		uctx, cancel := context.WithTimeout(dctx, 10*time.Second)
+		defer cancel()
+		if uerr := s.store.UnconfirmRelease(uctx, it); uerr != nil {
+			s.log.Warn("quarantine: a release that may have been delivered stays releasing", "item", id, "err", uerr)
+		}
 		return it, reply, fmt.Errorf("quarantine: release %d: %w", id, err)
 	}
 	delivered := err == nil
@@ -717,13 +733,13 @@ func (s *Service) GiveUpPending(why string) {
 	s.pending, s.pendingStopped = nil, why
 }
 
-// claimed turns the store's ErrReleasing into what the claim is now: still
-// under way, or abandoned.
+// claimed turns the store's ErrNotHeld into what the item is now: a
+// release still under way, one abandoned, or one that may have delivered.
 func (s *Service) claimed(ctx context.Context, scope tracking.Scope, id int64, err error) error {
-	if !errors.Is(err, ErrReleasing) {
+	if !errors.Is(err, ErrNotHeld) {
 		return err
 	}
-	if cur, rerr := s.store.QuarantineItem(ctx, scope, id); rerr == nil && cur.State == StateReleasing {
+	if cur, rerr := s.store.QuarantineItem(ctx, scope, id); rerr == nil && (cur.State == StateReleasing || cur.State == StateUnconfirmed) {
 		return cur.Releasable(s.now())
 	}
 	return err
@@ -816,9 +832,9 @@ func (s *Service) Prune(ctx context.Context) (int64, error) {
 				waiting = s.awaitTracking(ctx, len(it.Recipients))
 			}
 			what := "deleted from the quarantine after the retention"
-			if it.State == StateReleasing {
+			if it.State == StateReleasing || it.State == StateUnconfirmed {
 				what += "; a release by " + it.ReleasedBy + " began at " + it.ReleasedAt.UTC().Format(time.RFC3339) +
-					" and did not finish (its node may have stopped): whether it was delivered is unknown"
+					" and did not finish (its node stopped, or the customer's server was lost after the message was sent): whether it was delivered is unknown"
 			}
 			s.track(it, tracking.StatusQuarantined, what, "")
 		}

@@ -9,7 +9,7 @@ import (
 
 // ParseQuery reads a list's filter from URL parameters: domain_id,
 // customer_id, q (sender, recipient or subject; taken as it is, the
-// admin service vets it), state (held, releasing or released; empty for
+// admin service vets it), state (held, releasing, unconfirmed or released; empty for
 // any), after (the last, smallest, id already seen: pages go newest
 // first) and limit (1 to maxLimit; 0 when absent, for the caller's
 // default). The admin API and the panel share it so that both refuse the
@@ -25,10 +25,10 @@ func ParseQuery(q url.Values, maxLimit int) (Filter, map[string]string) {
 		errs["limit"] = fmt.Sprintf("at most %d", maxLimit)
 	}
 	switch st := State(q.Get("state")); st {
-	case "", StateHeld, StateReleasing, StateReleased:
+	case "", StateHeld, StateReleasing, StateUnconfirmed, StateReleased:
 		f.State = st
 	default:
-		errs["state"] = "must be held, releasing or released"
+		errs["state"] = "must be held, releasing, unconfirmed or released"
 	}
 	if len(errs) > 0 {
 		return f, errs

@@ -131,12 +131,12 @@ const quarantineCols = `id, at_us, queue_id, domain, domain_id, customer_id, sen
 
 // heldBytes is what the mail domain $1 holds counts against its cap: each of
 // its bodies once, and the items that keep their own body (held before
-// bodies were shared). A body lives only while a held (or releasing) item
+// bodies were shared). A body lives only while a held (releasing, unconfirmed) item
 // refers to it: a release or delete clears the item's body_id and deletes
 // the body its last item let go of, in one transaction. Both sums read an
 // index alone, whatever the domain holds (TestHeldBytesReadsIndexesOnly).
 const heldBytes = `(SELECT COALESCE(SUM(size), 0) FROM quarantine_bodies WHERE domain_id = $1)
-	+ (SELECT COALESCE(SUM(size), 0) FROM quarantine WHERE domain_id = $1 AND state IN ('held', 'releasing') AND body_id IS NULL)`
+	+ (SELECT COALESCE(SUM(size), 0) FROM quarantine WHERE domain_id = $1 AND state IN ('held', 'releasing', 'unconfirmed') AND body_id IS NULL)`
 
 // itemBody is an item's compressed body: its shared one, or its own.
 const itemBody = `COALESCE(body, (SELECT b.body FROM quarantine_bodies b WHERE b.id = quarantine.body_id))`
@@ -505,6 +505,9 @@ func (s *Store) ClaimRelease(ctx context.Context, scope tracking.Scope, id int64
 	return it, body, nil
 }
 
+// ours is the item whose claim ($2, $3) is release $1's, and no later one.
+const ours = `id = $1 AND state = 'releasing' AND released_by = $2 AND released_us = $3`
+
 // FinishRelease records the outcome of claim, as ClaimRelease returned
 // it; a delivered message's body is dropped (it lives at the customer
 // now). Only that claim is finished: a write retried after its reply was
@@ -512,7 +515,6 @@ func (s *Store) ClaimRelease(ctx context.Context, scope tracking.Scope, id int64
 // had made since, during that one's delivery, and a third release
 // delivered the message again.
 func (s *Store) FinishRelease(ctx context.Context, claim quarantine.Item, delivered bool, now time.Time) error {
-	const ours = `id = $1 AND state = 'releasing' AND released_by = $2 AND released_us = $3`
 	args := []any{claim.ID, claim.ReleasedBy, claim.ReleasedAt.UnixMicro()}
 	if !delivered {
 		ctx, cancel := context.WithTimeout(ctx, s.Timeout)
@@ -525,6 +527,19 @@ func (s *Store) FinishRelease(ctx context.Context, claim quarantine.Item, delive
 	_, err := s.dropBody(ctx, "finish a release", tracking.Scope{Operator: true}, claim.ID, `UPDATE quarantine SET state = 'released', released_us = $4, body = NULL, body_id = NULL
 		WHERE `+ours, append(args, now.UnixMicro())...)
 	return err
+}
+
+// UnconfirmRelease marks claim's item unconfirmed, if it is still that
+// claim's: its delivery may have taken place. It keeps its body, for the
+// operator to look at, until the retention.
+func (s *Store) UnconfirmRelease(ctx context.Context, claim quarantine.Item) error {
+	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
+	defer cancel()
+	if _, err := s.DB.ExecContext(ctx, `UPDATE quarantine SET state = 'unconfirmed' WHERE `+ours,
+		claim.ID, claim.ReleasedBy, claim.ReleasedAt.UnixMicro()); err != nil {
+		return fail("record a release that may have delivered", err)
+	}
+	return nil
 }
 
 // DeleteQuarantine drops a held item's body and marks it deleted.
@@ -716,7 +731,7 @@ func (s *Store) pruneQuarantineBatch(ctx context.Context, before time.Time, expi
 			return 0, err
 		}
 		n++
-		if it.State == quarantine.StateHeld || it.State == quarantine.StateReleasing {
+		if it.State == quarantine.StateHeld || it.State == quarantine.StateReleasing || it.State == quarantine.StateUnconfirmed {
 			held = append(held, it)
 		}
 		if b.Valid && !slices.Contains(bodies, b.Int64) {

@@ -510,17 +510,21 @@ func TestDeleteOfAnotherTenantsItemLocksNothing(t *testing.T) {
 // prune skipped it, so it kept its body and its share of the domain's cap
 // for ever. A claim older than the retention is dead (a delivery takes
 // minutes at most): prune deletes it as it deletes any expired item, while
-// a fresh claim, still delivering, is left alone.
+// a fresh claim, still delivering, is left alone. A fresh claim whose
+// delivery may have taken place (unconfirmed: nothing delivers it any
+// more) expires with its hold, as held mail does.
 func TestPruneFreesAbandonedReleases(t *testing.T) {
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	old := now.Add(-30 * 24 * time.Hour)
 	for _, tc := range []struct {
-		name      string
-		claimedAt time.Time
-		pruned    bool
+		name        string
+		claimedAt   time.Time
+		unconfirmed bool
+		pruned      bool
 	}{
-		{"claim abandoned long ago", old.Add(time.Hour), true},
-		{"claim in progress", now, false},
+		{"claim abandoned long ago", old.Add(time.Hour), false, true},
+		{"claim in progress", now, false, false},
+		{"claim unconfirmed", now, true, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			eachDialect(t, (*Store).MigrateQuarantine, func(t *testing.T, s *Store) {
@@ -536,8 +540,25 @@ func TestPruneFreesAbandonedReleases(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if _, _, err := s.ClaimRelease(ctx, scope, ids[0], "admin", tc.claimedAt); err != nil {
+				claim, _, err := s.ClaimRelease(ctx, scope, ids[0], "admin", tc.claimedAt)
+				if err != nil {
 					t.Fatal(err)
+				}
+				if tc.unconfirmed {
+					// Another claim's is not this one's to change.
+					stale := claim
+					stale.ReleasedAt = stale.ReleasedAt.Add(-time.Second)
+					for _, c := range []struct {
+						claim quarantine.Item
+						want  quarantine.State
+					}{{stale, quarantine.StateReleasing}, {claim, quarantine.StateUnconfirmed}} {
+						if err := s.UnconfirmRelease(ctx, c.claim); err != nil {
+							t.Fatal(err)
+						}
+						if it, err := s.QuarantineItem(ctx, scope, ids[0]); err != nil || it.State != c.want {
+							t.Fatalf("after unconfirming the claim at %v: %v (%v), want %v", c.claim.ReleasedAt, it.State, err, c.want)
+						}
+					}
 				}
 				// The node dies here: FinishRelease never runs.
 				n, err := s.PruneQuarantine(ctx, now.Add(-14*24*time.Hour), nil)

@@ -165,7 +165,7 @@ var (
 			{flag: "domain", key: "domain_id", isInt: true, usage: "only this domain's messages (`id`)"},
 			{flag: "customer", key: "customer_id", isInt: true, usage: "only this customer's messages (`id`)"},
 			{flag: "search", key: "q", usage: "sender, recipient or subject containing `text` (any case)"},
-			{flag: "state", key: "state", usage: "`state`: held, releasing or released"},
+			{flag: "state", key: "state", usage: "`state`: held, releasing, unconfirmed or released"},
 		},
 		columns: []column{{"ID", "id", "-"}, {"TIME", "time", "-"}, {"STATE", "state", "-"}, {"DOMAIN", "domain", "-"},
 			{"SENDER", "sender", "<>"}, {"RECIPIENTS", "recipients", "0"}, {"SCORE", "score", "-"}, {"SUBJECT", "subject", "-"}},
