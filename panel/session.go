@@ -316,7 +316,10 @@ func loadKey(path, dataDir string) ([]byte, error) {
 	}
 	p := filepath.Join(dataDir, KeyFile)
 	b, err := os.ReadFile(p)
-	if err == nil && len(b) >= 64 {
+	// A file cut short or overwritten (64 zero bytes after a crash) is
+	// made anew as a missing one is: signing with it, anyone could forge
+	// a session cookie. Sessions signed with the old key end.
+	if err == nil && len(b) >= 64 && keycheck.TextProblem(string(b)) == nil {
 		return b, nil
 	}
 	if err != nil && !errors.Is(err, os.ErrNotExist) {

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"github.com/mxgrid/mxgrid/admin"
+	"github.com/mxgrid/mxgrid/internal/keycheck"
 	"github.com/mxgrid/mxgrid/internal/testenv"
 	"log/slog"
 	"net/http"
@@ -913,6 +914,45 @@ func TestSessionKeyFileRefusesTypedKeys(t *testing.T) {
 			}
 			if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), path) || strings.Contains(err.Error(), tt.key) {
 				t.Fatalf("loadKey error %v: want it to name %s and hold %q, without the key", err, path, tt.want)
+			}
+		})
+	}
+}
+
+// TestOwnSessionKeyIsMadeAnewWhenWeak: the node's own key in data_dir was
+// used whatever it held once it had 64 bytes, so a file overwritten with
+// zeros (or by hand with one character) signed sessions anyone could
+// forge. It is made anew, as a missing or short one is; a sound one is
+// kept across restarts.
+func TestOwnSessionKeyIsMadeAnewWhenWeak(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		held []byte
+		kept bool
+	}{
+		{"zeros", make([]byte, 64), false},
+		{"one character", []byte(strings.Repeat("a", 64)), false},
+		{"cut short", []byte("0123456789abcdef"), false},
+		{"generated", []byte("8d3f0c6b1e2a94c7b5f0e1d2c3b4a5968778695a4b3c2d1e0f9e8d7c6b5a4938"), true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, KeyFile)
+			if err := os.WriteFile(path, tt.held, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			k, err := loadKey("", dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if kept := bytes.Equal(k, tt.held); kept != tt.kept {
+				t.Fatalf("loadKey kept the file's key: %v, want %v", kept, tt.kept)
+			}
+			if err := keycheck.TextProblem(string(k)); err != nil {
+				t.Fatalf("loadKey gave a weak key: %v", err)
+			}
+			if onDisk, _ := os.ReadFile(path); !bytes.Equal(onDisk, k) {
+				t.Fatalf("the key on disk is not the one in use")
 			}
 		})
 	}
