@@ -160,7 +160,9 @@ func (l *Links) serve(w http.ResponseWriter, r *http.Request) {
 		l.notHeld(w, err)
 		return
 	}
-	if r.Method == http.MethodGet {
+	// Only a POST acts: the GET route also takes HEAD, which link
+	// checkers and mail gateways' scanners send to every link in a mail.
+	if r.Method != http.MethodPost {
 		l.page(w, http.StatusOK, linkView{Title: "Release this message?", Text: "From " + it.Sender + ": " + it.Subject, Button: "Release it to my mailbox"})
 		return
 	}
@@ -226,7 +228,7 @@ func (l *Links) serveOptOut(w http.ResponseWriter, r *http.Request, link Link) {
 		l.page(w, http.StatusGone, linkView{Title: "This link no longer works", Text: "Ask your provider about quarantine digests."})
 		return
 	}
-	if r.Method == http.MethodGet {
+	if r.Method != http.MethodPost {
 		l.page(w, http.StatusOK, linkView{Title: "Stop quarantine digests?", Text: "No more digests to " + link.Recipient + ". Held mail stays available through your provider.", Button: "Stop the digests"})
 		return
 	}

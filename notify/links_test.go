@@ -514,3 +514,53 @@ func TestReleaseLinkDeliveredWhileTheStoreIsDown(t *testing.T) {
 		t.Fatalf("release delivered while the store is down: %d, delivered %d:\n%s", rec.Code, len(customer.Messages()), body)
 	}
 }
+
+// recordedOptOuts counts the opt-outs made through it.
+type recordedOptOuts struct{ n atomic.Int32 }
+
+func (o *recordedOptOuts) OptOut(context.Context, int64, int64, string, time.Time) error {
+	o.n.Add(1)
+	return nil
+}
+
+// TestLinkHeadChangesNothing: only a POST acts. The mux gives a GET
+// route's HEAD requests to the same handler, and link checkers and mail
+// gateways' scanners send HEAD to every link in a mail; a HEAD released
+// the message and opted the recipient out. Over a real socket, as a
+// scanner would ask.
+func TestLinkHeadChangesNothing(t *testing.T) {
+	ctx := context.Background()
+	_, q, customer := releasingQuarantine(t, quarantine.DefaultConfig())
+	ids, err := q.Hold(ctx, quarantine.Item{Domain: "a.example", DomainID: 7, CustomerID: 3, Sender: "s@x.example",
+		Recipients: []string{"ann@a.example"}}, strings.NewReader("Subject: x\r\n\r\nx\r\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := bytes.Repeat([]byte("k"), 32)
+	var optOuts recordedOptOuts
+	mux := http.NewServeMux()
+	dir := domains{"a.example": {Name: "a.example", ID: 7, CustomerID: 3}}
+	NewLinks([][]byte{key}, q, &optOuts, dir, nil, nil, nil, nil).Mount(func(p string, h http.Handler) { mux.Handle(p, h) })
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	exp := time.Now().Add(time.Hour)
+	for _, path := range []string{
+		"/q/release/" + Sign(Link{Action: ActionRelease, ItemID: ids[0], Recipient: "ann@a.example", Expires: exp}, key),
+		"/q/optout/" + Sign(Link{Action: ActionOptOut, ItemID: 7, CustomerID: 3, Recipient: "ann@a.example", Expires: exp}, key),
+	} {
+		resp, err := http.Head(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("HEAD %s: %d, want 200 (the page's answer)", path[:12], resp.StatusCode)
+		}
+	}
+	if it, err := q.Item(ctx, tracking.Scope{Operator: true}, ids[0]); err != nil || it.State != quarantine.StateHeld || len(customer.Messages()) != 0 {
+		t.Errorf("after HEAD of the release link: %s, %v, %d delivered; want still held, nothing delivered", it.State, err, len(customer.Messages()))
+	}
+	if n := optOuts.n.Load(); n != 0 {
+		t.Errorf("after HEAD of the opt-out link: %d opt-outs, want none", n)
+	}
+}
