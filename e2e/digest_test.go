@@ -165,8 +165,13 @@ func TestDigestEndToEnd(t *testing.T) {
 	if code, body := follow(t, n, "GET", path); code != 200 || !strings.Contains(body, "Release this message?") {
 		t.Fatalf("GET link: %d %s", code, body)
 	}
+	// A link checker's HEAD, as mail gateways send to every link, is no
+	// confirmation either.
+	if code, _ := follow(t, n, "HEAD", path); code != 200 {
+		t.Fatalf("HEAD link: %d", code)
+	}
 	if len(customer.Messages()) != before {
-		t.Fatal("opening the link (GET) released the message")
+		t.Fatal("opening the link (GET, HEAD) released the message")
 	}
 	if code, body := follow(t, n, "POST", path); code != 200 || !strings.Contains(body, "Released") {
 		t.Fatalf("POST link: %d %s", code, body)
@@ -212,9 +217,6 @@ func TestDigestEndToEnd(t *testing.T) {
 	if code, body := follow(t, n, "GET", optout[1]); code != 200 || !strings.Contains(body, "Stop quarantine digests?") {
 		t.Fatalf("GET opt-out: %d %s", code, body)
 	}
-	if code, body := follow(t, n, "POST", optout[1]); code != 200 || !strings.Contains(body, "Digests stopped") {
-		t.Fatalf("POST opt-out: %d %s", code, body)
-	}
 	st, err := store.Open(store.Config{Driver: store.SQLite, DSN: filepath.Join(n.Config.DataDir, "mxgrid.db"), Timeout: 5 * time.Second}, "")
 	if err != nil {
 		t.Fatal(err)
@@ -223,6 +225,15 @@ func TestDigestEndToEnd(t *testing.T) {
 	opted, err := notify.Parse(strings.TrimPrefix(optout[1], "/q/optout/"), [][]byte{digestKey}, time.Now())
 	if err != nil {
 		t.Fatal(err)
+	}
+	if code, _ := follow(t, n, "HEAD", optout[1]); code != 200 {
+		t.Fatalf("HEAD opt-out: %d", code)
+	}
+	if out, err := st.OptedOut(context.Background(), opted.ItemID, opted.CustomerID, "bob@example.org"); err != nil || out {
+		t.Fatalf("after HEAD of the opt-out link, bob opted out: %v %v", out, err)
+	}
+	if code, body := follow(t, n, "POST", optout[1]); code != 200 || !strings.Contains(body, "Digests stopped") {
+		t.Fatalf("POST opt-out: %d %s", code, body)
 	}
 	if out, err := st.OptedOut(context.Background(), opted.ItemID, opted.CustomerID, "bob@example.org"); err != nil || !out {
 		t.Fatalf("bob opted out: %v %v", out, err)
