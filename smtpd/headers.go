@@ -60,19 +60,25 @@ func (ss *session) compose(msg *scanner.Message, v scanner.Verdict, policy scann
 	if v.Action == scanner.Tag && policy.SubjectTag != "" {
 		tag := policy.SubjectTag
 		subj := h.Get("Subject")
+		tagged := strings.HasPrefix(subj, tag)
 		if !mailaddr.IsASCII(tag) {
 			// As an encoded word (RFC 2047) the tag leaves a 7-bit
 			// message 7-bit: raw, a reseller's "[СПАМ]" made every
 			// tagged message 8-bit, refused 554 5.6.3 for a customer's
 			// server without 8BITMIME. Before an encoded word the
 			// space between the two is no text (RFC 2047 6.2), so the
-			// space goes inside the tag's word.
+			// space goes inside the tag's word. A subject we tagged
+			// before a plain one starts with the word without it, and
+			// reads as an encoded subject: it is tagged already.
+			word := mime.QEncoding.Encode("utf-8", tag)
+			tagged = strings.HasPrefix(subj, word)
 			if startsWithEncodedWord(subj) {
 				tag += " "
 			}
 			tag = mime.QEncoding.Encode("utf-8", tag)
+			tagged = tagged || strings.HasPrefix(subj, tag)
 		}
-		if !strings.HasPrefix(subj, tag) {
+		if !tagged {
 			edit()
 			h.Set("Subject", strings.TrimSpace(tag+" "+subj))
 		}

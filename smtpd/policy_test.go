@@ -296,3 +296,42 @@ func TestRecipientListFoldsASCIIOnly(t *testing.T) {
 		t.Errorf("the customer server got %d messages", len(got))
 	}
 }
+
+// A Subject that already starts with the domain's tag is not tagged again
+// (a message forwarded from one customer to another comes back in
+// tagged). The encoded word of a non-ASCII tag is written two ways, its
+// space outside the word or, before a subject starting with an encoded
+// word, inside it; each is the tag, and the first, before a plain
+// subject, read as an encoded subject and was tagged again: "[СПАМ]
+// [СПАМ] quarterly report".
+func TestTaggedSubjectIsNotTaggedAgain(t *testing.T) {
+	for _, tag := range []string{"[SPAM]", "[СПАМ]"} {
+		for _, subject := range []string{"quarterly report", "=?utf-8?q?quarterly?= report"} {
+			t.Run(tag+" "+subject, func(t *testing.T) {
+				sink := startRawSink(t)
+				cfg := testConfig(t)
+				d := smtptest.Domain("example.org", sink.Addr)
+				d.SubjectTag = ptr(tag)
+				cfg.Domains = append(cfg.Domains, d)
+				n := startConfigured(t, cfg, []scanner.Stage{{Check: scoreCheck{score: 8}}})
+				c := dial(t, n.SMTPAddr())
+				for range 2 {
+					c.cmd(250, "MAIL FROM:<a@sender.test>")
+					c.cmd(250, "RCPT TO:<bob@example.org>")
+					c.data(250, strings.Replace(testMessage, "Subject: quarterly report", "Subject: "+subject, 1))
+					got := sink.messages()
+					h, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(got[len(got)-1])))
+					if err != nil {
+						t.Fatal(err)
+					}
+					// The second message is the first as it left us.
+					subject = h.Get("Subject")
+				}
+				decoded, err := new(mime.WordDecoder).DecodeHeader(subject)
+				if want := tag + " quarterly report"; err != nil || decoded != want {
+					t.Errorf("tagged twice over: Subject %q reads %q (%v), want %q", subject, decoded, err, want)
+				}
+			})
+		}
+	}
+}
