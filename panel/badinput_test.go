@@ -694,3 +694,23 @@ func TestFormsThatAreNotUTF8AreRefused(t *testing.T) {
 		t.Errorf("domain after the form: route %s, subject tag %v, %v; want it unchanged", got.Route, got.Policy.SubjectTag, err)
 	}
 }
+
+// The quarantine list's State box offers every state the list filters on
+// and keeps the one asked for: it offered held and released only, so an
+// item a release left unconfirmed (or releasing) could not be found from
+// the panel, and a list of ?state=unconfirmed showed "held" in the box,
+// its next search listing held mail.
+func TestQuarantineStateBoxOffersEveryState(t *testing.T) {
+	f, me := quarantineFixture(t)
+	for _, st := range []quarantine.State{quarantine.StateHeld, quarantine.StateReleasing, quarantine.StateUnconfirmed, quarantine.StateReleased} {
+		t.Run(string(st), func(t *testing.T) {
+			code, body := f.get(t, me, "/panel/quarantine?state="+string(st))
+			if code != 200 {
+				t.Fatalf("status %d:\n%s", code, body)
+			}
+			if want := `<option value="` + string(st) + `" selected>`; !strings.Contains(body, want) {
+				t.Errorf("no %s in the State box:\n%s", want, body)
+			}
+		})
+	}
+}
