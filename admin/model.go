@@ -115,11 +115,23 @@ func checkName(fe tenant.FieldErrors, key, name string) {
 // is no text by isText: Policy.Validate refuses only control characters
 // in it, as it also vets the policies stored domains load with, and a
 // tag with U+202E ran every tagged subject of the customer's backwards.
+//
+// Nor may it hold an RFC 2047 encoded word's "=?": the tag goes into the
+// Subject as written, so mail readers show what its words decode to, and
+// "=?utf-8?b?4oCu?=" is U+202E. A tag in any script is written as itself
+// (smtpd encodes it).
 func checkPolicyText(fe tenant.FieldErrors, p tenant.Policy) {
-	if p.SubjectTag != nil && !isText(*p.SubjectTag) {
-		if _, said := fe["policy.subject_tag"]; !said {
-			fe["policy.subject_tag"] = notText
-		}
+	if p.SubjectTag == nil {
+		return
+	}
+	if _, said := fe["policy.subject_tag"]; said {
+		return
+	}
+	switch {
+	case !isText(*p.SubjectTag):
+		fe["policy.subject_tag"] = notText
+	case strings.Contains(*p.SubjectTag, "=?"):
+		fe["policy.subject_tag"] = `must not hold "=?", which begins an encoded word (RFC 2047): write the tag's text itself, in any script`
 	}
 }
 

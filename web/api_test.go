@@ -572,7 +572,11 @@ func TestAPISubjectTagIsText(t *testing.T) {
 		{"PATCH", fmt.Sprintf("/api/v1/domains/%d", f.domA.ID)},
 	}
 	for _, p := range paths {
-		for _, tag := range []string{"[SPAM\u202e]", "[SPAM]\u2028", "\u2066[SPAM]", "[SPAM]\u0085"} {
+		// The tag goes into the Subject as written, so an encoded word
+		// of it is what mail readers show: "=?utf-8?b?4oCu?=" is U+202E,
+		// inside a word too for some readers, and in any charset.
+		for _, tag := range []string{"[SPAM\u202e]", "[SPAM]\u2028", "\u2066[SPAM]", "[SPAM]\u0085",
+			"=?utf-8?b?4oCu?=[SPAM]", "[SPAM=?UTF-8?Q?=E2=80=AE?=]", "=?gb18030?b?gTaqOA==?="} {
 			code, out := f.do("operator", p.method, p.path, map[string]any{"policy": map[string]any{"subject_tag": tag}})
 			var e apiError
 			json.Unmarshal(out, &e)
