@@ -180,6 +180,18 @@ func releasingQuarantineOver(t *testing.T, cfg quarantine.Config, wrap func(*sto
 	return st, quarantine.New(cfg, qs, smtpd.Releaser{Directory: dir, Relay: smtpd.Relay{Relay: rel}}, nil), customer
 }
 
+// holdForAnn holds one message of domain 7 for ann@a.example, as the
+// digest links' tests release it, and returns its items' ids.
+func holdForAnn(t *testing.T, q *quarantine.Service) []int64 {
+	t.Helper()
+	ids, err := q.Hold(context.Background(), quarantine.Item{Domain: "a.example", DomainID: 7, CustomerID: 3, Sender: "s@x.example",
+		Recipients: []string{"ann@a.example"}}, strings.NewReader("Subject: x\r\n\r\nx\r\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ids
+}
+
 // TestLinkPagesCannotBeFramed: a link's page asks for one click that acts
 // (release, opt out), so no other site may frame it and put its own
 // content over the button.
@@ -208,11 +220,7 @@ func gatedReleaseLink(t *testing.T, writeTimeout time.Duration) (q *quarantine.S
 	t.Helper()
 	_, q, customer = releasingQuarantine(t, quarantine.DefaultConfig())
 	gate = customer.GateData()
-	ids, err := q.Hold(context.Background(), quarantine.Item{Domain: "a.example", DomainID: 7, CustomerID: 3, Sender: "s@x.example",
-		Recipients: []string{"ann@a.example"}}, strings.NewReader("Subject: x\r\n\r\nx\r\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	ids := holdForAnn(t, q)
 	srv, linkTo := serveLinks(t, q, writeTimeout)
 	return q, customer, gate, ids[0], srv, linkTo(ids[0])
 }
@@ -270,11 +278,7 @@ func TestReleaseLinkWhileItIsBeingReleased(t *testing.T) {
 func TestReleaseLinkOfAnAbandonedRelease(t *testing.T) {
 	ctx := context.Background()
 	st, q, customer := releasingQuarantine(t, quarantine.DefaultConfig())
-	ids, err := q.Hold(ctx, quarantine.Item{Domain: "a.example", DomainID: 7, CustomerID: 3, Sender: "s@x.example",
-		Recipients: []string{"ann@a.example"}}, strings.NewReader("Subject: x\r\n\r\nx\r\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	ids := holdForAnn(t, q)
 	began := time.Now().Add(-2 * quarantine.ClaimAbandonedAfter).UTC()
 	if _, _, err := st.ClaimRelease(ctx, tracking.Scope{Operator: true}, ids[0], "dead node", began); err != nil {
 		t.Fatal(err)
@@ -404,13 +408,8 @@ func (c *countingReleaser) Release(ctx context.Context, scope tracking.Scope, id
 // one more request per linkInterval. Real store, HTTP server, relay and
 // customer server; the clock stands still.
 func TestLinkRequestsLimitedPerClient(t *testing.T) {
-	ctx := context.Background()
 	_, q, customer := releasingQuarantine(t, quarantine.DefaultConfig())
-	ids, err := q.Hold(ctx, quarantine.Item{Domain: "a.example", DomainID: 7, CustomerID: 3, Sender: "s@x.example",
-		Recipients: []string{"ann@a.example"}}, strings.NewReader("Subject: x\r\n\r\nx\r\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	ids := holdForAnn(t, q)
 	key := bytes.Repeat([]byte("k"), 32)
 	counted := &countingReleaser{Releaser: q}
 	trusted, err := clientip.ParseTrusted([]string{"127.0.0.1"})
@@ -495,15 +494,10 @@ func fetch(t *testing.T, srv *httptest.Server, method, link string) (int, string
 // it, answered "Not delivered yet ... Try again later" (502) for a message
 // in the mailbox. It says released, its record pending.
 func TestReleaseLinkDeliveredWhileTheStoreIsDown(t *testing.T) {
-	ctx := context.Background()
 	_, q, customer := releasingQuarantineOver(t, quarantine.DefaultConfig(), func(st *store.Store) quarantine.Store {
 		return quarantinetest.NewRecordingDown(st)
 	})
-	ids, err := q.Hold(ctx, quarantine.Item{Domain: "a.example", DomainID: 7, CustomerID: 3, Sender: "s@x.example",
-		Recipients: []string{"ann@a.example"}}, strings.NewReader("Subject: x\r\n\r\nx\r\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	ids := holdForAnn(t, q)
 	key := bytes.Repeat([]byte("k"), 32)
 	mux := http.NewServeMux()
 	NewLinks([][]byte{key}, q, nil, nil, nil, nil, nil, nil).Mount(func(p string, h http.Handler) { mux.Handle(p, h) })
@@ -531,11 +525,7 @@ func (o *recordedOptOuts) OptOut(context.Context, int64, int64, string, time.Tim
 func TestLinkHeadChangesNothing(t *testing.T) {
 	ctx := context.Background()
 	_, q, customer := releasingQuarantine(t, quarantine.DefaultConfig())
-	ids, err := q.Hold(ctx, quarantine.Item{Domain: "a.example", DomainID: 7, CustomerID: 3, Sender: "s@x.example",
-		Recipients: []string{"ann@a.example"}}, strings.NewReader("Subject: x\r\n\r\nx\r\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	ids := holdForAnn(t, q)
 	key := bytes.Repeat([]byte("k"), 32)
 	var optOuts recordedOptOuts
 	mux := http.NewServeMux()

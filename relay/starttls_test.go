@@ -12,7 +12,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -254,31 +253,8 @@ func TestRefusalBeforeSTARTTLSIsNotRetriedInClearText(t *testing.T) {
 		{"421 to EHLO", "220 customer.test ESMTP\r\n", "421 4.3.2 busy\r\n"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			l, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { l.Close() })
-			var conns atomic.Int32
-			go func() {
-				for {
-					c, err := l.Accept()
-					if err != nil {
-						return
-					}
-					conns.Add(1)
-					go func() {
-						defer c.Close()
-						io.WriteString(c, tt.greeting)
-						if tt.ehlo != "" {
-							bufio.NewReader(c).ReadString('\n')
-							io.WriteString(c, tt.ehlo)
-						}
-					}()
-				}
-			}()
-			r := New(DefaultConfig(), "mx1.mxgrid.test", loopbackGuard(), slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
-			_, err = r.Begin(context.Background(), Route{Addr: l.Addr().String(), TLS: TLSOpportunistic}, mailaddr.Address{Local: "a", Domain: "sender.test"}, MailOptions{})
+			addr, conns := rawDownstream(t, tt.greeting, tt.ehlo)
+			_, err := guardedRelay(loopbackGuard()).Begin(context.Background(), Route{Addr: addr, TLS: TLSOpportunistic}, mailaddr.Address{Local: "a", Domain: "sender.test"}, MailOptions{})
 			var re *Error
 			if !errors.As(err, &re) || re.Code != 451 || re.Enhanced != [3]int{4, 4, 1} {
 				t.Errorf("Begin = %v, want 451 4.4.1 (unreachable, not a TLS failure)", err)
