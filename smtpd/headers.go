@@ -73,10 +73,10 @@ func (ss *session) compose(msg *scanner.Message, v scanner.Verdict, policy scann
 			word := mime.QEncoding.Encode("utf-8", tag)
 			tagged = strings.HasPrefix(subj, word)
 			if startsWithEncodedWord(subj) {
-				tag += " "
+				word = mime.QEncoding.Encode("utf-8", tag+" ")
+				tagged = tagged || strings.HasPrefix(subj, word)
 			}
-			tag = mime.QEncoding.Encode("utf-8", tag)
-			tagged = tagged || strings.HasPrefix(subj, tag)
+			tag = word
 		}
 		if !tagged {
 			edit()

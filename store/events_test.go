@@ -32,15 +32,22 @@ func openSQLite(t testing.TB) *Store {
 // it skips locally (fails in CI) when no server is configured.
 func openPostgres(t testing.TB) *Store {
 	t.Helper()
-	dsn := testenv.PostgresDB(t)
+	s := openPostgresAt(t, testenv.PostgresDB(t))
+	if err := s.MigrateEvents(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// openPostgresAt opens another handle on the database dsn names, as
+// another node of the cluster has, closed when the test ends.
+func openPostgresAt(t testing.TB, dsn string) *Store {
+	t.Helper()
 	s, err := Open(Config{Driver: Postgres, DSN: dsn, Timeout: 30 * time.Second}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	if err := s.MigrateEvents(context.Background()); err != nil {
-		t.Fatal(err)
-	}
 	return s
 }
 

@@ -1125,14 +1125,7 @@ func TestReleaseClaimStaysInTheScopeRead(t *testing.T) {
 func TestQuarantineTakesHoldsOnlyWhenItDoes(t *testing.T) {
 	ctx := context.Background()
 	dsn := testenv.PostgresDB(t)
-	open := func() *Store {
-		s, err := Open(Config{Driver: Postgres, DSN: dsn, Timeout: 30 * time.Second}, "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		return s
-	}
+	open := func() *Store { return openPostgresAt(t, dsn) }
 	s := open()
 	if err := s.MigrateQuarantine(ctx); err != nil {
 		t.Fatal(err)

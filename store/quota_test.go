@@ -518,15 +518,7 @@ func twoUnquotedNodes(t *testing.T) ([2]*Tenants, *quotaFixture) {
 func twoPostgresNodes(t *testing.T) [2]*Tenants {
 	t.Helper()
 	dsn := testenv.PostgresDB(t)
-	open := func() *Tenants {
-		s, err := Open(Config{Driver: Postgres, DSN: dsn, Timeout: 30 * time.Second}, "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		return NewTenants(s)
-	}
-	return [2]*Tenants{open(), open()}
+	return [2]*Tenants{NewTenants(openPostgresAt(t, dsn)), NewTenants(openPostgresAt(t, dsn))}
 }
 
 // TestConcurrentRecipientWritesAllCommit: on PostgreSQL, imports of one

@@ -205,14 +205,7 @@ func (e *expiring) Err() error {
 func TestNodesCreatingTheSchemaTogether(t *testing.T) {
 	ctx := context.Background()
 	dsn := testenv.PostgresDB(t)
-	open := func() *Store {
-		s, err := Open(Config{Driver: Postgres, DSN: dsn, Timeout: 30 * time.Second}, "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		return s
-	}
+	open := func() *Store { return openPostgresAt(t, dsn) }
 	first, second := open(), open()
 	tx, err := first.DB.BeginTx(ctx, nil)
 	if err != nil {

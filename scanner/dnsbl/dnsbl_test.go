@@ -38,10 +38,6 @@ func setup(t *testing.T, mod func(*Config)) (*Check, *dnstest.Server) {
 	srv.AddA("worse.example.dbl.test", "127.0.1.2")
 	srv.Silent("99.2.0.192.slow.test")
 
-	rcfg := dnsresolver.DefaultConfig()
-	rcfg.Server = srv.Addr
-	res := dnsresolver.New(rcfg, prometheus.NewRegistry())
-
 	cfg := DefaultConfig()
 	cfg.Timeout = 300 * time.Millisecond
 	cfg.IPZones = []Zone{
@@ -55,7 +51,14 @@ func setup(t *testing.T, mod func(*Config)) (*Check, *dnstest.Server) {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	return New(cfg, res, discard, prometheus.NewRegistry()), srv
+	return checkOver(srv, cfg, discard), srv
+}
+
+// checkOver is a Check of cfg whose resolver asks srv, logging to log.
+func checkOver(srv *dnstest.Server, cfg Config, log *slog.Logger) *Check {
+	rcfg := dnsresolver.DefaultConfig()
+	rcfg.Server = srv.Addr
+	return New(cfg, dnsresolver.New(rcfg, prometheus.NewRegistry()), log, prometheus.NewRegistry())
 }
 
 func withURLs(domains ...string) *scanner.Message {
@@ -121,11 +124,9 @@ func TestLookupResults(t *testing.T) {
 	srv.AddA("98.2.0.192.bl.test", "127.255.255.254")
 	srv.AddA("96.2.0.192.bl.test", "127.0.0.9")
 	srv.AddA("99.2.0.192.bl.test", "127.0.0.2")
-	rcfg := dnsresolver.DefaultConfig()
-	rcfg.Server = srv.Addr
 	cfg := DefaultConfig()
 	cfg.IPZones = []Zone{{Zone: "bl.test", Weights: map[string]float64{"127.0.0.2": 3}}}
-	c := New(cfg, dnsresolver.New(rcfg, prometheus.NewRegistry()), slog.New(slog.NewTextHandler(&logs, nil)), prometheus.NewRegistry())
+	c := checkOver(srv, cfg, slog.New(slog.NewTextHandler(&logs, nil)))
 	for _, ip := range []string{"192.0.2.98", "192.0.2.98", "192.0.2.96", "192.0.2.99", "192.0.2.1"} {
 		if _, err := c.Check(context.Background(), &scanner.Envelope{ClientIP: netip.MustParseAddr(ip)}, nil); err != nil {
 			t.Fatal(err)
@@ -156,13 +157,11 @@ func TestZoneListingItsTestPointIsIgnored(t *testing.T) {
 	srv.AddA("evil.example.deaddbl.test", "127.0.1.2")
 	srv.AddA("invalid.deaddbl.test", "127.0.1.2")
 	srv.AddA("evil.example.livedbl.test", "127.0.1.2")
-	rcfg := dnsresolver.DefaultConfig()
-	rcfg.Server = srv.Addr
 	cfg := DefaultConfig()
 	ipw, dw := map[string]float64{"127.0.0.2": 3}, map[string]float64{"127.0.1.2": 4}
 	cfg.IPZones = []Zone{{Zone: "dead.test", Weights: ipw}, {Zone: "live.test", Weights: ipw}}
 	cfg.DomainZones = []Zone{{Zone: "deaddbl.test", Weights: dw}, {Zone: "livedbl.test", Weights: dw}}
-	c := New(cfg, dnsresolver.New(rcfg, prometheus.NewRegistry()), slog.New(slog.NewTextHandler(&logs, nil)), prometheus.NewRegistry())
+	c := checkOver(srv, cfg, slog.New(slog.NewTextHandler(&logs, nil)))
 	for range 2 {
 		res, err := c.Check(context.Background(), &scanner.Envelope{ClientIP: netip.MustParseAddr("192.0.2.99")}, withURLs("evil.example"))
 		if err != nil {
