@@ -27,6 +27,7 @@ import (
 
 	"github.com/mxgrid/mxgrid/internal/democorpus"
 	"github.com/mxgrid/mxgrid/internal/nodetest"
+	"github.com/mxgrid/mxgrid/internal/smtptest"
 	"github.com/mxgrid/mxgrid/internal/testenv"
 	"github.com/mxgrid/mxgrid/node"
 	"github.com/mxgrid/mxgrid/notify"
@@ -54,6 +55,9 @@ func exportedMetrics(t *testing.T) map[string]metric {
 	cfg.Domains = append(cfg.Domains, nodetest.Domain("example.org", sink.Addr))
 	// Digests on, so that their metrics are catalogued too.
 	cfg.Notify.Smarthost, cfg.Notify.SmarthostTLS, cfg.HTTP.PublicURL = sink.Addr, notify.TLSNone, "https://mx.example"
+	// STARTTLS on, for the certificate's.
+	cfg.SMTP.TLSCert, cfg.SMTP.TLSKey = filepath.Join(cfg.DataDir, "cert.pem"), filepath.Join(cfg.DataDir, "key.pem")
+	smtptest.WriteCertFiles(t, smtptest.SelfSigned(t, "mx.test"), cfg.SMTP.TLSCert, cfg.SMTP.TLSKey)
 	// The same collectors node.New registers on a registry of its own.
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -433,6 +433,7 @@ func (b *builder) buildSMTP(context.Context) error {
 	if err != nil {
 		return err
 	}
+	b.run("smtp tls certificate", RunFunc(b.smtp.WatchCertificate))
 	b.run("quarantine readiness", RunFunc(func(ctx context.Context) error {
 		periodic.Every(ctx, storeRetryInterval, nil, b.smtp.RecheckQuarantine)
 		return nil

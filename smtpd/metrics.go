@@ -26,6 +26,15 @@ type metrics struct {
 	quarantineFallbacks *prometheus.CounterVec
 }
 
+// registerCertExpiry exports when the certificate in force expires, for
+// an alert before it does.
+func registerCertExpiry(reg prometheus.Registerer, cert *certWatcher) {
+	promauto.With(reg).NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "mxgrid_smtp_tls_certificate_expiry_timestamp_seconds",
+		Help: "When the certificate STARTTLS presents (smtp.tls_cert) expires, as a Unix time; a replaced certificate counts once loaded (the files are looked at every 5 s; a pair that does not load keeps the previous one). Absent without smtp.tls_cert.",
+	}, func() float64 { return float64(cert.notAfter().Unix()) })
+}
+
 func newMetrics(reg prometheus.Registerer, budget *bytebudget.Budget) *metrics {
 	f := promauto.With(reg)
 	f.NewGaugeFunc(prometheus.GaugeOpts{

@@ -196,6 +196,8 @@ type Server struct {
 	// (smtp.client_unknown_recipients); nil when off.
 	unknownByClient *ratelimit.Limiter[netip.Prefix]
 	trusted         []netip.Prefix
+	// cert is smtp.tls_cert's, reloaded when replaced; nil without TLS.
+	cert *certWatcher
 
 	// parser is set in New and only read after.
 	parser *scanner.Parser
@@ -284,12 +286,14 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	srv.EnableSMTPUTF8 = true
 	srv.ErrorLog = slogAdapter{s.log}
 	if cfg.TLSCert != "" {
-		cert, err := loadCert(cfg.TLSCert, cfg.TLSKey)
+		cert, err := loadCert(cfg.TLSCert, cfg.TLSKey, s.log)
 		if err != nil {
 			return nil, err
 		}
 		fsperm.WarnShared(s.log, "smtp.tls_key", cfg.TLSKey)
-		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		s.cert = cert
+		registerCertExpiry(deps.Registry, cert)
+		srv.TLSConfig = &tls.Config{GetCertificate: cert.certificate, MinVersion: tls.VersionTLS12}
 		// From the handshake on, a goodbye in clear text would corrupt
 		// the stream; newSession learns of TLS only at the next EHLO.
 		srv.StartingTLS = func(nc net.Conn) {
@@ -300,25 +304,6 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	s.smtp = srv
 	return s, nil
-}
-
-// loadCert reads smtp.tls_cert and smtp.tls_key as fsperm.ReadSecret
-// does, naming the key of a file it cannot read: tls.LoadX509KeyPair read
-// each whole, and /dev/zero ran the node out of memory.
-func loadCert(certFile, keyFile string) (tls.Certificate, error) {
-	certPEM, err := fsperm.ReadSecret(certFile)
-	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("smtp.tls_cert: %w", err)
-	}
-	keyPEM, err := fsperm.ReadSecret(keyFile)
-	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("smtp.tls_key: %w", err)
-	}
-	cert, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("smtp.tls_cert, smtp.tls_key: %w", err)
-	}
-	return cert, nil
 }
 
 // Listen binds the configured address; separate from Serve so the caller
@@ -340,6 +325,15 @@ func (s *Server) Listen() (net.Listener, error) {
 
 // Addr is the bound address once Listen has run.
 func (s *Server) Addr() net.Addr { return s.addr }
+
+// WatchCertificate reloads smtp.tls_cert and smtp.tls_key when they are
+// replaced, until ctx ends; without TLS it returns at once.
+func (s *Server) WatchCertificate(ctx context.Context) error {
+	if s.cert != nil {
+		s.cert.run(ctx)
+	}
+	return nil
+}
 
 // Serve accepts connections on l until Shutdown.
 func (s *Server) Serve(l net.Listener) error {

@@ -1,0 +1,152 @@
+package smtpd
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mxgrid/mxgrid/fsperm"
+	"github.com/mxgrid/mxgrid/internal/periodic"
+)
+
+// certReloadInterval is how often the certificate's files are looked at
+// (two stats; they are read only when one changed).
+const certReloadInterval = 5 * time.Second
+
+// certWatcher serves the certificate of smtp.tls_cert and smtp.tls_key and
+// reloads it when either file is replaced, so a renewal (certbot's deploy
+// hook, a mounted secret's update) takes effect on a running node: loaded
+// once, the certificate expired on nodes that ran past its renewal, and
+// senders that verify it (MTA-STS, DANE) deferred the customers' mail
+// until someone restarted every node. It holds the pair in force. A reload that fails keeps it: a
+// renewal is written as two files, and between the two the new
+// certificate does not match the old key; the next change (the key's)
+// loads the pair. Handshakes in progress keep the certificate they began
+// with.
+type certWatcher struct {
+	certFile, keyFile string
+	log               *slog.Logger
+
+	mu    sync.Mutex // serialises reloads
+	cur   atomic.Pointer[tls.Certificate]
+	stamp [2]fileStamp
+	// unreadable is the stat error last logged, so that a file gone for
+	// good is reported once, not every interval.
+	unreadable string
+}
+
+type fileStamp struct {
+	size  int64
+	mtime time.Time
+}
+
+// loadCert reads the pair once and fails if it cannot: a node configured
+// for TLS must not start without it.
+func loadCert(certFile, keyFile string, log *slog.Logger) (*certWatcher, error) {
+	w := &certWatcher{certFile: certFile, keyFile: keyFile, log: log}
+	st, err := w.stat()
+	if err != nil {
+		return nil, err
+	}
+	cert, err := w.read()
+	if err != nil {
+		return nil, err
+	}
+	w.cur.Store(cert)
+	w.stamp = st
+	w.logLoaded("TLS certificate loaded", cert)
+	return w, nil
+}
+
+// certificate is tls.Config's GetCertificate: the pair in force.
+func (w *certWatcher) certificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	return w.cur.Load(), nil
+}
+
+// notAfter is when the certificate in force expires.
+func (w *certWatcher) notAfter() time.Time { return w.cur.Load().Leaf.NotAfter }
+
+// run looks at the files every certReloadInterval until ctx ends. Polling
+// (rather than inotify) also sees a symbolic link swapped to a new
+// target, as certbot's live directory and Kubernetes' secret volumes do,
+// and works on network volumes.
+func (w *certWatcher) run(ctx context.Context) {
+	periodic.Every(ctx, certReloadInterval, nil, func(context.Context) { w.reload() })
+}
+
+// reload loads the pair if either file changed since the last load and
+// reports whether a new certificate is now in force.
+func (w *certWatcher) reload() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	st, err := w.stat()
+	if err != nil {
+		if err.Error() != w.unreadable {
+			w.unreadable = err.Error()
+			w.log.Warn("TLS certificate files unreadable, keeping the loaded certificate", "err", err)
+		}
+		return false
+	}
+	w.unreadable = ""
+	if st == w.stamp {
+		return false
+	}
+	// Remember the stamp whatever comes of it: retrying the same bad pair
+	// every interval would only repeat the error; a new write changes it.
+	w.stamp = st
+	cert, err := w.read()
+	if err != nil {
+		w.log.Error("TLS certificate files changed but do not load, keeping the previous certificate",
+			"err", err, "not_after", w.notAfter())
+		return false
+	}
+	w.cur.Store(cert)
+	w.logLoaded("TLS certificate reloaded", cert)
+	return true
+}
+
+func (w *certWatcher) logLoaded(msg string, cert *tls.Certificate) {
+	leaf := cert.Leaf
+	attrs := []any{"cert", w.certFile, "subject", leaf.Subject.String(), "not_after", leaf.NotAfter}
+	if time.Now().After(leaf.NotAfter) {
+		w.log.Warn(msg+", and it has expired", attrs...)
+		return
+	}
+	w.log.Info(msg, attrs...)
+}
+
+// read parses the pair, each file read as fsperm.ReadSecret does:
+// tls.LoadX509KeyPair reads each whole, and /dev/zero ran the node out of
+// memory.
+func (w *certWatcher) read() (*tls.Certificate, error) {
+	certPEM, err := fsperm.ReadSecret(w.certFile)
+	if err != nil {
+		return nil, fmt.Errorf("smtp.tls_cert: %w", err)
+	}
+	keyPEM, err := fsperm.ReadSecret(w.keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("smtp.tls_key: %w", err)
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("smtp.tls_cert, smtp.tls_key: %w", err)
+	}
+	return &cert, nil
+}
+
+func (w *certWatcher) stat() ([2]fileStamp, error) {
+	var st [2]fileStamp
+	for i, p := range [2]struct{ key, path string }{{"smtp.tls_cert", w.certFile}, {"smtp.tls_key", w.keyFile}} {
+		fi, err := os.Stat(p.path)
+		if err != nil {
+			return st, fmt.Errorf("%s: %w", p.key, err)
+		}
+		st[i] = fileStamp{size: fi.Size(), mtime: fi.ModTime()}
+	}
+	return st, nil
+}
