@@ -63,7 +63,7 @@ type SessionStore interface {
 type session struct {
 	P       admin.Principal `json:"p"`
 	Created int64           `json:"t"`
-	// LastSeen is refreshed at most once per touchEvery, sparing the
+	// LastSeen is refreshed at most once per touchInterval, sparing the
 	// store a write per page view.
 	LastSeen int64  `json:"l"`
 	Expires  int64  `json:"e"`
@@ -98,6 +98,11 @@ func owner(pr admin.Principal) string {
 // touchEvery bounds how stale LastSeen may be: an idle timeout is honoured
 // to within this.
 const touchEvery = time.Minute
+
+// touchInterval is how stale a request lets LastSeen grow before writing
+// it back: touchEvery, or a thirtieth of a shorter idle timeout. At a
+// minute stale, idle_timeout: 1m ended sessions used seconds before.
+func (p *Panel) touchInterval() time.Duration { return min(touchEvery, p.cfg.IdleTimeout/30) }
 
 // sessionKey is the store key of a cookie value: a leaked table gives no
 // cookie that works.
@@ -210,7 +215,7 @@ func (p *Panel) readSession(r *http.Request) (sess session, ok bool, err error) 
 	if !now.Before(time.Unix(sess.Expires, 0)) || now.Sub(time.Unix(sess.LastSeen, 0)) > p.cfg.IdleTimeout {
 		return session{}, false, p.endSession(r.Context(), sess)
 	}
-	if now.Sub(time.Unix(sess.LastSeen, 0)) >= touchEvery {
+	if now.Sub(time.Unix(sess.LastSeen, 0)) >= p.touchInterval() {
 		sess.LastSeen = now.Unix()
 		if ok, err := p.updateSession(r.Context(), sess); err != nil || !ok {
 			return session{}, false, err

@@ -189,6 +189,69 @@ func TestSessionEnds(t *testing.T) {
 	})
 }
 
+// TestIdleTimeoutCountsFromTheLastUse, over real HTTP: a session used
+// within panel.idle_timeout lives on, however short the timeout the
+// config allows (1m). LastSeen was written back at most once a minute, so
+// with idle_timeout: 1m a session used 40 s after login ended at 80 s,
+// 40 s after its last use.
+func TestIdleTimeoutCountsFromTheLastUse(t *testing.T) {
+	for _, idle := range []time.Duration{time.Minute, 2 * time.Minute, 30 * time.Minute} {
+		t.Run(idle.String(), func(t *testing.T) {
+			uf := newUserFixture(t)
+			uf.p.cfg.IdleTimeout = idle
+			start := time.Now()
+			var mu sync.Mutex
+			now := start
+			uf.p.now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+			at := func(d time.Duration) { mu.Lock(); now = start.Add(d); mu.Unlock() }
+			mux := http.NewServeMux()
+			uf.p.Mount(mux.Handle)
+			srv := httptest.NewServer(mux)
+			defer srv.Close()
+			jar, _ := cookiejar.New(nil)
+			hc := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+			get := func(path string) (int, string) {
+				t.Helper()
+				resp, err := hc.Get(srv.URL + path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var body bytes.Buffer
+				body.ReadFrom(resp.Body)
+				resp.Body.Close()
+				return resp.StatusCode, body.String()
+			}
+			_, form := get("/panel/login")
+			m := csrfRE.FindStringSubmatch(form)
+			if m == nil {
+				t.Fatal("login form without a CSRF token")
+			}
+			resp, err := hc.PostForm(srv.URL+"/panel/login", url.Values{"csrf": {m[1]}, "email": {"ann@alpha.example"}, "password": {testPassword}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusSeeOther {
+				t.Fatalf("login: %d", resp.StatusCode)
+			}
+			// Used every two thirds of the timeout: never idle that long.
+			step := idle * 2 / 3
+			var last time.Duration
+			for i := 1; i <= 5; i++ {
+				last = time.Duration(i) * step
+				at(last)
+				if code, _ := get("/panel/account"); code != http.StatusOK {
+					t.Fatalf("used again %v after login, %v after its last use: %d, want 200", last, step, code)
+				}
+			}
+			at(last + idle + time.Second)
+			if code, _ := get("/panel/account"); code != http.StatusSeeOther {
+				t.Errorf("%v unused: %d, want the login page", idle+time.Second, code)
+			}
+		})
+	}
+}
+
 func TestSessionCookieIsOpaque(t *testing.T) {
 	uf := newUserFixture(t)
 	var values []string
