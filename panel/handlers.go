@@ -65,9 +65,14 @@ func (p *Panel) login(w http.ResponseWriter, r *http.Request) {
 	}
 	email := strings.TrimSpace(r.PostFormValue("email"))
 	secret := r.PostFormValue("password")
-	now := p.now()
 	ip := p.clientIP.Of(r)
 	addr := clientip.LimitKey(ip)
+	end, err := p.limits.turn(r.Context(), addr)
+	if err != nil {
+		return // the client went away
+	}
+	defer end()
+	now := p.now()
 	// Token logins have no account to protect: their secrets are 256-bit
 	// random. Only the address limit counts them.
 	account := ""
@@ -81,10 +86,7 @@ func (p *Panel) login(w http.ResponseWriter, r *http.Request) {
 			fmt.Sprintf("Too many failed attempts. Try again after %s.", until.UTC().Format("15:04:05 UTC")))
 		return
 	}
-	var (
-		pr  admin.Principal
-		err error
-	)
+	var pr admin.Principal
 	if email == "" {
 		pr, err = p.svc.Authenticate(r.Context(), strings.TrimSpace(secret))
 	} else {

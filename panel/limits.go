@@ -1,6 +1,7 @@
 package panel
 
 import (
+	"context"
 	"maps"
 	"net/netip"
 	"slices"
@@ -29,7 +30,9 @@ import (
 //   - at most a few argon2id hashes at once on the node (each takes tens of
 //     MiB): a login that would need one more is answered 429 at once. A
 //     reseller's password forms take one of them at a time, and never the
-//     last one free (tryFormHash).
+//     last one free (tryFormHash);
+//   - one attempt of an address checked at a time (turn), so attempts at
+//     once count as they would one after another.
 //
 // The tables are in memory on each node: behind a load balancer an attacker
 // gets each limit once per node, still a handful of guesses per window.
@@ -42,7 +45,9 @@ type loginLimits struct {
 
 	mu sync.Mutex
 	// forms holds the resellers with a password form hashing (tryFormHash).
-	forms    map[int64]bool
+	forms map[int64]bool
+	// turns holds the addresses with a login attempt being checked (turn).
+	turns    map[string]*addrTurn
 	pairs    map[string]*pairFailures
 	accounts map[string]*windowFailures
 	addrs    map[string]*windowFailures
@@ -82,6 +87,7 @@ func newLoginLimits(cfg Config) *loginLimits {
 		windowMax: cfg.AddressFailures, window: cfg.LockoutDuration,
 		hashes:   make(chan struct{}, cfg.MaxPasswordHashes),
 		forms:    make(map[int64]bool),
+		turns:    make(map[string]*addrTurn),
 		pairs:    make(map[string]*pairFailures),
 		accounts: make(map[string]*windowFailures), addrs: make(map[string]*windowFailures),
 		nets: make(map[string]*windowFailures),
@@ -196,6 +202,48 @@ func (l *loginLimits) succeed(account, addr string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	delete(l.pairs, pairKey(account, addr))
+}
+
+// addrTurn is one address's turn at having a login attempt checked: ch
+// holds a token while one is; users counts the attempts holding or
+// waiting for it, so that the last one out drops it from the table.
+type addrTurn struct {
+	ch    chan struct{}
+	users int
+}
+
+// turn waits until no other attempt of addr is being checked (a login, a
+// password change), then returns the end of its own turn; an error when
+// ctx ends first. The limits are checked before the password and a
+// failure booked after it: attempts of one address at once were each
+// checked against none of the others' failures, so with
+// max_password_hashes: 16 one address had 16 guesses at an account at
+// once, and 16 again every lockout_duration where it gets one. In turn,
+// each is checked against the failures of those before it. Other
+// addresses are not held up.
+func (l *loginLimits) turn(ctx context.Context, addr string) (end func(), err error) {
+	l.mu.Lock()
+	t := l.turns[addr]
+	if t == nil {
+		t = &addrTurn{ch: make(chan struct{}, 1)}
+		l.turns[addr] = t
+	}
+	t.users++
+	l.mu.Unlock()
+	leave := func() {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if t.users--; t.users == 0 {
+			delete(l.turns, addr)
+		}
+	}
+	select {
+	case t.ch <- struct{}{}:
+		return func() { <-t.ch; leave() }, nil
+	case <-ctx.Done():
+		leave()
+		return nil, ctx.Err()
+	}
 }
 
 // tryHash takes a place to compute a password hash, or reports false when

@@ -706,6 +706,79 @@ func rssBytes(t *testing.T) int64 {
 	return 0
 }
 
+// TestGuessesAtOnceMeetTheLockout, over real sockets: wrong passwords
+// for one account posted at once from one address get the free failures
+// and the first wait's one, as they would one after another, however many
+// hashes the node runs at once. Each was checked before any of them had
+// failed, so with max_password_hashes: 16 all 16 were tried, and again
+// every lockout_duration where one address should get one guess.
+func TestGuessesAtOnceMeetTheLockout(t *testing.T) {
+	const guesses = 16
+	uf := newUserFixture(t)
+	uf.p.cfg.MaxPasswordHashes = guesses
+	uf.p.limits = newLoginLimits(uf.p.cfg)
+	now := time.Now()
+	uf.p.now = func() time.Time { return now } // no wait runs out meanwhile
+	mux := http.NewServeMux()
+	uf.p.Mount(mux.Handle)
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+
+	type prepared struct {
+		hc   *http.Client
+		form url.Values
+	}
+	ps := make([]prepared, guesses)
+	for i := range ps {
+		jar, _ := cookiejar.New(nil)
+		hc := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		resp, err := hc.Get(srv.URL + "/panel/login")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body bytes.Buffer
+		body.ReadFrom(resp.Body)
+		resp.Body.Close()
+		m := csrfRE.FindStringSubmatch(body.String())
+		if m == nil {
+			t.Fatal("no CSRF token")
+		}
+		ps[i] = prepared{hc: hc, form: url.Values{"csrf": {m[1]}, "email": {"ann@alpha.example"}, "password": {fmt.Sprintf("guess number %d", i)}}}
+	}
+	codes := make([]int, guesses)
+	var wg sync.WaitGroup
+	startGun := make(chan struct{})
+	for i := range ps {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-startGun
+			resp, err := ps[i].hc.PostForm(srv.URL+"/panel/login", ps[i].form)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			resp.Body.Close()
+			codes[i] = resp.StatusCode
+		}()
+	}
+	close(startGun)
+	wg.Wait()
+	tried := 0
+	for _, c := range codes {
+		switch c {
+		case http.StatusUnauthorized:
+			tried++
+		case http.StatusTooManyRequests:
+		default:
+			t.Errorf("a guess answered %d, want 401 or 429", c)
+		}
+	}
+	if want := uf.p.cfg.LockoutFailures + 1; tried != want {
+		t.Errorf("%d of %d guesses at once were tried (401), want %d: the free failures and the one that starts the first wait", tried, guesses, want)
+	}
+}
+
 // TestParallelFailedLogins: 32 clients at once, over real sockets, with
 // unknown emails (each costs an argon2id hash) from 32 addresses behind a
 // trusted proxy, so only the hash limit stands between them and memory.

@@ -206,6 +206,11 @@ func (p *Panel) changePassword(req *request) error {
 	// session cannot guess the current password at leisure.
 	key := p.accountKey("password-change|" + strconv.FormatInt(req.sess.P.UserID, 10))
 	addr := clientip.LimitKey(ip)
+	end, err := p.limits.turn(r.Context(), addr)
+	if err != nil {
+		return nil // the client went away
+	}
+	defer end()
 	now := p.now()
 	if until := p.limits.wait(key, addr, now); !until.IsZero() {
 		return p.renderAccount(req, http.StatusTooManyRequests,
