@@ -13,8 +13,10 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"net/url"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/emersion/go-message/textproto"
@@ -603,9 +605,28 @@ func (b *builder) mountDigests() error {
 	if len(b.cfg.Notify.LinkKeys) == 0 {
 		b.log.Warn("notify.link_keys is empty: this node's digest links stop working when it restarts, and other nodes cannot serve them")
 	}
+	if linksInClear(b.cfg.HTTP.PublicURL) {
+		b.log.Warn("http.public_url is http://: digest links, which release held mail, travel in clear text; put a TLS proxy in front and make it https://", "public_url", b.cfg.HTTP.PublicURL)
+	}
 	b.run("digests", d)
 	notify.NewLinks(d.Keys(), b.quarantine, b.store, b.directory, b.clients, b.registry, nil, b.log.With("component", "digest-links")).Mount(b.web.Handle)
 	return nil
+}
+
+// linksInClear reports whether links under publicURL cross a network in
+// clear text: a digest link releases a message or opts its recipient out
+// for whoever holds it, and on http:// anyone on the path does. Loopback
+// (a test, a proxy on the same machine being set up) is not a network.
+func linksInClear(publicURL string) bool {
+	u, err := url.Parse(publicURL)
+	if err != nil || u.Scheme != "http" {
+		return false
+	}
+	if strings.EqualFold(u.Hostname(), "localhost") {
+		return false
+	}
+	ip, err := netip.ParseAddr(u.Hostname())
+	return err != nil || !ip.IsLoopback()
 }
 
 // The /why page's limit per client address (IPv6 by /64): a person reads
