@@ -725,7 +725,9 @@ func (c *Conn) handleMail(arg string) {
 	p := parser{s: strings.TrimSpace(arg)}
 	from, err := p.parseReversePath()
 	if err != nil {
-		c.writeResponse(501, EnhancedCode{5, 5, 2}, "Was expecting MAIL arg syntax of FROM:<address>")
+		// The command is right and its address is not: RFC 3463's
+		// address-syntax code, as Postfix answers it (mxgrid patch).
+		c.writeResponse(501, EnhancedCode{5, 1, 7}, "bad sender address syntax")
 		return
 	}
 	args, err := parseArgs(p.s)
@@ -1094,7 +1096,7 @@ func (c *Conn) handleRcpt(arg string) {
 	p := parser{s: strings.TrimSpace(arg)}
 	recipient, err := p.parseForwardPath()
 	if err != nil {
-		c.writeResponse(501, EnhancedCode{5, 5, 2}, "Was expecting RCPT arg syntax of TO:<address>")
+		c.writeResponse(501, EnhancedCode{5, 1, 3}, "bad recipient address syntax")
 		return
 	}
 

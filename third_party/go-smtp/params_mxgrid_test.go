@@ -92,3 +92,43 @@ func TestGreetingWithoutArgumentNamesItsVerb(t *testing.T) {
 		s.Close()
 	}
 }
+
+// A MAIL or RCPT whose address does not parse is an address syntax error
+// (RFC 3463 X.1.7 for the sender, X.1.3 for a recipient), as Postfix
+// answers it; only a command without its FROM: or TO: is a command syntax
+// error (X.5.2).
+func TestBadAddressGetsAddressSyntaxCode(t *testing.T) {
+	for _, tc := range []struct {
+		setup string // a command before, "" for none
+		cmd   string
+		want  string
+	}{
+		{"", "MAIL FROM:<a@@example.com>", "501 5.1.7 bad sender address syntax"},
+		{"", "MAIL FROM:<@example.com>", "501 5.1.7 bad sender address syntax"},
+		{"", "MAIL FROM:<a b@example.com>", "501 5.1.7 bad sender address syntax"},
+		{"", "MAIL FROM:<a@>", "501 5.1.7 bad sender address syntax"},
+		{"", "MAIL <a@example.com>", "501 5.5.2 Was expecting MAIL arg syntax of FROM:<address>"},
+		{"MAIL FROM:<a@example.com>", "RCPT TO:<b@@example.com>", "501 5.1.3 bad recipient address syntax"},
+		{"MAIL FROM:<a@example.com>", "RCPT TO:<@example.com>", "501 5.1.3 bad recipient address syntax"},
+		{"MAIL FROM:<a@example.com>", "RCPT TO:<b(c)@example.com>", "501 5.1.3 bad recipient address syntax"},
+		{"MAIL FROM:<a@example.com>", "RCPT TO:<b@example.com", "501 5.1.3 bad recipient address syntax"},
+		{"MAIL FROM:<a@example.com>", "RCPT <b@example.com>", "501 5.5.2 Was expecting RCPT arg syntax of TO:<address>"},
+	} {
+		t.Run(tc.cmd, func(t *testing.T) {
+			_, s, c, scanner, _ := testServerEhlo(t)
+			defer s.Close()
+			if tc.setup != "" {
+				io.WriteString(c, tc.setup+"\r\n")
+				scanner.Scan()
+				if !strings.HasPrefix(scanner.Text(), "250 ") {
+					t.Fatalf("%s: %q", tc.setup, scanner.Text())
+				}
+			}
+			io.WriteString(c, tc.cmd+"\r\n")
+			scanner.Scan()
+			if scanner.Text() != tc.want {
+				t.Errorf("%s: %q, want %q", tc.cmd, scanner.Text(), tc.want)
+			}
+		})
+	}
+}
