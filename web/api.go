@@ -246,16 +246,25 @@ type badRequest struct{ msg string }
 func (e badRequest) Error() string { return e.msg }
 
 // OperatorOnly guards h with the operator's bearer token, for operator
-// actions that live outside the admin API (regenerating the map).
+// actions that live outside the admin API (regenerating the map); like the
+// API's routes, h takes no body and only the query parameters openapi.json
+// documents for its route.
 func OperatorOnly(svc *admin.Service, clients *clientip.Resolver, misses *ratelimit.Misses, log *slog.Logger) func(http.Handler) http.Handler {
 	a := newAdminAPI(svc, clients, misses, log)
 	return func(h http.Handler) http.Handler {
+		serve := func(w http.ResponseWriter, r *http.Request, _ admin.Principal) error {
+			h.ServeHTTP(w, r)
+			return nil
+		}
 		return a.authed(func(w http.ResponseWriter, r *http.Request, p admin.Principal) error {
 			if !p.Operator {
 				return fmt.Errorf("%w: only the operator may do this", admin.ErrForbidden)
 			}
-			h.ServeHTTP(w, r)
-			return nil
+			// The route takes what openapi.json documents for it (r.Pattern
+			// is the mux's route, "POST /api/v1/map/regenerate"), as the
+			// API's own routes do: a query or body it does not read was
+			// answered as if it had been.
+			return takesOnly(queryParams[r.Pattern], takesNoBody(serve))(w, r, p)
 		})
 	}
 }

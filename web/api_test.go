@@ -26,6 +26,7 @@ import (
 	"github.com/mxgrid/mxgrid/dnsresolver/dnstest"
 	"github.com/mxgrid/mxgrid/health"
 	"github.com/mxgrid/mxgrid/quarantine"
+	"github.com/mxgrid/mxgrid/spammap"
 	"github.com/mxgrid/mxgrid/store"
 	"github.com/mxgrid/mxgrid/tenant"
 	"github.com/mxgrid/mxgrid/tracking"
@@ -386,6 +387,12 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	}
 	var routed []string
 	MountAdminAPI(func(pattern string, _ http.Handler) { routed = append(routed, pattern) }, nil, nil, nil, nil)
+	// The operator's map route lives with the map, under /api/v1 too.
+	for _, pattern := range MapRoutes() {
+		if strings.Contains(pattern, " /api/") {
+			routed = append(routed, pattern)
+		}
+	}
 	sort.Strings(documented)
 	sort.Strings(routed)
 	if strings.Join(documented, "\n") != strings.Join(routed, "\n") {
@@ -678,6 +685,39 @@ func TestOperatorOnly(t *testing.T) {
 		if rec.Code != want {
 			t.Errorf("%s: status %d, want %d", who, rec.Code, want)
 		}
+	}
+}
+
+// TestMapRegenerateTakesOnlyWhatItDocuments: the operator's map route
+// refuses a query parameter or a body it does not read (400, no map
+// drawn), as the admin API's routes do; it answered 200 and ignored them.
+func TestMapRegenerateTakesOnlyWhatItDocuments(t *testing.T) {
+	f := newAPIFixture(t)
+	for _, tc := range []struct {
+		name, query, body string
+		want              int
+	}{
+		{"plain", "", "", http.StatusOK},
+		{"empty object", "", "{}", http.StatusOK},
+		{"unknown parameter", "?scope=global", "", http.StatusBadRequest},
+		{"query that does not parse", "?%zz", "", http.StatusBadRequest},
+		{"body with a key", "", `{"scope": "global"}`, http.StatusBadRequest},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := &fixedMap{m: &spammap.Map{}}
+			h := MapHandlers(src, MapOptions{Operator: OperatorOnly(f.svc, clientip.New(nil), nil, slog.New(slog.DiscardHandler))})
+			req := httptest.NewRequest("POST", "/api/v1/map/regenerate"+tc.query, strings.NewReader(tc.body))
+			req.Header.Set("Authorization", "Bearer "+f.tokens["operator"])
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			drawn := int32(0)
+			if tc.want == http.StatusOK {
+				drawn = 1
+			}
+			if rec.Code != tc.want || src.regen.Load() != drawn {
+				t.Errorf("status %d, %d maps drawn (%s); want %d, %d", rec.Code, src.regen.Load(), rec.Body, tc.want, drawn)
+			}
+		})
 	}
 }
 
