@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -27,6 +28,7 @@ type compose struct {
 		Volumes     []string
 		Environment map[string]string
 		Ulimits     map[string]yaml.Node
+		StopGrace   string `yaml:"stop_grace_period"`
 	}
 }
 
@@ -391,6 +393,38 @@ func TestDockerfile(t *testing.T) {
 
 // TestSystemdUnit checks the hardening the deployment guide promises and,
 // where systemd-analyze exists, that systemd accepts the unit.
+// stopTimeoutNeeded is how long a node may take to stop on SIGTERM:
+// smtp.shutdown_grace for the SMTP transactions in flight, as long again
+// for the HTTP requests (a quarantine release delivering), and a few
+// seconds to leave the cluster. A supervisor that kills it sooner cuts a
+// release, whose outcome is then unknown and which is never retried.
+func stopTimeoutNeeded() time.Duration {
+	return 2*config.Default().SMTP.ShutdownGrace + 5*time.Second
+}
+
+// TestStopTimeoutsOutlastTheDrain: the compose nodes' stop_grace_period
+// and the unit's TimeoutStopSec leave the node its whole drain.
+func TestStopTimeoutsOutlastTheDrain(t *testing.T) {
+	_, c := readCompose(t)
+	for _, name := range nodeServices {
+		d, err := time.ParseDuration(c.Services[name].StopGrace)
+		if err != nil || d < stopTimeoutNeeded() {
+			t.Errorf("%s: stop_grace_period %q (%v), want at least %s", name, c.Services[name].StopGrace, err, stopTimeoutNeeded())
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "deploy", "systemd", "mxgrid.service"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^TimeoutStopSec=(\S+)$`).FindSubmatch(b)
+	if m == nil {
+		t.Fatal("mxgrid.service has no TimeoutStopSec")
+	}
+	if d, err := time.ParseDuration(string(m[1])); err != nil || d < stopTimeoutNeeded() {
+		t.Errorf("mxgrid.service: TimeoutStopSec=%s (%v), want at least %s", m[1], err, stopTimeoutNeeded())
+	}
+}
+
 func TestSystemdUnit(t *testing.T) {
 	path := filepath.Join(testenv.RepoRoot(t), "deploy", "systemd", "mxgrid.service")
 	b, err := os.ReadFile(path)
