@@ -181,6 +181,10 @@ type Cluster struct {
 	metaSent time.Time
 	metaKey  []byte // localMeta encoded with zero load, to spot load-only changes
 
+	// closing is set before memberlist shuts down, for its log (see
+	// logWriter.closing).
+	closing atomic.Bool
+
 	mu        sync.Mutex
 	localMeta []byte
 	draining  bool
@@ -282,7 +286,7 @@ func newCluster(cfg Config, self NodeInfo, reg *health.Registry, logger *slog.Lo
 	reg.Set(componentDrain, health.OK, "")
 	c.localMeta = c.currentMeta().encode(memberlist.MetaMaxSize)
 
-	stdlog := log.New(newLogWriter(logger.With("lib", "memberlist"), c.observeLog, c.now), "", 0)
+	stdlog := log.New(newLogWriter(logger.With("lib", "memberlist"), c.observeLog, c.closing.Load, c.now), "", 0)
 	nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{
 		BindAddrs: []string{bind.Addr().String()},
 		BindPort:  int(bind.Port()),
@@ -365,6 +369,7 @@ func (c *Cluster) Close() error {
 		return nil
 	}
 	c.stopped = true
+	c.closing.Store(true)
 	if err := c.ml.Shutdown(); err != nil {
 		return fmt.Errorf("cluster: shutdown: %w", err)
 	}

@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"time"
@@ -31,6 +32,12 @@ type logWriter struct {
 	// observe sees every line, whatever the level, before filtering: some
 	// facts (a failed probe) are only ever reported as log text.
 	observe func(msg string)
+	// closing reports that the cluster is shutting memberlist down: its
+	// gossip and probe goroutines outlive the transport by a tick and log
+	// their writes to it at error level ("Failed to send gossip to ...:
+	// use of closed network connection"), one line in several clean
+	// stops that an operator alerting on errors was paged for.
+	closing func() bool
 	now     func() time.Time
 	limit   *ratelimit.Limiter[string]
 
@@ -38,14 +45,17 @@ type logWriter struct {
 	skipped map[string]int
 }
 
-func newLogWriter(log *slog.Logger, observe func(string), now func() time.Time) *logWriter {
-	return &logWriter{log: log, observe: observe, now: now,
+func newLogWriter(log *slog.Logger, observe func(string), closing func() bool, now func() time.Time) *logWriter {
+	return &logWriter{log: log, observe: observe, closing: closing, now: now,
 		limit: ratelimit.New[string](logBurst, logInterval, logKinds), skipped: map[string]int{}}
 }
 
 func (w *logWriter) Write(p []byte) (int, error) {
 	level, msg := parseMemberlistLine(string(p))
 	w.observe(msg)
+	if w.closing() && strings.Contains(msg, net.ErrClosed.Error()) {
+		level = slog.LevelDebug
+	}
 	kind := lineKind(msg)
 	w.mu.Lock()
 	defer w.mu.Unlock()

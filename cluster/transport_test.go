@@ -3,6 +3,7 @@ package cluster
 import (
 	"encoding/binary"
 	"fmt"
+	"log/slog"
 	"net"
 	"strings"
 	"testing"
@@ -192,5 +193,31 @@ func TestLineKind(t *testing.T) {
 	}
 	if lineKind("Decrypt packet failed: x") == lineKind("failed to receive: x") {
 		t.Error("two different lines share a kind")
+	}
+}
+
+// TestClosedTransportAtShutdownIsNoError: memberlist's goroutines outlive
+// its transport by a tick at Shutdown and log their writes to the closed
+// socket at error level; once the cluster is closing that is the node
+// stopping, logged at debug, while the same line before is an error.
+func TestClosedTransportAtShutdownIsNoError(t *testing.T) {
+	const line = "[ERR] memberlist: Failed to send gossip to 127.0.0.1:7947: write udp 127.0.0.1:7946->127.0.0.1:7947: use of closed network connection\n"
+	for _, tc := range []struct {
+		name    string
+		closing bool
+		want    string
+	}{
+		{"running", false, "level=ERROR"},
+		{"closing", true, "level=DEBUG"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var buf strings.Builder
+			log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+			w := newLogWriter(log, func(string) {}, func() bool { return tc.closing }, time.Now)
+			w.Write([]byte(line))
+			if !strings.Contains(buf.String(), tc.want) {
+				t.Errorf("logged %q, want %s", buf.String(), tc.want)
+			}
+		})
 	}
 }
