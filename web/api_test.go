@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"reflect"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -397,6 +398,34 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	sort.Strings(routed)
 	if strings.Join(documented, "\n") != strings.Join(routed, "\n") {
 		t.Errorf("openapi.json and the routes differ:\ndocumented:\n%s\nrouted:\n%s", strings.Join(documented, "\n"), strings.Join(routed, "\n"))
+	}
+}
+
+// TestOpenAPIPolicyNamesEveryField: the document's Policy schema forbids
+// other properties, so it must list every field the API takes in a
+// policy; tag_action (quarantine or tag) was missing, and a client
+// validating against the document refused the quarantine setting.
+func TestOpenAPIPolicyNamesEveryField(t *testing.T) {
+	var doc struct {
+		Components struct {
+			Schemas map[string]struct {
+				Properties map[string]json.RawMessage `json:"properties"`
+			} `json:"schemas"`
+		} `json:"components"`
+	}
+	if err := json.Unmarshal(openAPIDoc, &doc); err != nil {
+		t.Fatalf("openapi.json: %v", err)
+	}
+	props := doc.Components.Schemas["Policy"].Properties
+	typ := reflect.TypeFor[tenant.Policy]()
+	for i := range typ.NumField() {
+		name, _, _ := strings.Cut(typ.Field(i).Tag.Get("json"), ",")
+		if _, ok := props[name]; !ok {
+			t.Errorf("Policy.%s (%q) is not a property of the Policy schema", typ.Field(i).Name, name)
+		}
+	}
+	if len(props) != typ.NumField() {
+		t.Errorf("the Policy schema has %d properties, tenant.Policy %d fields", len(props), typ.NumField())
 	}
 }
 
