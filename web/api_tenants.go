@@ -4,8 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"maps"
 	"net/http"
+	"reflect"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/mxgrid/mxgrid/admin"
@@ -13,12 +18,12 @@ import (
 )
 
 // Request bodies. Create requests use the same types as updates: on PATCH
-// an absent field keeps its value, a present policy replaces the whole
-// policy object (set a field to null there to inherit it again).
+// an absent field keeps its value, and a policy is merged field by field
+// (policyPatch).
 
 type resellerBody struct {
-	Name   *string        `json:"name"`
-	Policy *tenant.Policy `json:"policy"`
+	Name   *string      `json:"name"`
+	Policy *policyPatch `json:"policy"`
 	// Quota sets the override's fields given (0 restores the default).
 	// Only the operator may write a reseller at all.
 	Quota *quotaBody `json:"quota"`
@@ -30,9 +35,9 @@ type quotaBody struct {
 }
 
 type customerBody struct {
-	Name       *string        `json:"name"`
-	ResellerID *int64         `json:"reseller_id"`
-	Policy     *tenant.Policy `json:"policy"`
+	Name       *string      `json:"name"`
+	ResellerID *int64       `json:"reseller_id"`
+	Policy     *policyPatch `json:"policy"`
 }
 
 type domainBody struct {
@@ -42,7 +47,53 @@ type domainBody struct {
 	TLS        *string `json:"tls"`
 	// Routes, when present, replace the whole list ([] removes every rule).
 	Routes *[]tenant.RouteRule `json:"routes"`
-	Policy *tenant.Policy      `json:"policy"`
+	Policy *policyPatch        `json:"policy"`
+}
+
+// policyPatch is a policy as a request gives it, applied as a JSON merge
+// patch (RFC 7396): a field given a value sets it, a field given null
+// inherits again from the level above, and a field left out keeps its
+// value. Replaced whole, a PATCH of one field (a tag score) silently
+// dropped the rest: the allow and block lists, tag_action: quarantine.
+type policyPatch struct {
+	values tenant.Policy
+	// given holds the keys the object names, value or null.
+	given []string
+}
+
+func (p *policyPatch) UnmarshalJSON(raw []byte) error {
+	// The outer decoder's checks (duplicate keys in any case, UTF-8,
+	// size) have seen these bytes; unknown keys and types are ours.
+	var keys map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &keys); err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&p.values); err != nil {
+		var ute *json.UnmarshalTypeError
+		if errors.As(err, &ute) && ute.Field != "" {
+			return tenant.FieldErrors{"policy." + ute.Field: "must be " + jsonKind(ute.Type)}
+		}
+		return fmt.Errorf("policy: %w", err)
+	}
+	p.given = slices.Collect(maps.Keys(keys))
+	return nil
+}
+
+// apply merges the patch into dst. Keys match fields as encoding/json
+// matched them, regardless of case.
+func (p *policyPatch) apply(dst *tenant.Policy) {
+	if p == nil {
+		return
+	}
+	from, to := reflect.ValueOf(p.values), reflect.ValueOf(dst).Elem()
+	for i := range from.NumField() {
+		name, _, _ := strings.Cut(from.Type().Field(i).Tag.Get("json"), ",")
+		if slices.ContainsFunc(p.given, func(k string) bool { return strings.EqualFold(k, name) }) {
+			to.Field(i).Set(from.Field(i))
+		}
+	}
 }
 
 // importList is a JSON array of strings that stops at admin.MaxImport
@@ -107,7 +158,7 @@ func set[T any](dst *T, src *T) {
 
 func (b resellerBody) apply(r *tenant.Reseller) {
 	set(&r.Name, b.Name)
-	set(&r.Policy, b.Policy)
+	b.Policy.apply(&r.Policy)
 	if b.Quota != nil {
 		set(&r.Quota.Domains, b.Quota.Domains)
 		set(&r.Quota.Recipients, b.Quota.Recipients)
@@ -133,7 +184,7 @@ func (a *AdminAPI) getReseller(ctx context.Context, p admin.Principal, id int64)
 func (b customerBody) apply(c *tenant.Customer) {
 	set(&c.Name, b.Name)
 	set(&c.ResellerID, b.ResellerID)
-	set(&c.Policy, b.Policy)
+	b.Policy.apply(&c.Policy)
 }
 
 func (b tokenBody) apply(t *admin.Token) {
@@ -146,7 +197,7 @@ func (b domainBody) apply(d *tenant.DomainRecord) {
 	set(&d.Route, b.Route)
 	set(&d.TLS, b.TLS)
 	set(&d.Routes, b.Routes)
-	set(&d.Policy, b.Policy)
+	b.Policy.apply(&d.Policy)
 }
 
 // apiHandler is an authenticated handler; authed maps its error.
