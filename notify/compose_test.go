@@ -221,3 +221,23 @@ func TestDigestIsKnownForItsOwnRecipientOnly(t *testing.T) {
 		t.Error("a message without the signature is owned")
 	}
 }
+
+// TestSpellHours: the digest tells its reader how long its links work in
+// words ("Links work for 168h0m0s" before).
+func TestSpellHours(t *testing.T) {
+	for _, tt := range []struct {
+		d    time.Duration
+		want string
+	}{
+		{7 * 24 * time.Hour, "7 days"},
+		{24 * time.Hour, "1 day"},
+		{36 * time.Hour, "36 hours"},
+		{time.Hour, "1 hour"},
+		{90 * time.Minute, "2 hours"},
+		{47*time.Hour + 40*time.Minute, "2 days"},
+	} {
+		if got := spellHours(tt.d); got != tt.want {
+			t.Errorf("spellHours(%v) = %q, want %q", tt.d, got, tt.want)
+		}
+	}
+}

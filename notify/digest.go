@@ -474,6 +474,20 @@ func recipientDomain(rcpt string) string {
 	return rcpt[strings.LastIndexByte(rcpt, '@')+1:]
 }
 
+// spellHours says d, rounded to the hour, as the digest's reader would:
+// "7 days", "1 day", "36 hours" (a Duration prints "168h0m0s").
+func spellHours(d time.Duration) string {
+	h := int64(d.Round(time.Hour) / time.Hour)
+	n, unit := h, "hour"
+	if h%24 == 0 {
+		n, unit = h/24, "day"
+	}
+	if n != 1 {
+		unit += "s"
+	}
+	return fmt.Sprintf("%d %s", n, unit)
+}
+
 // link is the URL of l signed, expiring after cfg.LinkTTL.
 func (d *Digests) link(l Link) string {
 	l.Expires = d.now().Add(d.cfg.LinkTTL)
@@ -519,7 +533,7 @@ func (d *Digests) compose(rcpt, brand string, items []quarantine.Item, more bool
 			oneLine(it.Subject), d.link(Link{Action: ActionRelease, ItemID: it.ID, Recipient: rcpt}))
 	}
 	optOut := Link{Action: ActionOptOut, ItemID: items[0].DomainID, CustomerID: items[0].CustomerID, Recipient: rcpt}
-	fmt.Fprintf(body, "Links work for %s. No more of these digests: %s\r\n", d.cfg.LinkTTL.Round(time.Hour), d.link(optOut))
+	fmt.Fprintf(body, "Links work for %s. No more of these digests: %s\r\n", spellHours(d.cfg.LinkTTL), d.link(optOut))
 	body.Close()
 	var b bytes.Buffer
 	b.Grow(1024 + text.Len())

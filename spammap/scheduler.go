@@ -84,7 +84,7 @@ func NewScheduler(cfg Config, world *World, events EventSource, maps MapStore, l
 		events:    events,
 		maps:      maps,
 		leader:    leader,
-		log:       log.With("component", "spammap"),
+		log:       log,
 		scopeMaps: make(map[string]*Map),
 		renders:   make(chan struct{}, maxScopedRenders),
 		loads:     make(chan struct{}, maxScopedLoads),

@@ -39,27 +39,27 @@ func runHealth(ctx context.Context, args []string, stdout io.Writer) error {
 	if *url == "" {
 		cfg, err := config.Load(*path)
 		if err != nil {
-			return fmt.Errorf("health: %w", err)
+			return err
 		}
 		if *url, err = readyzURL(cfg.HTTP.ManagementListen); err != nil {
-			return fmt.Errorf("health: http.management_listen: %w", err)
+			return fmt.Errorf("http.management_listen: %w", err)
 		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, *url, nil)
 	if err != nil {
-		return fmt.Errorf("health: %w", err)
+		return err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return fmt.Errorf("health: %w", err)
+		return err
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	fmt.Fprintf(stdout, "%s %s\n", resp.Status, body)
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("health: %s answered %s", *url, resp.Status)
+		return fmt.Errorf("%s answered %s", *url, resp.Status)
 	}
 	return nil
 }

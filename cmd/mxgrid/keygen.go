@@ -34,21 +34,21 @@ func runKeygen(_ context.Context, args []string, stdout io.Writer) error {
 	f, err := os.OpenFile(*out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if errors.Is(err, fs.ErrExist) {
 		if fi, serr := os.Stat(*out); serr == nil && !fi.Mode().IsRegular() {
-			return fmt.Errorf("keygen: %s exists and is not a regular file, so it holds no key", *out)
+			return fmt.Errorf("%s exists and is not a regular file, so it holds no key", *out)
 		}
 		fmt.Fprintf(stdout, "%s exists; kept\n", *out)
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("keygen: %w", err)
+		return err
 	}
 	if _, err := fmt.Fprintln(f, key); err != nil {
 		f.Close()
-		return fmt.Errorf("keygen: %w", err)
+		return err
 	}
 	if err := f.Close(); err != nil {
-		return fmt.Errorf("keygen: %w", err)
+		return err
 	}
-	fmt.Fprintf(stdout, "wrote a new gossip key to %s\n", *out)
+	fmt.Fprintf(stdout, "wrote a new key to %s\n", *out)
 	return nil
 }

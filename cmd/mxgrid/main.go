@@ -31,7 +31,7 @@ var commands = map[string]command{
 	"geoip":      {"look up IP addresses as a node would, and from which cache layer", runGeoIP},
 	"version":    {"print the version", runVersion},
 	"health":     {"exit 0 when a node's /readyz answers 200 (the image's HEALTHCHECK)", runHealth},
-	"keygen":     {"print a new random gossip key (cluster.secret_key), or write one to a file", runKeygen},
+	"keygen":     {"print a new random key (cluster.secret_key_file, notify.link_keys), or write one to a file", runKeygen},
 	"token":      {"create an admin API token (operator or reseller) in the store", runToken},
 	"backup":     {"write a consistent backup of the embedded SQLite store, while the node runs", runBackup},
 	"restore":    {"restore a backup into a data directory without a database", runRestore},
