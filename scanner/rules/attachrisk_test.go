@@ -5,8 +5,10 @@ import (
 	"bytes"
 	"encoding/base64"
 	"fmt"
+	"maps"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
@@ -393,6 +395,31 @@ func TestActiveMarkup(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := active([]byte("<html>" + tt.page + "</html>")); got != tt.want {
 				t.Errorf("active = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// BenchmarkActiveHostilePages: attached pages of maxActiveScan bytes
+// built to keep a pattern engine busy (white space, tags left open,
+// event-handler-like words), as 90 of them fill a 23 MB message. Go's
+// regexp took 60 ms a page (5.6 s of CPU for the message); read by hand
+// it is a pass over the bytes.
+func BenchmarkActiveHostilePages(b *testing.B) {
+	pages := map[string]string{
+		"blanks":  " src" + strings.Repeat(" ", maxActiveScan),
+		"open":    strings.Repeat("< o", maxActiveScan/3),
+		"onwords": strings.Repeat("<a\ton", maxActiveScan/5),
+		"prose":   strings.Repeat("hello world ", maxActiveScan/12),
+	}
+	for _, name := range slices.Sorted(maps.Keys(pages)) {
+		page := []byte(pages[name])
+		b.Run(name, func(b *testing.B) {
+			b.SetBytes(int64(len(page)))
+			for b.Loop() {
+				if active(page) {
+					b.Fatal("a page without active markup is active")
+				}
 			}
 		})
 	}

@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -461,6 +462,29 @@ func FuzzMayBeDynamicCoversDynamicHost(f *testing.F) {
 	f.Fuzz(func(t *testing.T, h string) {
 		if dynamicHost.MatchString(h) && !mayBeDynamic(h) {
 			t.Fatalf("mayBeDynamic(%q) = false, but dynamicHost matches it", h)
+		}
+	})
+}
+
+// activeAttributeReference is the pattern activeAttribute reads by hand,
+// as Go's regexp ran it.
+var activeAttributeReference = regexp.MustCompile(`<[^>]*\son[a-z]+\s*=|http-equiv\s*=\s*["']?refresh|\s(src|href|data|action|formaction)\s*=\s*["']?\s*//`)
+
+// FuzzActiveAttributeMatchesReference: for any page, activeAttribute
+// finds what the pattern finds.
+func FuzzActiveAttributeMatchesReference(f *testing.F) {
+	for _, s := range []string{
+		`<img src=x onerror="x">`, `<body\tonload =x>`, `< onx=`, `<a><p> onclick=x`, `<a> onclick=x`, `<a on=x>`, `<a onX=x>`,
+		`<a\x0bonclick=x>`, `<a\fonclick\n=x>`, "<a\n\n onclick \r\n = x>", `<é onclick=x>`, "<\xff onclick=x>",
+		`<meta http-equiv=refresh>`, `<meta http-equiv = "refresh">`, `http-equiv=''refresh`, `http-equiv='Refresh'`,
+		` src=//x`, ` href = " //x`, "\tdata='  //x", ` action=//`, ` formaction=//`, ` xaction=//`, `a src=//x`,
+		` src="/x`, ` src=//`, ` srcx=//`, `<p>one = 1, online =2</p>`, `&#111;nload=`, "",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, page []byte) {
+		if got, want := activeAttribute(page), activeAttributeReference.Match(page); got != want {
+			t.Fatalf("%q: activeAttribute %v, the pattern %v", page, got, want)
 		}
 	})
 }
