@@ -528,6 +528,44 @@ func TestFindURLsIsLinear(t *testing.T) {
 	}
 }
 
+// TestOverlongHostIsNoLink: a host longer than a name DNS carries (253
+// bytes, in its ASCII form) is no site a reader's browser can reach, so
+// it is no link; one that comes down to a name is (full-width letters,
+// percent-encoded ones). Read as a link, its domain was asked of the
+// public suffix list, whose error quoted it whole: a calendar part of
+// "http://" and 19 MB of letters, where links are searched however big
+// the part, cost 1.2 s of CPU.
+func TestOverlongHostIsNoLink(t *testing.T) {
+	for _, tt := range []struct {
+		link, host string
+	}{
+		{"http://" + strings.Repeat("a.", 125) + "com/", strings.Repeat("a.", 125) + "com"},
+		{"http://" + strings.Repeat("ａｂ.", 80) + "com/", strings.Repeat("ab.", 80) + "com"},
+		{"http://" + strings.Repeat("%61b.", 80) + "com/", strings.Repeat("ab.", 80) + "com"},
+		{"http://" + strings.Repeat("a.", 125) + "co.uk/", ""},
+		{"http://" + strings.Repeat("a", 250) + ".com/", ""},
+	} {
+		u, ok := parseURL(tt.link)
+		if tt.host == "" && ok {
+			t.Errorf("%.40q...: a link to %.40q..., want none", tt.link, u.Host)
+		} else if tt.host != "" && (!ok || u.Host != tt.host) {
+			t.Errorf("%.40q...: a link to %.40q... (%v), want one to %.40q...", tt.link, u.Host, ok, tt.host)
+		}
+	}
+	long := "http://" + strings.Repeat("a", 1<<20)
+	FindURLs(long, 10) // once first, for what the tables' first use allocates
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	got := FindURLs(long, 10)
+	runtime.ReadMemStats(&after)
+	if len(got) != 0 {
+		t.Errorf("a host of 1 MiB: %d links, want none", len(got))
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 64<<10 {
+		t.Errorf("a host of 1 MiB: FindURLs allocated %d bytes, want at most 64 KiB", alloc)
+	}
+}
+
 func TestParseAttachments(t *testing.T) {
 	raw := crlf(`From: a@example.org
 Subject: files
