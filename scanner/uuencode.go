@@ -2,14 +2,34 @@ package scanner
 
 import (
 	"bytes"
-	"regexp"
 )
 
-// uuBegin is the first line of a uuencoded file: "begin <mode> <name>",
-// the name possibly empty, as Thunderbird reads it
+// uuBeginName reads line as the first line of a uuencoded file: "begin
+// <mode> <name>", the name possibly empty, as Thunderbird reads it
 // (MimeUntypedText_uu_begin_line_p): a file with none is an attachment
-// to the recipient all the same.
-var uuBegin = regexp.MustCompile(`^begin [0-7]{3,4} ([^\r\n]*?)\r?$`)
+// to the recipient all the same. It reads what the pattern
+// ^begin [0-7]{3,4} ([^\r\n]*?)\r?$ captures, by hand: Go's regexp
+// read a line at 30 ns a byte, 0.6 s of CPU for a line of 20 MB.
+func uuBeginName(line []byte) ([]byte, bool) {
+	rest, ok := bytes.CutPrefix(line, []byte("begin "))
+	if !ok {
+		return nil, false
+	}
+	n := 0
+	for n < len(rest) && n < 5 && '0' <= rest[n] && rest[n] <= '7' {
+		n++
+	}
+	if n < 3 || n > 4 || n == len(rest) || rest[n] != ' ' {
+		return nil, false
+	}
+	return lineRest(rest[n+1:])
+}
+
+// lineRest is what ([^\r\n]*?)\r?$ captures of b, the rest of a line.
+func lineRest(b []byte) ([]byte, bool) {
+	b = bytes.TrimSuffix(b, []byte("\r"))
+	return b, bytes.IndexAny(b, "\r\n") < 0
+}
 
 // embeddedFile is a file carried inside a part's content: uuencoded in a
 // text part, or in a TNEF (winmail.dat) attachment.
@@ -49,11 +69,11 @@ func uuFiles(text []byte, budget int) []embeddedFile {
 		if !bytes.HasPrefix(line, []byte("begin ")) {
 			continue
 		}
-		m := uuBegin.FindSubmatch(line)
-		if m == nil {
+		name, ok := uuBeginName(line)
+		if !ok {
 			continue
 		}
-		f := embeddedFile{name: string(m[1])}
+		f := embeddedFile{name: string(name)}
 		for len(text) > 0 && budget > 0 {
 			line, rest, _ = bytes.Cut(text, []byte("\n"))
 			line = bytes.TrimRight(line, "\r")

@@ -2,13 +2,34 @@ package scanner
 
 import (
 	"bytes"
-	"regexp"
 )
 
-// yencBegin is the first line of a yEnc-encoded file as Thunderbird
-// recognises it (MimeUntypedText: single-part yEnc 1.x only):
-// "=ybegin line=<n> size=<n> name=<name>".
-var yencBegin = regexp.MustCompile(`^=ybegin line=[0-9]* size=[0-9]* name=([^\r\n]+?)\r?$`)
+// yencBeginName reads line as the first line of a yEnc-encoded file as
+// Thunderbird recognises it (MimeUntypedText: single-part yEnc 1.x only):
+// "=ybegin line=<n> size=<n> name=<name>". It reads what the pattern
+// ^=ybegin line=[0-9]* size=[0-9]* name=([^\r\n]+?)\r?$ captures, by
+// hand, as uuBeginName does.
+func yencBeginName(line []byte) ([]byte, bool) {
+	rest, ok := bytes.CutPrefix(line, []byte("=ybegin line="))
+	if !ok {
+		return nil, false
+	}
+	if rest, ok = bytes.CutPrefix(skipDigits(rest), []byte(" size=")); !ok {
+		return nil, false
+	}
+	if rest, ok = bytes.CutPrefix(skipDigits(rest), []byte(" name=")); !ok {
+		return nil, false
+	}
+	name, ok := lineRest(rest)
+	return name, ok && len(name) > 0
+}
+
+func skipDigits(b []byte) []byte {
+	for len(b) > 0 && '0' <= b[0] && b[0] <= '9' {
+		b = b[1:]
+	}
+	return b
+}
 
 // yencFiles finds the yEnc-encoded files in text, decoding at most budget
 // bytes in all. Thunderbird shows such a block in untyped text (a message
@@ -27,11 +48,11 @@ func yencFiles(text []byte, budget int) []embeddedFile {
 		if !bytes.HasPrefix(line, []byte("=ybegin ")) {
 			continue
 		}
-		m := yencBegin.FindSubmatch(line)
-		if m == nil {
+		name, ok := yencBeginName(line)
+		if !ok {
 			continue
 		}
-		f := embeddedFile{name: string(m[1])}
+		f := embeddedFile{name: string(name)}
 		for len(text) > 0 && budget > 0 {
 			line, rest, _ = bytes.Cut(text, []byte("\n"))
 			if bytes.HasPrefix(line, []byte("=yend size=")) {
