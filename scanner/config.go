@@ -45,7 +45,9 @@ type Config struct {
 
 // Limits bound the work and memory one message can cause in the parser.
 // Reaching one is a finding, MIME_TOO_COMPLEX (weighted at the tag score):
-// content that was not read cannot be judged clean.
+// content that was not read cannot be judged clean. MaxTextBytes is the
+// exception: a long legitimate text must not tag, and the antivirus
+// reads the parts whole.
 type Limits struct {
 	// MaxParts is the number of MIME entities listed per message. The
 	// walk reads the text of up to five times as many, so a flood of
