@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/mxgrid/mxgrid/netguard"
 )
 
 // The map rollup lets the spam map be drawn without reading every event:
@@ -73,9 +75,12 @@ func MapCell(located bool, lat, lon float64) (cellLat, cellLon int32, ok bool) {
 
 // MapNetKey packs an address's network into 8 bytes: an IPv4 /24 as its
 // three octets, an IPv6 /48 as its six bytes with the top bit set, so that
-// keys order IPv4 first and then by address, as netip does.
+// keys order IPv4 first and then by address, as netip does. An IPv6
+// address that carries an IPv4 one (mapped, 6to4, NAT64) is that IPv4
+// address's /24, as geo locates it: a 6to4 /48 is one IPv4 host, and the
+// map, which never shows an address, listed it as 2002:808:808::/48.
 func MapNetKey(ip netip.Addr) uint64 {
-	ip = ip.Unmap()
+	ip = netguard.Embedded(ip)
 	if ip.Is4() {
 		a := ip.As4()
 		return uint64(a[0])<<16 | uint64(a[1])<<8 | uint64(a[2])
