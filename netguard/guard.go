@@ -257,7 +257,10 @@ func (g *Guard) Check(ctx context.Context, route string, trusted bool) ([]netip.
 func (g *Guard) resolve(ctx context.Context, t Target) ([]netip.Addr, error) {
 	switch {
 	case t.IP.IsValid():
-		return []netip.Addr{t.IP}, nil
+		// Unmapped as a name's answers are: [::ffff:127.0.0.1] is dialled
+		// over IPv4, and kept mapped it lay in an allowed IPv6 network
+		// such as ::/0, which opened this host's IPv4 loopback.
+		return []netip.Addr{t.IP.Unmap()}, nil
 	case IsLocalhost(t.Host):
 		return []netip.Addr{netip.IPv6Loopback(), netip.AddrFrom4([4]byte{127, 0, 0, 1})}, nil
 	}

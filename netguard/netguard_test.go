@@ -385,6 +385,44 @@ func TestDial(t *testing.T) {
 	}
 }
 
+// TestAllowedIPv6DoesNotOpenMappedIPv4: an IPv6 network in
+// relay.allowed_route_networks holds the IPv4-mapped addresses
+// (::ffff:0:0/96 lies in ::/0), but a route to one is dialled over IPv4:
+// a tenant route to [::ffff:127.0.0.1] reached this host's IPv4 loopback
+// where the operator had opened IPv6 networks only. The literal is judged
+// as the IPv4 address it names, as a name's answers are.
+func TestAllowedIPv6DoesNotOpenMappedIPv4(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	port := itoa(ln.Addr().(*net.TCPAddr).Port)
+	g := New(nil, []netip.Prefix{netip.MustParsePrefix("::/0")})
+	var d net.Dialer
+	for _, route := range []string{"[::ffff:127.0.0.1]:" + port, "[::ffff:7f00:1]:" + port} {
+		c, err := g.Dial(context.Background(), &d, route, false)
+		if err == nil {
+			c.Close()
+			t.Errorf("Dial(%s) connected to %s, want refused", route, c.RemoteAddr())
+			continue
+		}
+		var re *RefusedError
+		if !errors.As(err, &re) || re.Class != Loopback {
+			t.Errorf("Dial(%s) = %v, want refused as loopback", route, err)
+		}
+	}
+	// What it allows stays allowed, and so does a mapped address of an
+	// IPv4 network the operator opened.
+	if _, err := g.Check(context.Background(), "[fd00::1]:25", false); err != nil {
+		t.Errorf("an allowed IPv6 route: %v", err)
+	}
+	v4 := New(nil, []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")})
+	if _, err := v4.Check(context.Background(), "[::ffff:10.1.2.3]:25", false); err != nil {
+		t.Errorf("a mapped address in an allowed IPv4 network: %v", err)
+	}
+}
+
 // TestDialTriesFewAddresses: a route's name with many addresses that do
 // not answer costs a few connection attempts, not one per address the
 // tenant's DNS lists.
