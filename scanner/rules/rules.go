@@ -737,13 +737,15 @@ func helo(f *findings, env *scanner.Envelope) {
 		return
 	}
 	if strings.HasPrefix(h, "[") && strings.HasSuffix(h, "]") {
-		lit := strings.TrimPrefix(h[1:len(h)-1], "ipv6:")
+		lit, tagged := strings.CutPrefix(h[1:len(h)-1], "ipv6:")
 		a, err := netip.ParseAddr(lit)
 		switch {
-		case err != nil:
+		case err != nil || a.Is6() != tagged || a.Zone() != "":
 			// Brackets around no address ("[x]", nine IPv6 groups)
 			// make no literal: taken for one, they escaped every rule
-			// here that the same text unbracketed meets.
+			// here that the same text unbracketed meets. Nor does an
+			// IPv6 address without the tag, an IPv4 one with it (RFC
+			// 5321 4.1.3) or a zone, one of the client's interfaces.
 			f.hit(HELONotFQDN, env.HELO)
 		case env.ClientIP.IsValid() && a.Unmap() != env.ClientIP.Unmap():
 			f.hit(HELOIPMismatch, env.HELO)

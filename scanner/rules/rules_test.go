@@ -119,6 +119,13 @@ func TestRules(t *testing.T) {
 		// Brackets around what is no address escaped every HELO rule.
 		{"HELO bracketed name", scanner.Envelope{HELO: "[dd_it7]", ClientIP: netip.MustParseAddr("192.0.2.7")}, okHeaders + "\nhi\n", []string{HELONotFQDN}},
 		{"HELO IPv6 literal of nine groups", scanner.Envelope{HELO: "[IPv6:1:2:3:4:5:6:7:8:9]", ClientIP: netip.MustParseAddr("2001:db8::7")}, okHeaders + "\nhi\n", []string{HELONotFQDN}},
+		// RFC 5321 4.1.3: an IPv6 literal carries the tag, an IPv4 one
+		// does not; Postfix's reject_invalid_helo_hostname refuses both
+		// the other way round, and a zone names an interface of the client.
+		{"HELO IPv6 literal without its tag", scanner.Envelope{HELO: "[2001:db8::7]", ClientIP: netip.MustParseAddr("2001:db8::7")}, okHeaders + "\nhi\n", []string{HELONotFQDN}},
+		{"HELO IPv4 literal with the IPv6 tag", scanner.Envelope{HELO: "[IPv6:192.0.2.7]", ClientIP: netip.MustParseAddr("192.0.2.7")}, okHeaders + "\nhi\n", []string{HELONotFQDN}},
+		{"HELO IPv6 literal with a zone", scanner.Envelope{HELO: "[IPv6:2001:db8::7%eth0]", ClientIP: netip.MustParseAddr("2001:db8::7")}, okHeaders + "\nhi\n", []string{HELONotFQDN}},
+		{"HELO IPv6 literal, tag in lower case", scanner.Envelope{HELO: "[ipv6:2001:DB8::7]", ClientIP: netip.MustParseAddr("2001:db8::7")}, okHeaders + "\nhi\n", nil},
 		{"HELO empty literal", scanner.Envelope{HELO: "[]", ClientIP: netip.MustParseAddr("192.0.2.7")}, okHeaders + "\nhi\n", []string{HELONotFQDN}},
 		{"HELO dynamic", scanner.Envelope{HELO: "adsl-67-121-10-5.dsl.example.net"}, okHeaders + "\nhi\n", []string{HELODynamic}},
 		{"HELO proper", scanner.Envelope{HELO: "mail.example.org"}, okHeaders + "\nhi\n", nil},
