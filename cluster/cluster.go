@@ -299,7 +299,8 @@ func newCluster(cfg Config, self NodeInfo, reg *health.Registry, logger *slog.Lo
 	transport := newCountingTransport(nt,
 		func(n int) { in.Add(float64(n)) },
 		func(n int) { out.Add(float64(n)) },
-		func(reason string) { c.metrics.streamsRefused.WithLabelValues(reason).Inc() })
+		func(reason string) { c.metrics.streamsRefused.WithLabelValues(reason).Inc() },
+		c.isMemberAddr)
 
 	mc.Name = self.Name
 	mc.BindAddr = bind.Addr().String()
@@ -502,6 +503,19 @@ func reachableHTTP(listen, gossipAddr string) string {
 		return ""
 	}
 	return net.JoinHostPort(gh, port)
+}
+
+// isMemberAddr reports whether ip is the gossip address of a member this
+// node knows, gone ones included (they come back from there).
+func (c *Cluster) isMemberAddr(ip netip.Addr) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, r := range c.members {
+		if ap, err := netip.ParseAddrPort(r.addr); err == nil && ap.Addr().Unmap() == ip {
+			return true
+		}
+	}
+	return false
 }
 
 // Members returns the members as this node sees them, dead and left ones

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+
+	"github.com/mxgrid/mxgrid/internal/ratelimit"
 )
 
 // Limits on inbound TCP streams (push/pull, joins, fallback pings). The
@@ -40,10 +42,16 @@ type countingTransport struct {
 	*memberlist.NetTransport
 	in, out func(n int)
 	refused func(reason string)
+	// member reports whether an address is a known member's.
+	member func(netip.Addr) bool
 
-	// open counts inbound streams being handled, by peer address.
+	// open counts inbound streams being handled, by client: a member's
+	// address, or an outsider's ratelimit.ClientKey (an IPv6 /64: keyed
+	// by address, one host took every place from 8 of its addresses).
+	// total counts outsiders' only, so that they cannot fill the places
+	// members' push/pulls need.
 	mu    sync.Mutex
-	open  map[netip.Addr]int
+	open  map[netip.Prefix]int
 	total int
 
 	packets chan *memberlist.Packet
@@ -54,13 +62,14 @@ type countingTransport struct {
 
 var _ memberlist.NodeAwareTransport = (*countingTransport)(nil)
 
-func newCountingTransport(nt *memberlist.NetTransport, in, out func(int), refused func(string)) *countingTransport {
+func newCountingTransport(nt *memberlist.NetTransport, in, out func(int), refused func(string), member func(netip.Addr) bool) *countingTransport {
 	t := &countingTransport{
 		NetTransport: nt,
 		in:           in,
 		out:          out,
 		refused:      refused,
-		open:         make(map[netip.Addr]int),
+		member:       member,
+		open:         make(map[netip.Prefix]int),
 		packets:      make(chan *memberlist.Packet),
 		streams:      make(chan net.Conn),
 		stop:         make(chan struct{}),
@@ -116,19 +125,28 @@ func (t *countingTransport) admit(c net.Conn) (net.Conn, bool) {
 	if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil {
 		peer = ap.Addr().Unmap()
 	}
+	member := peer.IsValid() && t.member != nil && t.member(peer)
+	key := ratelimit.ClientKey(peer)
+	if member {
+		key = netip.PrefixFrom(peer, peer.BitLen())
+	}
+	outsider := 0
+	if !member {
+		outsider = 1
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.total >= maxStreams || t.open[peer] >= maxStreamsPerPeer {
+	if t.total+outsider > maxStreams || t.open[key] >= maxStreamsPerPeer {
 		return nil, false
 	}
-	t.total++
-	t.open[peer]++
+	t.total += outsider
+	t.open[key]++
 	release := func() {
 		t.mu.Lock()
 		defer t.mu.Unlock()
-		t.total--
-		if t.open[peer]--; t.open[peer] <= 0 {
-			delete(t.open, peer)
+		t.total -= outsider
+		if t.open[key]--; t.open[key] <= 0 {
+			delete(t.open, key)
 		}
 	}
 	ic := &inboundConn{countingConn: countingConn{Conn: c, in: t.in, out: t.out}, release: release, tooLarge: func() { t.refused(refusedTooLarge) }}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -219,5 +220,51 @@ func TestClosedTransportAtShutdownIsNoError(t *testing.T) {
 				t.Errorf("logged %q, want %s", buf.String(), tc.want)
 			}
 		})
+	}
+}
+
+// stubConn is a stream from a chosen address, for the admission limits.
+type stubConn struct {
+	net.Conn
+	from netip.AddrPort
+}
+
+func (c stubConn) RemoteAddr() net.Addr { return net.TCPAddrFromAddrPort(c.from) }
+
+// TestStreamLimitsPerClientAndMembersApart: an IPv6 host holds a whole
+// /64, so "8 streams from one address" let it take all 64 places from 8
+// of its addresses, and members' push/pulls were refused as busy while
+// it held them. Outsiders count per client (an IPv6 /64, as every other
+// per-client limit), members by their own address and outside the total.
+func TestStreamLimitsPerClientAndMembersApart(t *testing.T) {
+	member := netip.MustParseAddr("2001:db8:1:1::7")
+	neighbour := netip.MustParseAddr("2001:db8:1:1::8") // a member in the same /64
+	tr := &countingTransport{open: make(map[netip.Prefix]int)}
+	tr.member = func(a netip.Addr) bool { return a == member || a == neighbour }
+	admit := func(a netip.Addr) bool {
+		_, ok := tr.admit(stubConn{from: netip.AddrPortFrom(a, 40000)})
+		return ok
+	}
+	admitted := 0
+	for i := range 64 {
+		if admit(netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0, byte(i + 1)})) {
+			admitted++
+		}
+	}
+	if admitted != maxStreamsPerPeer {
+		t.Errorf("%d streams admitted from 64 addresses of one /64, want %d", admitted, maxStreamsPerPeer)
+	}
+	for i := range maxStreams {
+		admit(netip.AddrFrom4([4]byte{192, 0, 2, byte(i)}))
+	}
+	if admit(netip.MustParseAddr("198.51.100.1")) {
+		t.Error("an outsider's stream admitted past the total")
+	}
+	for _, m := range []netip.Addr{member, neighbour} {
+		for i := range maxStreamsPerPeer {
+			if !admit(m) {
+				t.Fatalf("member %s's stream %d refused while outsiders hold every place", m, i+1)
+			}
+		}
 	}
 }
