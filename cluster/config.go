@@ -74,7 +74,9 @@ func (c Config) Validate() error {
 	if c.Advertise != "" {
 		if ap, err := parseIPPort(c.Advertise); err != nil {
 			errs = append(errs, fmt.Errorf("advertise: %w", err))
-		} else if ap.Addr().IsUnspecified() {
+		} else if ap.Addr().IsUnspecified() || ap.Addr().Zone() != "" {
+			// A zone names one of this host's interfaces, which memberlist
+			// cannot gossip: it failed at start, naming no key.
 			errs = append(errs, fmt.Errorf("advertise: %s is not an address other nodes can reach", c.Advertise))
 		}
 	}

@@ -33,6 +33,9 @@ func TestConfigValidate(t *testing.T) {
 		{"bind no port", func(c *Config) { c.Bind = "127.0.0.1" }, "bind: \"127.0.0.1\": want ip:port"},
 		{"advertise unspecified", func(c *Config) { c.Advertise = "0.0.0.0:7946" }, "advertise: 0.0.0.0:7946 is not an address"},
 		{"advertise public", func(c *Config) { c.Advertise = "203.0.113.7:7946" }, ""},
+		// memberlist cannot gossip a zone, and the node failed at start
+		// with its message, naming no key.
+		{"advertise with a zone", func(c *Config) { c.Advertise = "[fe80::1%eth0]:7946" }, "advertise: [fe80::1%eth0]:7946 is not an address other nodes can reach"},
 		{"join dns names", func(c *Config) { c.Join = []string{"mx1.example.net:7946", "10.0.0.2:7946"}; c.SecretKey = testKey }, ""},
 		{"join without key", func(c *Config) { c.Join = []string{"10.0.0.2:7946"} }, "secret_key: required when join lists nodes"},
 		{"join without key on loopback, insecure_no_key", func(c *Config) { c.Join = []string{"127.0.0.1:7947"}; c.InsecureNoKey = true }, ""},
