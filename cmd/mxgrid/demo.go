@@ -34,6 +34,6 @@ func runDemo(ctx context.Context, args []string, stdout io.Writer) error {
 		Interval:  *interval,
 		Out:       stdout,
 		Log:       slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l})),
-		Version:   version,
+		Version:   buildVersion(),
 	})
 }

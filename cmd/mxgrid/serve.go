@@ -34,7 +34,7 @@ func runServe(ctx context.Context, args []string, _ io.Writer) error {
 	// is no limit to the runtime, as unset: a compose file's
 	// "GOMEMLIMIT=${GOMEMLIMIT}" must not leave the node with none at all.
 	operatorLimit := os.Getenv("GOMEMLIMIT") != ""
-	n, err := node.New(ctx, cfg, node.Options{Log: log, Version: version, MemoryLimit: !operatorLimit})
+	n, err := node.New(ctx, cfg, node.Options{Log: log, Version: buildVersion(), MemoryLimit: !operatorLimit})
 	if err != nil {
 		return err
 	}
