@@ -325,9 +325,15 @@ func (g *Guard) isCluster(ip netip.Addr) bool {
 	return g.isLocal(ip)
 }
 
+// isAllowed reports whether ip lies in an allowed network. An address
+// that carries an IPv4 one (NAT64, 6to4) is judged as that address, as
+// classify does: an IPv6 network that holds it (::/0 holds both ranges)
+// opened [64:ff9b::a00:5], which a NAT64 gateway takes to the private
+// 10.0.0.5.
 func (g *Guard) isAllowed(ip netip.Addr) bool {
+	ip = Embedded(ip)
 	for _, p := range g.allowed {
-		if p.Contains(ip) || p.Contains(Embedded(ip)) {
+		if p.Contains(ip) {
 			return true
 		}
 	}

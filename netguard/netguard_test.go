@@ -423,6 +423,38 @@ func TestAllowedIPv6DoesNotOpenMappedIPv4(t *testing.T) {
 	}
 }
 
+// TestAllowedIPv6DoesNotOpenTranslatedIPv4: a NAT64 (64:ff9b::/96) or
+// 6to4 (2002::/16) address is classed as the IPv4 address it carries,
+// and an allowed IPv6 network that holds it (::/0 holds both ranges)
+// opened it all the same: on an IPv6-only node behind NAT64 (a cloud
+// NAT gateway translates to the VPC's private IPv4 too), a tenant route
+// to [64:ff9b::a00:5] reached 10.0.0.5. It is judged as its IPv4 address
+// only, as an IPv4-mapped one is, and its IPv4 network still opens it.
+func TestAllowedIPv6DoesNotOpenTranslatedIPv4(t *testing.T) {
+	for _, tc := range []struct {
+		allowed, route string
+		want           Class // Public: allowed
+	}{
+		{"::/0", "[64:ff9b::a00:5]:25", Private},
+		{"::/0", "[2002:c0a8:101::1]:25", Private},
+		{"::/0", "[64:ff9b::7f00:1]:25", Loopback},
+		{"64::/16", "[64:ff9b::a9fe:a9fe]:25", LinkLocal},
+		{"::/0", "[fd00::1]:25", Public},
+		{"10.0.0.0/8", "[64:ff9b::a00:5]:25", Public},
+		{"192.168.0.0/16", "[2002:c0a8:101::1]:25", Public},
+	} {
+		g := New(nil, []netip.Prefix{netip.MustParsePrefix(tc.allowed)})
+		_, err := g.Check(context.Background(), tc.route, false)
+		var re *RefusedError
+		switch {
+		case tc.want == Public && err != nil:
+			t.Errorf("allowed %s, route %s: %v, want allowed", tc.allowed, tc.route, err)
+		case tc.want != Public && (!errors.As(err, &re) || re.Class != tc.want):
+			t.Errorf("allowed %s, route %s: %v, want refused as %v", tc.allowed, tc.route, err, tc.want)
+		}
+	}
+}
+
 // TestDialTriesFewAddresses: a route's name with many addresses that do
 // not answer costs a few connection attempts, not one per address the
 // tenant's DNS lists.
