@@ -390,6 +390,12 @@ func TestActiveMarkup(t *testing.T) {
 		{"an object", `<object data="invoice.pdf"></object>`, true},
 		{"static receipt", `<h1>Order 1187</h1><p>2 books, 31.90 EUR. We are online: see you soon.</p><img src="data:image/png;base64,iVBORw0KGgo=">`, false},
 		{"a word starting with on in the text", `<p>one = 1, online =2</p>`, false},
+		// Attributes as a browser reads them, which the pattern missed.
+		{"load handler after a slash", `<body/onload="document.body.innerHTML=unescape('%3Cform')">`, true},
+		{"error handler right after a quoted value", `<img src="x"onerror="eval(unescape('%3Cform'))">`, true},
+		{"error handler after a '>' in a quoted value", `<img alt=">" src=x onerror="eval(unescape('%3Cform'))">`, true},
+		{"error handler after a slash between attributes", `<img src='x'/onerror=eval(name)>`, true},
+		{"a path in a link", `<a href=/onboarding=1>Start</a><a href="/online=1">On</a><img src="a.png" alt="only=1">`, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

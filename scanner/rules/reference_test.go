@@ -471,7 +471,8 @@ func FuzzMayBeDynamicCoversDynamicHost(f *testing.F) {
 var activeAttributeReference = regexp.MustCompile(`<[^>]*\son[a-z]+\s*=|http-equiv\s*=\s*["']?refresh|\s(src|href|data|action|formaction)\s*=\s*["']?\s*//`)
 
 // FuzzActiveAttributeMatchesReference: for any page, activeAttribute
-// finds what the pattern finds.
+// finds what the pattern finds (and the event handlers a browser reads
+// where the pattern sees none: TestActiveMarkup).
 func FuzzActiveAttributeMatchesReference(f *testing.F) {
 	for _, s := range []string{
 		`<img src=x onerror="x">`, `<body\tonload =x>`, `< onx=`, `<a><p> onclick=x`, `<a> onclick=x`, `<a on=x>`, `<a onX=x>`,
@@ -483,7 +484,7 @@ func FuzzActiveAttributeMatchesReference(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, page []byte) {
-		if got, want := activeAttribute(page), activeAttributeReference.Match(page); got != want {
+		if got, want := activeAttribute(page), activeAttributeReference.Match(page); want && !got {
 			t.Fatalf("%q: activeAttribute %v, the pattern %v", page, got, want)
 		}
 	})
