@@ -136,6 +136,26 @@ func ParsePrefixes(ss []string) ([]netip.Prefix, error) {
 	return ps, nil
 }
 
+// ParseAllowedNetworks parses relay.allowed_route_networks. A network
+// inside the NAT64 or 6to4 prefix is refused: such an address is allowed
+// by the IPv4 network it carries only (an allowed ::/0 opened
+// [64:ff9b::a00:5], a private 10.0.0.5 behind a NAT64 gateway), so the
+// entry would match nothing, silently.
+func ParseAllowedNetworks(ss []string) ([]netip.Prefix, error) {
+	ps, err := ParsePrefixes(ss)
+	if err != nil {
+		return nil, err
+	}
+	for i, p := range ps {
+		for _, t := range []netip.Prefix{nat64, sixTo4} {
+			if p.Bits() >= t.Bits() && t.Contains(p.Addr()) {
+				return nil, fmt.Errorf("[%d]: %s is inside %s, whose addresses are allowed by the IPv4 network they carry: list that network instead", i, p, t)
+			}
+		}
+	}
+	return ps, nil
+}
+
 // ParsePrefix parses a CIDR prefix, or a bare address as its /32 or /128,
 // for the keys that trust or allow networks. A prefix with host bits set
 // is refused: 10.1.2.3/8 was masked to 10.0.0.0/8 without a word, trusting

@@ -501,3 +501,28 @@ func TestRefusedErrorReads(t *testing.T) {
 		}
 	}
 }
+
+// TestAllowedNetworksRefuseTranslatedPrefixes: a network inside NAT64 or
+// 6to4 in relay.allowed_route_networks would match nothing (such routes
+// are allowed by the IPv4 network they carry), so it is refused, naming
+// the entry; wider networks and IPv4 ones are taken.
+func TestAllowedNetworksRefuseTranslatedPrefixes(t *testing.T) {
+	for _, tc := range []struct {
+		nets []string
+		bad  string // "" when taken
+	}{
+		{[]string{"10.0.0.0/8", "64:ff9b::/96"}, "[1]"},
+		{[]string{"64:ff9b::a00:0/104"}, "[0]"},
+		{[]string{"2002::/16"}, "[0]"},
+		{[]string{"2002:c0a8::/32"}, "[0]"},
+		{[]string{"::/0", "64::/16", "2000::/3", "fd00::/8", "10.0.0.0/8"}, ""},
+	} {
+		_, err := ParseAllowedNetworks(tc.nets)
+		switch {
+		case tc.bad == "" && err != nil:
+			t.Errorf("%v: %v", tc.nets, err)
+		case tc.bad != "" && (err == nil || !strings.HasPrefix(err.Error(), tc.bad)):
+			t.Errorf("%v: %v, want an error naming %s", tc.nets, err, tc.bad)
+		}
+	}
+}

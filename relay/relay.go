@@ -104,7 +104,7 @@ func (c Config) Validate() error {
 	case c.ReleaseAfterIdle <= 0 || c.ReleaseAfterIdle > maxIdleTimeout:
 		return errors.New("release_after_idle: must be positive and at most 5m")
 	}
-	if _, err := netguard.ParsePrefixes(c.AllowedRouteNetworks); err != nil {
+	if _, err := netguard.ParseAllowedNetworks(c.AllowedRouteNetworks); err != nil {
 		return fmt.Errorf("allowed_route_networks%w", err)
 	}
 	if err := c.Cache.Validate(); err != nil {
