@@ -46,6 +46,19 @@ type Check struct {
 	log    *slog.Logger
 	down   atomic.Bool
 
+	// unanswered is set when clamd did not answer a PING: hung (stopped,
+	// its host frozen: connections are accepted and nothing answers) or
+	// gone. Scans then fail at once and on_error applies, instead of each
+	// message waiting out the timeout (a clamd that refuses connections
+	// costs nothing, a hung one held every message and filled the node's
+	// sessions), and Run PINGs every unansweredProbe until clamd answers.
+	unanswered atomic.Bool
+	// wake and probeNow ask Run for a probe now: a scan failed, and only
+	// a PING tells a hung clamd from a message clamd is slow on.
+	wake      chan struct{}
+	probeNow  atomic.Bool
+	lastProbe time.Time // Run's own
+
 	scans    *prometheus.CounterVec
 	duration prometheus.Histogram
 }
@@ -67,10 +80,11 @@ func New(cfg Config, h *health.Registry, log *slog.Logger, reg prometheus.Regist
 		cfg:    cfg,
 		client: client,
 		health: h,
+		wake:   make(chan struct{}, 1),
 		log:    log.With("component", "clamav"),
 		scans: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "mxgrid_clamav_scans_total",
-			Help: "Messages sent to clamd, by result (clean, virus, error, timeout, too_large). error, timeout and too_large messages went on unscanned (on_error=accept) or were tempfailed.",
+			Help: "Messages for clamd, by result (clean, virus, error, timeout, too_large, unavailable: not sent, clamd did not answer its last PING). error, timeout, too_large and unavailable messages went on unscanned (on_error=accept) or were tempfailed.",
 		}, []string{"result"}),
 		duration: f.NewHistogram(prometheus.HistogramOpts{
 			Name:    "mxgrid_clamav_scan_duration_seconds",
@@ -93,13 +107,21 @@ func (c *Check) Stage() scanner.Stage {
 // incomplete marks a message clamd did not scan.
 var incomplete = scanner.Header{Name: HeaderScan, Value: "incomplete"}
 
+// errUnanswered fails a scan at once while clamd does not answer PINGs.
+var errUnanswered = errors.New("clamd: not answering (its last PING got no reply), not waiting for it")
+
 // Check implements scanner.Check. clamd failing (down, ERROR, the
-// pipeline's deadline) is returned as an error: the pipeline applies
-// on_error. A message above max_size is no failure: it goes on unscanned.
+// pipeline's deadline, not answering PINGs) is returned as an error: the
+// pipeline applies on_error. A message above max_size is no failure: it
+// goes on unscanned.
 func (c *Check) Check(ctx context.Context, env *scanner.Envelope, msg *scanner.Message) (scanner.Result, error) {
 	if msg.Size() > c.cfg.MaxSize {
 		c.scans.WithLabelValues("too_large").Inc()
 		return unscanned(SymbolTooLarge, fmt.Sprintf("%d bytes > max_size %d", msg.Size(), c.cfg.MaxSize)), nil
+	}
+	if c.unanswered.Load() {
+		c.scans.WithLabelValues("unavailable").Inc()
+		return scanner.Result{}, errUnanswered
 	}
 	start := time.Now()
 	virus, err := c.client.Scan(ctx, msg.Reader(0))
@@ -118,6 +140,11 @@ func (c *Check) Check(ctx context.Context, env *scanner.Envelope, msg *scanner.M
 		}
 		c.scans.WithLabelValues(result).Inc()
 		c.markDown(err)
+		c.probeNow.Store(true)
+		select {
+		case c.wake <- struct{}{}:
+		default:
+		}
 		return scanner.Result{}, fmt.Errorf("clamav: %w", err)
 	}
 	c.markUp()
@@ -136,21 +163,34 @@ func unscanned(symbol, detail string) scanner.Result {
 	}
 }
 
+// unansweredProbe is how often clamd is PINGed while it does not answer:
+// scans skip it meanwhile, so its return must be noticed soon. A PING
+// waiting in a stopped clamd's backlog is answered as soon as it goes on.
+const unansweredProbe = time.Second
+
 // Run PINGs clamd every probe_interval until ctx ends, so /readyz is right
-// between messages and notices when clamd comes back.
+// between messages and notices when clamd comes back; at once after a
+// failed scan, and every unansweredProbe while clamd does not answer.
+// Without Run, scans never skip clamd.
 func (c *Check) Run(ctx context.Context) error {
 	c.probe(ctx)
-	periodic.Every(ctx, c.cfg.ProbeInterval, nil, c.probe)
+	periodic.Every(ctx, min(c.cfg.ProbeInterval, unansweredProbe), c.wake, func(ctx context.Context) {
+		if c.probeNow.Swap(false) || c.unanswered.Load() || time.Since(c.lastProbe) >= c.cfg.ProbeInterval {
+			c.probe(ctx)
+		}
+	})
 	return nil
 }
 
 func (c *Check) probe(ctx context.Context) {
+	c.lastProbe = time.Now()
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
 	if err := c.client.Ping(ctx); err != nil {
 		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
 			return // shutting down: not clamd's fault
 		}
+		c.unanswered.Store(true)
 		c.markDown(err)
 		return
 	}
@@ -171,6 +211,7 @@ func (c *Check) markDown(err error) {
 }
 
 func (c *Check) markUp() {
+	c.unanswered.Store(false)
 	if c.down.Swap(false) {
 		c.log.Info("clamd available again", "clamd", c.cfg.Clamd)
 	}
