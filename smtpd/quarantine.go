@@ -48,6 +48,13 @@ type quarantineHealth struct {
 	mu    sync.Mutex
 	fault quarantineFault
 	gen   uint64
+	// unanswered: the last hold failed because the store did not answer
+	// in time (hung: a stopped PostgreSQL accepts connections and answers
+	// nothing). Holds are not tried until RecheckQuarantine finds the store
+	// taking them again: each held its sender for the store's timeout,
+	// only to be delivered tagged, and tag-band mail took most of a
+	// node's sessions.
+	unanswered bool
 }
 
 // setQuarantineHealth reports the quarantine's state; reason is for a fault.
@@ -59,6 +66,7 @@ func (s *Server) setQuarantineHealth(fault quarantineFault, reason string) {
 
 func (s *Server) setQuarantineHealthLocked(fault quarantineFault, reason string) {
 	s.quarantineHealth.fault = fault
+	s.quarantineHealth.unanswered = false
 	s.quarantineHealth.gen++
 	if s.deps.Health == nil {
 		return
@@ -68,6 +76,21 @@ func (s *Server) setQuarantineHealthLocked(fault quarantineFault, reason string)
 		return
 	}
 	s.deps.Health.Set(healthQuarantine, health.Degraded, reason)
+}
+
+// quarantineStoreFailed reports a hold the store failed; unanswered when
+// it did not answer in time.
+func (s *Server) quarantineStoreFailed(err error, unanswered bool) {
+	s.quarantineHealth.mu.Lock()
+	defer s.quarantineHealth.mu.Unlock()
+	s.setQuarantineHealthLocked(quarantineStoreFailing, fmt.Sprintf("quarantine store failing (%v): mail it would hold is tagged and delivered", err))
+	s.quarantineHealth.unanswered = unanswered
+}
+
+func (s *Server) quarantineUnanswered() bool {
+	s.quarantineHealth.mu.Lock()
+	defer s.quarantineHealth.mu.Unlock()
+	return s.quarantineHealth.unanswered
 }
 
 // RecheckQuarantine clears the quarantine's degraded condition once what
@@ -153,6 +176,11 @@ func (ss *session) hold(v scanner.Verdict, holdable bool, size int64, out io.Rea
 			return nil, "", false
 		}
 	}
+	if ss.srv.quarantineUnanswered() {
+		ss.srv.metrics.quarantineFallbacks.WithLabelValues("unavailable").Inc()
+		ss.log.Warn("quarantine: the store did not answer the last hold, delivering tagged", "queue_id", ss.queueID)
+		return nil, "", false
+	}
 	ctx, cancel := context.WithTimeout(ss.ctx, quarantineTimeout)
 	defer cancel()
 	in := &readFailure{r: out}
@@ -174,7 +202,7 @@ func (ss *session) hold(v scanner.Verdict, holdable bool, size int64, out io.Rea
 		case errors.Is(err, quarantine.ErrTooLarge):
 			reason = "too_large"
 		default:
-			ss.srv.setQuarantineHealth(quarantineStoreFailing, fmt.Sprintf("quarantine store failing (%v): mail it would hold is tagged and delivered", err))
+			ss.srv.quarantineStoreFailed(err, errors.Is(err, context.DeadlineExceeded) && ss.ctx.Err() == nil)
 		}
 		if errors.Is(err, quarantine.ErrHoldUnknown) {
 			ss.log.Warn("quarantine: the store did not confirm the hold, deferring", "queue_id", ss.queueID, "err", err)
