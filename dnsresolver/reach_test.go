@@ -220,3 +220,38 @@ func TestReachabilityReportedAsItIs(t *testing.T) {
 		t.Errorf("breaker up=%v, reported %v: the last report must say what the breaker does", r.up(), reports)
 	}
 }
+
+// TestDownServerIsProbedWithoutMail: only lookups probed a server known
+// down, so a node no mail reached (a backup MX, a quiet night) said DNS
+// was down in /readyz for as long as it stayed idle after the server was
+// back (80 s and counting on a node, until a message came). Run probes it
+// by itself.
+func TestDownServerIsProbedWithoutMail(t *testing.T) {
+	srv := dnstest.Start(t)
+	c := newTest(t, srv, func(c *Config) { c.Timeout = 100 * time.Millisecond; c.CacheSize = 0 })
+	up := make(chan bool, 4)
+	c.OnReachabilityChange(func(u bool) { up <- u })
+	ctx := context.Background()
+	srv.Silent(".")
+	for _, name := range []string{"a.test", "b.test", "c.test"} {
+		srv.Silent(name)
+		c.LookupTXT(ctx, name)
+	}
+	if c.reach.up() || <-up {
+		t.Fatal("the breaker did not trip")
+	}
+
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error)
+	go func() { done <- c.Run(rctx) }()
+	defer func() { cancel(); <-done }()
+	srv.Answer(".")
+	select {
+	case u := <-up:
+		if !u {
+			t.Errorf("reported down again, want up")
+		}
+	case <-time.After(10 * minBackoff):
+		t.Fatalf("the server answers again, and without lookups it is still down after %v", 10*minBackoff)
+	}
+}

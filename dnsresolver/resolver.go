@@ -26,6 +26,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"golang.org/x/sync/singleflight"
+
+	"github.com/mxgrid/mxgrid/internal/periodic"
 )
 
 // Resolver is the lookup surface the checks use. Its method set matches
@@ -185,12 +187,7 @@ func New(cfg Config, reg prometheus.Registerer) *Cached {
 	}
 	c.routes.routes = c.routes
 	c.reach.now = time.Now
-	c.reach.serverAnswers = func() bool {
-		ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
-		defer cancel()
-		_, err := res.LookupNS(ctx, ".")
-		return answered(asDNSError(err, "."))
-	}
+	c.reach.serverAnswers = func() bool { return answered(c.rootLookup(context.Background())) }
 	f.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "mxgrid_dns_reachable",
 		Help: "1 while the DNS server answers, 0 after consecutive lookups got no answer (lookups then fail fast as temporary errors).",
@@ -201,6 +198,30 @@ func New(cfg Config, reg prometheus.Registerer) *Cached {
 		return 0
 	})
 	return c
+}
+
+// rootLookup asks the server for the root's NS records, which it answers
+// whenever it works at all, whatever the names senders make us look up.
+func (c *Cached) rootLookup(ctx context.Context) *net.DNSError {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	_, err := c.res.LookupNS(ctx, ".")
+	return asDNSError(err, ".")
+}
+
+// Run probes a server known down, as a lookup after the backoff would,
+// until ctx ends: only lookups probed it, so a node no mail reached said
+// in /readyz that DNS was down for as long as it stayed idle after the
+// server was back. One Run serves the Routes view too (they share the
+// breaker).
+func (c *Cached) Run(ctx context.Context) error {
+	periodic.Every(ctx, minBackoff, nil, func(ctx context.Context) {
+		if c.reach.up() || !c.reach.allow() {
+			return
+		}
+		c.reach.done(c.rootLookup(ctx))
+	})
+	return nil
 }
 
 // Routes returns the resolver for the relay's route names: the same

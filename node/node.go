@@ -256,6 +256,7 @@ func (b *builder) buildScanner(context.Context) error {
 	// it, must be watched here, or a DNS outage never reached /readyz.
 	b.resolver.OnReachabilityChange(func(up bool) { reportDNS(b.health, up) })
 	reportDNS(b.health, true)
+	b.run("dns prober", b.resolver)
 	allowed, err := netguard.ParseAllowedNetworks(b.cfg.Relay.AllowedRouteNetworks)
 	if err != nil {
 		return fmt.Errorf("relay: allowed_route_networks%w", err)

@@ -108,6 +108,7 @@ func networkStages(cfg *config.Config, env StageEnv) ([]scanner.Stage, error) {
 		c := dnsresolver.New(cfg.DNS, env.Registry)
 		c.OnReachabilityChange(func(up bool) { reportDNS(env.Health, up) })
 		reportDNS(env.Health, true)
+		env.run("dns prober", c)
 		res = c
 	}
 	if wantAuth {

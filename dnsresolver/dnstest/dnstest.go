@@ -143,6 +143,13 @@ func (s *Server) Silent(name string) {
 	s.silent[key(name)] = true
 }
 
+// Answer undoes Silent: the server answers queries for name again.
+func (s *Server) Answer(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.silent, key(name))
+}
+
 // Queries reports how many queries for name (any type) reached the server.
 func (s *Server) Queries(name string) int {
 	s.mu.Lock()
