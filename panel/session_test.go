@@ -730,20 +730,8 @@ func TestGuessesAtOnceMeetTheLockout(t *testing.T) {
 	}
 	ps := make([]prepared, guesses)
 	for i := range ps {
-		jar, _ := cookiejar.New(nil)
-		hc := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-		resp, err := hc.Get(srv.URL + "/panel/login")
-		if err != nil {
-			t.Fatal(err)
-		}
-		var body bytes.Buffer
-		body.ReadFrom(resp.Body)
-		resp.Body.Close()
-		m := csrfRE.FindStringSubmatch(body.String())
-		if m == nil {
-			t.Fatal("no CSRF token")
-		}
-		ps[i] = prepared{hc: hc, form: url.Values{"csrf": {m[1]}, "email": {"ann@alpha.example"}, "password": {fmt.Sprintf("guess number %d", i)}}}
+		hc, csrf := loginFormClient(t, srv.URL)
+		ps[i] = prepared{hc: hc, form: url.Values{"csrf": {csrf}, "email": {"ann@alpha.example"}, "password": {fmt.Sprintf("guess number %d", i)}}}
 	}
 	codes := make([]int, guesses)
 	var wg sync.WaitGroup
@@ -779,6 +767,27 @@ func TestGuessesAtOnceMeetTheLockout(t *testing.T) {
 	}
 }
 
+// loginFormClient is a browser of its own (cookies, redirects not
+// followed) that has opened the login form at base, and the form's CSRF
+// token.
+func loginFormClient(t *testing.T, base string) (*http.Client, string) {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	hc := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := hc.Get(base + "/panel/login")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body bytes.Buffer
+	body.ReadFrom(resp.Body)
+	resp.Body.Close()
+	m := csrfRE.FindStringSubmatch(body.String())
+	if m == nil {
+		t.Fatal("no CSRF token")
+	}
+	return hc, m[1]
+}
+
 // TestParallelFailedLogins: 32 clients at once, over real sockets, with
 // unknown emails (each costs an argon2id hash) from 32 addresses behind a
 // trusted proxy, so only the hash limit stands between them and memory.
@@ -800,21 +809,9 @@ func TestParallelFailedLogins(t *testing.T) {
 	}
 	ps := make([]prepared, clients)
 	for i := range ps {
-		jar, _ := cookiejar.New(nil)
-		hc := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-		resp, err := hc.Get(srv.URL + "/panel/login")
-		if err != nil {
-			t.Fatal(err)
-		}
-		var body bytes.Buffer
-		body.ReadFrom(resp.Body)
-		resp.Body.Close()
-		m := csrfRE.FindStringSubmatch(body.String())
-		if m == nil {
-			t.Fatal("no CSRF token")
-		}
+		hc, csrf := loginFormClient(t, srv.URL)
 		ps[i] = prepared{hc: hc, ip: fmt.Sprintf("203.0.113.%d", i+1),
-			form: url.Values{"csrf": {m[1]}, "email": {fmt.Sprintf("nobody%d@unknown.example", i)}, "password": {"guess"}}}
+			form: url.Values{"csrf": {csrf}, "email": {fmt.Sprintf("nobody%d@unknown.example", i)}, "password": {"guess"}}}
 	}
 
 	runtimeGC()
