@@ -733,25 +733,9 @@ func TestGuessesAtOnceMeetTheLockout(t *testing.T) {
 		hc, csrf := loginFormClient(t, srv.URL)
 		ps[i] = prepared{hc: hc, form: url.Values{"csrf": {csrf}, "email": {"ann@alpha.example"}, "password": {fmt.Sprintf("guess number %d", i)}}}
 	}
-	codes := make([]int, guesses)
-	var wg sync.WaitGroup
-	startGun := make(chan struct{})
-	for i := range ps {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-startGun
-			resp, err := ps[i].hc.PostForm(srv.URL+"/panel/login", ps[i].form)
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			resp.Body.Close()
-			codes[i] = resp.StatusCode
-		}()
-	}
-	close(startGun)
-	wg.Wait()
+	codes := atOnce(t, len(ps), func(i int) (*http.Response, error) {
+		return ps[i].hc.PostForm(srv.URL+"/panel/login", ps[i].form)
+	})
 	tried := 0
 	for _, c := range codes {
 		switch c {
@@ -786,6 +770,31 @@ func loginFormClient(t *testing.T, base string) (*http.Client, string) {
 		t.Fatal("no CSRF token")
 	}
 	return hc, m[1]
+}
+
+// atOnce makes n requests together, each do(i) on a goroutine of its own
+// released at one moment, and returns their status codes by i.
+func atOnce(t *testing.T, n int, do func(i int) (*http.Response, error)) []int {
+	codes := make([]int, n)
+	var wg sync.WaitGroup
+	startGun := make(chan struct{})
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-startGun
+			resp, err := do(i)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			resp.Body.Close()
+			codes[i] = resp.StatusCode
+		}()
+	}
+	close(startGun)
+	wg.Wait()
+	return codes
 }
 
 // TestParallelFailedLogins: 32 clients at once, over real sockets, with
@@ -832,28 +841,12 @@ func TestParallelFailedLogins(t *testing.T) {
 			}
 		}
 	}()
-	codes := make([]int, clients)
-	var wg sync.WaitGroup
-	startGun := make(chan struct{})
-	for i := range ps {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-startGun
-			req, _ := http.NewRequest("POST", srv.URL+"/panel/login", strings.NewReader(ps[i].form.Encode()))
-			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-			req.Header.Set("X-Forwarded-For", ps[i].ip)
-			resp, err := ps[i].hc.Do(req)
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			resp.Body.Close()
-			codes[i] = resp.StatusCode
-		}()
-	}
-	close(startGun)
-	wg.Wait()
+	codes := atOnce(t, len(ps), func(i int) (*http.Response, error) {
+		req, _ := http.NewRequest("POST", srv.URL+"/panel/login", strings.NewReader(ps[i].form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("X-Forwarded-For", ps[i].ip)
+		return ps[i].hc.Do(req)
+	})
 	close(stop)
 	<-sampled
 
