@@ -68,6 +68,11 @@ func (p *Panel) login(w http.ResponseWriter, r *http.Request) {
 	ip := p.clientIP.Of(r)
 	addr := clientip.LimitKey(ip)
 	end, err := p.limits.turn(r.Context(), addr)
+	if errors.Is(err, errTurnQueueFull) {
+		w.Header().Set("Retry-After", "1")
+		p.renderLogin(w, r, http.StatusTooManyRequests, "", "Too many logins at once. Try again in a moment.")
+		return
+	}
 	if err != nil {
 		return // the client went away
 	}

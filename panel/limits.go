@@ -2,6 +2,7 @@ package panel
 
 import (
 	"context"
+	"errors"
 	"maps"
 	"net/netip"
 	"slices"
@@ -204,6 +205,15 @@ func (l *loginLimits) succeed(account, addr string) {
 	delete(l.pairs, pairKey(account, addr))
 }
 
+// maxTurnQueue bounds the attempts of one address holding or waiting for
+// its turn: unbounded, someone behind a victim's address with a valid
+// account of their own (whose logins no failure limit slows) queued the
+// victim's login behind as many password hashes as they sent at once.
+const maxTurnQueue = 8
+
+// errTurnQueueFull answers an attempt past maxTurnQueue: 429, try again.
+var errTurnQueueFull = errors.New("panel: too many login attempts from this address at once")
+
 // addrTurn is one address's turn at having a login attempt checked: ch
 // holds a token while one is; users counts the attempts holding or
 // waiting for it, so that the last one out drops it from the table.
@@ -224,6 +234,10 @@ type addrTurn struct {
 func (l *loginLimits) turn(ctx context.Context, addr string) (end func(), err error) {
 	l.mu.Lock()
 	t := l.turns[addr]
+	if t != nil && t.users >= maxTurnQueue {
+		l.mu.Unlock()
+		return nil, errTurnQueueFull
+	}
 	if t == nil {
 		t = &addrTurn{ch: make(chan struct{}, 1)}
 		l.turns[addr] = t

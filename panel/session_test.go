@@ -6,10 +6,8 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"fmt"
-	"github.com/mxgrid/mxgrid/admin"
-	"github.com/mxgrid/mxgrid/internal/keycheck"
-	"github.com/mxgrid/mxgrid/internal/testenv"
 	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
@@ -25,6 +23,10 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/mxgrid/mxgrid/admin"
+	"github.com/mxgrid/mxgrid/internal/keycheck"
+	"github.com/mxgrid/mxgrid/internal/testenv"
 
 	"github.com/mxgrid/mxgrid/clientip"
 )
@@ -1081,5 +1083,55 @@ func TestOwnSessionKeyIsMadeAnewWhenWeak(t *testing.T) {
 				t.Fatalf("the key on disk is not the one in use")
 			}
 		})
+	}
+}
+
+// TestTurnQueueIsBounded: an address has at most maxTurnQueue attempts
+// holding or waiting for its turn; one more is refused at once (429),
+// while another address's attempt goes ahead, and the queue drains.
+func TestTurnQueueIsBounded(t *testing.T) {
+	l := newLoginLimits(Config{LockoutFailures: 5, LockoutDuration: time.Hour, AddressFailures: 20, MaxPasswordHashes: 1})
+	ctx := context.Background()
+	end, err := l.turn(ctx, "192.0.2.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for range maxTurnQueue - 1 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if e, err := l.turn(ctx, "192.0.2.1"); err != nil {
+				t.Error(err)
+			} else {
+				e()
+			}
+		}()
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		l.mu.Lock()
+		users := l.turns["192.0.2.1"].users
+		l.mu.Unlock()
+		if users == maxTurnQueue {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d attempts queued, want %d", users, maxTurnQueue)
+		}
+	}
+	if _, err := l.turn(ctx, "192.0.2.1"); !errors.Is(err, errTurnQueueFull) {
+		t.Errorf("attempt past the queue: %v, want errTurnQueueFull", err)
+	}
+	other, err := l.turn(ctx, "198.51.100.1")
+	if err != nil {
+		t.Fatalf("another address waited on this one's queue: %v", err)
+	}
+	other()
+	end()
+	wg.Wait()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.turns) != 0 {
+		t.Errorf("%d addresses left in the turn table after every attempt ended", len(l.turns))
 	}
 }

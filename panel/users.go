@@ -207,6 +207,9 @@ func (p *Panel) changePassword(req *request) error {
 	key := p.accountKey("password-change|" + strconv.FormatInt(req.sess.P.UserID, 10))
 	addr := clientip.LimitKey(ip)
 	end, err := p.limits.turn(r.Context(), addr)
+	if errors.Is(err, errTurnQueueFull) {
+		return p.renderAccount(req, http.StatusTooManyRequests, "Too many attempts at once. Try again in a moment.", nil)
+	}
 	if err != nil {
 		return nil // the client went away
 	}
