@@ -113,3 +113,39 @@ func TestPanelQuarantineInChromium(t *testing.T) {
 		t.Fatal("the customer's count changed after the releases")
 	}
 }
+
+// TestPanelPreviewShowsTheHTMLMailClientsShow: a held message whose text
+// part is harmless and whose HTML part, the alternative mail clients
+// show, is a phish. The preview showed the text part alone, so the user
+// deciding on the release never read what the recipient would; the
+// HTML's visible text is shown as text (no element, nothing loaded, its
+// hidden text left out).
+func TestPanelPreviewShowsTheHTMLMailClientsShow(t *testing.T) {
+	sink := nodetest.StartSink(t)
+	f := startPanelFixture(t, []scanner.Stage{{Check: nodetest.TagBand{}, OnError: scanner.OnErrorAccept}})
+	cust := f.post("/api/v1/customers", map[string]any{"name": "Acme", "reseller_id": f.resellers["northwind"]})
+	f.post("/api/v1/domains", map[string]any{"name": "acme.example", "customer_id": cust, "route": sink.Addr, "tls": "none",
+		"policy": map[string]any{"tag_action": "quarantine"}})
+	f.acceptsMail("probe@acme.example")
+	msg := "From: IT <it@vendor.example>\r\nSubject: Minutes TAGME\r\nMIME-Version: 1.0\r\n" +
+		"Content-Type: multipart/alternative; boundary=b\r\n\r\n" +
+		"--b\r\nContent-Type: text/plain\r\n\r\nMinutes of Thursday's meeting.\r\n" +
+		"--b\r\nContent-Type: text/html\r\n\r\n<p>Your mailbox is full. <a href=\"https://evil.example/\">Verify your password</a></p>" +
+		"<div style=\"display:none\">hidden words</div><img src=\"http://tracker.example/p.gif\">\r\n--b--\r\n"
+	if code := send(t, f.node.SMTPAddr(), "ann@acme.example", msg); code != 250 {
+		t.Fatalf("send: %d", code)
+	}
+	b := f.b
+	b.login("ops@northwind.example", "correct horse battery")
+	b.do(chromedp.Navigate(f.base+"/panel/quarantine?q=minutes"), chromedp.WaitVisible(chromedp.ID("quarantine")),
+		chromedp.Click(chromedp.CSS("#quarantine tbody a")), chromedp.WaitVisible(chromedp.ID("preview")))
+	if got := b.text("main"); !strings.Contains(got, "Verify your password") || strings.Contains(got, "hidden words") {
+		t.Fatalf("the page does not show what mail clients show of the HTML (or shows its hidden text): %q", got)
+	}
+	if got := b.text("#preview-html"); !strings.Contains(got, "Your mailbox is full.") {
+		t.Errorf("HTML preview %q", got)
+	}
+	if got := b.eval(`String(document.querySelectorAll("pre.preview *").length) + "/" + String(document.querySelectorAll("img").length)`); got != "0/0" {
+		t.Errorf("the preview renders markup: elements/images %s", got)
+	}
+}

@@ -6,6 +6,7 @@ package preview
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/emersion/go-message"
@@ -19,7 +20,16 @@ import (
 // never the HTML itself, never remote content.
 type Preview struct {
 	From, To, Subject, Date string
-	Text                    string
+	// Text is the text of the plain parts, or, without any, the visible
+	// text of the HTML parts.
+	Text string
+	// HTMLText is the visible text of the HTML parts when the message has
+	// plain parts too and the two do not say the same: mail clients show
+	// the HTML of a multipart/alternative (RFC 2046 5.1.4: the last
+	// alternative is the preferred one), so a harmless text part shown
+	// alone hid the phish the recipient reads. Text only, never markup,
+	// nor the text the HTML hides.
+	HTMLText string `json:",omitempty"`
 	// Attachments are the parts' file names, one entry a part ("a.pdf or
 	// a.html" for a part that names itself twice).
 	Attachments []string
@@ -42,23 +52,39 @@ func Of(msg []byte) Preview {
 	h := message.Header{Header: m.Header}
 	p := Preview{From: tracking.Clip(decoded(h, "From")), To: tracking.Clip(decoded(h, "To")),
 		Subject: tracking.Clip(m.Subject), Date: tracking.Clip(m.Header.Get("Date"))}
-	text := m.Text
+	text, html := m.Text, m.HTML.Text
 	if text == "" {
-		text = m.HTML.Text
+		text, html = html, ""
 	}
-	if len(text) > maxPreviewText {
-		text = strings.ToValidUTF8(text[:maxPreviewText], "")
+	p.Text = shownText(text)
+	if html = shownText(html); html != "" && !sameWords(p.Text, html) {
+		p.HTMLText = html
 	}
-	// The parser's text may share msg's bytes, which are the caller's
-	// only while its callback runs (quarantine.Service.Open): the preview
-	// keeps a copy, and not the whole message alive behind it.
-	p.Text = strings.Clone(strings.TrimSpace(text))
 	for _, part := range m.Parts {
 		if names := part.Names(); len(names) > 0 {
 			p.Attachments = append(p.Attachments, tracking.Clip(shownNames(names)))
 		}
 	}
 	return p
+}
+
+// shownText is text as the preview shows it: trimmed and cut to
+// maxPreviewText. The parser's text may share msg's bytes, which are the
+// caller's only while its callback runs (quarantine.Service.Open): the
+// preview keeps a copy, and not the whole message alive behind it.
+func shownText(text string) string {
+	if len(text) > maxPreviewText {
+		text = strings.ToValidUTF8(text[:maxPreviewText], "")
+	}
+	return strings.Clone(strings.TrimSpace(text))
+}
+
+// sameWords reports whether a and b are the same words, however spaced
+// and broken into lines: an honest message's text alternative says what
+// its HTML does, and is not shown twice.
+func sameWords(a, b string) bool {
+	fa, fb := strings.Fields(a), strings.Fields(b)
+	return slices.Equal(fa, fb)
 }
 
 // decoded is h's field k with its RFC 2047 words decoded, or as written

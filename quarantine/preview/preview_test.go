@@ -113,3 +113,41 @@ func TestPreviewOfAPartOfManyNames(t *testing.T) {
 		t.Errorf("Attachments %q, want %q", p.Attachments, want)
 	}
 }
+
+// TestPreviewShowsWhatMailClientsShowOfHTML: a message with a text part
+// and an HTML part as alternatives is read by mail clients in its HTML
+// (RFC 2046 5.1.4: the last alternative is the preferred one). The
+// preview showed the text part alone, so a sender wrote a harmless text
+// for the person deciding on the release, and the phish the recipient
+// reads went in the HTML. The HTML's visible text is shown too, as text,
+// when it says something the text part does not; never its hidden text.
+func TestPreviewShowsWhatMailClientsShowOfHTML(t *testing.T) {
+	alt := func(plain, html string) string {
+		return "From: a@b.example\r\nSubject: notes\r\nMIME-Version: 1.0\r\n" +
+			"Content-Type: multipart/alternative; boundary=BB\r\n\r\n" +
+			"--BB\r\nContent-Type: text/plain\r\n\r\n" + plain + "\r\n" +
+			"--BB\r\nContent-Type: text/html\r\n\r\n" + html + "\r\n--BB--\r\n"
+	}
+	tests := []struct {
+		name, msg, text, html string
+	}{
+		{"alternatives that differ", alt("Minutes of Thursday's meeting.",
+			`<p>Your mailbox is full. <a href="https://evil.example/">Verify your password</a></p><div style="display:none">minutes</div>`),
+			"Minutes of Thursday's meeting.", "Your mailbox is full. Verify your password"},
+		// An honest message's alternatives say the same; it is shown once.
+		{"alternatives that agree", alt("Minutes of\r\nThursday.", "<p>Minutes of <b>Thursday</b>.</p>"), "Minutes of\r\nThursday.", ""},
+		{"HTML alone", "Subject: x\r\nContent-Type: text/html\r\n\r\n<p>Only <i>HTML</i></p>\r\n", "Only HTML", ""},
+		{"text alone", "Subject: x\r\n\r\nplain words\r\n", "plain words", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := Of([]byte(tt.msg))
+			// The HTML's text is spaced as the scanner extracts it
+			// (a tag may leave two blanks): its words are compared.
+			words := func(s string) string { return strings.Join(strings.Fields(s), " ") }
+			if words(p.Text) != words(tt.text) || words(p.HTMLText) != tt.html {
+				t.Errorf("Text %q, HTMLText %q; want %q, %q", p.Text, p.HTMLText, tt.text, tt.html)
+			}
+		})
+	}
+}
