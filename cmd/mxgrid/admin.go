@@ -494,15 +494,20 @@ func printItems(w io.Writer, asJSON bool, cols []column, items []json.RawMessage
 				fmt.Fprint(tw, c.absent)
 				continue
 			}
-			fmt.Fprint(tw, cell(v))
+			c := cell(v)
+			if i < len(cols)-1 {
+				c = oneField(c)
+			}
+			fmt.Fprint(tw, c)
 		}
 		fmt.Fprintln(tw)
 	}
 	return tw.Flush()
 }
 
-// cell renders one value so that every cell is one word-ish token, and
-// awk '{print $1}' and friends keep working on the table.
+// cell renders one value so that every cell is one word-ish token (with
+// oneField, but in the last column), and awk '{print $1}' and friends
+// keep working on the table.
 func cell(v any) string {
 	switch v := v.(type) {
 	case nil:
@@ -522,6 +527,30 @@ func cell(v any) string {
 	default:
 		return fmt.Sprint(v)
 	}
+}
+
+// oneField spells out the blanks of a cell that is not its row's last
+// (\x20, \u00a0), so it stays one field to awk and strings.Fields: a
+// sender's quoted local part may hold blanks, and MAIL FROM:<"x 1 0.10"@...>
+// made three fields of a SENDER cell, shifting every column after it (a
+// script reading SCORE read 0.10). The last column, a subject people read,
+// keeps its blanks: nothing follows it to shift.
+func oneField(s string) string {
+	if !strings.ContainsFunc(s, unicode.IsSpace) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case !unicode.IsSpace(r):
+			b.WriteRune(r)
+		case r < utf8.RuneSelf:
+			fmt.Fprintf(&b, `\x%02x`, r)
+		default:
+			fmt.Fprintf(&b, `\u%04x`, r)
+		}
+	}
+	return b.String()
 }
 
 // visible spells out, as Go quotes them, the characters a terminal would

@@ -230,3 +230,67 @@ func TestQuarantineJSONShowsOnlyVisibleText(t *testing.T) {
 		t.Errorf("stdout holds a character the terminal acts on: %q", out)
 	}
 }
+
+// TestTablesKeepTheirColumnsWhateverTheSenderWrote: the tables are read
+// by scripts (awk '{print $7}', strings.Fields) as much as by people, and
+// a sender's quoted local part may hold blanks: MAIL FROM:<"x 1 0.10"@...>
+// made three fields of the SENDER cell of `quarantine list`, so the one a
+// script read as SCORE said 0.10"@... and the real score moved on. A
+// script releasing what scored low released this spam. A cell but the
+// row's last (a subject, which people read) spells its blanks out.
+func TestTablesKeepTheirColumnsWhateverTheSenderWrote(t *testing.T) {
+	tokFile := operatorTokenFile(t)
+	cfg := nodetest.Config(t)
+	cfg.Admin.OperatorTokenFile = tokFile
+	cfg.Tracking.FlushInterval = 20 * time.Millisecond
+	d := nodetest.Domain("example.org", smtptest.StartSink(t).Addr)
+	q := tenant.TagQuarantine
+	d.Policy.TagAction = &q
+	cfg.Domains = append(cfg.Domains, d)
+	n := nodetest.Start(t, cfg, []scanner.Stage{{Check: nodetest.TagBand{}}})
+	const sender = `"x 1 0.10 held"@sender.example`
+	if code, reply := smtptest.Send(t, n.SMTPAddr(), sender, "bob@example.org", []byte("Subject: Invoice 7 TAGME\r\n\r\nPay.\r\n")); code != 250 {
+		t.Fatalf("send: %d %s", code, reply)
+	}
+	mx := cli(t, n, tokFile)
+	tests := []struct {
+		name     string
+		args     []string
+		header   []string
+		senderAt int
+	}{
+		{"quarantine list", []string{"quarantine", "list"}, []string{"ID", "TIME", "STATE", "DOMAIN", "SENDER", "RECIPIENTS", "SCORE", "SUBJECT"}, 4},
+		{"messages search", []string{"messages", "search", "-recipient", "bob@example.org"}, []string{"ID", "TIME", "STATUS", "CODE", "REASON", "SENDER", "RECIPIENT", "QUEUE", "SCORE"}, 5},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var lines []string
+			// The message log is written a moment after the reply.
+			for deadline := time.Now().Add(5 * time.Second); len(lines) < 2 && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+				out, errOut, code := mx(tt.args...)
+				if code != 0 {
+					t.Fatalf("exit %d\n%s%s", code, out, errOut)
+				}
+				lines = strings.Split(strings.TrimSpace(out), "\n")
+			}
+			if len(lines) != 2 {
+				t.Fatalf("want a header and one row: %q", lines)
+			}
+			row := strings.Fields(lines[1])
+			if len(row) < len(tt.header) {
+				t.Fatalf("row %q has fewer fields than %q", row, tt.header)
+			}
+			// Every column but a last subject is one field.
+			if tt.header[len(tt.header)-1] != "SUBJECT" && len(row) != len(tt.header) {
+				t.Errorf("row %q: %d fields, want %d (%q)", lines[1], len(row), len(tt.header), tt.header)
+			}
+			if got, want := row[tt.senderAt], `"x\x201\x200.10\x20held"@sender.example`; got != want {
+				t.Errorf("SENDER field %q, want %q (row %q)", got, want, lines[1])
+			}
+			score := row[slices.Index(tt.header, "SCORE")]
+			if _, err := strconv.ParseFloat(score, 64); err != nil {
+				t.Errorf("SCORE field %q is not the score (row %q)", score, lines[1])
+			}
+		})
+	}
+}

@@ -83,3 +83,30 @@ func TestJSONLogShowsOnlyVisibleText(t *testing.T) {
 		}
 	}
 }
+
+// TestTableCellsButTheLastAreOneField: a blank of any kind in a cell
+// before the last (a sender's quoted local part) is spelled out, so the
+// columns after it stay where scripts read them; the last keeps its own.
+func TestTableCellsButTheLastAreOneField(t *testing.T) {
+	cols := []column{{header: "SENDER", key: "sender"}, {header: "SCORE", key: "score"}, {header: "SUBJECT", key: "subject"}}
+	for _, tt := range []struct{ name, sender, want string }{
+		{"plain address", "a@b.example", "a@b.example"},
+		{"spaces", `"x 1 0.10"@b.example`, `"x\x201\x200.10"@b.example`},
+		{"no-break and ideographic spaces", "\"x\u00a01\u30000.10\"@b.example", `"x\u00a01\u30000.10"@b.example`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			item, err := json.Marshal(map[string]any{"sender": tt.sender, "score": 8.5, "subject": "Invoice 7 now"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out bytes.Buffer
+			if err := printItems(&out, false, cols, []json.RawMessage{item}); err != nil {
+				t.Fatal(err)
+			}
+			row := strings.Fields(strings.Split(out.String(), "\n")[1])
+			if want := []string{tt.want, "8.5", "Invoice", "7", "now"}; strings.Join(row, "|") != strings.Join(want, "|") {
+				t.Errorf("row fields %q, want %q", row, want)
+			}
+		})
+	}
+}
