@@ -52,12 +52,10 @@ func Of(msg []byte) Preview {
 	h := message.Header{Header: m.Header}
 	p := Preview{From: tracking.Clip(decoded(h, "From")), To: tracking.Clip(decoded(h, "To")),
 		Subject: tracking.Clip(m.Subject), Date: tracking.Clip(m.Header.Get("Date"))}
-	text, html := m.Text, m.HTML.Text
-	if text == "" {
-		text, html = html, ""
-	}
-	p.Text = shownText(text)
-	if html = shownText(html); html != "" && !sameWords(p.Text, html) {
+	p.Text = shownText(m.Text)
+	if html := shownText(m.HTML.Text); p.Text == "" {
+		p.Text = html
+	} else if html != "" && !sameWords(p.Text, html) {
 		p.HTMLText = html
 	}
 	for _, part := range m.Parts {
