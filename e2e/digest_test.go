@@ -368,3 +368,55 @@ func TestDigestThroughTheFilterReachesItsRecipient(t *testing.T) {
 		}
 	}
 }
+
+// TestDigestShowsALookAlikeSendersALabel: a digest is read by the
+// recipient to decide on a release, and names each message's sender. An
+// SMTPUTF8 sender at a domain of Cyrillic letters that look Latin
+// ("аррӏе.example") read there exactly as the domain it imitates: browsers
+// and mail readers show such a name as its A-label for that reason, and
+// the digest, plain text, cannot rely on the reader's client to. The
+// A-label follows the domain, in the digest and on the link's page.
+func TestDigestShowsALookAlikeSendersALabel(t *testing.T) {
+	smarthost := smtptest.StartSink(t)
+	n := digestNode(t, "idn-node", smtptest.StartSink(t).Addr, smarthost.Addr, nil)
+	const sender = "service@\u0430\u0440\u0440\u04cf\u0435.example"
+	c, err := smtp.Dial(n.SMTPAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	send := func() error {
+		if err := c.Hello("client.sender.example"); err != nil {
+			return err
+		}
+		if err := c.Mail(sender, &smtp.MailOptions{UTF8: true}); err != nil {
+			return err
+		}
+		if err := c.Rcpt("ann@example.org", nil); err != nil {
+			return err
+		}
+		w, err := c.Data()
+		if err != nil {
+			return err
+		}
+		if _, err := io.WriteString(w, strings.Replace(tagBandMessage, "Subject: Invoice TAGME", "Subject: Account locked TAGME", 1)); err != nil {
+			return err
+		}
+		return w.Close()
+	}
+	if err := send(); err != nil {
+		t.Fatalf("hold from %s: %v", sender, err)
+	}
+	const aLabel = "xn--80ak6aa92e.example"
+	digest := digestsBy(t, smarthost, 1)["ann@example.org"]
+	if len(digest) != 1 || !strings.Contains(digest[0], sender+" ("+aLabel+")") {
+		t.Fatalf("the digest does not name the sender's A-label %s:\n%s", aLabel, digest)
+	}
+	links := releaseLink.FindAllStringSubmatch(digest[0], -1)
+	if len(links) != 1 {
+		t.Fatalf("%d release links", len(links))
+	}
+	if code, body := follow(t, n, "GET", links[0][1]); code != 200 || !strings.Contains(body, aLabel) {
+		t.Errorf("the link's page (%d) does not name the sender's A-label:\n%s", code, body)
+	}
+}

@@ -13,9 +13,12 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"golang.org/x/net/idna"
 )
 
 // MaxLength caps a whole mailbox. RFC 5321 §4.5.3.1 allows 64 octets of
@@ -56,6 +59,29 @@ func (a Address) String() string {
 		return ""
 	}
 	return quoteLocal(a.Local) + "@" + a.Domain
+}
+
+// WithALabel is a mailbox in wire form (String's) as a person should read
+// it where no mail client or browser shows it for them (a digest, the
+// panel): a domain that is not ASCII is followed by its A-label,
+// "service@аррӏе.example (xn--80ak6aa92e.example)". Written in Unicode
+// alone, a domain of letters from another script that look Latin read
+// exactly as the domain it imitates; browsers and mail readers show such
+// names as A-labels for that reason. An ASCII domain, and a null or
+// domainless address, are returned as they are.
+func WithALabel(addr string) string {
+	i := strings.LastIndexByte(addr, '@')
+	if i < 0 || IsASCII(addr[i+1:]) {
+		return addr
+	}
+	domain := addr[i+1:]
+	a, err := idna.Lookup.ToASCII(domain)
+	if err != nil || !IsASCII(a) {
+		// No A-label: spelled out, as Go quotes it.
+		q := strconv.QuoteToASCII(domain)
+		a = q[1 : len(q)-1]
+	}
+	return addr + " (" + a + ")"
 }
 
 // SourceRouted reports a local part that asks the next hop to route

@@ -206,3 +206,22 @@ func TestIsPostmaster(t *testing.T) {
 		}
 	}
 }
+
+// TestWithALabel: a sender's domain in another script is shown with its
+// A-label, as browsers show look-alike names; an ASCII address as it is.
+func TestWithALabel(t *testing.T) {
+	for _, tt := range []struct{ addr, want string }{
+		{"service@apple.example", "service@apple.example"},
+		{"", ""},
+		{"\"a@b\"@c.example", "\"a@b\"@c.example"},
+		{"service@\u0430\u0440\u0440\u04cf\u0435.example", "service@\u0430\u0440\u0440\u04cf\u0435.example (xn--80ak6aa92e.example)"},
+		{"info@bücher.example", "info@bücher.example (xn--bcher-kva.example)"},
+		{"jörg@example.org", "jörg@example.org"},
+		// A name IDNA refuses has no A-label: it is spelled out.
+		{"a@\u00ad\u200d.example", `a@` + "\u00ad\u200d" + `.example (\u00ad\u200d.example)`},
+	} {
+		if got := WithALabel(tt.addr); got != tt.want {
+			t.Errorf("WithALabel(%q) = %q, want %q", tt.addr, got, tt.want)
+		}
+	}
+}

@@ -529,7 +529,7 @@ func (d *Digests) compose(rcpt, brand string, items []quarantine.Item, more bool
 		// The subject's line is labelled: bare, indented as the Release
 		// line under it, a subject "Release: https://evil..." read as the
 		// message's own release link.
-		fmt.Fprintf(body, "%s  from %s\r\n  Subject: %s\r\n  Release: %s\r\n\r\n", it.Time.UTC().Format("2006-01-02 15:04 UTC"), oneLine(it.Sender),
+		fmt.Fprintf(body, "%s  from %s\r\n  Subject: %s\r\n  Release: %s\r\n\r\n", it.Time.UTC().Format("2006-01-02 15:04 UTC"), oneLine(mailaddr.WithALabel(it.Sender)),
 			oneLine(it.Subject), d.link(Link{Action: ActionRelease, ItemID: it.ID, Recipient: rcpt}))
 	}
 	optOut := Link{Action: ActionOptOut, ItemID: items[0].DomainID, CustomerID: items[0].CustomerID, Recipient: rcpt}

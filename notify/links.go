@@ -15,6 +15,7 @@ import (
 
 	"github.com/mxgrid/mxgrid/clientip"
 	"github.com/mxgrid/mxgrid/internal/ratelimit"
+	"github.com/mxgrid/mxgrid/mailaddr"
 	"github.com/mxgrid/mxgrid/quarantine"
 	"github.com/mxgrid/mxgrid/replytext"
 	"github.com/mxgrid/mxgrid/tenant"
@@ -163,7 +164,7 @@ func (l *Links) serve(w http.ResponseWriter, r *http.Request) {
 	// Only a POST acts: the GET route also takes HEAD, which link
 	// checkers and mail gateways' scanners send to every link in a mail.
 	if r.Method != http.MethodPost {
-		l.page(w, http.StatusOK, linkView{Title: "Release this message?", Text: "From " + it.Sender + ": " + it.Subject, Button: "Release it to my mailbox"})
+		l.page(w, http.StatusOK, linkView{Title: "Release this message?", Text: "From " + mailaddr.WithALabel(it.Sender) + ": " + it.Subject, Button: "Release it to my mailbox"})
 		return
 	}
 	quarantine.AwaitRelease(w)

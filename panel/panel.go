@@ -25,6 +25,7 @@ import (
 	"github.com/mxgrid/mxgrid/admin"
 	"github.com/mxgrid/mxgrid/clientip"
 	"github.com/mxgrid/mxgrid/internal/ratelimit"
+	"github.com/mxgrid/mxgrid/mailaddr"
 	"github.com/mxgrid/mxgrid/netguard"
 	"github.com/mxgrid/mxgrid/quarantine"
 	"github.com/mxgrid/mxgrid/spammap"
@@ -143,6 +144,9 @@ var funcs = template.FuncMap{
 		return map[tracking.Status]string{tracking.StatusDelivered: "ok", tracking.StatusDeferred: "warn", tracking.StatusRefused: "bad", tracking.StatusQuarantined: "warn"}[s]
 	},
 	"deferText": deferText,
+	// A sender's domain in another script is followed by its A-label:
+	// look-alike letters read as the domain they imitate.
+	"sender": mailaddr.WithALabel,
 	"num": func(n int64) string {
 		s := strconv.FormatInt(n, 10)
 		for i := len(s) - 3; i > 0; i -= 3 {
