@@ -138,8 +138,9 @@ type Error struct {
 	// Message is safe to show the sender.
 	Message string
 	// BeforeRcpt: the failure came before the customer's server answered
-	// the recipient (no connection, MAIL refused), so it says nothing
-	// about the recipient.
+	// the recipient (no connection, MAIL refused), or it answered that
+	// its transaction takes no more recipients (recipientLimit), so it
+	// says nothing about the recipient.
 	BeforeRcpt bool
 	// Err is the underlying cause, for logs only.
 	Err error
@@ -296,6 +297,10 @@ type Transaction struct {
 	// it as its own (a refused recipient answered 250, that refusal read
 	// as the reply to DATA). Every later step answers this instead.
 	broken *Error
+	// full is the customer's server's answer that the transaction takes
+	// no more recipients (recipientLimit): every later recipient gets it
+	// unsent.
+	full *Error
 }
 
 // Begin readies a transaction to route: an idle cached session, or a new
@@ -576,6 +581,12 @@ func (t *Transaction) Rcpt(to mailaddr.Address) error {
 			return e
 		}
 	}
+	if t.full != nil {
+		// The server takes no more: asked, it would refuse this one too,
+		// a round trip for nothing.
+		e := *t.full
+		return &e
+	}
 	// Without a session, mail connects and asks the new one
 	// (fitUTF8): withoutUTF8 is then a dropped session's answer.
 	if t.s != nil && t.withoutUTF8 && !to.ASCII() {
@@ -592,6 +603,15 @@ func (t *Transaction) Rcpt(to mailaddr.Address) error {
 	}
 	if err != nil {
 		e := t.downstream("RCPT", err)
+		if recipientLimit(e) {
+			// RFC 5321 §4.5.3.1.10: 452, and RFC 821's 552 for it read
+			// as 452. The recipients it refuses go in another
+			// transaction; a 552 bounced them, and was remembered as
+			// the mailbox's refusal.
+			e.Code, e.Enhanced, e.BeforeRcpt = 452, [3]int{4, 5, 3}, true
+			full := *e
+			t.full = &full
+		}
 		t.r.results.WithLabelValues("rcpt", outcome(e)).Inc()
 		if !t.reusable {
 			// Out of step or closing: closed here, nothing more sent.
@@ -603,6 +623,14 @@ func (t *Transaction) Rcpt(to mailaddr.Address) error {
 	t.r.results.WithLabelValues("rcpt", "ok").Inc()
 	t.accepted = append(t.accepted, to)
 	return nil
+}
+
+// recipientLimit reports whether a refused RCPT's reply says the
+// transaction takes no more recipients: 452 or 552 with RFC 3463's X.5.3
+// "too many recipients" (Postfix's smtpd_recipient_limit, sendmail's and
+// Exchange's limits answer so). It says nothing about the recipient.
+func recipientLimit(e *Error) bool {
+	return e.Kind == KindReplied && (e.Code == 452 || e.Code == 552) && e.Enhanced[1] == 5 && e.Enhanced[2] == 3
 }
 
 // Recipients is how many recipients the downstream accepted.

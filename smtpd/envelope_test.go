@@ -810,6 +810,68 @@ func TestDeferredRecipientsFreeUpToTheOvershootLimit(t *testing.T) {
 	}
 }
 
+// TestCustomerRecipientLimit: a customer's server that takes fewer
+// recipients a transaction than the node (Postfix's smtpd_recipient_limit,
+// an Exchange connector's) answers the rest "452 4.5.3 too many
+// recipients", or RFC 821's "552 5.5.3", which RFC 5321 §4.5.3.1.10 says
+// to read as 452. That says nothing about the mailboxes: the sender sends
+// them in another transaction. Counted as refused recipients, a sender
+// pipelining more recipients than the limit plus smtp.max_unknown_recipients
+// (as Postfix writes them all) was shown out with 421 before its DATA, the
+// accepted recipients' message with it, on every retry, so it was never
+// delivered. Once the server is full, the rest of the transaction's
+// recipients are answered its reply without being sent on.
+func TestCustomerRecipientLimit(t *testing.T) {
+	for _, tc := range []struct {
+		name, reply string
+	}{
+		{"452 4.5.3", "452 4.5.3 Error: too many recipients"},
+		{"RFC 821's 552", "552 5.5.3 Too many recipients"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n, sink := startRawNode(t, func(c *config.Config) { c.SMTP.MaxUnknownRecipients = 3 })
+			sink.offerPipelining()
+			sink.limitRecipients(2, tc.reply)
+			c := dial(t, n.SMTPAddr())
+			// Two transactions of eight recipients, each written in one
+			// group as Postfix writes them: 2 x 6 over the limit, well past
+			// the unknown-recipient budget of 3.
+			for round := range 2 {
+				var group strings.Builder
+				group.WriteString("MAIL FROM:<alice@sender.test>\r\n")
+				for i := range 8 {
+					fmt.Fprintf(&group, "RCPT TO:<user%d-%d@example.org>\r\n", round, i)
+				}
+				c.write(group.String())
+				c.expect(250)
+				c.expect(250)
+				c.expect(250)
+				for range 6 {
+					// 452 whatever the server said: a 552 bounced the
+					// recipients a new transaction would have delivered.
+					if msg := c.expect(452); !strings.HasPrefix(msg, "4.5.3 ") {
+						t.Errorf("round %d: reply %q, want 4.5.3", round, msg)
+					}
+				}
+				c.data(250, testMessage)
+			}
+			if got := len(sink.messages()); got != 2 {
+				t.Errorf("customer's server got %d messages, want 2", got)
+			}
+			// Past the server's first refusal nothing more is asked of it:
+			// two accepted and one refused each round.
+			if got := sink.commands("RCPT"); len(got) != 6 {
+				t.Errorf("customer's server got %d RCPTs, want 6: %q", len(got), got)
+			}
+			// Nor is the refused recipient remembered as refused: a new
+			// transaction takes it.
+			c.cmd(250, "MAIL FROM:<alice@sender.test>")
+			c.cmd(250, "RCPT TO:<user0-2@example.org>")
+			c.data(250, testMessage)
+		})
+	}
+}
+
 // TestDuplicateRecipientOnce: a recipient given twice in a transaction
 // (in another case, or quoted) is accepted and reaches the customer's
 // server once, so it is delivered, tracked and quarantined once.

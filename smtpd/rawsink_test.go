@@ -32,6 +32,11 @@ type rawSink struct {
 	no8BitMIME bool
 	// noSMTPUTF8: EHLO does not offer SMTPUTF8 (RFC 6531).
 	noSMTPUTF8 bool
+	// rcptLimit, when above 0, is how many recipients a transaction
+	// takes; every RCPT past it gets rcptLimitReply, as Postfix's
+	// smtpd_recipient_limit answers "452 4.5.3 Error: too many recipients".
+	rcptLimit      int
+	rcptLimitReply string
 }
 
 func startRawSink(t testing.TB) *rawSink {
@@ -90,12 +95,21 @@ func (s *rawSink) withholdSMTPUTF8() {
 	s.noSMTPUTF8 = true
 }
 
+// limitRecipients makes every transaction take n recipients, and answer
+// each RCPT past them reply (a full reply line).
+func (s *rawSink) limitRecipients(n int, reply string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rcptLimit, s.rcptLimitReply = n, reply
+}
+
 func (s *rawSink) serve(c net.Conn) {
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(30 * time.Second))
 	r := bufio.NewReader(c)
 	fmt.Fprint(c, "220 customer.test ESMTP\r\n")
 	inTransaction := false
+	rcpts := 0
 	for {
 		line, err := r.ReadString('\n')
 		if err != nil {
@@ -117,6 +131,8 @@ func (s *rawSink) serve(c net.Conn) {
 			ehlo += "250-SMTPUTF8\r\n"
 		}
 		ehlo += "250 SIZE 100000000\r\n"
+		full := s.rcptLimit > 0 && rcpts >= s.rcptLimit
+		fullReply := s.rcptLimitReply
 		s.mu.Unlock()
 		verb := strings.ToUpper(line[:min(4, len(line))])
 		switch {
@@ -125,12 +141,17 @@ func (s *rawSink) serve(c net.Conn) {
 		case verb == "MAIL" && refused:
 			fmt.Fprint(c, reply+"\r\n")
 		case verb == "MAIL":
-			inTransaction = true
+			inTransaction, rcpts = true, 0
 			fmt.Fprint(c, "250 ok\r\n")
 		case verb == "RCPT" && !inTransaction:
 			fmt.Fprint(c, "503 5.5.1 MAIL first\r\n")
 		case verb == "RCPT" && refused:
 			fmt.Fprint(c, reply+"\r\n")
+		case verb == "RCPT" && full:
+			fmt.Fprint(c, fullReply+"\r\n")
+		case verb == "RCPT":
+			rcpts++
+			fmt.Fprint(c, "250 ok\r\n")
 		case verb == "DATA":
 			fmt.Fprint(c, "354 go ahead\r\n")
 			var body bytes.Buffer
