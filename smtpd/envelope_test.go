@@ -538,8 +538,8 @@ func TestUnknownRecipientBudget(t *testing.T) {
 // count the customer's server's 4xx too: a server that verifies recipients
 // (Postfix's reject_unverified_recipient) answers an unknown one 450 4.1.1,
 // which counted against nothing, so the guesses were forwarded and answered
-// without limit. A 4xx that says nothing of mailboxes (greylisting) spends
-// the session's budget only.
+// without limit. A refusal that says nothing of mailboxes (greylisting, a
+// policy's 5.7.1) spends the session's budget only.
 func TestHarvestAcrossRSET(t *testing.T) {
 	const guesses = 8
 	for _, tc := range []struct {
@@ -557,6 +557,15 @@ func TestHarvestAcrossRSET(t *testing.T) {
 		{"client budget, 550 5.1.1", "550 5.1.1 no such user", 100, 3, 3},
 		{"client budget, 450 4.1.1", "450 4.1.1 unverified address", 100, 3, 3},
 		{"client budget, greylisted", "450 4.7.1 greylisted", 100, 3, guesses},
+		// A server without enhanced codes may mean "no such user".
+		{"client budget, 550 without a code", "550 no such user", 100, 3, 3},
+		// A policy refusal says nothing of mailboxes either: a customer's
+		// Postfix refusing a sender at RCPT (smtpd_delay_reject), or every
+		// recipient while its relay_domains misses the domain, spent the
+		// client's budget, and a big provider's outbound address was
+		// answered 421 for every customer's mail.
+		{"session budget, policy", "554 5.7.1 Relay access denied", 3, 0, 3},
+		{"client budget, policy", "554 5.7.1 Relay access denied", 100, 3, guesses},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			n, sink := startRawNode(t, func(c *config.Config) {

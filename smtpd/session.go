@@ -461,20 +461,25 @@ func (ss *session) rcptFailed(to mailaddr.Address, dom *tenant.Domain, cacheKey 
 	reply := toSMTP(ss.log, err)
 	ss.trackRcpt(to, dom, reply, err)
 	result := "downstream_refused"
-	switch {
-	case reply.Code >= 500 && cacheKey != "":
+	switch enhanced := [3]int(reply.EnhancedCode); {
+	case answered && (negcache.NoSuchMailbox(enhanced) || reply.Code >= 500 && enhanced[1] == 0 && enhanced[2] == 0):
+		// "550 5.1.1", or a 5xx without a detail (a server without
+		// enhanced codes: "550 no such user"), or "450 4.1.1": a
+		// customer's server that verifies recipients (Postfix's
+		// reject_unverified_recipient answers 450 by default) says "no
+		// such mailbox" as a 4xx. Uncounted, it let a harvester have
+		// every guess forwarded and answered, without limit.
 		ss.refusedMailbox()
-		ss.srv.negCache.Add(cacheKey, negcache.Reply{Code: reply.Code, Enhanced: [3]int(reply.EnhancedCode), Message: reply.Message})
-	case answered && negcache.NoSuchMailbox([3]int(reply.EnhancedCode)):
-		// "450 4.1.1": a customer's server that verifies recipients
-		// (Postfix's reject_unverified_recipient answers 450 by default)
-		// says "no such mailbox" as a 4xx. Uncounted, it let a harvester
-		// have every guess forwarded and answered, without limit.
-		ss.refusedMailbox()
+		ss.srv.negCache.Add(cacheKey, negcache.Reply{Code: reply.Code, Enhanced: enhanced, Message: reply.Message})
 	case answered:
-		// Other 4xx (greylisting, a full disk) say nothing of mailboxes,
-		// so the client's budget does not pay; but each was a RCPT
-		// forwarded and answered, which the session's budget bounds.
+		// Other refusals (greylisting, a full disk, a policy's 5.7.1:
+		// a customer's Postfix refuses a sender at RCPT, or every
+		// recipient while its relay_domains lacks the domain) say
+		// nothing of mailboxes, so the client's budget does not pay:
+		// it did, and a big provider's outbound address was answered
+		// 421 for every customer's mail once one customer's server
+		// refused it a hundred times. Each was still a RCPT forwarded
+		// and answered, which the session's budget bounds.
 		ss.counts.unknown++
 	}
 	if reply.Code < 500 {
