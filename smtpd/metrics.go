@@ -76,7 +76,7 @@ func newMetrics(reg prometheus.Registerer, budget *bytebudget.Budget) *metrics {
 		}, []string{"limit"}),
 		rcpts: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "mxgrid_smtp_recipients_total",
-			Help: "RCPT commands by result: accepted, unknown_domain, domain_unservable, tenants_unconfirmed, unknown_user, blocked, other_tenant, other_route, other_policy, other_quarantine, downstream_refused, downstream_tempfail, draining, bad_address, source_routed, negative_cache, unknown_budget, client_unknown_budget, no_postmaster, duplicate.",
+			Help: "RCPT commands by result: accepted, unknown_domain, domain_unservable, tenants_unconfirmed, unknown_user, blocked, other_tenant, other_route, other_policy, other_quarantine, too_large (a declared SIZE over the domain's max_message_size), downstream_refused, downstream_tempfail, draining, bad_address, source_routed, negative_cache, unknown_budget, client_unknown_budget, no_postmaster, duplicate.",
 		}, []string{"result"}),
 		transactions: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "mxgrid_smtp_transactions_total",

@@ -136,6 +136,40 @@ func TestDomainPolicyOverSMTP(t *testing.T) {
 	}
 }
 
+// TestDeclaredSizeOverTheDomainLimit: a MAIL whose SIZE passes its
+// recipient's domain's max_message_size is refused at that RCPT (RFC 1870
+// §6.2: 552 for a recipient the declared size is too large for), not
+// forwarded: taken, the customer's server was asked about the recipient
+// and the sender sent the whole message, up to smtp.max_message_bytes,
+// only to hear the same 552 after its end.
+func TestDeclaredSizeOverTheDomainLimit(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		mail string
+		rcpt int
+	}{
+		{"declared over the limit", "MAIL FROM:<alice@sender.test> SIZE=5000", 552},
+		{"declared at the limit", "MAIL FROM:<alice@sender.test> SIZE=1500", 250},
+		{"not declared", "MAIL FROM:<alice@sender.test>", 250},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n, sink := startNode(t, func(c *config.Config) { c.Domains[0].MaxMessageSize = ptr(int64(1500)) })
+			c := dial(t, n.SMTPAddr())
+			c.cmd(250, "%s", tc.mail)
+			msg := c.cmd(tc.rcpt, "RCPT TO:<bob@example.org>")
+			if tc.rcpt != 552 {
+				return
+			}
+			if !strings.HasPrefix(msg, "5.3.4 ") || !strings.Contains(msg, "example.org") {
+				t.Errorf("reply %q, want 5.3.4 naming the domain's limit", msg)
+			}
+			if got := sink.Commands("RCPT"); got != 0 {
+				t.Errorf("customer's server was asked about %d recipients, want none", got)
+			}
+		})
+	}
+}
+
 // Two domains on one route but with different policies cannot share a
 // transaction: one verdict is given for all its recipients, so the other
 // domain's allow list (or scores, or virus action) would decide for it.

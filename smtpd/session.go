@@ -377,6 +377,13 @@ func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 		ss.srv.metrics.rcpts.WithLabelValues("other_quarantine").Inc()
 		return errOtherQuarantine
 	}
+	if max := dom.Policy.MaxMessageSize; max != nil && ss.mailOpts.Size-ss.mailOpts.Slack > *max {
+		// RFC 1870 §6.2: the declared size is too large for this
+		// recipient. Taken, the customer's server was asked about it and
+		// the whole message sent, only for Data to refuse it the same.
+		ss.srv.metrics.rcpts.WithLabelValues("too_large").Inc()
+		return errDomainTooLarge(dom.Name, *max)
+	}
 	cacheKey := negcache.Key(route.Addr, rcpt.Local+"@"+rcpt.LookupDomain())
 	if r, ok := ss.srv.negCache.Get(cacheKey); ok {
 		ss.refusedMailbox()
