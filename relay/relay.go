@@ -139,8 +139,8 @@ type Error struct {
 	Message string
 	// BeforeRcpt: the failure came before the customer's server answered
 	// the recipient (no connection, MAIL refused), or it answered that
-	// its transaction takes no more recipients (recipientLimit), so it
-	// says nothing about the recipient.
+	// its transaction, holding recipients already, takes no more
+	// (recipientLimit), so it says nothing about the recipient.
 	BeforeRcpt bool
 	// Err is the underlying cause, for logs only.
 	Err error
@@ -605,12 +605,18 @@ func (t *Transaction) Rcpt(to mailaddr.Address) error {
 		e := t.downstream("RCPT", err)
 		if recipientLimit(e) {
 			// RFC 5321 §4.5.3.1.10: 452, and RFC 821's 552 for it read
-			// as 452. The recipients it refuses go in another
-			// transaction; a 552 bounced them, and was remembered as
-			// the mailbox's refusal.
-			e.Code, e.Enhanced, e.BeforeRcpt = 452, [3]int{4, 5, 3}, true
-			full := *e
-			t.full = &full
+			// as 452: the recipients it refuses go in another
+			// transaction, where a 552 bounced them.
+			e.Code, e.Enhanced = 452, [3]int{4, 5, 3}
+			if len(t.accepted) > 0 {
+				// The transaction is full. Before any recipient it is
+				// no limit of the transaction's (a recipient rate
+				// limit): each is forwarded and answered again, a
+				// refusal the sender's budget counts.
+				e.BeforeRcpt = true
+				full := *e
+				t.full = &full
+			}
 		}
 		t.r.results.WithLabelValues("rcpt", outcome(e)).Inc()
 		if !t.reusable {

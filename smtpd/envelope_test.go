@@ -566,6 +566,12 @@ func TestHarvestAcrossRSET(t *testing.T) {
 		// answered 421 for every customer's mail.
 		{"session budget, policy", "554 5.7.1 Relay access denied", 3, 0, 3},
 		{"client budget, policy", "554 5.7.1 Relay access denied", 100, 3, guesses},
+		// "Too many recipients" to a transaction's first recipient is no
+		// full transaction (TestCustomerRecipientLimit): a server that
+		// answers it so (a recipient rate limit) has each guess forwarded
+		// and answered, which the session's budget bounds.
+		{"session budget, too many recipients", "452 4.5.3 too many recipients", 3, 0, 3},
+		{"client budget, too many recipients", "452 4.5.3 too many recipients", 100, 3, guesses},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			n, sink := startRawNode(t, func(c *config.Config) {
