@@ -252,6 +252,12 @@ func (c *Conn) handle(cmd string, arg string) {
 	case "RCPT":
 		c.handleRcpt(arg)
 	case "VRFY":
+		if strings.TrimSpace(arg) == "" {
+			// RFC 5321 §4.1.1.6: VRFY takes a string (mxgrid patch;
+			// upstream answered 252 to nothing asked), as Postfix says.
+			c.writeResponse(501, EnhancedCode{5, 5, 4}, "Syntax: VRFY address")
+			return
+		}
 		c.writeResponse(252, EnhancedCode{2, 5, 0}, "Cannot VRFY user, but will accept message")
 	case "NOOP":
 		c.writeResponse(250, EnhancedCode{2, 0, 0}, "Ok")

@@ -93,6 +93,31 @@ func TestGreetingWithoutArgumentNamesItsVerb(t *testing.T) {
 	}
 }
 
+// VRFY takes a string (RFC 5321 §4.1.1.6: "VRFY" SP String): without
+// one it is a syntax error, 501 5.5.4 as Postfix answers it, not the 252
+// "will accept message" a mailbox gets, which answered a question never
+// asked.
+func TestVrfyNeedsAnArgument(t *testing.T) {
+	for _, tc := range []struct {
+		cmd, want string
+	}{
+		{"VRFY", "501 5.5.4 Syntax: VRFY address"},
+		{"VRFY   ", "501 5.5.4 Syntax: VRFY address"},
+		{"VRFY bob", "252 2.5.0 Cannot VRFY user, but will accept message"},
+		{"VRFY <bob@example.com>", "252 2.5.0 Cannot VRFY user, but will accept message"},
+	} {
+		t.Run(tc.cmd, func(t *testing.T) {
+			_, s, c, scanner, _ := testServerEhlo(t)
+			defer s.Close()
+			io.WriteString(c, tc.cmd+"\r\n")
+			scanner.Scan()
+			if scanner.Text() != tc.want {
+				t.Errorf("%q: %q, want %q", tc.cmd, scanner.Text(), tc.want)
+			}
+		})
+	}
+}
+
 // A MAIL or RCPT whose address does not parse is an address syntax error
 // (RFC 3463 X.1.7 for the sender, X.1.3 for a recipient), as Postfix
 // answers it; only a command without its FROM: or TO: is a command syntax

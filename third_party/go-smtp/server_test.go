@@ -775,7 +775,8 @@ func TestServer_otherCommands(t *testing.T) {
 		t.Fatal("Invalid HELP response:", scanner.Text())
 	}
 
-	io.WriteString(c, "VRFY\r\n")
+	// mxgrid: VRFY takes an argument (TestVrfyNeedsAnArgument).
+	io.WriteString(c, "VRFY user\r\n")
 	scanner.Scan()
 	if !strings.HasPrefix(scanner.Text(), "252 ") {
 		t.Fatal("Invalid VRFY response:", scanner.Text())
