@@ -576,16 +576,17 @@ func (t *Transaction) Rcpt(to mailaddr.Address) error {
 		e.BeforeRcpt = true
 		return &e
 	}
+	if t.full != nil {
+		// The server takes no more: asked, it would refuse this one too,
+		// a round trip for nothing (for a parked transaction, two: its
+		// MAIL and recipients sent again first).
+		e := *t.full
+		return &e
+	}
 	if t.parked {
 		if e := t.resume(); e != nil {
 			return e
 		}
-	}
-	if t.full != nil {
-		// The server takes no more: asked, it would refuse this one too,
-		// a round trip for nothing.
-		e := *t.full
-		return &e
 	}
 	// Without a session, mail connects and asks the new one
 	// (fitUTF8): withoutUTF8 is then a dropped session's answer.

@@ -885,6 +885,26 @@ func TestCustomerRecipientLimit(t *testing.T) {
 			c.data(250, testMessage)
 		})
 	}
+	// A full transaction whose session was parked (the sender idled) is
+	// not sent again for a recipient it would refuse unsent anyway: only
+	// its message sends it again.
+	t.Run("parked", func(t *testing.T) {
+		n, sink := startRawNode(t, func(c *config.Config) { c.Relay.ReleaseAfterIdle = 50 * time.Millisecond })
+		sink.limitRecipients(1, "452 4.5.3 Error: too many recipients")
+		c := dial(t, n.SMTPAddr())
+		c.cmd(250, "MAIL FROM:<alice@sender.test>")
+		c.cmd(250, "RCPT TO:<bob@example.org>")
+		c.cmd(452, "RCPT TO:<carol@example.org>")
+		time.Sleep(300 * time.Millisecond)
+		c.cmd(452, "RCPT TO:<dave@example.org>")
+		if got := sink.commands("MAIL"); len(got) != 1 {
+			t.Errorf("customer's server got %d MAILs before the message, want 1", len(got))
+		}
+		c.data(250, testMessage)
+		if got := len(sink.messages()); got != 1 {
+			t.Errorf("customer's server got %d messages, want 1", got)
+		}
+	})
 }
 
 // TestDuplicateRecipientOnce: a recipient given twice in a transaction
