@@ -635,9 +635,20 @@ func (t *Transaction) Rcpt(to mailaddr.Address) error {
 // recipientLimit reports whether a refused RCPT's reply says the
 // transaction takes no more recipients: 452 or 552 with RFC 3463's X.5.3
 // "too many recipients" (Postfix's smtpd_recipient_limit, sendmail's and
-// Exchange's limits answer so). It says nothing about the recipient.
+// Exchange's limits answer so), or with no enhanced code and that text
+// (older Exim's "452 too many recipients"). It says nothing about the
+// recipient.
 func recipientLimit(e *Error) bool {
-	return e.Kind == KindReplied && (e.Code == 452 || e.Code == 552) && e.Enhanced[1] == 5 && e.Enhanced[2] == 3
+	if e.Kind != KindReplied || e.Code != 452 && e.Code != 552 {
+		return false
+	}
+	switch sub, detail := e.Enhanced[1], e.Enhanced[2]; {
+	case sub == 5 && detail == 3:
+		return true
+	case sub == 0 && detail == 0:
+		return strings.Contains(strings.ToLower(e.Message), "too many recipients")
+	}
+	return false
 }
 
 // Recipients is how many recipients the downstream accepted.

@@ -842,6 +842,8 @@ func TestCustomerRecipientLimit(t *testing.T) {
 	}{
 		{"452 4.5.3", "452 4.5.3 Error: too many recipients"},
 		{"RFC 821's 552", "552 5.5.3 Too many recipients"},
+		// Exim before enhanced codes, and others: the text says it.
+		{"without an enhanced code", "452 too many recipients"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			n, sink := startRawNode(t, func(c *config.Config) { c.SMTP.MaxUnknownRecipients = 3 })
