@@ -825,3 +825,119 @@ func TestRcptAfterADroppedSessionAsksTheNextOne(t *testing.T) {
 		t.Errorf("MAIL commands %q, want the second %q", mails, want)
 	}
 }
+
+// TestReplyBeforeTheEndOfDataIsNoDelivery: a customer's server that
+// answers the message before it has all of it (its 250 written with the
+// 354, or while the body is still coming) gave a reply the relay read as
+// the answer to the end of the data it sent after: the sender heard 250,
+// and the server's real answer to the message (here 554, refusing it)
+// was left unread. The message was reported delivered where the server
+// did not take it. A reply waiting before the end of the data is sent is
+// no answer to the message: the data is never ended (the connection is
+// closed, which aborts the transaction, RFC 5321 §3.8), so the server
+// cannot take it either, and the sender hears 451 and tries again.
+func TestReplyBeforeTheEndOfDataIsNoDelivery(t *testing.T) {
+	const early, final = "250 2.0.0 queued early\r\n", "554 5.7.1 refused after all\r\n"
+	// answered is closed once the server wrote its early reply in the
+	// middle of a body; the body's end waits for it.
+	var answered chan struct{}
+	answerWhileTheBodyComes := func(c net.Conn, r *bufio.Reader) error {
+		io.WriteString(c, "354 go ahead\r\n")
+		if _, err := r.ReadString('\n'); err != nil {
+			return err
+		}
+		io.WriteString(c, early)
+		close(answered)
+		return skipData(r)
+	}
+	tests := []struct {
+		name string
+		mode TLSMode
+		// answer reads the body up to its dot, having written the early
+		// reply where the case puts it.
+		answer func(c net.Conn, r *bufio.Reader) error
+		// big: the body's end is written only once the server has
+		// answered, having read its start.
+		big bool
+	}{
+		{"250 written with the 354", TLSNone, func(c net.Conn, r *bufio.Reader) error {
+			io.WriteString(c, "354 go ahead\r\n"+early)
+			return skipData(r)
+		}, false},
+		{"250 written with the 354, under TLS", TLSRequired, func(c net.Conn, r *bufio.Reader) error {
+			io.WriteString(c, "354 go ahead\r\n"+early)
+			return skipData(r)
+		}, false},
+		{"250 written while the body comes", TLSNone, answerWhileTheBodyComes, true},
+		{"250 written while the body comes, under TLS", TLSRequired, answerWhileTheBodyComes, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var first connLog
+			var ended atomic.Int32 // messages whose end of data the server read
+			h := startHostile(t, "", func(h *hostile, c net.Conn, r *bufio.Reader, line string) bool {
+				switch {
+				case strings.HasPrefix(strings.ToUpper(line), "EHLO"):
+					io.WriteString(c, "250-customer.test\r\n250-STARTTLS\r\n250 8BITMIME\r\n")
+				case strings.EqualFold(line, "DATA") && first.onFirst(c):
+					if tt.answer(c, r) != nil {
+						return false
+					}
+					ended.Add(1)
+					io.WriteString(c, final)
+				case strings.EqualFold(line, "DATA"):
+					return h.accept(c, r)
+				default:
+					io.WriteString(c, "250 ok\r\n")
+				}
+				return true
+			})
+			r := hostileRelay(func(c *Config) { c.CommandTimeout, c.DataTimeout = 5*time.Second, 5*time.Second })
+			route := Route{Addr: h.addr, TLS: tt.mode}
+			tx, err := r.Begin(context.Background(), route, mailaddr.Address{Local: "a", Domain: "sender.test"}, MailOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := tx.Rcpt(mailaddr.Address{Local: "bob", Domain: "customer.test"}); err != nil {
+				t.Fatal(err)
+			}
+			answered = make(chan struct{})
+			var msg io.Reader = strings.NewReader("Subject: hi\r\n\r\nbody\r\n")
+			if tt.big {
+				// More than the client's write buffer, so the start
+				// leaves before the end is read.
+				msg = io.MultiReader(&endlessMessage{n: 1000}, waitReader(answered), strings.NewReader("the end\r\n"))
+			}
+			reply, err := tx.Data(msg, textBits(""))
+			tx.Close()
+			var e *Error
+			if !errors.As(err, &e) || !e.Temporary() || e.MaybeTaken {
+				t.Fatalf("Data: %q, %v; want a temporary error, the message not taken (the server answered before it had it)", reply, err)
+			}
+			// The server never read the end of the data: it cannot
+			// have taken the message.
+			time.Sleep(200 * time.Millisecond)
+			if n := ended.Load(); n != 0 {
+				t.Errorf("the server read the end of the data %d times, want the data never ended", n)
+			}
+			// The session is not used again: the next message goes on a
+			// new connection and is delivered.
+			if err := deliver(r, route, "next"); err != nil {
+				t.Fatalf("next message: %v", err)
+			}
+			if n := h.conns.Load(); n != 2 {
+				t.Errorf("%d connections, want the session that answered early replaced", n)
+			}
+		})
+	}
+}
+
+// waitReader reads as empty once ch is closed and the reply written
+// before it has had time to arrive.
+type waitReader chan struct{}
+
+func (w waitReader) Read([]byte) (int, error) {
+	<-w
+	time.Sleep(100 * time.Millisecond)
+	return 0, io.EOF
+}

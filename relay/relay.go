@@ -803,6 +803,18 @@ func (t *Transaction) data(msg io.Reader, eightBit EightBit) (string, *Error) {
 		t.s.client.Close()
 		return "", t.downstream("DATA", err)
 	}
+	if t.s.unread() {
+		// The server answered before the end of the data was sent (with
+		// its 354, or while the body came): no answer to a message it
+		// does not have. Read after the dot as that answer, an early
+		// 250 was the sender's 250 while the server's real answer (a
+		// refusal) waited unread. The data is not ended, so the server
+		// cannot take the message: the connection closed mid-data
+		// aborts the transaction (RFC 5321 §3.8), and the sender tries
+		// again.
+		t.s.client.Close()
+		return "", t.downstream("end of DATA", errAnsweredEarly)
+	}
 	t.s.client.SubmissionTimeout = max(time.Until(deadline), time.Nanosecond)
 	resp, err := w.CloseWithResponse()
 	// The final reply, whatever its code, ends the transaction (RFC 5321
@@ -826,6 +838,9 @@ func (t *Transaction) data(msg io.Reader, eightBit EightBit) (string, *Error) {
 	}
 	return resp.StatusText, nil
 }
+
+// errAnsweredEarly: the server sent a reply before the end of the data.
+var errAnsweredEarly = errors.New("server answered before the end of the data")
 
 // lostSession reports whether a command's failure says the session is gone
 // (a 421, the connection closed or broken, no reply in time) rather than
