@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/emersion/go-message"
-	"github.com/mxgrid/mxgrid/scanner"
 )
 
 // Bounds of eightBitHeader: past them it answers true, the refusal every
@@ -216,7 +215,6 @@ func (hs *headerScan) endHeader() bool {
 type relayedBits struct {
 	head []byte
 	b    *body
-	msg  *scanner.Message
 	off  int64
 }
 
@@ -225,7 +223,7 @@ func (r *relayedBits) Any() bool { return has8Bit(r.head) || r.b.eightBit() }
 // InHeader reads the message again, from the spool file when it is
 // there: asked for a customer's server without SMTPUTF8 alone.
 func (r *relayedBits) InHeader() (bool, error) {
-	return eightBitHeader(&relayed{head: r.head, rest: r.msg.Reader(r.off)})
+	return eightBitHeader(&relayed{head: r.head, rest: r.b.reader(r.off)})
 }
 
 // heldBits answers relay.EightBit for a released message.

@@ -599,7 +599,7 @@ func (ss *session) Data(r io.Reader) (reply error) {
 	start := time.Now()
 	ss.srv.rate.add(start)
 	ss.note.size = b.size
-	sent, outcome, verdict := ss.deliver(b, holdable)
+	sent, outcome, verdict := ss.deliver(b, holdable, &res)
 	ss.countTransaction(outcome, sent)
 	// Config domains (id 0) belong to no tenant and have no panel page.
 	if ss.srv.deps.Outcomes != nil {
@@ -639,8 +639,9 @@ func (ss *session) deferForBudget() *smtp.SMTPError {
 
 // deliver scans and relays one message and returns the sender's reply.
 // holdable says whether the memory budget paid for holding it in the
-// quarantine.
-func (ss *session) deliver(b *body, holdable bool) (*smtp.SMTPError, Outcome, scanner.Verdict) {
+// quarantine; res is what the transaction holds of the budget, cut to
+// what the relay holds once the scan is done.
+func (ss *session) deliver(b *body, holdable bool, res *reservation) (*smtp.SMTPError, Outcome, scanner.Verdict) {
 	msg := b.parse(ss.srv.parser)
 	ss.note.noteMessage(msg)
 	if msg.HeaderTooLarge {
@@ -697,7 +698,16 @@ func (ss *session) deliver(b *body, holdable bool) (*smtp.SMTPError, Outcome, sc
 	}
 	// Our fields, then the message from its file or memory: a spooled
 	// body is never copied whole.
-	reply, err := ss.tx.Data(&relayed{head: head, rest: msg.Reader(off)}, &relayedBits{head: head, b: b, msg: msg, off: off})
+	// The scan, its parse and the quarantine are done with: relaying
+	// holds our fields and the body, none of a spooled one. How long it
+	// takes is the customer's server's to say (up to relay.data_timeout,
+	// reading slowly or sitting on its reply), so the reservation is cut
+	// to that: kept whole, a tenant's server sitting on a few big
+	// messages held the node's whole memory_budget, and every other
+	// tenant's mail heard 452. The relay is given the body, not the
+	// parsed message, which the garbage collector may now take.
+	res.to(int64(len(head)) + b.held())
+	reply, err := ss.tx.Data(&relayed{head: head, rest: b.reader(off)}, &relayedBits{head: head, b: b, off: off})
 	ss.note.downstream, ss.note.relayErr = reply, err
 	if err != nil {
 		ss.note.downstream = customerReply(err)

@@ -2,6 +2,7 @@ package smtpd
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -108,6 +109,24 @@ func (b *body) eightBit() bool {
 		return b.high >= 0x80
 	}
 	return has8Bit(b.mem)
+}
+
+// reader reads the body as received from offset off, from its file or
+// memory, as the parsed message's Reader does, without the parse: what is
+// relayed after the scan must not keep the scan's products alive.
+func (b *body) reader(off int64) io.Reader {
+	if b.spooled() {
+		return io.NewSectionReader(b.file, off, b.size-off)
+	}
+	return bytes.NewReader(b.mem[min(off, int64(len(b.mem))):])
+}
+
+// held is what the body holds in memory: none of a spooled one.
+func (b *body) held() int64 {
+	if b.spooled() {
+		return 0
+	}
+	return int64(len(b.mem))
 }
 
 // parse hands the body to the parser: a spooled one is read from its file
