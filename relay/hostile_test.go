@@ -941,3 +941,92 @@ func (w waitReader) Read([]byte) (int, error) {
 	time.Sleep(100 * time.Millisecond)
 	return 0, io.EOF
 }
+
+// TestStrayReplyInATransactionIsNotTheNextCommands: a customer's server
+// that sends one reply more than it was asked for in the middle of a
+// transaction (a second 250 with its reply to MAIL and the first RCPT,
+// or one a moment later) had it read as the reply to the relay's next
+// command: the next recipient, which the server refused with 550, was
+// answered 250 to the sender, and that 550 was then read as the reply to
+// DATA, so the whole message (its first recipient's, whom the server had
+// taken) was refused for good. A reply waiting before a command is sent
+// is no reply to it: the transaction is out of step, and the sender hears
+// 451 for that recipient and the message, and tries again. Before DATA
+// (the message's only recipient taken), nothing was delivered on the
+// session, so the transaction goes again on a new connection, as after a
+// session lost before DATA; DATA read the stray reply, and the sender
+// heard 451.
+func TestStrayReplyInATransactionIsNotTheNextCommands(t *testing.T) {
+	stray := func(c net.Conn) { io.WriteString(c, "250 2.1.5 stray\r\n") }
+	strayLater := func(c net.Conn) {
+		go func() {
+			time.Sleep(50 * time.Millisecond)
+			io.WriteString(c, "250 2.1.5 stray\r\n")
+		}()
+	}
+	tests := []struct {
+		name string
+		// stray writes the reply nobody asked for after the first
+		// recipient's.
+		stray func(c net.Conn)
+		// carol: a second recipient follows, which the server refuses.
+		carol bool
+	}{
+		{"with the first recipient's reply, a recipient next", stray, true},
+		{"a moment after it, a recipient next", strayLater, true},
+		{"with the first recipient's reply, DATA next", stray, false},
+		{"a moment after it, DATA next", strayLater, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var first connLog
+			h := startHostile(t, "250-customer.test\r\n250-PIPELINING\r\n250 8BITMIME\r\n", func(h *hostile, c net.Conn, r *bufio.Reader, line string) bool {
+				switch {
+				case strings.HasPrefix(line, "RCPT TO:<bob@"):
+					io.WriteString(c, "250 2.1.5 ok\r\n")
+					if first.onFirst(c) {
+						tt.stray(c)
+					}
+				case strings.HasPrefix(line, "RCPT TO:<carol@"):
+					io.WriteString(c, "550 5.1.1 no such user\r\n")
+				case strings.EqualFold(line, "DATA"):
+					return h.accept(c, r)
+				default:
+					io.WriteString(c, "250 ok\r\n")
+				}
+				return true
+			})
+			r := hostileRelay(func(c *Config) { c.CommandTimeout = 5 * time.Second })
+			tx, err := r.Begin(context.Background(), Route{Addr: h.addr, TLS: TLSNone}, mailaddr.Address{Local: "a", Domain: "sender.test"}, MailOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tx.Close()
+			if err := tx.Rcpt(mailaddr.Address{Local: "bob", Domain: "customer.test"}); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(200 * time.Millisecond) // the stray reply has come
+			if !tt.carol {
+				if _, err := tx.Data(message("Subject: hi\r\n\r\nbody\r\n")); err != nil {
+					t.Errorf("Data: %v, want delivered on a new connection", err)
+				}
+				if n, c := h.delivered.Load(), h.conns.Load(); n != 1 || c != 2 {
+					t.Errorf("the server took %d messages over %d connections, want 1 over 2", n, c)
+				}
+				return
+			}
+			err = tx.Rcpt(mailaddr.Address{Local: "carol", Domain: "customer.test"})
+			var e *Error
+			if !errors.As(err, &e) || !e.Temporary() {
+				t.Errorf("RCPT carol@, refused by the server after a stray 250: %v, want a temporary error (not the stray reply's 250)", err)
+			}
+			_, err = tx.Data(message("Subject: hi\r\n\r\nbody\r\n"))
+			if !errors.As(err, &e) || !e.Temporary() {
+				t.Errorf("Data: %v, want a temporary error, not a refusal read from another command's reply", err)
+			}
+			if n := h.delivered.Load(); n != 0 {
+				t.Errorf("the server took %d messages, want none", n)
+			}
+		})
+	}
+}

@@ -595,7 +595,14 @@ func (t *Transaction) Rcpt(to mailaddr.Address) error {
 	}
 	var err error
 	if t.mailAccepted {
-		err = t.s.client.Rcpt(to.String(), nil)
+		if t.s.unread() {
+			// A reply waits that nobody asked for: read as this
+			// recipient's, a recipient the server refused was answered
+			// 250, and its refusal read as the next command's.
+			err = errStrayReply
+		} else {
+			err = t.s.client.Rcpt(to.String(), nil)
+		}
 	} else {
 		var e *Error
 		if err, e = t.mail(to); e != nil {
@@ -604,6 +611,8 @@ func (t *Transaction) Rcpt(to mailaddr.Address) error {
 	}
 	if err != nil {
 		e := t.downstream("RCPT", err)
+		// Not sent: nothing here speaks about this recipient.
+		e.BeforeRcpt = err == errStrayReply
 		if recipientLimit(e) {
 			// RFC 5321 §4.5.3.1.10: 452, and RFC 821's 552 for it read
 			// as 452: the recipients it refuses go in another
@@ -752,7 +761,17 @@ func (t *Transaction) needsUTF8(eightBit EightBit) *Error {
 }
 
 func (t *Transaction) data(msg io.Reader, eightBit EightBit) (string, *Error) {
-	w, err := t.s.client.Data()
+	var w *smtp.DataCommand
+	var err error
+	if t.s.unread() {
+		// A reply nobody asked for (a stray one, or the 421 of a server
+		// that timed the session out while the sender sent its body and
+		// the scan ran) would be read as DATA's: the session is out of
+		// step, as lost, and nothing was delivered on it.
+		err = errStrayReply
+	} else {
+		w, err = t.s.client.Data()
+	}
 	if err != nil && lostSession(err) && t.ctx.Err() == nil {
 		// The session waited idle while the sender sent its body and
 		// the scan ran, and the server timed it out (Postfix's
@@ -838,6 +857,10 @@ func (t *Transaction) data(msg io.Reader, eightBit EightBit) (string, *Error) {
 	}
 	return resp.StatusText, nil
 }
+
+// errStrayReply: a reply waited before a command was sent, which would
+// have been read as that command's.
+var errStrayReply = errors.New("server sent a reply nobody asked for")
 
 // errAnsweredEarly: the server sent a reply before the end of the data.
 var errAnsweredEarly = errors.New("server answered before the end of the data")
