@@ -69,15 +69,16 @@ type Config struct {
 	// transactions and STARTTLS; a recipient the customer's server answered 4xx counts
 	// too, as a RCPT forwarded and answered.
 	MaxUnknownRecipients int `yaml:"max_unknown_recipients"`
-	// ClientUnknownRecipients is how many recipients one client (an IPv4
-	// address, an IPv6 /64) may have refused as nonexistent mailboxes
-	// (unknown users, a 5xx from the customer's server, or its 4xx with a
-	// no-such-mailbox code such as 4.1.1) per
+	// ClientUnknownRecipients is how many recipients of one customer's
+	// domains one client (an IPv4 address, an IPv6 /64) may have refused
+	// as nonexistent mailboxes (unknown users, a 5xx from the customer's
+	// server, or its 4xx with a no-such-mailbox code such as 4.1.1) per
 	// ClientUnknownWindow, across its sessions, on this node: past it
-	// every RCPT from it gets 421 4.7.0, known recipients too, since
-	// answering those would still tell a harvester which mailboxes exist.
-	// The per-session limit alone let a harvester reconnect for 20 more
-	// guesses each time. 0: off.
+	// every RCPT from it to that customer's domains gets 421 4.7.0, known
+	// recipients too, since answering those would still tell a harvester
+	// which mailboxes exist. The per-session limit alone let a harvester
+	// reconnect for 20 more guesses each time. Per customer, since a
+	// tenant's own server says which recipients it refuses. 0: off.
 	ClientUnknownRecipients int           `yaml:"client_unknown_recipients"`
 	ClientUnknownWindow     time.Duration `yaml:"client_unknown_window"`
 	// MaxJunkCommands is how many commands that move no mail (NOOP, RSET,

@@ -19,6 +19,7 @@ import (
 	"github.com/mxgrid/mxgrid/internal/metrictest"
 	"github.com/mxgrid/mxgrid/internal/smtptest"
 	"github.com/mxgrid/mxgrid/mailaddr"
+	"github.com/mxgrid/mxgrid/tenant"
 )
 
 // startRawNode runs a node whose example.org routes to a rawSink.
@@ -1319,5 +1320,62 @@ func TestAddressRefusalNamesItsReason(t *testing.T) {
 	}
 	if got := sink.commands("RCPT"); len(got) != 0 {
 		t.Errorf("refused recipients reached the customer server: %q", got)
+	}
+}
+
+// TestOneTenantsRefusalsDoNotSpendAnothersClientBudget: a tenant chooses
+// the server its domain's mail goes to, and that server may refuse every
+// recipient "550 5.1.1". A client's budget of refused mailboxes
+// (smtp.client_unknown_recipients) was the client's across every tenant,
+// so such a tenant had any sender it could make write to its domain (a
+// big provider's outbound address, a partner's relay: one message with
+// many recipients through its webmail) answered 421 for every other
+// tenant's mail on the node, for as long as it kept that up. The budget
+// is now the client's per customer: a harvester still meets it within the
+// tenant it probes, and one tenant's refusals, honest or not, spend no
+// other tenant's.
+func TestOneTenantsRefusalsDoNotSpendAnothersClientBudget(t *testing.T) {
+	hostile := startRawSink(t)
+	victim := startRawSink(t)
+	cfg := testConfig(t)
+	cfg.SMTP.ClientUnknownRecipients = 3
+	cfg.Domains = append(cfg.Domains, smtptest.Domain("hostile.test", hostile.Addr), smtptest.Domain("example.org", victim.Addr))
+	deps := configDeps(t, cfg, nil)
+	// Two tenants' domains: the config file's are the operator's
+	// (customer 0), so the directory is made with the customers' ids.
+	domains, err := cfg.StaticDomains()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, d := range domains {
+		d.ID, d.CustomerID = int64(i+1), int64(i+1)
+	}
+	snap, err := tenant.NewSnapshot(1, domains)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deps.Directory = tenant.NewDirectory(snap)
+	n := startWith(t, cfg, deps)
+	for i := range 4 {
+		hostile.refuseRcpt(fmt.Sprintf("gone%d@hostile.test", i), "550 5.1.1 no such user")
+	}
+
+	c := dial(t, n.SMTPAddr())
+	c.cmd(250, "MAIL FROM:<alice@sender.test>")
+	for i := range 3 {
+		c.cmd(550, "RCPT TO:<gone%d@hostile.test>", i)
+	}
+	// The client's budget with the hostile tenant is spent...
+	c = dial(t, n.SMTPAddr())
+	c.cmd(250, "MAIL FROM:<alice@sender.test>")
+	c.cmd(421, "RCPT TO:<gone3@hostile.test>")
+	// ...and its mail to another tenant is not that tenant's to lose.
+	c = dial(t, n.SMTPAddr())
+	c.cmd(250, "MAIL FROM:<alice@sender.test>")
+	c.cmd(250, "RCPT TO:<bob@example.org>")
+	c.cmd(354, "DATA")
+	c.cmd(250, "Subject: hi\r\n\r\nbody\r\n.")
+	if got := victim.messages(); len(got) != 1 {
+		t.Errorf("the other tenant's server got %d messages, want 1", len(got))
 	}
 }

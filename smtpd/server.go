@@ -194,7 +194,7 @@ type Server struct {
 	negCache *negcache.Cache
 	// unknownByClient spends a token per refused recipient of a client
 	// (smtp.client_unknown_recipients); nil when off.
-	unknownByClient *ratelimit.Limiter[netip.Prefix]
+	unknownByClient *ratelimit.Limiter[clientTenant]
 	trusted         []netip.Prefix
 	// cert is smtp.tls_cert's, reloaded when replaced; nil without TLS.
 	cert *certWatcher
@@ -265,7 +265,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		Timeout:   cfg.NegativeCacheTimeout,
 	}, deps.Health, s.log, deps.Registry)
 	if n := cfg.ClientUnknownRecipients; n > 0 {
-		s.unknownByClient = ratelimit.New[netip.Prefix](n, cfg.ClientUnknownWindow/time.Duration(n), maxTrackedClients)
+		s.unknownByClient = ratelimit.New[clientTenant](n, cfg.ClientUnknownWindow/time.Duration(n), maxTrackedClients)
 	}
 	s.txBase, s.abortTx = context.WithCancel(context.Background())
 	if s.parser == nil {

@@ -264,11 +264,6 @@ func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 		ss.log.Info("too many unknown recipients, closing", "queue_id", ss.queueID, "unknown", ss.counts.unknown)
 		return errTooManyUnknown
 	}
-	if l := ss.srv.unknownByClient; l != nil && !l.Ready(ratelimit.ClientKey(ss.clientIP), time.Now()) {
-		ss.srv.metrics.rcpts.WithLabelValues("client_unknown_budget").Inc()
-		ss.log.Info("too many unknown recipients from this client, closing", "queue_id", ss.queueID)
-		return errClientTooManyUnknown
-	}
 	if mailaddr.IsPostmaster(to) {
 		if ss.srv.cfg.Postmaster == "" {
 			ss.counts.unknown++
@@ -320,6 +315,11 @@ func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 		ss.log.Info("recipient refused: unknown domain", "queue_id", ss.queueID, "rcpt", rcpt.String())
 		return errUnknownDomain
 	}
+	if l := ss.srv.unknownByClient; l != nil && !l.Ready(ss.unknownKey(dom), time.Now()) {
+		ss.srv.metrics.rcpts.WithLabelValues("client_unknown_budget").Inc()
+		ss.log.Info("too many unknown recipients from this client, closing", "queue_id", ss.queueID)
+		return errClientTooManyUnknown
+	}
 	if !mailaddr.IsASCII(rcpt.Domain) {
 		// A U-label, or a compatibility form IDNA maps to the domain
 		// (full-width letters, the Kelvin sign): the customer's server
@@ -346,7 +346,7 @@ func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 		return errBlocked
 	}
 	if !dom.AcceptsRecipient(rcpt.Local) {
-		ss.refusedMailbox()
+		ss.refusedMailbox(dom)
 		ss.srv.metrics.rcpts.WithLabelValues("unknown_user").Inc()
 		ss.trackRcpt(rcpt, dom, errUnknownUser, nil)
 		return errUnknownUser
@@ -386,7 +386,7 @@ func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	}
 	cacheKey := negcache.Key(route.Addr, rcpt.Local+"@"+rcpt.LookupDomain())
 	if r, ok := ss.srv.negCache.Get(cacheKey); ok {
-		ss.refusedMailbox()
+		ss.refusedMailbox(dom)
 		ss.srv.metrics.rcpts.WithLabelValues("negative_cache").Inc()
 		ss.log.Info("recipient refused: customer server refused it recently", "queue_id", ss.queueID, "rcpt", rcpt.String())
 		ss.trackRcpt(rcpt, dom, cachedRefusal(r), nil)
@@ -418,17 +418,34 @@ func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	return nil
 }
 
-// refusedMailbox counts a refusal that says a mailbox does not exist (the
-// answer a harvester wants) against the session's and the client's
-// budgets. An unknown domain counts against the session's alone: it says
-// nothing of mailboxes, and a big provider's outbound address still
-// sending to a domain that left us must not lose every other customer's
-// mail.
-func (ss *session) refusedMailbox() {
+// refusedMailbox counts a refusal that says a mailbox of dom does not
+// exist (the answer a harvester wants) against the session's and the
+// client's budgets. An unknown domain counts against the session's alone:
+// it says nothing of mailboxes, and a big provider's outbound address
+// still sending to a domain that left us must not lose every other
+// customer's mail.
+func (ss *session) refusedMailbox(dom *tenant.Domain) {
 	ss.counts.unknown++
 	if l := ss.srv.unknownByClient; l != nil {
-		l.Take(ratelimit.ClientKey(ss.clientIP), time.Now())
+		l.Take(ss.unknownKey(dom), time.Now())
 	}
+}
+
+// unknownKey is the client's budget of refused mailboxes with dom's
+// customer. A tenant says which of its mailboxes exist, and its own server
+// may refuse every recipient: kept per client across tenants, the budget
+// let one tenant have any sender it could make write to it (a big
+// provider's outbound address) answered 421 for every other tenant's
+// mail. A harvester meets it within the tenant it probes.
+func (ss *session) unknownKey(dom *tenant.Domain) clientTenant {
+	return clientTenant{client: ratelimit.ClientKey(ss.clientIP), customer: dom.CustomerID}
+}
+
+// clientTenant keys smtp.client_unknown_recipients: a client (an IPv4
+// address, an IPv6 /64) with one customer (0: the config file's domains).
+type clientTenant struct {
+	client   netip.Prefix
+	customer int64
 }
 
 // accepted reports whether rcpt (an address's String) was accepted
@@ -476,7 +493,7 @@ func (ss *session) rcptFailed(to mailaddr.Address, dom *tenant.Domain, cacheKey 
 		// reject_unverified_recipient answers 450 by default) says "no
 		// such mailbox" as a 4xx. Uncounted, it let a harvester have
 		// every guess forwarded and answered, without limit.
-		ss.refusedMailbox()
+		ss.refusedMailbox(dom)
 		ss.srv.negCache.Add(cacheKey, negcache.Reply{Code: reply.Code, Enhanced: enhanced, Message: reply.Message})
 	case answered:
 		// Other refusals (greylisting, a full disk, a policy's 5.7.1:
