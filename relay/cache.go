@@ -26,6 +26,11 @@ type CacheConfig struct {
 	// burst does not leave the customer's server holding hundreds of
 	// connections we will not use.
 	MaxIdlePerRoute int `yaml:"max_idle_per_route"`
+	// MaxIdle bounds the idle sessions kept for all routes together:
+	// routes are a tenant's to make (a domain each, a rule each, names
+	// or ports of its own server), and each of its routes could keep
+	// MaxIdlePerRoute sessions, ~35 KB and a file descriptor each.
+	MaxIdle int `yaml:"max_idle"`
 	// IdleTimeout is how long an idle session is kept (Postfix:
 	// smtp_connection_cache_time_limit). Customer servers drop idle
 	// clients after a few minutes at most (RFC 5321 §4.5.3.2.7).
@@ -37,10 +42,10 @@ type CacheConfig struct {
 	MaxReuse int `yaml:"max_reuse"`
 }
 
-// DefaultCacheConfig returns the defaults: on, 50 idle sessions per route,
-// 5 s idle, 100 transactions per session.
+// DefaultCacheConfig returns the defaults: on, 50 idle sessions per route
+// and 1,000 in all, 5 s idle, 100 transactions per session.
 func DefaultCacheConfig() CacheConfig {
-	return CacheConfig{Enabled: true, MaxIdlePerRoute: 50, IdleTimeout: 5 * time.Second, MaxReuse: 100}
+	return CacheConfig{Enabled: true, MaxIdlePerRoute: 50, MaxIdle: 1000, IdleTimeout: 5 * time.Second, MaxReuse: 100}
 }
 
 // maxIdleTimeout: RFC 5321 servers may close a client silent for 5
@@ -52,6 +57,8 @@ func (c CacheConfig) Validate() error {
 	switch {
 	case c.MaxIdlePerRoute < 1:
 		return errors.New("max_idle_per_route: must be at least 1")
+	case c.MaxIdle < 1:
+		return errors.New("max_idle: must be at least 1")
 	case c.IdleTimeout < 2*periodic.MinInterval || c.IdleTimeout > maxIdleTimeout:
 		// The sweep runs every half of it.
 		return fmt.Errorf("idle_timeout: between %s and 5m", 2*periodic.MinInterval)
@@ -149,8 +156,10 @@ type cache struct {
 	cfg     CacheConfig
 	metrics cacheMetrics
 
-	mu     sync.Mutex
-	idle   map[cacheKey][]*session
+	mu   sync.Mutex
+	idle map[cacheKey][]*session
+	// n is how many sessions idle holds, all routes together.
+	n      int
 	closed bool
 }
 
@@ -182,6 +191,7 @@ func (c *cache) get(key cacheKey) *session {
 		s := list[len(list)-1]
 		list[len(list)-1] = nil
 		list = list[:len(list)-1]
+		c.n--
 		c.metrics.idle.Dec()
 		if time.Since(s.idleSince) > c.cfg.IdleTimeout {
 			expired = append(expired, s)
@@ -212,22 +222,29 @@ func (c *cache) store(key cacheKey, list []*session) {
 }
 
 // room reports whether a session could be kept: the cache is open, the
-// session has transactions left and its route has room.
+// session has transactions left, and its route and the cache have room.
 func (c *cache) room(s *session) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return !c.closed && s.uses < c.cfg.MaxReuse && len(c.idle[s.key]) < c.cfg.MaxIdlePerRoute
+	return s.uses < c.cfg.MaxReuse && c.hasRoom(s.key)
 }
 
-// put keeps s idle; false when it has no room (any more).
+func (c *cache) hasRoom(key cacheKey) bool {
+	return !c.closed && len(c.idle[key]) < c.cfg.MaxIdlePerRoute && c.n < c.cfg.MaxIdle
+}
+
+// put keeps s idle; false when it has no room (any more). A full cache
+// keeps none: the sessions it holds expire within idle_timeout, and a
+// transaction that finds none connects, as without the cache.
 func (c *cache) put(s *session) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closed || len(c.idle[s.key]) >= c.cfg.MaxIdlePerRoute {
+	if !c.hasRoom(s.key) {
 		return false
 	}
 	s.idleSince = time.Now()
 	c.idle[s.key] = append(c.idle[s.key], s)
+	c.n++
 	c.metrics.idle.Inc()
 	return true
 }
@@ -245,6 +262,7 @@ func (c *cache) expire(now time.Time) {
 		expired = append(expired, list[:n]...)
 		c.store(key, append(list[:0:0], list[n:]...))
 	}
+	c.n -= len(expired)
 	c.metrics.idle.Sub(float64(len(expired)))
 	c.mu.Unlock()
 	closeAll(expired)
@@ -260,6 +278,7 @@ func (c *cache) close() {
 		all = append(all, list...)
 	}
 	c.idle = make(map[cacheKey][]*session)
+	c.n = 0
 	c.metrics.idle.Sub(float64(len(all)))
 	c.mu.Unlock()
 	closeAll(all)

@@ -413,3 +413,51 @@ func TestRefusedMailPipelined(t *testing.T) {
 		t.Errorf("delivered %v", got)
 	}
 }
+
+// TestCacheBoundedAcrossRoutes: idle sessions were bounded per route
+// alone, and routes are a tenant's to make (a domain each, a rule each,
+// names or ports of its own server: a key each), so a tenant whose
+// senders wrote to many of its routes had the node keep max_idle_per_route
+// sessions for each, a file descriptor and ~35 KB apiece, for idle_timeout
+// (up to 5 minutes). relay.cache.max_idle bounds them together: a session
+// that finds the cache full is closed (QUIT), and the next transaction on
+// its route connects, as without the cache.
+func TestCacheBoundedAcrossRoutes(t *testing.T) {
+	r := cachedRelay(func(c *Config) { c.Cache.MaxIdle = 2 })
+	var sinks []*smtptest.Sink
+	for i := range 4 {
+		s := smtptest.StartSink(t)
+		sinks = append(sinks, s)
+		deliverAll(t, r, Route{Addr: s.Addr, TLS: TLSNone}, fmt.Sprintf("route-%d", i))
+	}
+	if n := gauge(t, r.cacheM.idle); n != 2 {
+		t.Errorf("%v idle sessions over 4 routes, want max_idle's 2", n)
+	}
+	// The sessions not kept were closed: only the kept ones stay open
+	// at the servers.
+	deadline := time.Now().Add(5 * time.Second)
+	open := func() (n int) {
+		for _, s := range sinks {
+			n += s.Open()
+		}
+		return n
+	}
+	for open() != 2 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := open(); n != 2 {
+		t.Errorf("%d connections open at the servers, want the 2 kept", n)
+	}
+	// A kept session is reused; a route whose session was not kept
+	// connects again, and its message goes.
+	for i, s := range sinks {
+		deliverAll(t, r, Route{Addr: s.Addr, TLS: TLSNone}, fmt.Sprintf("again-%d", i))
+	}
+	conns := 0
+	for _, s := range sinks {
+		conns += s.Connections()
+	}
+	if conns != 6 {
+		t.Errorf("%d connections for 8 messages over 4 routes with 2 sessions kept, want 6", conns)
+	}
+}
