@@ -104,13 +104,25 @@ type session struct {
 
 // unread reports whether the server sent anything since the last reply
 // read: a reply nobody asked for (a second reply to a command, one sent
-// while idle), or its close. Between transactions that is never sound:
-// the next command would read it as its own, and every reply after it one
-// command late. Under TLS any record counts, which costs at worst a new
-// connection.
+// while idle, one before the end of the data), or its close. That is never
+// sound: the next command would read it as its own, and every reply after
+// it one command late. Under TLS a record in the socket may carry no reply
+// (a session ticket a server sends late, a key update), so it is read, for
+// at most recordWait, to tell: taken for a reply, the relay would have
+// refused every message to such a server before its end of data.
 func (s *session) unread() bool {
-	return s.client.Buffered() > 0 || s.peek.pending(s.raw)
+	if s.client.Buffered() > 0 {
+		return true
+	}
+	if !s.peek.pending(s.raw) {
+		return false
+	}
+	return !s.tls || s.client.ReplyWaiting(recordWait)
 }
+
+// recordWait bounds the read that tells a TLS record in the socket from a
+// reply: the record is there whole or nearly.
+const recordWait = 20 * time.Millisecond
 
 // quit ends a sound session politely: QUIT is a courtesy, its failure
 // changes nothing for any sender. (go-smtp's client sets each command's

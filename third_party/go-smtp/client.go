@@ -1133,6 +1133,30 @@ func (c *Client) Buffered() int {
 	return c.text.R.Buffered()
 }
 
+// ReplyWaiting reports whether the server sent data that no reply read
+// has consumed, in the client's buffer or arriving on the connection
+// within wait (mxgrid patch); what arrives stays buffered for the next
+// reply read. Under TLS, data in the socket may be a record that carries
+// none (a session ticket, a key update, a warning alert, which crypto/tls
+// handles and drops): a caller that found the socket readable asks this
+// to tell a reply from such a record. A closed connection counts as
+// waiting data, as a peek at the socket would see it.
+func (c *Client) ReplyWaiting(wait time.Duration) bool {
+	if c.text.R.Buffered() > 0 {
+		return true
+	}
+	if c.reply != nil {
+		// What it reads belongs to the next reply, whose read sets the
+		// bound again.
+		c.reply.left = MaxReplyBytes
+	}
+	c.conn.SetReadDeadline(time.Now().Add(wait))
+	defer c.conn.SetReadDeadline(time.Time{})
+	_, err := c.text.R.Peek(1)
+	var ne net.Error
+	return err == nil || !(errors.As(err, &ne) && ne.Timeout())
+}
+
 // Reset sends the RSET command to the server, aborting the current mail
 // transaction.
 func (c *Client) Reset() error {

@@ -3,13 +3,16 @@ package smtp
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/textproto"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestResetKeepsHello: after RSET the next transaction starts with MAIL on
@@ -375,6 +378,83 @@ func TestExtensionKeywordsAnyCase(t *testing.T) {
 			}
 			if size, ok := c.MaxMessageSize(); strings.Contains(strings.ToUpper(tc.ehlo), "SIZE") && (!ok || size != 1000) {
 				t.Errorf("MaxMessageSize() = %d, %v; want 1000", size, ok)
+			}
+		})
+	}
+}
+
+// TestReplyWaiting: over TLS, data in the socket is not always a reply: a
+// TLS 1.3 server's session tickets wait there after the handshake until
+// the client's first read, and crypto/tls consumes them without a byte
+// for the reader. ReplyWaiting tells a reply (a stray one, which the
+// next command would read as its own) from such a record, and keeps what
+// it finds for the next reply read.
+func TestReplyWaiting(t *testing.T) {
+	keypair, err := tls.X509KeyPair(localhostCert, localhostKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		// server writes, after the handshake, what the case sends.
+		server func(c *tls.Conn)
+		want   bool
+	}{
+		{"session tickets only", func(*tls.Conn) {}, false},
+		{"a reply nobody asked for", func(c *tls.Conn) { io.WriteString(c, "250 stray\r\n") }, true},
+		{"the connection closed", func(c *tls.Conn) { c.Close() }, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				c, err := l.Accept()
+				if err != nil {
+					return
+				}
+				defer c.Close()
+				// Asking for a client certificate has the server send
+				// its session tickets after the client's Finished, so
+				// they arrive once the client's handshake is over.
+				tc2 := tls.Server(c, &tls.Config{Certificates: []tls.Certificate{keypair}, MinVersion: tls.VersionTLS13, ClientAuth: tls.RequestClientCert})
+				if tc2.Handshake() != nil {
+					return
+				}
+				tc.server(tc2)
+				io.Copy(io.Discard, tc2)
+			}()
+			raw, err := net.Dial("tcp", l.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			// A client that keeps sessions is sent tickets.
+			conn := tls.Client(raw, &tls.Config{InsecureSkipVerify: true, ClientSessionCache: tls.NewLRUClientSessionCache(1)})
+			defer func() {
+				conn.Close()
+				<-done
+			}()
+			if err := conn.Handshake(); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(100 * time.Millisecond) // what the server sent has come
+			var peek socketPeek
+			if peek.pending(raw, make([]byte, 1)) == 0 {
+				t.Fatal("nothing waits in the socket: the case tests nothing")
+			}
+			c := NewClientGreeted(conn, "relay.test", "mx.test")
+			if got := c.ReplyWaiting(50 * time.Millisecond); got != tc.want {
+				t.Errorf("ReplyWaiting = %v, want %v", got, tc.want)
+			}
+			if tc.want && tc.name == "a reply nobody asked for" {
+				// Kept for the next reply read.
+				if _, msg, err := c.readResponse(250); err != nil || msg != "stray" {
+					t.Errorf("next reply: %q, %v; want the stray one", msg, err)
+				}
 			}
 		})
 	}
