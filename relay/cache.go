@@ -186,43 +186,51 @@ func newCache(cfg CacheConfig, m cacheMetrics) *cache {
 // after (a refused recipient answered 250, the refusal then given to the
 // next recipient).
 func (c *cache) get(key cacheKey) *session {
-	var expired, unread []*session
+	var expired []*session
 	defer func() {
-		for _, s := range unread {
-			s.client.Close()
-		}
 		if len(expired) > 0 {
 			// Not on the caller's time: it has a sender waiting.
 			go closeAll(expired)
 		}
 	}()
+	for {
+		s := c.pop(key)
+		switch {
+		case s == nil:
+			return nil
+		case time.Since(s.idleSince) > c.cfg.IdleTimeout:
+			expired = append(expired, s)
+		case s.unread():
+			// Asked outside the lock: under TLS it may read the
+			// socket for a while, and every route's transactions wait
+			// on the lock.
+			c.metrics.stale.Inc()
+			s.client.Close()
+		default:
+			return s
+		}
+	}
+}
+
+// pop takes the freshest idle session for key, or nil. The list is kept
+// even when emptied: the session comes back to it when its transaction
+// ends, and a deleted list was a new array for every message on a route
+// with one idle session. expire drops the lists still empty at its next
+// run.
+func (c *cache) pop(key cacheKey) *session {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	list := c.idle[key]
-	for len(list) > 0 {
-		s := list[len(list)-1]
-		list[len(list)-1] = nil
-		list = list[:len(list)-1]
-		c.n--
-		c.metrics.idle.Dec()
-		if time.Since(s.idleSince) > c.cfg.IdleTimeout {
-			expired = append(expired, s)
-			continue
-		}
-		if s.unread() {
-			c.metrics.stale.Inc()
-			unread = append(unread, s)
-			continue
-		}
-		// Kept even when empty: the session comes back to this list when
-		// its transaction ends, and a deleted list was a new array for
-		// every message on a route with one idle session. expire drops
-		// the lists still empty at its next run.
-		c.idle[key] = list
-		return s
+	if len(list) == 0 {
+		c.store(key, list)
+		return nil
 	}
-	c.store(key, list)
-	return nil
+	s := list[len(list)-1]
+	list[len(list)-1] = nil
+	c.idle[key] = list[:len(list)-1]
+	c.n--
+	c.metrics.idle.Dec()
+	return s
 }
 
 func (c *cache) store(key cacheKey, list []*session) {
