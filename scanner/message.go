@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"unicode/utf8"
 	"unsafe"
 
 	"github.com/emersion/go-message"
@@ -1019,7 +1020,7 @@ func (w *walker) readBody(body io.Reader, part Part, path string, attached bool)
 			kept = &w.keptHTML
 		}
 		if room := lim.MaxTextBytes - *kept; room > 0 {
-			text := leaf.Data[:min(int(n), room)]
+			text := cutText(leaf.Data[:n], room)
 			*kept += len(text)
 			if part.ContentType == "text/html" {
 				w.html.extract(text)
@@ -1029,6 +1030,23 @@ func (w *walker) readBody(body io.Reader, part Part, path string, attached bool)
 		}
 	}
 	return int(n + rest), err
+}
+
+// cutText returns text's first n bytes, or fewer so as not to end inside
+// a UTF-8 character: a text part is read as UTF-8 (its charset decoded),
+// and the first bytes of a character left at the end of the text read
+// were invalid UTF-8, which the rules take for 8-bit text without a
+// declared charset. Bytes that are no UTF-8 are cut as they fall.
+func cutText(text []byte, n int) []byte {
+	if n >= len(text) {
+		return text
+	}
+	for i := n; i > n-utf8.UTFMax && i > 0; i-- {
+		if utf8.RuneStart(text[i]) {
+			return text[:i]
+		}
+	}
+	return text[:n]
 }
 
 // isMailFile reports a part named as a saved message (.eml), unless it is

@@ -3,6 +3,7 @@ package scanner
 import (
 	"bufio"
 	"bytes"
+	"encoding/base64"
 	"io"
 	"net/netip"
 	"runtime"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/emersion/go-message/charset"
 )
@@ -507,6 +509,39 @@ func TestPlainTextDoesNotStarveHTML(t *testing.T) {
 		if len(m.Text) != lim.MaxTextBytes {
 			t.Errorf("after %d bytes of text/plain: %d bytes of it read, want %d", len(plain), len(m.Text), lim.MaxTextBytes)
 		}
+	}
+}
+
+// TestTextIsCutBetweenCharacters: the text read of a part stops at
+// max_text_bytes, and a cut inside a character left the first bytes of
+// one at the end of Message.Text, invalid UTF-8 that the rules read as
+// 8-bit text without a declared charset (TEXT_UNDECLARED_8BIT) in long
+// mail of any script but Latin, whatever charset it declared.
+func TestTextIsCutBetweenCharacters(t *testing.T) {
+	lim := DefaultLimits()
+	lim.MaxTextBytes = 1000
+	p := NewParser(nil).WithLimits(lim)
+	for _, tt := range []struct {
+		name, head, body string
+	}{
+		// 1000 is no multiple of 3: the cut falls inside a character.
+		{"UTF-8", "Content-Type: text/plain; charset=utf-8", strings.Repeat("会議", 400)},
+		{"ISO-2022-JP", "Content-Type: text/plain; charset=iso-2022-jp", strings.Repeat("\x1b$B2q5D\x1b(B", 400)},
+		{"windows-1251, one ASCII letter first", "Content-Type: text/plain; charset=windows-1251", "x" + strings.Repeat("\xd0\xe0\xe1\xee\xf2\xe0", 400)},
+		{"UTF-16 in base64", "Content-Type: text/plain; charset=utf-16le\nContent-Transfer-Encoding: base64",
+			base64.StdEncoding.EncodeToString([]byte(strings.Repeat("\x1a\x4f\xf0\x8b", 900)))},
+		{"HTML", "Content-Type: text/html; charset=utf-8", "<p>" + strings.Repeat("会議", 400) + "</p>"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			m := p.Parse(crlf("From: a@example.org\nMIME-Version: 1.0\n" + tt.head + "\n\n" + tt.body + "\n"))
+			text := m.Text + m.HTML.Text
+			if !utf8.ValidString(text) {
+				t.Errorf("text read is not UTF-8, ends %q", text[max(0, len(text)-6):])
+			}
+			if len(text) < lim.MaxTextBytes-3*utf8.UTFMax {
+				t.Errorf("%d bytes of text read, want about %d", len(text), lim.MaxTextBytes)
+			}
+		})
 	}
 }
 

@@ -71,6 +71,12 @@ func TestRules(t *testing.T) {
 		{"one address repeated", scanner.Envelope{}, strings.Replace(okHeaders, "bob@example.net", strings.Repeat("\"bob@example.net\" <bob@example.net>, ", 9)+"bob@EXAMPLE.net.", 1) + "\nhi\n", nil},
 		{"multipart without MIME-Version", scanner.Envelope{}, okHeaders + "Content-Type: multipart/mixed; boundary=b\n\n--b\n\nhi\n--b--\n", []string{MIMEMissingVersion}},
 		{"shouting subject", scanner.Envelope{}, strings.Replace(okHeaders, "lunch", "MAKE MONEY FAST NOW", 1) + "\nhi\n", []string{SubjectAllCaps}},
+		// The text read stops at max_text_bytes (1 MiB), which may fall
+		// inside a character: the cut left a part of one at the end, and
+		// a long Japanese or Russian message, its charset declared, read
+		// as 8-bit text without one.
+		{"Japanese text past max_text_bytes", scanner.Envelope{}, okHeaders + "MIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\n\n" + strings.Repeat("会議の資料です。\n", 50000), nil},
+		{"windows-1251 text past max_text_bytes", scanner.Envelope{}, okHeaders + "MIME-Version: 1.0\nContent-Type: text/plain; charset=windows-1251\n\nxy" + strings.Repeat("\xd0\xe0\xe1\xee\xf2\xe0 ", 250000), nil},
 		{"hash-buster subject", scanner.Envelope{}, strings.Replace(okHeaders, "lunch", "Lose weight now              26792", 1) + "\nhi\n", []string{SubjectHashBuster}},
 		{"undeclared 8-bit body", scanner.Envelope{}, okHeaders + "Content-Type: text/plain; charset=us-ascii\n\n\xe0\xb8\xa1\xff\xfe\n", []string{TextUndeclared8bit}},
 		{"shouting body", scanner.Envelope{}, okHeaders + "\n" + strings.Repeat("BUY THIS NOW AND GET RICH ", 12) + "\n", []string{TextUppercase}},
