@@ -1,6 +1,7 @@
 package smtpd
 
 import (
+	"bufio"
 	"bytes"
 	"io"
 	"log/slog"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"testing/iotest"
 
+	"github.com/emersion/go-message/textproto"
 	"github.com/emersion/go-smtp"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -109,4 +111,40 @@ func TestRelayedReadsHeadThenRest(t *testing.T) {
 			t.Errorf("head %q, rest %q: %v", tc.head, tc.rest, err)
 		}
 	}
+}
+
+// FuzzTaggedSubjectField: whatever Subject field a sender writes (folded
+// as RFC 5322 folds, blanks, 8-bit bytes), the tagged field keeps its
+// value byte for byte at its end, its first line within 78 characters,
+// and a reader unfolding it reads the tag, then the sender's words.
+func FuzzTaggedSubjectField(f *testing.F) {
+	for _, v := range []string{" quarterly report", " a|b", "|x", "quarterly", "", "   ", "\r\n folded", " a\t\t\t\tb",
+		" " + strings.Repeat("w ", 60), " =?utf-8?q?x?=\r\n =?utf-8?q?y?=", " Gr\xfc\xdfe"} {
+		f.Add(v)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		// A field as the parser hands it over: line breaks are CRLF, each
+		// followed by a blank (a fold), the field ended by CRLF.
+		v = strings.NewReplacer("\r", "", "\n", "").Replace(v)
+		v = strings.ReplaceAll(v, "|", "\r\n ")
+		raw := []byte("Subject:" + v + "\r\n")
+		read := func(field []byte) string {
+			h, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(append(append([]byte(nil), field...), "\r\n"...))))
+			if err != nil {
+				t.Skipf("%q is no header field: %v", field, err)
+			}
+			return strings.Join(strings.Fields(h.Get("Subject")), " ")
+		}
+		orig := read(raw)
+		got := taggedSubjectField(raw, "[SPAM]")
+		if !bytes.HasSuffix(got, []byte(v+"\r\n")) {
+			t.Errorf("tagged %q does not end with the sender's value %q", got, v)
+		}
+		if first, _, _ := bytes.Cut(got, []byte("\r\n")); len(first) > 78 {
+			t.Errorf("tagged %q: first line of %d characters", got, len(first))
+		}
+		if want := strings.TrimSpace("[SPAM] " + orig); read(got) != want {
+			t.Errorf("tagged %q reads %q, want %q", got, read(got), want)
+		}
+	})
 }

@@ -80,7 +80,7 @@ func (ss *session) compose(msg *scanner.Message, v scanner.Verdict, policy scann
 		}
 		if !tagged {
 			edit()
-			h.Set("Subject", strings.TrimSpace(tag+" "+subj))
+			tagSubject(&h, tag)
 		}
 	}
 	rewrite := changed || msg.HeaderUnterminated
@@ -140,6 +140,73 @@ func (ss *session) compose(msg *scanner.Message, v scanner.Verdict, policy scann
 		return top.Bytes(), 0
 	}
 	return top.Bytes(), int64(msg.BodyOffset)
+}
+
+// tagSubject puts tag at the start of the header's first Subject field,
+// in the sender's own lines and where the field stands, and drops any
+// later Subject field (a filter reading one would miss the tag). Set
+// anew, the field went to the top of the header folded by go-message,
+// which left continuation lines of blanks alone from a run of blanks and
+// cut an encoded word longer than a line in two. A header without a
+// Subject gets one holding the tag, at the top.
+func tagSubject(h *textproto.Header, tag string) {
+	var fields [][]byte
+	found := false
+	for f := h.Fields(); f.Next(); {
+		raw, err := f.Raw()
+		if err != nil {
+			// A field we added that cannot be written: go-message's
+			// own way then, which WriteHeader reports as it did.
+			h.Set("Subject", strings.TrimSpace(tag+" "+h.Get("Subject")))
+			return
+		}
+		if f.Key() == "Subject" {
+			if found {
+				continue
+			}
+			found = true
+			raw = taggedSubjectField(raw, tag)
+		}
+		fields = append(fields, raw)
+	}
+	if !found {
+		fields = append([][]byte{[]byte("Subject: " + tag + "\r\n")}, fields...)
+	}
+	// AddRaw puts a field on top: the last field goes in first.
+	var tagged textproto.Header
+	for i := len(fields) - 1; i >= 0; i-- {
+		tagged.AddRaw(fields[i])
+	}
+	*h = tagged
+}
+
+// taggedSubjectField returns a Subject field, raw as it was read (name,
+// colon, value lines, CRLF), with tag at the start of its value: on the
+// first line, or alone on it and the sender's lines after, as a fold,
+// when the tag would take the first line past RFC 5322's 78 characters.
+func taggedSubjectField(raw []byte, tag string) []byte {
+	colon := bytes.IndexByte(raw, ':')
+	name, value := raw[:colon+1], raw[colon+1:]
+	first := value
+	if i := bytes.Index(value, []byte("\r\n")); i >= 0 {
+		first = value[:i]
+	}
+	out := make([]byte, 0, len(raw)+len(tag)+4)
+	out = append(append(append(out, name...), ' '), tag...)
+	if len(first) > 0 {
+		// "Subject:report": the tag and the value need a blank between.
+		sep := ""
+		if first[0] != ' ' && first[0] != '\t' {
+			sep = " "
+		}
+		if len(out)+len(sep)+len(first) > 78 {
+			// Folded, the line break and the blank after it read as
+			// one blank: the tag and the value stay apart.
+			out = append(out, "\r\n"...)
+		}
+		out = append(out, sep...)
+	}
+	return append(out, value...)
 }
 
 // startsWithEncodedWord reports whether a field's value begins with what

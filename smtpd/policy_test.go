@@ -369,3 +369,52 @@ func TestTaggedSubjectIsNotTaggedAgain(t *testing.T) {
 		}
 	}
 }
+
+// TestTaggedSubjectKeepsTheSendersField: tagging puts the tag at the
+// start of the sender's own Subject field, where the field stands, its
+// lines kept byte for byte, folding after the tag when the first line
+// would pass 78 characters. The field was set anew: moved to the top of
+// the header and folded again by go-message, which broke a run of blanks
+// into continuation lines of nothing but blanks (a line some readers take
+// for the end of the header), broke an encoded word longer than a line in
+// two, and undid the sender's folding.
+func TestTaggedSubjectKeepsTheSendersField(t *testing.T) {
+	sink := startRawSink(t)
+	cfg := testConfig(t)
+	cfg.Domains = append(cfg.Domains, smtptest.Domain("example.org", sink.Addr))
+	n := startConfigured(t, cfg, []scanner.Stage{{Check: scoreCheck{score: 8}}})
+	long := "=?utf-8?B?" + strings.Repeat("R3LDvMOfZSBhdXMgS8O2bG4g", 3) + "?="
+	for _, tt := range []struct {
+		name, field, want string
+	}{
+		{"one line", "Subject: quarterly report\r\n", "Subject: [SPAM] quarterly report\r\n"},
+		{"no blank after the colon", "Subject:quarterly report\r\n", "Subject: [SPAM] quarterly report\r\n"},
+		{"name in lower case", "subject: quarterly report\r\n", "subject: [SPAM] quarterly report\r\n"},
+		{"raw Latin-1", "Subject: Gr\xfc\xdfe aus K\xf6ln\r\n", "Subject: [SPAM] Gr\xfc\xdfe aus K\xf6ln\r\n"},
+		{"folded by the sender", "Subject: quarterly report\r\n\tfor the second half\r\n", "Subject: [SPAM] quarterly report\r\n\tfor the second half\r\n"},
+		{"first line long with the tag", "Subject: " + strings.Repeat("report ", 9) + "end\r\n\tmore\r\n",
+			"Subject: [SPAM]\r\n " + strings.Repeat("report ", 9) + "end\r\n\tmore\r\n"},
+		{"a run of blanks past a line", "Subject: a" + strings.Repeat("\t", 100) + "b\r\n", "Subject: [SPAM]\r\n a" + strings.Repeat("\t", 100) + "b\r\n"},
+		{"encoded words", "Subject: " + long + "\r\n " + long + "\r\n", "Subject: [SPAM]\r\n " + long + "\r\n " + long + "\r\n"},
+		{"value on a continuation line", "Subject:\r\n quarterly report\r\n", "Subject: [SPAM]\r\n quarterly report\r\n"},
+		{"blank value", "Subject:   \r\n", "Subject: [SPAM]   \r\n"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			orig := strings.Replace(testMessage, "Subject: quarterly report\r\n", tt.field, 1)
+			// The customer's server is shown the message dot-stuffed.
+			want := strings.ReplaceAll(strings.Replace(testMessage, "Subject: quarterly report\r\n", tt.want, 1), "\r\n.", "\r\n..")
+			got := string(relayOne(t, n, sink, "", orig))
+			ours, rest, ok := strings.Cut(got, "From: Alice")
+			if !ok || "From: Alice"+rest != want || strings.Contains(strings.ToLower(ours), "subject") {
+				t.Errorf("relayed\n%q\nwant our fields, then\n%q", got, want)
+			}
+		})
+	}
+	t.Run("a second Subject", func(t *testing.T) {
+		orig := strings.Replace(testMessage, "Date:", "Subject: other\r\nDate:", 1)
+		want := strings.ReplaceAll(strings.Replace(testMessage, "Subject: quarterly", "Subject: [SPAM] quarterly", 1), "\r\n.", "\r\n..")
+		if got := string(relayOne(t, n, sink, "", orig)); !strings.HasSuffix(got, "\r\n"+want) {
+			t.Errorf("relayed\n%q\nwant the first Subject tagged where it stands, the second gone:\n%q", got, want)
+		}
+	})
+}
