@@ -32,6 +32,20 @@ func TestCloseDelimiterIsWholeLine(t *testing.T) {
 		{"LF line ends",
 			"--b\n\none\n--b--x\n--b\n\nthree\n--b--\n",
 			[]string{"one\n--b--x", "three"}},
+		// A multipart of no part, its close delimiter the first line: in
+		// a file of LF line ends (a message saved from a mailbox, read by
+		// mxgrid scan) it went unseen, the line was compared with CRLF
+		// only, and the empty multipart was an error (MIME_BROKEN) that
+		// the same message by SMTP, in CRLF, is not.
+		{"LF close delimiter and no part",
+			"--b--\n",
+			nil},
+		{"LF close delimiter and no part, after a preamble",
+			"preamble\n--b--\n\nepilogue\n",
+			nil},
+		{"CRLF close delimiter and no part",
+			"--b--\r\n",
+			nil},
 		{"text after padding past the buffer",
 			"--b\r\n\r\none\r\n--b--" + pad + "x\r\n--b\r\n\r\nthree\r\n--b--\r\n",
 			[]string{"one\r\n--b-- x", "three"}},

@@ -478,6 +478,12 @@ func (mr *MultipartReader) isFinalBoundary(line []byte) bool {
 	}
 	rest := line[len(mr.dashBoundaryDash):]
 	rest = skipLWSPChar(rest)
+	// Before a part, LF line ends are not yet known (isBoundaryDelimiterLine
+	// switches to them at the first delimiter): a multipart of no part,
+	// its close delimiter ended by LF, is one too (mxgrid patch).
+	if mr.partsRead == 0 && len(rest) == 1 && rest[0] == '\n' {
+		return true
+	}
 	return len(rest) == 0 || bytes.Equal(rest, mr.nl)
 }
 
