@@ -35,3 +35,17 @@ func Extensions(name string) []string {
 	}
 	return exts
 }
+
+// SavedColonName returns name with each colon as mail clients save it,
+// replaced by an underscore, and whether it held one. Windows allows a
+// colon in no file name: Outlook and Thunderbird save "RE: Rechnung.js"
+// as "RE_ Rechnung.js", which a double click runs, while Extensions reads
+// the colon as an NTFS stream's ("invoice.js::$DATA" is invoice.js), a
+// file "re" here. Both readings are judged: the parser gives a name
+// holding a colon this one as another name of the file.
+func SavedColonName(name string) (string, bool) {
+	if !strings.Contains(name, ":") {
+		return name, false
+	}
+	return strings.ReplaceAll(name, ":", "_"), true
+}

@@ -733,6 +733,12 @@ func (w *walker) walk(e *message.Entity, depth int, path string, attached bool, 
 	// (maxRawNames, MaxHeaderFields): searching the names kept for each
 	// one took seconds a part.
 	seen := map[string]struct{}{}
+	addName := func(n string) {
+		if _, dup := seen[n]; n != "" && !dup {
+			seen[n] = struct{}{}
+			names = append(names, n)
+		}
+	}
 	for _, n := range slices.Concat(
 		paramValues(dparams, derr, e.Header.Get("Content-Disposition"), "filename"),
 		paramValues(params, err, e.Header.Get("Content-Type"), "name"),
@@ -745,9 +751,9 @@ func (w *walker) walk(e *message.Entity, depth int, path string, attached bool, 
 		if strings.Contains(n, "=?") {
 			n = decodeNameWords(n)
 		}
-		if _, dup := seen[n]; n != "" && !dup {
-			seen[n] = struct{}{}
-			names = append(names, n)
+		addName(n)
+		if saved, colon := SavedColonName(n); colon {
+			addName(saved)
 		}
 	}
 	if len(names) > 0 {
@@ -877,6 +883,9 @@ func (w *walker) addEmbedded(leaf Leaf, files []embeddedFile, pathPrefix, encodi
 	for i, f := range files {
 		part := Part{Depth: leaf.Depth + 1, ContentType: "application/octet-stream", Encoding: encoding,
 			Disposition: "attachment", Filename: f.name, Size: len(f.data)}
+		if saved, colon := SavedColonName(f.name); colon {
+			part.AltNames = []string{saved}
+		}
 		path := pathPrefix + strconv.Itoa(i+1)
 		if leaf.Path != "" {
 			path = leaf.Path + "." + path

@@ -1232,6 +1232,34 @@ func TestCheck(t *testing.T) {
 			wantReject:  "invoice.js",
 			wantSymbols: []string{SymbolBlockedType},
 		},
+		// A colon in a name was read as an NTFS stream's ("invoice.js:x"
+		// saves invoice.js) alone, so "RE: Rechnung.js" was a file "re"
+		// of no extension, and delivered; mail clients save it with the
+		// colon replaced ("RE_ Rechnung.js"), and a double click runs it.
+		{
+			name: "script named after a reply's subject",
+			raw: func(testing.TB) string {
+				return withAttachment("RE: Rechnung.js", "application/octet-stream", []byte("var x = 1;"))
+			},
+			wantReject:  "Rechnung.js",
+			wantSymbols: []string{SymbolBlockedType},
+		},
+		{
+			name: "executable with a colon in its name",
+			raw: func(testing.TB) string {
+				return withAttachment("invoice: December.exe", "application/octet-stream", []byte("not a PE"))
+			},
+			wantReject:  "December.exe",
+			wantSymbols: []string{SymbolBlockedType},
+		},
+		{
+			name: "script with a colon in a uuencoded file's name",
+			raw: func(testing.TB) string {
+				return "From: a@example.org\r\nSubject: t\r\n\r\nbegin 644 RE: invoice.js\r\n*=F%R('@@/2`Q.P``\r\n`\r\nend\r\n"
+			},
+			wantReject:  "invoice.js",
+			wantSymbols: []string{SymbolBlockedType},
+		},
 		{
 			name: "script named by X-Sun-Data-Name",
 			raw: func(testing.TB) string {
