@@ -41,8 +41,8 @@ func Extensions(name string) []string {
 // colon in no file name: Outlook and Thunderbird save "RE: Rechnung.js"
 // as "RE_ Rechnung.js", which a double click runs, while Extensions reads
 // the colon as an NTFS stream's ("invoice.js::$DATA" is invoice.js), a
-// file "re" here. Both readings are judged: the parser gives a name
-// holding a colon this one as another name of the file.
+// file "re" here. Both readings are judged: Part.Names gives this one
+// too, and the antivirus judges it beside the name.
 func SavedColonName(name string) (string, bool) {
 	if !strings.Contains(name, ":") {
 		return name, false

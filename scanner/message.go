@@ -217,12 +217,19 @@ func (p Part) namedAs(ext string) bool {
 }
 
 // Names yields Filename, if any, then AltNames: distinct names, in the
-// order the part gives them.
+// order the part gives them; then each one that holds a colon as mail
+// clients save it (SavedColonName), which may repeat a name.
 func (p Part) Names() []string {
-	if p.Filename == "" {
-		return p.AltNames
+	names := slices.Clip(p.AltNames) // appended to: AltNames is shared
+	if p.Filename != "" {
+		names = append([]string{p.Filename}, p.AltNames...)
 	}
-	return append([]string{p.Filename}, p.AltNames...)
+	for _, n := range names {
+		if saved, colon := SavedColonName(n); colon {
+			names = append(names, saved)
+		}
+	}
+	return names
 }
 
 // IsAttachment reports whether the part is meant as a file rather than as
@@ -752,9 +759,6 @@ func (w *walker) walk(e *message.Entity, depth int, path string, attached bool, 
 			n = decodeNameWords(n)
 		}
 		addName(n)
-		if saved, colon := SavedColonName(n); colon {
-			addName(saved)
-		}
 	}
 	if len(names) > 0 {
 		part.Filename, part.AltNames = names[0], names[1:]
@@ -883,9 +887,6 @@ func (w *walker) addEmbedded(leaf Leaf, files []embeddedFile, pathPrefix, encodi
 	for i, f := range files {
 		part := Part{Depth: leaf.Depth + 1, ContentType: "application/octet-stream", Encoding: encoding,
 			Disposition: "attachment", Filename: f.name, Size: len(f.data)}
-		if saved, colon := SavedColonName(f.name); colon {
-			part.AltNames = []string{saved}
-		}
 		path := pathPrefix + strconv.Itoa(i+1)
 		if leaf.Path != "" {
 			path = leaf.Path + "." + path

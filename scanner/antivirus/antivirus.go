@@ -323,8 +323,21 @@ func (s *scan) file(name, where string, data []byte, depth int) {
 }
 
 // classify applies the blocked kinds and the name/content consistency test.
+// A name holding a colon is judged as mail clients save it too, the colon
+// replaced (scanner.SavedColonName): read as an NTFS stream's alone,
+// "RE: Rechnung.js" was a file "re" of no extension.
 func (s *scan) classify(name, where string, ct contentType, macros bool) {
-	for _, k := range kindsOf(name, ct, macros) {
+	kinds := kindsOf(name, ct, macros)
+	lies := nameLies(name, ct)
+	if saved, colon := scanner.SavedColonName(name); colon {
+		for _, k := range kindsOf(saved, ct, macros) {
+			if !slices.Contains(kinds, k) {
+				kinds = append(kinds, k)
+			}
+		}
+		lies = lies || nameLies(saved, ct)
+	}
+	for _, k := range kinds {
 		if !s.c.blocked[k] {
 			continue
 		}
@@ -334,7 +347,7 @@ func (s *scan) classify(name, where string, ct contentType, macros bool) {
 			s.c.findings.WithLabelValues("blocked_type").Inc()
 		}
 	}
-	if nameLies(name, ct) {
+	if lies {
 		s.symbol(SymbolNameMismatch, fmt.Sprintf("%q is %s", name, ct))
 	}
 }

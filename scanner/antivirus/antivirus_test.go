@@ -1253,6 +1253,14 @@ func TestCheck(t *testing.T) {
 			wantSymbols: []string{SymbolBlockedType},
 		},
 		{
+			name: "script with a colon in a zipped file's name",
+			raw: func(t testing.TB) string {
+				return withAttachment("docs.zip", "application/zip", zipOf(t, mem("RE: Rechnung.js", []byte("var x = 1;"))))
+			},
+			wantReject:  "Rechnung.js",
+			wantSymbols: []string{SymbolBlockedType},
+		},
+		{
 			name: "script with a colon in a uuencoded file's name",
 			raw: func(testing.TB) string {
 				return "From: a@example.org\r\nSubject: t\r\n\r\nbegin 644 RE: invoice.js\r\n*=F%R('@@/2`Q.P``\r\n`\r\nend\r\n"

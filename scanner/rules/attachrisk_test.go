@@ -229,6 +229,12 @@ func TestAttachRisk(t *testing.T) {
 			return mixed("Boekhouding <factuur@administratie-nl.example>", "Openstaande factuur",
 				"Zie bijlage.", attachment{"factuur.one::$DATA", "application/octet-stream", []byte("onenote")})
 		}, []string{AttachOneNote}},
+		// 7-Zip and WinRAR extract a member named with a colon, which
+		// Windows allows in no name, with the colon replaced.
+		{"de: disk image in a zip, named after a reply's subject", func(t *testing.T) []byte {
+			return mixed("Buchhaltung <rechnung@buero-beispiel.example>", "RE: Rechnung",
+				"Anbei die Rechnung.", attachment{"rechnung.zip", "application/zip", zipOf(t, false, "RE: Rechnung.img")})
+		}, []string{AttachDiskImage}},
 		{"en: zip behind prepended bytes, holding a disk image", func(t *testing.T) []byte {
 			return mixed("Scanner <scan@office-devices.example>", "Scanned document",
 				"Your scan is attached.", attachment{"scan.pdf", "application/pdf", append([]byte("%PDF-1.4 junk\n"), zipOf(t, false, "scan.iso")...)})
