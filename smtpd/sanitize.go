@@ -53,6 +53,14 @@ func has8Bit(p []byte) bool {
 
 var crlfBytes, crBytes, lfBytes = []byte("\r\n"), []byte("\r"), []byte("\n")
 
+// NormalizeNewlines returns b with every bare CR and bare LF a CRLF, as a
+// node reads a message by SMTP (smtp.bare_newline: normalize): mxgrid scan
+// reads a file so, to give the verdict the node gives.
+func NormalizeNewlines(b []byte) []byte {
+	out, _ := normalizeNewlines(b)
+	return out
+}
+
 // normalizeNewlines turns every bare CR and bare LF into CRLF, as Postfix's
 // smtpd_forbid_bare_newline=normalize does, and counts them. A lenient
 // server downstream would take a bare newline as a line end and so could

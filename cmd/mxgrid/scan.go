@@ -23,6 +23,7 @@ import (
 	"github.com/mxgrid/mxgrid/health"
 	"github.com/mxgrid/mxgrid/node"
 	"github.com/mxgrid/mxgrid/scanner"
+	"github.com/mxgrid/mxgrid/smtpd"
 	"github.com/mxgrid/mxgrid/verdict"
 )
 
@@ -128,8 +129,10 @@ func scanFile(ctx context.Context, p *scanner.Pipeline, parser *scanner.Parser, 
 		return scanResult{path: path, err: err}
 	}
 	// Offline there is no SMTP session: the envelope is empty and the
-	// checks that need it (HELO, SPF) have nothing to judge.
-	v := p.Scan(ctx, &scanner.Envelope{}, parser.Parse(raw), policy)
+	// checks that need it (HELO, SPF) have nothing to judge. The line ends
+	// are read as a node reads them: a file saved from a mailbox ends its
+	// lines in LF, old Mac OS mail in CR.
+	v := p.Scan(ctx, &scanner.Envelope{}, parser.Parse(smtpd.NormalizeNewlines(raw)), policy)
 	return scanResult{path: path, verdict: v}
 }
 

@@ -429,3 +429,42 @@ func TestTrainNamesTheBitsGiven(t *testing.T) {
 		t.Errorf("exit %d, stderr %q; want a refusal naming 300", code, stderr)
 	}
 }
+
+// TestScanReadsLineEndsAsTheNodeDoes: a message file is read with its
+// line ends as a node reads the message by SMTP, every bare CR and LF a
+// CRLF. Files saved from mailboxes end lines in LF, and old Mac OS mail in
+// CR alone: read as they were, a CR-only file was one line of header
+// (MISSING_DATE, BODY_EMPTY), and an LF file's text gave the model other
+// features than the node's, so scan explained a verdict the node did not
+// give.
+func TestScanReadsLineEndsAsTheNodeDoes(t *testing.T) {
+	const msg = "From: Alice <alice@sender.example>\r\nTo: bob@example.org\r\nSubject: minutes\r\n" +
+		"Date: Mon, 7 Dec 2026 10:00:00 +0100\r\nMessage-ID: <m1@sender.example>\r\nMIME-Version: 1.0\r\n" +
+		"Content-Type: multipart/alternative; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n" +
+		"Hi Bob,\r\nthe minutes of Tuesday are below.\r\nBudget: approved.\r\nNext meeting: Thursday.\r\n\r\n" +
+		"--b\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>Hi Bob,<br>\r\nthe minutes of Tuesday are below.</p>\r\n--b--\r\n"
+	dir := t.TempDir()
+	scan := func(name, content string) jsonVerdict {
+		t.Helper()
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out, stderr, code := runBinary(t, "scan", "--format", "json", path)
+		var v jsonVerdict
+		if err := json.Unmarshal([]byte(out), &v); err != nil || code != 0 {
+			t.Fatalf("%s: exit %d, output %q (%v): %s", name, code, out, err, stderr)
+		}
+		return v
+	}
+	want := scan("crlf.eml", msg)
+	for _, tc := range []struct{ name, content string }{
+		{"lf.eml", strings.ReplaceAll(msg, "\r\n", "\n")},
+		{"cr.eml", strings.ReplaceAll(msg, "\r\n", "\r")},
+		{"mixed.eml", strings.Replace(strings.Replace(msg, "\r\n", "\n", 3), "\r\n", "\r", 3)},
+	} {
+		if got := scan(tc.name, tc.content); got.Score != want.Score || fmt.Sprint(got.Symbols) != fmt.Sprint(want.Symbols) {
+			t.Errorf("%s: score %.2f %v, want %.2f %v as in CRLF", tc.name, got.Score, got.Symbols, want.Score, want.Symbols)
+		}
+	}
+}
