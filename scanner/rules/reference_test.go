@@ -183,7 +183,7 @@ func bodyReference(f *findings, m *scanner.Message) {
 		}
 	}
 	// Nothing to read, look at or open: (HTML_IMAGE_ONLY covers pictures).
-	if len(strings.TrimSpace(text)) == 0 && !hasAttachment(m) && m.HTML.Images == 0 && len(m.URLs) == 0 {
+	if len(strings.TrimSpace(text)) == 0 && !hasAttachment(m) && m.HTML.Images == 0 && len(m.URLs) == 0 && readWhole(m) {
 		f.hit(BodyEmpty, "")
 	}
 	h := &m.HTML

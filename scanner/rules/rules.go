@@ -530,6 +530,21 @@ func subject(f *findings, m *scanner.Message) {
 	}
 }
 
+// readWhole reports whether the parser read all of m: it stops at a limit
+// (MIME_TOO_COMPLEX) and at a header too large, and what it did not read
+// is no finding of what m lacks.
+func readWhole(m *scanner.Message) bool {
+	if m.HeaderTooLarge {
+		return false
+	}
+	for _, s := range m.Symbols {
+		if s.Name == scanner.SymbolMIMETooComplex {
+			return false
+		}
+	}
+	return true
+}
+
 func body(f *findings, m *scanner.Message) {
 	if ascii, _ := m.TextASCII(); !ascii && !utf8.ValidString(m.Text) {
 		// Decoding gave invalid UTF-8: the part declared us-ascii (or no
@@ -546,7 +561,11 @@ func body(f *findings, m *scanner.Message) {
 		f.hit(TextHTMLAsPlain, "")
 	}
 	// Nothing to read, look at or open: (HTML_IMAGE_ONLY covers pictures).
-	if isBlank(m.Text) && isBlank(m.HTML.Text) && !hasAttachment(m) && m.HTML.Images == 0 && len(m.URLs) == 0 {
+	// Not where the parser stopped reading (MIME_TOO_COMPLEX, a header past
+	// its limit): a message nested past max_depth, its text at the bottom,
+	// scored this point over the limit's, which alone tags, and was
+	// refused (10.94).
+	if isBlank(m.Text) && isBlank(m.HTML.Text) && !hasAttachment(m) && m.HTML.Images == 0 && len(m.URLs) == 0 && readWhole(m) {
 		f.hit(BodyEmpty, "")
 	}
 	h := &m.HTML

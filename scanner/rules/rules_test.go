@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -77,6 +78,9 @@ func TestRules(t *testing.T) {
 		// as 8-bit text without one.
 		{"Japanese text past max_text_bytes", scanner.Envelope{}, okHeaders + "MIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\n\n" + strings.Repeat("会議の資料です。\n", 50000), nil},
 		{"windows-1251 text past max_text_bytes", scanner.Envelope{}, okHeaders + "MIME-Version: 1.0\nContent-Type: text/plain; charset=windows-1251\n\nxy" + strings.Repeat("\xd0\xe0\xe1\xee\xf2\xe0 ", 250000), nil},
+		// The parser stops at max_depth (MIME_TOO_COMPLEX, which tags):
+		// the text below it was not read, which is no empty body.
+		{"text past the nesting limit", scanner.Envelope{}, okHeaders + "MIME-Version: 1.0\n" + nestedMultipart(12, "See you at noon."), nil},
 		{"hash-buster subject", scanner.Envelope{}, strings.Replace(okHeaders, "lunch", "Lose weight now              26792", 1) + "\nhi\n", []string{SubjectHashBuster}},
 		{"undeclared 8-bit body", scanner.Envelope{}, okHeaders + "Content-Type: text/plain; charset=us-ascii\n\n\xe0\xb8\xa1\xff\xfe\n", []string{TextUndeclared8bit}},
 		{"shouting body", scanner.Envelope{}, okHeaders + "\n" + strings.Repeat("BUY THIS NOW AND GET RICH ", 12) + "\n", []string{TextUppercase}},
@@ -301,4 +305,14 @@ func TestParseAddressAllocatesBelowItsSize(t *testing.T) {
 	if a, ok := parseAddress(`"Ann, Bob" <a@example.com>`); !ok || a != "a@example.com" {
 		t.Errorf("got %q, %v; want a@example.com", a, ok)
 	}
+}
+
+// nestedMultipart is a header's Content-Type and body: depth multiparts,
+// one in another, around a text part holding text.
+func nestedMultipart(depth int, text string) string {
+	body := "--b" + strconv.Itoa(depth) + "\nContent-Type: text/plain\n\n" + text + "\n--b" + strconv.Itoa(depth) + "--\n"
+	for i := depth - 1; i >= 0; i-- {
+		body = "--b" + strconv.Itoa(i) + "\nContent-Type: multipart/mixed; boundary=b" + strconv.Itoa(i+1) + "\n\n" + body + "--b" + strconv.Itoa(i) + "--\n"
+	}
+	return "Content-Type: multipart/mixed; boundary=b0\n\n" + body
 }
