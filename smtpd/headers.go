@@ -147,8 +147,8 @@ func (ss *session) compose(msg *scanner.Message, v scanner.Verdict, policy scann
 // later Subject field (a filter reading one would miss the tag). Set
 // anew, the field went to the top of the header folded by go-message,
 // which left continuation lines of blanks alone from a run of blanks and
-// cut an encoded word longer than a line in two. A header without a
-// Subject gets one holding the tag, at the top.
+// dropped the sender's folding. A header without a Subject gets one
+// holding the tag, at the top.
 func tagSubject(h *textproto.Header, tag string) {
 	var fields [][]byte
 	found := false
