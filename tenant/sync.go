@@ -138,7 +138,18 @@ type Syncer struct {
 	// fileErr is why the snapshot file present at start could not be
 	// served: readiness names it rather than saying there is none.
 	fileErr error
+	// emptied is set while the store answers as one that never held a
+	// tenant and this node serves stored domains (errEmptyStore).
+	emptied error
 }
+
+// errEmptyStore: a full load found a store that has never held a tenant
+// (version 0, nothing in it) while this node serves stored domains. A
+// SQLite file deleted or emptied is made anew by the next start, and a
+// PostgreSQL database dropped and created again answers the same: taken
+// as the truth, every stored domain's mail was refused with 550 and the
+// snapshot file that still held them was overwritten.
+var errEmptyStore = errors.New("the tenant store holds no tenants")
 
 // SyncOptions are a Syncer's dependencies.
 type SyncOptions struct {
@@ -206,7 +217,10 @@ func NewSyncer(ctx context.Context, cfg SyncConfig, opts SyncOptions) (*Syncer, 
 	if err != nil {
 		s.log.Warn("removing unfinished tenant snapshot files", "err", err)
 	}
-	if err := s.Reload(ctx); err != nil {
+	if err := s.Reload(ctx); errors.Is(err, errEmptyStore) {
+		s.log.Error("not loading tenants from an empty store; serving the snapshot file", "err", err)
+		s.report()
+	} else if err != nil {
 		s.log.Warn("tenant store unavailable at start; trying the local snapshot", "err", err)
 		if err := s.loadFile(); err != nil {
 			s.log.Warn("no usable tenant snapshot file", "file", s.files.base, "err", err)
@@ -273,6 +287,11 @@ func (s *Syncer) Reload(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("load tenants: %w", err)
 	}
+	if data.Version == 0 && len(data.Resellers)+len(data.Customers)+len(data.Domains) == 0 {
+		if err := s.refuseEmptyStore(); err != nil {
+			return err
+		}
+	}
 	tree := newHierarchy()
 	snap, _ := tree.apply(Delta{Data: data}, &Snapshot{domains: s.static}, s.log)
 	snap.Version = data.Version
@@ -286,6 +305,39 @@ func (s *Syncer) Reload(ctx context.Context) error {
 		s.log.Error("writing the tenant snapshot file", "file", s.files.base, "err", err)
 	}
 	return nil
+}
+
+// refuseEmptyStore decides about a store that has never held a tenant:
+// it is a fresh install's, unless this node serves stored domains (at
+// start, those of its snapshot file, which it then serves). Whoever means
+// to start over on an empty store deletes the snapshot file, or writes to
+// the store: a version of its own is believed.
+func (s *Syncer) refuseEmptyStore() error {
+	stored := func() (n int) {
+		for d := range s.dir.Snapshot().All() {
+			if d.Source == "store" {
+				n++
+			}
+		}
+		return n
+	}
+	n := stored()
+	if n == 0 && s.tree == nil {
+		if err := s.loadFile(); err != nil {
+			return nil // no usable file: nothing says the store lost anything
+		}
+		n = stored()
+	}
+	if n == 0 {
+		return nil
+	}
+	err := fmt.Errorf("%w (version 0) while this node serves %d stored domains at version %d: its database was emptied or replaced; "+
+		"serving the last snapshot, mail to other domains deferred (restore the database, or delete %s to start from the empty one)",
+		errEmptyStore, n, s.dir.Snapshot().Version, s.files.base)
+	s.mu.Lock()
+	s.emptied = err
+	s.mu.Unlock()
+	return err
 }
 
 // applyChanges applies the store's changes since the version served.
@@ -317,6 +369,7 @@ func (s *Syncer) confirm() {
 	s.mu.Lock()
 	s.confirmed = s.now()
 	s.hasData = true
+	s.emptied = nil
 	s.mu.Unlock()
 	s.report()
 }
@@ -326,10 +379,12 @@ func (s *Syncer) confirm() {
 // reload intervals is degraded.
 func (s *Syncer) report() {
 	s.mu.Lock()
-	hasData, age, fileErr := s.hasData, s.now().Sub(s.confirmed), s.fileErr
+	hasData, age, fileErr, emptied := s.hasData, s.now().Sub(s.confirmed), s.fileErr, s.emptied
 	s.mu.Unlock()
 	stale := time.Duration(s.cfg.StaleAfter) * s.cfg.ReloadInterval
-	s.dir.unconfirmed.Store(!hasData || age > stale)
+	// An emptied store confirms nothing: a domain missing from the
+	// snapshot may have been provisioned in the lost one.
+	s.dir.unconfirmed.Store(!hasData || age > stale || emptied != nil)
 	if s.health == nil {
 		return
 	}
@@ -342,6 +397,8 @@ func (s *Syncer) report() {
 		s.health.Set(healthComponent, health.NotReady, "no tenant snapshot: the store is unreachable and "+noFile+"; mail to any domain is deferred (451)")
 	case !hasData:
 		s.health.Set(healthComponent, health.Degraded, "tenant store unreachable and "+noFile+": serving the config file's domains only, mail to any other is deferred (451)")
+	case emptied != nil:
+		s.health.Set(healthComponent, health.Degraded, emptied.Error())
 	case age > stale:
 		s.health.Set(healthComponent, health.Degraded, fmt.Sprintf("tenant snapshot version %d not confirmed for %s: the store is unreachable; mail to domains not in it is deferred (451)", s.dir.Snapshot().Version, age.Round(time.Second)))
 	case len(s.dir.Snapshot().unservable) > 0:

@@ -675,3 +675,84 @@ func TestInvalidStoredDomainIsLeftOut(t *testing.T) {
 		t.Errorf("after the repair: %v %v", lvl, conds)
 	}
 }
+
+// TestEmptyStoreDoesNotReplaceStoredDomains: a store that has never held
+// a tenant (version 0, nothing in it: a SQLite file deleted or emptied and
+// made anew, a PostgreSQL database dropped and created again) answered a
+// full load as any store does, and the node swapped its stored domains
+// for nothing, refusing their mail with 550 while reporting ready, and
+// overwrote the snapshot file that still held them. It is not believed
+// while the node serves stored domains, at start from the file as while
+// running; a fresh install (no stored domain known) takes it, and so does
+// a node once the store holds a version of its own.
+func TestEmptyStoreDoesNotReplaceStoredDomains(t *testing.T) {
+	empty := Data{}
+	for _, tc := range []struct {
+		name string
+		// seed is the store an earlier run loaded (its file in dir); nil
+		// for none.
+		seed *Data
+		// running: the store empties under a node that loaded seed.
+		running   bool
+		wantKnown bool // store.example still served
+		wantLevel health.Level
+	}{
+		{"fresh install: no file", nil, false, false, health.OK},
+		{"file with stored domains, empty store at start", &Data{}, false, true, health.Degraded},
+		{"store emptied under a running node", &Data{}, true, true, health.Degraded},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			l := &fakeLoader{data: storeData(7, "store.test:25")}
+			var s *Syncer
+			var h *health.Registry
+			switch {
+			case tc.seed == nil:
+				l.data = empty
+				s, h = newTestSyncer(t, dir, l, nil)
+			case tc.running:
+				s, h = newTestSyncer(t, dir, l, nil)
+				l.data = empty
+				if err := s.Reload(context.Background()); err == nil {
+					t.Fatal("reload from an empty store succeeded")
+				}
+				s.report()
+			default:
+				newTestSyncer(t, dir, l, nil)
+				l.data = empty
+				s, h = newTestSyncer(t, dir, l, nil)
+			}
+			if _, ok := s.Directory().Lookup("store.example"); ok != tc.wantKnown {
+				t.Fatalf("store.example served = %v, want %v", ok, tc.wantKnown)
+			}
+			level, conds := h.Report()
+			if level != tc.wantLevel {
+				t.Fatalf("readiness %v %v, want %v", level, conds, tc.wantLevel)
+			}
+			if tc.wantLevel == health.Degraded && (len(conds) != 1 || !strings.Contains(conds[0].Reason, "holds no tenants")) {
+				t.Fatalf("readiness %v does not say the store is empty", conds)
+			}
+			if !tc.wantKnown {
+				return
+			}
+			// The file keeps the domains for the next restart.
+			down := &fakeLoader{err: errors.New("down")}
+			again, _ := newTestSyncer(t, dir, down, nil)
+			if _, ok := again.Directory().Lookup("store.example"); !ok {
+				t.Fatal("the snapshot file lost the stored domains")
+			}
+			// Once the store holds a version of its own (the operator
+			// made the new database theirs), it is the store again.
+			l.data = Data{Version: 1, Resellers: []Reseller{{ID: 1}}}
+			if err := s.Reload(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if _, ok := s.Directory().Lookup("store.example"); ok {
+				t.Fatal("a store written since is still not believed")
+			}
+			if level, conds := h.Report(); level != health.OK {
+				t.Fatalf("readiness %v %v after the store was written", level, conds)
+			}
+		})
+	}
+}
