@@ -312,14 +312,14 @@ func cacheKey(version string, addr netip.Addr) string {
 func (l *Locator) lookupFiles(addr netip.Addr) (Location, error) {
 	var loc Location
 	if d := l.location.acquire(); d != nil {
-		err := d.locate(addr, &loc)
+		err := d.read(func() error { return d.locate(addr, &loc) })
 		d.release()
 		if err != nil {
 			return Location{}, err
 		}
 	}
 	if d := l.asn.acquire(); d != nil {
-		err := d.asn(addr, &loc)
+		err := d.read(func() error { return d.asn(addr, &loc) })
 		d.release()
 		if err != nil {
 			return Location{}, err

@@ -737,3 +737,62 @@ func BenchmarkLookup(b *testing.B) {
 		})
 	}
 }
+
+// TestDatabaseRewrittenInPlace: the database is mapped into memory, and a
+// file rewritten in place rather than renamed over (cp, a download tool
+// writing to the path, an editor) is cut short under the mapping: a
+// lookup reading past its new end took a SIGBUS, which Go cannot recover
+// from, and the whole node died, mail flow with it. Such a lookup now
+// fails (the event is stored without location), and the watcher loads the
+// file once it is whole again.
+func TestDatabaseRewrittenInPlace(t *testing.T) {
+	dir := t.TempDir()
+	paris := geotest.Record{Network: "81.2.69.0/24", Country: "FR", CountryName: "France", City: "Paris", Lat: 48.8566, Lon: 2.3522, AccuracyKM: 5}
+	next := filepath.Join(dir, "next.mmdb")
+	geotest.WriteCity(t, next, geotest.Options{BuildEpoch: 2}, []geotest.Record{paris})
+	newBytes, err := os.ReadFile(next)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		size int64 // the file's length while the lookups run
+	}{
+		{"emptied", 0},
+		{"cut to a page", 4096},
+		{"cut in half", -2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "-")+".mmdb")
+			geotest.WriteCity(t, path, geotest.Options{BuildEpoch: 1}, geotest.Known)
+			cfg := DefaultConfig()
+			cfg.Database = path
+			cfg.CacheSize = 0 // every lookup reads the file
+			l := newTestLocator(t, cfg, Options{})
+			if loc, _ := mustLookup(t, l, "81.2.69.142"); loc.City != "London" {
+				t.Fatalf("before: %+v", loc)
+			}
+			size := tc.size
+			if size < 0 {
+				fi, _ := os.Stat(path)
+				size = fi.Size() / -size
+			}
+			if err := os.Truncate(path, size); err != nil {
+				t.Fatal(err)
+			}
+			for _, ip := range []string{"81.2.69.142", "8.8.8.8", "2001:4860::1", "175.16.199.1"} {
+				// An error or any answer; the test binary dies here without
+				// the fix.
+				l.Lookup(context.Background(), netip.MustParseAddr(ip))
+			}
+			// The rest of the copy arrives, into the same file.
+			if err := os.WriteFile(path, newBytes, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			l.location.load(l)
+			if loc, _ := mustLookup(t, l, "81.2.69.142"); loc.City != "Paris" {
+				t.Fatalf("after the file was whole again: %+v", loc)
+			}
+		})
+	}
+}

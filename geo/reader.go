@@ -3,6 +3,7 @@ package geo
 import (
 	"fmt"
 	"net/netip"
+	"runtime/debug"
 	"strings"
 	"sync"
 
@@ -160,6 +161,27 @@ func (d *database) retire() error {
 		return fmt.Errorf("close %s: %w", d.path, err)
 	}
 	return nil
+}
+
+// read runs fn, which reads d's mapping, and turns a fault in it into an
+// error. The file is mapped, not copied: one rewritten in place (cp, a
+// download written to the path, an editor) rather than renamed over is
+// cut short under the mapping, and a read past its new end raised SIGBUS,
+// which killed the node. The watcher loads the file once it is whole.
+func (d *database) read(fn func() error) (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		r := recover()
+		if r == nil {
+			return
+		}
+		if fault, ok := r.(interface{ Addr() uintptr }); ok {
+			err = fmt.Errorf("%s changed under the node (rewritten in place, not replaced by a rename): %v", d.path, fault)
+			return
+		}
+		panic(r)
+	}()
+	return fn()
 }
 
 // find looks addr up; found is false when the file has no record for it.
