@@ -28,10 +28,28 @@ func PrivateDir(dir string, log *slog.Logger) error {
 }
 
 // PrivateFiles tightens each existing file that others may read to 0600,
-// saying so in the log; missing files are skipped.
+// saying so in the log; missing files are skipped. Only regular files are
+// changed: a symbolic link is not followed (a node running as root made
+// the /etc/shadow or /dev/zero a link led to 0600), and a link, FIFO,
+// device or directory where a file should be is named in a warning and
+// left to its reader to refuse.
 func PrivateFiles(log *slog.Logger, paths ...string) error {
 	var errs []error
 	for _, p := range paths {
+		fi, err := os.Lstat(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if !fi.Mode().IsRegular() {
+			if log != nil {
+				log.Warn("not a regular file; its mode is left as it is", "path", p, "type", fi.Mode().Type().String())
+			}
+			continue
+		}
 		if err := tighten(p, FileMode, log); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			errs = append(errs, err)
 		}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -105,5 +106,53 @@ func TestWarnShared(t *testing.T) {
 	WarnShared(slog.New(slog.NewTextHandler(&buf, nil)), "smtp.tls_key", filepath.Join(dir, "missing"))
 	if buf.Len() != 0 {
 		t.Errorf("a missing file was warned of: %s", buf.String())
+	}
+}
+
+// TestPrivateFilesChangeOnlyTheirOwnFiles: the files a node tightens at
+// start are its own regular files in data_dir. A symbolic link there was
+// followed: a node running as root, finding tenants.snapshot.json linked
+// to /etc/shadow or the panel key to /dev/zero, made /etc/shadow 0600 and
+// /dev/zero 0600 (every other user's programs lost it). A link, a FIFO, a
+// device or a directory is left as it is, and named in a warning; the
+// readers report what they cannot use.
+func TestPrivateFilesChangeOnlyTheirOwnFiles(t *testing.T) {
+	dir, elsewhere := t.TempDir(), t.TempDir()
+	outside := filepath.Join(elsewhere, "shadow")
+	if err := os.WriteFile(outside, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(outside, 0o644)
+	link := filepath.Join(dir, "tenants.snapshot.json")
+	if err := os.Symlink(outside, link); err != nil {
+		t.Fatal(err)
+	}
+	fifo := filepath.Join(dir, "panel-session.key")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(fifo, 0o644)
+	sub := filepath.Join(dir, "mxgrid.db")
+	if err := os.Mkdir(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(sub, 0o755)
+	var logs bytes.Buffer
+	if err := PrivateFiles(slog.New(slog.NewTextHandler(&logs, nil)), link, fifo, sub); err != nil {
+		t.Fatal(err)
+	}
+	for p, want := range map[string]os.FileMode{outside: 0o644, fifo: 0o644, sub: 0o755} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != want {
+			t.Errorf("%s: mode %v, want it left at %v", p, fi.Mode().Perm(), want)
+		}
+	}
+	for _, p := range []string{link, fifo, sub} {
+		if !strings.Contains(logs.String(), p) {
+			t.Errorf("no warning names %s:\n%s", p, logs.String())
+		}
 	}
 }

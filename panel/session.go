@@ -320,7 +320,7 @@ func loadKey(path, dataDir string) ([]byte, error) {
 		return []byte(k), nil
 	}
 	p := filepath.Join(dataDir, KeyFile)
-	b, err := os.ReadFile(p)
+	b, err := readOwnKey(p)
 	// A file cut short or overwritten (64 zero bytes after a crash) is
 	// made anew as a missing one is: signing with it, anyone could forge
 	// a session cookie. Sessions signed with the old key end.
@@ -338,10 +338,54 @@ func loadKey(path, dataDir string) ([]byte, error) {
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("panel: session key: %w", err)
 	}
-	if err := os.WriteFile(p, k, 0o600); err != nil {
+	if err := writeOwnKey(p, k); err != nil {
 		return nil, fmt.Errorf("panel: session key: %w", err)
 	}
 	return k, nil
+}
+
+// maxOwnKey bounds the node's own key file: it writes 64 characters.
+const maxOwnKey = 4 << 10
+
+// readOwnKey reads the node's own key file, which only the node writes:
+// anything there but a regular file of a key's size (a symbolic link to
+// another file or a device, a file of gigabytes) is not its key, and
+// reads as none, so that a new key replaces it. Followed, a link used
+// another file's content as the key, or read /dev/zero until the node
+// ran out of memory.
+func readOwnKey(p string) ([]byte, error) {
+	fi, err := os.Lstat(p)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() || fi.Size() > maxOwnKey {
+		return nil, nil
+	}
+	return fsperm.ReadLimited(p, maxOwnKey, "the panel's session key")
+}
+
+// writeOwnKey puts k in place whole (temp file, fsync, rename): a crash
+// leaves the old key or the new one, and a symbolic link at p is
+// replaced, never written through (os.WriteFile overwrote the file it
+// pointed at).
+func writeOwnKey(p string, k []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(p), KeyFile+".tmp*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name()) // fails harmlessly after the rename
+	if _, err := tmp.Write(k); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), p)
 }
 
 func (s signer) sign(purpose string, payload []byte) string {

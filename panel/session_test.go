@@ -1088,6 +1088,67 @@ func TestOwnSessionKeyIsMadeAnewWhenWeak(t *testing.T) {
 	}
 }
 
+// TestOwnSessionKeyIsTheNodesOwnFile: the key file in data_dir was read
+// and written wherever its name led. A symbolic link there was followed
+// both ways: to a file of 64 characters elsewhere, which then signed the
+// sessions, and, when what it found was weak, to overwrite that file with
+// a new key; a link to /dev/zero (or a file of gigabytes) was read until
+// the node ran out of memory. Only a regular file of a key's size is
+// read; anything else is replaced by a new key (sessions signed with the
+// old one end), and a link's target is left as it was.
+func TestOwnSessionKeyIsTheNodesOwnFile(t *testing.T) {
+	strong := "8d3f0c6b1e2a94c7b5f0e1d2c3b4a5968778695a4b3c2d1e0f9e8d7c6b5a4938"
+	for _, tt := range []struct {
+		name string
+		// plant puts something at path; outside is a file beside the
+		// data directory that it may point at.
+		plant   func(t *testing.T, path, outside string)
+		outside string // what outside holds
+	}{
+		{"link to a weak file elsewhere", func(t *testing.T, path, outside string) {
+			if err := os.Symlink(outside, path); err != nil {
+				t.Fatal(err)
+			}
+		}, "root:x:0:0:root:/root:/bin/sh\n"},
+		{"link to a strong file elsewhere", func(t *testing.T, path, outside string) {
+			if err := os.Symlink(outside, path); err != nil {
+				t.Fatal(err)
+			}
+		}, strong},
+		{"file larger than any key", func(t *testing.T, path, _ string) {
+			if err := os.WriteFile(path, []byte(strings.Repeat(strong, 2000)), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir, elsewhere := t.TempDir(), t.TempDir()
+			path, outside := filepath.Join(dir, KeyFile), filepath.Join(elsewhere, "file")
+			if err := os.WriteFile(outside, []byte(tt.outside), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			tt.plant(t, path, outside)
+			k, err := loadKey("", dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if bytes.Contains([]byte(tt.outside), k) || len(k) > 128 {
+				t.Fatalf("loadKey used what it found (%d bytes) as the key", len(k))
+			}
+			if b, _ := os.ReadFile(outside); string(b) != tt.outside {
+				t.Fatalf("the file the link pointed at was overwritten: %q", b)
+			}
+			fi, err := os.Lstat(path)
+			if err != nil || !fi.Mode().IsRegular() {
+				t.Fatalf("key file %v, %v: want a regular file", fi, err)
+			}
+			if onDisk, _ := os.ReadFile(path); !bytes.Equal(onDisk, k) {
+				t.Fatalf("the key on disk is not the one in use")
+			}
+		})
+	}
+}
+
 // TestTurnQueueIsBounded: an address has at most maxTurnQueue attempts
 // holding or waiting for its turn; one more is refused at once (429),
 // while another address's attempt goes ahead, and the queue drains.
