@@ -553,10 +553,10 @@ func (ss *session) Data(r io.Reader) (reply error) {
 			}
 			return errDataTimeout
 		}
-		if errors.Is(err, errSpoolFull) {
+		if errors.Is(err, errSpoolFull) || diskFull(err) {
 			ss.abortDownstream()
 			ss.countTransaction(OutcomeNoResources, errNoResources)
-			ss.log.Warn("message deferred: spool directory low on free space", "queue_id", ss.queueID, "dir", ss.srv.spool.dir)
+			ss.log.Warn("message deferred: spool directory low on free space", "queue_id", ss.queueID, "dir", ss.srv.spool.dir, "err", err)
 			return errNoResources
 		}
 		if errors.Is(err, smtp.ErrDataTooLarge) {

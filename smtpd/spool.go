@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
@@ -21,6 +22,14 @@ import (
 // errSpoolFull: the spool directory has too little free space for a big
 // body; the sender hears 452 4.3.1 now rather than a failure mid-write.
 var errSpoolFull = errors.New("spool directory low on free space")
+
+// diskFull reports whether a spool write failed for want of space: the
+// disk filled while the body arrived (smtp.spool_min_free is checked as
+// the file is made), or the node's user ran out of quota. The sender
+// hears the low-disk 452 4.3.1, not an unexplained local error.
+func diskFull(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
+}
 
 // spoolPrefix names spool files, so the start-up sweep removes only ours.
 const spoolPrefix = "msg-"
