@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -217,7 +218,7 @@ func (f *snapshotFiles) appendDelta(version uint64, saved time.Time, served map[
 	if err != nil {
 		return err
 	}
-	j, err := os.OpenFile(f.journal, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	j, err := openRegular(f.journal, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
 		f.gap = true
 		return err
@@ -240,12 +241,12 @@ func (f *snapshotFiles) read() (uint64, time.Time, map[string]*Domain, error) {
 	if err != nil {
 		return 0, time.Time{}, nil, fmt.Errorf("%s: %w", f.base, err)
 	}
-	j, err := os.Open(f.journal)
+	j, err := openRegular(f.journal, os.O_RDONLY, 0)
 	if errors.Is(err, os.ErrNotExist) {
 		return version, saved, domains, nil
 	}
 	if err != nil {
-		return 0, time.Time{}, nil, err
+		return 0, time.Time{}, nil, fmt.Errorf("%s: %w", f.journal, err)
 	}
 	defer j.Close()
 	r := bufio.NewReaderSize(j, 1<<16)
@@ -283,7 +284,7 @@ func (f *snapshotFiles) read() (uint64, time.Time, map[string]*Domain, error) {
 
 // readBase decodes the snapshot one domain at a time.
 func (f *snapshotFiles) readBase() (uint64, time.Time, map[string]*Domain, error) {
-	fh, err := os.Open(f.base)
+	fh, err := openRegular(f.base, os.O_RDONLY, 0)
 	if err != nil {
 		return 0, time.Time{}, nil, err
 	}
@@ -356,6 +357,27 @@ func decodeDomains(dec *json.Decoder, into map[string]*Domain) error {
 		into[d.Name] = d
 	}
 	return expectDelim(dec, ']')
+}
+
+// openRegular opens one of the snapshot's files, which the syncer alone
+// writes, only if it is a regular file, and without waiting on a FIFO
+// (O_NONBLOCK): a FIFO there blocked the open until something wrote to
+// it, or read it, so a node starting with the store down never listened
+// and a running one applied no tenant change after its next one.
+func openRegular(path string, flag int, perm os.FileMode) (*os.File, error) {
+	f, err := os.OpenFile(path, flag|syscall.O_NONBLOCK, perm)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err == nil && !fi.Mode().IsRegular() {
+		err = fmt.Errorf("not a regular file (%s)", fi.Mode().Type())
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
 }
 
 func expectDelim(dec *json.Decoder, want json.Delim) error {
