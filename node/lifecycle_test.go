@@ -8,6 +8,7 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -89,4 +90,34 @@ func TestStopLeavesNoGoroutine(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// TestSecondNodeOnOneDataDirIsRefused: two nodes given one data_dir (a
+// config copied for a second instance, one volume mounted into two
+// containers) both ran: each start's spool sweep removed the other's
+// bodies in flight, each rewrote the tenant snapshot file the other then
+// journaled onto under its own id, lines a restart during a database
+// outage skips, so a node came back on the other's older snapshot (a
+// deleted domain accepted again). The second is refused at start, naming
+// the directory; the first's lock goes with it, on Stop as on a failed
+// New, so a restart on the same directory works.
+func TestSecondNodeOnOneDataDirIsRefused(t *testing.T) {
+	cfg := nodetest.Config(t)
+	first := nodetest.Start(t, cfg, nil)
+
+	second := nodetest.Config(t)
+	second.DataDir = cfg.DataDir
+	opts := node.Options{Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if _, err := node.New(context.Background(), second, opts); err == nil {
+		t.Fatal("a second node started on the first's data_dir")
+	} else if !strings.Contains(err.Error(), cfg.DataDir) || !strings.Contains(err.Error(), "in use by another") {
+		t.Fatalf("refused with %q: want it to name the directory and say it is in use", err)
+	}
+
+	first.Stop(t)
+	if _, err := node.New(context.Background(), second, node.FailAfter(opts, "data dir")); !errors.Is(err, node.ErrInjected) {
+		t.Fatalf("New failing after its data dir step: %v", err)
+	}
+	// Both let the directory go: this start finds it free.
+	nodetest.Start(t, second, nil)
 }

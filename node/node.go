@@ -201,14 +201,23 @@ func (n *Node) run(name string, r Runner) { n.parts = append(n.parts, part{name,
 // onClose adds a closer.
 func (n *Node) onClose(fn func() error) { n.closers = append(n.closers, fn) }
 
-// prepareDataDir: the data directory and its files are the node's alone;
-// a data directory from an older version is tightened, with a warning.
+// prepareDataDir: the data directory and its files are the node's alone
+// (locked, so a second node given it is refused); a data directory from an
+// older version is tightened, with a warning.
 func (b *builder) prepareDataDir(context.Context) error {
 	if err := fsperm.PrivateDir(b.cfg.DataDir, b.log); err != nil {
 		return err
 	}
+	release, err := lockDataDir(b.cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	b.onClose(release)
 	return b.privateFiles()
 }
+
+// lockFile in data_dir is held (flock) by the node using the directory.
+const lockFile = "mxgrid.lock"
 
 // openStore opens the store, which holds tenants, events and maps. It
 // connects lazily: mail flow must not depend on it, and a node whose
