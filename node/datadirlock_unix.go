@@ -31,8 +31,7 @@ func lockDataDir(dir string) (release func() error, err error) {
 		holder, _ := io.ReadAll(io.LimitReader(f, 32))
 		f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("data_dir %s is in use by another mxgrid node (pid %s): each node needs a data directory of its own",
-				dir, strings.TrimSpace(string(holder)))
+			return nil, &dataDirInUseError{dir: dir, pid: strings.TrimSpace(string(holder))}
 		}
 		return nil, fmt.Errorf("data_dir: lock %s: %w", p, err)
 	}

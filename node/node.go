@@ -208,16 +208,28 @@ func (b *builder) prepareDataDir(context.Context) error {
 	if err := fsperm.PrivateDir(b.cfg.DataDir, b.log); err != nil {
 		return err
 	}
-	release, err := lockDataDir(b.cfg.DataDir)
-	if err != nil {
+	var inUse *dataDirInUseError
+	switch release, err := lockDataDir(b.cfg.DataDir); {
+	case errors.As(err, &inUse):
 		return err
+	case err != nil:
+		// A read-only or full data_dir: mail flow goes on without it.
+		b.log.Warn("data_dir not locked: a second node given it would not be refused", "err", err)
+	default:
+		b.onClose(release)
 	}
-	b.onClose(release)
 	return b.privateFiles()
 }
 
 // lockFile in data_dir is held (flock) by the node using the directory.
 const lockFile = "mxgrid.lock"
+
+// dataDirInUseError: another process holds lockFile.
+type dataDirInUseError struct{ dir, pid string }
+
+func (e *dataDirInUseError) Error() string {
+	return fmt.Sprintf("data_dir %s is in use by another mxgrid node (pid %s): each node needs a data directory of its own", e.dir, e.pid)
+}
 
 // openStore opens the store, which holds tenants, events and maps. It
 // connects lazily: mail flow must not depend on it, and a node whose
