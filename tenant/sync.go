@@ -323,9 +323,11 @@ func (s *Syncer) refuseEmptyStore() error {
 	}
 	n := stored()
 	if n == 0 && s.tree == nil {
-		if err := s.loadFile(); err != nil {
-			return nil // no usable file: nothing says the store lost anything
+		version, saved, domains, err := s.files.read()
+		if err != nil || len(domains) == 0 {
+			return nil // no usable file, or none stored: a fresh install
 		}
+		s.serveFile(version, saved, domains)
 		n = stored()
 	}
 	if n == 0 {
@@ -416,6 +418,13 @@ func (s *Syncer) loadFile() error {
 	if err != nil {
 		return err
 	}
+	s.serveFile(version, saved, stored)
+	return nil
+}
+
+// serveFile serves the stored domains read from the snapshot file, under
+// the config file's.
+func (s *Syncer) serveFile(version uint64, saved time.Time, stored map[string]*Domain) {
 	served := maps.Clone(s.static)
 	for name, d := range stored {
 		if _, ok := served[name]; ok {
@@ -437,5 +446,4 @@ func (s *Syncer) loadFile() error {
 	s.confirmed = saved
 	s.mu.Unlock()
 	s.log.Info("serving the local tenant snapshot", "file", s.files.base, "version", version, "saved", saved, "domains", snap.Len())
-	return nil
 }
