@@ -448,12 +448,31 @@ func (m *Message) Size() int64 {
 }
 
 // Reader reads the message as received from offset off, whether it is
-// held in Raw or was parsed with ParseReaderAt.
+// held in Raw or was parsed with ParseReaderAt. A source that ends before
+// the size it was parsed at (a spool file cut short under the node) is a
+// read error, io.ErrUnexpectedEOF, not the message's end: read as its
+// end, the relay committed the first part of a message downstream and the
+// sender was told all of it was delivered.
 func (m *Message) Reader(off int64) io.Reader {
 	if m.src != nil {
-		return io.NewSectionReader(m.src, off, m.size-off)
+		return &exactReader{r: io.NewSectionReader(m.src, off, m.size-off), left: m.size - off}
 	}
 	return bytes.NewReader(m.Raw[min(off, int64(len(m.Raw))):])
+}
+
+// exactReader reads left bytes from r, and fails if r ends before.
+type exactReader struct {
+	r    io.Reader
+	left int64
+}
+
+func (e *exactReader) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	e.left -= int64(n)
+	if err == io.EOF && e.left > 0 {
+		err = fmt.Errorf("message source ends %d bytes short: %w", e.left, io.ErrUnexpectedEOF)
+	}
+	return n, err
 }
 
 // BufferedReader is Reader(off) through a pooled 4 KiB buffered reader,

@@ -322,3 +322,51 @@ func TestSpoolRefusesWhenTheDiskIsLow(t *testing.T) {
 		t.Errorf("%d spool files left", len(left))
 	}
 }
+
+// spoolCut is a scan stage that cuts every spool file in dir to half its
+// length, as something else writing data_dir would (a cleaner, a second
+// process, a file system losing the file's tail).
+type spoolCut struct{ dir string }
+
+func (spoolCut) Name() string { return "spool_cut" }
+
+func (c spoolCut) Check(context.Context, *scanner.Envelope, *scanner.Message) (scanner.Result, error) {
+	entries, err := os.ReadDir(c.dir)
+	if err != nil {
+		return scanner.Result{}, err
+	}
+	for _, e := range entries {
+		info, err := e.Info()
+		if err != nil {
+			return scanner.Result{}, err
+		}
+		if err := os.Truncate(filepath.Join(c.dir, e.Name()), info.Size()/2); err != nil {
+			return scanner.Result{}, err
+		}
+	}
+	return scanner.Result{}, nil
+}
+
+// TestSpoolFileCutShortIsNotDelivered: the relay sent a spooled body as a
+// section of its file, and a file shorter than the body received read as
+// the body's end: the customer's server got the first half of the
+// message and the sender a 250 for all of it. A body that ends before its
+// size is a failed read: nothing is committed downstream, and the sender
+// hears 451 and sends it again.
+func TestSpoolFileCutShortIsNotDelivered(t *testing.T) {
+	cfg := testConfig(t)
+	sink := smtptest.StartSink(t)
+	cfg.Domains = append(cfg.Domains, smtptest.Domain("example.org", sink.Addr))
+	cfg.SMTP.SpoolThreshold = 64 << 10
+	n := startConfigured(t, cfg, []scanner.Stage{{Check: spoolCut{dir: filepath.Join(cfg.DataDir, "spool")}}})
+	code, msg := smtptest.Send(t, n.SMTPAddr(), "alice@sender.test", "bob@example.org", bigBody(1, 256<<10))
+	if code/100 != 4 {
+		t.Errorf("body cut short in the spool: %d %s, want a 4xx", code, msg)
+	}
+	if got := sink.Messages(); len(got) != 0 {
+		t.Errorf("the customer's server got %d messages (%d bytes), want none", len(got), len(got[0].Data))
+	}
+	if left := spoolFiles(t, n); len(left) != 0 {
+		t.Errorf("%d spool files left", len(left))
+	}
+}
