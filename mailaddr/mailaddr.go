@@ -84,6 +84,56 @@ func WithALabel(addr string) string {
 	return addr + " (" + a + ")"
 }
 
+// ErrNeedsUTF8 is an address that cannot be written without SMTPUTF8
+// (RFC 6531): a local part that is not ASCII, or a domain with no valid
+// A-label.
+var ErrNeedsUTF8 = errors.New("address needs SMTPUTF8")
+
+// strictIDNA converts a domain for a server without SMTPUTF8: UTS #46's
+// lookup mapping (case, compatibility forms), as tenant.NormalizeDomain
+// and the SPF and DMARC checks read the domain, so the A-label sent is the
+// name they judged; then IDNA2008's rules on every label (no transitional
+// mapping of ß or ς to ss or σ, the bidi and joiner rules, hyphens, LDH
+// output) and DNS lengths, which the lookup profile does not check.
+var strictIDNA = idna.New(
+	idna.MapForLookup(),
+	idna.Transitional(false),
+	idna.BidiRule(),
+	idna.CheckHyphens(true),
+	idna.CheckJoiners(true),
+	idna.StrictDomainName(true),
+	idna.VerifyDNSLength(true),
+)
+
+// ALabels is a with its domain in A-labels (RFC 5890), as a server
+// without SMTPUTF8 may be given it, the way Postfix's SMTP client sends
+// a UTF-8 domain to one. Only the domain can be converted: a local part
+// that is not ASCII, or a domain IDNA refuses, is an ErrNeedsUTF8. An
+// ASCII address (an address literal among them) is returned as it is.
+// The result is built as a parsed address is, so it is one too (its
+// length checked again: an A-label is longer than its U-label).
+func (a Address) ALabels() (Address, error) {
+	if !IsASCII(a.Local) {
+		return Address{}, fmt.Errorf("%w: the local part is not ASCII", ErrNeedsUTF8)
+	}
+	if IsASCII(a.Domain) {
+		return a, nil
+	}
+	d, err := strictIDNA.ToASCII(a.Domain)
+	if err != nil {
+		return Address{}, fmt.Errorf("%w: the domain has no A-label: %w", ErrNeedsUTF8, err)
+	}
+	if !IsASCII(d) {
+		// Not expected of ToASCII without an error; never written.
+		return Address{}, fmt.Errorf("%w: the domain has no A-label", ErrNeedsUTF8)
+	}
+	b, err := build(a.Local, d)
+	if err != nil {
+		return Address{}, fmt.Errorf("%w: in A-labels: %w", ErrNeedsUTF8, err)
+	}
+	return b, nil
+}
+
 // SourceRouted reports a local part that asks the next hop to route
 // further (%-hack, UUCP bang path, or an embedded @), like Postfix's
 // allow_untrusted_routing check.

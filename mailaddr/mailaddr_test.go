@@ -225,3 +225,51 @@ func TestWithALabel(t *testing.T) {
 		}
 	}
 }
+
+// TestALabels: what a server without SMTPUTF8 may be given. Only a domain
+// converts (RFC 5890 A-labels, as Postfix's SMTP client sends it); a
+// local part that is not ASCII, or a domain IDNA2008 refuses, still needs
+// SMTPUTF8.
+func TestALabels(t *testing.T) {
+	for _, tc := range []struct {
+		in, want string // want "" for ErrNeedsUTF8
+	}{
+		{"info@bücher.example", "info@xn--bcher-kva.example"},
+		// Case folds as the directory and SPF read the name; the local
+		// part is the customer's server's to read, kept as it came.
+		{"INFO@BÜCHER.example", "INFO@xn--bcher-kva.example"},
+		{"bob@例え.example", "bob@xn--r8jz45g.example"},
+		// IDNA2008, not the transitional mapping: ß stays ß (another
+		// name than strasse.example).
+		{"a@straße.example", "a@xn--strae-oqa.example"},
+		{`"a b"@bücher.example`, `"a b"@xn--bcher-kva.example`},
+		// ASCII goes as it is, case and literals included.
+		{"alice@Example.ORG", "alice@Example.ORG"},
+		{"a@[192.0.2.1]", "a@[192.0.2.1]"},
+		{"jürgen@bücher.example", ""},
+		{"jürgen@example.org", ""},
+		// No valid A-label: a label that starts with a combining mark, a
+		// right-to-left label with a left-to-right letter, a bad
+		// punycode label beside a U-label, a label over 63 octets once
+		// converted.
+		{"a@\u0301bücher.example", ""},
+		{"a@שלוםa.example", ""},
+		{"a@xn--zz.bücher.example", ""},
+		{"a@日本語中国漢字文化圏東西南北春夏秋冬雪月花.example", ""}, // 63 octets; its A-label has 69
+	} {
+		a, err := Parse(tc.in)
+		if err != nil {
+			t.Fatalf("Parse(%q): %v", tc.in, err)
+		}
+		got, err := a.ALabels()
+		if tc.want == "" {
+			if !errors.Is(err, ErrNeedsUTF8) {
+				t.Errorf("%q.ALabels() = %q, %v; want ErrNeedsUTF8", tc.in, got, err)
+			}
+			continue
+		}
+		if err != nil || got.String() != tc.want {
+			t.Errorf("%q.ALabels() = %q, %v; want %q", tc.in, got, err, tc.want)
+		}
+	}
+}
