@@ -381,6 +381,18 @@ func spfSender(sender, domain string) string {
 	return local + "@" + domain
 }
 
+// arSender is sender as Authentication-Results names it: a UTF-8 domain
+// as the A-labels check_host got (domain, spfDomain's). Written raw, it
+// made our own header field 8-bit, and a sender at a UTF-8 domain with an
+// ASCII local part, whose envelope goes to a customer's server without
+// SMTPUTF8 as A-labels, had its 7-bit message refused 550 5.6.7 for it.
+func arSender(sender, domain string) string {
+	if isPrintableASCII(sender) || domain == "" || !isPrintableASCII(domain) {
+		return sender
+	}
+	return sender[:strings.LastIndexByte(sender, '@')+1] + domain
+}
+
 // checkSPF runs check_host for one identity; an empty sender is a null
 // MAIL FROM.
 func (c *Check) checkSPF(ctx context.Context, env *scanner.Envelope, sender, ptype, symbolPrefix string) spfResult {
@@ -439,7 +451,7 @@ func (c *Check) runSPF(ctx context.Context, env *scanner.Envelope, sender string
 // of is r as the result for one identity: sender's, named ptype in
 // Authentication-Results, its symbol symbolPrefix and the result.
 func (r spfResult) of(env *scanner.Envelope, sender, ptype, symbolPrefix string) spfResult {
-	r.props[0] = prop{ptype, sender}
+	r.props[0] = prop{ptype, arSender(sender, r.domain)}
 	if ptype == "smtp.helo" {
 		r.props[0] = prop{ptype, env.HELO}
 	}
