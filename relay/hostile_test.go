@@ -2,6 +2,7 @@ package relay
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -698,7 +699,9 @@ func TestSessionLostBeforeDataIsReplayed(t *testing.T) {
 // now: MAIL still asked for it, go-smtp's client would not write it, and
 // the sender heard 451 "connection lost" for an ASCII message that goes
 // without it. Not offered before and offered now: an 8-bit message was
-// refused for good (550 5.6.7) by a server that takes it.
+// refused for good (550 5.6.7) by a server that takes it. A sender at a
+// UTF-8 domain goes as its A-labels to a server without SMTPUTF8 and as it
+// came to one with it, decided again for the new connection too.
 func TestSMTPUTF8DecidedForTheSessionUsed(t *testing.T) {
 	const (
 		with    = "250-customer.test\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n"
@@ -711,15 +714,22 @@ func TestSMTPUTF8DecidedForTheSessionUsed(t *testing.T) {
 		at          string // that command
 		msg         string
 		wantMail    string // the MAIL the new connection gets
+		from        string // the sender; a@sender.test when ""
 	}{
 		{"cached session refuses MAIL, SMTPUTF8 gone", with, without, "421 4.3.2 restarting\r\n", "MAIL",
-			"Subject: ascii\r\n\r\nbody\r\n", "MAIL FROM:<a@sender.test> BODY=8BITMIME"},
+			"Subject: ascii\r\n\r\nbody\r\n", "MAIL FROM:<a@sender.test> BODY=8BITMIME", ""},
 		{"session lost before DATA, SMTPUTF8 gone", with, without, "421 4.4.2 timeout\r\n", "DATA",
-			"Subject: ascii\r\n\r\nbody\r\n", "MAIL FROM:<a@sender.test> BODY=8BITMIME"},
+			"Subject: ascii\r\n\r\nbody\r\n", "MAIL FROM:<a@sender.test> BODY=8BITMIME", ""},
 		{"cached session refuses MAIL, SMTPUTF8 new", without, with, "421 4.3.2 restarting\r\n", "MAIL",
-			"Subject: caf\u00e9\r\n\r\nbody\r\n", "MAIL FROM:<a@sender.test> BODY=8BITMIME SMTPUTF8"},
+			"Subject: caf\u00e9\r\n\r\nbody\r\n", "MAIL FROM:<a@sender.test> BODY=8BITMIME SMTPUTF8", ""},
 		{"session lost before DATA, SMTPUTF8 new", without, with, "421 4.4.2 timeout\r\n", "DATA",
-			"Subject: ascii\r\n\r\nbody\r\n", "MAIL FROM:<a@sender.test> BODY=8BITMIME SMTPUTF8"},
+			"Subject: ascii\r\n\r\nbody\r\n", "MAIL FROM:<a@sender.test> BODY=8BITMIME SMTPUTF8", ""},
+		{"session lost before DATA, SMTPUTF8 gone, IDN sender", with, without, "421 4.4.2 timeout\r\n", "DATA",
+			"Subject: ascii\r\n\r\nbody\r\n", "MAIL FROM:<a@xn--bcher-kva.test> BODY=8BITMIME", "a@bücher.test"},
+		{"session lost before DATA, SMTPUTF8 new, IDN sender", without, with, "421 4.4.2 timeout\r\n", "DATA",
+			"Subject: ascii\r\n\r\nbody\r\n", "MAIL FROM:<a@bücher.test> BODY=8BITMIME SMTPUTF8", "a@bücher.test"},
+		{"cached session refuses MAIL, SMTPUTF8 gone, IDN sender", with, without, "421 4.3.2 restarting\r\n", "MAIL",
+			"Subject: ascii\r\n\r\nbody\r\n", "MAIL FROM:<a@xn--bcher-kva.test> BODY=8BITMIME", "a@bücher.test"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var conns connLog
@@ -752,8 +762,12 @@ func TestSMTPUTF8DecidedForTheSessionUsed(t *testing.T) {
 			})
 			r := hostileRelay(nil)
 			route := Route{Addr: h.addr, TLS: TLSNone}
+			from, err := mailaddr.Parse(cmp.Or(tc.from, "a@sender.test"))
+			if err != nil {
+				t.Fatal(err)
+			}
 			send := func(msg string) error {
-				tx, err := r.Begin(context.Background(), route, mailaddr.Address{Local: "a", Domain: "sender.test"}, MailOptions{UTF8: true})
+				tx, err := r.Begin(context.Background(), route, from, MailOptions{UTF8: true})
 				if err != nil {
 					return err
 				}

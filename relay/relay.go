@@ -260,11 +260,14 @@ type Transaction struct {
 	opts  MailOptions
 	// withoutUTF8: the sender asked for SMTPUTF8 (opts.UTF8), the
 	// session's server does not offer it, and the transaction goes on
-	// without it while nothing in it needs it (an ASCII recipient, a
+	// without it while nothing in it needs it (ASCII local parts, a
 	// message whose header fields are 7-bit). It is the current
 	// session's: a new connection may reach a server that offers other
 	// extensions.
 	withoutUTF8 bool
+	// mailFrom is from as the current session's MAIL writes it: in
+	// A-labels while withoutUTF8 (fitUTF8 sets it).
+	mailFrom mailaddr.Address
 	// s is nil after a stale cached session was dropped and no new
 	// connection could be made, and while the transaction is parked.
 	s    *session
@@ -341,22 +344,48 @@ func (r *Relay) Begin(ctx context.Context, route Route, from mailaddr.Address, o
 // anyway (go-smtp's client refuses to write that, which read as a lost
 // connection: 451 for mail that could go).
 func (t *Transaction) fitUTF8(to ...mailaddr.Address) *Error {
+	t.mailFrom, t.withoutUTF8 = t.from, false
 	if !t.opts.UTF8 {
 		return nil
 	}
 	ok, _ := t.s.client.Extension("SMTPUTF8")
-	t.withoutUTF8 = !ok
 	if ok {
 		return nil
 	}
 	// RFC 6531 §3.4 forbids only what needs SMTPUTF8: many senders ask
-	// for it on every message, and ASCII mail goes without it, as Postfix
-	// sends it.
-	nonASCII := func(a mailaddr.Address) bool { return !a.ASCII() }
-	if !t.from.ASCII() || slices.ContainsFunc(to, nonASCII) || slices.ContainsFunc(t.accepted, nonASCII) {
-		return errNeedsSMTPUTF8()
+	// for it on every message, and mail that needs it nowhere goes
+	// without it, as Postfix sends it: an ASCII local part at a UTF-8
+	// domain goes with the domain's A-labels.
+	t.withoutUTF8 = true
+	from, e := t.onWire(t.from)
+	if e != nil {
+		return e
 	}
+	for _, a := range slices.Concat(to, t.accepted) {
+		if _, e := t.onWire(a); e != nil {
+			return e
+		}
+	}
+	t.mailFrom = from
 	return nil
+}
+
+// onWire is a as the current session's MAIL or RCPT writes it: as it
+// came, or, going without SMTPUTF8, with its domain in A-labels
+// (mailaddr.ALabels, built from the parsed domain: no sender's text is
+// pasted). A local part that is not ASCII, or a domain without a valid
+// A-label, needs the SMTPUTF8 the server lacks.
+func (t *Transaction) onWire(a mailaddr.Address) (mailaddr.Address, *Error) {
+	if !t.withoutUTF8 {
+		return a, nil
+	}
+	w, err := a.ALabels()
+	if err != nil {
+		e := errNeedsSMTPUTF8()
+		e.Err = err
+		return a, e
+	}
+	return w, nil
 }
 
 // errNeedsSMTPUTF8 refuses what needs SMTPUTF8 for a server without it
@@ -451,7 +480,9 @@ func (t *Transaction) mail(to mailaddr.Address) (rcptErr error, err *Error) {
 func (t *Transaction) sendMail(to mailaddr.Address) (mailErr, rcptErr error) {
 	reset := t.s.inTransaction
 	t.s.inTransaction = true
-	return t.s.client.MailRcpt(reset, t.from.String(), &smtp.MailOptions{Size: t.declaredSize(), UTF8: t.opts.UTF8 && !t.withoutUTF8}, to.String(), nil)
+	// fitUTF8 has checked to and set mailFrom for this session.
+	to, _ = t.onWire(to)
+	return t.s.client.MailRcpt(reset, t.mailFrom.String(), &smtp.MailOptions{Size: t.declaredSize(), UTF8: t.opts.UTF8 && !t.withoutUTF8}, to.String(), nil)
 }
 
 // declaredSize is the SIZE MAIL declares (RFC 1870): the sender's with our
@@ -590,8 +621,12 @@ func (t *Transaction) Rcpt(to mailaddr.Address) error {
 	}
 	// Without a session, mail connects and asks the new one
 	// (fitUTF8): withoutUTF8 is then a dropped session's answer.
-	if t.s != nil && t.withoutUTF8 && !to.ASCII() {
-		return errNeedsSMTPUTF8()
+	wire := to
+	if t.s != nil {
+		var e *Error
+		if wire, e = t.onWire(to); e != nil {
+			return e
+		}
 	}
 	var err error
 	if t.mailAccepted {
@@ -601,7 +636,7 @@ func (t *Transaction) Rcpt(to mailaddr.Address) error {
 			// 250, and its refusal read as the next command's.
 			err = errStrayReply
 		} else {
-			err = t.s.client.Rcpt(to.String(), nil)
+			err = t.s.client.Rcpt(wire.String(), nil)
 		}
 	} else {
 		var e *Error
@@ -923,7 +958,9 @@ func (t *Transaction) sendAgain(eightBit EightBit) (mailErr, err error) {
 		if err != nil {
 			break
 		}
-		err = t.s.client.Rcpt(to.String(), nil)
+		// fitUTF8 has checked every accepted recipient.
+		w, _ := t.onWire(to)
+		err = t.s.client.Rcpt(w.String(), nil)
 	}
 	t.reusable = err == nil
 	return nil, err

@@ -114,3 +114,39 @@ func TestAllowedSenderMustBeAuthenticated(t *testing.T) {
 		t.Errorf("delivered message lacks spf=pass:\n%s", got[0].Data)
 	}
 }
+
+// TestIDNSenderAuthResultsStaySevenBit: a sender at a UTF-8 domain with an
+// ASCII local part goes to a customer's server without SMTPUTF8 as its
+// A-labels; with the real sender checks, our Authentication-Results named
+// it raw (smtp.mailfrom="info@bücher.example"), which made our own header
+// field 8-bit, and the message was refused 550 5.6.7 at the end of DATA
+// for what we wrote. The sender is named as the A-labels SPF checked.
+func TestIDNSenderAuthResultsStaySevenBit(t *testing.T) {
+	dnsCfg := dnsresolver.DefaultConfig()
+	dnsCfg.Server, dnsCfg.Timeout, dnsCfg.CacheSize = "127.0.0.1:1", time.Second, 0
+	cfg := testConfig(t)
+	sink := startRawSink(t)
+	sink.withholdSMTPUTF8()
+	cfg.Domains = append(cfg.Domains, smtptest.Domain("example.org", sink.Addr))
+	n := startConfigured(t, cfg, []scanner.Stage{authStage(t, &cfg, dnsCfg)})
+
+	c := dial(t, n.SMTPAddr())
+	c.cmd(250, "EHLO mx.sender.test")
+	c.cmd(250, "MAIL FROM:<info@bücher.example> SMTPUTF8")
+	c.cmd(250, "RCPT TO:<bob@example.org>")
+	c.data(250, "From: info@xn--bcher-kva.example\r\nSubject: seven bits\r\n\r\nplain\r\n")
+
+	got := sink.messages()
+	if len(got) != 1 {
+		t.Fatalf("customer server got %d messages", len(got))
+	}
+	header, _, _ := bytes.Cut(got[0], []byte("\r\n\r\n"))
+	if !strings.Contains(strings.ReplaceAll(string(header), "\r\n\t", " "), "smtp.mailfrom=info@xn--bcher-kva.example") {
+		t.Errorf("header %q: want smtp.mailfrom in A-labels", header)
+	}
+	for _, b := range header {
+		if b >= 0x80 {
+			t.Fatalf("relayed header is 8-bit: %q", header)
+		}
+	}
+}

@@ -1277,6 +1277,100 @@ func TestSMTPUTF8OnlyWhereNeeded(t *testing.T) {
 	}
 }
 
+// TestIDNDomainsGoAsALabels: a sender that asks for SMTPUTF8 because of a
+// UTF-8 domain alone (info@bücher.example, ASCII local part, 7-bit header)
+// needs nothing a customer's server without SMTPUTF8 lacks: the domain
+// goes as its A-labels, built from the parsed domain, and the MAIL line
+// without the parameter, as Postfix's SMTP client sends it. Before, every
+// such sender's first RCPT was refused 550 5.6.7 and honest mail bounced.
+// What does need SMTPUTF8 (a UTF-8 local part, a UTF-8 header field, a
+// domain with no valid A-label) is refused with the same reply as before,
+// and a server that offers SMTPUTF8 gets the sender as it came.
+func TestIDNDomainsGoAsALabels(t *testing.T) {
+	const (
+		ascii    = "From: info@xn--bcher-kva.example\r\nSubject: hello\r\n\r\nplain\r\n"
+		utf8Subj = "From: info@xn--bcher-kva.example\r\nSubject: Gr\xc3\xbc\xc3\x9fe\r\n\r\nplain\r\n"
+		aLabel   = "MAIL FROM:<info@xn--bcher-kva.example> BODY=8BITMIME"
+	)
+	for _, tc := range []struct {
+		name string
+		// utf8Down: the customer's server offers SMTPUTF8.
+		utf8Down bool
+		from, to string
+		rcptCode int
+		// msg is sent when the recipient is taken; dataCode answers it.
+		msg      string
+		dataCode int
+		// mail and rcpt are the downstream's lines; none when "".
+		mail, rcpt string
+	}{
+		{"IDN sender, ASCII message", false, "info@bücher.example", "bob@example.org", 250, ascii, 250,
+			aLabel, "RCPT TO:<bob@example.org>"},
+		// Case folds in the domain (UTS #46, as SPF read it), not in
+		// the local part: that is the customer's server's to read.
+		{"IDN sender in capitals", false, "INFO@BÜCHER.example", "bob@example.org", 250, ascii, 250,
+			"MAIL FROM:<INFO@xn--bcher-kva.example> BODY=8BITMIME", "RCPT TO:<bob@example.org>"},
+		// A provisioned IDN domain is one domain in every spelling, and
+		// its recipients go as its A-labels either way.
+		{"IDN recipient", false, "alice@sender.test", "bob@例え.example", 250, ascii, 250,
+			"MAIL FROM:<alice@sender.test> BODY=8BITMIME", "RCPT TO:<bob@xn--r8jz45g.example>"},
+		{"IDN recipient in capitals", false, "info@bücher.example", "bob@BÜCHER.example", 250, ascii, 250,
+			aLabel, "RCPT TO:<bob@xn--bcher-kva.example>"},
+		{"A-label recipient", false, "info@bücher.example", "bob@xn--bcher-kva.example", 250, ascii, 250,
+			aLabel, "RCPT TO:<bob@xn--bcher-kva.example>"},
+		// Refused before anything reaches the customer's server.
+		{"UTF-8 sender local part", false, "jürgen@bücher.example", "bob@example.org", 550, "", 0, "", ""},
+		{"UTF-8 recipient local part", false, "info@bücher.example", "jürgen@example.org", 550, "", 0, "", ""},
+		// A label that starts with a combining mark: no A-label
+		// (IDNA2008), so no downgrade either.
+		{"invalid IDN sender domain", false, "info@\u0301bücher.example", "bob@example.org", 550, "", 0, "", ""},
+		// RFC 6532 header: known only at the end of the data, refused
+		// there, not delivered.
+		{"UTF-8 Subject", false, "info@bücher.example", "bob@example.org", 250, utf8Subj, 550,
+			aLabel, "RCPT TO:<bob@example.org>"},
+		{"server with SMTPUTF8", true, "info@bücher.example", "bob@例え.example", 250, utf8Subj, 250,
+			"MAIL FROM:<info@bücher.example> BODY=8BITMIME SMTPUTF8", "RCPT TO:<bob@xn--r8jz45g.example>"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n, sink := startRawNode(t, func(cfg *config.Config) {
+				cfg.Domains = append(cfg.Domains,
+					smtptest.Domain("bücher.example", cfg.Domains[len(cfg.Domains)-1].Route),
+					smtptest.Domain("例え.example", cfg.Domains[len(cfg.Domains)-1].Route))
+			})
+			if !tc.utf8Down {
+				sink.withholdSMTPUTF8()
+			}
+			c := dial(t, n.SMTPAddr())
+			c.cmd(250, "MAIL FROM:<%s> SMTPUTF8", tc.from)
+			if msg := c.cmd(tc.rcptCode, "RCPT TO:<%s>", tc.to); tc.rcptCode != 250 && !strings.HasPrefix(msg, "5.6.7") {
+				t.Errorf("RCPT: %q, want 5.6.7", msg)
+			}
+			if tc.rcptCode == 250 {
+				if msg := c.data(tc.dataCode, tc.msg); tc.dataCode != 250 && !strings.HasPrefix(msg, "5.6.7") {
+					t.Errorf("DATA: %q, want 5.6.7", msg)
+				}
+			}
+			c.cmd(221, "QUIT")
+			for _, w := range []struct{ verb, want string }{{"MAIL", tc.mail}, {"RCPT", tc.rcpt}} {
+				got := sink.commands(w.verb)
+				if w.want == "" && len(got) != 0 || w.want != "" && (len(got) != 1 || got[0] != w.want) {
+					t.Errorf("downstream %s lines %q, want %q", w.verb, got, w.want)
+				}
+				for _, l := range got {
+					checkEnvelopeLine(t, l)
+				}
+			}
+			want := 0
+			if tc.dataCode == 250 {
+				want = 1
+			}
+			if len(sink.messages()) != want {
+				t.Errorf("%d messages delivered, want %d", len(sink.messages()), want)
+			}
+		})
+	}
+}
+
 // A recipient domain in a form IDNA maps to a provisioned domain (full-width
 // letters, the Kelvin sign for K, a U-label) is passed on as the domain's
 // name: the customer's server gets the spelling it was provisioned with,

@@ -1,6 +1,7 @@
 package smtpd_test
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -118,11 +119,14 @@ func TestReleaseOf8BitNeeds8BITMIME(t *testing.T) {
 // still. The release asked for SMTPUTF8 only for a non-ASCII address, so
 // a UTF-8 Subject went to either without it. An item whose sender did not
 // ask (or held before that was recorded) is released as before: its raw
-// Latin-1 Subject, passed on live, is not refused.
+// Latin-1 Subject, passed on live, is not refused. A sender at a UTF-8
+// domain (ASCII local part) of a 7-bit message goes to a server without
+// SMTPUTF8 as the domain's A-labels, as on the live path.
 func TestReleaseAsksForSMTPUTF8AsTheSenderDid(t *testing.T) {
 	const (
 		utf8Subject   = "Subject: Gr\xc3\xbc\xc3\x9fe\r\n\r\nx\r\n"
 		latin1Subject = "Subject: Gr\xfc\xdfe\r\n\r\nx\r\n"
+		asciiSubject  = "Subject: hello\r\n\r\nx\r\n"
 	)
 	for _, db := range []struct {
 		name string
@@ -139,11 +143,16 @@ func TestReleaseAsksForSMTPUTF8AsTheSenderDid(t *testing.T) {
 			offer     bool // the customer's server offers it
 			msg       string
 			delivered bool
+			// sender is the held sender, and mail what MAIL gives it;
+			// s@x.example both when "".
+			sender, mail string
 		}{
-			{"asked, UTF-8 Subject, offered", true, true, utf8Subject, true},
-			{"asked, UTF-8 Subject, not offered", true, false, utf8Subject, false},
-			{"not asked, Latin-1 Subject, offered", false, true, latin1Subject, true},
-			{"not asked, Latin-1 Subject, not offered", false, false, latin1Subject, true},
+			{"asked, UTF-8 Subject, offered", true, true, utf8Subject, true, "", ""},
+			{"asked, UTF-8 Subject, not offered", true, false, utf8Subject, false, "", ""},
+			{"not asked, Latin-1 Subject, offered", false, true, latin1Subject, true, "", ""},
+			{"not asked, Latin-1 Subject, not offered", false, false, latin1Subject, true, "", ""},
+			{"asked, IDN sender, ASCII message, not offered", true, false, asciiSubject, true, "info@bücher.example", "info@xn--bcher-kva.example"},
+			{"asked, IDN sender, UTF-8 Subject, not offered", true, false, utf8Subject, false, "info@bücher.example", ""},
 		} {
 			t.Run(db.name+"/"+tc.name, func(t *testing.T) {
 				ctx := context.Background()
@@ -154,7 +163,8 @@ func TestReleaseAsksForSMTPUTF8AsTheSenderDid(t *testing.T) {
 				dir := directory{"a.example": {Name: "a.example", ID: 7, CustomerID: 3, Route: tenant.Route{Addr: sink.Addr, TLS: tenant.TLSNone}}}
 				rel := relay.New(relay.DefaultConfig(), "mx.mxgrid.test", smtptest.Guard(), slog.New(slog.DiscardHandler), prometheus.NewRegistry())
 				svc := quarantine.New(quarantine.DefaultConfig(), openQuarantine(t, db.cfg(t)), smtpd.Releaser{Directory: dir, Relay: smtpd.Relay{Relay: rel}}, nil)
-				ids, err := svc.Hold(ctx, quarantine.Item{Domain: "a.example", DomainID: 7, CustomerID: 3, Sender: "s@x.example",
+				sender, mail := cmp.Or(tc.sender, "s@x.example"), cmp.Or(tc.mail, "s@x.example")
+				ids, err := svc.Hold(ctx, quarantine.Item{Domain: "a.example", DomainID: 7, CustomerID: 3, Sender: sender,
 					SMTPUTF8: tc.smtputf8, Recipients: []string{"bob@a.example"}}, strings.NewReader(tc.msg))
 				if err != nil {
 					t.Fatal(err)
@@ -169,8 +179,11 @@ func TestReleaseAsksForSMTPUTF8AsTheSenderDid(t *testing.T) {
 					if err != nil || len(sink.messages()) != 1 || it.State != quarantine.StateReleased {
 						t.Fatalf("release: %v, %d delivered, %s; want 1, released", err, len(sink.messages()), it.State)
 					}
-					if mails := sink.commands("MAIL "); len(mails) != 1 || strings.HasSuffix(mails[0], " SMTPUTF8") != tc.smtputf8 {
-						t.Errorf("MAIL lines %q, want one asking for SMTPUTF8: %v", mails, tc.smtputf8)
+					// SMTPUTF8 only where it was asked for and offered.
+					want := tc.smtputf8 && tc.offer
+					if mails := sink.commands("MAIL "); len(mails) != 1 || strings.HasSuffix(mails[0], " SMTPUTF8") != want ||
+						!strings.HasPrefix(mails[0], "MAIL FROM:<"+mail+">") {
+						t.Errorf("MAIL lines %q, want one from <%s> asking for SMTPUTF8: %v", mails, mail, want)
 					}
 					return
 				}
