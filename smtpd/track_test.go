@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,6 +19,7 @@ import (
 	"github.com/mxgrid/mxgrid/quarantine"
 	"github.com/mxgrid/mxgrid/scanner"
 	"github.com/mxgrid/mxgrid/smtpd"
+	"github.com/mxgrid/mxgrid/store"
 	"github.com/mxgrid/mxgrid/tenant"
 	"github.com/mxgrid/mxgrid/tracking"
 )
@@ -513,5 +515,52 @@ func TestQuarantinedRecipientsAreTracked(t *testing.T) {
 	}
 	if len(sink.Messages()) != 0 {
 		t.Error("a held message was delivered")
+	}
+}
+
+// TestIDNSenderFoundInEverySpelling: a sender is tracked as its client
+// wrote it, and a search adds its domain's other IDNA spellings (the
+// A-label and the lower-case U-label), but the store compares case in
+// ASCII only (SQLite's NOCASE; PostgreSQL's lower() under a C locale): a
+// sender written INFO@BÜCHER.example was found by none of them, and a
+// customer asking after the mail heard there was none. A domain that is
+// not ASCII is tracked in its lower-case U-label form, the one every
+// search spelling reaches; an ASCII one stays as written.
+func TestIDNSenderFoundInEverySpelling(t *testing.T) {
+	n, _, log := startTracked(t, nil)
+	st, err := store.Open(store.DefaultConfig(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	ctx := context.Background()
+	if err := st.MigrateTracking(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, from := range []string{"INFO@BÜCHER.example", "Alice@Sender.TEST"} {
+		c := dial(t, n.SMTPAddr())
+		c.cmd(250, "MAIL FROM:<%s> SMTPUTF8", from)
+		c.cmd(250, "RCPT TO:<bob@example.org>")
+		c.data(250, "Subject: hello\r\n\r\nplain\r\n")
+		c.cmd(221, "QUIT")
+		if err := st.InsertTracking(ctx, log.await(t, 1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct{ search, want string }{
+		{"info@bücher.example", "INFO@bücher.example"},
+		{"info@xn--bcher-kva.example", "INFO@bücher.example"},
+		{"INFO@BÜCHER.example", "INFO@bücher.example"},
+		{"alice@sender.test", "Alice@Sender.TEST"},
+	} {
+		f, errs := tracking.ParseQuery(url.Values{"sender": {tc.search}}, time.Now())
+		if errs != nil {
+			t.Fatalf("sender=%s: %v", tc.search, errs)
+		}
+		f.Scope = tracking.Scope{Operator: true}
+		recs, _, err := st.SearchTracking(ctx, f)
+		if err != nil || len(recs) != 1 || recs[0].Sender != tc.want {
+			t.Errorf("sender=%s: %+v, %v; want one record of %s", tc.search, recs, err, tc.want)
+		}
 	}
 }
