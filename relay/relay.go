@@ -319,7 +319,9 @@ type Transaction struct {
 // typed reaches the customer's server as protocol text. Whether the
 // message is 8-bit is known only at Data, which refuses it then.
 func (r *Relay) Begin(ctx context.Context, route Route, from mailaddr.Address, opts MailOptions) (*Transaction, error) {
-	t := &Transaction{r: r, ctx: ctx, route: route, from: from, opts: opts}
+	// mailFrom is fitUTF8's before every MAIL; set here too, so that no
+	// MAIL can ever go as the null sender <> for want of it.
+	t := &Transaction{r: r, ctx: ctx, route: route, from: from, mailFrom: from, opts: opts}
 	t.accepted = t.first[:0]
 	if s := r.cached(cacheKey{route: route, helo: r.hostname}); s != nil {
 		t.use(s)
