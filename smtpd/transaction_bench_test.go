@@ -30,9 +30,22 @@ func BenchmarkTransactionAtWarn(b *testing.B) {
 	benchTransaction(b, slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn})))
 }
 
+// BenchmarkConnectionAtWarn is BenchmarkTransactionAtWarn's connection
+// without its message: the greeting, HELO and QUIT. smtp-source, as
+// scripts/bench-smtp.sh runs it, opens a connection for every message, so
+// this is the part of each message's cost that a client keeping its
+// connection (smtp-source -d) would not pay.
+func BenchmarkConnectionAtWarn(b *testing.B) {
+	benchSession(b, slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn})), false)
+}
+
 // benchTransaction runs BenchmarkTransaction with the node's logger log,
 // if not nil.
-func benchTransaction(b *testing.B, log *slog.Logger) {
+func benchTransaction(b *testing.B, log *slog.Logger) { benchSession(b, log, true) }
+
+// benchSession runs one connection a loop, with a transaction when
+// withMessage.
+func benchSession(b *testing.B, log *slog.Logger, withMessage bool) {
 	sinkAddr := startSMTPSink(b)
 	cfg := testConfig(b)
 	cfg.Domains = append(cfg.Domains, smtptest.Domain("example.org", sinkAddr))
@@ -59,6 +72,9 @@ func benchTransaction(b *testing.B, log *slog.Logger) {
 		{[]byte("DATA\r\n"), '3'},
 		{msg.Bytes(), '2'},
 		{[]byte("QUIT\r\n"), '2'},
+	}
+	if !withMessage {
+		script = append(script[:2], script[len(script)-1])
 	}
 	r := bufio.NewReader(nil)
 	b.ReportAllocs()
