@@ -12,6 +12,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"github.com/mxgrid/mxgrid/internal/rawsock"
 	"github.com/mxgrid/mxgrid/netguard"
 )
 
@@ -75,7 +76,7 @@ func handshake(conn net.Conn, hostname string, ours func(name string) bool, rout
 		if answeredAhead(conn, br) {
 			return nil, nil, errAnsweredAhead
 		}
-		plain := &replayConn{Conn: conn, rest: br}
+		plain := &replayConn{Conn: conn, rest: br, sock: rawsock.Wrap(conn)}
 		if tryTLS {
 			return plain, lines[:1], errNoStartTLS
 		}
@@ -96,7 +97,7 @@ func handshake(conn net.Conn, hostname string, ours func(name string) bool, rout
 			offered = true
 		}
 	}
-	plain := &replayConn{Conn: conn, rest: br}
+	plain := &replayConn{Conn: conn, rest: br, sock: rawsock.Wrap(conn)}
 	switch {
 	case !tryTLS:
 		return plain, lines, nil
@@ -218,6 +219,16 @@ type replayConn struct {
 	net.Conn
 	r    *bufio.Reader
 	rest *bufio.Reader
+	// sock, when not nil, reads and writes a clear-text connection's
+	// socket without the scheduler's system call bookkeeping (rawsock).
+	sock *rawsock.Conn
+}
+
+func (c *replayConn) Write(p []byte) (int, error) {
+	if c.sock != nil {
+		return c.sock.Write(p)
+	}
+	return c.Conn.Write(p)
 }
 
 func (c *replayConn) Read(p []byte) (int, error) {
@@ -232,6 +243,9 @@ func (c *replayConn) Read(p []byte) (int, error) {
 			return c.rest.Read(p)
 		}
 		c.rest = nil
+	}
+	if c.sock != nil {
+		return c.sock.Read(p)
 	}
 	return c.Conn.Read(p)
 }
