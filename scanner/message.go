@@ -455,9 +455,16 @@ func (m *Message) Size() int64 {
 // sender was told all of it was delivered.
 func (m *Message) Reader(off int64) io.Reader {
 	if m.src != nil {
-		return &exactReader{r: io.NewSectionReader(m.src, off, m.size-off), left: m.size - off}
+		return ExactSection(m.src, off, m.size-off)
 	}
 	return bytes.NewReader(m.Raw[min(off, int64(len(m.Raw))):])
+}
+
+// ExactSection reads n bytes of src from off, and fails with
+// io.ErrUnexpectedEOF if src ends before: a spooled body's file cut short
+// is a failed read, never a shorter message.
+func ExactSection(src io.ReaderAt, off, n int64) io.Reader {
+	return &exactReader{r: io.NewSectionReader(src, off, n), left: n}
 }
 
 // exactReader reads left bytes from r, and fails if r ends before.

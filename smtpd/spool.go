@@ -125,7 +125,7 @@ func (b *body) eightBit() bool {
 // relayed after the scan must not keep the scan's products alive.
 func (b *body) reader(off int64) io.Reader {
 	if b.spooled() {
-		return io.NewSectionReader(b.file, off, b.size-off)
+		return scanner.ExactSection(b.file, off, b.size-off)
 	}
 	return bytes.NewReader(b.mem[min(off, int64(len(b.mem))):])
 }
