@@ -110,14 +110,20 @@ type session struct {
 // (a session ticket a server sends late, a key update), so it is read, for
 // at most recordWait, to tell: taken for a reply, the relay would have
 // refused every message to such a server before its end of data.
+//
+// Under TLS the socket and the client's buffer do not tell all: the TLS
+// layer reads from the socket whatever has arrived, and gives one record
+// at a time, so a reply the server wrote in a record of its own, sent
+// with the previous reply's, waits there, in neither. It is asked too,
+// without reading the socket (a wait of 0).
 func (s *session) unread() bool {
 	if s.client.Buffered() > 0 {
 		return true
 	}
-	if !s.peek.pending(s.raw) {
-		return false
+	if s.peek.pending(s.raw) {
+		return !s.tls || s.client.ReplyWaiting(recordWait)
 	}
-	return !s.tls || s.client.ReplyWaiting(recordWait)
+	return s.tls && s.client.ReplyWaiting(0)
 }
 
 // recordWait bounds the read that tells a TLS record in the socket from a

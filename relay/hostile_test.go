@@ -104,7 +104,7 @@ func startHostile(t *testing.T, ehlo string, answer func(h *hostile, c net.Conn,
 						}
 					case "STARTTLS":
 						io.WriteString(c, "220 2.0.0 ready\r\n")
-						tc := tls.Server(c, cfg)
+						tc := tls.Server(&corkConn{Conn: c}, cfg)
 						if tc.Handshake() != nil {
 							return
 						}
@@ -122,6 +122,35 @@ func startHostile(t *testing.T, ehlo string, answer func(h *hostile, c net.Conn,
 		}
 	}()
 	return h
+}
+
+// corkConn is a hostile server's TCP connection under TLS: between cork
+// and flush its writes are held and then sent in one, so several TLS
+// records reach the relay in one segment, as a server's separate writes
+// often do, and the relay's TLS reads them from the socket together.
+type corkConn struct {
+	net.Conn
+	held []byte
+	on   bool
+}
+
+func (c *corkConn) Write(b []byte) (int, error) {
+	if c.on {
+		c.held = append(c.held, b...)
+		return len(b), nil
+	}
+	return c.Conn.Write(b)
+}
+
+// corked runs write with c's writes held, then sends them in one write. c
+// is a hostile server's connection once TLS has started.
+func corked(c net.Conn, write func()) {
+	cc := c.(*tls.Conn).NetConn().(*corkConn)
+	cc.on = true
+	write()
+	cc.on = false
+	cc.Conn.Write(cc.held)
+	cc.held = nil
 }
 
 func hostileRelay(mutate func(*Config)) *Relay {
@@ -880,6 +909,17 @@ func TestReplyBeforeTheEndOfDataIsNoDelivery(t *testing.T) {
 		}, false},
 		{"250 written with the 354, under TLS", TLSRequired, func(c net.Conn, r *bufio.Reader) error {
 			io.WriteString(c, "354 go ahead\r\n"+early)
+			return skipData(r)
+		}, false},
+		// Two records, the 354's and the 250's, in one segment: the
+		// relay's TLS reads both from the socket to give the 354, and
+		// the 250 waits in the TLS layer, neither in the socket nor in
+		// the reply buffer.
+		{"250 written with the 354 in a record of its own, under TLS", TLSRequired, func(c net.Conn, r *bufio.Reader) error {
+			corked(c, func() {
+				io.WriteString(c, "354 go ahead\r\n")
+				io.WriteString(c, early)
+			})
 			return skipData(r)
 		}, false},
 		{"250 written while the body comes", TLSNone, answerWhileTheBodyComes, true},

@@ -1139,8 +1139,11 @@ func (c *Client) Buffered() int {
 // reply read. Under TLS, data in the socket may be a record that carries
 // none (a session ticket, a key update, a warning alert, which crypto/tls
 // handles and drops): a caller that found the socket readable asks this
-// to tell a reply from such a record. A closed connection counts as
-// waiting data, as a peek at the socket would see it.
+// to tell a reply from such a record. A wait of 0 reads nothing from the
+// socket and asks only what the connection has already read: under TLS,
+// records that came in one read with an earlier reply's. A closed
+// connection counts as waiting data, as a peek at the socket would see
+// it.
 func (c *Client) ReplyWaiting(wait time.Duration) bool {
 	if c.text.R.Buffered() > 0 {
 		return true
