@@ -1,6 +1,7 @@
 package preview
 
 import (
+	"slices"
 	"strings"
 	"testing"
 )
@@ -21,8 +22,21 @@ func FuzzPreview(f *testing.F) {
 		if p.HTMLText != "" && (p.Text == "" || sameWords(p.Text, p.HTMLText)) {
 			t.Fatalf("HTML text %q shown apart beside text %q", p.HTMLText, p.Text)
 		}
+		// parting, which compares the whole texts without allocating,
+		// agrees with strings.Fields.
+		if (parting(p.Text, p.HTMLText) < 0) != sameWords(p.Text, p.HTMLText) {
+			t.Fatalf("parting(%q, %q) = %d", p.Text, p.HTMLText, parting(p.Text, p.HTMLText))
+		}
 		if p.Text != strings.TrimSpace(p.Text) || p.HTMLText != strings.TrimSpace(p.HTMLText) {
 			t.Fatalf("untrimmed texts %q, %q", p.Text, p.HTMLText)
 		}
 	})
+}
+
+// sameWords reports whether a and b are the same words, however spaced
+// and broken into lines: an honest message's text alternative says what
+// its HTML does, and is not shown twice.
+func sameWords(a, b string) bool {
+	fa, fb := strings.Fields(a), strings.Fields(b)
+	return slices.Equal(fa, fb)
 }

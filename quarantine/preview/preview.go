@@ -6,8 +6,8 @@ package preview
 
 import (
 	"fmt"
-	"slices"
 	"strings"
+	"unicode"
 
 	"github.com/emersion/go-message"
 
@@ -55,8 +55,8 @@ func Of(msg []byte) Preview {
 	p.Text = shownText(m.Text)
 	if html := shownText(m.HTML.Text); p.Text == "" {
 		p.Text = html
-	} else if html != "" && !sameWords(p.Text, html) {
-		p.HTMLText = html
+	} else if html != "" {
+		p.HTMLText = htmlApart(m.Text, m.HTML.Text)
 	}
 	for _, part := range m.Parts {
 		if names := part.Names(); len(names) > 0 {
@@ -77,12 +77,51 @@ func shownText(text string) string {
 	return strings.Clone(strings.TrimSpace(text))
 }
 
-// sameWords reports whether a and b are the same words, however spaced
-// and broken into lines: an honest message's text alternative says what
-// its HTML does, and is not shown twice.
-func sameWords(a, b string) bool {
-	fa, fb := strings.Fields(a), strings.Fields(b)
-	return slices.Equal(fa, fb)
+// htmlApart is the HTML's text as shown beside the text part's, or ""
+// when the two say the same words. They are compared whole, not as cut
+// for showing: compared cut, alternatives that agreed for their first
+// maxPreviewText and then parted (a filler a mail client shows as
+// nothing, then the phish) said the same, and the HTML's part past the
+// cut, what the recipient reads, was never shown. Where they part past
+// half of what is shown, the HTML's text is shown from there.
+func htmlApart(text, html string) string {
+	at := parting(text, html)
+	switch {
+	case at < 0:
+		return ""
+	case at <= maxPreviewText/2 || strings.TrimSpace(html[at:]) == "":
+		return shownText(html)
+	default:
+		return "… " + shownText(html[at:])
+	}
+}
+
+// parting is the offset in b of its first word that is not a's at the
+// same place (len(b) when b's words are a's first ones), or -1 when a
+// and b are the same words, split as strings.Fields splits them. It allocates
+// nothing: the texts are up to scanner.limits.max_text_bytes each.
+func parting(a, b string) int {
+	i, j := 0, 0
+	for {
+		i = len(a) - len(strings.TrimLeftFunc(a[i:], unicode.IsSpace))
+		j = len(b) - len(strings.TrimLeftFunc(b[j:], unicode.IsSpace))
+		if i == len(a) && j == len(b) {
+			return -1
+		}
+		wa, wb := word(a[i:]), word(b[j:])
+		if wa != wb {
+			return j
+		}
+		i, j = i+len(wa), j+len(wb)
+	}
+}
+
+// word is s's first word: s up to its first space.
+func word(s string) string {
+	if k := strings.IndexFunc(s, unicode.IsSpace); k >= 0 {
+		return s[:k]
+	}
+	return s
 }
 
 // decoded is h's field k with its RFC 2047 words decoded, or as written

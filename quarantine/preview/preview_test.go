@@ -151,3 +151,44 @@ func TestPreviewShowsWhatMailClientsShowOfHTML(t *testing.T) {
 		})
 	}
 }
+
+// TestPreviewComparesTheWholeTexts: the text part and the HTML's text were
+// compared as the preview cuts them (maxPreviewText), so alternatives
+// that agreed for their first 64 KiB and then parted (a long newsletter,
+// or a filler mail clients show as nothing, then the phish) counted as
+// saying the same: the person deciding on the release was shown the text
+// part alone, and the recipient's client the HTML's phish past it. The
+// HTML's text is shown from where it parts from the text part when that
+// is past what a whole one would show.
+func TestPreviewComparesTheWholeTexts(t *testing.T) {
+	alt := func(plain, html string) string {
+		return "From: a@b.example\r\nSubject: notes\r\nMIME-Version: 1.0\r\n" +
+			"Content-Type: multipart/alternative; boundary=BB\r\n\r\n" +
+			"--BB\r\nContent-Type: text/plain\r\n\r\n" + plain + "\r\n" +
+			"--BB\r\nContent-Type: text/html\r\n\r\n" + html + "\r\n--BB--\r\n"
+	}
+	filler := strings.Repeat("Quarterly figures, region by region. ", 2000) // 74 KB
+	tests := []struct {
+		name, msg string
+		// want is in the HTML's text shown, "" for none shown.
+		want string
+	}{
+		{"parting past the cut", alt(filler+"See you on Thursday.", "<p>"+filler+"</p><p>Verify your password at evil.example</p>"), "Verify your password at evil.example"},
+		{"parting early", alt("See you on Thursday. "+filler, "<p>Verify your password. "+filler+"</p>"), "Verify your password."},
+		{"the same words throughout", alt(filler+"See you on Thursday.", "<p>"+filler+"</p><p>See you on <b>Thursday</b>.</p>"), ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := Of([]byte(tt.msg))
+			switch {
+			case tt.want == "" && p.HTMLText != "":
+				t.Errorf("HTMLText of %d bytes shown for alternatives that say the same", len(p.HTMLText))
+			case tt.want != "" && !strings.Contains(p.HTMLText, tt.want):
+				t.Errorf("HTMLText (%d bytes) lacks %q: what the recipient reads is not shown", len(p.HTMLText), tt.want)
+			}
+			if len(p.HTMLText) > maxPreviewText+len("… ") {
+				t.Errorf("HTMLText of %d bytes, want at most about %d", len(p.HTMLText), maxPreviewText)
+			}
+		})
+	}
+}
