@@ -578,11 +578,17 @@ func TestRepliesAheadOfTheirCommandsRefused(t *testing.T) {
 	tests := []struct {
 		name, ehlo string
 		mode       TLSMode
+		// records: under TLS, the reply ahead goes in a record of its
+		// own, sent in one segment with the EHLO reply's, so the
+		// relay's TLS holds it, in neither the socket nor the client's
+		// buffer.
+		records bool
 	}{
-		{"in the EHLO reply's write", "250-customer.test\r\n250 PIPELINING\r\n250 2.1.0 sender ok\r\n", TLSNone},
-		{"in the HELO reply's write", "502 5.5.2 what?\r\n", TLSNone},
+		{"in the EHLO reply's write", "250-customer.test\r\n250 PIPELINING\r\n250 2.1.0 sender ok\r\n", TLSNone, false},
+		{"in the HELO reply's write", "502 5.5.2 what?\r\n", TLSNone, false},
 		// ehlo "": the EHLO after STARTTLS is answered below.
-		{"under TLS", "", TLSRequired},
+		{"under TLS", "", TLSRequired, false},
+		{"under TLS, in a record of its own", "", TLSRequired, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -591,6 +597,11 @@ func TestRepliesAheadOfTheirCommandsRefused(t *testing.T) {
 				switch {
 				case strings.EqualFold(line[:4], "EHLO") && !inTLS:
 					io.WriteString(c, "250-customer.test\r\n250 STARTTLS\r\n")
+				case strings.EqualFold(line[:4], "EHLO") && tt.records:
+					corked(c, func() {
+						io.WriteString(c, "250 customer.test\r\n")
+						io.WriteString(c, "250 2.1.0 sender ok\r\n")
+					})
 				case strings.EqualFold(line[:4], "EHLO"):
 					io.WriteString(c, "250 customer.test\r\n250 2.1.0 sender ok\r\n")
 				case strings.EqualFold(line[:4], "HELO"):

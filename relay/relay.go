@@ -583,8 +583,10 @@ func (r *Relay) session(ctx context.Context, route Route, tryTLS bool) (*session
 		if err := s.client.Hello(r.hostname); err != nil {
 			return fail(unreachable(route, fmt.Errorf("%w: EHLO: %w", errStartTLS, err)))
 		}
-		// As answeredAhead, under TLS: only the client's buffer can say.
-		if s.client.Buffered() > 0 {
+		// As answeredAhead, under TLS: the client's buffer, and the TLS
+		// layer, which holds a record that came in one segment with the
+		// EHLO reply's (unread asks both, and the socket).
+		if s.unread() {
 			return fail(unreachable(route, fmt.Errorf("%w: %w", errStartTLS, errAnsweredAhead)))
 		}
 	}
