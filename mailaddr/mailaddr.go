@@ -74,14 +74,60 @@ func WithALabel(addr string) string {
 	if i < 0 || IsASCII(addr[i+1:]) {
 		return addr
 	}
-	domain := addr[i+1:]
+	return addr + " (" + aLabel(addr[i+1:]) + ")"
+}
+
+// aLabel is domain's A-label or, for a name IDNA refuses, the name spelled
+// out as Go quotes it.
+func aLabel(domain string) string {
 	a, err := idna.Lookup.ToASCII(domain)
 	if err != nil || !IsASCII(a) {
-		// No A-label: spelled out, as Go quotes it.
 		q := strconv.QuoteToASCII(domain)
 		a = q[1 : len(q)-1]
 	}
-	return addr + " (" + a + ")"
+	return a
+}
+
+// WithALabels is WithALabel for a header field a person reads, a From or
+// To of addresses with display names ("PayPal <service@аррӏе.example>,
+// ..."): each address whose domain is not ASCII is followed by its
+// A-label, after its closing '>' if it has one. The rest is as it is.
+func WithALabels(field string) string {
+	var b strings.Builder
+	for {
+		at := strings.IndexByte(field, '@')
+		if at < 0 {
+			if b.Len() == 0 {
+				return field
+			}
+			b.WriteString(field)
+			return b.String()
+		}
+		end := at + 1
+		if k := strings.IndexFunc(field[end:], endsDomain); k >= 0 {
+			end += k
+		} else {
+			end = len(field)
+		}
+		domain := field[at+1 : end]
+		if IsASCII(domain) || domain == "" {
+			b.WriteString(field[:end])
+			field = field[end:]
+			continue
+		}
+		if end < len(field) && field[end] == '>' {
+			end++
+		}
+		b.WriteString(field[:end])
+		b.WriteString(" (" + aLabel(domain) + ")")
+		field = field[end:]
+	}
+}
+
+// endsDomain reports a character that cannot be in a domain as a header
+// field writes it: what comes after one.
+func endsDomain(r rune) bool {
+	return unicode.IsSpace(r) || strings.ContainsRune("<>,;:\"()[]@", r)
 }
 
 // ErrNeedsUTF8 is an address that cannot be written without SMTPUTF8

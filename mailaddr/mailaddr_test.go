@@ -273,3 +273,50 @@ func TestALabels(t *testing.T) {
 		}
 	}
 }
+
+// TestWithALabels: in a From or To field, every address whose domain is
+// not ASCII is followed by its A-label; the rest is left as written.
+func TestWithALabels(t *testing.T) {
+	const lookalike = "\u0430\u0440\u0440\u04cf\u0435.example"
+	for _, tt := range []struct{ field, want string }{
+		{"", ""},
+		{"PayPal <service@paypal.example>", "PayPal <service@paypal.example>"},
+		{"PayPal <service@" + lookalike + ">", "PayPal <service@" + lookalike + "> (xn--80ak6aa92e.example)"},
+		{"service@" + lookalike + ", b@c.example", "service@" + lookalike + " (xn--80ak6aa92e.example), b@c.example"},
+		{"\"x@y\" <a@bücher.example>", "\"x@y\" <a@bücher.example> (xn--bcher-kva.example)"},
+		// A display name that looks like an address is not one, but
+		// its letters deceive the same: it is labelled too.
+		{"service@" + lookalike + " <x@evil.example>", "service@" + lookalike + " (xn--80ak6aa92e.example) <x@evil.example>"},
+		{"jörg@example.org", "jörg@example.org"},
+		{"a@", "a@"},
+		// A name IDNA refuses has no A-label: it is spelled out.
+		{"<a@\u00ad\u200d.example>", `<a@` + "\u00ad\u200d" + `.example> (\u00ad\u200d.example)`},
+	} {
+		if got := WithALabels(tt.field); got != tt.want {
+			t.Errorf("WithALabels(%q) = %q, want %q", tt.field, got, tt.want)
+		}
+	}
+}
+
+// FuzzWithALabels: whatever a header field holds, WithALabels only adds:
+// an ASCII field comes back as it is, and any field's bytes stay, in
+// order, in what it returns.
+func FuzzWithALabels(f *testing.F) {
+	f.Add("PayPal <service@\u0430\u0440\u0440\u04cf\u0435.example>, b@c.example")
+	f.Add("a@@b\u00e9>")
+	f.Add("\xb50")
+	f.Fuzz(func(t *testing.T, field string) {
+		got := WithALabels(field)
+		if IsASCII(field) && got != field {
+			t.Fatalf("ASCII %q came back as %q", field, got)
+		}
+		rest := got
+		for i := range len(field) {
+			k := strings.IndexByte(rest, field[i])
+			if k < 0 {
+				t.Fatalf("%q: %q lost byte %d", field, got, i)
+			}
+			rest = rest[k+1:]
+		}
+	})
+}

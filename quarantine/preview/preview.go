@@ -11,6 +11,7 @@ import (
 
 	"github.com/emersion/go-message"
 
+	"github.com/mxgrid/mxgrid/mailaddr"
 	"github.com/mxgrid/mxgrid/scanner"
 	"github.com/mxgrid/mxgrid/tracking"
 )
@@ -50,7 +51,10 @@ func Of(msg []byte) Preview {
 	// words decoded as the Subject's are: as written, an encoded display
 	// name hid the "PayPal Support" the recipient would see.
 	h := message.Header{Header: m.Header}
-	p := Preview{From: tracking.Clip(decoded(h, "From")), To: tracking.Clip(decoded(h, "To")),
+	// A domain in another script is followed by its A-label, as the
+	// envelope sender is (mailaddr.WithALabel): look-alike letters,
+	// service@аррӏе.example, read as the domain they imitate.
+	p := Preview{From: tracking.Clip(mailaddr.WithALabels(decoded(h, "From"))), To: tracking.Clip(mailaddr.WithALabels(decoded(h, "To"))),
 		Subject: tracking.Clip(m.Subject), Date: tracking.Clip(m.Header.Get("Date"))}
 	p.Text = shownText(m.Text)
 	if html := shownText(m.HTML.Text); p.Text == "" {

@@ -192,3 +192,27 @@ func TestPreviewComparesTheWholeTexts(t *testing.T) {
 		})
 	}
 }
+
+// TestPreviewFromShowsALabels: the quarantined message's page shows the
+// envelope sender with its domain's A-label (3678bd1), and right below it
+// the From field, the one the recipient's mail client shows, as written:
+// "PayPal <service@аррӏе.example>", Cyrillic letters that read exactly
+// as apple.example to whoever decides on the release. Its addresses'
+// domains in another script are followed by their A-labels too.
+func TestPreviewFromShowsALabels(t *testing.T) {
+	const lookalike = "\u0430\u0440\u0440\u04cf\u0435.example"
+	tests := []struct{ name, from, want string }{
+		{"in angle brackets", "PayPal <service@" + lookalike + ">", "PayPal <service@" + lookalike + "> (xn--80ak6aa92e.example)"},
+		{"bare", "service@" + lookalike, "service@" + lookalike + " (xn--80ak6aa92e.example)"},
+		{"two, one ASCII", "a@b.example, Shop <info@bücher.example>", "a@b.example, Shop <info@bücher.example> (xn--bcher-kva.example)"},
+		{"ASCII", "PayPal <service@paypal.example>", "PayPal <service@paypal.example>"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := Of([]byte("From: " + tt.from + "\r\nTo: " + tt.from + "\r\nSubject: x\r\n\r\nhello\r\n"))
+			if p.From != tt.want || p.To != tt.want {
+				t.Errorf("From %q, To %q; want %q", p.From, p.To, tt.want)
+			}
+		})
+	}
+}
