@@ -398,19 +398,33 @@ func TestStaleReplyNotReadByTheNextTransaction(t *testing.T) {
 		// final is the reply to the first message's data; idle is
 		// written 100 ms after it.
 		final, idle string
+		mode        TLSMode
+		// records: final's lines go in TLS records of their own, in
+		// one segment, so the second waits in the relay's TLS layer.
+		records bool
 	}{
-		{"two replies to the data", "250 2.0.0 queued\r\n250 2.0.0 queued\r\n", ""},
-		{"a reply sent while idle", "250 2.0.0 queued\r\n", "250 2.0.0 ok\r\n"},
+		{"two replies to the data", "250 2.0.0 queued\r\n250 2.0.0 queued\r\n", "", TLSNone, false},
+		{"a reply sent while idle", "250 2.0.0 queued\r\n", "250 2.0.0 ok\r\n", TLSNone, false},
+		{"a reply sent while idle, under TLS", "250 2.0.0 queued\r\n", "250 2.0.0 ok\r\n", TLSRequired, false},
+		{"two replies to the data in records of their own, under TLS", "250 2.0.0 queued\r\n250 2.0.0 queued\r\n", "", TLSRequired, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := startHostile(t, "250-customer.test\r\n250 PIPELINING\r\n", func(h *hostile, c net.Conn, r *bufio.Reader, line string) bool {
+			h := startHostile(t, "250-customer.test\r\n250-STARTTLS\r\n250 PIPELINING\r\n", func(h *hostile, c net.Conn, r *bufio.Reader, line string) bool {
 				switch {
 				case strings.EqualFold(line, "DATA"):
 					if !h.data(c, r) {
 						return false
 					}
-					io.WriteString(c, tt.final)
+					if tt.records {
+						corked(c, func() {
+							for l := range strings.Lines(tt.final) {
+								io.WriteString(c, l)
+							}
+						})
+					} else {
+						io.WriteString(c, tt.final)
+					}
 					if tt.idle != "" {
 						time.Sleep(100 * time.Millisecond)
 						io.WriteString(c, tt.idle)
@@ -423,7 +437,7 @@ func TestStaleReplyNotReadByTheNextTransaction(t *testing.T) {
 				return true
 			})
 			r := hostileRelay(func(c *Config) { c.CommandTimeout = 5 * time.Second })
-			route := Route{Addr: h.addr, TLS: TLSNone}
+			route := Route{Addr: h.addr, TLS: tt.mode}
 			if err := deliver(r, route, "first"); err != nil {
 				t.Fatal(err)
 			}
