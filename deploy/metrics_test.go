@@ -43,7 +43,12 @@ type metric struct {
 
 // descRE reads prometheus.Desc.String(), the only way to list what a
 // registry can export, including vectors that have no series yet.
-var descRE = regexp.MustCompile(`^Desc\{fqName: "([^"]+)", help: "((?:[^"\\]|\\.)*)", unit: "[^"]*", constLabels: \{[^}]*\}, variableLabels: \{([^}]*)\}\}$`)
+var descRE = regexp.MustCompile(`^Desc\{fqName: "([^"]+)", help: "((?:[^"\\]|\\.)*)", unit: "[^"]*", constLabels: \{([^}]*)\}, variableLabels: \{([^}]*)\}\}$`)
+
+// constLabelRE finds the names in a Desc's constLabels: files that share a
+// metric tell themselves apart by one (mxgrid_geo_database_loads_total's
+// database).
+var constLabelRE = regexp.MustCompile(`(\w+)="(?:[^"\\]|\\.)*"`)
 
 // exportedMetrics runs a node the way `mxgrid serve` does, sends it a ham
 // and a spam message so that its vectors have series (and thus types), and
@@ -97,8 +102,11 @@ func exportedMetrics(t *testing.T) map[string]metric {
 		}
 		help := strings.NewReplacer(`\"`, `"`, `\\`, `\`).Replace(m[2])
 		var labels []string
-		if m[3] != "" {
-			labels = strings.Split(m[3], ",")
+		for _, c := range constLabelRE.FindAllStringSubmatch(m[3], -1) {
+			labels = append(labels, c[1])
+		}
+		if m[4] != "" {
+			labels = append(labels, strings.Split(m[4], ",")...)
 		}
 		out[m[1]] = metric{Name: m[1], Help: help, Labels: labels}
 	}
