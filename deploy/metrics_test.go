@@ -63,6 +63,8 @@ func exportedMetrics(t *testing.T) map[string]metric {
 	// STARTTLS on, for the certificate's.
 	cfg.SMTP.TLSCert, cfg.SMTP.TLSKey = filepath.Join(cfg.DataDir, "cert.pem"), filepath.Join(cfg.DataDir, "key.pem")
 	smtptest.WriteCertFiles(t, smtptest.SelfSigned(t, "mx.test"), cfg.SMTP.TLSCert, cfg.SMTP.TLSKey)
+	// A model file, for the metrics of files reloaded while running.
+	cfg.Scanner.ModelFile = filepath.Join("..", "scanner", "model", "default.model")
 	// The same collectors node.New registers on a registry of its own.
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

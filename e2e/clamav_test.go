@@ -29,6 +29,13 @@ func clamavNode(t *testing.T, clamd string, onError scanner.OnError) (*nodetest.
 
 func clamavReadyz(t *testing.T, n *nodetest.Node) (int, string) {
 	t.Helper()
+	return readyzCondition(t, n, clamav.HealthComponent)
+}
+
+// readyzCondition asks the management listener's /readyz and returns its
+// status and component's condition as "level: reason" ("" when none).
+func readyzCondition(t *testing.T, n *nodetest.Node, component string) (int, string) {
+	t.Helper()
 	resp, err := http.Get("http://" + n.ManagementAddr() + "/readyz")
 	if err != nil {
 		t.Fatal(err)
@@ -44,7 +51,7 @@ func clamavReadyz(t *testing.T, n *nodetest.Node) (int, string) {
 		t.Fatal(err)
 	}
 	for _, c := range body.Conditions {
-		if c.Component == clamav.HealthComponent {
+		if c.Component == component {
 			return resp.StatusCode, c.Level + ": " + c.Reason
 		}
 	}

@@ -51,7 +51,7 @@ func Stages(cfg *config.Config, env StageEnv) ([]scanner.Stage, error) {
 	var stages []scanner.Stage
 	// Content checks need no network: they run offline too. The model is
 	// the embedded default or cfg.Scanner.ModelFile, reloaded on change.
-	models, err := model.NewProvider(cfg.Scanner, env.Log)
+	models, err := model.NewProvider(cfg.Scanner, env.Log, env.Registry, env.Health)
 	if err != nil {
 		return nil, err
 	}

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 	"unicode"
+
+	"github.com/mxgrid/mxgrid/internal/periodic"
 )
 
 // Config is the scanner's part of the node configuration (YAML key
@@ -28,6 +30,9 @@ type Config struct {
 	// ModelFile is a model written by `mxgrid train`. Empty means the model
 	// embedded in the binary. The file is reloaded when it changes on disk.
 	ModelFile string `yaml:"model_file"`
+	// ModelReloadInterval is how often ModelFile is looked at (a stat; it
+	// is read when its size or modification time changed).
+	ModelReloadInterval time.Duration `yaml:"model_reload_interval"`
 	// Weights overrides the default weight of a symbol of the MIME parser,
 	// the model or the rules by name (for example URL_IP_HOST: 3, or
 	// HTML_HIDDEN_TEXT: 0 to disable it). Validate checks the values; the
@@ -114,6 +119,8 @@ func DefaultConfig() Config {
 		RejectScore: DefaultRejectScore,
 		SubjectTag:  "[SPAM]",
 		Timeout:     20 * time.Second,
+		// A stat: cheap, and a model deployed reaches every node at once.
+		ModelReloadInterval: 5 * time.Second,
 		// Local CPU work: bounded by the scan's deadline, and a failure
 		// (no model loaded, a panic) should not hold mail.
 		Model:  StageConfig{OnError: OnErrorAccept},
@@ -151,6 +158,9 @@ func (c Config) Validate() error {
 	}
 	if c.Timeout <= 0 {
 		errs = append(errs, fmt.Errorf("timeout: must be positive, got %v", c.Timeout))
+	}
+	if c.ModelReloadInterval < periodic.MinInterval {
+		errs = append(errs, fmt.Errorf("model_reload_interval: at least %v, got %v", periodic.MinInterval, c.ModelReloadInterval))
 	}
 	if err := c.Model.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("model.%w", err))

@@ -230,7 +230,7 @@ func TestSpooledMessageIsScannedAndRelayedTheSame(t *testing.T) {
 		cfg.SMTP.SpoolThreshold = threshold
 		// The content checks of the default pipeline (node.Stages
 		// offline; the node itself is not linked into smtpd's tests).
-		models, err := model.NewProvider(cfg.Scanner, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		models, err := model.NewProvider(cfg.Scanner, slog.New(slog.NewTextHandler(io.Discard, nil)), nil, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -11,6 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mxgrid/mxgrid/health"
+	"github.com/mxgrid/mxgrid/internal/metrictest"
 	"github.com/mxgrid/mxgrid/scanner"
 	"github.com/mxgrid/mxgrid/scanner/eval"
 	"github.com/mxgrid/mxgrid/scanner/model"
@@ -235,10 +239,10 @@ func TestWatcherReloadsAndKeepsGoodModel(t *testing.T) {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if _, err := model.NewWatcher(filepath.Join(t.TempDir(), "absent"), time.Hour, log); err == nil {
+	if _, err := model.NewWatcher(filepath.Join(t.TempDir(), "absent"), time.Hour, log, nil); err == nil {
 		t.Fatal("NewWatcher accepted a missing file")
 	}
-	w, err := model.NewWatcher(path, time.Hour, log)
+	w, err := model.NewWatcher(path, time.Hour, log, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -280,7 +284,7 @@ func TestWatcherWarnsOnceForAMissingFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	var logs bytes.Buffer
-	w, err := model.NewWatcher(path, time.Hour, slog.New(slog.NewTextHandler(&logs, nil)))
+	w, err := model.NewWatcher(path, time.Hour, slog.New(slog.NewTextHandler(&logs, nil)), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -306,7 +310,7 @@ func TestWatcherWarnsOnceForAMissingFile(t *testing.T) {
 }
 
 func TestNewProviderUsesDefaultWithoutFile(t *testing.T) {
-	p, err := model.NewProvider(scanner.DefaultConfig(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	p, err := model.NewProvider(scanner.DefaultConfig(), slog.New(slog.NewTextHandler(io.Discard, nil)), nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -315,7 +319,7 @@ func TestNewProviderUsesDefaultWithoutFile(t *testing.T) {
 	}
 	cfg := scanner.DefaultConfig()
 	cfg.ModelFile = filepath.Join(t.TempDir(), "absent.model")
-	if _, err := model.NewProvider(cfg, slog.New(slog.NewTextHandler(io.Discard, nil))); err == nil {
+	if _, err := model.NewProvider(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), nil, nil); err == nil {
 		t.Fatal("a missing model_file did not fail start-up")
 	}
 }
@@ -371,5 +375,142 @@ func TestJudgeMatchesMarginAndNBScore(t *testing.T) {
 		if z != m.Margin(feats) || p != m.NBScore(feats) {
 			t.Errorf("%s: Judge %v %v, Margin %v NBScore %v", s.Path, z, p, m.Margin(feats), m.NBScore(feats))
 		}
+	}
+}
+
+// TestWatcherReportsAFileNotInForce: a model file the running poller
+// cannot load (cut short, not a model, removed) is counted and named in
+// /readyz as degraded while the node runs the previous model, and the
+// condition goes once a good file is loaded, or the one in force is back.
+// Before, a deploy that pushed a broken model showed only in the log.
+func TestWatcherReportsAFileNotInForce(t *testing.T) {
+	samples := loadSamples(t, sampleDir)
+	good := encode(t, trainOn(t, samples, smallConfig()))
+	cfg := smallConfig()
+	cfg.Bits = 17
+	better := encode(t, trainOn(t, samples, cfg))
+
+	tests := []struct {
+		name   string
+		break_ func(t *testing.T, path string)
+		want   string // in the /readyz reason
+	}{
+		{"cut short", func(t *testing.T, path string) { writeFile(t, path, good[:len(good)/2]) }, "load model "},
+		{"not a model", func(t *testing.T, path string) { writeFile(t, path, []byte("<html>502 Bad Gateway</html>")) }, "not an mxgrid model file"},
+		{"removed", func(t *testing.T, path string) { os.Remove(path) }, "no such file or directory"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "spam.model")
+			writeFile(t, path, good)
+			reg, h := prometheus.NewRegistry(), health.New()
+			w, err := model.NewWatcher(path, time.Millisecond, slog.New(slog.DiscardHandler), model.FileState(reg, h, path))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() { w.Run(ctx); close(done) }()
+			defer func() { cancel(); <-done }()
+			loadedAt := metrictest.Gauge(t, reg, "mxgrid_scanner_model_loaded_timestamp_seconds", "")
+			if loadedAt < float64(time.Now().Add(-time.Minute).Unix()) {
+				t.Fatalf("loaded timestamp %v, want about now", loadedAt)
+			}
+
+			before := w.Model()
+			tt.break_(t, path)
+			cond := waitCondition(t, h, func(c *health.Condition) bool { return c != nil })
+			t.Logf("/readyz: %s", cond.Reason)
+			if cond.Level != "degraded" || !strings.HasPrefix(cond.Reason, "scanner.model_file not loaded: ") || !strings.Contains(cond.Reason, path) ||
+				!strings.Contains(cond.Reason, tt.want) || !strings.Contains(cond.Reason, "still in force") {
+				t.Fatalf("/readyz condition %+v; want degraded, naming %s and %q", cond, path, tt.want)
+			}
+			if n := metrictest.Counter(t, reg, "mxgrid_scanner_model_loads_total", "error"); n != 1 {
+				t.Errorf("loads_total{result=error} = %v, want 1", n)
+			}
+			if w.Model() != before {
+				t.Fatal("the broken file replaced the model in force")
+			}
+			if got := metrictest.Gauge(t, reg, "mxgrid_scanner_model_loaded_timestamp_seconds", ""); got != loadedAt {
+				t.Errorf("loaded timestamp moved to %v on a failed load", got)
+			}
+
+			writeFile(t, path, better)
+			waitCondition(t, h, func(c *health.Condition) bool { return c == nil })
+			if w.Model().Stats().Bits != 17 {
+				t.Fatal("condition cleared without the new model in force")
+			}
+			if n := metrictest.Counter(t, reg, "mxgrid_scanner_model_loads_total", "ok"); n != 2 {
+				t.Errorf("loads_total{result=ok} = %v, want 2 (start, the good file)", n)
+			}
+			if got := metrictest.Gauge(t, reg, "mxgrid_scanner_model_loaded_timestamp_seconds", ""); got <= loadedAt {
+				t.Errorf("loaded timestamp %v not past the first load's %v", got, loadedAt)
+			}
+		})
+	}
+}
+
+// TestWatcherClearsWhenTheFileInForceComesBack: a file removed and put
+// back as it was is the model in force again, with no load to clear the
+// condition.
+func TestWatcherClearsWhenTheFileInForceComesBack(t *testing.T) {
+	samples := loadSamples(t, sampleDir)
+	good := encode(t, trainOn(t, samples, smallConfig()))
+	dir := t.TempDir()
+	path := filepath.Join(dir, "spam.model")
+	writeFile(t, path, good)
+	h := health.New()
+	w, err := model.NewWatcher(path, time.Hour, slog.New(slog.DiscardHandler), model.FileState(nil, h, path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(path, filepath.Join(dir, "aside")); err != nil {
+		t.Fatal(err)
+	}
+	w.Reload()
+	if _, conds := h.Report(); len(conds) != 1 {
+		t.Fatalf("removed file: conditions %+v, want one", conds)
+	}
+	if err := os.Rename(filepath.Join(dir, "aside"), path); err != nil {
+		t.Fatal(err)
+	}
+	w.Reload()
+	if _, conds := h.Report(); len(conds) != 0 {
+		t.Fatalf("the file in force back: conditions %+v, want none", conds)
+	}
+}
+
+func writeFile(t *testing.T, path string, data []byte) {
+	t.Helper()
+	// By temp file and rename, as a deploy does, so the poller never
+	// reads a file half written by the test itself.
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitCondition polls h's model_file condition (nil when none) until ok.
+func waitCondition(t *testing.T, h *health.Registry, ok func(*health.Condition) bool) *health.Condition {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var cond *health.Condition
+		_, conds := h.Report()
+		for i := range conds {
+			if conds[i].Component == model.HealthComponent {
+				cond = &conds[i]
+			}
+		}
+		if ok(cond) {
+			return cond
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("model_file condition still %+v after 5 s", cond)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
