@@ -286,7 +286,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	srv.EnableSMTPUTF8 = true
 	srv.ErrorLog = slogAdapter{s.log}
 	if cfg.TLSCert != "" {
-		cert, err := loadCert(cfg.TLSCert, cfg.TLSKey, s.log)
+		cert, err := loadCert(cfg.TLSCert, cfg.TLSKey, s.log, certState(deps.Registry, deps.Health, cfg.TLSCert, cfg.TLSKey))
 		if err != nil {
 			return nil, err
 		}

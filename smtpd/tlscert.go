@@ -10,8 +10,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/mxgrid/mxgrid/fsperm"
+	"github.com/mxgrid/mxgrid/health"
 	"github.com/mxgrid/mxgrid/internal/periodic"
+	"github.com/mxgrid/mxgrid/internal/reloadstate"
 )
 
 // certReloadInterval is how often the certificate's files are looked at
@@ -31,10 +35,14 @@ const certReloadInterval = 5 * time.Second
 type certWatcher struct {
 	certFile, keyFile string
 	log               *slog.Logger
+	state             *reloadstate.File
+	interval          time.Duration
 
-	mu    sync.Mutex // serialises reloads
-	cur   atomic.Pointer[tls.Certificate]
-	stamp [2]fileStamp
+	mu  sync.Mutex // serialises reloads
+	cur atomic.Pointer[tls.Certificate]
+	// loaded is the stamp of the pair in force; tried that of the pair
+	// last read, which did not load when it differs.
+	loaded, tried [2]fileStamp
 	// unreadable is the stat error last logged, so that a file gone for
 	// good is reported once, not every interval.
 	unreadable string
@@ -45,10 +53,26 @@ type fileStamp struct {
 	mtime time.Time
 }
 
+// healthCertificate is the /readyz component that reports a pair on disk
+// that is not the one in force.
+const healthCertificate = "smtp_tls_certificate"
+
+// certState is the reloadstate of the pair, its metrics on reg and its
+// condition in h (either may be nil).
+func certState(reg prometheus.Registerer, h *health.Registry, certFile, keyFile string) *reloadstate.File {
+	return reloadstate.New(reg, h, reloadstate.Spec{
+		Metric:    "mxgrid_smtp_tls_certificate",
+		Help:      "the STARTTLS certificate and key (smtp.tls_cert, smtp.tls_key)",
+		Name:      "STARTTLS certificate",
+		Paths:     []string{certFile, keyFile},
+		Component: healthCertificate,
+	})
+}
+
 // loadCert reads the pair once and fails if it cannot: a node configured
-// for TLS must not start without it.
-func loadCert(certFile, keyFile string, log *slog.Logger) (*certWatcher, error) {
-	w := &certWatcher{certFile: certFile, keyFile: keyFile, log: log}
+// for TLS must not start without it. state receives its loads.
+func loadCert(certFile, keyFile string, log *slog.Logger, state *reloadstate.File) (*certWatcher, error) {
+	w := &certWatcher{certFile: certFile, keyFile: keyFile, log: log, state: state, interval: certReloadInterval}
 	st, err := w.stat()
 	if err != nil {
 		return nil, err
@@ -58,7 +82,8 @@ func loadCert(certFile, keyFile string, log *slog.Logger) (*certWatcher, error) 
 		return nil, err
 	}
 	w.cur.Store(cert)
-	w.stamp = st
+	w.loaded, w.tried = st, st
+	w.state.Loaded()
 	w.logLoaded("TLS certificate loaded", cert)
 	return w, nil
 }
@@ -71,12 +96,12 @@ func (w *certWatcher) certificate(*tls.ClientHelloInfo) (*tls.Certificate, error
 // notAfter is when the certificate in force expires.
 func (w *certWatcher) notAfter() time.Time { return w.cur.Load().Leaf.NotAfter }
 
-// run looks at the files every certReloadInterval until ctx ends. Polling
+// run looks at the files every interval (certReloadInterval) until ctx ends. Polling
 // (rather than inotify) also sees a symbolic link swapped to a new
 // target, as certbot's live directory and Kubernetes' secret volumes do,
 // and works on network volumes.
 func (w *certWatcher) run(ctx context.Context) {
-	periodic.Every(ctx, certReloadInterval, nil, func(context.Context) { w.reload() })
+	periodic.Every(ctx, w.interval, nil, func(context.Context) { w.reload() })
 }
 
 // reload loads the pair if either file changed since the last load and
@@ -88,24 +113,36 @@ func (w *certWatcher) reload() bool {
 	if err != nil {
 		if err.Error() != w.unreadable {
 			w.unreadable = err.Error()
+			w.state.Failed(err)
 			w.log.Warn("TLS certificate files unreadable, keeping the loaded certificate", "err", err)
 		}
+		// Whatever comes back at the paths is read.
+		w.tried = [2]fileStamp{}
 		return false
 	}
 	w.unreadable = ""
-	if st == w.stamp {
+	switch st {
+	case w.loaded:
+		// Back as they were: the pair in force again.
+		w.tried = st
+		w.state.InForce()
+		return false
+	case w.tried:
+		// The same bad pair: retrying it every interval would only
+		// repeat the error; a new write changes the stamp.
 		return false
 	}
-	// Remember the stamp whatever comes of it: retrying the same bad pair
-	// every interval would only repeat the error; a new write changes it.
-	w.stamp = st
+	w.tried = st
 	cert, err := w.read()
 	if err != nil {
+		w.state.Failed(err)
 		w.log.Error("TLS certificate files changed but do not load, keeping the previous certificate",
 			"err", err, "not_after", w.notAfter())
 		return false
 	}
 	w.cur.Store(cert)
+	w.loaded = st
+	w.state.Loaded()
 	w.logLoaded("TLS certificate reloaded", cert)
 	return true
 }

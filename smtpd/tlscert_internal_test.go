@@ -2,6 +2,7 @@ package smtpd
 
 import (
 	"bytes"
+	"context"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -9,6 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mxgrid/mxgrid/health"
+	"github.com/mxgrid/mxgrid/internal/metrictest"
 	"github.com/mxgrid/mxgrid/internal/smtptest"
 )
 
@@ -46,7 +51,7 @@ func TestCertificateReloadedWhenReplaced(t *testing.T) {
 	}
 	var logs bytes.Buffer
 	write("a.test")
-	w, err := loadCert(certPath, keyPath, slog.New(slog.NewTextHandler(&logs, nil)))
+	w, err := loadCert(certPath, keyPath, slog.New(slog.NewTextHandler(&logs, nil)), certState(nil, nil, certPath, keyPath))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,5 +99,103 @@ func TestCertificateReloadedWhenReplaced(t *testing.T) {
 	}
 	if n := strings.Count(logs.String(), "do not load"); n != 2 {
 		t.Errorf("%d failed loads logged, want 2 (one per change, not one per look):\n%s", n, logs.String())
+	}
+}
+
+// TestCertificateNotInForceIsReported: a pair on disk the running poller
+// cannot load is counted and named in /readyz as degraded while the node
+// presents the previous certificate, and the condition goes once a good
+// pair is loaded. Before, it showed only in the log, and the expiry gauge
+// looked fine until the old certificate came near its end.
+func TestCertificateNotInForceIsReported(t *testing.T) {
+	tests := []struct {
+		name   string
+		break_ func(t *testing.T, certPath, keyPath string)
+		want   string // in the /readyz reason
+	}{
+		{"certificate renewed, key not", func(t *testing.T, certPath, keyPath string) {
+			smtptest.WriteCertFiles(t, smtptest.SelfSigned(t, "b.test"), certPath, filepath.Join(t.TempDir(), "key.pem"))
+		}, "private key does not match public key"},
+		{"certificate cut short", func(t *testing.T, certPath, keyPath string) {
+			b, err := os.ReadFile(certPath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(certPath, b[:len(b)/2], 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}, "failed to find any PEM data in certificate input"},
+		{"key removed", func(t *testing.T, certPath, keyPath string) { os.Remove(keyPath) }, "smtp.tls_key: "},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			certPath, keyPath := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+			smtptest.WriteCertFiles(t, smtptest.SelfSigned(t, "a.test"), certPath, keyPath)
+			reg, h := prometheus.NewRegistry(), health.New()
+			w, err := loadCert(certPath, keyPath, slog.New(slog.DiscardHandler), certState(reg, h, certPath, keyPath))
+			if err != nil {
+				t.Fatal(err)
+			}
+			w.interval = time.Millisecond
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() { w.run(ctx); close(done) }()
+			defer func() { cancel(); <-done }()
+			loadedAt := metrictest.Gauge(t, reg, "mxgrid_smtp_tls_certificate_loaded_timestamp_seconds", "")
+
+			tt.break_(t, certPath, keyPath)
+			cond := waitHealth(t, h, healthCertificate, func(c *health.Condition) bool { return c != nil })
+			t.Logf("/readyz: %s", cond.Reason)
+			if cond.Level != "degraded" || !strings.HasPrefix(cond.Reason, "STARTTLS certificate not loaded: ") || !strings.Contains(cond.Reason, keyPath) ||
+				!strings.Contains(cond.Reason, tt.want) || !strings.Contains(cond.Reason, "still in force") {
+				t.Fatalf("/readyz condition %+v; want degraded, naming the certificate, %s and %q", cond, keyPath, tt.want)
+			}
+			if n := metrictest.Counter(t, reg, "mxgrid_smtp_tls_certificate_loads_total", "error"); n != 1 {
+				t.Errorf("loads_total{result=error} = %v, want 1", n)
+			}
+			if cn := w.cur.Load().Leaf.Subject.CommonName; cn != "a.test" {
+				t.Fatalf("presents %s, want the pair in force", cn)
+			}
+
+			smtptest.WriteCertFiles(t, smtptest.SelfSigned(t, "c.test"), certPath, keyPath)
+			// A write within the file system clock's tick of the last
+			// must still be seen.
+			later := time.Now().Add(time.Minute)
+			for _, p := range []string{certPath, keyPath} {
+				if err := os.Chtimes(p, later, later); err != nil {
+					t.Fatal(err)
+				}
+			}
+			waitHealth(t, h, healthCertificate, func(c *health.Condition) bool { return c == nil })
+			if cn := w.cur.Load().Leaf.Subject.CommonName; cn != "c.test" {
+				t.Fatalf("condition cleared while presenting %s", cn)
+			}
+			if got := metrictest.Gauge(t, reg, "mxgrid_smtp_tls_certificate_loaded_timestamp_seconds", ""); got <= loadedAt {
+				t.Errorf("loaded timestamp %v not past the first load's %v", got, loadedAt)
+			}
+		})
+	}
+}
+
+// waitHealth polls h's condition of component (nil when none) until ok.
+func waitHealth(t *testing.T, h *health.Registry, component string, ok func(*health.Condition) bool) *health.Condition {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var cond *health.Condition
+		_, conds := h.Report()
+		for i := range conds {
+			if conds[i].Component == component {
+				cond = &conds[i]
+			}
+		}
+		if ok(cond) {
+			return cond
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s condition still %+v after 5 s", component, cond)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
