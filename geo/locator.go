@@ -1,6 +1,7 @@
 package geo
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/mxgrid/mxgrid/health"
 	"github.com/mxgrid/mxgrid/internal/periodic"
+	"github.com/mxgrid/mxgrid/internal/reloadstate"
 	"github.com/mxgrid/mxgrid/netguard"
 )
 
@@ -75,8 +77,11 @@ type dbFile struct {
 	failedInfo os.FileInfo
 	failedErr  string
 
-	// lastErr is the reason the file is not serving, for health.
+	// lastErr is the reason the file is not serving, for the CLI.
 	lastErr atomic.Pointer[string]
+	// state counts the file's loads and says, for health, when the file
+	// on disk is not the one serving.
+	state *reloadstate.File
 }
 
 // outcome is what one layer made of a lookup.
@@ -120,7 +125,6 @@ type metrics struct {
 	// LRU hit it counted.
 	lookups   [4][numOutcomes]prometheus.Counter
 	latency   [4]prometheus.Observer
-	loads     *prometheus.CounterVec
 	buildTime *prometheus.GaugeVec
 	mcDown    prometheus.Gauge
 }
@@ -143,10 +147,6 @@ func newMetrics(reg prometheus.Registerer) metrics {
 		Buckets: []float64{1e-6, 4e-6, 16e-6, 64e-6, 256e-6, 1e-3, 4e-3, 16e-3, 64e-3, 0.25},
 	}, []string{"layer"})
 	m := metrics{
-		loads: f.NewCounterVec(prometheus.CounterOpts{
-			Name: "mxgrid_geo_database_loads_total",
-			Help: "GeoIP database (re)loads by database (location, asn) and result (ok, error).",
-		}, []string{"database", "result"}),
 		buildTime: f.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "mxgrid_geo_database_build_timestamp_seconds",
 			Help: "Build time of the GeoIP database being served, from its metadata.",
@@ -187,6 +187,8 @@ func New(cfg Config, opts Options) (*Locator, error) {
 		location: dbFile{kind: "location", path: cfg.Database},
 		asn:      dbFile{kind: "asn", path: cfg.ASNDatabase, wantASN: true},
 	}
+	l.location.state = fileState(opts.Registerer, "location", cmp.Or(cfg.Database, EmbeddedPath))
+	l.asn.state = fileState(opts.Registerer, "asn", cfg.ASNDatabase)
 	if cfg.CacheSize > 0 {
 		l.lru = newLRU(cfg.CacheSize)
 	}
@@ -222,12 +224,12 @@ func (l *Locator) loadEmbedded() {
 	if err != nil {
 		msg := err.Error()
 		l.location.lastErr.Store(&msg)
-		l.m.loads.WithLabelValues(l.location.kind, "error").Inc()
+		l.location.state.Failed(err)
 		l.log.Error("embedded GeoIP database not loaded", "err", err)
 		return
 	}
 	l.location.cur.Store(d)
-	l.m.loads.WithLabelValues(l.location.kind, "ok").Inc()
+	l.location.state.Loaded()
 	l.m.buildTime.WithLabelValues(l.location.kind).Set(float64(d.db.Metadata.BuildEpoch))
 	l.log.Info("GeoIP database loaded", "database", l.location.kind, "path", EmbeddedPath,
 		"built", d.db.Metadata.BuildTime().UTC(), "attribution", EmbeddedAttribution,
@@ -436,8 +438,8 @@ func (l *Locator) updateDatabaseHealth() {
 		reasons = append(reasons, "no GeoIP database configured (geo.database): spam sources are recorded without location")
 	}
 	for _, f := range []*dbFile{&l.location, &l.asn} {
-		if e := f.lastErr.Load(); e != nil {
-			reasons = append(reasons, fmt.Sprintf("GeoIP %s database not loaded: %s", f.kind, *e))
+		if r := f.state.Reason(); r != "" {
+			reasons = append(reasons, r)
 		}
 	}
 	if len(reasons) == 0 {
@@ -542,6 +544,10 @@ func (f *dbFile) load(l *Locator) {
 		return
 	}
 	if f.loadedInfo != nil && sameFile(f.loadedInfo, fi) {
+		// The file serving, perhaps back after a failure: a new failure
+		// is reported again, even if it reads as the last one.
+		f.failedInfo, f.failedErr = nil, ""
+		f.state.InForce()
 		return
 	}
 	if f.failedInfo != nil && sameFile(f.failedInfo, fi) {
@@ -554,7 +560,7 @@ func (f *dbFile) load(l *Locator) {
 	}
 	f.loadedInfo, f.failedInfo, f.failedErr = fi, nil, ""
 	f.lastErr.Store(nil)
-	l.m.loads.WithLabelValues(f.kind, "ok").Inc()
+	f.state.Loaded()
 	l.m.buildTime.WithLabelValues(f.kind).Set(float64(d.db.Metadata.BuildEpoch))
 	old := f.cur.Swap(d)
 	l.log.Info("GeoIP database loaded", "database", f.kind, "path", f.path,
@@ -579,9 +585,22 @@ func (f *dbFile) failed(l *Locator, fi os.FileInfo, err error) {
 		return
 	}
 	f.failedErr = msg
-	l.m.loads.WithLabelValues(f.kind, "error").Inc()
+	f.state.Failed(err)
 	l.log.Error("GeoIP database not loaded", "database", f.kind, "path", f.path, "err", err,
 		"serving_previous", f.cur.Load() != nil)
+}
+
+// fileState is the reloadstate of the database of kind at path. Its
+// condition is the Locator's own (HealthDatabase), which folds in both
+// files' reasons.
+func fileState(reg prometheus.Registerer, kind, path string) *reloadstate.File {
+	return reloadstate.New(reg, nil, reloadstate.Spec{
+		Metric: "mxgrid_geo_database",
+		Labels: prometheus.Labels{"database": kind},
+		Help:   "a GeoIP database (geo.database: location, geo.asn_database: asn)",
+		Name:   "GeoIP " + kind + " database",
+		Paths:  []string{path},
+	})
 }
 
 // sameFile reports whether two stats describe the same, unmodified file:

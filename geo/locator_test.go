@@ -23,6 +23,7 @@ import (
 
 	"github.com/mxgrid/mxgrid/geo/geotest"
 	"github.com/mxgrid/mxgrid/health"
+	"github.com/mxgrid/mxgrid/internal/metrictest"
 	"github.com/mxgrid/mxgrid/internal/testenv"
 )
 
@@ -420,7 +421,7 @@ func TestReloadWithoutFailedLookups(t *testing.T) {
 	if parisSeen.Load() == 0 || lookups.Load() == parisSeen.Load() {
 		t.Fatalf("lookups did not see both files (%d lookups, %d Paris)", lookups.Load(), parisSeen.Load())
 	}
-	if got := counterValue(l.m.loads.WithLabelValues("location", "ok")); got != swaps+1 {
+	if got := metrictest.CounterOf(t, reg, "mxgrid_geo_database_loads_total", map[string]string{"database": "location", "result": "ok"}); got != swaps+1 {
 		t.Fatalf("loads ok = %v, want %d", got, swaps+1)
 	}
 
@@ -431,7 +432,9 @@ func TestReloadWithoutFailedLookups(t *testing.T) {
 	if err := os.Rename(path+".tmp", path); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "failed reload", func() bool { return counterValue(l.m.loads.WithLabelValues("location", "error")) == 1 })
+	waitFor(t, "failed reload", func() bool {
+		return metrictest.CounterOf(t, reg, "mxgrid_geo_database_loads_total", map[string]string{"database": "location", "result": "error"}) == 1
+	})
 	if loc, _ := mustLookup(t, l, "81.2.69.142"); !loc.Located {
 		t.Fatal("broken replacement stopped the previous file from serving")
 	}
@@ -792,6 +795,88 @@ func TestDatabaseRewrittenInPlace(t *testing.T) {
 			l.location.load(l)
 			if loc, _ := mustLookup(t, l, "81.2.69.142"); loc.City != "Paris" {
 				t.Fatalf("after the file was whole again: %+v", loc)
+			}
+		})
+	}
+}
+
+// TestFileNotServingIsReported: a database replaced by one that does not
+// load is counted and named in /readyz (geo, degraded) while the previous
+// one serves, for either database, and the condition goes once a good file
+// is loaded. Before, with a previous file serving, only the log said so.
+func TestFileNotServingIsReported(t *testing.T) {
+	tests := []struct {
+		kind  string
+		write func(t *testing.T, path string, epoch int64)
+	}{
+		{"location", func(t *testing.T, path string, epoch int64) {
+			geotest.WriteCity(t, path, geotest.Options{BuildEpoch: epoch}, geotest.Known)
+		}},
+		{"asn", func(t *testing.T, path string, epoch int64) {
+			geotest.WriteASN(t, path, geotest.Options{BuildEpoch: epoch}, geotest.KnownASN)
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.kind, func(t *testing.T) {
+			dir := t.TempDir()
+			cfg := DefaultConfig()
+			cfg.Database, cfg.ASNDatabase = filepath.Join(dir, "city.mmdb"), filepath.Join(dir, "asn.mmdb")
+			cfg.ReloadInterval = time.Millisecond
+			geotest.WriteCity(t, cfg.Database, geotest.Options{BuildEpoch: 1}, geotest.Known)
+			geotest.WriteASN(t, cfg.ASNDatabase, geotest.Options{BuildEpoch: 1}, geotest.KnownASN)
+			path := map[string]string{"location": cfg.Database, "asn": cfg.ASNDatabase}[tt.kind]
+			reg, h := prometheus.NewRegistry(), health.New()
+			l := newTestLocator(t, cfg, Options{Registerer: reg, Health: h})
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() { l.Run(ctx); close(done) }()
+			defer func() { cancel(); <-done }()
+			loads := func(result string) float64 {
+				return metrictest.CounterOf(t, reg, "mxgrid_geo_database_loads_total", map[string]string{"database": tt.kind, "result": result})
+			}
+			geoCondition := func() *health.Condition {
+				_, conds := h.Report()
+				for i := range conds {
+					if conds[i].Component == HealthDatabase {
+						return &conds[i]
+					}
+				}
+				return nil
+			}
+
+			// A download cut short, renamed into place.
+			tt.write(t, path+".next", 2)
+			b, err := os.ReadFile(path + ".next")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(path+".tmp", b[:len(b)/2], 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Rename(path+".tmp", path); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, "degraded", func() bool { return geoCondition() != nil })
+			cond := geoCondition()
+			if cond.Level != "degraded" || !strings.Contains(cond.Reason, "GeoIP "+tt.kind+" database not loaded: ") || !strings.Contains(cond.Reason, path) ||
+				!strings.Contains(cond.Reason, "still in force") {
+				t.Fatalf("/readyz condition %+v; want degraded, naming the %s database %s", cond, tt.kind, path)
+			}
+			if n := loads("error"); n != 1 {
+				t.Errorf("loads_total{result=error} = %v, want 1", n)
+			}
+
+			if err := os.Rename(path+".next", path); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, "condition cleared", func() bool { return geoCondition() == nil })
+			if n := loads("ok"); n != 2 {
+				t.Errorf("loads_total{result=ok} = %v, want 2 (start, the good file)", n)
+			}
+			for _, f := range []*dbFile{&l.location, &l.asn} {
+				if d := f.cur.Load(); f.kind == tt.kind && d.db.Metadata.BuildEpoch != 2 {
+					t.Errorf("condition cleared with the %s database of epoch %d serving", f.kind, d.db.Metadata.BuildEpoch)
+				}
 			}
 		})
 	}

@@ -24,6 +24,37 @@ func Gauge(t testing.TB, g prometheus.Gatherer, name, labelValue string) float64
 	return series(t, g, name, labelValue).GetGauge().GetValue()
 }
 
+// CounterOf returns the counter name whose series carries every label
+// given (name: value), for a family where one value alone is ambiguous
+// (mxgrid_geo_database_loads_total's result of each database).
+func CounterOf(t testing.TB, g prometheus.Gatherer, name string, labels map[string]string) float64 {
+	t.Helper()
+	families, err := g.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+	series:
+		for _, m := range f.GetMetric() {
+			have := map[string]string{}
+			for _, l := range m.GetLabel() {
+				have[l.GetName()] = l.GetValue()
+			}
+			for k, v := range labels {
+				if have[k] != v {
+					continue series
+				}
+			}
+			return m.GetCounter().GetValue()
+		}
+	}
+	t.Fatalf("no series %s%v gathered", name, labels)
+	return 0
+}
+
 func series(t testing.TB, g prometheus.Gatherer, name, labelValue string) *dto.Metric {
 	t.Helper()
 	families, err := g.Gather()
