@@ -8,7 +8,12 @@ import (
 // Extensions returns the file name's extensions, last first, lower-case:
 // "Invoice.PDF .exe" gives ["exe", "pdf"]. Spaces and dots that pad the name
 // to hide the real extension in a file dialog are trimmed, and so is an
-// NTFS stream name ("invoice.js::$DATA" is saved as invoice.js). It is
+// NTFS stream name that names the file's own data ("invoice.js::$DATA" is
+// saved as invoice.js). A named stream ("amazon.com: Order.pdf", read by
+// NTFS as the stream " Order.pdf" of a file amazon.com) holds the data
+// beside an empty file, which runs nothing: read so, an honest PDF named
+// after an order's subject was refused as an executable (.com); the name
+// as mail clients save it (SavedColonName) is judged besides. It is
 // how the antivirus and the attachment rules read a name, so that what one
 // sees through, the other does too. A name ends at a NUL, as a C string
 // does where Windows saves it: "invoice.js\x00.txt" is invoice.js.
@@ -20,7 +25,7 @@ func Extensions(name string) []string {
 	if len(name) > 2 && name[1] == ':' {
 		name = name[2:] // a drive: "c:invoice.js"
 	}
-	if i := strings.IndexByte(name, ':'); i > 0 {
+	if i := strings.IndexByte(name, ':'); i > 0 && mainStream(name[i+1:]) {
 		name = name[:i]
 	}
 	var exts []string
@@ -48,4 +53,13 @@ func SavedColonName(name string) (string, bool) {
 		return name, false
 	}
 	return strings.ReplaceAll(name, ":", "_"), true
+}
+
+// mainStream reports whether what follows a name's first colon ("stream"
+// or "stream:type") names NTFS's unnamed data stream, the file's own
+// content: an empty stream name ("::$DATA", or a colon at the end), or
+// "$DATA" itself, read as the type by whoever writes it so.
+func mainStream(rest string) bool {
+	stream, _, _ := strings.Cut(rest, ":")
+	return stream == "" || strings.EqualFold(stream, "$DATA")
 }

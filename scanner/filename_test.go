@@ -16,7 +16,14 @@ func TestExtensions(t *testing.T) {
 		{`C:\Users\x\doc.txt`, "txt"},
 		{"invoice.js::$DATA", "js"},
 		{"c:invoice.js", "js"},
-		{"invoice.pdf.js:Zone.Identifier", "js,pdf"},
+		{"invoice.js:", "js"},
+		{"invoice.js:$DATA", "js"},
+		// A named stream holds the data beside an empty file: the name is
+		// read whole here (and as saved, colons replaced, by the callers).
+		// Cut at the colon, an honest "Amazon.com: Order.pdf" was an
+		// executable (.com).
+		{"invoice.pdf.js:Zone.Identifier", "identifier,js:zone"},
+		{"Amazon.com: Order 114-123.pdf", "pdf,com: order 114-123"},
 		{".bashrc", ""},
 		{"noext", ""},
 		{"invoice.iso.", "iso"},

@@ -1268,6 +1268,26 @@ func TestCheck(t *testing.T) {
 			wantReject:  "invoice.js",
 			wantSymbols: []string{SymbolBlockedType},
 		},
+		// Cut at its colon as an NTFS stream's, an honest PDF named after
+		// an order's subject was a file "amazon.com", an executable, and
+		// the mail refused; NTFS puts such a file's data in the named
+		// stream, beside an empty amazon.com, and clients save it as
+		// "Amazon.com_ Order 114-123.pdf".
+		{
+			name: "PDF named after an order's subject, a domain before the colon",
+			raw: func(testing.TB) string {
+				return withAttachment("Amazon.com: Order 114-123.pdf", "application/pdf", []byte("%PDF-1.7\n1 0 obj\n"))
+			},
+			wantSymbols: nil,
+		},
+		{
+			name: "script behind the file's own NTFS stream",
+			raw: func(testing.TB) string {
+				return withAttachment("Booking.com::$DATA", "application/octet-stream", []byte("not a PE"))
+			},
+			wantReject:  "Booking.com",
+			wantSymbols: []string{SymbolBlockedType},
+		},
 		{
 			name: "script named by X-Sun-Data-Name",
 			raw: func(testing.TB) string {
