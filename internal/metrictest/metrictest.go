@@ -29,33 +29,46 @@ func Gauge(t testing.TB, g prometheus.Gatherer, name, labelValue string) float64
 // (mxgrid_geo_database_loads_total's result of each database).
 func CounterOf(t testing.TB, g prometheus.Gatherer, name string, labels map[string]string) float64 {
 	t.Helper()
-	families, err := g.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range families {
-		if f.GetName() != name {
-			continue
+	m := find(t, g, name, func(m *dto.Metric) bool {
+		have := map[string]string{}
+		for _, l := range m.GetLabel() {
+			have[l.GetName()] = l.GetValue()
 		}
-	series:
-		for _, m := range f.GetMetric() {
-			have := map[string]string{}
-			for _, l := range m.GetLabel() {
-				have[l.GetName()] = l.GetValue()
+		for k, v := range labels {
+			if have[k] != v {
+				return false
 			}
-			for k, v := range labels {
-				if have[k] != v {
-					continue series
-				}
-			}
-			return m.GetCounter().GetValue()
 		}
+		return true
+	})
+	if m == nil {
+		t.Fatalf("no series %s%v gathered", name, labels)
 	}
-	t.Fatalf("no series %s%v gathered", name, labels)
-	return 0
+	return m.GetCounter().GetValue()
 }
 
 func series(t testing.TB, g prometheus.Gatherer, name, labelValue string) *dto.Metric {
+	t.Helper()
+	m := find(t, g, name, func(m *dto.Metric) bool {
+		if labelValue == "" && len(m.GetLabel()) == 0 {
+			return true
+		}
+		for _, l := range m.GetLabel() {
+			if l.GetValue() == labelValue {
+				return true
+			}
+		}
+		return false
+	})
+	if m == nil {
+		t.Fatalf("no series %s{%q} gathered", name, labelValue)
+	}
+	return m
+}
+
+// find returns the first series of the family name that match accepts,
+// nil for none.
+func find(t testing.TB, g prometheus.Gatherer, name string, match func(*dto.Metric) bool) *dto.Metric {
 	t.Helper()
 	families, err := g.Gather()
 	if err != nil {
@@ -66,16 +79,10 @@ func series(t testing.TB, g prometheus.Gatherer, name, labelValue string) *dto.M
 			continue
 		}
 		for _, m := range f.GetMetric() {
-			if labelValue == "" && len(m.GetLabel()) == 0 {
+			if match(m) {
 				return m
-			}
-			for _, l := range m.GetLabel() {
-				if l.GetValue() == labelValue {
-					return m
-				}
 			}
 		}
 	}
-	t.Fatalf("no series %s{%q} gathered", name, labelValue)
 	return nil
 }
