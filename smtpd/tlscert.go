@@ -43,6 +43,11 @@ type certWatcher struct {
 	// loaded is the stamp of the pair in force; tried that of the pair
 	// last read, which did not load when it differs.
 	loaded, tried [2]fileStamp
+	// pending is why the pair at tried did not load, not reported yet: a
+	// renewal written over the two files is caught between its writes by
+	// a look now and then, a healthy renewal the next look loads. The
+	// same pair seen again is reported.
+	pending error
 	// unreadable is the stat error last logged, so that a file gone for
 	// good is reported once, not every interval.
 	unreadable string
@@ -117,27 +122,34 @@ func (w *certWatcher) reload() bool {
 			w.log.Warn("TLS certificate files unreadable, keeping the loaded certificate", "err", err)
 		}
 		// Whatever comes back at the paths is read.
-		w.tried = [2]fileStamp{}
+		w.tried, w.pending = [2]fileStamp{}, nil
 		return false
 	}
 	w.unreadable = ""
 	switch st {
 	case w.loaded:
 		// Back as they were: the pair in force again.
-		w.tried = st
+		w.tried, w.pending = st, nil
 		w.state.InForce()
 		return false
 	case w.tried:
 		// The same bad pair: retrying it every interval would only
-		// repeat the error; a new write changes the stamp.
+		// repeat the error; a new write changes the stamp. Seen a
+		// second time, it is no renewal caught halfway.
+		if err := w.pending; err != nil {
+			w.pending = nil
+			w.state.Failed(err)
+			w.log.Error("TLS certificate files changed but do not load, keeping the previous certificate",
+				"err", err, "not_after", w.notAfter())
+		}
 		return false
 	}
-	w.tried = st
+	w.tried, w.pending = st, nil
 	cert, err := w.read()
 	if err != nil {
-		w.state.Failed(err)
-		w.log.Error("TLS certificate files changed but do not load, keeping the previous certificate",
-			"err", err, "not_after", w.notAfter())
+		// Reported if the next look finds the same pair.
+		w.pending = err
+		w.log.Debug("TLS certificate files changed but do not load yet, looking again", "err", err)
 		return false
 	}
 	w.cur.Store(cert)

@@ -74,6 +74,10 @@ func TestCertificateReloadedWhenReplaced(t *testing.T) {
 			os.WriteFile(keyPath, []byte("not a key"), 0o600)
 			touch(certPath, keyPath)
 		}, false, "b.test"},
+		// A pair that does not load is reported at the second look that
+		// finds it, once.
+		{"still garbage", func() {}, false, "b.test"},
+		{"garbage for a third look", func() {}, false, "b.test"},
 		{"a whole new pair", func() { write("c.test") }, true, "c.test"},
 	}
 	for _, st := range steps {
@@ -197,5 +201,70 @@ func waitHealth(t *testing.T, h *health.Registry, component string, ok func(*hea
 			t.Fatalf("%s condition still %+v after 5 s", component, cond)
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestCertificateRenewalCaughtBetweenItsWritesIsNoFailure: a renewal
+// written over the two files, as README tells, has a moment where one is
+// new and the other old; a look in that moment reads a pair that does not
+// load. That is a healthy renewal, not a failed one: before, it was
+// counted in loads_total{result="error"} and /readyz said degraded until
+// the next look, so an alert on the counter fired on renewals that went
+// well. A pair is reported once the same one is seen again.
+func TestCertificateRenewalCaughtBetweenItsWritesIsNoFailure(t *testing.T) {
+	tests := []struct {
+		name  string
+		first string // "cert" or "key": the file the renewal writes first
+	}{
+		{"certificate first", "cert"},
+		{"key first", "key"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			certPath, keyPath := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+			smtptest.WriteCertFiles(t, smtptest.SelfSigned(t, "a.test"), certPath, keyPath)
+			reg, h := prometheus.NewRegistry(), health.New()
+			w, err := loadCert(certPath, keyPath, slog.New(slog.DiscardHandler), certState(reg, h, certPath, keyPath))
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The renewed pair, written aside, then copied over one
+			// file at a time with a look between.
+			newDir := t.TempDir()
+			newCert, newKey := filepath.Join(newDir, "cert.pem"), filepath.Join(newDir, "key.pem")
+			smtptest.WriteCertFiles(t, smtptest.SelfSigned(t, "b.test"), newCert, newKey)
+			order := [][2]string{{newCert, certPath}, {newKey, keyPath}}
+			if tt.first == "key" {
+				order[0], order[1] = order[1], order[0]
+			}
+			later := time.Now().Add(time.Minute)
+			for i, c := range order {
+				b, err := os.ReadFile(c[0])
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(c[1], b, 0o600); err != nil {
+					t.Fatal(err)
+				}
+				// Its own mtime, whatever the file system clock's tick.
+				if err := os.Chtimes(c[1], later, later); err != nil {
+					t.Fatal(err)
+				}
+				loaded := w.reload()
+				if want := i == 1; loaded != want {
+					t.Fatalf("look after write %d: reload() = %v, want %v", i+1, loaded, want)
+				}
+				if _, conds := h.Report(); len(conds) != 0 {
+					t.Errorf("look after write %d: /readyz conditions %+v, want none", i+1, conds)
+				}
+				if n := metrictest.Counter(t, reg, "mxgrid_smtp_tls_certificate_loads_total", "error"); n != 0 {
+					t.Errorf("look after write %d: loads_total{result=error} = %v, want 0", i+1, n)
+				}
+			}
+			if cn := w.cur.Load().Leaf.Subject.CommonName; cn != "b.test" {
+				t.Fatalf("presents %s after the renewal, want b.test", cn)
+			}
+		})
 	}
 }
