@@ -24,6 +24,7 @@ import (
 	"github.com/mxgrid/mxgrid/geo/geotest"
 	"github.com/mxgrid/mxgrid/health"
 	"github.com/mxgrid/mxgrid/internal/metrictest"
+	"github.com/mxgrid/mxgrid/internal/periodic"
 	"github.com/mxgrid/mxgrid/internal/testenv"
 )
 
@@ -109,10 +110,14 @@ func uniqueEpoch() int64 { return time.Now().UnixNano() / 1000 }
 
 func newTestLocator(t testing.TB, cfg Config, opts Options) *Locator {
 	t.Helper()
+	// A test polls faster than a configuration may (periodic.MinInterval).
+	interval := cfg.ReloadInterval
+	cfg.ReloadInterval = max(interval, periodic.MinInterval)
 	l, err := New(cfg, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
+	l.cfg.ReloadInterval = interval
 	t.Cleanup(func() { l.Close() })
 	return l
 }

@@ -28,6 +28,12 @@ func TestConfigValidate(t *testing.T) {
 		{"cache disabled", func() Config { c := DefaultConfig(); c.CacheSize = 0; return c }(), ""},
 		{"negative cache", func() Config { c := DefaultConfig(); c.CacheSize = -1; return c }(), "cache_size"},
 		{"no reload interval", func() Config { c := DefaultConfig(); c.ReloadInterval = 0; return c }(), "reload_interval"},
+		// A stat of both files, their state and the geo condition each
+		// tick: at 1ns a core was busy for good, where the model's
+		// model_reload_interval, the same kind of loop, takes 100ms.
+		{"reload interval that spins", func() Config { c := DefaultConfig(); c.ReloadInterval = time.Nanosecond; return c }(), "reload_interval"},
+		{"reload interval just under the least", func() Config { c := DefaultConfig(); c.ReloadInterval = 99 * time.Millisecond; return c }(), "reload_interval"},
+		{"reload interval at the least", func() Config { c := DefaultConfig(); c.ReloadInterval = 100 * time.Millisecond; return c }(), ""},
 		{"bad server", withMC(func(c *Config) { c.Memcached = []string{"localhost"} }), "memcached[0]"},
 		{"bad port", withMC(func(c *Config) { c.Memcached = append(c.Memcached, "h:99999") }), "memcached[1]"},
 		{"no timeout", withMC(func(c *Config) { c.MemcachedTimeout = 0 }), "memcached_timeout"},
