@@ -149,3 +149,45 @@ func TestPanelPreviewShowsTheHTMLMailClientsShow(t *testing.T) {
 		t.Errorf("the preview renders markup: elements/images %s", got)
 	}
 }
+
+// TestPanelPreviewSaysTheHTMLWasNotReadWhole: a held message whose HTML
+// puts its phish past what the scanner reads (1 MiB of empty tags first)
+// was previewed as its harmless text part alone, nothing on the page
+// saying that the HTML the recipient's client shows went on. The page
+// now says so, and shows nothing of the sender's markup in saying it.
+func TestPanelPreviewSaysTheHTMLWasNotReadWhole(t *testing.T) {
+	sink := nodetest.StartSink(t)
+	f := startPanelFixture(t, []scanner.Stage{{Check: nodetest.TagBand{}, OnError: scanner.OnErrorAccept}})
+	cust := f.post("/api/v1/customers", map[string]any{"name": "Acme", "reseller_id": f.resellers["northwind"]})
+	f.post("/api/v1/domains", map[string]any{"name": "acme.example", "customer_id": cust, "route": sink.Addr, "tls": "none",
+		"policy": map[string]any{"tag_action": "quarantine"}})
+	f.acceptsMail("probe@acme.example")
+	for _, tc := range []struct {
+		subject, html string
+		cut           bool
+	}{
+		{"Padded", strings.Repeat("<b></b>", 200000) + "<p>Verify your password at evil.example</p>", true},
+		{"Short", "<p>Minutes of <b>Thursday</b>.</p>", false},
+	} {
+		msg := "From: IT <it@vendor.example>\r\nSubject: " + tc.subject + " TAGME\r\nMIME-Version: 1.0\r\n" +
+			"Content-Type: multipart/alternative; boundary=b\r\n\r\n" +
+			"--b\r\nContent-Type: text/plain\r\n\r\nMinutes of Thursday.\r\n" +
+			"--b\r\nContent-Type: text/html\r\n\r\n" + tc.html + "\r\n--b--\r\n"
+		if code := send(t, f.node.SMTPAddr(), "ann@acme.example", msg); code != 250 {
+			t.Fatalf("send %s: %d", tc.subject, code)
+		}
+	}
+	b := f.b
+	b.login("ops@northwind.example", "correct horse battery")
+	for _, tc := range []struct {
+		q   string
+		cut bool
+	}{{"padded", true}, {"short", false}} {
+		b.do(chromedp.Navigate(f.base+"/panel/quarantine?q="+tc.q), chromedp.WaitVisible(chromedp.ID("quarantine")),
+			chromedp.Click(chromedp.CSS("#quarantine tbody a")), chromedp.WaitVisible(chromedp.ID("preview")))
+		got := b.eval(`String(document.querySelectorAll("#preview-html-cut").length)`)
+		if want := map[bool]string{true: "1", false: "0"}[tc.cut]; got != want {
+			t.Errorf("%s: %s notices that the HTML was not read whole, want %s; page: %.300q", tc.q, got, want, b.text("main"))
+		}
+	}
+}

@@ -22,6 +22,10 @@ type HTMLInfo struct {
 	// Text is the visible text (entities decoded, tags, scripts and
 	// styles removed), capped at maxHTMLText bytes.
 	Text string
+	// TextCut reports that Text is not all of it: the HTML source went
+	// past max_text_bytes, or its visible text past maxHTMLText. Mail
+	// clients show the rest.
+	TextCut bool
 	// Hidden is text a reader cannot see: display:none, visibility:hidden,
 	// zero-size fonts, white on white. Spammers hide random words there to
 	// poison statistical filters.
@@ -187,7 +191,9 @@ func (x *htmlExtractor) extract(src []byte) {
 					x.info.HiddenShownWords += words(t)
 				}
 			} else {
-				appendCapped(&x.text, t, !glued || t[0] <= ' ')
+				if !appendCapped(&x.text, t, !glued || t[0] <= ' ') {
+					x.info.TextCut = true
+				}
 				glued = t[len(t)-1] > ' '
 				if anchor >= 0 && anchorText.Len() < maxAnchorLen {
 					anchorText.Write(t)
@@ -346,17 +352,21 @@ func (x *htmlExtractor) finish() {
 	x.info.Hidden = x.hidden.String()
 }
 
-func appendCapped(b *strings.Builder, t []byte, sep bool) {
+// appendCapped appends t to b up to maxHTMLText and reports whether all
+// of it went in.
+func appendCapped(b *strings.Builder, t []byte, sep bool) bool {
 	if b.Len() >= maxHTMLText {
-		return
+		return false
 	}
 	if sep && b.Len() > 0 {
 		b.WriteByte(' ')
 	}
+	whole := true
 	if len(t) > maxHTMLText-b.Len() {
-		t = t[:maxHTMLText-b.Len()]
+		t, whole = t[:maxHTMLText-b.Len()], false
 	}
 	b.Write(t)
+	return whole
 }
 
 // Bounds on what classRules reads and keeps.

@@ -1055,14 +1055,21 @@ func (w *walker) readBody(body io.Reader, part Part, path string, attached bool)
 		if part.ContentType == "text/html" {
 			kept = &w.keptHTML
 		}
+		text := leaf.Data[:n]
 		if room := lim.MaxTextBytes - *kept; room > 0 {
-			text := cutText(leaf.Data[:n], room)
+			text = cutText(text, room)
 			*kept += len(text)
 			if part.ContentType == "text/html" {
 				w.html.extract(text)
 			} else {
 				w.addText(text)
 			}
+		} else {
+			text = nil
+		}
+		if part.ContentType == "text/html" && (len(text) < int(n) || rest > 0) {
+			// What was not read may be what a mail client shows.
+			w.html.info.TextCut = true
 		}
 	}
 	return int(n + rest), err

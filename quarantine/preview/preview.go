@@ -31,6 +31,11 @@ type Preview struct {
 	// alone hid the phish the recipient reads. Text only, never markup,
 	// nor the text the HTML hides.
 	HTMLText string `json:",omitempty"`
+	// HTMLCut says that the HTML went on past what the scanner reads of
+	// it (its source's max_text_bytes, 256 KiB of its text), which mail
+	// clients show and the preview cannot: a phish put past a filler
+	// shows nowhere above, so whoever decides on the release is told.
+	HTMLCut bool `json:",omitempty"`
 	// Attachments are the parts' file names, one entry a part ("a.pdf or
 	// a.html" for a part that names itself twice).
 	Attachments []string
@@ -57,6 +62,7 @@ func Of(msg []byte) Preview {
 	p := Preview{From: tracking.Clip(mailaddr.WithALabels(decoded(h, "From"))), To: tracking.Clip(mailaddr.WithALabels(decoded(h, "To"))),
 		Subject: tracking.Clip(m.Subject), Date: tracking.Clip(m.Header.Get("Date"))}
 	p.Text = shownText(m.Text)
+	p.HTMLCut = m.HTML.TextCut
 	if html := shownText(m.HTML.Text); p.Text == "" {
 		p.Text = html
 	} else if html != "" {

@@ -216,3 +216,41 @@ func TestPreviewFromShowsALabels(t *testing.T) {
 		})
 	}
 }
+
+// TestPreviewSaysTheHTMLWasNotReadWhole: the scanner reads max_text_bytes
+// (1 MiB) of HTML source and keeps 256 KiB of its visible text; mail
+// clients show the HTML whole. A sender who put a phish past either
+// bound (1 MiB of empty tags first, or a filler the client shows as
+// nothing) had a preview of the harmless text part alone, or of the
+// filler, and nothing to say that the HTML went on: the person deciding
+// on the release read that it said nothing else. The preview cannot show
+// what was not read, so it says it was not.
+func TestPreviewSaysTheHTMLWasNotReadWhole(t *testing.T) {
+	alt := func(plain, html string) string {
+		return "From: a@b.example\r\nSubject: notes\r\nMIME-Version: 1.0\r\n" +
+			"Content-Type: multipart/alternative; boundary=BB\r\n\r\n" +
+			"--BB\r\nContent-Type: text/plain\r\n\r\n" + plain + "\r\n" +
+			"--BB\r\nContent-Type: text/html\r\n\r\n" + html + "\r\n--BB--\r\n"
+	}
+	phish := "<p>Verify your password at evil.example</p>"
+	// Words a mail client shows as nothing: zero-width spaces.
+	invisible := strings.Repeat("\u200b\u200b\u200b ", 70000) // 700 KB of source, 700 KB of text
+	tests := []struct {
+		name, msg string
+		cut       bool
+	}{
+		{"empty tags past the source read", alt("Minutes of Thursday.", strings.Repeat("<b></b>", 200000)+phish), true},
+		{"invisible text past the text kept", alt(invisible+"Minutes of Thursday.", "<p>"+invisible+"</p>"+phish), true},
+		{"HTML alone, past the source read", "Subject: x\r\nContent-Type: text/html\r\n\r\n" + strings.Repeat("<i></i>", 200000) + phish + "\r\n", true},
+		{"a short HTML part", alt("Minutes of Thursday.", phish), false},
+		{"text alone, long", "Subject: x\r\n\r\n" + strings.Repeat("plain words ", 200000) + "\r\n", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := Of([]byte(tt.msg))
+			if p.HTMLCut != tt.cut {
+				t.Errorf("HTMLCut = %v, want %v (HTMLText %d bytes: %.60q)", p.HTMLCut, tt.cut, len(p.HTMLText), p.HTMLText)
+			}
+		})
+	}
+}
