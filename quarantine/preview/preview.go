@@ -58,8 +58,12 @@ func Of(msg []byte) Preview {
 	h := message.Header{Header: m.Header}
 	// A domain in another script is followed by its A-label, as the
 	// envelope sender is (mailaddr.WithALabel): look-alike letters,
-	// service@аррӏе.example, read as the domain they imitate.
-	p := Preview{From: tracking.Clip(mailaddr.WithALabels(decoded(h, "From"))), To: tracking.Clip(mailaddr.WithALabels(decoded(h, "To"))),
+	// service@аррӏе.example, read as the domain they imitate. The field
+	// is cut first and labelled after: labelled first, a display name
+	// that put the address just short of the cut had its A-label cut
+	// away. The labels are ASCII and add a few KB at most to the cut
+	// field (one label per "@é," at worst).
+	p := Preview{From: mailaddr.WithALabels(tracking.Clip(decoded(h, "From"))), To: mailaddr.WithALabels(tracking.Clip(decoded(h, "To"))),
 		Subject: tracking.Clip(m.Subject), Date: tracking.Clip(m.Header.Get("Date"))}
 	p.Text = shownText(m.Text)
 	p.HTMLCut = m.HTML.TextCut

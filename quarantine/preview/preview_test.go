@@ -200,18 +200,26 @@ func TestPreviewComparesTheWholeTexts(t *testing.T) {
 // as apple.example to whoever decides on the release. Its addresses'
 // domains in another script are followed by their A-labels too.
 func TestPreviewFromShowsALabels(t *testing.T) {
+	pad := func(n int) string { return `"` + strings.Repeat(" ", n) + `"` }
+	tail := func(s string) string { return s[max(0, len(s)-50):] }
 	const lookalike = "\u0430\u0440\u0440\u04cf\u0435.example"
 	tests := []struct{ name, from, want string }{
 		{"in angle brackets", "PayPal <service@" + lookalike + ">", "PayPal <service@" + lookalike + "> (xn--80ak6aa92e.example)"},
 		{"bare", "service@" + lookalike, "service@" + lookalike + " (xn--80ak6aa92e.example)"},
 		{"two, one ASCII", "a@b.example, Shop <info@bücher.example>", "a@b.example, Shop <info@bücher.example> (xn--bcher-kva.example)"},
 		{"ASCII", "PayPal <service@paypal.example>", "PayPal <service@paypal.example>"},
+		// A display name of blanks (a page shows them as one) that
+		// puts the address just short of the field's cut (998 bytes):
+		// labelled, then cut, the address was shown whole and its
+		// A-label cut away, in part or all.
+		{"at the cut, label cut away", pad(967) + " <service@" + lookalike + ">", pad(967) + " <service@" + lookalike + "> (xn--80ak6aa92e.example)"},
+		{"at the cut, label cut short", pad(955) + " <service@" + lookalike + ">", pad(955) + " <service@" + lookalike + "> (xn--80ak6aa92e.example)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			p := Of([]byte("From: " + tt.from + "\r\nTo: " + tt.from + "\r\nSubject: x\r\n\r\nhello\r\n"))
 			if p.From != tt.want || p.To != tt.want {
-				t.Errorf("From %q, To %q; want %q", p.From, p.To, tt.want)
+				t.Errorf("From ends %q, To ends %q; want %q", tail(p.From), tail(p.To), tail(tt.want))
 			}
 		})
 	}
