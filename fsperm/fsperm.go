@@ -28,39 +28,96 @@ func PrivateDir(dir string, log *slog.Logger) error {
 }
 
 // PrivateFiles tightens each existing file that others may read to 0600,
-// saying so in the log; missing files are skipped. Only regular files are
-// changed: a symbolic link is not followed (a node running as root made
-// the /etc/shadow or /dev/zero a link led to 0600), and a link, FIFO,
-// device or directory where a file should be is named in a warning and
-// left to its reader to refuse.
+// saying so in the log; missing files are skipped. Only the node's own
+// regular files are changed, through the open file (f.Chmod), never by
+// path: a symbolic link is not followed (a node running as root made the
+// /etc/shadow or /dev/zero a link led to 0600), nor swapped in between a
+// check and the chmod, and a link, FIFO, device or directory where a file
+// should be, or a file with a second name (a hard link), is named in a warning and left to its reader to refuse.
 func PrivateFiles(log *slog.Logger, paths ...string) error {
 	var errs []error
 	for _, p := range paths {
-		fi, err := os.Lstat(p)
+		f, err := OpenOwn(p, os.O_RDONLY, 0)
 		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if errors.Is(err, ErrNotRegular) {
+			if log != nil {
+				log.Warn("not a regular file; its mode is left as it is", "path", p, "err", err)
+			}
 			continue
 		}
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		if !fi.Mode().IsRegular() {
-			if log != nil {
-				log.Warn("not a regular file; its mode is left as it is", "path", p, "type", fi.Mode().Type().String())
-			}
-			continue
-		}
-		if err := tighten(p, FileMode, log); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := tightenOpen(f, FileMode, log); err != nil {
 			errs = append(errs, err)
 		}
+		f.Close()
 	}
 	return errors.Join(errs...)
 }
 
+// ErrNotRegular is what OpenOwn and CreatePrivate refuse: a symbolic
+// link, directory, FIFO, device or socket where the node keeps a file of
+// its own.
+var ErrNotRegular = errors.New("not a regular file")
+
+// OpenOwn opens path, a file in data_dir that only the node writes, as
+// os.OpenFile does, but only as a regular file: a symbolic link there is
+// not followed (O_NOFOLLOW: a node running as root wrote, truncated or
+// created the file a link named), a FIFO does not block the open
+// (O_NONBLOCK), and what the open found is checked on the descriptor
+// (fstat), so nothing swapped in after a check is used. Anything but a
+// regular file is an error wrapping ErrNotRegular, naming what it is.
+func OpenOwn(path string, flag int, perm fs.FileMode) (*os.File, error) {
+	f, err := os.OpenFile(path, flag|noFollow|nonBlock, perm)
+	if err != nil {
+		if refusedOpen(err) {
+			what := "symbolic link, directory or FIFO"
+			if fi, lerr := os.Lstat(path); lerr == nil {
+				what = kind(fi.Mode())
+			}
+			return nil, &fs.PathError{Op: "open", Path: path, Err: fmt.Errorf("%w (a %s; not followed)", ErrNotRegular, what)}
+		}
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err == nil && !fi.Mode().IsRegular() {
+		err = &fs.PathError{Op: "open", Path: path, Err: fmt.Errorf("%w (a %s)", ErrNotRegular, kind(fi.Mode()))}
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// kind names a file type for a message.
+func kind(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeSymlink != 0:
+		return "symbolic link"
+	case m.IsDir():
+		return "directory"
+	case m&fs.ModeNamedPipe != 0:
+		return "FIFO"
+	case m&fs.ModeSocket != 0:
+		return "socket"
+	case m&fs.ModeDevice != 0:
+		return "device"
+	}
+	return "file of type " + m.Type().String()
+}
+
 // CreatePrivate creates path with mode 0600 if it does not exist, so that a
 // program that then opens it (SQLite) finds it private from the start.
+// What is there must be a regular file (OpenOwn): a dangling symbolic link
+// was followed and its target created, anywhere a node running as root
+// could write.
 func CreatePrivate(path string) error {
-	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE, FileMode)
+	f, err := OpenOwn(path, os.O_RDONLY|os.O_CREATE, FileMode)
 	if err != nil {
 		return fmt.Errorf("create %s: %w", path, err)
 	}
@@ -129,6 +186,33 @@ func tighten(path string, mode fs.FileMode, log *slog.Logger) error {
 	}
 	if log != nil {
 		log.Warn("file was readable by other users; restricted", "path", path, "was", fi.Mode().Perm().String(), "now", mode.String())
+	}
+	return nil
+}
+
+// tightenOpen is tighten for an open file of the node's own: the mode is
+// changed on the descriptor, and only for a file of one name (a hard link
+// in data_dir to a file elsewhere, /etc/shadow for a node running as
+// root where hard links are not protected, has two).
+func tightenOpen(f *os.File, mode fs.FileMode, log *slog.Logger) error {
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if fi.Mode().Perm()&^mode == 0 {
+		return nil
+	}
+	if !soleName(fi) {
+		if log != nil {
+			log.Warn("file has a second name (a hard link); its mode is left as it is", "path", f.Name(), "mode", fi.Mode().Perm().String())
+		}
+		return nil
+	}
+	if err := f.Chmod(mode); err != nil {
+		return fmt.Errorf("restrict %s: %w", f.Name(), err)
+	}
+	if log != nil {
+		log.Warn("file was readable by other users; restricted", "path", f.Name(), "was", fi.Mode().Perm().String(), "now", mode.String())
 	}
 	return nil
 }

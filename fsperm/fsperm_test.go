@@ -6,9 +6,11 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 func TestPrivate(t *testing.T) {
@@ -154,5 +156,143 @@ func TestPrivateFilesChangeOnlyTheirOwnFiles(t *testing.T) {
 		if !strings.Contains(logs.String(), p) {
 			t.Errorf("no warning names %s:\n%s", p, logs.String())
 		}
+	}
+}
+
+// plants are what may be found where the node keeps a file in data_dir,
+// other than its own regular file: each is made at path, with outside a
+// path in a directory of its own that a link may name.
+var plants = []struct {
+	name string
+	// plant makes the thing at path; outside is made (or not) first.
+	plant func(t *testing.T, path, outside string)
+	// outsideHolds is what outside holds; missing: outside must not exist.
+	outsideHolds string
+	missing      bool
+}{
+	{"link to a file outside", func(t *testing.T, path, outside string) {
+		if err := os.WriteFile(outside, []byte("root:x:0:0\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		os.Chmod(outside, 0o644)
+		if err := os.Symlink(outside, path); err != nil {
+			t.Fatal(err)
+		}
+	}, "root:x:0:0\n", false},
+	{"dangling link", func(t *testing.T, path, outside string) {
+		if err := os.Symlink(outside, path); err != nil {
+			t.Fatal(err)
+		}
+	}, "", true},
+	{"FIFO", func(t *testing.T, path, _ string) {
+		if err := syscall.Mkfifo(path, 0o644); err != nil {
+			t.Skipf("no FIFO: %v", err)
+		}
+	}, "", true},
+	{"directory", func(t *testing.T, path, _ string) {
+		if err := os.Mkdir(path, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}, "", true},
+}
+
+// checkOutside fails t unless outside is as the plant left it: a link's
+// target neither created, written nor chmodded.
+func checkOutside(t *testing.T, outside, holds string, missing bool) {
+	t.Helper()
+	fi, err := os.Lstat(outside)
+	if missing {
+		if err == nil {
+			t.Fatalf("%s was created through the link", outside)
+		}
+		return
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(outside); string(b) != holds || fi.Mode().Perm() != 0o644 {
+		t.Fatalf("%s changed: %q, mode %v", outside, b, fi.Mode().Perm())
+	}
+}
+
+// TestCreatePrivateCreatesOnlyItsOwnFile: CreatePrivate makes the SQLite
+// database before SQLite opens it. A dangling symbolic link at its path
+// was followed and its target created (empty, 0600), so a node running as
+// root created a file wherever a link in data_dir pointed (/etc/cron.d/x,
+// /etc/ld.so.preload); a FIFO blocked the node's start. Anything but a
+// regular file is refused, naming what it is, without waiting.
+func TestCreatePrivateCreatesOnlyItsOwnFile(t *testing.T) {
+	for _, tt := range plants {
+		t.Run(tt.name, func(t *testing.T) {
+			dir, elsewhere := t.TempDir(), t.TempDir()
+			path, outside := filepath.Join(dir, "mxgrid.db"), filepath.Join(elsewhere, "victim")
+			tt.plant(t, path, outside)
+			done := make(chan error, 1)
+			go func() { done <- CreatePrivate(path) }()
+			var err error
+			select {
+			case err = <-done:
+			case <-time.After(5 * time.Second):
+				t.Fatal("CreatePrivate still blocked after 5 s")
+			}
+			if err == nil || !strings.Contains(err.Error(), "not a regular file") || !strings.Contains(err.Error(), path) {
+				t.Errorf("CreatePrivate: %v, want refused as not a regular file, naming it", err)
+			}
+			checkOutside(t, outside, tt.outsideHolds, tt.missing)
+		})
+	}
+	// A regular file, new or there already, is made or kept, 0600.
+	dir := t.TempDir()
+	for _, p := range []string{filepath.Join(dir, "new.db"), filepath.Join(dir, "new.db")} {
+		if err := CreatePrivate(p); err != nil {
+			t.Fatal(err)
+		}
+		if fi, err := os.Lstat(p); err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm() != FileMode {
+			t.Fatalf("%s: %v %v, want a regular file 0600", p, fi, err)
+		}
+	}
+}
+
+// TestPrivateFilesLeaveWhatIsNotTheirs: each plant, and a hard link to a
+// file elsewhere, is left as it is with a warning naming it; the open
+// file's mode is what is changed, never a path's after a check.
+func TestPrivateFilesLeaveWhatIsNotTheirs(t *testing.T) {
+	hard := plants[0]
+	hard.name = "hard link to a file outside"
+	hard.plant = func(t *testing.T, path, outside string) {
+		if err := os.WriteFile(outside, []byte("root:x:0:0\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		os.Chmod(outside, 0o644)
+		if err := os.Link(outside, path); err != nil {
+			t.Skipf("no hard link: %v", err)
+		}
+	}
+	for _, tt := range append(slices.Clone(plants), hard) {
+		t.Run(tt.name, func(t *testing.T) {
+			dir, elsewhere := t.TempDir(), t.TempDir()
+			path, outside := filepath.Join(dir, "tenants.snapshot.json"), filepath.Join(elsewhere, "victim")
+			if tt.name == hard.name {
+				// Same file system as dir: t.TempDir's parent.
+				outside = filepath.Join(filepath.Dir(dir), "victim-"+filepath.Base(dir))
+				t.Cleanup(func() { os.Remove(outside) })
+			}
+			tt.plant(t, path, outside)
+			var logs bytes.Buffer
+			done := make(chan error, 1)
+			go func() { done <- PrivateFiles(slog.New(slog.NewTextHandler(&logs, nil)), path) }()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatalf("PrivateFiles: %v, want a warning only", err)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("PrivateFiles still blocked after 5 s")
+			}
+			if !strings.Contains(logs.String(), path) || !strings.Contains(logs.String(), "level=WARN") {
+				t.Errorf("no warning names %s:\n%s", path, logs.String())
+			}
+			checkOutside(t, outside, tt.outsideHolds, tt.missing)
+		})
 	}
 }
