@@ -13,8 +13,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/mxgrid/mxgrid/fsperm"
 )
 
 // SnapshotFile is the name of the local snapshot in data_dir: the stored
@@ -360,24 +361,14 @@ func decodeDomains(dec *json.Decoder, into map[string]*Domain) error {
 }
 
 // openRegular opens one of the snapshot's files, which the syncer alone
-// writes, only if it is a regular file, and without waiting on a FIFO
-// (O_NONBLOCK): a FIFO there blocked the open until something wrote to
-// it, or read it, so a node starting with the store down never listened
-// and a running one applied no tenant change after its next one.
+// writes, only as the node's own regular file (fsperm.OpenOwn): a FIFO
+// there blocked the open until something wrote to it, so a node starting
+// with the store down never listened and a running one applied no tenant
+// change after its next one; a symbolic link was followed, so a node
+// running as root appended journal lines to the file it named, or created
+// it, and served another file as its snapshot.
 func openRegular(path string, flag int, perm os.FileMode) (*os.File, error) {
-	f, err := os.OpenFile(path, flag|syscall.O_NONBLOCK, perm)
-	if err != nil {
-		return nil, err
-	}
-	fi, err := f.Stat()
-	if err == nil && !fi.Mode().IsRegular() {
-		err = fmt.Errorf("not a regular file (%s)", fi.Mode().Type())
-	}
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	return f, nil
+	return fsperm.OpenOwn(path, flag, perm)
 }
 
 func expectDelim(dec *json.Decoder, want json.Delim) error {
