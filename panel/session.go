@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -349,19 +350,26 @@ const maxOwnKey = 4 << 10
 
 // readOwnKey reads the node's own key file, which only the node writes:
 // anything there but a regular file of a key's size (a symbolic link to
-// another file or a device, a file of gigabytes) is not its key, and
-// reads as none, so that a new key replaces it. Followed, a link used
+// another file or a device, a FIFO, a file of gigabytes) is not its key,
+// and reads as none, so that a new key replaces it. Followed, a link used
 // another file's content as the key, or read /dev/zero until the node
-// ran out of memory.
+// ran out of memory. What is read is what was checked: the open file
+// (fsperm.OpenOwn), not a path a link or FIFO may have replaced after an
+// Lstat (a FIFO so swapped in blocked the start for good).
 func readOwnKey(p string) ([]byte, error) {
-	fi, err := os.Lstat(p)
+	f, err := fsperm.OpenOwn(p, os.O_RDONLY, 0)
+	if errors.Is(err, fsperm.ErrNotRegular) {
+		return nil, nil
+	}
 	if err != nil {
 		return nil, err
 	}
-	if !fi.Mode().IsRegular() || fi.Size() > maxOwnKey {
-		return nil, nil
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxOwnKey+1))
+	if err != nil || len(b) > maxOwnKey {
+		return nil, err
 	}
-	return fsperm.ReadLimited(p, maxOwnKey, "the panel's session key")
+	return b, nil
 }
 
 // writeOwnKey puts k in place whole (temp file, fsync, rename): a crash

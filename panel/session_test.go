@@ -21,6 +21,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -1120,6 +1121,19 @@ func TestOwnSessionKeyIsTheNodesOwnFile(t *testing.T) {
 				t.Fatal(err)
 			}
 		}, ""},
+		// Nothing is at the link's end: it is replaced, not created.
+		{"dangling link", func(t *testing.T, path, outside string) {
+			os.Remove(outside)
+			if err := os.Symlink(outside, path); err != nil {
+				t.Fatal(err)
+			}
+		}, ""},
+		// Opened, a FIFO with no writer blocked the start for good.
+		{"FIFO", func(t *testing.T, path, _ string) {
+			if err := syscall.Mkfifo(path, 0o600); err != nil {
+				t.Skipf("no FIFO: %v", err)
+			}
+		}, ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			dir, elsewhere := t.TempDir(), t.TempDir()
@@ -1128,7 +1142,17 @@ func TestOwnSessionKeyIsTheNodesOwnFile(t *testing.T) {
 				t.Fatal(err)
 			}
 			tt.plant(t, path, outside)
-			k, err := loadKey("", dir)
+			var (
+				k    []byte
+				err  error
+				done = make(chan struct{})
+			)
+			go func() { k, err = loadKey("", dir); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(5 * time.Second):
+				t.Fatal("loadKey still blocked after 5 s")
+			}
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -1146,6 +1170,15 @@ func TestOwnSessionKeyIsTheNodesOwnFile(t *testing.T) {
 				t.Fatalf("the key on disk is not the one in use")
 			}
 		})
+	}
+	// A directory cannot be replaced by a file: the node refuses to start,
+	// naming it, as it did.
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, KeyFile), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := loadKey("", dir); err == nil || !strings.Contains(err.Error(), KeyFile) {
+		t.Fatalf("loadKey over a directory: %v, want refused naming it", err)
 	}
 }
 
