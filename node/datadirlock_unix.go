@@ -23,20 +23,13 @@ import (
 // tenant snapshot the other journaled onto under its own id.
 func lockDataDir(dir string) (release func() error, err error) {
 	p := filepath.Join(dir, lockFile)
-	// Truncated and written below, so only the node's own regular file:
-	// a symbolic link there was followed, and a node running as root
-	// emptied the file it named and wrote its pid in it (O_NOFOLLOW); a
-	// FIFO must not block the start (O_NONBLOCK).
-	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, fsperm.FileMode)
+	// Truncated and written below, so only the node's own regular file
+	// (fsperm.OpenOwn): a symbolic link there was followed, and a node
+	// running as root emptied the file it named and wrote its pid in it; a
+	// FIFO must not block the start.
+	f, err := fsperm.OpenOwn(p, os.O_RDWR|os.O_CREATE, fsperm.FileMode)
 	if err != nil {
-		return nil, fmt.Errorf("data_dir: %w", err)
-	}
-	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
-		f.Close()
-		if err == nil {
-			err = fmt.Errorf("not a regular file (%s)", fi.Mode().Type())
-		}
-		return nil, fmt.Errorf("data_dir: lock %s: %w", p, err)
+		return nil, fmt.Errorf("data_dir: lock: %w", err)
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		holder, _ := io.ReadAll(io.LimitReader(f, 32))

@@ -6,7 +6,10 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // TestDataDirLockFollowsNoLink: mxgrid.lock is opened, truncated and
@@ -65,6 +68,37 @@ func TestDataDirLockFollowsNoLink(t *testing.T) {
 				t.Errorf("the dangling link's target was created (%q, %v)", got, rerr)
 			case !tc.wantMissing && string(got) != tc.want:
 				t.Errorf("the link's target now holds %q, want %q unchanged", got, tc.want)
+			}
+		})
+	}
+
+	// A FIFO or a directory there is no lock either: refused at once,
+	// named, never waited on, and never another node.
+	for name, plant := range map[string]func(string) error{
+		"FIFO":      func(p string) error { return syscall.Mkfifo(p, 0o600) },
+		"directory": func(p string) error { return os.Mkdir(p, 0o700) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			p := filepath.Join(dir, lockFile)
+			if err := plant(p); err != nil {
+				t.Skip(err)
+			}
+			done := make(chan error, 1)
+			go func() {
+				release, err := lockDataDir(dir)
+				if err == nil {
+					release()
+				}
+				done <- err
+			}()
+			select {
+			case err := <-done:
+				if err == nil || errors.As(err, new(*dataDirInUseError)) || !strings.Contains(err.Error(), "not a regular file") || !strings.Contains(err.Error(), p) {
+					t.Errorf("lockDataDir: %v, want refused as not a regular file, naming it", err)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("lockDataDir still blocked after 5 s")
 			}
 		})
 	}
