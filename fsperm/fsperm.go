@@ -10,6 +10,8 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"syscall"
 )
 
 // Modes of the data directory and the files in it.
@@ -19,12 +21,58 @@ const (
 )
 
 // PrivateDir creates dir (and parents) with mode 0700, or tightens an
-// existing dir that others may read, saying so in the log.
+// existing dir that others may read, saying so in the log. dir is the
+// configured data_dir: a symbolic link there is the operator's, and
+// followed.
 func PrivateDir(dir string, log *slog.Logger) error {
 	if err := os.MkdirAll(dir, DirMode); err != nil {
 		return fmt.Errorf("data directory: %w", err)
 	}
 	return tighten(dir, DirMode, log)
+}
+
+// PrivateSubdir is PrivateDir for a directory the node keeps inside
+// data_dir (the spool), whose mode it changes only on the directory it
+// opened, never through a symbolic link: followed, a node running as root
+// made the /etc or /usr a link named 0700. A link to a directory is still
+// used, its target's mode left as it is with a warning (an operator's way
+// to put the spool on another disk); a dangling link, or a file of
+// another kind, is refused, naming what it is.
+func PrivateSubdir(dir string, log *slog.Logger) error {
+	if err := os.MkdirAll(filepath.Dir(dir), DirMode); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	if err := os.Mkdir(dir, DirMode); err != nil && !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	f, err := os.OpenFile(dir, os.O_RDONLY|noFollow|nonBlock|directory, 0)
+	// ENOTDIR: O_DIRECTORY's refusal of what is no directory.
+	if err != nil && (refusedOpen(err) || errors.Is(err, syscall.ENOTDIR)) {
+		fi, serr := os.Stat(dir)
+		if serr == nil && fi.IsDir() {
+			if log != nil {
+				log.Warn("a symbolic link to a directory; used as it is, its mode left as it is", "path", dir)
+			}
+			return nil
+		}
+		what := "symbolic link to nothing"
+		if lfi, lerr := os.Lstat(dir); lerr == nil && lfi.Mode()&fs.ModeSymlink == 0 {
+			what = kind(lfi.Mode())
+		}
+		return &fs.PathError{Op: "open", Path: dir, Err: fmt.Errorf("not a directory (a %s)", what)}
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return &fs.PathError{Op: "open", Path: dir, Err: fmt.Errorf("not a directory (a %s)", kind(fi.Mode()))}
+	}
+	return tightenOpen(f, DirMode, log)
 }
 
 // PrivateFiles tightens each existing file that others may read to 0600,

@@ -7,8 +7,9 @@ import "os"
 // No O_NOFOLLOW or O_NONBLOCK here: the fstat after the open still
 // refuses what is no regular file.
 const (
-	noFollow = 0
-	nonBlock = 0
+	noFollow  = 0
+	nonBlock  = 0
+	directory = 0
 )
 
 func refusedOpen(error) bool { return false }

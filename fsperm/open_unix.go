@@ -10,9 +10,11 @@ import (
 
 // noFollow and nonBlock make an open refuse a symbolic link as its last
 // component (ELOOP) and return at once on a FIFO or device.
+// directory makes an open refuse what is no directory (ENOTDIR).
 const (
-	noFollow = syscall.O_NOFOLLOW
-	nonBlock = syscall.O_NONBLOCK
+	noFollow  = syscall.O_NOFOLLOW
+	nonBlock  = syscall.O_NONBLOCK
+	directory = syscall.O_DIRECTORY
 )
 
 // refusedOpen reports whether err is the open's refusal of what is no

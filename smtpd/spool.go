@@ -50,7 +50,7 @@ type spool struct {
 // there: a node that died mid-transaction answered nothing, so their
 // senders retry and the files are garbage.
 func newSpool(dir string, threshold, minFree int64, reg prometheus.Registerer, log *slog.Logger) (*spool, error) {
-	if err := fsperm.PrivateDir(dir, log); err != nil {
+	if err := fsperm.PrivateSubdir(dir, log); err != nil {
 		return nil, fmt.Errorf("smtp spool %s: %w", dir, err)
 	}
 	entries, err := os.ReadDir(dir)
