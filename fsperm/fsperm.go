@@ -166,6 +166,10 @@ func kind(m fs.FileMode) string {
 // could write.
 func CreatePrivate(path string) error {
 	f, err := OpenOwn(path, os.O_RDONLY|os.O_CREATE, FileMode)
+	var pe *fs.PathError
+	if errors.As(err, &pe) && pe.Path == path {
+		err = pe.Err // the path once in the message
+	}
 	if err != nil {
 		return fmt.Errorf("create %s: %w", path, err)
 	}

@@ -147,7 +147,12 @@ func Open(cfg Config, dataDir string) (*Store, error) {
 		}
 		// SQLite would create the file 0644, and its -wal and -shm files
 		// take the database's mode: made 0600 first, all three stay so.
-		if err := fsperm.CreatePrivate(path); err != nil {
+		// Only a regular file (fsperm.CreatePrivate): a dangling link was
+		// followed and its target created, a link to an empty file made a
+		// database, wherever it led.
+		if err := fsperm.CreatePrivate(path); errors.Is(err, fsperm.ErrNotRegular) {
+			return nil, fmt.Errorf("store: %w: the database must be a file of its own; to keep it elsewhere, set store.dsn to its path", err)
+		} else if err != nil {
 			return nil, fmt.Errorf("store: %w", err)
 		}
 		// WAL lets the map and the API read while events are written;
