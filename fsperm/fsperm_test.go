@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mxgrid/mxgrid/internal/fspermtest"
 )
 
 func TestPrivate(t *testing.T) {
@@ -126,9 +128,7 @@ func TestPrivateFilesChangeOnlyTheirOwnFiles(t *testing.T) {
 	}
 	os.Chmod(outside, 0o644)
 	link := filepath.Join(dir, "tenants.snapshot.json")
-	if err := os.Symlink(outside, link); err != nil {
-		t.Fatal(err)
-	}
+	fspermtest.Symlink(t, outside, link)
 	fifo := filepath.Join(dir, "panel-session.key")
 	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
 		t.Fatal(err)
@@ -175,19 +175,13 @@ var plants = []struct {
 			t.Fatal(err)
 		}
 		os.Chmod(outside, 0o644)
-		if err := os.Symlink(outside, path); err != nil {
-			t.Fatal(err)
-		}
+		fspermtest.Symlink(t, outside, path)
 	}, "root:x:0:0\n", false},
 	{"dangling link", func(t *testing.T, path, outside string) {
-		if err := os.Symlink(outside, path); err != nil {
-			t.Fatal(err)
-		}
+		fspermtest.Symlink(t, outside, path)
 	}, "", true},
 	{"FIFO", func(t *testing.T, path, _ string) {
-		if err := syscall.Mkfifo(path, 0o644); err != nil {
-			t.Skipf("no FIFO: %v", err)
-		}
+		fspermtest.FIFO(t, path)
 	}, "", true},
 	{"directory", func(t *testing.T, path, _ string) {
 		if err := os.Mkdir(path, 0o755); err != nil {

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mxgrid/mxgrid/internal/fspermtest"
+
 	"github.com/mxgrid/mxgrid/internal/nodetest"
 	"github.com/mxgrid/mxgrid/node"
 	"github.com/mxgrid/mxgrid/panel"
@@ -56,9 +58,7 @@ func TestDataDirLinksAreNotFollowed(t *testing.T) {
 				}
 			}
 			os.Chmod(outside, mode.Perm())
-			if err := os.Symlink(outside, filepath.Join(cfg.DataDir, tt.name)); err != nil {
-				t.Fatal(err)
-			}
+			fspermtest.Symlink(t, outside, filepath.Join(cfg.DataDir, tt.name))
 			if tt.refused {
 				_, err := node.New(context.Background(), cfg, node.Options{Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 				if err == nil || !strings.Contains(err.Error(), filepath.Join(cfg.DataDir, tt.name)) || !strings.Contains(err.Error(), "store.dsn") {

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mxgrid/mxgrid/internal/fspermtest"
 )
 
 // TestDataDirLockFollowsNoLink: mxgrid.lock is opened, truncated and
@@ -50,9 +52,7 @@ func TestDataDirLockFollowsNoLink(t *testing.T) {
 			dir, outside := t.TempDir(), t.TempDir()
 			target := filepath.Join(outside, "victim")
 			tc.make(t, target)
-			if err := os.Symlink(target, filepath.Join(dir, lockFile)); err != nil {
-				t.Fatal(err)
-			}
+			fspermtest.Symlink(t, target, filepath.Join(dir, lockFile))
 			release, err := lockDataDir(dir)
 			if err == nil {
 				release()

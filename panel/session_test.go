@@ -21,9 +21,10 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mxgrid/mxgrid/internal/fspermtest"
 
 	"github.com/mxgrid/mxgrid/admin"
 	"github.com/mxgrid/mxgrid/internal/keycheck"
@@ -1107,14 +1108,10 @@ func TestOwnSessionKeyIsTheNodesOwnFile(t *testing.T) {
 		outside string // what outside holds
 	}{
 		{"link to a weak file elsewhere", func(t *testing.T, path, outside string) {
-			if err := os.Symlink(outside, path); err != nil {
-				t.Fatal(err)
-			}
+			fspermtest.Symlink(t, outside, path)
 		}, "root:x:0:0:root:/root:/bin/sh\n"},
 		{"link to a strong file elsewhere", func(t *testing.T, path, outside string) {
-			if err := os.Symlink(outside, path); err != nil {
-				t.Fatal(err)
-			}
+			fspermtest.Symlink(t, outside, path)
 		}, strong},
 		{"file larger than any key", func(t *testing.T, path, _ string) {
 			if err := os.WriteFile(path, []byte(strings.Repeat(strong, 2000)), 0o600); err != nil {
@@ -1124,15 +1121,11 @@ func TestOwnSessionKeyIsTheNodesOwnFile(t *testing.T) {
 		// Nothing is at the link's end: it is replaced, not created.
 		{"dangling link", func(t *testing.T, path, outside string) {
 			os.Remove(outside)
-			if err := os.Symlink(outside, path); err != nil {
-				t.Fatal(err)
-			}
+			fspermtest.Symlink(t, outside, path)
 		}, ""},
 		// Opened, a FIFO with no writer blocked the start for good.
 		{"FIFO", func(t *testing.T, path, _ string) {
-			if err := syscall.Mkfifo(path, 0o600); err != nil {
-				t.Skipf("no FIFO: %v", err)
-			}
+			fspermtest.FIFO(t, path)
 		}, ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

@@ -8,9 +8,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mxgrid/mxgrid/internal/fspermtest"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -35,19 +36,13 @@ func TestSpoolDirFollowsNoLink(t *testing.T) {
 				t.Fatal(err)
 			}
 			os.Chmod(outside, 0o755)
-			if err := os.Symlink(outside, path); err != nil {
-				t.Fatal(err)
-			}
+			fspermtest.Symlink(t, outside, path)
 		}, true},
 		{"dangling link", func(t *testing.T, path, outside string) {
-			if err := os.Symlink(outside, path); err != nil {
-				t.Fatal(err)
-			}
+			fspermtest.Symlink(t, outside, path)
 		}, false},
 		{"FIFO", func(t *testing.T, path, _ string) {
-			if err := syscall.Mkfifo(path, 0o600); err != nil {
-				t.Skip(err)
-			}
+			fspermtest.FIFO(t, path)
 		}, false},
 		{"regular file", func(t *testing.T, path, _ string) {
 			if err := os.WriteFile(path, nil, 0o600); err != nil {

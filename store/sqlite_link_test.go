@@ -8,9 +8,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mxgrid/mxgrid/internal/fspermtest"
 )
 
 // TestSQLiteFileFollowsNoLink: the SQLite database in data_dir is created
@@ -31,19 +32,13 @@ func TestSQLiteFileFollowsNoLink(t *testing.T) {
 			if err := os.WriteFile(outside, nil, 0o644); err != nil {
 				t.Fatal(err)
 			}
-			if err := os.Symlink(outside, path); err != nil {
-				t.Fatal(err)
-			}
+			fspermtest.Symlink(t, outside, path)
 		}, false},
 		{"dangling link", func(t *testing.T, path, outside string) {
-			if err := os.Symlink(outside, path); err != nil {
-				t.Fatal(err)
-			}
+			fspermtest.Symlink(t, outside, path)
 		}, true},
 		{"FIFO", func(t *testing.T, path, _ string) {
-			if err := syscall.Mkfifo(path, 0o600); err != nil {
-				t.Skip(err)
-			}
+			fspermtest.FIFO(t, path)
 		}, true},
 		{"directory", func(t *testing.T, path, _ string) {
 			if err := os.Mkdir(path, 0o700); err != nil {

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mxgrid/mxgrid/internal/fspermtest"
+
 	"github.com/mxgrid/mxgrid/health"
 )
 
@@ -88,14 +90,10 @@ func TestSnapshotFilesFollowNoLink(t *testing.T) {
 			if err := os.WriteFile(outside, []byte(precious), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			if err := os.Symlink(outside, path); err != nil {
-				t.Fatal(err)
-			}
+			fspermtest.Symlink(t, outside, path)
 		}, precious, false},
 		{"dangling link", func(t *testing.T, path, outside string) {
-			if err := os.Symlink(outside, path); err != nil {
-				t.Fatal(err)
-			}
+			fspermtest.Symlink(t, outside, path)
 		}, "", true},
 		{"directory", func(t *testing.T, path, _ string) {
 			if err := os.Mkdir(path, 0o700); err != nil {
@@ -130,9 +128,7 @@ func TestSnapshotFilesFollowNoLink(t *testing.T) {
 	t.Run("snapshot/link to another node's snapshot", func(t *testing.T) {
 		other, dir := t.TempDir(), t.TempDir()
 		newTestSyncer(t, other, &fakeLoader{data: storeData(7, "other.test:25")}, nil)
-		if err := os.Symlink(filepath.Join(other, SnapshotFile), filepath.Join(dir, SnapshotFile)); err != nil {
-			t.Fatal(err)
-		}
+		fspermtest.Symlink(t, filepath.Join(other, SnapshotFile), filepath.Join(dir, SnapshotFile))
 		s, h := newTestSyncer(t, dir, &fakeLoader{err: errors.New("down")}, nil)
 		if v := s.Directory().Snapshot().Version; v == 7 {
 			t.Fatal("served the snapshot a link named")

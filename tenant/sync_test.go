@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mxgrid/mxgrid/internal/fspermtest"
+
 	"github.com/mxgrid/mxgrid/health"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -404,9 +406,7 @@ func TestJournalNeverSkipsAFailedDelta(t *testing.T) {
 			if _, err := os.Stat("/dev/full"); err != nil {
 				t.Skip("no /dev/full")
 			}
-			if err := os.Symlink("/dev/full", journal); err != nil {
-				t.Fatal(err)
-			}
+			fspermtest.Symlink(t, "/dev/full", journal)
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
