@@ -133,14 +133,7 @@ func TestCertificateNotInForceIsReported(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			dir := t.TempDir()
-			certPath, keyPath := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-			smtptest.WriteCertFiles(t, smtptest.SelfSigned(t, "a.test"), certPath, keyPath)
-			reg, h := prometheus.NewRegistry(), health.New()
-			w, err := loadCert(certPath, keyPath, slog.New(slog.DiscardHandler), certState(reg, h, certPath, keyPath))
-			if err != nil {
-				t.Fatal(err)
-			}
+			certPath, keyPath, w, reg, h := watchedPair(t)
 			w.interval = time.Millisecond
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan struct{})
@@ -221,14 +214,7 @@ func TestCertificateRenewalCaughtBetweenItsWritesIsNoFailure(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			dir := t.TempDir()
-			certPath, keyPath := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-			smtptest.WriteCertFiles(t, smtptest.SelfSigned(t, "a.test"), certPath, keyPath)
-			reg, h := prometheus.NewRegistry(), health.New()
-			w, err := loadCert(certPath, keyPath, slog.New(slog.DiscardHandler), certState(reg, h, certPath, keyPath))
-			if err != nil {
-				t.Fatal(err)
-			}
+			certPath, keyPath, w, reg, h := watchedPair(t)
 			// The renewed pair, written aside, then copied over one
 			// file at a time with a look between.
 			newDir := t.TempDir()
@@ -267,4 +253,19 @@ func TestCertificateRenewalCaughtBetweenItsWritesIsNoFailure(t *testing.T) {
 			}
 		})
 	}
+}
+
+// watchedPair writes a good certificate pair to a test directory and loads
+// it, with its reload state on a registry and health of the test's own.
+func watchedPair(t *testing.T) (certPath, keyPath string, w *certWatcher, reg *prometheus.Registry, h *health.Registry) {
+	t.Helper()
+	dir := t.TempDir()
+	certPath, keyPath = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	smtptest.WriteCertFiles(t, smtptest.SelfSigned(t, "a.test"), certPath, keyPath)
+	reg, h = prometheus.NewRegistry(), health.New()
+	w, err := loadCert(certPath, keyPath, slog.New(slog.DiscardHandler), certState(reg, h, certPath, keyPath))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return certPath, keyPath, w, reg, h
 }
